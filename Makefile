@@ -1,0 +1,40 @@
+# carbond: the two set-up commands are `make demo` and `make test`; `make check` is what CI runs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test check lint typecheck bench validate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Re-install when pyproject.toml changes; the stamp records which extras are in.
+$(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test,dev]'
+	touch $@ $(VENV)/.stamp-base
+
+demo: $(VENV)/.stamp-base
+	$(BIN)/carbond demo
+
+test: $(VENV)/.stamp-dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check forecasts policies daemon tests bench
+	$(BIN)/ruff format --check forecasts policies daemon tests bench
+
+typecheck: $(VENV)/.stamp-dev
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: $(VENV)/.stamp-dev
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

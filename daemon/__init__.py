@@ -1,0 +1,1 @@
+"""Everything that touches the world: settings, queue, ledger, executors, service, CLI."""

@@ -1,0 +1,86 @@
+"""Shared output helpers for the CLI: JSON, tables and the one-line error convention."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from forecasts import ForecastsError, UnknownZoneError
+from policies.errors import CatalogError, InvalidWorkloadError
+
+from daemon.errors import DaemonError, UsageError
+
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "fail", "print_json", "print_table"]
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+_USAGE_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError,
+    CatalogError,
+    InvalidWorkloadError,
+    UnknownZoneError,
+)
+
+
+def fail(exc: BaseException) -> int:
+    """Print ``exc`` as one ``carbond: error:`` line on stderr and return its exit code.
+
+    Errors that carbond does not know are re-raised: a bug should show its traceback.
+    """
+    if isinstance(exc, _USAGE_ERRORS):
+        code = EXIT_USAGE
+    elif isinstance(exc, DaemonError | ForecastsError | OSError):
+        code = EXIT_FAILURE
+    else:
+        raise exc
+    print(f"carbond: error: {exc}", file=sys.stderr)
+    return code
+
+
+def _clean(value: Any) -> Any:
+    """Make ``value`` JSON-safe: NaN/inf become null, tuples lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def print_json(payload: Any) -> None:
+    """Print ``payload`` as indented JSON with stable key order."""
+    json.dump(_clean(payload), sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def print_table(
+    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> None:
+    """Print a table with rich (boxed on a TTY, plain ASCII when piped)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_fmt(cell) for cell in row))
+    console.print(table)
+
+
+def _fmt(cell: object) -> str:
+    if isinstance(cell, float):
+        if cell == 0:
+            return "0"
+        if abs(cell) >= 100:
+            return f"{cell:,.1f}"
+        return f"{cell:.4g}"
+    if cell is None:
+        return "-"
+    return str(cell)

@@ -1,0 +1,1 @@
+"""The pure decision core: catalogs, carbon model, jobs, decisions and policies."""
