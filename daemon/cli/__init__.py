@@ -17,10 +17,7 @@ from daemon.cli.output import fail
 __all__ = ["build_parser", "main"]
 
 # Each module registers its sub-commands; add a line here for a new module.
-_COMMAND_MODULES: tuple[str, ...] = (
-    "daemon.cli.footprint_cmds",
-    "daemon.cli.demo_cmd",
-)
+_COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,10 +8,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from daemon.errors import DaemonError, UsageError
 from forecasts import ForecastsError, UnknownZoneError
 from policies.errors import CatalogError, InvalidWorkloadError
-
-from daemon.errors import DaemonError, UsageError
 
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "fail", "print_json", "print_table"]
 
