@@ -1,0 +1,58 @@
+"""The carbon model: "how are grams computed".
+
+- :mod:`.gpus` and :mod:`.embodied`: GPU catalog and embodied carbon (paper anchors + ACT).
+- :mod:`.models`: LLM shapes and weight precisions.
+- :mod:`.runtimes`: serving-runtime profiles (``hf-eager``, ``vllm``).
+- :mod:`.estimator`: energy and time of a job on a GPU before it runs.
+- :mod:`.accounting`: ``C = E * CI * PUE + (t / LT) * C_em``.
+"""
+
+from policies.footprint.accounting import (
+    DEFAULT_LIFETIME_YEARS,
+    J_PER_KWH,
+    SECONDS_PER_YEAR,
+    CarbonFootprint,
+    embodied_g,
+    footprint,
+    operational_g,
+)
+from policies.footprint.embodied import DEFAULT_ACT, ActParameters, act_embodied_g
+from policies.footprint.estimator import DEFAULT_POWER, Estimate, PowerModel, Workload, estimate
+from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
+from policies.footprint.models import (
+    DEFAULT_MODEL_CATALOG,
+    PRECISION_BYTES,
+    ModelCatalog,
+    ModelSpec,
+    precision_bytes,
+)
+from policies.footprint.runtimes import DEFAULT_RUNTIMES, RuntimeProfile, get_runtime
+
+__all__ = [
+    "DEFAULT_ACT",
+    "DEFAULT_GPU_CATALOG",
+    "DEFAULT_LIFETIME_YEARS",
+    "DEFAULT_MODEL_CATALOG",
+    "DEFAULT_POWER",
+    "DEFAULT_RUNTIMES",
+    "J_PER_KWH",
+    "PRECISION_BYTES",
+    "SECONDS_PER_YEAR",
+    "ActParameters",
+    "CarbonFootprint",
+    "Estimate",
+    "GpuCatalog",
+    "GpuSpec",
+    "ModelCatalog",
+    "ModelSpec",
+    "PowerModel",
+    "RuntimeProfile",
+    "Workload",
+    "act_embodied_g",
+    "embodied_g",
+    "estimate",
+    "footprint",
+    "get_runtime",
+    "operational_g",
+    "precision_bytes",
+]

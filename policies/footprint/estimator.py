@@ -1,0 +1,296 @@
+"""Energy and time of an LLM inference job on a GPU, before it runs.
+
+Per batch of ``b`` requests with ``n_in`` prompt and ``n_out`` output tokens each:
+
+- **Prefill** is compute-bound: ``2 * params * b * n_in`` FLOPs (plus causal attention) at
+  ``prefill_mfu`` of the GPU's peak for the weight precision; it also streams the weights once.
+- **Decode** runs ``n_out - 1`` steps (the prefill yields the first token). Each step reads all
+  weights plus the KV cache of every sequence in the batch at ``mbu`` of peak bandwidth, and does
+  ``2 * params * b`` FLOPs at ``decode_mfu``: the step takes the longer of the two (roofline).
+- The runtime adds host time per step (:mod:`.runtimes`); eager loops overlap it with the GPU.
+- **Power** lies between idle and TDP: ``idle + (tdp - idle) * u`` where ``u`` is how busy the
+  compute units and the memory system are over the step (:class:`PowerModel`).
+- **Memory fit**: weights + KV cache + activations + runtime reserve must fit in the GPU's usable
+  memory, or the GPU is no candidate (the paper's OOM cells).
+- **Tensor parallelism** over ``g`` GPUs splits weights, KV and FLOPs by ``g``, adds two
+  all-reduces per layer over the GPU interconnect, and charges every GPU's power.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from policies.errors import InvalidWorkloadError
+from policies.footprint.gpus import GpuSpec
+from policies.footprint.models import ModelSpec, precision_bytes
+from policies.footprint.runtimes import RuntimeProfile
+
+__all__ = ["DEFAULT_POWER", "Estimate", "PowerModel", "Workload", "estimate"]
+
+_GB: Final = 1e9
+_TFLOPS: Final = 1e12
+
+
+@dataclass(frozen=True, slots=True)
+class PowerModel:
+    """Board power as a function of how busy the GPU is.
+
+    ``u = compute_weight * t_compute / t + memory_weight * t_memory / t``, clipped to
+    ``[active_floor, 1]``; power is ``idle + (tdp - idle) * u``. ``t_compute`` and ``t_memory``
+    are the times the step would take if bound by FLOPs or by bytes alone, ``t`` the step time.
+    ``active_floor`` is the draw of a GPU that is held by a job but waiting on the host.
+    """
+
+    compute_weight: float = 1.0
+    memory_weight: float = 0.7
+    active_floor: float = 0.1
+
+    def utilisation(self, t_compute_s: float, t_memory_s: float, t_step_s: float) -> float:
+        """The busy fraction ``u`` in [active_floor, 1]."""
+        busy = (self.compute_weight * t_compute_s + self.memory_weight * t_memory_s) / t_step_s
+        return min(1.0, max(self.active_floor, busy))
+
+    def power_w(self, gpu: GpuSpec, utilisation: float) -> float:
+        """Board power in watts at ``utilisation``."""
+        return gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * utilisation
+
+
+DEFAULT_POWER: Final = PowerModel()
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What a job asks for. Token counts are per request (means)."""
+
+    batch_size: int = 1
+    input_tokens: int = 128
+    output_tokens: int = 150
+    requests: int | None = None
+    precision: str = "fp16"
+    tensor_parallel: int = 1
+
+    @property
+    def request_count(self) -> int:
+        """Requests in the job (default: one full batch)."""
+        return self.batch_size if self.requests is None else self.requests
+
+    def validate(self) -> None:
+        """Raises InvalidWorkloadError naming the first field out of range."""
+        for field_name, value, minimum in (
+            ("batch_size", self.batch_size, 1),
+            ("input_tokens", self.input_tokens, 0),
+            ("output_tokens", self.output_tokens, 1),
+            ("requests", self.request_count, 1),
+            ("tensor_parallel", self.tensor_parallel, 1),
+        ):
+            if value < minimum:
+                raise InvalidWorkloadError(f"{field_name} must be >= {minimum}, got {value}")
+        precision_bytes(self.precision)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Predicted time and energy of a job on ``gpus`` GPUs of one type.
+
+    ``duration_s`` and ``energy_j`` are ``inf`` when the job does not fit (``fits`` False,
+    ``reason`` says why). Energy counts every GPU the job holds.
+    """
+
+    model: str
+    gpu: str
+    runtime: str
+    workload: Workload
+    gpus: int
+    fits: bool
+    reason: str
+    memory_required_gb: float
+    memory_available_gb: float
+    duration_s: float
+    energy_j: float
+    prefill_s: float
+    decode_s: float
+    batches: int
+    batch_latency_s: float
+
+    @property
+    def mean_power_w(self) -> float:
+        """Mean power of all the job's GPUs together, in watts."""
+        if not self.fits or self.duration_s == 0:
+            return math.nan
+        return self.energy_j / self.duration_s
+
+    @property
+    def output_tokens_total(self) -> int:
+        """Output tokens over all requests."""
+        return self.workload.request_count * self.workload.output_tokens
+
+    @property
+    def energy_per_request_j(self) -> float:
+        """Energy per request in joules."""
+        return self.energy_j / self.workload.request_count
+
+
+def _peak_flops(gpu: GpuSpec, precision: str) -> float:
+    """Peak FLOP/s for matmuls with weights at ``precision``.
+
+    fp32 runs on CUDA cores (PyTorch leaves TF32 off for matmuls by default). Half precision and
+    weight-only int8/int4 (dequantised to fp16) run on tensor cores; bf16 has no tensor-core path
+    before Ampere, so Turing and Volta fall back to the fp32 rate.
+    """
+    if precision == "fp32" or (precision == "bf16" and gpu.architecture in {"Turing", "Volta"}):
+        return gpu.fp32_tflops * _TFLOPS
+    return gpu.fp16_tflops * _TFLOPS
+
+
+def _activation_precision(precision: str) -> str:
+    return "fp32" if precision == "fp32" else "fp16"
+
+
+@dataclass(frozen=True, slots=True)
+class _Phase:
+    duration_s: float
+    energy_j: float
+
+
+def _phase(
+    flops: float,
+    bytes_moved: float,
+    host_s: float,
+    comm_s: float,
+    peak_flops: float,
+    mfu: float,
+    gpu: GpuSpec,
+    runtime: RuntimeProfile,
+    power: PowerModel,
+    gpus: int,
+) -> _Phase:
+    """One forward pass on each of ``gpus`` GPUs (FLOPs and bytes are per GPU)."""
+    t_compute = flops / (peak_flops * mfu)
+    t_memory = bytes_moved / (gpu.memory_bandwidth_gb_s * _GB * runtime.mbu)
+    t_gpu = max(t_compute, t_memory) + comm_s
+    t = max(t_gpu, host_s) if runtime.host_overlaps_gpu else t_gpu + host_s
+    u = power.utilisation(t_compute, t_memory, t)
+    return _Phase(t, power.power_w(gpu, u) * t * gpus)
+
+
+def _batch(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    runtime: RuntimeProfile,
+    workload: Workload,
+    batch: int,
+    power: PowerModel,
+) -> tuple[_Phase, _Phase]:
+    """Prefill and decode of one batch of ``batch`` requests."""
+    g = workload.tensor_parallel
+    n_in, n_out = workload.input_tokens, workload.output_tokens
+    weights = model.weight_bytes(workload.precision) / g
+    kv_token = model.kv_bytes_per_token(_activation_precision(workload.precision)) / g
+    q_dim = model.attention_heads * model.head_dim
+    peak = _peak_flops(gpu, workload.precision)
+    host_s = model.layers * runtime.per_layer_overhead_s + runtime.per_step_overhead_s
+
+    def comm_s(tokens: int) -> float:
+        if g == 1:
+            return 0.0
+        payload = tokens * model.hidden_size * 2.0 * 2.0 * (g - 1) / g  # fp16 ring all-reduce
+        per_layer = 2 * (runtime.allreduce_latency_s + payload / (gpu.interconnect_gb_s * _GB))
+        return model.layers * per_layer
+
+    prefill = _phase(
+        flops=(2.0 * model.params * batch * n_in + 2.0 * model.layers * batch * n_in**2 * q_dim)
+        / g,
+        bytes_moved=weights + batch * n_in * kv_token,
+        host_s=host_s,
+        comm_s=comm_s(batch * n_in),
+        peak_flops=peak,
+        mfu=runtime.prefill_mfu,
+        gpu=gpu,
+        runtime=runtime,
+        power=power,
+        gpus=g,
+    )
+    steps = n_out - 1
+    if steps == 0:
+        return prefill, _Phase(0.0, 0.0)
+    mean_context = n_in + (steps + 1) / 2.0
+    step = _phase(
+        flops=(2.0 * model.params * batch + 4.0 * model.layers * batch * mean_context * q_dim) / g,
+        bytes_moved=weights + batch * mean_context * kv_token,
+        host_s=host_s,
+        comm_s=comm_s(batch),
+        peak_flops=peak,
+        mfu=runtime.decode_mfu,
+        gpu=gpu,
+        runtime=runtime,
+        power=power,
+        gpus=g,
+    )
+    return prefill, _Phase(step.duration_s * steps, step.energy_j * steps)
+
+
+def memory_required_gb(
+    model: ModelSpec, runtime: RuntimeProfile, workload: Workload, batch: int
+) -> float:
+    """Peak device memory per GPU for one batch: weights, full KV cache, activations, reserve."""
+    g = workload.tensor_parallel
+    act = _activation_precision(workload.precision)
+    weights = model.weight_bytes(workload.precision) / g
+    tokens = batch * (workload.input_tokens + workload.output_tokens)
+    kv = tokens * model.kv_bytes_per_token(act) / g
+    logit_rows = batch * workload.input_tokens if runtime.logits_all_positions else batch
+    logits = logit_rows * model.vocab_size * 4.0  # fp32 logits
+    hidden = batch * workload.input_tokens * model.hidden_size * 8.0 * precision_bytes(act) / g
+    return (weights + kv + logits + hidden) / _GB + runtime.memory_reserve_gb
+
+
+def estimate(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    runtime: RuntimeProfile,
+    workload: Workload,
+    power: PowerModel = DEFAULT_POWER,
+) -> Estimate:
+    """Predict the duration and energy of ``workload`` with ``model`` on ``gpu``.
+
+    Requests run in batches of ``batch_size``; a last partial batch runs at its own size.
+
+    Raises:
+        InvalidWorkloadError: a workload field is out of range.
+    """
+    workload.validate()
+    batch = min(workload.batch_size, workload.request_count)
+    full, rest = divmod(workload.request_count, batch)
+    required = memory_required_gb(model, runtime, workload, batch)
+    available = gpu.memory_gb * runtime.usable_memory_fraction
+    batches = full + (1 if rest else 0)
+
+    def result(
+        fits: bool, reason: str, times: tuple[float, float, float], energy: float
+    ) -> Estimate:
+        prefill_s, decode_s, latency_s = times
+        return Estimate(model.name, gpu.name, runtime.name, workload, workload.tensor_parallel,
+                        fits, reason, required, available, prefill_s + decode_s, energy,
+                        prefill_s, decode_s, batches, latency_s)  # fmt: skip
+
+    if required > available:
+        reason = (
+            f"out of memory: {model.name} at {workload.precision}, batch {batch}, needs "
+            f"{required:.1f} GB per GPU but {gpu.name} x{workload.tensor_parallel} offers "
+            f"{available:.1f} GB"
+        )
+        return result(False, reason, (math.inf, math.inf, math.inf), math.inf)
+
+    prefill, decode = _batch(model, gpu, runtime, workload, batch, power)
+    prefill_s = full * prefill.duration_s
+    decode_s = full * decode.duration_s
+    energy_j = full * (prefill.energy_j + decode.energy_j)
+    if rest:
+        last_prefill, last_decode = _batch(model, gpu, runtime, workload, rest, power)
+        prefill_s += last_prefill.duration_s
+        decode_s += last_decode.duration_s
+        energy_j += last_prefill.energy_j + last_decode.energy_j
+    latency_s = prefill.duration_s + decode.duration_s
+    return result(True, "", (prefill_s, decode_s, latency_s), energy_j)

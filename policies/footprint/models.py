@@ -1,0 +1,152 @@
+"""The model catalog: the shape of each LLM, which is what its energy and memory depend on.
+
+Shapes are from each model's published ``config.json``. ``params`` counts every weight
+(embeddings included). The paper's generic names map to concrete models: ``llama-1b`` ->
+Llama 3.2 1B, ``llama-3b`` -> Llama 3.2 3B, ``llama-7b`` -> Llama 2 7B. A model the catalog does
+not know can be described by its parameter count alone (:meth:`ModelSpec.from_params`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Literal, get_args
+
+from policies.errors import InvalidWorkloadError, UnknownModelError
+
+__all__ = [
+    "DEFAULT_MODEL_CATALOG",
+    "PRECISION_BYTES",
+    "ModelCatalog",
+    "ModelSpec",
+    "Precision",
+    "precision_bytes",
+]
+
+Precision = Literal["fp32", "fp16", "bf16", "int8", "int4"]
+PRECISION_BYTES: Final = MappingProxyType(
+    {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
+)
+
+
+def precision_bytes(precision: str) -> float:
+    """Bytes per weight for ``precision``.
+
+    Raises:
+        InvalidWorkloadError: an unknown precision name.
+    """
+    try:
+        return PRECISION_BYTES[precision.lower()]
+    except KeyError:
+        known = ", ".join(get_args(Precision))
+        raise InvalidWorkloadError(f"unknown precision {precision!r} (known: {known})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A decoder-only transformer's shape."""
+
+    name: str
+    params: float
+    layers: int
+    hidden_size: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    vocab_size: int
+    native_precision: str = "bf16"
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def params_b(self) -> float:
+        """Parameters in billions."""
+        return self.params / 1e9
+
+    def weight_bytes(self, precision: str) -> float:
+        """Bytes of all weights at ``precision``."""
+        return self.params * precision_bytes(precision)
+
+    def kv_bytes_per_token(self, kv_precision: str) -> float:
+        """Bytes of KV cache one token occupies across all layers (keys and values)."""
+        return 2.0 * self.layers * self.kv_heads * self.head_dim * precision_bytes(kv_precision)
+
+    @classmethod
+    def from_params(cls, params_b: float) -> ModelSpec:
+        """A Llama-shaped stand-in for an unknown model of ``params_b`` billion parameters.
+
+        Depth follows the Llama family (16 layers at 1B, 32 at 7B, 80 at 70B: about
+        ``16 * params_b ** 0.37``); grouped-query attention with 8 KV heads of 128 dims.
+
+        Raises:
+            InvalidWorkloadError: ``params_b`` is not positive.
+        """
+        if not params_b > 0:
+            raise InvalidWorkloadError(f"params_b must be positive, got {params_b}")
+        layers = max(2, round(16 * params_b**0.37))
+        hidden = max(256, 128 * round(math.sqrt(params_b * 1e9 / (12 * layers)) / 128))
+        return cls(
+            name=f"custom-{params_b:g}b",
+            params=params_b * 1e9,
+            layers=layers,
+            hidden_size=hidden,
+            attention_heads=max(1, hidden // 128),
+            kv_heads=8,
+            head_dim=128,
+            vocab_size=32_000,
+        )
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[\s_]+", "-", name.strip().lower())
+
+
+_MODELS: Final = (
+    ModelSpec("llama-3.2-1b", 1.236e9, 16, 2048, 32, 8, 64, 128_256, "bf16",
+              ("llama-1b", "meta-llama/llama-3.2-1b", "meta-llama/llama-3.2-1b-instruct")),
+    ModelSpec("llama-3.2-3b", 3.213e9, 28, 3072, 24, 8, 128, 128_256, "bf16",
+              ("llama-3b", "meta-llama/llama-3.2-3b", "meta-llama/llama-3.2-3b-instruct")),
+    ModelSpec("llama-2-7b", 6.738e9, 32, 4096, 32, 32, 128, 32_000, "fp16",
+              ("llama-7b", "meta-llama/llama-2-7b-hf", "meta-llama/llama-2-7b-chat-hf")),
+    ModelSpec("llama-3.1-8b", 8.030e9, 32, 4096, 32, 8, 128, 128_256, "bf16",
+              ("llama-8b", "meta-llama/llama-3.1-8b", "meta-llama/llama-3.1-8b-instruct")),
+    ModelSpec("mistral-7b", 7.248e9, 32, 4096, 32, 8, 128, 32_000, "bf16",
+              ("mistralai/mistral-7b-v0.1", "mistralai/mistral-7b-instruct-v0.3")),
+    ModelSpec("llama-3.1-70b", 70.55e9, 80, 8192, 64, 8, 128, 128_256, "bf16",
+              ("llama-70b", "meta-llama/llama-3.1-70b", "meta-llama/llama-3.1-70b-instruct")),
+)  # fmt: skip
+
+
+class ModelCatalog:
+    """An immutable set of :class:`ModelSpec` looked up by name or alias, case-insensitively."""
+
+    __slots__ = ("_by_key", "_specs")
+
+    def __init__(self, specs: Iterable[ModelSpec]) -> None:
+        self._specs = tuple(specs)
+        self._by_key = {
+            _normalise(key): spec for spec in self._specs for key in (spec.name, *spec.aliases)
+        }
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._specs)
+
+    def names(self) -> tuple[str, ...]:
+        """Canonical names, in catalog order."""
+        return tuple(spec.name for spec in self._specs)
+
+    def get(self, name: str) -> ModelSpec:
+        """The model called ``name`` (canonical or alias, any case).
+
+        Raises:
+            UnknownModelError: no model has that name.
+        """
+        try:
+            return self._by_key[_normalise(name)]
+        except KeyError:
+            raise UnknownModelError(name, self.names()) from None
+
+
+DEFAULT_MODEL_CATALOG: Final = ModelCatalog(_MODELS)
