@@ -1,0 +1,1 @@
+"""Executors: local processes, simulated runs, Slurm."""

@@ -1,0 +1,69 @@
+"""Scoring one placement (job, devices, start) by its expected footprint: the scalar path.
+
+Planners that score many cells at once use the vectorised scorer; this module is the reference
+they must agree with, and what simple policies and counterfactuals use.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+
+from policies.footprint.accounting import footprint
+from policies.footprint.estimator import Estimate
+from policies.types import Alternative, Device, ZoneIntensity
+
+__all__ = ["mean_intensity_g_per_kwh", "place"]
+
+
+def mean_intensity_g_per_kwh(forecast: ZoneIntensity, start: datetime, duration_s: float) -> float:
+    """Time-weighted mean intensity over ``[start, start + duration_s]``.
+
+    Outside the forecast's span the nearest value holds (first before, last after). A zero
+    duration gives the value at ``start``.
+    """
+    values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
+    step = float(forecast.step_s)
+    offset = (start - forecast.start).total_seconds() / step
+    if duration_s <= 0:
+        return float(values[min(max(math.floor(offset), 0), len(values) - 1)])
+    span = duration_s / step
+    edges = np.arange(len(values) + 1, dtype=np.float64)
+    edges[0], edges[-1] = -math.inf, math.inf
+    lo = np.clip(edges[:-1], offset, offset + span)
+    hi = np.clip(edges[1:], offset, offset + span)
+    return float(np.dot(values, hi - lo) / span)
+
+
+def place(
+    estimate: Estimate,
+    devices: tuple[Device, ...],
+    start: datetime,
+    forecast: ZoneIntensity,
+    lifetime_years: float,
+) -> Alternative:
+    """The expected footprint of running ``estimate`` on ``devices`` (one region) from ``start``."""
+    first = devices[0]
+    intensity = mean_intensity_g_per_kwh(forecast, start, estimate.duration_s)
+    grams = footprint(
+        estimate.energy_j,
+        estimate.duration_s,
+        intensity,
+        first.gpu.embodied_g,
+        pue=first.pue,
+        lifetime_years=lifetime_years,
+        gpus=len(devices),
+    )
+    return Alternative(
+        device_ids=tuple(d.device_id for d in devices),
+        region=first.region,
+        gpu=first.gpu.name,
+        start=start,
+        duration_s=estimate.duration_s,
+        energy_j=estimate.energy_j,
+        intensity_g_per_kwh=intensity,
+        operational_g=grams.operational_g,
+        embodied_g=grams.embodied_g,
+    )

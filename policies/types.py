@@ -1,0 +1,128 @@
+"""The values a policy is given and returns: jobs, devices, intensity forecasts, decisions.
+
+Policies are pure: ``plan(now, jobs, devices, forecasts)`` reads nothing else and returns one
+:class:`Decision` per job, each with a human-readable ``reason``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from policies.footprint.estimator import Workload
+from policies.footprint.gpus import GpuSpec
+from policies.footprint.models import ModelSpec
+
+__all__ = [
+    "Action",
+    "Alternative",
+    "Decision",
+    "Device",
+    "JobSpec",
+    "ZoneIntensity",
+]
+
+Action = Literal["start", "hold", "reject"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A queued job as the planner sees it.
+
+    ``deadline`` is the latest acceptable *end* (None: as soon as possible). ``regions`` and
+    ``gpu_types`` restrict the candidates (empty: any); the first listed region is the job's home
+    region (used by policies that do not shift in space).
+    """
+
+    job_id: str
+    model: ModelSpec
+    workload: Workload
+    submitted_at: datetime
+    deadline: datetime | None = None
+    runtime: str = "hf-eager"
+    regions: tuple[str, ...] = ()
+    gpu_types: tuple[str, ...] = ()
+    min_gpu_memory_gb: float = 0.0
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One GPU the planner may place work on.
+
+    ``busy_until`` is when the GPU is free (None or <= now: free now); ``available`` is False for
+    a GPU that is lost or drained.
+    """
+
+    device_id: str
+    region: str
+    zone: str
+    gpu: GpuSpec
+    pue: float = 1.0
+    busy_until: datetime | None = None
+    available: bool = True
+
+
+class ZoneIntensity(Protocol):
+    """Forecast (or realised) intensity of one zone on a regular grid starting at ``start``.
+
+    ``upper_g_per_kwh`` is an optional pessimistic bound of the same shape (None: unknown).
+    """
+
+    @property
+    def zone(self) -> str: ...
+
+    @property
+    def start(self) -> datetime: ...
+
+    @property
+    def step_s(self) -> int: ...
+
+    @property
+    def values_g_per_kwh(self) -> npt.NDArray[np.float64]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """One scored placement: devices, start time and the expected footprint."""
+
+    device_ids: tuple[str, ...]
+    region: str
+    gpu: str
+    start: datetime
+    duration_s: float
+    energy_j: float
+    intensity_g_per_kwh: float
+    operational_g: float
+    embodied_g: float
+
+    @property
+    def total_g(self) -> float:
+        """Operational + embodied grams."""
+        return self.operational_g + self.embodied_g
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one job now.
+
+    - ``start``: start on ``chosen.device_ids`` now.
+    - ``hold``: keep queued; ``chosen`` is the current plan (start at ``chosen.start``).
+    - ``reject``: no device can ever run it (does not fit anywhere, deadline impossible);
+      ``reason`` says why and ``chosen`` is None.
+
+    ``run_now`` is the counterfactual: start at once on the fastest free fitting device,
+    ignoring carbon. ``alternatives`` are the best other placements considered.
+    """
+
+    job_id: str
+    action: Action
+    reason: str
+    policy: str
+    chosen: Alternative | None = None
+    run_now: Alternative | None = None
+    alternatives: tuple[Alternative, ...] = field(default=())
