@@ -18,8 +18,9 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,dev]'
 	touch $@ $(VENV)/.stamp-base
 
+# The paper's characterisation with carbond's own model (tables + PNG figures in demo-out/).
 demo: $(VENV)/.stamp-base
-	$(BIN)/carbond demo
+	$(BIN)/carbond paper --out demo-out
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest

@@ -25,6 +25,7 @@ from daemon.errors import DaemonError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "CatalogSettings",
     "ConfigError",
     "ElectricityMapsSettings",
     "GpuSettings",
@@ -65,6 +66,18 @@ class GpuSettings(_Section):
     sample_period_s: float = Field(default=0.1, gt=0)
 
 
+class CatalogSettings(_Section):
+    """Site overrides of the GPU catalog.
+
+    ``act`` replaces ACT-model parameters (``fab_intensity_g_per_kwh``, ``fab_yield``,
+    ``mpa_g_per_cm2``, ``packaging_g``) for every ACT-estimated GPU; ``gpus.<NAME>`` replaces
+    fields of one GPU (e.g. ``embodied_kg``, ``idle_w``, ``tdp_w``).
+    """
+
+    act: dict[str, float] = Field(default_factory=dict)
+    gpus: dict[str, dict[str, float | int | str]] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """Every setting of the daemon and the CLI."""
 
@@ -83,6 +96,7 @@ class Settings(BaseSettings):
     lifetime_years: float = Field(default=5.0, gt=0)
     electricitymaps: ElectricityMapsSettings = ElectricityMapsSettings()
     gpu: GpuSettings = GpuSettings()
+    catalog: CatalogSettings = CatalogSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -17,7 +17,10 @@ from daemon.cli.output import fail
 __all__ = ["build_parser", "main"]
 
 # Each module registers its sub-commands; add a line here for a new module.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = (
+    "daemon.cli.footprint_cmds",
+    "daemon.cli.paper_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from daemon.errors import DaemonError, UsageError
+from daemon.settings import ConfigError
 from forecasts import ForecastsError, UnknownZoneError
 from policies.errors import CatalogError, InvalidWorkloadError
 
@@ -19,6 +20,7 @@ EXIT_USAGE = 2
 
 _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     UsageError,
+    ConfigError,
     CatalogError,
     InvalidWorkloadError,
     UnknownZoneError,
@@ -64,7 +66,8 @@ def print_table(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    # Piped output gets a wide fixed width so tables do not fold into unreadable columns.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     table = Table(title=title, show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")

@@ -1,0 +1,214 @@
+"""``carbond gpus`` and ``carbond estimate``: the carbon model on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+from daemon.catalog import gpu_catalog
+from daemon.cli.context import add_common_options, settings_from
+from daemon.cli.output import print_json, print_table
+from daemon.errors import UsageError
+from forecasts import static_annual_intensity
+from policies.footprint import (
+    DEFAULT_MODEL_CATALOG,
+    DEFAULT_RUNTIMES,
+    PRECISION_BYTES,
+    ModelSpec,
+    Workload,
+    estimate,
+    footprint,
+    get_runtime,
+)
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``gpus`` and ``estimate``."""
+    gpus = subparsers.add_parser("gpus", help="list the GPU catalog with embodied carbon")
+    add_common_options(gpus)
+    gpus.set_defaults(func=_gpus)
+
+    est = subparsers.add_parser("estimate", help="predict a job's time, energy and carbon on a GPU")
+    model = est.add_mutually_exclusive_group(required=True)
+    model.add_argument(
+        "--model", help=f"catalog model ({', '.join(DEFAULT_MODEL_CATALOG.names())})"
+    )
+    model.add_argument("--params-b", type=float, help="an unknown model's size in billions")
+    est.add_argument("--gpu", required=True, help="catalog GPU name or alias (see `carbond gpus`)")
+    est.add_argument("--gpus", type=int, default=1, help="GPUs in tensor parallel (default 1)")
+    est.add_argument("--batch-size", type=int, default=1)
+    est.add_argument("--input-tokens", type=int, default=128, help="per request (mean)")
+    est.add_argument("--output-tokens", type=int, default=150, help="per request (mean)")
+    est.add_argument("--requests", type=int, default=None, help="default: one full batch")
+    est.add_argument("--runtime", default="hf-eager", help=f"one of {', '.join(DEFAULT_RUNTIMES)}")
+    est.add_argument("--precision", default="fp16", help=f"one of {', '.join(PRECISION_BYTES)}")
+    where = est.add_mutually_exclusive_group(required=True)
+    where.add_argument("--zone", help="grid zone (e.g. CA-QC, US-CAL-CISO, US-NW-PACE)")
+    where.add_argument("--intensity", type=float, metavar="G_PER_KWH", help="grid intensity")
+    est.add_argument("--pue", type=float, default=None, help="site PUE (default: settings, 1.0)")
+    est.add_argument("--lifetime-years", type=float, default=None, help="GPU lifetime (default 5)")
+    add_common_options(est)
+    est.set_defaults(func=_estimate)
+
+
+def _gpus(args: argparse.Namespace) -> int:
+    catalog = gpu_catalog(settings_from(args))
+    rows = [
+        {
+            "name": g.name,
+            "architecture": g.architecture,
+            "year": g.year,
+            "die_area_mm2": g.die_area_mm2,
+            "process_node_nm": g.process_node_nm,
+            "memory_gb": g.memory_gb,
+            "memory_type": g.memory_type,
+            "memory_bandwidth_gb_s": g.memory_bandwidth_gb_s,
+            "fp16_tflops": g.fp16_tflops,
+            "fp32_tflops": g.fp32_tflops,
+            "tdp_w": g.tdp_w,
+            "idle_w": g.idle_w,
+            "embodied_kg": round(g.embodied_kg, 3),
+            "embodied_method": g.embodied_method,
+            "act_estimate_kg": round(g.act_embodied_kg(), 3),
+            "aliases": list(g.aliases),
+        }
+        for g in catalog
+    ]
+    if args.json:
+        print_json(rows)
+        return 0
+    columns = ("name", "architecture", "year", "memory_gb", "memory_bandwidth_gb_s", "tdp_w",
+               "idle_w", "embodied_kg", "embodied_method")  # fmt: skip
+    print_table("GPU catalog", columns, [[row[c] for c in columns] for row in rows])
+    return 0
+
+
+def _intensity(args: argparse.Namespace) -> tuple[float, str]:
+    if args.intensity is not None:
+        if not (math.isfinite(args.intensity) and args.intensity >= 0):
+            raise UsageError(f"--intensity must be a non-negative number, got {args.intensity}")
+        return args.intensity, "given"
+    return static_annual_intensity(args.zone), "static-annual-average"
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    catalog = gpu_catalog(settings)
+    gpu = catalog.get(args.gpu)
+    model = (
+        DEFAULT_MODEL_CATALOG.get(args.model)
+        if args.model is not None
+        else ModelSpec.from_params(args.params_b)
+    )
+    runtime = get_runtime(args.runtime)
+    workload = Workload(args.batch_size, args.input_tokens, args.output_tokens, args.requests,
+                        args.precision.lower(), args.gpus)  # fmt: skip
+    pue = settings.default_pue if args.pue is None else args.pue
+    if not 1.0 <= pue <= 3.0:
+        raise UsageError(f"--pue must be between 1.0 and 3.0, got {pue}")
+    lifetime = settings.lifetime_years if args.lifetime_years is None else args.lifetime_years
+    if not lifetime > 0:
+        raise UsageError(f"--lifetime-years must be positive, got {lifetime}")
+    intensity, source = _intensity(args)
+    est = estimate(model, gpu, runtime, workload)
+    payload = _estimate_payload(est, intensity, source, args.zone, pue, lifetime, gpu.embodied_g)
+    if args.json:
+        print_json(payload)
+    else:
+        _print_estimate(payload)
+    return 0
+
+
+def _estimate_payload(
+    est: Any,
+    intensity: float,
+    source: str,
+    zone: str | None,
+    pue: float,
+    lifetime_years: float,
+    gpu_embodied_g: float,
+) -> dict[str, Any]:
+    work: Workload = est.workload
+    payload: dict[str, Any] = {
+        "model": est.model,
+        "gpu": est.gpu,
+        "gpus": est.gpus,
+        "runtime": est.runtime,
+        "precision": work.precision,
+        "batch_size": work.batch_size,
+        "input_tokens": work.input_tokens,
+        "output_tokens": work.output_tokens,
+        "requests": work.request_count,
+        "fits": est.fits,
+        "reason": est.reason or None,
+        "memory_required_gb": round(est.memory_required_gb, 3),
+        "memory_available_gb": round(est.memory_available_gb, 3),
+        "zone": zone,
+        "intensity_g_per_kwh": intensity,
+        "intensity_source": source,
+        "pue": pue,
+        "lifetime_years": lifetime_years,
+    }
+    if not est.fits:
+        for key in ("duration_s", "energy_j", "mean_power_w", "operational_g", "embodied_g",
+                    "total_g"):  # fmt: skip
+            payload[key] = None
+        payload["per_request"] = None
+        payload["per_1k_output_tokens"] = None
+        return payload
+    grams = footprint(est.energy_j, est.duration_s, intensity, gpu_embodied_g, pue=pue,
+                      lifetime_years=lifetime_years, gpus=est.gpus)  # fmt: skip
+    per_request = grams.scaled(1.0 / work.request_count)
+    per_1k = grams.scaled(1000.0 / est.output_tokens_total)
+    payload.update(
+        duration_s=est.duration_s,
+        prefill_s=est.prefill_s,
+        decode_s=est.decode_s,
+        energy_j=est.energy_j,
+        mean_power_w=est.mean_power_w,
+        operational_g=grams.operational_g,
+        embodied_g=grams.embodied_g,
+        total_g=grams.total_g,
+        embodied_share=grams.embodied_share,
+        per_request={
+            "latency_s": est.batch_latency_s,
+            "energy_j": est.energy_per_request_j,
+            "operational_g": per_request.operational_g,
+            "embodied_g": per_request.embodied_g,
+            "total_g": per_request.total_g,
+        },
+        per_1k_output_tokens={
+            "energy_j": est.energy_j * 1000.0 / est.output_tokens_total,
+            "total_g": per_1k.total_g,
+        },
+    )
+    return payload
+
+
+def _print_estimate(p: dict[str, Any]) -> None:
+    title = (
+        f"{p['model']} on {p['gpu']} x{p['gpus']} ({p['runtime']}, {p['precision']}), "
+        f"batch {p['batch_size']}, {p['requests']} requests of {p['input_tokens']} -> "
+        f"{p['output_tokens']} tokens"
+    )
+    if not p["fits"]:
+        print(f"{title}\ndoes not fit: {p['reason']}")
+        return
+    rows = [
+        ("duration", f"{p['duration_s']:.3f} s"),
+        ("energy", f"{p['energy_j']:.1f} J ({p['mean_power_w']:.0f} W mean)"),
+        ("intensity", f"{p['intensity_g_per_kwh']:g} gCO2e/kWh ({p['intensity_source']}), "
+                      f"PUE {p['pue']:g}"),
+        ("operational", f"{p['operational_g']:.5g} g"),
+        ("embodied", f"{p['embodied_g']:.5g} g ({p['embodied_share']:.1%} of total)"),
+        ("total", f"{p['total_g']:.5g} g"),
+        ("per request", f"{p['per_request']['latency_s']:.3f} s latency, "
+                        f"{p['per_request']['energy_j']:.2f} J, "
+                        f"{p['per_request']['total_g']:.5g} g"),
+        ("per 1k output tokens", f"{p['per_1k_output_tokens']['energy_j']:.1f} J, "
+                                 f"{p['per_1k_output_tokens']['total_g']:.5g} g (SCI)"),
+    ]  # fmt: skip
+    print_table(title, ("quantity", "value"), rows)

@@ -1,0 +1,1 @@
+"""Reports and figures rendered from carbond's results (tables, PNG plots)."""

@@ -1,0 +1,171 @@
+"""The paper's characterisation as tables, takeaways and PNG figures (Figures 1 and 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from policies.footprint.paper import PAPER_ZONES, PaperCell
+
+__all__ = ["Takeaway", "cell_rows", "plot_figure1", "plot_figure4", "takeaways"]
+
+
+def cell_rows(cells: Sequence[PaperCell]) -> list[dict[str, Any]]:
+    """One JSON-ready row per cell (OOM cells carry ``fits: false`` and nulls)."""
+    rows = []
+    for c in cells:
+        grams = c.per_prompt
+        rows.append(
+            {
+                "model": c.model,
+                "gpu": c.gpu,
+                "batch_size": c.batch_size,
+                "zone": c.zone,
+                "intensity_g_per_kwh": c.intensity_g_per_kwh,
+                "fits": c.fits,
+                "reason": c.estimate.reason or None,
+                "latency_s": c.latency_s if c.fits else None,
+                "energy_per_prompt_j": c.energy_per_prompt_j if c.fits else None,
+                "operational_g": grams.operational_g if grams else None,
+                "embodied_g": grams.embodied_g if grams else None,
+                "total_g": grams.total_g if grams else None,
+                "embodied_share": grams.embodied_share if grams else None,
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Takeaway:
+    """A finding of the paper next to what carbond's model gives."""
+
+    claim: str
+    paper: str
+    carbond: str
+    holds: bool
+
+
+def _cell(cells: Sequence[PaperCell], model: str, gpu: str, batch: int, zone: str) -> PaperCell:
+    return next(
+        c for c in cells if (c.model, c.gpu, c.batch_size, c.zone) == (model, gpu, batch, zone)
+    )
+
+
+def _max_share(cells: Sequence[PaperCell], gpu: str, zone: str) -> float:
+    return max(
+        c.per_prompt.embodied_share
+        for c in cells
+        if c.gpu == gpu and c.zone == zone and c.model == "llama-1b" and c.per_prompt
+    )
+
+
+def takeaways(cells: Sequence[PaperCell]) -> list[Takeaway]:
+    """The paper's headline comparisons, computed from ``cells`` (the full characterisation)."""
+    qc = "CA-QC"
+    out = []
+    for model, paper_less in (("llama-1b", "28 % less"), ("llama-7b", "20 % less")):
+        t4 = _cell(cells, model, "T4", 1, qc)
+        rtx = _cell(cells, model, "RTX6000-Ada", 1, qc)
+        ratio = t4.energy_per_prompt_j / rtx.energy_per_prompt_j
+        out.append(Takeaway(
+            f"{model}, batch 1: T4 energy per prompt vs RTX6000-Ada", paper_less,
+            f"{1 - ratio:.0%} less", ratio < 1))  # fmt: skip
+        slow = t4.latency_s / rtx.latency_s
+        paper_slow = "1.1x" if model == "llama-1b" else "2.2x"
+        out.append(Takeaway(
+            f"{model}, batch 1: T4 latency vs RTX6000-Ada", f"{paper_slow} slower",
+            f"{slow:.2f}x slower", slow > 1))  # fmt: skip
+    t4 = _cell(cells, "llama-1b", "T4", 64, qc)
+    rtx = _cell(cells, "llama-1b", "RTX6000-Ada", 64, qc)
+    ratio = t4.energy_per_prompt_j / rtx.energy_per_prompt_j
+    out.append(Takeaway("llama-1b, batch 64: T4 energy per prompt vs RTX6000-Ada",
+                        "more (up to 2.9x)", f"{ratio:.2f}x", ratio > 1))  # fmt: skip
+    oom = [c.batch_size for c in cells if c.model == "llama-7b" and c.gpu == "T4" and not c.fits]
+    out.append(Takeaway("llama-7b on T4 at large batch", "OOM",
+                        f"OOM from batch {min(oom)}" if oom else "fits", bool(oom)))  # fmt: skip
+    for gpu, paper_shares in (("T4", "19.7 / 2.8 / 1.2 %"), ("RTX6000-Ada", "30.7 / 5.0 / 2.1 %")):
+        shares = [_max_share(cells, gpu, zone) for zone in PAPER_ZONES]
+        out.append(Takeaway(
+            f"{gpu}: max embodied share, QC / CISO / PACE (1B)", paper_shares,
+            " / ".join(f"{s:.1%}" for s in shares), shares[0] > shares[1] > shares[2]))  # fmt: skip
+    return out
+
+
+def plot_figure1(cells: Sequence[PaperCell], path: Path) -> Path:
+    """Latency and energy per prompt vs batch size, per model and GPU (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    zone = next(iter(PAPER_ZONES))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for (model, gpu), style in _series_styles(cells).items():
+        pts = [c for c in cells if c.model == model and c.gpu == gpu and c.zone == zone and c.fits]
+        x = [c.batch_size for c in pts]
+        axes[0].plot(x, [c.latency_s for c in pts], style, label=f"{model} {gpu}")
+        axes[1].plot(x, [c.energy_per_prompt_j for c in pts], style, label=f"{model} {gpu}")
+    for ax, label in zip(axes, ("latency per prompt (s)", "energy per prompt (J)"), strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.suptitle("carbond estimate, paper setup (hf-eager, 150 output tokens); missing = OOM")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _series_styles(cells: Sequence[PaperCell]) -> dict[tuple[str, str], str]:
+    markers = {"llama-1b": "o", "llama-3b": "s", "llama-7b": "^"}
+    lines = {"T4": "--", "RTX6000-Ada": "-"}
+    keys = dict.fromkeys((c.model, c.gpu) for c in cells)
+    return {k: f"{markers.get(k[0], 'x')}{lines.get(k[1], ':')}" for k in keys}
+
+
+def plot_figure4(cells: Sequence[PaperCell], path: Path, model: str = "llama-1b") -> Path:
+    """Per-prompt carbon, embodied (bottom) and operational (top), per zone (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    zones = list(PAPER_ZONES)
+    gpus = list(dict.fromkeys(c.gpu for c in cells))
+    batches = sorted({c.batch_size for c in cells})
+    fig, axes = plt.subplots(1, len(zones), figsize=(4.2 * len(zones), 4), sharey=True)
+    width = 0.8 / len(gpus)
+    colours = {"T4": ("#9ecae1", "#3182bd"), "RTX6000-Ada": ("#fdae6b", "#e6550d")}
+    for ax, zone in zip(np.atleast_1d(axes), zones, strict=True):
+        for i, gpu in enumerate(gpus):
+            pts = {c.batch_size: c for c in cells if (c.model, c.gpu, c.zone) == (model, gpu, zone)}
+            x = np.arange(len(batches)) + i * width
+            grams = [pts[b].per_prompt for b in batches]
+            emb = [g.embodied_g if g else 0.0 for g in grams]
+            op = [g.operational_g if g else 0.0 for g in grams]
+            light, dark = colours.get(gpu, ("#cccccc", "#636363"))
+            ax.bar(x, emb, width, color=dark, label=f"{gpu} embodied")
+            ax.bar(x, op, width, bottom=emb, color=light, label=f"{gpu} operational")
+        ax.set_xticks(np.arange(len(batches)) + width * (len(gpus) - 1) / 2, batches)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size")
+        ax.set_title(f"{zone} ({PAPER_ZONES[zone]:g} g/kWh)")
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    smallest = min(
+        (c.per_prompt.embodied_g for c in cells if c.model == model and c.per_prompt),
+        default=1e-6,
+    )
+    np.atleast_1d(axes)[0].set_ylim(bottom=smallest / 2)
+    np.atleast_1d(axes)[0].set_ylabel("gCO2e per prompt")
+    np.atleast_1d(axes)[-1].legend(fontsize=7)
+    fig.suptitle(f"Per-prompt carbon, {model} (carbond's model; cf. the paper's Figure 4)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,110 @@
+"""The HotCarbon'24 paper's setup ("Towards Sustainable Large Language Model Serving"), as data,
+and its characterisation computed with carbond's own estimator and accounting.
+
+Precision hypothesis: Hugging Face ``from_pretrained`` loads weights in fp32 unless told
+otherwise, so the 1B and 3B runs are taken at fp32. The 7B model cannot have run in fp32 on the
+T4 at all (27 GB of weights on a 16 GB card) although the paper reports T4 latencies for it, so
+the 7B runs are taken at fp16. ``tests/policies/test_paper.py`` checks that this setup, and not
+an all-fp16 one, reproduces the paper's energy ordering at batch 1 and 64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, CarbonFootprint, footprint
+from policies.footprint.estimator import Estimate, Workload, estimate
+from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GpuCatalog
+from policies.footprint.models import DEFAULT_MODEL_CATALOG, ModelCatalog
+from policies.footprint.runtimes import get_runtime
+
+__all__ = [
+    "PAPER_BATCH_SIZES",
+    "PAPER_GPUS",
+    "PAPER_INPUT_TOKENS",
+    "PAPER_MODELS",
+    "PAPER_OUTPUT_TOKENS",
+    "PAPER_PRECISION",
+    "PAPER_RUNTIME",
+    "PAPER_ZONES",
+    "PaperCell",
+    "characterise",
+]
+
+PAPER_GPUS: Final = ("T4", "RTX6000-Ada")
+PAPER_MODELS: Final = ("llama-1b", "llama-3b", "llama-7b")
+PAPER_PRECISION: Final = MappingProxyType(
+    {"llama-1b": "fp32", "llama-3b": "fp32", "llama-7b": "fp16"}
+)
+PAPER_BATCH_SIZES: Final = (1, 2, 4, 8, 16, 32, 64)
+PAPER_OUTPUT_TOKENS: Final = 150
+# The paper does not state prompt lengths; Alpaca instructions with the prompt template are short.
+PAPER_INPUT_TOKENS: Final = 128
+PAPER_RUNTIME: Final = "hf-eager"
+# Table 2: 2023 averages, gCO2e/kWh.
+PAPER_ZONES: Final = MappingProxyType({"CA-QC": 31.0, "US-CAL-CISO": 262.0, "US-NW-PACE": 647.0})
+
+
+@dataclass(frozen=True, slots=True)
+class PaperCell:
+    """One (model, GPU, batch size, zone) cell, per prompt (request)."""
+
+    model: str
+    gpu: str
+    batch_size: int
+    zone: str
+    intensity_g_per_kwh: float
+    estimate: Estimate
+    per_prompt: CarbonFootprint | None
+
+    @property
+    def fits(self) -> bool:
+        """False for the paper's OOM cells."""
+        return self.estimate.fits
+
+    @property
+    def latency_s(self) -> float:
+        """Time to serve one prompt (its whole batch)."""
+        return self.estimate.batch_latency_s
+
+    @property
+    def energy_per_prompt_j(self) -> float:
+        """Energy per prompt: the batch's energy shared by its prompts."""
+        return self.estimate.energy_per_request_j
+
+
+def characterise(
+    *,
+    models: tuple[str, ...] = PAPER_MODELS,
+    gpus: tuple[str, ...] = PAPER_GPUS,
+    batch_sizes: tuple[int, ...] = PAPER_BATCH_SIZES,
+    zones: tuple[str, ...] = tuple(PAPER_ZONES),
+    precision: str | None = None,
+    lifetime_years: float = DEFAULT_LIFETIME_YEARS,
+    gpu_catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
+    model_catalog: ModelCatalog = DEFAULT_MODEL_CATALOG,
+) -> Iterator[PaperCell]:
+    """Every cell of the paper's characterisation (Figures 1 and 4), in the paper's setup.
+
+    ``precision`` overrides :data:`PAPER_PRECISION` for every model (to test the hypothesis).
+    """
+    runtime = get_runtime(PAPER_RUNTIME)
+    for model_name in models:
+        model = model_catalog.get(model_name)
+        prec = precision or PAPER_PRECISION.get(model_name, "fp16")
+        for gpu_name in gpus:
+            gpu = gpu_catalog.get(gpu_name)
+            for batch in batch_sizes:
+                work = Workload(batch, PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS, precision=prec)
+                est = estimate(model, gpu, runtime, work)
+                for zone in zones:
+                    intensity = PAPER_ZONES[zone]
+                    per_prompt = None
+                    if est.fits:
+                        job = footprint(est.energy_j, est.duration_s, intensity, gpu.embodied_g,
+                                        lifetime_years=lifetime_years)  # fmt: skip
+                        per_prompt = job.scaled(1.0 / work.request_count)
+                    yield PaperCell(model_name, gpu.name, batch, zone, intensity, est, per_prompt)

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def _no_site_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+
+
+def test_gpus_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "gpus", "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    for field in ("name", "memory_gb", "tdp_w", "idle_w", "embodied_kg", "embodied_method"):
+        assert field in rows["T4"]
+    assert rows["T4"]["embodied_kg"] == 10.3
+    assert rows["RTX6000-Ada"]["embodied_kg"] == 26.6
+    assert rows["H100-SXM"]["embodied_method"] == "act-estimate"
+
+
+def test_gpus_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "gpus")
+    assert code == 0 and "RTX6000-Ada" in out and "paper-table-1" in out
+
+
+def test_config_overrides_embodied_carbon(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "carbond.toml"
+    config.write_text("[catalog.gpus.L4]\nembodied_kg = 12.5\n[catalog.act]\nfab_yield = 0.5\n")
+    code, out, _ = run(capsys, "gpus", "--json", "--config", str(config))
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert (rows["L4"]["embodied_kg"], rows["L4"]["embodied_method"]) == (12.5, "config")
+    code, base, _ = run(capsys, "gpus", "--json")
+    base_rows = {row["name"]: row for row in json.loads(base)}
+    assert rows["H100-SXM"]["embodied_kg"] > base_rows["H100-SXM"]["embodied_kg"]
+
+
+ESTIMATE = ("estimate", "--model", "llama-1b", "--gpu", "t4", "--batch-size", "4",
+            "--precision", "fp32", "--runtime", "hf-eager")  # fmt: skip
+
+
+def test_estimate_json_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *ESTIMATE, "--zone", "US-CAL-CISO", "--json")
+    assert code == 0
+    data = json.loads(out)
+    for field in ("fits", "duration_s", "energy_j", "mean_power_w", "intensity_g_per_kwh",
+                  "operational_g", "embodied_g", "total_g"):  # fmt: skip
+        assert data[field] is not None, field
+    assert data["intensity_g_per_kwh"] == 262.0
+    assert data["total_g"] == pytest.approx(data["operational_g"] + data["embodied_g"])
+    assert data["per_request"]["energy_j"] == pytest.approx(data["energy_j"] / 4)
+    assert data["per_request"]["total_g"] == pytest.approx(data["total_g"] / 4)
+    assert data["per_1k_output_tokens"]["total_g"] == pytest.approx(data["total_g"] / 0.6)
+
+
+def test_estimate_intensity_and_pue_scale_operational(capsys: pytest.CaptureFixture[str]) -> None:
+    _, a, _ = run(capsys, *ESTIMATE, "--intensity", "100", "--json")
+    _, b, _ = run(capsys, *ESTIMATE, "--intensity", "100", "--pue", "1.5", "--json")
+    one, two = json.loads(a), json.loads(b)
+    assert two["operational_g"] == pytest.approx(1.5 * one["operational_g"])
+    assert two["embodied_g"] == pytest.approx(one["embodied_g"])
+
+
+def test_estimate_out_of_memory_is_an_answer_not_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "estimate", "--model", "llama-3.1-70b", "--gpu", "T4",
+                       "--zone", "CA-QC", "--json")  # fmt: skip
+    data = json.loads(out)
+    assert code == 0 and data["fits"] is False and "out of memory" in data["reason"]
+    assert data["total_g"] is None
+
+
+def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "estimate", "--params-b", "13", "--gpu", "h100",
+                       "--intensity", "50", "--json", "--runtime", "vllm")  # fmt: skip
+    assert code == 0 and json.loads(out)["model"] == "custom-13b"
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (("--gpu", "gtx-9000", "--model", "llama-1b", "--zone", "CA-QC"), "'gtx-9000'"),
+        (("--gpu", "t4", "--model", "gpt-17", "--zone", "CA-QC"), "'gpt-17'"),
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "MARS-1"), "'MARS-1'"),
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--output-tokens", "-5"),
+         "output_tokens"),
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--input-tokens", "-1"),
+         "input_tokens"),
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--runtime", "tgi"), "'tgi'"),
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--precision", "fp7"),
+         "'fp7'"),
+        (("--gpu", "t4", "--model", "llama-1b", "--intensity", "-3"), "-3"),
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--pue", "0.5"), "0.5"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], needle: str
+) -> None:
+    code, out, err = run(capsys, "estimate", *argv)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("carbond: error:") and needle in lines[0]
+
+
+def test_installed_command_never_prints_a_traceback() -> None:
+    exe = Path(sys.executable).with_name("carbond")
+    proc = subprocess.run(
+        [str(exe), "estimate", "--model", "nope", "--gpu", "t4", "--zone", "CA-QC"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "unknown model 'nope'" in proc.stderr
+
+
+def test_paper_json_reproduces_every_takeaway(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "paper", "--json", "--out", str(tmp_path))
+    assert code == 0
+    data = json.loads(out)
+    assert data["takeaways"] and all(t["holds"] for t in data["takeaways"])
+    assert len(data["cells"]) == 3 * 2 * 7 * 3
+    for figure in data["figures"]:
+        assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_invalid_config_exits_2_naming_file_and_field(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('default_pue = 0.2\n[gpu]\nbackend = "quantum"\n')
+    code, _, err = run(capsys, "gpus", "--config", str(config))
+    assert code == 2
+    assert str(config) in err and "default_pue" in err and "gpu.backend" in err

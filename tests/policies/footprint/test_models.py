@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from policies.errors import InvalidWorkloadError, UnknownModelError
+from policies.footprint.models import DEFAULT_MODEL_CATALOG, ModelSpec, precision_bytes
+
+REQUIRED = ("llama-3.2-1b", "llama-3.2-3b", "llama-2-7b", "llama-3.1-8b", "mistral-7b",
+            "llama-3.1-70b")  # fmt: skip
+
+
+def test_catalog_has_every_required_model() -> None:
+    assert set(REQUIRED) <= set(DEFAULT_MODEL_CATALOG.names())
+
+
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [("llama-1b", "llama-3.2-1b"), ("LLAMA-3B", "llama-3.2-3b"), ("llama-7b", "llama-2-7b")],
+)
+def test_paper_aliases(alias: str, name: str) -> None:
+    assert DEFAULT_MODEL_CATALOG.get(alias).name == name
+
+
+def test_unknown_model_names_the_value() -> None:
+    with pytest.raises(UnknownModelError, match="'gpt-17'"):
+        DEFAULT_MODEL_CATALOG.get("gpt-17")
+
+
+@pytest.mark.parametrize(
+    ("precision", "nbytes"), [("fp32", 4), ("FP16", 2), ("bf16", 2), ("int8", 1), ("int4", 0.5)]
+)
+def test_precision_bytes(precision: str, nbytes: float) -> None:
+    assert precision_bytes(precision) == nbytes
+
+
+def test_unknown_precision() -> None:
+    with pytest.raises(InvalidWorkloadError, match="'fp8x'"):
+        precision_bytes("fp8x")
+
+
+def test_kv_cache_uses_grouped_query_heads() -> None:
+    llama2 = DEFAULT_MODEL_CATALOG.get("llama-2-7b")  # 32 KV heads
+    llama31 = DEFAULT_MODEL_CATALOG.get("llama-3.1-8b")  # 8 KV heads
+    assert llama2.kv_bytes_per_token("fp16") == 2 * 32 * 32 * 128 * 2
+    assert llama2.kv_bytes_per_token("fp16") == 4 * llama31.kv_bytes_per_token("fp16")
+
+
+@pytest.mark.parametrize("params_b", [1.0, 7.0, 70.0])
+def test_unknown_model_from_params_is_llama_shaped(params_b: float) -> None:
+    model = ModelSpec.from_params(params_b)
+    assert model.params == params_b * 1e9
+    known = {1.0: 16, 7.0: 32, 70.0: 80}[params_b]
+    assert abs(model.layers - known) / known < 0.1
+
+
+def test_from_params_rejects_non_positive() -> None:
+    with pytest.raises(InvalidWorkloadError, match="params_b"):
+        ModelSpec.from_params(0)
