@@ -102,8 +102,8 @@ def _report(
     results: Sequence[Result], skipped: Sequence[Skipped], count: int, as_json: bool
 ) -> None:
     summary = summarise(results)
-    bad = worst(results, count)
     if as_json:
+        bad = worst(results, count)
         payload = {
             "summary": summary,
             "worst": [
@@ -129,11 +129,15 @@ def _report(
               f"{row['token_mape_pct']:>10.1f}% {row['token_mdape_pct']:>6.1f}% "
               f"{row['request_mape_pct']:>10.1f}% {row['request_mdape_pct']:>6.1f}% "
               f"{row['time_mape_pct']:>9.1f}% {row['interval_coverage_pct']:>9.0f}%")  # fmt: skip
-    print(f"\nworst {len(bad)} configurations (energy per output token):")
-    for r in bad:
-        print(f"  {r.token_error * 100:+6.0f}%  {r.measured.key}: measured "
-              f"{r.measured.energy_per_token_j:.3f} J, predicted {r.energy_per_token_j:.3f} J; "
-              f"{r.why()}")  # fmt: skip
+    for source in sorted({r.measured.source for r in results}):
+        ranked = worst([r for r in results if r.measured.source == source], count)
+        if not ranked:
+            continue
+        print(f"\nworst {len(ranked)} {source} configurations (energy per output token):")
+        for r in ranked:
+            print(f"  {r.token_error * 100:+6.0f}%  {r.measured.key}: measured "
+                  f"{r.measured.energy_per_token_j:.3f} J, predicted {r.energy_per_token_j:.3f} J; "
+                  f"{r.why()}")  # fmt: skip
     reasons: dict[str, int] = {}
     for s in skipped:
         reasons[s.reason] = reasons.get(s.reason, 0) + 1
@@ -154,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--worst", type=int, default=10, help="how many worst rows to list")
     parser.add_argument("--engine", help="runtime profile for every row (ablation, e.g. vllm-v0)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--plot", type=Path, help="also write predicted-vs-measured PNG here")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"validate_energy: data folder {args.data} not found (use --data)", file=sys.stderr)
@@ -161,7 +166,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     results, skipped = validate(args.data, sets, args.engine)
     _report(results, skipped, args.worst, args.json)
+    if args.plot is not None:
+        plot(results, args.plot)
     return 0
+
+
+def plot(results: Sequence[Result], path: Path) -> None:
+    """Predicted vs measured energy per output token, one panel per set, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = sorted({r.measured.source for r in results})
+    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 5), squeeze=False)
+    for ax, source in zip(axes[0], sets, strict=True):
+        members = [r for r in results if r.measured.source == source]
+        for gpu in sorted({r.measured.gpu for r in members}):
+            xs = [r.measured.energy_per_token_j for r in members if r.measured.gpu == gpu]
+            ys = [r.energy_per_token_j for r in members if r.measured.gpu == gpu]
+            ax.scatter(xs, ys, s=12, alpha=0.7, label=gpu)
+        values = [r.measured.energy_per_token_j for r in members]
+        lo, hi = min(values) / 1.5, max(values) * 1.5
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        for factor in (0.75, 1.25):
+            ax.plot([lo, hi], [lo * factor, hi * factor], "k:", lw=0.6)
+        ax.set(xscale="log", yscale="log", xlabel="measured J per output token",
+               ylabel="carbond predicted J per output token",
+               title=f"ML.ENERGY {source} ({'fit' if source == 'v2' else 'held out'})")  # fmt: skip
+        ax.legend(title="dotted: ±25 %")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ class Calibration:
     """Fitted parameters for one GPU class and the spread of its residuals.
 
     The ``*_ratio_p*`` fields are quantiles of measured / predicted over the fit set, by
-    leave-one-model-out cross-validation (so they describe a model the fit has not seen).
+    leave-one-model-out cross-validation (so they describe a model the fit has not seen); the
+    pooled class adds leave-one-GPU-out residuals (a GPU the fit has not seen).
     """
 
     gpu_class: str
