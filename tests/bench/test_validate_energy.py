@@ -139,3 +139,21 @@ def test_malformed_number_names_file_and_line(data: Path) -> None:
     path.write_text(path.read_text().replace(",80.0,", ",eighty,"), encoding="utf-8")
     with pytest.raises(ValueError, match=r"flat\.csv:2: field 'Energy/req \(J\)'"):
         read_v2(path)
+
+
+def test_plot_writes_a_png(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "fig" / "accuracy.png"
+    assert main(["--data", str(data), "--plot", str(target)]) == 0
+    capsys.readouterr()
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_improves_the_loss_on_fixture_rows(data: Path) -> None:
+    from bench.fit_energy import _BOUNDS, Params, _loss, fit
+
+    rows, _ = read_v2(data / V2_FILE)
+    start = Params()
+    fitted = fit(rows, start, sweeps=1, points=3)
+    assert _loss(fitted, rows) <= _loss(start, rows)
+    for name, low, high in _BOUNDS:
+        assert low <= getattr(fitted, name) <= high or getattr(fitted, name) == getattr(start, name)
