@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from bench.mlenergy import Measured
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, PowerModel, Workload
-from policies.footprint.calibration import calibrated, calibration_for
+from policies.footprint.calibration import Calibration, band_for, calibrated
 from policies.footprint.runtimes import RuntimeProfile, get_runtime
 from policies.footprint.serving import SteadyState, kv_capacity_tokens, steady_state
 
@@ -47,9 +47,7 @@ class Result:
     @property
     def time_ratio(self) -> float:
         """Predicted / measured time per output token of the whole batch (step / batch)."""
-        measured = (
-            self.measured.power_w and self.measured.energy_per_token_j / self.measured.power_w
-        )
+        measured = self.measured.energy_per_token_j / self.measured.power_w
         return (self.state.step_s / self.batch) / measured
 
     @property
@@ -59,10 +57,19 @@ class Result:
 
     @property
     def in_interval(self) -> bool:
-        """The measurement lies within the calibrated 10-90 % band around the prediction."""
-        cal = calibration_for(DEFAULT_GPU_CATALOG.get(self.measured.gpu))
+        """The measured energy lies within the 10-90 % band carbond gives for this prediction."""
         ratio = self.measured.energy_per_token_j / self.energy_per_token_j
-        return cal.energy_ratio_p10 <= ratio <= cal.energy_ratio_p90
+        return self._band.energy_ratio_p10 <= ratio <= self._band.energy_ratio_p90
+
+    @property
+    def time_in_interval(self) -> bool:
+        """The measured time per token lies within the 10-90 % duration band."""
+        return self._band.time_ratio_p10 <= 1.0 / self.time_ratio <= self._band.time_ratio_p90
+
+    @property
+    def _band(self) -> Calibration:
+        gpu = DEFAULT_GPU_CATALOG.get(self.measured.gpu)
+        return band_for(get_runtime(self.measured.engine), gpu)
 
     def why(self) -> str:
         """One line on where the error comes from."""

@@ -49,6 +49,7 @@ def summarise(results: Sequence[Result]) -> list[dict[str, Any]]:
     for (source, gpu), members in order:
         token_mape, token_mdape = _ape(r.token_error for r in members)
         inside = sum(r.in_interval for r in members)
+        time_inside = sum(r.time_in_interval for r in members)
         request_mape, request_mdape = _ape(r.request_error for r in members)
         time_mape, _ = _ape(r.time_ratio - 1.0 for r in members)
         rows.append(
@@ -63,6 +64,7 @@ def summarise(results: Sequence[Result]) -> list[dict[str, Any]]:
                 "request_mdape_pct": request_mdape,
                 "time_mape_pct": time_mape,
                 "interval_coverage_pct": 100.0 * inside / len(members),
+                "time_interval_coverage_pct": 100.0 * time_inside / len(members),
             }
         )
     return rows
@@ -123,12 +125,14 @@ def _report(
         sys.stdout.write("\n")
         return
     print(f"{'set':<4} {'role':<9} {'gpu':<10} {'n':>4} {'J/tok MAPE':>11} {'MdAPE':>7} "
-          f"{'J/req MAPE':>11} {'MdAPE':>7} {'TPOT MAPE':>10} {'in p10-p90':>10}")  # fmt: skip
+          f"{'J/req MAPE':>11} {'MdAPE':>7} {'TPOT MAPE':>10} {'E in band':>9} "
+          f"{'t in band':>9}")  # fmt: skip
     for row in summary:
         print(f"{row['set']:<4} {row['role']:<9} {row['gpu']:<10} {row['configurations']:>4} "
               f"{row['token_mape_pct']:>10.1f}% {row['token_mdape_pct']:>6.1f}% "
               f"{row['request_mape_pct']:>10.1f}% {row['request_mdape_pct']:>6.1f}% "
-              f"{row['time_mape_pct']:>9.1f}% {row['interval_coverage_pct']:>9.0f}%")  # fmt: skip
+              f"{row['time_mape_pct']:>9.1f}% {row['interval_coverage_pct']:>8.0f}% "
+              f"{row['time_interval_coverage_pct']:>8.0f}%")  # fmt: skip
     for source in sorted({r.measured.source for r in results}):
         ranked = worst([r for r in results if r.measured.source == source], count)
         if not ranked:

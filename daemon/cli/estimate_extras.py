@@ -50,14 +50,15 @@ class Carbon:
 def interval_payload(band: EstimateInterval, carbon: Carbon) -> dict[str, Any]:
     """The interval fields added to ``carbond estimate --json``."""
     if not band.estimate.fits:
-        return {"interval_basis": band.gpu_class, "energy_j_p10": None, "energy_j_p90": None,
-                "duration_s_p10": None, "duration_s_p90": None, "total_g_p10": None,
-                "total_g_p90": None}  # fmt: skip
+        empty = ("energy_j_p10", "energy_j_p90", "duration_s_p10", "duration_s_p90",
+                 "total_g_p10", "total_g_p90")  # fmt: skip
+        return {"calibration": band.gpu_class, "interval_basis": band.band} | dict.fromkeys(empty)
     gpus = band.estimate.gpus
     low = sum(carbon.total_g(band.energy_j_p10, band.duration_s_p10, gpus))
     high = sum(carbon.total_g(band.energy_j_p90, band.duration_s_p90, gpus))
     return {
-        "interval_basis": band.gpu_class,
+        "calibration": band.gpu_class,
+        "interval_basis": band.band,
         "energy_j_p10": band.energy_j_p10,
         "energy_j_p90": band.energy_j_p90,
         "duration_s_p10": band.duration_s_p10,

@@ -218,7 +218,7 @@ def _print_estimate(p: dict[str, Any]) -> None:
         ("10-90 % interval", f"{p['energy_j_p10']:.1f}-{p['energy_j_p90']:.1f} J, "
                              f"{p['duration_s_p10']:.3f}-{p['duration_s_p90']:.3f} s, "
                              f"{p['total_g_p10']:.5g}-{p['total_g_p90']:.5g} g "
-                             f"({p['interval_basis']} residuals)"),
+                             f"({p['calibration']} fit, {p['interval_basis']} residuals)"),
         ("per request", f"{p['per_request']['latency_s']:.3f} s latency, "
                         f"{p['per_request']['energy_j']:.2f} J, "
                         f"{p['per_request']['total_g']:.5g} g"),

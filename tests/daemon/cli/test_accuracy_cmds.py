@@ -29,7 +29,8 @@ VLLM = ("estimate", "--model", "llama-3.1-8b", "--gpu", "H100", "--runtime", "vl
 def test_estimate_reports_an_interval(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, *VLLM, "--requests", "320", "--json")
     data = json.loads(out)
-    assert code == 0 and data["interval_basis"] == "H100-SXM"
+    assert code == 0 and data["calibration"] == "H100-SXM"
+    assert data["interval_basis"] == "pooled"  # the V1 engine is a transfer: the wide band
     assert data["energy_j_p10"] < data["energy_j"] < data["energy_j_p90"]
     assert data["duration_s_p10"] < data["duration_s"] < data["duration_s_p90"]
     assert data["total_g_p10"] < data["total_g"] < data["total_g_p90"]
@@ -39,12 +40,13 @@ def test_estimate_interval_for_a_gpu_without_its_own_fit(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, _ = run(capsys, *VLLM[:4], "B200", *VLLM[5:], "--json")
-    assert code == 0 and json.loads(out)["interval_basis"] == "pooled"
+    data = json.loads(out)
+    assert code == 0 and (data["calibration"], data["interval_basis"]) == ("pooled", "pooled")
 
 
 def test_estimate_table_shows_the_interval(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, *VLLM)
-    assert code == 0 and "10-90 % interval" in out and "H100-SXM residuals" in out
+    assert code == 0 and "10-90 % interval" in out and "H100-SXM fit, pooled residuals" in out
 
 
 def test_per_prompt_estimates(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

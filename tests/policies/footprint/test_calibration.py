@@ -7,6 +7,7 @@ import pytest
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload, estimate
 from policies.footprint.calibration import (
     POOLED,
+    band_for,
     calibrated,
     calibration_for,
     estimate_interval,
@@ -52,7 +53,7 @@ def test_eager_runtime_is_not_calibrated() -> None:
     assert calibrated(eager, gpu)[0] is eager
     wl = Workload(batch_size=4, input_tokens=64, output_tokens=64)
     band = estimate_interval(DEFAULT_MODEL_CATALOG.get("llama-3.2-1b"), gpu, eager, wl)
-    assert band.gpu_class == "uncalibrated"
+    assert (band.gpu_class, band.band) == ("uncalibrated", POOLED)
     assert band.estimate == estimate(DEFAULT_MODEL_CATALOG.get("llama-3.2-1b"), gpu, eager, wl)
 
 
@@ -65,3 +66,14 @@ def test_interval_brackets_the_point_estimate(gpu: str) -> None:
     assert band.estimate.fits
     assert band.energy_j_p10 < band.energy_j < band.energy_j_p90
     assert band.duration_s_p10 < band.duration_s < band.duration_s_p90
+
+
+@pytest.mark.parametrize(
+    ("runtime", "gpu", "expected"),
+    [("vllm-v0", "H100-SXM", "H100-SXM"), ("vllm", "H100-SXM", POOLED), ("vllm-v0", "B200", POOLED),
+     ("hf-eager", "A100-40GB", POOLED)],
+)  # fmt: skip
+def test_class_band_only_for_the_engine_the_fit_measured(
+    runtime: str, gpu: str, expected: str
+) -> None:
+    assert band_for(get_runtime(runtime), DEFAULT_GPU_CATALOG.get(gpu)).gpu_class == expected
