@@ -11,10 +11,15 @@ embodied share of the GPU time the request occupies.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from daemon.cli.output import print_json, print_table
+from daemon.errors import UsageError
 from daemon.prompts import read_prompts
 from policies.footprint import (
     EstimateInterval,
@@ -127,6 +132,8 @@ def estimate_prompts(
         "intensity_source": carbon.intensity_source, "pue": carbon.pue,
         "prompts": rows, "total": {"prompts": len(fitting), **total},
     }  # fmt: skip
+    if args.out is not None:
+        _write_jsonl(args.out, rows)
     if args.json:
         print_json(payload)
         return 0
@@ -139,3 +146,20 @@ def estimate_prompts(
           f"({total['energy_j_p10']:.1f}-{total['energy_j_p90']:.1f}), {total['total_g']:.4g} g "
           f"({total['total_g_p10']:.4g}-{total['total_g_p90']:.4g})")  # fmt: skip
     return 0
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``rows`` as JSON lines, via a temporary file renamed into place.
+
+    Raises:
+        UsageError: the file cannot be written.
+    """
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, sort_keys=False) + "\n")
+        os.replace(temporary, path)
+    except OSError as e:
+        temporary.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from e

@@ -55,6 +55,8 @@ def register(subparsers: Any) -> None:
     est.add_argument("--prompts", type=Path, default=None, metavar="FILE.jsonl",
                      help="per-prompt estimates: JSONL of {id, input_tokens, output_tokens}, "
                           "each served at --batch-size concurrency")  # fmt: skip
+    est.add_argument("--out", type=Path, default=None, metavar="FILE.jsonl",
+                     help="with --prompts: also write one JSON line per prompt here")  # fmt: skip
     add_common_options(est)
     est.set_defaults(func=_estimate)
 

@@ -66,8 +66,11 @@ def test_per_prompt_estimates(capsys: pytest.CaptureFixture[str], tmp_path: Path
         assert row["energy_j_p10"] < row["energy_j"] < row["energy_j_p90"]
         assert row["total_g"] == pytest.approx(row["operational_g"] + row["embodied_g"])
     assert data["total"]["energy_j"] == pytest.approx(short["energy_j"] + long["energy_j"])
-    code, table, _ = run(capsys, *VLLM, "--prompts", str(prompts))
+    out_file = tmp_path / "estimates.jsonl"
+    code, table, _ = run(capsys, *VLLM, "--prompts", str(prompts), "--out", str(out_file))
     assert code == 0 and "total over 2 prompts" in table
+    written = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert written == data["prompts"]
 
 
 @pytest.mark.parametrize(
