@@ -81,8 +81,9 @@ DEFAULT_RUNTIMES: Final[Mapping[str, RuntimeProfile]] = MappingProxyType(
             host_overlaps_gpu=True,
             logits_all_positions=True,
         ),
-        # vLLM's V1 engine (default since 0.8, 2025): scheduling runs beside the GPU, so the
-        # host costs a fixed ~1 ms per step. The GPU-side numbers come from calibration.
+        # vLLM's V1 engine (default since 0.8, 2025): the scheduler no longer costs time per
+        # running sequence; the host adds a fixed ~1 ms per step (the profile's prior, not
+        # fitted). The GPU-side numbers (utilisations, power) come from calibration.
         "vllm": RuntimeProfile(
             name="vllm",
             description="vLLM (V1 engine) with CUDA graphs and continuous batching",
