@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check lint typecheck bench validate clean
+.PHONY: demo test check lint typecheck bench validate calibrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ check: lint typecheck test
 
 bench: $(VENV)/.stamp-dev
 	$(BIN)/python -m bench
+
+# Estimator accuracy on the ML.ENERGY measurements (../shared/data): v2 fit set, v3 held out.
+validate: $(VENV)/.stamp-base
+	$(BIN)/python -m bench.validate_energy
+
+# Refit the vllm serving model on the v2 measurements; rewrites policies/footprint/_calibrated.py.
+calibrate: $(VENV)/.stamp-base
+	$(BIN)/python -m bench.fit_energy
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import groupby
 
-from policies.footprint.estimator import Estimate, estimate
+from policies.footprint.calibration import EstimateInterval, estimate_interval
+from policies.footprint.estimator import Estimate
 from policies.footprint.runtimes import get_runtime
 from policies.types import Device, JobSpec
 
-__all__ = ["device_groups", "estimate_on", "is_free", "job_allows"]
+__all__ = [
+    "device_groups",
+    "estimate_on",
+    "interval_on",
+    "is_free",
+    "job_allows",
+    "latest_safe_start",
+]
 
 
 def job_allows(job: JobSpec, device: Device) -> bool:
@@ -41,5 +49,23 @@ def device_groups(job: JobSpec, devices: Sequence[Device]) -> Iterator[tuple[Dev
 
 
 def estimate_on(job: JobSpec, device: Device) -> Estimate:
-    """The job's estimate on ``device``'s GPU type (all its tensor-parallel GPUs)."""
-    return estimate(job.model, device.gpu, get_runtime(job.runtime), job.workload)
+    """The job's estimate on ``device``'s GPU type (all its tensor-parallel GPUs).
+
+    Eager runtimes get :func:`policies.footprint.estimate` unchanged; serving engines (vLLM)
+    the calibrated continuous-batching estimate.
+    """
+    return interval_on(job, device).estimate
+
+
+def interval_on(job: JobSpec, device: Device) -> EstimateInterval:
+    """The job's estimate on ``device``'s GPU type with its 10-90 % energy and duration band."""
+    return estimate_interval(job.model, device.gpu, get_runtime(job.runtime), job.workload)
+
+
+def latest_safe_start(job: JobSpec, band: EstimateInterval) -> datetime | None:
+    """The latest start that still ends by ``job.deadline`` if the job runs as long as the
+    pessimistic (90th percentile) duration; None when the job has no deadline or cannot run
+    on that GPU (does not fit)."""
+    if job.deadline is None or not band.estimate.fits:
+        return None
+    return job.deadline - timedelta(seconds=band.duration_s_p90)

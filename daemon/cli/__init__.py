@@ -20,6 +20,7 @@ __all__ = ["build_parser", "main"]
 _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.footprint_cmds",
     "daemon.cli.paper_cmd",
+    "daemon.cli.advise_cmd",
 )
 
 

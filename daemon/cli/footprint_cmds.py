@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 from daemon.catalog import gpu_catalog
 from daemon.cli.context import add_common_options, settings_from
+from daemon.cli.estimate_extras import Carbon, estimate_prompts, interval_payload
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
 from forecasts import static_annual_intensity
@@ -17,7 +19,7 @@ from policies.footprint import (
     PRECISION_BYTES,
     ModelSpec,
     Workload,
-    estimate,
+    estimate_interval,
     footprint,
     get_runtime,
 )
@@ -50,6 +52,11 @@ def register(subparsers: Any) -> None:
     where.add_argument("--intensity", type=float, metavar="G_PER_KWH", help="grid intensity")
     est.add_argument("--pue", type=float, default=None, help="site PUE (default: settings, 1.0)")
     est.add_argument("--lifetime-years", type=float, default=None, help="GPU lifetime (default 5)")
+    est.add_argument("--prompts", type=Path, default=None, metavar="FILE.jsonl",
+                     help="per-prompt estimates: JSONL of {id, input_tokens, output_tokens}, "
+                          "each served at --batch-size concurrency")  # fmt: skip
+    est.add_argument("--out", type=Path, default=None, metavar="FILE.jsonl",
+                     help="with --prompts: also write one JSON line per prompt here")  # fmt: skip
     add_common_options(est)
     est.set_defaults(func=_estimate)
 
@@ -113,8 +120,13 @@ def _estimate(args: argparse.Namespace) -> int:
     if not lifetime > 0:
         raise UsageError(f"--lifetime-years must be positive, got {lifetime}")
     intensity, source = _intensity(args)
-    est = estimate(model, gpu, runtime, workload)
+    carbon = Carbon(intensity, source, args.zone, pue, lifetime, gpu.embodied_g)
+    if args.prompts is not None:
+        return estimate_prompts(args, model, gpu, runtime, workload, carbon)
+    band = estimate_interval(model, gpu, runtime, workload)
+    est = band.estimate
     payload = _estimate_payload(est, intensity, source, args.zone, pue, lifetime, gpu.embodied_g)
+    payload.update(interval_payload(band, carbon))
     if args.json:
         print_json(payload)
     else:
@@ -205,6 +217,10 @@ def _print_estimate(p: dict[str, Any]) -> None:
         ("operational", f"{p['operational_g']:.5g} g"),
         ("embodied", f"{p['embodied_g']:.5g} g ({p['embodied_share']:.1%} of total)"),
         ("total", f"{p['total_g']:.5g} g"),
+        ("10-90 % interval", f"{p['energy_j_p10']:.1f}-{p['energy_j_p90']:.1f} J, "
+                             f"{p['duration_s_p10']:.3f}-{p['duration_s_p90']:.3f} s, "
+                             f"{p['total_g_p10']:.5g}-{p['total_g_p90']:.5g} g "
+                             f"({p['calibration']} fit, {p['interval_basis']} residuals)"),
         ("per request", f"{p['per_request']['latency_s']:.3f} s latency, "
                         f"{p['per_request']['energy_j']:.2f} J, "
                         f"{p['per_request']['total_g']:.5g} g"),

@@ -4,6 +4,8 @@
 - :mod:`.models`: LLM shapes and weight precisions.
 - :mod:`.runtimes`: serving-runtime profiles (``hf-eager``, ``vllm``).
 - :mod:`.estimator`: energy and time of a job on a GPU before it runs.
+- :mod:`.serving`: the continuous-batching (vLLM) steady state.
+- :mod:`.calibration`: fitted serving parameters and 10-90 % intervals per GPU class.
 - :mod:`.accounting`: ``C = E * CI * PUE + (t / LT) * C_em``.
 """
 
@@ -16,6 +18,13 @@ from policies.footprint.accounting import (
     footprint,
     operational_g,
 )
+from policies.footprint.calibration import (
+    Calibration,
+    EstimateInterval,
+    calibrated,
+    calibration_for,
+    estimate_interval,
+)
 from policies.footprint.embodied import DEFAULT_ACT, ActParameters, act_embodied_g
 from policies.footprint.estimator import DEFAULT_POWER, Estimate, PowerModel, Workload, estimate
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
@@ -27,6 +36,7 @@ from policies.footprint.models import (
     precision_bytes,
 )
 from policies.footprint.runtimes import DEFAULT_RUNTIMES, RuntimeProfile, get_runtime
+from policies.footprint.serving import SteadyState, estimate_continuous, steady_state
 
 __all__ = [
     "DEFAULT_ACT",
@@ -39,20 +49,28 @@ __all__ = [
     "PRECISION_BYTES",
     "SECONDS_PER_YEAR",
     "ActParameters",
+    "Calibration",
     "CarbonFootprint",
     "Estimate",
+    "EstimateInterval",
     "GpuCatalog",
     "GpuSpec",
     "ModelCatalog",
     "ModelSpec",
     "PowerModel",
     "RuntimeProfile",
+    "SteadyState",
     "Workload",
     "act_embodied_g",
+    "calibrated",
+    "calibration_for",
     "embodied_g",
     "estimate",
+    "estimate_continuous",
+    "estimate_interval",
     "footprint",
     "get_runtime",
     "operational_g",
     "precision_bytes",
+    "steady_state",
 ]

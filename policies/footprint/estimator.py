@@ -31,6 +31,7 @@ __all__ = ["DEFAULT_POWER", "Estimate", "PowerModel", "Workload", "estimate"]
 
 _GB: Final = 1e9
 _TFLOPS: Final = 1e12
+_FP8_ARCHITECTURES: Final = frozenset({"Ada Lovelace", "Hopper", "Blackwell"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +138,13 @@ def _peak_flops(gpu: GpuSpec, precision: str) -> float:
 
     fp32 runs on CUDA cores (PyTorch leaves TF32 off for matmuls by default). Half precision and
     weight-only int8/int4 (dequantised to fp16) run on tensor cores; bf16 has no tensor-core path
-    before Ampere, so Turing and Volta fall back to the fp32 rate.
+    before Ampere, so Turing and Volta fall back to the fp32 rate. fp8 (weights and activations)
+    runs at twice the fp16 rate on Ada, Hopper and Blackwell, and as weight-only elsewhere.
     """
     if precision == "fp32" or (precision == "bf16" and gpu.architecture in {"Turing", "Volta"}):
         return gpu.fp32_tflops * _TFLOPS
+    if precision == "fp8" and gpu.architecture in _FP8_ARCHITECTURES:
+        return gpu.int8_tops * _TFLOPS  # FP8 tensor cores run at the INT8 rate
     return gpu.fp16_tflops * _TFLOPS
 
 

@@ -4,6 +4,10 @@ Shapes are from each model's published ``config.json``. ``params`` counts every 
 (embeddings included). The paper's generic names map to concrete models: ``llama-1b`` ->
 Llama 3.2 1B, ``llama-3b`` -> Llama 3.2 3B, ``llama-7b`` -> Llama 2 7B. A model the catalog does
 not know can be described by its parameter count alone (:meth:`ModelSpec.from_params`).
+
+Only dense decoder-only transformers are modelled: mixture-of-experts models (Mixtral, Qwen3
+A3B/A22B, DeepSeek, gpt-oss, Llama 4) read a different subset of weights per token and are out of
+scope, as are Mamba hybrids (Nemotron-H) and vision-language models.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ __all__ = [
     "precision_bytes",
 ]
 
-Precision = Literal["fp32", "fp16", "bf16", "int8", "int4"]
+Precision = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 PRECISION_BYTES: Final = MappingProxyType(
-    {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
+    {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 )
 
 
@@ -111,11 +115,70 @@ _MODELS: Final = (
     ModelSpec("llama-2-7b", 6.738e9, 32, 4096, 32, 32, 128, 32_000, "fp16",
               ("llama-7b", "meta-llama/llama-2-7b-hf", "meta-llama/llama-2-7b-chat-hf")),
     ModelSpec("llama-3.1-8b", 8.030e9, 32, 4096, 32, 8, 128, 128_256, "bf16",
-              ("llama-8b", "meta-llama/llama-3.1-8b", "meta-llama/llama-3.1-8b-instruct")),
+              ("llama-8b", "meta-llama/llama-3.1-8b", "meta-llama/llama-3.1-8b-instruct",
+               "meta-llama/meta-llama-3.1-8b-instruct")),
     ModelSpec("mistral-7b", 7.248e9, 32, 4096, 32, 8, 128, 32_000, "bf16",
               ("mistralai/mistral-7b-v0.1", "mistralai/mistral-7b-instruct-v0.3")),
     ModelSpec("llama-3.1-70b", 70.55e9, 80, 8192, 64, 8, 128, 128_256, "bf16",
-              ("llama-70b", "meta-llama/llama-3.1-70b", "meta-llama/llama-3.1-70b-instruct")),
+              ("llama-70b", "meta-llama/llama-3.1-70b", "meta-llama/llama-3.1-70b-instruct",
+               "meta-llama/meta-llama-3.1-70b-instruct")),
+    # The dense models of the ML.ENERGY leaderboard v2/v3 (``bench/validate_energy.py``).
+    # Gemma's sliding-window layers and Phi-3-small's block-sparse attention are modelled as
+    # full attention (their windows exceed the measured contexts, or nearly so).
+    ModelSpec("llama-3.3-70b", 70.55e9, 80, 8192, 64, 8, 128, 128_256, "bf16",
+              ("meta-llama/llama-3.3-70b-instruct",)),
+    ModelSpec("llama-3.1-405b", 405.85e9, 126, 16384, 128, 8, 128, 128_256, "bf16",
+              ("llama-405b", "meta-llama/llama-3.1-405b-instruct",
+               "meta-llama/meta-llama-3.1-405b-instruct")),
+    ModelSpec("codellama-7b", 6.738e9, 32, 4096, 32, 32, 128, 32_016, "bf16",
+              ("codellama/codellama-7b-hf",)),
+    ModelSpec("codellama-13b", 13.016e9, 40, 5120, 40, 40, 128, 32_016, "bf16",
+              ("codellama/codellama-13b-hf",)),
+    ModelSpec("codellama-34b", 33.744e9, 48, 8192, 64, 8, 128, 32_000, "bf16",
+              ("codellama/codellama-34b-hf",)),
+    ModelSpec("codellama-70b", 68.977e9, 80, 8192, 64, 8, 128, 32_016, "bf16",
+              ("codellama/codellama-70b-hf",)),
+    ModelSpec("mistral-nemo-12b", 12.248e9, 40, 5120, 32, 8, 128, 131_072, "bf16",
+              ("mistralai/mistral-nemo-instruct-2407", "mistral-nemo")),
+    ModelSpec("mistral-large-2407", 122.61e9, 88, 12288, 96, 8, 128, 32_768, "bf16",
+              ("mistralai/mistral-large-instruct-2407", "mistral-large")),
+    ModelSpec("gemma-2-2b", 2.614e9, 26, 2304, 8, 4, 256, 256_000, "bf16",
+              ("google/gemma-2-2b-it",)),
+    ModelSpec("gemma-2-9b", 9.242e9, 42, 3584, 16, 8, 256, 256_000, "bf16",
+              ("google/gemma-2-9b-it",)),
+    ModelSpec("gemma-2-27b", 27.227e9, 46, 4608, 32, 16, 128, 256_000, "bf16",
+              ("google/gemma-2-27b-it",)),
+    ModelSpec("gemma-3-12b", 12.187e9, 48, 3840, 16, 8, 256, 262_208, "bf16",
+              ("google/gemma-3-12b-it",)),
+    ModelSpec("gemma-3-27b", 27.432e9, 62, 5376, 32, 16, 128, 262_208, "bf16",
+              ("google/gemma-3-27b-it",)),
+    ModelSpec("codegemma-2b", 2.506e9, 18, 2048, 8, 1, 256, 256_000, "bf16",
+              ("google/codegemma-1.1-2b", "google/codegemma-2b")),
+    ModelSpec("codegemma-7b", 8.538e9, 28, 3072, 16, 16, 256, 256_000, "bf16",
+              ("google/codegemma-7b", "google/codegemma-1.1-7b-it")),
+    ModelSpec("phi-3-mini", 3.821e9, 32, 3072, 32, 32, 96, 32_064, "bf16",
+              ("microsoft/phi-3-mini-4k-instruct",)),
+    ModelSpec("phi-3-small", 7.392e9, 32, 4096, 32, 8, 128, 100_352, "bf16",
+              ("microsoft/phi-3-small-8k-instruct",)),
+    ModelSpec("phi-3-medium", 13.960e9, 40, 5120, 40, 10, 128, 32_064, "bf16",
+              ("microsoft/phi-3-medium-4k-instruct",)),
+    ModelSpec("starcoder2-3b", 3.030e9, 30, 3072, 24, 2, 128, 49_152, "bf16",
+              ("bigcode/starcoder2-3b",)),
+    ModelSpec("starcoder2-7b", 7.174e9, 32, 4608, 36, 4, 128, 49_152, "bf16",
+              ("bigcode/starcoder2-7b",)),
+    ModelSpec("starcoder2-15b", 15.958e9, 40, 6144, 48, 4, 128, 49_152, "bf16",
+              ("bigcode/starcoder2-15b",)),
+    ModelSpec("qwen2.5-7b", 7.616e9, 28, 3584, 28, 4, 128, 152_064, "bf16",
+              ("qwen/qwen2.5-7b-instruct",)),
+    ModelSpec("qwen2.5-14b", 14.770e9, 48, 5120, 40, 8, 128, 152_064, "bf16",
+              ("qwen/qwen2.5-14b-instruct",)),
+    ModelSpec("qwen2.5-32b", 32.764e9, 64, 5120, 40, 8, 128, 152_064, "bf16",
+              ("qwen/qwen2.5-32b-instruct",)),
+    ModelSpec("qwen2.5-72b", 72.706e9, 80, 8192, 64, 8, 128, 152_064, "bf16",
+              ("qwen/qwen2.5-72b-instruct",)),
+    ModelSpec("qwen3-8b", 8.191e9, 36, 4096, 32, 8, 128, 151_936, "bf16", ("qwen/qwen3-8b",)),
+    ModelSpec("qwen3-14b", 14.768e9, 40, 5120, 40, 8, 128, 151_936, "bf16", ("qwen/qwen3-14b",)),
+    ModelSpec("qwen3-32b", 32.762e9, 64, 5120, 64, 8, 128, 151_936, "bf16", ("qwen/qwen3-32b",)),
 )  # fmt: skip
 
 

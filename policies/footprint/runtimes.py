@@ -33,6 +33,11 @@ class RuntimeProfile:
         mbu: fraction of peak memory bandwidth that decode steps reach (bandwidth utilisation).
         per_layer_overhead_s: host time to launch one layer's kernels, per forward pass.
         per_step_overhead_s: host time per forward pass besides layers (sampling, scheduling).
+        per_sequence_overhead_s: host time per forward pass per sequence in the batch
+            (scheduling, sampling and detokenising each running request); continuous-batching
+            model only (:mod:`.serving`).
+        fitted_host_overhead: calibration replaces the host times with fitted ones (the
+            engine the fit set measured); otherwise they stay as written here.
         host_overlaps_gpu: True when the host launches asynchronously ahead of the GPU (eager
             loops: a step takes the longer of host and GPU time); False when host work sits
             between steps (a step takes host + GPU time).
@@ -41,6 +46,9 @@ class RuntimeProfile:
         memory_reserve_gb: device memory taken by the CUDA context and allocator, per GPU.
         usable_memory_fraction: fraction of the board's memory the runtime may fill.
         allreduce_latency_s: fixed latency of one tensor-parallel all-reduce.
+        continuous_batching: the engine admits requests as others finish and keeps the batch
+            full (vLLM); :mod:`.serving` models its steady state and :mod:`.calibration` fits
+            it to measurements.
     """
 
     name: str
@@ -55,6 +63,9 @@ class RuntimeProfile:
     memory_reserve_gb: float = 0.5
     usable_memory_fraction: float = 0.95
     allreduce_latency_s: float = 10e-6
+    continuous_batching: bool = False
+    per_sequence_overhead_s: float = 0.0
+    fitted_host_overhead: bool = False
 
 
 DEFAULT_RUNTIMES: Final[Mapping[str, RuntimeProfile]] = MappingProxyType(
@@ -70,9 +81,12 @@ DEFAULT_RUNTIMES: Final[Mapping[str, RuntimeProfile]] = MappingProxyType(
             host_overlaps_gpu=True,
             logits_all_positions=True,
         ),
+        # vLLM's V1 engine (default since 0.8, 2025): the scheduler no longer costs time per
+        # running sequence; the host adds a fixed ~1 ms per step (the profile's prior, not
+        # fitted). The GPU-side numbers (utilisations, power) come from calibration.
         "vllm": RuntimeProfile(
             name="vllm",
-            description="vLLM with CUDA graphs and continuous batching",
+            description="vLLM (V1 engine) with CUDA graphs and continuous batching",
             prefill_mfu=0.6,
             decode_mfu=0.5,
             mbu=0.8,
@@ -81,6 +95,25 @@ DEFAULT_RUNTIMES: Final[Mapping[str, RuntimeProfile]] = MappingProxyType(
             host_overlaps_gpu=False,
             logits_all_positions=False,
             usable_memory_fraction=0.9,
+            continuous_batching=True,
+        ),
+        # vLLM's V0 engine (0.5/0.6, 2024, what ML.ENERGY v2 measured): the Python scheduler
+        # and sampler run between GPU steps at a cost per step and per running sequence;
+        # calibration fits both (``fitted_host_overhead``).
+        "vllm-v0": RuntimeProfile(
+            name="vllm-v0",
+            description="vLLM V0 engine (2024): host scheduling between steps",
+            prefill_mfu=0.6,
+            decode_mfu=0.5,
+            mbu=0.8,
+            per_layer_overhead_s=0.0,
+            per_step_overhead_s=5.0e-3,
+            host_overlaps_gpu=False,
+            logits_all_positions=False,
+            usable_memory_fraction=0.9,
+            continuous_batching=True,
+            per_sequence_overhead_s=1e-4,
+            fitted_host_overhead=True,
         ),
     }
 )

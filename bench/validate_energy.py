@@ -1,0 +1,209 @@
+"""Validate carbond's energy estimator against the ML.ENERGY measurements (``make validate``).
+
+For every dense-model configuration in the v2 (fit set: A100-40GB, H100) and v3 (held-out set:
+H100, B200) leaderboards, predict energy per output token, energy per request and inter-token
+latency from what a user would tell carbond (model, GPU, tensor parallelism, maximum batch,
+mean prompt and output lengths, the ``vllm`` runtime) and compare with the measurement.
+
+    python -m bench.validate_energy [--data DIR] [--json] [--worst N]
+
+Prints MAPE and median absolute percentage error per set and GPU type and overall, and the worst
+configurations with the reason: the energy error splits exactly into a time error (the step
+took longer or shorter than predicted) and a power error (the GPUs drew more or less than
+predicted), which tells which half of the model missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Final
+
+from bench.mlenergy import V2_FILE, Measured, Skipped, read_v2, read_v3
+from bench.prediction import Result, predict
+
+__all__ = ["HELD_OUT_FILE", "main", "summarise", "validate", "worst"]
+
+HELD_OUT_FILE: Final = "llm_energy/mlenergy_v3/mlenergy_v3_configurations_flat.csv"
+_REPO: Final = Path(__file__).resolve().parents[1]
+
+
+def _ape(errors: Iterable[float]) -> tuple[float, float]:
+    values = [abs(e) * 100.0 for e in errors]
+    return statistics.fmean(values), statistics.median(values)
+
+
+def summarise(results: Sequence[Result]) -> list[dict[str, Any]]:
+    """MAPE and median APE (per cent) per (set, GPU) and per set overall."""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.measured.source, r.measured.gpu), []).append(r)
+        groups.setdefault((r.measured.source, "all"), []).append(r)
+    rows = []
+    order = sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] == "all", kv[0][1]))
+    for (source, gpu), members in order:
+        token_mape, token_mdape = _ape(r.token_error for r in members)
+        inside = sum(r.in_interval for r in members)
+        time_inside = sum(r.time_in_interval for r in members)
+        request_mape, request_mdape = _ape(r.request_error for r in members)
+        time_mape, _ = _ape(r.time_ratio - 1.0 for r in members)
+        rows.append(
+            {
+                "set": source,
+                "role": "fit" if source == "v2" else "held-out",
+                "gpu": gpu,
+                "configurations": len(members),
+                "token_mape_pct": token_mape,
+                "token_mdape_pct": token_mdape,
+                "request_mape_pct": request_mape,
+                "request_mdape_pct": request_mdape,
+                "time_mape_pct": time_mape,
+                "interval_coverage_pct": 100.0 * inside / len(members),
+                "time_interval_coverage_pct": 100.0 * time_inside / len(members),
+            }
+        )
+    return rows
+
+
+def worst(results: Sequence[Result], count: int = 10) -> list[Result]:
+    """The ``count`` configurations with the largest energy-per-token error."""
+    return sorted(results, key=lambda r: abs(r.token_error), reverse=True)[:count]
+
+
+def validate(
+    data_dir: Path, sets: Sequence[str] = ("v2", "v3"), engine: str | None = None
+) -> tuple[list[Result], list[Skipped]]:
+    """Predict every configuration of ``sets`` found under ``data_dir``.
+
+    ``engine`` replaces each row's runtime profile (ablation: ``vllm-v0`` on v3 shows what
+    carrying the 2024 engine's fitted host costs over to the V1 engine would do).
+
+    Raises:
+        OSError: a file cannot be read.
+        ValueError: a malformed row (message names file and line).
+    """
+    measured: list[Measured] = []
+    skipped: list[Skipped] = []
+    readers = {"v2": (read_v2, V2_FILE), "v3": (read_v3, HELD_OUT_FILE)}
+    for name in sets:
+        reader, relative = readers[name]
+        rows, skips = reader(data_dir / relative)
+        measured += rows
+        skipped += skips
+    if engine is not None:
+        measured = [replace(m, engine=engine) for m in measured]
+    return [predict(m) for m in measured], skipped
+
+
+def _report(
+    results: Sequence[Result], skipped: Sequence[Skipped], count: int, as_json: bool
+) -> None:
+    summary = summarise(results)
+    if as_json:
+        bad = worst(results, count)
+        payload = {
+            "summary": summary,
+            "worst": [
+                {
+                    "configuration": r.measured.key,
+                    "line": r.measured.line,
+                    "measured_j_per_token": r.measured.energy_per_token_j,
+                    "predicted_j_per_token": r.energy_per_token_j,
+                    "error_pct": 100 * r.token_error,
+                    "why": r.why(),
+                }
+                for r in bad
+            ],
+            "skipped": len(skipped),
+        }
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    print(f"{'set':<4} {'role':<9} {'gpu':<10} {'n':>4} {'J/tok MAPE':>11} {'MdAPE':>7} "
+          f"{'J/req MAPE':>11} {'MdAPE':>7} {'TPOT MAPE':>10} {'E in band':>9} "
+          f"{'t in band':>9}")  # fmt: skip
+    for row in summary:
+        print(f"{row['set']:<4} {row['role']:<9} {row['gpu']:<10} {row['configurations']:>4} "
+              f"{row['token_mape_pct']:>10.1f}% {row['token_mdape_pct']:>6.1f}% "
+              f"{row['request_mape_pct']:>10.1f}% {row['request_mdape_pct']:>6.1f}% "
+              f"{row['time_mape_pct']:>9.1f}% {row['interval_coverage_pct']:>8.0f}% "
+              f"{row['time_interval_coverage_pct']:>8.0f}%")  # fmt: skip
+    for source in sorted({r.measured.source for r in results}):
+        ranked = worst([r for r in results if r.measured.source == source], count)
+        if not ranked:
+            continue
+        print(f"\nworst {len(ranked)} {source} configurations (energy per output token):")
+        for r in ranked:
+            print(f"  {r.token_error * 100:+6.0f}%  {r.measured.key}: measured "
+                  f"{r.measured.energy_per_token_j:.3f} J, predicted {r.energy_per_token_j:.3f} J; "
+                  f"{r.why()}")  # fmt: skip
+    reasons: dict[str, int] = {}
+    for s in skipped:
+        reasons[s.reason] = reasons.get(s.reason, 0) + 1
+    print(
+        f"\nskipped {len(skipped)} rows: "
+        + "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry (``python -m bench.validate_energy``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.validate_energy", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--data", type=Path, default=_REPO.parent / "shared" / "data",
+                        help="the shared data folder (default ../shared/data)")  # fmt: skip
+    parser.add_argument("--sets", default="v2,v3", help="comma-separated: v2 (fit), v3 (held out)")
+    parser.add_argument("--worst", type=int, default=10, help="how many worst rows to list")
+    parser.add_argument("--engine", help="runtime profile for every row (ablation, e.g. vllm-v0)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--plot", type=Path, help="also write predicted-vs-measured PNG here")
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"validate_energy: data folder {args.data} not found (use --data)", file=sys.stderr)
+        return 2
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    results, skipped = validate(args.data, sets, args.engine)
+    _report(results, skipped, args.worst, args.json)
+    if args.plot is not None:
+        plot(results, args.plot)
+    return 0
+
+
+def plot(results: Sequence[Result], path: Path) -> None:
+    """Predicted vs measured energy per output token, one panel per set, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = sorted({r.measured.source for r in results})
+    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 5), squeeze=False)
+    for ax, source in zip(axes[0], sets, strict=True):
+        members = [r for r in results if r.measured.source == source]
+        for gpu in sorted({r.measured.gpu for r in members}):
+            xs = [r.measured.energy_per_token_j for r in members if r.measured.gpu == gpu]
+            ys = [r.energy_per_token_j for r in members if r.measured.gpu == gpu]
+            ax.scatter(xs, ys, s=12, alpha=0.7, label=gpu)
+        values = [r.measured.energy_per_token_j for r in members]
+        lo, hi = min(values) / 1.5, max(values) * 1.5
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        for factor in (0.75, 1.25):
+            ax.plot([lo, hi], [lo * factor, hi * factor], "k:", lw=0.6)
+        ax.set(xscale="log", yscale="log", xlabel="measured J per output token",
+               ylabel="carbond predicted J per output token",
+               title=f"ML.ENERGY {source} ({'fit' if source == 'v2' else 'held out'})")  # fmt: skip
+        ax.legend(title="dotted: ±25 %")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""``carbond advise`` and the interval / ``--prompts`` parts of ``carbond estimate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def _no_site_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+
+
+VLLM = ("estimate", "--model", "llama-3.1-8b", "--gpu", "H100", "--runtime", "vllm",
+        "--precision", "bf16", "--batch-size", "32", "--zone", "US-CAL-CISO")  # fmt: skip
+
+
+def test_estimate_reports_an_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *VLLM, "--requests", "320", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["calibration"] == "H100-SXM"
+    assert data["interval_basis"] == "pooled"  # the V1 engine is a transfer: the wide band
+    assert data["energy_j_p10"] < data["energy_j"] < data["energy_j_p90"]
+    assert data["duration_s_p10"] < data["duration_s"] < data["duration_s_p90"]
+    assert data["total_g_p10"] < data["total_g"] < data["total_g_p90"]
+
+
+def test_estimate_interval_for_a_gpu_without_its_own_fit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, *VLLM[:4], "B200", *VLLM[5:], "--json")
+    data = json.loads(out)
+    assert code == 0 and (data["calibration"], data["interval_basis"]) == ("pooled", "pooled")
+
+
+def test_estimate_table_shows_the_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *VLLM)
+    assert code == 0 and "10-90 % interval" in out and "H100-SXM fit, pooled residuals" in out
+
+
+def test_per_prompt_estimates(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        '{"id": "short", "input_tokens": 100, "output_tokens": 50}\n'
+        "\n"
+        '{"prompt_tokens": 100, "completion_tokens": 500, "text": "ignored"}\n'
+    )
+    code, out, _ = run(capsys, *VLLM, "--prompts", str(prompts), "--json")
+    data = json.loads(out)
+    assert code == 0
+    short, long = data["prompts"]
+    assert (short["id"], long["id"]) == ("short", "3")
+    assert long["energy_j"] > 5 * short["energy_j"]  # ten times the output tokens
+    for row in data["prompts"]:
+        assert row["energy_j_p10"] < row["energy_j"] < row["energy_j_p90"]
+        assert row["total_g"] == pytest.approx(row["operational_g"] + row["embodied_g"])
+    assert data["total"]["energy_j"] == pytest.approx(short["energy_j"] + long["energy_j"])
+    out_file = tmp_path / "estimates.jsonl"
+    code, table, _ = run(capsys, *VLLM, "--prompts", str(prompts), "--out", str(out_file))
+    assert code == 0 and "total over 2 prompts" in table
+    written = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert written == data["prompts"]
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ('{"input_tokens": 10}\n', ":1: output_tokens"),
+        ('{"input_tokens": 10, "output_tokens": 5}\nnot json\n', ":2: not JSON"),
+        ('{"input_tokens": -1, "output_tokens": 5}\n', ":1: input_tokens"),
+        ("\n", "no prompts"),
+    ],
+)
+def test_bad_prompt_files_exit_2_naming_the_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str, needle: str
+) -> None:
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(content)
+    code, out, err = run(capsys, *VLLM, "--prompts", str(prompts))
+    assert code == 2 and out == ""
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_prompt_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, *VLLM, "--prompts", str(tmp_path / "absent.jsonl"))
+    assert code == 2 and "absent.jsonl" in err
+
+
+ADVISE = ("advise", "--model", "llama-3.1-8b", "--gpus", "H100,A100-40GB")
+
+
+def test_advise_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *ADVISE, "--max-latency-s", "5", "--json")
+    data = json.loads(out)
+    assert code == 0
+    best = data["recommendation"]
+    assert best["latency_s"] <= 5 and best["zone"] == "CA-QC"
+    assert {f["factor"] for f in data["factors"]} >= {"batching", "grid", "hardware"}
+    assert len(data["runners_up"]) == 5
+    assert all(
+        r["total_per_1k_tokens_g"] >= best["total_per_1k_tokens_g"] for r in data["runners_up"]
+    )
+
+
+def test_advise_table_and_given_intensities(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *ADVISE, "--zones", "HERE=10,THERE=900", "--precisions", "bf16")
+    assert code == 0 and "HERE" in out and "what each choice saves" in out
+
+
+def test_advise_nothing_meets_the_bound_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *ADVISE, "--max-latency-s", "0.001", "--json")
+    assert code == 1 and json.loads(out)["recommendation"] is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (("--zones", "MARS-1"), "MARS-1"),
+        (("--zones", "X=abc"), "ZONE=G_PER_KWH"),
+        (("--batch-sizes", "8,zero"), "--batch-sizes"),
+        (("--batch-sizes", "0"), ">= 1"),
+        (("--precisions", "fp7"), "fp7"),
+        (("--gpus", "gtx-9000"), "gtx-9000"),
+        (("--runtime", "hf-eager"), "serving engine"),
+        (("--max-latency-s", "-1"), "max_latency_s"),
+        (("--pue", "9"), "--pue"),
+    ],
+)
+def test_advise_bad_arguments_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], needle: str
+) -> None:
+    code, out, err = run(capsys, *ADVISE, *argv)
+    assert code == 2 and out == ""
+    assert needle in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,85 @@
+"""Deployment advice (policies.footprint.advice)."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.errors import InvalidWorkloadError
+from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, get_runtime
+from policies.footprint.advice import advise
+
+ZONES = {"CA-QC": 31.0, "US-CAL-CISO": 262.0, "US-NW-PACE": 647.0}
+GPUS = [DEFAULT_GPU_CATALOG.get(name) for name in ("A100-40GB", "H100-SXM", "L40S")]
+LLAMA8 = DEFAULT_MODEL_CATALOG.get("llama-3.1-8b")
+LLAMA70 = DEFAULT_MODEL_CATALOG.get("llama-3.1-70b")
+VLLM = get_runtime("vllm")
+
+
+def test_recommends_the_minimum_and_ranks_the_rest() -> None:
+    advice = advise(LLAMA8, GPUS, ZONES, VLLM, runners_up=4)
+    assert advice.best is not None
+    assert advice.best.zone == "CA-QC"  # the cleanest grid wins when nothing else binds
+    ranked = [advice.best, *advice.runners_up]
+    totals = [c.total_per_1k_tokens_g for c in ranked]
+    assert totals == sorted(totals) and len(ranked) == 5
+    assert all(
+        c.total_per_1k_tokens_g_p10 < c.total_per_1k_tokens_g < c.total_per_1k_tokens_g_p90
+        for c in ranked
+    )
+
+
+def test_latency_bound_limits_the_batch() -> None:
+    free = advise(LLAMA8, GPUS, ZONES, VLLM)
+    tight = advise(LLAMA8, GPUS, ZONES, VLLM, max_latency_s=3.0)
+    assert free.best is not None and tight.best is not None
+    assert tight.best.latency_s <= 3.0
+    assert tight.best.batch_size < free.best.batch_size
+    assert tight.rejected_latency > 0
+    assert tight.best.total_per_1k_tokens_g >= free.best.total_per_1k_tokens_g
+
+
+def test_impossible_bound_is_an_answer_with_the_reason() -> None:
+    advice = advise(LLAMA8, GPUS, ZONES, VLLM, max_latency_s=0.01)
+    assert advice.best is None
+    assert "latency bound" in advice.reason
+
+
+def test_factor_effects_are_one_at_a_time_savings() -> None:
+    advice = advise(LLAMA8, GPUS, ZONES, VLLM, precisions=("bf16",))
+    assert advice.best is not None
+    effects = {e.factor: e for e in advice.factors}
+    assert set(effects) == {"batching", "grid", "hardware"}  # no quantisation choice offered
+    assert effects["batching"].alternative == "batch 1"
+    assert effects["grid"].alternative.startswith("US-NW-PACE")
+    for e in effects.values():
+        assert e.saving_per_1k_tokens_g >= 0
+        assert 0 <= e.saving_pct <= 100
+
+
+def test_tensor_parallel_is_chosen_to_fit() -> None:
+    advice = advise(LLAMA70, [DEFAULT_GPU_CATALOG.get("A100-40GB")], {"X": 100.0}, VLLM,
+                    precisions=("bf16",), batch_sizes=(16,))  # fmt: skip
+    assert advice.best is not None
+    assert advice.best.gpus == 8  # 141 GB of weights + KV: 4 x 36 usable GB is too tight
+
+
+def test_quantisation_reduces_memory_and_bandwidth() -> None:
+    advice = advise(LLAMA70, [DEFAULT_GPU_CATALOG.get("H100-SXM")], {"X": 100.0}, VLLM,
+                    precisions=("bf16", "int4"), batch_sizes=(8,))  # fmt: skip
+    by_precision = {c.precision: c for c in [advice.best, *advice.runners_up] if c is not None}
+    assert by_precision["int4"].gpus < by_precision["bf16"].gpus
+    assert by_precision["int4"].latency_s < by_precision["bf16"].latency_s
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [({"max_latency_s": 0.0}, "max_latency_s"), ({"precisions": ("fp7",)}, "fp7")],
+)
+def test_bad_inputs(kwargs: dict[str, object], needle: str) -> None:
+    with pytest.raises(InvalidWorkloadError, match=needle):
+        advise(LLAMA8, GPUS, ZONES, VLLM, **kwargs)  # type: ignore[arg-type]  # parametrized kwargs
+
+
+def test_needs_gpus_and_zones() -> None:
+    with pytest.raises(InvalidWorkloadError):
+        advise(LLAMA8, [], ZONES, VLLM)
