@@ -1,0 +1,106 @@
+"""SignalChain: live -> cache -> history forecast -> static -> error, with rung and age."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forecasts import (
+    IntensitySeries,
+    NoSignalError,
+    ProviderReading,
+    ProviderServerError,
+    SeriesCache,
+    SignalChain,
+    SignalKind,
+)
+
+NOW = datetime(2024, 3, 1, 12, 20, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+@dataclass
+class FakeProvider:
+    """Serves a fixed history and latest value, or fails when ``down``."""
+
+    down: bool = False
+    kind: SignalKind = "lifecycle"
+    calls: list[str] = field(default_factory=list)
+
+    def latest(self, zone: str) -> ProviderReading:
+        self.calls.append("latest")
+        if self.down:
+            raise ProviderServerError("latest for DE: HTTP 503 from the provider")
+        return ProviderReading(zone, 321.0, NOW.replace(minute=0), False, "lifecycle", NOW)
+
+    def history(self, zone: str) -> IntensitySeries:
+        start = NOW.replace(minute=0) - 24 * H
+        values = 300 + 50 * np.sin(np.arange(24) * 2 * np.pi / 24)
+        return IntensitySeries(zone, start, 3600, values, source="electricitymaps")
+
+    def forecast(self, zone: str, horizon_hours: int | None = None) -> IntensitySeries:
+        raise ProviderServerError("forecast for DE: HTTP 403")
+
+
+def test_live_then_cache_then_history_then_static(tmp_path: Path) -> None:
+    provider = FakeProvider()
+    chain = SignalChain(provider=provider, cache=SeriesCache(tmp_path))
+    assert chain.refresh(["DE"], NOW) == {"DE": "ok"}
+    live = chain.current("DE", NOW + timedelta(minutes=5))
+    assert (live.rung, live.intensity_g_per_kwh, live.stale) == ("live", 321.0, False)
+    assert live.age_s == 300.0
+
+    provider.down = True
+    later = NOW + timedelta(minutes=30)
+    assert "HTTP 503" in chain.refresh(["DE"], later)["DE"]
+    cached = chain.current("DE", later)
+    assert (cached.rung, cached.intensity_g_per_kwh, cached.stale) == ("cache", 321.0, True)
+    assert cached.problem is not None and "HTTP 503" in cached.problem
+
+    # A restart without network: a new chain with only the cache still has history.
+    offline = SignalChain(cache=SeriesCache(tmp_path))
+    days_later = NOW + timedelta(days=2)
+    guess = offline.current("DE", days_later)
+    assert guess.rung == "history-forecast" and guess.stale
+    forecast = offline.forecast("DE", days_later, 48 * 3600, 3600)
+    assert forecast.rung == "history-forecast" and len(forecast.series) == 48
+    assert forecast.series.start == days_later.replace(minute=0)
+    assert np.all(forecast.pessimistic_g_per_kwh() >= forecast.series.values_g_per_kwh)
+
+    weeks_later = NOW + timedelta(days=30)
+    static = offline.current("DE", weeks_later)
+    assert (static.rung, static.intensity_g_per_kwh) == ("static", 367.0)
+
+
+def test_static_zone_works_with_nothing_configured() -> None:
+    chain = SignalChain()
+    reading = chain.current("ca-qc", NOW)
+    assert (reading.rung, reading.intensity_g_per_kwh, reading.stale) == ("static", 31.0, True)
+    forecast = chain.forecast("CA-QC", NOW, 6 * 3600, 3600)
+    assert forecast.rung == "static" and list(forecast.series.values_g_per_kwh) == [31.0] * 6
+
+
+def test_unknown_zone_everywhere_is_a_clear_error() -> None:
+    with pytest.raises(NoSignalError, match="XX-NOWHERE"):
+        SignalChain().current("XX-NOWHERE", NOW)
+
+
+def test_trace_history_is_used_and_forecasters_are_scored() -> None:
+    start = NOW - timedelta(days=40)
+    hours = np.arange(40 * 24 + 12)
+    values = 200 + 80 * np.sin(2 * np.pi * hours / 24)
+    trace = IntensitySeries("US-CAL-CISO", start.replace(minute=0), 3600, values, source="t.csv")
+    chain = SignalChain(traces={"US-CAL-CISO": trace})
+    forecast = chain.forecast("US-CAL-CISO", NOW, 24 * 3600, 3600)
+    assert forecast.forecaster == chain.chosen_forecaster("US-CAL-CISO")
+    assert forecast.forecaster != "persistence" and forecast.mape_24h_pct is not None
+
+
+def test_marginal_trace_in_an_average_chain_is_refused() -> None:
+    trace = IntensitySeries("DE", NOW, 3600, np.array([1.0]), kind="marginal")
+    with pytest.raises(Exception, match="different kinds"):
+        SignalChain(traces={"DE": trace})
