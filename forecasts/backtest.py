@@ -13,14 +13,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Final
 
 import numpy as np
 
 from forecasts.errors import ForecastsError
 from forecasts.forecasters import VectorForecaster, filled_history
-from forecasts.series import FloatArray, IntensitySeries, to_epoch_s
+from forecasts.series import FloatArray, IntensitySeries
 
 __all__ = [
     "BACKTEST_HORIZONS_H",
@@ -249,37 +248,61 @@ def score_recent(
 
 
 class HistoricalForecasts:
-    """The forecast ``forecaster`` would have made at any time ``t`` of a trace.
+    """The forecast ``forecaster`` would have made at any time ``t`` of a trace (for replay).
 
-    Each forecast uses only the trace points that start before ``t``; results are memoised,
-    so hourly re-planning over weeks of several zones costs one fit per (zone, hour).
+    Each forecast uses only the trace points that start before its own issue time. Forecasts
+    are memoised per (issue point, horizon) and computed in vectorised batches: :meth:`at`
+    computes the next day of hourly issues at once, :meth:`prefetch` any set of times.
     """
 
     def __init__(self, trace: IntensitySeries, forecaster: VectorForecaster) -> None:
         self.trace = trace
         self.forecaster = forecaster
         self._y = filled_history(trace.values_g_per_kwh)
-        self._at = lru_cache(maxsize=4096)(self._compute)
+        self._memo: dict[tuple[int, int], FloatArray] = {}
+
+    def _issue_index(self, t: datetime) -> int:
+        i = self.trace.index_of(t - timedelta(microseconds=1)) + 1
+        if i < 1:
+            raise ForecastsError(
+                f"{self.trace.zone}: no trace before {t.isoformat()} "
+                f"(trace starts {self.trace.start.isoformat()})"
+            )
+        return min(i, len(self.trace))
+
+    def prefetch(self, times: Sequence[datetime], horizon_s: int) -> None:
+        """Compute the forecasts for all ``times`` at once (same results as :meth:`at`).
+
+        Raises:
+            ForecastsError: a time is not after the trace's first point.
+        """
+        self._prefetch_indices({self._issue_index(t) for t in times}, horizon_s)
+
+    def _prefetch_indices(self, indices: set[int], horizon_s: int) -> None:
+        n_leads = math.ceil(horizon_s / self.trace.step_s)
+        wanted = sorted(i for i in indices if (i, n_leads) not in self._memo)
+        if not wanted:
+            return
+        issues = np.array(wanted, dtype=np.int64)
+        y = self._y[: int(issues.max())]
+        rows = self.forecaster.forecast_many(y, issues, n_leads, self.trace.step_s)
+        for i, row in zip(wanted, rows, strict=True):
+            self._memo[(i, n_leads)] = row
 
     def at(self, t: datetime, horizon_s: int, step_s: int) -> IntensitySeries:
-        """Forecast from the point containing ``t`` over ``horizon_s`` at ``step_s``.
+        """Forecast from the first trace point starting at or after ``t``, over ``horizon_s``.
 
         Raises:
             ForecastsError: ``t`` is not after the trace's first point.
         """
-        i = self.trace.index_of(t - timedelta(microseconds=1)) + 1
-        return self._at(min(i, len(self.trace)), horizon_s, step_s, to_epoch_s(t))
-
-    def _compute(self, i: int, horizon_s: int, step_s: int, t_s: float) -> IntensitySeries:
         trace = self.trace
-        if i < 1:
-            raise ForecastsError(
-                f"{trace.zone}: no trace before {t_s:.0f} (trace starts {trace.start})"
-            )
+        i = self._issue_index(t)
         n_leads = math.ceil(horizon_s / trace.step_s)
-        values = self.forecaster.forecast_many(
-            self._y[:i], np.array([i], dtype=np.int64), n_leads, trace.step_s
-        )[0]
+        if (i, n_leads) not in self._memo:
+            # Replay asks hour after hour: compute the next day's issues in one batch.
+            ahead = max(1, 86_400 // trace.step_s)
+            self._prefetch_indices(set(range(i, min(len(trace), i + ahead) + 1)), horizon_s)
+        values = self._memo[(i, n_leads)]
         out = IntensitySeries(
             zone=trace.zone,
             start=trace.start + timedelta(seconds=trace.step_s * i),
@@ -288,6 +311,6 @@ class HistoricalForecasts:
             is_estimated=np.ones(n_leads, dtype=np.bool_),
             kind=trace.kind,
             source=f"forecast:{self.forecaster.name}",
-            fetched_at=datetime.fromtimestamp(t_s, tz=trace.start.tzinfo),
+            fetched_at=t,
         )
         return out if step_s == trace.step_s else out.resample(step_s)

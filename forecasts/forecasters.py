@@ -191,7 +191,13 @@ def _features(y: FloatArray, issues: IntArray, leads: IntArray, day: int) -> Flo
     daily = _gather(y, base, nan)
     weekly = _gather(y, _seasonal_index(issues, leads, 7 * day), nan)
     profile = np.mean([_gather(y, base - r * day, nan) for r in range(7)], axis=0)
-    level = np.mean([_gather(y, issues - 1 - r, nan) for r in range(day)], axis=0)
+    cumulative = np.concatenate(([0.0], np.cumsum(y)))
+    level = np.where(
+        issues >= day,
+        (cumulative[np.clip(issues, 0, len(y))] - cumulative[np.clip(issues - day, 0, len(y))])
+        / day,
+        np.nan,
+    )
     return np.stack([last, daily, weekly, profile, level], axis=-1)
 
 

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.context import add_common_options, settings_from
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
-from daemon.settings import load_settings
 from daemon.signals import build_signal_chain
 from forecasts import (
     BACKTEST_HORIZONS_H,
@@ -52,29 +52,47 @@ def register(subparsers: Any) -> None:
     """Add ``intensity`` and ``forecast`` to the ``carbond`` parser."""
     p = subparsers.add_parser("intensity", help="show a zone's carbon intensity and forecast")
     p.add_argument("--zone", required=True, help="Electricity Maps zone key, e.g. CA-QC")
-    p.add_argument("--forecast-hours", type=_positive, help="also print the forecast")
-    p.add_argument("--step-minutes", type=_positive, default=60.0, help="forecast step")
-    p.add_argument("--trace", type=Path, help="CSV trace used as history for the zone")
-    p.add_argument("--at", type=_when, help="evaluate at this UTC time instead of now")
+    p.add_argument(
+        "--forecast-hours", type=_positive, metavar="H", help="also print the next H hours"
+    )
+    p.add_argument(
+        "--step-minutes", type=_positive, default=60.0, metavar="MIN", help="forecast step"
+    )
+    p.add_argument(
+        "--trace", type=Path, metavar="FILE", help="CSV trace used as history for the zone"
+    )
+    p.add_argument(
+        "--at", type=_when, metavar="TIME", help="evaluate at this ISO 8601 time, not now"
+    )
     p.add_argument("--offline", action="store_true", help="do not call the live API")
-    p.add_argument("--cache-dir", type=Path, help="intensity cache directory")
-    p.add_argument("--config", type=Path, help="TOML config file")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="intensity cache (default: signals.cache_dir or <state_dir>/cache/intensity)",
+    )
+    add_common_options(p)
     p.set_defaults(func=_intensity)
 
     f = subparsers.add_parser("forecast", help="forecaster tools")
     fsub = f.add_subparsers(dest="forecast_command", metavar="SUBCOMMAND", required=True)
     b = fsub.add_parser("backtest", help="score forecasters on a trace by horizon")
-    b.add_argument("--trace", type=Path, required=True, help="CSV trace (any supported format)")
+    b.add_argument(
+        "--trace", type=Path, required=True, metavar="FILE", help="CSV trace (any format)"
+    )
     b.add_argument("--zone", required=True, help="zone in the trace")
-    b.add_argument("--horizon-hours", type=_positive, default=48.0)
-    b.add_argument("--every-hours", type=_positive, default=6.0, help="hours between issues")
+    b.add_argument("--horizon-hours", type=_positive, default=48.0, metavar="H", help="default 48")
+    b.add_argument(
+        "--every-hours", type=_positive, default=6.0, metavar="H", help="between issues (6)"
+    )
     b.add_argument(
         "--forecasters",
+        metavar="NAMES",
         default=",".join(FORECASTERS),
         help=f"comma-separated names (default all: {', '.join(FORECASTERS)})",
     )
     b.add_argument("--kind", choices=["lifecycle", "direct"], default="lifecycle")
+    b.add_argument("--plot", type=Path, metavar="PNG", help="also draw MAPE by lead time")
     b.add_argument("--json", action="store_true", help="machine-readable output")
     b.set_defaults(func=_backtest)
 
@@ -117,7 +135,7 @@ def _forecast_dict(f: ZoneForecast) -> dict[str, Any]:
 
 
 def _intensity(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = settings_from(args)
     zone = args.zone.strip()
     if not zone:
         raise UsageError("--zone must not be empty")
@@ -184,6 +202,10 @@ def _backtest(args: argparse.Namespace) -> int:
         issue_every_s=round(args.every_hours * 3600),
         horizons_h=horizons,
     )
+    if args.plot is not None:
+        from daemon.reports.forecasts import plot_backtest
+
+        plot_backtest(scored, args.plot)
     if args.json:
         payload = scored.to_dict()
         payload["trace"] = str(args.trace)

@@ -196,8 +196,13 @@ def test_backtest_command_on_a_small_trace(
     assert {s["horizon_h"] for s in result["scores"]} == {1, 6, 24, 48}
     assert {s["forecaster"] for s in result["scores"]} >= {"persistence", "blend"}
     assert result["chosen"] in {s["forecaster"] for s in result["scores"]}
-    assert main(["forecast", "backtest", "--trace", str(trace), "--zone", "XX"]) == 0
+    png = tmp_path / "fig" / "mape.png"
+    assert (
+        main(["forecast", "backtest", "--trace", str(trace), "--zone", "XX", "--plot", str(png)])
+        == 0
+    )
     assert "chosen:" in capsys.readouterr().out
+    assert png.read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize(

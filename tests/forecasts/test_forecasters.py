@@ -107,9 +107,21 @@ def test_historical_forecasts_match_a_direct_forecast() -> None:
     assert got.start == T0 + timedelta(days=35, hours=4)
     direct = make_forecaster("blend").forecast(trace, t, 24 * 3600, 3600)
     np.testing.assert_allclose(got.values_g_per_kwh, direct.values_g_per_kwh)
-    assert replay.at(t, 24 * 3600, 3600) is got  # memoised
     with pytest.raises(ForecastsError):
         replay.at(T0, 3600, 3600)
+
+
+def test_prefetch_gives_the_same_forecasts_as_one_by_one() -> None:
+    trace = _daily(40, noise=3.0)
+    times = [T0 + timedelta(days=30, hours=h) for h in range(0, 72, 5)]
+    batch = HistoricalForecasts(trace, make_forecaster("blend"))
+    batch.prefetch(times, 48 * 3600)
+    single = HistoricalForecasts(trace, make_forecaster("blend"))
+    for t in times:
+        np.testing.assert_allclose(
+            batch.at(t, 48 * 3600, 3600).values_g_per_kwh,
+            single.at(t, 48 * 3600, 3600).values_g_per_kwh,
+        )
 
 
 PAPER_ZONES = {
