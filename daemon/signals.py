@@ -9,16 +9,25 @@ writable (a normal user running the CLI), and to no cache at all, with a note, w
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import requests
+import structlog
 
 from daemon.settings import Settings
-from forecasts import ElectricityMapsClient, IntensitySeries, SeriesCache, SignalChain
+from forecasts import (
+    ElectricityMapsClient,
+    ForecastsError,
+    IntensityReading,
+    IntensitySeries,
+    SeriesCache,
+    SignalChain,
+)
 
-__all__ = ["SignalWiring", "build_signal_chain", "resolve_cache_dir"]
+__all__ = ["SignalWiring", "build_signal_chain", "refresh_signals", "resolve_cache_dir"]
 
 
 def _writable(directory: Path) -> bool:
@@ -110,3 +119,37 @@ def build_signal_chain(
         rescore_every_s=sig.rescore_every_s,
     )
     return SignalWiring(chain, directory, notes, client)
+
+
+def refresh_signals(
+    chain: SignalChain, zones: Iterable[str], now: datetime
+) -> dict[str, IntensityReading]:
+    """Refresh ``zones`` (network I/O), log one event per zone, return the current readings.
+
+    Events: ``intensity_refreshed`` (zone, rung, intensity_g_per_kwh, age_s, stale, source)
+    and ``intensity_refresh_problem`` (zone, problem) for each problem; ``intensity_missing``
+    (zone, error) when no rung has a value. Never raises for a signal problem.
+    """
+    log = structlog.get_logger("carbond.signals")
+    zones = list(zones)
+    chain.refresh(zones, now)
+    readings: dict[str, IntensityReading] = {}
+    for zone in zones:
+        for problem in chain.problems(zone):
+            log.warning("intensity_refresh_problem", zone=zone, problem=problem)
+        try:
+            reading = chain.current(zone, now)
+        except ForecastsError as e:
+            log.error("intensity_missing", zone=zone, error=str(e))
+            continue
+        readings[zone] = reading
+        log.info(
+            "intensity_refreshed",
+            zone=reading.zone,
+            rung=reading.rung,
+            intensity_g_per_kwh=reading.intensity_g_per_kwh,
+            age_s=round(reading.age_s, 1),
+            stale=reading.stale,
+            source=reading.source,
+        )
+    return readings

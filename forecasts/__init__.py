@@ -12,14 +12,7 @@ from forecasts.backtest import (
     score_recent,
 )
 from forecasts.cache import SeriesCache
-from forecasts.chain import (
-    RUNGS,
-    IntensityProvider,
-    IntensityReading,
-    Rung,
-    SignalChain,
-    ZoneForecast,
-)
+from forecasts.chain import SignalChain
 from forecasts.electricitymaps import ElectricityMapsClient, ProviderReading
 from forecasts.errors import (
     CacheError,
@@ -47,6 +40,7 @@ from forecasts.forecasters import (
     VectorForecaster,
     make_forecaster,
 )
+from forecasts.readings import RUNGS, IntensityProvider, IntensityReading, Rung, ZoneForecast
 from forecasts.series import J_PER_KWH, SIGNAL_KINDS, IntensitySeries, SignalKind, check_same_kind
 from forecasts.static import STATIC_ANNUAL_INTENSITY, UnknownZoneError, static_annual_intensity
 from forecasts.traces import DataIssue, TraceReadResult, fill_gaps, read_trace

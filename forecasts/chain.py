@@ -11,114 +11,37 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, Protocol
+from datetime import datetime, timedelta
+from typing import Final
 
 import numpy as np
 
-from forecasts.backtest import BacktestResult, score_recent
 from forecasts.cache import SeriesCache
-from forecasts.electricitymaps import ProviderReading
-from forecasts.errors import ForecastsError, NoSignalError, ProviderError
+from forecasts.errors import (
+    ForecastsError,
+    NoSignalError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderZoneError,
+)
 from forecasts.forecasters import FORECASTERS, VectorForecaster
-from forecasts.series import FloatArray, IntensitySeries, SignalKind, check_same_kind
+from forecasts.readings import IntensityProvider, IntensityReading, ZoneForecast
+from forecasts.series import IntensitySeries, SignalKind, check_same_kind
 from forecasts.static import static_annual_intensity
+from forecasts.zone_state import UNSCORED_REL_ERROR, ZoneState, floor_hour
 
-__all__ = ["RUNGS", "IntensityProvider", "IntensityReading", "Rung", "SignalChain", "ZoneForecast"]
+__all__ = ["SignalChain"]
 
-Rung = Literal["live", "cache", "history-forecast", "static"]
-RUNGS: Final[tuple[Rung, ...]] = ("live", "cache", "history-forecast", "static")
 HOUR_S: Final = 3600
+HISTORY_REFETCH_S: Final = 2 * 3600  # fetch /history when the newest known point is older
+FORECAST_REFETCH_S: Final = 3600  # provider forecasts are refreshed at most hourly
+FORECAST_BACKOFF_S: Final = 6 * 3600  # after 401/403/404 on /forecast (not in the plan)
 STATIC_REL_ERROR: Final = 0.5  # rough p90 error of an annual mean against hourly values
-UNSCORED_REL_ERROR: Final = 0.25  # p90 error assumed before a forecaster could be scored
 
 
-class IntensityProvider(Protocol):
-    """A live source (the Electricity Maps client, or a fake in tests)."""
-
-    @property
-    def kind(self) -> SignalKind:
-        """The signal kind this source returns."""
-        ...
-
-    def latest(self, zone: str) -> ProviderReading:
-        """The newest value. Raises: ProviderError."""
-        ...
-
-    def history(self, zone: str) -> IntensitySeries:
-        """The last 24 h. Raises: ProviderError."""
-        ...
-
-    def forecast(self, zone: str, horizon_hours: int | None = None) -> IntensitySeries:
-        """The provider's own forecast. Raises: ProviderError."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class IntensityReading:
-    """The intensity of a zone now, with where it came from and how old it is.
-
-    ``at`` is the start of the period the value describes; ``age_s`` the seconds since it was
-    fetched (live) or since the end of that period (cache, history); ``stale`` is true for
-    every rung but a fresh live value. ``problem`` says why higher rungs were skipped.
-    """
-
-    zone: str
-    intensity_g_per_kwh: float
-    at: datetime
-    rung: Rung
-    age_s: float
-    stale: bool
-    source: str
-    kind: SignalKind
-    is_estimated: bool
-    problem: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneForecast:
-    """A forecast from ``now`` over the horizon, for planners.
-
-    ``abs_error_p90_g_per_kwh`` is, per point, the 90th percentile of the absolute error this
-    forecaster made at that lead time in its latest backtest (a rough fraction of the value when
-    unscored); ``pessimistic_g_per_kwh()`` adds it to the values.
-    """
-
-    series: IntensitySeries
-    forecaster: str
-    rung: Rung
-    age_s: float
-    source: str
-    abs_error_p90_g_per_kwh: FloatArray
-    mape_24h_pct: float | None = None
-    problem: str | None = None
-
-    @property
-    def zone(self) -> str:
-        """The zone key."""
-        return self.series.zone
-
-    def pessimistic_g_per_kwh(self) -> FloatArray:
-        """Values plus their p90 absolute error, gCO2e/kWh."""
-        return self.series.values_g_per_kwh + self.abs_error_p90_g_per_kwh
-
-
-@dataclass(slots=True)
-class _ZoneState:
-    live: ProviderReading | None = None
-    live_at: datetime | None = None
-    provider_forecast: IntensitySeries | None = None
-    history: IntensitySeries | None = None
-    loaded: bool = False
-    score: BacktestResult | None = None
-    scored_at: datetime | None = None
-    problems: list[str] = field(default_factory=list)
-
-
-def _floor_hour(t: datetime) -> datetime:
-    t = t.astimezone(UTC)
-    return t.replace(minute=0, second=0, microsecond=0)
+def _canonical(zone: str) -> str:
+    """Zone keys are upper case (``ca-qc`` is ``CA-QC``)."""
+    return zone.strip().upper()
 
 
 class SignalChain:
@@ -162,12 +85,12 @@ class SignalChain:
         self.cache_max_age_s = cache_max_age_s
         self.max_history_gap_s = max_history_gap_s
         self.rescore_every_s = rescore_every_s
-        self._zones: dict[str, _ZoneState] = {}
+        self._zones: dict[str, ZoneState] = {}
 
     # -- state ---------------------------------------------------------------------------
-    def _state(self, zone: str) -> _ZoneState:
-        key = zone.upper()
-        state = self._zones.setdefault(key, _ZoneState())
+    def _state(self, zone: str) -> ZoneState:
+        key = _canonical(zone)
+        state = self._zones.setdefault(key, ZoneState())
         if not state.loaded:
             state.loaded = True
             history = self._traces.get(key)
@@ -182,17 +105,13 @@ class SignalChain:
             state.history = history
         return state
 
-    def _remember(self, state: _ZoneState, series: IntensitySeries) -> None:
+    def _remember(self, state: ZoneState, series: IntensitySeries) -> None:
         if self._cache is not None:
             try:
                 series = self._cache.store(series)
             except ForecastsError as e:
                 state.problems.append(f"cache: {e}")
-        try:
-            state.history = series if state.history is None else state.history.merge(series)
-        except ForecastsError as e:
-            state.problems.append(f"history: {e}")
-            state.history = series
+        state.merge_history(series)
 
     def problems(self, zone: str) -> tuple[str, ...]:
         """What went wrong for ``zone`` in the last refresh (for logs and ``doctor``)."""
@@ -200,45 +119,73 @@ class SignalChain:
 
     # -- network -------------------------------------------------------------------------
     def refresh(self, zones: Iterable[str], now: datetime) -> dict[str, str]:
-        """Fetch latest, history and provider forecast for each zone; write through to cache.
+        """Fetch from the provider and write through to the cache; the only network I/O.
 
-        Never raises for a provider failure: the outcome per zone is ``"ok"`` or the first
-        error's message (also in :meth:`problems`).
+        Per zone: ``latest`` every time; the last 24 h only when the history has a hole of
+        more than ``HISTORY_REFETCH_S`` before now; the provider's forecast when the stored one
+        is older than ``FORECAST_REFETCH_S`` (and, after a 401/403/404 there, not again for
+        ``FORECAST_BACKOFF_S``). Never raises for a provider failure: the outcome per zone is
+        ``"ok"`` or the error's message (also in :meth:`problems`).
         """
         outcome: dict[str, str] = {}
-        for zone in zones:
+        for zone in map(_canonical, zones):
             state = self._state(zone)
             state.problems = []
             if self._provider is None:
                 outcome[zone] = "no provider configured"
                 continue
-            try:
-                reading = self._provider.latest(zone)
-                state.live, state.live_at = reading, now
-                point = IntensitySeries.from_points(
-                    zone,
-                    [reading.at],
-                    [reading.intensity_g_per_kwh],
-                    [reading.is_estimated],
-                    step_s=HOUR_S,
-                    kind=self.kind,
-                    source=reading.source,
-                    fetched_at=reading.fetched_at,
-                )
-                self._remember(state, point)
-                self._remember(state, self._provider.history(zone))
-            except ProviderError as e:
-                state.live = None
-                state.problems.append(f"live: {e}")
-            try:
-                state.provider_forecast = self._provider.forecast(zone, 72)
-                if self._cache is not None:
-                    self._cache.store_forecast(state.provider_forecast)
-            except ForecastsError as e:
-                state.problems.append(f"provider forecast: {e}")
-            live_problems = [p for p in state.problems if p.startswith("live")]
-            outcome[zone] = live_problems[0] if live_problems else "ok"
+            outcome[zone] = self._refresh_live(zone, state, now)
+            self._refresh_forecast(zone, state, now)
         return outcome
+
+    def _refresh_live(self, zone: str, state: ZoneState, now: datetime) -> str:
+        assert self._provider is not None
+        last = state.history.last_valid(before=now) if state.history is not None else None
+        hole = last is None or (now - last[0]).total_seconds() > HISTORY_REFETCH_S
+        try:
+            reading = self._provider.latest(zone)
+        except ProviderError as e:
+            state.live = None
+            state.problems.append(f"live: {e}")
+            return state.problems[-1]
+        state.live, state.live_at = reading, now
+        point = IntensitySeries.from_points(
+            zone,
+            [reading.at],
+            [reading.intensity_g_per_kwh],
+            [reading.is_estimated],
+            step_s=HOUR_S,
+            kind=self.kind,
+            source=reading.source,
+            fetched_at=reading.fetched_at,
+        )
+        if hole:
+            try:
+                point = self._provider.history(zone).merge(point)
+            except ForecastsError as e:
+                state.problems.append(f"history: {e}")
+        self._remember(state, point)
+        return "ok"
+
+    def _refresh_forecast(self, zone: str, state: ZoneState, now: datetime) -> None:
+        assert self._provider is not None
+        stored = state.provider_forecast
+        fetched = stored.fetched_at if stored is not None else None
+        if fetched is not None and (now - fetched).total_seconds() < FORECAST_REFETCH_S:
+            return
+        if state.forecast_retry_at is not None and now < state.forecast_retry_at:
+            until = state.forecast_retry_at.isoformat()
+            state.problems.append(f"provider forecast: not retried until {until}")
+            return
+        try:
+            state.provider_forecast = self._provider.forecast(zone, 72)
+            if self._cache is not None:
+                self._cache.store_forecast(state.provider_forecast)
+        except (ProviderAuthError, ProviderZoneError) as e:
+            state.forecast_retry_at = now + timedelta(seconds=FORECAST_BACKOFF_S)
+            state.problems.append(f"provider forecast: {e}")
+        except ForecastsError as e:
+            state.problems.append(f"provider forecast: {e}")
 
     # -- current -------------------------------------------------------------------------
     def current(self, zone: str, now: datetime) -> IntensityReading:
@@ -247,64 +194,63 @@ class SignalChain:
         Raises:
             NoSignalError: no rung has a value (the zone is in no cache, trace or table).
         """
+        zone = _canonical(zone)
         state = self._state(zone)
         why: list[str] = list(state.problems)
-        live = state.live
-        if live is not None and state.live_at is not None:
-            age = (now - state.live_at).total_seconds()
-            if 0 <= age <= self.live_max_age_s:
+        live, live_at = state.live, state.live_at
+        if live is not None and live_at is not None:
+            age_s = (now - live_at).total_seconds()
+            if 0 <= age_s <= self.live_max_age_s:
                 return IntensityReading(
-                    zone,
-                    live.intensity_g_per_kwh,
-                    live.at,
-                    "live",
-                    age,
-                    False,
-                    live.source,
-                    self.kind,
-                    live.is_estimated,
+                    zone=zone,
+                    intensity_g_per_kwh=live.intensity_g_per_kwh,
+                    at=live.at,
+                    rung="live",
+                    age_s=age_s,
+                    stale=False,
+                    source=live.source,
+                    kind=self.kind,
+                    is_estimated=live.is_estimated,
                 )
-            why.append(f"live value {age:.0f}s old")
+            why.append(f"live value {age_s:.0f}s old")
         elif self._provider is None:
             why.append("live: no provider configured")
         problem = "; ".join(why) or None
         history = state.history
-        if history is not None:
-            found = history.last_valid(before=now)
-            if found is not None:
-                at, value, est = found
-                age = max(0.0, (now - (at + timedelta(seconds=history.step_s))).total_seconds())
-                if age <= self.cache_max_age_s:
-                    return IntensityReading(
-                        zone,
-                        value,
-                        at,
-                        "cache",
-                        age,
-                        True,
-                        history.source,
-                        self.kind,
-                        est,
-                        problem,
-                    )
+        found = history.last_valid(before=now) if history is not None else None
+        if history is not None and found is not None:
+            at, value, estimated = found
+            age_s = max(0.0, (now - at).total_seconds() - history.step_s)
+            if age_s <= self.cache_max_age_s:
+                return IntensityReading(
+                    zone=zone,
+                    intensity_g_per_kwh=value,
+                    at=at,
+                    rung="cache",
+                    age_s=age_s,
+                    stale=True,
+                    source=history.source,
+                    kind=self.kind,
+                    is_estimated=estimated,
+                    problem=problem,
+                )
         try:
-            forecast = self._history_forecast(zone, state, now, HOUR_S, HOUR_S)
+            forecast = self._history_forecast(state, now, HOUR_S, HOUR_S)
         except ForecastsError as e:
             why.append(f"history forecast: {e}")
-        else:
-            return IntensityReading(
-                zone,
-                float(forecast.series.values_g_per_kwh[0]),
-                forecast.series.start,
-                "history-forecast",
-                forecast.age_s,
-                True,
-                forecast.source,
-                self.kind,
-                True,
-                problem,
-            )
-        return self._static_reading(zone, now, why)
+            return self._static_reading(zone, now, why)
+        return IntensityReading(
+            zone=zone,
+            intensity_g_per_kwh=float(forecast.series.values_g_per_kwh[0]),
+            at=forecast.series.start,
+            rung="history-forecast",
+            age_s=forecast.age_s,
+            stale=True,
+            source=forecast.source,
+            kind=self.kind,
+            is_estimated=True,
+            problem=problem,
+        )
 
     def _static_reading(self, zone: str, now: datetime, why: list[str]) -> IntensityReading:
         try:
@@ -312,16 +258,16 @@ class SignalChain:
         except ForecastsError as e:
             raise NoSignalError(f"{zone}: no intensity signal: {'; '.join([*why, str(e)])}") from e
         return IntensityReading(
-            zone,
-            value,
-            _floor_hour(now),
-            "static",
-            0.0,
-            True,
-            "static-annual",
-            self.kind,
-            True,
-            "; ".join(why) or None,
+            zone=zone,
+            intensity_g_per_kwh=value,
+            at=floor_hour(now),
+            rung="static",
+            age_s=0.0,
+            stale=True,
+            source="static-annual",
+            kind=self.kind,
+            is_estimated=True,
+            problem="; ".join(why) or None,
         )
 
     # -- forecast ------------------------------------------------------------------------
@@ -335,55 +281,75 @@ class SignalChain:
         Raises:
             NoSignalError: no rung can forecast this zone.
         """
+        zone = _canonical(zone)
         state = self._state(zone)
         why = list(state.problems)
         provided = state.provider_forecast
-        issue = _floor_hour(now)
+        issue = floor_hour(now)
         if provided is not None and provided.start <= issue < provided.end:
-            fresh = state.live_at is not None and (now - state.live_at).total_seconds() <= (
-                self.live_max_age_s
-            )
             try:
-                base = self._history_forecast(zone, state, now, horizon_s, step_s)
-                merged = self._overlay(base.series, provided)
-                fetched = provided.fetched_at or issue
-                return ZoneForecast(
-                    merged,
-                    "provider",
-                    "live" if fresh else "cache",
-                    max(0.0, (now - fetched).total_seconds()),
-                    provided.source,
-                    base.abs_error_p90_g_per_kwh,
-                    base.mape_24h_pct,
-                )
+                return self._provider_forecast(state, provided, now, horizon_s, step_s)
             except ForecastsError as e:
                 why.append(f"provider forecast: {e}")
         try:
-            return self._history_forecast(zone, state, now, horizon_s, step_s)
+            return self._history_forecast(state, now, horizon_s, step_s)
         except ForecastsError as e:
             why.append(f"history forecast: {e}")
         reading = self._static_reading(zone, now, why)
         n = math.ceil(horizon_s / step_s)
         values = np.full(n, reading.intensity_g_per_kwh)
         series = IntensitySeries(
-            zone,
-            issue,
-            step_s,
-            values,
-            np.ones(n, dtype=np.bool_),
-            self.kind,
-            "static-annual",
-            now,
+            zone, issue, step_s, values, np.ones(n, dtype=np.bool_), self.kind, "static-annual", now
         )
         return ZoneForecast(
-            series,
-            "static",
-            "static",
-            0.0,
-            "static-annual",
-            values * STATIC_REL_ERROR,
-            None,
-            reading.problem,
+            series=series,
+            forecaster="static",
+            rung="static",
+            age_s=0.0,
+            source="static-annual",
+            abs_error_p90_g_per_kwh=values * STATIC_REL_ERROR,
+            problem=reading.problem,
+        )
+
+    def _provider_forecast(
+        self,
+        state: ZoneState,
+        provided: IntensitySeries,
+        now: datetime,
+        horizon_s: int,
+        step_s: int,
+    ) -> ZoneForecast:
+        """The provider's forecast over the horizon, gaps filled from history when possible.
+
+        Raises:
+            ForecastsError: it does not cover the horizon and there is no history to fill it.
+        """
+        issue = floor_hour(now)
+        end = issue + timedelta(seconds=horizon_s)
+        try:
+            base = self._history_forecast(state, now, horizon_s, step_s)
+        except ForecastsError:
+            if provided.end < end:
+                raise
+            series = provided.slice(issue, end)
+            series = series if series.step_s == step_s else series.resample(step_s)
+            error = series.values_g_per_kwh * UNSCORED_REL_ERROR
+            mape = None
+        else:
+            series = self._overlay(base.series, provided)
+            error, mape = base.abs_error_p90_g_per_kwh, base.mape_24h_pct
+        fresh = state.live_at is not None and (now - state.live_at).total_seconds() <= (
+            self.live_max_age_s
+        )
+        fetched = provided.fetched_at or issue
+        return ZoneForecast(
+            series=series,
+            forecaster="provider",
+            rung="live" if fresh else "cache",
+            age_s=max(0.0, (now - fetched).total_seconds()),
+            source=provided.source,
+            abs_error_p90_g_per_kwh=error,
+            mape_24h_pct=mape,
         )
 
     @staticmethod
@@ -393,68 +359,16 @@ class SignalChain:
         return merged.slice(base.start, base.end).replace(source=provided.source)
 
     def _history_forecast(
-        self, zone: str, state: _ZoneState, now: datetime, horizon_s: int, step_s: int
+        self, state: ZoneState, now: datetime, horizon_s: int, step_s: int
     ) -> ZoneForecast:
-        history = state.history
-        if history is None or history.last_valid(before=now) is None:
-            raise ForecastsError("no history")
-        issue = _floor_hour(now)
-        known = history.slice(history.start, issue)
-        last = known.last_valid()
-        if last is None:
-            raise ForecastsError("no history before now")
-        gap_s = (issue - known.end).total_seconds()
-        if gap_s > self.max_history_gap_s:
-            raise ForecastsError(f"history ends {gap_s / 86_400:.1f} days before now")
-        score = self._score(state, known, now)
-        chosen = self._pick(score)
-        lead_s = int(gap_s) + horizon_s
-        raw = chosen.forecast(known, known.end, lead_s, known.step_s)
-        series = raw.slice(issue, issue + timedelta(seconds=horizon_s))
-        if step_s != series.step_s:
-            series = series.resample(step_s)
-        ends_s = (np.arange(len(series)) + 1) * step_s + gap_s
-        if score is not None and chosen.name in score.abs_error_p90_g_per_kwh:
-            p90 = score.abs_error_p90_g_per_kwh[chosen.name]
-            lead = np.clip(np.ceil(ends_s / known.step_s).astype(int) - 1, 0, len(p90) - 1)
-            error = np.nan_to_num(p90[lead], nan=0.0)
-            at_24h = [s for s in score.scores if s.forecaster == chosen.name and s.horizon_h == 24]
-            mape = at_24h[0].mape_pct if at_24h else None
-        else:
-            error = series.values_g_per_kwh * UNSCORED_REL_ERROR
-            mape = None
-        age = max(0.0, (now - (last[0] + timedelta(seconds=known.step_s))).total_seconds())
-        return ZoneForecast(
-            series,
-            chosen.name,
-            "history-forecast",
-            age,
-            series.source,
-            error,
-            mape,
-            "; ".join(state.problems) or None,
+        return state.history_forecast(
+            self._forecasters,
+            now,
+            horizon_s,
+            step_s,
+            max_gap_s=self.max_history_gap_s,
+            rescore_every_s=self.rescore_every_s,
         )
-
-    def _score(
-        self, state: _ZoneState, known: IntensitySeries, now: datetime
-    ) -> BacktestResult | None:
-        due = state.scored_at is None or (
-            (now - state.scored_at).total_seconds() >= self.rescore_every_s
-        )
-        if due:
-            try:
-                state.score = score_recent(known, self._forecasters, known.end)
-            except ForecastsError:
-                state.score = None
-            state.scored_at = now
-        return state.score
-
-    def _pick(self, score: BacktestResult | None) -> VectorForecaster:
-        name = score.chosen if score is not None else "seasonal-24h"
-        for forecaster in self._forecasters:
-            if forecaster.name == name:
-                return forecaster
-        return self._forecasters[0]
 
     def chosen_forecaster(self, zone: str) -> str | None:
         """The forecaster last chosen for ``zone`` (None before the first scoring)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,15 @@ def _intensity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spinner(message: str, quiet: bool) -> AbstractContextManager[object]:
+    """A rich status spinner on a TTY (not with --json or when piped)."""
+    if quiet or not sys.stdout.isatty():
+        return nullcontext()
+    from rich.console import Console
+
+    return Console().status(message)
+
+
 def _backtest(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.forecasters.split(",") if n.strip()]
     try:
@@ -195,13 +205,14 @@ def _backtest(args: argparse.Namespace) -> int:
     series = result.zone(args.zone)
     horizon_s = round(args.horizon_hours * 3600)
     horizons = [h for h in BACKTEST_HORIZONS_H if h <= args.horizon_hours]
-    scored = backtest(
-        series,
-        forecasters,
-        horizon_s=horizon_s,
-        issue_every_s=round(args.every_hours * 3600),
-        horizons_h=horizons,
-    )
+    with _spinner(f"backtesting {len(forecasters)} forecasters on {series.zone}", args.json):
+        scored = backtest(
+            series,
+            forecasters,
+            horizon_s=horizon_s,
+            issue_every_s=round(args.every_hours * 3600),
+            horizons_h=horizons,
+        )
     if args.plot is not None:
         from daemon.reports.forecasts import plot_backtest
 

@@ -19,8 +19,11 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.cli import main
+from daemon.signals import refresh_signals
+from forecasts import SignalChain
 
 TOKEN = "cli-test-token"
 
@@ -218,3 +221,13 @@ def test_backtest_bad_trace_is_one_line(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("carbond: error: ") and err.count("\n") == 1
+
+
+def test_refresh_signals_logs_one_event_per_zone() -> None:
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    with capture_logs() as events:
+        readings = refresh_signals(SignalChain(), ["CA-QC", "XX-NOPE"], now)
+    assert readings["CA-QC"].rung == "static"
+    names = [(e["event"], e["zone"]) for e in events]
+    assert ("intensity_refreshed", "CA-QC") in names
+    assert ("intensity_missing", "XX-NOPE") in names

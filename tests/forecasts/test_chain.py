@@ -12,6 +12,7 @@ import pytest
 from forecasts import (
     IntensitySeries,
     NoSignalError,
+    ProviderAuthError,
     ProviderReading,
     ProviderServerError,
     SeriesCache,
@@ -29,6 +30,7 @@ class FakeProvider:
 
     down: bool = False
     kind: SignalKind = "lifecycle"
+    has_forecast: bool = False
     calls: list[str] = field(default_factory=list)
 
     def latest(self, zone: str) -> ProviderReading:
@@ -38,12 +40,20 @@ class FakeProvider:
         return ProviderReading(zone, 321.0, NOW.replace(minute=0), False, "lifecycle", NOW)
 
     def history(self, zone: str) -> IntensitySeries:
+        self.calls.append("history")
         start = NOW.replace(minute=0) - 24 * H
         values = 300 + 50 * np.sin(np.arange(24) * 2 * np.pi / 24)
         return IntensitySeries(zone, start, 3600, values, source="electricitymaps")
 
     def forecast(self, zone: str, horizon_hours: int | None = None) -> IntensitySeries:
-        raise ProviderServerError("forecast for DE: HTTP 403")
+        self.calls.append("forecast")
+        if not self.has_forecast:
+            raise ProviderAuthError("forecast for DE: HTTP 403: token missing or rejected")
+        start = NOW.replace(minute=0)
+        values = np.full(24, 111.0)
+        return IntensitySeries(
+            zone, start, 3600, values, source="electricitymaps:forecast", fetched_at=NOW
+        )
 
 
 def test_live_then_cache_then_history_then_static(tmp_path: Path) -> None:
@@ -104,3 +114,30 @@ def test_marginal_trace_in_an_average_chain_is_refused() -> None:
     trace = IntensitySeries("DE", NOW, 3600, np.array([1.0]), kind="marginal")
     with pytest.raises(Exception, match="different kinds"):
         SignalChain(traces={"DE": trace})
+
+
+def test_refresh_is_polite_to_the_provider() -> None:
+    provider = FakeProvider()
+    chain = SignalChain(provider=provider)
+    for minutes in (0, 5, 10):
+        chain.refresh(["DE"], NOW + timedelta(minutes=minutes))
+    # /latest every time, /history once (no hole after that), /forecast once: 403 backs off.
+    assert provider.calls.count("latest") == 3
+    assert provider.calls.count("history") == 1
+    assert provider.calls.count("forecast") == 1
+    assert any("provider forecast: not retried" in p for p in chain.problems("de"))
+    chain.refresh(["DE"], NOW + timedelta(hours=7))
+    assert provider.calls.count("forecast") == 2
+
+
+def test_provider_forecast_is_used_and_labelled() -> None:
+    provider = FakeProvider(has_forecast=True)
+    chain = SignalChain(provider=provider)
+    chain.refresh(["de"], NOW)
+    forecast = chain.forecast("DE", NOW + timedelta(minutes=1), 30 * 3600, 3600)
+    assert (forecast.forecaster, forecast.rung, forecast.zone) == ("provider", "live", "DE")
+    values = forecast.series.values_g_per_kwh
+    assert len(values) == 30 and list(values[:24]) == [111.0] * 24
+    assert np.all(values[24:] != 111.0)  # beyond the provider's 24 h: filled from history
+    stale = chain.forecast("DE", NOW + timedelta(hours=1), 6 * 3600, 3600)
+    assert stale.rung == "cache"
