@@ -67,7 +67,9 @@ class ZoneForecast:
 
     ``abs_error_p90_g_per_kwh`` is, per point, the 90th percentile of the absolute error this
     forecaster made at that lead time in its latest backtest (a rough fraction of the value when
-    unscored); ``pessimistic_g_per_kwh()`` adds it to the values.
+    unscored); ``pessimistic_g_per_kwh()`` (also ``upper_g_per_kwh``) adds it to the values.
+    It has ``zone``, ``start``, ``step_s`` and ``values_g_per_kwh``, so policies can take it
+    wherever they take a zone's intensity on a grid.
     """
 
     series: IntensitySeries
@@ -83,6 +85,26 @@ class ZoneForecast:
     def zone(self) -> str:
         """The zone key."""
         return self.series.zone
+
+    @property
+    def start(self) -> datetime:
+        """Start of the first point (aware UTC)."""
+        return self.series.start
+
+    @property
+    def step_s(self) -> int:
+        """Point length in seconds."""
+        return self.series.step_s
+
+    @property
+    def values_g_per_kwh(self) -> FloatArray:
+        """The forecast values, gCO2e/kWh (read-only)."""
+        return self.series.values_g_per_kwh
+
+    @property
+    def upper_g_per_kwh(self) -> FloatArray:
+        """Pessimistic bound: values plus their p90 absolute error (same shape)."""
+        return self.pessimistic_g_per_kwh()
 
     def pessimistic_g_per_kwh(self) -> FloatArray:
         """Values plus their p90 absolute error, gCO2e/kWh."""

@@ -8,6 +8,7 @@ difference of two interpolated values, vectorised with NumPy.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -127,20 +128,9 @@ class IntensitySeries:
         """The start time of every point in Unix seconds."""
         return self.start_s + self.step_s * np.arange(len(self), dtype=np.float64)
 
-    def replace(self, **changes: object) -> IntensitySeries:
-        """A copy with some fields changed (like :func:`dataclasses.replace`)."""
-        fields = {
-            "zone": self.zone,
-            "start": self.start,
-            "step_s": self.step_s,
-            "values_g_per_kwh": self.values_g_per_kwh,
-            "is_estimated": self.is_estimated,
-            "kind": self.kind,
-            "source": self.source,
-            "fetched_at": self.fetched_at,
-        }
-        fields.update(changes)
-        return IntensitySeries(**fields)  # type: ignore[arg-type]
+    def replace(self, **changes: Any) -> IntensitySeries:
+        """A copy with some fields changed (validated again, like the constructor)."""
+        return dataclasses.replace(self, **changes)
 
     # -- point access --------------------------------------------------------------------
     def index_of(self, t: datetime) -> int:

@@ -193,7 +193,7 @@ def _read_rows(
             header = next(reader)
         except StopIteration:
             raise TraceFormatError(name, 1, None, "empty file") from None
-        except (csv.Error, UnicodeDecodeError) as e:
+        except (csv.Error, UnicodeDecodeError, EOFError, OSError) as e:
             raise TraceFormatError(name, 1, None, f"not a CSV file: {e}") from e
         fmt, columns = _detect(name, header)
         value_col = fmt.lifecycle if kind == "lifecycle" else fmt.direct

@@ -19,6 +19,7 @@ from forecasts import (
     SignalChain,
     SignalKind,
 )
+from policies.placement import mean_intensity_g_per_kwh
 
 NOW = datetime(2024, 3, 1, 12, 20, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -141,3 +142,10 @@ def test_provider_forecast_is_used_and_labelled() -> None:
     assert np.all(values[24:] != 111.0)  # beyond the provider's 24 h: filled from history
     stale = chain.forecast("DE", NOW + timedelta(hours=1), 6 * 3600, 3600)
     assert stale.rung == "cache"
+
+
+def test_zone_forecast_is_what_policies_take() -> None:
+    forecast = SignalChain().forecast("US-NW-PACE", NOW, 6 * 3600, 3600)
+    assert forecast.start == NOW.replace(minute=0) and forecast.step_s == 3600
+    assert mean_intensity_g_per_kwh(forecast, forecast.start, 7200) == 647.0
+    assert np.all(forecast.upper_g_per_kwh > forecast.values_g_per_kwh)

@@ -14,14 +14,17 @@ from forecasts import (
     KindMismatchError,
     OutOfRangeError,
     SeriesError,
+    SignalKind,
 )
 
 T0 = datetime(2023, 1, 1, tzinfo=UTC)
 H = timedelta(hours=1)
 
 
-def _series(values: list[float], kind: str = "lifecycle", start: datetime = T0) -> IntensitySeries:
-    return IntensitySeries("XX", start, 3600, np.array(values), kind=kind)  # type: ignore[arg-type]
+def _series(
+    values: list[float], kind: SignalKind = "lifecycle", start: datetime = T0
+) -> IntensitySeries:
+    return IntensitySeries("XX", start, 3600, np.array(values), kind=kind)
 
 
 def test_shape_and_times() -> None:

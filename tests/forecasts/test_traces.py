@@ -106,10 +106,11 @@ def test_bad_files_name_file_line_and_column(tmp_path: Path, text: str, match: s
         read_trace(_write(tmp_path, "x.csv", text))
 
 
-def test_binary_file_is_rejected(tmp_path: Path) -> None:
-    path = tmp_path / "x.csv"
+@pytest.mark.parametrize("name", ["x.csv", "x.csv.gz"])
+def test_binary_file_is_rejected(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
     path.write_bytes(b"\xff\xfe\x00garbage\x00")
-    with pytest.raises(TraceFormatError, match=r"x\.csv"):
+    with pytest.raises(TraceFormatError, match=name.replace(".", r"\.")):
         read_trace(path)
 
 
