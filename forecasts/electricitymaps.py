@@ -281,50 +281,64 @@ class ElectricityMapsClient:
         self._sleep(min(self._max_backoff_s, delay))
 
     def _get(self, path: str, zone: str, params: Mapping[str, str]) -> Any:
+        """GET with bounded retries; the parsed JSON body.
+
+        Raises:
+            ProviderError: the subclass for the last failure.
+        """
         url = f"{self._base_url}/{path}"
         query = {"zone": zone, "emissionFactorType": self.kind, **params}
         what = f"{path.rsplit('/', 1)[-1]} for {zone}"
-        error: ProviderError = ProviderServerError(f"{what}: no attempt made")
+        retry = _Retry(ProviderServerError(f"{what}: no attempt made"), None)
         for attempt in range(self._max_retries + 1):
             if attempt:
-                retry_after = getattr(error, "retry_after_s", None)
-                self._wait(attempt - 1, retry_after)
-            try:
-                response = self._session.get(
-                    url, params=query, headers=self._headers(), timeout=self._timeout
-                )
-            except requests.Timeout as e:
-                error = ProviderTimeoutError(f"{what}: timed out ({type(e).__name__})")
-                continue
-            except requests.ConnectionError as e:
-                error = ProviderTimeoutError(f"{what}: connection failed to {self._base_url}")
-                error.__cause__ = e
-                continue
-            except requests.RequestException as e:
-                raise ProviderError(f"{what}: request failed: {type(e).__name__}") from e
-            status = response.status_code
-            if status in (401, 403):
-                raise ProviderAuthError(
-                    f"{what}: HTTP {status}: token missing or rejected "
-                    "(set electricitymaps.token / CARBOND_ELECTRICITYMAPS__TOKEN)"
-                )
-            if status == 404 or (status == 400 and "zone" in response.text.lower()):
-                raise ProviderZoneError(f"{what}: HTTP {status}: unknown zone {zone!r}")
-            if status == 429:
-                wait = _retry_after_s(response.headers.get("Retry-After"), self._clock())
-                error = RateLimitedError(f"{what}: HTTP 429 rate limited", wait)
-                continue
-            if status >= 500:
-                error = ProviderServerError(f"{what}: HTTP {status} from the provider")
-                continue
-            if status != 200:
-                raise ProviderError(f"{what}: unexpected HTTP {status}")
-            try:
-                return response.json()
-            except ValueError as e:
-                kind = response.headers.get("Content-Type", "unknown type")
-                raise MalformedPayloadError(f"{what}: body is not JSON ({kind})") from e
-        raise error
+                self._wait(attempt - 1, retry.wait_s)
+            outcome = self._attempt(url, query, what, zone)
+            if not isinstance(outcome, _Retry):
+                return outcome
+            retry = outcome
+        raise retry.error
+
+    def _attempt(self, url: str, query: Mapping[str, str], what: str, zone: str) -> Any:
+        """One request: the JSON body, a :class:`_Retry`, or a non-retryable error raised."""
+        try:
+            response = self._session.get(
+                url, params=query, headers=self._headers(), timeout=self._timeout
+            )
+        except requests.Timeout as e:
+            return _Retry(ProviderTimeoutError(f"{what}: timed out ({type(e).__name__})"), None)
+        except requests.ConnectionError:
+            return _Retry(ProviderTimeoutError(f"{what}: cannot connect to {self._base_url}"), None)
+        except requests.RequestException as e:
+            raise ProviderError(f"{what}: request failed: {type(e).__name__}") from e
+        status = response.status_code
+        if status in (401, 403):
+            raise ProviderAuthError(
+                f"{what}: HTTP {status}: token missing or rejected "
+                "(set electricitymaps.token / CARBOND_ELECTRICITYMAPS__TOKEN)"
+            )
+        if status == 404 or (status == 400 and "zone" in response.text.lower()):
+            raise ProviderZoneError(f"{what}: HTTP {status}: unknown zone {zone!r}")
+        wait_s = _retry_after_s(response.headers.get("Retry-After"), self._clock())
+        if status == 429:
+            return _Retry(RateLimitedError(f"{what}: HTTP 429 rate limited", wait_s), wait_s)
+        if status >= 500:
+            return _Retry(ProviderServerError(f"{what}: HTTP {status} from the provider"), wait_s)
+        if status != 200:
+            raise ProviderError(f"{what}: unexpected HTTP {status}")
+        try:
+            return response.json()
+        except ValueError as e:
+            kind = response.headers.get("Content-Type", "unknown type")
+            raise MalformedPayloadError(f"{what}: body is not JSON ({kind})") from e
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """A retryable failure and the server's requested wait (``Retry-After``), if any."""
+
+    error: ProviderError
+    wait_s: float | None
 
 
 def _iso(t: datetime) -> str:

@@ -231,3 +231,22 @@ def test_refresh_signals_logs_one_event_per_zone() -> None:
     names = [(e["event"], e["zone"]) for e in events]
     assert ("intensity_refreshed", "CA-QC") in names
     assert ("intensity_missing", "XX-NOPE") in names
+
+
+def test_token_from_a_systemd_credential_file(
+    fake_em: type[_FakeElectricityMaps],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "electricitymaps__token").write_text("from-credential\n")
+    monkeypatch.delenv("CARBOND_ELECTRICITYMAPS__TOKEN")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    code, reading, err = _run(
+        capsys, "intensity", "--zone", "DE", "--json", "--cache-dir", str(tmp_path / "cache")
+    )
+    assert code == 0 and reading["rung"] == "live"
+    assert fake_em.seen_tokens[0] == "from-credential"
+    assert "from-credential" not in json.dumps(reading) + err

@@ -197,3 +197,27 @@ def test_documented_payloads_parse(shared_data: Path, client: ElectricityMapsCli
     start, end = datetime(2019, 5, 21, 21, tzinfo=UTC), datetime(2019, 5, 22, tzinfo=UTC)
     assert list(client.past_range("DE", start, end).values_g_per_kwh) == [339, 317, 305]
     assert client.forecast("DK-DK2").values_g_per_kwh[0] == 326
+
+
+@responses.activate
+def test_503_retry_after_is_honoured_and_capped(sleeps: list[float]) -> None:
+    client = ElectricityMapsClient(
+        requests.Session(),
+        base_url=BASE,
+        token=TOKEN,
+        max_retries=1,
+        max_backoff_s=5.0,
+        sleep=sleeps.append,
+    )
+    url = f"{BASE}/carbon-intensity/latest"
+    responses.get(url, status=503, headers={"Retry-After": "120"})
+    responses.get(url, json=LATEST)
+    assert client.latest("DE").intensity_g_per_kwh == 302.0
+    assert sleeps == [5.0]
+
+
+@responses.activate
+def test_connection_refused_is_a_timeout_error(client: ElectricityMapsClient) -> None:
+    responses.get(f"{BASE}/carbon-intensity/latest", body=requests.ConnectionError("refused"))
+    with pytest.raises(ProviderTimeoutError, match="cannot connect"):
+        client.latest("DE")
