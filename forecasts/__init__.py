@@ -43,6 +43,7 @@ from forecasts.forecasters import (
 from forecasts.readings import RUNGS, IntensityProvider, IntensityReading, Rung, ZoneForecast
 from forecasts.series import J_PER_KWH, SIGNAL_KINDS, IntensitySeries, SignalKind, check_same_kind
 from forecasts.static import STATIC_ANNUAL_INTENSITY, UnknownZoneError, static_annual_intensity
+from forecasts.trace_provider import TraceProvider
 from forecasts.traces import DataIssue, TraceReadResult, fill_gaps, read_trace
 
 __all__ = [
@@ -84,6 +85,7 @@ __all__ = [
     "SignalChain",
     "SignalKind",
     "TraceFormatError",
+    "TraceProvider",
     "TraceReadResult",
     "UnknownZoneError",
     "VectorForecaster",

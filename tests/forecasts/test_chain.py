@@ -18,6 +18,7 @@ from forecasts import (
     SeriesCache,
     SignalChain,
     SignalKind,
+    TraceProvider,
 )
 from policies.placement import mean_intensity_g_per_kwh
 
@@ -149,3 +150,26 @@ def test_zone_forecast_is_what_policies_take() -> None:
     assert forecast.start == NOW.replace(minute=0) and forecast.step_s == 3600
     assert mean_intensity_g_per_kwh(forecast, forecast.start, 7200) == 647.0
     assert np.all(forecast.upper_g_per_kwh > forecast.values_g_per_kwh)
+
+
+def test_replay_drives_the_same_chain_through_a_trace_provider() -> None:
+    start = datetime(2023, 6, 1, tzinfo=UTC)
+    hours = np.arange(20 * 24)
+    trace = IntensitySeries(
+        "US-CAL-CISO", start, 3600, 200 + 80 * np.sin(2 * np.pi * hours / 24), source="t.csv"
+    )
+    provider = TraceProvider({"US-CAL-CISO": trace})
+    chain = SignalChain(provider=provider)
+    for step in range(3):
+        t = start + timedelta(days=15, hours=step, minutes=30)
+        provider.now = t
+        assert chain.refresh(["US-CAL-CISO"], t) == {"US-CAL-CISO": "ok"}
+        reading = chain.current("US-CAL-CISO", t)
+        assert (reading.rung, reading.stale) == ("live", False)
+        assert reading.intensity_g_per_kwh == trace.at(t)
+    forecast = chain.forecast("US-CAL-CISO", t, 24 * 3600, 3600)
+    assert forecast.rung == "history-forecast"  # the trace has no provider forecast
+    assert forecast.series.start == t.replace(minute=0)
+    provider.now = start + timedelta(days=30)  # past the end: an outage, then the cache
+    assert chain.refresh(["US-CAL-CISO"], provider.now)["US-CAL-CISO"].startswith("live: ")
+    assert chain.current("US-CAL-CISO", provider.now).rung != "live"
