@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check lint typecheck bench validate calibrate clean
+.PHONY: demo test check lint typecheck bench backtests validate calibrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ validate: $(VENV)/.stamp-base
 # Refit the vllm serving model on the v2 measurements; rewrites policies/footprint/_calibrated.py.
 calibrate: $(VENV)/.stamp-base
 	$(BIN)/python -m bench.fit_energy
+
+# Forecaster backtests on the real 2023 traces (../shared/data): the table in docs/forecasts.md.
+backtests: $(VENV)/.stamp-base
+	$(BIN)/python -m bench.backtests
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

@@ -30,6 +30,7 @@ __all__ = [
     "ElectricityMapsSettings",
     "GpuSettings",
     "Settings",
+    "SignalsSettings",
     "load_settings",
 ]
 
@@ -57,6 +58,18 @@ class ElectricityMapsSettings(_Section):
     read_timeout_s: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
     emission_factor_type: Literal["lifecycle", "direct"] = "lifecycle"
+
+
+class SignalsSettings(_Section):
+    """The intensity fallback chain: cache, freshness and forecaster re-scoring."""
+
+    cache_dir: Path | None = None  # default <state_dir>/cache/intensity
+    cache_max_points: int = Field(default=60 * 24, ge=24)
+    refresh_every_s: float = Field(default=300.0, gt=0)
+    live_max_age_s: float = Field(default=900.0, gt=0)
+    cache_max_age_s: float = Field(default=3 * 3600.0, gt=0)
+    max_history_gap_s: float = Field(default=7 * 86_400.0, gt=0)
+    rescore_every_s: float = Field(default=6 * 3600.0, gt=0)
 
 
 class GpuSettings(_Section):
@@ -95,6 +108,7 @@ class Settings(BaseSettings):
     default_pue: float = Field(default=1.0, ge=1.0, le=3.0)
     lifetime_years: float = Field(default=5.0, gt=0)
     electricitymaps: ElectricityMapsSettings = ElectricityMapsSettings()
+    signals: SignalsSettings = SignalsSettings()
     gpu: GpuSettings = GpuSettings()
     catalog: CatalogSettings = CatalogSettings()
 

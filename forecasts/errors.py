@@ -3,12 +3,110 @@
 One root, so callers can catch everything this package raises::
 
     ForecastsError
+     ├── SeriesError              an impossible time-series operation (ValueError)
+     │    ├── KindMismatchError   lifecycle, direct and marginal signals mixed in one operation
+     │    └── OutOfRangeError     a time outside the series
+     ├── TraceFormatError         a CSV trace that cannot be read: names file, line and column
+     ├── CacheError               the on-disk cache cannot be read or written
+     ├── ProviderError            the intensity provider (Electricity Maps) failed
+     │    ├── ProviderAuthError       401/403: missing or rejected token
+     │    ├── ProviderZoneError       the provider does not know the zone
+     │    ├── RateLimitedError        429, after the retries; carries ``retry_after_s``
+     │    ├── ProviderServerError     5xx, after the retries
+     │    ├── ProviderTimeoutError    connect/read timeout or connection refused
+     │    └── MalformedPayloadError   non-JSON body, missing field, ``carbonIntensity: null``
+     ├── NoSignalError            every rung of the fallback chain failed for a zone
+     └── UnknownZoneError         (in :mod:`forecasts.static`) a zone no table knows
+
+Messages never contain the API token.
 """
 
 from __future__ import annotations
 
-__all__ = ["ForecastsError"]
+__all__ = [
+    "CacheError",
+    "ForecastsError",
+    "KindMismatchError",
+    "MalformedPayloadError",
+    "NoSignalError",
+    "OutOfRangeError",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderServerError",
+    "ProviderTimeoutError",
+    "ProviderZoneError",
+    "RateLimitedError",
+    "SeriesError",
+    "TraceFormatError",
+]
 
 
 class ForecastsError(Exception):
     """Root of every error raised by the ``forecasts`` package."""
+
+
+class SeriesError(ForecastsError, ValueError):
+    """An operation a time series cannot do (misaligned steps, empty range, ...)."""
+
+
+class KindMismatchError(SeriesError):
+    """Average (lifecycle/direct) and marginal signals, or two averages, mixed in one operation."""
+
+
+class OutOfRangeError(SeriesError):
+    """A time or interval that the series does not cover."""
+
+
+class TraceFormatError(ForecastsError, ValueError):
+    """A trace file that cannot be read; the message names the file, line and column."""
+
+    def __init__(self, path: str, line: int | None, column: str | None, problem: str) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        where = path
+        if line is not None:
+            where += f":{line}"
+        if column is not None:
+            where += f": column {column!r}"
+        super().__init__(f"{where}: {problem}")
+
+
+class CacheError(ForecastsError):
+    """The intensity cache cannot be read or written (the message names the file)."""
+
+
+class ProviderError(ForecastsError):
+    """The intensity provider failed; subclasses say how."""
+
+
+class ProviderAuthError(ProviderError):
+    """The provider rejected the request's credentials (HTTP 401/403) or none were given."""
+
+
+class ProviderZoneError(ProviderError):
+    """The provider does not know the zone (HTTP 404, or a 400 naming the zone)."""
+
+
+class RateLimitedError(ProviderError):
+    """HTTP 429 after every retry; ``retry_after_s`` is the server's last ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class ProviderServerError(ProviderError):
+    """HTTP 5xx (or another unexpected status) after every retry."""
+
+
+class ProviderTimeoutError(ProviderError):
+    """Connect or read timeout, or the connection failed, after every retry."""
+
+
+class MalformedPayloadError(ProviderError):
+    """A response that is not the documented JSON: non-JSON body, missing field, null value."""
+
+
+class NoSignalError(ForecastsError):
+    """No rung of the fallback chain (live, cache, history forecast, static) has a value."""

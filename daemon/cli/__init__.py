@@ -21,6 +21,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.footprint_cmds",
     "daemon.cli.paper_cmd",
     "daemon.cli.advise_cmd",
+    "daemon.cli.intensity_cmds",
 )
 
 

@@ -1,0 +1,244 @@
+"""``carbond intensity`` and ``carbond forecast backtest``.
+
+``intensity`` shows a zone's best available intensity (live API, cache, forecast from history or
+the static annual mean) with its rung, source and age, and optionally the forecast.
+``forecast backtest`` scores every forecaster on a trace at 1, 6, 24 and 48 h.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon.cli.context import add_common_options, settings_from
+from daemon.cli.output import print_json, print_table
+from daemon.errors import UsageError
+from daemon.signals import build_signal_chain
+from forecasts import (
+    BACKTEST_HORIZONS_H,
+    FORECASTERS,
+    IntensityReading,
+    ZoneForecast,
+    backtest,
+    make_forecaster,
+    read_trace,
+)
+
+__all__ = ["register"]
+
+
+def _when(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {text!r}") from e
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from e
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``intensity`` and ``forecast`` to the ``carbond`` parser."""
+    p = subparsers.add_parser("intensity", help="show a zone's carbon intensity and forecast")
+    p.add_argument("--zone", required=True, help="Electricity Maps zone key, e.g. CA-QC")
+    p.add_argument(
+        "--forecast-hours", type=_positive, metavar="H", help="also print the next H hours"
+    )
+    p.add_argument(
+        "--step-minutes", type=_positive, default=60.0, metavar="MIN", help="forecast step"
+    )
+    p.add_argument(
+        "--trace", type=Path, metavar="FILE", help="CSV trace used as history for the zone"
+    )
+    p.add_argument(
+        "--at", type=_when, metavar="TIME", help="evaluate at this ISO 8601 time, not now"
+    )
+    p.add_argument("--offline", action="store_true", help="do not call the live API")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="intensity cache (default: signals.cache_dir or <state_dir>/cache/intensity)",
+    )
+    add_common_options(p)
+    p.set_defaults(func=_intensity)
+
+    f = subparsers.add_parser("forecast", help="forecaster tools")
+    fsub = f.add_subparsers(dest="forecast_command", metavar="SUBCOMMAND", required=True)
+    b = fsub.add_parser("backtest", help="score forecasters on a trace by horizon")
+    b.add_argument(
+        "--trace", type=Path, required=True, metavar="FILE", help="CSV trace (any format)"
+    )
+    b.add_argument("--zone", required=True, help="zone in the trace")
+    b.add_argument("--horizon-hours", type=_positive, default=48.0, metavar="H", help="default 48")
+    b.add_argument(
+        "--every-hours", type=_positive, default=6.0, metavar="H", help="between issues (6)"
+    )
+    b.add_argument(
+        "--forecasters",
+        metavar="NAMES",
+        default=",".join(FORECASTERS),
+        help=f"comma-separated names (default all: {', '.join(FORECASTERS)})",
+    )
+    b.add_argument("--kind", choices=["lifecycle", "direct"], default="lifecycle")
+    b.add_argument("--plot", type=Path, metavar="PNG", help="also draw MAPE by lead time")
+    b.add_argument("--json", action="store_true", help="machine-readable output")
+    b.set_defaults(func=_backtest)
+
+
+def _reading_dict(r: IntensityReading) -> dict[str, Any]:
+    return {
+        "zone": r.zone,
+        "intensity_g_per_kwh": round(r.intensity_g_per_kwh, 3),
+        "datetime": r.at.isoformat(),
+        "source": r.source,
+        "stale": r.stale,
+        "age_s": round(r.age_s, 1),
+        "rung": r.rung,
+        "kind": r.kind,
+        "is_estimated": r.is_estimated,
+        "problem": r.problem,
+    }
+
+
+def _forecast_dict(f: ZoneForecast) -> dict[str, Any]:
+    s = f.series
+    return {
+        "forecaster": f.forecaster,
+        "rung": f.rung,
+        "source": f.source,
+        "age_s": round(f.age_s, 1),
+        "mape_24h_pct": None if f.mape_24h_pct is None else round(f.mape_24h_pct, 2),
+        "step_s": s.step_s,
+        "points": [
+            {
+                "datetime": t.isoformat(),
+                "intensity_g_per_kwh": round(float(v), 3),
+                "abs_error_p90_g_per_kwh": round(float(e), 3),
+            }
+            for t, v, e in zip(
+                s.times(), s.values_g_per_kwh, f.abs_error_p90_g_per_kwh, strict=True
+            )
+        ],
+    }
+
+
+def _intensity(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    zone = args.zone.strip()
+    if not zone:
+        raise UsageError("--zone must not be empty")
+    traces = None
+    if args.trace is not None:
+        result = read_trace(
+            args.trace, zones=[zone], kind=settings.electricitymaps.emission_factor_type
+        )
+        traces = {zone: result.zone(zone)}
+        for issue in result.issues:
+            print(f"carbond: note: {issue}", file=sys.stderr)
+    now = args.at or datetime.now(UTC)
+    with build_signal_chain(
+        settings, cache_dir=args.cache_dir, traces=traces, offline=args.offline
+    ) as wiring:
+        chain = wiring.chain
+        if wiring.client is not None:
+            chain.refresh([zone], now)
+        reading = chain.current(zone, now)
+        forecast = None
+        if args.forecast_hours:
+            forecast = chain.forecast(
+                zone, now, round(args.forecast_hours * 3600), round(args.step_minutes * 60)
+            )
+    payload = _reading_dict(reading)
+    if forecast is not None:
+        payload["forecast"] = _forecast_dict(forecast)
+    if args.json:
+        print_json(payload)
+        return 0
+    columns = ["zone", "intensity_g_per_kwh", "datetime", "source", "stale", "age_s", "rung"]
+    print_table(
+        f"{zone} carbon intensity ({reading.kind})", columns, [[payload[c] for c in columns]]
+    )
+    if reading.problem:
+        print(f"note: {reading.problem}")
+    if traces and reading.rung == "static":
+        ends = traces[zone].end.isoformat()
+        print(f"note: the trace ends {ends}; use --at TIME to read a time it covers")
+    if forecast is not None:
+        fc = payload["forecast"]
+        title = f"forecast: {fc['forecaster']} ({fc['rung']}, p90 error from backtest)"
+        rows = [
+            [p["datetime"], p["intensity_g_per_kwh"], p["abs_error_p90_g_per_kwh"]]
+            for p in fc["points"]
+        ]
+        print_table(title, ["datetime", "intensity_g_per_kwh", "abs_error_p90_g_per_kwh"], rows)
+    return 0
+
+
+def _spinner(message: str, quiet: bool) -> AbstractContextManager[object]:
+    """A rich status spinner on a TTY (not with --json or when piped)."""
+    if quiet or not sys.stdout.isatty():
+        return nullcontext()
+    from rich.console import Console
+
+    return Console().status(message)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    names = [n.strip() for n in args.forecasters.split(",") if n.strip()]
+    try:
+        forecasters = [make_forecaster(n) for n in names]
+    except Exception as e:
+        raise UsageError(str(e)) from e
+    if not forecasters:
+        raise UsageError("--forecasters names none")
+    result = read_trace(args.trace, zones=[args.zone], kind=args.kind)
+    series = result.zone(args.zone)
+    horizon_s = round(args.horizon_hours * 3600)
+    horizons = [h for h in BACKTEST_HORIZONS_H if h <= args.horizon_hours]
+    with _spinner(f"backtesting {len(forecasters)} forecasters on {series.zone}", args.json):
+        scored = backtest(
+            series,
+            forecasters,
+            horizon_s=horizon_s,
+            issue_every_s=round(args.every_hours * 3600),
+            horizons_h=horizons,
+        )
+    if args.plot is not None:
+        from daemon.reports.forecasts import plot_backtest
+
+        plot_backtest(scored, args.plot)
+    if args.json:
+        payload = scored.to_dict()
+        payload["trace"] = str(args.trace)
+        payload["data_issues"] = [str(i) for i in result.issues]
+        print_json(payload)
+        return 0
+    for issue in result.issues:
+        print(f"carbond: note: {issue}", file=sys.stderr)
+    columns = ["forecaster", *(f"MAE {h}h" for h in horizons), *(f"MAPE% {h}h" for h in horizons)]
+    rows = []
+    for f in forecasters:
+        maes = [scored.score(f.name, h).mae_g_per_kwh for h in horizons]
+        mapes = [scored.score(f.name, h).mape_pct for h in horizons]
+        mark = " *" if f.name == scored.chosen else ""
+        rows.append([f.name + mark, *maes, *mapes])
+    title = (
+        f"{scored.zone} backtest, {scored.n_issues} issues every {scored.issue_every_s / 3600:g} h "
+        f"({scored.kind}, MAE gCO2e/kWh)"
+    )
+    print_table(title, columns, rows)
+    print(f"chosen: {scored.chosen} (lowest MAE at 24 h)")
+    return 0

@@ -1,0 +1,165 @@
+"""Write-through, bounded, on-disk cache of what the provider returned, per zone and kind.
+
+One JSON file per (zone, kind) for the measured history and one for the provider's latest
+forecast, under one directory (the daemon uses ``<state_dir>/cache/intensity/``). Writes go to
+a temporary file in the same directory, are fsynced and renamed over the old file, so a crash
+leaves either the old or the new file, never half of one. Each history is bounded to the most
+recent ``max_points`` points; new points are merged over old ones (newer values win).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from forecasts.errors import CacheError, SeriesError
+from forecasts.series import SIGNAL_KINDS, IntensitySeries, SignalKind
+
+__all__ = ["CACHE_FORMAT_VERSION", "SeriesCache"]
+
+CACHE_FORMAT_VERSION: Final = 1
+_ZONE_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class SeriesCache:
+    """Per-zone intensity history and provider forecast, kept across restarts.
+
+    Args:
+        directory: where the files live; created on first write.
+        max_points: history points kept per zone (default 60 days of hours).
+    """
+
+    def __init__(self, directory: Path, *, max_points: int = 60 * 24) -> None:
+        if max_points < 1:
+            raise CacheError(f"{directory}: max_points must be >= 1, got {max_points}")
+        self.directory = Path(directory)
+        self.max_points = max_points
+
+    def _path(self, zone: str, kind: SignalKind, what: str) -> Path:
+        if not _ZONE_RE.match(zone):
+            raise CacheError(f"zone {zone!r} cannot name a cache file")
+        return self.directory / f"{zone}.{kind}.{what}.json"
+
+    # -- history -------------------------------------------------------------------------
+    def load(self, zone: str, kind: SignalKind = "lifecycle") -> IntensitySeries | None:
+        """The cached history of ``zone``, or None when there is none.
+
+        Raises:
+            CacheError: the file exists but is unreadable or corrupt (named in the message).
+        """
+        return self._read(self._path(zone, kind, "history"))
+
+    def store(self, series: IntensitySeries) -> IntensitySeries:
+        """Merge ``series`` into the cached history (newer wins), trim, write atomically.
+
+        Returns the merged, trimmed series now on disk.
+
+        Raises:
+            CacheError: the file cannot be written, or the grids do not align.
+        """
+        path = self._path(series.zone, series.kind, "history")
+        try:
+            old = self._read(path)
+        except CacheError:
+            old = None  # a corrupt cache is replaced by fresh data
+        try:
+            merged = series if old is None else old.merge(series)
+        except SeriesError:
+            merged = series  # step or grid changed: the new data replaces the old
+        if len(merged) > self.max_points:
+            drop = len(merged) - self.max_points
+            merged = merged.slice(
+                merged.start + timedelta(seconds=merged.step_s * drop), merged.end
+            )
+        self._write(path, merged)
+        return merged
+
+    # -- provider forecast ---------------------------------------------------------------
+    def load_forecast(self, zone: str, kind: SignalKind = "lifecycle") -> IntensitySeries | None:
+        """The provider forecast last stored for ``zone``, or None.
+
+        Raises:
+            CacheError: corrupt file.
+        """
+        return self._read(self._path(zone, kind, "forecast"))
+
+    def store_forecast(self, series: IntensitySeries) -> None:
+        """Replace the stored provider forecast of ``series.zone`` (atomic write).
+
+        Raises:
+            CacheError: the file cannot be written.
+        """
+        self._write(self._path(series.zone, series.kind, "forecast"), series)
+
+    # -- files ---------------------------------------------------------------------------
+    def _write(self, path: Path, series: IntensitySeries) -> None:
+        payload = {
+            "format": CACHE_FORMAT_VERSION,
+            "zone": series.zone,
+            "kind": series.kind,
+            "start": series.start.isoformat(),
+            "step_s": series.step_s,
+            "source": series.source,
+            "fetched_at": series.fetched_at.isoformat() if series.fetched_at else None,
+            "values_g_per_kwh": [
+                None if not math.isfinite(v) else round(v, 4)
+                for v in series.values_g_per_kwh.tolist()
+            ],
+            "is_estimated": series.is_estimated.tolist(),
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(payload, handle, separators=(",", ":"))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as e:
+            raise CacheError(f"{path}: cannot write cache: {e.strerror or e}") from e
+
+    @staticmethod
+    def _read(path: Path) -> IntensitySeries | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise CacheError(f"{path}: cannot read cache: {e.strerror or e}") from e
+        try:
+            data: dict[str, Any] = json.loads(text)
+            if data.get("format") != CACHE_FORMAT_VERSION:
+                raise CacheError(f"{path}: unknown cache format {data.get('format')!r}")
+            kind = data["kind"]
+            if kind not in SIGNAL_KINDS:
+                raise CacheError(f"{path}: unknown kind {kind!r}")
+            values = np.array(
+                [math.nan if v is None else float(v) for v in data["values_g_per_kwh"]]
+            )
+            fetched = data.get("fetched_at")
+            return IntensitySeries(
+                zone=str(data["zone"]),
+                start=datetime.fromisoformat(data["start"]),
+                step_s=int(data["step_s"]),
+                values_g_per_kwh=values,
+                is_estimated=np.array(data["is_estimated"], dtype=np.bool_),
+                kind=kind,
+                source=str(data.get("source", "")),
+                fetched_at=datetime.fromisoformat(fetched) if fetched else None,
+            )
+        except CacheError:
+            raise
+        except (ValueError, KeyError, TypeError) as e:
+            raise CacheError(f"{path}: corrupt cache file: {e}") from e

@@ -1,0 +1,376 @@
+"""The per-zone fallback chain: live API -> cache -> forecast from history -> static -> error.
+
+:class:`SignalChain` is the one object the daemon asks for intensity. :meth:`SignalChain.refresh`
+does the network I/O (the daemon calls it every few minutes) and writes what it got through
+to the cache; :meth:`~SignalChain.current` and :meth:`~SignalChain.forecast` never touch the
+network and take ``now`` explicitly. Every value carries the rung it came from and its age.
+No threads; nothing happens in the constructor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Final
+
+import numpy as np
+
+from forecasts.cache import SeriesCache
+from forecasts.errors import (
+    ForecastsError,
+    NoSignalError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderZoneError,
+)
+from forecasts.forecasters import FORECASTERS, VectorForecaster
+from forecasts.readings import IntensityProvider, IntensityReading, ZoneForecast
+from forecasts.series import IntensitySeries, SignalKind, check_same_kind
+from forecasts.static import static_annual_intensity
+from forecasts.zone_state import UNSCORED_REL_ERROR, ZoneState, floor_hour
+
+__all__ = ["SignalChain"]
+
+HOUR_S: Final = 3600
+HISTORY_REFETCH_S: Final = 2 * 3600  # fetch /history when the newest known point is older
+FORECAST_REFETCH_S: Final = 3600  # provider forecasts are refreshed at most hourly
+FORECAST_BACKOFF_S: Final = 6 * 3600  # after 401/403/404 on /forecast (not in the plan)
+STATIC_REL_ERROR: Final = 0.5  # rough p90 error of an annual mean against hourly values
+
+
+def _canonical(zone: str) -> str:
+    """Zone keys are upper case (``ca-qc`` is ``CA-QC``)."""
+    return zone.strip().upper()
+
+
+class SignalChain:
+    """Best available intensity signal per zone (see the module docstring).
+
+    Args:
+        provider: the live source, or None (offline: cache, history, static only).
+        cache: the on-disk cache, or None.
+        traces: history per zone from trace files (merged under cached data).
+        kind: the one signal kind this chain serves; sources of another kind are refused.
+        forecasters: candidates, scored per zone; default every built-in.
+        live_max_age_s: a refreshed value stays ``live`` this long (default 15 min).
+        cache_max_age_s: a cached point older than this is not used as "now" (default 3 h).
+        max_history_gap_s: forecast from history ending at most this long ago (default 7 d).
+        rescore_every_s: how often forecasters are re-scored per zone (default 6 h).
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: IntensityProvider | None = None,
+        cache: SeriesCache | None = None,
+        traces: Mapping[str, IntensitySeries] | None = None,
+        kind: SignalKind = "lifecycle",
+        forecasters: Sequence[VectorForecaster] | None = None,
+        live_max_age_s: float = 900.0,
+        cache_max_age_s: float = 3 * 3600.0,
+        max_history_gap_s: float = 7 * 86_400.0,
+        rescore_every_s: float = 6 * 3600.0,
+    ) -> None:
+        if provider is not None and provider.kind != kind:
+            raise ForecastsError(f"provider serves {provider.kind} but the chain wants {kind}")
+        self._provider = provider
+        self._cache = cache
+        self._traces = {z.upper(): s for z, s in (traces or {}).items()}
+        for series in self._traces.values():
+            check_same_kind(series, series.replace(kind=kind))
+        self.kind = kind
+        self._forecasters = list(forecasters or [make() for make in FORECASTERS.values()])
+        self.live_max_age_s = live_max_age_s
+        self.cache_max_age_s = cache_max_age_s
+        self.max_history_gap_s = max_history_gap_s
+        self.rescore_every_s = rescore_every_s
+        self._zones: dict[str, ZoneState] = {}
+
+    # -- state ---------------------------------------------------------------------------
+    def _state(self, zone: str) -> ZoneState:
+        key = _canonical(zone)
+        state = self._zones.setdefault(key, ZoneState())
+        if not state.loaded:
+            state.loaded = True
+            history = self._traces.get(key)
+            if self._cache is not None:
+                try:
+                    cached = self._cache.load(zone, self.kind)
+                    if cached is not None:
+                        history = cached if history is None else history.merge(cached)
+                    state.provider_forecast = self._cache.load_forecast(zone, self.kind)
+                except ForecastsError as e:
+                    state.problems.append(f"cache: {e}")
+            state.history = history
+        return state
+
+    def _remember(self, state: ZoneState, series: IntensitySeries) -> None:
+        if self._cache is not None:
+            try:
+                series = self._cache.store(series)
+            except ForecastsError as e:
+                state.problems.append(f"cache: {e}")
+        state.merge_history(series)
+
+    def problems(self, zone: str) -> tuple[str, ...]:
+        """What went wrong for ``zone`` in the last refresh (for logs and ``doctor``)."""
+        return tuple(self._state(zone).problems)
+
+    # -- network -------------------------------------------------------------------------
+    def refresh(self, zones: Iterable[str], now: datetime) -> dict[str, str]:
+        """Fetch from the provider and write through to the cache; the only network I/O.
+
+        Per zone: ``latest`` every time; the last 24 h only when the history has a hole of
+        more than ``HISTORY_REFETCH_S`` before now; the provider's forecast when the stored one
+        is older than ``FORECAST_REFETCH_S`` (and, after a 401/403/404 there, not again for
+        ``FORECAST_BACKOFF_S``). Never raises for a provider failure: the outcome per zone is
+        ``"ok"`` or the error's message (also in :meth:`problems`).
+        """
+        outcome: dict[str, str] = {}
+        for zone in map(_canonical, zones):
+            state = self._state(zone)
+            state.problems = []
+            if self._provider is None:
+                outcome[zone] = "no provider configured"
+                continue
+            outcome[zone] = self._refresh_live(zone, state, now)
+            self._refresh_forecast(zone, state, now)
+        return outcome
+
+    def _refresh_live(self, zone: str, state: ZoneState, now: datetime) -> str:
+        assert self._provider is not None
+        last = state.history.last_valid(before=now) if state.history is not None else None
+        hole = last is None or (now - last[0]).total_seconds() > HISTORY_REFETCH_S
+        try:
+            reading = self._provider.latest(zone)
+        except ProviderError as e:
+            state.live = None
+            state.problems.append(f"live: {e}")
+            return state.problems[-1]
+        state.live, state.live_at = reading, now
+        point = IntensitySeries.from_points(
+            zone,
+            [reading.at],
+            [reading.intensity_g_per_kwh],
+            [reading.is_estimated],
+            step_s=HOUR_S,
+            kind=self.kind,
+            source=reading.source,
+            fetched_at=reading.fetched_at,
+        )
+        if hole:
+            try:
+                point = self._provider.history(zone).merge(point)
+            except ForecastsError as e:
+                state.problems.append(f"history: {e}")
+        self._remember(state, point)
+        return "ok"
+
+    def _refresh_forecast(self, zone: str, state: ZoneState, now: datetime) -> None:
+        assert self._provider is not None
+        stored = state.provider_forecast
+        fetched = stored.fetched_at if stored is not None else None
+        if fetched is not None and (now - fetched).total_seconds() < FORECAST_REFETCH_S:
+            return
+        if state.forecast_retry_at is not None and now < state.forecast_retry_at:
+            until = state.forecast_retry_at.isoformat()
+            state.problems.append(f"provider forecast: not retried until {until}")
+            return
+        try:
+            state.provider_forecast = self._provider.forecast(zone, 72)
+            if self._cache is not None:
+                self._cache.store_forecast(state.provider_forecast)
+        except (ProviderAuthError, ProviderZoneError) as e:
+            state.forecast_retry_at = now + timedelta(seconds=FORECAST_BACKOFF_S)
+            state.problems.append(f"provider forecast: {e}")
+        except ForecastsError as e:
+            state.problems.append(f"provider forecast: {e}")
+
+    # -- current -------------------------------------------------------------------------
+    def current(self, zone: str, now: datetime) -> IntensityReading:
+        """The best intensity of ``zone`` at ``now``.
+
+        Raises:
+            NoSignalError: no rung has a value (the zone is in no cache, trace or table).
+        """
+        zone = _canonical(zone)
+        state = self._state(zone)
+        why: list[str] = list(state.problems)
+        live, live_at = state.live, state.live_at
+        if live is not None and live_at is not None:
+            age_s = (now - live_at).total_seconds()
+            if 0 <= age_s <= self.live_max_age_s:
+                return IntensityReading(
+                    zone=zone,
+                    intensity_g_per_kwh=live.intensity_g_per_kwh,
+                    at=live.at,
+                    rung="live",
+                    age_s=age_s,
+                    stale=False,
+                    source=live.source,
+                    kind=self.kind,
+                    is_estimated=live.is_estimated,
+                )
+            why.append(f"live value {age_s:.0f}s old")
+        elif self._provider is None:
+            why.append("live: no provider configured")
+        problem = "; ".join(why) or None
+        history = state.history
+        found = history.last_valid(before=now) if history is not None else None
+        if history is not None and found is not None:
+            at, value, estimated = found
+            age_s = max(0.0, (now - at).total_seconds() - history.step_s)
+            if age_s <= self.cache_max_age_s:
+                return IntensityReading(
+                    zone=zone,
+                    intensity_g_per_kwh=value,
+                    at=at,
+                    rung="cache",
+                    age_s=age_s,
+                    stale=True,
+                    source=history.source,
+                    kind=self.kind,
+                    is_estimated=estimated,
+                    problem=problem,
+                )
+        try:
+            forecast = self._history_forecast(state, now, HOUR_S, HOUR_S)
+        except ForecastsError as e:
+            why.append(f"history forecast: {e}")
+            return self._static_reading(zone, now, why)
+        return IntensityReading(
+            zone=zone,
+            intensity_g_per_kwh=float(forecast.series.values_g_per_kwh[0]),
+            at=forecast.series.start,
+            rung="history-forecast",
+            age_s=forecast.age_s,
+            stale=True,
+            source=forecast.source,
+            kind=self.kind,
+            is_estimated=True,
+            problem=problem,
+        )
+
+    def _static_reading(self, zone: str, now: datetime, why: list[str]) -> IntensityReading:
+        try:
+            value = static_annual_intensity(zone)
+        except ForecastsError as e:
+            raise NoSignalError(f"{zone}: no intensity signal: {'; '.join([*why, str(e)])}") from e
+        return IntensityReading(
+            zone=zone,
+            intensity_g_per_kwh=value,
+            at=floor_hour(now),
+            rung="static",
+            age_s=0.0,
+            stale=True,
+            source="static-annual",
+            kind=self.kind,
+            is_estimated=True,
+            problem="; ".join(why) or None,
+        )
+
+    # -- forecast ------------------------------------------------------------------------
+    def forecast(self, zone: str, now: datetime, horizon_s: int, step_s: int) -> ZoneForecast:
+        """A forecast of ``zone`` from the hour containing ``now`` over ``horizon_s``.
+
+        Order: the provider's forecast (fresh: ``live``; from cache: ``cache``) gap-filled by
+        the best-scoring forecaster; else that forecaster on the history
+        (``history-forecast``); else the static annual mean, flat (``static``).
+
+        Raises:
+            NoSignalError: no rung can forecast this zone.
+        """
+        zone = _canonical(zone)
+        state = self._state(zone)
+        why = list(state.problems)
+        provided = state.provider_forecast
+        issue = floor_hour(now)
+        if provided is not None and provided.start <= issue < provided.end:
+            try:
+                return self._provider_forecast(state, provided, now, horizon_s, step_s)
+            except ForecastsError as e:
+                why.append(f"provider forecast: {e}")
+        try:
+            return self._history_forecast(state, now, horizon_s, step_s)
+        except ForecastsError as e:
+            why.append(f"history forecast: {e}")
+        reading = self._static_reading(zone, now, why)
+        n = math.ceil(horizon_s / step_s)
+        values = np.full(n, reading.intensity_g_per_kwh)
+        series = IntensitySeries(
+            zone, issue, step_s, values, np.ones(n, dtype=np.bool_), self.kind, "static-annual", now
+        )
+        return ZoneForecast(
+            series=series,
+            forecaster="static",
+            rung="static",
+            age_s=0.0,
+            source="static-annual",
+            abs_error_p90_g_per_kwh=values * STATIC_REL_ERROR,
+            problem=reading.problem,
+        )
+
+    def _provider_forecast(
+        self,
+        state: ZoneState,
+        provided: IntensitySeries,
+        now: datetime,
+        horizon_s: int,
+        step_s: int,
+    ) -> ZoneForecast:
+        """The provider's forecast over the horizon, gaps filled from history when possible.
+
+        Raises:
+            ForecastsError: it does not cover the horizon and there is no history to fill it.
+        """
+        issue = floor_hour(now)
+        end = issue + timedelta(seconds=horizon_s)
+        try:
+            base = self._history_forecast(state, now, horizon_s, step_s)
+        except ForecastsError:
+            if provided.end < end:
+                raise
+            series = provided.slice(issue, end)
+            series = series if series.step_s == step_s else series.resample(step_s)
+            error = series.values_g_per_kwh * UNSCORED_REL_ERROR
+            mape = None
+        else:
+            series = self._overlay(base.series, provided)
+            error, mape = base.abs_error_p90_g_per_kwh, base.mape_24h_pct
+        fresh = state.live_at is not None and (now - state.live_at).total_seconds() <= (
+            self.live_max_age_s
+        )
+        fetched = provided.fetched_at or issue
+        return ZoneForecast(
+            series=series,
+            forecaster="provider",
+            rung="live" if fresh else "cache",
+            age_s=max(0.0, (now - fetched).total_seconds()),
+            source=provided.source,
+            abs_error_p90_g_per_kwh=error,
+            mape_24h_pct=mape,
+        )
+
+    @staticmethod
+    def _overlay(base: IntensitySeries, provided: IntensitySeries) -> IntensitySeries:
+        own = provided if provided.step_s == base.step_s else provided.resample(base.step_s)
+        merged = base.merge(own.replace(zone=base.zone, kind=base.kind))
+        return merged.slice(base.start, base.end).replace(source=provided.source)
+
+    def _history_forecast(
+        self, state: ZoneState, now: datetime, horizon_s: int, step_s: int
+    ) -> ZoneForecast:
+        return state.history_forecast(
+            self._forecasters,
+            now,
+            horizon_s,
+            step_s,
+            max_gap_s=self.max_history_gap_s,
+            rescore_every_s=self.rescore_every_s,
+        )
+
+    def chosen_forecaster(self, zone: str) -> str | None:
+        """The forecaster last chosen for ``zone`` (None before the first scoring)."""
+        score = self._state(zone).score
+        return score.chosen if score is not None else None

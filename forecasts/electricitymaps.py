@@ -1,0 +1,345 @@
+"""Electricity Maps v3 carbon-intensity client (``requests``, one session per source).
+
+Endpoints: ``carbon-intensity/latest``, ``/history`` (last 24 h), ``/past-range`` (chunked to the
+API's 10-day limit at hourly granularity) and ``/forecast``. Auth is the ``auth-token`` header;
+``emissionFactorType`` selects lifecycle (default) or direct factors.
+
+Every request has explicit (connect, read) timeouts. Timeouts, connection failures, 429 and 5xx
+are retried up to ``max_retries`` times with exponential backoff; a 429's ``Retry-After`` is
+honoured (capped at ``max_backoff_s``). 401/403, unknown zones and malformed payloads are not
+retried. Errors are the :class:`~forecasts.errors.ProviderError` subclasses; no message, and no
+field of this object's ``repr``, contains the token.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, TypeVar
+
+import requests
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from forecasts.errors import (
+    MalformedPayloadError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    ProviderZoneError,
+    RateLimitedError,
+)
+from forecasts.series import IntensitySeries, SignalKind
+
+__all__ = ["DEFAULT_BASE_URL", "MAX_RANGE_S", "ElectricityMapsClient", "ProviderReading"]
+
+DEFAULT_BASE_URL: Final = "https://api.electricitymaps.com/v3"
+MAX_RANGE_S: Final = 10 * 86_400  # past-range at hourly granularity: at most 10 days a call
+HOUR_S: Final = 3600
+SOURCE: Final = "electricitymaps"
+_M = TypeVar("_M", bound="BaseModel")
+
+
+_CAMEL = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+
+
+class _Point(BaseModel):
+    model_config = _CAMEL
+    carbon_intensity: float
+    datetime: AwareDatetime
+    is_estimated: bool | None = None
+    emission_factor_type: str | None = None
+
+
+class _Latest(_Point):
+    zone: str
+
+
+class _History(BaseModel):
+    model_config = _CAMEL
+    zone: str
+    history: list[_Point]
+
+
+class _PastRange(BaseModel):
+    model_config = _CAMEL
+    zone: str
+    data: list[_Point]
+
+
+class _ForecastPoint(BaseModel):
+    model_config = _CAMEL
+    carbon_intensity: float
+    datetime: AwareDatetime
+
+
+class _Forecast(BaseModel):
+    model_config = _CAMEL
+    zone: str
+    forecast: list[_ForecastPoint]
+    updated_at: AwareDatetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderReading:
+    """One value from ``/latest``: ``at`` is the start of the period it describes."""
+
+    zone: str
+    intensity_g_per_kwh: float
+    at: datetime
+    is_estimated: bool
+    kind: SignalKind
+    fetched_at: datetime
+    source: str = SOURCE
+
+
+def _retry_after_s(value: str | None, now: datetime) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+class ElectricityMapsClient:
+    """Electricity Maps v3 client. Construct once per source; :meth:`close` the session.
+
+    Args:
+        session: the ``requests.Session`` this source owns.
+        base_url: API root, e.g. ``https://api.electricitymaps.com/v3``.
+        token: the ``auth-token``; None sends none (the API will answer 401).
+        connect_timeout_s, read_timeout_s: per-request timeouts in seconds.
+        max_retries: retries after the first attempt for timeouts, 429 and 5xx.
+        emission_factor_type: ``lifecycle`` (the API default) or ``direct``.
+        backoff_s: first backoff; doubles per retry, capped at ``max_backoff_s``.
+        sleep: how to wait (tests pass a no-op); clock: the time source for ``fetched_at``.
+    """
+
+    name: Final = SOURCE
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        token: str | None = None,
+        connect_timeout_s: float = 3.05,
+        read_timeout_s: float = 10.0,
+        max_retries: int = 3,
+        emission_factor_type: Literal["lifecycle", "direct"] = "lifecycle",
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = (connect_timeout_s, read_timeout_s)
+        self._max_retries = max_retries
+        self.kind: SignalKind = emission_factor_type
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._sleep = sleep
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        token = "set" if self._token else "none"
+        return f"ElectricityMapsClient(base_url={self._base_url!r}, token={token})"
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._session.close()
+
+    def __enter__(self) -> ElectricityMapsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- endpoints -----------------------------------------------------------------------
+    def latest(self, zone: str) -> ProviderReading:
+        """The latest intensity of ``zone``.
+
+        Raises:
+            ProviderError: any failure (see the module docstring).
+        """
+        payload = self._get("carbon-intensity/latest", zone, {})
+        point = self._parse(_Latest, payload, "latest", zone)
+        return ProviderReading(
+            zone=zone,
+            intensity_g_per_kwh=self._value(point.carbon_intensity, "latest", zone),
+            at=point.datetime.astimezone(UTC),
+            is_estimated=bool(point.is_estimated),
+            kind=self.kind,
+            fetched_at=self._clock(),
+        )
+
+    def history(self, zone: str) -> IntensitySeries:
+        """The last 24 hours of ``zone``, hourly.
+
+        Raises:
+            ProviderError: any failure.
+        """
+        payload = self._get("carbon-intensity/history", zone, {})
+        return self._series(
+            zone, self._parse(_History, payload, "history", zone).history, "history"
+        )
+
+    def past_range(self, zone: str, start: datetime, end: datetime) -> IntensitySeries:
+        """Hourly history of ``zone`` over ``[start, end)``, in calls of at most 10 days.
+
+        Raises:
+            ProviderError: any failure; MalformedPayloadError if no point came back.
+        """
+        points: list[_Point] = []
+        cursor = start.astimezone(UTC)
+        end = end.astimezone(UTC)
+        while cursor < end:
+            chunk_end = min(end, cursor + timedelta(seconds=MAX_RANGE_S))
+            params = {"start": _iso(cursor), "end": _iso(chunk_end)}
+            payload = self._get("carbon-intensity/past-range", zone, params)
+            points.extend(self._parse(_PastRange, payload, "past-range", zone).data)
+            cursor = chunk_end
+        return self._series(zone, points, "past-range")
+
+    def forecast(self, zone: str, horizon_hours: int | None = None) -> IntensitySeries:
+        """The provider's own forecast for ``zone`` (hourly).
+
+        Raises:
+            ProviderError: any failure (many plans answer 401/403 here).
+        """
+        params = {"horizonHours": str(horizon_hours)} if horizon_hours else {}
+        payload = self._get("carbon-intensity/forecast", zone, params)
+        parsed = self._parse(_Forecast, payload, "forecast", zone)
+        if not parsed.forecast:
+            raise MalformedPayloadError(f"forecast for {zone}: empty 'forecast' list")
+        times = [p.datetime.astimezone(UTC) for p in parsed.forecast]
+        values = [self._value(p.carbon_intensity, "forecast", zone) for p in parsed.forecast]
+        return IntensitySeries.from_points(
+            zone,
+            times,
+            values,
+            [True] * len(values),
+            step_s=HOUR_S,
+            kind=self.kind,
+            source=f"{SOURCE}:forecast",
+            fetched_at=self._clock(),
+        )
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _series(self, zone: str, points: list[_Point], endpoint: str) -> IntensitySeries:
+        if not points:
+            raise MalformedPayloadError(f"{endpoint} for {zone}: no data points")
+        return IntensitySeries.from_points(
+            zone,
+            [p.datetime.astimezone(UTC) for p in points],
+            [self._value(p.carbon_intensity, endpoint, zone) for p in points],
+            [bool(p.is_estimated) for p in points],
+            step_s=HOUR_S,
+            kind=self.kind,
+            source=SOURCE,
+            fetched_at=self._clock(),
+        )
+
+    @staticmethod
+    def _value(value: float, endpoint: str, zone: str) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise MalformedPayloadError(f"{endpoint} for {zone}: carbonIntensity {value!r}")
+        return float(value)
+
+    @staticmethod
+    def _parse(model: type[_M], payload: Any, endpoint: str, zone: str) -> _M:
+        try:
+            return model.model_validate(payload)
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "<root>"
+            raise MalformedPayloadError(
+                f"{endpoint} for {zone}: field {field}: {first['msg']}"
+            ) from e
+
+    def _headers(self) -> Mapping[str, str]:
+        return {"auth-token": self._token} if self._token else {}
+
+    def _wait(self, attempt: int, retry_after_s: float | None) -> None:
+        delay = self._backoff_s * 2**attempt if retry_after_s is None else retry_after_s
+        self._sleep(min(self._max_backoff_s, delay))
+
+    def _get(self, path: str, zone: str, params: Mapping[str, str]) -> Any:
+        """GET with bounded retries; the parsed JSON body.
+
+        Raises:
+            ProviderError: the subclass for the last failure.
+        """
+        url = f"{self._base_url}/{path}"
+        query = {"zone": zone, "emissionFactorType": self.kind, **params}
+        what = f"{path.rsplit('/', 1)[-1]} for {zone}"
+        retry = _Retry(ProviderServerError(f"{what}: no attempt made"), None)
+        for attempt in range(self._max_retries + 1):
+            if attempt:
+                self._wait(attempt - 1, retry.wait_s)
+            outcome = self._attempt(url, query, what, zone)
+            if not isinstance(outcome, _Retry):
+                return outcome
+            retry = outcome
+        raise retry.error
+
+    def _attempt(self, url: str, query: Mapping[str, str], what: str, zone: str) -> Any:
+        """One request: the JSON body, a :class:`_Retry`, or a non-retryable error raised."""
+        try:
+            response = self._session.get(
+                url, params=query, headers=self._headers(), timeout=self._timeout
+            )
+        except requests.Timeout as e:
+            return _Retry(ProviderTimeoutError(f"{what}: timed out ({type(e).__name__})"), None)
+        except requests.ConnectionError:
+            return _Retry(ProviderTimeoutError(f"{what}: cannot connect to {self._base_url}"), None)
+        except requests.RequestException as e:
+            raise ProviderError(f"{what}: request failed: {type(e).__name__}") from e
+        status = response.status_code
+        if status in (401, 403):
+            raise ProviderAuthError(
+                f"{what}: HTTP {status}: token missing or rejected "
+                "(set electricitymaps.token / CARBOND_ELECTRICITYMAPS__TOKEN)"
+            )
+        if status == 404 or (status == 400 and "zone" in response.text.lower()):
+            raise ProviderZoneError(f"{what}: HTTP {status}: unknown zone {zone!r}")
+        wait_s = _retry_after_s(response.headers.get("Retry-After"), self._clock())
+        if status == 429:
+            return _Retry(RateLimitedError(f"{what}: HTTP 429 rate limited", wait_s), wait_s)
+        if status >= 500:
+            return _Retry(ProviderServerError(f"{what}: HTTP {status} from the provider"), wait_s)
+        if status != 200:
+            raise ProviderError(f"{what}: unexpected HTTP {status}")
+        try:
+            return response.json()
+        except ValueError as e:
+            kind = response.headers.get("Content-Type", "unknown type")
+            raise MalformedPayloadError(f"{what}: body is not JSON ({kind})") from e
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """A retryable failure and the server's requested wait (``Retry-After``), if any."""
+
+    error: ProviderError
+    wait_s: float | None
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

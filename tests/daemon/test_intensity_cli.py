@@ -1,0 +1,252 @@
+"""`carbond intensity` and `carbond forecast backtest` end to end.
+
+The provider is a real local HTTP server (127.0.0.1, port 0, in a thread) that plays
+Electricity Maps: documented payloads first, then 500s, 429 with Retry-After, timeouts, HTML
+error pages and malformed JSON. The CLI must go from live values to cached values flagged
+stale, and never print a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.cli import main
+from daemon.signals import refresh_signals
+from forecasts import SignalChain
+
+TOKEN = "cli-test-token"
+
+
+def _point(t: datetime, value: float) -> dict[str, Any]:
+    return {
+        "zone": "DE",
+        "carbonIntensity": value,
+        "datetime": t.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "updatedAt": t.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "createdAt": t.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "emissionFactorType": "lifecycle",
+        "isEstimated": False,
+        "estimationMethod": None,
+    }
+
+
+class _FakeElectricityMaps(BaseHTTPRequestHandler):
+    mode: ClassVar[str] = "ok"
+    seen_tokens: ClassVar[list[str | None]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output quiet."""
+
+    def _send(
+        self,
+        status: int,
+        body: str,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    _FAILURES: ClassVar[dict[str, tuple[int, str, str, dict[str, str]]]] = {
+        "500": (500, '{"error": "internal"}', "application/json", {}),
+        "429": (429, '{"error": "rate limited"}', "application/json", {"Retry-After": "1"}),
+        "html": (200, "<html><body>502 Bad Gateway</body></html>", "text/html", {}),
+        "badjson": (200, '{"zone": "DE", "carbonIntensity": ', "application/json", {}),
+    }
+
+    def do_GET(self) -> None:
+        self.seen_tokens.append(self.headers.get("auth-token"))
+        url = urlparse(self.path)
+        zone = parse_qs(url.query).get("zone", ["?"])[0]
+        if self.mode == "timeout":
+            time.sleep(0.6)  # longer than the 0.2 s read timeout
+        if self.mode in self._FAILURES:
+            status, body, content_type, headers = self._FAILURES[self.mode]
+            self._send(status, body, content_type, headers)
+        elif zone != "DE":
+            self._send(404, f'{{"error": "Zone {zone} does not exist"}}')
+        else:
+            self._send(*self._documented(url.path))
+
+    @staticmethod
+    def _documented(path: str) -> tuple[int, str]:
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        if path.endswith("/latest"):
+            return 200, json.dumps(_point(hour, 302))
+        if path.endswith("/history"):
+            history = [_point(hour - timedelta(hours=k), 300 + k) for k in range(24, 0, -1)]
+            return 200, json.dumps({"zone": "DE", "history": history})
+        return 403, '{"error": "forecast not in your plan"}'
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that gave up (timeout test) breaks the pipe; that is expected."""
+
+
+@pytest.fixture
+def fake_em(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_FakeElectricityMaps]]:
+    server = _QuietServer(("127.0.0.1", 0), _FakeElectricityMaps)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    _FakeElectricityMaps.mode = "ok"
+    _FakeElectricityMaps.seen_tokens = []
+    port = server.server_address[1]
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS__BASE_URL", f"http://127.0.0.1:{port}/v3")
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS__TOKEN", TOKEN)
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS__CONNECT_TIMEOUT_S", "0.2")
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS__READ_TIMEOUT_S", "0.2")
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS__MAX_RETRIES", "1")
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    try:
+        yield _FakeElectricityMaps
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, json.loads(out) if out.strip().startswith("{") else {}, err
+
+
+def test_live_then_stale_cache_through_every_failure(
+    fake_em: type[_FakeElectricityMaps], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = ("intensity", "--zone", "DE", "--json", "--cache-dir", str(tmp_path))
+    code, live, _ = _run(capsys, *args, "--forecast-hours", "6")
+    assert code == 0
+    assert (live["rung"], live["stale"], live["intensity_g_per_kwh"]) == ("live", False, 302.0)
+    assert live["source"] == "electricitymaps"
+    assert {"zone", "intensity_g_per_kwh", "datetime", "source", "stale", "age_s"} <= set(live)
+    assert len(live["forecast"]["points"]) == 6 and live["forecast"]["forecaster"]
+    assert TOKEN in fake_em.seen_tokens
+
+    for mode in ("500", "429", "timeout", "html", "badjson"):
+        fake_em.mode = mode
+        code, cached, err = _run(capsys, *args)
+        assert code == 0, (mode, err)
+        assert (cached["rung"], cached["stale"]) == ("cache", True), mode
+        assert cached["intensity_g_per_kwh"] == 302.0
+        assert TOKEN not in json.dumps(cached) + err
+
+
+def test_unknown_zone_without_cache_is_one_line_error(
+    fake_em: type[_FakeElectricityMaps], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = _run(capsys, "intensity", "--zone", "XX-NOPE", "--cache-dir", str(tmp_path))
+    assert code == 1
+    assert err.startswith("carbond: error: XX-NOPE: no intensity signal")
+    assert err.count("\n") == 1 and TOKEN not in err
+
+
+def test_static_zone_offline(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, reading, _ = _run(
+        capsys, "intensity", "--zone", "CA-QC", "--offline", "--json", "--cache-dir", str(tmp_path)
+    )
+    assert code == 0
+    assert (reading["rung"], reading["intensity_g_per_kwh"], reading["stale"]) == (
+        "static",
+        31.0,
+        True,
+    )
+
+
+def test_human_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert (
+        main(["intensity", "--zone", "US-NW-PACE", "--offline", "--cache-dir", str(tmp_path)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "US-NW-PACE" in out and "647" in out and "static" in out
+
+
+def test_backtest_command_on_a_small_trace(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
+    for k in range(24 * 20):
+        value = 200 + 80 * ((k % 24) / 24) + (k * 7919 % 13)
+        lines.append(f"{(start + timedelta(hours=k)).isoformat()},XX,{value}")
+    trace = tmp_path / "t.csv"
+    trace.write_text("\n".join(lines) + "\n")
+    code, result, _ = _run(
+        capsys, "forecast", "backtest", "--trace", str(trace), "--zone", "XX", "--json"
+    )
+    assert code == 0
+    assert {s["horizon_h"] for s in result["scores"]} == {1, 6, 24, 48}
+    assert {s["forecaster"] for s in result["scores"]} >= {"persistence", "blend"}
+    assert result["chosen"] in {s["forecaster"] for s in result["scores"]}
+    png = tmp_path / "fig" / "mape.png"
+    assert (
+        main(["forecast", "backtest", "--trace", str(trace), "--zone", "XX", "--plot", str(png)])
+        == 0
+    )
+    assert "chosen:" in capsys.readouterr().out
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["forecast", "backtest", "--trace", "/nonexistent.csv", "--zone", "XX"],
+        ["forecast", "backtest", "--trace", __file__, "--zone", "XX"],
+    ],
+)
+def test_backtest_bad_trace_is_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("carbond: error: ") and err.count("\n") == 1
+
+
+def test_refresh_signals_logs_one_event_per_zone() -> None:
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    with capture_logs() as events:
+        readings = refresh_signals(SignalChain(), ["CA-QC", "XX-NOPE"], now)
+    assert readings["CA-QC"].rung == "static"
+    names = [(e["event"], e["zone"]) for e in events]
+    assert ("intensity_refreshed", "CA-QC") in names
+    assert ("intensity_missing", "XX-NOPE") in names
+
+
+def test_token_from_a_systemd_credential_file(
+    fake_em: type[_FakeElectricityMaps],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "electricitymaps__token").write_text("from-credential\n")
+    monkeypatch.delenv("CARBOND_ELECTRICITYMAPS__TOKEN")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    code, reading, err = _run(
+        capsys, "intensity", "--zone", "DE", "--json", "--cache-dir", str(tmp_path / "cache")
+    )
+    assert code == 0 and reading["rung"] == "live"
+    assert fake_em.seen_tokens[0] == "from-credential"
+    assert "from-credential" not in json.dumps(reading) + err

@@ -1,0 +1,68 @@
+"""SeriesCache: survives restarts, merges, stays bounded, writes atomically, reports corruption."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forecasts import CacheError, IntensitySeries, SeriesCache
+
+T0 = datetime(2023, 1, 1, tzinfo=UTC)
+
+
+def _series(start: datetime, values: list[float]) -> IntensitySeries:
+    return IntensitySeries(
+        "DE", start, 3600, np.array(values), source="electricitymaps", fetched_at=start
+    )
+
+
+def test_round_trip_survives_a_new_instance(tmp_path: Path) -> None:
+    SeriesCache(tmp_path).store(_series(T0, [1.0, float("nan"), 3.0]))
+    loaded = SeriesCache(tmp_path).load("DE")
+    assert loaded is not None
+    assert loaded.start == T0 and loaded.source == "electricitymaps"
+    assert loaded.values_g_per_kwh[0] == 1.0 and loaded.missing_count() == 1
+    assert SeriesCache(tmp_path).load("FR") is None
+
+
+def test_merge_newer_wins_and_bounded(tmp_path: Path) -> None:
+    cache = SeriesCache(tmp_path, max_points=3)
+    cache.store(_series(T0, [1.0, 2.0, 3.0]))
+    merged = cache.store(_series(T0 + timedelta(hours=2), [30.0, 40.0]))
+    assert list(merged.values_g_per_kwh) == [2.0, 30.0, 40.0]
+    on_disk = cache.load("DE")
+    assert on_disk is not None and list(on_disk.values_g_per_kwh) == [2.0, 30.0, 40.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["DE.lifecycle.history.json"]  # no temp left
+
+
+def test_corrupt_file_is_named_and_then_replaced(tmp_path: Path) -> None:
+    cache = SeriesCache(tmp_path)
+    (tmp_path / "DE.lifecycle.history.json").write_text("{not json")
+    with pytest.raises(CacheError, match=r"DE\.lifecycle\.history\.json"):
+        cache.load("DE")
+    cache.store(_series(T0, [5.0]))
+    assert cache.load("DE") is not None
+
+
+def test_forecast_is_replaced_not_merged(tmp_path: Path) -> None:
+    cache = SeriesCache(tmp_path)
+    cache.store_forecast(_series(T0, [1.0, 2.0]))
+    cache.store_forecast(_series(T0 + timedelta(hours=5), [9.0]))
+    loaded = cache.load_forecast("DE")
+    assert loaded is not None and len(loaded) == 1
+
+
+@pytest.mark.parametrize("zone", ["../etc", "", "a/b"])
+def test_zone_cannot_escape_the_directory(tmp_path: Path, zone: str) -> None:
+    with pytest.raises(CacheError):
+        SeriesCache(tmp_path).load(zone)
+
+
+def test_unwritable_directory_is_a_cache_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CacheError, match="cannot write"):
+        SeriesCache(blocker / "sub").store(_series(T0, [1.0]))

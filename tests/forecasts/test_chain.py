@@ -1,0 +1,175 @@
+"""SignalChain: live -> cache -> history forecast -> static -> error, with rung and age."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forecasts import (
+    IntensitySeries,
+    NoSignalError,
+    ProviderAuthError,
+    ProviderReading,
+    ProviderServerError,
+    SeriesCache,
+    SignalChain,
+    SignalKind,
+    TraceProvider,
+)
+from policies.placement import mean_intensity_g_per_kwh
+
+NOW = datetime(2024, 3, 1, 12, 20, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+@dataclass
+class FakeProvider:
+    """Serves a fixed history and latest value, or fails when ``down``."""
+
+    down: bool = False
+    kind: SignalKind = "lifecycle"
+    has_forecast: bool = False
+    calls: list[str] = field(default_factory=list)
+
+    def latest(self, zone: str) -> ProviderReading:
+        self.calls.append("latest")
+        if self.down:
+            raise ProviderServerError("latest for DE: HTTP 503 from the provider")
+        return ProviderReading(zone, 321.0, NOW.replace(minute=0), False, "lifecycle", NOW)
+
+    def history(self, zone: str) -> IntensitySeries:
+        self.calls.append("history")
+        start = NOW.replace(minute=0) - 24 * H
+        values = 300 + 50 * np.sin(np.arange(24) * 2 * np.pi / 24)
+        return IntensitySeries(zone, start, 3600, values, source="electricitymaps")
+
+    def forecast(self, zone: str, horizon_hours: int | None = None) -> IntensitySeries:
+        self.calls.append("forecast")
+        if not self.has_forecast:
+            raise ProviderAuthError("forecast for DE: HTTP 403: token missing or rejected")
+        start = NOW.replace(minute=0)
+        values = np.full(24, 111.0)
+        return IntensitySeries(
+            zone, start, 3600, values, source="electricitymaps:forecast", fetched_at=NOW
+        )
+
+
+def test_live_then_cache_then_history_then_static(tmp_path: Path) -> None:
+    provider = FakeProvider()
+    chain = SignalChain(provider=provider, cache=SeriesCache(tmp_path))
+    assert chain.refresh(["DE"], NOW) == {"DE": "ok"}
+    live = chain.current("DE", NOW + timedelta(minutes=5))
+    assert (live.rung, live.intensity_g_per_kwh, live.stale) == ("live", 321.0, False)
+    assert live.age_s == 300.0
+
+    provider.down = True
+    later = NOW + timedelta(minutes=30)
+    assert "HTTP 503" in chain.refresh(["DE"], later)["DE"]
+    cached = chain.current("DE", later)
+    assert (cached.rung, cached.intensity_g_per_kwh, cached.stale) == ("cache", 321.0, True)
+    assert cached.problem is not None and "HTTP 503" in cached.problem
+
+    # A restart without network: a new chain with only the cache still has history.
+    offline = SignalChain(cache=SeriesCache(tmp_path))
+    days_later = NOW + timedelta(days=2)
+    guess = offline.current("DE", days_later)
+    assert guess.rung == "history-forecast" and guess.stale
+    forecast = offline.forecast("DE", days_later, 48 * 3600, 3600)
+    assert forecast.rung == "history-forecast" and len(forecast.series) == 48
+    assert forecast.series.start == days_later.replace(minute=0)
+    assert np.all(forecast.pessimistic_g_per_kwh() >= forecast.series.values_g_per_kwh)
+
+    weeks_later = NOW + timedelta(days=30)
+    static = offline.current("DE", weeks_later)
+    assert (static.rung, static.intensity_g_per_kwh) == ("static", 367.0)
+
+
+def test_static_zone_works_with_nothing_configured() -> None:
+    chain = SignalChain()
+    reading = chain.current("ca-qc", NOW)
+    assert (reading.rung, reading.intensity_g_per_kwh, reading.stale) == ("static", 31.0, True)
+    forecast = chain.forecast("CA-QC", NOW, 6 * 3600, 3600)
+    assert forecast.rung == "static" and list(forecast.series.values_g_per_kwh) == [31.0] * 6
+
+
+def test_unknown_zone_everywhere_is_a_clear_error() -> None:
+    with pytest.raises(NoSignalError, match="XX-NOWHERE"):
+        SignalChain().current("XX-NOWHERE", NOW)
+
+
+def test_trace_history_is_used_and_forecasters_are_scored() -> None:
+    start = NOW - timedelta(days=40)
+    hours = np.arange(40 * 24 + 12)
+    values = 200 + 80 * np.sin(2 * np.pi * hours / 24)
+    trace = IntensitySeries("US-CAL-CISO", start.replace(minute=0), 3600, values, source="t.csv")
+    chain = SignalChain(traces={"US-CAL-CISO": trace})
+    forecast = chain.forecast("US-CAL-CISO", NOW, 24 * 3600, 3600)
+    assert forecast.forecaster == chain.chosen_forecaster("US-CAL-CISO")
+    assert forecast.forecaster != "persistence" and forecast.mape_24h_pct is not None
+
+
+def test_marginal_trace_in_an_average_chain_is_refused() -> None:
+    trace = IntensitySeries("DE", NOW, 3600, np.array([1.0]), kind="marginal")
+    with pytest.raises(Exception, match="different kinds"):
+        SignalChain(traces={"DE": trace})
+
+
+def test_refresh_is_polite_to_the_provider() -> None:
+    provider = FakeProvider()
+    chain = SignalChain(provider=provider)
+    for minutes in (0, 5, 10):
+        chain.refresh(["DE"], NOW + timedelta(minutes=minutes))
+    # /latest every time, /history once (no hole after that), /forecast once: 403 backs off.
+    assert provider.calls.count("latest") == 3
+    assert provider.calls.count("history") == 1
+    assert provider.calls.count("forecast") == 1
+    assert any("provider forecast: not retried" in p for p in chain.problems("de"))
+    chain.refresh(["DE"], NOW + timedelta(hours=7))
+    assert provider.calls.count("forecast") == 2
+
+
+def test_provider_forecast_is_used_and_labelled() -> None:
+    provider = FakeProvider(has_forecast=True)
+    chain = SignalChain(provider=provider)
+    chain.refresh(["de"], NOW)
+    forecast = chain.forecast("DE", NOW + timedelta(minutes=1), 30 * 3600, 3600)
+    assert (forecast.forecaster, forecast.rung, forecast.zone) == ("provider", "live", "DE")
+    values = forecast.series.values_g_per_kwh
+    assert len(values) == 30 and list(values[:24]) == [111.0] * 24
+    assert np.all(values[24:] != 111.0)  # beyond the provider's 24 h: filled from history
+    stale = chain.forecast("DE", NOW + timedelta(hours=1), 6 * 3600, 3600)
+    assert stale.rung == "cache"
+
+
+def test_zone_forecast_is_what_policies_take() -> None:
+    forecast = SignalChain().forecast("US-NW-PACE", NOW, 6 * 3600, 3600)
+    assert forecast.start == NOW.replace(minute=0) and forecast.step_s == 3600
+    assert mean_intensity_g_per_kwh(forecast, forecast.start, 7200) == 647.0
+    assert np.all(forecast.upper_g_per_kwh > forecast.values_g_per_kwh)
+
+
+def test_replay_drives_the_same_chain_through_a_trace_provider() -> None:
+    start = datetime(2023, 6, 1, tzinfo=UTC)
+    hours = np.arange(20 * 24)
+    trace = IntensitySeries(
+        "US-CAL-CISO", start, 3600, 200 + 80 * np.sin(2 * np.pi * hours / 24), source="t.csv"
+    )
+    provider = TraceProvider({"US-CAL-CISO": trace})
+    chain = SignalChain(provider=provider)
+    for step in range(3):
+        t = start + timedelta(days=15, hours=step, minutes=30)
+        provider.now = t
+        assert chain.refresh(["US-CAL-CISO"], t) == {"US-CAL-CISO": "ok"}
+        reading = chain.current("US-CAL-CISO", t)
+        assert (reading.rung, reading.stale) == ("live", False)
+        assert reading.intensity_g_per_kwh == trace.at(t)
+    forecast = chain.forecast("US-CAL-CISO", t, 24 * 3600, 3600)
+    assert forecast.rung == "history-forecast"  # the trace has no provider forecast
+    assert forecast.series.start == t.replace(minute=0)
+    provider.now = start + timedelta(days=30)  # past the end: an outage, then the cache
+    assert chain.refresh(["US-CAL-CISO"], provider.now)["US-CAL-CISO"].startswith("live: ")
+    assert chain.current("US-CAL-CISO", provider.now).rung != "live"

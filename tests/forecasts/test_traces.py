@@ -1,0 +1,123 @@
+"""CSV traces: the three formats, data problems reported, bad files rejected with a location."""
+
+from __future__ import annotations
+
+import gzip
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from forecasts import TraceFormatError, read_trace
+
+PORTAL_HEADER = (
+    "Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct),"
+    "Carbon Intensity gCO₂eq/kWh (LCA),Low Carbon Percentage,Renewable Percentage,"
+    "Data Source,Data Estimated,Data Estimation Method\n"
+)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_portal_export_with_pandas_style_flags(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "FR_2023_hourly.csv",
+        PORTAL_HEADER
+        + "2023-01-01 00:00:00,France,France,FR,40.4,60.9,91.2,15.7,rte,False,\n"
+        + "2023-01-01 01:00:00,France,France,FR,40.2,60.8,91.4,16.5,rte,True,TIME_SLICER\n",
+    )
+    result = read_trace(path)
+    s = result.zone("fr")
+    assert result.format == "portal" and result.issues == ()
+    assert s.start == datetime(2023, 1, 1, tzinfo=UTC) and s.step_s == 3600
+    assert list(s.values_g_per_kwh) == [60.9, 60.8]
+    assert list(s.is_estimated) == [False, True]
+    assert list(read_trace(path, kind="direct").zone("FR").values_g_per_kwh) == [40.4, 40.2]
+
+
+def test_normalized_gzip(tmp_path: Path) -> None:
+    path = tmp_path / "n.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write(
+            "datetime_utc,zone,carbon_intensity_gco2_per_kwh,carbon_intensity_direct_gco2_per_kwh,"
+            "low_carbon_percentage,renewable_percentage,is_estimated,estimation_method,"
+            "data_source,source_repo,source_file\n"
+            "2023-01-01T00:00:00Z,DE,300,250,,,false,,,,\n"
+            "2023-01-01T00:00:00Z,GB,200,150,,,true,,,,\n"
+            "2023-01-01T01:00:00Z,DE,310,260,,,false,,,,\n"
+        )
+    result = read_trace(path)
+    assert result.format == "normalized"
+    assert set(result.series) == {"DE", "GB"}
+    assert list(result.zone("DE").values_g_per_kwh) == [300.0, 310.0]
+    assert set(read_trace(path, zones=["gb"]).series) == {"GB"}
+
+
+def test_minimal_with_every_problem_reported(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "m.csv",
+        "datetime,zone,carbon_intensity_g_per_kwh\n"
+        "2023-01-01T02:00:00+00:00,XX,30\n"  # unsorted
+        "2023-01-01T00:00:00+00:00,XX,10\n"
+        "2023-01-01T02:00:00+01:00,XX,11\n"  # non-UTC offset: 01:00Z
+        "2023-01-01T00:00:00+00:00,XX,12\n"  # duplicate of 00:00, last wins
+        "2023-01-01T05:00:00,XX,\n",  # naive, empty value
+    )
+    result = read_trace(path)
+    kinds = {i.kind for i in result.issues}
+    assert {"unsorted", "non_utc_offset", "duplicate", "naive_time", "empty_value", "gap"} <= kinds
+    s = result.zone("XX")
+    values = list(s.values_g_per_kwh)
+    assert values[:3] == [12.0, 11.0, 30.0]
+    assert all(math.isnan(v) for v in values[3:])  # gap and empty value stay missing
+    filled = read_trace(path, fill=True).zone("XX")
+    assert filled.missing_count() == 0  # edges take the nearest known value
+    assert filled.is_estimated[3:].all() and list(filled.values_g_per_kwh[3:]) == [30.0] * 3
+    assert any(i.kind == "filled" for i in read_trace(path, fill=True).issues)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("time,value\n2023-01-01,1\n", r"x\.csv:1: unrecognised header"),
+        (
+            "datetime,zone,carbon_intensity_g_per_kwh\nyesterday,XX,1\n",
+            r"x\.csv:2: column 'datetime'",
+        ),
+        (
+            "datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,abc\n",
+            r"x\.csv:2: column 'carbon_intensity_g_per_kwh': not a number",
+        ),
+        ("datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,-5\n", ">= 0"),
+        ("datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX\n", r"x\.csv:2: 2 fields"),
+        ("", r"x\.csv:1: empty file"),
+        ("datetime,zone,carbon_intensity_g_per_kwh\n", "no data rows"),
+    ],
+)
+def test_bad_files_name_file_line_and_column(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(TraceFormatError, match=match):
+        read_trace(_write(tmp_path, "x.csv", text))
+
+
+@pytest.mark.parametrize("name", ["x.csv", "x.csv.gz"])
+def test_binary_file_is_rejected(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xff\xfe\x00garbage\x00")
+    with pytest.raises(TraceFormatError, match=name.replace(".", r"\.")):
+        read_trace(path)
+
+
+@pytest.mark.shared_data
+def test_reads_real_portal_export(shared_data: Path) -> None:
+    path = shared_data / "carbon_intensity/electricitymaps_jasonm-jones/US-NW-PACW_2023_hourly.csv"
+    result = read_trace(path)
+    s = result.zone("US-NW-PACW")
+    assert len(s) == 8760 and s.missing_count() == 24
+    assert [i.kind for i in result.issues] == ["empty_value"]
