@@ -256,7 +256,8 @@ class Queue:
                 log.error("queue_file_not_regular", path=str(path))
                 return IngestResult()
             offset, line_no = self._start(rel, record, st)
-            result = self._read_lines(rel, fd, st, offset, line_no, now)
+            retired_at = record.retired_at if record is not None else None
+            result = self._read_lines(rel, fd, st, (offset, line_no, retired_at), now)
             if retired:
                 self._maybe_delete_retired(rel, fd, record, now)
             elif st.st_size >= self._compact_min_bytes and st.st_size > 0:
@@ -279,8 +280,14 @@ class Queue:
         return record.byte_offset, record.line_no
 
     def _read_lines(
-        self, rel: str, fd: int, st: os.stat_result, offset: int, line_no: int, now: datetime
+        self,
+        rel: str,
+        fd: int,
+        st: os.stat_result,
+        start: tuple[int, int, datetime | None],
+        now: datetime,
     ) -> IngestResult:
+        offset, line_no, retired_at = start
         size = os.fstat(fd).st_size
         if size <= offset:
             return IngestResult()
@@ -297,7 +304,7 @@ class Queue:
                 self._one_line(rel, raw, line_no, position, owner, now, batch)
                 position += len(raw) + 1
             self._write_rejections(batch.rejections)
-            self._ledger.set_queue_file(rel, st.st_ino, position, line_no)
+            self._ledger.set_queue_file(rel, st.st_ino, position, line_no, retired_at)
         if batch.accepted or batch.rejections or batch.cancels:
             log.info("queue_ingested", path=rel, accepted=len(batch.accepted),
                      rejected=len(batch.rejections), duplicates=batch.duplicates,
@@ -491,7 +498,9 @@ class Queue:
             }  # fmt: skip
             with self._ledger.transaction():
                 self._write_rejections([rejection])
-                self._ledger.set_queue_file(rel, current.inode, size, current.line_no + 1, now)
+                self._ledger.set_queue_file(
+                    rel, current.inode, size, current.line_no + 1, current.retired_at
+                )
         (self.state_dir / rel).unlink(missing_ok=True)
         self._ledger.forget_queue_file(rel)
         log.info("queue_retired_deleted", path=rel)

@@ -1,0 +1,177 @@
+"""Service.tick with a fake clock and a recording executor: the whole life of a job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.ledger import Ledger
+from daemon.planning import build_policy
+from daemon.settings import RegionSettings
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import append, job_line, make_service
+
+ONE_T4 = (RegionSettings(name="qc", zone="CA-QC", gpus=("T4",)),)
+
+
+def _states(ledger: Ledger) -> dict[str, str]:
+    return {job.job_id: job.state for job in ledger.jobs()}
+
+
+def test_a_job_goes_from_queue_line_to_succeeded(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", gpu_types=["T4"]) + "garbage\n")
+    report = service.tick(clock())
+    assert (report.ingested, report.rejected, report.started) == (1, 1, ("a",))
+    [launch] = executor.launches
+    assert (launch.argv, launch.gpu_indices) == (("true",), (0,))
+    assert launch.uid == service.queue.path.stat().st_uid  # the file owner, not a claimed user
+    decision = service.ledger.latest_decision("a")
+    assert decision is not None
+    assert (decision.action, decision.gpu, decision.region) == ("start", "T4", "qc")
+    assert decision.expected_total_g == pytest.approx(decision.run_now_total_g)
+    clock.advance(3600)
+    assert service.tick(clock()).finished == ("a",)
+    assert _states(service.ledger) == {"a": "succeeded"}
+    outcome = service.ledger.outcome("a")
+    assert outcome is not None
+    assert outcome["predicted_total_g"] == decision.expected_total_g
+    assert outcome["measured_energy_j"] is None  # filled by the NVML part
+    assert [t.to_state for t in service.ledger.transitions("a")] == [
+        "queued", "running", "succeeded",
+    ]  # fmt: skip
+
+
+def test_intensity_samples_are_recorded_per_zone(tmp_path: Path) -> None:
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor())
+    service.start(clock())
+    service.tick(clock())
+    zones = {row["zone"] for row in service.ledger.rows("intensity_samples")}
+    assert zones == {"CA-QC", "US-CAL-CISO", "US-NW-PACE"}
+    clock.advance(60)
+    service.tick(clock())  # not due yet: 300 s
+    assert len(service.ledger.rows("intensity_samples")) == 3
+
+
+def test_a_job_waits_for_its_gpu_then_expires(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="long") + job_line(id="next", deadline="+1h"))
+    service.tick(clock())
+    assert _states(service.ledger) == {"long": "running", "next": "queued"}
+    assert service.ledger.latest_decision("next").action == "hold"  # type: ignore[union-attr]
+    clock.advance(3601)
+    service.tick(clock())
+    assert _states(service.ledger)["next"] == "expired"
+    assert "deadline" in service.ledger.transitions("next")[-1].reason
+
+
+def test_a_job_that_fits_nowhere_fails_with_the_policy_reason(tmp_path: Path) -> None:
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(), regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="big", model="llama-70b"))
+    service.tick(clock())
+    assert _states(service.ledger) == {"big": "failed"}
+    assert "rejected: fits no admissible device" in service.ledger.transitions("big")[-1].reason
+
+
+def test_cancel_before_and_while_running(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="run") + job_line(id="wait"))
+    service.tick(clock())
+    append(service.queue.path, '{"cancel": "run"}\n{"cancel": "wait"}\n')
+    service.tick(clock())
+    assert executor.cancels == ["run"]
+    assert _states(service.ledger) == {"run": "cancelled", "wait": "cancelled"}
+    assert len(executor.launches) == 1
+
+
+@pytest.mark.parametrize(("exit_code", "state"), [(0, "succeeded"), (3, "failed")])
+def test_exit_status_decides_the_final_state(tmp_path: Path, exit_code: int, state: str) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.tick(clock())
+    executor.finish("a", clock.advance(10), exit_code)
+    service.tick(clock())
+    assert _states(service.ledger) == {"a": state}
+    run = service.ledger.run("a")
+    assert run is not None and run.exit_code == exit_code
+
+
+def test_a_launch_failure_fails_the_job(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    executor.fail_launch = True
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.tick(clock())
+    assert _states(service.ledger) == {"a": "failed"}
+    assert "launch failed" in service.ledger.transitions("a")[-1].reason
+
+
+def test_running_jobs_are_adopted_after_a_restart(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    first = make_service(tmp_path, executor)
+    first.start(clock())
+    append(first.queue.path, job_line(id="a") + job_line(id="b"))
+    first.tick(clock())
+    executor.finish("b", clock.advance(5))
+    first.ledger.close()  # the daemon dies; its jobs keep running
+    second = make_service(tmp_path, executor)
+    second.start(clock.advance(5))
+    assert sorted(executor.adopted) == ["a", "b"]
+    assert _states(second.ledger) == {"a": "running", "b": "succeeded"}
+    executor.finish("a", clock.advance(5))
+    second.tick(clock())
+    assert _states(second.ledger) == {"a": "succeeded", "b": "succeeded"}
+    assert len(executor.launches) == 2
+
+
+def test_a_launch_interrupted_by_a_crash_is_never_repeated(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.ingest(clock())
+    # The daemon committed "running" and died before the executor started anything.
+    with service.ledger.transaction():
+        service.ledger.transition("a", "running", clock(), "dispatched")
+        service.ledger.add_run("a", "local", ["qc/0"], [0], 6.0, clock())
+    service.ledger.close()
+    restarted = make_service(tmp_path, executor)
+    restarted.start(clock())
+    restarted.tick(clock.advance(60))
+    assert executor.launches == []
+    assert _states(restarted.ledger) == {"a": "failed"}
+    assert "never started" in (restarted.ledger.run("a").reason or "")  # type: ignore[union-attr]
+
+
+def test_an_unknown_policy_falls_back_to_run_now() -> None:
+    with capture_logs() as logs:
+        policy = build_policy("carbon-window-from-the-future", {})
+    assert policy.name == "run-now"
+    assert logs[0]["event"] == "policy_fallback"
+
+
+def test_decisions_are_recorded_only_when_they_change(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="long") + job_line(id="next"))
+    for _ in range(5):
+        service.tick(clock.advance(30))
+    rows = [r for r in service.ledger.rows("decisions") if r["job_id"] == "next"]
+    assert len(rows) == 1
+    assert json.loads(rows[0]["alternatives_json"]) == []
