@@ -22,7 +22,7 @@ from datetime import datetime
 import structlog
 
 from daemon.errors import DaemonError
-from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.base import Executor, ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.intensity import IntensityProvider, StaticIntensity, ZoneSeries
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
@@ -104,7 +104,9 @@ class Service:
                     log.error("executor_missing", executor=name, jobs=[h.job_id for h in handles])
                     continue
                 for item in executor.adopt(handles, now):
-                    if isinstance(item, ExitStatus):
+                    if isinstance(item, NotStarted):
+                        self._requeue(item, now)
+                    elif isinstance(item, ExitStatus):
                         self._finish(item, now)
                     else:
                         log.info("job_adopted", job_id=item.job_id, executor=name)
@@ -114,6 +116,13 @@ class Service:
                                                             item.started_at)  # fmt: skip
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
+
+    def _requeue(self, status: NotStarted, now: datetime) -> None:
+        reason = f"requeued: the daemon died before the job started ({status.reason})"
+        with self.ledger.transaction():
+            self.ledger.drop_run(status.job_id)
+            self.ledger.transition(status.job_id, "queued", now, reason)
+        log.warning("job_requeued", job_id=status.job_id, reason=status.reason)
 
     def close(self) -> None:
         """Nothing to release: the ledger and executors belong to the composition root."""

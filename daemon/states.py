@@ -8,7 +8,8 @@
       └──(from queued or planned)───> cancelled | expired | failed
 
 ``expired``: the deadline passed before the job started. ``failed`` from queued/planned: the
-policy rejected the job (it fits no device) or its launch failed.
+policy rejected the job (it fits no device) or its launch failed. ``running -> queued`` only
+when the executor proves a launch interrupted by a daemon crash never started the job.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ TRANSITIONS: Final = MappingProxyType(
     {
         "queued": frozenset({"planned", "running", "cancelled", "expired", "failed"}),
         "planned": frozenset({"queued", "running", "cancelled", "expired", "failed"}),
-        "running": frozenset({"succeeded", "failed", "cancelled"}),
+        "running": frozenset({"succeeded", "failed", "cancelled", "queued"}),
         "succeeded": frozenset(),
         "failed": frozenset(),
         "cancelled": frozenset(),

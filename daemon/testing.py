@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from daemon.errors import DaemonError
-from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 
 __all__ = ["FakeClock", "RecordingExecutor"]
 
@@ -108,7 +108,7 @@ class RecordingExecutor:
             self.adopted.append(handle.job_id)
             job = self._jobs.get(handle.job_id)
             if job is None:
-                out.append(ExitStatus(handle.job_id, now, None, None, "never started"))
+                out.append(NotStarted(handle.job_id, now, None, None, "never started"))
             elif job.end_at is not None and job.end_at <= now:
                 self._reported.add(handle.job_id)
                 out.append(ExitStatus(handle.job_id, job.end_at, job.exit_code, job.signal))

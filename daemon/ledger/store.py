@@ -350,6 +350,10 @@ class Ledger:
             (_ts(finished_at), exit_code, signal, reason, job_id),
         )
 
+    def drop_run(self, job_id: str) -> None:
+        """Forget a run that never started (so the job can be launched again)."""
+        self._exec("DELETE FROM runs WHERE job_id = ?", (job_id,))
+
     def run(self, job_id: str) -> RunRecord | None:
         """The run of ``job_id``, if it was launched."""
         row = self._exec("SELECT * FROM runs WHERE job_id = ?", (job_id,)).fetchone()

@@ -66,7 +66,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         (["cancelled"], True),
         (["failed"], True),
         (["succeeded"], False),
-        (["running", "queued"], False),
+        (["running", "queued", "running", "succeeded"], True),
         (["running", "expired"], False),
         (["expired", "running"], False),
         (["running", "succeeded", "failed"], False),
