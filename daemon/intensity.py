@@ -29,6 +29,7 @@ __all__ = [
     "IntensityReading",
     "StaticIntensity",
     "ZoneSeries",
+    "build_intensity",
 ]
 
 
@@ -123,3 +124,16 @@ class EmbeddedIntensity:
 
     def current(self, zone: str, now: datetime) -> IntensityReading:
         return IntensityReading(zone, now, self.value(zone, now), self.source)
+
+
+def build_intensity(source: str) -> IntensityProvider:
+    """The provider named by ``settings.intensity.source`` (``static`` or ``embedded``).
+
+    Raises:
+        ValueError: an unknown source name.
+    """
+    if source == "static":
+        return StaticIntensity()
+    if source == "embedded":
+        return EmbeddedIntensity()
+    raise ValueError(f"unknown intensity source {source!r} (known: static, embedded)")

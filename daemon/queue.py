@@ -44,6 +44,7 @@ import structlog
 from daemon.errors import DaemonError
 from daemon.ledger import Ledger, QueueFileRecord
 from daemon.queue_line import CancelRequest, InvalidLineError, JobRequest, parse_line
+from daemon.settings import Settings
 
 __all__ = [
     "QUEUE_NAME",
@@ -173,6 +174,18 @@ class Queue:
         self._compact_min_bytes = compact_min_bytes
         self._retired_grace_s = retired_grace_s
         self._known_regions = known_regions
+
+    @classmethod
+    def from_settings(cls, settings: Settings, ledger: Ledger) -> Queue:
+        """The queue of ``settings.state_dir`` with its ``[queue]`` settings and regions."""
+        return cls(
+            settings.state_dir,
+            ledger,
+            max_line_bytes=settings.queue.max_line_bytes,
+            compact_min_bytes=settings.queue.compact_min_bytes,
+            retired_grace_s=settings.queue.retired_grace_s,
+            known_regions=[region.name for region in settings.regions] or None,
+        )
 
     @property
     def path(self) -> Path:

@@ -33,7 +33,7 @@ from daemon.settings import Settings
 from forecasts import ForecastsError
 from policies import Decision, JobSpec, PoliciesError, Policy
 
-__all__ = ["Service", "TickReport"]
+__all__ = ["NEVER_STARTED_PREFIX", "Service", "TickReport"]
 
 log = structlog.get_logger(__name__)
 
@@ -103,8 +103,10 @@ class Service:
                 if executor is None:
                     log.error("executor_missing", executor=name, jobs=[h.job_id for h in handles])
                     continue
+                tokenless = {h.job_id for h in handles if not h.token}
                 for item in executor.adopt(handles, now):
-                    if isinstance(item, NotStarted):
+                    if _never_started(item, tokenless):
+                        assert isinstance(item, ExitStatus)
                         self._requeue(item, now)
                     elif isinstance(item, ExitStatus):
                         self._finish(item, now)
@@ -117,7 +119,7 @@ class Service:
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 
-    def _requeue(self, status: NotStarted, now: datetime) -> None:
+    def _requeue(self, status: ExitStatus, now: datetime) -> None:
         reason = f"requeued: the daemon died before the job started ({status.reason})"
         with self.ledger.transaction():
             self.ledger.drop_run(status.job_id)
@@ -362,6 +364,23 @@ class Service:
         log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
                  exit_code=status.exit_code, signal=status.signal)  # fmt: skip
         self.metrics.observe_outcome(status.job_id, state, None)
+
+
+NEVER_STARTED_PREFIX = "never started"
+
+
+def _never_started(item: RunHandle | ExitStatus, tokenless: set[str]) -> bool:
+    """A :class:`NotStarted` answer, or (for executors that predate it) an unrecovered status
+    whose reason starts with ``never started`` for a run whose token was never recorded."""
+    if isinstance(item, NotStarted):
+        return True
+    return (
+        isinstance(item, ExitStatus)
+        and item.job_id in tokenless
+        and item.exit_code is None
+        and item.signal is None
+        and item.reason.startswith(NEVER_STARTED_PREFIX)
+    )
 
 
 def _handle(run: RunRecord) -> RunHandle:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from daemon.executors.base import ExitStatus
 from daemon.ledger import Ledger
 from daemon.planning import build_policy
 from daemon.settings import RegionSettings
@@ -177,3 +178,24 @@ def test_decisions_are_recorded_only_when_they_change(tmp_path: Path) -> None:
     rows = [r for r in service.ledger.rows("decisions") if r["job_id"] == "next"]
     assert len(rows) == 1
     assert json.loads(rows[0]["alternatives_json"]) == []
+
+
+def test_a_never_started_status_from_an_older_executor_also_requeues(tmp_path: Path) -> None:
+    clock = FakeClock()
+
+    class Legacy(RecordingExecutor):
+        def adopt(self, handles, now):  # type: ignore[no-untyped-def]
+            return [
+                ExitStatus(h.job_id, now, None, None, "never started: no marker") for h in handles
+            ]
+
+    executor = Legacy()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.ingest(clock())
+    with service.ledger.transaction():
+        service.ledger.transition("a", "running", clock(), "dispatched")
+        service.ledger.add_run("a", "local", ["qc/0"], [0], 6.0, clock())
+    service.start(clock())
+    assert _states(service.ledger) == {"a": "queued"}
