@@ -326,10 +326,17 @@ class Queue:
                             tuple(batch.cancels))  # fmt: skip
 
     def _attribution(self, rel: str, st: os.stat_result) -> tuple[int, int] | str:
+        """The (uid, gid) the lines of ``rel`` run as, or why they cannot be attributed."""
         if st.st_mode & _OTHERS_WRITE:
             return (
                 f"{rel} is writable by other users, so its lines cannot be attributed to its "
                 "owner; use `carbond submit` or your own queue.d/<uid>.jsonl"
+            )
+        if st.st_nlink > 1:
+            return f"{rel} has {st.st_nlink} hard links, so its owner cannot vouch for its lines"
+        if rel.startswith(f"{SPOOL_DIR}/") and rel != f"{SPOOL_DIR}/{st.st_uid}.jsonl":
+            return (
+                f"{rel} is owned by uid {st.st_uid}; a spool file must be named <owner uid>.jsonl"
             )
         try:
             gid = pwd.getpwuid(st.st_uid).pw_gid

@@ -18,7 +18,7 @@ from typing import Any
 
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
-from daemon.ledger import EXPORTABLE, JobRecord, Ledger, export_table
+from daemon.ledger import EXPORTABLE, JobRecord, Ledger, UnknownJobError, export_table
 from daemon.queue import append_line, new_job_id, submit_target
 from daemon.queue_line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings, load_settings
@@ -284,7 +284,12 @@ def _g(value: float | None) -> str:
 def _cancel(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with Ledger.open_readonly(settings.state_dir / "ledger.db") as ledger:
-        job = ledger.job(args.job_id)
+        try:
+            job = ledger.job(args.job_id)
+        except UnknownJobError as exc:
+            raise UsageError(
+                f"{exc} (a job just submitted is known once the daemon ingests it)"
+            ) from exc
     if job.state in FINAL_STATES:
         raise UsageError(f"job {job.job_id} is already {job.state}")
     uid = os.getuid()

@@ -102,6 +102,24 @@ def test_a_file_others_can_write_cannot_vouch_for_its_lines(queue: Queue, ledger
     assert "writable by other users" in str(_rejected(queue.state_dir)[0]["reason"])
 
 
+@pytest.mark.parametrize("trick", ["hard link", "wrong name"])
+def test_spool_files_that_could_lie_about_their_owner_are_refused(
+    queue: Queue, ledger: Ledger, trick: str
+) -> None:
+    uid = os.getuid()
+    if trick == "hard link":
+        spool = queue.state_dir / SPOOL_DIR / f"{uid}.jsonl"
+        append(spool, job_line(id="x"))
+        os.link(spool, queue.state_dir / "elsewhere.jsonl")
+    else:
+        spool = queue.state_dir / SPOOL_DIR / f"{uid + 1}.jsonl"
+        append(spool, job_line(id="x"))
+    assert queue.ingest(NOW).rejected == 1
+    assert ledger.jobs() == []
+    reason = str(_rejected(queue.state_dir)[0]["reason"])
+    assert ("hard links" if trick == "hard link" else "must be named") in reason
+
+
 @needs_root
 def test_spool_files_are_attributed_to_their_owner(queue: Queue, ledger: Ledger) -> None:
     spool = queue.state_dir / SPOOL_DIR / "4242.jsonl"
