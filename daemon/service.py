@@ -95,29 +95,32 @@ class Service:
         """Prepare the queue files and re-adopt the jobs a previous daemon left running."""
         with self._lock:
             self.queue.prepare()
-            by_executor: dict[str, list[RunHandle]] = defaultdict(list)
-            for run in self.ledger.active_runs():
-                by_executor[run.executor].append(_handle(run))
-            for name, handles in by_executor.items():
-                executor = self.executors.get(name)
-                if executor is None:
-                    log.error("executor_missing", executor=name, jobs=[h.job_id for h in handles])
-                    continue
-                tokenless = {h.job_id for h in handles if not h.token}
-                for item in executor.adopt(handles, now):
-                    if _never_started(item, tokenless):
-                        assert isinstance(item, ExitStatus)
-                        self._requeue(item, now)
-                    elif isinstance(item, ExitStatus):
-                        self._finish(item, now)
-                    else:
-                        log.info("job_adopted", job_id=item.job_id, executor=name)
-                        if not any(h.token for h in handles if h.job_id == item.job_id):
-                            with self.ledger.transaction():
-                                self.ledger.set_run_started(item.job_id, item.token,
-                                                            item.started_at)  # fmt: skip
+            self._adopt(self.ledger.active_runs(), now)
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
+
+    def _adopt(self, runs: Sequence[RunRecord], now: datetime) -> None:
+        """Hand ``runs`` back to their executors: still running, ended, or never started."""
+        by_executor: dict[str, list[RunHandle]] = defaultdict(list)
+        for run in runs:
+            by_executor[run.executor].append(_handle(run))
+        for name, handles in by_executor.items():
+            executor = self.executors.get(name)
+            if executor is None:
+                log.error("executor_missing", executor=name, jobs=[h.job_id for h in handles])
+                continue
+            tokenless = {h.job_id for h in handles if not h.token}
+            for item in executor.adopt(handles, now):
+                if _never_started(item, tokenless):
+                    assert isinstance(item, ExitStatus)
+                    self._requeue(item, now)
+                elif isinstance(item, ExitStatus):
+                    self._finish(item, now)
+                else:
+                    log.info("job_adopted", job_id=item.job_id, executor=name)
+                    if item.job_id in tokenless and item.token:
+                        with self.ledger.transaction():
+                            self.ledger.set_run_started(item.job_id, item.token, item.started_at)
 
     def _requeue(self, status: ExitStatus, now: datetime) -> None:
         reason = f"requeued: the daemon died before the job started ({status.reason})"
@@ -186,6 +189,9 @@ class Service:
         """Forward cancel requests to running jobs and record the jobs that ended."""
         with self._lock:
             runs = self.ledger.active_runs()
+            if any(run.token is None for run in runs):  # a crash mid-launch; start() not run
+                self._adopt([run for run in runs if run.token is None], now)
+                runs = self.ledger.active_runs()
             by_executor: dict[str, list[RunHandle]] = defaultdict(list)
             for run in runs:
                 if run.token is not None:

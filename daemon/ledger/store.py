@@ -67,13 +67,17 @@ class Ledger:
         self._db.row_factory = sqlite3.Row
 
     @classmethod
-    def open(cls, path: Path) -> Ledger:
-        """Open (creating if needed) and migrate the ledger at ``path``."""
+    def open(cls, path: Path, *, durable: bool = True) -> Ledger:
+        """Open (creating if needed) and migrate the ledger at ``path``.
+
+        ``durable=False`` (``synchronous=OFF``) is for replay and scratch ledgers only: a
+        power cut may then lose the last commits, which the daemon's guarantees rely on.
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             db.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"{path}: cannot open the ledger: {exc}") from exc

@@ -197,5 +197,5 @@ def test_a_never_started_status_from_an_older_executor_also_requeues(tmp_path: P
     with service.ledger.transaction():
         service.ledger.transition("a", "running", clock(), "dispatched")
         service.ledger.add_run("a", "local", ["qc/0"], [0], 6.0, clock())
-    service.start(clock())
+    service.reconcile(clock())  # also resolves tokenless runs when start() was not called
     assert _states(service.ledger) == {"a": "queued"}
