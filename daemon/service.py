@@ -129,6 +129,27 @@ class Service:
             self.ledger.transition(status.job_id, "queued", now, reason)
         log.warning("job_requeued", job_id=status.job_id, reason=status.reason)
 
+    def reconfigure(
+        self,
+        settings: Settings,
+        *,
+        policy: Policy | None = None,
+        inventory: Sequence[InventoryGpu] | None = None,
+        intensity: IntensityProvider | None = None,
+    ) -> None:
+        """Swap in new settings (SIGHUP) and, when given, a new policy, inventory or intensity
+        source. Jobs keep running; the next plan uses the new parts."""
+        with self._lock:
+            self.settings = settings
+            self.policy = policy or self.policy
+            self.intensity = intensity or self.intensity
+            if inventory is not None:
+                self.inventory = tuple(inventory)
+                self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+            self._forecasts.clear()
+            self._last_refresh = None
+            log.info("service_reconfigured", policy=self.policy.name, devices=len(self.inventory))
+
     def close(self) -> None:
         """Nothing to release: the ledger and executors belong to the composition root."""
 

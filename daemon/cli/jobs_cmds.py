@@ -256,10 +256,13 @@ def _print_status(payload: dict[str, Any]) -> None:
     decision = payload["decision"]
     if decision:
         print(f"decision ({decision['policy']}, {decision['action']}): {decision['reason']}")
-        print(f"  where: {decision['gpu']} in {decision['region']} from "
-              f"{decision['planned_start']}")  # fmt: skip
-        print(f"  expected {_g(decision['expected_total_g'])} vs run-now "
-              f"{_g(decision['run_now_total_g'])}")  # fmt: skip
+        if decision["gpu"]:
+            print(
+                f"  where: {decision['gpu']} in {decision['region']} "
+                f"({', '.join(decision['devices'])}) from {decision['planned_start']}"
+            )
+            print(f"  expected {_g(decision['expected_total_g'])} vs run-now "
+                  f"{_g(decision['run_now_total_g'])}")  # fmt: skip
         alternatives = decision["alternatives"]
         if alternatives:
             print_table(
@@ -267,6 +270,17 @@ def _print_status(payload: dict[str, Any]) -> None:
                 ("gpu", "region", "start", "total_g"),
                 [[a["gpu"], a["region"], a["start"], a["total_g"]] for a in alternatives],
             )
+    run, outcome = payload["run"], payload["outcome"]
+    if run:
+        print(
+            f"run: {run['executor']} on {', '.join(run['devices'])} from {run['started_at']}"
+            + (f", ended {run['finished_at']} ({run['reason']})" if run["finished_at"] else "")
+        )
+    if outcome and outcome.get("total_g") is not None:
+        print(
+            f"outcome: {_g(outcome['total_g'])} measured ({outcome['energy_method']}), "
+            f"predicted {_g(outcome['predicted_total_g'])}"
+        )
     print_table(
         "transitions",
         ("at", "from", "to", "reason"),

@@ -9,6 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.executors.base import ExitStatus
+from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.planning import build_policy
 from daemon.settings import RegionSettings
@@ -199,3 +200,20 @@ def test_a_never_started_status_from_an_older_executor_also_requeues(tmp_path: P
         service.ledger.add_run("a", "local", ["qc/0"], [0], 6.0, clock())
     service.reconcile(clock())  # also resolves tokenless runs when start() was not called
     assert _states(service.ledger) == {"a": "queued"}
+
+
+def test_reconfigure_swaps_the_policy_and_devices_without_touching_running_jobs(
+    tmp_path: Path,
+) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a") + job_line(id="b"))
+    service.tick(clock())
+    assert _states(service.ledger) == {"a": "running", "b": "queued"}
+    two = (*ONE_T4, RegionSettings(name="pace", zone="US-NW-PACE", gpus=("RTX6000-Ada",)))
+    service.reconfigure(service.settings, inventory=build_inventory(two))
+    service.tick(clock.advance(30))
+    assert _states(service.ledger) == {"a": "running", "b": "running"}
+    assert executor.launches[1].gpu_indices == (0,)
+    assert service.ledger.run("b").device_ids == ("pace/0",)  # type: ignore[union-attr]
