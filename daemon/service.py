@@ -21,8 +21,9 @@ from datetime import datetime
 
 import structlog
 
+from daemon.endings import final_state, never_started, predicted_outcome, run_handle
 from daemon.errors import DaemonError
-from daemon.executors.base import Executor, ExitStatus, LaunchSpec, NotStarted, RunHandle
+from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
 from daemon.intensity import IntensityProvider, StaticIntensity, ZoneSeries
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
@@ -33,7 +34,7 @@ from daemon.settings import Settings
 from forecasts import ForecastsError
 from policies import Decision, JobSpec, PoliciesError, Policy
 
-__all__ = ["NEVER_STARTED_PREFIX", "Service", "TickReport"]
+__all__ = ["Service", "TickReport"]
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +104,7 @@ class Service:
         """Hand ``runs`` back to their executors: still running, ended, or never started."""
         by_executor: dict[str, list[RunHandle]] = defaultdict(list)
         for run in runs:
-            by_executor[run.executor].append(_handle(run))
+            by_executor[run.executor].append(run_handle(run))
         for name, handles in by_executor.items():
             executor = self.executors.get(name)
             if executor is None:
@@ -111,7 +112,7 @@ class Service:
                 continue
             tokenless = {h.job_id for h in handles if not h.token}
             for item in executor.adopt(handles, now):
-                if _never_started(item, tokenless):
+                if never_started(item, tokenless):
                     assert isinstance(item, ExitStatus)
                     self._requeue(item, now)
                 elif isinstance(item, ExitStatus):
@@ -216,7 +217,7 @@ class Service:
             by_executor: dict[str, list[RunHandle]] = defaultdict(list)
             for run in runs:
                 if run.token is not None:
-                    by_executor[run.executor].append(_handle(run))
+                    by_executor[run.executor].append(run_handle(run))
             self._send_cancels(runs, now)
             ended: list[ExitStatus] = []
             for name, handles in by_executor.items():
@@ -353,7 +354,7 @@ class Service:
             if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
                 executor = self.executors.get(run.executor)
                 if executor is not None:
-                    executor.cancel(_handle(run), now)
+                    executor.cancel(run_handle(run), now)
                     self._cancel_sent.add(run.job_id)
                     log.info("job_cancel_sent", job_id=run.job_id)
 
@@ -362,61 +363,18 @@ class Service:
         if job.state != "running":
             return
         run = self.ledger.run(status.job_id)
-        if status.succeeded:
-            state, reason = "succeeded", "exit code 0"
-        elif job.cancel_requested_at is not None:
-            state, reason = "cancelled", "cancelled by its owner while running"
-        else:
-            state, reason = "failed", _failure(status)
+        state, reason = final_state(status, cancel_requested=job.cancel_requested_at is not None)
         decision = self.ledger.latest_decision(status.job_id)
         with self.ledger.transaction():
             self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
                                    status.signal, status.reason or reason)  # fmt: skip
             self.ledger.transition(status.job_id, state, now, reason)
             if run is not None and decision is not None:
-                started = run.started_at or run.launched_at
-                self.ledger.record_outcome(
-                    status.job_id, now, started_at=started.isoformat(),
-                    finished_at=status.finished_at.isoformat(),
-                    duration_s=(status.finished_at - started).total_seconds(),
-                    gpus=len(run.device_ids), predicted_energy_j=decision.expected_energy_j,
-                    predicted_duration_s=decision.expected_duration_s,
-                    predicted_intensity_g_per_kwh=decision.expected_intensity_g_per_kwh,
-                    predicted_total_g=decision.expected_total_g,
-                    run_now_total_g=decision.run_now_total_g,
-                    pue=self._by_device[run.device_ids[0]].device.pue
-                    if run.device_ids and run.device_ids[0] in self._by_device else None,
-                )  # fmt: skip
+                first = self._by_device.get(run.device_ids[0]) if run.device_ids else None
+                pue = first.device.pue if first is not None else None
+                columns = predicted_outcome(run, decision, status, pue)
+                self.ledger.record_outcome(status.job_id, now, **columns)
         self._cancel_sent.discard(status.job_id)
         log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
                  exit_code=status.exit_code, signal=status.signal)  # fmt: skip
         self.metrics.observe_outcome(status.job_id, state, None)
-
-
-NEVER_STARTED_PREFIX = "never started"
-
-
-def _never_started(item: RunHandle | ExitStatus, tokenless: set[str]) -> bool:
-    """A :class:`NotStarted` answer, or (for executors that predate it) an unrecovered status
-    whose reason starts with ``never started`` for a run whose token was never recorded."""
-    if isinstance(item, NotStarted):
-        return True
-    return (
-        isinstance(item, ExitStatus)
-        and item.job_id in tokenless
-        and item.exit_code is None
-        and item.signal is None
-        and item.reason.startswith(NEVER_STARTED_PREFIX)
-    )
-
-
-def _handle(run: RunRecord) -> RunHandle:
-    return RunHandle(run.job_id, run.executor, run.token or "", run.started_at or run.launched_at)
-
-
-def _failure(status: ExitStatus) -> str:
-    if status.exit_code is not None:
-        return f"exit code {status.exit_code}"
-    if status.signal is not None:
-        return f"killed by signal {status.signal}"
-    return status.reason or "outcome unknown"
