@@ -217,3 +217,11 @@ def test_compaction_under_concurrent_appenders_loses_nothing(
     assert _rejected(tmp_path) == []
     assert list((tmp_path / RETIRED_DIR).iterdir()) == []
     assert ledger.queue_files().keys() <= {QUEUE_NAME}
+
+
+def test_pending_bytes_counts_what_is_not_ingested_yet(queue: Queue) -> None:
+    line = job_line(id="a")
+    append(queue.path, line + '{"partial": ')
+    assert queue.pending_bytes() == len(line) + len('{"partial": ')
+    queue.ingest(NOW)
+    assert queue.pending_bytes() == len('{"partial": ')
