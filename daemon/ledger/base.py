@@ -81,7 +81,11 @@ class Connection:
         if not path.is_file():
             raise LedgerError(f"{path}: no ledger (has `carbond run` started with this state_dir?)")
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            # With no daemon running, the WAL is checkpointed and removed; a reader that may
+            # not create ``-shm`` (a user reading root's ledger) then opens it as immutable.
+            wal = path.with_name(path.name + "-wal")
+            flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+            db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None)
             db.execute("PRAGMA query_only=ON")
             db.execute("SELECT 1 FROM jobs LIMIT 1")
         except sqlite3.Error as exc:
