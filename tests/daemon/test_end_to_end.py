@@ -33,7 +33,7 @@ state, runs, who = sys.argv[1:4]
 for i in range({n}):
     job_id = f"{{who}}-{{i}}"
     code = main(["submit", "--state-dir", state, "--id", job_id, "--model", "llama-1b",
-                 "--requests", "2", "--", "sh", "-c", f"echo {{job_id}} >> {{runs}}"])
+                 "--requests", "2", "--", "sh", "-c", f"sleep 0.1; echo {{job_id}} >> {{runs}}"])
     assert code == 0, code
     if i == 7:  # resubmitting the same id is a no-op
         main(["submit", "--state-dir", state, "--id", job_id, "--model", "llama-1b",
@@ -47,7 +47,7 @@ garbage = {garbage!r}
 for i in range({n}):
     job_id = f"{{who}}-{{i}}"
     line = json.dumps({{"id": job_id, "model": "llama-1b", "requests": 2,
-                       "command": ["sh", "-c", f"echo {{job_id}} >> {{runs}}"]}}) + "\\n"
+                       "command": ["sh", "-c", f"sleep 0.1; echo {{job_id}} >> {{runs}}"]}}) + "\\n"
     # s2 writes to its own spool file, where it may leave partial lines; s3 to the main queue,
     # which others append to concurrently, so only whole lines.
     path = f"{{state}}/queue.d/{{os.getuid()}}.jsonl" if who == "s2" else state + "/queue.jsonl"
@@ -114,6 +114,12 @@ def test_200_jobs_4_submitters_kill_9_restarts(tmp_path: Path) -> None:
         daemon.wait()
         kills += 1
         daemon = _start_daemon(state, log)
+        if rng.random() < 0.25:  # sometimes kill it again while it starts up and re-adopts
+            time.sleep(rng.uniform(0.0, 0.4))
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
+            kills += 1
+            daemon = _start_daemon(state, log)
         _wait_ready(state, daemon)
     assert [p.wait() for p in submitters] == [0, 0, 0, 0]
     print(f"submitters done after {time.monotonic() - t0:.1f} s, {kills} kills")
