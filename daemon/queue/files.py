@@ -46,8 +46,16 @@ def new_job_id() -> str:
 
 def submit_target(state_dir: Path, uid: int) -> Path:
     """Where ``uid``'s ``carbond submit`` appends: ``queue.jsonl`` when ``uid`` owns it (or
-    owns the state dir and it does not exist yet), else ``queue.d/<uid>.jsonl``."""
+    owns the state dir and it does not exist yet), else ``queue.d/<uid>.jsonl``.
+
+    Raises:
+        QueueError: the state dir does not exist.
+    """
     main = state_dir / QUEUE_NAME
+    if not state_dir.is_dir():
+        raise QueueError(
+            f"{state_dir}: no such state directory (is the daemon set up? --state-dir)"
+        )
     try:
         st = os.stat(main, follow_symlinks=False)
     except FileNotFoundError:

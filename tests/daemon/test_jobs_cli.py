@@ -122,6 +122,15 @@ def test_jobs_status_cancel_against_a_running_service(
     assert {row["job_id"] for row in json.loads(export.read_text())} == {"a", "b"}
 
 
+def test_submit_to_a_missing_state_dir_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path / "nope"), "--model",
+                        "llama-1b", "--", "true")  # fmt: skip
+    assert code == 1
+    assert "no such state directory" in err
+
+
 def test_jobs_without_a_ledger_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
