@@ -111,7 +111,12 @@ class Service:
                 log.error("executor_missing", executor=name, jobs=[h.job_id for h in handles])
                 continue
             tokenless = {h.job_id for h in handles if not h.token}
-            for item in executor.adopt(handles, now):
+            try:
+                items = executor.adopt(handles, now)
+            except (DaemonError, OSError) as exc:  # retried on the next reconcile
+                log.error("executor_adopt_failed", executor=name, error=str(exc))
+                continue
+            for item in items:
                 if never_started(item, tokenless):
                     assert isinstance(item, ExitStatus)
                     self._requeue(item, now)
@@ -224,7 +229,12 @@ class Service:
                 executor = self.executors.get(name)
                 if executor is None:
                     continue
-                for status in executor.poll(handles, now):
+                try:
+                    statuses = executor.poll(handles, now)
+                except (DaemonError, OSError) as exc:  # the jobs stay running; polled again
+                    log.error("executor_poll_failed", executor=name, error=str(exc))
+                    continue
+                for status in statuses:
                     self._finish(status, now)
                     ended.append(status)
             self.metrics.observe_queue(self.ledger.counts_by_state())
@@ -337,7 +347,7 @@ class Service:
         )
         try:
             handle = executor.launch(spec, now)
-        except DaemonError as exc:
+        except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
             return False
         with self.ledger.transaction():
@@ -353,10 +363,15 @@ class Service:
         for run in runs:
             if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
                 executor = self.executors.get(run.executor)
-                if executor is not None:
+                if executor is None:
+                    continue
+                try:
                     executor.cancel(run_handle(run), now)
-                    self._cancel_sent.add(run.job_id)
-                    log.info("job_cancel_sent", job_id=run.job_id)
+                except (DaemonError, OSError) as exc:  # tried again on the next reconcile
+                    log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
+                    continue
+                self._cancel_sent.add(run.job_id)
+                log.info("job_cancel_sent", job_id=run.job_id)
 
     def _finish(self, status: ExitStatus, now: datetime) -> None:
         job = self.ledger.job(status.job_id)

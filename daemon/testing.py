@@ -56,6 +56,7 @@ class RecordingExecutor:
         self.duration_factor = duration_factor
         self.auto_finish = auto_finish
         self.fail_launch = False
+        self.fail_poll = False
         self.launches: list[LaunchSpec] = []
         self.cancels: list[str] = []
         self.adopted: list[str] = []
@@ -86,6 +87,8 @@ class RecordingExecutor:
         job.end_at, job.exit_code = at, exit_code
 
     def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
+        if self.fail_poll:
+            raise DaemonError("poll refused by the test")
         ended = []
         for handle in handles:
             job = self._jobs.get(handle.job_id)

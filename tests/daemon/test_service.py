@@ -217,3 +217,19 @@ def test_reconfigure_swaps_the_policy_and_devices_without_touching_running_jobs(
     assert _states(service.ledger) == {"a": "running", "b": "running"}
     assert executor.launches[1].gpu_indices == (0,)
     assert service.ledger.run("b").device_ids == ("pace/0",)  # type: ignore[union-attr]
+
+
+def test_a_failing_poll_keeps_the_job_running_until_it_works(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.tick(clock())
+    executor.fail_poll = True
+    with capture_logs() as logs:
+        service.tick(clock.advance(3600))
+    assert "executor_poll_failed" in [entry["event"] for entry in logs]
+    assert _states(service.ledger) == {"a": "running"}
+    executor.fail_poll = False
+    service.tick(clock.advance(5))
+    assert _states(service.ledger) == {"a": "succeeded"}
