@@ -44,8 +44,8 @@ class RecordingExecutor:
     """An :class:`~daemon.executors.base.Executor` that records every call.
 
     A launched job ends when ``now`` reaches ``started + expected_duration_s *
-    duration_factor`` (``auto_finish``), or when :meth:`finish` says so. ``fail_launch``
-    makes the next launches raise. Reuse one instance across two services to model jobs that
+    duration_factor`` (``auto_finish``), or when :meth:`finish` says so. ``fail_launch`` and
+    ``fail_poll`` make those calls raise. Reuse one instance across two services to model jobs that
     keep running while the daemon restarts.
     """
 
