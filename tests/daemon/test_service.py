@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from daemon.compose import build_service
+from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
+from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.planning import build_policy
-from daemon.settings import RegionSettings
+from daemon.settings import RegionSettings, Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
 
@@ -233,3 +236,18 @@ def test_a_failing_poll_keeps_the_job_running_until_it_works(tmp_path: Path) -> 
     executor.fail_poll = False
     service.tick(clock.advance(5))
     assert _states(service.ledger) == {"a": "succeeded"}
+
+
+def test_build_service_wires_the_configured_parts(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path, regions=ONE_T4, policy={"name": "no-such-policy"},
+        intensity={"source": "embedded"},
+    )  # fmt: skip
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with pytest.raises(DaemonError, match="executor"):
+            build_service(settings, ledger, {})
+        service = build_service(settings, ledger, {"local": RecordingExecutor()})
+        assert service.policy.name == "run-now"
+        assert [gpu.device_id for gpu in service.inventory] == ["qc/0"]
+        assert isinstance(service.intensity, EmbeddedIntensity)
+        assert service.queue.state_dir == tmp_path
