@@ -117,6 +117,13 @@ class RegionSettings(_Section):
     executor: str = Field(default="local", min_length=1)
     gpus: Literal["discover"] | tuple[str, ...] = "discover"
 
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _discover_or_list(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "discover":
+            raise ValueError(f'must be "discover" or a list of GPU catalog names, got {value!r}')
+        return value
+
     @field_validator("gpus")
     @classmethod
     def _known_gpus(
@@ -290,7 +297,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = [
-            f"{where}: {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            f"{where}: {'.'.join(str(p) for p in err['loc']) or '<root>'}: "
+            + err["msg"].removeprefix("Value error, ")
             for err in exc.errors()
         ]
         raise ConfigError(problems) from exc

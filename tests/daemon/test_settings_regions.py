@@ -68,6 +68,11 @@ name = "qc"
 zone = "CA-QC"
 pue = 0.5
 colour = "red"
+
+[[regions]]
+name = "x"
+zone = "DE"
+gpus = "discovr"
 """
 
 
@@ -81,6 +86,10 @@ def test_every_problem_is_one_line(tmp_path: Path) -> None:
     assert any("regions.0.gpus" in p and "unknown GPU 'Voodoo2'" in p for p in problems)
     assert any("regions.1.pue" in p for p in problems)
     assert any("regions.1.colour" in p for p in problems)
+    assert [p for p in problems if "regions.2" in p] == [
+        f'{config}: regions.2.gpus: must be "discover" or a list of GPU catalog '
+        "names, got 'discovr'"
+    ]
     assert all(p.startswith(str(config)) for p in problems)
 
 
