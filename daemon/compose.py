@@ -7,7 +7,9 @@ only wires the queue, inventory, intensity source and policy from ``settings``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+import structlog
 
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor
@@ -19,9 +21,12 @@ from daemon.planning import build_policy
 from daemon.queue import Queue
 from daemon.service import Service
 from daemon.settings import Settings
+from daemon.signals import build_signal_chain
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 
 __all__ = ["build_service"]
+
+log = structlog.get_logger(__name__)
 
 
 def build_service(
@@ -35,8 +40,10 @@ def build_service(
     catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
 ) -> Service:
     """The service for ``settings``: queue in ``state_dir``, GPUs of ``regions`` (``discover``
-    finds those declared ``"discover"``), ``intensity`` or the configured source, and the
-    configured policy (``run-now`` when its name is not registered).
+    finds those declared ``"discover"``), ``intensity`` or the configured source (``chain``:
+    the :mod:`forecasts` fallback chain from ``[electricitymaps]`` and ``[signals]``, closed by
+    ``Service.close()``), and the configured policy (``run-now`` when its name is not
+    registered).
 
     Raises:
         UnknownGpuError: a GPU name the catalog does not know.
@@ -47,6 +54,12 @@ def build_service(
     if missing:
         known = ", ".join(sorted(executors)) or "none"
         raise DaemonError(f"regions use executor(s) {', '.join(missing)} but only {known} exist")
+    on_close: list[Callable[[], None]] = []
+    if intensity is None and settings.intensity.source == "chain":
+        wiring = build_signal_chain(settings)
+        for note in wiring.notes:
+            log.info("intensity_chain", note=note)
+        intensity, on_close = wiring.chain, [wiring.close]
     return Service(
         settings=settings,
         ledger=ledger,
@@ -56,4 +69,5 @@ def build_service(
         intensity=intensity or build_intensity(settings.intensity.source),
         policy=build_policy(settings.policy.name, settings.policy.params),
         metrics=metrics,
+        on_close=on_close,
     )

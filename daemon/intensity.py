@@ -1,7 +1,8 @@
-"""Intensity providers the service plans with: a seam until the forecasts chain is wired.
+"""Intensity providers the service plans with.
 
-:class:`IntensityProvider` is what :class:`daemon.service.Service` needs: a forecast grid per
-zone and the current value. Two providers need no network:
+:class:`IntensityProvider` is what :class:`daemon.service.Service` needs: a refresh (the only
+I/O), a forecast grid per zone and the current value. :class:`forecasts.SignalChain` (the
+fallback chain) is one; two more need no network at all:
 
 - :class:`StaticIntensity`: each zone's annual average (``forecasts.static_annual_intensity``),
   flat over the horizon.
@@ -13,6 +14,7 @@ zone and the current value. Two providers need no network:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -22,11 +24,13 @@ import numpy as np
 import numpy.typing as npt
 
 from forecasts import static_annual_intensity
+from policies import ZoneIntensity
 
 __all__ = [
     "EmbeddedIntensity",
     "IntensityProvider",
     "IntensityReading",
+    "Reading",
     "StaticIntensity",
     "ZoneSeries",
     "build_intensity",
@@ -56,17 +60,45 @@ class IntensityReading:
     age_s: float = 0.0
 
 
-class IntensityProvider(Protocol):
-    """Where the service gets intensity. Implementations must not read the clock.
+class Reading(Protocol):
+    """What the service reads from a current-intensity answer (:class:`IntensityReading`, or
+    :class:`forecasts.IntensityReading` from the fallback chain)."""
 
-    Both methods raise a ``ForecastsError`` subclass (e.g. ``UnknownZoneError``) on failure.
+    @property
+    def zone(self) -> str: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+    @property
+    def intensity_g_per_kwh(self) -> float: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def age_s(self) -> float: ...
+
+
+class IntensityProvider(Protocol):
+    """Where the service gets intensity: :class:`forecasts.SignalChain` in the daemon and
+    replay, :class:`StaticIntensity` or :class:`EmbeddedIntensity` offline. Implementations
+    take ``now`` and never read the clock.
+
+    ``forecast`` and ``current`` raise a ``ForecastsError`` subclass (e.g. ``NoSignalError``,
+    ``UnknownZoneError``) when no value exists; ``refresh`` does any network I/O and does not
+    raise for a source that is down.
     """
 
-    def forecast(self, zone: str, now: datetime, horizon_s: int, step_s: int) -> ZoneSeries:
+    def refresh(self, zones: Iterable[str], now: datetime) -> object:
+        """Fetch new data for ``zones`` (the only I/O)."""
+        ...
+
+    def forecast(self, zone: str, now: datetime, horizon_s: int, step_s: int) -> ZoneIntensity:
         """Intensity of ``zone`` from the slot containing ``now`` for ``horizon_s``."""
         ...
 
-    def current(self, zone: str, now: datetime) -> IntensityReading:
+    def current(self, zone: str, now: datetime) -> Reading:
         """Intensity of ``zone`` at ``now``."""
         ...
 
@@ -80,6 +112,9 @@ class StaticIntensity:
     """Each zone's static annual average, flat."""
 
     source: Final = "static"
+
+    def refresh(self, zones: Iterable[str], now: datetime) -> None:
+        """Nothing to fetch."""
 
     def forecast(self, zone: str, now: datetime, horizon_s: int, step_s: int) -> ZoneSeries:
         value = static_annual_intensity(zone)
@@ -114,6 +149,9 @@ class EmbeddedIntensity:
         hour = (at.astimezone(UTC).timestamp() / 3600.0 + utc_offset_h) % 24.0
         return mean * (1.0 + amplitude * math.cos(2.0 * math.pi * (hour - peak_h) / 24.0))
 
+    def refresh(self, zones: Iterable[str], now: datetime) -> None:
+        """Nothing to fetch."""
+
     def forecast(self, zone: str, now: datetime, horizon_s: int, step_s: int) -> ZoneSeries:
         start = _slot_start(now, step_s)
         slots = max(1, math.ceil(horizon_s / step_s))
@@ -127,7 +165,8 @@ class EmbeddedIntensity:
 
 
 def build_intensity(source: str) -> IntensityProvider:
-    """The provider named by ``settings.intensity.source`` (``static`` or ``embedded``).
+    """The offline provider named ``static`` or ``embedded`` (the ``chain`` needs the settings:
+    :func:`daemon.compose.build_service` builds it).
 
     Raises:
         ValueError: an unknown source name.
@@ -136,4 +175,4 @@ def build_intensity(source: str) -> IntensityProvider:
         return StaticIntensity()
     if source == "embedded":
         return EmbeddedIntensity()
-    raise ValueError(f"unknown intensity source {source!r} (known: static, embedded)")
+    raise ValueError(f"no offline intensity source {source!r} (known: static, embedded)")

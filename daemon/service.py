@@ -13,9 +13,10 @@ that job started; so a job never starts twice.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +25,7 @@ import structlog
 from daemon.endings import final_state, never_started, predicted_outcome, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
-from daemon.intensity import IntensityProvider, StaticIntensity, ZoneSeries
+from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
 from daemon.metrics_sink import MetricsSink, NullMetrics
@@ -32,7 +33,7 @@ from daemon.planning import busy_devices, job_spec
 from daemon.queue import IngestResult, Queue
 from daemon.settings import Settings
 from forecasts import ForecastsError
-from policies import Decision, JobSpec, PoliciesError, Policy
+from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity
 
 __all__ = ["Service", "TickReport"]
 
@@ -62,6 +63,7 @@ class Service:
         intensity: the forecast source.
         policy: the planner.
         metrics: where counters go (default: nowhere).
+        on_close: called by :meth:`close` (resources built for this service alone).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Service:
         intensity: IntensityProvider,
         policy: Policy,
         metrics: MetricsSink | None = None,
+        on_close: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -84,8 +87,9 @@ class Service:
         self.intensity = intensity
         self.policy = policy
         self.metrics: MetricsSink = metrics or NullMetrics()
+        self._on_close = tuple(on_close)
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
-        self._forecasts: dict[str, ZoneSeries] = {}
+        self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
         self._cancel_sent: set[str] = set()
         self._lock = threading.RLock()
@@ -157,7 +161,10 @@ class Service:
             log.info("service_reconfigured", policy=self.policy.name, devices=len(self.inventory))
 
     def close(self) -> None:
-        """Nothing to release: the ledger and executors belong to the composition root."""
+        """Run the ``on_close`` callbacks (e.g. the signal chain's HTTP session). The ledger
+        and executors belong to the composition root, which closes them."""
+        for callback in self._on_close:
+            callback()
 
     # -- the round --------------------------------------------------------------------------
 
@@ -189,16 +196,19 @@ class Service:
         """
         with self._lock:
             cfg = self.settings.intensity
-            for zone in sorted({gpu.device.zone for gpu in self.inventory}):
+            zones = sorted({gpu.device.zone for gpu in self.inventory})
+            self.intensity.refresh(zones, now)
+            for zone in zones:
                 try:
                     series = self.intensity.forecast(zone, now, cfg.horizon_s, cfg.step_s)
                     reading = self.intensity.current(zone, now)
                 except ForecastsError as exc:
                     log.warning("intensity_refresh_failed", zone=zone, error=str(exc))
                     if zone not in self._forecasts:
-                        self._forecasts[zone] = StaticIntensity().forecast(
-                            zone, now, cfg.horizon_s, cfg.step_s
-                        )
+                        with contextlib.suppress(ForecastsError):  # no figure: plan logs it
+                            self._forecasts[zone] = StaticIntensity().forecast(
+                                zone, now, cfg.horizon_s, cfg.step_s
+                            )
                     continue
                 self._forecasts[zone] = series
                 self.ledger.record_intensity(

@@ -162,13 +162,15 @@ class IntervalSettings(_Section):
 
 
 class IntensitySettings(_Section):
-    """Where the service's intensity forecasts come from until the forecasts chain is wired.
+    """Where the service's intensity forecasts come from, and their grid.
 
-    ``static``: the annual average of each zone, flat. ``embedded``: a small synthetic diurnal
-    curve per zone (the demo's default; no network).
+    ``chain``: the fallback chain of :mod:`forecasts` (Electricity Maps when a token is set,
+    then cache, forecast from history, static annual figure; see ``[signals]``). ``static``:
+    each zone's annual average, flat. ``embedded``: a small synthetic diurnal curve per zone
+    (the demo's; no network).
     """
 
-    source: Literal["static", "embedded"] = "static"
+    source: Literal["chain", "static", "embedded"] = "chain"
     horizon_s: int = Field(default=48 * 3600, gt=0)
     step_s: int = Field(default=900, gt=0)
 

@@ -17,6 +17,7 @@ from daemon.ledger import Ledger
 from daemon.planning import build_policy
 from daemon.settings import RegionSettings, Settings
 from daemon.testing import FakeClock, RecordingExecutor
+from forecasts import SignalChain
 from tests.daemon.helpers import append, job_line, make_service
 
 ONE_T4 = (RegionSettings(name="qc", zone="CA-QC", gpus=("T4",)),)
@@ -251,3 +252,18 @@ def test_build_service_wires_the_configured_parts(tmp_path: Path) -> None:
         assert [gpu.device_id for gpu in service.inventory] == ["qc/0"]
         assert isinstance(service.intensity, EmbeddedIntensity)
         assert service.queue.state_dir == tmp_path
+
+
+def test_the_default_intensity_source_is_the_forecasts_chain_offline(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, regions=ONE_T4, policy={"name": "run-now"})
+    clock = FakeClock()
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        service = build_service(settings, ledger, {"local": RecordingExecutor()})
+        assert isinstance(service.intensity, SignalChain)
+        service.start(clock())
+        append(service.queue.path, job_line(id="a"))
+        service.tick(clock())
+        service.close()
+        [sample] = ledger.rows("intensity_samples")
+    assert (sample["zone"], sample["intensity_g_per_kwh"]) == ("CA-QC", 31.0)  # static rung
+    assert ledger.path.exists()
