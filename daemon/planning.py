@@ -1,4 +1,5 @@
-"""From ledger rows to the policy's inputs: job specs, the policy itself, busy devices."""
+"""From ledger rows to the policy's inputs (job specs, the policy, busy devices) and its
+decisions back to the ledger."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from typing import Any
 import structlog
 
 from daemon.inventory import InventoryGpu
-from daemon.ledger import JobRecord, RunRecord
-from policies import Device, JobSpec, Policy, UnknownPolicyError, get_policy
+from daemon.ledger import JobRecord, Ledger, RunRecord
+from policies import Decision, Device, JobSpec, Policy, UnknownPolicyError, get_policy
 from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
 
-__all__ = ["FALLBACK_POLICY", "build_policy", "busy_devices", "job_spec"]
+__all__ = ["FALLBACK_POLICY", "build_policy", "busy_devices", "job_spec", "record_decision"]
 
 FALLBACK_POLICY = "run-now"
 
@@ -89,3 +90,38 @@ def busy_devices(
         for device_id in run.device_ids:
             busy[device_id] = max(end, busy.get(device_id, end))
     return [replace(gpu.device, busy_until=busy.get(gpu.device_id)) for gpu in inventory]
+
+
+def record_decision(ledger: Ledger, job: JobRecord, decision: Decision, now: datetime) -> bool:
+    """Store ``decision`` about ``job`` unless it repeats the latest one (same action, policy,
+    reason, devices and start), with its transition: ``hold`` with a plan -> ``planned``,
+    ``hold`` without -> ``queued``, ``reject`` -> ``failed``. Returns whether it was stored
+    (and logged as ``job_decision``).
+
+    Raises:
+        LedgerError: the ledger cannot be written.
+    """
+    previous = ledger.latest_decision(job.job_id)
+    chosen = decision.chosen
+    key = (decision.action, decision.policy, decision.reason,
+           chosen.device_ids if chosen else (), chosen.start if chosen else None)  # fmt: skip
+    if previous is not None and key == (
+        previous.action, previous.policy, previous.reason, previous.device_ids,
+        previous.planned_start,
+    ):  # fmt: skip
+        return False
+    with ledger.transaction():
+        ledger.record_decision(decision, now)
+        if decision.action == "hold":
+            target = "planned" if chosen is not None else "queued"
+            if job.state != target:
+                ledger.transition(job.job_id, target, now, decision.reason)
+        elif decision.action == "reject":
+            ledger.transition(job.job_id, "failed", now, f"rejected: {decision.reason}")
+    log.info("job_decision", job_id=job.job_id, action=decision.action,
+             policy=decision.policy, reason=decision.reason,
+             region=chosen.region if chosen else None, gpu=chosen.gpu if chosen else None,
+             start=chosen.start.isoformat() if chosen else None,
+             expected_total_g=chosen.total_g if chosen else None,
+             run_now_total_g=decision.run_now.total_g if decision.run_now else None)  # fmt: skip
+    return True

@@ -29,7 +29,7 @@ from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
 from daemon.metrics_sink import MetricsSink, NullMetrics
-from daemon.planning import busy_devices, job_spec
+from daemon.planning import busy_devices, job_spec, record_decision
 from daemon.queue import IngestResult, Queue
 from daemon.settings import Settings
 from forecasts import ForecastsError
@@ -273,12 +273,26 @@ class Service:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
         jobs = {job.job_id: job for job in waiting}
+        busy = {d for run in self.ledger.active_runs() for d in run.device_ids}
         started = []
         for decision in decisions:
-            job = jobs[decision.job_id]
-            self._record(job, decision, now)
-            if decision.action == "start" and self._dispatch(job, decision, now):
-                started.append(job.job_id)
+            record = jobs.get(decision.job_id)
+            if record is None:
+                log.error(
+                    "decision_for_unknown_job", job_id=decision.job_id, policy=decision.policy
+                )
+                continue
+            self._record(record, decision, now)
+            if decision.action != "start" or decision.chosen is None:
+                continue
+            chosen = set(decision.chosen.device_ids)
+            if chosen & busy or not chosen <= self._by_device.keys():
+                log.error("decision_conflict", job_id=record.job_id, policy=decision.policy,
+                          devices=sorted(chosen), busy=sorted(chosen & busy))  # fmt: skip
+                continue  # stays queued; planned again next round
+            if self._dispatch(record, decision, now):
+                busy |= chosen
+                started.append(record.job_id)
         return decisions, started
 
     def _settle_unstarted(self, now: datetime) -> list[JobRecord]:
@@ -304,33 +318,11 @@ class Service:
         self._end_unstarted(job, "failed", now, reason)
 
     def _record(self, job: JobRecord, decision: Decision, now: datetime) -> None:
-        previous = self.ledger.latest_decision(job.job_id)
-        chosen = decision.chosen
-        key = (decision.action, decision.policy, decision.reason,
-               chosen.device_ids if chosen else (), chosen.start if chosen else None)  # fmt: skip
-        if previous is not None and key == (
-            previous.action, previous.policy, previous.reason, previous.device_ids,
-            previous.planned_start,
-        ):  # fmt: skip
-            return
-        with self.ledger.transaction():
-            self.ledger.record_decision(decision, now)
-            if decision.action == "hold":
-                target = "planned" if chosen is not None else "queued"
-                if job.state != target:
-                    self.ledger.transition(job.job_id, target, now, decision.reason)
-            elif decision.action == "reject":
-                self.ledger.transition(job.job_id, "failed", now, f"rejected: {decision.reason}")
-        run_now_g = decision.run_now.total_g if decision.run_now else None
-        log.info("job_decision", job_id=job.job_id, action=decision.action,
-                 policy=decision.policy, reason=decision.reason,
-                 region=chosen.region if chosen else None, gpu=chosen.gpu if chosen else None,
-                 start=chosen.start.isoformat() if chosen else None,
-                 expected_total_g=chosen.total_g if chosen else None,
-                 run_now_total_g=run_now_g)  # fmt: skip
-        self.metrics.observe_decision(
-            decision.policy, decision.action, chosen.total_g if chosen else None, run_now_g
-        )
+        if record_decision(self.ledger, job, decision, now):
+            chosen, run_now = decision.chosen, decision.run_now
+            self.metrics.observe_decision(decision.policy, decision.action,
+                                          chosen.total_g if chosen else None,
+                                          run_now.total_g if run_now else None)  # fmt: skip
 
     def _dispatch(self, job: JobRecord, decision: Decision, now: datetime) -> bool:
         chosen = decision.chosen

@@ -18,6 +18,8 @@ from daemon.planning import build_policy
 from daemon.settings import RegionSettings, Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from forecasts import SignalChain
+from policies import Decision
+from policies.builtin.run_now import RunNow
 from tests.daemon.helpers import append, job_line, make_service
 
 ONE_T4 = (RegionSettings(name="qc", zone="CA-QC", gpus=("T4",)),)
@@ -267,3 +269,24 @@ def test_the_default_intensity_source_is_the_forecasts_chain_offline(tmp_path: P
         [sample] = ledger.rows("intensity_samples")
     assert (sample["zone"], sample["intensity_g_per_kwh"]) == ("CA-QC", 31.0)  # static rung
     assert ledger.path.exists()
+
+
+def test_a_policy_that_double_books_a_gpu_is_not_obeyed(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+
+    class Greedy:
+        name = "greedy"
+
+        def plan(self, now, jobs, devices, forecasts):  # type: ignore[no-untyped-def]
+            alt = RunNow().plan(now, jobs[:1], devices, forecasts)[0].chosen
+            return [Decision(j.job_id, "start", "everything now", "greedy", alt) for j in jobs]
+
+    service.policy = Greedy()
+    service.start(clock())
+    append(service.queue.path, job_line(id="a") + job_line(id="b"))
+    with capture_logs() as logs:
+        service.tick(clock())
+    assert _states(service.ledger) == {"a": "running", "b": "queued"}
+    assert "decision_conflict" in [entry["event"] for entry in logs]
+    assert len(executor.launches) == 1
