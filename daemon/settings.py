@@ -13,7 +13,15 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from daemon.errors import DaemonError
+from daemon.errors import UsageError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -29,6 +37,11 @@ __all__ = [
     "ConfigError",
     "ElectricityMapsSettings",
     "GpuSettings",
+    "IntensitySettings",
+    "IntervalSettings",
+    "PolicySettings",
+    "QueueSettings",
+    "RegionSettings",
     "Settings",
     "SignalsSettings",
     "load_settings",
@@ -37,8 +50,8 @@ __all__ = [
 DEFAULT_CONFIG_PATH = Path("/etc/carbond/carbond.toml")
 
 
-class ConfigError(DaemonError):
-    """Invalid configuration: one line per problem, naming the file and the field."""
+class ConfigError(UsageError):
+    """Invalid configuration: one line per problem, naming the file and the field (exit 2)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -91,6 +104,85 @@ class CatalogSettings(_Section):
     gpus: dict[str, dict[str, float | int | str]] = Field(default_factory=dict)
 
 
+class RegionSettings(_Section):
+    """One region: where GPUs are, which grid feeds them, how jobs start there.
+
+    ``gpus`` is ``"discover"`` (NVML finds this node's GPUs) or a list of GPU catalog names,
+    one entry per GPU (``["RTX6000-Ada", "RTX6000-Ada"]``); list position is the CUDA index.
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    zone: str = Field(min_length=1)
+    pue: float = Field(default=1.0, ge=1.0, le=3.0)
+    executor: str = Field(default="local", min_length=1)
+    gpus: Literal["discover"] | tuple[str, ...] = "discover"
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _discover_or_list(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "discover":
+            raise ValueError(f'must be "discover" or a list of GPU catalog names, got {value!r}')
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _known_gpus(
+        cls, value: Literal["discover"] | tuple[str, ...]
+    ) -> Literal["discover"] | tuple[str, ...]:
+        if value == "discover":
+            return value
+        from policies.errors import CatalogError
+        from policies.footprint import DEFAULT_GPU_CATALOG
+
+        for name in value:
+            try:
+                DEFAULT_GPU_CATALOG.get(name)
+            except CatalogError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+
+class PolicySettings(_Section):
+    """Which registered policy plans, and its keyword parameters.
+
+    An unregistered name falls back to ``run-now`` with a ``policy_fallback`` log line.
+    """
+
+    name: str = "carbon-window"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class IntervalSettings(_Section):
+    """How often the service loop fires each step, in seconds."""
+
+    ingest_s: float = Field(default=2.0, gt=0, le=2.0)
+    refresh_s: float = Field(default=300.0, gt=0)
+    plan_s: float = Field(default=30.0, gt=0)
+    reconcile_s: float = Field(default=5.0, gt=0)
+
+
+class IntensitySettings(_Section):
+    """Where the service's intensity forecasts come from, and their grid.
+
+    ``chain``: the fallback chain of :mod:`forecasts` (Electricity Maps when a token is set,
+    then cache, forecast from history, static annual figure; see ``[signals]``). ``static``:
+    each zone's annual average, flat. ``embedded``: a small synthetic diurnal curve per zone
+    (the demo's; no network).
+    """
+
+    source: Literal["chain", "static", "embedded"] = "chain"
+    horizon_s: int = Field(default=48 * 3600, gt=0)
+    step_s: int = Field(default=900, gt=0)
+
+
+class QueueSettings(_Section):
+    """The queue file and its compaction."""
+
+    max_line_bytes: int = Field(default=65_536, ge=256)
+    compact_min_bytes: int = Field(default=1_048_576, ge=0)
+    retired_grace_s: float = Field(default=60.0, ge=0)
+
+
 class Settings(BaseSettings):
     """Every setting of the daemon and the CLI."""
 
@@ -111,6 +203,19 @@ class Settings(BaseSettings):
     signals: SignalsSettings = SignalsSettings()
     gpu: GpuSettings = GpuSettings()
     catalog: CatalogSettings = CatalogSettings()
+    regions: tuple[RegionSettings, ...] = ()
+    policy: PolicySettings = PolicySettings()
+    intervals: IntervalSettings = IntervalSettings()
+    intensity: IntensitySettings = IntensitySettings()
+    queue: QueueSettings = QueueSettings()
+
+    @model_validator(mode="after")
+    def _unique_regions(self) -> Settings:
+        names = [region.name for region in self.regions]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate region names: {', '.join(duplicates)}")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -194,7 +299,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = [
-            f"{where}: {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            f"{where}: {'.'.join(str(p) for p in err['loc']) or '<root>'}: "
+            + err["msg"].removeprefix("Value error, ")
             for err in exc.errors()
         ]
         raise ConfigError(problems) from exc

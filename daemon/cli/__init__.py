@@ -22,6 +22,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.paper_cmd",
     "daemon.cli.advise_cmd",
     "daemon.cli.intensity_cmds",
+    "daemon.cli.jobs_cmds",
 )
 
 

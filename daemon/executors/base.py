@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Executor", "ExitStatus", "LaunchSpec", "RunHandle"]
+__all__ = ["Executor", "ExitStatus", "LaunchSpec", "NotStarted", "RunHandle"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,14 @@ class ExitStatus:
         return self.exit_code == 0
 
 
+@dataclass(frozen=True, slots=True)
+class NotStarted(ExitStatus):
+    """The answer of :meth:`Executor.adopt` for a job that provably never started: the daemon
+    died between recording the launch and starting it (the handle's ``token`` is empty). The
+    executor must make sure it cannot start later (e.g. claim the job's start marker), and
+    the service queues the job again."""
+
+
 class Executor(Protocol):
     """Starts jobs and reports when they end. Methods take ``now``; none blocks for long."""
 
@@ -85,6 +93,8 @@ class Executor(Protocol):
         ...
 
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
-        """After a restart: each handle is still running (returned as is) or has ended while
-        the daemon was down (its recovered :class:`ExitStatus`)."""
+        """After a restart: each handle is still running (returned, with its token) or has
+        ended while the daemon was down (its recovered :class:`ExitStatus`). A handle with an
+        empty ``token`` is a launch the daemon may not have finished: look the job up by
+        ``job_id``; :class:`NotStarted` when it never started."""
         ...

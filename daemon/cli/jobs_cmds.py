@@ -1,0 +1,328 @@
+"""``carbond submit``, ``jobs``, ``status``, ``cancel`` and ``export``: the user's side of the
+queue file and the ledger.
+
+``submit`` and ``cancel`` only append a line to the queue (the daemon acts on it), so they work
+while the daemon is down; ``jobs``, ``status`` and ``export`` read the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon.cli.output import print_json, print_table
+from daemon.errors import UsageError
+from daemon.ledger import EXPORTABLE, JobRecord, Ledger, UnknownJobError, export_table
+from daemon.queue import append_line, new_job_id, submit_target
+from daemon.queue_line import InvalidLineError, JobRequest, parse_line
+from daemon.settings import Settings, load_settings
+from daemon.states import FINAL_STATES, STATES
+
+__all__ = ["register"]
+
+# (flag, queue field, type, help)
+_FIELDS: tuple[tuple[str, str, type, str], ...] = (
+    ("--id", "id", str, "client-chosen id: resubmitting the same id is a no-op"),
+    ("--name", "name", str, "a label"),
+    ("--model", "model", str, "catalog model name (or give --params-b)"),
+    ("--params-b", "params_b", float, "model size in billions of parameters"),
+    ("--input-tokens", "input_tokens", int, "prompt tokens per request (mean)"),
+    ("--output-tokens", "output_tokens", int, "output tokens per request (mean)"),
+    ("--requests", "requests", int, "number of requests"),
+    ("--batch-size", "batch_size", int, "requests per batch"),
+    ("--tensor-parallel", "tensor_parallel", int, "GPUs per job"),
+    ("--deadline", "deadline", str, "latest end: RFC 3339, or relative like +8h"),
+    ("--min-gpu-memory-gb", "min_gpu_memory_gb", float, "smallest acceptable GPU memory"),
+    ("--priority", "priority", int, "higher runs first"),
+    ("--precision", "precision", str, "weight precision (fp16, bf16, int8, ...)"),
+    ("--runtime", "runtime", str, "serving runtime profile (hf-eager, vllm)"),
+)
+_LISTS = (("--region", "regions"), ("--gpu-type", "gpu_types"), ("--tag", "tags"))
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``submit``, ``jobs``, ``status``, ``cancel`` and ``export``."""
+    submit = subparsers.add_parser(
+        "submit",
+        help="append a job to the queue",
+        description="Append one validated job line to the queue; the command after -- is run "
+        "without a shell. Fields come from --file (a JSON object; - for stdin), then flags.",
+    )
+    _common(submit)
+    submit.add_argument("--file", metavar="PATH", help="job as a JSON object (- for stdin)")
+    for flag, field, kind, text in _FIELDS:
+        submit.add_argument(flag, dest=field, type=kind, help=text)
+    for flag, field in _LISTS:
+        submit.add_argument(flag, dest=field, action="append", help="repeatable")
+    submit.add_argument("command", nargs=argparse.REMAINDER, help="-- argv of the job")
+    submit.set_defaults(func=_submit)
+
+    jobs = subparsers.add_parser("jobs", help="list jobs from the ledger")
+    _common(jobs)
+    jobs.add_argument("--state", choices=STATES, action="append", help="only these states")
+    jobs.add_argument("--limit", type=int, default=None, help="at most this many")
+    jobs.set_defaults(func=_jobs)
+
+    status = subparsers.add_parser("status", help="one job: decision, alternatives, outcome")
+    _common(status)
+    status.add_argument("job_id", metavar="ID")
+    status.set_defaults(func=_status)
+
+    cancel = subparsers.add_parser("cancel", help="ask the daemon to cancel a job of yours")
+    _common(cancel)
+    cancel.add_argument("job_id", metavar="ID")
+    cancel.set_defaults(func=_cancel)
+
+    export = subparsers.add_parser("export", help="write a ledger table as CSV or JSON")
+    _common(export)
+    export.add_argument("table", choices=EXPORTABLE)
+    export.add_argument("output", type=Path, help="file to write (.csv or .json)")
+    export.set_defaults(func=_export)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML config (default $CARBOND_CONFIG)")
+    parser.add_argument("--state-dir", type=Path, help="override state_dir")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if args.state_dir is not None:
+        overrides["state_dir"] = args.state_dir
+    return load_settings(args.config, **overrides)
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+# -- submit ---------------------------------------------------------------------------------
+
+
+def _submit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    record = _read_file(args.file) if args.file else {}
+    for _, field, _, _ in _FIELDS:
+        if getattr(args, field) is not None:
+            record[field] = getattr(args, field)
+    for _, field in _LISTS:
+        if getattr(args, field):
+            record[field] = getattr(args, field)
+    argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if argv:
+        record["command"] = argv
+    record.pop("user", None)
+    known = [r.name for r in settings.regions] or None
+    try:
+        parsed = parse_line(json.dumps(record), datetime.now(UTC), known)
+    except InvalidLineError as exc:
+        raise UsageError(f"invalid job: {exc}") from exc
+    if not isinstance(parsed, JobRequest):
+        raise UsageError("use `carbond cancel ID` to cancel a job")
+    request = parsed if parsed.job_id else parsed.with_id(new_job_id())
+    target = submit_target(settings.state_dir, os.getuid())
+    append_line(target, request.to_json(), settings.queue.max_line_bytes)
+    if args.json:
+        print_json({"job_id": request.job_id, "queue_file": str(target),
+                    "deadline": request.to_json()["deadline"]})  # fmt: skip
+    else:
+        print(f"submitted {request.job_id} to {target}")
+    return 0
+
+
+def _read_file(name: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{name}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{name}: not JSON: {exc.msg} at line {exc.lineno}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{name}: a job is a JSON object")
+    return data
+
+
+# -- jobs, status ---------------------------------------------------------------------------
+
+
+def _open(args: argparse.Namespace) -> Ledger:
+    return Ledger.open_readonly(_settings(args).state_dir / "ledger.db")
+
+
+def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
+    decision = ledger.latest_decision(job.job_id)
+    return {
+        "job_id": job.job_id,
+        "name": job.name,
+        "state": job.state,
+        "user": _user(job.uid),
+        "uid": job.uid,
+        "submitted_at": job.submitted_at.isoformat(),
+        "deadline": job.deadline.isoformat() if job.deadline else None,
+        "region": decision.region if decision else None,
+        "gpu": decision.gpu if decision else None,
+        "planned_start": decision.planned_start.isoformat()
+        if decision and decision.planned_start
+        else None,
+        "expected_total_g": decision.expected_total_g if decision else None,
+        "run_now_total_g": decision.run_now_total_g if decision else None,
+    }
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        rows = [_job_row(ledger, job) for job in ledger.jobs(args.state or (), args.limit)]
+    if args.json:
+        print_json(rows)
+        return 0
+    columns = ("job_id", "name", "state", "user", "region", "gpu", "planned_start",
+               "expected_total_g")  # fmt: skip
+    print_table("jobs", columns, [[row[c] for c in columns] for row in rows])
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        job = ledger.job(args.job_id)
+        payload = _job_row(ledger, job)
+        decision = ledger.latest_decision(job.job_id)
+        run = ledger.run(job.job_id)
+        payload["command"] = list(job.request.command)
+        payload["source"] = job.source
+        payload["cancel_requested_at"] = (
+            job.cancel_requested_at.isoformat() if job.cancel_requested_at else None
+        )
+        payload["decision"] = _decision(decision)
+        payload["transitions"] = [
+            {"from": t.from_state, "to": t.to_state, "at": t.at.isoformat(), "reason": t.reason}
+            for t in ledger.transitions(job.job_id)
+        ]
+        payload["run"] = None if run is None else {
+            "executor": run.executor, "devices": list(run.device_ids),
+            "gpu_indices": list(run.gpu_indices),
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "exit_code": run.exit_code, "signal": run.signal, "reason": run.reason,
+        }  # fmt: skip
+        payload["outcome"] = ledger.outcome(job.job_id)
+    if args.json:
+        print_json(payload)
+    else:
+        _print_status(payload)
+    return 0
+
+
+def _decision(decision: Any) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    expected, run_now = decision.expected_total_g, decision.run_now_total_g
+    return {
+        "policy": decision.policy,
+        "action": decision.action,
+        "reason": decision.reason,
+        "at": decision.at.isoformat(),
+        "region": decision.region,
+        "gpu": decision.gpu,
+        "devices": list(decision.device_ids),
+        "planned_start": decision.planned_start.isoformat() if decision.planned_start else None,
+        "expected_duration_s": decision.expected_duration_s,
+        "expected_energy_j": decision.expected_energy_j,
+        "expected_intensity_g_per_kwh": decision.expected_intensity_g_per_kwh,
+        "expected_operational_g": decision.expected_operational_g,
+        "expected_embodied_g": decision.expected_embodied_g,
+        "expected_total_g": expected,
+        "run_now_total_g": run_now,
+        "expected_saving_g": run_now - expected
+        if expected is not None and run_now is not None
+        else None,
+        "alternatives": list(decision.alternatives),
+    }
+
+
+def _print_status(payload: dict[str, Any]) -> None:
+    print(f"{payload['job_id']} ({payload['name']}): {payload['state']}, user {payload['user']}")
+    decision = payload["decision"]
+    if decision:
+        print(f"decision ({decision['policy']}, {decision['action']}): {decision['reason']}")
+        if decision["gpu"]:
+            print(
+                f"  where: {decision['gpu']} in {decision['region']} "
+                f"({', '.join(decision['devices'])}) from {decision['planned_start']}"
+            )
+            print(f"  expected {_g(decision['expected_total_g'])} vs run-now "
+                  f"{_g(decision['run_now_total_g'])}")  # fmt: skip
+        alternatives = decision["alternatives"]
+        if alternatives:
+            print_table(
+                "alternatives",
+                ("gpu", "region", "start", "total_g"),
+                [[a["gpu"], a["region"], a["start"], a["total_g"]] for a in alternatives],
+            )
+    run, outcome = payload["run"], payload["outcome"]
+    if run:
+        print(
+            f"run: {run['executor']} on {', '.join(run['devices'])} from {run['started_at']}"
+            + (f", ended {run['finished_at']} ({run['reason']})" if run["finished_at"] else "")
+        )
+    if outcome and outcome.get("total_g") is not None:
+        print(
+            f"outcome: {_g(outcome['total_g'])} measured ({outcome['energy_method']}), "
+            f"predicted {_g(outcome['predicted_total_g'])}"
+        )
+    print_table(
+        "transitions",
+        ("at", "from", "to", "reason"),
+        [[t["at"], t["from"], t["to"], t["reason"]] for t in payload["transitions"]],
+    )
+
+
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g} g"
+
+
+# -- cancel, export -------------------------------------------------------------------------
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with Ledger.open_readonly(settings.state_dir / "ledger.db") as ledger:
+        try:
+            job = ledger.job(args.job_id)
+        except UnknownJobError as exc:
+            raise UsageError(
+                f"{exc} (a job just submitted is known once the daemon ingests it)"
+            ) from exc
+    if job.state in FINAL_STATES:
+        raise UsageError(f"job {job.job_id} is already {job.state}")
+    uid = os.getuid()
+    if uid not in (job.uid, 0):
+        raise UsageError(f"job {job.job_id} belongs to {_user(job.uid)}, not to you")
+    target = submit_target(settings.state_dir, uid)
+    append_line(target, {"cancel": job.job_id}, settings.queue.max_line_bytes)
+    if args.json:
+        print_json({"job_id": job.job_id, "cancel_requested": True, "state": job.state})
+    else:
+        print(f"cancel requested for {job.job_id} (was {job.state})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        rows = export_table(ledger, args.table, args.output)
+    if args.json:
+        print_json({"table": args.table, "path": str(args.output), "rows": rows})
+    else:
+        print(f"wrote {rows} rows of {args.table} to {args.output}")
+    return 0

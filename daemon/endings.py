@@ -1,0 +1,72 @@
+"""How runs end, as the service records them: final states, reasons, the outcome row's
+predicted side, and the "never started" answer of a recovering executor. Pure functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.executors.base import ExitStatus, NotStarted, RunHandle
+from daemon.ledger import DecisionRecord, RunRecord
+
+__all__ = [
+    "NEVER_STARTED_PREFIX",
+    "final_state",
+    "never_started",
+    "predicted_outcome",
+    "run_handle",
+]
+
+NEVER_STARTED_PREFIX = "never started"
+
+
+def never_started(item: RunHandle | ExitStatus, tokenless: set[str]) -> bool:
+    """A :class:`NotStarted` answer, or (for executors that predate it) an unrecovered status
+    whose reason starts with ``never started`` for a run whose token was never recorded."""
+    if isinstance(item, NotStarted):
+        return True
+    return (
+        isinstance(item, ExitStatus)
+        and item.job_id in tokenless
+        and item.exit_code is None
+        and item.signal is None
+        and item.reason.startswith(NEVER_STARTED_PREFIX)
+    )
+
+
+def run_handle(run: RunRecord) -> RunHandle:
+    """The executor's handle of a recorded run (empty token: the launch was not confirmed)."""
+    return RunHandle(run.job_id, run.executor, run.token or "", run.started_at or run.launched_at)
+
+
+def final_state(status: ExitStatus, *, cancel_requested: bool) -> tuple[str, str]:
+    """``(state, reason)`` of a run that ended with ``status``: ``succeeded`` on exit 0,
+    ``cancelled`` when its owner asked, else ``failed`` with the exit code or signal."""
+    if status.succeeded:
+        return "succeeded", "exit code 0"
+    if cancel_requested:
+        return "cancelled", "cancelled by its owner while running"
+    if status.exit_code is not None:
+        return "failed", f"exit code {status.exit_code}"
+    if status.signal is not None:
+        return "failed", f"killed by signal {status.signal}"
+    return "failed", status.reason or "outcome unknown"
+
+
+def predicted_outcome(
+    run: RunRecord, decision: DecisionRecord, status: ExitStatus, pue: float | None
+) -> dict[str, Any]:
+    """The ``outcomes`` columns known without measurement: times, GPUs, what was predicted at
+    dispatch and the run-now counterfactual. Measured columns stay NULL for the NVML part."""
+    started = run.started_at or run.launched_at
+    return {
+        "started_at": started.isoformat(),
+        "finished_at": status.finished_at.isoformat(),
+        "duration_s": (status.finished_at - started).total_seconds(),
+        "gpus": len(run.device_ids),
+        "pue": pue,
+        "predicted_energy_j": decision.expected_energy_j,
+        "predicted_duration_s": decision.expected_duration_s,
+        "predicted_intensity_g_per_kwh": decision.expected_intensity_g_per_kwh,
+        "predicted_total_g": decision.expected_total_g,
+        "run_now_total_g": decision.run_now_total_g,
+    }

@@ -1,0 +1,28 @@
+"""The ledger: jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets."""
+
+from daemon.ledger.export import export_table
+from daemon.ledger.records import (
+    DecisionRecord,
+    JobRecord,
+    QueueFileRecord,
+    RunRecord,
+    TransitionRecord,
+)
+from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
+from daemon.ledger.store import EXPORTABLE, Ledger, LedgerError, UnknownJobError, alternative_json
+
+__all__ = [
+    "EXPORTABLE",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "DecisionRecord",
+    "JobRecord",
+    "Ledger",
+    "LedgerError",
+    "QueueFileRecord",
+    "RunRecord",
+    "TransitionRecord",
+    "UnknownJobError",
+    "alternative_json",
+    "export_table",
+]

@@ -1,0 +1,162 @@
+"""The ledger's connection: opening, migrating, transactions, and its errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from daemon.errors import DaemonError
+from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["Connection", "LedgerError", "UnknownJobError", "dt", "req_dt", "ts"]
+
+
+class LedgerError(DaemonError):
+    """The ledger cannot be opened, migrated or written (names the file)."""
+
+
+class UnknownJobError(LedgerError, LookupError):
+    """No job has that id."""
+
+
+def ts(value: datetime | None) -> str | None:
+    """A datetime as stored (RFC 3339 text)."""
+    return None if value is None else value.isoformat()
+
+
+def dt(value: str | None) -> datetime | None:
+    """A stored time back as a datetime (None stays None)."""
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def req_dt(value: str) -> datetime:
+    """A stored, required time back as a datetime."""
+    return datetime.fromisoformat(value)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Connection:
+    """One SQLite connection to the ledger file. Open with :meth:`open` (read-write, migrates)
+    or :meth:`open_readonly`; close with :meth:`close` or use as a context manager.
+
+    Raises (from every method):
+        LedgerError: SQLite failed; the message names the file.
+    """
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+        self._db.row_factory = sqlite3.Row
+
+    @classmethod
+    def open(cls, path: Path, *, durable: bool = True) -> Self:
+        """Open (creating if needed) and migrate the ledger at ``path``.
+
+        ``durable=False`` (``synchronous=OFF``) is for replay and scratch ledgers only: a
+        power cut may then lose the last commits, which the daemon's guarantees rely on.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+            db.execute("PRAGMA foreign_keys=ON")
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerError(f"{path}: cannot open the ledger: {exc}") from exc
+        ledger = cls(path, db)
+        ledger._migrate()
+        return ledger
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> Self:
+        """Open an existing ledger for reading (the CLI's view)."""
+        if not path.is_file():
+            raise LedgerError(f"{path}: no ledger (has `carbond run` started with this state_dir?)")
+        try:
+            # With no daemon running, the WAL is checkpointed and removed; a reader that may
+            # not create ``-shm`` (a user reading root's ledger) then opens it as immutable.
+            wal = path.with_name(path.name + "-wal")
+            flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+            db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None)
+            db.execute("PRAGMA query_only=ON")
+            db.execute("SELECT 1 FROM jobs LIMIT 1")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{path}: cannot read the ledger: {exc}") from exc
+        return cls(path, db)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        try:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            done = {r[0] for r in self._db.execute("SELECT version FROM schema_migrations")}
+            if done and max(done) > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"{self.path}: schema version {max(done)} is newer than this carbond "
+                    f"({SCHEMA_VERSION}); upgrade carbond"
+                )
+            for version, description, script in MIGRATIONS:
+                if version in done:
+                    continue
+                self._db.executescript(
+                    "BEGIN IMMEDIATE;\n"
+                    + script
+                    + "\nINSERT INTO schema_migrations VALUES "
+                    + f"({version}, {_quote(description)}, strftime('%Y-%m-%dT%H:%M:%SZ'));\n"
+                    + f"PRAGMA user_version = {version};\nCOMMIT;"
+                )
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise LedgerError(f"{self.path}: migration failed: {exc}") from exc
+
+    def schema_version(self) -> int:
+        """The highest applied migration."""
+        row = self._db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception. Not re-entrant."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.path}: cannot begin a transaction: {exc}") from exc
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.path}: commit failed: {exc}") from exc
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.path}: {exc}") from exc

@@ -1,0 +1,45 @@
+"""Export a ledger table as CSV or JSON, written to a temporary file then renamed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from daemon.ledger.store import Ledger
+
+__all__ = ["export_table"]
+
+
+def export_table(
+    ledger: Ledger, table: str, path: Path, fmt: Literal["csv", "json"] | None = None
+) -> int:
+    """Write every row of ``table`` to ``path``; returns the number of rows.
+
+    The format is ``fmt``, else the file suffix (``.csv`` or ``.json``).
+
+    Raises:
+        LedgerError: not an exportable table.
+        OSError: the file cannot be written.
+    """
+    rows = ledger.rows(table)
+    kind = fmt or ("json" if path.suffix.lower() == ".json" else "csv")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            if kind == "json":
+                json.dump(rows, out, indent=2)
+                out.write("\n")
+            else:
+                columns = list(rows[0]) if rows else []
+                writer = csv.DictWriter(out, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(rows)

@@ -1,0 +1,91 @@
+"""Rows read back from the ledger, as frozen values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from daemon.queue_line import JobRequest
+
+__all__ = ["DecisionRecord", "JobRecord", "QueueFileRecord", "RunRecord", "TransitionRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job. ``uid``/``gid``: the submitting user, from the file owner or the caller."""
+
+    job_id: str
+    uid: int
+    gid: int
+    name: str
+    state: str
+    priority: int
+    submitted_at: datetime
+    deadline: datetime | None
+    request: JobRequest
+    source: str
+    updated_at: datetime
+    cancel_requested_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """One state change with its time and reason (``from_state`` None: creation)."""
+
+    job_id: str
+    from_state: str | None
+    to_state: str
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A planning decision as recorded (grams are expected, not measured)."""
+
+    job_id: str
+    at: datetime
+    policy: str
+    action: str
+    reason: str
+    region: str | None
+    gpu: str | None
+    device_ids: tuple[str, ...]
+    planned_start: datetime | None
+    expected_duration_s: float | None
+    expected_energy_j: float | None
+    expected_intensity_g_per_kwh: float | None
+    expected_operational_g: float | None
+    expected_embodied_g: float | None
+    expected_total_g: float | None
+    run_now_total_g: float | None
+    alternatives: tuple[dict[str, object], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A launched job. ``token`` None: the daemon died between recording and launching."""
+
+    job_id: str
+    executor: str
+    token: str | None
+    device_ids: tuple[str, ...]
+    gpu_indices: tuple[int, ...]
+    expected_duration_s: float
+    launched_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    signal: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFileRecord:
+    """How far a queue file has been ingested (``retired_at`` set: renamed by compaction)."""
+
+    path: str
+    inode: int | None
+    byte_offset: int
+    line_no: int
+    retired_at: datetime | None

@@ -1,0 +1,134 @@
+"""The ledger's versioned schema: an ordered list of migrations, applied once each.
+
+Each migration runs in its own transaction together with its row in ``schema_migrations``, so
+a crash leaves the database at a whole version. Add a migration to the end; never edit one
+that has shipped. Times are RFC 3339 UTC text; JSON columns hold JSON text.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+_V1: Final = """
+CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    submitted_at TEXT NOT NULL,
+    deadline TEXT,
+    spec_json TEXT NOT NULL,
+    source TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    cancel_requested_at TEXT
+);
+CREATE INDEX jobs_state ON jobs (state);
+
+CREATE TABLE transitions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs (job_id),
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX transitions_job ON transitions (job_id);
+
+CREATE TABLE decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs (job_id),
+    at TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    region TEXT,
+    gpu TEXT,
+    device_ids_json TEXT,
+    planned_start TEXT,
+    expected_duration_s REAL,
+    expected_energy_j REAL,
+    expected_intensity_g_per_kwh REAL,
+    expected_operational_g REAL,
+    expected_embodied_g REAL,
+    expected_total_g REAL,
+    run_now_total_g REAL,
+    run_now_json TEXT,
+    alternatives_json TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX decisions_job ON decisions (job_id);
+
+CREATE TABLE runs (
+    job_id TEXT PRIMARY KEY REFERENCES jobs (job_id),
+    executor TEXT NOT NULL,
+    token TEXT,
+    device_ids_json TEXT NOT NULL,
+    gpu_indices_json TEXT NOT NULL,
+    expected_duration_s REAL NOT NULL DEFAULT 0,
+    launched_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    exit_code INTEGER,
+    signal INTEGER,
+    reason TEXT
+);
+
+CREATE TABLE outcomes (
+    job_id TEXT PRIMARY KEY REFERENCES jobs (job_id),
+    started_at TEXT,
+    finished_at TEXT,
+    duration_s REAL,
+    gpus INTEGER,
+    measured_energy_j REAL,
+    energy_method TEXT,
+    realised_intensity_g_per_kwh REAL,
+    intensity_source TEXT,
+    intensity_age_s REAL,
+    pue REAL,
+    operational_g REAL,
+    embodied_g REAL,
+    total_g REAL,
+    predicted_energy_j REAL,
+    predicted_duration_s REAL,
+    predicted_intensity_g_per_kwh REAL,
+    predicted_total_g REAL,
+    run_now_total_g REAL,
+    details_json TEXT,
+    recorded_at TEXT NOT NULL
+);
+
+CREATE TABLE intensity_samples (
+    zone TEXT NOT NULL,
+    at TEXT NOT NULL,
+    intensity_g_per_kwh REAL NOT NULL,
+    source TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (zone, at, source)
+);
+
+CREATE TABLE queue_files (
+    path TEXT PRIMARY KEY,
+    inode INTEGER,
+    byte_offset INTEGER NOT NULL,
+    line_no INTEGER NOT NULL,
+    retired_at TEXT
+);
+
+CREATE TABLE compactions (
+    src TEXT PRIMARY KEY,
+    dst TEXT NOT NULL,
+    inode INTEGER,
+    byte_offset INTEGER NOT NULL,
+    line_no INTEGER NOT NULL,
+    started_at TEXT NOT NULL
+);
+"""
+
+# (version, description, SQL script)
+MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
+    (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
+)
+SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

@@ -1,0 +1,310 @@
+"""The ledger: SQLite in WAL mode, one writer (the daemon), any number of readers (the CLI).
+
+Every change that must be atomic happens inside :meth:`Ledger.transaction` (``BEGIN
+IMMEDIATE`` ... ``COMMIT``): ingestion commits the queue offset with the job rows, dispatch
+commits the ``running`` transition with the run row before the executor starts anything.
+``synchronous=FULL``: a commit survives power loss, so a launched job is never forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
+from daemon.ledger.queue_state import QueueState
+from daemon.ledger.records import DecisionRecord, JobRecord, RunRecord, TransitionRecord
+from daemon.queue_line import JobRequest
+from daemon.states import check_transition
+from policies import Decision
+
+__all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
+
+
+class Ledger(QueueState):
+    """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
+    and queue offsets (see :mod:`daemon.ledger.schema`)."""
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def add_job(self, request: JobRequest, uid: int, gid: int, source: str, now: datetime) -> None:
+        """Insert a new ``queued`` job (``request.job_id`` must be set and unused)."""
+        assert request.job_id is not None
+        self._exec(
+            "INSERT INTO jobs (job_id, uid, gid, name, state, priority, submitted_at, deadline,"
+            " spec_json, source, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+            (request.job_id, uid, gid, request.name, request.priority, ts(now),
+             ts(request.deadline), json.dumps(request.to_json()), source, ts(now)),
+        )  # fmt: skip
+        self._exec(
+            "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
+            " VALUES (?, NULL, 'queued', ?, ?)",
+            (request.job_id, ts(now), f"ingested from {source}"),
+        )
+
+    def job_owner(self, job_id: str) -> int | None:
+        """The uid that submitted ``job_id``, or None when there is no such job."""
+        row = self._exec("SELECT uid FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def job(self, job_id: str) -> JobRecord:
+        """The job called ``job_id``.
+
+        Raises:
+            UnknownJobError: no such job.
+        """
+        row = self._exec("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise UnknownJobError(f"unknown job {job_id!r}")
+        return _job(row)
+
+    def jobs(self, states: Sequence[str] = (), limit: int | None = None) -> list[JobRecord]:
+        """Jobs in ``states`` (all when empty), oldest first."""
+        sql = "SELECT * FROM jobs"
+        params: list[Any] = list(states)
+        if states:
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+        sql += " ORDER BY submitted_at, job_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_job(row) for row in self._exec(sql, params)]
+
+    def counts_by_state(self) -> dict[str, int]:
+        """How many jobs are in each state (states without jobs are absent)."""
+        rows = self._exec("SELECT state, count(*) FROM jobs GROUP BY state")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def transition(self, job_id: str, new_state: str, at: datetime, reason: str) -> str:
+        """Move ``job_id`` to ``new_state``, recording why; returns the previous state.
+
+        Raises:
+            UnknownJobError: no such job.
+            InvalidTransitionError: the state machine forbids it.
+        """
+        current = self.job_state(job_id)
+        check_transition(job_id, current, new_state)
+        self._exec(
+            "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ?",
+            (new_state, ts(at), job_id),
+        )
+        self._exec(
+            "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (job_id, current, new_state, ts(at), reason),
+        )
+        return current
+
+    def job_state(self, job_id: str) -> str:
+        """The current state of ``job_id``.
+
+        Raises:
+            UnknownJobError: no such job.
+        """
+        row = self._exec("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise UnknownJobError(f"unknown job {job_id!r}")
+        return str(row[0])
+
+    def transitions(self, job_id: str) -> list[TransitionRecord]:
+        """Every state change of ``job_id``, in order."""
+        rows = self._exec(
+            "SELECT * FROM transitions WHERE job_id = ? ORDER BY seq", (job_id,)
+        ).fetchall()
+        return [
+            TransitionRecord(r["job_id"], r["from_state"], r["to_state"], req_dt(r["at"]),
+                             r["reason"])
+            for r in rows
+        ]  # fmt: skip
+
+    def request_cancel(self, job_id: str, at: datetime) -> None:
+        """Record that ``job_id``'s owner asked to cancel it; the service acts on it."""
+        self._exec(
+            "UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, ?)"
+            " WHERE job_id = ?",
+            (ts(at), job_id),
+        )
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def record_decision(self, decision: Decision, at: datetime) -> None:
+        """Store ``decision`` with its alternatives and run-now counterfactual."""
+        chosen, run_now = decision.chosen, decision.run_now
+        self._exec(
+            "INSERT INTO decisions (job_id, at, policy, action, reason, region, gpu,"
+            " device_ids_json, planned_start, expected_duration_s, expected_energy_j,"
+            " expected_intensity_g_per_kwh, expected_operational_g, expected_embodied_g,"
+            " expected_total_g, run_now_total_g, run_now_json, alternatives_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                decision.job_id, ts(at), decision.policy, decision.action, decision.reason,
+                chosen.region if chosen else None, chosen.gpu if chosen else None,
+                json.dumps(list(chosen.device_ids)) if chosen else None,
+                ts(chosen.start) if chosen else None,
+                chosen.duration_s if chosen else None, chosen.energy_j if chosen else None,
+                chosen.intensity_g_per_kwh if chosen else None,
+                chosen.operational_g if chosen else None, chosen.embodied_g if chosen else None,
+                chosen.total_g if chosen else None, run_now.total_g if run_now else None,
+                json.dumps(alternative_json(run_now)) if run_now else None,
+                json.dumps([alternative_json(a) for a in decision.alternatives]),
+            ),
+        )  # fmt: skip
+
+    def latest_decision(self, job_id: str) -> DecisionRecord | None:
+        """The most recent decision about ``job_id``, if any."""
+        row = self._exec(
+            "SELECT * FROM decisions WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return DecisionRecord(
+            job_id=row["job_id"], at=req_dt(row["at"]), policy=row["policy"],
+            action=row["action"], reason=row["reason"], region=row["region"], gpu=row["gpu"],
+            device_ids=tuple(json.loads(row["device_ids_json"] or "[]")),
+            planned_start=dt(row["planned_start"]),
+            expected_duration_s=row["expected_duration_s"],
+            expected_energy_j=row["expected_energy_j"],
+            expected_intensity_g_per_kwh=row["expected_intensity_g_per_kwh"],
+            expected_operational_g=row["expected_operational_g"],
+            expected_embodied_g=row["expected_embodied_g"],
+            expected_total_g=row["expected_total_g"], run_now_total_g=row["run_now_total_g"],
+            alternatives=tuple(json.loads(row["alternatives_json"])),
+        )  # fmt: skip
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def add_run(
+        self,
+        job_id: str,
+        executor: str,
+        device_ids: Sequence[str],
+        gpu_indices: Sequence[int],
+        expected_duration_s: float,
+        at: datetime,
+    ) -> None:
+        """Record a launch about to happen (token still unknown)."""
+        self._exec(
+            "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
+            " expected_duration_s, launched_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, executor, json.dumps(list(device_ids)), json.dumps(list(gpu_indices)),
+             expected_duration_s, ts(at)),
+        )  # fmt: skip
+
+    def set_run_started(self, job_id: str, token: str, started_at: datetime) -> None:
+        """Record the executor's handle of a launched job."""
+        self._exec(
+            "UPDATE runs SET token = ?, started_at = ? WHERE job_id = ?",
+            (token, ts(started_at), job_id),
+        )
+
+    def finish_run(
+        self,
+        job_id: str,
+        finished_at: datetime,
+        exit_code: int | None,
+        signal: int | None,
+        reason: str,
+    ) -> None:
+        """Record how a run ended."""
+        self._exec(
+            "UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, reason = ?"
+            " WHERE job_id = ?",
+            (ts(finished_at), exit_code, signal, reason, job_id),
+        )
+
+    def drop_run(self, job_id: str) -> None:
+        """Forget a run that never started (so the job can be launched again)."""
+        self._exec("DELETE FROM runs WHERE job_id = ?", (job_id,))
+
+    def run(self, job_id: str) -> RunRecord | None:
+        """The run of ``job_id``, if it was launched."""
+        row = self._exec("SELECT * FROM runs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else _run(row)
+
+    def active_runs(self) -> list[RunRecord]:
+        """Runs of jobs in state ``running``."""
+        rows = self._exec(
+            "SELECT runs.* FROM runs JOIN jobs USING (job_id) WHERE jobs.state = 'running'"
+            " ORDER BY runs.launched_at"
+        )
+        return [_run(row) for row in rows]
+
+    # -- outcomes and intensity -------------------------------------------------------------
+
+    def record_outcome(self, job_id: str, at: datetime, **columns: Any) -> None:
+        """Insert or replace the outcome row of ``job_id`` (columns of the ``outcomes`` table)."""
+        names = ["job_id", "recorded_at", *columns]
+        self._exec(
+            f"INSERT OR REPLACE INTO outcomes ({', '.join(names)})"
+            f" VALUES ({', '.join('?' * len(names))})",
+            (job_id, ts(at), *columns.values()),
+        )
+
+    def outcome(self, job_id: str) -> dict[str, Any] | None:
+        """The outcome row of ``job_id`` as a dict, if recorded."""
+        row = self._exec("SELECT * FROM outcomes WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else dict(row)
+
+    def record_intensity(
+        self, zone: str, at: datetime, intensity_g_per_kwh: float, source: str, now: datetime
+    ) -> None:
+        """Store one intensity sample (idempotent per zone, time and source)."""
+        self._exec(
+            "INSERT OR REPLACE INTO intensity_samples VALUES (?, ?, ?, ?, ?)",
+            (zone, ts(at), intensity_g_per_kwh, source, ts(now)),
+        )
+
+    # -- export -----------------------------------------------------------------------------
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of ``table`` as dicts (for CSV/JSON export).
+
+        Raises:
+            LedgerError: not a ledger table.
+        """
+        if table not in EXPORTABLE:
+            raise LedgerError(f"cannot export {table!r} (tables: {', '.join(EXPORTABLE)})")
+        return [dict(r) for r in self._exec(f"SELECT * FROM {table}")]
+
+
+EXPORTABLE = ("jobs", "transitions", "decisions", "runs", "outcomes", "intensity_samples")
+
+
+def alternative_json(alt: Any) -> dict[str, Any]:
+    """A :class:`policies.Alternative` as a JSON-safe dict."""
+    return {
+        "device_ids": list(alt.device_ids),
+        "region": alt.region,
+        "gpu": alt.gpu,
+        "start": alt.start.isoformat(),
+        "duration_s": alt.duration_s,
+        "energy_j": alt.energy_j,
+        "intensity_g_per_kwh": alt.intensity_g_per_kwh,
+        "operational_g": alt.operational_g,
+        "embodied_g": alt.embodied_g,
+        "total_g": alt.total_g,
+    }
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        job_id=row["job_id"], uid=row["uid"], gid=row["gid"], name=row["name"],
+        state=row["state"], priority=row["priority"], submitted_at=req_dt(row["submitted_at"]),
+        deadline=dt(row["deadline"]), request=JobRequest.from_json(json.loads(row["spec_json"])),
+        source=row["source"], updated_at=req_dt(row["updated_at"]),
+        cancel_requested_at=dt(row["cancel_requested_at"]),
+    )  # fmt: skip
+
+
+def _run(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        job_id=row["job_id"], executor=row["executor"], token=row["token"],
+        device_ids=tuple(json.loads(row["device_ids_json"])),
+        gpu_indices=tuple(json.loads(row["gpu_indices_json"])),
+        expected_duration_s=row["expected_duration_s"], launched_at=req_dt(row["launched_at"]),
+        started_at=dt(row["started_at"]), finished_at=dt(row["finished_at"]),
+        exit_code=row["exit_code"], signal=row["signal"], reason=row["reason"],
+    )  # fmt: skip

@@ -1,0 +1,59 @@
+"""What the service reports to metrics: a small protocol, and a sink that drops everything.
+
+``daemon.metrics.Metrics`` (the Prometheus endpoint) implements :class:`MetricsSink`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+__all__ = ["MetricsSink", "NullMetrics"]
+
+
+class MetricsSink(Protocol):
+    """Calls the service makes; none may block or raise."""
+
+    def observe_queue(self, depth_by_state: Mapping[str, int]) -> None:
+        """Jobs per state, after each reconcile."""
+        ...
+
+    def observe_decision(
+        self,
+        policy: str,
+        action: str,
+        expected_total_g: float | None,
+        run_now_total_g: float | None,
+    ) -> None:
+        """One recorded decision with its expected and run-now grams (None: not placed)."""
+        ...
+
+    def observe_outcome(self, job_id: str, state: str, measured_total_g: float | None) -> None:
+        """A job reached a final state (grams None until measured)."""
+        ...
+
+    def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
+        """The latest intensity of a zone and how old it is."""
+        ...
+
+
+class NullMetrics:
+    """A :class:`MetricsSink` that records nothing."""
+
+    def observe_queue(self, depth_by_state: Mapping[str, int]) -> None:
+        """Ignored."""
+
+    def observe_decision(
+        self,
+        policy: str,
+        action: str,
+        expected_total_g: float | None,
+        run_now_total_g: float | None,
+    ) -> None:
+        """Ignored."""
+
+    def observe_outcome(self, job_id: str, state: str, measured_total_g: float | None) -> None:
+        """Ignored."""
+
+    def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
+        """Ignored."""

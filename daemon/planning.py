@@ -1,0 +1,127 @@
+"""From ledger rows to the policy's inputs (job specs, the policy, busy devices) and its
+decisions back to the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from daemon.inventory import InventoryGpu
+from daemon.ledger import JobRecord, Ledger, RunRecord
+from policies import Decision, Device, JobSpec, Policy, UnknownPolicyError, get_policy
+from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
+
+__all__ = ["FALLBACK_POLICY", "build_policy", "busy_devices", "job_spec", "record_decision"]
+
+FALLBACK_POLICY = "run-now"
+
+log = structlog.get_logger(__name__)
+
+
+def build_policy(name: str, params: Mapping[str, Any]) -> Policy:
+    """The policy registered as ``name``; ``run-now`` (logged as ``policy_fallback``) when
+    no policy has that name yet.
+
+    Raises:
+        PoliciesError: the policy rejects ``params``.
+    """
+    try:
+        return get_policy(name, **params)
+    except UnknownPolicyError as exc:
+        log.warning("policy_fallback", wanted=name, using=FALLBACK_POLICY, reason=str(exc))
+        return get_policy(FALLBACK_POLICY)
+
+
+def job_spec(job: JobRecord) -> JobSpec:
+    """The planner's view of a ledger job.
+
+    Raises:
+        PoliciesError: the model or workload is invalid (checked at ingestion, so only a
+            catalog change between ingestion and planning triggers it).
+    """
+    request = job.request
+    model = (
+        DEFAULT_MODEL_CATALOG.get(request.model)
+        if request.model is not None
+        else ModelSpec.from_params(float(request.params_b or 0.0))
+    )
+    workload = Workload(
+        batch_size=request.batch_size,
+        input_tokens=request.input_tokens,
+        output_tokens=request.output_tokens,
+        requests=request.requests,
+        precision=request.precision,
+        tensor_parallel=request.tensor_parallel,
+    )
+    workload.validate()
+    return JobSpec(
+        job_id=job.job_id,
+        model=model,
+        workload=workload,
+        submitted_at=job.submitted_at,
+        deadline=job.deadline,
+        runtime=request.runtime,
+        regions=request.regions,
+        gpu_types=request.gpu_types,
+        min_gpu_memory_gb=request.min_gpu_memory_gb,
+        priority=request.priority,
+    )
+
+
+def busy_devices(
+    inventory: Sequence[InventoryGpu],
+    runs: Sequence[RunRecord],
+    now: datetime,
+    overrun_s: float,
+) -> list[Device]:
+    """The inventory's devices with ``busy_until`` set from the running jobs.
+
+    A job running past its expected end keeps its GPUs busy for another ``overrun_s``.
+    """
+    busy: dict[str, datetime] = {}
+    for run in runs:
+        started = run.started_at or run.launched_at
+        end = max(started + timedelta(seconds=run.expected_duration_s),
+                  now + timedelta(seconds=overrun_s))  # fmt: skip
+        for device_id in run.device_ids:
+            busy[device_id] = max(end, busy.get(device_id, end))
+    return [replace(gpu.device, busy_until=busy.get(gpu.device_id)) for gpu in inventory]
+
+
+def record_decision(ledger: Ledger, job: JobRecord, decision: Decision, now: datetime) -> bool:
+    """Store ``decision`` about ``job`` unless it repeats the latest one (same action, policy,
+    reason, devices and start), with its transition: ``hold`` with a plan -> ``planned``,
+    ``hold`` without -> ``queued``, ``reject`` -> ``failed``. Returns whether it was stored
+    (and logged as ``job_decision``).
+
+    Raises:
+        LedgerError: the ledger cannot be written.
+    """
+    previous = ledger.latest_decision(job.job_id)
+    chosen = decision.chosen
+    key = (decision.action, decision.policy, decision.reason,
+           chosen.device_ids if chosen else (), chosen.start if chosen else None)  # fmt: skip
+    if previous is not None and key == (
+        previous.action, previous.policy, previous.reason, previous.device_ids,
+        previous.planned_start,
+    ):  # fmt: skip
+        return False
+    with ledger.transaction():
+        ledger.record_decision(decision, now)
+        if decision.action == "hold":
+            target = "planned" if chosen is not None else "queued"
+            if job.state != target:
+                ledger.transition(job.job_id, target, now, decision.reason)
+        elif decision.action == "reject":
+            ledger.transition(job.job_id, "failed", now, f"rejected: {decision.reason}")
+    log.info("job_decision", job_id=job.job_id, action=decision.action,
+             policy=decision.policy, reason=decision.reason,
+             region=chosen.region if chosen else None, gpu=chosen.gpu if chosen else None,
+             start=chosen.start.isoformat() if chosen else None,
+             expected_total_g=chosen.total_g if chosen else None,
+             run_now_total_g=decision.run_now.total_g if decision.run_now else None)  # fmt: skip
+    return True

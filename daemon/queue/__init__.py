@@ -1,0 +1,51 @@
+"""The queue files: appending under a lock (:mod:`.files`), exactly-once ingestion
+(:mod:`.ingest`), safe compaction (:mod:`.compaction`).
+
+Layout in ``state_dir``::
+
+    queue.jsonl          the main queue; raw lines are attributed to its owner
+    queue.d/<uid>.jsonl  per-user spool files (``carbond submit`` by someone who does not own
+                         queue.jsonl); lines attributed to each file's owner
+    queue.retired/       files renamed away by compaction, read until they are quiet
+    rejected.jsonl       every refused line with its file, line number and reason
+
+A line is attributed to the uid that owns the file it is in. A file writable by its group or
+by others cannot vouch for who wrote a line, so its lines are rejected.
+
+**Exactly once**: each pass reads a file from the byte offset stored in the ledger, handles its
+complete lines, and commits the new offset in the same SQLite transaction as the job rows. A
+partial last line stays for the next pass.
+
+**Compaction** (a fully ingested file of at least ``compact_min_bytes``), under the file's
+``flock`` so ``carbond submit`` waits: record the intent in the ledger, create an empty
+replacement with the same owner and mode, ``rename`` the old file into ``queue.retired/``,
+``link`` the replacement in (keeping a file a raw appender created meanwhile), then record the
+new offsets. Writers that opened the old file before the rename keep appending to it; it is
+still read until ``retired_grace_s`` after the rename, then deleted. A crash at any step is
+finished or undone from the recorded intent on the next pass.
+"""
+
+from daemon.queue.files import (
+    QUEUE_NAME,
+    REJECTED_NAME,
+    RETIRED_DIR,
+    SPOOL_DIR,
+    QueueError,
+    append_line,
+    new_job_id,
+    submit_target,
+)
+from daemon.queue.ingest import IngestResult, Queue
+
+__all__ = [
+    "QUEUE_NAME",
+    "REJECTED_NAME",
+    "RETIRED_DIR",
+    "SPOOL_DIR",
+    "IngestResult",
+    "Queue",
+    "QueueError",
+    "append_line",
+    "new_job_id",
+    "submit_target",
+]

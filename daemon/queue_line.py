@@ -1,0 +1,292 @@
+"""One queue line: the untrusted JSON a user appends, validated once and converted.
+
+A line is a JSON object. A *job line* carries the fields of DESIGN.md's queue record; a
+*cancel line* is ``{"cancel": "<job id>"}``. ``user`` is accepted and ignored: the submitting
+user is the uid that wrote the line (the caller of ``carbond submit``, or the owner of the file
+for raw appends), never what the line claims.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from daemon.errors import DaemonError
+from policies.errors import PoliciesError
+from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, get_runtime
+from policies.footprint.models import precision_bytes
+
+__all__ = [
+    "CancelRequest",
+    "InvalidLineError",
+    "JobRequest",
+    "parse_deadline",
+    "parse_line",
+]
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_RELATIVE = re.compile(r"^\+(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+class InvalidLineError(DaemonError, ValueError):
+    """A queue line that cannot be accepted; the message names the field and the problem."""
+
+
+def parse_deadline(text: str, now: datetime) -> datetime:
+    """An absolute RFC 3339 time with an offset, or ``+8h``/``+1d12h``/``+30m``/``+90s`` after
+    ``now``; returned in UTC.
+
+    Raises:
+        ValueError: neither form, or a time without a UTC offset.
+    """
+    match = _RELATIVE.match(text.strip())
+    if match and any(match.groups()):
+        d, h, m, s = (int(g) if g else 0 for g in match.groups())
+        return now + timedelta(days=d, hours=h, minutes=m, seconds=s)
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"deadline {text!r} is neither RFC 3339 nor relative like '+8h'") from None
+    if value.tzinfo is None:
+        raise ValueError(f"deadline {text!r} has no UTC offset (add 'Z' or '+00:00')")
+    return value.astimezone(UTC)
+
+
+class _JobLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    id: str | None = Field(default=None, pattern=_ID)
+    name: str | None = Field(default=None, max_length=200)
+    model: str | None = None
+    params_b: float | None = Field(default=None, gt=0, le=10_000)
+    input_tokens: int = Field(default=128, ge=0, le=10_000_000)
+    output_tokens: int = Field(default=150, ge=1, le=10_000_000)
+    requests: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    batch_size: int = Field(default=1, ge=1, le=1_000_000)
+    tensor_parallel: int = Field(default=1, ge=1, le=64)
+    deadline: str | None = None
+    command: list[str] = Field(min_length=1)
+    regions: list[str] = Field(default_factory=list)
+    gpu_types: list[str] = Field(default_factory=list)
+    min_gpu_memory_gb: float = Field(default=0.0, ge=0)
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    tags: list[str] = Field(default_factory=list, max_length=32)
+    precision: str = "fp16"
+    runtime: str = "hf-eager"
+    user: Any = None  # never trusted; see the module docstring
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _argv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError('must be an argv list like ["python", "x.py"], not a shell string')
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _argv_items(cls, value: list[str]) -> list[str]:
+        if not value[0]:
+            raise ValueError("the program (first item) is empty")
+        if any("\0" in arg for arg in value):
+            raise ValueError("contains a NUL byte")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        return None if value is None else _catalog(lambda: DEFAULT_MODEL_CATALOG.get(value).name)
+
+    @field_validator("gpu_types")
+    @classmethod
+    def _gpus(cls, value: list[str]) -> list[str]:
+        return [_catalog(lambda n=name: DEFAULT_GPU_CATALOG.get(n).name) for name in value]
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, value: str) -> str:
+        _catalog(lambda: precision_bytes(value))
+        return value.lower()
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        name: str = _catalog(lambda: get_runtime(value).name)
+        return name
+
+
+def _catalog(lookup: Any) -> Any:
+    try:
+        return lookup()
+    except PoliciesError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """A validated job line. ``job_id`` None: the daemon assigns one at ingestion."""
+
+    job_id: str | None
+    name: str
+    model: str | None
+    params_b: float | None
+    input_tokens: int
+    output_tokens: int
+    requests: int | None
+    batch_size: int
+    tensor_parallel: int
+    deadline: datetime | None
+    command: tuple[str, ...]
+    regions: tuple[str, ...]
+    gpu_types: tuple[str, ...]
+    min_gpu_memory_gb: float
+    priority: int
+    tags: tuple[str, ...]
+    precision: str
+    runtime: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalised queue record (deadline absolute, no ``user``)."""
+        return {
+            "id": self.job_id,
+            "name": self.name,
+            "model": self.model,
+            "params_b": self.params_b,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "requests": self.requests,
+            "batch_size": self.batch_size,
+            "tensor_parallel": self.tensor_parallel,
+            "deadline": self.deadline.isoformat() if self.deadline else None,
+            "command": list(self.command),
+            "regions": list(self.regions),
+            "gpu_types": list(self.gpu_types),
+            "min_gpu_memory_gb": self.min_gpu_memory_gb,
+            "priority": self.priority,
+            "tags": list(self.tags),
+            "precision": self.precision,
+            "runtime": self.runtime,
+        }
+
+    def with_id(self, job_id: str) -> JobRequest:
+        """This request under ``job_id``."""
+        return replace(self, job_id=job_id)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobRequest:
+        """Rebuild a request stored by :meth:`to_json` (trusted: written by the daemon)."""
+        deadline = data.get("deadline")
+        return cls(
+            job_id=data["id"],
+            name=data["name"],
+            model=data.get("model"),
+            params_b=data.get("params_b"),
+            input_tokens=int(data["input_tokens"]),
+            output_tokens=int(data["output_tokens"]),
+            requests=data.get("requests"),
+            batch_size=int(data["batch_size"]),
+            tensor_parallel=int(data.get("tensor_parallel", 1)),
+            deadline=datetime.fromisoformat(deadline) if deadline else None,
+            command=tuple(data["command"]),
+            regions=tuple(data.get("regions", ())),
+            gpu_types=tuple(data.get("gpu_types", ())),
+            min_gpu_memory_gb=float(data.get("min_gpu_memory_gb", 0.0)),
+            priority=int(data.get("priority", 0)),
+            tags=tuple(data.get("tags", ())),
+            precision=data.get("precision", "fp16"),
+            runtime=data.get("runtime", "hf-eager"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    """A request to cancel ``job_id``; honoured for its owner or root."""
+
+    job_id: str
+
+
+def _problems(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "<line>"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        parts.append(f"field {where!r}: {message}")
+    return "; ".join(parts)
+
+
+def parse_line(
+    raw: bytes | str, now: datetime, known_regions: Sequence[str] | None = None
+) -> JobRequest | CancelRequest:
+    """Validate one queue line (without its newline).
+
+    Relative deadlines count from ``now``. ``known_regions``, when given, must contain every
+    region the line names.
+
+    Raises:
+        InvalidLineError: not UTF-8, not a JSON object, or a field is wrong (named).
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise InvalidLineError(f"not UTF-8 text (byte {exc.start})") from exc
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidLineError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
+    if not isinstance(obj, dict):
+        raise InvalidLineError(f"a line must be a JSON object, got {type(obj).__name__}")
+    if "cancel" in obj:
+        job_id = obj.get("cancel")
+        if set(obj) != {"cancel"} or not isinstance(job_id, str) or not re.match(_ID, job_id):
+            raise InvalidLineError('field \'cancel\': a cancel line is {"cancel": "<job id>"}')
+        return CancelRequest(job_id)
+    try:
+        line = _JobLine.model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidLineError(_problems(exc)) from exc
+    return _convert(line, now, known_regions)
+
+
+def _convert(line: _JobLine, now: datetime, known_regions: Sequence[str] | None) -> JobRequest:
+    if (line.model is None) == (line.params_b is None):
+        raise InvalidLineError("field 'model': give exactly one of 'model' or 'params_b'")
+    deadline = None
+    if line.deadline is not None:
+        try:
+            deadline = parse_deadline(line.deadline, now)
+        except ValueError as exc:
+            raise InvalidLineError(f"field 'deadline': {exc}") from exc
+    if known_regions is not None:
+        unknown = [r for r in line.regions if r not in known_regions]
+        if unknown:
+            known = ", ".join(known_regions) or "none configured"
+            raise InvalidLineError(
+                f"field 'regions': unknown region {unknown[0]!r} (known: {known})"
+            )
+    return JobRequest(
+        job_id=line.id,
+        name=line.name or (line.id or line.command[0]),
+        model=line.model,
+        params_b=line.params_b,
+        input_tokens=line.input_tokens,
+        output_tokens=line.output_tokens,
+        requests=line.requests,
+        batch_size=line.batch_size,
+        tensor_parallel=line.tensor_parallel,
+        deadline=deadline,
+        command=tuple(line.command),
+        regions=tuple(line.regions),
+        gpu_types=tuple(line.gpu_types),
+        min_gpu_memory_gb=line.min_gpu_memory_gb,
+        priority=line.priority,
+        tags=tuple(line.tags),
+        precision=line.precision,
+        runtime=line.runtime,
+    )

@@ -1,0 +1,397 @@
+"""The service: ingest -> refresh intensity -> plan & dispatch -> reconcile.
+
+:meth:`Service.tick` runs one round at ``now``; the APScheduler loop fires the public steps on
+their own intervals with the wall clock, replay calls ``tick`` with a simulated clock. Nothing
+here reads the clock or sleeps. Every step holds one lock, so a loop that fires steps from
+several threads still runs them one at a time.
+
+Dispatch is write-ahead: the ``running`` transition and the run row are committed before the
+executor starts anything, and the executor's handle after. A daemon killed in between finds a
+run without a handle on restart and asks the executor (``adopt`` with an empty token) whether
+that job started; so a job never starts twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from daemon.endings import final_state, never_started, predicted_outcome, run_handle
+from daemon.errors import DaemonError
+from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
+from daemon.intensity import IntensityProvider, StaticIntensity
+from daemon.inventory import InventoryGpu
+from daemon.ledger import JobRecord, Ledger, RunRecord
+from daemon.metrics_sink import MetricsSink, NullMetrics
+from daemon.planning import busy_devices, job_spec, record_decision
+from daemon.queue import IngestResult, Queue
+from daemon.settings import Settings
+from forecasts import ForecastsError
+from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity
+
+__all__ = ["Service", "TickReport"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    """What one :meth:`Service.tick` did."""
+
+    ingested: int
+    rejected: int
+    decisions: int
+    started: tuple[str, ...]
+    finished: tuple[str, ...]
+
+
+class Service:
+    """The daemon's core, built by a composition root from injected parts.
+
+    Args:
+        settings: the settings tree (state dir, intervals, intensity horizon).
+        ledger: the open ledger (owned by the caller, who closes it).
+        queue: the queue files of ``settings.state_dir``.
+        executors: by name; a region's ``executor`` picks one.
+        inventory: the GPUs jobs may run on.
+        intensity: the forecast source.
+        policy: the planner.
+        metrics: where counters go (default: nowhere).
+        on_close: called by :meth:`close` (resources built for this service alone).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        ledger: Ledger,
+        queue: Queue,
+        executors: Mapping[str, Executor],
+        inventory: Sequence[InventoryGpu],
+        intensity: IntensityProvider,
+        policy: Policy,
+        metrics: MetricsSink | None = None,
+        on_close: Sequence[Callable[[], None]] = (),
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.queue = queue
+        self.executors = dict(executors)
+        self.inventory = tuple(inventory)
+        self.intensity = intensity
+        self.policy = policy
+        self.metrics: MetricsSink = metrics or NullMetrics()
+        self._on_close = tuple(on_close)
+        self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+        self._forecasts: dict[str, ZoneIntensity] = {}
+        self._last_refresh: datetime | None = None
+        self._cancel_sent: set[str] = set()
+        self._lock = threading.RLock()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, now: datetime) -> None:
+        """Prepare the queue files and re-adopt the jobs a previous daemon left running."""
+        with self._lock:
+            self.queue.prepare()
+            self._adopt(self.ledger.active_runs(), now)
+            log.info("service_started", jobs=self.ledger.counts_by_state(),
+                     devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
+
+    def _adopt(self, runs: Sequence[RunRecord], now: datetime) -> None:
+        """Hand ``runs`` back to their executors: still running, ended, or never started."""
+        by_executor: dict[str, list[RunHandle]] = defaultdict(list)
+        for run in runs:
+            by_executor[run.executor].append(run_handle(run))
+        for name, handles in by_executor.items():
+            executor = self.executors.get(name)
+            if executor is None:
+                log.error("executor_missing", executor=name, jobs=[h.job_id for h in handles])
+                continue
+            tokenless = {h.job_id for h in handles if not h.token}
+            try:
+                items = executor.adopt(handles, now)
+            except (DaemonError, OSError) as exc:  # retried on the next reconcile
+                log.error("executor_adopt_failed", executor=name, error=str(exc))
+                continue
+            for item in items:
+                if never_started(item, tokenless):
+                    assert isinstance(item, ExitStatus)
+                    self._requeue(item, now)
+                elif isinstance(item, ExitStatus):
+                    self._finish(item, now)
+                else:
+                    log.info("job_adopted", job_id=item.job_id, executor=name)
+                    if item.job_id in tokenless and item.token:
+                        with self.ledger.transaction():
+                            self.ledger.set_run_started(item.job_id, item.token, item.started_at)
+
+    def _requeue(self, status: ExitStatus, now: datetime) -> None:
+        reason = f"requeued: the daemon died before the job started ({status.reason})"
+        with self.ledger.transaction():
+            self.ledger.drop_run(status.job_id)
+            self.ledger.transition(status.job_id, "queued", now, reason)
+        log.warning("job_requeued", job_id=status.job_id, reason=status.reason)
+
+    def reconfigure(
+        self,
+        settings: Settings,
+        *,
+        policy: Policy | None = None,
+        inventory: Sequence[InventoryGpu] | None = None,
+        intensity: IntensityProvider | None = None,
+    ) -> None:
+        """Swap in new settings (SIGHUP) and, when given, a new policy, inventory or intensity
+        source. Jobs keep running; the next plan uses the new parts."""
+        with self._lock:
+            self.settings = settings
+            self.policy = policy or self.policy
+            self.intensity = intensity or self.intensity
+            if inventory is not None:
+                self.inventory = tuple(inventory)
+                self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+            self._forecasts.clear()
+            self._last_refresh = None
+            log.info("service_reconfigured", policy=self.policy.name, devices=len(self.inventory))
+
+    def close(self) -> None:
+        """Run the ``on_close`` callbacks (e.g. the signal chain's HTTP session). The ledger
+        and executors belong to the composition root, which closes them."""
+        for callback in self._on_close:
+            callback()
+
+    # -- the round --------------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> TickReport:
+        """One round: ingest, refresh intensity when due, plan and dispatch, reconcile."""
+        with self._lock:
+            ingested = self.ingest(now)
+            if self.refresh_due(now):
+                self.refresh_intensity(now)
+            decisions, started = self._plan(now)
+            finished = self.reconcile(now)
+            return TickReport(len(ingested.accepted), ingested.rejected, len(decisions),
+                              tuple(started), tuple(s.job_id for s in finished))  # fmt: skip
+
+    def refresh_due(self, now: datetime) -> bool:
+        """Whether ``intervals.refresh_s`` has passed since the last refresh."""
+        last = self._last_refresh
+        return last is None or (now - last).total_seconds() >= self.settings.intervals.refresh_s
+
+    def ingest(self, now: datetime) -> IngestResult:
+        """Ingest new queue lines (exactly once)."""
+        with self._lock:
+            return self.queue.ingest(now)
+
+    def refresh_intensity(self, now: datetime) -> None:
+        """Fetch every zone's forecast and current value; record the value in the ledger.
+
+        A failing zone keeps its last forecast, or falls back to the static annual figure.
+        """
+        with self._lock:
+            cfg = self.settings.intensity
+            zones = sorted({gpu.device.zone for gpu in self.inventory})
+            self.intensity.refresh(zones, now)
+            for zone in zones:
+                try:
+                    series = self.intensity.forecast(zone, now, cfg.horizon_s, cfg.step_s)
+                    reading = self.intensity.current(zone, now)
+                except ForecastsError as exc:
+                    log.warning("intensity_refresh_failed", zone=zone, error=str(exc))
+                    if zone not in self._forecasts:
+                        with contextlib.suppress(ForecastsError):  # no figure: plan logs it
+                            self._forecasts[zone] = StaticIntensity().forecast(
+                                zone, now, cfg.horizon_s, cfg.step_s
+                            )
+                    continue
+                self._forecasts[zone] = series
+                self.ledger.record_intensity(
+                    zone, reading.at, reading.intensity_g_per_kwh, reading.source, now
+                )
+                self.metrics.observe_intensity(zone, reading.intensity_g_per_kwh, reading.age_s)
+            self._last_refresh = now
+
+    def plan(self, now: datetime) -> list[Decision]:
+        """Cancel, expire, plan and dispatch the waiting jobs; returns the policy's decisions."""
+        with self._lock:
+            return self._plan(now)[0]
+
+    def reconcile(self, now: datetime) -> list[ExitStatus]:
+        """Forward cancel requests to running jobs and record the jobs that ended."""
+        with self._lock:
+            runs = self.ledger.active_runs()
+            if any(run.token is None for run in runs):  # a crash mid-launch; start() not run
+                self._adopt([run for run in runs if run.token is None], now)
+                runs = self.ledger.active_runs()
+            by_executor: dict[str, list[RunHandle]] = defaultdict(list)
+            for run in runs:
+                if run.token is not None:
+                    by_executor[run.executor].append(run_handle(run))
+            self._send_cancels(runs, now)
+            ended: list[ExitStatus] = []
+            for name, handles in by_executor.items():
+                executor = self.executors.get(name)
+                if executor is None:
+                    continue
+                try:
+                    statuses = executor.poll(handles, now)
+                except (DaemonError, OSError) as exc:  # the jobs stay running; polled again
+                    log.error("executor_poll_failed", executor=name, error=str(exc))
+                    continue
+                for status in statuses:
+                    self._finish(status, now)
+                    ended.append(status)
+            self.metrics.observe_queue(self.ledger.counts_by_state())
+            return ended
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def _plan(self, now: datetime) -> tuple[list[Decision], list[str]]:
+        waiting = self._settle_unstarted(now)
+        specs: list[JobSpec] = []
+        for job in waiting:
+            try:
+                specs.append(job_spec(job))
+            except PoliciesError as exc:
+                self._fail_unstarted(job, now, f"invalid job: {exc}")
+        if not specs:
+            return [], []
+        if not self._forecasts or self.refresh_due(now):
+            self.refresh_intensity(now)
+        devices = busy_devices(
+            self.inventory, self.ledger.active_runs(), now, self.settings.intervals.plan_s
+        )
+        try:
+            decisions = self.policy.plan(now, specs, devices, self._forecasts)
+        except (PoliciesError, KeyError) as exc:
+            log.error("plan_failed", policy=self.policy.name, error=str(exc))
+            return [], []
+        jobs = {job.job_id: job for job in waiting}
+        busy = {d for run in self.ledger.active_runs() for d in run.device_ids}
+        started = []
+        for decision in decisions:
+            record = jobs.get(decision.job_id)
+            if record is None:
+                log.error(
+                    "decision_for_unknown_job", job_id=decision.job_id, policy=decision.policy
+                )
+                continue
+            self._record(record, decision, now)
+            if decision.action != "start" or decision.chosen is None:
+                continue
+            chosen = set(decision.chosen.device_ids)
+            if chosen & busy or not chosen <= self._by_device.keys():
+                log.error("decision_conflict", job_id=record.job_id, policy=decision.policy,
+                          devices=sorted(chosen), busy=sorted(chosen & busy))  # fmt: skip
+                continue  # stays queued; planned again next round
+            if self._dispatch(record, decision, now):
+                busy |= chosen
+                started.append(record.job_id)
+        return decisions, started
+
+    def _settle_unstarted(self, now: datetime) -> list[JobRecord]:
+        """Cancel or expire waiting jobs that asked for it; return the others."""
+        waiting = []
+        for job in self.ledger.jobs(("queued", "planned")):
+            if job.cancel_requested_at is not None:
+                self._end_unstarted(job, "cancelled", now, "cancelled by its owner before start")
+            elif job.deadline is not None and job.deadline <= now:
+                reason = f"deadline {job.deadline.isoformat()} passed before the job started"
+                self._end_unstarted(job, "expired", now, reason)
+            else:
+                waiting.append(job)
+        return waiting
+
+    def _end_unstarted(self, job: JobRecord, state: str, now: datetime, reason: str) -> None:
+        with self.ledger.transaction():
+            self.ledger.transition(job.job_id, state, now, reason)
+        log.info("job_" + state, job_id=job.job_id, reason=reason)
+        self.metrics.observe_outcome(job.job_id, state, None)
+
+    def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
+        self._end_unstarted(job, "failed", now, reason)
+
+    def _record(self, job: JobRecord, decision: Decision, now: datetime) -> None:
+        if record_decision(self.ledger, job, decision, now):
+            chosen, run_now = decision.chosen, decision.run_now
+            self.metrics.observe_decision(decision.policy, decision.action,
+                                          chosen.total_g if chosen else None,
+                                          run_now.total_g if run_now else None)  # fmt: skip
+
+    def _dispatch(self, job: JobRecord, decision: Decision, now: datetime) -> bool:
+        chosen = decision.chosen
+        assert chosen is not None
+        gpus = [self._by_device[d] for d in chosen.device_ids]
+        executor = self.executors.get(gpus[0].executor)
+        if executor is None:
+            self._fail_unstarted(job, now, f"no executor {gpus[0].executor!r} is configured")
+            return False
+        indices = tuple(gpu.index for gpu in gpus)
+        with self.ledger.transaction():
+            self.ledger.transition(job.job_id, "running", now, f"dispatched: {decision.reason}")
+            self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
+                                chosen.duration_s, now)  # fmt: skip
+        spec = LaunchSpec(
+            job_id=job.job_id,
+            argv=job.request.command,
+            uid=job.uid,
+            gid=job.gid,
+            gpu_indices=indices,
+            log_dir=self.settings.state_dir / "logs",
+            env={"CARBOND_JOB_ID": job.job_id},
+            expected_duration_s=chosen.duration_s,
+        )
+        try:
+            handle = executor.launch(spec, now)
+        except (DaemonError, OSError) as exc:
+            self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
+            return False
+        with self.ledger.transaction():
+            self.ledger.set_run_started(job.job_id, handle.token, handle.started_at)
+        log.info("job_dispatched", job_id=job.job_id, executor=executor.name,
+                 devices=list(chosen.device_ids), gpu=chosen.gpu, region=chosen.region)  # fmt: skip
+        return True
+
+    # -- endings ----------------------------------------------------------------------------
+
+    def _send_cancels(self, runs: Sequence[RunRecord], now: datetime) -> None:
+        waiting = {j.job_id for j in self.ledger.jobs(("running",)) if j.cancel_requested_at}
+        for run in runs:
+            if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
+                executor = self.executors.get(run.executor)
+                if executor is None:
+                    continue
+                try:
+                    executor.cancel(run_handle(run), now)
+                except (DaemonError, OSError) as exc:  # tried again on the next reconcile
+                    log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
+                    continue
+                self._cancel_sent.add(run.job_id)
+                log.info("job_cancel_sent", job_id=run.job_id)
+
+    def _finish(self, status: ExitStatus, now: datetime) -> None:
+        job = self.ledger.job(status.job_id)
+        if job.state != "running":
+            return
+        run = self.ledger.run(status.job_id)
+        state, reason = final_state(status, cancel_requested=job.cancel_requested_at is not None)
+        decision = self.ledger.latest_decision(status.job_id)
+        with self.ledger.transaction():
+            self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
+                                   status.signal, status.reason or reason)  # fmt: skip
+            self.ledger.transition(status.job_id, state, now, reason)
+            if run is not None and decision is not None:
+                first = self._by_device.get(run.device_ids[0]) if run.device_ids else None
+                pue = first.device.pue if first is not None else None
+                columns = predicted_outcome(run, decision, status, pue)
+                self.ledger.record_outcome(status.job_id, now, **columns)
+        self._cancel_sent.discard(status.job_id)
+        log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
+                 exit_code=status.exit_code, signal=status.signal)  # fmt: skip
+        self.metrics.observe_outcome(status.job_id, state, None)

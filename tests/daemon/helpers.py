@@ -1,0 +1,60 @@
+"""Small builders shared by the daemon tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from daemon.intensity import EmbeddedIntensity
+from daemon.inventory import build_inventory
+from daemon.ledger import Ledger
+from daemon.queue import Queue
+from daemon.service import Service
+from daemon.settings import RegionSettings, Settings
+from daemon.testing import RecordingExecutor
+from policies import get_policy
+
+PAPER_REGIONS = (
+    RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("T4",)),
+    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",) * 2),
+    RegionSettings(name="pace", zone="US-NW-PACE", executor="local", gpus=("RTX6000-Ada",)),
+)
+
+
+def job_line(**fields: Any) -> str:
+    """A valid job line with ``fields`` overriding the defaults, newline included."""
+    record: dict[str, Any] = {"model": "llama-1b", "command": ["true"], "requests": 4}
+    record.update(fields)
+    return json.dumps(record) + "\n"
+
+
+def append(path: Path, text: str | bytes) -> None:
+    """A raw append, as any program would do it."""
+    data = text.encode() if isinstance(text, str) else text
+    with path.open("ab") as out:
+        out.write(data)
+
+
+def make_service(
+    state_dir: Path,
+    executor: RecordingExecutor,
+    *,
+    policy: str = "run-now",
+    regions: tuple[RegionSettings, ...] = PAPER_REGIONS,
+    ledger: Ledger | None = None,
+    **queue_kw: Any,
+) -> Service:
+    """A Service over ``state_dir`` with the paper's regions and a recording executor."""
+    settings = Settings(state_dir=state_dir, regions=regions, policy={"name": policy})
+    ledger = ledger or Ledger.open(state_dir / "ledger.db")
+    queue = Queue(state_dir, ledger, known_regions=[r.name for r in regions], **queue_kw)
+    return Service(
+        settings=settings,
+        ledger=ledger,
+        queue=queue,
+        executors={executor.name: executor},
+        inventory=build_inventory(regions),
+        intensity=EmbeddedIntensity(),
+        policy=get_policy(policy),
+    )

@@ -1,0 +1,144 @@
+"""The real daemon process under load and kill -9: no job lost, none ingested or run twice.
+
+200 jobs come from 4 concurrent submitters: two use ``carbond submit`` (the CLI's code in
+their own processes, with ``flock``), two append raw lines, one to the main queue, one to its own
+spool file ``queue.d/<uid>.jsonl`` where it splits some lines in two writes (so the daemon sees
+partial lines); garbage lines between them; a resubmitted id. Meanwhile the daemon is killed
+with SIGKILL at random moments and restarted. Each job appends its id to ``runs.log`` when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon.ledger import Ledger
+
+REPO = Path(__file__).resolve().parents[2]
+JOBS_PER_SUBMITTER = 50
+GARBAGE = ["this is not json", '{"model": "llama-1b"}', '{"model": "llama-1b", "command": "ls"}']
+
+SUBMITTER = """
+import sys
+from daemon.cli import main
+state, runs, who = sys.argv[1:4]
+for i in range({n}):
+    job_id = f"{{who}}-{{i}}"
+    code = main(["submit", "--state-dir", state, "--id", job_id, "--model", "llama-1b",
+                 "--requests", "2", "--", "sh", "-c", f"sleep 0.1; echo {{job_id}} >> {{runs}}"])
+    assert code == 0, code
+    if i == 7:  # resubmitting the same id is a no-op
+        main(["submit", "--state-dir", state, "--id", job_id, "--model", "llama-1b",
+              "--", "sh", "-c", "echo DUPLICATE >> " + runs])
+"""
+
+RAW_APPENDER = """
+import json, os, sys, time
+state, runs, who = sys.argv[1:4]
+garbage = {garbage!r}
+for i in range({n}):
+    job_id = f"{{who}}-{{i}}"
+    line = json.dumps({{"id": job_id, "model": "llama-1b", "requests": 2,
+                       "command": ["sh", "-c", f"sleep 0.1; echo {{job_id}} >> {{runs}}"]}}) + "\\n"
+    # s2 writes to its own spool file, where it may leave partial lines; s3 to the main queue,
+    # which others append to concurrently, so only whole lines.
+    path = f"{{state}}/queue.d/{{os.getuid()}}.jsonl" if who == "s2" else state + "/queue.jsonl"
+    with open(path, "ab", buffering=0) as queue:
+        if who == "s2" and i % 5 == 0:  # a partial line, completed a moment later
+            queue.write(line[:20].encode())
+            time.sleep(0.01)
+            queue.write(line[20:].encode())
+        else:
+            queue.write(line.encode())
+        if i % 17 == 3:
+            queue.write((garbage[i % len(garbage)] + "\\n").encode())
+    time.sleep(0.005)
+"""
+
+
+def _start_daemon(state: Path, log: Path) -> subprocess.Popen[bytes]:
+    (state / "daemon.ready").unlink(missing_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.daemon.e2e_daemon", str(state)],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def _wait_ready(state: Path, daemon: subprocess.Popen[bytes]) -> None:
+    for _ in range(600):
+        if (state / "daemon.ready").exists() or daemon.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert daemon.poll() is None, "the daemon exited during start-up; see daemon.log"
+
+
+def _final_count(state: Path) -> int:
+    if not (state / "ledger.db").exists():
+        return 0
+    with Ledger.open_readonly(state / "ledger.db") as ledger:
+        counts = ledger.counts_by_state()
+    return sum(n for s, n in counts.items() if s in {"succeeded", "failed", "cancelled",
+                                                    "expired"})  # fmt: skip
+
+
+@pytest.mark.slow
+def test_200_jobs_4_submitters_kill_9_restarts(tmp_path: Path) -> None:
+    state, runs, log = tmp_path / "state", tmp_path / "runs.log", tmp_path / "daemon.log"
+    state.mkdir()
+    t0 = time.monotonic()
+    daemon = _start_daemon(state, log)
+    _wait_ready(state, daemon)
+    print(f"daemon ready after {time.monotonic() - t0:.1f} s")
+    n = JOBS_PER_SUBMITTER
+    scripts = [SUBMITTER.format(n=n)] * 2 + [RAW_APPENDER.format(n=n, garbage=GARBAGE)] * 2
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    submitters = [
+        subprocess.Popen([sys.executable, "-c", script, str(state), str(runs), f"s{k}"],
+                         cwd=REPO, env=env)
+        for k, script in enumerate(scripts)
+    ]  # fmt: skip
+    rng = random.Random(4)
+    kills = 0
+    while kills < 8 or any(p.poll() is None for p in submitters):
+        time.sleep(rng.uniform(0.1, 0.8))
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait()
+        kills += 1
+        daemon = _start_daemon(state, log)
+        if rng.random() < 0.25:  # sometimes kill it again while it starts up and re-adopts
+            time.sleep(rng.uniform(0.0, 0.4))
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
+            kills += 1
+            daemon = _start_daemon(state, log)
+        _wait_ready(state, daemon)
+    assert [p.wait() for p in submitters] == [0, 0, 0, 0]
+    print(f"submitters done after {time.monotonic() - t0:.1f} s, {kills} kills")
+    for _ in range(600):  # up to ~30 s for the last jobs to finish
+        if _final_count(state) >= 4 * n:
+            break
+        time.sleep(0.05)
+    print(f"all final after {time.monotonic() - t0:.1f} s")
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=10) == 0
+
+    expected = {f"s{k}-{i}" for k in range(4) for i in range(n)}
+    with Ledger.open_readonly(state / "ledger.db") as ledger:
+        jobs = {job.job_id: job.state for job in ledger.jobs()}
+    assert set(jobs) == expected, "every job ingested exactly once"
+    assert set(jobs.values()) == {"succeeded"}, "every job reached a final state and succeeded"
+    ran = runs.read_text().split()
+    assert sorted(ran) == sorted(expected), "every job ran exactly once"
+    rejected = [json.loads(line) for line in (state / "rejected.jsonl").read_text().splitlines()]
+    assert {r["line"] for r in rejected} == set(GARBAGE)
+    assert all(r["reason"].startswith(f"line {r['line_no']}: ") for r in rejected)
+    assert kills >= 8

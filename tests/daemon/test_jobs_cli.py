@@ -1,0 +1,202 @@
+"""``carbond submit | jobs | status | cancel | export`` through the real parser."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import make_service
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _queue_lines(state: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (state / "queue.jsonl").read_text().splitlines()]
+
+
+def test_submit_appends_one_normalised_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(
+        capsys, "submit", "--state-dir", str(tmp_path), "--json", "--model", "llama-1b",
+        "--requests", "8", "--deadline", "+8h", "--region", "qc", "--tag", "a", "--tag", "b",
+        "--", "python", "-c", "print('--')",
+    )  # fmt: skip
+    assert code == 0
+    payload = json.loads(out)
+    [line] = _queue_lines(tmp_path)
+    assert line["id"] == payload["job_id"]
+    assert line["command"] == ["python", "-c", "print('--')"]
+    assert line["tags"] == ["a", "b"]
+    assert line["deadline"] == payload["deadline"]  # relative deadlines become absolute
+    assert "user" not in line
+
+
+def test_submit_from_a_file_or_stdin_with_flags_on_top(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"id": "f1", "model": "llama-1b", "command": ["true"],
+                               "user": "root", "requests": 2}))  # fmt: skip
+    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", str(job),
+                "--requests", "5")[0] == 0  # fmt: skip
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"id": "s1", "params_b": 3, "command": ["x"]}'))
+    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", "-")[0] == 0
+    lines = _queue_lines(tmp_path)
+    assert [(x["id"], x["requests"]) for x in lines] == [("f1", 5), ("s1", None)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "gpt-17", "--", "x"], "field 'model': unknown model"),
+        (["--model", "llama-1b"], "field 'command': Field required"),
+        (["--model", "llama-1b", "--batch-size", "0", "--", "x"], "field 'batch_size'"),
+        (["--model", "llama-1b", "--deadline", "soon", "--", "x"], "field 'deadline'"),
+        (["--file", "/nonexistent.json"], "/nonexistent.json"),
+    ],
+)
+def test_submit_refuses_bad_jobs_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), *argv)
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "queue.jsonl").exists()
+
+
+def test_jobs_status_cancel_against_a_running_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    for job_id in ("a", "b"):
+        assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", job_id,
+                    "--model", "llama-1b", "--", "true")[0] == 0  # fmt: skip
+    service.tick(clock())
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
+    assert code == 0
+    assert {(j["job_id"], j["state"]) for j in json.loads(out)} == {("a", "running"),
+                                                                    ("b", "running")}  # fmt: skip
+    code, out, _ = _run(capsys, "status", "a", "--state-dir", str(tmp_path), "--json")
+    status = json.loads(out)
+    assert status["decision"]["action"] == "start"
+    assert status["decision"]["reason"].startswith("fastest free fitting device")
+    assert status["decision"]["expected_total_g"] > 0
+    assert status["decision"]["run_now_total_g"] == status["decision"]["expected_total_g"]
+    assert [t["to"] for t in status["transitions"]] == ["queued", "running"]
+
+    assert _run(capsys, "cancel", "a", "--state-dir", str(tmp_path))[0] == 0
+    service.tick(clock.advance(5))
+    assert executor.cancels == ["a"]
+    assert service.ledger.job_state("a") == "cancelled"
+    code, _, err = _run(capsys, "cancel", "a", "--state-dir", str(tmp_path))
+    assert (code, "already cancelled" in err) == (2, True)
+    code, _, err = _run(capsys, "status", "zzz", "--state-dir", str(tmp_path))
+    assert (code, "unknown job 'zzz'" in err) == (1, True)
+
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--state", "cancelled")
+    assert code == 0 and "a" in out
+    export = tmp_path / "decisions.json"
+    assert _run(capsys, "export", "decisions", str(export), "--state-dir", str(tmp_path))[0] == 0
+    assert {row["job_id"] for row in json.loads(export.read_text())} == {"a", "b"}
+
+
+def test_submit_to_a_missing_state_dir_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path / "nope"), "--model",
+                        "llama-1b", "--", "true")  # fmt: skip
+    assert code == 1
+    assert "no such state directory" in err
+
+
+def test_jobs_without_a_ledger_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "jobs", "--state-dir", str(tmp_path))
+    assert code == 1
+    assert "no ledger" in err
+
+
+def _test_user() -> pwd.struct_passwd:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create and become another user")
+    if shutil.which("useradd") is None:
+        pytest.skip("useradd is not installed")
+    name = "carbond-test-user"
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", name], check=True)
+        return pwd.getpwnam(name)
+
+
+def _as_user(user: pwd.struct_passwd, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        argv, check=False, cwd="/", user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory other users can traverse (pytest's own tmp dirs are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="carbond-uid-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("how", ["raw append", "carbond submit"])
+def test_a_job_is_attributed_to_the_user_who_wrote_it(open_dir: Path, how: str) -> None:
+    user = _test_user()
+    state = open_dir / "state"
+    service = make_service(state, RecordingExecutor())
+    clock = FakeClock()
+    service.start(clock())  # creates queue.d (1733) for users who do not own queue.jsonl
+    spool = state / "queue.d" / f"{user.pw_uid}.jsonl"
+    line = json.dumps({"id": "theirs", "model": "llama-1b", "command": ["id", "-u"],
+                       "user": "root"})  # fmt: skip
+    if how == "raw append":
+        done = _as_user(user, ["sh", "-c", f"echo '{line}' >> {spool}"])
+    else:
+        try:
+            usable = _as_user(user, [sys.executable, "-c", "import daemon"]).returncode == 0
+        except PermissionError:
+            usable = False
+        if not usable:
+            pytest.skip(f"{sys.executable} or the repo is not usable by an unprivileged user here")
+        script = (
+            "import sys; from daemon.cli import main; sys.exit(main(['submit', '--state-dir', "
+            f"{str(state)!r}, '--id', 'theirs', '--model', 'llama-1b', '--', 'id', '-u']))"
+        )
+        done = _as_user(user, [sys.executable, "-c", script])
+    assert done.returncode == 0, done.stderr
+    assert spool.stat().st_uid == user.pw_uid
+    service.tick(clock())
+    job = service.ledger.job("theirs")
+    assert (job.uid, job.gid) == (user.pw_uid, user.pw_gid)
+    [launch] = service.executors["local"].launches  # type: ignore[attr-defined]
+    assert (launch.uid, launch.gid) == (user.pw_uid, user.pw_gid)

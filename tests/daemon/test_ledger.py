@@ -1,0 +1,136 @@
+"""The ledger: schema migrations, the validated state machine, transactions, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.ledger import SCHEMA_VERSION, Ledger, LedgerError, UnknownJobError, export_table
+from daemon.queue_line import JobRequest, parse_line
+from daemon.states import FINAL_STATES, STATES, TRANSITIONS, InvalidTransitionError
+from tests.daemon.helpers import job_line
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def _request(job_id: str) -> JobRequest:
+    request = parse_line(job_line(id=job_id).strip(), NOW)
+    assert isinstance(request, JobRequest)
+    return request
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    with Ledger.open(tmp_path / "ledger.db") as opened:
+        yield opened
+
+
+def test_schema_is_migrated_once_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    Ledger.open(path).close()
+    with Ledger.open(path) as again:
+        assert again.schema_version() == SCHEMA_VERSION
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION
+    outcome_columns = {row[1] for row in db.execute("PRAGMA table_info(outcomes)")}
+    assert {"measured_energy_j", "energy_method", "realised_intensity_g_per_kwh",
+            "operational_g", "embodied_g", "total_g", "predicted_energy_j",
+            "predicted_total_g", "run_now_total_g"} <= outcome_columns  # fmt: skip
+    db.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    Ledger.open(path).close()
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'x')")
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerError, match="newer than this carbond"):
+        Ledger.open(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "legal"),
+    [
+        (["planned", "running", "succeeded"], True),
+        (["running", "failed"], True),
+        (["planned", "queued", "planned", "running", "cancelled"], True),
+        (["expired"], True),
+        (["cancelled"], True),
+        (["failed"], True),
+        (["succeeded"], False),
+        (["running", "queued", "running", "succeeded"], True),
+        (["running", "expired"], False),
+        (["expired", "running"], False),
+        (["running", "succeeded", "failed"], False),
+        (["cancelled", "queued"], False),
+        (["bogus"], False),
+    ],
+)
+def test_state_machine(ledger: Ledger, path: list[str], legal: bool) -> None:
+    with ledger.transaction():
+        ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
+
+    def walk() -> None:
+        for state in path:
+            ledger.transition("j", state, NOW, f"to {state}")
+
+    if legal:
+        walk()
+        assert ledger.job_state("j") == path[-1]
+        assert [t.to_state for t in ledger.transitions("j")] == ["queued", *path]
+    else:
+        with pytest.raises(InvalidTransitionError, match="job j"):
+            walk()
+
+
+def test_final_states_have_no_way_out() -> None:
+    assert set(TRANSITIONS) == set(STATES)
+    assert all(not TRANSITIONS[state] for state in FINAL_STATES)
+
+
+def test_a_failed_transaction_leaves_nothing(ledger: Ledger) -> None:
+    with pytest.raises(InvalidTransitionError), ledger.transaction():
+        ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.transition("j", "succeeded", NOW, "impossible")
+    assert ledger.jobs() == []
+    with pytest.raises(UnknownJobError, match="unknown job 'j'"):
+        ledger.job("j")
+
+
+def test_readers_see_commits_and_cannot_write(tmp_path: Path, ledger: Ledger) -> None:
+    with ledger.transaction():
+        ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
+    with Ledger.open_readonly(tmp_path / "ledger.db") as reader:
+        assert reader.job("j").uid == 1000
+        with pytest.raises(LedgerError):
+            reader.request_cancel("j", NOW)
+
+
+def test_readonly_open_of_a_missing_ledger_says_so(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="no ledger"):
+        Ledger.open_readonly(tmp_path / "nope.db")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_export(tmp_path: Path, ledger: Ledger, suffix: str) -> None:
+    with ledger.transaction():
+        ledger.add_job(_request("a"), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.add_job(_request("b"), 1000, 1000, "queue.jsonl:2", NOW)
+    out = tmp_path / f"jobs{suffix}"
+    assert export_table(ledger, "jobs", out) == 2
+    if suffix == ".json":
+        rows = json.loads(out.read_text())
+    else:
+        with out.open(newline="") as lines:
+            rows = list(csv.DictReader(lines))
+    assert [row["job_id"] for row in rows] == ["a", "b"]
+    with pytest.raises(LedgerError, match="cannot export"):
+        export_table(ledger, "sqlite_master", out)

@@ -1,0 +1,227 @@
+"""Queue files: exactly-once ingestion, partial lines, rejections, attribution, compaction."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.ledger import Ledger
+from daemon.queue import QUEUE_NAME, RETIRED_DIR, SPOOL_DIR, Queue, append_line, submit_target
+from tests.daemon.helpers import append, job_line
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown files to others")
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    with Ledger.open(tmp_path / "ledger.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def queue(tmp_path: Path, ledger: Ledger) -> Queue:
+    q = Queue(tmp_path, ledger, compact_min_bytes=10**9)
+    q.prepare()
+    return q
+
+
+def _rejected(state_dir: Path) -> list[dict[str, object]]:
+    path = state_dir / "rejected.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_complete_lines_once_partial_line_later(queue: Queue, ledger: Ledger) -> None:
+    append(queue.path, job_line(id="a") + job_line(id="b") + '{"model": "llama-1b", "comm')
+    assert queue.ingest(NOW).accepted == ("a", "b")
+    assert queue.ingest(NOW).accepted == ()
+    append(queue.path, 'and": ["true"], "id": "c"}\n')
+    assert queue.ingest(NOW).accepted == ("c",)
+    assert queue.ingest(NOW).accepted == ()
+    assert [j.job_id for j in ledger.jobs()] == ["a", "b", "c"]
+    record = ledger.queue_files()[QUEUE_NAME]
+    assert (record.byte_offset, record.line_no) == (queue.path.stat().st_size, 3)
+    assert ledger.job("c").source == f"{QUEUE_NAME}:3"
+
+
+def test_failed_commit_moves_neither_offset_nor_jobs(queue: Queue, ledger: Ledger) -> None:
+    append(queue.path, job_line(id="a") + job_line(id="b"))
+    real = ledger.set_queue_file
+
+    def crash(*args: object, **kw: object) -> None:
+        raise RuntimeError("power cut")
+
+    ledger.set_queue_file = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        queue.ingest(NOW)
+    assert ledger.jobs() == []
+    ledger.set_queue_file = real  # type: ignore[method-assign]
+    assert queue.ingest(NOW).accepted == ("a", "b")
+
+
+def test_bad_lines_are_rejected_with_line_and_reason(queue: Queue, ledger: Ledger) -> None:
+    append(queue.path, "garbage\n" + job_line(batch_size=0) + "\n" + job_line(id="ok"))
+    result = queue.ingest(NOW)
+    assert (result.accepted, result.rejected) == (("ok",), 2)
+    rejected = _rejected(queue.state_dir)
+    assert [(r["line_no"], r["file"]) for r in rejected] == [(1, QUEUE_NAME), (2, QUEUE_NAME)]
+    assert "line 1: not JSON" in str(rejected[0]["reason"])
+    assert "line 2: field 'batch_size'" in str(rejected[1]["reason"])
+    assert rejected[0]["line"] == "garbage"
+
+
+def test_client_ids_are_deduplicated(queue: Queue, ledger: Ledger) -> None:
+    append(queue.path, job_line(id="same") + job_line(id="same", requests=9))
+    result = queue.ingest(NOW)
+    append(queue.path, job_line(id="same"))
+    again = queue.ingest(NOW)
+    assert (result.accepted, result.duplicates, again.duplicates) == (("same",), 1, 1)
+    assert ledger.job("same").request.requests == 4
+
+
+def test_lines_are_attributed_to_the_file_owner(queue: Queue, ledger: Ledger) -> None:
+    append(queue.path, job_line(id="mine", user="root") + job_line())
+    queue.ingest(NOW)
+    owner = queue.path.stat().st_uid
+    assert {job.uid for job in ledger.jobs()} == {owner}
+
+
+def test_a_file_others_can_write_cannot_vouch_for_its_lines(queue: Queue, ledger: Ledger) -> None:
+    os.chmod(queue.path, 0o666)
+    append(queue.path, job_line(id="sneaky"))
+    assert queue.ingest(NOW).rejected == 1
+    assert ledger.jobs() == []
+    assert "writable by other users" in str(_rejected(queue.state_dir)[0]["reason"])
+
+
+@pytest.mark.parametrize("trick", ["hard link", "wrong name"])
+def test_spool_files_that_could_lie_about_their_owner_are_refused(
+    queue: Queue, ledger: Ledger, trick: str
+) -> None:
+    uid = os.getuid()
+    if trick == "hard link":
+        spool = queue.state_dir / SPOOL_DIR / f"{uid}.jsonl"
+        append(spool, job_line(id="x"))
+        os.link(spool, queue.state_dir / "elsewhere.jsonl")
+    else:
+        spool = queue.state_dir / SPOOL_DIR / f"{uid + 1}.jsonl"
+        append(spool, job_line(id="x"))
+    assert queue.ingest(NOW).rejected == 1
+    assert ledger.jobs() == []
+    reason = str(_rejected(queue.state_dir)[0]["reason"])
+    assert ("hard links" if trick == "hard link" else "must be named") in reason
+
+
+@needs_root
+def test_spool_files_are_attributed_to_their_owner(queue: Queue, ledger: Ledger) -> None:
+    spool = queue.state_dir / SPOOL_DIR / "4242.jsonl"
+    append(spool, job_line(id="alice-1"))
+    os.chown(spool, 4242, 4242)
+    append(queue.path, job_line(id="root-1"))
+    queue.ingest(NOW)
+    assert ledger.job("alice-1").uid == 4242
+    assert ledger.job("root-1").uid == 0
+    # alice may not take over root's id, nor cancel root's job; she may cancel her own.
+    append(spool, job_line(id="root-1") + '{"cancel": "root-1"}\n{"cancel": "alice-1"}\n')
+    result = queue.ingest(NOW)
+    assert (result.rejected, result.cancels) == (2, ("alice-1",))
+    reasons = [str(r["reason"]) for r in _rejected(queue.state_dir)]
+    assert "already used by another user" in reasons[0]
+    assert "is not yours" in reasons[1]
+    assert ledger.job("alice-1").cancel_requested_at == NOW
+
+
+def test_submit_target_uses_the_spool_for_non_owners(tmp_path: Path) -> None:
+    assert submit_target(tmp_path, tmp_path.stat().st_uid) == tmp_path / QUEUE_NAME
+    assert submit_target(tmp_path, 4242) == tmp_path / SPOOL_DIR / "4242.jsonl"
+
+
+def test_compaction_retires_the_file_and_keeps_reading_it(tmp_path: Path, ledger: Ledger) -> None:
+    queue = Queue(tmp_path, ledger, compact_min_bytes=1, retired_grace_s=60)
+    queue.prepare()
+    append(queue.path, job_line(id="a"))
+    assert queue.ingest(NOW).accepted == ("a",)
+    assert queue.path.stat().st_size == 0  # compacted: a fresh empty file
+    [retired] = (tmp_path / RETIRED_DIR).iterdir()
+    # A writer that opened the old file before the rename still appends to it.
+    append(retired, job_line(id="late"))
+    append(queue.path, job_line(id="b"))
+    assert sorted(queue.ingest(NOW + timedelta(seconds=1)).accepted) == ["b", "late"]
+    assert retired.exists()
+    queue.ingest(NOW + timedelta(seconds=61))
+    assert not retired.exists()
+    assert queue.ingest(NOW + timedelta(seconds=62)).accepted == ()
+    assert [j.job_id for j in ledger.jobs()] == ["a", "b", "late"]
+
+
+@pytest.mark.parametrize("renamed", [True, False])
+def test_an_interrupted_compaction_is_finished_or_undone(
+    tmp_path: Path, ledger: Ledger, renamed: bool
+) -> None:
+    queue = Queue(tmp_path, ledger, compact_min_bytes=10**9)
+    queue.prepare()
+    append(queue.path, job_line(id="a"))
+    queue.ingest(NOW)
+    record = ledger.queue_files()[QUEUE_NAME]
+    dst = f"{RETIRED_DIR}/{QUEUE_NAME}.crashed"
+    with ledger.transaction():
+        ledger.begin_compaction(QUEUE_NAME, dst, record.inode or 0, record.byte_offset,
+                                record.line_no, NOW)  # fmt: skip
+    if renamed:  # the daemon died right after the rename, before linking a new file
+        os.rename(queue.path, tmp_path / dst)
+    append(queue.path, job_line(id="b"))
+    assert queue.ingest(NOW).accepted == ("b",)
+    assert ledger.compactions() == []
+    assert [j.job_id for j in ledger.jobs()] == ["a", "b"]
+
+
+def test_compaction_under_concurrent_appenders_loses_nothing(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    queue = Queue(tmp_path, ledger, compact_min_bytes=300, retired_grace_s=0.5)
+    queue.prepare()
+    per_writer, writers = 60, 4
+
+    def write(w: int) -> None:
+        for i in range(per_writer):
+            job_id = f"w{w}-{i}"
+            if w % 2:  # `carbond submit`: flock + inode check
+                append_line(queue.path, json.loads(job_line(id=job_id)))
+            else:  # a raw `>>` append of a whole line
+                append(queue.path, job_line(id=job_id))
+            time.sleep(0.002)  # let the ingester catch up, so compactions happen mid-stream
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    retired: set[str] = set()
+    while any(t.is_alive() for t in threads):
+        queue.ingest(datetime.now(UTC))
+        retired.update(p.name for p in (tmp_path / RETIRED_DIR).iterdir())
+    for thread in threads:
+        thread.join()
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    queue.ingest(later)
+    queue.ingest(later + timedelta(seconds=5))
+    assert len(retired) >= 2, "the test must compact while writers append"
+    ids = [job.job_id for job in ledger.jobs()]
+    assert len(ids) == len(set(ids)) == per_writer * writers
+    assert _rejected(tmp_path) == []
+    assert list((tmp_path / RETIRED_DIR).iterdir()) == []
+    assert ledger.queue_files().keys() <= {QUEUE_NAME}
+
+
+def test_pending_bytes_counts_what_is_not_ingested_yet(queue: Queue) -> None:
+    line = job_line(id="a")
+    append(queue.path, line + '{"partial": ')
+    assert queue.pending_bytes() == len(line) + len('{"partial": ')
+    queue.ingest(NOW)
+    assert queue.pending_bytes() == len('{"partial": ')

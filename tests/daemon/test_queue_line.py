@@ -1,0 +1,121 @@
+"""Queue-line validation: every bad field is named, good lines are normalised."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from daemon.queue_line import (
+    CancelRequest,
+    InvalidLineError,
+    JobRequest,
+    parse_deadline,
+    parse_line,
+)
+
+NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
+GOOD: dict[str, Any] = {"model": "llama-1b", "command": ["python", "run.py"]}
+
+
+def _with(**fields: Any) -> str:
+    record = dict(GOOD)
+    record.update(fields)
+    return json.dumps({k: v for k, v in record.items() if v is not ...})
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b"\xff\xfe", "not UTF-8"),
+        ("{not json", "not JSON"),
+        ("[1, 2]", "must be a JSON object, got list"),
+        ('"text"', "must be a JSON object, got str"),
+        (_with(command="ls -l"), "field 'command': must be an argv list"),
+        (_with(command=[]), "field 'command'"),
+        (_with(command=...), "field 'command': Field required"),
+        (_with(command=["", "x"]), "field 'command': the program (first item) is empty"),
+        (_with(command=["ls", 3]), "field 'command.1'"),
+        (_with(model="gpt-17"), "field 'model': unknown model 'gpt-17'"),
+        (_with(model=..., params_b=None), "field 'model': give exactly one of"),
+        (_with(params_b=7), "field 'model': give exactly one of"),
+        (_with(model=..., params_b=-1), "field 'params_b'"),
+        (_with(input_tokens=-1), "field 'input_tokens'"),
+        (_with(input_tokens="12"), "field 'input_tokens'"),
+        (_with(output_tokens=0), "field 'output_tokens'"),
+        (_with(requests=0), "field 'requests'"),
+        (_with(batch_size=0), "field 'batch_size'"),
+        (_with(batch_size=1.5), "field 'batch_size'"),
+        (_with(tensor_parallel=0), "field 'tensor_parallel'"),
+        (_with(deadline="tomorrow"), "field 'deadline': deadline 'tomorrow' is neither"),
+        (
+            _with(deadline="2024-06-02T00:00:00"),
+            "field 'deadline': deadline '2024-06-02T00:00:00' has no UTC offset",
+        ),
+        (_with(regions="qc"), "field 'regions'"),
+        (_with(regions=["mars"]), "field 'regions': unknown region 'mars'"),
+        (_with(gpu_types=["Voodoo2"]), "field 'gpu_types': unknown GPU 'Voodoo2'"),
+        (_with(min_gpu_memory_gb=-4), "field 'min_gpu_memory_gb'"),
+        (_with(priority="high"), "field 'priority'"),
+        (_with(tags=[1]), "field 'tags.0'"),
+        (_with(precision="fp12"), "field 'precision': unknown precision 'fp12'"),
+        (_with(runtime="tgi"), "field 'runtime': unknown runtime 'tgi'"),
+        (_with(id="has space"), "field 'id'"),
+        (_with(colour="red"), "field 'colour': unknown field"),
+        ('{"cancel": 3}', "field 'cancel'"),
+        ('{"cancel": "j1", "model": "x"}', "field 'cancel'"),
+    ],
+)
+def test_bad_lines_name_the_field(line: str | bytes, expected: str) -> None:
+    with pytest.raises(InvalidLineError) as info:
+        parse_line(line, NOW, known_regions=["qc", "ciso"])
+    assert expected in str(info.value)
+
+
+def test_a_good_line_is_normalised_and_user_is_ignored() -> None:
+    line = _with(
+        id="batch-7", model="meta-llama/Llama-3.2-1B", deadline="+1d2h30m", user="root",
+        gpu_types=["t4"], regions=["qc"], tags=["nightly"], precision="BF16", runtime="VLLM",
+    )  # fmt: skip
+    request = parse_line(line, NOW, known_regions=["qc"])
+    assert isinstance(request, JobRequest)
+    assert request.job_id == "batch-7"
+    assert request.model == "llama-3.2-1b"
+    assert request.gpu_types == ("T4",)
+    assert request.precision == "bf16"
+    assert request.runtime == "vllm"
+    assert request.deadline == NOW + timedelta(days=1, hours=2, minutes=30)
+    assert "user" not in request.to_json()
+    assert JobRequest.from_json(request.to_json()) == request
+
+
+def test_params_b_instead_of_a_catalog_model() -> None:
+    request = parse_line(_with(model=None, params_b=13.0), NOW)
+    assert isinstance(request, JobRequest)
+    assert (request.model, request.params_b) == (None, 13.0)
+
+
+def test_cancel_line() -> None:
+    assert parse_line('{"cancel": "j123"}', NOW) == CancelRequest("j123")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("+8h", NOW + timedelta(hours=8)),
+        ("+90s", NOW + timedelta(seconds=90)),
+        ("+1d", NOW + timedelta(days=1)),
+        ("2024-06-02T00:00:00Z", datetime(2024, 6, 2, tzinfo=UTC)),
+        ("2024-06-02T02:00:00+02:00", datetime(2024, 6, 2, tzinfo=UTC)),
+    ],
+)
+def test_deadlines(text: str, expected: datetime) -> None:
+    assert parse_deadline(text, NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["+", "8h", "+8x", "2024-13-01T00:00:00Z"])
+def test_bad_deadlines(text: str) -> None:
+    with pytest.raises(ValueError, match="deadline"):
+        parse_deadline(text, NOW)

@@ -1,0 +1,292 @@
+"""Service.tick with a fake clock and a recording executor: the whole life of a job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.compose import build_service
+from daemon.errors import DaemonError
+from daemon.executors.base import ExitStatus
+from daemon.intensity import EmbeddedIntensity
+from daemon.inventory import build_inventory
+from daemon.ledger import Ledger
+from daemon.planning import build_policy
+from daemon.settings import RegionSettings, Settings
+from daemon.testing import FakeClock, RecordingExecutor
+from forecasts import SignalChain
+from policies import Decision
+from policies.builtin.run_now import RunNow
+from tests.daemon.helpers import append, job_line, make_service
+
+ONE_T4 = (RegionSettings(name="qc", zone="CA-QC", gpus=("T4",)),)
+
+
+def _states(ledger: Ledger) -> dict[str, str]:
+    return {job.job_id: job.state for job in ledger.jobs()}
+
+
+def test_a_job_goes_from_queue_line_to_succeeded(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", gpu_types=["T4"]) + "garbage\n")
+    report = service.tick(clock())
+    assert (report.ingested, report.rejected, report.started) == (1, 1, ("a",))
+    [launch] = executor.launches
+    assert (launch.argv, launch.gpu_indices) == (("true",), (0,))
+    assert launch.uid == service.queue.path.stat().st_uid  # the file owner, not a claimed user
+    decision = service.ledger.latest_decision("a")
+    assert decision is not None
+    assert (decision.action, decision.gpu, decision.region) == ("start", "T4", "qc")
+    assert decision.expected_total_g == pytest.approx(decision.run_now_total_g)
+    clock.advance(3600)
+    assert service.tick(clock()).finished == ("a",)
+    assert _states(service.ledger) == {"a": "succeeded"}
+    outcome = service.ledger.outcome("a")
+    assert outcome is not None
+    assert outcome["predicted_total_g"] == decision.expected_total_g
+    assert outcome["measured_energy_j"] is None  # filled by the NVML part
+    assert [t.to_state for t in service.ledger.transitions("a")] == [
+        "queued", "running", "succeeded",
+    ]  # fmt: skip
+
+
+def test_intensity_samples_are_recorded_per_zone(tmp_path: Path) -> None:
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor())
+    service.start(clock())
+    service.tick(clock())
+    zones = {row["zone"] for row in service.ledger.rows("intensity_samples")}
+    assert zones == {"CA-QC", "US-CAL-CISO", "US-NW-PACE"}
+    clock.advance(60)
+    service.tick(clock())  # not due yet: 300 s
+    assert len(service.ledger.rows("intensity_samples")) == 3
+
+
+def test_a_job_waits_for_its_gpu_then_expires(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="long") + job_line(id="next", deadline="+1h"))
+    service.tick(clock())
+    assert _states(service.ledger) == {"long": "running", "next": "queued"}
+    assert service.ledger.latest_decision("next").action == "hold"  # type: ignore[union-attr]
+    clock.advance(3601)
+    service.tick(clock())
+    assert _states(service.ledger)["next"] == "expired"
+    assert "deadline" in service.ledger.transitions("next")[-1].reason
+
+
+def test_a_job_that_fits_nowhere_fails_with_the_policy_reason(tmp_path: Path) -> None:
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(), regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="big", model="llama-70b"))
+    service.tick(clock())
+    assert _states(service.ledger) == {"big": "failed"}
+    assert "rejected: fits no admissible device" in service.ledger.transitions("big")[-1].reason
+
+
+def test_cancel_before_and_while_running(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="run") + job_line(id="wait"))
+    service.tick(clock())
+    append(service.queue.path, '{"cancel": "run"}\n{"cancel": "wait"}\n')
+    service.tick(clock())
+    assert executor.cancels == ["run"]
+    assert _states(service.ledger) == {"run": "cancelled", "wait": "cancelled"}
+    assert len(executor.launches) == 1
+
+
+@pytest.mark.parametrize(("exit_code", "state"), [(0, "succeeded"), (3, "failed")])
+def test_exit_status_decides_the_final_state(tmp_path: Path, exit_code: int, state: str) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.tick(clock())
+    executor.finish("a", clock.advance(10), exit_code)
+    service.tick(clock())
+    assert _states(service.ledger) == {"a": state}
+    run = service.ledger.run("a")
+    assert run is not None and run.exit_code == exit_code
+
+
+def test_a_launch_failure_fails_the_job(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    executor.fail_launch = True
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.tick(clock())
+    assert _states(service.ledger) == {"a": "failed"}
+    assert "launch failed" in service.ledger.transitions("a")[-1].reason
+
+
+def test_running_jobs_are_adopted_after_a_restart(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    first = make_service(tmp_path, executor)
+    first.start(clock())
+    append(first.queue.path, job_line(id="a") + job_line(id="b"))
+    first.tick(clock())
+    executor.finish("b", clock.advance(5))
+    first.ledger.close()  # the daemon dies; its jobs keep running
+    second = make_service(tmp_path, executor)
+    second.start(clock.advance(5))
+    assert sorted(executor.adopted) == ["a", "b"]
+    assert _states(second.ledger) == {"a": "running", "b": "succeeded"}
+    executor.finish("a", clock.advance(5))
+    second.tick(clock())
+    assert _states(second.ledger) == {"a": "succeeded", "b": "succeeded"}
+    assert len(executor.launches) == 2
+
+
+def test_a_launch_interrupted_before_it_started_is_requeued_once(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.ingest(clock())
+    # The daemon committed "running" and died before the executor started anything.
+    with service.ledger.transaction():
+        service.ledger.transition("a", "running", clock(), "dispatched")
+        service.ledger.add_run("a", "local", ["qc/0"], [0], 6.0, clock())
+    service.ledger.close()
+    restarted = make_service(tmp_path, executor)
+    restarted.start(clock())
+    assert _states(restarted.ledger) == {"a": "queued"}
+    assert "requeued" in restarted.ledger.transitions("a")[-1].reason
+    restarted.tick(clock.advance(60))
+    assert [spec.job_id for spec in executor.launches] == ["a"]
+    restarted.tick(clock.advance(60))
+    assert _states(restarted.ledger) == {"a": "succeeded"}
+
+
+def test_an_unknown_policy_falls_back_to_run_now() -> None:
+    with capture_logs() as logs:
+        policy = build_policy("carbon-window-from-the-future", {})
+    assert policy.name == "run-now"
+    assert logs[0]["event"] == "policy_fallback"
+
+
+def test_decisions_are_recorded_only_when_they_change(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="long") + job_line(id="next"))
+    for _ in range(5):
+        service.tick(clock.advance(30))
+    rows = [r for r in service.ledger.rows("decisions") if r["job_id"] == "next"]
+    assert len(rows) == 1
+    assert json.loads(rows[0]["alternatives_json"]) == []
+
+
+def test_a_never_started_status_from_an_older_executor_also_requeues(tmp_path: Path) -> None:
+    clock = FakeClock()
+
+    class Legacy(RecordingExecutor):
+        def adopt(self, handles, now):  # type: ignore[no-untyped-def]
+            return [
+                ExitStatus(h.job_id, now, None, None, "never started: no marker") for h in handles
+            ]
+
+    executor = Legacy()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.ingest(clock())
+    with service.ledger.transaction():
+        service.ledger.transition("a", "running", clock(), "dispatched")
+        service.ledger.add_run("a", "local", ["qc/0"], [0], 6.0, clock())
+    service.reconcile(clock())  # also resolves tokenless runs when start() was not called
+    assert _states(service.ledger) == {"a": "queued"}
+
+
+def test_reconfigure_swaps_the_policy_and_devices_without_touching_running_jobs(
+    tmp_path: Path,
+) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a") + job_line(id="b"))
+    service.tick(clock())
+    assert _states(service.ledger) == {"a": "running", "b": "queued"}
+    two = (*ONE_T4, RegionSettings(name="pace", zone="US-NW-PACE", gpus=("RTX6000-Ada",)))
+    service.reconfigure(service.settings, inventory=build_inventory(two))
+    service.tick(clock.advance(30))
+    assert _states(service.ledger) == {"a": "running", "b": "running"}
+    assert executor.launches[1].gpu_indices == (0,)
+    assert service.ledger.run("b").device_ids == ("pace/0",)  # type: ignore[union-attr]
+
+
+def test_a_failing_poll_keeps_the_job_running_until_it_works(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.tick(clock())
+    executor.fail_poll = True
+    with capture_logs() as logs:
+        service.tick(clock.advance(3600))
+    assert "executor_poll_failed" in [entry["event"] for entry in logs]
+    assert _states(service.ledger) == {"a": "running"}
+    executor.fail_poll = False
+    service.tick(clock.advance(5))
+    assert _states(service.ledger) == {"a": "succeeded"}
+
+
+def test_build_service_wires_the_configured_parts(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path, regions=ONE_T4, policy={"name": "no-such-policy"},
+        intensity={"source": "embedded"},
+    )  # fmt: skip
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with pytest.raises(DaemonError, match="executor"):
+            build_service(settings, ledger, {})
+        service = build_service(settings, ledger, {"local": RecordingExecutor()})
+        assert service.policy.name == "run-now"
+        assert [gpu.device_id for gpu in service.inventory] == ["qc/0"]
+        assert isinstance(service.intensity, EmbeddedIntensity)
+        assert service.queue.state_dir == tmp_path
+
+
+def test_the_default_intensity_source_is_the_forecasts_chain_offline(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, regions=ONE_T4, policy={"name": "run-now"})
+    clock = FakeClock()
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        service = build_service(settings, ledger, {"local": RecordingExecutor()})
+        assert isinstance(service.intensity, SignalChain)
+        service.start(clock())
+        append(service.queue.path, job_line(id="a"))
+        service.tick(clock())
+        service.close()
+        [sample] = ledger.rows("intensity_samples")
+    assert (sample["zone"], sample["intensity_g_per_kwh"]) == ("CA-QC", 31.0)  # static rung
+    assert ledger.path.exists()
+
+
+def test_a_policy_that_double_books_a_gpu_is_not_obeyed(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+
+    class Greedy:
+        name = "greedy"
+
+        def plan(self, now, jobs, devices, forecasts):  # type: ignore[no-untyped-def]
+            alt = RunNow().plan(now, jobs[:1], devices, forecasts)[0].chosen
+            return [Decision(j.job_id, "start", "everything now", "greedy", alt) for j in jobs]
+
+    service.policy = Greedy()
+    service.start(clock())
+    append(service.queue.path, job_line(id="a") + job_line(id="b"))
+    with capture_logs() as logs:
+        service.tick(clock())
+    assert _states(service.ledger) == {"a": "running", "b": "queued"}
+    assert "decision_conflict" in [entry["event"] for entry in logs]
+    assert len(executor.launches) == 1

@@ -1,0 +1,111 @@
+"""Region, policy, interval and queue settings: TOML and env, one line per problem, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.inventory import build_inventory
+from daemon.settings import ConfigError, load_settings
+
+GOOD = """
+state_dir = "{state}"
+
+[policy]
+name = "carbon-window"
+params = {{ slot_s = 900 }}
+
+[intervals]
+plan_s = 60
+
+[[regions]]
+name = "qc"
+zone = "CA-QC"
+gpus = ["T4"]
+
+[[regions]]
+name = "ciso"
+zone = "US-CAL-CISO"
+pue = 1.2
+gpus = ["RTX6000-Ada", "rtx-6000-ada"]
+"""
+
+
+def test_regions_from_toml_become_devices(tmp_path: Path) -> None:
+    config = tmp_path / "carbond.toml"
+    config.write_text(GOOD.format(state=tmp_path))
+    settings = load_settings(config)
+    assert [r.name for r in settings.regions] == ["qc", "ciso"]
+    assert settings.policy.params == {"slot_s": 900}
+    assert (settings.intervals.ingest_s, settings.intervals.plan_s) == (2.0, 60.0)
+    devices = [gpu.device for gpu in build_inventory(settings.regions)]
+    assert [(d.device_id, d.gpu.name, d.pue) for d in devices] == [
+        ("qc/0", "T4", 1.0), ("ciso/0", "RTX6000-Ada", 1.2), ("ciso/1", "RTX6000-Ada", 1.2),
+    ]  # fmt: skip
+
+
+def test_regions_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARBOND_REGIONS", '[{"name": "x", "zone": "DE", "gpus": ["H100"]}]')
+    monkeypatch.setenv("CARBOND_POLICY__NAME", "run-now")
+    settings = load_settings(None)
+    assert settings.regions[0].gpus == ("H100",)
+    assert settings.policy.name == "run-now"
+
+
+BAD = """
+[intervals]
+ingest_s = 10
+
+[[regions]]
+name = "qc"
+zone = "CA-QC"
+gpus = ["Voodoo2"]
+
+[[regions]]
+name = "qc"
+zone = "CA-QC"
+pue = 0.5
+colour = "red"
+
+[[regions]]
+name = "x"
+zone = "DE"
+gpus = "discovr"
+"""
+
+
+def test_every_problem_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(BAD)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    problems = info.value.problems
+    assert any("intervals.ingest_s" in p for p in problems)
+    assert any("regions.0.gpus" in p and "unknown GPU 'Voodoo2'" in p for p in problems)
+    assert any("regions.1.pue" in p for p in problems)
+    assert any("regions.1.colour" in p for p in problems)
+    assert [p for p in problems if "regions.2" in p] == [
+        f'{config}: regions.2.gpus: must be "discover" or a list of GPU catalog '
+        "names, got 'discovr'"
+    ]
+    assert all(p.startswith(str(config)) for p in problems)
+
+
+def test_duplicate_region_names(tmp_path: Path) -> None:
+    config = tmp_path / "dup.toml"
+    config.write_text(
+        '[[regions]]\nname = "a"\nzone = "DE"\n[[regions]]\nname = "a"\nzone = "FR"\n'
+    )
+    with pytest.raises(ConfigError, match="duplicate region names: a"):
+        load_settings(config)
+
+
+def test_invalid_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(BAD)
+    assert main(["jobs", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("carbond: error: invalid configuration:")
+    assert "regions.1.pue" in err
