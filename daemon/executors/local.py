@@ -1,0 +1,297 @@
+"""The local executor: jobs as process groups on this node's GPUs, as the submitting user.
+
+Each job runs under the wrapper (:mod:`daemon.executors.wrapper`), started without a shell as
+the leader of a new session, so ``kill(-pid)`` reaches the whole job and the job outlives a
+daemon restart (the unit uses ``KillMode=process``). The wrapper switches to the job's
+uid/gid (no supplementary groups) when the daemon is root, and records the exit status to
+``<log_dir>/<job_id>.status.json`` so the outcome survives a daemon crash.
+
+Files per job in ``log_dir`` (owned by the job's user, except spec and status which stay the
+daemon's): ``<id>.out`` and ``<id>.err`` (stdout, stderr, appended), ``<id>.spec.json`` (what
+the wrapper runs), ``<id>.status.json`` (how it ended).
+
+The run token is ``{"pid", "start_ticks", "status_file"}``: the wrapper's pid with its start
+time in clock ticks since boot (``/proc/PID/stat`` field 22), so a re-used pid is never
+mistaken for the job after a restart.
+
+Rules: the job runs as exactly ``spec.uid``; a daemon that is not root runs only its own
+user's jobs; a root job runs only when ``allow_root_jobs`` is set. The job's environment is
+built from scratch (never the daemon's, which may hold tokens): ``PATH``, ``HOME``, ``USER``,
+``LOGNAME``, ``LANG``, the spec's ``env``, ``CUDA_VISIBLE_DEVICES`` and ``CARBOND_JOB_ID``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import pwd
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.errors import ExecutorError, LaunchRefusedError
+
+__all__ = ["DEFAULT_GRACE_S", "LocalExecutor", "process_start_ticks"]
+
+DEFAULT_GRACE_S = 30.0
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+_REAP_TIMEOUT_S = 1.0
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot; None when it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
+    if fields[0] in {"Z", "X"}:
+        return None
+    return int(fields[19])  # field 22 of the whole line; fields here start at field 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    pid: int
+    start_ticks: int
+    status_file: Path
+
+    def encode(self) -> str:
+        return json.dumps(
+            {"pid": self.pid, "start_ticks": self.start_ticks, "status_file": str(self.status_file)}
+        )
+
+    @classmethod
+    def decode(cls, handle: RunHandle) -> _Token:
+        try:
+            raw = json.loads(handle.token)
+            return cls(int(raw["pid"]), int(raw["start_ticks"]), Path(raw["status_file"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ExecutorError(f"job {handle.job_id}: unreadable local run token") from exc
+
+
+class LocalExecutor:
+    """Runs jobs as local process groups. Not thread-safe: the service calls it from one thread.
+
+    Args:
+        grace_s: seconds between SIGTERM and SIGKILL on :meth:`cancel`.
+        allow_root_jobs: whether a job submitted by root (uid 0) may run.
+        python: the interpreter that runs the wrapper (default: this one).
+        monotonic: the clock for the grace period (tests inject a fake one).
+    """
+
+    def __init__(
+        self,
+        *,
+        grace_s: float = DEFAULT_GRACE_S,
+        allow_root_jobs: bool = True,
+        python: str = sys.executable,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._grace_s = grace_s
+        self._allow_root = allow_root_jobs
+        self._python = python
+        self._monotonic = monotonic
+        self._children: dict[int, subprocess.Popen[bytes]] = {}  # ours, reaped in poll
+        self._kill_at: dict[str, float] = {}  # job_id -> monotonic time of the SIGKILL
+
+    @property
+    def name(self) -> str:
+        return "local"
+
+    def launch(self, spec: LaunchSpec, now: datetime) -> RunHandle:
+        """Start ``spec`` under the wrapper; return at once.
+
+        Raises:
+            LaunchRefusedError: bad job id, empty argv, another user's job while not root, or a
+                root job when not allowed.
+            ExecutorError: the log directory or the wrapper could not be set up.
+        """
+        self._check(spec)
+        log_dir = spec.log_dir
+        status = log_dir / f"{spec.job_id}.status.json"
+        spec_file = log_dir / f"{spec.job_id}.spec.json"
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+            status.unlink(missing_ok=True)
+            out = _open_log(log_dir / f"{spec.job_id}.out", spec.uid, spec.gid)
+            err = _open_log(log_dir / f"{spec.job_id}.err", spec.uid, spec.gid)
+            try:
+                _write_private(spec_file, _wrapper_spec(spec, status))
+                child = subprocess.Popen(  # a fixed argv, no shell
+                    [self._python, "-I", "-m", "daemon.executors.wrapper", str(spec_file)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                    env={"PATH": _DEFAULT_PATH, "LANG": "C.UTF-8"},
+                    cwd="/",
+                )
+            finally:
+                os.close(out)
+                os.close(err)
+        except OSError as exc:
+            raise ExecutorError(f"job {spec.job_id}: cannot start in {log_dir}: {exc}") from exc
+        ticks = process_start_ticks(child.pid)
+        self._children[child.pid] = child
+        token = _Token(child.pid, ticks if ticks is not None else -1, status)
+        return RunHandle(spec.job_id, self.name, token.encode(), now)
+
+    def _check(self, spec: LaunchSpec) -> None:
+        if not _SAFE_ID.match(spec.job_id):
+            raise LaunchRefusedError(f"job {spec.job_id!r}: id unusable as a file name")
+        if not spec.argv:
+            raise LaunchRefusedError(f"job {spec.job_id}: empty command")
+        if spec.uid == 0 and not self._allow_root:
+            raise LaunchRefusedError(f"job {spec.job_id}: refusing to run a job as root")
+        euid = os.geteuid()
+        if euid not in (0, spec.uid):
+            raise LaunchRefusedError(
+                f"job {spec.job_id}: submitted by uid {spec.uid} but the daemon runs as uid "
+                f"{euid} and is not root; it cannot run jobs as another user"
+            )
+
+    def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
+        """Exit statuses of the jobs that have ended; escalates overdue cancels to SIGKILL."""
+        ended = []
+        for handle in handles:
+            token = _Token.decode(handle)
+            result = self._check_one(handle, token, now)
+            if result is not None:
+                ended.append(result)
+                self._kill_at.pop(handle.job_id, None)
+            elif self._monotonic() >= self._kill_at.get(handle.job_id, math.inf):
+                _signal_group(token.pid, signal.SIGKILL)
+        return ended
+
+    def _check_one(self, handle: RunHandle, token: _Token, now: datetime) -> ExitStatus | None:
+        child = self._children.get(token.pid)
+        if child is not None and child.poll() is not None:
+            del self._children[token.pid]  # reaped: no zombie left behind
+        recorded = _read_status(handle.job_id, token.status_file, now)
+        if recorded is not None:
+            self._reap(token.pid)
+            return recorded
+        if self._alive(token):
+            return None
+        recorded = _read_status(handle.job_id, token.status_file, now)  # written just before exit
+        if recorded is not None:
+            return recorded
+        killed = handle.job_id in self._kill_at
+        return ExitStatus(
+            handle.job_id,
+            now,
+            exit_code=None,
+            signal=int(signal.SIGKILL) if killed else None,
+            reason="killed after the grace period"
+            if killed
+            else "the job's wrapper ended without recording a status",
+        )
+
+    def _reap(self, pid: int) -> None:
+        """The wrapper exits right after writing the status: collect it (briefly blocking)."""
+        child = self._children.get(pid)
+        if child is None:
+            return
+        try:
+            child.wait(timeout=_REAP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return  # still finishing; a later poll reaps it
+        del self._children[pid]
+
+    def _alive(self, token: _Token) -> bool:
+        child = self._children.get(token.pid)
+        if child is not None:
+            return child.returncode is None
+        return process_start_ticks(token.pid) == token.start_ticks
+
+    def cancel(self, handle: RunHandle, now: datetime) -> None:
+        """SIGTERM the job's process group now; :meth:`poll` sends SIGKILL after the grace."""
+        token = _Token.decode(handle)
+        if not self._alive(token):
+            return
+        _signal_group(token.pid, signal.SIGTERM)
+        self._kill_at.setdefault(handle.job_id, self._monotonic() + self._grace_s)
+
+    def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
+        """Each handle still running (same pid *and* start time) or its recovered status."""
+        adopted: list[RunHandle | ExitStatus] = []
+        for handle in handles:
+            token = _Token.decode(handle)
+            result = self._check_one(handle, token, now)
+            adopted.append(handle if result is None else result)
+        return adopted
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # gone: poll reports it
+        os.killpg(pid, sig)
+
+
+def _open_log(path: Path, uid: int, gid: int) -> int:
+    """Open ``path`` for appending, owned by the job's user so they can read it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    if os.geteuid() == 0:
+        os.fchown(fd, uid, gid)
+    return fd
+
+
+def _write_private(path: Path, payload: dict[str, object]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle)
+    os.replace(tmp, path)
+
+
+def _wrapper_spec(spec: LaunchSpec, status: Path) -> dict[str, object]:
+    try:
+        user = pwd.getpwuid(spec.uid)
+        home, login = user.pw_dir, user.pw_name
+    except KeyError:
+        home, login = "/", str(spec.uid)
+    env = {
+        "PATH": _DEFAULT_PATH,
+        "HOME": home,
+        "USER": login,
+        "LOGNAME": login,
+        "LANG": "C.UTF-8",
+        **dict(spec.env),
+        "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in spec.gpu_indices),
+        "CARBOND_JOB_ID": spec.job_id,
+    }
+    return {
+        "job_id": spec.job_id,
+        "argv": list(spec.argv),
+        "env": env,
+        "uid": spec.uid,
+        "gid": spec.gid,
+        "cwd": home if os.path.isdir(home) else "/",
+        "status_file": str(status),
+    }
+
+
+def _read_status(job_id: str, path: Path, now: datetime) -> ExitStatus | None:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return ExitStatus(
+            job_id,
+            datetime.fromisoformat(raw["finished_at"]),
+            exit_code=None if raw["exit_code"] is None else int(raw["exit_code"]),
+            signal=None if raw["signal"] is None else int(raw["signal"]),
+            reason=str(raw.get("reason", "")),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return ExitStatus(job_id, now, None, None, f"unreadable status file {path}: {exc}")
