@@ -1,6 +1,8 @@
 """Prometheus metrics: a text endpoint on localhost with the daemon's own registry.
 
-:class:`Metrics` has plain methods the service and the loop call; it owns a private
+:class:`Metrics` has plain methods the service calls (it implements the service's
+``MetricsSink`` protocol: ``observe_queue``, ``observe_decision``, ``observe_outcome``,
+``observe_intensity``) and one the loop calls (``observe_step``); it owns a private
 ``CollectorRegistry`` (never the process-global one), and :meth:`Metrics.start` serves it over
 HTTP on ``127.0.0.1`` (``metrics.port`` in the settings; the composition root does not start it
 when the port is 0). Metric names (all prefixed ``carbond_``):
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Summary, start_http_server
@@ -103,6 +105,7 @@ class Metrics:
         self._intensity = Gauge(
             "carbond_intensity_g_per_kwh", "Latest carbon intensity per zone", ["zone"], registry=r
         )
+        self._clock = clock
         self._age = _IntensityAge(clock)
         r.register(self._age)
         self._step = Summary(
@@ -114,37 +117,47 @@ class Metrics:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
-    # -- what the service calls -------------------------------------------------------------
+    # -- what the service calls (daemon.metrics_sink.MetricsSink) ---------------------------
 
-    def set_jobs_by_state(self, counts: Mapping[str, int]) -> None:
-        """Queue depth: jobs per state (states absent from ``counts`` are set to 0)."""
-        for state in sorted({*JOB_STATES, *counts}):
-            self._jobs.labels(state=state).set(counts.get(state, 0))
+    def observe_queue(self, depth_by_state: Mapping[str, int]) -> None:
+        """Queue depth: jobs per state (states absent from the mapping are set to 0)."""
+        for state in sorted({*JOB_STATES, *depth_by_state}):
+            self._jobs.labels(state=state).set(depth_by_state.get(state, 0))
 
-    def record_decision(self, policy: str, action: str) -> None:
-        """One planning decision (``start``, ``hold`` or ``reject``)."""
-        self._decisions.labels(policy=policy, action=action).inc()
-
-    def record_dispatch(self, policy: str, expected_g: float, run_now_g: float | None) -> None:
-        """A started job's expected gCO2e and its run-now counterfactual (None: unknown)."""
-        self._expected_g.labels(policy=policy).inc(max(0.0, expected_g))
-        if run_now_g is not None:
-            self._run_now_g.labels(policy=policy).inc(max(0.0, run_now_g))
-
-    def record_outcome(
-        self, state: str, measured_energy_j: float | None = None, total_g: float | None = None
+    def observe_decision(
+        self,
+        policy: str,
+        action: str,
+        expected_total_g: float | None,
+        run_now_total_g: float | None,
     ) -> None:
-        """A job reached final ``state``; add its measured energy and grams when known."""
+        """One recorded decision; a ``start`` adds its expected and run-now gCO2e."""
+        self._decisions.labels(policy=policy, action=action).inc()
+        if action != "start":
+            return
+        if expected_total_g is not None:
+            self._expected_g.labels(policy=policy).inc(max(0.0, expected_total_g))
+        if run_now_total_g is not None:
+            self._run_now_g.labels(policy=policy).inc(max(0.0, run_now_total_g))
+
+    def observe_outcome(
+        self,
+        job_id: str,
+        state: str,
+        measured_total_g: float | None,
+        measured_energy_j: float | None = None,
+    ) -> None:
+        """A job reached final ``state``; adds its measured gCO2e and energy when known."""
         self._finished.labels(state=state).inc()
+        if measured_total_g is not None:
+            self._measured_g.inc(max(0.0, measured_total_g))
         if measured_energy_j is not None:
             self._measured_j.inc(max(0.0, measured_energy_j))
-        if total_g is not None:
-            self._measured_g.inc(max(0.0, total_g))
 
-    def set_intensity(self, zone: str, intensity_g_per_kwh: float, observed_at: datetime) -> None:
-        """The latest intensity of ``zone`` and when it was observed (its age is derived)."""
+    def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
+        """The latest intensity of ``zone``, ``age_s`` old now (the age grows until the next)."""
         self._intensity.labels(zone=zone).set(intensity_g_per_kwh)
-        self._age.set(zone, observed_at)
+        self._age.set(zone, self._clock() - timedelta(seconds=max(0.0, age_s)))
 
     # -- what the loop calls ----------------------------------------------------------------
 

@@ -86,6 +86,9 @@ class LocalExecutor:
     Args:
         grace_s: seconds between SIGTERM and SIGKILL on :meth:`cancel`.
         allow_root_jobs: whether a job submitted by root (uid 0) may run.
+        log_dir: where jobs' files are, to recover a run whose token was never recorded (the
+            daemon stopped between starting it and storing its handle); usually
+            ``<state_dir>/logs``, the ``log_dir`` the service puts in every spec.
         python: the interpreter that runs the wrapper (default: this one).
         monotonic: the clock for the grace period (tests inject a fake one).
     """
@@ -95,11 +98,13 @@ class LocalExecutor:
         *,
         grace_s: float = DEFAULT_GRACE_S,
         allow_root_jobs: bool = True,
+        log_dir: Path | None = None,
         python: str = sys.executable,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._grace_s = grace_s
         self._allow_root = allow_root_jobs
+        self._log_dir = log_dir
         self._python = python
         self._monotonic = monotonic
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # ours, reaped in poll
@@ -224,13 +229,55 @@ class LocalExecutor:
         self._kill_at.setdefault(handle.job_id, self._monotonic() + self._grace_s)
 
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
-        """Each handle still running (same pid *and* start time) or its recovered status."""
+        """Each handle still running (same pid *and* start time) or its recovered status.
+
+        A handle with an empty token (the daemon stopped before recording it) is looked up by
+        its files in ``log_dir`` and, if its wrapper is still running, returned with a token.
+        """
         adopted: list[RunHandle | ExitStatus] = []
         for handle in handles:
+            if not handle.token:
+                adopted.append(self._recover(handle, now))
+                continue
             token = _Token.decode(handle)
             result = self._check_one(handle, token, now)
             adopted.append(handle if result is None else result)
         return adopted
+
+    def _recover(self, handle: RunHandle, now: datetime) -> RunHandle | ExitStatus:
+        if self._log_dir is None or not _SAFE_ID.match(handle.job_id):
+            return ExitStatus(handle.job_id, now, None, None, "run token lost; no log_dir to look")
+        status = self._log_dir / f"{handle.job_id}.status.json"
+        spec_file = self._log_dir / f"{handle.job_id}.spec.json"
+        if (recorded := _read_status(handle.job_id, status, now)) is not None:
+            return recorded
+        if (pid := _find_wrapper(spec_file)) is not None:
+            ticks = process_start_ticks(pid)
+            if ticks is not None:
+                token = _Token(pid, ticks, status).encode()
+                return RunHandle(handle.job_id, self.name, token, handle.started_at)
+        if (recorded := _read_status(handle.job_id, status, now)) is not None:
+            return recorded
+        if spec_file.exists():
+            reason = "not running and no status recorded: the wrapper died or never started"
+        else:
+            reason = "never launched: the daemon stopped before starting it"
+        return ExitStatus(handle.job_id, now, None, None, reason)
+
+
+def _find_wrapper(spec_file: Path) -> int | None:
+    """The pid of the wrapper running ``spec_file`` (from ``/proc/*/cmdline``), if any."""
+    wanted = str(spec_file).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"daemon.executors.wrapper" in argv and wanted in argv:
+            return int(entry.name)
+    return None
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

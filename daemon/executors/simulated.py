@@ -121,8 +121,17 @@ class SimulatedExecutor:
         self._cancelled.setdefault(handle.job_id, now)
 
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
-        """Each handle still running at ``now``, or its status if it ended meanwhile."""
-        return [self._status(handle, now) or handle for handle in handles]
+        """Each handle still running at ``now``, or its status if it ended meanwhile.
+
+        A handle with an empty token (never recorded) cannot be recovered: a simulated run
+        exists only in its token, so it is reported as lost.
+        """
+        return [
+            (self._status(handle, now) or handle)
+            if handle.token
+            else ExitStatus(handle.job_id, now, None, None, "simulated run lost: no token")
+            for handle in handles
+        ]
 
 
 def _decode(handle: RunHandle) -> _Run:

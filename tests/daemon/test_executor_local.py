@@ -224,3 +224,30 @@ def test_a_job_runs_as_the_submitting_user_with_no_extra_groups(tmp_path: Path) 
     assert (log.stat().st_uid, log.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid)
     status_file = tmp_path / "logs" / "job-n.status.json"
     assert status_file.stat().st_uid == 0  # the user cannot forge their job's outcome
+
+
+def test_a_run_whose_token_was_never_recorded_is_found_by_its_files(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    marker = tmp_path / "started"
+    code = (
+        "import pathlib, time\n"
+        f"pathlib.Path({str(marker)!r}).touch()\n"
+        f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.02)\n"
+    )
+    before = LocalExecutor()
+    running = before.launch(_spec(tmp_path, "job-t", PY, "-c", code), NOW)
+    finished = before.launch(_spec(tmp_path, "job-f", PY, "-c", "raise SystemExit(5)"), NOW)
+    _wait_for_file(marker)
+    _wait_for_file(tmp_path / "logs" / "job-f.status.json")
+    lost = [RunHandle(h.job_id, "local", "", NOW) for h in (running, finished)]
+    lost.append(RunHandle("job-never", "local", "", NOW))
+
+    after = LocalExecutor(log_dir=tmp_path / "logs")
+    found, ended, never = after.adopt(lost, NOW)
+
+    assert isinstance(found, RunHandle) and found.token == running.token
+    assert isinstance(ended, ExitStatus) and ended.exit_code == 5
+    assert isinstance(never, ExitStatus) and "never launched" in never.reason
+    go.touch()
+    assert _wait(after, found).succeeded
+    before.poll([running, finished], NOW)  # reap the children in this test process

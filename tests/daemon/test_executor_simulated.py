@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.executors.base import ExitStatus, LaunchSpec
+from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
 from daemon.executors.errors import ExecutorError
 from daemon.executors.simulated import SimulatedExecutor
 
@@ -87,3 +87,11 @@ def test_a_new_executor_adopts_running_jobs_and_recovers_ended_ones() -> None:
 def test_bad_parameters_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ExecutorError, match=next(iter(kwargs))):
         SimulatedExecutor(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_run_without_a_token_is_reported_lost() -> None:
+    handle = RunHandle("t", "simulated", "", T0)
+
+    (result,) = SimulatedExecutor().adopt([handle], T0)
+
+    assert isinstance(result, ExitStatus) and "lost" in result.reason

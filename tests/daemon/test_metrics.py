@@ -26,17 +26,19 @@ def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_scraped_values_follow_what_the_service_records() -> None:
-    with Metrics(clock=lambda: NOW) as metrics:
+    clock = [NOW]
+    with Metrics(clock=lambda: clock[0]) as metrics:
         port = metrics.start(0)
-        metrics.set_jobs_by_state({"queued": 3, "running": 1})
-        metrics.record_decision("carbon-window", "hold")
-        metrics.record_decision("carbon-window", "start")
-        metrics.record_decision("carbon-window", "start")
-        metrics.record_dispatch("carbon-window", 12.5, 30.0)
-        metrics.record_dispatch("carbon-window", 2.5, None)
-        metrics.record_outcome("succeeded", measured_energy_j=3.6e6, total_g=14.0)
-        metrics.record_outcome("failed")
-        metrics.set_intensity("CA-QC", 31.0, NOW - timedelta(minutes=5))
+        metrics.observe_queue({"queued": 3, "running": 1})
+        metrics.observe_decision("carbon-window", "hold", 9.0, 20.0)  # not started: no grams
+        metrics.observe_decision("carbon-window", "start", 12.5, 30.0)
+        metrics.observe_decision("carbon-window", "start", 2.5, None)
+        metrics.observe_decision("carbon-window", "reject", None, None)
+        metrics.observe_outcome("j1", "succeeded", 14.0, measured_energy_j=3.6e6)
+        metrics.observe_outcome("j2", "failed", None)
+        clock[0] = NOW - timedelta(minutes=3)
+        metrics.observe_intensity("CA-QC", 31.0, 120.0)  # observed at NOW - 5 min
+        clock[0] = NOW
         metrics.observe_step("plan", 0.25)
         metrics.observe_step("plan", 0.5, failed=True)
 
@@ -48,6 +50,7 @@ def test_scraped_values_follow_what_the_service_records() -> None:
     assert got[("carbond_jobs", (("state", "expired"),))] == 0
     assert got[("carbond_decisions_total", (("action", "start"), cw))] == 2
     assert got[("carbond_decisions_total", (("action", "hold"), cw))] == 1
+    assert got[("carbond_decisions_total", (("action", "reject"), cw))] == 1
     assert got[("carbond_expected_emissions_grams_total", (cw,))] == 15.0
     assert got[("carbond_run_now_emissions_grams_total", (cw,))] == 30.0
     assert got[("carbond_measured_energy_joules_total", ())] == 3.6e6
