@@ -8,7 +8,9 @@ uid/gid (no supplementary groups) when the daemon is root, and records the exit 
 
 Files per job in ``log_dir`` (owned by the job's user, except spec and status which stay the
 daemon's): ``<id>.out`` and ``<id>.err`` (stdout, stderr, appended), ``<id>.spec.json`` (what
-the wrapper runs), ``<id>.status.json`` (how it ended).
+the wrapper runs), ``<id>.started.<attempt>`` (claimed by the wrapper just before it starts
+the job, or by a recovering daemon to stop it from ever starting), ``<id>.status.json`` (how
+it ended).
 
 The run token is ``{"pid", "start_ticks", "status_file"}``: the wrapper's pid with its start
 time in clock ticks since boot (``/proc/PID/stat`` field 22), so a re-used pid is never
@@ -131,8 +133,9 @@ class LocalExecutor:
             status.unlink(missing_ok=True)
             out = _open_log(log_dir / f"{spec.job_id}.out", spec.uid, spec.gid)
             err = _open_log(log_dir / f"{spec.job_id}.err", spec.uid, spec.gid)
+            attempt = _previous_attempt(spec_file) + 1
             try:
-                _write_private(spec_file, _wrapper_spec(spec, status))
+                _write_private(spec_file, _wrapper_spec(spec, status, attempt))
                 child = subprocess.Popen(  # a fixed argv, no shell
                     [self._python, "-I", "-m", "daemon.executors.wrapper", str(spec_file)],
                     stdin=subprocess.DEVNULL,
@@ -245,12 +248,31 @@ class LocalExecutor:
         return adopted
 
     def _recover(self, handle: RunHandle, now: datetime) -> RunHandle | ExitStatus:
+        """Find a run whose token was never recorded, race-free against a starting wrapper.
+
+        The wrapper claims ``<id>.started.<attempt>`` (``O_EXCL``) before it starts the job;
+        here the same claim is tried first. If it succeeds, the job never started and now
+        never will (a late wrapper finds the claim taken and exits): :func:`_never_started`.
+        If the wrapper holds the claim, the job started: it is found in ``/proc`` or its
+        status is read.
+        """
         if self._log_dir is None or not _SAFE_ID.match(handle.job_id):
             return ExitStatus(handle.job_id, now, None, None, "run token lost; no log_dir to look")
         status = self._log_dir / f"{handle.job_id}.status.json"
         spec_file = self._log_dir / f"{handle.job_id}.spec.json"
         if (recorded := _read_status(handle.job_id, status, now)) is not None:
             return recorded
+        marker = _start_marker(spec_file)
+        if marker is None:
+            return _never_started(handle, now, "the daemon stopped before writing its spec")
+        if _claim(marker):
+            return _never_started(handle, now, "the daemon stopped before its wrapper started it")
+        return self._started(handle, spec_file, status, now)
+
+    def _started(
+        self, handle: RunHandle, spec_file: Path, status: Path, now: datetime
+    ) -> RunHandle | ExitStatus:
+        """The wrapper claimed the start: the job runs (found in ``/proc``) or has ended."""
         if (pid := _find_wrapper(spec_file)) is not None:
             ticks = process_start_ticks(pid)
             if ticks is not None:
@@ -258,11 +280,31 @@ class LocalExecutor:
                 return RunHandle(handle.job_id, self.name, token, handle.started_at)
         if (recorded := _read_status(handle.job_id, status, now)) is not None:
             return recorded
-        if spec_file.exists():
-            reason = "not running and no status recorded: the wrapper died or never started"
-        else:
-            reason = "never launched: the daemon stopped before starting it"
+        reason = "started, but its wrapper ended without recording a status"
         return ExitStatus(handle.job_id, now, None, None, reason)
+
+
+def _never_started(handle: RunHandle, now: datetime, why: str) -> ExitStatus:
+    """A run that provably never started (the service queues the job again)."""
+    return ExitStatus(handle.job_id, now, None, None, f"never started: {why}")
+
+
+def _start_marker(spec_file: Path) -> Path | None:
+    """The start marker named in ``spec_file`` (None: no readable spec, nothing launched)."""
+    try:
+        return Path(json.loads(spec_file.read_text(encoding="utf-8"))["start_marker"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _claim(marker: Path) -> bool:
+    """Create ``marker`` exclusively; False when someone (the wrapper) already has."""
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
 
 
 def _find_wrapper(spec_file: Path) -> int | None:
@@ -301,7 +343,14 @@ def _write_private(path: Path, payload: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
-def _wrapper_spec(spec: LaunchSpec, status: Path) -> dict[str, object]:
+def _previous_attempt(spec_file: Path) -> int:
+    try:
+        return int(json.loads(spec_file.read_text(encoding="utf-8"))["attempt"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _wrapper_spec(spec: LaunchSpec, status: Path, attempt: int) -> dict[str, object]:
     try:
         user = pwd.getpwuid(spec.uid)
         home, login = user.pw_dir, user.pw_name
@@ -325,6 +374,8 @@ def _wrapper_spec(spec: LaunchSpec, status: Path) -> dict[str, object]:
         "gid": spec.gid,
         "cwd": home if os.path.isdir(home) else "/",
         "status_file": str(status),
+        "attempt": attempt,
+        "start_marker": str(status.with_name(f"{spec.job_id}.started.{attempt}")),
     }
 
 

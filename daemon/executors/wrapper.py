@@ -3,7 +3,8 @@
 Started by :class:`daemon.executors.local.LocalExecutor` as
 ``python -I -m daemon.executors.wrapper SPEC_FILE`` with a clean environment, as the daemon's
 user, as the leader of a new session (so the job's process group is the wrapper's pid). It
-reads the spec the daemon wrote (argv, env, uid, gid, cwd, status path), starts the job
+reads the spec the daemon wrote (argv, env, uid, gid, cwd, status path), claims the start
+marker (``O_EXCL``; if a recovering daemon took it first, the job is not started), starts the job
 without a shell (switching to the job's uid/gid with no supplementary groups when it runs as
 root), waits for it, and writes the exit status atomically (temp file + rename) to the status
 path. SIGTERM, SIGINT and SIGHUP sent to the process group reach the job; the wrapper itself
@@ -74,6 +75,13 @@ def run(spec_path: Path) -> int:
     # A handler, not SIG_IGN: ignored signals would stay ignored in the job after exec.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _ignore)
+    try:  # the start claim: a recovering daemon may have taken it to stop this launch
+        os.close(os.open(spec["start_marker"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        print(
+            "carbond-wrapper: a recovering daemon claimed the start; not starting", file=sys.stderr
+        )
+        return 0
     try:
         child = _start(spec)
     except FileNotFoundError as exc:

@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import signal
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
-from daemon.executors.errors import LaunchRefusedError
+from daemon.executors.errors import ExecutorError, LaunchRefusedError
 from daemon.executors.local import LocalExecutor, process_start_ticks
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -247,7 +248,34 @@ def test_a_run_whose_token_was_never_recorded_is_found_by_its_files(tmp_path: Pa
 
     assert isinstance(found, RunHandle) and found.token == running.token
     assert isinstance(ended, ExitStatus) and ended.exit_code == 5
-    assert isinstance(never, ExitStatus) and "never launched" in never.reason
+    assert isinstance(never, ExitStatus) and "never started" in never.reason
     go.touch()
     assert _wait(after, found).succeeded
     before.poll([running, finished], NOW)  # reap the children in this test process
+
+
+def test_a_recovering_daemon_claims_the_start_so_a_late_wrapper_never_runs_it(
+    tmp_path: Path,
+) -> None:
+    ran = tmp_path / "ran"
+    dying = LocalExecutor(python=str(tmp_path / "no-python"))  # spec written, wrapper never up
+    code = f"import pathlib; pathlib.Path({str(ran)!r}).touch()"
+    with pytest.raises(ExecutorError, match="job-late"):
+        dying.launch(_spec(tmp_path, "job-late", PY, "-c", code), NOW)
+    spec_file = tmp_path / "logs" / "job-late.spec.json"
+
+    (result,) = LocalExecutor(log_dir=tmp_path / "logs").adopt(
+        [RunHandle("job-late", "local", "", NOW)], NOW
+    )
+    late = subprocess.run(
+        [PY, "-I", "-m", "daemon.executors.wrapper", str(spec_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert isinstance(result, ExitStatus) and "never started" in result.reason
+    assert late.returncode == 0 and "claimed the start" in late.stderr
+    assert not ran.exists()
+    assert not (tmp_path / "logs" / "job-late.status.json").exists()
