@@ -28,7 +28,6 @@ import contextlib
 import json
 import math
 import os
-import pwd
 import re
 import signal
 import subprocess
@@ -39,27 +38,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from daemon.executors import jobfiles
 from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
 
-__all__ = ["DEFAULT_GRACE_S", "LocalExecutor", "process_start_ticks"]
+__all__ = ["DEFAULT_GRACE_S", "LocalExecutor"]
 
 DEFAULT_GRACE_S = 30.0
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _REAP_TIMEOUT_S = 1.0
-
-
-def process_start_ticks(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot; None when it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
-    if fields[0] in {"Z", "X"}:
-        return None
-    return int(fields[19])  # field 22 of the whole line; fields here start at field 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,18 +118,18 @@ class LocalExecutor:
         try:
             log_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
             status.unlink(missing_ok=True)
-            out = _open_log(log_dir / f"{spec.job_id}.out", spec.uid, spec.gid)
-            err = _open_log(log_dir / f"{spec.job_id}.err", spec.uid, spec.gid)
-            attempt = _previous_attempt(spec_file) + 1
+            out = jobfiles.open_log(log_dir / f"{spec.job_id}.out", spec.uid, spec.gid)
+            err = jobfiles.open_log(log_dir / f"{spec.job_id}.err", spec.uid, spec.gid)
+            attempt = jobfiles.previous_attempt(spec_file) + 1
             try:
-                _write_private(spec_file, _wrapper_spec(spec, status, attempt))
+                jobfiles.write_private(spec_file, jobfiles.wrapper_spec(spec, status, attempt))
                 child = subprocess.Popen(  # a fixed argv, no shell
                     [self._python, "-I", "-m", "daemon.executors.wrapper", str(spec_file)],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
                     start_new_session=True,
-                    env={"PATH": _DEFAULT_PATH, "LANG": "C.UTF-8"},
+                    env={"PATH": jobfiles.DEFAULT_PATH, "LANG": "C.UTF-8"},
                     cwd="/",
                 )
             finally:
@@ -150,7 +137,7 @@ class LocalExecutor:
                 os.close(err)
         except OSError as exc:
             raise ExecutorError(f"job {spec.job_id}: cannot start in {log_dir}: {exc}") from exc
-        ticks = process_start_ticks(child.pid)
+        ticks = jobfiles.process_start_ticks(child.pid)
         self._children[child.pid] = child
         token = _Token(child.pid, ticks if ticks is not None else -1, status)
         return RunHandle(spec.job_id, self.name, token.encode(), now)
@@ -186,13 +173,15 @@ class LocalExecutor:
         child = self._children.get(token.pid)
         if child is not None and child.poll() is not None:
             del self._children[token.pid]  # reaped: no zombie left behind
-        recorded = _read_status(handle.job_id, token.status_file, now)
+        recorded = jobfiles.read_status(handle.job_id, token.status_file, now)
         if recorded is not None:
             self._reap(token.pid)
             return recorded
         if self._alive(token):
             return None
-        recorded = _read_status(handle.job_id, token.status_file, now)  # written just before exit
+        recorded = jobfiles.read_status(
+            handle.job_id, token.status_file, now
+        )  # written just before exit
         if recorded is not None:
             return recorded
         killed = handle.job_id in self._kill_at
@@ -221,7 +210,7 @@ class LocalExecutor:
         child = self._children.get(token.pid)
         if child is not None:
             return child.returncode is None
-        return process_start_ticks(token.pid) == token.start_ticks
+        return jobfiles.process_start_ticks(token.pid) == token.start_ticks
 
     def cancel(self, handle: RunHandle, now: datetime) -> None:
         """SIGTERM the job's process group now; :meth:`poll` sends SIGKILL after the grace."""
@@ -260,12 +249,12 @@ class LocalExecutor:
             return ExitStatus(handle.job_id, now, None, None, "run token lost; no log_dir to look")
         status = self._log_dir / f"{handle.job_id}.status.json"
         spec_file = self._log_dir / f"{handle.job_id}.spec.json"
-        if (recorded := _read_status(handle.job_id, status, now)) is not None:
+        if (recorded := jobfiles.read_status(handle.job_id, status, now)) is not None:
             return recorded
-        marker = _start_marker(spec_file)
+        marker = jobfiles.start_marker(spec_file)
         if marker is None:
             return _never_started(handle, now, "the daemon stopped before writing its spec")
-        if _claim(marker):
+        if jobfiles.claim(marker):
             return _never_started(handle, now, "the daemon stopped before its wrapper started it")
         return self._started(handle, spec_file, status, now)
 
@@ -273,12 +262,12 @@ class LocalExecutor:
         self, handle: RunHandle, spec_file: Path, status: Path, now: datetime
     ) -> RunHandle | ExitStatus:
         """The wrapper claimed the start: the job runs (found in ``/proc``) or has ended."""
-        if (pid := _find_wrapper(spec_file)) is not None:
-            ticks = process_start_ticks(pid)
+        if (pid := jobfiles.find_wrapper(spec_file)) is not None:
+            ticks = jobfiles.process_start_ticks(pid)
             if ticks is not None:
                 token = _Token(pid, ticks, status).encode()
                 return RunHandle(handle.job_id, self.name, token, handle.started_at)
-        if (recorded := _read_status(handle.job_id, status, now)) is not None:
+        if (recorded := jobfiles.read_status(handle.job_id, status, now)) is not None:
             return recorded
         reason = "started, but its wrapper ended without recording a status"
         return ExitStatus(handle.job_id, now, None, None, reason)
@@ -289,107 +278,6 @@ def _never_started(handle: RunHandle, now: datetime, why: str) -> ExitStatus:
     return ExitStatus(handle.job_id, now, None, None, f"never started: {why}")
 
 
-def _start_marker(spec_file: Path) -> Path | None:
-    """The start marker named in ``spec_file`` (None: no readable spec, nothing launched)."""
-    try:
-        return Path(json.loads(spec_file.read_text(encoding="utf-8"))["start_marker"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _claim(marker: Path) -> bool:
-    """Create ``marker`` exclusively; False when someone (the wrapper) already has."""
-    try:
-        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        return False
-    os.close(fd)
-    return True
-
-
-def _find_wrapper(spec_file: Path) -> int | None:
-    """The pid of the wrapper running ``spec_file`` (from ``/proc/*/cmdline``), if any."""
-    wanted = str(spec_file).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"daemon.executors.wrapper" in argv and wanted in argv:
-            return int(entry.name)
-    return None
-
-
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):  # gone: poll reports it
         os.killpg(pid, sig)
-
-
-def _open_log(path: Path, uid: int, gid: int) -> int:
-    """Open ``path`` for appending, owned by the job's user so they can read it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-    if os.geteuid() == 0:
-        os.fchown(fd, uid, gid)
-    return fd
-
-
-def _write_private(path: Path, payload: dict[str, object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle)
-    os.replace(tmp, path)
-
-
-def _previous_attempt(spec_file: Path) -> int:
-    try:
-        return int(json.loads(spec_file.read_text(encoding="utf-8"))["attempt"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
-def _wrapper_spec(spec: LaunchSpec, status: Path, attempt: int) -> dict[str, object]:
-    try:
-        user = pwd.getpwuid(spec.uid)
-        home, login = user.pw_dir, user.pw_name
-    except KeyError:
-        home, login = "/", str(spec.uid)
-    env = {
-        "PATH": _DEFAULT_PATH,
-        "HOME": home,
-        "USER": login,
-        "LOGNAME": login,
-        "LANG": "C.UTF-8",
-        **dict(spec.env),
-        "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in spec.gpu_indices),
-        "CARBOND_JOB_ID": spec.job_id,
-    }
-    return {
-        "job_id": spec.job_id,
-        "argv": list(spec.argv),
-        "env": env,
-        "uid": spec.uid,
-        "gid": spec.gid,
-        "cwd": home if os.path.isdir(home) else "/",
-        "status_file": str(status),
-        "attempt": attempt,
-        "start_marker": str(status.with_name(f"{spec.job_id}.started.{attempt}")),
-    }
-
-
-def _read_status(job_id: str, path: Path, now: datetime) -> ExitStatus | None:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return ExitStatus(
-            job_id,
-            datetime.fromisoformat(raw["finished_at"]),
-            exit_code=None if raw["exit_code"] is None else int(raw["exit_code"]),
-            signal=None if raw["signal"] is None else int(raw["signal"]),
-            reason=str(raw.get("reason", "")),
-        )
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return ExitStatus(job_id, now, None, None, f"unreadable status file {path}: {exc}")

@@ -16,7 +16,8 @@ import pytest
 
 from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
-from daemon.executors.local import LocalExecutor, process_start_ticks
+from daemon.executors.jobfiles import process_start_ticks
+from daemon.executors.local import LocalExecutor
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PY = sys.executable
