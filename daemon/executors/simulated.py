@@ -123,13 +123,13 @@ class SimulatedExecutor:
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
         """Each handle still running at ``now``, or its status if it ended meanwhile.
 
-        A handle with an empty token (never recorded) cannot be recovered: a simulated run
-        exists only in its token, so it is reported as lost.
+        A handle with an empty token (the daemon stopped before recording it) never started:
+        a simulated run exists only in its token. The service queues such a job again.
         """
         return [
             (self._status(handle, now) or handle)
             if handle.token
-            else ExitStatus(handle.job_id, now, None, None, "simulated run lost: no token")
+            else ExitStatus(handle.job_id, now, None, None, "never started: no simulated token")
             for handle in handles
         ]
 

@@ -89,9 +89,9 @@ def test_bad_parameters_are_refused(kwargs: dict[str, float]) -> None:
         SimulatedExecutor(**kwargs)  # type: ignore[arg-type]
 
 
-def test_a_run_without_a_token_is_reported_lost() -> None:
+def test_a_run_without_a_token_never_started() -> None:
     handle = RunHandle("t", "simulated", "", T0)
 
     (result,) = SimulatedExecutor().adopt([handle], T0)
 
-    assert isinstance(result, ExitStatus) and "lost" in result.reason
+    assert isinstance(result, ExitStatus) and result.reason.startswith("never started")
