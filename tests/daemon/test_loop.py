@@ -173,3 +173,16 @@ def test_ready_watchdog_and_stopping_are_sent(watchdog_socket: tuple[socket.sock
     assert messages[0] == "READY=1\nSTATUS=carbond running"
     assert messages[-1] == "STOPPING=1\nSTATUS=carbond stopping"
     assert messages.count("WATCHDOG=1") >= 2
+
+
+def test_a_step_already_waiting_is_not_queued_twice() -> None:
+    steps = RecordingSteps()
+    loop = ServiceLoop(steps, Intervals(3600, 3600, 3600, 3600))
+    for _ in range(5):
+        loop.trigger("plan")  # before start: it waits, and so does the start-up pass's
+    _after(len(STEP_NAMES), steps, loop.request_stop)
+
+    assert loop.run() == 0
+
+    names = [name for name, _, _ in steps.calls]
+    assert names == ["plan", "ingest", "refresh_intensity", "reconcile"]
