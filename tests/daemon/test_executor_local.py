@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +33,18 @@ class FakeMonotonic:
 
     def __call__(self) -> float:
         return self.t
+
+
+@pytest.fixture
+def reaper() -> Iterator[list[RunHandle]]:
+    """Handles whose process groups are killed after the test, even when it fails."""
+    handles: list[RunHandle] = []
+    yield handles
+    for handle in handles:
+        token = json.loads(handle.token)
+        if process_start_ticks(token["pid"]) == token["start_ticks"]:  # still that process
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(token["pid"], signal.SIGKILL)
 
 
 def _spec(tmp_path: Path, job_id: str, *argv: str, **kw: object) -> LaunchSpec:
@@ -113,11 +127,12 @@ def test_exit_status_is_recorded(
     assert not status.succeeded
 
 
-def test_cancel_sends_sigterm_to_the_process_group(tmp_path: Path) -> None:
+def test_cancel_sends_sigterm_to_the_process_group(tmp_path: Path, reaper: list[RunHandle]) -> None:
     marker = tmp_path / "started"
     code = f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(60)"
     executor = LocalExecutor()
     handle = executor.launch(_spec(tmp_path, "job-c", PY, "-c", code), NOW)
+    reaper.append(handle)
     _wait_for_file(marker)
 
     executor.cancel(handle, NOW)
@@ -126,7 +141,9 @@ def test_cancel_sends_sigterm_to_the_process_group(tmp_path: Path) -> None:
     assert status.signal == signal.SIGTERM and status.exit_code is None
 
 
-def test_cancel_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) -> None:
+def test_cancel_escalates_to_sigkill_after_the_grace_period(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
     marker = tmp_path / "started"
     code = (
         "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
@@ -135,6 +152,7 @@ def test_cancel_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) -> N
     clock = FakeMonotonic()
     executor = LocalExecutor(grace_s=10.0, monotonic=clock)
     handle = executor.launch(_spec(tmp_path, "job-k", PY, "-c", code), NOW)
+    reaper.append(handle)
     _wait_for_file(marker)
 
     executor.cancel(handle, NOW)  # ignored by the job
@@ -146,7 +164,9 @@ def test_cancel_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) -> N
     assert "grace" in status.reason
 
 
-def test_a_restarted_daemon_adopts_a_running_job_and_reads_its_status(tmp_path: Path) -> None:
+def test_a_restarted_daemon_adopts_a_running_job_and_reads_its_status(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
     go = tmp_path / "go"
     marker = tmp_path / "started"
     code = (
@@ -157,6 +177,7 @@ def test_a_restarted_daemon_adopts_a_running_job_and_reads_its_status(tmp_path: 
     )
     before = LocalExecutor()
     handle = before.launch(_spec(tmp_path, "job-a", PY, "-c", code), NOW)
+    reaper.append(handle)
     _wait_for_file(marker)
 
     after = LocalExecutor()  # a new daemon: it did not start the process
@@ -228,7 +249,9 @@ def test_a_job_runs_as_the_submitting_user_with_no_extra_groups(tmp_path: Path) 
     assert status_file.stat().st_uid == 0  # the user cannot forge their job's outcome
 
 
-def test_a_run_whose_token_was_never_recorded_is_found_by_its_files(tmp_path: Path) -> None:
+def test_a_run_whose_token_was_never_recorded_is_found_by_its_files(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
     go = tmp_path / "go"
     marker = tmp_path / "started"
     code = (
@@ -238,6 +261,7 @@ def test_a_run_whose_token_was_never_recorded_is_found_by_its_files(tmp_path: Pa
     )
     before = LocalExecutor()
     running = before.launch(_spec(tmp_path, "job-t", PY, "-c", code), NOW)
+    reaper.append(running)
     finished = before.launch(_spec(tmp_path, "job-f", PY, "-c", "raise SystemExit(5)"), NOW)
     _wait_for_file(marker)
     _wait_for_file(tmp_path / "logs" / "job-f.status.json")
