@@ -36,14 +36,19 @@ __all__ = [
     "CatalogSettings",
     "ConfigError",
     "ElectricityMapsSettings",
+    "ExecutorSettings",
     "GpuSettings",
     "IntensitySettings",
     "IntervalSettings",
+    "LocalExecutorSettings",
+    "LogSettings",
+    "MetricsSettings",
     "PolicySettings",
     "QueueSettings",
     "RegionSettings",
     "Settings",
     "SignalsSettings",
+    "SimulatedExecutorSettings",
     "load_settings",
 ]
 
@@ -183,6 +188,42 @@ class QueueSettings(_Section):
     retired_grace_s: float = Field(default=60.0, ge=0)
 
 
+class MetricsSettings(_Section):
+    """The Prometheus endpoint, served on 127.0.0.1 only."""
+
+    port: int = Field(default=9464, ge=0, le=65535, description="0 turns the endpoint off")
+
+
+class LocalExecutorSettings(_Section):
+    """Jobs as local process groups (``executor = "local"`` in a region)."""
+
+    grace_s: float = Field(default=30.0, gt=0, description="SIGTERM to SIGKILL on cancel")
+    allow_root_jobs: bool = True
+
+
+class SimulatedExecutorSettings(_Section):
+    """Process-free jobs for replay and the demo (``executor = "simulated"``)."""
+
+    truth_factor: float = Field(default=1.0, gt=0)
+    noise_sigma: float = Field(default=0.0, ge=0)
+    failure_rate: float = Field(default=0.0, ge=0, le=1)
+    seed: int = 0
+
+
+class ExecutorSettings(_Section):
+    """Per-executor options."""
+
+    local: LocalExecutorSettings = LocalExecutorSettings()
+    simulated: SimulatedExecutorSettings = SimulatedExecutorSettings()
+
+
+class LogSettings(_Section):
+    """Log level and format (``auto``: JSON unless stderr is a terminal)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
 class Settings(BaseSettings):
     """Every setting of the daemon and the CLI."""
 
@@ -202,6 +243,9 @@ class Settings(BaseSettings):
     electricitymaps: ElectricityMapsSettings = ElectricityMapsSettings()
     signals: SignalsSettings = SignalsSettings()
     gpu: GpuSettings = GpuSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    executors: ExecutorSettings = ExecutorSettings()
+    log: LogSettings = LogSettings()
     catalog: CatalogSettings = CatalogSettings()
     regions: tuple[RegionSettings, ...] = ()
     policy: PolicySettings = PolicySettings()

@@ -1,0 +1,151 @@
+"""The local executor's per-job files and ``/proc`` lookups (no policy, no state).
+
+Files in the log dir, per job: ``<id>.out``/``<id>.err`` (owned by the job's user),
+``<id>.spec.json`` (what the wrapper runs, 0600), ``<id>.started.<attempt>`` (the start claim),
+``<id>.status.json`` (how it ended, written by the wrapper). A process is identified by its pid
+*and* its start time in clock ticks since boot, so a recycled pid never passes for the job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from datetime import datetime
+from pathlib import Path
+
+from daemon.executors.base import ExitStatus, LaunchSpec
+
+__all__ = [
+    "DEFAULT_PATH",
+    "claim",
+    "find_wrapper",
+    "open_log",
+    "previous_attempt",
+    "process_start_ticks",
+    "read_status",
+    "start_marker",
+    "wrapper_spec",
+    "write_private",
+]
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot; None when it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
+    if fields[0] in {"Z", "X"}:
+        return None
+    return int(fields[19])  # field 22 of the whole line; fields here start at field 3
+
+
+def start_marker(spec_file: Path) -> Path | None:
+    """The start marker named in ``spec_file`` (None: no readable spec, nothing launched)."""
+    try:
+        return Path(json.loads(spec_file.read_text(encoding="utf-8"))["start_marker"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def claim(marker: Path) -> bool:
+    """Create ``marker`` exclusively; False when someone (the wrapper) already has."""
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def find_wrapper(spec_file: Path) -> int | None:
+    """The pid of the wrapper running ``spec_file`` (from ``/proc/*/cmdline``), if any."""
+    wanted = str(spec_file).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"daemon.executors.wrapper" in argv and wanted in argv:
+            return int(entry.name)
+    return None
+
+
+def open_log(path: Path, uid: int, gid: int) -> int:
+    """Open ``path`` for appending, owned by the job's user so they can read it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    if os.geteuid() == 0:
+        os.fchown(fd, uid, gid)
+    return fd
+
+
+def write_private(path: Path, payload: dict[str, object]) -> None:
+    """Write ``payload`` as JSON to ``path`` (0600), atomically (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle)
+    os.replace(tmp, path)
+
+
+def previous_attempt(spec_file: Path) -> int:
+    """The launch attempt recorded in ``spec_file`` (0 when there is none)."""
+    try:
+        return int(json.loads(spec_file.read_text(encoding="utf-8"))["attempt"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def wrapper_spec(spec: LaunchSpec, status: Path, attempt: int) -> dict[str, object]:
+    """What the wrapper runs: argv, a from-scratch environment, uid/gid, cwd (the user's home
+    or ``/``), the status file and this attempt's start marker."""
+    try:
+        user = pwd.getpwuid(spec.uid)
+        home, login = user.pw_dir, user.pw_name
+    except KeyError:
+        home, login = "/", str(spec.uid)
+    env = {
+        "PATH": DEFAULT_PATH,
+        "HOME": home,
+        "USER": login,
+        "LOGNAME": login,
+        "LANG": "C.UTF-8",
+        **dict(spec.env),
+        "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in spec.gpu_indices),
+        "CARBOND_JOB_ID": spec.job_id,
+    }
+    return {
+        "job_id": spec.job_id,
+        "argv": list(spec.argv),
+        "env": env,
+        "uid": spec.uid,
+        "gid": spec.gid,
+        "cwd": home if os.path.isdir(home) else "/",
+        "status_file": str(status),
+        "attempt": attempt,
+        "start_marker": str(status.with_name(f"{spec.job_id}.started.{attempt}")),
+    }
+
+
+def read_status(job_id: str, path: Path, now: datetime) -> ExitStatus | None:
+    """The status the wrapper recorded (None: none yet); an unreadable one ends the job at
+    ``now`` with the reason."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return ExitStatus(
+            job_id,
+            datetime.fromisoformat(raw["finished_at"]),
+            exit_code=None if raw["exit_code"] is None else int(raw["exit_code"]),
+            signal=None if raw["signal"] is None else int(raw["signal"]),
+            reason=str(raw.get("reason", "")),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return ExitStatus(job_id, now, None, None, f"unreadable status file {path}: {exc}")

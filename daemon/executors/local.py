@@ -1,0 +1,283 @@
+"""The local executor: jobs as process groups on this node's GPUs, as the submitting user.
+
+Each job runs under the wrapper (:mod:`daemon.executors.wrapper`), started without a shell as
+the leader of a new session, so ``kill(-pid)`` reaches the whole job and the job outlives a
+daemon restart (the unit uses ``KillMode=process``). The wrapper switches to the job's
+uid/gid (no supplementary groups) when the daemon is root, and records the exit status to
+``<log_dir>/<job_id>.status.json`` so the outcome survives a daemon crash.
+
+Files per job in ``log_dir`` (owned by the job's user, except spec and status which stay the
+daemon's): ``<id>.out`` and ``<id>.err`` (stdout, stderr, appended), ``<id>.spec.json`` (what
+the wrapper runs), ``<id>.started.<attempt>`` (claimed by the wrapper just before it starts
+the job, or by a recovering daemon to stop it from ever starting), ``<id>.status.json`` (how
+it ended).
+
+The run token is ``{"pid", "start_ticks", "status_file"}``: the wrapper's pid with its start
+time in clock ticks since boot (``/proc/PID/stat`` field 22), so a re-used pid is never
+mistaken for the job after a restart.
+
+Rules: the job runs as exactly ``spec.uid``; a daemon that is not root runs only its own
+user's jobs; a root job runs only when ``allow_root_jobs`` is set. The job's environment is
+built from scratch (never the daemon's, which may hold tokens): ``PATH``, ``HOME``, ``USER``,
+``LOGNAME``, ``LANG``, the spec's ``env``, ``CUDA_VISIBLE_DEVICES`` and ``CARBOND_JOB_ID``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from daemon.executors import jobfiles
+from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.errors import ExecutorError, LaunchRefusedError
+
+__all__ = ["DEFAULT_GRACE_S", "LocalExecutor"]
+
+DEFAULT_GRACE_S = 30.0
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_REAP_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    pid: int
+    start_ticks: int
+    status_file: Path
+
+    def encode(self) -> str:
+        return json.dumps(
+            {"pid": self.pid, "start_ticks": self.start_ticks, "status_file": str(self.status_file)}
+        )
+
+    @classmethod
+    def decode(cls, handle: RunHandle) -> _Token:
+        try:
+            raw = json.loads(handle.token)
+            return cls(int(raw["pid"]), int(raw["start_ticks"]), Path(raw["status_file"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ExecutorError(f"job {handle.job_id}: unreadable local run token") from exc
+
+
+class LocalExecutor:
+    """Runs jobs as local process groups. Not thread-safe: the service calls it from one thread.
+
+    Args:
+        grace_s: seconds between SIGTERM and SIGKILL on :meth:`cancel`.
+        allow_root_jobs: whether a job submitted by root (uid 0) may run.
+        log_dir: where jobs' files are, to recover a run whose token was never recorded (the
+            daemon stopped between starting it and storing its handle); usually
+            ``<state_dir>/logs``, the ``log_dir`` the service puts in every spec.
+        python: the interpreter that runs the wrapper (default: this one).
+        monotonic: the clock for the grace period (tests inject a fake one).
+    """
+
+    def __init__(
+        self,
+        *,
+        grace_s: float = DEFAULT_GRACE_S,
+        allow_root_jobs: bool = True,
+        log_dir: Path | None = None,
+        python: str = sys.executable,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._grace_s = grace_s
+        self._allow_root = allow_root_jobs
+        self._log_dir = log_dir
+        self._python = python
+        self._monotonic = monotonic
+        self._children: dict[int, subprocess.Popen[bytes]] = {}  # ours, reaped in poll
+        self._kill_at: dict[str, float] = {}  # job_id -> monotonic time of the SIGKILL
+
+    @property
+    def name(self) -> str:
+        return "local"
+
+    def launch(self, spec: LaunchSpec, now: datetime) -> RunHandle:
+        """Start ``spec`` under the wrapper; return at once.
+
+        Raises:
+            LaunchRefusedError: bad job id, empty argv, another user's job while not root, or a
+                root job when not allowed.
+            ExecutorError: the log directory or the wrapper could not be set up.
+        """
+        self._check(spec)
+        log_dir = spec.log_dir
+        status = log_dir / f"{spec.job_id}.status.json"
+        spec_file = log_dir / f"{spec.job_id}.spec.json"
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+            status.unlink(missing_ok=True)
+            out = jobfiles.open_log(log_dir / f"{spec.job_id}.out", spec.uid, spec.gid)
+            err = jobfiles.open_log(log_dir / f"{spec.job_id}.err", spec.uid, spec.gid)
+            attempt = jobfiles.previous_attempt(spec_file) + 1
+            try:
+                jobfiles.write_private(spec_file, jobfiles.wrapper_spec(spec, status, attempt))
+                child = subprocess.Popen(  # a fixed argv, no shell
+                    [self._python, "-I", "-m", "daemon.executors.wrapper", str(spec_file)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                    env={"PATH": jobfiles.DEFAULT_PATH, "LANG": "C.UTF-8"},
+                    cwd="/",
+                )
+            finally:
+                os.close(out)
+                os.close(err)
+        except OSError as exc:
+            raise ExecutorError(f"job {spec.job_id}: cannot start in {log_dir}: {exc}") from exc
+        ticks = jobfiles.process_start_ticks(child.pid)
+        self._children[child.pid] = child
+        token = _Token(child.pid, ticks if ticks is not None else -1, status)
+        return RunHandle(spec.job_id, self.name, token.encode(), now)
+
+    def _check(self, spec: LaunchSpec) -> None:
+        if not _SAFE_ID.match(spec.job_id):
+            raise LaunchRefusedError(f"job {spec.job_id!r}: id unusable as a file name")
+        if not spec.argv:
+            raise LaunchRefusedError(f"job {spec.job_id}: empty command")
+        if spec.uid == 0 and not self._allow_root:
+            raise LaunchRefusedError(f"job {spec.job_id}: refusing to run a job as root")
+        euid = os.geteuid()
+        if euid not in (0, spec.uid):
+            raise LaunchRefusedError(
+                f"job {spec.job_id}: submitted by uid {spec.uid} but the daemon runs as uid "
+                f"{euid} and is not root; it cannot run jobs as another user"
+            )
+
+    def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
+        """Exit statuses of the jobs that have ended; escalates overdue cancels to SIGKILL."""
+        ended = []
+        for handle in handles:
+            token = _Token.decode(handle)
+            result = self._check_one(handle, token, now)
+            if result is not None:
+                ended.append(result)
+                self._kill_at.pop(handle.job_id, None)
+            elif self._monotonic() >= self._kill_at.get(handle.job_id, math.inf):
+                _signal_group(token.pid, signal.SIGKILL)
+        return ended
+
+    def _check_one(self, handle: RunHandle, token: _Token, now: datetime) -> ExitStatus | None:
+        child = self._children.get(token.pid)
+        if child is not None and child.poll() is not None:
+            del self._children[token.pid]  # reaped: no zombie left behind
+        recorded = jobfiles.read_status(handle.job_id, token.status_file, now)
+        if recorded is not None:
+            self._reap(token.pid)
+            return recorded
+        if self._alive(token):
+            return None
+        recorded = jobfiles.read_status(
+            handle.job_id, token.status_file, now
+        )  # written just before exit
+        if recorded is not None:
+            return recorded
+        killed = handle.job_id in self._kill_at
+        return ExitStatus(
+            handle.job_id,
+            now,
+            exit_code=None,
+            signal=int(signal.SIGKILL) if killed else None,
+            reason="killed after the grace period"
+            if killed
+            else "the job's wrapper ended without recording a status",
+        )
+
+    def _reap(self, pid: int) -> None:
+        """The wrapper exits right after writing the status: collect it (briefly blocking)."""
+        child = self._children.get(pid)
+        if child is None:
+            return
+        try:
+            child.wait(timeout=_REAP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return  # still finishing; a later poll reaps it
+        del self._children[pid]
+
+    def _alive(self, token: _Token) -> bool:
+        child = self._children.get(token.pid)
+        if child is not None:
+            return child.returncode is None
+        return jobfiles.process_start_ticks(token.pid) == token.start_ticks
+
+    def cancel(self, handle: RunHandle, now: datetime) -> None:
+        """SIGTERM the job's process group now; :meth:`poll` sends SIGKILL after the grace."""
+        token = _Token.decode(handle)
+        if not self._alive(token):
+            return
+        _signal_group(token.pid, signal.SIGTERM)
+        self._kill_at.setdefault(handle.job_id, self._monotonic() + self._grace_s)
+
+    def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
+        """Each handle still running (same pid *and* start time) or its recovered status.
+
+        A handle with an empty token (the daemon stopped before recording it) is looked up by
+        its files in ``log_dir`` and, if its wrapper is still running, returned with a token.
+        """
+        adopted: list[RunHandle | ExitStatus] = []
+        for handle in handles:
+            if not handle.token:
+                adopted.append(self._recover(handle, now))
+                continue
+            token = _Token.decode(handle)
+            result = self._check_one(handle, token, now)
+            adopted.append(handle if result is None else result)
+        return adopted
+
+    def _recover(self, handle: RunHandle, now: datetime) -> RunHandle | ExitStatus:
+        """Find a run whose token was never recorded, race-free against a starting wrapper.
+
+        The wrapper claims ``<id>.started.<attempt>`` (``O_EXCL``) before it starts the job;
+        here the same claim is tried first. If it succeeds, the job never started and now
+        never will (a late wrapper finds the claim taken and exits): :func:`_never_started`.
+        If the wrapper holds the claim, the job started: it is found in ``/proc`` or its
+        status is read.
+        """
+        if self._log_dir is None or not _SAFE_ID.match(handle.job_id):
+            return ExitStatus(handle.job_id, now, None, None, "run token lost; no log_dir to look")
+        status = self._log_dir / f"{handle.job_id}.status.json"
+        spec_file = self._log_dir / f"{handle.job_id}.spec.json"
+        if (recorded := jobfiles.read_status(handle.job_id, status, now)) is not None:
+            return recorded
+        marker = jobfiles.start_marker(spec_file)
+        if marker is None:
+            return _never_started(handle, now, "the daemon stopped before writing its spec")
+        if jobfiles.claim(marker):
+            return _never_started(handle, now, "the daemon stopped before its wrapper started it")
+        return self._started(handle, spec_file, status, now)
+
+    def _started(
+        self, handle: RunHandle, spec_file: Path, status: Path, now: datetime
+    ) -> RunHandle | ExitStatus:
+        """The wrapper claimed the start: the job runs (found in ``/proc``) or has ended."""
+        if (pid := jobfiles.find_wrapper(spec_file)) is not None:
+            ticks = jobfiles.process_start_ticks(pid)
+            if ticks is not None:
+                token = _Token(pid, ticks, status).encode()
+                return RunHandle(handle.job_id, self.name, token, handle.started_at)
+        if (recorded := jobfiles.read_status(handle.job_id, status, now)) is not None:
+            return recorded
+        reason = "started, but its wrapper ended without recording a status"
+        return ExitStatus(handle.job_id, now, None, None, reason)
+
+
+def _never_started(handle: RunHandle, now: datetime, why: str) -> ExitStatus:
+    """A run that provably never started (the service queues the job again)."""
+    return ExitStatus(handle.job_id, now, None, None, f"never started: {why}")
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # gone: poll reports it
+        os.killpg(pid, sig)

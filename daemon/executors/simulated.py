@@ -1,0 +1,142 @@
+"""The simulated executor: jobs that end when the (simulated) clock passes their end.
+
+Used by replay and the demo, so both run without processes or GPUs. A job's true duration is
+
+    duration_s = expected_duration_s * truth_factor * noise
+
+where ``noise`` is log-normal with ``sigma = noise_sigma`` (1 when ``noise_sigma`` is 0) and is
+drawn from a generator seeded by ``(seed, job_id)``: the same seed gives the same durations
+whatever the order of launches. A fraction ``failure_rate`` of jobs (also per-job seeded) ends
+with exit code 1. Everything a run needs is in its token, so :meth:`adopt` works across
+restarts and the executor holds no state that matters beyond pending cancels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.errors import ExecutorError
+
+__all__ = ["SimulatedExecutor"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    ends_at: datetime
+    exit_code: int
+
+
+class SimulatedExecutor:
+    """Deterministic, process-free executor.
+
+    Args:
+        truth_factor: true duration / expected duration (e.g. 1.2: the estimator is 20 % low).
+        noise_sigma: log-normal sigma of per-job noise on the duration (0: none).
+        failure_rate: probability in [0, 1] that a job exits with code 1.
+        seed: seeds every per-job draw.
+        min_duration_s: floor on a job's duration, in seconds.
+
+    Raises:
+        ExecutorError: a parameter out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        truth_factor: float = 1.0,
+        noise_sigma: float = 0.0,
+        failure_rate: float = 0.0,
+        seed: int = 0,
+        min_duration_s: float = 1.0,
+    ) -> None:
+        if truth_factor <= 0:
+            raise ExecutorError(f"simulated executor: truth_factor must be > 0, got {truth_factor}")
+        if noise_sigma < 0:
+            raise ExecutorError(f"simulated executor: noise_sigma must be >= 0, got {noise_sigma}")
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ExecutorError(f"simulated executor: failure_rate not in [0, 1]: {failure_rate}")
+        self._truth = truth_factor
+        self._sigma = noise_sigma
+        self._failure_rate = failure_rate
+        self._seed = seed
+        self._min_s = min_duration_s
+        self._cancelled: dict[str, datetime] = {}
+
+    @property
+    def name(self) -> str:
+        return "simulated"
+
+    def duration_s(self, job_id: str, expected_duration_s: float) -> float:
+        """The true duration of ``job_id`` given the planner's estimate, in seconds."""
+        noise = float(self._rng(job_id).lognormal(0.0, self._sigma)) if self._sigma else 1.0
+        return max(self._min_s, expected_duration_s * self._truth * noise)
+
+    def _rng(self, job_id: str) -> np.random.Generator:
+        digest = hashlib.sha256(f"{self._seed}:{job_id}".encode()).digest()
+        return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+    def launch(self, spec: LaunchSpec, now: datetime) -> RunHandle:
+        """Start the job at ``now``; it ends after :meth:`duration_s`."""
+        duration = self.duration_s(spec.job_id, spec.expected_duration_s)
+        fails = self._failure_rate > 0 and self._rng(spec.job_id + "/exit").random() < (
+            self._failure_rate
+        )
+        token = {
+            "ends_at": (now + timedelta(seconds=duration)).isoformat(),
+            "exit_code": 1 if fails else 0,
+        }
+        self._cancelled.pop(spec.job_id, None)
+        return RunHandle(spec.job_id, self.name, json.dumps(token), now)
+
+    def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
+        """The jobs whose end is at or before ``now`` (or that were cancelled)."""
+        ended = []
+        for handle in handles:
+            status = self._status(handle, now)
+            if status is not None:
+                ended.append(status)
+        return ended
+
+    def _status(self, handle: RunHandle, now: datetime) -> ExitStatus | None:
+        cancelled_at = self._cancelled.get(handle.job_id)
+        run = _decode(handle)
+        if run.ends_at <= now and (cancelled_at is None or run.ends_at <= cancelled_at):
+            self._cancelled.pop(handle.job_id, None)
+            return ExitStatus(handle.job_id, run.ends_at, run.exit_code)
+        if cancelled_at is not None:
+            del self._cancelled[handle.job_id]
+            return ExitStatus(handle.job_id, cancelled_at, None, int(signal.SIGTERM), "cancelled")
+        return None
+
+    def cancel(self, handle: RunHandle, now: datetime) -> None:
+        """The job ends at ``now`` with SIGTERM (reported by the next :meth:`poll`)."""
+        self._cancelled.setdefault(handle.job_id, now)
+
+    def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
+        """Each handle still running at ``now``, or its status if it ended meanwhile.
+
+        A handle with an empty token (the daemon stopped before recording it) never started:
+        a simulated run exists only in its token. The service queues such a job again.
+        """
+        return [
+            (self._status(handle, now) or handle)
+            if handle.token
+            else ExitStatus(handle.job_id, now, None, None, "never started: no simulated token")
+            for handle in handles
+        ]
+
+
+def _decode(handle: RunHandle) -> _Run:
+    try:
+        raw = json.loads(handle.token)
+        return _Run(datetime.fromisoformat(raw["ends_at"]), int(raw["exit_code"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ExecutorError(f"job {handle.job_id}: unreadable simulated run token") from exc

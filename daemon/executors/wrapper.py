@@ -1,0 +1,113 @@
+"""The job wrapper: runs one job and records how it ended, even if the daemon is gone.
+
+Started by :class:`daemon.executors.local.LocalExecutor` as
+``python -I -m daemon.executors.wrapper SPEC_FILE`` with a clean environment, as the daemon's
+user, as the leader of a new session (so the job's process group is the wrapper's pid). It
+reads the spec the daemon wrote (argv, env, uid, gid, cwd, status path), claims the start
+marker (``O_EXCL``; if a recovering daemon took it first, the job is not started), starts the job
+without a shell (switching to the job's uid/gid with no supplementary groups when it runs as
+root), waits for it, and writes the exit status atomically (temp file + rename) to the status
+path. SIGTERM, SIGINT and SIGHUP sent to the process group reach the job; the wrapper itself
+catches and drops them so that it can still record the job's end. Only the standard library is used:
+the wrapper is tiny and starts fast.
+
+Status file (JSON): ``{"exit_code": int | null, "signal": int | null, "reason": str,
+"finished_at": RFC 3339 UTC}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EXIT_NOT_FOUND", "EXIT_NOT_RUNNABLE", "main", "write_status"]
+
+EXIT_NOT_FOUND = 127
+EXIT_NOT_RUNNABLE = 126
+
+
+def write_status(
+    path: Path, exit_code: int | None, signal_number: int | None, reason: str = ""
+) -> None:
+    """Write the status file atomically (temp file in the same directory, fsync, rename)."""
+    record = {
+        "exit_code": exit_code,
+        "signal": signal_number,
+        "reason": reason,
+        "finished_at": datetime.now(UTC).isoformat(),
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(record, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _start(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
+    switch = os.geteuid() == 0 and int(spec["uid"]) != 0
+    return subprocess.Popen(  # an argv list, no shell, by design
+        [str(a) for a in spec["argv"]],
+        env={str(k): str(v) for k, v in spec["env"].items()},
+        cwd=spec["cwd"],
+        stdin=subprocess.DEVNULL,
+        user=int(spec["uid"]) if switch else None,
+        group=int(spec["gid"]) if switch else None,
+        extra_groups=[] if switch else None,
+        umask=0o022,
+    )
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """The job gets the signal through its process group; the wrapper stays to record it."""
+
+
+def run(spec_path: Path) -> int:
+    """Run the job described by ``spec_path``; return the wrapper's exit code."""
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    status = Path(spec["status_file"])
+    # A handler, not SIG_IGN: ignored signals would stay ignored in the job after exec.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _ignore)
+    try:  # the start claim: a recovering daemon may have taken it to stop this launch
+        os.close(os.open(spec["start_marker"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        print(
+            "carbond-wrapper: a recovering daemon claimed the start; not starting", file=sys.stderr
+        )
+        return 0
+    try:
+        child = _start(spec)
+    except FileNotFoundError as exc:
+        print(f"carbond-wrapper: command not found: {exc.filename}", file=sys.stderr)
+        write_status(status, EXIT_NOT_FOUND, None, f"command not found: {spec['argv'][0]}")
+        return 0
+    except (PermissionError, OSError) as exc:
+        print(f"carbond-wrapper: cannot start the job: {exc}", file=sys.stderr)
+        write_status(status, EXIT_NOT_RUNNABLE, None, f"cannot start: {exc}")
+        return 0
+    code = child.wait()
+    if code < 0:
+        write_status(status, None, -code, f"killed by {signal.Signals(-code).name}")
+    else:
+        write_status(status, code, None, "")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -I -m daemon.executors.wrapper SPEC_FILE``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -I -m daemon.executors.wrapper SPEC_FILE", file=sys.stderr)
+        return 2
+    return run(Path(args[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The service loop: APScheduler fires triggers; the main thread runs the service's steps.
+
+This is the only module importing APScheduler (3.x). Its ``BackgroundScheduler``
+(``coalesce=True, max_instances=1``) does nothing but put a step's name on a queue at each
+interval; the main thread takes names off the queue and calls the step with the wall clock
+(``step(datetime.now(UTC))``), one step at a time, so the service, its SQLite connection and
+the executor are only ever used from one thread. A step already waiting is not queued twice.
+
+Signals (installed only while :meth:`ServiceLoop.run` runs, in the main thread; the previous
+handlers are restored afterwards):
+
+- SIGTERM / SIGINT: graceful stop. The handler sets an event; the main thread finishes the
+  step it is in, tells systemd ``STOPPING=1`` and returns. Running jobs are left running (the
+  next daemon adopts them). A second SIGTERM/SIGINT forces the stop at once, interrupting the
+  step (the ledger's transactions make that safe).
+- SIGHUP: reload. The handler sets an event; the main thread calls the ``reload`` callback,
+  which builds new settings and returns new steps and intervals, or None to keep the current
+  ones (it logs why, e.g. an invalid new config).
+
+The main thread also sends ``WATCHDOG=1`` at half of ``WatchdogSec``, so systemd restarts a
+daemon whose main thread is stuck, not just one whose process died.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Protocol
+
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from daemon.sdnotify import Notifier
+
+__all__ = ["STEP_NAMES", "Intervals", "ServiceLoop", "StepSink", "Steps"]
+
+log = structlog.get_logger(__name__)
+
+STEP_NAMES = ("ingest", "refresh_intensity", "plan", "reconcile")
+_IDLE_WAIT_S = 0.2
+
+
+class Steps(Protocol):
+    """What the loop drives: the service's public sub-steps, each given the wall clock."""
+
+    def ingest(self, now: datetime) -> object: ...
+    def refresh_intensity(self, now: datetime) -> object: ...
+    def plan(self, now: datetime) -> object: ...
+    def reconcile(self, now: datetime) -> object: ...
+
+
+class StepSink(Protocol):
+    """Where step timings go (:class:`daemon.metrics.Metrics` is one)."""
+
+    def observe_step(self, step: str, duration_s: float, *, failed: bool = False) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Intervals:
+    """Seconds between runs of each step (issue 4's defaults)."""
+
+    ingest_s: float = 2.0
+    refresh_intensity_s: float = 300.0
+    plan_s: float = 30.0
+    reconcile_s: float = 5.0
+
+    def of(self, step: str) -> float:
+        """The interval of ``step`` in seconds."""
+        value: float = getattr(self, f"{step}_s")
+        return value
+
+
+Reload = Callable[[], "tuple[Steps, Intervals] | None"]
+
+
+class _ForcedStop(BaseException):
+    """Raised by the second stop signal to unwind whatever the main thread is doing."""
+
+
+class ServiceLoop:
+    """Runs ``steps`` on their ``intervals`` until a stop is requested.
+
+    Args:
+        steps: the service (or anything with the four step methods).
+        intervals: how often each step runs.
+        notifier: systemd notifications (a disabled one outside systemd).
+        sink: receives each step's duration (metrics); optional.
+        reload: called on SIGHUP; returns the new steps and intervals, or None to keep them.
+        clock: the wall clock handed to steps (tests may pin it).
+    """
+
+    def __init__(
+        self,
+        steps: Steps,
+        intervals: Intervals,
+        *,
+        notifier: Notifier | None = None,
+        sink: StepSink | None = None,
+        reload: Reload | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._steps = steps
+        self._intervals = intervals
+        self._notifier = notifier or Notifier({})
+        self._sink = sink
+        self._reload = reload
+        self._clock = clock
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._pending: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reload_requested = threading.Event()
+        self._signals = 0
+        self._scheduler: BackgroundScheduler | None = None
+
+    # -- requests (what signal handlers call; tests call them too) ---------------------------
+
+    def request_stop(self) -> None:
+        """Ask for a graceful stop after the current step."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Ask for a reload before the next step."""
+        self._reload_requested.set()
+
+    def trigger(self, step: str) -> None:
+        """Queue ``step`` (fired by the scheduler; ignored if it is already waiting)."""
+        with self._pending_lock:
+            if step in self._pending:
+                return
+            self._pending.add(step)
+        self._queue.put(step)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped; return 0 after a graceful stop, 1 after a forced one."""
+        previous = self._install_signals()
+        self._scheduler = self._start_scheduler()
+        for step in STEP_NAMES:  # one full pass at start-up, in tick order
+            self.trigger(step)
+        self._notifier.ready(status="carbond running")
+        log.info("daemon_ready", intervals=self._intervals_fields())
+        code = 0
+        try:
+            self._main()
+        except _ForcedStop:
+            log.warning("daemon_stop_forced")
+            code = 1
+        finally:
+            self._notifier.stopping(status="carbond stopping")
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+            _restore_signals(previous)
+        log.info("daemon_stopped", forced=bool(code))
+        return code
+
+    def _main(self) -> None:
+        interval = self._notifier.watchdog_interval_s()
+        next_ping = time.monotonic()
+        while not self._stop.is_set():
+            if interval is not None and time.monotonic() >= next_ping:
+                self._notifier.watchdog()
+                next_ping = time.monotonic() + interval
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._do_reload()
+            wait = _IDLE_WAIT_S if interval is None else min(_IDLE_WAIT_S, interval)
+            try:
+                step = self._queue.get(timeout=wait)
+            except queue.Empty:
+                continue
+            with self._pending_lock:
+                self._pending.discard(step)
+            if not self._stop.is_set():
+                self._run_step(step)
+
+    def _run_step(self, step: str) -> None:
+        method: Callable[[datetime], object] = getattr(self._steps, step)
+        started = time.monotonic()
+        failed = False
+        try:
+            method(self._clock())
+        except Exception:  # a failing step must not stop the daemon; it is logged and counted
+            failed = True
+            log.exception("step_failed", step=step)
+        if self._sink is not None:
+            self._sink.observe_step(step, time.monotonic() - started, failed=failed)
+
+    def _do_reload(self) -> None:
+        if self._reload is None:
+            log.info("reload_ignored", reason="no reload callback")
+            return
+        self._notifier.reloading()
+        try:
+            result = self._reload()
+        except Exception:  # a broken reload keeps the running configuration
+            log.exception("reload_failed")
+            result = None
+        if result is not None:
+            self._steps, self._intervals = result
+            if self._scheduler is not None:
+                self._reschedule(self._scheduler)
+            log.info("reload_applied", intervals=self._intervals_fields())
+        self._notifier.ready(status="carbond running")
+
+    # -- scheduler and signals ---------------------------------------------------------------
+
+    def _start_scheduler(self) -> BackgroundScheduler:
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self._reschedule(scheduler)
+        scheduler.start()
+        return scheduler
+
+    def _reschedule(self, scheduler: BackgroundScheduler) -> None:
+        for step in STEP_NAMES:
+            trigger = IntervalTrigger(seconds=self._intervals.of(step), timezone=UTC)
+            scheduler.add_job(
+                self.trigger, trigger, args=[step], id=step, name=step, replace_existing=True
+            )
+
+    def _install_signals(self) -> dict[int, object]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # only the main thread may install handlers (tests may run elsewhere)
+        previous: dict[int, object] = {}
+        for sig, handler in (
+            (signal.SIGTERM, self._on_stop_signal),
+            (signal.SIGINT, self._on_stop_signal),
+            (signal.SIGHUP, self._on_reload_signal),
+        ):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        self._stop.set()
+        if self._signals > 1:
+            raise _ForcedStop
+
+    def _on_reload_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._reload_requested.set()
+
+    def _intervals_fields(self) -> dict[str, float]:
+        return {step: self._intervals.of(step) for step in STEP_NAMES}
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]

@@ -1,0 +1,204 @@
+"""Prometheus metrics: a text endpoint on localhost with the daemon's own registry.
+
+:class:`Metrics` has plain methods the service calls (it implements the service's
+``MetricsSink`` protocol: ``observe_queue``, ``observe_decision``, ``observe_outcome``,
+``observe_intensity``) and one the loop calls (``observe_step``); it owns a private
+``CollectorRegistry`` (never the process-global one), and :meth:`Metrics.start` serves it over
+HTTP on ``127.0.0.1`` (``metrics.port`` in the settings; the composition root does not start it
+when the port is 0). Metric names (all prefixed ``carbond_``):
+
+==========================================  =======  =============================================
+name                                        type     labels / meaning
+==========================================  =======  =============================================
+``jobs``                                    gauge    ``state``: jobs in each ledger state
+``decisions_total``                         counter  ``policy``, ``action`` (start, hold, reject)
+``expected_emissions_grams_total``          counter  ``policy``: expected gCO2e of started jobs
+``run_now_emissions_grams_total``           counter  ``policy``: the run-now counterfactual's
+``measured_emissions_grams_total``          counter  gCO2e measured for finished jobs
+``measured_energy_joules_total``            counter  GPU energy measured for finished jobs
+``jobs_finished_total``                     counter  ``state``: succeeded, failed, cancelled, ...
+``intensity_g_per_kwh``                     gauge    ``zone``: latest carbon intensity
+``intensity_age_seconds``                   gauge    ``zone``: age of that value at scrape time
+``step_seconds``                            summary  ``step``: duration of each service step
+``step_errors_total``                       counter  ``step``: steps that raised
+==========================================  =======  =============================================
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Summary, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from daemon.errors import DaemonError
+
+__all__ = ["JOB_STATES", "Metrics"]
+
+JOB_STATES = ("queued", "planned", "running", "succeeded", "failed", "cancelled", "expired")
+
+
+class _IntensityAge(Collector):
+    """Computes each zone's intensity age when scraped, from the sample time."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._observed: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def set(self, zone: str, observed_at: datetime) -> None:
+        with self._lock:
+            self._observed[zone] = observed_at
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "carbond_intensity_age_seconds",
+            "Age of the latest carbon-intensity value per zone, in seconds",
+            labels=["zone"],
+        )
+        now = self._clock()
+        with self._lock:
+            for zone, observed in sorted(self._observed.items()):
+                family.add_metric([zone], max(0.0, (now - observed).total_seconds()))
+        yield family
+
+
+class Metrics:
+    """The daemon's metrics. Constructing it opens nothing; :meth:`start` serves them.
+
+    Args:
+        clock: wall clock for ages at scrape time (tests inject one).
+    """
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._jobs = Gauge("carbond_jobs", "Jobs in each state", ["state"], registry=r)
+        self._decisions = Counter(
+            "carbond_decisions", "Planning decisions", ["policy", "action"], registry=r
+        )
+        self._expected_g = Counter(
+            "carbond_expected_emissions_grams",
+            "Expected gCO2e (operational + embodied) of started jobs",
+            ["policy"],
+            registry=r,
+        )
+        self._run_now_g = Counter(
+            "carbond_run_now_emissions_grams",
+            "Expected gCO2e of the same jobs had they run at once on the fastest GPU",
+            ["policy"],
+            registry=r,
+        )
+        self._measured_g = Counter(
+            "carbond_measured_emissions_grams", "Measured gCO2e of finished jobs", registry=r
+        )
+        self._measured_j = Counter(
+            "carbond_measured_energy_joules", "Measured GPU energy of finished jobs", registry=r
+        )
+        self._finished = Counter(
+            "carbond_jobs_finished", "Jobs that reached a final state", ["state"], registry=r
+        )
+        self._intensity = Gauge(
+            "carbond_intensity_g_per_kwh", "Latest carbon intensity per zone", ["zone"], registry=r
+        )
+        self._clock = clock
+        self._age = _IntensityAge(clock)
+        r.register(self._age)
+        self._step = Summary(
+            "carbond_step_seconds", "Duration of each service step", ["step"], registry=r
+        )
+        self._step_errors = Counter(
+            "carbond_step_errors", "Service steps that raised", ["step"], registry=r
+        )
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- what the service calls (daemon.metrics_sink.MetricsSink) ---------------------------
+
+    def observe_queue(self, depth_by_state: Mapping[str, int]) -> None:
+        """Queue depth: jobs per state (states absent from the mapping are set to 0)."""
+        for state in sorted({*JOB_STATES, *depth_by_state}):
+            self._jobs.labels(state=state).set(depth_by_state.get(state, 0))
+
+    def observe_decision(
+        self,
+        policy: str,
+        action: str,
+        expected_total_g: float | None,
+        run_now_total_g: float | None,
+    ) -> None:
+        """One recorded decision; a ``start`` adds its expected and run-now gCO2e."""
+        self._decisions.labels(policy=policy, action=action).inc()
+        if action != "start":
+            return
+        if expected_total_g is not None:
+            self._expected_g.labels(policy=policy).inc(max(0.0, expected_total_g))
+        if run_now_total_g is not None:
+            self._run_now_g.labels(policy=policy).inc(max(0.0, run_now_total_g))
+
+    def observe_outcome(
+        self,
+        job_id: str,
+        state: str,
+        measured_total_g: float | None,
+        measured_energy_j: float | None = None,
+    ) -> None:
+        """A job reached final ``state``; adds its measured gCO2e and energy when known."""
+        self._finished.labels(state=state).inc()
+        if measured_total_g is not None:
+            self._measured_g.inc(max(0.0, measured_total_g))
+        if measured_energy_j is not None:
+            self._measured_j.inc(max(0.0, measured_energy_j))
+
+    def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
+        """The latest intensity of ``zone``, ``age_s`` old now (the age grows until the next)."""
+        self._intensity.labels(zone=zone).set(intensity_g_per_kwh)
+        self._age.set(zone, self._clock() - timedelta(seconds=max(0.0, age_s)))
+
+    # -- what the loop calls ----------------------------------------------------------------
+
+    def observe_step(self, step: str, duration_s: float, *, failed: bool = False) -> None:
+        """One run of a service step (``ingest``, ``plan``, ...), in seconds."""
+        self._step.labels(step=step).observe(duration_s)
+        if failed:
+            self._step_errors.labels(step=step).inc()
+
+    # -- the endpoint -------------------------------------------------------------------------
+
+    def start(self, port: int, host: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on ``host:port`` in a daemon thread; return the bound port.
+
+        Port 0 binds any free port (tests). Raises:
+            DaemonError: the port cannot be bound.
+        """
+        if self._server is not None:
+            return self.port
+        try:
+            self._server, self._thread = start_http_server(port, host, registry=self.registry)
+        except OSError as exc:
+            raise DaemonError(f"metrics: cannot listen on {host}:{port}: {exc}") from exc
+        return self.port
+
+    @property
+    def port(self) -> int:
+        """The bound port (0 when not serving)."""
+        return 0 if self._server is None else int(self._server.server_port)
+
+    def close(self) -> None:
+        """Stop serving (idempotent)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = self._thread = None
+
+    def __enter__(self) -> Metrics:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

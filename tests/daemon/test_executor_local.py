@@ -1,0 +1,306 @@
+"""The local executor against real processes: logs, env, exit status, cancel, adopt, users."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.errors import ExecutorError, LaunchRefusedError
+from daemon.executors.jobfiles import process_start_ticks
+from daemon.executors.local import LocalExecutor
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+PY = sys.executable
+
+
+class FakeMonotonic:
+    """A monotonic clock the test advances by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def reaper() -> Iterator[list[RunHandle]]:
+    """Handles whose process groups are killed after the test, even when it fails."""
+    handles: list[RunHandle] = []
+    yield handles
+    for handle in handles:
+        token = json.loads(handle.token)
+        if process_start_ticks(token["pid"]) == token["start_ticks"]:  # still that process
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(token["pid"], signal.SIGKILL)
+
+
+def _spec(tmp_path: Path, job_id: str, *argv: str, **kw: object) -> LaunchSpec:
+    args: dict[str, object] = {
+        "uid": os.geteuid(),
+        "gid": os.getegid(),
+        "gpu_indices": (0, 2),
+        "log_dir": tmp_path / "logs",
+    }
+    args.update(kw)
+    return LaunchSpec(job_id, tuple(argv), **args)  # type: ignore[arg-type]
+
+
+def _wait(executor: LocalExecutor, handle: RunHandle, timeout_s: float = 30.0) -> ExitStatus:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        done = executor.poll([handle], NOW)
+        if done:
+            return done[0]
+        time.sleep(0.02)
+    raise AssertionError(f"job {handle.job_id} did not end within {timeout_s} s")
+
+
+def _wait_for_file(path: Path, timeout_s: float = 30.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > end:
+            raise AssertionError(f"{path} never appeared")
+        time.sleep(0.02)
+
+
+def test_runs_argv_without_shell_with_gpus_logs_and_clean_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS__TOKEN", "secret-token")
+    code = (
+        "import os, sys, json; print(json.dumps(dict(os.environ))); "
+        "print('to-stderr', file=sys.stderr); print(sys.argv[1:])"
+    )
+    executor = LocalExecutor()
+    spec = _spec(tmp_path, "job-1", PY, "-c", code, "$HOME; rm -rf /", env={"HF_HOME": "/x"})
+    handle = executor.launch(spec, NOW)
+
+    status = _wait(executor, handle)
+
+    assert status.succeeded and status.exit_code == 0 and status.signal is None
+    out = (tmp_path / "logs" / "job-1.out").read_text().splitlines()
+    env = json.loads(out[0])
+    assert env["CUDA_VISIBLE_DEVICES"] == "0,2"
+    assert env["CARBOND_JOB_ID"] == "job-1"
+    assert env["HF_HOME"] == "/x"
+    assert "CARBOND_ELECTRICITYMAPS__TOKEN" not in env
+    assert out[1] == "['$HOME; rm -rf /']"  # passed as one argument, never through a shell
+    assert (tmp_path / "logs" / "job-1.err").read_text() == "to-stderr\n"
+    assert handle.executor == "local" and handle.started_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("argv", "exit_code", "signal_number", "reason"),
+    [
+        ((PY, "-c", "raise SystemExit(3)"), 3, None, ""),
+        ((PY, "-c", "import os; os.kill(os.getpid(), 11)"), None, 11, "SIGSEGV"),
+        (("/nonexistent/carbond-test-binary",), 127, None, "command not found"),
+    ],
+)
+def test_exit_status_is_recorded(
+    tmp_path: Path,
+    argv: tuple[str, ...],
+    exit_code: int | None,
+    signal_number: int | None,
+    reason: str,
+) -> None:
+    executor = LocalExecutor()
+    handle = executor.launch(_spec(tmp_path, "job-x", *argv), NOW)
+
+    status = _wait(executor, handle)
+
+    assert (status.exit_code, status.signal) == (exit_code, signal_number)
+    assert reason in status.reason
+    assert not status.succeeded
+
+
+def test_cancel_sends_sigterm_to_the_process_group(tmp_path: Path, reaper: list[RunHandle]) -> None:
+    marker = tmp_path / "started"
+    code = f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(60)"
+    executor = LocalExecutor()
+    handle = executor.launch(_spec(tmp_path, "job-c", PY, "-c", code), NOW)
+    reaper.append(handle)
+    _wait_for_file(marker)
+
+    executor.cancel(handle, NOW)
+    status = _wait(executor, handle)
+
+    assert status.signal == signal.SIGTERM and status.exit_code is None
+
+
+def test_cancel_escalates_to_sigkill_after_the_grace_period(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    marker = tmp_path / "started"
+    code = (
+        "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"pathlib.Path({str(marker)!r}).touch(); time.sleep(60)"
+    )
+    clock = FakeMonotonic()
+    executor = LocalExecutor(grace_s=10.0, monotonic=clock)
+    handle = executor.launch(_spec(tmp_path, "job-k", PY, "-c", code), NOW)
+    reaper.append(handle)
+    _wait_for_file(marker)
+
+    executor.cancel(handle, NOW)  # ignored by the job
+    assert executor.poll([handle], NOW) == []  # still inside the grace period: no SIGKILL yet
+    clock.t += 11.0
+    status = _wait(executor, handle)
+
+    assert status.signal == signal.SIGKILL
+    assert "grace" in status.reason
+
+
+def test_a_restarted_daemon_adopts_a_running_job_and_reads_its_status(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    go = tmp_path / "go"
+    marker = tmp_path / "started"
+    code = (
+        "import pathlib, time\n"
+        f"pathlib.Path({str(marker)!r}).touch()\n"
+        f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.02)\n"
+        "raise SystemExit(4)"
+    )
+    before = LocalExecutor()
+    handle = before.launch(_spec(tmp_path, "job-a", PY, "-c", code), NOW)
+    reaper.append(handle)
+    _wait_for_file(marker)
+
+    after = LocalExecutor()  # a new daemon: it did not start the process
+    assert after.adopt([handle], NOW) == [handle]
+    go.touch()
+    status = _wait(after, handle)
+
+    assert status.exit_code == 4
+    before.poll([handle], NOW)  # reap the child in this test process
+
+
+def test_adopt_recovers_a_status_written_while_the_daemon_was_down(tmp_path: Path) -> None:
+    before = LocalExecutor()
+    handle = before.launch(_spec(tmp_path, "job-d", PY, "-c", "raise SystemExit(7)"), NOW)
+    _wait_for_file(tmp_path / "logs" / "job-d.status.json")
+    before.poll([handle], NOW)
+
+    (result,) = LocalExecutor().adopt([handle], NOW)
+
+    assert isinstance(result, ExitStatus) and result.exit_code == 7
+
+
+def test_adopt_does_not_mistake_a_reused_pid_for_the_job(tmp_path: Path) -> None:
+    ticks = process_start_ticks(os.getpid())
+    assert ticks is not None
+    status_file = tmp_path / "never.status.json"
+    token = {"pid": os.getpid(), "start_ticks": ticks + 1, "status_file": str(status_file)}
+    handle = RunHandle("job-r", "local", json.dumps(token), NOW)
+
+    (result,) = LocalExecutor().adopt([handle], NOW)
+
+    assert isinstance(result, ExitStatus)
+    assert result.exit_code is None and result.signal is None
+    assert "without recording" in result.reason
+
+
+def test_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    executor = LocalExecutor(allow_root_jobs=False)
+    with pytest.raises(LaunchRefusedError, match="file name"):
+        executor.launch(_spec(tmp_path, "../etc/x", "true"), NOW)
+    with pytest.raises(LaunchRefusedError, match="empty command"):
+        executor.launch(_spec(tmp_path, "job-e"), NOW)
+    with pytest.raises(LaunchRefusedError, match="as root"):
+        executor.launch(_spec(tmp_path, "job-root", "true", uid=0, gid=0), NOW)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(LaunchRefusedError, match="uid 1001 but the daemon runs as uid 1000"):
+        executor.launch(_spec(tmp_path, "job-u", "true", uid=1001, gid=1001), NOW)
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.root
+def test_a_job_runs_as_the_submitting_user_with_no_extra_groups(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch users (run the suite as root to cover it)")
+    nobody = pwd.getpwnam("nobody")
+    executor = LocalExecutor(allow_root_jobs=False)
+    spec = _spec(tmp_path, "job-n", "id", uid=nobody.pw_uid, gid=nobody.pw_gid)
+    handle = executor.launch(spec, NOW)
+
+    status = _wait(executor, handle)
+
+    assert status.succeeded
+    out = (tmp_path / "logs" / "job-n.out").read_text()
+    assert f"uid={nobody.pw_uid}(" in out and f"gid={nobody.pw_gid}(" in out
+    assert out.count("(") == 3, out  # uid, gid, groups=the one primary group: nothing else
+    log = tmp_path / "logs" / "job-n.out"
+    assert (log.stat().st_uid, log.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid)
+    status_file = tmp_path / "logs" / "job-n.status.json"
+    assert status_file.stat().st_uid == 0  # the user cannot forge their job's outcome
+
+
+def test_a_run_whose_token_was_never_recorded_is_found_by_its_files(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    go = tmp_path / "go"
+    marker = tmp_path / "started"
+    code = (
+        "import pathlib, time\n"
+        f"pathlib.Path({str(marker)!r}).touch()\n"
+        f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.02)\n"
+    )
+    before = LocalExecutor()
+    running = before.launch(_spec(tmp_path, "job-t", PY, "-c", code), NOW)
+    reaper.append(running)
+    finished = before.launch(_spec(tmp_path, "job-f", PY, "-c", "raise SystemExit(5)"), NOW)
+    _wait_for_file(marker)
+    _wait_for_file(tmp_path / "logs" / "job-f.status.json")
+    lost = [RunHandle(h.job_id, "local", "", NOW) for h in (running, finished)]
+    lost.append(RunHandle("job-never", "local", "", NOW))
+
+    after = LocalExecutor(log_dir=tmp_path / "logs")
+    found, ended, never = after.adopt(lost, NOW)
+
+    assert isinstance(found, RunHandle) and found.token == running.token
+    assert isinstance(ended, ExitStatus) and ended.exit_code == 5
+    assert isinstance(never, ExitStatus) and "never started" in never.reason
+    go.touch()
+    assert _wait(after, found).succeeded
+    before.poll([running, finished], NOW)  # reap the children in this test process
+
+
+def test_a_recovering_daemon_claims_the_start_so_a_late_wrapper_never_runs_it(
+    tmp_path: Path,
+) -> None:
+    ran = tmp_path / "ran"
+    dying = LocalExecutor(python=str(tmp_path / "no-python"))  # spec written, wrapper never up
+    code = f"import pathlib; pathlib.Path({str(ran)!r}).touch()"
+    with pytest.raises(ExecutorError, match="job-late"):
+        dying.launch(_spec(tmp_path, "job-late", PY, "-c", code), NOW)
+    spec_file = tmp_path / "logs" / "job-late.spec.json"
+
+    (result,) = LocalExecutor(log_dir=tmp_path / "logs").adopt(
+        [RunHandle("job-late", "local", "", NOW)], NOW
+    )
+    late = subprocess.run(
+        [PY, "-I", "-m", "daemon.executors.wrapper", str(spec_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert isinstance(result, ExitStatus) and "never started" in result.reason
+    assert late.returncode == 0 and "claimed the start" in late.stderr
+    assert not ran.exists()
+    assert not (tmp_path / "logs" / "job-late.status.json").exists()

@@ -1,0 +1,188 @@
+"""The service loop: steps fired on intervals in the main thread, signals, reload, watchdog."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.loop import STEP_NAMES, Intervals, ServiceLoop
+from daemon.sdnotify import Notifier
+
+FAST = Intervals(ingest_s=0.05, refresh_intensity_s=0.05, plan_s=0.05, reconcile_s=0.05)
+PINNED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class RecordingSteps:
+    """Records each step call with its thread; ``on`` lets a test act inside a step."""
+
+    def __init__(self, label: str = "a") -> None:
+        self.label = label
+        self.calls: list[tuple[str, datetime, str]] = []
+        self.on: Callable[[str], None] = lambda step: None
+        self.fail: set[str] = set()
+
+    def _record(self, step: str, now: datetime) -> None:
+        self.calls.append((step, now, threading.current_thread().name))
+        self.on(step)
+        if step in self.fail:
+            raise RuntimeError(f"{step} broke")
+
+    def ingest(self, now: datetime) -> None:
+        self._record("ingest", now)
+
+    def refresh_intensity(self, now: datetime) -> None:
+        self._record("refresh_intensity", now)
+
+    def plan(self, now: datetime) -> None:
+        self._record("plan", now)
+
+    def reconcile(self, now: datetime) -> None:
+        self._record("reconcile", now)
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool]] = []
+
+    def observe_step(self, step: str, duration_s: float, *, failed: bool = False) -> None:
+        assert duration_s >= 0
+        self.seen.append((step, failed))
+
+
+def _after(calls: int, steps: RecordingSteps, action: Callable[[], None]) -> None:
+    """Run ``action`` (once) inside a step, after ``calls`` step calls."""
+
+    def on(step: str) -> None:
+        if len(steps.calls) == calls:
+            action()
+
+    steps.on = on
+
+
+def _kill_self(sig: signal.Signals) -> Callable[[], None]:
+    return lambda: os.kill(os.getpid(), sig)
+
+
+@pytest.fixture
+def watchdog_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.settimeout(0.5)
+    yield sock, str(tmp_path / "notify")
+    sock.close()
+
+
+def _drain(sock: socket.socket) -> list[str]:
+    messages = []
+    try:
+        while True:
+            messages.append(sock.recv(4096).decode())
+    except TimeoutError:
+        return messages
+
+
+def test_every_step_runs_in_order_first_then_repeatedly_in_the_main_thread() -> None:
+    steps = RecordingSteps()
+    sink = RecordingSink()
+    loop = ServiceLoop(steps, FAST, sink=sink, clock=lambda: PINNED)
+    _after(12, steps, _kill_self(signal.SIGTERM))
+
+    assert loop.run() == 0
+
+    names = [name for name, _, _ in steps.calls]
+    assert tuple(names[:4]) == STEP_NAMES  # the start-up pass, in tick order
+    assert all(names.count(step) >= 2 for step in STEP_NAMES)
+    assert {thread for _, _, thread in steps.calls} == {"MainThread"}
+    assert {now for _, now, _ in steps.calls} == {PINNED}
+    assert len(sink.seen) == len(steps.calls)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+def test_a_failing_step_is_logged_counted_and_the_loop_goes_on() -> None:
+    steps = RecordingSteps()
+    steps.fail = {"plan"}
+    sink = RecordingSink()
+    loop = ServiceLoop(steps, FAST, sink=sink)
+    _after(10, steps, loop.request_stop)
+
+    assert loop.run() == 0
+
+    assert ("plan", True) in sink.seen and ("ingest", False) in sink.seen
+    assert len(steps.calls) >= 10
+
+
+def test_sighup_swaps_in_new_steps_and_a_failed_reload_keeps_the_old() -> None:
+    old, new = RecordingSteps("old"), RecordingSteps("new")
+    answers: list[tuple[RecordingSteps, Intervals] | None] = [None, (new, FAST)]
+
+    def reload() -> tuple[RecordingSteps, Intervals] | None:
+        return answers.pop(0)  # first: invalid config (None); second: a good one
+
+    loop = ServiceLoop(old, FAST, reload=reload)  # type: ignore[arg-type]
+
+    def on_old(step: str) -> None:
+        if len(old.calls) in {4, 8}:
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    old.on = on_old
+    _after(4, new, _kill_self(signal.SIGTERM))
+
+    assert loop.run() == 0
+
+    assert len(old.calls) >= 8  # survived the first (rejected) reload
+    assert len(new.calls) >= 4
+    assert answers == []
+
+
+def test_second_stop_signal_forces_the_stop_inside_a_stuck_step() -> None:
+    steps = RecordingSteps()
+    loop = ServiceLoop(steps, FAST)
+
+    def stuck(step: str) -> None:
+        if step == "plan":
+            os.kill(os.getpid(), signal.SIGTERM)  # graceful stop requested ...
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGINT)  # ... and insisted on
+            time.sleep(30)  # never reached: the second signal interrupts the step
+            raise AssertionError("the forced stop did not interrupt the step")
+
+    steps.on = stuck
+
+    assert loop.run() == 1
+
+
+def test_ready_watchdog_and_stopping_are_sent(watchdog_socket: tuple[socket.socket, str]) -> None:
+    sock, path = watchdog_socket
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})  # ping every 0.05 s
+    steps = RecordingSteps()
+    loop = ServiceLoop(steps, Intervals(0.1, 0.1, 0.1, 0.1), notifier=notifier)
+    _after(16, steps, loop.request_stop)
+
+    with notifier:
+        assert loop.run() == 0
+
+    messages = _drain(sock)
+    assert messages[0] == "READY=1\nSTATUS=carbond running"
+    assert messages[-1] == "STOPPING=1\nSTATUS=carbond stopping"
+    assert messages.count("WATCHDOG=1") >= 2
+
+
+def test_a_step_already_waiting_is_not_queued_twice() -> None:
+    steps = RecordingSteps()
+    loop = ServiceLoop(steps, Intervals(3600, 3600, 3600, 3600))
+    for _ in range(5):
+        loop.trigger("plan")  # before start: it waits, and so does the start-up pass's
+    _after(len(STEP_NAMES), steps, loop.request_stop)
+
+    assert loop.run() == 0
+
+    names = [name for name, _, _ in steps.calls]
+    assert names == ["plan", "ingest", "refresh_intensity", "reconcile"]

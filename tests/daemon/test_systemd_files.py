@@ -1,0 +1,118 @@
+"""The systemd files: the unit verifies, the snippets apply, the example config is complete."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SYSTEMD = ROOT / "systemd"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} not installed (systemd >= 250 provides it); cannot check the files")
+    return path
+
+
+def _verify(unit: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool("systemd-analyze"), "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _unit_copy(tmp_path: Path, text: str) -> Path:
+    """The unit with ExecStart pointing at this checkout's ``carbond`` (verify checks it)."""
+    carbond = Path(sys.executable).with_name("carbond")
+    unit = tmp_path / "carbond.service"
+    unit.write_text(text.replace("/usr/bin/carbond", str(carbond)))
+    return unit
+
+
+def test_the_unit_verifies_cleanly(tmp_path: Path) -> None:
+    done = _verify(_unit_copy(tmp_path, (SYSTEMD / "carbond.service").read_text()))
+
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_verify_does_notice_a_broken_unit(tmp_path: Path) -> None:
+    text = (SYSTEMD / "carbond.service").read_text().replace("Type=notify", "Type=notifyy")
+    done = _verify(_unit_copy(tmp_path, text))
+
+    assert "notifyy" in done.stderr
+
+
+def _directives(text: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("Type", "notify"),
+        ("KillMode", "process"),  # running jobs survive a daemon restart
+        ("StateDirectory", "carbond"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "read-only"),
+        ("PrivateTmp", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("SystemCallFilter", "@system-service"),
+        ("Restart", "on-failure"),
+        ("LoadCredential", "electricitymaps__token:/etc/carbond/electricitymaps.token"),
+    ],
+)
+def test_the_unit_has_the_issue_s_settings(key: str, value: str) -> None:
+    assert value in _directives((SYSTEMD / "carbond.service").read_text())[key]
+
+
+def test_capabilities_are_only_what_running_jobs_as_users_needs() -> None:
+    text = (SYSTEMD / "carbond.service").read_text()
+    (caps,) = _directives(text)["CapabilityBoundingSet"]
+    assert set(caps.split()) == {
+        "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE",
+    }  # fmt: skip
+    for cap in caps.split():
+        assert re.search(rf"#\s+{cap}\b", text), f"{cap} has no comment saying why"
+    assert "WatchdogSec" in _directives(text)
+
+
+def test_sysusers_and_tmpfiles_create_the_layout(tmp_path: Path) -> None:
+    sysusers, tmpfiles = _tool("systemd-sysusers"), _tool("systemd-tmpfiles")
+    if os.geteuid() != 0:
+        pytest.skip("needs root: systemd-tmpfiles sets owners (run the suite as root)")
+    (tmp_path / "etc").mkdir()
+    for name in ("passwd", "group"):
+        (tmp_path / "etc" / name).touch()
+    for tool, conf in ((sysusers, "carbond.sysusers.conf"), (tmpfiles, "carbond.tmpfiles.conf")):
+        args = [tool, f"--root={tmp_path}", str(SYSTEMD / conf)]
+        if tool == tmpfiles:
+            args.insert(1, "--create")
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+
+    assert "carbond:x:" in (tmp_path / "etc" / "group").read_text()
+    modes = {
+        "var/lib/carbond": 0o755,
+        "var/lib/carbond/queue.d": 0o1733,
+        "var/lib/carbond/logs": 0o751,
+        "etc/carbond/electricitymaps.token": 0o600,
+    }
+    for path, mode in modes.items():
+        assert stat.S_IMODE((tmp_path / path).stat().st_mode) == mode, path
