@@ -24,6 +24,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.intensity_cmds",
     "daemon.cli.jobs_cmds",
     "daemon.cli.run_cmd",
+    "daemon.cli.doctor_cmd",
 )
 
 
