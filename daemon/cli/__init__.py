@@ -25,6 +25,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.jobs_cmds",
     "daemon.cli.run_cmd",
     "daemon.cli.doctor_cmd",
+    "daemon.cli.demo_cmd",
 )
 
 
