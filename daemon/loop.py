@@ -119,6 +119,7 @@ class ServiceLoop:
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._signals = 0
+        self._in_main = False  # a forced stop unwinds only the main loop, never the clean-up
         self._scheduler: BackgroundScheduler | None = None
 
     # -- requests (what signal handlers call; tests call them too) ---------------------------
@@ -151,11 +152,13 @@ class ServiceLoop:
         log.info("daemon_ready", intervals=self._intervals_fields())
         code = 0
         try:
+            self._in_main = True
             self._main()
         except _ForcedStop:
             log.warning("daemon_stop_forced")
             code = 1
         finally:
+            self._in_main = False
             self._notifier.stopping(status="carbond stopping")
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
@@ -246,7 +249,7 @@ class ServiceLoop:
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
         self._stop.set()
-        if self._signals > 1:
+        if self._signals > 1 and self._in_main:
             raise _ForcedStop
 
     def _on_reload_signal(self, signum: int, frame: FrameType | None) -> None:

@@ -23,6 +23,9 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.advise_cmd",
     "daemon.cli.intensity_cmds",
     "daemon.cli.jobs_cmds",
+    "daemon.cli.run_cmd",
+    "daemon.cli.doctor_cmd",
+    "daemon.cli.demo_cmd",
 )
 
 

@@ -39,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 
 from daemon.executors import jobfiles
-from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
 
 __all__ = ["DEFAULT_GRACE_S", "LocalExecutor"]
@@ -275,7 +275,7 @@ class LocalExecutor:
 
 def _never_started(handle: RunHandle, now: datetime, why: str) -> ExitStatus:
     """A run that provably never started (the service queues the job again)."""
-    return ExitStatus(handle.job_id, now, None, None, f"never started: {why}")
+    return NotStarted(handle.job_id, now, None, None, f"never started: {why}")
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError
 
 __all__ = ["SimulatedExecutor"]
@@ -129,7 +129,7 @@ class SimulatedExecutor:
         return [
             (self._status(handle, now) or handle)
             if handle.token
-            else ExitStatus(handle.job_id, now, None, None, "never started: no simulated token")
+            else NotStarted(handle.job_id, now, None, None, "never started: no simulated token")
             for handle in handles
         ]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError
 from daemon.executors.simulated import SimulatedExecutor
 
@@ -94,4 +94,4 @@ def test_a_run_without_a_token_never_started() -> None:
 
     (result,) = SimulatedExecutor().adopt([handle], T0)
 
-    assert isinstance(result, ExitStatus) and result.reason.startswith("never started")
+    assert isinstance(result, NotStarted)

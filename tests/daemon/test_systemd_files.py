@@ -8,9 +8,14 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
+
+from daemon.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "systemd"
@@ -116,3 +121,37 @@ def test_sysusers_and_tmpfiles_create_the_layout(tmp_path: Path) -> None:
     }
     for path, mode in modes.items():
         assert stat.S_IMODE((tmp_path / path).stat().st_mode) == mode, path
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        annotation: Any = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(_keys(annotation, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def test_the_example_config_loads_and_names_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = SYSTEMD / "carbond.example.toml"
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    for name in list(os.environ):
+        if name.startswith("CARBOND_"):
+            monkeypatch.delenv(name)
+
+    settings = load_settings(example)
+
+    assert settings.state_dir == Path("/var/lib/carbond")
+    text = example.read_text()
+    tomllib.loads(text)
+    missing = []
+    for key in _keys(Settings):
+        section, _, leaf = key.rpartition(".")
+        if (section and f"[{section}]" not in text) or (
+            f"[[{leaf}]]" not in text
+            and not re.search(rf"^#?\s*{re.escape(leaf)}\s*=", text, re.MULTILINE)
+        ):
+            missing.append(key)
+    assert not missing, f"keys not shown in {example.name}: {missing}"

@@ -1,0 +1,188 @@
+"""The daemon's object graph for ``carbond run`` and ``carbond demo``: the parts the
+composition root chooses (ledger, executors, GPU discovery, intervals), around the service
+that :func:`daemon.compose.build_service` wires from the settings.
+
+Nothing here starts a thread or opens a socket; the ledger's SQLite file and (when a region
+discovers its GPUs) the GPU backend are opened, and :meth:`Daemon.close` releases them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from daemon.catalog import gpu_catalog
+from daemon.compose import build_service
+from daemon.executors.base import Executor
+from daemon.executors.local import LocalExecutor
+from daemon.executors.simulated import SimulatedExecutor
+from daemon.intensity import IntensityProvider
+from daemon.inventory import Discover
+from daemon.ledger import Ledger
+from daemon.loop import Intervals
+from daemon.metrics_sink import MetricsSink
+from daemon.service import Service
+from daemon.settings import RegionSettings, Settings
+
+__all__ = [
+    "LEDGER_NAME",
+    "LOG_DIR_NAME",
+    "Daemon",
+    "build_daemon",
+    "build_executors",
+    "gpu_discovery",
+    "intervals_of",
+    "rebuild_service",
+]
+
+log = structlog.get_logger(__name__)
+
+LEDGER_NAME = "ledger.db"
+LOG_DIR_NAME = "logs"  # the service puts every job's log_dir here
+
+
+def build_executors(settings: Settings) -> dict[str, Executor]:
+    """Every executor a region may name, configured from ``settings.executors``."""
+    local = settings.executors.local
+    sim = settings.executors.simulated
+    return {
+        "local": LocalExecutor(
+            grace_s=local.grace_s,
+            allow_root_jobs=local.allow_root_jobs,
+            log_dir=settings.state_dir / LOG_DIR_NAME,
+        ),
+        "simulated": SimulatedExecutor(
+            truth_factor=sim.truth_factor,
+            noise_sigma=sim.noise_sigma,
+            failure_rate=sim.failure_rate,
+            seed=sim.seed,
+        ),
+    }
+
+
+def _no_op() -> None:
+    """Nothing to release."""
+
+
+def gpu_discovery(settings: Settings) -> tuple[Discover | None, Callable[[], None]]:
+    """NVML discovery for regions declaring ``gpus = "discover"``, and how to release it.
+
+    Uses the GPU backend (``daemon.gpu``, ``gpu.backend`` in the settings) when this build has
+    one; without it such regions get no GPU (``gpu_backend_missing`` is logged). All
+    discovering regions see this node's GPUs, so declare at most one per node.
+
+    Raises:
+        DaemonError: the backend is configured but cannot list the GPUs.
+    """
+    if not any(region.gpus == "discover" for region in settings.regions):
+        return None, _no_op
+    try:
+        factory = importlib.import_module("daemon.gpu.factory")
+    except ModuleNotFoundError:
+        log.warning("gpu_backend_missing", reason="this build has no daemon.gpu")
+        return None, _no_op
+    backend = factory.start_backend(settings.gpu, gpu_catalog(settings))
+    found: Sequence[tuple[int, str]] = [(d.index, d.name) for d in backend.devices()]
+    log.info("gpus_discovered", backend=backend.name, gpus=[name for _, name in found])
+
+    def discover(region: RegionSettings) -> Sequence[tuple[int, str]]:
+        return found
+
+    close: Callable[[], None] = backend.close
+    return discover, close
+
+
+def intervals_of(settings: Settings) -> Intervals:
+    """The loop's intervals from ``settings.intervals``."""
+    cfg = settings.intervals
+    return Intervals(
+        ingest_s=cfg.ingest_s,
+        refresh_intensity_s=cfg.refresh_s,
+        plan_s=cfg.plan_s,
+        reconcile_s=cfg.reconcile_s,
+    )
+
+
+@dataclass(slots=True)
+class Daemon:
+    """The open parts of a daemon; :meth:`close` releases them."""
+
+    settings: Settings
+    ledger: Ledger
+    executors: dict[str, Executor]
+    service: Service
+    discover: Discover | None = None
+    release: Callable[[], None] = _no_op
+
+    def close(self) -> None:
+        """Close the service (its signal chain), the GPU backend and the ledger."""
+        try:
+            self.service.close()
+        finally:
+            self.release()
+            self.ledger.close()
+
+
+def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | None) -> Service:
+    """A new service for ``settings`` around the same ledger, executors and GPUs (SIGHUP);
+    the previous service is closed once the new one is built.
+
+    Raises:
+        DaemonError / PoliciesError / UnknownGpuError: the new settings cannot be wired.
+    """
+    service = build_service(
+        settings,
+        daemon.ledger,
+        daemon.executors,
+        discover=daemon.discover,
+        metrics=metrics,
+        catalog=gpu_catalog(settings),
+    )
+    previous, daemon.service, daemon.settings = daemon.service, service, settings
+    previous.close()
+    return service
+
+
+def build_daemon(
+    settings: Settings,
+    *,
+    metrics: MetricsSink | None = None,
+    executors: Mapping[str, Executor] | None = None,
+    intensity: IntensityProvider | None = None,
+    discover: Discover | None = None,
+) -> Daemon:
+    """Open the ledger in ``settings.state_dir`` and build the service around it.
+
+    ``executors`` default to :func:`build_executors`; ``discover`` to :func:`gpu_discovery`.
+
+    Raises:
+        LedgerError: the ledger cannot be opened.
+        DaemonError / PoliciesError / UnknownGpuError: the settings cannot be wired.
+    """
+    release = _no_op
+    if discover is None:
+        discover, release = gpu_discovery(settings)
+    try:
+        ledger = Ledger.open(settings.state_dir / LEDGER_NAME)
+    except BaseException:
+        release()
+        raise
+    try:
+        chosen = dict(executors) if executors is not None else build_executors(settings)
+        service = build_service(
+            settings,
+            ledger,
+            chosen,
+            discover=discover,
+            intensity=intensity,
+            metrics=metrics,
+            catalog=gpu_catalog(settings),
+        )
+    except BaseException:
+        ledger.close()
+        release()
+        raise
+    return Daemon(settings, ledger, chosen, service, discover, release)

@@ -1,0 +1,114 @@
+"""``carbond run``: the daemon in the foreground (under systemd: ``Type=notify``).
+
+The composition root of the long-running service: settings -> logging -> metrics ->
+ledger, queue, executors, GPU inventory, intensity source, policy -> service -> loop.
+On SIGHUP the settings are loaded again; a valid new config rebuilds the service around the
+same ledger and executors (so running jobs stay tracked), an invalid one is logged
+(``reload_rejected`` with one problem per line) and the running config is kept.
+``state_dir``, ``metrics.port`` and ``executors.*`` changes need a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from daemon.assemble import build_daemon, intervals_of, rebuild_service
+from daemon.cli.context import add_common_options
+from daemon.logs import configure_logging
+from daemon.loop import Intervals, ServiceLoop, Steps
+from daemon.metrics import Metrics
+from daemon.sdnotify import Notifier
+from daemon.settings import ConfigError, Settings, load_settings
+
+__all__ = ["register", "run_daemon"]
+
+log = structlog.get_logger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run``."""
+    run = subparsers.add_parser(
+        "run", help="run the daemon in the foreground (systemd: Type=notify, SIGHUP reloads)"
+    )
+    add_common_options(run, json_flag=False)
+    run.add_argument(
+        "--state-dir", type=Path, default=None, help="override state_dir from the settings"
+    )
+    run.set_defaults(func=_run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {"state_dir": args.state_dir} if args.state_dir is not None else {}
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = _overrides(args)
+    settings = load_settings(args.config, **overrides)
+    _configure_logging(settings)
+    return run_daemon(settings, lambda: load_settings(args.config, **overrides))
+
+
+def _configure_logging(settings: Settings) -> None:
+    fmt = settings.log.format
+    configure_logging(level=settings.log.level, json=None if fmt == "auto" else fmt == "json")
+    # APScheduler logs every firing at INFO; the loop logs what matters itself.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
+
+
+def run_daemon(
+    settings: Settings,
+    load: Callable[[], Settings] | None = None,
+    notifier: Notifier | None = None,
+) -> int:
+    """Run the daemon until SIGTERM/SIGINT; return the exit code.
+
+    Args:
+        settings: the settings to start with.
+        load: called on SIGHUP to build new settings (raises ``ConfigError`` when invalid);
+            None disables reloading.
+        notifier: systemd notifications (default: from ``$NOTIFY_SOCKET``).
+
+    Raises:
+        DaemonError: the ledger, the state dir or the metrics port cannot be set up.
+    """
+    metrics = Metrics()
+    daemon = build_daemon(settings, metrics=metrics)
+    notifier = notifier or Notifier()
+    try:
+        if settings.metrics.port:
+            port = metrics.start(settings.metrics.port)
+            log.info("metrics_listening", address=f"127.0.0.1:{port}")
+        notifier.open()
+        daemon.service.start(datetime.now(UTC))
+
+        def reload() -> tuple[Steps, Intervals] | None:
+            if load is None:
+                return None
+            try:
+                new: Settings = load()
+            except ConfigError as exc:
+                log.error("reload_rejected", problems=exc.problems)
+                return None
+            if new.state_dir != daemon.settings.state_dir:
+                log.error("reload_rejected", problems=["state_dir cannot change; restart"])
+                return None
+            service = rebuild_service(daemon, new, metrics)
+            _configure_logging(new)
+            log.info("reload_settings", policy=service.policy.name, regions=len(new.regions))
+            return service, intervals_of(new)
+
+        loop = ServiceLoop(
+            daemon.service, intervals_of(settings), notifier=notifier, sink=metrics, reload=reload
+        )
+        return loop.run()
+    finally:
+        notifier.close()
+        metrics.close()
+        daemon.close()

@@ -1,0 +1,248 @@
+"""``carbond doctor``'s checks: each returns one pass/fail/skip line, nothing raises.
+
+Checks, in order: ``config``, ``state_dir``, ``ledger``, ``policy``, ``gpus`` (regions and
+their devices), ``nvml`` (through the GPU backend when this build has one), ``signals`` (each
+zone's intensity source, and whether an Electricity Maps token is set, never its value),
+``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines) and
+``wrapper`` (the job wrapper starts under ``python -I``). ``skip`` is not a failure.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+from daemon.assemble import LEDGER_NAME, LOG_DIR_NAME
+from daemon.errors import DaemonError
+from daemon.inventory import build_inventory
+from daemon.ledger import Ledger
+from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
+from daemon.settings import ConfigError, Settings, load_settings
+from forecasts import ForecastsError, SeriesCache, SignalChain
+from policies import UnknownPolicyError, get_policy
+from policies.errors import PoliciesError
+
+__all__ = ["Check", "Status", "run_checks"]
+
+Status = Literal["pass", "fail", "skip"]
+_GROUP_OR_OTHER_WRITE = stat.S_IWGRP | stat.S_IWOTH
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One check's result: ``name``, ``status`` and a one-line ``detail``."""
+
+    name: str
+    status: Status
+    detail: str
+
+
+def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[Check]:
+    """Every check, for the settings ``config`` (and ``overrides``) would give."""
+    try:
+        settings = load_settings(config, **overrides)
+    except ConfigError as exc:
+        skipped = "needs a valid config"
+        names = ("state_dir", "ledger", "policy", "gpus", "nvml", "signals", "queue")
+        return [
+            Check("config", "fail", "; ".join(exc.problems)),
+            *(Check(name, "skip", skipped) for name in names),
+            _check_wrapper(),
+        ]
+    where = str(config or os.environ.get("CARBOND_CONFIG") or "defaults and environment")
+    checks = [
+        Check(
+            "config",
+            "pass",
+            f"{where}: {len(settings.regions)} region(s), policy {settings.policy.name}",
+        )
+    ]
+    for name, check in (
+        ("state_dir", _check_state_dir),
+        ("ledger", _check_ledger),
+        ("policy", _check_policy),
+        ("gpus", _check_gpus),
+        ("nvml", _check_nvml),
+        ("queue", _check_queue),
+    ):
+        checks.append(_guarded(name, partial(check, settings)))
+    checks.insert(-1, _guarded("signals", partial(_check_signals, settings, now)))
+    checks.append(_check_wrapper())
+    return checks
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    try:
+        return check()
+    except (DaemonError, ForecastsError, PoliciesError, OSError) as exc:
+        return Check(name, "fail", str(exc))
+
+
+def _check_state_dir(settings: Settings) -> Check:
+    path = settings.state_dir
+    if not path.exists():
+        return Check("state_dir", "fail", f"{path} does not exist (systemd's StateDirectory= "
+                     "or `systemd-tmpfiles --create carbond.conf` creates it)")  # fmt: skip
+    if not path.is_dir():
+        return Check("state_dir", "fail", f"{path} is not a directory")
+    st = path.stat()
+    problems = []
+    if st.st_mode & stat.S_IWOTH:
+        problems.append(f"{path} is world-writable (mode {stat.filemode(st.st_mode)})")
+    if not os.access(path, os.W_OK):
+        problems.append(f"{path} is not writable by uid {os.geteuid()}")
+    spool = path / SPOOL_DIR
+    if spool.is_dir() and (spool.stat().st_mode & 0o7777) != 0o1733:
+        problems.append(f"{spool} should be mode 1733 (sticky, users create their own file)")
+    logs = path / LOG_DIR_NAME
+    if logs.exists() and logs.stat().st_mode & stat.S_IWOTH:
+        problems.append(f"{logs} is world-writable")
+    if problems:
+        return Check("state_dir", "fail", "; ".join(problems))
+    owner = f"uid {st.st_uid}, mode {stat.filemode(st.st_mode)}"
+    return Check("state_dir", "pass", f"{path} ({owner})")
+
+
+def _check_ledger(settings: Settings) -> Check:
+    path = settings.state_dir / LEDGER_NAME
+    if not path.exists():
+        return Check("ledger", "pass", f"{path} not created yet (`carbond run` creates it)")
+    with Ledger.open_readonly(path) as ledger:
+        counts = ledger.counts_by_state()
+        version = ledger.schema_version()
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs"
+    return Check("ledger", "pass", f"{path}: schema v{version}, {summary}")
+
+
+def _check_policy(settings: Settings) -> Check:
+    name = settings.policy.name
+    try:
+        get_policy(name, **settings.policy.params)
+    except UnknownPolicyError as exc:
+        return Check("policy", "fail", f"{exc}; the daemon would fall back to run-now")
+    return Check("policy", "pass", f"{name} {settings.policy.params or ''}".strip())
+
+
+def _check_gpus(settings: Settings) -> Check:
+    if not settings.regions:
+        return Check("gpus", "fail", "no [[regions]] configured: the daemon has nowhere to run")
+    devices = build_inventory(settings.regions)
+    empty = [r.name for r in settings.regions if not any(d.device.region == r.name
+                                                         for d in devices)]  # fmt: skip
+    detail = ", ".join(
+        f"{r.name} ({r.zone}, {r.executor}): "
+        + ("discover" if r.gpus == "discover" else f"{len(r.gpus)} declared")
+        for r in settings.regions
+    )
+    if empty:
+        declared = [r for r in settings.regions if r.name in empty and r.gpus != "discover"]
+        if declared or _gpu_module() is None:
+            return Check("gpus", "fail", f"{detail}; no GPU in: {', '.join(empty)}")
+    return Check("gpus", "pass", detail)
+
+
+def _gpu_module() -> object | None:
+    try:
+        return importlib.import_module("daemon.gpu.factory")
+    except ModuleNotFoundError:
+        return None
+
+
+def _check_nvml(settings: Settings) -> Check:
+    factory = _gpu_module()
+    if factory is None:
+        return Check("nvml", "skip", "not available: this build has no GPU backend (daemon.gpu)")
+    from policies.footprint import DEFAULT_GPU_CATALOG
+
+    backend = factory.start_backend(settings.gpu, DEFAULT_GPU_CATALOG)  # type: ignore[attr-defined]
+    try:
+        devices = backend.devices()
+    finally:
+        backend.close()
+    names = ", ".join(f"{d.index}: {d.name}" for d in devices) or "none"
+    return Check("nvml", "pass", f"backend {backend.name}: {names}")
+
+
+def _check_signals(settings: Settings, now: datetime) -> Check:
+    """Each zone's intensity now from the fallback chain, offline (cache, history, static):
+    no network and no directory is created. Says whether a token is set, never its value."""
+    zones = sorted({r.zone for r in settings.regions})
+    cache_dir = settings.signals.cache_dir or settings.state_dir / "cache" / "intensity"
+    cache = (
+        SeriesCache(cache_dir, max_points=settings.signals.cache_max_points)
+        if cache_dir.is_dir()
+        else None
+    )
+    chain = SignalChain(cache=cache, kind=settings.electricitymaps.emission_factor_type)
+    values = []
+    for zone in zones:
+        reading = chain.current(zone, now)
+        values.append(
+            f"{zone} {reading.intensity_g_per_kwh:.0f} g/kWh ({reading.rung}, "
+            f"{reading.age_s / 3600:.1f} h old)"
+        )
+    token = "set" if settings.electricitymaps.token else "NOT set (live API unused)"
+    shown = "; ".join(values) or "no zones configured"
+    where = f"cache {cache_dir}" if cache is not None else f"no cache yet at {cache_dir}"
+    return Check(
+        "signals",
+        "pass",
+        f"planner source {settings.intensity.source}; chain offline: {shown}; {where}; "
+        f"Electricity Maps token {token}",
+    )
+
+
+def _check_queue(settings: Settings) -> Check:
+    queue = settings.state_dir / QUEUE_NAME
+    if not queue.exists():
+        return Check("queue", "pass", f"{queue} not created yet (`carbond run` creates it)")
+    st = queue.stat()
+    problems = []
+    if st.st_mode & _GROUP_OR_OTHER_WRITE:
+        problems.append(f"{queue} is group/world-writable ({stat.filemode(st.st_mode)}): its "
+                        "lines cannot be attributed and are rejected")  # fmt: skip
+    with queue.open("rb") as handle:
+        if st.st_size:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                problems.append(f"{queue} ends with an unfinished line (left for later)")
+    backlog = "backlog unknown (no ledger yet)"
+    ledger_path = settings.state_dir / LEDGER_NAME
+    if ledger_path.exists():
+        with Ledger.open_readonly(ledger_path) as ledger:
+            record = ledger.queue_files().get(QUEUE_NAME)
+        done = record.byte_offset if record is not None and record.inode == st.st_ino else 0
+        backlog = f"{max(0, st.st_size - done)} byte(s) not ingested yet"
+    rejected_path = settings.state_dir / REJECTED_NAME
+    rejected = 0
+    if rejected_path.exists():
+        with rejected_path.open("rb") as handle:
+            rejected = sum(1 for _ in handle)
+    detail = f"{queue}: {st.st_size} bytes, {backlog}, {rejected} rejected line(s)"
+    if problems:
+        return Check("queue", "fail", f"{detail}; " + "; ".join(problems))
+    return Check("queue", "pass", detail)
+
+
+def _check_wrapper() -> Check:
+    argv = [sys.executable, "-I", "-c", "import daemon.executors.wrapper"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("wrapper", "fail", f"cannot start {sys.executable}: {exc}")
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return Check("wrapper", "fail", f"`{sys.executable} -I` cannot import the job wrapper: "
+                     f"{last}")  # fmt: skip
+    who = "root: jobs run as their submitters" if os.geteuid() == 0 else (
+        f"uid {os.geteuid()}: only this user's jobs can run")  # fmt: skip
+    return Check("wrapper", "pass", f"{sys.executable} -I -m daemon.executors.wrapper; {who}")

@@ -1,0 +1,134 @@
+"""``carbond doctor``: a healthy setup passes; each broken one fails on the right line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.doctor import run_checks
+from daemon.ledger import Ledger
+from daemon.queue import Queue
+
+CONFIG = """
+state_dir = "{state}"
+[policy]
+name = "{policy}"
+[[regions]]
+name = "qc"
+zone = "CA-QC"
+executor = "local"
+gpus = ["T4"]
+"""
+
+
+def _setup(tmp_path: Path, policy: str = "run-now") -> tuple[Path, Path]:
+    state = tmp_path / "state"
+    with Ledger.open(state / "ledger.db") as ledger:
+        Queue(state, ledger).prepare()
+    config = tmp_path / "carbond.toml"
+    config.write_text(CONFIG.format(state=state, policy=policy))
+    return state, config
+
+
+def _carbond(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own (it configures logging, which must not leak here)."""
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _doctor(config: Path) -> tuple[int, dict[str, str]]:
+    checks = run_checks(config, datetime.now(UTC))
+    code = 1 if any(c.status == "fail" for c in checks) else 0
+    return code, {c.name: f"{c.status}: {c.detail}" for c in checks}
+
+
+def test_a_healthy_setup_passes(tmp_path: Path) -> None:
+    _, config = _setup(tmp_path)
+
+    done = _carbond("doctor", "--config", str(config), "--json")
+
+    payload = json.loads(done.stdout)
+    assert done.returncode == 0 and payload["ok"], done.stdout
+    checks = {c["check"]: c["status"] + ": " + c["detail"] for c in payload["checks"]}
+    assert list(checks) == ["config", "state_dir", "ledger", "policy", "gpus", "nvml",
+                            "signals", "queue", "wrapper"]  # fmt: skip
+    assert all(v.startswith(("pass", "skip")) for v in checks.values())
+    assert "CA-QC 31 g/kWh (static" in checks["signals"]
+    assert "token NOT set" in checks["signals"]
+
+
+def _world_writable_state(state: Path, config: Path) -> None:
+    os.chmod(state, 0o777)
+
+
+def _group_writable_queue(state: Path, config: Path) -> None:
+    os.chmod(state / "queue.jsonl", 0o664)
+
+
+def _partial_line(state: Path, config: Path) -> None:
+    with (state / "queue.jsonl").open("a") as queue:
+        queue.write('{"model": "llama-1b"')
+
+
+def _no_regions(state: Path, config: Path) -> None:
+    config.write_text(f'state_dir = "{state}"\n[policy]\nname = "run-now"\n')
+
+
+def _unknown_policy(state: Path, config: Path) -> None:
+    config.write_text(config.read_text().replace("run-now", "no-such-policy"))
+
+
+def _bad_config(state: Path, config: Path) -> None:
+    config.write_text(config.read_text() + "\n[metrics]\nport = -1\n")
+
+
+@pytest.mark.parametrize(
+    ("breakage", "check", "words"),
+    [
+        (_world_writable_state, "state_dir", "world-writable"),
+        (_group_writable_queue, "queue", "group/world-writable"),
+        (_partial_line, "queue", "unfinished line"),
+        (_no_regions, "gpus", "no [[regions]]"),
+        (_unknown_policy, "policy", "no-such-policy"),
+        (_bad_config, "config", "metrics.port"),
+    ],
+)
+def test_each_problem_fails_its_line(
+    tmp_path: Path,
+    breakage: Callable[[Path, Path], None],
+    check: str,
+    words: str,
+) -> None:
+    state, config = _setup(tmp_path)
+    breakage(state, config)
+
+    code, checks = _doctor(config)
+
+    assert code == 1
+    assert checks[check].startswith("fail: ") and words in checks[check], checks[check]
+    failed = [name for name, value in checks.items() if value.startswith("fail")]
+    assert failed == [check]
+
+
+def test_human_output_is_one_line_per_check_and_failure_exits_1(tmp_path: Path) -> None:
+    state, config = _setup(tmp_path)
+    os.chmod(state, 0o777)
+
+    done = _carbond("doctor", "--config", str(config))
+
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert len(lines) == 9
+    assert [line[:4] for line in lines].count("FAIL") == 1

@@ -1,0 +1,210 @@
+"""``carbond run`` as a real process: notify, ingest -> run -> ledger, SIGHUP, SIGTERM, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from daemon.ledger import Ledger
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+state_dir = "{state}"
+[policy]
+name = "run-now"
+[intervals]
+ingest_s = 0.1
+plan_s = 0.2
+reconcile_s = 0.1
+[metrics]
+port = {port}
+[executors.local]
+grace_s = 2
+[[regions]]
+name = "qc"
+zone = "CA-QC"
+executor = "local"
+gpus = ["T4", "T4"]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _until(what: str, check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Daemon:
+    """One ``carbond run`` process with a fake systemd notify socket."""
+
+    def __init__(self, tmp_path: Path, config: Path) -> None:
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        path = tmp_path / f"notify-{time.monotonic_ns()}"
+        self.notify.bind(str(path))
+        self.notify.settimeout(30)
+        env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
+        self.log = (tmp_path / "daemon.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run", "--config", str(config)],
+            env=env,
+            stdout=self.log,
+            stderr=self.log,
+        )
+
+    def expect(self, message: str) -> None:
+        while True:
+            got = self.notify.recv(4096).decode()
+            if got.startswith(message):
+                return
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.notify.close()
+        self.log.close()
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[Path, Path, int, list[Daemon]]]:
+    state = tmp_path / "state"
+    port = _free_port()
+    config = tmp_path / "carbond.toml"
+    config.write_text(CONFIG.format(state=state, port=port))
+    started: list[Daemon] = []
+    yield state, config, port, started
+    for daemon in started:
+        daemon.close()
+
+
+def _submit(state: Path, job_id: str, argv: list[str]) -> None:
+    line = {"id": job_id, "model": "llama-1b", "requests": 1, "command": argv}
+    with (state / "queue.jsonl").open("a") as queue:
+        queue.write(json.dumps(line) + "\n")
+
+
+def _state_of(state: Path, job_id: str) -> str | None:
+    try:
+        with Ledger.open_readonly(state / "ledger.db") as ledger:
+            return ledger.job(job_id).state
+    except Exception:  # not ingested yet (or the ledger is being created)
+        return None
+
+
+def test_run_notifies_runs_jobs_reloads_and_stops(
+    setup: tuple[Path, Path, int, list[Daemon]], tmp_path: Path
+) -> None:
+    state, config, port, started = setup
+    daemon = Daemon(tmp_path, config)
+    started.append(daemon)
+    daemon.expect("READY=1")
+    daemon.expect("WATCHDOG=1")
+
+    _submit(state, "hello", [sys.executable, "-c", "print('hello from a job')"])
+    _until("the job to succeed", lambda: _state_of(state, "hello") == "succeeded")
+    assert (state / "logs" / "hello.out").read_text() == "hello from a job\n"
+
+    config.write_text(config.read_text() + "\nbogus_key = 1\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.expect("RELOADING=1")
+    daemon.expect("READY=1")  # the old configuration goes on
+    _submit(state, "after-bad-reload", [sys.executable, "-c", "pass"])
+    _until("a job after a rejected reload", lambda: _state_of(state, "after-bad-reload")
+           == "succeeded")  # fmt: skip
+
+    config.write_text(config.read_text().replace("bogus_key = 1", "").replace("0.2", "0.3"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.expect("RELOADING=1")
+    daemon.expect("READY=1")
+    _submit(state, "after-reload", [sys.executable, "-c", "pass"])
+    _until("a job after a reload", lambda: _state_of(state, "after-reload") == "succeeded")
+
+    metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(3, 10)).text
+    assert 'carbond_jobs{state="succeeded"} 3.0' in metrics
+    assert 'carbond_decisions_total{action="start",policy="run-now"} 3.0' in metrics
+
+    daemon.proc.send_signal(signal.SIGTERM)
+    daemon.expect("STOPPING=1")
+    assert daemon.proc.wait(timeout=30) == 0
+    log = (tmp_path / "daemon.log").read_text()
+    assert '"reload_rejected"' in log and "bogus_key" in log
+    assert '"reload_applied"' in log and '"plan": 0.3' in log
+
+
+def test_kill_9_leaves_the_job_running_and_the_next_daemon_adopts_it(
+    setup: tuple[Path, Path, int, list[Daemon]], tmp_path: Path
+) -> None:
+    state, config, _, started = setup
+    go, runs = tmp_path / "go", tmp_path / "runs"
+    code = (
+        "import pathlib, time\n"
+        f"with open({str(runs)!r}, 'a') as f: f.write('ran\\n')\n"
+        f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.02)\n"
+    )
+    try:
+        first = Daemon(tmp_path, config)
+        started.append(first)
+        first.expect("READY=1")
+        _submit(state, "survivor", [sys.executable, "-c", code])
+        _until("the job to start", runs.exists)
+
+        first.proc.kill()  # kill -9: no chance to clean up
+        first.proc.wait()
+        assert _state_of(state, "survivor") == "running"
+
+        second = Daemon(tmp_path, config)
+        started.append(second)
+        second.expect("READY=1")
+    finally:
+        go.touch()  # the job ends even if the test fails
+    _until("the adopted job to succeed", lambda: _state_of(state, "survivor") == "succeeded")
+
+    assert runs.read_text() == "ran\n"  # ran exactly once
+    second.proc.send_signal(signal.SIGTERM)
+    assert second.proc.wait(timeout=30) == 0
+    assert '"job_adopted"' in (tmp_path / "daemon.log").read_text()
+
+
+@pytest.mark.root
+def test_a_job_runs_as_the_user_who_queued_it(
+    setup: tuple[Path, Path, int, list[Daemon]], tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the daemon switches to the submitter's uid only as root")
+    nobody = pwd.getpwnam("nobody")  # an existing unprivileged user
+    state, config, _, started = setup
+    daemon = Daemon(tmp_path, config)
+    started.append(daemon)
+    daemon.expect("READY=1")
+    spool = state / "queue.d" / f"{nobody.pw_uid}.jsonl"
+    line = {"id": "as-nobody", "model": "llama-1b", "requests": 1, "command": ["id", "-u"]}
+    spool.write_text(json.dumps(line) + "\n")
+    os.chown(spool, nobody.pw_uid, nobody.pw_gid)  # the file's owner is the submitter
+    os.chmod(spool, 0o644)
+
+    _until("the user's job to succeed", lambda: _state_of(state, "as-nobody") == "succeeded")
+
+    out = state / "logs" / "as-nobody.out"
+    assert out.read_text() == f"{nobody.pw_uid}\n"
+    assert out.stat().st_uid == nobody.pw_uid
