@@ -18,8 +18,11 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,dev]'
 	touch $@ $(VENV)/.stamp-base
 
-# The paper's characterisation with carbond's own model (tables + PNG figures in demo-out/).
+# The daemon on its embedded default (simulated paper GPUs, embedded intensity), then the paper's
+# characterisation with carbond's own model (tables + PNG figures in demo-out/).
 demo: $(VENV)/.stamp-base
+	rm -rf demo-out/state
+	$(BIN)/carbond demo --state-dir demo-out/state
 	$(BIN)/carbond paper --out demo-out
 
 test: $(VENV)/.stamp-dev
