@@ -13,6 +13,7 @@ from daemon.gpu.errors import (
     NvmlUnavailableError,
 )
 from daemon.gpu.meter import DeviceEnergy, EnergyMeter, EnergyMethod, JobEnergy
+from daemon.gpu.monitor import GpuMonitor, LostGpuReport
 from daemon.gpu.nvml import NvmlBackend, load_pynvml
 from daemon.gpu.sampler import LostGpu, Sampler
 from daemon.gpu.simulated import SimulatedGpuBackend, SimulatedGpuSpec
@@ -26,11 +27,13 @@ __all__ = [
     "GpuDevice",
     "GpuError",
     "GpuLostError",
+    "GpuMonitor",
     "GpuNotSupportedError",
     "GpuPermissionError",
     "GpuReading",
     "JobEnergy",
     "LostGpu",
+    "LostGpuReport",
     "NvmlBackend",
     "NvmlUnavailableError",
     "Sampler",
