@@ -29,6 +29,7 @@ import numpy as np
 
 from policies.errors import InvalidOutcomeError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, footprint
+from policies.placement import mean_intensity_g_per_kwh
 from policies.types import Alternative, ZoneIntensity
 
 __all__ = [
@@ -126,7 +127,8 @@ def time_weighted_intensity(
 ) -> tuple[float, float]:
     """Mean intensity (g/kWh) of ``series`` over ``[start, end]`` and the fraction covered.
 
-    A zero-length interval gives the value at ``start``.
+    The mean is :func:`policies.placement.mean_intensity_g_per_kwh` (the planner's own: edge
+    values held outside the series); a zero-length interval gives the value at ``start``.
 
     Raises:
         InvalidOutcomeError: ``end`` precedes ``start``, or the series is empty.
@@ -136,20 +138,14 @@ def time_weighted_intensity(
     values = np.asarray(series.values_g_per_kwh, dtype=np.float64)
     if values.size == 0:
         raise InvalidOutcomeError(f"zone {series.zone}: empty intensity series")
-    step_s = float(series.step_s)
+    duration_s = (end - start).total_seconds()
+    mean = mean_intensity_g_per_kwh(series, start, duration_s)
     a_s = (start - series.start).total_seconds()
-    b_s = (end - series.start).total_seconds()
-    span_s = values.size * step_s
-    if b_s == a_s:
-        k = int(min(max(a_s // step_s, 0), values.size - 1))
-        return float(values[k]), float(0 <= a_s < span_s)
-    slot_start = np.arange(values.size) * step_s
-    overlap = np.clip(np.minimum(b_s, slot_start + step_s) - np.maximum(a_s, slot_start), 0, None)
-    before = max(0.0, min(b_s, 0.0) - a_s)  # held at the first value
-    after = max(0.0, b_s - max(a_s, span_s))  # held at the last value
-    weighted = float(overlap @ values) + before * values[0] + after * values[-1]
-    length = b_s - a_s
-    return weighted / length, float(overlap.sum()) / length
+    span_s = values.size * float(series.step_s)
+    if duration_s == 0:
+        return mean, float(0 <= a_s < span_s)
+    covered_s = max(0.0, min(a_s + duration_s, span_s) - max(a_s, 0.0))
+    return mean, covered_s / duration_s
 
 
 def realised_intensity(

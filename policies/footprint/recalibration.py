@@ -13,7 +13,7 @@ The factor is the geometric mean ratio measured / estimated, robustly:
   hardware or software changes and old evidence fades.
 
 Energy and duration are calibrated separately. All values are frozen; ``updated`` returns a new
-:class:`Calibration`. The estimate used at decision time is whatever the caller stored then.
+:class:`Recalibration`. The estimate used at decision time is whatever the caller stored then.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from policies.errors import InvalidOutcomeError
+from policies.footprint.calibration import EstimateInterval
 from policies.footprint.estimator import Estimate
 
 __all__ = [
     "DEFAULT_RECALIBRATION",
-    "Calibration",
-    "CalibrationFactor",
     "Observation",
+    "Recalibration",
     "RecalibrationConfig",
+    "RecalibrationFactor",
 ]
 
 
@@ -70,7 +71,7 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
-class CalibrationFactor:
+class RecalibrationFactor:
     """The learned state for one (model, GPU type): log factors and the sample count."""
 
     model: str
@@ -113,26 +114,26 @@ def _key(model: str, gpu: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Calibration:
+class Recalibration:
     """Factors per (model, GPU type) (keys are case-insensitive)."""
 
     config: RecalibrationConfig = DEFAULT_RECALIBRATION
-    factors: Mapping[tuple[str, str], CalibrationFactor] = field(
+    factors: Mapping[tuple[str, str], RecalibrationFactor] = field(
         default_factory=lambda: MappingProxyType({})
     )
 
     @classmethod
     def from_factors(
         cls,
-        factors: Iterable[CalibrationFactor],
+        factors: Iterable[RecalibrationFactor],
         config: RecalibrationConfig = DEFAULT_RECALIBRATION,
-    ) -> Calibration:
+    ) -> Recalibration:
         """Rebuild from stored factors (e.g. the ledger's rows)."""
         return cls(config, MappingProxyType({_key(f.model, f.gpu): f for f in factors}))
 
-    def get(self, model: str, gpu: str) -> CalibrationFactor:
+    def get(self, model: str, gpu: str) -> RecalibrationFactor:
         """The state for ``(model, gpu)`` (a fresh one, factor 1, if never observed)."""
-        return self.factors.get(_key(model, gpu)) or CalibrationFactor(model, gpu)
+        return self.factors.get(_key(model, gpu)) or RecalibrationFactor(model, gpu)
 
     def energy_factor(self, model: str, gpu: str) -> float:
         """The energy factor in use: 1.0 until ``min_samples`` observations."""
@@ -144,7 +145,7 @@ class Calibration:
         state = self.get(model, gpu)
         return state.duration_factor if state.samples >= self.config.min_samples else 1.0
 
-    def updated(self, observation: Observation) -> Calibration:
+    def updated(self, observation: Observation) -> Recalibration:
         """A new calibration with ``observation`` folded in (unusable ratios are ignored)."""
         state = self.get(observation.model, observation.gpu)
         energy = _log_ratio(observation.measured_energy_j, observation.estimated_energy_j)
@@ -159,7 +160,7 @@ class Calibration:
         )
         factors = dict(self.factors)
         factors[_key(observation.model, observation.gpu)] = new_state
-        return Calibration(self.config, MappingProxyType(factors))
+        return Recalibration(self.config, MappingProxyType(factors))
 
     def apply(self, estimate: Estimate) -> Estimate:
         """``estimate`` with its energy and duration multiplied by the factors in use."""
@@ -176,4 +177,22 @@ class Calibration:
             prefill_s=estimate.prefill_s * duration,
             decode_s=estimate.decode_s * duration,
             batch_latency_s=estimate.batch_latency_s * duration,
+        )
+
+    def apply_interval(self, band: EstimateInterval) -> EstimateInterval:
+        """``band`` with its point estimate and 10-90 % bounds scaled by the factors in use."""
+        estimate = band.estimate
+        if not estimate.fits:
+            return band
+        energy = self.energy_factor(estimate.model, estimate.gpu)
+        duration = self.duration_factor(estimate.model, estimate.gpu)
+        if energy == 1.0 and duration == 1.0:
+            return band
+        return replace(
+            band,
+            estimate=self.apply(estimate),
+            energy_j_p10=band.energy_j_p10 * energy,
+            energy_j_p90=band.energy_j_p90 * energy,
+            duration_s_p10=band.duration_s_p10 * duration,
+            duration_s_p90=band.duration_s_p90 * duration,
         )

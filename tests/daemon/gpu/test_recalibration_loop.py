@@ -13,7 +13,7 @@ from daemon.gpu.sampler import Sampler
 from daemon.gpu.simulated import SimulatedGpuBackend
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload, estimate
 from policies.footprint.outcome import relative_error
-from policies.footprint.recalibration import Calibration, Observation
+from policies.footprint.recalibration import Observation, Recalibration
 from policies.footprint.runtimes import get_runtime
 from tests.daemon.gpu.conftest import FakeClock
 
@@ -46,7 +46,7 @@ def test_energy_error_falls_below_5_percent_after_recalibration(clock: FakeClock
     backend.start()
     meter = EnergyMeter(backend, Sampler(backend, clock=clock), clock=clock)
     rng = random.Random(7)
-    calibration = Calibration()
+    calibration = Recalibration()
     errors = []
     for n in range(6):
         predicted_j = calibration.apply(RAW).energy_j
