@@ -13,7 +13,7 @@ from daemon.gpu.errors import (
     NvmlUnavailableError,
 )
 from daemon.gpu.meter import DeviceEnergy, EnergyMeter, EnergyMethod, JobEnergy
-from daemon.gpu.monitor import GpuMonitor, LostGpuReport
+from daemon.gpu.monitor import GpuMonitor, LostGpuReport, measured_run
 from daemon.gpu.nvml import NvmlBackend, load_pynvml
 from daemon.gpu.sampler import LostGpu, Sampler
 from daemon.gpu.simulated import SimulatedGpuBackend, SimulatedGpuSpec
@@ -40,4 +40,5 @@ __all__ = [
     "SimulatedGpuBackend",
     "SimulatedGpuSpec",
     "load_pynvml",
+    "measured_run",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -19,8 +20,9 @@ from daemon.gpu.backend import GpuBackend, GpuDevice
 from daemon.gpu.meter import EnergyMeter, JobEnergy
 from daemon.gpu.sampler import LostGpu, Sampler
 from daemon.settings import GpuSettings
+from policies.footprint.outcome import MeasuredRun
 
-__all__ = ["GpuMonitor", "LostGpuReport"]
+__all__ = ["GpuMonitor", "LostGpuReport", "measured_run"]
 
 log = structlog.get_logger(__name__)
 
@@ -123,3 +125,21 @@ class GpuMonitor:
             log.error("gpu_marked_unavailable", gpu=gpu.index, jobs=list(job_ids), reason=reason)
             reports.append(LostGpuReport(gpu, job_ids, reason))
         return tuple(reports)
+
+
+def measured_run(energy: JobEnergy, *, started_at: datetime, gpu: str) -> MeasuredRun:
+    """The policies-side :class:`MeasuredRun` of ``energy``.
+
+    ``started_at`` is the aware-UTC wall-clock time the job's GPUs were allocated; the end is
+    ``started_at`` plus the meter's monotonic duration (immune to wall-clock steps). ``gpu`` is
+    the catalog name of the job's GPU type.
+    """
+    return MeasuredRun(
+        started_at=started_at,
+        ended_at=started_at + timedelta(seconds=energy.duration_s),
+        gpu=gpu,
+        gpus=len(energy.devices),
+        energy_j=energy.energy_j,
+        energy_method=energy.method.value,
+        energy_shared=energy.shared,
+    )

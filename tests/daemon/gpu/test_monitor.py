@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from daemon.gpu.errors import GpuLostError
-from daemon.gpu.monitor import GpuMonitor
+from daemon.gpu.monitor import GpuMonitor, measured_run
 from daemon.gpu.simulated import SimulatedGpuBackend, SimulatedGpuSpec
 from daemon.settings import GpuSettings
 from tests.daemon.gpu.conftest import FakeClock
@@ -45,3 +47,17 @@ def test_lost_gpu_mid_job(clock: FakeClock) -> None:
         with pytest.raises(GpuLostError, match="job retry"):
             monitor.begin_job("retry", [1])
     assert backend.devices()  # discovery is kept for reporting after close
+
+
+def test_measured_run_for_the_outcome(clock: FakeClock) -> None:
+    backend = SimulatedGpuBackend([SPEC, SPEC], clock=clock)
+    backend.start()
+    monitor = GpuMonitor(backend, GpuSettings(), clock=clock, sample=False)
+    monitor.begin_job("j", [0, 1])
+    backend.set_utilisation(0, 1.0)
+    clock.advance(90.0)
+    started = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    run = measured_run(monitor.end_job("j"), started_at=started, gpu="A100-80GB")
+    assert run.ended_at == started + timedelta(seconds=90)
+    assert (run.gpus, run.energy_method, run.energy_shared) == (2, "counter", False)
+    assert run.energy_j == pytest.approx(400.0 * 90 + 55.0 * 90)
