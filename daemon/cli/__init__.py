@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 
 from daemon.cli.output import fail
-from daemon.logs import configure_logging
 
 __all__ = ["build_parser", "main"]
 
@@ -46,9 +45,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``carbond`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Logs go to stderr, warnings and up, so that `--json` output on stdout stays parseable;
-    # `carbond run` reconfigures for the daemon.
-    configure_logging(level="WARNING")
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
