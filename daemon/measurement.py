@@ -1,0 +1,248 @@
+"""Measured outcomes for the service: GPU energy per job, realised intensity, the outcome row.
+
+The service calls :meth:`JobMeasurement.started` after a job's launch, :meth:`observe` on every
+tick, :meth:`finished` when the job ends (its columns go into the ``outcomes`` row next to the
+predicted ones) and :meth:`lost` on every tick (each lost GPU once, with its jobs to fail).
+
+Only jobs on this node's GPUs are measured: those whose region's executor is in
+``local_executors`` and whose CUDA indices the GPU backend knows; others keep NULL measured
+columns. Realised intensity is time-weighted over the run from the series the service held at
+each tick (the signal it had), with the worst rung and largest age seen. On the simulated
+backend a started job loads its GPUs at the utilisation its prediction implies, so simulated
+measurements follow the (possibly mis-calibrated) hardware, not the prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measured_run
+from daemon.gpu.simulated import SimulatedGpuBackend
+from daemon.inventory import InventoryGpu
+from daemon.ledger import DecisionRecord
+from policies import Alternative, Decision, ZoneIntensity
+from policies.footprint.outcome import RealisedIntensity, compute_outcome
+from policies.placement import mean_intensity_g_per_kwh
+
+__all__ = ["JobMeasurement"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class _Tracked:
+    zone: str
+    gpus: tuple[InventoryGpu, ...]
+    last_at: datetime
+    value: float | None = None
+    weighted: float = 0.0
+    seconds: float = 0.0
+    rungs: set[str] = field(default_factory=set)
+    age_s: float = 0.0
+
+
+class JobMeasurement:
+    """Connects the GPU monitor to the service's job life cycle (see the module docstring).
+
+    Args:
+        monitor: the started GPU monitor (its sampler thread runs on its own).
+        lifetime_years: GPU lifetime for amortising embodied carbon.
+        local_executors: executor names whose jobs run on this node's GPUs.
+    """
+
+    def __init__(
+        self,
+        monitor: GpuMonitor,
+        *,
+        lifetime_years: float,
+        local_executors: Sequence[str] = ("local", "simulated"),
+    ) -> None:
+        self.monitor = monitor
+        self._lifetime_years = lifetime_years
+        self._local = frozenset(local_executors)
+        self._indices = {d.index for d in monitor.devices()}
+        self._jobs: dict[str, _Tracked] = {}
+
+    def measures(self, gpus: Sequence[InventoryGpu]) -> bool:
+        """Whether a job on ``gpus`` runs on this node's measured GPUs."""
+        return bool(gpus) and all(
+            g.executor in self._local and g.index in self._indices for g in gpus
+        )
+
+    def started(
+        self,
+        job_id: str,
+        gpus: Sequence[InventoryGpu],
+        decision: Decision,
+        now: datetime,
+        forecasts: Mapping[str, ZoneIntensity],
+    ) -> None:
+        """Start metering ``job_id`` (a lost GPU is left to :meth:`lost`)."""
+        if not self.measures(gpus):
+            return
+        indices = [g.index for g in gpus]
+        try:
+            self.monitor.begin_job(job_id, indices)
+        except GpuLostError as e:
+            log.error("job_metering_refused", job_id=job_id, error=str(e))
+            return
+        tracked = _Tracked(gpus[0].device.zone, tuple(gpus), now)
+        self._jobs[job_id] = tracked
+        self._sample(tracked, now, forecasts)
+        if isinstance(self.monitor.backend, SimulatedGpuBackend) and decision.chosen:
+            _load(self.monitor.backend, gpus, decision.chosen)
+
+    def observe(self, now: datetime, forecasts: Mapping[str, ZoneIntensity]) -> None:
+        """Advance every running job's realised intensity to ``now``."""
+        for tracked in self._jobs.values():
+            self._sample(tracked, now, forecasts)
+
+    def lost(self) -> tuple[LostGpuReport, ...]:
+        """GPUs lost since the last call, with the jobs to fail (each GPU reported once)."""
+        return self.monitor.poll_lost()
+
+    def finished(
+        self,
+        job_id: str,
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        decision: DecisionRecord | None,
+        forecasts: Mapping[str, ZoneIntensity],
+    ) -> dict[str, Any]:
+        """Stop metering ``job_id``; the measured ``outcomes`` columns (empty if not metered)."""
+        tracked = self._jobs.pop(job_id, None)
+        if tracked is None:
+            return {}
+        energy = self.monitor.end_job(job_id)
+        if isinstance(self.monitor.backend, SimulatedGpuBackend):
+            for gpu in tracked.gpus:
+                if self.monitor.available(gpu.index):
+                    self.monitor.backend.set_utilisation(gpu.index, 0.0)
+        self._sample(tracked, finished_at, forecasts)
+        return self._columns(energy, tracked, started_at, decision)
+
+    def _sample(
+        self, tracked: _Tracked, now: datetime, forecasts: Mapping[str, ZoneIntensity]
+    ) -> None:
+        if tracked.value is not None and now > tracked.last_at:
+            seconds = (now - tracked.last_at).total_seconds()
+            tracked.weighted += tracked.value * seconds
+            tracked.seconds += seconds
+        series = forecasts.get(tracked.zone)
+        if series is not None:
+            tracked.value = mean_intensity_g_per_kwh(series, now, 0.0)
+            tracked.rungs.add(str(getattr(series, "rung", getattr(series, "source", "series"))))
+            tracked.age_s = max(tracked.age_s, float(getattr(series, "age_s", 0.0)))
+        tracked.last_at = max(tracked.last_at, now)
+
+    def _columns(
+        self,
+        energy: JobEnergy,
+        tracked: _Tracked,
+        started_at: datetime,
+        decision: DecisionRecord | None,
+    ) -> dict[str, Any]:
+        device = tracked.gpus[0].device
+        intensity_value = (
+            tracked.weighted / tracked.seconds if tracked.seconds > 0 else tracked.value
+        )
+        run = measured_run(energy, started_at=started_at, gpu=device.gpu.name)
+        realised = RealisedIntensity(
+            zone=tracked.zone,
+            intensity_g_per_kwh=math.nan if intensity_value is None else intensity_value,
+            rung="+".join(sorted(tracked.rungs)) or "none",
+            age_s=tracked.age_s,
+            coverage=1.0 if intensity_value is not None else 0.0,
+        )
+        outcome = compute_outcome(
+            run,
+            _predicted(decision, started_at),
+            realised,
+            gpu_embodied_g=device.gpu.embodied_g,
+            pue=device.pue,
+            lifetime_years=self._lifetime_years,
+        )
+        details = {
+            "energy_shared": energy.shared,
+            "energy_failed_reason": energy.failed_reason,
+            "energy_error_rel": _finite(outcome.energy_error_rel),
+            "duration_error_rel": _finite(outcome.duration_error_rel),
+            "intensity_error_rel": _finite(outcome.intensity_error_rel),
+            "total_error_rel": _finite(outcome.total_error_rel),
+            "measured_duration_s": energy.duration_s,
+            "devices": [
+                {
+                    "index": d.index,
+                    "energy_j": d.energy_j,
+                    "method": d.method.value,
+                    "shared": d.shared,
+                }
+                for d in energy.devices
+            ],
+            "curves": [
+                {
+                    "index": c.index,
+                    "resolution_s": c.resolution_s,
+                    "offset_s": c.offset_s,
+                    "power_w": c.power_w,
+                    "temperature_c": c.temperature_c,
+                    "fan_pct": c.fan_pct,
+                }
+                for c in energy.curves
+            ],
+        }
+        return {
+            "measured_energy_j": outcome.measured_energy_j,
+            "energy_method": outcome.energy_method,
+            "realised_intensity_g_per_kwh": _finite(outcome.realised_intensity_g_per_kwh),
+            "intensity_source": outcome.intensity_rung,
+            "intensity_age_s": outcome.intensity_age_s,
+            "operational_g": _finite(outcome.operational_g),
+            "embodied_g": outcome.embodied_g,
+            "total_g": _finite(outcome.total_g),
+            "details_json": json.dumps(details, allow_nan=False),
+        }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _predicted(decision: DecisionRecord | None, started_at: datetime) -> Alternative:
+    """The prediction made at dispatch as an :class:`Alternative` (NaN where not recorded)."""
+
+    def num(value: float | None) -> float:
+        return math.nan if value is None else value
+
+    d = decision
+    return Alternative(
+        device_ids=d.device_ids if d else (),
+        region=(d.region or "") if d else "",
+        gpu=(d.gpu or "") if d else "",
+        start=(d.planned_start or started_at) if d else started_at,
+        duration_s=num(d.expected_duration_s if d else None),
+        energy_j=num(d.expected_energy_j if d else None),
+        intensity_g_per_kwh=num(d.expected_intensity_g_per_kwh if d else None),
+        operational_g=num(d.expected_operational_g if d else None),
+        embodied_g=num(d.expected_embodied_g if d else None),
+    )
+
+
+def _load(backend: SimulatedGpuBackend, gpus: Sequence[InventoryGpu], chosen: Alternative) -> None:
+    """Load simulated GPUs at the utilisation the prediction implies (catalog idle..TDP)."""
+    if not chosen.duration_s or not math.isfinite(chosen.energy_j):
+        return
+    per_gpu_w = chosen.energy_j / chosen.duration_s / len(gpus)
+    for gpu in gpus:
+        spec = gpu.device.gpu
+        span = spec.tdp_w - spec.idle_w
+        utilisation = (per_gpu_w - spec.idle_w) / span if span > 0 else 1.0
+        backend.set_utilisation(gpu.index, min(1.0, max(0.0, utilisation)))
