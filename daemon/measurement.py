@@ -27,8 +27,10 @@ from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measu
 from daemon.gpu.simulated import SimulatedGpuBackend
 from daemon.inventory import InventoryGpu
 from daemon.ledger import DecisionRecord
-from policies import Alternative, Decision, ZoneIntensity
+from policies import Alternative, Decision, JobSpec, PoliciesError, ZoneIntensity
+from policies.candidates import estimate_on
 from policies.footprint.outcome import RealisedIntensity, compute_outcome
+from policies.footprint.recalibration import Observation, Recalibration
 from policies.placement import mean_intensity_g_per_kwh
 
 __all__ = ["JobMeasurement"]
@@ -55,6 +57,11 @@ class JobMeasurement:
         monitor: the started GPU monitor (its sampler thread runs on its own).
         lifetime_years: GPU lifetime for amortising embodied carbon.
         local_executors: executor names whose jobs run on this node's GPUs.
+        recalibration: the starting factors (default: none learned yet).
+
+    ``recalibration`` holds the online factors per (model, GPU type), updated by every measured
+    job from its raw (uncalibrated) estimate, recomputed here with the pure estimator; planners
+    that take a ``recalibration`` field get it from the service.
     """
 
     def __init__(
@@ -63,12 +70,14 @@ class JobMeasurement:
         *,
         lifetime_years: float,
         local_executors: Sequence[str] = ("local", "simulated"),
+        recalibration: Recalibration | None = None,
     ) -> None:
         self.monitor = monitor
         self._lifetime_years = lifetime_years
         self._local = frozenset(local_executors)
         self._indices = {d.index for d in monitor.devices()}
         self._jobs: dict[str, _Tracked] = {}
+        self.recalibration = recalibration or Recalibration()
 
     def measures(self, gpus: Sequence[InventoryGpu]) -> bool:
         """Whether a job on ``gpus`` runs on this node's measured GPUs."""
@@ -83,8 +92,12 @@ class JobMeasurement:
         decision: Decision,
         now: datetime,
         forecasts: Mapping[str, ZoneIntensity],
+        job: JobSpec | None = None,
     ) -> None:
-        """Start metering ``job_id`` (a lost GPU is left to :meth:`lost`)."""
+        """Start metering ``job_id`` (a lost GPU is left to :meth:`lost`).
+
+        On simulated GPUs, ``job`` sets the load: the utilisation of its raw catalog estimate
+        (what the simulated hardware does, whatever the planner now predicts)."""
         if not self.measures(gpus):
             return
         indices = [g.index for g in gpus]
@@ -96,8 +109,8 @@ class JobMeasurement:
         tracked = _Tracked(gpus[0].device.zone, tuple(gpus), now)
         self._jobs[job_id] = tracked
         self._sample(tracked, now, forecasts)
-        if isinstance(self.monitor.backend, SimulatedGpuBackend) and decision.chosen:
-            _load(self.monitor.backend, gpus, decision.chosen)
+        if isinstance(self.monitor.backend, SimulatedGpuBackend) and job is not None:
+            _load(self.monitor.backend, gpus, job)
 
     def observe(self, now: datetime, forecasts: Mapping[str, ZoneIntensity]) -> None:
         """Advance every running job's realised intensity to ``now``."""
@@ -116,8 +129,12 @@ class JobMeasurement:
         finished_at: datetime,
         decision: DecisionRecord | None,
         forecasts: Mapping[str, ZoneIntensity],
+        job: JobSpec | None = None,
     ) -> dict[str, Any]:
-        """Stop metering ``job_id``; the measured ``outcomes`` columns (empty if not metered)."""
+        """Stop metering ``job_id``; the measured ``outcomes`` columns (empty if not metered).
+
+        A job that ran to its end (no lost GPU) also updates :attr:`recalibration` when ``job``
+        is given."""
         tracked = self._jobs.pop(job_id, None)
         if tracked is None:
             return {}
@@ -127,7 +144,37 @@ class JobMeasurement:
                 if self.monitor.available(gpu.index):
                     self.monitor.backend.set_utilisation(gpu.index, 0.0)
         self._sample(tracked, finished_at, forecasts)
+        if job is not None and energy.failed_reason is None:
+            self._recalibrate(job, tracked, energy)
         return self._columns(energy, tracked, started_at, decision)
+
+    def _recalibrate(self, job: JobSpec, tracked: _Tracked, energy: JobEnergy) -> None:
+        device = tracked.gpus[0].device
+        try:
+            raw = estimate_on(job, device)
+        except PoliciesError as e:
+            log.warning("recalibration_skipped", job_id=job.job_id, error=str(e))
+            return
+        self.recalibration = self.recalibration.updated(
+            Observation(
+                job.model.name,
+                device.gpu.name,
+                raw.energy_j,
+                energy.energy_j,
+                raw.duration_s,
+                energy.duration_s,
+            )
+        )
+        state = self.recalibration.get(job.model.name, device.gpu.name)
+        log.info(
+            "recalibrated",
+            model=job.model.name,
+            gpu=device.gpu.name,
+            samples=state.samples,
+            energy_factor=state.energy_factor,
+            duration_factor=state.duration_factor,
+            in_use=self.recalibration.energy_factor(job.model.name, device.gpu.name),
+        )
 
     def _sample(
         self, tracked: _Tracked, now: datetime, forecasts: Mapping[str, ZoneIntensity]
@@ -236,11 +283,15 @@ def _predicted(decision: DecisionRecord | None, started_at: datetime) -> Alterna
     )
 
 
-def _load(backend: SimulatedGpuBackend, gpus: Sequence[InventoryGpu], chosen: Alternative) -> None:
-    """Load simulated GPUs at the utilisation the prediction implies (catalog idle..TDP)."""
-    if not chosen.duration_s or not math.isfinite(chosen.energy_j):
+def _load(backend: SimulatedGpuBackend, gpus: Sequence[InventoryGpu], job: JobSpec) -> None:
+    """Load simulated GPUs at the utilisation of ``job``'s raw estimate (catalog idle..TDP)."""
+    try:
+        raw = estimate_on(job, gpus[0].device)
+    except PoliciesError:
         return
-    per_gpu_w = chosen.energy_j / chosen.duration_s / len(gpus)
+    if not raw.fits or not raw.duration_s:
+        return
+    per_gpu_w = raw.energy_j / raw.duration_s / len(gpus)
     for gpu in gpus:
         spec = gpu.device.gpu
         span = spec.tdp_w - spec.idle_w

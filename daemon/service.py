@@ -17,7 +17,7 @@ import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
 from datetime import datetime
 
 import structlog
@@ -273,8 +273,15 @@ class Service:
         devices = busy_devices(
             self.inventory, self.ledger.active_runs(), now, self.settings.intervals.plan_s
         )
+        policy = self.policy
+        if (
+            self.measurement is not None
+            and is_dataclass(policy)
+            and hasattr(policy, "recalibration")
+        ):
+            policy = replace(policy, recalibration=self.measurement.recalibration)
         try:
-            decisions = self.policy.plan(now, specs, devices, self._forecasts)
+            decisions = policy.plan(now, specs, devices, self._forecasts)
         except (PoliciesError, KeyError) as exc:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
@@ -363,7 +370,8 @@ class Service:
         log.info("job_dispatched", job_id=job.job_id, executor=executor.name,
                  devices=list(chosen.device_ids), gpu=chosen.gpu, region=chosen.region)  # fmt: skip
         if self.measurement is not None:
-            self.measurement.started(job.job_id, gpus, decision, now, self._forecasts)
+            self.measurement.started(job.job_id, gpus, decision, now, self._forecasts,
+                                     job=_spec_or_none(job))  # fmt: skip
         return True
 
     # -- endings ----------------------------------------------------------------------------
@@ -392,9 +400,11 @@ class Service:
         decision = self.ledger.latest_decision(status.job_id)
         measured = {}
         if self.measurement is not None and run is not None:
+            spec = _spec_or_none(job)
             measured = self.measurement.finished(
                 status.job_id, started_at=run.started_at or run.launched_at,
                 finished_at=status.finished_at, decision=decision, forecasts=self._forecasts,
+                job=spec if status.succeeded else None,
             )  # fmt: skip
         with self.ledger.transaction():
             self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
@@ -435,3 +445,11 @@ class Service:
                     except (DaemonError, OSError) as exc:
                         log.error("job_cancel_failed", job_id=job_id, error=str(exc))
                 self._finish(ExitStatus(job_id, now, None, None, report.reason), now)
+
+
+def _spec_or_none(job: JobRecord) -> JobSpec | None:
+    """The planner's view of ``job``, or None if it no longer parses (never raises)."""
+    try:
+        return job_spec(job)
+    except PoliciesError:
+        return None

@@ -140,3 +140,23 @@ def test_a_gpu_lost_mid_job_fails_it_and_the_daemon_goes_on(tmp_path: Path) -> N
     service.tick(clock.advance(30))  # plan runs before reconcile: c starts on the next round
     run_c = service.ledger.run("c")
     assert run_c is not None and run_c.gpu_indices == (0,)  # never the lost GPU
+
+
+def test_recalibration_from_measured_outcomes_is_used_in_planning(tmp_path: Path) -> None:
+    """The must-show through the daemon: hardware 30 % above the catalog; after three measured
+    runs of a job, the planner's energy prediction for the next one is within 5 %."""
+    clock, executor = FakeClock(), RecordingExecutor()
+    service, _, _ = build(tmp_path, clock, executor, factor=1.3)
+    errors = []
+    for n in range(5):
+        line = job_line(id=f"j{n}", model="llama-3.1-8b", requests=64, batch_size=8)
+        append(service.queue.path, line)
+        service.tick(clock())
+        decision = service.ledger.latest_decision(f"j{n}")
+        assert decision is not None and decision.expected_duration_s
+        service.tick(clock.advance(decision.expected_duration_s * 1.01))
+        outcome = service.ledger.outcome(f"j{n}")
+        assert outcome is not None
+        errors.append(abs(outcome["measured_energy_j"] / decision.expected_energy_j - 1))
+    assert errors[0] == pytest.approx(0.3, abs=0.02)
+    assert all(e < 0.05 for e in errors[3:]), errors
