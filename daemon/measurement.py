@@ -24,16 +24,19 @@ from typing import Any
 import structlog
 
 from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measured_run
+from daemon.gpu.factory import match_catalog, start_backend
 from daemon.gpu.simulated import SimulatedGpuBackend
-from daemon.inventory import InventoryGpu
+from daemon.inventory import Discover, InventoryGpu
 from daemon.ledger import DecisionRecord
+from daemon.settings import RegionSettings, Settings
 from policies import Alternative, Decision, JobSpec, PoliciesError, ZoneIntensity
 from policies.candidates import estimate_on
+from policies.footprint.gpus import GpuCatalog
 from policies.footprint.outcome import RealisedIntensity, compute_outcome
 from policies.footprint.recalibration import Observation, Recalibration
 from policies.placement import mean_intensity_g_per_kwh
 
-__all__ = ["JobMeasurement"]
+__all__ = ["JobMeasurement", "discover_from", "start_measurement"]
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +81,10 @@ class JobMeasurement:
         self._indices = {d.index for d in monitor.devices()}
         self._jobs: dict[str, _Tracked] = {}
         self.recalibration = recalibration or Recalibration()
+
+    def close(self) -> None:
+        """Stop the sampler and close the GPU backend."""
+        self.monitor.close()
 
     def measures(self, gpus: Sequence[InventoryGpu]) -> bool:
         """Whether a job on ``gpus`` runs on this node's measured GPUs."""
@@ -297,3 +304,32 @@ def _load(backend: SimulatedGpuBackend, gpus: Sequence[InventoryGpu], job: JobSp
         span = spec.tdp_w - spec.idle_w
         utilisation = (per_gpu_w - spec.idle_w) / span if span > 0 else 1.0
         backend.set_utilisation(gpu.index, min(1.0, max(0.0, utilisation)))
+
+
+def start_measurement(settings: Settings, catalog: GpuCatalog) -> JobMeasurement:
+    """For the composition root: start the ``gpu.backend`` backend and the sampler thread.
+
+    The caller closes it (:meth:`JobMeasurement.close`) after the service.
+
+    Raises:
+        NvmlUnavailableError: ``gpu.backend = "nvml"`` and NVML cannot be used.
+        GpuError: a simulated GPU name is not in the catalog.
+    """
+    monitor = GpuMonitor(start_backend(settings.gpu, catalog), settings.gpu)
+    monitor.start()
+    return JobMeasurement(monitor, lifetime_years=settings.lifetime_years)
+
+
+def discover_from(measurement: JobMeasurement, catalog: GpuCatalog) -> Discover:
+    """A :data:`~daemon.inventory.Discover` for ``gpus = "discover"`` regions: this node's
+    GPUs as the backend found them, by catalog name (GPUs the catalog lacks are left out)."""
+    found = [
+        (index, spec.name)
+        for index, spec in match_catalog(measurement.monitor.devices(), catalog).items()
+        if spec is not None
+    ]
+
+    def discover(region: RegionSettings) -> list[tuple[int, str]]:
+        return list(found)
+
+    return discover

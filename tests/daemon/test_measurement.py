@@ -14,7 +14,7 @@ from daemon.gpu.factory import simulated_spec
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
-from daemon.measurement import JobMeasurement
+from daemon.measurement import JobMeasurement, discover_from, start_measurement
 from daemon.queue import Queue
 from daemon.service import Service
 from daemon.settings import GpuSettings, RegionSettings, Settings
@@ -160,3 +160,18 @@ def test_recalibration_from_measured_outcomes_is_used_in_planning(tmp_path: Path
         errors.append(abs(outcome["measured_energy_j"] / decision.expected_energy_j - 1))
     assert errors[0] == pytest.approx(0.3, abs=0.02)
     assert all(e < 0.05 for e in errors[3:]), errors
+
+
+def test_the_composition_root_helpers(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path, gpu={"backend": "simulated", "simulated_gpus": ["H100-SXM", "T4"]}
+    )
+    measurement = start_measurement(settings, DEFAULT_GPU_CATALOG)
+    try:
+        discover = discover_from(measurement, DEFAULT_GPU_CATALOG)
+        region = RegionSettings(name="here", zone="CA-QC")  # gpus = "discover"
+        assert discover(region) == [(0, "H100-SXM"), (1, "T4")]
+        inventory = build_inventory([region], DEFAULT_GPU_CATALOG, discover)
+        assert measurement.measures(inventory)
+    finally:
+        measurement.close()
