@@ -92,6 +92,10 @@ class JobMeasurement:
             g.executor in self._local and g.index in self._indices for g in gpus
         )
 
+    def unavailable(self, gpu: InventoryGpu) -> bool:
+        """Whether ``gpu`` is one of this node's measured GPUs and has been lost."""
+        return self.measures((gpu,)) and not self.monitor.available(gpu.index)
+
     def started(
         self,
         job_id: str,

@@ -428,14 +428,16 @@ class Service:
         if self.measurement is None:
             return
         self.measurement.observe(now, self._forecasts)
-        for report in self.measurement.lost():
+        reports = self.measurement.lost()
+        if any(g.device.available and self.measurement.unavailable(g) for g in self.inventory):
             self.inventory = tuple(
                 replace(g, device=replace(g.device, available=False))
-                if g.index == report.gpu.index and self.measurement.measures((g,))
+                if self.measurement.unavailable(g)
                 else g
                 for g in self.inventory
-            )
+            )  # also after a reconfigure() rebuilt the inventory
             self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+        for report in reports:
             for job_id in report.job_ids:
                 run = self.ledger.run(job_id)
                 executor = self.executors.get(run.executor) if run is not None else None

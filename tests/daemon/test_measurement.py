@@ -127,8 +127,10 @@ def test_a_gpu_lost_mid_job_fails_it_and_the_daemon_goes_on(tmp_path: Path) -> N
     outcome = service.ledger.outcome(lost_job)
     assert outcome is not None and outcome["measured_energy_j"] > 0
     assert "GPU 1 lost" in json.loads(outcome["details_json"])["energy_failed_reason"]
-    # The daemon goes on: the other job keeps running; a new job is not placed on GPU 1.
+    # The daemon goes on: the other job keeps running; a new job is not placed on GPU 1,
+    # even after a reload rebuilt the inventory.
     assert service.ledger.job(kept_job).state == "running"
+    service.reconfigure(service.settings, inventory=build_inventory(REGIONS))
     append(service.queue.path, job_line(id="c"))
     clock.advance(30)
     service.tick(clock())
