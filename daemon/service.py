@@ -418,7 +418,7 @@ class Service:
         self._cancel_sent.discard(status.job_id)
         log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
                  exit_code=status.exit_code, signal=status.signal)  # fmt: skip
-        self.metrics.observe_outcome(status.job_id, state, None)
+        self.metrics.observe_outcome(status.job_id, state, measured.get("total_g"))
 
     # -- GPUs -------------------------------------------------------------------------------
 
