@@ -221,19 +221,19 @@ class FakeNvml:
             raise NVMLError(NVML_ERROR_DRIVER_NOT_LOADED)
         self.initialised += 1
 
-    def nvmlShutdown(self) -> None:  # noqa: N802
+    def nvmlShutdown(self) -> None:  # noqa: N802 - pynvml name
         self._check_init()
         self.initialised -= 1
 
-    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802
+    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802 - pynvml name
         self._check_init()
         return self.driver_version
 
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+    def nvmlDeviceGetCount(self) -> int:  # noqa: N802 - pynvml name
         self._check_init()
         return len(self.gpus)
 
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:  # noqa: N802 - pynvml name
         self._check_init()
         if not 0 <= index < len(self.gpus):
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
@@ -241,57 +241,57 @@ class FakeNvml:
         return _Handle(index)
 
     # -- identity --------------------------------------------------------------------------
-    def nvmlDeviceGetName(self, handle: _Handle) -> str:  # noqa: N802
+    def nvmlDeviceGetName(self, handle: _Handle) -> str:  # noqa: N802 - pynvml name
         return self._gpu(handle, "nvmlDeviceGetName").name
 
-    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:  # noqa: N802
+    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:  # noqa: N802 - pynvml name
         return self._gpu(handle, "nvmlDeviceGetUUID").uuid
 
-    def nvmlDeviceGetMemoryInfo(self, handle: _Handle) -> _Memory:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, handle: _Handle) -> _Memory:  # noqa: N802 - pynvml name
         gpu = self._gpu(handle, "nvmlDeviceGetMemoryInfo")
         used = gpu.memory_used_bytes
         return _Memory(total=gpu.memory_total_bytes, free=gpu.memory_total_bytes - used, used=used)
 
-    def nvmlDeviceGetPowerManagementLimit(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetPowerManagementLimit(self, handle: _Handle) -> int:  # noqa: N802 - pynvml name
         return round(self._gpu(handle, "nvmlDeviceGetPowerManagementLimit").power_limit_w * 1000)
 
-    def nvmlDeviceGetEnforcedPowerLimit(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: _Handle) -> int:  # noqa: N802 - pynvml name
         return round(self._gpu(handle, "nvmlDeviceGetEnforcedPowerLimit").power_limit_w * 1000)
 
-    def nvmlDeviceGetMigMode(self, handle: _Handle) -> list[int]:  # noqa: N802
+    def nvmlDeviceGetMigMode(self, handle: _Handle) -> list[int]:  # noqa: N802 - pynvml name
         gpu = self._gpu(handle, "nvmlDeviceGetMigMode")
         if gpu.mig_mode is None:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return [gpu.mig_mode, gpu.mig_mode]
 
     # -- counters and sensors --------------------------------------------------------------
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:  # noqa: N802 - pynvml name
         gpu = self._gpu(handle, "nvmlDeviceGetTotalEnergyConsumption")
         if not gpu.energy_counter:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return gpu.counter_mj(self.clock())
 
-    def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:  # noqa: N802 - pynvml name
         gpu = self._gpu(handle, "nvmlDeviceGetPowerUsage")
         return round(gpu.power.power_w(self.clock()) * 1000)
 
-    def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> _Utilization:  # noqa: N802
+    def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> _Utilization:  # noqa: N802 - pynvml name
         gpu = self._gpu(handle, "nvmlDeviceGetUtilizationRates")
         return _Utilization(gpu=gpu.utilisation_pct, memory=gpu.memory_utilisation_pct)
 
-    def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:  # noqa: N802
+    def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:  # noqa: N802 - pynvml name
         gpu = self._gpu(handle, "nvmlDeviceGetTemperature")
         if sensor != NVML_TEMPERATURE_GPU:
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
         return gpu.temperature_c
 
-    def nvmlDeviceGetFanSpeed(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetFanSpeed(self, handle: _Handle) -> int:  # noqa: N802 - pynvml name
         gpu = self._gpu(handle, "nvmlDeviceGetFanSpeed")
         if gpu.fan_pct is None:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return gpu.fan_pct
 
-    def nvmlDeviceGetClockInfo(self, handle: _Handle, clock_type: int) -> int:  # noqa: N802
+    def nvmlDeviceGetClockInfo(self, handle: _Handle, clock_type: int) -> int:  # noqa: N802 - pynvml name
         gpu = self._gpu(handle, "nvmlDeviceGetClockInfo")
         if clock_type in (NVML_CLOCK_SM, NVML_CLOCK_GRAPHICS):
             return gpu.sm_clock_mhz
