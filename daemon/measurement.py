@@ -4,19 +4,22 @@ The service calls :meth:`JobMeasurement.started` after a job's launch, :meth:`ob
 tick, :meth:`finished` when the job ends (its columns go into the ``outcomes`` row next to the
 predicted ones) and :meth:`lost` on every tick (each lost GPU once, with its jobs to fail).
 
-Only jobs on this node's GPUs are measured: those whose region's executor is in
-``local_executors`` and whose CUDA indices the GPU backend knows; others keep NULL measured
-columns. Realised intensity is time-weighted over the run from the series the service held at
-each tick (the signal it had), with the worst rung and largest age seen. On the simulated
-backend a started job loads its GPUs at the utilisation its prediction implies, so simulated
-measurements follow the (possibly mis-calibrated) hardware, not the prediction.
+Only jobs on measured GPUs are measured: ``index_of`` maps a device id (``region/index``) to
+the backend's device index — this node's ``local``-executor GPUs on NVML, or one simulated
+device per ``simulated``-executor GPU on the simulated backend (:func:`start_measurement`);
+other jobs keep NULL measured columns. Realised intensity is time-weighted over the run from the
+series the service held at each tick (the signal it had), with the worst rung and largest age
+seen. On the simulated backend a started job loads its GPUs at the utilisation of its raw
+catalog estimate, so simulated measurements follow the (possibly mis-calibrated) hardware, not
+the prediction.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,11 +27,14 @@ from typing import Any
 import structlog
 
 from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measured_run
-from daemon.gpu.factory import match_catalog, start_backend
+from daemon.gpu.backend import GpuBackend
+from daemon.gpu.errors import NvmlUnavailableError
+from daemon.gpu.factory import simulated_spec
+from daemon.gpu.nvml import NvmlBackend
 from daemon.gpu.simulated import SimulatedGpuBackend
-from daemon.inventory import Discover, InventoryGpu
+from daemon.inventory import InventoryGpu
 from daemon.ledger import DecisionRecord
-from daemon.settings import RegionSettings, Settings
+from daemon.settings import Settings
 from policies import Alternative, Decision, JobSpec, PoliciesError, ZoneIntensity
 from policies.candidates import estimate_on
 from policies.footprint.gpus import GpuCatalog
@@ -36,7 +42,7 @@ from policies.footprint.outcome import RealisedIntensity, compute_outcome
 from policies.footprint.recalibration import Observation, Recalibration
 from policies.placement import mean_intensity_g_per_kwh
 
-__all__ = ["JobMeasurement", "discover_from", "start_measurement"]
+__all__ = ["JobMeasurement", "start_measurement"]
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +51,7 @@ log = structlog.get_logger(__name__)
 class _Tracked:
     zone: str
     gpus: tuple[InventoryGpu, ...]
+    indices: tuple[int, ...]
     last_at: datetime
     value: float | None = None
     weighted: float = 0.0
@@ -59,7 +66,7 @@ class JobMeasurement:
     Args:
         monitor: the started GPU monitor (its sampler thread runs on its own).
         lifetime_years: GPU lifetime for amortising embodied carbon.
-        local_executors: executor names whose jobs run on this node's GPUs.
+        index_of: device id -> backend device index, for every measured GPU.
         recalibration: the starting factors (default: none learned yet).
 
     ``recalibration`` holds the online factors per (model, GPU type), updated by every measured
@@ -72,13 +79,13 @@ class JobMeasurement:
         monitor: GpuMonitor,
         *,
         lifetime_years: float,
-        local_executors: Sequence[str] = ("local", "simulated"),
+        index_of: Mapping[str, int],
         recalibration: Recalibration | None = None,
     ) -> None:
         self.monitor = monitor
         self._lifetime_years = lifetime_years
-        self._local = frozenset(local_executors)
-        self._indices = {d.index for d in monitor.devices()}
+        known = {d.index for d in monitor.devices()}
+        self._index_of = {d: i for d, i in index_of.items() if i in known}
         self._jobs: dict[str, _Tracked] = {}
         self.recalibration = recalibration or Recalibration()
 
@@ -88,13 +95,16 @@ class JobMeasurement:
 
     def measures(self, gpus: Sequence[InventoryGpu]) -> bool:
         """Whether a job on ``gpus`` runs on this node's measured GPUs."""
-        return bool(gpus) and all(
-            g.executor in self._local and g.index in self._indices for g in gpus
-        )
+        return bool(gpus) and all(g.device_id in self._index_of for g in gpus)
+
+    def keep_only(self, inventory: Sequence[InventoryGpu]) -> None:
+        """After a reload: stop measuring device ids that left the inventory."""
+        ids = {g.device_id for g in inventory}
+        self._index_of = {d: i for d, i in self._index_of.items() if d in ids}
 
     def unavailable(self, gpu: InventoryGpu) -> bool:
         """Whether ``gpu`` is one of this node's measured GPUs and has been lost."""
-        return self.measures((gpu,)) and not self.monitor.available(gpu.index)
+        return self.measures((gpu,)) and not self.monitor.available(self._index_of[gpu.device_id])
 
     def started(
         self,
@@ -111,17 +121,17 @@ class JobMeasurement:
         (what the simulated hardware does, whatever the planner now predicts)."""
         if not self.measures(gpus):
             return
-        indices = [g.index for g in gpus]
+        indices = [self._index_of[g.device_id] for g in gpus]
         try:
             self.monitor.begin_job(job_id, indices)
         except GpuLostError as e:
             log.error("job_metering_refused", job_id=job_id, error=str(e))
             return
-        tracked = _Tracked(gpus[0].device.zone, tuple(gpus), now)
+        tracked = _Tracked(gpus[0].device.zone, tuple(gpus), tuple(indices), now)
         self._jobs[job_id] = tracked
         self._sample(tracked, now, forecasts)
         if isinstance(self.monitor.backend, SimulatedGpuBackend) and job is not None:
-            _load(self.monitor.backend, gpus, job)
+            _load(self.monitor.backend, tracked, job)
 
     def observe(self, now: datetime, forecasts: Mapping[str, ZoneIntensity]) -> None:
         """Advance every running job's realised intensity to ``now``."""
@@ -151,9 +161,9 @@ class JobMeasurement:
             return {}
         energy = self.monitor.end_job(job_id)
         if isinstance(self.monitor.backend, SimulatedGpuBackend):
-            for gpu in tracked.gpus:
-                if self.monitor.available(gpu.index):
-                    self.monitor.backend.set_utilisation(gpu.index, 0.0)
+            for index in tracked.indices:
+                if self.monitor.available(index):
+                    self.monitor.backend.set_utilisation(index, 0.0)
         self._sample(tracked, finished_at, forecasts)
         if job is not None and energy.failed_reason is None:
             self._recalibrate(job, tracked, energy)
@@ -294,46 +304,73 @@ def _predicted(decision: DecisionRecord | None, started_at: datetime) -> Alterna
     )
 
 
-def _load(backend: SimulatedGpuBackend, gpus: Sequence[InventoryGpu], job: JobSpec) -> None:
+def _load(backend: SimulatedGpuBackend, tracked: _Tracked, job: JobSpec) -> None:
     """Load simulated GPUs at the utilisation of ``job``'s raw estimate (catalog idle..TDP)."""
     try:
-        raw = estimate_on(job, gpus[0].device)
+        raw = estimate_on(job, tracked.gpus[0].device)
     except PoliciesError:
         return
     if not raw.fits or not raw.duration_s:
         return
-    per_gpu_w = raw.energy_j / raw.duration_s / len(gpus)
-    for gpu in gpus:
+    per_gpu_w = raw.energy_j / raw.duration_s / len(tracked.gpus)
+    for gpu, index in zip(tracked.gpus, tracked.indices, strict=True):
         spec = gpu.device.gpu
         span = spec.tdp_w - spec.idle_w
         utilisation = (per_gpu_w - spec.idle_w) / span if span > 0 else 1.0
-        backend.set_utilisation(gpu.index, min(1.0, max(0.0, utilisation)))
+        backend.set_utilisation(index, min(1.0, max(0.0, utilisation)))
 
 
-def start_measurement(settings: Settings, catalog: GpuCatalog) -> JobMeasurement:
-    """For the composition root: start the ``gpu.backend`` backend and the sampler thread.
+def start_measurement(
+    settings: Settings,
+    catalog: GpuCatalog,
+    inventory: Sequence[InventoryGpu],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sample: bool = True,
+    nvml_module: Any | None = None,
+) -> JobMeasurement | None:
+    """For the composition root: the measurement of ``inventory``'s GPUs, started.
 
-    The caller closes it (:meth:`JobMeasurement.close`) after the service.
+    - ``local``-executor GPUs are measured through NVML when ``gpu.backend`` is ``nvml`` or
+      ``auto`` and NVML works (``auto`` without NVML: not measured, ``gpu_measurement_off``);
+    - otherwise ``simulated``-executor GPUs get one simulated device each (catalog idle..TDP
+      times ``gpu.simulated_power_factor``), so replay and the demo measure like real GPUs.
+
+    ``clock`` (monotonic seconds) must follow the service's clock: the wall clock live, the
+    simulated one in replay and the demo (with ``sample=False``: no sampler thread; simulated
+    devices have exact counters). ``nvml_module`` stands in for ``pynvml`` (tests). Returns None
+    when no GPU is measured. The caller closes it.
 
     Raises:
         NvmlUnavailableError: ``gpu.backend = "nvml"`` and NVML cannot be used.
-        GpuError: a simulated GPU name is not in the catalog.
     """
-    monitor = GpuMonitor(start_backend(settings.gpu, catalog), settings.gpu)
+    local = [g for g in inventory if g.executor == "local"]
+    simulated = [g for g in inventory if g.executor == "simulated"]
+    backend: GpuBackend | None = None
+    index_of: dict[str, int] = {}
+    if local and settings.gpu.backend != "simulated":
+        nvml = NvmlBackend(nvml_module, clock=clock)
+        try:
+            nvml.start()
+        except NvmlUnavailableError as e:
+            if settings.gpu.backend == "nvml":
+                raise
+            log.warning("gpu_measurement_off", executor="local", reason=str(e))
+        else:
+            backend, index_of = nvml, {g.device_id: g.index for g in local}
+    if backend is None and simulated:
+        specs = [
+            simulated_spec(g.device.gpu, energy_counter=settings.gpu.simulated_energy_counter)
+            for g in simulated
+        ]
+        backend = SimulatedGpuBackend(
+            specs, true_power_factor=settings.gpu.simulated_power_factor, clock=clock
+        )
+        backend.start()
+        index_of = {g.device_id: i for i, g in enumerate(simulated)}
+    if backend is None:
+        return None
+    monitor = GpuMonitor(backend, settings.gpu, clock=clock, sample=sample)
     monitor.start()
-    return JobMeasurement(monitor, lifetime_years=settings.lifetime_years)
-
-
-def discover_from(measurement: JobMeasurement, catalog: GpuCatalog) -> Discover:
-    """A :data:`~daemon.inventory.Discover` for ``gpus = "discover"`` regions: this node's
-    GPUs as the backend found them, by catalog name (GPUs the catalog lacks are left out)."""
-    found = [
-        (index, spec.name)
-        for index, spec in match_catalog(measurement.monitor.devices(), catalog).items()
-        if spec is not None
-    ]
-
-    def discover(region: RegionSettings) -> list[tuple[int, str]]:
-        return list(found)
-
-    return discover
+    log.info("gpu_measurement_on", backend=backend.name, gpus=sorted(index_of))
+    return JobMeasurement(monitor, lifetime_years=settings.lifetime_years, index_of=index_of)

@@ -11,10 +11,11 @@ import pytest
 from daemon.cli import main
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
+from daemon.gpu.fake_nvml import FakeNvml
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
-from daemon.measurement import JobMeasurement, discover_from, start_measurement
+from daemon.measurement import JobMeasurement, start_measurement
 from daemon.queue import Queue
 from daemon.service import Service
 from daemon.settings import GpuSettings, RegionSettings, Settings
@@ -50,7 +51,7 @@ def build(
         inventory=build_inventory(REGIONS),
         intensity=EmbeddedIntensity(),
         policy=get_policy("run-now"),
-        measurement=JobMeasurement(monitor, lifetime_years=5.0),
+        measurement=JobMeasurement(monitor, lifetime_years=5.0, index_of={"qc/0": 0, "qc/1": 1}),
     )
     service.start(clock())
     return service, backend, monitor
@@ -164,16 +165,32 @@ def test_recalibration_from_measured_outcomes_is_used_in_planning(tmp_path: Path
     assert all(e < 0.05 for e in errors[3:]), errors
 
 
-def test_the_composition_root_helpers(tmp_path: Path) -> None:
-    settings = Settings(
-        state_dir=tmp_path, gpu={"backend": "simulated", "simulated_gpus": ["H100-SXM", "T4"]}
+def test_start_measurement_picks_the_gpus_it_can_measure(tmp_path: Path) -> None:
+    regions = (
+        RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=("H100-SXM", "T4")),
+        RegionSettings(name="node", zone="US-CAL-CISO", executor="local", gpus=("L4",)),
     )
-    measurement = start_measurement(settings, DEFAULT_GPU_CATALOG)
+    inventory = build_inventory(regions, DEFAULT_GPU_CATALOG)
+    settings = Settings(state_dir=tmp_path, regions=regions, gpu={"simulated_power_factor": 1.3})
+    # auto, and no NVML on this machine (or a fake without a driver): simulated regions only.
+    measurement = start_measurement(
+        settings, DEFAULT_GPU_CATALOG, inventory, sample=False, nvml_module=_no_driver()
+    )
+    assert measurement is not None
     try:
-        discover = discover_from(measurement, DEFAULT_GPU_CATALOG)
-        region = RegionSettings(name="here", zone="CA-QC")  # gpus = "discover"
-        assert discover(region) == [(0, "H100-SXM"), (1, "T4")]
-        inventory = build_inventory([region], DEFAULT_GPU_CATALOG, discover)
-        assert measurement.measures(inventory)
+        assert [g.device_id for g in inventory if measurement.measures((g,))] == ["sim/0", "sim/1"]
+        assert measurement.monitor.backend.name == "simulated"
+        assert [d.name for d in measurement.monitor.devices()] == ["H100-SXM", "T4"]
     finally:
         measurement.close()
+    none = start_measurement(
+        settings.model_copy(update={"regions": regions[1:]}),
+        DEFAULT_GPU_CATALOG,
+        inventory[2:],
+        nvml_module=_no_driver(),
+    )
+    assert none is None  # a local GPU without NVML is not measured (nor invented)
+
+
+def _no_driver() -> FakeNvml:
+    return FakeNvml([], lambda: 0.0, driver_loaded=False)
