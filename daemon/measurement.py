@@ -53,6 +53,7 @@ class _Tracked:
     gpus: tuple[InventoryGpu, ...]
     indices: tuple[int, ...]
     last_at: datetime
+    start_s: float  # the GPU backend's clock at the start
     value: float | None = None
     weighted: float = 0.0
     seconds: float = 0.0
@@ -127,7 +128,8 @@ class JobMeasurement:
         except GpuLostError as e:
             log.error("job_metering_refused", job_id=job_id, error=str(e))
             return
-        tracked = _Tracked(gpus[0].device.zone, tuple(gpus), tuple(indices), now)
+        start_s = self.monitor.meter.clock()
+        tracked = _Tracked(gpus[0].device.zone, tuple(gpus), tuple(indices), now, start_s)
         self._jobs[job_id] = tracked
         self._sample(tracked, now, forecasts)
         if isinstance(self.monitor.backend, SimulatedGpuBackend) and job is not None:
@@ -159,11 +161,13 @@ class JobMeasurement:
         tracked = self._jobs.pop(job_id, None)
         if tracked is None:
             return {}
-        energy = self.monitor.end_job(job_id)
-        if isinstance(self.monitor.backend, SimulatedGpuBackend):
+        backend = self.monitor.backend
+        if isinstance(backend, SimulatedGpuBackend):  # the job stopped computing at its end
+            ended_s = tracked.start_s + (finished_at - started_at).total_seconds()
             for index in tracked.indices:
                 if self.monitor.available(index):
-                    self.monitor.backend.set_utilisation(index, 0.0)
+                    backend.set_utilisation(index, 0.0, since_s=ended_s)
+        energy = self.monitor.end_job(job_id)
         self._sample(tracked, finished_at, forecasts)
         if job is not None and energy.failed_reason is None:
             self._recalibrate(job, tracked, energy)

@@ -146,6 +146,7 @@ class FakeGpu:
     energy_counter_start_mj: int = 0
     lost_at_s: float | None = None
     denied: set[str] = field(default_factory=set)
+    last_query_s: float = -math.inf  # when any query last reached this device
 
     def counter_mj(self, t_s: float) -> int:
         """The raw 64-bit energy counter at ``t_s`` (mJ, wraps at 2**64)."""
@@ -308,6 +309,7 @@ class FakeNvml:
         self._check_init()
         self.calls[function] = self.calls.get(function, 0) + 1
         gpu = self.gpus[handle.index]
+        gpu.last_query_s = self.clock()
         if gpu.lost_at_s is not None and self.clock() >= gpu.lost_at_s:
             raise NVMLError(NVML_ERROR_GPU_IS_LOST)
         if function in gpu.denied:

@@ -189,6 +189,10 @@ class EnergyMeter:
             for job_id in device.holders:
                 self._jobs[job_id].curves[reading.index].add(reading)
 
+    def clock(self) -> float:
+        """The meter's clock now (monotonic seconds)."""
+        return self._clock()
+
     def running(self) -> tuple[str, ...]:
         """Ids of the jobs being metered."""
         with self._lock:

@@ -50,6 +50,23 @@ class PowerCurve:
         self.add_point(t_s, self.power_w(t_s))
         self.add_point(t_s, power_w)
 
+    def step_back(self, t_s: float, power_w: float) -> None:
+        """Jump to ``power_w`` at ``t_s``, dropping every breakpoint after ``t_s`` (rewrites
+        the curve's future from ``t_s``; the simulator uses it for a job that ended between
+        two reads).
+
+        Raises:
+            ValueError: ``t_s`` precedes the start of the curve or ``power_w`` is negative.
+        """
+        with self._lock:
+            if t_s < self._times[0]:
+                raise ValueError(f"{t_s} s precedes the curve's start at {self._times[0]} s")
+            keep = bisect.bisect_right(self._times, t_s)
+            at_t = self._power_locked(t_s)
+            del self._times[keep:], self._powers[keep:], self._cumulative_j[keep:]
+        self.add_point(t_s, at_t)
+        self.add_point(t_s, power_w)
+
     def power_w(self, t_s: float) -> float:
         """Power at ``t_s`` (the later value at a step)."""
         with self._lock:

@@ -103,8 +103,17 @@ class SimulatedGpuBackend:
     def read(self, index: int) -> GpuReading:
         return self._nvml.read(index)
 
-    def set_utilisation(self, index: int, utilisation: float) -> None:
-        """Load device ``index`` at ``utilisation`` (0..1) from now on.
+    def now_s(self) -> float:
+        """The backend's clock (monotonic seconds)."""
+        return self._clock()
+
+    def set_utilisation(
+        self, index: int, utilisation: float, *, since_s: float | None = None
+    ) -> None:
+        """Load device ``index`` at ``utilisation`` (0..1) from now on, or from ``since_s`` in
+        the past (a job that ended between two reads): the change then dates back to
+        ``since_s`` or to the device's last query, whichever is later, so nothing already read
+        is rewritten.
 
         Raises:
             GpuError: no such device or utilisation outside 0..1.
@@ -112,7 +121,12 @@ class SimulatedGpuBackend:
         if not 0.0 <= utilisation <= 1.0:
             raise GpuError(f"GPU {index}: utilisation must be within 0..1, got {utilisation}")
         gpu, spec = self._device(index)
-        gpu.power.step(self._clock(), self._power_w(spec, utilisation))
+        now_s = self._clock()
+        power_w = self._power_w(spec, utilisation)
+        if since_s is None or since_s >= now_s:
+            gpu.power.step(now_s, power_w)
+        else:
+            gpu.power.step_back(max(since_s, gpu.last_query_s, gpu.power.start_s), power_w)
         gpu.utilisation_pct = round(100 * utilisation)
         gpu.memory_utilisation_pct = round(60 * utilisation)
         gpu.memory_used_bytes = round(spec.memory_total_bytes * 0.9 * utilisation)

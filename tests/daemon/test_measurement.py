@@ -194,3 +194,21 @@ def test_start_measurement_picks_the_gpus_it_can_measure(tmp_path: Path) -> None
 
 def _no_driver() -> FakeNvml:
     return FakeNvml([], lambda: 0.0, driver_loaded=False)
+
+
+def test_a_simulated_job_stops_drawing_at_its_end_not_when_the_daemon_notices(
+    tmp_path: Path,
+) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    service, _, _ = build(tmp_path, clock, executor)
+    append(service.queue.path, job_line(id="a", model="llama-3.1-8b", requests=64, batch_size=8))
+    service.tick(clock())
+    decision = service.ledger.latest_decision("a")
+    assert decision is not None and decision.expected_duration_s and decision.expected_energy_j
+    clock.advance(decision.expected_duration_s + 300)  # noticed one 300 s tick late
+    assert service.tick(clock()).finished == ("a",)
+    outcome = service.ledger.outcome("a")
+    assert outcome is not None
+    # The run at its predicted power, then 300 s of holding an idle A100 (55 W).
+    expected_j = decision.expected_energy_j + A100.idle_w * 300
+    assert outcome["measured_energy_j"] == pytest.approx(expected_j, rel=1e-3)

@@ -78,3 +78,14 @@ def test_a_simulated_gpu_can_be_lost(clock: FakeClock) -> None:
 def test_bad_values_are_refused(clock: FakeClock, build: object) -> None:
     with pytest.raises(GpuError):
         build(clock)  # type: ignore[operator]
+
+
+def test_a_load_change_can_date_back_to_the_last_read(clock: FakeClock) -> None:
+    backend = SimulatedGpuBackend([A100], clock=clock)
+    backend.start()
+    backend.set_utilisation(0, 1.0)  # 400 W
+    clock.advance(10.0)
+    assert backend.read(0).energy_j == pytest.approx(4000.0)
+    clock.advance(10.0)
+    backend.set_utilisation(0, 0.0, since_s=clock() - 15.0)  # before the last read: clamped
+    assert backend.read(0).energy_j == pytest.approx(4000.0 + 50.0 * 10)
