@@ -9,6 +9,7 @@ discovers its GPUs) the GPU backend are opened, and :meth:`Daemon.close` release
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from daemon.intensity import IntensityProvider
 from daemon.inventory import Discover
 from daemon.ledger import Ledger
 from daemon.loop import Intervals
+from daemon.measurement import JobMeasurement, start_measurement
 from daemon.metrics_sink import MetricsSink
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
@@ -116,12 +118,16 @@ class Daemon:
     service: Service
     discover: Discover | None = None
     release: Callable[[], None] = _no_op
+    measurement: JobMeasurement | None = None
 
     def close(self) -> None:
-        """Close the service (its signal chain), the GPU backend and the ledger."""
+        """Close the service (its signal chain), the GPU measurement, the GPU backend and the
+        ledger."""
         try:
             self.service.close()
         finally:
+            if self.measurement is not None:
+                self.measurement.close()
             self.release()
             self.ledger.close()
 
@@ -141,6 +147,9 @@ def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | N
         metrics=metrics,
         catalog=gpu_catalog(settings),
     )
+    if daemon.measurement is not None:  # the same GPUs and learned factors across reloads
+        daemon.measurement.keep_only(service.inventory)
+        service.measurement = daemon.measurement
     previous, daemon.service, daemon.settings = daemon.service, service, settings
     previous.close()
     return service
@@ -153,10 +162,14 @@ def build_daemon(
     executors: Mapping[str, Executor] | None = None,
     intensity: IntensityProvider | None = None,
     discover: Discover | None = None,
+    gpu_clock: Callable[[], float] | None = None,
 ) -> Daemon:
     """Open the ledger in ``settings.state_dir`` and build the service around it.
 
     ``executors`` default to :func:`build_executors`; ``discover`` to :func:`gpu_discovery`.
+    GPU measurement (:func:`daemon.measurement.start_measurement`) follows ``gpu_clock``
+    (monotonic seconds of the service's clock; default the wall clock, with the sampler
+    thread; a simulated clock runs without it).
 
     Raises:
         LedgerError: the ledger cannot be opened.
@@ -181,8 +194,16 @@ def build_daemon(
             metrics=metrics,
             catalog=gpu_catalog(settings),
         )
+        measurement = start_measurement(
+            settings,
+            gpu_catalog(settings),
+            service.inventory,
+            clock=gpu_clock or time.monotonic,
+            sample=gpu_clock is None,
+        )
+        service.measurement = measurement
     except BaseException:
         ledger.close()
         release()
         raise
-    return Daemon(settings, ledger, chosen, service, discover, release)
+    return Daemon(settings, ledger, chosen, service, discover, release, measurement)

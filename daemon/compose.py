@@ -16,6 +16,7 @@ from daemon.executors.base import Executor
 from daemon.intensity import IntensityProvider, build_intensity
 from daemon.inventory import Discover, build_inventory
 from daemon.ledger import Ledger
+from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink
 from daemon.planning import build_policy
 from daemon.queue import Queue
@@ -38,12 +39,13 @@ def build_service(
     intensity: IntensityProvider | None = None,
     metrics: MetricsSink | None = None,
     catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
+    measurement: JobMeasurement | None = None,
 ) -> Service:
     """The service for ``settings``: queue in ``state_dir``, GPUs of ``regions`` (``discover``
     finds those declared ``"discover"``), ``intensity`` or the configured source (``chain``:
     the :mod:`forecasts` fallback chain from ``[electricitymaps]`` and ``[signals]``, closed by
     ``Service.close()``), and the configured policy (``run-now`` when its name is not
-    registered).
+    registered). ``measurement`` meters jobs on this node's GPUs (:mod:`daemon.measurement`).
 
     Raises:
         UnknownGpuError: a GPU name the catalog does not know.
@@ -70,4 +72,5 @@ def build_service(
         policy=build_policy(settings.policy.name, settings.policy.params),
         metrics=metrics,
         on_close=on_close,
+        measurement=measurement,
     )

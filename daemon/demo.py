@@ -176,10 +176,14 @@ def _simulate(
     progress: Callable[[str, float], None] | None,
 ) -> tuple[str, tuple[DemoJob, ...], float, int]:
     state_dir.mkdir(parents=True, exist_ok=True)
-    daemon = build_daemon(demo_settings(state_dir, policy))
+    now = DEMO_START
+
+    def simulated_monotonic_s() -> float:  # simulated GPUs follow the simulated clock
+        return (now - DEMO_START).total_seconds()
+
+    daemon = build_daemon(demo_settings(state_dir, policy), gpu_clock=simulated_monotonic_s)
     try:
         service = daemon.service
-        now = DEMO_START
         service.start(now)
         pending = sorted(DEMO_JOBS, key=lambda item: item[0])
         ticks = 0

@@ -17,7 +17,7 @@ import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass, replace
 from datetime import datetime
 
 import structlog
@@ -28,6 +28,7 @@ from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
+from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import busy_devices, job_spec, record_decision
 from daemon.queue import IngestResult, Queue
@@ -64,6 +65,7 @@ class Service:
         policy: the planner.
         metrics: where counters go (default: nowhere).
         on_close: called by :meth:`close` (resources built for this service alone).
+        measurement: GPU energy per job and lost GPUs on this node (None: nothing measured).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class Service:
         policy: Policy,
         metrics: MetricsSink | None = None,
         on_close: Sequence[Callable[[], None]] = (),
+        measurement: JobMeasurement | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -88,6 +91,7 @@ class Service:
         self.policy = policy
         self.metrics: MetricsSink = metrics or NullMetrics()
         self._on_close = tuple(on_close)
+        self.measurement = measurement
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
@@ -225,6 +229,7 @@ class Service:
     def reconcile(self, now: datetime) -> list[ExitStatus]:
         """Forward cancel requests to running jobs and record the jobs that ended."""
         with self._lock:
+            self._check_gpus(now)
             runs = self.ledger.active_runs()
             if any(run.token is None for run in runs):  # a crash mid-launch; start() not run
                 self._adopt([run for run in runs if run.token is None], now)
@@ -253,6 +258,7 @@ class Service:
     # -- planning ---------------------------------------------------------------------------
 
     def _plan(self, now: datetime) -> tuple[list[Decision], list[str]]:
+        self._check_gpus(now)
         waiting = self._settle_unstarted(now)
         specs: list[JobSpec] = []
         for job in waiting:
@@ -267,8 +273,15 @@ class Service:
         devices = busy_devices(
             self.inventory, self.ledger.active_runs(), now, self.settings.intervals.plan_s
         )
+        policy = self.policy
+        if (
+            self.measurement is not None
+            and is_dataclass(policy)
+            and hasattr(policy, "recalibration")
+        ):
+            policy = replace(policy, recalibration=self.measurement.recalibration)
         try:
-            decisions = self.policy.plan(now, specs, devices, self._forecasts)
+            decisions = policy.plan(now, specs, devices, self._forecasts)
         except (PoliciesError, KeyError) as exc:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
@@ -356,6 +369,9 @@ class Service:
             self.ledger.set_run_started(job.job_id, handle.token, handle.started_at)
         log.info("job_dispatched", job_id=job.job_id, executor=executor.name,
                  devices=list(chosen.device_ids), gpu=chosen.gpu, region=chosen.region)  # fmt: skip
+        if self.measurement is not None:
+            self.measurement.started(job.job_id, gpus, decision, now, self._forecasts,
+                                     job=_spec_or_none(job))  # fmt: skip
         return True
 
     # -- endings ----------------------------------------------------------------------------
@@ -382,6 +398,14 @@ class Service:
         run = self.ledger.run(status.job_id)
         state, reason = final_state(status, cancel_requested=job.cancel_requested_at is not None)
         decision = self.ledger.latest_decision(status.job_id)
+        measured = {}
+        if self.measurement is not None and run is not None:
+            spec = _spec_or_none(job)
+            measured = self.measurement.finished(
+                status.job_id, started_at=run.started_at or run.launched_at,
+                finished_at=status.finished_at, decision=decision, forecasts=self._forecasts,
+                job=spec if status.succeeded else None,
+            )  # fmt: skip
         with self.ledger.transaction():
             self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
                                    status.signal, status.reason or reason)  # fmt: skip
@@ -389,9 +413,45 @@ class Service:
             if run is not None and decision is not None:
                 first = self._by_device.get(run.device_ids[0]) if run.device_ids else None
                 pue = first.device.pue if first is not None else None
-                columns = predicted_outcome(run, decision, status, pue)
+                columns = predicted_outcome(run, decision, status, pue) | measured
                 self.ledger.record_outcome(status.job_id, now, **columns)
         self._cancel_sent.discard(status.job_id)
         log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
                  exit_code=status.exit_code, signal=status.signal)  # fmt: skip
-        self.metrics.observe_outcome(status.job_id, state, None)
+        self.metrics.observe_outcome(status.job_id, state, measured.get("total_g"))
+
+    # -- GPUs -------------------------------------------------------------------------------
+
+    def _check_gpus(self, now: datetime) -> None:
+        """Advance realised intensities; fail the jobs of lost GPUs and take those GPUs out of
+        planning (the daemon goes on with the others)."""
+        if self.measurement is None:
+            return
+        self.measurement.observe(now, self._forecasts)
+        reports = self.measurement.lost()
+        if any(g.device.available and self.measurement.unavailable(g) for g in self.inventory):
+            self.inventory = tuple(
+                replace(g, device=replace(g.device, available=False))
+                if self.measurement.unavailable(g)
+                else g
+                for g in self.inventory
+            )  # also after a reconfigure() rebuilt the inventory
+            self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+        for report in reports:
+            for job_id in report.job_ids:
+                run = self.ledger.run(job_id)
+                executor = self.executors.get(run.executor) if run is not None else None
+                if run is not None and executor is not None and run.token:
+                    try:
+                        executor.cancel(run_handle(run), now)
+                    except (DaemonError, OSError) as exc:
+                        log.error("job_cancel_failed", job_id=job_id, error=str(exc))
+                self._finish(ExitStatus(job_id, now, None, None, report.reason), now)
+
+
+def _spec_or_none(job: JobRecord) -> JobSpec | None:
+    """The planner's view of ``job``, or None if it no longer parses (never raises)."""
+    try:
+        return job_spec(job)
+    except PoliciesError:
+        return None

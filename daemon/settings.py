@@ -91,10 +91,21 @@ class SignalsSettings(_Section):
 
 
 class GpuSettings(_Section):
-    """How carbond finds and measures GPUs."""
+    """How carbond finds and measures GPUs.
+
+    ``backend``: ``nvml`` (real GPUs; fails if NVML is unusable), ``simulated`` (the devices in
+    ``simulated_gpus``, catalog names, drawing ``simulated_power_factor`` x the catalog's power),
+    or ``auto`` (NVML when it works, else simulated, logged).
+    """
 
     backend: Literal["auto", "nvml", "simulated"] = "auto"
     sample_period_s: float = Field(default=0.1, gt=0)
+    history_samples: int = Field(default=600, ge=1, le=1_000_000)
+    curve_resolution_s: float = Field(default=1.0, gt=0)
+    curve_max_points: int = Field(default=3600, ge=2, le=1_000_000)
+    simulated_gpus: tuple[str, ...] = ("A100-80GB",)
+    simulated_power_factor: float = Field(default=1.0, gt=0, le=10)
+    simulated_energy_counter: bool = True
 
 
 class CatalogSettings(_Section):

@@ -8,6 +8,7 @@ from itertools import groupby
 
 from policies.footprint.calibration import EstimateInterval, estimate_interval
 from policies.footprint.estimator import Estimate
+from policies.footprint.recalibration import Recalibration
 from policies.footprint.runtimes import get_runtime
 from policies.types import Device, JobSpec
 
@@ -48,18 +49,25 @@ def device_groups(job: JobSpec, devices: Sequence[Device]) -> Iterator[tuple[Dev
         yield tuple(pool)
 
 
-def estimate_on(job: JobSpec, device: Device) -> Estimate:
+def estimate_on(
+    job: JobSpec, device: Device, recalibration: Recalibration | None = None
+) -> Estimate:
     """The job's estimate on ``device``'s GPU type (all its tensor-parallel GPUs).
 
     Eager runtimes get :func:`policies.footprint.estimate` unchanged; serving engines (vLLM)
-    the calibrated continuous-batching estimate.
+    the calibrated continuous-batching estimate. With ``recalibration``, energy and duration are
+    scaled by the factors learned online from measured outcomes for (model, GPU type).
     """
-    return interval_on(job, device).estimate
+    return interval_on(job, device, recalibration).estimate
 
 
-def interval_on(job: JobSpec, device: Device) -> EstimateInterval:
-    """The job's estimate on ``device``'s GPU type with its 10-90 % energy and duration band."""
-    return estimate_interval(job.model, device.gpu, get_runtime(job.runtime), job.workload)
+def interval_on(
+    job: JobSpec, device: Device, recalibration: Recalibration | None = None
+) -> EstimateInterval:
+    """The job's estimate on ``device``'s GPU type with its 10-90 % energy and duration band
+    (scaled by ``recalibration``'s factors in use, if given)."""
+    band = estimate_interval(job.model, device.gpu, get_runtime(job.runtime), job.workload)
+    return band if recalibration is None else recalibration.apply_interval(band)
 
 
 def latest_safe_start(job: JobSpec, band: EstimateInterval) -> datetime | None:

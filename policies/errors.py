@@ -6,13 +6,15 @@
      ├── CatalogError
      │    ├── UnknownGpuError
      │    └── UnknownModelError
-     └── InvalidWorkloadError
+     ├── InvalidWorkloadError
+     └── InvalidOutcomeError
 """
 
 from __future__ import annotations
 
 __all__ = [
     "CatalogError",
+    "InvalidOutcomeError",
     "InvalidWorkloadError",
     "PoliciesError",
     "UnknownGpuError",
@@ -49,3 +51,7 @@ class UnknownModelError(CatalogError):
 
 class InvalidWorkloadError(PoliciesError, ValueError):
     """A workload parameter out of range (negative tokens, zero batch, ...)."""
+
+
+class InvalidOutcomeError(PoliciesError, ValueError):
+    """A measured run that cannot be accounted (end before start, no intensity covering it)."""

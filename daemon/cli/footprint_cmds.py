@@ -10,6 +10,7 @@ from typing import Any
 from daemon.catalog import gpu_catalog
 from daemon.cli.context import add_common_options, settings_from
 from daemon.cli.estimate_extras import Carbon, estimate_prompts, interval_payload
+from daemon.cli.gpus_live import live_gpus
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
 from forecasts import static_annual_intensity
@@ -30,6 +31,9 @@ __all__ = ["register"]
 def register(subparsers: Any) -> None:
     """Add ``gpus`` and ``estimate``."""
     gpus = subparsers.add_parser("gpus", help="list the GPU catalog with embodied carbon")
+    gpus.add_argument(
+        "--live", action="store_true", help="this node's GPUs read now (NVML or simulated)"
+    )
     add_common_options(gpus)
     gpus.set_defaults(func=_gpus)
 
@@ -62,6 +66,8 @@ def register(subparsers: Any) -> None:
 
 
 def _gpus(args: argparse.Namespace) -> int:
+    if args.live:
+        return live_gpus(args)
     catalog = gpu_catalog(settings_from(args))
     rows = [
         {

@@ -13,6 +13,7 @@ from datetime import datetime
 from policies.base import register_policy
 from policies.candidates import device_groups, estimate_on, is_free
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
+from policies.footprint.recalibration import Recalibration
 from policies.placement import place
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
@@ -26,6 +27,7 @@ class RunNow:
 
     lifetime_years: float = DEFAULT_LIFETIME_YEARS
     name: str = "run-now"
+    recalibration: Recalibration | None = None  # online factors from measured outcomes
 
     def plan(
         self,
@@ -52,7 +54,7 @@ class RunNow:
         need = job.workload.tensor_parallel
         fitting = []
         for pool in device_groups(job, devices):
-            est = estimate_on(job, pool[0])
+            est = estimate_on(job, pool[0], self.recalibration)
             if est.fits and len(pool) >= need:
                 fitting.append((est.duration_s, pool, est))
         if not fitting:

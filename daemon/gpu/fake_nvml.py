@@ -1,0 +1,317 @@
+"""A faithful fake of the ``pynvml`` module (``nvidia-ml-py``) for tests and simulated GPUs.
+
+It has the function names, return units (mW, mJ, bytes, %, °C, MHz), error classes and error
+codes of the real bindings, so :class:`daemon.gpu.nvml.NvmlBackend` runs unchanged on it:
+
+- ``nvmlDeviceGetTotalEnergyConsumption`` is an unsigned 64-bit mJ counter: the exact integral of
+  the device's :class:`PowerCurve`, plus a settable start value, modulo 2**64 (so it can wrap);
+- devices can lack the energy counter, a fan or MIG (``NVMLError_NotSupported``);
+- a device can be lost at a given time (every call then raises ``NVMLError_GpuIsLost``);
+- ``nvmlInit`` can fail as with no driver (``NVMLError_DriverNotLoaded``), queries can be refused
+  (``NVMLError_NoPermission``), and calls before ``nvmlInit`` raise ``NVMLError_Uninitialized``.
+
+Device state is given in W and J (:class:`FakeGpu`); the fake answers in NVML's mW and mJ, as the
+hardware does. Time comes from an injected monotonic clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from daemon.gpu.power_curve import PowerCurve
+
+__all__ = ["FakeGpu", "FakeNvml", "NVMLError"]
+
+# Codes as in nvml.h / pynvml.
+NVML_SUCCESS = 0
+NVML_ERROR_UNINITIALIZED = 1
+NVML_ERROR_INVALID_ARGUMENT = 2
+NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NO_PERMISSION = 4
+NVML_ERROR_ALREADY_INITIALIZED = 5
+NVML_ERROR_NOT_FOUND = 6
+NVML_ERROR_DRIVER_NOT_LOADED = 9
+NVML_ERROR_TIMEOUT = 10
+NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_FUNCTION_NOT_FOUND = 13
+NVML_ERROR_GPU_IS_LOST = 15
+NVML_ERROR_RESET_REQUIRED = 16
+NVML_ERROR_UNKNOWN = 999
+NVML_TEMPERATURE_GPU = 0
+NVML_CLOCK_GRAPHICS = 0
+NVML_CLOCK_SM = 1
+NVML_CLOCK_MEM = 2
+NVML_DEVICE_MIG_DISABLE = 0
+NVML_DEVICE_MIG_ENABLE = 1
+
+_U64 = 2**64
+
+
+class NVMLError(Exception):
+    """Like ``pynvml.NVMLError``: ``NVMLError(code)`` builds the subclass for ``code``."""
+
+    _valClassMapping: ClassVar[dict[int, type[NVMLError]]] = {}  # noqa: N815 - pynvml's name
+    value: int
+
+    def __new__(cls, value: int) -> NVMLError:
+        klass = NVMLError._valClassMapping.get(value, cls) if cls is NVMLError else cls
+        obj = Exception.__new__(klass)
+        obj.value = value
+        return obj
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+
+    def __str__(self) -> str:
+        return _ERROR_STRINGS.get(self.value, f"NVML Error with code {self.value}")
+
+
+_ERROR_STRINGS = {
+    NVML_ERROR_UNINITIALIZED: "Uninitialized",
+    NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
+    NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
+    NVML_ERROR_ALREADY_INITIALIZED: "Already Initialized",
+    NVML_ERROR_NOT_FOUND: "Not Found",
+    NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
+    NVML_ERROR_TIMEOUT: "Timeout",
+    NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    NVML_ERROR_FUNCTION_NOT_FOUND: "Function Not Found",
+    NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+    NVML_ERROR_RESET_REQUIRED: "GPU requires restart",
+    NVML_ERROR_UNKNOWN: "Unknown Error",
+}
+
+
+def _error_class(name: str, code: int) -> type[NVMLError]:
+    def new(cls: type[NVMLError], *args: Any) -> NVMLError:
+        return NVMLError.__new__(cls, code)
+
+    klass = type(name, (NVMLError,), {"__new__": new, "__module__": __name__})
+    NVMLError._valClassMapping[code] = klass
+    return klass
+
+
+# The subclasses pynvml generates from the NVML_ERROR_* names (same names, same codes).
+NVMLError_Uninitialized = _error_class("NVMLError_Uninitialized", NVML_ERROR_UNINITIALIZED)
+NVMLError_InvalidArgument = _error_class("NVMLError_InvalidArgument", NVML_ERROR_INVALID_ARGUMENT)
+NVMLError_NotSupported = _error_class("NVMLError_NotSupported", NVML_ERROR_NOT_SUPPORTED)
+NVMLError_NoPermission = _error_class("NVMLError_NoPermission", NVML_ERROR_NO_PERMISSION)
+NVMLError_NotFound = _error_class("NVMLError_NotFound", NVML_ERROR_NOT_FOUND)
+NVMLError_DriverNotLoaded = _error_class("NVMLError_DriverNotLoaded", NVML_ERROR_DRIVER_NOT_LOADED)
+NVMLError_LibraryNotFound = _error_class("NVMLError_LibraryNotFound", NVML_ERROR_LIBRARY_NOT_FOUND)
+NVMLError_GpuIsLost = _error_class("NVMLError_GpuIsLost", NVML_ERROR_GPU_IS_LOST)
+NVMLError_Unknown = _error_class("NVMLError_Unknown", NVML_ERROR_UNKNOWN)
+
+
+@dataclass
+class _Memory:  # c_nvmlMemory_t
+    total: int
+    free: int
+    used: int
+
+
+@dataclass
+class _Utilization:  # c_nvmlUtilization_t
+    gpu: int
+    memory: int
+
+
+@dataclass
+class FakeGpu:
+    """One fake device. State is in W, J, bytes; the fake answers in NVML's units.
+
+    ``power`` is the true power curve (its integral is what the counter reports). ``lost_at_s``
+    loses the device from that monotonic time on; ``denied`` lists function names that raise
+    ``NVMLError_NoPermission``.
+    """
+
+    power: PowerCurve
+    name: str = "NVIDIA A100-SXM4-80GB"
+    uuid: str = "GPU-00000000-0000-0000-0000-000000000000"
+    memory_total_bytes: int = 80 * 1024**3
+    memory_used_bytes: int = 0
+    power_limit_w: float = 400.0
+    utilisation_pct: int = 0
+    memory_utilisation_pct: int = 0
+    temperature_c: int = 35
+    fan_pct: int | None = None  # None: passively cooled, the fan query is not supported
+    sm_clock_mhz: int = 1410
+    memory_clock_mhz: int = 1593
+    mig_mode: int | None = NVML_DEVICE_MIG_DISABLE  # None: MIG not supported
+    energy_counter: bool = True
+    energy_counter_start_mj: int = 0
+    lost_at_s: float | None = None
+    denied: set[str] = field(default_factory=set)
+    last_query_s: float = -math.inf  # when any query last reached this device
+
+    def counter_mj(self, t_s: float) -> int:
+        """The raw 64-bit energy counter at ``t_s`` (mJ, wraps at 2**64)."""
+        raw = self.energy_counter_start_mj + math.floor(self.power.energy_j(t_s) * 1000)
+        return raw % _U64
+
+
+class _Handle:
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class FakeNvml:
+    """Stands in for the ``pynvml`` module: pass it where the module is expected.
+
+    Args:
+        gpus: the devices, in index order.
+        clock: monotonic seconds (a fake clock in tests, ``time.monotonic`` when simulating).
+        driver_loaded: False makes ``nvmlInit`` raise ``NVMLError_DriverNotLoaded``.
+    """
+
+    NVMLError = NVMLError
+    NVMLError_Uninitialized = NVMLError_Uninitialized
+    NVMLError_InvalidArgument = NVMLError_InvalidArgument
+    NVMLError_NotSupported = NVMLError_NotSupported
+    NVMLError_NoPermission = NVMLError_NoPermission
+    NVMLError_NotFound = NVMLError_NotFound
+    NVMLError_DriverNotLoaded = NVMLError_DriverNotLoaded
+    NVMLError_LibraryNotFound = NVMLError_LibraryNotFound
+    NVMLError_GpuIsLost = NVMLError_GpuIsLost
+    NVMLError_Unknown = NVMLError_Unknown
+    NVML_SUCCESS = NVML_SUCCESS
+    NVML_ERROR_UNINITIALIZED = NVML_ERROR_UNINITIALIZED
+    NVML_ERROR_INVALID_ARGUMENT = NVML_ERROR_INVALID_ARGUMENT
+    NVML_ERROR_NOT_SUPPORTED = NVML_ERROR_NOT_SUPPORTED
+    NVML_ERROR_NO_PERMISSION = NVML_ERROR_NO_PERMISSION
+    NVML_ERROR_NOT_FOUND = NVML_ERROR_NOT_FOUND
+    NVML_ERROR_DRIVER_NOT_LOADED = NVML_ERROR_DRIVER_NOT_LOADED
+    NVML_ERROR_LIBRARY_NOT_FOUND = NVML_ERROR_LIBRARY_NOT_FOUND
+    NVML_ERROR_FUNCTION_NOT_FOUND = NVML_ERROR_FUNCTION_NOT_FOUND
+    NVML_ERROR_GPU_IS_LOST = NVML_ERROR_GPU_IS_LOST
+    NVML_ERROR_UNKNOWN = NVML_ERROR_UNKNOWN
+    NVML_TEMPERATURE_GPU = NVML_TEMPERATURE_GPU
+    NVML_CLOCK_GRAPHICS = NVML_CLOCK_GRAPHICS
+    NVML_CLOCK_SM = NVML_CLOCK_SM
+    NVML_CLOCK_MEM = NVML_CLOCK_MEM
+    NVML_DEVICE_MIG_DISABLE = NVML_DEVICE_MIG_DISABLE
+    NVML_DEVICE_MIG_ENABLE = NVML_DEVICE_MIG_ENABLE
+
+    def __init__(
+        self,
+        gpus: list[FakeGpu],
+        clock: Callable[[], float],
+        *,
+        driver_loaded: bool = True,
+        driver_version: str = "550.54.15",
+    ) -> None:
+        self.gpus = gpus
+        self.clock = clock
+        self.driver_loaded = driver_loaded
+        self.driver_version = driver_version
+        self.initialised = 0  # nvmlInit/nvmlShutdown are reference-counted, as in NVML
+        self.calls: dict[str, int] = {}
+
+    def _nvmlGetFunctionPointer(self, name: str) -> None:  # noqa: N802 - official-bindings marker
+        """Present in the official bindings only; :func:`load_pynvml` checks for it."""
+
+    # -- library ---------------------------------------------------------------------------
+    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's names
+        if not self.driver_loaded:
+            raise NVMLError(NVML_ERROR_DRIVER_NOT_LOADED)
+        self.initialised += 1
+
+    def nvmlShutdown(self) -> None:  # noqa: N802 - pynvml name
+        self._check_init()
+        self.initialised -= 1
+
+    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802 - pynvml name
+        self._check_init()
+        return self.driver_version
+
+    def nvmlDeviceGetCount(self) -> int:  # noqa: N802 - pynvml name
+        self._check_init()
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:  # noqa: N802 - pynvml name
+        self._check_init()
+        if not 0 <= index < len(self.gpus):
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        self._gpu(_Handle(index), "nvmlDeviceGetHandleByIndex")
+        return _Handle(index)
+
+    # -- identity --------------------------------------------------------------------------
+    def nvmlDeviceGetName(self, handle: _Handle) -> str:  # noqa: N802 - pynvml name
+        return self._gpu(handle, "nvmlDeviceGetName").name
+
+    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:  # noqa: N802 - pynvml name
+        return self._gpu(handle, "nvmlDeviceGetUUID").uuid
+
+    def nvmlDeviceGetMemoryInfo(self, handle: _Handle) -> _Memory:  # noqa: N802 - pynvml name
+        gpu = self._gpu(handle, "nvmlDeviceGetMemoryInfo")
+        used = gpu.memory_used_bytes
+        return _Memory(total=gpu.memory_total_bytes, free=gpu.memory_total_bytes - used, used=used)
+
+    def nvmlDeviceGetPowerManagementLimit(self, handle: _Handle) -> int:  # noqa: N802 - pynvml name
+        return round(self._gpu(handle, "nvmlDeviceGetPowerManagementLimit").power_limit_w * 1000)
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: _Handle) -> int:  # noqa: N802 - pynvml name
+        return round(self._gpu(handle, "nvmlDeviceGetEnforcedPowerLimit").power_limit_w * 1000)
+
+    def nvmlDeviceGetMigMode(self, handle: _Handle) -> list[int]:  # noqa: N802 - pynvml name
+        gpu = self._gpu(handle, "nvmlDeviceGetMigMode")
+        if gpu.mig_mode is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return [gpu.mig_mode, gpu.mig_mode]
+
+    # -- counters and sensors --------------------------------------------------------------
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:  # noqa: N802 - pynvml name
+        gpu = self._gpu(handle, "nvmlDeviceGetTotalEnergyConsumption")
+        if not gpu.energy_counter:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu.counter_mj(self.clock())
+
+    def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:  # noqa: N802 - pynvml name
+        gpu = self._gpu(handle, "nvmlDeviceGetPowerUsage")
+        return round(gpu.power.power_w(self.clock()) * 1000)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> _Utilization:  # noqa: N802 - pynvml name
+        gpu = self._gpu(handle, "nvmlDeviceGetUtilizationRates")
+        return _Utilization(gpu=gpu.utilisation_pct, memory=gpu.memory_utilisation_pct)
+
+    def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:  # noqa: N802 - pynvml name
+        gpu = self._gpu(handle, "nvmlDeviceGetTemperature")
+        if sensor != NVML_TEMPERATURE_GPU:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return gpu.temperature_c
+
+    def nvmlDeviceGetFanSpeed(self, handle: _Handle) -> int:  # noqa: N802 - pynvml name
+        gpu = self._gpu(handle, "nvmlDeviceGetFanSpeed")
+        if gpu.fan_pct is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu.fan_pct
+
+    def nvmlDeviceGetClockInfo(self, handle: _Handle, clock_type: int) -> int:  # noqa: N802 - pynvml name
+        gpu = self._gpu(handle, "nvmlDeviceGetClockInfo")
+        if clock_type in (NVML_CLOCK_SM, NVML_CLOCK_GRAPHICS):
+            return gpu.sm_clock_mhz
+        if clock_type == NVML_CLOCK_MEM:
+            return gpu.memory_clock_mhz
+        raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _check_init(self) -> None:
+        if self.initialised <= 0:
+            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+
+    def _gpu(self, handle: _Handle, function: str) -> FakeGpu:
+        self._check_init()
+        self.calls[function] = self.calls.get(function, 0) + 1
+        gpu = self.gpus[handle.index]
+        gpu.last_query_s = self.clock()
+        if gpu.lost_at_s is not None and self.clock() >= gpu.lost_at_s:
+            raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+        if function in gpu.denied:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
+        return gpu

@@ -1,0 +1,380 @@
+"""Measured outcomes for the service: GPU energy per job, realised intensity, the outcome row.
+
+The service calls :meth:`JobMeasurement.started` after a job's launch, :meth:`observe` on every
+tick, :meth:`finished` when the job ends (its columns go into the ``outcomes`` row next to the
+predicted ones) and :meth:`lost` on every tick (each lost GPU once, with its jobs to fail).
+
+Only jobs on measured GPUs are measured: ``index_of`` maps a device id (``region/index``) to
+the backend's device index — this node's ``local``-executor GPUs on NVML, or one simulated
+device per ``simulated``-executor GPU on the simulated backend (:func:`start_measurement`);
+other jobs keep NULL measured columns. Realised intensity is time-weighted over the run from the
+series the service held at each tick (the signal it had), with the worst rung and largest age
+seen. On the simulated backend a started job loads its GPUs at the utilisation of its raw
+catalog estimate, so simulated measurements follow the (possibly mis-calibrated) hardware, not
+the prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measured_run
+from daemon.gpu.backend import GpuBackend
+from daemon.gpu.errors import NvmlUnavailableError
+from daemon.gpu.factory import simulated_spec
+from daemon.gpu.nvml import NvmlBackend
+from daemon.gpu.simulated import SimulatedGpuBackend
+from daemon.inventory import InventoryGpu
+from daemon.ledger import DecisionRecord
+from daemon.settings import Settings
+from policies import Alternative, Decision, JobSpec, PoliciesError, ZoneIntensity
+from policies.candidates import estimate_on
+from policies.footprint.gpus import GpuCatalog
+from policies.footprint.outcome import RealisedIntensity, compute_outcome
+from policies.footprint.recalibration import Observation, Recalibration
+from policies.placement import mean_intensity_g_per_kwh
+
+__all__ = ["JobMeasurement", "start_measurement"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class _Tracked:
+    zone: str
+    gpus: tuple[InventoryGpu, ...]
+    indices: tuple[int, ...]
+    last_at: datetime
+    start_s: float  # the GPU backend's clock at the start
+    value: float | None = None
+    weighted: float = 0.0
+    seconds: float = 0.0
+    rungs: set[str] = field(default_factory=set)
+    age_s: float = 0.0
+
+
+class JobMeasurement:
+    """Connects the GPU monitor to the service's job life cycle (see the module docstring).
+
+    Args:
+        monitor: the started GPU monitor (its sampler thread runs on its own).
+        lifetime_years: GPU lifetime for amortising embodied carbon.
+        index_of: device id -> backend device index, for every measured GPU.
+        recalibration: the starting factors (default: none learned yet).
+
+    ``recalibration`` holds the online factors per (model, GPU type), updated by every measured
+    job from its raw (uncalibrated) estimate, recomputed here with the pure estimator; planners
+    that take a ``recalibration`` field get it from the service.
+    """
+
+    def __init__(
+        self,
+        monitor: GpuMonitor,
+        *,
+        lifetime_years: float,
+        index_of: Mapping[str, int],
+        recalibration: Recalibration | None = None,
+    ) -> None:
+        self.monitor = monitor
+        self._lifetime_years = lifetime_years
+        known = {d.index for d in monitor.devices()}
+        self._index_of = {d: i for d, i in index_of.items() if i in known}
+        self._jobs: dict[str, _Tracked] = {}
+        self.recalibration = recalibration or Recalibration()
+
+    def close(self) -> None:
+        """Stop the sampler and close the GPU backend."""
+        self.monitor.close()
+
+    def measures(self, gpus: Sequence[InventoryGpu]) -> bool:
+        """Whether a job on ``gpus`` runs on this node's measured GPUs."""
+        return bool(gpus) and all(g.device_id in self._index_of for g in gpus)
+
+    def keep_only(self, inventory: Sequence[InventoryGpu]) -> None:
+        """After a reload: stop measuring device ids that left the inventory."""
+        ids = {g.device_id for g in inventory}
+        self._index_of = {d: i for d, i in self._index_of.items() if d in ids}
+
+    def unavailable(self, gpu: InventoryGpu) -> bool:
+        """Whether ``gpu`` is one of this node's measured GPUs and has been lost."""
+        return self.measures((gpu,)) and not self.monitor.available(self._index_of[gpu.device_id])
+
+    def started(
+        self,
+        job_id: str,
+        gpus: Sequence[InventoryGpu],
+        decision: Decision,
+        now: datetime,
+        forecasts: Mapping[str, ZoneIntensity],
+        job: JobSpec | None = None,
+    ) -> None:
+        """Start metering ``job_id`` (a lost GPU is left to :meth:`lost`).
+
+        On simulated GPUs, ``job`` sets the load: the utilisation of its raw catalog estimate
+        (what the simulated hardware does, whatever the planner now predicts)."""
+        if not self.measures(gpus):
+            return
+        indices = [self._index_of[g.device_id] for g in gpus]
+        try:
+            self.monitor.begin_job(job_id, indices)
+        except GpuLostError as e:
+            log.error("job_metering_refused", job_id=job_id, error=str(e))
+            return
+        start_s = self.monitor.meter.clock()
+        tracked = _Tracked(gpus[0].device.zone, tuple(gpus), tuple(indices), now, start_s)
+        self._jobs[job_id] = tracked
+        self._sample(tracked, now, forecasts)
+        if isinstance(self.monitor.backend, SimulatedGpuBackend) and job is not None:
+            _load(self.monitor.backend, tracked, job)
+
+    def observe(self, now: datetime, forecasts: Mapping[str, ZoneIntensity]) -> None:
+        """Advance every running job's realised intensity to ``now``."""
+        for tracked in self._jobs.values():
+            self._sample(tracked, now, forecasts)
+
+    def lost(self) -> tuple[LostGpuReport, ...]:
+        """GPUs lost since the last call, with the jobs to fail (each GPU reported once)."""
+        return self.monitor.poll_lost()
+
+    def finished(
+        self,
+        job_id: str,
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        decision: DecisionRecord | None,
+        forecasts: Mapping[str, ZoneIntensity],
+        job: JobSpec | None = None,
+    ) -> dict[str, Any]:
+        """Stop metering ``job_id``; the measured ``outcomes`` columns (empty if not metered).
+
+        A job that ran to its end (no lost GPU) also updates :attr:`recalibration` when ``job``
+        is given."""
+        tracked = self._jobs.pop(job_id, None)
+        if tracked is None:
+            return {}
+        backend = self.monitor.backend
+        if isinstance(backend, SimulatedGpuBackend):  # the job stopped computing at its end
+            ended_s = tracked.start_s + (finished_at - started_at).total_seconds()
+            for index in tracked.indices:
+                if self.monitor.available(index):
+                    backend.set_utilisation(index, 0.0, since_s=ended_s)
+        energy = self.monitor.end_job(job_id)
+        self._sample(tracked, finished_at, forecasts)
+        if job is not None and energy.failed_reason is None:
+            self._recalibrate(job, tracked, energy)
+        return self._columns(energy, tracked, started_at, decision)
+
+    def _recalibrate(self, job: JobSpec, tracked: _Tracked, energy: JobEnergy) -> None:
+        device = tracked.gpus[0].device
+        try:
+            raw = estimate_on(job, device)
+        except PoliciesError as e:
+            log.warning("recalibration_skipped", job_id=job.job_id, error=str(e))
+            return
+        self.recalibration = self.recalibration.updated(
+            Observation(
+                job.model.name,
+                device.gpu.name,
+                raw.energy_j,
+                energy.energy_j,
+                raw.duration_s,
+                energy.duration_s,
+            )
+        )
+        state = self.recalibration.get(job.model.name, device.gpu.name)
+        log.info(
+            "recalibrated",
+            model=job.model.name,
+            gpu=device.gpu.name,
+            samples=state.samples,
+            energy_factor=state.energy_factor,
+            duration_factor=state.duration_factor,
+            in_use=self.recalibration.energy_factor(job.model.name, device.gpu.name),
+        )
+
+    def _sample(
+        self, tracked: _Tracked, now: datetime, forecasts: Mapping[str, ZoneIntensity]
+    ) -> None:
+        if tracked.value is not None and now > tracked.last_at:
+            seconds = (now - tracked.last_at).total_seconds()
+            tracked.weighted += tracked.value * seconds
+            tracked.seconds += seconds
+        series = forecasts.get(tracked.zone)
+        if series is not None:
+            tracked.value = mean_intensity_g_per_kwh(series, now, 0.0)
+            tracked.rungs.add(str(getattr(series, "rung", getattr(series, "source", "series"))))
+            tracked.age_s = max(tracked.age_s, float(getattr(series, "age_s", 0.0)))
+        tracked.last_at = max(tracked.last_at, now)
+
+    def _columns(
+        self,
+        energy: JobEnergy,
+        tracked: _Tracked,
+        started_at: datetime,
+        decision: DecisionRecord | None,
+    ) -> dict[str, Any]:
+        device = tracked.gpus[0].device
+        intensity_value = (
+            tracked.weighted / tracked.seconds if tracked.seconds > 0 else tracked.value
+        )
+        run = measured_run(energy, started_at=started_at, gpu=device.gpu.name)
+        realised = RealisedIntensity(
+            zone=tracked.zone,
+            intensity_g_per_kwh=math.nan if intensity_value is None else intensity_value,
+            rung="+".join(sorted(tracked.rungs)) or "none",
+            age_s=tracked.age_s,
+            coverage=1.0 if intensity_value is not None else 0.0,
+        )
+        outcome = compute_outcome(
+            run,
+            _predicted(decision, started_at),
+            realised,
+            gpu_embodied_g=device.gpu.embodied_g,
+            pue=device.pue,
+            lifetime_years=self._lifetime_years,
+        )
+        details = {
+            "energy_shared": energy.shared,
+            "energy_failed_reason": energy.failed_reason,
+            "energy_error_rel": _finite(outcome.energy_error_rel),
+            "duration_error_rel": _finite(outcome.duration_error_rel),
+            "intensity_error_rel": _finite(outcome.intensity_error_rel),
+            "total_error_rel": _finite(outcome.total_error_rel),
+            "measured_duration_s": energy.duration_s,
+            "devices": [
+                {
+                    "index": d.index,
+                    "energy_j": d.energy_j,
+                    "method": d.method.value,
+                    "shared": d.shared,
+                }
+                for d in energy.devices
+            ],
+            "curves": [
+                {
+                    "index": c.index,
+                    "resolution_s": c.resolution_s,
+                    "offset_s": c.offset_s,
+                    "power_w": c.power_w,
+                    "temperature_c": c.temperature_c,
+                    "fan_pct": c.fan_pct,
+                }
+                for c in energy.curves
+            ],
+        }
+        return {
+            "measured_energy_j": outcome.measured_energy_j,
+            "energy_method": outcome.energy_method,
+            "realised_intensity_g_per_kwh": _finite(outcome.realised_intensity_g_per_kwh),
+            "intensity_source": outcome.intensity_rung,
+            "intensity_age_s": outcome.intensity_age_s,
+            "operational_g": _finite(outcome.operational_g),
+            "embodied_g": outcome.embodied_g,
+            "total_g": _finite(outcome.total_g),
+            "details_json": json.dumps(details, allow_nan=False),
+        }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _predicted(decision: DecisionRecord | None, started_at: datetime) -> Alternative:
+    """The prediction made at dispatch as an :class:`Alternative` (NaN where not recorded)."""
+
+    def num(value: float | None) -> float:
+        return math.nan if value is None else value
+
+    d = decision
+    return Alternative(
+        device_ids=d.device_ids if d else (),
+        region=(d.region or "") if d else "",
+        gpu=(d.gpu or "") if d else "",
+        start=(d.planned_start or started_at) if d else started_at,
+        duration_s=num(d.expected_duration_s if d else None),
+        energy_j=num(d.expected_energy_j if d else None),
+        intensity_g_per_kwh=num(d.expected_intensity_g_per_kwh if d else None),
+        operational_g=num(d.expected_operational_g if d else None),
+        embodied_g=num(d.expected_embodied_g if d else None),
+    )
+
+
+def _load(backend: SimulatedGpuBackend, tracked: _Tracked, job: JobSpec) -> None:
+    """Load simulated GPUs at the utilisation of ``job``'s raw estimate (catalog idle..TDP)."""
+    try:
+        raw = estimate_on(job, tracked.gpus[0].device)
+    except PoliciesError:
+        return
+    if not raw.fits or not raw.duration_s:
+        return
+    per_gpu_w = raw.energy_j / raw.duration_s / len(tracked.gpus)
+    for gpu, index in zip(tracked.gpus, tracked.indices, strict=True):
+        spec = gpu.device.gpu
+        span = spec.tdp_w - spec.idle_w
+        utilisation = (per_gpu_w - spec.idle_w) / span if span > 0 else 1.0
+        backend.set_utilisation(index, min(1.0, max(0.0, utilisation)))
+
+
+def start_measurement(
+    settings: Settings,
+    catalog: GpuCatalog,
+    inventory: Sequence[InventoryGpu],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sample: bool = True,
+    nvml_module: Any | None = None,
+) -> JobMeasurement | None:
+    """For the composition root: the measurement of ``inventory``'s GPUs, started.
+
+    - ``local``-executor GPUs are measured through NVML when ``gpu.backend`` is ``nvml`` or
+      ``auto`` and NVML works (``auto`` without NVML: not measured, ``gpu_measurement_off``);
+    - otherwise ``simulated``-executor GPUs get one simulated device each (catalog idle..TDP
+      times ``gpu.simulated_power_factor``), so replay and the demo measure like real GPUs.
+
+    ``clock`` (monotonic seconds) must follow the service's clock: the wall clock live, the
+    simulated one in replay and the demo (with ``sample=False``: no sampler thread; simulated
+    devices have exact counters). ``nvml_module`` stands in for ``pynvml`` (tests). Returns None
+    when no GPU is measured. The caller closes it.
+
+    Raises:
+        NvmlUnavailableError: ``gpu.backend = "nvml"`` and NVML cannot be used.
+    """
+    local = [g for g in inventory if g.executor == "local"]
+    simulated = [g for g in inventory if g.executor == "simulated"]
+    backend: GpuBackend | None = None
+    index_of: dict[str, int] = {}
+    if local and settings.gpu.backend != "simulated":
+        nvml = NvmlBackend(nvml_module, clock=clock)
+        try:
+            nvml.start()
+        except NvmlUnavailableError as e:
+            if settings.gpu.backend == "nvml":
+                raise
+            log.warning("gpu_measurement_off", executor="local", reason=str(e))
+        else:
+            backend, index_of = nvml, {g.device_id: g.index for g in local}
+    if backend is None and simulated:
+        specs = [
+            simulated_spec(g.device.gpu, energy_counter=settings.gpu.simulated_energy_counter)
+            for g in simulated
+        ]
+        backend = SimulatedGpuBackend(
+            specs, true_power_factor=settings.gpu.simulated_power_factor, clock=clock
+        )
+        backend.start()
+        index_of = {g.device_id: i for i, g in enumerate(simulated)}
+    if backend is None:
+        return None
+    monitor = GpuMonitor(backend, settings.gpu, clock=clock, sample=sample)
+    monitor.start()
+    log.info("gpu_measurement_on", backend=backend.name, gpus=sorted(index_of))
+    return JobMeasurement(monitor, lifetime_years=settings.lifetime_years, index_of=index_of)

@@ -1,0 +1,147 @@
+"""The NVML backend over the fake NVML: discovery, units, counter unwrapping, errors."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from daemon.gpu import fake_nvml
+from daemon.gpu.errors import (
+    GpuError,
+    GpuLostError,
+    GpuNotSupportedError,
+    GpuPermissionError,
+    NvmlUnavailableError,
+)
+from daemon.gpu.fake_nvml import NVMLError
+from daemon.gpu.nvml import NvmlBackend, _translate, load_pynvml
+from tests.daemon.gpu.conftest import FakeClock, fake_gpu, make_nvml
+
+
+def started(clock: FakeClock, *gpus: fake_nvml.FakeGpu) -> NvmlBackend:
+    backend = NvmlBackend(make_nvml(clock, *gpus), clock=clock)
+    backend.start()
+    return backend
+
+
+def test_discovery_converts_units_and_flags(clock: FakeClock) -> None:
+    backend = started(
+        clock,
+        fake_gpu(clock, name="NVIDIA H100 80GB HBM3", uuid="GPU-a", power_limit_w=700.0),
+        fake_gpu(clock, name="Tesla T4", uuid="GPU-b", energy_counter=False, mig_mode=None),
+    )
+    h100, t4 = backend.devices()
+    assert (h100.index, h100.uuid, h100.name) == (0, "GPU-a", "NVIDIA H100 80GB HBM3")
+    assert h100.power_limit_w == 700.0
+    assert h100.mig_enabled is False
+    assert h100.energy_counter is True
+    assert h100.memory_gb == pytest.approx(85.9, abs=0.1)
+    assert t4.energy_counter is False
+    assert t4.mig_enabled is None
+    assert backend.driver_version == "550.54.15"
+
+
+def test_reading_is_in_watts_and_joules(clock: FakeClock) -> None:
+    gpu = fake_gpu(clock, 120.0, fan_pct=None, energy_counter_start_mj=7_000_000)
+    backend = started(clock, gpu)
+    gpu.power.step(clock(), 300.0)
+    gpu.utilisation_pct = 87
+    clock.advance(10.0)
+    reading = backend.read(0)
+    assert reading.power_w == 300.0
+    assert reading.energy_j == 3000.0  # relative to the first read, not the raw 7e6 mJ
+    assert reading.utilisation_pct == 87.0
+    assert reading.fan_pct is None  # passively cooled: NOT_SUPPORTED becomes None
+    assert reading.sm_clock_mhz == 1410.0
+    assert reading.monotonic_s == clock()
+
+
+def test_energy_survives_a_64_bit_wrap(clock: FakeClock) -> None:
+    backend = started(clock, fake_gpu(clock, 500.0, energy_counter_start_mj=2**64 - 1_000_000))
+    clock.advance(1.0)
+    assert backend.read(0).energy_j == 500.0
+    clock.advance(3.0)  # the raw counter wraps during these 1500 J
+    assert backend.read(0).energy_j == 2000.0
+
+
+def test_a_counter_reset_continues_from_the_last_value(clock: FakeClock) -> None:
+    gpu = fake_gpu(clock, 100.0, energy_counter_start_mj=5_000_000)
+    backend = started(clock, gpu)
+    clock.advance(1.0)
+    assert backend.read(0).energy_j == 100.0
+    # Driver reload: the raw counter restarts near 0 (10 J), then counts 100 J more.
+    gpu.energy_counter_start_mj = 10_000 - round(gpu.power.energy_j(clock()) * 1000)
+    clock.advance(1.0)
+    assert backend.read(0).energy_j == 100.0 + 110.0
+
+
+def test_the_counter_is_read_only_where_supported(clock: FakeClock) -> None:
+    backend = started(clock, fake_gpu(clock, energy_counter=False))
+    assert backend.read(0).energy_j is None
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (fake_nvml.NVML_ERROR_NOT_SUPPORTED, GpuNotSupportedError),
+        (fake_nvml.NVML_ERROR_GPU_IS_LOST, GpuLostError),
+        (fake_nvml.NVML_ERROR_RESET_REQUIRED, GpuLostError),
+        (fake_nvml.NVML_ERROR_NO_PERMISSION, GpuPermissionError),
+        (fake_nvml.NVML_ERROR_DRIVER_NOT_LOADED, NvmlUnavailableError),
+        (fake_nvml.NVML_ERROR_LIBRARY_NOT_FOUND, NvmlUnavailableError),
+        (fake_nvml.NVML_ERROR_UNINITIALIZED, NvmlUnavailableError),
+        (fake_nvml.NVML_ERROR_TIMEOUT, GpuError),
+        (fake_nvml.NVML_ERROR_UNKNOWN, GpuError),
+    ],
+)
+def test_nvml_errors_are_translated(code: int, error: type[GpuError]) -> None:
+    translated = _translate(NVMLError(code), "nvmlDeviceGetPowerUsage", 3)
+    assert type(translated) is error
+    assert "GPU 3" in str(translated)
+    assert "nvmlDeviceGetPowerUsage" in str(translated)
+
+
+def test_a_lost_gpu_raises_gpu_lost_with_its_index(clock: FakeClock) -> None:
+    gpu = fake_gpu(clock)
+    backend = started(clock, fake_gpu(clock), gpu)
+    gpu.lost_at_s = clock()
+    with pytest.raises(GpuLostError, match=r"GPU 1.*GPU is lost") as caught:
+        backend.read(1)
+    assert caught.value.index == 1
+    assert isinstance(caught.value.__cause__, fake_nvml.NVMLError_GpuIsLost)
+    assert backend.read(0).power_w == 100.0  # the other device is fine
+
+
+def test_no_driver_makes_nvml_unavailable(clock: FakeClock) -> None:
+    nvml = make_nvml(clock)
+    nvml.driver_loaded = False
+    with pytest.raises(NvmlUnavailableError, match="Driver Not Loaded"):
+        NvmlBackend(nvml, clock=clock).start()
+
+
+def test_close_shuts_nvml_down_once(clock: FakeClock) -> None:
+    nvml = make_nvml(clock)
+    backend = NvmlBackend(nvml, clock=clock)
+    backend.start()
+    backend.close()
+    backend.close()
+    assert nvml.initialised == 0
+
+
+def test_unofficial_pynvml_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", types.ModuleType("pynvml"))
+    with pytest.raises(NvmlUnavailableError, match=r"unofficial pynvml.*pip install nvidia-ml-py"):
+        load_pynvml()
+
+
+def test_missing_bindings_name_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    with pytest.raises(NvmlUnavailableError, match="nvidia-ml-py"):
+        load_pynvml()
+
+
+def test_the_official_bindings_are_accepted() -> None:
+    pytest.importorskip("pynvml", reason="nvidia-ml-py not installed")
+    assert hasattr(load_pynvml(), "nvmlDeviceGetTotalEnergyConsumption")

@@ -1,0 +1,214 @@
+"""The service with GPU measurement: outcome rows carry measured energy and realised grams; a
+GPU lost mid-job fails that job with a clear reason and the daemon goes on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.gpu import GpuMonitor, SimulatedGpuBackend
+from daemon.gpu.factory import simulated_spec
+from daemon.gpu.fake_nvml import FakeNvml
+from daemon.intensity import EmbeddedIntensity
+from daemon.inventory import build_inventory
+from daemon.ledger import Ledger
+from daemon.measurement import JobMeasurement, start_measurement
+from daemon.queue import Queue
+from daemon.service import Service
+from daemon.settings import GpuSettings, RegionSettings, Settings
+from daemon.testing import FakeClock, RecordingExecutor
+from policies import get_policy
+from policies.footprint import DEFAULT_GPU_CATALOG
+from tests.daemon.helpers import append, job_line
+
+REGIONS = (RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("A100-80GB",) * 2),)
+A100 = DEFAULT_GPU_CATALOG.get("A100-80GB")
+
+
+def build(
+    tmp_path: Path, clock: FakeClock, executor: RecordingExecutor, factor: float = 1.0
+) -> tuple[Service, SimulatedGpuBackend, GpuMonitor]:
+    start = clock()
+
+    def monotonic_s() -> float:
+        return (clock() - start).total_seconds()
+
+    backend = SimulatedGpuBackend(
+        [simulated_spec(A100)] * 2, true_power_factor=factor, clock=monotonic_s
+    )
+    backend.start()
+    monitor = GpuMonitor(backend, GpuSettings(), clock=monotonic_s, sample=False)
+    settings = Settings(state_dir=tmp_path, regions=REGIONS, policy={"name": "run-now"})
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    service = Service(
+        settings=settings,
+        ledger=ledger,
+        queue=Queue(tmp_path, ledger, known_regions=["qc"]),
+        executors={executor.name: executor},
+        inventory=build_inventory(REGIONS),
+        intensity=EmbeddedIntensity(),
+        policy=get_policy("run-now"),
+        measurement=JobMeasurement(monitor, lifetime_years=5.0, index_of={"qc/0": 0, "qc/1": 1}),
+    )
+    service.start(clock())
+    return service, backend, monitor
+
+
+def test_outcome_rows_carry_measured_energy_and_grams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    service, _, _ = build(tmp_path, clock, executor, factor=1.3)
+    append(service.queue.path, job_line(id="a", model="llama-3.1-8b", requests=64, batch_size=8))
+    service.tick(clock())
+    decision = service.ledger.latest_decision("a")
+    assert decision is not None and decision.expected_duration_s and decision.expected_energy_j
+    clock.advance(decision.expected_duration_s)
+    assert service.tick(clock()).finished == ("a",)
+    outcome = service.ledger.outcome("a")
+    assert outcome is not None
+    assert outcome["energy_method"] == "counter"
+    # The simulated hardware draws 30 % more than the catalog-based prediction.
+    assert outcome["measured_energy_j"] == pytest.approx(1.3 * decision.expected_energy_j, rel=1e-3)
+    intensity = outcome["realised_intensity_g_per_kwh"]
+    assert intensity == pytest.approx(decision.expected_intensity_g_per_kwh, rel=0.2)
+    assert outcome["operational_g"] == pytest.approx(
+        outcome["measured_energy_j"] / 3.6e6 * intensity
+    )
+    assert outcome["total_g"] == pytest.approx(outcome["operational_g"] + outcome["embodied_g"])
+    details = json.loads(outcome["details_json"])
+    assert details["energy_error_rel"] == pytest.approx(0.3, rel=1e-2)
+    assert details["devices"][0]["method"] == "counter"
+    service.ledger.close()
+
+    monkeypatch.setenv("CARBOND_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+    assert main(["status", "a", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["outcome"]
+    for name in (
+        "measured_energy_j",
+        "energy_method",
+        "realised_intensity_g_per_kwh",
+        "operational_g",
+        "embodied_g",
+        "total_g",
+        "predicted_energy_j",
+        "predicted_total_g",
+        "run_now_total_g",
+    ):
+        assert name in shown
+    assert shown["measured_energy_j"] == outcome["measured_energy_j"]
+
+
+def test_a_gpu_lost_mid_job_fails_it_and_the_daemon_goes_on(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service, backend, monitor = build(tmp_path, clock, executor)
+    append(service.queue.path, job_line(id="a") + job_line(id="b"))
+    service.tick(clock())
+    runs = {job: service.ledger.run(job) for job in ("a", "b")}
+    assert all(run is not None for run in runs.values())
+    lost_job = next(job for job, run in runs.items() if run and run.gpu_indices == (1,))
+    kept_job = "a" if lost_job == "b" else "b"
+    clock.advance(60)
+    monitor.sampler.sample_once()
+    backend.lose(1)
+    clock.advance(1)
+    monitor.sampler.sample_once()  # the sampler thread notices
+    service.tick(clock())
+    job = service.ledger.job(lost_job)
+    assert job.state == "failed"
+    transition = service.ledger.transitions(lost_job)[-1]
+    assert transition.reason.startswith("GPU 1 lost: GPU 1: nvml")
+    assert "GPU is lost" in transition.reason
+    assert executor.cancels == [lost_job]
+    outcome = service.ledger.outcome(lost_job)
+    assert outcome is not None and outcome["measured_energy_j"] > 0
+    assert "GPU 1 lost" in json.loads(outcome["details_json"])["energy_failed_reason"]
+    # The daemon goes on: the other job keeps running; a new job is not placed on GPU 1,
+    # even after a reload rebuilt the inventory.
+    assert service.ledger.job(kept_job).state == "running"
+    service.reconfigure(service.settings, inventory=build_inventory(REGIONS))
+    append(service.queue.path, job_line(id="c"))
+    clock.advance(30)
+    service.tick(clock())
+    assert service.ledger.job("c").state in {"queued", "planned"}
+    executor.finish(kept_job, clock())
+    clock.advance(30)
+    service.tick(clock())
+    assert service.ledger.job(kept_job).state == "succeeded"
+    service.tick(clock.advance(30))  # plan runs before reconcile: c starts on the next round
+    run_c = service.ledger.run("c")
+    assert run_c is not None and run_c.gpu_indices == (0,)  # never the lost GPU
+
+
+def test_recalibration_from_measured_outcomes_is_used_in_planning(tmp_path: Path) -> None:
+    """The must-show through the daemon: hardware 30 % above the catalog; after three measured
+    runs of a job, the planner's energy prediction for the next one is within 5 %."""
+    clock, executor = FakeClock(), RecordingExecutor()
+    service, _, _ = build(tmp_path, clock, executor, factor=1.3)
+    errors = []
+    for n in range(5):
+        line = job_line(id=f"j{n}", model="llama-3.1-8b", requests=64, batch_size=8)
+        append(service.queue.path, line)
+        service.tick(clock())
+        decision = service.ledger.latest_decision(f"j{n}")
+        assert decision is not None and decision.expected_duration_s
+        service.tick(clock.advance(decision.expected_duration_s * 1.01))
+        outcome = service.ledger.outcome(f"j{n}")
+        assert outcome is not None
+        errors.append(abs(outcome["measured_energy_j"] / decision.expected_energy_j - 1))
+    assert errors[0] == pytest.approx(0.3, abs=0.02)
+    assert all(e < 0.05 for e in errors[3:]), errors
+
+
+def test_start_measurement_picks_the_gpus_it_can_measure(tmp_path: Path) -> None:
+    regions = (
+        RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=("H100-SXM", "T4")),
+        RegionSettings(name="node", zone="US-CAL-CISO", executor="local", gpus=("L4",)),
+    )
+    inventory = build_inventory(regions, DEFAULT_GPU_CATALOG)
+    settings = Settings(state_dir=tmp_path, regions=regions, gpu={"simulated_power_factor": 1.3})
+    # auto, and no NVML on this machine (or a fake without a driver): simulated regions only.
+    measurement = start_measurement(
+        settings, DEFAULT_GPU_CATALOG, inventory, sample=False, nvml_module=_no_driver()
+    )
+    assert measurement is not None
+    try:
+        assert [g.device_id for g in inventory if measurement.measures((g,))] == ["sim/0", "sim/1"]
+        assert measurement.monitor.backend.name == "simulated"
+        assert [d.name for d in measurement.monitor.devices()] == ["H100-SXM", "T4"]
+    finally:
+        measurement.close()
+    none = start_measurement(
+        settings.model_copy(update={"regions": regions[1:]}),
+        DEFAULT_GPU_CATALOG,
+        inventory[2:],
+        nvml_module=_no_driver(),
+    )
+    assert none is None  # a local GPU without NVML is not measured (nor invented)
+
+
+def _no_driver() -> FakeNvml:
+    return FakeNvml([], lambda: 0.0, driver_loaded=False)
+
+
+def test_a_simulated_job_stops_drawing_at_its_end_not_when_the_daemon_notices(
+    tmp_path: Path,
+) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    service, _, _ = build(tmp_path, clock, executor)
+    append(service.queue.path, job_line(id="a", model="llama-3.1-8b", requests=64, batch_size=8))
+    service.tick(clock())
+    decision = service.ledger.latest_decision("a")
+    assert decision is not None and decision.expected_duration_s and decision.expected_energy_j
+    clock.advance(decision.expected_duration_s + 300)  # noticed one 300 s tick late
+    assert service.tick(clock()).finished == ("a",)
+    outcome = service.ledger.outcome("a")
+    assert outcome is not None
+    # The run at its predicted power, then 300 s of holding an idle A100 (55 W).
+    expected_j = decision.expected_energy_j + A100.idle_w * 300
+    assert outcome["measured_energy_j"] == pytest.approx(expected_j, rel=1e-3)

@@ -1,0 +1,131 @@
+"""Recalibration: minimum samples, bounded outliers, decay, and applying factors."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from policies.candidates import estimate_on, interval_on
+from policies.errors import InvalidOutcomeError
+from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload, estimate
+from policies.footprint.recalibration import Observation, Recalibration, RecalibrationConfig
+from policies.footprint.runtimes import get_runtime
+from policies.types import Device, JobSpec
+
+
+def observe(calibration: Recalibration, ratio: float, times: int = 1, **keys: str) -> Recalibration:
+    for _ in range(times):
+        calibration = calibration.updated(
+            Observation(
+                model=keys.get("model", "llama-3.1-8b"),
+                gpu=keys.get("gpu", "A100-80GB"),
+                estimated_energy_j=1000.0,
+                measured_energy_j=1000.0 * ratio,
+                estimated_duration_s=10.0,
+                measured_duration_s=10.0 * ratio,
+            )
+        )
+    return calibration
+
+
+def test_factor_is_not_used_before_the_minimum_sample_count() -> None:
+    calibration = observe(Recalibration(), 1.3, times=2)
+    assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") == 1.0
+    assert calibration.get("llama-3.1-8b", "A100-80GB").energy_factor == pytest.approx(1.3)
+    calibration = observe(calibration, 1.3)
+    assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1.3)
+    assert calibration.duration_factor("LLAMA-3.1-8B", "a100-80gb") == pytest.approx(1.3)
+
+
+def test_factors_are_per_model_and_gpu() -> None:
+    calibration = observe(Recalibration(), 1.3, times=3)
+    assert calibration.energy_factor("llama-3.1-8b", "H100-SXM") == 1.0
+    assert calibration.energy_factor("llama-2-7b", "A100-80GB") == 1.0
+
+
+def test_one_outlier_moves_an_established_factor_by_a_bounded_amount() -> None:
+    calibration = observe(Recalibration(), 1.3, times=10)
+    spiked = observe(calibration, 1000.0)
+    factor = spiked.energy_factor("llama-3.1-8b", "A100-80GB")
+    assert 1.3 < factor <= 1.3 * 1.5**0.2 + 1e-9  # step bounded to x1.5, weighted by decay
+
+
+def test_early_outliers_are_clipped_to_max_ratio() -> None:
+    calibration = observe(Recalibration(RecalibrationConfig(min_samples=1)), 1000.0)
+    assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(4.0)
+
+
+def test_old_evidence_decays() -> None:
+    calibration = observe(Recalibration(), 1.3, times=20)
+    calibration = observe(calibration, 1.0, times=20)
+    assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("ratio", [0.0, math.inf, math.nan])
+def test_unusable_ratios_are_ignored(ratio: float) -> None:
+    calibration = observe(Recalibration(), 1.3, times=3)
+    after = calibration.updated(
+        Observation("llama-3.1-8b", "A100-80GB", 1000.0, 1000.0 * ratio, 0.0, 5.0)
+    )
+    assert after is calibration
+
+
+def test_from_factors_round_trips() -> None:
+    calibration = observe(Recalibration(), 1.3, times=3)
+    rebuilt = Recalibration.from_factors(calibration.factors.values())
+    assert rebuilt.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1.3)
+
+
+def test_apply_scales_energy_and_duration() -> None:
+    raw = estimate(
+        DEFAULT_MODEL_CATALOG.get("llama-3.1-8b"),
+        DEFAULT_GPU_CATALOG.get("A100-80GB"),
+        get_runtime("vllm"),
+        Workload(batch_size=8, requests=64),
+    )
+    calibration = observe(Recalibration(), 1.3, times=3)
+    calibrated = calibration.apply(raw)
+    assert calibrated.energy_j == pytest.approx(raw.energy_j * 1.3)
+    assert calibrated.duration_s == pytest.approx(raw.duration_s * 1.3)
+    assert Recalibration().apply(raw) is raw
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"min_samples": 0}, {"max_ratio": 1.0}, {"max_step": 0.0}, {"decay": 0.0}, {"decay": 1.5}],
+)
+def test_bad_configs_are_refused(fields: dict[str, float]) -> None:
+    with pytest.raises(InvalidOutcomeError, match="recalibration"):
+        RecalibrationConfig(**fields)  # type: ignore[arg-type]
+
+
+def test_planning_estimates_use_the_calibration() -> None:
+    job = JobSpec(
+        "j",
+        DEFAULT_MODEL_CATALOG.get("llama-3.1-8b"),
+        Workload(batch_size=8),
+        datetime(2024, 1, 1, tzinfo=UTC),
+        runtime="vllm",
+    )
+    device = Device("n:0", "cal", "US-CAL-CISO", DEFAULT_GPU_CATALOG.get("A100-80GB"))
+    calibration = observe(Recalibration(), 1.3, times=3)
+    raw = estimate_on(job, device)
+    assert estimate_on(job, device, calibration).energy_j == pytest.approx(raw.energy_j * 1.3)
+
+
+def test_planning_intervals_are_scaled_too() -> None:
+    job = JobSpec(
+        "j",
+        DEFAULT_MODEL_CATALOG.get("llama-3.1-8b"),
+        Workload(batch_size=8),
+        datetime(2024, 1, 1, tzinfo=UTC),
+        runtime="vllm",
+    )
+    device = Device("n:0", "cal", "US-CAL-CISO", DEFAULT_GPU_CATALOG.get("A100-80GB"))
+    recalibration = observe(Recalibration(), 1.3, times=3)
+    raw, scaled = interval_on(job, device), interval_on(job, device, recalibration)
+    assert scaled.energy_j_p90 == pytest.approx(raw.energy_j_p90 * 1.3)
+    assert scaled.duration_s_p10 == pytest.approx(raw.duration_s_p10 * 1.3)
+    assert scaled.energy_j == pytest.approx(raw.energy_j * 1.3)
