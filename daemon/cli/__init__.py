@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from daemon.cli.output import fail
+from daemon.logs import configure_logging
 
 __all__ = ["build_parser", "main"]
 
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``carbond`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Log events go to stderr so stdout holds only the command's output (tables, --json);
+    # long-running commands (run, demo, doctor) reconfigure with their own level and format.
+    configure_logging(level="WARNING")
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
