@@ -4,7 +4,9 @@
 their own processes, with ``flock``), two append raw lines, one to the main queue, one to its own
 spool file ``queue.d/<uid>.jsonl`` where it splits some lines in two writes (so the daemon sees
 partial lines); garbage lines between them; a resubmitted id. Meanwhile the daemon is killed
-with SIGKILL at random moments and restarted. Each job appends its id to ``runs.log`` when it runs.
+with SIGKILL at random moments and restarted. Each job appends its id to ``runs.log`` when it
+runs (one in ten takes 2 s, so some are still running when the daemon dies and are re-adopted).
+The daemon runs the real Service with the real local executor (``tests/daemon/e2e_daemon.py``).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from daemon.cli import main
 state, runs, who = sys.argv[1:4]
 for i in range({n}):
     job_id = f"{{who}}-{{i}}"
+    cmd = f"sleep {{2 if i % 10 == 0 else 0.1}}; echo {{job_id}} >> {{runs}}"
     code = main(["submit", "--state-dir", state, "--id", job_id, "--model", "llama-1b",
-                 "--requests", "2", "--", "sh", "-c", f"sleep 0.1; echo {{job_id}} >> {{runs}}"])
+                 "--requests", "2", "--", "sh", "-c", cmd])
     assert code == 0, code
     if i == 7:  # resubmitting the same id is a no-op
         main(["submit", "--state-dir", state, "--id", job_id, "--model", "llama-1b",
@@ -46,8 +49,9 @@ state, runs, who = sys.argv[1:4]
 garbage = {garbage!r}
 for i in range({n}):
     job_id = f"{{who}}-{{i}}"
+    cmd = f"sleep {{2 if i % 10 == 0 else 0.1}}; echo {{job_id}} >> {{runs}}"
     line = json.dumps({{"id": job_id, "model": "llama-1b", "requests": 2,
-                       "command": ["sh", "-c", f"sleep 0.1; echo {{job_id}} >> {{runs}}"]}}) + "\\n"
+                       "command": ["sh", "-c", cmd]}}) + "\\n"
     # s2 writes to its own spool file, where it may leave partial lines; s3 to the main queue,
     # which others append to concurrently, so only whole lines.
     path = f"{{state}}/queue.d/{{os.getuid()}}.jsonl" if who == "s2" else state + "/queue.jsonl"
