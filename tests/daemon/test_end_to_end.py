@@ -4,7 +4,9 @@
 their own processes, with ``flock``), two append raw lines, one to the main queue, one to its own
 spool file ``queue.d/<uid>.jsonl`` where it splits some lines in two writes (so the daemon sees
 partial lines); garbage lines between them; a resubmitted id. Meanwhile the daemon is killed
-with SIGKILL at random moments and restarted. Each job appends its id to ``runs.log`` when it runs.
+with SIGKILL at random moments and restarted. Each job appends its id to ``runs.log`` when it
+runs (one in ten takes 2 s, so some are still running when the daemon dies and are re-adopted).
+The daemon is ``carbond run`` itself (APScheduler loop, real Service, real local executor).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from daemon.cli import main
 state, runs, who = sys.argv[1:4]
 for i in range({n}):
     job_id = f"{{who}}-{{i}}"
+    cmd = f"sleep {{2 if i % 10 == 0 else 0.1}}; echo {{job_id}} >> {{runs}}"
     code = main(["submit", "--state-dir", state, "--id", job_id, "--model", "llama-1b",
-                 "--requests", "2", "--", "sh", "-c", f"sleep 0.1; echo {{job_id}} >> {{runs}}"])
+                 "--requests", "2", "--", "sh", "-c", cmd])
     assert code == 0, code
     if i == 7:  # resubmitting the same id is a no-op
         main(["submit", "--state-dir", state, "--id", job_id, "--model", "llama-1b",
@@ -46,8 +49,9 @@ state, runs, who = sys.argv[1:4]
 garbage = {garbage!r}
 for i in range({n}):
     job_id = f"{{who}}-{{i}}"
+    cmd = f"sleep {{2 if i % 10 == 0 else 0.1}}; echo {{job_id}} >> {{runs}}"
     line = json.dumps({{"id": job_id, "model": "llama-1b", "requests": 2,
-                       "command": ["sh", "-c", f"sleep 0.1; echo {{job_id}} >> {{runs}}"]}}) + "\\n"
+                       "command": ["sh", "-c", cmd]}}) + "\\n"
     # s2 writes to its own spool file, where it may leave partial lines; s3 to the main queue,
     # which others append to concurrently, so only whole lines.
     path = f"{{state}}/queue.d/{{os.getuid()}}.jsonl" if who == "s2" else state + "/queue.jsonl"
@@ -64,21 +68,59 @@ for i in range({n}):
 """
 
 
-def _start_daemon(state: Path, log: Path) -> subprocess.Popen[bytes]:
-    (state / "daemon.ready").unlink(missing_ok=True)
+CONFIG = """
+state_dir = "{state}"
+
+[log]
+format = "json"
+
+[metrics]
+port = 0
+
+[policy]
+name = "run-now"
+
+[intensity]
+source = "static"
+
+[intervals]
+ingest_s = 0.1
+plan_s = 0.1
+reconcile_s = 0.1
+
+[queue]
+compact_min_bytes = 4096
+retired_grace_s = 1.0
+
+[executors.local]
+grace_s = 5.0
+
+[[regions]]
+name = "local"
+zone = "CA-QC"
+executor = "local"
+gpus = ["T4", "T4", "T4", "T4", "T4", "T4", "T4", "T4"]
+"""
+
+
+def _start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``carbond run --config CONFIG`` (as ``python -m daemon``), logging to ``log``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBOND_")}
+    env.pop("NOTIFY_SOCKET", None)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.daemon.e2e_daemon", str(state)],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "daemon", "run", "--config", str(config)],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
 
 
-def _wait_ready(state: Path, daemon: subprocess.Popen[bytes]) -> None:
+def _wait_ready(log: Path, starts: int, daemon: subprocess.Popen[bytes]) -> None:
+    """Wait for the ``starts``-th ``service_started`` event (the daemon re-adopted its jobs)."""
     for _ in range(600):
-        if (state / "daemon.ready").exists() or daemon.poll() is not None:
+        if log.read_text().count('"service_started"') >= starts or daemon.poll() is not None:
             break
         time.sleep(0.05)
-    assert daemon.poll() is None, "the daemon exited during start-up; see daemon.log"
+    assert daemon.poll() is None, f"the daemon exited during start-up; see {log}"
 
 
 def _final_count(state: Path) -> int:
@@ -94,9 +136,12 @@ def _final_count(state: Path) -> int:
 def test_200_jobs_4_submitters_kill_9_restarts(tmp_path: Path) -> None:
     state, runs, log = tmp_path / "state", tmp_path / "runs.log", tmp_path / "daemon.log"
     state.mkdir()
+    config = tmp_path / "carbond.toml"
+    config.write_text(CONFIG.format(state=state))
     t0 = time.monotonic()
-    daemon = _start_daemon(state, log)
-    _wait_ready(state, daemon)
+    daemon = _start_daemon(config, log)
+    starts = 1
+    _wait_ready(log, starts, daemon)
     print(f"daemon ready after {time.monotonic() - t0:.1f} s")
     n = JOBS_PER_SUBMITTER
     scripts = [SUBMITTER.format(n=n)] * 2 + [RAW_APPENDER.format(n=n, garbage=GARBAGE)] * 2
@@ -113,14 +158,15 @@ def test_200_jobs_4_submitters_kill_9_restarts(tmp_path: Path) -> None:
         daemon.send_signal(signal.SIGKILL)
         daemon.wait()
         kills += 1
-        daemon = _start_daemon(state, log)
         if rng.random() < 0.25:  # sometimes kill it again while it starts up and re-adopts
-            time.sleep(rng.uniform(0.0, 0.4))
+            daemon = _start_daemon(config, log)
+            time.sleep(rng.uniform(0.0, 0.6))
             daemon.send_signal(signal.SIGKILL)
             daemon.wait()
             kills += 1
-            daemon = _start_daemon(state, log)
-        _wait_ready(state, daemon)
+        starts = log.read_text().count('"service_started"') + 1
+        daemon = _start_daemon(config, log)
+        _wait_ready(log, starts, daemon)
     assert [p.wait() for p in submitters] == [0, 0, 0, 0]
     print(f"submitters done after {time.monotonic() - t0:.1f} s, {kills} kills")
     for _ in range(600):  # up to ~30 s for the last jobs to finish

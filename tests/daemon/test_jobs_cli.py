@@ -10,14 +10,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from daemon.cli import main
+from daemon.compose import build_service
+from daemon.executors.local import LocalExecutor
+from daemon.intensity import StaticIntensity
+from daemon.ledger import Ledger
+from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
-from tests.daemon.helpers import make_service
+from tests.daemon.helpers import PAPER_REGIONS, make_service
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -200,3 +207,26 @@ def test_a_job_is_attributed_to_the_user_who_wrote_it(open_dir: Path, how: str) 
     assert (job.uid, job.gid) == (user.pw_uid, user.pw_gid)
     [launch] = service.executors["local"].launches  # type: ignore[attr-defined]
     assert (launch.uid, launch.gid) == (user.pw_uid, user.pw_gid)
+
+
+@pytest.mark.root
+def test_a_users_job_runs_with_that_users_uid(open_dir: Path) -> None:
+    """Queue line by a user -> ledger -> plan -> local executor -> the process runs as them."""
+    user = _test_user()
+    state = open_dir / "state"
+    executor = LocalExecutor(log_dir=state / "logs", grace_s=1.0)
+    settings = Settings(state_dir=state, regions=PAPER_REGIONS[:1], policy={"name": "run-now"})
+    with Ledger.open(state / "ledger.db") as ledger:
+        service = build_service(settings, ledger, {"local": executor}, intensity=StaticIntensity())
+        service.start(datetime.now(UTC))
+        line = json.dumps({"id": "whoami", "model": "llama-1b", "command": ["id", "-u"]})
+        spool = state / "queue.d" / f"{user.pw_uid}.jsonl"
+        done = _as_user(user, ["sh", "-c", f"echo '{line}' >> {spool}"])
+        assert done.returncode == 0, done.stderr
+        for _ in range(200):  # real processes: tick until the job has ended (at most ~10 s)
+            service.tick(datetime.now(UTC))
+            if ledger.job_state("whoami") not in {"queued", "planned", "running"}:
+                break
+            time.sleep(0.05)
+        assert ledger.job_state("whoami") == "succeeded"
+    assert (state / "logs" / "whoami.out").read_text().strip() == str(user.pw_uid)
