@@ -83,7 +83,6 @@ class SignalsSettings(_Section):
 
     cache_dir: Path | None = None  # default <state_dir>/cache/intensity
     cache_max_points: int = Field(default=60 * 24, ge=24)
-    refresh_every_s: float = Field(default=300.0, gt=0)
     live_max_age_s: float = Field(default=900.0, gt=0)
     cache_max_age_s: float = Field(default=3 * 3600.0, gt=0)
     max_history_gap_s: float = Field(default=7 * 86_400.0, gt=0)
