@@ -13,11 +13,18 @@ import argparse
 from typing import Any
 
 from daemon.catalog import gpu_catalog
-from daemon.cli.context import add_common_options, settings_from
+from daemon.cli.context import (
+    add_carbon_options,
+    add_common_options,
+    add_model_options,
+    carbon_params_from,
+    model_from,
+    settings_from,
+)
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
 from forecasts import static_annual_intensity
-from policies.footprint import DEFAULT_MODEL_CATALOG, DEFAULT_RUNTIMES, ModelSpec, get_runtime
+from policies.footprint import DEFAULT_RUNTIMES, get_runtime
 from policies.footprint.advice import (
     DEFAULT_BATCH_SIZES,
     DEFAULT_PRECISIONS,
@@ -37,9 +44,7 @@ def register(subparsers: Any) -> None:
         "advise",
         help="recommend the lowest-carbon GPU, precision, batch and zone within a latency bound",
     )
-    model = p.add_mutually_exclusive_group(required=True)
-    model.add_argument("--model", help="catalog model name or alias")
-    model.add_argument("--params-b", type=float, help="an unknown model's size in billions")
+    add_model_options(p)
     p.add_argument("--gpus", default=None, help="comma-separated GPU types (default: catalog)")
     p.add_argument("--zones", default=_PAPER_ZONES,
                    help=f"zones or ZONE=G_PER_KWH (default {_PAPER_ZONES})")  # fmt: skip
@@ -52,8 +57,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--precisions", default=",".join(DEFAULT_PRECISIONS),
                    help="weight precisions to try (bf16, fp16, fp8, int8, int4)")  # fmt: skip
     p.add_argument("--runtime", default="vllm", help=f"one of {', '.join(DEFAULT_RUNTIMES)}")
-    p.add_argument("--pue", type=float, default=None, help="site PUE (default: settings)")
-    p.add_argument("--lifetime-years", type=float, default=None, help="GPU lifetime (default 5)")
+    add_carbon_options(p)
     p.add_argument("--runners-up", type=int, default=5, help="how many alternatives to show")
     add_common_options(p)
     p.set_defaults(func=_advise)
@@ -141,22 +145,13 @@ def _payload(
 def _advise(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     catalog = gpu_catalog(settings)
-    model = (
-        DEFAULT_MODEL_CATALOG.get(args.model)
-        if args.model is not None
-        else ModelSpec.from_params(args.params_b)
-    )
+    model = model_from(args)
     gpus = (
         list(catalog)
         if args.gpus is None
         else [catalog.get(name) for name in _split(args.gpus, "--gpus")]
     )
-    pue = settings.default_pue if args.pue is None else args.pue
-    if not 1.0 <= pue <= 3.0:
-        raise UsageError(f"--pue must be between 1.0 and 3.0, got {pue}")
-    lifetime = settings.lifetime_years if args.lifetime_years is None else args.lifetime_years
-    if not lifetime > 0:
-        raise UsageError(f"--lifetime-years must be positive, got {lifetime}")
+    pue, lifetime = carbon_params_from(args, settings)
     if args.runners_up < 0:
         raise UsageError(f"--runners-up must be >= 0, got {args.runners_up}")
     runtime = get_runtime(args.runtime)

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from daemon.errors import UsageError
 from daemon.settings import Settings, load_settings
 
-__all__ = ["add_common_options", "settings_from"]
+if TYPE_CHECKING:
+    from policies.footprint import ModelSpec
+
+__all__ = [
+    "add_carbon_options",
+    "add_common_options",
+    "add_model_options",
+    "carbon_params_from",
+    "model_from",
+    "settings_from",
+]
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
@@ -27,3 +39,51 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """Load the settings for ``args.config``; raises ``ConfigError`` (exit 2)."""
     config: Path | None = getattr(args, "config", None)
     return load_settings(config)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Add the required ``--model NAME | --params-b B`` choice."""
+    from policies.footprint import DEFAULT_MODEL_CATALOG
+
+    model = parser.add_mutually_exclusive_group(required=True)
+    names = ", ".join(DEFAULT_MODEL_CATALOG.names()[:6])
+    model.add_argument("--model", help=f"catalog model name or alias (e.g. {names}, ...)")
+    model.add_argument("--params-b", type=float, help="an unknown model's size in billions")
+
+
+def model_from(args: argparse.Namespace) -> ModelSpec:
+    """The model named by ``--model`` or described by ``--params-b``.
+
+    Raises:
+        UnknownModelError, InvalidWorkloadError: exit 2.
+    """
+    from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec
+
+    if args.model is not None:
+        return DEFAULT_MODEL_CATALOG.get(args.model)
+    return ModelSpec.from_params(args.params_b)
+
+
+def add_carbon_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--pue`` and ``--lifetime-years`` (defaults from the settings)."""
+    parser.add_argument("--pue", type=float, default=None, help="site PUE (default: settings, 1.0)")
+    parser.add_argument(
+        "--lifetime-years", type=float, default=None, help="GPU lifetime (default: settings, 5)"
+    )
+
+
+def carbon_params_from(args: argparse.Namespace, settings: Settings) -> tuple[float, float]:
+    """``(pue, lifetime_years)`` from the options or the settings.
+
+    Raises:
+        UsageError: PUE outside [1, 3] or a non-positive lifetime (exit 2).
+    """
+    pue: float = settings.default_pue if args.pue is None else args.pue
+    if not 1.0 <= pue <= 3.0:
+        raise UsageError(f"--pue must be between 1.0 and 3.0, got {pue}")
+    lifetime: float = (
+        settings.lifetime_years if args.lifetime_years is None else args.lifetime_years
+    )
+    if not lifetime > 0:
+        raise UsageError(f"--lifetime-years must be positive, got {lifetime}")
+    return pue, lifetime

@@ -8,17 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from daemon.catalog import gpu_catalog
-from daemon.cli.context import add_common_options, settings_from
+from daemon.cli.context import (
+    add_carbon_options,
+    add_common_options,
+    add_model_options,
+    carbon_params_from,
+    model_from,
+    settings_from,
+)
 from daemon.cli.estimate_extras import Carbon, estimate_prompts, interval_payload
 from daemon.cli.gpus_live import live_gpus
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
 from forecasts import static_annual_intensity
 from policies.footprint import (
-    DEFAULT_MODEL_CATALOG,
     DEFAULT_RUNTIMES,
     PRECISION_BYTES,
-    ModelSpec,
     Workload,
     estimate_interval,
     footprint,
@@ -38,11 +43,7 @@ def register(subparsers: Any) -> None:
     gpus.set_defaults(func=_gpus)
 
     est = subparsers.add_parser("estimate", help="predict a job's time, energy and carbon on a GPU")
-    model = est.add_mutually_exclusive_group(required=True)
-    model.add_argument(
-        "--model", help=f"catalog model ({', '.join(DEFAULT_MODEL_CATALOG.names())})"
-    )
-    model.add_argument("--params-b", type=float, help="an unknown model's size in billions")
+    add_model_options(est)
     est.add_argument("--gpu", required=True, help="catalog GPU name or alias (see `carbond gpus`)")
     est.add_argument("--gpus", type=int, default=1, help="GPUs in tensor parallel (default 1)")
     est.add_argument("--batch-size", type=int, default=1)
@@ -54,8 +55,7 @@ def register(subparsers: Any) -> None:
     where = est.add_mutually_exclusive_group(required=True)
     where.add_argument("--zone", help="grid zone (e.g. CA-QC, US-CAL-CISO, US-NW-PACE)")
     where.add_argument("--intensity", type=float, metavar="G_PER_KWH", help="grid intensity")
-    est.add_argument("--pue", type=float, default=None, help="site PUE (default: settings, 1.0)")
-    est.add_argument("--lifetime-years", type=float, default=None, help="GPU lifetime (default 5)")
+    add_carbon_options(est)
     est.add_argument("--prompts", type=Path, default=None, metavar="FILE.jsonl",
                      help="per-prompt estimates: JSONL of {id, input_tokens, output_tokens}, "
                           "each served at --batch-size concurrency")  # fmt: skip
@@ -111,20 +111,11 @@ def _estimate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     catalog = gpu_catalog(settings)
     gpu = catalog.get(args.gpu)
-    model = (
-        DEFAULT_MODEL_CATALOG.get(args.model)
-        if args.model is not None
-        else ModelSpec.from_params(args.params_b)
-    )
+    model = model_from(args)
     runtime = get_runtime(args.runtime)
     workload = Workload(args.batch_size, args.input_tokens, args.output_tokens, args.requests,
                         args.precision.lower(), args.gpus)  # fmt: skip
-    pue = settings.default_pue if args.pue is None else args.pue
-    if not 1.0 <= pue <= 3.0:
-        raise UsageError(f"--pue must be between 1.0 and 3.0, got {pue}")
-    lifetime = settings.lifetime_years if args.lifetime_years is None else args.lifetime_years
-    if not lifetime > 0:
-        raise UsageError(f"--lifetime-years must be positive, got {lifetime}")
+    pue, lifetime = carbon_params_from(args, settings)
     intensity, source = _intensity(args)
     carbon = Carbon(intensity, source, args.zone, pue, lifetime, gpu.embodied_g)
     if args.prompts is not None:
