@@ -12,7 +12,9 @@ One call plans the whole queue afresh (re-planning every tick is simply calling 
 3. Hold only when the plan beats starting now by more than ``min_saving`` (forecast error makes
    small gains unreliable); a job past its latest safe start runs as soon as a GPU is free.
 4. A plan for slot 0 starts on concrete free devices; if its pool has none free, an urgent job
-   takes the cheapest pool that has, others wait for the next tick.
+   takes the cheapest pool that has, others wait for the next tick. Started jobs carry the
+   best placement of each of the next-cheapest pools as alternatives; held jobs carry their
+   plan and the run-now counterfactual.
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, st
     tp = cube.jobs[j].workload.tensor_parallel
     duration = cube.duration_s[j]
     need = np.where(np.isfinite(duration), duration * tp, 0.0)
-    row = tick.cost[j] * (1.0 + params.herd_penalty * cap.used_fraction())
+    row = tick.cost[j]
+    if params.herd_penalty > 0:
+        row = row * (1.0 + params.herd_penalty * cap.used_fraction())
     row = np.where(cap.feasible(need, cap.slots_for(duration)), row, np.inf)
     if not np.isfinite(row).any():
         # Past its latest safe start, or no capacity left in the horizon: run as soon as can.
@@ -136,7 +140,6 @@ def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: 
     cube = tick.cube
     job = cube.jobs[j]
     run_now = run_now_alternative(cube, j)
-    others = best_alternatives(cube, j, tick.cost[j], p, limit)
     latest = float(cube.latest_start_s[j, p])
     latest_txt = "none"
     if np.isfinite(latest):
@@ -150,7 +153,7 @@ def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: 
             f"hold: plan {plan.gpu} in {plan.region} at {plan.start.isoformat(timespec='minutes')}"
             f" for {plan.total_g:.3g} g{saving}; latest safe start {latest_txt}"
         )
-        return Decision(job.job_id, "hold", reason, policy, plan, run_now, others)
+        return Decision(job.job_id, "hold", reason, policy, plan, run_now)
     need = job.workload.tensor_parallel
     free = free_devices(cube.pools[p], tick.now, tick.taken)
     urgent = latest < cube.grid.step_s
@@ -158,10 +161,11 @@ def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: 
         p, free = _any_free_pool(tick, j, need, default=(p, free))
     if len(free) < need:
         reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
-        return Decision(job.job_id, "hold", reason, policy, plan, run_now, others)
+        return Decision(job.job_id, "hold", reason, policy, plan, run_now)
     chosen = free[:need]
     tick.taken.update(d.device_id for d in chosen)
     alt = alternative_at(cube, j, p, 0, chosen)
+    others = best_alternatives(cube, j, tick.cost[j], p, limit)
     why = note or "cheapest feasible (device, region, start) over the horizon"
     reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{saving}; {why}"
     return Decision(job.job_id, "start", reason, policy, alt, run_now, others)

@@ -87,7 +87,7 @@ class Oracle(CarbonWindow):
 
     policy_name = "oracle"
     uses_actuals = True
-    defaults: ClassVar[Mapping[str, Any]] = {"risk_aversion": 0.0, "min_saving": 0.0}
+    defaults: ClassVar[Mapping[str, Any]] = {}
 
 
 register_policy("carbon-window")(CarbonWindow)
