@@ -81,6 +81,11 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="the daemon's planning interval in the replay (default 60)",
     )
+    parser.add_argument(
+        "--forecaster",
+        default="blend",
+        help="forecaster planning sees (forecasts package; default blend)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")  # fmt: skip
 
 
@@ -116,7 +121,7 @@ def _inputs(args: argparse.Namespace) -> ReplayInputs:
     return ReplayInputs(
         tuple(args.jobs), args.jobs_format, args.cluster, tuple(args.intensity),
         parse_time(args.start), args.days, args.requests_per_job, args.time_scale, args.model,
-        args.runtime, args.batch_size, args.tick,
+        args.runtime, args.batch_size, args.tick, args.forecaster,
     )  # fmt: skip
 
 

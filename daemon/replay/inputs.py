@@ -135,6 +135,7 @@ class ReplayInputs:
     runtime: str
     batch_size: int
     tick_s: int
+    forecaster: str = "blend"
 
 
 def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
@@ -148,7 +149,9 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     if inputs.tick_s <= 0:
         raise ReplayInputError("--tick must be > 0")
     cluster: Cluster = load_cluster(inputs.cluster)
-    signals = ReplaySignals([read_intensity(p) for p in inputs.intensity], cluster.zones())
+    signals = ReplaySignals(
+        [read_intensity(p) for p in inputs.intensity], cluster.zones(), inputs.forecaster
+    )
     end = inputs.start + timedelta(days=inputs.days)
     signals.covers(inputs.start, end)
     options = WorkloadOptions(

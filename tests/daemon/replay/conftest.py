@@ -53,10 +53,11 @@ def cluster_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def intensity_files(tmp_path: Path) -> list[Path]:
-    """Four days from a day before START: Quebec flat 30, California 400 with a clean noon."""
-    begin = START - timedelta(days=1)
-    ciso = [(100.0 if 10 <= h % 24 < 16 else 400.0) for h in range(96)]
+    """Eleven days from eight days before START: Quebec flat 30, California 400 with a clean
+    noon."""
+    begin = START - timedelta(days=8)
+    ciso = [(100.0 if 10 <= h % 24 < 16 else 400.0) for h in range(11 * 24)]
     return [
-        write_intensity(tmp_path / "qc.csv", "CA-QC", [30.0] * 96, begin),
+        write_intensity(tmp_path / "qc.csv", "CA-QC", [30.0] * len(ciso), begin),
         write_intensity(tmp_path / "ciso.csv", "US-CAL-CISO", ciso, begin),
     ]

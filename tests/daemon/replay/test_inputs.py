@@ -128,20 +128,30 @@ def test_cluster_devices(cluster_file: Path) -> None:
 
 
 def test_forecasts_use_only_the_past(intensity_files: list[Path]) -> None:
-    signals = ReplaySignals([read_intensity(p) for p in intensity_files], ["US-CAL-CISO"])
+    signals = ReplaySignals(
+        [read_intensity(p) for p in intensity_files], ["US-CAL-CISO"], "seasonal-24h"
+    )
+    signals.covers(START, START + timedelta(days=1))
     actual = signals.actual("US-CAL-CISO")
     now = START + timedelta(hours=9, minutes=30)
     fc = signals.forecast("US-CAL-CISO", now, 6 * 3600)
-    assert fc.start == START + timedelta(hours=9)
+    assert fc.start == START + timedelta(hours=10)  # the first point not yet known
+    assert fc.values_g_per_kwh.tolist() == pytest.approx([100.0] * 6, abs=1.0)
     assert fc.upper_g_per_kwh is not None
     assert np.all(fc.upper_g_per_kwh >= fc.values_g_per_kwh)
     # Changing the future must not change the forecast.
     future = actual.values_g_per_kwh.copy()
-    future[24 + 9 :] = 999.0
-    altered = type(actual)(actual.zone, actual.start, actual.step_s, future)
-    other = ReplaySignals([{"US-CAL-CISO": altered}], ["US-CAL-CISO"])
+    future[8 * 24 + 10 :] = 999.0
+    other = ReplaySignals([{"US-CAL-CISO": actual.replace(values_g_per_kwh=future)}],
+                          ["US-CAL-CISO"], "seasonal-24h")  # fmt: skip
     assert np.array_equal(other.forecast("US-CAL-CISO", now, 6 * 3600).values_g_per_kwh,
                           fc.values_g_per_kwh)  # fmt: skip
+
+
+def test_too_short_intensity_is_named(intensity_files: list[Path]) -> None:
+    signals = ReplaySignals([read_intensity(p) for p in intensity_files], ["CA-QC"])
+    with pytest.raises(ReplayInputError, match="CA-QC"):
+        signals.covers(START, START + timedelta(days=30))
 
 
 def test_missing_zone_is_named(intensity_files: list[Path]) -> None:

@@ -33,7 +33,7 @@ def trace(tmp_path: Path) -> Path:
 
 def _inputs(trace: Path, cluster: Path, intensity: list[Path], days: float = 1.0) -> ReplayInputs:
     return ReplayInputs((trace,), "azure", cluster, tuple(intensity), START, days, 64, 1.0,
-                        "llama-1b", "vllm", 8, 300)  # fmt: skip
+                        "llama-1b", "vllm", 8, 300, "seasonal-24h")  # fmt: skip
 
 
 @pytest.mark.parametrize("slack", ["0", "6h"])
@@ -63,7 +63,8 @@ def test_replay_cli_json_and_outputs(
     argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
             str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "0,2h",
             "--policy", "run-now,carbon-window:herd_penalty=0.1", "--model", "llama-1b",
-            "--requests-per-job", "64", "--tick", "300", "--out", str(out), "--json"]  # fmt: skip
+            "--requests-per-job", "64", "--tick", "300", "--out", str(out), "--json",
+            "--forecaster", "seasonal-24h"]  # fmt: skip
     for path in intensity_files:
         argv += ["--intensity", str(path)]
     assert main(argv) == 0
