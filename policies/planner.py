@@ -20,7 +20,7 @@ One call plans the whole queue afresh (re-planning every tick is simply calling 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -31,7 +31,7 @@ from policies.decisions import alternative_at, best_alternatives, free_devices, 
 from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
-from policies.scoring import CostCube, SlotGrid, make_pools, score
+from policies.scoring import CostCube, Pool, SlotGrid, estimate_matrix, make_pools, score
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
 __all__ = ["WindowParameters", "plan_window"]
@@ -45,7 +45,8 @@ class WindowParameters:
     """Tunable parameters of the window planner (see the module docstring).
 
     ``slot_s`` x ``horizon_slots`` is the look-ahead; ``guard_s`` should be at least the
-    planning tick; ``home_only`` restricts each job to its first-listed region.
+    planning tick; ``home_only`` restricts each job to its first-listed region; the cost cube
+    is built ``chunk_jobs`` jobs at a time (most urgent first) to bound memory.
     """
 
     slot_s: int = 900
@@ -58,6 +59,7 @@ class WindowParameters:
     lifetime_years: float = DEFAULT_LIFETIME_YEARS
     home_only: bool = False
     alternatives: int = 3
+    chunk_jobs: int = 1024
 
     def validate(self) -> None:
         """Raises PoliciesError naming the first parameter out of range."""
@@ -70,6 +72,7 @@ class WindowParameters:
             ("herd_penalty", self.herd_penalty >= 0),
             ("min_saving", 0 <= self.min_saving < 1),
             ("lifetime_years", self.lifetime_years > 0),
+            ("chunk_jobs", self.chunk_jobs >= 1),
         )
         for name, ok in checks:
             if not ok:
@@ -85,7 +88,7 @@ class _Tick:
     capacity: CapacityTimeline
     allowed: npt.NDArray[np.bool_]
     now: datetime
-    taken: set[str] = field(default_factory=set)
+    taken: set[str]
 
 
 def _home_mask(jobs: Sequence[JobSpec], cube: CostCube) -> npt.NDArray[np.bool_]:
@@ -97,9 +100,17 @@ def _home_mask(jobs: Sequence[JobSpec], cube: CostCube) -> npt.NDArray[np.bool_]
     return mask
 
 
-def _order(cube: CostCube) -> list[int]:
-    latest = np.where(cube.admissible, cube.latest_start_s, -np.inf).max(axis=1, initial=-np.inf)
-    jobs = cube.jobs
+def _order(
+    jobs: Sequence[JobSpec], pools: Sequence[Pool], now: datetime, params: WindowParameters,
+    cache: dict[tuple[object, ...], Estimate],
+) -> list[int]:  # fmt: skip
+    """Job indices most urgent first: priority, then least latest safe start (any pool)."""
+    duration, _, ok = estimate_matrix(jobs, pools, cache)
+    deadline = np.array(
+        [np.inf if j.deadline is None else (j.deadline - now).total_seconds() for j in jobs]
+    )
+    latest = deadline[:, None] - duration * (1.0 + params.duration_margin) - params.guard_s
+    latest = np.where(ok, latest, -np.inf).max(axis=1, initial=-np.inf)
     return sorted(
         range(len(jobs)),
         key=lambda j: (-jobs[j].priority, latest[j], jobs[j].submitted_at, jobs[j].job_id),
@@ -200,33 +211,32 @@ def plan_window(
     """
     if not jobs:
         return []
+    cache = {} if cache is None else cache
     grid = SlotGrid(now, params.slot_s, params.horizon_slots)
     pools = make_pools(devices)
-    cube = score(
-        jobs,
-        pools,
-        forecasts,
-        grid,
-        lifetime_years=params.lifetime_years,
-        duration_margin=params.duration_margin,
-        guard_s=params.guard_s,
-        risk_aversion=params.risk_aversion,
-        cache=cache,
-    )
-    allowed = cube.admissible.copy()
-    if params.home_only:
-        allowed &= _home_mask(cube.jobs, cube)
-    cost = np.where(allowed[:, :, None], cube.planning_g, np.inf)
-    longest = np.where(cube.admissible, cube.duration_s, 0.0).max(initial=0.0)
-    pad = int(np.ceil(longest / params.slot_s)) + 1
-    tick = _Tick(cube, cost, CapacityTimeline(pools, grid, pad), allowed, now)
+    order = _order(jobs, pools, now, params, cache)
+    duration, _, ok = estimate_matrix(jobs, pools, cache)
+    longest = np.where(ok, duration, 0.0).max(initial=0.0)
+    capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
+    taken: set[str] = set()
     decisions: dict[int, Decision] = {}
-    for j in _order(cube):
-        job = cube.jobs[j]
-        if not allowed[j].any():
-            reason = "fits no admissible device"
-            decisions[j] = Decision(job.job_id, "reject", reason, policy)
-            continue
-        p, s, note = _choose(tick, j, params)
-        decisions[j] = _decide(tick, j, p, s, note, policy, params.alternatives)
+    for first in range(0, len(order), params.chunk_jobs):
+        chunk = order[first : first + params.chunk_jobs]
+        cube = score(
+            [jobs[j] for j in chunk], pools, forecasts, grid,
+            lifetime_years=params.lifetime_years, duration_margin=params.duration_margin,
+            guard_s=params.guard_s, risk_aversion=params.risk_aversion, cache=cache,
+        )  # fmt: skip
+        allowed = cube.admissible.copy()
+        if params.home_only:
+            allowed &= _home_mask(cube.jobs, cube)
+        cost = np.where(allowed[:, :, None], cube.planning_g, np.inf)
+        tick = _Tick(cube, cost, capacity, allowed, now, taken)
+        for local, j in enumerate(chunk):
+            if not allowed[local].any():
+                reason = "fits no admissible device"
+                decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
+                continue
+            p, s, note = _choose(tick, local, params)
+            decisions[j] = _decide(tick, local, p, s, note, policy, params.alternatives)
     return [decisions[j] for j in range(len(jobs))]

@@ -98,16 +98,6 @@ def make_pools(devices: Sequence[Device]) -> tuple[Pool, ...]:
     return tuple(pools)
 
 
-def _admits(job: JobSpec, pool: Pool) -> bool:
-    if job.regions and pool.region not in job.regions:
-        return False
-    if job.gpu_types and pool.gpu.name.lower() not in {t.lower() for t in job.gpu_types}:
-        return False
-    if pool.gpu.memory_gb < job.min_gpu_memory_gb:
-        return False
-    return pool.size >= job.workload.tensor_parallel
-
-
 def estimate_matrix(
     jobs: Sequence[JobSpec], pools: Sequence[Pool], cache: EstimateCache | None = None
 ) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -121,24 +111,31 @@ def estimate_matrix(
     duration = np.full((n_jobs, n_pools), np.inf)
     energy = np.full((n_jobs, n_pools), np.inf)
     ok = np.zeros((n_jobs, n_pools), dtype=np.bool_)
-    gpu_columns: dict[str, list[int]] = {}
-    for p, pool in enumerate(pools):
-        gpu_columns.setdefault(pool.gpu.name, []).append(p)
+    sizes = np.array([pool.size for pool in pools])
+    memory = np.array([pool.gpu.memory_gb for pool in pools])
+    regions = np.array([pool.region for pool in pools], dtype=object)
+    gpu_names = np.array([pool.gpu.name.lower() for pool in pools], dtype=object)
+    types = {pool.gpu.name: pool.gpu for pool in pools}
+    type_of = np.array([pool.gpu.name for pool in pools], dtype=object)
     for j, job in enumerate(jobs):
-        for columns in gpu_columns.values():
-            admitted = [p for p in columns if _admits(job, pools[p])]
-            if not admitted:
+        mask = (sizes >= job.workload.tensor_parallel) & (memory >= job.min_gpu_memory_gb)
+        if job.regions:
+            mask &= np.isin(regions, job.regions)
+        if job.gpu_types:
+            mask &= np.isin(gpu_names, [t.lower() for t in job.gpu_types])
+        for name, gpu in types.items():
+            columns = mask & (type_of == name)
+            if not columns.any():
                 continue
-            gpu = pools[admitted[0]].gpu
-            key = (job.model, job.runtime, job.workload, gpu.name)
+            key = (job.model, job.runtime, job.workload, name)
             est = cache.get(key)
             if est is None:
                 est = estimate(job.model, gpu, get_runtime(job.runtime), job.workload)
                 cache[key] = est
             if est.fits:
-                duration[j, admitted] = est.duration_s
-                energy[j, admitted] = est.energy_j
-                ok[j, admitted] = True
+                duration[j, columns] = est.duration_s
+                energy[j, columns] = est.energy_j
+                ok[j, columns] = True
     return duration, energy, ok
 
 
@@ -155,7 +152,9 @@ def _cumulative_at(values: FloatArray, x: FloatArray) -> FloatArray:
     """
     n = len(values)
     cum = np.concatenate(([0.0], np.cumsum(values)))
-    inside = np.interp(np.clip(x, 0.0, float(n)), np.arange(n + 1, dtype=np.float64), cum)
+    clipped = np.clip(x, 0.0, float(n))
+    k = np.minimum(clipped.astype(np.int64), n - 1)
+    inside = cum[k] + (clipped - k) * values[k]
     before = np.minimum(x, 0.0) * values[0]
     after = np.maximum(x - n, 0.0) * values[-1]
     result: FloatArray = inside + before + after
@@ -222,7 +221,12 @@ def _zone_means(
     out = np.empty((n_jobs, n_pools, grid.count))
     starts = grid.offsets_s[None, :]
     finite = np.where(np.isfinite(duration), duration, 0.0)
+    done: dict[tuple[str, str], int] = {}  # pools of one zone and GPU type share the means
     for p, pool in enumerate(pools):
+        same = done.setdefault((pool.zone, pool.gpu.name), p)
+        if same != p:
+            out[:, p, :] = out[:, same, :]
+            continue
         try:
             forecast = forecasts[pool.zone]
         except KeyError:

@@ -169,3 +169,11 @@ def test_decisions_carry_the_run_now_counterfactual(two_regions: Cluster) -> Non
 def test_bad_parameters_are_rejected(params: dict[str, object], match: str) -> None:
     with pytest.raises(PoliciesError, match=match):
         get_policy("carbon-window", **params)
+
+
+@pytest.mark.parametrize("name", ["carbon-window", "wait-awhile"])
+def test_chunked_cubes_decide_like_one_cube(name: str, two_regions: Cluster) -> None:
+    devs, fcs = two_regions
+    jobs = [job(f"j{i}", hours=4 + i, regions=("ca", "qc")) for i in range(7)]
+    whole = get_policy(name).plan(NOW, jobs, devs, fcs)
+    assert get_policy(name, chunk_jobs=2).plan(NOW, jobs, devs, fcs) == whole
