@@ -31,7 +31,7 @@ from policies.decisions import alternative_at, best_alternatives, free_devices, 
 from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
-from policies.scoring import CostCube, Pool, SlotGrid, estimate_matrix, make_pools, score
+from policies.scoring import CostCube, SlotGrid, estimate_matrix, make_pools, score
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
 __all__ = ["WindowParameters", "plan_window"]
@@ -101,11 +101,10 @@ def _home_mask(jobs: Sequence[JobSpec], cube: CostCube) -> npt.NDArray[np.bool_]
 
 
 def _order(
-    jobs: Sequence[JobSpec], pools: Sequence[Pool], now: datetime, params: WindowParameters,
-    cache: dict[tuple[object, ...], Estimate],
+    jobs: Sequence[JobSpec], duration: FloatArray, ok: npt.NDArray[np.bool_], now: datetime,
+    params: WindowParameters,
 ) -> list[int]:  # fmt: skip
     """Job indices most urgent first: priority, then least latest safe start (any pool)."""
-    duration, _, ok = estimate_matrix(jobs, pools, cache)
     deadline = np.array(
         [np.inf if j.deadline is None else (j.deadline - now).total_seconds() for j in jobs]
     )
@@ -214,8 +213,8 @@ def plan_window(
     cache = {} if cache is None else cache
     grid = SlotGrid(now, params.slot_s, params.horizon_slots)
     pools = make_pools(devices)
-    order = _order(jobs, pools, now, params, cache)
-    duration, _, ok = estimate_matrix(jobs, pools, cache)
+    duration, energy, ok = estimate_matrix(jobs, pools, cache)
+    order = _order(jobs, duration, ok, now, params)
     longest = np.where(ok, duration, 0.0).max(initial=0.0)
     capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
     taken: set[str] = set()
@@ -225,7 +224,8 @@ def plan_window(
         cube = score(
             [jobs[j] for j in chunk], pools, forecasts, grid,
             lifetime_years=params.lifetime_years, duration_margin=params.duration_margin,
-            guard_s=params.guard_s, risk_aversion=params.risk_aversion, cache=cache,
+            guard_s=params.guard_s, risk_aversion=params.risk_aversion,
+            estimates=(duration[chunk], energy[chunk], ok[chunk]),
         )  # fmt: skip
         allowed = cube.admissible.copy()
         if params.home_only:

@@ -113,16 +113,18 @@ def estimate_matrix(
     ok = np.zeros((n_jobs, n_pools), dtype=np.bool_)
     sizes = np.array([pool.size for pool in pools])
     memory = np.array([pool.gpu.memory_gb for pool in pools])
-    regions = np.array([pool.region for pool in pools], dtype=object)
-    gpu_names = np.array([pool.gpu.name.lower() for pool in pools], dtype=object)
+    regions = [pool.region for pool in pools]
+    gpu_names = [pool.gpu.name.lower() for pool in pools]
     types = {pool.gpu.name: pool.gpu for pool in pools}
     type_of = np.array([pool.gpu.name for pool in pools], dtype=object)
     for j, job in enumerate(jobs):
         mask = (sizes >= job.workload.tensor_parallel) & (memory >= job.min_gpu_memory_gb)
         if job.regions:
-            mask &= np.isin(regions, job.regions)
+            wanted = set(job.regions)
+            mask &= np.array([r in wanted for r in regions], dtype=np.bool_)
         if job.gpu_types:
-            mask &= np.isin(gpu_names, [t.lower() for t in job.gpu_types])
+            wanted = {t.lower() for t in job.gpu_types}
+            mask &= np.array([g in wanted for g in gpu_names], dtype=np.bool_)
         for name, gpu in types.items():
             columns = mask & (type_of == name)
             if not columns.any():
@@ -258,6 +260,7 @@ def score(
     guard_s: float = 0.0,
     risk_aversion: float = 0.0,
     cache: EstimateCache | None = None,
+    estimates: tuple[FloatArray, FloatArray, BoolArray] | None = None,
 ) -> CostCube:
     """Score every (job, pool, slot).
 
@@ -265,6 +268,7 @@ def score(
         duration_margin: relative allowance for estimate error: a job may start no later than
             ``deadline - duration * (1 + duration_margin) - guard_s``.
         guard_s: absolute allowance (e.g. one planning tick), seconds.
+        estimates: the jobs' :func:`estimate_matrix` when the caller has it already.
         risk_aversion: weight in [0, 1] of the forecast's pessimistic bound in ``planning_g``
             (0: plan on the point forecast; ignored for forecasts without a bound).
 
@@ -272,7 +276,7 @@ def score(
         MissingForecastError: a pool's zone has no forecast.
     """
     jobs, pools = tuple(jobs), tuple(pools)
-    duration, energy, ok = estimate_matrix(jobs, pools, cache)
+    duration, energy, ok = estimates or estimate_matrix(jobs, pools, cache)
     deadlines = np.array(
         [
             math.inf if job.deadline is None else (job.deadline - grid.start).total_seconds()
