@@ -33,8 +33,8 @@ class CapacityTimeline:
     def __init__(self, pools: Sequence[Pool], grid: SlotGrid, pad: int = 0) -> None:
         self.grid = grid
         n_slots = grid.count + max(pad, 0)
-        lo = np.arange(n_slots, dtype=np.float64) * grid.step_s
-        hi = lo + grid.step_s
+        hi = (np.arange(n_slots, dtype=np.float64) + 1.0) * grid.step_s
+        lo = np.minimum(np.maximum(hi - grid.step_s, grid.first_offset_s), hi)
         self.free = np.zeros((len(pools), n_slots))
         for p, pool in enumerate(pools):
             for device in pool.devices:
@@ -43,9 +43,9 @@ class CapacityTimeline:
                 ready = 0.0
                 if device.busy_until is not None:
                     ready = max(0.0, (device.busy_until - grid.start).total_seconds())
-                self.free[p] += np.clip(hi - np.maximum(lo, ready), 0.0, grid.step_s)
+                self.free[p] += np.clip(hi - np.maximum(lo, ready), 0.0, hi - lo)
         sizes = np.array([max(pool.size, 1) for pool in pools], dtype=np.float64)
-        self._full = sizes * grid.step_s
+        self._full = sizes[:, None] * (hi - lo)[None, :]  # GPU-seconds of a free pool
 
     def slots_for(self, duration_s: FloatArray) -> IntArray:
         """Slots a run of ``duration_s`` touches when it starts at a slot boundary (>= 1)."""
@@ -65,7 +65,7 @@ class CapacityTimeline:
         beyond = np.maximum(ends - n_slots, 0)
         ends = np.minimum(ends, n_slots)
         window = np.take_along_axis(cum, ends, axis=1) - cum[:, starts]
-        window = window + beyond * self._full[:, None]
+        window = window + beyond * self._full[:, -1:]
         first = self.free[:, : self.grid.count] > 1e-9
         result: npt.NDArray[np.bool_] = first & (window >= need_gpu_s[:, None] - 1e-6)
         return result
@@ -73,7 +73,8 @@ class CapacityTimeline:
     def used_fraction(self) -> FloatArray:
         """Share of each (pool, slot) already taken, in [0, 1], shape ``(P, S)``."""
         free = self.free[:, : self.grid.count]
-        result: FloatArray = np.clip(1.0 - free / self._full[:, None], 0.0, 1.0)
+        full = np.maximum(self._full[:, : self.grid.count], 1e-9)
+        result: FloatArray = np.clip(1.0 - free / full, 0.0, 1.0)
         return result
 
     def reserve(self, pool: int, slot: int, need_gpu_s: float) -> None:

@@ -12,7 +12,8 @@ One call plans the whole queue afresh (re-planning every tick is simply calling 
 3. Hold only when the plan beats starting now by more than ``min_saving`` (forecast error makes
    small gains unreliable); a job past its latest safe start runs as soon as a GPU is free.
 4. A plan for slot 0 starts on concrete free devices; if its pool has none free, an urgent job
-   takes the cheapest pool that has, others wait for the next tick. Started jobs carry the
+   takes the cheapest pool that has (in any admissible region, even under ``home_only``),
+   others wait for the next tick. Started jobs carry the
    best placement of each of the next-cheapest pools as alternatives; held jobs carry their
    plan and the run-now counterfactual.
 """
@@ -184,9 +185,12 @@ def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: 
 def _any_free_pool(
     tick: _Tick, j: int, need: int, default: tuple[int, list[Device]]
 ) -> tuple[int, list[Device]]:
-    """For an urgent job: the cheapest allowed pool with enough free devices now."""
+    """For an urgent job: the cheapest admissible pool with enough free devices now. This
+    ignores ``home_only``: a job about to miss its deadline runs wherever a GPU is free."""
     cube = tick.cube
-    now_cost = np.where(tick.allowed[j], cube.operational_g[j, :, 0] + cube.embodied_g[j], np.inf)
+    now_cost = np.where(
+        cube.admissible[j], cube.operational_g[j, :, 0] + cube.embodied_g[j], np.inf
+    )
     for p in (int(p) for p in np.argsort(now_cost) if np.isfinite(now_cost[p])):
         free = free_devices(cube.pools[p], tick.now, tick.taken)
         if len(free) >= need:
@@ -211,7 +215,7 @@ def plan_window(
     if not jobs:
         return []
     cache = {} if cache is None else cache
-    grid = SlotGrid(now, params.slot_s, params.horizon_slots)
+    grid = SlotGrid.aligned(now, params.slot_s, params.horizon_slots)
     pools = make_pools(devices)
     duration, energy, ok = estimate_matrix(jobs, pools, cache)
     order = _order(jobs, duration, ok, now, params)

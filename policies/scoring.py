@@ -68,20 +68,34 @@ class Pool:
 
 @dataclass(frozen=True, slots=True)
 class SlotGrid:
-    """``count`` start slots of ``step_s`` seconds from ``start`` (slot 0 is ``start``)."""
+    """``count`` start slots of ``step_s`` seconds anchored at ``start``.
+
+    Slot ``s`` starts ``max(s * step_s, first_offset_s)`` seconds after ``start``: with
+    :meth:`aligned` the anchor is a whole multiple of ``step_s`` and slot 0 is ``now``, so
+    planned start times stay the same from one tick to the next.
+    """
 
     start: datetime
     step_s: int
     count: int
+    first_offset_s: float = 0.0
+
+    @classmethod
+    def aligned(cls, now: datetime, step_s: int, count: int) -> SlotGrid:
+        """Slots on the ``step_s`` boundaries of the epoch, slot 0 being ``now``."""
+        into = now.timestamp() % step_s
+        return cls(now - timedelta(seconds=into), step_s, count, into)
 
     def time(self, slot: int) -> datetime:
         """The start of ``slot``."""
-        return self.start + timedelta(seconds=slot * self.step_s)
+        return self.start + timedelta(seconds=max(slot * self.step_s, self.first_offset_s))
 
     @property
     def offsets_s(self) -> FloatArray:
         """Slot starts in seconds after ``start``, shape ``(S,)``."""
-        return np.arange(self.count, dtype=np.float64) * self.step_s
+        offsets = np.arange(self.count, dtype=np.float64) * self.step_s
+        result: FloatArray = np.maximum(offsets, self.first_offset_s)
+        return result
 
 
 def make_pools(devices: Sequence[Device]) -> tuple[Pool, ...]:

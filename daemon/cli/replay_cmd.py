@@ -11,7 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from daemon.cli.output import print_json, print_table
+from daemon.logs import configure_logging
 from daemon.replay.driver import PolicyRun, ReplaySetup, replay_policy
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
@@ -170,7 +173,15 @@ def _run_all(setup: ReplaySetup, specs: Sequence[PolicySpec], label: str) -> lis
     return runs
 
 
+def _quiet_logs() -> None:
+    """Only warnings and errors, on stderr: the daemon's per-job events would drown the results.
+    Loggers are not cached, so a caller (or a test) can reconfigure structlog afterwards."""
+    configure_logging(level="WARNING")
+    structlog.configure(cache_logger_on_first_use=False)
+
+
 def _replay(args: argparse.Namespace) -> int:
+    _quiet_logs()
     inputs = _inputs(args)
     specs = parse_policies(args.policy)
     _check(specs)
@@ -219,6 +230,7 @@ def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    _quiet_logs()
     if "," in args.policy:
         raise ReplayInputError("--policy: tune sweeps one policy")
     base = parse_policies(args.policy)[0]

@@ -1,10 +1,11 @@
 """The replay driver: jobs, a cluster and intensity traces through the daemon's tick loop.
 
-For each policy a fresh service is built with a simulated clock; at every tick the jobs that
-have arrived are submitted and ``tick(now)`` runs. Planning sees forecasts made only from the
-past (``oracle``: the realised intensity); accounting uses the realised intensity over each
-run, through :mod:`policies.footprint.accounting`. After the last arrival the clock runs on
-until every job has finished.
+For each policy the daemon's own :class:`~daemon.service.Service` is built on a scratch ledger
+(:mod:`daemon.replay.harness`) with the simulated executor; at every tick of a simulated clock
+the jobs that have arrived are submitted and ``Service.tick(now)`` runs. Planning sees
+forecasts made only from the past (``oracle``: the realised intensity); accounting uses the
+realised intensity over each run, through :mod:`policies.footprint.accounting`. After the
+last arrival the clock runs on until every job has finished.
 
 The simulated clock ticks every ``tick_s`` as the daemon does, but skips ticks at which nothing
 can change: it jumps to the next tick at or after the earliest of the next arrival, the next
@@ -15,18 +16,20 @@ run end, the next planned start of a held job, the next hourly forecast update a
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from daemon.replay.cluster import Cluster
 from daemon.replay.errors import ReplayError
+from daemon.replay.harness import Run, ServiceHarness
 from daemon.replay.signals import ReplaySignals
-from daemon.replay.standin import Run, StandInService
-from policies import JobSpec, Policy, ZoneIntensity, get_policy
+from policies import JobSpec, Policy, get_policy
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, operational_g
 from policies.scoring import mean_intensities
 
@@ -132,14 +135,6 @@ def _account(setup: ReplaySetup, runs: Sequence[Run]) -> list[JobOutcome]:
     return outcomes
 
 
-def _forecasts(setup: ReplaySetup, actuals: bool) -> Callable[[datetime], dict[str, ZoneIntensity]]:
-    zones = setup.cluster.zones()
-    if actuals:
-        fixed: dict[str, ZoneIntensity] = {z: setup.signals.actual(z) for z in zones}
-        return lambda now: fixed
-    return lambda now: {z: setup.signals.forecast(z, now, setup.horizon_s) for z in zones}
-
-
 def _next_tick(
     setup: ReplaySetup, now: datetime, arrival: datetime | None, wakeup: datetime | None
 ) -> datetime:
@@ -166,26 +161,31 @@ def replay_policy(
     """
     params = dict(params or {})
     policy: Policy = get_policy(name, **params)
-    actuals = bool(getattr(policy, "uses_actuals", False))
-    service = StandInService(policy, setup.cluster.devices(), _forecasts(setup, actuals))
     jobs = sorted(setup.jobs, key=lambda j: j.submitted_at)
     limit = setup.end + timedelta(days=2)
-    now, k = setup.start, 0
-    while now <= limit:
-        while k < len(jobs) and jobs[k].submitted_at <= now:
-            service.submit(jobs[k])
-            k += 1
-        service.tick(now)
-        if progress is not None:
-            progress(now)
-        if k == len(jobs) and service.queued == 0 and now >= setup.end:
-            break
-        now = _next_tick(setup, now, jobs[k].submitted_at if k < len(jobs) else None,
-                         service.next_wakeup(now))  # fmt: skip
-    if service.queued:
-        raise ReplayError(f"{name}: {service.queued} jobs still queued two days after the span")
-    unfinished = service.running
-    service.drain()
-    outcomes = _account(setup, service.finished)
+    with tempfile.TemporaryDirectory(prefix="carbond-replay-") as state_dir:
+        service = ServiceHarness(policy, setup.cluster, setup.signals, Path(state_dir),
+                                 setup.tick_s, setup.horizon_s)  # fmt: skip
+        with service:
+            now, k = setup.start, 0
+            while now <= limit:
+                while k < len(jobs) and jobs[k].submitted_at <= now:
+                    service.submit(jobs[k])
+                    k += 1
+                service.tick(now)
+                if progress is not None:
+                    progress(now)
+                if k == len(jobs) and service.queued == 0 and now >= setup.end:
+                    break
+                now = _next_tick(setup, now, jobs[k].submitted_at if k < len(jobs) else None,
+                                 service.next_wakeup(now))  # fmt: skip
+            if service.queued:
+                raise ReplayError(
+                    f"{name}: {service.queued} jobs still queued two days after the span"
+                )
+            unfinished = service.running
+            runs = service.finished
+            rejected = len(service.rejected)
+    outcomes = _account(setup, runs)
     outcomes.sort(key=lambda o: (o.arrival, o.job_id))
-    return PolicyRun(policy.name, params, tuple(outcomes), len(service.rejected), unfinished)
+    return PolicyRun(policy.name, params, tuple(outcomes), rejected, unfinished)

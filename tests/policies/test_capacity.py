@@ -42,3 +42,12 @@ def test_reservations_fill_slots_in_order_and_block_later_jobs() -> None:
 def test_runs_past_the_horizon_count_it_as_free() -> None:
     timeline = CapacityTimeline(make_pools(devices("a", "Z", "T4", 1)), SlotGrid(NOW, 900, 2))
     assert timeline.feasible(np.array([3600.0]), np.array([4])).tolist() == [[True, True]]
+
+
+def test_an_aligned_grid_starts_now_and_keeps_slot_times() -> None:
+    now = NOW + timedelta(minutes=10)
+    grid = SlotGrid.aligned(now, 900, 3)
+    assert grid.start == NOW and grid.time(0) == now and grid.time(1) == NOW + timedelta(minutes=15)
+    timeline = CapacityTimeline(make_pools(devices("a", "Z", "T4", 1)), grid)
+    assert timeline.free[0].tolist() == [300.0, 900.0, 900.0]
+    assert timeline.used_fraction()[0].tolist() == [0.0, 0.0, 0.0]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from daemon.cli import main
 from daemon.replay.driver import replay_policy
@@ -20,6 +23,19 @@ from daemon.replay.inputs import (
 )
 from daemon.replay.report import summarise
 from tests.daemon.replay.conftest import START, write_azure
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging for its process; give later tests theirs back."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
 
 POLICIES = ("run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "oracle")
 
