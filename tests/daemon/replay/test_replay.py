@@ -158,3 +158,28 @@ def test_policy_specs_and_grids() -> None:
     assert parse_grid(["a=1,2", "b=x"]) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
     with pytest.raises(ReplayInputError):
         parse_grid(["a"])
+
+
+def test_replay_goes_through_the_daemon_service(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from daemon.replay.harness import ServiceHarness
+    from policies import get_policy
+
+    setup = load_setup(_inputs(trace, cluster_file, intensity_files, 0.1), 3600.0)
+    job = setup.jobs[0]
+    with ServiceHarness(get_policy("carbon-window"), setup.cluster, setup.signals,
+                        tmp_path, 60, 86400) as harness:  # fmt: skip
+        harness.submit(job)
+        assert harness.queued == 1
+        now = job.submitted_at
+        for _ in range(30):
+            harness.tick(now)
+            now += timedelta(minutes=5)
+        assert harness.ledger.job_state(job.job_id) == "succeeded"
+        decision = harness.ledger.latest_decision(job.job_id)
+        assert decision is not None and decision.action == "start"
+        [run] = harness.finished
+        assert run.job == job and run.plan.region == decision.region
