@@ -28,7 +28,7 @@ class CapacityTimeline:
     ``pad`` extra slots past the horizon let a job that starts near the end run past it.
     """
 
-    __slots__ = ("_full", "free", "grid")
+    __slots__ = ("_full", "free", "free_now", "grid")
 
     def __init__(self, pools: Sequence[Pool], grid: SlotGrid, pad: int = 0) -> None:
         self.grid = grid
@@ -36,6 +36,7 @@ class CapacityTimeline:
         hi = (np.arange(n_slots, dtype=np.float64) + 1.0) * grid.step_s
         lo = np.minimum(np.maximum(hi - grid.step_s, grid.first_offset_s), hi)
         self.free = np.zeros((len(pools), n_slots))
+        self.free_now = np.zeros(len(pools), dtype=np.int64)
         for p, pool in enumerate(pools):
             for device in pool.devices:
                 if not device.available:
@@ -44,6 +45,7 @@ class CapacityTimeline:
                 if device.busy_until is not None:
                     ready = max(0.0, (device.busy_until - grid.start).total_seconds())
                 self.free[p] += np.clip(hi - np.maximum(lo, ready), 0.0, hi - lo)
+                self.free_now[p] += ready <= grid.first_offset_s
         sizes = np.array([max(pool.size, 1) for pool in pools], dtype=np.float64)
         self._full = sizes[:, None] * (hi - lo)[None, :]  # GPU-seconds of a free pool
 
@@ -52,11 +54,14 @@ class CapacityTimeline:
         finite = np.where(np.isfinite(duration_s), duration_s, 0.0)
         return np.maximum(np.ceil(finite / self.grid.step_s), 1).astype(np.int64)
 
-    def feasible(self, need_gpu_s: FloatArray, slots: IntArray) -> npt.NDArray[np.bool_]:
+    def feasible(
+        self, need_gpu_s: FloatArray, slots: IntArray, gpus: int = 1
+    ) -> npt.NDArray[np.bool_]:
         """Which (pool, start slot) can hold ``need_gpu_s[p]`` over ``slots[p]`` slots.
 
         A start needs some free time in its first slot and enough GPU-seconds over the slots
-        the run spans; runs past the padded horizon count the missing slots as fully free.
+        the run spans; runs past the padded horizon count the missing slots as fully free. A
+        start in slot 0 (now) also needs ``gpus`` devices idle now and not yet taken.
         """
         n_pools, n_slots = self.free.shape
         cum = np.concatenate((np.zeros((n_pools, 1)), np.cumsum(self.free, axis=1)), axis=1)
@@ -68,6 +73,7 @@ class CapacityTimeline:
         window = window + beyond * self._full[:, -1:]
         first = self.free[:, : self.grid.count] > 1e-9
         result: npt.NDArray[np.bool_] = first & (window >= need_gpu_s[:, None] - 1e-6)
+        result[:, 0] &= self.free_now >= gpus
         return result
 
     def used_fraction(self) -> FloatArray:
@@ -77,8 +83,11 @@ class CapacityTimeline:
         result: FloatArray = np.clip(1.0 - free / full, 0.0, 1.0)
         return result
 
-    def reserve(self, pool: int, slot: int, need_gpu_s: float) -> None:
-        """Take ``need_gpu_s`` GPU-seconds from ``pool`` starting at ``slot``, filling in order."""
+    def reserve(self, pool: int, slot: int, need_gpu_s: float, gpus: int = 1) -> None:
+        """Take ``need_gpu_s`` GPU-seconds from ``pool`` starting at ``slot``, filling in order
+        (and ``gpus`` of its idle devices when ``slot`` is 0)."""
+        if slot == 0:
+            self.free_now[pool] = max(0, int(self.free_now[pool]) - gpus)
         left = need_gpu_s
         row = self.free[pool]
         s = slot

@@ -53,7 +53,7 @@ class WindowParameters:
     slot_s: int = 900
     horizon_slots: int = 96
     duration_margin: float = 0.25
-    guard_s: float = 600.0
+    guard_s: float = 900.0
     risk_aversion: float = 0.5
     herd_penalty: float = 0.05
     min_saving: float = 0.02
@@ -126,14 +126,14 @@ def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, st
     row = tick.cost[j]
     if params.herd_penalty > 0:
         row = row * (1.0 + params.herd_penalty * cap.used_fraction())
-    row = np.where(cap.feasible(need, cap.slots_for(duration)), row, np.inf)
+    row = np.where(cap.feasible(need, cap.slots_for(duration), tp), row, np.inf)
     if not np.isfinite(row).any():
         # Past its latest safe start, or no capacity left in the horizon: run as soon as can.
         fallback = np.where(
             tick.allowed[j], cube.operational_g[j, :, 0] + cube.embodied_g[j], np.inf
         )
         p = int(np.argmin(fallback))
-        cap.reserve(p, 0, float(need[p]))
+        cap.reserve(p, 0, float(need[p]), tp)
         return p, 0, "past its latest safe start or out of capacity: as soon as possible"
     p, s = (int(i) for i in np.unravel_index(int(np.argmin(row)), row.shape))
     best_now = float(row[:, 0].min())
@@ -143,7 +143,7 @@ def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, st
         and row[p, s] >= best_now * (1.0 - params.min_saving - _TOLERANCE)
     ):
         p, s = int(np.argmin(row[:, 0])), 0
-    cap.reserve(p, s, float(need[p]))
+    cap.reserve(p, s, float(need[p]), tp)
     return p, s, ""
 
 

@@ -76,6 +76,7 @@ class WaitAwhile(CarbonWindow):
     policy_name = "wait-awhile"
     defaults: ClassVar[Mapping[str, Any]] = {
         "home_only": True,
+        "guard_s": 1800.0,  # it herds into the clean hours: keep more room before deadlines
         "risk_aversion": 0.0,
         "herd_penalty": 0.0,
         "min_saving": 0.0,
