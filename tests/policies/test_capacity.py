@@ -51,3 +51,13 @@ def test_an_aligned_grid_starts_now_and_keeps_slot_times() -> None:
     timeline = CapacityTimeline(make_pools(devices("a", "Z", "T4", 1)), grid)
     assert timeline.free[0].tolist() == [300.0, 900.0, 900.0]
     assert timeline.used_fraction()[0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_start_now_needs_an_idle_device() -> None:
+    busy = devices("a", "Z", "T4", 1, busy_until=NOW + timedelta(minutes=5))
+    timeline = CapacityTimeline(make_pools(busy), SlotGrid(NOW, 900, 3))
+    assert timeline.free[0, 0] == 600.0  # GPU-seconds later in the slot...
+    assert timeline.feasible(np.array([60.0]), np.array([1])).tolist() == [[False, True, True]]
+    idle = CapacityTimeline(make_pools(devices("a", "Z", "T4", 1)), SlotGrid(NOW, 900, 3))
+    idle.reserve(0, 0, 60.0)  # ... and one idle device is taken by one start
+    assert idle.feasible(np.array([60.0]), np.array([1])).tolist() == [[False, True, True]]
