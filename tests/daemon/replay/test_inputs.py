@@ -157,3 +157,19 @@ def test_too_short_intensity_is_named(intensity_files: list[Path]) -> None:
 def test_missing_zone_is_named(intensity_files: list[Path]) -> None:
     with pytest.raises(ReplayInputError, match="US-NW-PACE"):
         ReplaySignals([read_intensity(p) for p in intensity_files], ["US-NW-PACE"])
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    ("path", "fmt", "requests", "span_s"),
+    [
+        ("llm_traces/azure_2023/AzureLLMInferenceTrace_conv.csv", "azure", 19_366, 3501.7),
+        ("llm_traces/azure_2023/AzureLLMInferenceTrace_code.csv", "azure", 8_819, 3435.9),
+        ("llm_traces/mooncake_fast25/conversation_trace.jsonl", "mooncake", 12_031, 3537.0),
+    ],
+)
+def test_real_traces(shared_data: Path, path: str, fmt: str, requests: int, span_s: float) -> None:
+    trace = read_requests(shared_data / path, fmt)
+    assert len(trace) == requests
+    assert trace.span_s == pytest.approx(span_s, abs=0.1)
+    assert trace.input_tokens.min() >= 0 and trace.output_tokens.max() > 0
