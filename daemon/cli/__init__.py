@@ -27,6 +27,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.run_cmd",
     "daemon.cli.doctor_cmd",
     "daemon.cli.demo_cmd",
+    "daemon.cli.replay_cmd",
 )
 
 

@@ -1,5 +1,5 @@
 """Built-in policies; importing this package registers them."""
 
-from policies.builtin import run_now
+from policies.builtin import immediate, run_now, window
 
-__all__ = ["run_now"]
+__all__ = ["immediate", "run_now", "window"]

@@ -1,0 +1,258 @@
+"""``carbond replay`` and ``carbond tune``: policies replayed on real traces through the
+daemon's tick loop (see :mod:`daemon.replay`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from daemon.cli.output import print_json, print_table
+from daemon.logs import configure_logging
+from daemon.replay.driver import PolicyRun, ReplaySetup, replay_policy
+from daemon.replay.errors import ReplayInputError
+from daemon.replay.inputs import (
+    PolicySpec,
+    ReplayInputs,
+    load_setup,
+    parse_duration_s,
+    parse_grid,
+    parse_policies,
+    parse_time,
+)
+from daemon.replay.report import plot_runs, summarise, write_jobs_csv
+from daemon.replay.traces import TRACE_FORMATS
+from policies import PoliciesError, get_policy, policy_names
+
+__all__ = ["register"]
+
+DEFAULT_POLICIES = "run-now,lowest-energy,spatial,wait-awhile,carbon-window,oracle"
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="request or job trace (repeat to overlay several traces)",
+    )
+    parser.add_argument("--jobs-format", choices=TRACE_FORMATS, default="carbond")
+    parser.add_argument(
+        "--cluster",
+        type=Path,
+        required=True,
+        metavar="CLUSTER.toml",
+        help="regions (zone, PUE) and their GPUs (type, count)",
+    )
+    parser.add_argument(
+        "--intensity",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="Electricity Maps hourly CSV (repeat per zone)",
+    )
+    parser.add_argument("--start", required=True, help="replay start, e.g. 2023-06-05")
+    parser.add_argument("--days", type=float, default=7.0, help="replayed span (default 7)")
+    parser.add_argument(
+        "--requests-per-job",
+        type=int,
+        default=1024,
+        help="requests batched into one job (default 1024)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="stretch the trace's arrival pattern by this factor (default 1)",
+    )
+    parser.add_argument("--model", default="llama-3b", help="catalog model (default llama-3b)")
+    parser.add_argument("--runtime", default="vllm", help="runtime profile (default vllm)")
+    parser.add_argument("--batch-size", type=int, default=8, help="requests per batch (8)")
+    parser.add_argument(
+        "--tick",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="the daemon's planning interval in the replay (default 60)",
+    )
+    parser.add_argument(
+        "--forecaster",
+        default="blend",
+        help="forecaster planning sees (forecasts package; default blend)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON, not a table")  # fmt: skip
+
+
+def register(subparsers: Any) -> None:
+    """Add ``replay`` and ``tune``."""
+    replay = subparsers.add_parser("replay", help="replay traces under several policies")
+    _add_inputs(replay)
+    replay.add_argument(
+        "--slack",
+        default="4h",
+        help="deadline slack after arrival; a comma list runs each (0,4h,12h)",
+    )
+    replay.add_argument(
+        "--policy",
+        default=DEFAULT_POLICIES,
+        help="comma list; parameters as name:key=value:key=value "
+        f"(known: {', '.join(policy_names())})",
+    )
+    replay.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="write jobs.csv and PNG figures (one folder per slack)")  # fmt: skip
+    replay.set_defaults(func=_replay)
+
+    tune = subparsers.add_parser("tune", help="sweep a policy's parameters: carbon vs waiting")
+    _add_inputs(tune)
+    tune.add_argument("--slack", default="4h", help="deadline slack after arrival (default 4h)")
+    tune.add_argument("--policy", default="carbon-window", help="the policy to tune")
+    tune.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                      help="values to sweep for one parameter (repeat for more)")  # fmt: skip
+    tune.set_defaults(func=_tune)
+
+
+def _inputs(args: argparse.Namespace) -> ReplayInputs:
+    return ReplayInputs(
+        tuple(args.jobs), args.jobs_format, args.cluster, tuple(args.intensity),
+        parse_time(args.start), args.days, args.requests_per_job, args.time_scale, args.model,
+        args.runtime, args.batch_size, args.tick, args.forecaster,
+    )  # fmt: skip
+
+
+@contextmanager
+def _progress(total_runs: int, setup: ReplaySetup) -> Iterator[Callable[[str], Any]]:
+    """A rich progress bar on a TTY (one task per run); a no-op otherwise."""
+    if not sys.stdout.isatty():
+        yield lambda label: None
+        return
+    from rich.progress import Progress
+
+    span = (setup.end - setup.start).total_seconds()
+    with Progress(transient=True) as bar:
+        overall = bar.add_task("replay", total=total_runs * span)
+        done = [0.0]
+
+        def start(label: str) -> Callable[[datetime], None]:
+            base = done[0]
+            done[0] += span
+
+            def advance(now: datetime) -> None:
+                elapsed = min((now - setup.start).total_seconds(), span)
+                bar.update(overall, completed=base + elapsed, description=label)
+
+            return advance
+
+        yield start
+
+
+def _check(specs: Sequence[PolicySpec]) -> None:
+    """Build each policy once so that a bad name or parameter fails before any replay."""
+    for spec in specs:
+        try:
+            get_policy(spec.name, **spec.params)
+        except PoliciesError as exc:
+            raise ReplayInputError(f"--policy {spec.label}: {exc}") from exc
+
+
+def _run_all(setup: ReplaySetup, specs: Sequence[PolicySpec], label: str) -> list[PolicyRun]:
+    runs = []
+    with _progress(len(specs), setup) as start:
+        for spec in specs:
+            runs.append(
+                replay_policy(setup, spec.name, spec.params, start(f"{label} {spec.label}"))
+            )
+    return runs
+
+
+def _quiet_logs() -> None:
+    """Only warnings and errors, on stderr: the daemon's per-job events would drown the results.
+    Loggers are not cached, so a caller (or a test) can reconfigure structlog afterwards."""
+    configure_logging(level="WARNING")
+    structlog.configure(cache_logger_on_first_use=False)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    _quiet_logs()
+    inputs = _inputs(args)
+    specs = parse_policies(args.policy)
+    _check(specs)
+    slacks = [parse_duration_s(s) for s in args.slack.split(",")]
+    rows: list[dict[str, Any]] = []
+    for slack_s in slacks:
+        setup = load_setup(inputs, slack_s)
+        runs = _run_all(setup, specs, f"slack {slack_s / 3600:g} h")
+        summaries = summarise(runs)
+        for summary in summaries:
+            summary["slack_s"] = slack_s
+        rows.extend(summaries)
+        if args.out is not None:
+            folder = args.out / f"slack_{slack_s / 3600:g}h"
+            write_jobs_csv(folder / "jobs.csv", runs)
+            actuals = {z: setup.signals.actual(z) for z in setup.cluster.zones()}
+            plot_runs(folder, runs, actuals)
+    if args.json:
+        print_json(rows)
+        return 0
+    columns = ("slack_h", "policy", "total_g", "operational_g", "embodied_g", "energy_kwh",
+               "jobs", "misses", "mean_wait_s", "p95_wait_s", "vs_run_now", "of_oracle",
+               "regions")  # fmt: skip
+    print_table("Replay (realised lifecycle intensity; savings vs run-now)", columns, [
+        (r["slack_s"] / 3600, r["policy"], r["total_g"], r["operational_g"], r["embodied_g"],
+         r["energy_kwh"], r["jobs"], r["deadline_misses"], r["mean_wait_s"], r["p95_wait_s"],
+         _pct(r["savings_vs_run_now"]), _pct(r.get("oracle_savings_captured")),
+         " ".join(f"{k}:{v:.0%}" for k, v in r["region_share"].items()))
+        for r in rows
+    ])  # fmt: skip
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """Which points no other point beats on both coordinates (lower is better)."""
+    return [
+        not any(
+            (a <= x and b <= y) and (a < x or b < y) for j, (a, b) in enumerate(points) if j != i
+        )
+        for i, (x, y) in enumerate(points)
+    ]
+
+
+def _tune(args: argparse.Namespace) -> int:
+    _quiet_logs()
+    if "," in args.policy:
+        raise ReplayInputError("--policy: tune sweeps one policy")
+    base = parse_policies(args.policy)[0]
+    grid = parse_grid(args.grid) if args.grid else [{}]
+    setup = load_setup(_inputs(args), parse_duration_s(args.slack))
+    specs = [PolicySpec("run-now", {})]
+    specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
+    _check(specs)
+    runs = _run_all(setup, specs, "tune")
+    rows = summarise(runs)[1:]
+    front = pareto([(r["total_g"], r["mean_wait_s"]) for r in rows])
+    for row, on_front in zip(rows, front, strict=True):
+        row["pareto"] = on_front
+    if args.json:
+        print_json(rows)
+        return 0
+    keys = sorted({k for r in rows for k in r["params"]})
+    print_table(
+        f"Tuning {base.name}: carbon vs waiting (* = Pareto front)",
+        (*keys, "total_g", "vs_run_now", "mean_wait_s", "p95_wait_s", "misses", "pareto"),
+        [(*(r["params"].get(k) for k in keys), r["total_g"], _pct(r["savings_vs_run_now"]),
+          r["mean_wait_s"], r["p95_wait_s"], r["deadline_misses"], "*" if r["pareto"] else "")
+         for r in sorted(rows, key=lambda r: r["total_g"])],
+    )  # fmt: skip
+    return 0

@@ -1,0 +1,191 @@
+"""The replay driver: jobs, a cluster and intensity traces through the daemon's tick loop.
+
+For each policy the daemon's own :class:`~daemon.service.Service` is built on a scratch ledger
+(:mod:`daemon.replay.harness`) with the simulated executor; at every tick of a simulated clock
+the jobs that have arrived are submitted and ``Service.tick(now)`` runs. Planning sees
+forecasts made only from the past (``oracle``: the realised intensity); accounting uses the
+realised intensity over each run, through :mod:`policies.footprint.accounting`. After the
+last arrival the clock runs on until every job has finished.
+
+The simulated clock ticks every ``tick_s`` as the daemon does, but skips ticks at which nothing
+can change: it jumps to the next tick at or after the earliest of the next arrival, the next
+run end, the next planned start of a held job, the next hourly forecast update and
+``max_gap_s`` (ticks in between would see the same queue, devices and forecasts).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from daemon.replay.cluster import Cluster
+from daemon.replay.errors import ReplayError
+from daemon.replay.harness import Run, ServiceHarness
+from daemon.replay.signals import ReplaySignals
+from policies import JobSpec, Policy, get_policy
+from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, operational_g
+from policies.scoring import mean_intensities
+
+__all__ = ["JobOutcome", "PolicyRun", "ReplaySetup", "replay_policy"]
+
+Progress = Callable[[datetime], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySetup:
+    """Everything a replay needs besides the policy."""
+
+    jobs: tuple[JobSpec, ...]
+    cluster: Cluster
+    signals: ReplaySignals
+    start: datetime
+    end: datetime
+    tick_s: int = 60
+    max_gap_s: int = 3600
+    horizon_s: int = 24 * 3600
+    lifetime_years: float = DEFAULT_LIFETIME_YEARS
+
+    @property
+    def ticks(self) -> int:
+        """Ticks over the replayed span (draining may add more)."""
+        return math.ceil((self.end - self.start).total_seconds() / self.tick_s)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """What happened to one job, accounted on the realised intensity."""
+
+    job_id: str
+    arrival: datetime
+    deadline: datetime | None
+    region: str
+    zone: str
+    gpu: str
+    started_at: datetime
+    ended_at: datetime
+    energy_j: float
+    planned_intensity_g_per_kwh: float
+    intensity_g_per_kwh: float
+    operational_g: float
+    embodied_g: float
+
+    @property
+    def total_g(self) -> float:
+        """Operational + embodied grams."""
+        return self.operational_g + self.embodied_g
+
+    @property
+    def wait_s(self) -> float:
+        """Seconds from arrival to start."""
+        return (self.started_at - self.arrival).total_seconds()
+
+    @property
+    def missed_deadline(self) -> bool:
+        """True when the job ended after its deadline."""
+        return self.deadline is not None and self.ended_at > self.deadline
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRun:
+    """The outcome of replaying one policy."""
+
+    policy: str
+    params: Mapping[str, Any]
+    outcomes: tuple[JobOutcome, ...]
+    rejected: int
+    unfinished: int
+
+
+def _account(setup: ReplaySetup, runs: Sequence[Run]) -> list[JobOutcome]:
+    """Realised grams of every run: intensity means vectorised per zone; embodied grams are
+    the plan's (a simulated run lasts its estimated duration)."""
+    pue = {r.name: r.pue for r in setup.cluster.regions}
+    zones = {r.name: r.zone for r in setup.cluster.regions}
+    intensity = np.zeros(len(runs))
+    by_zone: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        by_zone.setdefault(zones[run.plan.region], []).append(i)
+    for zone, index in by_zone.items():
+        actual = setup.signals.actual(zone)
+        starts = np.array([(runs[i].started_at - actual.start).total_seconds() for i in index])
+        durations = np.array([runs[i].plan.duration_s for i in index])
+        intensity[index] = mean_intensities(
+            actual.values_g_per_kwh, actual.step_s, 0.0, starts, durations
+        )
+    outcomes = []
+    for i, run in enumerate(runs):
+        plan = run.plan
+        outcomes.append(
+            JobOutcome(
+                run.job.job_id, run.job.submitted_at, run.job.deadline, plan.region,
+                zones[plan.region], plan.gpu, run.started_at, run.ends_at, plan.energy_j,
+                plan.intensity_g_per_kwh,
+                float(intensity[i]),
+                float(operational_g(plan.energy_j, float(intensity[i]), pue[plan.region])),
+                plan.embodied_g,
+            )
+        )  # fmt: skip
+    return outcomes
+
+
+def _next_tick(
+    setup: ReplaySetup, now: datetime, arrival: datetime | None, wakeup: datetime | None
+) -> datetime:
+    hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    events = [now + timedelta(seconds=setup.max_gap_s), hour]
+    events += [t for t in (arrival, wakeup) if t is not None]
+    since = (min(events) - setup.start).total_seconds()
+    ticks = max(math.ceil(since / setup.tick_s - 1e-9), 1)
+    candidate = setup.start + timedelta(seconds=ticks * setup.tick_s)
+    return max(candidate, now + timedelta(seconds=setup.tick_s))
+
+
+def replay_policy(
+    setup: ReplaySetup,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> PolicyRun:
+    """Replay ``setup`` under the policy ``name`` with ``params``.
+
+    Raises:
+        UnknownPolicyError, PoliciesError: a bad policy name or parameter.
+        ReplayError: the replay did not finish within two days after its span.
+    """
+    params = dict(params or {})
+    policy: Policy = get_policy(name, **params)
+    jobs = sorted(setup.jobs, key=lambda j: j.submitted_at)
+    limit = setup.end + timedelta(days=2)
+    with tempfile.TemporaryDirectory(prefix="carbond-replay-") as state_dir:
+        service = ServiceHarness(policy, setup.cluster, setup.signals, Path(state_dir),
+                                 setup.tick_s, setup.horizon_s)  # fmt: skip
+        with service:
+            now, k = setup.start, 0
+            while now <= limit:
+                while k < len(jobs) and jobs[k].submitted_at <= now:
+                    service.submit(jobs[k])
+                    k += 1
+                service.tick(now)
+                if progress is not None:
+                    progress(now)
+                if k == len(jobs) and service.queued == 0 and now >= setup.end:
+                    break
+                now = _next_tick(setup, now, jobs[k].submitted_at if k < len(jobs) else None,
+                                 service.next_wakeup(now))  # fmt: skip
+            if service.queued:
+                raise ReplayError(
+                    f"{name}: {service.queued} jobs still queued two days after the span"
+                )
+            unfinished = service.running
+            runs = service.finished
+            rejected = len(service.rejected)
+    outcomes = _account(setup, runs)
+    outcomes.sort(key=lambda o: (o.arrival, o.job_id))
+    return PolicyRun(policy.name, params, tuple(outcomes), rejected, unfinished)

@@ -1,0 +1,231 @@
+"""The daemon's own :class:`daemon.service.Service`, set up for replay.
+
+A scratch state directory and ledger, the cluster's regions as settings (every region runs
+jobs with the :class:`~daemon.executors.simulated.SimulatedExecutor`), intensity from
+:class:`~daemon.replay.signals.ReplaySignals` behind the service's ``IntensityProvider`` seam,
+and the policy under test. Jobs are submitted straight into the ledger (as ingestion would
+record them) and everything else is ``Service.tick(now)``: planning, dispatch, decisions and
+outcomes go through the same code and tables as in production.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from daemon.executors.simulated import SimulatedExecutor
+from daemon.intensity import IntensityReading
+from daemon.inventory import build_inventory
+from daemon.ledger import Ledger
+from daemon.queue import Queue
+from daemon.queue_line import JobRequest
+from daemon.replay.cluster import Cluster
+from daemon.replay.signals import ReplaySignals
+from daemon.service import Service
+from daemon.settings import (
+    IntensitySettings,
+    IntervalSettings,
+    PolicySettings,
+    RegionSettings,
+    Settings,
+)
+from policies import Alternative, Decision, Device, JobSpec, Policy, ZoneIntensity
+
+__all__ = ["ReplayIntensity", "Run", "ServiceHarness"]
+
+_WAITING = ("queued", "planned")
+_ENDED = ("succeeded", "failed", "cancelled", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A dispatched job: when it ran and the decision's expected placement."""
+
+    job: JobSpec
+    started_at: datetime
+    ends_at: datetime
+    plan: Alternative
+    reason: str
+
+
+class ReplayIntensity:
+    """The service's intensity seam over replay signals: forecasts from the past only
+    (``actuals``: the realised series, for ``oracle``)."""
+
+    def __init__(self, signals: ReplaySignals, actuals: bool) -> None:
+        self._signals = signals
+        self._actuals = actuals
+
+    def refresh(self, zones: Iterable[str], now: datetime) -> object:
+        """Nothing to fetch."""
+        return None
+
+    def forecast(self, zone: str, now: datetime, horizon_s: int, step_s: int) -> ZoneIntensity:
+        """The forecast available at ``now`` (or the realised series)."""
+        if self._actuals:
+            return self._signals.actual(zone)
+        return self._signals.forecast(zone, now, horizon_s)
+
+    def current(self, zone: str, now: datetime) -> IntensityReading:
+        """The realised value of the hour containing ``now``."""
+        series = self._signals.actual(zone)
+        return IntensityReading(zone, now, float(series.at(now)), "replay")
+
+
+class _WatchedPolicy:
+    """The policy under test, remembering the earliest planned start of a held job (so the
+    replay clock can wake up then). Decisions pass through unchanged."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+        self.uses_actuals = bool(getattr(policy, "uses_actuals", False))
+        self.next_start: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self._policy.name
+
+    def plan(
+        self,
+        now: datetime,
+        jobs: Sequence[JobSpec],
+        devices: Sequence[Device],
+        forecasts: Mapping[str, ZoneIntensity],
+    ) -> list[Decision]:
+        decisions = self._policy.plan(now, jobs, devices, forecasts)
+        starts = [
+            d.chosen.start
+            for d in decisions
+            if d.action == "hold" and d.chosen is not None and d.chosen.start > now
+        ]
+        self.next_start = min(starts, default=None)
+        return decisions
+
+
+def _request(job: JobSpec) -> JobRequest:
+    w = job.workload
+    return JobRequest(
+        job_id=job.job_id, name=job.job_id, model=job.model.name, params_b=None,
+        input_tokens=w.input_tokens, output_tokens=w.output_tokens, requests=w.requests,
+        batch_size=w.batch_size, tensor_parallel=w.tensor_parallel, deadline=job.deadline,
+        command=("true",), regions=job.regions, gpu_types=job.gpu_types,
+        min_gpu_memory_gb=job.min_gpu_memory_gb, priority=job.priority, tags=("replay",),
+        precision=w.precision, runtime=job.runtime,
+    )  # fmt: skip
+
+
+class ServiceHarness:
+    """Replay's view of a :class:`Service`: ``submit``, ``tick(now)`` and the runs it made.
+
+    Use as a context manager (it owns the scratch ledger).
+    """
+
+    def __init__(
+        self, policy: Policy, cluster: Cluster, signals: ReplaySignals, state_dir: Path,
+        tick_s: int, horizon_s: int,
+    ) -> None:  # fmt: skip
+        regions = tuple(
+            RegionSettings(
+                name=r.name, zone=r.zone, pue=r.pue, executor="simulated", gpus=r.gpu_names()
+            )
+            for r in cluster.regions
+        )
+        settings = Settings(
+            state_dir=state_dir, regions=regions, policy=PolicySettings(name=policy.name),
+            intervals=IntervalSettings(plan_s=float(tick_s), refresh_s=3600.0),
+            intensity=IntensitySettings(source="static", horizon_s=horizon_s, step_s=3600),
+        )  # fmt: skip
+        self._jobs: dict[str, JobSpec] = {}
+        self._policy = _WatchedPolicy(policy)
+        self.ledger = Ledger.open(state_dir / "ledger.db", durable=False)
+        self.service = Service(
+            settings=settings,
+            ledger=self.ledger,
+            queue=Queue(state_dir, self.ledger, known_regions=[r.name for r in regions]),
+            executors={"simulated": SimulatedExecutor()},
+            inventory=build_inventory(regions),
+            intensity=ReplayIntensity(signals, self._policy.uses_actuals),
+            policy=self._policy,
+        )
+        self._started = False
+
+    def __enter__(self) -> ServiceHarness:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the service and its ledger."""
+        self.service.close()
+        self.ledger.close()
+
+    def submit(self, job: JobSpec) -> None:
+        """Record ``job`` as ingested at its arrival."""
+        self._jobs[job.job_id] = job
+        self.ledger.add_job(_request(job), os.getuid(), os.getgid(), "replay", job.submitted_at)
+
+    def tick(self, now: datetime) -> None:
+        """One round of the daemon at ``now``."""
+        if not self._started:
+            self.service.start(now)
+            self._started = True
+        self.service.tick(now)
+
+    @property
+    def queued(self) -> int:
+        """Jobs not yet started."""
+        return sum(self.ledger.counts_by_state().get(s, 0) for s in _WAITING)
+
+    @property
+    def running(self) -> int:
+        """Jobs running."""
+        return self.ledger.counts_by_state().get("running", 0)
+
+    def next_wakeup(self, now: datetime) -> datetime | None:
+        """The next expected end of a running job or planned start of a held one."""
+        times = [
+            (run.started_at or run.launched_at) + timedelta(seconds=run.expected_duration_s)
+            for run in self.ledger.active_runs()
+        ]
+        if self._policy.next_start is not None:
+            times.append(self._policy.next_start)
+        return min((t for t in times if t > now), default=None)
+
+    def drain(self) -> None:
+        """Nothing to do: runs are read from the ledger."""
+
+    @property
+    def rejected(self) -> list[str]:
+        """Jobs that failed without running."""
+        return [
+            j.job_id for j in self.ledger.jobs(("failed",)) if self.ledger.run(j.job_id) is None
+        ]
+
+    @property
+    def finished(self) -> list[Run]:
+        """Every run the service dispatched, with the decision that started it."""
+        runs = []
+        for record in self.ledger.jobs((*_ENDED, "running")):
+            run = self.ledger.run(record.job_id)
+            decision = self.ledger.latest_decision(record.job_id)
+            if run is None or decision is None or decision.action != "start":
+                continue
+            started = run.started_at or run.launched_at
+            ended = run.finished_at or started + timedelta(seconds=run.expected_duration_s)
+            plan = Alternative(
+                run.device_ids, decision.region or "", decision.gpu or "", started,
+                (ended - started).total_seconds(), _f(decision.expected_energy_j),
+                _f(decision.expected_intensity_g_per_kwh), _f(decision.expected_operational_g),
+                _f(decision.expected_embodied_g),
+            )  # fmt: skip
+            runs.append(Run(self._jobs[record.job_id], started, ended, plan, decision.reason))
+        return runs
+
+
+def _f(value: Any) -> float:
+    return float(value) if value is not None else 0.0

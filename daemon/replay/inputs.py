@@ -1,0 +1,164 @@
+"""Parsing replay options (durations, policy specs, parameter grids) and loading the inputs."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from daemon.replay.cluster import Cluster, load_cluster
+from daemon.replay.driver import ReplaySetup
+from daemon.replay.errors import ReplayInputError
+from daemon.replay.signals import ReplaySignals, read_intensity
+from daemon.replay.traces import read_requests
+from daemon.replay.workload import WorkloadOptions, build_jobs
+
+__all__ = [
+    "PolicySpec",
+    "ReplayInputs",
+    "load_setup",
+    "parse_duration_s",
+    "parse_grid",
+    "parse_policies",
+    "parse_time",
+]
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration_s(text: str) -> float:
+    """``"0"``, ``"90s"``, ``"30m"``, ``"4h"``, ``"1.5d"`` (bare numbers are seconds).
+
+    Raises:
+        ReplayInputError: not a duration.
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        raise ReplayInputError(f"not a duration: {text!r} (use e.g. 0, 30m, 4h, 1d)")
+    return float(match[1]) * _UNITS[match[2] or "s"]
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time or a date (``2023-06-05``), read as UTC when it has no offset.
+
+    Raises:
+        ReplayInputError: not a time.
+    """
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ReplayInputError(f"--start: not a time: {text!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _value(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(lowered)
+        except ValueError:
+            continue
+    return text.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """A policy name and its parameters."""
+
+    name: str
+    params: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """``name`` or ``name:key=value:...``."""
+        extra = "".join(f":{k}={v}" for k, v in sorted(self.params.items()))
+        return self.name + extra
+
+
+def parse_policies(text: str) -> list[PolicySpec]:
+    """``run-now,carbon-window:herd_penalty=0.1:min_saving=0.05`` -> specs.
+
+    Raises:
+        ReplayInputError: an empty name or a parameter without ``=``.
+    """
+    specs = []
+    for item in text.split(","):
+        name, *pairs = item.strip().split(":")
+        if not name:
+            raise ReplayInputError(f"--policy: empty policy name in {text!r}")
+        params = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise ReplayInputError(f"--policy: expected key=value, got {pair!r}")
+            params[key.strip()] = _value(value)
+        specs.append(PolicySpec(name, params))
+    return specs
+
+
+def parse_grid(items: Sequence[str]) -> list[dict[str, Any]]:
+    """``["herd_penalty=0,0.1", "min_saving=0,0.05"]`` -> every combination.
+
+    Raises:
+        ReplayInputError: an item without ``=`` or without values.
+    """
+    axes = []
+    for item in items:
+        key, sep, values = item.partition("=")
+        options = [_value(v) for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not options:
+            raise ReplayInputError(f"--grid: expected key=v1,v2,..., got {item!r}")
+        axes.append([(key.strip(), v) for v in options])
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayInputs:
+    """What ``carbond replay`` and ``carbond tune`` read from the command line."""
+
+    jobs: tuple[Path, ...]
+    jobs_format: str
+    cluster: Path
+    intensity: tuple[Path, ...]
+    start: datetime
+    days: float
+    requests_per_job: int
+    time_scale: float
+    model: str
+    runtime: str
+    batch_size: int
+    tick_s: int
+    forecaster: str = "blend"
+
+
+def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
+    """Read every input and build the replay (jobs with deadlines ``slack_s`` after arrival).
+
+    Raises:
+        ReplayInputError: any bad input, naming the file, line or option.
+    """
+    if inputs.days <= 0:
+        raise ReplayInputError("--days must be > 0")
+    if inputs.tick_s <= 0:
+        raise ReplayInputError("--tick must be > 0")
+    cluster: Cluster = load_cluster(inputs.cluster)
+    signals = ReplaySignals(
+        [read_intensity(p) for p in inputs.intensity], cluster.zones(), inputs.forecaster
+    )
+    end = inputs.start + timedelta(days=inputs.days)
+    signals.covers(inputs.start, end)
+    options = WorkloadOptions(
+        inputs.start, inputs.days * 86400.0, inputs.requests_per_job, inputs.time_scale,
+        slack_s, inputs.model, inputs.runtime, inputs.batch_size, tick_s=float(inputs.tick_s),
+    )  # fmt: skip
+    traces = [read_requests(path, inputs.jobs_format) for path in inputs.jobs]
+    regions = [(r.name, r.gpu_count) for r in cluster.regions]
+    jobs = build_jobs(traces, options, regions, cluster.gpu_types())
+    return ReplaySetup(tuple(jobs), cluster, signals, inputs.start, end, inputs.tick_s)

@@ -1,0 +1,133 @@
+"""Intensity for replay: realised series for accounting, forecasts from the past for planning.
+
+- Actuals: Electricity Maps CSV traces read by :func:`forecasts.read_trace` (lifecycle
+  signal; gaps interpolated and flagged).
+- Forecasts: :class:`forecasts.HistoricalForecasts` with one of the ``forecasts`` package's
+  forecasters (default ``blend``): the forecast that forecaster would have made at each tick
+  from the points before it only.
+- Pessimistic bound (``upper_g_per_kwh``): the forecast plus, per lead time, the 90th
+  percentile of the forecaster's absolute error in a backtest over the 14 days before the
+  replay starts (:func:`forecasts.score_recent`), so the planner can hedge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from daemon.replay.errors import ReplayInputError
+from forecasts import (
+    ForecastsError,
+    HistoricalForecasts,
+    IntensitySeries,
+    make_forecaster,
+    read_trace,
+    score_recent,
+)
+
+__all__ = ["DEFAULT_FORECASTER", "ReplaySignals", "ZoneSeries", "read_intensity"]
+
+DEFAULT_FORECASTER = "blend"
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSeries:
+    """A forecast on a grid with its pessimistic bound (a :class:`policies.ZoneIntensity`)."""
+
+    zone: str
+    start: datetime
+    step_s: int
+    values_g_per_kwh: FloatArray
+    upper_g_per_kwh: FloatArray | None = None
+
+
+def read_intensity(path: Path) -> dict[str, IntensitySeries]:
+    """Series per zone from an intensity CSV (any format :func:`forecasts.read_trace` knows).
+
+    Raises:
+        ReplayInputError: unreadable file or bad content (the message names file and line).
+    """
+    try:
+        return dict(read_trace(path, fill=True).series)
+    except ForecastsError as exc:
+        raise ReplayInputError(str(exc)) from exc
+
+
+class ReplaySignals:
+    """Realised intensity per zone, and the forecasts a planner could have had at any time.
+
+    Raises (constructor):
+        ReplayInputError: a zone the cluster needs is in none of the files, or the forecaster
+            name is unknown.
+    """
+
+    def __init__(
+        self,
+        series: Sequence[Mapping[str, IntensitySeries]],
+        zones: Sequence[str],
+        forecaster: str = DEFAULT_FORECASTER,
+    ) -> None:
+        merged: dict[str, IntensitySeries] = {}
+        for found in series:
+            merged.update({zone.upper(): s for zone, s in found.items()})
+        missing = [z for z in zones if z.upper() not in merged]
+        if missing:
+            raise ReplayInputError(
+                f"no intensity for zone(s) {', '.join(missing)} in --intensity files "
+                f"(found: {', '.join(sorted(merged)) or 'none'})"
+            )
+        try:
+            make = make_forecaster(forecaster)
+        except ForecastsError as exc:
+            raise ReplayInputError(str(exc)) from exc
+        self.actuals = {z: merged[z.upper()] for z in zones}
+        self._forecasts = {z: HistoricalForecasts(s, make) for z, s in self.actuals.items()}
+        self._forecaster = make
+        self._p90: dict[str, FloatArray] = {}
+
+    def covers(self, start: datetime, end: datetime) -> None:
+        """Check every zone covers ``[start - 7 days, end]`` and score its forecaster on the
+        history before ``start`` (for the pessimistic bound).
+
+        Raises:
+            ReplayInputError: a zone's trace is too short.
+        """
+        for zone, s in self.actuals.items():
+            if s.start > start - timedelta(days=7) or s.end < end:
+                raise ReplayInputError(
+                    f"intensity for {zone} covers {s.start:%Y-%m-%d %H:%M} to "
+                    f"{s.end:%Y-%m-%d %H:%M}; the replay needs a week before {start:%Y-%m-%d} "
+                    f"and up to {end:%Y-%m-%d %H:%M}"
+                )
+            try:
+                scores = score_recent(s, [self._forecaster], start)
+            except ForecastsError as exc:
+                raise ReplayInputError(f"{zone}: {exc}") from exc
+            self._p90[zone] = np.asarray(
+                scores.abs_error_p90_g_per_kwh.get(self._forecaster.name, np.zeros(1))
+            )
+
+    def actual(self, zone: str) -> IntensitySeries:
+        """The realised series of ``zone``."""
+        return self.actuals[zone]
+
+    def forecast(self, zone: str, now: datetime, horizon_s: int) -> ZoneSeries:
+        """The forecast available at ``now``, over ``horizon_s``, with its pessimistic bound."""
+        try:
+            fc = self._forecasts[zone].at(now, horizon_s, self.actuals[zone].step_s)
+        except ForecastsError as exc:
+            raise ReplayInputError(f"{zone}: {exc}") from exc
+        values = np.asarray(fc.values_g_per_kwh, dtype=np.float64)
+        upper = None
+        p90 = self._p90.get(zone)
+        if p90 is not None and len(p90):
+            spread = np.resize(p90, len(values))
+            spread[len(p90) :] = p90[-1]
+            upper = values + spread
+        return ZoneSeries(zone, fc.start, fc.step_s, values, upper)

@@ -1,0 +1,219 @@
+"""Request-trace adapters: Azure LLM inference CSV, Mooncake JSONL and carbond JSONL.
+
+Each reader returns a :class:`RequestTrace`: request arrival offsets (seconds from the trace's
+first request) with prompt and output token counts, as NumPy arrays sorted by arrival.
+
+- ``azure``: ``TIMESTAMP,ContextTokens,GeneratedTokens`` (Patel et al., Splitwise, ISCA'24);
+  timestamps carry 7 fractional digits and no zone (read as UTC).
+- ``mooncake``: one JSON object per line with ``timestamp`` (ms, relative), ``input_length``,
+  ``output_length`` (Qin et al., Mooncake, FAST'25).
+- ``carbond``: one *job* per line (already batched): ``arrival`` (RFC 3339 or seconds),
+  ``input_tokens`` and ``output_tokens`` (per request, means) and ``requests`` (default 1).
+  The trace is marked ``prebatched``: replay keeps its jobs as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from daemon.replay.errors import ReplayInputError
+
+__all__ = ["TRACE_FORMATS", "RequestTrace", "TraceFormat", "read_requests"]
+
+TraceFormat = Literal["carbond", "azure", "mooncake"]
+TRACE_FORMATS: Final[tuple[TraceFormat, ...]] = ("carbond", "azure", "mooncake")
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTrace:
+    """Requests sorted by arrival. ``offset_s`` is seconds after the first request.
+
+    ``requests[i]`` is how many requests row ``i`` stands for (1 for request traces; a job's
+    request count when ``prebatched``).
+    """
+
+    source: str
+    offset_s: FloatArray
+    input_tokens: IntArray
+    output_tokens: IntArray
+    requests: IntArray
+    prebatched: bool = False
+
+    def __len__(self) -> int:
+        return len(self.offset_s)
+
+    @property
+    def span_s(self) -> float:
+        """Seconds from the first to the last arrival."""
+        return float(self.offset_s[-1]) if len(self) else 0.0
+
+    @classmethod
+    def from_rows(
+        cls, source: str, rows: list[tuple[float, int, int, int]], prebatched: bool = False
+    ) -> RequestTrace:
+        """Sort ``(arrival_s, input_tokens, output_tokens, requests)`` rows into a trace.
+
+        Raises:
+            ReplayInputError: no rows.
+        """
+        if not rows:
+            raise ReplayInputError(f"{source}: no requests")
+        data = np.array(rows, dtype=np.float64)
+        order = np.argsort(data[:, 0], kind="stable")
+        data = data[order]
+        return cls(
+            source,
+            data[:, 0] - data[0, 0],
+            data[:, 1].astype(np.int64),
+            data[:, 2].astype(np.int64),
+            data[:, 3].astype(np.int64),
+            prebatched,
+        )
+
+    def concat(self, other: RequestTrace) -> RequestTrace:
+        """Both traces overlaid on one clock (each from its own first request)."""
+        offsets = np.concatenate((self.offset_s, other.offset_s))
+        order = np.argsort(offsets, kind="stable")
+        return RequestTrace(
+            f"{self.source}+{other.source}",
+            offsets[order],
+            np.concatenate((self.input_tokens, other.input_tokens))[order],
+            np.concatenate((self.output_tokens, other.output_tokens))[order],
+            np.concatenate((self.requests, other.requests))[order],
+            self.prebatched and other.prebatched,
+        )
+
+
+def _tokens(value: object, where: str, name: str) -> int:
+    try:
+        tokens = int(str(value).strip())
+    except ValueError:
+        raise ReplayInputError(f"{where}: {name} is not an integer: {value!r}") from None
+    if tokens < 0:
+        raise ReplayInputError(f"{where}: {name} must be >= 0, got {tokens}")
+    return tokens
+
+
+def _azure_time(value: str, where: str) -> float:
+    text = value.strip()
+    head, _, frac = text.partition(".")
+    try:
+        base = datetime.fromisoformat(head).replace(tzinfo=UTC)
+        fraction = float(f"0.{frac}") if frac else 0.0
+    except ValueError:
+        raise ReplayInputError(f"{where}: TIMESTAMP is not a time: {value!r}") from None
+    return base.timestamp() + fraction
+
+
+def _read_azure(path: Path) -> Iterator[tuple[float, int, int, int]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
+        if missing:
+            raise ReplayInputError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            where = f"{path}:{line}"
+            yield (
+                _azure_time(row["TIMESTAMP"], where),
+                _tokens(row["ContextTokens"], where, "ContextTokens"),
+                _tokens(row["GeneratedTokens"], where, "GeneratedTokens"),
+                1,
+            )
+
+
+def _json_lines(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
+    with path.open(encoding="utf-8") as handle:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            where = f"{path}:{line}"
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ReplayInputError(f"{where}: not JSON ({exc.msg})") from exc
+            if not isinstance(obj, dict):
+                raise ReplayInputError(f"{where}: expected a JSON object")
+            yield where, obj
+
+
+def _field(obj: dict[str, object], name: str, where: str) -> object:
+    try:
+        return obj[name]
+    except KeyError:
+        raise ReplayInputError(f"{where}: missing field {name!r}") from None
+
+
+def _read_mooncake(path: Path) -> Iterator[tuple[float, int, int, int]]:
+    for where, obj in _json_lines(path):
+        stamp = _field(obj, "timestamp", where)
+        if not isinstance(stamp, int | float) or isinstance(stamp, bool):
+            raise ReplayInputError(f"{where}: timestamp must be a number of ms, got {stamp!r}")
+        yield (
+            float(stamp) / 1000.0,
+            _tokens(_field(obj, "input_length", where), where, "input_length"),
+            _tokens(_field(obj, "output_length", where), where, "output_length"),
+            1,
+        )
+
+
+def _carbond_time(value: object, where: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ReplayInputError(f"{where}: arrival is not RFC 3339 or seconds: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise ReplayInputError(f"{where}: arrival needs a time zone: {value!r}")
+    return parsed.timestamp()
+
+
+def _read_carbond(path: Path) -> Iterator[tuple[float, int, int, int]]:
+    for where, obj in _json_lines(path):
+        arrival = _carbond_time(_field(obj, "arrival", where), where)
+        n_in = _tokens(_field(obj, "input_tokens", where), where, "input_tokens")
+        n_out = _tokens(_field(obj, "output_tokens", where), where, "output_tokens")
+        requests = _tokens(obj.get("requests", 1), where, "requests")
+        if requests < 1:
+            raise ReplayInputError(f"{where}: requests must be >= 1, got {requests}")
+        yield arrival, n_in, n_out, requests
+
+
+_READERS: Final[dict[str, Callable[[Path], Iterator[tuple[float, int, int, int]]]]] = {
+    "azure": _read_azure,
+    "mooncake": _read_mooncake,
+    "carbond": _read_carbond,
+}
+
+
+def read_requests(path: Path, fmt: str) -> RequestTrace:
+    """Read the request trace at ``path`` in format ``fmt`` (see the module docstring).
+
+    Raises:
+        ReplayInputError: an unknown format, or a bad line (named by file and line number).
+        ReplayError: the file cannot be read.
+    """
+    try:
+        reader = _READERS[fmt]
+    except KeyError:
+        known = ", ".join(TRACE_FORMATS)
+        raise ReplayInputError(f"unknown jobs format {fmt!r} (known: {known})") from None
+    try:
+        rows = list(reader(path))
+    except OSError as exc:
+        raise ReplayInputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ReplayInputError(f"{path}: not UTF-8 text") from exc
+    return RequestTrace.from_rows(str(path), rows, prebatched=fmt == "carbond")

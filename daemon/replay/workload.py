@@ -1,0 +1,163 @@
+"""From request traces to replay jobs: tile or stretch over the span, batch, give deadlines.
+
+1. **Time scale**: arrival offsets are multiplied by ``time_scale`` (2.0 stretches a one-hour
+   trace over two hours; 168 stretches it over a week).
+2. **Tiling**: the scaled pattern repeats back to back until it covers ``span_s`` (a one-hour
+   trace tiled over a week repeats 168 times); arrivals past the span are dropped.
+3. **Batching**: consecutive requests of one trace form a job of ``requests_per_job``
+   requests (the last may be smaller); the job arrives with its last request and asks for the
+   mean prompt and output lengths of its requests. Pre-batched (``carbond``) traces keep
+   their jobs.
+4. **Deadline**: ``arrival + slack + allowance``, where the allowance lets the job complete
+   on the slowest GPU type of the cluster that fits it (twice its estimated duration plus two
+   planning ticks), so that slack 0 means "run at once" rather than "impossible".
+5. **Home region**: jobs are spread over the regions in proportion to their GPU counts; each
+   job lists its home first and the other regions after it (all are allowed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from daemon.replay.errors import ReplayInputError
+from daemon.replay.traces import IntArray, RequestTrace
+from policies import JobSpec
+from policies.footprint import DEFAULT_MODEL_CATALOG, GpuSpec, Workload, estimate, get_runtime
+
+__all__ = ["WorkloadOptions", "build_jobs", "tile"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadOptions:
+    """How traces become jobs (see the module docstring)."""
+
+    start: datetime
+    span_s: float
+    requests_per_job: int = 1024
+    time_scale: float = 1.0
+    slack_s: float = 0.0
+    model: str = "llama-3b"
+    runtime: str = "vllm"
+    batch_size: int = 8
+    precision: str = "fp16"
+    tick_s: float = 300.0
+
+    def validate(self) -> None:
+        """Raises ReplayInputError naming the first option out of range."""
+        for name, ok in (
+            ("span", self.span_s > 0),
+            ("requests-per-job", self.requests_per_job >= 1),
+            ("time-scale", self.time_scale > 0),
+            ("slack", self.slack_s >= 0),
+            ("batch-size", self.batch_size >= 1),
+        ):
+            if not ok:
+                raise ReplayInputError(f"--{name} is out of range")
+
+
+def tile(trace: RequestTrace, span_s: float, time_scale: float) -> RequestTrace:
+    """The trace scaled by ``time_scale`` and repeated back to back over ``[0, span_s)``."""
+    offsets = trace.offset_s * time_scale
+    gap = offsets[-1] / max(len(offsets) - 1, 1) if len(offsets) > 1 else 1.0
+    period = max(offsets[-1] + gap, 1e-3)
+    copies = max(1, math.ceil(span_s / period))
+    shifts = period * np.arange(copies, dtype=np.float64)
+    tiled = (offsets[None, :] + shifts[:, None]).ravel()
+    keep = tiled < span_s
+
+    def repeat(values: IntArray) -> IntArray:
+        out: IntArray = np.tile(values, copies)[keep]
+        return out
+
+    return RequestTrace(
+        trace.source,
+        tiled[keep],
+        repeat(trace.input_tokens),
+        repeat(trace.output_tokens),
+        repeat(trace.requests),
+        trace.prebatched,
+    )
+
+
+def _batches(trace: RequestTrace, per_job: int) -> tuple[npt.NDArray[np.generic], ...]:
+    """Arrival offset, mean input, mean output and request count of each job."""
+    if trace.prebatched:
+        return trace.offset_s, trace.input_tokens, trace.output_tokens, trace.requests
+    n = len(trace)
+    starts = np.arange(0, n, per_job)
+    counts = np.diff(np.append(starts, n))
+    ends = starts + counts - 1
+    mean_in = np.add.reduceat(trace.input_tokens, starts) / counts
+    mean_out = np.add.reduceat(trace.output_tokens, starts) / counts
+    return trace.offset_s[ends], np.rint(mean_in), np.maximum(np.rint(mean_out), 1), counts
+
+
+def _homes(regions: Sequence[tuple[str, int]]) -> list[str]:
+    """A cycle in which each region appears as often as it has GPUs, interleaved."""
+    cycle: list[str] = []
+    weights = {name: count for name, count in regions if count > 0}
+    credit = dict.fromkeys(weights, 0.0)
+    total = sum(weights.values())
+    for _ in range(total):
+        for name in credit:
+            credit[name] += weights[name]
+        pick = max(credit, key=lambda name: credit[name])
+        credit[pick] -= total
+        cycle.append(pick)
+    return cycle
+
+
+def build_jobs(
+    traces: Sequence[RequestTrace],
+    options: WorkloadOptions,
+    regions: Sequence[tuple[str, int]],
+    gpus: Sequence[GpuSpec],
+) -> list[JobSpec]:
+    """Replay jobs from ``traces`` sorted by arrival (see the module docstring).
+
+    ``regions`` are (name, GPU count) pairs; ``gpus`` the cluster's GPU types.
+
+    Raises:
+        ReplayInputError: an option is out of range, or the model fits no GPU of the cluster.
+    """
+    options.validate()
+    model = DEFAULT_MODEL_CATALOG.get(options.model)
+    runtime = get_runtime(options.runtime)
+    homes = _homes(regions)
+    names = [name for name, _ in regions]
+    rows: list[tuple[float, str, Workload]] = []
+    for trace in traces:
+        stem = Path(trace.source).stem.rsplit("_", 1)[-1] or "trace"
+        arrival, n_in, n_out, count = _batches(
+            tile(trace, options.span_s, options.time_scale), options.requests_per_job
+        )
+        for k in range(len(arrival)):
+            workload = Workload(options.batch_size, int(n_in[k]), int(n_out[k]), int(count[k]),
+                                options.precision)  # fmt: skip
+            rows.append((float(arrival[k]), f"{stem}-{k:06d}", workload))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    allowance: dict[Workload, float] = {}
+    jobs = []
+    for i, (offset_s, job_id, workload) in enumerate(rows):
+        if workload not in allowance:
+            durations = [estimate(model, gpu, runtime, workload).duration_s for gpu in gpus]
+            fitting = [d for d in durations if math.isfinite(d)]
+            if not fitting:
+                raise ReplayInputError(
+                    f"job {job_id}: {model.name} fits no GPU of the cluster "
+                    f"({workload.input_tokens} + {workload.output_tokens} tokens per request)"
+                )
+            allowance[workload] = 2.0 * max(fitting) + 2.0 * options.tick_s
+        arrived = options.start + timedelta(seconds=offset_s)
+        deadline = arrived + timedelta(seconds=options.slack_s + allowance[workload])
+        home = homes[i % len(homes)] if homes else ""
+        order = (home, *(name for name in names if name != home)) if home else ()
+        jobs.append(JobSpec(job_id, model, workload, arrived, deadline, options.runtime, order))
+    return jobs

@@ -1,0 +1,96 @@
+"""``carbon-window``, ``wait-awhile`` and ``oracle``: planners that also choose *when*.
+
+- ``carbon-window`` (carbond's policy): joint device x region x start-time choice over the
+  forecast horizon, operational + embodied, capacity-aware, deadline-safe, risk-hedged and
+  anti-herding (:mod:`policies.planner`), re-planned every tick.
+- ``wait-awhile``: temporal shifting only, in each job's first-listed region (Wiesner et al.,
+  "Let's Wait Awhile", Middleware'21): the lowest-forecast window before the deadline; no
+  risk hedging, no anti-herding.
+- ``oracle``: ``carbon-window`` planned on the realised intensity. The policy code is the same;
+  :attr:`uses_actuals` tells the replay driver to hand it actuals instead of forecasts.
+
+Parameters are the fields of :class:`~policies.planner.WindowParameters`, given as keywords.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+from policies.base import register_policy
+from policies.errors import PoliciesError
+from policies.footprint.estimator import Estimate
+from policies.planner import WindowParameters, plan_window
+from policies.types import Decision, Device, JobSpec, ZoneIntensity
+
+__all__ = ["CarbonWindow", "Oracle", "WaitAwhile"]
+
+
+class CarbonWindow:
+    """carbond's spatio-temporal planner. Keyword parameters: see :class:`WindowParameters`.
+
+    Raises:
+        PoliciesError: an unknown or out-of-range parameter.
+    """
+
+    policy_name: ClassVar[str] = "carbon-window"
+    uses_actuals: ClassVar[bool] = False
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        known = {f.name for f in fields(WindowParameters)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise PoliciesError(
+                f"{self.policy_name}: unknown parameter(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        self.params = WindowParameters(**{**self.defaults, **params})
+        self.params.validate()
+        self._cache: dict[tuple[object, ...], Estimate] = {}
+
+    @property
+    def name(self) -> str:
+        """The registered name."""
+        return self.policy_name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r})"
+
+    def plan(
+        self,
+        now: datetime,
+        jobs: Sequence[JobSpec],
+        devices: Sequence[Device],
+        forecasts: Mapping[str, ZoneIntensity],
+    ) -> list[Decision]:
+        """One decision per job (see :func:`policies.planner.plan_window`)."""
+        return plan_window(self.name, now, jobs, devices, forecasts, self.params, self._cache)
+
+
+class WaitAwhile(CarbonWindow):
+    """Temporal shifting in the job's home region only, on the point forecast."""
+
+    policy_name = "wait-awhile"
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "home_only": True,
+        "guard_s": 1800.0,  # it herds into the clean hours: keep more room before deadlines
+        "risk_aversion": 0.0,
+        "herd_penalty": 0.0,
+        "min_saving": 0.0,
+    }
+
+
+class Oracle(CarbonWindow):
+    """``carbon-window`` given the realised intensity (replay only): the upper bound."""
+
+    policy_name = "oracle"
+    uses_actuals = True
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+
+register_policy("carbon-window")(CarbonWindow)
+register_policy("wait-awhile")(WaitAwhile)
+register_policy("oracle")(Oracle)

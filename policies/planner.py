@@ -1,0 +1,246 @@
+"""The spatio-temporal planner behind ``carbon-window``, ``wait-awhile`` and ``oracle``.
+
+One call plans the whole queue afresh (re-planning every tick is simply calling it again):
+
+1. Score every (job, pool, slot) over the horizon (:func:`policies.scoring.score`), with a
+   latest safe start per (job, pool) = deadline - duration x (1 + ``duration_margin``) -
+   ``guard_s``, and a planning cost that leans towards the forecast's pessimistic bound by
+   ``risk_aversion``.
+2. Take jobs most urgent first (priority, then least latest safe start) and give each the
+   cheapest (pool, slot) that the capacity timeline can still hold; the cost of a slot rises by
+   ``herd_penalty`` x its used share, so jobs do not all pile into one green hour.
+3. Hold only when the plan beats starting now by more than ``min_saving`` (forecast error makes
+   small gains unreliable); a job past its latest safe start runs as soon as a GPU is free.
+4. A plan for slot 0 starts on concrete free devices; if its pool has none free, an urgent job
+   takes the cheapest pool that has (in any admissible region, even under ``home_only``),
+   others wait for the next tick. Started jobs carry the
+   best placement of each of the next-cheapest pools as alternatives; held jobs carry their
+   plan and the run-now counterfactual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from policies.capacity import CapacityTimeline
+from policies.decisions import alternative_at, best_alternatives, free_devices, run_now_alternative
+from policies.errors import PoliciesError
+from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
+from policies.footprint.estimator import Estimate
+from policies.scoring import CostCube, SlotGrid, estimate_matrix, make_pools, score
+from policies.types import Decision, Device, JobSpec, ZoneIntensity
+
+__all__ = ["WindowParameters", "plan_window"]
+
+FloatArray = npt.NDArray[np.float64]
+_TOLERANCE = 1e-9  # relative: float noise must not turn into a hold
+
+
+@dataclass(frozen=True, slots=True)
+class WindowParameters:
+    """Tunable parameters of the window planner (see the module docstring).
+
+    ``slot_s`` x ``horizon_slots`` is the look-ahead; ``guard_s`` should be at least the
+    planning tick; ``home_only`` restricts each job to its first-listed region; the cost cube
+    is built ``chunk_jobs`` jobs at a time (most urgent first) to bound memory.
+    """
+
+    slot_s: int = 900
+    horizon_slots: int = 96
+    duration_margin: float = 0.25
+    guard_s: float = 900.0
+    risk_aversion: float = 0.5
+    herd_penalty: float = 0.05
+    min_saving: float = 0.02
+    lifetime_years: float = DEFAULT_LIFETIME_YEARS
+    home_only: bool = False
+    alternatives: int = 3
+    chunk_jobs: int = 1024
+
+    def validate(self) -> None:
+        """Raises PoliciesError naming the first parameter out of range."""
+        checks = (
+            ("slot_s", self.slot_s > 0),
+            ("horizon_slots", self.horizon_slots >= 1),
+            ("duration_margin", self.duration_margin >= 0),
+            ("guard_s", self.guard_s >= 0),
+            ("risk_aversion", 0 <= self.risk_aversion <= 1),
+            ("herd_penalty", self.herd_penalty >= 0),
+            ("min_saving", 0 <= self.min_saving < 1),
+            ("lifetime_years", self.lifetime_years > 0),
+            ("chunk_jobs", self.chunk_jobs >= 1),
+        )
+        for name, ok in checks:
+            if not ok:
+                raise PoliciesError(f"invalid parameter {name}={getattr(self, name)!r}")
+
+
+@dataclass(slots=True)
+class _Tick:
+    """Working state of one planning call."""
+
+    cube: CostCube
+    cost: FloatArray
+    capacity: CapacityTimeline
+    allowed: npt.NDArray[np.bool_]
+    now: datetime
+    taken: set[str]
+
+
+def _home_mask(jobs: Sequence[JobSpec], cube: CostCube) -> npt.NDArray[np.bool_]:
+    regions = np.array([pool.region for pool in cube.pools], dtype=object)
+    mask = np.ones((len(jobs), len(cube.pools)), dtype=np.bool_)
+    for j, job in enumerate(jobs):
+        if job.regions:
+            mask[j] = regions == job.regions[0]
+    return mask
+
+
+def _order(
+    jobs: Sequence[JobSpec], duration: FloatArray, ok: npt.NDArray[np.bool_], now: datetime,
+    params: WindowParameters,
+) -> list[int]:  # fmt: skip
+    """Job indices most urgent first: priority, then least latest safe start (any pool)."""
+    deadline = np.array(
+        [np.inf if j.deadline is None else (j.deadline - now).total_seconds() for j in jobs]
+    )
+    latest = deadline[:, None] - duration * (1.0 + params.duration_margin) - params.guard_s
+    latest = np.where(ok, latest, -np.inf).max(axis=1, initial=-np.inf)
+    return sorted(
+        range(len(jobs)),
+        key=lambda j: (-jobs[j].priority, latest[j], jobs[j].submitted_at, jobs[j].job_id),
+    )
+
+
+def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, str]:
+    """The (pool, slot) for job ``j`` and a phrase saying why; reserves its capacity."""
+    cube, cap = tick.cube, tick.capacity
+    tp = cube.jobs[j].workload.tensor_parallel
+    duration = cube.duration_s[j]
+    need = np.where(np.isfinite(duration), duration * tp, 0.0)
+    row = tick.cost[j]
+    if params.herd_penalty > 0:
+        row = row * (1.0 + params.herd_penalty * cap.used_fraction())
+    row = np.where(cap.feasible(need, cap.slots_for(duration), tp), row, np.inf)
+    if not np.isfinite(row).any():
+        # Past its latest safe start, or no capacity left in the horizon: run as soon as can.
+        fallback = np.where(
+            tick.allowed[j], cube.operational_g[j, :, 0] + cube.embodied_g[j], np.inf
+        )
+        p = int(np.argmin(fallback))
+        cap.reserve(p, 0, float(need[p]), tp)
+        return p, 0, "past its latest safe start or out of capacity: as soon as possible"
+    p, s = (int(i) for i in np.unravel_index(int(np.argmin(row)), row.shape))
+    best_now = float(row[:, 0].min())
+    if (
+        s > 0
+        and np.isfinite(best_now)
+        and row[p, s] >= best_now * (1.0 - params.min_saving - _TOLERANCE)
+    ):
+        p, s = int(np.argmin(row[:, 0])), 0
+    cap.reserve(p, s, float(need[p]), tp)
+    return p, s, ""
+
+
+def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: int) -> Decision:
+    cube = tick.cube
+    job = cube.jobs[j]
+    run_now = run_now_alternative(cube, j)
+    latest = float(cube.latest_start_s[j, p])
+    latest_txt = "none"
+    if np.isfinite(latest):
+        latest_txt = (cube.grid.start + timedelta(seconds=latest)).isoformat(timespec="minutes")
+    plan = alternative_at(cube, j, p, s)
+    saving = ""
+    if run_now is not None and run_now.total_g > 0:
+        saving = f" ({1 - plan.total_g / run_now.total_g:.0%} below run-now)"
+    if s > 0:
+        reason = (
+            f"hold: plan {plan.gpu} in {plan.region} at {plan.start.isoformat(timespec='minutes')}"
+            f" for {plan.total_g:.3g} g{saving}; latest safe start {latest_txt}"
+        )
+        return Decision(job.job_id, "hold", reason, policy, plan, run_now)
+    need = job.workload.tensor_parallel
+    free = free_devices(cube.pools[p], tick.now, tick.taken)
+    urgent = latest < cube.grid.step_s
+    if len(free) < need and urgent:
+        p, free = _any_free_pool(tick, j, need, default=(p, free))
+    if len(free) < need:
+        reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
+        return Decision(job.job_id, "hold", reason, policy, plan, run_now)
+    chosen = free[:need]
+    tick.taken.update(d.device_id for d in chosen)
+    alt = alternative_at(cube, j, p, 0, chosen)
+    others = best_alternatives(cube, j, tick.cost[j], p, limit)
+    why = note or "cheapest feasible (device, region, start) over the horizon"
+    reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{saving}; {why}"
+    return Decision(job.job_id, "start", reason, policy, alt, run_now, others)
+
+
+def _any_free_pool(
+    tick: _Tick, j: int, need: int, default: tuple[int, list[Device]]
+) -> tuple[int, list[Device]]:
+    """For an urgent job: the cheapest admissible pool with enough free devices now. This
+    ignores ``home_only``: a job about to miss its deadline runs wherever a GPU is free."""
+    cube = tick.cube
+    now_cost = np.where(
+        cube.admissible[j], cube.operational_g[j, :, 0] + cube.embodied_g[j], np.inf
+    )
+    for p in (int(p) for p in np.argsort(now_cost) if np.isfinite(now_cost[p])):
+        free = free_devices(cube.pools[p], tick.now, tick.taken)
+        if len(free) >= need:
+            return p, free
+    return default
+
+
+def plan_window(
+    policy: str,
+    now: datetime,
+    jobs: Sequence[JobSpec],
+    devices: Sequence[Device],
+    forecasts: Mapping[str, ZoneIntensity],
+    params: WindowParameters,
+    cache: dict[tuple[object, ...], Estimate] | None = None,
+) -> list[Decision]:
+    """Plan every job jointly over devices, regions and start slots (see module docstring).
+
+    Raises:
+        MissingForecastError: a device's zone has no forecast.
+    """
+    if not jobs:
+        return []
+    cache = {} if cache is None else cache
+    grid = SlotGrid.aligned(now, params.slot_s, params.horizon_slots)
+    pools = make_pools(devices)
+    duration, energy, ok = estimate_matrix(jobs, pools, cache)
+    order = _order(jobs, duration, ok, now, params)
+    longest = np.where(ok, duration, 0.0).max(initial=0.0)
+    capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
+    taken: set[str] = set()
+    decisions: dict[int, Decision] = {}
+    for first in range(0, len(order), params.chunk_jobs):
+        chunk = order[first : first + params.chunk_jobs]
+        cube = score(
+            [jobs[j] for j in chunk], pools, forecasts, grid,
+            lifetime_years=params.lifetime_years, duration_margin=params.duration_margin,
+            guard_s=params.guard_s, risk_aversion=params.risk_aversion,
+            estimates=(duration[chunk], energy[chunk], ok[chunk]),
+        )  # fmt: skip
+        allowed = cube.admissible.copy()
+        if params.home_only:
+            allowed &= _home_mask(cube.jobs, cube)
+        cost = np.where(allowed[:, :, None], cube.planning_g, np.inf)
+        tick = _Tick(cube, cost, capacity, allowed, now, taken)
+        for local, j in enumerate(chunk):
+            if not allowed[local].any():
+                reason = "fits no admissible device"
+                decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
+                continue
+            p, s, note = _choose(tick, local, params)
+            decisions[j] = _decide(tick, local, p, s, note, policy, params.alternatives)
+    return [decisions[j] for j in range(len(jobs))]

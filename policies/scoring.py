@@ -1,0 +1,318 @@
+"""The vectorised scorer: the cost of every (job, device pool, start slot) as NumPy arrays.
+
+A *pool* is the set of admissible devices of one GPU type in one region (they share a zone, a
+PUE and an estimate). Estimates are computed once per (job, GPU type) and cached; intensity
+means over each job's run are read from the zone's cumulative integral for all start slots at
+once; grams come from :mod:`policies.footprint.accounting` applied to whole arrays. The result
+agrees with the scalar :func:`policies.placement.place` cell by cell (a test checks it).
+
+Shapes: ``J`` jobs, ``P`` pools, ``S`` start slots; slot ``s`` starts at
+``grid.start + s * grid.step_s``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import groupby
+
+import numpy as np
+import numpy.typing as npt
+
+from policies.errors import PoliciesError
+from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
+from policies.footprint.estimator import Estimate, estimate
+from policies.footprint.gpus import GpuSpec
+from policies.footprint.runtimes import get_runtime
+from policies.types import Device, JobSpec, ZoneIntensity
+
+__all__ = [
+    "CostCube",
+    "EstimateCache",
+    "MissingForecastError",
+    "Pool",
+    "SlotGrid",
+    "estimate_matrix",
+    "make_pools",
+    "mean_intensities",
+    "score",
+    "upper_values",
+]
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+EstimateCache = MutableMapping[tuple[object, ...], Estimate]
+
+
+class MissingForecastError(PoliciesError, LookupError):
+    """A device's zone has no intensity forecast."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """The devices of one GPU type in one region (same zone, PUE and estimate)."""
+
+    region: str
+    zone: str
+    gpu: GpuSpec
+    pue: float
+    devices: tuple[Device, ...]
+
+    @property
+    def size(self) -> int:
+        """Available devices in the pool."""
+        return sum(1 for d in self.devices if d.available)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotGrid:
+    """``count`` start slots of ``step_s`` seconds anchored at ``start``.
+
+    Slot ``s`` starts ``max(s * step_s, first_offset_s)`` seconds after ``start``: with
+    :meth:`aligned` the anchor is a whole multiple of ``step_s`` and slot 0 is ``now``, so
+    planned start times stay the same from one tick to the next.
+    """
+
+    start: datetime
+    step_s: int
+    count: int
+    first_offset_s: float = 0.0
+
+    @classmethod
+    def aligned(cls, now: datetime, step_s: int, count: int) -> SlotGrid:
+        """Slots on the ``step_s`` boundaries of the epoch, slot 0 being ``now``."""
+        into = now.timestamp() % step_s
+        return cls(now - timedelta(seconds=into), step_s, count, into)
+
+    def time(self, slot: int) -> datetime:
+        """The start of ``slot``."""
+        return self.start + timedelta(seconds=max(slot * self.step_s, self.first_offset_s))
+
+    @property
+    def offsets_s(self) -> FloatArray:
+        """Slot starts in seconds after ``start``, shape ``(S,)``."""
+        offsets = np.arange(self.count, dtype=np.float64) * self.step_s
+        result: FloatArray = np.maximum(offsets, self.first_offset_s)
+        return result
+
+
+def make_pools(devices: Sequence[Device]) -> tuple[Pool, ...]:
+    """Group ``devices`` into pools by (region, GPU type), sorted by region then GPU name."""
+
+    def key(device: Device) -> tuple[str, str]:
+        return device.region, device.gpu.name
+
+    pools = []
+    for (region, _), group in groupby(sorted(devices, key=key), key=key):
+        members = tuple(sorted(group, key=lambda d: d.device_id))
+        first = members[0]
+        pools.append(Pool(region, first.zone, first.gpu, first.pue, members))
+    return tuple(pools)
+
+
+def estimate_matrix(
+    jobs: Sequence[JobSpec], pools: Sequence[Pool], cache: EstimateCache | None = None
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Duration (s), energy (J) and admissibility of every job on every pool, shape ``(J, P)``.
+
+    Each (job workload, GPU type) is estimated once; ``cache`` keeps estimates across calls.
+    Inadmissible cells (constraints, out of memory, too few devices) hold ``inf``.
+    """
+    cache = {} if cache is None else cache
+    n_jobs, n_pools = len(jobs), len(pools)
+    duration = np.full((n_jobs, n_pools), np.inf)
+    energy = np.full((n_jobs, n_pools), np.inf)
+    ok = np.zeros((n_jobs, n_pools), dtype=np.bool_)
+    sizes = np.array([pool.size for pool in pools])
+    memory = np.array([pool.gpu.memory_gb for pool in pools])
+    regions = [pool.region for pool in pools]
+    gpu_names = [pool.gpu.name.lower() for pool in pools]
+    types = {pool.gpu.name: pool.gpu for pool in pools}
+    type_of = np.array([pool.gpu.name for pool in pools], dtype=object)
+    for j, job in enumerate(jobs):
+        mask = (sizes >= job.workload.tensor_parallel) & (memory >= job.min_gpu_memory_gb)
+        if job.regions:
+            wanted = set(job.regions)
+            mask &= np.array([r in wanted for r in regions], dtype=np.bool_)
+        if job.gpu_types:
+            wanted = {t.lower() for t in job.gpu_types}
+            mask &= np.array([g in wanted for g in gpu_names], dtype=np.bool_)
+        for name, gpu in types.items():
+            columns = mask & (type_of == name)
+            if not columns.any():
+                continue
+            key = (job.model, job.runtime, job.workload, name)
+            est = cache.get(key)
+            if est is None:
+                est = estimate(job.model, gpu, get_runtime(job.runtime), job.workload)
+                cache[key] = est
+            if est.fits:
+                duration[j, columns] = est.duration_s
+                energy[j, columns] = est.energy_j
+                ok[j, columns] = True
+    return duration, energy, ok
+
+
+def upper_values(forecast: ZoneIntensity) -> FloatArray | None:
+    """The forecast's pessimistic bound (``upper_g_per_kwh``) when it carries one."""
+    upper = getattr(forecast, "upper_g_per_kwh", None)
+    return None if upper is None else np.asarray(upper, dtype=np.float64)
+
+
+def _cumulative_at(values: FloatArray, x: FloatArray) -> FloatArray:
+    """Integral of a step function with ``values`` on unit cells ``[i, i+1)`` from 0 to ``x``.
+
+    Outside ``[0, n]`` the nearest value holds (first before, last after).
+    """
+    n = len(values)
+    cum = np.concatenate(([0.0], np.cumsum(values)))
+    clipped = np.clip(x, 0.0, float(n))
+    k = np.minimum(clipped.astype(np.int64), n - 1)
+    inside = cum[k] + (clipped - k) * values[k]
+    before = np.minimum(x, 0.0) * values[0]
+    after = np.maximum(x - n, 0.0) * values[-1]
+    result: FloatArray = inside + before + after
+    return result
+
+
+def mean_intensities(
+    values_g_per_kwh: FloatArray,
+    step_s: float,
+    offset_s: float,
+    starts_s: FloatArray,
+    durations_s: FloatArray,
+) -> FloatArray:
+    """Time-weighted mean intensity over ``[start, start + duration]`` for every pair.
+
+    ``values_g_per_kwh`` starts ``offset_s`` seconds after the slot origin; ``starts_s`` (any
+    shape) and ``durations_s`` (broadcastable) are seconds after the origin. Zero durations give
+    the value at the start. Returns the broadcast shape.
+    """
+    values = np.asarray(values_g_per_kwh, dtype=np.float64)
+    x0 = (np.asarray(starts_s) - offset_s) / step_s
+    span = np.asarray(durations_s, dtype=np.float64) / step_s
+    x0, span = np.broadcast_arrays(x0, span)
+    safe = np.where(span > 0, span, 1.0)
+    means = (_cumulative_at(values, x0 + safe) - _cumulative_at(values, x0)) / safe
+    at_start = values[np.clip(np.floor(x0).astype(np.int64), 0, len(values) - 1)]
+    result: FloatArray = np.where(span > 0, means, at_start)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class CostCube:
+    """Every (job, pool, slot) scored. Arrays are ``(J, P)`` or ``(J, P, S)``.
+
+    ``total_g`` is ``inf`` where the cell is not allowed: the pool is inadmissible for the job
+    or the slot starts after the job's latest safe start on that pool.
+    ``latest_start_s`` is that latest safe start in seconds after ``grid.start`` (``inf``: no
+    deadline), ``planning_g`` the cost planners minimise (``total_g`` with forecast risk).
+    """
+
+    jobs: tuple[JobSpec, ...]
+    pools: tuple[Pool, ...]
+    grid: SlotGrid
+    duration_s: FloatArray
+    energy_j: FloatArray
+    admissible: BoolArray
+    latest_start_s: FloatArray
+    intensity_g_per_kwh: FloatArray
+    operational_g: FloatArray
+    embodied_g: FloatArray
+    total_g: FloatArray
+    planning_g: FloatArray
+
+
+def _zone_means(
+    pools: Sequence[Pool],
+    forecasts: Mapping[str, ZoneIntensity],
+    grid: SlotGrid,
+    duration: FloatArray,
+    upper: bool,
+) -> FloatArray:
+    """Mean (or pessimistic mean) intensity per (job, pool, slot)."""
+    n_jobs, n_pools = duration.shape
+    out = np.empty((n_jobs, n_pools, grid.count))
+    starts = grid.offsets_s[None, :]
+    finite = np.where(np.isfinite(duration), duration, 0.0)
+    done: dict[tuple[str, str], int] = {}  # pools of one zone and GPU type share the means
+    for p, pool in enumerate(pools):
+        same = done.setdefault((pool.zone, pool.gpu.name), p)
+        if same != p:
+            out[:, p, :] = out[:, same, :]
+            continue
+        try:
+            forecast = forecasts[pool.zone]
+        except KeyError:
+            raise MissingForecastError(f"no intensity forecast for zone {pool.zone!r}") from None
+        values = upper_values(forecast) if upper else None
+        if values is None:
+            values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
+        offset = (forecast.start - grid.start).total_seconds()
+        out[:, p, :] = mean_intensities(values, forecast.step_s, offset, starts, finite[:, p, None])
+    return out
+
+
+def _operational(energy_j: FloatArray, intensity: FloatArray, pue: FloatArray) -> FloatArray:
+    """Operational grams per (job, pool, slot): the accounting formula, pool by pool."""
+    out = np.empty_like(intensity)
+    for p in range(intensity.shape[1]):
+        out[:, p, :] = operational_g(energy_j[:, p, :], intensity[:, p, :], float(pue[p]))
+    return out
+
+
+def score(
+    jobs: Sequence[JobSpec],
+    pools: Sequence[Pool],
+    forecasts: Mapping[str, ZoneIntensity],
+    grid: SlotGrid,
+    *,
+    lifetime_years: float = DEFAULT_LIFETIME_YEARS,
+    duration_margin: float = 0.0,
+    guard_s: float = 0.0,
+    risk_aversion: float = 0.0,
+    cache: EstimateCache | None = None,
+    estimates: tuple[FloatArray, FloatArray, BoolArray] | None = None,
+) -> CostCube:
+    """Score every (job, pool, slot).
+
+    Args:
+        duration_margin: relative allowance for estimate error: a job may start no later than
+            ``deadline - duration * (1 + duration_margin) - guard_s``.
+        guard_s: absolute allowance (e.g. one planning tick), seconds.
+        estimates: the jobs' :func:`estimate_matrix` when the caller has it already.
+        risk_aversion: weight in [0, 1] of the forecast's pessimistic bound in ``planning_g``
+            (0: plan on the point forecast; ignored for forecasts without a bound).
+
+    Raises:
+        MissingForecastError: a pool's zone has no forecast.
+    """
+    jobs, pools = tuple(jobs), tuple(pools)
+    duration, energy, ok = estimates or estimate_matrix(jobs, pools, cache)
+    deadlines = np.array(
+        [
+            math.inf if job.deadline is None else (job.deadline - grid.start).total_seconds()
+            for job in jobs
+        ],
+        dtype=np.float64,
+    ).reshape(len(jobs), 1)
+    latest = deadlines - duration * (1.0 + duration_margin) - guard_s
+    mean = _zone_means(pools, forecasts, grid, duration, upper=False)
+    pue = np.array([pool.pue for pool in pools], dtype=np.float64)
+    gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
+    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
+    finite_e = np.where(ok, energy, 0.0)[:, :, None]
+    finite_d = np.where(ok, duration, 0.0)
+    op = _operational(finite_e, mean, pue)
+    emb = embodied_g(finite_d, gpu_g[None, :] * tp, lifetime_years)
+    allowed = ok[:, :, None] & (grid.offsets_s[None, None, :] <= latest[:, :, None])
+    total = np.where(allowed, op + emb[:, :, None], np.inf)
+    planning = total
+    if risk_aversion > 0 and any(upper_values(forecasts[p.zone]) is not None for p in pools):
+        pessimistic = _zone_means(pools, forecasts, grid, duration, upper=True)
+        hedged = mean + risk_aversion * (pessimistic - mean)
+        op_hedged = _operational(finite_e, hedged, pue)
+        planning = np.where(allowed, op_hedged + emb[:, :, None], np.inf)
+    return CostCube(jobs, pools, grid, duration, energy, ok, latest, mean, op, emb, total, planning)

@@ -1,0 +1,175 @@
+"""Replay inputs: request traces, tiling and batching, cluster files, intensity files."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.errors import UsageError
+from daemon.replay.cluster import load_cluster
+from daemon.replay.errors import ReplayInputError
+from daemon.replay.signals import ReplaySignals, read_intensity
+from daemon.replay.traces import read_requests
+from daemon.replay.workload import WorkloadOptions, build_jobs, tile
+from tests.daemon.replay.conftest import START, write_azure
+
+
+def test_azure_trace_is_read_in_arrival_order(tmp_path: Path) -> None:
+    path = write_azure(tmp_path / "t.csv", [(10.5, 100, 5), (0.25, 200, 7), (30, 50, 1)])
+    trace = read_requests(path, "azure")
+    assert trace.offset_s.tolist() == pytest.approx([0.0, 10.25, 29.75])
+    assert trace.input_tokens.tolist() == [200, 100, 50]
+    assert trace.output_tokens.tolist() == [7, 5, 1]
+
+
+def test_mooncake_and_carbond_lines(tmp_path: Path) -> None:
+    moon = tmp_path / "m.jsonl"
+    moon.write_text(
+        "\n".join(json.dumps({"timestamp": t, "input_length": 9, "output_length": 3,
+                              "hash_ids": [1]}) for t in (0, 1500, 500)) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    assert read_requests(moon, "mooncake").offset_s.tolist() == [0.0, 0.5, 1.5]
+    jobs = tmp_path / "j.jsonl"
+    jobs.write_text(
+        '{"arrival": "2023-06-05T00:10:00Z", "input_tokens": 10, "output_tokens": 2, '
+        '"requests": 64}\n{"arrival": "2023-06-05T00:00:00+00:00", "input_tokens": 5, '
+        '"output_tokens": 1}\n',
+        encoding="utf-8",
+    )
+    trace = read_requests(jobs, "carbond")
+    assert trace.prebatched and trace.requests.tolist() == [1, 64]
+    assert trace.offset_s.tolist() == [0.0, 600.0]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "message"),
+    [
+        ("azure", "TIMESTAMP,ContextTokens\n", "missing column"),
+        ("azure", "TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,2\n", ":2: TIMESTAMP"),
+        ("azure", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,-1,2\n", ">= 0"),
+        ("mooncake", '{"timestamp": 0, "input_length": 1}\n', "output_length"),
+        ("mooncake", "{not json\n", ":1: not JSON"),
+        ("carbond", '{"arrival": "2023-06-05T00:00:00", "input_tokens": 1, '
+                    '"output_tokens": 1}\n', "time zone"),
+        ("nope", "", "unknown jobs format"),
+    ],
+)  # fmt: skip
+def test_bad_traces_name_the_file_and_line(
+    tmp_path: Path, fmt: str, text: str, message: str
+) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ReplayInputError, match=message) as info:
+        read_requests(path, fmt)
+    assert isinstance(info.value, UsageError)
+    if fmt != "nope":
+        assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("span_s", "scale", "expected"),
+    [
+        (100.0, 1.0, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]),  # tiled: period 20 + 20/2 = 30
+        (60.0, 2.0, [0, 20, 40]),  # stretched x2: 0, 20, 40 then the next copy at 60
+        (15.0, 1.0, [0, 10]),
+    ],
+)
+def test_tiling_and_stretching(span_s: float, scale: float, expected: list[float]) -> None:
+    from daemon.replay.traces import RequestTrace
+
+    rows = [(0.0, 1, 1, 1), (10.0, 2, 2, 1), (20.0, 3, 3, 1)]
+    tiled = tile(RequestTrace.from_rows("t", rows), span_s, scale)
+    assert tiled.offset_s.tolist() == pytest.approx(expected)
+
+
+def test_batching_slack_and_homes(tmp_path: Path, cluster_file: Path) -> None:
+    path = write_azure(tmp_path / "t.csv", [(i * 10.0, 100 + i, 10) for i in range(10)])
+    cluster = load_cluster(cluster_file)
+    options = WorkloadOptions(START, 100.0, requests_per_job=4, slack_s=3600, model="llama-1b")
+    regions = [(r.name, r.gpu_count) for r in cluster.regions]
+    jobs = build_jobs([read_requests(path, "azure")], options, regions, cluster.gpu_types())
+    assert [j.workload.request_count for j in jobs] == [4, 4, 2]
+    assert [j.workload.input_tokens for j in jobs] == [102, 106, 108]  # rounded means
+    assert [j.submitted_at for j in jobs] == [START + timedelta(seconds=s) for s in (30, 70, 90)]
+    for spec in jobs:
+        assert spec.deadline is not None
+        assert spec.deadline - spec.submitted_at > timedelta(hours=1)
+    assert [j.regions[0] for j in jobs] == ["quebec", "california", "quebec"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[regions]]\nname = 'a'\nzone = 'X'\ngpus = [{ type = 'Z9', count = 1 }]\n", "Z9"),
+        ("[[regions]]\nname = 'a'\nzone = 'X'\ngpus = []\n", "regions.0.gpus"),
+        ("[[regions]]\nname = 'a b'\nzone = 'X'\ngpus = [{ type = 'T4', count = 1 }]\n", "name"),
+        ("regions = [\n", "not valid TOML"),
+        ("[[regions]]\nname = 'a'\nzone = 'X'\npue = 0.5\ngpus = [{type='T4', count=1}]\n", "pue"),
+    ],
+)
+def test_bad_cluster_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ReplayInputError, match=message):
+        load_cluster(path)
+
+
+def test_cluster_devices(cluster_file: Path) -> None:
+    cluster = load_cluster(cluster_file)
+    ids = [d.device_id for d in cluster.devices()]
+    assert ids == ["quebec/0", "quebec/1", "california/0"]
+    assert cluster.devices()[2].pue == 1.1
+    assert cluster.zones() == ("CA-QC", "US-CAL-CISO")
+
+
+def test_forecasts_use_only_the_past(intensity_files: list[Path]) -> None:
+    signals = ReplaySignals(
+        [read_intensity(p) for p in intensity_files], ["US-CAL-CISO"], "seasonal-24h"
+    )
+    signals.covers(START, START + timedelta(days=1))
+    actual = signals.actual("US-CAL-CISO")
+    now = START + timedelta(hours=9, minutes=30)
+    fc = signals.forecast("US-CAL-CISO", now, 6 * 3600)
+    assert fc.start == START + timedelta(hours=10)  # the first point not yet known
+    assert fc.values_g_per_kwh.tolist() == pytest.approx([100.0] * 6, abs=1.0)
+    assert fc.upper_g_per_kwh is not None
+    assert np.all(fc.upper_g_per_kwh >= fc.values_g_per_kwh)
+    # Changing the future must not change the forecast.
+    future = actual.values_g_per_kwh.copy()
+    future[8 * 24 + 10 :] = 999.0
+    other = ReplaySignals([{"US-CAL-CISO": actual.replace(values_g_per_kwh=future)}],
+                          ["US-CAL-CISO"], "seasonal-24h")  # fmt: skip
+    assert np.array_equal(other.forecast("US-CAL-CISO", now, 6 * 3600).values_g_per_kwh,
+                          fc.values_g_per_kwh)  # fmt: skip
+
+
+def test_too_short_intensity_is_named(intensity_files: list[Path]) -> None:
+    signals = ReplaySignals([read_intensity(p) for p in intensity_files], ["CA-QC"])
+    with pytest.raises(ReplayInputError, match="CA-QC"):
+        signals.covers(START, START + timedelta(days=30))
+
+
+def test_missing_zone_is_named(intensity_files: list[Path]) -> None:
+    with pytest.raises(ReplayInputError, match="US-NW-PACE"):
+        ReplaySignals([read_intensity(p) for p in intensity_files], ["US-NW-PACE"])
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    ("path", "fmt", "requests", "span_s"),
+    [
+        ("llm_traces/azure_2023/AzureLLMInferenceTrace_conv.csv", "azure", 19_366, 3501.7),
+        ("llm_traces/azure_2023/AzureLLMInferenceTrace_code.csv", "azure", 8_819, 3435.9),
+        ("llm_traces/mooncake_fast25/conversation_trace.jsonl", "mooncake", 12_031, 3537.0),
+    ],
+)
+def test_real_traces(shared_data: Path, path: str, fmt: str, requests: int, span_s: float) -> None:
+    trace = read_requests(shared_data / path, fmt)
+    assert len(trace) == requests
+    assert trace.span_s == pytest.approx(span_s, abs=0.1)
+    assert trace.input_tokens.min() >= 0 and trace.output_tokens.max() > 0

@@ -1,0 +1,185 @@
+"""End-to-end replays on small hand-made traces, through the driver and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from daemon.cli import main
+from daemon.replay.driver import replay_policy
+from daemon.replay.errors import ReplayInputError
+from daemon.replay.inputs import (
+    ReplayInputs,
+    load_setup,
+    parse_duration_s,
+    parse_grid,
+    parse_policies,
+)
+from daemon.replay.report import summarise
+from tests.daemon.replay.conftest import START, write_azure
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging for its process; give later tests theirs back."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+POLICIES = ("run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "oracle")
+
+
+@pytest.fixture
+def trace(tmp_path: Path) -> Path:
+    """A burst of 240 chat requests every 20 minutes of an hour-long trace."""
+    rows = [(minute * 60.0 + i, 800, 150) for minute in (0, 20, 40) for i in range(80)]
+    return write_azure(tmp_path / "AzureLLMInferenceTrace_conv.csv", rows)
+
+
+def _inputs(trace: Path, cluster: Path, intensity: list[Path], days: float = 1.0) -> ReplayInputs:
+    return ReplayInputs((trace,), "azure", cluster, tuple(intensity), START, days, 64, 1.0,
+                        "llama-1b", "vllm", 8, 300, "seasonal-24h")  # fmt: skip
+
+
+@pytest.mark.parametrize("slack", ["0", "6h"])
+def test_every_policy_meets_every_deadline(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], slack: str
+) -> None:
+    setup = load_setup(_inputs(trace, cluster_file, intensity_files), parse_duration_s(slack))
+    runs = [replay_policy(setup, name) for name in POLICIES]
+    rows = {row["policy"]: row for row in summarise(runs)}
+    for name in POLICIES:
+        assert rows[name]["jobs"] == len(setup.jobs), name
+        assert rows[name]["deadline_misses"] == 0, name
+        assert rows[name]["total_g"] > 0
+    assert rows["carbon-window"]["total_g"] < rows["run-now"]["total_g"]
+    assert rows["spatial"]["total_g"] < rows["run-now"]["total_g"]
+    assert rows["run-now"]["savings_vs_run_now"] == 0.0
+    if slack == "6h":  # time shifting pays in California's clean noon
+        assert rows["carbon-window"]["total_g"] < rows["spatial"]["total_g"]
+        assert rows["carbon-window"]["mean_wait_s"] > rows["spatial"]["mean_wait_s"]
+
+
+def test_replay_cli_json_and_outputs(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    out = tmp_path / "out"
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "0,2h",
+            "--policy", "run-now,carbon-window:herd_penalty=0.1", "--model", "llama-1b",
+            "--requests-per-job", "64", "--tick", "300", "--out", str(out), "--json",
+            "--forecaster", "seasonal-24h"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["slack_s"], r["policy"]) for r in rows] == [
+        (0.0, "run-now"),
+        (0.0, "carbon-window"),
+        (7200.0, "run-now"),
+        (7200.0, "carbon-window"),
+    ]
+    for field in ("total_g", "operational_g", "embodied_g", "energy_kwh", "jobs",
+                  "deadline_misses", "mean_wait_s", "p95_wait_s", "region_share",
+                  "savings_vs_run_now"):  # fmt: skip
+        assert field in rows[0]
+    assert rows[1]["params"] == {"herd_penalty": 0.1}
+    with (out / "slack_2h" / "jobs.csv").open(encoding="utf-8") as handle:
+        jobs = list(csv.DictReader(handle))
+    assert len(jobs) == 2 * rows[2]["jobs"]
+    assert (out / "slack_0h" / "intensity.png").stat().st_size > 1000
+    assert (out / "slack_0h" / "cumulative.png").stat().st_size > 1000
+
+
+def test_tune_marks_the_pareto_front(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    argv = ["tune", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "4h",
+            "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+            "--grid", "min_saving=0,0.5", "--json"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["params"] for r in rows] == [{"min_saving": 0}, {"min_saving": 0.5}]
+    assert any(r["pareto"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("argv_tail", "message"),
+    [
+        (["--policy", "no-such-policy"], "unknown policy"),
+        (["--policy", "carbon-window:herd=1"], "unknown parameter"),
+        (["--slack", "soon"], "not a duration"),
+        (["--start", "yesterday"], "not a time"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], argv_tail: list[str],
+    message: str, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--start", "2023-06-05", "--days", "0.1"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    assert main(argv + argv_tail) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("0", 0.0), ("90s", 90.0), ("30m", 1800.0), ("4h", 14400.0),
+                           ("1.5d", 129600.0), ("12", 12.0)],
+)  # fmt: skip
+def test_durations(text: str, expected: float) -> None:
+    assert parse_duration_s(text) == expected
+
+
+def test_policy_specs_and_grids() -> None:
+    specs = parse_policies("run-now,carbon-window:herd_penalty=0.1:home_only=true")
+    assert [(s.name, s.params) for s in specs] == [
+        ("run-now", {}),
+        ("carbon-window", {"herd_penalty": 0.1, "home_only": True}),
+    ]
+    assert parse_grid(["a=1,2", "b=x"]) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    with pytest.raises(ReplayInputError):
+        parse_grid(["a"])
+
+
+def test_replay_goes_through_the_daemon_service(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from daemon.replay.harness import ServiceHarness
+    from policies import get_policy
+
+    setup = load_setup(_inputs(trace, cluster_file, intensity_files, 0.1), 3600.0)
+    job = setup.jobs[0]
+    with ServiceHarness(get_policy("carbon-window"), setup.cluster, setup.signals,
+                        tmp_path, 60, 86400) as harness:  # fmt: skip
+        harness.submit(job)
+        assert harness.queued == 1
+        now = job.submitted_at
+        for _ in range(30):
+            harness.tick(now)
+            now += timedelta(minutes=5)
+        assert harness.ledger.job_state(job.job_id) == "succeeded"
+        decision = harness.ledger.latest_decision(job.job_id)
+        assert decision is not None and decision.action == "start"
+        [run] = harness.finished
+        assert run.job == job and run.plan.region == decision.region

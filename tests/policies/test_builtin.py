@@ -1,0 +1,179 @@
+"""Built-in policies as tables: what each decides on small hand-made clusters."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from policies import PoliciesError, get_policy, policy_names
+from policies.types import Decision, Device
+from tests.policies.conftest import NOW, FakeForecast, devices, forecast, job
+
+Cluster = tuple[list[Device], dict[str, FakeForecast]]
+ALL = ("run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "oracle")
+
+
+def test_every_builtin_is_registered() -> None:
+    assert set(ALL) <= set(policy_names())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_one_decision_per_job_in_input_order(name: str, two_regions: Cluster) -> None:
+    devs, fcs = two_regions
+    jobs = [job(f"j{i}", regions=("ca", "qc")) for i in range(5)] + [job("big", model="llama-70b")]
+    decisions = get_policy(name).plan(NOW, jobs, devs, fcs)
+    assert [d.job_id for d in decisions] == [j.job_id for j in jobs]
+    assert decisions[-1].action == "reject"
+    started = [d for d in decisions if d.action == "start"]
+    ids = [i for d in started for i in d.chosen.device_ids]  # type: ignore[union-attr]
+    assert len(ids) == len(set(ids)), "a device was given to two jobs"
+    assert all(d.reason for d in decisions)
+
+
+@pytest.mark.parametrize(
+    ("name", "regions", "action", "region", "start_hour"),
+    [
+        ("run-now", ("ca", "qc"), "start", "ca", 0),  # fastest GPU
+        ("lowest-energy", ("ca", "qc"), "start", "qc", 0),  # T4 draws less energy
+        ("spatial", ("ca", "qc"), "start", "qc", 0),  # clean grid now
+        ("wait-awhile", ("ca", "qc"), "hold", "ca", 6),  # home region, clean window at 6 h
+        ("carbon-window", ("ca", "qc"), "start", "qc", 0),  # Quebec beats waiting
+        ("carbon-window", ("ca",), "hold", "ca", 6),  # only California: wait for the window
+        ("oracle", ("ca",), "hold", "ca", 6),
+    ],
+)
+def test_what_each_policy_chooses(
+    name: str, regions: tuple[str, ...], action: str, region: str, start_hour: int,
+    two_regions: Cluster,
+) -> None:  # fmt: skip
+    devs, fcs = two_regions
+    (decision,) = get_policy(name).plan(NOW, [job("a", regions=regions)], devs, fcs)
+    assert decision.action == action
+    assert decision.chosen is not None
+    assert decision.chosen.region == region
+    assert decision.chosen.start == NOW + timedelta(hours=start_hour)
+
+
+@pytest.mark.parametrize(
+    ("deadline_h", "margin", "action"),
+    [
+        (12.0, 0.0, "hold"),
+        (2.0, 0.0, "start"),  # the window opens after the deadline
+        (6 + 12 / 60, 0.0, "hold"),  # the window's first slot is still safe
+        (6 + 12 / 60, 10.0, "start"),  # ... but not with a 10x estimate margin
+    ],
+)
+def test_deadline_safety(
+    deadline_h: float, margin: float, action: str, two_regions: Cluster
+) -> None:
+    devs, fcs = two_regions
+    policy = get_policy("carbon-window", duration_margin=margin, guard_s=0.0)
+    (decision,) = policy.plan(NOW, [job("a", hours=deadline_h, regions=("ca",))], devs, fcs)
+    assert decision.action == action
+
+
+def test_a_job_past_its_latest_start_runs_now(two_regions: Cluster) -> None:
+    devs, fcs = two_regions
+    late = job("late", hours=0.01, regions=("ca",))
+    (decision,) = get_policy("carbon-window").plan(NOW, [late], devs, fcs)
+    assert decision.action == "start"
+
+
+def test_an_urgent_job_takes_another_pool_when_its_own_is_busy() -> None:
+    busy = devices("qc", "CA-QC", "T4", 1, busy_until=NOW + timedelta(minutes=5))
+    devs = busy + devices("ca", "US-CAL-CISO", "RTX6000-Ada", 1)
+    fcs = {z: forecast(z, [v] * 4) for z, v in (("CA-QC", 30.0), ("US-CAL-CISO", 400.0))}
+    urgent = job("u", hours=0.2)
+    relaxed = job("r", hours=10.0, submitted=NOW - timedelta(minutes=1))
+    decisions = get_policy("carbon-window").plan(NOW, [urgent, relaxed], devs, fcs)
+    by_id = {d.job_id: d for d in decisions}
+    assert by_id["u"].action == "start"
+    assert by_id["u"].chosen is not None and by_id["u"].chosen.region == "ca"
+    assert by_id["r"].action == "hold"
+
+
+def _planned_starts(decisions: list[Decision]) -> Counter[object]:
+    return Counter(d.chosen.start for d in decisions if d.chosen is not None)
+
+
+def test_capacity_limits_how_many_jobs_share_a_window() -> None:
+    devs = devices("ca", "US-CAL-CISO", "RTX6000-Ada", 1)
+    ciso = [400.0] * 6 + [100.0] * 2 + [400.0] * 22
+    fcs = {"US-CAL-CISO": forecast("US-CAL-CISO", ciso)}
+    jobs = [job(f"j{i}", hours=24, requests=6000) for i in range(6)]  # ~46 min each
+    decisions = get_policy("carbon-window", herd_penalty=0.0).plan(NOW, jobs, devs, fcs)
+    plans = sorted((d.chosen.start, d.chosen.duration_s) for d in decisions if d.chosen)
+    assert len({start for start, _ in plans}) == len(plans), "two runs planned at once on 1 GPU"
+    window = (NOW + timedelta(hours=5), NOW + timedelta(hours=8))
+    busy_s = sum(duration for start, duration in plans if window[0] <= start < window[1])
+    assert 0 < busy_s <= 3 * 3600 + 900  # one GPU cannot run more than the window holds
+
+
+@pytest.mark.parametrize(("penalty", "min_distinct"), [(0.0, 1), (1.0, 3)])
+def test_anti_herding_spreads_short_jobs(penalty: float, min_distinct: int) -> None:
+    devs = devices("ca", "US-CAL-CISO", "RTX6000-Ada", 4)
+    ciso = [400.0] * 6 + [100.0, 101.0, 102.0, 103.0] + [400.0] * 20
+    fcs = {"US-CAL-CISO": forecast("US-CAL-CISO", ciso)}
+    jobs = [job(f"j{i}", hours=24, requests=300) for i in range(24)]  # ~80 s each
+    decisions = get_policy("carbon-window", herd_penalty=penalty).plan(NOW, jobs, devs, fcs)
+    starts = _planned_starts(decisions)
+    assert len(starts) >= min_distinct
+    if penalty == 0.0:
+        assert max(starts.values()) > len(jobs) // 2
+
+
+@pytest.mark.parametrize(("risk", "action"), [(0.0, "hold"), (1.0, "start")])
+def test_risk_aversion_distrusts_uncertain_windows(risk: float, action: str) -> None:
+    devs = devices("ca", "US-CAL-CISO", "RTX6000-Ada", 1)
+    values = [400.0] * 6 + [100.0] * 6 + [400.0] * 18
+    upper = [420.0] * 6 + [500.0] * 6 + [420.0] * 18  # the clean window is a guess
+    fcs = {"US-CAL-CISO": forecast("US-CAL-CISO", values, upper=upper)}
+    (decision,) = get_policy("carbon-window", risk_aversion=risk).plan(NOW, [job("a")], devs, fcs)
+    assert decision.action == action
+
+
+@pytest.mark.parametrize(("min_saving", "action"), [(0.01, "hold"), (0.2, "start")])
+def test_small_gains_do_not_justify_waiting(min_saving: float, action: str) -> None:
+    devs = devices("ca", "US-CAL-CISO", "RTX6000-Ada", 1)
+    fcs = {"US-CAL-CISO": forecast("US-CAL-CISO", [400.0] * 6 + [360.0] * 24)}
+    policy = get_policy("carbon-window", min_saving=min_saving)
+    (decision,) = policy.plan(NOW, [job("a")], devs, fcs)
+    assert decision.action == action
+
+
+def test_replanning_is_a_pure_function_of_the_inputs(two_regions: Cluster) -> None:
+    devs, fcs = two_regions
+    policy = get_policy("carbon-window")
+    jobs = [job(f"j{i}", regions=("ca",)) for i in range(2)]  # two GPUs in ca
+    assert policy.plan(NOW, jobs, devs, fcs) == policy.plan(NOW, jobs, devs, fcs)
+    flat = {**fcs, "US-CAL-CISO": forecast("US-CAL-CISO", [100.0] * 30)}
+    assert {d.action for d in policy.plan(NOW, jobs, devs, flat)} == {"start"}
+
+
+def test_decisions_carry_the_run_now_counterfactual(two_regions: Cluster) -> None:
+    devs, fcs = two_regions
+    (decision,) = get_policy("carbon-window").plan(NOW, [job("a")], devs, fcs)
+    assert decision.run_now is not None and decision.chosen is not None
+    assert decision.run_now.gpu == "RTX6000-Ada"  # the fastest
+    assert decision.chosen.total_g < decision.run_now.total_g
+    assert decision.alternatives and decision.alternatives[0].region != decision.chosen.region
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [({"herd": 1}, "unknown parameter"), ({"risk_aversion": 2.0}, "risk_aversion"),
+     ({"slot_s": 0}, "slot_s")],
+)  # fmt: skip
+def test_bad_parameters_are_rejected(params: dict[str, object], match: str) -> None:
+    with pytest.raises(PoliciesError, match=match):
+        get_policy("carbon-window", **params)
+
+
+@pytest.mark.parametrize("name", ["carbon-window", "wait-awhile"])
+def test_chunked_cubes_decide_like_one_cube(name: str, two_regions: Cluster) -> None:
+    devs, fcs = two_regions
+    jobs = [job(f"j{i}", hours=4 + i, regions=("ca", "qc")) for i in range(7)]
+    whole = get_policy(name).plan(NOW, jobs, devs, fcs)
+    assert get_policy(name, chunk_jobs=2).plan(NOW, jobs, devs, fcs) == whole
