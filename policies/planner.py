@@ -109,8 +109,11 @@ def _order(
     deadline = np.array(
         [np.inf if j.deadline is None else (j.deadline - now).total_seconds() for j in jobs]
     )
-    latest = deadline[:, None] - duration * (1.0 + params.duration_margin) - params.guard_s
-    latest = np.where(ok, latest, -np.inf).max(axis=1, initial=-np.inf)
+    with np.errstate(invalid="ignore"):  # no deadline (inf) and an OOM pool (inf duration)
+        latest = deadline[:, None] - duration * (1.0 + params.duration_margin) - params.guard_s
+    latest = np.where(ok & ~np.isnan(latest), latest, -np.inf).max(axis=1, initial=-np.inf)
+    # Jobs without a deadline start as soon as possible but yield free GPUs to deadline jobs.
+    latest = np.where(np.isinf(deadline), np.inf, latest)
     return sorted(
         range(len(jobs)),
         key=lambda j: (-jobs[j].priority, latest[j], jobs[j].submitted_at, jobs[j].job_id),

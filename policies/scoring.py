@@ -293,12 +293,16 @@ def score(
     duration, energy, ok = estimates or estimate_matrix(jobs, pools, cache)
     deadlines = np.array(
         [
-            math.inf if job.deadline is None else (job.deadline - grid.start).total_seconds()
+            math.nan if job.deadline is None else (job.deadline - grid.start).total_seconds()
             for job in jobs
         ],
         dtype=np.float64,
     ).reshape(len(jobs), 1)
-    latest = deadlines - duration * (1.0 + duration_margin) - guard_s
+    # No deadline means "as soon as possible" (DESIGN.md): such a job may move in space (any
+    # admissible pool free now) but not in time, so its latest start is the first slot.
+    with np.errstate(invalid="ignore"):  # NaN deadline or an OOM (infinite) duration
+        latest = deadlines - duration * (1.0 + duration_margin) - guard_s
+    latest = np.where(np.isnan(deadlines), 0.0, latest)
     mean = _zone_means(pools, forecasts, grid, duration, upper=False)
     pue = np.array([pool.pue for pool in pools], dtype=np.float64)
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)

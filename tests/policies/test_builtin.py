@@ -74,6 +74,17 @@ def test_deadline_safety(
     assert decision.action == action
 
 
+@pytest.mark.parametrize("name", ["carbon-window", "wait-awhile", "oracle"])
+def test_a_job_without_deadline_runs_as_soon_as_possible(name: str, two_regions: Cluster) -> None:
+    """DESIGN.md: no deadline = run as soon as possible; only a deadline buys waiting time."""
+    devs, fcs = two_regions
+    (asap,) = get_policy(name).plan(NOW, [job("a", hours=None, regions=("ca",))], devs, fcs)
+    assert asap.action == "start"
+    assert asap.chosen is not None and asap.chosen.start == NOW
+    (patient,) = get_policy(name).plan(NOW, [job("b", hours=12.0, regions=("ca",))], devs, fcs)
+    assert patient.action == "hold"
+
+
 def test_a_job_past_its_latest_start_runs_now(two_regions: Cluster) -> None:
     devs, fcs = two_regions
     late = job("late", hours=0.01, regions=("ca",))

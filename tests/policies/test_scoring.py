@@ -41,7 +41,8 @@ def test_cube_agrees_with_scalar_place(pue: float, slot: int) -> None:
         "CA-QC": forecast("CA-QC", [30.0, 35.0, 28.0] * 10, start=NOW - timedelta(minutes=20)),
         "US-CAL-CISO": forecast("US-CAL-CISO", list(np.linspace(100, 400, 30)), step_s=1800),
     }
-    jobs = [job("a", hours=None), job("b", hours=None, requests=4000, model="llama-3b")]
+    far = 1000.0  # every slot of the grid is before the latest safe start
+    jobs = [job("a", hours=far), job("b", hours=far, requests=4000, model="llama-3b")]
     pools = make_pools(devs)
     grid = SlotGrid(NOW, 900, 24)
     cube = score(jobs, pools, fcs, grid)
