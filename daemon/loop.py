@@ -191,10 +191,16 @@ class ServiceLoop:
         started = time.monotonic()
         failed = False
         try:
-            method(self._clock())
+            result = method(self._clock())
         except Exception:  # a failing step must not stop the daemon; it is logged and counted
             failed = True
             log.exception("step_failed", step=step)
+        else:
+            # New jobs (or cancels) are planned at once rather than at the next plan interval.
+            if step == "ingest" and (
+                getattr(result, "accepted", None) or getattr(result, "cancels", None)
+            ):
+                self.trigger("plan")
         if self._sink is not None:
             self._sink.observe_step(step, time.monotonic() - started, failed=failed)
 

@@ -186,3 +186,25 @@ def test_a_step_already_waiting_is_not_queued_twice() -> None:
 
     names = [name for name, _, _ in steps.calls]
     assert names == ["plan", "ingest", "refresh_intensity", "reconcile"]
+
+
+def test_an_ingest_that_accepts_jobs_plans_at_once() -> None:
+    """New jobs do not wait for the plan interval: an ingest that accepted any triggers a plan."""
+
+    class Accepting(RecordingSteps):
+        def ingest(self, now: datetime) -> object:
+            self._record("ingest", now)
+            return type("Result", (), {"accepted": ("job-1",), "cancels": ()})()
+
+    slow_plan = Intervals(ingest_s=0.05, refresh_intensity_s=60, plan_s=60, reconcile_s=60)
+    steps = Accepting()
+    loop = ServiceLoop(steps, slow_plan, clock=lambda: PINNED)
+    _after(8, steps, _kill_self(signal.SIGTERM))
+
+    assert loop.run() == 0
+
+    names = [name for name, _, _ in steps.calls]
+    after_start = names[len(STEP_NAMES) :]
+    assert "plan" in after_start, "a plan must follow an ingest that accepted jobs"
+    first_ingest = after_start.index("ingest")
+    assert after_start[first_ingest + 1] == "plan"
