@@ -208,7 +208,8 @@ class CostCube:
     ``total_g`` is ``inf`` where the cell is not allowed: the pool is inadmissible for the job
     or the slot starts after the job's latest safe start on that pool.
     ``latest_start_s`` is that latest safe start in seconds after ``grid.start`` (0 for a job
-    without a deadline: it runs as soon as possible), ``planning_g`` the cost planners minimise (``total_g`` with forecast risk).
+    without a deadline: it runs as soon as possible), ``planning_g`` the cost planners minimise
+    (``total_g`` with forecast risk).
     """
 
     jobs: tuple[JobSpec, ...]
