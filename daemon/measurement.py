@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,9 +33,10 @@ from daemon.gpu.factory import simulated_spec
 from daemon.gpu.nvml import NvmlBackend
 from daemon.gpu.simulated import SimulatedGpuBackend
 from daemon.inventory import InventoryGpu
-from daemon.ledger import DecisionRecord
+from daemon.ledger import DecisionRecord, Ledger
+from daemon.planning import job_spec
 from daemon.settings import Settings
-from policies import Alternative, Decision, JobSpec, PoliciesError, ZoneIntensity
+from policies import Alternative, Decision, Device, JobSpec, PoliciesError, ZoneIntensity
 from policies.candidates import estimate_on
 from policies.footprint.gpus import GpuCatalog
 from policies.footprint.outcome import RealisedIntensity, compute_outcome
@@ -175,21 +176,8 @@ class JobMeasurement:
 
     def _recalibrate(self, job: JobSpec, tracked: _Tracked, energy: JobEnergy) -> None:
         device = tracked.gpus[0].device
-        try:
-            raw = estimate_on(job, device)
-        except PoliciesError as e:
-            log.warning("recalibration_skipped", job_id=job.job_id, error=str(e))
+        if not self._observe(job, device, energy.energy_j, energy.duration_s):
             return
-        self.recalibration = self.recalibration.updated(
-            Observation(
-                job.model.name,
-                device.gpu.name,
-                raw.energy_j,
-                energy.energy_j,
-                raw.duration_s,
-                energy.duration_s,
-            )
-        )
         state = self.recalibration.get(job.model.name, device.gpu.name)
         log.info(
             "recalibrated",
@@ -200,6 +188,42 @@ class JobMeasurement:
             duration_factor=state.duration_factor,
             in_use=self.recalibration.energy_factor(job.model.name, device.gpu.name),
         )
+
+    def _observe(
+        self, job: JobSpec, device: Device, measured_energy_j: float, measured_duration_s: float
+    ) -> bool:
+        """Fold one measured run into :attr:`recalibration` against the raw estimate."""
+        try:
+            raw = estimate_on(job, device)
+        except PoliciesError as e:
+            log.warning("recalibration_skipped", job_id=job.job_id, error=str(e))
+            return False
+        self.recalibration = self.recalibration.updated(
+            Observation(
+                job.model.name,
+                device.gpu.name,
+                raw.energy_j,
+                measured_energy_j,
+                raw.duration_s,
+                measured_duration_s,
+            )
+        )
+        return True
+
+    def relearn(self, history: Iterable[tuple[JobSpec, Device, float, float]]) -> int:
+        """Rebuild :attr:`recalibration` from measured runs, oldest first, after a restart.
+
+        Each item is ``(job, device, measured_energy_j, measured_duration_s)``; ``device`` only
+        names the GPU type. The factors are derived state: the ledger's outcome rows are their
+        record, so nothing else is stored. Starts from no factors, so calling it twice is safe.
+        Returns how many runs were folded in.
+        """
+        self.recalibration = Recalibration(self.recalibration.config)  # idempotent: from scratch
+        folded = sum(1 for job, device, e, t in history if self._observe(job, device, e, t))
+        if folded:
+            log.info("recalibration_relearned", runs=folded,
+                     pairs=len(self.recalibration.factors))  # fmt: skip
+        return folded
 
     def _sample(
         self, tracked: _Tracked, now: datetime, forecasts: Mapping[str, ZoneIntensity]
@@ -378,3 +402,29 @@ def start_measurement(
     monitor.start()
     log.info("gpu_measurement_on", backend=backend.name, gpus=sorted(index_of))
     return JobMeasurement(monitor, lifetime_years=settings.lifetime_years, index_of=index_of)
+
+
+def measured_history(
+    ledger: Ledger, inventory: Sequence[InventoryGpu]
+) -> Iterator[tuple[JobSpec, Device, float, float]]:
+    """The ledger's measured successful runs, oldest first, for :meth:`JobMeasurement.relearn`.
+
+    Runs on GPU types no longer in ``inventory``, or whose job no longer parses, are skipped.
+    """
+    by_type = {gpu.device.gpu.name: gpu.device for gpu in inventory}
+    rows = [
+        row
+        for row in ledger.rows("outcomes")
+        if row.get("measured_energy_j") is not None and row.get("duration_s")
+    ]
+    for row in sorted(rows, key=lambda r: str(r["recorded_at"])):
+        job = ledger.job(row["job_id"])
+        decision = ledger.latest_decision(job.job_id)
+        device = by_type.get(decision.gpu or "") if decision else None
+        if job.state != "succeeded" or device is None:
+            continue
+        try:
+            spec = job_spec(job)
+        except PoliciesError:
+            continue
+        yield spec, device, float(row["measured_energy_j"]), float(row["duration_s"])

@@ -28,7 +28,7 @@ from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
-from daemon.measurement import JobMeasurement
+from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import busy_devices, job_spec, record_decision
 from daemon.queue import IngestResult, Queue
@@ -105,6 +105,8 @@ class Service:
         with self._lock:
             self.queue.prepare()
             self._adopt(self.ledger.active_runs(), now)
+            if self.measurement is not None:  # learned factors survive a restart
+                self.measurement.relearn(measured_history(self.ledger, self.inventory))
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 

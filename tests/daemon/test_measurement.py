@@ -165,6 +165,38 @@ def test_recalibration_from_measured_outcomes_is_used_in_planning(tmp_path: Path
     assert all(e < 0.05 for e in errors[3:]), errors
 
 
+def test_learned_factors_survive_a_restart(tmp_path: Path) -> None:
+    """Recalibration is derived from the ledger's outcome rows: a new daemon over the same
+    ledger starts with the factors the old one had learned, not at 1.0."""
+    clock, executor = FakeClock(), RecordingExecutor()
+    service, _, _ = build(tmp_path, clock, executor, factor=1.3)
+    for n in range(4):
+        append(service.queue.path, job_line(id=f"j{n}", model="llama-3.1-8b", requests=64,
+                                            batch_size=8))  # fmt: skip
+        service.tick(clock())
+        decision = service.ledger.latest_decision(f"j{n}")
+        assert decision is not None and decision.expected_duration_s
+        service.tick(clock.advance(decision.expected_duration_s * 1.01))
+    assert service.measurement is not None
+    learned = service.measurement.recalibration.energy_factor("llama-3.1-8b", "A100-80GB")
+    assert learned == pytest.approx(1.3, abs=0.05)
+    service.close()
+
+    restarted, _, _ = build(tmp_path, clock, RecordingExecutor(), factor=1.3)
+    assert restarted.measurement is not None
+    relearned = restarted.measurement.recalibration.energy_factor("llama-3.1-8b", "A100-80GB")
+    assert relearned == pytest.approx(learned, rel=1e-9)
+    append(restarted.queue.path, job_line(id="after", model="llama-3.1-8b", requests=64,
+                                          batch_size=8))  # fmt: skip
+    restarted.tick(clock())
+    decision = restarted.ledger.latest_decision("after")
+    assert decision is not None and decision.expected_duration_s
+    restarted.tick(clock.advance(decision.expected_duration_s * 1.01))
+    outcome = restarted.ledger.outcome("after")
+    assert outcome is not None
+    assert abs(outcome["measured_energy_j"] / decision.expected_energy_j - 1) < 0.05
+
+
 def test_start_measurement_picks_the_gpus_it_can_measure(tmp_path: Path) -> None:
     regions = (
         RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=("H100-SXM", "T4")),
