@@ -21,11 +21,11 @@ from itertools import groupby
 import numpy as np
 import numpy.typing as npt
 
+from policies.candidates import estimate_on
 from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
-from policies.footprint.estimator import Estimate, estimate
+from policies.footprint.estimator import Estimate
 from policies.footprint.gpus import GpuSpec
-from policies.footprint.runtimes import get_runtime
 from policies.types import Device, JobSpec, ZoneIntensity
 
 __all__ = [
@@ -129,7 +129,9 @@ def estimate_matrix(
     memory = np.array([pool.gpu.memory_gb for pool in pools])
     regions = [pool.region for pool in pools]
     gpu_names = [pool.gpu.name.lower() for pool in pools]
-    types = {pool.gpu.name: pool.gpu for pool in pools}
+    # One device per GPU type stands for its type: estimates go through the same path as the
+    # scalar policies (``estimate_on``: the calibrated serving model for continuous batching).
+    types = {pool.gpu.name: pool.devices[0] for pool in pools}
     type_of = np.array([pool.gpu.name for pool in pools], dtype=object)
     for j, job in enumerate(jobs):
         mask = (sizes >= job.workload.tensor_parallel) & (memory >= job.min_gpu_memory_gb)
@@ -139,14 +141,14 @@ def estimate_matrix(
         if job.gpu_types:
             wanted = {t.lower() for t in job.gpu_types}
             mask &= np.array([g in wanted for g in gpu_names], dtype=np.bool_)
-        for name, gpu in types.items():
+        for name, device in types.items():
             columns = mask & (type_of == name)
             if not columns.any():
                 continue
             key = (job.model, job.runtime, job.workload, name)
             est = cache.get(key)
             if est is None:
-                est = estimate(job.model, gpu, get_runtime(job.runtime), job.workload)
+                est = estimate_on(job, device)
                 cache[key] = est
             if est.fits:
                 duration[j, columns] = est.duration_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import numpy as np
@@ -42,7 +43,8 @@ def test_cube_agrees_with_scalar_place(pue: float, slot: int) -> None:
         "US-CAL-CISO": forecast("US-CAL-CISO", list(np.linspace(100, 400, 30)), step_s=1800),
     }
     far = 1000.0  # every slot of the grid is before the latest safe start
-    jobs = [job("a", hours=far), job("b", hours=far, requests=4000, model="llama-3b")]
+    served = dataclasses.replace(job("c", hours=far), runtime="vllm")  # calibrated serving path
+    jobs = [job("a", hours=far), job("b", hours=far, requests=4000, model="llama-3b"), served]
     pools = make_pools(devs)
     grid = SlotGrid(NOW, 900, 24)
     cube = score(jobs, pools, fcs, grid)
