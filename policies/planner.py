@@ -20,6 +20,7 @@ One call plans the whole queue afresh (re-planning every tick is simply calling 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -131,11 +132,10 @@ def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, st
         row = row * (1.0 + params.herd_penalty * cap.used_fraction())
     row = np.where(cap.feasible(need, cap.slots_for(duration), tp), row, np.inf)
     if not np.isfinite(row).any():
-        # Past its latest safe start, or no capacity left in the horizon: run as soon as can.
-        fallback = np.where(
-            tick.allowed[j], cube.operational_g[j, :, 0] + cube.embodied_g[j], np.inf
-        )
-        p = int(np.argmin(fallback))
+        # Past its latest safe start, or no capacity left in the horizon: run as soon as can,
+        # on the cheapest pool that still finishes by the deadline (else the fastest).
+        now_cost = cube.operational_g[j, :, 0] + cube.embodied_g[j]
+        p = int(np.argmin(_urgent_cost(tick, j, tick.allowed[j], now_cost)))
         cap.reserve(p, 0, float(need[p]), tp)
         return p, 0, "past its latest safe start or out of capacity: as soon as possible"
     p, s = (int(i) for i in np.unravel_index(int(np.argmin(row)), row.shape))
@@ -188,13 +188,16 @@ def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: 
 def _any_free_pool(
     tick: _Tick, j: int, need: int, default: tuple[int, list[Device]]
 ) -> tuple[int, list[Device]]:
-    """For an urgent job: the cheapest admissible pool with enough free devices now. This
-    ignores ``home_only``: a job about to miss its deadline runs wherever a GPU is free."""
+    """For an urgent job: an admissible pool with enough free devices now, the cheapest that
+    still finishes by the deadline, else the least late. This ignores ``home_only``: a job
+    about to miss its deadline runs wherever a GPU is free."""
     cube = tick.cube
-    now_cost = np.where(
-        cube.admissible[j], cube.operational_g[j, :, 0] + cube.embodied_g[j], np.inf
-    )
-    for p in (int(p) for p in np.argsort(now_cost) if np.isfinite(now_cost[p])):
+    now_cost = cube.operational_g[j, :, 0] + cube.embodied_g[j]
+    in_time = _urgent_cost(tick, j, cube.admissible[j], now_cost)
+    late = np.where(cube.admissible[j] & ~np.isfinite(in_time), cube.duration_s[j], np.inf)
+    order = [*np.argsort(in_time), *np.argsort(late)]  # in time by grams, then least late
+    ranked = [int(p) for p in order if np.isfinite(in_time[p]) or np.isfinite(late[p])]
+    for p in dict.fromkeys(ranked):
         free = free_devices(cube.pools[p], tick.now, tick.taken)
         if len(free) >= need:
             return p, free
@@ -247,3 +250,18 @@ def plan_window(
             p, s, note = _choose(tick, local, params)
             decisions[j] = _decide(tick, local, p, s, note, policy, params.alternatives)
     return [decisions[j] for j in range(len(jobs))]
+
+
+def _urgent_cost(
+    tick: _Tick, j: int, allowed: npt.NDArray[np.bool_], now_cost: FloatArray
+) -> FloatArray:
+    """Per-pool ranking for a job that must start now: among ``allowed`` pools, those that
+    still finish by the deadline rank by ``now_cost`` (grams), ahead of every pool that would
+    finish late, which rank by duration (the least late first). Not allowed: ``inf``."""
+    job = tick.cube.jobs[j]
+    duration = tick.cube.duration_s[j]
+    left_s = math.inf if job.deadline is None else (job.deadline - tick.now).total_seconds()
+    in_time = allowed & (duration <= left_s)
+    if in_time.any():
+        return np.where(in_time, now_cost, np.inf)
+    return np.where(allowed, duration, np.inf)

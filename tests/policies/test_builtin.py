@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from policies import PoliciesError, get_policy, policy_names
+from policies.candidates import estimate_on
 from policies.types import Decision, Device
 from tests.policies.conftest import NOW, FakeForecast, devices, forecast, job
 
@@ -83,6 +84,24 @@ def test_a_job_without_deadline_runs_as_soon_as_possible(name: str, two_regions:
     assert asap.chosen is not None and asap.chosen.start == NOW
     (patient,) = get_policy(name).plan(NOW, [job("b", hours=12.0, regions=("ca",))], devs, fcs)
     assert patient.action == "hold"
+
+
+@pytest.mark.parametrize("name", ["carbon-window", "oracle"])
+def test_an_urgent_job_goes_where_it_still_finishes_in_time(
+    name: str, two_regions: Cluster
+) -> None:
+    """Past its latest safe start, the cheapest GPU (a Quebec T4) would end after the deadline:
+    the job runs on the faster California GPU, which still meets it."""
+    devs, fcs = two_regions
+    probe = job("probe", regions=("qc", "ca"))
+    t4 = estimate_on(probe, devs[0]).duration_s
+    rtx = estimate_on(probe, devs[-1]).duration_s
+    assert rtx < t4
+    hours = (rtx + t4) / 2 / 3600  # in time on the RTX 6000 Ada only
+    (decision,) = get_policy(name).plan(NOW, [job("a", hours=hours, regions=("qc", "ca"))],
+                                        devs, fcs)  # fmt: skip
+    assert decision.action == "start"
+    assert decision.chosen is not None and decision.chosen.gpu == "RTX6000-Ada"
 
 
 def test_a_job_past_its_latest_start_runs_now(two_regions: Cluster) -> None:
