@@ -54,7 +54,7 @@ class WindowParameters:
     slot_s: int = 900
     horizon_slots: int = 96
     duration_margin: float = 0.25
-    guard_s: float = 1800.0  # 900 s missed one deadline in the 4 h-slack week replay
+    guard_s: float = 900.0
     risk_aversion: float = 0.5
     herd_penalty: float = 0.05
     min_saving: float = 0.02
