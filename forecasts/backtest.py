@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 
 from forecasts.errors import ForecastsError
-from forecasts.forecasters import VectorForecaster, filled_history
+from forecasts.forecasters import VectorForecaster, filled_history, forecast_series
 from forecasts.series import FloatArray, IntensitySeries
 
 __all__ = [
@@ -303,14 +303,4 @@ class HistoricalForecasts:
             ahead = max(1, 86_400 // trace.step_s)
             self._prefetch_indices(set(range(i, min(len(trace), i + ahead) + 1)), horizon_s)
         values = self._memo[(i, n_leads)]
-        out = IntensitySeries(
-            zone=trace.zone,
-            start=trace.start + timedelta(seconds=trace.step_s * i),
-            step_s=trace.step_s,
-            values_g_per_kwh=values,
-            is_estimated=np.ones(n_leads, dtype=np.bool_),
-            kind=trace.kind,
-            source=f"forecast:{self.forecaster.name}",
-            fetched_at=t,
-        )
-        return out if step_s == trace.step_s else out.resample(step_s)
+        return forecast_series(trace, i, values, self.forecaster.name, t, step_s)

@@ -39,6 +39,7 @@ __all__ = [
     "SeasonalNaiveForecaster",
     "VectorForecaster",
     "filled_history",
+    "forecast_series",
     "make_forecaster",
 ]
 
@@ -115,15 +116,28 @@ def _run_one(
     y = filled_history(history.values_g_per_kwh[:i])
     n_leads = math.ceil(horizon_s / history.step_s)
     values = forecaster.forecast_many(y, np.array([i], dtype=np.int64), n_leads, history.step_s)[0]
+    return forecast_series(history, i, values, forecaster.name, issue_time, step_s)
+
+
+def forecast_series(
+    history: IntensitySeries,
+    first: int,
+    values: FloatArray,
+    forecaster: str,
+    issued_at: datetime,
+    step_s: int,
+) -> IntensitySeries:
+    """The forecast ``values`` for ``history``'s points from index ``first`` on, as a series
+    (every point estimated, source ``forecast:<forecaster>``), resampled to ``step_s``."""
     out = IntensitySeries(
         zone=history.zone,
-        start=history.start + timedelta(seconds=history.step_s * i),
+        start=history.start + timedelta(seconds=history.step_s * first),
         step_s=history.step_s,
         values_g_per_kwh=values,
-        is_estimated=np.ones(n_leads, dtype=np.bool_),
+        is_estimated=np.ones(len(values), dtype=np.bool_),
         kind=history.kind,
-        source=f"forecast:{forecaster.name}",
-        fetched_at=issue_time,
+        source=f"forecast:{forecaster}",
+        fetched_at=issued_at,
     )
     return out if step_s == history.step_s else out.resample(step_s)
 
