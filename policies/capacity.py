@@ -1,9 +1,17 @@
-"""Capacity over the planning horizon: free GPU-seconds of every pool in every start slot.
+"""Capacity over the planning horizon: devices in use per pool at every start instant.
 
-Planning is fluid: a pool of ``n`` free GPUs offers ``n * step_s`` GPU-seconds per slot, and a
-job of ``d`` seconds on ``g`` GPUs starting in slot ``s`` takes ``g * d`` GPU-seconds from slots
-``s, s+1, ...`` in order. Devices busy until ``t`` contribute from ``t`` on. Beyond the horizon
-every pool is assumed free. The timeline is the working state of one planning call only.
+Planned runs start only at the grid's start instants (slot 0 is now, slot ``s >= 1`` its
+boundary). A run of ``d`` seconds from instant ``t_s`` covers the instants ``t_s <= t < t_s + d``;
+devices busy until ``b`` cover the instants before ``b``. Because every run starts at an instant,
+the number of devices in use can only fall between two instants, so a pool of ``n`` devices can
+host ``g`` more devices over ``[t_s, t_s + d)`` exactly when fewer than ``n - g + 1`` are in use at
+each instant it covers, and identical devices can then be assigned without conflicts (interval
+scheduling). This is discrete: a job is never planned into a slot where all of its pool's GPUs
+are still running other jobs. Beyond the padded horizon every pool is free.
+
+Alongside, the timeline keeps the GPU-seconds in use in every slot, the load that
+anti-herding weighs (a two-minute job takes a device at an instant but little of its slot).
+The timeline is the working state of one planning call only.
 """
 
 from __future__ import annotations
@@ -23,78 +31,91 @@ IntArray = npt.NDArray[np.int64]
 
 
 class CapacityTimeline:
-    """Free GPU-seconds per (pool, slot), reserved job by job.
+    """Devices in use per (pool, start instant), reserved job by job.
 
-    ``pad`` extra slots past the horizon let a job that starts near the end run past it.
+    ``pad`` extra instants past the horizon let a run that starts near the end go past it.
     """
 
-    __slots__ = ("_full", "free", "free_now", "grid")
+    __slots__ = ("_bounds_s", "_levels", "busy", "grid", "load_gpu_s", "offsets_s", "size")
 
     def __init__(self, pools: Sequence[Pool], grid: SlotGrid, pad: int = 0) -> None:
         self.grid = grid
         n_slots = grid.count + max(pad, 0)
+        self.offsets_s: FloatArray = np.maximum(
+            np.arange(n_slots, dtype=np.float64) * grid.step_s, grid.first_offset_s
+        )
         hi = (np.arange(n_slots, dtype=np.float64) + 1.0) * grid.step_s
-        lo = np.minimum(np.maximum(hi - grid.step_s, grid.first_offset_s), hi)
-        self.free = np.zeros((len(pools), n_slots))
-        self.free_now = np.zeros(len(pools), dtype=np.int64)
+        self._bounds_s = (self.offsets_s, hi)
+        self.busy = np.zeros((len(pools), n_slots), dtype=np.int64)
+        self.load_gpu_s = np.zeros((len(pools), n_slots))
+        self.size = np.zeros(len(pools), dtype=np.int64)
         for p, pool in enumerate(pools):
             for device in pool.devices:
                 if not device.available:
                     continue
-                ready = 0.0
+                self.size[p] += 1
                 if device.busy_until is not None:
-                    ready = max(0.0, (device.busy_until - grid.start).total_seconds())
-                self.free[p] += np.clip(hi - np.maximum(lo, ready), 0.0, hi - lo)
-                self.free_now[p] += ready <= grid.first_offset_s
-        sizes = np.array([max(pool.size, 1) for pool in pools], dtype=np.float64)
-        self._full = sizes[:, None] * (hi - lo)[None, :]  # GPU-seconds of a free pool
+                    end_s = (device.busy_until - grid.start).total_seconds()
+                    self.busy[p] += self.offsets_s < end_s
+                    self.load_gpu_s[p] += self._overlap_s(grid.first_offset_s, end_s)
+        self._levels: IntArray | None = None
 
-    def slots_for(self, duration_s: FloatArray) -> IntArray:
-        """Slots a run of ``duration_s`` touches when it starts at a slot boundary (>= 1)."""
+    def _overlap_s(self, start_s: float, end_s: float) -> FloatArray:
+        """Seconds of ``[start_s, end_s)`` in each slot."""
+        lo, hi = self._bounds_s
+        result: FloatArray = np.clip(np.minimum(hi, end_s) - np.maximum(lo, start_s), 0.0, None)
+        return result
+
+    def _ends(self, duration_s: FloatArray, slots: IntArray) -> IntArray:
+        """One past the last instant covered by runs of ``duration_s[p]`` from ``slots``."""
         finite = np.where(np.isfinite(duration_s), duration_s, 0.0)
-        return np.maximum(np.ceil(finite / self.grid.step_s), 1).astype(np.int64)
+        start = self.offsets_s[slots]
+        ends = np.ceil((start + finite[:, None]) / self.grid.step_s).astype(np.int64)
+        result: IntArray = np.clip(ends, slots + 1, self.busy.shape[1])
+        return result
 
-    def feasible(
-        self, need_gpu_s: FloatArray, slots: IntArray, gpus: int = 1
-    ) -> npt.NDArray[np.bool_]:
-        """Which (pool, start slot) can hold ``need_gpu_s[p]`` over ``slots[p]`` slots.
+    def _window_max(self, starts: IntArray, ends: IntArray) -> IntArray:
+        """``busy[p, starts[p, s]:ends[p, s]].max()`` for every cell (a sparse table)."""
+        if self._levels is None:
+            levels = [self.busy]
+            width = 1
+            while 2 * width <= self.busy.shape[1]:
+                last = levels[-1]
+                shifted = np.zeros_like(last)
+                shifted[:, :-width] = last[:, width:]
+                levels.append(np.maximum(last, shifted))
+                width *= 2
+            self._levels = np.stack(levels)
+        length = ends - starts
+        level = np.floor(np.log2(np.maximum(length, 1))).astype(np.int64)
+        rows = np.arange(self.busy.shape[0])[:, None]
+        left = self._levels[level, rows, starts]
+        right = self._levels[level, rows, ends - (1 << level)]
+        result: IntArray = np.maximum(left, right)
+        return result
 
-        A start needs some free time in its first slot and enough GPU-seconds over the slots
-        the run spans; runs past the padded horizon count the missing slots as fully free. A
-        start in slot 0 (now) also needs ``gpus`` devices idle now and not yet taken.
-        """
-        n_pools, n_slots = self.free.shape
-        cum = np.concatenate((np.zeros((n_pools, 1)), np.cumsum(self.free, axis=1)), axis=1)
-        starts = np.arange(self.grid.count)
-        ends = starts[None, :] + slots[:, None]
-        beyond = np.maximum(ends - n_slots, 0)
-        ends = np.minimum(ends, n_slots)
-        window = np.take_along_axis(cum, ends, axis=1) - cum[:, starts]
-        window = window + beyond * self._full[:, -1:]
-        first = self.free[:, : self.grid.count] > 1e-9
-        result: npt.NDArray[np.bool_] = first & (window >= need_gpu_s[:, None] - 1e-6)
-        result[:, 0] &= self.free_now >= gpus
+    def feasible(self, duration_s: FloatArray, gpus: int = 1) -> npt.NDArray[np.bool_]:
+        """Which (pool, start slot) have ``gpus`` devices free for the whole of a run of
+        ``duration_s[p]`` seconds, shape ``(P, S)``; a non-finite duration counts as instant."""
+        slots = np.broadcast_to(np.arange(self.grid.count), (self.busy.shape[0], self.grid.count))
+        in_use = self._window_max(slots, self._ends(duration_s, slots))
+        result: npt.NDArray[np.bool_] = in_use + gpus <= self.size[:, None]
         return result
 
     def used_fraction(self) -> FloatArray:
-        """Share of each (pool, slot) already taken, in [0, 1], shape ``(P, S)``."""
-        free = self.free[:, : self.grid.count]
-        full = np.maximum(self._full[:, : self.grid.count], 1e-9)
-        result: FloatArray = np.clip(1.0 - free / full, 0.0, 1.0)
+        """Share of each (pool, slot)'s GPU-seconds in use, in [0, 1], shape ``(P, S)``."""
+        lo, hi = self._bounds_s
+        count = self.grid.count
+        full = self.size[:, None] * (hi - lo)[None, :count]
+        used = self.load_gpu_s[:, :count]
+        result: FloatArray = np.where(full > 0, np.clip(used / np.maximum(full, 1e-9), 0, 1), 1.0)
         return result
 
-    def reserve(self, pool: int, slot: int, need_gpu_s: float, gpus: int = 1) -> None:
-        """Take ``need_gpu_s`` GPU-seconds from ``pool`` starting at ``slot``, filling in order
-        (and ``gpus`` of its idle devices when ``slot`` is 0)."""
-        if slot == 0:
-            self.free_now[pool] = max(0, int(self.free_now[pool]) - gpus)
-        left = need_gpu_s
-        row = self.free[pool]
-        s = slot
-        while left > 1e-9 and s < len(row):
-            take = min(row[s], left)
-            row[s] -= take
-            left -= take
-            s += 1
-        if not math.isfinite(left):  # pragma: no cover - callers pass finite needs
-            raise ValueError("need_gpu_s must be finite")
+    def reserve(self, pool: int, slot: int, duration_s: float, gpus: int = 1) -> None:
+        """Take ``gpus`` devices of ``pool`` for a run of ``duration_s`` from ``slot``."""
+        end = int(self._ends(np.array([duration_s]), np.array([[slot]]))[0, 0])
+        self.busy[pool, slot:end] += gpus
+        self._levels = None
+        if math.isfinite(duration_s):
+            start_s = float(self.offsets_s[slot])
+            self.load_gpu_s[pool] += gpus * self._overlap_s(start_s, start_s + duration_s)

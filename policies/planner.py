@@ -7,15 +7,19 @@ One call plans the whole queue afresh (re-planning every tick is simply calling 
    ``guard_s``, and a planning cost that leans towards the forecast's pessimistic bound by
    ``risk_aversion``.
 2. Take jobs most urgent first (priority, then least latest safe start) and give each the
-   cheapest (pool, slot) that the capacity timeline can still hold; the cost of a slot rises by
-   ``herd_penalty`` x its used share, so jobs do not all pile into one green hour.
+   cheapest (pool, slot) whose devices the capacity timeline (:mod:`policies.capacity`) still
+   has free for the whole run; the cost of a slot rises by ``herd_penalty`` x its used share,
+   so jobs do not all pile into one green hour.
 3. Hold only when the plan beats starting now by more than ``min_saving`` (forecast error makes
-   small gains unreliable); a job past its latest safe start runs as soon as a GPU is free.
-4. A plan for slot 0 starts on concrete free devices; if its pool has none free, an urgent job
-   takes the cheapest pool that has (in any admissible region, even under ``home_only``),
-   others wait for the next tick. Started jobs carry the
-   best placement of each of the next-cheapest pools as alternatives; held jobs carry their
-   plan and the run-now counterfactual.
+   small gains unreliable).
+4. A job with no slot left before its latest safe starts takes the cheapest start the devices
+   allow that still ends by its deadline with the duration margin, else the one that ends
+   soonest (waiting a few minutes for a fast GPU beats running late on a free slow one); if
+   none ends in time in its allowed pools, it may go to any admissible pool (even under
+   ``home_only``).
+5. A plan for slot 0 starts on concrete free devices. Started jobs carry the best placement of
+   each of the next-cheapest pools as alternatives; held jobs carry their plan and the run-now
+   counterfactual.
 """
 
 from __future__ import annotations
@@ -122,22 +126,19 @@ def _order(
 
 
 def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, str]:
-    """The (pool, slot) for job ``j`` and a phrase saying why; reserves its capacity."""
+    """The (pool, slot) for job ``j`` and a phrase saying why; reserves its devices."""
     cube, cap = tick.cube, tick.capacity
     tp = cube.jobs[j].workload.tensor_parallel
     duration = cube.duration_s[j]
-    need = np.where(np.isfinite(duration), duration * tp, 0.0)
+    free = cap.feasible(duration, tp)
     row = tick.cost[j]
     if params.herd_penalty > 0:
         row = row * (1.0 + params.herd_penalty * cap.used_fraction())
-    row = np.where(cap.feasible(need, cap.slots_for(duration), tp), row, np.inf)
+    row = np.where(free, row, np.inf)
     if not np.isfinite(row).any():
-        # Past its latest safe start, or no capacity left in the horizon: run as soon as can,
-        # on the cheapest pool that still finishes by the deadline (else the fastest).
-        now_cost = cube.operational_g[j, :, 0] + cube.embodied_g[j]
-        p = int(np.argmin(_urgent_cost(tick, j, tick.allowed[j], now_cost)))
-        cap.reserve(p, 0, float(need[p]), tp)
-        return p, 0, "past its latest safe start or out of capacity: as soon as possible"
+        p, s = _rescue(tick, j, free, params.duration_margin)
+        cap.reserve(p, s, float(duration[p]), tp)
+        return p, s, "past its latest safe start: the earliest devices that end in time"
     p, s = (int(i) for i in np.unravel_index(int(np.argmin(row)), row.shape))
     best_now = float(row[:, 0].min())
     if (
@@ -146,8 +147,43 @@ def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, st
         and row[p, s] >= best_now * (1.0 - params.min_saving - _TOLERANCE)
     ):
         p, s = int(np.argmin(row[:, 0])), 0
-    cap.reserve(p, s, float(need[p]), tp)
+    cap.reserve(p, s, float(duration[p]), tp)
     return p, s, ""
+
+
+def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> tuple[int, int]:
+    """A (pool, slot) for a job with no slot left before its latest safe starts.
+
+    Among the starts that the devices allow, the cheapest that still ends by the deadline with
+    the duration margin, else the one that ends soonest among those that end in time: first in
+    the allowed pools, then (a job about to miss its deadline goes wherever it can, even under
+    ``home_only``) in any admissible pool; else the start that ends soonest. With no free start
+    in the whole horizon, the fastest admissible pool now (the job waits there for a GPU).
+    """
+    cube = tick.cube
+    duration = np.where(np.isfinite(cube.duration_s[j]), cube.duration_s[j], np.inf)
+    deadline = cube.jobs[j].deadline
+    left_s = math.inf if deadline is None else (deadline - cube.grid.start).total_seconds()
+    end = tick.capacity.offsets_s[None, : cube.grid.count] + duration[:, None]
+    late = end + duration[:, None] * margin
+    shape = end.shape
+    grams = cube.operational_g[j] + cube.embodied_g[j][:, None]  # total_g is inf past latest
+    for pools in (tick.allowed[j], cube.admissible[j]):
+        cells = free & pools[:, None] & np.isfinite(end)
+        if (cells & (late <= left_s)).any():
+            flat = np.argmin(np.where(cells & (late <= left_s), grams, np.inf))
+            return _cell(flat, shape)
+        if (cells & (end <= left_s)).any():
+            return _cell(np.argmin(np.where(cells & (end <= left_s), end, np.inf)), shape)
+    cells = free & cube.admissible[j][:, None] & np.isfinite(end)
+    if cells.any():
+        return _cell(np.argmin(np.where(cells, end, np.inf)), shape)
+    return int(np.argmin(np.where(cube.admissible[j], duration, np.inf))), 0
+
+
+def _cell(flat: np.intp, shape: tuple[int, ...]) -> tuple[int, int]:
+    p, s = np.unravel_index(int(flat), shape)
+    return int(p), int(s)
 
 
 def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: int) -> Decision:
@@ -170,10 +206,7 @@ def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: 
         return Decision(job.job_id, "hold", reason, policy, plan, run_now)
     need = job.workload.tensor_parallel
     free = free_devices(cube.pools[p], tick.now, tick.taken)
-    urgent = latest < cube.grid.step_s
-    if len(free) < need and urgent:
-        p, free = _any_free_pool(tick, j, need, default=(p, free))
-    if len(free) < need:
+    if len(free) < need:  # only when every admissible pool is over-committed
         reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
         return Decision(job.job_id, "hold", reason, policy, plan, run_now)
     chosen = free[:need]
@@ -183,25 +216,6 @@ def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: 
     why = note or "cheapest feasible (device, region, start) over the horizon"
     reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{saving}; {why}"
     return Decision(job.job_id, "start", reason, policy, alt, run_now, others)
-
-
-def _any_free_pool(
-    tick: _Tick, j: int, need: int, default: tuple[int, list[Device]]
-) -> tuple[int, list[Device]]:
-    """For an urgent job: an admissible pool with enough free devices now, the cheapest that
-    still finishes by the deadline, else the least late. This ignores ``home_only``: a job
-    about to miss its deadline runs wherever a GPU is free."""
-    cube = tick.cube
-    now_cost = cube.operational_g[j, :, 0] + cube.embodied_g[j]
-    in_time = _urgent_cost(tick, j, cube.admissible[j], now_cost)
-    late = np.where(cube.admissible[j] & ~np.isfinite(in_time), cube.duration_s[j], np.inf)
-    order = [*np.argsort(in_time), *np.argsort(late)]  # in time by grams, then least late
-    ranked = [int(p) for p in order if np.isfinite(in_time[p]) or np.isfinite(late[p])]
-    for p in dict.fromkeys(ranked):
-        free = free_devices(cube.pools[p], tick.now, tick.taken)
-        if len(free) >= need:
-            return p, free
-    return default
 
 
 def plan_window(
@@ -250,18 +264,3 @@ def plan_window(
             p, s, note = _choose(tick, local, params)
             decisions[j] = _decide(tick, local, p, s, note, policy, params.alternatives)
     return [decisions[j] for j in range(len(jobs))]
-
-
-def _urgent_cost(
-    tick: _Tick, j: int, allowed: npt.NDArray[np.bool_], now_cost: FloatArray
-) -> FloatArray:
-    """Per-pool ranking for a job that must start now: among ``allowed`` pools, those that
-    still finish by the deadline rank by ``now_cost`` (grams), ahead of every pool that would
-    finish late, which rank by duration (the least late first). Not allowed: ``inf``."""
-    job = tick.cube.jobs[j]
-    duration = tick.cube.duration_s[j]
-    left_s = math.inf if job.deadline is None else (job.deadline - tick.now).total_seconds()
-    in_time = allowed & (duration <= left_s)
-    if in_time.any():
-        return np.where(in_time, now_cost, np.inf)
-    return np.where(allowed, duration, np.inf)

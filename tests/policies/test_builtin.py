@@ -143,7 +143,7 @@ def test_capacity_limits_how_many_jobs_share_a_window() -> None:
 
 @pytest.mark.parametrize(("penalty", "min_distinct"), [(0.0, 1), (1.0, 3)])
 def test_anti_herding_spreads_short_jobs(penalty: float, min_distinct: int) -> None:
-    devs = devices("ca", "US-CAL-CISO", "RTX6000-Ada", 4)
+    devs = devices("ca", "US-CAL-CISO", "RTX6000-Ada", 24)  # all could start at once
     ciso = [400.0] * 6 + [100.0, 101.0, 102.0, 103.0] + [400.0] * 20
     fcs = {"US-CAL-CISO": forecast("US-CAL-CISO", ciso)}
     jobs = [job(f"j{i}", hours=24, requests=300) for i in range(24)]  # ~80 s each
@@ -207,3 +207,35 @@ def test_chunked_cubes_decide_like_one_cube(name: str, two_regions: Cluster) -> 
     jobs = [job(f"j{i}", hours=4 + i, regions=("ca", "qc")) for i in range(7)]
     whole = get_policy(name).plan(NOW, jobs, devs, fcs)
     assert get_policy(name, chunk_jobs=2).plan(NOW, jobs, devs, fcs) == whole
+
+
+def test_a_job_is_never_planned_onto_a_gpu_still_running_another() -> None:
+    """The GPU frees at 35 min: the 30-min slot is the cleanest and its GPU-seconds would
+    hold a 2-minute job, but the GPU is busy when the slot starts."""
+    busy_until = NOW + timedelta(minutes=35)
+    devs = devices("ca", "US-CAL-CISO", "RTX6000-Ada", 1, busy_until=busy_until)
+    values = [400.0, 400.0, 100.0, 150.0] + [400.0] * 100
+    fcs = {"US-CAL-CISO": forecast("US-CAL-CISO", values, step_s=900)}
+    (decision,) = get_policy("carbon-window").plan(NOW, [job("a", regions=("ca",))], devs, fcs)
+    assert decision.action == "hold"
+    assert decision.chosen is not None and decision.chosen.start == NOW + timedelta(minutes=45)
+
+
+def test_a_late_job_waits_for_a_fast_gpu_rather_than_end_late_on_a_free_slow_one() -> None:
+    """Past its latest safe start: the T4 is free but would end after the deadline, the RTX 6000
+    Ada frees in 5 minutes and can start at the next slot (15 min) and still end in time."""
+    fast = devices("ca", "US-CAL-CISO", "RTX6000-Ada", 1, busy_until=NOW + timedelta(minutes=5))
+    devs = devices("qc", "CA-QC", "T4", 1) + fast
+    fcs = {z: forecast(z, [v] * 30) for z, v in (("CA-QC", 30.0), ("US-CAL-CISO", 300.0))}
+    t4_s, rtx_s = 5977.2, 4719.2  # llama-3b, 6,000 requests on each GPU (estimated)
+    late = job("late", hours=(900 + rtx_s + 180) / 3600, requests=6000, model="llama-3b")
+    assert t4_s > (late.deadline - NOW).total_seconds()  # type: ignore[operator]
+    (decision,) = get_policy("carbon-window").plan(NOW, [late], devs, fcs)
+    assert decision.action == "hold", decision.reason
+    assert decision.chosen is not None and decision.chosen.gpu == "RTX6000-Ada"
+    assert decision.chosen.start == NOW + timedelta(minutes=15)
+    # Both past their latest safe start, both end in time with the 25 % margin: the cleaner.
+    safe = job("ok", hours=(t4_s * 1.25 + 120) / 3600, requests=6000, model="llama-3b")
+    (decision,) = get_policy("carbon-window").plan(NOW, [safe], devs, fcs)
+    assert decision.action == "start" and decision.chosen is not None
+    assert decision.chosen.gpu == "T4", decision.reason

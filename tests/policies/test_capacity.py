@@ -1,7 +1,8 @@
-"""The fluid capacity timeline: free GPU-seconds, feasibility and reservations."""
+"""The capacity timeline: devices in use at each start instant, feasibility, reservations."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -12,36 +13,49 @@ from policies.scoring import SlotGrid, make_pools
 from tests.policies.conftest import NOW, devices
 
 
+def _one_gpu(count: int = 3) -> CapacityTimeline:
+    return CapacityTimeline(make_pools(devices("a", "Z", "T4", 1)), SlotGrid(NOW, 900, count))
+
+
 @pytest.mark.parametrize(
-    ("busy_minutes", "expected"),
-    [(None, [1800, 1800, 1800]), (10, [1200, 1800, 1800]), (20, [900, 1500, 1800]),
-     (-5, [1800, 1800, 1800])],
+    ("busy_minutes", "busy", "load"),
+    [(None, [0, 0, 0], [0, 0, 0]), (10, [1, 0, 0], [600, 0, 0]), (20, [1, 1, 0], [900, 300, 0]),
+     (-5, [0, 0, 0], [0, 0, 0])],
 )  # fmt: skip
-def test_busy_devices_free_up_mid_slot(busy_minutes: int | None, expected: list[float]) -> None:
-    busy = None if busy_minutes is None else NOW + timedelta(minutes=busy_minutes)
-    devs = devices("a", "Z", "T4", 1) + [
-        d.__class__(d.device_id + "b", d.region, d.zone, d.gpu, d.pue, busy)
-        for d in devices("a", "Z", "T4", 1)
-    ]
+def test_busy_devices_are_in_use_at_the_instants_before_their_end(
+    busy_minutes: int | None, busy: list[int], load: list[float]
+) -> None:
+    until = None if busy_minutes is None else NOW + timedelta(minutes=busy_minutes)
+    (other,) = devices("b", "Z", "T4", 1, busy_until=until)
+    devs = [*devices("a", "Z", "T4", 1), replace(other, region="a")]
     timeline = CapacityTimeline(make_pools(devs), SlotGrid(NOW, 900, 3))
-    assert timeline.free[0].tolist() == expected
+    assert timeline.size.tolist() == [2]
+    assert timeline.busy[0].tolist() == busy
+    assert timeline.load_gpu_s[0].tolist() == load
 
 
-def test_reservations_fill_slots_in_order_and_block_later_jobs() -> None:
-    timeline = CapacityTimeline(make_pools(devices("a", "Z", "T4", 1)), SlotGrid(NOW, 900, 3))
-    need = np.array([1200.0])
-    slots = timeline.slots_for(np.array([1200.0]))
-    assert slots.tolist() == [2]
-    assert timeline.feasible(need, slots).tolist() == [[True, True, True]]
-    timeline.reserve(0, 0, 1200.0)
-    assert timeline.free[0].tolist() == [0.0, 600.0, 900.0]
-    assert timeline.feasible(need, slots).tolist() == [[False, True, True]]
+def test_a_reservation_blocks_every_instant_its_run_covers() -> None:
+    timeline = _one_gpu()
+    timeline.reserve(0, 0, 1200.0)  # covers the instants at 0 and 15 min
+    assert timeline.busy[0].tolist() == [1, 1, 0]
+    assert timeline.feasible(np.array([1200.0])).tolist() == [[False, False, True]]
+    assert timeline.feasible(np.array([60.0])).tolist() == [[False, False, True]]
     assert timeline.used_fraction()[0].tolist() == pytest.approx([1.0, 1 / 3, 0.0])
 
 
+def test_a_gpu_still_running_at_a_slot_start_is_not_free_then() -> None:
+    """Two GPUs busy for 20 more minutes: GPU-seconds would fit a 30-minute run from the
+    15-minute slot (2 x 10 min + 2 x 15 min), but no GPU is free at that instant."""
+    busy = devices("a", "Z", "T4", 2, busy_until=NOW + timedelta(minutes=20))
+    timeline = CapacityTimeline(make_pools(busy), SlotGrid(NOW, 900, 4))
+    assert timeline.feasible(np.array([1800.0])).tolist() == [[False, False, True, True]]
+
+
 def test_runs_past_the_horizon_count_it_as_free() -> None:
-    timeline = CapacityTimeline(make_pools(devices("a", "Z", "T4", 1)), SlotGrid(NOW, 900, 2))
-    assert timeline.feasible(np.array([3600.0]), np.array([4])).tolist() == [[True, True]]
+    timeline = _one_gpu(2)
+    assert timeline.feasible(np.array([3600.0])).tolist() == [[True, True]]
+    timeline.reserve(0, 1, 3600.0)
+    assert timeline.feasible(np.array([600.0])).tolist() == [[True, False]]
 
 
 def test_an_aligned_grid_starts_now_and_keeps_slot_times() -> None:
@@ -49,15 +63,55 @@ def test_an_aligned_grid_starts_now_and_keeps_slot_times() -> None:
     grid = SlotGrid.aligned(now, 900, 3)
     assert grid.start == NOW and grid.time(0) == now and grid.time(1) == NOW + timedelta(minutes=15)
     timeline = CapacityTimeline(make_pools(devices("a", "Z", "T4", 1)), grid)
-    assert timeline.free[0].tolist() == [300.0, 900.0, 900.0]
-    assert timeline.used_fraction()[0].tolist() == [0.0, 0.0, 0.0]
+    assert timeline.offsets_s.tolist() == [600.0, 900.0, 1800.0]
+    timeline.reserve(0, 0, 400.0)  # from now (10 min) to 16:40: covers the 15-min instant
+    assert timeline.busy[0].tolist() == [1, 1, 0]
+    assert timeline.load_gpu_s[0].tolist() == [300.0, 100.0, 0.0]
 
 
 def test_a_start_now_needs_an_idle_device() -> None:
     busy = devices("a", "Z", "T4", 1, busy_until=NOW + timedelta(minutes=5))
     timeline = CapacityTimeline(make_pools(busy), SlotGrid(NOW, 900, 3))
-    assert timeline.free[0, 0] == 600.0  # GPU-seconds later in the slot...
-    assert timeline.feasible(np.array([60.0]), np.array([1])).tolist() == [[False, True, True]]
-    idle = CapacityTimeline(make_pools(devices("a", "Z", "T4", 1)), SlotGrid(NOW, 900, 3))
-    idle.reserve(0, 0, 60.0)  # ... and one idle device is taken by one start
-    assert idle.feasible(np.array([60.0]), np.array([1])).tolist() == [[False, True, True]]
+    assert timeline.feasible(np.array([60.0])).tolist() == [[False, True, True]]
+    idle = _one_gpu()
+    idle.reserve(0, 0, 60.0)  # one idle device is taken by one start now
+    assert idle.feasible(np.array([60.0])).tolist() == [[False, True, True]]
+
+
+def test_tensor_parallel_runs_need_that_many_devices_free() -> None:
+    (busy,) = devices("a", "Z", "T4", 1, busy_until=NOW + timedelta(minutes=20))
+    devs = [*devices("a", "Z", "T4", 1), replace(busy, device_id="a-busy")]
+    timeline = CapacityTimeline(make_pools(devs), SlotGrid(NOW, 900, 3))
+    assert timeline.feasible(np.array([600.0]), gpus=1).tolist() == [[True, True, True]]
+    assert timeline.feasible(np.array([600.0]), gpus=2).tolist() == [[False, False, True]]
+    assert timeline.feasible(np.array([600.0]), gpus=3).tolist() == [[False, False, False]]
+
+
+def test_lost_devices_give_no_capacity() -> None:
+    (lost,) = devices("a", "Z", "T4", 1)
+    timeline = CapacityTimeline(make_pools([replace(lost, available=False)]), SlotGrid(NOW, 900, 2))
+    assert timeline.feasible(np.array([60.0])).tolist() == [[False, False]]
+    assert timeline.used_fraction().tolist() == [[1.0, 1.0]]
+
+
+def test_feasibility_matches_a_brute_force_check_of_every_window() -> None:
+    rng = np.random.default_rng(7)
+    pools = make_pools(devices("a", "Z", "T4", 3) + devices("b", "Y", "L4", 2))
+    grid = SlotGrid.aligned(NOW + timedelta(minutes=4), 900, 40)
+    timeline = CapacityTimeline(pools, grid, pad=12)
+    for _ in range(60):
+        duration = rng.uniform(0, 3 * 3600, size=2)
+        gpus = int(rng.integers(1, 3))
+        feasible = timeline.feasible(duration, gpus)
+        for p in range(2):
+            size = pools[p].size
+            for s in range(grid.count):
+                start = timeline.offsets_s[s]
+                covered = (timeline.offsets_s >= start) & (timeline.offsets_s < start + duration[p])
+                covered[s] = True
+                expected = bool(timeline.busy[p, covered].max() + gpus <= size)
+                assert feasible[p, s] == expected, (p, s)
+        p, s = int(rng.integers(0, 2)), int(rng.integers(0, grid.count))
+        if feasible[p, s]:
+            timeline.reserve(p, s, float(duration[p]), gpus)
+    assert timeline.busy.max() <= 3
