@@ -15,7 +15,14 @@ from daemon.ledger import JobRecord, Ledger, RunRecord
 from policies import Decision, Device, JobSpec, Policy, UnknownPolicyError, get_policy
 from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
 
-__all__ = ["FALLBACK_POLICY", "build_policy", "busy_devices", "job_spec", "record_decision"]
+__all__ = [
+    "FALLBACK_POLICY",
+    "DecisionKey",
+    "build_policy",
+    "busy_devices",
+    "job_spec",
+    "record_decision",
+]
 
 FALLBACK_POLICY = "run-now"
 
@@ -92,24 +99,43 @@ def busy_devices(
     return [replace(gpu.device, busy_until=busy.get(gpu.device_id)) for gpu in inventory]
 
 
-def record_decision(ledger: Ledger, job: JobRecord, decision: Decision, now: datetime) -> bool:
+DecisionKey = tuple[str, str, str, tuple[str, ...], datetime | None]
+
+
+def record_decision(
+    ledger: Ledger,
+    job: JobRecord,
+    decision: Decision,
+    now: datetime,
+    seen: dict[str, DecisionKey] | None = None,
+) -> bool:
     """Store ``decision`` about ``job`` unless it repeats the latest one (same action, policy,
     reason, devices and start), with its transition: ``hold`` with a plan -> ``planned``,
     ``hold`` without -> ``queued``, ``reject`` -> ``failed``. Returns whether it was stored
-    (and logged as ``job_decision``).
+    (and logged as ``job_decision``). ``seen`` remembers the latest decision per job, so a
+    queue re-planned every round does not read each job's latest decision back from the
+    ledger (a job not in it is looked up there, e.g. after a restart).
 
     Raises:
         LedgerError: the ledger cannot be written.
     """
-    previous = ledger.latest_decision(job.job_id)
     chosen = decision.chosen
-    key = (decision.action, decision.policy, decision.reason,
-           chosen.device_ids if chosen else (), chosen.start if chosen else None)  # fmt: skip
-    if previous is not None and key == (
-        previous.action, previous.policy, previous.reason, previous.device_ids,
-        previous.planned_start,
-    ):  # fmt: skip
-        return False
+    key: DecisionKey = (
+        decision.action, decision.policy, decision.reason,
+        chosen.device_ids if chosen else (), chosen.start if chosen else None,
+    )  # fmt: skip
+    if seen is not None and job.job_id in seen:
+        if seen[job.job_id] == key:
+            return False
+    else:
+        previous = ledger.latest_decision(job.job_id)
+        if previous is not None and key == (
+            previous.action, previous.policy, previous.reason, previous.device_ids,
+            previous.planned_start,
+        ):  # fmt: skip
+            if seen is not None:
+                seen[job.job_id] = key
+            return False
     with ledger.transaction():
         ledger.record_decision(decision, now)
         if decision.action == "hold":
@@ -124,4 +150,6 @@ def record_decision(ledger: Ledger, job: JobRecord, decision: Decision, now: dat
              start=chosen.start.isoformat() if chosen else None,
              expected_total_g=chosen.total_g if chosen else None,
              run_now_total_g=decision.run_now.total_g if decision.run_now else None)  # fmt: skip
+    if seen is not None:
+        seen[job.job_id] = key
     return True

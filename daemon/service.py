@@ -30,7 +30,7 @@ from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
 from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
-from daemon.planning import busy_devices, job_spec, record_decision
+from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
 from daemon.queue import IngestResult, Queue
 from daemon.settings import Settings
 from forecasts import ForecastsError
@@ -96,6 +96,7 @@ class Service:
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
         self._cancel_sent: set[str] = set()
+        self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
         self._lock = threading.RLock()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -288,6 +289,7 @@ class Service:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
         jobs = {job.job_id: job for job in waiting}
+        self._decided = {k: v for k, v in self._decided.items() if k in jobs}
         busy = {d for run in self.ledger.active_runs() for d in run.device_ids}
         started = []
         for decision in decisions:
@@ -333,7 +335,7 @@ class Service:
         self._end_unstarted(job, "failed", now, reason)
 
     def _record(self, job: JobRecord, decision: Decision, now: datetime) -> None:
-        if record_decision(self.ledger, job, decision, now):
+        if record_decision(self.ledger, job, decision, now, self._decided):
             chosen, run_now = decision.chosen, decision.run_now
             self.metrics.observe_decision(decision.policy, decision.action,
                                           chosen.total_g if chosen else None,

@@ -34,9 +34,14 @@ class CapacityTimeline:
     """Devices in use per (pool, start instant), reserved job by job.
 
     ``pad`` extra instants past the horizon let a run that starts near the end go past it.
+    Window maxima of the devices in use come from a sparse table (``_levels[k, p, i]`` is the
+    most in use over instants ``i .. i + 2**k - 1``), updated per pool on each reservation.
     """
 
-    __slots__ = ("_bounds_s", "_levels", "busy", "grid", "load_gpu_s", "offsets_s", "size")
+    __slots__ = (
+        "_full_gpu_s", "_hi_s", "_level_of", "_levels", "_rows", "_slots", "_used", "_widths",
+        "busy", "grid", "load_gpu_s", "offsets_s", "size",
+    )  # fmt: skip
 
     def __init__(self, pools: Sequence[Pool], grid: SlotGrid, pad: int = 0) -> None:
         self.grid = grid
@@ -44,8 +49,7 @@ class CapacityTimeline:
         self.offsets_s: FloatArray = np.maximum(
             np.arange(n_slots, dtype=np.float64) * grid.step_s, grid.first_offset_s
         )
-        hi = (np.arange(n_slots, dtype=np.float64) + 1.0) * grid.step_s
-        self._bounds_s = (self.offsets_s, hi)
+        self._hi_s: FloatArray = (np.arange(n_slots, dtype=np.float64) + 1.0) * grid.step_s
         self.busy = np.zeros((len(pools), n_slots), dtype=np.int64)
         self.load_gpu_s = np.zeros((len(pools), n_slots))
         self.size = np.zeros(len(pools), dtype=np.int64)
@@ -58,64 +62,66 @@ class CapacityTimeline:
                     end_s = (device.busy_until - grid.start).total_seconds()
                     self.busy[p] += self.offsets_s < end_s
                     self.load_gpu_s[p] += self._overlap_s(grid.first_offset_s, end_s)
-        self._levels: IntArray | None = None
+        lengths = np.arange(n_slots + 1)
+        self._level_of: IntArray = np.log2(np.maximum(lengths, 1)).astype(np.int64)
+        self._widths: IntArray = 1 << np.arange(int(self._level_of[-1]) + 1, dtype=np.int64)
+        self._levels = _sparse_table(self.busy, self._widths)
+        self._rows = np.arange(len(pools))[:, None]
+        self._slots = np.arange(grid.count)
+        span_s = self._hi_s[: grid.count] - self.offsets_s[: grid.count]
+        self._full_gpu_s = self.size[:, None] * span_s[None, :]
+        self._used = self._fraction(self.load_gpu_s[:, : grid.count], self._full_gpu_s)
 
     def _overlap_s(self, start_s: float, end_s: float) -> FloatArray:
         """Seconds of ``[start_s, end_s)`` in each slot."""
-        lo, hi = self._bounds_s
-        result: FloatArray = np.clip(np.minimum(hi, end_s) - np.maximum(lo, start_s), 0.0, None)
+        seconds = np.minimum(self._hi_s, end_s) - np.maximum(self.offsets_s, start_s)
+        result: FloatArray = np.maximum(seconds, 0.0)
         return result
 
-    def _ends(self, duration_s: FloatArray, slots: IntArray) -> IntArray:
-        """One past the last instant covered by runs of ``duration_s[p]`` from ``slots``."""
-        finite = np.where(np.isfinite(duration_s), duration_s, 0.0)
-        start = self.offsets_s[slots]
-        ends = np.ceil((start + finite[:, None]) / self.grid.step_s).astype(np.int64)
-        result: IntArray = np.clip(ends, slots + 1, self.busy.shape[1])
-        return result
-
-    def _window_max(self, starts: IntArray, ends: IntArray) -> IntArray:
-        """``busy[p, starts[p, s]:ends[p, s]].max()`` for every cell (a sparse table)."""
-        if self._levels is None:
-            levels = [self.busy]
-            width = 1
-            while 2 * width <= self.busy.shape[1]:
-                last = levels[-1]
-                shifted = np.zeros_like(last)
-                shifted[:, :-width] = last[:, width:]
-                levels.append(np.maximum(last, shifted))
-                width *= 2
-            self._levels = np.stack(levels)
-        length = ends - starts
-        level = np.floor(np.log2(np.maximum(length, 1))).astype(np.int64)
-        rows = np.arange(self.busy.shape[0])[:, None]
-        left = self._levels[level, rows, starts]
-        right = self._levels[level, rows, ends - (1 << level)]
-        result: IntArray = np.maximum(left, right)
+    @staticmethod
+    def _fraction(used: FloatArray, full: FloatArray) -> FloatArray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            result: FloatArray = np.where(full > 0, np.minimum(used / full, 1.0), 1.0)
         return result
 
     def feasible(self, duration_s: FloatArray, gpus: int = 1) -> npt.NDArray[np.bool_]:
         """Which (pool, start slot) have ``gpus`` devices free for the whole of a run of
         ``duration_s[p]`` seconds, shape ``(P, S)``; a non-finite duration counts as instant."""
-        slots = np.broadcast_to(np.arange(self.grid.count), (self.busy.shape[0], self.grid.count))
-        in_use = self._window_max(slots, self._ends(duration_s, slots))
-        result: npt.NDArray[np.bool_] = in_use + gpus <= self.size[:, None]
+        finite = np.where(np.isfinite(duration_s), duration_s, 0.0)
+        ends = (self.offsets_s[None, : self.grid.count] + finite[:, None]) / self.grid.step_s
+        end = np.ceil(ends).astype(np.int64)  # one past the last instant covered
+        np.maximum(end, self._slots + 1, out=end)
+        np.minimum(end, self.busy.shape[1], out=end)
+        level = self._level_of[end - self._slots]
+        left = self._levels[level, self._rows, self._slots]
+        right = self._levels[level, self._rows, end - self._widths[level]]
+        result: npt.NDArray[np.bool_] = np.maximum(left, right) + gpus <= self.size[:, None]
         return result
 
     def used_fraction(self) -> FloatArray:
         """Share of each (pool, slot)'s GPU-seconds in use, in [0, 1], shape ``(P, S)``."""
-        lo, hi = self._bounds_s
-        count = self.grid.count
-        full = self.size[:, None] * (hi - lo)[None, :count]
-        used = self.load_gpu_s[:, :count]
-        result: FloatArray = np.where(full > 0, np.clip(used / np.maximum(full, 1e-9), 0, 1), 1.0)
-        return result
+        return self._used
 
     def reserve(self, pool: int, slot: int, duration_s: float, gpus: int = 1) -> None:
         """Take ``gpus`` devices of ``pool`` for a run of ``duration_s`` from ``slot``."""
-        end = int(self._ends(np.array([duration_s]), np.array([[slot]]))[0, 0])
+        start_s = float(self.offsets_s[slot])
+        finite = duration_s if math.isfinite(duration_s) else 0.0
+        end = min(
+            max(math.ceil((start_s + finite) / self.grid.step_s), slot + 1), len(self.offsets_s)
+        )
         self.busy[pool, slot:end] += gpus
-        self._levels = None
-        if math.isfinite(duration_s):
-            start_s = float(self.offsets_s[slot])
-            self.load_gpu_s[pool] += gpus * self._overlap_s(start_s, start_s + duration_s)
+        self._levels[:, pool] = _sparse_table(self.busy[pool : pool + 1], self._widths)[:, 0]
+        self.load_gpu_s[pool] += gpus * self._overlap_s(start_s, start_s + finite)
+        count = self.grid.count
+        self._used[pool] = self._fraction(self.load_gpu_s[pool, :count], self._full_gpu_s[pool])
+
+
+def _sparse_table(rows: IntArray, widths: IntArray) -> IntArray:
+    """``table[k, r, i] = rows[r, i : i + widths[k]].max()`` (zeros past the end)."""
+    table = np.zeros((len(widths), *rows.shape), dtype=np.int64)
+    table[0] = rows
+    for k in range(1, len(widths)):
+        half = int(widths[k - 1])
+        table[k] = table[k - 1]
+        np.maximum(table[k, :, :-half], table[k - 1, :, half:], out=table[k, :, :-half])
+    return table

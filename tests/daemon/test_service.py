@@ -55,6 +55,24 @@ def test_a_job_goes_from_queue_line_to_succeeded(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+def test_a_waiting_job_records_a_decision_only_when_it_changes(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="long") + job_line(id="next", deadline="+6h"))
+    for _ in range(3):
+        service.tick(clock())
+        clock.advance(60)
+    decisions = [row["job_id"] for row in service.ledger.rows("decisions")]
+    assert decisions.count("next") == 1  # the same hold, planned three times
+    service.ledger.close()
+    restarted = make_service(tmp_path, executor, regions=ONE_T4)  # nothing remembered
+    restarted.start(clock())
+    restarted.tick(clock())
+    decisions = [row["job_id"] for row in restarted.ledger.rows("decisions")]
+    assert decisions.count("next") == 1  # read back from the ledger, not repeated
+
+
 def test_intensity_samples_are_recorded_per_zone(tmp_path: Path) -> None:
     clock = FakeClock()
     service = make_service(tmp_path, RecordingExecutor())
