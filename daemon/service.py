@@ -17,7 +17,7 @@ import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, is_dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import structlog
@@ -34,7 +34,7 @@ from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
 from daemon.queue import IngestResult, Queue
 from daemon.settings import Settings
 from forecasts import ForecastsError
-from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity
+from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity, with_recalibration
 
 __all__ = ["Service", "TickReport"]
 
@@ -277,12 +277,8 @@ class Service:
             self.inventory, self.ledger.active_runs(), now, self.settings.intervals.plan_s
         )
         policy = self.policy
-        if (
-            self.measurement is not None
-            and is_dataclass(policy)
-            and hasattr(policy, "recalibration")
-        ):
-            policy = replace(policy, recalibration=self.measurement.recalibration)
+        if self.measurement is not None:  # plan on what the measured outcomes taught
+            policy = with_recalibration(policy, self.measurement.recalibration)
         try:
             decisions = policy.plan(now, specs, devices, self._forecasts)
         except (PoliciesError, KeyError) as exc:

@@ -5,7 +5,14 @@ return decisions with reasons. The carbon model lives in :mod:`policies.footprin
 """
 
 from policies import builtin
-from policies.base import Policy, UnknownPolicyError, get_policy, policy_names, register_policy
+from policies.base import (
+    Policy,
+    UnknownPolicyError,
+    get_policy,
+    policy_names,
+    register_policy,
+    with_recalibration,
+)
 from policies.errors import PoliciesError
 from policies.types import Action, Alternative, Decision, Device, JobSpec, ZoneIntensity
 
@@ -23,4 +30,5 @@ __all__ = [
     "get_policy",
     "policy_names",
     "register_policy",
+    "with_recalibration",
 ]

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import is_dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from policies.errors import PoliciesError
+from policies.footprint.recalibration import Recalibration
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
-__all__ = ["Policy", "UnknownPolicyError", "get_policy", "policy_names", "register_policy"]
+__all__ = [
+    "Policy",
+    "UnknownPolicyError",
+    "get_policy",
+    "policy_names",
+    "register_policy",
+    "with_recalibration",
+]
 
 
 class UnknownPolicyError(PoliciesError, LookupError):
@@ -68,3 +78,15 @@ def get_policy(name: str, **params: Any) -> Policy:
         known = ", ".join(policy_names())
         raise UnknownPolicyError(f"unknown policy {name!r} (known: {known})") from None
     return factory(**params)
+
+
+def with_recalibration(policy: Policy, recalibration: Recalibration) -> Policy:
+    """``policy`` estimating with ``recalibration``'s factors (learned from measured outcomes),
+    as a copy, when it has a ``recalibration`` attribute; any other policy unchanged."""
+    if not hasattr(policy, "recalibration"):
+        return policy
+    if is_dataclass(policy):
+        return replace(policy, recalibration=recalibration)
+    clone = copy.copy(policy)
+    clone.recalibration = recalibration
+    return clone

@@ -37,6 +37,7 @@ from policies.decisions import alternative_at, best_alternatives, free_devices, 
 from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
+from policies.footprint.recalibration import Recalibration
 from policies.scoring import CostCube, SlotGrid, estimate_matrix, make_pools, score
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
@@ -168,6 +169,10 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
     late = end + duration[:, None] * margin
     shape = end.shape
     grams = cube.operational_g[j] + cube.embodied_g[j][:, None]  # total_g is inf past latest
+    if deadline is None:  # as soon as possible: the start that ends soonest
+        cells = free & tick.allowed[j][:, None] & np.isfinite(end)
+        if cells.any():
+            return _cell(np.argmin(np.where(cells, end, np.inf)), shape)
     for pools in (tick.allowed[j], cube.admissible[j]):
         cells = free & pools[:, None] & np.isfinite(end)
         if (cells & (late <= left_s)).any():
@@ -226,6 +231,7 @@ def plan_window(
     forecasts: Mapping[str, ZoneIntensity],
     params: WindowParameters,
     cache: dict[tuple[object, ...], Estimate] | None = None,
+    recalibration: Recalibration | None = None,
 ) -> list[Decision]:
     """Plan every job jointly over devices, regions and start slots (see module docstring).
 
@@ -237,7 +243,7 @@ def plan_window(
     cache = {} if cache is None else cache
     grid = SlotGrid.aligned(now, params.slot_s, params.horizon_slots)
     pools = make_pools(devices)
-    duration, energy, ok = estimate_matrix(jobs, pools, cache)
+    duration, energy, ok = estimate_matrix(jobs, pools, cache, recalibration)
     order = _order(jobs, duration, ok, now, params)
     longest = np.where(ok, duration, 0.0).max(initial=0.0)
     capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)

@@ -26,6 +26,7 @@ from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
 from policies.footprint.estimator import Estimate
 from policies.footprint.gpus import GpuSpec
+from policies.footprint.recalibration import Recalibration
 from policies.types import Device, JobSpec, ZoneIntensity
 
 __all__ = [
@@ -113,11 +114,15 @@ def make_pools(devices: Sequence[Device]) -> tuple[Pool, ...]:
 
 
 def estimate_matrix(
-    jobs: Sequence[JobSpec], pools: Sequence[Pool], cache: EstimateCache | None = None
+    jobs: Sequence[JobSpec],
+    pools: Sequence[Pool],
+    cache: EstimateCache | None = None,
+    recalibration: Recalibration | None = None,
 ) -> tuple[FloatArray, FloatArray, BoolArray]:
     """Duration (s), energy (J) and admissibility of every job on every pool, shape ``(J, P)``.
 
     Each (job workload, GPU type) is estimated once; ``cache`` keeps estimates across calls.
+    ``recalibration``'s factors (learned from measured outcomes) scale the cached estimates.
     Inadmissible cells (constraints, out of memory, too few devices) hold ``inf``.
     """
     cache = {} if cache is None else cache
@@ -150,6 +155,8 @@ def estimate_matrix(
             if est is None:
                 est = estimate_on(job, device)
                 cache[key] = est
+            if recalibration is not None:
+                est = recalibration.apply(est)
             if est.fits:
                 duration[j, columns] = est.duration_s
                 energy[j, columns] = est.energy_j
@@ -278,6 +285,7 @@ def score(
     risk_aversion: float = 0.0,
     cache: EstimateCache | None = None,
     estimates: tuple[FloatArray, FloatArray, BoolArray] | None = None,
+    recalibration: Recalibration | None = None,
 ) -> CostCube:
     """Score every (job, pool, slot).
 
@@ -286,6 +294,7 @@ def score(
             ``deadline - duration * (1 + duration_margin) - guard_s``.
         guard_s: absolute allowance (e.g. one planning tick), seconds.
         estimates: the jobs' :func:`estimate_matrix` when the caller has it already.
+        recalibration: factors learned from measured outcomes, applied to the estimates.
         risk_aversion: weight in [0, 1] of the forecast's pessimistic bound in ``planning_g``
             (0: plan on the point forecast; ignored for forecasts without a bound).
 
@@ -293,7 +302,7 @@ def score(
         MissingForecastError: a pool's zone has no forecast.
     """
     jobs, pools = tuple(jobs), tuple(pools)
-    duration, energy, ok = estimates or estimate_matrix(jobs, pools, cache)
+    duration, energy, ok = estimates or estimate_matrix(jobs, pools, cache, recalibration)
     deadlines = np.array(
         [
             math.nan if job.deadline is None else (job.deadline - grid.start).total_seconds()
@@ -305,7 +314,7 @@ def score(
     # admissible pool free now) but not in time, so its latest start is the first slot.
     with np.errstate(invalid="ignore"):  # NaN deadline or an OOM (infinite) duration
         latest = deadlines - duration * (1.0 + duration_margin) - guard_s
-    latest = np.where(np.isnan(deadlines), 0.0, latest)
+    latest = np.where(np.isnan(deadlines), grid.offsets_s[0], latest)  # slot 0 is now
     mean = _zone_means(pools, forecasts, grid, duration, upper=False)
     pue = np.array([pool.pue for pool in pools], dtype=np.float64)
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)

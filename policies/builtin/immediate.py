@@ -20,6 +20,7 @@ from policies.base import register_policy
 from policies.decisions import plan_immediately
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
+from policies.footprint.recalibration import Recalibration
 from policies.scoring import SlotGrid, make_pools, score
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
@@ -30,6 +31,7 @@ __all__ = ["LowestEnergy", "Spatial"]
 class _Immediate:
     lifetime_years: float = DEFAULT_LIFETIME_YEARS
     alternatives: int = 3
+    recalibration: Recalibration | None = None  # online factors from measured outcomes
     _cache: dict[tuple[object, ...], Estimate] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -55,6 +57,7 @@ class _Immediate:
         cube = score(
             jobs, make_pools(devices), forecasts, grid,
             lifetime_years=self.lifetime_years, cache=self._cache,
+            recalibration=self.recalibration,
         )  # fmt: skip
         if self._metric_is_energy():
             metric, what = cube.energy_j, "energy"

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from policies.base import register_policy
 from policies.errors import PoliciesError
 from policies.footprint.estimator import Estimate
+from policies.footprint.recalibration import Recalibration
 from policies.planner import WindowParameters, plan_window
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
@@ -49,7 +50,8 @@ class CarbonWindow:
             )
         self.params = WindowParameters(**{**self.defaults, **params})
         self.params.validate()
-        self._cache: dict[tuple[object, ...], Estimate] = {}
+        self._cache: dict[tuple[object, ...], Estimate] = {}  # raw estimates, shared by copies
+        self.recalibration: Recalibration | None = None  # online factors (with_recalibration)
 
     @property
     def name(self) -> str:
@@ -67,7 +69,9 @@ class CarbonWindow:
         forecasts: Mapping[str, ZoneIntensity],
     ) -> list[Decision]:
         """One decision per job (see :func:`policies.planner.plan_window`)."""
-        return plan_window(self.name, now, jobs, devices, forecasts, self.params, self._cache)
+        return plan_window(
+            self.name, now, jobs, devices, forecasts, self.params, self._cache, self.recalibration
+        )
 
 
 class WaitAwhile(CarbonWindow):

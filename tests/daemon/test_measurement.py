@@ -29,7 +29,11 @@ A100 = DEFAULT_GPU_CATALOG.get("A100-80GB")
 
 
 def build(
-    tmp_path: Path, clock: FakeClock, executor: RecordingExecutor, factor: float = 1.0
+    tmp_path: Path,
+    clock: FakeClock,
+    executor: RecordingExecutor,
+    factor: float = 1.0,
+    policy: str = "run-now",
 ) -> tuple[Service, SimulatedGpuBackend, GpuMonitor]:
     start = clock()
 
@@ -41,7 +45,7 @@ def build(
     )
     backend.start()
     monitor = GpuMonitor(backend, GpuSettings(), clock=monotonic_s, sample=False)
-    settings = Settings(state_dir=tmp_path, regions=REGIONS, policy={"name": "run-now"})
+    settings = Settings(state_dir=tmp_path, regions=REGIONS, policy={"name": policy})
     ledger = Ledger.open(tmp_path / "ledger.db")
     service = Service(
         settings=settings,
@@ -50,7 +54,7 @@ def build(
         executors={executor.name: executor},
         inventory=build_inventory(REGIONS),
         intensity=EmbeddedIntensity(),
-        policy=get_policy("run-now"),
+        policy=get_policy(policy),
         measurement=JobMeasurement(monitor, lifetime_years=5.0, index_of={"qc/0": 0, "qc/1": 1}),
     )
     service.start(clock())
@@ -145,11 +149,15 @@ def test_a_gpu_lost_mid_job_fails_it_and_the_daemon_goes_on(tmp_path: Path) -> N
     assert run_c is not None and run_c.gpu_indices == (0,)  # never the lost GPU
 
 
-def test_recalibration_from_measured_outcomes_is_used_in_planning(tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ["run-now", "spatial", "carbon-window"])
+def test_recalibration_from_measured_outcomes_is_used_in_planning(
+    tmp_path: Path, policy: str
+) -> None:
     """The must-show through the daemon: hardware 30 % above the catalog; after three measured
-    runs of a job, the planner's energy prediction for the next one is within 5 %."""
+    runs of a job, the planner's energy prediction for the next one is within 5 % (for the
+    scalar run-now and for the policies that score a cost cube)."""
     clock, executor = FakeClock(), RecordingExecutor()
-    service, _, _ = build(tmp_path, clock, executor, factor=1.3)
+    service, _, _ = build(tmp_path, clock, executor, factor=1.3, policy=policy)
     errors = []
     for n in range(5):
         line = job_line(id=f"j{n}", model="llama-3.1-8b", requests=64, batch_size=8)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from policies import PoliciesError, get_policy, policy_names
+from policies import PoliciesError, get_policy, policy_names, with_recalibration
 from policies.candidates import estimate_on
+from policies.footprint.recalibration import Recalibration, RecalibrationFactor
 from policies.types import Decision, Device
 from tests.policies.conftest import NOW, FakeForecast, devices, forecast, job
 
@@ -76,14 +79,22 @@ def test_deadline_safety(
 
 
 @pytest.mark.parametrize("name", ["carbon-window", "wait-awhile", "oracle"])
-def test_a_job_without_deadline_runs_as_soon_as_possible(name: str, two_regions: Cluster) -> None:
+@pytest.mark.parametrize("into_slot_s", [0, 41])
+def test_a_job_without_deadline_runs_as_soon_as_possible(
+    name: str, into_slot_s: int, two_regions: Cluster
+) -> None:
     """DESIGN.md: no deadline = run as soon as possible; only a deadline buys waiting time."""
     devs, fcs = two_regions
-    (asap,) = get_policy(name).plan(NOW, [job("a", hours=None, regions=("ca",))], devs, fcs)
+    now = NOW + timedelta(seconds=into_slot_s)
+    (asap,) = get_policy(name).plan(now, [job("a", hours=None, regions=("ca",))], devs, fcs)
     assert asap.action == "start"
-    assert asap.chosen is not None and asap.chosen.start == NOW
-    (patient,) = get_policy(name).plan(NOW, [job("b", hours=12.0, regions=("ca",))], devs, fcs)
+    assert asap.chosen is not None and asap.chosen.start == now
+    (patient,) = get_policy(name).plan(now, [job("b", hours=12.0, regions=("ca",))], devs, fcs)
     assert patient.action == "hold"
+    busy = [replace(d, busy_until=NOW + timedelta(minutes=20)) for d in devs]
+    (waiting,) = get_policy(name).plan(now, [job("c", hours=None, regions=("ca",))], busy, fcs)
+    assert waiting.action == "hold" and waiting.chosen is not None
+    assert waiting.chosen.start == NOW + timedelta(minutes=30)  # the first start a GPU is free
 
 
 @pytest.mark.parametrize("name", ["carbon-window", "oracle"])
@@ -239,3 +250,22 @@ def test_a_late_job_waits_for_a_fast_gpu_rather_than_end_late_on_a_free_slow_one
     (decision,) = get_policy("carbon-window").plan(NOW, [safe], devs, fcs)
     assert decision.action == "start" and decision.chosen is not None
     assert decision.chosen.gpu == "T4", decision.reason
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_with_recalibration_plans_a_copy_on_the_learned_factors(
+    name: str, two_regions: Cluster
+) -> None:
+    devs, fcs = two_regions
+    policy = get_policy(name)
+    (base,) = policy.plan(NOW, [job("a", hours=None)], devs, fcs)
+    assert base.chosen is not None
+    model = job("a").model.name
+    doubled = Recalibration.from_factors(
+        RecalibrationFactor(model, gpu, samples=5, energy_log=math.log(2))
+        for gpu in ("T4", "RTX6000-Ada")
+    )
+    (tuned,) = with_recalibration(policy, doubled).plan(NOW, [job("a", hours=None)], devs, fcs)
+    assert tuned.chosen is not None and tuned.chosen.gpu == base.chosen.gpu
+    assert tuned.chosen.energy_j == pytest.approx(2 * base.chosen.energy_j)
+    assert policy.plan(NOW, [job("a", hours=None)], devs, fcs) == [base]  # original unchanged
