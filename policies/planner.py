@@ -155,11 +155,12 @@ def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, st
 def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> tuple[int, int]:
     """A (pool, slot) for a job with no slot left before its latest safe starts.
 
-    Among the starts that the devices allow, the cheapest that still ends by the deadline with
-    the duration margin, else the one that ends soonest among those that end in time: first in
-    the allowed pools, then (a job about to miss its deadline goes wherever it can, even under
-    ``home_only``) in any admissible pool; else the start that ends soonest. With no free start
-    in the whole horizon, the fastest admissible pool now (the job waits there for a GPU).
+    Among the starts that the devices allow, first in the allowed pools, then (a job about to
+    miss its deadline goes wherever it can, even under ``home_only``) in any admissible pool:
+    the cheapest that still ends by the deadline with the duration margin, else the one that
+    ends soonest among those that end in time (for a job without a deadline: the one that ends
+    soonest). Else the start that ends soonest anywhere; with no free start in the whole
+    horizon, the fastest admissible pool now (the job waits there for a GPU).
     """
     cube = tick.cube
     duration = np.where(np.isfinite(cube.duration_s[j]), cube.duration_s[j], np.inf)
@@ -167,28 +168,24 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
     left_s = math.inf if deadline is None else (deadline - cube.grid.start).total_seconds()
     end = tick.capacity.offsets_s[None, : cube.grid.count] + duration[:, None]
     late = end + duration[:, None] * margin
-    shape = end.shape
     grams = cube.operational_g[j] + cube.embodied_g[j][:, None]  # total_g is inf past latest
-    if deadline is None:  # as soon as possible: the start that ends soonest
-        cells = free & tick.allowed[j][:, None] & np.isfinite(end)
-        if cells.any():
-            return _cell(np.argmin(np.where(cells, end, np.inf)), shape)
+
+    def best(cells: npt.NDArray[np.bool_], by: FloatArray) -> tuple[int, int]:
+        p, s = np.unravel_index(int(np.argmin(np.where(cells, by, np.inf))), cells.shape)
+        return int(p), int(s)
+
     for pools in (tick.allowed[j], cube.admissible[j]):
         cells = free & pools[:, None] & np.isfinite(end)
+        if deadline is None and cells.any():
+            return best(cells, end)
         if (cells & (late <= left_s)).any():
-            flat = np.argmin(np.where(cells & (late <= left_s), grams, np.inf))
-            return _cell(flat, shape)
+            return best(cells & (late <= left_s), grams)
         if (cells & (end <= left_s)).any():
-            return _cell(np.argmin(np.where(cells & (end <= left_s), end, np.inf)), shape)
+            return best(cells & (end <= left_s), end)
     cells = free & cube.admissible[j][:, None] & np.isfinite(end)
     if cells.any():
-        return _cell(np.argmin(np.where(cells, end, np.inf)), shape)
+        return best(cells, end)
     return int(np.argmin(np.where(cube.admissible[j], duration, np.inf))), 0
-
-
-def _cell(flat: np.intp, shape: tuple[int, ...]) -> tuple[int, int]:
-    p, s = np.unravel_index(int(flat), shape)
-    return int(p), int(s)
 
 
 def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: int) -> Decision:
