@@ -62,7 +62,7 @@ class WindowParameters:
     guard_s: float = 900.0
     risk_aversion: float = 0.5
     herd_penalty: float = 0.05
-    min_saving: float = 0.02
+    min_saving: float = 0.2  # chosen by `carbond tune` on May 2023, see docs/policies.md
     lifetime_years: float = DEFAULT_LIFETIME_YEARS
     home_only: bool = False
     alternatives: int = 3
