@@ -89,6 +89,20 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         default="blend",
         help="forecaster planning sees (forecasts package; default blend)",
     )
+    parser.add_argument(
+        "--truth-factor",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="runs last X times their estimate (estimator error; default 1)",
+    )
+    parser.add_argument(
+        "--duration-noise",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="log-normal sigma of each run's time around that (default 0)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")  # fmt: skip
 
 
@@ -124,7 +138,8 @@ def _inputs(args: argparse.Namespace) -> ReplayInputs:
     return ReplayInputs(
         tuple(args.jobs), args.jobs_format, args.cluster, tuple(args.intensity),
         parse_time(args.start), args.days, args.requests_per_job, args.time_scale, args.model,
-        args.runtime, args.batch_size, args.tick, args.forecaster,
+        args.runtime, args.batch_size, args.tick, args.forecaster, args.truth_factor,
+        args.duration_noise,
     )  # fmt: skip
 
 

@@ -51,6 +51,8 @@ class ReplaySetup:
     max_gap_s: int = 3600
     horizon_s: int = 24 * 3600
     lifetime_years: float = DEFAULT_LIFETIME_YEARS
+    truth_factor: float = 1.0  # true run time / estimate
+    duration_noise: float = 0.0  # log-normal sigma of per-job run-time error
 
     @property
     def ticks(self) -> int:
@@ -165,7 +167,8 @@ def replay_policy(
     limit = setup.end + timedelta(days=2)
     with tempfile.TemporaryDirectory(prefix="carbond-replay-") as state_dir:
         service = ServiceHarness(policy, setup.cluster, setup.signals, Path(state_dir),
-                                 setup.tick_s, setup.horizon_s)  # fmt: skip
+                                 setup.tick_s, setup.horizon_s, setup.truth_factor,
+                                 setup.duration_noise)  # fmt: skip
         with service:
             now, k = setup.start, 0
             while now <= limit:

@@ -126,7 +126,7 @@ class ServiceHarness:
 
     def __init__(
         self, policy: Policy, cluster: Cluster, signals: ReplaySignals, state_dir: Path,
-        tick_s: int, horizon_s: int,
+        tick_s: int, horizon_s: int, truth_factor: float = 1.0, duration_noise: float = 0.0,
     ) -> None:  # fmt: skip
         regions = tuple(
             RegionSettings(
@@ -141,12 +141,14 @@ class ServiceHarness:
         )  # fmt: skip
         self._jobs: dict[str, JobSpec] = {}
         self._policy = _WatchedPolicy(policy)
+        # Runs last truth_factor x their estimate (x log-normal noise): the estimator's error.
+        self._executor = SimulatedExecutor(truth_factor=truth_factor, noise_sigma=duration_noise)
         self.ledger = Ledger.open(state_dir / "ledger.db", durable=False)
         self.service = Service(
             settings=settings,
             ledger=self.ledger,
             queue=Queue(state_dir, self.ledger, known_regions=[r.name for r in regions]),
-            executors={"simulated": SimulatedExecutor()},
+            executors={"simulated": self._executor},
             inventory=build_inventory(regions),
             intensity=ReplayIntensity(signals, self._policy.uses_actuals),
             policy=self._policy,
@@ -189,7 +191,8 @@ class ServiceHarness:
     def next_wakeup(self, now: datetime) -> datetime | None:
         """The next expected end of a running job or planned start of a held one."""
         times = [
-            (run.started_at or run.launched_at) + timedelta(seconds=run.expected_duration_s)
+            (run.started_at or run.launched_at)
+            + timedelta(seconds=self._executor.duration_s(run.job_id, run.expected_duration_s))
             for run in self.ledger.active_runs()
         ]
         if self._policy.next_start is not None:
@@ -216,12 +219,15 @@ class ServiceHarness:
             if run is None or decision is None or decision.action != "start":
                 continue
             started = run.started_at or run.launched_at
-            ended = run.finished_at or started + timedelta(seconds=run.expected_duration_s)
+            true_s = self._executor.duration_s(run.job_id, run.expected_duration_s)
+            ended = run.finished_at or started + timedelta(seconds=true_s)
+            # Energy and embodied grams grow with the true run time (the estimated power).
+            longer = true_s / run.expected_duration_s if run.expected_duration_s > 0 else 1.0
             plan = Alternative(
                 run.device_ids, decision.region or "", decision.gpu or "", started,
-                (ended - started).total_seconds(), _f(decision.expected_energy_j),
+                (ended - started).total_seconds(), _f(decision.expected_energy_j) * longer,
                 _f(decision.expected_intensity_g_per_kwh), _f(decision.expected_operational_g),
-                _f(decision.expected_embodied_g),
+                _f(decision.expected_embodied_g) * longer,
             )  # fmt: skip
             runs.append(Run(self._jobs[record.job_id], started, ended, plan, decision.reason))
         return runs

@@ -136,6 +136,8 @@ class ReplayInputs:
     batch_size: int
     tick_s: int
     forecaster: str = "blend"
+    truth_factor: float = 1.0
+    duration_noise: float = 0.0
 
 
 def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
@@ -148,6 +150,8 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
         raise ReplayInputError("--days must be > 0")
     if inputs.tick_s <= 0:
         raise ReplayInputError("--tick must be > 0")
+    if inputs.truth_factor <= 0 or inputs.duration_noise < 0:
+        raise ReplayInputError("--truth-factor must be > 0 and --duration-noise >= 0")
     cluster: Cluster = load_cluster(inputs.cluster)
     signals = ReplaySignals(
         [read_intensity(p) for p in inputs.intensity], cluster.zones(), inputs.forecaster
@@ -161,4 +165,7 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     traces = [read_requests(path, inputs.jobs_format) for path in inputs.jobs]
     regions = [(r.name, r.gpu_count) for r in cluster.regions]
     jobs = build_jobs(traces, options, regions, cluster.gpu_types())
-    return ReplaySetup(tuple(jobs), cluster, signals, inputs.start, end, inputs.tick_s)
+    return ReplaySetup(
+        tuple(jobs), cluster, signals, inputs.start, end, inputs.tick_s,
+        truth_factor=inputs.truth_factor, duration_noise=inputs.duration_noise,
+    )  # fmt: skip

@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,36 @@ def test_every_policy_meets_every_deadline(
     if slack == "6h":  # time shifting pays in California's clean noon
         assert rows["carbon-window"]["total_g"] < rows["spatial"]["total_g"]
         assert rows["carbon-window"]["mean_wait_s"] > rows["spatial"]["mean_wait_s"]
+
+
+def test_runs_longer_than_estimated_last_longer_and_use_more_energy(
+    trace: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    """``--truth-factor``: the estimator is 20 % low; runs last and draw energy accordingly and
+    the planner's margins still keep every deadline."""
+    exact = load_setup(_inputs(trace, cluster_file, intensity_files), parse_duration_s("6h"))
+    slow = replace(exact, truth_factor=1.2)
+    for name in ("run-now", "carbon-window"):
+        base = {o.job_id: o for o in replay_policy(exact, name).outcomes}
+        run = replay_policy(slow, name)
+        assert {o.job_id for o in run.outcomes} == set(base)
+        for outcome in run.outcomes:
+            assert not outcome.missed_deadline, (name, outcome.job_id)
+        if name == "run-now":  # same starts: each run is 20 % longer, with 20 % more energy
+            for outcome in run.outcomes:
+                before = base[outcome.job_id]
+                ran = (outcome.ended_at - outcome.started_at).total_seconds()
+                assert ran == pytest.approx(1.2 * (before.ended_at - before.started_at)
+                                            .total_seconds(), rel=1e-3)  # fmt: skip
+                assert outcome.energy_j == pytest.approx(1.2 * before.energy_j, rel=1e-3)
+
+
+def test_bad_duration_options_are_rejected(
+    trace: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    inputs = replace(_inputs(trace, cluster_file, intensity_files), truth_factor=0.0)
+    with pytest.raises(ReplayInputError, match="--truth-factor"):
+        load_setup(inputs, 0.0)
 
 
 def test_replay_cli_json_and_outputs(
