@@ -10,7 +10,9 @@
    their jobs.
 4. **Deadline**: ``arrival + slack + allowance``, where the allowance lets the job complete
    on the slowest GPU type of the cluster that fits it (twice its estimated duration plus two
-   planning ticks), so that slack 0 means "run at once" rather than "impossible".
+   planning ticks), so that slack 0 means "run at once" rather than "impossible". The estimate
+   is the one the planner and the executor use (:func:`policies.footprint.estimate_interval`:
+   the calibrated serving model for vLLM).
 5. **Home region**: jobs are spread over the regions in proportion to their GPU counts; each
    job lists its home first and the other regions after it (all are allowed).
 """
@@ -29,7 +31,13 @@ import numpy.typing as npt
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.traces import IntArray, RequestTrace
 from policies import JobSpec
-from policies.footprint import DEFAULT_MODEL_CATALOG, GpuSpec, Workload, estimate, get_runtime
+from policies.footprint import (
+    DEFAULT_MODEL_CATALOG,
+    GpuSpec,
+    Workload,
+    estimate_interval,
+    get_runtime,
+)
 
 __all__ = ["WorkloadOptions", "build_jobs", "tile"]
 
@@ -147,7 +155,9 @@ def build_jobs(
     jobs = []
     for i, (offset_s, job_id, workload) in enumerate(rows):
         if workload not in allowance:
-            durations = [estimate(model, gpu, runtime, workload).duration_s for gpu in gpus]
+            durations = [
+                estimate_interval(model, gpu, runtime, workload).duration_s for gpu in gpus
+            ]
             fitting = [d for d in durations if math.isfinite(d)]
             if not fitting:
                 raise ReplayInputError(

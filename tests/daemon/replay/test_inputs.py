@@ -15,6 +15,9 @@ from daemon.replay.errors import ReplayInputError
 from daemon.replay.signals import ReplaySignals, read_intensity
 from daemon.replay.traces import read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs, tile
+from policies import Device
+from policies.candidates import estimate_on
+from policies.footprint import estimate, get_runtime
 from tests.daemon.replay.conftest import START, write_azure
 
 
@@ -100,6 +103,31 @@ def test_batching_slack_and_homes(tmp_path: Path, cluster_file: Path) -> None:
         assert spec.deadline is not None
         assert spec.deadline - spec.submitted_at > timedelta(hours=1)
     assert [j.regions[0] for j in jobs] == ["quebec", "california", "quebec"]
+
+
+def test_deadline_allows_twice_the_planners_estimate_on_the_slowest_gpu(
+    tmp_path: Path, cluster_file: Path
+) -> None:
+    """Slack 0 leaves room for 2x the estimate the planner and executor use (the calibrated
+    serving model for vLLM), not the plain roofline, on the slowest fitting GPU + two ticks."""
+    path = write_azure(tmp_path / "t.csv", [(i * 10.0, 500, 200) for i in range(8)])
+    cluster = load_cluster(cluster_file)
+    options = WorkloadOptions(START, 100.0, requests_per_job=8, model="llama-1b", tick_s=60.0)
+    regions = [(r.name, r.gpu_count) for r in cluster.regions]
+    job = build_jobs([read_requests(path, "azure")], options, regions, cluster.gpu_types())[0]
+    assert job.workload.request_count == 8
+    planned = [
+        estimate_on(job, Device(f"d-{gpu.name}", "r", "Z", gpu)).duration_s
+        for gpu in cluster.gpu_types()
+    ]
+    roofline = [
+        estimate(job.model, gpu, get_runtime(job.runtime), job.workload).duration_s
+        for gpu in cluster.gpu_types()
+    ]
+    assert max(planned) != pytest.approx(max(roofline), rel=0.05)  # the two models differ here
+    assert job.deadline is not None
+    allowance_s = (job.deadline - job.submitted_at).total_seconds()
+    assert allowance_s == pytest.approx(2 * max(planned) + 2 * 60.0)
 
 
 @pytest.mark.parametrize(
