@@ -6,10 +6,12 @@ One call plans the whole queue afresh (re-planning every tick is simply calling 
    latest safe start per (job, pool) = deadline - duration x (1 + ``duration_margin``) -
    ``guard_s``, and a planning cost that leans towards the forecast's pessimistic bound by
    ``risk_aversion``.
-2. Take jobs most urgent first (priority, then least latest safe start) and give each the
-   cheapest (pool, slot) whose devices the capacity timeline (:mod:`policies.capacity`) still
-   has free for the whole run; the cost of a slot rises by ``herd_penalty`` x its used share,
-   so jobs do not all pile into one green hour.
+2. Take jobs in order (priority; then those whose latest safe start is within ``urgent_s``,
+   most urgent first; then the others by regret, largest first: the grams a job loses if its
+   cheapest pool goes to another, so a scarce clean pool goes to the jobs that save most on
+   it) and give each the cheapest (pool, slot) whose devices the capacity timeline
+   (:mod:`policies.capacity`) still has free for the whole run; the cost of a slot rises by
+   ``herd_penalty`` x its used share, so jobs do not all pile into one green hour.
 3. Hold only when the plan beats starting now by more than ``min_saving`` (forecast error makes
    small gains unreliable).
 4. A job with no slot left before its latest safe starts takes the cheapest start the devices
@@ -38,7 +40,15 @@ from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
-from policies.scoring import CostCube, SlotGrid, estimate_matrix, make_pools, score
+from policies.scoring import (
+    CostCube,
+    Pool,
+    SlotGrid,
+    estimate_matrix,
+    make_pools,
+    score,
+    typical_g,
+)
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
 __all__ = ["WindowParameters", "plan_window"]
@@ -63,6 +73,7 @@ class WindowParameters:
     risk_aversion: float = 0.5
     herd_penalty: float = 0.05
     min_saving: float = 0.2  # chosen by `carbond tune` on May 2023, see docs/policies.md
+    urgent_s: float = 3600.0  # ditto; inf: plan every job in urgency order
     lifetime_years: float = DEFAULT_LIFETIME_YEARS
     home_only: bool = False
     alternatives: int = 3
@@ -78,6 +89,7 @@ class WindowParameters:
             ("risk_aversion", 0 <= self.risk_aversion <= 1),
             ("herd_penalty", self.herd_penalty >= 0),
             ("min_saving", 0 <= self.min_saving < 1),
+            ("urgent_s", self.urgent_s >= 0),
             ("lifetime_years", self.lifetime_years > 0),
             ("chunk_jobs", self.chunk_jobs >= 1),
         )
@@ -98,20 +110,39 @@ class _Tick:
     taken: set[str]
 
 
-def _home_mask(jobs: Sequence[JobSpec], cube: CostCube) -> npt.NDArray[np.bool_]:
-    regions = np.array([pool.region for pool in cube.pools], dtype=object)
-    mask = np.ones((len(jobs), len(cube.pools)), dtype=np.bool_)
+def _allowed(
+    jobs: Sequence[JobSpec], pools: Sequence[Pool], ok: npt.NDArray[np.bool_], home_only: bool
+) -> npt.NDArray[np.bool_]:
+    """The (job, pool) pairs a job may be planned on: admissible, and its home under
+    ``home_only`` (the first region it lists)."""
+    if not home_only:
+        return ok
+    regions = np.array([pool.region for pool in pools], dtype=object)
+    mask = ok.copy()
     for j, job in enumerate(jobs):
         if job.regions:
-            mask[j] = regions == job.regions[0]
+            mask[j] &= regions == job.regions[0]
     return mask
+
+
+def _regret(typical: FloatArray) -> FloatArray:
+    """Grams each job loses if its cheapest pool is taken: second-cheapest - cheapest
+    (``inf`` with a single admissible pool, 0 with none)."""
+    padded = np.concatenate((typical, np.full((len(typical), 2), np.inf)), axis=1)
+    ranked = np.sort(padded, axis=1)
+    with np.errstate(invalid="ignore"):  # inf - inf: no admissible pool
+        regret = ranked[:, 1] - ranked[:, 0]
+    result: FloatArray = np.where(np.isnan(regret), 0.0, regret)
+    return result
 
 
 def _order(
     jobs: Sequence[JobSpec], duration: FloatArray, ok: npt.NDArray[np.bool_], now: datetime,
-    params: WindowParameters,
+    params: WindowParameters, regret: FloatArray,
 ) -> list[int]:  # fmt: skip
-    """Job indices most urgent first: priority, then least latest safe start (any pool)."""
+    """Job indices in planning order: priority first; then the jobs whose latest safe start
+    (any pool) is within ``urgent_s``, most urgent first; then the others by ``regret``,
+    largest first (the jobs that lose most if a scarce clean pool goes to another)."""
     deadline = np.array(
         [np.inf if j.deadline is None else (j.deadline - now).total_seconds() for j in jobs]
     )
@@ -120,10 +151,13 @@ def _order(
     latest = np.where(ok & ~np.isnan(latest), latest, -np.inf).max(axis=1, initial=-np.inf)
     # Jobs without a deadline start as soon as possible but yield free GPUs to deadline jobs.
     latest = np.where(np.isinf(deadline), np.inf, latest)
+    relaxed = latest > params.urgent_s
+    loss = np.where(relaxed, -regret, 0.0)
     return sorted(
         range(len(jobs)),
-        key=lambda j: (-jobs[j].priority, latest[j], jobs[j].submitted_at, jobs[j].job_id),
-    )
+        key=lambda j: (-jobs[j].priority, bool(relaxed[j]), loss[j], latest[j],
+                       jobs[j].submitted_at, jobs[j].job_id),
+    )  # fmt: skip
 
 
 def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, str]:
@@ -241,7 +275,9 @@ def plan_window(
     grid = SlotGrid.aligned(now, params.slot_s, params.horizon_slots)
     pools = make_pools(devices)
     duration, energy, ok = estimate_matrix(jobs, pools, cache, recalibration)
-    order = _order(jobs, duration, ok, now, params)
+    allowed = _allowed(jobs, pools, ok, params.home_only)
+    typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok), params.lifetime_years)
+    order = _order(jobs, duration, ok, now, params, _regret(np.where(allowed, typical, np.inf)))
     longest = np.where(ok, duration, 0.0).max(initial=0.0)
     capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
     taken: set[str] = set()
@@ -254,13 +290,10 @@ def plan_window(
             guard_s=params.guard_s, risk_aversion=params.risk_aversion,
             estimates=(duration[chunk], energy[chunk], ok[chunk]),
         )  # fmt: skip
-        allowed = cube.admissible.copy()
-        if params.home_only:
-            allowed &= _home_mask(cube.jobs, cube)
-        cost = np.where(allowed[:, :, None], cube.planning_g, np.inf)
-        tick = _Tick(cube, cost, capacity, allowed, now, taken)
+        cost = np.where(allowed[chunk][:, :, None], cube.planning_g, np.inf)
+        tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken)
         for local, j in enumerate(chunk):
-            if not allowed[local].any():
+            if not allowed[j].any():
                 reason = "fits no admissible device"
                 decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
                 continue

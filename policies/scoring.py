@@ -39,6 +39,7 @@ __all__ = [
     "make_pools",
     "mean_intensities",
     "score",
+    "typical_g",
     "upper_values",
 ]
 
@@ -235,6 +236,46 @@ class CostCube:
     planning_g: FloatArray
 
 
+def _forecast(forecasts: Mapping[str, ZoneIntensity], zone: str) -> ZoneIntensity:
+    try:
+        return forecasts[zone]
+    except KeyError:
+        raise MissingForecastError(f"no intensity forecast for zone {zone!r}") from None
+
+
+def typical_g(
+    jobs: Sequence[JobSpec],
+    pools: Sequence[Pool],
+    forecasts: Mapping[str, ZoneIntensity],
+    grid: SlotGrid,
+    estimates: tuple[FloatArray, FloatArray, BoolArray],
+    lifetime_years: float = DEFAULT_LIFETIME_YEARS,
+) -> FloatArray:
+    """Grams of every (job, pool) at the pool's mean forecast over the horizon, shape
+    ``(J, P)``, ``inf`` where inadmissible: what the job costs there at a typical time.
+
+    Raises:
+        MissingForecastError: a pool's zone has no forecast.
+    """
+    duration, energy, ok = estimates
+    span_s = np.array([grid.count * grid.step_s - grid.offsets_s[0]])
+    out = np.full(duration.shape, np.inf)
+    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)
+    for p, pool in enumerate(pools):
+        forecast = _forecast(forecasts, pool.zone)
+        values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
+        offset = (forecast.start - grid.start).total_seconds()
+        mean = float(
+            mean_intensities(values, forecast.step_s, offset, grid.offsets_s[:1], span_s)[0]
+        )
+        energy_j: FloatArray = np.where(ok[:, p], energy[:, p], 0.0)
+        held_s: FloatArray = np.where(ok[:, p], duration[:, p], 0.0)
+        op = operational_g(energy_j, np.full_like(energy_j, mean), pool.pue)
+        emb = embodied_g(held_s, pool.gpu.embodied_g * tp, lifetime_years)
+        out[:, p] = np.where(ok[:, p], op + emb, np.inf)
+    return out
+
+
 def _zone_means(
     pools: Sequence[Pool],
     forecasts: Mapping[str, ZoneIntensity],
@@ -253,10 +294,7 @@ def _zone_means(
         if same != p:
             out[:, p, :] = out[:, same, :]
             continue
-        try:
-            forecast = forecasts[pool.zone]
-        except KeyError:
-            raise MissingForecastError(f"no intensity forecast for zone {pool.zone!r}") from None
+        forecast = _forecast(forecasts, pool.zone)
         values = upper_values(forecast) if upper else None
         if values is None:
             values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)

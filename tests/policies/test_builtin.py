@@ -12,7 +12,7 @@ import pytest
 from policies import PoliciesError, get_policy, policy_names, with_recalibration
 from policies.candidates import estimate_on
 from policies.footprint.recalibration import Recalibration, RecalibrationFactor
-from policies.types import Decision, Device
+from policies.types import Decision, Device, JobSpec
 from tests.policies.conftest import NOW, FakeForecast, devices, forecast, job
 
 Cluster = tuple[list[Device], dict[str, FakeForecast]]
@@ -269,3 +269,41 @@ def test_with_recalibration_plans_a_copy_on_the_learned_factors(
     assert tuned.chosen is not None and tuned.chosen.gpu == base.chosen.gpu
     assert tuned.chosen.energy_j == pytest.approx(2 * base.chosen.energy_j)
     assert policy.plan(NOW, [job("a", hours=None)], devs, fcs) == [base]  # original unchanged
+
+
+@pytest.mark.parametrize(("urgent_s", "t4_goes_to"), [(3600.0, "big"), (math.inf, "small")])
+def test_a_scarce_clean_gpu_goes_to_the_job_that_saves_most_on_it(
+    urgent_s: float, t4_goes_to: str
+) -> None:
+    """One clean T4 (free in 2 h) can take only one of two relaxed jobs before its latest safe
+    start; the other runs on a dirty GPU. Planned by regret, the big job (which would lose
+    more grams elsewhere) gets the T4 although the small one is more urgent; in urgency order
+    (``urgent_s`` inf) the small one takes it and the total is higher."""
+    free_at = 2 * 3600.0
+    t4 = devices("qc", "CA-QC", "T4", 1, busy_until=NOW + timedelta(seconds=free_at))
+    devs = t4 + devices("ca", "US-CAL-CISO", "RTX6000-Ada", 1)
+    fcs = {z: forecast(z, [v] * 30) for z, v in (("CA-QC", 30.0), ("US-CAL-CISO", 400.0))}
+    big, small = job("big", requests=4000), job("small", requests=800)
+    d_big, d_small = (estimate_on(j, t4[0]).duration_s for j in (big, small))
+    assert d_small / 2 > 60.0
+
+    def due(spec: JobSpec, latest_s: float, d: float) -> JobSpec:  # latest safe start on a T4
+        return replace(spec, deadline=NOW + timedelta(seconds=latest_s + 1.25 * d + 900.0))
+
+    small = due(small, free_at + 60.0, d_small)  # more urgent than big ...
+    big = due(big, free_at + d_small / 2, d_big)  # ... but neither fits after the other
+    policy = get_policy("carbon-window", urgent_s=urgent_s)
+    decisions = {d.job_id: d for d in policy.plan(NOW, [small, big], devs, fcs)}
+    on_t4 = [k for k, d in decisions.items() if d.chosen is not None and d.chosen.gpu == "T4"]
+    assert on_t4 == [t4_goes_to]
+    other = "small" if t4_goes_to == "big" else "big"
+    assert decisions[other].chosen is not None and decisions[other].chosen.region == "ca"
+    total = sum(d.chosen.total_g for d in decisions.values() if d.chosen is not None)
+    regret_total = sum(
+        d.chosen.total_g
+        for d in get_policy("carbon-window").plan(NOW, [small, big], devs, fcs)
+        if d.chosen is not None
+    )
+    assert regret_total <= total
+    if urgent_s == math.inf:
+        assert regret_total < total
