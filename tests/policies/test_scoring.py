@@ -13,9 +13,11 @@ from policies.placement import mean_intensity_g_per_kwh, place
 from policies.scoring import (
     MissingForecastError,
     SlotGrid,
+    estimate_matrix,
     make_pools,
     mean_intensities,
     score,
+    typical_g,
 )
 from tests.policies.conftest import NOW, devices, forecast, job
 
@@ -127,3 +129,23 @@ def test_risk_aversion_plans_on_the_pessimistic_bound() -> None:
 def test_a_zone_without_forecast_is_an_error_naming_it() -> None:
     with pytest.raises(MissingForecastError, match="CA-QC"):
         score([job("a")], make_pools(devices("qc", "CA-QC", "T4", 1)), {}, SlotGrid(NOW, 900, 1))
+
+
+def test_typical_grams_use_each_pools_mean_forecast_over_the_horizon() -> None:
+    """A job's typical grams in a pool are its grams at the pool's horizon-mean intensity: on
+    a forecast alternating 100 and 300 g/kWh over 4 h that is the cube's cost at 200 g/kWh."""
+    devs = devices("qc", "CA-QC", "T4", 1, pue=1.2) + devices("x", "XX", "T4", 1)
+    pools = make_pools(devs)
+    grid = SlotGrid(NOW, 3600, 4)
+    jobs = [job("a"), job("big", model="llama-70b")]  # the 70B model fits no T4
+    estimates = estimate_matrix(jobs, pools)
+    swinging = {"CA-QC": forecast("CA-QC", [100.0, 300.0] * 2), "XX": forecast("XX", [0.0])}
+    flat = {"CA-QC": forecast("CA-QC", [200.0] * 4), "XX": forecast("XX", [0.0])}
+    typical = typical_g(jobs, pools, swinging, grid, estimates)
+    p = [pool.zone for pool in pools].index("CA-QC")
+    at_mean = score(jobs, pools, flat, grid, estimates=estimates).total_g[0, p, 0]
+    assert typical[0, p] == pytest.approx(at_mean)
+    assert typical[0, 1 - p] == pytest.approx(score(jobs, pools, flat, grid).embodied_g[0, 1 - p])
+    assert np.isinf(typical[1]).all()
+    with pytest.raises(MissingForecastError, match="XX"):
+        typical_g(jobs, pools, {"CA-QC": flat["CA-QC"]}, grid, estimates)
