@@ -1,6 +1,9 @@
-"""The daemon's object graph for ``carbond run`` and ``carbond demo``: the parts the
-composition root chooses (ledger, executors, GPU discovery, intervals), around the service
-that :func:`daemon.compose.build_service` wires from the settings.
+"""The composition root: the daemon's object graph for ``carbond run``, ``carbond demo`` and
+replay, built once from the settings.
+
+:func:`build_service` wires the service (queue, inventory, intensity source, policy) around a
+ledger and executors the caller owns; :func:`build_daemon` is the whole daemon: it also opens the
+ledger, chooses the executors and GPU discovery, and starts the GPU measurement.
 
 Nothing here starts a thread or opens a socket; the ledger's SQLite file and (when a region
 discovers its GPUs) the GPU backend are opened, and :meth:`Daemon.close` releases them.
@@ -16,18 +19,22 @@ from dataclasses import dataclass
 import structlog
 
 from daemon.catalog import gpu_catalog
-from daemon.compose import build_service
+from daemon.errors import DaemonError
 from daemon.executors.base import Executor
 from daemon.executors.local import LocalExecutor
 from daemon.executors.simulated import SimulatedExecutor
-from daemon.intensity import IntensityProvider
-from daemon.inventory import Discover
+from daemon.intensity import IntensityProvider, build_intensity
+from daemon.inventory import Discover, build_inventory
 from daemon.ledger import Ledger
 from daemon.loop import Intervals
 from daemon.measurement import JobMeasurement, start_measurement
 from daemon.metrics_sink import MetricsSink
+from daemon.planning import build_policy
+from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
+from daemon.signals import build_signal_chain
+from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 
 __all__ = [
     "LEDGER_NAME",
@@ -35,6 +42,7 @@ __all__ = [
     "Daemon",
     "build_daemon",
     "build_executors",
+    "build_service",
     "gpu_discovery",
     "intervals_of",
     "rebuild_service",
@@ -44,6 +52,52 @@ log = structlog.get_logger(__name__)
 
 LEDGER_NAME = "ledger.db"
 LOG_DIR_NAME = "logs"  # the service puts every job's log_dir here
+
+
+def build_service(
+    settings: Settings,
+    ledger: Ledger,
+    executors: Mapping[str, Executor],
+    *,
+    discover: Discover | None = None,
+    intensity: IntensityProvider | None = None,
+    metrics: MetricsSink | None = None,
+    catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
+    measurement: JobMeasurement | None = None,
+) -> Service:
+    """The service for ``settings``: queue in ``state_dir``, GPUs of ``regions`` (``discover``
+    finds those declared ``"discover"``), ``intensity`` or the configured source (``chain``:
+    the :mod:`forecasts` fallback chain from ``[electricitymaps]`` and ``[signals]``, closed by
+    ``Service.close()``), and the configured policy (``run-now`` when its name is not
+    registered). ``measurement`` meters jobs on this node's GPUs (:mod:`daemon.measurement`).
+
+    Raises:
+        UnknownGpuError: a GPU name the catalog does not know.
+        PoliciesError: the policy rejects its parameters.
+        DaemonError: a region names an executor that is not in ``executors``.
+    """
+    missing = sorted({r.executor for r in settings.regions} - set(executors))
+    if missing:
+        known = ", ".join(sorted(executors)) or "none"
+        raise DaemonError(f"regions use executor(s) {', '.join(missing)} but only {known} exist")
+    on_close: list[Callable[[], None]] = []
+    if intensity is None and settings.intensity.source == "chain":
+        wiring = build_signal_chain(settings)
+        for note in wiring.notes:
+            log.info("intensity_chain", note=note)
+        intensity, on_close = wiring.chain, [wiring.close]
+    return Service(
+        settings=settings,
+        ledger=ledger,
+        queue=Queue.from_settings(settings, ledger),
+        executors=executors,
+        inventory=build_inventory(settings.regions, catalog, discover),
+        intensity=intensity or build_intensity(settings.intensity.source),
+        policy=build_policy(settings.policy.name, settings.policy.params),
+        metrics=metrics,
+        on_close=on_close,
+        measurement=measurement,
+    )
 
 
 def build_executors(settings: Settings) -> dict[str, Executor]:

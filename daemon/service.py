@@ -31,7 +31,7 @@ from daemon.ledger import JobRecord, Ledger, RunRecord
 from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
-from daemon.queue import IngestResult, Queue
+from daemon.queue.ingest import IngestResult, Queue
 from daemon.settings import Settings
 from forecasts import ForecastsError
 from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity, with_recalibration

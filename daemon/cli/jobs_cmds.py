@@ -20,7 +20,7 @@ from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
 from daemon.ledger import EXPORTABLE, JobRecord, Ledger, UnknownJobError, export_table
 from daemon.queue import append_line, new_job_id, submit_target
-from daemon.queue_line import InvalidLineError, JobRequest, parse_line
+from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings, load_settings
 from daemon.states import FINAL_STATES, STATES
 

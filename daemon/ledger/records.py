@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.queue_line import JobRequest
+from daemon.queue.line import JobRequest
 
 __all__ = ["DecisionRecord", "JobRecord", "QueueFileRecord", "RunRecord", "TransitionRecord"]
 

@@ -17,7 +17,7 @@ from typing import Any
 from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import DecisionRecord, JobRecord, RunRecord, TransitionRecord
-from daemon.queue_line import JobRequest
+from daemon.queue.line import JobRequest
 from daemon.states import check_transition
 from policies import Decision
 

@@ -1,5 +1,9 @@
-"""The queue files: appending under a lock (:mod:`.files`), exactly-once ingestion
-(:mod:`.ingest`), safe compaction (:mod:`.compaction`).
+"""The queue: one line's validation (:mod:`.line`), appending under a lock (:mod:`.files`),
+exactly-once ingestion (:mod:`.ingest`), safe compaction (:mod:`.compaction`).
+
+This package's root re-exports only what needs no ledger (:mod:`.line`, :mod:`.files`), since the
+ledger stores :class:`~daemon.queue.line.JobRequest`; the ingestion side is
+``from daemon.queue.ingest import Queue``.
 
 Layout in ``state_dir``::
 
@@ -35,17 +39,26 @@ from daemon.queue.files import (
     new_job_id,
     submit_target,
 )
-from daemon.queue.ingest import IngestResult, Queue
+from daemon.queue.line import (
+    CancelRequest,
+    InvalidLineError,
+    JobRequest,
+    parse_deadline,
+    parse_line,
+)
 
 __all__ = [
     "QUEUE_NAME",
     "REJECTED_NAME",
     "RETIRED_DIR",
     "SPOOL_DIR",
-    "IngestResult",
-    "Queue",
+    "CancelRequest",
+    "InvalidLineError",
+    "JobRequest",
     "QueueError",
     "append_line",
     "new_job_id",
+    "parse_deadline",
+    "parse_line",
     "submit_target",
 ]

@@ -28,7 +28,7 @@ from daemon.queue.files import (
     new_job_id,
     write_rejections,
 )
-from daemon.queue_line import CancelRequest, InvalidLineError, JobRequest, parse_line
+from daemon.queue.line import CancelRequest, InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings
 
 __all__ = ["IngestResult", "Queue"]

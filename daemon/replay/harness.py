@@ -21,8 +21,8 @@ from daemon.executors.simulated import SimulatedExecutor
 from daemon.intensity import IntensityReading
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
-from daemon.queue import Queue
-from daemon.queue_line import JobRequest
+from daemon.queue.ingest import Queue
+from daemon.queue.line import JobRequest
 from daemon.replay.cluster import Cluster
 from daemon.replay.signals import ReplaySignals
 from daemon.service import Service

@@ -9,7 +9,7 @@ from typing import Any
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
-from daemon.queue import Queue
+from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
 from daemon.testing import RecordingExecutor

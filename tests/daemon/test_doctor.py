@@ -14,7 +14,7 @@ import pytest
 
 from daemon.doctor import run_checks
 from daemon.ledger import Ledger
-from daemon.queue import Queue
+from daemon.queue.ingest import Queue
 
 CONFIG = """
 state_dir = "{state}"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.assemble import build_service
 from daemon.cli import main
-from daemon.compose import build_service
 from daemon.executors.local import LocalExecutor
 from daemon.intensity import StaticIntensity
 from daemon.ledger import Ledger

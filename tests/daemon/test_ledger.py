@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import SCHEMA_VERSION, Ledger, LedgerError, UnknownJobError, export_table
-from daemon.queue_line import JobRequest, parse_line
+from daemon.queue.line import JobRequest, parse_line
 from daemon.states import FINAL_STATES, STATES, TRANSITIONS, InvalidTransitionError
 from tests.daemon.helpers import job_line
 

@@ -16,7 +16,7 @@ from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.measurement import JobMeasurement, start_measurement
-from daemon.queue import Queue
+from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import GpuSettings, RegionSettings, Settings
 from daemon.testing import FakeClock, RecordingExecutor

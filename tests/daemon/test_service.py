@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.compose import build_service
+from daemon.assemble import build_service
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
 from daemon.intensity import EmbeddedIntensity

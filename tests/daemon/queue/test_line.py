@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.queue_line import (
+from daemon.queue.line import (
     CancelRequest,
     InvalidLineError,
     JobRequest,

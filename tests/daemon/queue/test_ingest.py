@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import Ledger
-from daemon.queue import QUEUE_NAME, RETIRED_DIR, SPOOL_DIR, Queue, append_line, submit_target
+from daemon.queue import QUEUE_NAME, RETIRED_DIR, SPOOL_DIR, append_line, submit_target
+from daemon.queue.ingest import Queue
 from tests.daemon.helpers import append, job_line
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
