@@ -204,7 +204,7 @@ class Service:
         with self._lock:
             cfg = self.settings.intensity
             zones = sorted({gpu.device.zone for gpu in self.inventory})
-            self.intensity.refresh(zones, now)
+            _log_failed_calls(self.intensity.refresh(zones, now))
             for zone in zones:
                 try:
                     series = self.intensity.forecast(zone, now, cfg.horizon_s, cfg.step_s)
@@ -455,3 +455,20 @@ def _spec_or_none(job: JobRecord) -> JobSpec | None:
         return job_spec(job)
     except PoliciesError:
         return None
+
+
+_NOT_A_FAILURE = frozenset({"ok", "no provider configured"})
+
+
+def _log_failed_calls(outcome: object) -> None:
+    """One ``intensity_provider_failed`` warning per zone whose provider calls failed.
+
+    ``outcome`` is what the intensity source's ``refresh`` returned: the chain's
+    ``{zone: "ok" | problems}``; sources without a provider return None. The messages are the
+    provider client's, which never carry the token or anything the server sent.
+    """
+    if not isinstance(outcome, Mapping):
+        return
+    for zone, result in outcome.items():
+        if isinstance(result, str) and result not in _NOT_A_FAILURE:
+            log.warning("intensity_provider_failed", zone=zone, problem=result)
