@@ -22,6 +22,7 @@ from datetime import datetime
 
 import structlog
 
+from daemon import killpoints
 from daemon.endings import final_state, never_started, predicted_outcome, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
@@ -252,6 +253,7 @@ class Service:
                 except (DaemonError, OSError) as exc:  # the jobs stay running; polled again
                     log.error("executor_poll_failed", executor=name, error=str(exc))
                     continue
+                killpoints.reached("reconcile_polled")
                 for status in statuses:
                     self._finish(status, now)
                     ended.append(status)
@@ -296,6 +298,7 @@ class Service:
                 )
                 continue
             self._record(record, decision, now)
+            killpoints.reached("plan_decided")
             if decision.action != "start" or decision.chosen is None:
                 continue
             chosen = set(decision.chosen.device_ids)
@@ -350,6 +353,7 @@ class Service:
             self.ledger.transition(job.job_id, "running", now, f"dispatched: {decision.reason}")
             self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
                                 chosen.duration_s, now)  # fmt: skip
+        killpoints.reached("dispatch_launch")
         spec = LaunchSpec(
             job_id=job.job_id,
             argv=job.request.command,
@@ -365,6 +369,7 @@ class Service:
         except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
             return False
+        killpoints.reached("dispatch_handle")
         with self.ledger.transaction():
             self.ledger.set_run_started(job.job_id, handle.token, handle.started_at)
         log.info("job_dispatched", job_id=job.job_id, executor=executor.name,
@@ -406,6 +411,7 @@ class Service:
                 finished_at=status.finished_at, decision=decision, forecasts=self._forecasts,
                 job=spec if status.succeeded else None,
             )  # fmt: skip
+        killpoints.reached("job_exit")
         with self.ledger.transaction():
             self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
                                    status.signal, status.reason or reason)  # fmt: skip
@@ -415,6 +421,7 @@ class Service:
                 pue = first.device.pue if first is not None else None
                 columns = predicted_outcome(run, decision, status, pue) | measured
                 self.ledger.record_outcome(status.job_id, now, **columns)
+        killpoints.reached("job_exit_done")
         self._cancel_sent.discard(status.job_id)
         log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
                  exit_code=status.exit_code, signal=status.signal)  # fmt: skip

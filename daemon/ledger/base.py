@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from daemon import killpoints
 from daemon.errors import DaemonError
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -126,8 +127,10 @@ class Connection:
                     + script
                     + "\nINSERT INTO schema_migrations VALUES "
                     + f"({version}, {_quote(description)}, strftime('%Y-%m-%dT%H:%M:%SZ'));\n"
-                    + f"PRAGMA user_version = {version};\nCOMMIT;"
+                    + f"PRAGMA user_version = {version};"
                 )
+                killpoints.reached("migration")
+                self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
