@@ -45,6 +45,13 @@ kill-harness: $(VENV)/.stamp-dev
 	root=$$(mktemp -d) && nice -n 10 $(BIN)/python -m tests.daemon.killharness --kills $(KILLS) \
 		--root $$root && rm -rf $$root
 
+# Every hypothesis property test (marked `fuzz` at collection) with the long profile:
+# FUZZ_EXAMPLES each (6 of them here alone: 102,000); prints the number of examples run.
+FUZZ_EXAMPLES ?= 17000
+fuzz: $(VENV)/.stamp-dev
+	CARBOND_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) nice -n 10 $(BIN)/python -m pytest -m fuzz \
+		--hypothesis-profile=fuzz -p no:cacheprovider -q
+
 bench: $(VENV)/.stamp-dev
 	$(BIN)/python -m bench
 

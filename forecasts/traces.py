@@ -33,7 +33,14 @@ import numpy as np
 from forecasts.errors import TraceFormatError
 from forecasts.series import FloatArray, IntensitySeries, SignalKind
 
-__all__ = ["TRACE_FORMATS", "DataIssue", "TraceReadResult", "fill_gaps", "read_trace"]
+__all__ = [
+    "MAX_TRACE_POINTS",
+    "TRACE_FORMATS",
+    "DataIssue",
+    "TraceReadResult",
+    "fill_gaps",
+    "read_trace",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,7 @@ TRACE_FORMATS: Final[tuple[_Format, ...]] = (
         "minimal", "datetime", "zone", "carbon_intensity_g_per_kwh", None, "is_estimated", False
     ),
 )
+MAX_TRACE_POINTS: Final = 5_000_000  # 570 years hourly, 9.5 minutely; 40 MB of float64
 _TRUE: Final = {"true", "1", "yes"}
 _FALSE: Final = {"false", "0", "no", ""}
 
@@ -152,10 +160,13 @@ def _parse_time(path: str, line: int, column: str, text: str, fmt: _Format) -> t
         t = datetime.fromisoformat(text.strip())
     except ValueError as e:
         raise TraceFormatError(path, line, column, f"not a date-time: {text!r}") from e
-    if t.tzinfo is None:
-        return t.replace(tzinfo=UTC).timestamp(), "" if fmt.naive_is_utc else "naive"
-    offset = t.utcoffset()
-    return t.timestamp(), "offset" if offset else ""
+    try:
+        if t.tzinfo is None:
+            return t.replace(tzinfo=UTC).timestamp(), "" if fmt.naive_is_utc else "naive"
+        offset = t.utcoffset()
+        return t.astimezone(UTC).timestamp(), "offset" if offset else ""
+    except (OverflowError, ValueError) as e:  # e.g. 0001-01-01T00:00+14:00 is in year 0 UTC
+        raise TraceFormatError(path, line, column, f"date-time out of range: {text!r}") from e
 
 
 def _parse_value(path: str, line: int, column: str, text: str) -> float:
@@ -269,6 +280,12 @@ def _to_series(
                 path, zone, "off_grid", f"{n} times not on the {step_s}s grid; floored", first, n
             )
         )
+    if slots_f[-1] >= MAX_TRACE_POINTS:
+        raise TraceFormatError(
+            path, int(lines[-1]), None,
+            f"zone {zone}: {slots_f[-1]:.0f} points of {step_s} s from the first row to this "
+            f"one; at most {MAX_TRACE_POINTS} (rows far apart in time?)",
+        )  # fmt: skip
     slots = np.floor(slots_f).astype(np.int64)
     out = np.full(int(slots[-1]) + 1, np.nan)
     flags = np.zeros(len(out), dtype=np.bool_)

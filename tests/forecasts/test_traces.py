@@ -98,6 +98,15 @@ def test_minimal_with_every_problem_reported(tmp_path: Path) -> None:
         ("datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,-5\n", ">= 0"),
         ("datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX\n", r"x\.csv:2: 2 fields"),
         ("", r"x\.csv:1: empty file"),
+        (  # found by the fuzzer: a ValueError from deep inside datetime
+            "datetime,zone,carbon_intensity_g_per_kwh\n0001-01-01T00:00:00+14:00,XX,1\n",
+            r"x\.csv:2: column 'datetime': date-time out of range",
+        ),
+        (  # two rows 8,000 years apart would have allocated 560 MB
+            "datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,1\n"
+            "2023-01-01T01:00Z,XX,1\n9999-01-01T00:00Z,XX,1\n",
+            r"x\.csv:4: zone XX: \d+ points of 3600 s",
+        ),
         ("datetime,zone,carbon_intensity_g_per_kwh\n", "no data rows"),
     ],
 )
