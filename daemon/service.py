@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Final
 
 import structlog
 
@@ -37,9 +38,14 @@ from daemon.settings import Settings
 from forecasts import ForecastsError
 from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity, with_recalibration
 
-__all__ = ["Service", "TickReport"]
+__all__ = ["PLAN_WINDOW", "Service", "TickReport"]
 
 log = structlog.get_logger(__name__)
+
+# Waiting jobs planned per round, most urgent first (priority, deadline, age). A round's cost
+# grows with the jobs planned; with 100,000 waiting, planning all of them took longer than the
+# ingest interval, and every submission waited for it (bench/bench_waiting.py).
+PLAN_WINDOW: Final = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,17 +318,16 @@ class Service:
         return decisions, started
 
     def _settle_unstarted(self, now: datetime) -> list[JobRecord]:
-        """Cancel or expire waiting jobs that asked for it; return the others."""
-        waiting = []
-        for job in self.ledger.jobs(("queued", "planned")):
+        """Cancel or expire waiting jobs that asked for it; return the :data:`PLAN_WINDOW`
+        most urgent others (the rest wait for a later round: planning every waiting job each
+        round would hold the loop, and so ingestion, for seconds per 10,000 jobs)."""
+        for job in self.ledger.waiting_to_settle(now):
             if job.cancel_requested_at is not None:
                 self._end_unstarted(job, "cancelled", now, "cancelled by its owner before start")
             elif job.deadline is not None and job.deadline <= now:
                 reason = f"deadline {job.deadline.isoformat()} passed before the job started"
                 self._end_unstarted(job, "expired", now, reason)
-            else:
-                waiting.append(job)
-        return waiting
+        return self.ledger.most_urgent_waiting(PLAN_WINDOW)
 
     def _end_unstarted(self, job: JobRecord, state: str, now: datetime, reason: str) -> None:
         with self.ledger.transaction():

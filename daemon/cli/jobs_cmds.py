@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     jobs = subparsers.add_parser("jobs", help="list jobs from the ledger")
     _common(jobs)
     jobs.add_argument("--state", choices=STATES, action="append", help="only these states")
-    jobs.add_argument("--limit", type=int, default=None, help="at most this many")
+    jobs.add_argument(
+        "--limit", type=int, default=None,
+        help=f"at most this many (default: a page of {PAGE} with totals; --json: all, streamed)",
+    )  # fmt: skip
+    jobs.add_argument("--offset", type=int, default=0, help="skip this many first")
     jobs.set_defaults(func=_jobs)
 
     status = subparsers.add_parser("status", help="one job: decision, alternatives, outcome")
@@ -182,15 +187,47 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
 
 
 def _jobs(args: argparse.Namespace) -> int:
+    if (args.limit is not None and args.limit < 0) or args.offset < 0:
+        raise UsageError("--limit and --offset must not be negative")
     with _open(args) as ledger:
-        rows = [_job_row(ledger, job) for job in ledger.jobs(args.state or (), args.limit)]
-    if args.json:
-        print_json(rows)
-        return 0
-    columns = ("job_id", "name", "state", "user", "region", "gpu", "planned_start",
-               "expected_total_g")  # fmt: skip
-    print_table("jobs", columns, [[row[c] for c in columns] for row in rows])
+        if args.json:
+            _stream_json(ledger, args.state or (), args.limit, args.offset)
+        else:
+            _print_page(ledger, args.state or (), args.limit or PAGE, args.offset)
     return 0
+
+
+# -- jobs: paging and streaming (constant memory whatever the ledger holds) ----------------
+
+PAGE = 50  # rows `carbond jobs` shows without --limit
+_JOB_COLUMNS = ("job_id", "name", "state", "user", "region", "gpu", "planned_start",
+                "expected_total_g")  # fmt: skip
+
+
+def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) -> None:
+    """One page as a table, then the totals: how many match, by state, and how to see more."""
+    rows = [_job_row(ledger, job) for job in ledger.iter_jobs(states, limit, offset)]
+    print_table("jobs", _JOB_COLUMNS, [[row[c] for c in _JOB_COLUMNS] for row in rows])
+    counts = ledger.counts_by_state()
+    shown = {s: n for s, n in counts.items() if not states or s in states}
+    total = sum(shown.values())
+    by_state = ", ".join(f"{s} {n:,}" for s, n in sorted(shown.items()))
+    first = offset + 1 if rows else offset
+    print(f"jobs {first:,}-{offset + len(rows):,} of {total:,} ({by_state or 'none'})")
+    if offset + len(rows) < total:
+        print(f"more: --offset {offset + len(rows)} (--limit N for a bigger page, --json for all)")
+
+
+def _stream_json(ledger: Ledger, states: Sequence[str], limit: int | None, offset: int) -> None:
+    """A JSON array written one job at a time (a consumer may read it as it comes)."""
+    out = sys.stdout
+    separator = "[\n  "
+    for job in ledger.iter_jobs(states, limit, offset):
+        out.write(separator)
+        json.dump(_job_row(ledger, job), out, default=str)
+        separator = ",\n  "
+    out.write("[]\n" if separator.startswith("[") else "\n]\n")
+    out.flush()
 
 
 def _status(args: argparse.Namespace) -> int:
