@@ -304,3 +304,20 @@ def test_a_recovering_daemon_claims_the_start_so_a_late_wrapper_never_runs_it(
     assert late.returncode == 0 and "claimed the start" in late.stderr
     assert not ran.exists()
     assert not (tmp_path / "logs" / "job-late.status.json").exists()
+
+
+def test_a_job_that_forks_and_exits_leaves_nothing_running(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {pid_file}; exit 0"
+    executor = LocalExecutor()
+    handle = executor.launch(_spec(tmp_path, "job-f", "/bin/sh", "-c", script), NOW)
+    reaper.append(handle)
+
+    status = _wait(executor, handle)
+
+    assert status.exit_code == 0
+    assert "1 process(es) it left running were terminated" in status.reason
+    child = int(pid_file.read_text())
+    assert process_start_ticks(child) is None, "the forked child outlived its job"
