@@ -27,6 +27,7 @@ from daemon import killpoints
 from daemon.endings import final_state, never_started, predicted_outcome, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
+from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
@@ -105,8 +106,26 @@ class Service:
         self._cancel_sent: set[str] = set()
         self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
         self._lock = threading.RLock()
+        self.health = Health()  # what `carbond doctor` shows (health.json)
 
     # -- lifecycle --------------------------------------------------------------------------
+
+    def after_step(self, step: str, error: BaseException | None, now: datetime) -> None:
+        """The loop's report of a step: a failure (or its end) goes into ``health.json``,
+        which is then written if anything changed. Never raises."""
+        if error is None:
+            self.health.clear(f"step:{step}")
+        else:
+            self.health.set(f"step:{step}", f"{type(error).__name__}: {error}", now)
+        self.health.write(self.settings.state_dir / HEALTH_NAME, now)
+
+    def clock_stepped(self, step_s: float, now: datetime) -> None:
+        """The loop saw the wall clock jump ``step_s`` seconds (negative: back) against the
+        monotonic clock; kept in the health file for an hour."""
+        direction = "back" if step_s < 0 else "forward"
+        self.health.set("clock", f"wall clock stepped {direction} {abs(step_s):.0f} s at "
+                        f"{now.isoformat()}: deadlines and planned starts follow the new time",
+                        now, for_s=3600.0)  # fmt: skip
 
     def start(self, now: datetime) -> None:
         """Prepare the queue files and re-adopt the jobs a previous daemon left running."""
@@ -211,13 +230,19 @@ class Service:
         with self._lock:
             cfg = self.settings.intensity
             zones = sorted({gpu.device.zone for gpu in self.inventory})
-            _log_failed_calls(self.intensity.refresh(zones, now))
+            failed = _log_failed_calls(self.intensity.refresh(zones, now))
             for zone in zones:
                 try:
                     series = self.intensity.forecast(zone, now, cfg.horizon_s, cfg.step_s)
                     reading = self.intensity.current(zone, now)
                 except ForecastsError as exc:
                     log.warning("intensity_refresh_failed", zone=zone, error=str(exc))
+                    self.health.set(
+                        f"intensity:{zone}",
+                        f"no intensity ({exc}); planning on the last forecast or the static "
+                        "annual figure",
+                        now,
+                    )
                     if zone not in self._forecasts:
                         with contextlib.suppress(ForecastsError):  # no figure: plan logs it
                             self._forecasts[zone] = StaticIntensity().forecast(
@@ -225,6 +250,11 @@ class Service:
                             )
                     continue
                 self._forecasts[zone] = series
+                if zone in failed:
+                    self.health.set(f"intensity:{zone}", f"provider failing ({failed[zone]}); "
+                                    f"planning on {reading.source}", now)  # fmt: skip
+                else:
+                    self.health.clear(f"intensity:{zone}")
                 self.ledger.record_intensity(
                     zone, reading.at, reading.intensity_g_per_kwh, reading.source, now
                 )
@@ -450,6 +480,7 @@ class Service:
             )  # also after a reconfigure() rebuilt the inventory
             self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         for report in reports:
+            self.health.set(f"gpu:{report.gpu.index}", f"lost: {report.reason}", now)
             for job_id in report.job_ids:
                 run = self.ledger.run(job_id)
                 executor = self.executors.get(run.executor) if run is not None else None
@@ -472,15 +503,19 @@ def _spec_or_none(job: JobRecord) -> JobSpec | None:
 _NOT_A_FAILURE = frozenset({"ok", "no provider configured"})
 
 
-def _log_failed_calls(outcome: object) -> None:
-    """One ``intensity_provider_failed`` warning per zone whose provider calls failed.
+def _log_failed_calls(outcome: object) -> dict[str, str]:
+    """One ``intensity_provider_failed`` warning per zone whose provider calls failed; those
+    problems by zone.
 
     ``outcome`` is what the intensity source's ``refresh`` returned: the chain's
     ``{zone: "ok" | problems}``; sources without a provider return None. The messages are the
     provider client's, which never carry the token or anything the server sent.
     """
     if not isinstance(outcome, Mapping):
-        return
+        return {}
+    failed = {}
     for zone, result in outcome.items():
         if isinstance(result, str) and result not in _NOT_A_FAILURE:
             log.warning("intensity_provider_failed", zone=zone, problem=result)
+            failed[str(zone)] = result
+    return failed
