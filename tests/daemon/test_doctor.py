@@ -130,5 +130,5 @@ def test_human_output_is_one_line_per_check_and_failure_exits_1(tmp_path: Path) 
 
     assert done.returncode == 1
     lines = done.stdout.splitlines()
-    assert len(lines) == 9
+    assert len(lines) == 10
     assert [line[:4] for line in lines].count("FAIL") == 1
