@@ -281,7 +281,7 @@ def _check_health(settings: Settings, now: datetime) -> Check:
 
 
 _HEALTH_STALE_S: Final = 3 * HEARTBEAT_S
-_MIN_FREE_BYTES: Final = 64 * 2**20  # below this the ledger's next transactions may fail
+_MIN_FREE_BYTES: Final = 64 * 2**20  # less free than this (or 5 % of a small disk): FAIL
 
 
 def _disk_problems(state: Path) -> list[str]:
@@ -294,6 +294,6 @@ def _disk_problems(state: Path) -> list[str]:
         problems.append(f"{state} is on a read-only file system: nothing can be ingested or "
                         "recorded")  # fmt: skip
     free = fs.f_bavail * fs.f_frsize
-    if free < _MIN_FREE_BYTES:
+    if free < min(_MIN_FREE_BYTES, fs.f_blocks * fs.f_frsize // 20):  # small disks: 5 %
         problems.append(f"{state} has {free / 2**20:.1f} MiB free: the ledger cannot grow")
     return problems
