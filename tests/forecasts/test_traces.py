@@ -130,3 +130,23 @@ def test_reads_real_portal_export(shared_data: Path) -> None:
     s = result.zone("US-NW-PACW")
     assert len(s) == 8760 and s.missing_count() == 24
     assert [i.kind for i in result.issues] == ["empty_value"]
+
+
+def test_a_bad_row_is_skipped_and_reported_and_the_rows_around_it_kept(tmp_path: Path) -> None:
+    header = "datetime,zone,carbon_intensity_g_per_kwh\n"
+    rows = [f"2023-01-01T0{h}:00Z,XX,{100 * h}" for h in range(4)]
+    rows[2] = "2023-01-01T02:00Z,XX,abc"
+    result = read_trace(_write(tmp_path, "x.csv", header + "\n".join(rows) + "\n"))
+    values = result.zone("XX").values_g_per_kwh
+    assert list(values[[0, 1, 3]]) == [0.0, 100.0, 300.0] and math.isnan(values[2])
+    [bad] = [i for i in result.issues if i.kind == "bad_row"]
+    assert str(bad).startswith(f"{tmp_path / 'x.csv'}:4: XX: bad_row: column ")
+    assert "not a number: 'abc'; row skipped" in str(bad)
+
+
+def test_many_bad_rows_are_listed_then_counted(tmp_path: Path) -> None:
+    header = "datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,1\n"
+    bad = "".join(f"2023-01-0{1 + k // 24}T{k % 24:02d}:30Z,XX,-{k}\n" for k in range(1, 26))
+    result = read_trace(_write(tmp_path, "x.csv", header + bad))
+    issues = [i for i in result.issues if i.kind == "bad_row"]
+    assert len(issues) == 21 and issues[-1].count == 5 and "5 more bad rows" in issues[-1].message

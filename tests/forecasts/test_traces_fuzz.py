@@ -99,26 +99,45 @@ def test_any_bytes_read_or_fail_with_the_trace_error(data: bytes, zipped: bool) 
     _read(gzip.compress(data) if zipped else data, ".csv.gz" if zipped else ".csv")
 
 
+_BAD_ROWS = st.sampled_from([
+    "yesterday,XX,5", "2023-01-01T00:00Z,XX,abc", "2023-01-01T00:00Z,XX,-1",
+    "2023-01-01T00:00Z,XX", "2023-01-01T00:00Z,,5", "2023-01-01T00:00Z,XX,inf",
+    "0001-01-01T00:00:00+14:00,XX,1", '"unterminated,XX,1',
+])  # fmt: skip
+
+
 @given(
     st.sampled_from(TRACE_FORMATS),
     st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1),
                  timezones=st.just(UTC)),
     st.lists(st.floats(0, 1e5, allow_nan=False), min_size=1, max_size=30),
     st.sampled_from(["Z", "+00:00", "+05:30"]),
+    st.lists(st.tuples(st.integers(0, 40), _BAD_ROWS), max_size=5),
 )  # fmt: skip
-def test_good_rows_all_arrive(fmt: object, start: datetime, values: list[float], tz: str) -> None:
+def test_good_rows_all_arrive_whatever_bad_rows_sit_between_them(
+    fmt: object, start: datetime, values: list[float], tz: str, bad: list[tuple[int, str]]
+) -> None:
     assert fmt in TRACE_FORMATS
     f = TRACE_FORMATS[TRACE_FORMATS.index(fmt)]  # type: ignore[arg-type]
     start = start.replace(minute=0, second=0, microsecond=0)
-    lines = [f"{f.time},{f.zone},{f.lifecycle}"]
+    lines = []
     for k, value in enumerate(values):
         t = start + timedelta(hours=k)
         if tz == "+05:30":
             t = t.astimezone(timezone(timedelta(hours=5, minutes=30)))
         text = t.isoformat().replace("+00:00", tz) if tz != "+05:30" else t.isoformat()
         lines.append(f"{text},XX,{value!r}")
+    plain = [(p, row) for p, row in bad if '"' not in row]
+    for position, row in sorted(plain, reverse=True):
+        lines.insert(min(position, len(lines)), row)
+    quoted = len(plain) < len(bad)
+    if quoted:  # an open quote swallows every line after it: only ever the last line
+        lines.append('"unterminated,XX,1')
+    inserted = len(plain) + quoted
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "t.csv"
-        path.write_text("\n".join(lines) + "\n")
-        series = read_trace(path).zone("XX")
-    assert list(series.values_g_per_kwh) == values
+        path.write_text(f"{f.time},{f.zone},{f.lifecycle}\n" + "\n".join(lines) + "\n")
+        result = read_trace(path)
+    assert list(result.zone("XX").values_g_per_kwh) == values
+    reported = sum(i.count for i in result.issues if i.kind == "bad_row")
+    assert reported == inserted
