@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from daemon.accounting import meter_method, predicted_alternative
 from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measured_run
 from daemon.gpu.backend import GpuBackend
 from daemon.gpu.errors import NvmlUnavailableError
@@ -36,7 +37,7 @@ from daemon.inventory import InventoryGpu
 from daemon.ledger import DecisionRecord, Ledger
 from daemon.planning import job_spec
 from daemon.settings import Settings
-from policies import Alternative, Decision, Device, JobSpec, PoliciesError, ZoneIntensity
+from policies import Decision, Device, JobSpec, PoliciesError, ZoneIntensity
 from policies.candidates import estimate_on
 from policies.footprint.gpus import GpuCatalog
 from policies.footprint.outcome import RealisedIntensity, compute_outcome
@@ -260,7 +261,7 @@ class JobMeasurement:
         )
         outcome = compute_outcome(
             run,
-            _predicted(decision, started_at),
+            predicted_alternative(decision, started_at),
             realised,
             gpu_embodied_g=device.gpu.embodied_g,
             pue=device.pue,
@@ -297,7 +298,8 @@ class JobMeasurement:
         }
         return {
             "measured_energy_j": outcome.measured_energy_j,
-            "energy_method": outcome.energy_method,
+            "energy_j": outcome.measured_energy_j,
+            "energy_method": meter_method(self.monitor.backend.name, outcome.energy_method),
             "realised_intensity_g_per_kwh": _finite(outcome.realised_intensity_g_per_kwh),
             "intensity_source": outcome.intensity_rung,
             "intensity_age_s": outcome.intensity_age_s,
@@ -310,26 +312,6 @@ class JobMeasurement:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _predicted(decision: DecisionRecord | None, started_at: datetime) -> Alternative:
-    """The prediction made at dispatch as an :class:`Alternative` (NaN where not recorded)."""
-
-    def num(value: float | None) -> float:
-        return math.nan if value is None else value
-
-    d = decision
-    return Alternative(
-        device_ids=d.device_ids if d else (),
-        region=(d.region or "") if d else "",
-        gpu=(d.gpu or "") if d else "",
-        start=(d.planned_start or started_at) if d else started_at,
-        duration_s=num(d.expected_duration_s if d else None),
-        energy_j=num(d.expected_energy_j if d else None),
-        intensity_g_per_kwh=num(d.expected_intensity_g_per_kwh if d else None),
-        operational_g=num(d.expected_operational_g if d else None),
-        embodied_g=num(d.expected_embodied_g if d else None),
-    )
 
 
 def _load(backend: SimulatedGpuBackend, tracked: _Tracked, job: JobSpec) -> None:

@@ -74,7 +74,7 @@ def test_outcome_rows_carry_measured_energy_and_grams(
     assert service.tick(clock()).finished == ("a",)
     outcome = service.ledger.outcome("a")
     assert outcome is not None
-    assert outcome["energy_method"] == "counter"
+    assert outcome["energy_method"] == "simulated-counter"
     # The simulated hardware draws 30 % more than the catalog-based prediction.
     assert outcome["measured_energy_j"] == pytest.approx(1.3 * decision.expected_energy_j, rel=1e-3)
     intensity = outcome["realised_intensity_g_per_kwh"]
