@@ -83,3 +83,22 @@ class Accounting(Connection):
         names = ("jobs", "energy_j", "measured_energy_j", "operational_g", "embodied_g",
                  "total_g", "run_now_total_g", "saved_g")  # fmt: skip
         return {name: float(value) for name, value in zip(names, row, strict=True)}
+
+    def intensity_sources(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Per (zone, source) of the samples in ``[since, until)``: ``zone``, ``source``,
+        ``samples``, ``first_at``, ``last_at`` and ``mean_g_per_kwh``, by zone then source."""
+        sql = (
+            "SELECT zone, source, count(*) AS samples, min(at) AS first_at, max(at) AS last_at,"
+            " avg(intensity_g_per_kwh) AS mean_g_per_kwh FROM intensity_samples WHERE 1 = 1"
+        )
+        params: list[Any] = []
+        if since is not None:
+            sql += " AND at >= ?"
+            params.append(ts(since))
+        if until is not None:
+            sql += " AND at < ?"
+            params.append(ts(until))
+        sql += " GROUP BY zone, source ORDER BY zone, source"
+        return [dict(r) for r in self._exec(sql, params)]
