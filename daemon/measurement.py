@@ -20,7 +20,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ import structlog
 from daemon.accounting import meter_method, predicted_alternative
 from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measured_run
 from daemon.gpu.backend import GpuBackend
-from daemon.gpu.errors import NvmlUnavailableError
+from daemon.gpu.errors import GpuError, NvmlUnavailableError
 from daemon.gpu.factory import simulated_spec
 from daemon.gpu.nvml import NvmlBackend
 from daemon.gpu.simulated import SimulatedGpuBackend
@@ -169,11 +169,50 @@ class JobMeasurement:
             for index in tracked.indices:
                 if self.monitor.available(index):
                     backend.set_utilisation(index, 0.0, since_s=ended_s)
-        energy = self.monitor.end_job(job_id)
+        energy = self._to_real_end(
+            self.monitor.end_job(job_id), tracked, (finished_at - started_at).total_seconds()
+        )
         self._sample(tracked, finished_at, forecasts)
         if job is not None and energy.failed_reason is None:
             self._recalibrate(job, tracked, energy)
         return self._columns(energy, tracked, started_at, decision)
+
+    def _to_real_end(self, energy: JobEnergy, tracked: _Tracked, real_s: float) -> JobEnergy:
+        """``energy`` charged up to the job's real end, ``real_s`` after its start, not to
+        when the daemon noticed it: the tail's energy (each GPU's power sampled in the tail,
+        else its power now, the job gone, else its catalog idle power, times the tail) is
+        taken off and the duration is the real one."""
+        tail_s = energy.duration_s - max(0.0, real_s)
+        if tail_s <= 0:
+            return energy
+        curves = {c.index: c for c in energy.curves}
+        devices = []
+        for device, gpu in zip(energy.devices, tracked.gpus, strict=False):
+            curve = curves.get(device.index)
+            tail_w = [
+                w
+                for t, w in zip(curve.offset_s, curve.power_w, strict=True)
+                if w is not None and t >= real_s
+            ] if curve else []  # fmt: skip
+            power_w = sum(tail_w) / len(tail_w) if tail_w else self._power_now_w(device.index)
+            if power_w is None:
+                power_w = gpu.device.gpu.idle_w
+            trimmed = max(0.0, device.energy_j - power_w * tail_s)
+            devices.append(replace(device, energy_j=trimmed))
+        log.debug("job_energy_tail_trimmed", job_id=energy.job_id, tail_s=tail_s,
+                  energy_j=energy.energy_j, to_real_end_j=sum(d.energy_j for d in devices))  # fmt: skip
+        return replace(
+            energy,
+            duration_s=max(0.0, real_s),
+            energy_j=sum(d.energy_j for d in devices),
+            devices=tuple(devices),
+        )
+
+    def _power_now_w(self, index: int) -> float | None:
+        try:
+            return self.monitor.backend.read(index).power_w
+        except GpuError:
+            return None
 
     def _recalibrate(self, job: JobSpec, tracked: _Tracked, energy: JobEnergy) -> None:
         device = tracked.gpus[0].device
@@ -185,9 +224,11 @@ class JobMeasurement:
             model=job.model.name,
             gpu=device.gpu.name,
             samples=state.samples,
-            energy_factor=state.energy_factor,
-            duration_factor=state.duration_factor,
-            in_use=self.recalibration.energy_factor(job.model.name, device.gpu.name),
+            measured_s=state.measured_s,
+            learned_energy_factor=state.energy_factor,
+            learned_duration_factor=state.duration_factor,
+            in_use=self.recalibration.in_use(job.model.name, device.gpu.name),
+            energy_factor=self.recalibration.energy_factor(job.model.name, device.gpu.name),
         )
 
     def _observe(

@@ -262,7 +262,7 @@ def test_with_recalibration_plans_a_copy_on_the_learned_factors(
     assert base.chosen is not None
     model = job("a").model.name
     doubled = Recalibration.from_factors(
-        RecalibrationFactor(model, gpu, samples=5, energy_log=math.log(2))
+        RecalibrationFactor(model, gpu, samples=5, energy_log=math.log(2), measured_s=3600.0)
         for gpu in ("T4", "RTX6000-Ada")
     )
     (tuned,) = with_recalibration(policy, doubled).plan(NOW, [job("a", hours=None)], devs, fcs)
