@@ -199,12 +199,13 @@ class JobMeasurement:
                 power_w = gpu.device.gpu.idle_w
             trimmed = max(0.0, device.energy_j - power_w * tail_s)
             devices.append(replace(device, energy_j=trimmed))
+        kept_j = sum(d.energy_j for d in devices)
         log.debug("job_energy_tail_trimmed", job_id=energy.job_id, tail_s=tail_s,
-                  energy_j=energy.energy_j, to_real_end_j=sum(d.energy_j for d in devices))  # fmt: skip
+                  energy_j=energy.energy_j, to_real_end_j=kept_j)  # fmt: skip
         return replace(
             energy,
             duration_s=max(0.0, real_s),
-            energy_j=sum(d.energy_j for d in devices),
+            energy_j=kept_j,
             devices=tuple(devices),
         )
 
