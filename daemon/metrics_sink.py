@@ -43,6 +43,11 @@ class MetricsSink(Protocol):
         """The latest intensity of a zone and how old it is."""
         ...
 
+    def observe_totals(self, totals: Mapping[str, float]) -> None:
+        """The ledger's totals (:meth:`daemon.ledger.Ledger.outcome_totals`), at start and
+        after each finished job: they survive restarts, unlike counters."""
+        ...
+
 
 class NullMetrics:
     """A :class:`MetricsSink` that records nothing."""
@@ -69,4 +74,7 @@ class NullMetrics:
         """Ignored."""
 
     def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
+        """Ignored."""
+
+    def observe_totals(self, totals: Mapping[str, float]) -> None:
         """Ignored."""

@@ -111,6 +111,7 @@ class Service:
             self._adopt(self.ledger.active_runs(), now)
             if self.measurement is not None:  # learned factors survive a restart
                 self.measurement.relearn(measured_history(self.ledger, self.inventory))
+            self.metrics.observe_totals(self.ledger.outcome_totals())
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 
@@ -329,6 +330,8 @@ class Service:
             self.ledger.transition(job.job_id, state, now, reason)
         log.info("job_" + state, job_id=job.job_id, reason=reason)
         self.metrics.observe_outcome(job.job_id, state, None)
+        if state == "expired":
+            self.metrics.observe_totals(self.ledger.outcome_totals())
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         self._end_unstarted(job, "failed", now, reason)
@@ -425,6 +428,7 @@ class Service:
                  total_g=columns.get("total_g"))  # fmt: skip
         self.metrics.observe_outcome(status.job_id, state, columns.get("total_g"),
                                      columns.get("measured_energy_j"))  # fmt: skip
+        self.metrics.observe_totals(self.ledger.outcome_totals())
 
     def _outcome_columns(
         self,

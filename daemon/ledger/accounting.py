@@ -71,8 +71,9 @@ class Accounting(Connection):
 
     def outcome_totals(self) -> dict[str, float]:
         """Sums over every outcome row: ``jobs``, ``energy_j``, ``measured_energy_j``,
-        ``operational_g``, ``embodied_g``, ``total_g``, and over the jobs with a counterfactual,
-        ``run_now_total_g`` and ``saved_g`` (run-now minus real)."""
+        ``operational_g``, ``embodied_g``, ``total_g``; over the jobs with grams and a
+        counterfactual, ``run_now_total_g`` and ``saved_g`` (run-now minus real); and
+        ``deadlines_missed``: jobs that ended after their deadline or expired unstarted."""
         row = self._exec(
             "SELECT count(*), coalesce(sum(energy_j), 0), coalesce(sum(measured_energy_j), 0),"
             " coalesce(sum(operational_g), 0), coalesce(sum(embodied_g), 0),"
@@ -82,7 +83,14 @@ class Accounting(Connection):
         ).fetchone()
         names = ("jobs", "energy_j", "measured_energy_j", "operational_g", "embodied_g",
                  "total_g", "run_now_total_g", "saved_g")  # fmt: skip
-        return {name: float(value) for name, value in zip(names, row, strict=True)}
+        totals = {name: float(value) for name, value in zip(names, row, strict=True)}
+        late = self._exec(
+            "SELECT (SELECT count(*) FROM outcomes JOIN jobs USING (job_id)"
+            "        WHERE jobs.deadline IS NOT NULL AND outcomes.finished_at > jobs.deadline)"
+            " + (SELECT count(*) FROM jobs WHERE state = 'expired')"
+        ).fetchone()[0]
+        totals["deadlines_missed"] = float(late)
+        return totals
 
     def intensity_sources(
         self, since: datetime | None = None, until: datetime | None = None
