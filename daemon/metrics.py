@@ -4,9 +4,8 @@
 ``MetricsSink`` protocol: ``observe_queue``, ``observe_decision``, ``observe_outcome``,
 ``observe_intensity``, ``observe_totals``) and one the loop calls (``observe_step``); it owns a
 private ``CollectorRegistry`` (never the process-global one), and :meth:`Metrics.start` serves
-it over
-HTTP on ``127.0.0.1`` (``metrics.port`` in the settings; the composition root does not start it
-when the port is 0). Metric names (all prefixed ``carbond_``):
+it over HTTP on ``127.0.0.1`` (``metrics.port`` in the settings; the composition root does not
+start it when the port is 0). Metric names (all prefixed ``carbond_``):
 
 ==========================================  =======  =============================================
 name                                        type     labels / meaning
