@@ -23,7 +23,7 @@ from daemon.reports.render import FORMATS, Format, render
 from daemon.reports.summary import GROUPINGS, summarise
 from daemon.settings import Settings, load_settings
 
-__all__ = ["parse_when", "register"]
+__all__ = ["parse_when", "register", "write_atomic"]
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -125,7 +125,16 @@ def _report(args: argparse.Namespace) -> int:
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
-        return
+    else:
+        write_atomic(output, text)
+
+
+def write_atomic(output: Path, text: str) -> None:
+    """Write ``text`` to ``output`` through a temporary file renamed over it.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -1,4 +1,4 @@
-"""The ledger ``make demo`` leaves behind, built once per module, and a CLI runner."""
+"""The ledger ``make demo`` leaves behind, built once per session, and a CLI runner."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from daemon.demo import run_demo
 Run = Callable[..., str]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The carbon-aware run's state dir of ``carbond demo`` (its ``ledger.db``)."""
     root = tmp_path_factory.mktemp("demo")
