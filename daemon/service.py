@@ -338,10 +338,14 @@ class Service:
 
     def _record(self, job: JobRecord, decision: Decision, now: datetime) -> None:
         if record_decision(self.ledger, job, decision, now, self._decided):
-            chosen, run_now = decision.chosen, decision.run_now
+            chosen = decision.chosen
+            run_now_g = decision.run_now.total_g if decision.run_now else None
+            if decision.action == "start":  # the counterfactual stored at submission
+                stored = self.ledger.counterfactual(job.job_id)
+                run_now_g = stored["total_g"] if stored is not None else run_now_g
             self.metrics.observe_decision(decision.policy, decision.action,
                                           chosen.total_g if chosen else None,
-                                          run_now.total_g if run_now else None)  # fmt: skip
+                                          run_now_g)  # fmt: skip
 
     def _dispatch(self, job: JobRecord, decision: Decision, now: datetime) -> bool:
         chosen = decision.chosen
