@@ -128,7 +128,7 @@ def _check_policy(settings: Settings) -> Check:
     try:
         get_policy(name, **settings.policy.params)
     except UnknownPolicyError as exc:
-        return Check("policy", "fail", f"{exc}; the daemon would fall back to run-now")
+        return Check("policy", "fail", f"{exc}; the daemon refuses to start")
     return Check("policy", "pass", f"{name} {settings.policy.params or ''}".strip())
 
 

@@ -12,11 +12,10 @@ import structlog
 
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
-from policies import Decision, Device, JobSpec, Policy, UnknownPolicyError, get_policy
+from policies import Decision, Device, JobSpec, Policy, get_policy
 from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
 
 __all__ = [
-    "FALLBACK_POLICY",
     "DecisionKey",
     "build_policy",
     "busy_devices",
@@ -24,23 +23,17 @@ __all__ = [
     "record_decision",
 ]
 
-FALLBACK_POLICY = "run-now"
-
 log = structlog.get_logger(__name__)
 
 
 def build_policy(name: str, params: Mapping[str, Any]) -> Policy:
-    """The policy registered as ``name``; ``run-now`` (logged as ``policy_fallback``) when
-    no policy has that name yet.
+    """The policy registered as ``name`` with ``params`` (the settings have checked both).
 
     Raises:
+        UnknownPolicyError: no policy has that name (never a silent fallback).
         PoliciesError: the policy rejects ``params``.
     """
-    try:
-        return get_policy(name, **params)
-    except UnknownPolicyError as exc:
-        log.warning("policy_fallback", wanted=name, using=FALLBACK_POLICY, reason=str(exc))
-        return get_policy(FALLBACK_POLICY)
+    return get_policy(name, **params)
 
 
 def job_spec(job: JobRecord) -> JobSpec:

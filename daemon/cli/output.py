@@ -11,6 +11,7 @@ from typing import Any
 from daemon.errors import DaemonError, UsageError
 from daemon.settings import ConfigError
 from forecasts import ForecastsError, UnknownZoneError
+from policies import UnknownPolicyError
 from policies.errors import CatalogError, InvalidWorkloadError
 
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "fail", "print_json", "print_table"]
@@ -24,6 +25,7 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     CatalogError,
     InvalidWorkloadError,
     UnknownZoneError,
+    UnknownPolicyError,
 )
 
 
