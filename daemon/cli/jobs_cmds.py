@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.output import print_json, print_table
+from daemon.cli.submit_checks import submit_warnings
 from daemon.errors import UsageError
 from daemon.executors import jobfiles
 from daemon.executors.workdir import workdir_problem
@@ -138,6 +139,7 @@ def _submit(args: argparse.Namespace) -> int:
     if not isinstance(parsed, JobRequest):
         raise UsageError("use `carbond cancel ID` to cancel a job")
     request = parsed if parsed.job_id else parsed.with_id(new_job_id())
+    warnings += submit_warnings(settings, request, datetime.now(UTC))
     target = submit_target(settings.state_dir, os.getuid())
     append_line(target, request.to_json(), settings.queue.max_line_bytes)
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -106,7 +107,13 @@ def test_a_job_that_fits_nowhere_fails_with_the_policy_reason(tmp_path: Path) ->
     append(service.queue.path, job_line(id="big", model="llama-70b"))
     service.tick(clock())
     assert _states(service.ledger) == {"big": "failed"}
-    assert "rejected: fits no admissible device" in service.ledger.transitions("big")[-1].reason
+    reason = service.ledger.transitions("big")[-1].reason
+    assert reason.startswith(
+        "rejected: fits no admissible device: llama-3.1-70b at fp16, batch 1, "
+    )
+    assert re.search(
+        r"needs [\d.]+ GB per GPU, the largest offers [\d.]+ GB usable \(T4\)$", reason
+    )
 
 
 def test_cancel_before_and_while_running(tmp_path: Path) -> None:
