@@ -11,9 +11,10 @@ from pathlib import Path
 def test_json_stdout_is_pure_even_when_the_daemon_warns(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    config = tmp_path / "carbond.toml"  # a region without GPUs: the inventory warns
+    config = tmp_path / "carbond.toml"  # doctor's inventory warns: it discovers no GPU
     config.write_text(
-        f'state_dir = "{state}"\n[[regions]]\nname = "a"\nzone = "CA-QC"\ngpus = []\n'
+        f'state_dir = "{state}"\n[gpu]\nbackend = "simulated"\n'
+        '[[regions]]\nname = "a"\nzone = "CA-QC"\ngpus = "discover"\n'
     )
     exe = Path(sys.executable).with_name("carbond")
     proc = subprocess.run(
