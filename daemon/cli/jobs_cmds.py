@@ -23,7 +23,8 @@ from daemon.errors import UsageError
 from daemon.executors import jobfiles
 from daemon.executors.workdir import workdir_problem
 from daemon.ledger import EXPORTABLE, JobRecord, Ledger, UnknownJobError, export_table
-from daemon.queue import append_line, new_job_id, submit_target
+from daemon.ledger.export import EXPORT_SUFFIXES
+from daemon.queue import REJECTED_NAME, append_line, new_job_id, submit_target
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings, load_settings
 from daemon.states import FINAL_STATES, STATES
@@ -72,7 +73,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     jobs = subparsers.add_parser("jobs", help="list jobs from the ledger")
     _common(jobs)
-    jobs.add_argument("--state", choices=STATES, action="append", help="only these states")
+    jobs.add_argument(
+        "--state", choices=(*STATES, REJECTED), action="append",
+        help="only these states; 'rejected': your queue lines the daemon refused, with the reason",
+    )  # fmt: skip
     jobs.add_argument("--limit", type=int, default=None, help="at most this many")
     jobs.set_defaults(func=_jobs)
 
@@ -210,6 +214,8 @@ def _open(args: argparse.Namespace) -> Ledger:
 
 def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
     decision = ledger.latest_decision(job.job_id)
+    outcome = ledger.outcome(job.job_id) or {}
+    measured, run_now = outcome.get("total_g"), outcome.get("run_now_total_g")
     return {
         "job_id": job.job_id,
         "name": job.name,
@@ -225,19 +231,94 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
         else None,
         "expected_total_g": decision.expected_total_g if decision else None,
         "run_now_total_g": decision.run_now_total_g if decision else None,
+        "measured_total_g": measured,
+        "saved_g": run_now - measured if run_now is not None and measured is not None else None,
     }
 
 
 def _jobs(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must not be negative")
+    states = [s for s in args.state or () if s != REJECTED]
+    if args.state and len(states) < len(args.state):
+        _rejected(args, show_jobs=bool(states))
+        if not states:
+            return 0
     with _open(args) as ledger:
-        rows = [_job_row(ledger, job) for job in ledger.jobs(args.state or (), args.limit)]
+        rows = [_job_row(ledger, job) for job in ledger.jobs(states, args.limit)]
+        totals = ledger.grams_totals(states)
     if args.json:
         print_json(rows)
         return 0
-    columns = ("job_id", "name", "state", "user", "region", "gpu", "planned_start",
-               "expected_total_g")  # fmt: skip
+    columns = ("job_id", "name", "state", "user", "region", "gpu", "planned_start", "deadline",
+               "expected_total_g", "measured_total_g", "saved_g")  # fmt: skip
     print_table("jobs", columns, [[row[c] for c in columns] for row in rows])
+    print(_grams_line(totals))
     return 0
+
+
+def _grams_line(totals: dict[str, float]) -> str:
+    """The totals under the table, over every job matching the states (not just those shown)."""
+    return (
+        f"total over {totals['jobs']:,.0f} jobs: expected {totals['expected_total_g']:,.2f} g; "
+        f"measured {totals['measured_total_g']:,.2f} g over {totals['finished']:,.0f} finished, "
+        f"saved {totals['saved_g']:,.2f} g against running each at once (run-now)"
+    )
+
+
+# -- jobs --state rejected ------------------------------------------------------------------
+
+REJECTED = "rejected"
+
+
+def _rejected(args: argparse.Namespace, *, show_jobs: bool) -> None:
+    """The caller's queue lines the daemon refused (root: everyone's), from rejected.jsonl."""
+    path = _settings(args).state_dir / REJECTED_NAME
+    uid = os.getuid()
+    rows = [r for r in _read_rejected(path) if uid == 0 or r.get("uid") == uid]
+    if args.limit is not None:
+        rows = rows[-args.limit :] if args.limit else []
+    if args.json and not show_jobs:
+        print_json(rows)
+        return
+    columns = ("rejected_at", "job_id", "user", "file", "line_no", "reason")
+    table = [
+        [r.get("rejected_at"), _claimed(r), None if r.get("uid") is None else _user(r["uid"]),
+         r.get("file"), r.get("line_no"), r.get("reason")]
+        for r in rows
+    ]  # fmt: skip
+    print_table(f"rejected lines ({path})", columns, table)
+
+
+def _read_rejected(path: Path) -> list[dict[str, Any]]:
+    try:
+        handle = path.open(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from exc
+    rows = []
+    with handle:
+        for text in handle:
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError:
+                continue  # a torn last record: the daemon appends whole lines
+            if isinstance(record, dict):
+                rows.append(record)
+    return rows
+
+
+def _claimed(record: dict[str, Any]) -> str | None:
+    """The id the rejected line asked for, if it named one."""
+    if record.get("job_id"):
+        return str(record["job_id"])
+    try:
+        line = json.loads(record.get("line") or "")
+    except (json.JSONDecodeError, TypeError):
+        return None
+    value = line.get("id") if isinstance(line, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -366,6 +447,9 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.output.suffix.lower() not in EXPORT_SUFFIXES:
+        known = " or ".join(EXPORT_SUFFIXES)
+        raise UsageError(f"{args.output}: unknown extension {args.output.suffix!r} (use {known})")
     with _open(args) as ledger:
         rows = export_table(ledger, args.table, args.output)
     if args.json:
