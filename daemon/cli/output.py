@@ -11,7 +11,7 @@ from typing import Any
 from daemon.errors import DaemonError, UsageError
 from daemon.ledger import UnknownJobError
 from daemon.settings import ConfigError
-from forecasts import ForecastsError, UnknownZoneError
+from forecasts import ForecastsError, TraceFormatError, UnknownZoneError
 from policies import UnknownPolicyError
 from policies.errors import CatalogError, InvalidWorkloadError
 
@@ -26,6 +26,7 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     CatalogError,
     InvalidWorkloadError,
     UnknownZoneError,
+    TraceFormatError,  # a trace file named on the command line or in the config
     UnknownPolicyError,
     UnknownJobError,
 )

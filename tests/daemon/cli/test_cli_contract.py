@@ -86,6 +86,8 @@ def test_jobs_state_rejected_lists_ones_own_refused_lines(
     ("argv", "message"),
     [
         (["intensity", "--zone", "XX"], "unknown zone 'XX'"),
+        (["intensity", "--zone", "CA-QC", "--trace", "/nonexistent.csv"],
+         "/nonexistent.csv: cannot open: No such file or directory"),
         (["status", "nope"], "unknown job 'nope'"),
         (["jobs", "--limit", "-1"], "--limit must not be negative"),
         (["export", "jobs", "{state}/out.txt"],
@@ -96,7 +98,7 @@ def test_bad_input_exits_2_in_one_line(
     state: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     argv = [a.format(state=state) for a in argv]
-    if argv[0] != "intensity":
+    if argv[0] not in ("intensity",):
         argv += ["--state-dir", str(state)]
     code, out, err = _run(capsys, *argv)
     assert code == 2, err
