@@ -196,7 +196,9 @@ def test_the_operations_guide_walks_through_the_install_script() -> None:
     script = (SYSTEMD / "install.sh").read_text()
     steps = re.findall(r"^# (\d)\. ", script, flags=re.MULTILINE)
     assert steps == [str(n) for n in range(1, len(steps) + 1)]
-    for path in ("/opt/carbond", "/usr/local/share/doc/carbond", "/etc/systemd/system/carbond.service",
-                 "/etc/sysusers.d/carbond.conf", "/etc/tmpfiles.d/carbond.conf",
-                 "/etc/carbond/electricitymaps.token", "systemctl enable --now carbond"):  # fmt: skip
+    for path in (
+        "/opt/carbond", "/usr/local/share/doc/carbond", "/etc/systemd/system/carbond.service",
+        "/etc/sysusers.d/carbond.conf", "/etc/tmpfiles.d/carbond.conf",
+        "/etc/carbond/electricitymaps.token", "systemctl enable --now carbond",
+    ):  # fmt: skip
         assert path in script and path in guide, path
