@@ -369,6 +369,7 @@ class Service:
             log_dir=self.settings.state_dir / "logs",
             env={"CARBOND_JOB_ID": job.job_id},
             expected_duration_s=chosen.duration_s,
+            cwd=job.request.cwd,
         )
         try:
             handle = executor.launch(spec, now)

@@ -12,6 +12,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
+from policies.candidates import unfit_reason
 from policies.scoring import CostCube, Pool
 from policies.types import Alternative, Decision, Device, JobSpec
 
@@ -168,7 +169,8 @@ def plan_immediately(
         row = np.where(cube.admissible[j], metric[j], np.inf)
         run_now = run_now_alternative(cube, j)
         if not np.isfinite(row).any():
-            decisions[j] = Decision(job.job_id, "reject", "fits no admissible device", policy)
+            devices = [d for pool in cube.pools for d in pool.devices]
+            decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)
             continue
         need = job.workload.tensor_parallel
         for p in (int(p) for p in np.argsort(row, kind="stable") if np.isfinite(row[p])):

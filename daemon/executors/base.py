@@ -25,6 +25,8 @@ class LaunchSpec:
     running as root switches to them, one running as that user checks they match, and any other
     combination is refused. ``gpu_indices`` become ``CUDA_VISIBLE_DEVICES``.
     ``expected_duration_s`` is the planner's estimate (the simulated executor uses it).
+    ``cwd`` is the absolute directory the job starts in, entered as the job's user (a user who
+    cannot enter it is refused); None starts it in the user's home directory.
     """
 
     job_id: str
@@ -35,6 +37,7 @@ class LaunchSpec:
     log_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
     expected_duration_s: float = 0.0
+    cwd: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
