@@ -9,11 +9,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from daemon.errors import DaemonError, UsageError
+from daemon.ledger import UnknownJobError
 from daemon.settings import ConfigError
-from forecasts import ForecastsError, UnknownZoneError
+from forecasts import ForecastsError, TraceFormatError, UnknownZoneError
+from policies import UnknownPolicyError
 from policies.errors import CatalogError, InvalidWorkloadError
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "fail", "print_json", "print_table"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "clean_json", "fail", "print_json", "print_table"]
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -24,6 +26,9 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     CatalogError,
     InvalidWorkloadError,
     UnknownZoneError,
+    TraceFormatError,  # a trace file named on the command line or in the config
+    UnknownPolicyError,
+    UnknownJobError,
 )
 
 
@@ -42,20 +47,20 @@ def fail(exc: BaseException) -> int:
     return code
 
 
-def _clean(value: Any) -> Any:
+def clean_json(value: Any) -> Any:
     """Make ``value`` JSON-safe: NaN/inf become null, tuples lists."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     return value
 
 
 def print_json(payload: Any) -> None:
     """Print ``payload`` as indented JSON with stable key order."""
-    json.dump(_clean(payload), sys.stdout, indent=2, sort_keys=False, default=str)
+    json.dump(clean_json(payload), sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
 
 
@@ -66,8 +71,14 @@ def print_table(
     from rich.console import Console
     from rich.table import Table
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """rich exits 1 when the reader goes away; ``main`` treats it as a normal end."""
+            self.quiet = True
+            raise BrokenPipeError
+
     # Piped output gets a wide fixed width so tables do not fold into unreadable columns.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = _Console() if sys.stdout.isatty() else _Console(width=200)
     table = Table(title=title, show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")
