@@ -72,9 +72,7 @@ def test_every_point_is_placed_in_the_daemon() -> None:
 
 @pytest.mark.slow
 def test_short_profile_kills_at_named_points_and_at_random(tmp_path: Path) -> None:
-    plan: list[str | None] = [
-        "migration:1", "ingest_commit:1", "dispatch_handle:1", "job_exit:1", None,
-    ]  # fmt: skip
+    plan: list[str | None] = ["migration:1", "dispatch_handle:1", "job_exit:1"]
     tally = Session(tmp_path, seed=13).run_plan(plan)
     assert tally.kills == len(plan)
     assert tally.point_kills["migration"] == 1
