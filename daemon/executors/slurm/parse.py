@@ -175,9 +175,16 @@ def parse_squeue(stdout: str) -> list[QueueRow]:
             continue
         i, state, reason, start, end, nodes, partition, name = _fields("squeue", line, 8)
         rows.append(
-            QueueRow(i.strip(), state.strip(), reason.strip(), _time("squeue", start, line),
-                     _time("squeue", end, line), nodes.strip(), partition.strip(),
-                     name.strip())  # fmt: skip
+            QueueRow(
+                i.strip(),
+                state.strip(),
+                reason.strip(),
+                _time("squeue", start, line),
+                _time("squeue", end, line),
+                nodes.strip(),
+                partition.strip(),
+                name.strip(),
+            )
         )
     return rows
 
@@ -328,8 +335,14 @@ def parse_running(stdout: str, gres: str = "gpu") -> list[RunningRow]:
             continue
         i, name, user, nodes, per_node, end = _fields("squeue", line, 6)
         rows.append(
-            RunningRow(i.strip(), name.strip(), user.strip(), expand_hostlist(nodes.strip()),
-                       gpu_count(per_node, gres), _time("squeue", end, line))  # fmt: skip
+            RunningRow(
+                i.strip(),
+                name.strip(),
+                user.strip(),
+                expand_hostlist(nodes.strip()),
+                gpu_count(per_node, gres),
+                _time("squeue", end, line),
+            )
         )
     return rows
 
