@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check lint typecheck bench backtests validate calibrate clean
+.PHONY: demo test check lint typecheck bench backtests validate calibrate clean slurm-up slurm-down slurm-status
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,18 @@ calibrate: $(VENV)/.stamp-base
 # Forecaster backtests on the real 2023 traces (../shared/data): the table in docs/forecasts.md.
 backtests: $(VENV)/.stamp-base
 	$(BIN)/python -m bench.backtests
+
+# A throwaway local Slurm cluster (root; installs the Debian packages when missing) for the tests
+# marked `slurm`: everything under $$CARBOND_SLURM_DIR (/tmp/carbond-slurm), ports from
+# $$CARBOND_SLURM_PORT_BASE (17000). See docs/slurm.md.
+slurm-up:
+	$(PYTHON) -m tests.slurm.localcluster up
+
+slurm-down:
+	$(PYTHON) -m tests.slurm.localcluster down
+
+slurm-status:
+	$(PYTHON) -m tests.slurm.localcluster status
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
