@@ -128,7 +128,7 @@ def parse_time(text: str) -> datetime | None:
         ValueError: anything else.
     """
     text = text.strip()
-    if text in {"", "N/A", "Unknown", "None", "(null)"}:
+    if text in {"", "N/A", "NONE", "Unknown", "None", "(null)"}:
         return None
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
 
