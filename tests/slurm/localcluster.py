@@ -631,13 +631,8 @@ def down(layout: Layout, *, quiet: bool = False) -> None:
             _say(f"nothing to stop: {layout.root} is not a carbond Slurm folder")
         return
     if live_pid(daemon(layout, "slurmctld")) is not None:
-        _run(
-            ["scancel", "--full", "--quiet", f"--cluster={CLUSTER_NAME}", "-u", "root"],
-            layout,
-            check=False,
-        )
-        for user in TEST_USERS:
-            _run(["scancel", "--full", "--quiet", "-u", user], layout, check=False)
+        for user in ("root", *TEST_USERS):
+            _run(["scancel", "--quiet", "-u", user], layout, check=False)
     for d in reversed(daemons(layout)):
         if stop(d) and not quiet:
             _say(f"stopped {d.name}")
