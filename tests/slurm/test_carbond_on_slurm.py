@@ -94,13 +94,18 @@ def _ids(*names: str) -> list[str]:
     return [f"{name}-{tag}" for name in names]
 
 
-def _squeue(cluster: SlurmCluster, ids: Iterable[str]) -> list[dict[str, str]]:
-    """The Slurm jobs of carbond jobs ``ids``: id, name, partition, state, reason, start."""
+def _squeue(cluster: SlurmCluster, ids: Iterable[str], state: str = "") -> list[dict[str, str]]:
+    """The Slurm jobs of carbond jobs ``ids`` (in ``state``, when given): id, name, partition,
+    state, reason, start."""
     out = cluster.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%P|%T|%r|%S"]).stdout
     keys = ("id", "name", "partition", "state", "reason", "start")
     rows = [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines()]
     names = {f"carbond-{i}" for i in ids}
-    return [r for r in rows if r["name"] in names]
+    return [r for r in rows if r["name"] in names and r["state"] == (state or r["state"])]
+
+
+def _running(cluster: SlurmCluster, ids: Iterable[str]) -> int:
+    return sum(r["state"] == "RUNNING" for r in _squeue(cluster, ids))
 
 
 def _sacct_jobs(cluster: SlurmCluster) -> list[dict[str, str]]:
@@ -206,7 +211,7 @@ def test_kill_9_while_slurm_jobs_run_loses_none_and_runs_none_twice(
     carbond.kill()
     carbond.start()
     _wait(slurm_cluster, "4 carbond jobs running in Slurm",
-          lambda: sum(r["state"] == "RUNNING" for r in _squeue(slurm_cluster, ids)) == 4)  # fmt: skip
+          lambda: _running(slurm_cluster, ids) == 4)  # fmt: skip
     carbond.kill()
     carbond.start()
     _wait(slurm_cluster, "4 jobs final",
@@ -252,8 +257,9 @@ def service(
 ) -> Iterator[tuple[Daemon, _Forecast]]:
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
     regions = tuple(
-        RegionSettings(name=name, zone=zone, executor="slurm",
-                       slurm=SlurmRegionSettings(partition=partition))  # fmt: skip
+        RegionSettings(
+            name=name, zone=zone, executor="slurm", slurm=SlurmRegionSettings(partition=partition)
+        )
         for name, zone, partition in (("qc", "CA-QC", "alpha"), ("pace", "US-NW-PACE", "beta"))
     )
     settings = Settings(
@@ -293,7 +299,9 @@ def test_a_job_planned_for_later_waits_in_squeue_at_its_start_and_moves_with_the
     _append(daemon.settings.state_dir,
             [_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
 
-    [row] = _until(slurm_cluster, daemon, "the job in squeue", lambda: _squeue(slurm_cluster, [job]))
+    [row] = _until(
+        slurm_cluster, daemon, "the job in squeue", lambda: _squeue(slurm_cluster, [job])
+    )
     planned = daemon.ledger.latest_decision(job)
     assert planned is not None and planned.planned_start is not None
     assert daemon.ledger.job(job).state == "planned"
@@ -305,7 +313,9 @@ def test_a_job_planned_for_later_waits_in_squeue_at_its_start_and_moves_with_the
 
     def moved() -> dict[str, str] | None:
         rows = _squeue(slurm_cluster, [job])
-        return rows[0] if rows and _at(rows[0]["start"]) >= _whole(now + timedelta(hours=2)) else None
+        return (
+            rows[0] if rows and _at(rows[0]["start"]) >= _whole(now + timedelta(hours=2)) else None
+        )
 
     after = _until(slurm_cluster, daemon, "the job moved in place", moved)
     assert after["id"] == row["id"]  # the same Slurm job, updated by scontrol
@@ -331,14 +341,17 @@ def test_gpus_other_users_hold_are_never_planned_onto_and_cancel_reaches_slurm(
     [job] = _ids("c1")
     _append(daemon.settings.state_dir, [_line(job, ["sleep", "60"], deadline="+20m")])
 
-    [row] = _until(slurm_cluster, daemon, "c1 running",
-                   lambda: [r for r in _squeue(slurm_cluster, [job]) if r["state"] == "RUNNING"])  # fmt: skip
+    [row] = _until(
+        slurm_cluster, daemon, "c1 running", lambda: _squeue(slurm_cluster, [job], "RUNNING")
+    )
     assert row["partition"] == "beta"  # alpha is cleaner, but its GPUs are someone else's
     decision = daemon.ledger.latest_decision(job)
     assert decision is not None and decision.region == "pace"
 
     daemon_cli_cancel(daemon, job)
-    _until(slurm_cluster, daemon, "c1 cancelled", lambda: daemon.ledger.job(job).state == "cancelled")
+    _until(
+        slurm_cluster, daemon, "c1 cancelled", lambda: daemon.ledger.job(job).state == "cancelled"
+    )
     _wait(slurm_cluster, "Slurm to cancel c1", lambda: slurm_cluster.job_state(int(row["id"])))
     assert slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED")
     assert slurm_cluster.job_state(int(hog)) == "RUNNING"  # someone else's job untouched
@@ -351,7 +364,7 @@ def test_a_stopped_slurmd_fails_its_jobs_with_the_reason_and_carbond_plans_elsew
     lost_id, next_id = _ids("lost", "next")
     _append(daemon.settings.state_dir, [_line(lost_id, ["sleep", "120"], deadline="+20m")])
     [row] = _until(slurm_cluster, daemon, "the job running on alpha",
-                   lambda: [r for r in _squeue(slurm_cluster, [lost_id]) if r["state"] == "RUNNING"])  # fmt: skip
+                   lambda: _squeue(slurm_cluster, [lost_id], "RUNNING"))  # fmt: skip
     assert row["partition"] == "alpha"
 
     slurm_cluster.stop_node("n1")

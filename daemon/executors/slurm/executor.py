@@ -417,21 +417,24 @@ class SlurmExecutor:
 
     def _find(self, job_id: str, token: str) -> tuple[_Token, QueueRow | None] | None:
         """The Slurm job of ``job_id`` (by token, else by name) with its squeue row (None:
-        ended, only in sacct); None when Slurm has no such job."""
+        ended, only in sacct); None when Slurm has no such job. By name, the newest job still
+        waiting or running, else the newest that ran (earlier submissions taken back unstarted
+        are ignored)."""
         if token:
             current = _Token.decode(job_id, token)
             rows = self._squeue(current.cluster, [current.slurm_id])
             return current, rows[0] if rows else None
         for cluster, first in {t.cluster: r for r, t in self._targets.items()}.items():
             argv = cmd.squeue_by_name_argv(self._tool("squeue"), cluster, job_id)
-            rows = parse_squeue(self._ok(argv).stdout)
+            rows = [r for r in parse_squeue(self._ok(argv).stdout) if not is_ended(r.state)]
             if rows:
                 row = max(rows, key=lambda r: int(r.slurm_id))
                 self._mine.add(row.slurm_id)
                 region = self._region_of(row.partition, cluster) or first
                 return _Token(row.slurm_id, cluster, region), row
             argv = cmd.sacct_argv(self._tool("sacct"), cluster, name=cmd.job_name(job_id))
-            acct = [r for r in parse_sacct(self._ok(argv).stdout) if not r.step]
+            acct = [r for r in parse_sacct(self._ok(argv).stdout)
+                    if not r.step and r.start is not None]  # fmt: skip  # ran: not a taken-back one
             if acct:
                 last = max(acct, key=lambda r: int(r.slurm_id))
                 region = self._region_of(last.partition, cluster) or first

@@ -61,7 +61,9 @@ def test_sbatch_argv_names_partition_gres_logs_and_begin() -> None:
     ):  # fmt: skip
         assert expected in argv
     plain = sbatch_argv("sbatch", Target("beta"), _sub())
-    assert not [a for a in plain if a.startswith(("--begin", "--clusters", "--account", "--nodelist"))]
+    assert not [
+        a for a in plain if a.startswith(("--begin", "--clusters", "--account", "--nodelist"))
+    ]
 
 
 def test_update_moves_partition_node_and_start_or_releases_now() -> None:
