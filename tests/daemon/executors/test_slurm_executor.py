@@ -115,8 +115,8 @@ class FakeSlurm:
         fields = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("--"))
         job = self.jobs[fields["JobId"]]
         job.partition, job.start = fields["Partition"], fields["StartTime"]
-        if fields["StartTime"] == "now":
-            job.state, job.reason = "RUNNING", "None"
+        if fields["StartTime"] == "now":  # Slurm starts it and prints its real start
+            job.state, job.reason, job.start = "RUNNING", "None", "2026-12-04T21:00:01"
         return CommandResult(0, "", "")
 
 
