@@ -11,10 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.assemble import build_daemon
+from daemon.assemble import Daemon, build_daemon
 from daemon.executors.slurm import SlurmExecutor, Target
 from daemon.intensity import IntensityReading, ZoneSeries
-from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
+from daemon.settings import (
+    IntensitySettings,
+    PolicySettings,
+    RegionSettings,
+    Settings,
+    SlurmRegionSettings,
+)
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.test_slurm_executor import FakeSlurm
 
@@ -44,14 +50,14 @@ class _Dip:
         return IntensityReading(zone, now, self._at(now), "test")
 
 
-def _daemon(tmp_path: Path, slurm: FakeSlurm, forecast: _Dip):  # type: ignore[no-untyped-def]  # test helper
+def _daemon(tmp_path: Path, slurm: FakeSlurm, forecast: _Dip) -> Daemon:
     region = RegionSettings(name="qc", zone="CA-QC", executor="slurm",
                             slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
     settings = Settings(
         state_dir=tmp_path,
         regions=(region,),
-        policy={"name": "carbon-window"},  # type: ignore[arg-type]  # validated by pydantic
-        intensity={"source": "static", "horizon_s": 6 * 3600, "step_s": 900},  # type: ignore[arg-type]
+        policy=PolicySettings(name="carbon-window"),
+        intensity=IntensitySettings(source="static", horizon_s=6 * 3600, step_s=900),
     )
     executor = SlurmExecutor({"qc": Target("alpha")}, runner=slurm,
                              known_gpus=DEFAULT_GPU_CATALOG.names())  # fmt: skip
