@@ -131,7 +131,7 @@ def sbatch_argv(sbatch: str, target: Target, sub: Submission) -> list[str]:
         f"--output={sub.log_dir / (sub.job_id + '.out')}",
         f"--error={sub.log_dir / (sub.job_id + '.err')}",
         f"--chdir={sub.chdir}",
-        "--export=NONE",
+        "--export=ALL",  # sbatch's own environment, which the runner builds from scratch
         "--no-requeue",
     ]
     if target.account:

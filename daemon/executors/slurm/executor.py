@@ -501,8 +501,8 @@ def _home(uid: int) -> Path:
 
 
 def _job_env(spec: LaunchSpec, home: Path) -> dict[str, str]:
-    """The job's environment, from scratch (``--export=NONE``; Slurm adds its own ``SLURM_*``
-    and ``CUDA_VISIBLE_DEVICES``)."""
+    """The job's environment, set by its batch script on top of ``sbatch``'s from-scratch one
+    (never the daemon's); Slurm adds its own ``SLURM_*`` and ``CUDA_VISIBLE_DEVICES``."""
     try:
         user = pwd.getpwuid(spec.uid).pw_name
     except KeyError:
