@@ -604,11 +604,15 @@ def _kill_namespace(layout: Layout, node: str) -> int:
     return len(members)
 
 
-def up(layout: Layout) -> float:
-    """Bring the whole cluster up; seconds it took. Raises ClusterError with the logs on failure."""
+def up(layout: Layout, *, fresh: bool = False) -> float:
+    """Bring the whole cluster up; seconds it took. Raises ClusterError with the logs on failure.
+
+    A cluster already fully up is left as it is, unless ``fresh``: then it is stopped and rebuilt
+    (no jobs, empty accounting).
+    """
     started = time.monotonic()
     require_host()
-    if all(live_pid(d) is not None for d in daemons(layout)):
+    if not fresh and all(live_pid(d) is not None for d in daemons(layout)):
         _say(f"already up in {layout.root}")
         return 0.0
     down(layout, quiet=True)
