@@ -52,16 +52,23 @@ def test_jobs_shows_deadline_measured_and_saved_with_totals(
     rows = {row["job_id"]: row for row in json.loads(out)}
     assert rows["a"]["deadline"] == deadline.isoformat()  # type: ignore[union-attr]
     assert (rows["a"]["measured_total_g"], rows["a"]["saved_g"]) == (2.0, 3.0)
-    assert (rows["b"]["measured_total_g"], rows["b"]["saved_g"]) == (None, None)
+    # b ran on a GPU nothing meters: its grams are the estimate's, flagged as such (issue 14.1)
+    with Ledger.open_readonly(state / "ledger.db") as ledger:
+        b = ledger.outcome("b")
+    assert b is not None and b["energy_method"] == "estimated"
+    assert rows["b"]["measured_total_g"] == b["total_g"] > 0
+    assert rows["b"]["energy_method"] == "estimated"
+    assert rows["b"]["saved_g"] == pytest.approx(b["run_now_total_g"] - b["total_g"])
 
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(state))
     header = next(line for line in out.splitlines() if "job_id" in line)
     for column in ("deadline", "expected_total_g", "measured_total_g", "saved_g"):
         assert column in header
     total = sum(e for e in expected if e is not None)
+    measured, saved = 2.0 + b["total_g"], 3.0 + b["run_now_total_g"] - b["total_g"]
     assert out.splitlines()[-1] == (
-        f"total over 2 jobs: expected {total:,.2f} g; measured 2.00 g over 1 finished, "
-        "saved 3.00 g against running each at once (run-now)"
+        f"total over 2 jobs: expected {total:,.2f} g; measured {measured:,.2f} g over 2 finished, "
+        f"saved {saved:,.2f} g against running each at once (run-now)"
     )
 
 
