@@ -608,6 +608,22 @@ def _kill_namespace(layout: Layout, node: str) -> int:
     return killed
 
 
+def require_free_ports(layout: Layout) -> None:
+    """Fail early, naming the port, when another process holds one of the cluster's ports."""
+    ports = [layout.ctld_port, layout.dbd_port, layout.mysql_port]
+    ports += [layout.slurmd_port(n.name) for n in NODES]
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+            try:
+                probe.bind(("", port))
+            except OSError as e:
+                raise ClusterError(
+                    f"port {port} is in use ({e.strerror}); pick another CARBOND_SLURM_PORT_BASE"
+                    f" (now {layout.port_base}) or stop what holds it"
+                ) from e
+
+
 def up(layout: Layout, *, fresh: bool = False) -> float:
     """Bring the whole cluster up; seconds it took. Raises ClusterError with the logs on failure.
 
@@ -620,6 +636,7 @@ def up(layout: Layout, *, fresh: bool = False) -> float:
         _say(f"already up in {layout.root}")
         return 0.0
     down(layout, quiet=True)
+    require_free_ports(layout)
     ensure_users()
     prepare(layout)
     start_munge(layout)
