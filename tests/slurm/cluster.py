@@ -139,10 +139,15 @@ class SlurmCluster:
         return next((r["State"] for r in rows if r["JobID"] == str(job_id)), "")
 
     def node_state(self, node: str) -> str:
-        """``scontrol``'s ``State=`` of ``node``: ``IDLE``, ``MIXED``, ``DOWN+NOT_RESPONDING``, ...
+        """``sinfo``'s long state of ``node``: ``idle``, ``mixed``, ``mixed*`` (not responding), ...
 
-        Not sinfo's: sinfo shows a DOWN node whose failed jobs still hold CPUs as ``mixed*``.
+        sinfo shows a DOWN node whose failed jobs still hold CPUs as ``mixed*`` for a while; ask
+        :meth:`node_flags` to know whether slurmctld has set it DOWN.
         """
+        return self.run(["sinfo", "-h", "-N", "-n", node, "-o", "%T"]).stdout.strip()
+
+    def node_flags(self, node: str) -> str:
+        """``scontrol``'s ``State=`` of ``node``: ``IDLE``, ``MIXED``, ``DOWN+NOT_RESPONDING``..."""
         out = self.run(["scontrol", "show", "node", node, "-o"]).stdout
         return next(f for f in out.split() if f.startswith("State=")).removeprefix("State=")
 
@@ -212,13 +217,13 @@ class SlurmCluster:
             self.run(["scancel", "--quiet", "-u", user], check=False)
         for n in self.nodes:
             self.set_watts(n.name, n.watts)
-            state = self.node_state(n.name)
+            state = self.node_flags(n.name)
             if any(flag in state for flag in ("DOWN", "DRAIN", "FAIL")):
                 self.run(["scontrol", "update", f"NodeName={n.name}", "State=RESUME"], check=False)
 
         def quiet() -> bool:
             return self.run(["squeue", "-h", "-o", "%i"]).stdout.strip() == "" and all(
-                self.node_state(n.name) == "IDLE" for n in self.nodes
+                self.node_flags(n.name) == "IDLE" for n in self.nodes
             )
 
         self.wait_until(quiet, timeout_s=60, what="no jobs left and every node idle")

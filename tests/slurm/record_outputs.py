@@ -100,7 +100,7 @@ def record(cluster: SlurmCluster, out: Path) -> None:
     whole = r.sbatch("carbond-whole-node", "--partition=beta", "--exclusive", wrap="sleep 600")
     for j in (running, cancelled, whole):
         c.wait_until(lambda j=j: r.state(j) == "RUNNING", what=f"job {j} to run")
-    c.wait_until(lambda: c.node_state("n1") == "MIXED", what="n1 mixed")
+    c.wait_until(lambda: c.node_flags("n1") == "MIXED", what="n1 mixed")
     r.nodes("mixed_allocated", "n1 mixed (some CPUs used), n2 allocated (an --exclusive job)")
     c.run(["scancel", str(cancelled), str(whole)])
     c.wait_until(lambda: r.state(whole) == "", what="the exclusive job to leave the queue")
@@ -141,12 +141,12 @@ def record(cluster: SlurmCluster, out: Path) -> None:
     r.nodes("draining", "n1 draining (jobs still running), n2 mixed")
 
     c.stop_node("n2", crash=True)
-    c.wait_until(lambda: c.node_state("n2").startswith("DOWN"), timeout_s=90, what="n2 down")
+    c.wait_until(lambda: c.node_flags("n2").startswith("DOWN"), timeout_s=90, what="n2 down")
     r.nodes("down", "n1 draining, n2 down and not responding (its slurmd and jobs killed)")
 
     c.wait_until(lambda: r.state(timeout) == "", timeout_s=120, what="the time limit to run out")
     c.run(["scancel", str(running)])
-    c.wait_until(lambda: c.node_state("n1") == "IDLE+DRAIN", what="n1 to be drained")
+    c.wait_until(lambda: c.node_flags("n1") == "IDLE+DRAIN", what="n1 to be drained")
     r.nodes("drained", "n1 drained (idle and drained), n2 down")
     for j in (timeout, stranded, running):
         c.wait_for_job_end(j, timeout_s=60)

@@ -82,7 +82,7 @@ def test_a_stopped_slurmd_takes_its_node_down_while_the_other_partition_runs(
 
     slurm_cluster.stop_node("n2")
     state = slurm_cluster.wait_until(
-        lambda: (s := slurm_cluster.node_state("n2")).startswith("DOWN") and s,
+        lambda: (s := slurm_cluster.node_flags("n2")).startswith("DOWN") and s,
         timeout_s=90,
         what="n2 to be marked down",
     )
