@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check lint typecheck bench backtests validate calibrate clean slurm-up slurm-down slurm-status
+.PHONY: demo test check lint typecheck bench backtests validate calibrate clean slurm-up slurm-down slurm-status slurm-record
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ slurm-down:
 
 slurm-status:
 	$(PYTHON) -m tests.slurm.localcluster status
+
+# Rewrite tests/daemon/executors/slurm_outputs/states/ (real outputs for the Slurm parsers' tests) from a
+# fresh cluster of its own (folder and ports apart from slurm-up's); about two minutes.
+slurm-record:
+	TZ=UTC CARBOND_SLURM_DIR=/tmp/carbond-slurm-record CARBOND_SLURM_PORT_BASE=17100 \
+	  $(PYTHON) -m tests.slurm.record_outputs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

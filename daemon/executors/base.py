@@ -43,6 +43,8 @@ class LaunchSpec:
     ``expected_duration_s`` is the planner's estimate (the simulated executor uses it).
     ``region`` is the planned region and ``device_ids`` its planned GPUs (``<region>/<index>``;
     the Slurm executor picks the partition and node from them).
+    ``cwd`` is the absolute directory the job starts in, entered as the job's user (a user who
+    cannot enter it is refused); None starts it in the user's home directory.
     """
 
     job_id: str
@@ -56,6 +58,7 @@ class LaunchSpec:
     region: str = ""
     device_ids: tuple[str, ...] = ()
     name: str = ""
+    cwd: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +75,22 @@ class RunHandle:
 @dataclass(frozen=True, slots=True)
 class ExitStatus:
     """How a job ended. ``exit_code`` None with ``signal`` set: killed by that signal;
-    both None: the outcome could not be recovered (``reason`` says why). ``started_at``: when
-    the job really started, where the executor knows better than its launch time (Slurm);
-    ``energy_j``: the job's energy as the executor's own accounting measured it (Slurm's
-    ``sacct``), None when it has none."""
+    both None: the outcome could not be recovered (``reason`` says why).
+
+    An executor that measures energy itself (Slurm's ``sacct`` ``ConsumedEnergyRaw``) reports it
+    as ``energy_j`` (GPU or node energy of the run, J) with ``energy_method`` naming how
+    (``slurm-sacct``); the service uses it for a job no GPU meter on this node followed.
+    ``started_at``: when the job really started, where the executor knows better than its
+    launch time (Slurm)."""
 
     job_id: str
     finished_at: datetime
     exit_code: int | None
     signal: int | None = None
     reason: str = ""
-    started_at: datetime | None = None
     energy_j: float | None = None
+    energy_method: str | None = None
+    started_at: datetime | None = None
 
     @property
     def succeeded(self) -> bool:

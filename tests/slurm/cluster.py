@@ -35,7 +35,11 @@ def unavailable_reason(layout: Layout) -> str | None:
     missing = [b for b in ("sbatch", "squeue", "sacct", "scontrol") if shutil.which(b) is None]
     if missing:
         return f"Slurm client commands not installed ({', '.join(missing)}); see docs/slurm.md"
-    down = [d.name for d in localcluster.daemons(layout) if localcluster.live_pid(d) is None]
+    down = [
+        d.name
+        for d in localcluster.daemons(layout)
+        if localcluster.live_pid(d) is None and not d.name.startswith("slurmd-")  # reset() starts
+    ]
     if down:
         return (
             f"local Slurm cluster in {layout.root} is not up ({', '.join(down)} not running);"
@@ -135,8 +139,17 @@ class SlurmCluster:
         return next((r["State"] for r in rows if r["JobID"] == str(job_id)), "")
 
     def node_state(self, node: str) -> str:
-        """``sinfo``'s long state of ``node`` (``idle``, ``mixed``, ``down*``, ...)."""
+        """``sinfo``'s long state of ``node``: ``idle``, ``mixed``, ``mixed*`` (not responding), ...
+
+        sinfo shows a DOWN node whose failed jobs still hold CPUs as ``mixed*`` for a while; ask
+        :meth:`node_flags` to know whether slurmctld has set it DOWN.
+        """
         return self.run(["sinfo", "-h", "-N", "-n", node, "-o", "%T"]).stdout.strip()
+
+    def node_flags(self, node: str) -> str:
+        """``scontrol``'s ``State=`` of ``node``: ``IDLE``, ``MIXED``, ``DOWN+NOT_RESPONDING``..."""
+        out = self.run(["scontrol", "show", "node", node, "-o"]).stdout
+        return next(f for f in out.split() if f.startswith("State=")).removeprefix("State=")
 
     # -- levers --------------------------------------------------------------------------------
 
@@ -147,8 +160,9 @@ class SlurmCluster:
     def stop_node(self, node: str, *, crash: bool = False) -> None:
         """Stop ``node``'s slurmd (``crash``: also kill its job processes, as a lost node).
 
-        slurmctld marks the node not responding, then DOWN about 15-30 s later (SlurmdTimeout is
-        10 s); its running jobs end NODE_FAIL and batch jobs are requeued.
+        slurmctld marks the node not responding after about 12 s, then DOWN after about 27 s
+        (SlurmdTimeout is 10 s); its running jobs end NODE_FAIL, and batch jobs that allow it are
+        requeued (pending with a BeginTime about two minutes on).
         """
         localcluster.stop_slurmd(self.layout, node, crash=crash)
 
@@ -170,7 +184,9 @@ class SlurmCluster:
             if value:
                 return value
             if time.monotonic() >= deadline:
-                raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+                raise AssertionError(
+                    f"timed out after {timeout_s:g} s waiting for {what} (last: {value!r})"
+                )
             time.sleep(0.2)
 
     def wait_for_job_end(self, job_id: int, *, timeout_s: float = 60) -> Mapping[str, str]:
@@ -182,6 +198,8 @@ class SlurmCluster:
             job = next((r for r in rows if r["JobID"] == str(job_id)), None)
             if job is None or job["State"].split()[0] not in finished:
                 return None
+            if job["State"] in ("CANCELLED", "NODE_FAIL") or job["State"].startswith("CANCELLED "):
+                return job  # its batch step may never have started, or never reports its end
             # the .batch row (where energy lands) is written a moment after the job row
             steps = [r for r in rows if r["JobID"] == f"{job_id}.batch"]
             return job if steps and steps[0]["End"] != "Unknown" else None
@@ -199,13 +217,13 @@ class SlurmCluster:
             self.run(["scancel", "--quiet", "-u", user], check=False)
         for n in self.nodes:
             self.set_watts(n.name, n.watts)
-            state = self.node_state(n.name)
-            if state.startswith(("down", "drain", "fail")):
+            state = self.node_flags(n.name)
+            if any(flag in state for flag in ("DOWN", "DRAIN", "FAIL")):
                 self.run(["scontrol", "update", f"NodeName={n.name}", "State=RESUME"], check=False)
 
         def quiet() -> bool:
             return self.run(["squeue", "-h", "-o", "%i"]).stdout.strip() == "" and all(
-                self.node_state(n.name) == "idle" for n in self.nodes
+                self.node_flags(n.name) == "IDLE" for n in self.nodes
             )
 
         self.wait_until(quiet, timeout_s=60, what="no jobs left and every node idle")

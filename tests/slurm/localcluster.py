@@ -554,7 +554,9 @@ def start_slurmd(layout: Layout, node: str) -> None:
     ]
     _run(argv, layout)
     _wait(f"slurmd {node}", lambda: live_pid(d) is not None, 20, [d.log])
-    (node_dir / "mntns").write_text(os.readlink(f"/proc/{live_pid(d)}/ns/mnt") + "\n")
+    # Every namespace this node's slurmds ran in: jobs of a stopped slurmd live on in the old one.
+    with (node_dir / "mntns").open("a") as record:
+        record.write(os.readlink(f"/proc/{live_pid(d)}/ns/mnt") + "\n")
 
     def responding() -> bool:
         state = _run(["sinfo", "-h", "-N", "-n", node, "-o", "%t"], layout, check=False).strip()
@@ -576,42 +578,65 @@ def stop_slurmd(layout: Layout, node: str, *, crash: bool = False) -> None:
 
 
 def _kill_namespace(layout: Layout, node: str) -> int:
-    """SIGKILL every process in ``node``'s mount namespace (slurmstepd and its jobs); the count."""
+    """SIGKILL every process in ``node``'s mount namespaces (slurmstepd and its jobs); the count."""
     try:
-        ns = (layout.node_dir(node) / "mntns").read_text().strip()
+        recorded = set((layout.node_dir(node) / "mntns").read_text().split())
     except OSError:
         return 0
-    if ns == os.readlink("/proc/self/ns/mnt"):  # never ours: that would be everything
-        return 0
-    members: list[int] = []
-    slurm_seen = False
+    recorded.discard(os.readlink("/proc/self/ns/mnt"))  # never ours: that would be everything
+    members: dict[str, list[int]] = {ns: [] for ns in recorded}
+    slurm_seen: set[str] = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if os.readlink(entry / "ns" / "mnt") == ns:
-                members.append(int(entry.name))
-                slurm_seen |= b"slurm" in (entry / "cmdline").read_bytes()
+            ns = os.readlink(entry / "ns" / "mnt")
+            if ns in members:
+                members[ns].append(int(entry.name))
+                if b"slurm" in (entry / "cmdline").read_bytes():
+                    slurm_seen.add(ns)
         except OSError:
             continue
-    if not slurm_seen:  # a stale record: the namespace number may belong to someone else now
-        return 0
-    for pid in members:
+    killed = 0
+    # A namespace without any slurm process is a stale record whose number may be reused.
+    for pid in (pid for ns in slurm_seen for pid in members[ns]):
         try:
             os.kill(pid, signal.SIGKILL)
+            killed += 1
         except ProcessLookupError:
             continue
-    return len(members)
+    return killed
 
 
-def up(layout: Layout) -> float:
-    """Bring the whole cluster up; seconds it took. Raises ClusterError with the logs on failure."""
+def require_free_ports(layout: Layout) -> None:
+    """Fail early, naming the port, when another process holds one of the cluster's ports."""
+    ports = [layout.ctld_port, layout.dbd_port, layout.mysql_port]
+    ports += [layout.slurmd_port(n.name) for n in NODES]
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+            try:
+                probe.bind(("", port))
+            except OSError as e:
+                raise ClusterError(
+                    f"port {port} is in use ({e.strerror}); pick another CARBOND_SLURM_PORT_BASE"
+                    f" (now {layout.port_base}) or stop what holds it"
+                ) from e
+
+
+def up(layout: Layout, *, fresh: bool = False) -> float:
+    """Bring the whole cluster up; seconds it took. Raises ClusterError with the logs on failure.
+
+    A cluster already fully up is left as it is, unless ``fresh``: then it is stopped and rebuilt
+    (no jobs, empty accounting).
+    """
     started = time.monotonic()
     require_host()
-    if all(live_pid(d) is not None for d in daemons(layout)):
+    if not fresh and all(live_pid(d) is not None for d in daemons(layout)):
         _say(f"already up in {layout.root}")
         return 0.0
     down(layout, quiet=True)
+    require_free_ports(layout)
     ensure_users()
     prepare(layout)
     start_munge(layout)

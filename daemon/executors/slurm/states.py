@@ -28,6 +28,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
+from daemon.accounting.methods import SLURM_SACCT
 from daemon.executors.base import ExitStatus
 
 __all__ = ["ACTIVE", "WAITING", "ended_status", "is_ended"]
@@ -75,15 +76,25 @@ def ended_status(
     nodes: str = "",
     energy_j: float | None = None,
 ) -> ExitStatus:
-    """The :class:`ExitStatus` of carbond job ``job_id`` whose Slurm job ended in ``state``."""
+    """The :class:`ExitStatus` of carbond job ``job_id`` whose Slurm job ended in ``state``;
+    ``energy_j`` (J, from ``sacct``) is flagged ``slurm-sacct``."""
     reason = f"slurm {state}"
     if state == "CANCELLED" and by_uid is not None:
         reason += f" by uid {by_uid}"
     if state in _WHY:
         reason += f": {_WHY[state]}" + (f" ({nodes})" if nodes and state == "NODE_FAIL" else "")
+    code, sig = None, None
     if state in {"COMPLETED", "FAILED"}:
-        code = exit_code if signal is None else None
+        code, sig = (exit_code if signal is None else None), signal
         if state == "FAILED" and code == 0:  # failed before its script ran (e.g. bad chdir)
             code = None
-        return ExitStatus(job_id, finished_at, code, signal, reason, started_at, energy_j)
-    return ExitStatus(job_id, finished_at, None, None, reason, started_at, energy_j)
+    return ExitStatus(
+        job_id,
+        finished_at,
+        code,
+        sig,
+        reason,
+        energy_j=energy_j,
+        energy_method=SLURM_SACCT if energy_j is not None else None,
+        started_at=started_at,
+    )

@@ -45,6 +45,7 @@ class FakeSlurm:
         (RECORDED / "scontrol_nodes_drained.txt").read_text().replace("MIXED+DRAIN", "IDLE")
     )
     running_beta: str = ""
+    ran: tuple[str, str] = ("2026-12-04T21:00:01", "2026-12-04T21:00:05")  # sacct Start, End
 
     def __call__(
         self, argv: Sequence[str], *, stdin: str = "", uid: int | None = None,
@@ -95,7 +96,7 @@ class FakeSlurm:
         for i, j in self.jobs.items():
             if i in opts.get("jobs", "").split(",") or j.name == opts.get("name"):
                 state = "COMPLETED" if j.state == "GONE" else j.state
-                times = "2026-12-04T21:00:01|2026-12-04T21:00:05|n1"
+                times = f"{self.ran[0]}|{self.ran[1]}|n1"
                 rows.append(f"{i}|{j.name}|{state}|0:0|{times}|{j.partition}|")
                 rows.append(f"{i}.batch|batch|{state}|0:0|{times}||{j.energy}")
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
@@ -116,7 +117,7 @@ class FakeSlurm:
         job = self.jobs[fields["JobId"]]
         job.partition, job.start = fields["Partition"], fields["StartTime"]
         if fields["StartTime"] == "now":  # Slurm starts it and prints its real start
-            job.state, job.reason, job.start = "RUNNING", "None", "2026-12-04T21:00:01"
+            job.state, job.reason, job.start = "RUNNING", "None", self.ran[0]
         return CommandResult(0, "", "")
 
 

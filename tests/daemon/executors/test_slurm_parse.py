@@ -161,3 +161,23 @@ def test_every_final_state_maps_with_its_reason(
 @pytest.mark.parametrize("state", ["PENDING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED"])
 def test_waiting_and_active_states_are_not_ended(state: str) -> None:
     assert not is_ended(state)
+
+
+@pytest.mark.parametrize(
+    ("name", "usable"),
+    [
+        ("idle", {"n1": True, "n2": True}),
+        ("mixed", {"n1": True, "n2": True}),
+        ("mixed_allocated", {"n1": True, "n2": True}),
+        ("draining", {"n1": False, "n2": True}),
+        ("down", {"n1": False, "n2": False}),  # n1 still draining, n2 down and not responding
+        ("drained", {"n1": False, "n2": False}),
+    ],
+)
+def test_node_states_recorded_by_the_cluster_recorder(name: str, usable: dict[str, bool]) -> None:
+    text = _read(f"states/scontrol_show_node_{name}.txt")
+    nodes = parse_nodes(text)
+    assert {n.name: n.usable for n in nodes} == usable
+    assert {n.name: [(g.type, g.count) for g in n.gres] for n in nodes} == {
+        "n1": [("t4", 2)], "n2": [("l4", 2)],
+    }  # fmt: skip
