@@ -252,7 +252,7 @@ class SlurmExecutor:
             argv=spec.argv,
             gpus=max(1, len(spec.device_ids) or len(spec.gpu_indices)),
             log_dir=spec.log_dir,
-            chdir=home,
+            chdir=Path(spec.cwd) if spec.cwd else home,
             begin=begin,
             node=self._node(spec),
             comment=spec.name,
