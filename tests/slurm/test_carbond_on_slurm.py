@@ -148,8 +148,20 @@ class _Daemon:
         ).stdout
 
 
+def _settled(cluster: SlurmCluster) -> None:
+    """Both nodes idle and responding for a second (a node restarted by the fixture's reset may
+    still be flagged a moment after it first answers)."""
+
+    def idle() -> bool:
+        return all(cluster.node_state(n.name) == "idle" for n in cluster.nodes)
+
+    cluster.wait_until(lambda: idle() and (time.sleep(1) or idle()), timeout_s=60,
+                       what="both nodes idle")  # fmt: skip
+
+
 @pytest.fixture
 def carbond(tmp_path: Path, slurm_cluster: SlurmCluster) -> Iterator[_Daemon]:
+    _settled(slurm_cluster)
     daemon = _Daemon(tmp_path, slurm_cluster, CONFIG)
     daemon.start()
     yield daemon
@@ -256,6 +268,7 @@ def service(
     tmp_path: Path, slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Daemon, _Forecast]]:
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    _settled(slurm_cluster)
     regions = tuple(
         RegionSettings(
             name=name, zone=zone, executor="slurm", slurm=SlurmRegionSettings(partition=partition)
