@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -24,6 +25,8 @@ import numpy as np
 import pytest
 
 from daemon.assemble import Daemon, build_daemon
+from daemon.executors.base import LaunchSpec
+from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from daemon.intensity import IntensityReading, ZoneSeries
 from daemon.ledger import Ledger
 from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
@@ -411,3 +414,25 @@ def _whole(at: datetime) -> datetime:
     """``at`` as Slurm keeps a start: rounded up to the second."""
     whole = at.replace(microsecond=0)
     return whole if whole == at else whole + timedelta(seconds=1)
+
+
+def test_a_job_is_submitted_as_its_owner_and_runs_as_them(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(), known_gpus=["T4"])
+    [job] = _ids("owner")
+    spec = LaunchSpec(job, ("sh", "-c", "id -un; pwd"), owner.pw_uid, owner.pw_gid, (0,), logs,
+                      region="qc", device_ids=("qc/0",), cwd=str(logs.parent))  # fmt: skip
+    handle = executor.launch(spec, datetime.now(UTC))
+
+    [row] = _squeue(slurm_cluster, [job])
+    user = slurm_cluster.run(["squeue", "-h", "-j", row["id"], "-o", "%u"]).stdout.strip()
+    status = _wait(slurm_cluster, "the job to end",
+                   lambda: executor.poll([handle], datetime.now(UTC)))  # fmt: skip
+    assert user == slurm_cluster.user
+    assert status[0].succeeded
+    assert (logs / f"{job}.out").read_text().split() == [slurm_cluster.user, str(logs.parent)]
+    assert (logs / f"{job}.out").stat().st_uid == owner.pw_uid
