@@ -90,10 +90,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cancel.add_argument("job_id", metavar="ID")
     cancel.set_defaults(func=_cancel)
 
-    export = subparsers.add_parser("export", help="write a ledger table as CSV or JSON")
+    export = subparsers.add_parser(
+        "export",
+        help="write a ledger table as CSV or JSON, or finished jobs as CodeCarbon emissions.csv",
+        description="carbond export TABLE FILE writes a ledger table (format from --format or "
+        "the suffix); carbond export --format codecarbon FILE writes every finished job as a "
+        "row of CodeCarbon's emissions.csv.",
+    )
     _common(export)
-    export.add_argument("table", choices=EXPORTABLE)
+    export.add_argument("table", nargs="?", choices=EXPORTABLE, help="ledger table")
     export.add_argument("output", type=Path, help="file to write (.csv or .json)")
+    export.add_argument("--format", dest="fmt", choices=("csv", "json", "codecarbon"),
+                        help="default: from the file suffix")  # fmt: skip
     export.set_defaults(func=_export)
 
 
@@ -447,13 +455,35 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    if args.output.suffix.lower() not in EXPORT_SUFFIXES:
+    if args.fmt == "codecarbon":
+        return _export_codecarbon(args)
+    if args.table is None:
+        raise UsageError("export: name a table (" + ", ".join(EXPORTABLE) + ") or use "
+                         "--format codecarbon")  # fmt: skip
+    if args.fmt is None and args.output.suffix.lower() not in EXPORT_SUFFIXES:
         known = " or ".join(EXPORT_SUFFIXES)
         raise UsageError(f"{args.output}: unknown extension {args.output.suffix!r} (use {known})")
     with _open(args) as ledger:
-        rows = export_table(ledger, args.table, args.output)
+        rows = export_table(ledger, args.table, args.output, args.fmt)
     if args.json:
         print_json({"table": args.table, "path": str(args.output), "rows": rows})
     else:
         print(f"wrote {rows} rows of {args.table} to {args.output}")
+    return 0
+
+
+def _export_codecarbon(args: argparse.Namespace) -> int:
+    from daemon.cli.report_cmd import write_atomic
+    from daemon.reports.codecarbon import codecarbon_csv
+    from daemon.reports.lines import ledger_lines
+
+    if args.table is not None:
+        raise UsageError("export --format codecarbon writes finished jobs; drop the table name")
+    with _open(args) as ledger:
+        lines = ledger_lines(ledger)
+    write_atomic(args.output, codecarbon_csv(lines))
+    if args.json:
+        print_json({"format": "codecarbon", "path": str(args.output), "rows": len(lines)})
+    else:
+        print(f"wrote {len(lines)} finished jobs to {args.output} (CodeCarbon emissions.csv)")
     return 0

@@ -54,13 +54,19 @@ class RunHandle:
 @dataclass(frozen=True, slots=True)
 class ExitStatus:
     """How a job ended. ``exit_code`` None with ``signal`` set: killed by that signal;
-    both None: the outcome could not be recovered (``reason`` says why)."""
+    both None: the outcome could not be recovered (``reason`` says why).
+
+    An executor that measures energy itself (Slurm's ``sacct`` ``ConsumedEnergy``) reports it
+    as ``energy_j`` (GPU or node energy of the run, J) with ``energy_method`` naming how
+    (``slurm-sacct``); the service uses it for a job no GPU meter on this node followed."""
 
     job_id: str
     finished_at: datetime
     exit_code: int | None
     signal: int | None = None
     reason: str = ""
+    energy_j: float | None = None
+    energy_method: str | None = None
 
     @property
     def succeeded(self) -> bool:
