@@ -26,13 +26,14 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
-    """A ledger with two jobs run to the end by a recording executor, one with an outcome, and
-    one refused queue line."""
+    """A ledger with two jobs run to the end by a recording executor (``a``'s outcome set here),
+    one rejected by the policy (never ran: no outcome), and one refused queue line."""
     clock = FakeClock()
     service = make_service(tmp_path, RecordingExecutor())
     service.start(clock())
     append(service.queue.path, job_line(id="a", deadline="+8h") + job_line(id="b"))
     append(service.queue.path, '{"id": "bad", "model": "llama-1b", "command": "rm -rf /"}\n')
+    append(service.queue.path, job_line(id="huge", model="llama-3.1-70b"))
     for _ in range(5):
         service.tick(clock.advance(600))
     service.ledger.record_outcome("a", clock(), total_g=2.0, run_now_total_g=5.0)
@@ -46,22 +47,30 @@ def test_jobs_shows_deadline_measured_and_saved_with_totals(
 ) -> None:
     with Ledger.open_readonly(state / "ledger.db") as ledger:
         deadline = ledger.job("a").deadline
-        expected = [ledger.latest_decision(j).expected_total_g for j in ("a", "b")]  # type: ignore[union-attr]
+        decisions = [ledger.latest_decision(j) for j in ("a", "b", "huge")]
+        b = ledger.outcome("b") or {}
+    expected = sum(d.expected_total_g or 0.0 for d in decisions if d is not None)
+    b_total, b_run_now = b.get("total_g"), b.get("run_now_total_g")
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--json")
     assert code == 0
     rows = {row["job_id"]: row for row in json.loads(out)}
     assert rows["a"]["deadline"] == deadline.isoformat()  # type: ignore[union-attr]
     assert (rows["a"]["measured_total_g"], rows["a"]["saved_g"]) == (2.0, 3.0)
-    assert (rows["b"]["measured_total_g"], rows["b"]["saved_g"]) == (None, None)
+    assert rows["b"]["measured_total_g"] == b_total
+    if b_total is not None and b_run_now is not None:
+        assert rows["b"]["saved_g"] == pytest.approx(b_run_now - b_total)
+    assert (rows["huge"]["measured_total_g"], rows["huge"]["saved_g"]) == (None, None)
 
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(state))
     header = next(line for line in out.splitlines() if "job_id" in line)
     for column in ("deadline", "expected_total_g", "measured_total_g", "saved_g"):
         assert column in header
-    total = sum(e for e in expected if e is not None)
+    finished = 1 + (b_total is not None)
+    measured = 2.0 + (b_total or 0.0)
+    saved = 3.0 + (b_run_now - b_total if b_total is not None and b_run_now is not None else 0.0)
     assert out.splitlines()[-1] == (
-        f"total over 2 jobs: expected {total:,.2f} g; measured 2.00 g over 1 finished, "
-        "saved 3.00 g against running each at once (run-now)"
+        f"total over 3 jobs: expected {expected:,.2f} g; measured {measured:,.2f} g over "
+        f"{finished} finished, saved {saved:,.2f} g against running each at once (run-now)"
     )
 
 
