@@ -203,6 +203,7 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
         "expected_total_g": decision.expected_total_g if decision else None,
         "run_now_total_g": decision.run_now_total_g if decision else None,
         "measured_total_g": measured,
+        "energy_method": outcome.get("energy_method"),
         "saved_g": run_now - measured if run_now is not None and measured is not None else None,
     }
 

@@ -205,7 +205,7 @@ def test_jobs_status_cancel_against_a_running_service(
     code, _, err = _run(capsys, "cancel", "a", "--state-dir", str(tmp_path))
     assert (code, "already cancelled" in err) == (2, True)
     code, _, err = _run(capsys, "status", "zzz", "--state-dir", str(tmp_path))
-    assert (code, "unknown job 'zzz'" in err) == (2, True)  # bad input
+    assert (code, "unknown job 'zzz'" in err) == (2, True)  # bad input: exit 2 (issue 14 item 13)
 
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--state", "cancelled")
     assert code == 0 and "a" in out
