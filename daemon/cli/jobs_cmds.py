@@ -180,7 +180,19 @@ def _read_file(name: str) -> dict[str, Any]:
 
 
 def _open(args: argparse.Namespace) -> Ledger:
-    return Ledger.open_readonly(_settings(args).state_dir / "ledger.db")
+    return _open_ledger(_settings(args).state_dir)
+
+
+def _open_ledger(state_dir: Path) -> Ledger:
+    """The ledger in ``state_dir``, read-only.
+
+    Raises:
+        UsageError: there is none (a wrong --state-dir or state_dir: exit 2, as ``report``).
+    """
+    path = state_dir / "ledger.db"
+    if not path.is_file():
+        raise UsageError(f"{path}: no ledger (has `carbond run` started with this state_dir?)")
+    return Ledger.open_readonly(path)
 
 
 def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
@@ -358,7 +370,7 @@ def _g(value: float | None) -> str:
 
 def _cancel(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    with Ledger.open_readonly(settings.state_dir / "ledger.db") as ledger:
+    with _open_ledger(settings.state_dir) as ledger:
         try:
             job = ledger.job(args.job_id)
         except UnknownJobError as exc:

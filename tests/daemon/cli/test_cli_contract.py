@@ -125,6 +125,25 @@ def test_an_export_that_cannot_be_written_names_the_target(
     assert err == f"carbond: error: {target}: cannot write: No such file or directory\n"
 
 
+def test_a_codecarbon_export_that_cannot_be_written_names_the_target(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = state / "missing" / "emissions.csv"
+    code, _, err = _run(capsys, "export", "--format", "codecarbon", str(target),
+                        "--state-dir", str(state))  # fmt: skip
+    assert code == 1
+    assert err == f"carbond: error: {target}: cannot write: No such file or directory\n"
+
+
+@pytest.mark.parametrize("command", ["jobs", "report", "export jobs x.csv", "status a"])
+def test_a_state_dir_without_a_ledger_is_bad_input_everywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    code, out, err = _run(capsys, *command.split(), "--state-dir", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert "no ledger" in err and err.count("\n") == 1
+
+
 def test_a_reader_that_stops_early_is_not_an_error(state: Path) -> None:
     """``carbond status ID | head -1``: the reader has gone when carbond writes."""
     exe = Path(sys.executable).with_name("carbond")
