@@ -173,6 +173,8 @@ def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, st
     if not np.isfinite(row).any():
         p, s = _rescue(tick, j, free, params.duration_margin)
         cap.reserve(p, s, float(duration[p]), tp)
+        if not tick.allowed[j].any():
+            return p, s, "its home region cannot run it: the earliest devices that end in time"
         return p, s, "past its latest safe start: the earliest devices that end in time"
     p, s = (int(i) for i in np.unravel_index(int(np.argmin(row)), row.shape))
     best_now = float(row[:, 0].min())
@@ -293,10 +295,12 @@ def plan_window(
         cost = np.where(allowed[chunk][:, :, None], cube.planning_g, np.inf)
         tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken)
         for local, j in enumerate(chunk):
-            if not allowed[j].any():
+            if not ok[j].any():
                 reason = "fits no admissible device"
                 decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
                 continue
+            # Under home_only a job whose home cannot run it has no allowed cell: it takes
+            # the rescue path (any admissible pool) instead of being rejected.
             p, s, note = _choose(tick, local, params)
             decisions[j] = _decide(tick, local, p, s, note, policy, params.alternatives)
     return [decisions[j] for j in range(len(jobs))]

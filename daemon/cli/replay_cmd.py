@@ -218,12 +218,13 @@ def _replay(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     columns = ("slack_h", "policy", "total_g", "operational_g", "embodied_g", "energy_kwh",
-               "jobs", "misses", "mean_wait_s", "p95_wait_s", "vs_run_now", "of_oracle",
-               "regions")  # fmt: skip
-    print_table("Replay (realised lifecycle intensity; savings vs run-now)", columns, [
+               "jobs_run", "rejected", "misses", "g_per_job", "mean_wait_s", "p95_wait_s",
+               "vs_run_now", "of_oracle", "regions")  # fmt: skip
+    print_table("Replay (realised lifecycle intensity; savings per job run vs run-now)", columns, [
         (r["slack_s"] / 3600, r["policy"], r["total_g"], r["operational_g"], r["embodied_g"],
-         r["energy_kwh"], r["jobs"], r["deadline_misses"], r["mean_wait_s"], r["p95_wait_s"],
-         _pct(r["savings_vs_run_now"]), _pct(r.get("oracle_savings_captured")),
+         r["energy_kwh"], r["jobs"], r["rejected"], r["deadline_misses"], r["g_per_job"],
+         r["mean_wait_s"], r["p95_wait_s"], _pct(r["savings_vs_run_now"]),
+         _pct(r.get("oracle_savings_captured")),
          " ".join(f"{k}:{v:.0%}" for k, v in r["region_share"].items()))
         for r in rows
     ])  # fmt: skip
@@ -265,9 +266,11 @@ def _tune(args: argparse.Namespace) -> int:
     keys = sorted({k for r in rows for k in r["params"]})
     print_table(
         f"Tuning {base.name}: carbon vs waiting (* = Pareto front)",
-        (*keys, "total_g", "vs_run_now", "mean_wait_s", "p95_wait_s", "misses", "pareto"),
-        [(*(r["params"].get(k) for k in keys), r["total_g"], _pct(r["savings_vs_run_now"]),
-          r["mean_wait_s"], r["p95_wait_s"], r["deadline_misses"], "*" if r["pareto"] else "")
+        (*keys, "total_g", "jobs_run", "rejected", "vs_run_now", "mean_wait_s", "p95_wait_s",
+         "misses", "pareto"),
+        [(*(r["params"].get(k) for k in keys), r["total_g"], r["jobs"], r["rejected"],
+          _pct(r["savings_vs_run_now"]), r["mean_wait_s"], r["p95_wait_s"], r["deadline_misses"],
+          "*" if r["pareto"] else "")
          for r in sorted(rows, key=lambda r: r["total_g"])],
     )  # fmt: skip
     return 0

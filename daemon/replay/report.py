@@ -2,8 +2,14 @@
 
 Summary fields (stable, snake_case; also the ``--json`` output of ``carbond replay``):
 ``policy, params, total_g, operational_g, embodied_g, energy_kwh, jobs, rejected,
-deadline_misses, mean_wait_s, p95_wait_s, region_share, savings_vs_run_now`` and, when an
-``oracle`` ran, ``oracle_savings_captured`` (this policy's savings over the oracle's).
+unfinished, deadline_misses, g_per_job, mean_wait_s, p95_wait_s, region_share,
+savings_vs_run_now, compared_jobs`` and, when an ``oracle`` ran, ``oracle_savings_captured``
+(this policy's savings over the oracle's).
+
+``jobs`` counts the jobs that ran; a rejected job emits nothing, so totals of policies that
+ran different jobs are not comparable. Savings are therefore computed per job actually run:
+over the ``compared_jobs`` that both this policy and ``run-now`` ran (and, for the oracle
+share, the oracle too), job by job.
 """
 
 from __future__ import annotations
@@ -37,31 +43,57 @@ def _summary(run: PolicyRun) -> dict[str, Any]:
     waits = np.array([o.wait_s for o in outcomes]) if outcomes else np.zeros(1)
     regions = Counter(o.region for o in outcomes)
     n = max(len(outcomes), 1)
+    total = sum(o.total_g for o in outcomes)
     return {
         "policy": run.policy,
         "params": dict(run.params),
-        "total_g": sum(o.total_g for o in outcomes),
+        "total_g": total,
         "operational_g": sum(o.operational_g for o in outcomes),
         "embodied_g": sum(o.embodied_g for o in outcomes),
         "energy_kwh": sum(o.energy_j for o in outcomes) / J_PER_KWH,
         "jobs": len(outcomes),
         "rejected": run.rejected,
+        "unfinished": run.unfinished,
         "deadline_misses": sum(o.missed_deadline for o in outcomes),
+        "g_per_job": total / n,
         "mean_wait_s": float(waits.mean()),
         "p95_wait_s": float(np.percentile(waits, 95)),
         "region_share": {r: regions[r] / n for r in sorted(regions)},
     }
 
 
+def _grams(run: PolicyRun) -> dict[str, float]:
+    return {o.job_id: o.total_g for o in run.outcomes}
+
+
+def _over(grams: dict[str, float], common: set[str]) -> float:
+    return sum(grams[j] for j in common)
+
+
 def summarise(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
-    """One summary per run, with savings relative to ``run-now`` and to ``oracle`` when run."""
+    """One summary per run, with savings relative to ``run-now`` and to ``oracle`` when run,
+    each over the jobs that the runs compared all ran (see the module docstring)."""
     rows = [_summary(run) for run in runs]
-    base = next((r["total_g"] for r in rows if r["policy"] == "run-now"), None)
-    oracle = next((r["total_g"] for r in rows if r["policy"] == "oracle"), None)
-    for row in rows:
-        row["savings_vs_run_now"] = 1.0 - row["total_g"] / base if base else None
-        if base and oracle is not None and base > oracle:
-            row["oracle_savings_captured"] = (base - row["total_g"]) / (base - oracle)
+    grams = [_grams(run) for run in runs]
+    names = [run.policy for run in runs]
+    base = grams[names.index("run-now")] if "run-now" in names else None
+    oracle = grams[names.index("oracle")] if "oracle" in names else None
+    for row, mine in zip(rows, grams, strict=True):
+        row["savings_vs_run_now"] = None
+        row["compared_jobs"] = 0
+        if base is None:
+            continue
+        common = set(mine) & set(base)
+        row["compared_jobs"] = len(common)
+        base_g = _over(base, common)
+        if base_g > 0:
+            row["savings_vs_run_now"] = 1.0 - _over(mine, common) / base_g
+        if oracle is None:
+            continue
+        common &= set(oracle)
+        base_g, oracle_g = _over(base, common), _over(oracle, common)
+        if base_g > oracle_g:
+            row["oracle_savings_captured"] = (base_g - _over(mine, common)) / (base_g - oracle_g)
     return rows
 
 

@@ -307,3 +307,19 @@ def test_a_scarce_clean_gpu_goes_to_the_job_that_saves_most_on_it(
     assert regret_total <= total
     if urgent_s == math.inf:
         assert regret_total < total
+
+
+@pytest.mark.parametrize("name", ["wait-awhile", "carbon-window"])
+def test_a_job_its_home_cannot_run_goes_elsewhere_not_rejected(
+    name: str, two_regions: Cluster
+) -> None:
+    """Home in Quebec, but it needs more memory than a T4 has: under wait-awhile's home-only
+    mask it has no allowed pool, and it takes the rescue path to California instead of being
+    rejected (it fits an admissible device)."""
+    devs, fcs = two_regions
+    big = replace(job("big", regions=("qc", "ca")), min_gpu_memory_gb=20.0)
+    (decision,) = get_policy(name).plan(NOW, [big], devs, fcs)
+    assert decision.action != "reject"
+    assert decision.chosen is not None and decision.chosen.region == "ca"
+    nowhere = replace(big, min_gpu_memory_gb=1000.0)
+    assert get_policy(name).plan(NOW, [nowhere], devs, fcs)[0].action == "reject"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 from collections.abc import Iterator
@@ -214,3 +215,21 @@ def test_replay_goes_through_the_daemon_service(
         assert decision is not None and decision.action == "start"
         [run] = harness.finished
         assert run.job == job and run.plan.region == decision.region
+
+
+def test_a_gpu_is_reused_at_the_tick_its_run_ends(
+    trace: Path, intensity_files: list[Path], tmp_path: Path
+) -> None:
+    """The replay reconciles finished runs before planning: on a one-GPU cluster, each queued
+    job starts at the first tick at or after the previous run's end, not one tick later."""
+    one_gpu = tmp_path / "one.toml"
+    one_gpu.write_text('[[regions]]\nname = "quebec"\nzone = "CA-QC"\n'
+                       'gpus = [{ type = "T4", count = 1 }]\n', encoding="utf-8")  # fmt: skip
+    inputs = replace(_inputs(trace, one_gpu, intensity_files, 0.1), intensity=(intensity_files[0],))
+    setup = load_setup(inputs, parse_duration_s("6h"))
+    outcomes = sorted(replay_policy(setup, "run-now").outcomes, key=lambda o: o.started_at)
+    queued = [(a, b) for a, b in itertools.pairwise(outcomes) if b.arrival < a.ended_at]
+    assert len(queued) >= 2
+    for before, after in queued:
+        gap_s = (after.started_at - before.ended_at).total_seconds()
+        assert 0 <= gap_s < setup.tick_s, (before.job_id, after.job_id, gap_s)
