@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from daemon.replay.driver import JobOutcome, PolicyRun
+from daemon.replay.driver import JobOutcome, PolicyRun, ReplaySetup
+from daemon.replay.errors import ReplayInputError
+from policies.bound import lower_bound
 from policies.footprint.accounting import J_PER_KWH
 
-__all__ = ["CSV_FIELDS", "plot_runs", "summarise", "write_jobs_csv"]
+__all__ = ["CSV_FIELDS", "bound_row", "plot_runs", "summarise", "write_jobs_csv"]
 
 CSV_FIELDS = (
     "policy", "job_id", "arrival", "deadline", "started_at", "ended_at", "wait_s", "region",
@@ -95,6 +97,52 @@ def summarise(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
         if base_g > oracle_g:
             row["oracle_savings_captured"] = (base_g - _over(mine, common)) / (base_g - oracle_g)
     return rows
+
+
+def bound_row(
+    setup: ReplaySetup, rows: list[dict[str, Any]], window_s: float | None = None
+) -> dict[str, Any]:
+    """The LP lower bound (:mod:`policies.bound`) on the realised intensity as a row named
+    ``lp-bound``; adds ``gap_to_bound`` (grams over the bound, minus 1) to every row of a
+    policy that ran every job the bound covers (None otherwise: its total is over other jobs).
+
+    Raises:
+        ReplayInputError: runs had random duration noise (the bound needs each run's length).
+    """
+    if setup.duration_noise > 0:
+        raise ReplayInputError("--bound: not defined with --duration-noise (random run times)")
+    actuals = {zone: setup.signals.actual(zone) for zone in setup.cluster.zones()}
+    bound = lower_bound(setup.jobs, setup.cluster.devices(), actuals,
+                        lifetime_years=setup.lifetime_years, duration_factor=setup.truth_factor,
+                        window_s=window_s)  # fmt: skip
+    for row in rows:
+        complete = row["jobs"] == bound.jobs and not row["rejected"] and bound.total_g > 0
+        row["gap_to_bound"] = row["total_g"] / bound.total_g - 1.0 if complete else None
+    how = "one LP" if bound.windows == 1 else f"{bound.windows} windows of {bound.window_s}s"
+    note = (f"lp-bound: {bound.total_g:,.1f} g over {bound.jobs} jobs ({how}, {bound.variables:,}"
+            f" variables, {bound.constraints:,} rows, {bound.solve_cpu_s:.1f} s CPU)")  # fmt: skip
+    if bound.unschedulable:
+        note += f"; {len(bound.unschedulable)} jobs cannot meet their deadline even alone"
+    return {
+        "policy": "lp-bound",
+        "params": {},
+        "total_g": bound.total_g,
+        "jobs": bound.jobs,
+        "rejected": len(bound.unschedulable),
+        "g_per_job": bound.total_g / max(bound.jobs, 1),
+        "savings_vs_run_now": _bound_saving(rows, bound.total_g, bound.jobs),
+        "bound_windows": bound.windows,
+        "bound_window_s": bound.window_s,
+        "bound_variables": bound.variables,
+        "note": note,
+    }
+
+
+def _bound_saving(rows: list[dict[str, Any]], total_g: float, jobs: int) -> float | None:
+    base = next((r for r in rows if r["policy"] == "run-now"), None)
+    if base is None or base["jobs"] != jobs or base["total_g"] <= 0:
+        return None
+    return 1.0 - total_g / float(base["total_g"])
 
 
 def _atomic_write(path: Path, write: Any) -> None:

@@ -233,3 +233,24 @@ def test_a_gpu_is_reused_at_the_tick_its_run_ends(
     for before, after in queued:
         gap_s = (after.started_at - before.ended_at).total_seconds()
         assert 0 <= gap_s < setup.tick_s, (before.job_id, after.job_id, gap_s)
+
+
+def test_replay_bound_is_below_every_policy_that_met_every_deadline(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "2h",
+            "--policy", "run-now,spatial,carbon-window,oracle", "--model", "llama-1b",
+            "--requests-per-job", "64", "--tick", "300", "--json", "--bound",
+            "--forecaster", "seasonal-24h"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    assert main(argv) == 0
+    rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    bound = rows.pop("lp-bound")
+    assert bound["total_g"] > 0 and bound["jobs"] == rows["run-now"]["jobs"]
+    for name, row in rows.items():
+        assert row["deadline_misses"] == 0, name
+        assert row["gap_to_bound"] is not None and row["gap_to_bound"] >= -1e-9, name
+    assert rows["carbon-window"]["gap_to_bound"] < rows["run-now"]["gap_to_bound"]
