@@ -12,11 +12,14 @@ bound how much runs at once. The relaxation, solved with HiGHS (``scipy.optimize
   between the instants where the start or the end crosses a step of the series, so the minimum
   is at one of those instants or at an end of the slot's interval, and is found exactly.
 - **Capacity**: for every pool, every window of ``L`` consecutive slots (``L`` in
-  ``window_lengths``) and every window start, the GPU-seconds that the runs spend in the window
+  ``window_lengths``, default 1 to 32 slots by powers of two) and every window start, the GPU-seconds that the runs spend in the window
   are at most ``devices x L x slot_s``. A run's GPU-seconds in a window are counted at their
   least over the starts its slot allows (the overlap is unimodal in the start, so the least is
   at an end of the interval). Any schedule that keeps within the devices at every instant
-  keeps within these sums.
+  keeps within these sums. Longer windows tighten the bound (a run's GPU-seconds are counted
+  whole in a window that holds it from any start in its slot): on 5 June 2023 at 4 h slack
+  (343 jobs, paper cluster) lengths 1-8 give 1,232 g, 1-32 give 1,382 g, and twelve lengths up
+  to 96 give 1,419 g for twice the solve time.
 
 So every schedule that meets every deadline within the devices, at any start instants (the
 replay's ticks included), is a feasible point of the LP with at most its grams: the LP's
@@ -235,7 +238,7 @@ def lower_bound(
     actuals: Mapping[str, ZoneIntensity],
     *,
     slot_s: float = 900.0,
-    window_lengths: Sequence[int] = (1, 2, 4, 8),
+    window_lengths: Sequence[int] = (1, 2, 4, 8, 16, 32),
     lifetime_years: float = DEFAULT_LIFETIME_YEARS,
     duration_factor: float = 1.0,
     window_s: float | None = None,
