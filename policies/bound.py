@@ -12,7 +12,8 @@ bound how much runs at once. The relaxation, solved with HiGHS (``scipy.optimize
   between the instants where the start or the end crosses a step of the series, so the minimum
   is at one of those instants or at an end of the slot's interval, and is found exactly.
 - **Capacity**: for every pool, every window of ``L`` consecutive slots (``L`` in
-  ``window_lengths``, default 1 to 32 slots by powers of two) and every window start, the GPU-seconds that the runs spend in the window
+  ``window_lengths``, default 1 to 32 slots by powers of two) and every window start, the
+  GPU-seconds that the runs spend in the window
   are at most ``devices x L x slot_s``. A run's GPU-seconds in a window are counted at their
   least over the starts its slot allows (the overlap is unimodal in the start, so the least is
   at an end of the interval). Any schedule that keeps within the devices at every instant

@@ -241,7 +241,7 @@ def test_replay_bound_is_below_every_policy_that_met_every_deadline(
 ) -> None:  # fmt: skip
     argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
             str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "2h",
-            "--policy", "run-now,spatial,carbon-window,oracle", "--model", "llama-1b",
+            "--policy", "run-now,spatial,carbon-window,carbon-lookahead,oracle", "--model", "llama-1b",
             "--requests-per-job", "64", "--tick", "300", "--json", "--bound",
             "--forecaster", "seasonal-24h"]  # fmt: skip
     for path in intensity_files:
@@ -254,3 +254,10 @@ def test_replay_bound_is_below_every_policy_that_met_every_deadline(
         assert row["deadline_misses"] == 0, name
         assert row["gap_to_bound"] is not None and row["gap_to_bound"] >= -1e-9, name
     assert rows["carbon-window"]["gap_to_bound"] < rows["run-now"]["gap_to_bound"]
+    # The saving splits into placement and start time, exactly.
+    for name, row in rows.items():
+        parts = row["spatial_saving"] + row["temporal_saving"]
+        assert parts == pytest.approx(row["savings_vs_run_now"], abs=1e-9), name
+    assert rows["run-now"]["spatial_saving"] == pytest.approx(0.0, abs=1e-12)
+    assert rows["run-now"]["temporal_saving"] == pytest.approx(0.0, abs=1e-12)
+    assert 0.0 <= bound["temporal_only_potential"] < 1.0
