@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
+from policies.candidates import unfit_reason
 from policies.capacity import CapacityTimeline
 from policies.decisions import alternative_at, best_alternatives, free_devices, run_now_alternative
 from policies.errors import PoliciesError
@@ -330,7 +331,7 @@ def plan_window(
         for local in locals_:
             j = chunk[local]
             if not ok[j].any():
-                reason = "fits no admissible device"
+                reason = unfit_reason(jobs[j], devices)
                 decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
                 continue
             # Under home_only a job whose home cannot run it has no allowed cell: it takes

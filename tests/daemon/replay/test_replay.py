@@ -241,7 +241,8 @@ def test_replay_bound_is_below_every_policy_that_met_every_deadline(
 ) -> None:  # fmt: skip
     argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
             str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "2h",
-            "--policy", "run-now,spatial,carbon-window,carbon-lookahead,oracle", "--model", "llama-1b",
+            "--policy", "run-now,spatial,carbon-window,carbon-lookahead,oracle",
+            "--model", "llama-1b",
             "--requests-per-job", "64", "--tick", "300", "--json", "--bound",
             "--forecaster", "seasonal-24h"]  # fmt: skip
     for path in intensity_files:
