@@ -122,8 +122,11 @@ class CatalogSettings(_Section):
 class RegionSettings(_Section):
     """One region: where GPUs are, which grid feeds them, how jobs start there.
 
-    ``gpus`` is ``"discover"`` (NVML finds this node's GPUs) or a list of GPU catalog names,
-    one entry per GPU (``["RTX6000-Ada", "RTX6000-Ada"]``); list position is the CUDA index.
+    ``gpus`` is ``"discover"`` (NVML finds this node's GPUs) or a list with one entry per GPU,
+    each a GPU catalog name (``["RTX6000-Ada", "RTX6000-Ada"]``) or a ``{ type, count }`` table
+    standing for ``count`` GPUs of that type (``[{ type = "T4", count = 4 }]``, the form replay
+    cluster files use); list position is the CUDA index. This one model is read by the daemon
+    and by ``carbond replay --cluster``, so an operator can replay their own config.
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -137,6 +140,10 @@ class RegionSettings(_Section):
     def _discover_or_list(cls, value: Any) -> Any:
         if isinstance(value, str) and value != "discover":
             raise ValueError(f'must be "discover" or a list of GPU catalog names, got {value!r}')
+        if isinstance(value, list | tuple):
+            if not value:
+                raise ValueError('a region needs at least one GPU (or "discover")')
+            return tuple(_expand_gpu_entries(value))
         return value
 
     @field_validator("gpus")
@@ -155,6 +162,31 @@ class RegionSettings(_Section):
             except CatalogError as exc:
                 raise ValueError(str(exc)) from exc
         return value
+
+
+class _GpuCount(_Section):
+    """``{ type = "T4", count = 4 }``: ``count`` GPUs of one catalog type."""
+
+    type: str = Field(min_length=1)
+    count: int = Field(ge=1, le=100_000)
+
+
+def _expand_gpu_entries(entries: list[Any] | tuple[Any, ...]) -> list[Any]:
+    """Names stay; each ``{type, count}`` table becomes ``count`` names (raises ValueError
+    naming the entry's position and field)."""
+    names: list[Any] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            names.append(entry)
+            continue
+        try:
+            table = _GpuCount.model_validate(entry)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "entry"
+            raise ValueError(f"entry {index}: {field}: {err['msg']}") from None
+        names.extend([table.type] * table.count)
+    return names
 
 
 class PolicySettings(_Section):

@@ -18,6 +18,7 @@ from daemon.logs import configure_logging
 from daemon.replay.driver import PolicyRun, ReplaySetup, replay_policy
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
+    JOBS_FORMATS,
     PolicySpec,
     ReplayInputs,
     load_setup,
@@ -27,7 +28,6 @@ from daemon.replay.inputs import (
     parse_time,
 )
 from daemon.replay.report import plot_runs, summarise, write_jobs_csv
-from daemon.replay.traces import TRACE_FORMATS
 from policies import PoliciesError, get_policy, policy_names
 
 __all__ = ["register"]
@@ -44,13 +44,18 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="request or job trace (repeat to overlay several traces)",
     )
-    parser.add_argument("--jobs-format", choices=TRACE_FORMATS, default="carbond")
+    parser.add_argument(
+        "--jobs-format",
+        choices=JOBS_FORMATS,
+        default="carbond",
+        help="request trace format, or ledger: the jobs of a carbond ledger.db (default carbond)",
+    )
     parser.add_argument(
         "--cluster",
         type=Path,
         required=True,
         metavar="CLUSTER.toml",
-        help="regions (zone, PUE) and their GPUs (type, count)",
+        help="[[regions]] with declared GPUs: a cluster file or the daemon's carbond.toml",
     )
     parser.add_argument(
         "--intensity",
