@@ -33,8 +33,17 @@ from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.settings import Settings
+from daemon.sites import SiteView
 from forecasts import ForecastsError
-from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity, with_recalibration
+from policies import (
+    Decision,
+    Device,
+    JobSpec,
+    PoliciesError,
+    Policy,
+    ZoneIntensity,
+    with_recalibration,
+)
 
 __all__ = ["Service", "TickReport"]
 
@@ -81,6 +90,7 @@ class Service:
         metrics: MetricsSink | None = None,
         on_close: Sequence[Callable[[], None]] = (),
         measurement: JobMeasurement | None = None,
+        sites: SiteView | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -92,6 +102,7 @@ class Service:
         self.metrics: MetricsSink = metrics or NullMetrics()
         self._on_close = tuple(on_close)
         self.measurement = measurement
+        self.sites = sites
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
@@ -260,6 +271,15 @@ class Service:
 
     # -- planning ---------------------------------------------------------------------------
 
+    def _planning_forecasts(
+        self, now: datetime, devices: Sequence[Device]
+    ) -> Mapping[str, ZoneIntensity]:
+        """The zone forecasts, with each site's zone seen through its site (the intensity of
+        the next GPU kWh there: grid blended with spare PV and battery energy)."""
+        if not self.sites:
+            return self._forecasts
+        return self.sites.forecasts(now, devices, self._forecasts)
+
     def _plan(self, now: datetime) -> tuple[list[Decision], list[str]]:
         self._check_gpus(now)
         waiting = self._settle_unstarted(now)
@@ -280,7 +300,7 @@ class Service:
         if self.measurement is not None:  # plan on what the measured outcomes taught
             policy = with_recalibration(policy, self.measurement.recalibration)
         try:
-            decisions = policy.plan(now, specs, devices, self._forecasts)
+            decisions = policy.plan(now, specs, devices, self._planning_forecasts(now, devices))
         except (PoliciesError, KeyError) as exc:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []

@@ -27,7 +27,7 @@ from daemon.replay.inputs import (
     parse_policies,
     parse_time,
 )
-from daemon.replay.report import plot_runs, summarise, write_jobs_csv
+from daemon.replay.report import plot_runs, plot_sites, summarise, write_jobs_csv
 from policies import PoliciesError, get_policy, policy_names
 
 __all__ = ["register"]
@@ -219,6 +219,7 @@ def _replay(args: argparse.Namespace) -> int:
             write_jobs_csv(folder / "jobs.csv", runs)
             actuals = {z: setup.signals.actual(z) for z in setup.cluster.zones()}
             plot_runs(folder, runs, actuals)
+            plot_sites(folder, runs)
     if args.json:
         print_json(rows)
         return 0
@@ -232,7 +233,18 @@ def _replay(args: argparse.Namespace) -> int:
          " ".join(f"{k}:{v:.0%}" for k, v in r["region_share"].items()))
         for r in rows
     ])  # fmt: skip
+    if any("offset_by_day" in r for r in rows):
+        _print_sites(rows)
     return 0
+
+
+def _print_sites(rows: Sequence[dict[str, Any]]) -> None:
+    """The on-site energy table: grid energy and grams, PV and battery energy, the offset."""
+    print_table("On-site energy (facility kWh; offset = share covered by PV and battery)",
+                ("slack_h", "policy", "grid_kwh", "pv_kwh", "battery_kwh", "offset",
+                 "operational_g", "total_g"),
+                [(r["slack_s"] / 3600, r["policy"], r["grid_kwh"], r["pv_kwh"], r["battery_kwh"],
+                  _pct(r["offset"]), r["operational_g"], r["total_g"]) for r in rows])  # fmt: skip
 
 
 def _pct(value: float | None) -> str:
