@@ -142,7 +142,9 @@ class SiteSettings(_Section):
     """A region's on-site energy: PV (modelled with pvlib from ``pv_kwp`` and where and how the
     array sits, or measured: ``pv_csv``), an optional battery and the site's other load
     (``other_load_w`` constant, or ``other_load_csv``). CSVs are ``datetime,power_w``.
-    ``pv_g_per_kwh`` and ``battery_g_per_kwh`` are the life-cycle factors of on-site energy."""
+    ``pv_g_per_kwh`` and ``battery_g_per_kwh`` are the life-cycle factors of on-site energy.
+    ``plan = false`` keeps the site out of planning (accounting only: what a site-blind planner
+    would do there)."""
 
     pv_kwp: float = Field(default=0.0, ge=0)
     latitude: float | None = Field(default=None, ge=-90, le=90)
@@ -156,6 +158,7 @@ class SiteSettings(_Section):
     pv_g_per_kwh: float = Field(default=41.0, ge=0)
     battery_g_per_kwh: float = Field(default=41.0, ge=0)
     battery: BatterySettings | None = None
+    plan: bool = True
 
     @model_validator(mode="after")
     def _pv_has_a_place(self) -> SiteSettings:

@@ -29,6 +29,7 @@ from daemon.replay.inputs import (
 )
 from daemon.replay.report import plot_runs, plot_sites, summarise, write_jobs_csv
 from policies import PoliciesError, get_policy, policy_names
+from policies.footprint.runtimes import STUDY_SUFFIX
 
 __all__ = ["register"]
 
@@ -81,6 +82,13 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", default="llama-3b", help="catalog model (default llama-3b)")
     parser.add_argument("--runtime", default="vllm", help="runtime profile (default vllm)")
+    parser.add_argument(
+        "--power-model",
+        choices=("calibrated", "study"),
+        default="calibrated",
+        help="GPU power curve: carbond's calibrated one, or the simulation study's MFU curve "
+        "(same as --runtime R+study)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="requests per batch (8)")
     parser.add_argument(
         "--tick",
@@ -143,9 +151,16 @@ def _inputs(args: argparse.Namespace) -> ReplayInputs:
     return ReplayInputs(
         tuple(args.jobs), args.jobs_format, args.cluster, tuple(args.intensity),
         parse_time(args.start), args.days, args.requests_per_job, args.time_scale, args.model,
-        args.runtime, args.batch_size, args.tick, args.forecaster, args.truth_factor,
+        _runtime(args), args.batch_size, args.tick, args.forecaster, args.truth_factor,
         args.duration_noise,
     )  # fmt: skip
+
+
+def _runtime(args: argparse.Namespace) -> str:
+    """The jobs' runtime profile, with the study's power curve when ``--power-model study``."""
+    if args.power_model == "study" and not args.runtime.lower().endswith(STUDY_SUFFIX):
+        return f"{args.runtime}{STUDY_SUFFIX}"
+    return str(args.runtime)
 
 
 @contextmanager

@@ -210,6 +210,7 @@ def plot_sites(directory: Path, runs: Sequence[PolicyRun]) -> list[Path]:
                 soc_ax.legend(loc="upper right", fontsize=7)
             ax.legend(loc="upper left", fontsize=7)
             ax.xaxis_date()
+        axes[-1, 0].set_xlabel("UTC")
         fig.tight_layout()
         path = directory / f"site-{region}.png"
         directory.mkdir(parents=True, exist_ok=True)

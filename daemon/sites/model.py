@@ -45,6 +45,7 @@ class Site:
     other_trace: PowerSeries | None
     battery: Battery | None
     factors: SiteFactors
+    plan: bool = True  # planners see the site (False: accounting only)
     _modelled: PowerSeries | None = field(default=None, repr=False)
 
     def pv_w(self, start: datetime, step_s: float, count: int) -> FloatArray:
@@ -96,7 +97,7 @@ def build_site(region: str, zone: str, cfg: SiteSettings) -> Site:
         raise SiteConfigError(f"regions.{region}.site: {exc}") from exc
     factors = SiteFactors(cfg.pv_g_per_kwh, cfg.battery_g_per_kwh)
     return Site(region, zone, pv_array, pv_trace, cfg.other_load_w, other,
-                battery, factors)  # fmt: skip
+                battery, factors, cfg.plan)  # fmt: skip
 
 
 def build_sites(regions: Iterable[RegionSettings]) -> Mapping[str, Site]:

@@ -55,7 +55,7 @@ class SiteView:
     """Effective forecasts for the zones of regions with a site (see the module docstring)."""
 
     def __init__(self, sites: Mapping[str, Site]) -> None:
-        self.sites = dict(sites)
+        self.sites = {region: site for region, site in sites.items() if site.plan}
         self._soc = {r: s.battery.initial_soc for r, s in self.sites.items() if s.battery}
         self._last: dict[str, tuple[datetime, float]] = {}  # region -> (when, GPU load W)
 

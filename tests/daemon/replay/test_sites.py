@@ -115,6 +115,22 @@ def test_carbon_window_moves_work_into_the_surplus(
     assert rows["carbon-window"]["total_g"] < rows["run-now"]["total_g"]
 
 
+def test_a_site_kept_out_of_planning_changes_no_decision(
+    trace: Path, intensity_files: list[Path], tmp_path: Path
+) -> None:
+    """``plan = false``: the planner decides as without the site, accounting still splits."""
+    plain = tmp_path / "plain.toml"
+    plain.write_text("[[regions]]\n" + CLUSTER.split("[[regions]]")[2])
+    blind = tmp_path / "blind.toml"
+    blind.write_text(plain.read_text() + SITE_PV.format(kwp=2.0) + "plan = false\n")
+    base = replay_policy(_setup(trace, plain, intensity_files), "carbon-window")
+    run = replay_policy(_setup(trace, blind, intensity_files), "carbon-window")
+    assert [(o.job_id, o.started_at) for o in run.outcomes] == [
+        (o.job_id, o.started_at) for o in base.outcomes
+    ]
+    assert sum(o.pv_j for o in run.outcomes) > 0
+
+
 def test_replay_cli_prints_site_table_and_draws_the_site(
     trace: Path, intensity_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -169,3 +185,19 @@ def test_a_site_needs_its_zone_alone(tmp_path: Path) -> None:
     path.write_text(text)
     with pytest.raises(ReplayInputError, match="zone US-CAL-CISO is shared with california-2"):
         load_cluster(path)
+
+
+def test_replay_power_model_selects_the_study_curve(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "0",
+            "--policy", "run-now", "--model", "llama-1b", "--requests-per-job", "64", "--tick",
+            "300", "--forecaster", "seasonal-24h", "--json"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    energy = {}
+    for model in ("calibrated", "study"):
+        assert main([*argv, "--power-model", model]) == 0
+        energy[model] = json.loads(capsys.readouterr().out)[0]["energy_kwh"]
+    assert 0 < energy["study"] != energy["calibrated"]
