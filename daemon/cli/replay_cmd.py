@@ -259,7 +259,8 @@ def _print_sites(rows: Sequence[dict[str, Any]]) -> None:
                 ("slack_h", "policy", "grid_kwh", "pv_kwh", "battery_kwh", "offset",
                  "operational_g", "total_g"),
                 [(r["slack_s"] / 3600, r["policy"], r["grid_kwh"], r["pv_kwh"], r["battery_kwh"],
-                  _pct(r["offset"]), r["operational_g"], r["total_g"]) for r in rows])  # fmt: skip
+                  _pct(r["offset"]), r["operational_g"], r["total_g"])
+                 for r in rows if "grid_kwh" in r])  # fmt: skip
 
 
 def _pct(value: float | None) -> str:

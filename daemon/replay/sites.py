@@ -51,7 +51,7 @@ def _load_w(
         s, e, p = starts[lo : lo + _CHUNK], ends[lo : lo + _CHUNK], power_w[lo : lo + _CHUNK]
         covered = np.clip(edges[None, :], s[:, None], e[:, None]) - s[:, None]
         energy += p @ covered
-    result: FloatArray = np.diff(energy) / np.diff(edges)
+    result: FloatArray = np.maximum(np.diff(energy) / np.diff(edges), 0.0)  # rounding below 0
     return result
 
 

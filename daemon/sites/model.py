@@ -64,6 +64,20 @@ class Site:
             self._modelled = cached
         return cached.on_grid(start, step_s, count)
 
+    def pv_forecast_w(
+        self, now: datetime, start: datetime, step_s: float, count: int
+    ) -> FloatArray:
+        """PV as planners may know it at ``now``: the model (clear sky is its own forecast),
+        or for a measured trace the measurement before ``now`` and, after it, the same time of
+        the previous day (seasonal persistence: no peeking at measured future generation)."""
+        if self.pv_trace is None:
+            return self.pv_w(start, step_s, count)
+        actual = self.pv_w(start, step_s, count)
+        day_before = self.pv_w(start - timedelta(days=1), step_s, count)
+        ends = np.array([(start - now).total_seconds() + (k + 1) * step_s for k in range(count)])
+        result: FloatArray = np.where(ends <= 0, actual, day_before)
+        return result
+
     def other_w(self, start: datetime, step_s: float, count: int) -> FloatArray:
         """Mean power (W) of the site's other load over each step."""
         if self.other_trace is not None:

@@ -80,7 +80,7 @@ class SiteView:
             grid = forecasts.get(site.zone)
             if grid is None or not mine:
                 continue
-            out[site.zone] = self._effective(region, site, mine, grid)
+            out[site.zone] = self._effective(region, site, mine, grid, now)
         return out
 
     def _advance(self, region: str, site: Site, now: datetime, running_w: float) -> None:
@@ -96,7 +96,12 @@ class SiteView:
         self._soc[region] = float(flows.soc[-1])
 
     def _effective(
-        self, region: str, site: Site, devices: Sequence[Device], grid: ZoneIntensity
+        self,
+        region: str,
+        site: Site,
+        devices: Sequence[Device],
+        grid: ZoneIntensity,
+        now: datetime,
     ) -> SiteIntensity:
         values = np.asarray(grid.values_g_per_kwh, dtype=np.float64)
         n, step = len(values), grid.step_s
@@ -104,7 +109,7 @@ class SiteView:
         busy = _busy_fraction(devices, grid.start, step, n)
         committed = power @ busy
         free = power @ (1.0 - busy)
-        pv = site.pv_w(grid.start, step, n)
+        pv = site.pv_forecast_w(now, grid.start, step, n)
         other = site.other_w(grid.start, step, n)
         soc = self._soc.get(region)
 
