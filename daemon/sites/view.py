@@ -13,6 +13,7 @@ Only the planner's view changes: measured outcomes keep reading the grid series.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,8 @@ from policies.footprint.site import dispatch, effective_intensity
 __all__ = ["SiteIntensity", "SiteView"]
 
 FloatArray = npt.NDArray[np.float64]
+_MAX_STEP_S = 300.0  # the battery is advanced in steps no longer than this
+_KEEP_S = 7 * 86_400.0  # share history kept for outcomes (jobs longer than a week: partial)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +61,24 @@ class SiteView:
         self.sites = {region: site for region, site in sites.items() if site.plan}
         self._soc = {r: s.battery.initial_soc for r, s in self.sites.items() if s.battery}
         self._last: dict[str, tuple[datetime, float]] = {}  # region -> (when, GPU load W)
+        # region -> [epoch s, integral of the PV share, of the battery share] at each round
+        self._shares: dict[str, list[tuple[float, float, float]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.sites)
+
+    def shares(self, region: str, start: datetime, end: datetime) -> tuple[float, float]:
+        """Mean share of GPU energy the site covered from PV and from the battery over
+        ``[start, end]``, as the service's rounds saw it (running GPUs at TDP x PUE; no meter
+        on the PV or the battery). ``(0, 0)`` outside the rounds seen or without a site."""
+        history = self._shares.get(region)
+        span = (end - start).total_seconds()
+        if not history or len(history) < 2 or span <= 0:
+            return 0.0, 0.0
+        times, pv, battery = (np.array(column) for column in zip(*history, strict=True))
+        ends = np.array([start.timestamp(), end.timestamp()])
+        pv_int, bat_int = np.interp(ends, times, pv), np.interp(ends, times, battery)
+        return float(np.diff(pv_int)[0] / span), float(np.diff(bat_int)[0] / span)
 
     def soc(self, region: str) -> float | None:
         """The battery's state of charge as last advanced (None: no battery)."""
@@ -87,13 +105,26 @@ class SiteView:
         """Move the battery from the last round to ``now`` under the load seen then."""
         last = self._last.get(region)
         self._last[region] = (now, running_w)
-        if site.battery is None or last is None or now <= last[0]:
+        history = self._shares.setdefault(region, [])
+        if last is None or now <= last[0]:
+            if not history:
+                history.append((now.timestamp(), 0.0, 0.0))
             return
         span_s = (now - last[0]).total_seconds()
-        pv = site.pv_w(last[0], span_s, 1)
-        other = site.other_w(last[0], span_s, 1)
-        flows = dispatch(pv, last[1], other, span_s, site.battery, self._soc[region])
-        self._soc[region] = float(flows.soc[-1])
+        count = max(1, math.ceil(span_s / _MAX_STEP_S))
+        step_s = span_s / count
+        pv = site.pv_w(last[0], step_s, count)
+        other = site.other_w(last[0], step_s, count)
+        flows = dispatch(pv, last[1], other, step_s, site.battery, self._soc.get(region))
+        if site.battery is not None:
+            self._soc[region] = float(flows.soc[-1])
+        _, pv_int, bat_int = history[-1]
+        gpu = np.where(flows.gpu_j > 0, flows.gpu_j, 1.0)
+        pv_int += float(np.sum(flows.gpu_pv_j / gpu)) * step_s
+        bat_int += float(np.sum(flows.gpu_battery_j / gpu)) * step_s
+        history.append((now.timestamp(), pv_int, bat_int))
+        while len(history) > 2 and history[1][0] < now.timestamp() - _KEEP_S:
+            history.pop(0)
 
     def _effective(
         self,

@@ -126,3 +126,16 @@ def test_sites_kept_out_of_planning_are_not_seen() -> None:
     assert not SiteView({"sf": site})
     forecasts = _forecasts()
     assert SiteView({"sf": site}).forecasts(START, _devices(), forecasts) == forecasts
+
+
+def test_shares_follow_the_rounds_the_service_saw() -> None:
+    view = SiteView({"sf": build_site("sf", "US-CAL-CISO", _site(pv_kwp=6.0))})
+    noon = START + timedelta(hours=20)  # 13:00 PDT: 6 kWp covers one busy GPU
+    night = START + timedelta(hours=8)  # 01:00 PDT
+    busy = _devices(START + timedelta(days=2))
+    for when in (night, night + timedelta(hours=1), noon, noon + timedelta(hours=1)):
+        view.forecasts(when, busy, _forecasts())
+    pv, battery = view.shares("sf", noon, noon + timedelta(hours=1))
+    assert (pv, battery) == (pytest.approx(1.0), 0.0)
+    assert view.shares("sf", night, night + timedelta(hours=1)) == (0.0, 0.0)
+    assert view.shares("elsewhere", noon, noon + timedelta(hours=1)) == (0.0, 0.0)
