@@ -144,6 +144,8 @@ def register(subparsers: Any) -> None:
     tune.add_argument("--policy", default="carbon-window", help="the policy to tune")
     tune.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                       help="values to sweep for one parameter (repeat for more)")  # fmt: skip
+    tune.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                      help="draw carbon vs mean wait with the Pareto front")  # fmt: skip
     tune.set_defaults(func=_tune)
 
 
@@ -288,10 +290,17 @@ def _tune(args: argparse.Namespace) -> int:
     specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
     _check(specs)
     runs = _run_all(setup, specs, "tune")
-    rows = summarise(runs)[1:]
+    summary = summarise(runs)
+    rows = summary[1:]
     front = pareto([(r["total_g"], r["mean_wait_s"]) for r in rows])
     for row, on_front in zip(rows, front, strict=True):
         row["pareto"] = on_front
+    if args.plot is not None:
+        from daemon.reports.pareto import plot_pareto
+
+        plot_pareto(rows, args.plot, title=f"Tuning {base.name}: carbon vs waiting",
+                    run_now_g=summary[0]["total_g"])  # fmt: skip
+        print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
         print_json(rows)
         return 0
