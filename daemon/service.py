@@ -36,6 +36,7 @@ from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.settings import Settings
 from daemon.sites import SiteView
+from daemon.sites.outcome import site_columns
 from forecasts import ForecastsError
 from policies import (
     Decision,
@@ -478,7 +479,7 @@ class Service:
             columns |= {"region": decision.region, "gpu": decision.gpu}
         columns |= measured
         if measured.get("energy_j") is not None or gpu is None:
-            return columns
+            return self._at_site(run, status, columns)
         started = run.started_at or run.launched_at
         zone = gpu.device.zone
         realised = realised_from_samples(
@@ -501,7 +502,24 @@ class Service:
             log.warning("job_carbon_unknown", job_id=run.job_id,
                         energy_method=columns.get("energy_method"),
                         intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
-        return columns
+        return self._at_site(run, status, columns)
+
+    def _at_site(
+        self, run: RunRecord, status: ExitStatus, columns: dict[str, Any]
+    ) -> dict[str, Any]:
+        """At a region with a site: the energy split by source and the grams of the split
+        (:mod:`daemon.sites.outcome`); elsewhere ``columns`` unchanged."""
+        if self.sites is None:
+            return columns
+        site = self.sites.sites.get(str(columns.get("region")))
+        if site is None:
+            return columns
+        started = run.started_at or run.launched_at
+        devices = busy_devices(self.inventory, self.ledger.active_runs(), status.finished_at,
+                               self.settings.intervals.plan_s)  # fmt: skip
+        self.sites.observe(status.finished_at, devices)
+        pv, battery = self.sites.shares(site.region, started, status.finished_at)
+        return site_columns(columns, pv, battery, site.factors)
 
     # -- GPUs -------------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ class SiteView:
     """Effective forecasts for the zones of regions with a site (see the module docstring)."""
 
     def __init__(self, sites: Mapping[str, Site]) -> None:
-        self.sites = {region: site for region, site in sites.items() if site.plan}
+        self.sites = dict(sites)  # every site is tracked; only those with ``plan`` are seen
         self._soc = {r: s.battery.initial_soc for r, s in self.sites.items() if s.battery}
         self._last: dict[str, tuple[datetime, float]] = {}  # region -> (when, GPU load W)
         # region -> [epoch s, integral of the PV share, of the battery share] at each round
@@ -89,17 +89,24 @@ class SiteView:
     ) -> dict[str, ZoneIntensity]:
         """``forecasts`` with every site's zone replaced by its effective intensity."""
         out = dict(forecasts)
+        self.observe(now, devices)
         for region, site in self.sites.items():
             mine = [d for d in devices if d.region == region and d.available]
-            running_w = sum(
-                d.gpu.tdp_w * d.pue for d in mine if d.busy_until and d.busy_until > now
-            )
-            self._advance(region, site, now, running_w)
             grid = forecasts.get(site.zone)
-            if grid is None or not mine:
+            if grid is None or not mine or not site.plan:
                 continue
             out[site.zone] = self._effective(region, site, mine, grid, now)
         return out
+
+    def observe(self, now: datetime, devices: Sequence[Device]) -> None:
+        """Advance every site to ``now`` under the GPU load of the last round, and remember
+        the load running now (GPUs with ``busy_until > now``, at TDP x PUE; with none running,
+        one GPU's, so the shares say what a job starting now would get)."""
+        for region, site in self.sites.items():
+            mine = [d for d in devices if d.region == region and d.available]
+            running = [d.gpu.tdp_w * d.pue for d in mine if d.busy_until and d.busy_until > now]
+            nominal = min((d.gpu.tdp_w * d.pue for d in mine), default=0.0)
+            self._advance(region, site, now, sum(running) or nominal)
 
     def _advance(self, region: str, site: Site, now: datetime, running_w: float) -> None:
         """Move the battery from the last round to ``now`` under the load seen then."""
