@@ -60,7 +60,8 @@ class SiteView:
     def __init__(self, sites: Mapping[str, Site]) -> None:
         self.sites = dict(sites)  # every site is tracked; only those with ``plan`` are seen
         self._soc = {r: s.battery.initial_soc for r, s in self.sites.items() if s.battery}
-        self._last: dict[str, tuple[datetime, float]] = {}  # region -> (when, GPU load W)
+        # region -> (when, GPU load running then W, one GPU's load W)
+        self._last: dict[str, tuple[datetime, float, float]] = {}
         # region -> [epoch s, integral of the PV share, of the battery share] at each round
         self._shares: dict[str, list[tuple[float, float, float]]] = {}
 
@@ -100,31 +101,37 @@ class SiteView:
 
     def observe(self, now: datetime, devices: Sequence[Device]) -> None:
         """Advance every site to ``now`` under the GPU load of the last round, and remember
-        the load running now (GPUs with ``busy_until > now``, at TDP x PUE; with none running,
-        one GPU's, so the shares say what a job starting now would get)."""
+        the load running now (GPUs with ``busy_until > now``, at TDP x PUE)."""
         for region, site in self.sites.items():
             mine = [d for d in devices if d.region == region and d.available]
             running = [d.gpu.tdp_w * d.pue for d in mine if d.busy_until and d.busy_until > now]
             nominal = min((d.gpu.tdp_w * d.pue for d in mine), default=0.0)
-            self._advance(region, site, now, sum(running) or nominal)
+            self._advance(region, site, now, sum(running), nominal)
 
-    def _advance(self, region: str, site: Site, now: datetime, running_w: float) -> None:
-        """Move the battery from the last round to ``now`` under the load seen then."""
+    def _advance(
+        self, region: str, site: Site, now: datetime, running_w: float, nominal_w: float
+    ) -> None:
+        """Move the battery from the last round to ``now`` under the load running then, and
+        extend the share history (with nothing running: the shares one GPU would have got)."""
         last = self._last.get(region)
-        self._last[region] = (now, running_w)
+        self._last[region] = (now, running_w, nominal_w)
         history = self._shares.setdefault(region, [])
         if last is None or now <= last[0]:
             if not history:
                 history.append((now.timestamp(), 0.0, 0.0))
             return
-        span_s = (now - last[0]).total_seconds()
+        then, load_w, one_gpu_w = last
+        span_s = (now - then).total_seconds()
         count = max(1, math.ceil(span_s / _MAX_STEP_S))
         step_s = span_s / count
-        pv = site.pv_w(last[0], step_s, count)
-        other = site.other_w(last[0], step_s, count)
-        flows = dispatch(pv, last[1], other, step_s, site.battery, self._soc.get(region))
+        pv = site.pv_w(then, step_s, count)
+        other = site.other_w(then, step_s, count)
+        soc = self._soc.get(region)
+        flows = dispatch(pv, load_w, other, step_s, site.battery, soc)
         if site.battery is not None:
             self._soc[region] = float(flows.soc[-1])
+        if load_w <= 0:  # nothing ran: what one GPU would have got (the battery stays put)
+            flows = dispatch(pv, one_gpu_w, other, step_s, site.battery, soc)
         _, pv_int, bat_int = history[-1]
         gpu = np.where(flows.gpu_j > 0, flows.gpu_j, 1.0)
         pv_int += float(np.sum(flows.gpu_pv_j / gpu)) * step_s

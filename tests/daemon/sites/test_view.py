@@ -138,3 +138,15 @@ def test_shares_follow_the_rounds_the_service_saw() -> None:
     assert (pv, battery) == (pytest.approx(1.0), 0.0)
     assert view.shares("sf", night, night + timedelta(hours=1)) == (0.0, 0.0)
     assert view.shares("elsewhere", noon, noon + timedelta(hours=1)) == (0.0, 0.0)
+
+
+def test_an_idle_site_keeps_its_battery_charge() -> None:
+    battery = {"capacity_kwh": 2.0, "charge_power_w": 1000, "discharge_power_w": 1000,
+               "min_soc": 0.1, "initial_soc": 0.9}  # fmt: skip
+    view = SiteView({"sf": build_site("sf", "US-CAL-CISO", _site(battery=battery))})
+    night = START + timedelta(hours=6)
+    for hour in range(3):
+        view.forecasts(night + timedelta(hours=hour), _devices(), _forecasts())
+    assert view.soc("sf") == pytest.approx(0.9)
+    # what a job would have got: one GPU's load served from the battery, at night
+    assert view.shares("sf", night, night + timedelta(hours=2)) == (0.0, pytest.approx(1.0))
