@@ -55,9 +55,11 @@ fuzz: $(VENV)/.stamp-dev
 bench: $(VENV)/.stamp-dev
 	$(BIN)/python -m bench
 
-# Estimator accuracy on the ML.ENERGY measurements (../shared/data): v2 fit set, v3 held out.
+# Estimator accuracy on the ML.ENERGY measurements (../shared/data): v2 fit set, v3 held out;
+# then the same with the simulation study's power curve in place of the calibrated one.
 validate: $(VENV)/.stamp-base
 	$(BIN)/python -m bench.validate_energy
+	$(BIN)/python -m bench.validate_energy --power-model study --worst 3
 
 # Refit the vllm serving model on the v2 measurements; rewrites policies/footprint/_calibrated.py.
 calibrate: $(VENV)/.stamp-base
