@@ -53,9 +53,9 @@ __all__ = [
     "Settings",
     "SignalsSettings",
     "SimulatedExecutorSettings",
+    "SiteSettings",
     "SlurmExecutorSettings",
     "SlurmRegionSettings",
-    "SiteSettings",
     "config_path",
     "load_settings",
 ]
