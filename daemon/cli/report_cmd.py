@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.context import add_common_options
-from daemon.errors import UsageError
+from daemon.errors import DaemonError, UsageError
 from daemon.ledger import Ledger
 from daemon.reports.lines import ledger_lines, signal_sources
 from daemon.reports.render import FORMATS, Format, render
@@ -132,9 +132,13 @@ def write_atomic(output: Path, text: str) -> None:
     """Write ``text`` to ``output`` through a temporary file renamed over it.
 
     Raises:
-        OSError: the file cannot be written.
+        DaemonError: the file cannot be created in its directory (names ``output``).
+        OSError: writing it failed.
     """
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    except OSError as exc:  # name the target, not the temporary file
+        raise DaemonError(f"{output}: cannot write: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
