@@ -110,7 +110,8 @@ def _load(text: bytes, env: dict[str, str]) -> None:
             load_settings(path, state_dir=Path(tmp))
         except ConfigError as exc:
             assert exc.problems
-            assert all(p.startswith((str(path), "settings")) for p in exc.problems), exc.problems
+            prefixes = (str(path), "settings", "environment variable CARBOND_")  # names its source
+            assert all(p.startswith(prefixes) for p in exc.problems), exc.problems
 
 
 _env_names = st.sampled_from(
