@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import pwd
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import Any
 
 from daemon.cli.output import print_json, print_table
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
-from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
+from daemon.cli.submit_checks import submit_warnings
 from daemon.errors import UsageError
+from daemon.executors import jobfiles
+from daemon.executors.workdir import workdir_problem
 from daemon.ledger import EXPORTABLE, JobRecord, Ledger, UnknownJobError, export_table
 from daemon.ledger.export import EXPORT_SUFFIXES
 from daemon.queue import REJECTED_NAME, append_line, new_job_id, submit_target
@@ -139,8 +142,8 @@ def _submit(args: argparse.Namespace) -> int:
     if argv:
         record["command"] = argv
     record.pop("user", None)
-    record["cwd"] = workdir(args.cwd, record.get("cwd"))
-    warnings = resolve_program(record)
+    record["cwd"] = _workdir(args.cwd, record.get("cwd"))
+    warnings = _resolve_program(record)
     known = [r.name for r in settings.regions] or None
     try:
         parsed = parse_line(json.dumps(record), datetime.now(UTC), known)
@@ -160,6 +163,41 @@ def _submit(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"carbond: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _resolve_program(record: dict[str, Any]) -> list[str]:
+    """Replace a bare program name (``python``) in ``record["command"]`` by its path on the
+    caller's ``PATH``, as their shell would run it: the job's own ``PATH`` is a fixed system
+    one, so ``python`` from an activated venv would otherwise be another interpreter, or none.
+    Returns the warnings (a name not found is kept)."""
+    argv = record.get("command")
+    if not isinstance(argv, list) or not argv or not isinstance(argv[0], str):
+        return []  # validation names the problem
+    program = argv[0]
+    if not program or "/" in program:
+        return []
+    found = shutil.which(program)
+    if found is None:
+        return [f"{program!r} is not on your PATH; the job looks for it on "
+                f"{jobfiles.DEFAULT_PATH}"]  # fmt: skip
+    record["command"] = [os.path.abspath(found), *argv[1:]]
+    return []
+
+
+def _workdir(flag: str | None, from_file: Any) -> Any:
+    """The job's working directory: ``--cwd``, else the file's ``cwd``, else where submit
+    runs; absolute, and one the caller can enter as the job will (primary group only).
+
+    Raises:
+        UsageError: the caller cannot start a job there.
+    """
+    if flag is None and from_file is not None:
+        return from_file  # validated with the rest of the line
+    path = os.path.abspath(flag) if flag is not None else os.getcwd()
+    if (problem := workdir_problem(path, os.getuid(), os.getgid())) is not None:
+        where = "--cwd" if flag is not None else "the current directory (the default --cwd)"
+        raise UsageError(f"{where}: {problem}")
+    return path
 
 
 def _read_file(name: str) -> dict[str, Any]:
