@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from daemon.accounting import ESTIMATED, realised_from_samples, unmetered_columns
+from daemon.accounting.totals import add_expired, add_outcome
 from daemon.endings import final_state, never_started, predicted_outcome, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
@@ -100,6 +101,7 @@ class Service:
         self._last_refresh: datetime | None = None
         self._cancel_sent: set[str] = set()
         self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
+        self._totals: dict[str, float] | None = None  # the ledger's outcome totals
         self._lock = threading.RLock()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -111,7 +113,8 @@ class Service:
             self._adopt(self.ledger.active_runs(), now)
             if self.measurement is not None:  # learned factors survive a restart
                 self.measurement.relearn(measured_history(self.ledger, self.inventory))
-            self.metrics.observe_totals(self.ledger.outcome_totals())
+            self._totals = self.ledger.outcome_totals()  # then kept up to date per job
+            self.metrics.observe_totals(self._totals)
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 
@@ -331,7 +334,8 @@ class Service:
         log.info("job_" + state, job_id=job.job_id, reason=reason)
         self.metrics.observe_outcome(job.job_id, state, None)
         if state == "expired":
-            self.metrics.observe_totals(self.ledger.outcome_totals())
+            self._totals = add_expired(self._current_totals())
+            self.metrics.observe_totals(self._totals)
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         self._end_unstarted(job, "failed", now, reason)
@@ -433,7 +437,15 @@ class Service:
                  total_g=columns.get("total_g"))  # fmt: skip
         self.metrics.observe_outcome(status.job_id, state, columns.get("total_g"),
                                      columns.get("measured_energy_j"))  # fmt: skip
-        self.metrics.observe_totals(self.ledger.outcome_totals())
+        if columns:
+            self._totals = add_outcome(self._current_totals(), columns, job.deadline)
+            self.metrics.observe_totals(self._totals)
+
+    def _current_totals(self) -> dict[str, float]:
+        """The ledger's totals (loaded once, then kept up to date by each ending)."""
+        if self._totals is None:
+            self._totals = self.ledger.outcome_totals()
+        return self._totals
 
     def _outcome_columns(
         self,

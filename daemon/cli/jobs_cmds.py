@@ -237,6 +237,7 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
     decision = ledger.latest_decision(job.job_id)
     outcome = ledger.outcome(job.job_id) or {}
     measured, run_now = outcome.get("total_g"), outcome.get("run_now_total_g")
+    stored = ledger.counterfactual(job.job_id)  # the start it could have had at submission
     return {
         "job_id": job.job_id,
         "name": job.name,
@@ -251,7 +252,9 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
         if decision and decision.planned_start
         else None,
         "expected_total_g": decision.expected_total_g if decision else None,
-        "run_now_total_g": decision.run_now_total_g if decision else None,
+        "run_now_total_g": stored["total_g"]
+        if stored
+        else (decision.run_now_total_g if decision else None),
         "measured_total_g": measured,
         "energy_method": outcome.get("energy_method"),
         "saved_g": run_now - measured if run_now is not None and measured is not None else None,
@@ -315,7 +318,7 @@ def _status(args: argparse.Namespace) -> int:
         payload["cancel_requested_at"] = (
             job.cancel_requested_at.isoformat() if job.cancel_requested_at else None
         )
-        payload["decision"] = _decision(decision)
+        payload["decision"] = _decision(decision, ledger.counterfactual(job.job_id))
         payload["transitions"] = [
             {"from": t.from_state, "to": t.to_state, "at": t.at.isoformat(), "reason": t.reason}
             for t in ledger.transitions(job.job_id)
@@ -335,10 +338,13 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decision(decision: Any) -> dict[str, Any] | None:
+def _decision(decision: Any, run_now_stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The latest decision; the run-now counterfactual is the one stored at submission (the
+    start the job could have had then), which every later decision and the outcome keep."""
     if decision is None:
         return None
-    expected, run_now = decision.expected_total_g, decision.run_now_total_g
+    expected = decision.expected_total_g
+    run_now = run_now_stored["total_g"] if run_now_stored else decision.run_now_total_g
     return {
         "policy": decision.policy,
         "action": decision.action,
@@ -355,6 +361,7 @@ def _decision(decision: Any) -> dict[str, Any] | None:
         "expected_embodied_g": decision.expected_embodied_g,
         "expected_total_g": expected,
         "run_now_total_g": run_now,
+        "run_now": run_now_stored,
         "expected_saving_g": run_now - expected
         if expected is not None and run_now is not None
         else None,
