@@ -11,18 +11,16 @@ import argparse
 import json
 import os
 import pwd
-import shutil
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.output import print_json, print_table
+from daemon.cli.output import clean_json, print_json, print_table
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
-from daemon.cli.submit_checks import submit_warnings
+from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.errors import UsageError
-from daemon.executors import jobfiles
-from daemon.executors.workdir import workdir_problem
 from daemon.ledger import EXPORTABLE, JobRecord, Ledger, UnknownJobError, export_table
 from daemon.ledger.export import EXPORT_SUFFIXES
 from daemon.queue import REJECTED_NAME, append_line, new_job_id, submit_target
@@ -78,7 +76,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--state", choices=(*STATES, REJECTED), action="append",
         help="only these states; 'rejected': your queue lines the daemon refused, with the reason",
     )  # fmt: skip
-    jobs.add_argument("--limit", type=int, default=None, help="at most this many")
+    jobs.add_argument(
+        "--limit", type=int, default=None,
+        help=f"at most this many (default: a page of {PAGE} with totals; --json: all, streamed)",
+    )  # fmt: skip
+    jobs.add_argument("--offset", type=int, default=0, help="skip this many first")
     jobs.set_defaults(func=_jobs)
 
     status = subparsers.add_parser("status", help="one job: decision, alternatives, outcome")
@@ -142,8 +144,8 @@ def _submit(args: argparse.Namespace) -> int:
     if argv:
         record["command"] = argv
     record.pop("user", None)
-    record["cwd"] = _workdir(args.cwd, record.get("cwd"))
-    warnings = _resolve_program(record)
+    record["cwd"] = workdir(args.cwd, record.get("cwd"))
+    warnings = resolve_program(record)
     known = [r.name for r in settings.regions] or None
     try:
         parsed = parse_line(json.dumps(record), datetime.now(UTC), known)
@@ -163,41 +165,6 @@ def _submit(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"carbond: warning: {warning}", file=sys.stderr)
     return 0
-
-
-def _resolve_program(record: dict[str, Any]) -> list[str]:
-    """Replace a bare program name (``python``) in ``record["command"]`` by its path on the
-    caller's ``PATH``, as their shell would run it: the job's own ``PATH`` is a fixed system
-    one, so ``python`` from an activated venv would otherwise be another interpreter, or none.
-    Returns the warnings (a name not found is kept)."""
-    argv = record.get("command")
-    if not isinstance(argv, list) or not argv or not isinstance(argv[0], str):
-        return []  # validation names the problem
-    program = argv[0]
-    if not program or "/" in program:
-        return []
-    found = shutil.which(program)
-    if found is None:
-        return [f"{program!r} is not on your PATH; the job looks for it on "
-                f"{jobfiles.DEFAULT_PATH}"]  # fmt: skip
-    record["command"] = [os.path.abspath(found), *argv[1:]]
-    return []
-
-
-def _workdir(flag: str | None, from_file: Any) -> Any:
-    """The job's working directory: ``--cwd``, else the file's ``cwd``, else where submit
-    runs; absolute, and one the caller can enter as the job will (primary group only).
-
-    Raises:
-        UsageError: the caller cannot start a job there.
-    """
-    if flag is None and from_file is not None:
-        return from_file  # validated with the rest of the line
-    path = os.path.abspath(flag) if flag is not None else os.getcwd()
-    if (problem := workdir_problem(path, os.getuid(), os.getgid())) is not None:
-        where = "--cwd" if flag is not None else "the current directory (the default --cwd)"
-        raise UsageError(f"{where}: {problem}")
-    return path
 
 
 def _read_file(name: str) -> dict[str, Any]:
@@ -262,24 +229,53 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    if args.limit is not None and args.limit < 0:
-        raise UsageError("--limit must not be negative")
+    if (args.limit is not None and args.limit < 0) or args.offset < 0:
+        raise UsageError("--limit and --offset must not be negative")
     states = [s for s in args.state or () if s != REJECTED]
     if args.state and len(states) < len(args.state):
         _rejected(args, show_jobs=bool(states))
         if not states:
             return 0
     with _open(args) as ledger:
-        rows = [_job_row(ledger, job) for job in ledger.jobs(states, args.limit)]
-        totals = ledger.grams_totals(states)
-    if args.json:
-        print_json(rows)
-        return 0
-    columns = ("job_id", "name", "state", "user", "region", "gpu", "planned_start", "deadline",
-               "expected_total_g", "measured_total_g", "saved_g")  # fmt: skip
-    print_table("jobs", columns, [[row[c] for c in columns] for row in rows])
-    print(_grams_line(totals))
+        if args.json:
+            _stream_json(ledger, states, args.limit, args.offset)
+        else:
+            _print_page(ledger, states, args.limit or PAGE, args.offset)
     return 0
+
+
+# -- jobs: paging and streaming (constant memory whatever the ledger holds) ----------------
+
+PAGE = 50  # rows `carbond jobs` shows without --limit
+_JOB_COLUMNS = ("job_id", "name", "state", "user", "region", "gpu", "planned_start", "deadline",
+                "expected_total_g", "measured_total_g", "saved_g")  # fmt: skip
+
+
+def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) -> None:
+    """One page as a table, then the totals: how many match, by state, and how to see more."""
+    rows = [_job_row(ledger, job) for job in ledger.iter_jobs(states, limit, offset)]
+    print_table("jobs", _JOB_COLUMNS, [[row[c] for c in _JOB_COLUMNS] for row in rows])
+    print(_grams_line(ledger.grams_totals(states)))
+    counts = ledger.counts_by_state()
+    shown = {s: n for s, n in counts.items() if not states or s in states}
+    total = sum(shown.values())
+    by_state = ", ".join(f"{s} {n:,}" for s, n in sorted(shown.items()))
+    first = offset + 1 if rows else offset
+    print(f"jobs {first:,}-{offset + len(rows):,} of {total:,} ({by_state or 'none'})")
+    if offset + len(rows) < total:
+        print(f"more: --offset {offset + len(rows)} (--limit N for a bigger page, --json for all)")
+
+
+def _stream_json(ledger: Ledger, states: Sequence[str], limit: int | None, offset: int) -> None:
+    """A JSON array written one job at a time (a consumer may read it as it comes)."""
+    out = sys.stdout
+    separator = "[\n  "
+    for job in ledger.iter_jobs(states, limit, offset):
+        out.write(separator)
+        json.dump(clean_json(_job_row(ledger, job)), out, default=str)
+        separator = ",\n  "
+    out.write("[]\n" if separator.startswith("[") else "\n]\n")
+    out.flush()
 
 
 def _grams_line(totals: dict[str, float]) -> str:
