@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check lint typecheck bench backtests validate calibrate clean
+.PHONY: demo test check lint typecheck bench backtests validate calibrate clean kill-harness fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,21 @@ typecheck: $(VENV)/.stamp-dev
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# The kill-point harness's long profile: KILLS SIGKILLs of the real `carbond run` at named points
+# (daemon/killpoints.py) and at random moments, each followed by a restart and the invariant
+# checks (tests/daemon/killharness.py); prints the tally. About 2.5 s a kill on 2 cores.
+KILLS ?= 500
+kill-harness: $(VENV)/.stamp-dev
+	root=$$(mktemp -d) && nice -n 10 $(BIN)/python -m tests.daemon.killharness --kills $(KILLS) \
+		--root $$root && rm -rf $$root
+
+# Every hypothesis property test (marked `fuzz` at collection) with the long profile:
+# FUZZ_EXAMPLES each (6 of them here alone: 102,000); prints the number of examples run.
+FUZZ_EXAMPLES ?= 17000
+fuzz: $(VENV)/.stamp-dev
+	CARBOND_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) nice -n 10 $(BIN)/python -m pytest -m fuzz \
+		--hypothesis-profile=fuzz -p no:cacheprovider -q
 
 bench: $(VENV)/.stamp-dev
 	$(BIN)/python -m bench

@@ -361,3 +361,20 @@ def test_a_working_directory_the_user_cannot_enter_is_refused(tmp_path: Path) ->
     recorded = json.loads(status_file.read_text())
     assert recorded["exit_code"] == wrapper.EXIT_NOT_RUNNABLE
     assert f"cannot start: uid {nobody.pw_uid} cannot enter working directory" in recorded["reason"]
+
+
+def test_a_job_that_forks_and_exits_leaves_nothing_running(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {pid_file}; exit 0"
+    executor = LocalExecutor()
+    handle = executor.launch(_spec(tmp_path, "job-f", "/bin/sh", "-c", script), NOW)
+    reaper.append(handle)
+
+    status = _wait(executor, handle)
+
+    assert status.exit_code == 0
+    assert "1 process(es) it left running were terminated" in status.reason
+    child = int(pid_file.read_text())
+    assert process_start_ticks(child) is None, "the forked child outlived its job"
