@@ -38,8 +38,18 @@ from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.settings import Settings
+from daemon.sites import SiteView
+from daemon.sites.outcome import site_columns
 from forecasts import ForecastsError
-from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity, with_recalibration
+from policies import (
+    Decision,
+    Device,
+    JobSpec,
+    PoliciesError,
+    Policy,
+    ZoneIntensity,
+    with_recalibration,
+)
 from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
 __all__ = ["PLAN_WINDOW", "Service", "TickReport"]
@@ -92,6 +102,7 @@ class Service:
         metrics: MetricsSink | None = None,
         on_close: Sequence[Callable[[], None]] = (),
         measurement: JobMeasurement | None = None,
+        sites: SiteView | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -103,6 +114,7 @@ class Service:
         self.metrics: MetricsSink = metrics or NullMetrics()
         self._on_close = tuple(on_close)
         self.measurement = measurement
+        self.sites = sites
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
@@ -304,6 +316,15 @@ class Service:
 
     # -- planning ---------------------------------------------------------------------------
 
+    def _planning_forecasts(
+        self, now: datetime, devices: Sequence[Device]
+    ) -> Mapping[str, ZoneIntensity]:
+        """The zone forecasts, with each site's zone seen through its site (the intensity of
+        the next GPU kWh there: grid blended with spare PV and battery energy)."""
+        if not self.sites:
+            return self._forecasts
+        return self.sites.forecasts(now, devices, self._forecasts)
+
     def _plan(self, now: datetime) -> tuple[list[Decision], list[str]]:
         self._check_gpus(now)
         waiting = self._settle_unstarted(now)
@@ -324,7 +345,7 @@ class Service:
         if self.measurement is not None:  # plan on what the measured outcomes taught
             policy = with_recalibration(policy, self.measurement.recalibration)
         try:
-            decisions = policy.plan(now, specs, devices, self._forecasts)
+            decisions = policy.plan(now, specs, devices, self._planning_forecasts(now, devices))
         except (PoliciesError, KeyError) as exc:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
@@ -511,7 +532,7 @@ class Service:
             columns |= {"region": decision.region, "gpu": decision.gpu}
         columns |= measured
         if measured.get("energy_j") is not None or gpu is None:
-            return columns
+            return self._at_site(run, status, columns)
         started = run.started_at or run.launched_at
         zone = gpu.device.zone
         realised = realised_from_samples(
@@ -534,7 +555,24 @@ class Service:
             log.warning("job_carbon_unknown", job_id=run.job_id,
                         energy_method=columns.get("energy_method"),
                         intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
-        return columns
+        return self._at_site(run, status, columns)
+
+    def _at_site(
+        self, run: RunRecord, status: ExitStatus, columns: dict[str, Any]
+    ) -> dict[str, Any]:
+        """At a region with a site: the energy split by source and the grams of the split
+        (:mod:`daemon.sites.outcome`); elsewhere ``columns`` unchanged."""
+        if self.sites is None:
+            return columns
+        site = self.sites.sites.get(str(columns.get("region")))
+        if site is None:
+            return columns
+        started = run.started_at or run.launched_at
+        devices = busy_devices(self.inventory, self.ledger.active_runs(), status.finished_at,
+                               self.settings.intervals.plan_s)  # fmt: skip
+        self.sites.observe(status.finished_at, devices)
+        pv, battery = self.sites.shares(site.region, started, status.finished_at)
+        return site_columns(columns, pv, battery, site.factors)
 
     # -- GPUs -------------------------------------------------------------------------------
 
