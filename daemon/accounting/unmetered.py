@@ -87,7 +87,10 @@ def unmetered_columns(
     if source is None:
         return columns
     outcome = compute_outcome(
-        MeasuredRun(started_at, finished_at, gpu, gpus, source.energy_j, source.method),
+        # A wall clock stepped back during the run must not make its interval negative.
+        MeasuredRun(
+            started_at, max(finished_at, started_at), gpu, gpus, source.energy_j, source.method
+        ),
         predicted_alternative(decision, started_at),
         realised,
         gpu_embodied_g=gpu_embodied_g,
