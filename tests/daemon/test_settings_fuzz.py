@@ -110,10 +110,8 @@ def _load(text: bytes, env: dict[str, str]) -> None:
             load_settings(path, state_dir=Path(tmp))
         except ConfigError as exc:
             assert exc.problems
-            # Each problem names its source: the file, the defaults, or the CARBOND_* variable
-            # that set the bad value (issue 14 item 13); a token never appears.
-            sources = (str(path), "settings", "environment variable CARBOND_")
-            assert all(p.startswith(sources) for p in exc.problems), exc.problems
+            prefixes = (str(path), "settings", "environment variable CARBOND_")  # names its source
+            assert all(p.startswith(prefixes) for p in exc.problems), exc.problems
 
 
 _env_names = st.sampled_from(
