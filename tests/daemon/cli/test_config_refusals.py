@@ -45,7 +45,10 @@ def test_a_reload_without_regions_is_refused_too() -> None:
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [
-        ('name = "carbon-windw"', "policy: unknown policy 'carbon-windw' (known: carbon-window, "),
+        (
+            'name = "carbon-windw"',
+            "policy: unknown policy 'carbon-windw' (known: carbon-lookahead, carbon-window, ",
+        ),
         (
             'name = "carbon-window"\nparams = { slot = 5 }',
             "policy: carbon-window: unknown parameter(s) slot",
