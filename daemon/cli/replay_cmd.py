@@ -30,12 +30,14 @@ from daemon.replay.inputs import (
 from daemon.replay.report import (
     bound_row,
     plot_runs,
+    plot_sites,
     split_savings,
     summarise,
     temporal_potential,
     write_jobs_csv,
 )
 from policies import PoliciesError, get_policy, policy_names
+from policies.footprint.runtimes import STUDY_SUFFIX
 
 __all__ = ["register"]
 
@@ -88,6 +90,13 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", default="llama-3b", help="catalog model (default llama-3b)")
     parser.add_argument("--runtime", default="vllm", help="runtime profile (default vllm)")
+    parser.add_argument(
+        "--power-model",
+        choices=("calibrated", "study"),
+        default="calibrated",
+        help="GPU power curve: carbond's calibrated one, or the simulation study's MFU curve "
+        "(same as --runtime R+study)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="requests per batch (8)")
     parser.add_argument(
         "--tick",
@@ -158,9 +167,16 @@ def _inputs(args: argparse.Namespace) -> ReplayInputs:
     return ReplayInputs(
         tuple(args.jobs), args.jobs_format, args.cluster, tuple(args.intensity),
         parse_time(args.start), args.days, args.requests_per_job, args.time_scale, args.model,
-        args.runtime, args.batch_size, args.tick, args.forecaster, args.truth_factor,
+        _runtime(args), args.batch_size, args.tick, args.forecaster, args.truth_factor,
         args.duration_noise,
     )  # fmt: skip
+
+
+def _runtime(args: argparse.Namespace) -> str:
+    """The jobs' runtime profile, with the study's power curve when ``--power-model study``."""
+    if args.power_model == "study" and not args.runtime.lower().endswith(STUDY_SUFFIX):
+        return f"{args.runtime}{STUDY_SUFFIX}"
+    return str(args.runtime)
 
 
 @contextmanager
@@ -239,6 +255,7 @@ def _replay(args: argparse.Namespace) -> int:
             write_jobs_csv(folder / "jobs.csv", runs)
             actuals = {z: setup.signals.actual(z) for z in setup.cluster.zones()}
             plot_runs(folder, runs, actuals)
+            plot_sites(folder, runs)
     if args.json:
         print_json(rows)
         return 0
@@ -259,7 +276,19 @@ def _replay(args: argparse.Namespace) -> int:
     notes = [r["note"] for r in rows if r.get("note")]
     for note in notes:
         print(note)
+    if any("offset_by_day" in r for r in rows):
+        _print_sites(rows)
     return 0
+
+
+def _print_sites(rows: Sequence[dict[str, Any]]) -> None:
+    """The on-site energy table: grid energy and grams, PV and battery energy, the offset."""
+    print_table("On-site energy (facility kWh; offset = share covered by PV and battery)",
+                ("slack_h", "policy", "grid_kwh", "pv_kwh", "battery_kwh", "offset",
+                 "operational_g", "total_g"),
+                [(r["slack_s"] / 3600, r["policy"], r["grid_kwh"], r["pv_kwh"], r["battery_kwh"],
+                  _pct(r["offset"]), r["operational_g"], r["total_g"])
+                 for r in rows if "grid_kwh" in r])  # fmt: skip
 
 
 def _pct(value: float | None) -> str:

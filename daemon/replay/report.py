@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from daemon.replay.driver import JobOutcome, PolicyRun, ReplaySetup
 from daemon.replay.errors import ReplayInputError
+from daemon.replay.sites import daily_offset
 from policies.bound import lower_bound
 from policies.footprint.accounting import J_PER_KWH, operational_g
 from policies.scoring import mean_intensities
@@ -38,6 +39,7 @@ __all__ = [
     "CSV_FIELDS",
     "bound_row",
     "plot_runs",
+    "plot_sites",
     "split_savings",
     "summarise",
     "temporal_potential",
@@ -47,7 +49,8 @@ __all__ = [
 CSV_FIELDS = (
     "policy", "job_id", "arrival", "deadline", "started_at", "ended_at", "wait_s", "region",
     "zone", "gpu", "energy_j", "planned_intensity_g_per_kwh", "intensity_g_per_kwh",
-    "operational_g", "embodied_g", "total_g", "missed_deadline",
+    "operational_g", "embodied_g", "total_g", "missed_deadline", "grid_j", "pv_j", "battery_j",
+    "offset",
 )  # fmt: skip
 
 
@@ -72,6 +75,7 @@ def _summary(run: PolicyRun) -> dict[str, Any]:
         "mean_wait_s": float(waits.mean()),
         "p95_wait_s": float(np.percentile(waits, 95)),
         "region_share": {r: regions[r] / n for r in sorted(regions)},
+        **_site_summary(run),
     }
 
 
@@ -81,6 +85,20 @@ def _grams(run: PolicyRun) -> dict[str, float]:
 
 def _over(grams: dict[str, float], common: set[str]) -> float:
     return sum(grams[j] for j in common)
+
+
+def _site_summary(run: PolicyRun) -> dict[str, Any]:
+    """On-site energy of a run: grid, PV and battery kWh, the offset, per day with sites."""
+    outcomes = run.outcomes
+    grid = sum(o.grid_j for o in outcomes) / J_PER_KWH
+    pv = sum(o.pv_j for o in outcomes) / J_PER_KWH
+    battery = sum(o.battery_j for o in outcomes) / J_PER_KWH
+    total = grid + pv + battery
+    row: dict[str, Any] = {"grid_kwh": grid, "pv_kwh": pv, "battery_kwh": battery,
+                           "offset": (pv + battery) / total if total else 0.0}  # fmt: skip
+    if run.sites:
+        row["offset_by_day"] = daily_offset(outcomes)
+    return row
 
 
 def summarise(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
@@ -123,17 +141,17 @@ def bound_row(
     if setup.duration_noise > 0:
         raise ReplayInputError("--bound: not defined with --duration-noise (random run times)")
     actuals = {zone: setup.signals.actual(zone) for zone in setup.cluster.zones()}
-    started = time.process_time()
+    started = time.process_time()  # policies has no clock: the solve is timed here
     bound = lower_bound(setup.jobs, setup.cluster.devices(), actuals,
                         lifetime_years=setup.lifetime_years, duration_factor=setup.truth_factor,
                         window_s=window_s)  # fmt: skip
-    solve_s = time.process_time() - started
     for row in rows:
         complete = row["jobs"] == bound.jobs and not row["rejected"] and bound.total_g > 0
         row["gap_to_bound"] = row["total_g"] / bound.total_g - 1.0 if complete else None
+    cpu_s = time.process_time() - started
     how = "one LP" if bound.windows == 1 else f"{bound.windows} windows of {bound.window_s}s"
     note = (f"lp-bound: {bound.total_g:,.1f} g over {bound.jobs} jobs ({how}, {bound.variables:,}"
-            f" variables, {bound.constraints:,} rows, {solve_s:.1f} s CPU)")  # fmt: skip
+            f" variables, {bound.constraints:,} rows, {cpu_s:.1f} s CPU)")  # fmt: skip
     if bound.unschedulable:
         note += f"; {len(bound.unschedulable)} jobs cannot meet their deadline even alone"
     return {
@@ -243,7 +261,8 @@ def _row(policy: str, o: JobOutcome) -> list[object]:
         o.ended_at.isoformat(), round(o.wait_s, 3), o.region, o.zone, o.gpu,
         round(o.energy_j, 3), round(o.planned_intensity_g_per_kwh, 3),
         round(o.intensity_g_per_kwh, 3), round(o.operational_g, 6), round(o.embodied_g, 6),
-        round(o.total_g, 6), int(o.missed_deadline),
+        round(o.total_g, 6), int(o.missed_deadline), round(o.grid_j, 3), round(o.pv_j, 3),
+        round(o.battery_j, 3), round(o.offset, 6),
     ]  # fmt: skip
 
 
@@ -312,4 +331,50 @@ def plot_runs(directory: Path, runs: Sequence[PolicyRun], actuals: dict[str, Any
     fig.tight_layout()
     fig.savefig(paths[1], dpi=110)
     plt.close(fig)
+    return paths
+
+
+def plot_sites(directory: Path, runs: Sequence[PolicyRun]) -> list[Path]:
+    """``site-<region>.png`` per site: PV, GPU (facility) and other load (kW) and the battery's
+    state of charge over the replay, one panel per policy. Returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    regions = list(dict.fromkeys(rec.region for run in runs for rec in run.sites))
+    paths = []
+    for region in regions:
+        panels = [(run.policy, rec) for run in runs for rec in run.sites if rec.region == region]
+        fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.8 * len(panels)), sharex=True,
+                                 squeeze=False)  # fmt: skip
+        for ax, (policy, rec) in zip(axes[:, 0], panels, strict=True):
+            flows = rec.flows
+            n = len(flows.pv_j)
+            edges = [rec.start + timedelta(seconds=k * flows.step_s) for k in range(n + 1)]
+            days = _days(edges)
+            to_kw = 1.0 / (flows.step_s * 1000.0)
+            ax.step(days[:-1], flows.pv_j * to_kw, where="post", color="orange", lw=1, label="PV")
+            ax.step(days[:-1], flows.gpu_j * to_kw, where="post", color="C0", lw=0.8,
+                    label="GPU load")  # fmt: skip
+            if np.any(flows.other_j > 0):
+                ax.step(days[:-1], flows.other_j * to_kw, where="post", color="0.5", lw=0.8,
+                        label="other load")  # fmt: skip
+            ax.set_ylabel("kW")
+            ax.set_title(f"{region}: {policy} (on-site offset {flows.offset:.1%})", fontsize=9)
+            if np.any(flows.soc > 0):
+                soc_ax = ax.twinx()
+                soc_ax.plot(days, flows.soc * 100, color="green", lw=0.8, label="battery SoC")
+                soc_ax.set_ylim(0, 105)
+                soc_ax.set_ylabel("battery SoC %")
+                soc_ax.legend(loc="upper right", fontsize=7)
+            ax.legend(loc="upper left", fontsize=7)
+            ax.xaxis_date()
+        axes[-1, 0].set_xlabel("UTC")
+        fig.tight_layout()
+        path = directory / f"site-{region}.png"
+        directory.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
     return paths

@@ -47,7 +47,7 @@ def test_a_reload_without_regions_is_refused_too() -> None:
     [
         (
             'name = "carbon-windw"',
-            "policy: unknown policy 'carbon-windw' (known: carbon-lookahead, carbon-window, ",
+            "policy: unknown policy 'carbon-windw' (known: carbon-lookahead, ",
         ),
         (
             'name = "carbon-window"\nparams = { slot = 5 }',
