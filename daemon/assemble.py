@@ -207,6 +207,7 @@ def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | N
     if daemon.measurement is not None:  # the same GPUs and learned factors across reloads
         daemon.measurement.keep_only(service.inventory)
         service.measurement = daemon.measurement
+    service.health = daemon.service.health  # problems outlive a reload until they end
     previous, daemon.service, daemon.settings = daemon.service, service, settings
     previous.close()
     return service

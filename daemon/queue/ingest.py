@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from daemon import killpoints
 from daemon.ledger import Ledger, QueueFileRecord
 from daemon.queue.compaction import Compactor
 from daemon.queue.files import (
@@ -223,8 +224,11 @@ class Queue:
                 line_no += 1
                 self._one_line(rel, raw, line_no, position, owner, now, batch)
                 position += len(raw) + 1
+                killpoints.reached("ingest_line")
             write_rejections(self.state_dir, batch.rejections)
             self._ledger.set_queue_file(rel, st.st_ino, position, line_no, retired_at)
+            killpoints.reached("ingest_commit")
+        killpoints.reached("ingest_done")
         if batch.accepted or batch.rejections or batch.cancels:
             log.info("queue_ingested", path=rel, accepted=len(batch.accepted),
                      rejected=len(batch.rejections), duplicates=batch.duplicates,

@@ -179,10 +179,16 @@ class ServiceHarness:
         self.ledger.add_job(_request(job), os.getuid(), os.getgid(), "replay", job.submitted_at)
 
     def tick(self, now: datetime) -> None:
-        """One round of the daemon at ``now``."""
+        """One round of the daemon at ``now``.
+
+        Runs that ended by ``now`` are reconciled first: the simulated clock jumps to run ends,
+        and the daemon's own round plans before it reconciles, so without this a GPU whose run
+        ended at ``now`` would sit idle until the next tick (for every policy alike).
+        """
         if not self._started:
             self.service.start(now)
             self._started = True
+        self.service.reconcile(now)
         self.service.tick(now)
 
     @property

@@ -99,7 +99,7 @@ def _row(key: str, lines: Sequence[JobLine]) -> ReportRow:
     return ReportRow(
         key=key,
         jobs=len(lines),
-        gpu_hours=sum(line.gpu_hours for line in lines),
+        gpu_hours=sum((line.gpu_hours for line in lines), 0.0),
         energy_kwh=energy_j / J_PER_KWH,
         measured_share=measured_j / energy_j if energy_j > 0 else None,
         operational_kg=sum(line.operational_g or 0.0 for line in with_grams) / G_PER_KG,
