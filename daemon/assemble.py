@@ -259,6 +259,8 @@ def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | N
         daemon.measurement.keep_only(service.inventory)
         service.measurement = daemon.measurement
     service.health = daemon.service.health  # problems outlive a reload until they end
+    if service.sites is not None and daemon.service.sites is not None:
+        service.sites.carry_over(daemon.service.sites)  # battery state, on-site share history
     previous, daemon.service, daemon.settings = daemon.service, service, settings
     previous.close()
     return service

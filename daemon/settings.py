@@ -572,10 +572,24 @@ def _from_environment(parts: list[str]) -> str | None:
 
 
 def _shown(parts: list[str], value: str) -> str:
-    if any("token" in part.lower() for part in parts):
+    """``value`` quoted and cut, or ``<hidden>`` when it is, or may hold, a secret: a token
+    field, or a whole section that has one (``CARBOND_ELECTRICITYMAPS='{"token": ...}'``)."""
+    if any("token" in part.lower() for part in parts) or _holds_secret(parts):
         return "<hidden>"
     cut = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "..."
     return repr(cut)
+
+
+def _holds_secret(parts: list[str]) -> bool:
+    """Whether ``parts`` (a field path, or one variable name) names a section with a secret."""
+    if len(parts) != 1:
+        return False
+    section = parts[0].lower().removeprefix(_ENV_PREFIX.lower())
+    field = Settings.model_fields.get(section)
+    model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return False
+    return any("SecretStr" in str(sub.annotation) for sub in model.model_fields.values())
 
 
 def _unparsable(exc: SettingsError, where: str) -> str:

@@ -70,7 +70,9 @@ def unmetered_columns(
     Realised intensity is always filled when ``realised`` is known; grams need an energy too
     (:func:`best_energy`). ``measured_energy_j`` stays NULL unless the executor measured it.
     """
-    finished_at = max(finished_at, started_at)  # a wall clock stepped back ends it at its start
+    # A wall clock stepped back while the job ran ends it before it started: count it as a
+    # zero-length run rather than fail the job's ending (and every reconcile after it).
+    finished_at = max(finished_at, started_at)
     duration_s = (finished_at - started_at).total_seconds()
     source = best_energy(duration_s, decision, reported_energy_j, reported_method)
     columns: dict[str, Any] = {
