@@ -9,6 +9,13 @@ Dispatch is write-ahead: the ``running`` transition and the run row are committe
 executor starts anything, and the executor's handle after. A daemon killed in between finds a
 run without a handle on restart and asks the executor (``adopt`` with an empty token) whether
 that job started; so a job never starts twice.
+
+A job planned for later on a :class:`~daemon.executors.base.Reserving` executor (Slurm) is
+handed to it at once, held until its planned start, with a run row (same write-ahead rule) whose
+token says where it is while the job is ``planned``; a new plan moves it, "start now" releases
+it, and a job cancelled, expired, unplanned or planned elsewhere is withdrawn. A
+:class:`~daemon.executors.base.CapacityAware` executor corrects the planner's view of its GPUs
+every round (down nodes, GPUs others hold).
 """
 
 from __future__ import annotations
@@ -25,9 +32,19 @@ import structlog
 
 from daemon import killpoints
 from daemon.accounting import ESTIMATED, realised_from_samples, unmetered_columns
+from daemon.accounting.totals import add_expired, add_outcome
 from daemon.endings import final_state, never_started, predicted_outcome, run_handle
 from daemon.errors import DaemonError
-from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.base import (
+    CapacityAware,
+    Executor,
+    ExitStatus,
+    LaunchSpec,
+    NotStarted,
+    Reserving,
+    RunHandle,
+)
+from daemon.executors.errors import ExecutorUnavailableError
 from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
@@ -37,8 +54,19 @@ from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.settings import Settings
+from daemon.sites import SiteView
+from daemon.sites.outcome import site_columns
 from forecasts import ForecastsError
-from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity, with_recalibration
+from policies import (
+    Alternative,
+    Decision,
+    Device,
+    JobSpec,
+    PoliciesError,
+    Policy,
+    ZoneIntensity,
+    with_recalibration,
+)
 from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
 __all__ = ["PLAN_WINDOW", "Service", "TickReport"]
@@ -91,6 +119,7 @@ class Service:
         metrics: MetricsSink | None = None,
         on_close: Sequence[Callable[[], None]] = (),
         measurement: JobMeasurement | None = None,
+        sites: SiteView | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -102,11 +131,15 @@ class Service:
         self.metrics: MetricsSink = metrics or NullMetrics()
         self._on_close = tuple(on_close)
         self.measurement = measurement
+        self.sites = sites
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
         self._cancel_sent: set[str] = set()
         self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
+        self._held: dict[str, tuple[str, datetime, tuple[str, ...]]] = {}  # job -> plan handed
+        self._reserving = any(isinstance(e, Reserving) for e in self.executors.values())
+        self._totals: dict[str, float] | None = None  # the ledger's outcome totals
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
 
@@ -136,7 +169,8 @@ class Service:
             self._adopt(self.ledger.active_runs(), now)
             if self.measurement is not None:  # learned factors survive a restart
                 self.measurement.relearn(measured_history(self.ledger, self.inventory))
-            self.metrics.observe_totals(self.ledger.outcome_totals())
+            self._totals = self.ledger.outcome_totals()  # then kept up to date per job
+            self.metrics.observe_totals(self._totals)
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 
@@ -168,8 +202,9 @@ class Service:
                         with self.ledger.transaction():
                             self.ledger.set_run_started(item.job_id, item.token, item.started_at)
 
-    def _requeue(self, status: ExitStatus, now: datetime) -> None:
-        reason = f"requeued: the daemon died before the job started ({status.reason})"
+    def _requeue(self, status: ExitStatus, now: datetime, why: str = "") -> None:
+        why = why or "the daemon died before the job started"
+        reason = f"requeued: {why} ({status.reason})"
         with self.ledger.transaction():
             self.ledger.drop_run(status.job_id)
             self.ledger.transition(status.job_id, "queued", now, reason)
@@ -294,12 +329,24 @@ class Service:
                     continue
                 killpoints.reached("reconcile_polled")
                 for status in statuses:
+                    if isinstance(status, NotStarted):  # taken back before it started
+                        self._requeue(status, now, "its executor took it back unstarted")
+                        continue
                     self._finish(status, now)
                     ended.append(status)
             self.metrics.observe_queue(self.ledger.counts_by_state())
             return ended
 
     # -- planning ---------------------------------------------------------------------------
+
+    def _planning_forecasts(
+        self, now: datetime, devices: Sequence[Device]
+    ) -> Mapping[str, ZoneIntensity]:
+        """The zone forecasts, with each site's zone seen through its site (the intensity of
+        the next GPU kWh there: grid blended with spare PV and battery energy)."""
+        if not self.sites:
+            return self._forecasts
+        return self.sites.forecasts(now, devices, self._forecasts)
 
     def _plan(self, now: datetime) -> tuple[list[Decision], list[str]]:
         self._check_gpus(now)
@@ -314,14 +361,12 @@ class Service:
             return [], []
         if not self._forecasts or self.refresh_due(now):
             self.refresh_intensity(now)
-        devices = busy_devices(
-            self.inventory, self.ledger.active_runs(), now, self.settings.intervals.plan_s
-        )
+        devices = self._devices(now)
         policy = self.policy
         if self.measurement is not None:  # plan on what the measured outcomes taught
             policy = with_recalibration(policy, self.measurement.recalibration)
         try:
-            decisions = policy.plan(now, specs, devices, self._forecasts)
+            decisions = policy.plan(now, specs, devices, self._planning_forecasts(now, devices))
         except (PoliciesError, KeyError) as exc:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
@@ -339,6 +384,7 @@ class Service:
             self._record(record, decision, now)
             killpoints.reached("plan_decided")
             if decision.action != "start" or decision.chosen is None:
+                self._keep_held(record, decision, now)
                 continue
             chosen = set(decision.chosen.device_ids)
             if chosen & busy or not chosen <= self._by_device.keys():
@@ -349,6 +395,17 @@ class Service:
                 busy |= chosen
                 started.append(record.job_id)
         return decisions, started
+
+    def _devices(self, now: datetime) -> list[Device]:
+        """The planner's devices: busy while carbond's runs hold them, and as capacity-aware
+        executors (Slurm) see them (down nodes, GPUs other users hold)."""
+        devices = busy_devices(
+            self.inventory, self.ledger.active_runs(), now, self.settings.intervals.plan_s
+        )
+        for executor in self.executors.values():
+            if isinstance(executor, CapacityAware):
+                devices = executor.available(devices, now)
+        return devices
 
     def _settle_unstarted(self, now: datetime) -> list[JobRecord]:
         """Cancel or expire waiting jobs that asked for it; return the :data:`PLAN_WINDOW`
@@ -363,12 +420,15 @@ class Service:
         return self.ledger.most_urgent_waiting(PLAN_WINDOW)
 
     def _end_unstarted(self, job: JobRecord, state: str, now: datetime, reason: str) -> None:
+        if not self._withdraw(job.job_id, now):
+            return  # its executor had started it: it is running now
         with self.ledger.transaction():
             self.ledger.transition(job.job_id, state, now, reason)
         log.info("job_" + state, job_id=job.job_id, reason=reason)
         self.metrics.observe_outcome(job.job_id, state, None)
         if state == "expired":
-            self.metrics.observe_totals(self.ledger.outcome_totals())
+            self._totals = add_expired(self._current_totals())
+            self.metrics.observe_totals(self._totals)
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         self._end_unstarted(job, "failed", now, reason)
@@ -392,28 +452,35 @@ class Service:
         if executor is None:
             self._fail_unstarted(job, now, f"no executor {gpus[0].executor!r} is configured")
             return False
+        held = self.ledger.run(job.job_id) if self._reserving else None  # handed over early
+        if held is not None and held.executor != executor.name:
+            if not self._withdraw(job.job_id, now):
+                return False
+            held = None
         indices = tuple(gpu.index for gpu in gpus)
         with self.ledger.transaction():
             self.ledger.transition(job.job_id, "running", now, f"dispatched: {decision.reason}")
+            if held is not None:
+                self.ledger.drop_run(job.job_id)
             self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
                                 chosen.duration_s, now)  # fmt: skip
+            if held is not None and held.token:
+                self.ledger.set_run_token(job.job_id, held.token)
         killpoints.reached("dispatch_launch")
-        spec = LaunchSpec(
-            job_id=job.job_id,
-            argv=job.request.command,
-            uid=job.uid,
-            gid=job.gid,
-            gpu_indices=indices,
-            log_dir=self.settings.state_dir / "logs",
-            env={"CARBOND_JOB_ID": job.job_id},
-            expected_duration_s=chosen.duration_s,
-            cwd=job.request.cwd,
-        )
+        spec = self._spec(job, chosen, indices)
         try:
-            handle = executor.launch(spec, now)
+            if held is not None and isinstance(executor, Reserving):
+                handle = executor.release(spec, held.token or "", now)
+            else:
+                handle = executor.launch(spec, now)
+        except ExecutorUnavailableError as exc:  # e.g. Slurm down: the job waits, not fails
+            status = ExitStatus(job.job_id, now, None, None, str(exc))
+            self._requeue(status, now, f"{executor.name} cannot be reached")
+            return False
         except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
             return False
+        self._held.pop(job.job_id, None)
         killpoints.reached("dispatch_handle")
         with self.ledger.transaction():
             self.ledger.set_run_started(job.job_id, handle.token, handle.started_at)
@@ -423,6 +490,100 @@ class Service:
             self.measurement.started(job.job_id, gpus, decision, now, self._forecasts,
                                      job=_spec_or_none(job))  # fmt: skip
         return True
+
+    def _spec(self, job: JobRecord, chosen: Alternative, indices: tuple[int, ...]) -> LaunchSpec:
+        return LaunchSpec(
+            job_id=job.job_id,
+            argv=job.request.command,
+            uid=job.uid,
+            gid=job.gid,
+            gpu_indices=indices,
+            log_dir=self.settings.state_dir / "logs",
+            env={"CARBOND_JOB_ID": job.job_id},
+            expected_duration_s=chosen.duration_s,
+            region=chosen.region,
+            device_ids=chosen.device_ids,
+            name=job.request.name,
+            cwd=job.request.cwd,
+        )
+
+    # -- jobs held by a reserving executor (Slurm) until their planned start ------------------
+
+    def _keep_held(self, job: JobRecord, decision: Decision, now: datetime) -> None:
+        """After a decision other than "start now": hand the planned job to a reserving
+        executor or move it there; take it back when it is no longer planned on one."""
+        if not self._reserving:
+            return
+        chosen = decision.chosen
+        first = self._by_device.get(chosen.device_ids[0]) if chosen else None
+        executor = self.executors.get(first.executor) if first is not None else None
+        if decision.action != "hold" or chosen is None or not isinstance(executor, Reserving):
+            self._withdraw(job.job_id, now)
+            return
+        key = (executor.name, chosen.start, chosen.device_ids)
+        known = set(chosen.device_ids) <= self._by_device.keys()
+        if self._held.get(job.job_id) == key or not known:
+            return
+        run = self.ledger.run(job.job_id)
+        if run is not None and run.executor != executor.name:
+            if not self._withdraw(job.job_id, now):
+                return
+            run = None
+        indices = tuple(self._by_device[d].index for d in chosen.device_ids)
+        if run is None:  # write-ahead: a daemon dying now leaves a row without a token
+            with self.ledger.transaction():
+                self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
+                                    chosen.duration_s, now)  # fmt: skip
+        token = (run.token or "") if run is not None else ""
+        try:
+            held = executor.hold(self._spec(job, chosen, indices), chosen.start, token, now)
+        except (DaemonError, OSError) as exc:  # tried again next round
+            log.error("job_hold_failed", job_id=job.job_id, executor=executor.name, error=str(exc))
+            return
+        with self.ledger.transaction():
+            self.ledger.drop_run(job.job_id)
+            self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
+                                chosen.duration_s, now)  # fmt: skip
+            self.ledger.set_run_token(job.job_id, held.token)
+        self._held[job.job_id] = key
+        log.info("job_held", job_id=job.job_id, executor=executor.name, region=chosen.region,
+                 devices=list(chosen.device_ids), start=chosen.start.isoformat())  # fmt: skip
+        if held.started_at is not None:
+            self._started_by_executor(job.job_id, held.token, held.started_at, now)
+
+    def _withdraw(self, job_id: str, now: datetime) -> bool:
+        """Take a held job back from its executor (its run row goes). False when that cannot
+        be done now (retried next round) or the executor had already started the job, which
+        is then recorded as running."""
+        if not self._reserving:
+            return True
+        self._held.pop(job_id, None)
+        run = self.ledger.run(job_id)
+        if run is None:
+            return True
+        executor = self.executors.get(run.executor)
+        if isinstance(executor, Reserving):
+            try:
+                started = executor.withdraw(job_id, run.token or "", now)
+            except (DaemonError, OSError) as exc:
+                log.error("job_withdraw_failed", job_id=job_id, error=str(exc))
+                return False
+            if started is not None and run.token:
+                self._started_by_executor(job_id, run.token, started, now)
+                return False
+        with self.ledger.transaction():
+            self.ledger.drop_run(job_id)
+        return True
+
+    def _started_by_executor(self, job_id: str, token: str, at: datetime, now: datetime) -> None:
+        """A held job its executor started on its own at the planned start: now running."""
+        if self.ledger.job(job_id).state not in ("queued", "planned"):
+            return
+        with self.ledger.transaction():
+            self.ledger.transition(job_id, "running", now, "started at its planned start")
+            self.ledger.set_run_started(job_id, token, at)
+        self._held.pop(job_id, None)
+        log.info("job_dispatched", job_id=job_id, started_at=at.isoformat(), held=True)
 
     # -- endings ----------------------------------------------------------------------------
 
@@ -446,6 +607,8 @@ class Service:
         if job.state != "running":
             return
         run = self.ledger.run(status.job_id)
+        if run is not None and status.started_at is not None:  # the executor knows better
+            run = replace(run, started_at=status.started_at)
         state, reason = final_state(status, cancel_requested=job.cancel_requested_at is not None)
         decision = self.ledger.latest_decision(status.job_id)
         measured = {}
@@ -468,13 +631,22 @@ class Service:
                 self.ledger.record_outcome(status.job_id, now, **columns)
         killpoints.reached("job_exit_done")
         self._cancel_sent.discard(status.job_id)
+        self._held.pop(status.job_id, None)
         log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
                  exit_code=status.exit_code, signal=status.signal,
                  energy_j=columns.get("energy_j"), energy_method=columns.get("energy_method"),
                  total_g=columns.get("total_g"))  # fmt: skip
         self.metrics.observe_outcome(status.job_id, state, columns.get("total_g"),
                                      columns.get("measured_energy_j"))  # fmt: skip
-        self.metrics.observe_totals(self.ledger.outcome_totals())
+        if columns:
+            self._totals = add_outcome(self._current_totals(), columns, job.deadline)
+            self.metrics.observe_totals(self._totals)
+
+    def _current_totals(self) -> dict[str, float]:
+        """The ledger's totals (loaded once, then kept up to date by each ending)."""
+        if self._totals is None:
+            self._totals = self.ledger.outcome_totals()
+        return self._totals
 
     def _outcome_columns(
         self,
@@ -499,7 +671,7 @@ class Service:
             columns |= {"region": decision.region, "gpu": decision.gpu}
         columns |= measured
         if measured.get("energy_j") is not None or gpu is None:
-            return columns
+            return self._at_site(run, status, columns)
         started = run.started_at or run.launched_at
         zone = gpu.device.zone
         realised = realised_from_samples(
@@ -522,7 +694,24 @@ class Service:
             log.warning("job_carbon_unknown", job_id=run.job_id,
                         energy_method=columns.get("energy_method"),
                         intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
-        return columns
+        return self._at_site(run, status, columns)
+
+    def _at_site(
+        self, run: RunRecord, status: ExitStatus, columns: dict[str, Any]
+    ) -> dict[str, Any]:
+        """At a region with a site: the energy split by source and the grams of the split
+        (:mod:`daemon.sites.outcome`); elsewhere ``columns`` unchanged."""
+        if self.sites is None:
+            return columns
+        site = self.sites.sites.get(str(columns.get("region")))
+        if site is None:
+            return columns
+        started = run.started_at or run.launched_at
+        devices = busy_devices(self.inventory, self.ledger.active_runs(), status.finished_at,
+                               self.settings.intervals.plan_s)  # fmt: skip
+        self.sites.observe(status.finished_at, devices)
+        pv, battery = self.sites.shares(site.region, started, status.finished_at)
+        return site_columns(columns, pv, battery, site.factors)
 
     # -- GPUs -------------------------------------------------------------------------------
 

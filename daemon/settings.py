@@ -36,6 +36,7 @@ from daemon.errors import UsageError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "BatterySettings",
     "CatalogSettings",
     "ConfigError",
     "ElectricityMapsSettings",
@@ -52,6 +53,9 @@ __all__ = [
     "Settings",
     "SignalsSettings",
     "SimulatedExecutorSettings",
+    "SiteSettings",
+    "SlurmExecutorSettings",
+    "SlurmRegionSettings",
     "config_path",
     "load_settings",
 ]
@@ -123,14 +127,90 @@ class CatalogSettings(_Section):
     gpus: dict[str, dict[str, float | int | str]] = Field(default_factory=dict)
 
 
+_SLURM_NAME = r"^[A-Za-z0-9_.+-]+$"  # partition, cluster, account, qos, GRES names
+
+
+class SlurmRegionSettings(_Section):
+    """Where a region's jobs go in Slurm (``[regions.slurm]`` of an ``executor = "slurm"``
+    region): ``sbatch --partition``, ``--clusters`` (``cluster``), ``--account``, ``--qos``;
+    ``gres`` is the GRES name of its GPUs (``--gres=<gres>:N``); ``gpu_types`` maps a GRES type
+    (``t4`` in ``gpu:t4:2``) to a GPU catalog name where the names differ by more than case;
+    ``sbatch_options`` are passed to ``sbatch`` as they are (each one whole option, e.g.
+    ``"--mem=16G"``)."""
+
+    partition: str = Field(min_length=1, pattern=_SLURM_NAME)
+    cluster: str | None = Field(default=None, pattern=_SLURM_NAME)
+    account: str | None = Field(default=None, pattern=_SLURM_NAME)
+    qos: str | None = Field(default=None, pattern=_SLURM_NAME)
+    gres: str = Field(default="gpu", pattern=_SLURM_NAME)
+    gpu_types: dict[str, str] = Field(default_factory=dict)
+    sbatch_options: tuple[str, ...] = ()
+
+    @field_validator("sbatch_options")
+    @classmethod
+    def _whole_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for option in value:
+            if not option.startswith("-") or "\n" in option:
+                raise ValueError(f"each sbatch option must be one whole option, got {option!r}")
+        return value
+
+
+class BatterySettings(_Section):
+    """An on-site battery, charged from the site's PV only (``policies.footprint.site.Battery``)."""
+
+    capacity_kwh: float = Field(gt=0)
+    charge_power_w: float = Field(ge=0)
+    discharge_power_w: float = Field(ge=0)
+    round_trip_efficiency: float = Field(default=0.9, gt=0, le=1)
+    min_soc: float = Field(default=0.1, ge=0, lt=1)
+    initial_soc: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _initial_above_floor(self) -> BatterySettings:
+        if self.initial_soc < self.min_soc:
+            raise ValueError(f"initial_soc {self.initial_soc} is below min_soc {self.min_soc}")
+        return self
+
+
+class SiteSettings(_Section):
+    """A region's on-site energy: PV (modelled with pvlib from ``pv_kwp`` and where and how the
+    array sits, or measured: ``pv_csv``), an optional battery and the site's other load
+    (``other_load_w`` constant, or ``other_load_csv``). CSVs are ``datetime,power_w``.
+    ``pv_g_per_kwh`` and ``battery_g_per_kwh`` are the life-cycle factors of on-site energy.
+    ``plan = false`` keeps the site out of planning (accounting only: what a site-blind planner
+    would do there)."""
+
+    pv_kwp: float = Field(default=0.0, ge=0)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    tilt_deg: float = Field(default=20.0, ge=0, le=90)
+    azimuth_deg: float = Field(default=180.0, ge=0, le=360)
+    losses: float = Field(default=0.14, ge=0, lt=1)
+    pv_csv: Path | None = None
+    other_load_w: float = Field(default=0.0, ge=0)
+    other_load_csv: Path | None = None
+    pv_g_per_kwh: float = Field(default=41.0, ge=0)
+    battery_g_per_kwh: float = Field(default=41.0, ge=0)
+    battery: BatterySettings | None = None
+    plan: bool = True
+
+    @model_validator(mode="after")
+    def _pv_has_a_place(self) -> SiteSettings:
+        if self.pv_kwp > 0 and self.pv_csv is None and None in (self.latitude, self.longitude):
+            raise ValueError("pv_kwp needs latitude and longitude (or a measured pv_csv)")
+        return self
+
+
 class RegionSettings(_Section):
     """One region: where GPUs are, which grid feeds them, how jobs start there.
 
-    ``gpus`` is ``"discover"`` (NVML finds this node's GPUs) or a list with one entry per GPU,
-    each a GPU catalog name (``["RTX6000-Ada", "RTX6000-Ada"]``) or a ``{ type, count }`` table
-    standing for ``count`` GPUs of that type (``[{ type = "T4", count = 4 }]``, the form replay
-    cluster files use); list position is the CUDA index. This one model is read by the daemon
-    and by ``carbond replay --cluster``, so an operator can replay their own config.
+    ``gpus`` is ``"discover"`` (NVML finds this node's GPUs; for a Slurm region, the nodes of
+    its partition) or a list with one entry per GPU, each a GPU catalog name
+    (``["RTX6000-Ada", "RTX6000-Ada"]``) or a ``{ type, count }`` table standing for ``count``
+    GPUs of that type (``[{ type = "T4", count = 4 }]``, the form replay cluster files use);
+    list position is the CUDA index. This one model is read by the daemon and by
+    ``carbond replay --cluster``, so an operator can replay their own config. A region with
+    ``executor = "slurm"`` needs a ``[regions.slurm]`` table (:class:`SlurmRegionSettings`).
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -138,6 +218,21 @@ class RegionSettings(_Section):
     pue: float = Field(default=1.0, ge=1.0, le=3.0)
     executor: str = Field(default="local", min_length=1)
     gpus: Literal["discover"] | tuple[str, ...] = "discover"
+    site: SiteSettings | None = None
+    slurm: SlurmRegionSettings | None = None
+
+    @model_validator(mode="after")
+    def _slurm_table(self) -> RegionSettings:
+        if self.executor == "slurm" and self.slurm is None:
+            raise ValueError(
+                f'region {self.name}: executor = "slurm" needs a [regions.slurm] table '
+                "with at least a partition"
+            )
+        if self.executor != "slurm" and self.slurm is not None:
+            raise ValueError(
+                f'region {self.name}: a [regions.slurm] table needs executor = "slurm"'
+            )
+        return self
 
     @field_validator("gpus", mode="before")
     @classmethod
@@ -267,11 +362,27 @@ class SimulatedExecutorSettings(_Section):
     seed: int = 0
 
 
+class SlurmExecutorSettings(_Section):
+    """How carbond talks to Slurm (``executor = "slurm"`` regions; each region's partition is
+    in its ``[regions.slurm]`` table).
+
+    ``bin_dir``: where ``sbatch``, ``squeue``, ``sacct``, ``scancel``, ``scontrol`` are (empty:
+    ``PATH``); ``command_timeout_s``: the most one Slurm command may take; ``pending_grace_s``:
+    how long a released job may stay pending (the partition busy with others' work) before
+    carbond takes it back and plans it again.
+    """
+
+    bin_dir: Path | None = None
+    command_timeout_s: float = Field(default=30.0, gt=0)
+    pending_grace_s: float = Field(default=300.0, gt=0)
+
+
 class ExecutorSettings(_Section):
     """Per-executor options."""
 
     local: LocalExecutorSettings = LocalExecutorSettings()
     simulated: SimulatedExecutorSettings = SimulatedExecutorSettings()
+    slurm: SlurmExecutorSettings = SlurmExecutorSettings()
 
 
 class LogSettings(_Section):
@@ -461,10 +572,24 @@ def _from_environment(parts: list[str]) -> str | None:
 
 
 def _shown(parts: list[str], value: str) -> str:
-    if any("token" in part.lower() for part in parts):
+    """``value`` quoted and cut, or ``<hidden>`` when it is, or may hold, a secret: a token
+    field, or a whole section that has one (``CARBOND_ELECTRICITYMAPS='{"token": ...}'``)."""
+    if any("token" in part.lower() for part in parts) or _holds_secret(parts):
         return "<hidden>"
     cut = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "..."
     return repr(cut)
+
+
+def _holds_secret(parts: list[str]) -> bool:
+    """Whether ``parts`` (a field path, or one variable name) names a section with a secret."""
+    if len(parts) != 1:
+        return False
+    section = parts[0].lower().removeprefix(_ENV_PREFIX.lower())
+    field = Settings.model_fields.get(section)
+    model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return False
+    return any("SecretStr" in str(sub.annotation) for sub in model.model_fields.values())
 
 
 def _unparsable(exc: SettingsError, where: str) -> str:

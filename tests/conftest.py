@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.slurm.cluster import REQUIRE_ENV, SlurmCluster, unavailable_reason
+from tests.slurm.localcluster import Layout
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,3 +76,26 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"third-party data not found at {path} (set CARBOND_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def _slurm_cluster_session() -> SlurmCluster:
+    layout = Layout.from_env()
+    reason = unavailable_reason(layout)
+    if reason is not None:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return SlurmCluster(layout)
+
+
+@pytest.fixture
+def slurm_cluster(_slurm_cluster_session: SlurmCluster) -> Iterator[SlurmCluster]:
+    """The local Slurm cluster (``make slurm-up``), clean before and after the test.
+
+    Skipped, with the reason, when it is not up; failed instead under ``CARBOND_REQUIRE_SLURM=1``.
+    See tests/slurm/cluster.py for what it offers.
+    """
+    _slurm_cluster_session.reset()
+    yield _slurm_cluster_session
+    _slurm_cluster_session.reset()

@@ -12,7 +12,6 @@ import functools
 import json
 import os
 import pwd
-import shutil
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -20,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.output import clean_json, print_json, print_table
-from daemon.cli.submit_checks import submit_warnings
+from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
+from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.errors import UsageError
-from daemon.executors import jobfiles
-from daemon.executors.workdir import workdir_problem
 from daemon.ledger import EXPORTABLE, JobRecord, Ledger, UnknownJobError, export_table
 from daemon.ledger.export import EXPORT_SUFFIXES
 from daemon.queue import REJECTED_NAME, append_line, new_job_id, submit_target
@@ -148,8 +146,8 @@ def _submit(args: argparse.Namespace) -> int:
     if argv:
         record["command"] = argv
     record.pop("user", None)
-    record["cwd"] = _workdir(args.cwd, record.get("cwd"))
-    warnings = _resolve_program(record)
+    record["cwd"] = workdir(args.cwd, record.get("cwd"))
+    warnings = resolve_program(record)
     known = [r.name for r in settings.regions] or None
     try:
         parsed = parse_line(json.dumps(record), datetime.now(UTC), known)
@@ -171,41 +169,6 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_program(record: dict[str, Any]) -> list[str]:
-    """Replace a bare program name (``python``) in ``record["command"]`` by its path on the
-    caller's ``PATH``, as their shell would run it: the job's own ``PATH`` is a fixed system
-    one, so ``python`` from an activated venv would otherwise be another interpreter, or none.
-    Returns the warnings (a name not found is kept)."""
-    argv = record.get("command")
-    if not isinstance(argv, list) or not argv or not isinstance(argv[0], str):
-        return []  # validation names the problem
-    program = argv[0]
-    if not program or "/" in program:
-        return []
-    found = shutil.which(program)
-    if found is None:
-        return [f"{program!r} is not on your PATH; the job looks for it on "
-                f"{jobfiles.DEFAULT_PATH}"]  # fmt: skip
-    record["command"] = [os.path.abspath(found), *argv[1:]]
-    return []
-
-
-def _workdir(flag: str | None, from_file: Any) -> Any:
-    """The job's working directory: ``--cwd``, else the file's ``cwd``, else where submit
-    runs; absolute, and one the caller can enter as the job will (primary group only).
-
-    Raises:
-        UsageError: the caller cannot start a job there.
-    """
-    if flag is None and from_file is not None:
-        return from_file  # validated with the rest of the line
-    path = os.path.abspath(flag) if flag is not None else os.getcwd()
-    if (problem := workdir_problem(path, os.getuid(), os.getgid())) is not None:
-        where = "--cwd" if flag is not None else "the current directory (the default --cwd)"
-        raise UsageError(f"{where}: {problem}")
-    return path
-
-
 def _read_file(name: str) -> dict[str, Any]:
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
@@ -224,13 +187,26 @@ def _read_file(name: str) -> dict[str, Any]:
 
 
 def _open(args: argparse.Namespace) -> Ledger:
-    return Ledger.open_readonly(_settings(args).state_dir / "ledger.db")
+    return _open_ledger(_settings(args).state_dir)
+
+
+def _open_ledger(state_dir: Path) -> Ledger:
+    """The ledger in ``state_dir``, read-only.
+
+    Raises:
+        UsageError: there is none (a wrong --state-dir or state_dir: exit 2, as ``report``).
+    """
+    path = state_dir / "ledger.db"
+    if not path.is_file():
+        raise UsageError(f"{path}: no ledger (has `carbond run` started with this state_dir?)")
+    return Ledger.open_readonly(path)
 
 
 def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
     decision = ledger.latest_decision(job.job_id)
     outcome = ledger.outcome(job.job_id) or {}
     measured, run_now = outcome.get("total_g"), outcome.get("run_now_total_g")
+    stored = ledger.counterfactual(job.job_id)  # the start it could have had at submission
     return {
         "job_id": job.job_id,
         "name": job.name,
@@ -245,7 +221,9 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
         if decision and decision.planned_start
         else None,
         "expected_total_g": decision.expected_total_g if decision else None,
-        "run_now_total_g": decision.run_now_total_g if decision else None,
+        "run_now_total_g": stored["total_g"]
+        if stored
+        else (decision.run_now_total_g if decision else None),
         "measured_total_g": measured,
         "energy_method": outcome.get("energy_method"),
         "saved_g": run_now - measured if run_now is not None and measured is not None else None,
@@ -313,59 +291,20 @@ def _grams_line(totals: dict[str, float]) -> str:
     )
 
 
-# -- jobs --state rejected ------------------------------------------------------------------
-
-REJECTED = "rejected"
-
-
 def _rejected(args: argparse.Namespace, *, show_jobs: bool) -> None:
-    """The caller's queue lines the daemon refused (root: everyone's), from rejected.jsonl."""
+    """The caller's queue lines the daemon refused (root: everyone's)."""
     path = _settings(args).state_dir / REJECTED_NAME
-    uid = os.getuid()
-    rows = [r for r in _read_rejected(path) if uid == 0 or r.get("uid") == uid]
-    if args.limit is not None:
-        rows = rows[-args.limit :] if args.limit else []
+    rows = rejected_lines(path, os.getuid(), args.limit)
     if args.json and not show_jobs:
         print_json(rows)
         return
     columns = ("rejected_at", "job_id", "user", "file", "line_no", "reason")
     table = [
-        [r.get("rejected_at"), _claimed(r), None if r.get("uid") is None else _user(r["uid"]),
+        [r.get("rejected_at"), claimed_id(r), None if r.get("uid") is None else _user(r["uid"]),
          r.get("file"), r.get("line_no"), r.get("reason")]
         for r in rows
     ]  # fmt: skip
     print_table(f"rejected lines ({path})", columns, table)
-
-
-def _read_rejected(path: Path) -> list[dict[str, Any]]:
-    try:
-        handle = path.open(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from exc
-    rows = []
-    with handle:
-        for text in handle:
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError:
-                continue  # a torn last record: the daemon appends whole lines
-            if isinstance(record, dict):
-                rows.append(record)
-    return rows
-
-
-def _claimed(record: dict[str, Any]) -> str | None:
-    """The id the rejected line asked for, if it named one."""
-    if record.get("job_id"):
-        return str(record["job_id"])
-    try:
-        line = json.loads(record.get("line") or "")
-    except (json.JSONDecodeError, TypeError):
-        return None
-    value = line.get("id") if isinstance(line, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -379,7 +318,7 @@ def _status(args: argparse.Namespace) -> int:
         payload["cancel_requested_at"] = (
             job.cancel_requested_at.isoformat() if job.cancel_requested_at else None
         )
-        payload["decision"] = _decision(decision)
+        payload["decision"] = _decision(decision, ledger.counterfactual(job.job_id))
         payload["transitions"] = [
             {"from": t.from_state, "to": t.to_state, "at": t.at.isoformat(), "reason": t.reason}
             for t in ledger.transitions(job.job_id)
@@ -399,10 +338,13 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decision(decision: Any) -> dict[str, Any] | None:
+def _decision(decision: Any, run_now_stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The latest decision; the run-now counterfactual is the one stored at submission (the
+    start the job could have had then), which every later decision and the outcome keep."""
     if decision is None:
         return None
-    expected, run_now = decision.expected_total_g, decision.run_now_total_g
+    expected = decision.expected_total_g
+    run_now = run_now_stored["total_g"] if run_now_stored else decision.run_now_total_g
     return {
         "policy": decision.policy,
         "action": decision.action,
@@ -419,6 +361,7 @@ def _decision(decision: Any) -> dict[str, Any] | None:
         "expected_embodied_g": decision.expected_embodied_g,
         "expected_total_g": expected,
         "run_now_total_g": run_now,
+        "run_now": run_now_stored,
         "expected_saving_g": run_now - expected
         if expected is not None and run_now is not None
         else None,
@@ -472,7 +415,7 @@ def _g(value: float | None) -> str:
 
 def _cancel(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    with Ledger.open_readonly(settings.state_dir / "ledger.db") as ledger:
+    with _open_ledger(settings.state_dir) as ledger:
         try:
             job = ledger.job(args.job_id)
         except UnknownJobError as exc:

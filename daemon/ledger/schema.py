@@ -146,9 +146,18 @@ CREATE INDEX outcomes_finished ON outcomes (finished_at);
 CREATE INDEX intensity_samples_at ON intensity_samples (zone, at);
 """
 
+# On-site energy (issue 16): a finished job's facility energy (energy_j x PUE) split by source
+# at a region with a site (PV, battery, grid); NULL elsewhere and for older rows (all grid).
+_V3: Final = """
+ALTER TABLE outcomes ADD COLUMN site_pv_j REAL;
+ALTER TABLE outcomes ADD COLUMN site_battery_j REAL;
+ALTER TABLE outcomes ADD COLUMN site_grid_j REAL;
+"""
+
 # (version, description, SQL script)
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
     (2, "outcomes: energy used for the grams, region, zone and GPU of every finished job", _V2),
+    (3, "outcomes: on-site PV, battery and grid energy of jobs at regions with a site", _V3),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

@@ -117,7 +117,7 @@ class Tally:
 class Session:
     """One state dir under ``root`` driven through ``kills`` kills."""
 
-    def __init__(self, root: Path, seed: int, *, point_wait_s: float = 4.0) -> None:
+    def __init__(self, root: Path, seed: int, *, point_wait_s: float = 12.0) -> None:
         self.root = root
         self.state = root / "state"
         self.state.mkdir(parents=True)

@@ -354,7 +354,10 @@ def test_a_working_directory_the_user_cannot_enter_is_refused(tmp_path: Path) ->
     status_file = logs / "job-s.status.json"
     spec_file = logs / "job-s.spec.json"
     jobfiles.write_private(spec_file, jobfiles.wrapper_spec(spec, status_file, 1))
-    assert wrapper.run(spec_file) == 0
+    done = subprocess.run([PY, "-I", "-m", "daemon.executors.wrapper", str(spec_file)],
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "cannot enter working directory" in done.stderr
     recorded = json.loads(status_file.read_text())
     assert recorded["exit_code"] == wrapper.EXIT_NOT_RUNNABLE
     assert f"cannot start: uid {nobody.pw_uid} cannot enter working directory" in recorded["reason"]

@@ -227,7 +227,7 @@ def test_jobs_without_a_ledger_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = _run(capsys, "jobs", "--state-dir", str(tmp_path))
-    assert code == 1
+    assert code == 2  # a state_dir without a ledger: bad input, as for `carbond report`
     assert "no ledger" in err
 
 
