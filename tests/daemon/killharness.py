@@ -254,7 +254,8 @@ class Session:
         failed = sorted(j for j, s in jobs.items() if s != "succeeded")
         if failed:  # a run-now job of `echo` has no reason to fail, even across kills
             raise self._failure(f"jobs did not succeed: {failed[:10]}")
-        rejected = (self.state / "rejected.jsonl").read_text().splitlines()
+        path = self.state / "rejected.jsonl"
+        rejected = path.read_text().splitlines() if path.exists() else []
         garbage = [r for r in map(json.loads, rejected) if r["line"] == GARBAGE]
         if len(garbage) < self.garbage:
             raise self._failure(f"{self.garbage} garbage lines, {len(garbage)} rejected")
