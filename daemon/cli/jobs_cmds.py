@@ -19,7 +19,7 @@ from typing import Any
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
 from daemon.ledger import EXPORTABLE, JobRecord, Ledger, UnknownJobError, export_table
-from daemon.queue import append_line, new_job_id, submit_target
+from daemon.queue import append_submission, new_job_id
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings, load_settings
 from daemon.states import FINAL_STATES, STATES
@@ -130,8 +130,9 @@ def _submit(args: argparse.Namespace) -> int:
     if not isinstance(parsed, JobRequest):
         raise UsageError("use `carbond cancel ID` to cancel a job")
     request = parsed if parsed.job_id else parsed.with_id(new_job_id())
-    target = submit_target(settings.state_dir, os.getuid())
-    append_line(target, request.to_json(), settings.queue.max_line_bytes)
+    target = append_submission(
+        settings.state_dir, os.getuid(), request.to_json(), settings.queue.max_line_bytes
+    )
     if args.json:
         print_json({"job_id": request.job_id, "queue_file": str(target),
                     "deadline": request.to_json()["deadline"]})  # fmt: skip
@@ -309,8 +310,9 @@ def _cancel(args: argparse.Namespace) -> int:
     uid = os.getuid()
     if uid not in (job.uid, 0):
         raise UsageError(f"job {job.job_id} belongs to {_user(job.uid)}, not to you")
-    target = submit_target(settings.state_dir, uid)
-    append_line(target, {"cancel": job.job_id}, settings.queue.max_line_bytes)
+    append_submission(
+        settings.state_dir, uid, {"cancel": job.job_id}, settings.queue.max_line_bytes
+    )
     if args.json:
         print_json({"job_id": job.job_id, "cancel_requested": True, "state": job.state})
     else:

@@ -36,6 +36,7 @@ from daemon.queue.files import (
     SPOOL_DIR,
     QueueError,
     append_line,
+    append_submission,
     new_job_id,
     submit_target,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "JobRequest",
     "QueueError",
     "append_line",
+    "append_submission",
     "new_job_id",
     "parse_deadline",
     "parse_line",

@@ -230,3 +230,15 @@ def test_a_users_job_runs_with_that_users_uid(open_dir: Path) -> None:
             time.sleep(0.05)
         assert ledger.job_state("whoami") == "succeeded"
     assert (state / "logs" / "whoami.out").read_text().strip() == str(user.pw_uid)
+
+
+@pytest.mark.parametrize("deadline", ["+9999999d", "+99999999999d", "0001-01-01T00:00:00+14:00"])
+def test_submit_with_a_deadline_past_the_calendar_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], deadline: str
+) -> None:
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--model", "llama-1b",
+                        "--deadline", deadline, "--", "true")  # fmt: skip
+    assert code == 2
+    assert err.startswith("carbond: error: invalid job: field 'deadline': ")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "queue.jsonl").exists()
