@@ -18,8 +18,16 @@ from typing import Any
 
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
-from daemon.ledger import EXPORTABLE, JobRecord, Ledger, UnknownJobError, export_table
+from daemon.ledger import (
+    EXPORTABLE,
+    JobRecord,
+    Ledger,
+    LedgerError,
+    UnknownJobError,
+    export_table,
+)
 from daemon.queue import append_submission, new_job_id
+from daemon.queue.files import rejected_lines
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings, load_settings
 from daemon.states import FINAL_STATES, STATES
@@ -28,7 +36,7 @@ __all__ = ["register"]
 
 # (flag, queue field, type, help)
 _FIELDS: tuple[tuple[str, str, type, str], ...] = (
-    ("--id", "id", str, "client-chosen id: resubmitting the same id is a no-op"),
+    ("--id", "id", str, "client-chosen id (an id the ledger already has is refused, exit 2)"),
     ("--name", "name", str, "a label"),
     ("--model", "model", str, "catalog model name (or give --params-b)"),
     ("--params-b", "params_b", float, "model size in billions of parameters"),
@@ -129,6 +137,8 @@ def _submit(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid job: {exc}") from exc
     if not isinstance(parsed, JobRequest):
         raise UsageError("use `carbond cancel ID` to cancel a job")
+    if parsed.job_id:
+        _refuse_existing_id(settings, parsed.job_id, os.getuid())
     request = parsed if parsed.job_id else parsed.with_id(new_job_id())
     target = append_submission(
         settings.state_dir, os.getuid(), request.to_json(), settings.queue.max_line_bytes
@@ -139,6 +149,30 @@ def _submit(args: argparse.Namespace) -> int:
     else:
         print(f"submitted {request.job_id} to {target}")
     return 0
+
+
+def _refuse_existing_id(settings: Settings, job_id: str, uid: int) -> None:
+    """Refuse a client-chosen id the ledger already has (a line with it would be rejected, or
+    dropped as a duplicate). Without a readable ledger there is nothing to compare with."""
+    try:
+        with Ledger.open_readonly(settings.state_dir / "ledger.db") as ledger:
+            owner = ledger.job_owner(job_id)
+            state = ledger.job_state(job_id) if owner is not None else None
+    except LedgerError:
+        return
+    if owner is None:
+        return
+    if owner == uid:
+        raise UsageError(f"job id {job_id!r} already exists: it is yours ({state}); see "
+                         f"`carbond status {job_id}`, or choose another --id")  # fmt: skip
+    raise UsageError(
+        f"job id {job_id!r} already exists and belongs to {_who(owner)}; choose another --id"
+    )
+
+
+def _who(uid: int) -> str:
+    name = _user(uid)
+    return f"uid {uid}" if name == str(uid) else f"{name} (uid {uid})"
 
 
 def _read_file(name: str) -> dict[str, Any]:
@@ -195,8 +229,16 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    with _open(args) as ledger:
-        job = ledger.job(args.job_id)
+    settings = _settings(args)
+    uid = os.getuid()
+    rejected = rejected_lines(settings.state_dir, args.job_id, None if uid == 0 else uid)
+    with Ledger.open_readonly(settings.state_dir / "ledger.db") as ledger:
+        try:
+            job = ledger.job(args.job_id)
+        except UnknownJobError:
+            if not rejected:
+                raise
+            return _print_rejected(args, rejected)
         payload = _job_row(ledger, job)
         decision = ledger.latest_decision(job.job_id)
         run = ledger.run(job.job_id)
@@ -218,11 +260,23 @@ def _status(args: argparse.Namespace) -> int:
             "exit_code": run.exit_code, "signal": run.signal, "reason": run.reason,
         }  # fmt: skip
         payload["outcome"] = ledger.outcome(job.job_id)
+        payload["rejected_lines"] = rejected
     if args.json:
         print_json(payload)
     else:
         _print_status(payload)
     return 0
+
+
+def _print_rejected(args: argparse.Namespace, rejected: list[dict[str, Any]]) -> int:
+    """No such job, but lines of the caller's naming it were rejected: say why (exit 1)."""
+    if args.json:
+        print_json({"job_id": args.job_id, "state": "rejected", "rejected_lines": rejected})
+    else:
+        for line in rejected:
+            print(f"{args.job_id}: rejected ({line['file']} line {line['line_no']}): "
+                  f"{line['reason']}")  # fmt: skip
+    return 1
 
 
 def _decision(decision: Any) -> dict[str, Any] | None:
@@ -287,6 +341,9 @@ def _print_status(payload: dict[str, Any]) -> None:
         ("at", "from", "to", "reason"),
         [[t["at"], t["from"], t["to"], t["reason"]] for t in payload["transitions"]],
     )
+    for line in payload["rejected_lines"]:
+        print(f"your line naming it was rejected ({line['file']} line {line['line_no']}): "
+              f"{line['reason']}")  # fmt: skip
 
 
 def _g(value: float | None) -> str:

@@ -154,7 +154,9 @@ class Queue:
             QueueError: the state dir cannot be written.
         """
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            if not self.state_dir.exists():
+                self.state_dir.mkdir(parents=True, mode=0o755)
+                os.chmod(self.state_dir, 0o755)  # whatever the umask: see daemon.statedir
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             os.close(fd)
             spool = self.state_dir / SPOOL_DIR

@@ -22,6 +22,7 @@ from daemon.cli import main
 from daemon.executors.local import LocalExecutor
 from daemon.intensity import StaticIntensity
 from daemon.ledger import Ledger
+from daemon.queue.line import JobRequest
 from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import PAPER_REGIONS, make_service
@@ -242,3 +243,52 @@ def test_submit_with_a_deadline_past_the_calendar_is_a_one_line_error(
     assert err.startswith("carbond: error: invalid job: field 'deadline': ")
     assert err.count("\n") == 1
     assert not (tmp_path / "queue.jsonl").exists()
+
+
+def test_submit_refuses_an_id_that_exists_and_says_whose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed "submitted" with exit 0 while the job was not theirs (issue 13, defect 8)."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    fields = {"input_tokens": 1, "output_tokens": 1, "batch_size": 1, "command": ["true"]}
+    request = JobRequest.from_json({"id": "taken", "name": "t", **fields})
+    service.ledger.add_job(request, 4242, 4242, "queue.d/4242.jsonl:1", clock())
+    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "mine", "--model",
+                "llama-1b", "--", "true")[0] == 0  # fmt: skip
+    service.tick(clock())
+    before = (tmp_path / "queue.jsonl").read_bytes()
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "taken",
+                        "--model", "llama-1b", "--", "true")  # fmt: skip
+    assert code == 2
+    assert err == (
+        "carbond: error: job id 'taken' already exists and belongs to uid 4242; "
+        "choose another --id\n"
+    )
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "mine",
+                        "--model", "llama-1b", "--", "true")  # fmt: skip
+    assert code == 2
+    assert "job id 'mine' already exists: it is yours (running)" in err
+    assert (tmp_path / "queue.jsonl").read_bytes() == before  # nothing appended
+
+
+def test_status_shows_ones_own_rejected_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    with (tmp_path / "queue.jsonl").open("a") as queue:
+        queue.write('{"id": "bad1", "model": "llama-1b", "command": ["true"], "batch_size": 0}\n')
+    service.tick(clock())
+    code, out, _ = _run(capsys, "status", "bad1", "--state-dir", str(tmp_path), "--json")
+    assert code == 1
+    payload = json.loads(out)
+    assert payload["state"] == "rejected"
+    [line] = payload["rejected_lines"]
+    assert line["file"] == "queue.jsonl" and line["line_no"] == 1
+    assert "field 'batch_size'" in line["reason"]
+    code, out, _ = _run(capsys, "status", "bad1", "--state-dir", str(tmp_path))
+    assert code == 1
+    assert out.startswith("bad1: rejected (queue.jsonl line 1): line 1: field 'batch_size'")
