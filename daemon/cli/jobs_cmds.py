@@ -362,11 +362,11 @@ def _cancel(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{exc} (a job just submitted is known once the daemon ingests it)"
             ) from exc
-    if job.state in FINAL_STATES:
-        raise UsageError(f"job {job.job_id} is already {job.state}")
     uid = os.getuid()
     if uid not in (job.uid, 0):
         raise UsageError(f"job {job.job_id} belongs to {_user(job.uid)}, not to you")
+    if job.state in FINAL_STATES:
+        raise UsageError(f"job {job.job_id} is already {job.state}")
     append_submission(
         settings.state_dir, uid, {"cancel": job.job_id}, settings.queue.max_line_bytes
     )

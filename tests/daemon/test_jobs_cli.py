@@ -26,6 +26,7 @@ from daemon.queue.line import JobRequest
 from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import PAPER_REGIONS, make_service
+from tests.daemon.users import cli_as
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -190,17 +191,12 @@ def test_a_job_is_attributed_to_the_user_who_wrote_it(open_dir: Path, how: str) 
     if how == "raw append":
         done = _as_user(user, ["sh", "-c", f"echo '{line}' >> {spool}"])
     else:
-        try:
-            usable = _as_user(user, [sys.executable, "-c", "import daemon"]).returncode == 0
-        except PermissionError:
-            usable = False
-        if not usable:
-            pytest.skip(f"{sys.executable} or the repo is not usable by an unprivileged user here")
-        script = (
-            "import sys; from daemon.cli import main; sys.exit(main(['submit', '--state-dir', "
-            f"{str(state)!r}, '--id', 'theirs', '--model', 'llama-1b', '--', 'id', '-u']))"
-        )
-        done = _as_user(user, [sys.executable, "-c", script])
+        # (this venv's interpreter may be unreadable to them: cli_as finds one that is not)
+        cli = cli_as(user, open_dir)
+        done_cli = cli.run(user, "submit", "--state-dir", str(state), "--id", "theirs",
+                           "--model", "llama-1b", "--", "id", "-u")  # fmt: skip
+        assert done_cli.returncode == 0, done_cli.stderr
+        done = _as_user(user, ["true"])
     assert done.returncode == 0, done.stderr
     assert spool.stat().st_uid == user.pw_uid
     service.tick(clock())
