@@ -129,9 +129,16 @@ def shared_ledger() -> Iterator[Ledger]:
         yield ledger
 
 
+# An ingestion example costs ~50x a parser example (files, ledger writes): the long profile
+# runs a tenth of its count here (1,760 of make fuzz's 17,000, about 5 minutes on 2 cores).
+_PROFILE_EXAMPLES = settings().max_examples
+_INGEST_EXAMPLES = min(_PROFILE_EXAMPLES, 60 + _PROFILE_EXAMPLES // 10)
+
+
 @given(main=_files(), spool=_files(), max_line=st.integers(min_value=200, max_value=2048),
        chunk_factor=st.floats(min_value=1.0, max_value=4.0))  # fmt: skip
-@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=_INGEST_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 def test_a_bad_line_never_stops_the_lines_around_it(
     shared_ledger: Ledger,
     main: tuple[list[bytes | None], list[int]],
