@@ -11,7 +11,7 @@ from bench.mlenergy import Measured
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, PowerModel, Workload
 from policies.footprint.calibration import Calibration, band_for, calibrated
 from policies.footprint.runtimes import RuntimeProfile, get_runtime
-from policies.footprint.serving import SteadyState, kv_capacity_tokens, steady_state
+from policies.footprint.serving import SteadyState, admitted_batch, steady_state
 
 __all__ = ["Result", "predict"]
 
@@ -109,8 +109,7 @@ def predict(
         precision=measured.precision,
         tensor_parallel=measured.tensor_parallel,
     )
-    per_request = measured.input_tokens + measured.output_tokens / 2.0
-    fits = int(kv_capacity_tokens(model, gpu, runtime, workload) // per_request)
-    batch = max(1, min(measured.max_batch, fits))
+    capped = replace(workload, batch_size=measured.max_batch)
+    batch = max(1, admitted_batch(model, gpu, runtime, capped))  # the planner's own cap
     state = steady_state(model, gpu, runtime, replace(workload, batch_size=batch), power)
     return Result(measured, batch, state)

@@ -26,6 +26,9 @@ from typing import Any, Final
 
 from bench.mlenergy import V2_FILE, Measured, Skipped, read_v2, read_v3
 from bench.prediction import Result, predict
+from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload
+from policies.footprint.calibration import estimate_interval
+from policies.footprint.runtimes import get_runtime
 
 __all__ = ["HELD_OUT_FILE", "main", "summarise", "validate", "worst"]
 
@@ -100,10 +103,30 @@ def validate(
     return [predict(m) for m in measured], skipped
 
 
+def planner_misfits(results: Sequence[Result]) -> list[Result]:
+    """The measured configurations that the planner's own estimate (``estimate_interval``,
+    what ``carbond estimate`` and the policies use) says do not fit: the job as a user would
+    submit it, ``max_batch`` requests in flight and four waves of them. vLLM ran every one, so
+    this should be empty (it admits what its KV cache holds and queues the rest)."""
+    misfits = []
+    for r in results:
+        m = r.measured
+        workload = Workload(
+            batch_size=m.max_batch, input_tokens=m.input_tokens,
+            output_tokens=max(1, round(m.output_tokens)), requests=4 * m.max_batch,
+            precision=m.precision, tensor_parallel=m.tensor_parallel,
+        )  # fmt: skip
+        model, gpu = DEFAULT_MODEL_CATALOG.get(m.model), DEFAULT_GPU_CATALOG.get(m.gpu)
+        if not estimate_interval(model, gpu, get_runtime(m.engine), workload).estimate.fits:
+            misfits.append(r)
+    return misfits
+
+
 def _report(
     results: Sequence[Result], skipped: Sequence[Skipped], count: int, as_json: bool
 ) -> None:
     summary = summarise(results)
+    misfits = planner_misfits(results)
     if as_json:
         bad = worst(results, count)
         payload = {
@@ -120,6 +143,7 @@ def _report(
                 for r in bad
             ],
             "skipped": len(skipped),
+            "planner_does_not_fit": [r.measured.key for r in misfits],
         }
         json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -142,6 +166,10 @@ def _report(
             print(f"  {r.token_error * 100:+6.0f}%  {r.measured.key}: measured "
                   f"{r.measured.energy_per_token_j:.3f} J, predicted {r.energy_per_token_j:.3f} J; "
                   f"{r.why()}")  # fmt: skip
+    print(
+        f"\nthe planner's estimate runs {len(results) - len(misfits)} of {len(results)} measured "
+        f"configurations" + "".join(f"\n  does not fit: {r.measured.key}" for r in misfits)
+    )
     reasons: dict[str, int] = {}
     for s in skipped:
         reasons[s.reason] = reasons.get(s.reason, 0) + 1

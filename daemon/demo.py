@@ -151,7 +151,7 @@ def run_demo(
     ``run-now`` run is the baseline: every job at once on the fastest free GPU that fits.
 
     Args:
-        policy: the planner (falls back to ``run-now`` when not registered).
+        policy: the planner (a registered name; settings validation refuses any other).
         tick_s: simulated seconds per service tick.
         max_simulated_s: stop even if some job is not final (it then shows its state).
         progress: called as ``progress(policy, simulated_s)`` after each tick.

@@ -122,7 +122,7 @@ def _check_policy(settings: Settings) -> Check:
     try:
         get_policy(name, **settings.policy.params)
     except UnknownPolicyError as exc:
-        return Check("policy", "fail", f"{exc}; the daemon would fall back to run-now")
+        return Check("policy", "fail", f"{exc}; the daemon refuses to start")
     return Check("policy", "pass", f"{name} {settings.policy.params or ''}".strip())
 
 
@@ -152,18 +152,15 @@ def _gpu_module() -> object | None:
 
 
 def _check_nvml(settings: Settings) -> Check:
-    factory = _gpu_module()
-    if factory is None:
+    """The configured GPUs against NVML (:mod:`daemon.gpu.configured`), never the backend's
+    defaults."""
+    if _gpu_module() is None:
         return Check("nvml", "skip", "not available: this build has no GPU backend (daemon.gpu)")
-    from policies.footprint import DEFAULT_GPU_CATALOG
+    from daemon.catalog import gpu_catalog
+    from daemon.gpu.configured import describe_configured_gpus
 
-    backend = factory.start_backend(settings.gpu, DEFAULT_GPU_CATALOG)  # type: ignore[attr-defined]
-    try:
-        devices = backend.devices()
-    finally:
-        backend.close()
-    names = ", ".join(f"{d.index}: {d.name}" for d in devices) or "none"
-    return Check("nvml", "pass", f"backend {backend.name}: {names}")
+    status, detail = describe_configured_gpus(settings, gpu_catalog(settings))
+    return Check("nvml", status, detail)
 
 
 def _check_signals(settings: Settings, now: datetime) -> Check:

@@ -20,15 +20,16 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import structlog
 
+from daemon.accounting import meter_method, predicted_alternative
 from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measured_run
 from daemon.gpu.backend import GpuBackend
-from daemon.gpu.errors import NvmlUnavailableError
+from daemon.gpu.errors import GpuError, NvmlUnavailableError
 from daemon.gpu.factory import simulated_spec
 from daemon.gpu.nvml import NvmlBackend
 from daemon.gpu.simulated import SimulatedGpuBackend
@@ -36,7 +37,7 @@ from daemon.inventory import InventoryGpu
 from daemon.ledger import DecisionRecord, Ledger
 from daemon.planning import job_spec
 from daemon.settings import Settings
-from policies import Alternative, Decision, Device, JobSpec, PoliciesError, ZoneIntensity
+from policies import Decision, Device, JobSpec, PoliciesError, ZoneIntensity
 from policies.candidates import estimate_on
 from policies.footprint.gpus import GpuCatalog
 from policies.footprint.outcome import RealisedIntensity, compute_outcome
@@ -168,11 +169,51 @@ class JobMeasurement:
             for index in tracked.indices:
                 if self.monitor.available(index):
                     backend.set_utilisation(index, 0.0, since_s=ended_s)
-        energy = self.monitor.end_job(job_id)
+        energy = self._to_real_end(
+            self.monitor.end_job(job_id), tracked, (finished_at - started_at).total_seconds()
+        )
         self._sample(tracked, finished_at, forecasts)
         if job is not None and energy.failed_reason is None:
             self._recalibrate(job, tracked, energy)
         return self._columns(energy, tracked, started_at, decision)
+
+    def _to_real_end(self, energy: JobEnergy, tracked: _Tracked, real_s: float) -> JobEnergy:
+        """``energy`` charged up to the job's real end, ``real_s`` after its start, not to
+        when the daemon noticed it: the tail's energy (each GPU's power sampled in the tail,
+        else its power now, the job gone, else its catalog idle power, times the tail) is
+        taken off and the duration is the real one."""
+        tail_s = energy.duration_s - max(0.0, real_s)
+        if tail_s <= 0:
+            return energy
+        curves = {c.index: c for c in energy.curves}
+        devices = []
+        for device, gpu in zip(energy.devices, tracked.gpus, strict=False):
+            curve = curves.get(device.index)
+            tail_w = [
+                w
+                for t, w in zip(curve.offset_s, curve.power_w, strict=True)
+                if w is not None and t >= real_s
+            ] if curve else []  # fmt: skip
+            power_w = sum(tail_w) / len(tail_w) if tail_w else self._power_now_w(device.index)
+            if power_w is None:
+                power_w = gpu.device.gpu.idle_w
+            trimmed = max(0.0, device.energy_j - power_w * tail_s)
+            devices.append(replace(device, energy_j=trimmed))
+        kept_j = sum(d.energy_j for d in devices)
+        log.debug("job_energy_tail_trimmed", job_id=energy.job_id, tail_s=tail_s,
+                  energy_j=energy.energy_j, to_real_end_j=kept_j)  # fmt: skip
+        return replace(
+            energy,
+            duration_s=max(0.0, real_s),
+            energy_j=kept_j,
+            devices=tuple(devices),
+        )
+
+    def _power_now_w(self, index: int) -> float | None:
+        try:
+            return self.monitor.backend.read(index).power_w
+        except GpuError:
+            return None
 
     def _recalibrate(self, job: JobSpec, tracked: _Tracked, energy: JobEnergy) -> None:
         device = tracked.gpus[0].device
@@ -184,9 +225,11 @@ class JobMeasurement:
             model=job.model.name,
             gpu=device.gpu.name,
             samples=state.samples,
-            energy_factor=state.energy_factor,
-            duration_factor=state.duration_factor,
-            in_use=self.recalibration.energy_factor(job.model.name, device.gpu.name),
+            measured_s=state.measured_s,
+            learned_energy_factor=state.energy_factor,
+            learned_duration_factor=state.duration_factor,
+            in_use=self.recalibration.in_use(job.model.name, device.gpu.name),
+            energy_factor=self.recalibration.energy_factor(job.model.name, device.gpu.name),
         )
 
     def _observe(
@@ -260,7 +303,7 @@ class JobMeasurement:
         )
         outcome = compute_outcome(
             run,
-            _predicted(decision, started_at),
+            predicted_alternative(decision, started_at),
             realised,
             gpu_embodied_g=device.gpu.embodied_g,
             pue=device.pue,
@@ -297,7 +340,8 @@ class JobMeasurement:
         }
         return {
             "measured_energy_j": outcome.measured_energy_j,
-            "energy_method": outcome.energy_method,
+            "energy_j": outcome.measured_energy_j,
+            "energy_method": meter_method(self.monitor.backend.name, outcome.energy_method),
             "realised_intensity_g_per_kwh": _finite(outcome.realised_intensity_g_per_kwh),
             "intensity_source": outcome.intensity_rung,
             "intensity_age_s": outcome.intensity_age_s,
@@ -310,26 +354,6 @@ class JobMeasurement:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _predicted(decision: DecisionRecord | None, started_at: datetime) -> Alternative:
-    """The prediction made at dispatch as an :class:`Alternative` (NaN where not recorded)."""
-
-    def num(value: float | None) -> float:
-        return math.nan if value is None else value
-
-    d = decision
-    return Alternative(
-        device_ids=d.device_ids if d else (),
-        region=(d.region or "") if d else "",
-        gpu=(d.gpu or "") if d else "",
-        start=(d.planned_start or started_at) if d else started_at,
-        duration_s=num(d.expected_duration_s if d else None),
-        energy_j=num(d.expected_energy_j if d else None),
-        intensity_g_per_kwh=num(d.expected_intensity_g_per_kwh if d else None),
-        operational_g=num(d.expected_operational_g if d else None),
-        embodied_g=num(d.expected_embodied_g if d else None),
-    )
 
 
 def _load(backend: SimulatedGpuBackend, tracked: _Tracked, job: JobSpec) -> None:

@@ -2,10 +2,10 @@
 
 :class:`Metrics` has plain methods the service calls (it implements the service's
 ``MetricsSink`` protocol: ``observe_queue``, ``observe_decision``, ``observe_outcome``,
-``observe_intensity``) and one the loop calls (``observe_step``); it owns a private
-``CollectorRegistry`` (never the process-global one), and :meth:`Metrics.start` serves it over
-HTTP on ``127.0.0.1`` (``metrics.port`` in the settings; the composition root does not start it
-when the port is 0). Metric names (all prefixed ``carbond_``):
+``observe_intensity``, ``observe_totals``) and one the loop calls (``observe_step``); it owns a
+private ``CollectorRegistry`` (never the process-global one), and :meth:`Metrics.start` serves
+it over HTTP on ``127.0.0.1`` (``metrics.port`` in the settings; the composition root does not
+start it when the port is 0). Metric names (all prefixed ``carbond_``):
 
 ==========================================  =======  =============================================
 name                                        type     labels / meaning
@@ -21,7 +21,17 @@ name                                        type     labels / meaning
 ``intensity_age_seconds``                   gauge    ``zone``: age of that value at scrape time
 ``step_seconds``                            summary  ``step``: duration of each service step
 ``step_errors_total``                       counter  ``step``: steps that raised
+``ledger_jobs``                             gauge    finished jobs with an outcome in the ledger
+``ledger_energy_joules``                    gauge    ``source`` (measured, estimated): their energy
+``ledger_emissions_grams``                  gauge    ``part`` (operational, embodied, total): gCO2e
+``ledger_run_now_emissions_grams``          gauge    the run-now counterfactual of the same jobs
+``ledger_saved_grams``                      gauge    run-now minus real gCO2e (negative: cost more)
+``ledger_deadlines_missed``                 gauge    jobs ended past their deadline or expired
 ==========================================  =======  =============================================
+
+Counters start at 0 with each daemon; the ``ledger_*`` gauges are the ledger's own sums, set
+when the daemon starts and after each finished job, so totals and savings survive restarts.
+``docs/metrics.md`` explains each metric, with the example Grafana dashboard and alert rules.
 """
 
 from __future__ import annotations
@@ -114,6 +124,36 @@ class Metrics:
         self._step_errors = Counter(
             "carbond_step_errors", "Service steps that raised", ["step"], registry=r
         )
+        self._ledger_jobs = Gauge(
+            "carbond_ledger_jobs", "Finished jobs with an outcome row in the ledger", registry=r
+        )
+        self._ledger_energy = Gauge(
+            "carbond_ledger_energy_joules",
+            "GPU energy of the ledger's finished jobs, measured or estimated",
+            ["source"],
+            registry=r,
+        )
+        self._ledger_g = Gauge(
+            "carbond_ledger_emissions_grams",
+            "gCO2e of the ledger's finished jobs: operational, embodied and total",
+            ["part"],
+            registry=r,
+        )
+        self._ledger_run_now_g = Gauge(
+            "carbond_ledger_run_now_emissions_grams",
+            "gCO2e of the same jobs in the run-now counterfactual stored at submission",
+            registry=r,
+        )
+        self._ledger_saved_g = Gauge(
+            "carbond_ledger_saved_grams",
+            "Run-now counterfactual minus real gCO2e over the ledger's finished jobs",
+            registry=r,
+        )
+        self._ledger_missed = Gauge(
+            "carbond_ledger_deadlines_missed",
+            "Jobs that ended after their deadline or expired before starting",
+            registry=r,
+        )
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -158,6 +198,19 @@ class Metrics:
         """The latest intensity of ``zone``, ``age_s`` old now (the age grows until the next)."""
         self._intensity.labels(zone=zone).set(intensity_g_per_kwh)
         self._age.set(zone, self._clock() - timedelta(seconds=max(0.0, age_s)))
+
+    def observe_totals(self, totals: Mapping[str, float]) -> None:
+        """The ledger's sums (:meth:`daemon.ledger.Ledger.outcome_totals`)."""
+        energy_j = totals.get("energy_j", 0.0)
+        measured_j = totals.get("measured_energy_j", 0.0)
+        self._ledger_jobs.set(totals.get("jobs", 0.0))
+        self._ledger_energy.labels(source="measured").set(measured_j)
+        self._ledger_energy.labels(source="estimated").set(max(0.0, energy_j - measured_j))
+        for part in ("operational", "embodied", "total"):
+            self._ledger_g.labels(part=part).set(totals.get(f"{part}_g", 0.0))
+        self._ledger_run_now_g.set(totals.get("run_now_total_g", 0.0))
+        self._ledger_saved_g.set(totals.get("saved_g", 0.0))
+        self._ledger_missed.set(totals.get("deadlines_missed", 0.0))
 
     # -- what the loop calls ----------------------------------------------------------------
 

@@ -28,12 +28,24 @@ class MetricsSink(Protocol):
         """One recorded decision with its expected and run-now grams (None: not placed)."""
         ...
 
-    def observe_outcome(self, job_id: str, state: str, measured_total_g: float | None) -> None:
-        """A job reached a final state (grams None until measured)."""
+    def observe_outcome(
+        self,
+        job_id: str,
+        state: str,
+        measured_total_g: float | None,
+        measured_energy_j: float | None = None,
+    ) -> None:
+        """A job reached a final state with its grams (None: not accounted) and its measured
+        energy (None: nothing measured it)."""
         ...
 
     def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
         """The latest intensity of a zone and how old it is."""
+        ...
+
+    def observe_totals(self, totals: Mapping[str, float]) -> None:
+        """The ledger's totals (:meth:`daemon.ledger.Ledger.outcome_totals`), at start and
+        after each finished job: they survive restarts, unlike counters."""
         ...
 
 
@@ -52,8 +64,17 @@ class NullMetrics:
     ) -> None:
         """Ignored."""
 
-    def observe_outcome(self, job_id: str, state: str, measured_total_g: float | None) -> None:
+    def observe_outcome(
+        self,
+        job_id: str,
+        state: str,
+        measured_total_g: float | None,
+        measured_energy_j: float | None = None,
+    ) -> None:
         """Ignored."""
 
     def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
+        """Ignored."""
+
+    def observe_totals(self, totals: Mapping[str, float]) -> None:
         """Ignored."""

@@ -12,35 +12,30 @@ import structlog
 
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
-from policies import Decision, Device, JobSpec, Policy, UnknownPolicyError, get_policy
+from daemon.queue.line import JobRequest
+from policies import Decision, Device, JobSpec, Policy, get_policy
 from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
 
 __all__ = [
-    "FALLBACK_POLICY",
     "DecisionKey",
     "build_policy",
     "busy_devices",
     "job_spec",
     "record_decision",
+    "request_spec",
 ]
-
-FALLBACK_POLICY = "run-now"
 
 log = structlog.get_logger(__name__)
 
 
 def build_policy(name: str, params: Mapping[str, Any]) -> Policy:
-    """The policy registered as ``name``; ``run-now`` (logged as ``policy_fallback``) when
-    no policy has that name yet.
+    """The policy registered as ``name`` with ``params`` (the settings have checked both).
 
     Raises:
+        UnknownPolicyError: no policy has that name (never a silent fallback).
         PoliciesError: the policy rejects ``params``.
     """
-    try:
-        return get_policy(name, **params)
-    except UnknownPolicyError as exc:
-        log.warning("policy_fallback", wanted=name, using=FALLBACK_POLICY, reason=str(exc))
-        return get_policy(FALLBACK_POLICY)
+    return get_policy(name, **params)
 
 
 def job_spec(job: JobRecord) -> JobSpec:
@@ -50,7 +45,17 @@ def job_spec(job: JobRecord) -> JobSpec:
         PoliciesError: the model or workload is invalid (checked at ingestion, so only a
             catalog change between ingestion and planning triggers it).
     """
-    request = job.request
+    return request_spec(job.request, job.job_id, job.submitted_at, job.deadline)
+
+
+def request_spec(
+    request: JobRequest, job_id: str, submitted_at: datetime, deadline: datetime | None
+) -> JobSpec:
+    """The planner's view of a queue request (``carbond submit`` checks it before appending).
+
+    Raises:
+        PoliciesError: the model or workload is invalid.
+    """
     model = (
         DEFAULT_MODEL_CATALOG.get(request.model)
         if request.model is not None
@@ -66,11 +71,11 @@ def job_spec(job: JobRecord) -> JobSpec:
     )
     workload.validate()
     return JobSpec(
-        job_id=job.job_id,
+        job_id=job_id,
         model=model,
         workload=workload,
-        submitted_at=job.submitted_at,
-        deadline=job.deadline,
+        submitted_at=submitted_at,
+        deadline=deadline,
         runtime=request.runtime,
         regions=request.regions,
         gpu_types=request.gpu_types,

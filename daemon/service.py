@@ -19,15 +19,17 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import structlog
 
+from daemon.accounting import ESTIMATED, realised_from_samples, unmetered_columns
 from daemon.endings import final_state, never_started, predicted_outcome, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
-from daemon.ledger import JobRecord, Ledger, RunRecord
+from daemon.ledger import DecisionRecord, JobRecord, Ledger, RunRecord
 from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
@@ -35,6 +37,7 @@ from daemon.queue.ingest import IngestResult, Queue
 from daemon.settings import Settings
 from forecasts import ForecastsError
 from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity, with_recalibration
+from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
 __all__ = ["Service", "TickReport"]
 
@@ -108,6 +111,7 @@ class Service:
             self._adopt(self.ledger.active_runs(), now)
             if self.measurement is not None:  # learned factors survive a restart
                 self.measurement.relearn(measured_history(self.ledger, self.inventory))
+            self.metrics.observe_totals(self.ledger.outcome_totals())
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 
@@ -326,16 +330,22 @@ class Service:
             self.ledger.transition(job.job_id, state, now, reason)
         log.info("job_" + state, job_id=job.job_id, reason=reason)
         self.metrics.observe_outcome(job.job_id, state, None)
+        if state == "expired":
+            self.metrics.observe_totals(self.ledger.outcome_totals())
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         self._end_unstarted(job, "failed", now, reason)
 
     def _record(self, job: JobRecord, decision: Decision, now: datetime) -> None:
         if record_decision(self.ledger, job, decision, now, self._decided):
-            chosen, run_now = decision.chosen, decision.run_now
+            chosen = decision.chosen
+            run_now_g = decision.run_now.total_g if decision.run_now else None
+            if decision.action == "start":  # the counterfactual stored at submission
+                stored = self.ledger.counterfactual(job.job_id)
+                run_now_g = stored["total_g"] if stored is not None else run_now_g
             self.metrics.observe_decision(decision.policy, decision.action,
                                           chosen.total_g if chosen else None,
-                                          run_now.total_g if run_now else None)  # fmt: skip
+                                          run_now_g)  # fmt: skip
 
     def _dispatch(self, job: JobRecord, decision: Decision, now: datetime) -> bool:
         chosen = decision.chosen
@@ -359,6 +369,7 @@ class Service:
             log_dir=self.settings.state_dir / "logs",
             env={"CARBOND_JOB_ID": job.job_id},
             expected_duration_s=chosen.duration_s,
+            cwd=job.request.cwd,
         )
         try:
             handle = executor.launch(spec, now)
@@ -406,19 +417,71 @@ class Service:
                 finished_at=status.finished_at, decision=decision, forecasts=self._forecasts,
                 job=spec if status.succeeded else None,
             )  # fmt: skip
+        columns: dict[str, Any] = {}
+        if run is not None and decision is not None:
+            columns = self._outcome_columns(run, decision, status, measured)
         with self.ledger.transaction():
             self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
                                    status.signal, status.reason or reason)  # fmt: skip
             self.ledger.transition(status.job_id, state, now, reason)
-            if run is not None and decision is not None:
-                first = self._by_device.get(run.device_ids[0]) if run.device_ids else None
-                pue = first.device.pue if first is not None else None
-                columns = predicted_outcome(run, decision, status, pue) | measured
+            if columns:
                 self.ledger.record_outcome(status.job_id, now, **columns)
         self._cancel_sent.discard(status.job_id)
         log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
-                 exit_code=status.exit_code, signal=status.signal)  # fmt: skip
-        self.metrics.observe_outcome(status.job_id, state, measured.get("total_g"))
+                 exit_code=status.exit_code, signal=status.signal,
+                 energy_j=columns.get("energy_j"), energy_method=columns.get("energy_method"),
+                 total_g=columns.get("total_g"))  # fmt: skip
+        self.metrics.observe_outcome(status.job_id, state, columns.get("total_g"),
+                                     columns.get("measured_energy_j"))  # fmt: skip
+        self.metrics.observe_totals(self.ledger.outcome_totals())
+
+    def _outcome_columns(
+        self,
+        run: RunRecord,
+        decision: DecisionRecord,
+        status: ExitStatus,
+        measured: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """The ``outcomes`` row of a finished run: predicted side, where it ran, and the best
+        energy available (metered here, else the executor's, else ``estimated``) with the
+        realised intensity over the run, so no finished job lacks carbon figures."""
+        gpu = self._by_device.get(run.device_ids[0]) if run.device_ids else None
+        pue = gpu.device.pue if gpu is not None else None
+        columns = predicted_outcome(run, decision, status, pue)
+        counterfactual = self.ledger.counterfactual(run.job_id)
+        if counterfactual is not None:
+            columns["run_now_total_g"] = counterfactual["total_g"]
+        if gpu is not None:
+            columns |= {"region": gpu.device.region, "zone": gpu.device.zone,
+                        "gpu": gpu.device.gpu.name}  # fmt: skip
+        else:
+            columns |= {"region": decision.region, "gpu": decision.gpu}
+        columns |= measured
+        if measured.get("energy_j") is not None or gpu is None:
+            return columns
+        started = run.started_at or run.launched_at
+        zone = gpu.device.zone
+        realised = realised_from_samples(
+            zone,
+            self.ledger.intensity_samples(zone, started, status.finished_at),
+            started,
+            status.finished_at,
+        ) or _realised_from_forecast(self._forecasts.get(zone), started, status.finished_at)
+        columns |= unmetered_columns(
+            started_at=started, finished_at=status.finished_at, gpu=gpu.device.gpu.name,
+            gpus=len(run.device_ids), gpu_embodied_g=gpu.device.gpu.embodied_g,
+            pue=gpu.device.pue, lifetime_years=self.settings.lifetime_years,
+            decision=decision, realised=realised, reported_energy_j=status.energy_j,
+            reported_method=status.energy_method,
+        )  # fmt: skip
+        if columns.get("energy_method") == ESTIMATED:
+            log.info("job_energy_estimated", job_id=run.job_id, energy_j=columns["energy_j"],
+                     reason="no GPU meter followed it and its executor reported none")  # fmt: skip
+        elif columns.get("total_g") is None:
+            log.warning("job_carbon_unknown", job_id=run.job_id,
+                        energy_method=columns.get("energy_method"),
+                        intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
+        return columns
 
     # -- GPUs -------------------------------------------------------------------------------
 
@@ -447,6 +510,21 @@ class Service:
                     except (DaemonError, OSError) as exc:
                         log.error("job_cancel_failed", job_id=job_id, error=str(exc))
                 self._finish(ExitStatus(job_id, now, None, None, report.reason), now)
+
+
+def _realised_from_forecast(
+    series: ZoneIntensity | None, start: datetime, end: datetime
+) -> RealisedIntensity | None:
+    """The held forecast's mean over the run (no sample recorded: e.g. the refresh failed)."""
+    if series is None:
+        return None
+    try:
+        return realised_intensity(
+            series, start, max(start, end), rung=str(getattr(series, "rung", "forecast")),
+            signal_time=start,
+        )  # fmt: skip
+    except PoliciesError:
+        return None
 
 
 def _spec_or_none(job: JobRecord) -> JobSpec | None:

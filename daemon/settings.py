@@ -9,7 +9,9 @@ Tokens are ``SecretStr`` and are never logged.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -26,6 +28,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -49,6 +52,7 @@ __all__ = [
     "Settings",
     "SignalsSettings",
     "SimulatedExecutorSettings",
+    "config_path",
     "load_settings",
 ]
 
@@ -122,8 +126,11 @@ class CatalogSettings(_Section):
 class RegionSettings(_Section):
     """One region: where GPUs are, which grid feeds them, how jobs start there.
 
-    ``gpus`` is ``"discover"`` (NVML finds this node's GPUs) or a list of GPU catalog names,
-    one entry per GPU (``["RTX6000-Ada", "RTX6000-Ada"]``); list position is the CUDA index.
+    ``gpus`` is ``"discover"`` (NVML finds this node's GPUs) or a list with one entry per GPU,
+    each a GPU catalog name (``["RTX6000-Ada", "RTX6000-Ada"]``) or a ``{ type, count }`` table
+    standing for ``count`` GPUs of that type (``[{ type = "T4", count = 4 }]``, the form replay
+    cluster files use); list position is the CUDA index. This one model is read by the daemon
+    and by ``carbond replay --cluster``, so an operator can replay their own config.
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -137,6 +144,10 @@ class RegionSettings(_Section):
     def _discover_or_list(cls, value: Any) -> Any:
         if isinstance(value, str) and value != "discover":
             raise ValueError(f'must be "discover" or a list of GPU catalog names, got {value!r}')
+        if isinstance(value, list | tuple):
+            if not value:
+                raise ValueError('a region needs at least one GPU (or "discover")')
+            return tuple(_expand_gpu_entries(value))
         return value
 
     @field_validator("gpus")
@@ -157,14 +168,50 @@ class RegionSettings(_Section):
         return value
 
 
+class _GpuCount(_Section):
+    """``{ type = "T4", count = 4 }``: ``count`` GPUs of one catalog type."""
+
+    type: str = Field(min_length=1)
+    count: int = Field(ge=1, le=100_000)
+
+
+def _expand_gpu_entries(entries: list[Any] | tuple[Any, ...]) -> list[Any]:
+    """Names stay; each ``{type, count}`` table becomes ``count`` names (raises ValueError
+    naming the entry's position and field)."""
+    names: list[Any] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            names.append(entry)
+            continue
+        try:
+            table = _GpuCount.model_validate(entry)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "entry"
+            raise ValueError(f"entry {index}: {field}: {err['msg']}") from None
+        names.extend([table.type] * table.count)
+    return names
+
+
 class PolicySettings(_Section):
     """Which registered policy plans, and its keyword parameters.
 
-    An unregistered name falls back to ``run-now`` with a ``policy_fallback`` log line.
+    An unregistered name (a typo such as ``carbon-windw``) or a parameter the policy refuses is
+    a configuration error: the daemon never plans with a policy other than the one named.
     """
 
     name: str = "carbon-window"
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _registered(self) -> PolicySettings:
+        from policies import PoliciesError, get_policy
+
+        try:
+            get_policy(self.name, **self.params)
+        except (PoliciesError, TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from exc
+        return self
 
 
 class IntervalSettings(_Section):
@@ -333,6 +380,16 @@ def _config_path(explicit: Path | None) -> Path | None:
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
+def config_path(explicit: Path | None = None) -> Path | None:
+    """The TOML file :func:`load_settings` reads: ``explicit``, else ``$CARBOND_CONFIG``, else
+    ``/etc/carbond/carbond.toml`` when it exists; None when there is none.
+
+    Raises:
+        ConfigError: ``explicit`` or ``$CARBOND_CONFIG`` names a missing file.
+    """
+    return _config_path(explicit)
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings from every source.
 
@@ -352,14 +409,71 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = [
-            f"{where}: {'.'.join(str(p) for p in err['loc']) or '<root>'}: "
-            + err["msg"].removeprefix("Value error, ")
-            for err in exc.errors()
-        ]
+        problems = [_problem(err["loc"], err["msg"], where) for err in exc.errors()]
         raise ConfigError(problems) from exc
+    except SettingsError as exc:  # a CARBOND_* variable holding JSON that does not parse
+        raise ConfigError([_unparsable(exc, where)]) from exc
     except (OSError, ValueError) as exc:  # unreadable file, TOML syntax error
         raise ConfigError([f"{where}: {exc}"]) from exc
     finally:
         Settings._toml_path = None
         Settings._secrets_dir = None
+
+
+_ENV_PREFIX = "CARBOND_"
+_SHOWN_CHARS = 120
+
+
+def _problem(loc: tuple[int | str, ...], message: str, where: str) -> str:
+    """One problem line, naming where the bad value came from: the ``CARBOND_*`` variable and
+    its value when the environment supplied it (it overrides the file), else the file."""
+    field = ".".join(str(p) for p in loc) or "<root>"
+    message = message.removeprefix("Value error, ")
+    found = _from_environment([str(p) for p in loc])
+    if found is None:
+        return f"{where}: {field}: {message}"
+    return f"environment variable {found}: {field}: {message}"
+
+
+def _from_environment(parts: list[str]) -> str | None:
+    """``NAME='value'`` of the ``CARBOND_*`` variable that holds the value at ``parts`` (the
+    variable of the field itself, or of an enclosing section given as JSON that contains it;
+    for a problem with a whole section, every variable setting part of it), secrets hidden
+    and long values cut; None when the environment did not supply it."""
+    env = {key.upper(): value for key, value in os.environ.items()}
+    for depth in range(len(parts), 0, -1):
+        name = _ENV_PREFIX + "__".join(parts[:depth]).upper()
+        if name not in env:
+            continue
+        raw: Any = env[name]
+        if depth < len(parts):
+            try:
+                raw = json.loads(raw)
+                for part in parts[depth:]:
+                    raw = raw[int(part)] if isinstance(raw, list) else raw[part]
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue  # this section's variable does not hold the bad value
+            raw = raw if isinstance(raw, str) else json.dumps(raw)
+        return f"{name}={_shown(parts, str(raw))}"
+    inner = _ENV_PREFIX + "__".join(parts).upper() + "__"
+    names = sorted(name for name in env if parts and name.startswith(inner))
+    return ", ".join(f"{name}={_shown([name], env[name])}" for name in names) or None
+
+
+def _shown(parts: list[str], value: str) -> str:
+    if any("token" in part.lower() for part in parts):
+        return "<hidden>"
+    cut = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "..."
+    return repr(cut)
+
+
+def _unparsable(exc: SettingsError, where: str) -> str:
+    """pydantic-settings' 'error parsing value for field "x" from source "EnvSettingsSource"'
+    as a line naming the variable and its value."""
+    match = re.search(r'field "([^"]+)" from source "EnvSettingsSource"', str(exc))
+    if match is None:
+        return f"{where}: {exc}"
+    name = _ENV_PREFIX + match.group(1).upper()
+    value = {k.upper(): v for k, v in os.environ.items()}.get(name, "")
+    cause = f": {exc.__cause__}" if exc.__cause__ else ""
+    return f"environment variable {name}={_shown([name], value)}: not valid JSON{cause}"

@@ -46,7 +46,9 @@ class RecordingExecutor:
     A launched job ends when ``now`` reaches ``started + expected_duration_s *
     duration_factor`` (``auto_finish``), or when :meth:`finish` says so. ``fail_launch`` and
     ``fail_poll`` make those calls raise. Reuse one instance across two services to model jobs that
-    keep running while the daemon restarts.
+    keep running while the daemon restarts. With ``reported_power_w`` set, each ended job reports
+    that power times its run time as its energy, flagged ``reported_method`` (an executor with
+    its own energy accounting, as Slurm's ``sacct``).
     """
 
     def __init__(
@@ -57,6 +59,8 @@ class RecordingExecutor:
         self.auto_finish = auto_finish
         self.fail_launch = False
         self.fail_poll = False
+        self.reported_power_w: float | None = None
+        self.reported_method = "slurm-sacct"
         self.launches: list[LaunchSpec] = []
         self.cancels: list[str] = []
         self.adopted: list[str] = []
@@ -97,7 +101,13 @@ class RecordingExecutor:
             if handle.job_id in self._reported:
                 raise AssertionError(f"job {handle.job_id} polled after it was reported")
             self._reported.add(handle.job_id)
-            ended.append(ExitStatus(handle.job_id, job.end_at, job.exit_code, job.signal))
+            energy_j = None
+            if self.reported_power_w is not None:
+                run_s = (job.end_at - job.started_at).total_seconds()
+                energy_j = self.reported_power_w * run_s
+            method = None if energy_j is None else self.reported_method
+            ended.append(ExitStatus(handle.job_id, job.end_at, job.exit_code, job.signal,
+                                    energy_j=energy_j, energy_method=method))  # fmt: skip
         return ended
 
     def cancel(self, handle: RunHandle, now: datetime) -> None:

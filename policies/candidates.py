@@ -19,7 +19,10 @@ __all__ = [
     "is_free",
     "job_allows",
     "latest_safe_start",
+    "unfit_reason",
 ]
+
+UNFIT = "fits no admissible device"
 
 
 def job_allows(job: JobSpec, device: Device) -> bool:
@@ -77,3 +80,64 @@ def latest_safe_start(job: JobSpec, band: EstimateInterval) -> datetime | None:
     if job.deadline is None or not band.estimate.fits:
         return None
     return job.deadline - timedelta(seconds=band.duration_s_p90)
+
+
+def unfit_reason(job: JobSpec, devices: Sequence[Device]) -> str:
+    """Why ``job`` fits none of ``devices``, with the numbers: the reason a policy rejects it
+    with, and what ``carbond submit`` warns about. Checked in order: no device at all, none
+    available, the job's regions, GPU types and minimum memory, memory for the model, then
+    enough GPUs of one type in one region for its tensor parallelism.
+    """
+    problem = _constraint_problem(job, devices) or _capacity_problem(job, devices)
+    return f"{UNFIT}: {problem}" if problem else UNFIT
+
+
+def _constraint_problem(job: JobSpec, devices: Sequence[Device]) -> str | None:
+    """The job's own constraints (regions, GPU types, minimum memory) exclude every device."""
+    pool = [d for d in devices if d.available]
+    if not devices:
+        return "no GPU is configured"
+    if not pool:
+        return f"none of the {len(devices)} configured GPU(s) is available"
+    if job.regions:
+        where = ", ".join(sorted({d.region for d in pool}))
+        pool = [d for d in pool if d.region in job.regions]
+        if not pool:
+            return f"no available GPU in region(s) {', '.join(job.regions)} (GPUs are in {where})"
+    if job.gpu_types:
+        wanted = {t.lower() for t in job.gpu_types}
+        kinds = ", ".join(sorted({d.gpu.name for d in pool}))
+        pool = [d for d in pool if d.gpu.name.lower() in wanted]
+        if not pool:
+            return f"no available {' or '.join(job.gpu_types)} GPU (there are {kinds})"
+    largest = max(pool, key=lambda d: d.gpu.memory_gb)
+    if largest.gpu.memory_gb < job.min_gpu_memory_gb:
+        return (
+            f"asks for at least {job.min_gpu_memory_gb:g} GB of GPU memory, the largest offers "
+            f"{largest.gpu.memory_gb:g} GB ({largest.gpu.name})"
+        )
+    return None
+
+
+def _capacity_problem(job: JobSpec, devices: Sequence[Device]) -> str | None:
+    """The model does not fit the memory of any admissible GPU type, or no region has enough
+    GPUs of one type for its tensor parallelism."""
+    estimates = [(estimate_on(job, group[0]), group) for group in device_groups(job, devices)]
+    fitting = [(est, group) for est, group in estimates if est.fits]
+    if estimates and not fitting:
+        est = max((est for est, _ in estimates), key=lambda e: e.memory_available_gb)
+        batch = min(job.workload.batch_size, job.workload.request_count)
+        return (
+            f"{est.model} at {job.workload.precision}, batch {batch}, needs "
+            f"{est.memory_required_gb:.1f} GB per GPU, the largest offers "
+            f"{est.memory_available_gb:.1f} GB usable ({est.gpu})"
+        )
+    need = job.workload.tensor_parallel
+    if fitting:
+        _, group = max(fitting, key=lambda item: len(item[1]))
+        if len(group) < need:
+            return (
+                f"needs {need} GPUs of one type in one region, the largest pool it fits has "
+                f"{len(group)} ({group[0].gpu.name} in {group[0].region})"
+            )
+    return None

@@ -12,6 +12,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
+from policies.candidates import unfit_reason
 from policies.scoring import CostCube, Pool
 from policies.types import Alternative, Decision, Device, JobSpec
 
@@ -21,6 +22,7 @@ __all__ = [
     "fifo_order",
     "free_devices",
     "plan_immediately",
+    "ready_devices",
     "run_now_alternative",
 ]
 
@@ -69,25 +71,82 @@ def alternative_at(
     )
 
 
-def run_now_alternative(cube: CostCube, j: int) -> Alternative | None:
-    """The counterfactual: start at once on the fastest admissible pool (None: none fits)."""
-    admissible = np.flatnonzero(cube.admissible[j])
-    if admissible.size == 0:
+def ready_devices(pool: Pool, at: datetime, need: int) -> tuple[datetime, list[Device]] | None:
+    """When ``need`` of the pool's available devices are all free, at ``at`` or later, and
+    which (those freeing first); None when the pool has fewer than ``need`` available."""
+    available = sorted(
+        (d for d in pool.devices if d.available),
+        key=lambda d: (max(at, d.busy_until or at), d.device_id),
+    )
+    if len(available) < need or need < 1:
         return None
-    p = int(admissible[np.argmin(cube.duration_s[j, admissible])])
-    return alternative_at(cube, j, p, 0)
+    chosen = available[:need]
+    return max(at, chosen[-1].busy_until or at), chosen
+
+
+def _slot_at(cube: CostCube, at: datetime) -> int:
+    """The first slot starting at or after ``at`` (the last slot past the horizon)."""
+    offset_s = (at - cube.grid.start).total_seconds()
+    later = np.flatnonzero(cube.grid.offsets_s >= offset_s - 1e-6)
+    return int(later[0]) if later.size else cube.grid.count - 1
+
+
+def run_now_alternative(cube: CostCube, j: int) -> Alternative | None:
+    """The counterfactual: the start the job could have had now, carbon ignored.
+
+    The fastest admissible pool with enough devices free now; when every admissible pool is
+    busy, the pool whose devices free up first (fastest among those), from the first slot after
+    they do. The devices named are ones free at that start, never a GPU another job holds then.
+    None when the job fits no pool.
+    """
+    now = cube.grid.time(0)
+    need = cube.jobs[j].workload.tensor_parallel
+    best: tuple[datetime, float, int, list[Device]] | None = None
+    for p in (int(p) for p in np.flatnonzero(cube.admissible[j])):
+        ready = ready_devices(cube.pools[p], now, need)
+        if ready is None:
+            continue
+        key = (ready[0], float(cube.duration_s[j, p]), p, ready[1])
+        if best is None or key[:3] < best[:3]:
+            best = key
+    if best is None:
+        return None
+    free_at, _, p, devices = best
+    return alternative_at(cube, j, p, _slot_at(cube, free_at), devices)
 
 
 def best_alternatives(
     cube: CostCube, j: int, cost: FloatArray, exclude: int, limit: int
 ) -> tuple[Alternative, ...]:
-    """The best slot of each of the ``limit`` cheapest other pools, by ``cost`` ``(P, S)``."""
+    """The best slot of each of the ``limit`` cheapest other pools, by ``cost`` ``(P, S)``.
+
+    Only slots at which the pool has enough devices free count, and the devices named are
+    free then: an alternative is always a start the job could have had.
+    """
     if limit <= 0:
         return ()
-    best_slot = np.argmin(cost, axis=1)
-    best_cost = cost[np.arange(cost.shape[0]), best_slot]
+    now = cube.grid.time(0)
+    need = cube.jobs[j].workload.tensor_parallel
+    offsets = cube.grid.offsets_s[: cost.shape[1]]
+    masked = np.array(cost, dtype=np.float64, copy=True)
+    ready_at: dict[int, datetime] = {}
+    for p in range(masked.shape[0]):
+        ready = ready_devices(cube.pools[p], now, need)
+        if ready is None:
+            masked[p] = np.inf
+            continue
+        ready_at[p] = ready[0]
+        masked[p, offsets < (ready[0] - cube.grid.start).total_seconds() - 1e-6] = np.inf
+    best_slot = np.argmin(masked, axis=1)
+    best_cost = masked[np.arange(masked.shape[0]), best_slot]
     order = [int(p) for p in np.argsort(best_cost) if p != exclude and np.isfinite(best_cost[p])]
-    return tuple(alternative_at(cube, j, p, int(best_slot[p])) for p in order[:limit])
+    result = []
+    for p in order[:limit]:
+        s = int(best_slot[p])
+        ready = ready_devices(cube.pools[p], max(cube.grid.time(s), ready_at[p]), need)
+        assert ready is not None
+        result.append(alternative_at(cube, j, p, s, ready[1]))
+    return tuple(result)
 
 
 def plan_immediately(
@@ -110,7 +169,8 @@ def plan_immediately(
         row = np.where(cube.admissible[j], metric[j], np.inf)
         run_now = run_now_alternative(cube, j)
         if not np.isfinite(row).any():
-            decisions[j] = Decision(job.job_id, "reject", "fits no admissible device", policy)
+            devices = [d for pool in cube.pools for d in pool.devices]
+            decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)
             continue
         need = job.workload.tensor_parallel
         for p in (int(p) for p in np.argsort(row, kind="stable") if np.isfinite(row[p])):

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
+from policies.candidates import unfit_reason
 from policies.capacity import CapacityTimeline
 from policies.decisions import alternative_at, best_alternatives, free_devices, run_now_alternative
 from policies.errors import PoliciesError
@@ -294,7 +295,7 @@ def plan_window(
         tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken)
         for local, j in enumerate(chunk):
             if not allowed[j].any():
-                reason = "fits no admissible device"
+                reason = unfit_reason(jobs[j], devices)
                 decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
                 continue
             p, s, note = _choose(tick, local, params)

@@ -2,13 +2,15 @@
 
 Every sub-command module exposes ``register(subparsers)``, which adds its parsers and sets
 ``func`` on them; :func:`main` is the composition root that parses, runs and maps errors to
-exit codes (0 ok, 1 runtime failure, 2 bad input, 130 interrupted).
+exit codes (0 ok, also when the reader of stdout stops early as ``| head`` does; 1 runtime
+failure; 2 bad input; 130 interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +30,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.doctor_cmd",
     "daemon.cli.demo_cmd",
     "daemon.cli.replay_cmd",
+    "daemon.cli.report_cmd",
 )
 
 
@@ -52,11 +55,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level="WARNING")
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_left()
     except Exception as exc:  # every carbond error becomes one line, never a traceback
         return fail(exc)
     return code
+
+
+def _reader_left() -> int:
+    """The reader of stdout went away (``carbond status ID | head -1``): what it read was what
+    it wanted, so exit 0 quietly; stdout now goes to /dev/null so that the interpreter's last
+    flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

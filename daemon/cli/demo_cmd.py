@@ -12,6 +12,7 @@ from typing import Any
 from daemon.cli.output import print_json, print_table
 from daemon.demo import DEMO_REGIONS, DEMO_START, DemoResult, run_demo
 from daemon.logs import configure_logging
+from policies import get_policy
 
 __all__ = ["register"]
 
@@ -39,6 +40,7 @@ def register(subparsers: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    get_policy(args.policy)  # a misspelt name: one line, exit 2, before any work
     configure_logging(level="INFO" if args.verbose else "WARNING", json=args.json or None)
     started = time.monotonic()
     if args.state_dir is not None:

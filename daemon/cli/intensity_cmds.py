@@ -22,6 +22,9 @@ from forecasts import (
     BACKTEST_HORIZONS_H,
     FORECASTERS,
     IntensityReading,
+    NoSignalError,
+    SignalChain,
+    UnknownZoneError,
     ZoneForecast,
     backtest,
     make_forecaster,
@@ -155,7 +158,7 @@ def _intensity(args: argparse.Namespace) -> int:
         chain = wiring.chain
         if wiring.client is not None:
             chain.refresh([zone], now)
-        reading = chain.current(zone, now)
+        reading = _current(chain, zone, now, live=wiring.client is not None)
         forecast = None
         if args.forecast_hours:
             forecast = chain.forecast(
@@ -185,6 +188,17 @@ def _intensity(args: argparse.Namespace) -> int:
         ]
         print_table(title, ["datetime", "intensity_g_per_kwh", "abs_error_p90_g_per_kwh"], rows)
     return 0
+
+
+def _current(chain: SignalChain, zone: str, now: datetime, *, live: bool) -> IntensityReading:
+    """The zone's reading; a zone that nothing here knows (no live API to ask, not in the
+    static table) is bad input (exit 2), not a failure of the signal chain (exit 1)."""
+    try:
+        return chain.current(zone, now)
+    except NoSignalError as exc:
+        if not live and isinstance(exc.__cause__, UnknownZoneError):
+            raise UsageError(str(exc)) from exc
+        raise
 
 
 def _spinner(message: str, quiet: bool) -> AbstractContextManager[object]:

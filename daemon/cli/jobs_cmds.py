@@ -11,13 +11,17 @@ import argparse
 import json
 import os
 import pwd
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from daemon.cli.output import print_json, print_table
+from daemon.cli.submit_checks import submit_warnings
 from daemon.errors import UsageError
+from daemon.executors import jobfiles
+from daemon.executors.workdir import workdir_problem
 from daemon.ledger import (
     EXPORTABLE,
     JobRecord,
@@ -26,7 +30,8 @@ from daemon.ledger import (
     UnknownJobError,
     export_table,
 )
-from daemon.queue import append_submission, new_job_id
+from daemon.ledger.export import EXPORT_SUFFIXES
+from daemon.queue import REJECTED_NAME, append_submission, new_job_id
 from daemon.queue.files import rejected_lines
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings, load_settings
@@ -64,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _common(submit)
     submit.add_argument("--file", metavar="PATH", help="job as a JSON object (- for stdin)")
+    submit.add_argument(
+        "--cwd", metavar="DIR", help="directory the job starts in (default: where submit runs)"
+    )
     for flag, field, kind, text in _FIELDS:
         submit.add_argument(flag, dest=field, type=kind, help=text)
     for flag, field in _LISTS:
@@ -73,7 +81,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     jobs = subparsers.add_parser("jobs", help="list jobs from the ledger")
     _common(jobs)
-    jobs.add_argument("--state", choices=STATES, action="append", help="only these states")
+    jobs.add_argument(
+        "--state", choices=(*STATES, REJECTED), action="append",
+        help="only these states; 'rejected': your queue lines the daemon refused, with the reason",
+    )  # fmt: skip
     jobs.add_argument("--limit", type=int, default=None, help="at most this many")
     jobs.set_defaults(func=_jobs)
 
@@ -87,10 +98,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cancel.add_argument("job_id", metavar="ID")
     cancel.set_defaults(func=_cancel)
 
-    export = subparsers.add_parser("export", help="write a ledger table as CSV or JSON")
+    export = subparsers.add_parser(
+        "export",
+        help="write a ledger table as CSV or JSON, or finished jobs as CodeCarbon emissions.csv",
+        description="carbond export TABLE FILE writes a ledger table (format from --format or "
+        "the suffix); carbond export --format codecarbon FILE writes every finished job as a "
+        "row of CodeCarbon's emissions.csv.",
+    )
     _common(export)
-    export.add_argument("table", choices=EXPORTABLE)
+    export.add_argument("table", nargs="?", choices=EXPORTABLE, help="ledger table")
     export.add_argument("output", type=Path, help="file to write (.csv or .json)")
+    export.add_argument("--format", dest="fmt", choices=("csv", "json", "codecarbon"),
+                        help="default: from the file suffix")  # fmt: skip
     export.set_defaults(func=_export)
 
 
@@ -130,6 +149,8 @@ def _submit(args: argparse.Namespace) -> int:
     if argv:
         record["command"] = argv
     record.pop("user", None)
+    record["cwd"] = _workdir(args.cwd, record.get("cwd"))
+    warnings = _resolve_program(record)
     known = [r.name for r in settings.regions] or None
     try:
         parsed = parse_line(json.dumps(record), datetime.now(UTC), known)
@@ -140,14 +161,17 @@ def _submit(args: argparse.Namespace) -> int:
     if parsed.job_id:
         _refuse_existing_id(settings, parsed.job_id, os.getuid())
     request = parsed if parsed.job_id else parsed.with_id(new_job_id())
+    warnings += submit_warnings(settings, request, datetime.now(UTC))
     target = append_submission(
         settings.state_dir, os.getuid(), request.to_json(), settings.queue.max_line_bytes
     )
     if args.json:
         print_json({"job_id": request.job_id, "queue_file": str(target),
-                    "deadline": request.to_json()["deadline"]})  # fmt: skip
+                    "deadline": request.to_json()["deadline"], "warnings": warnings})  # fmt: skip
     else:
         print(f"submitted {request.job_id} to {target}")
+    for warning in warnings:
+        print(f"carbond: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -175,6 +199,41 @@ def _who(uid: int) -> str:
     return f"uid {uid}" if name == str(uid) else f"{name} (uid {uid})"
 
 
+def _resolve_program(record: dict[str, Any]) -> list[str]:
+    """Replace a bare program name (``python``) in ``record["command"]`` by its path on the
+    caller's ``PATH``, as their shell would run it: the job's own ``PATH`` is a fixed system
+    one, so ``python`` from an activated venv would otherwise be another interpreter, or none.
+    Returns the warnings (a name not found is kept)."""
+    argv = record.get("command")
+    if not isinstance(argv, list) or not argv or not isinstance(argv[0], str):
+        return []  # validation names the problem
+    program = argv[0]
+    if not program or "/" in program:
+        return []
+    found = shutil.which(program)
+    if found is None:
+        return [f"{program!r} is not on your PATH; the job looks for it on "
+                f"{jobfiles.DEFAULT_PATH}"]  # fmt: skip
+    record["command"] = [os.path.abspath(found), *argv[1:]]
+    return []
+
+
+def _workdir(flag: str | None, from_file: Any) -> Any:
+    """The job's working directory: ``--cwd``, else the file's ``cwd``, else where submit
+    runs; absolute, and one the caller can enter as the job will (primary group only).
+
+    Raises:
+        UsageError: the caller cannot start a job there.
+    """
+    if flag is None and from_file is not None:
+        return from_file  # validated with the rest of the line
+    path = os.path.abspath(flag) if flag is not None else os.getcwd()
+    if (problem := workdir_problem(path, os.getuid(), os.getgid())) is not None:
+        where = "--cwd" if flag is not None else "the current directory (the default --cwd)"
+        raise UsageError(f"{where}: {problem}")
+    return path
+
+
 def _read_file(name: str) -> dict[str, Any]:
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
@@ -198,6 +257,8 @@ def _open(args: argparse.Namespace) -> Ledger:
 
 def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
     decision = ledger.latest_decision(job.job_id)
+    outcome = ledger.outcome(job.job_id) or {}
+    measured, run_now = outcome.get("total_g"), outcome.get("run_now_total_g")
     return {
         "job_id": job.job_id,
         "name": job.name,
@@ -213,19 +274,95 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
         else None,
         "expected_total_g": decision.expected_total_g if decision else None,
         "run_now_total_g": decision.run_now_total_g if decision else None,
+        "measured_total_g": measured,
+        "energy_method": outcome.get("energy_method"),
+        "saved_g": run_now - measured if run_now is not None and measured is not None else None,
     }
 
 
 def _jobs(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must not be negative")
+    states = [s for s in args.state or () if s != REJECTED]
+    if args.state and len(states) < len(args.state):
+        _rejected(args, show_jobs=bool(states))
+        if not states:
+            return 0
     with _open(args) as ledger:
-        rows = [_job_row(ledger, job) for job in ledger.jobs(args.state or (), args.limit)]
+        rows = [_job_row(ledger, job) for job in ledger.jobs(states, args.limit)]
+        totals = ledger.grams_totals(states)
     if args.json:
         print_json(rows)
         return 0
-    columns = ("job_id", "name", "state", "user", "region", "gpu", "planned_start",
-               "expected_total_g")  # fmt: skip
+    columns = ("job_id", "name", "state", "user", "region", "gpu", "planned_start", "deadline",
+               "expected_total_g", "measured_total_g", "saved_g")  # fmt: skip
     print_table("jobs", columns, [[row[c] for c in columns] for row in rows])
+    print(_grams_line(totals))
     return 0
+
+
+def _grams_line(totals: dict[str, float]) -> str:
+    """The totals under the table, over every job matching the states (not just those shown)."""
+    return (
+        f"total over {totals['jobs']:,.0f} jobs: expected {totals['expected_total_g']:,.2f} g; "
+        f"measured {totals['measured_total_g']:,.2f} g over {totals['finished']:,.0f} finished, "
+        f"saved {totals['saved_g']:,.2f} g against running each at once (run-now)"
+    )
+
+
+# -- jobs --state rejected ------------------------------------------------------------------
+
+REJECTED = "rejected"
+
+
+def _rejected(args: argparse.Namespace, *, show_jobs: bool) -> None:
+    """The caller's queue lines the daemon refused (root: everyone's), from rejected.jsonl."""
+    path = _settings(args).state_dir / REJECTED_NAME
+    uid = os.getuid()
+    rows = [r for r in _read_rejected(path) if uid == 0 or r.get("uid") == uid]
+    if args.limit is not None:
+        rows = rows[-args.limit :] if args.limit else []
+    if args.json and not show_jobs:
+        print_json(rows)
+        return
+    columns = ("rejected_at", "job_id", "user", "file", "line_no", "reason")
+    table = [
+        [r.get("rejected_at"), _claimed(r), None if r.get("uid") is None else _user(r["uid"]),
+         r.get("file"), r.get("line_no"), r.get("reason")]
+        for r in rows
+    ]  # fmt: skip
+    print_table(f"rejected lines ({path})", columns, table)
+
+
+def _read_rejected(path: Path) -> list[dict[str, Any]]:
+    try:
+        handle = path.open(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from exc
+    rows = []
+    with handle:
+        for text in handle:
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError:
+                continue  # a torn last record: the daemon appends whole lines
+            if isinstance(record, dict):
+                rows.append(record)
+    return rows
+
+
+def _claimed(record: dict[str, Any]) -> str | None:
+    """The id the rejected line asked for, if it named one."""
+    if record.get("job_id"):
+        return str(record["job_id"])
+    try:
+        line = json.loads(record.get("line") or "")
+    except (json.JSONDecodeError, TypeError):
+        return None
+    value = line.get("id") if isinstance(line, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -269,14 +406,15 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _print_rejected(args: argparse.Namespace, rejected: list[dict[str, Any]]) -> int:
-    """No such job, but lines of the caller's naming it were rejected: say why (exit 1)."""
+    """No such job, but lines of the caller's naming it were rejected: say why (exit 2, as
+    for any unknown job id)."""
     if args.json:
         print_json({"job_id": args.job_id, "state": "rejected", "rejected_lines": rejected})
     else:
         for line in rejected:
             print(f"{args.job_id}: rejected ({line['file']} line {line['line_no']}): "
                   f"{line['reason']}")  # fmt: skip
-    return 1
+    return 2
 
 
 def _decision(decision: Any) -> dict[str, Any] | None:
@@ -378,10 +516,35 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.fmt == "codecarbon":
+        return _export_codecarbon(args)
+    if args.table is None:
+        raise UsageError("export: name a table (" + ", ".join(EXPORTABLE) + ") or use "
+                         "--format codecarbon")  # fmt: skip
+    if args.fmt is None and args.output.suffix.lower() not in EXPORT_SUFFIXES:
+        known = " or ".join(EXPORT_SUFFIXES)
+        raise UsageError(f"{args.output}: unknown extension {args.output.suffix!r} (use {known})")
     with _open(args) as ledger:
-        rows = export_table(ledger, args.table, args.output)
+        rows = export_table(ledger, args.table, args.output, args.fmt)
     if args.json:
         print_json({"table": args.table, "path": str(args.output), "rows": rows})
     else:
         print(f"wrote {rows} rows of {args.table} to {args.output}")
+    return 0
+
+
+def _export_codecarbon(args: argparse.Namespace) -> int:
+    from daemon.cli.report_cmd import write_atomic
+    from daemon.reports.codecarbon import codecarbon_csv
+    from daemon.reports.lines import ledger_lines
+
+    if args.table is not None:
+        raise UsageError("export --format codecarbon writes finished jobs; drop the table name")
+    with _open(args) as ledger:
+        lines = ledger_lines(ledger)
+    write_atomic(args.output, codecarbon_csv(lines))
+    if args.json:
+        print_json({"format": "codecarbon", "path": str(args.output), "rows": len(lines)})
+    else:
+        print(f"wrote {len(lines)} finished jobs to {args.output} (CodeCarbon emissions.csv)")
     return 0

@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from daemon.errors import DaemonError, UsageError
+from daemon.ledger import UnknownJobError
 from daemon.settings import ConfigError
-from forecasts import ForecastsError, UnknownZoneError
+from forecasts import ForecastsError, TraceFormatError, UnknownZoneError
+from policies import UnknownPolicyError
 from policies.errors import CatalogError, InvalidWorkloadError
 
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "fail", "print_json", "print_table"]
@@ -24,6 +26,9 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     CatalogError,
     InvalidWorkloadError,
     UnknownZoneError,
+    TraceFormatError,  # a trace file named on the command line or in the config
+    UnknownPolicyError,
+    UnknownJobError,
 )
 
 
@@ -66,8 +71,14 @@ def print_table(
     from rich.console import Console
     from rich.table import Table
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """rich exits 1 when the reader goes away; ``main`` treats it as a normal end."""
+            self.quiet = True
+            raise BrokenPipeError
+
     # Piped output gets a wide fixed width so tables do not fold into unreadable columns.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = _Console() if sys.stdout.isatty() else _Console(width=200)
     table = Table(title=title, show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")

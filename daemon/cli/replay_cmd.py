@@ -18,6 +18,7 @@ from daemon.logs import configure_logging
 from daemon.replay.driver import PolicyRun, ReplaySetup, replay_policy
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
+    JOBS_FORMATS,
     PolicySpec,
     ReplayInputs,
     load_setup,
@@ -27,7 +28,6 @@ from daemon.replay.inputs import (
     parse_time,
 )
 from daemon.replay.report import plot_runs, summarise, write_jobs_csv
-from daemon.replay.traces import TRACE_FORMATS
 from policies import PoliciesError, get_policy, policy_names
 
 __all__ = ["register"]
@@ -44,13 +44,18 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="request or job trace (repeat to overlay several traces)",
     )
-    parser.add_argument("--jobs-format", choices=TRACE_FORMATS, default="carbond")
+    parser.add_argument(
+        "--jobs-format",
+        choices=JOBS_FORMATS,
+        default="carbond",
+        help="request trace format, or ledger: the jobs of a carbond ledger.db (default carbond)",
+    )
     parser.add_argument(
         "--cluster",
         type=Path,
         required=True,
         metavar="CLUSTER.toml",
-        help="regions (zone, PUE) and their GPUs (type, count)",
+        help="[[regions]] with declared GPUs: a cluster file or the daemon's carbond.toml",
     )
     parser.add_argument(
         "--intensity",
@@ -131,6 +136,8 @@ def register(subparsers: Any) -> None:
     tune.add_argument("--policy", default="carbon-window", help="the policy to tune")
     tune.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                       help="values to sweep for one parameter (repeat for more)")  # fmt: skip
+    tune.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                      help="draw carbon vs mean wait with the Pareto front")  # fmt: skip
     tune.set_defaults(func=_tune)
 
 
@@ -255,10 +262,17 @@ def _tune(args: argparse.Namespace) -> int:
     specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
     _check(specs)
     runs = _run_all(setup, specs, "tune")
-    rows = summarise(runs)[1:]
+    summary = summarise(runs)
+    rows = summary[1:]
     front = pareto([(r["total_g"], r["mean_wait_s"]) for r in rows])
     for row, on_front in zip(rows, front, strict=True):
         row["pareto"] = on_front
+    if args.plot is not None:
+        from daemon.reports.pareto import plot_pareto
+
+        plot_pareto(rows, args.plot, title=f"Tuning {base.name}: carbon vs waiting",
+                    run_now_g=summary[0]["total_g"])  # fmt: skip
+        print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
         print_json(rows)
         return 0

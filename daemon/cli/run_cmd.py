@@ -21,14 +21,15 @@ import structlog
 
 from daemon.assemble import build_daemon, intervals_of, rebuild_service
 from daemon.cli.context import add_common_options
+from daemon.errors import UsageError
 from daemon.logs import configure_logging
 from daemon.loop import Intervals, ServiceLoop, Steps
 from daemon.metrics import Metrics
 from daemon.sdnotify import Notifier
-from daemon.settings import ConfigError, Settings, load_settings
+from daemon.settings import ConfigError, Settings, config_path, load_settings
 from daemon.statedir import ensure_safe_state_dir
 
-__all__ = ["register", "run_daemon"]
+__all__ = ["missing_regions", "register", "run_daemon"]
 
 log = structlog.get_logger(__name__)
 
@@ -52,8 +53,22 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     overrides = _overrides(args)
     settings = load_settings(args.config, **overrides)
+    if problem := missing_regions(settings, config_path(args.config)):
+        raise UsageError(problem)
     _configure_logging(settings)
     return run_daemon(settings, lambda: load_settings(args.config, **overrides))
+
+
+def missing_regions(settings: Settings, config: Path | None) -> str | None:
+    """Why the daemon must not run with ``settings`` (no region: it would accept every job and
+    fail each one), in one line naming the config; None when there is a region."""
+    if settings.regions:
+        return None
+    where = str(config) if config is not None else "no config file, no CARBOND_REGIONS"
+    return (
+        f"no [[regions]] configured ({where}): the daemon would accept jobs and fail every one; "
+        "declare at least one region (name, zone, executor, gpus) as in carbond.example.toml"
+    )
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -101,6 +116,9 @@ def run_daemon(
                 return None
             if new.state_dir != daemon.settings.state_dir:
                 log.error("reload_rejected", problems=["state_dir cannot change; restart"])
+                return None
+            if problem := missing_regions(new, None):
+                log.error("reload_rejected", problems=[problem])
                 return None
             service = rebuild_service(daemon, new, metrics)
             _configure_logging(new)

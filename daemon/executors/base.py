@@ -25,6 +25,8 @@ class LaunchSpec:
     running as root switches to them, one running as that user checks they match, and any other
     combination is refused. ``gpu_indices`` become ``CUDA_VISIBLE_DEVICES``.
     ``expected_duration_s`` is the planner's estimate (the simulated executor uses it).
+    ``cwd`` is the absolute directory the job starts in, entered as the job's user (a user who
+    cannot enter it is refused); None starts it in the user's home directory.
     """
 
     job_id: str
@@ -35,6 +37,7 @@ class LaunchSpec:
     log_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
     expected_duration_s: float = 0.0
+    cwd: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +54,19 @@ class RunHandle:
 @dataclass(frozen=True, slots=True)
 class ExitStatus:
     """How a job ended. ``exit_code`` None with ``signal`` set: killed by that signal;
-    both None: the outcome could not be recovered (``reason`` says why)."""
+    both None: the outcome could not be recovered (``reason`` says why).
+
+    An executor that measures energy itself (Slurm's ``sacct`` ``ConsumedEnergy``) reports it
+    as ``energy_j`` (GPU or node energy of the run, J) with ``energy_method`` naming how
+    (``slurm-sacct``); the service uses it for a job no GPU meter on this node followed."""
 
     job_id: str
     finished_at: datetime
     exit_code: int | None
     signal: int | None = None
     reason: str = ""
+    energy_j: float | None = None
+    energy_method: str | None = None
 
     @property
     def succeeded(self) -> bool:

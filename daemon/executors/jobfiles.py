@@ -118,8 +118,8 @@ def previous_attempt(spec_file: Path) -> int:
 
 
 def wrapper_spec(spec: LaunchSpec, status: Path, attempt: int) -> dict[str, object]:
-    """What the wrapper runs: argv, a from-scratch environment, uid/gid, cwd (the user's home
-    or ``/``), the status file and this attempt's start marker."""
+    """What the wrapper runs: argv, a from-scratch environment, uid/gid, cwd (the spec's, else
+    the user's home or ``/``), the status file and this attempt's start marker."""
     try:
         user = pwd.getpwuid(spec.uid)
         home, login = user.pw_dir, user.pw_name
@@ -141,7 +141,7 @@ def wrapper_spec(spec: LaunchSpec, status: Path, attempt: int) -> dict[str, obje
         "env": env,
         "uid": spec.uid,
         "gid": spec.gid,
-        "cwd": home if os.path.isdir(home) else "/",
+        "cwd": spec.cwd or (home if os.path.isdir(home) else "/"),
         "status_file": str(status),
         "attempt": attempt,
         "start_marker": str(status.with_name(f"{spec.job_id}.started.{attempt}")),

@@ -41,6 +41,7 @@ from pathlib import Path
 from daemon.executors import jobfiles
 from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
+from daemon.executors.workdir import workdir_problem
 
 __all__ = ["DEFAULT_GRACE_S", "LocalExecutor"]
 
@@ -107,8 +108,8 @@ class LocalExecutor:
         """Start ``spec`` under the wrapper; return at once.
 
         Raises:
-            LaunchRefusedError: bad job id, empty argv, another user's job while not root, or a
-                root job when not allowed.
+            LaunchRefusedError: bad job id, empty argv, another user's job while not root, a
+                root job when not allowed, or a working directory the user cannot enter.
             ExecutorError: the log directory or the wrapper could not be set up.
         """
         self._check(spec)
@@ -155,6 +156,8 @@ class LocalExecutor:
                 f"job {spec.job_id}: submitted by uid {spec.uid} but the daemon runs as uid "
                 f"{euid} and is not root; it cannot run jobs as another user"
             )
+        if spec.cwd is not None and (problem := workdir_problem(spec.cwd, spec.uid, spec.gid)):
+            raise LaunchRefusedError(f"job {spec.job_id}: {problem}")
 
     def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
         """Exit statuses of the jobs that have ended; escalates overdue cancels to SIGKILL."""

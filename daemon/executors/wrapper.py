@@ -9,7 +9,8 @@ without a shell (switching to the job's uid/gid with no supplementary groups whe
 root), waits for it, and writes the exit status atomically (temp file + rename) to the status
 path. SIGTERM, SIGINT and SIGHUP sent to the process group reach the job; the wrapper itself
 catches and drops them so that it can still record the job's end. Only the standard library is used:
-the wrapper is tiny and starts fast.
+the wrapper is tiny and starts fast (its one carbond import, :mod:`daemon.executors.workdir`,
+is standard library only).
 
 Status file (JSON): ``{"exit_code": int | null, "signal": int | null, "reason": str,
 "finished_at": RFC 3339 UTC}``.
@@ -25,6 +26,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from daemon.executors.workdir import open_workdir
 
 __all__ = ["EXIT_NOT_FOUND", "EXIT_NOT_RUNNABLE", "main", "write_status"]
 
@@ -54,10 +57,16 @@ def write_status(
 
 def _start(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
     switch = os.geteuid() == 0 and int(spec["uid"]) != 0
+    # Enter the job's directory as its user may (checked component by component, no symlink
+    # followed), here in the wrapper; the job inherits it (Popen's cwd would chdir as root).
+    fd = open_workdir(str(spec["cwd"]), int(spec["uid"]), int(spec["gid"]))
+    try:
+        os.fchdir(fd)
+    finally:
+        os.close(fd)
     return subprocess.Popen(  # an argv list, no shell, by design
         [str(a) for a in spec["argv"]],
         env={str(k): str(v) for k, v in spec["env"].items()},
-        cwd=spec["cwd"],
         stdin=subprocess.DEVNULL,
         user=int(spec["uid"]) if switch else None,
         group=int(spec["gid"]) if switch else None,

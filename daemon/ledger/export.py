@@ -9,9 +9,11 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from daemon.ledger.store import Ledger
+from daemon.ledger.store import Ledger, LedgerError
 
-__all__ = ["export_table"]
+__all__ = ["EXPORT_SUFFIXES", "export_table"]
+
+EXPORT_SUFFIXES = {".csv": "csv", ".json": "json"}
 
 
 def export_table(
@@ -22,11 +24,22 @@ def export_table(
     The format is ``fmt``, else the file suffix (``.csv`` or ``.json``).
 
     Raises:
-        LedgerError: not an exportable table.
-        OSError: the file cannot be written.
+        LedgerError: not an exportable table, a suffix that names no format (without
+            ``fmt``), or the file cannot be written (the message names ``path``, never the
+            temporary file).
     """
+    kind = fmt or EXPORT_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        known = " or ".join(EXPORT_SUFFIXES)
+        raise LedgerError(f"{path}: unknown extension {path.suffix!r} (use {known})")
     rows = ledger.rows(table)
-    kind = fmt or ("json" if path.suffix.lower() == ".json" else "csv")
+    try:
+        return _write(rows, path, kind)
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _write(rows: list[dict[str, object]], path: Path, kind: str) -> int:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:

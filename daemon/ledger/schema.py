@@ -127,10 +127,29 @@ CREATE TABLE compactions (
 );
 """
 
+# Every finished job's accounting (issue 14): the energy its grams use whatever the method
+# (``energy_method`` names it: nvml-counter, nvml-power-integral, slurm-sacct, estimated, ...),
+# and where it ran, so reports group outcomes without replaying decisions. Older rows: the
+# measured energy is the energy used; where they ran comes from their latest decision.
+_V2: Final = """
+ALTER TABLE outcomes ADD COLUMN energy_j REAL;
+ALTER TABLE outcomes ADD COLUMN region TEXT;
+ALTER TABLE outcomes ADD COLUMN zone TEXT;
+ALTER TABLE outcomes ADD COLUMN gpu TEXT;
+UPDATE outcomes SET energy_j = measured_energy_j;
+UPDATE outcomes SET
+    region = (SELECT d.region FROM decisions d WHERE d.job_id = outcomes.job_id
+              ORDER BY d.seq DESC LIMIT 1),
+    gpu = (SELECT d.gpu FROM decisions d WHERE d.job_id = outcomes.job_id
+           ORDER BY d.seq DESC LIMIT 1);
+CREATE INDEX outcomes_finished ON outcomes (finished_at);
+CREATE INDEX intensity_samples_at ON intensity_samples (zone, at);
+"""
+
 # Queue-file identity beyond the inode (a file truncated and refilled past the old offset keeps
 # its inode: the bytes just before the offset must still be there), and an over-long line being
 # skipped until its newline (so it is rejected once and never buffered).
-_V2: Final = """
+_V3: Final = """
 ALTER TABLE queue_files ADD COLUMN tail BLOB;
 ALTER TABLE queue_files ADD COLUMN skipping INTEGER NOT NULL DEFAULT 0;
 """
@@ -138,6 +157,7 @@ ALTER TABLE queue_files ADD COLUMN skipping INTEGER NOT NULL DEFAULT 0;
 # (version, description, SQL script)
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
-    (2, "queue files: bytes before the offset, over-long line being skipped", _V2),
+    (2, "outcomes: energy used for the grams, region, zone and GPU of every finished job", _V2),
+    (3, "queue files: bytes before the offset, over-long line being skipped", _V3),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import DecisionRecord, JobRecord, RunRecord, TransitionRecord
@@ -24,7 +25,7 @@ from policies import Decision
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
 
 
-class Ledger(QueueState):
+class Ledger(Accounting, QueueState):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
 
@@ -247,6 +248,23 @@ class Ledger(QueueState):
         """The outcome row of ``job_id`` as a dict, if recorded."""
         row = self._exec("SELECT * FROM outcomes WHERE job_id = ?", (job_id,)).fetchone()
         return None if row is None else dict(row)
+
+    def grams_totals(self, states: Sequence[str] = ()) -> dict[str, float]:
+        """Totals over the jobs in ``states`` (all when empty): ``jobs``; ``expected_total_g``
+        (their latest decisions' expected grams); ``finished`` and ``measured_total_g`` (jobs
+        with an outcome's grams); ``saved_g`` (run-now counterfactual minus real grams, over
+        the finished jobs that have both)."""
+        where = f"WHERE j.state IN ({','.join('?' * len(states))})" if states else ""
+        row = self._exec(
+            "SELECT count(*), coalesce(sum(d.expected_total_g), 0), count(o.total_g),"
+            " coalesce(sum(o.total_g), 0), coalesce(sum(o.run_now_total_g - o.total_g), 0)"
+            " FROM jobs j LEFT JOIN outcomes o ON o.job_id = j.job_id"
+            " LEFT JOIN decisions d ON d.seq ="
+            " (SELECT max(seq) FROM decisions WHERE job_id = j.job_id) " + where,
+            list(states),
+        ).fetchone()
+        names = ("jobs", "expected_total_g", "finished", "measured_total_g", "saved_g")
+        return {name: float(value) for name, value in zip(names, row, strict=True)}
 
     def record_intensity(
         self, zone: str, at: datetime, intensity_g_per_kwh: float, source: str, now: datetime

@@ -9,6 +9,7 @@ for raw appends), never what the line claims.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -87,7 +88,19 @@ class _JobLine(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=32)
     precision: str = "fp16"
     runtime: str = "hf-eager"
+    cwd: str | None = Field(default=None, max_length=4096)
     user: Any = None  # never trusted; see the module docstring
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "\0" in value:
+            raise ValueError("contains a NUL byte")
+        if not value.startswith("/"):
+            raise ValueError(f"must be an absolute path, got {value!r}")
+        return os.path.normpath(value)
 
     @field_validator("command", mode="before")
     @classmethod
@@ -137,7 +150,11 @@ def _catalog(lookup: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class JobRequest:
-    """A validated job line. ``job_id`` None: the daemon assigns one at ingestion."""
+    """A validated job line. ``job_id`` None: the daemon assigns one at ingestion.
+
+    ``cwd``: the absolute directory the job starts in (``carbond submit`` fills in where it
+    ran); None (a raw line without ``cwd``) starts it in the user's home directory.
+    """
 
     job_id: str | None
     name: str
@@ -157,6 +174,7 @@ class JobRequest:
     tags: tuple[str, ...]
     precision: str
     runtime: str
+    cwd: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The normalised queue record (deadline absolute, no ``user``)."""
@@ -179,6 +197,7 @@ class JobRequest:
             "tags": list(self.tags),
             "precision": self.precision,
             "runtime": self.runtime,
+            "cwd": self.cwd,
         }
 
     def with_id(self, job_id: str) -> JobRequest:
@@ -208,6 +227,7 @@ class JobRequest:
             tags=tuple(data.get("tags", ())),
             precision=data.get("precision", "fp16"),
             runtime=data.get("runtime", "hf-eager"),
+            cwd=data.get("cwd"),
         )
 
 
@@ -314,4 +334,5 @@ def _convert(line: _JobLine, now: datetime, known_regions: Sequence[str] | None)
         tags=tuple(line.tags),
         precision=line.precision,
         runtime=line.runtime,
+        cwd=line.cwd,
     )

@@ -1,12 +1,14 @@
-"""The cluster file of a replay: regions (zone, PUE) and their GPUs (catalog type and count).
+"""The cluster of a replay: its regions (zone, PUE) and their GPUs (catalog type and count).
 
-::
+A cluster file is read with the daemon's own region model (:class:`daemon.settings.RegionSettings`),
+so an operator's ``carbond.toml`` is itself a cluster file (its other sections are ignored here),
+and a replay cluster file is a valid ``[[regions]]`` list for the daemon::
 
     [[regions]]
     name = "quebec"          # letters, digits, '.', '_' and '-'
     zone = "CA-QC"           # Electricity Maps zone key
     pue = 1.0                # optional, default 1.0
-    gpus = [{ type = "T4", count = 8 }]
+    gpus = [{ type = "T4", count = 8 }]   # or ["T4", "T4", ...]; not "discover"
 
 Device ids are ``<region>/<index>``, as the daemon's inventory names them.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.replay.errors import ReplayInputError
+from daemon.settings import RegionSettings
 from policies import Device
 from policies.errors import UnknownGpuError
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
@@ -27,23 +30,11 @@ from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
 __all__ = ["Cluster", "Region", "load_cluster"]
 
 
-class _GpuEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    type: str = Field(min_length=1)
-    count: int = Field(ge=1, le=100_000)
-
-
-class _RegionEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    zone: str = Field(min_length=1)
-    pue: float = Field(default=1.0, ge=1.0, le=3.0)
-    gpus: tuple[_GpuEntry, ...] = Field(min_length=1)
-
-
 class _ClusterFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    regions: tuple[_RegionEntry, ...] = Field(min_length=1)
+    """The part of a cluster or daemon config file a replay reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    regions: tuple[RegionSettings, ...] = Field(min_length=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +96,32 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise ReplayInputError(f"{path}: {where}: {err['msg']}") from exc
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ReplayInputError(f"{path}: {where}: {msg}") from exc
     names = [r.name for r in parsed.regions]
     if len(set(names)) != len(names):
         raise ReplayInputError(f"{path}: region names must be unique, got {names}")
     regions = []
     for i, entry in enumerate(parsed.regions):
+        if entry.gpus == "discover":
+            raise ReplayInputError(
+                f"{path}: regions.{i}.gpus: region {entry.name!r} discovers its GPUs with NVML; "
+                "a replay needs them declared (a list of catalog names or { type, count } tables)"
+            )
         try:
-            gpus = tuple((catalog.get(g.type), g.count) for g in entry.gpus)
+            specs = [catalog.get(name) for name in entry.gpus]
         except UnknownGpuError as exc:
             raise ReplayInputError(f"{path}: regions.{i}.gpus: {exc}") from exc
-        regions.append(Region(entry.name, entry.zone, entry.pue, gpus))
+        regions.append(Region(entry.name, entry.zone, entry.pue, _runs(specs)))
     return Cluster(tuple(regions))
+
+
+def _runs(specs: list[GpuSpec]) -> tuple[tuple[GpuSpec, int], ...]:
+    """Consecutive GPUs of one type as (type, count) pairs, in index order."""
+    pairs: list[tuple[GpuSpec, int]] = []
+    for spec in specs:
+        if pairs and pairs[-1][0].name == spec.name:
+            pairs[-1] = (spec, pairs[-1][1] + 1)
+        else:
+            pairs.append((spec, 1))
+    return tuple(pairs)

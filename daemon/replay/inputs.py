@@ -13,11 +13,13 @@ from typing import Any
 from daemon.replay.cluster import Cluster, load_cluster
 from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayInputError
+from daemon.replay.ledger_jobs import jobs_from_ledger
 from daemon.replay.signals import ReplaySignals, read_intensity
-from daemon.replay.traces import read_requests
+from daemon.replay.traces import TRACE_FORMATS, read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs
 
 __all__ = [
+    "JOBS_FORMATS",
     "PolicySpec",
     "ReplayInputs",
     "load_setup",
@@ -26,6 +28,8 @@ __all__ = [
     "parse_policies",
     "parse_time",
 ]
+
+JOBS_FORMATS = (*TRACE_FORMATS, "ledger")  # ledger: an operator's own jobs (ledger_jobs)
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -162,9 +166,14 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
         inputs.start, inputs.days * 86400.0, inputs.requests_per_job, inputs.time_scale,
         slack_s, inputs.model, inputs.runtime, inputs.batch_size, tick_s=float(inputs.tick_s),
     )  # fmt: skip
-    traces = [read_requests(path, inputs.jobs_format) for path in inputs.jobs]
-    regions = [(r.name, r.gpu_count) for r in cluster.regions]
-    jobs = build_jobs(traces, options, regions, cluster.gpu_types())
+    if inputs.jobs_format == "ledger":
+        span_s = inputs.days * 86400.0
+        jobs = [j for path in inputs.jobs for j in jobs_from_ledger(path, inputs.start, span_s)]
+        jobs.sort(key=lambda job: (job.submitted_at, job.job_id))
+    else:
+        traces = [read_requests(path, inputs.jobs_format) for path in inputs.jobs]
+        regions = [(r.name, r.gpu_count) for r in cluster.regions]
+        jobs = build_jobs(traces, options, regions, cluster.gpu_types())
     return ReplaySetup(
         tuple(jobs), cluster, signals, inputs.start, end, inputs.tick_s,
         truth_factor=inputs.truth_factor, duration_noise=inputs.duration_noise,

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policies.footprint.paper import PAPER_ZONES, PaperCell
 
-__all__ = ["Takeaway", "cell_rows", "plot_figure1", "plot_figure4", "takeaways"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["Takeaway", "cell_rows", "figure4", "plot_figure1", "plot_figure4", "takeaways"]
 
 
 def cell_rows(cells: Sequence[PaperCell]) -> list[dict[str, Any]]:
@@ -128,8 +131,13 @@ def _series_styles(cells: Sequence[PaperCell]) -> dict[tuple[str, str], str]:
     return {k: f"{markers.get(k[0], 'x')}{lines.get(k[1], ':')}" for k in keys}
 
 
-def plot_figure4(cells: Sequence[PaperCell], path: Path, model: str = "llama-1b") -> Path:
-    """Per-prompt carbon, embodied (bottom) and operational (top), per zone (log scale)."""
+def figure4(cells: Sequence[PaperCell], model: str = "llama-1b") -> Figure:
+    """Per-prompt carbon, embodied (bottom) and operational (top), per zone and batch size.
+
+    Each zone has its own *linear* axis, so a bar's parts are in proportion (on a log axis a
+    2 % embodied share stacked under the operational part looks like half the bar); the
+    embodied share is written over each bar. The caller closes the figure.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,33 +147,42 @@ def plot_figure4(cells: Sequence[PaperCell], path: Path, model: str = "llama-1b"
     zones = list(PAPER_ZONES)
     gpus = list(dict.fromkeys(c.gpu for c in cells))
     batches = sorted({c.batch_size for c in cells})
-    fig, axes = plt.subplots(1, len(zones), figsize=(4.2 * len(zones), 4), sharey=True)
+    fig, axes = plt.subplots(1, len(zones), figsize=(4.6 * len(zones), 4.2))
     width = 0.8 / len(gpus)
     colours = {"T4": ("#9ecae1", "#3182bd"), "RTX6000-Ada": ("#fdae6b", "#e6550d")}
     for ax, zone in zip(np.atleast_1d(axes), zones, strict=True):
         for i, gpu in enumerate(gpus):
             pts = {c.batch_size: c for c in cells if (c.model, c.gpu, c.zone) == (model, gpu, zone)}
             x = np.arange(len(batches)) + i * width
-            grams = [pts[b].per_prompt for b in batches]
+            grams = [pts[b].per_prompt if b in pts else None for b in batches]
             emb = [g.embodied_g if g else 0.0 for g in grams]
             op = [g.operational_g if g else 0.0 for g in grams]
             light, dark = colours.get(gpu, ("#cccccc", "#636363"))
             ax.bar(x, emb, width, color=dark, label=f"{gpu} embodied")
             ax.bar(x, op, width, bottom=emb, color=light, label=f"{gpu} operational")
+            for xi, g in zip(x, grams, strict=True):
+                if g is not None and g.total_g > 0:
+                    ax.annotate(f"{g.embodied_share:.0%}", (xi, g.total_g), ha="center",
+                                va="bottom", fontsize=6)  # fmt: skip
         ax.set_xticks(np.arange(len(batches)) + width * (len(gpus) - 1) / 2, batches)
-        ax.set_yscale("log")
-        ax.set_xlabel("batch size")
+        ax.set_xlabel("batch size (label: embodied share)")
         ax.set_title(f"{zone} ({PAPER_ZONES[zone]:g} g/kWh)")
-        ax.grid(True, axis="y", which="both", alpha=0.3)
-    smallest = min(
-        (c.per_prompt.embodied_g for c in cells if c.model == model and c.per_prompt),
-        default=1e-6,
-    )
-    np.atleast_1d(axes)[0].set_ylim(bottom=smallest / 2)
-    np.atleast_1d(axes)[0].set_ylabel("gCO2e per prompt")
+        ax.set_ylabel("gCO2e per prompt")
+        ax.grid(True, axis="y", alpha=0.3)
     np.atleast_1d(axes)[-1].legend(fontsize=7)
-    fig.suptitle(f"Per-prompt carbon, {model} (carbond's model; cf. the paper's Figure 4)")
+    fig.suptitle(f"Per-prompt carbon, {model} (carbond's model; cf. the paper's Figure 4); "
+                 "linear axes, one per zone")  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
+
+
+def plot_figure4(cells: Sequence[PaperCell], path: Path, model: str = "llama-1b") -> Path:
+    """Write :func:`figure4` to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = figure4(cells, model)
+    try:
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
     return path

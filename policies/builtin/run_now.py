@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from policies.base import register_policy
-from policies.candidates import device_groups, estimate_on, is_free
+from policies.candidates import device_groups, estimate_on, is_free, unfit_reason
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.recalibration import Recalibration
 from policies.placement import place
@@ -58,7 +58,7 @@ class RunNow:
             if est.fits and len(pool) >= need:
                 fitting.append((est.duration_s, pool, est))
         if not fitting:
-            return Decision(job.job_id, "reject", "fits no admissible device", self.name)
+            return Decision(job.job_id, "reject", unfit_reason(job, devices), self.name)
         for _, pool, est in sorted(fitting, key=lambda item: item[0]):
             free = [d for d in pool if is_free(d, now) and d.device_id not in taken]
             if len(free) >= need:

@@ -1,12 +1,13 @@
 """Deployment advice: the lowest-carbon way to serve a model within a latency bound.
 
 :func:`advise` sweeps batch size (requests in flight), weight precision, GPU type and grid zone;
-for each GPU and precision it takes the fewest tensor-parallel GPUs (1, 2, 4, 8) whose memory
-holds the weights and the batch's KV cache. Every candidate is scored per 1000 output tokens
-(SCI functional unit): operational grams ``E * CI * PUE`` plus the embodied grams of the GPU time
-(:mod:`.accounting`), with energy and step time from the calibrated continuous-batching model
-(:mod:`.serving`, :mod:`.calibration`). Candidates whose per-request latency (``n_out`` steps)
-exceeds the bound are dropped.
+for each GPU and precision it takes the fewest tensor-parallel GPUs (1, 2, 4, 8) that hold the
+weights, at the batch whose KV cache fits there (the engine queues the other requests), and the
+fewest whose memory holds the whole batch's KV cache. Every candidate is scored per 1000 output
+tokens (SCI functional unit): operational grams ``E * CI * PUE`` plus the embodied grams of the
+GPU time (:mod:`.accounting`), with energy and step time from the calibrated
+continuous-batching model (:mod:`.serving`, :mod:`.calibration`). Candidates whose per-request
+latency (``n_out`` steps) exceeds the bound are dropped.
 
 The contribution of each factor is measured one at a time from the recommendation: the same
 configuration with batch 1 (batching), with 16-bit weights (quantisation), in the
@@ -32,7 +33,7 @@ from policies.footprint.estimator import Workload, memory_required_gb
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
 from policies.footprint.runtimes import RuntimeProfile
-from policies.footprint.serving import steady_state
+from policies.footprint.serving import admitted_batch, steady_state
 
 __all__ = [
     "DEFAULT_BATCH_SIZES",
@@ -103,15 +104,29 @@ class Advice:
     reason: str
 
 
-def _smallest_fit(
+def _fits(
     model: ModelSpec, gpu: GpuSpec, runtime: RuntimeProfile, workload: Workload
-) -> int | None:
+) -> list[Workload]:
+    """How ``workload``'s batch can run on ``gpu``: the fewest tensor-parallel GPUs that hold
+    the weights and at least one request, at the batch the engine admits there
+    (:func:`.serving.admitted_batch`: vLLM queues the rest, as the validation runs measured);
+    and, when that caps the batch, also the fewest GPUs whose memory holds the whole batch's KV
+    cache. Empty when nothing fits."""
     available = gpu.memory_gb * runtime.usable_memory_fraction
+    out: list[Workload] = []
     for tp in _TP_OPTIONS:
         candidate = replace(workload, tensor_parallel=tp)
-        if memory_required_gb(model, runtime, candidate, workload.batch_size) <= available:
-            return tp
-    return None
+        admitted = admitted_batch(model, gpu, runtime, candidate)
+        if admitted >= 1:
+            out.append(replace(candidate, batch_size=admitted))
+            break
+    if out and out[0].batch_size < workload.batch_size:
+        for tp in _TP_OPTIONS:
+            candidate = replace(workload, tensor_parallel=tp)
+            if memory_required_gb(model, runtime, candidate, workload.batch_size) <= available:
+                out.append(candidate)
+                break
+    return out
 
 
 def _score(
@@ -222,18 +237,21 @@ def advise(
     if max_latency_s is not None and not max_latency_s > 0:
         raise InvalidWorkloadError(f"max_latency_s must be positive, got {max_latency_s}")
     pool: list[Candidate] = []
+    scored: set[tuple[str, str, int, int]] = set()
     rejected_memory = 0
     for gpu in gpus:
         for precision in precisions:
             for batch in batch_sizes:
                 wl = Workload(batch, input_tokens, output_tokens, None, precision.lower(), 1)
                 wl.validate()
-                tp = _smallest_fit(model, gpu, runtime, wl)
-                if tp is None:
+                fitted = _fits(model, gpu, runtime, wl)
+                if not fitted:
                     rejected_memory += len(zones)
-                    continue
-                wl = replace(wl, tensor_parallel=tp)
-                pool += _score(model, gpu, runtime, wl, zones, pue, lifetime_years)
+                for fit in fitted:
+                    key = (gpu.name, fit.precision, fit.tensor_parallel, fit.batch_size)
+                    if key not in scored:  # a larger batch capped to one already scored
+                        scored.add(key)
+                        pool += _score(model, gpu, runtime, fit, zones, pue, lifetime_years)
     feasible = [c for c in pool if max_latency_s is None or c.latency_s <= max_latency_s]
     rejected_latency = len(pool) - len(feasible)
     feasible.sort(key=lambda c: (c.total_per_1k_tokens_g, c.latency_s))

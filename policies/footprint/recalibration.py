@@ -7,7 +7,9 @@ The factor is the geometric mean ratio measured / estimated, robustly:
 - **bounded outliers**: each log-ratio is clipped to ``±log(max_ratio)``; once a factor is
   established (``min_samples``), a new log-ratio may move at most ``±log(1 + max_step)`` away
   from the current factor before it is averaged in;
-- **minimum samples**: below ``min_samples`` observations the factor in use stays 1.0;
+- **minimum evidence**: below ``min_samples`` observations, or below ``min_measured_s``
+  seconds of measured run time in all, the factor in use stays 1.0 (a few short jobs are
+  dominated by start-up and by how their end was noticed, not by steady serving);
 - **decay**: the first observations are averaged equally; from ``1 / decay`` observations on
   each new one has weight ``decay`` (an exponential moving average), so the factor follows
   hardware or software changes and old evidence fades.
@@ -41,15 +43,22 @@ class RecalibrationConfig:
     """How fast and how robustly factors move (see the module docstring)."""
 
     min_samples: int = 3
+    min_measured_s: float = 600.0
     max_ratio: float = 4.0
     max_step: float = 0.5
     decay: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.min_samples < 1 or self.max_ratio <= 1 or self.max_step <= 0:
+        if (
+            self.min_samples < 1
+            or self.max_ratio <= 1
+            or self.max_step <= 0
+            or not self.min_measured_s >= 0
+        ):
             raise InvalidOutcomeError(
-                f"recalibration: need min_samples >= 1, max_ratio > 1, max_step > 0; got "
-                f"{self.min_samples}, {self.max_ratio}, {self.max_step}"
+                f"recalibration: need min_samples >= 1, min_measured_s >= 0, max_ratio > 1, "
+                f"max_step > 0; got {self.min_samples}, {self.min_measured_s}, "
+                f"{self.max_ratio}, {self.max_step}"
             )
         if not 0 < self.decay <= 1:
             raise InvalidOutcomeError(f"recalibration: decay must be in (0, 1], got {self.decay}")
@@ -72,13 +81,15 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class RecalibrationFactor:
-    """The learned state for one (model, GPU type): log factors and the sample count."""
+    """The learned state for one (model, GPU type): log factors, the sample count and the
+    measured run time (s) they cover."""
 
     model: str
     gpu: str
     samples: int = 0
     energy_log: float = 0.0
     duration_log: float = 0.0
+    measured_s: float = 0.0
 
     @property
     def energy_factor(self) -> float:
@@ -135,15 +146,22 @@ class Recalibration:
         """The state for ``(model, gpu)`` (a fresh one, factor 1, if never observed)."""
         return self.factors.get(_key(model, gpu)) or RecalibrationFactor(model, gpu)
 
-    def energy_factor(self, model: str, gpu: str) -> float:
-        """The energy factor in use: 1.0 until ``min_samples`` observations."""
+    def in_use(self, model: str, gpu: str) -> bool:
+        """Whether ``(model, gpu)``'s factors have enough evidence to be used: at least
+        ``min_samples`` observations covering ``min_measured_s`` seconds of measured runs."""
         state = self.get(model, gpu)
-        return state.energy_factor if state.samples >= self.config.min_samples else 1.0
+        return (
+            state.samples >= self.config.min_samples
+            and state.measured_s >= self.config.min_measured_s
+        )
+
+    def energy_factor(self, model: str, gpu: str) -> float:
+        """The energy factor in use: 1.0 until :meth:`in_use`."""
+        return self.get(model, gpu).energy_factor if self.in_use(model, gpu) else 1.0
 
     def duration_factor(self, model: str, gpu: str) -> float:
-        """The duration factor in use: 1.0 until ``min_samples`` observations."""
-        state = self.get(model, gpu)
-        return state.duration_factor if state.samples >= self.config.min_samples else 1.0
+        """The duration factor in use: 1.0 until :meth:`in_use`."""
+        return self.get(model, gpu).duration_factor if self.in_use(model, gpu) else 1.0
 
     def updated(self, observation: Observation) -> Recalibration:
         """A new calibration with ``observation`` folded in (unusable ratios are ignored)."""
@@ -152,9 +170,12 @@ class Recalibration:
         duration = _log_ratio(observation.measured_duration_s, observation.estimated_duration_s)
         if energy is None and duration is None:
             return self
+        seconds = observation.measured_duration_s
         new_state = replace(
             state,
             samples=state.samples + 1,
+            measured_s=state.measured_s
+            + (seconds if math.isfinite(seconds) and seconds > 0 else 0),
             energy_log=_step(state.energy_log, energy, state.samples, self.config),
             duration_log=_step(state.duration_log, duration, state.samples, self.config),
         )

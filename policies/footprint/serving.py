@@ -39,7 +39,13 @@ from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
 from policies.footprint.runtimes import RuntimeProfile
 
-__all__ = ["SteadyState", "estimate_continuous", "kv_capacity_tokens", "steady_state"]
+__all__ = [
+    "SteadyState",
+    "admitted_batch",
+    "estimate_continuous",
+    "kv_capacity_tokens",
+    "steady_state",
+]
 
 _GB: Final = 1e9
 
@@ -162,19 +168,21 @@ def estimate_continuous(
 ) -> Estimate:
     """A job of ``workload.request_count`` requests on a continuous-batching engine.
 
-    Up to ``batch_size`` requests are in flight; the job takes as many steps as its requests
-    have output tokens divided by the concurrency. ``batch_latency_s`` is one request's latency
-    (its ``n_out`` steps), ``batches`` the number of request waves. The memory check keeps the
-    whole batch's KV cache resident (vLLM would pre-empt instead; carbond does not plan on it).
+    The engine admits up to ``batch_size`` requests, as many as its KV cache holds
+    (:func:`admitted_batch`), and queues the rest: the job takes as many steps as its requests
+    have output tokens divided by the admitted concurrency. ``batch_latency_s`` is one
+    request's latency (its ``n_out`` steps), ``batches`` the number of request waves. It does
+    not fit only when the weights and one request's KV cache do not (``memory_required_gb``
+    is then that one request's need).
 
     Raises:
         InvalidWorkloadError: a workload field is out of range.
     """
     workload.validate()
-    batch = min(workload.batch_size, workload.request_count)
-    required = memory_required_gb(model, runtime, workload, batch)
+    batch = admitted_batch(model, gpu, runtime, workload)
+    required = memory_required_gb(model, runtime, workload, max(1, batch))
     available = gpu.memory_gb * runtime.usable_memory_fraction
-    waves = math.ceil(workload.request_count / batch)
+    waves = math.ceil(workload.request_count / max(1, batch))
     g = workload.tensor_parallel
 
     def result(
@@ -185,10 +193,11 @@ def estimate_continuous(
                         available, prefill_s + decode_s, energy, prefill_s, decode_s, waves,
                         latency_s)  # fmt: skip
 
-    if required > available:
+    if batch < 1:
         reason = (
-            f"out of memory: {model.name} at {workload.precision}, batch {batch}, needs "
-            f"{required:.1f} GB per GPU but {gpu.name} x{g} offers {available:.1f} GB"
+            f"out of memory: {model.name} at {workload.precision} needs {required:.1f} GB per "
+            f"GPU for its weights and one request's KV cache, but {gpu.name} x{g} offers "
+            f"{available:.1f} GB"
         )
         return result(False, reason, (math.inf, math.inf, math.inf), math.inf)
     state = steady_state(model, gpu, runtime, _with_batch(workload, batch), power)
@@ -199,6 +208,19 @@ def estimate_continuous(
     energy_j = tokens * state.energy_per_output_token_j
     times = (duration_s * prefill_share, duration_s * (1.0 - prefill_share), latency_s)
     return result(True, "", times, energy_j)
+
+
+def admitted_batch(
+    model: ModelSpec, gpu: GpuSpec, runtime: RuntimeProfile, workload: Workload
+) -> int:
+    """Requests a continuous-batching engine keeps in flight: ``batch_size`` (and no more than
+    the job's requests), capped by how many requests' KV cache fits beside the weights
+    (:func:`kv_capacity_tokens`, each request holding its prompt and on average half its
+    output); vLLM queues the others. 0 when not even one request fits. The same cap as the
+    validation harness (``bench/prediction.py``)."""
+    per_request = workload.input_tokens + workload.output_tokens / 2.0
+    fits = int(kv_capacity_tokens(model, gpu, runtime, workload) // per_request)
+    return max(0, min(workload.batch_size, workload.request_count, fits))
 
 
 def _with_batch(workload: Workload, batch: int) -> Workload:

@@ -132,7 +132,7 @@ def _bad_config(state: Path, config: Path) -> None:
         (_group_writable_queue, "queue", "group/world-writable"),
         (_partial_line, "queue", "unfinished line"),
         (_no_regions, "gpus", "no [[regions]]"),
-        (_unknown_policy, "policy", "no-such-policy"),
+        (_unknown_policy, "config", "unknown policy 'no-such-policy'"),
         (_bad_config, "config", "metrics.port"),
     ],
 )

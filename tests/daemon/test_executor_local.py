@@ -304,3 +304,57 @@ def test_a_recovering_daemon_claims_the_start_so_a_late_wrapper_never_runs_it(
     assert late.returncode == 0 and "claimed the start" in late.stderr
     assert not ran.exists()
     assert not (tmp_path / "logs" / "job-late.status.json").exists()
+
+
+def test_a_job_starts_in_its_working_directory(tmp_path: Path) -> None:
+    work = tmp_path / "work dir"
+    work.mkdir()
+    (work / "serve_batch.py").write_text("import os; print(os.getcwd())\n")
+    executor = LocalExecutor()
+    handle = executor.launch(_spec(tmp_path, "job-cwd", PY, "serve_batch.py", cwd=str(work)), NOW)
+
+    status = _wait(executor, handle)
+
+    assert status.succeeded, status.reason
+    assert (tmp_path / "logs" / "job-cwd.out").read_text().strip() == str(work)
+
+
+def test_without_a_working_directory_a_job_starts_in_its_users_home(tmp_path: Path) -> None:
+    executor = LocalExecutor()
+    handle = executor.launch(
+        _spec(tmp_path, "job-home", PY, "-c", "import os; print(os.getcwd())"), NOW
+    )
+
+    assert _wait(executor, handle).succeeded
+    home = pwd.getpwuid(os.geteuid()).pw_dir
+    expected = home if os.path.isdir(home) else "/"
+    assert (tmp_path / "logs" / "job-home.out").read_text().strip() == os.path.realpath(expected)
+
+
+@pytest.mark.root
+def test_a_working_directory_the_user_cannot_enter_is_refused(tmp_path: Path) -> None:
+    """Root could enter it; the job's user could not: the launch is refused, and the wrapper
+    refuses too if the directory closes between the check and the start."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a job as another user")
+    nobody = pwd.getpwnam("nobody")
+    secret = tmp_path / "secret"  # pytest's tmp dirs are 0700 root: nobody cannot enter
+    secret.mkdir()
+    executor = LocalExecutor(allow_root_jobs=False, log_dir=tmp_path / "logs")
+    spec = _spec(tmp_path, "job-s", "id", uid=nobody.pw_uid, gid=nobody.pw_gid, cwd=str(secret))
+    with pytest.raises(LaunchRefusedError, match=f"uid {nobody.pw_uid} cannot enter working "
+                       f"directory {secret} \\(no search permission on "):  # fmt: skip
+        executor.launch(spec, NOW)
+
+    # The wrapper's own check, as when permissions change after the daemon looked.
+    from daemon.executors import jobfiles, wrapper
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    status_file = logs / "job-s.status.json"
+    spec_file = logs / "job-s.spec.json"
+    jobfiles.write_private(spec_file, jobfiles.wrapper_spec(spec, status_file, 1))
+    assert wrapper.run(spec_file) == 0
+    recorded = json.loads(status_file.read_text())
+    assert recorded["exit_code"] == wrapper.EXIT_NOT_RUNNABLE
+    assert f"cannot start: uid {nobody.pw_uid} cannot enter working directory" in recorded["reason"]

@@ -218,7 +218,7 @@ def test_backtest_command_on_a_small_trace(
 def test_backtest_bad_trace_is_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    assert main(argv) == 1
+    assert main(argv) == 2  # a trace the user named: bad input
     err = capsys.readouterr().err
     assert err.startswith("carbond: error: ") and err.count("\n") == 1
 

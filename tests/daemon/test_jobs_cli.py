@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import sys
@@ -53,7 +54,10 @@ def test_submit_appends_one_normalised_line(
     payload = json.loads(out)
     [line] = _queue_lines(tmp_path)
     assert line["id"] == payload["job_id"]
-    assert line["command"] == ["python", "-c", "print('--')"]
+    python = shutil.which("python")
+    expected = os.path.abspath(python) if python else "python"  # resolved on the caller's PATH
+    assert line["command"] == [expected, "-c", "print('--')"]
+    assert line["cwd"] == os.getcwd()  # the job starts where submit ran
     assert line["tags"] == ["a", "b"]
     assert line["deadline"] == payload["deadline"]  # relative deadlines become absolute
     assert "user" not in line
@@ -93,6 +97,87 @@ def test_submit_refuses_bad_jobs_with_exit_2(
     assert not (tmp_path / "queue.jsonl").exists()
 
 
+def test_submit_records_the_working_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "here" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here")
+    base = ("submit", "--state-dir", str(tmp_path), "--model", "llama-1b")
+    assert _run(capsys, *base, "--", "/bin/true")[0] == 0
+    assert _run(capsys, *base, "--cwd", "sub", "--", "/bin/true")[0] == 0
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"model": "llama-1b", "command": ["/bin/true"], "cwd": "/srv"}))
+    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", str(job))[0] == 0
+    cwds = [line["cwd"] for line in _queue_lines(tmp_path)]
+    assert cwds == [str(tmp_path / "here"), str(tmp_path / "here" / "sub"), "/srv"]
+
+
+def test_submit_refuses_a_working_directory_it_cannot_enter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--model", "llama-1b",
+                        "--cwd", str(tmp_path / "gone"), "--", "/bin/true")  # fmt: skip
+    assert code == 2
+    assert err == (
+        f"carbond: error: --cwd: working directory {tmp_path / 'gone'}: No such file or directory\n"
+    )
+    assert not (tmp_path / "queue.jsonl").exists()
+
+
+def test_submit_warns_about_a_program_not_on_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--model", "llama-1b",
+                        "--", "carbond-no-such-program", "x")  # fmt: skip
+    assert code == 0
+    assert "warning: 'carbond-no-such-program' is not on your PATH" in err
+    assert _queue_lines(tmp_path)[0]["command"] == ["carbond-no-such-program", "x"]
+
+
+def _readme_submit_example() -> list[str]:
+    """The README's own ``carbond submit ... -- python serve_batch.py`` line, as argv."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    [line] = [x for x in readme.splitlines() if "carbond submit" in x and "serve_batch.py" in x]
+    argv = shlex.split(line.strip())
+    assert argv[:2] == ["carbond", "submit"], line
+    return argv[1:]
+
+
+def test_the_readme_submit_example_runs_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user in their project directory, their venv's ``python`` on PATH, submits the README's
+    line; the daemon (local executor, real processes) runs it there, with that python."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "serve_batch.py").write_text(
+        "import pathlib, sys\npathlib.Path('served.txt').write_text(sys.prefix)\n"
+    )
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin")
+    state = tmp_path / "state"
+    state.mkdir()
+    argv = _readme_submit_example()
+    code, _, err = _run(capsys, *argv[:1], "--state-dir", str(state), "--id", "readme",
+                          *argv[1:])  # fmt: skip
+    assert (code, err) == (0, ""), err
+
+    settings = Settings(state_dir=state, regions=PAPER_REGIONS[1:2], policy={"name": "run-now"})
+    executor = LocalExecutor(log_dir=state / "logs", grace_s=1.0)
+    with Ledger.open(state / "ledger.db") as ledger:
+        service = build_service(settings, ledger, {"local": executor}, intensity=StaticIntensity())
+        service.start(datetime.now(UTC))
+        for _ in range(200):  # real processes: tick until the job has ended (at most ~10 s)
+            service.tick(datetime.now(UTC))
+            if ledger.job_state("readme") not in {"queued", "planned", "running"}:
+                break
+            time.sleep(0.05)
+        assert ledger.job_state("readme") == "succeeded", (
+            state / "logs" / "readme.err"
+        ).read_text()
+    assert (project / "served.txt").read_text() == sys.prefix  # here, with the submitter's python
+
+
 def test_jobs_status_cancel_against_a_running_service(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -122,7 +207,7 @@ def test_jobs_status_cancel_against_a_running_service(
     code, _, err = _run(capsys, "cancel", "a", "--state-dir", str(tmp_path))
     assert (code, "already cancelled" in err) == (2, True)
     code, _, err = _run(capsys, "status", "zzz", "--state-dir", str(tmp_path))
-    assert (code, "unknown job 'zzz'" in err) == (1, True)
+    assert (code, "unknown job 'zzz'" in err) == (2, True)  # bad input: exit 2 (docs)
 
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--state", "cancelled")
     assert code == 0 and "a" in out
@@ -279,12 +364,12 @@ def test_status_shows_ones_own_rejected_lines(
         queue.write('{"id": "bad1", "model": "llama-1b", "command": ["true"], "batch_size": 0}\n')
     service.tick(clock())
     code, out, _ = _run(capsys, "status", "bad1", "--state-dir", str(tmp_path), "--json")
-    assert code == 1
+    assert code == 2
     payload = json.loads(out)
     assert payload["state"] == "rejected"
     [line] = payload["rejected_lines"]
     assert line["file"] == "queue.jsonl" and line["line_no"] == 1
     assert "field 'batch_size'" in line["reason"]
     code, out, _ = _run(capsys, "status", "bad1", "--state-dir", str(tmp_path))
-    assert code == 1
+    assert code == 2
     assert out.startswith("bad1: rejected (queue.jsonl line 1): line 1: field 'batch_size'")

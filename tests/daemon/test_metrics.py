@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -10,7 +11,17 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.errors import DaemonError
+from daemon.intensity import EmbeddedIntensity
+from daemon.inventory import build_inventory
+from daemon.ledger import Ledger
 from daemon.metrics import Metrics
+from daemon.queue.ingest import Queue
+from daemon.service import Service
+from daemon.settings import GpuSettings, RegionSettings, Settings
+from daemon.testing import FakeClock, RecordingExecutor
+from policies import get_policy
+from policies.footprint import DEFAULT_GPU_CATALOG
+from tests.daemon.helpers import append, job_line
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -80,3 +91,81 @@ def test_a_port_in_use_is_a_clear_error() -> None:
         port = first.start(0)
         with pytest.raises(DaemonError, match=f"127.0.0.1:{port}"):
             second.start(port)
+
+
+def _service(
+    tmp_path: Path, metrics: Metrics, executor: RecordingExecutor, clock: FakeClock
+) -> Service:
+    from daemon.gpu import GpuMonitor, SimulatedGpuBackend
+    from daemon.gpu.factory import simulated_spec
+    from daemon.measurement import JobMeasurement
+
+    def monotonic_s() -> float:
+        return (clock() - NOW).total_seconds()
+
+    backend = SimulatedGpuBackend(
+        [simulated_spec(DEFAULT_GPU_CATALOG.get("A100-80GB"))], clock=monotonic_s
+    )
+    backend.start()
+    monitor = GpuMonitor(backend, GpuSettings(), clock=backend.now_s, sample=False)
+    regions = (RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("A100-80GB",)),)
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    service = Service(
+        settings=Settings(state_dir=tmp_path, regions=regions, policy={"name": "carbon-window"}),
+        ledger=ledger,
+        queue=Queue(tmp_path, ledger, known_regions=["qc"]),
+        executors={executor.name: executor},
+        inventory=build_inventory(regions),
+        intensity=EmbeddedIntensity(),
+        policy=get_policy("carbon-window"),
+        metrics=metrics,
+        measurement=JobMeasurement(monitor, lifetime_years=5.0, index_of={"qc/0": 0}),
+    )
+    service.start(clock())
+    return service
+
+
+def test_measured_energy_and_ledger_totals_reach_the_endpoint_and_survive_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Issue 14 item 3: the measured-energy counter grows with the emissions counter, and the
+    ledger gauges (totals, savings) come back after a restart while counters start at 0."""
+    executor, clock = RecordingExecutor(), FakeClock(NOW)
+    with Metrics(clock=clock) as metrics:
+        port = metrics.start(0)
+        service = _service(tmp_path, metrics, executor, clock)
+        append(service.queue.path, job_line(id="a", model="llama-3.1-8b", requests=64))
+        service.tick(clock())
+        decision = service.ledger.latest_decision("a")
+        assert decision is not None and decision.expected_duration_s
+        clock.advance(decision.expected_duration_s + 1)
+        assert service.tick(clock()).finished == ("a",)
+        outcome = service.ledger.outcome("a")
+        assert outcome is not None and outcome["measured_energy_j"] > 0
+        got = _scrape(port)
+        service.ledger.close()
+    assert got[("carbond_measured_energy_joules_total", ())] == pytest.approx(
+        outcome["measured_energy_j"]
+    )
+    assert got[("carbond_measured_emissions_grams_total", ())] == pytest.approx(outcome["total_g"])
+    ledger_g = got[("carbond_ledger_emissions_grams", (("part", "total"),))]
+    assert ledger_g == pytest.approx(outcome["total_g"])
+    saved = outcome["run_now_total_g"] - outcome["total_g"]
+    assert got[("carbond_ledger_saved_grams", ())] == pytest.approx(saved)
+
+    with Metrics(clock=clock) as metrics:  # the daemon restarts
+        port = metrics.start(0)
+        service = _service(tmp_path, metrics, executor, clock)
+        again = _scrape(port)
+        service.ledger.close()
+    assert ("carbond_measured_energy_joules_total", ()) not in again or again[
+        ("carbond_measured_energy_joules_total", ())
+    ] == 0
+    assert again[("carbond_ledger_emissions_grams", (("part", "total"),))] == pytest.approx(
+        ledger_g
+    )
+    assert again[("carbond_ledger_saved_grams", ())] == pytest.approx(saved)
+    assert again[("carbond_ledger_energy_joules", (("source", "measured"),))] == pytest.approx(
+        outcome["measured_energy_j"]
+    )
+    assert again[("carbond_ledger_jobs", ())] == 1

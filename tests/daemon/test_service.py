@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from daemon.planning import build_policy
 from daemon.settings import RegionSettings, Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from forecasts import SignalChain
-from policies import Decision
+from policies import Decision, UnknownPolicyError
 from policies.builtin.run_now import RunNow
 from tests.daemon.helpers import append, job_line, make_service
 
@@ -106,7 +107,13 @@ def test_a_job_that_fits_nowhere_fails_with_the_policy_reason(tmp_path: Path) ->
     append(service.queue.path, job_line(id="big", model="llama-70b"))
     service.tick(clock())
     assert _states(service.ledger) == {"big": "failed"}
-    assert "rejected: fits no admissible device" in service.ledger.transitions("big")[-1].reason
+    reason = service.ledger.transitions("big")[-1].reason
+    assert reason.startswith(
+        "rejected: fits no admissible device: llama-3.1-70b at fp16, batch 1, "
+    )
+    assert re.search(
+        r"needs [\d.]+ GB per GPU, the largest offers [\d.]+ GB usable \(T4\)$", reason
+    )
 
 
 def test_cancel_before_and_while_running(tmp_path: Path) -> None:
@@ -186,11 +193,9 @@ def test_a_launch_interrupted_before_it_started_is_requeued_once(tmp_path: Path)
     assert _states(restarted.ledger) == {"a": "succeeded"}
 
 
-def test_an_unknown_policy_falls_back_to_run_now() -> None:
-    with capture_logs() as logs:
-        policy = build_policy("carbon-window-from-the-future", {})
-    assert policy.name == "run-now"
-    assert logs[0]["event"] == "policy_fallback"
+def test_an_unknown_policy_is_refused_never_replaced_by_run_now() -> None:
+    with pytest.raises(UnknownPolicyError, match="unknown policy 'carbon-windw' \\(known: "):
+        build_policy("carbon-windw", {})
 
 
 def test_decisions_are_recorded_only_when_they_change(tmp_path: Path) -> None:
@@ -261,14 +266,14 @@ def test_a_failing_poll_keeps_the_job_running_until_it_works(tmp_path: Path) -> 
 
 def test_build_service_wires_the_configured_parts(tmp_path: Path) -> None:
     settings = Settings(
-        state_dir=tmp_path, regions=ONE_T4, policy={"name": "no-such-policy"},
+        state_dir=tmp_path, regions=ONE_T4, policy={"name": "wait-awhile"},
         intensity={"source": "embedded"},
     )  # fmt: skip
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         with pytest.raises(DaemonError, match="executor"):
             build_service(settings, ledger, {})
         service = build_service(settings, ledger, {"local": RecordingExecutor()})
-        assert service.policy.name == "run-now"
+        assert service.policy.name == "wait-awhile"
         assert [gpu.device_id for gpu in service.inventory] == ["qc/0"]
         assert isinstance(service.intensity, EmbeddedIntensity)
         assert service.queue.state_dir == tmp_path

@@ -78,7 +78,10 @@ def test_carbond_run_refuses_an_unsafe_state_dir_with_one_line(tmp_path: Path) -
     """A process of its own: on a regression the daemon would start and run until the timeout."""
     state = _state(tmp_path)
     os.chmod(state, 0o777)
-    done = subprocess.run([sys.executable, "-m", "daemon", "run", "--state-dir", str(state)],
+    config = tmp_path / "carbond.toml"
+    config.write_text(f'state_dir = "{state}"\n[[regions]]\nname = "qc"\nzone = "CA-QC"\n'
+                      'executor = "local"\ngpus = ["T4"]\n')  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "daemon", "run", "--config", str(config)],
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.startswith(f"carbond: error: unsafe state dir {state}: ")

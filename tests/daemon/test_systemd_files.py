@@ -42,7 +42,7 @@ def _unit_copy(tmp_path: Path, text: str) -> Path:
     """The unit with ExecStart pointing at this checkout's ``carbond`` (verify checks it)."""
     carbond = Path(sys.executable).with_name("carbond")
     unit = tmp_path / "carbond.service"
-    unit.write_text(text.replace("/usr/bin/carbond", str(carbond)))
+    unit.write_text(text.replace("/opt/carbond/bin/carbond", str(carbond)))
     return unit
 
 
@@ -155,3 +155,50 @@ def test_the_example_config_loads_and_names_every_key(monkeypatch: pytest.Monkey
         ):
             missing.append(key)
     assert not missing, f"keys not shown in {example.name}: {missing}"
+
+
+def _installed(tmp_path: Path) -> Path:
+    """``systemd/install.sh`` staged under ``tmp_path`` with this checkout's venv as prefix."""
+    venv = Path(sys.executable).parent.parent
+    done = subprocess.run(
+        ["sh", str(SYSTEMD / "install.sh"), "--destdir", str(tmp_path), "--prefix", str(venv),
+         "--no-python", "--no-activate"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return tmp_path
+
+
+def test_the_unit_as_installed_verifies_and_its_documentation_is_installed(
+    tmp_path: Path,
+) -> None:
+    root = _installed(tmp_path)
+    unit = root / "etc" / "systemd" / "system" / "carbond.service"
+    done = _verify(unit)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+    directives = _directives(unit.read_text())
+    venv = Path(sys.executable).parent.parent
+    assert directives["ExecStart"] == [f"{venv}/bin/carbond run --config /etc/carbond/carbond.toml"]
+    documents = directives["Documentation"][0].split()
+    files = [d.removeprefix("file://") for d in documents if d.startswith("file://")]
+    assert files, documents
+    for path in files:
+        assert (root / path.lstrip("/")).is_file(), f"Documentation={path} is not installed"
+    assert (root / "usr/local/bin/carbond").resolve() == (venv / "bin/carbond").resolve()
+    for staged in ("etc/sysusers.d/carbond.conf", "etc/tmpfiles.d/carbond.conf",
+                   "etc/carbond/carbond.toml"):  # fmt: skip
+        assert (root / staged).is_file(), staged
+
+
+def test_the_operations_guide_walks_through_the_install_script() -> None:
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    script = (SYSTEMD / "install.sh").read_text()
+    steps = re.findall(r"^# (\d)\. ", script, flags=re.MULTILINE)
+    assert steps == [str(n) for n in range(1, len(steps) + 1)]
+    for path in (
+        "/opt/carbond", "/usr/local/share/doc/carbond", "/etc/systemd/system/carbond.service",
+        "/etc/sysusers.d/carbond.conf", "/etc/tmpfiles.d/carbond.conf",
+        "/etc/carbond/electricitymaps.token", "systemctl enable --now carbond",
+    ):  # fmt: skip
+        assert path in script and path in guide, path

@@ -262,7 +262,7 @@ def test_with_recalibration_plans_a_copy_on_the_learned_factors(
     assert base.chosen is not None
     model = job("a").model.name
     doubled = Recalibration.from_factors(
-        RecalibrationFactor(model, gpu, samples=5, energy_log=math.log(2))
+        RecalibrationFactor(model, gpu, samples=5, energy_log=math.log(2), measured_s=3600.0)
         for gpu in ("T4", "RTX6000-Ada")
     )
     (tuned,) = with_recalibration(policy, doubled).plan(NOW, [job("a", hours=None)], devs, fcs)
@@ -307,3 +307,32 @@ def test_a_scarce_clean_gpu_goes_to_the_job_that_saves_most_on_it(
     assert regret_total <= total
     if urgent_s == math.inf:
         assert regret_total < total
+
+
+@pytest.mark.parametrize("name", ["carbon-window", "run-now", "spatial", "lowest-energy"])
+def test_run_now_is_a_start_the_job_could_have_had(name: str, two_regions: Cluster) -> None:
+    """Issue 14 item 2: the fastest GPU (California) is held by another job for 3 h, so the
+    counterfactual is the fastest *free* one (Quebec's T4) now, and no alternative names a GPU
+    that is busy at its start."""
+    devs, fcs = two_regions
+    busy_until = NOW + timedelta(hours=3)
+    held = [replace(d, busy_until=busy_until) if d.region == "ca" else d for d in devs]
+    (decision,) = get_policy(name).plan(NOW, [job("a")], held, fcs)
+    assert decision.run_now is not None
+    assert decision.run_now.region == "qc"
+    assert decision.run_now.start == NOW
+    busy = {d.device_id: d.busy_until for d in held if d.busy_until is not None}
+    for alt in (decision.run_now, *decision.alternatives):
+        assert all(busy.get(i) is None or busy[i] <= alt.start for i in alt.device_ids), alt
+
+
+def test_run_now_waits_for_the_first_gpu_to_free_up(two_regions: Cluster) -> None:
+    """Every GPU busy: the counterfactual starts when the first one frees up (the T4 at 1 h,
+    before the Ada at 2 h), on that GPU."""
+    devs, fcs = two_regions
+    held = [
+        replace(d, busy_until=NOW + timedelta(hours=1 if d.region == "qc" else 2)) for d in devs
+    ]
+    (decision,) = get_policy("carbon-window").plan(NOW, [job("a")], held, fcs)
+    assert decision.run_now is not None
+    assert (decision.run_now.region, decision.run_now.start) == ("qc", NOW + timedelta(hours=1))

@@ -9,12 +9,31 @@ from pathlib import Path
 
 
 def test_json_stdout_is_pure_even_when_the_daemon_warns(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    config = tmp_path / "carbond.toml"  # doctor's inventory warns: it discovers no GPU
+    config.write_text(
+        f'state_dir = "{state}"\n[gpu]\nbackend = "simulated"\n'
+        '[[regions]]\nname = "a"\nzone = "CA-QC"\ngpus = "discover"\n'
+    )
     exe = Path(sys.executable).with_name("carbond")
     proc = subprocess.run(
-        [str(exe), "demo", "--json", "--policy", "no-such-policy", "--state-dir",
+        [str(exe), "doctor", "--json", "--config", str(config)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "checks" in json.loads(proc.stdout)  # nothing but the document
+    assert "region_without_gpus" in proc.stderr
+
+
+def test_a_misspelt_policy_is_refused_in_one_line(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("carbond")
+    proc = subprocess.run(
+        [str(exe), "demo", "--json", "--policy", "carbon-windw", "--state-dir",
          str(tmp_path / "state")],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    json.loads(proc.stdout)  # nothing but the document
-    assert "policy_fallback" in proc.stderr
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("carbond: error: ")
+    assert "unknown policy 'carbon-windw' (known: " in proc.stderr

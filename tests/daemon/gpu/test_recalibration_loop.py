@@ -22,7 +22,7 @@ RAW = estimate(
     DEFAULT_MODEL_CATALOG.get("llama-3.1-8b"),
     GPU,
     get_runtime("vllm"),
-    Workload(batch_size=16, input_tokens=512, output_tokens=256, requests=256),
+    Workload(batch_size=16, input_tokens=512, output_tokens=256, requests=4096),  # ~16 min each
 )
 
 

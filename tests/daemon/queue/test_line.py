@@ -65,6 +65,9 @@ def _with(**fields: Any) -> str:
         (_with(runtime="tgi"), "field 'runtime': unknown runtime 'tgi'"),
         (_with(id="has space"), "field 'id'"),
         (_with(colour="red"), "field 'colour': unknown field"),
+        (_with(cwd="work/dir"), "field 'cwd': must be an absolute path, got 'work/dir'"),
+        (_with(cwd=["/tmp"]), "field 'cwd'"),
+        (_with(cwd="/tmp/\u0000x"), "field 'cwd': contains a NUL byte"),
         ('{"cancel": 3}', "field 'cancel'"),
         ('{"cancel": "j1", "model": "x"}', "field 'cancel'"),
     ],
@@ -90,6 +93,27 @@ def test_a_good_line_is_normalised_and_user_is_ignored() -> None:
     assert request.deadline == NOW + timedelta(days=1, hours=2, minutes=30)
     assert "user" not in request.to_json()
     assert JobRequest.from_json(request.to_json()) == request
+
+
+@pytest.mark.parametrize(
+    ("cwd", "stored"), [(..., None), ("/srv/jobs/", "/srv/jobs"), ("/srv/a/../b", "/srv/b")]
+)
+def test_the_working_directory_is_kept_absolute_and_normalised(
+    cwd: object, stored: str | None
+) -> None:
+    request = parse_line(_with(cwd=cwd), NOW)
+    assert isinstance(request, JobRequest)
+    assert request.cwd == stored
+    assert request.to_json()["cwd"] == stored
+    assert JobRequest.from_json(request.to_json()) == request
+
+
+def test_a_request_stored_before_cwd_existed_reads_back_without_one() -> None:
+    request = parse_line(_with(), NOW)
+    assert isinstance(request, JobRequest)
+    stored = request.to_json()
+    del stored["cwd"]
+    assert JobRequest.from_json(stored).cwd is None
 
 
 def test_params_b_instead_of_a_catalog_model() -> None:

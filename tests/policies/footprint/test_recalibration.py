@@ -15,7 +15,9 @@ from policies.footprint.runtimes import get_runtime
 from policies.types import Device, JobSpec
 
 
-def observe(calibration: Recalibration, ratio: float, times: int = 1, **keys: str) -> Recalibration:
+def observe(
+    calibration: Recalibration, ratio: float, times: int = 1, seconds: float = 300.0, **keys: str
+) -> Recalibration:
     for _ in range(times):
         calibration = calibration.updated(
             Observation(
@@ -23,8 +25,8 @@ def observe(calibration: Recalibration, ratio: float, times: int = 1, **keys: st
                 gpu=keys.get("gpu", "A100-80GB"),
                 estimated_energy_j=1000.0,
                 measured_energy_j=1000.0 * ratio,
-                estimated_duration_s=10.0,
-                measured_duration_s=10.0 * ratio,
+                estimated_duration_s=seconds,
+                measured_duration_s=seconds * ratio,
             )
         )
     return calibration
@@ -37,6 +39,19 @@ def test_factor_is_not_used_before_the_minimum_sample_count() -> None:
     calibration = observe(calibration, 1.3)
     assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1.3)
     assert calibration.duration_factor("LLAMA-3.1-8B", "a100-80gb") == pytest.approx(1.3)
+
+
+def test_many_short_jobs_are_not_enough_evidence() -> None:
+    """Issue 14 item 4: ten 5-second jobs (50 s measured in all) do not set a factor; the
+    run time they cover counts towards ``min_measured_s`` with longer ones."""
+    calibration = observe(Recalibration(), 1.9, times=10, seconds=5.0 / 1.9)
+    assert calibration.get("llama-3.1-8b", "A100-80GB").samples == 10
+    assert calibration.get("llama-3.1-8b", "A100-80GB").measured_s == pytest.approx(50.0)
+    assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") == 1.0
+    assert not calibration.in_use("llama-3.1-8b", "A100-80GB")
+    calibration = observe(calibration, 1.9, times=1, seconds=600.0)
+    assert calibration.in_use("llama-3.1-8b", "A100-80GB")
+    assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") > 1.5
 
 
 def test_factors_are_per_model_and_gpu() -> None:
@@ -94,7 +109,14 @@ def test_apply_scales_energy_and_duration() -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"min_samples": 0}, {"max_ratio": 1.0}, {"max_step": 0.0}, {"decay": 0.0}, {"decay": 1.5}],
+    [
+        {"min_samples": 0},
+        {"min_measured_s": -1.0},
+        {"max_ratio": 1.0},
+        {"max_step": 0.0},
+        {"decay": 0.0},
+        {"decay": 1.5},
+    ],
 )
 def test_bad_configs_are_refused(fields: dict[str, float]) -> None:
     with pytest.raises(InvalidOutcomeError, match="recalibration"):

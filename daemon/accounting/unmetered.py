@@ -1,0 +1,129 @@
+"""Carbon figures for a job no GPU meter followed: energy from the executor's own accounting
+(Slurm's ``sacct``) or estimated, realised intensity from the recorded samples (pure).
+
+The estimate is the power predicted at dispatch (expected energy over expected duration, which
+includes any recalibration then in use) times the run's real duration, so a job that ended
+early or late is charged for the time it held its GPUs. Embodied grams follow the real
+duration too. Grams come from :func:`policies.footprint.outcome.compute_outcome`, as for
+metered jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from daemon.accounting.methods import ESTIMATED
+from daemon.ledger import DecisionRecord
+from policies import Alternative
+from policies.footprint.outcome import MeasuredRun, RealisedIntensity, compute_outcome
+
+__all__ = ["EnergySource", "best_energy", "predicted_alternative", "unmetered_columns"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnergySource:
+    """The energy a job's grams use (J), how it was obtained, and whether it was measured."""
+
+    energy_j: float
+    method: str
+    measured: bool
+
+
+def best_energy(
+    duration_s: float,
+    decision: DecisionRecord | None,
+    reported_energy_j: float | None = None,
+    reported_method: str | None = None,
+) -> EnergySource | None:
+    """The executor's measured energy when it reported one, else the dispatch-time power
+    times ``duration_s`` (``estimated``); None when neither is known."""
+    if reported_energy_j is not None and math.isfinite(reported_energy_j):
+        return EnergySource(max(0.0, reported_energy_j), reported_method or "executor", True)
+    if decision is None:
+        return None
+    energy, expected_s = decision.expected_energy_j, decision.expected_duration_s
+    if energy is None or not expected_s or not math.isfinite(energy) or expected_s <= 0:
+        return None
+    return EnergySource(energy / expected_s * max(0.0, duration_s), ESTIMATED, False)
+
+
+def unmetered_columns(
+    *,
+    started_at: datetime,
+    finished_at: datetime,
+    gpu: str,
+    gpus: int,
+    gpu_embodied_g: float,
+    pue: float,
+    lifetime_years: float,
+    decision: DecisionRecord | None,
+    realised: RealisedIntensity | None,
+    reported_energy_j: float | None = None,
+    reported_method: str | None = None,
+) -> dict[str, Any]:
+    """The measured side of the ``outcomes`` row of an unmetered job.
+
+    Realised intensity is always filled when ``realised`` is known; grams need an energy too
+    (:func:`best_energy`). ``measured_energy_j`` stays NULL unless the executor measured it.
+    """
+    duration_s = max(0.0, (finished_at - started_at).total_seconds())
+    source = best_energy(duration_s, decision, reported_energy_j, reported_method)
+    columns: dict[str, Any] = {
+        "energy_j": None if source is None else source.energy_j,
+        "measured_energy_j": source.energy_j if source and source.measured else None,
+        "energy_method": None if source is None else source.method,
+    }
+    if realised is None:
+        return columns
+    columns |= {
+        "realised_intensity_g_per_kwh": realised.intensity_g_per_kwh,
+        "intensity_source": realised.rung,
+        "intensity_age_s": realised.age_s,
+    }
+    if source is None:
+        return columns
+    outcome = compute_outcome(
+        MeasuredRun(started_at, finished_at, gpu, gpus, source.energy_j, source.method),
+        predicted_alternative(decision, started_at),
+        realised,
+        gpu_embodied_g=gpu_embodied_g,
+        pue=pue,
+        lifetime_years=lifetime_years,
+    )
+    details = {
+        "energy_source": source.method,
+        "intensity_coverage": realised.coverage,
+        "estimated_power_w": source.energy_j / duration_s
+        if not source.measured and duration_s > 0
+        else None,
+    }
+    return columns | {
+        "operational_g": outcome.operational_g,
+        "embodied_g": outcome.embodied_g,
+        "total_g": outcome.total_g,
+        "details_json": json.dumps(details, allow_nan=False),
+    }
+
+
+def predicted_alternative(decision: DecisionRecord | None, started_at: datetime) -> Alternative:
+    """The prediction made at dispatch as an :class:`Alternative` (NaN where not recorded)."""
+
+    def num(value: float | None) -> float:
+        return math.nan if value is None else value
+
+    d = decision
+    return Alternative(
+        device_ids=d.device_ids if d else (),
+        region=(d.region or "") if d else "",
+        gpu=(d.gpu or "") if d else "",
+        start=(d.planned_start or started_at) if d else started_at,
+        duration_s=num(d.expected_duration_s if d else None),
+        energy_j=num(d.expected_energy_j if d else None),
+        intensity_g_per_kwh=num(d.expected_intensity_g_per_kwh if d else None),
+        operational_g=num(d.expected_operational_g if d else None),
+        embodied_g=num(d.expected_embodied_g if d else None),
+    )

@@ -1,0 +1,145 @@
+"""``carbond report``: carbon, energy and savings over a period, grouped, as a table, CSV, JSON
+or Markdown; ``--audit`` for the monthly emissions statement and ``--plot`` for the figures.
+
+Reads the ledger only (read-only connection), so it runs beside the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from daemon.cli.context import add_common_options
+from daemon.errors import UsageError
+from daemon.ledger import Ledger
+from daemon.reports.lines import ledger_lines, signal_sources
+from daemon.reports.render import FORMATS, Format, render
+from daemon.reports.summary import GROUPINGS, summarise
+from daemon.settings import Settings, load_settings
+
+__all__ = ["parse_when", "register", "write_atomic"]
+
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``report``."""
+    report = subparsers.add_parser(
+        "report",
+        help="carbon, energy and savings over a period, grouped",
+        description="Finished jobs' energy, emissions (operational + embodied), intensity used, "
+        "SCI and savings against the run-now counterfactual, from the ledger.",
+    )
+    add_common_options(report)
+    report.add_argument("--state-dir", type=Path, help="override state_dir (the ledger's home)")
+    report.add_argument("--since", help="jobs finished from: RFC 3339, a date, or -7d / -12h")
+    report.add_argument("--until", help="jobs finished before: as --since (default: now)")
+    report.add_argument("--by", choices=GROUPINGS, default="region", help="group rows by")
+    report.add_argument("--format", choices=FORMATS, default=None,
+                        help="table (default on a terminal), csv, json or md")  # fmt: skip
+    report.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
+    report.add_argument("--plot", type=Path, metavar="FILE.png",
+                        help="also draw emissions over time, intensity per region with the jobs, "
+                        "and predicted vs measured energy")  # fmt: skip
+    report.add_argument("--audit", action="store_true",
+                        help="monthly location-based emissions statement (Markdown)")  # fmt: skip
+    report.set_defaults(func=_report)
+
+
+def parse_when(text: str, now: datetime, flag: str) -> datetime:
+    """``text`` as an aware UTC time: RFC 3339 (naive: UTC), a date (its midnight UTC), or
+    ``-N{s,m,h,d,w}`` before ``now``.
+
+    Raises:
+        UsageError: none of those (names ``flag``).
+    """
+    match = _RELATIVE.match(text.strip())
+    if match:
+        return now - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{flag} {text!r}: expected RFC 3339 (2026-03-01T00:00Z), a date, or -7d"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if args.state_dir is not None:
+        overrides["state_dir"] = args.state_dir
+    return load_settings(args.config, **overrides)
+
+
+def _report(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    now = datetime.now(UTC)
+    since = parse_when(args.since, now, "--since") if args.since else None
+    until = parse_when(args.until, now, "--until") if args.until else None
+    if since is not None and until is not None and until <= since:
+        raise UsageError(
+            f"--until ({until.isoformat()}) is not after --since ({since.isoformat()})"
+        )
+    path = settings.state_dir / "ledger.db"
+    if not path.exists():
+        raise UsageError(f"{path}: no ledger (set --state-dir or state_dir in the config)")
+    with Ledger.open_readonly(path) as ledger:
+        lines = ledger_lines(ledger, since, until)
+        if args.audit:
+            from daemon.reports.audit import audit_statement
+
+            text = audit_statement(ledger, lines, settings, since, until, now)
+        else:
+            fmt: Format = "json" if args.json else args.format
+            fmt = fmt or ("table" if sys.stdout.isatty() or args.output else "csv")
+            rows, totals = summarise(lines, args.by)
+            meta = {
+                "title": f"carbond report by {args.by}",
+                "by": args.by,
+                "since": since.isoformat() if since else None,
+                "until": (until or now).isoformat(),
+                "ledger": str(path),
+                "signal": signal_sources(ledger, since, until),
+                "savings_against": "run-now counterfactual stored at submission (fastest GPU "
+                "free then, else the first to free up)",
+            }
+            text = render(fmt, rows, totals, meta)
+    if args.plot is not None:
+        from daemon.reports.plots import plot_report
+
+        with Ledger.open_readonly(path) as ledger:
+            plot_report(ledger, lines, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    _emit(text, args.output)
+    return 0
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomic(output, text)
+
+
+def write_atomic(output: Path, text: str) -> None:
+    """Write ``text`` to ``output`` through a temporary file renamed over it.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,112 @@
+"""The configured GPUs against what NVML sees: ``carbond doctor``'s ``nvml`` line.
+
+The line describes the GPUs the regions name, not the backend's own defaults: regions that
+declare their GPUs (checked against NVML's devices, index by index, when they run locally and
+NVML is in use), regions that discover them (what NVML finds, or the simulated stand-ins of
+``gpu.simulated_gpus`` the daemon falls back to, named as such), and whether local GPUs will
+be metered or their grams estimated.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from daemon.gpu.backend import GpuDevice
+from daemon.gpu.errors import NvmlUnavailableError
+from daemon.gpu.nvml import NvmlBackend
+from daemon.settings import RegionSettings, Settings
+from policies.errors import UnknownGpuError
+from policies.footprint import GpuCatalog
+
+__all__ = ["describe_configured_gpus"]
+
+Status = Literal["pass", "fail", "skip"]
+
+
+def describe_configured_gpus(
+    settings: Settings, catalog: GpuCatalog, nvml_module: Any | None = None
+) -> tuple[Status, str]:
+    """``(status, detail)`` for the regions' GPUs; ``fail`` when ``gpu.backend = "nvml"`` and
+    NVML cannot be used, or a local region declares a GPU NVML does not have at that index.
+
+    ``nvml_module`` stands in for ``pynvml`` (tests).
+    """
+    declared = [r for r in settings.regions if r.gpus != "discover"]
+    discovering = [r for r in settings.regions if r.gpus == "discover"]
+    local = [r for r in declared if r.executor == "local"]
+    described = "; ".join(_declared(r) for r in declared) or "no declared GPU"
+    stand_ins = ", ".join(settings.gpu.simulated_gpus)
+    if settings.gpu.backend == "simulated":
+        found = f"; {_names(discovering)} discover simulated {stand_ins}" if discovering else ""
+        return "pass", f"gpu.backend simulated: {described}{found}; local GPUs not metered"
+    if not local and not discovering:
+        return "skip", f"NVML not needed: {described}"
+    nvml = NvmlBackend(nvml_module)
+    try:
+        nvml.start()
+    except NvmlUnavailableError as exc:
+        if settings.gpu.backend == "nvml":
+            return "fail", f"gpu.backend nvml but NVML is unusable: {exc}"
+        return "pass", _without_nvml(str(exc), described, discovering, local, stand_ins)
+    try:
+        devices = nvml.devices()
+    finally:
+        nvml.close()
+    seen = ", ".join(f"{d.index}: {d.name}" for d in devices) or "no GPU"
+    problems = [p for r in local for p in _mismatches(r, devices, catalog)]
+    if problems:
+        return "fail", f"NVML sees {seen}; " + "; ".join(problems)
+    parts = [f"NVML sees {seen}", described + (" (metered by NVML)" if local else "")]
+    if discovering:
+        found = seen if devices else f"nothing, so simulated {stand_ins}"
+        parts.append(f"{_names(discovering)} discover {found}")
+    return "pass", "; ".join(parts)
+
+
+def _without_nvml(
+    why: str,
+    described: str,
+    discovering: Sequence[RegionSettings],
+    local: Sequence[RegionSettings],
+    stand_ins: str,
+) -> str:
+    parts = [f"NVML unavailable ({why})", described]
+    if local:
+        parts.append(f"{_names(local)}: not metered, grams estimated")
+    if discovering:
+        parts.append(f"{_names(discovering)} discover simulated {stand_ins} (gpu.simulated_gpus)")
+    return "; ".join(parts)
+
+
+def _declared(region: RegionSettings) -> str:
+    counts = Counter(region.gpus)
+    gpus = ", ".join(f"{n}x {name}" for name, n in counts.items())
+    return f"{region.name}: {gpus} ({region.executor})"
+
+
+def _names(regions: Sequence[RegionSettings]) -> str:
+    return ", ".join(r.name for r in regions)
+
+
+def _mismatches(
+    region: RegionSettings, devices: Sequence[GpuDevice], catalog: GpuCatalog
+) -> list[str]:
+    """A declared local GPU that NVML has not at its CUDA index, or has as another type."""
+    by_index = {d.index: d for d in devices}
+    problems = []
+    for index, name in enumerate(region.gpus):
+        device = by_index.get(index)
+        if device is None:
+            problems.append(f"{region.name} declares {name} at index {index}, NVML has none")
+            continue
+        try:
+            seen = catalog.get(device.name).name
+        except UnknownGpuError:
+            seen = device.name
+        if seen != catalog.get(name).name:
+            problems.append(
+                f"{region.name} declares {name} at index {index}, NVML has {device.name}"
+            )
+    return problems

@@ -1,0 +1,112 @@
+"""The ledger's accounting queries: intensity samples over a run, the run-now counterfactual
+stored at submission, and finished jobs' outcomes over a period (for reports and metrics)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from daemon.ledger.base import Connection, req_dt, ts
+
+__all__ = ["Accounting", "IntensitySample"]
+
+IntensitySample = tuple[datetime, float, str]
+"""``(at, intensity_g_per_kwh, source)``."""
+
+
+class Accounting(Connection):
+    """Read-only queries over outcomes, decisions and intensity samples."""
+
+    def intensity_samples(
+        self, zone: str, since: datetime, until: datetime
+    ) -> list[IntensitySample]:
+        """``zone``'s samples at ``since`` .. ``until``, oldest first, led by the last sample
+        before ``since`` (the value in force when the interval began), if any."""
+        before = self._exec(
+            "SELECT at, intensity_g_per_kwh, source FROM intensity_samples"
+            " WHERE zone = ? AND at < ? ORDER BY at DESC LIMIT 1",
+            (zone, ts(since)),
+        ).fetchall()
+        inside = self._exec(
+            "SELECT at, intensity_g_per_kwh, source FROM intensity_samples"
+            " WHERE zone = ? AND at >= ? AND at <= ? ORDER BY at",
+            (zone, ts(since), ts(until)),
+        ).fetchall()
+        return [(req_dt(r[0]), float(r[1]), str(r[2])) for r in [*before, *inside]]
+
+    def counterfactual(self, job_id: str) -> dict[str, Any] | None:
+        """The run-now counterfactual recorded with ``job_id``'s first decision that had one
+        (made when the job was ingested, so: the start it could have had at submission), as
+        the decision stored it (``alternative_json``), or None."""
+        row = self._exec(
+            "SELECT run_now_json FROM decisions WHERE job_id = ? AND run_now_json IS NOT NULL"
+            " ORDER BY seq LIMIT 1",
+            (job_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        value: dict[str, Any] = json.loads(row[0])
+        return value
+
+    def finished_outcomes(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Outcome rows of jobs that finished in ``[since, until)`` (open ends: unbounded),
+        oldest first, each with its job's ``uid``, ``name``, ``state``, ``submitted_at`` and
+        ``spec_json``."""
+        sql = (
+            "SELECT outcomes.*, jobs.uid, jobs.name, jobs.state, jobs.submitted_at,"
+            " jobs.spec_json FROM outcomes JOIN jobs USING (job_id) WHERE 1 = 1"
+        )
+        params: list[Any] = []
+        if since is not None:
+            sql += " AND outcomes.finished_at >= ?"
+            params.append(ts(since))
+        if until is not None:
+            sql += " AND outcomes.finished_at < ?"
+            params.append(ts(until))
+        sql += " ORDER BY outcomes.finished_at, outcomes.job_id"
+        return [dict(r) for r in self._exec(sql, params)]
+
+    def outcome_totals(self) -> dict[str, float]:
+        """Sums over every outcome row: ``jobs``, ``energy_j``, ``measured_energy_j``,
+        ``operational_g``, ``embodied_g``, ``total_g``; over the jobs with grams and a
+        counterfactual, ``run_now_total_g`` and ``saved_g`` (run-now minus real); and
+        ``deadlines_missed``: jobs that ended after their deadline or expired unstarted."""
+        row = self._exec(
+            "SELECT count(*), coalesce(sum(energy_j), 0), coalesce(sum(measured_energy_j), 0),"
+            " coalesce(sum(operational_g), 0), coalesce(sum(embodied_g), 0),"
+            " coalesce(sum(total_g), 0),"
+            " coalesce(sum(CASE WHEN total_g IS NOT NULL THEN run_now_total_g END), 0),"
+            " coalesce(sum(run_now_total_g - total_g), 0) FROM outcomes"
+        ).fetchone()
+        names = ("jobs", "energy_j", "measured_energy_j", "operational_g", "embodied_g",
+                 "total_g", "run_now_total_g", "saved_g")  # fmt: skip
+        totals = {name: float(value) for name, value in zip(names, row, strict=True)}
+        late = self._exec(
+            "SELECT (SELECT count(*) FROM outcomes JOIN jobs USING (job_id)"
+            "        WHERE jobs.deadline IS NOT NULL AND outcomes.finished_at > jobs.deadline)"
+            " + (SELECT count(*) FROM jobs WHERE state = 'expired')"
+        ).fetchone()[0]
+        totals["deadlines_missed"] = float(late)
+        return totals
+
+    def intensity_sources(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Per (zone, source) of the samples in ``[since, until)``: ``zone``, ``source``,
+        ``samples``, ``first_at``, ``last_at`` and ``mean_g_per_kwh``, by zone then source."""
+        sql = (
+            "SELECT zone, source, count(*) AS samples, min(at) AS first_at, max(at) AS last_at,"
+            " avg(intensity_g_per_kwh) AS mean_g_per_kwh FROM intensity_samples WHERE 1 = 1"
+        )
+        params: list[Any] = []
+        if since is not None:
+            sql += " AND at >= ?"
+            params.append(ts(since))
+        if until is not None:
+            sql += " AND at < ?"
+            params.append(ts(until))
+        sql += " GROUP BY zone, source ORDER BY zone, source"
+        return [dict(r) for r in self._exec(sql, params)]

@@ -1,0 +1,64 @@
+"""Replaying an operator's own jobs: the jobs of a carbond ledger as replay jobs.
+
+``carbond replay --jobs-format ledger --jobs /var/lib/carbond/ledger.db`` reads every job the
+ledger holds (whatever its state), with its own model, workload, runtime, allowed regions and GPU
+types, and moves the whole set in time so that its first job arrives at ``--start``: each job
+keeps its arrival offset from the first and its own deadline allowance (deadline − submission);
+a job without a deadline stays "as soon as possible". ``--slack``, ``--model``, ``--runtime``,
+``--batch-size``, ``--requests-per-job`` and ``--time-scale`` apply to request traces only.
+Jobs arriving ``--days`` or more after the first are left out.
+
+The ledger is opened read-only (a running daemon's ledger is safe to read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from daemon.ledger import Ledger, LedgerError
+from daemon.planning import job_spec
+from daemon.replay.errors import ReplayInputError
+from policies import JobSpec, PoliciesError
+
+__all__ = ["jobs_from_ledger"]
+
+
+def jobs_from_ledger(path: Path, start: datetime, span_s: float) -> list[JobSpec]:
+    """The ledger's jobs at ``path``, shifted so the first arrives at ``start``, sorted by
+    arrival; those arriving ``span_s`` or more after it are left out.
+
+    Raises:
+        ReplayInputError: the ledger cannot be read, holds no job, or a job's model or workload
+            is no longer valid (named by job id).
+    """
+    try:
+        with Ledger.open_readonly(path) as ledger:
+            records = ledger.jobs()
+    except LedgerError as exc:
+        raise ReplayInputError(str(exc)) from exc
+    if not records:
+        raise ReplayInputError(f"{path}: the ledger holds no job")
+    records.sort(key=lambda r: (r.submitted_at, r.job_id))
+    shift = start - records[0].submitted_at
+    jobs = []
+    for record in records:
+        if (record.submitted_at - records[0].submitted_at).total_seconds() >= span_s:
+            break
+        try:
+            spec = job_spec(record)
+        except PoliciesError as exc:
+            raise ReplayInputError(f"{path}: job {record.job_id}: {exc}") from exc
+        jobs.append(
+            replace(
+                spec,
+                submitted_at=record.submitted_at + shift,
+                deadline=_shifted(record.deadline, shift),
+            )
+        )
+    return jobs
+
+
+def _shifted(when: datetime | None, shift: timedelta) -> datetime | None:
+    return None if when is None else when + shift

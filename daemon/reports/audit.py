@@ -1,0 +1,145 @@
+"""The monthly location-based emissions statement (``carbond report --audit``), in Markdown.
+
+For an ESG report's or a carbon audit's appendix: per calendar month (UTC) of the period, the
+method, the data sources with their dates, the emission factors used (energy-weighted realised
+intensity per region), PUE and embodied assumptions, and how much of the energy was measured
+versus estimated. Every figure is a sum over the same job lines as ``carbond report``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from daemon.ledger.accounting import Accounting
+from daemon.reports.lines import JobLine
+from daemon.settings import Settings
+from policies.errors import PoliciesError
+from policies.footprint import DEFAULT_GPU_CATALOG
+
+__all__ = ["audit_statement", "month_of"]
+
+J_PER_KWH: Final = 3_600_000
+
+METHOD: Final = """\
+Location-based, following the GHG Protocol Scope 2 guidance's location-based method: each
+job's electricity use times the lifecycle (LCA) average carbon intensity of the grid zone where
+its GPUs ran, time-weighted over the hours it ran, times the site's PUE. Embodied emissions of
+the GPUs are added as in the Green Software Foundation's SCI: each GPU's embodied carbon,
+amortised linearly over its lifetime, for the time the job held it. No market-based instrument
+(RECs, PPAs, offsets) is applied. Energy is the GPUs' own: measured by the GPU's cumulative
+energy counter (`nvml-counter`), by integrating its sampled power (`nvml-power-integral`), by the
+batch system's energy accounting (`slurm-sacct`), or, where nothing measured a job, estimated as
+the power predicted at dispatch times the real run time (`estimated`). `simulated-*` marks
+simulated GPUs (replay, demo)."""
+
+
+def month_of(line: JobLine) -> str:
+    """``YYYY-MM`` of the line's end (UTC)."""
+    return (line.finished_at or line.submitted_at).astimezone(UTC).strftime("%Y-%m")
+
+
+def _kwh(joules: float) -> str:
+    return f"{joules / J_PER_KWH:.6g}"
+
+
+def _kg(grams: float) -> str:
+    return f"{grams / 1000:.6g}"
+
+
+def _table(headings: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    out = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return [*out, ""]
+
+
+def audit_statement(
+    ledger: Accounting,
+    lines: Sequence[JobLine],
+    settings: Settings,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+) -> str:
+    """The statement over ``lines`` (finished in ``[since, until)``) as Markdown."""
+    months = sorted({month_of(line) for line in lines})
+    period = f"{since.isoformat() if since else 'the first job'} to {(until or now).isoformat()}"
+    out = [
+        "# Location-based GPU emissions statement (carbond)",
+        "",
+        f"Period: {period} (UTC), by calendar month. Generated {now.isoformat(timespec='seconds')}"
+        f" from the carbond ledger; {len(lines)} finished jobs.",
+        "",
+        "## Method",
+        "",
+        METHOD,
+        "",
+        "## Emissions by month",
+        "",
+    ]
+    rows = []
+    for month in months:
+        ml = [line for line in lines if month_of(line) == month]
+        measured = sum(line.energy_j or 0.0 for line in ml if line.measured)
+        estimated = sum(line.energy_j or 0.0 for line in ml if not line.measured)
+        operational = sum(line.operational_g or 0.0 for line in ml)
+        embodied = sum(line.embodied_g or 0.0 for line in ml)
+        missing = sum(line.total_g is None for line in ml)
+        rows.append([month, len(ml), _kwh(measured + estimated), _kwh(measured),
+                     _kwh(estimated), _kg(operational), _kg(embodied),
+                     _kg(operational + embodied), missing])  # fmt: skip
+    out += _table(
+        ["month", "jobs", "energy kWh", "measured kWh", "estimated kWh", "operational kgCO2e",
+         "embodied kgCO2e", "total kgCO2e", "jobs without grams"],
+        rows,
+    )  # fmt: skip
+    out += ["## Emission factors and PUE", ""]
+    factors = []
+    for month in months:
+        for region in sorted({line.region for line in lines if month_of(line) == month}):
+            rl = [line for line in lines if month_of(line) == month and line.region == region]
+            weighted = [(line.energy_j or 0.0, line.intensity_g_per_kwh) for line in rl
+                        if line.intensity_g_per_kwh is not None]  # fmt: skip
+            energy = sum(e for e, _ in weighted)
+            factor = sum(e * (i or 0.0) for e, i in weighted) / energy if energy > 0 else None
+            pues = sorted({line.pue for line in rl if line.pue is not None})
+            factors.append([month, region, rl[0].zone,
+                            "-" if factor is None else f"{factor:.1f}",
+                            ", ".join(f"{p:g}" for p in pues) or "-",
+                            "+".join(sorted({line.intensity_source for line in rl}))])  # fmt: skip
+    out += _table(
+        ["month", "region", "grid zone", "emission factor gCO2e/kWh (energy-weighted)", "PUE",
+         "signal rung"],
+        factors,
+    )  # fmt: skip
+    out += ["## Data sources", ""]
+    sources = [
+        [r["zone"], r["source"], r["samples"], r["first_at"], r["last_at"],
+         f"{float(r['mean_g_per_kwh']):.1f}"]
+        for r in ledger.intensity_sources(since, until)
+    ]  # fmt: skip
+    out += _table(["grid zone", "intensity source", "samples", "first", "last",
+                   "mean gCO2e/kWh"], sources)  # fmt: skip
+    out += ["## Embodied carbon assumptions", ""]
+    assumptions = []
+    for gpu in sorted({line.gpu for line in lines}):
+        hours = sum(line.gpu_hours for line in lines if line.gpu == gpu)
+        try:
+            spec = DEFAULT_GPU_CATALOG.get(gpu)
+            kg, method = f"{spec.embodied_kg:g}", spec.embodied_method
+        except PoliciesError:
+            kg, method = "-", "not in the catalog"
+        assumptions.append([gpu, kg, f"{settings.lifetime_years:g}", method, f"{hours:.4g}"])
+    out += _table(["GPU", "embodied kgCO2e per GPU", "lifetime years", "method", "GPU-hours"],
+                  assumptions)  # fmt: skip
+    out += ["## Energy measured and estimated", ""]
+    total = sum(line.energy_j or 0.0 for line in lines)
+    split = []
+    for method in sorted({line.energy_method for line in lines}):
+        ml = [line for line in lines if line.energy_method == method]
+        energy = sum(line.energy_j or 0.0 for line in ml)
+        share = f"{energy / total:.1%}" if total > 0 else "-"
+        split.append([method, len(ml), _kwh(energy), share])
+    out += _table(["energy method", "jobs", "kWh", "share of energy"], split)
+    return "\n".join(out)

@@ -1,0 +1,112 @@
+"""``carbond export --format codecarbon``: finished jobs as rows of CodeCarbon's ``emissions.csv``.
+
+Columns and order are CodeCarbon 2.x's ``EmissionsData`` (the ``emissions.csv`` its file output
+writes and its dashboards read; 3.x appends utilisation and water columns, which readers treat
+as optional). One row per finished job, with CodeCarbon's units and meanings:
+
+- ``emissions`` (kg) is operational only (energy x intensity x PUE), as CodeCarbon computes it;
+  the embodied share carbond also accounts is in ``carbond report``;
+- energy is the GPUs' (``gpu_energy``, kWh); ``energy_consumed`` includes the site's PUE so that
+  ``emissions = energy_consumed x intensity``; CPU and RAM are not measured (0);
+- ``tracking_mode`` is ``process`` (energy attributed per job) and ``codecarbon_version`` names
+  carbond and the energy method (``carbond-nvml-counter``, ``carbond-estimated``, ...);
+- ``country_*`` and ``region`` come from the grid zone (``US-CAL-CISO``: USA, ``CAL-CISO``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+from collections.abc import Sequence
+from typing import Any, Final
+
+from daemon.reports.lines import JobLine
+
+__all__ = ["CODECARBON_COLUMNS", "codecarbon_csv", "codecarbon_rows"]
+
+CODECARBON_COLUMNS: Final = (
+    "timestamp", "project_name", "run_id", "experiment_id", "duration", "emissions",
+    "emissions_rate", "cpu_power", "gpu_power", "ram_power", "cpu_energy", "gpu_energy",
+    "ram_energy", "energy_consumed", "country_name", "country_iso_code", "region",
+    "cloud_provider", "cloud_region", "os", "python_version", "codecarbon_version", "cpu_count",
+    "cpu_model", "gpu_count", "gpu_model", "longitude", "latitude", "ram_total_size",
+    "tracking_mode", "on_cloud", "pue",
+)  # fmt: skip
+
+J_PER_KWH: Final = 3_600_000
+
+# ISO 3166 alpha-2 of the zone keys carbond knows -> (alpha-3, name), as CodeCarbon writes them.
+_COUNTRIES: Final = {
+    "CA": ("CAN", "Canada"), "DE": ("DEU", "Germany"), "ES": ("ESP", "Spain"),
+    "FR": ("FRA", "France"), "GB": ("GBR", "United Kingdom"), "NO": ("NOR", "Norway"),
+    "US": ("USA", "United States"), "IE": ("IRL", "Ireland"), "NL": ("NLD", "Netherlands"),
+    "SE": ("SWE", "Sweden"), "FI": ("FIN", "Finland"), "JP": ("JPN", "Japan"),
+    "AU": ("AUS", "Australia"), "IN": ("IND", "India"), "SG": ("SGP", "Singapore"),
+}  # fmt: skip
+
+
+def _country(zone: str) -> tuple[str, str, str]:
+    """``(name, alpha-3, region)`` of an Electricity Maps zone key."""
+    code, _, rest = zone.partition("-")
+    alpha3, name = _COUNTRIES.get(code.upper(), (code.upper(), code.upper()))
+    return name, alpha3, rest
+
+
+def codecarbon_rows(lines: Sequence[JobLine]) -> list[dict[str, Any]]:
+    """One CodeCarbon row per line that has an end (see the module docstring)."""
+    rows = []
+    system = platform.platform()
+    python = platform.python_version()
+    for line in lines:
+        if line.finished_at is None:
+            continue
+        energy_kwh = (line.energy_j or 0.0) / J_PER_KWH
+        pue = line.pue or 1.0
+        emissions_kg = (line.operational_g or 0.0) / 1000
+        duration = line.duration_s
+        name, alpha3, region = _country(line.zone)
+        rows.append({
+            "timestamp": line.finished_at.strftime("%Y-%m-%dT%H:%M:%S"),
+            "project_name": "carbond",
+            "run_id": line.job_id,
+            "experiment_id": line.name or line.job_id,
+            "duration": duration,
+            "emissions": emissions_kg,
+            "emissions_rate": emissions_kg / duration if duration > 0 else 0.0,
+            "cpu_power": 0.0,
+            "gpu_power": (line.energy_j or 0.0) / duration if duration > 0 else 0.0,
+            "ram_power": 0.0,
+            "cpu_energy": 0.0,
+            "gpu_energy": energy_kwh,
+            "ram_energy": 0.0,
+            "energy_consumed": energy_kwh * pue,
+            "country_name": name,
+            "country_iso_code": alpha3,
+            "region": region.lower(),
+            "cloud_provider": "",
+            "cloud_region": "",
+            "os": system,
+            "python_version": python,
+            "codecarbon_version": f"carbond-{line.energy_method}",
+            "cpu_count": 0,
+            "cpu_model": "",
+            "gpu_count": line.gpus,
+            "gpu_model": f"{line.gpus} x {line.gpu}",
+            "longitude": "",
+            "latitude": "",
+            "ram_total_size": 0,
+            "tracking_mode": "process",
+            "on_cloud": "N",
+            "pue": pue,
+        })  # fmt: skip
+    return rows
+
+
+def codecarbon_csv(lines: Sequence[JobLine]) -> str:
+    """:func:`codecarbon_rows` as ``emissions.csv`` text (header first)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CODECARBON_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(codecarbon_rows(lines))
+    return out.getvalue()

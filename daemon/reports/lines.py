@@ -1,0 +1,147 @@
+"""One accounted line per finished job, from the ledger's outcome rows (pure).
+
+A line holds what every report, plot and export reads: where and when the job ran, the energy
+its grams use and how it was obtained, the intensity it saw, its grams, its functional units
+(requests, output tokens) and the run-now counterfactual stored at submission.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pwd
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from daemon.accounting import is_measured
+from daemon.ledger.accounting import Accounting
+from daemon.ledger.base import dt, req_dt
+
+__all__ = ["JobLine", "job_lines", "ledger_lines", "signal_sources", "user_name"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobLine:
+    """A finished job's accounting. Grams and energies are None where unknown; ``gpus`` is the
+    number of GPUs it held."""
+
+    job_id: str
+    name: str
+    state: str
+    user: str
+    model: str
+    region: str
+    zone: str
+    gpu: str
+    gpus: int
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float
+    energy_j: float | None
+    energy_method: str
+    predicted_energy_j: float | None
+    intensity_g_per_kwh: float | None
+    intensity_source: str
+    pue: float | None
+    operational_g: float | None
+    embodied_g: float | None
+    total_g: float | None
+    run_now_total_g: float | None
+    requests: int
+    output_tokens: int
+
+    @property
+    def gpu_hours(self) -> float:
+        """GPU-hours held (GPUs x hours)."""
+        return self.gpus * self.duration_s / 3600.0
+
+    @property
+    def measured(self) -> bool:
+        """Whether the energy was measured (not estimated)."""
+        return self.energy_j is not None and is_measured(self.energy_method)
+
+    @property
+    def saved_g(self) -> float | None:
+        """Grams saved against the run-now counterfactual (negative: cost more)."""
+        if self.run_now_total_g is None or self.total_g is None:
+            return None
+        return self.run_now_total_g - self.total_g
+
+
+def user_name(uid: int) -> str:
+    """The login name of ``uid`` (its number when unknown)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def job_lines(
+    rows: Sequence[Mapping[str, Any]], users: Callable[[int], str] = user_name
+) -> list[JobLine]:
+    """Lines of ``rows`` (:meth:`daemon.ledger.Ledger.finished_outcomes`), in order."""
+    return [_line(row, users) for row in rows]
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _line(row: Mapping[str, Any], users: Callable[[int], str]) -> JobLine:
+    spec = json.loads(row.get("spec_json") or "{}")
+    model = spec.get("model") or (f"{spec['params_b']}B" if spec.get("params_b") else "?")
+    requests = int(spec.get("requests") or 0)
+    return JobLine(
+        job_id=str(row["job_id"]),
+        name=str(row.get("name") or ""),
+        state=str(row.get("state") or ""),
+        user=users(int(row["uid"])) if row.get("uid") is not None else "?",
+        model=str(model),
+        region=str(row.get("region") or "?"),
+        zone=str(row.get("zone") or "?"),
+        gpu=str(row.get("gpu") or "?"),
+        gpus=int(row.get("gpus") or 0),
+        submitted_at=req_dt(str(row["submitted_at"])),
+        started_at=dt(row.get("started_at")),
+        finished_at=dt(row.get("finished_at")),
+        duration_s=_num(row.get("duration_s")) or 0.0,
+        energy_j=_num(row.get("energy_j")),
+        energy_method=str(row.get("energy_method") or "unknown"),
+        predicted_energy_j=_num(row.get("predicted_energy_j")),
+        intensity_g_per_kwh=_num(row.get("realised_intensity_g_per_kwh")),
+        intensity_source=str(row.get("intensity_source") or "none"),
+        pue=_num(row.get("pue")),
+        operational_g=_num(row.get("operational_g")),
+        embodied_g=_num(row.get("embodied_g")),
+        total_g=_num(row.get("total_g")),
+        run_now_total_g=_num(row.get("run_now_total_g")),
+        requests=requests,
+        output_tokens=requests * int(spec.get("output_tokens") or 0),
+    )
+
+
+def ledger_lines(
+    ledger: Accounting, since: datetime | None = None, until: datetime | None = None
+) -> list[JobLine]:
+    """The lines of the jobs that finished in ``[since, until)``."""
+    return job_lines(ledger.finished_outcomes(since, until))
+
+
+def signal_sources(
+    ledger: Accounting, since: datetime | None = None, until: datetime | None = None
+) -> str:
+    """The intensity signal sources recorded over the period, e.g. ``electricitymaps (CA-QC,
+    US-CAL-CISO)``, or ``none recorded``. The daemon's signal is the lifecycle (LCA) average
+    intensity; sources name where each sample came from."""
+    zones: dict[str, list[str]] = {}
+    for row in ledger.intensity_sources(since, until):
+        zones.setdefault(str(row["source"]), []).append(str(row["zone"]))
+    if not zones:
+        return "none recorded"
+    return "; ".join(f"{source} ({', '.join(z)})" for source, z in sorted(zones.items()))

@@ -1,0 +1,60 @@
+"""``carbond tune --plot FILE.png``: the sweep's carbon vs waiting, with its Pareto front.
+
+Each parameter combination is a point (mean wait on x, total gCO2e on y); the points no other
+beats on both are joined as the front, and the run-now baseline is a reference line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["plot_pareto"]
+
+
+def _label(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "defaults"
+
+
+def plot_pareto(
+    rows: Sequence[Mapping[str, Any]],
+    path: Path,
+    *,
+    title: str,
+    run_now_g: float | None = None,
+) -> Path:
+    """Write the figure of ``rows`` (each with ``params``, ``total_g``, ``mean_wait_s`` and
+    ``pareto``) to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    try:
+        wait_h = [float(r["mean_wait_s"]) / 3600 for r in rows]
+        grams = [float(r["total_g"]) for r in rows]
+        on = [bool(r["pareto"]) for r in rows]
+        ax.scatter([w for w, o in zip(wait_h, on, strict=True) if not o],
+                   [g for g, o in zip(grams, on, strict=True) if not o],
+                   color="#bdbdbd", label="dominated", zorder=2)  # fmt: skip
+        front = sorted((w, g) for w, g, o in zip(wait_h, grams, on, strict=True) if o)
+        ax.plot([w for w, _ in front], [g for _, g in front], "o-", color="#e6550d",
+                label="Pareto front", zorder=3)  # fmt: skip
+        for row, w, g, o in zip(rows, wait_h, grams, on, strict=True):
+            if o:
+                ax.annotate(_label(row["params"]), (w, g), textcoords="offset points",
+                            xytext=(6, 4), fontsize=7)  # fmt: skip
+        if run_now_g is not None:
+            ax.axhline(run_now_g, color="#3182bd", linestyle="--", label="run-now")
+        ax.set_xlabel("mean wait (h)")
+        ax.set_ylabel("total gCO2e (operational + embodied)")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+    return path

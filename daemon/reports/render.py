@@ -1,0 +1,121 @@
+"""Rendering report rows: a rich table for the terminal, CSV, JSON and Markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Literal
+
+from daemon.reports.summary import COLUMNS, ReportRow
+
+__all__ = ["FORMATS", "Format", "render", "report_payload"]
+
+Format = Literal["table", "csv", "json", "md"]
+FORMATS: Final[tuple[Format, ...]] = ("table", "csv", "json", "md")
+
+# Table headings with units (the CSV/JSON keys carry their units in their names).
+_HEADINGS: Final = {
+    "key": "group",
+    "jobs": "jobs",
+    "gpu_hours": "GPU-h",
+    "energy_kwh": "kWh",
+    "measured_share": "measured",
+    "operational_kg": "oper. kg",
+    "embodied_kg": "embod. kg",
+    "total_kg": "total kgCO2e",
+    "unaccounted_jobs": "no grams",
+    "intensity_g_per_kwh": "g/kWh used",
+    "intensity_sources": "signal rung",
+    "energy_methods": "energy method",
+    "sci_g_per_request": "g/request",
+    "sci_g_per_1k_output_tokens": "g/1k tok",
+    "run_now_kg": "run-now kg",
+    "saved_kg": "saved kg",
+    "saved_share": "saved",
+}
+
+
+def report_payload(
+    rows: Sequence[ReportRow], totals: ReportRow, meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The JSON document: ``meta`` (period, grouping, signal), ``rows`` and ``totals``."""
+    return {**meta, "rows": [r.as_dict() for r in rows], "totals": totals.as_dict()}
+
+
+def render(
+    fmt: Format,
+    rows: Sequence[ReportRow],
+    totals: ReportRow,
+    meta: Mapping[str, Any],
+    *,
+    width: int | None = None,
+) -> str:
+    """The report as text in ``fmt`` (the table is sized to ``width`` columns)."""
+    if fmt == "json":
+        return json.dumps(_clean(report_payload(rows, totals, meta)), indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in (*rows, totals):
+            writer.writerow(["" if v is None else v for v in row.as_dict().values()])
+        return out.getvalue()
+    cells = [[_cell(name, value) for name, value in r.as_dict().items()] for r in (*rows, totals)]
+    headings = [_HEADINGS[c] for c in COLUMNS]
+    if fmt == "md":
+        lines = [f"# {meta.get('title', 'carbond report')}", ""]
+        lines += [f"- {k}: {v}" for k, v in meta.items() if k != "title" and v is not None]
+        lines += ["", "| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
+        lines += ["| " + " | ".join(row) + " |" for row in cells]
+        return "\n".join(lines) + "\n"
+    return _table(headings, cells, meta, width)
+
+
+def _table(
+    headings: Sequence[str], cells: Sequence[Sequence[str]], meta: Mapping[str, Any],
+    width: int | None,
+) -> str:  # fmt: skip
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(meta.get("title", "carbond report")), show_lines=False)
+    for heading in headings:
+        table.add_column(
+            heading, overflow="fold", justify="left" if heading == "group" else "right"
+        )
+    for i, row in enumerate(cells):
+        table.add_row(*row, end_section=i == len(cells) - 2)
+    out = io.StringIO()
+    console = Console(file=out, width=width or 220, force_terminal=False, color_system=None)
+    console.print(table)
+    notes = [f"{k}: {v}" for k, v in meta.items() if k != "title" and v is not None]
+    return out.getvalue() + "\n".join(notes) + ("\n" if notes else "")
+
+
+def _cell(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if name in ("measured_share", "saved_share"):
+        return f"{value:.0%}"
+    if isinstance(value, float):
+        return _sig(value)
+    return str(value)
+
+
+def _sig(value: float) -> str:
+    if value == 0 or not math.isfinite(value):
+        return "0" if value == 0 else "-"
+    return f"{value:.4g}"
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value

@@ -1,0 +1,83 @@
+#!/bin/sh
+# Install carbond as a systemd service, step by step (docs/operations.md explains each step).
+#
+#   sudo systemd/install.sh                      # from this checkout, into a venv in /opt/carbond
+#   sudo systemd/install.sh --wheel carbond-*.whl
+#   systemd/install.sh --destdir DIR --no-python --no-activate   # stage the files (packaging, tests)
+#
+# Options:
+#   --prefix DIR     the virtual environment carbond runs from (default /opt/carbond); the
+#                    unit's ExecStart= becomes DIR/bin/carbond
+#   --wheel FILE     install this wheel instead of the checkout this script is in
+#   --destdir DIR    stage every file under DIR (paths inside the files stay the real ones)
+#   --no-python      do not create the venv (it already exists at --prefix)
+#   --no-activate    do not run systemd-sysusers/-tmpfiles on the live system, nor enable the unit
+#
+# The Electricity Maps token, if any, is read from $ELECTRICITYMAPS_TOKEN (never from an argument,
+# which other users could see in ps).
+set -eu
+
+prefix=/opt/carbond
+wheel=
+destdir=
+python=yes
+activate=yes
+while [ $# -gt 0 ]; do
+    case $1 in
+        --prefix) prefix=$2; shift 2 ;;
+        --wheel) wheel=$2; shift 2 ;;
+        --destdir) destdir=$2; shift 2 ;;
+        --no-python) python=no; shift ;;
+        --no-activate) activate=no; shift ;;
+        *) echo "install.sh: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+    esac
+done
+here=$(cd "$(dirname "$0")" && pwd)
+source=${wheel:-$(dirname "$here")}
+docdir=/usr/local/share/doc/carbond  # as the unit's Documentation= says
+
+# 1. The software: a virtual environment of its own, and `carbond` on every user's PATH.
+if [ "$python" = yes ]; then
+    python3 -m venv "$destdir$prefix"
+    "$destdir$prefix/bin/pip" install --quiet "$source"
+fi
+install -d "$destdir/usr/local/bin"
+ln -sf "$prefix/bin/carbond" "$destdir/usr/local/bin/carbond"
+
+# 2. The documentation the unit's Documentation= points at.
+install -d "$destdir$docdir"
+install -m 0644 "$here/../docs/operations.md" "$here/../docs/daemon.md" "$destdir$docdir/"
+
+# 3. The unit; its ExecStart= is the venv's carbond (step 1), its Documentation= step 2's files.
+install -d "$destdir/etc/systemd/system"
+sed -e "s|^ExecStart=/opt/carbond/bin/carbond |ExecStart=$prefix/bin/carbond |" \
+    "$here/carbond.service" > "$destdir/etc/systemd/system/carbond.service"
+chmod 0644 "$destdir/etc/systemd/system/carbond.service"
+
+# 4. The group and the directories: carbond group, /etc/carbond, the token file (0600),
+#    /var/lib/carbond with queue.d (1733) and logs (0751), /var/tmp/carbond-jobs.
+install -d "$destdir/etc/sysusers.d" "$destdir/etc/tmpfiles.d"
+install -m 0644 "$here/carbond.sysusers.conf" "$destdir/etc/sysusers.d/carbond.conf"
+install -m 0644 "$here/carbond.tmpfiles.conf" "$destdir/etc/tmpfiles.d/carbond.conf"
+if [ "$activate" = yes ]; then
+    systemd-sysusers "$destdir/etc/sysusers.d/carbond.conf"
+    systemd-tmpfiles --create "$destdir/etc/tmpfiles.d/carbond.conf"
+fi
+
+# 5. The configuration (kept if it exists): edit its [[regions]] before starting.
+install -d -m 0755 "$destdir/etc/carbond"
+if [ ! -e "$destdir/etc/carbond/carbond.toml" ]; then
+    install -m 0644 "$here/carbond.example.toml" "$destdir/etc/carbond/carbond.toml"
+fi
+
+# 6. The token as a systemd credential file (root-only; LoadCredential= hands it to the daemon).
+if [ -n "${ELECTRICITYMAPS_TOKEN:-}" ]; then
+    (umask 077 && printf '%s' "$ELECTRICITYMAPS_TOKEN" > "$destdir/etc/carbond/electricitymaps.token")
+fi
+
+# 7. Check, then enable and start.
+if [ "$activate" = yes ]; then
+    "$prefix/bin/carbond" doctor --config /etc/carbond/carbond.toml || true
+    systemctl daemon-reload
+    echo "installed; edit /etc/carbond/carbond.toml, then: systemctl enable --now carbond"
+fi

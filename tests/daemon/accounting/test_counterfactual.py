@@ -1,0 +1,78 @@
+"""Issue 14 item 2 through the daemon: the run-now counterfactual is a start the job could have
+had when it was submitted, stored with its first decision, and the outcome uses that one even
+after a restart (not the one each later tick recomputes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from daemon.intensity import EmbeddedIntensity
+from daemon.inventory import build_inventory
+from daemon.ledger import Ledger
+from daemon.queue.ingest import Queue
+from daemon.service import Service
+from daemon.settings import RegionSettings, Settings
+from daemon.testing import FakeClock, RecordingExecutor
+from policies import get_policy
+from tests.daemon.helpers import append, job_line
+
+REGIONS = (RegionSettings(name="node", zone="CA-QC", executor="local", gpus=("A100-80GB",)),)
+
+
+def _service(tmp_path: Path, executor: RecordingExecutor) -> Service:
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    return Service(
+        settings=Settings(state_dir=tmp_path, regions=REGIONS, policy={"name": "carbon-window"}),
+        ledger=ledger,
+        queue=Queue(tmp_path, ledger, known_regions=["node"]),
+        executors={executor.name: executor},
+        inventory=build_inventory(REGIONS),
+        intensity=EmbeddedIntensity(),
+        policy=get_policy("carbon-window"),
+    )
+
+
+def test_the_counterfactual_waits_for_the_busy_gpu_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = _service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="first", model="llama-3.1-8b", requests=512))
+    service.tick(clock())
+    first = service.ledger.run("first")
+    assert first is not None  # it holds the only GPU
+    submitted = clock()
+    append(service.queue.path, job_line(id="second", model="llama-3.2-1b", requests=64))
+    service.tick(clock())
+    stored = service.ledger.counterfactual("second")
+    assert stored is not None
+    # the GPU is busy: run-now would have started "second" when it frees up, not at once on it
+    assert stored["device_ids"] == ["node/0"]
+    assert stored["start"] > submitted.isoformat()
+    decision = service.ledger.latest_decision("second")
+    assert decision is not None
+    for alternative in decision.alternatives:  # no alternative names the busy GPU now
+        assert (
+            alternative["start"] > submitted.isoformat()
+            or "node/0" not in alternative["device_ids"]
+        )
+    service.ledger.close()
+
+    clock.advance(3 * 3600)
+    executor.finish("first", clock())
+    restarted = _service(tmp_path, executor)  # the daemon restarts
+    restarted.start(clock())
+    for _ in range(3):
+        restarted.tick(clock())
+        clock.advance(1800)
+        for job_id in executor.running():
+            executor.finish(job_id, clock())
+    outcome = restarted.ledger.outcome("second")
+    assert outcome is not None
+    assert outcome["run_now_total_g"] == stored["total_g"]
+    latest = restarted.ledger.latest_decision("second")
+    assert latest is not None and latest.run_now_total_g != stored["total_g"]
+    assert json.loads(json.dumps(stored))["total_g"] > 0
+    restarted.ledger.close()

@@ -1,0 +1,147 @@
+"""What scripts and operators rely on: exit codes (2 for bad input everywhere), a closed stdout
+pipe is not an error, ``export`` names its target, ``jobs`` shows deadline, measured and saved
+grams with totals, and ``jobs --state rejected`` shows one's refused queue lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.ledger import Ledger
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import append, job_line, make_service
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    """A ledger with two jobs run to the end by a recording executor, one with an outcome, and
+    one refused queue line."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor())
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", deadline="+8h") + job_line(id="b"))
+    append(service.queue.path, '{"id": "bad", "model": "llama-1b", "command": "rm -rf /"}\n')
+    for _ in range(5):
+        service.tick(clock.advance(600))
+    service.ledger.record_outcome("a", clock(), total_g=2.0, run_now_total_g=5.0)
+    service.close()
+    service.ledger.close()
+    return tmp_path
+
+
+def test_jobs_shows_deadline_measured_and_saved_with_totals(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Ledger.open_readonly(state / "ledger.db") as ledger:
+        deadline = ledger.job("a").deadline
+        expected = [ledger.latest_decision(j).expected_total_g for j in ("a", "b")]  # type: ignore[union-attr]
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--json")
+    assert code == 0
+    rows = {row["job_id"]: row for row in json.loads(out)}
+    assert rows["a"]["deadline"] == deadline.isoformat()  # type: ignore[union-attr]
+    assert (rows["a"]["measured_total_g"], rows["a"]["saved_g"]) == (2.0, 3.0)
+    # b ran on a GPU nothing meters: its grams are the estimate's, flagged as such (issue 14.1)
+    with Ledger.open_readonly(state / "ledger.db") as ledger:
+        b = ledger.outcome("b")
+    assert b is not None and b["energy_method"] == "estimated"
+    assert rows["b"]["measured_total_g"] == b["total_g"] > 0
+    assert rows["b"]["energy_method"] == "estimated"
+    assert rows["b"]["saved_g"] == pytest.approx(b["run_now_total_g"] - b["total_g"])
+
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(state))
+    header = next(line for line in out.splitlines() if "job_id" in line)
+    for column in ("deadline", "expected_total_g", "measured_total_g", "saved_g"):
+        assert column in header
+    total = sum(e for e in expected if e is not None)
+    measured, saved = 2.0 + b["total_g"], 3.0 + b["run_now_total_g"] - b["total_g"]
+    assert out.splitlines()[-1] == (
+        f"total over 2 jobs: expected {total:,.2f} g; measured {measured:,.2f} g over 2 finished, "
+        f"saved {saved:,.2f} g against running each at once (run-now)"
+    )
+
+
+def test_jobs_state_rejected_lists_ones_own_refused_lines(
+    state: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--state", "rejected", "--json")
+    assert code == 0
+    [row] = json.loads(out)
+    assert row["uid"] == os.getuid() and row["line_no"] == 3
+    assert "field 'command': must be an argv list" in row["reason"]
+
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--state", "rejected")
+    assert "bad" in out and "must be an argv list" in out
+
+    monkeypatch.setattr(os, "getuid", lambda: 4242)  # someone else sees none of them
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--state", "rejected", "--json")
+    assert (code, json.loads(out)) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["intensity", "--zone", "XX"], "unknown zone 'XX'"),
+        (["intensity", "--zone", "CA-QC", "--trace", "/nonexistent.csv"],
+         "/nonexistent.csv: cannot open: No such file or directory"),
+        (["status", "nope"], "unknown job 'nope'"),
+        (["jobs", "--limit", "-1"], "--limit must not be negative"),
+        (["export", "jobs", "{state}/out.txt"],
+         "{state}/out.txt: unknown extension '.txt' (use .csv or .json)"),
+    ],
+)  # fmt: skip
+def test_bad_input_exits_2_in_one_line(
+    state: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    argv = [a.format(state=state) for a in argv]
+    if argv[0] not in ("intensity",):
+        argv += ["--state-dir", str(state)]
+    code, out, err = _run(capsys, *argv)
+    assert code == 2, err
+    assert out == ""
+    assert err.startswith("carbond: error: ") and err.count("\n") == 1
+    assert message.format(state=state) in err
+
+
+def test_an_export_that_cannot_be_written_names_the_target(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = state / "missing" / "jobs.csv"
+    code, _, err = _run(capsys, "export", "jobs", str(target), "--state-dir", str(state))
+    assert code == 1
+    assert err == f"carbond: error: {target}: cannot write: No such file or directory\n"
+
+
+def test_a_reader_that_stops_early_is_not_an_error(state: Path) -> None:
+    """``carbond status ID | head -1``: the reader has gone when carbond writes."""
+    exe = Path(sys.executable).with_name("carbond")
+    proc = subprocess.Popen(
+        [str(exe), "status", "a", "--state-dir", str(state)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.close()  # before the interpreter has even started
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert err == b""
+
+
+def test_status_piped_into_head_exits_0(state: Path) -> None:
+    exe = Path(sys.executable).with_name("carbond")
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"'{exe}' status a --state-dir '{state}' | head -1"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("a (a): succeeded")

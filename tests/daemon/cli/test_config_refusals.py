@@ -1,0 +1,109 @@
+"""What a first-time operator trips over, refused at once in one line (exit 2): a daemon with no
+region, a misspelt policy, a bad value in a ``CARBOND_*`` variable (named, with its value)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.cli.run_cmd import missing_regions
+from daemon.settings import ConfigError, Settings, load_settings
+from tests.daemon.helpers import PAPER_REGIONS
+
+REGION = '[[regions]]\nname = "qc"\nzone = "CA-QC"\ngpus = ["T4"]\n'
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "carbond.toml"
+    path.write_text(f'state_dir = "{tmp_path}"\n{text}')
+    return path
+
+
+def test_run_without_regions_refuses_to_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, "")
+    assert main(["run", "--config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"carbond: error: no [[regions]] configured ({config}): the daemon would accept jobs and "
+        "fail every one; declare at least one region (name, zone, executor, gpus) as in "
+        "carbond.example.toml\n"
+    )
+    assert not (tmp_path / "ledger.db").exists()  # refused before touching the state dir
+
+
+def test_a_reload_without_regions_is_refused_too() -> None:
+    assert missing_regions(Settings(regions=PAPER_REGIONS), None) is None
+    problem = missing_regions(Settings(), None)
+    assert problem is not None and "no config file, no CARBOND_REGIONS" in problem
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ('name = "carbon-windw"', "policy: unknown policy 'carbon-windw' (known: carbon-window, "),
+        (
+            'name = "carbon-window"\nparams = { slot = 5 }',
+            "policy: carbon-window: unknown parameter(s) slot",
+        ),
+    ],
+)
+def test_a_misspelt_policy_or_parameter_refuses_to_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str, expected: str
+) -> None:
+    config = _config(tmp_path, f"{REGION}[policy]\n{policy}\n")
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"  {config}: {expected}" in err
+    assert not (tmp_path / "ledger.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CARBOND_GPU__SAMPLE_PERIOD_S", "-1",
+         "environment variable CARBOND_GPU__SAMPLE_PERIOD_S='-1': gpu.sample_period_s: "
+         "Input should be greater than 0"),
+        ("CARBOND_POLICY__NAME", "carbon-windw",
+         "environment variable CARBOND_POLICY__NAME='carbon-windw': policy: unknown policy"),
+        ("CARBOND_REGIONS", '[{"name": "x", "zone": "DE", "gpus": ["Voodoo2"]}]',
+         "environment variable CARBOND_REGIONS='[\"Voodoo2\"]': regions.0.gpus: unknown GPU"),
+        ("CARBOND_METRICS", '{"port": "x"}',
+         "environment variable CARBOND_METRICS='x': metrics.port: Input should be a valid "
+         "integer"),
+        ("CARBOND_REGIONS", "[{", "environment variable CARBOND_REGIONS='[{': not valid JSON"),
+        ("CARBOND_ELECTRICITYMAPS__TOKEN", "", ""),  # valid: no problem to report
+    ],
+)  # fmt: skip
+def test_a_bad_environment_variable_is_named_with_its_value_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    config = _config(tmp_path, REGION)
+    monkeypatch.setenv(variable, value)
+    if not expected:
+        load_settings(config)
+        return
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    [problem] = info.value.problems
+    assert problem.startswith(expected), problem
+    assert str(config) not in problem
+
+
+def test_a_bad_value_from_the_file_still_names_the_file(tmp_path: Path) -> None:
+    config = _config(tmp_path, "[gpu]\nsample_period_s = -1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [f"{config}: gpu.sample_period_s: Input should be greater than 0"]
+
+
+def test_a_secret_in_a_variable_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS", '{"token": 12345}')  # not a string
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    [problem] = info.value.problems
+    assert "12345" not in problem and "<hidden>" in problem

@@ -1,0 +1,67 @@
+"""``carbond submit`` warns at once about a job the daemon would fail, and still appends it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+
+T4_ONLY = '[[regions]]\nname = "qc"\nzone = "CA-QC"\ngpus = ["T4"]\n'
+ADA = '[[regions]]\nname = "ca"\nzone = "US-CAL-CISO"\ngpus = ["RTX6000-Ada"]\n'
+DISCOVER = '[[regions]]\nname = "node"\nzone = "CA-QC"\ngpus = "discover"\n'
+
+
+def _submit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], regions: str, *argv: str
+) -> tuple[list[str], list[str]]:
+    config = tmp_path / "carbond.toml"
+    config.write_text(f'state_dir = "{tmp_path}"\n{regions}')
+    code = main(["submit", "--config", str(config), "--json", *argv, "--", "/bin/true"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    warnings = json.loads(out)["warnings"]
+    assert err.splitlines() == [f"carbond: warning: {w}" for w in warnings]
+    assert (tmp_path / "queue.jsonl").read_text().count("\n") == 1  # appended all the same
+    return warnings, err.splitlines()
+
+
+def test_a_job_too_big_for_every_configured_gpu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [warning], _ = _submit(tmp_path, capsys, T4_ONLY, "--model", "llama-3.1-70b")
+    assert re.fullmatch(
+        r"fits no configured GPU: llama-3\.1-70b at fp16, batch 1, needs \d+\.\d GB per GPU, "
+        r"the largest offers \d+\.\d GB usable \(T4\): the daemon will reject it",
+        warning,
+    ), warning
+
+
+def test_a_deadline_already_past(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    [warning], _ = _submit(
+        tmp_path, capsys, T4_ONLY, "--model", "llama-1b", "--deadline", "2020-01-01T00:00:00Z"
+    )
+    assert warning == (
+        "deadline 2020-01-01T00:00:00+00:00 is already past: the job will expire without running"
+    )
+
+
+def test_a_deadline_the_fastest_gpu_cannot_meet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [warning], _ = _submit(tmp_path, capsys, ADA, "--model", "llama-3.1-8b",
+                           "--requests", "100000", "--deadline", "+1h")  # fmt: skip
+    assert warning.startswith("the job needs about ")
+    assert "on the fastest configured GPU (RTX6000-Ada) but its deadline is 1.0 h away" in warning
+
+
+@pytest.mark.parametrize("regions", [ADA, DISCOVER, ""])
+def test_no_warning_when_it_fits_or_the_gpus_are_unknown_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], regions: str
+) -> None:
+    warnings, _ = _submit(tmp_path, capsys, regions, "--model", "llama-3.1-70b"
+                          if regions != ADA else "llama-1b", "--deadline", "+8h")  # fmt: skip
+    assert warnings == []

@@ -1,0 +1,74 @@
+"""``carbond doctor``'s nvml line describes the configured GPUs, checked against NVML (a fake)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon.doctor import run_checks
+from daemon.gpu.configured import describe_configured_gpus
+from daemon.gpu.fake_nvml import FakeNvml
+from daemon.settings import RegionSettings, Settings
+from policies.footprint import DEFAULT_GPU_CATALOG
+from tests.daemon.gpu.conftest import FakeClock, fake_gpu, make_nvml
+
+T4_LOCAL = RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("T4",))
+ADA_SIM = RegionSettings(name="ca", zone="US-CAL-CISO", executor="simulated",
+                         gpus=("RTX6000-Ada",) * 2)  # fmt: skip
+DISCOVER = RegionSettings(name="node", zone="CA-QC", gpus="discover")
+
+
+def _describe(nvml: Any, *regions: RegionSettings, backend: str = "auto") -> tuple[str, str]:
+    settings = Settings(regions=regions, gpu={"backend": backend})
+    return describe_configured_gpus(settings, DEFAULT_GPU_CATALOG, nvml_module=nvml)
+
+
+def test_declared_local_gpus_matching_nvml_are_metered(clock: FakeClock) -> None:
+    nvml = make_nvml(clock, fake_gpu(clock, name="Tesla T4"))
+    status, detail = _describe(nvml, T4_LOCAL, ADA_SIM)
+    assert status == "pass"
+    assert detail == (
+        "NVML sees 0: Tesla T4; qc: 1x T4 (local); ca: 2x RTX6000-Ada (simulated) (metered by NVML)"
+    )
+
+
+def test_a_declared_gpu_nvml_does_not_have_fails(clock: FakeClock) -> None:
+    nvml = make_nvml(clock, fake_gpu(clock))  # the fake's default: an A100
+    status, detail = _describe(nvml, T4_LOCAL)
+    assert status == "fail"
+    assert detail == (
+        "NVML sees 0: NVIDIA A100-SXM4-80GB; qc declares T4 at index 0, NVML has "
+        "NVIDIA A100-SXM4-80GB"
+    )
+
+
+def test_without_nvml_the_line_says_what_is_not_metered_and_what_discover_gets(
+    clock: FakeClock,
+) -> None:
+    nvml = FakeNvml([fake_gpu(clock)], clock, driver_loaded=False)
+    status, detail = _describe(nvml, T4_LOCAL, DISCOVER)
+    assert status == "pass"
+    assert "qc: 1x T4 (local)" in detail
+    assert "qc: not metered, grams estimated" in detail
+    assert "node discover simulated A100-80GB (gpu.simulated_gpus)" in detail
+    status, _ = _describe(nvml, T4_LOCAL, backend="nvml")
+    assert status == "fail"
+
+
+def test_regions_without_local_gpus_do_not_need_nvml(clock: FakeClock) -> None:
+    assert _describe(make_nvml(clock), ADA_SIM) == (
+        "skip",
+        "NVML not needed: ca: 2x RTX6000-Ada (simulated)",
+    )
+
+
+def test_doctor_describes_the_configured_gpus_not_a_default(tmp_path: Path) -> None:
+    config = tmp_path / "carbond.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path}"\n[gpu]\nbackend = "simulated"\n'
+        '[[regions]]\nname = "qc"\nzone = "CA-QC"\ngpus = ["T4", "T4"]\n'
+    )
+    [nvml] = [c for c in run_checks(config, datetime.now(UTC)) if c.name == "nvml"]
+    assert nvml.status == "pass"
+    assert nvml.detail == "gpu.backend simulated: qc: 2x T4 (local); local GPUs not metered"

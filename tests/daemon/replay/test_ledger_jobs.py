@@ -1,0 +1,95 @@
+"""``carbond replay --jobs-format ledger``: an operator replays their own ledger's jobs."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.ledger import Ledger
+from daemon.queue import JobRequest, parse_line
+from daemon.replay.driver import replay_policy
+from daemon.replay.errors import ReplayInputError
+from daemon.replay.inputs import ReplayInputs, load_setup
+from daemon.replay.ledger_jobs import jobs_from_ledger
+from tests.daemon.replay.conftest import START
+
+LIVE = START + timedelta(days=200)  # when the operator's jobs really ran
+
+
+def _request(line: dict[str, object], at_s: float) -> JobRequest:
+    line = {"command": ["python", "serve.py"], **line}
+    parsed = parse_line(json.dumps(line), LIVE + timedelta(seconds=at_s))
+    assert isinstance(parsed, JobRequest)
+    return parsed
+
+
+def _ledger(path: Path) -> Path:
+    jobs = [
+        (0.0, {"id": "a", "model": "llama-1b", "input_tokens": 500, "output_tokens": 100,
+               "requests": 64, "deadline": "+6h"}),
+        (600.0, {"id": "b", "model": "llama-3b", "input_tokens": 800, "output_tokens": 200,
+                 "requests": 32, "regions": ["california"]}),
+        (2 * 86400.0, {"id": "late", "model": "llama-1b", "input_tokens": 10,
+                       "output_tokens": 10}),
+    ]  # fmt: skip
+    with Ledger.open(path) as ledger:
+        for at_s, line in jobs:
+            ledger.add_job(
+                _request(line, at_s), 1000, 1000, "queue.jsonl", LIVE + timedelta(seconds=at_s)
+            )
+    return path
+
+
+def test_ledger_jobs_keep_their_own_model_offsets_and_deadlines(tmp_path: Path) -> None:
+    path = _ledger(tmp_path / "ledger.db")
+    jobs = jobs_from_ledger(path, START, 86400.0)
+    assert [j.job_id for j in jobs] == ["a", "b"]  # "late" arrives after the span
+    a, b = jobs
+    assert a.submitted_at == START and b.submitted_at == START + timedelta(seconds=600)
+    assert a.model.name != b.model.name
+    assert a.workload.requests == 64 and b.workload.input_tokens == 800
+    assert a.deadline == START + timedelta(hours=6)
+    assert b.deadline is None and b.regions == ("california",)
+
+
+def test_a_ledger_replays_through_the_daemon(
+    tmp_path: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    path = _ledger(tmp_path / "ledger.db")
+    inputs = ReplayInputs((path,), "ledger", cluster_file, tuple(intensity_files), START, 1.0,
+                          64, 1.0, "llama-1b", "vllm", 8, 300, "seasonal-24h")  # fmt: skip
+    setup = load_setup(inputs, 0.0)
+    run = replay_policy(setup, "carbon-window")
+    assert sorted(o.job_id for o in run.outcomes) == ["a", "b"]
+    assert run.rejected == 0 and run.unfinished == 0
+    b = next(o for o in run.outcomes if o.job_id == "b")
+    assert b.region == "california"  # the job's own allowed regions are kept
+
+
+def test_the_cli_replays_a_ledger(
+    tmp_path: Path,
+    cluster_file: Path,
+    intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = _ledger(tmp_path / "ledger.db")
+    argv = ["replay", "--jobs", str(path), "--jobs-format", "ledger",
+            "--cluster", str(cluster_file), "--start", START.date().isoformat(), "--days", "1",
+            "--policy", "run-now,carbon-window", "--json"]  # fmt: skip
+    for zone_file in intensity_files:
+        argv += ["--intensity", str(zone_file)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out
+
+
+def test_an_empty_or_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ReplayInputError, match="no ledger"):
+        jobs_from_ledger(tmp_path / "missing.db", START, 86400.0)
+    Ledger.open(tmp_path / "empty.db").close()
+    with pytest.raises(ReplayInputError, match="holds no job"):
+        jobs_from_ledger(tmp_path / "empty.db", START, 86400.0)

@@ -1,0 +1,55 @@
+"""``carbond tune --plot`` draws the sweep's carbon-vs-wait Pareto front (issue 14 item 7)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import structlog
+from PIL import Image
+
+from daemon.cli import main
+from tests.daemon.replay.conftest import write_azure
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging for its process; give later tests theirs back."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def trace(tmp_path: Path) -> Path:
+    """A burst of 240 chat requests every 20 minutes of an hour-long trace."""
+    rows = [(minute * 60.0 + i, 800, 150) for minute in (0, 20, 40) for i in range(80)]
+    return write_azure(tmp_path / "AzureLLMInferenceTrace_conv.csv", rows)
+
+
+def test_tune_writes_its_pareto_front(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    path = tmp_path / "pareto.png"
+    argv = ["tune", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "4h",
+            "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+            "--grid", "min_saving=0,0.5", "--json", "--plot", str(path)]  # fmt: skip
+    for intensity in intensity_files:
+        argv += ["--intensity", str(intensity)]
+    assert main(argv) == 0
+    assert f"wrote {path}" in capsys.readouterr().err
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
+    assert pixels.shape[:2] == (605, 880)
+    front = (abs(pixels[..., 0] - 0xE6) < 10) & (abs(pixels[..., 1] - 0x55) < 10)
+    assert front.sum() > 50  # the front's points are drawn

@@ -1,0 +1,92 @@
+"""``carbond report`` on the ledger ``make demo`` leaves behind (issue 14 item 6)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.reports.conftest import Run
+
+SUMMED = ("jobs", "gpu_hours", "energy_kwh", "operational_kg", "embodied_kg", "total_kg",
+          "run_now_kg", "saved_kg")  # fmt: skip
+
+
+def _outcomes(state: Path) -> list[dict[str, object]]:
+    db = sqlite3.connect(state / "ledger.db")
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM outcomes")]
+    finally:
+        db.close()
+
+
+def test_region_totals_equal_the_sum_of_the_per_job_outcomes(
+    demo_state: Path, carbond: Run
+) -> None:
+    report = json.loads(carbond("report", "--state-dir", str(demo_state), "--by", "region",
+                                "--format", "json"))  # fmt: skip
+    outcomes = _outcomes(demo_state)
+    assert outcomes and all(o["total_g"] is not None for o in outcomes)
+    totals = report["totals"]
+    assert totals["jobs"] == len(outcomes)
+    assert totals["total_kg"] * 1000 == pytest.approx(sum(o["total_g"] for o in outcomes))  # type: ignore[misc]
+    assert totals["operational_kg"] * 1000 == pytest.approx(
+        sum(o["operational_g"] for o in outcomes)  # type: ignore[misc]
+    )
+    assert totals["energy_kwh"] * 3.6e6 == pytest.approx(sum(o["energy_j"] for o in outcomes))  # type: ignore[misc]
+    run_now = sum(o["run_now_total_g"] for o in outcomes)  # type: ignore[misc]
+    assert totals["saved_kg"] * 1000 == pytest.approx(run_now - sum(o["total_g"] for o in outcomes))  # type: ignore[misc]
+    regions = {o["region"] for o in outcomes}
+    assert {r["key"] for r in report["rows"]} == regions
+    for name in SUMMED:
+        assert sum(r[name] for r in report["rows"]) == pytest.approx(totals[name]), name
+    assert report["signal"].startswith("embedded")
+    assert totals["measured_share"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("by", ["job", "user", "model", "gpu", "region", "day"])
+def test_every_grouping_adds_up(demo_state: Path, carbond: Run, by: str) -> None:
+    report = json.loads(carbond("report", "--state-dir", str(demo_state), "--by", by, "--json"))
+    for name in SUMMED:
+        assert sum(r[name] for r in report["rows"]) == pytest.approx(report["totals"][name])
+    if by == "job":
+        assert len(report["rows"]) == len(_outcomes(demo_state))
+        for row in report["rows"]:
+            assert row["sci_g_per_request"] > 0 and row["sci_g_per_1k_output_tokens"] > 0
+
+
+def test_the_period_selects_jobs_by_their_end(demo_state: Path, carbond: Run) -> None:
+    ends = sorted(str(o["finished_at"]) for o in _outcomes(demo_state))
+    middle = ends[len(ends) // 2]
+    args = ("report", "--state-dir", str(demo_state), "--by", "job", "--json")
+    before = json.loads(carbond(*args, "--until", middle))["totals"]["jobs"]
+    after = json.loads(carbond(*args, "--since", middle))["totals"]["jobs"]
+    assert before == sum(e < middle for e in ends)
+    assert before + after == len(ends)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "md", "table"])
+def test_other_formats_carry_the_same_rows(demo_state: Path, carbond: Run, fmt: str) -> None:
+    text = carbond("report", "--state-dir", str(demo_state), "--by", "gpu", "--format", fmt)
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert [r["key"] for r in rows] == ["RTX6000-Ada", "T4", "TOTAL"]
+        assert float(rows[-1]["total_kg"]) > 0
+    else:
+        assert "RTX6000-Ada" in text and "TOTAL" in text and "total kgCO2e" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("--since", "yesterday"), "--since 'yesterday'"),
+     (("--since", "2026-03-02", "--until", "2026-03-01"), "is not after")],
+)  # fmt: skip
+def test_bad_periods_are_usage_errors(
+    demo_state: Path, carbond: Run, args: tuple[str, ...], message: str
+) -> None:
+    assert message in carbond("report", "--state-dir", str(demo_state), *args, code=2)

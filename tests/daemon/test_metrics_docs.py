@@ -1,0 +1,75 @@
+"""Every metric is documented, and the example dashboard and alert rules use exactly the
+endpoint's names (issue 14 item 8): checked against a live endpoint over a real socket."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon.metrics import Metrics
+
+REPO = Path(__file__).resolve().parents[2]
+NAME = re.compile(r"\bcarbond_[a-z0-9_]+")
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> tuple[set[str], set[str]]:
+    """(sample names, metric names as documented: counters with ``_total``) of a live endpoint
+    after one of each observation, so every labelled family has a sample."""
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    with Metrics(clock=lambda: now) as metrics:
+        port = metrics.start(0)
+        metrics.observe_queue({"queued": 1})
+        metrics.observe_decision("carbon-window", "start", 1.0, 2.0)
+        metrics.observe_outcome("a", "succeeded", 1.0, 3600.0)
+        metrics.observe_intensity("CA-QC", 31.0, 60.0)
+        metrics.observe_step("plan", 0.1, failed=True)
+        metrics.observe_totals({"jobs": 1, "energy_j": 10.0, "measured_energy_j": 5.0,
+                                "total_g": 1.0, "saved_g": 0.5})  # fmt: skip
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(3, 10)).text
+    samples, documented = set(), set()
+    for family in text_string_to_metric_families(text):
+        samples |= {s.name for s in family.samples}
+        if family.name.endswith("_created"):  # prometheus_client's creation times
+            continue
+        counter = family.type == "counter" and not family.name.endswith("_total")
+        documented.add(family.name + "_total" if counter else family.name)
+    return samples, documented
+
+
+def _dashboard_exprs() -> list[str]:
+    dashboard = json.loads((REPO / "examples/grafana/carbond-dashboard.json").read_text())
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def test_every_metric_is_documented_and_nothing_else(endpoint: tuple[set[str], set[str]]) -> None:
+    _, names = endpoint
+    page = (REPO / "docs/metrics.md").read_text()
+    table = {m.group(1) for m in re.finditer(r"^\| `(carbond_[a-z0-9_]+)`", page, re.M)}
+    assert table == names
+
+
+def test_the_dashboard_uses_exactly_the_endpoint_names(endpoint: tuple[set[str], set[str]]) -> None:
+    samples, names = endpoint
+    used = {n for expr in _dashboard_exprs() for n in NAME.findall(expr)}
+    assert used and used <= samples, sorted(used - samples)
+    bases = {n.removesuffix("_sum").removesuffix("_count") for n in used}
+    assert bases >= {"carbond_ledger_emissions_grams", "carbond_ledger_saved_grams",
+                     "carbond_intensity_age_seconds"}  # fmt: skip
+    assert len(bases & names) >= len(names) - 1  # every metric has a panel (jobs_finished...)
+
+
+def test_the_alert_rules_use_endpoint_names(endpoint: tuple[set[str], set[str]]) -> None:
+    samples, _ = endpoint
+    rules = (REPO / "examples/prometheus/carbond-alerts.yml").read_text()
+    exprs = re.findall(r"^\s+expr: (.+)$", rules, re.M)
+    alerts = re.findall(r"^\s+- alert: (\w+)$", rules, re.M)
+    assert {"CarbondDown", "CarbondSignalStale", "CarbondDeadlineMissed"} <= set(alerts)
+    used = {n for expr in exprs for n in NAME.findall(expr)}
+    assert used and used <= samples, sorted(used - samples)
