@@ -12,6 +12,7 @@ import pwd
 import re
 import stat
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "attribution",
     "new_job_id",
     "rejected_lines",
+    "rejection_record",
     "spool_name_problem",
     "submit_target",
     "write_rejections",
@@ -236,6 +238,29 @@ def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str:
     except KeyError:
         gid = st.st_gid
     return st.st_uid, gid
+
+
+def rejection_record(
+    rel: str, raw: bytes, line_no: int, offset: int, uid: int | None, now: datetime, reason: str
+) -> dict[str, Any]:
+    """One ``rejected.jsonl`` record: where the line was, why, whose, the id it named (when it
+    can be read: for ``carbond status``) and its first 4,096 bytes."""
+    return {
+        "file": rel, "line_no": line_no, "offset": offset, "reason": reason, "uid": uid,
+        "rejected_at": now.isoformat(), "job_id": _claimed_id(raw),
+        "line": raw[:4096].decode("utf-8", errors="replace"),
+    }  # fmt: skip
+
+
+def _claimed_id(raw: bytes) -> str | None:
+    if len(raw) > 65_536:
+        return None
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    job_id = obj.get("id", obj.get("cancel")) if isinstance(obj, dict) else None
+    return job_id[:64] if isinstance(job_id, str) else None
 
 
 def write_rejections(state_dir: Path, rejections: list[dict[str, Any]]) -> None:

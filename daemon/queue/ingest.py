@@ -7,7 +7,6 @@ job rows. A partial last line stays for the next pass; a bad line never stops th
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from daemon.queue.files import (
     QueueError,
     attribution,
     new_job_id,
+    rejection_record,
     spool_name_problem,
     write_rejections,
 )
@@ -87,24 +87,8 @@ def _rejection(
     reason: str,
 ) -> dict[str, Any]:
     log.warning("queue_line_rejected", file=rel, line_no=line_no, reason=reason)
-    return {
-        "file": rel, "line_no": line_no, "offset": offset, "reason": reason,
-        "uid": owner[0] if isinstance(owner, tuple) else None,
-        "rejected_at": now.isoformat(), "job_id": _claimed_id(raw),
-        "line": raw[:4096].decode("utf-8", errors="replace"),
-    }  # fmt: skip
-
-
-def _claimed_id(raw: bytes) -> str | None:
-    """The ``id`` a rejected line names, if it is readable at all (for ``carbond status``)."""
-    if len(raw) > 65_536:
-        return None
-    try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    job_id = obj.get("id", obj.get("cancel")) if isinstance(obj, dict) else None
-    return job_id[:64] if isinstance(job_id, str) else None
+    uid = owner[0] if isinstance(owner, tuple) else None
+    return rejection_record(rel, raw, line_no, offset, uid, now, reason)
 
 
 class Queue:

@@ -354,7 +354,12 @@ def test_a_working_directory_the_user_cannot_enter_is_refused(tmp_path: Path) ->
     status_file = logs / "job-s.status.json"
     spec_file = logs / "job-s.spec.json"
     jobfiles.write_private(spec_file, jobfiles.wrapper_spec(spec, status_file, 1))
-    assert wrapper.run(spec_file) == 0
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        assert wrapper.run(spec_file) == 0
+    finally:  # run() installs the wrapper's handlers: give this process its own back
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
     recorded = json.loads(status_file.read_text())
     assert recorded["exit_code"] == wrapper.EXIT_NOT_RUNNABLE
     assert f"cannot start: uid {nobody.pw_uid} cannot enter working directory" in recorded["reason"]

@@ -66,7 +66,18 @@ def _encoded(obj: Any) -> bytes:
     return json.dumps(obj, allow_nan=True).encode()
 
 
+# Lines that raised past the parser before issue 13's fix, each as a whole line.
+_POISON = (
+    *(
+        _encoded({"model": "llama-1b", "command": ["true"], "deadline": deadline})
+        for deadline in ("+9999999d", "+99999999999d", "0001-01-01T00:00:00+14:00")
+    ),
+    b'{"requests": ' + b"9" * 5000 + b"}",
+    b'{"command": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+)
+
 _lines = st.one_of(
+    st.sampled_from(_POISON),
     st.binary(max_size=200),
     st.text(max_size=200).map(str.encode),
     _json.map(_encoded),
@@ -135,7 +146,8 @@ _PROFILE_EXAMPLES = settings().max_examples
 _INGEST_EXAMPLES = min(_PROFILE_EXAMPLES, 60 + _PROFILE_EXAMPLES // 10)
 
 
-@given(main=_files(), spool=_files(), max_line=st.integers(min_value=200, max_value=2048),
+@given(main=_files(), spool=_files(),
+       max_line=st.one_of(st.integers(min_value=200, max_value=2048), st.just(65_536)),
        chunk_factor=st.floats(min_value=1.0, max_value=4.0))  # fmt: skip
 @settings(max_examples=_INGEST_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
