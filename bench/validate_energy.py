@@ -5,12 +5,15 @@ H100, B200) leaderboards, predict energy per output token, energy per request an
 latency from what a user would tell carbond (model, GPU, tensor parallelism, maximum batch,
 mean prompt and output lengths, the ``vllm`` runtime) and compare with the measurement.
 
-    python -m bench.validate_energy [--data DIR] [--json] [--worst N]
+    python -m bench.validate_energy [--data DIR] [--json] [--worst N] [--power-model study]
 
 Prints MAPE and median absolute percentage error per set and GPU type and overall, and the worst
 configurations with the reason: the energy error splits exactly into a time error (the step
 took longer or shorter than predicted) and a power error (the GPUs drew more or less than
-predicted), which tells which half of the model missed.
+predicted), which tells which half of the model missed. ``--power-model study`` scores the
+simulation study's power curve (``P = idle + (tdp - idle) * min(1, (MFU / 0.45) ** 0.7)``) in
+place of the calibrated one, with the same calibrated step times (``make validate`` prints
+both).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from bench.mlenergy import V2_FILE, Measured, Skipped, read_v2, read_v3
 from bench.prediction import Result, predict
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload
 from policies.footprint.calibration import estimate_interval
-from policies.footprint.runtimes import get_runtime
+from policies.footprint.runtimes import STUDY_SUFFIX, get_runtime
 
 __all__ = ["HELD_OUT_FILE", "main", "summarise", "validate", "worst"]
 
@@ -79,12 +82,16 @@ def worst(results: Sequence[Result], count: int = 10) -> list[Result]:
 
 
 def validate(
-    data_dir: Path, sets: Sequence[str] = ("v2", "v3"), engine: str | None = None
+    data_dir: Path,
+    sets: Sequence[str] = ("v2", "v3"),
+    engine: str | None = None,
+    power_model: str = "calibrated",
 ) -> tuple[list[Result], list[Skipped]]:
     """Predict every configuration of ``sets`` found under ``data_dir``.
 
     ``engine`` replaces each row's runtime profile (ablation: ``vllm-v0`` on v3 shows what
     carrying the 2024 engine's fitted host costs over to the V1 engine would do).
+    ``power_model`` ``"study"`` gives every row's engine the study's power curve (``+study``).
 
     Raises:
         OSError: a file cannot be read.
@@ -100,6 +107,8 @@ def validate(
         skipped += skips
     if engine is not None:
         measured = [replace(m, engine=engine) for m in measured]
+    if power_model == "study":
+        measured = [replace(m, engine=m.engine + STUDY_SUFFIX) for m in measured]
     return [predict(m) for m in measured], skipped
 
 
@@ -189,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sets", default="v2,v3", help="comma-separated: v2 (fit), v3 (held out)")
     parser.add_argument("--worst", type=int, default=10, help="how many worst rows to list")
     parser.add_argument("--engine", help="runtime profile for every row (ablation, e.g. vllm-v0)")
+    parser.add_argument("--power-model", choices=("calibrated", "study"), default="calibrated",
+                        help="the calibrated power curve, or the study's MFU curve")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--plot", type=Path, help="also write predicted-vs-measured PNG here")
     args = parser.parse_args(argv)
@@ -196,7 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"validate_energy: data folder {args.data} not found (use --data)", file=sys.stderr)
         return 2
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    results, skipped = validate(args.data, sets, args.engine)
+    results, skipped = validate(args.data, sets, args.engine, args.power_model)
+    if not args.json:
+        print(f"power model: {args.power_model}")
     _report(results, skipped, args.worst, args.json)
     if args.plot is not None:
         plot(results, args.plot)

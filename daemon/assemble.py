@@ -34,6 +34,7 @@ from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
 from daemon.signals import build_signal_chain
+from daemon.sites import SiteView, build_sites
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 
 __all__ = [
@@ -74,7 +75,8 @@ def build_service(
     Raises:
         UnknownGpuError: a GPU name the catalog does not know.
         PoliciesError: the policy rejects its parameters.
-        DaemonError: a region names an executor that is not in ``executors``.
+        DaemonError: a region names an executor that is not in ``executors``; a region's site
+            cannot be built (:class:`~daemon.sites.SiteConfigError`).
     """
     missing = sorted({r.executor for r in settings.regions} - set(executors))
     if missing:
@@ -97,6 +99,7 @@ def build_service(
         metrics=metrics,
         on_close=on_close,
         measurement=measurement,
+        sites=SiteView(build_sites(settings.regions)),
     )
 
 
@@ -204,6 +207,7 @@ def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | N
     if daemon.measurement is not None:  # the same GPUs and learned factors across reloads
         daemon.measurement.keep_only(service.inventory)
         service.measurement = daemon.measurement
+    service.health = daemon.service.health  # problems outlive a reload until they end
     previous, daemon.service, daemon.settings = daemon.service, service, settings
     previous.close()
     return service

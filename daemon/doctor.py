@@ -3,8 +3,10 @@
 Checks, in order: ``config``, ``state_dir``, ``ledger``, ``policy``, ``gpus`` (regions and
 their devices), ``nvml`` (through the GPU backend when this build has one), ``signals`` (each
 zone's intensity source, and whether an Electricity Maps token is set, never its value),
-``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines) and
-``wrapper`` (the job wrapper starts under ``python -I``). ``skip`` is not a failure.
+``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines),
+``wrapper`` (the job wrapper starts under ``python -I``) and ``health`` (the running daemon's
+problems from ``health.json``, whether it still writes it, a read-only or full state dir).
+``skip`` is not a failure.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from daemon.assemble import LEDGER_NAME
 from daemon.errors import DaemonError
+from daemon.health import HEALTH_NAME, HEARTBEAT_S, read_health
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
@@ -59,6 +62,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
             Check("config", "fail", "; ".join(exc.problems)),
             *(Check(name, "skip", skipped) for name in names),
             _check_wrapper(),
+            Check("health", "skip", skipped),
         ]
     where = str(config or os.environ.get("CARBOND_CONFIG") or "defaults and environment")
     checks = [
@@ -79,6 +83,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
         checks.append(_guarded(name, partial(check, settings)))
     checks.insert(-1, _guarded("signals", partial(_check_signals, settings, now)))
     checks.append(_check_wrapper())
+    checks.append(_guarded("health", partial(_check_health, settings, now)))
     return checks
 
 
@@ -274,3 +279,49 @@ def _check_wrapper() -> Check:
     who = "root: jobs run as their submitters" if os.geteuid() == 0 else (
         f"uid {os.geteuid()}: only this user's jobs can run")  # fmt: skip
     return Check("wrapper", "pass", f"{sys.executable} -I -m daemon.executors.wrapper; {who}")
+
+
+# -- the running daemon: its health file and its disk ------------------------------------
+
+
+def _check_health(settings: Settings, now: datetime) -> Check:
+    """What the running daemon says is wrong (``health.json``), whether it still writes that
+    file, and whether the state dir's file system is read-only or nearly full."""
+    state = settings.state_dir
+    problems = _disk_problems(state)
+    report = read_health(state / HEALTH_NAME)
+    if report is None:
+        if problems:
+            return Check("health", "fail", "; ".join(problems))
+        return Check("health", "skip", f"no {HEALTH_NAME} yet (the daemon has not run here)")
+    age_s = (now - report.updated_at).total_seconds()
+    alive = Path(f"/proc/{report.pid}").exists()
+    if not alive and not problems:
+        return Check("health", "skip", f"daemon not running (pid {report.pid} wrote "
+                     f"{HEALTH_NAME} {age_s:.0f} s ago)")  # fmt: skip
+    if alive and age_s > _HEALTH_STALE_S:
+        problems.append(f"pid {report.pid} last wrote {HEALTH_NAME} {age_s:.0f} s ago: stuck, "
+                        "or it cannot write the state dir")  # fmt: skip
+    problems += [f"{key}: {message}" for key, message in report.problems.items()]
+    if problems:
+        return Check("health", "fail", "; ".join(problems))
+    return Check("health", "pass", f"pid {report.pid} reports no problem ({age_s:.0f} s ago)")
+
+
+_HEALTH_STALE_S: Final = 3 * HEARTBEAT_S
+_MIN_FREE_BYTES: Final = 64 * 2**20  # less free than this (or 5 % of a small disk): FAIL
+
+
+def _disk_problems(state: Path) -> list[str]:
+    try:
+        fs = os.statvfs(state)
+    except OSError:
+        return []  # state_dir's own check says it is missing
+    problems = []
+    if fs.f_flag & os.ST_RDONLY:
+        problems.append(f"{state} is on a read-only file system: nothing can be ingested or "
+                        "recorded")  # fmt: skip
+    free = fs.f_bavail * fs.f_frsize
+    if free < min(_MIN_FREE_BYTES, fs.f_blocks * fs.f_frsize // 20):  # small disks: 5 %
+        problems.append(f"{state} has {free / 2**20:.1f} MiB free: the ledger cannot grow")
+    return problems

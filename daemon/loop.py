@@ -46,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 STEP_NAMES = ("ingest", "refresh_intensity", "plan", "reconcile")
 _IDLE_WAIT_S = 0.2
+CLOCK_STEP_S = 30.0  # wall-clock jumps against the monotonic clock reported as a step
 
 
 class Steps(Protocol):
@@ -121,6 +122,7 @@ class ServiceLoop:
         self._signals = 0
         self._in_main = False  # a forced stop unwinds only the main loop, never the clean-up
         self._scheduler: BackgroundScheduler | None = None
+        self._last_clocks: tuple[datetime, float] | None = None  # (wall, monotonic) at a step
 
     # -- requests (what signal handlers call; tests call them too) ---------------------------
 
@@ -189,11 +191,13 @@ class ServiceLoop:
     def _run_step(self, step: str) -> None:
         method: Callable[[datetime], object] = getattr(self._steps, step)
         started = time.monotonic()
-        failed = False
+        now = self._clock()
+        self._watch_clock(now, started)
+        error: Exception | None = None
         try:
-            result = method(self._clock())
-        except Exception:  # a failing step must not stop the daemon; it is logged and counted
-            failed = True
+            result = method(now)
+        except Exception as exc:  # a failing step must not stop the daemon; logged and counted
+            error = exc
             log.exception("step_failed", step=step)
         else:
             # New jobs (or cancels) are planned at once rather than at the next plan interval.
@@ -202,7 +206,29 @@ class ServiceLoop:
             ):
                 self.trigger("plan")
         if self._sink is not None:
-            self._sink.observe_step(step, time.monotonic() - started, failed=failed)
+            self._sink.observe_step(step, time.monotonic() - started, failed=error is not None)
+        self._hook("after_step", step, error, now)
+
+    def _watch_clock(self, now: datetime, monotonic_s: float) -> None:
+        """Log ``clock_stepped`` when the wall clock moved ``CLOCK_STEP_S`` more or less than
+        the monotonic clock since the last step (NTP stepping it, an operator setting it)."""
+        last, self._last_clocks = self._last_clocks, (now, monotonic_s)
+        if last is None:
+            return
+        step_s = (now - last[0]).total_seconds() - (monotonic_s - last[1])
+        if abs(step_s) >= CLOCK_STEP_S:
+            log.warning("clock_stepped", step_s=round(step_s, 1), now=now.isoformat())
+            self._hook("clock_stepped", step_s, now)
+
+    def _hook(self, name: str, *args: object) -> None:
+        """Call the steps' optional ``name`` hook (the service's health file); never raises."""
+        hook = getattr(self._steps, name, None)
+        if hook is None:
+            return
+        try:
+            hook(*args)
+        except Exception:  # the health file must never stop the daemon
+            log.exception("step_hook_failed", hook=name)
 
     def _do_reload(self) -> None:
         if self._reload is None:

@@ -19,14 +19,17 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
+from daemon import killpoints
 from daemon.accounting import ESTIMATED, realised_from_samples, unmetered_columns
+from daemon.accounting.totals import add_expired, add_outcome
 from daemon.endings import final_state, never_started, predicted_outcome, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
+from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
 from daemon.ledger import DecisionRecord, JobRecord, Ledger, RunRecord
@@ -35,13 +38,28 @@ from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.settings import Settings
+from daemon.sites import SiteView
+from daemon.sites.outcome import site_columns
 from forecasts import ForecastsError
-from policies import Decision, JobSpec, PoliciesError, Policy, ZoneIntensity, with_recalibration
+from policies import (
+    Decision,
+    Device,
+    JobSpec,
+    PoliciesError,
+    Policy,
+    ZoneIntensity,
+    with_recalibration,
+)
 from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
-__all__ = ["Service", "TickReport"]
+__all__ = ["PLAN_WINDOW", "Service", "TickReport"]
 
 log = structlog.get_logger(__name__)
+
+# Waiting jobs planned per round, most urgent first (priority, deadline, age). A round's cost
+# grows with the jobs planned; with 100,000 waiting, planning all of them took longer than the
+# ingest interval, and every submission waited for it (bench/bench_waiting.py).
+PLAN_WINDOW: Final = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +102,7 @@ class Service:
         metrics: MetricsSink | None = None,
         on_close: Sequence[Callable[[], None]] = (),
         measurement: JobMeasurement | None = None,
+        sites: SiteView | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -95,14 +114,34 @@ class Service:
         self.metrics: MetricsSink = metrics or NullMetrics()
         self._on_close = tuple(on_close)
         self.measurement = measurement
+        self.sites = sites
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
         self._cancel_sent: set[str] = set()
         self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
+        self._totals: dict[str, float] | None = None  # the ledger's outcome totals
         self._lock = threading.RLock()
+        self.health = Health()  # what `carbond doctor` shows (health.json)
 
     # -- lifecycle --------------------------------------------------------------------------
+
+    def after_step(self, step: str, error: BaseException | None, now: datetime) -> None:
+        """The loop's report of a step: a failure (or its end) goes into ``health.json``,
+        which is then written if anything changed. Never raises."""
+        if error is None:
+            self.health.clear(f"step:{step}")
+        else:
+            self.health.set(f"step:{step}", f"{type(error).__name__}: {error}", now)
+        self.health.write(self.settings.state_dir / HEALTH_NAME, now)
+
+    def clock_stepped(self, step_s: float, now: datetime) -> None:
+        """The loop saw the wall clock jump ``step_s`` seconds (negative: back) against the
+        monotonic clock; kept in the health file for an hour."""
+        direction = "back" if step_s < 0 else "forward"
+        self.health.set("clock", f"wall clock stepped {direction} {abs(step_s):.0f} s at "
+                        f"{now.isoformat()}: deadlines and planned starts follow the new time",
+                        now, for_s=3600.0)  # fmt: skip
 
     def start(self, now: datetime) -> None:
         """Prepare the queue files and re-adopt the jobs a previous daemon left running."""
@@ -111,7 +150,8 @@ class Service:
             self._adopt(self.ledger.active_runs(), now)
             if self.measurement is not None:  # learned factors survive a restart
                 self.measurement.relearn(measured_history(self.ledger, self.inventory))
-            self.metrics.observe_totals(self.ledger.outcome_totals())
+            self._totals = self.ledger.outcome_totals()  # then kept up to date per job
+            self.metrics.observe_totals(self._totals)
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 
@@ -208,13 +248,19 @@ class Service:
         with self._lock:
             cfg = self.settings.intensity
             zones = sorted({gpu.device.zone for gpu in self.inventory})
-            self.intensity.refresh(zones, now)
+            failed = _log_failed_calls(self.intensity.refresh(zones, now))
             for zone in zones:
                 try:
                     series = self.intensity.forecast(zone, now, cfg.horizon_s, cfg.step_s)
                     reading = self.intensity.current(zone, now)
                 except ForecastsError as exc:
                     log.warning("intensity_refresh_failed", zone=zone, error=str(exc))
+                    self.health.set(
+                        f"intensity:{zone}",
+                        f"no intensity ({exc}); planning on the last forecast or the static "
+                        "annual figure",
+                        now,
+                    )
                     if zone not in self._forecasts:
                         with contextlib.suppress(ForecastsError):  # no figure: plan logs it
                             self._forecasts[zone] = StaticIntensity().forecast(
@@ -222,6 +268,11 @@ class Service:
                             )
                     continue
                 self._forecasts[zone] = series
+                if zone in failed:
+                    self.health.set(f"intensity:{zone}", f"provider failing ({failed[zone]}); "
+                                    f"planning on {reading.source}", now)  # fmt: skip
+                else:
+                    self.health.clear(f"intensity:{zone}")
                 self.ledger.record_intensity(
                     zone, reading.at, reading.intensity_g_per_kwh, reading.source, now
                 )
@@ -256,6 +307,7 @@ class Service:
                 except (DaemonError, OSError) as exc:  # the jobs stay running; polled again
                     log.error("executor_poll_failed", executor=name, error=str(exc))
                     continue
+                killpoints.reached("reconcile_polled")
                 for status in statuses:
                     self._finish(status, now)
                     ended.append(status)
@@ -263,6 +315,15 @@ class Service:
             return ended
 
     # -- planning ---------------------------------------------------------------------------
+
+    def _planning_forecasts(
+        self, now: datetime, devices: Sequence[Device]
+    ) -> Mapping[str, ZoneIntensity]:
+        """The zone forecasts, with each site's zone seen through its site (the intensity of
+        the next GPU kWh there: grid blended with spare PV and battery energy)."""
+        if not self.sites:
+            return self._forecasts
+        return self.sites.forecasts(now, devices, self._forecasts)
 
     def _plan(self, now: datetime) -> tuple[list[Decision], list[str]]:
         self._check_gpus(now)
@@ -284,7 +345,7 @@ class Service:
         if self.measurement is not None:  # plan on what the measured outcomes taught
             policy = with_recalibration(policy, self.measurement.recalibration)
         try:
-            decisions = policy.plan(now, specs, devices, self._forecasts)
+            decisions = policy.plan(now, specs, devices, self._planning_forecasts(now, devices))
         except (PoliciesError, KeyError) as exc:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
@@ -300,6 +361,7 @@ class Service:
                 )
                 continue
             self._record(record, decision, now)
+            killpoints.reached("plan_decided")
             if decision.action != "start" or decision.chosen is None:
                 continue
             chosen = set(decision.chosen.device_ids)
@@ -313,17 +375,16 @@ class Service:
         return decisions, started
 
     def _settle_unstarted(self, now: datetime) -> list[JobRecord]:
-        """Cancel or expire waiting jobs that asked for it; return the others."""
-        waiting = []
-        for job in self.ledger.jobs(("queued", "planned")):
+        """Cancel or expire waiting jobs that asked for it; return the :data:`PLAN_WINDOW`
+        most urgent others (the rest wait for a later round: planning every waiting job each
+        round would hold the loop, and so ingestion, for seconds per 10,000 jobs)."""
+        for job in self.ledger.waiting_to_settle(now):
             if job.cancel_requested_at is not None:
                 self._end_unstarted(job, "cancelled", now, "cancelled by its owner before start")
             elif job.deadline is not None and job.deadline <= now:
                 reason = f"deadline {job.deadline.isoformat()} passed before the job started"
                 self._end_unstarted(job, "expired", now, reason)
-            else:
-                waiting.append(job)
-        return waiting
+        return self.ledger.most_urgent_waiting(PLAN_WINDOW)
 
     def _end_unstarted(self, job: JobRecord, state: str, now: datetime, reason: str) -> None:
         with self.ledger.transaction():
@@ -331,7 +392,8 @@ class Service:
         log.info("job_" + state, job_id=job.job_id, reason=reason)
         self.metrics.observe_outcome(job.job_id, state, None)
         if state == "expired":
-            self.metrics.observe_totals(self.ledger.outcome_totals())
+            self._totals = add_expired(self._current_totals())
+            self.metrics.observe_totals(self._totals)
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         self._end_unstarted(job, "failed", now, reason)
@@ -360,6 +422,7 @@ class Service:
             self.ledger.transition(job.job_id, "running", now, f"dispatched: {decision.reason}")
             self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
                                 chosen.duration_s, now)  # fmt: skip
+        killpoints.reached("dispatch_launch")
         spec = LaunchSpec(
             job_id=job.job_id,
             argv=job.request.command,
@@ -376,6 +439,7 @@ class Service:
         except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
             return False
+        killpoints.reached("dispatch_handle")
         with self.ledger.transaction():
             self.ledger.set_run_started(job.job_id, handle.token, handle.started_at)
         log.info("job_dispatched", job_id=job.job_id, executor=executor.name,
@@ -420,12 +484,14 @@ class Service:
         columns: dict[str, Any] = {}
         if run is not None and decision is not None:
             columns = self._outcome_columns(run, decision, status, measured)
+        killpoints.reached("job_exit")
         with self.ledger.transaction():
             self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
                                    status.signal, status.reason or reason)  # fmt: skip
             self.ledger.transition(status.job_id, state, now, reason)
             if columns:
                 self.ledger.record_outcome(status.job_id, now, **columns)
+        killpoints.reached("job_exit_done")
         self._cancel_sent.discard(status.job_id)
         log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
                  exit_code=status.exit_code, signal=status.signal,
@@ -433,7 +499,15 @@ class Service:
                  total_g=columns.get("total_g"))  # fmt: skip
         self.metrics.observe_outcome(status.job_id, state, columns.get("total_g"),
                                      columns.get("measured_energy_j"))  # fmt: skip
-        self.metrics.observe_totals(self.ledger.outcome_totals())
+        if columns:
+            self._totals = add_outcome(self._current_totals(), columns, job.deadline)
+            self.metrics.observe_totals(self._totals)
+
+    def _current_totals(self) -> dict[str, float]:
+        """The ledger's totals (loaded once, then kept up to date by each ending)."""
+        if self._totals is None:
+            self._totals = self.ledger.outcome_totals()
+        return self._totals
 
     def _outcome_columns(
         self,
@@ -458,7 +532,7 @@ class Service:
             columns |= {"region": decision.region, "gpu": decision.gpu}
         columns |= measured
         if measured.get("energy_j") is not None or gpu is None:
-            return columns
+            return self._at_site(run, status, columns)
         started = run.started_at or run.launched_at
         zone = gpu.device.zone
         realised = realised_from_samples(
@@ -481,7 +555,24 @@ class Service:
             log.warning("job_carbon_unknown", job_id=run.job_id,
                         energy_method=columns.get("energy_method"),
                         intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
-        return columns
+        return self._at_site(run, status, columns)
+
+    def _at_site(
+        self, run: RunRecord, status: ExitStatus, columns: dict[str, Any]
+    ) -> dict[str, Any]:
+        """At a region with a site: the energy split by source and the grams of the split
+        (:mod:`daemon.sites.outcome`); elsewhere ``columns`` unchanged."""
+        if self.sites is None:
+            return columns
+        site = self.sites.sites.get(str(columns.get("region")))
+        if site is None:
+            return columns
+        started = run.started_at or run.launched_at
+        devices = busy_devices(self.inventory, self.ledger.active_runs(), status.finished_at,
+                               self.settings.intervals.plan_s)  # fmt: skip
+        self.sites.observe(status.finished_at, devices)
+        pv, battery = self.sites.shares(site.region, started, status.finished_at)
+        return site_columns(columns, pv, battery, site.factors)
 
     # -- GPUs -------------------------------------------------------------------------------
 
@@ -501,6 +592,7 @@ class Service:
             )  # also after a reconfigure() rebuilt the inventory
             self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         for report in reports:
+            self.health.set(f"gpu:{report.gpu.index}", f"lost: {report.reason}", now)
             for job_id in report.job_ids:
                 run = self.ledger.run(job_id)
                 executor = self.executors.get(run.executor) if run is not None else None
@@ -533,3 +625,24 @@ def _spec_or_none(job: JobRecord) -> JobSpec | None:
         return job_spec(job)
     except PoliciesError:
         return None
+
+
+_NOT_A_FAILURE = frozenset({"ok", "no provider configured"})
+
+
+def _log_failed_calls(outcome: object) -> dict[str, str]:
+    """One ``intensity_provider_failed`` warning per zone whose provider calls failed; those
+    problems by zone.
+
+    ``outcome`` is what the intensity source's ``refresh`` returned: the chain's
+    ``{zone: "ok" | problems}``; sources without a provider return None. The messages are the
+    provider client's, which never carry the token or anything the server sent.
+    """
+    if not isinstance(outcome, Mapping):
+        return {}
+    failed = {}
+    for zone, result in outcome.items():
+        if isinstance(result, str) and result not in _NOT_A_FAILURE:
+            log.warning("intensity_provider_failed", zone=zone, problem=result)
+            failed[str(zone)] = result
+    return failed

@@ -36,6 +36,7 @@ from daemon.errors import UsageError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "BatterySettings",
     "CatalogSettings",
     "ConfigError",
     "ElectricityMapsSettings",
@@ -52,6 +53,7 @@ __all__ = [
     "Settings",
     "SignalsSettings",
     "SimulatedExecutorSettings",
+    "SiteSettings",
     "config_path",
     "load_settings",
 ]
@@ -123,6 +125,52 @@ class CatalogSettings(_Section):
     gpus: dict[str, dict[str, float | int | str]] = Field(default_factory=dict)
 
 
+class BatterySettings(_Section):
+    """An on-site battery, charged from the site's PV only (``policies.footprint.site.Battery``)."""
+
+    capacity_kwh: float = Field(gt=0)
+    charge_power_w: float = Field(ge=0)
+    discharge_power_w: float = Field(ge=0)
+    round_trip_efficiency: float = Field(default=0.9, gt=0, le=1)
+    min_soc: float = Field(default=0.1, ge=0, lt=1)
+    initial_soc: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _initial_above_floor(self) -> BatterySettings:
+        if self.initial_soc < self.min_soc:
+            raise ValueError(f"initial_soc {self.initial_soc} is below min_soc {self.min_soc}")
+        return self
+
+
+class SiteSettings(_Section):
+    """A region's on-site energy: PV (modelled with pvlib from ``pv_kwp`` and where and how the
+    array sits, or measured: ``pv_csv``), an optional battery and the site's other load
+    (``other_load_w`` constant, or ``other_load_csv``). CSVs are ``datetime,power_w``.
+    ``pv_g_per_kwh`` and ``battery_g_per_kwh`` are the life-cycle factors of on-site energy.
+    ``plan = false`` keeps the site out of planning (accounting only: what a site-blind planner
+    would do there)."""
+
+    pv_kwp: float = Field(default=0.0, ge=0)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    tilt_deg: float = Field(default=20.0, ge=0, le=90)
+    azimuth_deg: float = Field(default=180.0, ge=0, le=360)
+    losses: float = Field(default=0.14, ge=0, lt=1)
+    pv_csv: Path | None = None
+    other_load_w: float = Field(default=0.0, ge=0)
+    other_load_csv: Path | None = None
+    pv_g_per_kwh: float = Field(default=41.0, ge=0)
+    battery_g_per_kwh: float = Field(default=41.0, ge=0)
+    battery: BatterySettings | None = None
+    plan: bool = True
+
+    @model_validator(mode="after")
+    def _pv_has_a_place(self) -> SiteSettings:
+        if self.pv_kwp > 0 and self.pv_csv is None and None in (self.latitude, self.longitude):
+            raise ValueError("pv_kwp needs latitude and longitude (or a measured pv_csv)")
+        return self
+
+
 class RegionSettings(_Section):
     """One region: where GPUs are, which grid feeds them, how jobs start there.
 
@@ -138,6 +186,7 @@ class RegionSettings(_Section):
     pue: float = Field(default=1.0, ge=1.0, le=3.0)
     executor: str = Field(default="local", min_length=1)
     gpus: Literal["discover"] | tuple[str, ...] = "discover"
+    site: SiteSettings | None = None
 
     @field_validator("gpus", mode="before")
     @classmethod

@@ -125,7 +125,8 @@ class SignalChain:
         more than ``HISTORY_REFETCH_S`` before now; the provider's forecast when the stored one
         is older than ``FORECAST_REFETCH_S`` (and, after a 401/403/404 there, not again for
         ``FORECAST_BACKOFF_S``). Never raises for a provider failure: the outcome per zone is
-        ``"ok"`` or the error's message (also in :meth:`problems`).
+        ``"ok"`` or the messages of the calls that failed, joined with ``"; "`` (also in
+        :meth:`problems`, with the calls deliberately not made).
         """
         outcome: dict[str, str] = {}
         for zone in map(_canonical, zones):
@@ -134,8 +135,12 @@ class SignalChain:
             if self._provider is None:
                 outcome[zone] = "no provider configured"
                 continue
-            outcome[zone] = self._refresh_live(zone, state, now)
-            self._refresh_forecast(zone, state, now)
+            live = self._refresh_live(zone, state, now)
+            failed = [] if live == "ok" else [live]
+            forecast = self._refresh_forecast(zone, state, now)
+            if forecast is not None:
+                failed.append(forecast)
+            outcome[zone] = "; ".join(failed) or "ok"
         return outcome
 
     def _refresh_live(self, zone: str, state: ZoneState, now: datetime) -> str:
@@ -167,16 +172,17 @@ class SignalChain:
         self._remember(state, point)
         return "ok"
 
-    def _refresh_forecast(self, zone: str, state: ZoneState, now: datetime) -> None:
+    def _refresh_forecast(self, zone: str, state: ZoneState, now: datetime) -> str | None:
+        """Fetch the provider's forecast when due; the failed call's problem, else None."""
         assert self._provider is not None
         stored = state.provider_forecast
         fetched = stored.fetched_at if stored is not None else None
         if fetched is not None and (now - fetched).total_seconds() < FORECAST_REFETCH_S:
-            return
+            return None
         if state.forecast_retry_at is not None and now < state.forecast_retry_at:
             until = state.forecast_retry_at.isoformat()
             state.problems.append(f"provider forecast: not retried until {until}")
-            return
+            return None
         try:
             state.provider_forecast = self._provider.forecast(zone, 72)
             if self._cache is not None:
@@ -184,8 +190,11 @@ class SignalChain:
         except (ProviderAuthError, ProviderZoneError) as e:
             state.forecast_retry_at = now + timedelta(seconds=FORECAST_BACKOFF_S)
             state.problems.append(f"provider forecast: {e}")
+            return state.problems[-1]
         except ForecastsError as e:
             state.problems.append(f"provider forecast: {e}")
+            return state.problems[-1]
+        return None
 
     # -- current -------------------------------------------------------------------------
     def current(self, zone: str, now: datetime) -> IntensityReading:

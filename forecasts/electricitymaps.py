@@ -8,7 +8,12 @@ Every request has explicit (connect, read) timeouts. Timeouts, connection failur
 are retried up to ``max_retries`` times with exponential backoff; a 429's ``Retry-After`` is
 honoured (capped at ``max_backoff_s``). 401/403, unknown zones and malformed payloads are not
 retried. Errors are the :class:`~forecasts.errors.ProviderError` subclasses; no message, and no
-field of this object's ``repr``, contains the token.
+field of this object's ``repr``, contains the token or any header or body the server sent (a
+hostile server could echo the token there).
+
+Redirects are followed by hand, and only within the base URL's origin (scheme, host and port):
+``requests`` keeps a custom header such as ``auth-token`` on every redirect, so a redirect to
+another port or host would hand the token to whoever listens there. Such a redirect is an error.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
@@ -42,6 +48,8 @@ DEFAULT_BASE_URL: Final = "https://api.electricitymaps.com/v3"
 MAX_RANGE_S: Final = 10 * 86_400  # past-range at hourly granularity: at most 10 days a call
 HOUR_S: Final = 3600
 SOURCE: Final = "electricitymaps"
+MAX_REDIRECTS: Final = 3  # same-origin hops followed before giving up
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _M = TypeVar("_M", bound="BaseModel")
 
 
@@ -299,12 +307,36 @@ class ElectricityMapsClient:
             retry = outcome
         raise retry.error
 
+    def _send(self, url: str, query: Mapping[str, str] | None, what: str) -> requests.Response:
+        """One GET, following redirects only within the base URL's origin.
+
+        Raises:
+            ProviderError: a redirect elsewhere, or too many; the transport errors pass through.
+        """
+        origin = _origin(self._base_url)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._session.get(
+                url,
+                params=query,
+                headers=self._headers(),
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+            location = response.headers.get("Location")
+            if not response.is_redirect or not location:
+                return response
+            url, query = urljoin(response.url or url, location), None
+            if _origin(url) != origin:
+                raise ProviderError(
+                    f"{what}: HTTP {response.status_code} redirect to another origin refused "
+                    "(the token is only sent to electricitymaps.base_url's host and port)"
+                )
+        raise ProviderError(f"{what}: more than {MAX_REDIRECTS} redirects")
+
     def _attempt(self, url: str, query: Mapping[str, str], what: str, zone: str) -> Any:
         """One request: the JSON body, a :class:`_Retry`, or a non-retryable error raised."""
         try:
-            response = self._session.get(
-                url, params=query, headers=self._headers(), timeout=self._timeout
-            )
+            response = self._send(url, query, what)
         except requests.Timeout as e:
             return _Retry(ProviderTimeoutError(f"{what}: timed out ({type(e).__name__})"), None)
         except requests.ConnectionError:
@@ -328,9 +360,8 @@ class ElectricityMapsClient:
             raise ProviderError(f"{what}: unexpected HTTP {status}")
         try:
             return response.json()
-        except ValueError as e:
-            kind = response.headers.get("Content-Type", "unknown type")
-            raise MalformedPayloadError(f"{what}: body is not JSON ({kind})") from e
+        except (ValueError, RecursionError) as e:  # the server's Content-Type is not echoed
+            raise MalformedPayloadError(f"{what}: body is not JSON") from e
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +370,17 @@ class _Retry:
 
     error: ProviderError
     wait_s: float | None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port out of range: matches nothing
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port
 
 
 def _iso(t: datetime) -> str:

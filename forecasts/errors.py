@@ -7,6 +7,7 @@ One root, so callers can catch everything this package raises::
      │    ├── KindMismatchError   lifecycle, direct and marginal signals mixed in one operation
      │    └── OutOfRangeError     a time outside the series
      ├── TraceFormatError         a CSV trace that cannot be read: names file, line and column
+     ├── SolarInputError          a bad PV parameter or power CSV: names file, line and field
      ├── CacheError               the on-disk cache cannot be read or written
      ├── ProviderError            the intensity provider (Electricity Maps) failed
      │    ├── ProviderAuthError       401/403: missing or rejected token
@@ -37,6 +38,7 @@ __all__ = [
     "ProviderZoneError",
     "RateLimitedError",
     "SeriesError",
+    "SolarInputError",
     "TraceFormatError",
 ]
 
@@ -55,6 +57,10 @@ class KindMismatchError(SeriesError):
 
 class OutOfRangeError(SeriesError):
     """A time or interval that the series does not cover."""
+
+
+class SolarInputError(ForecastsError, ValueError):
+    """A bad PV parameter or power CSV (the message names the file, line and field)."""
 
 
 class TraceFormatError(ForecastsError, ValueError):

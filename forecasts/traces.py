@@ -10,9 +10,11 @@ Three formats, told apart by their header (anything else is rejected, naming fil
 - ``minimal``: ``datetime,zone,carbon_intensity_g_per_kwh`` (optional ``is_estimated``).
 
 Files ending in ``.gz`` are decompressed. Unsorted rows are sorted, duplicates keep the last
-row, non-UTC offsets are converted, empty values and gaps become missing points (NaN) — and each
-of these is reported as a :class:`DataIssue`. Gaps are only interpolated when asked
-(``fill_gaps=True``), and the filled points are flagged ``is_estimated``.
+row, non-UTC offsets are converted, empty values and gaps become missing points (NaN), a bad row
+(unreadable time, value or flag, too few fields, no zone) is skipped and becomes a gap, the rows
+around it kept — and each of these is reported as a :class:`DataIssue` naming file, line and
+column. A file whose rows are all bad raises the first row's error. Gaps are only interpolated
+when asked (``fill_gaps=True``), and the filled points are flagged ``is_estimated``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ import numpy as np
 from forecasts.errors import TraceFormatError
 from forecasts.series import FloatArray, IntensitySeries, SignalKind
 
-__all__ = ["TRACE_FORMATS", "DataIssue", "TraceReadResult", "fill_gaps", "read_trace"]
+__all__ = [
+    "MAX_TRACE_POINTS",
+    "TRACE_FORMATS",
+    "DataIssue",
+    "TraceReadResult",
+    "fill_gaps",
+    "read_trace",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,8 @@ TRACE_FORMATS: Final[tuple[_Format, ...]] = (
         "minimal", "datetime", "zone", "carbon_intensity_g_per_kwh", None, "is_estimated", False
     ),
 )
+MAX_BAD_ROWS_LISTED: Final = 20  # bad rows reported one by one; the rest as a count
+MAX_TRACE_POINTS: Final = 5_000_000  # 570 years hourly, 9.5 minutely; 40 MB of float64
 _TRUE: Final = {"true", "1", "yes"}
 _FALSE: Final = {"false", "0", "no", ""}
 
@@ -80,7 +91,7 @@ class DataIssue:
 
     path: str
     zone: str | None
-    kind: str  # gap, duplicate, unsorted, non_utc_offset, naive_time, empty_value, off_grid, ...
+    kind: str  # gap, duplicate, unsorted, non_utc_offset, naive_time, empty_value, bad_row, ...
     message: str
     line: int | None = None
     count: int = 1
@@ -152,10 +163,13 @@ def _parse_time(path: str, line: int, column: str, text: str, fmt: _Format) -> t
         t = datetime.fromisoformat(text.strip())
     except ValueError as e:
         raise TraceFormatError(path, line, column, f"not a date-time: {text!r}") from e
-    if t.tzinfo is None:
-        return t.replace(tzinfo=UTC).timestamp(), "" if fmt.naive_is_utc else "naive"
-    offset = t.utcoffset()
-    return t.timestamp(), "offset" if offset else ""
+    try:
+        if t.tzinfo is None:
+            return t.replace(tzinfo=UTC).timestamp(), "" if fmt.naive_is_utc else "naive"
+        offset = t.utcoffset()
+        return t.astimezone(UTC).timestamp(), "offset" if offset else ""
+    except (OverflowError, ValueError) as e:  # e.g. 0001-01-01T00:00+14:00 is in year 0 UTC
+        raise TraceFormatError(path, line, column, f"date-time out of range: {text!r}") from e
 
 
 def _parse_value(path: str, line: int, column: str, text: str) -> float:
@@ -180,8 +194,52 @@ def _parse_flag(path: str, line: int, column: str, text: str) -> bool:
     raise TraceFormatError(path, line, column, f"expected true/false, got {text!r}")
 
 
+@dataclass(slots=True)
+class _BadRows:
+    """Rows skipped: the first ``MAX_BAD_ROWS_LISTED`` as issues, then a count."""
+
+    first: TraceFormatError | None = None
+    issues: list[DataIssue] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, error: TraceFormatError, zone: str | None) -> None:
+        self.first = self.first or error
+        self.count += 1
+        if len(self.issues) < MAX_BAD_ROWS_LISTED:
+            where = f"{error.path}:{error.line}: "
+            message = str(error).removeprefix(where) + "; row skipped"
+            self.issues.append(DataIssue(error.path, zone, "bad_row", message, error.line))
+
+    def summary(self, path: str) -> list[DataIssue]:
+        more = self.count - len(self.issues)
+        tail = [DataIssue(path, None, "bad_row", f"{more} more bad rows skipped", None, more)]
+        return self.issues + (tail if more else [])
+
+
+def _parse_row(
+    name: str,
+    line: int,
+    record: list[str],
+    fmt: _Format,
+    columns: tuple[int, int, int, int | None],
+    value_col: str,
+) -> tuple[float, str, float, bool]:
+    """(unix seconds, time note, value, estimated) of one row.
+
+    Raises:
+        TraceFormatError: the row is bad (names line and column).
+    """
+    i_time, _, i_value, i_est = columns
+    secs, note = _parse_time(name, line, fmt.time, record[i_time], fmt)
+    value = _parse_value(name, line, value_col, record[i_value])
+    est = (
+        _parse_flag(name, line, fmt.estimated or "", record[i_est]) if i_est is not None else False
+    )
+    return secs, note, value, est
+
+
 def _read_rows(
-    path: Path, kind: SignalKind, zones: Collection[str] | None
+    path: Path, kind: SignalKind, zones: Collection[str] | None, bad: _BadRows
 ) -> tuple[_Format, dict[str, _Rows], Counter[str]]:
     name = str(path)
     wanted = {z.lower() for z in zones} if zones else None
@@ -201,28 +259,27 @@ def _read_rows(
             raise TraceFormatError(name, 1, value_col, f"no {kind} intensity column")
         i_time, i_zone, i_value = columns[fmt.time], columns[fmt.zone], columns[value_col]
         i_est = columns.get(fmt.estimated) if fmt.estimated else None
+        indices = (i_time, i_zone, i_value, i_est)
         try:
             for record in reader:
                 line = reader.line_num
                 if not record or (len(record) == 1 and not record[0].strip()):
                     continue
-                if len(record) < len(header):
-                    raise TraceFormatError(
-                        name, line, None, f"{len(record)} fields, header has {len(header)}"
-                    )
-                zone = record[i_zone].strip()
+                zone = record[i_zone].strip() if i_zone < len(record) else ""
                 if wanted is not None and zone.lower() not in wanted:
                     continue
-                if not zone:
-                    raise TraceFormatError(name, line, fmt.zone, "empty zone")
-                secs, note = _parse_time(name, line, fmt.time, record[i_time], fmt)
+                try:
+                    if len(record) < len(header):
+                        raise TraceFormatError(
+                            name, line, None, f"{len(record)} fields, header has {len(header)}"
+                        )
+                    if not zone:
+                        raise TraceFormatError(name, line, fmt.zone, "empty zone")
+                    secs, note, value, est = _parse_row(name, line, record, fmt, indices, value_col)
+                except TraceFormatError as error:  # this row only: the others are kept
+                    bad.add(error, zone or None)
+                    continue
                 notes[note] += 1
-                value = _parse_value(name, line, value_col, record[i_value])
-                est = (
-                    _parse_flag(name, line, fmt.estimated or "", record[i_est])
-                    if i_est is not None
-                    else False
-                )
                 bucket = rows.setdefault(zone, _Rows())
                 bucket.secs.append(secs)
                 bucket.values.append(value)
@@ -269,6 +326,12 @@ def _to_series(
                 path, zone, "off_grid", f"{n} times not on the {step_s}s grid; floored", first, n
             )
         )
+    if slots_f[-1] >= MAX_TRACE_POINTS:
+        raise TraceFormatError(
+            path, int(lines[-1]), None,
+            f"zone {zone}: {slots_f[-1]:.0f} points of {step_s} s from the first row to this "
+            f"one; at most {MAX_TRACE_POINTS} (rows far apart in time?)",
+        )  # fmt: skip
     slots = np.floor(slots_f).astype(np.int64)
     out = np.full(int(slots[-1]) + 1, np.nan)
     flags = np.zeros(len(out), dtype=np.bool_)
@@ -331,9 +394,10 @@ def read_trace(
         TraceFormatError: unreadable file, unknown header, bad value; names file, line, column.
     """
     path = Path(path)
-    fmt, rows, notes = _read_rows(path, kind, zones)
+    bad = _BadRows()
+    fmt, rows, notes = _read_rows(path, kind, zones, bad)
     name = str(path)
-    issues: list[DataIssue] = []
+    issues: list[DataIssue] = bad.summary(name)
     if notes["offset"]:
         issues.append(
             DataIssue(
@@ -352,6 +416,8 @@ def read_trace(
             )
         )
     if not rows:
+        if bad.first is not None:
+            raise bad.first
         what = f" for zones {sorted(zones)}" if zones else ""
         raise TraceFormatError(name, None, None, f"no data rows{what}")
     series: dict[str, IntensitySeries] = {}

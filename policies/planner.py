@@ -41,6 +41,7 @@ from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
+from policies.lookahead import preferred_cells
 from policies.scoring import (
     CostCube,
     Pool,
@@ -79,6 +80,8 @@ class WindowParameters:
     home_only: bool = False
     alternatives: int = 3
     chunk_jobs: int = 1024
+    lookahead: bool = False  # assign the queue jointly by an LP (policies.lookahead)
+    lookahead_max_cells: int = 200_000  # larger LPs: plan greedily
 
     def validate(self) -> None:
         """Raises PoliciesError naming the first parameter out of range."""
@@ -93,6 +96,7 @@ class WindowParameters:
             ("urgent_s", self.urgent_s >= 0),
             ("lifetime_years", self.lifetime_years > 0),
             ("chunk_jobs", self.chunk_jobs >= 1),
+            ("lookahead_max_cells", self.lookahead_max_cells >= 1),
         )
         for name, ok in checks:
             if not ok:
@@ -161,8 +165,14 @@ def _order(
     )  # fmt: skip
 
 
-def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, str]:
-    """The (pool, slot) for job ``j`` and a phrase saying why; reserves its devices."""
+def _choose(
+    tick: _Tick, j: int, params: WindowParameters, weights: FloatArray | None = None
+) -> tuple[int, int, str]:
+    """The (pool, slot) for job ``j`` and a phrase saying why; reserves its devices.
+
+    With ``weights`` (the look-ahead LP's, ``(P, S)``): the free cell of largest weight (ties:
+    the cheaper); else, or with no weight on a free cell, the cheapest free cell.
+    """
     cube, cap = tick.cube, tick.capacity
     tp = cube.jobs[j].workload.tensor_parallel
     duration = cube.duration_s[j]
@@ -174,8 +184,16 @@ def _choose(tick: _Tick, j: int, params: WindowParameters) -> tuple[int, int, st
     if not np.isfinite(row).any():
         p, s = _rescue(tick, j, free, params.duration_margin)
         cap.reserve(p, s, float(duration[p]), tp)
+        if not tick.allowed[j].any():
+            return p, s, "its home region cannot run it: the earliest devices that end in time"
         return p, s, "past its latest safe start: the earliest devices that end in time"
     p, s = (int(i) for i in np.unravel_index(int(np.argmin(row)), row.shape))
+    if weights is not None:
+        usable = np.where(np.isfinite(row), weights, 0.0)
+        if usable.max(initial=0.0) > 1e-6:
+            finite = np.where(np.isfinite(row), row, 0.0)
+            score = usable - 1e-9 * finite / (float(finite.max(initial=0.0)) + 1.0)
+            p, s = (int(i) for i in np.unravel_index(int(np.argmax(score)), row.shape))
     best_now = float(row[:, 0].min())
     if (
         s > 0
@@ -283,8 +301,12 @@ def plan_window(
     capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
     taken: set[str] = set()
     decisions: dict[int, Decision] = {}
-    for first in range(0, len(order), params.chunk_jobs):
-        chunk = order[first : first + params.chunk_jobs]
+    joint = (
+        params.lookahead and len(jobs) * len(pools) * grid.count <= 4 * params.lookahead_max_cells
+    )
+    step = len(order) if joint else params.chunk_jobs
+    for first in range(0, len(order), step):
+        chunk = order[first : first + step]
         cube = score(
             [jobs[j] for j in chunk], pools, forecasts, grid,
             lifetime_years=params.lifetime_years, duration_margin=params.duration_margin,
@@ -293,11 +315,28 @@ def plan_window(
         )  # fmt: skip
         cost = np.where(allowed[chunk][:, :, None], cube.planning_g, np.inf)
         tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken)
-        for local, j in enumerate(chunk):
-            if not allowed[j].any():
+        preferred = None
+        if joint:
+            gpus = np.array([jobs[j].workload.tensor_parallel for j in chunk], dtype=np.int64)
+            preferred = preferred_cells(
+                cost, cube.duration_s, gpus, capacity, params.lookahead_max_cells
+            )
+        locals_ = list(range(len(chunk)))
+        if preferred is not None:  # by the LP's mean start (alpha-point order)
+            by_slot = preferred.sum(axis=1)
+            mass = np.maximum(by_slot.sum(axis=1), 1e-12)
+            mean_start = (by_slot * np.arange(by_slot.shape[1])).sum(axis=1) / mass
+            mean_start = np.where(mass > 1e-6, mean_start, np.inf)
+            locals_.sort(key=lambda k: float(mean_start[k]))
+        for local in locals_:
+            j = chunk[local]
+            if not ok[j].any():
                 reason = unfit_reason(jobs[j], devices)
                 decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
                 continue
-            p, s, note = _choose(tick, local, params)
+            # Under home_only a job whose home cannot run it has no allowed cell: it takes
+            # the rescue path (any admissible pool) instead of being rejected.
+            weights = None if preferred is None else preferred[local]
+            p, s, note = _choose(tick, local, params, weights)
             decisions[j] = _decide(tick, local, p, s, note, policy, params.alternatives)
     return [decisions[j] for j in range(len(jobs))]

@@ -1,13 +1,67 @@
-"""Fixtures shared by every test package."""
+"""Fixtures shared by every test package, and the hypothesis profiles.
+
+Profiles (``--hypothesis-profile NAME``): ``ci``, the default, runs each property test for a
+few seconds at most; ``fuzz`` (``make fuzz``) runs each for ``CARBOND_FUZZ_EXAMPLES`` examples
+(default 17,000; `make fuzz` passes it). Every hypothesis test is marked ``fuzz`` at collection,
+and the number of examples run is printed at the end of the session.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.slurm.cluster import REQUIRE_ENV, SlurmCluster, unavailable_reason
+from tests.slurm.localcluster import Layout
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("CARBOND_FUZZ_EXAMPLES", "17000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
+settings.load_profile("ci")
+
+_EXAMPLES: dict[str, int] = {}
+
+
+def _counting(nodeid: str, inner: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(inner)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        _EXAMPLES[nodeid] = _EXAMPLES.get(nodeid, 0) + 1
+        return inner(*args, **kwargs)
+
+    return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every hypothesis test ``fuzz`` and count the examples it runs."""
+    for item in items:
+        test = getattr(item, "obj", None)
+        if getattr(test, "is_hypothesis_test", False) and test is not None:
+            item.add_marker(pytest.mark.fuzz)
+            handle = test.hypothesis  # documented: inner_test may be replaced to wrap it
+            handle.inner_test = _counting(item.nodeid, handle.inner_test)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """``hypothesis: N examples in M property tests`` when any ran."""
+    if _EXAMPLES:
+        total = sum(_EXAMPLES.values())
+        terminalreporter.write_line(
+            f"hypothesis: {total} examples in {len(_EXAMPLES)} property tests "
+            f"(profile {settings().max_examples} max each)"
+        )
 
 
 def shared_data_dir() -> Path:
@@ -22,3 +76,26 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"third-party data not found at {path} (set CARBOND_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def _slurm_cluster_session() -> SlurmCluster:
+    layout = Layout.from_env()
+    reason = unavailable_reason(layout)
+    if reason is not None:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return SlurmCluster(layout)
+
+
+@pytest.fixture
+def slurm_cluster(_slurm_cluster_session: SlurmCluster) -> Iterator[SlurmCluster]:
+    """The local Slurm cluster (``make slurm-up``), clean before and after the test.
+
+    Skipped, with the reason, when it is not up; failed instead under ``CARBOND_REQUIRE_SLURM=1``.
+    See tests/slurm/cluster.py for what it offers.
+    """
+    _slurm_cluster_session.reset()
+    yield _slurm_cluster_session
+    _slurm_cluster_session.reset()

@@ -14,7 +14,7 @@ from daemon.demo import DEMO_REGIONS, DEMO_START, DemoResult, run_demo
 from daemon.logs import configure_logging
 from policies import get_policy
 
-__all__ = ["register"]
+__all__ = ["print_demo", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -52,7 +52,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.json:
         print_json(_payload(result, wall_s))
     else:
-        _print(result, wall_s)
+        print_demo(result, wall_s)
     return 0 if all(j.state == "succeeded" for j in result.jobs) else 1
 
 
@@ -108,7 +108,8 @@ def _payload(result: DemoResult, wall_s: float) -> dict[str, Any]:
     }
 
 
-def _print(result: DemoResult, wall_s: float) -> None:
+def print_demo(result: DemoResult, wall_s: float) -> None:
+    """What `carbond demo` prints (docs/operations.md shows it; a test keeps the two equal)."""
     regions = ", ".join(f"{r.name} = {r.zone} ({len(r.gpus)}x {r.gpus[0]})" for r in DEMO_REGIONS)
     print(f"carbond demo: the daemon's Service with policy {result.policy!r}, simulated GPUs and "
           "the embedded diurnal intensity (LCA average signal)")  # fmt: skip

@@ -11,17 +11,16 @@ import argparse
 import json
 import os
 import pwd
-import shutil
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.output import print_json, print_table
-from daemon.cli.submit_checks import submit_warnings
+from daemon.cli.output import clean_json, print_json, print_table
+from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
+from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.errors import UsageError
-from daemon.executors import jobfiles
-from daemon.executors.workdir import workdir_problem
 from daemon.ledger import (
     EXPORTABLE,
     JobRecord,
@@ -32,7 +31,6 @@ from daemon.ledger import (
 )
 from daemon.ledger.export import EXPORT_SUFFIXES
 from daemon.queue import REJECTED_NAME, append_submission, new_job_id
-from daemon.queue.files import rejected_lines
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings, load_settings
 from daemon.states import FINAL_STATES, STATES
@@ -85,7 +83,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--state", choices=(*STATES, REJECTED), action="append",
         help="only these states; 'rejected': your queue lines the daemon refused, with the reason",
     )  # fmt: skip
-    jobs.add_argument("--limit", type=int, default=None, help="at most this many")
+    jobs.add_argument(
+        "--limit", type=int, default=None,
+        help=f"at most this many (default: a page of {PAGE} with totals; --json: all, streamed)",
+    )  # fmt: skip
+    jobs.add_argument("--offset", type=int, default=0, help="skip this many first")
     jobs.set_defaults(func=_jobs)
 
     status = subparsers.add_parser("status", help="one job: decision, alternatives, outcome")
@@ -149,8 +151,8 @@ def _submit(args: argparse.Namespace) -> int:
     if argv:
         record["command"] = argv
     record.pop("user", None)
-    record["cwd"] = _workdir(args.cwd, record.get("cwd"))
-    warnings = _resolve_program(record)
+    record["cwd"] = workdir(args.cwd, record.get("cwd"))
+    warnings = resolve_program(record)
     known = [r.name for r in settings.regions] or None
     try:
         parsed = parse_line(json.dumps(record), datetime.now(UTC), known)
@@ -199,41 +201,6 @@ def _who(uid: int) -> str:
     return f"uid {uid}" if name == str(uid) else f"{name} (uid {uid})"
 
 
-def _resolve_program(record: dict[str, Any]) -> list[str]:
-    """Replace a bare program name (``python``) in ``record["command"]`` by its path on the
-    caller's ``PATH``, as their shell would run it: the job's own ``PATH`` is a fixed system
-    one, so ``python`` from an activated venv would otherwise be another interpreter, or none.
-    Returns the warnings (a name not found is kept)."""
-    argv = record.get("command")
-    if not isinstance(argv, list) or not argv or not isinstance(argv[0], str):
-        return []  # validation names the problem
-    program = argv[0]
-    if not program or "/" in program:
-        return []
-    found = shutil.which(program)
-    if found is None:
-        return [f"{program!r} is not on your PATH; the job looks for it on "
-                f"{jobfiles.DEFAULT_PATH}"]  # fmt: skip
-    record["command"] = [os.path.abspath(found), *argv[1:]]
-    return []
-
-
-def _workdir(flag: str | None, from_file: Any) -> Any:
-    """The job's working directory: ``--cwd``, else the file's ``cwd``, else where submit
-    runs; absolute, and one the caller can enter as the job will (primary group only).
-
-    Raises:
-        UsageError: the caller cannot start a job there.
-    """
-    if flag is None and from_file is not None:
-        return from_file  # validated with the rest of the line
-    path = os.path.abspath(flag) if flag is not None else os.getcwd()
-    if (problem := workdir_problem(path, os.getuid(), os.getgid())) is not None:
-        where = "--cwd" if flag is not None else "the current directory (the default --cwd)"
-        raise UsageError(f"{where}: {problem}")
-    return path
-
-
 def _read_file(name: str) -> dict[str, Any]:
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
@@ -252,13 +219,26 @@ def _read_file(name: str) -> dict[str, Any]:
 
 
 def _open(args: argparse.Namespace) -> Ledger:
-    return Ledger.open_readonly(_settings(args).state_dir / "ledger.db")
+    return _open_ledger(_settings(args).state_dir)
+
+
+def _open_ledger(state_dir: Path) -> Ledger:
+    """The ledger in ``state_dir``, read-only.
+
+    Raises:
+        UsageError: there is none (a wrong --state-dir or state_dir: exit 2, as ``report``).
+    """
+    path = state_dir / "ledger.db"
+    if not path.is_file():
+        raise UsageError(f"{path}: no ledger (has `carbond run` started with this state_dir?)")
+    return Ledger.open_readonly(path)
 
 
 def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
     decision = ledger.latest_decision(job.job_id)
     outcome = ledger.outcome(job.job_id) or {}
     measured, run_now = outcome.get("total_g"), outcome.get("run_now_total_g")
+    stored = ledger.counterfactual(job.job_id)  # the start it could have had at submission
     return {
         "job_id": job.job_id,
         "name": job.name,
@@ -273,7 +253,9 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
         if decision and decision.planned_start
         else None,
         "expected_total_g": decision.expected_total_g if decision else None,
-        "run_now_total_g": decision.run_now_total_g if decision else None,
+        "run_now_total_g": stored["total_g"]
+        if stored
+        else (decision.run_now_total_g if decision else None),
         "measured_total_g": measured,
         "energy_method": outcome.get("energy_method"),
         "saved_g": run_now - measured if run_now is not None and measured is not None else None,
@@ -281,24 +263,53 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    if args.limit is not None and args.limit < 0:
-        raise UsageError("--limit must not be negative")
+    if (args.limit is not None and args.limit < 0) or args.offset < 0:
+        raise UsageError("--limit and --offset must not be negative")
     states = [s for s in args.state or () if s != REJECTED]
     if args.state and len(states) < len(args.state):
         _rejected(args, show_jobs=bool(states))
         if not states:
             return 0
     with _open(args) as ledger:
-        rows = [_job_row(ledger, job) for job in ledger.jobs(states, args.limit)]
-        totals = ledger.grams_totals(states)
-    if args.json:
-        print_json(rows)
-        return 0
-    columns = ("job_id", "name", "state", "user", "region", "gpu", "planned_start", "deadline",
-               "expected_total_g", "measured_total_g", "saved_g")  # fmt: skip
-    print_table("jobs", columns, [[row[c] for c in columns] for row in rows])
-    print(_grams_line(totals))
+        if args.json:
+            _stream_json(ledger, states, args.limit, args.offset)
+        else:
+            _print_page(ledger, states, args.limit or PAGE, args.offset)
     return 0
+
+
+# -- jobs: paging and streaming (constant memory whatever the ledger holds) ----------------
+
+PAGE = 50  # rows `carbond jobs` shows without --limit
+_JOB_COLUMNS = ("job_id", "name", "state", "user", "region", "gpu", "planned_start", "deadline",
+                "expected_total_g", "measured_total_g", "saved_g")  # fmt: skip
+
+
+def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) -> None:
+    """One page as a table, then the totals: how many match, by state, and how to see more."""
+    rows = [_job_row(ledger, job) for job in ledger.iter_jobs(states, limit, offset)]
+    print_table("jobs", _JOB_COLUMNS, [[row[c] for c in _JOB_COLUMNS] for row in rows])
+    print(_grams_line(ledger.grams_totals(states)))
+    counts = ledger.counts_by_state()
+    shown = {s: n for s, n in counts.items() if not states or s in states}
+    total = sum(shown.values())
+    by_state = ", ".join(f"{s} {n:,}" for s, n in sorted(shown.items()))
+    first = offset + 1 if rows else offset
+    print(f"jobs {first:,}-{offset + len(rows):,} of {total:,} ({by_state or 'none'})")
+    if offset + len(rows) < total:
+        print(f"more: --offset {offset + len(rows)} (--limit N for a bigger page, --json for all)")
+
+
+def _stream_json(ledger: Ledger, states: Sequence[str], limit: int | None, offset: int) -> None:
+    """A JSON array written one job at a time (a consumer may read it as it comes)."""
+    out = sys.stdout
+    separator = "[\n  "
+    for job in ledger.iter_jobs(states, limit, offset):
+        out.write(separator)
+        json.dump(clean_json(_job_row(ledger, job)), out, default=str)
+        separator = ",\n  "
+    out.write("[]\n" if separator.startswith("[") else "\n]\n")
+    out.flush()
 
 
 def _grams_line(totals: dict[str, float]) -> str:
@@ -310,66 +321,26 @@ def _grams_line(totals: dict[str, float]) -> str:
     )
 
 
-# -- jobs --state rejected ------------------------------------------------------------------
-
-REJECTED = "rejected"
-
-
 def _rejected(args: argparse.Namespace, *, show_jobs: bool) -> None:
-    """The caller's queue lines the daemon refused (root: everyone's), from rejected.jsonl."""
+    """The caller's queue lines the daemon refused (root: everyone's)."""
     path = _settings(args).state_dir / REJECTED_NAME
-    uid = os.getuid()
-    rows = [r for r in _read_rejected(path) if uid == 0 or r.get("uid") == uid]
-    if args.limit is not None:
-        rows = rows[-args.limit :] if args.limit else []
+    rows = rejected_lines(path, os.getuid(), args.limit)
     if args.json and not show_jobs:
         print_json(rows)
         return
     columns = ("rejected_at", "job_id", "user", "file", "line_no", "reason")
     table = [
-        [r.get("rejected_at"), _claimed(r), None if r.get("uid") is None else _user(r["uid"]),
+        [r.get("rejected_at"), claimed_id(r), None if r.get("uid") is None else _user(r["uid"]),
          r.get("file"), r.get("line_no"), r.get("reason")]
         for r in rows
     ]  # fmt: skip
     print_table(f"rejected lines ({path})", columns, table)
 
 
-def _read_rejected(path: Path) -> list[dict[str, Any]]:
-    try:
-        handle = path.open(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from exc
-    rows = []
-    with handle:
-        for text in handle:
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError:
-                continue  # a torn last record: the daemon appends whole lines
-            if isinstance(record, dict):
-                rows.append(record)
-    return rows
-
-
-def _claimed(record: dict[str, Any]) -> str | None:
-    """The id the rejected line asked for, if it named one."""
-    if record.get("job_id"):
-        return str(record["job_id"])
-    try:
-        line = json.loads(record.get("line") or "")
-    except (json.JSONDecodeError, TypeError):
-        return None
-    value = line.get("id") if isinstance(line, dict) else None
-    return value if isinstance(value, str) else None
-
-
 def _status(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    uid = os.getuid()
-    rejected = rejected_lines(settings.state_dir, args.job_id, None if uid == 0 else uid)
-    with Ledger.open_readonly(settings.state_dir / "ledger.db") as ledger:
+    rejected = _rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id)
+    with _open_ledger(settings.state_dir) as ledger:
         try:
             job = ledger.job(args.job_id)
         except UnknownJobError:
@@ -384,7 +355,7 @@ def _status(args: argparse.Namespace) -> int:
         payload["cancel_requested_at"] = (
             job.cancel_requested_at.isoformat() if job.cancel_requested_at else None
         )
-        payload["decision"] = _decision(decision)
+        payload["decision"] = _decision(decision, ledger.counterfactual(job.job_id))
         payload["transitions"] = [
             {"from": t.from_state, "to": t.to_state, "at": t.at.isoformat(), "reason": t.reason}
             for t in ledger.transitions(job.job_id)
@@ -405,6 +376,17 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rejected_naming(path: Path, job_id: str) -> list[dict[str, Any]]:
+    """The caller's rejected lines (root: anyone's) that named ``job_id``; none when the file
+    cannot be read (status still shows the job)."""
+    try:
+        rows = rejected_lines(path, os.getuid())
+    except UsageError:
+        return []
+    keys = ("file", "line_no", "reason", "rejected_at", "uid")
+    return [{k: r.get(k) for k in keys} for r in rows if claimed_id(r) == job_id]
+
+
 def _print_rejected(args: argparse.Namespace, rejected: list[dict[str, Any]]) -> int:
     """No such job, but lines of the caller's naming it were rejected: say why (exit 2, as
     for any unknown job id)."""
@@ -417,10 +399,13 @@ def _print_rejected(args: argparse.Namespace, rejected: list[dict[str, Any]]) ->
     return 2
 
 
-def _decision(decision: Any) -> dict[str, Any] | None:
+def _decision(decision: Any, run_now_stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The latest decision; the run-now counterfactual is the one stored at submission (the
+    start the job could have had then), which every later decision and the outcome keep."""
     if decision is None:
         return None
-    expected, run_now = decision.expected_total_g, decision.run_now_total_g
+    expected = decision.expected_total_g
+    run_now = run_now_stored["total_g"] if run_now_stored else decision.run_now_total_g
     return {
         "policy": decision.policy,
         "action": decision.action,
@@ -437,6 +422,7 @@ def _decision(decision: Any) -> dict[str, Any] | None:
         "expected_embodied_g": decision.expected_embodied_g,
         "expected_total_g": expected,
         "run_now_total_g": run_now,
+        "run_now": run_now_stored,
         "expected_saving_g": run_now - expected
         if expected is not None and run_now is not None
         else None,
@@ -493,7 +479,7 @@ def _g(value: float | None) -> str:
 
 def _cancel(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    with Ledger.open_readonly(settings.state_dir / "ledger.db") as ledger:
+    with _open_ledger(settings.state_dir) as ledger:
         try:
             job = ledger.job(args.job_id)
         except UnknownJobError as exc:

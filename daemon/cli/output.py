@@ -15,7 +15,7 @@ from forecasts import ForecastsError, TraceFormatError, UnknownZoneError
 from policies import UnknownPolicyError
 from policies.errors import CatalogError, InvalidWorkloadError
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "fail", "print_json", "print_table"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "clean_json", "fail", "print_json", "print_table"]
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -47,20 +47,20 @@ def fail(exc: BaseException) -> int:
     return code
 
 
-def _clean(value: Any) -> Any:
+def clean_json(value: Any) -> Any:
     """Make ``value`` JSON-safe: NaN/inf become null, tuples lists."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     return value
 
 
 def print_json(payload: Any) -> None:
     """Print ``payload`` as indented JSON with stable key order."""
-    json.dump(_clean(payload), sys.stdout, indent=2, sort_keys=False, default=str)
+    json.dump(clean_json(payload), sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
 
 

@@ -27,8 +27,17 @@ from daemon.replay.inputs import (
     parse_policies,
     parse_time,
 )
-from daemon.replay.report import plot_runs, summarise, write_jobs_csv
+from daemon.replay.report import (
+    bound_row,
+    plot_runs,
+    plot_sites,
+    split_savings,
+    summarise,
+    temporal_potential,
+    write_jobs_csv,
+)
 from policies import PoliciesError, get_policy, policy_names
+from policies.footprint.runtimes import STUDY_SUFFIX
 
 __all__ = ["register"]
 
@@ -81,6 +90,13 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", default="llama-3b", help="catalog model (default llama-3b)")
     parser.add_argument("--runtime", default="vllm", help="runtime profile (default vllm)")
+    parser.add_argument(
+        "--power-model",
+        choices=("calibrated", "study"),
+        default="calibrated",
+        help="GPU power curve: carbond's calibrated one, or the simulation study's MFU curve "
+        "(same as --runtime R+study)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="requests per batch (8)")
     parser.add_argument(
         "--tick",
@@ -126,6 +142,12 @@ def register(subparsers: Any) -> None:
         help="comma list; parameters as name:key=value:key=value "
         f"(known: {', '.join(policy_names())})",
     )
+    replay.add_argument("--bound", action="store_true",
+                        help="also solve the LP lower bound (HiGHS) with the realised intensity "
+                        "and report each policy's gap to it")  # fmt: skip
+    replay.add_argument("--bound-window", type=parse_duration_s, default=None, metavar="SPAN",
+                        help="solve the bound on windows of SPAN by arrival (default: one LP, "
+                        "one-day windows when too large)")  # fmt: skip
     replay.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="write jobs.csv and PNG figures (one folder per slack)")  # fmt: skip
     replay.set_defaults(func=_replay)
@@ -145,9 +167,16 @@ def _inputs(args: argparse.Namespace) -> ReplayInputs:
     return ReplayInputs(
         tuple(args.jobs), args.jobs_format, args.cluster, tuple(args.intensity),
         parse_time(args.start), args.days, args.requests_per_job, args.time_scale, args.model,
-        args.runtime, args.batch_size, args.tick, args.forecaster, args.truth_factor,
+        _runtime(args), args.batch_size, args.tick, args.forecaster, args.truth_factor,
         args.duration_noise,
     )  # fmt: skip
+
+
+def _runtime(args: argparse.Namespace) -> str:
+    """The jobs' runtime profile, with the study's power curve when ``--power-model study``."""
+    if args.power_model == "study" and not args.runtime.lower().endswith(STUDY_SUFFIX):
+        return f"{args.runtime}{STUDY_SUFFIX}"
+    return str(args.runtime)
 
 
 @contextmanager
@@ -213,6 +242,11 @@ def _replay(args: argparse.Namespace) -> int:
         setup = load_setup(inputs, slack_s)
         runs = _run_all(setup, specs, f"slack {slack_s / 3600:g} h")
         summaries = summarise(runs)
+        split_savings(setup, runs, summaries)
+        if args.bound:
+            bound = bound_row(setup, summaries, args.bound_window)
+            bound["temporal_only_potential"] = temporal_potential(setup, runs)
+            summaries.append(bound)
         for summary in summaries:
             summary["slack_s"] = slack_s
         rows.extend(summaries)
@@ -221,20 +255,40 @@ def _replay(args: argparse.Namespace) -> int:
             write_jobs_csv(folder / "jobs.csv", runs)
             actuals = {z: setup.signals.actual(z) for z in setup.cluster.zones()}
             plot_runs(folder, runs, actuals)
+            plot_sites(folder, runs)
     if args.json:
         print_json(rows)
         return 0
     columns = ("slack_h", "policy", "total_g", "operational_g", "embodied_g", "energy_kwh",
-               "jobs", "misses", "mean_wait_s", "p95_wait_s", "vs_run_now", "of_oracle",
+               "jobs_run", "rejected", "misses", "g_per_job", "mean_wait_s", "p95_wait_s",
+               "vs_run_now", "spatial", "temporal", "of_oracle", "gap_to_bound",
                "regions")  # fmt: skip
-    print_table("Replay (realised lifecycle intensity; savings vs run-now)", columns, [
-        (r["slack_s"] / 3600, r["policy"], r["total_g"], r["operational_g"], r["embodied_g"],
-         r["energy_kwh"], r["jobs"], r["deadline_misses"], r["mean_wait_s"], r["p95_wait_s"],
-         _pct(r["savings_vs_run_now"]), _pct(r.get("oracle_savings_captured")),
-         " ".join(f"{k}:{v:.0%}" for k, v in r["region_share"].items()))
+    print_table("Replay (realised lifecycle intensity; savings per job run vs run-now)", columns, [
+        (r["slack_s"] / 3600, r["policy"], r["total_g"], r.get("operational_g"),
+         r.get("embodied_g"), r.get("energy_kwh"), r["jobs"], r["rejected"],
+         r.get("deadline_misses"), r["g_per_job"], r.get("mean_wait_s"), r.get("p95_wait_s"),
+         _pct(r["savings_vs_run_now"]), _pct(r.get("spatial_saving")),
+         _pct(r.get("temporal_saving", r.get("temporal_only_potential"))),
+         _pct(r.get("oracle_savings_captured")), _pct(r.get("gap_to_bound")),
+         " ".join(f"{k}:{v:.0%}" for k, v in r.get("region_share", {}).items()))
         for r in rows
     ])  # fmt: skip
+    notes = [r["note"] for r in rows if r.get("note")]
+    for note in notes:
+        print(note)
+    if any("offset_by_day" in r for r in rows):
+        _print_sites(rows)
     return 0
+
+
+def _print_sites(rows: Sequence[dict[str, Any]]) -> None:
+    """The on-site energy table: grid energy and grams, PV and battery energy, the offset."""
+    print_table("On-site energy (facility kWh; offset = share covered by PV and battery)",
+                ("slack_h", "policy", "grid_kwh", "pv_kwh", "battery_kwh", "offset",
+                 "operational_g", "total_g"),
+                [(r["slack_s"] / 3600, r["policy"], r["grid_kwh"], r["pv_kwh"], r["battery_kwh"],
+                  _pct(r["offset"]), r["operational_g"], r["total_g"])
+                 for r in rows if "grid_kwh" in r])  # fmt: skip
 
 
 def _pct(value: float | None) -> str:
@@ -279,9 +333,11 @@ def _tune(args: argparse.Namespace) -> int:
     keys = sorted({k for r in rows for k in r["params"]})
     print_table(
         f"Tuning {base.name}: carbon vs waiting (* = Pareto front)",
-        (*keys, "total_g", "vs_run_now", "mean_wait_s", "p95_wait_s", "misses", "pareto"),
-        [(*(r["params"].get(k) for k in keys), r["total_g"], _pct(r["savings_vs_run_now"]),
-          r["mean_wait_s"], r["p95_wait_s"], r["deadline_misses"], "*" if r["pareto"] else "")
+        (*keys, "total_g", "jobs_run", "rejected", "vs_run_now", "mean_wait_s", "p95_wait_s",
+         "misses", "pareto"),
+        [(*(r["params"].get(k) for k in keys), r["total_g"], r["jobs"], r["rejected"],
+          _pct(r["savings_vs_run_now"]), r["mean_wait_s"], r["p95_wait_s"], r["deadline_misses"],
+          "*" if r["pareto"] else "")
          for r in sorted(rows, key=lambda r: r["total_g"])],
     )  # fmt: skip
     return 0

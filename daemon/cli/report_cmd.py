@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.context import add_common_options
-from daemon.errors import UsageError
+from daemon.errors import DaemonError, UsageError
 from daemon.ledger import Ledger
 from daemon.reports.lines import ledger_lines, signal_sources
 from daemon.reports.render import FORMATS, Format, render
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("--until", help="jobs finished before: as --since (default: now)")
     report.add_argument("--by", choices=GROUPINGS, default="region", help="group rows by")
     report.add_argument("--format", choices=FORMATS, default=None,
-                        help="table (default on a terminal), csv, json or md")  # fmt: skip
+                        help="table (default), csv, json or md")  # fmt: skip
     report.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
     report.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="also draw emissions over time, intensity per region with the jobs, "
@@ -98,8 +98,7 @@ def _report(args: argparse.Namespace) -> int:
 
             text = audit_statement(ledger, lines, settings, since, until, now)
         else:
-            fmt: Format = "json" if args.json else args.format
-            fmt = fmt or ("table" if sys.stdout.isatty() or args.output else "csv")
+            fmt: Format = "json" if args.json else (args.format or "table")
             rows, totals = summarise(lines, args.by)
             meta = {
                 "title": f"carbond report by {args.by}",
@@ -133,9 +132,13 @@ def write_atomic(output: Path, text: str) -> None:
     """Write ``text`` to ``output`` through a temporary file renamed over it.
 
     Raises:
-        OSError: the file cannot be written.
+        DaemonError: the file cannot be created in its directory (names ``output``).
+        OSError: writing it failed.
     """
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    except OSError as exc:  # name the target, not the temporary file
+        raise DaemonError(f"{output}: cannot write: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)

@@ -1,20 +1,30 @@
-"""What ``carbond submit`` warns about at once, instead of letting the daemon fail the job later:
-a deadline already past, a job that fits none of the configured GPUs (with the numbers), or a
-deadline the fastest configured GPU cannot meet. Warnings only: the line is still appended (the
-configuration may change before the daemon plans it)."""
+"""What ``carbond submit`` fills in and checks before it appends a line.
+
+It fills in the job's working directory (:func:`workdir`) and resolves a bare program name on the
+caller's ``PATH`` (:func:`resolve_program`). It warns at once, instead of letting the daemon fail
+the job later (:func:`submit_warnings`), about a deadline already past, a job that fits none of
+the configured GPUs (with the numbers), or a deadline the fastest configured GPU cannot meet.
+Warnings only: the line is still appended (the configuration may change before the daemon
+plans it)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from datetime import datetime, timedelta
+from typing import Any
 
 from daemon.catalog import gpu_catalog
+from daemon.errors import UsageError
+from daemon.executors import jobfiles
+from daemon.executors.workdir import workdir_problem
 from daemon.inventory import build_inventory
 from daemon.planning import request_spec
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
 from policies.candidates import device_groups, estimate_on, unfit_reason
 
-__all__ = ["submit_warnings"]
+__all__ = ["resolve_program", "submit_warnings", "workdir"]
 
 
 def submit_warnings(settings: Settings, request: JobRequest, now: datetime) -> list[str]:
@@ -51,6 +61,41 @@ def submit_warnings(settings: Settings, request: JobRequest, now: datetime) -> l
                 "away: it will likely expire or miss it"
             )
     return warnings
+
+
+def resolve_program(record: dict[str, Any]) -> list[str]:
+    """Replace a bare program name (``python``) in ``record["command"]`` by its path on the
+    caller's ``PATH``, as their shell would run it: the job's own ``PATH`` is a fixed system
+    one, so ``python`` from an activated venv would otherwise be another interpreter, or none.
+    Returns the warnings (a name not found is kept)."""
+    argv = record.get("command")
+    if not isinstance(argv, list) or not argv or not isinstance(argv[0], str):
+        return []  # validation names the problem
+    program = argv[0]
+    if not program or "/" in program:
+        return []
+    found = shutil.which(program)
+    if found is None:
+        return [f"{program!r} is not on your PATH; the job looks for it on "
+                f"{jobfiles.DEFAULT_PATH}"]  # fmt: skip
+    record["command"] = [os.path.abspath(found), *argv[1:]]
+    return []
+
+
+def workdir(flag: str | None, from_file: Any) -> Any:
+    """The job's working directory: ``--cwd``, else the file's ``cwd``, else where submit
+    runs; absolute, and one the caller can enter as the job will (primary group only).
+
+    Raises:
+        UsageError: the caller cannot start a job there.
+    """
+    if flag is None and from_file is not None:
+        return from_file  # validated with the rest of the line
+    path = os.path.abspath(flag) if flag is not None else os.getcwd()
+    if (problem := workdir_problem(path, os.getuid(), os.getgid())) is not None:
+        where = "--cwd" if flag is not None else "the current directory (the default --cwd)"
+        raise UsageError(f"{where}: {problem}")
+    return path
 
 
 def _hours(seconds: float) -> str:

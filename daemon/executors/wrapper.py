@@ -18,11 +18,13 @@ Status file (JSON): ``{"exit_code": int | null, "signal": int | null, "reason": 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,11 +106,51 @@ def run(spec_path: Path) -> int:
         write_status(status, EXIT_NOT_RUNNABLE, None, f"cannot start: {exc}")
         return 0
     code = child.wait()
+    left = _end_stragglers()
+    note = f"; {left} process(es) it left running were terminated" if left else ""
     if code < 0:
-        write_status(status, None, -code, f"killed by {signal.Signals(-code).name}")
+        write_status(status, None, -code, f"killed by {signal.Signals(-code).name}{note}")
     else:
-        write_status(status, code, None, "")
+        write_status(status, code, None, note.removeprefix("; "))
     return 0
+
+
+STRAGGLER_GRACE_S = 5.0  # SIGTERM to SIGKILL for processes a finished job left behind
+
+
+def _group_members() -> list[int]:
+    """Pids in this wrapper's process group (the job's), the wrapper excepted (Linux /proc)."""
+    me, group = os.getpid(), os.getpgid(0)
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != b"Z":  # field 5 (pgrp), not a zombie
+            pids.append(int(entry))
+    return pids
+
+
+def _end_stragglers() -> int:
+    """After the job's main process ended: SIGTERM what it left in its process group (a job
+    that forked and exited would keep its GPU busy after carbond freed it), SIGKILL what is
+    still there after ``STRAGGLER_GRACE_S``. Returns how many there were. (A process that left
+    the group with setsid escapes this; only a cgroup would hold it.)"""
+    pids = _group_members()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STRAGGLER_GRACE_S
+    while _group_members() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in _group_members():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from daemon import killpoints
 from daemon.errors import DaemonError
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -126,8 +128,10 @@ class Connection:
                     + script
                     + "\nINSERT INTO schema_migrations VALUES "
                     + f"({version}, {_quote(description)}, strftime('%Y-%m-%dT%H:%M:%SZ'));\n"
-                    + f"PRAGMA user_version = {version};\nCOMMIT;"
+                    + f"PRAGMA user_version = {version};"
                 )
+                killpoints.reached("migration")
+                self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
@@ -153,6 +157,12 @@ class Connection:
         try:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
+            # A COMMIT that fails (disk full, I/O error) may leave the transaction open; left
+            # so, every later BEGIN would fail until a restart. Roll it back: the caller's
+            # changes are lost as a whole, as for any failed step.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise LedgerError(f"{self.path}: commit failed: {exc}") from exc
 
     @contextmanager

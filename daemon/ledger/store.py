@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +73,40 @@ class Ledger(Accounting, QueueState):
             sql += " LIMIT ?"
             params.append(limit)
         return [_job(row) for row in self._exec(sql, params)]
+
+    def waiting_to_settle(self, now: datetime) -> list[JobRecord]:
+        """Queued or planned jobs whose owner asked to cancel or whose deadline is at or
+        before ``now`` (one indexed query, however many jobs wait)."""
+        rows = self._exec(
+            "SELECT * FROM jobs WHERE state IN ('queued', 'planned') AND "
+            "(cancel_requested_at IS NOT NULL OR (deadline IS NOT NULL AND deadline <= ?)) "
+            "ORDER BY submitted_at, job_id",
+            (ts(now),),
+        )
+        return [_job(row) for row in rows]
+
+    def most_urgent_waiting(self, limit: int) -> list[JobRecord]:
+        """At most ``limit`` queued or planned jobs, most urgent first: higher priority, then
+        earlier deadline (none last), then submitted earlier."""
+        rows = self._exec(
+            "SELECT * FROM jobs WHERE state IN ('queued', 'planned') ORDER BY priority DESC, "
+            "deadline IS NULL, deadline, submitted_at, job_id LIMIT ?",
+            (limit,),
+        )
+        return [_job(row) for row in rows]
+
+    def iter_jobs(
+        self, states: Sequence[str] = (), limit: int | None = None, offset: int = 0
+    ) -> Iterator[JobRecord]:
+        """Like :meth:`jobs` from ``offset``, one row at a time (constant memory)."""
+        sql = "SELECT * FROM jobs"
+        params: list[Any] = list(states)
+        if states:
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+        sql += " ORDER BY submitted_at, job_id LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else limit, offset]
+        for row in self._exec(sql, params):
+            yield _job(row)
 
     def counts_by_state(self) -> dict[str, int]:
         """How many jobs are in each state (states without jobs are absent)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from daemon import killpoints
 from daemon.ledger import Ledger, QueueFileRecord
 from daemon.queue.files import QUEUE_NAME, RETIRED_DIR, SPOOL_DIR, write_rejections
 
@@ -58,6 +59,7 @@ class Compactor:
                 self._ledger.begin_compaction(
                     rel, dst, st.st_ino, record.byte_offset, record.line_no, now
                 )
+            killpoints.reached("compact_begun")
             tmp = path.with_name(f".{path.name}.new-{uuid.uuid4().hex[:8]}")
             new_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
@@ -68,11 +70,13 @@ class Compactor:
                 os.close(new_fd)
             (self.state_dir / RETIRED_DIR).mkdir(mode=0o700, exist_ok=True)
             os.rename(path, self.state_dir / dst)
+            killpoints.reached("compact_renamed")
             with contextlib.suppress(FileExistsError):  # a raw appender made one: keep it
                 os.link(tmp, path)
             tmp.unlink()
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+        killpoints.reached("compact_linked")
         self._finish(rel, dst, record.byte_offset, record.line_no, st.st_ino, now)
         log.info("queue_compacted", path=rel, retired=dst, bytes=record.byte_offset)
 

@@ -28,7 +28,6 @@ __all__ = [
     "append_submission",
     "attribution",
     "new_job_id",
-    "rejected_lines",
     "rejection_record",
     "spool_name_problem",
     "submit_target",
@@ -285,31 +284,3 @@ def write_rejections(state_dir: Path, rejections: list[dict[str, Any]]) -> None:
             os.close(fd)
     except OSError as exc:
         raise QueueError(f"{path}: cannot record rejected lines: {exc}") from exc
-
-
-def rejected_lines(state_dir: Path, job_id: str, uid: int | None) -> list[dict[str, Any]]:
-    """The rejected lines that named ``job_id`` (as its id or in a cancel), written by ``uid``
-    (None: anyone's), oldest first; [] when there is no readable ``rejected.jsonl``."""
-    path = state_dir / REJECTED_NAME
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return []
-    found = []
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return []
-        needle = json.dumps(job_id).encode()
-        for raw in handle:
-            if needle not in raw:
-                continue
-            try:
-                record = json.loads(raw)
-            except (ValueError, RecursionError):
-                continue
-            if not isinstance(record, dict) or record.get("job_id") != job_id:
-                continue
-            if uid is None or record.get("uid") == uid:
-                found.append({k: record.get(k) for k in ("file", "line_no", "reason",
-                                                         "rejected_at", "uid")})  # fmt: skip
-    return found

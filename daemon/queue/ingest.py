@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from daemon import killpoints
 from daemon.ledger import Ledger, LedgerError, QueueFileRecord
 from daemon.queue.compaction import Compactor
 from daemon.queue.files import (
@@ -299,9 +300,11 @@ class Queue:
                     self._ledger.set_queue_file(rel, st.st_ino, moved.offset, moved.line_no,
                                                 retired_at, tail=tail,
                                                 skipping=moved.skipping)  # fmt: skip
+                killpoints.reached("ingest_commit")
             if moved.offset == position.offset:
                 break  # an unfinished line: wait for its newline
             position = moved
+        killpoints.reached("ingest_done")
         if batch.accepted or batch.rejections or batch.cancels:
             log.info("queue_ingested", path=rel, accepted=len(batch.accepted),
                      rejected=len(batch.rejections), duplicates=batch.duplicates,
@@ -333,6 +336,7 @@ class Queue:
                 line_no += 1
                 self._one_line(rel, raw, line_no, offset + used, owner, now, batch)
                 used += len(raw) + 1
+                killpoints.reached("ingest_line")
         rest = len(data) - used
         if rest + 1 > self._max_line_bytes:
             line_no += 1

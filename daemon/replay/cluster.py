@@ -9,6 +9,10 @@ and a replay cluster file is a valid ``[[regions]]`` list for the daemon::
     zone = "CA-QC"           # Electricity Maps zone key
     pue = 1.0                # optional, default 1.0
     gpus = [{ type = "T4", count = 8 }]   # or ["T4", "T4", ...]; not "discover"
+    [regions.site]           # optional: on-site PV, battery, other load (SiteSettings)
+    pv_kwp = 6.0
+    latitude = 37.77
+    longitude = -122.42
 
 Device ids are ``<region>/<index>``, as the daemon's inventory names them.
 """
@@ -22,7 +26,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.replay.errors import ReplayInputError
-from daemon.settings import RegionSettings
+from daemon.settings import RegionSettings, SiteSettings
+from daemon.sites import SiteConfigError, build_sites
 from policies import Device
 from policies.errors import UnknownGpuError
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
@@ -45,6 +50,7 @@ class Region:
     zone: str
     pue: float
     gpus: tuple[tuple[GpuSpec, int], ...]
+    site: SiteSettings | None = None  # on-site PV, battery and other load
 
     @property
     def gpu_count(self) -> int:
@@ -112,7 +118,11 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
             specs = [catalog.get(name) for name in entry.gpus]
         except UnknownGpuError as exc:
             raise ReplayInputError(f"{path}: regions.{i}.gpus: {exc}") from exc
-        regions.append(Region(entry.name, entry.zone, entry.pue, _runs(specs)))
+        regions.append(Region(entry.name, entry.zone, entry.pue, _runs(specs), entry.site))
+    try:
+        build_sites(parsed.regions)  # measured CSVs readable, a zone of its own per site
+    except SiteConfigError as exc:
+        raise ReplayInputError(f"{path}: {exc}") from exc
     return Cluster(tuple(regions))
 
 

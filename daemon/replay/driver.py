@@ -4,7 +4,8 @@ For each policy the daemon's own :class:`~daemon.service.Service` is built on a 
 (:mod:`daemon.replay.harness`) with the simulated executor; at every tick of a simulated clock
 the jobs that have arrived are submitted and ``Service.tick(now)`` runs. Planning sees
 forecasts made only from the past (``oracle``: the realised intensity); accounting uses the
-realised intensity over each run, through :mod:`policies.footprint.accounting`. After the
+realised intensity over each run, through :mod:`policies.footprint.accounting` (at regions
+with a site, only grid energy: :mod:`daemon.replay.sites` splits it first). After the
 last arrival the clock runs on until every job has finished.
 
 The simulated clock ticks every ``tick_s`` as the daemon does, but skips ticks at which nothing
@@ -29,6 +30,7 @@ from daemon.replay.cluster import Cluster
 from daemon.replay.errors import ReplayError
 from daemon.replay.harness import Run, ServiceHarness
 from daemon.replay.signals import ReplaySignals
+from daemon.replay.sites import SiteRecord, account_sites
 from policies import JobSpec, Policy, get_policy
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, operational_g
 from policies.scoring import mean_intensities
@@ -77,11 +79,21 @@ class JobOutcome:
     intensity_g_per_kwh: float
     operational_g: float
     embodied_g: float
+    # Facility energy (GPU energy x PUE) by source: all grid where the region has no site.
+    grid_j: float = 0.0
+    pv_j: float = 0.0
+    battery_j: float = 0.0
 
     @property
     def total_g(self) -> float:
         """Operational + embodied grams."""
         return self.operational_g + self.embodied_g
+
+    @property
+    def offset(self) -> float:
+        """Share of the job's facility energy covered on site (PV + battery)."""
+        total = self.grid_j + self.pv_j + self.battery_j
+        return (self.pv_j + self.battery_j) / total if total else 0.0
 
     @property
     def wait_s(self) -> float:
@@ -103,6 +115,7 @@ class PolicyRun:
     outcomes: tuple[JobOutcome, ...]
     rejected: int
     unfinished: int
+    sites: tuple[SiteRecord, ...] = ()  # each site's flows (PV, battery, load) over the replay
 
 
 def _account(setup: ReplaySetup, runs: Sequence[Run]) -> list[JobOutcome]:
@@ -189,6 +202,6 @@ def replay_policy(
             unfinished = service.running
             runs = service.finished
             rejected = len(service.rejected)
-    outcomes = _account(setup, runs)
+    outcomes, sites = account_sites(setup, _account(setup, runs))
     outcomes.sort(key=lambda o: (o.arrival, o.job_id))
-    return PolicyRun(policy.name, params, tuple(outcomes), rejected, unfinished)
+    return PolicyRun(policy.name, params, tuple(outcomes), rejected, unfinished, sites)

@@ -33,6 +33,7 @@ from daemon.settings import (
     RegionSettings,
     Settings,
 )
+from daemon.sites import SiteView, build_sites
 from policies import Alternative, Decision, Device, JobSpec, Policy, ZoneIntensity
 
 __all__ = ["ReplayIntensity", "Run", "ServiceHarness"]
@@ -130,7 +131,12 @@ class ServiceHarness:
     ) -> None:  # fmt: skip
         regions = tuple(
             RegionSettings(
-                name=r.name, zone=r.zone, pue=r.pue, executor="simulated", gpus=r.gpu_names()
+                name=r.name,
+                zone=r.zone,
+                pue=r.pue,
+                executor="simulated",
+                gpus=r.gpu_names(),
+                site=r.site,
             )
             for r in cluster.regions
         )
@@ -152,6 +158,7 @@ class ServiceHarness:
             inventory=build_inventory(regions),
             intensity=ReplayIntensity(signals, self._policy.uses_actuals),
             policy=self._policy,
+            sites=SiteView(build_sites(regions)),
         )
         self._started = False
 
@@ -172,10 +179,16 @@ class ServiceHarness:
         self.ledger.add_job(_request(job), os.getuid(), os.getgid(), "replay", job.submitted_at)
 
     def tick(self, now: datetime) -> None:
-        """One round of the daemon at ``now``."""
+        """One round of the daemon at ``now``.
+
+        Runs that ended by ``now`` are reconciled first: the simulated clock jumps to run ends,
+        and the daemon's own round plans before it reconciles, so without this a GPU whose run
+        ended at ``now`` would sit idle until the next tick (for every policy alike).
+        """
         if not self._started:
             self.service.start(now)
             self._started = True
+        self.service.reconcile(now)
         self.service.tick(now)
 
     @property

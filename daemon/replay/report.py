@@ -2,8 +2,14 @@
 
 Summary fields (stable, snake_case; also the ``--json`` output of ``carbond replay``):
 ``policy, params, total_g, operational_g, embodied_g, energy_kwh, jobs, rejected,
-deadline_misses, mean_wait_s, p95_wait_s, region_share, savings_vs_run_now`` and, when an
-``oracle`` ran, ``oracle_savings_captured`` (this policy's savings over the oracle's).
+unfinished, deadline_misses, g_per_job, mean_wait_s, p95_wait_s, region_share,
+savings_vs_run_now, compared_jobs`` and, when an ``oracle`` ran, ``oracle_savings_captured``
+(this policy's savings over the oracle's).
+
+``jobs`` counts the jobs that ran; a rejected job emits nothing, so totals of policies that
+ran different jobs are not comparable. Savings are therefore computed per job actually run:
+over the ``compared_jobs`` that both this policy and ``run-now`` ran (and, for the oracle
+share, the oracle too), job by job.
 """
 
 from __future__ import annotations
@@ -13,22 +19,37 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from daemon.replay.driver import JobOutcome, PolicyRun
-from policies.footprint.accounting import J_PER_KWH
+from daemon.replay.driver import JobOutcome, PolicyRun, ReplaySetup
+from daemon.replay.errors import ReplayInputError
+from daemon.replay.sites import daily_offset
+from policies.bound import lower_bound
+from policies.footprint.accounting import J_PER_KWH, operational_g
+from policies.scoring import mean_intensities
 
-__all__ = ["CSV_FIELDS", "plot_runs", "summarise", "write_jobs_csv"]
+__all__ = [
+    "CSV_FIELDS",
+    "bound_row",
+    "plot_runs",
+    "plot_sites",
+    "split_savings",
+    "summarise",
+    "temporal_potential",
+    "write_jobs_csv",
+]
 
 CSV_FIELDS = (
     "policy", "job_id", "arrival", "deadline", "started_at", "ended_at", "wait_s", "region",
     "zone", "gpu", "energy_j", "planned_intensity_g_per_kwh", "intensity_g_per_kwh",
-    "operational_g", "embodied_g", "total_g", "missed_deadline",
+    "operational_g", "embodied_g", "total_g", "missed_deadline", "grid_j", "pv_j", "battery_j",
+    "offset",
 )  # fmt: skip
 
 
@@ -37,32 +58,185 @@ def _summary(run: PolicyRun) -> dict[str, Any]:
     waits = np.array([o.wait_s for o in outcomes]) if outcomes else np.zeros(1)
     regions = Counter(o.region for o in outcomes)
     n = max(len(outcomes), 1)
+    total = sum(o.total_g for o in outcomes)
     return {
         "policy": run.policy,
         "params": dict(run.params),
-        "total_g": sum(o.total_g for o in outcomes),
+        "total_g": total,
         "operational_g": sum(o.operational_g for o in outcomes),
         "embodied_g": sum(o.embodied_g for o in outcomes),
         "energy_kwh": sum(o.energy_j for o in outcomes) / J_PER_KWH,
         "jobs": len(outcomes),
         "rejected": run.rejected,
+        "unfinished": run.unfinished,
         "deadline_misses": sum(o.missed_deadline for o in outcomes),
+        "g_per_job": total / n,
         "mean_wait_s": float(waits.mean()),
         "p95_wait_s": float(np.percentile(waits, 95)),
         "region_share": {r: regions[r] / n for r in sorted(regions)},
+        **_site_summary(run),
     }
 
 
+def _grams(run: PolicyRun) -> dict[str, float]:
+    return {o.job_id: o.total_g for o in run.outcomes}
+
+
+def _over(grams: dict[str, float], common: set[str]) -> float:
+    return sum(grams[j] for j in common)
+
+
+def _site_summary(run: PolicyRun) -> dict[str, Any]:
+    """On-site energy of a run: grid, PV and battery kWh, the offset, per day with sites."""
+    outcomes = run.outcomes
+    grid = sum(o.grid_j for o in outcomes) / J_PER_KWH
+    pv = sum(o.pv_j for o in outcomes) / J_PER_KWH
+    battery = sum(o.battery_j for o in outcomes) / J_PER_KWH
+    total = grid + pv + battery
+    row: dict[str, Any] = {"grid_kwh": grid, "pv_kwh": pv, "battery_kwh": battery,
+                           "offset": (pv + battery) / total if total else 0.0}  # fmt: skip
+    if run.sites:
+        row["offset_by_day"] = daily_offset(outcomes)
+    return row
+
+
 def summarise(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
-    """One summary per run, with savings relative to ``run-now`` and to ``oracle`` when run."""
+    """One summary per run, with savings relative to ``run-now`` and to ``oracle`` when run,
+    each over the jobs that the runs compared all ran (see the module docstring)."""
     rows = [_summary(run) for run in runs]
-    base = next((r["total_g"] for r in rows if r["policy"] == "run-now"), None)
-    oracle = next((r["total_g"] for r in rows if r["policy"] == "oracle"), None)
-    for row in rows:
-        row["savings_vs_run_now"] = 1.0 - row["total_g"] / base if base else None
-        if base and oracle is not None and base > oracle:
-            row["oracle_savings_captured"] = (base - row["total_g"]) / (base - oracle)
+    grams = [_grams(run) for run in runs]
+    names = [run.policy for run in runs]
+    base = grams[names.index("run-now")] if "run-now" in names else None
+    oracle = grams[names.index("oracle")] if "oracle" in names else None
+    for row, mine in zip(rows, grams, strict=True):
+        row["savings_vs_run_now"] = None
+        row["compared_jobs"] = 0
+        if base is None:
+            continue
+        common = set(mine) & set(base)
+        row["compared_jobs"] = len(common)
+        base_g = _over(base, common)
+        if base_g > 0:
+            row["savings_vs_run_now"] = 1.0 - _over(mine, common) / base_g
+        if oracle is None:
+            continue
+        common &= set(oracle)
+        base_g, oracle_g = _over(base, common), _over(oracle, common)
+        if base_g > oracle_g:
+            row["oracle_savings_captured"] = (base_g - _over(mine, common)) / (base_g - oracle_g)
     return rows
+
+
+def bound_row(
+    setup: ReplaySetup, rows: list[dict[str, Any]], window_s: float | None = None
+) -> dict[str, Any]:
+    """The LP lower bound (:mod:`policies.bound`) on the realised intensity as a row named
+    ``lp-bound``; adds ``gap_to_bound`` (grams over the bound, minus 1) to every row of a
+    policy that ran every job the bound covers (None otherwise: its total is over other jobs).
+
+    Raises:
+        ReplayInputError: runs had random duration noise (the bound needs each run's length).
+    """
+    if setup.duration_noise > 0:
+        raise ReplayInputError("--bound: not defined with --duration-noise (random run times)")
+    actuals = {zone: setup.signals.actual(zone) for zone in setup.cluster.zones()}
+    bound = lower_bound(setup.jobs, setup.cluster.devices(), actuals,
+                        lifetime_years=setup.lifetime_years, duration_factor=setup.truth_factor,
+                        window_s=window_s)  # fmt: skip
+    for row in rows:
+        complete = row["jobs"] == bound.jobs and not row["rejected"] and bound.total_g > 0
+        row["gap_to_bound"] = row["total_g"] / bound.total_g - 1.0 if complete else None
+    how = "one LP" if bound.windows == 1 else f"{bound.windows} windows of {bound.window_s}s"
+    note = (f"lp-bound: {bound.total_g:,.1f} g over {bound.jobs} jobs ({how}, {bound.variables:,}"
+            f" variables, {bound.constraints:,} rows, {bound.solve_cpu_s:.1f} s CPU)")  # fmt: skip
+    if bound.unschedulable:
+        note += f"; {len(bound.unschedulable)} jobs cannot meet their deadline even alone"
+    return {
+        "policy": "lp-bound",
+        "params": {},
+        "total_g": bound.total_g,
+        "jobs": bound.jobs,
+        "rejected": len(bound.unschedulable),
+        "g_per_job": bound.total_g / max(bound.jobs, 1),
+        "savings_vs_run_now": _bound_saving(rows, bound.total_g, bound.jobs),
+        "bound_windows": bound.windows,
+        "bound_window_s": bound.window_s,
+        "bound_variables": bound.variables,
+        "note": note,
+    }
+
+
+def split_savings(
+    setup: ReplaySetup, runs: Sequence[PolicyRun], rows: list[dict[str, Any]]
+) -> None:
+    """Adds ``spatial_saving`` and ``temporal_saving`` to every row (fractions of run-now's
+    grams over the jobs both ran; they add up to ``savings_vs_run_now``).
+
+    Per job: the spatial part is what the policy's placement (region, GPU) saves had it started
+    when ``run-now`` started the job; the temporal part what its own start time saves on top,
+    both on the realised intensity.
+    """
+    base = next((run for run in runs if run.policy == "run-now"), None)
+    if base is None:
+        return
+    first = {o.job_id: o for o in base.outcomes}
+    pue = {r.name: r.pue for r in setup.cluster.regions}
+    for run, row in zip(runs, rows, strict=False):
+        common = [o for o in run.outcomes if o.job_id in first]
+        base_g = sum(first[o.job_id].total_g for o in common)
+        if not common or base_g <= 0:
+            continue
+        same_time = np.zeros(len(common))
+        by_zone: dict[str, list[int]] = {}
+        for i, o in enumerate(common):
+            by_zone.setdefault(o.zone, []).append(i)
+        for zone, index in by_zone.items():
+            actual = setup.signals.actual(zone)
+            starts = np.array(
+                [(first[common[i].job_id].started_at - actual.start).total_seconds() for i in index]
+            )
+            spans = np.array([(common[i].ended_at - common[i].started_at).total_seconds()
+                              for i in index])  # fmt: skip
+            means = mean_intensities(actual.values_g_per_kwh, actual.step_s, 0.0, starts, spans)
+            for k, i in enumerate(index):
+                o = common[i]
+                same_time[i] = (
+                    operational_g(o.energy_j, float(means[k]), pue[o.region]) + o.embodied_g
+                )
+        row["spatial_saving"] = (base_g - float(same_time.sum())) / base_g
+        row["temporal_saving"] = (float(same_time.sum()) - sum(o.total_g for o in common)) / base_g
+
+
+def temporal_potential(setup: ReplaySetup, runs: Sequence[PolicyRun]) -> float | None:
+    """The most that shifting in time alone could save: 1 - the LP bound with every job kept
+    on the region and GPU type ``run-now`` gave it, over run-now's grams (None without a
+    complete run-now)."""
+    base = next((run for run in runs if run.policy == "run-now"), None)
+    if (
+        base is None
+        or base.rejected
+        or len(base.outcomes) != len(setup.jobs)
+        or setup.duration_noise
+    ):
+        return None
+    placed = {o.job_id: o for o in base.outcomes}
+    pinned = [
+        replace(job, regions=(placed[job.job_id].region,), gpu_types=(placed[job.job_id].gpu,))
+        for job in setup.jobs
+    ]
+    actuals = {zone: setup.signals.actual(zone) for zone in setup.cluster.zones()}
+    bound = lower_bound(pinned, setup.cluster.devices(), actuals,
+                        lifetime_years=setup.lifetime_years,
+                        duration_factor=setup.truth_factor)  # fmt: skip
+    total = sum(o.total_g for o in base.outcomes)
+    return 1.0 - bound.total_g / total if total > 0 and not bound.unschedulable else None
+
+
+def _bound_saving(rows: list[dict[str, Any]], total_g: float, jobs: int) -> float | None:
+    base = next((r for r in rows if r["policy"] == "run-now"), None)
+    if base is None or base["jobs"] != jobs or base["total_g"] <= 0:
+        return None
+    return 1.0 - total_g / float(base["total_g"])
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -84,7 +258,8 @@ def _row(policy: str, o: JobOutcome) -> list[object]:
         o.ended_at.isoformat(), round(o.wait_s, 3), o.region, o.zone, o.gpu,
         round(o.energy_j, 3), round(o.planned_intensity_g_per_kwh, 3),
         round(o.intensity_g_per_kwh, 3), round(o.operational_g, 6), round(o.embodied_g, 6),
-        round(o.total_g, 6), int(o.missed_deadline),
+        round(o.total_g, 6), int(o.missed_deadline), round(o.grid_j, 3), round(o.pv_j, 3),
+        round(o.battery_j, 3), round(o.offset, 6),
     ]  # fmt: skip
 
 
@@ -153,4 +328,50 @@ def plot_runs(directory: Path, runs: Sequence[PolicyRun], actuals: dict[str, Any
     fig.tight_layout()
     fig.savefig(paths[1], dpi=110)
     plt.close(fig)
+    return paths
+
+
+def plot_sites(directory: Path, runs: Sequence[PolicyRun]) -> list[Path]:
+    """``site-<region>.png`` per site: PV, GPU (facility) and other load (kW) and the battery's
+    state of charge over the replay, one panel per policy. Returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    regions = list(dict.fromkeys(rec.region for run in runs for rec in run.sites))
+    paths = []
+    for region in regions:
+        panels = [(run.policy, rec) for run in runs for rec in run.sites if rec.region == region]
+        fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.8 * len(panels)), sharex=True,
+                                 squeeze=False)  # fmt: skip
+        for ax, (policy, rec) in zip(axes[:, 0], panels, strict=True):
+            flows = rec.flows
+            n = len(flows.pv_j)
+            edges = [rec.start + timedelta(seconds=k * flows.step_s) for k in range(n + 1)]
+            days = _days(edges)
+            to_kw = 1.0 / (flows.step_s * 1000.0)
+            ax.step(days[:-1], flows.pv_j * to_kw, where="post", color="orange", lw=1, label="PV")
+            ax.step(days[:-1], flows.gpu_j * to_kw, where="post", color="C0", lw=0.8,
+                    label="GPU load")  # fmt: skip
+            if np.any(flows.other_j > 0):
+                ax.step(days[:-1], flows.other_j * to_kw, where="post", color="0.5", lw=0.8,
+                        label="other load")  # fmt: skip
+            ax.set_ylabel("kW")
+            ax.set_title(f"{region}: {policy} (on-site offset {flows.offset:.1%})", fontsize=9)
+            if np.any(flows.soc > 0):
+                soc_ax = ax.twinx()
+                soc_ax.plot(days, flows.soc * 100, color="green", lw=0.8, label="battery SoC")
+                soc_ax.set_ylim(0, 105)
+                soc_ax.set_ylabel("battery SoC %")
+                soc_ax.legend(loc="upper right", fontsize=7)
+            ax.legend(loc="upper left", fontsize=7)
+            ax.xaxis_date()
+        axes[-1, 0].set_xlabel("UTC")
+        fig.tight_layout()
+        path = directory / f"site-{region}.png"
+        directory.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
     return paths

@@ -52,6 +52,20 @@ class JobLine:
     run_now_total_g: float | None
     requests: int
     output_tokens: int
+    # On-site energy at a region with a site (facility J); None elsewhere (all grid).
+    site_pv_j: float | None = None
+    site_battery_j: float | None = None
+    site_grid_j: float | None = None
+
+    @property
+    def facility_j(self) -> float:
+        """The job's facility energy (``energy_j`` x PUE), 0 when unknown."""
+        return (self.energy_j or 0.0) * (self.pue or 1.0)
+
+    @property
+    def onsite_j(self) -> float:
+        """Facility energy the site covered (PV + battery), 0 without a site."""
+        return (self.site_pv_j or 0.0) + (self.site_battery_j or 0.0)
 
     @property
     def gpu_hours(self) -> float:
@@ -123,6 +137,9 @@ def _line(row: Mapping[str, Any], users: Callable[[int], str]) -> JobLine:
         run_now_total_g=_num(row.get("run_now_total_g")),
         requests=requests,
         output_tokens=requests * int(spec.get("output_tokens") or 0),
+        site_pv_j=_num(row.get("site_pv_j")),
+        site_battery_j=_num(row.get("site_battery_j")),
+        site_grid_j=_num(row.get("site_grid_j")),
     )
 
 

@@ -35,7 +35,16 @@ _HEADINGS: Final = {
     "run_now_kg": "run-now kg",
     "saved_kg": "saved kg",
     "saved_share": "saved",
+    "grid_kwh": "grid kWh",
+    "pv_kwh": "PV kWh",
+    "battery_kwh": "batt. kWh",
+    "offset": "on-site",
 }
+
+
+# The terminal table leaves out the on-site columns when no job used on-site energy.
+_SITE_COLUMNS: Final = ("grid_kwh", "pv_kwh", "battery_kwh", "offset")
+_NO_SITE: Final = tuple(c for c in COLUMNS if c not in _SITE_COLUMNS)
 
 
 def report_payload(
@@ -63,8 +72,9 @@ def render(
         for row in (*rows, totals):
             writer.writerow(["" if v is None else v for v in row.as_dict().values()])
         return out.getvalue()
-    cells = [[_cell(name, value) for name, value in r.as_dict().items()] for r in (*rows, totals)]
-    headings = [_HEADINGS[c] for c in COLUMNS]
+    shown = COLUMNS if fmt == "md" or totals.pv_kwh or totals.battery_kwh else _NO_SITE
+    cells = [[_cell(name, r.as_dict()[name]) for name in shown] for r in (*rows, totals)]
+    headings = [_HEADINGS[c] for c in shown]
     if fmt == "md":
         lines = [f"# {meta.get('title', 'carbond report')}", ""]
         lines += [f"- {k}: {v}" for k, v in meta.items() if k != "title" and v is not None]
@@ -98,7 +108,7 @@ def _table(
 def _cell(name: str, value: Any) -> str:
     if value is None:
         return "-"
-    if name in ("measured_share", "saved_share"):
+    if name in ("measured_share", "saved_share", "offset"):
         return f"{value:.0%}"
     if isinstance(value, float):
         return _sig(value)

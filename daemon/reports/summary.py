@@ -9,7 +9,10 @@ same aggregation over all jobs and equals the sum of the groups. Conventions:
 - SCI (Green Software Foundation): (operational + embodied) per functional unit, per request
   and per 1,000 output tokens, over the jobs that declare them;
 - savings: run-now counterfactual grams (stored at submission) minus real grams, over jobs that
-  have both; ``saved_share`` is their ratio to the counterfactual.
+  have both; ``saved_share`` is their ratio to the counterfactual;
+- on-site energy (regions with a site, docs/sites.md): facility energy (energy x PUE) from the
+  grid, PV and battery (kWh) and ``offset``, the share covered on site; a job at a region
+  without a site is all grid.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ class ReportRow:
     run_now_kg: float | None
     saved_kg: float | None
     saved_share: float | None
+    grid_kwh: float = 0.0
+    pv_kwh: float = 0.0
+    battery_kwh: float = 0.0
+    offset: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain fields, in column order."""
@@ -92,7 +99,7 @@ def _row(key: str, lines: Sequence[JobLine]) -> ReportRow:
     return ReportRow(
         key=key,
         jobs=len(lines),
-        gpu_hours=sum(line.gpu_hours for line in lines),
+        gpu_hours=sum((line.gpu_hours for line in lines), 0.0),
         energy_kwh=energy_j / J_PER_KWH,
         measured_share=measured_j / energy_j if energy_j > 0 else None,
         operational_kg=sum(line.operational_g or 0.0 for line in with_grams) / G_PER_KG,
@@ -107,7 +114,21 @@ def _row(key: str, lines: Sequence[JobLine]) -> ReportRow:
         run_now_kg=run_now_g / G_PER_KG if paired else None,
         saved_kg=saved_g / G_PER_KG if paired else None,
         saved_share=saved_g / run_now_g if paired and run_now_g > 0 else None,
+        **_onsite(lines),
     )
+
+
+def _onsite(lines: Sequence[JobLine]) -> dict[str, Any]:
+    """Grid, PV and battery kWh of the group's facility energy and the on-site offset."""
+    pv = sum(line.site_pv_j or 0.0 for line in lines)
+    battery = sum(line.site_battery_j or 0.0 for line in lines)
+    facility = sum(line.facility_j for line in lines)
+    return {
+        "grid_kwh": max(facility - pv - battery, 0.0) / J_PER_KWH,
+        "pv_kwh": pv / J_PER_KWH,
+        "battery_kwh": battery / J_PER_KWH,
+        "offset": (pv + battery) / facility if facility > 0 else None,
+    }
 
 
 def _names(values: Iterable[str]) -> str:

@@ -26,7 +26,7 @@ from policies.footprint.recalibration import Recalibration
 from policies.planner import WindowParameters, plan_window
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
-__all__ = ["CarbonWindow", "Oracle", "WaitAwhile"]
+__all__ = ["CarbonLookahead", "CarbonWindow", "Oracle", "WaitAwhile"]
 
 
 class CarbonWindow:
@@ -87,14 +87,25 @@ class WaitAwhile(CarbonWindow):
     }
 
 
+class CarbonLookahead(CarbonWindow):
+    """``carbon-window`` with look-ahead over capacity: the queue's cells assigned jointly by
+    an LP each round (:mod:`policies.lookahead`), the same safety rules and rescue path."""
+
+    policy_name = "carbon-lookahead"
+    defaults: ClassVar[Mapping[str, Any]] = {"lookahead": True}
+
+
 class Oracle(CarbonWindow):
-    """``carbon-window`` given the realised intensity (replay only): the upper bound."""
+    """``carbon-window`` given the realised intensity (replay only), with ``min_saving`` 0: what
+    perfect forecasts add to the same greedy planner (a reference, not a bound)."""
 
     policy_name = "oracle"
     uses_actuals = True
-    defaults: ClassVar[Mapping[str, Any]] = {}
+    # Actuals carry no forecast error, so no gain is too small to wait for.
+    defaults: ClassVar[Mapping[str, Any]] = {"min_saving": 0.0}
 
 
 register_policy("carbon-window")(CarbonWindow)
 register_policy("wait-awhile")(WaitAwhile)
 register_policy("oracle")(Oracle)
+register_policy("carbon-lookahead")(CarbonLookahead)

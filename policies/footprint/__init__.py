@@ -26,7 +26,15 @@ from policies.footprint.calibration import (
     estimate_interval,
 )
 from policies.footprint.embodied import DEFAULT_ACT, ActParameters, act_embodied_g
-from policies.footprint.estimator import DEFAULT_POWER, Estimate, PowerModel, Workload, estimate
+from policies.footprint.estimator import (
+    DEFAULT_POWER,
+    Estimate,
+    PowerCurve,
+    PowerModel,
+    StudyPowerModel,
+    Workload,
+    estimate,
+)
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
 from policies.footprint.models import (
     DEFAULT_MODEL_CATALOG,
@@ -57,9 +65,11 @@ __all__ = [
     "GpuSpec",
     "ModelCatalog",
     "ModelSpec",
+    "PowerCurve",
     "PowerModel",
     "RuntimeProfile",
     "SteadyState",
+    "StudyPowerModel",
     "Workload",
     "act_embodied_g",
     "calibrated",

@@ -26,7 +26,14 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from policies.footprint._calibrated import CALIBRATIONS, FIT_ROWS
-from policies.footprint.estimator import Estimate, PowerModel, Workload, estimate
+from policies.footprint.estimator import (
+    Estimate,
+    PowerCurve,
+    PowerModel,
+    StudyPowerModel,
+    Workload,
+    estimate,
+)
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
 from policies.footprint.runtimes import RuntimeProfile
@@ -102,16 +109,18 @@ def calibration_for(gpu: GpuSpec) -> Calibration:
     return _BY_CLASS.get(gpu.name, _BY_CLASS[POOLED])
 
 
-def calibrated(runtime: RuntimeProfile, gpu: GpuSpec) -> tuple[RuntimeProfile, PowerModel]:
+def calibrated(runtime: RuntimeProfile, gpu: GpuSpec) -> tuple[RuntimeProfile, PowerCurve]:
     """``runtime`` and a power model as calibrated for ``gpu``.
 
     Runtimes without continuous batching (``hf-eager``) are returned unchanged, with the
-    default power model.
+    default power model. A runtime whose ``power_model`` is ``"study"`` keeps the calibrated
+    times but draws the study's power curve (:class:`StudyPowerModel`).
     """
+    study = runtime.power_model == "study"
     if not runtime.continuous_batching:
-        return runtime, PowerModel()
+        return runtime, StudyPowerModel() if study else PowerModel()
     cal = calibration_for(gpu)
-    return cal.apply(runtime), cal.power
+    return cal.apply(runtime), StudyPowerModel() if study else cal.power
 
 
 def band_for(runtime: RuntimeProfile, gpu: GpuSpec) -> Calibration:
@@ -173,7 +182,7 @@ def estimate_interval(
         point = estimate_continuous(model, gpu, profile, workload, power)
         label = calibration_for(gpu).gpu_class
     else:
-        point = estimate(model, gpu, runtime, workload)
+        point = estimate(model, gpu, runtime, workload, power=calibrated(runtime, gpu)[1])
         label = "uncalibrated"
     cal = band
     return EstimateInterval(

@@ -20,18 +20,46 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from policies.errors import InvalidWorkloadError
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec, precision_bytes
 from policies.footprint.runtimes import RuntimeProfile
 
-__all__ = ["DEFAULT_POWER", "Estimate", "PowerModel", "Workload", "estimate"]
+__all__ = [
+    "DEFAULT_POWER",
+    "POWER_MODELS",
+    "Estimate",
+    "PowerCurve",
+    "PowerModel",
+    "StudyPowerModel",
+    "Workload",
+    "estimate",
+]
 
 _GB: Final = 1e9
 _TFLOPS: Final = 1e12
 _FP8_ARCHITECTURES: Final = frozenset({"Ada Lovelace", "Hopper", "Blackwell"})
+
+
+class PowerCurve(Protocol):
+    """Board power of one GPU over a step, from how busy the step keeps it.
+
+    ``t_compute_s`` and ``t_memory_s``: the step's time if bound by FLOPs (at the runtime's
+    utilisation) or by bytes alone; ``t_step_s``: the step's time; ``t_peak_s``: the time its
+    FLOPs would take at the GPU's peak rate (so ``t_peak_s / t_step_s`` is the achieved MFU).
+    """
+
+    def utilisation(
+        self, t_compute_s: float, t_memory_s: float, t_step_s: float, t_peak_s: float = ...
+    ) -> float:
+        """The fraction of ``tdp - idle`` drawn, in [0, 1]."""
+        ...
+
+    def power_w(self, gpu: GpuSpec, utilisation: float) -> float:
+        """Board power in watts at ``utilisation``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +76,10 @@ class PowerModel:
     memory_weight: float = 0.7
     active_floor: float = 0.1
 
-    def utilisation(self, t_compute_s: float, t_memory_s: float, t_step_s: float) -> float:
-        """The busy fraction ``u`` in [active_floor, 1]."""
+    def utilisation(
+        self, t_compute_s: float, t_memory_s: float, t_step_s: float, t_peak_s: float = 0.0
+    ) -> float:
+        """The busy fraction ``u`` in [active_floor, 1] (``t_peak_s`` is not used)."""
         busy = (self.compute_weight * t_compute_s + self.memory_weight * t_memory_s) / t_step_s
         return min(1.0, max(self.active_floor, busy))
 
@@ -59,6 +89,37 @@ class PowerModel:
 
 
 DEFAULT_POWER: Final = PowerModel()
+
+
+@dataclass(frozen=True, slots=True)
+class StudyPowerModel:
+    """The power curve of the simulation study carbond's site model follows (Özcan, Wiesner,
+    Weiß and Kao, 2025, fitted on Vidur's GPU profiles)::
+
+        P = P_idle + (P_max - P_idle) * min(1, (MFU / 0.45) ** 0.7)
+
+    ``MFU`` is the step's achieved model-FLOPs utilisation (``t_peak_s / t_step_s``); ``P_max`` is
+    the GPU's TDP. Memory traffic draws nothing of its own here (the study's model sees FLOPs
+    only), which is what separates it from carbond's calibrated :class:`PowerModel`.
+    """
+
+    saturation_mfu: float = 0.45
+    exponent: float = 0.7
+
+    def utilisation(
+        self, t_compute_s: float, t_memory_s: float, t_step_s: float, t_peak_s: float = 0.0
+    ) -> float:
+        """``min(1, (MFU / saturation_mfu) ** exponent)``."""
+        mfu = max(t_peak_s, 0.0) / t_step_s if t_step_s > 0 else 0.0
+        return float(min(1.0, (mfu / self.saturation_mfu) ** self.exponent))
+
+    def power_w(self, gpu: GpuSpec, utilisation: float) -> float:
+        """Board power in watts at ``utilisation``."""
+        return gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * utilisation
+
+
+# Power models a runtime profile may name (``RuntimeProfile.power_model``; ``vllm+study``).
+POWER_MODELS: Final = ("calibrated", "study")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +228,7 @@ def _phase(
     mfu: float,
     gpu: GpuSpec,
     runtime: RuntimeProfile,
-    power: PowerModel,
+    power: PowerCurve,
     gpus: int,
 ) -> _Phase:
     """One forward pass on each of ``gpus`` GPUs (FLOPs and bytes are per GPU)."""
@@ -175,7 +236,7 @@ def _phase(
     t_memory = bytes_moved / (gpu.memory_bandwidth_gb_s * _GB * runtime.mbu)
     t_gpu = max(t_compute, t_memory) + comm_s
     t = max(t_gpu, host_s) if runtime.host_overlaps_gpu else t_gpu + host_s
-    u = power.utilisation(t_compute, t_memory, t)
+    u = power.utilisation(t_compute, t_memory, t, flops / peak_flops)
     return _Phase(t, power.power_w(gpu, u) * t * gpus)
 
 
@@ -185,7 +246,7 @@ def _batch(
     runtime: RuntimeProfile,
     workload: Workload,
     batch: int,
-    power: PowerModel,
+    power: PowerCurve,
 ) -> tuple[_Phase, _Phase]:
     """Prefill and decode of one batch of ``batch`` requests."""
     g = workload.tensor_parallel
@@ -255,7 +316,7 @@ def estimate(
     gpu: GpuSpec,
     runtime: RuntimeProfile,
     workload: Workload,
-    power: PowerModel = DEFAULT_POWER,
+    power: PowerCurve = DEFAULT_POWER,
 ) -> Estimate:
     """Predict the duration and energy of ``workload`` with ``model`` on ``gpu``.
 

@@ -14,7 +14,7 @@ refined by calibration against measured energy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Final
 
@@ -66,6 +66,7 @@ class RuntimeProfile:
     continuous_batching: bool = False
     per_sequence_overhead_s: float = 0.0
     fitted_host_overhead: bool = False
+    power_model: str = "calibrated"  # or "study": the simulation study's MFU power curve
 
 
 DEFAULT_RUNTIMES: Final[Mapping[str, RuntimeProfile]] = MappingProxyType(
@@ -119,14 +120,25 @@ DEFAULT_RUNTIMES: Final[Mapping[str, RuntimeProfile]] = MappingProxyType(
 )
 
 
+STUDY_SUFFIX: Final = "+study"
+
+
 def get_runtime(name: str) -> RuntimeProfile:
-    """The built-in runtime profile called ``name``.
+    """The built-in runtime profile called ``name``; ``<name>+study`` is that profile with the
+    simulation study's power curve (``power_model = "study"``) instead of the calibrated one.
 
     Raises:
         InvalidWorkloadError: no such profile.
     """
+    key = name.strip().lower()
+    base = key.removesuffix(STUDY_SUFFIX)
     try:
-        return DEFAULT_RUNTIMES[name.strip().lower()]
+        profile = DEFAULT_RUNTIMES[base]
     except KeyError:
         known = ", ".join(DEFAULT_RUNTIMES)
-        raise InvalidWorkloadError(f"unknown runtime {name!r} (known: {known})") from None
+        raise InvalidWorkloadError(
+            f"unknown runtime {name!r} (known: {known}; any of them +study)"
+        ) from None
+    if key == base:
+        return profile
+    return replace(profile, name=key, power_model="study")

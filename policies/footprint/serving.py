@@ -14,7 +14,8 @@ tensor-parallel GPUs:
 - the GPU time is the roofline maximum of compute and memory time, plus two all-reduces per layer
   over the interconnect when ``g > 1``; host time per step (scheduling, sampling) sits between
   steps (``host_overlaps_gpu`` False) or overlaps them.
-- every GPU draws ``PowerModel.power_w`` over the step.
+- every GPU draws the power curve's ``power_w`` over the step (:class:`.estimator.PowerModel`,
+  calibrated, or the study's :class:`.estimator.StudyPowerModel`).
 
 Energy per output token is step energy over ``b``; energy per request is that times ``n_out``;
 the inter-token latency (TPOT) is the step time. This is what the ML.ENERGY benchmark measures
@@ -30,7 +31,7 @@ from typing import Final
 from policies.footprint.estimator import (
     DEFAULT_POWER,
     Estimate,
-    PowerModel,
+    PowerCurve,
     Workload,
     _peak_flops,  # one rule for which tensor-core rate a precision gets
     memory_required_gb,
@@ -97,7 +98,7 @@ def steady_state(
     gpu: GpuSpec,
     runtime: RuntimeProfile,
     workload: Workload,
-    power: PowerModel = DEFAULT_POWER,
+    power: PowerCurve = DEFAULT_POWER,
 ) -> SteadyState:
     """The steady state of serving ``workload`` with ``workload.batch_size`` requests in flight.
 
@@ -139,7 +140,7 @@ def steady_state(
     )
     gpu_s = max(compute_s, memory_s) + comm_s
     step_s = max(gpu_s, host_s) if runtime.host_overlaps_gpu else gpu_s + host_s
-    u = power.utilisation(compute_s, memory_s, step_s)
+    u = power.utilisation(compute_s, memory_s, step_s, (decode_flops + prefill_flops) / peak)
     power_w = power.power_w(gpu, u) * g
     per_token = power_w * step_s / b
     return SteadyState(
@@ -164,7 +165,7 @@ def estimate_continuous(
     gpu: GpuSpec,
     runtime: RuntimeProfile,
     workload: Workload,
-    power: PowerModel = DEFAULT_POWER,
+    power: PowerCurve = DEFAULT_POWER,
 ) -> Estimate:
     """A job of ``workload.request_count`` requests on a continuous-batching engine.
 

@@ -121,6 +121,15 @@ def test_engine_override_changes_the_v3_prediction(data: Path) -> None:
     assert v0[0].state.step_s > v1.state.step_s  # the V0 engine's host costs
 
 
+def test_study_power_model_keeps_the_times_and_changes_the_power(data: Path) -> None:
+    calibrated, _ = validate(data, ["v2", "v3"])
+    study, _ = validate(data, ["v2", "v3"], power_model="study")
+    assert [r.measured.key for r in study] == [r.measured.key for r in calibrated]
+    for a, b in zip(calibrated, study, strict=True):
+        assert b.state.step_s == a.state.step_s
+    assert [b.state.power_w for b in study] != [a.state.power_w for a in calibrated]
+
+
 def test_main_json(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(data), "--json", "--worst", "2"]) == 0
     payload = json.loads(capsys.readouterr().out)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from daemon.cli.demo_cmd import print_demo
 from daemon.demo import DEMO_JOBS, DemoResult, run_demo
 from policies import policy_names
 
@@ -63,3 +66,41 @@ def test_the_command_prints_json_and_keeps_its_state_dir(tmp_path: Path) -> None
     assert [r["zone"] for r in payload["regions"]] == ["CA-QC", "US-CAL-CISO", "US-NW-PACE"]
     assert (tmp_path / "run-now" / "ledger.db").is_file()
     assert (tmp_path / "run-now" / "queue.jsonl").is_file()
+
+
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+_VOLATILE = re.compile(r"\d+\.\d s wall; state in \S+")
+
+
+def _demo_block(text: str) -> tuple[int, int]:
+    """Start and end offsets of the output block under docs/operations.md's demo section."""
+    section = text.index("## `carbond demo`")
+    start = text.index("```text\n", section) + len("```text\n")
+    return start, text.index("```", start)
+
+
+def _normalised(text: str) -> list[str]:
+    return [_VOLATILE.sub("<wall> s wall; state in <dir>", line).rstrip()
+            for line in text.splitlines()]  # fmt: skip
+
+
+def test_the_operations_guide_shows_what_make_demo_prints(
+    demo: DemoResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo` runs `carbond demo --state-dir demo-out/state`; the guide shows its output
+    (piped: tables 200 columns wide) but for the wall time. CARBOND_UPDATE_DOCS=1 rewrites the
+    guide's block from this run instead of comparing."""
+    print_demo(demo, 0.0)
+    printed = capsys.readouterr().out
+    printed = _VOLATILE.sub("1.2 s wall; state in demo-out/state", printed)
+    text = OPERATIONS.read_text(encoding="utf-8")
+    start, end = _demo_block(text)
+    if os.environ.get("CARBOND_UPDATE_DOCS") == "1":
+        lines = "\n".join(line.rstrip() for line in printed.splitlines()) + "\n"
+        text = text[:start] + lines + text[end:]
+        OPERATIONS.write_text(text, encoding="utf-8")
+        start, end = _demo_block(text)
+    assert _normalised(text[start:end]) == _normalised(printed), (
+        "docs/operations.md's demo output differs from what the demo prints now; rerun this "
+        "test with CARBOND_UPDATE_DOCS=1 to rewrite it, then read the prose around it"
+    )

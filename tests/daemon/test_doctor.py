@@ -63,7 +63,7 @@ def test_a_healthy_setup_passes(tmp_path: Path) -> None:
     assert done.returncode == 0 and payload["ok"], done.stdout
     checks = {c["check"]: c["status"] + ": " + c["detail"] for c in payload["checks"]}
     assert list(checks) == ["config", "state_dir", "ledger", "policy", "gpus", "nvml",
-                            "signals", "queue", "wrapper"]  # fmt: skip
+                            "signals", "queue", "wrapper", "health"]  # fmt: skip
     assert all(v.startswith(("pass", "skip")) for v in checks.values())
     assert "CA-QC 31 g/kWh (static" in checks["signals"]
     assert "token NOT set" in checks["signals"]
@@ -161,7 +161,7 @@ def test_human_output_is_one_line_per_check_and_failure_exits_1(tmp_path: Path) 
 
     assert done.returncode == 1
     lines = done.stdout.splitlines()
-    assert len(lines) == 9
+    assert len(lines) == 10
     assert [line[:4] for line in lines].count("FAIL") == 1
 
 

@@ -354,12 +354,27 @@ def test_a_working_directory_the_user_cannot_enter_is_refused(tmp_path: Path) ->
     status_file = logs / "job-s.status.json"
     spec_file = logs / "job-s.spec.json"
     jobfiles.write_private(spec_file, jobfiles.wrapper_spec(spec, status_file, 1))
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    try:
-        assert wrapper.run(spec_file) == 0
-    finally:  # run() installs the wrapper's handlers: give this process its own back
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+    done = subprocess.run([PY, "-I", "-m", "daemon.executors.wrapper", str(spec_file)],
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "cannot enter working directory" in done.stderr
     recorded = json.loads(status_file.read_text())
     assert recorded["exit_code"] == wrapper.EXIT_NOT_RUNNABLE
     assert f"cannot start: uid {nobody.pw_uid} cannot enter working directory" in recorded["reason"]
+
+
+def test_a_job_that_forks_and_exits_leaves_nothing_running(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {pid_file}; exit 0"
+    executor = LocalExecutor()
+    handle = executor.launch(_spec(tmp_path, "job-f", "/bin/sh", "-c", script), NOW)
+    reaper.append(handle)
+
+    status = _wait(executor, handle)
+
+    assert status.exit_code == 0
+    assert "1 process(es) it left running were terminated" in status.reason
+    child = int(pid_file.read_text())
+    assert process_start_ticks(child) is None, "the forked child outlived its job"

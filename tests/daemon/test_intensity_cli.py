@@ -77,7 +77,10 @@ class _FakeElectricityMaps(BaseHTTPRequestHandler):
         zone = parse_qs(url.query).get("zone", ["?"])[0]
         if self.mode == "timeout":
             time.sleep(0.6)  # longer than the 0.2 s read timeout
-        if self.mode in self._FAILURES:
+        if self.mode == "echo":  # a hostile server hands the token back in a header
+            echo = f"text/html; token={self.headers.get('auth-token')}"
+            self._send(200, "<html>", echo, {"X-Token": str(self.headers.get("auth-token"))})
+        elif self.mode in self._FAILURES:
             status, body, content_type, headers = self._FAILURES[self.mode]
             self._send(status, body, content_type, headers)
         elif zone != "DE":
@@ -144,7 +147,7 @@ def test_live_then_stale_cache_through_every_failure(
     assert len(live["forecast"]["points"]) == 6 and live["forecast"]["forecaster"]
     assert TOKEN in fake_em.seen_tokens
 
-    for mode in ("500", "429", "timeout", "html", "badjson"):
+    for mode in ("500", "429", "timeout", "html", "badjson", "echo"):
         fake_em.mode = mode
         code, cached, err = _run(capsys, *args)
         assert code == 0, (mode, err)
@@ -250,3 +253,41 @@ def test_token_from_a_systemd_credential_file(
     assert code == 0 and reading["rung"] == "live"
     assert fake_em.seen_tokens[0] == "from-credential"
     assert "from-credential" not in json.dumps(reading) + err
+
+
+def test_the_daemon_logs_failed_provider_calls_without_the_token(
+    fake_em: type[_FakeElectricityMaps], tmp_path: Path
+) -> None:
+    from daemon.assemble import build_service
+    from daemon.ledger import Ledger
+    from daemon.settings import RegionSettings, load_settings
+    from daemon.testing import RecordingExecutor
+
+    settings = load_settings(
+        None,
+        state_dir=tmp_path,
+        intensity={"source": "chain"},
+        regions=(RegionSettings(name="de", zone="DE", executor="recording", gpus=("T4",)),),
+    )
+    now = datetime.now(UTC)
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        service = build_service(settings, ledger, {"recording": RecordingExecutor()})
+        try:
+            for mode in ("500", "echo"):
+                fake_em.mode = mode
+                with capture_logs() as events:
+                    service.refresh_intensity(now)
+                failed = [e for e in events if e["event"] == "intensity_provider_failed"]
+                assert [e["zone"] for e in failed] == ["DE"], mode
+                assert ("HTTP 500" if mode == "500" else "not JSON") in failed[0]["problem"]
+                assert TOKEN not in repr(events)
+            fake_em.mode = "ok"  # live works; the forecast's 403 is logged once, then backed off
+            with capture_logs() as events:
+                service.refresh_intensity(now)
+            failed = [e for e in events if e["event"] == "intensity_provider_failed"]
+            assert [e["problem"].split(":")[0] for e in failed] == ["provider forecast"]
+            with capture_logs() as events:
+                service.refresh_intensity(now)
+            assert "intensity_provider_failed" not in [e["event"] for e in events]
+        finally:
+            service.close()

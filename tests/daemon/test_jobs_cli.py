@@ -26,7 +26,7 @@ from daemon.ledger import Ledger
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
-from tests.daemon.helpers import PAPER_REGIONS, make_service
+from tests.daemon.helpers import PAPER_REGIONS, append, job_line, make_service
 from tests.daemon.users import cli_as
 
 REPO = Path(__file__).resolve().parents[2]
@@ -207,7 +207,7 @@ def test_jobs_status_cancel_against_a_running_service(
     code, _, err = _run(capsys, "cancel", "a", "--state-dir", str(tmp_path))
     assert (code, "already cancelled" in err) == (2, True)
     code, _, err = _run(capsys, "status", "zzz", "--state-dir", str(tmp_path))
-    assert (code, "unknown job 'zzz'" in err) == (2, True)  # bad input: exit 2 (docs)
+    assert (code, "unknown job 'zzz'" in err) == (2, True)  # bad input: exit 2 (issue 14 item 13)
 
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--state", "cancelled")
     assert code == 0 and "a" in out
@@ -229,7 +229,7 @@ def test_jobs_without_a_ledger_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = _run(capsys, "jobs", "--state-dir", str(tmp_path))
-    assert code == 1
+    assert code == 2  # a state_dir without a ledger: bad input, as for `carbond report`
     assert "no ledger" in err
 
 
@@ -373,3 +373,28 @@ def test_status_shows_ones_own_rejected_lines(
     code, out, _ = _run(capsys, "status", "bad1", "--state-dir", str(tmp_path))
     assert code == 2
     assert out.startswith("bad1: rejected (queue.jsonl line 1): line 1: field 'batch_size'")
+
+
+def test_jobs_shows_a_page_with_totals_and_streams_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = make_service(tmp_path, RecordingExecutor())
+    service.start(FakeClock()())
+    append(service.queue.path, "".join(job_line(id=f"j{k:03d}") for k in range(120)))
+    service.ingest(FakeClock()())
+    state = ("--state-dir", str(tmp_path))
+    code, out, _ = _run(capsys, "jobs", *state)
+    assert code == 0
+    assert "j049" in out and "j050" not in out
+    assert "jobs 1-50 of 120 (queued 120)" in out and "more: --offset 50" in out
+    code, out, _ = _run(capsys, "jobs", *state, "--offset", "100", "--limit", "50")
+    assert "j100" in out and "j119" in out and "j099" not in out and "more:" not in out
+    assert "jobs 101-120 of 120" in out
+    code, out, _ = _run(capsys, "jobs", *state, "--json")
+    assert [row["job_id"] for row in json.loads(out)] == [f"j{k:03d}" for k in range(120)]
+    code, out, _ = _run(capsys, "jobs", *state, "--json", "--limit", "3", "--offset", "10")
+    assert [row["job_id"] for row in json.loads(out)] == ["j010", "j011", "j012"]
+    code, out, _ = _run(capsys, "jobs", *state, "--json", "--state", "running")
+    assert json.loads(out) == []
+    code, _, err = _run(capsys, "jobs", *state, "--offset", "-1")
+    assert code == 2 and "negative" in err

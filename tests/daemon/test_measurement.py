@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
+from daemon.doctor import run_checks
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
 from daemon.gpu.fake_nvml import FakeNvml
@@ -132,6 +133,9 @@ def test_a_gpu_lost_mid_job_fails_it_and_the_daemon_goes_on(tmp_path: Path) -> N
     outcome = service.ledger.outcome(lost_job)
     assert outcome is not None and outcome["measured_energy_j"] > 0
     assert "GPU 1 lost" in json.loads(outcome["details_json"])["energy_failed_reason"]
+    service.after_step("reconcile", None, clock())  # the loop writes health.json
+    [health] = [c for c in run_checks(None, clock(), state_dir=tmp_path) if c.name == "health"]
+    assert health.status == "fail" and "gpu:1: lost: GPU 1" in health.detail
     # The daemon goes on: the other job keeps running; a new job is not placed on GPU 1,
     # even after a reload rebuilt the inventory.
     assert service.ledger.job(kept_job).state == "running"

@@ -313,3 +313,27 @@ def test_a_policy_that_double_books_a_gpu_is_not_obeyed(tmp_path: Path) -> None:
     assert _states(service.ledger) == {"a": "running", "b": "queued"}
     assert "decision_conflict" in [entry["event"] for entry in logs]
     assert len(executor.launches) == 1
+
+
+def test_a_round_plans_only_the_most_urgent_window_but_settles_every_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import daemon.service
+
+    monkeypatch.setattr(daemon.service, "PLAN_WINDOW", 3)
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    lines = [job_line(id=f"old{k}") for k in range(4)]
+    lines += [job_line(id="urgent", priority=5), job_line(id="soon", deadline="+1h")]
+    lines += [job_line(id="late", deadline="+2h")]
+    append(service.queue.path, "".join(lines))
+    service.tick(clock())
+    assert [launch.job_id for launch in executor.launches] == ["urgent"]
+    decided = {row["job_id"] for row in service.ledger.rows("decisions")}
+    assert decided == {"urgent", "soon", "late"}  # the old jobs without deadline wait
+    clock.advance(3601)
+    service.tick(clock())  # "soon" is past its deadline and expires; "old0" enters the window
+    states = _states(service.ledger)
+    assert states["soon"] == "expired" and states["late"] == "queued"
+    assert {row["job_id"] for row in service.ledger.rows("decisions")} >= {"old0", "old1"}

@@ -98,6 +98,15 @@ def test_minimal_with_every_problem_reported(tmp_path: Path) -> None:
         ("datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,-5\n", ">= 0"),
         ("datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX\n", r"x\.csv:2: 2 fields"),
         ("", r"x\.csv:1: empty file"),
+        (  # found by the fuzzer: a ValueError from deep inside datetime
+            "datetime,zone,carbon_intensity_g_per_kwh\n0001-01-01T00:00:00+14:00,XX,1\n",
+            r"x\.csv:2: column 'datetime': date-time out of range",
+        ),
+        (  # two rows 8,000 years apart would have allocated 560 MB
+            "datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,1\n"
+            "2023-01-01T01:00Z,XX,1\n9999-01-01T00:00Z,XX,1\n",
+            r"x\.csv:4: zone XX: \d+ points of 3600 s",
+        ),
         ("datetime,zone,carbon_intensity_g_per_kwh\n", "no data rows"),
     ],
 )
@@ -121,3 +130,23 @@ def test_reads_real_portal_export(shared_data: Path) -> None:
     s = result.zone("US-NW-PACW")
     assert len(s) == 8760 and s.missing_count() == 24
     assert [i.kind for i in result.issues] == ["empty_value"]
+
+
+def test_a_bad_row_is_skipped_and_reported_and_the_rows_around_it_kept(tmp_path: Path) -> None:
+    header = "datetime,zone,carbon_intensity_g_per_kwh\n"
+    rows = [f"2023-01-01T0{h}:00Z,XX,{100 * h}" for h in range(4)]
+    rows[2] = "2023-01-01T02:00Z,XX,abc"
+    result = read_trace(_write(tmp_path, "x.csv", header + "\n".join(rows) + "\n"))
+    values = result.zone("XX").values_g_per_kwh
+    assert list(values[[0, 1, 3]]) == [0.0, 100.0, 300.0] and math.isnan(values[2])
+    [bad] = [i for i in result.issues if i.kind == "bad_row"]
+    assert str(bad).startswith(f"{tmp_path / 'x.csv'}:4: XX: bad_row: column ")
+    assert "not a number: 'abc'; row skipped" in str(bad)
+
+
+def test_many_bad_rows_are_listed_then_counted(tmp_path: Path) -> None:
+    header = "datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,1\n"
+    bad = "".join(f"2023-01-0{1 + k // 24}T{k % 24:02d}:30Z,XX,-{k}\n" for k in range(1, 26))
+    result = read_trace(_write(tmp_path, "x.csv", header + bad))
+    issues = [i for i in result.issues if i.kind == "bad_row"]
+    assert len(issues) == 21 and issues[-1].count == 5 and "5 more bad rows" in issues[-1].message

@@ -309,6 +309,48 @@ def test_a_scarce_clean_gpu_goes_to_the_job_that_saves_most_on_it(
         assert regret_total < total
 
 
+@pytest.mark.parametrize("name", ["wait-awhile", "carbon-window"])
+def test_a_job_its_home_cannot_run_goes_elsewhere_not_rejected(
+    name: str, two_regions: Cluster
+) -> None:
+    """Home in Quebec, but it needs more memory than a T4 has: under wait-awhile's home-only
+    mask it has no allowed pool, and it takes the rescue path to California instead of being
+    rejected (it fits an admissible device)."""
+    devs, fcs = two_regions
+    big = replace(job("big", regions=("qc", "ca")), min_gpu_memory_gb=20.0)
+    (decision,) = get_policy(name).plan(NOW, [big], devs, fcs)
+    assert decision.action != "reject"
+    assert decision.chosen is not None and decision.chosen.region == "ca"
+    nowhere = replace(big, min_gpu_memory_gb=1000.0)
+    assert get_policy(name).plan(NOW, [nowhere], devs, fcs)[0].action == "reject"
+
+
+def test_lookahead_lets_a_short_job_run_clean_before_a_long_one() -> None:
+    """One clean T4, one dirty RTX 6000 Ada. The long job has the larger regret, so the greedy
+    gives it the T4 now and the short job, which must start within ~1.5 h, starts at once on
+    the dirty GPU. The look-ahead LP runs the short job on the T4 first and holds the long one
+    for the T4 right after: both run clean, deadlines kept."""
+    devs = devices("qc", "CA-QC", "T4", 1) + devices("pace", "US-NW-PACE", "RTX6000-Ada", 1)
+    fcs = {"CA-QC": forecast("CA-QC", [30.0] * 30),
+           "US-NW-PACE": forecast("US-NW-PACE", [600.0] * 30)}  # fmt: skip
+    long = job("long", hours=12.0, requests=16384, regions=("qc", "pace"))
+    short_d = estimate_on(job("probe", requests=512), devs[0]).duration_s
+    short = replace(
+        job("short", requests=512, regions=("qc", "pace")),
+        deadline=NOW + timedelta(seconds=5400 + 1.25 * short_d + 900),
+    )
+    greedy = {d.job_id: d for d in get_policy("carbon-window").plan(NOW, [long, short], devs, fcs)}
+    joint = {
+        d.job_id: d for d in get_policy("carbon-lookahead").plan(NOW, [long, short], devs, fcs)
+    }
+    assert greedy["short"].chosen is not None and greedy["short"].chosen.region == "pace"
+    assert joint["short"].action == "start"
+    assert joint["short"].chosen is not None and joint["short"].chosen.region == "qc"
+    assert joint["long"].action == "hold"
+    assert joint["long"].chosen is not None and joint["long"].chosen.region == "qc"
+    assert joint["long"].chosen.start >= NOW + timedelta(seconds=short_d)
+
+
 @pytest.mark.parametrize("name", ["carbon-window", "run-now", "spatial", "lowest-energy"])
 def test_run_now_is_a_start_the_job_could_have_had(name: str, two_regions: Cluster) -> None:
     """Issue 14 item 2: the fastest GPU (California) is held by another job for 3 h, so the

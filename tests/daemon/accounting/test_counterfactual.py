@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from daemon.cli import main
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
@@ -34,7 +37,7 @@ def _service(tmp_path: Path, executor: RecordingExecutor) -> Service:
 
 
 def test_the_counterfactual_waits_for_the_busy_gpu_and_survives_a_restart(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
     service = _service(tmp_path, executor)
@@ -76,3 +79,15 @@ def test_the_counterfactual_waits_for_the_busy_gpu_and_survives_a_restart(
     assert latest is not None and latest.run_now_total_g != stored["total_g"]
     assert json.loads(json.dumps(stored))["total_g"] > 0
     restarted.ledger.close()
+
+    # `carbond status` shows that same counterfactual, and no busy GPU among the alternatives
+    monkeypatch.setenv("CARBOND_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+    capsys.readouterr()
+    assert main(["status", "second", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["run_now_total_g"] == stored["total_g"]
+    assert shown["decision"]["run_now"] == stored
+    assert shown["decision"]["run_now_total_g"] == stored["total_g"]
+    assert shown["saved_g"] == pytest.approx(stored["total_g"] - outcome["total_g"])

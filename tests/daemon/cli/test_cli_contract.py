@@ -26,13 +26,14 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
-    """A ledger with two jobs run to the end by a recording executor, one with an outcome, and
-    one refused queue line."""
+    """A ledger with two jobs run to the end by a recording executor (``a``'s outcome set here),
+    one rejected by the policy (never ran: no outcome), and one refused queue line."""
     clock = FakeClock()
     service = make_service(tmp_path, RecordingExecutor())
     service.start(clock())
     append(service.queue.path, job_line(id="a", deadline="+8h") + job_line(id="b"))
     append(service.queue.path, '{"id": "bad", "model": "llama-1b", "command": "rm -rf /"}\n')
+    append(service.queue.path, job_line(id="huge", model="llama-3.1-70b"))
     for _ in range(5):
         service.tick(clock.advance(600))
     service.ledger.record_outcome("a", clock(), total_g=2.0, run_now_total_g=5.0)
@@ -46,29 +47,30 @@ def test_jobs_shows_deadline_measured_and_saved_with_totals(
 ) -> None:
     with Ledger.open_readonly(state / "ledger.db") as ledger:
         deadline = ledger.job("a").deadline
-        expected = [ledger.latest_decision(j).expected_total_g for j in ("a", "b")]  # type: ignore[union-attr]
+        decisions = [ledger.latest_decision(j) for j in ("a", "b", "huge")]
+        b = ledger.outcome("b") or {}
+    expected = sum(d.expected_total_g or 0.0 for d in decisions if d is not None)
+    b_total, b_run_now = b.get("total_g"), b.get("run_now_total_g")
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--json")
     assert code == 0
     rows = {row["job_id"]: row for row in json.loads(out)}
     assert rows["a"]["deadline"] == deadline.isoformat()  # type: ignore[union-attr]
     assert (rows["a"]["measured_total_g"], rows["a"]["saved_g"]) == (2.0, 3.0)
     # b ran on a GPU nothing meters: its grams are the estimate's, flagged as such (issue 14.1)
-    with Ledger.open_readonly(state / "ledger.db") as ledger:
-        b = ledger.outcome("b")
-    assert b is not None and b["energy_method"] == "estimated"
-    assert rows["b"]["measured_total_g"] == b["total_g"] > 0
+    assert b_total is not None and b_run_now is not None and b["energy_method"] == "estimated"
+    assert rows["b"]["measured_total_g"] == b_total > 0
     assert rows["b"]["energy_method"] == "estimated"
-    assert rows["b"]["saved_g"] == pytest.approx(b["run_now_total_g"] - b["total_g"])
+    assert rows["b"]["saved_g"] == pytest.approx(b_run_now - b_total)
+    assert (rows["huge"]["measured_total_g"], rows["huge"]["saved_g"]) == (None, None)
 
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(state))
     header = next(line for line in out.splitlines() if "job_id" in line)
     for column in ("deadline", "expected_total_g", "measured_total_g", "saved_g"):
         assert column in header
-    total = sum(e for e in expected if e is not None)
-    measured, saved = 2.0 + b["total_g"], 3.0 + b["run_now_total_g"] - b["total_g"]
+    measured, saved = 2.0 + b_total, 3.0 + b_run_now - b_total
     assert out.splitlines()[-1] == (
-        f"total over 2 jobs: expected {total:,.2f} g; measured {measured:,.2f} g over 2 finished, "
-        f"saved {saved:,.2f} g against running each at once (run-now)"
+        f"total over 3 jobs: expected {expected:,.2f} g; measured {measured:,.2f} g over "
+        f"2 finished, saved {saved:,.2f} g against running each at once (run-now)"
     )
 
 
@@ -121,6 +123,25 @@ def test_an_export_that_cannot_be_written_names_the_target(
     code, _, err = _run(capsys, "export", "jobs", str(target), "--state-dir", str(state))
     assert code == 1
     assert err == f"carbond: error: {target}: cannot write: No such file or directory\n"
+
+
+def test_a_codecarbon_export_that_cannot_be_written_names_the_target(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = state / "missing" / "emissions.csv"
+    code, _, err = _run(capsys, "export", "--format", "codecarbon", str(target),
+                        "--state-dir", str(state))  # fmt: skip
+    assert code == 1
+    assert err == f"carbond: error: {target}: cannot write: No such file or directory\n"
+
+
+@pytest.mark.parametrize("command", ["jobs", "report", "export jobs x.csv", "status a"])
+def test_a_state_dir_without_a_ledger_is_bad_input_everywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    code, out, err = _run(capsys, *command.split(), "--state-dir", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert "no ledger" in err and err.count("\n") == 1
 
 
 def test_a_reader_that_stops_early_is_not_an_error(state: Path) -> None:

@@ -215,3 +215,18 @@ def test_a_big_backlog_is_read_in_bounded_chunks(
     assert len(accepted) == 2000
     assert max(reads) <= queue.read_chunk_bytes
     assert queue.read_chunk_bytes < queue.path.stat().st_size
+
+
+def test_jobs_and_status_read_rejected_hostile_lines(
+    queue: Queue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stored line is re-read to find the id it claimed: it must not raise there either."""
+    from daemon.cli import main
+
+    append(queue.path, "".join(POISON))
+    queue.ingest(NOW)
+    state = ("--state-dir", str(queue.state_dir))
+    assert main(["jobs", "--state", "rejected", "--json", *state]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == len(POISON)
+    assert main(["status", "nope", *state]) == 2
+    assert "unknown job 'nope'" in capsys.readouterr().err

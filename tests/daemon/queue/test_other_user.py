@@ -149,6 +149,7 @@ def test_another_users_job_id_is_neither_taken_nor_cancelled(world: _World) -> N
     assert world.ledger.job(root_id).cancel_requested_at is None
     status = world.cli.run(world.attacker, "status", victim_id, "--state-dir", str(world.state),
                            "--json")  # fmt: skip
+    assert status.returncode == 0, status.stderr
     rejected = json.loads(status.stdout)["rejected_lines"]
     assert {r["uid"] for r in rejected} == {world.attacker.pw_uid}  # their own, nobody else's
     assert any("already used by another user" in r["reason"] for r in rejected)

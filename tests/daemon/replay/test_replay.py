@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 from collections.abc import Iterator
@@ -214,3 +215,50 @@ def test_replay_goes_through_the_daemon_service(
         assert decision is not None and decision.action == "start"
         [run] = harness.finished
         assert run.job == job and run.plan.region == decision.region
+
+
+def test_a_gpu_is_reused_at_the_tick_its_run_ends(
+    trace: Path, intensity_files: list[Path], tmp_path: Path
+) -> None:
+    """The replay reconciles finished runs before planning: on a one-GPU cluster, each queued
+    job starts at the first tick at or after the previous run's end, not one tick later."""
+    one_gpu = tmp_path / "one.toml"
+    one_gpu.write_text('[[regions]]\nname = "quebec"\nzone = "CA-QC"\n'
+                       'gpus = [{ type = "T4", count = 1 }]\n', encoding="utf-8")  # fmt: skip
+    inputs = replace(_inputs(trace, one_gpu, intensity_files, 0.1), intensity=(intensity_files[0],))
+    setup = load_setup(inputs, parse_duration_s("6h"))
+    outcomes = sorted(replay_policy(setup, "run-now").outcomes, key=lambda o: o.started_at)
+    queued = [(a, b) for a, b in itertools.pairwise(outcomes) if b.arrival < a.ended_at]
+    assert len(queued) >= 2
+    for before, after in queued:
+        gap_s = (after.started_at - before.ended_at).total_seconds()
+        assert 0 <= gap_s < setup.tick_s, (before.job_id, after.job_id, gap_s)
+
+
+def test_replay_bound_is_below_every_policy_that_met_every_deadline(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "2h",
+            "--policy", "run-now,spatial,carbon-window,carbon-lookahead,oracle",
+            "--model", "llama-1b",
+            "--requests-per-job", "64", "--tick", "300", "--json", "--bound",
+            "--forecaster", "seasonal-24h"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    assert main(argv) == 0
+    rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    bound = rows.pop("lp-bound")
+    assert bound["total_g"] > 0 and bound["jobs"] == rows["run-now"]["jobs"]
+    for name, row in rows.items():
+        assert row["deadline_misses"] == 0, name
+        assert row["gap_to_bound"] is not None and row["gap_to_bound"] >= -1e-9, name
+    assert rows["carbon-window"]["gap_to_bound"] < rows["run-now"]["gap_to_bound"]
+    # The saving splits into placement and start time, exactly.
+    for name, row in rows.items():
+        parts = row["spatial_saving"] + row["temporal_saving"]
+        assert parts == pytest.approx(row["savings_vs_run_now"], abs=1e-9), name
+    assert rows["run-now"]["spatial_saving"] == pytest.approx(0.0, abs=1e-12)
+    assert rows["run-now"]["temporal_saving"] == pytest.approx(0.0, abs=1e-12)
+    assert 0.0 <= bound["temporal_only_potential"] < 1.0

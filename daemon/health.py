@@ -1,0 +1,122 @@
+"""What is wrong with the running daemon right now, for ``carbond doctor``: ``health.json``.
+
+The daemon keeps one :class:`Health`: each problem under a key (``step:plan``,
+``intensity:DE``, ``clock``, ``gpu:<device>``) with a one-line message and when it began. Steps
+set and clear their own keys as they fail and recover; a problem set with ``for_s`` (the clock
+stepped) clears itself after that long. The service loop writes the file after every step
+that changed something, and at least every ``HEARTBEAT_S``, atomically (temp file + rename),
+so ``doctor`` (another process) sees the problems and, from ``updated_at``, whether the daemon
+is still writing at all: a full disk or a read-only state dir stops the writes, which is itself
+the clue. Messages never carry a token (they come from carbond's own errors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+__all__ = ["HEALTH_NAME", "HEARTBEAT_S", "Health", "HealthReport", "read_health"]
+
+HEALTH_NAME: Final = "health.json"
+HEARTBEAT_S: Final = 30.0
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    message: str
+    since: datetime
+    until: datetime | None
+
+
+class Health:
+    """The daemon's current problems by key (not thread-safe: the loop's thread uses it)."""
+
+    def __init__(self) -> None:
+        self._problems: dict[str, _Problem] = {}
+        self._changed = True
+        self._written_at: datetime | None = None
+        self._write_failed = False
+
+    def set(self, key: str, message: str, now: datetime, *, for_s: float | None = None) -> None:
+        """Record (or update) problem ``key``; ``for_s``: it clears itself after that long."""
+        old = self._problems.get(key)
+        until = now + timedelta(seconds=for_s) if for_s is not None else None
+        since = old.since if old is not None and old.message == message else now
+        self._problems[key] = _Problem(message, since, until)
+        self._changed = self._changed or old is None or old.message != message
+
+    def clear(self, key: str) -> None:
+        """Problem ``key`` is over (nothing if there was none)."""
+        if self._problems.pop(key, None) is not None:
+            self._changed = True
+
+    def problems(self, now: datetime) -> dict[str, str]:
+        """Current problems by key (expired ones dropped)."""
+        for key, problem in list(self._problems.items()):
+            if problem.until is not None and now >= problem.until:
+                self.clear(key)
+        return {key: p.message for key, p in sorted(self._problems.items())}
+
+    def write(self, path: Path, now: datetime) -> None:
+        """Write ``path`` if something changed or ``HEARTBEAT_S`` passed; never raises (a
+        failed write is logged once per failure streak: the stale file tells ``doctor``)."""
+        problems = self.problems(now)
+        fresh = self._written_at is not None and (now - self._written_at).total_seconds() < (
+            HEARTBEAT_S
+        )
+        if fresh and not self._changed:
+            return
+        record = {
+            "updated_at": now.isoformat(),
+            "pid": os.getpid(),
+            "problems": {
+                key: {"message": message, "since": self._problems[key].since.isoformat()}
+                for key, message in problems.items()
+            },
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(record, handle)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if not self._write_failed:
+                log.error("health_write_failed", path=str(path), error=str(exc))
+            self._write_failed = True
+            return
+        self._write_failed = False
+        self._changed = False
+        self._written_at = now
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """``health.json`` as read back: when it was written and the problems then."""
+
+    updated_at: datetime
+    pid: int
+    problems: dict[str, str]
+
+
+def read_health(path: Path) -> HealthReport | None:
+    """The last health the daemon wrote; None when there is no (readable, valid) file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            record = json.loads(handle.read(1 << 20))
+        return HealthReport(
+            datetime.fromisoformat(record["updated_at"]),
+            int(record["pid"]),
+            {str(k): str(v["message"]) for k, v in record["problems"].items()},
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

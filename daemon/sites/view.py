@@ -1,0 +1,169 @@
+"""What planners see of the sites: per zone, the effective intensity of the next GPU kWh.
+
+:class:`SiteView` keeps each site's battery state of charge between planning rounds (advanced
+with the PV, the other load and the GPU load that was running) and turns the grid forecast of a
+site's zone into :func:`policies.footprint.site.effective_intensity` on the same grid: grid
+intensity blended with the PV that would be curtailed and the battery energy no running job
+needs, shared over the GPUs free at each step. Running and free GPUs are counted at their TDP
+times the site's PUE, so the surplus is never over-promised (realised shares are computed from
+the jobs' own energy afterwards).
+
+Only the planner's view changes: measured outcomes keep reading the grid series.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from daemon.sites.model import Site
+from policies import Device, ZoneIntensity
+from policies.footprint.site import dispatch, effective_intensity
+
+__all__ = ["SiteIntensity", "SiteView"]
+
+FloatArray = npt.NDArray[np.float64]
+_MAX_STEP_S = 300.0  # the battery is advanced in steps no longer than this
+_KEEP_S = 7 * 86_400.0  # share history kept for outcomes (jobs longer than a week: partial)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteIntensity:
+    """A zone forecast seen through its site (the planner's ``ZoneIntensity``)."""
+
+    zone: str
+    start: datetime
+    step_s: int
+    values_g_per_kwh: FloatArray
+    upper_g_per_kwh: FloatArray | None = None
+    source: str = "site"
+
+
+def _busy_fraction(devices: Sequence[Device], start: datetime, step_s: int, n: int) -> FloatArray:
+    """Per device and step, the fraction of the step it is still busy, shape ``(D, n)``."""
+    edges = np.arange(n, dtype=np.float64) * step_s
+    until = np.array(
+        [((d.busy_until - start).total_seconds() if d.busy_until else -np.inf) for d in devices]
+    )
+    result: FloatArray = np.clip((until[:, None] - edges[None, :]) / step_s, 0.0, 1.0)
+    return result
+
+
+class SiteView:
+    """Effective forecasts for the zones of regions with a site (see the module docstring)."""
+
+    def __init__(self, sites: Mapping[str, Site]) -> None:
+        self.sites = dict(sites)  # every site is tracked; only those with ``plan`` are seen
+        self._soc = {r: s.battery.initial_soc for r, s in self.sites.items() if s.battery}
+        # region -> (when, GPU load running then W, one GPU's load W)
+        self._last: dict[str, tuple[datetime, float, float]] = {}
+        # region -> [epoch s, integral of the PV share, of the battery share] at each round
+        self._shares: dict[str, list[tuple[float, float, float]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.sites)
+
+    def shares(self, region: str, start: datetime, end: datetime) -> tuple[float, float]:
+        """Mean share of GPU energy the site covered from PV and from the battery over
+        ``[start, end]``, as the service's rounds saw it (running GPUs at TDP x PUE; no meter
+        on the PV or the battery). ``(0, 0)`` outside the rounds seen or without a site."""
+        history = self._shares.get(region)
+        span = (end - start).total_seconds()
+        if not history or len(history) < 2 or span <= 0:
+            return 0.0, 0.0
+        times, pv, battery = (np.array(column) for column in zip(*history, strict=True))
+        ends = np.array([start.timestamp(), end.timestamp()])
+        pv_int, bat_int = np.interp(ends, times, pv), np.interp(ends, times, battery)
+        return float(np.diff(pv_int)[0] / span), float(np.diff(bat_int)[0] / span)
+
+    def soc(self, region: str) -> float | None:
+        """The battery's state of charge as last advanced (None: no battery)."""
+        return self._soc.get(region)
+
+    def forecasts(
+        self, now: datetime, devices: Sequence[Device], forecasts: Mapping[str, ZoneIntensity]
+    ) -> dict[str, ZoneIntensity]:
+        """``forecasts`` with every site's zone replaced by its effective intensity."""
+        out = dict(forecasts)
+        self.observe(now, devices)
+        for region, site in self.sites.items():
+            mine = [d for d in devices if d.region == region and d.available]
+            grid = forecasts.get(site.zone)
+            if grid is None or not mine or not site.plan:
+                continue
+            out[site.zone] = self._effective(region, site, mine, grid, now)
+        return out
+
+    def observe(self, now: datetime, devices: Sequence[Device]) -> None:
+        """Advance every site to ``now`` under the GPU load of the last round, and remember
+        the load running now (GPUs with ``busy_until > now``, at TDP x PUE)."""
+        for region, site in self.sites.items():
+            mine = [d for d in devices if d.region == region and d.available]
+            running = [d.gpu.tdp_w * d.pue for d in mine if d.busy_until and d.busy_until > now]
+            nominal = min((d.gpu.tdp_w * d.pue for d in mine), default=0.0)
+            self._advance(region, site, now, sum(running), nominal)
+
+    def _advance(
+        self, region: str, site: Site, now: datetime, running_w: float, nominal_w: float
+    ) -> None:
+        """Move the battery from the last round to ``now`` under the load running then, and
+        extend the share history (with nothing running: the shares one GPU would have got)."""
+        last = self._last.get(region)
+        self._last[region] = (now, running_w, nominal_w)
+        history = self._shares.setdefault(region, [])
+        if last is None or now <= last[0]:
+            if not history:
+                history.append((now.timestamp(), 0.0, 0.0))
+            return
+        then, load_w, one_gpu_w = last
+        span_s = (now - then).total_seconds()
+        count = max(1, math.ceil(span_s / _MAX_STEP_S))
+        step_s = span_s / count
+        pv = site.pv_w(then, step_s, count)
+        other = site.other_w(then, step_s, count)
+        soc = self._soc.get(region)
+        flows = dispatch(pv, load_w, other, step_s, site.battery, soc)
+        if site.battery is not None:
+            self._soc[region] = float(flows.soc[-1])
+        if load_w <= 0:  # nothing ran: what one GPU would have got (the battery stays put)
+            flows = dispatch(pv, one_gpu_w, other, step_s, site.battery, soc)
+        _, pv_int, bat_int = history[-1]
+        gpu = np.where(flows.gpu_j > 0, flows.gpu_j, 1.0)
+        pv_int += float(np.sum(flows.gpu_pv_j / gpu)) * step_s
+        bat_int += float(np.sum(flows.gpu_battery_j / gpu)) * step_s
+        history.append((now.timestamp(), pv_int, bat_int))
+        while len(history) > 2 and history[1][0] < now.timestamp() - _KEEP_S:
+            history.pop(0)
+
+    def _effective(
+        self,
+        region: str,
+        site: Site,
+        devices: Sequence[Device],
+        grid: ZoneIntensity,
+        now: datetime,
+    ) -> SiteIntensity:
+        values = np.asarray(grid.values_g_per_kwh, dtype=np.float64)
+        n, step = len(values), grid.step_s
+        power = np.array([d.gpu.tdp_w * d.pue for d in devices])
+        busy = _busy_fraction(devices, grid.start, step, n)
+        committed = power @ busy
+        free = power @ (1.0 - busy)
+        pv = site.pv_forecast_w(now, grid.start, step, n)
+        other = site.other_w(grid.start, step, n)
+        soc = self._soc.get(region)
+
+        def through_site(series: FloatArray) -> FloatArray:
+            return effective_intensity(series, pv, other, committed, free, step, site.factors,
+                                       site.battery, soc)  # fmt: skip
+
+        upper = getattr(grid, "upper_g_per_kwh", None)
+        return SiteIntensity(
+            grid.zone, grid.start, step, through_site(values),
+            None if upper is None else through_site(np.asarray(upper, dtype=np.float64)),
+        )  # fmt: skip

@@ -1,0 +1,68 @@
+"""Replay summaries: savings per job actually run, never from totals over different jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.replay.driver import JobOutcome, PolicyRun, replay_policy
+from daemon.replay.inputs import ReplayInputs, load_setup, parse_duration_s, parse_time
+from daemon.replay.report import summarise
+from tests.daemon.replay.conftest import START
+
+
+def _outcome(job_id: str, grams: float) -> JobOutcome:
+    start = START + timedelta(minutes=int(job_id[1:]))
+    return JobOutcome(job_id, start, None, "r", "Z", "T4", start, start + timedelta(minutes=10),
+                      3.6e6, 100.0, 100.0, grams, 0.0)  # fmt: skip
+
+
+def _run(policy: str, grams: dict[str, float], rejected: int = 0) -> PolicyRun:
+    outcomes = tuple(_outcome(j, g) for j, g in grams.items())
+    return PolicyRun(policy, {}, outcomes, rejected, 0)
+
+
+def test_a_policy_that_rejects_half_the_jobs_saves_only_what_it_saves_per_job() -> None:
+    """Two jobs of 10 g and 30 g under run-now; a policy that rejects the 30 g job and runs
+    the other for 9 g saved 10 %, not 1 - 9/40; the oracle share is taken on the same job."""
+    base = _run("run-now", {"j1": 10.0, "j2": 30.0})
+    half = _run("wait-awhile", {"j1": 9.0}, rejected=1)
+    oracle = _run("oracle", {"j1": 8.0, "j2": 20.0})
+    rows = {r["policy"]: r for r in summarise([base, half, oracle])}
+    assert rows["wait-awhile"]["jobs"] == 1 and rows["wait-awhile"]["rejected"] == 1
+    assert rows["wait-awhile"]["compared_jobs"] == 1
+    assert rows["wait-awhile"]["savings_vs_run_now"] == pytest.approx(0.1)
+    assert rows["wait-awhile"]["oracle_savings_captured"] == pytest.approx(0.5)
+    assert rows["wait-awhile"]["g_per_job"] == pytest.approx(9.0)
+    assert rows["oracle"]["savings_vs_run_now"] == pytest.approx(1 - 28 / 40)
+    assert rows["oracle"]["oracle_savings_captured"] == pytest.approx(1.0)
+    assert rows["run-now"]["savings_vs_run_now"] == 0.0
+
+
+def test_without_run_now_there_is_no_saving() -> None:
+    (row,) = summarise([_run("spatial", {"j1": 5.0})])
+    assert row["savings_vs_run_now"] is None and "oracle_savings_captured" not in row
+
+
+@pytest.mark.shared_data
+def test_mooncake_case_of_issue_15(shared_data: Path) -> None:
+    """The case that read "38 % saved, 140 % of the oracle" while wait-awhile rejected half the
+    jobs (Quebec-homed conversation jobs do not fit a T4): now every job runs and the savings
+    are per job run."""
+    data = shared_data / "carbon_intensity"
+    inputs = ReplayInputs(
+        (shared_data / "llm_traces/mooncake_fast25/conversation_trace.jsonl",), "mooncake",
+        Path(__file__).parents[3] / "examples/cluster-paper.toml",
+        (data / "electricitymaps_srmadani/CA-QC_2023_hourly.csv",
+         data / "electricitymaps_hpe_sustain-cluster/US-CAL-CISO_2023_hourly.csv",
+         data / "electricitymaps_jasonm-jones/US-NW-PACE_2023_hourly.csv"),
+        parse_time("2023-09-11"), 0.25, 256, 3.0, "llama-3b", "vllm", 8, 60, "blend",
+    )  # fmt: skip
+    setup = load_setup(inputs, parse_duration_s("4h"))
+    runs = [replay_policy(setup, name) for name in ("run-now", "wait-awhile")]
+    rows = {r["policy"]: r for r in summarise(runs)}
+    assert rows["wait-awhile"]["rejected"] == 0
+    assert rows["wait-awhile"]["jobs"] == rows["run-now"]["jobs"] == len(setup.jobs)
+    assert rows["wait-awhile"]["compared_jobs"] == len(setup.jobs)

@@ -1,0 +1,203 @@
+"""Replays with on-site PV and batteries: shares, offsets, figures and the planner's use of
+local surplus; with zero PV and no battery every figure equals a replay without a site."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.cli import main
+from daemon.replay.driver import ReplaySetup, replay_policy
+from daemon.replay.errors import ReplayInputError
+from daemon.replay.inputs import ReplayInputs, load_setup, parse_duration_s
+from daemon.replay.report import summarise
+from tests.daemon.replay.conftest import CLUSTER, START, write_azure
+
+SITE_PV = """
+[regions.site]
+pv_kwp = {kwp}
+latitude = 37.77
+longitude = -122.42
+"""
+BATTERY = """
+[regions.site.battery]
+capacity_kwh = 1.0
+charge_power_w = 500
+discharge_power_w = 500
+round_trip_efficiency = 0.9
+min_soc = 0.2
+initial_soc = 0.8
+"""
+
+
+def _cluster(tmp_path: Path, site: str) -> Path:
+    """The conftest cluster with ``site`` added to its California region (the last one)."""
+    path = tmp_path / "site-cluster.toml"
+    path.write_text(CLUSTER + site, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def trace(tmp_path: Path) -> Path:
+    """Chat requests in bursts every 20 minutes of an hour."""
+    rows = [(minute * 60.0 + i, 800, 150) for minute in (0, 20, 40) for i in range(80)]
+    return write_azure(tmp_path / "AzureLLMInferenceTrace_conv.csv", rows)
+
+
+def _setup(trace: Path, cluster: Path, intensity: list[Path], slack: str = "12h") -> ReplaySetup:
+    inputs = ReplayInputs((trace,), "azure", cluster, tuple(intensity), START, 1.0, 64, 8.0,
+                          "llama-1b", "vllm", 8, 300, "seasonal-24h")  # fmt: skip
+    return load_setup(inputs, parse_duration_s(slack))
+
+
+@pytest.mark.parametrize("policy", ["run-now", "carbon-window"])
+def test_zero_pv_and_no_battery_change_nothing(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path, policy: str
+) -> None:
+    plain = replay_policy(_setup(trace, cluster_file, intensity_files), policy)
+    zero_pv = _cluster(tmp_path, SITE_PV.format(kwp=0.0))
+    sited = replay_policy(_setup(trace, zero_pv, intensity_files), policy)
+    assert len(sited.sites) == 1 and sited.sites[0].flows.offset == 0.0
+    assert len(plain.outcomes) == len(sited.outcomes) > 0
+    for a, b in zip(plain.outcomes, sited.outcomes, strict=True):
+        assert (a.job_id, a.region, a.started_at, a.energy_j) == (
+            b.job_id,
+            b.region,
+            b.started_at,
+            b.energy_j,
+        )
+        assert b.operational_g == pytest.approx(a.operational_g, rel=1e-9)
+        assert b.embodied_g == a.embodied_g
+        assert b.pv_j == b.battery_j == 0.0
+        assert b.grid_j == pytest.approx(a.grid_j, rel=1e-12)
+    rows_a, rows_b = summarise([plain]), summarise([sited])
+    for key in ("total_g", "operational_g", "embodied_g", "energy_kwh", "grid_kwh", "jobs"):
+        assert rows_b[0][key] == pytest.approx(rows_a[0][key], rel=1e-9), key
+    assert rows_b[0]["offset"] == rows_a[0]["offset"] == 0.0
+
+
+def test_pv_and_battery_offset_the_load_and_balance_at_every_step(
+    trace: Path, intensity_files: list[Path], tmp_path: Path
+) -> None:
+    setup = _setup(trace, _cluster(tmp_path, SITE_PV.format(kwp=0.5) + BATTERY), intensity_files)
+    run = replay_policy(setup, "run-now")
+    flows = run.sites[0].flows
+    scale = float(np.max(flows.pv_j + flows.gpu_j))
+    assert np.all(np.abs(flows.imbalance_j()) <= 1e-9 * scale)
+    assert np.all(flows.soc >= 0.2 - 1e-12) and np.all(flows.soc <= 1 + 1e-12)
+    at_site = [o for o in run.outcomes if o.region == "california"]
+    assert at_site and any(o.pv_j > 0 for o in at_site)
+    for o in at_site:  # the shares add up to the job's facility energy (PUE 1.1)
+        assert o.pv_j + o.battery_j + o.grid_j == pytest.approx(o.energy_j * 1.1, rel=1e-9)
+    # The jobs' shares add up to the site's GPU flows.
+    assert sum(o.pv_j for o in at_site) == pytest.approx(flows.gpu_pv_j.sum(), rel=1e-6)
+    assert sum(o.battery_j for o in at_site) == pytest.approx(flows.gpu_battery_j.sum(), rel=1e-6)
+    row = summarise([run])[0]
+    assert 0 < row["offset"] < 1
+    assert set(row["offset_by_day"]) and all(0 <= v <= 1 for v in row["offset_by_day"].values())
+
+
+def test_carbon_window_moves_work_into_the_surplus(
+    trace: Path, intensity_files: list[Path], tmp_path: Path
+) -> None:
+    """California alone, with a PV array larger than its one GPU: with a 12 h slack the planner
+    waits for the sun rather than run at once on the 400 g/kWh night grid."""
+    path = tmp_path / "california.toml"
+    path.write_text("[[regions]]\n" + CLUSTER.split("[[regions]]")[2] + SITE_PV.format(kwp=2.0))
+    setup = _setup(trace, path, intensity_files)
+    rows = {r["policy"]: r for r in summarise([replay_policy(setup, p)
+                                               for p in ("run-now", "carbon-window")])}  # fmt: skip
+    assert rows["carbon-window"]["deadline_misses"] == 0
+    assert rows["carbon-window"]["pv_kwh"] > rows["run-now"]["pv_kwh"]
+    assert rows["carbon-window"]["total_g"] < rows["run-now"]["total_g"]
+
+
+def test_a_site_kept_out_of_planning_changes_no_decision(
+    trace: Path, intensity_files: list[Path], tmp_path: Path
+) -> None:
+    """``plan = false``: the planner decides as without the site, accounting still splits."""
+    plain = tmp_path / "plain.toml"
+    plain.write_text("[[regions]]\n" + CLUSTER.split("[[regions]]")[2])
+    blind = tmp_path / "blind.toml"
+    blind.write_text(plain.read_text() + SITE_PV.format(kwp=2.0) + "plan = false\n")
+    base = replay_policy(_setup(trace, plain, intensity_files), "carbon-window")
+    run = replay_policy(_setup(trace, blind, intensity_files), "carbon-window")
+    assert [(o.job_id, o.started_at) for o in run.outcomes] == [
+        (o.job_id, o.started_at) for o in base.outcomes
+    ]
+    assert sum(o.pv_j for o in run.outcomes) > 0
+
+
+def test_replay_cli_prints_site_table_and_draws_the_site(
+    trace: Path, intensity_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = _cluster(tmp_path, SITE_PV.format(kwp=0.5) + BATTERY)
+    out = tmp_path / "out"
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster", str(cluster),
+            "--start", "2023-06-05", "--days", "1", "--slack", "4h", "--policy", "run-now",
+            "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300", "--time-scale",
+            "8", "--out", str(out), "--forecaster", "seasonal-24h"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "On-site energy" in text
+    png = out / "slack_4h" / "site-california.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    header = (out / "slack_4h" / "jobs.csv").read_text().splitlines()[0]
+    assert header.endswith("grid_j,pv_j,battery_j,offset")
+    assert main([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["pv_kwh"] > 0 and "offset_by_day" in rows[0]
+
+
+@pytest.mark.parametrize(
+    ("site", "message"),
+    [
+        ("\n[regions.site]\npv_kwp = 3.0\n", r"regions\.1\.site: .*latitude and longitude"),
+        (SITE_PV.format(kwp=1.0) + BATTERY.replace("min_soc = 0.2", "min_soc = 0.9"),
+         r"regions\.1\.site\.battery: .*initial_soc 0.8 is below min_soc 0.9"),
+        (SITE_PV.format(kwp=1.0) + "pv_csv = 'missing.csv'\n",
+         r"regions\.california\.site: .*missing\.csv"),
+    ],
+)  # fmt: skip
+def test_bad_site_config_names_file_and_field(tmp_path: Path, site: str, message: str) -> None:
+    from daemon.replay.cluster import load_cluster
+
+    with pytest.raises(ReplayInputError, match=message):
+        load_cluster(_cluster(tmp_path, site))
+
+
+def test_a_site_needs_its_zone_alone(tmp_path: Path) -> None:
+    from daemon.replay.cluster import load_cluster
+
+    text = (
+        CLUSTER
+        + SITE_PV.format(kwp=1.0)
+        + CLUSTER.split("[[regions]]")[2]
+        .replace("california", "california-2")
+        .join(["[[regions]]", ""])
+    )
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ReplayInputError, match="zone US-CAL-CISO is shared with california-2"):
+        load_cluster(path)
+
+
+def test_replay_power_model_selects_the_study_curve(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "0",
+            "--policy", "run-now", "--model", "llama-1b", "--requests-per-job", "64", "--tick",
+            "300", "--forecaster", "seasonal-24h", "--json"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    energy = {}
+    for model in ("calibrated", "study"):
+        assert main([*argv, "--power-model", model]) == 0
+        energy[model] = json.loads(capsys.readouterr().out)[0]["energy_kwh"]
+    assert 0 < energy["study"] != energy["calibrated"]

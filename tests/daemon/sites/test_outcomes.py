@@ -1,0 +1,97 @@
+"""Live outcomes at a region with a site: the energy split by source, grams of the grid part
+only, and ``carbond report``'s on-site columns (issue 16 item 2)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.intensity import EmbeddedIntensity
+from daemon.inventory import build_inventory
+from daemon.ledger import Ledger
+from daemon.queue.ingest import Queue
+from daemon.reports.lines import ledger_lines
+from daemon.reports.render import render
+from daemon.reports.summary import summarise
+from daemon.service import Service
+from daemon.settings import RegionSettings, Settings, SiteSettings
+from daemon.sites import SiteView, build_sites
+from daemon.testing import FakeClock, RecordingExecutor
+from policies import get_policy
+from tests.daemon.helpers import append, job_line
+
+J_PER_KWH = 3_600_000
+QUEBEC_PV = SiteSettings(pv_kwp=50.0, latitude=46.8, longitude=-71.2, pv_g_per_kwh=40.0)
+
+
+def _service(tmp_path: Path, site: SiteSettings | None) -> tuple[Service, RecordingExecutor]:
+    regions = (
+        RegionSettings(name="node", zone="CA-QC", executor="local", gpus=("A100-80GB",), site=site),
+    )
+    settings = Settings(state_dir=tmp_path, regions=regions, policy={"name": "run-now"})
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    executor = RecordingExecutor("local")
+    service = Service(
+        settings=settings, ledger=ledger, queue=Queue(tmp_path, ledger, known_regions=["node"]),
+        executors={"local": executor}, inventory=build_inventory(regions),
+        intensity=EmbeddedIntensity(), policy=get_policy("run-now"),
+        sites=SiteView(build_sites(regions)),
+    )  # fmt: skip
+    return service, executor
+
+
+def _run_one(service: Service, clock: FakeClock) -> dict[str, object]:
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", model="llama-3.1-8b", requests=64, batch_size=8))
+    service.tick(clock())
+    decision = service.ledger.latest_decision("a")
+    assert decision is not None and decision.expected_duration_s
+    clock.advance(decision.expected_duration_s + 30)
+    assert service.tick(clock()).finished == ("a",)
+    outcome = service.ledger.outcome("a")
+    assert outcome is not None
+    return outcome
+
+
+def test_a_job_in_the_sun_is_covered_by_pv_and_charged_at_its_factor(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2024, 6, 1, 16, tzinfo=UTC))  # around noon in Quebec
+    service, _ = _service(tmp_path, QUEBEC_PV)
+    outcome = _run_one(service, clock)
+    energy = float(outcome["energy_j"])
+    assert outcome["site_pv_j"] == pytest.approx(energy)  # 50 kWp covers one A100
+    assert outcome["site_battery_j"] == 0.0
+    assert outcome["site_grid_j"] == pytest.approx(0.0, abs=1e-6 * energy)
+    assert outcome["operational_g"] == pytest.approx(energy * 40.0 / J_PER_KWH)
+    assert outcome["total_g"] == pytest.approx(
+        float(outcome["operational_g"]) + float(outcome["embodied_g"])
+    )
+    rows, totals = summarise(ledger_lines(service.ledger), "day")
+    assert totals.offset == pytest.approx(1.0) and totals.pv_kwh == pytest.approx(
+        energy / J_PER_KWH
+    )
+    assert rows[0].offset == pytest.approx(1.0)
+    text = render("table", rows, totals, {"title": "t"})
+    assert "PV kWh" in text and "on-site" in text
+    payload = json.loads(render("json", rows, totals, {"title": "t"}))
+    assert payload["totals"]["offset"] == pytest.approx(1.0)
+    service.ledger.close()
+
+
+def test_at_night_the_site_changes_nothing(tmp_path: Path) -> None:
+    night = datetime(2024, 6, 1, 5, tzinfo=UTC)  # 01:00 in Quebec
+    with_site, _ = _service(tmp_path / "a", QUEBEC_PV)
+    without, _ = _service(tmp_path / "b", None)
+    a = _run_one(with_site, FakeClock(night))
+    b = _run_one(without, FakeClock(night))
+    assert a["site_pv_j"] == 0.0 and a["site_grid_j"] == pytest.approx(a["energy_j"])
+    assert b["site_pv_j"] is None and b["site_grid_j"] is None
+    for key in ("energy_j", "operational_g", "embodied_g", "total_g"):
+        assert a[key] == pytest.approx(b[key], rel=1e-12), key
+    rows, totals = summarise(ledger_lines(without.ledger), "job")
+    assert totals.offset == 0.0 and totals.grid_kwh == pytest.approx(b["energy_j"] / J_PER_KWH)
+    assert "PV kWh" not in render("table", rows, totals, {"title": "t"})
+    with_site.ledger.close()
+    without.ledger.close()

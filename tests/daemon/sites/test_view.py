@@ -1,0 +1,152 @@
+"""Sites from settings, and what planners see of them (the effective intensity per zone)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.settings import RegionSettings, SiteSettings
+from daemon.sites import SiteConfigError, SiteIntensity, SiteView, build_site, build_sites
+from policies import Device
+from policies.footprint import DEFAULT_GPU_CATALOG
+
+START = datetime(2023, 6, 5, tzinfo=UTC)  # 17:00 PDT the day before: sun until ~03:00 UTC
+RTX = DEFAULT_GPU_CATALOG.get("RTX6000-Ada")
+
+
+@dataclass(frozen=True)
+class _Forecast:
+    zone: str
+    start: datetime
+    step_s: int
+    values_g_per_kwh: np.ndarray
+    upper_g_per_kwh: np.ndarray | None = None
+
+
+def _site(**fields: object) -> SiteSettings:
+    return SiteSettings.model_validate(
+        {"pv_kwp": 2.0, "latitude": 37.77, "longitude": -122.42, **fields}
+    )
+
+
+def _devices(busy_until: datetime | None = None) -> list[Device]:
+    return [
+        Device("sf/0", "sf", "US-CAL-CISO", RTX, 1.0, busy_until),
+        Device("sf/1", "sf", "US-CAL-CISO", RTX, 1.0, None),
+    ]
+
+
+def _forecasts() -> dict[str, _Forecast]:
+    flat = np.full(24, 300.0)
+    return {
+        "US-CAL-CISO": _Forecast("US-CAL-CISO", START, 3600, flat, flat * 1.2),
+        "CA-QC": _Forecast("CA-QC", START, 3600, np.full(24, 30.0)),
+    }
+
+
+def test_the_site_zone_is_cheaper_in_the_sun_and_other_zones_are_untouched() -> None:
+    site = build_site("sf", "US-CAL-CISO", _site())
+    seen = SiteView({"sf": site}).forecasts(START, _devices(), _forecasts())
+    values = np.asarray(seen["US-CAL-CISO"].values_g_per_kwh)
+    pv = site.pv_w(START, 3600, 24)
+    assert np.all(values[pv == 0] == 300.0)  # night: the grid
+    assert values[int(np.argmax(pv))] == pytest.approx(41.0)  # 2 kWp covers both GPUs at noon
+    assert np.all(values >= 41.0 - 1e-9) and np.all(values <= 300.0)
+    through = seen["US-CAL-CISO"]
+    assert isinstance(through, SiteIntensity)
+    upper = np.asarray(through.upper_g_per_kwh)
+    assert np.all(upper >= values) and upper[pv == 0][0] == 360.0
+    assert np.all(np.asarray(seen["CA-QC"].values_g_per_kwh) == 30.0)
+
+
+def test_busy_gpus_take_the_surplus_first() -> None:
+    site = build_site("sf", "US-CAL-CISO", _site(pv_kwp=0.4))
+    free = SiteView({"sf": site}).forecasts(START, _devices(), _forecasts())
+    busy = SiteView({"sf": site}).forecasts(
+        START, _devices(START + timedelta(days=2)), _forecasts()
+    )
+    assert np.all(
+        np.asarray(busy["US-CAL-CISO"].values_g_per_kwh)
+        >= np.asarray(free["US-CAL-CISO"].values_g_per_kwh) - 1e-9
+    )
+    assert np.any(
+        np.asarray(busy["US-CAL-CISO"].values_g_per_kwh)
+        > np.asarray(free["US-CAL-CISO"].values_g_per_kwh)
+    )
+
+
+def test_the_battery_drains_under_running_load_at_night() -> None:
+    battery = {"capacity_kwh": 2.0, "charge_power_w": 1000, "discharge_power_w": 1000,
+               "min_soc": 0.1, "initial_soc": 0.9}  # fmt: skip
+    view = SiteView({"sf": build_site("sf", "US-CAL-CISO", _site(battery=battery))})
+    night = START + timedelta(hours=6)  # 23:00 PDT
+    view.forecasts(night, _devices(night + timedelta(hours=5)), _forecasts())
+    view.forecasts(night + timedelta(hours=1), _devices(night + timedelta(hours=5)), _forecasts())
+    drawn = RTX.tdp_w * 3600 / 0.9**0.5  # one busy GPU for an hour, through the battery
+    assert view.soc("sf") == pytest.approx(0.9 - drawn / (2.0 * 3.6e6), rel=1e-6)
+
+
+def test_measured_pv_is_forecast_from_the_day_before(tmp_path: Path) -> None:
+    path = tmp_path / "pv.csv"
+    rows = ["datetime,power_w"]
+    rows += [f"{(START + timedelta(hours=h)).isoformat()},{100.0 * h}" for h in range(72)]
+    path.write_text("\n".join(rows) + "\n")
+    site = build_site("sf", "US-CAL-CISO", _site(pv_csv=path))
+    now = START + timedelta(hours=30)
+    seen = site.pv_forecast_w(now, START + timedelta(hours=28), 3600, 4)
+    np.testing.assert_allclose(seen, [2800.0, 2900.0, 600.0, 700.0])
+
+
+def test_a_site_needs_its_zone_alone_and_readable_csvs(tmp_path: Path) -> None:
+    a = RegionSettings(name="a", zone="DE", gpus=("T4",), site=_site())
+    b = RegionSettings(name="b", zone="DE", gpus=("T4",))
+    with pytest.raises(SiteConfigError, match="zone DE is shared with b"):
+        build_sites([a, b])
+    missing = replace_site(a, pv_csv=tmp_path / "nope.csv")
+    with pytest.raises(SiteConfigError, match=r"regions\.a\.site: .*nope\.csv"):
+        build_sites([missing])
+
+
+def replace_site(region: RegionSettings, **fields: object) -> RegionSettings:
+    assert region.site is not None
+    return region.model_copy(update={"site": region.site.model_copy(update=fields)})
+
+
+def test_pv_without_a_place_is_refused() -> None:
+    with pytest.raises(ValueError, match="latitude and longitude"):
+        SiteSettings(pv_kwp=1.0)
+
+
+def test_sites_kept_out_of_planning_are_not_seen() -> None:
+    site = build_site("sf", "US-CAL-CISO", _site(plan=False))
+    forecasts = _forecasts()
+    assert SiteView({"sf": site}).forecasts(START, _devices(), forecasts) == forecasts
+
+
+def test_shares_follow_the_rounds_the_service_saw() -> None:
+    view = SiteView({"sf": build_site("sf", "US-CAL-CISO", _site(pv_kwp=6.0))})
+    noon = START + timedelta(hours=20)  # 13:00 PDT: 6 kWp covers one busy GPU
+    night = START + timedelta(hours=8)  # 01:00 PDT
+    busy = _devices(START + timedelta(days=2))
+    for when in (night, night + timedelta(hours=1), noon, noon + timedelta(hours=1)):
+        view.forecasts(when, busy, _forecasts())
+    pv, battery = view.shares("sf", noon, noon + timedelta(hours=1))
+    assert (pv, battery) == (pytest.approx(1.0), 0.0)
+    assert view.shares("sf", night, night + timedelta(hours=1)) == (0.0, 0.0)
+    assert view.shares("elsewhere", noon, noon + timedelta(hours=1)) == (0.0, 0.0)
+
+
+def test_an_idle_site_keeps_its_battery_charge() -> None:
+    battery = {"capacity_kwh": 2.0, "charge_power_w": 1000, "discharge_power_w": 1000,
+               "min_soc": 0.1, "initial_soc": 0.9}  # fmt: skip
+    view = SiteView({"sf": build_site("sf", "US-CAL-CISO", _site(battery=battery))})
+    night = START + timedelta(hours=6)
+    for hour in range(3):
+        view.forecasts(night + timedelta(hours=hour), _devices(), _forecasts())
+    assert view.soc("sf") == pytest.approx(0.9)
+    # what a job would have got: one GPU's load served from the battery, at night
+    assert view.shares("sf", night, night + timedelta(hours=2)) == (0.0, pytest.approx(1.0))
