@@ -155,18 +155,26 @@ class Queue:
     def ingest(self, now: datetime) -> IngestResult:
         """Ingest every complete new line of every queue file, then compact what is done.
 
+        Each file is ingested on its own: when one fails (its rejected lines cannot be
+        recorded, the state dir turned read-only), the others are still read, and the first
+        such error is raised once every file has had its turn, so the step reports it.
+
         Raises:
-            LedgerError: the ledger cannot be written (nothing of the failed file is lost:
-                its offset did not move).
+            LedgerError: the ledger cannot be written (at once: every file would meet it;
+                nothing of the failed file is lost: its offset did not move).
+            DaemonError, OSError: a file could not be ingested (the others were).
         """
         self._compactor.recover(now)
         records = self._ledger.queue_files()
         result = IngestResult()
+        errors: list[Exception] = []
         for rel in self._live_files():
-            result += self._ingest_path(rel, records.get(rel), now, retired=False)
+            result += self._ingest_path(rel, records.get(rel), now, errors, retired=False)
         for rel, record in records.items():
             if record.retired_at is not None:
-                result += self._ingest_path(rel, record, now, retired=True)
+                result += self._ingest_path(rel, record, now, errors, retired=True)
+        if errors:
+            raise errors[0]
         return result
 
     def pending_bytes(self) -> int:
@@ -197,16 +205,23 @@ class Queue:
         return names
 
     def _ingest_path(
-        self, rel: str, record: QueueFileRecord | None, now: datetime, *, retired: bool
+        self,
+        rel: str,
+        record: QueueFileRecord | None,
+        now: datetime,
+        errors: list[Exception],
+        *,
+        retired: bool,
     ) -> IngestResult:
-        """One file, isolated: whatever goes wrong in it is logged and the next file is read
-        (only a ledger failure, which every file would meet, propagates)."""
+        """One file, isolated: what goes wrong in it is logged and kept in ``errors``, and the
+        next file is read (a ledger failure, which every file would meet, propagates)."""
         try:
             return self._ingest_file(rel, record, now, retired=retired)
         except LedgerError:
             raise
         except Exception as exc:  # one file's trouble must never stop the others
             log.error("queue_file_failed", path=rel, error=f"{type(exc).__name__}: {exc}")
+            errors.append(exc)
             return IngestResult()
 
     def _ingest_file(
