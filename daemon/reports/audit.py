@@ -54,6 +54,41 @@ def _table(headings: Sequence[str], rows: Sequence[Sequence[object]]) -> list[st
     return [*out, ""]
 
 
+def _onsite_section(
+    lines: Sequence[JobLine], months: Sequence[str], settings: Settings
+) -> list[str]:
+    """Energy from on-site PV and batteries by month and region (regions with a site only):
+    behind the meter, it is not drawn from the grid; it is charged at its own life-cycle factor
+    (docs/sites.md). Empty when no job used on-site energy."""
+    sited = [line for line in lines if line.site_grid_j is not None]
+    if not sited:
+        return []
+    factors = {r.name: r.site for r in settings.regions if r.site is not None}
+    rows = []
+    for month in months:
+        for region in sorted({line.region for line in sited if month_of(line) == month}):
+            rl = [line for line in sited if month_of(line) == month and line.region == region]
+            pv = sum(line.site_pv_j or 0.0 for line in rl)
+            battery = sum(line.site_battery_j or 0.0 for line in rl)
+            facility = sum(line.facility_j for line in rl)
+            site = factors.get(region)
+            rows.append([month, region, _kwh(facility), _kwh(pv), _kwh(battery),
+                         _kwh(max(facility - pv - battery, 0.0)),
+                         f"{(pv + battery) / facility:.1%}" if facility > 0 else "-",
+                         "-" if site is None else f"{site.pv_g_per_kwh:g} / "
+                         f"{site.battery_g_per_kwh:g}"])  # fmt: skip
+    return [
+        "## On-site energy",
+        "",
+        "Jobs at regions with on-site PV or batteries: facility energy (GPU energy x PUE) by "
+        "source. Only the grid part is charged at the grid's intensity; PV and battery energy "
+        "at their life-cycle factors.",
+        "",
+        *_table(["month", "region", "facility kWh", "PV kWh", "battery kWh", "grid kWh",
+                 "on-site share", "PV / battery gCO2e/kWh"], rows),
+    ]  # fmt: skip
+
+
 def audit_statement(
     ledger: Accounting,
     lines: Sequence[JobLine],
@@ -94,6 +129,7 @@ def audit_statement(
          "embodied kgCO2e", "total kgCO2e", "jobs without grams"],
         rows,
     )  # fmt: skip
+    out += _onsite_section(lines, months, settings)
     out += ["## Emission factors and PUE", ""]
     factors = []
     for month in months:

@@ -68,6 +68,17 @@ class SiteView:
     def __bool__(self) -> bool:
         return bool(self.sites)
 
+    def carry_over(self, previous: SiteView) -> None:
+        """Keep ``previous``'s battery state and share history for the regions that still have
+        a site (a SIGHUP reload builds a new view)."""
+        for region in self.sites.keys() & previous.sites.keys():
+            if region in previous._soc and region in self._soc:
+                self._soc[region] = previous._soc[region]
+            if region in previous._last:
+                self._last[region] = previous._last[region]
+            if region in previous._shares:
+                self._shares[region] = previous._shares[region]
+
     def shares(self, region: str, start: datetime, end: datetime) -> tuple[float, float]:
         """Mean share of GPU energy the site covered from PV and from the battery over
         ``[start, end]``, as the service's rounds saw it (running GPUs at TDP x PUE; no meter

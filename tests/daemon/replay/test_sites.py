@@ -201,3 +201,26 @@ def test_replay_power_model_selects_the_study_curve(
         assert main([*argv, "--power-model", model]) == 0
         energy[model] = json.loads(capsys.readouterr().out)[0]["energy_kwh"]
     assert 0 < energy["study"] != energy["calibrated"]
+
+
+@pytest.mark.shared_data
+def test_the_studys_solar_case_on_the_real_2023_traces(shared_data: Path) -> None:
+    """One day of the README's case (examples/cluster-study-solar.toml, Azure 2023 traces,
+    US-CAL-CISO 2023): with a 4 h slack carbon-window covers more of its energy on site than
+    run-now, draws less from the grid and emits less, missing no deadline."""
+    inputs = ReplayInputs(
+        (shared_data / "llm_traces/azure_2023/AzureLLMInferenceTrace_conv.csv",
+         shared_data / "llm_traces/azure_2023/AzureLLMInferenceTrace_code.csv"), "azure",
+        Path(__file__).parents[3] / "examples/cluster-study-solar.toml",
+        (shared_data / "carbon_intensity/electricitymaps_hpe_sustain-cluster/"
+         "US-CAL-CISO_2023_hourly.csv",),
+        START, 1.0, 2048, 1.0, "llama-3b", "vllm", 8, 300, "blend",
+    )  # fmt: skip
+    setup = load_setup(inputs, parse_duration_s("4h"))
+    rows = {r["policy"]: r for r in summarise([replay_policy(setup, p)
+                                               for p in ("run-now", "carbon-window")])}  # fmt: skip
+    now, window = rows["run-now"], rows["carbon-window"]
+    assert now["deadline_misses"] == window["deadline_misses"] == 0
+    assert 0.4 < now["offset"] < window["offset"] < 1.0
+    assert window["grid_kwh"] < now["grid_kwh"]
+    assert window["total_g"] < now["total_g"]

@@ -13,6 +13,7 @@ from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue
+from daemon.reports.audit import audit_statement
 from daemon.reports.lines import ledger_lines
 from daemon.reports.render import render
 from daemon.reports.summary import summarise
@@ -77,6 +78,9 @@ def test_a_job_in_the_sun_is_covered_by_pv_and_charged_at_its_factor(tmp_path: P
     assert "PV kWh" in text and "on-site" in text
     payload = json.loads(render("json", rows, totals, {"title": "t"}))
     assert payload["totals"]["offset"] == pytest.approx(1.0)
+    lines = ledger_lines(service.ledger)
+    statement = audit_statement(service.ledger, lines, service.settings, None, None, clock())
+    assert "## On-site energy" in statement and "| 100.0% | 40 / 41 |" in statement
     service.ledger.close()
 
 
@@ -93,5 +97,8 @@ def test_at_night_the_site_changes_nothing(tmp_path: Path) -> None:
     rows, totals = summarise(ledger_lines(without.ledger), "job")
     assert totals.offset == 0.0 and totals.grid_kwh == pytest.approx(b["energy_j"] / J_PER_KWH)
     assert "PV kWh" not in render("table", rows, totals, {"title": "t"})
+    lines = ledger_lines(without.ledger)
+    statement = audit_statement(without.ledger, lines, without.settings, None, None, night)
+    assert "On-site energy" not in statement
     with_site.ledger.close()
     without.ledger.close()

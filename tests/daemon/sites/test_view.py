@@ -150,3 +150,19 @@ def test_an_idle_site_keeps_its_battery_charge() -> None:
     assert view.soc("sf") == pytest.approx(0.9)
     # what a job would have got: one GPU's load served from the battery, at night
     assert view.shares("sf", night, night + timedelta(hours=2)) == (0.0, pytest.approx(1.0))
+
+
+def test_a_reload_keeps_the_battery_state_and_the_share_history() -> None:
+    battery = {"capacity_kwh": 2.0, "charge_power_w": 1000, "discharge_power_w": 1000,
+               "min_soc": 0.1, "initial_soc": 0.9}  # fmt: skip
+    site = _site(battery=battery)
+    before = SiteView({"sf": build_site("sf", "US-CAL-CISO", site)})
+    night = START + timedelta(hours=6)
+    busy = _devices(night + timedelta(hours=5))
+    before.forecasts(night, busy, _forecasts())
+    before.forecasts(night + timedelta(hours=1), busy, _forecasts())
+    after = SiteView({"sf": build_site("sf", "US-CAL-CISO", site)})
+    after.carry_over(before)
+    assert after.soc("sf") == before.soc("sf") < 0.9
+    span = (night, night + timedelta(hours=1))
+    assert after.shares("sf", *span) == before.shares("sf", *span)
