@@ -69,9 +69,9 @@ def test_jobs_shows_deadline_measured_and_saved_with_totals(
         assert column in header
     measured, saved = 2.0 + b_total, 3.0 + b_run_now - b_total
     assert out.splitlines()[-2:] == [
+        "jobs 1-3 of 3 (failed 1, succeeded 2)",  # the page line (issue 13, defect 10)
         f"total over 3 jobs: expected {expected:,.2f} g; measured {measured:,.2f} g over "
         f"2 finished, saved {saved:,.2f} g against running each at once (run-now)",
-        "jobs 1-3 of 3 (failed 1, succeeded 2)",  # the page line (issue 13, defect 10)
     ]
 
 
@@ -99,7 +99,7 @@ def test_jobs_state_rejected_lists_ones_own_refused_lines(
         (["intensity", "--zone", "CA-QC", "--trace", "/nonexistent.csv"],
          "/nonexistent.csv: cannot open: No such file or directory"),
         (["status", "nope"], "unknown job 'nope'"),
-        (["jobs", "--limit", "-1"], "--limit and --offset must not be negative"),
+        (["jobs", "--limit", "-1"], "--limit must not be negative"),
         (["export", "jobs", "{state}/out.txt"],
          "{state}/out.txt: unknown extension '.txt' (use .csv or .json)"),
     ],
