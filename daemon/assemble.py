@@ -23,6 +23,7 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor
 from daemon.executors.local import LocalExecutor
 from daemon.executors.simulated import SimulatedExecutor
+from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from daemon.intensity import IntensityProvider, build_intensity
 from daemon.inventory import Discover, build_inventory
 from daemon.ledger import Ledger
@@ -44,9 +45,11 @@ __all__ = [
     "build_daemon",
     "build_executors",
     "build_service",
+    "build_slurm_executor",
     "gpu_discovery",
     "intervals_of",
     "rebuild_service",
+    "with_slurm_discovery",
 ]
 
 log = structlog.get_logger(__name__)
@@ -104,10 +107,13 @@ def build_service(
 
 
 def build_executors(settings: Settings) -> dict[str, Executor]:
-    """Every executor a region may name, configured from ``settings.executors``."""
+    """Every executor a region may name, configured from ``settings.executors`` (``slurm``
+    only when a region uses it)."""
     local = settings.executors.local
     sim = settings.executors.simulated
+    slurm = build_slurm_executor(settings)
     return {
+        **({"slurm": slurm} if slurm is not None else {}),
         "local": LocalExecutor(
             grace_s=local.grace_s,
             allow_root_jobs=local.allow_root_jobs,
@@ -120,6 +126,51 @@ def build_executors(settings: Settings) -> dict[str, Executor]:
             seed=sim.seed,
         ),
     }
+
+
+def build_slurm_executor(settings: Settings) -> SlurmExecutor | None:
+    """The Slurm executor of the ``executor = "slurm"`` regions (None when there are none)."""
+    regions = [r for r in settings.regions if r.executor == "slurm" and r.slurm is not None]
+    if not regions:
+        return None
+    cfg = settings.executors.slurm
+    targets = {}
+    for region in regions:
+        s = region.slurm
+        assert s is not None
+        targets[region.name] = Target(s.partition, s.cluster, s.account, s.qos, s.gres,
+                                      s.sbatch_options)  # fmt: skip
+    path = f"{cfg.bin_dir}:/usr/bin:/bin" if cfg.bin_dir else "/usr/local/bin:/usr/bin:/bin"
+    return SlurmExecutor(
+        targets,
+        runner=SubprocessRunner(timeout_s=cfg.command_timeout_s, path=path),
+        gpu_names={r.name: r.slurm.gpu_types for r in regions if r.slurm is not None},
+        known_gpus=gpu_catalog(settings).names(),
+        bin_dir=cfg.bin_dir,
+        pending_grace_s=cfg.pending_grace_s,
+    )
+
+
+def with_slurm_discovery(
+    discover: Discover | None, executors: Mapping[str, Executor]
+) -> Discover | None:
+    """``discover`` extended to the ``executor = "slurm"`` regions (their partition's nodes,
+    asked to Slurm); a region Slurm does not answer for starts without GPUs (logged as
+    ``slurm_discovery_failed``; a reload asks again)."""
+    slurm = executors.get("slurm")
+    if not isinstance(slurm, SlurmExecutor):
+        return discover
+
+    def both(region: RegionSettings) -> Sequence[tuple[int, str]]:
+        if region.executor != "slurm":
+            return discover(region) if discover is not None else []
+        try:
+            return slurm.discover(region.name)
+        except DaemonError as exc:
+            log.error("slurm_discovery_failed", region=region.name, error=str(exc))
+            return []
+
+    return both
 
 
 def _no_op() -> None:
@@ -136,7 +187,7 @@ def gpu_discovery(settings: Settings) -> tuple[Discover | None, Callable[[], Non
     Raises:
         DaemonError: the backend is configured but cannot list the GPUs.
     """
-    if not any(region.gpus == "discover" for region in settings.regions):
+    if not any(r.gpus == "discover" and r.executor != "slurm" for r in settings.regions):
         return None, _no_op
     try:
         factory = importlib.import_module("daemon.gpu.factory")
@@ -245,6 +296,7 @@ def build_daemon(
         raise
     try:
         chosen = dict(executors) if executors is not None else build_executors(settings)
+        discover = with_slurm_discovery(discover, chosen)
         service = build_service(
             settings,
             ledger,

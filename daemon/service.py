@@ -9,6 +9,13 @@ Dispatch is write-ahead: the ``running`` transition and the run row are committe
 executor starts anything, and the executor's handle after. A daemon killed in between finds a
 run without a handle on restart and asks the executor (``adopt`` with an empty token) whether
 that job started; so a job never starts twice.
+
+A job planned for later on a :class:`~daemon.executors.base.Reserving` executor (Slurm) is
+handed to it at once, held until its planned start, with a run row (same write-ahead rule) whose
+token says where it is while the job is ``planned``; a new plan moves it, "start now" releases
+it, and a job cancelled, expired, unplanned or planned elsewhere is withdrawn. A
+:class:`~daemon.executors.base.CapacityAware` executor corrects the planner's view of its GPUs
+every round (down nodes, GPUs others hold).
 """
 
 from __future__ import annotations
@@ -28,7 +35,16 @@ from daemon.accounting import ESTIMATED, realised_from_samples, unmetered_column
 from daemon.accounting.totals import add_expired, add_outcome
 from daemon.endings import final_state, never_started, predicted_outcome, run_handle
 from daemon.errors import DaemonError
-from daemon.executors.base import Executor, ExitStatus, LaunchSpec, RunHandle
+from daemon.executors.base import (
+    CapacityAware,
+    Executor,
+    ExitStatus,
+    LaunchSpec,
+    NotStarted,
+    Reserving,
+    RunHandle,
+)
+from daemon.executors.errors import ExecutorUnavailableError
 from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
@@ -42,6 +58,7 @@ from daemon.sites import SiteView
 from daemon.sites.outcome import site_columns
 from forecasts import ForecastsError
 from policies import (
+    Alternative,
     Decision,
     Device,
     JobSpec,
@@ -120,6 +137,8 @@ class Service:
         self._last_refresh: datetime | None = None
         self._cancel_sent: set[str] = set()
         self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
+        self._held: dict[str, tuple[str, datetime, tuple[str, ...]]] = {}  # job -> plan handed
+        self._reserving = any(isinstance(e, Reserving) for e in self.executors.values())
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
@@ -183,8 +202,9 @@ class Service:
                         with self.ledger.transaction():
                             self.ledger.set_run_started(item.job_id, item.token, item.started_at)
 
-    def _requeue(self, status: ExitStatus, now: datetime) -> None:
-        reason = f"requeued: the daemon died before the job started ({status.reason})"
+    def _requeue(self, status: ExitStatus, now: datetime, why: str = "") -> None:
+        why = why or "the daemon died before the job started"
+        reason = f"requeued: {why} ({status.reason})"
         with self.ledger.transaction():
             self.ledger.drop_run(status.job_id)
             self.ledger.transition(status.job_id, "queued", now, reason)
@@ -309,6 +329,9 @@ class Service:
                     continue
                 killpoints.reached("reconcile_polled")
                 for status in statuses:
+                    if isinstance(status, NotStarted):  # taken back before it started
+                        self._requeue(status, now, "its executor took it back unstarted")
+                        continue
                     self._finish(status, now)
                     ended.append(status)
             self.metrics.observe_queue(self.ledger.counts_by_state())
@@ -338,9 +361,7 @@ class Service:
             return [], []
         if not self._forecasts or self.refresh_due(now):
             self.refresh_intensity(now)
-        devices = busy_devices(
-            self.inventory, self.ledger.active_runs(), now, self.settings.intervals.plan_s
-        )
+        devices = self._devices(now)
         policy = self.policy
         if self.measurement is not None:  # plan on what the measured outcomes taught
             policy = with_recalibration(policy, self.measurement.recalibration)
@@ -363,6 +384,7 @@ class Service:
             self._record(record, decision, now)
             killpoints.reached("plan_decided")
             if decision.action != "start" or decision.chosen is None:
+                self._keep_held(record, decision, now)
                 continue
             chosen = set(decision.chosen.device_ids)
             if chosen & busy or not chosen <= self._by_device.keys():
@@ -373,6 +395,17 @@ class Service:
                 busy |= chosen
                 started.append(record.job_id)
         return decisions, started
+
+    def _devices(self, now: datetime) -> list[Device]:
+        """The planner's devices: busy while carbond's runs hold them, and as capacity-aware
+        executors (Slurm) see them (down nodes, GPUs other users hold)."""
+        devices = busy_devices(
+            self.inventory, self.ledger.active_runs(), now, self.settings.intervals.plan_s
+        )
+        for executor in self.executors.values():
+            if isinstance(executor, CapacityAware):
+                devices = executor.available(devices, now)
+        return devices
 
     def _settle_unstarted(self, now: datetime) -> list[JobRecord]:
         """Cancel or expire waiting jobs that asked for it; return the :data:`PLAN_WINDOW`
@@ -387,6 +420,8 @@ class Service:
         return self.ledger.most_urgent_waiting(PLAN_WINDOW)
 
     def _end_unstarted(self, job: JobRecord, state: str, now: datetime, reason: str) -> None:
+        if not self._withdraw(job.job_id, now):
+            return  # its executor had started it: it is running now
         with self.ledger.transaction():
             self.ledger.transition(job.job_id, state, now, reason)
         log.info("job_" + state, job_id=job.job_id, reason=reason)
@@ -417,28 +452,35 @@ class Service:
         if executor is None:
             self._fail_unstarted(job, now, f"no executor {gpus[0].executor!r} is configured")
             return False
+        held = self.ledger.run(job.job_id) if self._reserving else None  # handed over early
+        if held is not None and held.executor != executor.name:
+            if not self._withdraw(job.job_id, now):
+                return False
+            held = None
         indices = tuple(gpu.index for gpu in gpus)
         with self.ledger.transaction():
             self.ledger.transition(job.job_id, "running", now, f"dispatched: {decision.reason}")
+            if held is not None:
+                self.ledger.drop_run(job.job_id)
             self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
                                 chosen.duration_s, now)  # fmt: skip
+            if held is not None and held.token:
+                self.ledger.set_run_token(job.job_id, held.token)
         killpoints.reached("dispatch_launch")
-        spec = LaunchSpec(
-            job_id=job.job_id,
-            argv=job.request.command,
-            uid=job.uid,
-            gid=job.gid,
-            gpu_indices=indices,
-            log_dir=self.settings.state_dir / "logs",
-            env={"CARBOND_JOB_ID": job.job_id},
-            expected_duration_s=chosen.duration_s,
-            cwd=job.request.cwd,
-        )
+        spec = self._spec(job, chosen, indices)
         try:
-            handle = executor.launch(spec, now)
+            if held is not None and isinstance(executor, Reserving):
+                handle = executor.release(spec, held.token or "", now)
+            else:
+                handle = executor.launch(spec, now)
+        except ExecutorUnavailableError as exc:  # e.g. Slurm down: the job waits, not fails
+            status = ExitStatus(job.job_id, now, None, None, str(exc))
+            self._requeue(status, now, f"{executor.name} cannot be reached")
+            return False
         except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
             return False
+        self._held.pop(job.job_id, None)
         killpoints.reached("dispatch_handle")
         with self.ledger.transaction():
             self.ledger.set_run_started(job.job_id, handle.token, handle.started_at)
@@ -448,6 +490,100 @@ class Service:
             self.measurement.started(job.job_id, gpus, decision, now, self._forecasts,
                                      job=_spec_or_none(job))  # fmt: skip
         return True
+
+    def _spec(self, job: JobRecord, chosen: Alternative, indices: tuple[int, ...]) -> LaunchSpec:
+        return LaunchSpec(
+            job_id=job.job_id,
+            argv=job.request.command,
+            uid=job.uid,
+            gid=job.gid,
+            gpu_indices=indices,
+            log_dir=self.settings.state_dir / "logs",
+            env={"CARBOND_JOB_ID": job.job_id},
+            expected_duration_s=chosen.duration_s,
+            region=chosen.region,
+            device_ids=chosen.device_ids,
+            name=job.request.name,
+            cwd=job.request.cwd,
+        )
+
+    # -- jobs held by a reserving executor (Slurm) until their planned start ------------------
+
+    def _keep_held(self, job: JobRecord, decision: Decision, now: datetime) -> None:
+        """After a decision other than "start now": hand the planned job to a reserving
+        executor or move it there; take it back when it is no longer planned on one."""
+        if not self._reserving:
+            return
+        chosen = decision.chosen
+        first = self._by_device.get(chosen.device_ids[0]) if chosen else None
+        executor = self.executors.get(first.executor) if first is not None else None
+        if decision.action != "hold" or chosen is None or not isinstance(executor, Reserving):
+            self._withdraw(job.job_id, now)
+            return
+        key = (executor.name, chosen.start, chosen.device_ids)
+        known = set(chosen.device_ids) <= self._by_device.keys()
+        if self._held.get(job.job_id) == key or not known:
+            return
+        run = self.ledger.run(job.job_id)
+        if run is not None and run.executor != executor.name:
+            if not self._withdraw(job.job_id, now):
+                return
+            run = None
+        indices = tuple(self._by_device[d].index for d in chosen.device_ids)
+        if run is None:  # write-ahead: a daemon dying now leaves a row without a token
+            with self.ledger.transaction():
+                self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
+                                    chosen.duration_s, now)  # fmt: skip
+        token = (run.token or "") if run is not None else ""
+        try:
+            held = executor.hold(self._spec(job, chosen, indices), chosen.start, token, now)
+        except (DaemonError, OSError) as exc:  # tried again next round
+            log.error("job_hold_failed", job_id=job.job_id, executor=executor.name, error=str(exc))
+            return
+        with self.ledger.transaction():
+            self.ledger.drop_run(job.job_id)
+            self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
+                                chosen.duration_s, now)  # fmt: skip
+            self.ledger.set_run_token(job.job_id, held.token)
+        self._held[job.job_id] = key
+        log.info("job_held", job_id=job.job_id, executor=executor.name, region=chosen.region,
+                 devices=list(chosen.device_ids), start=chosen.start.isoformat())  # fmt: skip
+        if held.started_at is not None:
+            self._started_by_executor(job.job_id, held.token, held.started_at, now)
+
+    def _withdraw(self, job_id: str, now: datetime) -> bool:
+        """Take a held job back from its executor (its run row goes). False when that cannot
+        be done now (retried next round) or the executor had already started the job, which
+        is then recorded as running."""
+        if not self._reserving:
+            return True
+        self._held.pop(job_id, None)
+        run = self.ledger.run(job_id)
+        if run is None:
+            return True
+        executor = self.executors.get(run.executor)
+        if isinstance(executor, Reserving):
+            try:
+                started = executor.withdraw(job_id, run.token or "", now)
+            except (DaemonError, OSError) as exc:
+                log.error("job_withdraw_failed", job_id=job_id, error=str(exc))
+                return False
+            if started is not None and run.token:
+                self._started_by_executor(job_id, run.token, started, now)
+                return False
+        with self.ledger.transaction():
+            self.ledger.drop_run(job_id)
+        return True
+
+    def _started_by_executor(self, job_id: str, token: str, at: datetime, now: datetime) -> None:
+        """A held job its executor started on its own at the planned start: now running."""
+        if self.ledger.job(job_id).state not in ("queued", "planned"):
+            return
+        with self.ledger.transaction():
+            self.ledger.transition(job_id, "running", now, "started at its planned start")
+            self.ledger.set_run_started(job_id, token, at)
+        self._held.pop(job_id, None)
+        log.info("job_dispatched", job_id=job_id, started_at=at.isoformat(), held=True)
 
     # -- endings ----------------------------------------------------------------------------
 
@@ -471,6 +607,8 @@ class Service:
         if job.state != "running":
             return
         run = self.ledger.run(status.job_id)
+        if run is not None and status.started_at is not None:  # the executor knows better
+            run = replace(run, started_at=status.started_at)
         state, reason = final_state(status, cancel_requested=job.cancel_requested_at is not None)
         decision = self.ledger.latest_decision(status.job_id)
         measured = {}
@@ -493,6 +631,7 @@ class Service:
                 self.ledger.record_outcome(status.job_id, now, **columns)
         killpoints.reached("job_exit_done")
         self._cancel_sent.discard(status.job_id)
+        self._held.pop(status.job_id, None)
         log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
                  exit_code=status.exit_code, signal=status.signal,
                  energy_j=columns.get("energy_j"), energy_method=columns.get("energy_method"),

@@ -54,6 +54,8 @@ __all__ = [
     "SignalsSettings",
     "SimulatedExecutorSettings",
     "SiteSettings",
+    "SlurmExecutorSettings",
+    "SlurmRegionSettings",
     "config_path",
     "load_settings",
 ]
@@ -125,6 +127,34 @@ class CatalogSettings(_Section):
     gpus: dict[str, dict[str, float | int | str]] = Field(default_factory=dict)
 
 
+_SLURM_NAME = r"^[A-Za-z0-9_.+-]+$"  # partition, cluster, account, qos, GRES names
+
+
+class SlurmRegionSettings(_Section):
+    """Where a region's jobs go in Slurm (``[regions.slurm]`` of an ``executor = "slurm"``
+    region): ``sbatch --partition``, ``--clusters`` (``cluster``), ``--account``, ``--qos``;
+    ``gres`` is the GRES name of its GPUs (``--gres=<gres>:N``); ``gpu_types`` maps a GRES type
+    (``t4`` in ``gpu:t4:2``) to a GPU catalog name where the names differ by more than case;
+    ``sbatch_options`` are passed to ``sbatch`` as they are (each one whole option, e.g.
+    ``"--mem=16G"``)."""
+
+    partition: str = Field(min_length=1, pattern=_SLURM_NAME)
+    cluster: str | None = Field(default=None, pattern=_SLURM_NAME)
+    account: str | None = Field(default=None, pattern=_SLURM_NAME)
+    qos: str | None = Field(default=None, pattern=_SLURM_NAME)
+    gres: str = Field(default="gpu", pattern=_SLURM_NAME)
+    gpu_types: dict[str, str] = Field(default_factory=dict)
+    sbatch_options: tuple[str, ...] = ()
+
+    @field_validator("sbatch_options")
+    @classmethod
+    def _whole_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for option in value:
+            if not option.startswith("-") or "\n" in option:
+                raise ValueError(f"each sbatch option must be one whole option, got {option!r}")
+        return value
+
+
 class BatterySettings(_Section):
     """An on-site battery, charged from the site's PV only (``policies.footprint.site.Battery``)."""
 
@@ -174,11 +204,13 @@ class SiteSettings(_Section):
 class RegionSettings(_Section):
     """One region: where GPUs are, which grid feeds them, how jobs start there.
 
-    ``gpus`` is ``"discover"`` (NVML finds this node's GPUs) or a list with one entry per GPU,
-    each a GPU catalog name (``["RTX6000-Ada", "RTX6000-Ada"]``) or a ``{ type, count }`` table
-    standing for ``count`` GPUs of that type (``[{ type = "T4", count = 4 }]``, the form replay
-    cluster files use); list position is the CUDA index. This one model is read by the daemon
-    and by ``carbond replay --cluster``, so an operator can replay their own config.
+    ``gpus`` is ``"discover"`` (NVML finds this node's GPUs; for a Slurm region, the nodes of
+    its partition) or a list with one entry per GPU, each a GPU catalog name
+    (``["RTX6000-Ada", "RTX6000-Ada"]``) or a ``{ type, count }`` table standing for ``count``
+    GPUs of that type (``[{ type = "T4", count = 4 }]``, the form replay cluster files use);
+    list position is the CUDA index. This one model is read by the daemon and by
+    ``carbond replay --cluster``, so an operator can replay their own config. A region with
+    ``executor = "slurm"`` needs a ``[regions.slurm]`` table (:class:`SlurmRegionSettings`).
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -187,6 +219,20 @@ class RegionSettings(_Section):
     executor: str = Field(default="local", min_length=1)
     gpus: Literal["discover"] | tuple[str, ...] = "discover"
     site: SiteSettings | None = None
+    slurm: SlurmRegionSettings | None = None
+
+    @model_validator(mode="after")
+    def _slurm_table(self) -> RegionSettings:
+        if self.executor == "slurm" and self.slurm is None:
+            raise ValueError(
+                f'region {self.name}: executor = "slurm" needs a [regions.slurm] table '
+                "with at least a partition"
+            )
+        if self.executor != "slurm" and self.slurm is not None:
+            raise ValueError(
+                f'region {self.name}: a [regions.slurm] table needs executor = "slurm"'
+            )
+        return self
 
     @field_validator("gpus", mode="before")
     @classmethod
@@ -316,11 +362,27 @@ class SimulatedExecutorSettings(_Section):
     seed: int = 0
 
 
+class SlurmExecutorSettings(_Section):
+    """How carbond talks to Slurm (``executor = "slurm"`` regions; each region's partition is
+    in its ``[regions.slurm]`` table).
+
+    ``bin_dir``: where ``sbatch``, ``squeue``, ``sacct``, ``scancel``, ``scontrol`` are (empty:
+    ``PATH``); ``command_timeout_s``: the most one Slurm command may take; ``pending_grace_s``:
+    how long a released job may stay pending (the partition busy with others' work) before
+    carbond takes it back and plans it again.
+    """
+
+    bin_dir: Path | None = None
+    command_timeout_s: float = Field(default=30.0, gt=0)
+    pending_grace_s: float = Field(default=300.0, gt=0)
+
+
 class ExecutorSettings(_Section):
     """Per-executor options."""
 
     local: LocalExecutorSettings = LocalExecutorSettings()
     simulated: SimulatedExecutorSettings = SimulatedExecutorSettings()
+    slurm: SlurmExecutorSettings = SlurmExecutorSettings()
 
 
 class LogSettings(_Section):
@@ -510,10 +572,24 @@ def _from_environment(parts: list[str]) -> str | None:
 
 
 def _shown(parts: list[str], value: str) -> str:
-    if any("token" in part.lower() for part in parts):
+    """``value`` quoted and cut, or ``<hidden>`` when it is, or may hold, a secret: a token
+    field, or a whole section that has one (``CARBOND_ELECTRICITYMAPS='{"token": ...}'``)."""
+    if any("token" in part.lower() for part in parts) or _holds_secret(parts):
         return "<hidden>"
     cut = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "..."
     return repr(cut)
+
+
+def _holds_secret(parts: list[str]) -> bool:
+    """Whether ``parts`` (a field path, or one variable name) names a section with a secret."""
+    if len(parts) != 1:
+        return False
+    section = parts[0].lower().removeprefix(_ENV_PREFIX.lower())
+    field = Settings.model_fields.get(section)
+    model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return False
+    return any("SecretStr" in str(sub.annotation) for sub in model.model_fields.values())
 
 
 def _unparsable(exc: SettingsError, where: str) -> str:

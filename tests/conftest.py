@@ -1,9 +1,9 @@
 """Fixtures shared by every test package, and the hypothesis profiles.
 
 Profiles (``--hypothesis-profile NAME``): ``ci``, the default, runs each property test for a
-few seconds at most; ``fuzz`` (``make fuzz``) runs each for ``CARBOND_FUZZ_EXAMPLES`` examples
-(default 17,000; `make fuzz` passes it). Every hypothesis test is marked ``fuzz`` at collection,
-and the number of examples run is printed at the end of the session.
+few seconds at most; ``fuzz`` (``make fuzz``) sets ``CARBOND_FUZZ_EXAMPLES`` examples (default
+17,000), which a test may scale by a weight (cheap properties run more). Every hypothesis test
+is marked ``fuzz`` at collection, and the number of examples run is printed at the end.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _EXAMPLES:
         total = sum(_EXAMPLES.values())
         terminalreporter.write_line(
-            f"hypothesis: {total} examples in {len(_EXAMPLES)} property tests "
-            f"(profile {settings().max_examples} max each)"
+            f"hypothesis: {total:,} examples in {len(_EXAMPLES)} property tests "
+            f"(profile {settings().max_examples:,} before each test's weight)"
         )
 
 

@@ -70,7 +70,10 @@ def unmetered_columns(
     Realised intensity is always filled when ``realised`` is known; grams need an energy too
     (:func:`best_energy`). ``measured_energy_j`` stays NULL unless the executor measured it.
     """
-    duration_s = max(0.0, (finished_at - started_at).total_seconds())
+    # A wall clock stepped back while the job ran ends it before it started: count it as a
+    # zero-length run rather than fail the job's ending (and every reconcile after it).
+    finished_at = max(finished_at, started_at)
+    duration_s = (finished_at - started_at).total_seconds()
     source = best_energy(duration_s, decision, reported_energy_j, reported_method)
     columns: dict[str, Any] = {
         "energy_j": None if source is None else source.energy_j,

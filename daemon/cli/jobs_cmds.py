@@ -8,6 +8,7 @@ while the daemon is down; ``jobs``, ``status`` and ``export`` read the ledger.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import pwd
@@ -121,6 +122,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, **overrides)
 
 
+@functools.lru_cache(maxsize=4096)  # `jobs --json` asks once per row: 110,000 passwd reads
 def _user(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -229,8 +231,9 @@ def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    if (args.limit is not None and args.limit < 0) or args.offset < 0:
-        raise UsageError("--limit and --offset must not be negative")
+    for flag, value in (("--limit", args.limit), ("--offset", args.offset)):
+        if value is not None and value < 0:
+            raise UsageError(f"{flag} must not be negative")
     states = [s for s in args.state or () if s != REJECTED]
     if args.state and len(states) < len(args.state):
         _rejected(args, show_jobs=bool(states))
@@ -252,10 +255,10 @@ _JOB_COLUMNS = ("job_id", "name", "state", "user", "region", "gpu", "planned_sta
 
 
 def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) -> None:
-    """One page as a table, then the totals: how many match, by state, and how to see more."""
+    """One page as a table, then the totals: how many match, by state, how to see more, and
+    the grams over every matching job."""
     rows = [_job_row(ledger, job) for job in ledger.iter_jobs(states, limit, offset)]
     print_table("jobs", _JOB_COLUMNS, [[row[c] for c in _JOB_COLUMNS] for row in rows])
-    print(_grams_line(ledger.grams_totals(states)))
     counts = ledger.counts_by_state()
     shown = {s: n for s, n in counts.items() if not states or s in states}
     total = sum(shown.values())
@@ -264,6 +267,7 @@ def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) 
     print(f"jobs {first:,}-{offset + len(rows):,} of {total:,} ({by_state or 'none'})")
     if offset + len(rows) < total:
         print(f"more: --offset {offset + len(rows)} (--limit N for a bigger page, --json for all)")
+    print(_grams_line(ledger.grams_totals(states)))
 
 
 def _stream_json(ledger: Ledger, states: Sequence[str], limit: int | None, offset: int) -> None:

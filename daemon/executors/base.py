@@ -2,8 +2,13 @@
 
 Implementations: ``local`` (this node's GPUs, a process group per job, as the submitting user),
 ``simulated`` (replay and the demo: jobs end when the simulated clock passes their end), and
-later ``slurm``. The service persists each :class:`RunHandle` in the ledger, so a restarted
-daemon can hand them back to :meth:`Executor.adopt`.
+``slurm`` (jobs handed to Slurm). The service persists each :class:`RunHandle` in the ledger,
+so a restarted daemon can hand them back to :meth:`Executor.adopt`.
+
+Two optional capabilities, checked with ``isinstance``: a :class:`Reserving` executor's
+scheduler holds a *planned* job until its planned start (Slurm's ``--begin``), so users see it
+before it runs and it is moved in place when the plan changes; a :class:`CapacityAware`
+executor tells the planner which of its GPUs others hold or are down.
 """
 
 from __future__ import annotations
@@ -12,9 +17,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["Executor", "ExitStatus", "LaunchSpec", "NotStarted", "RunHandle"]
+from policies import Device
+
+__all__ = [
+    "CapacityAware",
+    "Executor",
+    "ExitStatus",
+    "Held",
+    "LaunchSpec",
+    "NotStarted",
+    "Reserving",
+    "RunHandle",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +41,8 @@ class LaunchSpec:
     running as root switches to them, one running as that user checks they match, and any other
     combination is refused. ``gpu_indices`` become ``CUDA_VISIBLE_DEVICES``.
     ``expected_duration_s`` is the planner's estimate (the simulated executor uses it).
+    ``region`` is the planned region and ``device_ids`` its planned GPUs (``<region>/<index>``;
+    the Slurm executor picks the partition and node from them).
     ``cwd`` is the absolute directory the job starts in, entered as the job's user (a user who
     cannot enter it is refused); None starts it in the user's home directory.
     """
@@ -37,6 +55,9 @@ class LaunchSpec:
     log_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
     expected_duration_s: float = 0.0
+    region: str = ""
+    device_ids: tuple[str, ...] = ()
+    name: str = ""
     cwd: str | None = None
 
 
@@ -56,9 +77,11 @@ class ExitStatus:
     """How a job ended. ``exit_code`` None with ``signal`` set: killed by that signal;
     both None: the outcome could not be recovered (``reason`` says why).
 
-    An executor that measures energy itself (Slurm's ``sacct`` ``ConsumedEnergy``) reports it
+    An executor that measures energy itself (Slurm's ``sacct`` ``ConsumedEnergyRaw``) reports it
     as ``energy_j`` (GPU or node energy of the run, J) with ``energy_method`` naming how
-    (``slurm-sacct``); the service uses it for a job no GPU meter on this node followed."""
+    (``slurm-sacct``); the service uses it for a job no GPU meter on this node followed.
+    ``started_at``: when the job really started, where the executor knows better than its
+    launch time (Slurm)."""
 
     job_id: str
     finished_at: datetime
@@ -67,6 +90,7 @@ class ExitStatus:
     reason: str = ""
     energy_j: float | None = None
     energy_method: str | None = None
+    started_at: datetime | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -106,4 +130,49 @@ class Executor(Protocol):
         ended while the daemon was down (its recovered :class:`ExitStatus`). A handle with an
         empty ``token`` is a launch the daemon may not have finished: look the job up by
         ``job_id``; :class:`NotStarted` when it never started."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A planned job in the executor's scheduler: its ``token`` (as in :class:`RunHandle`) and,
+    when the scheduler has already started it (its planned start came), ``started_at``."""
+
+    token: str
+    started_at: datetime | None = None
+
+
+@runtime_checkable
+class Reserving(Protocol):
+    """An executor whose scheduler can hold a planned job until its planned start.
+
+    The service calls :meth:`hold` whenever a job's plan (start, region, GPUs) is new or
+    changed, :meth:`release` when the plan says "start now", and :meth:`withdraw` when the job
+    is no longer planned there (cancelled, expired, planned elsewhere or unplanned). The token
+    is kept in the job's run row while it is planned; an empty token means the daemon may have
+    died while handing the job over, and the executor looks it up by ``job_id``.
+    """
+
+    def hold(self, spec: LaunchSpec, start: datetime, token: str, now: datetime) -> Held:
+        """Hand the job over to start no earlier than ``start``, or move it there in place."""
+        ...
+
+    def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
+        """Let the held job start now in ``spec``'s region and GPUs; its run handle."""
+        ...
+
+    def withdraw(self, job_id: str, token: str, now: datetime) -> datetime | None:
+        """Take back a held job so that it never starts; None when done (or nothing was
+        held). When the scheduler had already started it, it is left running and the answer
+        is when it started."""
+        ...
+
+
+@runtime_checkable
+class CapacityAware(Protocol):
+    """An executor that knows more than the ledger about which of its GPUs are free."""
+
+    def available(self, devices: Sequence[Device], now: datetime) -> list[Device]:
+        """``devices`` with those of this executor's regions that are down or drained marked
+        unavailable and those others hold marked busy (``busy_until``); others unchanged."""
         ...

@@ -3,15 +3,17 @@
 ::
 
     DaemonError
-     └── ExecutorError            a job could not be started, watched or stopped
-          └── LaunchRefusedError  starting it would break a rule (wrong user, root, bad id)
+     └── ExecutorError               a job could not be started, watched or stopped
+          ├── LaunchRefusedError     starting it would break a rule (wrong user, root, bad id)
+          └── ExecutorUnavailableError  the executor's scheduler cannot be reached now
+                                         (e.g. Slurm down): jobs wait, they do not fail
 """
 
 from __future__ import annotations
 
 from daemon.errors import DaemonError
 
-__all__ = ["ExecutorError", "LaunchRefusedError"]
+__all__ = ["ExecutorError", "ExecutorUnavailableError", "LaunchRefusedError"]
 
 
 class ExecutorError(DaemonError):
@@ -20,3 +22,7 @@ class ExecutorError(DaemonError):
 
 class LaunchRefusedError(ExecutorError):
     """The executor refuses to start a job (e.g. as another user while not root)."""
+
+
+class ExecutorUnavailableError(ExecutorError):
+    """The executor's scheduler cannot be reached now (e.g. Slurm's controller is down)."""

@@ -235,6 +235,10 @@ class Ledger(Accounting, QueueState):
             (token, ts(started_at), job_id),
         )
 
+    def set_run_token(self, job_id: str, token: str) -> None:
+        """Record the executor's handle of a job it holds before its start (not started)."""
+        self._exec("UPDATE runs SET token = ? WHERE job_id = ?", (token, job_id))
+
     def finish_run(
         self,
         job_id: str,

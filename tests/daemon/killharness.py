@@ -10,12 +10,12 @@ a kill point until every job has ended and is stopped with SIGTERM, and the fina
 
 A job's command appends its id to ``runs.log``, so a job run twice shows there. Checked after
 every kill: ``PRAGMA integrity_check`` is ``ok``, no id in ``runs.log`` twice, no job id twice
-in the ledger. At the end, also: every job submitted is in the ledger exactly once, every job
-ended, each succeeded job ran exactly once, every job that ran has its outcome and run end
-recorded, and every garbage line is in ``rejected.jsonl``.
+in the ledger, every job that ran and ended has its outcome and its run's end. At the end, also:
+every job submitted is in the ledger exactly once and ended, each succeeded job ran exactly
+once, and every garbage line is in ``rejected.jsonl``.
 
-Used by ``tests/daemon/test_killpoints.py`` (a short profile in the normal suite, the long one
-under ``make fuzz``) and runnable alone: ``python -m tests.daemon.killharness --kills 500``.
+Used by ``tests/daemon/test_killpoints.py`` (a short profile in the normal suite) and by
+``make kill-harness`` (the long one): ``python -m tests.daemon.killharness --kills 500``.
 """
 
 from __future__ import annotations
@@ -68,6 +68,14 @@ gpus = ["T4", "T4", "T4", "T4"]
 """
 
 
+_ENDED_WITHOUT_OUTCOME = (
+    "SELECT j.job_id FROM jobs j JOIN runs r ON r.job_id = j.job_id "
+    "LEFT JOIN outcomes o ON o.job_id = j.job_id "
+    "WHERE j.state IN ('succeeded', 'failed', 'cancelled', 'expired') "
+    "AND (o.job_id IS NULL OR r.finished_at IS NULL)"
+)
+
+
 class HarnessError(AssertionError):
     """An invariant broke; the message names the session, the kill and what broke."""
 
@@ -108,7 +116,7 @@ class Tally:
 class Session:
     """One state dir under ``root`` driven through ``kills`` kills."""
 
-    def __init__(self, root: Path, seed: int, *, point_wait_s: float = 4.0) -> None:
+    def __init__(self, root: Path, seed: int, *, point_wait_s: float = 12.0) -> None:
         self.root = root
         self.state = root / "state"
         self.state.mkdir(parents=True)
@@ -188,15 +196,17 @@ class Session:
         try:
             (result,) = connection.execute("PRAGMA integrity_check").fetchone()
             tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
-            ids = (
-                [r[0] for r in connection.execute("SELECT job_id FROM jobs")]
-                if ("jobs" in tables)
-                else []
+            migrated = {"jobs", "runs", "outcomes"} <= tables  # not if killed mid-migration
+            ids = [r[0] for r in connection.execute("SELECT job_id FROM jobs")] if migrated else []
+            no_outcome = (
+                [r[0] for r in connection.execute(_ENDED_WITHOUT_OUTCOME)] if migrated else []
             )
         finally:
             connection.close()
         if result != "ok":
             raise self._failure(f"PRAGMA integrity_check: {result}")
+        if no_outcome:
+            raise self._failure(f"jobs ran and ended without an outcome: {no_outcome[:5]}")
         if len(ids) != len(set(ids)):
             raise self._failure("a job id is in the ledger twice")
         unknown = set(ids) - set(self.expected)

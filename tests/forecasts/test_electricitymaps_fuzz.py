@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecasts import ElectricityMapsClient, ProviderError
@@ -102,6 +102,13 @@ _headers = st.dictionaries(
 )
 
 
+def _examples(weight: float) -> int:
+    """This test's share of the profile's examples (``make fuzz``: 17,000 x ``weight``): cheap
+    properties run more, slow ones fewer, about 100,000 in all."""
+    return max(10, round(settings().max_examples * weight))
+
+
+@settings(max_examples=_examples(1.2))
 @given(
     st.sampled_from(ENDPOINTS),
     st.one_of(st.just(200), st.integers(100, 599)),

@@ -68,10 +68,11 @@ def test_jobs_shows_deadline_measured_and_saved_with_totals(
     for column in ("deadline", "expected_total_g", "measured_total_g", "saved_g"):
         assert column in header
     measured, saved = 2.0 + b_total, 3.0 + b_run_now - b_total
-    assert out.splitlines()[-1] == (
+    assert out.splitlines()[-2:] == [
+        "jobs 1-3 of 3 (failed 1, succeeded 2)",  # the page line (issue 13, defect 10)
         f"total over 3 jobs: expected {expected:,.2f} g; measured {measured:,.2f} g over "
-        f"2 finished, saved {saved:,.2f} g against running each at once (run-now)"
-    )
+        f"2 finished, saved {saved:,.2f} g against running each at once (run-now)",
+    ]
 
 
 def test_jobs_state_rejected_lists_ones_own_refused_lines(

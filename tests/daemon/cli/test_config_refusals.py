@@ -45,7 +45,10 @@ def test_a_reload_without_regions_is_refused_too() -> None:
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [
-        ('name = "carbon-windw"', "policy: unknown policy 'carbon-windw' (known: carbon-window, "),
+        (
+            'name = "carbon-windw"',
+            "policy: unknown policy 'carbon-windw' (known: ",
+        ),
         (
             'name = "carbon-window"\nparams = { slot = 5 }',
             "policy: carbon-window: unknown parameter(s) slot",
@@ -99,6 +102,18 @@ def test_a_bad_value_from_the_file_still_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(config)
     assert info.value.problems == [f"{config}: gpu.sample_period_s: Input should be greater than 0"]
+
+
+@pytest.mark.parametrize("text", ['{"token": "s3cr3t-value", "max_retries": "x"', "s3cr3t-value"])
+def test_a_section_that_holds_the_token_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS", text)  # not valid JSON
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    [problem] = info.value.problems
+    assert problem.startswith("environment variable CARBOND_ELECTRICITYMAPS=<hidden>: not valid")
+    assert "s3cr3t" not in problem
 
 
 def test_a_secret_in_a_variable_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:

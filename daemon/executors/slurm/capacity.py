@@ -1,0 +1,78 @@
+"""A Slurm region's GPUs as the planner should see them (pure).
+
+A region's device ``<region>/<i>`` is the ``i``-th GPU of its partition, counted node by node in
+name order (:class:`Layout`, learnt at discovery). Each planning round the executor reads the
+nodes (``scontrol show node``) and the partition's running jobs (``squeue``) and
+:func:`mark_devices` applies them:
+
+- every GPU of a node that is down, drained, draining or not responding is unavailable;
+- on each node, as many GPUs as jobs carbond did not submit hold there are busy until the
+  latest of those jobs' expected ends (their time limit; one hour when Slurm gives none),
+  taken from the GPUs carbond itself does not already count busy.
+
+A region whose GPUs were declared in the configuration has no layout: others' GPUs are then
+counted over the whole partition.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from daemon.executors.slurm.parse import NodeRow, RunningRow
+from policies import Device
+
+__all__ = ["UNKNOWN_END", "Layout", "mark_devices"]
+
+UNKNOWN_END = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The node of each of a region's GPUs, by index."""
+
+    nodes: tuple[str, ...]
+
+    def node_of(self, device_id: str) -> str | None:
+        """The node of ``<region>/<index>`` (None: not a GPU of this layout)."""
+        _, _, index = device_id.rpartition("/")
+        if not index.isdigit() or int(index) >= len(self.nodes):
+            return None
+        return self.nodes[int(index)]
+
+
+def mark_devices(
+    devices: Sequence[Device],
+    region: str,
+    layout: Layout | None,
+    nodes: Sequence[NodeRow],
+    others: Sequence[RunningRow],
+    now: datetime,
+) -> list[Device]:
+    """``devices`` with ``region``'s GPUs marked from Slurm (see the module docstring)."""
+    usable = {node.name: node.usable for node in nodes}
+    held: Counter[str | None] = Counter()
+    until: dict[str | None, datetime] = {}
+    for job in others:
+        for node in job.nodes:
+            key: str | None = node if layout is not None and node in layout.nodes else None
+            held[key] += job.gpus_per_node
+            end = job.end if job.end is not None and job.end > now else now + UNKNOWN_END
+            until[key] = max(end, until.get(key, end))
+    out = list(devices)
+    for i, device in enumerate(out):
+        if device.region != region:
+            continue
+        home = layout.node_of(device.device_id) if layout is not None else None
+        if home is not None and not usable.get(home, False):
+            out[i] = replace(device, available=False)
+            continue
+        free = device.available and (device.busy_until is None or device.busy_until <= now)
+        for key in (home, None):
+            if free and held[key] > 0:
+                held[key] -= 1
+                out[i] = replace(device, busy_until=until[key])
+                break
+    return out

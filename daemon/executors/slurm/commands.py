@@ -1,0 +1,230 @@
+"""The commands carbond runs against Slurm, built as argv lists (pure; nothing runs here).
+
+Every command runs without a shell, with ``TZ=UTC`` in its environment (see
+:mod:`daemon.executors.slurm.runner`), so the times written here (``--begin``,
+``StartTime=``) and read back from ``squeue``/``sacct`` are UTC. The batch script is given to
+``sbatch`` on standard input; the job's argv is quoted word by word (``shlex.quote``), never
+joined into a shell string by anyone else.
+
+A carbond job is named ``carbond-<job id>`` in Slurm (``--job-name``), which is how a restarted
+daemon finds a submission whose Slurm id it never recorded.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+__all__ = [
+    "JOB_NAME_PREFIX",
+    "SACCT_FIELDS",
+    "SQUEUE_FORMAT",
+    "SQUEUE_JOBS_FORMAT",
+    "Submission",
+    "Target",
+    "batch_script",
+    "hold_argv",
+    "job_name",
+    "nodes_argv",
+    "sacct_argv",
+    "sbatch_argv",
+    "scancel_argv",
+    "slurm_time",
+    "squeue_argv",
+    "squeue_by_name_argv",
+    "squeue_running_argv",
+    "update_argv",
+]
+
+JOB_NAME_PREFIX = "carbond-"
+# squeue --format: id, state, reason, start (expected or actual), end, nodes, partition, name
+SQUEUE_FORMAT = "%i|%T|%r|%S|%e|%N|%P|%j"
+# squeue --format of others' running jobs: id, name, user, nodes, GRES per node, end
+SQUEUE_JOBS_FORMAT = "%i|%j|%u|%N|%b|%e"
+SACCT_FIELDS = (
+    "JobID",
+    "JobName",
+    "State",
+    "ExitCode",
+    "Start",
+    "End",
+    "NodeList",
+    "Partition",
+    "ConsumedEnergyRaw",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a region's jobs go: partition, optional cluster (``-M``), account, QOS, the GRES
+    name of its GPUs and extra ``sbatch`` options (each a whole option)."""
+
+    partition: str
+    cluster: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    gres: str = "gpu"
+    sbatch_options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One job for ``sbatch``: its argv (run without a shell), environment, GPUs, the node it
+    is pinned to (None: any node of the partition), when it may start (None: now), where its
+    output goes and its working directory."""
+
+    job_id: str
+    argv: tuple[str, ...]
+    gpus: int
+    log_dir: Path
+    chdir: Path
+    begin: datetime | None = None
+    node: str | None = None
+    comment: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def job_name(job_id: str) -> str:
+    """The Slurm job name of carbond job ``job_id``."""
+    return JOB_NAME_PREFIX + job_id
+
+
+def slurm_time(at: datetime) -> str:
+    """``at`` as Slurm reads a time (``YYYY-MM-DDTHH:MM:SS``, UTC under ``TZ=UTC``), rounded
+    up to the second so a job never starts before ``at``."""
+    utc = at.astimezone(UTC)
+    if utc.microsecond:
+        utc = utc.replace(microsecond=0) + timedelta(seconds=1)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def batch_script(sub: Submission) -> str:
+    """The batch script: exports the job's environment and ``exec``s its argv, every word
+    single-quoted by :func:`shlex.quote` (no expansion, no word splitting)."""
+    lines = ["#!/bin/sh", f"# carbond job {sub.job_id}: generated, do not edit"]
+    for key, value in sorted(sub.env.items()):
+        if not key.isidentifier():
+            continue
+        lines.append(f"export {key}={shlex.quote(value)}")
+    lines.append("exec " + " ".join(shlex.quote(word) for word in sub.argv))
+    return "\n".join(lines) + "\n"
+
+
+def _where(target: Target) -> list[str]:
+    return [f"--clusters={target.cluster}"] if target.cluster else []
+
+
+def sbatch_argv(sbatch: str, target: Target, sub: Submission) -> list[str]:
+    """``sbatch`` for ``sub`` in ``target``; the script comes on standard input. ``--parsable``
+    makes the answer ``<id>`` or ``<id>;<cluster>``."""
+    argv = [
+        sbatch,
+        "--parsable",
+        f"--job-name={job_name(sub.job_id)}",
+        f"--partition={target.partition}",
+        *_where(target),
+        "--nodes=1",
+        f"--gres={target.gres}:{sub.gpus}",
+        f"--output={sub.log_dir / (sub.job_id + '.out')}",
+        f"--error={sub.log_dir / (sub.job_id + '.err')}",
+        f"--chdir={sub.chdir}",
+        "--export=ALL",  # sbatch's own environment, which the runner builds from scratch
+        "--no-requeue",
+    ]
+    if target.account:
+        argv.append(f"--account={target.account}")
+    if target.qos:
+        argv.append(f"--qos={target.qos}")
+    if sub.node:
+        argv.append(f"--nodelist={sub.node}")
+    if sub.begin is not None:
+        argv.append(f"--begin={slurm_time(sub.begin)}")
+    if sub.comment:
+        argv.append(f"--comment={sub.comment}")
+    argv.extend(target.sbatch_options)
+    return argv
+
+
+def update_argv(
+    scontrol: str,
+    target: Target,
+    slurm_id: str,
+    *,
+    start: datetime | None,
+    node: str | None,
+) -> list[str]:
+    """``scontrol update`` of a pending job: its partition, node and start (None: now, which
+    releases it)."""
+    argv = [scontrol, *_where(target), "update", f"JobId={slurm_id}"]
+    argv.append(f"Partition={target.partition}")
+    argv.append(f"ReqNodeList={node or ''}")
+    argv.append(f"StartTime={slurm_time(start) if start is not None else 'now'}")
+    return argv
+
+
+def hold_argv(scontrol: str, cluster: str | None, slurm_id: str) -> list[str]:
+    """``scontrol hold``: a pending job can then no longer start (fails on a started one)."""
+    return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "hold", slurm_id]
+
+
+def scancel_argv(scancel: str, cluster: str | None, slurm_id: str) -> list[str]:
+    """``scancel`` of one job (SIGTERM, then SIGKILL after Slurm's ``KillWait``)."""
+    return [scancel, *([f"--clusters={cluster}"] if cluster else []), slurm_id]
+
+
+def squeue_argv(squeue: str, cluster: str | None, slurm_ids: Sequence[str]) -> list[str]:
+    """``squeue`` rows (:data:`SQUEUE_FORMAT`) of the given jobs, any state squeue still has."""
+    return [
+        squeue,
+        *([f"--clusters={cluster}"] if cluster else []),
+        "--noheader",
+        "--states=all",
+        f"--jobs={','.join(slurm_ids)}",
+        f"--format={SQUEUE_FORMAT}",
+    ]
+
+
+def squeue_by_name_argv(squeue: str, cluster: str | None, job_id: str) -> list[str]:
+    """``squeue`` rows of carbond job ``job_id`` found by its Slurm name."""
+    return [
+        squeue,
+        *([f"--clusters={cluster}"] if cluster else []),
+        "--noheader",
+        "--states=all",
+        f"--name={job_name(job_id)}",
+        f"--format={SQUEUE_FORMAT}",
+    ]
+
+
+def squeue_running_argv(squeue: str, target: Target) -> list[str]:
+    """Every running job of ``target``'s partition (:data:`SQUEUE_JOBS_FORMAT`)."""
+    return [
+        squeue,
+        *_where(target),
+        "--noheader",
+        "--states=RUNNING,COMPLETING,CONFIGURING",
+        f"--partition={target.partition}",
+        f"--format={SQUEUE_JOBS_FORMAT}",
+    ]
+
+
+def sacct_argv(
+    sacct: str, cluster: str | None, slurm_ids: Sequence[str] = (), name: str | None = None
+) -> list[str]:
+    """``sacct`` rows (:data:`SACCT_FIELDS`, ``|``-separated, one per job and step) of the
+    given jobs, or of the jobs named ``name``."""
+    argv = [sacct, *([f"--clusters={cluster}"] if cluster else []), "--noheader", "--parsable2"]
+    argv.append(f"--format={','.join(SACCT_FIELDS)}")
+    if slurm_ids:
+        argv.append(f"--jobs={','.join(slurm_ids)}")
+    if name is not None:
+        argv += [f"--name={name}", "--starttime=now-7days", "--allusers"]
+    return argv
+
+
+def nodes_argv(scontrol: str, cluster: str | None) -> list[str]:
+    """``scontrol show node`` one node per line (``--oneliner``)."""
+    return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "--oneliner", "show", "node"]

@@ -1,0 +1,516 @@
+"""The Slurm executor: a region is a partition (optionally on another cluster, ``-M``).
+
+Life of a job (see docs/slurm.md):
+
+- planned for later: :meth:`SlurmExecutor.hold` submits it with ``--begin=<planned start>``
+  pinned to the planned node, so it shows in ``squeue`` (reason ``BeginTime``) from the moment
+  carbond has a plan; a new plan moves it in place (``scontrol update``: partition, node,
+  start; a move to another cluster or GRES name resubmits);
+- start now: :meth:`release` sets its start to ``now`` (or :meth:`launch` submits it at once);
+- running and ended: :meth:`poll` reads ``squeue`` and then ``sacct`` (exit code, real start,
+  and ``ConsumedEnergyRaw`` when Slurm accounts energy), every Slurm state mapped by
+  :mod:`~daemon.executors.slurm.states`; :meth:`cancel` is ``scancel``;
+- released but still pending after ``pending_grace_s`` (the partition is busy with others'
+  work): held (``scontrol hold``: it cannot start any more), cancelled and answered as
+  :class:`~daemon.executors.base.NotStarted`, so the service plans it again, deadline and all;
+- after a daemon restart :meth:`adopt` finds each job by its Slurm id, or by its Slurm name
+  (``carbond-<job id>``) when the id was never recorded.
+
+The run token is ``{"slurm_id", "cluster", "region"}``. Commands run through an injected
+:class:`~daemon.executors.slurm.runner.Runner`; ``sbatch`` runs as the job's owner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import structlog
+
+from daemon.executors import jobfiles
+from daemon.executors.base import ExitStatus, Held, LaunchSpec, NotStarted, RunHandle
+from daemon.executors.errors import ExecutorError, LaunchRefusedError
+from daemon.executors.slurm import commands as cmd
+from daemon.executors.slurm.capacity import Layout, mark_devices
+from daemon.executors.slurm.parse import (
+    AcctRow,
+    NodeRow,
+    QueueRow,
+    RunningRow,
+    energy_j,
+    parse_nodes,
+    parse_running,
+    parse_sacct,
+    parse_sbatch,
+    parse_squeue,
+)
+from daemon.executors.slurm.runner import CommandResult, Runner
+from daemon.executors.slurm.states import WAITING, ended_status, is_ended
+from policies import Device
+
+__all__ = ["SlurmExecutor"]
+
+log = structlog.get_logger(__name__)
+
+_ACCT_SETTLE_S = 5.0  # after its end, wait this long at most for a job's batch-step row
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    slurm_id: str
+    cluster: str | None
+    region: str
+
+    def encode(self) -> str:
+        return json.dumps({"slurm_id": self.slurm_id, "cluster": self.cluster,
+                           "region": self.region})  # fmt: skip
+
+    @classmethod
+    def decode(cls, job_id: str, token: str) -> _Token:
+        try:
+            raw = json.loads(token)
+            return cls(str(raw["slurm_id"]), raw["cluster"], str(raw["region"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ExecutorError(f"job {job_id}: unreadable slurm run token") from exc
+
+
+class SlurmExecutor:
+    """Jobs as Slurm batch jobs. Not thread-safe: the service calls it from one thread.
+
+    Args:
+        targets: region name -> where its jobs go.
+        runner: runs the Slurm commands.
+        gpu_names: region name -> GRES type (``t4``) -> GPU catalog name (``T4``); a type not
+            listed is matched to the catalog names case-insensitively (``known_gpus``).
+        known_gpus: the GPU catalog's names.
+        bin_dir: where the Slurm commands are (None: found on ``PATH``).
+        pending_grace_s: how long a released job may stay pending before it is taken back.
+    """
+
+    def __init__(
+        self,
+        targets: Mapping[str, cmd.Target],
+        *,
+        runner: Runner,
+        gpu_names: Mapping[str, Mapping[str, str]] | None = None,
+        known_gpus: Sequence[str] = (),
+        bin_dir: Path | None = None,
+        pending_grace_s: float = 300.0,
+    ) -> None:
+        self._targets = dict(targets)
+        self._run = runner
+        self._gpu_names = {r: dict(m) for r, m in (gpu_names or {}).items()}
+        self._known = {name.lower(): name for name in known_gpus}
+        self._pending_grace_s = pending_grace_s
+        self._layout: dict[str, Layout] = {}
+        self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process
+
+        def tool(name: str) -> str:
+            return str(bin_dir / name) if bin_dir is not None else name
+
+        self._tool: Callable[[str], str] = tool
+
+    @property
+    def name(self) -> str:
+        return "slurm"
+
+    # -- discovery and capacity -----------------------------------------------------------
+
+    def discover(self, region: str) -> list[tuple[int, str]]:
+        """The GPUs of ``region``'s partition, node by node (index = position), as
+        ``(index, GPU catalog name)``; remembered to map device ids to nodes.
+
+        Raises:
+            ExecutorError: Slurm cannot be asked, or a GRES type matches no catalog GPU.
+        """
+        target = self._target(region)
+        nodes = self._nodes(target.cluster)
+        layout: list[str] = []
+        found: list[tuple[int, str]] = []
+        for node in sorted(nodes, key=lambda n: n.name):
+            if target.partition not in node.partitions:
+                continue
+            for gres in node.gres:
+                if gres.name != target.gres:
+                    continue
+                gpu = self._gpu_name(region, gres.type)
+                for _ in range(gres.count):
+                    found.append((len(layout), gpu))
+                    layout.append(node.name)
+        self._layout[region] = Layout(tuple(layout))
+        log.info("slurm_gpus_discovered", region=region, partition=target.partition,
+                 gpus=len(found), nodes=sorted(set(layout)))  # fmt: skip
+        return found
+
+    def _gpu_name(self, region: str, gres_type: str) -> str:
+        mapped = self._gpu_names.get(region, {}).get(gres_type)
+        if mapped is not None:
+            return mapped
+        if (name := self._known.get(gres_type.lower())) is not None:
+            return name
+        raise ExecutorError(
+            f"region {region}: GRES type {gres_type!r} is no GPU of the catalog; map it in "
+            f'[regions.slurm] gpu_types (e.g. {{ {gres_type or "untyped"} = "A100-80GB" }})'
+        )
+
+    def available(self, devices: Sequence[Device], now: datetime) -> list[Device]:
+        """``devices`` with this executor's regions checked against Slurm: GPUs of down or
+        drained nodes unavailable, GPUs that jobs carbond did not submit hold busy until those
+        jobs' expected end. A region Slurm does not answer for is unavailable altogether
+        (``slurm_unreachable``)."""
+        out = list(devices)
+        by_cluster: dict[str | None, list[str]] = defaultdict(list)
+        for region, target in self._targets.items():
+            by_cluster[target.cluster].append(region)
+        for cluster, regions in by_cluster.items():
+            try:
+                nodes = self._nodes(cluster)
+                running = {r: self._running(self._targets[r]) for r in regions}
+            except ExecutorError as exc:
+                log.error("slurm_unreachable", cluster=cluster, regions=regions, error=str(exc))
+                out = [replace(d, available=False) if d.region in regions else d for d in out]
+                continue
+            for region in regions:
+                others = [row for row in running[region] if row.slurm_id not in self._mine]
+                out = mark_devices(out, region, self._layout.get(region), nodes, others, now)
+        return out
+
+    def _nodes(self, cluster: str | None) -> list[NodeRow]:
+        return parse_nodes(self._ok(cmd.nodes_argv(self._tool("scontrol"), cluster)).stdout)
+
+    def _running(self, target: cmd.Target) -> list[RunningRow]:
+        argv = cmd.squeue_running_argv(self._tool("squeue"), target)
+        return parse_running(self._ok(argv).stdout, target.gres)
+
+    # -- submitting -------------------------------------------------------------------------
+
+    def launch(self, spec: LaunchSpec, now: datetime) -> RunHandle:
+        """Submit ``spec`` to start as soon as Slurm can.
+
+        Raises:
+            LaunchRefusedError: another user's job while the daemon is not root, or no region.
+            ExecutorError: ``sbatch`` refused it (its message is kept).
+        """
+        token = self._submit(spec, None)
+        return RunHandle(spec.job_id, self.name, token.encode(), now)
+
+    def hold(self, spec: LaunchSpec, start: datetime, token: str, now: datetime) -> Held:
+        """Submit ``spec`` to start no earlier than ``start`` (Slurm reason ``BeginTime``), or
+        move the submitted one there; a job Slurm already started is reported as started."""
+        found = self._find(spec.job_id, token)
+        if found is None:
+            return Held(self._submit(spec, start).encode())
+        current, row = found
+        if row is None or row.state not in WAITING:  # Slurm started it at its planned start
+            return Held(current.encode(), (row.start if row else None) or now)
+        moved = self._move(spec, current, start)
+        return Held(moved.encode())
+
+    def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
+        """Let the held job start now in ``spec``'s region (submitted afresh if it is gone)."""
+        found = self._find(spec.job_id, token)
+        if found is None:
+            return self.launch(spec, now)
+        current, row = found
+        if row is None or row.state not in WAITING:
+            started = (row.start if row else None) or now
+            return RunHandle(spec.job_id, self.name, current.encode(), started)
+        moved = self._move(spec, current, None)
+        return RunHandle(spec.job_id, self.name, moved.encode(), now)
+
+    def withdraw(self, job_id: str, token: str, now: datetime) -> datetime | None:
+        """Hold and cancel the held job (looked up by name when ``token`` is empty); once
+        held it cannot start. A job Slurm already started is left alone: its start time."""
+        found = self._find(job_id, token)
+        if found is None:
+            return None
+        current, row = found
+        if row is None or row.state not in WAITING:
+            return (row.start if row else None) or now
+        hold = self._run(cmd.hold_argv(self._tool("scontrol"), current.cluster, current.slurm_id))
+        if not hold.ok and row.state == "PENDING":
+            rows = self._squeue(current.cluster, [current.slurm_id])
+            if not rows or rows[0].state not in WAITING:
+                return (rows[0].start if rows else None) or now
+        self._scancel(current)
+        log.info("slurm_job_withdrawn", job_id=job_id, slurm_id=current.slurm_id)
+        return None
+
+    def _submit(self, spec: LaunchSpec, begin: datetime | None) -> _Token:
+        self._check(spec)
+        target = self._target(spec.region)
+        home = _home(spec.uid)
+        self._prepare_logs(spec)
+        sub = cmd.Submission(
+            job_id=spec.job_id,
+            argv=spec.argv,
+            gpus=max(1, len(spec.device_ids) or len(spec.gpu_indices)),
+            log_dir=spec.log_dir,
+            chdir=Path(spec.cwd) if spec.cwd else home,
+            begin=begin,
+            node=self._node(spec),
+            comment=spec.name,
+            env=_job_env(spec, home),
+        )
+        argv = cmd.sbatch_argv(self._tool("sbatch"), target, sub)
+        result = self._run(argv, stdin=cmd.batch_script(sub), uid=spec.uid, gid=spec.gid)
+        if not result.ok:
+            raise ExecutorError(f"job {spec.job_id}: sbatch refused it: {_said(result)}")
+        slurm_id, cluster = parse_sbatch(result.stdout)
+        self._mine.add(slurm_id)
+        log.info("slurm_job_submitted", job_id=spec.job_id, slurm_id=slurm_id,
+                 partition=target.partition, node=sub.node,
+                 begin=begin.isoformat() if begin else "now")  # fmt: skip
+        return _Token(slurm_id, cluster or target.cluster, spec.region)
+
+    def _move(self, spec: LaunchSpec, current: _Token, start: datetime | None) -> _Token:
+        """Update the pending job in place; resubmit when it changes cluster or GRES name."""
+        target = self._target(spec.region)
+        old = self._targets.get(current.region)
+        if old is None or old.cluster != target.cluster or old.gres != target.gres:
+            self._scancel(current)
+            return self._submit(spec, start)
+        argv = cmd.update_argv(
+            self._tool("scontrol"), target, current.slurm_id, start=start, node=self._node(spec)
+        )
+        result = self._run(argv)
+        if not result.ok:
+            raise ExecutorError(
+                f"job {spec.job_id}: scontrol update of Slurm job {current.slurm_id} failed: "
+                f"{_said(result)}"
+            )
+        when = start.isoformat() if start else "now"
+        log.info("slurm_job_moved", job_id=spec.job_id, slurm_id=current.slurm_id,
+                 partition=target.partition, start=when)  # fmt: skip
+        return _Token(current.slurm_id, current.cluster, spec.region)
+
+    def _check(self, spec: LaunchSpec) -> None:
+        if not spec.argv:
+            raise LaunchRefusedError(f"job {spec.job_id}: empty command")
+        if spec.region not in self._targets:
+            raise LaunchRefusedError(
+                f"job {spec.job_id}: region {spec.region!r} is no Slurm region"
+            )
+        euid = os.geteuid()
+        if euid not in (0, spec.uid):
+            raise LaunchRefusedError(
+                f"job {spec.job_id}: submitted by uid {spec.uid} but the daemon runs as uid "
+                f"{euid} and is not root; it cannot submit jobs as another user"
+            )
+
+    def _prepare_logs(self, spec: LaunchSpec) -> None:
+        """The log directory, and the job's output files owned by its user (slurmd opens them
+        as the user, who may not write the directory)."""
+        try:
+            spec.log_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+            for suffix in (".out", ".err"):
+                path = spec.log_dir / (spec.job_id + suffix)
+                os.close(jobfiles.open_log(path, spec.uid, spec.gid))
+        except OSError as exc:
+            raise ExecutorError(f"job {spec.job_id}: cannot prepare {spec.log_dir}: {exc}") from exc
+
+    def _node(self, spec: LaunchSpec) -> str | None:
+        """The node of the planned GPUs, when they are all on one known node."""
+        layout = self._layout.get(spec.region)
+        if layout is None:
+            return None
+        nodes = {layout.node_of(device_id) for device_id in spec.device_ids}
+        return nodes.pop() if len(nodes) == 1 and None not in nodes else None
+
+    # -- watching ---------------------------------------------------------------------------
+
+    def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
+        """The jobs among ``handles`` that ended (or were taken back after pending too long)."""
+        ended: list[ExitStatus] = []
+        for handle, result in self._states(handles, now):
+            if isinstance(result, ExitStatus):
+                ended.append(result)
+            elif result.state in WAITING and self._overdue(handle, now):
+                taken = self._take_back(handle, result, now)
+                if taken is not None:
+                    ended.append(taken)
+        return ended
+
+    def _overdue(self, handle: RunHandle, now: datetime) -> bool:
+        return now - handle.started_at > timedelta(seconds=self._pending_grace_s)
+
+    def _take_back(self, handle: RunHandle, row: QueueRow, now: datetime) -> ExitStatus | None:
+        """Hold then cancel a job Slurm left pending: once held it cannot start, so a
+        successful hold proves it never ran."""
+        token = _Token.decode(handle.job_id, handle.token)
+        held = self._run(cmd.hold_argv(self._tool("scontrol"), token.cluster, token.slurm_id))
+        if not held.ok:
+            return None  # it started meanwhile; the next poll sees it running
+        self._scancel(token)
+        waited = (now - handle.started_at).total_seconds()
+        log.warning("slurm_job_pending_too_long", job_id=handle.job_id, slurm_id=token.slurm_id,
+                    reason=row.reason, waited_s=waited)  # fmt: skip
+        why = f"never started: pending in Slurm for {waited:.0f} s ({row.reason or 'no reason'})"
+        return NotStarted(handle.job_id, now, None, None, why)
+
+    def cancel(self, handle: RunHandle, now: datetime) -> None:
+        """``scancel`` the job; :meth:`poll` reports it ``CANCELLED``."""
+        self._scancel(_Token.decode(handle.job_id, handle.token))
+
+    def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
+        """After a restart: each job still in Slurm (pending or running), its end as Slurm
+        recorded it, or :class:`NotStarted` when Slurm never got it."""
+        adopted: list[RunHandle | ExitStatus] = []
+        with_token = [h for h in handles if h.token]
+        for handle in handles:
+            if handle.token:
+                continue
+            found = self._find(handle.job_id, "")
+            if found is None:
+                why = "never started: Slurm has no job named " + cmd.job_name(handle.job_id)
+                adopted.append(NotStarted(handle.job_id, now, None, None, why))
+            else:
+                with_token.append(replace(handle, token=found[0].encode()))
+        for handle, result in self._states(with_token, now):
+            adopted.append(result if isinstance(result, ExitStatus) else handle)
+        return adopted
+
+    def _states(
+        self, handles: Sequence[RunHandle], now: datetime
+    ) -> list[tuple[RunHandle, QueueRow | ExitStatus]]:
+        """Each handle's squeue row while Slurm has it waiting or running, else its end."""
+        by_cluster: dict[str | None, list[tuple[RunHandle, _Token]]] = defaultdict(list)
+        for handle in handles:
+            token = _Token.decode(handle.job_id, handle.token)
+            self._mine.add(token.slurm_id)
+            by_cluster[token.cluster].append((handle, token))
+        out: list[tuple[RunHandle, QueueRow | ExitStatus]] = []
+        for cluster, items in by_cluster.items():
+            ids = [t.slurm_id for _, t in items]
+            queue = {r.slurm_id: r for r in self._squeue(cluster, ids)}
+            gone = [t.slurm_id for _, t in items if t.slurm_id not in queue
+                    or is_ended(queue[t.slurm_id].state)]  # fmt: skip
+            acct = self._sacct(cluster, gone) if gone else []
+            for handle, token in items:
+                row = queue.get(token.slurm_id)
+                if row is not None and not is_ended(row.state):
+                    out.append((handle, row))
+                    continue
+                status = _ended(handle, token.slurm_id, acct, now)
+                if status is not None:
+                    out.append((handle, status))
+        return out
+
+    def _squeue(self, cluster: str | None, ids: Sequence[str]) -> list[QueueRow]:
+        result = self._run(cmd.squeue_argv(self._tool("squeue"), cluster, ids))
+        if not result.ok:  # squeue refuses the whole call when one id is unknown to it
+            if "Invalid job id" in result.stderr and len(ids) > 1:
+                return [row for i in ids for row in self._squeue(cluster, [i])]
+            if "Invalid job id" in result.stderr:
+                return []
+            raise ExecutorError(f"squeue failed: {_said(result)}")
+        return parse_squeue(result.stdout)
+
+    def _sacct(self, cluster: str | None, ids: Sequence[str]) -> list[AcctRow]:
+        return parse_sacct(self._ok(cmd.sacct_argv(self._tool("sacct"), cluster, ids)).stdout)
+
+    def _find(self, job_id: str, token: str) -> tuple[_Token, QueueRow | None] | None:
+        """The Slurm job of ``job_id`` (by token, else by name) with its squeue row (None:
+        ended, only in sacct); None when Slurm has no such job. By name, the newest job still
+        waiting or running, else the newest that ran (earlier submissions taken back unstarted
+        are ignored)."""
+        if token:
+            current = _Token.decode(job_id, token)
+            rows = self._squeue(current.cluster, [current.slurm_id])
+            return current, rows[0] if rows else None
+        for cluster, first in {t.cluster: r for r, t in self._targets.items()}.items():
+            argv = cmd.squeue_by_name_argv(self._tool("squeue"), cluster, job_id)
+            rows = [r for r in parse_squeue(self._ok(argv).stdout) if not is_ended(r.state)]
+            if rows:
+                row = max(rows, key=lambda r: int(r.slurm_id))
+                self._mine.add(row.slurm_id)
+                region = self._region_of(row.partition, cluster) or first
+                return _Token(row.slurm_id, cluster, region), row
+            argv = cmd.sacct_argv(self._tool("sacct"), cluster, name=cmd.job_name(job_id))
+            acct = [r for r in parse_sacct(self._ok(argv).stdout)
+                    if not r.step and r.start is not None]  # fmt: skip  # ran: not a taken-back one
+            if acct:
+                last = max(acct, key=lambda r: int(r.slurm_id))
+                region = self._region_of(last.partition, cluster) or first
+                return _Token(last.slurm_id, cluster, region), None
+        return None
+
+    def _region_of(self, partition: str, cluster: str | None) -> str | None:
+        for region, target in self._targets.items():
+            if target.partition == partition and target.cluster == cluster:
+                return region
+        return None
+
+    def _scancel(self, token: _Token) -> None:
+        result = self._run(cmd.scancel_argv(self._tool("scancel"), token.cluster, token.slurm_id))
+        if not result.ok and "already completing or completed" not in result.stderr:
+            raise ExecutorError(f"scancel of Slurm job {token.slurm_id} failed: {_said(result)}")
+
+    def _target(self, region: str) -> cmd.Target:
+        try:
+            return self._targets[region]
+        except KeyError:
+            raise ExecutorError(f"region {region!r} is no Slurm region") from None
+
+    def _ok(self, argv: list[str]) -> CommandResult:
+        result = self._run(argv)
+        if not result.ok:
+            raise ExecutorError(f"{Path(argv[0]).name} failed: {_said(result)}")
+        return result
+
+
+def _ended(
+    handle: RunHandle, slurm_id: str, acct: list[AcctRow], now: datetime
+) -> ExitStatus | None:
+    """The end of ``slurm_id`` from its sacct rows; None while the rows are not final yet
+    (sacct lags the controller by about half a second)."""
+    job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
+    if job is None or not is_ended(job.state):
+        return None
+    batch = next((r for r in acct if r.slurm_id == slurm_id and r.step == "batch"), None)
+    end = job.end or now
+    settling = (now - end).total_seconds() < _ACCT_SETTLE_S
+    if job.start is not None and (batch is None or not is_ended(batch.state)) and settling:
+        return None  # the batch step's row (and its energy) is still being written
+    return ended_status(
+        handle.job_id,
+        job.state,
+        exit_code=job.exit_code,
+        signal=job.signal,
+        finished_at=end,
+        started_at=job.start,
+        by_uid=job.by_uid,
+        nodes=job.nodes,
+        energy_j=energy_j(acct, slurm_id),
+    )
+
+
+def _home(uid: int) -> Path:
+    """The job's working directory: its user's home, or ``/`` when it has none."""
+    try:
+        home = Path(pwd.getpwuid(uid).pw_dir)
+    except KeyError:
+        return Path("/")
+    return home if home.is_dir() else Path("/")
+
+
+def _job_env(spec: LaunchSpec, home: Path) -> dict[str, str]:
+    """The job's environment, set by its batch script on top of ``sbatch``'s from-scratch one
+    (never the daemon's); Slurm adds its own ``SLURM_*`` and ``CUDA_VISIBLE_DEVICES``."""
+    try:
+        user = pwd.getpwuid(spec.uid).pw_name
+    except KeyError:
+        user = str(spec.uid)
+    return {"PATH": jobfiles.DEFAULT_PATH, "HOME": str(home), "USER": user, "LOGNAME": user,
+            "LANG": "C.UTF-8", **spec.env}  # fmt: skip
+
+
+def _said(result: CommandResult) -> str:
+    text = (result.stderr or result.stdout).strip()
+    return text.splitlines()[-1] if text else f"exit status {result.returncode}"

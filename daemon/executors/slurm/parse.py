@@ -1,0 +1,371 @@
+"""Slurm's answers as frozen values (pure; tested against outputs recorded from Slurm 22.05).
+
+Formats (all under ``TZ=UTC``, see :mod:`daemon.executors.slurm.commands`):
+
+- ``sbatch --parsable``: ``<id>`` or ``<id>;<cluster>``;
+- ``squeue --format`` with ``|`` between fields; ``-M`` adds ``CLUSTER: name`` lines;
+- ``sacct --parsable2``: ``|`` between fields, one row per job and per step (``<id>.batch``,
+  ``<id>.extern``, ``<id>.0``); ``State`` may read ``CANCELLED by <uid>``; ``ExitCode`` is
+  ``<code>:<signal>``; ``ConsumedEnergyRaw`` is joules (empty or 0 without energy accounting);
+- ``scontrol --oneliner show node``: ``Key=value`` pairs, one node per line; ``Reason=`` runs
+  to the end of its value and may contain spaces.
+
+Times ``N/A``, ``Unknown``, ``None`` and empty read as None. Each parser raises
+:class:`SlurmOutputError` naming the command and the line it could not read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from daemon.executors.errors import ExecutorError
+
+__all__ = [
+    "AcctRow",
+    "GresCount",
+    "NodeRow",
+    "QueueRow",
+    "RunningRow",
+    "SlurmOutputError",
+    "energy_j",
+    "expand_hostlist",
+    "gpu_count",
+    "parse_nodes",
+    "parse_running",
+    "parse_sacct",
+    "parse_sbatch",
+    "parse_squeue",
+    "parse_time",
+]
+
+_NO_VAL64 = 2**63  # Slurm's "no value" markers are at the top of the 64-bit range
+
+
+class SlurmOutputError(ExecutorError):
+    """A Slurm command answered something carbond cannot read (names the command and line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One ``squeue`` row: a job as the controller sees it now."""
+
+    slurm_id: str
+    state: str
+    reason: str
+    start: datetime | None
+    end: datetime | None
+    nodes: str
+    partition: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AcctRow:
+    """One ``sacct`` row: a job (``step`` empty) or one of its steps (``batch``, ``0``, ...)."""
+
+    slurm_id: str
+    step: str
+    name: str
+    state: str
+    by_uid: int | None
+    exit_code: int | None
+    signal: int | None
+    start: datetime | None
+    end: datetime | None
+    nodes: str
+    partition: str
+    energy_j: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GresCount:
+    """``gpu:t4:2``: name ``gpu``, type ``t4`` (empty when untyped), count 2."""
+
+    name: str
+    type: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """One node of ``scontrol show node``: its partitions, state flags, GRES and the reason an
+    operator gave for draining it."""
+
+    name: str
+    partitions: tuple[str, ...]
+    state: tuple[str, ...]
+    gres: tuple[GresCount, ...]
+    reason: str
+
+    @property
+    def usable(self) -> bool:
+        """False when the node is down, drained or draining, failing, not responding or
+        powered off: no new job can start there."""
+        bad = {"DOWN", "DRAIN", "DRAINED", "DRAINING", "FAIL", "FAILING", "NOT_RESPONDING",
+               "POWERED_DOWN", "POWERING_DOWN", "INVALID_REG", "FUTURE", "UNKNOWN"}  # fmt: skip
+        return not bad & set(self.state)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningRow:
+    """A job holding resources now: its nodes (expanded), GPUs per node and expected end."""
+
+    slurm_id: str
+    name: str
+    user: str
+    nodes: tuple[str, ...]
+    gpus_per_node: int
+    end: datetime | None
+
+
+def parse_time(text: str) -> datetime | None:
+    """A Slurm time printed under ``TZ=UTC`` (``2026-12-04T21:00:00``), or None for
+    ``N/A``/``Unknown``/``None``/empty.
+
+    Raises:
+        ValueError: anything else.
+    """
+    text = text.strip()
+    if text in {"", "N/A", "NONE", "Unknown", "None", "(null)"}:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+
+
+def parse_sbatch(stdout: str) -> tuple[str, str | None]:
+    """``(slurm id, cluster or None)`` from ``sbatch --parsable``.
+
+    Raises:
+        SlurmOutputError: no job id in the answer.
+    """
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    slurm_id, _, cluster = last.partition(";")
+    if not slurm_id.isdigit():
+        raise SlurmOutputError(f"sbatch: no job id in its answer {stdout.strip()!r}")
+    return slurm_id, cluster or None
+
+
+def _fields(command: str, line: str, count: int) -> list[str]:
+    parts = line.split("|")
+    if len(parts) != count:
+        raise SlurmOutputError(
+            f"{command}: expected {count} '|'-separated fields, got {len(parts)}: {line!r}"
+        )
+    return parts
+
+
+def _time(command: str, text: str, line: str) -> datetime | None:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise SlurmOutputError(f"{command}: unreadable time {text!r} in {line!r}") from exc
+
+
+def parse_squeue(stdout: str) -> list[QueueRow]:
+    """Rows of ``squeue --format=SQUEUE_FORMAT``.
+
+    Raises:
+        SlurmOutputError: a line with the wrong number of fields or an unreadable time.
+    """
+    rows = []
+    for line in stdout.splitlines():
+        if not line.strip() or line.startswith("CLUSTER:"):
+            continue
+        i, state, reason, start, end, nodes, partition, name = _fields("squeue", line, 8)
+        rows.append(
+            QueueRow(
+                i.strip(),
+                state.strip(),
+                reason.strip(),
+                _time("squeue", start, line),
+                _time("squeue", end, line),
+                nodes.strip(),
+                partition.strip(),
+                name.strip(),
+            )
+        )
+    return rows
+
+
+_EXIT = re.compile(r"^(\d+):(\d+)$")
+
+
+def parse_sacct(stdout: str) -> list[AcctRow]:
+    """Rows of ``sacct --parsable2 --format=SACCT_FIELDS`` (jobs and steps).
+
+    Raises:
+        SlurmOutputError: a line with the wrong number of fields, or an unreadable time, exit
+            code or energy.
+    """
+    rows = []
+    for line in stdout.splitlines():
+        if not line.strip() or line.startswith("CLUSTER:"):
+            continue
+        job, name, state, exit_code, start, end, nodes, partition, energy = _fields(
+            "sacct", line, 9
+        )
+        slurm_id, _, step = job.partition(".")
+        state_word, _, by = state.partition(" by ")
+        code, sig = None, None
+        if (m := _EXIT.match(exit_code.strip())) is not None:
+            code, sig = int(m.group(1)), int(m.group(2))
+        elif exit_code.strip():
+            raise SlurmOutputError(f"sacct: unreadable exit code {exit_code!r} in {line!r}")
+        rows.append(
+            AcctRow(
+                slurm_id=slurm_id,
+                step=step,
+                name=name,
+                state=state_word.strip(),
+                by_uid=int(by) if by.strip().isdigit() else None,
+                exit_code=code if sig == 0 else None,
+                signal=sig or None,
+                start=_time("sacct", start, line),
+                end=_time("sacct", end, line),
+                nodes=nodes.strip(),
+                partition=partition.strip(),
+                energy_j=_energy(energy, line),
+            )
+        )
+    return rows
+
+
+def _energy(text: str, line: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise SlurmOutputError(f"sacct: unreadable ConsumedEnergyRaw {text!r} in {line!r}") from exc
+    return value if 0 < value < _NO_VAL64 else None
+
+
+def energy_j(rows: list[AcctRow], slurm_id: str) -> float | None:
+    """The energy Slurm accounted to job ``slurm_id``, in joules, or None when it has none
+    (energy accounting not configured: every row empty or 0).
+
+    The job's own row when it has a value, else the largest of its steps: the ``batch`` step
+    spans the whole script (other steps run inside it on the same node, so adding them would
+    count their joules twice).
+    """
+    mine = [row for row in rows if row.slurm_id == slurm_id]
+    own = [row.energy_j for row in mine if not row.step and row.energy_j is not None]
+    if own:
+        return own[0]
+    steps = [row.energy_j for row in mine if row.step and row.energy_j is not None]
+    return max(steps) if steps else None
+
+
+_PAIR = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_/]*)=")
+
+
+def _pairs(line: str) -> dict[str, str]:
+    """``Key=value`` pairs of an ``scontrol --oneliner`` line; ``Reason`` keeps its spaces."""
+    matches = list(_PAIR.finditer(line))
+    pairs: dict[str, str] = {}
+    for m, nxt in zip(matches, [*matches[1:], None], strict=True):
+        value = line[m.end() : nxt.start() if nxt else len(line)].strip()
+        pairs.setdefault(m.group(1), value)
+        if m.group(1) == "Reason":  # free text to the end of the line
+            pairs["Reason"] = line[m.end() :].strip()
+            break
+    return pairs
+
+
+def _gres(text: str) -> tuple[GresCount, ...]:
+    """``gpu:t4:2,shard:4`` (``(null)`` or empty: none); ``(S:0)`` socket suffixes dropped."""
+    found = []
+    for item in re.sub(r"\([^)]*\)", "", text).split(","):
+        parts = item.strip().split(":")
+        if not parts[0] or parts[0] == "null" or not parts[-1].isdigit():
+            continue
+        kind = parts[1] if len(parts) == 3 else ""
+        found.append(GresCount(parts[0], kind, int(parts[-1])))
+    return tuple(found)
+
+
+def parse_nodes(stdout: str) -> list[NodeRow]:
+    """Nodes of ``scontrol --oneliner show node``.
+
+    Raises:
+        SlurmOutputError: a node line without ``NodeName``.
+    """
+    nodes = []
+    for line in stdout.splitlines():
+        if not line.strip() or line.startswith("CLUSTER:"):
+            continue
+        pairs = _pairs(line)
+        if "NodeName" not in pairs:
+            raise SlurmOutputError(f"scontrol show node: no NodeName in {line!r}")
+        nodes.append(
+            NodeRow(
+                name=pairs["NodeName"],
+                partitions=tuple(p for p in pairs.get("Partitions", "").split(",") if p),
+                state=tuple(s for s in pairs.get("State", "").split("+") if s),
+                gres=_gres(pairs.get("Gres", "")),
+                reason=pairs.get("Reason", ""),
+            )
+        )
+    return nodes
+
+
+def gpu_count(text: str, gres: str = "gpu") -> int:
+    """GPUs in a GRES/TRES request as ``squeue %b`` prints it (``gres:gpu:2``,
+    ``gres/gpu:t4:2``, ``gres/gpu=2``; ``N/A``: none)."""
+    total = 0
+    for item in text.split(","):
+        m = re.search(rf"(?:^|[:/]){re.escape(gres)}(?::[^:=,]+)?[:=](\d+)$", item.strip())
+        if m is not None:
+            total += int(m.group(1))
+    return total
+
+
+def parse_running(stdout: str, gres: str = "gpu") -> list[RunningRow]:
+    """Rows of ``squeue --format=SQUEUE_JOBS_FORMAT`` (jobs holding resources now).
+
+    Raises:
+        SlurmOutputError: a line with the wrong number of fields or an unreadable time.
+    """
+    rows = []
+    for line in stdout.splitlines():
+        if not line.strip() or line.startswith("CLUSTER:"):
+            continue
+        i, name, user, nodes, per_node, end = _fields("squeue", line, 6)
+        rows.append(
+            RunningRow(
+                i.strip(),
+                name.strip(),
+                user.strip(),
+                expand_hostlist(nodes.strip()),
+                gpu_count(per_node, gres),
+                _time("squeue", end, line),
+            )
+        )
+    return rows
+
+
+def expand_hostlist(text: str) -> tuple[str, ...]:
+    """``n[1-3,5],gpu7`` -> ``n1 n2 n3 n5 gpu7`` (zero padding kept: ``n[01-02]``).
+
+    Raises:
+        SlurmOutputError: an unbalanced bracket or a bad range.
+    """
+    names: list[str] = []
+    for m in re.finditer(r"([^,\[]+)(?:\[([^\]]*)\])?([^,\[]*)", text):
+        prefix, ranges, suffix = m.group(1), m.group(2), m.group(3)
+        if ranges is None:
+            names.append(prefix + suffix)
+            continue
+        for part in ranges.split(","):
+            lo, _, hi = part.partition("-")
+            if not lo.isdigit() or (hi and not hi.isdigit()):
+                raise SlurmOutputError(f"unreadable host list {text!r}")
+            width = len(lo)
+            for n in range(int(lo), int(hi or lo) + 1):
+                names.append(f"{prefix}{n:0{width}d}{suffix}")
+    if text.count("[") != text.count("]"):
+        raise SlurmOutputError(f"unreadable host list {text!r}")
+    return tuple(n for n in names if n and n not in {"(null)", "None"})

@@ -1,0 +1,106 @@
+"""How Slurm commands run: the injected seam between the executor and ``subprocess``.
+
+:class:`SubprocessRunner` runs one argv without a shell, with a bounded time, ``TZ=UTC`` and a
+small environment (``PATH``, ``LANG``, ``SLURM_CONF`` when the daemon has one; never the
+daemon's own environment, which may hold tokens). Given a ``uid``/``gid`` it runs the command
+as that user (``subprocess``'s ``user``/``group``/``extra_groups``: a setuid in the child
+before ``exec``), which is how a root daemon's ``sbatch`` submits as the job's owner: Slurm
+authenticates the command through MUNGE as that user, so the job is the user's in every Slurm
+tool, with the user's limits and accounts. Tests inject a recording fake instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from daemon.executors.errors import ExecutorUnavailableError
+
+__all__ = ["CommandResult", "Runner", "SlurmUnavailableError", "SubprocessRunner"]
+
+_PASSED_ENV = ("SLURM_CONF",)
+
+
+class SlurmUnavailableError(ExecutorUnavailableError):
+    """A Slurm command could not run or did not answer in time (Slurm down or missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a command printed and how it exited."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        """Exit status 0."""
+        return self.returncode == 0
+
+
+class Runner(Protocol):
+    """Runs one Slurm command (an argv, never a shell string)."""
+
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str = "",
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult: ...
+
+
+class SubprocessRunner:
+    """The real runner.
+
+    Args:
+        timeout_s: the most one command may take.
+        path: ``PATH`` for the commands.
+    """
+
+    def __init__(self, *, timeout_s: float = 30.0, path: str = "/usr/bin:/bin") -> None:
+        self._timeout_s = timeout_s
+        env = {"PATH": path, "LANG": "C.UTF-8", "TZ": "UTC"}
+        env.update({k: os.environ[k] for k in _PASSED_ENV if k in os.environ})
+        self._env = env
+
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str = "",
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult:
+        """Run ``argv``; as ``uid``/``gid`` when given and different from the daemon's.
+
+        Raises:
+            SlurmUnavailableError: the command is missing, could not start or timed out.
+        """
+        switch = uid is not None and uid != os.geteuid()
+        try:
+            done = subprocess.run(  # an argv, no shell
+                list(argv),
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=self._timeout_s,
+                env=self._env,
+                cwd="/",
+                check=False,
+                user=uid if switch else None,
+                group=gid if switch else None,
+                extra_groups=[] if switch else None,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SlurmUnavailableError(
+                f"{argv[0]}: no answer within {self._timeout_s:g} s"
+            ) from exc
+        except OSError as exc:
+            raise SlurmUnavailableError(f"{argv[0]}: cannot run: {exc}") from exc
+        return CommandResult(done.returncode, done.stdout, done.stderr)

@@ -1,0 +1,82 @@
+"""The Slurm argv and batch-script builders."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from daemon.executors.slurm.commands import (
+    Submission,
+    Target,
+    batch_script,
+    job_name,
+    sbatch_argv,
+    slurm_time,
+    update_argv,
+)
+
+HOSTILE = ("printf", "%s\\0", "a b", "$HOME", "it's", "`id`", "; rm -rf /", "\n", "*")
+
+
+def _sub(**kw: object) -> Submission:
+    base: dict[str, object] = {
+        "job_id": "j1",
+        "argv": ("python", "-c", "print(1)"),
+        "gpus": 2,
+        "log_dir": Path("/var/lib/carbond/logs"),
+        "chdir": Path("/home/ada"),
+    }
+    base.update(kw)
+    return Submission(**base)  # type: ignore[arg-type]  # test helper over all fields
+
+
+def test_the_script_passes_every_word_through_unchanged(tmp_path: Path) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text(batch_script(_sub(argv=HOSTILE, env={"CARBOND_JOB_ID": "j1 x"})))
+    out = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\0")[:-1] == list(HOSTILE[2:])
+
+
+def test_the_script_exports_the_environment_quoted(tmp_path: Path) -> None:
+    script = tmp_path / "job.sh"
+    env = {"CARBOND_JOB_ID": "j'1", "BAD KEY": "x"}
+    script.write_text(batch_script(_sub(argv=("sh", "-c", 'echo "$CARBOND_JOB_ID"'), env=env)))
+    out = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, check=True)
+    assert out.stdout == "j'1\n"
+    assert "BAD KEY" not in script.read_text()
+
+
+def test_sbatch_argv_names_partition_gres_logs_and_begin() -> None:
+    target = Target("alpha", cluster="west", account="ml", qos="low", gres="gpu",
+                    sbatch_options=("--mem=4G",))  # fmt: skip
+    begin = datetime(2026, 12, 4, 22, 0, 0, 250_000, tzinfo=UTC)
+    argv = sbatch_argv("sbatch", target, _sub(begin=begin, node="n1", comment="nightly"))
+    assert argv[0] == "sbatch" and "--parsable" in argv
+    for expected in (
+        "--job-name=carbond-j1", "--partition=alpha", "--clusters=west", "--gres=gpu:2",
+        "--output=/var/lib/carbond/logs/j1.out", "--error=/var/lib/carbond/logs/j1.err",
+        "--chdir=/home/ada", "--account=ml", "--qos=low", "--nodelist=n1",
+        "--begin=2026-12-04T22:00:01", "--comment=nightly", "--mem=4G",
+    ):  # fmt: skip
+        assert expected in argv
+    plain = sbatch_argv("sbatch", Target("beta"), _sub())
+    assert not [
+        a for a in plain if a.startswith(("--begin", "--clusters", "--account", "--nodelist"))
+    ]
+
+
+def test_update_moves_partition_node_and_start_or_releases_now() -> None:
+    at = datetime(2026, 12, 4, 22, 30, tzinfo=UTC)
+    assert update_argv("scontrol", Target("beta"), "7", start=at, node="n2") == [
+        "scontrol", "update", "JobId=7", "Partition=beta", "ReqNodeList=n2",
+        "StartTime=2026-12-04T22:30:00",
+    ]  # fmt: skip
+    assert update_argv("scontrol", Target("alpha"), "7", start=None, node=None)[-1] == (
+        "StartTime=now"
+    )
+
+
+def test_names_and_times() -> None:
+    assert job_name("abc") == "carbond-abc"
+    assert slurm_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05"

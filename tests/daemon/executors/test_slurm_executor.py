@@ -1,0 +1,259 @@
+"""The Slurm executor against a fake Slurm (a runner answering like Slurm 22.05 does; the real
+one is exercised in tests/slurm/)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.executors.base import LaunchSpec, NotStarted, RunHandle
+from daemon.executors.errors import ExecutorError
+from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
+from daemon.executors.slurm.commands import slurm_time
+from daemon.executors.slurm.runner import SlurmUnavailableError
+from policies import Device
+from policies.footprint import DEFAULT_GPU_CATALOG
+
+RECORDED = Path(__file__).parent / "slurm_outputs"
+T0 = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
+
+
+@dataclass
+class _Job:
+    name: str
+    partition: str
+    state: str = "PENDING"
+    reason: str = "BeginTime"
+    start: str = "N/A"
+    node: str = ""
+    held: bool = False
+    energy: str = ""
+
+
+@dataclass
+class FakeSlurm:
+    """Enough of sbatch/squeue/sacct/scontrol/scancel for the executor, with a log of calls."""
+
+    jobs: dict[str, _Job] = field(default_factory=dict)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    down: bool = False
+    nodes: str = (
+        (RECORDED / "scontrol_nodes_drained.txt").read_text().replace("MIXED+DRAIN", "IDLE")
+    )
+    running_beta: str = ""
+    ran: tuple[str, str] = ("2026-12-04T21:00:01", "2026-12-04T21:00:05")  # sacct Start, End
+
+    def __call__(
+        self, argv: Sequence[str], *, stdin: str = "", uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult:  # fmt: skip
+        if self.down:
+            raise SlurmUnavailableError(f"{argv[0]}: no answer within 30 s")
+        self.calls.append(tuple(argv))
+        opts = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+        handler = {
+            "sbatch": self._sbatch,
+            "squeue": self._squeue,
+            "sacct": self._sacct,
+            "scancel": self._scancel,
+        }.get(argv[0])
+        if handler is not None:
+            return handler(argv, opts)
+        if "show" in argv:
+            return CommandResult(0, self.nodes, "")
+        if "hold" in argv:
+            return self._hold(argv[-1])
+        assert "update" in argv, f"unexpected command {argv}"
+        return self._update(argv)
+
+    def _sbatch(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        slurm_id = str(100 + len(self.jobs))
+        begin = opts.get("begin")
+        job = _Job(opts["job-name"], opts["partition"], start=begin or "N/A",
+                   node=opts.get("nodelist", ""))  # fmt: skip
+        if begin is None:
+            job.state, job.reason = "RUNNING", "None"
+        self.jobs[slurm_id] = job
+        return CommandResult(0, f"{slurm_id}\n", "")
+
+    def _squeue(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        if opts["format"].startswith("%i|%j"):  # a partition's running jobs
+            return CommandResult(0, self.running_beta if "beta" in str(argv) else "", "")
+        wanted = opts["jobs"].split(",") if "jobs" in opts else list(self.jobs)
+        rows = [
+            f"{i}|{j.state}|{j.reason}|{j.start}|NONE|{j.node}|{j.partition}|{j.name}"
+            for i, j in self.jobs.items()
+            if i in wanted and opts.get("name", j.name) == j.name and j.state != "GONE"
+        ]
+        return CommandResult(0, "".join(row + "\n" for row in rows), "")
+
+    def _sacct(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        rows = []
+        for i, j in self.jobs.items():
+            if i in opts.get("jobs", "").split(",") or j.name == opts.get("name"):
+                state = "COMPLETED" if j.state == "GONE" else j.state
+                times = f"{self.ran[0]}|{self.ran[1]}|n1"
+                rows.append(f"{i}|{j.name}|{state}|0:0|{times}|{j.partition}|")
+                rows.append(f"{i}.batch|batch|{state}|0:0|{times}||{j.energy}")
+        return CommandResult(0, "".join(row + "\n" for row in rows), "")
+
+    def _scancel(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        self.jobs[argv[-1]].state = "CANCELLED"
+        return CommandResult(0, "", "")
+
+    def _hold(self, slurm_id: str) -> CommandResult:
+        job = self.jobs[slurm_id]
+        if job.state != "PENDING":
+            return CommandResult(1, "", "slurm_suspend error: Job has already finished")
+        job.held = True
+        return CommandResult(0, "", "")
+
+    def _update(self, argv: Sequence[str]) -> CommandResult:
+        fields = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("--"))
+        job = self.jobs[fields["JobId"]]
+        job.partition, job.start = fields["Partition"], fields["StartTime"]
+        if fields["StartTime"] == "now":  # Slurm starts it and prints its real start
+            job.state, job.reason, job.start = "RUNNING", "None", self.ran[0]
+        return CommandResult(0, "", "")
+
+
+def _executor(slurm: FakeSlurm, **kw: float) -> SlurmExecutor:
+    executor = SlurmExecutor(
+        {"qc": Target("alpha"), "pace": Target("beta")},
+        runner=slurm,
+        known_gpus=DEFAULT_GPU_CATALOG.names(),
+        **kw,  # type: ignore[arg-type]  # pending_grace_s only
+    )
+    assert executor.discover("qc") == [(0, "T4"), (1, "T4")]
+    assert executor.discover("pace") == [(0, "L4"), (1, "L4")]
+    return executor
+
+
+def _spec(tmp_path: Path, region: str = "qc", device: str = "qc/0") -> LaunchSpec:
+    return LaunchSpec(
+        job_id="j1", argv=("sleep", "1"), uid=0, gid=0, gpu_indices=(0,),
+        log_dir=tmp_path / "logs", expected_duration_s=4.0, region=region,
+        device_ids=(device,), name="nightly",
+    )  # fmt: skip
+
+
+def test_a_planned_job_is_submitted_held_then_moved_in_place_then_released(
+    tmp_path: Path,
+) -> None:
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    start = T0 + timedelta(hours=1)
+    held = executor.hold(_spec(tmp_path), start, "", T0)
+    [(slurm_id, job)] = slurm.jobs.items()
+    assert held.started_at is None
+    assert (job.name, job.partition, job.start, job.node) == (
+        "carbond-j1", "alpha", slurm_time(start), "n1",
+    )  # fmt: skip
+    assert (tmp_path / "logs" / "j1.out").exists()  # made for the job's user before sbatch
+
+    later = start + timedelta(hours=1)
+    moved = executor.hold(_spec(tmp_path, "pace", "pace/1"), later, held.token, T0)
+    assert list(slurm.jobs) == [slurm_id]  # the same Slurm job
+    assert (job.partition, job.start) == ("beta", slurm_time(later))
+
+    handle = executor.release(_spec(tmp_path, "pace", "pace/1"), moved.token, T0)
+    assert job.state == "RUNNING" and handle.executor == "slurm"
+    job.state, job.energy = "GONE", "812"
+    [status] = executor.poll([handle], T0 + timedelta(minutes=1))
+    assert status.succeeded and status.energy_j == 812.0
+    assert status.started_at == datetime(2026, 12, 4, 21, 0, 1, tzinfo=UTC)
+
+
+def test_a_job_slurm_already_started_is_reported_not_moved(tmp_path: Path) -> None:
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    held = executor.hold(_spec(tmp_path), T0 + timedelta(minutes=5), "", T0)
+    job = next(iter(slurm.jobs.values()))
+    job.state, job.start = "RUNNING", "2026-12-04T21:05:00"
+    again = executor.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, T0)
+    assert again.started_at == T0 + timedelta(minutes=5)
+    assert executor.withdraw("j1", held.token, T0) == T0 + timedelta(minutes=5)
+    assert job.state == "RUNNING"  # never cancelled behind the owner's back
+
+
+def test_withdraw_holds_then_cancels_and_finds_an_unrecorded_submission_by_name(
+    tmp_path: Path,
+) -> None:
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)  # token lost in a crash
+    assert executor.withdraw("j1", "", T0) is None
+    job = next(iter(slurm.jobs.values()))
+    assert job.held and job.state == "CANCELLED"
+    tools = [c[0] + (" " + c[1] if c[0] == "scontrol" else "") for c in slurm.calls[-3:]]
+    assert tools == ["squeue", "scontrol hold", "scancel"]
+
+
+def test_a_released_job_left_pending_past_the_grace_is_taken_back_unstarted(
+    tmp_path: Path,
+) -> None:
+    slurm = FakeSlurm()
+    executor = _executor(slurm, pending_grace_s=60)
+    handle = executor.launch(_spec(tmp_path), T0)
+    job = next(iter(slurm.jobs.values()))
+    job.state, job.reason = "PENDING", "Resources"
+    assert executor.poll([handle], T0 + timedelta(seconds=30)) == []
+    [status] = executor.poll([handle], T0 + timedelta(seconds=90))
+    assert isinstance(status, NotStarted)
+    assert "pending in Slurm for 90 s (Resources)" in status.reason
+    assert job.held and job.state == "CANCELLED"
+
+
+def test_adopt_keeps_running_jobs_recovers_ended_ones_and_finds_unrecorded_ones(
+    tmp_path: Path,
+) -> None:
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    running = executor.launch(_spec(tmp_path), T0)
+    ended = executor.launch(LaunchSpec("j2", ("true",), 0, 0, (1,), tmp_path, region="qc"), T0)
+    slurm.jobs[ended.token.split('"')[3]].state = "GONE"
+    lost = RunHandle("j3", "slurm", "", T0)
+    slurm.jobs["999"] = _Job("carbond-j3", "alpha", state="RUNNING")
+    never = RunHandle("j4", "slurm", "", T0)
+    adopted = executor.adopt([running, ended, lost, never], T0 + timedelta(minutes=1))
+    by_id = {a.job_id: a for a in adopted}
+    assert by_id["j1"] == running
+    assert by_id["j2"].succeeded  # type: ignore[union-attr]  # an ExitStatus here
+    assert isinstance(by_id["j3"], RunHandle) and '"999"' in by_id["j3"].token
+    assert isinstance(by_id["j4"], NotStarted)
+
+
+def test_capacity_marks_down_nodes_and_gpus_others_hold(tmp_path: Path) -> None:
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    slurm.nodes = (RECORDED / "scontrol_nodes_drained.txt").read_text()  # n1 drained
+    slurm.running_beta = (RECORDED / "squeue_running_beta.txt").read_text()  # 1 GPU on n2
+    devices = [
+        Device(f"{region}/{i}", region, "Z", DEFAULT_GPU_CATALOG.get(gpu))
+        for region, gpu in (("qc", "T4"), ("pace", "L4"))
+        for i in range(2)
+    ]
+    marked = {d.device_id: d for d in executor.available(devices, T0)}
+    assert not marked["qc/0"].available and not marked["qc/1"].available
+    assert marked["pace/0"].busy_until == datetime(2027, 12, 4, 21, 10, 45, tzinfo=UTC)
+    assert marked["pace/1"].busy_until is None and marked["pace/1"].available
+    slurm.down = True
+    assert not any(d.available for d in executor.available(devices, T0))
+
+
+def test_sbatch_refusal_and_unknown_gres_types_are_clear_errors(tmp_path: Path) -> None:
+    def refuse(argv: Sequence[str], **_: object) -> CommandResult:
+        if argv[0] == "sbatch":
+            return CommandResult(1, "", "sbatch: error: invalid partition specified: alpha\n")
+        return FakeSlurm()(argv)
+
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=refuse, known_gpus=["T4"])
+    with pytest.raises(ExecutorError, match=r"j1: sbatch refused it: .*invalid partition"):
+        executor.launch(_spec(tmp_path), T0)
+    strange = SlurmExecutor({"qc": Target("alpha")}, runner=FakeSlurm(), known_gpus=["A100"])
+    with pytest.raises(ExecutorError, match=r"GRES type 't4'.*gpu_types"):
+        strange.discover("qc")

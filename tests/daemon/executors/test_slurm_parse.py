@@ -1,0 +1,183 @@
+"""The Slurm parsers against outputs recorded from a real Slurm 22.05 (slurm_outputs/)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.executors.slurm.parse import (
+    SlurmOutputError,
+    energy_j,
+    expand_hostlist,
+    gpu_count,
+    parse_nodes,
+    parse_running,
+    parse_sacct,
+    parse_sbatch,
+    parse_squeue,
+    parse_time,
+)
+from daemon.executors.slurm.states import ended_status, is_ended
+
+RECORDED = Path(__file__).parent / "slurm_outputs"
+
+
+def _read(name: str) -> str:
+    return (RECORDED / name).read_text(encoding="utf-8")
+
+
+def test_sbatch_answer_is_the_id_with_an_optional_cluster() -> None:
+    assert parse_sbatch(_read("sbatch.txt")) == ("3", None)
+    assert parse_sbatch("812;west\n") == ("812", "west")
+    with pytest.raises(SlurmOutputError, match="no job id"):
+        parse_sbatch("sbatch: error: Batch job submission failed\n")
+
+
+def test_squeue_rows_keep_state_reason_and_planned_start() -> None:
+    rows = {r.slurm_id: r for r in parse_squeue(_read("squeue_states.txt"))}
+    later = rows["6"]
+    assert (later.state, later.reason, later.partition, later.name) == (
+        "PENDING", "BeginTime", "alpha", "carbond-later",
+    )  # fmt: skip
+    assert later.start == datetime(2026, 12, 4, 22, 10, 45, tzinfo=UTC)
+    assert later.end is None  # NONE
+    assert rows["8"].reason == "Resources"
+    assert rows["4"].state == "RUNNING" and rows["4"].nodes == "n1"
+    assert rows["3"].state == "FAILED"
+
+
+def test_squeue_skips_cluster_banners_and_refuses_short_lines() -> None:
+    text = "CLUSTER: west\n" + _read("squeue_states.txt")
+    assert len(parse_squeue(text)) == len(parse_squeue(_read("squeue_states.txt")))
+    with pytest.raises(SlurmOutputError, match="expected 8"):
+        parse_squeue("12|RUNNING\n")
+
+
+def test_sacct_rows_split_steps_exit_codes_and_cancelling_uid() -> None:
+    rows = parse_sacct(_read("sacct_mixed.txt"))
+    by = {(r.slurm_id, r.step): r for r in rows}
+    assert by[("3", "")].state == "FAILED" and by[("3", "")].exit_code == 3
+    cancelled = by[("4", "")]
+    assert (cancelled.state, cancelled.by_uid) == ("CANCELLED", 0)
+    assert by[("4", "batch")].signal == 15 and by[("4", "batch")].exit_code is None
+    assert by[("6", "")].start is None and by[("6", "")].energy_j is None  # pending: 0 J
+
+
+def test_energy_is_the_batch_step_s_joules_and_none_without_accounting() -> None:
+    rows = parse_sacct(_read("sacct_mixed.txt"))
+    assert energy_j(rows, "1") == 298.0  # 2 s on the 150 W fake meter
+    assert energy_j(rows, "2") == 401.0  # 2 s at 200 W
+    assert energy_j(rows, "3") is None  # ran for no time: 0 J reads as unmeasured
+    no_energy = "9|x|COMPLETED|0:0|2026-12-04T21:10:32|2026-12-04T21:10:34|n1|alpha|\n"
+    assert energy_j(parse_sacct(no_energy), "9") is None
+    huge = no_energy.replace("alpha|", "alpha|18446744073709551614")
+    assert energy_j(parse_sacct(huge), "9") is None  # Slurm's NO_VAL64
+
+
+def test_nodes_read_gres_partitions_state_and_the_free_text_reason() -> None:
+    nodes = {n.name: n for n in parse_nodes(_read("scontrol_nodes_drained.txt"))}
+    n1, n2 = nodes["n1"], nodes["n2"]
+    assert n1.partitions == ("alpha",) and n2.partitions == ("beta",)
+    assert [(g.name, g.type, g.count) for g in n1.gres] == [("gpu", "t4", 2)]
+    assert n1.state == ("MIXED", "DRAIN") and not n1.usable
+    assert n1.reason.startswith("disk check by ops")
+    assert n2.usable
+    lost = {n.name: n.usable for n in parse_nodes(_read("scontrol_nodes_not_responding.txt"))}
+    assert lost == {"n1": False, "n2": True}  # n1 IDLE+NOT_RESPONDING
+
+
+def test_running_jobs_expand_hosts_and_count_gpus_per_node() -> None:
+    [hog] = parse_running(_read("squeue_running_beta.txt"))
+    assert (hog.name, hog.user, hog.nodes, hog.gpus_per_node) == ("other-hog", "root", ("n2",), 1)
+    assert hog.end == datetime(2027, 12, 4, 21, 10, 45, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("gres:gpu:2", 2),
+        ("gres/gpu:t4:3", 3),
+        ("gres/gpu=4", 4),
+        ("N/A", 0),
+        ("gres:shard:2", 0),
+        ("gres:gpu:1,gres:gpu:a100:2", 3),
+    ],
+)
+def test_gpu_count(text: str, expected: int) -> None:
+    assert gpu_count(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("n1", ("n1",)),
+        ("n[1-3,5]", ("n1", "n2", "n3", "n5")),
+        ("gpu[08-10],login1", ("gpu08", "gpu09", "gpu10", "login1")),
+        ("", ()),
+    ],
+)
+def test_expand_hostlist(text: str, expected: tuple[str, ...]) -> None:
+    assert expand_hostlist(text) == expected
+
+
+def test_a_bad_host_list_or_time_is_an_error_naming_it() -> None:
+    with pytest.raises(SlurmOutputError, match="host list"):
+        expand_hostlist("n[1-x]")
+    with pytest.raises(ValueError):
+        parse_time("yesterday")
+
+
+@pytest.mark.parametrize(
+    ("state", "code", "sig", "exit_code", "signal", "reason"),
+    [
+        ("COMPLETED", 0, None, 0, None, "slurm COMPLETED"),
+        ("FAILED", 3, None, 3, None, "slurm FAILED"),
+        ("FAILED", None, 9, None, 9, "slurm FAILED"),
+        ("FAILED", 0, None, None, None, "slurm FAILED"),
+        ("CANCELLED", 0, None, None, None, "slurm CANCELLED by uid 0"),
+        ("TIMEOUT", 0, None, None, None, "slurm TIMEOUT: the job reached its time limit"),
+        ("OUT_OF_MEMORY", 0, None, None, None, "slurm OUT_OF_MEMORY: the job ran out of memory"),
+        ("NODE_FAIL", 0, None, None, None, "slurm NODE_FAIL: a node of the job failed (n1)"),
+        ("PREEMPTED", 0, None, None, None, "slurm PREEMPTED: the job was preempted"),
+        ("BOOT_FAIL", 0, None, None, None, "slurm BOOT_FAIL: a node of the job failed to boot"),
+        ("DEADLINE", 0, None, None, None, "slurm DEADLINE: the job reached its Slurm deadline"),
+    ],
+)
+def test_every_final_state_maps_with_its_reason(
+    state: str, code: int | None, sig: int | None, exit_code: int | None,
+    signal: int | None, reason: str,
+) -> None:  # fmt: skip
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    status = ended_status("j", state, exit_code=code, signal=sig, finished_at=at,
+                          by_uid=0, nodes="n1")  # fmt: skip
+    assert is_ended(state)
+    assert (status.exit_code, status.signal) == (exit_code, signal)
+    assert status.reason.startswith(reason)
+    assert status.succeeded == (state == "COMPLETED")
+
+
+@pytest.mark.parametrize("state", ["PENDING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED"])
+def test_waiting_and_active_states_are_not_ended(state: str) -> None:
+    assert not is_ended(state)
+
+
+@pytest.mark.parametrize(
+    ("name", "usable"),
+    [
+        ("idle", {"n1": True, "n2": True}),
+        ("mixed", {"n1": True, "n2": True}),
+        ("mixed_allocated", {"n1": True, "n2": True}),
+        ("draining", {"n1": False, "n2": True}),
+        ("down", {"n1": False, "n2": False}),  # n1 still draining, n2 down and not responding
+        ("drained", {"n1": False, "n2": False}),
+    ],
+)
+def test_node_states_recorded_by_the_cluster_recorder(name: str, usable: dict[str, bool]) -> None:
+    text = _read(f"states/scontrol_show_node_{name}.txt")
+    nodes = parse_nodes(text)
+    assert {n.name: n.usable for n in nodes} == usable
+    assert {n.name: [(g.type, g.count) for g in n.gres] for n in nodes} == {
+        "n1": [("t4", 2)], "n2": [("l4", 2)],
+    }  # fmt: skip

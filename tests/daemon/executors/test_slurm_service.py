@@ -1,0 +1,126 @@
+"""The service with the Slurm executor over a fake Slurm: a planned job is in Slurm at once,
+moves with the forecast, is released at its start, and its outcome takes sacct's energy (or the
+estimate, flagged). The same flow runs against the real Slurm in tests/slurm/."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.assemble import Daemon, build_daemon
+from daemon.executors.slurm import SlurmExecutor, Target
+from daemon.intensity import IntensityReading, ZoneSeries
+from daemon.settings import (
+    IntensitySettings,
+    PolicySettings,
+    RegionSettings,
+    Settings,
+    SlurmRegionSettings,
+)
+from policies.footprint import DEFAULT_GPU_CATALOG
+from tests.daemon.executors.test_slurm_executor import FakeSlurm
+
+T0 = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
+
+
+class _Dip:
+    """CA-QC at 300 g/kWh except 20 g/kWh in [start, start + 1 h)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+
+    def refresh(self, zones: object, now: datetime) -> None:
+        return None
+
+    def _at(self, at: datetime) -> float:
+        return 20.0 if self.start <= at < self.start + timedelta(hours=1) else 300.0
+
+    def forecast(self, zone: str, now: datetime, horizon_s: int, step_s: int) -> ZoneSeries:
+        start = datetime.fromtimestamp(now.timestamp() - now.timestamp() % step_s, UTC)
+        values = [
+            self._at(start + timedelta(seconds=k * step_s)) for k in range(horizon_s // step_s)
+        ]
+        return ZoneSeries(zone, start, step_s, np.array(values, dtype=np.float64), "test")
+
+    def current(self, zone: str, now: datetime) -> IntensityReading:
+        return IntensityReading(zone, now, self._at(now), "test")
+
+
+def _daemon(tmp_path: Path, slurm: FakeSlurm, forecast: _Dip) -> Daemon:
+    region = RegionSettings(name="qc", zone="CA-QC", executor="slurm",
+                            slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
+    settings = Settings(
+        state_dir=tmp_path,
+        regions=(region,),
+        policy=PolicySettings(name="carbon-window"),
+        intensity=IntensitySettings(source="static", horizon_s=6 * 3600, step_s=900),
+    )
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=slurm,
+                             known_gpus=DEFAULT_GPU_CATALOG.names())  # fmt: skip
+    return build_daemon(settings, executors={"slurm": executor}, intensity=forecast)
+
+
+def test_a_planned_job_waits_in_slurm_moves_with_the_forecast_and_runs_at_its_start(
+    tmp_path: Path,
+) -> None:
+    slurm, forecast = FakeSlurm(), _Dip(T0 + timedelta(hours=2))
+    slurm.ran = ("2026-12-05T00:00:01", "2026-12-05T00:00:05")  # when it runs, after the move
+    daemon = _daemon(tmp_path, slurm, forecast)
+    service, ledger = daemon.service, daemon.ledger
+    line = {"id": "j1", "model": "llama-1b", "requests": 4, "command": ["sleep", "1"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    service.start(T0)
+    service.tick(T0)
+
+    [(slurm_id, job)] = slurm.jobs.items()
+    assert ledger.job("j1").state == "planned"
+    assert (job.name, job.partition, job.state) == ("carbond-j1", "alpha", "PENDING")
+    assert job.start == "2026-12-04T23:00:00"  # the dip
+
+    forecast.start = T0 + timedelta(hours=3)
+    service.refresh_intensity(T0 + timedelta(minutes=1))
+    service.tick(T0 + timedelta(minutes=1))
+    assert list(slurm.jobs) == [slurm_id] and job.start == "2026-12-05T00:00:00"  # moved in place
+
+    start = T0 + timedelta(hours=3)
+    service.refresh_intensity(start)
+    service.tick(start)
+    assert (
+        ledger.job("j1").state == "running" and job.state == "RUNNING"
+    )  # released, not resubmitted
+    assert list(slurm.jobs) == [slurm_id]
+
+    job.state, job.energy = "GONE", "600"
+    service.tick(start + timedelta(minutes=5))
+    assert ledger.job("j1").state == "succeeded"
+    outcome = ledger.outcome("j1")
+    assert outcome is not None
+    assert (outcome["energy_method"], outcome["measured_energy_j"]) == ("slurm-sacct", 600.0)
+    assert outcome["realised_intensity_g_per_kwh"] == pytest.approx(20.0)
+    assert outcome["operational_g"] == pytest.approx(600.0 / 3.6e6 * 20.0)  # J -> kWh x g/kWh
+    daemon.close()
+
+
+def test_without_slurm_energy_the_outcome_is_the_estimate_flagged_so(tmp_path: Path) -> None:
+    slurm, forecast = FakeSlurm(), _Dip(T0)  # cleanest now: starts at once
+    daemon = _daemon(tmp_path, slurm, forecast)
+    (tmp_path / "queue.jsonl").write_text(
+        json.dumps({"id": "j2", "model": "llama-1b", "requests": 4, "command": ["true"]}) + "\n"
+    )
+    daemon.service.start(T0)
+    daemon.service.tick(T0)
+    [job] = slurm.jobs.values()
+    assert job.state == "RUNNING" and daemon.ledger.job("j2").state == "running"
+    job.state = "GONE"  # sacct rows without ConsumedEnergyRaw: no energy accounting
+    daemon.service.tick(T0 + timedelta(minutes=1))
+    outcome = daemon.ledger.outcome("j2")
+    assert outcome is not None
+    assert outcome["energy_method"] == "estimated"
+    assert outcome["measured_energy_j"] is None  # never passed off as measured
+    assert outcome["energy_j"] > 0 and outcome["total_g"] > 0
+    daemon.close()
