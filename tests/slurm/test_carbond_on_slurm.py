@@ -111,10 +111,13 @@ def _running(cluster: SlurmCluster, ids: Iterable[str]) -> int:
     return sum(r["state"] == "RUNNING" for r in _squeue(cluster, ids))
 
 
-def _sacct_jobs(cluster: SlurmCluster) -> list[dict[str, str]]:
+def _sacct_jobs(cluster: SlurmCluster, ids: Iterable[str]) -> list[dict[str, str]]:
+    """Every Slurm job ever named after carbond jobs ``ids`` (one row per job)."""
+    names = ",".join(f"carbond-{i}" for i in ids)
     out = cluster.run(
-        ["sacct", "-a", "-X", "-n", "-P", "-S", "now-1hours", "-o", "JobID,JobName,State"]
-    ).stdout
+        ["sacct", "-a", "-X", "-n", "-P", "-S", "now-1days", "-E", "now", f"--name={names}",
+         "-o", "JobID,JobName,State"]
+    ).stdout  # fmt: skip
     keys = ("id", "name", "state")
     rows = [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines()]
     return [r for r in rows if r["name"].startswith("carbond-")]
@@ -232,8 +235,13 @@ def test_kill_9_while_slurm_jobs_run_loses_none_and_runs_none_twice(
     _wait(slurm_cluster, "4 jobs final",
           lambda: all(_jobs(carbond.state).get(i) in FINAL for i in ids))  # fmt: skip
     assert {i: _jobs(carbond.state)[i] for i in ids} == dict.fromkeys(ids, "succeeded")
-    names = [r["name"] for r in _sacct_jobs(slurm_cluster)]
-    assert {i: names.count(f"carbond-{i}") for i in ids} == dict.fromkeys(ids, 1)
+
+    def counts() -> dict[str, int]:
+        names = [r["name"] for r in _sacct_jobs(slurm_cluster, ids)]
+        return {i: names.count(f"carbond-{i}") for i in ids}
+
+    _wait(slurm_cluster, "sacct to list the jobs", lambda: all(counts().values()))
+    assert counts() == dict.fromkeys(ids, 1)  # each submitted to Slurm exactly once
     assert {i: (marks / i).read_text() for i in ids} == {i: f"{i}\n" for i in ids}
 
 
