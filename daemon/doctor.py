@@ -23,13 +23,15 @@ from functools import partial
 from pathlib import Path
 from typing import Final, Literal
 
-from daemon.assemble import LEDGER_NAME, LOG_DIR_NAME
+from daemon.assemble import LEDGER_NAME
 from daemon.errors import DaemonError
 from daemon.health import HEALTH_NAME, HEARTBEAT_S, read_health
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
+from daemon.queue.files import spool_name_problem
 from daemon.settings import ConfigError, Settings, load_settings
+from daemon.statedir import state_dir_problems
 from forecasts import ForecastsError, SeriesCache, SignalChain
 from policies import UnknownPolicyError, get_policy
 from policies.errors import PoliciesError
@@ -99,22 +101,14 @@ def _check_state_dir(settings: Settings) -> Check:
                      "or `systemd-tmpfiles --create carbond.conf` creates it)")  # fmt: skip
     if not path.is_dir():
         return Check("state_dir", "fail", f"{path} is not a directory")
-    st = path.stat()
-    problems = []
-    if st.st_mode & stat.S_IWOTH:
-        problems.append(f"{path} is world-writable (mode {stat.filemode(st.st_mode)})")
+    problems = state_dir_problems(path)
     if not os.access(path, os.W_OK):
         problems.append(f"{path} is not writable by uid {os.geteuid()}")
-    spool = path / SPOOL_DIR
-    if spool.is_dir() and (spool.stat().st_mode & 0o7777) != 0o1733:
-        problems.append(f"{spool} should be mode 1733 (sticky, users create their own file)")
-    logs = path / LOG_DIR_NAME
-    if logs.exists() and logs.stat().st_mode & stat.S_IWOTH:
-        problems.append(f"{logs} is world-writable")
     if problems:
-        return Check("state_dir", "fail", "; ".join(problems))
+        return Check("state_dir", "fail", "; ".join(problems) + " (`carbond run` refuses it)")
+    st = path.stat()
     owner = f"uid {st.st_uid}, mode {stat.filemode(st.st_mode)}"
-    return Check("state_dir", "pass", f"{path} ({owner})")
+    return Check("state_dir", "pass", f"{path} ({owner}; only uid {os.geteuid()} can write it)")
 
 
 def _check_ledger(settings: Settings) -> Check:
@@ -205,18 +199,20 @@ def _check_signals(settings: Settings, now: datetime) -> Check:
 
 def _check_queue(settings: Settings) -> Check:
     queue = settings.state_dir / QUEUE_NAME
-    if not queue.exists():
+    try:
+        st = os.lstat(queue)
+    except FileNotFoundError:
         return Check("queue", "pass", f"{queue} not created yet (`carbond run` creates it)")
-    st = queue.stat()
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        return Check("queue", "fail", f"{queue} is {kind} ({stat.filemode(st.st_mode)}): "
+                     "the daemon does not read it; remove it and restart")  # fmt: skip
     problems = []
     if st.st_mode & _GROUP_OR_OTHER_WRITE:
         problems.append(f"{queue} is group/world-writable ({stat.filemode(st.st_mode)}): its "
                         "lines cannot be attributed and are rejected")  # fmt: skip
-    with queue.open("rb") as handle:
-        if st.st_size:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                problems.append(f"{queue} ends with an unfinished line (left for later)")
+    if st.st_size and _last_byte(queue) != b"\n":
+        problems.append(f"{queue} ends with an unfinished line (left for later)")
     backlog = "backlog unknown (no ledger yet)"
     ledger_path = settings.state_dir / LEDGER_NAME
     if ledger_path.exists():
@@ -224,15 +220,50 @@ def _check_queue(settings: Settings) -> Check:
             record = ledger.queue_files().get(QUEUE_NAME)
         done = record.byte_offset if record is not None and record.inode == st.st_ino else 0
         backlog = f"{max(0, st.st_size - done)} byte(s) not ingested yet"
-    rejected_path = settings.state_dir / REJECTED_NAME
-    rejected = 0
-    if rejected_path.exists():
-        with rejected_path.open("rb") as handle:
-            rejected = sum(1 for _ in handle)
-    detail = f"{queue}: {st.st_size} bytes, {backlog}, {rejected} rejected line(s)"
+    problems += _spool_problems(settings.state_dir / SPOOL_DIR)
+    detail = f"{queue}: {st.st_size} bytes, {backlog}, {_count_rejected(settings)} rejected line(s)"
     if problems:
         return Check("queue", "fail", f"{detail}; " + "; ".join(problems))
     return Check("queue", "pass", detail)
+
+
+def _last_byte(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        return os.pread(fd, 1, size - 1) if size else b""
+    finally:
+        os.close(fd)
+
+
+def _spool_problems(spool: Path) -> list[str]:
+    """Spool files the daemon ignores: planted under another user's name, or not files."""
+    if not spool.is_dir():
+        return []
+    problems = []
+    for path in sorted(spool.glob("*.jsonl")):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        rel = f"{SPOOL_DIR}/{path.name}"
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"{rel} is not a regular file: ignored")
+        elif (problem := spool_name_problem(rel, st.st_uid)) is not None:
+            problems.append(problem)
+    return problems
+
+
+def _count_rejected(settings: Settings) -> int:
+    path = settings.state_dir / REJECTED_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return sum(1 for _ in handle)
 
 
 def _check_wrapper() -> Check:

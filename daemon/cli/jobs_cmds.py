@@ -22,9 +22,16 @@ from daemon.cli.output import clean_json, print_json, print_table
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.errors import UsageError
-from daemon.ledger import EXPORTABLE, JobRecord, Ledger, UnknownJobError, export_table
+from daemon.ledger import (
+    EXPORTABLE,
+    JobRecord,
+    Ledger,
+    LedgerError,
+    UnknownJobError,
+    export_table,
+)
 from daemon.ledger.export import EXPORT_SUFFIXES
-from daemon.queue import REJECTED_NAME, append_line, new_job_id, submit_target
+from daemon.queue import REJECTED_NAME, append_submission, new_job_id
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings, load_settings
 from daemon.states import FINAL_STATES, STATES
@@ -33,7 +40,7 @@ __all__ = ["register"]
 
 # (flag, queue field, type, help)
 _FIELDS: tuple[tuple[str, str, type, str], ...] = (
-    ("--id", "id", str, "client-chosen id: resubmitting the same id is a no-op"),
+    ("--id", "id", str, "client-chosen id (an id the ledger already has is refused, exit 2)"),
     ("--name", "name", str, "a label"),
     ("--model", "model", str, "catalog model name (or give --params-b)"),
     ("--params-b", "params_b", float, "model size in billions of parameters"),
@@ -155,10 +162,13 @@ def _submit(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid job: {exc}") from exc
     if not isinstance(parsed, JobRequest):
         raise UsageError("use `carbond cancel ID` to cancel a job")
+    if parsed.job_id:
+        _refuse_existing_id(settings, parsed.job_id, os.getuid())
     request = parsed if parsed.job_id else parsed.with_id(new_job_id())
     warnings += submit_warnings(settings, request, datetime.now(UTC))
-    target = submit_target(settings.state_dir, os.getuid())
-    append_line(target, request.to_json(), settings.queue.max_line_bytes)
+    target = append_submission(
+        settings.state_dir, os.getuid(), request.to_json(), settings.queue.max_line_bytes
+    )
     if args.json:
         print_json({"job_id": request.job_id, "queue_file": str(target),
                     "deadline": request.to_json()["deadline"], "warnings": warnings})  # fmt: skip
@@ -167,6 +177,30 @@ def _submit(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"carbond: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _refuse_existing_id(settings: Settings, job_id: str, uid: int) -> None:
+    """Refuse a client-chosen id the ledger already has (a line with it would be rejected, or
+    dropped as a duplicate). Without a readable ledger there is nothing to compare with."""
+    try:
+        with Ledger.open_readonly(settings.state_dir / "ledger.db") as ledger:
+            owner = ledger.job_owner(job_id)
+            state = ledger.job_state(job_id) if owner is not None else None
+    except LedgerError:
+        return
+    if owner is None:
+        return
+    if owner == uid:
+        raise UsageError(f"job id {job_id!r} already exists: it is yours ({state}); see "
+                         f"`carbond status {job_id}`, or choose another --id")  # fmt: skip
+    raise UsageError(
+        f"job id {job_id!r} already exists and belongs to {_who(owner)}; choose another --id"
+    )
+
+
+def _who(uid: int) -> str:
+    name = _user(uid)
+    return f"uid {uid}" if name == str(uid) else f"{name} (uid {uid})"
 
 
 def _read_file(name: str) -> dict[str, Any]:
@@ -308,8 +342,15 @@ def _rejected(args: argparse.Namespace, *, show_jobs: bool) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    with _open(args) as ledger:
-        job = ledger.job(args.job_id)
+    settings = _settings(args)
+    rejected = _rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id)
+    with _open_ledger(settings.state_dir) as ledger:
+        try:
+            job = ledger.job(args.job_id)
+        except UnknownJobError:
+            if not rejected:
+                raise
+            return _print_rejected(args, rejected)
         payload = _job_row(ledger, job)
         decision = ledger.latest_decision(job.job_id)
         run = ledger.run(job.job_id)
@@ -331,11 +372,35 @@ def _status(args: argparse.Namespace) -> int:
             "exit_code": run.exit_code, "signal": run.signal, "reason": run.reason,
         }  # fmt: skip
         payload["outcome"] = ledger.outcome(job.job_id)
+        payload["rejected_lines"] = rejected
     if args.json:
         print_json(payload)
     else:
         _print_status(payload)
     return 0
+
+
+def _rejected_naming(path: Path, job_id: str) -> list[dict[str, Any]]:
+    """The caller's rejected lines (root: anyone's) that named ``job_id``; none when the file
+    cannot be read (status still shows the job)."""
+    try:
+        rows = rejected_lines(path, os.getuid())
+    except UsageError:
+        return []
+    keys = ("file", "line_no", "reason", "rejected_at", "uid")
+    return [{k: r.get(k) for k in keys} for r in rows if claimed_id(r) == job_id]
+
+
+def _print_rejected(args: argparse.Namespace, rejected: list[dict[str, Any]]) -> int:
+    """No such job, but lines of the caller's naming it were rejected: say why (exit 2, as
+    for any unknown job id)."""
+    if args.json:
+        print_json({"job_id": args.job_id, "state": "rejected", "rejected_lines": rejected})
+    else:
+        for line in rejected:
+            print(f"{args.job_id}: rejected ({line['file']} line {line['line_no']}): "
+                  f"{line['reason']}")  # fmt: skip
+    return 2
 
 
 def _decision(decision: Any, run_now_stored: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -404,6 +469,9 @@ def _print_status(payload: dict[str, Any]) -> None:
         ("at", "from", "to", "reason"),
         [[t["at"], t["from"], t["to"], t["reason"]] for t in payload["transitions"]],
     )
+    for line in payload["rejected_lines"]:
+        print(f"your line naming it was rejected ({line['file']} line {line['line_no']}): "
+              f"{line['reason']}")  # fmt: skip
 
 
 def _g(value: float | None) -> str:
@@ -422,13 +490,14 @@ def _cancel(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{exc} (a job just submitted is known once the daemon ingests it)"
             ) from exc
-    if job.state in FINAL_STATES:
-        raise UsageError(f"job {job.job_id} is already {job.state}")
     uid = os.getuid()
     if uid not in (job.uid, 0):
         raise UsageError(f"job {job.job_id} belongs to {_user(job.uid)}, not to you")
-    target = submit_target(settings.state_dir, uid)
-    append_line(target, {"cancel": job.job_id}, settings.queue.max_line_bytes)
+    if job.state in FINAL_STATES:
+        raise UsageError(f"job {job.job_id} is already {job.state}")
+    append_submission(
+        settings.state_dir, uid, {"cancel": job.job_id}, settings.queue.max_line_bytes
+    )
     if args.json:
         print_json({"job_id": job.job_id, "cancel_requested": True, "state": job.state})
     else:

@@ -32,7 +32,7 @@ def rejected_lines(path: Path, uid: int, limit: int | None = None) -> list[dict[
         for text in handle:
             try:
                 record = json.loads(text)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 continue  # a torn last record: the daemon appends whole lines
             if isinstance(record, dict) and (uid == 0 or record.get("uid") == uid):
                 rows.append(record)
@@ -45,9 +45,9 @@ def claimed_id(record: dict[str, Any]) -> str | None:
     """The id the refused line asked for, if it named one."""
     if record.get("job_id"):
         return str(record["job_id"])
-    try:
+    try:  # the line is whatever a user wrote: deep nesting, huge numbers (issue 13)
         line = json.loads(record.get("line") or "")
-    except (json.JSONDecodeError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     value = line.get("id") if isinstance(line, dict) else None
     return value if isinstance(value, str) else None

@@ -27,6 +27,7 @@ from daemon.loop import Intervals, ServiceLoop, Steps
 from daemon.metrics import Metrics
 from daemon.sdnotify import Notifier
 from daemon.settings import ConfigError, Settings, config_path, load_settings
+from daemon.statedir import ensure_safe_state_dir
 
 __all__ = ["missing_regions", "register", "run_daemon"]
 
@@ -91,8 +92,10 @@ def run_daemon(
         notifier: systemd notifications (default: from ``$NOTIFY_SOCKET``).
 
     Raises:
-        DaemonError: the ledger, the state dir or the metrics port cannot be set up.
+        DaemonError: the ledger, the state dir or the metrics port cannot be set up, or the
+            state dir is unsafe (:mod:`daemon.statedir`: writable by someone else).
     """
+    ensure_safe_state_dir(settings.state_dir)
     metrics = Metrics()
     daemon = build_daemon(settings, metrics=metrics)
     notifier = notifier or Notifier()

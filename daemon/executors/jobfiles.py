@@ -8,9 +8,11 @@ Files in the log dir, per job: ``<id>.out``/``<id>.err`` (owned by the job's use
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pwd
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -78,8 +80,20 @@ def find_wrapper(spec_file: Path) -> int | None:
 
 
 def open_log(path: Path, uid: int, gid: int) -> int:
-    """Open ``path`` for appending, owned by the job's user so they can read it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    """Open ``path`` for appending, owned by the job's user so they can read it.
+
+    Never through a symlink, and never a file with other names (a hard link): the file is
+    chowned to the job's user, so either would hand them someone else's file.
+
+    Raises:
+        OSError: cannot be opened, or is a symlink, a hard link or not a regular file.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o640)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise OSError(errno.EPERM, "not a private regular file (a link?); refusing", str(path))
     if os.geteuid() == 0:
         os.fchown(fd, uid, gid)
     return fd
@@ -88,7 +102,8 @@ def open_log(path: Path, uid: int, gid: int) -> int:
 def write_private(path: Path, payload: dict[str, object]) -> None:
     """Write ``payload`` as JSON to ``path`` (0600), atomically (temp file + rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    tmp.unlink(missing_ok=True)  # a stale one (a crash): create ours afresh, never through a link
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(payload, handle)
     os.replace(tmp, path)

@@ -48,7 +48,9 @@ def write_status(
         "finished_at": datetime.now(UTC).isoformat(),
     }
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    tmp.unlink(missing_ok=True)  # never write through a link left in its place
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(record, handle)
         handle.flush()
         os.fsync(handle.fileno())

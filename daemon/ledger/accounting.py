@@ -59,14 +59,8 @@ class Accounting(Connection):
             "SELECT outcomes.*, jobs.uid, jobs.name, jobs.state, jobs.submitted_at,"
             " jobs.spec_json FROM outcomes JOIN jobs USING (job_id) WHERE 1 = 1"
         )
-        params: list[Any] = []
-        if since is not None:
-            sql += " AND outcomes.finished_at >= ?"
-            params.append(ts(since))
-        if until is not None:
-            sql += " AND outcomes.finished_at < ?"
-            params.append(ts(until))
-        sql += " ORDER BY outcomes.finished_at, outcomes.job_id"
+        where, params = _period("outcomes.finished_at", since, until)
+        sql += where + " ORDER BY outcomes.finished_at, outcomes.job_id"
         return [dict(r) for r in self._exec(sql, params)]
 
     def outcome_totals(self) -> dict[str, float]:
@@ -101,12 +95,16 @@ class Accounting(Connection):
             "SELECT zone, source, count(*) AS samples, min(at) AS first_at, max(at) AS last_at,"
             " avg(intensity_g_per_kwh) AS mean_g_per_kwh FROM intensity_samples WHERE 1 = 1"
         )
-        params: list[Any] = []
-        if since is not None:
-            sql += " AND at >= ?"
-            params.append(ts(since))
-        if until is not None:
-            sql += " AND at < ?"
-            params.append(ts(until))
-        sql += " GROUP BY zone, source ORDER BY zone, source"
+        where, params = _period("at", since, until)
+        sql += where + " GROUP BY zone, source ORDER BY zone, source"
         return [dict(r) for r in self._exec(sql, params)]
+
+
+def _period(column: str, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+    """`` AND column >= ? AND column < ?`` for the ends given, and their parameters."""
+    where, params = "", list[Any]()
+    if since is not None:
+        where, params = where + f" AND {column} >= ?", [*params, ts(since)]
+    if until is not None:
+        where, params = where + f" AND {column} < ?", [*params, ts(until)]
+    return where, params

@@ -165,6 +165,19 @@ class Connection:
                     self._db.execute("ROLLBACK")
             raise LedgerError(f"{self.path}: commit failed: {exc}") from exc
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested step inside :meth:`transaction`: on an exception only this step's writes
+        are undone (the exception propagates)."""
+        self._exec("SAVEPOINT step")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK TO step")
+            self._db.execute("RELEASE step")
+            raise
+        self._exec("RELEASE step")
+
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._db.execute(sql, params)

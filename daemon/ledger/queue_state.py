@@ -19,7 +19,7 @@ class QueueState(Connection):
         rows = self._exec("SELECT * FROM queue_files")
         return {
             r["path"]: QueueFileRecord(r["path"], r["inode"], r["byte_offset"], r["line_no"],
-                                       dt(r["retired_at"]))
+                                       dt(r["retired_at"]), r["tail"], bool(r["skipping"]))
             for r in rows
         }  # fmt: skip
 
@@ -30,11 +30,16 @@ class QueueState(Connection):
         byte_offset: int,
         line_no: int,
         retired_at: datetime | None = None,
+        *,
+        tail: bytes | None = None,
+        skipping: bool = False,
     ) -> None:
-        """Record ingestion progress of ``path`` (call inside the ingest transaction)."""
+        """Record ingestion progress of ``path`` (call inside the ingest transaction); see
+        :class:`QueueFileRecord` for ``tail`` and ``skipping``."""
         self._exec(
-            "INSERT OR REPLACE INTO queue_files VALUES (?, ?, ?, ?, ?)",
-            (path, inode, byte_offset, line_no, ts(retired_at)),
+            "INSERT OR REPLACE INTO queue_files (path, inode, byte_offset, line_no, retired_at, "
+            "tail, skipping) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (path, inode, byte_offset, line_no, ts(retired_at), tail, int(skipping)),
         )
 
     def forget_queue_file(self, path: str) -> None:

@@ -82,10 +82,17 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class QueueFileRecord:
-    """How far a queue file has been ingested (``retired_at`` set: renamed by compaction)."""
+    """How far a queue file has been ingested (``retired_at`` set: renamed by compaction).
+
+    ``tail`` holds the last bytes before ``byte_offset`` (a file that no longer has them there
+    was truncated or rewritten: it is read again from 0); ``skipping`` is true while the bytes
+    from ``byte_offset`` on belong to an over-long line already rejected (skip to its newline).
+    """
 
     path: str
     inode: int | None
     byte_offset: int
     line_no: int
     retired_at: datetime | None
+    tail: bytes | None = None
+    skipping: bool = False

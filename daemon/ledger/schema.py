@@ -154,10 +154,19 @@ ALTER TABLE outcomes ADD COLUMN site_battery_j REAL;
 ALTER TABLE outcomes ADD COLUMN site_grid_j REAL;
 """
 
+# Queue-file identity beyond the inode (a file truncated and refilled past the old offset keeps
+# its inode: the bytes just before the offset must still be there), and an over-long line being
+# skipped until its newline (so it is rejected once and never buffered).
+_V4: Final = """
+ALTER TABLE queue_files ADD COLUMN tail BLOB;
+ALTER TABLE queue_files ADD COLUMN skipping INTEGER NOT NULL DEFAULT 0;
+"""
+
 # (version, description, SQL script)
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
     (2, "outcomes: energy used for the grams, region, zone and GPU of every finished job", _V2),
     (3, "outcomes: on-site PV, battery and grid energy of jobs at regions with a site", _V3),
+    (4, "queue files: bytes before the offset, over-long line being skipped", _V4),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

@@ -9,7 +9,9 @@ Layout in ``state_dir``::
 
     queue.jsonl          the main queue; raw lines are attributed to its owner
     queue.d/<uid>.jsonl  per-user spool files (``carbond submit`` by someone who does not own
-                         queue.jsonl); lines attributed to each file's owner
+                         queue.jsonl); lines attributed to each file's owner. Also
+                         ``<uid>.<hex>.jsonl`` (submit's way around a name another user took);
+                         a file named for a uid that does not own it is ignored
     queue.retired/       files renamed away by compaction, read until they are quiet
     rejected.jsonl       every refused line with its file, line number and reason
 
@@ -18,7 +20,9 @@ by others cannot vouch for who wrote a line, so its lines are rejected.
 
 **Exactly once**: each pass reads a file from the byte offset stored in the ledger, handles its
 complete lines, and commits the new offset in the same SQLite transaction as the job rows. A
-partial last line stays for the next pass.
+partial last line stays for the next pass, unless it is already over-long: then it is rejected
+once and skipped to its newline. Every line ends ingested or rejected, whatever it holds, and
+one file's trouble never stops another (see :mod:`.ingest`).
 
 **Compaction** (a fully ingested file of at least ``compact_min_bytes``), under the file's
 ``flock`` so ``carbond submit`` waits: record the intent in the ledger, create an empty
@@ -36,6 +40,7 @@ from daemon.queue.files import (
     SPOOL_DIR,
     QueueError,
     append_line,
+    append_submission,
     new_job_id,
     submit_target,
 )
@@ -57,6 +62,7 @@ __all__ = [
     "JobRequest",
     "QueueError",
     "append_line",
+    "append_submission",
     "new_job_id",
     "parse_deadline",
     "parse_line",

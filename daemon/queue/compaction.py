@@ -40,8 +40,8 @@ class Compactor:
     def maybe_compact(self, rel: str, fd: int, now: datetime) -> None:
         """Retire ``rel`` (open as ``fd``) if every byte of it is ingested."""
         record = self._ledger.queue_files().get(rel)
-        if record is None:
-            return
+        if record is None or record.skipping:
+            return  # (while skipping an over-long line, its rest must stay in this file)
         path = self.state_dir / rel
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:

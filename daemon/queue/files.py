@@ -4,12 +4,15 @@ attribution of a file's lines to its owner, the rejected-lines file.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import pwd
+import re
 import stat
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,11 @@ __all__ = [
     "SPOOL_DIR",
     "QueueError",
     "append_line",
+    "append_submission",
     "attribution",
     "new_job_id",
+    "rejection_record",
+    "spool_name_problem",
     "submit_target",
     "write_rejections",
 ]
@@ -33,6 +39,7 @@ SPOOL_DIR = "queue.d"
 RETIRED_DIR = "queue.retired"
 REJECTED_NAME = "rejected.jsonl"
 _OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_SPOOL_NAME = re.compile(r"^(\d{1,10})(?:\.[0-9a-f]{1,32})?\.jsonl$")
 
 
 class QueueError(DaemonError):
@@ -46,7 +53,11 @@ def new_job_id() -> str:
 
 def submit_target(state_dir: Path, uid: int) -> Path:
     """Where ``uid``'s ``carbond submit`` appends: ``queue.jsonl`` when ``uid`` owns it (or
-    owns the state dir and it does not exist yet), else ``queue.d/<uid>.jsonl``.
+    owns the state dir and it does not exist yet), else its spool file ``queue.d/<uid>.jsonl``.
+
+    Anyone may create files in ``queue.d``, so that name may be taken by another user (a file
+    or a symlink they own): then ``uid``'s own ``queue.d/<uid>.<suffix>.jsonl`` is used, an
+    existing one or a new, unguessable name.
 
     Raises:
         QueueError: the state dir does not exist.
@@ -64,27 +75,90 @@ def submit_target(state_dir: Path, uid: int) -> Path:
     else:
         if st.st_uid == uid and not st.st_mode & _OTHERS_WRITE:
             return main
-    return state_dir / SPOOL_DIR / f"{uid}.jsonl"
+    spool = state_dir / SPOOL_DIR
+    preferred = spool / f"{uid}.jsonl"
+    usable = _own_spool_file(preferred, uid)
+    if usable is not False:
+        return preferred
+    try:
+        others = sorted(spool.glob(f"{uid}.*.jsonl"))
+    except OSError:
+        others = []
+    for path in others:
+        if _SPOOL_NAME.match(path.name) and _own_spool_file(path, uid) is True:
+            return path
+    return spool / f"{uid}.{uuid.uuid4().hex[:12]}.jsonl"
 
 
-def append_line(path: Path, record: dict[str, Any], max_line_bytes: int = 65_536) -> None:
+def _own_spool_file(path: Path, uid: int) -> bool | None:
+    """True: ``path`` is ``uid``'s regular, private spool file; None: it does not exist (it
+    can be created); False: something else holds the name."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    return _vouches(st, uid)
+
+
+def _vouches(st: os.stat_result, uid: int) -> bool:
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_uid == uid
+        and not st.st_mode & _OTHERS_WRITE
+        and st.st_nlink == 1
+    )
+
+
+def spool_name_problem(rel: str, owner_uid: int) -> str | None:
+    """Why spool file ``rel`` (owned by ``owner_uid``) cannot be read as its owner's, or None.
+
+    A spool file is ``queue.d/<owner uid>.jsonl`` or ``queue.d/<owner uid>.<suffix>.jsonl``;
+    one named for another uid was planted by its owner to lock that user out, and is ignored.
+    """
+    if not rel.startswith(f"{SPOOL_DIR}/"):
+        return None
+    match = _SPOOL_NAME.match(rel.removeprefix(f"{SPOOL_DIR}/"))
+    if match is None:
+        return f"{rel} is not named <uid>.jsonl; a spool file must be named for its owner"
+    if int(match.group(1)) != owner_uid:
+        return (
+            f"{rel} is named for uid {match.group(1)} but owned by uid {owner_uid}: ignored "
+            "(a spool file must be named for its owner)"
+        )
+    return None
+
+
+def append_line(
+    path: Path, record: dict[str, Any], max_line_bytes: int = 65_536, *, uid: int | None = None
+) -> None:
     """Append ``record`` as one JSON line to ``path`` under ``flock``, then fsync.
 
-    If compaction renamed the file while we waited for the lock, the line goes to the new file.
+    The line always starts on a fresh line (a newline is written first when the file ends
+    with an unfinished line someone left), and a write that fails part-way (disk full) is cut
+    back off, or, if another writer appended meanwhile, ended with a newline: a later line can
+    never merge into it. If compaction renamed the file while we waited for the lock, the line
+    goes to the new file. With ``uid``, the file must be that user's own private regular file.
 
     Raises:
-        QueueError: the line is too long or the file cannot be written.
+        QueueError: the line is too long or the file cannot be written (or is not ``uid``'s).
     """
     data = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
     if len(data) > max_line_bytes:
         raise QueueError(f"{path}: line of {len(data)} bytes exceeds {max_line_bytes}")
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     for _ in range(20):
         try:
             fd = os.open(path, flags, 0o644)
         except OSError as exc:
             raise QueueError(f"{path}: cannot open the queue for appending: {exc}") from exc
         try:
+            st = os.fstat(fd)
+            if uid is not None and not _vouches(st, uid):
+                raise _NotYoursError(f"{path}: not a private queue file of uid {uid}")
+            if not stat.S_ISREG(st.st_mode):
+                raise QueueError(f"{path}: not a regular file")
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 current = os.stat(path, follow_symlinks=False).st_ino
@@ -92,16 +166,58 @@ def append_line(path: Path, record: dict[str, Any], max_line_bytes: int = 65_536
                 continue
             if current != os.fstat(fd).st_ino:
                 continue  # compacted while we waited: append to the new file
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            _write_whole_line(fd, data)
             return
         except OSError as exc:
-            raise QueueError(f"{path}: cannot append: {exc}") from exc
+            raise QueueError(f"{path}: cannot append: {exc.strerror or exc}") from exc
         finally:
             os.close(fd)
     raise QueueError(f"{path}: the queue file keeps being replaced; try again")
+
+
+class _NotYoursError(QueueError):
+    """The file at a submit target is not the submitter's own (planted by someone else)."""
+
+
+def _write_whole_line(fd: int, data: bytes) -> None:
+    """Append ``data`` (one line) to ``fd`` (locked, O_APPEND) on a fresh line, fsync'd; on
+    failure leave no partial line behind that a later line could merge into."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        data = b"\n" + data  # an unfinished line before ours: end it, it will be rejected
+    written = 0
+    try:
+        while written < len(data):
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    except OSError:
+        if written:
+            with contextlib.suppress(OSError):
+                if os.fstat(fd).st_size == size + written:
+                    os.ftruncate(fd, size)  # only our bytes are there: take them back
+                elif data[written - 1 : written] != b"\n":
+                    os.write(fd, b"\n")
+        raise
+
+
+def append_submission(
+    state_dir: Path, uid: int, record: dict[str, Any], max_line_bytes: int = 65_536
+) -> Path:
+    """Append ``record`` for ``uid`` (``carbond submit``/``cancel``) where it is attributed to
+    them (:func:`submit_target`), going around a spool file another user planted in its place
+    between the look and the open. Return the file written.
+
+    Raises:
+        QueueError: the line cannot be written.
+    """
+    target = submit_target(state_dir, uid)
+    check = uid if target.parent.name == SPOOL_DIR else None
+    try:
+        append_line(target, record, max_line_bytes, uid=check)
+    except _NotYoursError:
+        target = state_dir / SPOOL_DIR / f"{uid}.{uuid.uuid4().hex[:12]}.jsonl"
+        append_line(target, record, max_line_bytes, uid=uid)
+    return target
 
 
 def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str:
@@ -113,13 +229,37 @@ def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str:
         )
     if st.st_nlink > 1:
         return f"{rel} has {st.st_nlink} hard links, so its owner cannot vouch for its lines"
-    if rel.startswith(f"{SPOOL_DIR}/") and rel != f"{SPOOL_DIR}/{st.st_uid}.jsonl":
-        return f"{rel} is owned by uid {st.st_uid}; a spool file must be named <owner uid>.jsonl"
+    problem = spool_name_problem(rel, st.st_uid)
+    if problem is not None:
+        return problem
     try:
         gid = pwd.getpwuid(st.st_uid).pw_gid
     except KeyError:
         gid = st.st_gid
     return st.st_uid, gid
+
+
+def rejection_record(
+    rel: str, raw: bytes, line_no: int, offset: int, uid: int | None, now: datetime, reason: str
+) -> dict[str, Any]:
+    """One ``rejected.jsonl`` record: where the line was, why, whose, the id it named (when it
+    can be read: for ``carbond status``) and its first 4,096 bytes."""
+    return {
+        "file": rel, "line_no": line_no, "offset": offset, "reason": reason, "uid": uid,
+        "rejected_at": now.isoformat(), "job_id": _claimed_id(raw),
+        "line": raw[:4096].decode("utf-8", errors="replace"),
+    }  # fmt: skip
+
+
+def _claimed_id(raw: bytes) -> str | None:
+    if len(raw) > 65_536:
+        return None
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    job_id = obj.get("id", obj.get("cancel")) if isinstance(obj, dict) else None
+    return job_id[:64] if isinstance(job_id, str) else None
 
 
 def write_rejections(state_dir: Path, rejections: list[dict[str, Any]]) -> None:
@@ -132,8 +272,9 @@ def write_rejections(state_dir: Path, rejections: list[dict[str, Any]]) -> None:
         return
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejections).encode()
     path = state_dir / REJECTED_NAME
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, flags, 0o644)
         try:
             view = memoryview(data)
             while view:

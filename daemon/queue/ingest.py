@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from daemon import killpoints
-from daemon.ledger import Ledger, QueueFileRecord
+from daemon.ledger import Ledger, LedgerError, QueueFileRecord
 from daemon.queue.compaction import Compactor
 from daemon.queue.files import (
     QUEUE_NAME,
@@ -27,6 +27,8 @@ from daemon.queue.files import (
     QueueError,
     attribution,
     new_job_id,
+    rejection_record,
+    spool_name_problem,
     write_rejections,
 )
 from daemon.queue.line import CancelRequest, InvalidLineError, JobRequest, parse_line
@@ -61,6 +63,33 @@ class _Batch:
     cancels: list[str]
     rejections: list[dict[str, Any]]
     duplicates: int = 0
+    written: int = 0  # rejections already appended to rejected.jsonl
+
+
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """Where reading a file resumes: byte offset, lines counted, inside an over-long line."""
+
+    offset: int
+    line_no: int
+    skipping: bool
+
+
+_TAIL_BYTES = 32  # bytes before the offset kept to recognise a rewritten file
+
+
+def _rejection(
+    rel: str,
+    raw: bytes,
+    line_no: int,
+    offset: int,
+    owner: tuple[int, int] | str,
+    now: datetime,
+    reason: str,
+) -> dict[str, Any]:
+    log.warning("queue_line_rejected", file=rel, line_no=line_no, reason=reason)
+    uid = owner[0] if isinstance(owner, tuple) else None
+    return rejection_record(rel, raw, line_no, offset, uid, now, reason)
 
 
 class Queue:
@@ -82,6 +111,8 @@ class Queue:
         self._compact_min_bytes = compact_min_bytes
         self._compactor = Compactor(state_dir, ledger, retired_grace_s)
         self._known_regions = known_regions
+        self.read_chunk_bytes = max(65_536, 4 * max_line_bytes)
+        self._ignored: dict[str, tuple[int, str]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, ledger: Ledger) -> Queue:
@@ -108,7 +139,9 @@ class Queue:
             QueueError: the state dir cannot be written.
         """
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            if not self.state_dir.exists():
+                self.state_dir.mkdir(parents=True, mode=0o755)
+                os.chmod(self.state_dir, 0o755)  # whatever the umask: see daemon.statedir
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             os.close(fd)
             spool = self.state_dir / SPOOL_DIR
@@ -122,18 +155,26 @@ class Queue:
     def ingest(self, now: datetime) -> IngestResult:
         """Ingest every complete new line of every queue file, then compact what is done.
 
+        Each file is ingested on its own: when one fails (its rejected lines cannot be
+        recorded, the state dir turned read-only), the others are still read, and the first
+        such error is raised once every file has had its turn, so the step reports it.
+
         Raises:
-            LedgerError: the ledger cannot be written (nothing of the failed file is lost:
-                its offset did not move).
+            LedgerError: the ledger cannot be written (at once: every file would meet it;
+                nothing of the failed file is lost: its offset did not move).
+            DaemonError, OSError: a file could not be ingested (the others were).
         """
         self._compactor.recover(now)
         records = self._ledger.queue_files()
         result = IngestResult()
+        errors: list[Exception] = []
         for rel in self._live_files():
-            result += self._ingest_path(rel, records.get(rel), now, retired=False)
+            result += self._ingest_path(rel, records.get(rel), now, errors, retired=False)
         for rel, record in records.items():
             if record.retired_at is not None:
-                result += self._ingest_path(rel, record, now, retired=True)
+                result += self._ingest_path(rel, record, now, errors, retired=True)
+        if errors:
+            raise errors[0]
         return result
 
     def pending_bytes(self) -> int:
@@ -149,6 +190,11 @@ class Queue:
             total += max(0, size - (record.byte_offset if record else 0))
         return total
 
+    def ignored_files(self) -> dict[str, str]:
+        """Spool files the last pass ignored (named for a uid that does not own them), with
+        why; each was logged once as ``queue_file_ignored``."""
+        return {rel: reason for rel, (_, reason) in self._ignored.items()}
+
     # -- one file ---------------------------------------------------------------------------
 
     def _live_files(self) -> list[str]:
@@ -159,6 +205,26 @@ class Queue:
         return names
 
     def _ingest_path(
+        self,
+        rel: str,
+        record: QueueFileRecord | None,
+        now: datetime,
+        errors: list[Exception],
+        *,
+        retired: bool,
+    ) -> IngestResult:
+        """One file, isolated: what goes wrong in it is logged and kept in ``errors``, and the
+        next file is read (a ledger failure, which every file would meet, propagates)."""
+        try:
+            return self._ingest_file(rel, record, now, retired=retired)
+        except LedgerError:
+            raise
+        except Exception as exc:  # one file's trouble must never stop the others
+            log.error("queue_file_failed", path=rel, error=f"{type(exc).__name__}: {exc}")
+            errors.append(exc)
+            return IngestResult()
+
+    def _ingest_file(
         self, rel: str, record: QueueFileRecord | None, now: datetime, *, retired: bool
     ) -> IngestResult:
         path = self.state_dir / rel
@@ -176,9 +242,11 @@ class Queue:
             if not stat.S_ISREG(st.st_mode):
                 log.error("queue_file_not_regular", path=str(path))
                 return IngestResult()
-            offset, line_no = self._start(rel, record, st)
+            if not retired and self._ignore(rel, st):
+                return IngestResult()
+            start = self._start(rel, record, fd, st)
             retired_at = record.retired_at if record is not None else None
-            result = self._read_lines(rel, fd, st, (offset, line_no, retired_at), now)
+            result = self._read_lines(rel, fd, st, start, retired_at, now)
             if retired:
                 self._compactor.maybe_delete_retired(rel, fd, record, now)
             elif st.st_size >= self._compact_min_bytes and st.st_size > 0:
@@ -187,54 +255,112 @@ class Queue:
         finally:
             os.close(fd)
 
+    def _ignore(self, rel: str, st: os.stat_result) -> bool:
+        """True (and logged once per file) for a spool file another user planted."""
+        reason = spool_name_problem(rel, st.st_uid)
+        if reason is None:
+            self._ignored.pop(rel, None)
+            return False
+        if self._ignored.get(rel, (None, ""))[0] != st.st_ino:
+            log.warning("queue_file_ignored", path=rel, uid=st.st_uid, reason=reason)
+        self._ignored[rel] = (st.st_ino, reason)
+        return True
+
     def _start(
-        self, rel: str, record: QueueFileRecord | None, st: os.stat_result
-    ) -> tuple[int, int]:
+        self, rel: str, record: QueueFileRecord | None, fd: int, st: os.stat_result
+    ) -> _Position:
         if record is None:
-            return 0, 0
+            return _Position(0, 0, skipping=False)
         if record.inode is not None and record.inode != st.st_ino:
             log.warning("queue_file_replaced", path=rel, old_inode=record.inode, inode=st.st_ino)
-            return 0, 0
+            return _Position(0, 0, skipping=False)
         if st.st_size < record.byte_offset:
             log.warning("queue_file_truncated", path=rel, offset=record.byte_offset)
-            return 0, 0
-        return record.byte_offset, record.line_no
+            return _Position(0, 0, skipping=False)
+        if record.tail and os.pread(fd, len(record.tail), record.byte_offset - len(record.tail)) \
+                != record.tail:  # fmt: skip
+            log.warning("queue_file_rewritten", path=rel, offset=record.byte_offset)
+            return _Position(0, 0, skipping=False)
+        return _Position(record.byte_offset, record.line_no, skipping=record.skipping)
 
     def _read_lines(
         self,
         rel: str,
         fd: int,
         st: os.stat_result,
-        start: tuple[int, int, datetime | None],
+        start: _Position,
+        retired_at: datetime | None,
         now: datetime,
     ) -> IngestResult:
-        offset, line_no, retired_at = start
-        size = os.fstat(fd).st_size
-        if size <= offset:
-            return IngestResult()
-        data = os.pread(fd, size - offset, offset)
-        end = data.rfind(b"\n")
-        if end < 0:
-            return IngestResult()  # a partial line: wait for its newline
+        """Read from ``start`` in chunks of at most :attr:`read_chunk_bytes`, one transaction
+        per chunk; stop at an unfinished line that may still become valid."""
+        position = start
         owner = attribution(rel, st)
         batch = _Batch([], [], [])
-        position = offset
-        with self._ledger.transaction():
-            for raw in data[: end + 1].split(b"\n")[:-1]:
-                line_no += 1
-                self._one_line(rel, raw, line_no, position, owner, now, batch)
-                position += len(raw) + 1
-                killpoints.reached("ingest_line")
-            write_rejections(self.state_dir, batch.rejections)
-            self._ledger.set_queue_file(rel, st.st_ino, position, line_no, retired_at)
-            killpoints.reached("ingest_commit")
+        while True:
+            size = os.fstat(fd).st_size
+            if size <= position.offset:
+                break
+            data = os.pread(fd, min(size - position.offset, self.read_chunk_bytes),
+                            position.offset)  # fmt: skip
+            if not data:
+                break
+            with self._ledger.transaction():
+                moved = self._chunk(rel, data, position, owner, now, batch)
+                write_rejections(self.state_dir, batch.rejections[batch.written :])
+                batch.written = len(batch.rejections)
+                if moved.offset != position.offset:
+                    tail = os.pread(fd, min(_TAIL_BYTES, moved.offset),
+                                    moved.offset - min(_TAIL_BYTES, moved.offset))  # fmt: skip
+                    self._ledger.set_queue_file(rel, st.st_ino, moved.offset, moved.line_no,
+                                                retired_at, tail=tail,
+                                                skipping=moved.skipping)  # fmt: skip
+                killpoints.reached("ingest_commit")
+            if moved.offset == position.offset:
+                break  # an unfinished line: wait for its newline
+            position = moved
         killpoints.reached("ingest_done")
         if batch.accepted or batch.rejections or batch.cancels:
             log.info("queue_ingested", path=rel, accepted=len(batch.accepted),
                      rejected=len(batch.rejections), duplicates=batch.duplicates,
-                     cancels=len(batch.cancels), offset=position)  # fmt: skip
+                     cancels=len(batch.cancels), offset=position.offset)  # fmt: skip
         return IngestResult(tuple(batch.accepted), batch.duplicates, len(batch.rejections),
                             tuple(batch.cancels))  # fmt: skip
+
+    def _chunk(
+        self,
+        rel: str,
+        data: bytes,
+        at: _Position,
+        owner: tuple[int, int] | str,
+        now: datetime,
+        batch: _Batch,
+    ) -> _Position:
+        """Handle the complete lines of ``data`` (read at ``at``); return where the next read
+        starts. An unfinished tail already too long to be valid is rejected now, once, and
+        the rest of that line is skipped up to its newline."""
+        offset, line_no, used = at.offset, at.line_no, 0
+        if at.skipping:
+            newline = data.find(b"\n")
+            if newline < 0:
+                return _Position(offset + len(data), line_no, skipping=True)
+            used = newline + 1
+        end = data.rfind(b"\n")
+        if end >= used:
+            for raw in data[used : end + 1].split(b"\n")[:-1]:
+                line_no += 1
+                self._one_line(rel, raw, line_no, offset + used, owner, now, batch)
+                used += len(raw) + 1
+                killpoints.reached("ingest_line")
+        rest = len(data) - used
+        if rest + 1 > self._max_line_bytes:
+            line_no += 1
+            raw = data[used:]
+            batch.rejections.append(_rejection(rel, raw, line_no, offset + used, owner, now,
+                                               f"line {line_no}: longer than "
+                                               f"{self._max_line_bytes} bytes"))  # fmt: skip
+            return _Position(offset + len(data), line_no, skipping=True)
+        return _Position(offset + used, line_no, skipping=False)
 
     def _one_line(
         self,
@@ -246,14 +372,12 @@ class Queue:
         now: datetime,
         batch: _Batch,
     ) -> None:
+        """One complete line: ingested, a cancel, a duplicate, or rejected with a reason,
+        whatever it holds. Its ledger writes are one savepoint: a line that fails half-way
+        leaves nothing behind and is rejected."""
+
         def reject(reason: str) -> None:
-            batch.rejections.append({
-                "file": rel, "line_no": line_no, "offset": offset, "reason": reason,
-                "uid": owner[0] if isinstance(owner, tuple) else None,
-                "rejected_at": now.isoformat(),
-                "line": raw[:4096].decode("utf-8", errors="replace"),
-            })  # fmt: skip
-            log.warning("queue_line_rejected", file=rel, line_no=line_no, reason=reason)
+            batch.rejections.append(_rejection(rel, raw, line_no, offset, owner, now, reason))
 
         if not raw.strip():
             return
@@ -263,6 +387,28 @@ class Queue:
         if isinstance(owner, str):
             reject(f"line {line_no}: {owner}")
             return
+        accepted, cancels = len(batch.accepted), len(batch.cancels)
+        try:
+            with self._ledger.savepoint():
+                self._apply(rel, raw, line_no, owner, now, batch, reject)
+        except LedgerError:
+            raise
+        except Exception as exc:  # the line boundary: nothing a line holds stops the next
+            del batch.accepted[accepted:], batch.cancels[cancels:]
+            log.error("queue_line_failed", file=rel, line_no=line_no,
+                      error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
+            reject(f"line {line_no}: cannot be ingested ({type(exc).__name__})")
+
+    def _apply(
+        self,
+        rel: str,
+        raw: bytes,
+        line_no: int,
+        owner: tuple[int, int],
+        now: datetime,
+        batch: _Batch,
+        reject: Any,
+    ) -> None:
         try:
             parsed = parse_line(raw, now, self._known_regions)
         except InvalidLineError as exc:

@@ -44,19 +44,27 @@ def parse_deadline(text: str, now: datetime) -> datetime:
     ``now``; returned in UTC.
 
     Raises:
-        ValueError: neither form, or a time without a UTC offset.
+        ValueError: neither form, a time without a UTC offset, or one outside years 1-9999.
     """
     match = _RELATIVE.match(text.strip())
     if match and any(match.groups()):
         d, h, m, s = (int(g) if g else 0 for g in match.groups())
-        return now + timedelta(days=d, hours=h, minutes=m, seconds=s)
+        try:
+            return now + timedelta(days=d, hours=h, minutes=m, seconds=s)
+        except (OverflowError, ValueError):
+            raise ValueError(f"deadline {text[:40]!r} is too far away") from None
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"deadline {text!r} is neither RFC 3339 nor relative like '+8h'") from None
+        raise ValueError(
+            f"deadline {text[:40]!r} is neither RFC 3339 nor relative like '+8h'"
+        ) from None
     if value.tzinfo is None:
-        raise ValueError(f"deadline {text!r} has no UTC offset (add 'Z' or '+00:00')")
-    return value.astimezone(UTC)
+        raise ValueError(f"deadline {text[:40]!r} has no UTC offset (add 'Z' or '+00:00')")
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(f"deadline {text[:40]!r} is outside years 1-9999 in UTC") from None
 
 
 class _JobLine(BaseModel):
@@ -250,8 +258,21 @@ def parse_line(
     region the line names.
 
     Raises:
-        InvalidLineError: not UTF-8, not a JSON object, or a field is wrong (named).
+        InvalidLineError: not UTF-8, not a JSON object, or a field is wrong (named); every
+            other error the line provokes in the JSON, pydantic or datetime code (overflow,
+            recursion) is translated to it, so one line can never stop the ones after it.
     """
+    try:
+        return _parse(raw, now, known_regions)
+    except InvalidLineError:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        raise InvalidLineError(f"cannot be read: {type(exc).__name__}: {str(exc)[:120]}") from exc
+
+
+def _parse(
+    raw: bytes | str, now: datetime, known_regions: Sequence[str] | None
+) -> JobRequest | CancelRequest:
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
@@ -260,6 +281,10 @@ def parse_line(
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidLineError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
+    except ValueError as exc:  # an integer past Python's digit limit
+        raise InvalidLineError(f"not acceptable JSON: {str(exc)[:120]}") from exc
+    except RecursionError as exc:
+        raise InvalidLineError("not acceptable JSON: nested too deeply") from exc
     if not isinstance(obj, dict):
         raise InvalidLineError(f"a line must be a JSON object, got {type(obj).__name__}")
     if "cancel" in obj:

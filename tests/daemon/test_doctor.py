@@ -73,6 +73,32 @@ def _world_writable_state(state: Path, config: Path) -> None:
     os.chmod(state, 0o777)
 
 
+def _group_writable_state(state: Path, config: Path) -> None:
+    os.chmod(state, 0o775)
+
+
+def _symlinked_state(state: Path, config: Path) -> None:
+    real = state.with_name("real-state")
+    state.rename(real)
+    state.symlink_to(real)
+
+
+def _group_writable_logs(state: Path, config: Path) -> None:
+    (state / "logs").mkdir(mode=0o775)
+    os.chmod(state / "logs", 0o775)
+
+
+def _symlinked_queue(state: Path, config: Path) -> None:
+    """Doctor followed it and reported the target's size as a pass (issue 13, defect 7)."""
+    (state / "queue.jsonl").unlink()
+    (state / "elsewhere").write_text("x" * 100 + "\n")
+    (state / "queue.jsonl").symlink_to(state / "elsewhere")
+
+
+def _squatted_spool(state: Path, config: Path) -> None:
+    (state / "queue.d" / f"{os.getuid() + 1}.jsonl").write_text("")
+
+
 def _group_writable_queue(state: Path, config: Path) -> None:
     os.chmod(state / "queue.jsonl", 0o664)
 
@@ -97,7 +123,12 @@ def _bad_config(state: Path, config: Path) -> None:
 @pytest.mark.parametrize(
     ("breakage", "check", "words"),
     [
-        (_world_writable_state, "state_dir", "world-writable"),
+        (_world_writable_state, "state_dir", "writable by group or others"),
+        (_group_writable_state, "state_dir", "writable by group or others"),
+        (_symlinked_state, "state_dir", "is a symlink"),
+        (_group_writable_logs, "state_dir", "logs is writable by group or others"),
+        (_symlinked_queue, "queue", "is a symlink"),
+        (_squatted_spool, "queue", "named for uid"),
         (_group_writable_queue, "queue", "group/world-writable"),
         (_partial_line, "queue", "unfinished line"),
         (_no_regions, "gpus", "no [[regions]]"),
@@ -132,3 +163,15 @@ def test_human_output_is_one_line_per_check_and_failure_exits_1(tmp_path: Path) 
     lines = done.stdout.splitlines()
     assert len(lines) == 10
     assert [line[:4] for line in lines].count("FAIL") == 1
+
+
+def test_a_fifo_queue_fails_without_hanging(tmp_path: Path) -> None:
+    """Doctor hung forever opening it (issue 13, defect 7): a process, so a hang is a timeout."""
+    state, config = _setup(tmp_path)
+    (state / "queue.jsonl").unlink()
+    os.mkfifo(state / "queue.jsonl")
+    done = subprocess.run([sys.executable, "-m", "daemon", "doctor", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 1
+    [queue] = [line for line in done.stdout.splitlines() if " queue" in line[:12]]
+    assert queue.startswith("FAIL") and "not a regular file" in queue, done.stdout

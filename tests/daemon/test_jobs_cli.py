@@ -23,9 +23,11 @@ from daemon.cli import main
 from daemon.executors.local import LocalExecutor
 from daemon.intensity import StaticIntensity
 from daemon.ledger import Ledger
+from daemon.queue.line import JobRequest
 from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import PAPER_REGIONS, append, job_line, make_service
+from tests.daemon.users import cli_as
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -274,17 +276,12 @@ def test_a_job_is_attributed_to_the_user_who_wrote_it(open_dir: Path, how: str) 
     if how == "raw append":
         done = _as_user(user, ["sh", "-c", f"echo '{line}' >> {spool}"])
     else:
-        try:
-            usable = _as_user(user, [sys.executable, "-c", "import daemon"]).returncode == 0
-        except PermissionError:
-            usable = False
-        if not usable:
-            pytest.skip(f"{sys.executable} or the repo is not usable by an unprivileged user here")
-        script = (
-            "import sys; from daemon.cli import main; sys.exit(main(['submit', '--state-dir', "
-            f"{str(state)!r}, '--id', 'theirs', '--model', 'llama-1b', '--', 'id', '-u']))"
-        )
-        done = _as_user(user, [sys.executable, "-c", script])
+        # (this venv's interpreter may be unreadable to them: cli_as finds one that is not)
+        cli = cli_as(user, open_dir)
+        done_cli = cli.run(user, "submit", "--state-dir", str(state), "--id", "theirs",
+                           "--model", "llama-1b", "--", "id", "-u")  # fmt: skip
+        assert done_cli.returncode == 0, done_cli.stderr
+        done = _as_user(user, ["true"])
     assert done.returncode == 0, done.stderr
     assert spool.stat().st_uid == user.pw_uid
     service.tick(clock())
@@ -315,6 +312,67 @@ def test_a_users_job_runs_with_that_users_uid(open_dir: Path) -> None:
             time.sleep(0.05)
         assert ledger.job_state("whoami") == "succeeded"
     assert (state / "logs" / "whoami.out").read_text().strip() == str(user.pw_uid)
+
+
+@pytest.mark.parametrize("deadline", ["+9999999d", "+99999999999d", "0001-01-01T00:00:00+14:00"])
+def test_submit_with_a_deadline_past_the_calendar_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], deadline: str
+) -> None:
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--model", "llama-1b",
+                        "--deadline", deadline, "--", "true")  # fmt: skip
+    assert code == 2
+    assert err.startswith("carbond: error: invalid job: field 'deadline': ")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "queue.jsonl").exists()
+
+
+def test_submit_refuses_an_id_that_exists_and_says_whose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed "submitted" with exit 0 while the job was not theirs (issue 13, defect 8)."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    fields = {"input_tokens": 1, "output_tokens": 1, "batch_size": 1, "command": ["true"]}
+    request = JobRequest.from_json({"id": "taken", "name": "t", **fields})
+    service.ledger.add_job(request, 4242, 4242, "queue.d/4242.jsonl:1", clock())
+    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "mine", "--model",
+                "llama-1b", "--", "true")[0] == 0  # fmt: skip
+    service.tick(clock())
+    before = (tmp_path / "queue.jsonl").read_bytes()
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "taken",
+                        "--model", "llama-1b", "--", "true")  # fmt: skip
+    assert code == 2
+    assert err == (
+        "carbond: error: job id 'taken' already exists and belongs to uid 4242; "
+        "choose another --id\n"
+    )
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "mine",
+                        "--model", "llama-1b", "--", "true")  # fmt: skip
+    assert code == 2
+    assert "job id 'mine' already exists: it is yours (running)" in err
+    assert (tmp_path / "queue.jsonl").read_bytes() == before  # nothing appended
+
+
+def test_status_shows_ones_own_rejected_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    with (tmp_path / "queue.jsonl").open("a") as queue:
+        queue.write('{"id": "bad1", "model": "llama-1b", "command": ["true"], "batch_size": 0}\n')
+    service.tick(clock())
+    code, out, _ = _run(capsys, "status", "bad1", "--state-dir", str(tmp_path), "--json")
+    assert code == 2
+    payload = json.loads(out)
+    assert payload["state"] == "rejected"
+    [line] = payload["rejected_lines"]
+    assert line["file"] == "queue.jsonl" and line["line_no"] == 1
+    assert "field 'batch_size'" in line["reason"]
+    code, out, _ = _run(capsys, "status", "bad1", "--state-dir", str(tmp_path))
+    assert code == 2
+    assert out.startswith("bad1: rejected (queue.jsonl line 1): line 1: field 'batch_size'")
 
 
 def test_jobs_shows_a_page_with_totals_and_streams_json(

@@ -536,6 +536,7 @@ def start_slurmd(layout: Layout, node: str) -> None:
     d = daemon(layout, f"slurmd-{node}")
     if live_pid(d) is not None:
         return
+    _kill_namespace(layout, node, only_slurmd=True)  # one whose pid file was lost holds the port
     node_dir = layout.node_dir(node)
     argv = [
         "unshare",
@@ -553,10 +554,7 @@ def start_slurmd(layout: Layout, node: str) -> None:
         node,
     ]
     _run(argv, layout)
-    _wait(f"slurmd {node}", lambda: live_pid(d) is not None, 20, [d.log])
-    # Every namespace this node's slurmds ran in: jobs of a stopped slurmd live on in the old one.
-    with (node_dir / "mntns").open("a") as record:
-        record.write(os.readlink(f"/proc/{live_pid(d)}/ns/mnt") + "\n")
+    _wait(f"slurmd {node}", lambda: live_pid(d) is not None, 60, [d.log])
 
     def responding() -> bool:
         state = _run(["sinfo", "-h", "-N", "-n", node, "-o", "%t"], layout, check=False).strip()
@@ -577,33 +575,31 @@ def stop_slurmd(layout: Layout, node: str, *, crash: bool = False) -> None:
         stop(d)
 
 
-def _kill_namespace(layout: Layout, node: str) -> int:
-    """SIGKILL every process in ``node``'s mount namespaces (slurmstepd and its jobs); the count."""
-    try:
-        recorded = set((layout.node_dir(node) / "mntns").read_text().split())
-    except OSError:
-        return 0
-    recorded.discard(os.readlink("/proc/self/ns/mnt"))  # never ours: that would be everything
-    members: dict[str, list[int]] = {ns: [] for ns in recorded}
-    slurm_seen: set[str] = set()
+def _kill_namespace(layout: Layout, node: str, *, only_slurmd: bool = False) -> int:
+    """SIGKILL every process in ``node``'s mount namespaces (slurmstepd and its jobs, and any
+    slurmd of this node the pid file lost track of); the count.
+
+    A process belongs to the node when its namespace has this folder's fake meter bound in (its
+    mountinfo names ``<node_dir>/pm_counters``): namespace numbers are reused by the kernel, and
+    another cluster beside this one (another folder) must never be touched. ``only_slurmd``:
+    kill just slurmd processes (a stray one before a new slurmd starts).
+    """
+    meter = str(layout.node_dir(node) / "pm_counters")
+    own_ns = os.readlink("/proc/self/ns/mnt")
+    killed = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            ns = os.readlink(entry / "ns" / "mnt")
-            if ns in members:
-                members[ns].append(int(entry.name))
-                if b"slurm" in (entry / "cmdline").read_bytes():
-                    slurm_seen.add(ns)
-        except OSError:
-            continue
-    killed = 0
-    # A namespace without any slurm process is a stale record whose number may be reused.
-    for pid in (pid for ns in slurm_seen for pid in members[ns]):
-        try:
-            os.kill(pid, signal.SIGKILL)
+            if os.readlink(entry / "ns" / "mnt") == own_ns:
+                continue  # never ours: the meter is mounted only inside the node's namespaces
+            if meter not in (entry / "mountinfo").read_text():
+                continue
+            if only_slurmd and not (entry / "cmdline").read_bytes().startswith(b"slurmd\0"):
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
             killed += 1
-        except ProcessLookupError:
+        except (OSError, ProcessLookupError):
             continue
     return killed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -143,3 +144,19 @@ def test_deadlines(text: str, expected: datetime) -> None:
 def test_bad_deadlines(text: str) -> None:
     with pytest.raises(ValueError, match="deadline"):
         parse_deadline(text, NOW)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (_with(deadline="+9999999d"), "field 'deadline': deadline '+9999999d' is too far away"),
+        (_with(deadline="+99999999999d"), "too far away"),
+        (_with(deadline="0001-01-01T00:00:00+14:00"), "outside years 1-9999"),
+        ('{"requests": ' + "9" * 5000 + "}", "not acceptable JSON"),
+        ('{"command": ' + "[" * 20_000 + "]" * 20_000 + "}", "nested too deeply"),
+    ],
+)
+def test_lines_that_overflow_python_are_invalid_lines(line: str, expected: str) -> None:
+    """Each raised OverflowError, ValueError or RecursionError past parse_line before."""
+    with pytest.raises(InvalidLineError, match=re.escape(expected)):
+        parse_line(line, NOW)

@@ -1,0 +1,146 @@
+"""Is a state dir safe for a daemon that runs users' jobs as them and chowns their logs?
+
+Anyone who can write the state dir, one of its directories or one of the directories above it
+can plant a symlink or a hard link where carbond opens a file (a job log it then chowns to the
+job's user, ``rejected.jsonl``, the ledger) and so take over any file carbond can write. Safe
+means:
+
+- no component of the path, as given, is a symlink (give the real path);
+- every existing directory above the state dir is owned by root or by the daemon's user and
+  writable by nobody else, unless it is sticky (like ``/tmp``);
+- the state dir and its ``logs/``, ``queue.retired/`` and ``cache/`` are directories owned by
+  the daemon's user and not writable by its group or others; ``queue.d/`` is the one shared
+  directory, and must be sticky (mode 1733) so users cannot remove each other's files;
+- ``rejected.jsonl`` and ``ledger.db`` are not symlinks (``queue.jsonl`` is opened with
+  ``O_NOFOLLOW`` and checked by doctor's ``queue`` line).
+
+A state dir that does not exist yet is judged by its existing ancestors (carbond creates the
+rest with mode 0755). Files carbond creates are also opened with ``O_NOFOLLOW`` everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from daemon.errors import DaemonError
+
+__all__ = ["UnsafeStateDirError", "ensure_safe_state_dir", "state_dir_problems"]
+
+_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_PRIVATE_DIRS = ("logs", "queue.retired", "cache")
+_SHARED_DIR = "queue.d"
+_NAMED_FILES = ("rejected.jsonl", "ledger.db")  # queue.jsonl: doctor's queue check
+
+
+class UnsafeStateDirError(DaemonError):
+    """The state dir could be written by someone other than the daemon's user (one line)."""
+
+
+def state_dir_problems(state_dir: Path, euid: int | None = None) -> list[str]:
+    """Why ``state_dir`` is unsafe for a daemon running as ``euid`` (default: this process's
+    effective uid); empty when it is safe. Each problem names the path."""
+    uid = os.geteuid() if euid is None else euid
+    path = Path(os.path.abspath(state_dir))
+    problems: list[str] = []
+    parts = path.parts
+    for depth in range(1, len(parts) + 1):
+        current = Path(*parts[:depth])
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return problems  # the rest is created by carbond
+        except OSError as exc:
+            return [*problems, f"{current}: cannot be inspected ({exc.strerror})"]
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(current)
+            return [*problems, f"{current} is a symlink (to {target}); give the real path"]
+        if not stat.S_ISDIR(st.st_mode):
+            return [*problems, f"{current} is not a directory"]
+        if current == path:
+            problems += _own_dir_problems(current, st, uid)
+        else:
+            problems += _ancestor_problems(current, st, uid)
+    problems += _inside_problems(path, uid)
+    return problems
+
+
+def ensure_safe_state_dir(state_dir: Path) -> None:
+    """Refuse an unsafe ``state_dir`` (see the module docstring); create a missing one (mode
+    0755, whatever the umask) below safe ancestors.
+
+    Raises:
+        UnsafeStateDirError: one line with every problem and what to do.
+    """
+    problems = state_dir_problems(state_dir)
+    if not problems and not state_dir.exists():
+        try:
+            _make_dirs(Path(os.path.abspath(state_dir)))
+        except OSError as exc:
+            raise UnsafeStateDirError(f"{state_dir}: cannot create the state dir: {exc}") from exc
+        problems = state_dir_problems(state_dir)
+    if problems:
+        raise UnsafeStateDirError(
+            f"unsafe state dir {state_dir}: "
+            + "; ".join(problems)
+            + f" (it must be owned by uid {os.geteuid()} and writable only by it; "
+            "see `carbond doctor`)"
+        )
+
+
+def _make_dirs(path: Path) -> None:
+    """``mkdir -p`` with every created directory 0755, whatever the umask."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o755)
+        os.chmod(directory, 0o755)
+
+
+def _mode(st: os.stat_result) -> str:
+    return f"mode {stat.S_IMODE(st.st_mode):04o}"
+
+
+def _ancestor_problems(path: Path, st: os.stat_result, uid: int) -> list[str]:
+    problems = []
+    if st.st_uid not in (0, uid):
+        problems.append(f"{path} is owned by uid {st.st_uid}, neither root nor uid {uid}")
+    if st.st_mode & _OTHERS_WRITE and not st.st_mode & stat.S_ISVTX:
+        problems.append(f"{path} is writable by group or others and not sticky ({_mode(st)})")
+    return problems
+
+
+def _own_dir_problems(path: Path, st: os.stat_result, uid: int) -> list[str]:
+    problems = []
+    if st.st_uid != uid:
+        problems.append(f"{path} is owned by uid {st.st_uid}, not by the daemon's uid {uid}")
+    if st.st_mode & _OTHERS_WRITE:
+        problems.append(f"{path} is writable by group or others ({_mode(st)})")
+    return problems
+
+
+def _inside_problems(state_dir: Path, uid: int) -> list[str]:
+    problems = []
+    for name in (*_PRIVATE_DIRS, _SHARED_DIR):
+        path = state_dir / name
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            problems.append(f"{path} is not a directory")
+            continue
+        if st.st_uid != uid:
+            problems.append(f"{path} is owned by uid {st.st_uid}, not by the daemon's uid {uid}")
+        if name == _SHARED_DIR:
+            if stat.S_IMODE(st.st_mode) & ~0o1733 or (
+                st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX
+            ):
+                problems.append(f"{path} must be mode 1733 (sticky), not {_mode(st)}")
+        elif st.st_mode & _OTHERS_WRITE:
+            problems.append(f"{path} is writable by group or others ({_mode(st)})")
+    for name in _NAMED_FILES:
+        path = state_dir / name
+        if path.is_symlink():
+            problems.append(f"{path} is a symlink; carbond never follows one there")
+    return problems

@@ -1,0 +1,234 @@
+"""Lines and files a hostile or unlucky user can leave in the queue: each ends ingested or
+rejected with a reason, and nothing stops the lines and files around it (issue 13, 1 and 3-6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import structlog
+
+from daemon.ledger import Ledger
+from daemon.queue import QUEUE_NAME, SPOOL_DIR, QueueError, submit_target
+from daemon.queue.ingest import Queue
+from tests.daemon.helpers import append, job_line
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+
+# Each raised past parse_line before: OverflowError (three deadlines), ValueError (an integer
+# over Python's 4,300-digit limit), RecursionError (JSON nested 20,000 deep).
+POISON = (
+    job_line(deadline="+9999999d"),
+    job_line(deadline="+99999999999d"),
+    job_line(deadline="0001-01-01T00:00:00+14:00"),
+    '{"model": "llama-1b", "command": ["true"], "requests": ' + "9" * 5000 + "}\n",
+    '{"model": "llama-1b", "command": ' + "[" * 20_000 + "]" * 20_000 + "}\n",
+)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger.open(tmp_path / "ledger.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def queue(tmp_path: Path, ledger: Ledger) -> Queue:
+    q = Queue(tmp_path, ledger, compact_min_bytes=10**9)
+    q.prepare()
+    return q
+
+
+def _rejected(state_dir: Path) -> list[dict[str, object]]:
+    path = state_dir / "rejected.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("poison", POISON, ids=["+9999999d", "+99999999999d", "year 1 +14:00",
+                                                 "5000 digits", "nested 20000"])  # fmt: skip
+def test_a_poison_line_is_rejected_and_the_lines_after_it_and_other_files_go_on(
+    queue: Queue, ledger: Ledger, poison: str
+) -> None:
+    append(queue.path, job_line(id="before") + poison + job_line(id="after"))
+    spool = queue.state_dir / SPOOL_DIR / f"{os.getuid()}.jsonl"
+    append(spool, job_line(id="other-file"))
+    result = queue.ingest(NOW)
+    assert set(result.accepted) == {"before", "after", "other-file"}
+    [rejection] = _rejected(queue.state_dir)
+    assert (rejection["file"], rejection["line_no"]) == (QUEUE_NAME, 2)
+    assert str(rejection["reason"]).startswith("line 2: ")
+    assert queue.ingest(NOW) == type(result)()  # the offset moved: nothing is read again
+
+
+def test_one_files_trouble_does_not_stop_the_next_file(queue: Queue, ledger: Ledger) -> None:
+    (queue.state_dir / "rejected.jsonl").mkdir()  # recording queue.jsonl's bad line fails
+    append(queue.path, "not json\n")
+    append(queue.state_dir / SPOOL_DIR / f"{os.getuid()}.jsonl", job_line(id="next-file"))
+    with pytest.raises(QueueError, match="cannot record rejected lines"):
+        queue.ingest(NOW)  # reported, once every file has had its turn
+    assert ledger.job("next-file").uid == os.getuid()
+    assert QUEUE_NAME not in ledger.queue_files()  # its offset did not move: retried later
+
+
+def test_a_spool_file_named_for_another_uid_is_ignored_and_reported(
+    queue: Queue, ledger: Ledger
+) -> None:
+    other = os.getuid() + 1
+    squatted = queue.state_dir / SPOOL_DIR / f"{other}.jsonl"
+    append(squatted, job_line(id="squatter"))
+    with structlog.testing.capture_logs() as logs:
+        queue.ingest(NOW)
+        queue.ingest(NOW)
+    assert ledger.jobs() == []
+    assert _rejected(queue.state_dir) == []  # ignored, not read line by line
+    reports = [e for e in logs if e["event"] == "queue_file_ignored"]
+    assert len(reports) == 1  # once, not every pass
+    assert f"named for uid {other}" in reports[0]["reason"]
+    assert queue.ignored_files() == {f"{SPOOL_DIR}/{other}.jsonl": reports[0]["reason"]}
+
+
+def test_submit_goes_around_a_spool_file_another_user_planted(tmp_path: Path) -> None:
+    """User A (here: this uid) created queue.d/<uid of B>.jsonl; B's submit must still land."""
+    (tmp_path / SPOOL_DIR).mkdir()
+    me = os.getuid()
+    victim = me + 1
+    planted = tmp_path / SPOOL_DIR / f"{victim}.jsonl"
+    planted.write_text("")
+    target = submit_target(tmp_path, victim)
+    assert target != planted
+    assert target.parent == tmp_path / SPOOL_DIR
+    assert target.name.startswith(f"{victim}.") and target.name.endswith(".jsonl")
+    # a symlink planted in the same place is gone around the same way
+    planted.unlink()
+    planted.symlink_to(tmp_path / "elsewhere")
+    assert submit_target(tmp_path, victim) != planted
+
+
+def test_a_users_second_spool_file_is_attributed_to_them(queue: Queue, ledger: Ledger) -> None:
+    spool = queue.state_dir / SPOOL_DIR / f"{os.getuid()}.a1b2c3d4.jsonl"
+    append(spool, job_line(id="mine"))
+    assert queue.ingest(NOW).accepted == ("mine",)
+    assert ledger.job("mine").uid == os.getuid()
+
+
+def test_a_submit_after_a_partial_line_starts_on_a_fresh_line(
+    queue: Queue, ledger: Ledger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from daemon.cli import main
+
+    append(queue.path, '{"id": "cut-off", "model": "llama-1b", "comm')  # a writer that died
+    code = main(["submit", "--state-dir", str(queue.state_dir), "--id", "whole",
+                 "--model", "llama-1b", "--", "true"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    result = queue.ingest(NOW)
+    assert result.accepted == ("whole",)
+    [rejection] = _rejected(queue.state_dir)
+    assert rejection["line"] == '{"id": "cut-off", "model": "llama-1b", "comm'
+
+
+def _limit_file_size(size: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return apply
+
+
+def test_a_submit_cut_short_by_a_full_disk_leaves_no_partial_line(
+    queue: Queue, ledger: Ledger
+) -> None:
+    """A real short write: RLIMIT_FSIZE makes the kernel stop the append part-way (EFBIG),
+    as a full disk does (ENOSPC)."""
+    append(queue.path, job_line(id="first"))
+    submit = [sys.executable, "-m", "daemon", "submit", "--state-dir", str(queue.state_dir),
+              "--model", "llama-1b", "--id"]  # fmt: skip
+    limit = queue.path.stat().st_size + 40
+    cut = subprocess.run([*submit, "cut", "--", "true"], capture_output=True, text=True,
+                         check=False, preexec_fn=_limit_file_size(limit))  # fmt: skip
+    assert cut.returncode == 1
+    assert "cannot append" in cut.stderr
+    assert cut.stderr.count("\n") == 1
+    assert queue.path.read_bytes().endswith(b"\n")
+    ok = subprocess.run([*submit, "next", "--", "true"], capture_output=True, text=True,
+                        check=False)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    result = queue.ingest(NOW)
+    assert (result.accepted, result.rejected) == (("first", "next"), 0)
+
+
+def test_truncated_and_quickly_refilled_queue_is_read_from_the_start(
+    queue: Queue, ledger: Ledger
+) -> None:
+    append(queue.path, job_line(id="a") + job_line(id="b") + job_line(id="c"))
+    assert len(queue.ingest(NOW).accepted) == 3
+    os.truncate(queue.path, 0)  # same inode, refilled past the old offset before the next pass
+    append(queue.path, job_line(id="d", name="x" * 40) + job_line(id="e", name="y" * 40)
+           + job_line(id="f", name="z" * 40))  # fmt: skip
+    assert queue.path.stat().st_size > ledger.queue_files()[QUEUE_NAME].byte_offset
+    result = queue.ingest(NOW)
+    assert (result.accepted, result.rejected) == (("d", "e", "f"), 0)
+
+
+def test_an_over_long_unfinished_line_is_rejected_once_and_not_read_again(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    queue = Queue(tmp_path, ledger, max_line_bytes=4096, compact_min_bytes=10**9)
+    queue.prepare()
+    append(queue.path, job_line(id="a") + "x" * 100_000)  # no newline yet
+    first = queue.ingest(NOW)
+    assert (first.accepted, first.rejected) == (("a",), 1)
+    assert ledger.queue_files()[QUEUE_NAME].byte_offset == queue.path.stat().st_size
+    append(queue.path, "x" * 100_000)
+    assert queue.ingest(NOW).rejected == 0  # still the same line: skipped, not re-read
+    assert ledger.queue_files()[QUEUE_NAME].byte_offset == queue.path.stat().st_size
+    append(queue.path, "tail of the long line\n" + job_line(id="b"))
+    last = queue.ingest(NOW)
+    assert (last.accepted, last.rejected) == (("b",), 0)
+    [rejection] = _rejected(tmp_path)
+    assert "longer than 4096 bytes" in str(rejection["reason"])
+    assert rejection["line_no"] == 2
+    assert ledger.job("b").source == f"{QUEUE_NAME}:3"
+
+
+def test_a_big_backlog_is_read_in_bounded_chunks(
+    tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = Queue(tmp_path, ledger, max_line_bytes=1024, compact_min_bytes=10**9)
+    queue.prepare()
+    lines = [job_line(id=f"j{i}") for i in range(2000)]
+    append(queue.path, "".join(lines))
+    reads: list[int] = []
+    real = os.pread
+
+    def counting(fd: int, n: int, offset: int) -> bytes:
+        reads.append(n)
+        return real(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", counting)  # observes the read sizes, changes nothing
+    accepted = queue.ingest(NOW).accepted
+    assert len(accepted) == 2000
+    assert max(reads) <= queue.read_chunk_bytes
+    assert queue.read_chunk_bytes < queue.path.stat().st_size
+
+
+def test_jobs_and_status_read_rejected_hostile_lines(
+    queue: Queue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stored line is re-read to find the id it claimed: it must not raise there either."""
+    from daemon.cli import main
+
+    append(queue.path, "".join(POISON))
+    queue.ingest(NOW)
+    state = ("--state-dir", str(queue.state_dir))
+    assert main(["jobs", "--state", "rejected", "--json", *state]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == len(POISON)
+    assert main(["status", "nope", *state]) == 2
+    assert "unknown job 'nope'" in capsys.readouterr().err

@@ -1,0 +1,111 @@
+"""Other local users for the ``root`` tests: create them, and run carbond's CLI as them.
+
+The CLI must be importable by an unprivileged user: this venv's interpreter may live where
+they cannot read it (pyenv under ``/root``), and so may the repository. :func:`cli_as` finds an
+interpreter of the same Python version they can run, with this checkout (or a world-readable
+copy of its three packages) and this venv's site-packages on ``PYTHONPATH``, or skips saying
+why.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import site
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+_PACKAGES = ("daemon", "policies", "forecasts")
+
+
+def local_user(name: str) -> pwd.struct_passwd:
+    """The local user ``name``, created (a system user, no home) when missing; skips unless
+    root with ``useradd``."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create and become another user")
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    if shutil.which("useradd") is None:
+        pytest.skip("useradd is not installed")
+    subprocess.run(["useradd", "--system", "--no-create-home", name], check=True)
+    return pwd.getpwnam(name)
+
+
+def as_user(
+    user: pwd.struct_passwd,
+    argv: Sequence[str],
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as ``user`` (their uid and primary gid only), from ``/``."""
+    return subprocess.run(
+        list(argv), check=False, cwd="/", user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+        env=env or {"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=120,
+        input=stdin,
+    )  # fmt: skip
+
+
+class UserCli:
+    """``carbond`` as another user: ``run(user, "submit", ...)``."""
+
+    def __init__(self, python: str, env: dict[str, str]) -> None:
+        self.python = python
+        self.env = env
+
+    def run(self, user: pwd.struct_passwd, *argv: str) -> subprocess.CompletedProcess[str]:
+        return as_user(user, [self.python, "-m", "daemon", *argv], self.env)
+
+
+def cli_as(user: pwd.struct_passwd, scratch: Path) -> UserCli:
+    """A way to run this checkout's CLI as ``user``; ``scratch`` is a directory they can
+    traverse (for a copy of the packages when the checkout is not readable to them)."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    pythons = [sys.executable, f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
+    packages = site.getsitepackages()
+    copy = scratch / "carbond-code"
+    for code in (REPO, copy):
+        if code == copy and not copy.exists():
+            copy.mkdir(mode=0o755)
+            for name in _PACKAGES:
+                shutil.copytree(REPO / name, copy / name,
+                                ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+            _open_up(copy)
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([str(code), *packages]),
+               "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+        for python in pythons:
+            if not Path(python).exists():
+                continue
+            try:
+                probe = as_user(user, [python, "-c", "import daemon.cli"], env)
+            except (PermissionError, OSError):
+                continue
+            if probe.returncode == 0:
+                return UserCli(python, env)
+    pytest.skip(
+        f"no Python {version} with carbond's dependencies is usable by {user.pw_name} "
+        f"(tried {', '.join(pythons)} with {REPO} and a copy, site-packages {packages})"
+    )
+
+
+def _open_up(path: Path) -> None:
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            os.chmod(Path(root) / name, 0o755)
+        for name in files:
+            os.chmod(Path(root) / name, 0o644)
+
+
+def open_dir() -> Path:
+    """A fresh directory other users can traverse (pytest's own tmp dirs are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="carbond-uid-"))
+    path.chmod(0o755)
+    return path
