@@ -31,9 +31,9 @@ from typing import Any, Final
 import structlog
 
 from daemon import killpoints
-from daemon.accounting import ESTIMATED, realised_from_samples, unmetered_columns
+from daemon.accounting.finished import finished_columns
 from daemon.accounting.totals import add_expired, add_outcome
-from daemon.endings import final_state, never_started, predicted_outcome, run_handle
+from daemon.endings import final_state, never_started, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import (
     CapacityAware,
@@ -67,7 +67,6 @@ from policies import (
     ZoneIntensity,
     with_recalibration,
 )
-from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
 __all__ = ["PLAN_WINDOW", "Service", "TickReport"]
 
@@ -655,45 +654,11 @@ class Service:
         status: ExitStatus,
         measured: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """The ``outcomes`` row of a finished run: predicted side, where it ran, and the best
-        energy available (metered here, else the executor's, else ``estimated``) with the
-        realised intensity over the run, so no finished job lacks carbon figures."""
+        """The ``outcomes`` row of a finished run (:func:`daemon.accounting.finished_columns`),
+        split by energy source at a region with a site."""
         gpu = self._by_device.get(run.device_ids[0]) if run.device_ids else None
-        pue = gpu.device.pue if gpu is not None else None
-        columns = predicted_outcome(run, decision, status, pue)
-        counterfactual = self.ledger.counterfactual(run.job_id)
-        if counterfactual is not None:
-            columns["run_now_total_g"] = counterfactual["total_g"]
-        if gpu is not None:
-            columns |= {"region": gpu.device.region, "zone": gpu.device.zone,
-                        "gpu": gpu.device.gpu.name}  # fmt: skip
-        else:
-            columns |= {"region": decision.region, "gpu": decision.gpu}
-        columns |= measured
-        if measured.get("energy_j") is not None or gpu is None:
-            return self._at_site(run, status, columns)
-        started = run.started_at or run.launched_at
-        zone = gpu.device.zone
-        realised = realised_from_samples(
-            zone,
-            self.ledger.intensity_samples(zone, started, status.finished_at),
-            started,
-            status.finished_at,
-        ) or _realised_from_forecast(self._forecasts.get(zone), started, status.finished_at)
-        columns |= unmetered_columns(
-            started_at=started, finished_at=status.finished_at, gpu=gpu.device.gpu.name,
-            gpus=len(run.device_ids), gpu_embodied_g=gpu.device.gpu.embodied_g,
-            pue=gpu.device.pue, lifetime_years=self.settings.lifetime_years,
-            decision=decision, realised=realised, reported_energy_j=status.energy_j,
-            reported_method=status.energy_method,
-        )  # fmt: skip
-        if columns.get("energy_method") == ESTIMATED:
-            log.info("job_energy_estimated", job_id=run.job_id, energy_j=columns["energy_j"],
-                     reason="no GPU meter followed it and its executor reported none")  # fmt: skip
-        elif columns.get("total_g") is None:
-            log.warning("job_carbon_unknown", job_id=run.job_id,
-                        energy_method=columns.get("energy_method"),
-                        intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
+        columns = finished_columns(self.ledger, gpu, run, decision, status, measured,
+                                   self._forecasts, self.settings.lifetime_years)  # fmt: skip
         return self._at_site(run, status, columns)
 
     def _at_site(
@@ -741,21 +706,6 @@ class Service:
                     except (DaemonError, OSError) as exc:
                         log.error("job_cancel_failed", job_id=job_id, error=str(exc))
                 self._finish(ExitStatus(job_id, now, None, None, report.reason), now)
-
-
-def _realised_from_forecast(
-    series: ZoneIntensity | None, start: datetime, end: datetime
-) -> RealisedIntensity | None:
-    """The held forecast's mean over the run (no sample recorded: e.g. the refresh failed)."""
-    if series is None:
-        return None
-    try:
-        return realised_intensity(
-            series, start, max(start, end), rung=str(getattr(series, "rung", "forecast")),
-            signal_time=start,
-        )  # fmt: skip
-    except PoliciesError:
-        return None
 
 
 def _spec_or_none(job: JobRecord) -> JobSpec | None:

@@ -1,0 +1,92 @@
+"""The ``outcomes`` row of a finished run: what was predicted, where it ran, and the best energy
+available (metered on this node, else what its executor reported, else ``estimated``) with the
+realised intensity over the run, so that no finished job lacks carbon figures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from daemon.accounting.methods import ESTIMATED
+from daemon.accounting.realised import realised_from_samples
+from daemon.accounting.unmetered import unmetered_columns
+from daemon.endings import predicted_outcome
+from daemon.executors.base import ExitStatus
+from daemon.inventory import InventoryGpu
+from daemon.ledger import DecisionRecord, Ledger, RunRecord
+from policies import PoliciesError, ZoneIntensity
+from policies.footprint.outcome import RealisedIntensity, realised_intensity
+
+__all__ = ["finished_columns"]
+
+log = structlog.get_logger(__name__)
+
+
+def finished_columns(
+    ledger: Ledger,
+    gpu: InventoryGpu | None,
+    run: RunRecord,
+    decision: DecisionRecord,
+    status: ExitStatus,
+    measured: Mapping[str, Any],
+    forecasts: Mapping[str, ZoneIntensity],
+    lifetime_years: float,
+) -> dict[str, Any]:
+    """The row for ``run`` on ``gpu`` (its first device; None when no longer in the inventory).
+
+    ``measured`` holds the columns the GPU meter filled (empty when nothing metered the run);
+    the realised intensity comes from the ledger's samples over the run, else from the held
+    forecast in ``forecasts``. Logs ``job_energy_estimated`` when the grams use the estimate.
+    """
+    pue = gpu.device.pue if gpu is not None else None
+    columns = predicted_outcome(run, decision, status, pue)
+    counterfactual = ledger.counterfactual(run.job_id)
+    if counterfactual is not None:
+        columns["run_now_total_g"] = counterfactual["total_g"]
+    if gpu is not None:
+        columns |= {"region": gpu.device.region, "zone": gpu.device.zone,
+                    "gpu": gpu.device.gpu.name}  # fmt: skip
+    else:
+        columns |= {"region": decision.region, "gpu": decision.gpu}
+    columns |= measured
+    if measured.get("energy_j") is not None or gpu is None:
+        return columns
+    started = run.started_at or run.launched_at
+    zone = gpu.device.zone
+    realised = realised_from_samples(
+        zone, ledger.intensity_samples(zone, started, status.finished_at), started,
+        status.finished_at,
+    ) or _realised_from_forecast(forecasts.get(zone), started, status.finished_at)  # fmt: skip
+    columns |= unmetered_columns(
+        started_at=started, finished_at=status.finished_at, gpu=gpu.device.gpu.name,
+        gpus=len(run.device_ids), gpu_embodied_g=gpu.device.gpu.embodied_g,
+        pue=gpu.device.pue, lifetime_years=lifetime_years, decision=decision,
+        realised=realised, reported_energy_j=status.energy_j,
+        reported_method=status.energy_method,
+    )  # fmt: skip
+    if columns.get("energy_method") == ESTIMATED:
+        log.info("job_energy_estimated", job_id=run.job_id, energy_j=columns["energy_j"],
+                 reason="no GPU meter followed it and its executor reported none")  # fmt: skip
+    elif columns.get("total_g") is None:
+        log.warning("job_carbon_unknown", job_id=run.job_id,
+                    energy_method=columns.get("energy_method"),
+                    intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
+    return columns
+
+
+def _realised_from_forecast(
+    series: ZoneIntensity | None, start: datetime, end: datetime
+) -> RealisedIntensity | None:
+    """The held forecast's mean over the run (no sample recorded: e.g. the refresh failed)."""
+    if series is None:
+        return None
+    try:
+        return realised_intensity(
+            series, start, max(start, end), rung=str(getattr(series, "rung", "forecast")),
+            signal_time=start,
+        )  # fmt: skip
+    except PoliciesError:
+        return None
