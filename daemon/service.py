@@ -45,6 +45,7 @@ from daemon.executors.base import (
     RunHandle,
 )
 from daemon.executors.errors import ExecutorUnavailableError
+from daemon.executors.held import HeldJobs
 from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
@@ -136,8 +137,7 @@ class Service:
         self._last_refresh: datetime | None = None
         self._cancel_sent: set[str] = set()
         self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
-        self._held: dict[str, tuple[str, datetime, tuple[str, ...]]] = {}  # job -> plan handed
-        self._reserving = any(isinstance(e, Reserving) for e in self.executors.values())
+        self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
@@ -383,7 +383,7 @@ class Service:
             self._record(record, decision, now)
             killpoints.reached("plan_decided")
             if decision.action != "start" or decision.chosen is None:
-                self._keep_held(record, decision, now)
+                self._held.keep(record, decision, self._by_device, self._spec, now)
                 continue
             chosen = set(decision.chosen.device_ids)
             if chosen & busy or not chosen <= self._by_device.keys():
@@ -419,7 +419,7 @@ class Service:
         return self.ledger.most_urgent_waiting(PLAN_WINDOW)
 
     def _end_unstarted(self, job: JobRecord, state: str, now: datetime, reason: str) -> None:
-        if not self._withdraw(job.job_id, now):
+        if not self._held.withdraw(job.job_id, now):
             return  # its executor had started it: it is running now
         with self.ledger.transaction():
             self.ledger.transition(job.job_id, state, now, reason)
@@ -451,9 +451,9 @@ class Service:
         if executor is None:
             self._fail_unstarted(job, now, f"no executor {gpus[0].executor!r} is configured")
             return False
-        held = self.ledger.run(job.job_id) if self._reserving else None  # handed over early
+        held = self.ledger.run(job.job_id) if self._held.active else None  # handed over early
         if held is not None and held.executor != executor.name:
-            if not self._withdraw(job.job_id, now):
+            if not self._held.withdraw(job.job_id, now):
                 return False
             held = None
         indices = tuple(gpu.index for gpu in gpus)
@@ -479,7 +479,7 @@ class Service:
         except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
             return False
-        self._held.pop(job.job_id, None)
+        self._held.forget(job.job_id)
         killpoints.reached("dispatch_handle")
         with self.ledger.transaction():
             self.ledger.set_run_started(job.job_id, handle.token, handle.started_at)
@@ -505,84 +505,6 @@ class Service:
             name=job.request.name,
             cwd=job.request.cwd,
         )
-
-    # -- jobs held by a reserving executor (Slurm) until their planned start ------------------
-
-    def _keep_held(self, job: JobRecord, decision: Decision, now: datetime) -> None:
-        """After a decision other than "start now": hand the planned job to a reserving
-        executor or move it there; take it back when it is no longer planned on one."""
-        if not self._reserving:
-            return
-        chosen = decision.chosen
-        first = self._by_device.get(chosen.device_ids[0]) if chosen else None
-        executor = self.executors.get(first.executor) if first is not None else None
-        if decision.action != "hold" or chosen is None or not isinstance(executor, Reserving):
-            self._withdraw(job.job_id, now)
-            return
-        key = (executor.name, chosen.start, chosen.device_ids)
-        known = set(chosen.device_ids) <= self._by_device.keys()
-        if self._held.get(job.job_id) == key or not known:
-            return
-        run = self.ledger.run(job.job_id)
-        if run is not None and run.executor != executor.name:
-            if not self._withdraw(job.job_id, now):
-                return
-            run = None
-        indices = tuple(self._by_device[d].index for d in chosen.device_ids)
-        if run is None:  # write-ahead: a daemon dying now leaves a row without a token
-            with self.ledger.transaction():
-                self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
-                                    chosen.duration_s, now)  # fmt: skip
-        token = (run.token or "") if run is not None else ""
-        try:
-            held = executor.hold(self._spec(job, chosen, indices), chosen.start, token, now)
-        except (DaemonError, OSError) as exc:  # tried again next round
-            log.error("job_hold_failed", job_id=job.job_id, executor=executor.name, error=str(exc))
-            return
-        with self.ledger.transaction():
-            self.ledger.drop_run(job.job_id)
-            self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
-                                chosen.duration_s, now)  # fmt: skip
-            self.ledger.set_run_token(job.job_id, held.token)
-        self._held[job.job_id] = key
-        log.info("job_held", job_id=job.job_id, executor=executor.name, region=chosen.region,
-                 devices=list(chosen.device_ids), start=chosen.start.isoformat())  # fmt: skip
-        if held.started_at is not None:
-            self._started_by_executor(job.job_id, held.token, held.started_at, now)
-
-    def _withdraw(self, job_id: str, now: datetime) -> bool:
-        """Take a held job back from its executor (its run row goes). False when that cannot
-        be done now (retried next round) or the executor had already started the job, which
-        is then recorded as running."""
-        if not self._reserving:
-            return True
-        self._held.pop(job_id, None)
-        run = self.ledger.run(job_id)
-        if run is None:
-            return True
-        executor = self.executors.get(run.executor)
-        if isinstance(executor, Reserving):
-            try:
-                started = executor.withdraw(job_id, run.token or "", now)
-            except (DaemonError, OSError) as exc:
-                log.error("job_withdraw_failed", job_id=job_id, error=str(exc))
-                return False
-            if started is not None and run.token:
-                self._started_by_executor(job_id, run.token, started, now)
-                return False
-        with self.ledger.transaction():
-            self.ledger.drop_run(job_id)
-        return True
-
-    def _started_by_executor(self, job_id: str, token: str, at: datetime, now: datetime) -> None:
-        """A held job its executor started on its own at the planned start: now running."""
-        if self.ledger.job(job_id).state not in ("queued", "planned"):
-            return
-        with self.ledger.transaction():
-            self.ledger.transition(job_id, "running", now, "started at its planned start")
-            self.ledger.set_run_started(job_id, token, at)
-        self._held.pop(job_id, None)
-        log.info("job_dispatched", job_id=job_id, started_at=at.isoformat(), held=True)
 
     # -- endings ----------------------------------------------------------------------------
 
@@ -630,7 +552,7 @@ class Service:
                 self.ledger.record_outcome(status.job_id, now, **columns)
         killpoints.reached("job_exit_done")
         self._cancel_sent.discard(status.job_id)
-        self._held.pop(status.job_id, None)
+        self._held.forget(status.job_id)
         log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
                  exit_code=status.exit_code, signal=status.signal,
                  energy_j=columns.get("energy_j"), energy_method=columns.get("energy_method"),

@@ -1,0 +1,124 @@
+"""Jobs handed to a :class:`~daemon.executors.base.Reserving` executor (Slurm) before their
+planned start: held there (visible to its users, e.g. in ``squeue``), moved in place when a new
+plan moves them, taken back when they are no longer planned on it, and recorded as running when
+the executor started one on its own at its planned start.
+
+The service owns one :class:`HeldJobs`; it does nothing when no executor reserves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import structlog
+
+from daemon.errors import DaemonError
+from daemon.executors.base import Executor, LaunchSpec, Reserving
+from daemon.inventory import InventoryGpu
+from daemon.ledger import JobRecord, Ledger
+from policies import Alternative, Decision
+
+__all__ = ["HeldJobs", "SpecFor"]
+
+log = structlog.get_logger(__name__)
+
+SpecFor = Callable[[JobRecord, Alternative, tuple[int, ...]], LaunchSpec]
+"""How the service builds a job's launch spec for a planned alternative and its GPU indices."""
+
+
+class HeldJobs:
+    """The plans handed to reserving executors, by job id."""
+
+    def __init__(self, ledger: Ledger, executors: Mapping[str, Executor]) -> None:
+        self._ledger = ledger
+        self._executors = executors
+        self._held: dict[str, tuple[str, datetime, tuple[str, ...]]] = {}  # job -> plan handed
+        self.active = any(isinstance(e, Reserving) for e in executors.values())
+
+    def forget(self, job_id: str) -> None:
+        """The job started or ended: nothing of it is held any more."""
+        self._held.pop(job_id, None)
+
+    def keep(
+        self,
+        job: JobRecord,
+        decision: Decision,
+        by_device: Mapping[str, InventoryGpu],
+        spec_for: SpecFor,
+        now: datetime,
+    ) -> None:
+        """After a decision other than "start now": hand the planned job to a reserving
+        executor or move it there; take it back when it is no longer planned on one."""
+        if not self.active:
+            return
+        chosen = decision.chosen
+        first = by_device.get(chosen.device_ids[0]) if chosen else None
+        executor = self._executors.get(first.executor) if first is not None else None
+        if decision.action != "hold" or chosen is None or not isinstance(executor, Reserving):
+            self.withdraw(job.job_id, now)
+            return
+        key = (executor.name, chosen.start, chosen.device_ids)
+        known = set(chosen.device_ids) <= by_device.keys()
+        if self._held.get(job.job_id) == key or not known:
+            return
+        run = self._ledger.run(job.job_id)
+        if run is not None and run.executor != executor.name:
+            if not self.withdraw(job.job_id, now):
+                return
+            run = None
+        indices = tuple(by_device[d].index for d in chosen.device_ids)
+        if run is None:  # write-ahead: a daemon dying now leaves a row without a token
+            with self._ledger.transaction():
+                self._ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
+                                     chosen.duration_s, now)  # fmt: skip
+        token = (run.token or "") if run is not None else ""
+        try:
+            held = executor.hold(spec_for(job, chosen, indices), chosen.start, token, now)
+        except (DaemonError, OSError) as exc:  # tried again next round
+            log.error("job_hold_failed", job_id=job.job_id, executor=executor.name, error=str(exc))
+            return
+        with self._ledger.transaction():
+            self._ledger.drop_run(job.job_id)
+            self._ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
+                                 chosen.duration_s, now)  # fmt: skip
+            self._ledger.set_run_token(job.job_id, held.token)
+        self._held[job.job_id] = key
+        log.info("job_held", job_id=job.job_id, executor=executor.name, region=chosen.region,
+                 devices=list(chosen.device_ids), start=chosen.start.isoformat())  # fmt: skip
+        if held.started_at is not None:
+            self._started_by_executor(job.job_id, held.token, held.started_at, now)
+
+    def withdraw(self, job_id: str, now: datetime) -> bool:
+        """Take a held job back from its executor (its run row goes). False when that cannot
+        be done now (retried next round) or the executor had already started the job, which
+        is then recorded as running."""
+        if not self.active:
+            return True
+        self._held.pop(job_id, None)
+        run = self._ledger.run(job_id)
+        if run is None:
+            return True
+        executor = self._executors.get(run.executor)
+        if isinstance(executor, Reserving):
+            try:
+                started = executor.withdraw(job_id, run.token or "", now)
+            except (DaemonError, OSError) as exc:
+                log.error("job_withdraw_failed", job_id=job_id, error=str(exc))
+                return False
+            if started is not None and run.token:
+                self._started_by_executor(job_id, run.token, started, now)
+                return False
+        with self._ledger.transaction():
+            self._ledger.drop_run(job_id)
+        return True
+
+    def _started_by_executor(self, job_id: str, token: str, at: datetime, now: datetime) -> None:
+        """A held job its executor started on its own at the planned start: now running."""
+        if self._ledger.job(job_id).state not in ("queued", "planned"):
+            return
+        with self._ledger.transaction():
+            self._ledger.transition(job_id, "running", now, "started at its planned start")
+            self._ledger.set_run_started(job_id, token, at)
+        self._held.pop(job_id, None)
+        log.info("job_dispatched", job_id=job_id, started_at=at.isoformat(), held=True)
