@@ -8,7 +8,7 @@ import os
 import resource
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from daemon.ledger import Ledger
 from daemon.queue import QUEUE_NAME, SPOOL_DIR, QueueError, submit_target
 from daemon.queue.ingest import Queue
 from tests.daemon.helpers import append, job_line
+from tests.daemon.queue.conftest import rejections
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -33,26 +34,6 @@ POISON = (
 )
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger.open(tmp_path / "ledger.db") as opened:
-        yield opened
-
-
-@pytest.fixture
-def queue(tmp_path: Path, ledger: Ledger) -> Queue:
-    q = Queue(tmp_path, ledger, compact_min_bytes=10**9)
-    q.prepare()
-    return q
-
-
-def _rejected(state_dir: Path) -> list[dict[str, object]]:
-    path = state_dir / "rejected.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.mark.parametrize("poison", POISON, ids=["+9999999d", "+99999999999d", "year 1 +14:00",
                                                  "5000 digits", "nested 20000"])  # fmt: skip
 def test_a_poison_line_is_rejected_and_the_lines_after_it_and_other_files_go_on(
@@ -63,7 +44,7 @@ def test_a_poison_line_is_rejected_and_the_lines_after_it_and_other_files_go_on(
     append(spool, job_line(id="other-file"))
     result = queue.ingest(NOW)
     assert set(result.accepted) == {"before", "after", "other-file"}
-    [rejection] = _rejected(queue.state_dir)
+    [rejection] = rejections(queue.state_dir)
     assert (rejection["file"], rejection["line_no"]) == (QUEUE_NAME, 2)
     assert str(rejection["reason"]).startswith("line 2: ")
     assert queue.ingest(NOW) == type(result)()  # the offset moved: nothing is read again
@@ -89,7 +70,7 @@ def test_a_spool_file_named_for_another_uid_is_ignored_and_reported(
         queue.ingest(NOW)
         queue.ingest(NOW)
     assert ledger.jobs() == []
-    assert _rejected(queue.state_dir) == []  # ignored, not read line by line
+    assert rejections(queue.state_dir) == []  # ignored, not read line by line
     reports = [e for e in logs if e["event"] == "queue_file_ignored"]
     assert len(reports) == 1  # once, not every pass
     assert f"named for uid {other}" in reports[0]["reason"]
@@ -131,7 +112,7 @@ def test_a_submit_after_a_partial_line_starts_on_a_fresh_line(
     assert code == 0, capsys.readouterr().err
     result = queue.ingest(NOW)
     assert result.accepted == ("whole",)
-    [rejection] = _rejected(queue.state_dir)
+    [rejection] = rejections(queue.state_dir)
     assert rejection["line"] == '{"id": "cut-off", "model": "llama-1b", "comm'
 
 
@@ -192,7 +173,7 @@ def test_an_over_long_unfinished_line_is_rejected_once_and_not_read_again(
     append(queue.path, "tail of the long line\n" + job_line(id="b"))
     last = queue.ingest(NOW)
     assert (last.accepted, last.rejected) == (("b",), 0)
-    [rejection] = _rejected(tmp_path)
+    [rejection] = rejections(tmp_path)
     assert "longer than 4096 bytes" in str(rejection["reason"])
     assert rejection["line_no"] == 2
     assert ledger.job("b").source == f"{QUEUE_NAME}:3"

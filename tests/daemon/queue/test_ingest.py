@@ -15,29 +15,10 @@ from daemon.ledger import Ledger, LedgerError
 from daemon.queue import QUEUE_NAME, RETIRED_DIR, SPOOL_DIR, append_line, submit_target
 from daemon.queue.ingest import Queue
 from tests.daemon.helpers import append, job_line
+from tests.daemon.queue.conftest import rejections
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown files to others")
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    with Ledger.open(tmp_path / "ledger.db") as opened:
-        yield opened
-
-
-@pytest.fixture
-def queue(tmp_path: Path, ledger: Ledger) -> Queue:
-    q = Queue(tmp_path, ledger, compact_min_bytes=10**9)
-    q.prepare()
-    return q
-
-
-def _rejected(state_dir: Path) -> list[dict[str, object]]:
-    path = state_dir / "rejected.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_complete_lines_once_partial_line_later(queue: Queue, ledger: Ledger) -> None:
@@ -72,7 +53,7 @@ def test_bad_lines_are_rejected_with_line_and_reason(queue: Queue, ledger: Ledge
     append(queue.path, "garbage\n" + job_line(batch_size=0) + "\n" + job_line(id="ok"))
     result = queue.ingest(NOW)
     assert (result.accepted, result.rejected) == (("ok",), 2)
-    rejected = _rejected(queue.state_dir)
+    rejected = rejections(queue.state_dir)
     assert [(r["line_no"], r["file"]) for r in rejected] == [(1, QUEUE_NAME), (2, QUEUE_NAME)]
     assert "line 1: not JSON" in str(rejected[0]["reason"])
     assert "line 2: field 'batch_size'" in str(rejected[1]["reason"])
@@ -100,7 +81,7 @@ def test_a_file_others_can_write_cannot_vouch_for_its_lines(queue: Queue, ledger
     append(queue.path, job_line(id="sneaky"))
     assert queue.ingest(NOW).rejected == 1
     assert ledger.jobs() == []
-    assert "writable by other users" in str(_rejected(queue.state_dir)[0]["reason"])
+    assert "writable by other users" in str(rejections(queue.state_dir)[0]["reason"])
 
 
 def test_spool_files_that_could_lie_about_their_owner_are_refused(
@@ -111,7 +92,7 @@ def test_spool_files_that_could_lie_about_their_owner_are_refused(
     os.link(spool, queue.state_dir / "elsewhere.jsonl")
     assert queue.ingest(NOW).rejected == 1
     assert ledger.jobs() == []
-    assert "hard links" in str(_rejected(queue.state_dir)[0]["reason"])
+    assert "hard links" in str(rejections(queue.state_dir)[0]["reason"])
     # a spool file named for another uid: tests/daemon/queue/test_hostile_lines.py
 
 
@@ -128,7 +109,7 @@ def test_spool_files_are_attributed_to_their_owner(queue: Queue, ledger: Ledger)
     append(spool, job_line(id="root-1") + '{"cancel": "root-1"}\n{"cancel": "alice-1"}\n')
     result = queue.ingest(NOW)
     assert (result.rejected, result.cancels) == (2, ("alice-1",))
-    reasons = [str(r["reason"]) for r in _rejected(queue.state_dir)]
+    reasons = [str(r["reason"]) for r in rejections(queue.state_dir)]
     assert "already used by another user" in reasons[0]
     assert "is not yours" in reasons[1]
     assert ledger.job("alice-1").cancel_requested_at == NOW
@@ -219,7 +200,7 @@ def test_compaction_under_concurrent_appenders_loses_nothing(
     assert len(retired) >= 2, "the test must compact while writers append"
     ids = [job.job_id for job in ledger.jobs()]
     assert len(ids) == len(set(ids)) == sum(written)
-    assert _rejected(tmp_path) == []
+    assert rejections(tmp_path) == []
     assert list((tmp_path / RETIRED_DIR).iterdir()) == []
     assert ledger.queue_files().keys() <= {QUEUE_NAME}
 

@@ -1,0 +1,33 @@
+"""A ledger and a queue in the test's state dir, and the rejections it wrote."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.ledger import Ledger
+from daemon.queue.ingest import Queue
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger.open(tmp_path / "ledger.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def queue(tmp_path: Path, ledger: Ledger) -> Queue:
+    q = Queue(tmp_path, ledger, compact_min_bytes=10**9)
+    q.prepare()
+    return q
+
+
+def rejections(state_dir: Path) -> list[dict[str, object]]:
+    """The lines of ``state_dir``'s rejected.jsonl (none when it does not exist)."""
+    path = state_dir / "rejected.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
