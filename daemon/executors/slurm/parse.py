@@ -17,6 +17,7 @@ Times ``N/A``, ``Unknown``, ``None`` and empty read as None. Each parser raises
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -163,6 +164,14 @@ def _time(command: str, text: str, line: str) -> datetime | None:
         raise SlurmOutputError(f"{command}: unreadable time {text!r} in {line!r}") from exc
 
 
+def _data_lines(stdout: str) -> Iterator[str]:
+    """The non-blank lines of a Slurm listing, without the ``CLUSTER: name`` banners ``-M``
+    adds."""
+    for line in stdout.splitlines():
+        if line.strip() and not line.startswith("CLUSTER:"):
+            yield line
+
+
 def parse_squeue(stdout: str) -> list[QueueRow]:
     """Rows of ``squeue --format=SQUEUE_FORMAT``.
 
@@ -170,9 +179,7 @@ def parse_squeue(stdout: str) -> list[QueueRow]:
         SlurmOutputError: a line with the wrong number of fields or an unreadable time.
     """
     rows = []
-    for line in stdout.splitlines():
-        if not line.strip() or line.startswith("CLUSTER:"):
-            continue
+    for line in _data_lines(stdout):
         i, state, reason, start, end, nodes, partition, name = _fields("squeue", line, 8)
         rows.append(
             QueueRow(
@@ -200,9 +207,7 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
             code or energy.
     """
     rows = []
-    for line in stdout.splitlines():
-        if not line.strip() or line.startswith("CLUSTER:"):
-            continue
+    for line in _data_lines(stdout):
         job, name, state, exit_code, start, end, nodes, partition, energy = _fields(
             "sacct", line, 9
         )
@@ -294,9 +299,7 @@ def parse_nodes(stdout: str) -> list[NodeRow]:
         SlurmOutputError: a node line without ``NodeName``.
     """
     nodes = []
-    for line in stdout.splitlines():
-        if not line.strip() or line.startswith("CLUSTER:"):
-            continue
+    for line in _data_lines(stdout):
         pairs = _pairs(line)
         if "NodeName" not in pairs:
             raise SlurmOutputError(f"scontrol show node: no NodeName in {line!r}")
@@ -330,9 +333,7 @@ def parse_running(stdout: str, gres: str = "gpu") -> list[RunningRow]:
         SlurmOutputError: a line with the wrong number of fields or an unreadable time.
     """
     rows = []
-    for line in stdout.splitlines():
-        if not line.strip() or line.startswith("CLUSTER:"):
-            continue
+    for line in _data_lines(stdout):
         i, name, user, nodes, per_node, end = _fields("squeue", line, 6)
         rows.append(
             RunningRow(
