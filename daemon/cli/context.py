@@ -1,4 +1,5 @@
-"""Options shared by sub-commands: ``--config`` and ``--json``, and loading the settings."""
+"""Options shared by sub-commands: ``--config`` and ``--json``, loading the settings, and
+opening the ledger read-only."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from daemon.errors import UsageError
 from daemon.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from daemon.ledger import Ledger
     from policies.footprint import ModelSpec
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "add_model_options",
     "carbon_params_from",
     "model_from",
+    "open_ledger",
     "settings_from",
 ]
 
@@ -36,9 +39,28 @@ def add_common_options(parser: argparse.ArgumentParser, *, json_flag: bool = Tru
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Load the settings for ``args.config``; raises ``ConfigError`` (exit 2)."""
+    """Load the settings for ``args.config``, with ``args.state_dir`` (``--state-dir``, where
+    the command has it) over the configured one; raises ``ConfigError`` (exit 2)."""
     config: Path | None = getattr(args, "config", None)
-    return load_settings(config)
+    state_dir: Path | None = getattr(args, "state_dir", None)
+    return (
+        load_settings(config) if state_dir is None else load_settings(config, state_dir=state_dir)
+    )
+
+
+def open_ledger(state_dir: Path) -> Ledger:
+    """The ledger in ``state_dir``, read-only.
+
+    Raises:
+        UsageError: there is none (a wrong --state-dir or state_dir: exit 2).
+        LedgerError: it cannot be read.
+    """
+    from daemon.ledger import Ledger  # the commands that need no ledger start without sqlite3
+
+    path = state_dir / "ledger.db"
+    if not path.is_file():
+        raise UsageError(f"{path}: no ledger (has `carbond run` started with this state_dir?)")
+    return Ledger.open_readonly(path)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.context import open_ledger, settings_from
 from daemon.cli.output import clean_json, print_json, print_table
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
@@ -33,7 +34,7 @@ from daemon.ledger import (
 from daemon.ledger.export import EXPORT_SUFFIXES
 from daemon.queue import REJECTED_NAME, append_submission, new_job_id
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
-from daemon.settings import Settings, load_settings
+from daemon.settings import Settings
 from daemon.states import FINAL_STATES, STATES
 
 __all__ = ["register"]
@@ -122,13 +123,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {}
-    if args.state_dir is not None:
-        overrides["state_dir"] = args.state_dir
-    return load_settings(args.config, **overrides)
-
-
 @functools.lru_cache(maxsize=4096)  # `jobs --json` asks once per row: 110,000 passwd reads
 def _user(uid: int) -> str:
     try:
@@ -141,7 +135,7 @@ def _user(uid: int) -> str:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
     record = _read_file(args.file) if args.file else {}
     for _, field, _, _ in _FIELDS:
         if getattr(args, field) is not None:
@@ -221,19 +215,7 @@ def _read_file(name: str) -> dict[str, Any]:
 
 
 def _open(args: argparse.Namespace) -> Ledger:
-    return _open_ledger(_settings(args).state_dir)
-
-
-def _open_ledger(state_dir: Path) -> Ledger:
-    """The ledger in ``state_dir``, read-only.
-
-    Raises:
-        UsageError: there is none (a wrong --state-dir or state_dir: exit 2, as ``report``).
-    """
-    path = state_dir / "ledger.db"
-    if not path.is_file():
-        raise UsageError(f"{path}: no ledger (has `carbond run` started with this state_dir?)")
-    return Ledger.open_readonly(path)
+    return open_ledger(settings_from(args).state_dir)
 
 
 def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
@@ -327,7 +309,7 @@ def _grams_line(totals: dict[str, float]) -> str:
 
 def _rejected(args: argparse.Namespace, *, show_jobs: bool) -> None:
     """The caller's queue lines the daemon refused (root: everyone's)."""
-    path = _settings(args).state_dir / REJECTED_NAME
+    path = settings_from(args).state_dir / REJECTED_NAME
     rows = rejected_lines(path, os.getuid(), args.limit)
     if args.json and not show_jobs:
         print_json(rows)
@@ -342,9 +324,9 @@ def _rejected(args: argparse.Namespace, *, show_jobs: bool) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
     rejected = _rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id)
-    with _open_ledger(settings.state_dir) as ledger:
+    with open_ledger(settings.state_dir) as ledger:
         try:
             job = ledger.job(args.job_id)
         except UnknownJobError:
@@ -482,8 +464,8 @@ def _g(value: float | None) -> str:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    with _open_ledger(settings.state_dir) as ledger:
+    settings = settings_from(args)
+    with open_ledger(settings.state_dir) as ledger:
         try:
             job = ledger.job(args.job_id)
         except UnknownJobError as exc:

@@ -13,15 +13,12 @@ import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from daemon.cli.context import add_common_options
+from daemon.cli.context import add_common_options, open_ledger, settings_from
 from daemon.errors import DaemonError, UsageError
-from daemon.ledger import Ledger
 from daemon.reports.lines import ledger_lines, signal_sources
 from daemon.reports.render import FORMATS, Format, render
 from daemon.reports.summary import GROUPINGS, summarise
-from daemon.settings import Settings, load_settings
 
 __all__ = ["parse_when", "register", "write_atomic"]
 
@@ -72,15 +69,8 @@ def parse_when(text: str, now: datetime, flag: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {}
-    if args.state_dir is not None:
-        overrides["state_dir"] = args.state_dir
-    return load_settings(args.config, **overrides)
-
-
 def _report(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
     now = datetime.now(UTC)
     since = parse_when(args.since, now, "--since") if args.since else None
     until = parse_when(args.until, now, "--until") if args.until else None
@@ -88,10 +78,7 @@ def _report(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--until ({until.isoformat()}) is not after --since ({since.isoformat()})"
         )
-    path = settings.state_dir / "ledger.db"
-    if not path.exists():
-        raise UsageError(f"{path}: no ledger (set --state-dir or state_dir in the config)")
-    with Ledger.open_readonly(path) as ledger:
+    with open_ledger(settings.state_dir) as ledger:
         lines = ledger_lines(ledger, since, until)
         if args.audit:
             from daemon.reports.audit import audit_statement
@@ -105,18 +92,17 @@ def _report(args: argparse.Namespace) -> int:
                 "by": args.by,
                 "since": since.isoformat() if since else None,
                 "until": (until or now).isoformat(),
-                "ledger": str(path),
+                "ledger": str(settings.state_dir / "ledger.db"),
                 "signal": signal_sources(ledger, since, until),
                 "savings_against": "run-now counterfactual stored at submission (fastest GPU "
                 "free then, else the first to free up)",
             }
             text = render(fmt, rows, totals, meta)
-    if args.plot is not None:
-        from daemon.reports.plots import plot_report
+        if args.plot is not None:
+            from daemon.reports.plots import plot_report
 
-        with Ledger.open_readonly(path) as ledger:
             plot_report(ledger, lines, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+            print(f"wrote {args.plot}", file=sys.stderr)
     _emit(text, args.output)
     return 0
 
