@@ -17,7 +17,9 @@ bound how much runs at once. The relaxation, solved with HiGHS (``scipy.optimize
   are at most ``devices x L x slot_s``. A run's GPU-seconds in a window are counted at their
   least over the starts its slot allows (the overlap is unimodal in the start, so the least is
   at an end of the interval). Any schedule that keeps within the devices at every instant
-  keeps within these sums. Longer windows tighten the bound (a run's GPU-seconds are counted
+  keeps within these sums. And per pool and slot boundary ``u``, the devices of the runs that
+  cover ``u`` from every start their slot allows (``hi <= u < lo + duration``) are at most the
+  pool's. Longer windows tighten the bound (a run's GPU-seconds are counted
   whole in a window that holds it from any start in its slot): on 5 June 2023 at 4 h slack
   (343 jobs, paper cluster) lengths 1-8 give 1,232 g, 1-32 give 1,382 g, and twelve lengths up
   to 96 give 1,419 g for twice the solve time.
@@ -170,6 +172,20 @@ def _overlap(start: FloatArray, d: FloatArray, w0: FloatArray, w1: FloatArray) -
     return result
 
 
+def _covered(
+    lo: FloatArray, hi: FloatArray, d: FloatArray, slot_s: float
+) -> tuple[IntArray, IntArray]:
+    """(cell, slot boundary) pairs where the run covers the boundary ``u`` from every start its
+    slot allows (``hi <= u`` and ``u < lo + d``): per pool and boundary, those runs' devices are
+    at most the pool's, whatever their starts."""
+    first = np.ceil(hi / slot_s).astype(np.int64)
+    end = np.ceil((lo + d) / slot_s - 1e-9).astype(np.int64)  # one past the last (fewer: valid)
+    counts = np.maximum(end - first, 0)
+    col = np.repeat(np.arange(len(lo)), counts)
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return col, np.repeat(first, counts) + within
+
+
 def _solve(
     cells: _Cells, index: IntArray, sizes: IntArray, slot_s: float,
     window_lengths: Sequence[int],
@@ -214,6 +230,11 @@ def _solve(
             cols.append(np.nonzero(used)[0])
             vals.append(least[used])
             rhs.append((sizes[pool[used]] * (length * slot_s)).astype(np.float64))
+    col, u = _covered(lo, hi, d, slot_s)
+    keys.append((len(window_lengths) * n_pools + pool[col]) * n_windows + (u - base))
+    cols.append(col)
+    vals.append(gpus[col])
+    rhs.append(sizes[pool[col]].astype(np.float64))
     key_all = np.concatenate(keys)
     unique, row = np.unique(key_all, return_inverse=True)
     b_ub = np.zeros(len(unique))

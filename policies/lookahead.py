@@ -19,9 +19,19 @@ by their mean start slot under the LP's weights, earliest first (jobs the LP lea
 in the usual order), and gives each the free cell of largest weight (ties: the cheaper), else
 its cheapest free cell; the usual rules hold (``min_saving`` against the free start-now cells,
 deadline safety, the rescue path).
+
+**Never worse than the greedy, as planned** (:func:`plan_round`): each round builds both the
+greedy plan (the usual order, no weights) and the LP-rounded plan, improves each by moving
+single jobs to cheaper free cells (a cell left free after rounding is pure gain), and keeps
+the one of lower planned grams; ties go to the greedy. Both obey the same rules, so the
+look-ahead departs from ``carbon-window`` only where its plan for the queue is cheaper.
 """
 
 from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +39,7 @@ import numpy.typing as npt
 from policies.capacity import CapacityTimeline
 from policies.errors import PoliciesError
 
-__all__ = ["preferred_cells"]
+__all__ = ["RoundPlan", "plan_round", "preferred_cells"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -104,3 +114,140 @@ def preferred_cells(
     weights = np.zeros(cost.shape)
     weights[job, pool, slot] = np.asarray(solved.x[:n], dtype=np.float64)
     return weights
+
+
+Choose = Callable[[CapacityTimeline, int, FloatArray | None], tuple[int, int, str]]
+"""``choose(capacity, job, weights) -> (pool, slot, note)``: the planner's rule for one job
+(reserves its devices on ``capacity``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoundPlan:
+    """One round's plan: ``cells`` is ``(job, pool, slot, note)`` in planning order."""
+
+    cells: tuple[tuple[int, int, int, str], ...]
+    planned_g: float  # the plan's planning cost (grams where a job took the rescue path)
+    source: str  # "greedy" or "lp"
+    moves: int  # single-job moves the local search made
+
+
+def _planned_g(
+    cost: FloatArray, grams: FloatArray, cells: Sequence[tuple[int, int, int, str]]
+) -> float:
+    total = 0.0
+    for k, p, s, _ in cells:
+        c = float(cost[k, p, s])
+        total += c if np.isfinite(c) else float(grams[k, p, s])
+    return total
+
+
+def _improve(
+    cost: FloatArray, duration_s: FloatArray, gpus: IntArray, capacity: CapacityTimeline,
+    cells: list[tuple[int, int, int, str]], min_saving: float, passes: int = 2,
+) -> int:  # fmt: skip
+    """Move single jobs to cheaper free cells (in place); returns the number of moves.
+
+    ``capacity`` holds every job of ``cells`` reserved. Only jobs on an allowed cell move, only
+    to an allowed cell free for their whole run; a move to a later slot must also beat the
+    job's cheapest start-now cell (ignoring capacity) by ``min_saving``, as a hold must.
+    """
+    n_pools, n_slots = cost.shape[1:]
+    slots = np.broadcast_to(np.arange(n_slots), (n_pools, n_slots))
+    least = cost.reshape(len(cost), -1).min(axis=1, initial=np.inf)
+    movable = [
+        i for i, (k, p, s, _) in enumerate(cells) if np.isfinite(cost[k, p, s])
+        and cost[k, p, s] > least[k] * (1.0 + 1e-9)
+    ]  # fmt: skip
+    if not movable:
+        return 0
+    ends = {}
+    for i in movable:
+        k = cells[i][0]
+        _, end = _coverage(capacity, slots.ravel(), np.repeat(duration_s[k], n_slots))
+        ends[i] = end.reshape(n_pools, n_slots)
+    width = max(int((end - slots).max(initial=1)) for end in ends.values())
+    busy = np.pad(capacity.busy, ((0, 0), (0, width)))  # moves update it in place
+    windows = np.lib.stride_tricks.sliding_window_view(busy, width, axis=1)
+    rows = np.arange(n_pools)[:, None]
+    size = capacity.size[:, None]
+    moves = 0
+    for _ in range(passes):
+        moved = False
+        for i in movable:
+            k, p, s, note = cells[i]
+            end = ends[i]
+            busy[p, s : end[p, s]] -= gpus[k]
+            inside = np.arange(width)[None, None, :] < (end - slots)[:, :, None]
+            in_use = np.where(inside, windows[rows, slots], 0).max(axis=2)
+            row = np.where(in_use + gpus[k] <= size, cost[k], np.inf)
+            if s == 0:  # a start that becomes a hold must beat starting now by min_saving
+                hold_below = (1.0 - min_saving) * float(cost[k, :, 0].min())
+                row[:, 1:] = np.where(row[:, 1:] < hold_below, row[:, 1:], np.inf)
+            q, t = (int(x) for x in np.unravel_index(int(np.argmin(row)), row.shape))
+            if row[q, t] < cost[k, p, s] * (1.0 - 1e-9):
+                cells[i] = (k, q, t, note)
+                moves += 1
+                moved = True
+            else:
+                q, t = p, s
+            busy[q, t : end[q, t]] += gpus[k]
+        if not moved:
+            break
+    return moves
+
+
+def _rounded(
+    capacity: CapacityTimeline, order: Sequence[int], choose: Choose, weights: FloatArray | None
+) -> tuple[list[tuple[int, int, int, str]], CapacityTimeline]:
+    """Each job of ``order`` in turn by the planner's rule, on a copy of ``capacity``."""
+    working = copy.deepcopy(capacity)
+    cells = []
+    for k in order:
+        p, s, note = choose(working, k, None if weights is None else weights[k])
+        cells.append((k, p, s, note))
+    return cells, working
+
+
+def plan_round(
+    cost: FloatArray, grams: FloatArray, duration_s: FloatArray, gpus: IntArray,
+    capacity: CapacityTimeline, order: Sequence[int], choose: Choose, *,
+    relaxed: npt.NDArray[np.bool_], min_saving: float, min_gain: float = 0.0,
+    max_cells: int = 200_000,
+) -> RoundPlan:  # fmt: skip
+    """The round's plan for the jobs ``order`` (the greedy's planning order): the cheapest, as
+    planned, of the greedy plan, the greedy improved by single-job moves and the LP-rounded
+    plan improved by them; another plan replaces the greedy's only when its planned grams are
+    more than ``min_gain`` (relative) below. The greedy's plan stands as it is when no job is
+    ``relaxed`` (``(J,)``: its latest safe start is more than ``urgent_s`` away; with every
+    job due soon there is nothing to look ahead into, and the greedy plans them by urgency) or
+    when it gives every job its cheapest allowed cell (nothing to gain).
+
+    ``cost`` is the planning cost ``(J, P, S)`` (``inf`` where not allowed), ``grams`` the
+    estimated grams of every cell (the rescue path's cells have no planning cost).
+    ``capacity`` is left untouched (each plan reserves on a copy).
+    """
+    cells, working = _rounded(capacity, order, choose, None)
+    greedy = RoundPlan(tuple(cells), _planned_g(cost, grams, cells), "greedy", 0)
+    least = cost.reshape(len(cost), -1).min(axis=1, initial=np.inf)
+    if not relaxed[list(order)].any() or all(
+        cost[k, p, s] <= least[k] * (1.0 + 1e-9) for k, p, s, _ in cells
+    ):
+        return greedy
+    plans = [greedy]
+    moves = _improve(cost, duration_s, gpus, working, cells, min_saving)
+    if moves:
+        plans.append(RoundPlan(tuple(cells), _planned_g(cost, grams, cells), "greedy", moves))
+    weights = preferred_cells(cost, duration_s, gpus, capacity, max_cells)
+    if weights is not None:  # alpha-point order: by the LP's mean start, earliest first
+        by_slot = weights.sum(axis=1)
+        mass = by_slot.sum(axis=1)
+        mean_start = (by_slot * np.arange(by_slot.shape[1])).sum(axis=1) / np.maximum(mass, 1e-12)
+        mean_start = np.where(mass > 1e-6, mean_start, np.inf)
+        alpha = sorted(order, key=lambda k: float(mean_start[k]))  # stable: ties keep order
+        cells, working = _rounded(capacity, alpha, choose, weights)
+        moves = _improve(cost, duration_s, gpus, working, cells, min_saving)
+        plans.append(RoundPlan(tuple(cells), _planned_g(cost, grams, cells), "lp", moves))
+    best = min(plans, key=lambda plan: plan.planned_g)
+    if best.planned_g >= greedy.planned_g * (1.0 - min_gain):
+        best = greedy
+    return best

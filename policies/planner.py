@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -41,7 +41,7 @@ from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
-from policies.lookahead import preferred_cells
+from policies.lookahead import Choose, plan_round
 from policies.scoring import (
     CostCube,
     Pool,
@@ -82,6 +82,7 @@ class WindowParameters:
     chunk_jobs: int = 1024
     lookahead: bool = False  # assign the queue jointly by an LP (policies.lookahead)
     lookahead_max_cells: int = 200_000  # larger LPs: plan greedily
+    lookahead_min_gain: float = 0.0  # the joint plan must beat the greedy's by this share
 
     def validate(self) -> None:
         """Raises PoliciesError naming the first parameter out of range."""
@@ -97,6 +98,7 @@ class WindowParameters:
             ("lifetime_years", self.lifetime_years > 0),
             ("chunk_jobs", self.chunk_jobs >= 1),
             ("lookahead_max_cells", self.lookahead_max_cells >= 1),
+            ("lookahead_min_gain", 0 <= self.lookahead_min_gain < 1),
         )
         for name, ok in checks:
             if not ok:
@@ -203,6 +205,13 @@ def _choose(
         p, s = int(np.argmin(row[:, 0])), 0
     cap.reserve(p, s, float(duration[p]), tp)
     return p, s, ""
+
+
+def _chooser(tick: _Tick, params: WindowParameters) -> Choose:
+    """:func:`_choose` on another capacity timeline (the look-ahead tries several plans)."""
+    return lambda capacity, j, weights: _choose(
+        replace(tick, capacity=capacity), j, params, weights
+    )
 
 
 def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> tuple[int, int]:
@@ -315,19 +324,24 @@ def plan_window(
         )  # fmt: skip
         cost = np.where(allowed[chunk][:, :, None], cube.planning_g, np.inf)
         tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken)
-        preferred = None
-        if joint:
-            gpus = np.array([jobs[j].workload.tensor_parallel for j in chunk], dtype=np.int64)
-            preferred = preferred_cells(
-                cost, cube.duration_s, gpus, capacity, params.lookahead_max_cells
-            )
         locals_ = list(range(len(chunk)))
-        if preferred is not None:  # by the LP's mean start (alpha-point order)
-            by_slot = preferred.sum(axis=1)
-            mass = np.maximum(by_slot.sum(axis=1), 1e-12)
-            mean_start = (by_slot * np.arange(by_slot.shape[1])).sum(axis=1) / mass
-            mean_start = np.where(mass > 1e-6, mean_start, np.inf)
-            locals_.sort(key=lambda k: float(mean_start[k]))
+        planned: dict[int, tuple[int, int, str]] = {}
+        if joint:  # the cheaper of the greedy and the LP-rounded plan (policies.lookahead)
+            gpus = np.array([jobs[j].workload.tensor_parallel for j in chunk], dtype=np.int64)
+            fits = [k for k in locals_ if ok[chunk[k]].any()]
+            grams = cube.operational_g + cube.embodied_g[:, :, None]
+            room_s = np.where(allowed[chunk], cube.latest_start_s, -np.inf).max(axis=1)
+            relaxed = room_s - grid.first_offset_s > params.urgent_s
+            round_plan = plan_round(
+                cost, grams, cube.duration_s, gpus, capacity, fits, _chooser(tick, params),
+                relaxed=relaxed,
+                min_saving=params.min_saving, min_gain=params.lookahead_min_gain,
+                max_cells=params.lookahead_max_cells,
+            )  # fmt: skip
+            planned = {k: (p, s, note) for k, p, s, note in round_plan.cells}
+            locals_ = [k for k, _, _, _ in round_plan.cells] + [
+                k for k in locals_ if k not in planned
+            ]
         for local in locals_:
             j = chunk[local]
             if not ok[j].any():
@@ -336,7 +350,6 @@ def plan_window(
                 continue
             # Under home_only a job whose home cannot run it has no allowed cell: it takes
             # the rescue path (any admissible pool) instead of being rejected.
-            weights = None if preferred is None else preferred[local]
-            p, s, note = _choose(tick, local, params, weights)
+            p, s, note = planned[local] if joint else _choose(tick, local, params)
             decisions[j] = _decide(tick, local, p, s, note, policy, params.alternatives)
     return [decisions[j] for j in range(len(jobs))]
