@@ -29,6 +29,7 @@ from daemon.replay.inputs import (
 )
 from daemon.replay.report import (
     bound_row,
+    optimum_row,
     plot_runs,
     plot_sites,
     split_savings,
@@ -148,6 +149,9 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--bound-window", type=parse_duration_s, default=None, metavar="SPAN",
                         help="solve the bound on windows of SPAN by arrival (default: one LP, "
                         "one-day windows when too large)")  # fmt: skip
+    replay.add_argument("--optimum", action="store_true",
+                        help="also solve the best offline schedule with starts every 5 minutes "
+                        "(HiGHS MIP, at most 5 minutes; for a day or less of jobs)")  # fmt: skip
     replay.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="write jobs.csv and PNG figures (one folder per slack)")  # fmt: skip
     replay.set_defaults(func=_replay)
@@ -247,6 +251,8 @@ def _replay(args: argparse.Namespace) -> int:
             bound = bound_row(setup, summaries, args.bound_window)
             bound["temporal_only_potential"] = temporal_potential(setup, runs)
             summaries.append(bound)
+        if args.optimum:
+            summaries.append(optimum_row(setup, summaries))
         for summary in summaries:
             summary["slack_s"] = slack_s
         rows.extend(summaries)

@@ -33,11 +33,13 @@ from daemon.replay.errors import ReplayInputError
 from daemon.replay.sites import daily_offset
 from policies.bound import lower_bound
 from policies.footprint.accounting import J_PER_KWH, operational_g
+from policies.optimum import integer_optimum
 from policies.scoring import mean_intensities
 
 __all__ = [
     "CSV_FIELDS",
     "bound_row",
+    "optimum_row",
     "plot_runs",
     "plot_sites",
     "split_savings",
@@ -165,6 +167,48 @@ def bound_row(
         "bound_windows": bound.windows,
         "bound_window_s": bound.window_s,
         "bound_variables": bound.variables,
+        "note": note,
+    }
+
+
+def optimum_row(
+    setup: ReplaySetup, rows: list[dict[str, Any]], grid_s: float = 300.0,
+    time_limit_s: float = 300.0,
+) -> dict[str, Any]:  # fmt: skip
+    """The best offline schedule with starts on a ``grid_s`` grid (:mod:`policies.optimum`,
+    HiGHS MIP) on the realised intensity, as a row named ``mip-optimum``; adds
+    ``gap_to_optimum`` to every row of a policy that ran every job it covers. Its
+    ``dual_g`` is HiGHS's lower bound for grid schedules (= ``total_g`` when optimal).
+
+    Raises:
+        ReplayInputError: runs had random duration noise (the MIP needs each run's length).
+    """
+    if setup.duration_noise > 0:
+        raise ReplayInputError("--optimum: not defined with --duration-noise (random run times)")
+    actuals = {zone: setup.signals.actual(zone) for zone in setup.cluster.zones()}
+    started = time.process_time()
+    best = integer_optimum(setup.jobs, setup.cluster.devices(), actuals, grid_s=grid_s,
+                           time_limit_s=time_limit_s, lifetime_years=setup.lifetime_years,
+                           duration_factor=setup.truth_factor)  # fmt: skip
+    cpu_s = time.process_time() - started
+    total = best.total_g
+    for row in rows:
+        complete = row["jobs"] == best.jobs and not row["rejected"] and total
+        row["gap_to_optimum"] = row["total_g"] / total - 1.0 if complete and total else None
+    found = "no schedule found" if total is None else f"{total:,.1f} g"
+    status = "optimal" if best.optimal else f"time limit, dual bound {best.dual_g:,.1f} g"
+    note = (f"mip-optimum: {found} over {best.jobs} jobs (starts every {grid_s:g} s, {status}, "
+            f"{best.variables:,} binaries, {cpu_s:.1f} s CPU)")  # fmt: skip
+    return {
+        "policy": "mip-optimum",
+        "params": {"grid_s": grid_s},
+        "total_g": total,
+        "dual_g": best.dual_g,
+        "optimal": best.optimal,
+        "jobs": best.jobs,
+        "rejected": len(best.unschedulable),
+        "g_per_job": None if total is None else total / max(best.jobs, 1),
+        "savings_vs_run_now": None if total is None else _bound_saving(rows, total, best.jobs),
         "note": note,
     }
 

@@ -262,3 +262,26 @@ def test_replay_bound_is_below_every_policy_that_met_every_deadline(
     assert rows["run-now"]["spatial_saving"] == pytest.approx(0.0, abs=1e-12)
     assert rows["run-now"]["temporal_saving"] == pytest.approx(0.0, abs=1e-12)
     assert 0.0 <= bound["temporal_only_potential"] < 1.0
+
+
+def test_replay_optimum_lies_between_the_bound_and_every_policy(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Policies start on the 300 s ticks, so each schedule is one the MIP (starts every 300 s)
+    could have chosen: the LP bound <= the MIP optimum <= every policy that met every deadline."""
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--start", "2023-06-05", "--days", "0.1", "--slack", "2h",
+            "--policy", "run-now,carbon-window,carbon-lookahead", "--model", "llama-1b",
+            "--requests-per-job", "64", "--tick", "300", "--json", "--bound", "--optimum",
+            "--forecaster", "seasonal-24h"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    assert main(argv) == 0
+    rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    best, bound = rows.pop("mip-optimum"), rows.pop("lp-bound")
+    assert best["optimal"] and best["jobs"] == bound["jobs"] == rows["run-now"]["jobs"]
+    assert bound["total_g"] <= best["total_g"] * (1 + 1e-9)
+    for name, row in rows.items():
+        assert row["deadline_misses"] == 0, name
+        assert row["gap_to_optimum"] >= -1e-9, name
