@@ -20,11 +20,13 @@ in the usual order), and gives each the free cell of largest weight (ties: the c
 its cheapest free cell; the usual rules hold (``min_saving`` against the free start-now cells,
 deadline safety, the rescue path).
 
-**Never worse than the greedy, as planned** (:func:`plan_round`): each round builds both the
-greedy plan (the usual order, no weights) and the LP-rounded plan, improves each by moving
-single jobs to cheaper free cells (a cell left free after rounding is pure gain), and keeps
-the one of lower planned grams; ties go to the greedy. Both obey the same rules, so the
-look-ahead departs from ``carbon-window`` only where its plan for the queue is cheaper.
+**Never worse than the greedy, as planned** (:func:`plan_round`): each round builds the
+greedy's plan (the usual order, no weights), the same improved by moving single jobs to
+cheaper free cells, and the LP-rounded plan improved the same way (a cell left free after
+rounding is pure gain), and keeps the one of least planned grams; ties go to the greedy. All
+obey the same rules, so the look-ahead departs from ``carbon-window`` only where its plan for
+the queue is cheaper. No LP is solved when no job can wait (all due within ``urgent_s``) or
+the greedy already gives every job its cheapest cell.
 """
 
 from __future__ import annotations
@@ -211,13 +213,11 @@ def _rounded(
 def plan_round(
     cost: FloatArray, grams: FloatArray, duration_s: FloatArray, gpus: IntArray,
     capacity: CapacityTimeline, order: Sequence[int], choose: Choose, *,
-    relaxed: npt.NDArray[np.bool_], min_saving: float, min_gain: float = 0.0,
-    max_cells: int = 200_000,
+    relaxed: npt.NDArray[np.bool_], min_saving: float, max_cells: int = 200_000,
 ) -> RoundPlan:  # fmt: skip
     """The round's plan for the jobs ``order`` (the greedy's planning order): the cheapest, as
     planned, of the greedy plan, the greedy improved by single-job moves and the LP-rounded
-    plan improved by them; another plan replaces the greedy's only when its planned grams are
-    more than ``min_gain`` (relative) below. The greedy's plan stands as it is when no job is
+    plan improved by them (ties: the greedy's). The greedy's plan stands as it is when no job is
     ``relaxed`` (``(J,)``: its latest safe start is more than ``urgent_s`` away; with every
     job due soon there is nothing to look ahead into, and the greedy plans them by urgency) or
     when it gives every job its cheapest allowed cell (nothing to gain).
@@ -248,6 +248,6 @@ def plan_round(
         moves = _improve(cost, duration_s, gpus, working, cells, min_saving)
         plans.append(RoundPlan(tuple(cells), _planned_g(cost, grams, cells), "lp", moves))
     best = min(plans, key=lambda plan: plan.planned_g)
-    if best.planned_g >= greedy.planned_g * (1.0 - min_gain):
+    if best.planned_g >= greedy.planned_g * (1.0 - 1e-9):
         best = greedy
     return best

@@ -82,7 +82,6 @@ class WindowParameters:
     chunk_jobs: int = 1024
     lookahead: bool = False  # assign the queue jointly by an LP (policies.lookahead)
     lookahead_max_cells: int = 200_000  # larger LPs: plan greedily
-    lookahead_min_gain: float = 0.0  # the joint plan must beat the greedy's by this share
 
     def validate(self) -> None:
         """Raises PoliciesError naming the first parameter out of range."""
@@ -98,7 +97,6 @@ class WindowParameters:
             ("lifetime_years", self.lifetime_years > 0),
             ("chunk_jobs", self.chunk_jobs >= 1),
             ("lookahead_max_cells", self.lookahead_max_cells >= 1),
-            ("lookahead_min_gain", 0 <= self.lookahead_min_gain < 1),
         )
         for name, ok in checks:
             if not ok:
@@ -335,8 +333,7 @@ def plan_window(
             round_plan = plan_round(
                 cost, grams, cube.duration_s, gpus, capacity, fits, _chooser(tick, params),
                 relaxed=relaxed,
-                min_saving=params.min_saving, min_gain=params.lookahead_min_gain,
-                max_cells=params.lookahead_max_cells,
+                min_saving=params.min_saving, max_cells=params.lookahead_max_cells,
             )  # fmt: skip
             planned = {k: (p, s, note) for k, p, s, note in round_plan.cells}
             locals_ = [k for k, _, _, _ in round_plan.cells] + [
