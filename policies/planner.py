@@ -41,6 +41,7 @@ from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
+from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign
 from policies.lookahead import preferred_cells
 from policies.scoring import (
     CostCube,
@@ -205,6 +206,35 @@ def _choose(
     return p, s, ""
 
 
+_NOTES = {
+    NOTE_NONE: "",
+    NOTE_HOME: "its home region cannot run it: the earliest devices that end in time",
+    NOTE_LATE: "past its latest safe start: the earliest devices that end in time",
+}
+
+
+def _assign_compiled(
+    tick: _Tick, locals_: Sequence[int], params: WindowParameters
+) -> list[tuple[int, int, str]]:
+    """:func:`_choose` for the jobs ``locals_`` in that order, by the compiled greedy
+    (:mod:`policies.greedy`, which gives the same answers); reserves their devices."""
+    cube = tick.cube
+    deadline = [job.deadline for job in cube.jobs]
+    left_s = np.array(
+        [math.inf if d is None else (d - cube.grid.start).total_seconds() for d in deadline]
+    )
+    inputs = GreedyInputs(
+        tick.cost, cube.operational_g, cube.embodied_g, tick.cost.min(axis=2, initial=np.inf),
+        tick.allowed, cube.admissible, cube.duration_s, left_s,
+        np.array([job.workload.tensor_parallel for job in cube.jobs], dtype=np.int64),
+    )  # fmt: skip
+    pool, slot, note = assign(
+        np.array(locals_, dtype=np.int64), inputs, tick.capacity, params.herd_penalty,
+        params.min_saving, _TOLERANCE, params.duration_margin,
+    )  # fmt: skip
+    return [(int(p), int(s), _NOTES[int(n)]) for p, s, n in zip(pool, slot, note, strict=True)]
+
+
 def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> tuple[int, int]:
     """A (pool, slot) for a job with no slot left before its latest safe starts.
 
@@ -328,15 +358,17 @@ def plan_window(
             mean_start = (by_slot * np.arange(by_slot.shape[1])).sum(axis=1) / mass
             mean_start = np.where(mass > 1e-6, mean_start, np.inf)
             locals_.sort(key=lambda k: float(mean_start[k]))
-        for local in locals_:
+        fits = [local for local in locals_ if ok[chunk[local]].any()]
+        for local in sorted(set(locals_) - set(fits)):
             j = chunk[local]
-            if not ok[j].any():
-                reason = unfit_reason(jobs[j], devices)
-                decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
-                continue
-            # Under home_only a job whose home cannot run it has no allowed cell: it takes
-            # the rescue path (any admissible pool) instead of being rejected.
-            weights = None if preferred is None else preferred[local]
-            p, s, note = _choose(tick, local, params, weights)
-            decisions[j] = _decide(tick, local, p, s, note, policy, params.alternatives)
+            reason = unfit_reason(jobs[j], devices)
+            decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
+        # Under home_only a job whose home cannot run it has no allowed cell: it takes the
+        # rescue path (any admissible pool) instead of being rejected.
+        if preferred is None:
+            chosen = _assign_compiled(tick, fits, params)
+        else:
+            chosen = [_choose(tick, local, params, preferred[local]) for local in fits]
+        for local, (p, s, note) in zip(fits, chosen, strict=True):
+            decisions[chunk[local]] = _decide(tick, local, p, s, note, policy, params.alternatives)
     return [decisions[j] for j in range(len(jobs))]
