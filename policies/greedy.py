@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.capacity import CapacityTimeline
+from policies.footprint.accounting import J_PER_KWH
 
 __all__ = ["NOTE_HOME", "NOTE_LATE", "NOTE_NONE", "GreedyInputs", "assign"]
 
@@ -42,14 +43,18 @@ class GreedyInputs:
     """The scored jobs the greedy reads. Rows are indexed by ``rows[k]`` for the k-th job.
 
     ``cost`` ``(N, P, S)``: the planning cost, ``inf`` where not allowed (pool not allowed,
-    slot after the latest safe start); ``operational_g`` ``(N, P, S)`` and ``embodied_g``
-    ``(N, P)``: grams the rescue path ranks by; ``lower`` ``(N, P)``: each pool's cheapest
-    ``cost``; ``duration_s`` ``(N, P)`` (``inf`` where inadmissible); ``left_s`` ``(N,)``:
-    seconds from the grid's start to the deadline (``inf``: none); ``gpus`` ``(N,)``.
+    slot after the latest safe start); ``intensity_g_per_kwh`` ``(N, P, S)``, ``energy_j``,
+    ``embodied_g`` ``(N, P)`` and ``pue`` ``(P,)``: the grams the rescue path ranks by
+    (operational as :func:`~policies.footprint.accounting.operational_g` computes it);
+    ``lower`` ``(N, P)``: each pool's cheapest ``cost``; ``duration_s`` ``(N, P)`` (``inf``
+    where inadmissible); ``left_s`` ``(N,)``: seconds from the grid's start to the deadline
+    (``inf``: none); ``gpus`` ``(N,)``.
     """
 
     cost: FloatArray
-    operational_g: FloatArray
+    intensity_g_per_kwh: FloatArray
+    energy_j: FloatArray
+    pue: FloatArray
     embodied_g: FloatArray
     lower: FloatArray
     allowed: BoolArray
@@ -76,10 +81,11 @@ def assign(
     note = np.zeros(n, dtype=np.int8)
     c = capacity.kernel_arrays()
     _assign(
-        np.ascontiguousarray(rows, dtype=np.int64), inputs.cost, inputs.operational_g,
-        inputs.embodied_g, inputs.lower, inputs.allowed, inputs.admissible, inputs.duration_s,
-        inputs.left_s, inputs.gpus, c.offsets_s, c.hi_s, float(c.step_s), c.count, c.busy,
-        c.levels, c.level_of, c.widths, c.size, c.load_gpu_s, c.used, c.full_gpu_s, c.min_busy,
+        np.ascontiguousarray(rows, dtype=np.int64), inputs.cost, inputs.intensity_g_per_kwh,
+        inputs.energy_j, inputs.pue, inputs.embodied_g, inputs.lower, inputs.allowed,
+        inputs.admissible, inputs.duration_s, inputs.left_s, inputs.gpus, c.offsets_s, c.hi_s,
+        float(c.step_s), c.count, c.busy, c.levels, c.level_of, c.widths, c.size, c.load_gpu_s,
+        c.used, c.full_gpu_s, c.min_busy,
         float(herd_penalty), float(min_saving), float(tolerance), float(duration_margin),
         pool, slot, note,
     )  # fmt: skip
@@ -128,10 +134,10 @@ def _reserve(p, s, d, g, offsets, hi, step, count, busy, levels, widths, load, u
     min_busy[p] = lowest
 
 
-@numba.njit(cache=True)
 # Kernels take arrays, not objects, and mirror the reference's branches: hence the noqa.
-def _rescue(r, pools_ok, admissible, duration_s, left_s, op, emb, margin, g, offsets, step,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
-            count, busy, levels, level_of, widths, size, min_busy):  # fmt: skip
+@numba.njit(cache=True)
+def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, energy, pue, emb, margin, g,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+            offsets, step, count, busy, levels, level_of, widths, size, min_busy):  # fmt: skip
     """``planner._rescue``: (pool, slot) for a job with no free cell before its latest start."""
     n_pools = duration_s.shape[1]
     left = left_s[r]
@@ -156,7 +162,8 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, op, emb, margin, g, off
                     end_best, end_p, end_s = end, p, s
                 if end + d * margin <= left:
                     late_any = True
-                    grams = op[r, p, s] + emb[r, p]
+                    # operational_g: energy_j / J_PER_KWH * intensity * pue, in that order
+                    grams = energy[r, p] / J_PER_KWH * inten[r, p, s] * pue[p] + emb[r, p]
                     if grams < late_best:
                         late_best, late_p, late_s = grams, p, s
                 if end <= left:
@@ -191,9 +198,9 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, op, emb, margin, g, off
 
 
 @numba.njit(cache=True)
-def _assign(rows, cost, op, emb, lower, allowed, admissible, duration_s, left_s, gpus,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
-            offsets, hi, step, count, busy, levels, level_of, widths, size, load, used, full,
-            min_busy, herd, min_saving, tolerance, margin, out_pool, out_slot,
+def _assign(rows, cost, inten, energy, pue, emb, lower, allowed, admissible, duration_s,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+            left_s, gpus, offsets, hi, step, count, busy, levels, level_of, widths, size, load,
+            used, full, min_busy, herd, min_saving, tolerance, margin, out_pool, out_slot,
             out_note):  # fmt: skip
     n_pools = cost.shape[1]
     keep = 1.0 - min_saving - tolerance
@@ -223,7 +230,8 @@ def _assign(rows, cost, op, emb, lower, allowed, admissible, duration_s, left_s,
                 ):
                     best, bp, bs = pen, p, s
         if bp < 0:
-            bp, bs = _rescue(r, allowed, admissible, duration_s, left_s, op, emb, margin, g,
+            bp, bs = _rescue(r, allowed, admissible, duration_s, left_s, inten, energy, pue, emb,
+                             margin, g,
                              offsets, step, count, busy, levels, level_of, widths, size,
                              min_busy)  # fmt: skip
             out_note[k] = 2 if allowed[r].any() else 1

@@ -30,6 +30,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +42,6 @@ from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
-from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign
 from policies.lookahead import preferred_cells
 from policies.scoring import (
     CostCube,
@@ -54,10 +54,15 @@ from policies.scoring import (
 )
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
+if TYPE_CHECKING:
+    from policies.incremental import PlanState
+
 __all__ = ["WindowParameters", "plan_window"]
 
 FloatArray = npt.NDArray[np.float64]
 _TOLERANCE = 1e-9  # relative: float noise must not turn into a hold
+HOME_NOTE = "its home region cannot run it: the earliest devices that end in time"
+LATE_NOTE = "past its latest safe start: the earliest devices that end in time"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,11 @@ class WindowParameters:
         for name, ok in checks:
             if not ok:
                 raise PoliciesError(f"invalid parameter {name}={getattr(self, name)!r}")
+
+
+def _joint(params: WindowParameters, cells: int) -> bool:
+    """Whether the look-ahead LP assigns a queue of ``cells`` (job, pool, slot) cells."""
+    return params.lookahead and cells <= 4 * params.lookahead_max_cells
 
 
 @dataclass(slots=True)
@@ -185,9 +195,7 @@ def _choose(
     if not np.isfinite(row).any():
         p, s = _rescue(tick, j, free, params.duration_margin)
         cap.reserve(p, s, float(duration[p]), tp)
-        if not tick.allowed[j].any():
-            return p, s, "its home region cannot run it: the earliest devices that end in time"
-        return p, s, "past its latest safe start: the earliest devices that end in time"
+        return p, s, LATE_NOTE if tick.allowed[j].any() else HOME_NOTE
     p, s = (int(i) for i in np.unravel_index(int(np.argmin(row)), row.shape))
     if weights is not None:
         usable = np.where(np.isfinite(row), weights, 0.0)
@@ -204,35 +212,6 @@ def _choose(
         p, s = int(np.argmin(row[:, 0])), 0
     cap.reserve(p, s, float(duration[p]), tp)
     return p, s, ""
-
-
-_NOTES = {
-    NOTE_NONE: "",
-    NOTE_HOME: "its home region cannot run it: the earliest devices that end in time",
-    NOTE_LATE: "past its latest safe start: the earliest devices that end in time",
-}
-
-
-def _assign_compiled(
-    tick: _Tick, locals_: Sequence[int], params: WindowParameters
-) -> list[tuple[int, int, str]]:
-    """:func:`_choose` for the jobs ``locals_`` in that order, by the compiled greedy
-    (:mod:`policies.greedy`, which gives the same answers); reserves their devices."""
-    cube = tick.cube
-    deadline = [job.deadline for job in cube.jobs]
-    left_s = np.array(
-        [math.inf if d is None else (d - cube.grid.start).total_seconds() for d in deadline]
-    )
-    inputs = GreedyInputs(
-        tick.cost, cube.operational_g, cube.embodied_g, tick.cost.min(axis=2, initial=np.inf),
-        tick.allowed, cube.admissible, cube.duration_s, left_s,
-        np.array([job.workload.tensor_parallel for job in cube.jobs], dtype=np.int64),
-    )  # fmt: skip
-    pool, slot, note = assign(
-        np.array(locals_, dtype=np.int64), inputs, tick.capacity, params.herd_penalty,
-        params.min_saving, _TOLERANCE, params.duration_margin,
-    )  # fmt: skip
-    return [(int(p), int(s), _NOTES[int(n)]) for p, s, n in zip(pool, slot, note, strict=True)]
 
 
 def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> tuple[int, int]:
@@ -312,8 +291,12 @@ def plan_window(
     params: WindowParameters,
     cache: dict[tuple[object, ...], Estimate] | None = None,
     recalibration: Recalibration | None = None,
+    state: PlanState | None = None,
 ) -> list[Decision]:
     """Plan every job jointly over devices, regions and start slots (see module docstring).
+
+    With ``state`` (the rows kept from earlier ticks, :mod:`policies.incremental`), the same
+    decisions come from the fast path, except for the look-ahead LP, which plans here.
 
     Raises:
         MissingForecastError: a device's zone has no forecast.
@@ -323,6 +306,8 @@ def plan_window(
     cache = {} if cache is None else cache
     grid = SlotGrid.aligned(now, params.slot_s, params.horizon_slots)
     pools = make_pools(devices)
+    if state is not None and not _joint(params, len(jobs) * len(pools) * grid.count):
+        return state.plan(policy, now, jobs, devices, forecasts, params, cache, recalibration)
     duration, energy, ok = estimate_matrix(jobs, pools, cache, recalibration)
     allowed = _allowed(jobs, pools, ok, params.home_only)
     typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok), params.lifetime_years)
@@ -358,17 +343,15 @@ def plan_window(
             mean_start = (by_slot * np.arange(by_slot.shape[1])).sum(axis=1) / mass
             mean_start = np.where(mass > 1e-6, mean_start, np.inf)
             locals_.sort(key=lambda k: float(mean_start[k]))
-        fits = [local for local in locals_ if ok[chunk[local]].any()]
-        for local in sorted(set(locals_) - set(fits)):
+        for local in locals_:
             j = chunk[local]
-            reason = unfit_reason(jobs[j], devices)
-            decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
-        # Under home_only a job whose home cannot run it has no allowed cell: it takes the
-        # rescue path (any admissible pool) instead of being rejected.
-        if preferred is None:
-            chosen = _assign_compiled(tick, fits, params)
-        else:
-            chosen = [_choose(tick, local, params, preferred[local]) for local in fits]
-        for local, (p, s, note) in zip(fits, chosen, strict=True):
-            decisions[chunk[local]] = _decide(tick, local, p, s, note, policy, params.alternatives)
+            if not ok[j].any():
+                reason = unfit_reason(jobs[j], devices)
+                decisions[j] = Decision(jobs[j].job_id, "reject", reason, policy)
+                continue
+            # Under home_only a job whose home cannot run it has no allowed cell: it takes
+            # the rescue path (any admissible pool) instead of being rejected.
+            weights = None if preferred is None else preferred[local]
+            p, s, note = _choose(tick, local, params, weights)
+            decisions[j] = _decide(tick, local, p, s, note, policy, params.alternatives)
     return [decisions[j] for j in range(len(jobs))]

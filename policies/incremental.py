@@ -1,0 +1,437 @@
+"""The planner's fast path: scored rows kept between ticks, the greedy compiled.
+
+:func:`policies.planner.plan_window` re-plans the whole queue every tick; most of what it
+computes does not change from one tick to the next. :class:`PlanState` keeps, per queued job,
+what the scorer gave it (estimates, latest safe starts, the planning cost and mean intensity of
+every (pool, slot)) for as long as nothing it depends on changes: the pools (GPU types,
+regions, PUE, how many devices are available), the grid's slot boundaries, the forecasts of the
+pools' zones, the parameters and the recalibration factors. A tick then
+
+- scores only the jobs it has not seen (in chunks of ``chunk_jobs``), and slot 0 for every job
+  (slot 0 starts *now*, so it moves every tick);
+- orders the jobs as the reference does (priority, urgency, regret: a few array passes over
+  ``(J, P)``) and assigns them with the compiled greedy (:mod:`policies.greedy`), which skips
+  pools that cannot beat the best cell found, on a fresh capacity timeline;
+- builds the decisions of held jobs directly from the stored rows (the plan of a job whose
+  cell did not change is the same object as last tick), and those of started jobs as the
+  reference does.
+
+When any dependency changes (a new forecast, a device lost or back, the grid crossing a slot
+boundary) every row is scored again: that tick costs what a full re-plan costs. The answers
+are those of :func:`policies.planner.plan_window` without a state, field for field (a test
+replays ticks with arrivals, ended runs, new forecasts and lost devices to check it): the
+stored values are the scorer's own, computed by the same NumPy expressions cell by cell.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from policies.candidates import unfit_reason
+from policies.capacity import CapacityTimeline
+from policies.decisions import free_devices, ready_devices
+from policies.errors import PoliciesError
+from policies.footprint.accounting import J_PER_KWH
+from policies.footprint.gpus import GpuSpec
+from policies.footprint.recalibration import Recalibration
+from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign
+from policies.planner import (
+    _TOLERANCE,
+    HOME_NOTE,
+    LATE_NOTE,
+    WindowParameters,
+    _allowed,
+    _decide,
+    _order,
+    _regret,
+    _Tick,
+)  # fmt: skip
+from policies.scoring import (
+    CostCube,
+    EstimateCache,
+    Pool,
+    SlotGrid,
+    estimate_matrix,
+    make_pools,
+    score,
+    typical_g,
+    upper_values,
+)  # fmt: skip
+from policies.types import Alternative, Decision, Device, JobSpec, ZoneIntensity
+
+__all__ = ["PlanState"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every stored row depends on besides its own job."""
+
+    pools: tuple[tuple[str, str, GpuSpec, float, tuple[tuple[str, bool], ...]], ...]
+    grid: tuple[datetime, int, int]  # the slot boundaries: anchor, step, count
+    params: WindowParameters
+    recalibration: Recalibration | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A copy of what the rows read from one zone's forecast."""
+
+    start: datetime
+    step_s: int
+    values: FloatArray
+    upper: FloatArray | None
+
+    @classmethod
+    def of(cls, forecast: ZoneIntensity) -> _Seen:
+        upper = upper_values(forecast)
+        values = np.array(forecast.values_g_per_kwh, dtype=np.float64)
+        return cls(forecast.start, forecast.step_s, values, None if upper is None else upper.copy())
+
+    def same(self, forecast: ZoneIntensity) -> bool:
+        upper = upper_values(forecast)
+        return (
+            self.start == forecast.start
+            and self.step_s == forecast.step_s
+            and np.array_equal(self.values, forecast.values_g_per_kwh)
+            and (upper is None) == (self.upper is None)
+            and (upper is None or (self.upper is not None and np.array_equal(self.upper, upper)))
+        )
+
+
+def _grown(a: npt.NDArray[np.generic], n: int, fill: object) -> npt.NDArray[np.generic]:
+    """``a`` with ``n`` rows, the new ones ``fill``."""
+    out = np.full((n, *a.shape[1:]), fill, dtype=a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+class _Rows:
+    """Per-job scored rows in preallocated arrays; a job keeps its row while it is queued.
+
+    ``cost`` is the planning cost (``inf`` where not allowed), ``intensity`` the mean forecast
+    intensity, both ``(N, P, S)``; the others are ``(N, P)`` or ``(N,)``, as in
+    :class:`~policies.scoring.CostCube` and :class:`~policies.greedy.GreedyInputs`.
+    ``lower_rest`` is each pool's cheapest cost over slots 1.. (slot 0 changes every tick).
+    """
+
+    def __init__(self, n_pools: int, n_slots: int) -> None:
+        p, s = n_pools, n_slots
+        self.row_of: dict[str, int] = {}
+        self.job: list[JobSpec | None] = []
+        self.free: list[int] = []
+        self.cost: FloatArray = np.full((0, p, s), np.inf)
+        self.intensity: FloatArray = np.zeros((0, p, s))
+        self.embodied: FloatArray = np.zeros((0, p))
+        self.duration: FloatArray = np.zeros((0, p))
+        self.energy: FloatArray = np.zeros((0, p))
+        self.latest: FloatArray = np.zeros((0, p))
+        self.lower_rest: FloatArray = np.zeros((0, p))
+        self.lower: FloatArray = np.zeros((0, p))
+        self.ok: BoolArray = np.zeros((0, p), dtype=np.bool_)
+        self.allowed: BoolArray = np.zeros((0, p), dtype=np.bool_)
+        self.left_s: FloatArray = np.zeros(0)
+        self.gpus: IntArray = np.zeros(0, dtype=np.int64)
+        self.latest_txt: dict[float, str] = {}  # latest safe starts as the reasons print them
+        self.plan: list[tuple[int, int, Alternative] | None] = []
+
+    def take(self, job: JobSpec) -> int:
+        """A row for ``job`` (growing the arrays by half when full)."""
+        if not self.free:
+            old = len(self.job)
+            n = max(64, old + old // 2)
+            self.cost = _grown(self.cost, n, np.inf)  # type: ignore[assignment]
+            self.intensity = _grown(self.intensity, n, 0.0)  # type: ignore[assignment]
+            self.embodied = _grown(self.embodied, n, 0.0)  # type: ignore[assignment]
+            self.duration = _grown(self.duration, n, np.inf)  # type: ignore[assignment]
+            self.energy = _grown(self.energy, n, np.inf)  # type: ignore[assignment]
+            self.latest = _grown(self.latest, n, 0.0)  # type: ignore[assignment]
+            self.lower_rest = _grown(self.lower_rest, n, np.inf)  # type: ignore[assignment]
+            self.lower = _grown(self.lower, n, np.inf)  # type: ignore[assignment]
+            self.ok = _grown(self.ok, n, False)  # type: ignore[assignment]
+            self.allowed = _grown(self.allowed, n, False)  # type: ignore[assignment]
+            self.left_s = _grown(self.left_s, n, np.inf)  # type: ignore[assignment]
+            self.gpus = _grown(self.gpus, n, 1)  # type: ignore[assignment]
+            self.job.extend([None] * (n - old))
+            self.plan.extend([None] * (n - old))
+            self.free.extend(range(n - 1, old - 1, -1))
+        r = self.free.pop()
+        self.row_of[job.job_id] = r
+        self.job[r] = job
+        self.plan[r] = None
+        return r
+
+    def release(self, job_id: str) -> None:
+        """Forget a job that left the queue."""
+        r = self.row_of.pop(job_id)
+        self.job[r] = None
+        self.plan[r] = None
+        self.free.append(r)
+
+
+_NOTES = {NOTE_NONE: "", NOTE_HOME: HOME_NOTE, NOTE_LATE: LATE_NOTE}
+
+
+def _alternative(
+    rows: _Rows, r: int, p: int, s: int, pool: Pool, grid: SlotGrid,
+    devices: Sequence[Device] | None = None,
+) -> Alternative:  # fmt: skip
+    """:func:`policies.decisions.alternative_at` read from the stored row ``r``."""
+    chosen = pool.devices[: int(rows.gpus[r])] if devices is None else devices
+    energy_j = float(rows.energy[r, p])
+    intensity = float(rows.intensity[r, p, s])
+    return Alternative(
+        tuple(d.device_id for d in chosen), pool.region, pool.gpu.name, grid.time(s),
+        float(rows.duration[r, p]), energy_j, intensity,
+        energy_j / J_PER_KWH * intensity * pool.pue,  # operational_g, in its order
+        float(rows.embodied[r, p]),
+    )  # fmt: skip
+
+
+class PlanState:
+    """Scored rows kept between the ticks of one policy (see the module docstring).
+
+    A cache: the answers are those of a full re-plan on the same inputs. Copies of a policy
+    (``with_recalibration``) share it; rows scored under other recalibration factors are
+    dropped when the factors differ.
+    """
+
+    def __init__(self) -> None:
+        self._context: _Context | None = None
+        self._forecasts: dict[str, _Seen] = {}
+        self._rows = _Rows(0, 0)
+
+    def plan(
+        self,
+        policy: str,
+        now: datetime,
+        jobs: Sequence[JobSpec],
+        devices: Sequence[Device],
+        forecasts: Mapping[str, ZoneIntensity],
+        params: WindowParameters,
+        cache: EstimateCache,
+        recalibration: Recalibration | None,
+    ) -> list[Decision]:
+        """One decision per job, as :func:`policies.planner.plan_window` decides it.
+
+        Raises:
+            MissingForecastError: a device's zone has no forecast.
+            PoliciesError: two jobs share an id.
+        """
+        ids = [job.job_id for job in jobs]
+        if len(set(ids)) != len(ids):
+            raise PoliciesError("two queued jobs share an id: cannot keep their plans apart")
+        grid = SlotGrid.aligned(now, params.slot_s, params.horizon_slots)
+        pools = make_pools(devices)
+        self._refresh(pools, grid, forecasts, params, recalibration)
+        index = self._score(jobs, pools, forecasts, grid, params, cache, recalibration)
+        rows = self._rows
+        duration, energy, ok = rows.duration[index], rows.energy[index], rows.ok[index]
+        typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok),
+                            params.lifetime_years)  # fmt: skip
+        regret = _regret(np.where(rows.allowed[index], typical, np.inf))
+        order = _order(jobs, duration, ok, now, params, regret)
+        longest = np.where(ok, duration, 0.0).max(initial=0.0)
+        capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
+        fit: BoolArray = np.any(ok, axis=1)
+        fits = [j for j in order if fit[j]]
+        inputs = GreedyInputs(
+            rows.cost, rows.intensity, rows.energy, np.array([p.pue for p in pools]),
+            rows.embodied, rows.lower, rows.allowed, rows.ok, rows.duration, rows.left_s,
+            rows.gpus,
+        )  # fmt: skip
+        pool, slot, note = assign(
+            index[fits], inputs, capacity, params.herd_penalty, params.min_saving, _TOLERANCE,
+            params.duration_margin,
+        )  # fmt: skip
+        decisions: list[Decision | None] = [None] * len(jobs)
+        for j in (int(j) for j in np.flatnonzero(~fit)):
+            job = jobs[j]
+            decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)
+        run_now = self._run_now(index[fits], pools, grid, now)
+        taken: set[str] = set()
+        for k, j in enumerate(fits):
+            p, s, r = int(pool[k]), int(slot[k]), int(index[j])
+            if s == 0 and len(free_devices(pools[p], now, taken)) >= rows.gpus[r]:
+                tick = self._tick_of(r, jobs[j], pools, grid, capacity, taken)
+                decisions[j] = _decide(tick, 0, p, 0, _NOTES[int(note[k])], policy,
+                                       params.alternatives)  # fmt: skip
+            else:
+                decisions[j] = self._hold(r, jobs[j], p, s, pools[p], grid, run_now[k], policy)
+        return [d for d in decisions if d is not None]
+
+    def _refresh(
+        self, pools: Sequence[Pool], grid: SlotGrid, forecasts: Mapping[str, ZoneIntensity],
+        params: WindowParameters, recalibration: Recalibration | None,
+    ) -> None:  # fmt: skip
+        """Drop every row when anything they depend on changed."""
+        context = _Context(
+            tuple((p.region, p.zone, p.gpu, p.pue,
+                   tuple((d.device_id, d.available) for d in p.devices)) for p in pools),
+            (grid.start, grid.step_s, grid.count), params, recalibration,
+        )  # fmt: skip
+        zones = {p.zone: forecasts.get(p.zone) for p in pools}
+        same = context == self._context and all(
+            f is not None and z in self._forecasts and self._forecasts[z].same(f)
+            for z, f in zones.items()
+        )
+        if not same:
+            self._context = context
+            self._forecasts = {z: _Seen.of(f) for z, f in zones.items() if f is not None}
+            self._rows = _Rows(len(pools), grid.count)
+
+    def _score(
+        self, jobs: Sequence[JobSpec], pools: Sequence[Pool],
+        forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid, params: WindowParameters,
+        cache: EstimateCache, recalibration: Recalibration | None,
+    ) -> IntArray:  # fmt: skip
+        """Each job's row: kept, or scored now (new or changed jobs); slot 0 for the kept."""
+        rows = self._rows
+        for job_id in set(rows.row_of) - {job.job_id for job in jobs}:
+            rows.release(job_id)
+        index = np.empty(len(jobs), dtype=np.int64)
+        new: list[int] = []
+        for j, job in enumerate(jobs):
+            r = rows.row_of.get(job.job_id)
+            if r is not None and (rows.job[r] is job or rows.job[r] == job):
+                index[j] = r
+                continue
+            if r is not None:
+                rows.release(job.job_id)
+            index[j] = rows.take(job)
+            new.append(j)
+        kept = np.ones(len(jobs), dtype=np.bool_)
+        kept[new] = False
+        scoring = {
+            "lifetime_years": params.lifetime_years, "duration_margin": params.duration_margin,
+            "guard_s": params.guard_s, "risk_aversion": params.risk_aversion,
+        }  # fmt: skip
+        for first in range(0, len(new), params.chunk_jobs):
+            chunk = new[first : first + params.chunk_jobs]
+            some = [jobs[j] for j in chunk]
+            estimates = estimate_matrix(some, pools, cache, recalibration)
+            allowed = _allowed(some, pools, estimates[2], params.home_only)
+            cube = score(some, pools, forecasts, grid, estimates=estimates, **scoring)  # type: ignore[arg-type]
+            self._store(index[chunk], cube, allowed)
+        if kept.any():  # slot 0 starts now: score it again for the jobs kept
+            at = index[kept]
+            now_grid = SlotGrid(grid.start, grid.step_s, 1, grid.first_offset_s)
+            estimates = (rows.duration[at], rows.energy[at], rows.ok[at])
+            cube = score([jobs[int(j)] for j in np.flatnonzero(kept)], pools, forecasts, now_grid,
+                         estimates=estimates, **scoring)  # type: ignore[arg-type]  # fmt: skip
+            cost = np.where(rows.allowed[at], cube.planning_g[:, :, 0], np.inf)
+            rows.cost[at, :, 0] = cost
+            rows.intensity[at, :, 0] = cube.intensity_g_per_kwh[:, :, 0]
+            rows.latest[at] = cube.latest_start_s  # moves with now for jobs without a deadline
+            rows.lower[at] = np.minimum(rows.lower_rest[at], cost)
+        return index
+
+    def _store(self, at: IntArray, cube: CostCube, allowed: BoolArray) -> None:
+        rows = self._rows
+        cost = np.where(allowed[:, :, None], cube.planning_g, np.inf)
+        rows.cost[at] = cost
+        rows.intensity[at] = cube.intensity_g_per_kwh
+        rows.embodied[at] = cube.embodied_g
+        rows.duration[at] = cube.duration_s
+        rows.energy[at] = cube.energy_j
+        rows.ok[at] = cube.admissible
+        rows.allowed[at] = allowed
+        rows.latest[at] = cube.latest_start_s
+        rows.lower_rest[at] = cost[:, :, 1:].min(axis=2, initial=np.inf)
+        rows.lower[at] = np.minimum(rows.lower_rest[at], cost[:, :, 0])
+        start = cube.grid.start
+        rows.left_s[at] = [
+            math.inf if job.deadline is None else (job.deadline - start).total_seconds()
+            for job in cube.jobs
+        ]
+        rows.gpus[at] = [job.workload.tensor_parallel for job in cube.jobs]
+
+    def _run_now(
+        self, at: IntArray, pools: Sequence[Pool], grid: SlotGrid, now: datetime
+    ) -> list[Alternative | None]:
+        """:func:`policies.decisions.run_now_alternative` for the rows ``at``: the fastest
+        admissible pool among those whose devices are free first (ties: the first pool)."""
+        rows = self._rows
+        out: list[Alternative | None] = [None] * len(at)
+        need = rows.gpus[at]
+        for g in np.unique(need):
+            sel = np.flatnonzero(need == g)
+            ready = [ready_devices(pool, now, int(g)) for pool in pools]
+            ready_s = np.array(
+                [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
+            )
+            later = [np.flatnonzero(grid.offsets_s >= t - 1e-6) for t in ready_s]
+            slot_of = [int(x[0]) if x.size else grid.count - 1 for x in later]
+            admissible = rows.ok[at[sel]]
+            first = np.where(admissible, ready_s[None, :], np.inf)
+            cand = admissible & (first == first.min(axis=1, initial=np.inf)[:, None])
+            by = np.where(cand, rows.duration[at[sel]], np.inf)
+            cand &= by == by.min(axis=1, initial=np.inf)[:, None]
+            cand &= np.isfinite(first)
+            best = cand.argmax(axis=1)
+            for i in np.flatnonzero(cand.any(axis=1)):
+                p = int(best[i])
+                devices = ready[p]
+                assert devices is not None
+                out[sel[i]] = _alternative(rows, int(at[sel[i]]), p, slot_of[p], pools[p], grid,
+                                           devices[1])  # fmt: skip
+        return out
+
+    def _tick_of(
+        self, r: int, job: JobSpec, pools: tuple[Pool, ...], grid: SlotGrid,
+        capacity: CapacityTimeline, taken: set[str],
+    ) -> _Tick:  # fmt: skip
+        """A one-job tick built from row ``r``, for the planner's own decision builder."""
+        rows = self._rows
+        ok = rows.ok[r][None]
+        energy = np.where(ok, rows.energy[r][None], 0.0)[:, :, None]
+        pue = np.array([p.pue for p in pools])[None, :, None]
+        intensity = rows.intensity[r][None]
+        cost = rows.cost[r][None]
+        cube = CostCube(
+            (job,), pools, grid, rows.duration[r][None], rows.energy[r][None], ok,
+            rows.latest[r][None], intensity, energy / J_PER_KWH * intensity * pue,
+            rows.embodied[r][None], cost, cost,
+        )  # fmt: skip
+        return _Tick(cube, cost, capacity, rows.allowed[r][None], grid.time(0), taken)
+
+    def _hold(
+        self, r: int, job: JobSpec, p: int, s: int, pool: Pool, grid: SlotGrid,
+        run_now: Alternative | None, policy: str,
+    ) -> Decision:  # fmt: skip
+        """``planner._decide`` for a job held: planned later, or now with too few GPUs free."""
+        rows = self._rows
+        seen = rows.plan[r]
+        if s > 0 and seen is not None and seen[:2] == (p, s):
+            plan = seen[2]
+        else:
+            plan = _alternative(rows, r, p, s, pool, grid)
+            rows.plan[r] = (p, s, plan)
+        if s == 0:
+            reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
+            return Decision(job.job_id, "hold", reason, policy, plan, run_now)
+        saving = ""
+        if run_now is not None and run_now.total_g > 0:
+            saving = f" ({1 - plan.total_g / run_now.total_g:.0%} below run-now)"
+        latest = float(rows.latest[r, p])
+        latest_txt = rows.latest_txt.get(latest)
+        if latest_txt is None:
+            latest_txt = "none"
+            if np.isfinite(latest):
+                at = grid.start + timedelta(seconds=latest)
+                latest_txt = at.isoformat(timespec="minutes")
+            rows.latest_txt[latest] = latest_txt
+        reason = (
+            f"hold: plan {plan.gpu} in {plan.region} at {plan.start.isoformat(timespec='minutes')}"
+            f" for {plan.total_g:.3g} g{saving}; latest safe start {latest_txt}"
+        )
+        return Decision(job.job_id, "hold", reason, policy, plan, run_now)

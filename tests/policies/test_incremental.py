@@ -1,0 +1,121 @@
+"""The fast path (rows kept between ticks, compiled greedy) decides exactly as a full re-plan.
+
+Each test drives one policy object through ticks where the world changes as it does in the
+daemon (jobs arrive, started jobs leave the queue and hold their GPUs, runs end, forecasts are
+replaced, a device is lost, the grid crosses slot boundaries) and compares every field of every
+decision with :func:`policies.planner.plan_window` planning the same inputs from scratch, with
+its NumPy greedy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+
+from policies import get_policy, with_recalibration
+from policies.footprint.recalibration import Recalibration, RecalibrationFactor
+from policies.planner import plan_window
+from policies.types import Decision
+from tests.policies.conftest import NOW
+from tests.policies.random_cluster import World, world
+
+
+def _full(policy: object, now: datetime, w: World) -> list[Decision]:
+    """A full re-plan: no kept rows, no estimates cached, the NumPy greedy."""
+    return plan_window(
+        policy.name, now, w.jobs, w.devices, w.forecasts, policy.params,  # type: ignore[attr-defined]
+        recalibration=policy.recalibration,  # type: ignore[attr-defined]
+    )  # fmt: skip
+
+
+def _run_started(w: World, decisions: list[Decision], now: datetime) -> None:
+    """Started jobs leave the queue and hold their GPUs for their expected duration."""
+    started = {d.job_id: d.chosen for d in decisions if d.action == "start" and d.chosen}
+    w.jobs = [j for j in w.jobs if j.job_id not in started]
+    until = {
+        i: now + timedelta(seconds=alt.duration_s)
+        for alt in started.values()
+        for i in alt.device_ids
+    }
+    w.devices = [replace(d, busy_until=until.get(d.device_id, d.busy_until)) for d in w.devices]
+
+
+def _ticks(w: World, hedged: bool) -> list[tuple[datetime, str]]:
+    return [
+        (NOW + timedelta(minutes=7), "first tick, between slot boundaries"),
+        (NOW + timedelta(minutes=8), "a minute later: nothing new"),
+        (NOW + timedelta(minutes=10), "arrivals"),
+        (NOW + timedelta(minutes=11), "a run ends early"),
+        (NOW + timedelta(minutes=16), "the grid crossed a slot boundary"),
+        (NOW + timedelta(minutes=17), "a new forecast"),
+        (NOW + timedelta(minutes=18), "a device is lost"),
+        (NOW + timedelta(minutes=19), "a job is resubmitted with a new deadline"),
+        (NOW + timedelta(minutes=45), "half an hour later, more arrivals"),
+    ]
+
+
+def _change(w: World, what: str, now: datetime, hedged: bool) -> None:
+    if what.startswith("arrivals") or what.endswith("more arrivals"):
+        w.add_jobs(12, now)
+    elif what == "a run ends early":
+        busy = [d for d in w.devices if d.busy_until is not None and d.busy_until > now]
+        if busy:
+            gone = busy[0].device_id
+            w.devices = [replace(d, busy_until=now) if d.device_id == gone else d
+                         for d in w.devices]  # fmt: skip
+    elif what == "a new forecast":
+        w.new_forecasts(now, hedged)
+    elif what == "a device is lost":
+        w.devices = [replace(d, available=False) if d.device_id == "d0" else d
+                     for d in w.devices]  # fmt: skip
+    elif what.startswith("a job is resubmitted"):
+        first = w.jobs[0]
+        w.jobs[0] = replace(first, deadline=now + timedelta(hours=2))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    ("name", "params", "hedged"),
+    [
+        ("carbon-window", {}, True),
+        ("carbon-window", {"herd_penalty": 0.3, "chunk_jobs": 7}, False),
+        ("wait-awhile", {}, False),
+        ("oracle", {"slot_s": 600, "horizon_slots": 30}, True),
+    ],
+    ids=["carbon-window", "herding-small-chunks", "wait-awhile", "oracle-short-horizon"],
+)
+def test_every_tick_decides_as_a_full_replan(
+    seed: int, name: str, params: dict[str, object], hedged: bool
+) -> None:
+    w = world(seed, n_devices=8 + seed, n_jobs=30 + 15 * seed, hedged=hedged)
+    policy = get_policy(name, **params)
+    actions: set[str] = set()
+    for now, what in _ticks(w, hedged):
+        _change(w, what, now, hedged)
+        fast = policy.plan(now, w.jobs, w.devices, w.forecasts)
+        full = _full(policy, now, w)
+        for got, want in zip(fast, full, strict=True):
+            assert got == want, f"{what}: {got.job_id} differs"
+        actions |= {d.action for d in fast}
+        _run_started(w, fast, now)
+    assert {"start", "hold"} <= actions
+
+
+def test_a_recalibrated_copy_plans_on_its_own_factors() -> None:
+    w = world(11, n_devices=6, n_jobs=40)
+    policy = get_policy("carbon-window")
+    now = NOW + timedelta(minutes=3)
+    first = policy.plan(now, w.jobs, w.devices, w.forecasts)
+    doubled = Recalibration.from_factors(
+        RecalibrationFactor(job.model.name, d.gpu.name, samples=5, energy_log=math.log(2),
+                            duration_log=math.log(1.5), measured_s=3600.0)
+        for job in w.jobs for d in w.devices
+    )  # fmt: skip
+    copy = with_recalibration(policy, doubled)
+    recalibrated = copy.plan(now, w.jobs, w.devices, w.forecasts)
+    assert recalibrated == _full(copy, now, w)
+    assert recalibrated != first
+    assert policy.plan(now, w.jobs, w.devices, w.forecasts) == first
