@@ -46,7 +46,8 @@ class GreedyInputs:
     slot after the latest safe start); ``intensity_g_per_kwh`` ``(N, P, S)``, ``energy_j``,
     ``embodied_g`` ``(N, P)`` and ``pue`` ``(P,)``: the grams the rescue path ranks by
     (operational as :func:`~policies.footprint.accounting.operational_g` computes it);
-    ``lower`` ``(N, P)``: each pool's cheapest ``cost``; ``duration_s`` ``(N, P)`` (``inf``
+    ``lower`` ``(N, P)``: each pool's cheapest ``cost``; ``latest_start_s`` ``(N, P)``: the
+    latest safe start (no slot after it is allowed); ``duration_s`` ``(N, P)`` (``inf``
     where inadmissible); ``left_s`` ``(N,)``: seconds from the grid's start to the deadline
     (``inf``: none); ``gpus`` ``(N,)``.
     """
@@ -57,6 +58,7 @@ class GreedyInputs:
     pue: FloatArray
     embodied_g: FloatArray
     lower: FloatArray
+    latest_start_s: FloatArray
     allowed: BoolArray
     admissible: BoolArray
     duration_s: FloatArray
@@ -82,10 +84,10 @@ def assign(
     c = capacity.kernel_arrays()
     _assign(
         np.ascontiguousarray(rows, dtype=np.int64), inputs.cost, inputs.intensity_g_per_kwh,
-        inputs.energy_j, inputs.pue, inputs.embodied_g, inputs.lower, inputs.allowed,
-        inputs.admissible, inputs.duration_s, inputs.left_s, inputs.gpus, c.offsets_s, c.hi_s,
-        float(c.step_s), c.count, c.busy, c.levels, c.level_of, c.widths, c.size, c.load_gpu_s,
-        c.used, c.full_gpu_s, c.min_busy,
+        inputs.energy_j, inputs.pue, inputs.embodied_g, inputs.lower, inputs.latest_start_s,
+        inputs.allowed, inputs.admissible, inputs.duration_s, inputs.left_s, inputs.gpus,
+        c.offsets_s, c.hi_s, float(c.step_s), c.count, c.busy, c.levels, c.level_of, c.widths,
+        c.size, c.load_gpu_s, c.used, c.full_gpu_s, c.min_busy, c.first_open,
         float(herd_penalty), float(min_saving), float(tolerance), float(duration_margin),
         pool, slot, note,
     )  # fmt: skip
@@ -106,8 +108,8 @@ def _feasible(p, s, d, g, offsets, step, busy, levels, level_of, widths, size): 
 
 
 @numba.njit(cache=True)
-def _reserve(p, s, d, g, offsets, hi, step, count, busy, levels, widths, load, used, full,  # type: ignore[no-untyped-def]
-             min_busy):  # fmt: skip
+def _reserve(p, s, d, g, offsets, hi, step, count, busy, levels, widths, size, load, used, full,  # type: ignore[no-untyped-def]
+             min_busy, first_open):  # fmt: skip
     """``CapacityTimeline.reserve`` (and the pool's least busy start instant)."""
     n = busy.shape[1]
     start_s = offsets[s]
@@ -126,18 +128,22 @@ def _reserve(p, s, d, g, offsets, hi, step, count, busy, levels, widths, load, u
     for i in range(n):
         seconds = min(hi[i], end_s) - max(offsets[i], start_s)
         load[p, i] += g * max(seconds, 0.0)
-    lowest = busy[p, 0]
+    lowest, first = busy[p, 0], count
     for i in range(count):
         f = full[p, i]
         used[p, i] = min(load[p, i] / f, 1.0) if f > 0 else 1.0
         lowest = min(lowest, busy[p, i])
+        if first == count and busy[p, i] < size[p]:
+            first = i
     min_busy[p] = lowest
+    first_open[p] = first
 
 
 # Kernels take arrays, not objects, and mirror the reference's branches: hence the noqa.
 @numba.njit(cache=True)
 def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, energy, pue, emb, margin, g,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
-            offsets, step, count, busy, levels, level_of, widths, size, min_busy):  # fmt: skip
+            offsets, step, count, busy, levels, level_of, widths, size, min_busy,
+            first_open):  # fmt: skip
     """``planner._rescue``: (pool, slot) for a job with no free cell before its latest start."""
     n_pools = duration_s.shape[1]
     left = left_s[r]
@@ -151,10 +157,11 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, energy, pue, emb
             d = duration_s[r, p]
             if not ok or not math.isfinite(d) or min_busy[p] + g > size[p]:
                 continue
-            for s in range(count):
-                end = offsets[s] + d
-                if not math.isfinite(end):
-                    continue
+            for s in range(first_open[p] if g >= 1 else 0, count):
+                end = offsets[s] + d  # rises with s: the first free start ends soonest
+                if end > left:
+                    break  # no later start ends in time (and ends soonest is only asked
+                    # of jobs without a deadline)
                 if not _feasible(p, s, d, g, offsets, step, busy, levels, level_of, widths, size):
                     continue
                 any_cell = True
@@ -166,10 +173,11 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, energy, pue, emb
                     grams = energy[r, p] / J_PER_KWH * inten[r, p, s] * pue[p] + emb[r, p]
                     if grams < late_best:
                         late_best, late_p, late_s = grams, p, s
-                if end <= left:
-                    soon_any = True
-                    if end < soon_best:
-                        soon_best, soon_p, soon_s = end, p, s
+                soon_any = True
+                if end < soon_best:
+                    soon_best, soon_p, soon_s = end, p, s
+                if not math.isfinite(left):
+                    break
         if not math.isfinite(left) and any_cell:
             return end_p, end_s
         if late_any:
@@ -182,12 +190,13 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, energy, pue, emb
         d = duration_s[r, p]
         if not admissible[r, p] or not math.isfinite(d) or min_busy[p] + g > size[p]:
             continue
-        for s in range(count):
+        for s in range(first_open[p] if g >= 1 else 0, count):
             end = offsets[s] + d
             if _feasible(p, s, d, g, offsets, step, busy, levels, level_of, widths, size):
                 any_cell = True
                 if end < end_best:
                     end_best, end_p, end_s = end, p, s
+                break  # later starts in this pool end later
     if any_cell:
         return end_p, end_s
     fastest, fastest_p = np.inf, 0
@@ -198,10 +207,10 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, energy, pue, emb
 
 
 @numba.njit(cache=True)
-def _assign(rows, cost, inten, energy, pue, emb, lower, allowed, admissible, duration_s,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+def _assign(rows, cost, inten, energy, pue, emb, lower, latest, allowed, admissible, duration_s,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
             left_s, gpus, offsets, hi, step, count, busy, levels, level_of, widths, size, load,
-            used, full, min_busy, herd, min_saving, tolerance, margin, out_pool, out_slot,
-            out_note):  # fmt: skip
+            used, full, min_busy, first_open, herd, min_saving, tolerance, margin, out_pool,
+            out_slot, out_note):  # fmt: skip
     n_pools = cost.shape[1]
     keep = 1.0 - min_saving - tolerance
     for k in range(len(rows)):
@@ -219,7 +228,9 @@ def _assign(rows, cost, inten, energy, pue, emb, lower, allowed, admissible, dur
             if min_busy[p] + g > size[p]:
                 continue  # busy at every start instant
             d = duration_s[r, p]
-            for s in range(count):
+            for s in range(first_open[p] if g >= 1 else 0, count):
+                if offsets[s] > latest[r, p]:
+                    break  # past the latest safe start: this slot and the later not allowed
                 c = cost[r, p, s]
                 if not c < np.inf:
                     continue
@@ -233,7 +244,7 @@ def _assign(rows, cost, inten, energy, pue, emb, lower, allowed, admissible, dur
             bp, bs = _rescue(r, allowed, admissible, duration_s, left_s, inten, energy, pue, emb,
                              margin, g,
                              offsets, step, count, busy, levels, level_of, widths, size,
-                             min_busy)  # fmt: skip
+                             min_busy, first_open)  # fmt: skip
             out_note[k] = 2 if allowed[r].any() else 1
         elif bs > 0:
             now, now_p = np.inf, -1
@@ -250,4 +261,4 @@ def _assign(rows, cost, inten, energy, pue, emb, lower, allowed, admissible, dur
                 bp, bs = now_p, 0
         out_pool[k], out_slot[k] = bp, bs
         _reserve(bp, bs, duration_s[r, bp], g, offsets, hi, step, count, busy, levels, widths,
-                 load, used, full, min_busy)  # fmt: skip
+                 size, load, used, full, min_busy, first_open)  # fmt: skip

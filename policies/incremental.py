@@ -142,6 +142,7 @@ class _Rows:
         self.left_s: FloatArray = np.zeros(0)
         self.gpus: IntArray = np.zeros(0, dtype=np.int64)
         self.latest_txt: dict[float, str] = {}  # latest safe starts as the reasons print them
+        self.start_txt: dict[int, str] = {}  # slot starts (1..) as the reasons print them
         self.plan: list[tuple[int, int, Alternative] | None] = []
 
     def take(self, job: JobSpec) -> int:
@@ -181,20 +182,30 @@ class _Rows:
 _NOTES = {NOTE_NONE: "", NOTE_HOME: HOME_NOTE, NOTE_LATE: LATE_NOTE}
 
 
-def _alternative(
-    rows: _Rows, r: int, p: int, s: int, pool: Pool, grid: SlotGrid,
-    devices: Sequence[Device] | None = None,
-) -> Alternative:  # fmt: skip
-    """:func:`policies.decisions.alternative_at` read from the stored row ``r``."""
-    chosen = pool.devices[: int(rows.gpus[r])] if devices is None else devices
-    energy_j = float(rows.energy[r, p])
-    intensity = float(rows.intensity[r, p, s])
-    return Alternative(
-        tuple(d.device_id for d in chosen), pool.region, pool.gpu.name, grid.time(s),
-        float(rows.duration[r, p]), energy_j, intensity,
-        energy_j / J_PER_KWH * intensity * pool.pue,  # operational_g, in its order
-        float(rows.embodied[r, p]),
-    )  # fmt: skip
+def _alternatives(
+    rows: _Rows, r: IntArray, p: IntArray, s: IntArray, pools: Sequence[Pool],
+    times: Sequence[datetime], devices: Sequence[tuple[str, ...] | None],
+) -> list[Alternative]:  # fmt: skip
+    """:func:`policies.decisions.alternative_at` for the cells ``(r[k], p[k], s[k])`` of the
+    stored rows (``devices[k]`` None: the pool's first ``tensor_parallel`` devices)."""
+    energy = rows.energy[r, p].tolist()
+    intensity = rows.intensity[r, p, s].tolist()
+    duration = rows.duration[r, p].tolist()
+    embodied = rows.embodied[r, p].tolist()
+    out = []
+    for k, (pk, sk, gk) in enumerate(zip(p.tolist(), s.tolist(), rows.gpus[r].tolist(),
+                                         strict=True)):  # fmt: skip
+        pool = pools[pk]
+        ids = devices[k]
+        if ids is None:
+            ids = tuple(d.device_id for d in pool.devices[:gk])
+        e, i = energy[k], intensity[k]
+        out.append(Alternative(
+            ids, pool.region, pool.gpu.name, times[sk], duration[k], e, i,
+            e / J_PER_KWH * i * pool.pue,  # operational_g, in its order
+            embodied[k],
+        ))  # fmt: skip
+    return out
 
 
 class PlanState:
@@ -246,8 +257,8 @@ class PlanState:
         fits = [j for j in order if fit[j]]
         inputs = GreedyInputs(
             rows.cost, rows.intensity, rows.energy, np.array([p.pue for p in pools]),
-            rows.embodied, rows.lower, rows.allowed, rows.ok, rows.duration, rows.left_s,
-            rows.gpus,
+            rows.embodied, rows.lower, rows.latest, rows.allowed, rows.ok, rows.duration,
+            rows.left_s, rows.gpus,
         )  # fmt: skip
         pool, slot, note = assign(
             index[fits], inputs, capacity, params.herd_penalty, params.min_saving, _TOLERANCE,
@@ -257,7 +268,10 @@ class PlanState:
         for j in (int(j) for j in np.flatnonzero(~fit)):
             job = jobs[j]
             decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)
-        run_now = self._run_now(index[fits], pools, grid, now)
+        times = [grid.time(k) for k in range(grid.count)]
+        run_now = self._run_now(index[fits], pools, grid, times, now)
+        plans = self._plans(index[fits], pool, slot, pools, times)
+        latest = rows.latest[index[fits], pool].tolist()
         taken: set[str] = set()
         for k, j in enumerate(fits):
             p, s, r = int(pool[k]), int(slot[k]), int(index[j])
@@ -266,7 +280,8 @@ class PlanState:
                 decisions[j] = _decide(tick, 0, p, 0, _NOTES[int(note[k])], policy,
                                        params.alternatives)  # fmt: skip
             else:
-                decisions[j] = self._hold(r, jobs[j], p, s, pools[p], grid, run_now[k], policy)
+                decisions[j] = self._hold(jobs[j], plans[k], s, latest[k], grid, run_now[k],
+                                          policy)  # fmt: skip
         return [d for d in decisions if d is not None]
 
     def _refresh(
@@ -356,8 +371,9 @@ class PlanState:
         rows.gpus[at] = [job.workload.tensor_parallel for job in cube.jobs]
 
     def _run_now(
-        self, at: IntArray, pools: Sequence[Pool], grid: SlotGrid, now: datetime
-    ) -> list[Alternative | None]:
+        self, at: IntArray, pools: Sequence[Pool], grid: SlotGrid, times: Sequence[datetime],
+        now: datetime,
+    ) -> list[Alternative | None]:  # fmt: skip
         """:func:`policies.decisions.run_now_alternative` for the rows ``at``: the fastest
         admissible pool among those whose devices are free first (ties: the first pool)."""
         rows = self._rows
@@ -370,21 +386,40 @@ class PlanState:
                 [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
             )
             later = [np.flatnonzero(grid.offsets_s >= t - 1e-6) for t in ready_s]
-            slot_of = [int(x[0]) if x.size else grid.count - 1 for x in later]
+            slot_of = np.array([x[0] if x.size else grid.count - 1 for x in later], dtype=np.int64)
+            ids = [None if x is None else tuple(d.device_id for d in x[1]) for x in ready]
             admissible = rows.ok[at[sel]]
             first = np.where(admissible, ready_s[None, :], np.inf)
             cand = admissible & (first == first.min(axis=1, initial=np.inf)[:, None])
             by = np.where(cand, rows.duration[at[sel]], np.inf)
             cand &= by == by.min(axis=1, initial=np.inf)[:, None]
             cand &= np.isfinite(first)
-            best = cand.argmax(axis=1)
-            for i in np.flatnonzero(cand.any(axis=1)):
-                p = int(best[i])
-                devices = ready[p]
-                assert devices is not None
-                out[sel[i]] = _alternative(rows, int(at[sel[i]]), p, slot_of[p], pools[p], grid,
-                                           devices[1])  # fmt: skip
+            has = np.flatnonzero(cand.any(axis=1))
+            p = cand.argmax(axis=1)[has]
+            built = _alternatives(rows, at[sel[has]], p, slot_of[p], pools, times,
+                                  [ids[q] for q in p.tolist()])  # fmt: skip
+            for k, alt in zip(sel[has].tolist(), built, strict=True):
+                out[k] = alt
         return out
+
+    def _plans(
+        self, at: IntArray, pool: IntArray, slot: IntArray, pools: Sequence[Pool],
+        times: Sequence[datetime],
+    ) -> list[Alternative]:  # fmt: skip
+        """Each job's planned cell as an alternative: last tick's object when the cell is the
+        same and later than slot 0 (whose values move with now)."""
+        rows = self._rows
+        plans: list[Alternative | None] = []
+        for r, p, s in zip(at.tolist(), pool.tolist(), slot.tolist(), strict=True):
+            seen = rows.plan[r]
+            plans.append(seen[2] if s > 0 and seen is not None and seen[:2] == (p, s) else None)
+        todo = np.array([k for k, x in enumerate(plans) if x is None], dtype=np.int64)
+        built = _alternatives(rows, at[todo], pool[todo], slot[todo], pools, times,
+                              [None] * len(todo))  # fmt: skip
+        for k, alt in zip(todo.tolist(), built, strict=True):
+            plans[k] = alt
+            rows.plan[int(at[k])] = (int(pool[k]), int(slot[k]), alt)
+        return [x for x in plans if x is not None]
 
     def _tick_of(
         self, r: int, job: JobSpec, pools: tuple[Pool, ...], grid: SlotGrid,
@@ -405,33 +440,29 @@ class PlanState:
         return _Tick(cube, cost, capacity, rows.allowed[r][None], grid.time(0), taken)
 
     def _hold(
-        self, r: int, job: JobSpec, p: int, s: int, pool: Pool, grid: SlotGrid,
+        self, job: JobSpec, plan: Alternative, s: int, latest: float, grid: SlotGrid,
         run_now: Alternative | None, policy: str,
     ) -> Decision:  # fmt: skip
         """``planner._decide`` for a job held: planned later, or now with too few GPUs free."""
-        rows = self._rows
-        seen = rows.plan[r]
-        if s > 0 and seen is not None and seen[:2] == (p, s):
-            plan = seen[2]
-        else:
-            plan = _alternative(rows, r, p, s, pool, grid)
-            rows.plan[r] = (p, s, plan)
         if s == 0:
             reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
             return Decision(job.job_id, "hold", reason, policy, plan, run_now)
         saving = ""
         if run_now is not None and run_now.total_g > 0:
             saving = f" ({1 - plan.total_g / run_now.total_g:.0%} below run-now)"
-        latest = float(rows.latest[r, p])
-        latest_txt = rows.latest_txt.get(latest)
+        texts = self._rows.latest_txt
+        latest_txt = texts.get(latest)
         if latest_txt is None:
             latest_txt = "none"
             if np.isfinite(latest):
                 at = grid.start + timedelta(seconds=latest)
                 latest_txt = at.isoformat(timespec="minutes")
-            rows.latest_txt[latest] = latest_txt
+            texts[latest] = latest_txt
+        start = self._rows.start_txt.get(s)
+        if start is None:
+            start = self._rows.start_txt[s] = plan.start.isoformat(timespec="minutes")
         reason = (
-            f"hold: plan {plan.gpu} in {plan.region} at {plan.start.isoformat(timespec='minutes')}"
+            f"hold: plan {plan.gpu} in {plan.region} at {start}"
             f" for {plan.total_g:.3g} g{saving}; latest safe start {latest_txt}"
         )
         return Decision(job.job_id, "hold", reason, policy, plan, run_now)
