@@ -143,7 +143,14 @@ class _Rows:
         self.gpus: IntArray = np.zeros(0, dtype=np.int64)
         self.latest_txt: dict[float, str] = {}  # latest safe starts as the reasons print them
         self.start_txt: dict[int, str] = {}  # slot starts (1..) as the reasons print them
-        self.plan: list[tuple[int, int, Alternative] | None] = []
+        # Last tick's objects, reused when their cell (later than slot 0) is the same:
+        # (no tuples per row: they would add to what every full garbage collection walks)
+        self.plan: list[Alternative | None] = []
+        self.plan_cell: IntArray = np.zeros((0, 2), dtype=np.int64)
+        self.run_now: list[Alternative | None] = []
+        self.run_now_cell: IntArray = np.zeros((0, 2), dtype=np.int64)
+        self.held: list[Decision | None] = []
+        self.held_latest: FloatArray = np.zeros(0)
 
     def take(self, job: JobSpec) -> int:
         """A row for ``job`` (growing the arrays by half when full)."""
@@ -164,18 +171,23 @@ class _Rows:
             self.gpus = _grown(self.gpus, n, 1)  # type: ignore[assignment]
             self.job.extend([None] * (n - old))
             self.plan.extend([None] * (n - old))
+            self.run_now.extend([None] * (n - old))
+            self.held.extend([None] * (n - old))
+            self.plan_cell = _grown(self.plan_cell, n, 0)  # type: ignore[assignment]
+            self.run_now_cell = _grown(self.run_now_cell, n, 0)  # type: ignore[assignment]
+            self.held_latest = _grown(self.held_latest, n, 0.0)  # type: ignore[assignment]
             self.free.extend(range(n - 1, old - 1, -1))
         r = self.free.pop()
         self.row_of[job.job_id] = r
         self.job[r] = job
-        self.plan[r] = None
+        self.plan[r] = self.run_now[r] = self.held[r] = None
         return r
 
     def release(self, job_id: str) -> None:
         """Forget a job that left the queue."""
         r = self.row_of.pop(job_id)
         self.job[r] = None
-        self.plan[r] = None
+        self.plan[r] = self.run_now[r] = self.held[r] = None
         self.free.append(r)
 
 
@@ -192,13 +204,16 @@ def _alternatives(
     intensity = rows.intensity[r, p, s].tolist()
     duration = rows.duration[r, p].tolist()
     embodied = rows.embodied[r, p].tolist()
+    first_ids: dict[tuple[int, int], tuple[str, ...]] = {}
     out = []
     for k, (pk, sk, gk) in enumerate(zip(p.tolist(), s.tolist(), rows.gpus[r].tolist(),
                                          strict=True)):  # fmt: skip
         pool = pools[pk]
         ids = devices[k]
         if ids is None:
-            ids = tuple(d.device_id for d in pool.devices[:gk])
+            ids = first_ids.get((pk, gk))
+            if ids is None:
+                ids = first_ids[pk, gk] = tuple(d.device_id for d in pool.devices[:gk])
         e, i = energy[k], intensity[k]
         out.append(Alternative(
             ids, pool.region, pool.gpu.name, times[sk], duration[k], e, i,
@@ -244,9 +259,10 @@ class PlanState:
         grid = SlotGrid.aligned(now, params.slot_s, params.horizon_slots)
         pools = make_pools(devices)
         self._refresh(pools, grid, forecasts, params, recalibration)
-        index = self._score(jobs, pools, forecasts, grid, params, cache, recalibration)
+        index, (duration, energy, ok) = self._score(
+            jobs, pools, forecasts, grid, params, cache, recalibration
+        )
         rows = self._rows
-        duration, energy, ok = rows.duration[index], rows.energy[index], rows.ok[index]
         typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok),
                             params.lifetime_years)  # fmt: skip
         regret = _regret(np.where(rows.allowed[index], typical, np.inf))
@@ -280,7 +296,7 @@ class PlanState:
                 decisions[j] = _decide(tick, 0, p, 0, _NOTES[int(note[k])], policy,
                                        params.alternatives)  # fmt: skip
             else:
-                decisions[j] = self._hold(jobs[j], plans[k], s, latest[k], grid, run_now[k],
+                decisions[j] = self._held(r, jobs[j], plans[k], s, latest[k], grid, run_now[k],
                                           policy)  # fmt: skip
         return [d for d in decisions if d is not None]
 
@@ -308,8 +324,9 @@ class PlanState:
         self, jobs: Sequence[JobSpec], pools: Sequence[Pool],
         forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid, params: WindowParameters,
         cache: EstimateCache, recalibration: Recalibration | None,
-    ) -> IntArray:  # fmt: skip
-        """Each job's row: kept, or scored now (new or changed jobs); slot 0 for the kept."""
+    ) -> tuple[IntArray, tuple[FloatArray, FloatArray, BoolArray]]:  # fmt: skip
+        """Each job's row (kept, or scored now for new or changed jobs), slot 0 scored again
+        for all, and the jobs' estimates ``(J, P)``."""
         rows = self._rows
         for job_id in set(rows.row_of) - {job.job_id for job in jobs}:
             rows.release(job_id)
@@ -324,8 +341,6 @@ class PlanState:
                 rows.release(job.job_id)
             index[j] = rows.take(job)
             new.append(j)
-        kept = np.ones(len(jobs), dtype=np.bool_)
-        kept[new] = False
         scoring = {
             "lifetime_years": params.lifetime_years, "duration_margin": params.duration_margin,
             "guard_s": params.guard_s, "risk_aversion": params.risk_aversion,
@@ -337,18 +352,16 @@ class PlanState:
             allowed = _allowed(some, pools, estimates[2], params.home_only)
             cube = score(some, pools, forecasts, grid, estimates=estimates, **scoring)  # type: ignore[arg-type]
             self._store(index[chunk], cube, allowed)
-        if kept.any():  # slot 0 starts now: score it again for the jobs kept
-            at = index[kept]
-            now_grid = SlotGrid(grid.start, grid.step_s, 1, grid.first_offset_s)
-            estimates = (rows.duration[at], rows.energy[at], rows.ok[at])
-            cube = score([jobs[int(j)] for j in np.flatnonzero(kept)], pools, forecasts, now_grid,
-                         estimates=estimates, **scoring)  # type: ignore[arg-type]  # fmt: skip
-            cost = np.where(rows.allowed[at], cube.planning_g[:, :, 0], np.inf)
-            rows.cost[at, :, 0] = cost
-            rows.intensity[at, :, 0] = cube.intensity_g_per_kwh[:, :, 0]
-            rows.latest[at] = cube.latest_start_s  # moves with now for jobs without a deadline
-            rows.lower[at] = np.minimum(rows.lower_rest[at], cost)
-        return index
+        # Slot 0 starts now: score it again (for the new jobs too: one call, the same values).
+        estimates = (rows.duration[index], rows.energy[index], rows.ok[index])
+        now_grid = SlotGrid(grid.start, grid.step_s, 1, grid.first_offset_s)
+        cube = score(jobs, pools, forecasts, now_grid, estimates=estimates, **scoring)  # type: ignore[arg-type]
+        cost = np.where(rows.allowed[index], cube.planning_g[:, :, 0], np.inf)
+        rows.cost[index, :, 0] = cost
+        rows.intensity[index, :, 0] = cube.intensity_g_per_kwh[:, :, 0]
+        rows.latest[index] = cube.latest_start_s  # moves with now for jobs without a deadline
+        rows.lower[index] = np.minimum(rows.lower_rest[index], cost)
+        return index, estimates
 
     def _store(self, at: IntArray, cube: CostCube, allowed: BoolArray) -> None:
         rows = self._rows
@@ -396,10 +409,25 @@ class PlanState:
             cand &= np.isfinite(first)
             has = np.flatnonzero(cand.any(axis=1))
             p = cand.argmax(axis=1)[has]
-            built = _alternatives(rows, at[sel[has]], p, slot_of[p], pools, times,
-                                  [ids[q] for q in p.tolist()])  # fmt: skip
-            for k, alt in zip(sel[has].tolist(), built, strict=True):
-                out[k] = alt
+            where = sel[has].tolist()
+            todo = []
+            for i, (r, q) in enumerate(zip(at[sel[has]].tolist(), p.tolist(), strict=True)):
+                seen = rows.run_now[r]
+                if (
+                    seen is not None and slot_of[q] > 0 and seen.device_ids == ids[q]
+                    and rows.run_now_cell[r, 0] == q and rows.run_now_cell[r, 1] == slot_of[q]
+                ):  # fmt: skip
+                    out[where[i]] = seen
+                else:
+                    todo.append(i)
+            i_todo = np.array(todo, dtype=np.int64)
+            r_todo, p_todo = at[sel[has]][i_todo], p[i_todo]
+            built = _alternatives(rows, r_todo, p_todo, slot_of[p_todo], pools, times,
+                                  [ids[q] for q in p_todo.tolist()])  # fmt: skip
+            for i, r, q, alt in zip(todo, r_todo.tolist(), p_todo.tolist(), built, strict=True):
+                out[where[i]] = alt
+                rows.run_now[r] = alt
+                rows.run_now_cell[r] = q, slot_of[q]
         return out
 
     def _plans(
@@ -412,13 +440,16 @@ class PlanState:
         plans: list[Alternative | None] = []
         for r, p, s in zip(at.tolist(), pool.tolist(), slot.tolist(), strict=True):
             seen = rows.plan[r]
-            plans.append(seen[2] if s > 0 and seen is not None and seen[:2] == (p, s) else None)
+            cell = rows.plan_cell[r]
+            same = s > 0 and seen is not None and cell[0] == p and cell[1] == s
+            plans.append(seen if same else None)
         todo = np.array([k for k, x in enumerate(plans) if x is None], dtype=np.int64)
         built = _alternatives(rows, at[todo], pool[todo], slot[todo], pools, times,
                               [None] * len(todo))  # fmt: skip
         for k, alt in zip(todo.tolist(), built, strict=True):
             plans[k] = alt
-            rows.plan[int(at[k])] = (int(pool[k]), int(slot[k]), alt)
+            rows.plan[int(at[k])] = alt
+            rows.plan_cell[int(at[k])] = pool[k], slot[k]
         return [x for x in plans if x is not None]
 
     def _tick_of(
@@ -443,7 +474,8 @@ class PlanState:
         self, job: JobSpec, plan: Alternative, s: int, latest: float, grid: SlotGrid,
         run_now: Alternative | None, policy: str,
     ) -> Decision:  # fmt: skip
-        """``planner._decide`` for a job held: planned later, or now with too few GPUs free."""
+        """``planner._decide`` for a job held: planned later, or now with too few GPUs free
+        (last tick's decision when its plan, run-now and latest start are the same)."""
         if s == 0:
             reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
             return Decision(job.job_id, "hold", reason, policy, plan, run_now)
@@ -466,3 +498,20 @@ class PlanState:
             f" for {plan.total_g:.3g} g{saving}; latest safe start {latest_txt}"
         )
         return Decision(job.job_id, "hold", reason, policy, plan, run_now)
+
+    def _held(
+        self, r: int, job: JobSpec, plan: Alternative, s: int, latest: float, grid: SlotGrid,
+        run_now: Alternative | None, policy: str,
+    ) -> Decision:  # fmt: skip
+        """:meth:`_hold`, or last tick's decision for row ``r`` when it would be the same."""
+        rows = self._rows
+        seen = rows.held[r]
+        if (
+            s > 0 and seen is not None and seen.chosen is plan and seen.run_now is run_now
+            and rows.held_latest[r] == latest and seen.policy == policy
+        ):  # fmt: skip
+            return seen
+        decision = self._hold(job, plan, s, latest, grid, run_now, policy)
+        rows.held[r] = decision if s > 0 else None
+        rows.held_latest[r] = latest
+        return decision

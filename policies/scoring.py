@@ -259,20 +259,20 @@ def typical_g(
     """
     duration, energy, ok = estimates
     span_s = np.array([grid.count * grid.step_s - grid.offsets_s[0]])
-    out = np.full(duration.shape, np.inf)
-    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)
+    mean = np.empty(len(pools))
     for p, pool in enumerate(pools):
         forecast = _forecast(forecasts, pool.zone)
         values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
         offset = (forecast.start - grid.start).total_seconds()
-        mean = float(
-            mean_intensities(values, forecast.step_s, offset, grid.offsets_s[:1], span_s)[0]
-        )
-        energy_j: FloatArray = np.where(ok[:, p], energy[:, p], 0.0)
-        held_s: FloatArray = np.where(ok[:, p], duration[:, p], 0.0)
-        op = operational_g(energy_j, np.full_like(energy_j, mean), pool.pue)
-        emb = embodied_g(held_s, pool.gpu.embodied_g * tp, lifetime_years)
-        out[:, p] = np.where(ok[:, p], op + emb, np.inf)
+        mean[p] = mean_intensities(values, forecast.step_s, offset, grid.offsets_s[:1], span_s)[0]
+    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
+    pue = np.array([pool.pue for pool in pools])
+    gpu_g = np.array([pool.gpu.embodied_g for pool in pools])
+    energy_j: FloatArray = np.where(ok, energy, 0.0)
+    held_s: FloatArray = np.where(ok, duration, 0.0)
+    op = operational_g(energy_j, mean[None, :], pue[None, :])  # type: ignore[arg-type]
+    emb = embodied_g(held_s, gpu_g[None, :] * tp, lifetime_years)
+    out: FloatArray = np.where(ok, op + emb, np.inf)
     return out
 
 
