@@ -152,36 +152,42 @@ class _Rows:
         self.held: list[Decision | None] = []
         self.held_latest: FloatArray = np.zeros(0)
 
+    def reserve(self, count: int) -> None:
+        """Room for ``count`` more jobs (growing the arrays once, by at least half)."""
+        if count > len(self.free):
+            self._grow(max(64, len(self.job) + len(self.job) // 2, len(self.row_of) + count))
+
     def take(self, job: JobSpec) -> int:
-        """A row for ``job`` (growing the arrays by half when full)."""
-        if not self.free:
-            old = len(self.job)
-            n = max(64, old + old // 2)
-            self.cost = _grown(self.cost, n, np.inf)  # type: ignore[assignment]
-            self.intensity = _grown(self.intensity, n, 0.0)  # type: ignore[assignment]
-            self.embodied = _grown(self.embodied, n, 0.0)  # type: ignore[assignment]
-            self.duration = _grown(self.duration, n, np.inf)  # type: ignore[assignment]
-            self.energy = _grown(self.energy, n, np.inf)  # type: ignore[assignment]
-            self.latest = _grown(self.latest, n, 0.0)  # type: ignore[assignment]
-            self.lower_rest = _grown(self.lower_rest, n, np.inf)  # type: ignore[assignment]
-            self.lower = _grown(self.lower, n, np.inf)  # type: ignore[assignment]
-            self.ok = _grown(self.ok, n, False)  # type: ignore[assignment]
-            self.allowed = _grown(self.allowed, n, False)  # type: ignore[assignment]
-            self.left_s = _grown(self.left_s, n, np.inf)  # type: ignore[assignment]
-            self.gpus = _grown(self.gpus, n, 1)  # type: ignore[assignment]
-            self.job.extend([None] * (n - old))
-            self.plan.extend([None] * (n - old))
-            self.run_now.extend([None] * (n - old))
-            self.held.extend([None] * (n - old))
-            self.plan_cell = _grown(self.plan_cell, n, 0)  # type: ignore[assignment]
-            self.run_now_cell = _grown(self.run_now_cell, n, 0)  # type: ignore[assignment]
-            self.held_latest = _grown(self.held_latest, n, 0.0)  # type: ignore[assignment]
-            self.free.extend(range(n - 1, old - 1, -1))
+        """A row for ``job``."""
+        self.reserve(1)
         r = self.free.pop()
         self.row_of[job.job_id] = r
         self.job[r] = job
         self.plan[r] = self.run_now[r] = self.held[r] = None
         return r
+
+    def _grow(self, n: int) -> None:
+        old = len(self.job)
+        self.cost = _grown(self.cost, n, np.inf)  # type: ignore[assignment]
+        self.intensity = _grown(self.intensity, n, 0.0)  # type: ignore[assignment]
+        self.embodied = _grown(self.embodied, n, 0.0)  # type: ignore[assignment]
+        self.duration = _grown(self.duration, n, np.inf)  # type: ignore[assignment]
+        self.energy = _grown(self.energy, n, np.inf)  # type: ignore[assignment]
+        self.latest = _grown(self.latest, n, 0.0)  # type: ignore[assignment]
+        self.lower_rest = _grown(self.lower_rest, n, np.inf)  # type: ignore[assignment]
+        self.lower = _grown(self.lower, n, np.inf)  # type: ignore[assignment]
+        self.ok = _grown(self.ok, n, False)  # type: ignore[assignment]
+        self.allowed = _grown(self.allowed, n, False)  # type: ignore[assignment]
+        self.left_s = _grown(self.left_s, n, np.inf)  # type: ignore[assignment]
+        self.gpus = _grown(self.gpus, n, 1)  # type: ignore[assignment]
+        self.job.extend([None] * (n - old))
+        self.plan.extend([None] * (n - old))
+        self.run_now.extend([None] * (n - old))
+        self.held.extend([None] * (n - old))
+        self.plan_cell = _grown(self.plan_cell, n, 0)  # type: ignore[assignment]
+        self.run_now_cell = _grown(self.run_now_cell, n, 0)  # type: ignore[assignment]
+        self.held_latest = _grown(self.held_latest, n, 0.0)  # type: ignore[assignment]
+        self.free.extend(range(n - 1, old - 1, -1))
 
     def release(self, job_id: str) -> None:
         """Forget a job that left the queue."""
@@ -330,6 +336,7 @@ class PlanState:
         rows = self._rows
         for job_id in set(rows.row_of) - {job.job_id for job in jobs}:
             rows.release(job_id)
+        rows.reserve(len(jobs) - len(rows.row_of))
         index = np.empty(len(jobs), dtype=np.int64)
         new: list[int] = []
         for j, job in enumerate(jobs):
