@@ -43,7 +43,9 @@ class GreedyInputs:
     """The scored jobs the greedy reads. Rows are indexed by ``rows[k]`` for the k-th job.
 
     ``cost`` ``(N, P, S)``: the planning cost, ``inf`` where not allowed (pool not allowed,
-    slot after the latest safe start); ``intensity_g_per_kwh`` ``(N, P, S)``, ``energy_j``,
+    slot after the latest safe start), except slot 0, read from ``cost_now`` ``(N, P)`` (it
+    moves every tick: a separate array is cheaper to rewrite); ``intensity_g_per_kwh``
+    ``(N, P, S)`` and ``intensity_now`` ``(N, P)`` likewise; ``energy_j``,
     ``embodied_g`` ``(N, P)`` and ``pue`` ``(P,)``: the grams the rescue path ranks by
     (operational as :func:`~policies.footprint.accounting.operational_g` computes it);
     ``lower`` ``(N, P)``: each pool's cheapest ``cost``; ``latest_start_s`` ``(N, P)``: the
@@ -53,7 +55,9 @@ class GreedyInputs:
     """
 
     cost: FloatArray
+    cost_now: FloatArray
     intensity_g_per_kwh: FloatArray
+    intensity_now: FloatArray
     energy_j: FloatArray
     pue: FloatArray
     embodied_g: FloatArray
@@ -83,7 +87,8 @@ def assign(
     note = np.zeros(n, dtype=np.int8)
     c = capacity.kernel_arrays()
     _assign(
-        np.ascontiguousarray(rows, dtype=np.int64), inputs.cost, inputs.intensity_g_per_kwh,
+        np.ascontiguousarray(rows, dtype=np.int64), inputs.cost, inputs.cost_now,
+        inputs.intensity_g_per_kwh, inputs.intensity_now,
         inputs.energy_j, inputs.pue, inputs.embodied_g, inputs.lower, inputs.latest_start_s,
         inputs.allowed, inputs.admissible, inputs.duration_s, inputs.left_s, inputs.gpus,
         c.offsets_s, c.hi_s, float(c.step_s), c.count, c.busy, c.levels, c.level_of, c.widths,
@@ -141,8 +146,8 @@ def _reserve(p, s, d, g, offsets, hi, step, count, busy, levels, widths, size, l
 
 # Kernels take arrays, not objects, and mirror the reference's branches: hence the noqa.
 @numba.njit(cache=True)
-def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, energy, pue, emb, margin, g,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
-            offsets, step, count, busy, levels, level_of, widths, size, min_busy,
+def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, pue, emb,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+            margin, g, offsets, step, count, busy, levels, level_of, widths, size, min_busy,
             first_open):  # fmt: skip
     """``planner._rescue``: (pool, slot) for a job with no free cell before its latest start."""
     n_pools = duration_s.shape[1]
@@ -170,7 +175,8 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, energy, pue, emb
                 if end + d * margin <= left:
                     late_any = True
                     # operational_g: energy_j / J_PER_KWH * intensity * pue, in that order
-                    grams = energy[r, p] / J_PER_KWH * inten[r, p, s] * pue[p] + emb[r, p]
+                    i = inten0[r, p] if s == 0 else inten[r, p, s]
+                    grams = energy[r, p] / J_PER_KWH * i * pue[p] + emb[r, p]
                     if grams < late_best:
                         late_best, late_p, late_s = grams, p, s
                 soon_any = True
@@ -207,10 +213,10 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, energy, pue, emb
 
 
 @numba.njit(cache=True)
-def _assign(rows, cost, inten, energy, pue, emb, lower, latest, allowed, admissible, duration_s,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
-            left_s, gpus, offsets, hi, step, count, busy, levels, level_of, widths, size, load,
-            used, full, min_busy, first_open, herd, min_saving, tolerance, margin, out_pool,
-            out_slot, out_note):  # fmt: skip
+def _assign(rows, cost, cost0, inten, inten0, energy, pue, emb, lower, latest, allowed,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+            admissible, duration_s, left_s, gpus, offsets, hi, step, count, busy, levels,
+            level_of, widths, size, load, used, full, min_busy, first_open, herd, min_saving,
+            tolerance, margin, out_pool, out_slot, out_note):  # fmt: skip
     n_pools = cost.shape[1]
     keep = 1.0 - min_saving - tolerance
     for k in range(len(rows)):
@@ -231,7 +237,7 @@ def _assign(rows, cost, inten, energy, pue, emb, lower, latest, allowed, admissi
             for s in range(first_open[p] if g >= 1 else 0, count):
                 if offsets[s] > latest[r, p]:
                     break  # past the latest safe start: this slot and the later not allowed
-                c = cost[r, p, s]
+                c = cost0[r, p] if s == 0 else cost[r, p, s]
                 if not c < np.inf:
                     continue
                 pen = c * (1.0 + herd * used[p, s]) if herd > 0 else c
@@ -241,7 +247,8 @@ def _assign(rows, cost, inten, energy, pue, emb, lower, latest, allowed, admissi
                 ):
                     best, bp, bs = pen, p, s
         if bp < 0:
-            bp, bs = _rescue(r, allowed, admissible, duration_s, left_s, inten, energy, pue, emb,
+            bp, bs = _rescue(r, allowed, admissible, duration_s, left_s, inten, inten0, energy,
+                             pue, emb,
                              margin, g,
                              offsets, step, count, busy, levels, level_of, widths, size,
                              min_busy, first_open)  # fmt: skip
@@ -249,7 +256,7 @@ def _assign(rows, cost, inten, energy, pue, emb, lower, latest, allowed, admissi
         elif bs > 0:
             now, now_p = np.inf, -1
             for p in range(n_pools):
-                c = cost[r, p, 0]
+                c = cost0[r, p]
                 if not c < np.inf:
                     continue
                 pen = c * (1.0 + herd * used[p, 0]) if herd > 0 else c

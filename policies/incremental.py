@@ -119,7 +119,8 @@ class _Rows:
     """Per-job scored rows in preallocated arrays; a job keeps its row while it is queued.
 
     ``cost`` is the planning cost (``inf`` where not allowed), ``intensity`` the mean forecast
-    intensity, both ``(N, P, S)``; the others are ``(N, P)`` or ``(N,)``, as in
+    intensity, both ``(N, P, S)``, their slot 0 (which starts now) in ``cost_now`` and
+    ``intensity_now`` ``(N, P)``, written every tick; the others are ``(N, P)`` or ``(N,)``, as in
     :class:`~policies.scoring.CostCube` and :class:`~policies.greedy.GreedyInputs`.
     ``lower_rest`` is each pool's cheapest cost over slots 1.. (slot 0 changes every tick).
     """
@@ -131,6 +132,8 @@ class _Rows:
         self.free: list[int] = []
         self.cost: FloatArray = np.full((0, p, s), np.inf)
         self.intensity: FloatArray = np.zeros((0, p, s))
+        self.cost_now: FloatArray = np.zeros((0, p))
+        self.intensity_now: FloatArray = np.zeros((0, p))
         self.embodied: FloatArray = np.zeros((0, p))
         self.duration: FloatArray = np.zeros((0, p))
         self.energy: FloatArray = np.zeros((0, p))
@@ -170,6 +173,8 @@ class _Rows:
         old = len(self.job)
         self.cost = _grown(self.cost, n, np.inf)  # type: ignore[assignment]
         self.intensity = _grown(self.intensity, n, 0.0)  # type: ignore[assignment]
+        self.cost_now = _grown(self.cost_now, n, np.inf)  # type: ignore[assignment]
+        self.intensity_now = _grown(self.intensity_now, n, 0.0)  # type: ignore[assignment]
         self.embodied = _grown(self.embodied, n, 0.0)  # type: ignore[assignment]
         self.duration = _grown(self.duration, n, np.inf)  # type: ignore[assignment]
         self.energy = _grown(self.energy, n, np.inf)  # type: ignore[assignment]
@@ -207,7 +212,7 @@ def _alternatives(
     """:func:`policies.decisions.alternative_at` for the cells ``(r[k], p[k], s[k])`` of the
     stored rows (``devices[k]`` None: the pool's first ``tensor_parallel`` devices)."""
     energy = rows.energy[r, p].tolist()
-    intensity = rows.intensity[r, p, s].tolist()
+    intensity = np.where(s == 0, rows.intensity_now[r, p], rows.intensity[r, p, s]).tolist()
     duration = rows.duration[r, p].tolist()
     embodied = rows.embodied[r, p].tolist()
     first_ids: dict[tuple[int, int], tuple[str, ...]] = {}
@@ -278,7 +283,8 @@ class PlanState:
         fit: BoolArray = np.any(ok, axis=1)
         fits = [j for j in order if fit[j]]
         inputs = GreedyInputs(
-            rows.cost, rows.intensity, rows.energy, np.array([p.pue for p in pools]),
+            rows.cost, rows.cost_now, rows.intensity, rows.intensity_now, rows.energy,
+            np.array([p.pue for p in pools]),
             rows.embodied, rows.lower, rows.latest, rows.allowed, rows.ok, rows.duration,
             rows.left_s, rows.gpus,
         )  # fmt: skip
@@ -364,8 +370,8 @@ class PlanState:
         now_grid = SlotGrid(grid.start, grid.step_s, 1, grid.first_offset_s)
         cube = score(jobs, pools, forecasts, now_grid, estimates=estimates, **scoring)  # type: ignore[arg-type]
         cost = np.where(rows.allowed[index], cube.planning_g[:, :, 0], np.inf)
-        rows.cost[index, :, 0] = cost
-        rows.intensity[index, :, 0] = cube.intensity_g_per_kwh[:, :, 0]
+        rows.cost_now[index] = cost
+        rows.intensity_now[index] = cube.intensity_g_per_kwh[:, :, 0]
         rows.latest[index] = cube.latest_start_s  # moves with now for jobs without a deadline
         rows.lower[index] = np.minimum(rows.lower_rest[index], cost)
         return index, estimates
@@ -468,8 +474,10 @@ class PlanState:
         ok = rows.ok[r][None]
         energy = np.where(ok, rows.energy[r][None], 0.0)[:, :, None]
         pue = np.array([p.pue for p in pools])[None, :, None]
-        intensity = rows.intensity[r][None]
-        cost = rows.cost[r][None]
+        intensity = rows.intensity[r][None].copy()
+        intensity[0, :, 0] = rows.intensity_now[r]
+        cost = rows.cost[r][None].copy()
+        cost[0, :, 0] = rows.cost_now[r]
         cube = CostCube(
             (job,), pools, grid, rows.duration[r][None], rows.energy[r][None], ok,
             rows.latest[r][None], intensity, energy / J_PER_KWH * intensity * pue,
