@@ -281,7 +281,8 @@ class PlanState:
         longest = np.where(ok, duration, 0.0).max(initial=0.0)
         capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
         fit: BoolArray = np.any(ok, axis=1)
-        fits = [j for j in order if fit[j]]
+        fits = [j for j, f in zip(order, fit[order].tolist(), strict=True) if f]
+        at = index[fits]
         inputs = GreedyInputs(
             rows.cost, rows.cost_now, rows.intensity, rows.intensity_now, rows.energy,
             np.array([p.pue for p in pools]),
@@ -289,7 +290,7 @@ class PlanState:
             rows.left_s, rows.gpus,
         )  # fmt: skip
         pool, slot, note = assign(
-            index[fits], inputs, capacity, params.herd_penalty, params.min_saving, _TOLERANCE,
+            at, inputs, capacity, params.herd_penalty, params.min_saving, _TOLERANCE,
             params.duration_margin,
         )  # fmt: skip
         decisions: list[Decision | None] = [None] * len(jobs)
@@ -297,16 +298,21 @@ class PlanState:
             job = jobs[j]
             decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)
         times = [grid.time(k) for k in range(grid.count)]
-        run_now = self._run_now(index[fits], pools, grid, times, now)
-        plans = self._plans(index[fits], pool, slot, pools, times)
-        latest = rows.latest[index[fits], pool].tolist()
+        run_now = self._run_now(at, pools, grid, times, now)
+        plans = self._plans(at, pool, slot, pools, times)
+        latest = rows.latest[at, pool].tolist()
+        # Devices free now per pool, less those this tick starts jobs on (free_devices' count).
+        free_now = [len(free_devices(p, now, set())) for p in pools]
         taken: set[str] = set()
-        for k, j in enumerate(fits):
-            p, s, r = int(pool[k]), int(slot[k]), int(index[j])
-            if s == 0 and len(free_devices(pools[p], now, taken)) >= rows.gpus[r]:
+        cells = zip(fits, at.tolist(), pool.tolist(), slot.tolist(), note.tolist(), strict=True)
+        for k, (j, r, p, s, why) in enumerate(cells):
+            if s == 0 and free_now[p] >= rows.gpus[r]:
                 tick = self._tick_of(r, jobs[j], pools, grid, capacity, taken)
-                decisions[j] = _decide(tick, 0, p, 0, _NOTES[int(note[k])], policy,
-                                       params.alternatives)  # fmt: skip
+                decisions[j] = decision = _decide(
+                    tick, 0, p, 0, _NOTES[why], policy, params.alternatives
+                )
+                if decision.action == "start" and decision.chosen is not None:
+                    free_now[p] -= len(decision.chosen.device_ids)
             else:
                 decisions[j] = self._held(r, jobs[j], plans[k], s, latest[k], grid, run_now[k],
                                           policy)  # fmt: skip
