@@ -169,11 +169,12 @@ def _order(
     latest = np.where(np.isinf(deadline), np.inf, latest)
     relaxed = latest > params.urgent_s
     loss = np.where(relaxed, -regret, 0.0)
-    return sorted(
-        range(len(jobs)),
-        key=lambda j: (-jobs[j].priority, bool(relaxed[j]), loss[j], latest[j],
-                       jobs[j].submitted_at, jobs[j].job_id),
-    )  # fmt: skip
+    # Sorted by (-priority, relaxed, loss, latest, submitted_at, job_id), stably.
+    ids = np.array([j.job_id for j in jobs], dtype=np.str_)
+    submitted = np.array([j.submitted_at.timestamp() for j in jobs])
+    priority = np.array([-j.priority for j in jobs], dtype=np.int64)
+    order: list[int] = np.lexsort((ids, submitted, latest, loss, relaxed, priority)).tolist()
+    return order
 
 
 def _choose(

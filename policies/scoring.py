@@ -304,10 +304,8 @@ def _zone_means(
 
 
 def _operational(energy_j: FloatArray, intensity: FloatArray, pue: FloatArray) -> FloatArray:
-    """Operational grams per (job, pool, slot): the accounting formula, pool by pool."""
-    out = np.empty_like(intensity)
-    for p in range(intensity.shape[1]):
-        out[:, p, :] = operational_g(energy_j[:, p, :], intensity[:, p, :], float(pue[p]))
+    """Operational grams per (job, pool, slot): the accounting formula, each pool its PUE."""
+    out: FloatArray = operational_g(energy_j, intensity, pue[None, :, None])  # type: ignore[arg-type]
     return out
 
 

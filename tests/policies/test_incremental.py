@@ -13,11 +13,13 @@ import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import numpy as np
 import pytest
 
 from policies import get_policy, with_recalibration
 from policies.footprint.recalibration import Recalibration, RecalibrationFactor
-from policies.planner import plan_window
+from policies.planner import WindowParameters, _order, plan_window
+from policies.scoring import estimate_matrix, make_pools
 from policies.types import Decision
 from tests.policies.conftest import NOW
 from tests.policies.random_cluster import World, world
@@ -119,3 +121,34 @@ def test_a_recalibrated_copy_plans_on_its_own_factors() -> None:
     assert recalibrated == _full(copy, now, w)
     assert recalibrated != first
     assert policy.plan(now, w.jobs, w.devices, w.forecasts) == first
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_planning_order_is_the_tuple_sort(seed: int) -> None:
+    """``_order`` sorts by arrays (``np.lexsort``); the reference is Python's tuple sort."""
+    w = world(seed, n_devices=6, n_jobs=80)
+    rng = np.random.default_rng(seed)
+    w.jobs = [  # ties on priority and submission, some within and some past the urgency window
+        replace(j, priority=int(rng.integers(0, 2)), submitted_at=NOW - timedelta(minutes=int(k)))
+        for j, k in zip(w.jobs, rng.integers(0, 3, len(w.jobs)), strict=True)
+    ]
+    params = WindowParameters(urgent_s=float(rng.choice([0.0, 3600.0, math.inf])))
+    pools = make_pools(w.devices)
+    duration, _, ok = estimate_matrix(w.jobs, pools)
+    regret = np.where(rng.random(len(w.jobs)) < 0.2, np.inf, rng.integers(0, 4, len(w.jobs)))
+    now = NOW + timedelta(minutes=7)
+    deadline = np.array([np.inf if j.deadline is None else (j.deadline - now).total_seconds()
+                         for j in w.jobs])  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        latest = deadline[:, None] - duration * (1.0 + params.duration_margin) - params.guard_s
+    latest = np.where(ok & ~np.isnan(latest), latest, -np.inf).max(axis=1, initial=-np.inf)
+    latest = np.where(np.isinf(deadline), np.inf, latest)
+    relaxed = latest > params.urgent_s
+    loss = np.where(relaxed, -regret, 0.0)
+    jobs = w.jobs
+    expected = sorted(
+        range(len(jobs)),
+        key=lambda j: (-jobs[j].priority, bool(relaxed[j]), loss[j], latest[j],
+                       jobs[j].submitted_at, jobs[j].job_id),
+    )  # fmt: skip
+    assert _order(jobs, duration, ok, now, params, regret.astype(np.float64)) == expected
