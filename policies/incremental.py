@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -77,7 +77,7 @@ class _Context:
     """What every stored row depends on besides its own job."""
 
     pools: tuple[tuple[str, str, GpuSpec, float, tuple[tuple[str, bool], ...]], ...]
-    grid: tuple[datetime, int, int]  # the slot boundaries: anchor, step, count
+    grid: tuple[int, int]  # slot length and count (the anchor moves: see PlanState._shift)
     params: WindowParameters
     recalibration: Recalibration | None
 
@@ -194,6 +194,14 @@ class _Rows:
         self.held_latest = _grown(self.held_latest, n, 0.0)  # type: ignore[assignment]
         self.free.extend(range(n - 1, old - 1, -1))
 
+    def forget_cells(self) -> None:
+        """Drop what is kept by slot index (after the slots moved on)."""
+        self.plan = [None] * len(self.plan)
+        self.run_now = [None] * len(self.run_now)
+        self.held = [None] * len(self.held)
+        self.latest_txt.clear()
+        self.start_txt.clear()
+
     def release(self, job_id: str) -> None:
         """Forget a job that left the queue."""
         r = self.row_of.pop(job_id)
@@ -244,6 +252,7 @@ class PlanState:
 
     def __init__(self) -> None:
         self._context: _Context | None = None
+        self._start = datetime.min.replace(tzinfo=UTC)  # the grid's anchor at the last tick
         self._forecasts: dict[str, _Seen] = {}
         self._rows = _Rows(0, 0)
 
@@ -269,9 +278,9 @@ class PlanState:
             raise PoliciesError("two queued jobs share an id: cannot keep their plans apart")
         grid = SlotGrid.aligned(now, params.slot_s, params.horizon_slots)
         pools = make_pools(devices)
-        self._refresh(pools, grid, forecasts, params, recalibration)
+        moved = self._refresh(pools, grid, forecasts, params, recalibration)
         index, (duration, energy, ok) = self._score(
-            jobs, pools, forecasts, grid, params, cache, recalibration
+            jobs, pools, forecasts, grid, params, cache, recalibration, moved
         )
         rows = self._rows
         typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok),
@@ -321,33 +330,82 @@ class PlanState:
     def _refresh(
         self, pools: Sequence[Pool], grid: SlotGrid, forecasts: Mapping[str, ZoneIntensity],
         params: WindowParameters, recalibration: Recalibration | None,
-    ) -> None:  # fmt: skip
-        """Drop every row when anything they depend on changed."""
+    ) -> int:  # fmt: skip
+        """Drop every row when anything they depend on changed; else the number of slots the
+        grid moved on since the last tick (0: none), when the rows can follow it."""
         context = _Context(
             tuple((p.region, p.zone, p.gpu, p.pue,
                    tuple((d.device_id, d.available) for d in p.devices)) for p in pools),
-            (grid.start, grid.step_s, grid.count), params, recalibration,
+            (grid.step_s, grid.count), params, recalibration,
         )  # fmt: skip
         zones = {p.zone: forecasts.get(p.zone) for p in pools}
         same = context == self._context and all(
             f is not None and z in self._forecasts and self._forecasts[z].same(f)
             for z, f in zones.items()
         )
-        if not same:
-            self._context = context
-            self._forecasts = {z: _Seen.of(f) for z, f in zones.items() if f is not None}
-            self._rows = _Rows(len(pools), grid.count)
+        moved_s = (grid.start - self._start).total_seconds() if same else -1.0
+        if moved_s == 0:
+            return 0
+        slots = int(moved_s // grid.step_s)
+        # Stored cells are kept by slot index; shifted, they equal freshly scored ones when
+        # every start offset the scorer computes is a whole number of seconds (exact in floats).
+        whole = all(
+            f is not None and (f.start - grid.start).total_seconds().is_integer()
+            for f in zones.values()
+        )
+        self._start = grid.start
+        if same and whole and 0 < slots < grid.count and slots * grid.step_s == moved_s:
+            return slots
+        self._context = context
+        self._forecasts = {z: _Seen.of(f) for z, f in zones.items() if f is not None}
+        self._rows = _Rows(len(pools), grid.count)
+        return 0
+
+    def _shift(
+        self, slots: int, pools: Sequence[Pool], forecasts: Mapping[str, ZoneIntensity],
+        grid: SlotGrid, scoring: Mapping[str, float], chunk: int,
+    ) -> None:  # fmt: skip
+        """Move the rows ``slots`` slots on: cells shift down, the new last slots are scored."""
+        rows = self._rows
+        n = grid.count - slots
+        for first in range(0, len(rows.job), chunk):  # chunks bound the overlap's temporary
+            part = slice(first, first + chunk)
+            rows.cost[part, :, :n] = rows.cost[part, :, slots:]
+            rows.intensity[part, :, :n] = rows.intensity[part, :, slots:]
+        live = np.array(sorted(rows.row_of.values()), dtype=np.int64)
+        tail = SlotGrid(grid.start + timedelta(seconds=n * grid.step_s), grid.step_s, slots)
+        for first in range(0, len(live), chunk):
+            at = live[first : first + chunk]
+            some = [job for r in at.tolist() if (job := rows.job[r]) is not None]  # all live
+            estimates = (rows.duration[at], rows.energy[at], rows.ok[at])
+            cube = score(some, pools, forecasts, tail, estimates=estimates, mask_latest=False,
+                         **scoring)  # type: ignore[arg-type]  # fmt: skip
+            rows.cost[at, :, n:] = np.where(rows.allowed[at][:, :, None], cube.planning_g, np.inf)
+            rows.intensity[at, :, n:] = cube.intensity_g_per_kwh
+            rows.lower_rest[at] = rows.cost[at, :, 1:].min(axis=2, initial=np.inf)
+            rows.left_s[at] = [
+                math.inf if job.deadline is None else (job.deadline - grid.start).total_seconds()
+                for job in some
+            ]
+        rows.forget_cells()
 
     def _score(
         self, jobs: Sequence[JobSpec], pools: Sequence[Pool],
         forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid, params: WindowParameters,
-        cache: EstimateCache, recalibration: Recalibration | None,
+        cache: EstimateCache, recalibration: Recalibration | None, moved: int,
     ) -> tuple[IntArray, tuple[FloatArray, FloatArray, BoolArray]]:  # fmt: skip
         """Each job's row (kept, or scored now for new or changed jobs), slot 0 scored again
-        for all, and the jobs' estimates ``(J, P)``."""
+        for all, and the jobs' estimates ``(J, P)``; first the kept rows follow the grid when
+        it ``moved`` on by that many slots."""
         rows = self._rows
         for job_id in set(rows.row_of) - {job.job_id for job in jobs}:
             rows.release(job_id)
+        scoring = {
+            "lifetime_years": params.lifetime_years, "duration_margin": params.duration_margin,
+            "guard_s": params.guard_s, "risk_aversion": params.risk_aversion,
+        }  # fmt: skip
+        if moved:
+            self._shift(moved, pools, forecasts, grid, scoring, params.chunk_jobs)
         rows.reserve(len(jobs) - len(rows.row_of))
         index = np.empty(len(jobs), dtype=np.int64)
         new: list[int] = []
@@ -360,16 +418,13 @@ class PlanState:
                 rows.release(job.job_id)
             index[j] = rows.take(job)
             new.append(j)
-        scoring = {
-            "lifetime_years": params.lifetime_years, "duration_margin": params.duration_margin,
-            "guard_s": params.guard_s, "risk_aversion": params.risk_aversion,
-        }  # fmt: skip
         for first in range(0, len(new), params.chunk_jobs):
             chunk = new[first : first + params.chunk_jobs]
             some = [jobs[j] for j in chunk]
             estimates = estimate_matrix(some, pools, cache, recalibration)
             allowed = _allowed(some, pools, estimates[2], params.home_only)
-            cube = score(some, pools, forecasts, grid, estimates=estimates, **scoring)  # type: ignore[arg-type]
+            cube = score(some, pools, forecasts, grid, estimates=estimates, mask_latest=False,
+                         **scoring)  # type: ignore[arg-type]  # fmt: skip
             self._store(index[chunk], cube, allowed)
         # Slot 0 starts now: score it again (for the new jobs too: one call, the same values).
         estimates = (rows.duration[index], rows.energy[index], rows.ok[index])
@@ -482,7 +537,8 @@ class PlanState:
         pue = np.array([p.pue for p in pools])[None, :, None]
         intensity = rows.intensity[r][None].copy()
         intensity[0, :, 0] = rows.intensity_now[r]
-        cost = rows.cost[r][None].copy()
+        after = grid.offsets_s[None, :] > rows.latest[r][:, None]
+        cost = np.where(after, np.inf, rows.cost[r])[None]
         cost[0, :, 0] = rows.cost_now[r]
         cube = CostCube(
             (job,), pools, grid, rows.duration[r][None], rows.energy[r][None], ok,

@@ -322,6 +322,7 @@ def score(
     cache: EstimateCache | None = None,
     estimates: tuple[FloatArray, FloatArray, BoolArray] | None = None,
     recalibration: Recalibration | None = None,
+    mask_latest: bool = True,
 ) -> CostCube:
     """Score every (job, pool, slot).
 
@@ -333,6 +334,8 @@ def score(
         recalibration: factors learned from measured outcomes, applied to the estimates.
         risk_aversion: weight in [0, 1] of the forecast's pessimistic bound in ``planning_g``
             (0: plan on the point forecast; ignored for forecasts without a bound).
+        mask_latest: False: ``total_g`` and ``planning_g`` are not ``inf`` after the latest
+            safe start (for callers that apply ``latest_start_s`` themselves).
 
     Raises:
         MissingForecastError: a pool's zone has no forecast.
@@ -360,6 +363,8 @@ def score(
     op = _operational(finite_e, mean, pue)
     emb = embodied_g(finite_d, gpu_g[None, :] * tp, lifetime_years)
     allowed = ok[:, :, None] & (grid.offsets_s[None, None, :] <= latest[:, :, None])
+    if not mask_latest:
+        allowed = np.broadcast_to(ok[:, :, None], op.shape)
     total = np.where(allowed, op + emb[:, :, None], np.inf)
     planning = total
     if risk_aversion > 0 and any(upper_values(forecasts[p.zone]) is not None for p in pools):
