@@ -72,6 +72,9 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 
+_Factors = tuple[tuple[tuple[str, str], float, float], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class _Context:
     """What every stored row depends on besides its own job."""
@@ -79,7 +82,21 @@ class _Context:
     pools: tuple[tuple[str, str, GpuSpec, float, tuple[tuple[str, bool], ...]], ...]
     grid: tuple[int, int]  # slot length and count (the anchor moves: see PlanState._shift)
     params: WindowParameters
-    recalibration: Recalibration | None
+    factors: _Factors  # the recalibration factors in use
+
+
+def _in_use(
+    recalibration: Recalibration | None,
+) -> tuple[tuple[tuple[str, str], float, float], ...]:
+    """The factors that change estimates (``Recalibration.apply`` uses only these): a new
+    observation of a pair whose factors are not yet in use changes no row."""
+    if recalibration is None:
+        return ()
+    return tuple(sorted(
+        (key, recalibration.energy_factor(*key), recalibration.duration_factor(*key))
+        for key in recalibration.factors
+        if recalibration.in_use(*key)
+    ))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +263,8 @@ class PlanState:
     """Scored rows kept between the ticks of one policy (see the module docstring).
 
     A cache: the answers are those of a full re-plan on the same inputs. Copies of a policy
-    (``with_recalibration``) share it; rows scored under other recalibration factors are
-    dropped when the factors differ.
+    (``with_recalibration``) share it; rows scored under other recalibration factors in use
+    are dropped when those differ.
     """
 
     def __init__(self) -> None:
@@ -336,7 +353,7 @@ class PlanState:
         context = _Context(
             tuple((p.region, p.zone, p.gpu, p.pue,
                    tuple((d.device_id, d.available) for d in p.devices)) for p in pools),
-            (grid.step_s, grid.count), params, recalibration,
+            (grid.step_s, grid.count), params, _in_use(recalibration),
         )  # fmt: skip
         zones = {p.zone: forecasts.get(p.zone) for p in pools}
         same = context == self._context and all(

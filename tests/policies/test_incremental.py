@@ -121,6 +121,13 @@ def test_a_recalibrated_copy_plans_on_its_own_factors() -> None:
     assert recalibrated == _full(copy, now, w)
     assert recalibrated != first
     assert policy.plan(now, w.jobs, w.devices, w.forecasts) == first
+    # One more observation, of a pair whose factors are not in use yet: the same estimates.
+    fresh = RecalibrationFactor(w.jobs[0].model.name, "H100", samples=1, energy_log=1.0)
+    more = Recalibration.from_factors([*doubled.factors.values(), fresh])
+    later = now + timedelta(minutes=1)
+    assert with_recalibration(policy, more).plan(later, w.jobs, w.devices, w.forecasts) == _full(
+        with_recalibration(policy, more), later, w
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))
