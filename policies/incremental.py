@@ -4,8 +4,8 @@
 computes does not change from one tick to the next. :class:`PlanState` keeps, per queued job,
 what the scorer gave it (estimates, latest safe starts, the planning cost and mean intensity of
 every (pool, slot)) for as long as nothing it depends on changes: the pools (GPU types,
-regions, PUE, how many devices are available), the grid's slot boundaries, the forecasts of the
-pools' zones, the parameters and the recalibration factors. A tick then
+regions, PUE, which devices are available), the grid's slots, the forecasts of the pools'
+zones, the parameters and the recalibration factors in use. A tick then
 
 - scores only the jobs it has not seen (in chunks of ``chunk_jobs``), and slot 0 for every job
   (slot 0 starts *now*, so it moves every tick);
@@ -16,9 +16,11 @@ pools' zones, the parameters and the recalibration factors. A tick then
   cell did not change is the same object as last tick), and those of started jobs as the
   reference does.
 
-When any dependency changes (a new forecast, a device lost or back, the grid crossing a slot
-boundary) every row is scored again: that tick costs what a full re-plan costs. The answers
-are those of :func:`policies.planner.plan_window` without a state, field for field (a test
+When the grid crosses slot boundaries the rows shift and only the new last slots are scored
+(exact when the scorer's start offsets are whole seconds, else everything is scored again).
+When any other dependency changes (a new forecast, a device lost or back, the recalibration
+factors in use) every row is scored again: that tick costs what a full re-plan costs. The
+answers are those of :func:`policies.planner.plan_window` without a state, field for field (a test
 replays ticks with arrivals, ended runs, new forecasts and lost devices to check it): the
 stored values are the scorer's own, computed by the same NumPy expressions cell by cell.
 """
