@@ -86,8 +86,15 @@ def _change(w: World, what: str, now: datetime, hedged: bool) -> None:
         ("carbon-window", {"herd_penalty": 0.3, "chunk_jobs": 7}, False),
         ("wait-awhile", {}, False),
         ("oracle", {"slot_s": 600, "horizon_slots": 30}, True),
+        ("carbon-lookahead", {"lookahead_max_cells": 1}, True),  # LP too large: the greedy
     ],
-    ids=["carbon-window", "herding-small-chunks", "wait-awhile", "oracle-short-horizon"],
+    ids=[
+        "carbon-window",
+        "herding-small-chunks",
+        "wait-awhile",
+        "oracle-short-horizon",
+        "lookahead-too-large",
+    ],
 )
 def test_every_tick_decides_as_a_full_replan(
     seed: int, name: str, params: dict[str, object], hedged: bool
