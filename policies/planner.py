@@ -1,6 +1,8 @@
 """The spatio-temporal planner behind ``carbon-window``, ``wait-awhile`` and ``oracle``.
 
-One call plans the whole queue afresh (re-planning every tick is simply calling it again):
+One call plans the whole queue afresh (re-planning every tick is simply calling it again;
+with a :class:`~policies.incremental.PlanState` the same answers come faster, from rows kept
+between ticks and a compiled greedy, except for the look-ahead LP's rounds):
 
 1. Score every (job, pool, slot) over the horizon (:func:`policies.scoring.score`), with a
    latest safe start per (job, pool) = deadline - duration x (1 + ``duration_margin``) -
