@@ -26,9 +26,9 @@ class World:
     forecasts: dict[str, FakeForecast] = field(default_factory=dict)
     issued: int = 0
 
-    def new_forecasts(self, at: datetime, hedged: bool) -> None:
-        """Fresh hourly forecasts for every zone from the hour before ``at``."""
-        start = at.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    def new_forecasts(self, at: datetime, hedged: bool, skew_s: float = 0.0) -> None:
+        """Fresh hourly forecasts for every zone from the hour before ``at`` (``skew_s`` later)."""
+        start = at.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1, seconds=-skew_s)
         for k, zone in enumerate(ZONES):
             hours = np.arange(36)
             values = 250 + 150 * np.sin(hours / 24 * 2 * np.pi + k) + self.rng.normal(0, 20, 36)

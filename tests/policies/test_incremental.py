@@ -69,7 +69,9 @@ def _change(w: World, what: str, now: datetime, hedged: bool) -> None:
             w.devices = [replace(d, busy_until=now) if d.device_id == gone else d
                          for d in w.devices]  # fmt: skip
     elif what == "a new forecast":
-        w.new_forecasts(now, hedged)
+        # Unhedged worlds get one starting off the whole second: the rows cannot follow the
+        # next slot boundary bit for bit, so that tick scores everything again.
+        w.new_forecasts(now, hedged, skew_s=0.0 if hedged else 0.123457)
     elif what == "a device is lost":
         w.devices = [replace(d, available=False) if d.device_id == "d0" else d
                      for d in w.devices]  # fmt: skip
