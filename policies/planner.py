@@ -299,7 +299,8 @@ def plan_window(
     """Plan every job jointly over devices, regions and start slots (see module docstring).
 
     With ``state`` (the rows kept from earlier ticks, :mod:`policies.incremental`), the same
-    decisions come from the fast path, except for the look-ahead LP, which plans here.
+    decisions come from the fast path, except for the look-ahead LP's rounds and a queue with
+    two jobs of one id (rows are kept by id), which plan here.
 
     Raises:
         MissingForecastError: a device's zone has no forecast.
@@ -309,7 +310,8 @@ def plan_window(
     cache = {} if cache is None else cache
     grid = SlotGrid.aligned(now, params.slot_s, params.horizon_slots)
     pools = make_pools(devices)
-    if state is not None and not _joint(params, len(jobs) * len(pools) * grid.count):
+    fast = state is not None and not _joint(params, len(jobs) * len(pools) * grid.count)
+    if fast and state is not None and len({job.job_id for job in jobs}) == len(jobs):
         return state.plan(policy, now, jobs, devices, forecasts, params, cache, recalibration)
     duration, energy, ok = estimate_matrix(jobs, pools, cache, recalibration)
     allowed = _allowed(jobs, pools, ok, params.home_only)

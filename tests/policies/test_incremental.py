@@ -168,3 +168,11 @@ def test_the_planning_order_is_the_tuple_sort(seed: int) -> None:
                        jobs[j].submitted_at, jobs[j].job_id),
     )  # fmt: skip
     assert _order(jobs, duration, ok, now, params, regret.astype(np.float64)) == expected
+
+
+def test_a_queue_with_a_repeated_id_is_planned_in_full() -> None:
+    w = world(3, n_devices=6, n_jobs=20)
+    w.jobs.append(replace(w.jobs[0], deadline=None))
+    now = NOW + timedelta(minutes=2)
+    policy = get_policy("carbon-window")
+    assert policy.plan(now, w.jobs, w.devices, w.forecasts) == _full(policy, now, w)
