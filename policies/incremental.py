@@ -62,6 +62,7 @@ from policies.scoring import (
     estimate_matrix,
     make_pools,
     score,
+    score_now,
     typical_g,
     upper_values,
 )  # fmt: skip
@@ -447,12 +448,12 @@ class PlanState:
             self._store(index[chunk], cube, allowed)
         # Slot 0 starts now: score it again (for the new jobs too: one call, the same values).
         estimates = (rows.duration[index], rows.energy[index], rows.ok[index])
-        now_grid = SlotGrid(grid.start, grid.step_s, 1, grid.first_offset_s)
-        cube = score(jobs, pools, forecasts, now_grid, estimates=estimates, **scoring)  # type: ignore[arg-type]
-        cost = np.where(rows.allowed[index], cube.planning_g[:, :, 0], np.inf)
+        planning, intensity, latest = score_now(jobs, pools, forecasts, grid, estimates,
+                                                **scoring)  # fmt: skip
+        cost = np.where(rows.allowed[index], planning, np.inf)
         rows.cost_now[index] = cost
-        rows.intensity_now[index] = cube.intensity_g_per_kwh[:, :, 0]
-        rows.latest[index] = cube.latest_start_s  # moves with now for jobs without a deadline
+        rows.intensity_now[index] = intensity
+        rows.latest[index] = latest  # moves with now for jobs without a deadline
         rows.lower[index] = np.minimum(rows.lower_rest[index], cost)
         return index, estimates
 
