@@ -54,6 +54,7 @@ from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
 from daemon.queue.ingest import IngestResult, Queue
+from daemon.queue.line import JobRequest
 from daemon.settings import Settings
 from daemon.sites import SiteView
 from daemon.sites.outcome import site_columns
@@ -137,6 +138,7 @@ class Service:
         self._last_refresh: datetime | None = None
         self._cancel_sent: set[str] = set()
         self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
+        self._specs: dict[str, tuple[JobRequest, JobSpec]] = {}  # planner's view per waiting job
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
         self._lock = threading.RLock()
@@ -353,14 +355,16 @@ class Service:
         specs: list[JobSpec] = []
         for job in waiting:
             try:
-                specs.append(job_spec(job))
+                specs.append(self._job_spec(job))
             except PoliciesError as exc:
                 self._fail_unstarted(job, now, f"invalid job: {exc}")
+        self._specs = {s.job_id: self._specs[s.job_id] for s in specs}
         if not specs:
             return [], []
         if not self._forecasts or self.refresh_due(now):
             self.refresh_intensity(now)
-        devices = self._devices(now)
+        runs = self.ledger.active_runs()
+        devices = self._devices(now, runs)
         policy = self.policy
         if self.measurement is not None:  # plan on what the measured outcomes taught
             policy = with_recalibration(policy, self.measurement.recalibration)
@@ -371,7 +375,7 @@ class Service:
             return [], []
         jobs = {job.job_id: job for job in waiting}
         self._decided = {k: v for k, v in self._decided.items() if k in jobs}
-        busy = {d for run in self.ledger.active_runs() for d in run.device_ids}
+        busy = {d for run in runs for d in run.device_ids}
         started = []
         for decision in decisions:
             record = jobs.get(decision.job_id)
@@ -395,12 +399,24 @@ class Service:
                 started.append(record.job_id)
         return decisions, started
 
-    def _devices(self, now: datetime) -> list[Device]:
-        """The planner's devices: busy while carbond's runs hold them, and as capacity-aware
-        executors (Slurm) see them (down nodes, GPUs other users hold)."""
-        devices = busy_devices(
-            self.inventory, self.ledger.active_runs(), now, self.settings.intervals.plan_s
-        )
+    def _job_spec(self, job: JobRecord) -> JobSpec:
+        """:func:`daemon.planning.job_spec`, built once per waiting job (its request, times
+        and id never change; the ledger hands back the same parsed request).
+
+        Raises:
+            PoliciesError: the model or workload is invalid.
+        """
+        cached = self._specs.get(job.job_id)
+        if cached is not None and cached[0] is job.request:
+            return cached[1]
+        spec = job_spec(job)
+        self._specs[job.job_id] = (job.request, spec)
+        return spec
+
+    def _devices(self, now: datetime, runs: Sequence[RunRecord]) -> list[Device]:
+        """The planner's devices: busy while carbond's ``runs`` hold them, and as
+        capacity-aware executors (Slurm) see them (down nodes, GPUs other users hold)."""
+        devices = busy_devices(self.inventory, runs, now, self.settings.intervals.plan_s)
         for executor in self.executors.values():
             if isinstance(executor, CapacityAware):
                 devices = executor.available(devices, now)
@@ -436,7 +452,8 @@ class Service:
         if record_decision(self.ledger, job, decision, now, self._decided):
             chosen = decision.chosen
             run_now_g = decision.run_now.total_g if decision.run_now else None
-            if decision.action == "start":  # the counterfactual stored at submission
+            if decision.action == "start" and not isinstance(self.metrics, NullMetrics):
+                # the counterfactual stored at submission (not read for a sink that drops it)
                 stored = self.ledger.counterfactual(job.job_id)
                 run_now_g = stored["total_g"] if stored is not None else run_now_g
             self.metrics.observe_decision(decision.policy, decision.action,
@@ -509,7 +526,7 @@ class Service:
     # -- endings ----------------------------------------------------------------------------
 
     def _send_cancels(self, runs: Sequence[RunRecord], now: datetime) -> None:
-        waiting = {j.job_id for j in self.ledger.jobs(("running",)) if j.cancel_requested_at}
+        waiting = self.ledger.cancel_requested("running")
         for run in runs:
             if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
                 executor = self.executors.get(run.executor)

@@ -8,6 +8,7 @@ commits the ``running`` transition with the run row before the executor starts a
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,11 @@ __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternativ
 class Ledger(Accounting, QueueState):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
+
+    _counted: bool | None = None  # whether the schema keeps counts by state (version 5)
+    # Parsed requests by their stored JSON text (a job's spec never changes once stored): the
+    # service reads the waiting jobs every round; parsing them again each time was most of it.
+    _requests: dict[str, JobRequest] | None = None
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -60,7 +66,7 @@ class Ledger(Accounting, QueueState):
         row = self._exec("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             raise UnknownJobError(f"unknown job {job_id!r}")
-        return _job(row)
+        return self._job(row)
 
     def jobs(self, states: Sequence[str] = (), limit: int | None = None) -> list[JobRecord]:
         """Jobs in ``states`` (all when empty), oldest first."""
@@ -72,7 +78,7 @@ class Ledger(Accounting, QueueState):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_job(row) for row in self._exec(sql, params)]
+        return [self._job(row) for row in self._exec(sql, params)]
 
     def waiting_to_settle(self, now: datetime) -> list[JobRecord]:
         """Queued or planned jobs whose owner asked to cancel or whose deadline is at or
@@ -83,7 +89,7 @@ class Ledger(Accounting, QueueState):
             "ORDER BY submitted_at, job_id",
             (ts(now),),
         )
-        return [_job(row) for row in rows]
+        return [self._job(row) for row in rows]
 
     def most_urgent_waiting(self, limit: int) -> list[JobRecord]:
         """At most ``limit`` queued or planned jobs, most urgent first: higher priority, then
@@ -93,7 +99,7 @@ class Ledger(Accounting, QueueState):
             "deadline IS NULL, deadline, submitted_at, job_id LIMIT ?",
             (limit,),
         )
-        return [_job(row) for row in rows]
+        return [self._job(row) for row in rows]
 
     def iter_jobs(
         self, states: Sequence[str] = (), limit: int | None = None, offset: int = 0
@@ -106,11 +112,20 @@ class Ledger(Accounting, QueueState):
         sql += " ORDER BY submitted_at, job_id LIMIT ? OFFSET ?"
         params += [-1 if limit is None else limit, offset]
         for row in self._exec(sql, params):
-            yield _job(row)
+            yield self._job(row)
 
     def counts_by_state(self) -> dict[str, int]:
-        """How many jobs are in each state (states without jobs are absent)."""
-        rows = self._exec("SELECT state, count(*) FROM jobs GROUP BY state")
+        """How many jobs are in each state (states without jobs are absent); read from the
+        counts the schema's triggers keep, not by counting the jobs (a ledger a reader opens
+        before a newer daemon migrated it is counted)."""
+        if self._counted is None:
+            self._counted = self.schema_version() >= 5
+        if not self._counted:
+            rows = self._exec("SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state")
+        else:
+            rows = self._exec(
+                "SELECT state, jobs FROM job_state_counts WHERE jobs > 0 ORDER BY state"
+            )
         return {str(r[0]): int(r[1]) for r in rows}
 
     def transition(self, job_id: str, new_state: str, at: datetime, reason: str) -> str:
@@ -155,6 +170,14 @@ class Ledger(Accounting, QueueState):
             for r in rows
         ]  # fmt: skip
 
+    def cancel_requested(self, state: str) -> set[str]:
+        """Ids of the jobs in ``state`` whose owner asked to cancel them (indexed by state)."""
+        rows = self._exec(
+            "SELECT job_id FROM jobs WHERE state = ? AND cancel_requested_at IS NOT NULL",
+            (state,),
+        )
+        return {str(r[0]) for r in rows}
+
     def request_cancel(self, job_id: str, at: datetime) -> None:
         """Record that ``job_id``'s owner asked to cancel it; the service acts on it."""
         self._exec(
@@ -198,7 +221,7 @@ class Ledger(Accounting, QueueState):
         return DecisionRecord(
             job_id=row["job_id"], at=req_dt(row["at"]), policy=row["policy"],
             action=row["action"], reason=row["reason"], region=row["region"], gpu=row["gpu"],
-            device_ids=tuple(json.loads(row["device_ids_json"] or "[]")),
+            device_ids=_json_tuple(row["device_ids_json"] or "[]"),
             planned_start=dt(row["planned_start"]),
             expected_duration_s=row["expected_duration_s"],
             expected_energy_j=row["expected_energy_j"],
@@ -313,6 +336,29 @@ class Ledger(Accounting, QueueState):
             (zone, ts(at), intensity_g_per_kwh, source, ts(now)),
         )
 
+    # -- rows to records --------------------------------------------------------------------
+
+    def _job(self, row: sqlite3.Row) -> JobRecord:
+        return JobRecord(
+            job_id=row["job_id"], uid=row["uid"], gid=row["gid"], name=row["name"],
+            state=row["state"], priority=row["priority"],
+            submitted_at=req_dt(row["submitted_at"]), deadline=dt(row["deadline"]),
+            request=self._request(row["spec_json"]), source=row["source"],
+            updated_at=req_dt(row["updated_at"]),
+            cancel_requested_at=dt(row["cancel_requested_at"]),
+        )  # fmt: skip
+
+    def _request(self, spec_json: str) -> JobRequest:
+        """The request stored as ``spec_json``, parsed once (the cache is emptied when it
+        reaches :data:`_REQUESTS_KEPT` entries)."""
+        if self._requests is None or len(self._requests) >= _REQUESTS_KEPT:
+            self._requests = {}
+        request = self._requests.get(spec_json)
+        if request is None:
+            request = JobRequest.from_json(json.loads(spec_json))
+            self._requests[spec_json] = request
+        return request
+
     # -- export -----------------------------------------------------------------------------
 
     def rows(self, table: str) -> list[dict[str, Any]]:
@@ -345,21 +391,21 @@ def alternative_json(alt: Any) -> dict[str, Any]:
     }
 
 
-def _job(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        job_id=row["job_id"], uid=row["uid"], gid=row["gid"], name=row["name"],
-        state=row["state"], priority=row["priority"], submitted_at=req_dt(row["submitted_at"]),
-        deadline=dt(row["deadline"]), request=JobRequest.from_json(json.loads(row["spec_json"])),
-        source=row["source"], updated_at=req_dt(row["updated_at"]),
-        cancel_requested_at=dt(row["cancel_requested_at"]),
-    )  # fmt: skip
+_REQUESTS_KEPT = 20_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_tuple(text: str) -> tuple[Any, ...]:
+    """A stored JSON list as a tuple (device ids and GPU indices repeat across runs: parsed
+    once each)."""
+    return tuple(json.loads(text))
 
 
 def _run(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
         job_id=row["job_id"], executor=row["executor"], token=row["token"],
-        device_ids=tuple(json.loads(row["device_ids_json"])),
-        gpu_indices=tuple(json.loads(row["gpu_indices_json"])),
+        device_ids=_json_tuple(row["device_ids_json"]),
+        gpu_indices=_json_tuple(row["gpu_indices_json"]),
         expected_duration_s=row["expected_duration_s"], launched_at=req_dt(row["launched_at"]),
         started_at=dt(row["started_at"]), finished_at=dt(row["finished_at"]),
         exit_code=row["exit_code"], signal=row["signal"], reason=row["reason"],

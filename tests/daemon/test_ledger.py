@@ -105,6 +105,52 @@ def test_a_failed_transaction_leaves_nothing(ledger: Ledger) -> None:
         ledger.job("j")
 
 
+def _counted(path: Path) -> dict[str, int]:
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
+    db.close()
+    return {str(state): int(n) for state, n in rows}
+
+
+def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger: Ledger) -> None:
+    with ledger.transaction():
+        for name in "abcd":
+            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.transition("a", "running", NOW, "dispatched")
+        ledger.transition("b", "planned", NOW, "held")
+        ledger.transition("a", "succeeded", NOW, "exit 0")
+    with pytest.raises(InvalidTransitionError), ledger.transaction():
+        ledger.transition("c", "running", NOW, "dispatched")
+        ledger.transition("d", "succeeded", NOW, "impossible")
+    assert ledger.counts_by_state() == _counted(tmp_path / "ledger.db")
+    assert ledger.counts_by_state() == {"planned": 1, "queued": 2, "succeeded": 1}
+    with Ledger.open_readonly(tmp_path / "ledger.db") as reader:
+        assert reader.counts_by_state() == ledger.counts_by_state()
+
+
+def test_counts_by_state_of_jobs_recorded_before_the_counts(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger, ledger.transaction():
+        for name in "abc":
+            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.transition("a", "running", NOW, "dispatched")
+    db = sqlite3.connect(path)  # back to schema 4, as a ledger of an older carbond
+    db.executescript(
+        "DROP TABLE job_state_counts; DROP TRIGGER job_state_counts_insert;"
+        " DROP TRIGGER job_state_counts_delete; DROP TRIGGER job_state_counts_update;"
+        " DELETE FROM schema_migrations WHERE version = 5;"
+        " PRAGMA user_version = 4;"
+    )
+    db.close()
+    with Ledger.open_readonly(path) as reader:  # not migrated yet: counted
+        assert reader.counts_by_state() == {"queued": 2, "running": 1}
+    with Ledger.open(path) as ledger:
+        assert ledger.counts_by_state() == {"queued": 2, "running": 1}
+        with ledger.transaction():
+            ledger.transition("b", "running", NOW, "dispatched")
+        assert ledger.counts_by_state() == _counted(path) == {"queued": 1, "running": 2}
+
+
 def test_readers_see_commits_and_cannot_write(tmp_path: Path, ledger: Ledger) -> None:
     with ledger.transaction():
         ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
