@@ -77,11 +77,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--policy", default="run-now,carbon-window")
     parser.add_argument("--tick", type=int, default=60)
+    # the daemon's [policy] plan_window: waiting jobs planned per round
+    parser.add_argument("--plan-window", type=int, default=1_000)
     args = parser.parse_args(argv if argv is not None else [])
     configure_logging(level="WARNING")  # per-job events would dominate the measurement
     signals = _signals()
     setup = ReplaySetup(tuple(_jobs(args.jobs)), _cluster(args.jobs), signals, START,
-                        START + timedelta(seconds=WEEK_S), args.tick)  # fmt: skip
+                        START + timedelta(seconds=WEEK_S), args.tick,
+                        plan_window=args.plan_window)  # fmt: skip
     signals.covers(setup.start, setup.end)
     gpus = len(setup.cluster.devices())
     print(f"{args.jobs:,} jobs over a week, {gpus} GPUs in 3 regions, tick {args.tick} s")
@@ -90,8 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         run = replay_policy(setup, name)
         elapsed = time.process_time() - t0
         misses = sum(o.missed_deadline for o in run.outcomes)
+        grams = sum(o.total_g for o in run.outcomes)
         print(f"{name}: {elapsed:.1f} s, {len(run.outcomes) / elapsed:,.0f} jobs/s "
-              f"({len(run.outcomes):,} jobs, {misses} deadline misses)")  # fmt: skip
+              f"({len(run.outcomes):,} jobs, {misses} deadline misses, "
+              f"{grams:,.0f} g)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -128,6 +128,7 @@ class ServiceHarness:
     def __init__(
         self, policy: Policy, cluster: Cluster, signals: ReplaySignals, state_dir: Path,
         tick_s: int, horizon_s: int, truth_factor: float = 1.0, duration_noise: float = 0.0,
+        plan_window: int = 1_000,
     ) -> None:  # fmt: skip
         regions = tuple(
             RegionSettings(
@@ -141,7 +142,8 @@ class ServiceHarness:
             for r in cluster.regions
         )
         settings = Settings(
-            state_dir=state_dir, regions=regions, policy=PolicySettings(name=policy.name),
+            state_dir=state_dir, regions=regions,
+            policy=PolicySettings(name=policy.name, plan_window=plan_window),
             intervals=IntervalSettings(plan_s=float(tick_s), refresh_s=3600.0),
             intensity=IntensitySettings(source="static", horizon_s=horizon_s, step_s=3600),
         )  # fmt: skip
