@@ -34,6 +34,8 @@ class Ledger(Accounting, QueueState):
     # Parsed requests by their stored JSON text (a job's spec never changes once stored): the
     # service reads the waiting jobs every round; parsing them again each time was most of it.
     _requests: dict[str, JobRequest] | None = None
+    # The records :meth:`most_urgent_waiting` returned last, with the columns that may change.
+    _waiting: dict[str, tuple[list[Any], JobRecord]] | None = None
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -94,12 +96,30 @@ class Ledger(Accounting, QueueState):
     def most_urgent_waiting(self, limit: int) -> list[JobRecord]:
         """At most ``limit`` queued or planned jobs, most urgent first: higher priority, then
         earlier deadline (none last), then submitted earlier."""
-        rows = self._exec(
-            "SELECT * FROM jobs WHERE state IN ('queued', 'planned') ORDER BY priority DESC, "
-            "deadline IS NULL, deadline, submitted_at, job_id LIMIT ?",
+        order = self._exec(
+            "SELECT job_id, state, updated_at, cancel_requested_at FROM jobs"
+            " WHERE state IN ('queued', 'planned') ORDER BY priority DESC,"
+            " deadline IS NULL, deadline, submitted_at, job_id LIMIT ?",
             (limit,),
-        )
-        return [self._job(row) for row in rows]
+        ).fetchall()
+        # The service asks every round: a job whose mutable columns (state, updated_at,
+        # cancel_requested_at) are as last time is the same record, only the others are read.
+        known, kept = self._waiting or {}, {}
+        for job_id, *mutable in order:
+            entry = known.get(job_id)
+            if entry is not None and entry[0] == mutable:
+                kept[job_id] = entry
+        missing = [job_id for job_id, *_ in order if job_id not in kept]
+        for chunk in range(0, len(missing), 500):
+            ids = missing[chunk : chunk + 500]
+            rows = self._exec(
+                f"SELECT * FROM jobs WHERE job_id IN ({','.join('?' * len(ids))})", ids
+            )
+            for row in rows:
+                mutable = [row["state"], row["updated_at"], row["cancel_requested_at"]]
+                kept[row["job_id"]] = (mutable, self._job(row))
+        self._waiting = kept
+        return [kept[job_id][1] for job_id, *_ in order if job_id in kept]
 
     def iter_jobs(
         self, states: Sequence[str] = (), limit: int | None = None, offset: int = 0

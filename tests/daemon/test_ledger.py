@@ -151,6 +151,24 @@ def test_counts_by_state_of_jobs_recorded_before_the_counts(tmp_path: Path) -> N
         assert ledger.counts_by_state() == _counted(path) == {"queued": 1, "running": 2}
 
 
+def test_most_urgent_waiting_reads_back_what_changed_since_last_time(ledger: Ledger) -> None:
+    later = NOW.replace(hour=1)
+    with ledger.transaction():
+        for name in "abcd":
+            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+    first = ledger.most_urgent_waiting(3)
+    assert [job.job_id for job in first] == ["a", "b", "c"]
+    with ledger.transaction():
+        ledger.transition("a", "running", later, "dispatched")
+        ledger.transition("b", "planned", later, "held")
+    ledger.request_cancel("c", later)
+    again = ledger.most_urgent_waiting(3)
+    assert again == [ledger.job(name) for name in "bcd"]
+    assert (again[0].state, again[0].updated_at) == ("planned", later)
+    assert again[1].cancel_requested_at == later and again[1] is not first[2]
+    assert again[2] == ledger.job("d")
+
+
 def test_readers_see_commits_and_cannot_write(tmp_path: Path, ledger: Ledger) -> None:
     with ledger.transaction():
         ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
