@@ -186,9 +186,9 @@ def _store(ledger: Ledger, job: JobRecord, decision: Decision, now: datetime) ->
     if decision.action == "hold":
         target = "planned" if decision.chosen is not None else "queued"
         if job.state != target:
-            ledger.transition(job.job_id, target, now, decision.reason)
+            ledger.transition(job.job_id, target, now, decision.reason, seen=job.state)
     elif decision.action == "reject":
-        ledger.transition(job.job_id, "failed", now, f"rejected: {decision.reason}")
+        ledger.transition(job.job_id, "failed", now, f"rejected: {decision.reason}", seen=job.state)
 
 
 def _log_decision(job: JobRecord, decision: Decision) -> None:

@@ -481,7 +481,8 @@ class Service:
             held = None
         indices = tuple(gpu.index for gpu in gpus)
         with self.ledger.transaction():
-            self.ledger.transition(job.job_id, "running", now, f"dispatched: {decision.reason}")
+            self.ledger.transition(job.job_id, "running", now, f"dispatched: {decision.reason}",
+                                   seen=job.state)  # fmt: skip
             if held is not None:
                 self.ledger.drop_run(job.job_id)
             self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
@@ -570,7 +571,7 @@ class Service:
         with self.ledger.transaction():
             self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
                                    status.signal, status.reason or reason)  # fmt: skip
-            self.ledger.transition(status.job_id, state, now, reason)
+            self.ledger.transition(status.job_id, state, now, reason, seen=job.state)
             if columns:
                 self.ledger.record_outcome(status.job_id, now, **columns)
         killpoints.reached("job_exit_done")

@@ -20,7 +20,7 @@ from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import DecisionRecord, JobRecord, RunRecord, TransitionRecord
 from daemon.queue.line import JobRequest
-from daemon.states import check_transition
+from daemon.states import TRANSITIONS, check_transition
 from policies import Decision
 
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
@@ -148,13 +148,29 @@ class Ledger(Accounting, QueueState):
             )
         return {str(r[0]): int(r[1]) for r in rows}
 
-    def transition(self, job_id: str, new_state: str, at: datetime, reason: str) -> str:
+    def transition(
+        self, job_id: str, new_state: str, at: datetime, reason: str, *, seen: str | None = None
+    ) -> str:
         """Move ``job_id`` to ``new_state``, recording why; returns the previous state.
+        ``seen``: the state the caller read; a legal move from it is made only if the job is
+        still in it, without reading the state first (else as without ``seen``).
 
         Raises:
             UnknownJobError: no such job.
             InvalidTransitionError: the state machine forbids it.
         """
+        if seen is not None and new_state in TRANSITIONS.get(seen, ()):
+            cursor = self._exec(
+                "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ? AND state = ?",
+                (new_state, ts(at), job_id, seen),
+            )
+            if cursor.rowcount == 1:
+                self._exec(
+                    "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (job_id, seen, new_state, ts(at), reason),
+                )
+                return seen
         current = self.job_state(job_id)
         check_transition(job_id, current, new_state)
         self._exec(
@@ -236,21 +252,27 @@ class Ledger(Accounting, QueueState):
         row = self._exec(
             "SELECT * FROM decisions WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
         ).fetchone()
-        if row is None:
-            return None
-        return DecisionRecord(
-            job_id=row["job_id"], at=req_dt(row["at"]), policy=row["policy"],
-            action=row["action"], reason=row["reason"], region=row["region"], gpu=row["gpu"],
-            device_ids=_json_tuple(row["device_ids_json"] or "[]"),
-            planned_start=dt(row["planned_start"]),
-            expected_duration_s=row["expected_duration_s"],
-            expected_energy_j=row["expected_energy_j"],
-            expected_intensity_g_per_kwh=row["expected_intensity_g_per_kwh"],
-            expected_operational_g=row["expected_operational_g"],
-            expected_embodied_g=row["expected_embodied_g"],
-            expected_total_g=row["expected_total_g"], run_now_total_g=row["run_now_total_g"],
-            alternatives=tuple(json.loads(row["alternatives_json"])),
-        )  # fmt: skip
+        return None if row is None else _decision(row)
+
+    def latest_decisions(self, states: Sequence[str]) -> dict[str, DecisionRecord]:
+        """The most recent decision about each job in ``states`` that has one, by job id
+        (one query: a replay reads every job's back at its end)."""
+        rows = self._exec(
+            "SELECT decisions.* FROM decisions JOIN (SELECT max(seq) AS seq FROM decisions"
+            " GROUP BY job_id) latest USING (seq) JOIN jobs USING (job_id)"
+            f" WHERE jobs.state IN ({','.join('?' * len(states))})",
+            list(states),
+        )
+        return {row["job_id"]: _decision(row) for row in rows}
+
+    def runs(self, states: Sequence[str]) -> dict[str, RunRecord]:
+        """The runs of the jobs in ``states``, by job id."""
+        rows = self._exec(
+            "SELECT runs.* FROM runs JOIN jobs USING (job_id)"
+            f" WHERE jobs.state IN ({','.join('?' * len(states))})",
+            list(states),
+        )
+        return {row["job_id"]: _run(row) for row in rows}
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -429,4 +451,20 @@ def _run(row: sqlite3.Row) -> RunRecord:
         expected_duration_s=row["expected_duration_s"], launched_at=req_dt(row["launched_at"]),
         started_at=dt(row["started_at"]), finished_at=dt(row["finished_at"]),
         exit_code=row["exit_code"], signal=row["signal"], reason=row["reason"],
+    )  # fmt: skip
+
+
+def _decision(row: sqlite3.Row) -> DecisionRecord:
+    return DecisionRecord(
+        job_id=row["job_id"], at=req_dt(row["at"]), policy=row["policy"],
+        action=row["action"], reason=row["reason"], region=row["region"], gpu=row["gpu"],
+        device_ids=_json_tuple(row["device_ids_json"] or "[]"),
+        planned_start=dt(row["planned_start"]),
+        expected_duration_s=row["expected_duration_s"],
+        expected_energy_j=row["expected_energy_j"],
+        expected_intensity_g_per_kwh=row["expected_intensity_g_per_kwh"],
+        expected_operational_g=row["expected_operational_g"],
+        expected_embodied_g=row["expected_embodied_g"],
+        expected_total_g=row["expected_total_g"], run_now_total_g=row["run_now_total_g"],
+        alternatives=tuple(json.loads(row["alternatives_json"])),
     )  # fmt: skip

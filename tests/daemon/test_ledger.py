@@ -169,6 +169,17 @@ def test_most_urgent_waiting_reads_back_what_changed_since_last_time(ledger: Led
     assert again[2] == ledger.job("d")
 
 
+def test_a_transition_from_a_stale_state_reads_the_real_one(ledger: Ledger) -> None:
+    with ledger.transaction():
+        ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
+        assert ledger.transition("j", "planned", NOW, "held", seen="queued") == "queued"
+        assert ledger.transition("j", "running", NOW, "go", seen="queued") == "planned"
+        with pytest.raises(InvalidTransitionError, match="from 'running' to 'planned'"):
+            ledger.transition("j", "planned", NOW, "again", seen="queued")
+    moves = [(t.from_state, t.to_state) for t in ledger.transitions("j")]
+    assert moves == [(None, "queued"), ("queued", "planned"), ("planned", "running")]
+
+
 def test_readers_see_commits_and_cannot_write(tmp_path: Path, ledger: Ledger) -> None:
     with ledger.transaction():
         ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
