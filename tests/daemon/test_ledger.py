@@ -13,6 +13,7 @@ import pytest
 from daemon.ledger import SCHEMA_VERSION, Ledger, LedgerError, UnknownJobError, export_table
 from daemon.queue.line import JobRequest, parse_line
 from daemon.states import FINAL_STATES, STATES, TRANSITIONS, InvalidTransitionError
+from policies import Alternative, Decision
 from tests.daemon.helpers import job_line
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -178,6 +179,27 @@ def test_a_transition_from_a_stale_state_reads_the_real_one(ledger: Ledger) -> N
             ledger.transition("j", "planned", NOW, "again", seen="queued")
     moves = [(t.from_state, t.to_state) for t in ledger.transitions("j")]
     assert moves == [(None, "queued"), ("queued", "planned"), ("planned", "running")]
+
+
+def test_every_latest_decision_and_run_in_two_queries(ledger: Ledger) -> None:
+    def plan(job_id: str, action: str, device: str) -> Decision:
+        alt = Alternative((device,), "qc", "T4", NOW, 60.0, 3.6e5, 30.0, 3.0, 1.0)
+        return Decision(job_id, action, f"{action} on {device}", "test", alt)  # type: ignore[arg-type]
+
+    with ledger.transaction():
+        for name in "abc":
+            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+            ledger.record_decision(plan(name, "hold", "qc/0"), NOW)
+        for name in "ab":
+            ledger.record_decision(plan(name, "start", f"qc/{name}"), NOW)
+            ledger.transition(name, "running", NOW, "dispatched")
+            ledger.add_run(name, "local", [f"qc/{name}"], [0], 60.0, NOW)
+        ledger.transition("b", "succeeded", NOW, "exit 0")
+    latest = ledger.latest_decisions(("running", "succeeded"))
+    assert latest == {name: ledger.latest_decision(name) for name in "ab"}
+    assert latest["a"].action == "start" and latest["a"].device_ids == ("qc/a",)
+    assert ledger.runs(("running", "succeeded")) == {name: ledger.run(name) for name in "ab"}
+    assert ledger.runs(("running",)).keys() == {"a"}
 
 
 def test_readers_see_commits_and_cannot_write(tmp_path: Path, ledger: Ledger) -> None:
