@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check lint typecheck bench backtests validate calibrate clean kill-harness fuzz
+.PHONY: demo test check lint typecheck bench backtests validate calibrate clean kill-harness fuzz weeks
 .PHONY: slurm-up slurm-down slurm-status slurm-record
 
 $(BIN)/python:
@@ -70,6 +70,11 @@ calibrate: $(VENV)/.stamp-base
 # Forecaster backtests on the real 2023 traces (../shared/data): the table in docs/forecasts.md.
 backtests: $(VENV)/.stamp-base
 	$(BIN)/python -m bench.backtests
+
+# Week-long replays of every policy against the LP bound on four clusters at slack 0/4 h/12 h
+# (../shared/data): the tables in docs/policies.md. ~1 h of CPU; results in out/weeks/.
+weeks: $(VENV)/.stamp-base
+	$(BIN)/python -m bench.weeks
 
 # A throwaway local Slurm cluster (root; installs the Debian packages when missing) for the tests
 # marked `slurm`: everything under $$CARBOND_SLURM_DIR (/tmp/carbond-slurm), ports from
