@@ -76,7 +76,9 @@ def data_dir() -> Path:
     return Path(os.environ.get("CARBOND_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def command(cluster: Cluster, slack: str, days: float, policies: Sequence[str]) -> list[str]:
+def command(
+    cluster: Cluster, slack: str, days: float, policies: Sequence[str], bound: bool = True
+) -> list[str]:
     """The ``carbond replay`` argv for one cluster and slack."""
     data = data_dir()
     argv = [sys.executable, "-m", "daemon", "replay", "--jobs-format", "azure"]
@@ -87,7 +89,7 @@ def command(cluster: Cluster, slack: str, days: float, policies: Sequence[str]) 
     return [
         *argv, "--cluster", str(ROOT / cluster.config), "--requests-per-job", "2048",
         "--start", cluster.start, "--days", f"{days:g}", "--slack", slack,
-        "--policy", ",".join(policies), "--bound", "--json",
+        "--policy", ",".join(policies), "--json", *(["--bound"] if bound else []),
     ]  # fmt: skip
 
 
@@ -114,7 +116,8 @@ def _run(argv: list[str], out: Path) -> str:
 
 
 def run_all(clusters: Sequence[Cluster], slacks: Sequence[str], days: float,
-            policies: Sequence[str], out_dir: Path, workers: int) -> None:  # fmt: skip
+            policies: Sequence[str], out_dir: Path, workers: int, bound: bool = True,
+            tag: str = "") -> None:  # fmt: skip
     """Every (cluster, slack) replay, ``workers`` at a time, printing each as it ends."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = [(c, s) for c in clusters for s in slacks]
@@ -122,8 +125,8 @@ def run_all(clusters: Sequence[Cluster], slacks: Sequence[str], days: float,
 
     def one(task: tuple[Cluster, str]) -> None:
         cluster, slack = task
-        path = out_dir / f"{cluster.name}_{slack}.json"
-        result = _run(command(cluster, slack, days, policies), path)
+        path = out_dir / f"{cluster.name}_{slack}{tag}.json"
+        result = _run(command(cluster, slack, days, policies, bound), path)
         print(f"{cluster.name} slack {slack}: {result}", flush=True)
 
     print(f"{len(tasks)} replays of {days:g} days, {workers} at a time -> {out_dir}", flush=True)
@@ -144,27 +147,46 @@ def _pct(value: Any, sign: bool = False) -> str:
     return f"{value:+.1%}" if sign else f"{value:.1%}"
 
 
+def _rows(out_dir: Path, cluster: str, slack: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every row of ``<cluster>_<slack>*.json`` (runs may be split over several files: the
+    first file naming a policy with its parameters wins) and a note per file."""
+    rows: dict[str, dict[str, Any]] = {}
+    notes = []
+    for path in sorted(out_dir.glob(f"{cluster}_{slack}.json")) + sorted(
+        out_dir.glob(f"{cluster}_{slack}-*.json")
+    ):
+        payload = json.loads(path.read_text())
+        for row in payload["rows"]:
+            rows.setdefault(f"{row['policy']} {sorted((row.get('params') or {}).items())}", row)
+        cost = f"{payload['cpu_s']:.0f} s CPU, {payload['wall_s']:.0f} s wall"
+        notes.append(f"{path.name}: {cost}")
+    return list(rows.values()), notes
+
+
 def render(clusters: Sequence[Cluster], slacks: Sequence[str], out_dir: Path) -> str:
-    """Markdown tables (one per cluster) from the JSON in ``out_dir``."""
+    """Markdown tables (one per cluster) from the JSON in ``out_dir``. A policy's gap to the
+    bound is its grams over the bound's, minus 1, when it ran every job the bound covers."""
     lines: list[str] = []
     for cluster in clusters:
-        found = [(s, out_dir / f"{cluster.name}_{s}.json") for s in slacks]
-        found = [(s, p) for s, p in found if p.is_file()]
-        if not found:
+        runs = [(s, *_rows(out_dir, cluster.name, s)) for s in slacks]
+        runs = [run for run in runs if run[1]]
+        if not runs:
             continue
         lines += [f"**{cluster.name}**: {cluster.title}.", ""]
         lines.append("| slack | policy | total g | run / rejected / missed | vs run-now "
                      "| spatial | temporal | gap to LP bound |")  # fmt: skip
         lines.append("|---|---|---:|---|---:|---:|---:|---:|")
         notes = []
-        for slack, path in found:
-            payload = json.loads(path.read_text())
-            rows = payload["rows"]
+        for slack, rows, files in runs:
             policy_rows = [r for r in rows if r["policy"] != "lp-bound"]
             bound = next((r for r in rows if r["policy"] == "lp-bound"), None)
+            gaps = {}
+            for r in policy_rows:
+                complete = bound is not None and r["jobs"] == bound["jobs"] and not r["rejected"]
+                gaps[id(r)] = r["total_g"] / bound["total_g"] - 1 if complete and bound else None
             best = min(
                 (r["total_g"] for r in policy_rows
-                 if r["policy"] != "oracle" and r.get("gap_to_bound") is not None),
+                 if r["policy"] != "oracle" and not r["deadline_misses"] and not r["rejected"]),
                 default=None,
             )  # fmt: skip
             for r in policy_rows:
@@ -177,7 +199,7 @@ def render(clusters: Sequence[Cluster], slacks: Sequence[str], out_dir: Path) ->
                     f"| {slack} | {name} | {total} | {r['jobs']} / {r['rejected']} / "
                     f"{r['deadline_misses']} | {_pct(r.get('savings_vs_run_now'))} | "
                     f"{_pct(r.get('spatial_saving'))} | {_pct(r.get('temporal_saving'))} | "
-                    f"{_pct(r.get('gap_to_bound'), sign=True)} |"
+                    f"{_pct(gaps[id(r)], sign=True)} |"
                 )
             if bound is not None:
                 lines.append(
@@ -185,8 +207,8 @@ def render(clusters: Sequence[Cluster], slacks: Sequence[str], out_dir: Path) ->
                     f"{_pct(bound.get('savings_vs_run_now'))} | — | "
                     f"{_pct(bound.get('temporal_only_potential'))} (temporal-only potential) | — |"
                 )
-                cost = f"replay {payload['cpu_s']:.0f} s CPU, {payload['wall_s']:.0f} s wall"
-                notes.append(f"slack {slack}: {bound.get('note', '')}; {cost}")
+                notes.append(f"slack {slack}: {bound.get('note', '')}")
+            notes.append(f"slack {slack} replays: " + "; ".join(files))
         lines.append("")
         lines += [f"- {n}" for n in notes]
         lines.append("")
@@ -208,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="replays at a time (default 2)")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "weeks")
     parser.add_argument("--render", action="store_true", help="only print the tables")
+    parser.add_argument("--no-bound", action="store_true", help="replays without --bound")
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="suffix of the JSON files (-TAG), so that policies run apart are rendered together",
+    )
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     by_name = {c.name: c for c in CLUSTERS}
     unknown = sorted(set(args.cluster.split(",")) - set(by_name))
@@ -220,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped: third-party data not found at {data_dir()} "
                   "(set CARBOND_SHARED_DATA)", file=sys.stderr)  # fmt: skip
             return 0
-        run_all(clusters, slacks, args.days, args.policy.split(","), args.out, args.workers)
+        tag = f"-{args.tag}" if args.tag else ""
+        run_all(clusters, slacks, args.days, args.policy.split(","), args.out, args.workers,
+                not args.no_bound, tag)  # fmt: skip
     print(render(clusters, slacks, args.out))
     return 0
 

@@ -18,16 +18,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from policies.scoring import Pool, SlotGrid
 
-__all__ = ["CapacityTimeline"]
+__all__ = ["CapacityTimeline", "KernelArrays"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelArrays:
+    """The timeline's arrays, for compiled code that reserves in place
+    (:mod:`policies.greedy`); ``min_busy`` is each pool's least busy start instant,
+    ``first_open`` its first start instant with a device free (``count``: none)."""
+
+    offsets_s: FloatArray
+    hi_s: FloatArray
+    step_s: int
+    count: int
+    busy: IntArray
+    levels: IntArray
+    level_of: IntArray
+    widths: IntArray
+    size: IntArray
+    load_gpu_s: FloatArray
+    used: FloatArray
+    full_gpu_s: FloatArray
+    min_busy: IntArray
+    first_open: IntArray
 
 
 class CapacityTimeline:
@@ -39,8 +62,21 @@ class CapacityTimeline:
     """
 
     __slots__ = (
-        "_full_gpu_s", "_hi_s", "_level_of", "_levels", "_rows", "_slots", "_used", "_widths",
-        "busy", "grid", "load_gpu_s", "offsets_s", "size",
+        "_first_open",
+        "_full_gpu_s",
+        "_hi_s",
+        "_level_of",
+        "_levels",
+        "_min_busy",
+        "_rows",
+        "_slots",
+        "_used",
+        "_widths",
+        "busy",
+        "grid",
+        "load_gpu_s",
+        "offsets_s",
+        "size",
     )  # fmt: skip
 
     def __init__(self, pools: Sequence[Pool], grid: SlotGrid, pad: int = 0) -> None:
@@ -71,6 +107,23 @@ class CapacityTimeline:
         span_s = self._hi_s[: grid.count] - self.offsets_s[: grid.count]
         self._full_gpu_s = self.size[:, None] * span_s[None, :]
         self._used = self._fraction(self.load_gpu_s[:, : grid.count], self._full_gpu_s)
+        self._min_busy: IntArray = self.busy[:, : grid.count].min(axis=1)
+        self._first_open: IntArray = np.array(
+            [self._open_from(p) for p in range(len(pools))], dtype=np.int64
+        )
+
+    def kernel_arrays(self) -> KernelArrays:
+        """The arrays compiled code reads and updates in place (the same objects)."""
+        return KernelArrays(
+            self.offsets_s, self._hi_s, self.grid.step_s, self.grid.count, self.busy,
+            self._levels, self._level_of, self._widths, self.size, self.load_gpu_s, self._used,
+            self._full_gpu_s, self._min_busy, self._first_open,
+        )  # fmt: skip
+
+    def _open_from(self, pool: int) -> int:
+        """The pool's first start instant with a device free (``count``: none)."""
+        full = self.busy[pool, : self.grid.count] >= self.size[pool]
+        return int(np.argmin(full)) if not full.all() else self.grid.count
 
     def _overlap_s(self, start_s: float, end_s: float) -> FloatArray:
         """Seconds of ``[start_s, end_s)`` in each slot."""
@@ -114,6 +167,8 @@ class CapacityTimeline:
         self.load_gpu_s[pool] += gpus * self._overlap_s(start_s, start_s + finite)
         count = self.grid.count
         self._used[pool] = self._fraction(self.load_gpu_s[pool, :count], self._full_gpu_s[pool])
+        self._min_busy[pool] = self.busy[pool, :count].min()
+        self._first_open[pool] = self._open_from(pool)
 
 
 def _sparse_table(rows: IntArray, widths: IntArray) -> IntArray:

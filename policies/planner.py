@@ -1,6 +1,8 @@
 """The spatio-temporal planner behind ``carbon-window``, ``wait-awhile`` and ``oracle``.
 
-One call plans the whole queue afresh (re-planning every tick is simply calling it again):
+One call plans the whole queue afresh (re-planning every tick is simply calling it again;
+with a :class:`~policies.incremental.PlanState` the same answers come faster, from rows kept
+between ticks and a compiled greedy, except for the look-ahead LP's rounds):
 
 1. Score every (job, pool, slot) over the horizon (:func:`policies.scoring.score`), with a
    latest safe start per (job, pool) = deadline - duration x (1 + ``duration_margin``) -
@@ -30,6 +32,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -53,10 +56,15 @@ from policies.scoring import (
 )
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
+if TYPE_CHECKING:
+    from policies.incremental import PlanState
+
 __all__ = ["WindowParameters", "plan_window"]
 
 FloatArray = npt.NDArray[np.float64]
 _TOLERANCE = 1e-9  # relative: float noise must not turn into a hold
+HOME_NOTE = "its home region cannot run it: the earliest devices that end in time"
+LATE_NOTE = "past its latest safe start: the earliest devices that end in time"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,11 @@ class WindowParameters:
         for name, ok in checks:
             if not ok:
                 raise PoliciesError(f"invalid parameter {name}={getattr(self, name)!r}")
+
+
+def _joint(params: WindowParameters, cells: int) -> bool:
+    """Whether the look-ahead LP assigns a queue of ``cells`` (job, pool, slot) cells."""
+    return params.lookahead and cells <= 4 * params.lookahead_max_cells
 
 
 @dataclass(slots=True)
@@ -158,11 +171,12 @@ def _order(
     latest = np.where(np.isinf(deadline), np.inf, latest)
     relaxed = latest > params.urgent_s
     loss = np.where(relaxed, -regret, 0.0)
-    return sorted(
-        range(len(jobs)),
-        key=lambda j: (-jobs[j].priority, bool(relaxed[j]), loss[j], latest[j],
-                       jobs[j].submitted_at, jobs[j].job_id),
-    )  # fmt: skip
+    # Sorted by (-priority, relaxed, loss, latest, submitted_at, job_id), stably.
+    ids = np.array([j.job_id for j in jobs], dtype=np.str_)
+    submitted = np.array([j.submitted_at.timestamp() for j in jobs])
+    priority = np.array([-j.priority for j in jobs], dtype=np.int64)
+    order: list[int] = np.lexsort((ids, submitted, latest, loss, relaxed, priority)).tolist()
+    return order
 
 
 def _choose(
@@ -184,9 +198,7 @@ def _choose(
     if not np.isfinite(row).any():
         p, s = _rescue(tick, j, free, params.duration_margin)
         cap.reserve(p, s, float(duration[p]), tp)
-        if not tick.allowed[j].any():
-            return p, s, "its home region cannot run it: the earliest devices that end in time"
-        return p, s, "past its latest safe start: the earliest devices that end in time"
+        return p, s, LATE_NOTE if tick.allowed[j].any() else HOME_NOTE
     p, s = (int(i) for i in np.unravel_index(int(np.argmin(row)), row.shape))
     if weights is not None:
         usable = np.where(np.isfinite(row), weights, 0.0)
@@ -282,8 +294,13 @@ def plan_window(
     params: WindowParameters,
     cache: dict[tuple[object, ...], Estimate] | None = None,
     recalibration: Recalibration | None = None,
+    state: PlanState | None = None,
 ) -> list[Decision]:
     """Plan every job jointly over devices, regions and start slots (see module docstring).
+
+    With ``state`` (the rows kept from earlier ticks, :mod:`policies.incremental`), the same
+    decisions come from the fast path, except for the look-ahead LP's rounds and a queue with
+    two jobs of one id (rows are kept by id), which plan here.
 
     Raises:
         MissingForecastError: a device's zone has no forecast.
@@ -293,6 +310,9 @@ def plan_window(
     cache = {} if cache is None else cache
     grid = SlotGrid.aligned(now, params.slot_s, params.horizon_slots)
     pools = make_pools(devices)
+    fast = state is not None and not _joint(params, len(jobs) * len(pools) * grid.count)
+    if fast and state is not None and len({job.job_id for job in jobs}) == len(jobs):
+        return state.plan(policy, now, jobs, devices, forecasts, params, cache, recalibration)
     duration, energy, ok = estimate_matrix(jobs, pools, cache, recalibration)
     allowed = _allowed(jobs, pools, ok, params.home_only)
     typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok), params.lifetime_years)

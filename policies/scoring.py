@@ -39,6 +39,7 @@ __all__ = [
     "make_pools",
     "mean_intensities",
     "score",
+    "score_now",
     "typical_g",
     "upper_values",
 ]
@@ -259,20 +260,20 @@ def typical_g(
     """
     duration, energy, ok = estimates
     span_s = np.array([grid.count * grid.step_s - grid.offsets_s[0]])
-    out = np.full(duration.shape, np.inf)
-    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)
+    mean = np.empty(len(pools))
     for p, pool in enumerate(pools):
         forecast = _forecast(forecasts, pool.zone)
         values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
         offset = (forecast.start - grid.start).total_seconds()
-        mean = float(
-            mean_intensities(values, forecast.step_s, offset, grid.offsets_s[:1], span_s)[0]
-        )
-        energy_j: FloatArray = np.where(ok[:, p], energy[:, p], 0.0)
-        held_s: FloatArray = np.where(ok[:, p], duration[:, p], 0.0)
-        op = operational_g(energy_j, np.full_like(energy_j, mean), pool.pue)
-        emb = embodied_g(held_s, pool.gpu.embodied_g * tp, lifetime_years)
-        out[:, p] = np.where(ok[:, p], op + emb, np.inf)
+        mean[p] = mean_intensities(values, forecast.step_s, offset, grid.offsets_s[:1], span_s)[0]
+    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
+    pue = np.array([pool.pue for pool in pools])
+    gpu_g = np.array([pool.gpu.embodied_g for pool in pools])
+    energy_j: FloatArray = np.where(ok, energy, 0.0)
+    held_s: FloatArray = np.where(ok, duration, 0.0)
+    op = operational_g(energy_j, mean[None, :], pue[None, :])  # type: ignore[arg-type]
+    emb = embodied_g(held_s, gpu_g[None, :] * tp, lifetime_years)
+    out: FloatArray = np.where(ok, op + emb, np.inf)
     return out
 
 
@@ -304,11 +305,89 @@ def _zone_means(
 
 
 def _operational(energy_j: FloatArray, intensity: FloatArray, pue: FloatArray) -> FloatArray:
-    """Operational grams per (job, pool, slot): the accounting formula, pool by pool."""
-    out = np.empty_like(intensity)
-    for p in range(intensity.shape[1]):
-        out[:, p, :] = operational_g(energy_j[:, p, :], intensity[:, p, :], float(pue[p]))
+    """Operational grams per (job, pool, slot): the accounting formula, each pool its PUE."""
+    out: FloatArray = operational_g(energy_j, intensity, pue[None, :, None])  # type: ignore[arg-type]
     return out
+
+
+def _latest(
+    jobs: Sequence[JobSpec], grid: SlotGrid, duration: FloatArray, margin: float, guard_s: float
+) -> FloatArray:
+    """Latest safe start per (job, pool), seconds after ``grid.start``."""
+    deadlines = np.array(
+        [
+            math.nan if job.deadline is None else (job.deadline - grid.start).total_seconds()
+            for job in jobs
+        ],
+        dtype=np.float64,
+    ).reshape(len(jobs), 1)
+    # No deadline means "as soon as possible" (DESIGN.md): such a job may move in space (any
+    # admissible pool free now) but not in time, so its latest start is the first slot.
+    with np.errstate(invalid="ignore"):  # NaN deadline or an OOM (infinite) duration
+        latest = deadlines - duration * (1.0 + margin) - guard_s
+    result: FloatArray = np.where(np.isnan(deadlines), grid.offsets_s[0], latest)  # slot 0: now
+    return result
+
+
+def _now_means(
+    pools: Sequence[Pool], forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid,
+    duration: FloatArray, upper: bool,
+) -> FloatArray:  # fmt: skip
+    """:func:`_zone_means` of slot 0 alone, ``(J, P)`` (filled pool by pool, contiguously)."""
+    by_pool = np.empty((duration.shape[1], duration.shape[0]))
+    finite = np.where(np.isfinite(duration), duration, 0.0)
+    done: dict[tuple[str, str], int] = {}
+    for p, pool in enumerate(pools):
+        same = done.setdefault((pool.zone, pool.gpu.name), p)
+        if same != p:
+            by_pool[p] = by_pool[same]
+            continue
+        forecast = _forecast(forecasts, pool.zone)
+        values = upper_values(forecast) if upper else None
+        if values is None:
+            values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
+        offset = (forecast.start - grid.start).total_seconds()
+        by_pool[p] = mean_intensities(values, forecast.step_s, offset, grid.offsets_s[:1],
+                                      finite[:, p])  # fmt: skip
+    result: FloatArray = by_pool.T
+    return result
+
+
+def score_now(
+    jobs: Sequence[JobSpec],
+    pools: Sequence[Pool],
+    forecasts: Mapping[str, ZoneIntensity],
+    grid: SlotGrid,
+    estimates: tuple[FloatArray, FloatArray, BoolArray],
+    *,
+    lifetime_years: float = DEFAULT_LIFETIME_YEARS,
+    duration_margin: float = 0.0,
+    guard_s: float = 0.0,
+    risk_aversion: float = 0.0,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Slot 0 of :func:`score` alone, the same values: (``planning_g``,
+    ``intensity_g_per_kwh``, ``latest_start_s``), each ``(J, P)``. For planners that keep
+    the later slots between ticks (slot 0 starts now, so it moves every tick).
+
+    Raises:
+        MissingForecastError: a pool's zone has no forecast.
+    """
+    duration, energy, ok = estimates
+    latest = _latest(jobs, grid, duration, duration_margin, guard_s)
+    mean = _now_means(pools, forecasts, grid, duration, upper=False)
+    pue = np.array([pool.pue for pool in pools], dtype=np.float64)[None, :]
+    gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
+    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
+    finite_e = np.where(ok, energy, 0.0)
+    emb = embodied_g(np.where(ok, duration, 0.0), gpu_g[None, :] * tp, lifetime_years)
+    allowed = ok & (grid.offsets_s[0] <= latest)
+    intensity = mean
+    if risk_aversion > 0 and any(upper_values(forecasts[p.zone]) is not None for p in pools):
+        pessimistic = _now_means(pools, forecasts, grid, duration, upper=True)
+        mean = mean + risk_aversion * (pessimistic - mean)
+    op = operational_g(finite_e, mean, pue)  # type: ignore[arg-type]
+    planning: FloatArray = np.where(allowed, op + emb, np.inf)
+    return planning, intensity, latest
 
 
 def score(
@@ -324,6 +403,7 @@ def score(
     cache: EstimateCache | None = None,
     estimates: tuple[FloatArray, FloatArray, BoolArray] | None = None,
     recalibration: Recalibration | None = None,
+    mask_latest: bool = True,
 ) -> CostCube:
     """Score every (job, pool, slot).
 
@@ -335,24 +415,15 @@ def score(
         recalibration: factors learned from measured outcomes, applied to the estimates.
         risk_aversion: weight in [0, 1] of the forecast's pessimistic bound in ``planning_g``
             (0: plan on the point forecast; ignored for forecasts without a bound).
+        mask_latest: False: ``total_g`` and ``planning_g`` are not ``inf`` after the latest
+            safe start (for callers that apply ``latest_start_s`` themselves).
 
     Raises:
         MissingForecastError: a pool's zone has no forecast.
     """
     jobs, pools = tuple(jobs), tuple(pools)
     duration, energy, ok = estimates or estimate_matrix(jobs, pools, cache, recalibration)
-    deadlines = np.array(
-        [
-            math.nan if job.deadline is None else (job.deadline - grid.start).total_seconds()
-            for job in jobs
-        ],
-        dtype=np.float64,
-    ).reshape(len(jobs), 1)
-    # No deadline means "as soon as possible" (DESIGN.md): such a job may move in space (any
-    # admissible pool free now) but not in time, so its latest start is the first slot.
-    with np.errstate(invalid="ignore"):  # NaN deadline or an OOM (infinite) duration
-        latest = deadlines - duration * (1.0 + duration_margin) - guard_s
-    latest = np.where(np.isnan(deadlines), grid.offsets_s[0], latest)  # slot 0 is now
+    latest = _latest(jobs, grid, duration, duration_margin, guard_s)
     mean = _zone_means(pools, forecasts, grid, duration, upper=False)
     pue = np.array([pool.pue for pool in pools], dtype=np.float64)
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
@@ -362,6 +433,8 @@ def score(
     op = _operational(finite_e, mean, pue)
     emb = embodied_g(finite_d, gpu_g[None, :] * tp, lifetime_years)
     allowed = ok[:, :, None] & (grid.offsets_s[None, None, :] <= latest[:, :, None])
+    if not mask_latest:
+        allowed = np.broadcast_to(ok[:, :, None], op.shape)
     total = np.where(allowed, op + emb[:, :, None], np.inf)
     planning = total
     if risk_aversion > 0 and any(upper_values(forecasts[p.zone]) is not None for p in pools):

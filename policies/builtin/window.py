@@ -23,6 +23,7 @@ from policies.base import register_policy
 from policies.errors import PoliciesError
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
+from policies.incremental import PlanState
 from policies.planner import WindowParameters, plan_window
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
@@ -51,6 +52,7 @@ class CarbonWindow:
         self.params = WindowParameters(**{**self.defaults, **params})
         self.params.validate()
         self._cache: dict[tuple[object, ...], Estimate] = {}  # raw estimates, shared by copies
+        self._state = PlanState()  # scored rows kept between ticks, shared by copies
         self.recalibration: Recalibration | None = None  # online factors (with_recalibration)
 
     @property
@@ -70,7 +72,15 @@ class CarbonWindow:
     ) -> list[Decision]:
         """One decision per job (see :func:`policies.planner.plan_window`)."""
         return plan_window(
-            self.name, now, jobs, devices, forecasts, self.params, self._cache, self.recalibration
+            self.name,
+            now,
+            jobs,
+            devices,
+            forecasts,
+            self.params,
+            self._cache,
+            self.recalibration,
+            self._state,
         )
 
 

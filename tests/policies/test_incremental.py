@@ -1,0 +1,178 @@
+"""The fast path (rows kept between ticks, compiled greedy) decides exactly as a full re-plan.
+
+Each test drives one policy object through ticks where the world changes as it does in the
+daemon (jobs arrive, started jobs leave the queue and hold their GPUs, runs end, forecasts are
+replaced, a device is lost, the grid crosses slot boundaries) and compares every field of every
+decision with :func:`policies.planner.plan_window` planning the same inputs from scratch, with
+its NumPy greedy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+
+from policies import get_policy, with_recalibration
+from policies.footprint.recalibration import Recalibration, RecalibrationFactor
+from policies.planner import WindowParameters, _order, plan_window
+from policies.scoring import estimate_matrix, make_pools
+from policies.types import Decision
+from tests.policies.conftest import NOW
+from tests.policies.random_cluster import World, world
+
+
+def _full(policy: object, now: datetime, w: World) -> list[Decision]:
+    """A full re-plan: no kept rows, no estimates cached, the NumPy greedy."""
+    return plan_window(
+        policy.name, now, w.jobs, w.devices, w.forecasts, policy.params,  # type: ignore[attr-defined]
+        recalibration=policy.recalibration,  # type: ignore[attr-defined]
+    )  # fmt: skip
+
+
+def _run_started(w: World, decisions: list[Decision], now: datetime) -> None:
+    """Started jobs leave the queue and hold their GPUs for their expected duration."""
+    started = {d.job_id: d.chosen for d in decisions if d.action == "start" and d.chosen}
+    w.jobs = [j for j in w.jobs if j.job_id not in started]
+    until = {
+        i: now + timedelta(seconds=alt.duration_s)
+        for alt in started.values()
+        for i in alt.device_ids
+    }
+    w.devices = [replace(d, busy_until=until.get(d.device_id, d.busy_until)) for d in w.devices]
+
+
+def _ticks(w: World, hedged: bool) -> list[tuple[datetime, str]]:
+    return [
+        (NOW + timedelta(minutes=7), "first tick, between slot boundaries"),
+        (NOW + timedelta(minutes=8), "a minute later: nothing new"),
+        (NOW + timedelta(minutes=10), "arrivals"),
+        (NOW + timedelta(minutes=11), "a run ends early"),
+        (NOW + timedelta(minutes=16), "the grid crossed a slot boundary"),
+        (NOW + timedelta(minutes=17), "a new forecast"),
+        (NOW + timedelta(minutes=18), "a device is lost"),
+        (NOW + timedelta(minutes=19), "a job is resubmitted with a new deadline"),
+        (NOW + timedelta(minutes=45), "half an hour later, more arrivals"),
+    ]
+
+
+def _change(w: World, what: str, now: datetime, hedged: bool) -> None:
+    if what.startswith("arrivals") or what.endswith("more arrivals"):
+        w.add_jobs(12, now)
+    elif what == "a run ends early":
+        busy = [d for d in w.devices if d.busy_until is not None and d.busy_until > now]
+        if busy:
+            gone = busy[0].device_id
+            w.devices = [replace(d, busy_until=now) if d.device_id == gone else d
+                         for d in w.devices]  # fmt: skip
+    elif what == "a new forecast":
+        # Unhedged worlds get one starting off the whole second: the rows cannot follow the
+        # next slot boundary bit for bit, so that tick scores everything again.
+        w.new_forecasts(now, hedged, skew_s=0.0 if hedged else 0.123457)
+    elif what == "a device is lost":
+        w.devices = [replace(d, available=False) if d.device_id == "d0" else d
+                     for d in w.devices]  # fmt: skip
+    elif what.startswith("a job is resubmitted"):
+        first = w.jobs[0]
+        w.jobs[0] = replace(first, deadline=now + timedelta(hours=2))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    ("name", "params", "hedged"),
+    [
+        ("carbon-window", {}, True),
+        ("carbon-window", {"herd_penalty": 0.3, "chunk_jobs": 7}, False),
+        ("wait-awhile", {}, False),
+        ("oracle", {"slot_s": 600, "horizon_slots": 30}, True),
+        ("carbon-lookahead", {"lookahead_max_cells": 1}, True),  # LP too large: the greedy
+    ],
+    ids=[
+        "carbon-window",
+        "herding-small-chunks",
+        "wait-awhile",
+        "oracle-short-horizon",
+        "lookahead-too-large",
+    ],
+)
+def test_every_tick_decides_as_a_full_replan(
+    seed: int, name: str, params: dict[str, object], hedged: bool
+) -> None:
+    w = world(seed, n_devices=8 + seed, n_jobs=30 + 15 * seed, hedged=hedged)
+    policy = get_policy(name, **params)
+    actions: set[str] = set()
+    for now, what in _ticks(w, hedged):
+        _change(w, what, now, hedged)
+        fast = policy.plan(now, w.jobs, w.devices, w.forecasts)
+        full = _full(policy, now, w)
+        for got, want in zip(fast, full, strict=True):
+            assert got == want, f"{what}: {got.job_id} differs"
+        actions |= {d.action for d in fast}
+        _run_started(w, fast, now)
+    assert {"start", "hold"} <= actions
+
+
+def test_a_recalibrated_copy_plans_on_its_own_factors() -> None:
+    w = world(11, n_devices=6, n_jobs=40)
+    policy = get_policy("carbon-window")
+    now = NOW + timedelta(minutes=3)
+    first = policy.plan(now, w.jobs, w.devices, w.forecasts)
+    doubled = Recalibration.from_factors(
+        RecalibrationFactor(job.model.name, d.gpu.name, samples=5, energy_log=math.log(2),
+                            duration_log=math.log(1.5), measured_s=3600.0)
+        for job in w.jobs for d in w.devices
+    )  # fmt: skip
+    copy = with_recalibration(policy, doubled)
+    recalibrated = copy.plan(now, w.jobs, w.devices, w.forecasts)
+    assert recalibrated == _full(copy, now, w)
+    assert recalibrated != first
+    assert policy.plan(now, w.jobs, w.devices, w.forecasts) == first
+    # One more observation, of a pair whose factors are not in use yet: the same estimates.
+    fresh = RecalibrationFactor(w.jobs[0].model.name, "H100", samples=1, energy_log=1.0)
+    more = Recalibration.from_factors([*doubled.factors.values(), fresh])
+    later = now + timedelta(minutes=1)
+    assert with_recalibration(policy, more).plan(later, w.jobs, w.devices, w.forecasts) == _full(
+        with_recalibration(policy, more), later, w
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_planning_order_is_the_tuple_sort(seed: int) -> None:
+    """``_order`` sorts by arrays (``np.lexsort``); the reference is Python's tuple sort."""
+    w = world(seed, n_devices=6, n_jobs=80)
+    rng = np.random.default_rng(seed)
+    w.jobs = [  # ties on priority and submission, some within and some past the urgency window
+        replace(j, priority=int(rng.integers(0, 2)), submitted_at=NOW - timedelta(minutes=int(k)))
+        for j, k in zip(w.jobs, rng.integers(0, 3, len(w.jobs)), strict=True)
+    ]
+    params = WindowParameters(urgent_s=float(rng.choice([0.0, 3600.0, math.inf])))
+    pools = make_pools(w.devices)
+    duration, _, ok = estimate_matrix(w.jobs, pools)
+    regret = np.where(rng.random(len(w.jobs)) < 0.2, np.inf, rng.integers(0, 4, len(w.jobs)))
+    now = NOW + timedelta(minutes=7)
+    deadline = np.array([np.inf if j.deadline is None else (j.deadline - now).total_seconds()
+                         for j in w.jobs])  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        latest = deadline[:, None] - duration * (1.0 + params.duration_margin) - params.guard_s
+    latest = np.where(ok & ~np.isnan(latest), latest, -np.inf).max(axis=1, initial=-np.inf)
+    latest = np.where(np.isinf(deadline), np.inf, latest)
+    relaxed = latest > params.urgent_s
+    loss = np.where(relaxed, -regret, 0.0)
+    jobs = w.jobs
+    expected = sorted(
+        range(len(jobs)),
+        key=lambda j: (-jobs[j].priority, bool(relaxed[j]), loss[j], latest[j],
+                       jobs[j].submitted_at, jobs[j].job_id),
+    )  # fmt: skip
+    assert _order(jobs, duration, ok, now, params, regret.astype(np.float64)) == expected
+
+
+def test_a_queue_with_a_repeated_id_is_planned_in_full() -> None:
+    w = world(3, n_devices=6, n_jobs=20)
+    w.jobs.append(replace(w.jobs[0], deadline=None))
+    now = NOW + timedelta(minutes=2)
+    policy = get_policy("carbon-window")
+    assert policy.plan(now, w.jobs, w.devices, w.forecasts) == _full(policy, now, w)
