@@ -6,7 +6,9 @@ paper's zones and GPUs sized for the load, diurnal intensity curves with noise, 
 after arrival, the daemon ticking every 60 s. Prints jobs per second per policy.
 
 ``python -m bench replay`` runs 100,000 jobs; ``python -m bench.bench_replay --jobs 10000``
-is a quick run.
+is a quick run; ``--jobs 14286 --days 1`` replays one day at the 100,000-a-week rate on the
+same 32 GPUs, and ``--plan-window N`` sets the daemon's ``[policy] plan_window``. Each policy's
+line ends with the most jobs waiting at once (arrived, not started).
 
 Times are CPU time of this process (``time.process_time``): the dev machine is shared, so
 wall-clock time would measure the neighbours.
@@ -17,13 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from daemon.logs import configure_logging
 from daemon.replay.cluster import Cluster, Region
-from daemon.replay.driver import ReplaySetup, replay_policy
+from daemon.replay.driver import JobOutcome, ReplaySetup, replay_policy
 from daemon.replay.signals import ReplaySignals
 from forecasts import IntensitySeries
 from policies import JobSpec
@@ -46,8 +49,8 @@ def _signals() -> ReplaySignals:
     return ReplaySignals([series], list(ZONES), "seasonal-24h")
 
 
-def _cluster(jobs: int) -> Cluster:
-    scale = max(1, round(jobs / 100_000 * 8))
+def _cluster(jobs_per_week: float) -> Cluster:
+    scale = max(1, round(jobs_per_week / 100_000 * 8))
     t4, ada = DEFAULT_GPU_CATALOG.get("T4"), DEFAULT_GPU_CATALOG.get("RTX6000-Ada")
     return Cluster((
         Region("quebec", "CA-QC", 1.0, ((t4, 2 * scale),)),
@@ -56,10 +59,10 @@ def _cluster(jobs: int) -> Cluster:
     ))  # fmt: skip
 
 
-def _jobs(n: int) -> list[JobSpec]:
+def _jobs(n: int, span_s: float) -> list[JobSpec]:
     rng = np.random.default_rng(1)
     model = DEFAULT_MODEL_CATALOG.get("llama-3b")
-    arrivals = np.sort(rng.uniform(0, WEEK_S, n))
+    arrivals = np.sort(rng.uniform(0, span_s, n))
     tokens = rng.integers(600, 1400, n)
     names = ("quebec", "california", "pace")
     jobs = []
@@ -77,21 +80,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--policy", default="run-now,carbon-window")
     parser.add_argument("--tick", type=int, default=60)
+    # the daemon's [policy] plan_window: waiting jobs planned per round
+    parser.add_argument("--plan-window", type=int, default=1_000)
+    # a shorter span at the same arrival rate and cluster (--jobs counts the span's jobs)
+    parser.add_argument("--days", type=float, default=7.0)
     args = parser.parse_args(argv if argv is not None else [])
     configure_logging(level="WARNING")  # per-job events would dominate the measurement
     signals = _signals()
-    setup = ReplaySetup(tuple(_jobs(args.jobs)), _cluster(args.jobs), signals, START,
-                        START + timedelta(seconds=WEEK_S), args.tick)  # fmt: skip
+    span_s = args.days * 86_400
+    setup = ReplaySetup(tuple(_jobs(args.jobs, span_s)), _cluster(args.jobs * WEEK_S / span_s),
+                        signals, START, START + timedelta(seconds=span_s), args.tick,
+                        plan_window=args.plan_window)  # fmt: skip
     signals.covers(setup.start, setup.end)
     gpus = len(setup.cluster.devices())
-    print(f"{args.jobs:,} jobs over a week, {gpus} GPUs in 3 regions, tick {args.tick} s")
+    span = "a week" if args.days == 7 else f"{args.days:g} days"
+    print(f"{args.jobs:,} jobs over {span}, {gpus} GPUs in 3 regions, tick {args.tick} s, "
+          f"plan window {args.plan_window:,}")  # fmt: skip
     for name in args.policy.split(","):
         t0 = time.process_time()
         run = replay_policy(setup, name)
         elapsed = time.process_time() - t0
         misses = sum(o.missed_deadline for o in run.outcomes)
+        grams = sum(o.total_g for o in run.outcomes)
         print(f"{name}: {elapsed:.1f} s, {len(run.outcomes) / elapsed:,.0f} jobs/s "
-              f"({len(run.outcomes):,} jobs, {misses} deadline misses)")  # fmt: skip
+              f"({len(run.outcomes):,} jobs, {misses} deadline misses, {grams:,.0f} g, "
+              f"peak {_peak_waiting(run.outcomes):,} waiting)")  # fmt: skip
+
+
+def _peak_waiting(outcomes: Sequence[JobOutcome]) -> int:
+    """The most jobs waiting (arrived, not started) at any one time."""
+    times = [(o.arrival, 1) for o in outcomes] + [(o.started_at, -1) for o in outcomes]
+    times.sort(key=lambda t: (t[0], t[1]))  # a start at the same instant first
+    return int(np.max(np.cumsum([step for _, step in times]), initial=0))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -30,6 +31,35 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generi
         """The stream is always the current ``sys.stderr``; assignments are ignored."""
 
 
+class _LevelCheckedLogger(structlog.stdlib.BoundLogger):
+    """A stdlib bound logger that drops ``debug`` and ``info`` events before running the
+    processors when the stdlib logger would drop them anyway (its level, which SIGHUP may
+    change, filters them at the end of the chain): a replay logs several events per job and
+    formatted every one of them, timestamp included, only for the level to discard it.
+
+    Only when the chain ends in the stdlib logger: a chain swapped in by
+    ``structlog.testing.capture_logs`` sees every event, as before.
+    """
+
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if self._dropped(logging.DEBUG):
+            return None
+        return super().debug(event, *args, **kw)
+
+    def info(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if self._dropped(logging.INFO):
+            return None
+        return super().info(event, *args, **kw)
+
+    def _dropped(self, level: int) -> bool:
+        processors = tuple(self._processors)
+        return (
+            bool(processors)
+            and processors[-1] is structlog.stdlib.ProcessorFormatter.wrap_for_formatter
+            and not self._logger.isEnabledFor(level)
+        )
+
+
 def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
     """Configure structlog and the stdlib root logger.
 
@@ -49,7 +79,7 @@ def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        wrapper_class=_LevelCheckedLogger,
         # Not cached: a CLI process configures once anyway, and caching would pin loggers made
         # before a reconfiguration (SIGHUP log-level change, structlog.testing.capture_logs).
         cache_logger_on_first_use=False,

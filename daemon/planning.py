@@ -22,6 +22,7 @@ __all__ = [
     "busy_devices",
     "job_spec",
     "record_decision",
+    "record_decisions",
     "request_spec",
 ]
 
@@ -124,37 +125,77 @@ def record_decision(
     Raises:
         LedgerError: the ledger cannot be written.
     """
+    return record_decisions(ledger, [(job, decision)], now, seen)[0]
+
+
+def record_decisions(
+    ledger: Ledger,
+    decided: Sequence[tuple[JobRecord, Decision]],
+    now: datetime,
+    seen: dict[str, DecisionKey] | None = None,
+) -> list[bool]:
+    """:func:`record_decision` for a round's decisions, the new ones stored in one
+    transaction (all or none); whether each was stored, in order. ``seen`` is updated only
+    once they are committed.
+
+    Raises:
+        LedgerError: the ledger cannot be written (nothing of the round is stored).
+        InvalidTransitionError: a job's state forbids its decision's transition (idem).
+    """
+    keys = [_key(decision) for _, decision in decided]
+    fresh = [
+        _is_new(ledger, job.job_id, key, seen) for (job, _), key in zip(decided, keys, strict=True)
+    ]
+    if any(fresh):
+        with ledger.transaction():
+            for (job, decision), new in zip(decided, fresh, strict=True):
+                if new:
+                    _store(ledger, job, decision, now)
+    for (job, decision), key, new in zip(decided, keys, fresh, strict=True):
+        if new:
+            _log_decision(job, decision)
+        if seen is not None:
+            seen[job.job_id] = key
+    return fresh
+
+
+def _key(decision: Decision) -> DecisionKey:
     chosen = decision.chosen
-    key: DecisionKey = (
+    return (
         decision.action, decision.policy, decision.reason,
         chosen.device_ids if chosen else (), chosen.start if chosen else None,
     )  # fmt: skip
-    if seen is not None and job.job_id in seen:
-        if seen[job.job_id] == key:
-            return False
-    else:
-        previous = ledger.latest_decision(job.job_id)
-        if previous is not None and key == (
-            previous.action, previous.policy, previous.reason, previous.device_ids,
-            previous.planned_start,
-        ):  # fmt: skip
-            if seen is not None:
-                seen[job.job_id] = key
-            return False
-    with ledger.transaction():
-        ledger.record_decision(decision, now)
-        if decision.action == "hold":
-            target = "planned" if chosen is not None else "queued"
-            if job.state != target:
-                ledger.transition(job.job_id, target, now, decision.reason)
-        elif decision.action == "reject":
-            ledger.transition(job.job_id, "failed", now, f"rejected: {decision.reason}")
+
+
+def _is_new(
+    ledger: Ledger, job_id: str, key: DecisionKey, seen: dict[str, DecisionKey] | None
+) -> bool:
+    """Whether ``key`` differs from the latest decision about ``job_id`` (from ``seen``, else
+    read from the ledger)."""
+    if seen is not None and job_id in seen:
+        return seen[job_id] != key
+    previous = ledger.latest_decision(job_id)
+    return previous is None or key != (
+        previous.action, previous.policy, previous.reason, previous.device_ids,
+        previous.planned_start,
+    )  # fmt: skip
+
+
+def _store(ledger: Ledger, job: JobRecord, decision: Decision, now: datetime) -> None:
+    ledger.record_decision(decision, now)
+    if decision.action == "hold":
+        target = "planned" if decision.chosen is not None else "queued"
+        if job.state != target:
+            ledger.transition(job.job_id, target, now, decision.reason, seen=job.state)
+    elif decision.action == "reject":
+        ledger.transition(job.job_id, "failed", now, f"rejected: {decision.reason}", seen=job.state)
+
+
+def _log_decision(job: JobRecord, decision: Decision) -> None:
+    chosen = decision.chosen
     log.info("job_decision", job_id=job.job_id, action=decision.action,
              policy=decision.policy, reason=decision.reason,
              region=chosen.region if chosen else None, gpu=chosen.gpu if chosen else None,
              start=chosen.start.isoformat() if chosen else None,
              expected_total_g=chosen.total_g if chosen else None,
              run_now_total_g=decision.run_now.total_g if decision.run_now else None)  # fmt: skip
-    if seen is not None:
-        seen[job.job_id] = key
-    return True

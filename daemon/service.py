@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import structlog
 
@@ -52,8 +52,9 @@ from daemon.inventory import InventoryGpu
 from daemon.ledger import DecisionRecord, JobRecord, Ledger, RunRecord
 from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
-from daemon.planning import DecisionKey, busy_devices, job_spec, record_decision
+from daemon.planning import DecisionKey, busy_devices, job_spec, record_decisions
 from daemon.queue.ingest import IngestResult, Queue
+from daemon.queue.line import JobRequest
 from daemon.settings import Settings
 from daemon.sites import SiteView
 from daemon.sites.outcome import site_columns
@@ -69,14 +70,9 @@ from policies import (
     with_recalibration,
 )
 
-__all__ = ["PLAN_WINDOW", "Service", "TickReport"]
+__all__ = ["Service", "TickReport"]
 
 log = structlog.get_logger(__name__)
-
-# Waiting jobs planned per round, most urgent first (priority, deadline, age). A round's cost
-# grows with the jobs planned; with 100,000 waiting, planning all of them took longer than the
-# ingest interval, and every submission waited for it (bench/bench_waiting.py).
-PLAN_WINDOW: Final = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +133,7 @@ class Service:
         self._last_refresh: datetime | None = None
         self._cancel_sent: set[str] = set()
         self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
+        self._specs: dict[str, tuple[JobRequest, JobSpec]] = {}  # planner's view per waiting job
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
         self._lock = threading.RLock()
@@ -353,14 +350,16 @@ class Service:
         specs: list[JobSpec] = []
         for job in waiting:
             try:
-                specs.append(job_spec(job))
+                specs.append(self._job_spec(job))
             except PoliciesError as exc:
                 self._fail_unstarted(job, now, f"invalid job: {exc}")
+        self._specs = {s.job_id: self._specs[s.job_id] for s in specs}
         if not specs:
             return [], []
         if not self._forecasts or self.refresh_due(now):
             self.refresh_intensity(now)
-        devices = self._devices(now)
+        runs = self.ledger.active_runs()
+        devices = self._devices(now, runs)
         policy = self.policy
         if self.measurement is not None:  # plan on what the measured outcomes taught
             policy = with_recalibration(policy, self.measurement.recalibration)
@@ -371,8 +370,7 @@ class Service:
             return [], []
         jobs = {job.job_id: job for job in waiting}
         self._decided = {k: v for k, v in self._decided.items() if k in jobs}
-        busy = {d for run in self.ledger.active_runs() for d in run.device_ids}
-        started = []
+        decided = []
         for decision in decisions:
             record = jobs.get(decision.job_id)
             if record is None:
@@ -380,7 +378,19 @@ class Service:
                     "decision_for_unknown_job", job_id=decision.job_id, policy=decision.policy
                 )
                 continue
-            self._record(record, decision, now)
+            decided.append((record, decision))
+        return decisions, self._act(decided, {d for run in runs for d in run.device_ids}, now)
+
+    def _act(
+        self, decided: Sequence[tuple[JobRecord, Decision]], busy: set[str], now: datetime
+    ) -> list[str]:
+        """Record the round's decisions (one transaction), then hold or dispatch each job;
+        returns the jobs started. ``busy``: the devices carbond's runs hold."""
+        stored = record_decisions(self.ledger, decided, now, self._decided)
+        started = []
+        for (record, decision), new in zip(decided, stored, strict=True):
+            if new:
+                self._observe(record, decision)
             killpoints.reached("plan_decided")
             if decision.action != "start" or decision.chosen is None:
                 self._held.keep(record, decision, self._by_device, self._spec, now)
@@ -393,21 +403,33 @@ class Service:
             if self._dispatch(record, decision, now):
                 busy |= chosen
                 started.append(record.job_id)
-        return decisions, started
+        return started
 
-    def _devices(self, now: datetime) -> list[Device]:
-        """The planner's devices: busy while carbond's runs hold them, and as capacity-aware
-        executors (Slurm) see them (down nodes, GPUs other users hold)."""
-        devices = busy_devices(
-            self.inventory, self.ledger.active_runs(), now, self.settings.intervals.plan_s
-        )
+    def _job_spec(self, job: JobRecord) -> JobSpec:
+        """:func:`daemon.planning.job_spec`, built once per waiting job (its request, times
+        and id never change; the ledger hands back the same parsed request).
+
+        Raises:
+            PoliciesError: the model or workload is invalid.
+        """
+        cached = self._specs.get(job.job_id)
+        if cached is not None and cached[0] is job.request:
+            return cached[1]
+        spec = job_spec(job)
+        self._specs[job.job_id] = (job.request, spec)
+        return spec
+
+    def _devices(self, now: datetime, runs: Sequence[RunRecord]) -> list[Device]:
+        """The planner's devices: busy while carbond's ``runs`` hold them, and as
+        capacity-aware executors (Slurm) see them (down nodes, GPUs other users hold)."""
+        devices = busy_devices(self.inventory, runs, now, self.settings.intervals.plan_s)
         for executor in self.executors.values():
             if isinstance(executor, CapacityAware):
                 devices = executor.available(devices, now)
         return devices
 
     def _settle_unstarted(self, now: datetime) -> list[JobRecord]:
-        """Cancel or expire waiting jobs that asked for it; return the :data:`PLAN_WINDOW`
+        """Cancel or expire waiting jobs that asked for it; return the ``policy.plan_window``
         most urgent others (the rest wait for a later round: planning every waiting job each
         round would hold the loop, and so ingestion, for seconds per 10,000 jobs)."""
         for job in self.ledger.waiting_to_settle(now):
@@ -416,7 +438,7 @@ class Service:
             elif job.deadline is not None and job.deadline <= now:
                 reason = f"deadline {job.deadline.isoformat()} passed before the job started"
                 self._end_unstarted(job, "expired", now, reason)
-        return self.ledger.most_urgent_waiting(PLAN_WINDOW)
+        return self.ledger.most_urgent_waiting(self.settings.policy.plan_window)
 
     def _end_unstarted(self, job: JobRecord, state: str, now: datetime, reason: str) -> None:
         if not self._held.withdraw(job.job_id, now):
@@ -432,16 +454,17 @@ class Service:
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         self._end_unstarted(job, "failed", now, reason)
 
-    def _record(self, job: JobRecord, decision: Decision, now: datetime) -> None:
-        if record_decision(self.ledger, job, decision, now, self._decided):
-            chosen = decision.chosen
-            run_now_g = decision.run_now.total_g if decision.run_now else None
-            if decision.action == "start":  # the counterfactual stored at submission
-                stored = self.ledger.counterfactual(job.job_id)
-                run_now_g = stored["total_g"] if stored is not None else run_now_g
-            self.metrics.observe_decision(decision.policy, decision.action,
-                                          chosen.total_g if chosen else None,
-                                          run_now_g)  # fmt: skip
+    def _observe(self, job: JobRecord, decision: Decision) -> None:
+        """Count a recorded decision in the metrics."""
+        chosen = decision.chosen
+        run_now_g = decision.run_now.total_g if decision.run_now else None
+        if decision.action == "start" and not isinstance(self.metrics, NullMetrics):
+            # the counterfactual stored at submission (not read for a sink that drops it)
+            stored = self.ledger.counterfactual(job.job_id)
+            run_now_g = stored["total_g"] if stored is not None else run_now_g
+        self.metrics.observe_decision(decision.policy, decision.action,
+                                      chosen.total_g if chosen else None,
+                                      run_now_g)  # fmt: skip
 
     def _dispatch(self, job: JobRecord, decision: Decision, now: datetime) -> bool:
         chosen = decision.chosen
@@ -458,7 +481,8 @@ class Service:
             held = None
         indices = tuple(gpu.index for gpu in gpus)
         with self.ledger.transaction():
-            self.ledger.transition(job.job_id, "running", now, f"dispatched: {decision.reason}")
+            self.ledger.transition(job.job_id, "running", now, f"dispatched: {decision.reason}",
+                                   seen=job.state)  # fmt: skip
             if held is not None:
                 self.ledger.drop_run(job.job_id)
             self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
@@ -509,7 +533,7 @@ class Service:
     # -- endings ----------------------------------------------------------------------------
 
     def _send_cancels(self, runs: Sequence[RunRecord], now: datetime) -> None:
-        waiting = {j.job_id for j in self.ledger.jobs(("running",)) if j.cancel_requested_at}
+        waiting = self.ledger.cancel_requested("running")
         for run in runs:
             if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
                 executor = self.executors.get(run.executor)
@@ -547,7 +571,7 @@ class Service:
         with self.ledger.transaction():
             self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
                                    status.signal, status.reason or reason)  # fmt: skip
-            self.ledger.transition(status.job_id, state, now, reason)
+            self.ledger.transition(status.job_id, state, now, reason, seen=job.state)
             if columns:
                 self.ledger.record_outcome(status.job_id, now, **columns)
         killpoints.reached("job_exit_done")

@@ -297,6 +297,10 @@ class PolicySettings(_Section):
 
     name: str = "carbon-window"
     params: dict[str, Any] = Field(default_factory=dict)
+    # Waiting jobs planned per round, most urgent first (priority, deadline, age); the rest
+    # wait for a later round. A round's cost grows with the jobs planned: with 100,000 waiting,
+    # planning all of them took longer than the ingest interval (bench/bench_waiting.py).
+    plan_window: int = Field(default=1_000, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _registered(self) -> PolicySettings:

@@ -162,11 +162,35 @@ ALTER TABLE queue_files ADD COLUMN tail BLOB;
 ALTER TABLE queue_files ADD COLUMN skipping INTEGER NOT NULL DEFAULT 0;
 """
 
+# Jobs per state, kept by triggers in the same transaction as every change of ``jobs`` (the
+# daemon reports them after each reconcile; counting every row each round grew with the history).
+_V5: Final = """
+CREATE TABLE job_state_counts (
+    state TEXT PRIMARY KEY,
+    jobs INTEGER NOT NULL
+);
+INSERT INTO job_state_counts SELECT state, count(*) FROM jobs GROUP BY state;
+CREATE TRIGGER job_state_counts_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO job_state_counts VALUES (new.state, 1)
+        ON CONFLICT (state) DO UPDATE SET jobs = jobs + 1;
+END;
+CREATE TRIGGER job_state_counts_delete AFTER DELETE ON jobs BEGIN
+    UPDATE job_state_counts SET jobs = jobs - 1 WHERE state = old.state;
+END;
+CREATE TRIGGER job_state_counts_update AFTER UPDATE OF state ON jobs
+WHEN old.state IS NOT new.state BEGIN
+    UPDATE job_state_counts SET jobs = jobs - 1 WHERE state = old.state;
+    INSERT INTO job_state_counts VALUES (new.state, 1)
+        ON CONFLICT (state) DO UPDATE SET jobs = jobs + 1;
+END;
+"""
+
 # (version, description, SQL script)
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
     (2, "outcomes: energy used for the grams, region, zone and GPU of every finished job", _V2),
     (3, "outcomes: on-site PV, battery and grid energy of jobs at regions with a site", _V3),
     (4, "queue files: bytes before the offset, over-long line being skipped", _V4),
+    (5, "jobs per state, kept by triggers", _V5),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

@@ -8,6 +8,7 @@ commits the ``running`` transition with the run row before the executor starts a
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import DecisionRecord, JobRecord, RunRecord, TransitionRecord
 from daemon.queue.line import JobRequest
-from daemon.states import check_transition
+from daemon.states import TRANSITIONS, check_transition
 from policies import Decision
 
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
@@ -28,6 +29,13 @@ __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternativ
 class Ledger(Accounting, QueueState):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
+
+    _counted: bool | None = None  # whether the schema keeps counts by state (version 5)
+    # Parsed requests by their stored JSON text (a job's spec never changes once stored): the
+    # service reads the waiting jobs every round; parsing them again each time was most of it.
+    _requests: dict[str, JobRequest] | None = None
+    # The records :meth:`most_urgent_waiting` returned last, with the columns that may change.
+    _waiting: dict[str, tuple[list[Any], JobRecord]] | None = None
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -60,7 +68,7 @@ class Ledger(Accounting, QueueState):
         row = self._exec("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             raise UnknownJobError(f"unknown job {job_id!r}")
-        return _job(row)
+        return self._job(row)
 
     def jobs(self, states: Sequence[str] = (), limit: int | None = None) -> list[JobRecord]:
         """Jobs in ``states`` (all when empty), oldest first."""
@@ -72,7 +80,7 @@ class Ledger(Accounting, QueueState):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_job(row) for row in self._exec(sql, params)]
+        return [self._job(row) for row in self._exec(sql, params)]
 
     def waiting_to_settle(self, now: datetime) -> list[JobRecord]:
         """Queued or planned jobs whose owner asked to cancel or whose deadline is at or
@@ -83,17 +91,35 @@ class Ledger(Accounting, QueueState):
             "ORDER BY submitted_at, job_id",
             (ts(now),),
         )
-        return [_job(row) for row in rows]
+        return [self._job(row) for row in rows]
 
     def most_urgent_waiting(self, limit: int) -> list[JobRecord]:
         """At most ``limit`` queued or planned jobs, most urgent first: higher priority, then
         earlier deadline (none last), then submitted earlier."""
-        rows = self._exec(
-            "SELECT * FROM jobs WHERE state IN ('queued', 'planned') ORDER BY priority DESC, "
-            "deadline IS NULL, deadline, submitted_at, job_id LIMIT ?",
+        order = self._exec(
+            "SELECT job_id, state, updated_at, cancel_requested_at FROM jobs"
+            " WHERE state IN ('queued', 'planned') ORDER BY priority DESC,"
+            " deadline IS NULL, deadline, submitted_at, job_id LIMIT ?",
             (limit,),
-        )
-        return [_job(row) for row in rows]
+        ).fetchall()
+        # The service asks every round: a job whose mutable columns (state, updated_at,
+        # cancel_requested_at) are as last time is the same record, only the others are read.
+        known, kept = self._waiting or {}, {}
+        for job_id, *mutable in order:
+            entry = known.get(job_id)
+            if entry is not None and entry[0] == mutable:
+                kept[job_id] = entry
+        missing = [job_id for job_id, *_ in order if job_id not in kept]
+        for chunk in range(0, len(missing), 500):
+            ids = missing[chunk : chunk + 500]
+            rows = self._exec(
+                f"SELECT * FROM jobs WHERE job_id IN ({','.join('?' * len(ids))})", ids
+            )
+            for row in rows:
+                mutable = [row["state"], row["updated_at"], row["cancel_requested_at"]]
+                kept[row["job_id"]] = (mutable, self._job(row))
+        self._waiting = kept
+        return [kept[job_id][1] for job_id, *_ in order if job_id in kept]
 
     def iter_jobs(
         self, states: Sequence[str] = (), limit: int | None = None, offset: int = 0
@@ -106,20 +132,45 @@ class Ledger(Accounting, QueueState):
         sql += " ORDER BY submitted_at, job_id LIMIT ? OFFSET ?"
         params += [-1 if limit is None else limit, offset]
         for row in self._exec(sql, params):
-            yield _job(row)
+            yield self._job(row)
 
     def counts_by_state(self) -> dict[str, int]:
-        """How many jobs are in each state (states without jobs are absent)."""
-        rows = self._exec("SELECT state, count(*) FROM jobs GROUP BY state")
+        """How many jobs are in each state (states without jobs are absent); read from the
+        counts the schema's triggers keep, not by counting the jobs (a ledger a reader opens
+        before a newer daemon migrated it is counted)."""
+        if self._counted is None:
+            self._counted = self.schema_version() >= 5
+        if not self._counted:
+            rows = self._exec("SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state")
+        else:
+            rows = self._exec(
+                "SELECT state, jobs FROM job_state_counts WHERE jobs > 0 ORDER BY state"
+            )
         return {str(r[0]): int(r[1]) for r in rows}
 
-    def transition(self, job_id: str, new_state: str, at: datetime, reason: str) -> str:
+    def transition(
+        self, job_id: str, new_state: str, at: datetime, reason: str, *, seen: str | None = None
+    ) -> str:
         """Move ``job_id`` to ``new_state``, recording why; returns the previous state.
+        ``seen``: the state the caller read; a legal move from it is made only if the job is
+        still in it, without reading the state first (else as without ``seen``).
 
         Raises:
             UnknownJobError: no such job.
             InvalidTransitionError: the state machine forbids it.
         """
+        if seen is not None and new_state in TRANSITIONS.get(seen, ()):
+            cursor = self._exec(
+                "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ? AND state = ?",
+                (new_state, ts(at), job_id, seen),
+            )
+            if cursor.rowcount == 1:
+                self._exec(
+                    "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (job_id, seen, new_state, ts(at), reason),
+                )
+                return seen
         current = self.job_state(job_id)
         check_transition(job_id, current, new_state)
         self._exec(
@@ -154,6 +205,14 @@ class Ledger(Accounting, QueueState):
                              r["reason"])
             for r in rows
         ]  # fmt: skip
+
+    def cancel_requested(self, state: str) -> set[str]:
+        """Ids of the jobs in ``state`` whose owner asked to cancel them (indexed by state)."""
+        rows = self._exec(
+            "SELECT job_id FROM jobs WHERE state = ? AND cancel_requested_at IS NOT NULL",
+            (state,),
+        )
+        return {str(r[0]) for r in rows}
 
     def request_cancel(self, job_id: str, at: datetime) -> None:
         """Record that ``job_id``'s owner asked to cancel it; the service acts on it."""
@@ -193,21 +252,27 @@ class Ledger(Accounting, QueueState):
         row = self._exec(
             "SELECT * FROM decisions WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
         ).fetchone()
-        if row is None:
-            return None
-        return DecisionRecord(
-            job_id=row["job_id"], at=req_dt(row["at"]), policy=row["policy"],
-            action=row["action"], reason=row["reason"], region=row["region"], gpu=row["gpu"],
-            device_ids=tuple(json.loads(row["device_ids_json"] or "[]")),
-            planned_start=dt(row["planned_start"]),
-            expected_duration_s=row["expected_duration_s"],
-            expected_energy_j=row["expected_energy_j"],
-            expected_intensity_g_per_kwh=row["expected_intensity_g_per_kwh"],
-            expected_operational_g=row["expected_operational_g"],
-            expected_embodied_g=row["expected_embodied_g"],
-            expected_total_g=row["expected_total_g"], run_now_total_g=row["run_now_total_g"],
-            alternatives=tuple(json.loads(row["alternatives_json"])),
-        )  # fmt: skip
+        return None if row is None else _decision(row)
+
+    def latest_decisions(self, states: Sequence[str]) -> dict[str, DecisionRecord]:
+        """The most recent decision about each job in ``states`` that has one, by job id
+        (one query: a replay reads every job's back at its end)."""
+        rows = self._exec(
+            "SELECT decisions.* FROM decisions JOIN (SELECT max(seq) AS seq FROM decisions"
+            " GROUP BY job_id) latest USING (seq) JOIN jobs USING (job_id)"
+            f" WHERE jobs.state IN ({','.join('?' * len(states))})",
+            list(states),
+        )
+        return {row["job_id"]: _decision(row) for row in rows}
+
+    def runs(self, states: Sequence[str]) -> dict[str, RunRecord]:
+        """The runs of the jobs in ``states``, by job id."""
+        rows = self._exec(
+            "SELECT runs.* FROM runs JOIN jobs USING (job_id)"
+            f" WHERE jobs.state IN ({','.join('?' * len(states))})",
+            list(states),
+        )
+        return {row["job_id"]: _run(row) for row in rows}
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -313,6 +378,29 @@ class Ledger(Accounting, QueueState):
             (zone, ts(at), intensity_g_per_kwh, source, ts(now)),
         )
 
+    # -- rows to records --------------------------------------------------------------------
+
+    def _job(self, row: sqlite3.Row) -> JobRecord:
+        return JobRecord(
+            job_id=row["job_id"], uid=row["uid"], gid=row["gid"], name=row["name"],
+            state=row["state"], priority=row["priority"],
+            submitted_at=req_dt(row["submitted_at"]), deadline=dt(row["deadline"]),
+            request=self._request(row["spec_json"]), source=row["source"],
+            updated_at=req_dt(row["updated_at"]),
+            cancel_requested_at=dt(row["cancel_requested_at"]),
+        )  # fmt: skip
+
+    def _request(self, spec_json: str) -> JobRequest:
+        """The request stored as ``spec_json``, parsed once (the cache is emptied when it
+        reaches :data:`_REQUESTS_KEPT` entries)."""
+        if self._requests is None or len(self._requests) >= _REQUESTS_KEPT:
+            self._requests = {}
+        request = self._requests.get(spec_json)
+        if request is None:
+            request = JobRequest.from_json(json.loads(spec_json))
+            self._requests[spec_json] = request
+        return request
+
     # -- export -----------------------------------------------------------------------------
 
     def rows(self, table: str) -> list[dict[str, Any]]:
@@ -345,22 +433,38 @@ def alternative_json(alt: Any) -> dict[str, Any]:
     }
 
 
-def _job(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        job_id=row["job_id"], uid=row["uid"], gid=row["gid"], name=row["name"],
-        state=row["state"], priority=row["priority"], submitted_at=req_dt(row["submitted_at"]),
-        deadline=dt(row["deadline"]), request=JobRequest.from_json(json.loads(row["spec_json"])),
-        source=row["source"], updated_at=req_dt(row["updated_at"]),
-        cancel_requested_at=dt(row["cancel_requested_at"]),
-    )  # fmt: skip
+_REQUESTS_KEPT = 20_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_tuple(text: str) -> tuple[Any, ...]:
+    """A stored JSON list as a tuple (device ids and GPU indices repeat across runs: parsed
+    once each)."""
+    return tuple(json.loads(text))
 
 
 def _run(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
         job_id=row["job_id"], executor=row["executor"], token=row["token"],
-        device_ids=tuple(json.loads(row["device_ids_json"])),
-        gpu_indices=tuple(json.loads(row["gpu_indices_json"])),
+        device_ids=_json_tuple(row["device_ids_json"]),
+        gpu_indices=_json_tuple(row["gpu_indices_json"]),
         expected_duration_s=row["expected_duration_s"], launched_at=req_dt(row["launched_at"]),
         started_at=dt(row["started_at"]), finished_at=dt(row["finished_at"]),
         exit_code=row["exit_code"], signal=row["signal"], reason=row["reason"],
+    )  # fmt: skip
+
+
+def _decision(row: sqlite3.Row) -> DecisionRecord:
+    return DecisionRecord(
+        job_id=row["job_id"], at=req_dt(row["at"]), policy=row["policy"],
+        action=row["action"], reason=row["reason"], region=row["region"], gpu=row["gpu"],
+        device_ids=_json_tuple(row["device_ids_json"] or "[]"),
+        planned_start=dt(row["planned_start"]),
+        expected_duration_s=row["expected_duration_s"],
+        expected_energy_j=row["expected_energy_j"],
+        expected_intensity_g_per_kwh=row["expected_intensity_g_per_kwh"],
+        expected_operational_g=row["expected_operational_g"],
+        expected_embodied_g=row["expected_embodied_g"],
+        expected_total_g=row["expected_total_g"], run_now_total_g=row["run_now_total_g"],
+        alternatives=tuple(json.loads(row["alternatives_json"])),
     )  # fmt: skip

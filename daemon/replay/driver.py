@@ -55,6 +55,7 @@ class ReplaySetup:
     lifetime_years: float = DEFAULT_LIFETIME_YEARS
     truth_factor: float = 1.0  # true run time / estimate
     duration_noise: float = 0.0  # log-normal sigma of per-job run-time error
+    plan_window: int = 1_000  # the daemon's `[policy] plan_window`: waiting jobs planned per round
 
     @property
     def ticks(self) -> int:
@@ -181,7 +182,7 @@ def replay_policy(
     with tempfile.TemporaryDirectory(prefix="carbond-replay-") as state_dir:
         service = ServiceHarness(policy, setup.cluster, setup.signals, Path(state_dir),
                                  setup.tick_s, setup.horizon_s, setup.truth_factor,
-                                 setup.duration_noise)  # fmt: skip
+                                 setup.duration_noise, setup.plan_window)  # fmt: skip
         with service:
             now, k = setup.start, 0
             while now <= limit:

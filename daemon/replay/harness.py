@@ -128,6 +128,7 @@ class ServiceHarness:
     def __init__(
         self, policy: Policy, cluster: Cluster, signals: ReplaySignals, state_dir: Path,
         tick_s: int, horizon_s: int, truth_factor: float = 1.0, duration_noise: float = 0.0,
+        plan_window: int = 1_000,
     ) -> None:  # fmt: skip
         regions = tuple(
             RegionSettings(
@@ -141,7 +142,8 @@ class ServiceHarness:
             for r in cluster.regions
         )
         settings = Settings(
-            state_dir=state_dir, regions=regions, policy=PolicySettings(name=policy.name),
+            state_dir=state_dir, regions=regions,
+            policy=PolicySettings(name=policy.name, plan_window=plan_window),
             intervals=IntervalSettings(plan_s=float(tick_s), refresh_s=3600.0),
             intensity=IntensitySettings(source="static", horizon_s=horizon_s, step_s=3600),
         )  # fmt: skip
@@ -226,10 +228,11 @@ class ServiceHarness:
     def finished(self) -> list[Run]:
         """Every run the service dispatched, with the decision that started it."""
         runs = []
-        for record in self.ledger.jobs((*_ENDED, "running")):
-            run = self.ledger.run(record.job_id)
-            decision = self.ledger.latest_decision(record.job_id)
-            if run is None or decision is None or decision.action != "start":
+        states = (*_ENDED, "running")
+        by_job, decisions = self.ledger.runs(states), self.ledger.latest_decisions(states)
+        for job_id in sorted(by_job, key=lambda j: (self._jobs[j].submitted_at, j)):
+            run, decision = by_job[job_id], decisions.get(job_id)
+            if decision is None or decision.action != "start":
                 continue
             started = run.started_at or run.launched_at
             true_s = self._executor.duration_s(run.job_id, run.expected_duration_s)
@@ -242,7 +245,7 @@ class ServiceHarness:
                 _f(decision.expected_intensity_g_per_kwh), _f(decision.expected_operational_g),
                 _f(decision.expected_embodied_g) * longer,
             )  # fmt: skip
-            runs.append(Run(self._jobs[record.job_id], started, ended, plan, decision.reason))
+            runs.append(Run(self._jobs[job_id], started, ended, plan, decision.reason))
         return runs
 
 

@@ -13,6 +13,7 @@ import pytest
 from daemon.ledger import SCHEMA_VERSION, Ledger, LedgerError, UnknownJobError, export_table
 from daemon.queue.line import JobRequest, parse_line
 from daemon.states import FINAL_STATES, STATES, TRANSITIONS, InvalidTransitionError
+from policies import Alternative, Decision
 from tests.daemon.helpers import job_line
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -103,6 +104,102 @@ def test_a_failed_transaction_leaves_nothing(ledger: Ledger) -> None:
     assert ledger.jobs() == []
     with pytest.raises(UnknownJobError, match="unknown job 'j'"):
         ledger.job("j")
+
+
+def _counted(path: Path) -> dict[str, int]:
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
+    db.close()
+    return {str(state): int(n) for state, n in rows}
+
+
+def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger: Ledger) -> None:
+    with ledger.transaction():
+        for name in "abcd":
+            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.transition("a", "running", NOW, "dispatched")
+        ledger.transition("b", "planned", NOW, "held")
+        ledger.transition("a", "succeeded", NOW, "exit 0")
+    with pytest.raises(InvalidTransitionError), ledger.transaction():
+        ledger.transition("c", "running", NOW, "dispatched")
+        ledger.transition("d", "succeeded", NOW, "impossible")
+    assert ledger.counts_by_state() == _counted(tmp_path / "ledger.db")
+    assert ledger.counts_by_state() == {"planned": 1, "queued": 2, "succeeded": 1}
+    with Ledger.open_readonly(tmp_path / "ledger.db") as reader:
+        assert reader.counts_by_state() == ledger.counts_by_state()
+
+
+def test_counts_by_state_of_jobs_recorded_before_the_counts(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger, ledger.transaction():
+        for name in "abc":
+            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.transition("a", "running", NOW, "dispatched")
+    db = sqlite3.connect(path)  # back to schema 4, as a ledger of an older carbond
+    db.executescript(
+        "DROP TABLE job_state_counts; DROP TRIGGER job_state_counts_insert;"
+        " DROP TRIGGER job_state_counts_delete; DROP TRIGGER job_state_counts_update;"
+        " DELETE FROM schema_migrations WHERE version = 5;"
+        " PRAGMA user_version = 4;"
+    )
+    db.close()
+    with Ledger.open_readonly(path) as reader:  # not migrated yet: counted
+        assert reader.counts_by_state() == {"queued": 2, "running": 1}
+    with Ledger.open(path) as ledger:
+        assert ledger.counts_by_state() == {"queued": 2, "running": 1}
+        with ledger.transaction():
+            ledger.transition("b", "running", NOW, "dispatched")
+        assert ledger.counts_by_state() == _counted(path) == {"queued": 1, "running": 2}
+
+
+def test_most_urgent_waiting_reads_back_what_changed_since_last_time(ledger: Ledger) -> None:
+    later = NOW.replace(hour=1)
+    with ledger.transaction():
+        for name in "abcd":
+            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+    first = ledger.most_urgent_waiting(3)
+    assert [job.job_id for job in first] == ["a", "b", "c"]
+    with ledger.transaction():
+        ledger.transition("a", "running", later, "dispatched")
+        ledger.transition("b", "planned", later, "held")
+    ledger.request_cancel("c", later)
+    again = ledger.most_urgent_waiting(3)
+    assert again == [ledger.job(name) for name in "bcd"]
+    assert (again[0].state, again[0].updated_at) == ("planned", later)
+    assert again[1].cancel_requested_at == later and again[1] is not first[2]
+    assert again[2] == ledger.job("d")
+
+
+def test_a_transition_from_a_stale_state_reads_the_real_one(ledger: Ledger) -> None:
+    with ledger.transaction():
+        ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
+        assert ledger.transition("j", "planned", NOW, "held", seen="queued") == "queued"
+        assert ledger.transition("j", "running", NOW, "go", seen="queued") == "planned"
+        with pytest.raises(InvalidTransitionError, match="from 'running' to 'planned'"):
+            ledger.transition("j", "planned", NOW, "again", seen="queued")
+    moves = [(t.from_state, t.to_state) for t in ledger.transitions("j")]
+    assert moves == [(None, "queued"), ("queued", "planned"), ("planned", "running")]
+
+
+def test_every_latest_decision_and_run_in_two_queries(ledger: Ledger) -> None:
+    def plan(job_id: str, action: str, device: str) -> Decision:
+        alt = Alternative((device,), "qc", "T4", NOW, 60.0, 3.6e5, 30.0, 3.0, 1.0)
+        return Decision(job_id, action, f"{action} on {device}", "test", alt)  # type: ignore[arg-type]
+
+    with ledger.transaction():
+        for name in "abc":
+            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+            ledger.record_decision(plan(name, "hold", "qc/0"), NOW)
+        for name in "ab":
+            ledger.record_decision(plan(name, "start", f"qc/{name}"), NOW)
+            ledger.transition(name, "running", NOW, "dispatched")
+            ledger.add_run(name, "local", [f"qc/{name}"], [0], 60.0, NOW)
+        ledger.transition("b", "succeeded", NOW, "exit 0")
+    latest = ledger.latest_decisions(("running", "succeeded"))
+    assert latest == {name: ledger.latest_decision(name) for name in "ab"}
+    assert latest["a"].action == "start" and latest["a"].device_ids == ("qc/a",)
+    assert ledger.runs(("running", "succeeded")) == {name: ledger.run(name) for name in "ab"}
+    assert ledger.runs(("running",)).keys() == {"a"}
 
 
 def test_readers_see_commits_and_cannot_write(tmp_path: Path, ledger: Ledger) -> None:

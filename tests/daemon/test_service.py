@@ -16,7 +16,7 @@ from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.planning import build_policy
-from daemon.settings import RegionSettings, Settings
+from daemon.settings import PolicySettings, RegionSettings, Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from forecasts import SignalChain
 from policies import Decision, UnknownPolicyError
@@ -315,14 +315,11 @@ def test_a_policy_that_double_books_a_gpu_is_not_obeyed(tmp_path: Path) -> None:
     assert len(executor.launches) == 1
 
 
-def test_a_round_plans_only_the_most_urgent_window_but_settles_every_job(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import daemon.service
-
-    monkeypatch.setattr(daemon.service, "PLAN_WINDOW", 3)
+def test_a_round_plans_only_the_most_urgent_window_but_settles_every_job(tmp_path: Path) -> None:
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
     service = make_service(tmp_path, executor, regions=ONE_T4)
+    policy = PolicySettings(name=service.settings.policy.name, plan_window=3)
+    service.reconfigure(service.settings.model_copy(update={"policy": policy}))
     service.start(clock())
     lines = [job_line(id=f"old{k}") for k in range(4)]
     lines += [job_line(id="urgent", priority=5), job_line(id="soon", deadline="+1h")]

@@ -102,6 +102,22 @@ def test_duplicate_region_names(tmp_path: Path) -> None:
         load_settings(config)
 
 
+@pytest.mark.parametrize("value", ["0", "-5", '"many"', "1000001"])
+def test_a_bad_plan_window_is_one_line_naming_it(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "window.toml"
+    config.write_text(f'[policy]\nname = "run-now"\nplan_window = {value}\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith(f"{config}: policy.plan_window: ")
+
+
+def test_the_plan_window_is_read(tmp_path: Path) -> None:
+    config = tmp_path / "window.toml"
+    config.write_text('[policy]\nname = "run-now"\nplan_window = 250\n')
+    assert load_settings(config).policy.plan_window == 250
+
+
 def test_invalid_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(BAD)
