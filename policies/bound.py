@@ -38,7 +38,7 @@ in each sum), so the sum of the windows' optima is still a lower bound, only a l
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -150,6 +150,31 @@ def _least_mean_intensity(
     return best
 
 
+def cell_grams(
+    pools: Sequence[Pool], actuals: Mapping[str, ZoneIntensity], cell_pool: IntArray,
+    duration_s: FloatArray, energy_j: FloatArray, gpus: FloatArray, lifetime_years: float,
+    intensity: Callable[[ZoneIntensity, npt.NDArray[np.bool_]], FloatArray],
+) -> FloatArray:  # fmt: skip
+    """Operational + embodied grams of every cell (a run of ``duration_s`` and ``energy_j`` on
+    ``gpus`` devices of pool ``cell_pool``), the intensity of a pool's cells being
+    ``intensity(series, rows)`` over that pool's zone's realised series.
+
+    Raises:
+        BoundError: a pool's zone has no realised intensity.
+    """
+    cost = np.zeros(len(cell_pool))
+    for p, spec in enumerate(pools):
+        rows = cell_pool == p
+        if not rows.any():
+            continue
+        if spec.zone not in actuals:
+            raise BoundError(f"no intensity for zone {spec.zone!r}")
+        op = operational_g(energy_j[rows], intensity(actuals[spec.zone], rows), spec.pue)
+        emb = embodied_g(duration_s[rows], spec.gpu.embodied_g * gpus[rows], lifetime_years)
+        cost[rows] = op + emb
+    return cost
+
+
 def _costs(
     jobs: Sequence[JobSpec], pools: Sequence[Pool], actuals: Mapping[str, ZoneIntensity],
     origin: datetime, cells: tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray],
@@ -158,20 +183,13 @@ def _costs(
     job, pool, slot, lo, hi = cells
     duration, energy, _ = estimates
     d = duration[job, pool]
-    e = energy[job, pool]
     tp = np.array([jobs[j].workload.tensor_parallel for j in range(len(jobs))], dtype=np.float64)
     gpus = tp[job]
-    cost = np.zeros(len(job))
-    for p, spec in enumerate(pools):
-        rows = pool == p
-        if not rows.any():
-            continue
-        if spec.zone not in actuals:
-            raise BoundError(f"no intensity for zone {spec.zone!r}")
-        least = _least_mean_intensity(actuals[spec.zone], origin, lo[rows], hi[rows], d[rows])
-        op = operational_g(e[rows], least, spec.pue)
-        emb = embodied_g(d[rows], spec.gpu.embodied_g * gpus[rows], lifetime_years)
-        cost[rows] = op + emb
+
+    def least(series: ZoneIntensity, rows: npt.NDArray[np.bool_]) -> FloatArray:
+        return _least_mean_intensity(series, origin, lo[rows], hi[rows], d[rows])
+
+    cost = cell_grams(pools, actuals, pool, d, energy[job, pool], gpus, lifetime_years, least)
     return _Cells(job, pool, slot, lo, hi, d, cost, gpus)
 
 

@@ -28,8 +28,8 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from policies.bound import _NO_DEADLINE_S, BoundError
-from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
+from policies.bound import _NO_DEADLINE_S, BoundError, cell_grams
+from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.scoring import EstimateCache, estimate_matrix, make_pools, mean_intensities
 from policies.types import Device, JobSpec, ZoneIntensity
 
@@ -93,20 +93,13 @@ def _starts(
     start = np.repeat(earliest, counts) + within
     d = duration[job, pool]
     tp = np.array([j.workload.tensor_parallel for j in jobs], dtype=np.float64)
-    cost = np.zeros(len(job))
-    for p, spec in enumerate(pools):
-        rows = pool == p
-        if not rows.any():
-            continue
-        if spec.zone not in actuals:
-            raise BoundError(f"no intensity for zone {spec.zone!r}")
-        series = actuals[spec.zone]
+
+    def at_start(series: ZoneIntensity, rows: npt.NDArray[np.bool_]) -> FloatArray:
         values = np.asarray(series.values_g_per_kwh, dtype=np.float64)
         offset = (series.start - origin).total_seconds()
-        mean = mean_intensities(values, float(series.step_s), offset, start[rows] * grid_s, d[rows])
-        cost[rows] = operational_g(energy[job[rows], p], mean, spec.pue) + embodied_g(
-            d[rows], spec.gpu.embodied_g * tp[job[rows]], lifetime_years
-        )
+        return mean_intensities(values, float(series.step_s), offset, start[rows] * grid_s, d[rows])
+
+    cost = cell_grams(pools, actuals, pool, d, energy[job, pool], tp[job], lifetime_years, at_start)
     return _Starts(job, pool, start, d, tp[job], cost)
 
 
