@@ -151,9 +151,10 @@ def record_decisions(
             for (job, decision), new in zip(decided, fresh, strict=True):
                 if new:
                     _store(ledger, job, decision, now)
+    logger = log.bind() if any(fresh) else None  # one bind per round, not one per event
     for (job, decision), key, new in zip(decided, keys, fresh, strict=True):
-        if new:
-            _log_decision(job, decision)
+        if new and logger is not None:
+            _log_decision(logger, job, decision)
         if seen is not None:
             seen[job.job_id] = key
     return fresh
@@ -191,9 +192,9 @@ def _store(ledger: Ledger, job: JobRecord, decision: Decision, now: datetime) ->
         ledger.transition(job.job_id, "failed", now, f"rejected: {decision.reason}", seen=job.state)
 
 
-def _log_decision(job: JobRecord, decision: Decision) -> None:
+def _log_decision(logger: Any, job: JobRecord, decision: Decision) -> None:
     chosen = decision.chosen
-    log.info("job_decision", job_id=job.job_id, action=decision.action,
+    logger.info("job_decision", job_id=job.job_id, action=decision.action,
              policy=decision.policy, reason=decision.reason,
              region=chosen.region if chosen else None, gpu=chosen.gpu if chosen else None,
              start=chosen.start.isoformat() if chosen else None,

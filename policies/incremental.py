@@ -39,21 +39,18 @@ from policies.candidates import unfit_reason
 from policies.capacity import CapacityTimeline
 from policies.decisions import free_devices, ready_devices
 from policies.errors import PoliciesError
-from policies.footprint.accounting import J_PER_KWH
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.recalibration import Recalibration
 from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign
-from policies.kept_rows import KeptRows, alternatives
+from policies.kept_rows import KeptRows, alternative, alternatives
 from policies.planner import (
     _TOLERANCE,
     HOME_NOTE,
     LATE_NOTE,
     WindowParameters,
     _allowed,
-    _decide,
     _order,
     _regret,
-    _Tick,
 )  # fmt: skip
 from policies.scoring import (
     CostCube,
@@ -132,6 +129,28 @@ class _Seen:
 _NOTES = {NOTE_NONE: "", NOTE_HOME: HOME_NOTE, NOTE_LATE: LATE_NOTE}
 
 
+def _saving(plan: Alternative, run_now: Alternative | None) -> str:
+    """The reasons' " (N% below run-now)", as ``planner._decide`` words it."""
+    if run_now is not None and run_now.total_g > 0:
+        return f" ({1 - plan.total_g / run_now.total_g:.0%} below run-now)"
+    return ""
+
+
+class _Ready:
+    """:func:`policies.decisions.ready_devices` of a tick's pools, each answer computed once
+    (the devices' busy times do not change within a tick)."""
+
+    def __init__(self, pools: Sequence[Pool]) -> None:
+        self._pools = pools
+        self._seen: dict[tuple[int, datetime, int], tuple[datetime, list[Device]] | None] = {}
+
+    def __call__(self, p: int, at: datetime, need: int) -> tuple[datetime, list[Device]] | None:
+        key = (p, at, need)
+        if key not in self._seen:
+            self._seen[key] = ready_devices(self._pools[p], at, need)
+        return self._seen[key]
+
+
 class PlanState:
     """Scored rows kept between the ticks of one policy (see the module docstring).
 
@@ -197,7 +216,8 @@ class PlanState:
             job = jobs[j]
             decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)
         times = [grid.time(k) for k in range(grid.count)]
-        run_now = self._run_now(at, pools, grid, times, now)
+        ready = _Ready(pools)
+        run_now = self._run_now(at, pools, grid, times, now, ready)
         plans = self._plans(at, pool, slot, pools, times)
         latest = rows.latest[at, pool].tolist()
         # Devices free now per pool, less those this tick starts jobs on (free_devices' count).
@@ -206,10 +226,10 @@ class PlanState:
         cells = zip(fits, at.tolist(), pool.tolist(), slot.tolist(), note.tolist(), strict=True)
         for k, (j, r, p, s, why) in enumerate(cells):
             if s == 0 and free_now[p] >= rows.gpus[r]:
-                tick = self._tick_of(r, jobs[j], pools, grid, capacity, taken)
-                decisions[j] = decision = _decide(
-                    tick, 0, p, 0, _NOTES[why], policy, params.alternatives
-                )
+                decisions[j] = decision = self._start_now(
+                    r, jobs[j], p, plans[k], run_now[k], _NOTES[why], policy, params.alternatives,
+                    pools, grid, times, taken, ready,
+                )  # fmt: skip
                 if decision.action == "start" and decision.chosen is not None:
                     free_now[p] -= len(decision.chosen.device_ids)
             else:
@@ -349,7 +369,7 @@ class PlanState:
 
     def _run_now(
         self, at: IntArray, pools: Sequence[Pool], grid: SlotGrid, times: Sequence[datetime],
-        now: datetime,
+        now: datetime, ready_of: _Ready,
     ) -> list[Alternative | None]:  # fmt: skip
         """:func:`policies.decisions.run_now_alternative` for the rows ``at``: the fastest
         admissible pool among those whose devices are free first (ties: the first pool)."""
@@ -358,7 +378,7 @@ class PlanState:
         need = rows.gpus[at]
         for g in np.unique(need):
             sel = np.flatnonzero(need == g)
-            ready = [ready_devices(pool, now, int(g)) for pool in pools]
+            ready = [ready_of(p, now, int(g)) for p in range(len(pools))]
             ready_s = np.array(
                 [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
             )
@@ -416,39 +436,72 @@ class PlanState:
             rows.plan_cell[int(at[k])] = pool[k], slot[k]
         return [x for x in plans if x is not None]
 
-    def _tick_of(
-        self, r: int, job: JobSpec, pools: tuple[Pool, ...], grid: SlotGrid,
-        capacity: CapacityTimeline, taken: set[str],
-    ) -> _Tick:  # fmt: skip
-        """A one-job tick built from row ``r``, for the planner's own decision builder."""
+    def _start_now(
+        self, r: int, job: JobSpec, p: int, plan: Alternative, run_now: Alternative | None,
+        note: str, policy: str, limit: int, pools: Sequence[Pool], grid: SlotGrid,
+        times: Sequence[datetime], taken: set[str], ready: _Ready,
+    ) -> Decision:  # fmt: skip
+        """``planner._decide`` for row ``r`` planned now on pool ``p`` (``plan``: that cell
+        with the pool's first devices), from the stored row: the same fields, without a cube."""
         rows = self._rows
-        ok = rows.ok[r][None]
-        energy = np.where(ok, rows.energy[r][None], 0.0)[:, :, None]
-        pue = np.array([p.pue for p in pools])[None, :, None]
-        intensity = rows.intensity[r][None].copy()
-        intensity[0, :, 0] = rows.intensity_now[r]
-        after = grid.offsets_s[None, :] > rows.latest[r][:, None]
-        cost = np.where(after, np.inf, rows.cost[r])[None]
-        cost[0, :, 0] = rows.cost_now[r]
-        cube = CostCube(
-            (job,), pools, grid, rows.duration[r][None], rows.energy[r][None], ok,
-            rows.latest[r][None], intensity, energy / J_PER_KWH * intensity * pue,
-            rows.embodied[r][None], cost, cost,
-        )  # fmt: skip
-        return _Tick(cube, cost, capacity, rows.allowed[r][None], grid.time(0), taken)
+        now = times[0]
+        saving = _saving(plan, run_now)
+        need = int(rows.gpus[r])
+        free = free_devices(pools[p], now, taken)
+        if len(free) < need:  # only when every admissible pool is over-committed
+            reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
+            return Decision(job.job_id, "hold", reason, policy, plan, run_now)
+        chosen = tuple(d.device_id for d in free[:need])
+        taken.update(chosen)
+        alt = alternative(rows, r, p, 0, pools, times, chosen)
+        others = self._others(r, p, need, limit, pools, grid, times, ready)
+        why = note or "cheapest feasible (device, region, start) over the horizon"
+        reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{saving}; {why}"
+        return Decision(job.job_id, "start", reason, policy, alt, run_now, others)
+
+    def _others(
+        self, r: int, exclude: int, need: int, limit: int, pools: Sequence[Pool],
+        grid: SlotGrid, times: Sequence[datetime], ready: _Ready,
+    ) -> tuple[Alternative, ...]:  # fmt: skip
+        """:func:`policies.decisions.best_alternatives` for row ``r`` (its cost, slot 0 now,
+        ``inf`` after each pool's latest safe start)."""
+        if limit <= 0:
+            return ()
+        rows = self._rows
+        offsets = grid.offsets_s
+        masked = np.where(offsets[None, :] > rows.latest[r][:, None], np.inf, rows.cost[r])
+        masked[:, 0] = rows.cost_now[r]
+        ready_at: dict[int, datetime] = {}
+        for q in range(len(pools)):
+            first = ready(q, times[0], need)
+            if first is None:
+                masked[q] = np.inf
+                continue
+            ready_at[q] = first[0]
+            masked[q, offsets < (first[0] - grid.start).total_seconds() - 1e-6] = np.inf
+        best_slot = np.argmin(masked, axis=1)
+        best_cost = masked[np.arange(masked.shape[0]), best_slot]
+        order = [
+            int(q) for q in np.argsort(best_cost) if q != exclude and np.isfinite(best_cost[q])
+        ]
+        cells = [(q, int(best_slot[q])) for q in order[:limit]]
+        out = []
+        for q, s in cells:
+            then = ready(q, max(times[s], ready_at[q]), need)
+            assert then is not None
+            ids = tuple(d.device_id for d in then[1])
+            out.append(alternative(rows, r, q, s, pools, times, ids))
+        return tuple(out)
 
     def _hold(
         self, job: JobSpec, plan: Alternative, s: int, latest: float, grid: SlotGrid,
-        run_now: Alternative | None, policy: str,
+        run_now: Alternative | None, policy: str, saving: str,
     ) -> Decision:  # fmt: skip
-        """``planner._decide`` for a job held: planned later, or now with too few GPUs free
-        (last tick's decision when its plan, run-now and latest start are the same)."""
+        """``planner._decide`` for a job held: planned later, or now with too few GPUs free;
+        ``saving`` is :func:`_saving` of ``plan`` and ``run_now``."""
         if s == 0:
             reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
             return Decision(job.job_id, "hold", reason, policy, plan, run_now)
-        saving = ""
-        if run_now is not None and run_now.total_g > 0:
-            saving = f" ({1 - plan.total_g / run_now.total_g:.0%} below run-now)"
         texts = self._rows.latest_txt
         latest_txt = texts.get(latest)
         if latest_txt is None:
@@ -470,15 +523,23 @@ class PlanState:
         self, r: int, job: JobSpec, plan: Alternative, s: int, latest: float, grid: SlotGrid,
         run_now: Alternative | None, policy: str,
     ) -> Decision:  # fmt: skip
-        """:meth:`_hold`, or last tick's decision for row ``r`` when it would be the same."""
+        """:meth:`_hold`, or last tick's decision for row ``r`` when it would be the same
+        (its plan object, latest safe start and policy the same): the very object when
+        run-now is too, else its reason when the run-now figure it quotes reads the same."""
         rows = self._rows
         seen = rows.held[r]
-        if (
-            s > 0 and seen is not None and seen.chosen is plan and seen.run_now is run_now
+        same = (
+            s > 0 and seen is not None and seen.chosen is plan
             and rows.held_latest[r] == latest and seen.policy == policy
-        ):  # fmt: skip
+        )  # fmt: skip
+        if same and seen is not None and seen.run_now is run_now:
             return seen
-        decision = self._hold(job, plan, s, latest, grid, run_now, policy)
+        saving = _saving(plan, run_now)
+        if same and seen is not None and saving == rows.held_saving[r]:
+            decision = Decision(job.job_id, "hold", seen.reason, policy, plan, run_now)
+        else:
+            decision = self._hold(job, plan, s, latest, grid, run_now, policy, saving)
         rows.held[r] = decision if s > 0 else None
+        rows.held_saving[r] = saving
         rows.held_latest[r] = latest
         return decision

@@ -16,7 +16,7 @@ from policies.footprint.accounting import J_PER_KWH
 from policies.scoring import Pool
 from policies.types import Alternative, Decision, JobSpec
 
-__all__ = ["KeptRows", "alternatives"]
+__all__ = ["KeptRows", "alternative", "alternatives"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -69,6 +69,7 @@ class KeptRows:
         self.run_now_cell: IntArray = np.zeros((0, 2), dtype=np.int64)
         self.held: list[Decision | None] = []
         self.held_latest: FloatArray = np.zeros(0)
+        self.held_saving: list[str] = []  # the held decision's " (N% below run-now)"
 
     def reserve(self, count: int) -> None:
         """Room for ``count`` more jobs (growing the arrays once, by at least half)."""
@@ -104,6 +105,7 @@ class KeptRows:
         self.plan.extend([None] * (n - old))
         self.run_now.extend([None] * (n - old))
         self.held.extend([None] * (n - old))
+        self.held_saving.extend([""] * (n - old))
         self.plan_cell = _grown(self.plan_cell, n, 0)  # type: ignore[assignment]
         self.run_now_cell = _grown(self.run_now_cell, n, 0)  # type: ignore[assignment]
         self.held_latest = _grown(self.held_latest, n, 0.0)  # type: ignore[assignment]
@@ -152,3 +154,18 @@ def alternatives(
             embodied[k],
         ))  # fmt: skip
     return out
+
+
+def alternative(
+    rows: KeptRows, r: int, p: int, s: int, pools: Sequence[Pool], times: Sequence[datetime],
+    device_ids: tuple[str, ...],
+) -> Alternative:  # fmt: skip
+    """:func:`alternatives` for one cell, naming ``device_ids`` (the same values: scalar reads
+    of the same rows, the same arithmetic)."""
+    pool = pools[p]
+    e = float(rows.energy[r, p])
+    i = float(rows.intensity_now[r, p] if s == 0 else rows.intensity[r, p, s])
+    return Alternative(
+        device_ids, pool.region, pool.gpu.name, times[s], float(rows.duration[r, p]), e, i,
+        e / J_PER_KWH * i * pool.pue, float(rows.embodied[r, p]),
+    )  # fmt: skip

@@ -172,13 +172,13 @@ def upper_values(forecast: ZoneIntensity) -> FloatArray | None:
     return None if upper is None else np.asarray(upper, dtype=np.float64)
 
 
-def _cumulative_at(values: FloatArray, x: FloatArray) -> FloatArray:
-    """Integral of a step function with ``values`` on unit cells ``[i, i+1)`` from 0 to ``x``.
+def _cumulative_at(values: FloatArray, cum: FloatArray, x: FloatArray) -> FloatArray:
+    """Integral of a step function with ``values`` on unit cells ``[i, i+1)`` from 0 to ``x``
+    (``cum``: 0 then the cumulative sums of ``values``).
 
     Outside ``[0, n]`` the nearest value holds (first before, last after).
     """
     n = len(values)
-    cum = np.concatenate(([0.0], np.cumsum(values)))
     clipped = np.clip(x, 0.0, float(n))
     k = np.minimum(clipped.astype(np.int64), n - 1)
     inside = cum[k] + (clipped - k) * values[k]
@@ -206,7 +206,8 @@ def mean_intensities(
     span = np.asarray(durations_s, dtype=np.float64) / step_s
     x0, span = np.broadcast_arrays(x0, span)
     safe = np.where(span > 0, span, 1.0)
-    means = (_cumulative_at(values, x0 + safe) - _cumulative_at(values, x0)) / safe
+    cum = np.concatenate(([0.0], np.cumsum(values)))
+    means = (_cumulative_at(values, cum, x0 + safe) - _cumulative_at(values, cum, x0)) / safe
     at_start = values[np.clip(np.floor(x0).astype(np.int64), 0, len(values) - 1)]
     result: FloatArray = np.where(span > 0, means, at_start)
     return result
