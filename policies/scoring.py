@@ -27,6 +27,7 @@ from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, op
 from policies.footprint.estimator import Estimate
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.recalibration import Recalibration
+from policies.means import ZoneSeries, mean_intensities, pool_means
 from policies.types import Device, JobSpec, ZoneIntensity
 
 __all__ = [
@@ -172,47 +173,6 @@ def upper_values(forecast: ZoneIntensity) -> FloatArray | None:
     return None if upper is None else np.asarray(upper, dtype=np.float64)
 
 
-def _cumulative_at(values: FloatArray, cum: FloatArray, x: FloatArray) -> FloatArray:
-    """Integral of a step function with ``values`` on unit cells ``[i, i+1)`` from 0 to ``x``
-    (``cum``: 0 then the cumulative sums of ``values``).
-
-    Outside ``[0, n]`` the nearest value holds (first before, last after).
-    """
-    n = len(values)
-    clipped = np.clip(x, 0.0, float(n))
-    k = np.minimum(clipped.astype(np.int64), n - 1)
-    inside = cum[k] + (clipped - k) * values[k]
-    before = np.minimum(x, 0.0) * values[0]
-    after = np.maximum(x - n, 0.0) * values[-1]
-    result: FloatArray = inside + before + after
-    return result
-
-
-def mean_intensities(
-    values_g_per_kwh: FloatArray,
-    step_s: float,
-    offset_s: float,
-    starts_s: FloatArray,
-    durations_s: FloatArray,
-) -> FloatArray:
-    """Time-weighted mean intensity over ``[start, start + duration]`` for every pair.
-
-    ``values_g_per_kwh`` starts ``offset_s`` seconds after the slot origin; ``starts_s`` (any
-    shape) and ``durations_s`` (broadcastable) are seconds after the origin. Zero durations give
-    the value at the start. Returns the broadcast shape.
-    """
-    values = np.asarray(values_g_per_kwh, dtype=np.float64)
-    x0 = (np.asarray(starts_s) - offset_s) / step_s
-    span = np.asarray(durations_s, dtype=np.float64) / step_s
-    x0, span = np.broadcast_arrays(x0, span)
-    safe = np.where(span > 0, span, 1.0)
-    cum = np.concatenate(([0.0], np.cumsum(values)))
-    means = (_cumulative_at(values, cum, x0 + safe) - _cumulative_at(values, cum, x0)) / safe
-    at_start = values[np.clip(np.floor(x0).astype(np.int64), 0, len(values) - 1)]
-    result: FloatArray = np.where(span > 0, means, at_start)
-    return result
-
-
 @dataclass(frozen=True, slots=True)
 class CostCube:
     """Every (job, pool, slot) scored. Arrays are ``(J, P)`` or ``(J, P, S)``.
@@ -286,22 +246,23 @@ def _zone_means(
     upper: bool,
 ) -> FloatArray:
     """Mean (or pessimistic mean) intensity per (job, pool, slot)."""
-    n_jobs, n_pools = duration.shape
-    out = np.empty((n_jobs, n_pools, grid.count))
-    starts = grid.offsets_s[None, :]
-    finite = np.where(np.isfinite(duration), duration, 0.0)
-    done: dict[tuple[str, str], int] = {}  # pools of one zone and GPU type share the means
-    for p, pool in enumerate(pools):
-        same = done.setdefault((pool.zone, pool.gpu.name), p)
-        if same != p:
-            out[:, p, :] = out[:, same, :]
-            continue
+    means: FloatArray = pool_means(_series(pools, forecasts, grid, upper), grid.offsets_s,
+                                   duration).transpose(1, 0, 2)  # fmt: skip
+    return means
+
+
+def _series(
+    pools: Sequence[Pool], forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid, upper: bool
+) -> list[ZoneSeries]:
+    """Each pool's forecast (or its pessimistic bound) as :func:`pool_means` reads it."""
+    out = []
+    for pool in pools:
         forecast = _forecast(forecasts, pool.zone)
         values = upper_values(forecast) if upper else None
         if values is None:
             values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
         offset = (forecast.start - grid.start).total_seconds()
-        out[:, p, :] = mean_intensities(values, forecast.step_s, offset, starts, finite[:, p, None])
+        out.append(ZoneSeries((pool.zone, pool.gpu.name), values, forecast.step_s, offset))
     return out
 
 
@@ -334,23 +295,9 @@ def _now_means(
     pools: Sequence[Pool], forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid,
     duration: FloatArray, upper: bool,
 ) -> FloatArray:  # fmt: skip
-    """:func:`_zone_means` of slot 0 alone, ``(J, P)`` (filled pool by pool, contiguously)."""
-    by_pool = np.empty((duration.shape[1], duration.shape[0]))
-    finite = np.where(np.isfinite(duration), duration, 0.0)
-    done: dict[tuple[str, str], int] = {}
-    for p, pool in enumerate(pools):
-        same = done.setdefault((pool.zone, pool.gpu.name), p)
-        if same != p:
-            by_pool[p] = by_pool[same]
-            continue
-        forecast = _forecast(forecasts, pool.zone)
-        values = upper_values(forecast) if upper else None
-        if values is None:
-            values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
-        offset = (forecast.start - grid.start).total_seconds()
-        by_pool[p] = mean_intensities(values, forecast.step_s, offset, grid.offsets_s[:1],
-                                      finite[:, p])  # fmt: skip
-    result: FloatArray = by_pool.T
+    """:func:`_zone_means` of slot 0 alone, ``(J, P)``."""
+    means = pool_means(_series(pools, forecasts, grid, upper), grid.offsets_s[:1], duration)
+    result: FloatArray = means[:, :, 0].T
     return result
 
 

@@ -1,0 +1,132 @@
+"""Time-weighted mean intensities over job runs, read from a forecast's cumulative integral.
+
+:func:`mean_intensities` reads one zone's step function for any array of (start, duration);
+:func:`pool_means` does it for every pool of a tick at once, the zones whose forecasts share
+a step, an offset and a length stacked into one pass (a tick scores a few zones, each with a
+few NumPy calls: one pass instead of one per zone). Both compute the same expressions on the
+same operands, so their values are equal, bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["ZoneSeries", "mean_intensities", "pool_means"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSeries:
+    """One pool's intensity step function: ``values_g_per_kwh`` on cells of ``step_s``
+    seconds, the first starting ``offset_s`` seconds after the slot origin. Pools with equal
+    ``key`` (zone and GPU type) share their means."""
+
+    key: Hashable
+    values_g_per_kwh: FloatArray
+    step_s: float
+    offset_s: float
+
+
+def _cumulative_at(values: FloatArray, cum: FloatArray, x: FloatArray) -> FloatArray:
+    """Integral of a step function with ``values`` on unit cells ``[i, i+1)`` from 0 to ``x``
+    along the last axis (``cum``: 0 then the cumulative sums of ``values``; ``values`` and
+    ``cum`` 1-D, or ``(Z, n)`` and ``(Z, n + 1)`` for ``x`` of shape ``(Z, ...)``).
+
+    Outside ``[0, n]`` the nearest value holds (first before, last after).
+    """
+    n = values.shape[-1]
+    clipped = np.clip(x, 0.0, float(n))
+    k = np.minimum(clipped.astype(np.int64), n - 1)
+    if values.ndim == 1:
+        at_k, first, last = values[k], values[0], values[-1]
+        cum_k = cum[k]
+    else:
+        flat = k.reshape(len(k), -1)
+        at_k = np.take_along_axis(values, flat, axis=1).reshape(k.shape)
+        cum_k = np.take_along_axis(cum, flat, axis=1).reshape(k.shape)
+        edge = (len(k),) + (1,) * (k.ndim - 1)
+        first, last = values[:, 0].reshape(edge), values[:, -1].reshape(edge)
+    inside = cum_k + (clipped - k) * at_k
+    before = np.minimum(x, 0.0) * first
+    after = np.maximum(x - n, 0.0) * last
+    result: FloatArray = inside + before + after
+    return result
+
+
+def _means(
+    values: FloatArray, step_s: float, offset_s: float, starts_s: FloatArray, span_s: FloatArray
+) -> FloatArray:
+    """The means of ``values`` (1-D, or ``(Z, n)`` with ``span_s`` of shape ``(Z, ...)``)."""
+    x0 = (np.asarray(starts_s) - offset_s) / step_s
+    span = np.asarray(span_s, dtype=np.float64) / step_s
+    x0, span = np.broadcast_arrays(x0, span)
+    safe = np.where(span > 0, span, 1.0)
+    zero = np.zeros((*values.shape[:-1], 1))
+    cum = np.concatenate((zero, np.cumsum(values, axis=-1)), axis=-1)
+    means = (_cumulative_at(values, cum, x0 + safe) - _cumulative_at(values, cum, x0)) / safe
+    last = values.shape[-1] - 1
+    cell = np.clip(np.floor(x0).astype(np.int64), 0, last)
+    if values.ndim == 1:
+        at_start = values[cell]
+    else:
+        flat = cell.reshape(len(cell), -1)
+        at_start = np.take_along_axis(values, flat, axis=1).reshape(cell.shape)
+    result: FloatArray = np.where(span > 0, means, at_start)
+    return result
+
+
+def mean_intensities(
+    values_g_per_kwh: FloatArray,
+    step_s: float,
+    offset_s: float,
+    starts_s: FloatArray,
+    durations_s: FloatArray,
+) -> FloatArray:
+    """Time-weighted mean intensity over ``[start, start + duration]`` for every pair.
+
+    ``values_g_per_kwh`` starts ``offset_s`` seconds after the slot origin; ``starts_s`` (any
+    shape) and ``durations_s`` (broadcastable) are seconds after the origin. Zero durations give
+    the value at the start. Returns the broadcast shape.
+    """
+    values = np.asarray(values_g_per_kwh, dtype=np.float64)
+    return _means(values, step_s, offset_s, starts_s, durations_s)
+
+
+def pool_means(
+    series: Sequence[ZoneSeries], starts_s: FloatArray, duration_s: FloatArray
+) -> FloatArray:
+    """:func:`mean_intensities` of every pool's series for every job and start, ``(P, J, S)``:
+    pool ``p``'s series, the job's duration there (``duration_s`` ``(J, P)``, non-finite read
+    as 0) and each of the ``S`` ``starts_s``. Pools of one ``key`` take the first's means
+    (their durations are equal: estimates are per GPU type)."""
+    n_jobs, n_pools = duration_s.shape
+    out = np.empty((n_pools, n_jobs, len(starts_s)))
+    finite = np.where(np.isfinite(duration_s), duration_s, 0.0)
+    first: dict[Hashable, int] = {}
+    copies: list[tuple[int, int]] = []
+    groups: dict[tuple[float, float, int], list[int]] = {}
+    for p, one in enumerate(series):
+        same = first.setdefault(one.key, p)
+        if same != p:
+            copies.append((p, same))
+            continue
+        shape = (float(one.step_s), float(one.offset_s), len(one.values_g_per_kwh))
+        groups.setdefault(shape, []).append(p)
+    starts = np.asarray(starts_s, dtype=np.float64)[None, :]
+    for (step_s, offset_s, _), pools in groups.items():
+        if len(pools) == 1:
+            p = pools[0]
+            out[p] = _means(series[p].values_g_per_kwh, step_s, offset_s, starts,
+                            finite[:, p, None])  # fmt: skip
+            continue
+        values = np.stack([series[p].values_g_per_kwh for p in pools])
+        spans = finite.T[pools][:, :, None]
+        out[pools] = _means(values, step_s, offset_s, starts[None], spans)
+    for p, same in copies:
+        out[p] = out[same]
+    return out
