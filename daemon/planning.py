@@ -3,6 +3,7 @@ decisions back to the ledger."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -152,6 +153,9 @@ def record_decisions(
                 if new:
                     _store(ledger, job, decision, now)
     logger = log.bind() if any(fresh) else None  # one bind per round, not one per event
+    drops = getattr(logger, "drops", None)  # daemon.logs' logger says when info is filtered
+    if drops is not None and drops(logging.INFO):
+        logger = None
     for (job, decision), key, new in zip(decided, keys, fresh, strict=True):
         if new and logger is not None:
             _log_decision(logger, job, decision)

@@ -1,0 +1,101 @@
+"""Recording a round's decisions: a changed plan is stored and is what the ledger shows; a
+repeated one is not stored again; each stored decision is logged once, unless the level
+filters it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from daemon.ledger import JobRecord, Ledger
+from daemon.logs import configure_logging
+from daemon.planning import DecisionKey, record_decisions
+from daemon.queue.line import JobRequest, parse_line
+from policies import Alternative, Decision
+from tests.daemon.helpers import job_line
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger.open(tmp_path / "ledger.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    config = structlog.get_config()
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def _job(ledger: Ledger, job_id: str) -> JobRecord:
+    request = parse_line(job_line(id=job_id).strip(), NOW)
+    assert isinstance(request, JobRequest)
+    with ledger.transaction():
+        ledger.add_job(request, 1000, 1000, "queue.jsonl:1", NOW)
+    return ledger.job(job_id)
+
+
+def _hold(job_id: str, start_min: int, reason: str = "") -> Decision:
+    start = NOW + timedelta(minutes=start_min)
+    plan = Alternative(("qc/0",), "qc", "T4", start, 60.0, 3.6e5, 30.0, 3.0, 1.0)
+    why = reason or f"hold: plan T4 in qc at {start.isoformat(timespec='minutes')}"
+    return Decision(job_id, "hold", why, "carbon-window", plan)
+
+
+@pytest.mark.parametrize("remembered", [True, False])  # the service's memory, or the ledger's
+def test_a_moved_plan_is_stored_and_shown_a_repeated_one_is_not(
+    ledger: Ledger, remembered: bool
+) -> None:
+    job = _job(ledger, "j")
+    seen: dict[str, DecisionKey] | None = {} if remembered else None
+    moved = "hold: the reason's figures moved"
+    rounds = [(_hold("j", 60), True), (_hold("j", 60), False), (_hold("j", 75), True),
+              (_hold("j", 60), True), (_hold("j", 60, moved), True)]  # fmt: skip
+    for k, (decision, stored) in enumerate(rounds):
+        at = NOW + timedelta(minutes=k)
+        assert record_decisions(ledger, [(ledger.job("j"), decision)], at, seen) == [stored]
+        latest = ledger.latest_decision("j")
+        assert latest is not None and decision.chosen is not None
+        assert latest.planned_start == decision.chosen.start  # what `carbond jobs status` shows
+        assert latest.reason == decision.reason
+    assert job.state == "queued" and ledger.job("j").state == "planned"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_each_stored_decision_is_logged_once(ledger: Ledger) -> None:
+    jobs = [_job(ledger, name) for name in "ab"]
+    seen: dict[str, DecisionKey] = {}
+    with capture_logs() as events:
+        record_decisions(ledger, [(jobs[0], _hold("a", 60)), (jobs[1], _hold("b", 30))], NOW, seen)
+        again = [(ledger.job("a"), _hold("a", 90)), (ledger.job("b"), _hold("b", 30))]
+        record_decisions(ledger, again, NOW, seen)
+    assert [(e["event"], e["job_id"]) for e in events] == [
+        ("job_decision", "a"), ("job_decision", "b"), ("job_decision", "a")
+    ]  # fmt: skip
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize(("level", "logged"), [("INFO", True), ("WARNING", False)])
+def test_decisions_are_logged_at_info_only(
+    ledger: Ledger, capsys: pytest.CaptureFixture[str], level: str, logged: bool
+) -> None:
+    configure_logging(level=level, json=True)
+    job = _job(ledger, "a")
+    assert record_decisions(ledger, [(job, _hold("a", 60))], NOW, {}) == [True]
+    events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert events == (["job_decision"] if logged else [])
+    assert ledger.latest_decision("a") is not None  # stored either way
