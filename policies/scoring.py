@@ -133,25 +133,27 @@ def estimate_matrix(
     duration = np.full((n_jobs, n_pools), np.inf)
     energy = np.full((n_jobs, n_pools), np.inf)
     ok = np.zeros((n_jobs, n_pools), dtype=np.bool_)
-    sizes = np.array([pool.size for pool in pools])
-    memory = np.array([pool.gpu.memory_gb for pool in pools])
+    sizes = [pool.size for pool in pools]
+    memory = [pool.gpu.memory_gb for pool in pools]
     regions = [pool.region for pool in pools]
     gpu_names = [pool.gpu.name.lower() for pool in pools]
     # One device per GPU type stands for its type: estimates go through the same path as the
     # scalar policies (``estimate_on``: the calibrated serving model for continuous batching).
     types = {pool.gpu.name: pool.devices[0] for pool in pools}
-    type_of = np.array([pool.gpu.name for pool in pools], dtype=object)
-    for j, job in enumerate(jobs):
-        mask = (sizes >= job.workload.tensor_parallel) & (memory >= job.min_gpu_memory_gb)
-        if job.regions:
-            wanted = set(job.regions)
-            mask &= np.array([r in wanted for r in regions], dtype=np.bool_)
-        if job.gpu_types:
-            wanted = {t.lower() for t in job.gpu_types}
-            mask &= np.array([g in wanted for g in gpu_names], dtype=np.bool_)
+    of_type = {name: [p for p, pool in enumerate(pools) if pool.gpu.name == name] for name in types}
+    for j, job in enumerate(jobs):  # a few pools: plain Python beats small-array NumPy here
+        tp, need_gb = job.workload.tensor_parallel, job.min_gpu_memory_gb
+        in_regions = set(job.regions) if job.regions else None
+        in_types = {t.lower() for t in job.gpu_types} if job.gpu_types else None
+        fits = [
+            sizes[p] >= tp and memory[p] >= need_gb
+            and (in_regions is None or regions[p] in in_regions)
+            and (in_types is None or gpu_names[p] in in_types)
+            for p in range(n_pools)
+        ]  # fmt: skip
         for name, device in types.items():
-            columns = mask & (type_of == name)
-            if not columns.any():
+            columns = [p for p in of_type[name] if fits[p]]
+            if not columns:
                 continue
             key = (job.model, job.runtime, job.workload, name)
             est = cache.get(key)
