@@ -394,13 +394,14 @@ class PlanState:
             has = np.flatnonzero(cand.any(axis=1))
             p = cand.argmax(axis=1)[has]
             where = sel[has].tolist()
+            held = at[sel[has]]
+            cell = rows.run_now_cell[held]
+            same = (slot_of[p] > 0) & (cell[:, 0] == p) & (cell[:, 1] == slot_of[p])
             todo = []
-            for i, (r, q) in enumerate(zip(at[sel[has]].tolist(), p.tolist(), strict=True)):
-                seen = rows.run_now[r]
-                if (
-                    seen is not None and slot_of[q] > 0 and seen.device_ids == ids[q]
-                    and rows.run_now_cell[r, 0] == q and rows.run_now_cell[r, 1] == slot_of[q]
-                ):  # fmt: skip
+            cells = zip(held.tolist(), p.tolist(), same.tolist(), strict=True)
+            for i, (r, q, kept) in enumerate(cells):
+                seen = rows.run_now[r] if kept else None
+                if seen is not None and seen.device_ids == ids[q]:
                     out[where[i]] = seen
                 else:
                     todo.append(i)
@@ -421,19 +422,17 @@ class PlanState:
         """Each job's planned cell as an alternative: last tick's object when the cell is the
         same and later than slot 0 (whose values move with now)."""
         rows = self._rows
-        plans: list[Alternative | None] = []
-        for r, p, s in zip(at.tolist(), pool.tolist(), slot.tolist(), strict=True):
-            seen = rows.plan[r]
-            cell = rows.plan_cell[r]
-            same = s > 0 and seen is not None and cell[0] == p and cell[1] == s
-            plans.append(seen if same else None)
+        cells = rows.plan_cell[at]
+        same = (slot > 0) & (cells[:, 0] == pool) & (cells[:, 1] == slot)
+        kept = rows.plan
+        plans = [kept[r] if ok else None for r, ok in zip(at.tolist(), same.tolist(), strict=True)]
         todo = np.array([k for k, x in enumerate(plans) if x is None], dtype=np.int64)
         built = alternatives(rows, at[todo], pool[todo], slot[todo], pools, times,
                               [None] * len(todo))  # fmt: skip
-        for k, alt in zip(todo.tolist(), built, strict=True):
-            plans[k] = alt
-            rows.plan[int(at[k])] = alt
-            rows.plan_cell[int(at[k])] = pool[k], slot[k]
+        for k, r, alt in zip(todo.tolist(), at[todo].tolist(), built, strict=True):
+            plans[k] = kept[r] = alt
+        rows.plan_cell[at[todo], 0] = pool[todo]
+        rows.plan_cell[at[todo], 1] = slot[todo]
         return [x for x in plans if x is not None]
 
     def _start_now(

@@ -32,24 +32,24 @@ class ZoneSeries:
     offset_s: float
 
 
-def _cumulative_at(values: FloatArray, cum: FloatArray, x: FloatArray) -> FloatArray:
+def _cumulative_at(
+    values: FloatArray, cum: FloatArray, x: FloatArray, rows: npt.NDArray[np.int64] | None
+) -> FloatArray:
     """Integral of a step function with ``values`` on unit cells ``[i, i+1)`` from 0 to ``x``
-    along the last axis (``cum``: 0 then the cumulative sums of ``values``; ``values`` and
-    ``cum`` 1-D, or ``(Z, n)`` and ``(Z, n + 1)`` for ``x`` of shape ``(Z, ...)``).
+    along the last axis (``cum``: 0 then the cumulative sums of ``values``). Stacked:
+    ``values`` ``(Z, n)``, ``cum`` ``(Z, n + 1)``, ``x`` ``(Z, ...)`` and ``rows`` each
+    zone's row number broadcast to ``x``'s shape; else ``values`` and ``cum`` are 1-D.
 
     Outside ``[0, n]`` the nearest value holds (first before, last after).
     """
     n = values.shape[-1]
     clipped = np.clip(x, 0.0, float(n))
     k = np.minimum(clipped.astype(np.int64), n - 1)
-    if values.ndim == 1:
-        at_k, first, last = values[k], values[0], values[-1]
-        cum_k = cum[k]
+    if rows is None:
+        at_k, cum_k, first, last = values[k], cum[k], values[0], values[-1]
     else:
-        flat = k.reshape(len(k), -1)
-        at_k = np.take_along_axis(values, flat, axis=1).reshape(k.shape)
-        cum_k = np.take_along_axis(cum, flat, axis=1).reshape(k.shape)
-        edge = (len(k),) + (1,) * (k.ndim - 1)
+        at_k, cum_k = values[rows, k], cum[rows, k]
+        edge = (len(values),) + (1,) * (x.ndim - 1)
         first, last = values[:, 0].reshape(edge), values[:, -1].reshape(edge)
     inside = cum_k + (clipped - k) * at_k
     before = np.minimum(x, 0.0) * first
@@ -68,14 +68,15 @@ def _means(
     safe = np.where(span > 0, span, 1.0)
     zero = np.zeros((*values.shape[:-1], 1))
     cum = np.concatenate((zero, np.cumsum(values, axis=-1)), axis=-1)
-    means = (_cumulative_at(values, cum, x0 + safe) - _cumulative_at(values, cum, x0)) / safe
-    last = values.shape[-1] - 1
-    cell = np.clip(np.floor(x0).astype(np.int64), 0, last)
-    if values.ndim == 1:
-        at_start = values[cell]
-    else:
-        flat = cell.reshape(len(cell), -1)
-        at_start = np.take_along_axis(values, flat, axis=1).reshape(cell.shape)
+    rows = None
+    if values.ndim > 1:
+        edge = (len(values),) + (1,) * (x0.ndim - 1)
+        rows = np.arange(len(values)).reshape(edge)
+    means = (
+        _cumulative_at(values, cum, x0 + safe, rows) - _cumulative_at(values, cum, x0, rows)
+    ) / safe
+    cell = np.clip(np.floor(x0).astype(np.int64), 0, values.shape[-1] - 1)
+    at_start = values[cell] if rows is None else values[rows, cell]
     result: FloatArray = np.where(span > 0, means, at_start)
     return result
 
