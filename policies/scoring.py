@@ -240,17 +240,30 @@ def typical_g(
     return out
 
 
+def _hedged(
+    pools: Sequence[Pool], forecasts: Mapping[str, ZoneIntensity], risk_aversion: float
+) -> bool:
+    """Whether planning costs weigh in a pessimistic bound (some pool's forecast has one)."""
+    return risk_aversion > 0 and any(upper_values(forecasts[p.zone]) is not None for p in pools)
+
+
 def _zone_means(
     pools: Sequence[Pool],
     forecasts: Mapping[str, ZoneIntensity],
     grid: SlotGrid,
+    starts_s: FloatArray,
     duration: FloatArray,
-    upper: bool,
-) -> FloatArray:
-    """Mean (or pessimistic mean) intensity per (job, pool, slot)."""
-    means: FloatArray = pool_means(_series(pools, forecasts, grid, upper), grid.offsets_s,
-                                   duration).transpose(1, 0, 2)  # fmt: skip
-    return means
+    hedged: bool,
+) -> tuple[FloatArray, FloatArray | None]:
+    """Mean intensity per (pool, job, start) and, when ``hedged``, the pessimistic mean
+    (from each forecast's bound where it has one), both ``(P, J, S)``: one
+    :func:`pool_means` pass for both."""
+    series = _series(pools, forecasts, grid, upper=False)
+    if not hedged:
+        return pool_means(series, starts_s, duration), None
+    series += _series(pools, forecasts, grid, upper=True)
+    both = pool_means(series, starts_s, np.concatenate((duration, duration), axis=1))
+    return both[: len(pools)], both[len(pools) :]
 
 
 def _series(
@@ -264,7 +277,7 @@ def _series(
         if values is None:
             values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
         offset = (forecast.start - grid.start).total_seconds()
-        out.append(ZoneSeries((pool.zone, pool.gpu.name), values, forecast.step_s, offset))
+        out.append(ZoneSeries((pool.zone, pool.gpu.name, upper), values, forecast.step_s, offset))
     return out
 
 
@@ -293,16 +306,6 @@ def _latest(
     return result
 
 
-def _now_means(
-    pools: Sequence[Pool], forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid,
-    duration: FloatArray, upper: bool,
-) -> FloatArray:  # fmt: skip
-    """:func:`_zone_means` of slot 0 alone, ``(J, P)``."""
-    means = pool_means(_series(pools, forecasts, grid, upper), grid.offsets_s[:1], duration)
-    result: FloatArray = means[:, :, 0].T
-    return result
-
-
 def score_now(
     jobs: Sequence[JobSpec],
     pools: Sequence[Pool],
@@ -324,7 +327,9 @@ def score_now(
     """
     duration, energy, ok = estimates
     latest = _latest(jobs, grid, duration, duration_margin, guard_s)
-    mean = _now_means(pools, forecasts, grid, duration, upper=False)
+    hedged = _hedged(pools, forecasts, risk_aversion)
+    means, upper = _zone_means(pools, forecasts, grid, grid.offsets_s[:1], duration, hedged)
+    mean = means[:, :, 0].T
     pue = np.array([pool.pue for pool in pools], dtype=np.float64)[None, :]
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
     tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
@@ -332,9 +337,8 @@ def score_now(
     emb = embodied_g(np.where(ok, duration, 0.0), gpu_g[None, :] * tp, lifetime_years)
     allowed = ok & (grid.offsets_s[0] <= latest)
     intensity = mean
-    if risk_aversion > 0 and any(upper_values(forecasts[p.zone]) is not None for p in pools):
-        pessimistic = _now_means(pools, forecasts, grid, duration, upper=True)
-        mean = mean + risk_aversion * (pessimistic - mean)
+    if upper is not None:
+        mean = mean + risk_aversion * (upper[:, :, 0].T - mean)
     op = operational_g(finite_e, mean, pue)  # type: ignore[arg-type]
     planning: FloatArray = np.where(allowed, op + emb, np.inf)
     return planning, intensity, latest
@@ -374,7 +378,9 @@ def score(
     jobs, pools = tuple(jobs), tuple(pools)
     duration, energy, ok = estimates or estimate_matrix(jobs, pools, cache, recalibration)
     latest = _latest(jobs, grid, duration, duration_margin, guard_s)
-    mean = _zone_means(pools, forecasts, grid, duration, upper=False)
+    hedged = _hedged(pools, forecasts, risk_aversion)
+    means, upper = _zone_means(pools, forecasts, grid, grid.offsets_s, duration, hedged)
+    mean = means.transpose(1, 0, 2)
     pue = np.array([pool.pue for pool in pools], dtype=np.float64)
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
     tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
@@ -387,9 +393,8 @@ def score(
         allowed = np.broadcast_to(ok[:, :, None], op.shape)
     total = np.where(allowed, op + emb[:, :, None], np.inf)
     planning = total
-    if risk_aversion > 0 and any(upper_values(forecasts[p.zone]) is not None for p in pools):
-        pessimistic = _zone_means(pools, forecasts, grid, duration, upper=True)
-        hedged = mean + risk_aversion * (pessimistic - mean)
-        op_hedged = _operational(finite_e, hedged, pue)
+    if upper is not None:
+        pessimistic = upper.transpose(1, 0, 2)
+        op_hedged = _operational(finite_e, mean + risk_aversion * (pessimistic - mean), pue)
         planning = np.where(allowed, op_hedged + emb[:, :, None], np.inf)
     return CostCube(jobs, pools, grid, duration, energy, ok, latest, mean, op, emb, total, planning)
