@@ -144,9 +144,11 @@ def record_decisions(
         InvalidTransitionError: a job's state forbids its decision's transition (idem).
     """
     keys = [_key(decision) for _, decision in decided]
+    known = {} if seen is None else seen
     fresh = [
-        _is_new(ledger, job.job_id, key, seen) for (job, _), key in zip(decided, keys, strict=True)
-    ]
+        known[job.job_id] != key if job.job_id in known else _is_new(ledger, job.job_id, key, None)
+        for (job, _), key in zip(decided, keys, strict=True)
+    ]  # a round re-plans the same waiting jobs: most are known, and most repeat
     if any(fresh):
         with ledger.transaction():
             for (job, decision), new in zip(decided, fresh, strict=True):
@@ -156,11 +158,12 @@ def record_decisions(
     drops = getattr(logger, "drops", None)  # daemon.logs' logger says when info is filtered
     if drops is not None and drops(logging.INFO):
         logger = None
-    for (job, decision), key, new in zip(decided, keys, fresh, strict=True):
-        if new and logger is not None:
-            _log_decision(logger, job, decision)
-        if seen is not None:
-            seen[job.job_id] = key
+    if logger is not None:
+        for (job, decision), new in zip(decided, fresh, strict=True):
+            if new:
+                _log_decision(logger, job, decision)
+    if seen is not None:
+        seen.update((job.job_id, key) for (job, _), key in zip(decided, keys, strict=True))
     return fresh
 
 
