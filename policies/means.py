@@ -2,9 +2,9 @@
 
 :func:`mean_intensities` reads one zone's step function for any array of (start, duration);
 :func:`pool_means` does it for every pool of a tick at once, the zones whose forecasts share
-a step, an offset and a length stacked into one pass (a tick scores a few zones, each with a
-few NumPy calls: one pass instead of one per zone). Both compute the same expressions on the
-same operands, so their values are equal, bit for bit.
+a step, an offset and a length stacked into one pass when the arrays are small (a tick scores
+a few zones for a few new jobs, or slot 0 for the queue: one pass instead of one per zone).
+Both compute the same expressions on the same operands, so their values are equal, bit for bit.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ import numpy.typing as npt
 __all__ = ["ZoneSeries", "mean_intensities", "pool_means"]
 
 FloatArray = npt.NDArray[np.float64]
+
+# Zones are stacked when each has at most this many (job, start) cells: stacking saves the
+# per-call overhead that dominates small arrays; on large ones a zone at a time is faster
+# (its arrays stay in cache and index one dimension).
+_STACKED_CELLS = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +124,12 @@ def pool_means(
         shape = (float(one.step_s), float(one.offset_s), len(one.values_g_per_kwh))
         groups.setdefault(shape, []).append(p)
     starts = np.asarray(starts_s, dtype=np.float64)[None, :]
+    small = n_jobs * len(starts_s) <= _STACKED_CELLS
     for (step_s, offset_s, _), pools in groups.items():
-        if len(pools) == 1:
-            p = pools[0]
-            out[p] = _means(series[p].values_g_per_kwh, step_s, offset_s, starts,
-                            finite[:, p, None])  # fmt: skip
+        if len(pools) == 1 or not small:
+            for p in pools:
+                out[p] = _means(series[p].values_g_per_kwh, step_s, offset_s, starts,
+                                finite[:, p, None])  # fmt: skip
             continue
         values = np.stack([series[p].values_g_per_kwh for p in pools])
         spans = finite.T[pools][:, :, None]

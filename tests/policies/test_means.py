@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from policies import means
 from policies.means import ZoneSeries, mean_intensities, pool_means
 
 
@@ -14,8 +15,13 @@ def _series(
     return ZoneSeries(key, rng.uniform(10.0, 700.0, n), step_s, offset_s)
 
 
+@pytest.mark.parametrize("stacked", [True, False])  # small arrays stacked, large ones not
 @pytest.mark.parametrize("seed", range(4))
-def test_pool_means_equal_one_zone_at_a_time_bit_for_bit(seed: int) -> None:
+def test_pool_means_equal_one_zone_at_a_time_bit_for_bit(
+    seed: int, stacked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not stacked:
+        monkeypatch.setattr(means, "_STACKED_CELLS", 0)
     rng = np.random.default_rng(seed)
     series = [
         _series(rng, "a", 48, 3600.0, -1200.0),
@@ -31,13 +37,13 @@ def test_pool_means_equal_one_zone_at_a_time_bit_for_bit(seed: int) -> None:
     duration[1, 3] = np.inf  # an OOM pool: read as 0
     duration[2] = rng.uniform(0.0, 3e5)  # runs past the end of the series
     duration[:, 5] = duration[:, 1]  # one GPU type: one estimate
-    means = pool_means(series, starts, duration)
-    assert means.shape == (len(series), 7, 96)
+    result = pool_means(series, starts, duration)
+    assert result.shape == (len(series), 7, 96)
     for p, one in enumerate(series):
         finite = np.where(np.isfinite(duration[:, p]), duration[:, p], 0.0)
         alone = mean_intensities(one.values_g_per_kwh, one.step_s, one.offset_s,
                                  starts[None, :], finite[:, None])  # fmt: skip
-        assert np.array_equal(means[p], alone)
+        assert np.array_equal(result[p], alone)
 
 
 def test_pool_means_of_a_flat_series_are_its_value() -> None:
