@@ -202,8 +202,8 @@ def _store(ledger: Ledger, job: JobRecord, decision: Decision, now: datetime) ->
 def _log_decision(logger: Any, job: JobRecord, decision: Decision) -> None:
     chosen = decision.chosen
     logger.info("job_decision", job_id=job.job_id, action=decision.action,
-             policy=decision.policy, reason=decision.reason,
-             region=chosen.region if chosen else None, gpu=chosen.gpu if chosen else None,
-             start=chosen.start.isoformat() if chosen else None,
-             expected_total_g=chosen.total_g if chosen else None,
-             run_now_total_g=decision.run_now.total_g if decision.run_now else None)  # fmt: skip
+                policy=decision.policy, reason=decision.reason,
+                region=chosen.region if chosen else None, gpu=chosen.gpu if chosen else None,
+                start=chosen.start.isoformat() if chosen else None,
+                expected_total_g=chosen.total_g if chosen else None,
+                run_now_total_g=decision.run_now.total_g if decision.run_now else None)  # fmt: skip

@@ -1,0 +1,70 @@
+"""Why a replay stores so many decisions: each stored decision against the job's previous one.
+
+``python -m bench.decision_churn --jobs 10000 --days 0.7`` replays the synthetic workload of
+:mod:`bench.bench_replay` (its arguments) and counts, per policy, the decisions the daemon
+stored and what changed from the job's previous stored decision (``daemon.planning``'s key:
+action, policy, reason, devices, planned start): only the planned start (by how many minutes),
+the action, only the reason, or the devices. Counted where the service records them (its
+``record_decisions`` wrapped for the run): the same decisions, the same ledger.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import daemon.service
+from bench import bench_replay
+from daemon.ledger import JobRecord, Ledger
+from daemon.planning import DecisionKey, record_decisions
+from policies import Decision
+
+_NAMES = ("action", "policy", "reason", "devices", "start")
+
+
+def main(argv: list[str] | None = None) -> None:
+    previous: dict[str, DecisionKey] = {}
+    counts: Counter[str] = Counter()
+
+    def counting(
+        ledger: Ledger, decided: Sequence[tuple[JobRecord, Decision]], now: datetime,
+        seen: Any = None,
+    ) -> list[bool]:  # fmt: skip
+        stored = record_decisions(ledger, decided, now, seen)
+        for (job, decision), new in zip(decided, stored, strict=True):
+            if new:
+                counts["stored"] += 1
+                key = (decision.action, decision.policy, decision.reason,
+                       decision.chosen.device_ids if decision.chosen else (),
+                       decision.chosen.start if decision.chosen else None)  # fmt: skip
+                counts[_change(previous.get(job.job_id), key)] += 1
+                previous[job.job_id] = key
+        return stored
+
+    daemon.service.record_decisions = counting  # type: ignore[attr-defined]  # this run only
+    bench_replay.main(argv)
+    total = counts.pop("stored")
+    print(f"{total:,} decisions stored")
+    for what, n in counts.most_common():
+        print(f"  {n:>9,}  {n / total:6.1%}  {what}")
+
+
+def _change(before: DecisionKey | None, after: DecisionKey) -> str:
+    """What changed from ``before`` to ``after``, in words."""
+    if before is None:
+        return "first decision about the job"
+    changed = [name for name, a, b in zip(_NAMES, before, after, strict=True) if a != b]
+    if changed == ["reason", "start"] and before[4] is not None and after[4] is not None:
+        minutes = abs((after[4] - before[4]).total_seconds()) / 60
+        return f"planned start moved by {minutes:g} min" if minutes < 60 else (
+            "planned start moved by 1 h or more")  # fmt: skip
+    if "action" in changed:
+        return "action changed"
+    return " and ".join(changed) + " changed"
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
