@@ -13,8 +13,8 @@ zones, the parameters and the recalibration factors in use. A tick then
   ``(J, P)``) and assigns them with the compiled greedy (:mod:`policies.greedy`), which skips
   pools that cannot beat the best cell found, on a fresh capacity timeline;
 - builds the decisions of held jobs directly from the stored rows (the plan of a job whose
-  cell did not change is the same object as last tick), and those of started jobs as the
-  reference does.
+  cell did not change is the same object as last tick), and those of started jobs from the
+  stored rows too, with the reference's fields (each pool's ready devices looked up once).
 
 When the grid crosses slot boundaries the rows shift and only the new last slots are scored
 (exact when the scorer's start offsets are whole seconds, else everything is scored again).
