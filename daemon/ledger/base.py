@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -153,6 +153,7 @@ class Connection:
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._rolled_back()
             raise
         try:
             self._db.execute("COMMIT")
@@ -163,6 +164,7 @@ class Connection:
             if self._db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
+            self._rolled_back()
             raise LedgerError(f"{self.path}: commit failed: {exc}") from exc
 
     @contextmanager
@@ -175,11 +177,21 @@ class Connection:
         except BaseException:
             self._db.execute("ROLLBACK TO step")
             self._db.execute("RELEASE step")
+            self._rolled_back()
             raise
         self._exec("RELEASE step")
+
+    def _rolled_back(self) -> None:
+        """Called after a rollback: subclasses drop what they kept of uncommitted writes."""
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.path}: {exc}") from exc
+
+    def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self._db.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise LedgerError(f"{self.path}: {exc}") from exc

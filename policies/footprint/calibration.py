@@ -22,6 +22,7 @@ latest-safe-start uses ``duration_s_p90``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -173,9 +174,24 @@ def estimate_interval(
     Continuous-batching runtimes (vLLM) use :func:`.serving.estimate_continuous` with the
     calibration of ``gpu``'s class; others use :func:`.estimator.estimate` unchanged.
 
+    A pure function of its four frozen arguments and the module's fitted constants, so the
+    answers are kept (:data:`_ESTIMATES_KEPT` of them): planners ask it for every waiting job
+    on every GPU type each round, and jobs of one model and workload shape repeat. Factors
+    learned online (:class:`.recalibration.Recalibration`) are applied by the caller, after.
+
     Raises:
-        InvalidWorkloadError: a workload field is out of range.
+        InvalidWorkloadError: a workload field is out of range (never kept).
     """
+    return _kept_interval(model, gpu, runtime, workload)
+
+
+_ESTIMATES_KEPT: Final = 8192
+
+
+@functools.lru_cache(maxsize=_ESTIMATES_KEPT)
+def _kept_interval(
+    model: ModelSpec, gpu: GpuSpec, runtime: RuntimeProfile, workload: Workload
+) -> EstimateInterval:
     band = band_for(runtime, gpu)
     if runtime.continuous_batching:
         profile, power = calibrated(runtime, gpu)
