@@ -28,7 +28,19 @@ class UnknownJobError(LedgerError, LookupError):
 
 def ts(value: datetime | None) -> str | None:
     """A datetime as stored (RFC 3339 text)."""
-    return None if value is None else value.isoformat()
+    if value is None:
+        return None
+    last = _last_ts[0]
+    if value is last[0]:  # the same object: a round writes its ``now`` many times
+        return last[1]
+    text = value.isoformat()
+    _last_ts[0] = (value, text)  # one reference swapped: safe across threads
+    return text
+
+
+# The last datetime ts() formatted (compared by identity: equal instants in two time zones
+# are two texts), with its text.
+_last_ts: list[tuple[datetime | None, str]] = [(None, "")]
 
 
 def dt(value: str | None) -> datetime | None:

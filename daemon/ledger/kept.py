@@ -1,12 +1,12 @@
 """The rows the ledger wrote about the jobs it added itself, kept so they are not read back.
 
-The daemon is the ledger's one writer, and a job it ingested has no decision or run that it did
-not write itself. For such a job the ledger keeps, as they were stored, its latest decision
-row, the run-now counterfactual of its first decision that had one, and its run row: the
-service asks for them at every ending (and the planner for the latest decision of every new
-job), which was a third of a replay's statements. Values are kept as SQLite hands them back
-(a REAL column turns an int into a float and NaN into NULL), so an answer from here equals
-the one a read would give.
+The daemon is the ledger's one writer, and a job it ingested has no row that it did not write
+itself. For such a job the ledger keeps, as stored, its job row, its latest decision row, the
+run-now counterfactual of its first decision that had one, and its run row: the service reads
+them at every dispatch and ending (and the planner the latest decision of every new job),
+which was a third of a replay's statements. Values are kept as SQLite hands them back (a REAL
+column turns an int into a float and NaN into NULL), so an answer from here equals the one a
+read would give.
 
 A job leaves when it reaches a final state; everything is forgotten when a transaction rolls
 back (the next answers are read, then from the committed rows). A job added while
@@ -30,6 +30,7 @@ Row = dict[str, Any]
 class Rows:
     """One job's rows as stored (None: none written)."""
 
+    job: Row  # the jobs row
     decision: Row | None = None  # the latest decision
     run_now_json: str | None = None  # the first decision's counterfactual that had one
     run: Row | None = None
@@ -41,10 +42,10 @@ class KeptRows:
     def __init__(self) -> None:
         self._jobs: dict[str, Rows] = {}
 
-    def added(self, job_id: str) -> None:
-        """``job_id`` was inserted here: nothing else was written about it yet."""
+    def added(self, job: Row) -> None:
+        """The ``jobs`` row ``job`` was inserted here: nothing else was written about it yet."""
         if len(self._jobs) < JOBS_KEPT:
-            self._jobs[job_id] = Rows()
+            self._jobs[job["job_id"]] = Rows(job)
 
     def get(self, job_id: str) -> Rows | None:
         """The job's rows, or None when they must be read."""

@@ -37,6 +37,8 @@ class Ledger(Accounting, QueueState):
     _requests: dict[str, JobRequest] | None = None
     # The records :meth:`most_urgent_waiting` returned last, with the columns that may change.
     _waiting: dict[str, tuple[list[Any], JobRecord]] | None = None
+    # The records active_runs() returned last, by their row's values.
+    _active: dict[tuple[Any, ...], RunRecord] | None = None
     # The decision, counterfactual and run rows of the jobs added here (daemon.ledger.kept).
     _kept_rows: KeptRows | None = None
 
@@ -63,8 +65,9 @@ class Ledger(Accounting, QueueState):
             assert request.job_id is not None
             at = ts(now)
             spec_json = json.dumps(request.to_json())
-            rows.append((request.job_id, uid, gid, request.name, request.priority, at,
-                         ts(request.deadline), spec_json, source, at))  # fmt: skip
+            rows.append((request.job_id, integer(uid), integer(gid), request.name,
+                         integer(request.priority), at, ts(request.deadline), spec_json, source,
+                         at))  # fmt: skip
             created.append((request.job_id, at, f"ingested from {source}"))
         self._exec_many(
             "INSERT INTO jobs (job_id, uid, gid, name, state, priority, submitted_at, deadline,"
@@ -76,8 +79,8 @@ class Ledger(Accounting, QueueState):
             " VALUES (?, NULL, 'queued', ?, ?)",
             created,
         )
-        for job_id, *_ in created:
-            self._kept.added(job_id)
+        for row in rows:
+            self._kept.added(dict(zip(_JOB_COLUMNS, row, strict=True)) | _UNSET_JOB_COLUMNS)
 
     def job_owner(self, job_id: str) -> int | None:
         """The uid that submitted ``job_id``, or None when there is no such job."""
@@ -90,6 +93,9 @@ class Ledger(Accounting, QueueState):
         Raises:
             UnknownJobError: no such job.
         """
+        kept = self._kept.get(job_id)
+        if kept is not None:
+            return self._job(kept.job)
         row = self._exec("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             raise UnknownJobError(f"unknown job {job_id!r}")
@@ -195,8 +201,7 @@ class Ledger(Accounting, QueueState):
                     " VALUES (?, ?, ?, ?, ?)",
                     (job_id, seen, new_state, ts(at), reason),
                 )
-                if new_state in FINAL_STATES:
-                    self._kept.ended(job_id)
+                self._kept_state(job_id, new_state, at)
                 return seen
         current = self.job_state(job_id)
         check_transition(job_id, current, new_state)
@@ -209,9 +214,18 @@ class Ledger(Accounting, QueueState):
             " VALUES (?, ?, ?, ?, ?)",
             (job_id, current, new_state, ts(at), reason),
         )
-        if new_state in FINAL_STATES:
-            self._kept.ended(job_id)
+        self._kept_state(job_id, new_state, at)
         return current
+
+    def _kept_state(self, job_id: str, state: str, at: datetime) -> None:
+        """The kept job row after a transition (a job in a final state is no longer kept)."""
+        kept = self._kept.get(job_id)
+        if kept is None:
+            return
+        if state in FINAL_STATES:
+            self._kept.ended(job_id)
+        else:
+            kept.job["state"], kept.job["updated_at"] = state, ts(at)
 
     def job_state(self, job_id: str) -> str:
         """The current state of ``job_id``.
@@ -250,6 +264,9 @@ class Ledger(Accounting, QueueState):
             " WHERE job_id = ?",
             (ts(at), job_id),
         )
+        kept = self._kept.get(job_id)
+        if kept is not None and kept.job["cancel_requested_at"] is None:
+            kept.job["cancel_requested_at"] = ts(at)
 
     # -- decisions --------------------------------------------------------------------------
 
@@ -408,7 +425,16 @@ class Ledger(Accounting, QueueState):
             "SELECT runs.* FROM runs JOIN jobs USING (job_id) WHERE jobs.state = 'running'"
             " ORDER BY runs.launched_at"
         )
-        return [_run(row) for row in rows]
+        # Asked several times a round: a row as last time is the same record, not parsed again.
+        known, runs, active = self._active or {}, [], {}
+        for row in rows:
+            values = tuple(row)
+            entry = known.get(values)
+            record = entry if entry is not None else _run(row)
+            active[values] = record
+            runs.append(record)
+        self._active = active
+        return runs
 
     # -- outcomes and intensity -------------------------------------------------------------
 
@@ -454,7 +480,7 @@ class Ledger(Accounting, QueueState):
 
     # -- rows to records --------------------------------------------------------------------
 
-    def _job(self, row: sqlite3.Row) -> JobRecord:
+    def _job(self, row: sqlite3.Row | dict[str, Any]) -> JobRecord:
         return JobRecord(
             job_id=row["job_id"], uid=row["uid"], gid=row["gid"], name=row["name"],
             state=row["state"], priority=row["priority"],
@@ -488,6 +514,9 @@ class Ledger(Accounting, QueueState):
         return [dict(r) for r in self._exec(f"SELECT * FROM {table}")]
 
 
+_JOB_COLUMNS = ("job_id", "uid", "gid", "name", "priority", "submitted_at", "deadline",
+                "spec_json", "source", "updated_at")  # fmt: skip
+_UNSET_JOB_COLUMNS = {"state": "queued", "cancel_requested_at": None}
 _INSERT_DECISION = (
     "INSERT INTO decisions (job_id, at, policy, action, reason, region, gpu, device_ids_json,"
     " planned_start, expected_duration_s, expected_energy_j, expected_intensity_g_per_kwh,"
