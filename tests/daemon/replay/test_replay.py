@@ -324,4 +324,6 @@ def test_the_rows_the_ledger_keeps_change_no_recorded_fact(
     assert fast.outcomes == slow.outcomes
     rows = _ledger_rows(tmp_path / "kept" / "ledger.db")
     assert rows == _ledger_rows(tmp_path / "read" / "ledger.db")
-    assert len(rows["outcomes"]) == len(setup.jobs) < len(rows["decisions"])  # some held
+    assert len(rows["outcomes"]) == len(setup.jobs) > 0
+    if policy == "carbon-window":  # some jobs were held, then started: several decisions
+        assert len(rows["decisions"]) > len(setup.jobs)
