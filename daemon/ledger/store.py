@@ -140,6 +140,10 @@ class Ledger(Accounting, QueueState):
             entry = known.get(job_id)
             if entry is not None and entry[0] == mutable:
                 kept[job_id] = entry
+        for job_id, *mutable in order:  # the rows this ledger added and kept: not read back
+            written = self._kept.get(job_id) if job_id not in kept else None
+            if written is not None and _mutable(written.job) == mutable:
+                kept[job_id] = (mutable, self._job(written.job))
         missing = [job_id for job_id, *_ in order if job_id not in kept]
         for chunk in range(0, len(missing), 500):
             ids = missing[chunk : chunk + 500]
@@ -147,8 +151,7 @@ class Ledger(Accounting, QueueState):
                 f"SELECT * FROM jobs WHERE job_id IN ({','.join('?' * len(ids))})", ids
             )
             for row in rows:
-                mutable = [row["state"], row["updated_at"], row["cancel_requested_at"]]
-                kept[row["job_id"]] = (mutable, self._job(row))
+                kept[row["job_id"]] = (_mutable(row), self._job(row))
         self._waiting = kept
         return [kept[job_id][1] for job_id, *_ in order if job_id in kept]
 
@@ -287,8 +290,14 @@ class Ledger(Accounting, QueueState):
             "expected_total_g": chosen.total_g if chosen else None,
             "run_now_total_g": run_now.total_g if run_now else None,
             "run_now_json": json.dumps(alternative_json(run_now)) if run_now else None,
-            "alternatives_json": json.dumps([alternative_json(a) for a in decision.alternatives]),
         }  # fmt: skip
+        # json.dumps of a list is its items' texts joined by ", " (the run-now counterfactual
+        # is often also an alternative: written once)
+        texts = (
+            row["run_now_json"] if a is run_now else json.dumps(alternative_json(a))
+            for a in decision.alternatives
+        )
+        row["alternatives_json"] = "[" + ", ".join(texts) + "]"
         self._exec(_INSERT_DECISION, tuple(row.values()))
         kept = self._kept.get(decision.job_id)
         if kept is not None:
@@ -512,6 +521,11 @@ class Ledger(Accounting, QueueState):
         if table not in EXPORTABLE:
             raise LedgerError(f"cannot export {table!r} (tables: {', '.join(EXPORTABLE)})")
         return [dict(r) for r in self._exec(f"SELECT * FROM {table}")]
+
+
+def _mutable(row: sqlite3.Row | dict[str, Any]) -> list[Any]:
+    """The columns of a job row that change while it waits."""
+    return [row["state"], row["updated_at"], row["cancel_requested_at"]]
 
 
 _JOB_COLUMNS = ("job_id", "uid", "gid", "name", "priority", "submitted_at", "deadline",

@@ -22,7 +22,6 @@ latest-safe-start uses ``duration_s_p90``.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -182,14 +181,26 @@ def estimate_interval(
     Raises:
         InvalidWorkloadError: a workload field is out of range (never kept).
     """
-    return _kept_interval(model, gpu, runtime, workload)
+    # The catalog's model, GPU and runtime are the same objects job after job: keyed by
+    # identity (hashing their dozens of fields was most of a kept answer's cost), checked on
+    # a hit (the entry holds them, so their ids cannot be reused while it is kept).
+    key = (id(model), id(gpu), id(runtime), workload)
+    entry = _kept.get(key)
+    if entry is not None and entry[0] is model and entry[1] is gpu and entry[2] is runtime:
+        return entry[3]
+    band = _interval(model, gpu, runtime, workload)
+    if len(_kept) >= _ESTIMATES_KEPT:
+        _kept.clear()
+    _kept[key] = (model, gpu, runtime, band)
+    return band
 
 
 _ESTIMATES_KEPT: Final = 8192
+_Kept = tuple[ModelSpec, GpuSpec, RuntimeProfile, EstimateInterval]
+_kept: dict[tuple[int, int, int, Workload], _Kept] = {}  # a memo of a pure function
 
 
-@functools.lru_cache(maxsize=_ESTIMATES_KEPT)
-def _kept_interval(
+def _interval(
     model: ModelSpec, gpu: GpuSpec, runtime: RuntimeProfile, workload: Workload
 ) -> EstimateInterval:
     band = band_for(runtime, gpu)

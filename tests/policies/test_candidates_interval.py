@@ -57,7 +57,7 @@ def test_eager_jobs_keep_the_uncalibrated_estimate() -> None:
 def _uncached(spec: JobSpec, device: Device) -> EstimateInterval:
     """The estimate computed afresh (the function the cache wraps)."""
     runtime = get_runtime(spec.runtime)
-    return calibration._kept_interval.__wrapped__(spec.model, device.gpu, runtime, spec.workload)
+    return calibration._interval(spec.model, device.gpu, runtime, spec.workload)
 
 
 @pytest.mark.parametrize("runtime", ["vllm", "hf-eager"])
