@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add_carbon_options",
     "add_common_options",
+    "add_ledger_options",
     "add_model_options",
     "carbon_params_from",
     "model_from",
@@ -36,6 +37,12 @@ def add_common_options(parser: argparse.ArgumentParser, *, json_flag: bool = Tru
     )
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON, not a table")
+
+
+def add_ledger_options(parser: argparse.ArgumentParser) -> None:
+    """:func:`add_common_options` and ``--state-dir``: for the commands that read the ledger."""
+    add_common_options(parser)
+    parser.add_argument("--state-dir", type=Path, help="override state_dir")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -1,31 +1,29 @@
-"""``carbond submit``, ``jobs``, ``status``, ``cancel`` and ``export``: the user's side of the
-queue file and the ledger.
+"""``carbond submit``, ``jobs``, ``cancel`` and ``export``: the user's side of the queue file and
+the ledger (``status`` is :mod:`daemon.cli.status_cmd`).
 
 ``submit`` and ``cancel`` only append a line to the queue (the daemon acts on it), so they work
-while the daemon is down; ``jobs``, ``status`` and ``export`` read the ledger.
+while the daemon is down; ``jobs`` and ``export`` read the ledger.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import pwd
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.context import open_ledger, settings_from
+from daemon.cli.context import add_ledger_options, open_ledger, settings_from
+from daemon.cli.job_rows import job_row, user_name
 from daemon.cli.output import clean_json, print_json, print_table
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.errors import UsageError
 from daemon.ledger import (
     EXPORTABLE,
-    JobRecord,
     Ledger,
     LedgerError,
     UnknownJobError,
@@ -60,14 +58,14 @@ _LISTS = (("--region", "regions"), ("--gpu-type", "gpu_types"), ("--tag", "tags"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``submit``, ``jobs``, ``status``, ``cancel`` and ``export``."""
+    """Add ``submit``, ``jobs``, ``cancel`` and ``export``."""
     submit = subparsers.add_parser(
         "submit",
         help="append a job to the queue",
         description="Append one validated job line to the queue; the command after -- is run "
         "without a shell. Fields come from --file (a JSON object; - for stdin), then flags.",
     )
-    _common(submit)
+    add_ledger_options(submit)
     submit.add_argument("--file", metavar="PATH", help="job as a JSON object (- for stdin)")
     submit.add_argument(
         "--cwd", metavar="DIR", help="directory the job starts in (default: where submit runs)"
@@ -80,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     submit.set_defaults(func=_submit)
 
     jobs = subparsers.add_parser("jobs", help="list jobs from the ledger")
-    _common(jobs)
+    add_ledger_options(jobs)
     jobs.add_argument(
         "--state", choices=(*STATES, REJECTED), action="append",
         help="only these states; 'rejected': your queue lines the daemon refused, with the reason",
@@ -92,13 +90,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     jobs.add_argument("--offset", type=int, default=0, help="skip this many first")
     jobs.set_defaults(func=_jobs)
 
-    status = subparsers.add_parser("status", help="one job: decision, alternatives, outcome")
-    _common(status)
-    status.add_argument("job_id", metavar="ID")
-    status.set_defaults(func=_status)
-
     cancel = subparsers.add_parser("cancel", help="ask the daemon to cancel a job of yours")
-    _common(cancel)
+    add_ledger_options(cancel)
     cancel.add_argument("job_id", metavar="ID")
     cancel.set_defaults(func=_cancel)
 
@@ -109,26 +102,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "the suffix); carbond export --format codecarbon FILE writes every finished job as a "
         "row of CodeCarbon's emissions.csv.",
     )
-    _common(export)
+    add_ledger_options(export)
     export.add_argument("table", nargs="?", choices=EXPORTABLE, help="ledger table")
     export.add_argument("output", type=Path, help="file to write (.csv or .json)")
     export.add_argument("--format", dest="fmt", choices=("csv", "json", "codecarbon"),
                         help="default: from the file suffix")  # fmt: skip
     export.set_defaults(func=_export)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML config (default $CARBOND_CONFIG)")
-    parser.add_argument("--state-dir", type=Path, help="override state_dir")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-@functools.lru_cache(maxsize=4096)  # `jobs --json` asks once per row: 110,000 passwd reads
-def _user(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 # -- submit ---------------------------------------------------------------------------------
@@ -193,7 +172,7 @@ def _refuse_existing_id(settings: Settings, job_id: str, uid: int) -> None:
 
 
 def _who(uid: int) -> str:
-    name = _user(uid)
+    name = user_name(uid)
     return f"uid {uid}" if name == str(uid) else f"{name} (uid {uid})"
 
 
@@ -211,39 +190,11 @@ def _read_file(name: str) -> dict[str, Any]:
     return data
 
 
-# -- jobs, status ---------------------------------------------------------------------------
+# -- jobs ------------------------------------------------------------------------------------
 
 
 def _open(args: argparse.Namespace) -> Ledger:
     return open_ledger(settings_from(args).state_dir)
-
-
-def _job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
-    decision = ledger.latest_decision(job.job_id)
-    outcome = ledger.outcome(job.job_id) or {}
-    measured, run_now = outcome.get("total_g"), outcome.get("run_now_total_g")
-    stored = ledger.counterfactual(job.job_id)  # the start it could have had at submission
-    return {
-        "job_id": job.job_id,
-        "name": job.name,
-        "state": job.state,
-        "user": _user(job.uid),
-        "uid": job.uid,
-        "submitted_at": job.submitted_at.isoformat(),
-        "deadline": job.deadline.isoformat() if job.deadline else None,
-        "region": decision.region if decision else None,
-        "gpu": decision.gpu if decision else None,
-        "planned_start": decision.planned_start.isoformat()
-        if decision and decision.planned_start
-        else None,
-        "expected_total_g": decision.expected_total_g if decision else None,
-        "run_now_total_g": stored["total_g"]
-        if stored
-        else (decision.run_now_total_g if decision else None),
-        "measured_total_g": measured,
-        "energy_method": outcome.get("energy_method"),
-        "saved_g": run_now - measured if run_now is not None and measured is not None else None,
-    }
 
 
 def _jobs(args: argparse.Namespace) -> int:
@@ -273,7 +224,7 @@ _JOB_COLUMNS = ("job_id", "name", "state", "user", "region", "gpu", "planned_sta
 def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) -> None:
     """One page as a table, then the totals: how many match, by state, how to see more, and
     the grams over every matching job."""
-    rows = [_job_row(ledger, job) for job in ledger.iter_jobs(states, limit, offset)]
+    rows = [job_row(ledger, job) for job in ledger.iter_jobs(states, limit, offset)]
     print_table("jobs", _JOB_COLUMNS, [[row[c] for c in _JOB_COLUMNS] for row in rows])
     counts = ledger.counts_by_state()
     shown = {s: n for s, n in counts.items() if not states or s in states}
@@ -292,7 +243,7 @@ def _stream_json(ledger: Ledger, states: Sequence[str], limit: int | None, offse
     separator = "[\n  "
     for job in ledger.iter_jobs(states, limit, offset):
         out.write(separator)
-        json.dump(clean_json(_job_row(ledger, job)), out, default=str)
+        json.dump(clean_json(job_row(ledger, job)), out, default=str)
         separator = ",\n  "
     out.write("[]\n" if separator.startswith("[") else "\n]\n")
     out.flush()
@@ -316,148 +267,11 @@ def _rejected(args: argparse.Namespace, *, show_jobs: bool) -> None:
         return
     columns = ("rejected_at", "job_id", "user", "file", "line_no", "reason")
     table = [
-        [r.get("rejected_at"), claimed_id(r), None if r.get("uid") is None else _user(r["uid"]),
+        [r.get("rejected_at"), claimed_id(r), None if r.get("uid") is None else user_name(r["uid"]),
          r.get("file"), r.get("line_no"), r.get("reason")]
         for r in rows
     ]  # fmt: skip
     print_table(f"rejected lines ({path})", columns, table)
-
-
-def _status(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    rejected = _rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id)
-    with open_ledger(settings.state_dir) as ledger:
-        try:
-            job = ledger.job(args.job_id)
-        except UnknownJobError:
-            if not rejected:
-                raise
-            return _print_rejected(args, rejected)
-        payload = _job_row(ledger, job)
-        decision = ledger.latest_decision(job.job_id)
-        run = ledger.run(job.job_id)
-        payload["command"] = list(job.request.command)
-        payload["source"] = job.source
-        payload["cancel_requested_at"] = (
-            job.cancel_requested_at.isoformat() if job.cancel_requested_at else None
-        )
-        payload["decision"] = _decision(decision, ledger.counterfactual(job.job_id))
-        payload["transitions"] = [
-            {"from": t.from_state, "to": t.to_state, "at": t.at.isoformat(), "reason": t.reason}
-            for t in ledger.transitions(job.job_id)
-        ]
-        payload["run"] = None if run is None else {
-            "executor": run.executor, "devices": list(run.device_ids),
-            "gpu_indices": list(run.gpu_indices),
-            "started_at": run.started_at.isoformat() if run.started_at else None,
-            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            "exit_code": run.exit_code, "signal": run.signal, "reason": run.reason,
-        }  # fmt: skip
-        payload["outcome"] = ledger.outcome(job.job_id)
-        payload["rejected_lines"] = rejected
-    if args.json:
-        print_json(payload)
-    else:
-        _print_status(payload)
-    return 0
-
-
-def _rejected_naming(path: Path, job_id: str) -> list[dict[str, Any]]:
-    """The caller's rejected lines (root: anyone's) that named ``job_id``; none when the file
-    cannot be read (status still shows the job)."""
-    try:
-        rows = rejected_lines(path, os.getuid())
-    except UsageError:
-        return []
-    keys = ("file", "line_no", "reason", "rejected_at", "uid")
-    return [{k: r.get(k) for k in keys} for r in rows if claimed_id(r) == job_id]
-
-
-def _print_rejected(args: argparse.Namespace, rejected: list[dict[str, Any]]) -> int:
-    """No such job, but lines of the caller's naming it were rejected: say why (exit 2, as
-    for any unknown job id)."""
-    if args.json:
-        print_json({"job_id": args.job_id, "state": "rejected", "rejected_lines": rejected})
-    else:
-        for line in rejected:
-            print(f"{args.job_id}: rejected ({line['file']} line {line['line_no']}): "
-                  f"{line['reason']}")  # fmt: skip
-    return 2
-
-
-def _decision(decision: Any, run_now_stored: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The latest decision; the run-now counterfactual is the one stored at submission (the
-    start the job could have had then), which every later decision and the outcome keep."""
-    if decision is None:
-        return None
-    expected = decision.expected_total_g
-    run_now = run_now_stored["total_g"] if run_now_stored else decision.run_now_total_g
-    return {
-        "policy": decision.policy,
-        "action": decision.action,
-        "reason": decision.reason,
-        "at": decision.at.isoformat(),
-        "region": decision.region,
-        "gpu": decision.gpu,
-        "devices": list(decision.device_ids),
-        "planned_start": decision.planned_start.isoformat() if decision.planned_start else None,
-        "expected_duration_s": decision.expected_duration_s,
-        "expected_energy_j": decision.expected_energy_j,
-        "expected_intensity_g_per_kwh": decision.expected_intensity_g_per_kwh,
-        "expected_operational_g": decision.expected_operational_g,
-        "expected_embodied_g": decision.expected_embodied_g,
-        "expected_total_g": expected,
-        "run_now_total_g": run_now,
-        "run_now": run_now_stored,
-        "expected_saving_g": run_now - expected
-        if expected is not None and run_now is not None
-        else None,
-        "alternatives": list(decision.alternatives),
-    }
-
-
-def _print_status(payload: dict[str, Any]) -> None:
-    print(f"{payload['job_id']} ({payload['name']}): {payload['state']}, user {payload['user']}")
-    decision = payload["decision"]
-    if decision:
-        print(f"decision ({decision['policy']}, {decision['action']}): {decision['reason']}")
-        if decision["gpu"]:
-            print(
-                f"  where: {decision['gpu']} in {decision['region']} "
-                f"({', '.join(decision['devices'])}) from {decision['planned_start']}"
-            )
-            print(f"  expected {_g(decision['expected_total_g'])} vs run-now "
-                  f"{_g(decision['run_now_total_g'])}")  # fmt: skip
-        alternatives = decision["alternatives"]
-        if alternatives:
-            print_table(
-                "alternatives",
-                ("gpu", "region", "start", "total_g"),
-                [[a["gpu"], a["region"], a["start"], a["total_g"]] for a in alternatives],
-            )
-    run, outcome = payload["run"], payload["outcome"]
-    if run:
-        print(
-            f"run: {run['executor']} on {', '.join(run['devices'])} from {run['started_at']}"
-            + (f", ended {run['finished_at']} ({run['reason']})" if run["finished_at"] else "")
-        )
-    if outcome and outcome.get("total_g") is not None:
-        print(
-            f"outcome: {_g(outcome['total_g'])} measured ({outcome['energy_method']}), "
-            f"predicted {_g(outcome['predicted_total_g'])}"
-        )
-    print_table(
-        "transitions",
-        ("at", "from", "to", "reason"),
-        [[t["at"], t["from"], t["to"], t["reason"]] for t in payload["transitions"]],
-    )
-    for line in payload["rejected_lines"]:
-        print(f"your line naming it was rejected ({line['file']} line {line['line_no']}): "
-              f"{line['reason']}")  # fmt: skip
-
-
-def _g(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g} g"
 
 
 # -- cancel, export -------------------------------------------------------------------------
@@ -474,7 +288,7 @@ def _cancel(args: argparse.Namespace) -> int:
             ) from exc
     uid = os.getuid()
     if uid not in (job.uid, 0):
-        raise UsageError(f"job {job.job_id} belongs to {_user(job.uid)}, not to you")
+        raise UsageError(f"job {job.job_id} belongs to {user_name(job.uid)}, not to you")
     if job.state in FINAL_STATES:
         raise UsageError(f"job {job.job_id} is already {job.state}")
     append_submission(

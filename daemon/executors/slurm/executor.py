@@ -17,17 +17,18 @@ Life of a job (see docs/slurm.md):
   (``carbond-<job id>``) when the id was never recorded.
 
 The run token is ``{"slurm_id", "cluster", "region"}``. Commands run through an injected
-:class:`~daemon.executors.slurm.runner.Runner`; ``sbatch`` runs as the job's owner.
+:class:`~daemon.executors.slurm.runner.Runner`; ``sbatch`` runs as the job's owner. What is
+read from Slurm (``squeue``, ``sacct``, nodes) and ``scancel`` are in
+:mod:`~daemon.executors.slurm.queries`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -38,46 +39,15 @@ from daemon.executors.base import ExitStatus, Held, LaunchSpec, NotStarted, RunH
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
-from daemon.executors.slurm.parse import (
-    AcctRow,
-    NodeRow,
-    QueueRow,
-    RunningRow,
-    energy_j,
-    parse_nodes,
-    parse_running,
-    parse_sacct,
-    parse_sbatch,
-    parse_squeue,
-)
-from daemon.executors.slurm.runner import CommandResult, Runner
-from daemon.executors.slurm.states import WAITING, ended_status, is_ended
+from daemon.executors.slurm.parse import QueueRow, parse_sbatch
+from daemon.executors.slurm.queries import SlurmQueries, Token, ended, said
+from daemon.executors.slurm.runner import Runner
+from daemon.executors.slurm.states import WAITING, is_ended
 from policies import Device
 
 __all__ = ["SlurmExecutor"]
 
 log = structlog.get_logger(__name__)
-
-_ACCT_SETTLE_S = 5.0  # after its end, wait this long at most for a job's batch-step row
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    slurm_id: str
-    cluster: str | None
-    region: str
-
-    def encode(self) -> str:
-        return json.dumps({"slurm_id": self.slurm_id, "cluster": self.cluster,
-                           "region": self.region})  # fmt: skip
-
-    @classmethod
-    def decode(cls, job_id: str, token: str) -> _Token:
-        try:
-            raw = json.loads(token)
-            return cls(str(raw["slurm_id"]), raw["cluster"], str(raw["region"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ExecutorError(f"job {job_id}: unreadable slurm run token") from exc
 
 
 class SlurmExecutor:
@@ -104,17 +74,14 @@ class SlurmExecutor:
         pending_grace_s: float = 300.0,
     ) -> None:
         self._targets = dict(targets)
+        self._q = SlurmQueries(targets, runner, bin_dir)
         self._run = runner
+        self._tool = self._q.tool
         self._gpu_names = {r: dict(m) for r, m in (gpu_names or {}).items()}
         self._known = {name.lower(): name for name in known_gpus}
         self._pending_grace_s = pending_grace_s
         self._layout: dict[str, Layout] = {}
         self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process
-
-        def tool(name: str) -> str:
-            return str(bin_dir / name) if bin_dir is not None else name
-
-        self._tool: Callable[[str], str] = tool
 
     @property
     def name(self) -> str:
@@ -129,8 +96,8 @@ class SlurmExecutor:
         Raises:
             ExecutorError: Slurm cannot be asked, or a GRES type matches no catalog GPU.
         """
-        target = self._target(region)
-        nodes = self._nodes(target.cluster)
+        target = self._q.target(region)
+        nodes = self._q.nodes(target.cluster)
         layout: list[str] = []
         found: list[tuple[int, str]] = []
         for node in sorted(nodes, key=lambda n: n.name):
@@ -170,8 +137,8 @@ class SlurmExecutor:
             by_cluster[target.cluster].append(region)
         for cluster, regions in by_cluster.items():
             try:
-                nodes = self._nodes(cluster)
-                running = {r: self._running(self._targets[r]) for r in regions}
+                nodes = self._q.nodes(cluster)
+                running = {r: self._q.running(self._targets[r]) for r in regions}
             except ExecutorError as exc:
                 log.error("slurm_unreachable", cluster=cluster, regions=regions, error=str(exc))
                 out = [replace(d, available=False) if d.region in regions else d for d in out]
@@ -180,13 +147,6 @@ class SlurmExecutor:
                 others = [row for row in running[region] if row.slurm_id not in self._mine]
                 out = mark_devices(out, region, self._layout.get(region), nodes, others, now)
         return out
-
-    def _nodes(self, cluster: str | None) -> list[NodeRow]:
-        return parse_nodes(self._ok(cmd.nodes_argv(self._tool("scontrol"), cluster)).stdout)
-
-    def _running(self, target: cmd.Target) -> list[RunningRow]:
-        argv = cmd.squeue_running_argv(self._tool("squeue"), target)
-        return parse_running(self._ok(argv).stdout, target.gres)
 
     # -- submitting -------------------------------------------------------------------------
 
@@ -235,16 +195,16 @@ class SlurmExecutor:
             return (row.start if row else None) or now
         hold = self._run(cmd.hold_argv(self._tool("scontrol"), current.cluster, current.slurm_id))
         if not hold.ok and row.state == "PENDING":
-            rows = self._squeue(current.cluster, [current.slurm_id])
+            rows = self._q.squeue(current.cluster, [current.slurm_id])
             if not rows or rows[0].state not in WAITING:
                 return (rows[0].start if rows else None) or now
-        self._scancel(current)
+        self._q.scancel(current)
         log.info("slurm_job_withdrawn", job_id=job_id, slurm_id=current.slurm_id)
         return None
 
-    def _submit(self, spec: LaunchSpec, begin: datetime | None) -> _Token:
+    def _submit(self, spec: LaunchSpec, begin: datetime | None) -> Token:
         self._check(spec)
-        target = self._target(spec.region)
+        target = self._q.target(spec.region)
         home = _home(spec.uid)
         self._prepare_logs(spec)
         sub = cmd.Submission(
@@ -261,20 +221,20 @@ class SlurmExecutor:
         argv = cmd.sbatch_argv(self._tool("sbatch"), target, sub)
         result = self._run(argv, stdin=cmd.batch_script(sub), uid=spec.uid, gid=spec.gid)
         if not result.ok:
-            raise ExecutorError(f"job {spec.job_id}: sbatch refused it: {_said(result)}")
+            raise ExecutorError(f"job {spec.job_id}: sbatch refused it: {said(result)}")
         slurm_id, cluster = parse_sbatch(result.stdout)
         self._mine.add(slurm_id)
         log.info("slurm_job_submitted", job_id=spec.job_id, slurm_id=slurm_id,
                  partition=target.partition, node=sub.node,
                  begin=begin.isoformat() if begin else "now")  # fmt: skip
-        return _Token(slurm_id, cluster or target.cluster, spec.region)
+        return Token(slurm_id, cluster or target.cluster, spec.region)
 
-    def _move(self, spec: LaunchSpec, current: _Token, start: datetime | None) -> _Token:
+    def _move(self, spec: LaunchSpec, current: Token, start: datetime | None) -> Token:
         """Update the pending job in place; resubmit when it changes cluster or GRES name."""
-        target = self._target(spec.region)
+        target = self._q.target(spec.region)
         old = self._targets.get(current.region)
         if old is None or old.cluster != target.cluster or old.gres != target.gres:
-            self._scancel(current)
+            self._q.scancel(current)
             return self._submit(spec, start)
         argv = cmd.update_argv(
             self._tool("scontrol"), target, current.slurm_id, start=start, node=self._node(spec)
@@ -283,12 +243,12 @@ class SlurmExecutor:
         if not result.ok:
             raise ExecutorError(
                 f"job {spec.job_id}: scontrol update of Slurm job {current.slurm_id} failed: "
-                f"{_said(result)}"
+                f"{said(result)}"
             )
         when = start.isoformat() if start else "now"
         log.info("slurm_job_moved", job_id=spec.job_id, slurm_id=current.slurm_id,
                  partition=target.partition, start=when)  # fmt: skip
-        return _Token(current.slurm_id, current.cluster, spec.region)
+        return Token(current.slurm_id, current.cluster, spec.region)
 
     def _check(self, spec: LaunchSpec) -> None:
         if not spec.argv:
@@ -323,6 +283,13 @@ class SlurmExecutor:
         nodes = {layout.node_of(device_id) for device_id in spec.device_ids}
         return nodes.pop() if len(nodes) == 1 and None not in nodes else None
 
+    def _find(self, job_id: str, token: str) -> tuple[Token, QueueRow | None] | None:
+        """:meth:`SlurmQueries.find`, remembering the job as carbond's."""
+        found = self._q.find(job_id, token)
+        if found is not None:
+            self._mine.add(found[0].slurm_id)
+        return found
+
     # -- watching ---------------------------------------------------------------------------
 
     def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
@@ -343,11 +310,11 @@ class SlurmExecutor:
     def _take_back(self, handle: RunHandle, row: QueueRow, now: datetime) -> ExitStatus | None:
         """Hold then cancel a job Slurm left pending: once held it cannot start, so a
         successful hold proves it never ran."""
-        token = _Token.decode(handle.job_id, handle.token)
+        token = Token.decode(handle.job_id, handle.token)
         held = self._run(cmd.hold_argv(self._tool("scontrol"), token.cluster, token.slurm_id))
         if not held.ok:
             return None  # it started meanwhile; the next poll sees it running
-        self._scancel(token)
+        self._q.scancel(token)
         waited = (now - handle.started_at).total_seconds()
         log.warning("slurm_job_pending_too_long", job_id=handle.job_id, slurm_id=token.slurm_id,
                     reason=row.reason, waited_s=waited)  # fmt: skip
@@ -356,7 +323,7 @@ class SlurmExecutor:
 
     def cancel(self, handle: RunHandle, now: datetime) -> None:
         """``scancel`` the job; :meth:`poll` reports it ``CANCELLED``."""
-        self._scancel(_Token.decode(handle.job_id, handle.token))
+        self._q.scancel(Token.decode(handle.job_id, handle.token))
 
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
         """After a restart: each job still in Slurm (pending or running), its end as Slurm
@@ -380,115 +347,27 @@ class SlurmExecutor:
         self, handles: Sequence[RunHandle], now: datetime
     ) -> list[tuple[RunHandle, QueueRow | ExitStatus]]:
         """Each handle's squeue row while Slurm has it waiting or running, else its end."""
-        by_cluster: dict[str | None, list[tuple[RunHandle, _Token]]] = defaultdict(list)
+        by_cluster: dict[str | None, list[tuple[RunHandle, Token]]] = defaultdict(list)
         for handle in handles:
-            token = _Token.decode(handle.job_id, handle.token)
+            token = Token.decode(handle.job_id, handle.token)
             self._mine.add(token.slurm_id)
             by_cluster[token.cluster].append((handle, token))
         out: list[tuple[RunHandle, QueueRow | ExitStatus]] = []
         for cluster, items in by_cluster.items():
             ids = [t.slurm_id for _, t in items]
-            queue = {r.slurm_id: r for r in self._squeue(cluster, ids)}
+            queue = {r.slurm_id: r for r in self._q.squeue(cluster, ids)}
             gone = [t.slurm_id for _, t in items if t.slurm_id not in queue
                     or is_ended(queue[t.slurm_id].state)]  # fmt: skip
-            acct = self._sacct(cluster, gone) if gone else []
+            acct = self._q.sacct(cluster, gone) if gone else []
             for handle, token in items:
                 row = queue.get(token.slurm_id)
                 if row is not None and not is_ended(row.state):
                     out.append((handle, row))
                     continue
-                status = _ended(handle, token.slurm_id, acct, now)
+                status = ended(handle, token.slurm_id, acct, now)
                 if status is not None:
                     out.append((handle, status))
         return out
-
-    def _squeue(self, cluster: str | None, ids: Sequence[str]) -> list[QueueRow]:
-        result = self._run(cmd.squeue_argv(self._tool("squeue"), cluster, ids))
-        if not result.ok:  # squeue refuses the whole call when one id is unknown to it
-            if "Invalid job id" in result.stderr and len(ids) > 1:
-                return [row for i in ids for row in self._squeue(cluster, [i])]
-            if "Invalid job id" in result.stderr:
-                return []
-            raise ExecutorError(f"squeue failed: {_said(result)}")
-        return parse_squeue(result.stdout)
-
-    def _sacct(self, cluster: str | None, ids: Sequence[str]) -> list[AcctRow]:
-        return parse_sacct(self._ok(cmd.sacct_argv(self._tool("sacct"), cluster, ids)).stdout)
-
-    def _find(self, job_id: str, token: str) -> tuple[_Token, QueueRow | None] | None:
-        """The Slurm job of ``job_id`` (by token, else by name) with its squeue row (None:
-        ended, only in sacct); None when Slurm has no such job. By name, the newest job still
-        waiting or running, else the newest that ran (earlier submissions taken back unstarted
-        are ignored)."""
-        if token:
-            current = _Token.decode(job_id, token)
-            rows = self._squeue(current.cluster, [current.slurm_id])
-            return current, rows[0] if rows else None
-        for cluster, first in {t.cluster: r for r, t in self._targets.items()}.items():
-            argv = cmd.squeue_by_name_argv(self._tool("squeue"), cluster, job_id)
-            rows = [r for r in parse_squeue(self._ok(argv).stdout) if not is_ended(r.state)]
-            if rows:
-                row = max(rows, key=lambda r: int(r.slurm_id))
-                self._mine.add(row.slurm_id)
-                region = self._region_of(row.partition, cluster) or first
-                return _Token(row.slurm_id, cluster, region), row
-            argv = cmd.sacct_argv(self._tool("sacct"), cluster, name=cmd.job_name(job_id))
-            acct = [r for r in parse_sacct(self._ok(argv).stdout)
-                    if not r.step and r.start is not None]  # fmt: skip  # ran: not a taken-back one
-            if acct:
-                last = max(acct, key=lambda r: int(r.slurm_id))
-                region = self._region_of(last.partition, cluster) or first
-                return _Token(last.slurm_id, cluster, region), None
-        return None
-
-    def _region_of(self, partition: str, cluster: str | None) -> str | None:
-        for region, target in self._targets.items():
-            if target.partition == partition and target.cluster == cluster:
-                return region
-        return None
-
-    def _scancel(self, token: _Token) -> None:
-        result = self._run(cmd.scancel_argv(self._tool("scancel"), token.cluster, token.slurm_id))
-        if not result.ok and "already completing or completed" not in result.stderr:
-            raise ExecutorError(f"scancel of Slurm job {token.slurm_id} failed: {_said(result)}")
-
-    def _target(self, region: str) -> cmd.Target:
-        try:
-            return self._targets[region]
-        except KeyError:
-            raise ExecutorError(f"region {region!r} is no Slurm region") from None
-
-    def _ok(self, argv: list[str]) -> CommandResult:
-        result = self._run(argv)
-        if not result.ok:
-            raise ExecutorError(f"{Path(argv[0]).name} failed: {_said(result)}")
-        return result
-
-
-def _ended(
-    handle: RunHandle, slurm_id: str, acct: list[AcctRow], now: datetime
-) -> ExitStatus | None:
-    """The end of ``slurm_id`` from its sacct rows; None while the rows are not final yet
-    (sacct lags the controller by about half a second)."""
-    job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
-    if job is None or not is_ended(job.state):
-        return None
-    batch = next((r for r in acct if r.slurm_id == slurm_id and r.step == "batch"), None)
-    end = job.end or now
-    settling = (now - end).total_seconds() < _ACCT_SETTLE_S
-    if job.start is not None and (batch is None or not is_ended(batch.state)) and settling:
-        return None  # the batch step's row (and its energy) is still being written
-    return ended_status(
-        handle.job_id,
-        job.state,
-        exit_code=job.exit_code,
-        signal=job.signal,
-        finished_at=end,
-        started_at=job.start,
-        by_uid=job.by_uid,
-        nodes=job.nodes,
-        energy_j=energy_j(acct, slurm_id),
-    )
 
 
 def _home(uid: int) -> Path:
@@ -509,8 +388,3 @@ def _job_env(spec: LaunchSpec, home: Path) -> dict[str, str]:
         user = str(spec.uid)
     return {"PATH": jobfiles.DEFAULT_PATH, "HOME": str(home), "USER": user, "LOGNAME": user,
             "LANG": "C.UTF-8", **spec.env}  # fmt: skip
-
-
-def _said(result: CommandResult) -> str:
-    text = (result.stderr or result.stdout).strip()
-    return text.splitlines()[-1] if text else f"exit status {result.returncode}"

@@ -1,0 +1,50 @@
+"""One job as a row of ``carbond jobs`` and the head of ``carbond status``: its latest decision,
+its outcome and the saving against the run-now counterfactual stored at submission."""
+
+from __future__ import annotations
+
+import functools
+import pwd
+from typing import Any
+
+from daemon.ledger import JobRecord, Ledger
+
+__all__ = ["job_row", "user_name"]
+
+
+@functools.lru_cache(maxsize=4096)  # `jobs --json` asks once per row: 110,000 passwd reads
+def user_name(uid: int) -> str:
+    """The login name of ``uid`` (the number when it has none)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
+    """``job`` as a row: ids, owner, times, where it runs, expected and measured grams."""
+    decision = ledger.latest_decision(job.job_id)
+    outcome = ledger.outcome(job.job_id) or {}
+    measured, run_now = outcome.get("total_g"), outcome.get("run_now_total_g")
+    stored = ledger.counterfactual(job.job_id)  # the start it could have had at submission
+    return {
+        "job_id": job.job_id,
+        "name": job.name,
+        "state": job.state,
+        "user": user_name(job.uid),
+        "uid": job.uid,
+        "submitted_at": job.submitted_at.isoformat(),
+        "deadline": job.deadline.isoformat() if job.deadline else None,
+        "region": decision.region if decision else None,
+        "gpu": decision.gpu if decision else None,
+        "planned_start": decision.planned_start.isoformat()
+        if decision and decision.planned_start
+        else None,
+        "expected_total_g": decision.expected_total_g if decision else None,
+        "run_now_total_g": stored["total_g"]
+        if stored
+        else (decision.run_now_total_g if decision else None),
+        "measured_total_g": measured,
+        "energy_method": outcome.get("energy_method"),
+        "saved_g": run_now - measured if run_now is not None and measured is not None else None,
+    }

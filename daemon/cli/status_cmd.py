@@ -1,0 +1,164 @@
+"""``carbond status ID``: one job's decision and alternatives, run, outcome and transitions,
+and the caller's queue lines naming it that the daemon rejected."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from daemon.cli.context import add_ledger_options, open_ledger, settings_from
+from daemon.cli.job_rows import job_row
+from daemon.cli.output import print_json, print_table
+from daemon.cli.rejected import claimed_id, rejected_lines
+from daemon.errors import UsageError
+from daemon.ledger import UnknownJobError
+from daemon.queue import REJECTED_NAME
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``status``."""
+    status = subparsers.add_parser("status", help="one job: decision, alternatives, outcome")
+    add_ledger_options(status)
+    status.add_argument("job_id", metavar="ID")
+    status.set_defaults(func=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    rejected = _rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id)
+    with open_ledger(settings.state_dir) as ledger:
+        try:
+            job = ledger.job(args.job_id)
+        except UnknownJobError:
+            if not rejected:
+                raise
+            return _print_rejected(args, rejected)
+        payload = job_row(ledger, job)
+        decision = ledger.latest_decision(job.job_id)
+        run = ledger.run(job.job_id)
+        payload["command"] = list(job.request.command)
+        payload["source"] = job.source
+        payload["cancel_requested_at"] = (
+            job.cancel_requested_at.isoformat() if job.cancel_requested_at else None
+        )
+        payload["decision"] = _decision(decision, ledger.counterfactual(job.job_id))
+        payload["transitions"] = [
+            {"from": t.from_state, "to": t.to_state, "at": t.at.isoformat(), "reason": t.reason}
+            for t in ledger.transitions(job.job_id)
+        ]
+        payload["run"] = None if run is None else {
+            "executor": run.executor, "devices": list(run.device_ids),
+            "gpu_indices": list(run.gpu_indices),
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "exit_code": run.exit_code, "signal": run.signal, "reason": run.reason,
+        }  # fmt: skip
+        payload["outcome"] = ledger.outcome(job.job_id)
+        payload["rejected_lines"] = rejected
+    if args.json:
+        print_json(payload)
+    else:
+        _print_status(payload)
+    return 0
+
+
+def _rejected_naming(path: Path, job_id: str) -> list[dict[str, Any]]:
+    """The caller's rejected lines (root: anyone's) that named ``job_id``; none when the file
+    cannot be read (status still shows the job)."""
+    try:
+        rows = rejected_lines(path, os.getuid())
+    except UsageError:
+        return []
+    keys = ("file", "line_no", "reason", "rejected_at", "uid")
+    return [{k: r.get(k) for k in keys} for r in rows if claimed_id(r) == job_id]
+
+
+def _print_rejected(args: argparse.Namespace, rejected: list[dict[str, Any]]) -> int:
+    """No such job, but lines of the caller's naming it were rejected: say why (exit 2, as
+    for any unknown job id)."""
+    if args.json:
+        print_json({"job_id": args.job_id, "state": "rejected", "rejected_lines": rejected})
+    else:
+        for line in rejected:
+            print(f"{args.job_id}: rejected ({line['file']} line {line['line_no']}): "
+                  f"{line['reason']}")  # fmt: skip
+    return 2
+
+
+def _decision(decision: Any, run_now_stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The latest decision; the run-now counterfactual is the one stored at submission (the
+    start the job could have had then), which every later decision and the outcome keep."""
+    if decision is None:
+        return None
+    expected = decision.expected_total_g
+    run_now = run_now_stored["total_g"] if run_now_stored else decision.run_now_total_g
+    return {
+        "policy": decision.policy,
+        "action": decision.action,
+        "reason": decision.reason,
+        "at": decision.at.isoformat(),
+        "region": decision.region,
+        "gpu": decision.gpu,
+        "devices": list(decision.device_ids),
+        "planned_start": decision.planned_start.isoformat() if decision.planned_start else None,
+        "expected_duration_s": decision.expected_duration_s,
+        "expected_energy_j": decision.expected_energy_j,
+        "expected_intensity_g_per_kwh": decision.expected_intensity_g_per_kwh,
+        "expected_operational_g": decision.expected_operational_g,
+        "expected_embodied_g": decision.expected_embodied_g,
+        "expected_total_g": expected,
+        "run_now_total_g": run_now,
+        "run_now": run_now_stored,
+        "expected_saving_g": run_now - expected
+        if expected is not None and run_now is not None
+        else None,
+        "alternatives": list(decision.alternatives),
+    }
+
+
+def _print_status(payload: dict[str, Any]) -> None:
+    print(f"{payload['job_id']} ({payload['name']}): {payload['state']}, user {payload['user']}")
+    decision = payload["decision"]
+    if decision:
+        print(f"decision ({decision['policy']}, {decision['action']}): {decision['reason']}")
+        if decision["gpu"]:
+            print(
+                f"  where: {decision['gpu']} in {decision['region']} "
+                f"({', '.join(decision['devices'])}) from {decision['planned_start']}"
+            )
+            print(f"  expected {_g(decision['expected_total_g'])} vs run-now "
+                  f"{_g(decision['run_now_total_g'])}")  # fmt: skip
+        alternatives = decision["alternatives"]
+        if alternatives:
+            print_table(
+                "alternatives",
+                ("gpu", "region", "start", "total_g"),
+                [[a["gpu"], a["region"], a["start"], a["total_g"]] for a in alternatives],
+            )
+    run, outcome = payload["run"], payload["outcome"]
+    if run:
+        print(
+            f"run: {run['executor']} on {', '.join(run['devices'])} from {run['started_at']}"
+            + (f", ended {run['finished_at']} ({run['reason']})" if run["finished_at"] else "")
+        )
+    if outcome and outcome.get("total_g") is not None:
+        print(
+            f"outcome: {_g(outcome['total_g'])} measured ({outcome['energy_method']}), "
+            f"predicted {_g(outcome['predicted_total_g'])}"
+        )
+    print_table(
+        "transitions",
+        ("at", "from", "to", "reason"),
+        [[t["at"], t["from"], t["to"], t["reason"]] for t in payload["transitions"]],
+    )
+    for line in payload["rejected_lines"]:
+        print(f"your line naming it was rejected ({line['file']} line {line['line_no']}): "
+              f"{line['reason']}")  # fmt: skip
+
+
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g} g"

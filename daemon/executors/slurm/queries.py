@@ -1,0 +1,192 @@
+"""What the Slurm executor asks Slurm, and its run token.
+
+:class:`SlurmQueries` runs the read and cancel commands (``scontrol show nodes``, ``squeue``,
+``sacct``, ``scancel``) through the injected runner and turns a failure into
+:class:`~daemon.executors.errors.ExecutorError`; :func:`ended` reads a job's end from its
+``sacct`` rows; :class:`Token` is what the ledger stores for a Slurm run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from daemon.executors.base import ExitStatus, RunHandle
+from daemon.executors.errors import ExecutorError
+from daemon.executors.slurm import commands as cmd
+from daemon.executors.slurm.parse import (
+    AcctRow,
+    NodeRow,
+    QueueRow,
+    RunningRow,
+    energy_j,
+    parse_nodes,
+    parse_running,
+    parse_sacct,
+    parse_squeue,
+)
+from daemon.executors.slurm.runner import CommandResult, Runner
+from daemon.executors.slurm.states import ended_status, is_ended
+
+__all__ = ["SlurmQueries", "Token", "ended", "said"]
+
+_ACCT_SETTLE_S = 5.0  # after its end, wait this long at most for a job's batch-step row
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A run token: the Slurm job id, its cluster (None: the local one) and carbond's region."""
+
+    slurm_id: str
+    cluster: str | None
+    region: str
+
+    def encode(self) -> str:
+        """The token as the ledger stores it (JSON)."""
+        return json.dumps({"slurm_id": self.slurm_id, "cluster": self.cluster,
+                           "region": self.region})  # fmt: skip
+
+    @classmethod
+    def decode(cls, job_id: str, token: str) -> Token:
+        """Read a stored token back.
+
+        Raises:
+            ExecutorError: it is not a Slurm run token.
+        """
+        try:
+            raw = json.loads(token)
+            return cls(str(raw["slurm_id"]), raw["cluster"], str(raw["region"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ExecutorError(f"job {job_id}: unreadable slurm run token") from exc
+
+
+class SlurmQueries:
+    """The Slurm commands run for reading and cancelling, by region target.
+
+    Args:
+        targets: region name -> where its jobs go.
+        runner: runs the Slurm commands.
+        bin_dir: where the Slurm commands are (None: found on ``PATH``).
+    """
+
+    def __init__(
+        self, targets: Mapping[str, cmd.Target], runner: Runner, bin_dir: Path | None
+    ) -> None:
+        self._targets = dict(targets)
+        self.run = runner
+
+        def tool(name: str) -> str:
+            return str(bin_dir / name) if bin_dir is not None else name
+
+        self.tool: Callable[[str], str] = tool
+
+    def nodes(self, cluster: str | None) -> list[NodeRow]:
+        """``scontrol show nodes`` of ``cluster``: each node's state, partitions and GRES."""
+        return parse_nodes(self.ok(cmd.nodes_argv(self.tool("scontrol"), cluster)).stdout)
+
+    def running(self, target: cmd.Target) -> list[RunningRow]:
+        """The jobs running in ``target``'s partition, with the GRES they hold."""
+        argv = cmd.squeue_running_argv(self.tool("squeue"), target)
+        return parse_running(self.ok(argv).stdout, target.gres)
+
+    def squeue(self, cluster: str | None, ids: Sequence[str]) -> list[QueueRow]:
+        """The squeue rows of ``ids`` (an id squeue no longer knows is left out)."""
+        result = self.run(cmd.squeue_argv(self.tool("squeue"), cluster, ids))
+        if not result.ok:  # squeue refuses the whole call when one id is unknown to it
+            if "Invalid job id" in result.stderr and len(ids) > 1:
+                return [row for i in ids for row in self.squeue(cluster, [i])]
+            if "Invalid job id" in result.stderr:
+                return []
+            raise ExecutorError(f"squeue failed: {said(result)}")
+        return parse_squeue(result.stdout)
+
+    def sacct(self, cluster: str | None, ids: Sequence[str]) -> list[AcctRow]:
+        """The sacct rows (job and steps) of ``ids``."""
+        return parse_sacct(self.ok(cmd.sacct_argv(self.tool("sacct"), cluster, ids)).stdout)
+
+    def find(self, job_id: str, token: str) -> tuple[Token, QueueRow | None] | None:
+        """The Slurm job of ``job_id`` (by token, else by name) with its squeue row (None:
+        ended, only in sacct); None when Slurm has no such job. By name, the newest job still
+        waiting or running, else the newest that ran (earlier submissions taken back unstarted
+        are ignored)."""
+        if token:
+            current = Token.decode(job_id, token)
+            rows = self.squeue(current.cluster, [current.slurm_id])
+            return current, rows[0] if rows else None
+        for cluster, first in {t.cluster: r for r, t in self._targets.items()}.items():
+            argv = cmd.squeue_by_name_argv(self.tool("squeue"), cluster, job_id)
+            rows = [r for r in parse_squeue(self.ok(argv).stdout) if not is_ended(r.state)]
+            if rows:
+                row = max(rows, key=lambda r: int(r.slurm_id))
+                region = self.region_of(row.partition, cluster) or first
+                return Token(row.slurm_id, cluster, region), row
+            argv = cmd.sacct_argv(self.tool("sacct"), cluster, name=cmd.job_name(job_id))
+            acct = [r for r in parse_sacct(self.ok(argv).stdout)
+                    if not r.step and r.start is not None]  # fmt: skip  # ran: not a taken-back one
+            if acct:
+                last = max(acct, key=lambda r: int(r.slurm_id))
+                region = self.region_of(last.partition, cluster) or first
+                return Token(last.slurm_id, cluster, region), None
+        return None
+
+    def region_of(self, partition: str, cluster: str | None) -> str | None:
+        """carbond's region for a Slurm partition on ``cluster``, if it is one."""
+        for region, target in self._targets.items():
+            if target.partition == partition and target.cluster == cluster:
+                return region
+        return None
+
+    def scancel(self, token: Token) -> None:
+        """``scancel`` the job (one already ending is fine)."""
+        result = self.run(cmd.scancel_argv(self.tool("scancel"), token.cluster, token.slurm_id))
+        if not result.ok and "already completing or completed" not in result.stderr:
+            raise ExecutorError(f"scancel of Slurm job {token.slurm_id} failed: {said(result)}")
+
+    def target(self, region: str) -> cmd.Target:
+        """Where ``region``'s jobs go."""
+        try:
+            return self._targets[region]
+        except KeyError:
+            raise ExecutorError(f"region {region!r} is no Slurm region") from None
+
+    def ok(self, argv: list[str]) -> CommandResult:
+        """Run ``argv``; its result when it succeeded."""
+        result = self.run(argv)
+        if not result.ok:
+            raise ExecutorError(f"{Path(argv[0]).name} failed: {said(result)}")
+        return result
+
+
+def ended(
+    handle: RunHandle, slurm_id: str, acct: list[AcctRow], now: datetime
+) -> ExitStatus | None:
+    """The end of ``slurm_id`` from its sacct rows; None while the rows are not final yet
+    (sacct lags the controller by about half a second)."""
+    job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
+    if job is None or not is_ended(job.state):
+        return None
+    batch = next((r for r in acct if r.slurm_id == slurm_id and r.step == "batch"), None)
+    end = job.end or now
+    settling = (now - end).total_seconds() < _ACCT_SETTLE_S
+    if job.start is not None and (batch is None or not is_ended(batch.state)) and settling:
+        return None  # the batch step's row (and its energy) is still being written
+    return ended_status(
+        handle.job_id,
+        job.state,
+        exit_code=job.exit_code,
+        signal=job.signal,
+        finished_at=end,
+        started_at=job.start,
+        by_uid=job.by_uid,
+        nodes=job.nodes,
+        energy_j=energy_j(acct, slurm_id),
+    )
+
+
+def said(result: CommandResult) -> str:
+    """The last line Slurm printed (stderr first), or the exit status."""
+    text = (result.stderr or result.stdout).strip()
+    return text.splitlines()[-1] if text else f"exit status {result.returncode}"

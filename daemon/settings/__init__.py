@@ -1,0 +1,227 @@
+"""carbond's one settings tree (pydantic-settings), built once in ``main()``.
+
+Precedence, highest first: init kwargs > ``CARBOND_*`` environment variables (nested with
+``__``, e.g. ``CARBOND_ELECTRICITYMAPS__TOKEN``) > the TOML file (``/etc/carbond/carbond.toml``,
+or ``--config`` / ``CARBOND_CONFIG``) > secret files in ``$CREDENTIALS_DIRECTORY`` (systemd
+``LoadCredential=``; a file named ``electricitymaps__token`` fills ``electricitymaps.token``).
+Tokens are ``SecretStr`` and are never logged.
+
+The sections live in :mod:`daemon.settings.sections` and :mod:`daemon.settings.regions`
+(re-exported here); a bad value becomes one line naming its file or variable
+(:mod:`daemon.settings.problems`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+
+from daemon.errors import UsageError
+from daemon.settings.problems import problem_line, unparsable_line
+from daemon.settings.regions import (
+    BatterySettings,
+    RegionSettings,
+    SiteSettings,
+    SlurmRegionSettings,
+)
+from daemon.settings.sections import (
+    CatalogSettings,
+    ElectricityMapsSettings,
+    ExecutorSettings,
+    GpuSettings,
+    IntensitySettings,
+    IntervalSettings,
+    LocalExecutorSettings,
+    LogSettings,
+    MetricsSettings,
+    PolicySettings,
+    QueueSettings,
+    SignalsSettings,
+    SimulatedExecutorSettings,
+    SlurmExecutorSettings,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "BatterySettings",
+    "CatalogSettings",
+    "ConfigError",
+    "ElectricityMapsSettings",
+    "ExecutorSettings",
+    "GpuSettings",
+    "IntensitySettings",
+    "IntervalSettings",
+    "LocalExecutorSettings",
+    "LogSettings",
+    "MetricsSettings",
+    "PolicySettings",
+    "QueueSettings",
+    "RegionSettings",
+    "Settings",
+    "SignalsSettings",
+    "SimulatedExecutorSettings",
+    "SiteSettings",
+    "SlurmExecutorSettings",
+    "SlurmRegionSettings",
+    "config_path",
+    "load_settings",
+]
+
+DEFAULT_CONFIG_PATH = Path("/etc/carbond/carbond.toml")
+
+
+class ConfigError(UsageError):
+    """Invalid configuration: one line per problem, naming the file and the field (exit 2)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class Settings(BaseSettings):
+    """Every setting of the daemon and the CLI."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CARBOND_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+    # Set per load by load_settings(); pydantic-settings reads them through the source hook.
+    _toml_path: ClassVar[Path | None] = None
+    _secrets_dir: ClassVar[Path | None] = None
+
+    state_dir: Path = Path("/var/lib/carbond")
+    default_pue: float = Field(default=1.0, ge=1.0, le=3.0)
+    lifetime_years: float = Field(default=5.0, gt=0)
+    electricitymaps: ElectricityMapsSettings = ElectricityMapsSettings()
+    signals: SignalsSettings = SignalsSettings()
+    gpu: GpuSettings = GpuSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    executors: ExecutorSettings = ExecutorSettings()
+    log: LogSettings = LogSettings()
+    catalog: CatalogSettings = CatalogSettings()
+    regions: tuple[RegionSettings, ...] = ()
+    policy: PolicySettings = PolicySettings()
+    intervals: IntervalSettings = IntervalSettings()
+    intensity: IntensitySettings = IntensitySettings()
+    queue: QueueSettings = QueueSettings()
+
+    @model_validator(mode="after")
+    def _unique_regions(self) -> Settings:
+        names = [region.name for region in self.regions]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate region names: {', '.join(duplicates)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
+        if cls._secrets_dir is not None:
+            sources.append(_CredentialsSource(settings_cls, cls._secrets_dir))
+        return tuple(sources)
+
+
+class _CredentialsSource(PydanticBaseSettingsSource):
+    """Secrets from systemd credential files: ``a__b`` holds the value of ``a.b``.
+
+    Only files named after a known field are read; their content is stripped of the trailing
+    newline and never logged.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], directory: Path) -> None:
+        super().__init__(settings_cls)
+        self._directory = directory
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            section = field.annotation
+            if isinstance(section, type) and issubclass(section, BaseModel):
+                nested = {
+                    sub: path.read_text(encoding="utf-8").rstrip("\n")
+                    for sub in section.model_fields
+                    if (path := self._directory / f"{name}__{sub}").is_file()
+                }
+                if nested:
+                    values[name] = nested
+            elif (path := self._directory / name).is_file():
+                values[name] = path.read_text(encoding="utf-8").rstrip("\n")
+        return values
+
+
+def _config_path(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError([f"{explicit}: config file not found"])
+        return explicit
+    from_env = os.environ.get("CARBOND_CONFIG")
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError([f"{path}: config file not found (from CARBOND_CONFIG)"])
+        return path
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    """The TOML file :func:`load_settings` reads: ``explicit``, else ``$CARBOND_CONFIG``, else
+    ``/etc/carbond/carbond.toml`` when it exists; None when there is none.
+
+    Raises:
+        ConfigError: ``explicit`` or ``$CARBOND_CONFIG`` names a missing file.
+    """
+    return _config_path(explicit)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from every source.
+
+    Args:
+        config: the TOML file; default ``$CARBOND_CONFIG`` or ``/etc/carbond/carbond.toml``
+            when it exists.
+        overrides: init kwargs, the highest-precedence source.
+
+    Raises:
+        ConfigError: a missing file or invalid values, one line per problem.
+    """
+    path = _config_path(config)
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    Settings._toml_path = path
+    Settings._secrets_dir = Path(creds) if creds and Path(creds).is_dir() else None
+    where = str(path) if path else "settings"
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [problem_line(err["loc"], err["msg"], where, Settings) for err in exc.errors()]
+        raise ConfigError(problems) from exc
+    except SettingsError as exc:  # a CARBOND_* variable holding JSON that does not parse
+        raise ConfigError([unparsable_line(exc, where, Settings)]) from exc
+    except (OSError, ValueError) as exc:  # unreadable file, TOML syntax error
+        raise ConfigError([f"{where}: {exc}"]) from exc
+    finally:
+        Settings._toml_path = None
+        Settings._secrets_dir = None

@@ -1,0 +1,88 @@
+"""Configuration problems as one line each, naming where the bad value came from: the file,
+or the ``CARBOND_*`` variable and its value (secrets hidden, long values cut)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_settings import SettingsError
+
+__all__ = ["problem_line", "unparsable_line"]
+
+_ENV_PREFIX = "CARBOND_"
+_SHOWN_CHARS = 120
+
+
+def problem_line(
+    loc: tuple[int | str, ...], message: str, where: str, root: type[BaseModel]
+) -> str:
+    """One problem line, naming where the bad value came from: the ``CARBOND_*`` variable and
+    its value when the environment supplied it (it overrides the file), else the file."""
+    field = ".".join(str(p) for p in loc) or "<root>"
+    message = message.removeprefix("Value error, ")
+    found = _from_environment([str(p) for p in loc], root)
+    if found is None:
+        return f"{where}: {field}: {message}"
+    return f"environment variable {found}: {field}: {message}"
+
+
+def _from_environment(parts: list[str], root: type[BaseModel]) -> str | None:
+    """``NAME='value'`` of the ``CARBOND_*`` variable that holds the value at ``parts`` (the
+    variable of the field itself, or of an enclosing section given as JSON that contains it;
+    for a problem with a whole section, every variable setting part of it), secrets hidden
+    and long values cut; None when the environment did not supply it."""
+    env = {key.upper(): value for key, value in os.environ.items()}
+    for depth in range(len(parts), 0, -1):
+        name = _ENV_PREFIX + "__".join(parts[:depth]).upper()
+        if name not in env:
+            continue
+        raw: Any = env[name]
+        if depth < len(parts):
+            try:
+                raw = json.loads(raw)
+                for part in parts[depth:]:
+                    raw = raw[int(part)] if isinstance(raw, list) else raw[part]
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue  # this section's variable does not hold the bad value
+            raw = raw if isinstance(raw, str) else json.dumps(raw)
+        return f"{name}={_shown(parts, str(raw), root)}"
+    inner = _ENV_PREFIX + "__".join(parts).upper() + "__"
+    names = sorted(name for name in env if parts and name.startswith(inner))
+    return ", ".join(f"{name}={_shown([name], env[name], root)}" for name in names) or None
+
+
+def _shown(parts: list[str], value: str, root: type[BaseModel]) -> str:
+    """``value`` quoted and cut, or ``<hidden>`` when it is, or may hold, a secret: a token
+    field, or a whole section that has one (``CARBOND_ELECTRICITYMAPS='{"token": ...}'``)."""
+    if any("token" in part.lower() for part in parts) or _holds_secret(parts, root):
+        return "<hidden>"
+    cut = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "..."
+    return repr(cut)
+
+
+def _holds_secret(parts: list[str], root: type[BaseModel]) -> bool:
+    """Whether ``parts`` (a field path, or one variable name) names a section with a secret."""
+    if len(parts) != 1:
+        return False
+    section = parts[0].lower().removeprefix(_ENV_PREFIX.lower())
+    field = root.model_fields.get(section)
+    model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return False
+    return any("SecretStr" in str(sub.annotation) for sub in model.model_fields.values())
+
+
+def unparsable_line(exc: SettingsError, where: str, root: type[BaseModel]) -> str:
+    """pydantic-settings' 'error parsing value for field "x" from source "EnvSettingsSource"'
+    as a line naming the variable and its value."""
+    match = re.search(r'field "([^"]+)" from source "EnvSettingsSource"', str(exc))
+    if match is None:
+        return f"{where}: {exc}"
+    name = _ENV_PREFIX + match.group(1).upper()
+    value = {k.upper(): v for k, v in os.environ.items()}.get(name, "")
+    cause = f": {exc.__cause__}" if exc.__cause__ else ""
+    return f"environment variable {name}={_shown([name], value, root)}: not valid JSON{cause}"

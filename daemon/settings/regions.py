@@ -1,0 +1,173 @@
+"""The ``[[regions]]`` section: where GPUs are, which grid feeds them, how jobs start there
+(a Slurm partition, an on-site PV array and battery)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from daemon.settings.sections import _Section
+
+__all__ = ["BatterySettings", "RegionSettings", "SiteSettings", "SlurmRegionSettings"]
+
+_SLURM_NAME = r"^[A-Za-z0-9_.+-]+$"  # partition, cluster, account, qos, GRES names
+
+
+class SlurmRegionSettings(_Section):
+    """Where a region's jobs go in Slurm (``[regions.slurm]`` of an ``executor = "slurm"``
+    region): ``sbatch --partition``, ``--clusters`` (``cluster``), ``--account``, ``--qos``;
+    ``gres`` is the GRES name of its GPUs (``--gres=<gres>:N``); ``gpu_types`` maps a GRES type
+    (``t4`` in ``gpu:t4:2``) to a GPU catalog name where the names differ by more than case;
+    ``sbatch_options`` are passed to ``sbatch`` as they are (each one whole option, e.g.
+    ``"--mem=16G"``)."""
+
+    partition: str = Field(min_length=1, pattern=_SLURM_NAME)
+    cluster: str | None = Field(default=None, pattern=_SLURM_NAME)
+    account: str | None = Field(default=None, pattern=_SLURM_NAME)
+    qos: str | None = Field(default=None, pattern=_SLURM_NAME)
+    gres: str = Field(default="gpu", pattern=_SLURM_NAME)
+    gpu_types: dict[str, str] = Field(default_factory=dict)
+    sbatch_options: tuple[str, ...] = ()
+
+    @field_validator("sbatch_options")
+    @classmethod
+    def _whole_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for option in value:
+            if not option.startswith("-") or "\n" in option:
+                raise ValueError(f"each sbatch option must be one whole option, got {option!r}")
+        return value
+
+
+class BatterySettings(_Section):
+    """An on-site battery, charged from the site's PV only (``policies.footprint.site.Battery``)."""
+
+    capacity_kwh: float = Field(gt=0)
+    charge_power_w: float = Field(ge=0)
+    discharge_power_w: float = Field(ge=0)
+    round_trip_efficiency: float = Field(default=0.9, gt=0, le=1)
+    min_soc: float = Field(default=0.1, ge=0, lt=1)
+    initial_soc: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _initial_above_floor(self) -> BatterySettings:
+        if self.initial_soc < self.min_soc:
+            raise ValueError(f"initial_soc {self.initial_soc} is below min_soc {self.min_soc}")
+        return self
+
+
+class SiteSettings(_Section):
+    """A region's on-site energy: PV (modelled with pvlib from ``pv_kwp`` and where and how the
+    array sits, or measured: ``pv_csv``), an optional battery and the site's other load
+    (``other_load_w`` constant, or ``other_load_csv``). CSVs are ``datetime,power_w``.
+    ``pv_g_per_kwh`` and ``battery_g_per_kwh`` are the life-cycle factors of on-site energy.
+    ``plan = false`` keeps the site out of planning (accounting only: what a site-blind planner
+    would do there)."""
+
+    pv_kwp: float = Field(default=0.0, ge=0)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    tilt_deg: float = Field(default=20.0, ge=0, le=90)
+    azimuth_deg: float = Field(default=180.0, ge=0, le=360)
+    losses: float = Field(default=0.14, ge=0, lt=1)
+    pv_csv: Path | None = None
+    other_load_w: float = Field(default=0.0, ge=0)
+    other_load_csv: Path | None = None
+    pv_g_per_kwh: float = Field(default=41.0, ge=0)
+    battery_g_per_kwh: float = Field(default=41.0, ge=0)
+    battery: BatterySettings | None = None
+    plan: bool = True
+
+    @model_validator(mode="after")
+    def _pv_has_a_place(self) -> SiteSettings:
+        if self.pv_kwp > 0 and self.pv_csv is None and None in (self.latitude, self.longitude):
+            raise ValueError("pv_kwp needs latitude and longitude (or a measured pv_csv)")
+        return self
+
+
+class RegionSettings(_Section):
+    """One region: where GPUs are, which grid feeds them, how jobs start there.
+
+    ``gpus`` is ``"discover"`` (NVML finds this node's GPUs; for a Slurm region, the nodes of
+    its partition) or a list with one entry per GPU, each a GPU catalog name
+    (``["RTX6000-Ada", "RTX6000-Ada"]``) or a ``{ type, count }`` table standing for ``count``
+    GPUs of that type (``[{ type = "T4", count = 4 }]``, the form replay cluster files use);
+    list position is the CUDA index. This one model is read by the daemon and by
+    ``carbond replay --cluster``, so an operator can replay their own config. A region with
+    ``executor = "slurm"`` needs a ``[regions.slurm]`` table (:class:`SlurmRegionSettings`).
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    zone: str = Field(min_length=1)
+    pue: float = Field(default=1.0, ge=1.0, le=3.0)
+    executor: str = Field(default="local", min_length=1)
+    gpus: Literal["discover"] | tuple[str, ...] = "discover"
+    site: SiteSettings | None = None
+    slurm: SlurmRegionSettings | None = None
+
+    @model_validator(mode="after")
+    def _slurm_table(self) -> RegionSettings:
+        if self.executor == "slurm" and self.slurm is None:
+            raise ValueError(
+                f'region {self.name}: executor = "slurm" needs a [regions.slurm] table '
+                "with at least a partition"
+            )
+        if self.executor != "slurm" and self.slurm is not None:
+            raise ValueError(
+                f'region {self.name}: a [regions.slurm] table needs executor = "slurm"'
+            )
+        return self
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _discover_or_list(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "discover":
+            raise ValueError(f'must be "discover" or a list of GPU catalog names, got {value!r}')
+        if isinstance(value, list | tuple):
+            if not value:
+                raise ValueError('a region needs at least one GPU (or "discover")')
+            return tuple(_expand_gpu_entries(value))
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _known_gpus(
+        cls, value: Literal["discover"] | tuple[str, ...]
+    ) -> Literal["discover"] | tuple[str, ...]:
+        if value == "discover":
+            return value
+        from policies.errors import CatalogError
+        from policies.footprint import DEFAULT_GPU_CATALOG
+
+        for name in value:
+            try:
+                DEFAULT_GPU_CATALOG.get(name)
+            except CatalogError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+
+class _GpuCount(_Section):
+    """``{ type = "T4", count = 4 }``: ``count`` GPUs of one catalog type."""
+
+    type: str = Field(min_length=1)
+    count: int = Field(ge=1, le=100_000)
+
+
+def _expand_gpu_entries(entries: list[Any] | tuple[Any, ...]) -> list[Any]:
+    """Names stay; each ``{type, count}`` table becomes ``count`` names (raises ValueError
+    naming the entry's position and field)."""
+    names: list[Any] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            names.append(entry)
+            continue
+        try:
+            table = _GpuCount.model_validate(entry)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "entry"
+            raise ValueError(f"entry {index}: {field}: {err['msg']}") from None
+        names.extend([table.type] * table.count)
+    return names

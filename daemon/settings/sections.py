@@ -1,0 +1,191 @@
+"""The settings tree's sections other than the regions' (:mod:`daemon.settings.regions`):
+API access, signals, GPUs, catalog overrides, policy, intervals, intensity, queue, metrics,
+executors and logging. Every section is frozen and refuses unknown keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+__all__ = [
+    "CatalogSettings",
+    "ElectricityMapsSettings",
+    "ExecutorSettings",
+    "GpuSettings",
+    "IntensitySettings",
+    "IntervalSettings",
+    "LocalExecutorSettings",
+    "LogSettings",
+    "MetricsSettings",
+    "PolicySettings",
+    "QueueSettings",
+    "SignalsSettings",
+    "SimulatedExecutorSettings",
+    "SlurmExecutorSettings",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ElectricityMapsSettings(_Section):
+    """Electricity Maps v3 API access."""
+
+    base_url: str = "https://api.electricitymaps.com/v3"
+    token: SecretStr | None = None
+    connect_timeout_s: float = Field(default=3.05, gt=0)
+    read_timeout_s: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    emission_factor_type: Literal["lifecycle", "direct"] = "lifecycle"
+
+
+class SignalsSettings(_Section):
+    """The intensity fallback chain: cache, freshness and forecaster re-scoring."""
+
+    cache_dir: Path | None = None  # default <state_dir>/cache/intensity
+    cache_max_points: int = Field(default=60 * 24, ge=24)
+    live_max_age_s: float = Field(default=900.0, gt=0)
+    cache_max_age_s: float = Field(default=3 * 3600.0, gt=0)
+    max_history_gap_s: float = Field(default=7 * 86_400.0, gt=0)
+    rescore_every_s: float = Field(default=6 * 3600.0, gt=0)
+
+
+class GpuSettings(_Section):
+    """How carbond finds and measures GPUs.
+
+    ``backend``: ``nvml`` (real GPUs; fails if NVML is unusable), ``simulated`` (the devices in
+    ``simulated_gpus``, catalog names, drawing ``simulated_power_factor`` x the catalog's power),
+    or ``auto`` (NVML when it works, else simulated, logged).
+    """
+
+    backend: Literal["auto", "nvml", "simulated"] = "auto"
+    sample_period_s: float = Field(default=0.1, gt=0)
+    history_samples: int = Field(default=600, ge=1, le=1_000_000)
+    curve_resolution_s: float = Field(default=1.0, gt=0)
+    curve_max_points: int = Field(default=3600, ge=2, le=1_000_000)
+    simulated_gpus: tuple[str, ...] = ("A100-80GB",)
+    simulated_power_factor: float = Field(default=1.0, gt=0, le=10)
+    simulated_energy_counter: bool = True
+
+
+class CatalogSettings(_Section):
+    """Site overrides of the GPU catalog.
+
+    ``act`` replaces ACT-model parameters (``fab_intensity_g_per_kwh``, ``fab_yield``,
+    ``mpa_g_per_cm2``, ``packaging_g``) for every ACT-estimated GPU; ``gpus.<NAME>`` replaces
+    fields of one GPU (e.g. ``embodied_kg``, ``idle_w``, ``tdp_w``).
+    """
+
+    act: dict[str, float] = Field(default_factory=dict)
+    gpus: dict[str, dict[str, float | int | str]] = Field(default_factory=dict)
+
+
+class PolicySettings(_Section):
+    """Which registered policy plans, and its keyword parameters.
+
+    An unregistered name (a typo such as ``carbon-windw``) or a parameter the policy refuses is
+    a configuration error: the daemon never plans with a policy other than the one named.
+    """
+
+    name: str = "carbon-window"
+    params: dict[str, Any] = Field(default_factory=dict)
+    # Waiting jobs planned per round, most urgent first (priority, deadline, age); the rest
+    # wait for a later round. A round's cost grows with the jobs planned: with 100,000 waiting,
+    # planning all of them took longer than the ingest interval (bench/bench_waiting.py).
+    plan_window: int = Field(default=1_000, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _registered(self) -> PolicySettings:
+        from policies import PoliciesError, get_policy
+
+        try:
+            get_policy(self.name, **self.params)
+        except (PoliciesError, TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+
+class IntervalSettings(_Section):
+    """How often the service loop fires each step, in seconds."""
+
+    ingest_s: float = Field(default=2.0, gt=0, le=2.0)
+    refresh_s: float = Field(default=300.0, gt=0)
+    plan_s: float = Field(default=30.0, gt=0)
+    reconcile_s: float = Field(default=5.0, gt=0)
+
+
+class IntensitySettings(_Section):
+    """Where the service's intensity forecasts come from, and their grid.
+
+    ``chain``: the fallback chain of :mod:`forecasts` (Electricity Maps when a token is set,
+    then cache, forecast from history, static annual figure; see ``[signals]``). ``static``:
+    each zone's annual average, flat. ``embedded``: a small synthetic diurnal curve per zone
+    (the demo's; no network).
+    """
+
+    source: Literal["chain", "static", "embedded"] = "chain"
+    horizon_s: int = Field(default=48 * 3600, gt=0)
+    step_s: int = Field(default=900, gt=0)
+
+
+class QueueSettings(_Section):
+    """The queue file and its compaction."""
+
+    max_line_bytes: int = Field(default=65_536, ge=256)
+    compact_min_bytes: int = Field(default=1_048_576, ge=0)
+    retired_grace_s: float = Field(default=60.0, ge=0)
+
+
+class MetricsSettings(_Section):
+    """The Prometheus endpoint, served on 127.0.0.1 only."""
+
+    port: int = Field(default=9464, ge=0, le=65535, description="0 turns the endpoint off")
+
+
+class LocalExecutorSettings(_Section):
+    """Jobs as local process groups (``executor = "local"`` in a region)."""
+
+    grace_s: float = Field(default=30.0, gt=0, description="SIGTERM to SIGKILL on cancel")
+    allow_root_jobs: bool = True
+
+
+class SimulatedExecutorSettings(_Section):
+    """Process-free jobs for replay and the demo (``executor = "simulated"``)."""
+
+    truth_factor: float = Field(default=1.0, gt=0)
+    noise_sigma: float = Field(default=0.0, ge=0)
+    failure_rate: float = Field(default=0.0, ge=0, le=1)
+    seed: int = 0
+
+
+class SlurmExecutorSettings(_Section):
+    """How carbond talks to Slurm (``executor = "slurm"`` regions; each region's partition is
+    in its ``[regions.slurm]`` table).
+
+    ``bin_dir``: where ``sbatch``, ``squeue``, ``sacct``, ``scancel``, ``scontrol`` are (empty:
+    ``PATH``); ``command_timeout_s``: the most one Slurm command may take; ``pending_grace_s``:
+    how long a released job may stay pending (the partition busy with others' work) before
+    carbond takes it back and plans it again.
+    """
+
+    bin_dir: Path | None = None
+    command_timeout_s: float = Field(default=30.0, gt=0)
+    pending_grace_s: float = Field(default=300.0, gt=0)
+
+
+class ExecutorSettings(_Section):
+    """Per-executor options."""
+
+    local: LocalExecutorSettings = LocalExecutorSettings()
+    simulated: SimulatedExecutorSettings = SimulatedExecutorSettings()
+    slurm: SlurmExecutorSettings = SlurmExecutorSettings()
+
+
+class LogSettings(_Section):
+    """Log level and format (``auto``: JSON unless stderr is a terminal)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
