@@ -21,7 +21,7 @@ from typing import Any, Final
 
 __all__ = ["JOBS_KEPT", "KeptRows", "Rows", "integer", "real"]
 
-JOBS_KEPT: Final = 200_000
+JOBS_KEPT: Final = 20_000  # ~3 KB a job: at most ~60 MB (as the parsed requests, store.py)
 
 Row = dict[str, Any]
 
