@@ -5,10 +5,11 @@ their own intervals with the wall clock, replay calls ``tick`` with a simulated 
 here reads the clock or sleeps. Every step holds one lock, so a loop that fires steps from
 several threads still runs them one at a time.
 
-Dispatch is write-ahead: the ``running`` transition and the run row are committed before the
-executor starts anything, and the executor's handle after. A daemon killed in between finds a
-run without a handle on restart and asks the executor (``adopt`` with an empty token) whether
-that job started; so a job never starts twice.
+Dispatch is write-ahead: the ``running`` transitions and run rows of a round's dispatches are
+committed (one transaction) before any executor starts anything, and the executors' handles
+after (one transaction). A daemon killed in between finds runs without a handle on restart and
+asks their executors (``adopt`` with an empty token) whether those jobs started; so a job never
+starts twice. The ends a reconcile observes are committed together too.
 
 A job planned for later on a :class:`~daemon.executors.base.Reserving` executor (Slurm) is
 handed to it at once, held until its planned start, with a run row (same write-ahead rule) whose
