@@ -5,10 +5,11 @@ their own intervals with the wall clock, replay calls ``tick`` with a simulated 
 here reads the clock or sleeps. Every step holds one lock, so a loop that fires steps from
 several threads still runs them one at a time.
 
-Dispatch is write-ahead: the ``running`` transition and the run row are committed before the
-executor starts anything, and the executor's handle after. A daemon killed in between finds a
-run without a handle on restart and asks the executor (``adopt`` with an empty token) whether
-that job started; so a job never starts twice.
+Dispatch is write-ahead: the ``running`` transitions and run rows of a round's dispatches are
+committed (one transaction) before any executor starts anything, and the executors' handles
+after (one transaction). A daemon killed in between finds runs without a handle on restart and
+asks their executors (``adopt`` with an empty token) whether those jobs started; so a job never
+starts twice. The ends a reconcile observes are committed together too.
 
 A job planned for later on a :class:`~daemon.executors.base.Reserving` executor (Slurm) is
 handed to it at once, held until its planned start, with a run row (same write-ahead rule) whose
@@ -324,12 +325,14 @@ class Service:
                     log.error("executor_poll_failed", executor=name, error=str(exc))
                     continue
                 killpoints.reached("reconcile_polled")
+                finished = []
                 for status in statuses:
                     if isinstance(status, NotStarted):  # taken back before it started
                         self._requeue(status, now, "its executor took it back unstarted")
                         continue
-                    self._finish(status, now)
-                    ended.append(status)
+                    finished.append(status)
+                self._finish_all(finished, now)
+                ended.extend(finished)
             self.metrics.observe_queue(self.ledger.counts_by_state())
             return ended
 
@@ -384,10 +387,11 @@ class Service:
     def _act(
         self, decided: Sequence[tuple[JobRecord, Decision]], busy: set[str], now: datetime
     ) -> list[str]:
-        """Record the round's decisions (one transaction), then hold or dispatch each job;
-        returns the jobs started. ``busy``: the devices carbond's runs hold."""
+        """Record the round's decisions (one transaction), then hold each job or prepare its
+        dispatch, and launch the prepared ones (:meth:`_launch`); returns the jobs started.
+        ``busy``: the devices carbond's runs hold."""
         stored = record_decisions(self.ledger, decided, now, self._decided)
-        started = []
+        prepared: list[_Launch] = []
         for (record, decision), new in zip(decided, stored, strict=True):
             if new:
                 self._observe(record, decision)
@@ -400,10 +404,11 @@ class Service:
                 log.error("decision_conflict", job_id=record.job_id, policy=decision.policy,
                           devices=sorted(chosen), busy=sorted(chosen & busy))  # fmt: skip
                 continue  # stays queued; planned again next round
-            if self._dispatch(record, decision, now):
+            launch = self._prepare(record, decision, now)
+            if launch is not None:
                 busy |= chosen
-                started.append(record.job_id)
-        return started
+                prepared.append(launch)
+        return self._launch(prepared, now)
 
     def _job_spec(self, job: JobRecord) -> JobSpec:
         """:func:`daemon.planning.job_spec`, built once per waiting job (its request, times
@@ -466,53 +471,83 @@ class Service:
                                       chosen.total_g if chosen else None,
                                       run_now_g)  # fmt: skip
 
-    def _dispatch(self, job: JobRecord, decision: Decision, now: datetime) -> bool:
+    def _prepare(self, job: JobRecord, decision: Decision, now: datetime) -> _Launch | None:
+        """What dispatching ``job`` takes: its executor, GPUs and any run held for it early
+        (None: it cannot be dispatched now; a job without an executor has failed)."""
         chosen = decision.chosen
         assert chosen is not None
-        gpus = [self._by_device[d] for d in chosen.device_ids]
+        gpus = tuple(self._by_device[d] for d in chosen.device_ids)
         executor = self.executors.get(gpus[0].executor)
         if executor is None:
             self._fail_unstarted(job, now, f"no executor {gpus[0].executor!r} is configured")
-            return False
+            return None
         held = self.ledger.run(job.job_id) if self._held.active else None  # handed over early
         if held is not None and held.executor != executor.name:
             if not self._held.withdraw(job.job_id, now):
-                return False
+                return None
             held = None
-        indices = tuple(gpu.index for gpu in gpus)
+        return _Launch(job, decision, chosen, executor, gpus, held)
+
+    def _launch(self, prepared: Sequence[_Launch], now: datetime) -> list[str]:
+        """Dispatch the round's ``prepared`` jobs, write-ahead: their ``running`` transitions
+        and run rows are committed (one transaction) before any executor is called, and the
+        handles of the jobs launched after (one transaction, also when a launch raises). A
+        daemon killed in between finds runs without a handle and asks their executors
+        (:meth:`_adopt`). Returns the jobs started."""
+        if not prepared:
+            return []
         with self.ledger.transaction():
-            self.ledger.transition(job.job_id, "running", now, f"dispatched: {decision.reason}",
-                                   seen=job.state)  # fmt: skip
-            if held is not None:
-                self.ledger.drop_run(job.job_id)
-            self.ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
-                                chosen.duration_s, now)  # fmt: skip
-            if held is not None and held.token:
-                self.ledger.set_run_token(job.job_id, held.token)
-        killpoints.reached("dispatch_launch")
-        spec = self._spec(job, chosen, indices)
+            for item in prepared:
+                job, chosen = item.job, item.chosen
+                self.ledger.transition(job.job_id, "running", now,
+                                       f"dispatched: {item.decision.reason}",
+                                       seen=job.state)  # fmt: skip
+                if item.held is not None:
+                    self.ledger.drop_run(job.job_id)
+                self.ledger.add_run(job.job_id, item.executor.name, chosen.device_ids,
+                                    item.indices, chosen.duration_s, now)  # fmt: skip
+                if item.held is not None and item.held.token:
+                    self.ledger.set_run_token(job.job_id, item.held.token)
+        launched: list[tuple[_Launch, RunHandle]] = []
         try:
-            if held is not None and isinstance(executor, Reserving):
-                handle = executor.release(spec, held.token or "", now)
-            else:
-                handle = executor.launch(spec, now)
+            for item in prepared:
+                killpoints.reached("dispatch_launch")
+                handle = self._start(item, now)
+                if handle is not None:
+                    self._held.forget(item.job.job_id)
+                    killpoints.reached("dispatch_handle")
+                    launched.append((item, handle))
+        finally:
+            if launched:
+                with self.ledger.transaction():
+                    for item, handle in launched:
+                        self.ledger.set_run_started(item.job.job_id, handle.token,
+                                                    handle.started_at)  # fmt: skip
+        for item, _ in launched:
+            chosen = item.chosen
+            log.info("job_dispatched", job_id=item.job.job_id, executor=item.executor.name,
+                     devices=list(chosen.device_ids), gpu=chosen.gpu,
+                     region=chosen.region)  # fmt: skip
+            if self.measurement is not None:
+                self.measurement.started(item.job.job_id, list(item.gpus), item.decision, now,
+                                         self._forecasts, job=_spec_or_none(item.job))  # fmt: skip
+        return [item.job.job_id for item, _ in launched]
+
+    def _start(self, item: _Launch, now: datetime) -> RunHandle | None:
+        """Launch (or release, when its executor holds it) one recorded run; None when it
+        did not start (requeued: the executor cannot be reached; failed: it refused)."""
+        job, executor = item.job, item.executor
+        spec = self._spec(job, item.chosen, item.indices)
+        try:
+            if item.held is not None and isinstance(executor, Reserving):
+                return executor.release(spec, item.held.token or "", now)
+            return executor.launch(spec, now)
         except ExecutorUnavailableError as exc:  # e.g. Slurm down: the job waits, not fails
             status = ExitStatus(job.job_id, now, None, None, str(exc))
             self._requeue(status, now, f"{executor.name} cannot be reached")
-            return False
         except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
-            return False
-        self._held.forget(job.job_id)
-        killpoints.reached("dispatch_handle")
-        with self.ledger.transaction():
-            self.ledger.set_run_started(job.job_id, handle.token, handle.started_at)
-        log.info("job_dispatched", job_id=job.job_id, executor=executor.name,
-                 devices=list(chosen.device_ids), gpu=chosen.gpu, region=chosen.region)  # fmt: skip
-        if self.measurement is not None:
-            self.measurement.started(job.job_id, gpus, decision, now, self._forecasts,
-                                     job=_spec_or_none(job))  # fmt: skip
-        return True
+        return None
 
     def _spec(self, job: JobRecord, chosen: Alternative, indices: tuple[int, ...]) -> LaunchSpec:
         return LaunchSpec(
@@ -548,9 +583,42 @@ class Service:
                 log.info("job_cancel_sent", job_id=run.job_id)
 
     def _finish(self, status: ExitStatus, now: datetime) -> None:
+        self._finish_all([status], now)
+
+    def _finish_all(self, statuses: Sequence[ExitStatus], now: datetime) -> None:
+        """Record how the runs of ``statuses`` ended (their jobs still ``running``; others
+        are skipped): each one's outcome row is computed, then all are committed in one
+        transaction, then logged and counted."""
+        endings: list[_Ending] = []
+        ended: set[str] = set()
+        for status in statuses:
+            if status.job_id in ended:
+                continue
+            ending = self._ending(status, now, ended)
+            if ending is not None:
+                killpoints.reached("job_exit")
+                endings.append(ending)
+                ended.add(status.job_id)
+        if not endings:
+            return
+        with self.ledger.transaction():
+            for e in endings:
+                status = e.status
+                self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
+                                       status.signal, status.reason or e.reason)  # fmt: skip
+                self.ledger.transition(status.job_id, e.state, now, e.reason, seen="running")
+                if e.columns:
+                    self.ledger.record_outcome(status.job_id, now, **e.columns)
+        for e in endings:
+            killpoints.reached("job_exit_done")
+            self._ended(e)
+
+    def _ending(self, status: ExitStatus, now: datetime, ended: set[str]) -> _Ending | None:
+        """The end of ``status``'s run as it will be recorded (None: its job is not
+        ``running``); ``ended``: the jobs ended before it, in the same transaction."""
         job = self.ledger.job(status.job_id)
         if job.state != "running":
-            return
+            return None
         run = self.ledger.run(status.job_id)
         if run is not None and status.started_at is not None:  # the executor knows better
             run = replace(run, started_at=status.started_at)
@@ -566,25 +634,22 @@ class Service:
             )  # fmt: skip
         columns: dict[str, Any] = {}
         if run is not None and decision is not None:
-            columns = self._outcome_columns(run, decision, status, measured)
-        killpoints.reached("job_exit")
-        with self.ledger.transaction():
-            self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
-                                   status.signal, status.reason or reason)  # fmt: skip
-            self.ledger.transition(status.job_id, state, now, reason, seen=job.state)
-            if columns:
-                self.ledger.record_outcome(status.job_id, now, **columns)
-        killpoints.reached("job_exit_done")
-        self._cancel_sent.discard(status.job_id)
-        self._held.forget(status.job_id)
-        log.info("job_finished", job_id=status.job_id, state=state, reason=reason,
-                 exit_code=status.exit_code, signal=status.signal,
-                 energy_j=columns.get("energy_j"), energy_method=columns.get("energy_method"),
-                 total_g=columns.get("total_g"))  # fmt: skip
-        self.metrics.observe_outcome(status.job_id, state, columns.get("total_g"),
-                                     columns.get("measured_energy_j"))  # fmt: skip
-        if columns:
-            self._totals = add_outcome(self._current_totals(), columns, job.deadline)
+            columns = self._outcome_columns(run, decision, status, measured, ended)
+        return _Ending(status, state, reason, columns, job.deadline)
+
+    def _ended(self, e: _Ending) -> None:
+        """After ``e`` is committed: forget its cancel and hold, log, count."""
+        job_id = e.status.job_id
+        self._cancel_sent.discard(job_id)
+        self._held.forget(job_id)
+        log.info("job_finished", job_id=job_id, state=e.state, reason=e.reason,
+                 exit_code=e.status.exit_code, signal=e.status.signal,
+                 energy_j=e.columns.get("energy_j"), energy_method=e.columns.get("energy_method"),
+                 total_g=e.columns.get("total_g"))  # fmt: skip
+        self.metrics.observe_outcome(job_id, e.state, e.columns.get("total_g"),
+                                     e.columns.get("measured_energy_j"))  # fmt: skip
+        if e.columns:
+            self._totals = add_outcome(self._current_totals(), e.columns, e.deadline)
             self.metrics.observe_totals(self._totals)
 
     def _current_totals(self) -> dict[str, float]:
@@ -599,26 +664,29 @@ class Service:
         decision: DecisionRecord,
         status: ExitStatus,
         measured: Mapping[str, Any],
+        ended: set[str],
     ) -> dict[str, Any]:
         """The ``outcomes`` row of a finished run (:func:`daemon.accounting.finished_columns`),
         split by energy source at a region with a site."""
         gpu = self._by_device.get(run.device_ids[0]) if run.device_ids else None
         columns = finished_columns(self.ledger, gpu, run, decision, status, measured,
                                    self._forecasts, self.settings.lifetime_years)  # fmt: skip
-        return self._at_site(run, status, columns)
+        return self._at_site(run, status, columns, ended)
 
     def _at_site(
-        self, run: RunRecord, status: ExitStatus, columns: dict[str, Any]
+        self, run: RunRecord, status: ExitStatus, columns: dict[str, Any], ended: set[str]
     ) -> dict[str, Any]:
         """At a region with a site: the energy split by source and the grams of the split
-        (:mod:`daemon.sites.outcome`); elsewhere ``columns`` unchanged."""
+        (:mod:`daemon.sites.outcome`); elsewhere ``columns`` unchanged. ``ended``: jobs
+        whose end is recorded in the same transaction (their GPUs are free)."""
         if self.sites is None:
             return columns
         site = self.sites.sites.get(str(columns.get("region")))
         if site is None:
             return columns
         started = run.started_at or run.launched_at
-        devices = busy_devices(self.inventory, self.ledger.active_runs(), status.finished_at,
+        runs = [r for r in self.ledger.active_runs() if r.job_id not in ended]
+        devices = busy_devices(self.inventory, runs, status.finished_at,
                                self.settings.intervals.plan_s)  # fmt: skip
         self.sites.observe(status.finished_at, devices)
         pv, battery = self.sites.shares(site.region, started, status.finished_at)
@@ -652,6 +720,36 @@ class Service:
                     except (DaemonError, OSError) as exc:
                         log.error("job_cancel_failed", job_id=job_id, error=str(exc))
                 self._finish(ExitStatus(job_id, now, None, None, report.reason), now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Launch:
+    """A job the round dispatches: the decision acted on, its executor and GPUs, and the run
+    its executor already holds for it (Slurm), if any."""
+
+    job: JobRecord
+    decision: Decision
+    chosen: Alternative
+    executor: Executor
+    gpus: tuple[InventoryGpu, ...]
+    held: RunRecord | None
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        """The GPUs' indices on their node."""
+        return tuple(gpu.index for gpu in self.gpus)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """A run's end as recorded: its status, the job's final state and why, the outcome row
+    (empty: no run or decision to account), and the job's deadline (for the totals)."""
+
+    status: ExitStatus
+    state: str
+    reason: str
+    columns: dict[str, Any]
+    deadline: datetime | None
 
 
 def _spec_or_none(job: JobRecord) -> JobSpec | None:

@@ -13,6 +13,7 @@ restarts and the executor holds no state that matters beyond pending cancels.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import signal
@@ -136,7 +137,13 @@ class SimulatedExecutor:
 
 def _decode(handle: RunHandle) -> _Run:
     try:
-        raw = json.loads(handle.token)
-        return _Run(datetime.fromisoformat(raw["ends_at"]), int(raw["exit_code"]))
+        return _parse(handle.token)
     except (ValueError, KeyError, TypeError) as exc:
         raise ExecutorError(f"job {handle.job_id}: unreadable simulated run token") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(token: str) -> _Run:
+    """A token's run (every poll reads every running job's token: parsed once each)."""
+    raw = json.loads(token)
+    return _Run(datetime.fromisoformat(raw["ends_at"]), int(raw["exit_code"]))

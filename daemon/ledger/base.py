@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +28,19 @@ class UnknownJobError(LedgerError, LookupError):
 
 def ts(value: datetime | None) -> str | None:
     """A datetime as stored (RFC 3339 text)."""
-    return None if value is None else value.isoformat()
+    if value is None:
+        return None
+    last = _last_ts[0]
+    if value is last[0]:  # the same object: a round writes its ``now`` many times
+        return last[1]
+    text = value.isoformat()
+    _last_ts[0] = (value, text)  # one reference swapped: safe across threads
+    return text
+
+
+# The last datetime ts() formatted (compared by identity: equal instants in two time zones
+# are two texts), with its text.
+_last_ts: list[tuple[datetime | None, str]] = [(None, "")]
 
 
 def dt(value: str | None) -> datetime | None:
@@ -153,6 +165,7 @@ class Connection:
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._rolled_back()
             raise
         try:
             self._db.execute("COMMIT")
@@ -163,6 +176,7 @@ class Connection:
             if self._db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
+            self._rolled_back()
             raise LedgerError(f"{self.path}: commit failed: {exc}") from exc
 
     @contextmanager
@@ -175,11 +189,21 @@ class Connection:
         except BaseException:
             self._db.execute("ROLLBACK TO step")
             self._db.execute("RELEASE step")
+            self._rolled_back()
             raise
         self._exec("RELEASE step")
+
+    def _rolled_back(self) -> None:
+        """Called after a rollback: subclasses drop what they kept of uncommitted writes."""
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.path}: {exc}") from exc
+
+    def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self._db.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise LedgerError(f"{self.path}: {exc}") from exc

@@ -17,10 +17,11 @@ from typing import Any
 
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
+from daemon.ledger.kept import KeptRows, integer, real
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import DecisionRecord, JobRecord, RunRecord, TransitionRecord
 from daemon.queue.line import JobRequest
-from daemon.states import TRANSITIONS, check_transition
+from daemon.states import FINAL_STATES, TRANSITIONS, check_transition
 from policies import Decision
 
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
@@ -36,23 +37,50 @@ class Ledger(Accounting, QueueState):
     _requests: dict[str, JobRequest] | None = None
     # The records :meth:`most_urgent_waiting` returned last, with the columns that may change.
     _waiting: dict[str, tuple[list[Any], JobRecord]] | None = None
+    # The records active_runs() returned last, by their row's values.
+    _active: dict[tuple[Any, ...], RunRecord] | None = None
+    # The decision, counterfactual and run rows of the jobs added here (daemon.ledger.kept).
+    _kept_rows: KeptRows | None = None
+
+    @property
+    def _kept(self) -> KeptRows:
+        if self._kept_rows is None:
+            self._kept_rows = KeptRows()
+        return self._kept_rows
+
+    def _rolled_back(self) -> None:
+        self._kept.forget()
 
     # -- jobs -------------------------------------------------------------------------------
 
     def add_job(self, request: JobRequest, uid: int, gid: int, source: str, now: datetime) -> None:
         """Insert a new ``queued`` job (``request.job_id`` must be set and unused)."""
-        assert request.job_id is not None
-        self._exec(
+        self.add_jobs([(request, uid, gid, source, now)])
+
+    def add_jobs(self, jobs: Sequence[tuple[JobRequest, int, int, str, datetime]]) -> None:
+        """:meth:`add_job` for each ``(request, uid, gid, source, now)``, in order (two
+        statements for them all: the caller holds the transaction)."""
+        rows, created = [], []
+        for request, uid, gid, source, now in jobs:
+            assert request.job_id is not None
+            at = ts(now)
+            spec_json = json.dumps(request.to_json())
+            rows.append((request.job_id, integer(uid), integer(gid), request.name,
+                         integer(request.priority), at, ts(request.deadline), spec_json, source,
+                         at))  # fmt: skip
+            created.append((request.job_id, at, f"ingested from {source}"))
+        self._exec_many(
             "INSERT INTO jobs (job_id, uid, gid, name, state, priority, submitted_at, deadline,"
             " spec_json, source, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-            (request.job_id, uid, gid, request.name, request.priority, ts(now),
-             ts(request.deadline), json.dumps(request.to_json()), source, ts(now)),
-        )  # fmt: skip
-        self._exec(
+            rows,
+        )
+        self._exec_many(
             "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
             " VALUES (?, NULL, 'queued', ?, ?)",
-            (request.job_id, ts(now), f"ingested from {source}"),
+            created,
         )
+        for row in rows:
+            self._kept.added(dict(zip(_JOB_COLUMNS, row, strict=True)) | _UNSET_JOB_COLUMNS)
 
     def job_owner(self, job_id: str) -> int | None:
         """The uid that submitted ``job_id``, or None when there is no such job."""
@@ -65,6 +93,9 @@ class Ledger(Accounting, QueueState):
         Raises:
             UnknownJobError: no such job.
         """
+        kept = self._kept.get(job_id)
+        if kept is not None:
+            return self._job(kept.job)
         row = self._exec("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             raise UnknownJobError(f"unknown job {job_id!r}")
@@ -109,6 +140,10 @@ class Ledger(Accounting, QueueState):
             entry = known.get(job_id)
             if entry is not None and entry[0] == mutable:
                 kept[job_id] = entry
+        for job_id, *mutable in order:  # the rows this ledger added and kept: not read back
+            written = self._kept.get(job_id) if job_id not in kept else None
+            if written is not None and _mutable(written.job) == mutable:
+                kept[job_id] = (mutable, self._job(written.job))
         missing = [job_id for job_id, *_ in order if job_id not in kept]
         for chunk in range(0, len(missing), 500):
             ids = missing[chunk : chunk + 500]
@@ -116,8 +151,7 @@ class Ledger(Accounting, QueueState):
                 f"SELECT * FROM jobs WHERE job_id IN ({','.join('?' * len(ids))})", ids
             )
             for row in rows:
-                mutable = [row["state"], row["updated_at"], row["cancel_requested_at"]]
-                kept[row["job_id"]] = (mutable, self._job(row))
+                kept[row["job_id"]] = (_mutable(row), self._job(row))
         self._waiting = kept
         return [kept[job_id][1] for job_id, *_ in order if job_id in kept]
 
@@ -170,6 +204,7 @@ class Ledger(Accounting, QueueState):
                     " VALUES (?, ?, ?, ?, ?)",
                     (job_id, seen, new_state, ts(at), reason),
                 )
+                self._kept_state(job_id, new_state, at)
                 return seen
         current = self.job_state(job_id)
         check_transition(job_id, current, new_state)
@@ -182,7 +217,18 @@ class Ledger(Accounting, QueueState):
             " VALUES (?, ?, ?, ?, ?)",
             (job_id, current, new_state, ts(at), reason),
         )
+        self._kept_state(job_id, new_state, at)
         return current
+
+    def _kept_state(self, job_id: str, state: str, at: datetime) -> None:
+        """The kept job row after a transition (a job in a final state is no longer kept)."""
+        kept = self._kept.get(job_id)
+        if kept is None:
+            return
+        if state in FINAL_STATES:
+            self._kept.ended(job_id)
+        else:
+            kept.job["state"], kept.job["updated_at"] = state, ts(at)
 
     def job_state(self, job_id: str) -> str:
         """The current state of ``job_id``.
@@ -221,38 +267,65 @@ class Ledger(Accounting, QueueState):
             " WHERE job_id = ?",
             (ts(at), job_id),
         )
+        kept = self._kept.get(job_id)
+        if kept is not None and kept.job["cancel_requested_at"] is None:
+            kept.job["cancel_requested_at"] = ts(at)
 
     # -- decisions --------------------------------------------------------------------------
 
     def record_decision(self, decision: Decision, at: datetime) -> None:
         """Store ``decision`` with its alternatives and run-now counterfactual."""
         chosen, run_now = decision.chosen, decision.run_now
-        self._exec(
-            "INSERT INTO decisions (job_id, at, policy, action, reason, region, gpu,"
-            " device_ids_json, planned_start, expected_duration_s, expected_energy_j,"
-            " expected_intensity_g_per_kwh, expected_operational_g, expected_embodied_g,"
-            " expected_total_g, run_now_total_g, run_now_json, alternatives_json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                decision.job_id, ts(at), decision.policy, decision.action, decision.reason,
-                chosen.region if chosen else None, chosen.gpu if chosen else None,
-                json.dumps(list(chosen.device_ids)) if chosen else None,
-                ts(chosen.start) if chosen else None,
-                chosen.duration_s if chosen else None, chosen.energy_j if chosen else None,
-                chosen.intensity_g_per_kwh if chosen else None,
-                chosen.operational_g if chosen else None, chosen.embodied_g if chosen else None,
-                chosen.total_g if chosen else None, run_now.total_g if run_now else None,
-                json.dumps(alternative_json(run_now)) if run_now else None,
-                json.dumps([alternative_json(a) for a in decision.alternatives]),
-            ),
-        )  # fmt: skip
+        row: dict[str, Any] = {
+            "job_id": decision.job_id, "at": ts(at), "policy": decision.policy,
+            "action": decision.action, "reason": decision.reason,
+            "region": chosen.region if chosen else None, "gpu": chosen.gpu if chosen else None,
+            "device_ids_json": json.dumps(list(chosen.device_ids)) if chosen else None,
+            "planned_start": ts(chosen.start) if chosen else None,
+            "expected_duration_s": chosen.duration_s if chosen else None,
+            "expected_energy_j": chosen.energy_j if chosen else None,
+            "expected_intensity_g_per_kwh": chosen.intensity_g_per_kwh if chosen else None,
+            "expected_operational_g": chosen.operational_g if chosen else None,
+            "expected_embodied_g": chosen.embodied_g if chosen else None,
+            "expected_total_g": chosen.total_g if chosen else None,
+            "run_now_total_g": run_now.total_g if run_now else None,
+            "run_now_json": json.dumps(alternative_json(run_now)) if run_now else None,
+        }  # fmt: skip
+        # json.dumps of a list is its items' texts joined by ", " (the run-now counterfactual
+        # is often also an alternative: written once)
+        texts = (
+            row["run_now_json"] if a is run_now else json.dumps(alternative_json(a))
+            for a in decision.alternatives
+        )
+        row["alternatives_json"] = "[" + ", ".join(texts) + "]"
+        self._exec(_INSERT_DECISION, tuple(row.values()))
+        kept = self._kept.get(decision.job_id)
+        if kept is not None:
+            for name in _DECISION_REALS:
+                row[name] = real(row[name])
+            kept.decision = row
+            if kept.run_now_json is None:
+                kept.run_now_json = row["run_now_json"]
 
     def latest_decision(self, job_id: str) -> DecisionRecord | None:
         """The most recent decision about ``job_id``, if any."""
+        kept = self._kept.get(job_id)
+        if kept is not None:
+            return None if kept.decision is None else _decision(kept.decision)
         row = self._exec(
             "SELECT * FROM decisions WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
         ).fetchone()
         return None if row is None else _decision(row)
+
+    def counterfactual(self, job_id: str) -> dict[str, Any] | None:
+        """:meth:`Accounting.counterfactual`, from the kept rows of a job added here."""
+        kept = self._kept.get(job_id)
+        if kept is None:
+            return super().counterfactual(job_id)
+        if kept.run_now_json is None:
+            return None
+        value: dict[str, Any] = json.loads(kept.run_now_json)
+        return value
 
     def latest_decisions(self, states: Sequence[str]) -> dict[str, DecisionRecord]:
         """The most recent decision about each job in ``states`` that has one, by job id
@@ -286,12 +359,23 @@ class Ledger(Accounting, QueueState):
         at: datetime,
     ) -> None:
         """Record a launch about to happen (token still unknown)."""
+        row = {
+            "job_id": job_id, "executor": executor, "token": None,
+            "device_ids_json": json.dumps(list(device_ids)),
+            "gpu_indices_json": json.dumps(list(gpu_indices)),
+            "expected_duration_s": expected_duration_s, "launched_at": ts(at),
+        }  # fmt: skip
         self._exec(
             "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
             " expected_duration_s, launched_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (job_id, executor, json.dumps(list(device_ids)), json.dumps(list(gpu_indices)),
-             expected_duration_s, ts(at)),
+            (job_id, executor, row["device_ids_json"], row["gpu_indices_json"],
+             expected_duration_s, row["launched_at"]),
         )  # fmt: skip
+        kept = self._kept.get(job_id)
+        if kept is not None:
+            row["expected_duration_s"] = real(expected_duration_s)
+            kept.run = row | dict.fromkeys(("started_at", "finished_at", "exit_code", "signal",
+                                            "reason"))  # fmt: skip
 
     def set_run_started(self, job_id: str, token: str, started_at: datetime) -> None:
         """Record the executor's handle of a launched job."""
@@ -299,10 +383,12 @@ class Ledger(Accounting, QueueState):
             "UPDATE runs SET token = ?, started_at = ? WHERE job_id = ?",
             (token, ts(started_at), job_id),
         )
+        self._kept_run(job_id, token=token, started_at=ts(started_at))
 
     def set_run_token(self, job_id: str, token: str) -> None:
         """Record the executor's handle of a job it holds before its start (not started)."""
         self._exec("UPDATE runs SET token = ? WHERE job_id = ?", (token, job_id))
+        self._kept_run(job_id, token=token)
 
     def finish_run(
         self,
@@ -318,15 +404,29 @@ class Ledger(Accounting, QueueState):
             " WHERE job_id = ?",
             (ts(finished_at), exit_code, signal, reason, job_id),
         )
+        self._kept_run(job_id, finished_at=ts(finished_at), exit_code=integer(exit_code),
+                       signal=integer(signal), reason=reason)  # fmt: skip
 
     def drop_run(self, job_id: str) -> None:
         """Forget a run that never started (so the job can be launched again)."""
         self._exec("DELETE FROM runs WHERE job_id = ?", (job_id,))
+        kept = self._kept.get(job_id)
+        if kept is not None:
+            kept.run = None
 
     def run(self, job_id: str) -> RunRecord | None:
         """The run of ``job_id``, if it was launched."""
+        kept = self._kept.get(job_id)
+        if kept is not None:
+            return None if kept.run is None else _run(kept.run)
         row = self._exec("SELECT * FROM runs WHERE job_id = ?", (job_id,)).fetchone()
         return None if row is None else _run(row)
+
+    def _kept_run(self, job_id: str, **columns: Any) -> None:
+        """The kept run row of ``job_id`` (if any) with ``columns`` as just written."""
+        kept = self._kept.get(job_id)
+        if kept is not None and kept.run is not None:
+            kept.run.update(columns)
 
     def active_runs(self) -> list[RunRecord]:
         """Runs of jobs in state ``running``."""
@@ -334,7 +434,16 @@ class Ledger(Accounting, QueueState):
             "SELECT runs.* FROM runs JOIN jobs USING (job_id) WHERE jobs.state = 'running'"
             " ORDER BY runs.launched_at"
         )
-        return [_run(row) for row in rows]
+        # Asked several times a round: a row as last time is the same record, not parsed again.
+        known, runs, active = self._active or {}, [], {}
+        for row in rows:
+            values = tuple(row)
+            entry = known.get(values)
+            record = entry if entry is not None else _run(row)
+            active[values] = record
+            runs.append(record)
+        self._active = active
+        return runs
 
     # -- outcomes and intensity -------------------------------------------------------------
 
@@ -380,7 +489,7 @@ class Ledger(Accounting, QueueState):
 
     # -- rows to records --------------------------------------------------------------------
 
-    def _job(self, row: sqlite3.Row) -> JobRecord:
+    def _job(self, row: sqlite3.Row | dict[str, Any]) -> JobRecord:
         return JobRecord(
             job_id=row["job_id"], uid=row["uid"], gid=row["gid"], name=row["name"],
             state=row["state"], priority=row["priority"],
@@ -414,6 +523,26 @@ class Ledger(Accounting, QueueState):
         return [dict(r) for r in self._exec(f"SELECT * FROM {table}")]
 
 
+def _mutable(row: sqlite3.Row | dict[str, Any]) -> list[Any]:
+    """The columns of a job row that change while it waits."""
+    return [row["state"], row["updated_at"], row["cancel_requested_at"]]
+
+
+_JOB_COLUMNS = ("job_id", "uid", "gid", "name", "priority", "submitted_at", "deadline",
+                "spec_json", "source", "updated_at")  # fmt: skip
+_UNSET_JOB_COLUMNS = {"state": "queued", "cancel_requested_at": None}
+_INSERT_DECISION = (
+    "INSERT INTO decisions (job_id, at, policy, action, reason, region, gpu, device_ids_json,"
+    " planned_start, expected_duration_s, expected_energy_j, expected_intensity_g_per_kwh,"
+    " expected_operational_g, expected_embodied_g, expected_total_g, run_now_total_g,"
+    " run_now_json, alternatives_json)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DECISION_REALS = (
+    "expected_duration_s", "expected_energy_j", "expected_intensity_g_per_kwh",
+    "expected_operational_g", "expected_embodied_g", "expected_total_g", "run_now_total_g",
+)  # fmt: skip
+
 EXPORTABLE = ("jobs", "transitions", "decisions", "runs", "outcomes", "intensity_samples")
 
 
@@ -443,7 +572,7 @@ def _json_tuple(text: str) -> tuple[Any, ...]:
     return tuple(json.loads(text))
 
 
-def _run(row: sqlite3.Row) -> RunRecord:
+def _run(row: sqlite3.Row | dict[str, Any]) -> RunRecord:
     return RunRecord(
         job_id=row["job_id"], executor=row["executor"], token=row["token"],
         device_ids=_json_tuple(row["device_ids_json"]),
@@ -454,7 +583,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
     )  # fmt: skip
 
 
-def _decision(row: sqlite3.Row) -> DecisionRecord:
+def _decision(row: sqlite3.Row | dict[str, Any]) -> DecisionRecord:
     return DecisionRecord(
         job_id=row["job_id"], at=req_dt(row["at"]), policy=row["policy"],
         action=row["action"], reason=row["reason"], region=row["region"], gpu=row["gpu"],

@@ -16,6 +16,7 @@ run end, the next planned start of a held job, the next hourly forecast update a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -168,8 +169,10 @@ def replay_policy(
     name: str,
     params: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    state_dir: Path | None = None,
 ) -> PolicyRun:
-    """Replay ``setup`` under the policy ``name`` with ``params``.
+    """Replay ``setup`` under the policy ``name`` with ``params``; the scratch ledger goes
+    in a temporary directory, or in ``state_dir`` (kept) when given.
 
     Raises:
         UnknownPolicyError, PoliciesError: a bad policy name or parameter.
@@ -179,8 +182,12 @@ def replay_policy(
     policy: Policy = get_policy(name, **params)
     jobs = sorted(setup.jobs, key=lambda j: j.submitted_at)
     limit = setup.end + timedelta(days=2)
-    with tempfile.TemporaryDirectory(prefix="carbond-replay-") as state_dir:
-        service = ServiceHarness(policy, setup.cluster, setup.signals, Path(state_dir),
+    with contextlib.ExitStack() as stack:
+        if state_dir is None:
+            state_dir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="carbond-replay-"))
+            )
+        service = ServiceHarness(policy, setup.cluster, setup.signals, state_dir,
                                  setup.tick_s, setup.horizon_s, setup.truth_factor,
                                  setup.duration_noise, setup.plan_window)  # fmt: skip
         with service:

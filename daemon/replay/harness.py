@@ -163,6 +163,7 @@ class ServiceHarness:
             sites=SiteView(build_sites(regions)),
         )
         self._started = False
+        self._arrived: list[tuple[JobRequest, int, int, str, datetime]] = []
 
     def __enter__(self) -> ServiceHarness:
         return self
@@ -176,9 +177,16 @@ class ServiceHarness:
         self.ledger.close()
 
     def submit(self, job: JobSpec) -> None:
-        """Record ``job`` as ingested at its arrival."""
+        """Record ``job`` as ingested at its arrival (the jobs submitted before a tick are
+        written in one transaction at its start, as ingestion writes a queue file's lines)."""
         self._jobs[job.job_id] = job
-        self.ledger.add_job(_request(job), os.getuid(), os.getgid(), "replay", job.submitted_at)
+        self._arrived.append((_request(job), os.getuid(), os.getgid(), "replay", job.submitted_at))
+
+    def _ingest(self) -> None:
+        if self._arrived:
+            with self.ledger.transaction():
+                self.ledger.add_jobs(self._arrived)
+            self._arrived = []
 
     def tick(self, now: datetime) -> None:
         """One round of the daemon at ``now``.
@@ -190,12 +198,14 @@ class ServiceHarness:
         if not self._started:
             self.service.start(now)
             self._started = True
+        self._ingest()
         self.service.reconcile(now)
         self.service.tick(now)
 
     @property
     def queued(self) -> int:
         """Jobs not yet started."""
+        self._ingest()
         return sum(self.ledger.counts_by_state().get(s, 0) for s in _WAITING)
 
     @property

@@ -86,7 +86,9 @@ def _grams(run: PolicyRun) -> dict[str, float]:
 
 
 def _over(grams: dict[str, float], common: set[str]) -> float:
-    return sum(grams[j] for j in common)
+    """The grams of the ``common`` jobs, summed in job order (a set's order changes with the
+    process's string hashing, and with it the last digits of a plain sum)."""
+    return sum(grams[j] for j in sorted(common))
 
 
 def _site_summary(run: PolicyRun) -> dict[str, Any]:

@@ -38,8 +38,9 @@ class RunNow:
     ) -> list[Decision]:
         taken: set[str] = set()
         decisions = []
+        pools = _Pools(devices)
         for job in sorted(jobs, key=lambda j: (-j.priority, j.submitted_at, j.job_id)):
-            decisions.append(self._plan_one(now, job, devices, forecasts, taken))
+            decisions.append(self._plan_one(now, job, pools, forecasts, taken))
         order = {job.job_id: i for i, job in enumerate(jobs)}
         return sorted(decisions, key=lambda d: order[d.job_id])
 
@@ -47,13 +48,14 @@ class RunNow:
         self,
         now: datetime,
         job: JobSpec,
-        devices: Sequence[Device],
+        pools: _Pools,
         forecasts: Mapping[str, ZoneIntensity],
         taken: set[str],
     ) -> Decision:
         need = job.workload.tensor_parallel
         fitting = []
-        for pool in device_groups(job, devices):
+        devices = pools.devices
+        for pool in pools.of(job):
             est = estimate_on(job, pool[0], self.recalibration)
             if est.fits and len(pool) >= need:
                 fitting.append((est.duration_s, pool, est))
@@ -68,3 +70,19 @@ class RunNow:
                 reason = f"fastest free fitting device: {alt.gpu} in {alt.region}"
                 return Decision(job.job_id, "start", reason, self.name, alt, alt)
         return Decision(job.job_id, "hold", "waiting for a free fitting GPU", self.name)
+
+
+class _Pools:
+    """A round's :func:`device_groups`, made once per distinct set of job constraints (the
+    groups depend on the devices and on the job's regions, GPU types and memory only)."""
+
+    def __init__(self, devices: Sequence[Device]) -> None:
+        self.devices = devices
+        self._by_constraints: dict[object, tuple[tuple[Device, ...], ...]] = {}
+
+    def of(self, job: JobSpec) -> tuple[tuple[Device, ...], ...]:
+        key = (job.regions, job.gpu_types, job.min_gpu_memory_gb)
+        groups = self._by_constraints.get(key)
+        if groups is None:
+            groups = self._by_constraints[key] = tuple(device_groups(job, self.devices))
+        return groups

@@ -173,9 +173,36 @@ def estimate_interval(
     Continuous-batching runtimes (vLLM) use :func:`.serving.estimate_continuous` with the
     calibration of ``gpu``'s class; others use :func:`.estimator.estimate` unchanged.
 
+    A pure function of its four frozen arguments and the module's fitted constants, so the
+    answers are kept (:data:`_ESTIMATES_KEPT` of them): planners ask it for every waiting job
+    on every GPU type each round, and jobs of one model and workload shape repeat. Factors
+    learned online (:class:`.recalibration.Recalibration`) are applied by the caller, after.
+
     Raises:
-        InvalidWorkloadError: a workload field is out of range.
+        InvalidWorkloadError: a workload field is out of range (never kept).
     """
+    # The catalog's model, GPU and runtime are the same objects job after job: keyed by
+    # identity (hashing their dozens of fields was most of a kept answer's cost), checked on
+    # a hit (the entry holds them, so their ids cannot be reused while it is kept).
+    key = (id(model), id(gpu), id(runtime), workload)
+    entry = _kept.get(key)
+    if entry is not None and entry[0] is model and entry[1] is gpu and entry[2] is runtime:
+        return entry[3]
+    band = _interval(model, gpu, runtime, workload)
+    if len(_kept) >= _ESTIMATES_KEPT:
+        _kept.clear()
+    _kept[key] = (model, gpu, runtime, band)
+    return band
+
+
+_ESTIMATES_KEPT: Final = 8192
+_Kept = tuple[ModelSpec, GpuSpec, RuntimeProfile, EstimateInterval]
+_kept: dict[tuple[int, int, int, Workload], _Kept] = {}  # a memo of a pure function
+
+
+def _interval(
+    model: ModelSpec, gpu: GpuSpec, runtime: RuntimeProfile, workload: Workload
+) -> EstimateInterval:
     band = band_for(runtime, gpu)
     if runtime.continuous_batching:
         profile, power = calibrated(runtime, gpu)

@@ -285,3 +285,45 @@ def test_replay_optimum_lies_between_the_bound_and_every_policy(
     for name, row in rows.items():
         assert row["deadline_misses"] == 0, name
         assert row["gap_to_optimum"] >= -1e-9, name
+
+
+_TABLES = ("jobs", "transitions", "decisions", "runs", "outcomes", "intensity_samples")
+
+
+def _ledger_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in _TABLES}
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("policy", ["run-now", "carbon-window"])
+def test_the_rows_the_ledger_keeps_change_no_recorded_fact(
+    trace: Path,
+    cluster_file: Path,
+    intensity_files: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: str,
+) -> None:
+    """A replay whose ledger reads every row back (nothing kept) writes the same rows, with
+    the same values, as one answered from the kept rows; noisy run times end runs early and
+    late."""
+    from daemon.ledger import kept
+
+    setup = replace(load_setup(_inputs(trace, cluster_file, intensity_files, 1.0), 6 * 3600.0),
+                    truth_factor=1.2, duration_noise=0.3)  # fmt: skip
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "read").mkdir()
+    fast = replay_policy(setup, policy, state_dir=tmp_path / "kept")
+    monkeypatch.setattr(kept, "JOBS_KEPT", 0)
+    slow = replay_policy(setup, policy, state_dir=tmp_path / "read")
+    assert fast.outcomes == slow.outcomes
+    rows = _ledger_rows(tmp_path / "kept" / "ledger.db")
+    assert rows == _ledger_rows(tmp_path / "read" / "ledger.db")
+    assert len(rows["outcomes"]) == len(setup.jobs) > 0
+    if policy == "carbon-window":  # some jobs were held, then started: several decisions
+        assert len(rows["decisions"]) > len(setup.jobs)

@@ -1,0 +1,108 @@
+"""The rows the ledger keeps of the jobs it added: every answer equals a read of the file."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.ledger import Ledger
+from daemon.ledger import kept as kept_module
+from daemon.queue.line import JobRequest, parse_line
+from policies import Alternative, Decision
+from tests.daemon.helpers import job_line
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def _request(job_id: str) -> JobRequest:
+    request = parse_line(job_line(id=job_id).strip(), NOW)
+    assert isinstance(request, JobRequest)
+    return request
+
+
+def _alternative(start: datetime, energy_j: float, duration_s: float = 60) -> Alternative:
+    # An int duration and a NaN energy: SQLite hands back a float and NULL.
+    return Alternative(("qc/0",), "qc", "T4", start, duration_s, energy_j, 30.0, 0.5, 0.25)
+
+
+def _same_answers(ledger: Ledger, reader: Ledger, job_ids: list[str]) -> None:
+    """Each kept answer equals the one a fresh connection reads (NaN compared as NaN)."""
+    for job_id in job_ids:
+        assert ledger.job(job_id) == reader.job(job_id)
+        assert ledger.run(job_id) == reader.run(job_id)
+        assert ledger.counterfactual(job_id) == reader.counterfactual(job_id)
+        mine, theirs = ledger.latest_decision(job_id), reader.latest_decision(job_id)
+        assert repr(mine) == repr(theirs)  # repr: NaN inside the alternatives equals NaN
+
+
+def test_kept_answers_equal_reads_through_a_job_life(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        with ledger.transaction():
+            ledger.add_jobs([(_request(j), 1000, 1000, "queue.jsonl:1", NOW) for j in "abc"])
+        reader = Ledger.open_readonly(path)
+        ids = ["a", "b", "c"]
+        _same_answers(ledger, reader, ids)
+        held = _alternative(NOW + timedelta(hours=1), math.nan, 60)
+        with ledger.transaction():
+            ledger.record_decision(Decision("a", "hold", "wait", "test", held, None), NOW)
+            ledger.transition("a", "planned", NOW, "wait", seen="queued")
+            ledger.record_decision(Decision("b", "hold", "no GPU", "test"), NOW)
+        _same_answers(ledger, reader, ids)
+        start = _alternative(NOW, 1000.0, 61)
+        later = NOW + timedelta(minutes=5)
+        with ledger.transaction():
+            ledger.record_decision(Decision("a", "start", "go", "test", start, held), later)
+            ledger.transition("a", "running", later, "dispatched", seen="planned")
+            ledger.add_run("a", "local", ["qc/0"], [0], 61, later)
+        _same_answers(ledger, reader, ids)
+        ledger.request_cancel("b", later)
+        ledger.request_cancel("b", later + timedelta(seconds=1))  # the first request stays
+        with ledger.transaction():
+            ledger.set_run_started("a", "tok", later)
+        _same_answers(ledger, reader, ids)
+        with ledger.transaction():
+            ledger.finish_run("a", later + timedelta(minutes=1), 0, None, "exit code 0")
+        _same_answers(ledger, reader, ids)
+        with ledger.transaction():
+            ledger.transition("a", "succeeded", later, "exit code 0", seen="running")
+            ledger.transition("b", "cancelled", later, "cancelled", seen="queued")
+        _same_answers(ledger, reader, ids)
+        assert len(ledger._kept) == 1  # a and b ended: only c is kept
+        reader.close()
+
+
+def test_a_rolled_back_transaction_leaves_nothing_kept_that_was_not_committed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        with ledger.transaction():
+            ledger.add_job(_request("a"), 1000, 1000, "queue.jsonl:1", NOW)
+        decision = Decision("a", "start", "go", "test", _alternative(NOW, 5.0))
+        with pytest.raises(RuntimeError), ledger.transaction():
+            ledger.record_decision(decision, NOW)
+            ledger.add_run("a", "local", ["qc/0"], [0], 60.0, NOW)
+            raise RuntimeError("the round failed")
+        assert ledger.latest_decision("a") is None
+        assert ledger.run("a") is None
+        assert ledger.counterfactual("a") is None
+        with Ledger.open_readonly(path) as reader:
+            _same_answers(ledger, reader, ["a"])
+
+
+def test_jobs_past_the_limit_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kept_module, "JOBS_KEPT", 1)
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        with ledger.transaction():
+            ledger.add_jobs([(_request(j), 1000, 1000, "queue.jsonl:1", NOW) for j in "ab"])
+            for job_id in "ab":
+                decision = Decision(job_id, "start", "go", "test", _alternative(NOW, 5.0))
+                ledger.record_decision(decision, NOW)
+        assert len(ledger._kept) == 1
+        with Ledger.open_readonly(path) as reader:
+            _same_answers(ledger, reader, ["a", "b"])
