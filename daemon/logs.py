@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "dropped"]
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic only in stubs
@@ -63,6 +63,24 @@ class _LevelCheckedLogger(structlog.stdlib.BoundLogger):
             and processors[-1] is structlog.stdlib.ProcessorFormatter.wrap_for_formatter
             and not self._logger.isEnabledFor(level)
         )
+
+
+def dropped(name: str, level: int) -> bool:
+    """Whether an event at ``level`` from ``structlog.get_logger(name)`` would be dropped
+    as structlog is configured now, asked without binding a logger (structlog's lazy proxy
+    binds one on every call; the per-job events of a replay paid that only to be dropped).
+    The same test as :class:`_LevelCheckedLogger`'s, read at each call: a reconfiguration
+    (SIGHUP, ``structlog.testing.capture_logs``) is seen at once."""
+    config = structlog.get_config()
+    processors = config["processors"]
+    return (
+        isinstance(config["wrapper_class"], type)
+        and issubclass(config["wrapper_class"], _LevelCheckedLogger)
+        and isinstance(config["logger_factory"], structlog.stdlib.LoggerFactory)
+        and bool(processors)
+        and processors[-1] is structlog.stdlib.ProcessorFormatter.wrap_for_formatter
+        and not logging.getLogger(name).isEnabledFor(level)
+    )
 
 
 def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:

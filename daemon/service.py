@@ -22,6 +22,7 @@ every round (down nodes, GPUs others hold).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ import structlog
 from daemon import killpoints
 from daemon.accounting.finished import finished_columns
 from daemon.accounting.totals import add_expired, add_outcome
+from daemon.busy import BusyDevices
 from daemon.endings import final_state, never_started, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import (
@@ -51,9 +53,10 @@ from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
 from daemon.ledger import DecisionRecord, JobRecord, Ledger, RunRecord
+from daemon.logs import dropped
 from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
-from daemon.planning import DecisionKey, busy_devices, job_spec, record_decisions
+from daemon.planning import DecisionKey, job_spec, record_decisions
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
@@ -137,6 +140,7 @@ class Service:
         self._specs: dict[str, tuple[JobRequest, JobSpec]] = {}  # planner's view per waiting job
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
+        self._busy = BusyDevices()  # the planner's devices, kept between rounds
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
 
@@ -333,7 +337,8 @@ class Service:
                     finished.append(status)
                 self._finish_all(finished, now)
                 ended.extend(finished)
-            self.metrics.observe_queue(self.ledger.counts_by_state())
+            if not isinstance(self.metrics, NullMetrics):  # not read for a sink that drops it
+                self.metrics.observe_queue(self.ledger.counts_by_state())
             return ended
 
     # -- planning ---------------------------------------------------------------------------
@@ -427,7 +432,7 @@ class Service:
     def _devices(self, now: datetime, runs: Sequence[RunRecord]) -> list[Device]:
         """The planner's devices: busy while carbond's ``runs`` hold them, and as
         capacity-aware executors (Slurm) see them (down nodes, GPUs other users hold)."""
-        devices = busy_devices(self.inventory, runs, now, self.settings.intervals.plan_s)
+        devices = self._busy.devices(self.inventory, runs, now, self.settings.intervals.plan_s)
         for executor in self.executors.values():
             if isinstance(executor, CapacityAware):
                 devices = executor.available(devices, now)
@@ -523,11 +528,13 @@ class Service:
                     for item, handle in launched:
                         self.ledger.set_run_started(item.job.job_id, handle.token,
                                                     handle.started_at)  # fmt: skip
+        quiet = dropped(__name__, logging.INFO)  # asked once, not bound per event
         for item, _ in launched:
             chosen = item.chosen
-            log.info("job_dispatched", job_id=item.job.job_id, executor=item.executor.name,
-                     devices=list(chosen.device_ids), gpu=chosen.gpu,
-                     region=chosen.region)  # fmt: skip
+            if not quiet:
+                log.info("job_dispatched", job_id=item.job.job_id,
+                         executor=item.executor.name, devices=list(chosen.device_ids),
+                         gpu=chosen.gpu, region=chosen.region)  # fmt: skip
             if self.measurement is not None:
                 self.measurement.started(item.job.job_id, list(item.gpus), item.decision, now,
                                          self._forecasts, job=_spec_or_none(item.job))  # fmt: skip
@@ -609,9 +616,10 @@ class Service:
                 self.ledger.transition(status.job_id, e.state, now, e.reason, seen="running")
                 if e.columns:
                     self.ledger.record_outcome(status.job_id, now, **e.columns)
+        quiet = dropped(__name__, logging.INFO)  # asked once, not bound per event
         for e in endings:
             killpoints.reached("job_exit_done")
-            self._ended(e)
+            self._ended(e, quiet)
 
     def _ending(self, status: ExitStatus, now: datetime, ended: set[str]) -> _Ending | None:
         """The end of ``status``'s run as it will be recorded (None: its job is not
@@ -637,15 +645,18 @@ class Service:
             columns = self._outcome_columns(run, decision, status, measured, ended)
         return _Ending(status, state, reason, columns, job.deadline)
 
-    def _ended(self, e: _Ending) -> None:
-        """After ``e`` is committed: forget its cancel and hold, log, count."""
+    def _ended(self, e: _Ending, quiet: bool) -> None:
+        """After ``e`` is committed: forget its cancel and hold, log (unless ``quiet``: the
+        level drops it), count."""
         job_id = e.status.job_id
         self._cancel_sent.discard(job_id)
         self._held.forget(job_id)
-        log.info("job_finished", job_id=job_id, state=e.state, reason=e.reason,
-                 exit_code=e.status.exit_code, signal=e.status.signal,
-                 energy_j=e.columns.get("energy_j"), energy_method=e.columns.get("energy_method"),
-                 total_g=e.columns.get("total_g"))  # fmt: skip
+        if not quiet:
+            log.info("job_finished", job_id=job_id, state=e.state, reason=e.reason,
+                     exit_code=e.status.exit_code, signal=e.status.signal,
+                     energy_j=e.columns.get("energy_j"),
+                     energy_method=e.columns.get("energy_method"),
+                     total_g=e.columns.get("total_g"))  # fmt: skip
         self.metrics.observe_outcome(job_id, e.state, e.columns.get("total_g"),
                                      e.columns.get("measured_energy_j"))  # fmt: skip
         if e.columns:
@@ -686,8 +697,8 @@ class Service:
             return columns
         started = run.started_at or run.launched_at
         runs = [r for r in self.ledger.active_runs() if r.job_id not in ended]
-        devices = busy_devices(self.inventory, runs, status.finished_at,
-                               self.settings.intervals.plan_s)  # fmt: skip
+        devices = self._busy.devices(self.inventory, runs, status.finished_at,
+                                     self.settings.intervals.plan_s)  # fmt: skip
         self.sites.observe(status.finished_at, devices)
         pv, battery = self.sites.shares(site.region, started, status.finished_at)
         return site_columns(columns, pv, battery, site.factors)

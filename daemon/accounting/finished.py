@@ -4,6 +4,7 @@ realised intensity over the run, so that no finished job lacks carbon figures.""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from daemon.endings import predicted_outcome
 from daemon.executors.base import ExitStatus
 from daemon.inventory import InventoryGpu
 from daemon.ledger import DecisionRecord, Ledger, RunRecord
+from daemon.logs import dropped
 from policies import PoliciesError, ZoneIntensity
 from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
@@ -68,8 +70,9 @@ def finished_columns(
         reported_method=status.energy_method,
     )  # fmt: skip
     if columns.get("energy_method") == ESTIMATED:
-        log.info("job_energy_estimated", job_id=run.job_id, energy_j=columns["energy_j"],
-                 reason="no GPU meter followed it and its executor reported none")  # fmt: skip
+        if not dropped(__name__, logging.INFO):  # not bound per job only to be dropped
+            log.info("job_energy_estimated", job_id=run.job_id, energy_j=columns["energy_j"],
+                     reason="no GPU meter followed it and its executor reported none")  # fmt: skip
     elif columns.get("total_g") is None:
         log.warning("job_carbon_unknown", job_id=run.job_id,
                     energy_method=columns.get("energy_method"),
