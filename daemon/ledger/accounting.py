@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.ledger.base import Connection, req_dt, ts
+from daemon.ledger.samples import KeptSamples
 
 __all__ = ["Accounting", "IntensitySample"]
 
@@ -18,11 +19,22 @@ IntensitySample = tuple[datetime, float, str]
 class Accounting(Connection):
     """Read-only queries over outcomes, decisions and intensity samples."""
 
+    # The samples of the zones this connection records (daemon.ledger.samples).
+    _kept_samples: KeptSamples | None = None
+
+    @property
+    def _samples(self) -> KeptSamples:
+        if self._kept_samples is None:
+            self._kept_samples = KeptSamples()
+        return self._kept_samples
+
     def intensity_samples(
         self, zone: str, since: datetime, until: datetime
     ) -> list[IntensitySample]:
         """``zone``'s samples at ``since`` .. ``until``, oldest first, led by the last sample
         before ``since`` (the value in force when the interval began), if any."""
+        if self._samples.kept(zone):
+            return self._samples.between(zone, since.isoformat(), until.isoformat())
         before = self._exec(
             "SELECT at, intensity_g_per_kwh, source FROM intensity_samples"
             " WHERE zone = ? AND at < ? ORDER BY at DESC LIMIT 1",

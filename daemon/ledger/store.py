@@ -50,6 +50,7 @@ class Ledger(Accounting, QueueState):
 
     def _rolled_back(self) -> None:
         self._kept.forget()
+        self._samples.forget()
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -482,10 +483,21 @@ class Ledger(Accounting, QueueState):
         self, zone: str, at: datetime, intensity_g_per_kwh: float, source: str, now: datetime
     ) -> None:
         """Store one intensity sample (idempotent per zone, time and source)."""
+        if self._samples.wanted(zone):  # the zone's samples kept from now on (ledger.samples)
+            rows = self._exec(
+                "SELECT at, intensity_g_per_kwh, source FROM intensity_samples WHERE zone = ?"
+                " ORDER BY at",
+                (zone,),
+            )
+            self._samples.load(zone, ((r[0], (req_dt(r[0]), float(r[1]), str(r[2])))
+                                      for r in rows))  # fmt: skip
+        text = ts(at)
         self._exec(
             "INSERT OR REPLACE INTO intensity_samples VALUES (?, ?, ?, ?, ?)",
-            (zone, ts(at), intensity_g_per_kwh, source, ts(now)),
+            (zone, text, intensity_g_per_kwh, source, ts(now)),
         )
+        assert text is not None
+        self._samples.recorded(zone, text, (req_dt(text), float(intensity_g_per_kwh), source))
 
     # -- rows to records --------------------------------------------------------------------
 
