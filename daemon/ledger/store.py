@@ -362,8 +362,8 @@ class Ledger(Accounting, QueueState):
         """Record a launch about to happen (token still unknown)."""
         row = {
             "job_id": job_id, "executor": executor, "token": None,
-            "device_ids_json": json.dumps(list(device_ids)),
-            "gpu_indices_json": json.dumps(list(gpu_indices)),
+            "device_ids_json": _list_json(device_ids),
+            "gpu_indices_json": _list_json(gpu_indices),
             "expected_duration_s": expected_duration_s, "launched_at": ts(at),
         }  # fmt: skip
         self._exec(
@@ -582,6 +582,21 @@ def _json_tuple(text: str) -> tuple[Any, ...]:
     """A stored JSON list as a tuple (device ids and GPU indices repeat across runs: parsed
     once each)."""
     return tuple(json.loads(text))
+
+
+def _list_json(items: Sequence[Any]) -> str:
+    """``items`` as a stored JSON list, ``json.dumps(list(items))`` (a run's device ids and
+    GPU indices repeat across runs: texts and ints are encoded once each; other values, which
+    may equal them and encode otherwise, such as ``1.0`` or ``True`` for ``1``, each time)."""
+    key = tuple(items)
+    if all(type(item) is str or type(item) is int for item in key):
+        return _exact_list_json(key)
+    return json.dumps(list(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _exact_list_json(items: tuple[str | int, ...]) -> str:
+    return json.dumps(list(items))
 
 
 def _run(row: sqlite3.Row | dict[str, Any]) -> RunRecord:

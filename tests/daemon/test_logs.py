@@ -10,7 +10,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from daemon.logs import configure_logging
+from daemon.logs import configure_logging, dropped
 
 
 @pytest.fixture
@@ -49,3 +49,27 @@ def test_captured_logs_see_every_level_whatever_the_configured_one() -> None:
     with capture_logs() as captured:
         structlog.get_logger("carbond.test").info("job_decision", job_id="a")
     assert captured == [{"event": "job_decision", "job_id": "a", "log_level": "info"}]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_dropped_answers_as_the_configured_level_and_follows_each_reconfiguration() -> None:
+    configure_logging(level="WARNING", json=True)
+    assert dropped("carbond.test", logging.INFO)
+    assert not dropped("carbond.test", logging.WARNING)
+    logging.getLogger("carbond.test").setLevel("DEBUG")  # a logger's own level counts
+    assert not dropped("carbond.test", logging.INFO)
+    logging.getLogger("carbond.test").setLevel(logging.NOTSET)
+    logging.getLogger().setLevel("INFO")  # as a SIGHUP that lowers the level does
+    assert not dropped("carbond.test", logging.INFO)
+    assert dropped("carbond.test", logging.DEBUG)
+    with capture_logs():  # a swapped chain sees every event: nothing is dropped for it
+        assert not dropped("carbond.test", logging.DEBUG)
+    assert dropped("carbond.test", logging.DEBUG)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_nothing_is_dropped_before_configure_logging_ran() -> None:
+    with structlog.testing.capture_logs():  # any configuration but daemon.logs' own
+        assert not dropped("carbond.test", logging.DEBUG)
+    structlog.reset_defaults()
+    assert not dropped("carbond.test", logging.DEBUG)
