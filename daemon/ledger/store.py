@@ -20,6 +20,7 @@ from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
 from daemon.ledger.kept import KeptRows, integer, real
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import DecisionRecord, JobRecord, RunRecord, TransitionRecord
+from daemon.ledger.waiting import WaitingIndex
 from daemon.queue.line import JobRequest
 from daemon.states import FINAL_STATES, TRANSITIONS, check_transition
 from policies import Decision
@@ -41,6 +42,9 @@ class Ledger(Accounting, QueueState):
     _active: dict[tuple[Any, ...], RunRecord] | None = None
     # The decision, counterfactual and run rows of the jobs added here (daemon.ledger.kept).
     _kept_rows: KeptRows | None = None
+    # The waiting jobs' order (daemon.ledger.waiting), as of SQLite's data_version then.
+    _waiting_index: WaitingIndex | None = None
+    _waiting_version: int | None = None
 
     @property
     def _kept(self) -> KeptRows:
@@ -50,6 +54,7 @@ class Ledger(Accounting, QueueState):
 
     def _rolled_back(self) -> None:
         self._kept.forget()
+        self._waiting_index = None
         self._samples.forget()
 
     # -- jobs -------------------------------------------------------------------------------
@@ -80,8 +85,11 @@ class Ledger(Accounting, QueueState):
             " VALUES (?, NULL, 'queued', ?, ?)",
             created,
         )
+        index = self._waiting_index
         for row in rows:
             self._kept.added(dict(zip(_JOB_COLUMNS, row, strict=True)) | _UNSET_JOB_COLUMNS)
+            if index is not None:  # job_id, uid, gid, name, priority, submitted, deadline, ...
+                index.added(row[0], row[4], row[6], str(row[5]), str(row[9]))
 
     def job_owner(self, job_id: str) -> int | None:
         """The uid that submitted ``job_id``, or None when there is no such job."""
@@ -116,24 +124,33 @@ class Ledger(Accounting, QueueState):
 
     def waiting_to_settle(self, now: datetime) -> list[JobRecord]:
         """Queued or planned jobs whose owner asked to cancel or whose deadline is at or
-        before ``now`` (one indexed query, however many jobs wait)."""
+        before ``now`` (from the waiting index; read only when there are some)."""
+        ids = self._waiting_jobs().to_settle(ts(now) or "")
+        if not ids:
+            return []
         rows = self._exec(
             "SELECT * FROM jobs WHERE state IN ('queued', 'planned') AND "
             "(cancel_requested_at IS NOT NULL OR (deadline IS NOT NULL AND deadline <= ?)) "
-            "ORDER BY submitted_at, job_id",
-            (ts(now),),
+            f"AND job_id IN ({','.join('?' * len(ids))}) ORDER BY submitted_at, job_id",
+            (ts(now), *ids),
         )
         return [self._job(row) for row in rows]
+
+    def _waiting_jobs(self) -> WaitingIndex:
+        """The waiting jobs' index: kept up to date by this connection's writes, read again
+        when another connection committed (``PRAGMA data_version``) or after a rollback."""
+        version = self._exec("PRAGMA data_version").fetchone()[0]
+        if self._waiting_index is None or version != self._waiting_version:
+            self._waiting_index = WaitingIndex(self._exec(
+                f"SELECT {WaitingIndex.COLUMNS} FROM jobs WHERE state IN ('queued', 'planned')"
+            ))  # fmt: skip
+            self._waiting_version = version
+        return self._waiting_index
 
     def most_urgent_waiting(self, limit: int) -> list[JobRecord]:
         """At most ``limit`` queued or planned jobs, most urgent first: higher priority, then
         earlier deadline (none last), then submitted earlier."""
-        order = self._exec(
-            "SELECT job_id, state, updated_at, cancel_requested_at FROM jobs"
-            " WHERE state IN ('queued', 'planned') ORDER BY priority DESC,"
-            " deadline IS NULL, deadline, submitted_at, job_id LIMIT ?",
-            (limit,),
-        ).fetchall()
+        order = self._waiting_jobs().most_urgent(limit)
         # The service asks every round: a job whose mutable columns (state, updated_at,
         # cancel_requested_at) are as last time is the same record, only the others are read.
         known, kept = self._waiting or {}, {}
@@ -222,7 +239,11 @@ class Ledger(Accounting, QueueState):
         return current
 
     def _kept_state(self, job_id: str, state: str, at: datetime) -> None:
-        """The kept job row after a transition (a job in a final state is no longer kept)."""
+        """The kept job row and waiting index after a transition (a job in a final state is
+        no longer kept)."""
+        index = self._waiting_index
+        if index is not None and not index.moved(job_id, state, ts(at) or ""):
+            self._waiting_index = None  # back to waiting, its order unknown: read again
         kept = self._kept.get(job_id)
         if kept is None:
             return
@@ -271,6 +292,8 @@ class Ledger(Accounting, QueueState):
         kept = self._kept.get(job_id)
         if kept is not None and kept.job["cancel_requested_at"] is None:
             kept.job["cancel_requested_at"] = ts(at)
+        if self._waiting_index is not None:
+            self._waiting_index.cancel_requested(job_id, ts(at) or "")
 
     # -- decisions --------------------------------------------------------------------------
 

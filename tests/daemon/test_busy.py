@@ -14,8 +14,8 @@ from daemon.settings import RegionSettings
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 INVENTORY = build_inventory([
-    RegionSettings(name="qc", zone="CA-QC", executor="simulated", gpus=["T4", "T4", "A100"]),
-    RegionSettings(name="ca", zone="US-CAL-CISO", executor="simulated", gpus=["H100"]),
+    RegionSettings(name="qc", zone="CA-QC", executor="simulated", gpus=("T4", "T4", "A100")),
+    RegionSettings(name="ca", zone="US-CAL-CISO", executor="simulated", gpus=("H100",)),
 ])  # fmt: skip
 
 
