@@ -38,8 +38,12 @@ class Ledger(Accounting, QueueState):
     _requests: dict[str, JobRequest] | None = None
     # The records :meth:`most_urgent_waiting` returned last, with the columns that may change.
     _waiting: dict[str, tuple[list[Any], JobRecord]] | None = None
-    # The records active_runs() returned last, by their row's values.
+    # The records active_runs() returned last, by their row's values; the list itself, as of
+    # SQLite's data_version and this connection's writes of runs and job states then.
     _active: dict[tuple[Any, ...], RunRecord] | None = None
+    _active_runs: tuple[RunRecord, ...] = ()
+    _active_as_of: tuple[int, int] | None = None
+    _run_writes = 0  # this connection's writes that may change what active_runs() returns
     # The decision, counterfactual and run rows of the jobs added here (daemon.ledger.kept).
     _kept_rows: KeptRows | None = None
     # The waiting jobs' order (daemon.ledger.waiting), as of SQLite's data_version then.
@@ -53,6 +57,7 @@ class Ledger(Accounting, QueueState):
         return self._kept_rows
 
     def _rolled_back(self) -> None:
+        self._run_writes += 1
         self._kept.forget()
         self._waiting_index = None
         self._samples.forget()
@@ -211,6 +216,7 @@ class Ledger(Accounting, QueueState):
             UnknownJobError: no such job.
             InvalidTransitionError: the state machine forbids it.
         """
+        self._run_writes += 1  # counted before writing: a failed write may have changed it
         if seen is not None and new_state in TRANSITIONS.get(seen, ()):
             cursor = self._exec(
                 "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ? AND state = ?",
@@ -351,16 +357,19 @@ class Ledger(Accounting, QueueState):
         value: dict[str, Any] = json.loads(kept.run_now_json)
         return value
 
-    def latest_decisions(self, states: Sequence[str]) -> dict[str, DecisionRecord]:
+    def latest_decisions(
+        self, states: Sequence[str], *, alternatives: bool = True
+    ) -> dict[str, DecisionRecord]:
         """The most recent decision about each job in ``states`` that has one, by job id
-        (one query: a replay reads every job's back at its end)."""
+        (one query: a replay reads every job's back at its end). ``alternatives=False``:
+        records without their alternatives (``()``; their JSON is not parsed)."""
         rows = self._exec(
             "SELECT decisions.* FROM decisions JOIN (SELECT max(seq) AS seq FROM decisions"
             " GROUP BY job_id) latest USING (seq) JOIN jobs USING (job_id)"
             f" WHERE jobs.state IN ({','.join('?' * len(states))})",
             list(states),
         )
-        return {row["job_id"]: _decision(row) for row in rows}
+        return {row["job_id"]: _decision(row, alternatives) for row in rows}
 
     def runs(self, states: Sequence[str]) -> dict[str, RunRecord]:
         """The runs of the jobs in ``states``, by job id."""
@@ -383,6 +392,7 @@ class Ledger(Accounting, QueueState):
         at: datetime,
     ) -> None:
         """Record a launch about to happen (token still unknown)."""
+        self._run_writes += 1
         row = {
             "job_id": job_id, "executor": executor, "token": None,
             "device_ids_json": _list_json(device_ids),
@@ -403,6 +413,7 @@ class Ledger(Accounting, QueueState):
 
     def set_run_started(self, job_id: str, token: str, started_at: datetime) -> None:
         """Record the executor's handle of a launched job."""
+        self._run_writes += 1
         self._exec(
             "UPDATE runs SET token = ?, started_at = ? WHERE job_id = ?",
             (token, ts(started_at), job_id),
@@ -411,6 +422,7 @@ class Ledger(Accounting, QueueState):
 
     def set_run_token(self, job_id: str, token: str) -> None:
         """Record the executor's handle of a job it holds before its start (not started)."""
+        self._run_writes += 1
         self._exec("UPDATE runs SET token = ? WHERE job_id = ?", (token, job_id))
         self._kept_run(job_id, token=token)
 
@@ -423,6 +435,7 @@ class Ledger(Accounting, QueueState):
         reason: str,
     ) -> None:
         """Record how a run ended."""
+        self._run_writes += 1
         self._exec(
             "UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, reason = ?"
             " WHERE job_id = ?",
@@ -433,6 +446,7 @@ class Ledger(Accounting, QueueState):
 
     def drop_run(self, job_id: str) -> None:
         """Forget a run that never started (so the job can be launched again)."""
+        self._run_writes += 1
         self._exec("DELETE FROM runs WHERE job_id = ?", (job_id,))
         kept = self._kept.get(job_id)
         if kept is not None:
@@ -453,7 +467,12 @@ class Ledger(Accounting, QueueState):
             kept.run.update(columns)
 
     def active_runs(self) -> list[RunRecord]:
-        """Runs of jobs in state ``running``."""
+        """Runs of jobs in state ``running`` (asked several times a round: when neither this
+        connection wrote a run or a job's state since, nor another connection committed,
+        the same answer without reading it again)."""
+        as_of = (self._exec("PRAGMA data_version").fetchone()[0], self._run_writes)
+        if as_of == self._active_as_of:
+            return list(self._active_runs)
         rows = self._exec(
             "SELECT runs.* FROM runs JOIN jobs USING (job_id) WHERE jobs.state = 'running'"
             " ORDER BY runs.launched_at"
@@ -467,6 +486,7 @@ class Ledger(Accounting, QueueState):
             active[values] = record
             runs.append(record)
         self._active = active
+        self._active_runs, self._active_as_of = tuple(runs), as_of
         return runs
 
     # -- outcomes and intensity -------------------------------------------------------------
@@ -633,7 +653,7 @@ def _run(row: sqlite3.Row | dict[str, Any]) -> RunRecord:
     )  # fmt: skip
 
 
-def _decision(row: sqlite3.Row | dict[str, Any]) -> DecisionRecord:
+def _decision(row: sqlite3.Row | dict[str, Any], alternatives: bool = True) -> DecisionRecord:
     return DecisionRecord(
         job_id=row["job_id"], at=req_dt(row["at"]), policy=row["policy"],
         action=row["action"], reason=row["reason"], region=row["region"], gpu=row["gpu"],
@@ -645,5 +665,5 @@ def _decision(row: sqlite3.Row | dict[str, Any]) -> DecisionRecord:
         expected_operational_g=row["expected_operational_g"],
         expected_embodied_g=row["expected_embodied_g"],
         expected_total_g=row["expected_total_g"], run_now_total_g=row["run_now_total_g"],
-        alternatives=tuple(json.loads(row["alternatives_json"])),
+        alternatives=tuple(json.loads(row["alternatives_json"])) if alternatives else (),
     )  # fmt: skip

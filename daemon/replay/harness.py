@@ -239,7 +239,8 @@ class ServiceHarness:
         """Every run the service dispatched, with the decision that started it."""
         runs = []
         states = (*_ENDED, "running")
-        by_job, decisions = self.ledger.runs(states), self.ledger.latest_decisions(states)
+        by_job = self.ledger.runs(states)
+        decisions = self.ledger.latest_decisions(states, alternatives=False)  # not used here
         for job_id in sorted(by_job, key=lambda j: (self._jobs[j].submitted_at, j)):
             run, decision = by_job[job_id], decisions.get(job_id)
             if decision is None or decision.action != "start":

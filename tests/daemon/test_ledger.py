@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -184,7 +185,7 @@ def test_a_transition_from_a_stale_state_reads_the_real_one(ledger: Ledger) -> N
 def test_every_latest_decision_and_run_in_two_queries(ledger: Ledger) -> None:
     def plan(job_id: str, action: str, device: str) -> Decision:
         alt = Alternative((device,), "qc", "T4", NOW, 60.0, 3.6e5, 30.0, 3.0, 1.0)
-        return Decision(job_id, action, f"{action} on {device}", "test", alt)  # type: ignore[arg-type]
+        return Decision(job_id, action, f"{action} on {device}", "test", alt, None, (alt,))  # type: ignore[arg-type]
 
     with ledger.transaction():
         for name in "abc":
@@ -200,6 +201,48 @@ def test_every_latest_decision_and_run_in_two_queries(ledger: Ledger) -> None:
     assert latest["a"].action == "start" and latest["a"].device_ids == ("qc/a",)
     assert ledger.runs(("running", "succeeded")) == {name: ledger.run(name) for name in "ab"}
     assert ledger.runs(("running",)).keys() == {"a"}
+    bare = ledger.latest_decisions(("running", "succeeded"), alternatives=False)
+    assert bare == {name: replace(d, alternatives=()) for name, d in latest.items()}
+    assert latest["a"].alternatives  # the full records have them
+
+
+def test_active_runs_follow_every_write_of_runs_and_states_and_other_connections(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    def ids() -> list[str]:
+        mine = [run.job_id for run in ledger.active_runs()]
+        with Ledger.open_readonly(tmp_path / "ledger.db") as reader:
+            assert mine == [run.job_id for run in reader.active_runs()]
+            assert ledger.active_runs() == reader.active_runs()
+        return mine
+
+    with ledger.transaction():
+        for name in "abc":
+            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+    assert ids() == []
+    with ledger.transaction():
+        for k, name in enumerate("ab"):
+            ledger.transition(name, "running", NOW, "dispatched")
+            ledger.add_run(name, "local", [f"qc/{name}"], [0], 60.0, NOW + timedelta(seconds=k))
+    assert ids() == ["a", "b"]
+    ledger.set_run_started("a", "pid:1", NOW)
+    assert ids() == ["a", "b"] and ledger.active_runs()[0].token == "pid:1"
+    with pytest.raises(KeyError), ledger.transaction():
+        ledger.transition("a", "succeeded", NOW, "exit 0")
+        raise KeyError("rolled back")
+    assert ids() == ["a", "b"]
+    with ledger.transaction():
+        ledger.finish_run("b", NOW, 0, None, "exit 0")
+        ledger.transition("b", "succeeded", NOW, "exit 0")
+    assert ids() == ["a"]
+    with Ledger.open(tmp_path / "ledger.db") as other, other.transaction():
+        other.transition("c", "running", NOW, "dispatched")
+        other.add_run("c", "local", ["qc/c"], [0], 60.0, NOW + timedelta(minutes=1))
+    assert ids() == ["a", "c"]
+    with ledger.transaction():
+        ledger.transition("a", "queued", NOW, "requeued")
+        ledger.drop_run("a")
+    assert ids() == ["c"]
 
 
 def test_readers_see_commits_and_cannot_write(tmp_path: Path, ledger: Ledger) -> None:
