@@ -275,37 +275,60 @@ class Ledger(Accounting, QueueState):
 
     def record_decision(self, decision: Decision, at: datetime) -> None:
         """Store ``decision`` with its alternatives and run-now counterfactual."""
-        chosen, run_now = decision.chosen, decision.run_now
-        row: dict[str, Any] = {
-            "job_id": decision.job_id, "at": ts(at), "policy": decision.policy,
-            "action": decision.action, "reason": decision.reason,
-            "region": chosen.region if chosen else None, "gpu": chosen.gpu if chosen else None,
-            "device_ids_json": json.dumps(list(chosen.device_ids)) if chosen else None,
-            "planned_start": ts(chosen.start) if chosen else None,
-            "expected_duration_s": chosen.duration_s if chosen else None,
-            "expected_energy_j": chosen.energy_j if chosen else None,
-            "expected_intensity_g_per_kwh": chosen.intensity_g_per_kwh if chosen else None,
-            "expected_operational_g": chosen.operational_g if chosen else None,
-            "expected_embodied_g": chosen.embodied_g if chosen else None,
-            "expected_total_g": chosen.total_g if chosen else None,
-            "run_now_total_g": run_now.total_g if run_now else None,
-            "run_now_json": json.dumps(alternative_json(run_now)) if run_now else None,
-        }  # fmt: skip
-        # json.dumps of a list is its items' texts joined by ", " (the run-now counterfactual
-        # is often also an alternative: written once)
-        texts = (
-            row["run_now_json"] if a is run_now else json.dumps(alternative_json(a))
-            for a in decision.alternatives
-        )
-        row["alternatives_json"] = "[" + ", ".join(texts) + "]"
-        self._exec(_INSERT_DECISION, tuple(row.values()))
-        kept = self._kept.get(decision.job_id)
-        if kept is not None:
+        self.record_decisions([decision], at)
+
+    def record_decisions(self, decisions: Sequence[Decision], at: datetime) -> None:
+        """:meth:`record_decision` for each of ``decisions``, in order, in one statement (the
+        same rows as one by one; the caller holds the transaction, so a failure stores none).
+        A round stores one row per moved plan: the texts its rows share (no alternatives,
+        the same devices) are written once."""
+        when = ts(at)
+        devices_json: dict[tuple[str, ...], str] = {}
+        rows: list[tuple[Any, ...]] = []
+        for decision in decisions:
+            chosen, run_now = decision.chosen, decision.run_now
+            device_json = None
+            if chosen is not None:
+                device_json = devices_json.get(chosen.device_ids)
+                if device_json is None:
+                    device_json = json.dumps(list(chosen.device_ids))
+                    devices_json[chosen.device_ids] = device_json
+            run_now_json = json.dumps(alternative_json(run_now)) if run_now else None
+            # json.dumps of a list is its items' texts joined by ", " (the run-now
+            # counterfactual is often also an alternative: written once)
+            alternatives = decision.alternatives
+            alternatives_json = (
+                "[" + ", ".join(
+                    run_now_json if a is run_now and run_now_json is not None
+                    else json.dumps(alternative_json(a))
+                    for a in alternatives
+                ) + "]"
+                if alternatives else "[]"
+            )  # fmt: skip
+            rows.append((
+                decision.job_id, when, decision.policy, decision.action, decision.reason,
+                chosen.region if chosen else None, chosen.gpu if chosen else None, device_json,
+                ts(chosen.start) if chosen else None,
+                chosen.duration_s if chosen else None,
+                chosen.energy_j if chosen else None,
+                chosen.intensity_g_per_kwh if chosen else None,
+                chosen.operational_g if chosen else None,
+                chosen.embodied_g if chosen else None,
+                chosen.total_g if chosen else None,
+                run_now.total_g if run_now else None,
+                run_now_json, alternatives_json,
+            ))  # fmt: skip
+        self._exec_many(_INSERT_DECISION, rows)
+        for row in rows:
+            kept = self._kept.get(row[0])
+            if kept is None:
+                continue
+            stored = dict(zip(_DECISION_COLUMNS, row, strict=True))
             for name in _DECISION_REALS:
-                row[name] = real(row[name])
-            kept.decision = row
+                stored[name] = real(stored[name])
+            kept.decision = stored
             if kept.run_now_json is None:
-                kept.run_now_json = row["run_now_json"]
+                kept.run_now_json = stored["run_now_json"]
 
     def latest_decision(self, job_id: str) -> DecisionRecord | None:
         """The most recent decision about ``job_id``, if any."""
@@ -538,6 +561,12 @@ _INSERT_DECISION = (
     " run_now_json, alternatives_json)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_DECISION_COLUMNS = (
+    "job_id", "at", "policy", "action", "reason", "region", "gpu", "device_ids_json",
+    "planned_start", "expected_duration_s", "expected_energy_j", "expected_intensity_g_per_kwh",
+    "expected_operational_g", "expected_embodied_g", "expected_total_g", "run_now_total_g",
+    "run_now_json", "alternatives_json",
+)  # fmt: skip
 _DECISION_REALS = (
     "expected_duration_s", "expected_energy_j", "expected_intensity_g_per_kwh",
     "expected_operational_g", "expected_embodied_g", "expected_total_g", "run_now_total_g",
