@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from daemon.ledger import SCHEMA_VERSION, Ledger, LedgerError, UnknownJobError, export_table
-from daemon.ledger.store import alternative_json
+from daemon.ledger.store import _DecisionTexts, alternative_json
 from daemon.queue.line import JobRequest, parse_line
 from daemon.states import FINAL_STATES, STATES, TRANSITIONS, InvalidTransitionError
 from policies import Alternative, Decision
@@ -292,3 +294,22 @@ def test_export(tmp_path: Path, ledger: Ledger, suffix: str) -> None:
     assert [row["job_id"] for row in rows] == ["a", "b"]
     with pytest.raises(LedgerError, match="cannot export"):
         export_table(ledger, "sqlite_master", out)
+
+
+_FIGURES = st.one_of(st.floats(), st.integers(-(10**20), 10**20), st.just(-0.0))
+
+
+@given(
+    st.tuples(*[_FIGURES] * 5),
+    st.lists(st.text(max_size=8), max_size=3),
+    st.text(max_size=8),
+    st.sampled_from([NOW, NOW.astimezone(timezone(timedelta(hours=-5)))]),
+)
+def test_decision_texts_are_those_json_dumps_writes(
+    figures: tuple[float, ...], devices: list[str], region: str, start: datetime
+) -> None:
+    alt = Alternative(tuple(devices), region, f"{region}-gpu", start, *figures)
+    texts = _DecisionTexts()
+    for _ in range(2):  # the second time from the batch's kept texts
+        assert texts.alternative(alt) == json.dumps(alternative_json(alt))
+        assert texts.devices(alt.device_ids) == json.dumps(devices)
