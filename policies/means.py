@@ -51,7 +51,7 @@ def _cumulative_at(
     clipped = np.clip(x, 0.0, float(n))
     k = np.minimum(clipped.astype(np.int64), n - 1)
     if rows is None:
-        at_k, cum_k, first, last = values.take(k), cum.take(k), values[0], values[-1]
+        at_k, cum_k, first, last = values[k], cum[k], values[0], values[-1]
     else:  # flat indices: take is several times faster than indexing by (row, k)
         at = k + rows * n
         at_k, cum_k = values.take(at), cum.take(at + rows)  # cum's rows are n + 1 long
@@ -82,7 +82,7 @@ def _means(
         _cumulative_at(values, cum, x0 + safe, rows) - _cumulative_at(values, cum, x0, rows)
     ) / safe
     cell = np.clip(np.floor(x0).astype(np.int64), 0, values.shape[-1] - 1)
-    at_start = values.take(cell if rows is None else cell + rows * values.shape[-1])
+    at_start = values[cell] if rows is None else values.take(cell + rows * values.shape[-1])
     result: FloatArray = np.where(span > 0, means, at_start)
     return result
 
