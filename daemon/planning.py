@@ -150,10 +150,11 @@ def record_decisions(
         for (job, _), key in zip(decided, keys, strict=True)
     ]  # a round re-plans the same waiting jobs: most are known, and most repeat
     if any(fresh):
+        stored = [pair for pair, new in zip(decided, fresh, strict=True) if new]
         with ledger.transaction():
-            for (job, decision), new in zip(decided, fresh, strict=True):
-                if new:
-                    _store(ledger, job, decision, now)
+            ledger.record_decisions([decision for _, decision in stored], now)
+            for job, decision in stored:
+                _transition(ledger, job, decision, now)
     logger = log.bind() if any(fresh) else None  # one bind per round, not one per event
     drops = getattr(logger, "drops", None)  # daemon.logs' logger says when info is filtered
     if drops is not None and drops(logging.INFO):
@@ -189,8 +190,8 @@ def _is_new(
     )  # fmt: skip
 
 
-def _store(ledger: Ledger, job: JobRecord, decision: Decision, now: datetime) -> None:
-    ledger.record_decision(decision, now)
+def _transition(ledger: Ledger, job: JobRecord, decision: Decision, now: datetime) -> None:
+    """The state change a stored decision makes (its row is written with the round's)."""
     if decision.action == "hold":
         target = "planned" if decision.chosen is not None else "queued"
         if job.state != target:

@@ -52,8 +52,9 @@ def _cumulative_at(
     k = np.minimum(clipped.astype(np.int64), n - 1)
     if rows is None:
         at_k, cum_k, first, last = values[k], cum[k], values[0], values[-1]
-    else:
-        at_k, cum_k = values[rows, k], cum[rows, k]
+    else:  # flat indices: take is several times faster than indexing by (row, k)
+        at = k + rows * n
+        at_k, cum_k = values.take(at), cum.take(at + rows)  # cum's rows are n + 1 long
         edge = (len(values),) + (1,) * (x.ndim - 1)
         first, last = values[:, 0].reshape(edge), values[:, -1].reshape(edge)
     inside = cum_k + (clipped - k) * at_k
@@ -81,7 +82,7 @@ def _means(
         _cumulative_at(values, cum, x0 + safe, rows) - _cumulative_at(values, cum, x0, rows)
     ) / safe
     cell = np.clip(np.floor(x0).astype(np.int64), 0, values.shape[-1] - 1)
-    at_start = values[cell] if rows is None else values[rows, cell]
+    at_start = values[cell] if rows is None else values.take(cell + rows * values.shape[-1])
     result: FloatArray = np.where(span > 0, means, at_start)
     return result
 

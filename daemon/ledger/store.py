@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -305,37 +306,58 @@ class Ledger(Accounting, QueueState):
 
     def record_decision(self, decision: Decision, at: datetime) -> None:
         """Store ``decision`` with its alternatives and run-now counterfactual."""
-        chosen, run_now = decision.chosen, decision.run_now
-        row: dict[str, Any] = {
-            "job_id": decision.job_id, "at": ts(at), "policy": decision.policy,
-            "action": decision.action, "reason": decision.reason,
-            "region": chosen.region if chosen else None, "gpu": chosen.gpu if chosen else None,
-            "device_ids_json": json.dumps(list(chosen.device_ids)) if chosen else None,
-            "planned_start": ts(chosen.start) if chosen else None,
-            "expected_duration_s": chosen.duration_s if chosen else None,
-            "expected_energy_j": chosen.energy_j if chosen else None,
-            "expected_intensity_g_per_kwh": chosen.intensity_g_per_kwh if chosen else None,
-            "expected_operational_g": chosen.operational_g if chosen else None,
-            "expected_embodied_g": chosen.embodied_g if chosen else None,
-            "expected_total_g": chosen.total_g if chosen else None,
-            "run_now_total_g": run_now.total_g if run_now else None,
-            "run_now_json": json.dumps(alternative_json(run_now)) if run_now else None,
-        }  # fmt: skip
-        # json.dumps of a list is its items' texts joined by ", " (the run-now counterfactual
-        # is often also an alternative: written once)
-        texts = (
-            row["run_now_json"] if a is run_now else json.dumps(alternative_json(a))
-            for a in decision.alternatives
-        )
-        row["alternatives_json"] = "[" + ", ".join(texts) + "]"
-        self._exec(_INSERT_DECISION, tuple(row.values()))
-        kept = self._kept.get(decision.job_id)
-        if kept is not None:
+        self.record_decisions([decision], at)
+
+    def record_decisions(self, decisions: Sequence[Decision], at: datetime) -> None:
+        """:meth:`record_decision` for each of ``decisions``, in order, in one statement (the
+        same rows as one by one; the caller holds the transaction, so a failure stores none).
+        A round stores one row per moved plan: the texts its rows share (devices, regions,
+        starts) are written once (:class:`_DecisionTexts`)."""
+        when = ts(at)
+        texts = _DecisionTexts()
+        rows: list[tuple[Any, ...]] = []
+        for decision in decisions:
+            chosen, run_now = decision.chosen, decision.run_now
+            run_now_json = None if run_now is None else texts.alternative(run_now)
+            # json.dumps of a list is its items' texts joined by ", " (the run-now
+            # counterfactual is often also an alternative: written once)
+            alternatives = decision.alternatives
+            alternatives_json = (
+                "[" + ", ".join(
+                    run_now_json if a is run_now and run_now_json is not None
+                    else texts.alternative(a)
+                    for a in alternatives
+                ) + "]"
+                if alternatives else "[]"
+            )  # fmt: skip
+            if chosen is None:
+                rows.append((
+                    decision.job_id, when, decision.policy, decision.action, decision.reason,
+                    None, None, None, None, None, None, None, None, None, None,
+                    None if run_now is None else run_now.total_g, run_now_json, alternatives_json,
+                ))  # fmt: skip
+                continue
+            rows.append((
+                decision.job_id, when, decision.policy, decision.action, decision.reason,
+                chosen.region, chosen.gpu, texts.devices(chosen.device_ids),
+                texts.time(chosen.start), chosen.duration_s, chosen.energy_j,
+                chosen.intensity_g_per_kwh, chosen.operational_g, chosen.embodied_g,
+                chosen.total_g, None if run_now is None else run_now.total_g,
+                run_now_json, alternatives_json,
+            ))  # fmt: skip
+        self._exec_many(_INSERT_DECISION, rows)
+        for row in rows:
+            kept = self._kept.get(row[0])
+            if kept is None:
+                continue
+            stored = dict(zip(_DECISION_COLUMNS, row, strict=True))
             for name in _DECISION_REALS:
-                row[name] = real(row[name])
-            kept.decision = row
+                value = stored[name]
+                if value is not None and (type(value) is not float or math.isnan(value)):
+                    stored[name] = real(value)  # as a REAL column returns it (NaN: NULL)
+            kept.decision = stored
             if kept.run_now_json is None:
-                kept.run_now_json = row["run_now_json"]
+                kept.run_now_json = stored["run_now_json"]
 
     def latest_decision(self, job_id: str) -> DecisionRecord | None:
         """The most recent decision about ``job_id``, if any."""
@@ -593,6 +615,12 @@ _INSERT_DECISION = (
     " run_now_json, alternatives_json)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_DECISION_COLUMNS = (
+    "job_id", "at", "policy", "action", "reason", "region", "gpu", "device_ids_json",
+    "planned_start", "expected_duration_s", "expected_energy_j", "expected_intensity_g_per_kwh",
+    "expected_operational_g", "expected_embodied_g", "expected_total_g", "run_now_total_g",
+    "run_now_json", "alternatives_json",
+)  # fmt: skip
 _DECISION_REALS = (
     "expected_duration_s", "expected_energy_j", "expected_intensity_g_per_kwh",
     "expected_operational_g", "expected_embodied_g", "expected_total_g", "run_now_total_g",
@@ -615,6 +643,63 @@ def alternative_json(alt: Any) -> dict[str, Any]:
         "embodied_g": alt.embodied_g,
         "total_g": alt.total_g,
     }
+
+
+class _DecisionTexts:
+    """The JSON texts of one batch of decisions, each as ``json.dumps`` writes it, with the
+    parts that repeat (device ids, regions and GPUs, start times) encoded once.
+
+    :meth:`alternative` is ``json.dumps(alternative_json(alt))``: the same keys in the same
+    order, ``", "`` and ``": "`` between them, finite floats as their ``repr``; an
+    alternative with any other figure is written by ``json.dumps`` itself.
+    """
+
+    def __init__(self) -> None:
+        self._devices: dict[tuple[str, ...], str] = {}
+        self._strings: dict[str, str] = {}
+        # by identity: equal datetimes in other time zones write other texts (the object is
+        # held, so its id is not reused while the batch is written)
+        self._times: dict[int, tuple[datetime, str]] = {}
+
+    def devices(self, device_ids: tuple[str, ...]) -> str:
+        """``json.dumps(list(device_ids))``."""
+        text = self._devices.get(device_ids)
+        if text is None:
+            text = self._devices[device_ids] = json.dumps(list(device_ids))
+        return text
+
+    def time(self, at: datetime) -> str:
+        """``at.isoformat()``."""
+        seen = self._times.get(id(at))
+        if seen is None:
+            seen = self._times[id(at)] = (at, at.isoformat())
+        return seen[1]
+
+    def alternative(self, alt: Any) -> str:
+        """``json.dumps(alternative_json(alt))``."""
+        figures = (alt.duration_s, alt.energy_j, alt.intensity_g_per_kwh, alt.operational_g,
+                   alt.embodied_g, alt.total_g)  # fmt: skip
+        # a float's repr is its JSON when finite (and a sum of finite ones is finite unless
+        # it overflows: then the slow way too); any other figure goes through json.dumps
+        if not (all(type(x) is float for x in figures) and math.isfinite(sum(figures))):
+            return json.dumps(alternative_json(alt))
+        duration, energy, intensity, operational, embodied, total = figures
+        string = self._string
+        return (
+            f'{{"device_ids": {self.devices(alt.device_ids)}, "region": {string(alt.region)},'
+            f' "gpu": {string(alt.gpu)}, "start": {string(self.time(alt.start))},'
+            f' "duration_s": {duration!r}, "energy_j": {energy!r},'
+            f' "intensity_g_per_kwh": {intensity!r}, "operational_g": {operational!r},'
+            f' "embodied_g": {embodied!r}, "total_g": {total!r}}}'
+        )
+
+    def _string(self, value: Any) -> str:
+        if type(value) is not str:
+            return json.dumps(value)
+        text = self._strings.get(value)
+        if text is None:
+            text = self._strings[value] = json.dumps(value)
+        return text
 
 
 _REQUESTS_KEPT = 20_000

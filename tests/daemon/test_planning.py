@@ -18,6 +18,7 @@ from daemon.ledger import JobRecord, Ledger
 from daemon.logs import configure_logging
 from daemon.planning import DecisionKey, record_decisions
 from daemon.queue.line import JobRequest, parse_line
+from daemon.states import InvalidTransitionError
 from policies import Alternative, Decision
 from tests.daemon.helpers import job_line
 
@@ -99,3 +100,18 @@ def test_decisions_are_logged_at_info_only(
     events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
     assert events == (["job_decision"] if logged else [])
     assert ledger.latest_decision("a") is not None  # stored either way
+
+
+def test_a_round_whose_transition_fails_stores_none_of_its_decisions(ledger: Ledger) -> None:
+    jobs = [_job(ledger, name) for name in "ab"]
+    with ledger.transaction():  # b ends between the read and the round: it cannot be rejected
+        ledger.transition("b", "running", NOW, "dispatched")
+        ledger.transition("b", "succeeded", NOW, "exit 0")
+    seen: dict[str, DecisionKey] = {}
+    reject = Decision("b", "reject", "fits nowhere", "carbon-window")
+    with pytest.raises(InvalidTransitionError):
+        record_decisions(ledger, [(jobs[0], _hold("a", 60)), (jobs[1], reject)], NOW, seen)
+    assert ledger.latest_decision("a") is None and ledger.latest_decision("b") is None
+    assert ledger.job("a").state == "queued" and seen == {}
+    assert record_decisions(ledger, [(ledger.job("a"), _hold("a", 60))], NOW, seen) == [True]
+    assert ledger.job("a").state == "planned"
