@@ -1,9 +1,9 @@
 """The planner's devices as carbond's runs hold them, kept between rounds.
 
-:func:`daemon.planning.busy_devices` builds a new :class:`~policies.Device` per GPU per round
-(``dataclasses.replace``); most GPUs read the same from one round to the next (idle, or held
-by the same run until the same expected end), so :class:`BusyDevices` hands back last round's
-object for those and builds only the ones that changed. The answers equal ``busy_devices``'s.
+Each round the planner needs every GPU as a :class:`~policies.Device` with ``busy_until`` set
+from the running jobs; most GPUs read the same from one round to the next (idle, or held by the
+same run until the same expected end), so :class:`BusyDevices` hands back last round's object
+for those and builds (``dataclasses.replace``) only the ones that changed.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ __all__ = ["BusyDevices"]
 
 
 class BusyDevices:
-    """:func:`daemon.planning.busy_devices`, reusing each GPU's device of the last call when
-    its inventory entry and ``busy_until`` are the same."""
+    """The inventory's devices as the runs hold them, reusing each GPU's device of the last
+    call when its inventory entry and ``busy_until`` are the same (a fresh one keeps nothing)."""
 
     def __init__(self) -> None:
         # By device id: the inventory's device, the busy_until set, and the device built.

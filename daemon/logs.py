@@ -51,11 +51,6 @@ class _LevelCheckedLogger(structlog.stdlib.BoundLogger):
             return None
         return super().info(event, *args, **kw)
 
-    def drops(self, level: int) -> bool:
-        """Whether an event at ``level`` would be dropped (callers logging many events in a
-        loop ask once and skip building them)."""
-        return self._dropped(level)
-
     def _dropped(self, level: int) -> bool:
         processors = tuple(self._processors)
         return (

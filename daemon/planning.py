@@ -1,26 +1,24 @@
-"""From ledger rows to the policy's inputs (job specs, the policy, busy devices) and its
-decisions back to the ledger."""
+"""From ledger rows to the policy's inputs (job specs, the policy) and its decisions back to
+the ledger (the busy devices: :mod:`daemon.busy`)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
 
-from daemon.inventory import InventoryGpu
-from daemon.ledger import JobRecord, Ledger, RunRecord
+from daemon.ledger import JobRecord, Ledger
+from daemon.logs import dropped
 from daemon.queue.line import JobRequest
-from policies import Decision, Device, JobSpec, Policy, get_policy
+from policies import Decision, JobSpec, Policy, get_policy
 from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
 
 __all__ = [
     "DecisionKey",
     "build_policy",
-    "busy_devices",
     "job_spec",
     "record_decision",
     "record_decisions",
@@ -86,26 +84,6 @@ def request_spec(
     )
 
 
-def busy_devices(
-    inventory: Sequence[InventoryGpu],
-    runs: Sequence[RunRecord],
-    now: datetime,
-    overrun_s: float,
-) -> list[Device]:
-    """The inventory's devices with ``busy_until`` set from the running jobs.
-
-    A job running past its expected end keeps its GPUs busy for another ``overrun_s``.
-    """
-    busy: dict[str, datetime] = {}
-    for run in runs:
-        started = run.started_at or run.launched_at
-        end = max(started + timedelta(seconds=run.expected_duration_s),
-                  now + timedelta(seconds=overrun_s))  # fmt: skip
-        for device_id in run.device_ids:
-            busy[device_id] = max(end, busy.get(device_id, end))
-    return [replace(gpu.device, busy_until=busy.get(gpu.device_id)) for gpu in inventory]
-
-
 DecisionKey = tuple[str, str, str, tuple[str, ...], datetime | None]
 
 
@@ -155,11 +133,8 @@ def record_decisions(
             ledger.record_decisions([decision for _, decision in stored], now)
             for job, decision in stored:
                 _transition(ledger, job, decision, now)
-    logger = log.bind() if any(fresh) else None  # one bind per round, not one per event
-    drops = getattr(logger, "drops", None)  # daemon.logs' logger says when info is filtered
-    if drops is not None and drops(logging.INFO):
-        logger = None
-    if logger is not None:
+    if any(fresh) and not dropped(__name__, logging.INFO):  # asked once, not per event
+        logger = log.bind()  # one bind per round, not one per event
         for (job, decision), new in zip(decided, fresh, strict=True):
             if new:
                 _log_decision(logger, job, decision)

@@ -1,5 +1,6 @@
-"""The planner's devices kept between rounds: equal to ``busy_devices`` at every round, and a
-GPU whose ``busy_until`` did not change keeps its object."""
+"""The planner's devices kept between rounds: equal at every round to those a fresh
+:class:`BusyDevices` (nothing kept) builds, and a GPU whose ``busy_until`` did not change keeps
+its object."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from daemon.busy import BusyDevices
 from daemon.inventory import build_inventory
 from daemon.ledger import RunRecord
-from daemon.planning import busy_devices
 from daemon.settings import RegionSettings
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -24,7 +24,7 @@ def _run(job_id: str, devices: tuple[str, ...], started: datetime, duration_s: f
                      started, started, None, None, None, None)  # fmt: skip
 
 
-def test_every_round_equals_busy_devices_and_unchanged_gpus_keep_their_device() -> None:
+def test_every_round_equals_a_fresh_view_and_unchanged_gpus_keep_their_device() -> None:
     ids = [gpu.device_id for gpu in INVENTORY]
     rounds = [
         (NOW, []),
@@ -41,7 +41,7 @@ def test_every_round_equals_busy_devices_and_unchanged_gpus_keep_their_device() 
     view, last = BusyDevices(), None
     for now, runs in rounds:
         devices = view.devices(INVENTORY, runs, now, 60.0)
-        assert devices == busy_devices(INVENTORY, runs, now, 60.0)
+        assert devices == BusyDevices().devices(INVENTORY, runs, now, 60.0)
         if last is not None:
             for before, after in zip(last, devices, strict=True):
                 assert (before is after) == (before.busy_until == after.busy_until)
@@ -54,5 +54,5 @@ def test_a_new_inventory_entry_is_seen_though_busy_until_is_the_same() -> None:
     lost = tuple(replace(g, device=replace(g.device, available=False)) for g in INVENTORY)
     second = view.devices(lost, [], NOW, 60.0)
     assert [d.available for d in first] == [True] * len(INVENTORY)
-    assert second == busy_devices(lost, [], NOW, 60.0)
+    assert second == BusyDevices().devices(lost, [], NOW, 60.0)
     assert [d.available for d in second] == [False] * len(INVENTORY)
