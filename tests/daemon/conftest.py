@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 
@@ -14,3 +15,16 @@ def _logs_to_stderr() -> Iterator[None]:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The stdlib root logger and structlog's configuration as they were before the test (for
+    tests that call ``configure_logging``)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    config = structlog.get_config()
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -5,13 +5,11 @@ filters it."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from daemon.ledger import JobRecord, Ledger
@@ -29,17 +27,6 @@ NOW = datetime(2024, 6, 1, tzinfo=UTC)
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     with Ledger.open(tmp_path / "ledger.db") as opened:
         yield opened
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    config = structlog.get_config()
-    yield
-    structlog.configure(**config)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def _job(ledger: Ledger, job_id: str) -> JobRecord:
