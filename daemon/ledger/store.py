@@ -224,12 +224,7 @@ class Ledger(Accounting, QueueState):
                 (new_state, ts(at), job_id, seen),
             )
             if cursor.rowcount == 1:
-                self._exec(
-                    "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (job_id, seen, new_state, ts(at), reason),
-                )
-                self._kept_state(job_id, new_state, at)
+                self._transitioned(job_id, seen, new_state, at, reason)
                 return seen
         current = self.job_state(job_id)
         check_transition(job_id, current, new_state)
@@ -237,13 +232,19 @@ class Ledger(Accounting, QueueState):
             "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ?",
             (new_state, ts(at), job_id),
         )
+        self._transitioned(job_id, current, new_state, at, reason)
+        return current
+
+    def _transitioned(
+        self, job_id: str, old_state: str, new_state: str, at: datetime, reason: str
+    ) -> None:
+        """After the jobs row moved: its transitions row, the kept row and waiting index."""
         self._exec(
             "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
             " VALUES (?, ?, ?, ?, ?)",
-            (job_id, current, new_state, ts(at), reason),
+            (job_id, old_state, new_state, ts(at), reason),
         )
         self._kept_state(job_id, new_state, at)
-        return current
 
     def _kept_state(self, job_id: str, state: str, at: datetime) -> None:
         """The kept job row and waiting index after a transition (a job in a final state is
