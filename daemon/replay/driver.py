@@ -2,7 +2,8 @@
 
 For each policy the daemon's own :class:`~daemon.service.Service` is built on a scratch ledger
 (:mod:`daemon.replay.harness`) with the simulated executor; at every tick of a simulated clock
-the jobs that have arrived are submitted and ``Service.tick(now)`` runs. Planning sees
+the jobs that have arrived are submitted and the service's round runs
+(:meth:`~daemon.replay.harness.ServiceHarness.tick`). Planning sees
 forecasts made only from the past (``oracle``: the realised intensity); accounting uses the
 realised intensity over each run, through :mod:`policies.footprint.accounting` (at regions
 with a site, only grid energy: :mod:`daemon.replay.sites` splits it first). After the

@@ -4,8 +4,9 @@ A scratch state directory and ledger, the cluster's regions as settings (every r
 jobs with the :class:`~daemon.executors.simulated.SimulatedExecutor`), intensity from
 :class:`~daemon.replay.signals.ReplaySignals` behind the service's ``IntensityProvider`` seam,
 and the policy under test. Jobs are submitted straight into the ledger (as ingestion would
-record them) and everything else is ``Service.tick(now)``: planning, dispatch, decisions and
-outcomes go through the same code and tables as in production.
+record them) and everything else is the service's own steps at ``now`` (reconcile, refresh,
+plan: :meth:`ServiceHarness.tick`): planning, dispatch, decisions and outcomes go through the
+same code and tables as in production.
 """
 
 from __future__ import annotations
@@ -189,18 +190,26 @@ class ServiceHarness:
             self._arrived = []
 
     def tick(self, now: datetime) -> None:
-        """One round of the daemon at ``now``.
+        """One round of the daemon at ``now``: the steps of :meth:`Service.tick` (which the
+        live loop fires one by one), reconcile first.
 
-        Runs that ended by ``now`` are reconciled first: the simulated clock jumps to run ends,
-        and the daemon's own round plans before it reconciles, so without this a GPU whose run
-        ended at ``now`` would sit idle until the next tick (for every policy alike).
+        Runs that ended by ``now`` are reconciled before planning: the simulated clock jumps to
+        run ends, and ``Service.tick`` plans before it reconciles, so a GPU whose run ended at
+        ``now`` would sit idle until the next tick (for every policy alike). Two of its steps
+        have nothing to do here and are not run: the queue files (jobs are submitted straight
+        into the ledger) and the reconcile after planning (a simulated run lasts at least its
+        executor's ``min_duration_s``, so none started at ``now`` has ended, and nothing in a
+        replay asks to cancel one).
         """
         if not self._started:
             self.service.start(now)
             self._started = True
         self._ingest()
-        self.service.reconcile(now)
-        self.service.tick(now)
+        service = self.service
+        service.reconcile(now)
+        if service.refresh_due(now):
+            service.refresh_intensity(now)
+        service.plan(now)
 
     @property
     def queued(self) -> int:
