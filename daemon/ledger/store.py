@@ -77,6 +77,8 @@ class Ledger(Accounting, QueueState):
             assert request.job_id is not None
             at = ts(now)
             spec_json = json.dumps(request.to_json())
+            if request.is_plain():  # what parsing spec_json would rebuild: kept, not parsed
+                self._remember_request(spec_json, request)
             rows.append((request.job_id, integer(uid), integer(gid), request.name,
                          integer(request.priority), at, ts(request.deadline), spec_json, source,
                          at))  # fmt: skip
@@ -580,13 +582,18 @@ class Ledger(Accounting, QueueState):
     def _request(self, spec_json: str) -> JobRequest:
         """The request stored as ``spec_json``, parsed once (the cache is emptied when it
         reaches :data:`_REQUESTS_KEPT` entries)."""
-        if self._requests is None or len(self._requests) >= _REQUESTS_KEPT:
-            self._requests = {}
-        request = self._requests.get(spec_json)
+        requests = self._requests
+        request = None if requests is None else requests.get(spec_json)
         if request is None:
             request = JobRequest.from_json(json.loads(spec_json))
-            self._requests[spec_json] = request
+            self._remember_request(spec_json, request)
         return request
+
+    def _remember_request(self, spec_json: str, request: JobRequest) -> None:
+        """Keep ``request`` as the parsed ``spec_json`` (equal to what parsing it gives)."""
+        if self._requests is None or len(self._requests) >= _REQUESTS_KEPT:
+            self._requests = {}
+        self._requests[spec_json] = request
 
     # -- export -----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ for raw appends), never what the line claims.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -199,6 +200,34 @@ class JobRequest:
             "runtime": self.runtime,
             "cwd": self.cwd,
         }
+
+    def is_plain(self) -> bool:
+        """Whether every field has its plain type (``str``, ``int``, a finite ``float``,
+        tuples of ``str``; the deadline in UTC with ``fold`` 0), as every request a queue
+        line or a replay makes: then :meth:`from_json` of its stored JSON
+        (``json.dumps(to_json())``) rebuilds an equal request of the same types, zone and
+        fold, and the ledger keeps this one instead of parsing that text back."""
+        deadline, params_b, memory, texts = (
+            self.deadline, self.params_b, self.min_gpu_memory_gb,
+            (self.job_id, self.name, self.precision, self.runtime, *self.command,
+             *self.regions, *self.gpu_types, *self.tags),
+        )  # fmt: skip
+        return (
+            type(self.input_tokens) is type(self.output_tokens) is type(self.batch_size)
+            is type(self.tensor_parallel) is type(self.priority) is int
+            and type(self.command) is type(self.regions) is type(self.gpu_types)
+            is type(self.tags) is tuple
+            and set(map(type, texts)) == {str}
+            and (self.model is None or type(self.model) is str)
+            and (self.cwd is None or type(self.cwd) is str)
+            and (self.requests is None or type(self.requests) is int)
+            and (params_b is None or type(params_b) is int
+                 or (type(params_b) is float and math.isfinite(params_b)))
+            and type(memory) is float and math.isfinite(memory)
+            and (deadline is None
+                 or (type(deadline) is datetime and deadline.tzinfo is UTC
+                     and deadline.fold == 0))
+        )  # fmt: skip
 
     def with_id(self, job_id: str) -> JobRequest:
         """This request under ``job_id``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -106,3 +107,18 @@ def test_jobs_past_the_limit_are_read(tmp_path: Path, monkeypatch: pytest.Monkey
         assert len(ledger._kept) == 1
         with Ledger.open_readonly(path) as reader:
             _same_answers(ledger, reader, ["a", "b"])
+
+
+def test_a_plain_request_added_is_kept_not_parsed_back(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    plain = _request("a")
+    other = replace(_request("b"), priority=True)  # a bool: stored as 1, read back as the int
+    with Ledger.open(path) as ledger:
+        with ledger.transaction():
+            ledger.add_jobs([(plain, 1000, 1000, "q", NOW), (other, 1000, 1000, "q", NOW)])
+        assert ledger.job("a").request is plain
+        read_back = ledger.job("b").request
+        assert read_back is not other and type(read_back.priority) is int
+        with Ledger.open_readonly(path) as reader:
+            assert reader.job("a") == ledger.job("a")
+            assert reader.job("b").request == read_back

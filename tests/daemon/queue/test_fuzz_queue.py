@@ -98,6 +98,7 @@ def test_parse_line_raises_only_its_own_error(raw: bytes) -> None:
     if isinstance(parsed, JobRequest):
         stored = json.loads(json.dumps(parsed.to_json()))
         assert JobRequest.from_json(stored) == parsed
+        assert parsed.with_id("j").is_plain()  # the ledger keeps it, not its JSON parsed back
     else:
         assert isinstance(parsed, CancelRequest)
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import re
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from daemon.queue.line import (
     CancelRequest,
@@ -160,3 +164,67 @@ def test_lines_that_overflow_python_are_invalid_lines(line: str, expected: str) 
     """Each raised OverflowError, ValueError or RecursionError past parse_line before."""
     with pytest.raises(InvalidLineError, match=re.escape(expected)):
         parse_line(line, NOW)
+
+
+def _shape(request: JobRequest) -> list[tuple[object, ...]]:
+    """Every field's value with its type (a deadline's zone and fold too)."""
+    fields = [(type(v), v) for v in request.to_json().values()]
+    d = request.deadline
+    return [*fields, (type(request.command), type(request.tags), type(request.min_gpu_memory_gb),
+                      type(d), d and d.tzinfo, d and d.fold)]  # fmt: skip
+
+
+_texts = st.text(max_size=8)
+_tuples = st.lists(_texts, max_size=3).map(tuple)
+_deadlines = st.none() | st.builds(
+    datetime.replace,
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))])),
+    fold=st.integers(0, 1),
+)  # fmt: skip
+_numbers = st.integers(-3, 10**20) | st.floats() | st.booleans()
+
+
+@given(
+    job_id=_texts, name=_texts, model=st.none() | _texts, params_b=st.none() | _numbers,
+    tokens=_numbers, requests=st.none() | _numbers, deadline=_deadlines,
+    command=_tuples | st.lists(_texts, max_size=2) | st.just((1,)), regions=_tuples,
+    memory=_numbers, priority=_numbers, cwd=st.none() | _texts,
+)  # fmt: skip
+def test_a_plain_request_is_what_parsing_its_stored_json_rebuilds(
+    job_id: str, name: str, model: str | None, params_b: Any, tokens: Any, requests: Any,
+    deadline: datetime | None, command: tuple[str, ...], regions: tuple[str, ...], memory: Any,
+    priority: Any, cwd: str | None,
+) -> None:  # fmt: skip
+    request = JobRequest(
+        job_id=job_id, name=name, model=model, params_b=params_b, input_tokens=tokens,
+        output_tokens=7, requests=requests, batch_size=8, tensor_parallel=1, deadline=deadline,
+        command=command, regions=regions, gpu_types=("T4",), min_gpu_memory_gb=memory,
+        priority=priority, tags=(), precision="fp16", runtime="vllm", cwd=cwd,
+    )  # fmt: skip
+    try:
+        stored = json.dumps(request.to_json())
+        rebuilt = JobRequest.from_json(json.loads(stored))
+    except (TypeError, ValueError, OverflowError):  # e.g. int() of NaN: nothing to keep
+        assert not request.is_plain()
+        return
+    if request.is_plain():
+        assert rebuilt == request and _shape(rebuilt) == _shape(request)
+    plain_types = (
+        type(tokens) is type(priority) is int and type(memory) is float
+        and math.isfinite(memory) and type(command) is tuple
+        and (params_b is None or type(params_b) is int
+             or (type(params_b) is float and math.isfinite(params_b)))
+        and (requests is None or type(requests) is int)
+        and (deadline is None or (deadline.tzinfo is UTC and deadline.fold == 0))
+        and all(type(v) is str for v in command)
+    )  # fmt: skip
+    assert request.is_plain() == plain_types
+
+
+def test_every_parsed_line_is_plain() -> None:
+    request = parse_line(_with(deadline="2024-06-02T00:00:00+02:00", params_b=7, model=None), NOW)
+    assert isinstance(request, JobRequest)
+    assert not request.is_plain()  # no id yet: ingestion gives it one
+    request = request.with_id("a")
+    assert request.is_plain()
+    assert not replace(request, priority=1.0).is_plain()  # type: ignore[arg-type]
