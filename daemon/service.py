@@ -22,12 +22,14 @@ every round (down nodes, GPUs others hold).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -563,7 +565,7 @@ class Service:
             uid=job.uid,
             gid=job.gid,
             gpu_indices=indices,
-            log_dir=self.settings.state_dir / "logs",
+            log_dir=_log_dir(self.settings.state_dir),
             env={"CARBOND_JOB_ID": job.job_id},
             expected_duration_s=chosen.duration_s,
             region=chosen.region,
@@ -761,6 +763,12 @@ class _Ending:
     reason: str
     columns: dict[str, Any]
     deadline: datetime | None
+
+
+@functools.lru_cache(maxsize=4)
+def _log_dir(state_dir: Path) -> Path:
+    """Where the jobs' logs go (a path joined once per state dir, not once per launch)."""
+    return state_dir / "logs"
 
 
 def _spec_or_none(job: JobRecord) -> JobSpec | None:

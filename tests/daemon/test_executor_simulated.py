@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,17 @@ def test_a_run_without_a_token_never_started() -> None:
     (result,) = SimulatedExecutor().adopt([handle], T0)
 
     assert isinstance(result, NotStarted)
+
+
+@pytest.mark.parametrize("zone", [UTC, timezone(timedelta(hours=-5, minutes=-30))])
+@pytest.mark.parametrize("failure_rate", [0.0, 1.0])
+def test_a_token_is_the_json_of_its_end_and_exit_code(
+    zone: timezone, failure_rate: float
+) -> None:
+    executor = SimulatedExecutor(noise_sigma=0.4, failure_rate=failure_rate)
+    now = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=zone)
+    for job_id in ("a", "b"):
+        handle = executor.launch(_spec(job_id, 61.5), now)
+        ends_at = now + timedelta(seconds=executor.duration_s(job_id, 61.5))
+        expected = {"ends_at": ends_at.isoformat(), "exit_code": int(failure_rate)}
+        assert handle.token == json.dumps(expected)  # the stored run row's token, as before
