@@ -493,7 +493,7 @@ class Service:
             if not self._held.withdraw(job.job_id, now):
                 return None
             held = None
-        return _Launch(job, decision, chosen, executor, gpus, held)
+        return _Launch(job, decision, chosen, executor, gpus, held, tuple(g.index for g in gpus))
 
     def _launch(self, prepared: Sequence[_Launch], now: datetime) -> list[str]:
         """Dispatch the round's ``prepared`` jobs, write-ahead: their ``running`` transitions
@@ -746,11 +746,7 @@ class _Launch:
     executor: Executor
     gpus: tuple[InventoryGpu, ...]
     held: RunRecord | None
-
-    @property
-    def indices(self) -> tuple[int, ...]:
-        """The GPUs' indices on their node."""
-        return tuple(gpu.index for gpu in self.gpus)
+    indices: tuple[int, ...]  # the GPUs' indices on their node
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
 from daemon.ledger.kept import KeptRows, integer, real
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import DecisionRecord, JobRecord, RunRecord, TransitionRecord
-from daemon.ledger.waiting import WaitingIndex
+from daemon.ledger.waiting import Waiting, WaitingIndex
 from daemon.queue.line import JobRequest
 from daemon.states import FINAL_STATES, TRANSITIONS, check_transition
 from policies import Decision
@@ -38,7 +38,7 @@ class Ledger(Accounting, QueueState):
     # service reads the waiting jobs every round; parsing them again each time was most of it.
     _requests: dict[str, JobRequest] | None = None
     # The records :meth:`most_urgent_waiting` returned last, with the columns that may change.
-    _waiting: dict[str, tuple[list[Any], JobRecord]] | None = None
+    _waiting: dict[str, tuple[int, list[Any], JobRecord]] | None = None
     # The records active_runs() returned last, by their row's values; the list itself, as of
     # SQLite's data_version and this connection's writes of runs and job states then.
     _active: dict[tuple[Any, ...], RunRecord] | None = None
@@ -161,25 +161,36 @@ class Ledger(Accounting, QueueState):
         order = self._waiting_jobs().most_urgent(limit)
         # The service asks every round: a job whose mutable columns (state, updated_at,
         # cancel_requested_at) are as last time is the same record, only the others are read.
-        known, kept = self._waiting or {}, {}
-        for job_id, *mutable in order:
-            entry = known.get(job_id)
-            if entry is not None and entry[0] == mutable:
-                kept[job_id] = entry
-        for job_id, *mutable in order:  # the rows this ledger added and kept: not read back
-            written = self._kept.get(job_id) if job_id not in kept else None
+        # The index's stamp says they are the same without comparing them.
+        known = self._waiting or {}
+        kept: dict[str, tuple[int, list[Any], JobRecord]] = {}
+        missing: dict[str, Waiting] = {}
+        for job in order:
+            entry = known.get(job.job_id)
+            if entry is not None and entry[0] == job.stamp:
+                kept[job.job_id] = entry
+                continue
+            mutable = job.mutable()
+            if entry is not None and entry[1] == mutable:  # the index was read again
+                kept[job.job_id] = (job.stamp, mutable, entry[2])
+                continue
+            written = self._kept.get(job.job_id)  # the rows this ledger added: not read back
             if written is not None and _mutable(written.job) == mutable:
-                kept[job_id] = (mutable, self._job(written.job))
-        missing = [job_id for job_id, *_ in order if job_id not in kept]
-        for chunk in range(0, len(missing), 500):
-            ids = missing[chunk : chunk + 500]
+                kept[job.job_id] = (job.stamp, mutable, self._job(written.job))
+            else:
+                missing[job.job_id] = job
+        ids = list(missing)
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
             rows = self._exec(
-                f"SELECT * FROM jobs WHERE job_id IN ({','.join('?' * len(ids))})", ids
+                f"SELECT * FROM jobs WHERE job_id IN ({','.join('?' * len(part))})", part
             )
             for row in rows:
-                kept[row["job_id"]] = (_mutable(row), self._job(row))
+                job, mutable = missing[row["job_id"]], _mutable(row)
+                stamp = job.stamp if mutable == job.mutable() else -1  # compared next time
+                kept[job.job_id] = (stamp, mutable, self._job(row))
         self._waiting = kept
-        return [kept[job_id][1] for job_id, *_ in order if job_id in kept]
+        return [kept[job.job_id][2] for job in order if job.job_id in kept]
 
     def iter_jobs(
         self, states: Sequence[str] = (), limit: int | None = None, offset: int = 0

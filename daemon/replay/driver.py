@@ -18,9 +18,10 @@ run end, the next planned start of a held job, the next hourly forecast update a
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -165,6 +166,22 @@ def _next_tick(
     return max(candidate, now + timedelta(seconds=setup.tick_s))
 
 
+@contextlib.contextmanager
+def _setup_frozen() -> Iterator[None]:
+    """The objects alive before the replay (the setup: jobs, signals, imported modules) kept
+    out of the garbage collector's full passes while it runs (``gc.freeze``): a week's
+    hundreds of thousands of them were traversed by every full pass (~1 s of a 30 s
+    replay). Nothing is frozen when the caller froze objects itself."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def replay_policy(
     setup: ReplaySetup,
     name: str,
@@ -184,6 +201,7 @@ def replay_policy(
     jobs = sorted(setup.jobs, key=lambda j: j.submitted_at)
     limit = setup.end + timedelta(days=2)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_setup_frozen())
         if state_dir is None:
             state_dir = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="carbond-replay-"))

@@ -100,9 +100,7 @@ def test_a_run_without_a_token_never_started() -> None:
 
 @pytest.mark.parametrize("zone", [UTC, timezone(timedelta(hours=-5, minutes=-30))])
 @pytest.mark.parametrize("failure_rate", [0.0, 1.0])
-def test_a_token_is_the_json_of_its_end_and_exit_code(
-    zone: timezone, failure_rate: float
-) -> None:
+def test_a_token_is_the_json_of_its_end_and_exit_code(zone: timezone, failure_rate: float) -> None:
     executor = SimulatedExecutor(noise_sigma=0.4, failure_rate=failure_rate)
     now = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=zone)
     for job_id in ("a", "b"):

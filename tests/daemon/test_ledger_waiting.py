@@ -135,3 +135,21 @@ def test_a_requeued_job_a_rolled_back_start_and_another_writer_are_seen(tmp_path
         assert [j.job_id for j in ledger.most_urgent_waiting(1)] == ["d"]
         assert [j.job_id for j in ledger.waiting_to_settle(NOW)] == ["c"]
         db.close()
+
+
+def test_an_unchanged_waiting_job_is_the_same_record_round_after_round(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger, Ledger.open(path) as other:
+        with ledger.transaction():
+            ledger.add_jobs([(_request(j, 0, 3), 1, 1, "q", NOW) for j in "ab"])
+        a, b = ledger.most_urgent_waiting(10)
+        with ledger.transaction():
+            ledger.request_cancel("b", NOW)
+        again = ledger.most_urgent_waiting(10)
+        assert again[0] is a  # unchanged: not built again
+        assert again[1] is not b and again[1].cancel_requested_at == NOW
+        with other.transaction():  # another connection commits: the index is read again
+            other.add_job(_request("c", 0, None), 1, 1, "q", NOW)
+        after = ledger.most_urgent_waiting(10)
+        assert [j.job_id for j in after] == ["a", "b", "c"]
+        assert after[0] is a and after[1] is again[1]  # same columns: still the same records
