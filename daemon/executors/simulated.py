@@ -70,6 +70,7 @@ class SimulatedExecutor:
         self._seed = seed
         self._min_s = min_duration_s
         self._cancelled: dict[str, datetime] = {}
+        self._noises: dict[str, float] = {}  # drawn per job (the same each time it is drawn)
 
     @property
     def name(self) -> str:
@@ -77,8 +78,18 @@ class SimulatedExecutor:
 
     def duration_s(self, job_id: str, expected_duration_s: float) -> float:
         """The true duration of ``job_id`` given the planner's estimate, in seconds."""
-        noise = float(self._rng(job_id).lognormal(0.0, self._sigma)) if self._sigma else 1.0
+        noise = self._noise(job_id) if self._sigma else 1.0
         return max(self._min_s, expected_duration_s * self._truth * noise)
+
+    def _noise(self, job_id: str) -> float:
+        """``job_id``'s log-normal factor, drawn once (a replay asks at its launch, at every
+        tick while it runs and at the end; each draw seeds a generator from a SHA-256)."""
+        noise = self._noises.get(job_id)
+        if noise is None:
+            if len(self._noises) >= _NOISES_KEPT:
+                self._noises.clear()
+            noise = self._noises[job_id] = float(self._rng(job_id).lognormal(0.0, self._sigma))
+        return noise
 
     def _rng(self, job_id: str) -> np.random.Generator:
         digest = hashlib.sha256(f"{self._seed}:{job_id}".encode()).digest()
@@ -132,6 +143,9 @@ class SimulatedExecutor:
             else NotStarted(handle.job_id, now, None, None, "never started: no simulated token")
             for handle in handles
         ]
+
+
+_NOISES_KEPT = 100_000  # the per-job factors kept (~10 MB); drawn again after a clear
 
 
 def _decode(handle: RunHandle) -> _Run:

@@ -250,22 +250,24 @@ class ServiceHarness:
         states = (*_ENDED, "running")
         by_job = self.ledger.runs(states)
         decisions = self.ledger.latest_decisions(states, alternatives=False)  # not used here
-        for job_id in sorted(by_job, key=lambda j: (self._jobs[j].submitted_at, j)):
-            run, decision = by_job[job_id], decisions.get(job_id)
+        jobs, duration_s = self._jobs, self._executor.duration_s
+        for job_id in sorted(by_job, key=lambda j: (jobs[j].submitted_at, j)):
+            decision = decisions.get(job_id)
             if decision is None or decision.action != "start":
                 continue
-            started = run.started_at or run.launched_at
-            true_s = self._executor.duration_s(run.job_id, run.expected_duration_s)
+            run = by_job[job_id]
+            started, expected_s = run.started_at or run.launched_at, run.expected_duration_s
+            true_s = duration_s(job_id, expected_s)
             ended = run.finished_at or started + timedelta(seconds=true_s)
             # Energy and embodied grams grow with the true run time (the estimated power).
-            longer = true_s / run.expected_duration_s if run.expected_duration_s > 0 else 1.0
+            longer = true_s / expected_s if expected_s > 0 else 1.0
             plan = Alternative(
                 run.device_ids, decision.region or "", decision.gpu or "", started,
                 (ended - started).total_seconds(), _f(decision.expected_energy_j) * longer,
                 _f(decision.expected_intensity_g_per_kwh), _f(decision.expected_operational_g),
                 _f(decision.expected_embodied_g) * longer,
             )  # fmt: skip
-            runs.append(Run(self._jobs[job_id], started, ended, plan, decision.reason))
+            runs.append(Run(jobs[job_id], started, ended, plan, decision.reason))
         return runs
 
 
