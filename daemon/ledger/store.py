@@ -75,13 +75,13 @@ class Ledger(Accounting, QueueState):
         rows, created = [], []
         for request, uid, gid, source, now in jobs:
             assert request.job_id is not None
-            at = ts(now)
-            spec_json = json.dumps(request.to_json())
+            at, spec = ts(now), request.to_json()
+            spec_json = json.dumps(spec)
             if request.is_plain():  # what parsing spec_json would rebuild: kept, not parsed
                 self._remember_request(spec_json, request)
             rows.append((request.job_id, integer(uid), integer(gid), request.name,
-                         integer(request.priority), at, ts(request.deadline), spec_json, source,
-                         at))  # fmt: skip
+                         integer(request.priority), at, spec["deadline"],  # ts(deadline)
+                         spec_json, source, at))  # fmt: skip
             created.append((request.job_id, at, f"ingested from {source}"))
         self._exec_many(
             "INSERT INTO jobs (job_id, uid, gid, name, state, priority, submitted_at, deadline,"
@@ -93,9 +93,9 @@ class Ledger(Accounting, QueueState):
             " VALUES (?, NULL, 'queued', ?, ?)",
             created,
         )
-        index = self._waiting_index
+        kept, index = self._kept, self._waiting_index
         for row in rows:
-            self._kept.added(dict(zip(_JOB_COLUMNS, row, strict=True)) | _UNSET_JOB_COLUMNS)
+            kept.added(dict(zip(_JOB_COLUMNS, row, strict=True), **_UNSET_JOB_COLUMNS))
             if index is not None:  # job_id, uid, gid, name, priority, submitted, deadline, ...
                 index.added(row[0], row[4], row[6], str(row[5]), str(row[9]))
 

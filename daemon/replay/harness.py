@@ -164,6 +164,7 @@ class ServiceHarness:
             sites=SiteView(build_sites(regions)),
         )
         self._started = False
+        self._uid, self._gid = os.getuid(), os.getgid()  # the jobs' owner, as ingestion records it
         self._arrived: list[tuple[JobRequest, int, int, str, datetime]] = []
 
     def __enter__(self) -> ServiceHarness:
@@ -181,7 +182,7 @@ class ServiceHarness:
         """Record ``job`` as ingested at its arrival (the jobs submitted before a tick are
         written in one transaction at its start, as ingestion writes a queue file's lines)."""
         self._jobs[job.job_id] = job
-        self._arrived.append((_request(job), os.getuid(), os.getgid(), "replay", job.submitted_at))
+        self._arrived.append((_request(job), self._uid, self._gid, "replay", job.submitted_at))
 
     def _ingest(self) -> None:
         if self._arrived:
