@@ -107,6 +107,18 @@ class SimulatedExecutor:
         self._cancelled.pop(spec.job_id, None)
         return RunHandle(spec.job_id, self.name, token, now)
 
+    def ends_at(self, token: str) -> datetime:
+        """When the run :meth:`launch` returned ``token`` for ends (unless cancelled): its
+        start plus :meth:`duration_s`.
+
+        Raises:
+            ExecutorError: not a simulated run's token.
+        """
+        try:
+            return _parse(token).ends_at
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ExecutorError("unreadable simulated run token") from exc
+
     def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
         """The jobs whose end is at or before ``now`` (or that were cancelled)."""
         ended = []

@@ -225,9 +225,12 @@ class ServiceHarness:
 
     def next_wakeup(self, now: datetime) -> datetime | None:
         """The next expected end of a running job or planned start of a held one."""
+        executor = self._executor
         times = [
-            (run.started_at or run.launched_at)
-            + timedelta(seconds=self._executor.duration_s(run.job_id, run.expected_duration_s))
+            executor.ends_at(run.token)  # a started run's token says when it ends
+            if run.token
+            else (run.started_at or run.launched_at)
+            + timedelta(seconds=executor.duration_s(run.job_id, run.expected_duration_s))
             for run in self.ledger.active_runs()
         ]
         if self._policy.next_start is not None:

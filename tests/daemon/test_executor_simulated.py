@@ -108,3 +108,11 @@ def test_a_token_is_the_json_of_its_end_and_exit_code(zone: timezone, failure_ra
         ends_at = now + timedelta(seconds=executor.duration_s(job_id, 61.5))
         expected = {"ends_at": ends_at.isoformat(), "exit_code": int(failure_rate)}
         assert handle.token == json.dumps(expected)  # the stored run row's token, as before
+
+
+def test_a_token_says_when_its_run_ends() -> None:
+    executor = SimulatedExecutor(truth_factor=1.3, noise_sigma=0.5)
+    handle = executor.launch(_spec("a", 90.0), T0)
+    assert executor.ends_at(handle.token) == T0 + timedelta(seconds=executor.duration_s("a", 90.0))
+    with pytest.raises(ExecutorError, match="unreadable"):
+        executor.ends_at("not json")
