@@ -37,7 +37,8 @@ class Ledger(Accounting, QueueState):
     # Parsed requests by their stored JSON text (a job's spec never changes once stored): the
     # service reads the waiting jobs every round; parsing them again each time was most of it.
     _requests: dict[str, JobRequest] | None = None
-    # The records :meth:`most_urgent_waiting` returned last, with the columns that may change.
+    # The records :meth:`most_urgent_waiting` returned last, with the index's stamp and the
+    # columns that may change (daemon.ledger.waiting).
     _waiting: dict[str, tuple[int, list[Any], JobRecord]] | None = None
     # The records active_runs() returned last, by their row's values; the list itself, as of
     # SQLite's data_version and this connection's writes of runs and job states then.
