@@ -47,11 +47,12 @@ def _ends() -> list[RunEnd]:
     """Ends with the outcome columns a finished run has, other column sets, none, NaN."""
     full = {"started_at": NOW.isoformat(), "finished_at": LATER.isoformat(), "duration_s": 600.0,
             "gpus": 1, "energy_j": 5.0, "total_g": 0.25, "details_json": '{"x": 1}'}  # fmt: skip
+    other = {"started_at": NOW.isoformat(), "total_g": math.nan}
+    ok = "exit code 0"
     return [
-        RunEnd("a", LATER, 0, None, "exit code 0", "succeeded", "exit code 0", full),
-        RunEnd("b", LATER, 0, None, "exit code 0", "succeeded", "exit code 0", full | {"gpus": 2}),
-        RunEnd("c", LATER, None, 9, "killed", "failed", "killed by signal 9",
-               {"started_at": NOW.isoformat(), "total_g": math.nan}),  # fmt: skip
+        RunEnd("a", LATER, 0, None, ok, "succeeded", ok, full),
+        RunEnd("b", LATER, 0, None, ok, "succeeded", ok, full | {"gpus": 2}),
+        RunEnd("c", LATER, None, 9, "killed", "failed", "killed by signal 9", other),
         RunEnd("d", LATER, None, None, "", "cancelled", "cancelled by its owner", {}),
     ]
 

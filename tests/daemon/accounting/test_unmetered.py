@@ -67,9 +67,9 @@ def test_grams_are_compute_outcomes(
 
 
 def test_negative_energy_or_duration_is_refused_as_compute_outcome_refuses() -> None:
-    with pytest.raises(InvalidOutcomeError, match="energy -1.0 J and duration 5.0 s"):
+    with pytest.raises(InvalidOutcomeError, match=r"energy -1\.0 J and duration 5\.0 s"):
         measured_footprint(-1.0, 5.0, 100.0, 1.0)
-    with pytest.raises(InvalidOutcomeError, match="duration -5.0 s"):
+    with pytest.raises(InvalidOutcomeError, match=r"duration -5\.0 s"):
         measured_footprint(1.0, -5.0, 100.0, 1.0)
 
 
