@@ -170,10 +170,11 @@ class Runs(Connection):
                     self.record_outcome(e.job_id, at, **e.columns)
             return
         self._exec("RELEASE finish_runs")
+        finished = [(ts(e.finished_at), e) for e in ends]
         self._exec_many(
             "UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, reason = ?"
             " WHERE job_id = ?",
-            [(ts(e.finished_at), e.exit_code, e.signal, e.reason, e.job_id) for e in ends],
+            [(f, e.exit_code, e.signal, e.reason, e.job_id) for f, e in finished],
         )
         self._exec_many(
             "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
@@ -181,8 +182,8 @@ class Runs(Connection):
             [(e.job_id, e.state, when, e.state_reason) for e in ends],
         )
         self._record_outcomes([e for e in ends if e.columns], when)
-        for e in ends:
-            self._kept_run(e.job_id, finished_at=ts(e.finished_at), exit_code=integer(e.exit_code),
+        for f, e in finished:
+            self._kept_run(e.job_id, finished_at=f, exit_code=integer(e.exit_code),
                            signal=integer(e.signal), reason=e.reason)  # fmt: skip
             self._kept_state(e.job_id, e.state, at)
 
