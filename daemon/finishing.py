@@ -33,7 +33,7 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
 from daemon.executors.held import HeldJobs
 from daemon.inventory import InventoryGpu
-from daemon.ledger import Ledger, RunEnd, RunRecord
+from daemon.ledger import JobRecord, Ledger, RunEnd, RunRecord
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink
@@ -277,7 +277,7 @@ class _Ending:
     deadline: datetime | None
 
 
-def _spec_or_none(job: Any) -> JobSpec | None:
+def _spec_or_none(job: JobRecord) -> JobSpec | None:
     """The planner's view of ``job``, or None if it no longer parses (never raises)."""
     try:
         return job_spec(job)
