@@ -228,7 +228,7 @@ class Endings:
 
     def _ended(self, e: _Ending, quiet: bool) -> None:
         """After ``e`` is committed: forget its cancel and hold, log (unless ``quiet``: the
-        level drops it), count the outcome."""
+        level drops it), report the outcome to the metrics sink (the totals: per batch)."""
         job_id, columns, status = e.end.job_id, e.end.columns, e.status
         self._cancel_sent.discard(job_id)
         self._held.forget(job_id)
