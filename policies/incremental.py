@@ -85,6 +85,9 @@ class PlanState:
     def __init__(self) -> None:
         self._context = KeptContext()
         self._rows = KeptRows(0, 0)
+        self._savings: dict[float, str] = {}  # round_decisions.savings' texts
+        self._times_key: tuple[datetime, int, int] | None = None
+        self._later: list[datetime] = []  # start times of slots 1.. (see _times)
 
     def plan(
         self,
@@ -138,17 +141,18 @@ class PlanState:
         for j in (int(j) for j in np.flatnonzero(~fit)):
             job = jobs[j]
             decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)
-        times = [grid.time(k) for k in range(grid.count)]
-        ready = round_alternatives.Ready(pools)
+        times = self._times(grid)
+        ready = round_alternatives.Ready(pools, grid)
         run_now = round_alternatives.run_now(rows, at, pools, grid, times, now, ready)
         plans = round_alternatives.planned(rows, at, pool, slot, pools, times)
-        latest = rows.latest[at, pool].tolist()
+        gpus = rows.gpus[at].tolist()
         # Devices free now per pool, less those this tick starts jobs on (free_devices' count).
         free_now = [len(free_devices(p, now, set())) for p in pools]
         taken: set[str] = set()
+        held: list[int] = []
         cells = zip(fits, at.tolist(), pool.tolist(), slot.tolist(), note.tolist(), strict=True)
         for k, (j, r, p, s, why) in enumerate(cells):
-            if s == 0 and free_now[p] >= rows.gpus[r]:
+            if s == 0 and free_now[p] >= gpus[k]:
                 decisions[j] = decision = round_decisions.start_now(
                     rows, r, jobs[j], p, plans[k], run_now[k], _NOTES[why], policy,
                     params.alternatives, pools, grid, times, taken, ready,
@@ -156,9 +160,24 @@ class PlanState:
                 if decision.action == "start" and decision.chosen is not None:
                     free_now[p] -= len(decision.chosen.device_ids)
             else:
-                decisions[j] = round_decisions.held(rows, r, jobs[j], plans[k], s, latest[k],
-                                                    grid, run_now[k], policy)  # fmt: skip
+                held.append(k)
+        h = np.array(held, dtype=np.int64)
+        for k, decision in zip(held, round_decisions.held(
+            rows, at[h], [jobs[fits[k]] for k in held], [plans[k] for k in held], slot[h],
+            rows.latest[at[h], pool[h]], grid, [run_now[k] for k in held], policy,
+            self._savings,
+        ), strict=True):  # fmt: skip
+            decisions[fits[k]] = decision
         return [d for d in decisions if d is not None]
+
+    def _times(self, grid: SlotGrid) -> list[datetime]:
+        """The slots' start times; those of slots 1.. (whole steps after the anchor: slot 0's
+        offset into the step is below one step) kept while the anchor is the same."""
+        key = (grid.start, grid.step_s, grid.count)
+        if key != self._times_key:
+            self._times_key = key
+            self._later = [grid.time(k) for k in range(1, grid.count)]
+        return [grid.time(0), *self._later]
 
     def _shift(
         self, slots: int, pools: Sequence[Pool], forecasts: Mapping[str, ZoneIntensity],

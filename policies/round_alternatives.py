@@ -19,21 +19,43 @@ from policies.types import Alternative, Device
 __all__ = ["Ready", "planned", "run_now"]
 
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class Ready:
     """:func:`policies.decisions.ready_devices` of a round's pools, each answer computed once
     (the devices' busy times do not change within a round)."""
 
-    def __init__(self, pools: Sequence[Pool]) -> None:
+    def __init__(self, pools: Sequence[Pool], grid: SlotGrid) -> None:
         self._pools = pools
+        self._grid = grid
         self._seen: dict[tuple[int, datetime, int], tuple[datetime, list[Device]] | None] = {}
+        self._blocked: dict[int, tuple[BoolArray, dict[int, datetime]]] = {}
 
     def __call__(self, p: int, at: datetime, need: int) -> tuple[datetime, list[Device]] | None:
         key = (p, at, need)
         if key not in self._seen:
             self._seen[key] = ready_devices(self._pools[p], at, need)
         return self._seen[key]
+
+    def blocked(self, now: datetime, need: int) -> tuple[BoolArray, dict[int, datetime]]:
+        """The (pool, slot) cells at which ``need`` of a pool's devices are not all free from
+        ``now`` (the round's start) on ``(P, S)``, and when they are, per pool that has them."""
+        seen = self._blocked.get(need)
+        if seen is None:
+            grid = self._grid
+            offsets = grid.offsets_s
+            blocked = np.zeros((len(self._pools), grid.count), dtype=np.bool_)
+            ready_at: dict[int, datetime] = {}
+            for q in range(len(self._pools)):
+                first = self(q, now, need)
+                if first is None:
+                    blocked[q] = True
+                    continue
+                ready_at[q] = first[0]
+                blocked[q] = offsets < (first[0] - grid.start).total_seconds() - 1e-6
+            seen = self._blocked[need] = blocked, ready_at
+        return seen
 
 
 def run_now(

@@ -5,10 +5,12 @@ they read the same)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 
 from policies.decisions import free_devices
 from policies.kept_rows import KeptRows, alternative
@@ -16,7 +18,10 @@ from policies.round_alternatives import Ready
 from policies.scoring import Pool, SlotGrid
 from policies.types import Alternative, Decision, JobSpec
 
-__all__ = ["held", "saving", "start_now"]
+__all__ = ["held", "saving", "savings", "start_now"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
 def saving(plan: Alternative, run_now: Alternative | None) -> str:
@@ -57,17 +62,10 @@ def _others(
     ``inf`` after each pool's latest safe start)."""
     if limit <= 0:
         return ()
-    offsets = grid.offsets_s
-    masked = np.where(offsets[None, :] > rows.latest[r][:, None], np.inf, rows.cost[r])
+    blocked, ready_at = ready.blocked(times[0], need)
+    masked = np.where(grid.offsets_s[None, :] > rows.latest[r][:, None], np.inf, rows.cost[r])
     masked[:, 0] = rows.cost_now[r]
-    ready_at: dict[int, datetime] = {}
-    for q in range(len(pools)):
-        first = ready(q, times[0], need)
-        if first is None:
-            masked[q] = np.inf
-            continue
-        ready_at[q] = first[0]
-        masked[q, offsets < (first[0] - grid.start).total_seconds() - 1e-6] = np.inf
+    masked[blocked] = np.inf
     best_slot = np.argmin(masked, axis=1)
     best_cost = masked[np.arange(masked.shape[0]), best_slot]
     order = [int(q) for q in np.argsort(best_cost) if q != exclude and np.isfinite(best_cost[q])]
@@ -107,26 +105,66 @@ def _hold(
     return Decision(job.job_id, "hold", reason, policy, plan, run_now)
 
 
+def savings(
+    plans: Sequence[Alternative], run_now: Sequence[Alternative | None], texts: dict[float, str]
+) -> list[str]:
+    """:func:`saving` of each ``(plans[k], run_now[k])``, the figure computed for all at once.
+
+    ``format(x, ".0%")`` formats ``x * 100`` rounded half to even, so its text depends only on
+    that integer (``np.rint``, the same double arithmetic) and the sign of a zero ("-0%");
+    ``texts`` keeps the text of each such key between calls (NaN is never a key).
+    """
+    if not plans:
+        return []
+    plan_g = np.array([p.operational_g + p.embodied_g for p in plans])  # total_g, its order
+    now_g = np.array([math.nan if a is None else a.operational_g + a.embodied_g for a in run_now])
+    with np.errstate(all="ignore"):  # inf and NaN figures read as their texts
+        percent = np.rint((1 - plan_g / now_g) * 100)
+    percent = np.where((percent == 0) & np.signbit(percent), 0.5, percent)  # -0%: its own key
+    out = []
+    for k, (key, quoted) in enumerate(zip(percent.tolist(), (now_g > 0).tolist(), strict=True)):
+        if not quoted:
+            out.append("")
+            continue
+        text = texts.get(key)
+        if text is None:
+            text = saving(plans[k], run_now[k])
+            if not math.isnan(key):
+                texts[key] = text
+        out.append(text)
+    return out
+
+
 def held(
-    rows: KeptRows, r: int, job: JobSpec, plan: Alternative, s: int, latest: float,
-    grid: SlotGrid, run_now: Alternative | None, policy: str,
-) -> Decision:  # fmt: skip
-    """:func:`_hold`, or last round's decision for row ``r`` when it would be the same
-    (its plan object, latest safe start and policy the same): the very object when
-    run-now is too, else its reason when the run-now figure it quotes reads the same."""
-    seen = rows.held[r]
-    same = (
-        s > 0 and seen is not None and seen.chosen is plan
-        and rows.held_latest[r] == latest and seen.policy == policy
-    )  # fmt: skip
-    if same and seen is not None and seen.run_now is run_now:
-        return seen
-    quoted = saving(plan, run_now)
-    if same and seen is not None and quoted == rows.held_saving[r]:
-        decision = Decision(job.job_id, "hold", seen.reason, policy, plan, run_now)
-    else:
-        decision = _hold(rows, job, plan, s, latest, grid, run_now, policy, quoted)
-    rows.held[r] = decision if s > 0 else None
-    rows.held_saving[r] = quoted
-    rows.held_latest[r] = latest
-    return decision
+    rows: KeptRows, at: IntArray, jobs: Sequence[JobSpec], plans: Sequence[Alternative],
+    slot: IntArray, latest: FloatArray, grid: SlotGrid, run_now: Sequence[Alternative | None],
+    policy: str, texts: dict[float, str],
+) -> list[Decision]:  # fmt: skip
+    """:func:`_hold` for each held job ``k`` (row ``at[k]``, planned on ``plans[k]`` at slot
+    ``slot[k]``, its latest safe start there ``latest[k]``), or last round's decision for the
+    row when it would be the same (its plan object, latest safe start and policy the same): the
+    very object when run-now is too, else its reason when the run-now figure it quotes reads
+    the same. ``texts``: see :func:`savings`."""
+    quoted = savings(plans, run_now, texts)
+    same = ((slot > 0) & (rows.held_latest[at] == latest)).tolist()
+    kept, kept_saving = rows.held, rows.held_saving
+    out = []
+    cells = zip(at.tolist(), slot.tolist(), latest.tolist(), same, strict=True)
+    for k, (r, s, last, maybe) in enumerate(cells):
+        plan, now_alt = plans[k], run_now[k]
+        seen = kept[r]
+        if maybe and seen is not None and seen.chosen is plan and seen.policy == policy:
+            if seen.run_now is now_alt:
+                out.append(seen)
+                continue
+            if quoted[k] == kept_saving[r]:
+                decision = Decision(jobs[k].job_id, "hold", seen.reason, policy, plan, now_alt)
+            else:
+                decision = _hold(rows, jobs[k], plan, s, last, grid, now_alt, policy, quoted[k])
+        else:
+            decision = _hold(rows, jobs[k], plan, s, last, grid, now_alt, policy, quoted[k])
+        kept[r] = decision if s > 0 else None
+        kept_saving[r] = quoted[k]
+        out.append(decision)
+    rows.held_latest[at] = latest
+    return out
