@@ -246,8 +246,11 @@ class PlanState:
             self._store(index[chunk], cube, allowed)
         # Slot 0 starts now: score it again (for the new jobs too: one call, the same values).
         estimates = (rows.duration[index], rows.energy[index], rows.ok[index])
-        planning, intensity, latest = score_now(jobs, pools, forecasts, grid, estimates,
-                                                **scoring)  # fmt: skip
+        left = rows.left_s[index]  # kept as seconds from this grid's anchor (see _shift)
+        planning, intensity, latest = score_now(
+            jobs, pools, forecasts, grid, estimates, **scoring,
+            deadlines_s=np.where(np.isinf(left), np.nan, left), gpus=rows.gpus[index],
+        )  # fmt: skip
         cost = np.where(rows.allowed[index], planning, np.inf)
         rows.cost_now[index] = cost
         rows.intensity_now[index] = intensity

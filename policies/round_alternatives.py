@@ -12,11 +12,12 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.decisions import ready_devices
+from policies.footprint.accounting import J_PER_KWH
 from policies.kept_rows import KeptRows, alternatives
 from policies.scoring import Pool, SlotGrid
 from policies.types import Alternative, Device
 
-__all__ = ["Ready", "planned", "run_now"]
+__all__ = ["Ready", "cells_as_alternatives", "planned", "run_now"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -29,6 +30,7 @@ class Ready:
     def __init__(self, pools: Sequence[Pool], grid: SlotGrid) -> None:
         self._pools = pools
         self._grid = grid
+        self.offsets_s = grid.offsets_s  # the grid's, computed once a round
         self._seen: dict[tuple[int, datetime, int], tuple[datetime, list[Device]] | None] = {}
         self._blocked: dict[int, tuple[BoolArray, dict[int, datetime]]] = {}
 
@@ -44,7 +46,7 @@ class Ready:
         seen = self._blocked.get(need)
         if seen is None:
             grid = self._grid
-            offsets = grid.offsets_s
+            offsets = self.offsets_s
             blocked = np.zeros((len(self._pools), grid.count), dtype=np.bool_)
             ready_at: dict[int, datetime] = {}
             for q in range(len(self._pools)):
@@ -56,6 +58,29 @@ class Ready:
                 blocked[q] = offsets < (first[0] - grid.start).total_seconds() - 1e-6
             seen = self._blocked[need] = blocked, ready_at
         return seen
+
+
+def cells_as_alternatives(
+    rows: KeptRows, r: IntArray, p: IntArray, s: IntArray, pools: Sequence[Pool],
+    times: Sequence[datetime], ids: Sequence[tuple[str, ...] | None],
+) -> list[Alternative]:  # fmt: skip
+    """:func:`policies.kept_rows.alternatives` of the cells ``(r[k], p[k], s[k])`` naming the
+    devices ``ids[p[k]]`` (each pool's, given), the same values: the figures read from the
+    rows in arrays and the operational grams as its ``e / J_PER_KWH * i * pue``, the same
+    double operations in the same order, for all cells at once."""
+    if not len(r):
+        return []
+    energy = rows.energy[r, p]
+    intensity = np.where(s == 0, rows.intensity_now[r, p], rows.intensity[r, p, s])
+    pue = np.array([pool.pue for pool in pools], dtype=np.float64)[p]
+    operational = energy / J_PER_KWH * intensity * pue
+    at = p.tolist()
+    return list(map(
+        Alternative, [ids[q] for q in at], [pools[q].region for q in at],
+        [pools[q].gpu.name for q in at], [times[k] for k in s.tolist()],
+        rows.duration[r, p].tolist(), energy.tolist(), intensity.tolist(), operational.tolist(),
+        rows.embodied[r, p].tolist(),
+    ))  # fmt: skip
 
 
 def run_now(
@@ -72,7 +97,7 @@ def run_now(
         ready_s = np.array(
             [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
         )
-        later = [np.flatnonzero(grid.offsets_s >= t - 1e-6) for t in ready_s]
+        later = [np.flatnonzero(ready_of.offsets_s >= t - 1e-6) for t in ready_s]
         slot_of = np.array([x[0] if x.size else grid.count - 1 for x in later], dtype=np.int64)
         ids = [None if x is None else tuple(d.device_id for d in x[1]) for x in ready]
         admissible = rows.ok[at[sel]]
@@ -97,8 +122,7 @@ def run_now(
                 todo.append(i)
         i_todo = np.array(todo, dtype=np.int64)
         r_todo, p_todo = at[sel[has]][i_todo], p[i_todo]
-        built = alternatives(rows, r_todo, p_todo, slot_of[p_todo], pools, times,
-                             [ids[q] for q in p_todo.tolist()])  # fmt: skip
+        built = cells_as_alternatives(rows, r_todo, p_todo, slot_of[p_todo], pools, times, ids)
         for i, r, q, alt in zip(todo, r_todo.tolist(), p_todo.tolist(), built, strict=True):
             out[where[i]] = alt
             rows.run_now[r] = alt

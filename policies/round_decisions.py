@@ -63,7 +63,7 @@ def _others(
     if limit <= 0:
         return ()
     blocked, ready_at = ready.blocked(times[0], need)
-    masked = np.where(grid.offsets_s[None, :] > rows.latest[r][:, None], np.inf, rows.cost[r])
+    masked = np.where(ready.offsets_s[None, :] > rows.latest[r][:, None], np.inf, rows.cost[r])
     masked[:, 0] = rows.cost_now[r]
     masked[blocked] = np.inf
     best_slot = np.argmin(masked, axis=1)

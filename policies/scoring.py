@@ -288,16 +288,17 @@ def _operational(energy_j: FloatArray, intensity: FloatArray, pue: FloatArray) -
 
 
 def _latest(
-    jobs: Sequence[JobSpec], grid: SlotGrid, duration: FloatArray, margin: float, guard_s: float
-) -> FloatArray:
-    """Latest safe start per (job, pool), seconds after ``grid.start``."""
-    deadlines = np.array(
-        [
+    jobs: Sequence[JobSpec], grid: SlotGrid, duration: FloatArray, margin: float, guard_s: float,
+    deadlines_s: FloatArray | None = None,
+) -> FloatArray:  # fmt: skip
+    """Latest safe start per (job, pool), seconds after ``grid.start`` (``deadlines_s``: the
+    jobs' deadlines in seconds after it, NaN for none, when the caller has them)."""
+    if deadlines_s is None:
+        deadlines_s = np.array([
             math.nan if job.deadline is None else (job.deadline - grid.start).total_seconds()
             for job in jobs
-        ],
-        dtype=np.float64,
-    ).reshape(len(jobs), 1)
+        ], dtype=np.float64)  # fmt: skip
+    deadlines = deadlines_s.reshape(len(jobs), 1)
     # No deadline means "as soon as possible" (DESIGN.md): such a job may move in space (any
     # admissible pool free now) but not in time, so its latest start is the first slot.
     with np.errstate(invalid="ignore"):  # NaN deadline or an OOM (infinite) duration
@@ -317,22 +318,28 @@ def score_now(
     duration_margin: float = 0.0,
     guard_s: float = 0.0,
     risk_aversion: float = 0.0,
+    deadlines_s: FloatArray | None = None,
+    gpus: npt.NDArray[np.int64] | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Slot 0 of :func:`score` alone, the same values: (``planning_g``,
     ``intensity_g_per_kwh``, ``latest_start_s``), each ``(J, P)``. For planners that keep
-    the later slots between ticks (slot 0 starts now, so it moves every tick).
+    the later slots between ticks (slot 0 starts now, so it moves every tick), and may pass
+    what they keep of the jobs: ``deadlines_s`` (seconds after ``grid.start``, NaN: none)
+    and ``gpus`` (each job's tensor parallelism).
 
     Raises:
         MissingForecastError: a pool's zone has no forecast.
     """
     duration, energy, ok = estimates
-    latest = _latest(jobs, grid, duration, duration_margin, guard_s)
+    latest = _latest(jobs, grid, duration, duration_margin, guard_s, deadlines_s)
     hedged = _hedged(pools, forecasts, risk_aversion)
     means, upper = _zone_means(pools, forecasts, grid, grid.offsets_s[:1], duration, hedged)
     mean = means[:, :, 0].T
     pue = np.array([pool.pue for pool in pools], dtype=np.float64)[None, :]
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
-    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
+    if gpus is None:
+        gpus = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.int64)
+    tp = gpus.astype(np.float64)[:, None]
     finite_e = np.where(ok, energy, 0.0)
     emb = embodied_g(np.where(ok, duration, 0.0), gpu_g[None, :] * tp, lifetime_years)
     allowed = ok & (grid.offsets_s[0] <= latest)
