@@ -108,25 +108,24 @@ def run_now(
         cand &= np.isfinite(first)
         has = np.flatnonzero(cand.any(axis=1))
         p = cand.argmax(axis=1)[has]
-        where = sel[has].tolist()
-        held = at[sel[has]]
+        where = sel[has]
+        held = at[where]
         cell = rows.run_now_cell[held]
         same = (slot_of[p] > 0) & (cell[:, 0] == p) & (cell[:, 1] == slot_of[p])
-        todo = []
-        cells = zip(held.tolist(), p.tolist(), same.tolist(), strict=True)
-        for i, (r, q, kept) in enumerate(cells):
-            seen = rows.run_now[r] if kept else None
-            if seen is not None and seen.device_ids == ids[q]:
-                out[where[i]] = seen
+        todo = ~same
+        kept = rows.run_now
+        for i in np.flatnonzero(same).tolist():  # last round's object, if its devices too
+            seen = kept[int(held[i])]
+            if seen is not None and seen.device_ids == ids[int(p[i])]:
+                out[int(where[i])] = seen
             else:
-                todo.append(i)
-        i_todo = np.array(todo, dtype=np.int64)
-        r_todo, p_todo = at[sel[has]][i_todo], p[i_todo]
+                todo[i] = True
+        r_todo, p_todo = held[todo], p[todo]
         built = cells_as_alternatives(rows, r_todo, p_todo, slot_of[p_todo], pools, times, ids)
-        for i, r, q, alt in zip(todo, r_todo.tolist(), p_todo.tolist(), built, strict=True):
-            out[where[i]] = alt
-            rows.run_now[r] = alt
-            rows.run_now_cell[r] = q, slot_of[q]
+        for k, r, alt in zip(where[todo].tolist(), r_todo.tolist(), built, strict=True):
+            out[k] = kept[r] = alt
+        rows.run_now_cell[r_todo, 0] = p_todo
+        rows.run_now_cell[r_todo, 1] = slot_of[p_todo]
     return out
 
 
