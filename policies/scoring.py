@@ -222,13 +222,9 @@ def typical_g(
         MissingForecastError: a pool's zone has no forecast.
     """
     duration, energy, ok = estimates
-    span_s = np.array([grid.count * grid.step_s - grid.offsets_s[0]])
-    mean = np.empty(len(pools))
-    for p, pool in enumerate(pools):
-        forecast = _forecast(forecasts, pool.zone)
-        values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
-        offset = (forecast.start - grid.start).total_seconds()
-        mean[p] = mean_intensities(values, forecast.step_s, offset, grid.offsets_s[:1], span_s)[0]
+    first_s = grid.offsets_s[:1]
+    span_s = np.full((1, len(pools)), grid.count * grid.step_s - first_s[0])
+    mean = pool_means(_series(pools, forecasts, grid, upper=False), first_s, span_s)[:, 0, 0]
     tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
     pue = np.array([pool.pue for pool in pools])
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools])
