@@ -119,7 +119,7 @@ class PlanState:
         )
         rows = self._rows
         typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok),
-                            params.lifetime_years)  # fmt: skip
+                            params.lifetime_years, rows.gpus[index])  # fmt: skip
         regret = _regret(np.where(rows.allowed[index], typical, np.inf))
         order = _order(jobs, duration, ok, now, params, regret)
         longest = np.where(ok, duration, 0.0).max(initial=0.0)

@@ -214,9 +214,11 @@ def typical_g(
     grid: SlotGrid,
     estimates: tuple[FloatArray, FloatArray, BoolArray],
     lifetime_years: float = DEFAULT_LIFETIME_YEARS,
+    gpus: npt.NDArray[np.int64] | None = None,
 ) -> FloatArray:
     """Grams of every (job, pool) at the pool's mean forecast over the horizon, shape
-    ``(J, P)``, ``inf`` where inadmissible: what the job costs there at a typical time.
+    ``(J, P)``, ``inf`` where inadmissible: what the job costs there at a typical time
+    (``gpus``: each job's tensor parallelism, when the caller keeps it).
 
     Raises:
         MissingForecastError: a pool's zone has no forecast.
@@ -225,7 +227,9 @@ def typical_g(
     first_s = grid.offsets_s[:1]
     span_s = np.full((1, len(pools)), grid.count * grid.step_s - first_s[0])
     mean = pool_means(_series(pools, forecasts, grid, upper=False), first_s, span_s)[:, 0, 0]
-    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
+    if gpus is None:
+        gpus = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.int64)
+    tp = gpus.astype(np.float64)[:, None]
     pue = np.array([pool.pue for pool in pools])
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools])
     energy_j: FloatArray = np.where(ok, energy, 0.0)
