@@ -130,9 +130,10 @@ def estimate_matrix(
     """
     cache = {} if cache is None else cache
     n_jobs, n_pools = len(jobs), len(pools)
-    duration = np.full((n_jobs, n_pools), np.inf)
-    energy = np.full((n_jobs, n_pools), np.inf)
-    ok = np.zeros((n_jobs, n_pools), dtype=np.bool_)
+    # Filled as flat lists, one row of P cells per job, made arrays once at the end.
+    duration_cells: list[float] = []
+    energy_cells: list[float] = []
+    ok_cells: list[bool] = []
     sizes = [pool.size for pool in pools]
     memory = [pool.gpu.memory_gb for pool in pools]
     regions = [pool.region for pool in pools]
@@ -141,7 +142,7 @@ def estimate_matrix(
     # scalar policies (``estimate_on``: the calibrated serving model for continuous batching).
     types = {pool.gpu.name: pool.devices[0] for pool in pools}
     of_type = {name: [p for p, pool in enumerate(pools) if pool.gpu.name == name] for name in types}
-    for j, job in enumerate(jobs):  # a few pools: plain Python beats small-array NumPy here
+    for job in jobs:  # a few pools: plain Python beats small-array NumPy here
         tp, need_gb = job.workload.tensor_parallel, job.min_gpu_memory_gb
         in_regions = set(job.regions) if job.regions else None
         in_types = {t.lower() for t in job.gpu_types} if job.gpu_types else None
@@ -151,6 +152,10 @@ def estimate_matrix(
             and (in_types is None or gpu_names[p] in in_types)
             for p in range(n_pools)
         ]  # fmt: skip
+        first = len(duration_cells)
+        duration_cells += [math.inf] * n_pools
+        energy_cells += [math.inf] * n_pools
+        ok_cells += [False] * n_pools
         for name, device in types.items():
             columns = [p for p in of_type[name] if fits[p]]
             if not columns:
@@ -163,9 +168,14 @@ def estimate_matrix(
             if recalibration is not None:
                 est = recalibration.apply(est)
             if est.fits:
-                duration[j, columns] = est.duration_s
-                energy[j, columns] = est.energy_j
-                ok[j, columns] = True
+                for p in columns:
+                    duration_cells[first + p] = est.duration_s
+                    energy_cells[first + p] = est.energy_j
+                    ok_cells[first + p] = True
+    shape = (n_jobs, n_pools)
+    duration = np.array(duration_cells, dtype=np.float64).reshape(shape)
+    energy = np.array(energy_cells, dtype=np.float64).reshape(shape)
+    ok = np.array(ok_cells, dtype=np.bool_).reshape(shape)
     return duration, energy, ok
 
 
