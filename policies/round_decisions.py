@@ -68,7 +68,8 @@ def _others(
     masked[blocked] = np.inf
     best_slot = np.argmin(masked, axis=1)
     best_cost = masked[np.arange(masked.shape[0]), best_slot]
-    order = [int(q) for q in np.argsort(best_cost) if q != exclude and np.isfinite(best_cost[q])]
+    finite = np.isfinite(best_cost).tolist()
+    order = [q for q in np.argsort(best_cost).tolist() if q != exclude and finite[q]]
     out = []
     for q, s in [(q, int(best_slot[q])) for q in order[:limit]]:
         then = ready(q, max(times[s], ready_at[q]), need)
