@@ -191,27 +191,26 @@ class PlanState:
         ready = round_alternatives.Ready(pools, grid)
         run_now = round_alternatives.run_now(rows, at, pools, grid, times, now, ready)
         plans = round_alternatives.planned(rows, at, pool, slot, pools, times)
-        gpus = rows.gpus[at].tolist()
         # Devices free now per pool, less those this tick starts jobs on (free_devices' count).
         free_now = [len(free_devices(p, now, set())) for p in pools]
         taken: set[str] = set()
-        held: list[int] = []
-        cells = zip(fits, at.tolist(), pool.tolist(), slot.tolist(), note.tolist(), strict=True)
-        for k, (j, r, p, s, why) in enumerate(cells):
-            if s == 0 and free_now[p] >= gpus[k]:
-                decisions[j] = decision = round_decisions.start_now(
-                    rows, r, jobs[j], p, plans[k], run_now[k], _NOTES[why], policy,
-                    params.alternatives, pools, grid, times, taken, ready,
-                )  # fmt: skip
-                if decision.action == "start" and decision.chosen is not None:
-                    free_now[p] -= len(decision.chosen.device_ids)
-            else:
-                held.append(k)
-        h = np.array(held, dtype=np.int64)
-        for k, decision in zip(held, round_decisions.held(
-            rows, at[h], [jobs[fits[k]] for k in held], [plans[k] for k in held], slot[h],
-            rows.latest[at[h], pool[h]], grid, [run_now[k] for k in held], policy,
-            self._savings,
+        held = slot > 0  # and the jobs planned now that find too few devices free
+        for k in np.flatnonzero(~held).tolist():  # in planning order: they take devices
+            j, r, p = fits[k], int(at[k]), int(pool[k])
+            if free_now[p] < rows.gpus[r]:
+                held[k] = True
+                continue
+            decisions[j] = decision = round_decisions.start_now(
+                rows, r, jobs[j], p, plans[k], run_now[k], _NOTES[int(note[k])], policy,
+                params.alternatives, pools, grid, times, taken, ready,
+            )  # fmt: skip
+            if decision.action == "start" and decision.chosen is not None:
+                free_now[p] -= len(decision.chosen.device_ids)
+        h = np.flatnonzero(held)
+        ks = h.tolist()
+        for k, decision in zip(ks, round_decisions.held(
+            rows, at[h], [jobs[fits[k]] for k in ks], [plans[k] for k in ks], slot[h],
+            rows.latest[at[h], pool[h]], grid, [run_now[k] for k in ks], policy, self._savings,
         ), strict=True):  # fmt: skip
             decisions[fits[k]] = decision
         return [d for d in decisions if d is not None]
