@@ -270,17 +270,19 @@ class PlanState:
         if moved:
             self._shift(moved, pools, forecasts, grid, scoring, params.chunk_jobs)
         rows.reserve(len(jobs) - len(rows.row_of))
-        index = np.empty(len(jobs), dtype=np.int64)
+        at: list[int] = []
         new: list[int] = []
+        row_of, kept = rows.row_of.get, rows.job
         for j, job in enumerate(jobs):
-            r = rows.row_of.get(job.job_id)
-            if r is not None and (rows.job[r] is job or rows.job[r] == job):
-                index[j] = r
+            r = row_of(job.job_id)
+            if r is not None and (kept[r] is job or kept[r] == job):
+                at.append(r)
                 continue
             if r is not None:
                 rows.release(job.job_id)
-            index[j] = rows.take(job)
+            at.append(rows.take(job))
             new.append(j)
+        index = np.array(at, dtype=np.int64)
         self._keys.store(len(rows.job), index[new].tolist(), [jobs[j] for j in new])
         for first in range(0, len(new), params.chunk_jobs):
             chunk = new[first : first + params.chunk_jobs]
