@@ -8,6 +8,7 @@ from daemon.ledger.records import (
     RunRecord,
     TransitionRecord,
 )
+from daemon.ledger.runs import RunEnd
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from daemon.ledger.store import EXPORTABLE, Ledger, LedgerError, UnknownJobError, alternative_json
 
@@ -20,6 +21,7 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "QueueFileRecord",
+    "RunEnd",
     "RunRecord",
     "TransitionRecord",
     "UnknownJobError",
