@@ -5,16 +5,18 @@ computes does not change from one tick to the next. :class:`PlanState` keeps, pe
 what the scorer gave it (estimates, latest safe starts, the planning cost and mean intensity of
 every (pool, slot)) for as long as nothing it depends on changes: the pools (GPU types,
 regions, PUE, which devices are available), the grid's slots, the forecasts of the pools'
-zones, the parameters and the recalibration factors in use. A tick then
+zones, the parameters and the recalibration factors in use (:mod:`policies.kept_context`).
+A tick then
 
 - scores only the jobs it has not seen (in chunks of ``chunk_jobs``), and slot 0 for every job
   (slot 0 starts *now*, so it moves every tick);
 - orders the jobs as the reference does (priority, urgency, regret: a few array passes over
   ``(J, P)``) and assigns them with the compiled greedy (:mod:`policies.greedy`), which skips
   pools that cannot beat the best cell found, on a fresh capacity timeline;
-- builds the decisions of held jobs directly from the stored rows (the plan of a job whose
-  cell did not change is the same object as last tick), and those of started jobs from the
-  stored rows too, with the reference's fields (each pool's ready devices looked up once).
+- builds the decisions of held jobs directly from the stored rows, all of a round's at once
+  (the plan of a job whose cell did not change is the same object as last tick), and those of
+  started jobs from the stored rows too, with the reference's fields (each pool's ready
+  devices looked up once): :mod:`policies.round_alternatives`, :mod:`policies.round_decisions`.
 
 When the grid crosses slot boundaries the rows shift and only the new last slots are scored
 (exact when the scorer's start offsets are whole seconds, else everything is scored again).
