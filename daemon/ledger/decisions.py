@@ -10,7 +10,7 @@ import math
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import dt, req_dt, ts
@@ -28,6 +28,8 @@ class Decisions(Accounting):
     # The rows this connection wrote about the jobs it added (daemon.ledger.kept): their
     # latest decision and first counterfactual here, their job and run rows in the Ledger.
     _kept_rows: KeptRows | None = None
+    # The texts earlier rounds' rows share (emptied when full).
+    _texts: _DecisionTexts | None = None
 
     @property
     def _kept(self) -> KeptRows:
@@ -42,59 +44,61 @@ class Decisions(Accounting):
     def record_decisions(self, decisions: Sequence[Decision], at: datetime) -> None:
         """:meth:`record_decision` for each of ``decisions``, in order, in one statement (the
         same rows as one by one; the caller holds the transaction, so a failure stores none).
-        A round stores one row per moved plan: the texts its rows share (devices, regions,
-        starts) are written once (:class:`_DecisionTexts`)."""
+        A round stores one row per moved plan: the texts its rows share with each other and
+        with earlier rounds' (devices, regions, starts, a run-now counterfactual's figures) are
+        written once (:class:`_DecisionTexts`)."""
         when = ts(at)
-        texts = _DecisionTexts()
+        texts = self._texts
+        if texts is None or texts.full():
+            texts = self._texts = _DecisionTexts()
+        alternative, devices, time = texts.alternative, texts.devices, texts.time
         rows: list[tuple[Any, ...]] = []
+        append = rows.append
         for decision in decisions:
             chosen, run_now = decision.chosen, decision.run_now
-            run_now_json = None if run_now is None else texts.alternative(run_now)
+            if run_now is None:
+                run_now_json, run_now_g = None, None
+            else:
+                run_now_json, run_now_g = alternative(run_now), run_now.total_g
             # json.dumps of a list is its items' texts joined by ", " (the run-now
             # counterfactual is often also an alternative: written once)
             alternatives = decision.alternatives
             alternatives_json = (
                 "[" + ", ".join(
                     run_now_json if a is run_now and run_now_json is not None
-                    else texts.alternative(a)
+                    else alternative(a)
                     for a in alternatives
                 ) + "]"
                 if alternatives else "[]"
             )  # fmt: skip
             if chosen is None:
-                rows.append((
+                append((
                     decision.job_id, when, decision.policy, decision.action, decision.reason,
                     None, None, None, None, None, None, None, None, None, None,
-                    None if run_now is None else run_now.total_g, run_now_json, alternatives_json,
+                    run_now_g, run_now_json, alternatives_json,
                 ))  # fmt: skip
                 continue
-            rows.append((
+            append((
                 decision.job_id, when, decision.policy, decision.action, decision.reason,
-                chosen.region, chosen.gpu, texts.devices(chosen.device_ids),
-                texts.time(chosen.start), chosen.duration_s, chosen.energy_j,
-                chosen.intensity_g_per_kwh, chosen.operational_g, chosen.embodied_g,
-                chosen.total_g, None if run_now is None else run_now.total_g,
-                run_now_json, alternatives_json,
+                chosen.region, chosen.gpu, devices(chosen.device_ids), time(chosen.start),
+                chosen.duration_s, chosen.energy_j, chosen.intensity_g_per_kwh,
+                chosen.operational_g, chosen.embodied_g, chosen.total_g,
+                run_now_g, run_now_json, alternatives_json,
             ))  # fmt: skip
         self._exec_many(_INSERT_DECISION, rows)
-        for row in rows:
-            kept = self._kept.get(row[0])
-            if kept is None:
-                continue
-            stored = dict(zip(_DECISION_COLUMNS, row, strict=True))
-            for name in _DECISION_REALS:
-                value = stored[name]
-                if value is not None and (type(value) is not float or math.isnan(value)):
-                    stored[name] = real(value)  # as a REAL column returns it (NaN: NULL)
-            kept.decision = stored
-            if kept.run_now_json is None:
-                kept.run_now_json = stored["run_now_json"]
+        kept = self._kept.get
+        for row in rows:  # kept as written; read back as stored (_stored)
+            job = kept(row[0])
+            if job is not None:
+                job.decision = row
+                if job.run_now_json is None:
+                    job.run_now_json = row[_RUN_NOW_JSON]
 
     def latest_decision(self, job_id: str) -> DecisionRecord | None:
         """The most recent decision about ``job_id``, if any."""
         kept = self._kept.get(job_id)
         if kept is not None:
-            return None if kept.decision is None else _decision(kept.decision)
+            return None if kept.decision is None else _decision(_stored(kept.decision))
         row = self._exec(
             "SELECT * FROM decisions WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
         ).fetchone()
@@ -138,10 +142,19 @@ _DECISION_COLUMNS = (
     "expected_operational_g", "expected_embodied_g", "expected_total_g", "run_now_total_g",
     "run_now_json", "alternatives_json",
 )  # fmt: skip
-_DECISION_REALS = (
-    "expected_duration_s", "expected_energy_j", "expected_intensity_g_per_kwh",
-    "expected_operational_g", "expected_embodied_g", "expected_total_g", "run_now_total_g",
-)  # fmt: skip
+_REALS = range(9, 16)  # the REAL columns: expected_duration_s .. run_now_total_g
+_RUN_NOW_JSON = 16
+
+
+def _stored(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A decision row as written, as SQLite hands it back (a REAL column turns an int into a
+    float and NaN into NULL)."""
+    stored = dict(zip(_DECISION_COLUMNS, row, strict=True))
+    for k in _REALS:
+        value = row[k]
+        if value is not None and (type(value) is not float or math.isnan(value)):
+            stored[_DECISION_COLUMNS[k]] = real(value)
+    return stored
 
 
 def alternative_json(alt: Any) -> dict[str, Any]:
@@ -161,20 +174,32 @@ def alternative_json(alt: Any) -> dict[str, Any]:
 
 
 class _DecisionTexts:
-    """The JSON texts of one batch of decisions, each as ``json.dumps`` writes it, with the
-    parts that repeat (device ids, regions and GPUs, start times) encoded once.
+    """The JSON texts of decisions, each as ``json.dumps`` writes it, with the parts that
+    repeat (device ids, regions and GPUs, start times, an alternative's figures) encoded once.
+    A ledger keeps one between rounds: a held job's run-now counterfactual is written again
+    each time its plan moves, and its figures (the same pool, a forecast that moved on by
+    the hour) mostly read the same; :meth:`full` says when to start a new one.
 
     :meth:`alternative` is ``json.dumps(alternative_json(alt))``: the same keys in the same
     order, ``", "`` and ``": "`` between them, finite floats as their ``repr``; an
     alternative with any other figure is written by ``json.dumps`` itself.
     """
 
+    KEPT: Final = 100_000  # texts kept, at most ~20 MB
+
     def __init__(self) -> None:
         self._devices: dict[tuple[str, ...], str] = {}
         self._strings: dict[str, str] = {}
         # by identity: equal datetimes in other time zones write other texts (the object is
-        # held, so its id is not reused while the batch is written)
+        # held, so its id is not reused while it is kept)
         self._times: dict[int, tuple[datetime, str]] = {}
+        # figures (all floats, finite, none zero: 0.0 and -0.0 are one key, two texts) ->
+        # the text from "duration_s" on
+        self._figures: dict[tuple[float, ...], str] = {}
+
+    def full(self) -> bool:
+        """Whether more than :data:`KEPT` texts are kept."""
+        return len(self._figures) + len(self._times) + len(self._devices) > self.KEPT
 
     def devices(self, device_ids: tuple[str, ...]) -> str:
         """``json.dumps(list(device_ids))``."""
@@ -194,18 +219,29 @@ class _DecisionTexts:
         """``json.dumps(alternative_json(alt))``."""
         figures = (alt.duration_s, alt.energy_j, alt.intensity_g_per_kwh, alt.operational_g,
                    alt.embodied_g, alt.total_g)  # fmt: skip
-        # a float's repr is its JSON when finite (and a sum of finite ones is finite unless
-        # it overflows: then the slow way too); any other figure goes through json.dumps
-        if not (all(type(x) is float for x in figures) and math.isfinite(sum(figures))):
-            return json.dumps(alternative_json(alt))
         duration, energy, intensity, operational, embodied, total = figures
+        # only floats are looked up (an int equals a float and writes another text)
+        if (type(duration) is not float or type(energy) is not float
+                or type(intensity) is not float or type(operational) is not float
+                or type(embodied) is not float or type(total) is not float):  # fmt: skip
+            return json.dumps(alternative_json(alt))
+        rest = self._figures.get(figures)
+        if rest is None:
+            # a float's repr is its JSON when finite (and a sum of finite ones is finite
+            # unless it overflows: then the slow way too); any other goes through json.dumps
+            if not math.isfinite(duration + energy + intensity + operational + embodied + total):
+                return json.dumps(alternative_json(alt))
+            rest = (
+                f' "duration_s": {duration!r}, "energy_j": {energy!r},'
+                f' "intensity_g_per_kwh": {intensity!r}, "operational_g": {operational!r},'
+                f' "embodied_g": {embodied!r}, "total_g": {total!r}}}'
+            )
+            if duration and energy and intensity and operational and embodied and total:
+                self._figures[figures] = rest
         string = self._string
         return (
             f'{{"device_ids": {self.devices(alt.device_ids)}, "region": {string(alt.region)},'
-            f' "gpu": {string(alt.gpu)}, "start": {string(self.time(alt.start))},'
-            f' "duration_s": {duration!r}, "energy_j": {energy!r},'
-            f' "intensity_g_per_kwh": {intensity!r}, "operational_g": {operational!r},'
-            f' "embodied_g": {embodied!r}, "total_g": {total!r}}}'
+            f' "gpu": {string(alt.gpu)}, "start": "{self.time(alt.start)}",{rest}'
         )
 
     def _string(self, value: Any) -> str:

@@ -4,6 +4,9 @@ the JSON texts they hold (daemon.ledger.decisions)."""
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -27,7 +30,7 @@ def _request(job_id: str) -> JobRequest:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
     with Ledger.open(tmp_path / "ledger.db") as opened:
         yield opened
 
@@ -109,3 +112,40 @@ def test_decision_texts_are_those_json_dumps_writes(
     for _ in range(2):  # the second time from the batch's kept texts
         assert texts.alternative(alt) == json.dumps(alternative_json(alt))
         assert texts.devices(alt.device_ids) == json.dumps(devices)
+
+
+# Figures that equal each other and write other texts (1 and 1.0 and True, 0.0 and -0.0), and
+# ones json.dumps writes its own way (NaN, infinities).
+_ALIKE = st.sampled_from([1.0, 1, True, 0.0, -0.0, 0, 2.5, math.nan, math.inf, 1e308])
+
+
+@given(st.lists(st.tuples(*[_ALIKE] * 5), min_size=1, max_size=12))
+def test_decision_texts_kept_between_rounds_are_those_json_dumps_writes(
+    rounds: list[tuple[float, ...]],
+) -> None:
+    """A ledger's texts are kept from round to round: an alternative whose figures equal an
+    earlier one's but write otherwise gets its own text."""
+    texts = _DecisionTexts()
+    for k, figures in enumerate(rounds * 2):
+        alt = Alternative(("qc/0",), "qc", "T4", NOW + timedelta(minutes=k), *figures)
+        assert texts.alternative(alt) == json.dumps(alternative_json(alt))
+
+
+def test_the_texts_of_earlier_rounds_are_let_go_when_full(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_DecisionTexts, "KEPT", 4)  # more after the second round
+    with ledger.transaction():
+        ledger.add_job(_request("a"), 1000, 1000, "queue.jsonl:1", NOW)
+    plan = Alternative(("qc/0",), "qc", "T4", NOW, 60.0, 3.6e5, 30.0, 3.0, 1.0)
+    kept, written = [], []
+    for minutes in range(4):
+        at = NOW + timedelta(minutes=minutes)
+        run_now = replace(plan, start=at, intensity_g_per_kwh=30.0 + minutes)
+        with ledger.transaction():
+            ledger.record_decision(Decision("a", "hold", "wait", "test", plan, run_now), at)
+        kept.append(ledger._texts)
+        written.append(json.dumps(alternative_json(run_now)))
+    assert kept[0] is kept[1] and kept[1] is not kept[2]  # full after two rounds
+    rows = ledger._db.execute("SELECT run_now_json FROM decisions ORDER BY seq").fetchall()
+    assert [row[0] for row in rows] == written
