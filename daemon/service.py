@@ -371,7 +371,9 @@ class Service:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
         jobs = {job.job_id: job for job in waiting}
-        self._decided = {k: v for k, v in self._decided.items() if k in jobs}
+        if len(self._decided) > 2 * len(jobs):  # let go of the jobs that left (each entry
+            # stays true while its job waits unplanned: only this round records decisions)
+            self._decided = {k: v for k, v in self._decided.items() if k in jobs}
         decided = []
         for decision in decisions:
             record = jobs.get(decision.job_id)
