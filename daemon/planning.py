@@ -122,17 +122,17 @@ def record_decisions(
         InvalidTransitionError: a job's state forbids its decision's transition (idem).
     """
     known = {} if seen is None else seen
-    ids, keys, fresh = [], [], []
+    keys: list[tuple[str, DecisionKey]] = []
+    fresh = []
     for job, decision in decided:  # a round re-plans the same waiting jobs: most repeat
         chosen = decision.chosen
-        key = (
-            decision.action, decision.policy, decision.reason,
-            chosen.device_ids if chosen is not None else (),
-            chosen.start if chosen is not None else None,
-        )  # fmt: skip
+        key: DecisionKey = (
+            (decision.action, decision.policy, decision.reason, chosen.device_ids, chosen.start)
+            if chosen is not None
+            else (decision.action, decision.policy, decision.reason, (), None)
+        )
         before = known.get(job.job_id)
-        ids.append(job.job_id)
-        keys.append(key)
+        keys.append((job.job_id, key))
         fresh.append(before != key if before is not None else _is_new(ledger, job.job_id, key))
     if any(fresh):
         stored = [pair for pair, new in zip(decided, fresh, strict=True) if new]
@@ -151,7 +151,7 @@ def record_decisions(
             for job, decision in stored:
                 _log_decision(logger, job, decision)
     if seen is not None:
-        seen.update(zip(ids, keys, strict=True))
+        seen.update(keys)
     return fresh
 
 
