@@ -8,12 +8,11 @@ MAPE (%) by horizon for every forecaster, MAE at 24 h, and the forecaster carbon
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import shared_data_dir
+
 TRACES = {
     "CA-QC": "electricitymaps_srmadani/CA-QC_2023_hourly.csv",
     "US-CAL-CISO": "electricitymaps_hpe_sustain-cluster/US-CAL-CISO_2023_hourly.csv",
@@ -25,7 +24,7 @@ HORIZONS = (1, 6, 24, 48)
 
 
 def main() -> int:
-    data = Path(os.environ.get("CARBOND_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    data = shared_data_dir()
     if not data.is_dir():
         print(f"third-party data not found at {data} (set CARBOND_SHARED_DATA)", file=sys.stderr)
         return 1

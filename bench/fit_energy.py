@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
+from bench import REPO_ROOT, shared_data_dir
 from bench.mlenergy import V2_FILE, Measured, read_v2
 from bench.prediction import predict
 from policies.footprint import PowerModel
@@ -39,7 +40,7 @@ from policies.footprint.runtimes import RuntimeProfile, get_runtime
 
 __all__ = ["Params", "fit", "main"]
 
-_REPO: Final = Path(__file__).resolve().parents[1]
+_REPO: Final = REPO_ROOT
 _OUTPUT: Final = _REPO / "policies" / "footprint" / "_calibrated.py"
 _POOLED: Final = "pooled"
 
@@ -204,8 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.fit_energy", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--data", type=Path, default=_REPO.parent / "shared" / "data",
-                        help="the shared data folder (default ../shared/data)")  # fmt: skip
+    parser.add_argument(
+        "--data", type=Path, default=shared_data_dir(),
+        help="the shared data folder (default: $CARBOND_SHARED_DATA or ../shared/data)",
+    )  # fmt: skip
     parser.add_argument("--check", action="store_true", help="fit and print; do not write")
     args = parser.parse_args(argv)
     rows, _ = read_v2(args.data / V2_FILE)

@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
+from bench import REPO_ROOT, shared_data_dir
 from bench.mlenergy import V2_FILE, Measured, Skipped, read_v2, read_v3
 from bench.prediction import Result, predict
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload
@@ -36,7 +37,7 @@ from policies.footprint.runtimes import STUDY_SUFFIX, get_runtime
 __all__ = ["HELD_OUT_FILE", "main", "summarise", "validate", "worst"]
 
 HELD_OUT_FILE: Final = "llm_energy/mlenergy_v3/mlenergy_v3_configurations_flat.csv"
-_REPO: Final = Path(__file__).resolve().parents[1]
+_REPO: Final = REPO_ROOT
 
 
 def _ape(errors: Iterable[float]) -> tuple[float, float]:
@@ -193,8 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.validate_energy", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--data", type=Path, default=_REPO.parent / "shared" / "data",
-                        help="the shared data folder (default ../shared/data)")  # fmt: skip
+    parser.add_argument(
+        "--data", type=Path, default=shared_data_dir(),
+        help="the shared data folder (default: $CARBOND_SHARED_DATA or ../shared/data)",
+    )  # fmt: skip
     parser.add_argument("--sets", default="v2,v3", help="comma-separated: v2 (fit), v3 (held out)")
     parser.add_argument("--worst", type=int, default=10, help="how many worst rows to list")
     parser.add_argument("--engine", help="runtime profile for every row (ablation, e.g. vllm-v0)")

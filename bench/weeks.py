@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import REPO_ROOT, shared_data_dir
+
 POLICIES = (
     "run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "carbon-lookahead",
     "oracle",
@@ -71,23 +72,18 @@ CLUSTERS = (
 )  # fmt: skip
 
 
-def data_dir() -> Path:
-    """``$CARBOND_SHARED_DATA`` or ``../shared/data``."""
-    return Path(os.environ.get("CARBOND_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-
 def command(
     cluster: Cluster, slack: str, days: float, policies: Sequence[str], bound: bool = True
 ) -> list[str]:
     """The ``carbond replay`` argv for one cluster and slack."""
-    data = data_dir()
+    data = shared_data_dir()
     argv = [sys.executable, "-m", "daemon", "replay", "--jobs-format", "azure"]
     for trace in TRACES:
         argv += ["--jobs", str(data / trace)]
     for series in cluster.intensity:
         argv += ["--intensity", str(data / series)]
     return [
-        *argv, "--cluster", str(ROOT / cluster.config), "--requests-per-job", "2048",
+        *argv, "--cluster", str(REPO_ROOT / cluster.config), "--requests-per-job", "2048",
         "--start", cluster.start, "--days", f"{days:g}", "--slack", slack,
         "--policy", ",".join(policies), "--json", *(["--bound"] if bound else []),
     ]  # fmt: skip
@@ -97,7 +93,7 @@ def _run(argv: list[str], out: Path) -> str:
     """Run one replay, write its rows with the command and the CPU time it took."""
     started = time.monotonic()
     with out.with_suffix(".log").open("w") as log:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO_ROOT)
         assert proc.stdout is not None
         stdout = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)  # the child's own CPU time
@@ -228,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=7.0, help="replayed span (default 7)")
     parser.add_argument("--policy", default=",".join(POLICIES), help="comma list")
     parser.add_argument("--workers", type=int, default=2, help="replays at a time (default 2)")
-    parser.add_argument("--out", type=Path, default=ROOT / "out" / "weeks")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "weeks")
     parser.add_argument("--render", action="store_true", help="only print the tables")
     parser.add_argument("--no-bound", action="store_true", help="replays without --bound")
     parser.add_argument(
@@ -244,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     clusters = [by_name[n] for n in args.cluster.split(",")]
     slacks = args.slack.split(",")
     if not args.render:
-        if not data_dir().is_dir():
-            print(f"skipped: third-party data not found at {data_dir()} "
+        if not shared_data_dir().is_dir():
+            print(f"skipped: third-party data not found at {shared_data_dir()} "
                   "(set CARBOND_SHARED_DATA)", file=sys.stderr)  # fmt: skip
             return 0
         tag = f"-{args.tag}" if args.tag else ""
