@@ -3,6 +3,7 @@ predicted side, and the "never started" answer of a recovering executor. Pure fu
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from daemon.executors.base import ExitStatus, NotStarted, RunHandle
@@ -53,11 +54,15 @@ def final_state(status: ExitStatus, *, cancel_requested: bool) -> tuple[str, str
 
 
 def predicted_outcome(
-    run: RunRecord, decision: DecisionRecord, status: ExitStatus, pue: float | None
+    started: datetime,
+    run: RunRecord,
+    decision: DecisionRecord,
+    status: ExitStatus,
+    pue: float | None,
 ) -> dict[str, Any]:
-    """The ``outcomes`` columns known without measurement: times, GPUs, what was predicted at
-    dispatch and the run-now counterfactual. Measured columns stay NULL for the NVML part."""
-    started = run.started_at or run.launched_at
+    """The ``outcomes`` columns known without measurement: times (``started``: when the run
+    really started), GPUs, what was predicted at dispatch and the run-now counterfactual.
+    Measured columns stay NULL for the NVML part."""
     return {
         "started_at": started.isoformat(),
         "finished_at": status.finished_at.isoformat(),

@@ -28,31 +28,28 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 import structlog
 
 from daemon import killpoints
-from daemon.accounting.finished import finished_columns
-from daemon.accounting.totals import add_expired, add_outcome
 from daemon.busy import BusyDevices
-from daemon.endings import final_state, never_started, run_handle
+from daemon.endings import never_started, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import (
     CapacityAware,
     Executor,
     ExitStatus,
     LaunchSpec,
-    NotStarted,
     Reserving,
     RunHandle,
 )
 from daemon.executors.errors import ExecutorUnavailableError
 from daemon.executors.held import HeldJobs
+from daemon.finishing import EndingContext, Endings
 from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
-from daemon.ledger import DecisionRecord, JobRecord, Ledger, RunRecord
+from daemon.ledger import JobRecord, Ledger, RunRecord
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
@@ -61,7 +58,6 @@ from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
 from daemon.sites import SiteView
-from daemon.sites.outcome import site_columns
 from forecasts import ForecastsError
 from policies import (
     Alternative,
@@ -135,12 +131,11 @@ class Service:
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
-        self._cancel_sent: set[str] = set()
         self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
         self._specs: dict[str, tuple[JobRequest, JobSpec]] = {}  # planner's view per waiting job
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
-        self._totals: dict[str, float] | None = None  # the ledger's outcome totals
         self._busy = BusyDevices()  # the planner's devices, kept between rounds
+        self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics)
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
 
@@ -170,8 +165,7 @@ class Service:
             self._adopt(self.ledger.active_runs(), now)
             if self.measurement is not None:  # learned factors survive a restart
                 self.measurement.relearn(measured_history(self.ledger, self.inventory))
-            self._totals = self.ledger.outcome_totals()  # then kept up to date per job
-            self.metrics.observe_totals(self._totals)
+            self._endings.load_totals()  # then kept up to date per job
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 
@@ -306,37 +300,15 @@ class Service:
             return self._plan(now)[0]
 
     def reconcile(self, now: datetime) -> list[ExitStatus]:
-        """Forward cancel requests to running jobs and record the jobs that ended."""
+        """Forward cancel requests to running jobs and record the jobs that ended
+        (:meth:`daemon.finishing.Endings.reconcile`)."""
         with self._lock:
             self._check_gpus(now)
             runs = self.ledger.active_runs()
             if any(run.token is None for run in runs):  # a crash mid-launch; start() not run
                 self._adopt([run for run in runs if run.token is None], now)
                 runs = self.ledger.active_runs()
-            by_executor: dict[str, list[RunHandle]] = defaultdict(list)
-            for run in runs:
-                if run.token is not None:
-                    by_executor[run.executor].append(run_handle(run))
-            self._send_cancels(runs, now)
-            ended: list[ExitStatus] = []
-            for name, handles in by_executor.items():
-                executor = self.executors.get(name)
-                if executor is None:
-                    continue
-                try:
-                    statuses = executor.poll(handles, now)
-                except (DaemonError, OSError) as exc:  # the jobs stay running; polled again
-                    log.error("executor_poll_failed", executor=name, error=str(exc))
-                    continue
-                killpoints.reached("reconcile_polled")
-                finished = []
-                for status in statuses:
-                    if isinstance(status, NotStarted):  # taken back before it started
-                        self._requeue(status, now, "its executor took it back unstarted")
-                        continue
-                    finished.append(status)
-                self._finish_all(finished, now)
-                ended.extend(finished)
+            ended = self._endings.reconcile(runs, now, self._ending_context(), self._requeue)
             if not isinstance(self.metrics, NullMetrics):  # not read for a sink that drops it
                 self.metrics.observe_queue(self.ledger.counts_by_state())
             return ended
@@ -461,8 +433,7 @@ class Service:
         log.info("job_" + state, job_id=job.job_id, reason=reason)
         self.metrics.observe_outcome(job.job_id, state, None)
         if state == "expired":
-            self._totals = add_expired(self._current_totals())
-            self.metrics.observe_totals(self._totals)
+            self._endings.count_expired()
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         self._end_unstarted(job, "failed", now, reason)
@@ -575,136 +546,19 @@ class Service:
             cwd=job.request.cwd,
         )
 
-    # -- endings ----------------------------------------------------------------------------
-
-    def _send_cancels(self, runs: Sequence[RunRecord], now: datetime) -> None:
-        waiting = self.ledger.cancel_requested("running")
-        for run in runs:
-            if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
-                executor = self.executors.get(run.executor)
-                if executor is None:
-                    continue
-                try:
-                    executor.cancel(run_handle(run), now)
-                except (DaemonError, OSError) as exc:  # tried again on the next reconcile
-                    log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
-                    continue
-                self._cancel_sent.add(run.job_id)
-                log.info("job_cancel_sent", job_id=run.job_id)
+    # -- endings (daemon.finishing) ---------------------------------------------------------
 
     def _finish(self, status: ExitStatus, now: datetime) -> None:
-        self._finish_all([status], now)
+        """Record how ``status``'s run ended (skipped unless its job is ``running``)."""
+        self._endings.finish([status], now, self._ending_context())
 
-    def _finish_all(self, statuses: Sequence[ExitStatus], now: datetime) -> None:
-        """Record how the runs of ``statuses`` ended (their jobs still ``running``; others
-        are skipped): each one's outcome row is computed, then all are committed in one
-        transaction, then logged and counted."""
-        endings: list[_Ending] = []
-        ended: set[str] = set()
-        for status in statuses:
-            if status.job_id in ended:
-                continue
-            ending = self._ending(status, now, ended)
-            if ending is not None:
-                killpoints.reached("job_exit")
-                endings.append(ending)
-                ended.add(status.job_id)
-        if not endings:
-            return
-        with self.ledger.transaction():
-            for e in endings:
-                status = e.status
-                self.ledger.finish_run(status.job_id, status.finished_at, status.exit_code,
-                                       status.signal, status.reason or e.reason)  # fmt: skip
-                self.ledger.transition(status.job_id, e.state, now, e.reason, seen="running")
-                if e.columns:
-                    self.ledger.record_outcome(status.job_id, now, **e.columns)
-        quiet = dropped(__name__, logging.INFO)  # asked once, not bound per event
-        for e in endings:
-            killpoints.reached("job_exit_done")
-            self._ended(e, quiet)
-
-    def _ending(self, status: ExitStatus, now: datetime, ended: set[str]) -> _Ending | None:
-        """The end of ``status``'s run as it will be recorded (None: its job is not
-        ``running``); ``ended``: the jobs ended before it, in the same transaction."""
-        job = self.ledger.job(status.job_id)
-        if job.state != "running":
-            return None
-        run = self.ledger.run(status.job_id)
-        if run is not None and status.started_at is not None:  # the executor knows better
-            run = replace(run, started_at=status.started_at)
-        state, reason = final_state(status, cancel_requested=job.cancel_requested_at is not None)
-        decision = self.ledger.latest_decision(status.job_id)
-        measured = {}
-        if self.measurement is not None and run is not None:
-            spec = _spec_or_none(job)
-            measured = self.measurement.finished(
-                status.job_id, started_at=run.started_at or run.launched_at,
-                finished_at=status.finished_at, decision=decision, forecasts=self._forecasts,
-                job=spec if status.succeeded else None,
-            )  # fmt: skip
-        columns: dict[str, Any] = {}
-        if run is not None and decision is not None:
-            columns = self._outcome_columns(run, decision, status, measured, ended)
-        return _Ending(status, state, reason, columns, job.deadline)
-
-    def _ended(self, e: _Ending, quiet: bool) -> None:
-        """After ``e`` is committed: forget its cancel and hold, log (unless ``quiet``: the
-        level drops it), count."""
-        job_id = e.status.job_id
-        self._cancel_sent.discard(job_id)
-        self._held.forget(job_id)
-        if not quiet:
-            log.info("job_finished", job_id=job_id, state=e.state, reason=e.reason,
-                     exit_code=e.status.exit_code, signal=e.status.signal,
-                     energy_j=e.columns.get("energy_j"),
-                     energy_method=e.columns.get("energy_method"),
-                     total_g=e.columns.get("total_g"))  # fmt: skip
-        self.metrics.observe_outcome(job_id, e.state, e.columns.get("total_g"),
-                                     e.columns.get("measured_energy_j"))  # fmt: skip
-        if e.columns:
-            self._totals = add_outcome(self._current_totals(), e.columns, e.deadline)
-            self.metrics.observe_totals(self._totals)
-
-    def _current_totals(self) -> dict[str, float]:
-        """The ledger's totals (loaded once, then kept up to date by each ending)."""
-        if self._totals is None:
-            self._totals = self.ledger.outcome_totals()
-        return self._totals
-
-    def _outcome_columns(
-        self,
-        run: RunRecord,
-        decision: DecisionRecord,
-        status: ExitStatus,
-        measured: Mapping[str, Any],
-        ended: set[str],
-    ) -> dict[str, Any]:
-        """The ``outcomes`` row of a finished run (:func:`daemon.accounting.finished_columns`),
-        split by energy source at a region with a site."""
-        gpu = self._by_device.get(run.device_ids[0]) if run.device_ids else None
-        columns = finished_columns(self.ledger, gpu, run, decision, status, measured,
-                                   self._forecasts, self.settings.lifetime_years)  # fmt: skip
-        return self._at_site(run, status, columns, ended)
-
-    def _at_site(
-        self, run: RunRecord, status: ExitStatus, columns: dict[str, Any], ended: set[str]
-    ) -> dict[str, Any]:
-        """At a region with a site: the energy split by source and the grams of the split
-        (:mod:`daemon.sites.outcome`); elsewhere ``columns`` unchanged. ``ended``: jobs
-        whose end is recorded in the same transaction (their GPUs are free)."""
-        if self.sites is None:
-            return columns
-        site = self.sites.sites.get(str(columns.get("region")))
-        if site is None:
-            return columns
-        started = run.started_at or run.launched_at
-        runs = [r for r in self.ledger.active_runs() if r.job_id not in ended]
-        devices = self._busy.devices(self.inventory, runs, status.finished_at,
-                                     self.settings.intervals.plan_s)  # fmt: skip
-        self.sites.observe(status.finished_at, devices)
-        pv, battery = self.sites.shares(site.region, started, status.finished_at)
-        return site_columns(columns, pv, battery, site.factors)
+    def _ending_context(self) -> EndingContext:
+        return EndingContext(
+            inventory=self.inventory, by_device=self._by_device, forecasts=self._forecasts,
+            lifetime_years=self.settings.lifetime_years,
+            overrun_s=self.settings.intervals.plan_s, measurement=self.measurement,
+            sites=self.sites,
+        )  # fmt: skip
 
     # -- GPUs -------------------------------------------------------------------------------
 
@@ -752,18 +606,6 @@ class _Launch:
     def indices(self) -> tuple[int, ...]:
         """The GPUs' indices on their node."""
         return tuple(gpu.index for gpu in self.gpus)
-
-
-@dataclass(frozen=True, slots=True)
-class _Ending:
-    """A run's end as recorded: its status, the job's final state and why, the outcome row
-    (empty: no run or decision to account), and the job's deadline (for the totals)."""
-
-    status: ExitStatus
-    state: str
-    reason: str
-    columns: dict[str, Any]
-    deadline: datetime | None
 
 
 def _spec_or_none(job: JobRecord) -> JobSpec | None:

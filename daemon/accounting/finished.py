@@ -22,29 +22,39 @@ from daemon.logs import dropped
 from policies import PoliciesError, ZoneIntensity
 from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
-__all__ = ["finished_columns"]
+__all__ = ["estimates_logged", "finished_columns"]
 
 log = structlog.get_logger(__name__)
+
+
+def estimates_logged() -> bool:
+    """Whether ``job_energy_estimated`` events are logged as logging is configured now."""
+    return not dropped(__name__, logging.INFO)
 
 
 def finished_columns(
     ledger: Ledger,
     gpu: InventoryGpu | None,
     run: RunRecord,
+    started: datetime,
     decision: DecisionRecord,
     status: ExitStatus,
     measured: Mapping[str, Any],
     forecasts: Mapping[str, ZoneIntensity],
     lifetime_years: float,
+    *,
+    quiet: bool | None = None,
 ) -> dict[str, Any]:
-    """The row for ``run`` on ``gpu`` (its first device; None when no longer in the inventory).
+    """The row for ``run`` on ``gpu`` (its first device; None when no longer in the inventory),
+    which really started at ``started`` (the executor's word, else the run row's).
 
     ``measured`` holds the columns the GPU meter filled (empty when nothing metered the run);
     the realised intensity comes from the ledger's samples over the run, else from the held
-    forecast in ``forecasts``. Logs ``job_energy_estimated`` when the grams use the estimate.
+    forecast in ``forecasts``. Logs ``job_energy_estimated`` when the grams use the estimate
+    (``quiet``: known not to be logged, :func:`estimates_logged`; None: asked here).
     """
     pue = gpu.device.pue if gpu is not None else None
-    columns = predicted_outcome(run, decision, status, pue)
+    columns = predicted_outcome(started, run, decision, status, pue)
     counterfactual = ledger.counterfactual(run.job_id)
     if counterfactual is not None:
         columns["run_now_total_g"] = counterfactual["total_g"]
@@ -56,7 +66,6 @@ def finished_columns(
     columns |= measured
     if measured.get("energy_j") is not None or gpu is None:
         return columns
-    started = run.started_at or run.launched_at
     zone = gpu.device.zone
     realised = realised_from_samples(
         zone, ledger.intensity_samples(zone, started, status.finished_at), started,
@@ -70,7 +79,7 @@ def finished_columns(
         reported_method=status.energy_method,
     )  # fmt: skip
     if columns.get("energy_method") == ESTIMATED:
-        if not dropped(__name__, logging.INFO):  # not bound per job only to be dropped
+        if not (dropped(__name__, logging.INFO) if quiet is None else quiet):
             log.info("job_energy_estimated", job_id=run.job_id, energy_j=columns["energy_j"],
                      reason="no GPU meter followed it and its executor reported none")  # fmt: skip
     elif columns.get("total_g") is None:

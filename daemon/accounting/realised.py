@@ -10,7 +10,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime
-from itertools import pairwise
 
 from policies.footprint.outcome import RealisedIntensity
 
@@ -30,25 +29,25 @@ def realised_from_samples(
     if not samples:
         return None
     times = [s[0] for s in samples]
-
-    def in_force(t: datetime) -> int:
-        return max(0, bisect_right(times, t) - 1)
-
-    cuts = [start, *(t for t in times if start < t < end), max(start, end)]
-    span_s = (cuts[-1] - start).total_seconds()
-    used = {in_force(start)}
-    weighted = 0.0
-    for a, b in pairwise(cuts):
-        i = in_force(a)
+    stop = max(start, end)  # the last cut
+    first = max(0, bisect_right(times, start) - 1)  # the sample in force at the start
+    # the mean over the cuts at each sample inside the run, each stretch at the value then
+    # in force (summed in time order)
+    used, i, cut, weighted = {first}, first, start, 0.0
+    for at in [t for t in times if start < t < end]:
+        weighted += samples[i][1] * (at - cut).total_seconds()
+        i, cut = max(0, bisect_right(times, at) - 1), at
         used.add(i)
-        weighted += samples[i][1] * (b - a).total_seconds()
-    value = weighted / span_s if span_s > 0 else samples[in_force(start)][1]
-    covered_s = max(0.0, (cuts[-1] - max(start, times[0])).total_seconds())
-    last = samples[in_force(cuts[-1])]
+    weighted += samples[i][1] * (stop - cut).total_seconds()
+    span_s = (stop - start).total_seconds()
+    value = weighted / span_s if span_s > 0 else samples[first][1]
+    covered_s = max(0.0, (stop - max(start, times[0])).total_seconds())
+    last = samples[max(0, bisect_right(times, stop) - 1)]
+    rung = samples[first][2] if len(used) == 1 else "+".join(sorted({samples[k][2] for k in used}))
     return RealisedIntensity(
         zone=zone,
         intensity_g_per_kwh=value,
-        rung="+".join(sorted({samples[i][2] for i in used})),
-        age_s=max(0.0, (cuts[-1] - last[0]).total_seconds()),
+        rung=rung,
+        age_s=max(0.0, (stop - last[0]).total_seconds()),
         coverage=min(1.0, covered_s / span_s) if span_s > 0 else float(times[0] <= start),
     )

@@ -7,11 +7,11 @@ hundreds of thousands of jobs through the same service).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["add_expired", "add_outcome"]
+__all__ = ["add_expired", "add_outcome", "add_outcomes"]
 
 
 def add_outcome(
@@ -19,22 +19,35 @@ def add_outcome(
 ) -> dict[str, float]:
     """``totals`` with one more outcome row (``columns``; ``deadline`` is its job's, to count
     a miss when it finished after it). Same sums as ``outcome_totals``."""
+    return add_outcomes(totals, [(columns, deadline)])
+
+
+def add_outcomes(
+    totals: Mapping[str, float],
+    rows: Sequence[tuple[Mapping[str, Any], datetime | None]],
+) -> dict[str, float]:
+    """``totals`` with more outcome rows, each ``(columns, deadline)`` as for
+    :func:`add_outcome`, added in order (the same sums as adding them one at a time)."""
     out = dict(totals)
 
     def add(key: str, value: Any) -> None:
         out[key] = out.get(key, 0.0) + (float(value) if value is not None else 0.0)
 
-    add("jobs", 1)
-    for key in ("energy_j", "measured_energy_j", "operational_g", "embodied_g", "total_g"):
-        add(key, columns.get(key))
-    total, run_now = columns.get("total_g"), columns.get("run_now_total_g")
-    if total is not None and run_now is not None:
-        add("run_now_total_g", run_now)
-        add("saved_g", run_now - total)
-    finished = columns.get("finished_at")
-    if deadline is not None and finished is not None and finished > deadline.isoformat():
-        add("deadlines_missed", 1)
+    for columns, deadline in rows:
+        add("jobs", 1)
+        for key in _SUMMED:
+            add(key, columns.get(key))
+        total, run_now = columns.get("total_g"), columns.get("run_now_total_g")
+        if total is not None and run_now is not None:
+            add("run_now_total_g", run_now)
+            add("saved_g", run_now - total)
+        finished = columns.get("finished_at")
+        if deadline is not None and finished is not None and finished > deadline.isoformat():
+            add("deadlines_missed", 1)
     return out
+
+
+_SUMMED = ("energy_j", "measured_energy_j", "operational_g", "embodied_g", "total_g")
 
 
 def add_expired(totals: Mapping[str, float]) -> dict[str, float]:

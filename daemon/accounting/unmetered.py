@@ -4,12 +4,13 @@
 The estimate is the power predicted at dispatch (expected energy over expected duration, which
 includes any recalibration then in use) times the run's real duration, so a job that ended
 early or late is charged for the time it held its GPUs. Embodied grams follow the real
-duration too. Grams come from :func:`policies.footprint.outcome.compute_outcome`, as for
-metered jobs.
+duration too. Grams come from :func:`policies.footprint.outcome.measured_footprint`, as
+:func:`~policies.footprint.outcome.compute_outcome`'s do for metered jobs.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 from daemon.accounting.methods import ESTIMATED
 from daemon.ledger import DecisionRecord
 from policies import Alternative
-from policies.footprint.outcome import MeasuredRun, RealisedIntensity, compute_outcome
+from policies.footprint.outcome import RealisedIntensity, measured_footprint
 
 __all__ = ["EnergySource", "best_energy", "predicted_alternative", "unmetered_columns"]
 
@@ -89,27 +90,44 @@ def unmetered_columns(
     }
     if source is None:
         return columns
-    outcome = compute_outcome(
-        MeasuredRun(started_at, finished_at, gpu, gpus, source.energy_j, source.method),
-        predicted_alternative(decision, started_at),
-        realised,
-        gpu_embodied_g=gpu_embodied_g,
-        pue=pue,
-        lifetime_years=lifetime_years,
-    )
-    details = {
-        "energy_source": source.method,
-        "intensity_coverage": realised.coverage,
-        "estimated_power_w": source.energy_j / duration_s
-        if not source.measured and duration_s > 0
-        else None,
-    }
+    grams = measured_footprint(
+        source.energy_j, duration_s, realised.intensity_g_per_kwh, gpu_embodied_g, pue=pue,
+        lifetime_years=lifetime_years, gpus=gpus,
+    )  # fmt: skip
+    power_w = source.energy_j / duration_s if not source.measured and duration_s > 0 else None
     return columns | {
-        "operational_g": outcome.operational_g,
-        "embodied_g": outcome.embodied_g,
-        "total_g": outcome.total_g,
-        "details_json": json.dumps(details, allow_nan=False),
+        "operational_g": grams.operational_g,
+        "embodied_g": grams.embodied_g,
+        "total_g": grams.total_g,
+        "details_json": _details_json(source.method, realised.coverage, power_w),
     }
+
+
+def _details_json(energy_source: str, coverage: float, power_w: float | None) -> str:
+    """``json.dumps({"energy_source": ..., "intensity_coverage": ..., "estimated_power_w":
+    ...}, allow_nan=False)``, without its per-call work when the figures are finite floats
+    (a float's ``repr`` is its JSON then)."""
+    if (
+        type(coverage) is float
+        and math.isfinite(coverage)
+        and (power_w is None or (type(power_w) is float and math.isfinite(power_w)))
+    ):
+        power = "null" if power_w is None else repr(power_w)
+        return (
+            f'{{"energy_source": {_json_string(energy_source)}, "intensity_coverage": '
+            f'{coverage!r}, "estimated_power_w": {power}}}'
+        )
+    details = {
+        "energy_source": energy_source,
+        "intensity_coverage": coverage,
+        "estimated_power_w": power_w,
+    }
+    return json.dumps(details, allow_nan=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _json_string(value: str) -> str:
+    return json.dumps(value)
 
 
 def predicted_alternative(decision: DecisionRecord | None, started_at: datetime) -> Alternative:

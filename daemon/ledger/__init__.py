@@ -9,6 +9,7 @@ from daemon.ledger.records import (
     RunRecord,
     TransitionRecord,
 )
+from daemon.ledger.runs import RunEnd
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from daemon.ledger.store import EXPORTABLE, Ledger, LedgerError, UnknownJobError
 
@@ -21,6 +22,7 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "QueueFileRecord",
+    "RunEnd",
     "RunRecord",
     "TransitionRecord",
     "UnknownJobError",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,7 +17,7 @@ from daemon import killpoints
 from daemon.errors import DaemonError
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["Connection", "LedgerError", "UnknownJobError", "dt", "req_dt", "ts"]
+__all__ = ["Connection", "LedgerError", "UnknownJobError", "dt", "json_tuple", "req_dt", "ts"]
 
 
 class LedgerError(DaemonError):
@@ -51,6 +53,13 @@ def dt(value: str | None) -> datetime | None:
 def req_dt(value: str) -> datetime:
     """A stored, required time back as a datetime."""
     return datetime.fromisoformat(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def json_tuple(text: str) -> tuple[Any, ...]:
+    """A stored JSON list as a tuple (device ids and GPU indices repeat across runs and
+    decisions: parsed once each)."""
+    return tuple(json.loads(text))
 
 
 def _quote(text: str) -> str:

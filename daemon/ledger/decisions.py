@@ -4,38 +4,36 @@ a job and its run-now counterfactual (from the rows kept for the jobs this conne
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from daemon.ledger.accounting import Accounting
-from daemon.ledger.base import dt, req_dt, ts
-from daemon.ledger.kept import KeptRows, real
+from daemon.ledger.base import dt, json_tuple, req_dt, ts
+from daemon.ledger.kept import real
 from daemon.ledger.records import DecisionRecord
 from policies import Decision
+
+if TYPE_CHECKING:
+    from daemon.ledger.kept import KeptRows
 
 __all__ = ["Decisions", "alternative_json"]
 
 
 class Decisions(Accounting):
     """The decisions table: what the policy decided about each job, with its alternatives and
-    run-now counterfactual."""
+    run-now counterfactual (a mixin of :class:`daemon.ledger.Ledger`)."""
 
-    # The rows this connection wrote about the jobs it added (daemon.ledger.kept): their
-    # latest decision and first counterfactual here, their job and run rows in the Ledger.
-    _kept_rows: KeptRows | None = None
     # The texts earlier rounds' rows share (emptied when full).
     _texts: _DecisionTexts | None = None
 
-    @property
-    def _kept(self) -> KeptRows:
-        if self._kept_rows is None:
-            self._kept_rows = KeptRows()
-        return self._kept_rows
+    if TYPE_CHECKING:  # the Ledger's (daemon.ledger.store): the rows of the jobs added here
+
+        @property
+        def _kept(self) -> KeptRows: ...
 
     def record_decision(self, decision: Decision, at: datetime) -> None:
         """Store ``decision`` with its alternatives and run-now counterfactual."""
@@ -253,33 +251,11 @@ class _DecisionTexts:
         return text
 
 
-@functools.lru_cache(maxsize=4096)
-def _json_tuple(text: str) -> tuple[Any, ...]:
-    """A stored JSON list as a tuple (device ids and GPU indices repeat across runs: parsed
-    once each)."""
-    return tuple(json.loads(text))
-
-
-def _list_json(items: Sequence[Any]) -> str:
-    """``items`` as a stored JSON list, ``json.dumps(list(items))`` (a run's device ids and
-    GPU indices repeat across runs: texts and ints are encoded once each; other values, which
-    may equal them and encode otherwise, such as ``1.0`` or ``True`` for ``1``, each time)."""
-    key = tuple(items)
-    if all(type(item) is str or type(item) is int for item in key):
-        return _exact_list_json(key)
-    return json.dumps(list(key))
-
-
-@functools.lru_cache(maxsize=4096)
-def _exact_list_json(items: tuple[str | int, ...]) -> str:
-    return json.dumps(list(items))
-
-
 def _decision(row: sqlite3.Row | dict[str, Any], alternatives: bool = True) -> DecisionRecord:
     return DecisionRecord(
         job_id=row["job_id"], at=req_dt(row["at"]), policy=row["policy"],
         action=row["action"], reason=row["reason"], region=row["region"], gpu=row["gpu"],
-        device_ids=_json_tuple(row["device_ids_json"] or "[]"),
+        device_ids=json_tuple(row["device_ids_json"] or "[]"),
         planned_start=dt(row["planned_start"]),
         expected_duration_s=row["expected_duration_s"],
         expected_energy_j=row["expected_energy_j"],

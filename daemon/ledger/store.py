@@ -16,10 +16,11 @@ from typing import Any
 
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
-from daemon.ledger.decisions import Decisions, _json_tuple, _list_json, alternative_json
-from daemon.ledger.kept import integer, real
+from daemon.ledger.decisions import Decisions, alternative_json
+from daemon.ledger.kept import KeptRows, integer
 from daemon.ledger.queue_state import QueueState
-from daemon.ledger.records import JobRecord, RunRecord, TransitionRecord
+from daemon.ledger.records import JobRecord, TransitionRecord
+from daemon.ledger.runs import Runs
 from daemon.ledger.waiting import WaitingIndex
 from daemon.queue.line import JobRequest
 from daemon.states import FINAL_STATES, TRANSITIONS, check_transition
@@ -27,7 +28,7 @@ from daemon.states import FINAL_STATES, TRANSITIONS, check_transition
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
 
 
-class Ledger(Decisions, Accounting, QueueState):
+class Ledger(Decisions, Runs, Accounting, QueueState):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
 
@@ -37,15 +38,17 @@ class Ledger(Decisions, Accounting, QueueState):
     _requests: dict[str, JobRequest] | None = None
     # The records :meth:`most_urgent_waiting` returned last, with the columns that may change.
     _waiting: dict[str, tuple[list[Any], JobRecord]] | None = None
-    # The records active_runs() returned last, by their row's values; the list itself, as of
-    # SQLite's data_version and this connection's writes of runs and job states then.
-    _active: dict[tuple[Any, ...], RunRecord] | None = None
-    _active_runs: tuple[RunRecord, ...] = ()
-    _active_as_of: tuple[int, int] | None = None
-    _run_writes = 0  # this connection's writes that may change what active_runs() returns
+    # The decision, counterfactual and run rows of the jobs added here (daemon.ledger.kept).
+    _kept_rows: KeptRows | None = None
     # The waiting jobs' order (daemon.ledger.waiting), as of SQLite's data_version then.
     _waiting_index: WaitingIndex | None = None
     _waiting_version: int | None = None
+
+    @property
+    def _kept(self) -> KeptRows:
+        if self._kept_rows is None:
+            self._kept_rows = KeptRows()
+        return self._kept_rows
 
     def _rolled_back(self) -> None:
         self._run_writes += 1
@@ -293,156 +296,7 @@ class Ledger(Decisions, Accounting, QueueState):
         if self._waiting_index is not None:
             self._waiting_index.cancel_requested(job_id, ts(at) or "")
 
-    def runs(self, states: Sequence[str]) -> dict[str, RunRecord]:
-        """The runs of the jobs in ``states``, by job id."""
-        rows = self._exec(
-            "SELECT runs.* FROM runs JOIN jobs USING (job_id)"
-            f" WHERE jobs.state IN ({','.join('?' * len(states))})",
-            list(states),
-        )
-        return {row["job_id"]: _run(row) for row in rows}
-
-    # -- runs -------------------------------------------------------------------------------
-
-    def add_run(
-        self,
-        job_id: str,
-        executor: str,
-        device_ids: Sequence[str],
-        gpu_indices: Sequence[int],
-        expected_duration_s: float,
-        at: datetime,
-    ) -> None:
-        """Record a launch about to happen (token still unknown)."""
-        self._run_writes += 1
-        row = {
-            "job_id": job_id, "executor": executor, "token": None,
-            "device_ids_json": _list_json(device_ids),
-            "gpu_indices_json": _list_json(gpu_indices),
-            "expected_duration_s": expected_duration_s, "launched_at": ts(at),
-        }  # fmt: skip
-        self._exec(
-            "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
-            " expected_duration_s, launched_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (job_id, executor, row["device_ids_json"], row["gpu_indices_json"],
-             expected_duration_s, row["launched_at"]),
-        )  # fmt: skip
-        kept = self._kept.get(job_id)
-        if kept is not None:
-            row["expected_duration_s"] = real(expected_duration_s)
-            kept.run = row | dict.fromkeys(("started_at", "finished_at", "exit_code", "signal",
-                                            "reason"))  # fmt: skip
-
-    def set_run_started(self, job_id: str, token: str, started_at: datetime) -> None:
-        """Record the executor's handle of a launched job."""
-        self._run_writes += 1
-        self._exec(
-            "UPDATE runs SET token = ?, started_at = ? WHERE job_id = ?",
-            (token, ts(started_at), job_id),
-        )
-        self._kept_run(job_id, token=token, started_at=ts(started_at))
-
-    def set_run_token(self, job_id: str, token: str) -> None:
-        """Record the executor's handle of a job it holds before its start (not started)."""
-        self._run_writes += 1
-        self._exec("UPDATE runs SET token = ? WHERE job_id = ?", (token, job_id))
-        self._kept_run(job_id, token=token)
-
-    def finish_run(
-        self,
-        job_id: str,
-        finished_at: datetime,
-        exit_code: int | None,
-        signal: int | None,
-        reason: str,
-    ) -> None:
-        """Record how a run ended."""
-        self._run_writes += 1
-        self._exec(
-            "UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, reason = ?"
-            " WHERE job_id = ?",
-            (ts(finished_at), exit_code, signal, reason, job_id),
-        )
-        self._kept_run(job_id, finished_at=ts(finished_at), exit_code=integer(exit_code),
-                       signal=integer(signal), reason=reason)  # fmt: skip
-
-    def drop_run(self, job_id: str) -> None:
-        """Forget a run that never started (so the job can be launched again)."""
-        self._run_writes += 1
-        self._exec("DELETE FROM runs WHERE job_id = ?", (job_id,))
-        kept = self._kept.get(job_id)
-        if kept is not None:
-            kept.run = None
-
-    def run(self, job_id: str) -> RunRecord | None:
-        """The run of ``job_id``, if it was launched."""
-        kept = self._kept.get(job_id)
-        if kept is not None:
-            return None if kept.run is None else _run(kept.run)
-        row = self._exec("SELECT * FROM runs WHERE job_id = ?", (job_id,)).fetchone()
-        return None if row is None else _run(row)
-
-    def _kept_run(self, job_id: str, **columns: Any) -> None:
-        """The kept run row of ``job_id`` (if any) with ``columns`` as just written."""
-        kept = self._kept.get(job_id)
-        if kept is not None and kept.run is not None:
-            kept.run.update(columns)
-
-    def active_runs(self) -> list[RunRecord]:
-        """Runs of jobs in state ``running`` (asked several times a round: when neither this
-        connection wrote a run or a job's state since, nor another connection committed,
-        the same answer without reading it again)."""
-        as_of = (self._exec("PRAGMA data_version").fetchone()[0], self._run_writes)
-        if as_of == self._active_as_of:
-            return list(self._active_runs)
-        rows = self._exec(
-            "SELECT runs.* FROM runs JOIN jobs USING (job_id) WHERE jobs.state = 'running'"
-            " ORDER BY runs.launched_at"
-        )
-        # Asked several times a round: a row as last time is the same record, not parsed again.
-        known, runs, active = self._active or {}, [], {}
-        for row in rows:
-            values = tuple(row)
-            entry = known.get(values)
-            record = entry if entry is not None else _run(row)
-            active[values] = record
-            runs.append(record)
-        self._active = active
-        self._active_runs, self._active_as_of = tuple(runs), as_of
-        return runs
-
-    # -- outcomes and intensity -------------------------------------------------------------
-
-    def record_outcome(self, job_id: str, at: datetime, **columns: Any) -> None:
-        """Insert or replace the outcome row of ``job_id`` (columns of the ``outcomes`` table)."""
-        names = ["job_id", "recorded_at", *columns]
-        self._exec(
-            f"INSERT OR REPLACE INTO outcomes ({', '.join(names)})"
-            f" VALUES ({', '.join('?' * len(names))})",
-            (job_id, ts(at), *columns.values()),
-        )
-
-    def outcome(self, job_id: str) -> dict[str, Any] | None:
-        """The outcome row of ``job_id`` as a dict, if recorded."""
-        row = self._exec("SELECT * FROM outcomes WHERE job_id = ?", (job_id,)).fetchone()
-        return None if row is None else dict(row)
-
-    def grams_totals(self, states: Sequence[str] = ()) -> dict[str, float]:
-        """Totals over the jobs in ``states`` (all when empty): ``jobs``; ``expected_total_g``
-        (their latest decisions' expected grams); ``finished`` and ``measured_total_g`` (jobs
-        with an outcome's grams); ``saved_g`` (run-now counterfactual minus real grams, over
-        the finished jobs that have both)."""
-        where = f"WHERE j.state IN ({','.join('?' * len(states))})" if states else ""
-        row = self._exec(
-            "SELECT count(*), coalesce(sum(d.expected_total_g), 0), count(o.total_g),"
-            " coalesce(sum(o.total_g), 0), coalesce(sum(o.run_now_total_g - o.total_g), 0)"
-            " FROM jobs j LEFT JOIN outcomes o ON o.job_id = j.job_id"
-            " LEFT JOIN decisions d ON d.seq ="
-            " (SELECT max(seq) FROM decisions WHERE job_id = j.job_id) " + where,
-            list(states),
-        ).fetchone()
-        names = ("jobs", "expected_total_g", "finished", "measured_total_g", "saved_g")
-        return {name: float(value) for name, value in zip(names, row, strict=True)}
+    # -- intensity --------------------------------------------------------------------------
 
     def record_intensity(
         self, zone: str, at: datetime, intensity_g_per_kwh: float, source: str, now: datetime
@@ -512,14 +366,3 @@ EXPORTABLE = ("jobs", "transitions", "decisions", "runs", "outcomes", "intensity
 
 
 _REQUESTS_KEPT = 20_000
-
-
-def _run(row: sqlite3.Row | dict[str, Any]) -> RunRecord:
-    return RunRecord(
-        job_id=row["job_id"], executor=row["executor"], token=row["token"],
-        device_ids=_json_tuple(row["device_ids_json"]),
-        gpu_indices=_json_tuple(row["gpu_indices_json"]),
-        expected_duration_s=row["expected_duration_s"], launched_at=req_dt(row["launched_at"]),
-        started_at=dt(row["started_at"]), finished_at=dt(row["finished_at"]),
-        exit_code=row["exit_code"], signal=row["signal"], reason=row["reason"],
-    )  # fmt: skip

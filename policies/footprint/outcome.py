@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from policies.errors import InvalidOutcomeError
-from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, footprint
+from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, CarbonFootprint, footprint
 from policies.placement import mean_intensity_g_per_kwh
 from policies.types import Alternative, ZoneIntensity
 
@@ -37,6 +37,7 @@ __all__ = [
     "Outcome",
     "RealisedIntensity",
     "compute_outcome",
+    "measured_footprint",
     "realised_intensity",
     "relative_error",
     "time_weighted_intensity",
@@ -168,6 +169,38 @@ def realised_intensity(
     )
 
 
+def measured_footprint(
+    energy_j: float,
+    duration_s: float,
+    intensity_g_per_kwh: float,
+    gpu_embodied_g: float,
+    *,
+    pue: float = 1.0,
+    lifetime_years: float = DEFAULT_LIFETIME_YEARS,
+    gpus: int = 1,
+) -> CarbonFootprint:
+    """The grams of a measured run: ``energy_j`` over ``duration_s`` on ``gpus`` GPUs at the
+    realised ``intensity_g_per_kwh`` (:func:`compute_outcome`'s, without the comparison with
+    the prediction).
+
+    Raises:
+        InvalidOutcomeError: negative energy or duration.
+    """
+    if energy_j < 0 or duration_s < 0:
+        raise InvalidOutcomeError(
+            f"measured run has energy {energy_j} J and duration {duration_s} s; both must be >= 0"
+        )
+    return footprint(
+        energy_j,
+        duration_s,
+        intensity_g_per_kwh,
+        gpu_embodied_g,
+        pue=pue,
+        lifetime_years=lifetime_years,
+        gpus=gpus,
+    )
+
+
 def compute_outcome(
     run: MeasuredRun,
     predicted: Alternative,
@@ -196,14 +229,10 @@ def compute_outcome(
     Raises:
         InvalidOutcomeError: negative energy or duration, or a bad intensity interval.
     """
-    if run.energy_j < 0 or run.duration_s < 0:
-        raise InvalidOutcomeError(
-            f"measured run has energy {run.energy_j} J and duration {run.duration_s} s; "
-            "both must be >= 0"
-        )
-    measured = footprint(
+    duration_s = run.duration_s
+    measured = measured_footprint(
         run.energy_j,
-        run.duration_s,
+        duration_s,
         intensity.intensity_g_per_kwh,
         gpu_embodied_g,
         pue=pue,
@@ -214,12 +243,12 @@ def compute_outcome(
     if run_now and run_now_intensity and submitted_at and run_now_gpu_embodied_g is not None:
         same = run_now.gpu == run.gpu and len(run_now.device_ids) == run.gpus
         energy_j = run.energy_j if same else run_now.energy_j
-        duration_s = run.duration_s if same else run_now.duration_s
-        end = submitted_at + timedelta(seconds=duration_s)
+        run_now_s = duration_s if same else run_now.duration_s
+        end = submitted_at + timedelta(seconds=run_now_s)
         value, _ = time_weighted_intensity(run_now_intensity, submitted_at, end)
         run_now_g = footprint(
             energy_j,
-            duration_s,
+            run_now_s,
             value,
             run_now_gpu_embodied_g,
             pue=pue,
@@ -229,7 +258,7 @@ def compute_outcome(
     return Outcome(
         started_at=run.started_at,
         ended_at=run.ended_at,
-        duration_s=run.duration_s,
+        duration_s=duration_s,
         gpu=run.gpu,
         gpus=run.gpus,
         measured_energy_j=run.energy_j,
@@ -249,7 +278,7 @@ def compute_outcome(
         predicted_intensity_g_per_kwh=predicted.intensity_g_per_kwh,
         predicted_total_g=predicted.total_g,
         energy_error_rel=relative_error(run.energy_j, predicted.energy_j),
-        duration_error_rel=relative_error(run.duration_s, predicted.duration_s),
+        duration_error_rel=relative_error(duration_s, predicted.duration_s),
         intensity_error_rel=relative_error(
             intensity.intensity_g_per_kwh, predicted.intensity_g_per_kwh
         ),

@@ -1,0 +1,285 @@
+"""How runs end, as the service records them: the running jobs polled, their owners' cancel
+requests forwarded, and each ended run's end, final state and outcome row recorded.
+
+:class:`Endings` belongs to one :class:`~daemon.service.Service`, which calls it under its lock
+with what the service holds at that moment (:class:`EndingContext`: inventory, forecasts,
+settings, GPU meter, sites).
+
+Exactly once: the ends one poll reports are computed first (outcome rows and all; kill point
+``job_exit`` after each), then committed in one transaction, then logged and counted (kill
+point ``job_exit_done`` after the commit, once per end). A daemon killed before the commit
+finds those jobs still ``running`` and its executor reports their ends again; one killed after
+it finds them ended. The commit writes each table's rows for the whole batch in one statement
+(:meth:`daemon.ledger.Ledger.finish_runs`), the rows one at a time would write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from daemon import killpoints
+from daemon.accounting.finished import estimates_logged, finished_columns
+from daemon.accounting.totals import add_expired, add_outcomes
+from daemon.busy import BusyDevices
+from daemon.endings import final_state, run_handle
+from daemon.errors import DaemonError
+from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
+from daemon.executors.held import HeldJobs
+from daemon.inventory import InventoryGpu
+from daemon.ledger import JobRecord, Ledger, RunEnd, RunRecord
+from daemon.logs import dropped
+from daemon.measurement import JobMeasurement
+from daemon.metrics_sink import MetricsSink
+from daemon.planning import job_spec
+from daemon.sites import SiteView
+from daemon.sites.outcome import site_columns
+from policies import JobSpec, PoliciesError, ZoneIntensity
+
+__all__ = ["EndingContext", "Endings", "Requeue"]
+
+log = structlog.get_logger(__name__)
+
+Requeue = Callable[[ExitStatus, datetime, str], None]
+"""The service's requeue of a job its executor took back unstarted: ``(status, now, why)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndingContext:
+    """What an ending reads from its service, as it is now (a reconfiguration or a lost GPU
+    replaces the inventory; a refresh the forecasts; the composition root the meter)."""
+
+    inventory: tuple[InventoryGpu, ...]
+    by_device: Mapping[str, InventoryGpu]
+    forecasts: Mapping[str, ZoneIntensity]
+    lifetime_years: float
+    overrun_s: float  # a run past its expected end holds its GPUs this much longer (plan_s)
+    measurement: JobMeasurement | None
+    sites: SiteView | None
+
+
+class Endings:
+    """The run-ending half of the service.
+
+    Args:
+        ledger: the service's ledger.
+        executors: by name (the service's own mapping).
+        held: the plans handed to reserving executors (an ended job's is forgotten).
+        busy: the planner's devices, kept between rounds (a site's load at an ending).
+        metrics: where outcomes and totals go.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        executors: Mapping[str, Executor],
+        held: HeldJobs,
+        busy: BusyDevices,
+        metrics: MetricsSink,
+    ) -> None:
+        self._ledger = ledger
+        self._executors = executors
+        self._held = held
+        self._busy = busy
+        self._metrics = metrics
+        self._cancel_sent: set[str] = set()
+        self._totals: dict[str, float] | None = None  # the ledger's outcome totals
+
+    # -- totals -----------------------------------------------------------------------------
+
+    def load_totals(self) -> None:
+        """Read the ledger's totals (at start) and report them; then kept up to date here."""
+        self._totals = self._ledger.outcome_totals()
+        self._metrics.observe_totals(self._totals)
+
+    def count_expired(self) -> None:
+        """One more job expired before it started (a missed deadline)."""
+        self._totals = add_expired(self._current_totals())
+        self._metrics.observe_totals(self._totals)
+
+    def _current_totals(self) -> dict[str, float]:
+        """The ledger's totals (loaded once, then kept up to date by each ending)."""
+        if self._totals is None:
+            self._totals = self._ledger.outcome_totals()
+        return self._totals
+
+    # -- reconciling ------------------------------------------------------------------------
+
+    def reconcile(
+        self, runs: Sequence[RunRecord], now: datetime, context: EndingContext, requeue: Requeue
+    ) -> list[ExitStatus]:
+        """Forward cancel requests to ``runs`` (the active runs, each with a token or not yet
+        launched), poll their executors and record the runs that ended, one executor's at a
+        time; returns the statuses recorded or skipped (not those requeued)."""
+        by_executor: dict[str, list[RunHandle]] = defaultdict(list)
+        for run in runs:
+            if run.token is not None:
+                by_executor[run.executor].append(run_handle(run))
+        self.send_cancels(runs, now)
+        ended: list[ExitStatus] = []
+        for name, handles in by_executor.items():
+            executor = self._executors.get(name)
+            if executor is None:
+                continue
+            try:
+                statuses = executor.poll(handles, now)
+            except (DaemonError, OSError) as exc:  # the jobs stay running; polled again
+                log.error("executor_poll_failed", executor=name, error=str(exc))
+                continue
+            killpoints.reached("reconcile_polled")
+            finished = []
+            for status in statuses:
+                if isinstance(status, NotStarted):  # taken back before it started
+                    requeue(status, now, "its executor took it back unstarted")
+                    continue
+                finished.append(status)
+            self.finish(finished, now, context)
+            ended.extend(finished)
+        return ended
+
+    def send_cancels(self, runs: Sequence[RunRecord], now: datetime) -> None:
+        """Ask the executors of ``runs`` whose owners want them cancelled to stop them (once
+        each; a failed request is tried again on the next reconcile)."""
+        waiting = self._ledger.cancel_requested("running")
+        for run in runs:
+            if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
+                executor = self._executors.get(run.executor)
+                if executor is None:
+                    continue
+                try:
+                    executor.cancel(run_handle(run), now)
+                except (DaemonError, OSError) as exc:  # tried again on the next reconcile
+                    log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
+                    continue
+                self._cancel_sent.add(run.job_id)
+                log.info("job_cancel_sent", job_id=run.job_id)
+
+    # -- recording ends ---------------------------------------------------------------------
+
+    def finish(self, statuses: Sequence[ExitStatus], now: datetime, context: EndingContext) -> None:
+        """Record how the runs of ``statuses`` ended (their jobs still ``running``; others
+        are skipped): each one's outcome row is computed, then all are committed in one
+        transaction, then logged and counted."""
+        endings: list[_Ending] = []
+        ended: set[str] = set()
+        estimates_quiet = not estimates_logged()  # asked once, not per job
+        for status in statuses:
+            if status.job_id in ended:
+                continue
+            ending = self._ending(status, ended, context, estimates_quiet)
+            if ending is not None:
+                killpoints.reached("job_exit")
+                endings.append(ending)
+                ended.add(status.job_id)
+        if not endings:
+            return
+        with self._ledger.transaction():
+            self._ledger.finish_runs([e.end for e in endings], now)
+        quiet = dropped(__name__, logging.INFO)  # asked once, not bound per event
+        counted: list[tuple[Mapping[str, Any], datetime | None]] = []
+        for e in endings:
+            killpoints.reached("job_exit_done")
+            self._ended(e, quiet)
+            if e.end.columns:
+                counted.append((e.end.columns, e.deadline))
+        if counted:
+            self._totals = add_outcomes(self._current_totals(), counted)
+            self._metrics.observe_totals(self._totals)
+
+    def _ending(
+        self, status: ExitStatus, ended: set[str], context: EndingContext, estimates_quiet: bool
+    ) -> _Ending | None:
+        """The end of ``status``'s run as it will be recorded (None: its job is not
+        ``running``); ``ended``: the jobs ended before it, in the same transaction."""
+        ledger, job_id = self._ledger, status.job_id
+        job = ledger.job(job_id)
+        if job.state != "running":
+            return None
+        run = ledger.run(job_id)
+        state, reason = final_state(status, cancel_requested=job.cancel_requested_at is not None)
+        decision = ledger.latest_decision(job_id)
+        columns: dict[str, Any] = {}
+        if run is not None:
+            # the executor knows better when the job really started
+            started = status.started_at or run.started_at or run.launched_at
+            measured = {}
+            if context.measurement is not None:
+                spec = _spec_or_none(job) if status.succeeded else None
+                measured = context.measurement.finished(
+                    job_id, started_at=started, finished_at=status.finished_at,
+                    decision=decision, forecasts=context.forecasts, job=spec,
+                )  # fmt: skip
+            if decision is not None:
+                gpu = context.by_device.get(run.device_ids[0]) if run.device_ids else None
+                columns = finished_columns(
+                    ledger, gpu, run, started, decision, status, measured, context.forecasts,
+                    context.lifetime_years, quiet=estimates_quiet,
+                )  # fmt: skip
+                columns = self._at_site(run, started, status, columns, ended, context)
+        end = RunEnd(job_id, status.finished_at, status.exit_code, status.signal,
+                     status.reason or reason, state, reason, columns)  # fmt: skip
+        return _Ending(end, status, job.deadline)
+
+    def _ended(self, e: _Ending, quiet: bool) -> None:
+        """After ``e`` is committed: forget its cancel and hold, log (unless ``quiet``: the
+        level drops it), report the outcome to the metrics sink (the totals: per batch)."""
+        job_id, columns, status = e.end.job_id, e.end.columns, e.status
+        self._cancel_sent.discard(job_id)
+        self._held.forget(job_id)
+        if not quiet:
+            log.info("job_finished", job_id=job_id, state=e.end.state, reason=e.end.state_reason,
+                     exit_code=status.exit_code, signal=status.signal,
+                     energy_j=columns.get("energy_j"),
+                     energy_method=columns.get("energy_method"),
+                     total_g=columns.get("total_g"))  # fmt: skip
+        self._metrics.observe_outcome(job_id, e.end.state, columns.get("total_g"),
+                                      columns.get("measured_energy_j"))  # fmt: skip
+
+    def _at_site(
+        self,
+        run: RunRecord,
+        started: datetime,
+        status: ExitStatus,
+        columns: dict[str, Any],
+        ended: set[str],
+        context: EndingContext,
+    ) -> dict[str, Any]:
+        """At a region with a site: the energy split by source and the grams of the split
+        (:mod:`daemon.sites.outcome`); elsewhere ``columns`` unchanged. ``ended``: jobs
+        whose end is recorded in the same transaction (their GPUs are free)."""
+        sites = context.sites
+        if sites is None:
+            return columns
+        site = sites.sites.get(str(columns.get("region")))
+        if site is None:
+            return columns
+        runs = [r for r in self._ledger.active_runs() if r.job_id not in ended]
+        devices = self._busy.devices(context.inventory, runs, status.finished_at,
+                                     context.overrun_s)  # fmt: skip
+        sites.observe(status.finished_at, devices)
+        pv, battery = sites.shares(site.region, started, status.finished_at)
+        return site_columns(columns, pv, battery, site.factors)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """A run's end as it will be recorded, the executor's status, and the job's deadline
+    (for the totals)."""
+
+    end: RunEnd
+    status: ExitStatus
+    deadline: datetime | None
+
+
+def _spec_or_none(job: JobRecord) -> JobSpec | None:
+    """The planner's view of ``job``, or None if it no longer parses (never raises)."""
+    try:
+        return job_spec(job)
+    except PoliciesError:
+        return None

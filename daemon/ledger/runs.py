@@ -1,0 +1,313 @@
+"""The ledger's runs and outcomes: a launch recorded before it happens, its executor's handle,
+how it ended, and the outcome row of a finished job.
+
+A run row is written ahead of its launch (token NULL until the executor answers) and ended in
+the transaction that moves its job to a final state, with the job's outcome row:
+:meth:`Runs.finish_runs` writes a batch of ends, each table's rows in one statement.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from daemon.ledger.base import Connection, LedgerError, dt, json_tuple, req_dt, ts
+from daemon.ledger.kept import integer, real
+from daemon.ledger.records import RunRecord
+
+if TYPE_CHECKING:
+    from daemon.ledger.kept import KeptRows
+
+__all__ = ["RunEnd", "Runs"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """How one run ended, as :meth:`Runs.finish_runs` records it: the run's end (``reason``:
+    the run row's), its job's final ``state`` and why (``state_reason``: the transition's),
+    and the ``outcomes`` columns (empty: no outcome row)."""
+
+    job_id: str
+    finished_at: datetime
+    exit_code: int | None
+    signal: int | None
+    reason: str
+    state: str
+    state_reason: str
+    columns: Mapping[str, Any]
+
+
+class Runs(Connection):
+    """Runs and outcomes (a mixin of :class:`daemon.ledger.Ledger`)."""
+
+    # The records active_runs() returned last, by their row's values; the list itself, as of
+    # SQLite's data_version and this connection's writes of runs and job states then.
+    _active: dict[tuple[Any, ...], RunRecord] | None = None
+    _active_runs: tuple[RunRecord, ...] = ()
+    _active_as_of: tuple[int, int] | None = None
+    _run_writes = 0  # this connection's writes that may change what active_runs() returns
+
+    if TYPE_CHECKING:  # the Ledger's (daemon.ledger.store)
+
+        @property
+        def _kept(self) -> KeptRows: ...
+
+        def _kept_state(self, job_id: str, state: str, at: datetime) -> None: ...
+
+        def transition(
+            self, job_id: str, new_state: str, at: datetime, reason: str, *, seen: str | None = None
+        ) -> str: ...
+
+    def runs(self, states: Sequence[str]) -> dict[str, RunRecord]:
+        """The runs of the jobs in ``states``, by job id."""
+        rows = self._exec(
+            "SELECT runs.* FROM runs JOIN jobs USING (job_id)"
+            f" WHERE jobs.state IN ({','.join('?' * len(states))})",
+            list(states),
+        )
+        return {row["job_id"]: _run(row) for row in rows}
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def add_run(
+        self,
+        job_id: str,
+        executor: str,
+        device_ids: Sequence[str],
+        gpu_indices: Sequence[int],
+        expected_duration_s: float,
+        at: datetime,
+    ) -> None:
+        """Record a launch about to happen (token still unknown)."""
+        self._run_writes += 1
+        row = {
+            "job_id": job_id, "executor": executor, "token": None,
+            "device_ids_json": _list_json(device_ids),
+            "gpu_indices_json": _list_json(gpu_indices),
+            "expected_duration_s": expected_duration_s, "launched_at": ts(at),
+        }  # fmt: skip
+        self._exec(
+            "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
+            " expected_duration_s, launched_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, executor, row["device_ids_json"], row["gpu_indices_json"],
+             expected_duration_s, row["launched_at"]),
+        )  # fmt: skip
+        kept = self._kept.get(job_id)
+        if kept is not None:
+            row["expected_duration_s"] = real(expected_duration_s)
+            kept.run = row | dict.fromkeys(("started_at", "finished_at", "exit_code", "signal",
+                                            "reason"))  # fmt: skip
+
+    def set_run_started(self, job_id: str, token: str, started_at: datetime) -> None:
+        """Record the executor's handle of a launched job."""
+        self._run_writes += 1
+        self._exec(
+            "UPDATE runs SET token = ?, started_at = ? WHERE job_id = ?",
+            (token, ts(started_at), job_id),
+        )
+        self._kept_run(job_id, token=token, started_at=ts(started_at))
+
+    def set_run_token(self, job_id: str, token: str) -> None:
+        """Record the executor's handle of a job it holds before its start (not started)."""
+        self._run_writes += 1
+        self._exec("UPDATE runs SET token = ? WHERE job_id = ?", (token, job_id))
+        self._kept_run(job_id, token=token)
+
+    def finish_run(
+        self,
+        job_id: str,
+        finished_at: datetime,
+        exit_code: int | None,
+        signal: int | None,
+        reason: str,
+    ) -> None:
+        """Record how a run ended."""
+        self._run_writes += 1
+        self._exec(
+            "UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, reason = ?"
+            " WHERE job_id = ?",
+            (ts(finished_at), exit_code, signal, reason, job_id),
+        )
+        self._kept_run(job_id, finished_at=ts(finished_at), exit_code=integer(exit_code),
+                       signal=integer(signal), reason=reason)  # fmt: skip
+
+    def finish_runs(self, ends: Sequence[RunEnd], at: datetime) -> None:
+        """Record how the runs of ``ends`` ended, in order, inside the caller's transaction:
+        for each, :meth:`finish_run`, ``transition(job_id, state, at, state_reason,
+        seen="running")`` and, with columns, :meth:`record_outcome` at ``at``; the same rows,
+        each table's in one statement.
+
+        Every job must be ``running``; if one is not (another connection moved it), those
+        statements are undone and the ends are recorded one by one, as those calls would
+        (which raise where the move is not allowed).
+
+        Raises:
+            InvalidTransitionError: a job cannot move to its final state.
+        """
+        if not ends:
+            return
+        self._run_writes += 1  # counted before writing: a failed write may have changed it
+        when = ts(at)
+        self._exec("SAVEPOINT finish_runs")
+        try:
+            moved = self._db.executemany(
+                "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ? AND state = 'running'",
+                [(e.state, when, e.job_id) for e in ends],
+            ).rowcount
+        except sqlite3.Error as exc:  # the caller's transaction rolls it all back
+            raise LedgerError(f"{self.path}: {exc}") from exc
+        if moved != len(ends):
+            self._undo("finish_runs")
+            for e in ends:  # as one by one
+                self.finish_run(e.job_id, e.finished_at, e.exit_code, e.signal, e.reason)
+                self.transition(e.job_id, e.state, at, e.state_reason, seen="running")
+                if e.columns:
+                    self.record_outcome(e.job_id, at, **e.columns)
+            return
+        self._exec("RELEASE finish_runs")
+        finished = [(ts(e.finished_at), e) for e in ends]
+        self._exec_many(
+            "UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, reason = ?"
+            " WHERE job_id = ?",
+            [(f, e.exit_code, e.signal, e.reason, e.job_id) for f, e in finished],
+        )
+        self._exec_many(
+            "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
+            " VALUES (?, 'running', ?, ?, ?)",
+            [(e.job_id, e.state, when, e.state_reason) for e in ends],
+        )
+        self._record_outcomes([e for e in ends if e.columns], when)
+        for f, e in finished:
+            self._kept_run(e.job_id, finished_at=f, exit_code=integer(e.exit_code),
+                           signal=integer(e.signal), reason=e.reason)  # fmt: skip
+            self._kept_state(e.job_id, e.state, at)
+
+    def _undo(self, savepoint: str) -> None:
+        """Roll back to ``savepoint`` and release it (nothing written after it was kept)."""
+        self._exec(f"ROLLBACK TO {savepoint}")
+        self._exec(f"RELEASE {savepoint}")
+
+    def drop_run(self, job_id: str) -> None:
+        """Forget a run that never started (so the job can be launched again)."""
+        self._run_writes += 1
+        self._exec("DELETE FROM runs WHERE job_id = ?", (job_id,))
+        kept = self._kept.get(job_id)
+        if kept is not None:
+            kept.run = None
+
+    def run(self, job_id: str) -> RunRecord | None:
+        """The run of ``job_id``, if it was launched."""
+        kept = self._kept.get(job_id)
+        if kept is not None:
+            return None if kept.run is None else _run(kept.run)
+        row = self._exec("SELECT * FROM runs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else _run(row)
+
+    def _kept_run(self, job_id: str, **columns: Any) -> None:
+        """The kept run row of ``job_id`` (if any) with ``columns`` as just written."""
+        kept = self._kept.get(job_id)
+        if kept is not None and kept.run is not None:
+            kept.run.update(columns)
+
+    def active_runs(self) -> list[RunRecord]:
+        """Runs of jobs in state ``running`` (asked several times a round: when neither this
+        connection wrote a run or a job's state since, nor another connection committed,
+        the same answer without reading it again)."""
+        as_of = (self._exec("PRAGMA data_version").fetchone()[0], self._run_writes)
+        if as_of == self._active_as_of:
+            return list(self._active_runs)
+        rows = self._exec(
+            "SELECT runs.* FROM runs JOIN jobs USING (job_id) WHERE jobs.state = 'running'"
+            " ORDER BY runs.launched_at"
+        )
+        # Asked several times a round: a row as last time is the same record, not parsed again.
+        known, runs, active = self._active or {}, [], {}
+        for row in rows:
+            values = tuple(row)
+            entry = known.get(values)
+            record = entry if entry is not None else _run(row)
+            active[values] = record
+            runs.append(record)
+        self._active = active
+        self._active_runs, self._active_as_of = tuple(runs), as_of
+        return runs
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def record_outcome(self, job_id: str, at: datetime, **columns: Any) -> None:
+        """Insert or replace the outcome row of ``job_id`` (columns of the ``outcomes`` table)."""
+        names = ["job_id", "recorded_at", *columns]
+        self._exec(
+            f"INSERT OR REPLACE INTO outcomes ({', '.join(names)})"
+            f" VALUES ({', '.join('?' * len(names))})",
+            (job_id, ts(at), *columns.values()),
+        )
+
+    def _record_outcomes(self, ends: Sequence[RunEnd], when: str | None) -> None:
+        """:meth:`record_outcome` of each of ``ends`` in order: one statement per stretch of
+        ends with the same columns."""
+        i = 0
+        while i < len(ends):
+            names = tuple(ends[i].columns)
+            j = i + 1
+            while j < len(ends) and tuple(ends[j].columns) == names:
+                j += 1
+            self._exec_many(
+                f"INSERT OR REPLACE INTO outcomes (job_id, recorded_at, {', '.join(names)})"
+                f" VALUES ({', '.join('?' * (len(names) + 2))})",
+                [(e.job_id, when, *e.columns.values()) for e in ends[i:j]],
+            )
+            i = j
+
+    def outcome(self, job_id: str) -> dict[str, Any] | None:
+        """The outcome row of ``job_id`` as a dict, if recorded."""
+        row = self._exec("SELECT * FROM outcomes WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else dict(row)
+
+    def grams_totals(self, states: Sequence[str] = ()) -> dict[str, float]:
+        """Totals over the jobs in ``states`` (all when empty): ``jobs``; ``expected_total_g``
+        (their latest decisions' expected grams); ``finished`` and ``measured_total_g`` (jobs
+        with an outcome's grams); ``saved_g`` (run-now counterfactual minus real grams, over
+        the finished jobs that have both)."""
+        where = f"WHERE j.state IN ({','.join('?' * len(states))})" if states else ""
+        row = self._exec(
+            "SELECT count(*), coalesce(sum(d.expected_total_g), 0), count(o.total_g),"
+            " coalesce(sum(o.total_g), 0), coalesce(sum(o.run_now_total_g - o.total_g), 0)"
+            " FROM jobs j LEFT JOIN outcomes o ON o.job_id = j.job_id"
+            " LEFT JOIN decisions d ON d.seq ="
+            " (SELECT max(seq) FROM decisions WHERE job_id = j.job_id) " + where,
+            list(states),
+        ).fetchone()
+        names = ("jobs", "expected_total_g", "finished", "measured_total_g", "saved_g")
+        return {name: float(value) for name, value in zip(names, row, strict=True)}
+
+
+def _list_json(items: Sequence[Any]) -> str:
+    """``items`` as a stored JSON list, ``json.dumps(list(items))`` (a run's device ids and
+    GPU indices repeat across runs: texts and ints are encoded once each; other values, which
+    may equal them and encode otherwise, such as ``1.0`` or ``True`` for ``1``, each time)."""
+    key = tuple(items)
+    if all(type(item) is str or type(item) is int for item in key):
+        return _exact_list_json(key)
+    return json.dumps(list(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _exact_list_json(items: tuple[str | int, ...]) -> str:
+    return json.dumps(list(items))
+
+
+def _run(row: sqlite3.Row | dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        job_id=row["job_id"], executor=row["executor"], token=row["token"],
+        device_ids=json_tuple(row["device_ids_json"]),
+        gpu_indices=json_tuple(row["gpu_indices_json"]),
+        expected_duration_s=row["expected_duration_s"], launched_at=req_dt(row["launched_at"]),
+        started_at=dt(row["started_at"]), finished_at=dt(row["finished_at"]),
+        exit_code=row["exit_code"], signal=row["signal"], reason=row["reason"],
+    )  # fmt: skip

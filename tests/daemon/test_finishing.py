@@ -1,0 +1,56 @@
+"""How the service records runs' ends (daemon.finishing): one end per job, whatever the poll
+reports, each with its outcome row, committed together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from daemon.executors.base import ExitStatus, RunHandle
+from daemon.ledger import Ledger
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import append, job_line, make_service
+
+
+class _Repeating(RecordingExecutor):
+    """Reports every end twice, and again the ends in ``stale`` (jobs already ended)."""
+
+    stale: list[ExitStatus]
+
+    def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
+        ended = super().poll(handles, now)
+        return [*ended, *ended, *getattr(self, "stale", [])]
+
+
+def _ends(ledger: Ledger, job_id: str) -> list[str]:
+    return [t.to_state for t in ledger.transitions(job_id) if t.from_state == "running"]
+
+
+def test_each_end_is_recorded_once_with_its_outcome(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), _Repeating(auto_finish=False)
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a") + job_line(id="b") + job_line(id="c"))
+    service.tick(clock())
+    assert len(executor.launches) == 3
+    executor.finish("a", clock.advance(30), 0)
+    executor.finish("b", clock.advance(0), 2)
+    ended = service.reconcile(clock.advance(1))
+    assert [s.job_id for s in ended] == ["a", "b", "a", "b"]  # as the poll reported them
+    ledger = service.ledger
+    assert (_ends(ledger, "a"), _ends(ledger, "b"), _ends(ledger, "c")) == (
+        ["succeeded"], ["failed"], [],
+    )  # fmt: skip
+    for job_id in ("a", "b"):
+        run, outcome = ledger.run(job_id), ledger.outcome(job_id)
+        assert run is not None and run.finished_at == clock() - timedelta(seconds=1)
+        assert outcome is not None and outcome["finished_at"] == run.finished_at.isoformat()
+        assert outcome["total_g"] is not None and outcome["total_g"] > 0
+    totals = ledger.outcome_totals()
+    assert totals["jobs"] == 2
+    executor.stale = [ExitStatus("a", clock(), 1)]  # a's end reported again, otherwise
+    service.reconcile(clock.advance(1))
+    assert _ends(ledger, "a") == ["succeeded"] and ledger.outcome_totals() == totals
+    assert [t.to_state for t in ledger.transitions("c")][-1] == "running"
+    ledger.close()

@@ -1,0 +1,139 @@
+"""A batch of run ends (``Ledger.finish_runs``) stores what the one-by-one calls store."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.ledger import EXPORTABLE, Ledger, RunEnd
+from daemon.queue.line import JobRequest, parse_line
+from daemon.states import InvalidTransitionError
+from policies import Alternative, Decision
+from tests.daemon.helpers import job_line
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+LATER = NOW + timedelta(minutes=10)
+JOBS = ("a", "b", "c", "d")
+
+
+def _request(job_id: str) -> JobRequest:
+    request = parse_line(job_line(id=job_id).strip(), NOW)
+    assert isinstance(request, JobRequest)
+    return request
+
+
+def _running(path: Path) -> Ledger:
+    """A ledger with JOBS running, each with a decision and a started run."""
+    ledger = Ledger.open(path, durable=False)
+    with ledger.transaction():
+        ledger.add_jobs([(_request(j), 1000, 1000, "queue.jsonl:1", NOW) for j in JOBS])
+    for n, job_id in enumerate(JOBS):
+        chosen = Alternative((f"qc/{n}",), "qc", "T4", NOW, 60.0, 1000.0, 30.0, 0.5, 0.25)
+        with ledger.transaction():
+            ledger.record_decision(Decision(job_id, "start", "go", "test", chosen, chosen), NOW)
+            ledger.transition(job_id, "running", NOW, "dispatched", seen="queued")
+            ledger.add_run(job_id, "local", [f"qc/{n}"], [n], 60.0, NOW)
+            ledger.set_run_started(job_id, f"tok-{job_id}", NOW)
+    return ledger
+
+
+def _ends() -> list[RunEnd]:
+    """Ends with the outcome columns a finished run has, other column sets, none, NaN."""
+    full = {"started_at": NOW.isoformat(), "finished_at": LATER.isoformat(), "duration_s": 600.0,
+            "gpus": 1, "energy_j": 5.0, "total_g": 0.25, "details_json": '{"x": 1}'}  # fmt: skip
+    other = {"started_at": NOW.isoformat(), "total_g": math.nan}
+    ok = "exit code 0"
+    return [
+        RunEnd("a", LATER, 0, None, ok, "succeeded", ok, full),
+        RunEnd("b", LATER, 0, None, ok, "succeeded", ok, full | {"gpus": 2}),
+        RunEnd("c", LATER, None, 9, "killed", "failed", "killed by signal 9", other),
+        RunEnd("d", LATER, None, None, "", "cancelled", "cancelled by its owner", {}),
+    ]
+
+
+def _one_by_one(ledger: Ledger, ends: Sequence[RunEnd], at: datetime) -> None:
+    for e in ends:
+        ledger.finish_run(e.job_id, e.finished_at, e.exit_code, e.signal, e.reason)
+        ledger.transition(e.job_id, e.state, at, e.state_reason, seen="running")
+        if e.columns:
+            ledger.record_outcome(e.job_id, at, **e.columns)
+
+
+def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in rowid order (the counts by state too)."""
+    with sqlite3.connect(path) as db:
+        tables = [*EXPORTABLE, "job_state_counts", "sqlite_sequence"]
+        return {t: [tuple(r) for r in db.execute(f"SELECT * FROM {t} ORDER BY rowid")]
+                for t in tables}  # fmt: skip
+
+
+def test_a_batch_stores_the_rows_one_by_one_stores(tmp_path: Path) -> None:
+    batched, single = _running(tmp_path / "batched.db"), _running(tmp_path / "single.db")
+    with batched.transaction():
+        batched.finish_runs(_ends(), LATER)
+    with single.transaction():
+        _one_by_one(single, _ends(), LATER)
+    rows = _tables(tmp_path / "batched.db")
+    assert repr(rows) == repr(_tables(tmp_path / "single.db"))  # repr: NaN equals NaN
+    assert [r[:2] for r in rows["outcomes"]] == [(j, NOW.isoformat()) for j in "abc"]
+    with Ledger.open_readonly(tmp_path / "batched.db") as reader:
+        for job_id in JOBS:  # what the writer kept equals what a reader reads
+            assert batched.run(job_id) == reader.run(job_id)
+            assert batched.job(job_id) == reader.job(job_id)
+    assert batched.active_runs() == []
+    batched.close()
+    single.close()
+
+
+def test_a_job_no_longer_running_is_recorded_as_one_by_one(tmp_path: Path) -> None:
+    """Another connection moved ``b`` back to queued: its move to ``failed`` is still legal
+    and recorded as the one-by-one calls record it; the others as before."""
+    batched, single = _running(tmp_path / "batched.db"), _running(tmp_path / "single.db")
+    for path in (tmp_path / "batched.db", tmp_path / "single.db"):
+        with Ledger.open(path) as other, other.transaction():
+            other.transition("b", "queued", NOW, "requeued elsewhere", seen="running")
+    ends = [e if e.job_id != "b" else RunEnd("b", LATER, 1, None, "", "failed", "exit code 1",
+                                             {"total_g": 1.0}) for e in _ends()]  # fmt: skip
+    with batched.transaction():
+        batched.finish_runs(ends, LATER)
+    with single.transaction():
+        _one_by_one(single, ends, LATER)
+    assert repr(_tables(tmp_path / "batched.db")) == repr(_tables(tmp_path / "single.db"))
+    assert [t.from_state for t in batched.transitions("b")][-1] == "queued"
+    batched.close()
+    single.close()
+
+
+def test_a_forbidden_move_stores_nothing_of_the_batch(tmp_path: Path) -> None:
+    ledger = _running(tmp_path / "ledger.db")
+    before = _tables(tmp_path / "ledger.db")
+    with Ledger.open(tmp_path / "ledger.db") as other, other.transaction():
+        other.transition("c", "cancelled", NOW, "cancelled elsewhere", seen="running")
+    with pytest.raises(InvalidTransitionError), ledger.transaction():
+        ledger.finish_runs(_ends(), LATER)  # c: cancelled -> failed is not allowed
+    after = _tables(tmp_path / "ledger.db")
+    assert after["outcomes"] == before["outcomes"] == []
+    assert after["runs"] == before["runs"]
+    assert [r for r in after["transitions"] if r not in before["transitions"]] == [
+        (len(before["transitions"]) + 1, "c", "running", "cancelled", NOW.isoformat(),
+         "cancelled elsewhere"),
+    ]  # fmt: skip
+    assert {j: ledger.job_state(j) for j in JOBS} == {
+        "a": "running", "b": "running", "c": "cancelled", "d": "running",
+    }  # fmt: skip
+    ledger.close()
+
+
+def test_no_ends_write_nothing(tmp_path: Path) -> None:
+    ledger = _running(tmp_path / "ledger.db")
+    before = _tables(tmp_path / "ledger.db")
+    with ledger.transaction():
+        ledger.finish_runs([], LATER)
+    assert _tables(tmp_path / "ledger.db") == before
+    ledger.close()
