@@ -157,7 +157,7 @@ def record_decisions(
 
 def _is_new(ledger: Ledger, job_id: str, key: DecisionKey) -> bool:
     """Whether ``key`` differs from the latest decision about ``job_id`` in the ledger."""
-    previous = ledger.latest_decision(job_id)
+    previous = ledger.latest_decision(job_id, alternatives=False)  # not compared
     return previous is None or key != (
         previous.action, previous.policy, previous.reason, previous.device_ids,
         previous.planned_start,

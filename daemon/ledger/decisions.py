@@ -92,15 +92,18 @@ class Decisions(Accounting):
                 if job.run_now_json is None:
                     job.run_now_json = row[_RUN_NOW_JSON]
 
-    def latest_decision(self, job_id: str) -> DecisionRecord | None:
-        """The most recent decision about ``job_id``, if any."""
+    def latest_decision(self, job_id: str, *, alternatives: bool = True) -> DecisionRecord | None:
+        """The most recent decision about ``job_id``, if any. ``alternatives=False``: the
+        record without its alternatives (``()``; their JSON is not parsed)."""
         kept = self._kept.get(job_id)
         if kept is not None:
-            return None if kept.decision is None else _decision(_stored(kept.decision))
+            if kept.decision is None:
+                return None
+            return _decision(_stored(kept.decision), alternatives)
         row = self._exec(
             "SELECT * FROM decisions WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
         ).fetchone()
-        return None if row is None else _decision(row)
+        return None if row is None else _decision(row, alternatives)
 
     def counterfactual(self, job_id: str) -> dict[str, Any] | None:
         """:meth:`Accounting.counterfactual`, from the kept rows of a job added here."""

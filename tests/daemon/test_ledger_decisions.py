@@ -149,3 +149,23 @@ def test_the_texts_of_earlier_rounds_are_let_go_when_full(
     assert kept[0] is kept[1] and kept[1] is not kept[2]  # full after two rounds
     rows = ledger._db.execute("SELECT run_now_json FROM decisions ORDER BY seq").fetchall()
     assert [row[0] for row in rows] == written
+
+
+def test_a_latest_decision_without_its_alternatives_is_the_same_record_less_them(
+    tmp_path: Path,
+) -> None:
+    """Kept (the job was added here) or read (added by another connection): the same."""
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            for name in "abc":
+                ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+        with Ledger.open(tmp_path / "ledger.db") as other, other.transaction():
+            other.add_job(_request("d"), 1000, 1000, "queue.jsonl:2", NOW)
+        with ledger.transaction():
+            ledger.record_decisions(_decisions(), NOW)
+        for name in "abcd":
+            full = ledger.latest_decision(name)
+            assert full is not None
+            bare = ledger.latest_decision(name, alternatives=False)
+            assert repr(bare) == repr(replace(full, alternatives=()))  # repr: NaN equals NaN
+        assert ledger.latest_decision("nobody", alternatives=False) is None
