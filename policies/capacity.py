@@ -90,14 +90,15 @@ class CapacityTimeline:
         self.load_gpu_s = np.zeros((len(pools), n_slots))
         self.size = np.zeros(len(pools), dtype=np.int64)
         for p, pool in enumerate(pools):
-            for device in pool.devices:
-                if not device.available:
-                    continue
-                self.size[p] += 1
-                if device.busy_until is not None:
-                    end_s = (device.busy_until - grid.start).total_seconds()
-                    self.busy[p] += self.offsets_s < end_s
-                    self.load_gpu_s[p] += self._overlap_s(grid.first_offset_s, end_s)
+            available = [d for d in pool.devices if d.available]
+            self.size[p] = len(available)
+            ends = [(d.busy_until - grid.start).total_seconds()
+                    for d in available if d.busy_until is not None]  # fmt: skip
+            if ends:  # all the pool's busy devices at once; loads summed in device order
+                end_s = np.array(ends)[:, None]
+                self.busy[p] = (self.offsets_s[None, :] < end_s).sum(axis=0)
+                overlap = self._overlap_s(grid.first_offset_s, end_s)
+                self.load_gpu_s[p] = np.cumsum(overlap, axis=0)[-1]
         lengths = np.arange(n_slots + 1)
         self._level_of: IntArray = np.log2(np.maximum(lengths, 1)).astype(np.int64)
         self._widths: IntArray = 1 << np.arange(int(self._level_of[-1]) + 1, dtype=np.int64)
@@ -125,8 +126,8 @@ class CapacityTimeline:
         full = self.busy[pool, : self.grid.count] >= self.size[pool]
         return int(np.argmin(full)) if not full.all() else self.grid.count
 
-    def _overlap_s(self, start_s: float, end_s: float) -> FloatArray:
-        """Seconds of ``[start_s, end_s)`` in each slot."""
+    def _overlap_s(self, start_s: float, end_s: float | FloatArray) -> FloatArray:
+        """Seconds of ``[start_s, end_s)`` in each slot (one row per end, given ``(D, 1)``)."""
         seconds = np.minimum(self._hi_s, end_s) - np.maximum(self.offsets_s, start_s)
         result: FloatArray = np.maximum(seconds, 0.0)
         return result

@@ -20,15 +20,13 @@ same order as the NumPy reference, so the two agree exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
 from policies.capacity import CapacityTimeline
+from policies.compiled import compiled
 from policies.footprint.accounting import J_PER_KWH
 
 __all__ = ["NOTE_HOME", "NOTE_LATE", "NOTE_NONE", "GreedyInputs", "assign"]
@@ -72,16 +70,6 @@ class GreedyInputs:
     gpus: IntArray
 
 
-def _compiled(func: Callable[..., Any]) -> Any:
-    """``numba.njit``, cached on disk (no compilation at each start) where a cache directory
-    can be written: beside this file or the user's cache directory; else compiled per process
-    (a read-only install run by a user without a home)."""
-    try:
-        return numba.njit(cache=True)(func)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(func)
-
-
 def assign(
     rows: IntArray,
     inputs: GreedyInputs,
@@ -111,7 +99,7 @@ def assign(
     return pool, slot, note
 
 
-@_compiled
+@compiled
 def _feasible(p, s, d, g, offsets, step, busy, levels, level_of, widths, size):  # type: ignore[no-untyped-def]
     """``CapacityTimeline.feasible`` for one cell."""
     fin = d if math.isfinite(d) else 0.0
@@ -124,7 +112,7 @@ def _feasible(p, s, d, g, offsets, step, busy, levels, level_of, widths, size): 
     return max(left, right) + g <= size[p]
 
 
-@_compiled
+@compiled
 def _reserve(p, s, d, g, offsets, hi, step, count, busy, levels, widths, size, load, used, full,  # type: ignore[no-untyped-def]
              min_busy, first_open):  # fmt: skip
     """``CapacityTimeline.reserve`` (and the pool's least busy start instant)."""
@@ -157,7 +145,7 @@ def _reserve(p, s, d, g, offsets, hi, step, count, busy, levels, widths, size, l
 
 
 # Kernels take arrays, not objects, and mirror the reference's branches: hence the noqa.
-@_compiled
+@compiled
 def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, pue, emb,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
             margin, g, offsets, step, count, busy, levels, level_of, widths, size, min_busy,
             first_open):  # fmt: skip
@@ -224,7 +212,7 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, 
     return fastest_p, 0
 
 
-@_compiled
+@compiled
 def _assign(rows, cost, cost0, inten, inten0, energy, pue, emb, lower, latest, allowed,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
             admissible, duration_s, left_s, gpus, offsets, hi, step, count, busy, levels,
             level_of, widths, size, load, used, full, min_busy, first_open, herd, min_saving,

@@ -1,10 +1,11 @@
 """Time-weighted mean intensities over job runs, read from a forecast's cumulative integral.
 
-:func:`mean_intensities` reads one zone's step function for any array of (start, duration);
-:func:`pool_means` does it for every pool of a tick at once, the zones whose forecasts share
-a step, an offset and a length stacked into one pass when the arrays are small (a tick scores
-a few zones for a few new jobs, or slot 0 for the queue: one pass instead of one per zone).
-Both compute the same expressions on the same operands, so their values are equal, bit for bit.
+:func:`mean_intensities` reads one zone's step function for any array of (start, duration) with
+NumPy; :func:`pool_means` does it for every pool of a tick at once, the zones whose forecasts
+share a step, an offset and a length in one compiled loop (numba: a tick scores a few zones
+for a few new jobs, or slot 0 for the queue, where NumPy's per-call overhead dominated, and
+the loop needs none of NumPy's temporaries on large arrays). Both compute the same expressions
+on the same operands in the same order, so their values are equal, bit for bit (tested).
 """
 
 from __future__ import annotations
@@ -15,14 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from policies.compiled import compiled
+
 __all__ = ["ZoneSeries", "mean_intensities", "pool_means"]
 
 FloatArray = npt.NDArray[np.float64]
-
-# Zones are stacked when each has at most this many (job, start) cells: stacking saves the
-# per-call overhead that dominates small arrays; on large ones a zone at a time is faster
-# (its arrays stay in cache and index one dimension).
-_STACKED_CELLS = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,17 +122,58 @@ def pool_means(
             continue
         shape = (float(one.step_s), float(one.offset_s), len(one.values_g_per_kwh))
         groups.setdefault(shape, []).append(p)
-    starts = np.asarray(starts_s, dtype=np.float64)[None, :]
-    small = n_jobs * len(starts_s) <= _STACKED_CELLS
+    starts = np.ascontiguousarray(starts_s, dtype=np.float64)
     for (step_s, offset_s, _), pools in groups.items():
-        if len(pools) == 1 or not small:
-            for p in pools:
-                out[p] = _means(series[p].values_g_per_kwh, step_s, offset_s, starts,
-                                finite[:, p, None])  # fmt: skip
-            continue
-        values = np.stack([series[p].values_g_per_kwh for p in pools])
-        spans = finite.T[pools][:, :, None]
-        out[pools] = _means(values, step_s, offset_s, starts[None], spans)
+        values = np.stack([series[p].values_g_per_kwh for p in pools]).astype(np.float64)
+        spans = np.ascontiguousarray(finite.T[pools])
+        means = np.empty((len(pools), n_jobs, len(starts)))
+        _pool_means(values, step_s, offset_s, starts, spans, means)
+        out[pools] = means
     for p, same in copies:
         out[p] = out[same]
     return out
+
+
+@compiled
+def _integral(values, cum, z, n, x, first, last):  # type: ignore[no-untyped-def]
+    """``_cumulative_at`` of row ``z`` at ``x``: its operations, in its order."""
+    clipped = 0.0 if x < 0.0 else x  # np.clip(x, 0, n): NaN-free operands
+    if clipped > n:
+        clipped = float(n)
+    k = min(int(clipped), n - 1)
+    inside = cum[z, k] + (clipped - k) * values[z, k]
+    before = (x if x < 0.0 else 0.0) * first  # np.minimum(x, 0.0)
+    beyond = x - n
+    after = (beyond if beyond > 0.0 else 0.0) * last  # np.maximum(x - n, 0.0)
+    return inside + before + after
+
+
+@compiled
+def _pool_means(values, step_s, offset_s, starts_s, spans_s, out):  # type: ignore[no-untyped-def]
+    """:func:`_means` of each row ``z`` of ``values`` ``(Z, n)`` for each job's span
+    ``spans_s[z, j]`` (finite) and each start ``starts_s[s]``, into ``out`` ``(Z, J, S)``."""
+    z_count, n = values.shape
+    cum = np.empty((z_count, n + 1))
+    for z in range(z_count):
+        cum[z, 0] = 0.0
+        cum[z, 1] = values[z, 0]  # np.cumsum: the first sum is the first value
+        for i in range(1, n):
+            cum[z, i + 1] = cum[z, i] + values[z, i]
+    x0 = np.empty(len(starts_s))
+    cell = np.empty(len(starts_s), dtype=np.int64)
+    for s in range(len(starts_s)):
+        x0[s] = (starts_s[s] - offset_s) / step_s
+        c = np.int64(np.floor(x0[s]))
+        cell[s] = min(max(c, 0), n - 1)
+    for z in range(z_count):
+        first, last = values[z, 0], values[z, n - 1]
+        for j in range(spans_s.shape[1]):
+            span = spans_s[z, j] / step_s
+            if not span > 0:
+                for s in range(len(starts_s)):
+                    out[z, j, s] = values[z, cell[s]]
+                continue
+            for s in range(len(starts_s)):
+                end = _integral(values, cum, z, n, x0[s] + span, first, last)
+                start = _integral(values, cum, z, n, x0[s], first, last)
+                out[z, j, s] = (end - start) / span

@@ -157,13 +157,22 @@ def _regret(typical: FloatArray) -> FloatArray:
 def _order(
     jobs: Sequence[JobSpec], duration: FloatArray, ok: npt.NDArray[np.bool_], now: datetime,
     params: WindowParameters, regret: FloatArray,
+    keys: tuple[FloatArray, FloatArray, npt.NDArray[np.int64]] | None = None,
 ) -> list[int]:  # fmt: skip
     """Job indices in planning order: priority first; then the jobs whose latest safe start
     (any pool) is within ``urgent_s``, most urgent first; then the others by ``regret``,
-    largest first (the jobs that lose most if a scarce clean pool goes to another)."""
-    deadline = np.array(
-        [np.inf if j.deadline is None else (j.deadline - now).total_seconds() for j in jobs]
-    )
+    largest first (the jobs that lose most if a scarce clean pool goes to another).
+
+    ``keys``: the jobs' seconds from ``now`` to their deadlines (``inf``: none), submission
+    timestamps and negated priorities, when the caller keeps them (the same values)."""
+    if keys is None:
+        keys = (
+            np.array([np.inf if j.deadline is None else (j.deadline - now).total_seconds()
+                      for j in jobs]),
+            np.array([j.submitted_at.timestamp() for j in jobs]),
+            np.array([-j.priority for j in jobs], dtype=np.int64),
+        )  # fmt: skip
+    deadline, submitted, priority = keys
     with np.errstate(invalid="ignore"):  # no deadline (inf) and an OOM pool (inf duration)
         latest = deadline[:, None] - duration * (1.0 + params.duration_margin) - params.guard_s
     latest = np.where(ok & ~np.isnan(latest), latest, -np.inf).max(axis=1, initial=-np.inf)
@@ -173,8 +182,6 @@ def _order(
     loss = np.where(relaxed, -regret, 0.0)
     # Sorted by (-priority, relaxed, loss, latest, submitted_at, job_id), stably.
     ids = np.array([j.job_id for j in jobs], dtype=np.str_)
-    submitted = np.array([j.submitted_at.timestamp() for j in jobs])
-    priority = np.array([-j.priority for j in jobs], dtype=np.int64)
     order: list[int] = np.lexsort((ids, submitted, latest, loss, relaxed, priority)).tolist()
     return order
 

@@ -130,9 +130,10 @@ def estimate_matrix(
     """
     cache = {} if cache is None else cache
     n_jobs, n_pools = len(jobs), len(pools)
-    duration = np.full((n_jobs, n_pools), np.inf)
-    energy = np.full((n_jobs, n_pools), np.inf)
-    ok = np.zeros((n_jobs, n_pools), dtype=np.bool_)
+    # Filled as flat lists, one row of P cells per job, made arrays once at the end.
+    duration_cells: list[float] = []
+    energy_cells: list[float] = []
+    ok_cells: list[bool] = []
     sizes = [pool.size for pool in pools]
     memory = [pool.gpu.memory_gb for pool in pools]
     regions = [pool.region for pool in pools]
@@ -141,7 +142,7 @@ def estimate_matrix(
     # scalar policies (``estimate_on``: the calibrated serving model for continuous batching).
     types = {pool.gpu.name: pool.devices[0] for pool in pools}
     of_type = {name: [p for p, pool in enumerate(pools) if pool.gpu.name == name] for name in types}
-    for j, job in enumerate(jobs):  # a few pools: plain Python beats small-array NumPy here
+    for job in jobs:  # a few pools: plain Python beats small-array NumPy here
         tp, need_gb = job.workload.tensor_parallel, job.min_gpu_memory_gb
         in_regions = set(job.regions) if job.regions else None
         in_types = {t.lower() for t in job.gpu_types} if job.gpu_types else None
@@ -151,6 +152,10 @@ def estimate_matrix(
             and (in_types is None or gpu_names[p] in in_types)
             for p in range(n_pools)
         ]  # fmt: skip
+        first = len(duration_cells)
+        duration_cells += [math.inf] * n_pools
+        energy_cells += [math.inf] * n_pools
+        ok_cells += [False] * n_pools
         for name, device in types.items():
             columns = [p for p in of_type[name] if fits[p]]
             if not columns:
@@ -163,9 +168,14 @@ def estimate_matrix(
             if recalibration is not None:
                 est = recalibration.apply(est)
             if est.fits:
-                duration[j, columns] = est.duration_s
-                energy[j, columns] = est.energy_j
-                ok[j, columns] = True
+                for p in columns:
+                    duration_cells[first + p] = est.duration_s
+                    energy_cells[first + p] = est.energy_j
+                    ok_cells[first + p] = True
+    shape = (n_jobs, n_pools)
+    duration = np.array(duration_cells, dtype=np.float64).reshape(shape)
+    energy = np.array(energy_cells, dtype=np.float64).reshape(shape)
+    ok = np.array(ok_cells, dtype=np.bool_).reshape(shape)
     return duration, energy, ok
 
 
@@ -214,22 +224,22 @@ def typical_g(
     grid: SlotGrid,
     estimates: tuple[FloatArray, FloatArray, BoolArray],
     lifetime_years: float = DEFAULT_LIFETIME_YEARS,
+    gpus: npt.NDArray[np.int64] | None = None,
 ) -> FloatArray:
     """Grams of every (job, pool) at the pool's mean forecast over the horizon, shape
-    ``(J, P)``, ``inf`` where inadmissible: what the job costs there at a typical time.
+    ``(J, P)``, ``inf`` where inadmissible: what the job costs there at a typical time
+    (``gpus``: each job's tensor parallelism, when the caller keeps it).
 
     Raises:
         MissingForecastError: a pool's zone has no forecast.
     """
     duration, energy, ok = estimates
-    span_s = np.array([grid.count * grid.step_s - grid.offsets_s[0]])
-    mean = np.empty(len(pools))
-    for p, pool in enumerate(pools):
-        forecast = _forecast(forecasts, pool.zone)
-        values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
-        offset = (forecast.start - grid.start).total_seconds()
-        mean[p] = mean_intensities(values, forecast.step_s, offset, grid.offsets_s[:1], span_s)[0]
-    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
+    first_s = grid.offsets_s[:1]
+    span_s = np.full((1, len(pools)), grid.count * grid.step_s - first_s[0])
+    mean = pool_means(_series(pools, forecasts, grid, upper=False), first_s, span_s)[:, 0, 0]
+    if gpus is None:
+        gpus = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.int64)
+    tp = gpus.astype(np.float64)[:, None]
     pue = np.array([pool.pue for pool in pools])
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools])
     energy_j: FloatArray = np.where(ok, energy, 0.0)
@@ -288,16 +298,17 @@ def _operational(energy_j: FloatArray, intensity: FloatArray, pue: FloatArray) -
 
 
 def _latest(
-    jobs: Sequence[JobSpec], grid: SlotGrid, duration: FloatArray, margin: float, guard_s: float
-) -> FloatArray:
-    """Latest safe start per (job, pool), seconds after ``grid.start``."""
-    deadlines = np.array(
-        [
+    jobs: Sequence[JobSpec], grid: SlotGrid, duration: FloatArray, margin: float, guard_s: float,
+    deadlines_s: FloatArray | None = None,
+) -> FloatArray:  # fmt: skip
+    """Latest safe start per (job, pool), seconds after ``grid.start`` (``deadlines_s``: the
+    jobs' deadlines in seconds after it, NaN for none, when the caller has them)."""
+    if deadlines_s is None:
+        deadlines_s = np.array([
             math.nan if job.deadline is None else (job.deadline - grid.start).total_seconds()
             for job in jobs
-        ],
-        dtype=np.float64,
-    ).reshape(len(jobs), 1)
+        ], dtype=np.float64)  # fmt: skip
+    deadlines = deadlines_s.reshape(len(jobs), 1)
     # No deadline means "as soon as possible" (DESIGN.md): such a job may move in space (any
     # admissible pool free now) but not in time, so its latest start is the first slot.
     with np.errstate(invalid="ignore"):  # NaN deadline or an OOM (infinite) duration
@@ -317,22 +328,28 @@ def score_now(
     duration_margin: float = 0.0,
     guard_s: float = 0.0,
     risk_aversion: float = 0.0,
+    deadlines_s: FloatArray | None = None,
+    gpus: npt.NDArray[np.int64] | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Slot 0 of :func:`score` alone, the same values: (``planning_g``,
     ``intensity_g_per_kwh``, ``latest_start_s``), each ``(J, P)``. For planners that keep
-    the later slots between ticks (slot 0 starts now, so it moves every tick).
+    the later slots between ticks (slot 0 starts now, so it moves every tick), and may pass
+    what they keep of the jobs: ``deadlines_s`` (seconds after ``grid.start``, NaN: none)
+    and ``gpus`` (each job's tensor parallelism).
 
     Raises:
         MissingForecastError: a pool's zone has no forecast.
     """
     duration, energy, ok = estimates
-    latest = _latest(jobs, grid, duration, duration_margin, guard_s)
+    latest = _latest(jobs, grid, duration, duration_margin, guard_s, deadlines_s)
     hedged = _hedged(pools, forecasts, risk_aversion)
     means, upper = _zone_means(pools, forecasts, grid, grid.offsets_s[:1], duration, hedged)
     mean = means[:, :, 0].T
     pue = np.array([pool.pue for pool in pools], dtype=np.float64)[None, :]
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
-    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
+    if gpus is None:
+        gpus = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.int64)
+    tp = gpus.astype(np.float64)[:, None]
     finite_e = np.where(ok, energy, 0.0)
     emb = embodied_g(np.where(ok, duration, 0.0), gpu_g[None, :] * tp, lifetime_years)
     allowed = ok & (grid.offsets_s[0] <= latest)

@@ -13,6 +13,7 @@ from datetime import datetime
 from policies.base import register_policy
 from policies.candidates import device_groups, estimate_on, is_free, unfit_reason
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
+from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
 from policies.placement import place
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
@@ -55,8 +56,12 @@ class RunNow:
         need = job.workload.tensor_parallel
         fitting = []
         devices = pools.devices
+        on_gpu: dict[int, Estimate] = {}  # pools of one GPU type (the same spec) share it
         for pool in pools.of(job):
-            est = estimate_on(job, pool[0], self.recalibration)
+            gpu = pool[0].gpu
+            est = on_gpu.get(id(gpu))
+            if est is None:
+                est = on_gpu[id(gpu)] = estimate_on(job, pool[0], self.recalibration)
             if est.fits and len(pool) >= need:
                 fitting.append((est.duration_s, pool, est))
         if not fitting:
@@ -74,14 +79,15 @@ class RunNow:
 
 class _Pools:
     """A round's :func:`device_groups`, made once per distinct set of job constraints (the
-    groups depend on the devices and on the job's regions, GPU types and memory only)."""
+    groups depend on the devices and on which regions and GPU types the job allows, and its
+    memory, only: the order it lists its regions in does not matter)."""
 
     def __init__(self, devices: Sequence[Device]) -> None:
         self.devices = devices
         self._by_constraints: dict[object, tuple[tuple[Device, ...], ...]] = {}
 
     def of(self, job: JobSpec) -> tuple[tuple[Device, ...], ...]:
-        key = (job.regions, job.gpu_types, job.min_gpu_memory_gb)
+        key = (frozenset(job.regions), job.gpu_types, job.min_gpu_memory_gb)
         groups = self._by_constraints.get(key)
         if groups is None:
             groups = self._by_constraints[key] = tuple(device_groups(job, self.devices))

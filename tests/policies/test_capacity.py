@@ -34,6 +34,32 @@ def test_busy_devices_are_in_use_at_the_instants_before_their_end(
     assert timeline.load_gpu_s[0].tolist() == load
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_pools_busy_devices_add_up_one_by_one(seed: int) -> None:
+    """Busy counts and loads of many busy devices (some lost) equal adding each device's in
+    turn, bit for bit."""
+    rng = np.random.default_rng(seed)
+    ends_s = rng.uniform(-600.0, 30_000.0, 9)
+    devs = [replace(d, busy_until=None if k == 0 else NOW + timedelta(seconds=float(ends_s[k])),
+                    available=k != 3)
+            for k, d in enumerate(devices("a", "Z", "T4", 9))]  # fmt: skip
+    grid = SlotGrid(NOW - timedelta(seconds=137.25), 900, 24, 137.25)
+    timeline = CapacityTimeline(make_pools(devs), grid, pad=4)
+    busy = np.zeros(28, dtype=np.int64)
+    load = np.zeros(28)
+    for d in make_pools(devs)[0].devices:
+        if d.available and d.busy_until is not None:
+            end_s = (d.busy_until - grid.start).total_seconds()
+            busy += timeline.offsets_s < end_s
+            hi_s = (np.arange(28) + 1.0) * 900
+            load += np.maximum(
+                np.minimum(hi_s, end_s) - np.maximum(timeline.offsets_s, 137.25), 0.0
+            )
+    assert timeline.size.tolist() == [8]
+    assert np.array_equal(timeline.busy[0], busy)
+    assert np.array_equal(timeline.load_gpu_s[0], load)
+
+
 def test_a_reservation_blocks_every_instant_its_run_covers() -> None:
     timeline = _one_gpu()
     timeline.reserve(0, 0, 1200.0)  # covers the instants at 0 and 15 min

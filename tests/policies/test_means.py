@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policies import means
 from policies.means import ZoneSeries, mean_intensities, pool_means
 
 
@@ -15,13 +14,9 @@ def _series(
     return ZoneSeries(key, rng.uniform(10.0, 700.0, n), step_s, offset_s)
 
 
-@pytest.mark.parametrize("stacked", [True, False])  # small arrays stacked, large ones not
-@pytest.mark.parametrize("seed", range(4))
-def test_pool_means_equal_one_zone_at_a_time_bit_for_bit(
-    seed: int, stacked: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if not stacked:
-        monkeypatch.setattr(means, "_STACKED_CELLS", 0)
+@pytest.mark.parametrize("seed", range(8))
+def test_pool_means_equal_one_zone_at_a_time_bit_for_bit(seed: int) -> None:
+    """The compiled loop against the NumPy expressions, zone by zone."""
     rng = np.random.default_rng(seed)
     series = [
         _series(rng, "a", 48, 3600.0, -1200.0),
@@ -51,3 +46,18 @@ def test_pool_means_of_a_flat_series_are_its_value() -> None:
     other = ZoneSeries("y", np.full(24, 80.0), 3600.0, 0.0)
     means = pool_means([flat, other], np.array([0.0, 900.0]), np.array([[600.0, 7200.0]]))
     assert np.allclose(means[0], 250.0) and np.allclose(means[1], 80.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pool_means_bit_for_bit_on_odd_grids(seed: int) -> None:
+    """Fractional offsets and steps, starts before and after the series, tiny and huge spans."""
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(1, 60))
+    step_s = float(rng.choice([900.0, 3600.0, 1234.5678]))
+    offset_s = float(rng.uniform(-5e4, 5e4))
+    one = ZoneSeries("z", rng.uniform(0.0, 900.0, n), step_s, offset_s)
+    starts = np.sort(rng.uniform(-1e5, 1e5, int(rng.integers(1, 120))))
+    duration = rng.choice([0.0, 1e-9, 0.3, 900.0, 7e4, 1e7], (5, 1)) * rng.uniform(0.5, 2.0)
+    result = pool_means([one], starts, duration)
+    alone = mean_intensities(one.values_g_per_kwh, step_s, offset_s, starts[None, :], duration)
+    assert np.array_equal(result[0], alone)

@@ -1,0 +1,39 @@
+"""A round's held-decision texts, computed for many jobs at once, read as one job at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from policies.round_decisions import saving, savings
+from policies.types import Alternative
+
+_AT = datetime(2026, 12, 5, tzinfo=UTC)
+_GRAMS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-1e3, max_value=1e3),
+    st.sampled_from([0.0, -0.0, 1.0, 0.5, 0.995, 1.005, 0.125, 1e-300]),
+)
+
+
+def _alt(operational_g: float, embodied_g: float) -> Alternative:
+    return Alternative(("d0",), "r", "T4", _AT, 60.0, 1.0, 100.0, operational_g, embodied_g)
+
+
+@given(st.lists(st.tuples(_GRAMS, _GRAMS, _GRAMS, _GRAMS, st.booleans()), max_size=30))
+def test_savings_read_as_saving_one_by_one(cells: list[tuple[float, ...]]) -> None:
+    plans = [_alt(a, b) for a, b, _, _, _ in cells]
+    run_now = [_alt(c, d) if some else None for _, _, c, d, some in cells]
+    texts: dict[float, str] = {}
+    first = savings(plans, run_now, texts)
+    assert first == [saving(p, r) for p, r in zip(plans, run_now, strict=True)]
+    assert savings(plans, run_now, texts) == first  # from the kept texts
+
+
+def test_a_share_that_rounds_to_zero_keeps_its_sign() -> None:
+    plans = [_alt(100.4, 0.0), _alt(99.6, 0.0), _alt(100.0, 0.0)]
+    texts: dict[float, str] = {}
+    got = savings(plans, [_alt(100.0, 0.0)] * 3, texts)
+    assert got == [" (-0% below run-now)", " (0% below run-now)", " (0% below run-now)"]
