@@ -5,7 +5,10 @@
 stored and what changed from the job's previous stored decision (``daemon.planning``'s key:
 action, policy, reason, devices, planned start): only the planned start (by how many minutes),
 the action, only the reason, or the devices. Counted where the service records them (its
-``record_decisions`` wrapped for the run): the same decisions, the same ledger.
+``record_decisions`` wrapped for the run): the same decisions, the same ledger. It also
+counts the alternatives those decisions write (run-now counterfactuals and others) and how many
+distinct sets of figures they carry: the ledger writes each set's text once
+(:mod:`daemon.ledger.decisions`).
 """
 
 from __future__ import annotations
@@ -28,14 +31,23 @@ _NAMES = ("action", "policy", "reason", "devices", "start")
 def main(argv: list[str] | None = None) -> None:
     previous: dict[str, DecisionKey] = {}
     counts: Counter[str] = Counter()
+    figures: set[tuple[float, ...]] = set()
+    written = 0
 
     def counting(
         ledger: Ledger, decided: Sequence[tuple[JobRecord, Decision]], now: datetime,
         seen: Any = None,
     ) -> list[bool]:  # fmt: skip
+        nonlocal written
         stored = record_decisions(ledger, decided, now, seen)
         for (job, decision), new in zip(decided, stored, strict=True):
             if new:
+                run_now = decision.run_now
+                alts = [a for a in decision.alternatives if a is not run_now]
+                for alt in [run_now, *alts] if run_now is not None else alts:
+                    written += 1
+                    figures.add((alt.duration_s, alt.energy_j, alt.intensity_g_per_kwh,
+                                 alt.operational_g, alt.embodied_g))  # fmt: skip
                 counts["stored"] += 1
                 key = (decision.action, decision.policy, decision.reason,
                        decision.chosen.device_ids if decision.chosen else (),
@@ -50,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{total:,} decisions stored")
     for what, n in counts.most_common():
         print(f"  {n:>9,}  {n / total:6.1%}  {what}")
+    print(f"{written:,} alternatives written with them, {len(figures):,} distinct sets of figures")
 
 
 def _change(before: DecisionKey | None, after: DecisionKey) -> str:

@@ -203,7 +203,7 @@ class Endings:
             return None
         run = ledger.run(job_id)
         state, reason = final_state(status, cancel_requested=job.cancel_requested_at is not None)
-        decision = ledger.latest_decision(job_id)
+        decision = ledger.latest_decision(job_id, alternatives=False)  # an end never reads them
         columns: dict[str, Any] = {}
         if run is not None:
             # the executor knows better when the job really started

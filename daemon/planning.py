@@ -121,58 +121,47 @@ def record_decisions(
         LedgerError: the ledger cannot be written (nothing of the round is stored).
         InvalidTransitionError: a job's state forbids its decision's transition (idem).
     """
-    keys = [_key(decision) for _, decision in decided]
     known = {} if seen is None else seen
-    fresh = [
-        known[job.job_id] != key if job.job_id in known else _is_new(ledger, job.job_id, key, None)
-        for (job, _), key in zip(decided, keys, strict=True)
-    ]  # a round re-plans the same waiting jobs: most are known, and most repeat
+    keys: list[tuple[str, DecisionKey]] = []
+    fresh = []
+    for job, decision in decided:  # a round re-plans the same waiting jobs: most repeat
+        chosen = decision.chosen
+        key: DecisionKey = (
+            (decision.action, decision.policy, decision.reason, chosen.device_ids, chosen.start)
+            if chosen is not None
+            else (decision.action, decision.policy, decision.reason, (), None)
+        )
+        before = known.get(job.job_id)
+        keys.append((job.job_id, key))
+        fresh.append(before != key if before is not None else _is_new(ledger, job.job_id, key))
     if any(fresh):
         stored = [pair for pair, new in zip(decided, fresh, strict=True) if new]
         with ledger.transaction():
             ledger.record_decisions([decision for _, decision in stored], now)
             for job, decision in stored:
-                _transition(ledger, job, decision, now)
-    if any(fresh) and not dropped(__name__, logging.INFO):  # asked once, not per event
-        logger = log.bind()  # one bind per round, not one per event
-        for (job, decision), new in zip(decided, fresh, strict=True):
-            if new:
+                if decision.action == "hold":
+                    target = "planned" if decision.chosen is not None else "queued"
+                    if job.state != target:  # most held jobs are planned already
+                        ledger.transition(job.job_id, target, now, decision.reason, seen=job.state)
+                elif decision.action == "reject":
+                    reason = f"rejected: {decision.reason}"
+                    ledger.transition(job.job_id, "failed", now, reason, seen=job.state)
+        if not dropped(__name__, logging.INFO):  # asked once, not per event
+            logger = log.bind()  # one bind per round, not one per event
+            for job, decision in stored:
                 _log_decision(logger, job, decision)
     if seen is not None:
-        seen.update((job.job_id, key) for (job, _), key in zip(decided, keys, strict=True))
+        seen.update(keys)
     return fresh
 
 
-def _key(decision: Decision) -> DecisionKey:
-    chosen = decision.chosen
-    return (
-        decision.action, decision.policy, decision.reason,
-        chosen.device_ids if chosen else (), chosen.start if chosen else None,
-    )  # fmt: skip
-
-
-def _is_new(
-    ledger: Ledger, job_id: str, key: DecisionKey, seen: dict[str, DecisionKey] | None
-) -> bool:
-    """Whether ``key`` differs from the latest decision about ``job_id`` (from ``seen``, else
-    read from the ledger)."""
-    if seen is not None and job_id in seen:
-        return seen[job_id] != key
-    previous = ledger.latest_decision(job_id)
+def _is_new(ledger: Ledger, job_id: str, key: DecisionKey) -> bool:
+    """Whether ``key`` differs from the latest decision about ``job_id`` in the ledger."""
+    previous = ledger.latest_decision(job_id, alternatives=False)  # not compared
     return previous is None or key != (
         previous.action, previous.policy, previous.reason, previous.device_ids,
         previous.planned_start,
     )  # fmt: skip
-
-
-def _transition(ledger: Ledger, job: JobRecord, decision: Decision, now: datetime) -> None:
-    """The state change a stored decision makes (its row is written with the round's)."""
-    if decision.action == "hold":
-        target = "planned" if decision.chosen is not None else "queued"
-        if job.state != target:
-            ledger.transition(job.job_id, target, now, decision.reason, seen=job.state)
-    elif decision.action == "reject":
-        ledger.transition(job.job_id, "failed", now, f"rejected: {decision.reason}", seen=job.state)
 
 
 def _log_decision(logger: Any, job: JobRecord, decision: Decision) -> None:

@@ -329,13 +329,7 @@ class Service:
     def _plan(self, now: datetime) -> tuple[list[Decision], list[str]]:
         self._check_gpus(now)
         waiting = self._settle_unstarted(now)
-        specs: list[JobSpec] = []
-        for job in waiting:
-            try:
-                specs.append(self._job_spec(job))
-            except PoliciesError as exc:
-                self._fail_unstarted(job, now, f"invalid job: {exc}")
-        self._specs = {s.job_id: self._specs[s.job_id] for s in specs}
+        specs = self._job_specs(waiting, now)
         if not specs:
             return [], []
         if not self._forecasts or self.refresh_due(now):
@@ -351,7 +345,9 @@ class Service:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
         jobs = {job.job_id: job for job in waiting}
-        self._decided = {k: v for k, v in self._decided.items() if k in jobs}
+        if len(self._decided) > 2 * len(jobs):  # let go of the jobs that left (each entry
+            # stays true while its job waits unplanned: only this round records decisions)
+            self._decided = {k: v for k, v in self._decided.items() if k in jobs}
         decided = []
         for decision in decisions:
             record = jobs.get(decision.job_id)
@@ -370,13 +366,16 @@ class Service:
         dispatch, and launch the prepared ones (:meth:`_launch`); returns the jobs started.
         ``busy``: the devices carbond's runs hold."""
         stored = record_decisions(self.ledger, decided, now, self._decided)
+        observed = type(self.metrics) is not NullMetrics  # not called for a sink that drops it
+        holding = self._held.active  # plans handed to a reserving executor (Slurm)
         prepared: list[_Launch] = []
         for (record, decision), new in zip(decided, stored, strict=True):
-            if new:
+            if new and observed:
                 self._observe(record, decision)
             killpoints.reached("plan_decided")
             if decision.action != "start" or decision.chosen is None:
-                self._held.keep(record, decision, self._by_device, self._spec, now)
+                if holding:
+                    self._held.keep(record, decision, self._by_device, self._spec, now)
                 continue
             chosen = set(decision.chosen.device_ids)
             if chosen & busy or not chosen <= self._by_device.keys():
@@ -389,19 +388,23 @@ class Service:
                 prepared.append(launch)
         return self._launch(prepared, now)
 
-    def _job_spec(self, job: JobRecord) -> JobSpec:
-        """:func:`daemon.planning.job_spec`, built once per waiting job (its request, times
-        and id never change; the ledger hands back the same parsed request).
-
-        Raises:
-            PoliciesError: the model or workload is invalid.
-        """
-        cached = self._specs.get(job.job_id)
-        if cached is not None and cached[0] is job.request:
-            return cached[1]
-        spec = job_spec(job)
-        self._specs[job.job_id] = (job.request, spec)
-        return spec
+    def _job_specs(self, waiting: Sequence[JobRecord], now: datetime) -> list[JobSpec]:
+        """:func:`daemon.planning.job_spec` of each waiting job, built once per job (its
+        request, times and id never change; the ledger hands back the same parsed request);
+        a job whose spec is invalid fails."""
+        known, kept, specs = self._specs, {}, []
+        for job in waiting:
+            entry = known.get(job.job_id)
+            if entry is None or entry[0] is not job.request:
+                try:
+                    entry = (job.request, job_spec(job))
+                except PoliciesError as exc:
+                    self._fail_unstarted(job, now, f"invalid job: {exc}")
+                    continue
+            kept[job.job_id] = entry
+            specs.append(entry[1])
+        self._specs = kept
+        return specs
 
     def _devices(self, now: datetime, runs: Sequence[RunRecord]) -> list[Device]:
         """The planner's devices: busy while carbond's ``runs`` hold them, and as

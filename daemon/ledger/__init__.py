@@ -1,5 +1,6 @@
 """The ledger: jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets."""
 
+from daemon.ledger.decisions import alternative_json
 from daemon.ledger.export import export_table
 from daemon.ledger.records import (
     DecisionRecord,
@@ -10,7 +11,7 @@ from daemon.ledger.records import (
 )
 from daemon.ledger.runs import RunEnd
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
-from daemon.ledger.store import EXPORTABLE, Ledger, LedgerError, UnknownJobError, alternative_json
+from daemon.ledger.store import EXPORTABLE, Ledger, LedgerError, UnknownJobError
 
 __all__ = [
     "EXPORTABLE",

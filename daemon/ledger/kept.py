@@ -6,7 +6,9 @@ run-now counterfactual of its first decision that had one, and its run row: the 
 them at every dispatch and ending (and the planner the latest decision of every new job),
 which was a third of a replay's statements. Values are kept as SQLite hands them back (a REAL
 column turns an int into a float and NaN into NULL), so an answer from here equals the one a
-read would give.
+read would give; the latest decision is kept as written (a round writes far more of them than
+are read back) and turned into what SQLite hands back when it is read
+(:mod:`daemon.ledger.decisions`).
 
 A job leaves when it reaches a final state; everything is forgotten when a transaction rolls
 back (the next answers are read, then from the committed rows). A job added while
@@ -31,7 +33,7 @@ class Rows:
     """One job's rows as stored (None: none written)."""
 
     job: Row  # the jobs row
-    decision: Row | None = None  # the latest decision
+    decision: tuple[Any, ...] | None = None  # the latest decision row, as written
     run_now_json: str | None = None  # the first decision's counterfactual that had one
     run: Row | None = None
 

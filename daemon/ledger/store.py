@@ -9,27 +9,26 @@ commits the ``running`` transition with the run row before the executor starts a
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from daemon.ledger.accounting import Accounting
-from daemon.ledger.base import LedgerError, UnknownJobError, dt, json_tuple, req_dt, ts
-from daemon.ledger.kept import KeptRows, integer, real
+from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
+from daemon.ledger.decisions import Decisions, alternative_json
+from daemon.ledger.kept import KeptRows, integer
 from daemon.ledger.queue_state import QueueState
-from daemon.ledger.records import DecisionRecord, JobRecord, TransitionRecord
+from daemon.ledger.records import JobRecord, TransitionRecord
 from daemon.ledger.runs import Runs
 from daemon.ledger.waiting import Waiting, WaitingIndex
 from daemon.queue.line import JobRequest
 from daemon.states import FINAL_STATES, TRANSITIONS, check_transition
-from policies import Decision
 
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
 
 
-class Ledger(Runs, Accounting, QueueState):
+class Ledger(Decisions, Runs, Accounting, QueueState):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
 
@@ -311,97 +310,6 @@ class Ledger(Runs, Accounting, QueueState):
         if self._waiting_index is not None:
             self._waiting_index.cancel_requested(job_id, ts(at) or "")
 
-    # -- decisions --------------------------------------------------------------------------
-
-    def record_decision(self, decision: Decision, at: datetime) -> None:
-        """Store ``decision`` with its alternatives and run-now counterfactual."""
-        self.record_decisions([decision], at)
-
-    def record_decisions(self, decisions: Sequence[Decision], at: datetime) -> None:
-        """:meth:`record_decision` for each of ``decisions``, in order, in one statement (the
-        same rows as one by one; the caller holds the transaction, so a failure stores none).
-        A round stores one row per moved plan: the texts its rows share (devices, regions,
-        starts) are written once (:class:`_DecisionTexts`)."""
-        when = ts(at)
-        texts = _DecisionTexts()
-        rows: list[tuple[Any, ...]] = []
-        for decision in decisions:
-            chosen, run_now = decision.chosen, decision.run_now
-            run_now_json = None if run_now is None else texts.alternative(run_now)
-            # json.dumps of a list is its items' texts joined by ", " (the run-now
-            # counterfactual is often also an alternative: written once)
-            alternatives = decision.alternatives
-            alternatives_json = (
-                "[" + ", ".join(
-                    run_now_json if a is run_now and run_now_json is not None
-                    else texts.alternative(a)
-                    for a in alternatives
-                ) + "]"
-                if alternatives else "[]"
-            )  # fmt: skip
-            if chosen is None:
-                rows.append((
-                    decision.job_id, when, decision.policy, decision.action, decision.reason,
-                    None, None, None, None, None, None, None, None, None, None,
-                    None if run_now is None else run_now.total_g, run_now_json, alternatives_json,
-                ))  # fmt: skip
-                continue
-            rows.append((
-                decision.job_id, when, decision.policy, decision.action, decision.reason,
-                chosen.region, chosen.gpu, texts.devices(chosen.device_ids),
-                texts.time(chosen.start), chosen.duration_s, chosen.energy_j,
-                chosen.intensity_g_per_kwh, chosen.operational_g, chosen.embodied_g,
-                chosen.total_g, None if run_now is None else run_now.total_g,
-                run_now_json, alternatives_json,
-            ))  # fmt: skip
-        self._exec_many(_INSERT_DECISION, rows)
-        for row in rows:
-            kept = self._kept.get(row[0])
-            if kept is None:
-                continue
-            stored = dict(zip(_DECISION_COLUMNS, row, strict=True))
-            for name in _DECISION_REALS:
-                value = stored[name]
-                if value is not None and (type(value) is not float or math.isnan(value)):
-                    stored[name] = real(value)  # as a REAL column returns it (NaN: NULL)
-            kept.decision = stored
-            if kept.run_now_json is None:
-                kept.run_now_json = stored["run_now_json"]
-
-    def latest_decision(self, job_id: str) -> DecisionRecord | None:
-        """The most recent decision about ``job_id``, if any."""
-        kept = self._kept.get(job_id)
-        if kept is not None:
-            return None if kept.decision is None else _decision(kept.decision)
-        row = self._exec(
-            "SELECT * FROM decisions WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
-        ).fetchone()
-        return None if row is None else _decision(row)
-
-    def counterfactual(self, job_id: str) -> dict[str, Any] | None:
-        """:meth:`Accounting.counterfactual`, from the kept rows of a job added here."""
-        kept = self._kept.get(job_id)
-        if kept is None:
-            return super().counterfactual(job_id)
-        if kept.run_now_json is None:
-            return None
-        value: dict[str, Any] = json.loads(kept.run_now_json)
-        return value
-
-    def latest_decisions(
-        self, states: Sequence[str], *, alternatives: bool = True
-    ) -> dict[str, DecisionRecord]:
-        """The most recent decision about each job in ``states`` that has one, by job id
-        (one query: a replay reads every job's back at its end). ``alternatives=False``:
-        records without their alternatives (``()``; their JSON is not parsed)."""
-        rows = self._exec(
-            "SELECT decisions.* FROM decisions JOIN (SELECT max(seq) AS seq FROM decisions"
-            " GROUP BY job_id) latest USING (seq) JOIN jobs USING (job_id)"
-            f" WHERE jobs.state IN ({','.join('?' * len(states))})",
-            list(states),
-        )
-        return {row["job_id"]: _decision(row, alternatives) for row in rows}
-
     # -- intensity --------------------------------------------------------------------------
 
     def record_intensity(
@@ -473,114 +381,7 @@ def _mutable(row: sqlite3.Row | dict[str, Any]) -> list[Any]:
 _JOB_COLUMNS = ("job_id", "uid", "gid", "name", "priority", "submitted_at", "deadline",
                 "spec_json", "source", "updated_at")  # fmt: skip
 _UNSET_JOB_COLUMNS = {"state": "queued", "cancel_requested_at": None}
-_INSERT_DECISION = (
-    "INSERT INTO decisions (job_id, at, policy, action, reason, region, gpu, device_ids_json,"
-    " planned_start, expected_duration_s, expected_energy_j, expected_intensity_g_per_kwh,"
-    " expected_operational_g, expected_embodied_g, expected_total_g, run_now_total_g,"
-    " run_now_json, alternatives_json)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_DECISION_COLUMNS = (
-    "job_id", "at", "policy", "action", "reason", "region", "gpu", "device_ids_json",
-    "planned_start", "expected_duration_s", "expected_energy_j", "expected_intensity_g_per_kwh",
-    "expected_operational_g", "expected_embodied_g", "expected_total_g", "run_now_total_g",
-    "run_now_json", "alternatives_json",
-)  # fmt: skip
-_DECISION_REALS = (
-    "expected_duration_s", "expected_energy_j", "expected_intensity_g_per_kwh",
-    "expected_operational_g", "expected_embodied_g", "expected_total_g", "run_now_total_g",
-)  # fmt: skip
-
 EXPORTABLE = ("jobs", "transitions", "decisions", "runs", "outcomes", "intensity_samples")
 
 
-def alternative_json(alt: Any) -> dict[str, Any]:
-    """A :class:`policies.Alternative` as a JSON-safe dict."""
-    return {
-        "device_ids": list(alt.device_ids),
-        "region": alt.region,
-        "gpu": alt.gpu,
-        "start": alt.start.isoformat(),
-        "duration_s": alt.duration_s,
-        "energy_j": alt.energy_j,
-        "intensity_g_per_kwh": alt.intensity_g_per_kwh,
-        "operational_g": alt.operational_g,
-        "embodied_g": alt.embodied_g,
-        "total_g": alt.total_g,
-    }
-
-
-class _DecisionTexts:
-    """The JSON texts of one batch of decisions, each as ``json.dumps`` writes it, with the
-    parts that repeat (device ids, regions and GPUs, start times) encoded once.
-
-    :meth:`alternative` is ``json.dumps(alternative_json(alt))``: the same keys in the same
-    order, ``", "`` and ``": "`` between them, finite floats as their ``repr``; an
-    alternative with any other figure is written by ``json.dumps`` itself.
-    """
-
-    def __init__(self) -> None:
-        self._devices: dict[tuple[str, ...], str] = {}
-        self._strings: dict[str, str] = {}
-        # by identity: equal datetimes in other time zones write other texts (the object is
-        # held, so its id is not reused while the batch is written)
-        self._times: dict[int, tuple[datetime, str]] = {}
-
-    def devices(self, device_ids: tuple[str, ...]) -> str:
-        """``json.dumps(list(device_ids))``."""
-        text = self._devices.get(device_ids)
-        if text is None:
-            text = self._devices[device_ids] = json.dumps(list(device_ids))
-        return text
-
-    def time(self, at: datetime) -> str:
-        """``at.isoformat()``."""
-        seen = self._times.get(id(at))
-        if seen is None:
-            seen = self._times[id(at)] = (at, at.isoformat())
-        return seen[1]
-
-    def alternative(self, alt: Any) -> str:
-        """``json.dumps(alternative_json(alt))``."""
-        figures = (alt.duration_s, alt.energy_j, alt.intensity_g_per_kwh, alt.operational_g,
-                   alt.embodied_g, alt.total_g)  # fmt: skip
-        # a float's repr is its JSON when finite (and a sum of finite ones is finite unless
-        # it overflows: then the slow way too); any other figure goes through json.dumps
-        if not (all(type(x) is float for x in figures) and math.isfinite(sum(figures))):
-            return json.dumps(alternative_json(alt))
-        duration, energy, intensity, operational, embodied, total = figures
-        string = self._string
-        return (
-            f'{{"device_ids": {self.devices(alt.device_ids)}, "region": {string(alt.region)},'
-            f' "gpu": {string(alt.gpu)}, "start": {string(self.time(alt.start))},'
-            f' "duration_s": {duration!r}, "energy_j": {energy!r},'
-            f' "intensity_g_per_kwh": {intensity!r}, "operational_g": {operational!r},'
-            f' "embodied_g": {embodied!r}, "total_g": {total!r}}}'
-        )
-
-    def _string(self, value: Any) -> str:
-        if type(value) is not str:
-            return json.dumps(value)
-        text = self._strings.get(value)
-        if text is None:
-            text = self._strings[value] = json.dumps(value)
-        return text
-
-
 _REQUESTS_KEPT = 20_000
-
-
-def _decision(row: sqlite3.Row | dict[str, Any], alternatives: bool = True) -> DecisionRecord:
-    return DecisionRecord(
-        job_id=row["job_id"], at=req_dt(row["at"]), policy=row["policy"],
-        action=row["action"], reason=row["reason"], region=row["region"], gpu=row["gpu"],
-        device_ids=json_tuple(row["device_ids_json"] or "[]"),
-        planned_start=dt(row["planned_start"]),
-        expected_duration_s=row["expected_duration_s"],
-        expected_energy_j=row["expected_energy_j"],
-        expected_intensity_g_per_kwh=row["expected_intensity_g_per_kwh"],
-        expected_operational_g=row["expected_operational_g"],
-        expected_embodied_g=row["expected_embodied_g"],
-        expected_total_g=row["expected_total_g"], run_now_total_g=row["run_now_total_g"],
-        alternatives=tuple(json.loads(row["alternatives_json"])) if alternatives else (),
-    )  # fmt: skip

@@ -6,15 +6,12 @@ import csv
 import json
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from daemon.ledger import SCHEMA_VERSION, Ledger, LedgerError, UnknownJobError, export_table
-from daemon.ledger.store import _DecisionTexts, alternative_json
 from daemon.queue.line import JobRequest, parse_line
 from daemon.states import FINAL_STATES, STATES, TRANSITIONS, InvalidTransitionError
 from policies import Alternative, Decision
@@ -248,66 +245,6 @@ def test_active_runs_follow_every_write_of_runs_and_states_and_other_connections
     assert ids() == ["c"]
 
 
-def _decisions() -> list[Decision]:
-    """Decisions of every shape a round stores: plans sharing devices, a run-now
-    counterfactual that is also an alternative, other alternatives, none, a NaN, a reject."""
-
-    def alt(device: str, start_min: int, total: float) -> Alternative:
-        start = NOW + timedelta(minutes=start_min)
-        return Alternative((device, "qc/9"), "qc", "T4", start, 60.0, 3.6e5, 30.0, total, 1.0)
-
-    now_alt, later = alt("qc/0", 0, 5.0), alt("qc/1", 30, 2.5)
-    others = (later, now_alt, alt("x", 45, 2.0))
-    return [
-        Decision("a", "hold", "hold: later", "test", later, now_alt, others),
-        Decision("b", "hold", "hold: same devices", "test", alt("qc/1", 45, 2.25), now_alt),
-        Decision("c", "start", "start: now", "test", now_alt, now_alt, ()),
-        Decision("a", "hold", "hold: moved", "test", alt("qc/0", 60, float("nan"))),
-        Decision("d", "reject", "reject: fits nowhere", "test"),
-    ]  # fmt: skip
-
-
-def test_a_batch_of_decisions_stores_the_rows_one_by_one_would(tmp_path: Path) -> None:
-    decisions, stored = _decisions(), {}
-    for how in ("one_by_one", "batch"):
-        with Ledger.open(tmp_path / f"{how}.db") as ledger:
-            with ledger.transaction():
-                for name in "abc":  # added here: their latest rows are kept, d's are read
-                    ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
-            with Ledger.open(tmp_path / f"{how}.db") as other, other.transaction():
-                other.add_job(_request("d"), 1000, 1000, "queue.jsonl:2", NOW)
-            with ledger.transaction():
-                if how == "batch":
-                    ledger.record_decisions(decisions, NOW)
-                else:
-                    for decision in decisions:
-                        ledger.record_decisions([decision], NOW)
-            latest = {name: ledger.latest_decision(name) for name in "abcd"}
-            counterfactual = {name: ledger.counterfactual(name) for name in "abcd"}
-            rows = ledger._db.execute("SELECT * FROM decisions ORDER BY seq").fetchall()
-            stored[how] = ([tuple(row) for row in rows], latest, counterfactual)
-    assert stored["batch"] == stored["one_by_one"]
-    rows = stored["batch"][0]
-    assert [row[1] for row in rows] == [d.job_id for d in decisions]
-    for row, decision in zip(rows, decisions, strict=True):  # the texts json.dumps writes
-        chosen, run_now = decision.chosen, decision.run_now
-        assert row[8] == (json.dumps(list(chosen.device_ids)) if chosen else None)
-        assert row[17] == (json.dumps(alternative_json(run_now)) if run_now else None)
-        assert row[18] == json.dumps([alternative_json(a) for a in decision.alternatives])
-    latest_a = stored["batch"][1]["a"]
-    assert latest_a is not None and latest_a.reason == "hold: moved"  # the latest of two
-
-
-def test_a_failing_batch_of_decisions_stores_none(ledger: Ledger) -> None:
-    with ledger.transaction():
-        ledger.add_job(_request("a"), 1000, 1000, "queue.jsonl:1", NOW)
-    unknown = _decisions()[4]  # about job "d", which the ledger does not hold
-    with pytest.raises(LedgerError), ledger.transaction():
-        ledger.record_decisions([_decisions()[0], unknown], NOW)
-    assert ledger.latest_decision("a") is None
-    assert ledger._db.execute("SELECT count(*) FROM decisions").fetchone()[0] == 0
-
-
 def test_readers_see_commits_and_cannot_write(tmp_path: Path, ledger: Ledger) -> None:
     with ledger.transaction():
         ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
@@ -337,22 +274,3 @@ def test_export(tmp_path: Path, ledger: Ledger, suffix: str) -> None:
     assert [row["job_id"] for row in rows] == ["a", "b"]
     with pytest.raises(LedgerError, match="cannot export"):
         export_table(ledger, "sqlite_master", out)
-
-
-_FIGURES = st.one_of(st.floats(), st.integers(-(10**20), 10**20), st.just(-0.0))
-
-
-@given(
-    st.tuples(*[_FIGURES] * 5),
-    st.lists(st.text(max_size=8), max_size=3),
-    st.text(max_size=8),
-    st.sampled_from([NOW, NOW.astimezone(timezone(timedelta(hours=-5)))]),
-)
-def test_decision_texts_are_those_json_dumps_writes(
-    figures: tuple[float, ...], devices: list[str], region: str, start: datetime
-) -> None:
-    alt = Alternative(tuple(devices), region, f"{region}-gpu", start, *figures)
-    texts = _DecisionTexts()
-    for _ in range(2):  # the second time from the batch's kept texts
-        assert texts.alternative(alt) == json.dumps(alternative_json(alt))
-        assert texts.devices(alt.device_ids) == json.dumps(devices)

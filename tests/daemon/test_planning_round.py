@@ -1,0 +1,55 @@
+"""The service's side of a planning round: the waiting jobs' specs, a job whose spec no longer
+holds, and the decisions recorded once each, round after round."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from daemon.queue.line import JobRequest, parse_line
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import append, job_line, make_service
+
+
+def test_a_job_whose_spec_no_longer_holds_fails_and_the_others_are_planned(
+    tmp_path: Path,
+) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, policy="carbon-window")
+    service.start(clock())
+    request = parse_line(job_line(id="gone").strip(), clock())
+    assert isinstance(request, JobRequest)
+    with service.ledger.transaction():  # as if the catalog lost its model after ingestion
+        service.ledger.add_job(replace(request, model="gpt-17"), 1000, 1000, "q:1", clock())
+    append(service.queue.path, job_line(id="ok", deadline="+8h"))
+    service.tick(clock())
+    assert service.ledger.job("gone").state == "failed"
+    assert service.ledger.transitions("gone")[-1].reason.startswith("invalid job: ")
+    assert service.ledger.latest_decision("gone") is None  # never planned
+    assert service.ledger.latest_decision("ok") is not None
+
+
+def test_a_held_plan_is_recorded_once_per_change_over_many_rounds(tmp_path: Path) -> None:
+    """Every stored row differs from the job's row before it (action, reason, devices or
+    start), and every round's decision equals the job's latest row."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, policy="carbon-window")
+    service.start(clock())
+    append(service.queue.path, "".join(job_line(id=f"j{k}", deadline="+12h") for k in range(6)))
+    held = 0
+    for _ in range(12):
+        decisions = {d.job_id: d for d in service.plan(clock()) if d.action == "hold"}
+        held += len(decisions)
+        for job_id, decision in decisions.items():
+            latest = service.ledger.latest_decision(job_id)
+            assert latest is not None and decision.chosen is not None
+            assert (latest.reason, latest.planned_start) == (decision.reason, decision.chosen.start)
+        clock.advance(600)
+        service.tick(clock())
+    rows = service.ledger.rows("decisions")
+    assert held > len(rows) > 6  # some plans moved, many repeated
+    last: dict[str, tuple[object, ...]] = {}
+    for row in rows:
+        key = (row["action"], row["reason"], row["device_ids_json"], row["planned_start"])
+        assert last.get(row["job_id"]) != key
+        last[row["job_id"]] = key

@@ -1,0 +1,51 @@
+"""The planner's kept rows: many cells' alternatives built at once equal the one-cell ones."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from policies.kept_rows import KeptRows, alternative, alternatives
+from policies.scoring import make_pools
+from tests.policies.conftest import NOW
+from tests.policies.random_cluster import world
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_alternatives_of_many_cells_equal_each_cell_alone(seed: int) -> None:
+    """The same floats as the scalar code, with infinite and NaN figures and a PUE given as
+    an int, and the same device ids (given, or the pool's first)."""
+    rng = np.random.default_rng(seed)
+    w = world(seed)
+    pools = list(make_pools(w.devices))
+    pools[0] = replace(pools[0], pue=2)  # an int PUE: the same products as 2.0
+    n_pools, n_slots, n_jobs = len(pools), 6, 30
+    rows = KeptRows(n_pools, n_slots)
+    for k in range(n_jobs):
+        rows.take(w.jobs[k % len(w.jobs)])
+    shape = (len(rows.job), n_pools)
+    rows.energy[:] = rng.uniform(1e3, 1e7, shape)
+    rows.energy[0, 0], rows.energy[1, 0] = np.inf, np.nan
+    rows.intensity[:] = rng.uniform(0.0, 800.0, (*shape, n_slots))
+    rows.intensity_now[:] = rng.uniform(0.0, 800.0, shape)
+    rows.intensity_now[0, :] = 0.0  # inf * 0: NaN, as Python's floats give it
+    rows.duration[:] = rng.uniform(1.0, 1e4, shape)
+    rows.embodied[:] = rng.uniform(0.0, 5.0, shape)
+    rows.gpus[:] = rng.integers(1, 3, len(rows.job))
+    times = [NOW + timedelta(minutes=15 * s) for s in range(n_slots)]
+    r = rng.integers(0, n_jobs, 200)
+    p = rng.integers(0, n_pools, 200)
+    s = rng.integers(0, n_slots, 200)
+    r[:2], p[:2], s[:2] = [0, 1], [0, 0], [0, 0]
+    given = [None if k % 3 else (f"dev-{k}",) for k in range(200)]
+    many = alternatives(rows, r, p, s, pools, times, given)
+    for k, alt in enumerate(many):
+        gk = int(rows.gpus[r[k]])
+        ids = given[k] or tuple(d.device_id for d in pools[p[k]].devices[:gk])
+        one = alternative(rows, int(r[k]), int(p[k]), int(s[k]), pools, times, ids)
+        assert repr(alt) == repr(one)  # repr: NaN equals NaN, -0.0 differs from 0.0
+        assert all(type(x) is float for x in (alt.energy_j, alt.operational_g))
+    assert alternatives(rows, r[:0], p[:0], s[:0], pools, times, []) == []
