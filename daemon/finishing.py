@@ -33,14 +33,14 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
 from daemon.executors.held import HeldJobs
 from daemon.inventory import InventoryGpu
-from daemon.ledger import JobRecord, Ledger, RunEnd, RunRecord
+from daemon.ledger import Ledger, RunEnd, RunRecord
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink
-from daemon.planning import job_spec
+from daemon.planning import spec_or_none
 from daemon.sites import SiteView
 from daemon.sites.outcome import site_columns
-from policies import JobSpec, PoliciesError, ZoneIntensity
+from policies import ZoneIntensity
 
 __all__ = ["EndingContext", "Endings", "Requeue"]
 
@@ -210,7 +210,7 @@ class Endings:
             started = status.started_at or run.started_at or run.launched_at
             measured = {}
             if context.measurement is not None:
-                spec = _spec_or_none(job) if status.succeeded else None
+                spec = spec_or_none(job) if status.succeeded else None
                 measured = context.measurement.finished(
                     job_id, started_at=started, finished_at=status.finished_at,
                     decision=decision, forecasts=context.forecasts, job=spec,
@@ -275,11 +275,3 @@ class _Ending:
     end: RunEnd
     status: ExitStatus
     deadline: datetime | None
-
-
-def _spec_or_none(job: JobRecord) -> JobSpec | None:
-    """The planner's view of ``job``, or None if it no longer parses (never raises)."""
-    try:
-        return job_spec(job)
-    except PoliciesError:
-        return None

@@ -13,7 +13,7 @@ import structlog
 from daemon.ledger import JobRecord, Ledger
 from daemon.logs import dropped
 from daemon.queue.line import JobRequest
-from policies import Decision, JobSpec, Policy, get_policy
+from policies import Decision, JobSpec, PoliciesError, Policy, get_policy
 from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "record_decision",
     "record_decisions",
     "request_spec",
+    "spec_or_none",
 ]
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,15 @@ def job_spec(job: JobRecord) -> JobSpec:
             catalog change between ingestion and planning triggers it).
     """
     return request_spec(job.request, job.job_id, job.submitted_at, job.deadline)
+
+
+def spec_or_none(job: JobRecord) -> JobSpec | None:
+    """:func:`job_spec`, or None if the job no longer parses (never raises): for measuring,
+    which works without the planner's view."""
+    try:
+        return job_spec(job)
+    except PoliciesError:
+        return None
 
 
 def request_spec(

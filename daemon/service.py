@@ -55,7 +55,7 @@ from daemon.ledger import JobRecord, Ledger, RunRecord
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
-from daemon.planning import DecisionKey, job_spec, record_decisions
+from daemon.planning import DecisionKey, job_spec, record_decisions, spec_or_none
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
@@ -513,7 +513,7 @@ class Service:
                          gpu=chosen.gpu, region=chosen.region)  # fmt: skip
             if self.measurement is not None:
                 self.measurement.started(item.job.job_id, list(item.gpus), item.decision, now,
-                                         self._forecasts, job=_spec_or_none(item.job))  # fmt: skip
+                                         self._forecasts, job=spec_or_none(item.job))  # fmt: skip
         return [item.job.job_id for item, _ in launched]
 
     def _start(self, item: _Launch, now: datetime) -> RunHandle | None:
@@ -610,14 +610,6 @@ class _Launch:
 def _log_dir(state_dir: Path) -> Path:
     """Where the jobs' logs go (a path joined once per state dir, not once per launch)."""
     return state_dir / "logs"
-
-
-def _spec_or_none(job: JobRecord) -> JobSpec | None:
-    """The planner's view of ``job``, or None if it no longer parses (never raises)."""
-    try:
-        return job_spec(job)
-    except PoliciesError:
-        return None
 
 
 _NOT_A_FAILURE = frozenset({"ok", "no provider configured"})
