@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
+
+from daemon.ledger import Ledger
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +31,10 @@ def restore_logging() -> Iterator[None]:
     structlog.configure(**config)
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """A fresh ledger in ``tmp_path``, closed after the test."""
+    with Ledger.open(tmp_path / "ledger.db") as opened:
+        yield opened

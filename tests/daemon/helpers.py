@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue
+from daemon.queue.line import JobRequest, parse_line
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
 from daemon.testing import RecordingExecutor
@@ -27,6 +29,13 @@ def job_line(**fields: Any) -> str:
     record: dict[str, Any] = {"model": "llama-1b", "command": ["true"], "requests": 4}
     record.update(fields)
     return json.dumps(record) + "\n"
+
+
+def job_request(job_id: str, now: datetime) -> JobRequest:
+    """The parsed request of a valid job line with id ``job_id``, read at ``now``."""
+    request = parse_line(job_line(id=job_id).strip(), now)
+    assert isinstance(request, JobRequest)
+    return request
 
 
 def append(path: Path, text: str | bytes) -> None:

@@ -12,24 +12,11 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import SCHEMA_VERSION, Ledger, LedgerError, UnknownJobError, export_table
-from daemon.queue.line import JobRequest, parse_line
 from daemon.states import FINAL_STATES, STATES, TRANSITIONS, InvalidTransitionError
 from policies import Alternative, Decision
-from tests.daemon.helpers import job_line
+from tests.daemon.helpers import job_request
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
-
-
-def _request(job_id: str) -> JobRequest:
-    request = parse_line(job_line(id=job_id).strip(), NOW)
-    assert isinstance(request, JobRequest)
-    return request
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    with Ledger.open(tmp_path / "ledger.db") as opened:
-        yield opened
 
 
 def test_schema_is_migrated_once_and_in_wal_mode(tmp_path: Path) -> None:
@@ -78,7 +65,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 )
 def test_state_machine(ledger: Ledger, path: list[str], legal: bool) -> None:
     with ledger.transaction():
-        ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.add_job(job_request("j", NOW), 1000, 1000, "queue.jsonl:1", NOW)
 
     def walk() -> None:
         for state in path:
@@ -100,7 +87,7 @@ def test_final_states_have_no_way_out() -> None:
 
 def test_a_failed_transaction_leaves_nothing(ledger: Ledger) -> None:
     with pytest.raises(InvalidTransitionError), ledger.transaction():
-        ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.add_job(job_request("j", NOW), 1000, 1000, "queue.jsonl:1", NOW)
         ledger.transition("j", "succeeded", NOW, "impossible")
     assert ledger.jobs() == []
     with pytest.raises(UnknownJobError, match="unknown job 'j'"):
@@ -117,7 +104,7 @@ def _counted(path: Path) -> dict[str, int]:
 def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger: Ledger) -> None:
     with ledger.transaction():
         for name in "abcd":
-            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+            ledger.add_job(job_request(name, NOW), 1000, 1000, "queue.jsonl:1", NOW)
         ledger.transition("a", "running", NOW, "dispatched")
         ledger.transition("b", "planned", NOW, "held")
         ledger.transition("a", "succeeded", NOW, "exit 0")
@@ -134,7 +121,7 @@ def test_counts_by_state_of_jobs_recorded_before_the_counts(tmp_path: Path) -> N
     path = tmp_path / "ledger.db"
     with Ledger.open(path) as ledger, ledger.transaction():
         for name in "abc":
-            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+            ledger.add_job(job_request(name, NOW), 1000, 1000, "queue.jsonl:1", NOW)
         ledger.transition("a", "running", NOW, "dispatched")
     db = sqlite3.connect(path)  # back to schema 4, as a ledger of an older carbond
     db.executescript(
@@ -157,7 +144,7 @@ def test_most_urgent_waiting_reads_back_what_changed_since_last_time(ledger: Led
     later = NOW.replace(hour=1)
     with ledger.transaction():
         for name in "abcd":
-            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+            ledger.add_job(job_request(name, NOW), 1000, 1000, "queue.jsonl:1", NOW)
     first = ledger.most_urgent_waiting(3)
     assert [job.job_id for job in first] == ["a", "b", "c"]
     with ledger.transaction():
@@ -173,7 +160,7 @@ def test_most_urgent_waiting_reads_back_what_changed_since_last_time(ledger: Led
 
 def test_a_transition_from_a_stale_state_reads_the_real_one(ledger: Ledger) -> None:
     with ledger.transaction():
-        ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.add_job(job_request("j", NOW), 1000, 1000, "queue.jsonl:1", NOW)
         assert ledger.transition("j", "planned", NOW, "held", seen="queued") == "queued"
         assert ledger.transition("j", "running", NOW, "go", seen="queued") == "planned"
         with pytest.raises(InvalidTransitionError, match="from 'running' to 'planned'"):
@@ -189,7 +176,7 @@ def test_every_latest_decision_and_run_in_two_queries(ledger: Ledger) -> None:
 
     with ledger.transaction():
         for name in "abc":
-            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+            ledger.add_job(job_request(name, NOW), 1000, 1000, "queue.jsonl:1", NOW)
             ledger.record_decision(plan(name, "hold", "qc/0"), NOW)
         for name in "ab":
             ledger.record_decision(plan(name, "start", f"qc/{name}"), NOW)
@@ -218,7 +205,7 @@ def test_active_runs_follow_every_write_of_runs_and_states_and_other_connections
 
     with ledger.transaction():
         for name in "abc":
-            ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+            ledger.add_job(job_request(name, NOW), 1000, 1000, "queue.jsonl:1", NOW)
     assert ids() == []
     with ledger.transaction():
         for k, name in enumerate("ab"):
@@ -247,7 +234,7 @@ def test_active_runs_follow_every_write_of_runs_and_states_and_other_connections
 
 def test_readers_see_commits_and_cannot_write(tmp_path: Path, ledger: Ledger) -> None:
     with ledger.transaction():
-        ledger.add_job(_request("j"), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.add_job(job_request("j", NOW), 1000, 1000, "queue.jsonl:1", NOW)
     with Ledger.open_readonly(tmp_path / "ledger.db") as reader:
         assert reader.job("j").uid == 1000
         with pytest.raises(LedgerError):
@@ -262,8 +249,8 @@ def test_readonly_open_of_a_missing_ledger_says_so(tmp_path: Path) -> None:
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 def test_export(tmp_path: Path, ledger: Ledger, suffix: str) -> None:
     with ledger.transaction():
-        ledger.add_job(_request("a"), 1000, 1000, "queue.jsonl:1", NOW)
-        ledger.add_job(_request("b"), 1000, 1000, "queue.jsonl:2", NOW)
+        ledger.add_job(job_request("a", NOW), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.add_job(job_request("b", NOW), 1000, 1000, "queue.jsonl:2", NOW)
     out = tmp_path / f"jobs{suffix}"
     assert export_table(ledger, "jobs", out) == 2
     if suffix == ".json":

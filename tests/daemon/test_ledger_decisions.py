@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -16,23 +15,10 @@ from hypothesis import strategies as st
 
 from daemon.ledger import Ledger, LedgerError
 from daemon.ledger.decisions import _DecisionTexts, alternative_json
-from daemon.queue.line import JobRequest, parse_line
 from policies import Alternative, Decision
-from tests.daemon.helpers import job_line
+from tests.daemon.helpers import job_request
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
-
-
-def _request(job_id: str) -> JobRequest:
-    request = parse_line(job_line(id=job_id).strip(), NOW)
-    assert isinstance(request, JobRequest)
-    return request
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger.open(tmp_path / "ledger.db") as opened:
-        yield opened
 
 
 def _decisions() -> list[Decision]:
@@ -60,9 +46,9 @@ def test_a_batch_of_decisions_stores_the_rows_one_by_one_would(tmp_path: Path) -
         with Ledger.open(tmp_path / f"{how}.db") as ledger:
             with ledger.transaction():
                 for name in "abc":  # added here: their latest rows are kept, d's are read
-                    ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+                    ledger.add_job(job_request(name, NOW), 1000, 1000, "queue.jsonl:1", NOW)
             with Ledger.open(tmp_path / f"{how}.db") as other, other.transaction():
-                other.add_job(_request("d"), 1000, 1000, "queue.jsonl:2", NOW)
+                other.add_job(job_request("d", NOW), 1000, 1000, "queue.jsonl:2", NOW)
             with ledger.transaction():
                 if how == "batch":
                     ledger.record_decisions(decisions, NOW)
@@ -87,7 +73,7 @@ def test_a_batch_of_decisions_stores_the_rows_one_by_one_would(tmp_path: Path) -
 
 def test_a_failing_batch_of_decisions_stores_none(ledger: Ledger) -> None:
     with ledger.transaction():
-        ledger.add_job(_request("a"), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.add_job(job_request("a", NOW), 1000, 1000, "queue.jsonl:1", NOW)
     unknown = _decisions()[4]  # about job "d", which the ledger does not hold
     with pytest.raises(LedgerError), ledger.transaction():
         ledger.record_decisions([_decisions()[0], unknown], NOW)
@@ -136,7 +122,7 @@ def test_the_texts_of_earlier_rounds_are_let_go_when_full(
 ) -> None:
     monkeypatch.setattr(_DecisionTexts, "KEPT", 4)  # more after the second round
     with ledger.transaction():
-        ledger.add_job(_request("a"), 1000, 1000, "queue.jsonl:1", NOW)
+        ledger.add_job(job_request("a", NOW), 1000, 1000, "queue.jsonl:1", NOW)
     plan = Alternative(("qc/0",), "qc", "T4", NOW, 60.0, 3.6e5, 30.0, 3.0, 1.0)
     kept, written = [], []
     for minutes in range(4):
@@ -158,9 +144,9 @@ def test_a_latest_decision_without_its_alternatives_is_the_same_record_less_them
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         with ledger.transaction():
             for name in "abc":
-                ledger.add_job(_request(name), 1000, 1000, "queue.jsonl:1", NOW)
+                ledger.add_job(job_request(name, NOW), 1000, 1000, "queue.jsonl:1", NOW)
         with Ledger.open(tmp_path / "ledger.db") as other, other.transaction():
-            other.add_job(_request("d"), 1000, 1000, "queue.jsonl:2", NOW)
+            other.add_job(job_request("d", NOW), 1000, 1000, "queue.jsonl:2", NOW)
         with ledger.transaction():
             ledger.record_decisions(_decisions(), NOW)
         for name in "abcd":

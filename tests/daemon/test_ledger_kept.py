@@ -11,17 +11,10 @@ import pytest
 
 from daemon.ledger import Ledger
 from daemon.ledger import kept as kept_module
-from daemon.queue.line import JobRequest, parse_line
 from policies import Alternative, Decision
-from tests.daemon.helpers import job_line
+from tests.daemon.helpers import job_request
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
-
-
-def _request(job_id: str) -> JobRequest:
-    request = parse_line(job_line(id=job_id).strip(), NOW)
-    assert isinstance(request, JobRequest)
-    return request
 
 
 def _alternative(start: datetime, energy_j: float, duration_s: float = 60) -> Alternative:
@@ -43,7 +36,9 @@ def test_kept_answers_equal_reads_through_a_job_life(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     with Ledger.open(path) as ledger:
         with ledger.transaction():
-            ledger.add_jobs([(_request(j), 1000, 1000, "queue.jsonl:1", NOW) for j in "abc"])
+            ledger.add_jobs(
+                [(job_request(j, NOW), 1000, 1000, "queue.jsonl:1", NOW) for j in "abc"]
+            )
         reader = Ledger.open_readonly(path)
         ids = ["a", "b", "c"]
         _same_answers(ledger, reader, ids)
@@ -82,7 +77,7 @@ def test_a_rolled_back_transaction_leaves_nothing_kept_that_was_not_committed(
     path = tmp_path / "ledger.db"
     with Ledger.open(path) as ledger:
         with ledger.transaction():
-            ledger.add_job(_request("a"), 1000, 1000, "queue.jsonl:1", NOW)
+            ledger.add_job(job_request("a", NOW), 1000, 1000, "queue.jsonl:1", NOW)
         decision = Decision("a", "start", "go", "test", _alternative(NOW, 5.0))
         with pytest.raises(RuntimeError), ledger.transaction():
             ledger.record_decision(decision, NOW)
@@ -100,7 +95,7 @@ def test_jobs_past_the_limit_are_read(tmp_path: Path, monkeypatch: pytest.Monkey
     path = tmp_path / "ledger.db"
     with Ledger.open(path) as ledger:
         with ledger.transaction():
-            ledger.add_jobs([(_request(j), 1000, 1000, "queue.jsonl:1", NOW) for j in "ab"])
+            ledger.add_jobs([(job_request(j, NOW), 1000, 1000, "queue.jsonl:1", NOW) for j in "ab"])
             for job_id in "ab":
                 decision = Decision(job_id, "start", "go", "test", _alternative(NOW, 5.0))
                 ledger.record_decision(decision, NOW)
@@ -111,8 +106,10 @@ def test_jobs_past_the_limit_are_read(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_a_plain_request_added_is_kept_not_parsed_back(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
-    plain = _request("a")
-    other = replace(_request("b"), priority=True)  # a bool: stored as 1, read back as the int
+    plain = job_request("a", NOW)
+    other = replace(
+        job_request("b", NOW), priority=True
+    )  # a bool: stored as 1, read back as the int
     with Ledger.open(path) as ledger:
         with ledger.transaction():
             ledger.add_jobs([(plain, 1000, 1000, "q", NOW), (other, 1000, 1000, "q", NOW)])

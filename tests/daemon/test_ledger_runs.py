@@ -12,27 +12,20 @@ from typing import Any
 import pytest
 
 from daemon.ledger import EXPORTABLE, Ledger, RunEnd
-from daemon.queue.line import JobRequest, parse_line
 from daemon.states import InvalidTransitionError
 from policies import Alternative, Decision
-from tests.daemon.helpers import job_line
+from tests.daemon.helpers import job_request
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=10)
 JOBS = ("a", "b", "c", "d")
 
 
-def _request(job_id: str) -> JobRequest:
-    request = parse_line(job_line(id=job_id).strip(), NOW)
-    assert isinstance(request, JobRequest)
-    return request
-
-
 def _running(path: Path) -> Ledger:
     """A ledger with JOBS running, each with a decision and a started run."""
     ledger = Ledger.open(path, durable=False)
     with ledger.transaction():
-        ledger.add_jobs([(_request(j), 1000, 1000, "queue.jsonl:1", NOW) for j in JOBS])
+        ledger.add_jobs([(job_request(j, NOW), 1000, 1000, "queue.jsonl:1", NOW) for j in JOBS])
     for n, job_id in enumerate(JOBS):
         chosen = Alternative((f"qc/{n}",), "qc", "T4", NOW, 60.0, 1000.0, 30.0, 0.5, 0.25)
         with ledger.transaction():

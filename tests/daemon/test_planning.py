@@ -5,9 +5,7 @@ filters it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -21,12 +19,6 @@ from policies import Alternative, Decision
 from tests.daemon.helpers import job_line
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger.open(tmp_path / "ledger.db") as opened:
-        yield opened
 
 
 def _job(ledger: Ledger, job_id: str) -> JobRecord:
