@@ -7,6 +7,7 @@ from daemon.ledger.records import (
     JobRecord,
     QueueFileRecord,
     RunRecord,
+    StartedRun,
     TransitionRecord,
 )
 from daemon.ledger.runs import RunEnd
@@ -24,6 +25,7 @@ __all__ = [
     "QueueFileRecord",
     "RunEnd",
     "RunRecord",
+    "StartedRun",
     "TransitionRecord",
     "UnknownJobError",
     "alternative_json",

@@ -7,7 +7,14 @@ from datetime import datetime
 
 from daemon.queue.line import JobRequest
 
-__all__ = ["DecisionRecord", "JobRecord", "QueueFileRecord", "RunRecord", "TransitionRecord"]
+__all__ = [
+    "DecisionRecord",
+    "JobRecord",
+    "QueueFileRecord",
+    "RunRecord",
+    "StartedRun",
+    "TransitionRecord",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +85,26 @@ class RunRecord:
     exit_code: int | None
     signal: int | None
     reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StartedRun:
+    """A run whose job's latest decision is the ``start`` that launched it: the run's devices
+    and times, and what that decision expected (the columns a replay's results read)."""
+
+    job_id: str
+    device_ids: tuple[str, ...]
+    expected_duration_s: float
+    launched_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    region: str | None
+    gpu: str | None
+    reason: str
+    expected_energy_j: float | None
+    expected_intensity_g_per_kwh: float | None
+    expected_operational_g: float | None
+    expected_embodied_g: float | None
 
 
 @dataclass(frozen=True, slots=True)

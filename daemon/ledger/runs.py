@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.ledger.base import Connection, LedgerError, dt, json_tuple, req_dt, ts
 from daemon.ledger.kept import integer, real
-from daemon.ledger.records import RunRecord
+from daemon.ledger.records import RunRecord, StartedRun
 
 if TYPE_CHECKING:
     from daemon.ledger.kept import KeptRows
@@ -71,6 +71,31 @@ class Runs(Connection):
             list(states),
         )
         return {row["job_id"]: _run(row) for row in rows}
+
+    def started_runs(self, states: Sequence[str]) -> list[StartedRun]:
+        """The runs of the jobs in ``states`` whose latest decision is ``start``, with that
+        decision's expectations, in no particular order: what :meth:`runs` and
+        :meth:`Decisions.latest_decisions` give of them, in one query of those columns only
+        (each job's latest decision found through its index, not by grouping every
+        decision): a replay reads every job's back at its end."""
+        cursor = self._exec(
+            "SELECT runs.job_id, runs.device_ids_json, runs.expected_duration_s,"
+            " runs.launched_at, runs.started_at, runs.finished_at, d.region, d.gpu, d.reason,"
+            " d.expected_energy_j, d.expected_intensity_g_per_kwh, d.expected_operational_g,"
+            " d.expected_embodied_g FROM runs JOIN jobs USING (job_id) JOIN decisions AS d"
+            " ON d.seq = (SELECT max(seq) FROM decisions WHERE decisions.job_id = runs.job_id)"
+            f" WHERE jobs.state IN ({','.join('?' * len(states))}) AND d.action = 'start'",
+            list(states),
+        )
+        cursor.row_factory = None  # plain tuples, unpacked below
+        rows = cursor.fetchall()
+        fromiso = datetime.fromisoformat
+        return [
+            StartedRun(job_id, json_tuple(devices), expected_s, fromiso(launched),
+                       None if started is None else fromiso(started),
+                       None if finished is None else fromiso(finished), *decided)
+            for job_id, devices, expected_s, launched, started, finished, *decided in rows
+        ]  # fmt: skip
 
     # -- runs -------------------------------------------------------------------------------
 

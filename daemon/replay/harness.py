@@ -251,27 +251,22 @@ class ServiceHarness:
     def finished(self) -> list[Run]:
         """Every run the service dispatched, with the decision that started it."""
         runs = []
-        states = (*_ENDED, "running")
-        by_job = self.ledger.runs(states)
-        decisions = self.ledger.latest_decisions(states, alternatives=False)  # not used here
         jobs, duration_s = self._jobs, self._executor.duration_s
-        for job_id in sorted(by_job, key=lambda j: (jobs[j].submitted_at, j)):
-            decision = decisions.get(job_id)
-            if decision is None or decision.action != "start":
-                continue
-            run = by_job[job_id]
+        started_runs = self.ledger.started_runs((*_ENDED, "running"))
+        for run in sorted(started_runs, key=lambda r: (jobs[r.job_id].submitted_at, r.job_id)):
+            job_id = run.job_id
             started, expected_s = run.started_at or run.launched_at, run.expected_duration_s
             true_s = duration_s(job_id, expected_s)
             ended = run.finished_at or started + timedelta(seconds=true_s)
             # Energy and embodied grams grow with the true run time (the estimated power).
             longer = true_s / expected_s if expected_s > 0 else 1.0
             plan = Alternative(
-                run.device_ids, decision.region or "", decision.gpu or "", started,
-                (ended - started).total_seconds(), _f(decision.expected_energy_j) * longer,
-                _f(decision.expected_intensity_g_per_kwh), _f(decision.expected_operational_g),
-                _f(decision.expected_embodied_g) * longer,
+                run.device_ids, run.region or "", run.gpu or "", started,
+                (ended - started).total_seconds(), _f(run.expected_energy_j) * longer,
+                _f(run.expected_intensity_g_per_kwh), _f(run.expected_operational_g),
+                _f(run.expected_embodied_g) * longer,
             )  # fmt: skip
-            runs.append(Run(jobs[job_id], started, ended, plan, decision.reason))
+            runs.append(Run(jobs[job_id], started, ended, plan, run.reason))
         return runs
 
 

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.ledger import SCHEMA_VERSION, Ledger, LedgerError, UnknownJobError, export_table
+from daemon.ledger import (
+    SCHEMA_VERSION,
+    Ledger,
+    LedgerError,
+    StartedRun,
+    UnknownJobError,
+    export_table,
+)
 from daemon.states import FINAL_STATES, STATES, TRANSITIONS, InvalidTransitionError
 from policies import Alternative, Decision
 from tests.daemon.helpers import job_request
@@ -191,6 +198,42 @@ def test_every_latest_decision_and_run_in_two_queries(ledger: Ledger) -> None:
     bare = ledger.latest_decisions(("running", "succeeded"), alternatives=False)
     assert bare == {name: replace(d, alternatives=()) for name, d in latest.items()}
     assert latest["a"].alternatives  # the full records have them
+
+
+def test_started_runs_are_the_runs_whose_latest_decision_started_them(ledger: Ledger) -> None:
+    """What runs() and latest_decisions() give of them: a run whose job was decided about
+    again after its start, a job with no run, and one in another state are left out."""
+
+    def plan(job_id: str, action: str, device: str, total: float) -> Decision:
+        alt = Alternative((device,), "qc", "T4", NOW, 60.0, 3.6e5, 30.0, total, 1.0)
+        return Decision(job_id, action, f"{action} on {device}", "test", alt, None, (alt,))  # type: ignore[arg-type]
+
+    later = NOW + timedelta(minutes=5)
+    with ledger.transaction():
+        for name in "abcde":
+            ledger.add_job(job_request(name, NOW), 1000, 1000, "queue.jsonl:1", NOW)
+            ledger.record_decision(plan(name, "hold", "qc/0", 2.0), NOW)
+        for k, name in enumerate("abce"):
+            ledger.record_decision(plan(name, "start", f"qc/{name}", 3.0 + k), NOW)
+            ledger.transition(name, "running", NOW, "dispatched")
+            ledger.add_run(name, "local", [f"qc/{name}", "qc/z"], [0, 1], 60.0 + k, NOW)
+        ledger.set_run_started("a", "token-a", later)
+        ledger.record_decision(plan("c", "hold", "qc/0", 9.0), later)  # after its start
+        ledger.transition("b", "succeeded", later, "exit 0")
+        ledger.transition("e", "failed", later, "exit 1")
+    states = ("running", "succeeded")
+    runs, decisions = ledger.runs(states), ledger.latest_decisions(states, alternatives=False)
+    expected = [
+        StartedRun(name, run.device_ids, run.expected_duration_s, run.launched_at,
+                   run.started_at, run.finished_at, d.region, d.gpu, d.reason,
+                   d.expected_energy_j, d.expected_intensity_g_per_kwh,
+                   d.expected_operational_g, d.expected_embodied_g)
+        for name, run in runs.items() if (d := decisions[name]).action == "start"
+    ]  # fmt: skip
+    got = sorted(ledger.started_runs(states), key=lambda r: r.job_id)
+    assert got == sorted(expected, key=lambda r: r.job_id)
+    assert [r.job_id for r in got] == ["a", "b"]
+    assert got[0].started_at == later and got[0].expected_operational_g == 3.0
 
 
 def test_active_runs_follow_every_write_of_runs_and_states_and_other_connections(
