@@ -61,6 +61,12 @@ class Accounting(Connection):
         value: dict[str, Any] = json.loads(row[0])
         return value
 
+    def counterfactual_total_g(self, job_id: str) -> float | None:
+        """The ``total_g`` of :meth:`counterfactual` (None: no counterfactual): what an
+        outcome row records as the run-now grams."""
+        value = self.counterfactual(job_id)
+        return None if value is None else value["total_g"]
+
     def finished_outcomes(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:

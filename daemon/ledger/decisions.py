@@ -91,6 +91,10 @@ class Decisions(Accounting):
                 job.decision = row
                 if job.run_now_json is None:
                     job.run_now_json = row[_RUN_NOW_JSON]
+                    total = row[_RUN_NOW_TOTAL_G]  # the JSON's total_g, as written
+                    # a float or an int reads back from its JSON as itself (a NaN as a NaN)
+                    if type(total) is float or type(total) is int:
+                        job.run_now_total_g = total
 
     def latest_decision(self, job_id: str, *, alternatives: bool = True) -> DecisionRecord | None:
         """The most recent decision about ``job_id``, if any. ``alternatives=False``: the
@@ -114,6 +118,14 @@ class Decisions(Accounting):
             return None
         value: dict[str, Any] = json.loads(kept.run_now_json)
         return value
+
+    def counterfactual_total_g(self, job_id: str) -> float | None:
+        """:meth:`Accounting.counterfactual_total_g`, from the kept rows of a job added here
+        (the figure kept as written when its JSON reads it back the same: not parsed)."""
+        kept = self._kept.get(job_id)
+        if kept is None or kept.run_now_total_g is None:
+            return super().counterfactual_total_g(job_id)
+        return kept.run_now_total_g
 
     def latest_decisions(
         self, states: Sequence[str], *, alternatives: bool = True
@@ -144,6 +156,7 @@ _DECISION_COLUMNS = (
     "run_now_json", "alternatives_json",
 )  # fmt: skip
 _REALS = range(9, 16)  # the REAL columns: expected_duration_s .. run_now_total_g
+_RUN_NOW_TOTAL_G = 15
 _RUN_NOW_JSON = 16
 
 

@@ -35,6 +35,8 @@ class Rows:
     job: Row  # the jobs row
     decision: tuple[Any, ...] | None = None  # the latest decision row, as written
     run_now_json: str | None = None  # the first decision's counterfactual that had one
+    # its total_g as the JSON reads back (None: not known without parsing the JSON)
+    run_now_total_g: float | None = None
     run: Row | None = None
 
 

@@ -6,7 +6,9 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from daemon.ledger import Ledger
@@ -28,6 +30,8 @@ def _same_answers(ledger: Ledger, reader: Ledger, job_ids: list[str]) -> None:
         assert ledger.job(job_id) == reader.job(job_id)
         assert ledger.run(job_id) == reader.run(job_id)
         assert ledger.counterfactual(job_id) == reader.counterfactual(job_id)
+        total = ledger.counterfactual_total_g(job_id)  # repr: NaN equals NaN, 1 is not 1.0
+        assert repr(total) == repr(reader.counterfactual_total_g(job_id))
         mine, theirs = ledger.latest_decision(job_id), reader.latest_decision(job_id)
         assert repr(mine) == repr(theirs)  # repr: NaN inside the alternatives equals NaN
 
@@ -69,6 +73,35 @@ def test_kept_answers_equal_reads_through_a_job_life(tmp_path: Path) -> None:
         _same_answers(ledger, reader, ids)
         assert len(ledger._kept) == 1  # a and b ended: only c is kept
         reader.close()
+
+
+@pytest.mark.parametrize(
+    "figures",
+    [(0.5, 0.25), (1, 2), (-0.0, -0.0), (math.nan, 1.0), (math.inf, 1.0), (1e308, 1e308),
+     (np.float64(0.1), np.float64(0.2)), (True, True)],
+)  # fmt: skip
+def test_a_kept_run_now_total_is_the_one_its_json_reads_back(
+    tmp_path: Path, figures: tuple[Any, Any]
+) -> None:
+    """The run-now grams an outcome row records, kept (not parsed) or read: the same value
+    and type, whatever the counterfactual's figures; only the first one counts."""
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        with ledger.transaction():
+            ledger.add_job(job_request("a", NOW), 1000, 1000, "queue.jsonl:1", NOW)
+        run_now = replace(_alternative(NOW, 1000.0), operational_g=figures[0],
+                          embodied_g=figures[1])  # fmt: skip
+        for k, alt in enumerate([run_now, _alternative(NOW, 2000.0)]):
+            at = NOW + timedelta(minutes=k)
+            with ledger.transaction():
+                ledger.record_decision(Decision("a", "hold", "wait", "test", alt, alt), at)
+        with Ledger.open_readonly(path) as reader:
+            stored = reader.counterfactual("a")
+            assert stored is not None
+            total = ledger.counterfactual_total_g("a")
+            assert repr(total) == repr(stored["total_g"])
+            assert type(total) is type(stored["total_g"])
+            assert repr(total) == repr(reader.counterfactual_total_g("a"))
 
 
 def test_a_rolled_back_transaction_leaves_nothing_kept_that_was_not_committed(
