@@ -85,7 +85,7 @@ class Decisions(Accounting):
             ))  # fmt: skip
         self._exec_many(_INSERT_DECISION, rows)
         kept = self._kept.get
-        for row in rows:  # kept as written; read back as stored (_stored)
+        for row in rows:  # kept as written; read back as stored (_kept_decision)
             job = kept(row[0])
             if job is not None:
                 job.decision = row
@@ -103,7 +103,7 @@ class Decisions(Accounting):
         if kept is not None:
             if kept.decision is None:
                 return None
-            return _decision(_stored(kept.decision), alternatives)
+            return _kept_decision(kept.decision, alternatives)
         row = self._exec(
             "SELECT * FROM decisions WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
         ).fetchone()
@@ -149,26 +149,28 @@ _INSERT_DECISION = (
     " run_now_json, alternatives_json)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_DECISION_COLUMNS = (
-    "job_id", "at", "policy", "action", "reason", "region", "gpu", "device_ids_json",
-    "planned_start", "expected_duration_s", "expected_energy_j", "expected_intensity_g_per_kwh",
-    "expected_operational_g", "expected_embodied_g", "expected_total_g", "run_now_total_g",
-    "run_now_json", "alternatives_json",
-)  # fmt: skip
-_REALS = range(9, 16)  # the REAL columns: expected_duration_s .. run_now_total_g
+# the row's places (_INSERT_DECISION's columns); 9 to 15 are REAL
 _RUN_NOW_TOTAL_G = 15
 _RUN_NOW_JSON = 16
 
 
-def _stored(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A decision row as written, as SQLite hands it back (a REAL column turns an int into a
-    float and NaN into NULL)."""
-    stored = dict(zip(_DECISION_COLUMNS, row, strict=True))
-    for k in _REALS:
-        value = row[k]
+def _kept_decision(row: tuple[Any, ...], alternatives: bool) -> DecisionRecord:
+    """The record of a decision row as written, as a read would give it (a REAL column
+    turns an int into a float and NaN into NULL)."""
+    (job_id, at, policy, action, reason, region, gpu, device_ids, start,
+     *figures, _run_now_json, alternatives_json) = row  # fmt: skip
+    for k, value in enumerate(figures):
         if value is not None and (type(value) is not float or math.isnan(value)):
-            stored[_DECISION_COLUMNS[k]] = real(value)
-    return stored
+            figures[k] = real(value)
+    duration, energy, intensity, operational, embodied, total, run_now = figures
+    return DecisionRecord(
+        job_id=job_id, at=req_dt(at), policy=policy, action=action, reason=reason,
+        region=region, gpu=gpu, device_ids=json_tuple(device_ids or "[]"),
+        planned_start=dt(start), expected_duration_s=duration, expected_energy_j=energy,
+        expected_intensity_g_per_kwh=intensity, expected_operational_g=operational,
+        expected_embodied_g=embodied, expected_total_g=total, run_now_total_g=run_now,
+        alternatives=tuple(json.loads(alternatives_json)) if alternatives else (),
+    )  # fmt: skip
 
 
 def alternative_json(alt: Any) -> dict[str, Any]:
