@@ -131,7 +131,8 @@ class Decisions(Accounting):
         self, states: Sequence[str], *, alternatives: bool = True
     ) -> dict[str, DecisionRecord]:
         """The most recent decision about each job in ``states`` that has one, by job id
-        (one query: a replay reads every job's back at its end). ``alternatives=False``:
+        (one query; a replay's final read takes :meth:`Runs.started_runs` instead, which
+        reads only the columns it needs). ``alternatives=False``:
         records without their alternatives (``()``; their JSON is not parsed)."""
         rows = self._exec(
             "SELECT decisions.* FROM decisions JOIN (SELECT max(seq) AS seq FROM decisions"
