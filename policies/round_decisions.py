@@ -145,17 +145,27 @@ def held(
     ``slot[k]``, its latest safe start there ``latest[k]``), or last round's decision for the
     row when it would be the same (its plan object, latest safe start and policy the same): the
     very object when run-now is too, else its reason when the run-now figure it quotes reads
-    the same. ``texts``: see :func:`savings`."""
+    the same; likewise a decision the row had for the same plan object and latest safe start
+    since the slots last moved (``rows.held_seen``: a held job's plan trades equal-cost cells
+    back and forth). ``texts``: see :func:`savings`."""
     quoted = savings(plans, run_now, texts)
     same = ((slot > 0) & (rows.held_latest[at] == latest)).tolist()
-    kept, kept_saving = rows.held, rows.held_saving
+    kept, kept_saving, held_seen = rows.held, rows.held_saving, rows.held_seen
     out = []
     cells = zip(at.tolist(), slot.tolist(), latest.tolist(), same, strict=True)
     for k, (r, s, last, maybe) in enumerate(cells):
         plan, now_alt = plans[k], run_now[k]
-        seen = kept[r]
-        if maybe and seen is not None and seen.chosen is plan and seen.policy == policy:
+        seen = kept[r] if maybe else None
+        if (seen is None or seen.chosen is not plan) and s > 0:
+            had = held_seen.get(r)
+            # An entry's decision holds its plan, so a key with this plan's id is this plan's.
+            entry = None if had is None else had.get((id(plan), last))
+            seen = None
+            if entry is not None:
+                seen, kept_saving[r] = entry
+        if seen is not None and seen.chosen is plan and seen.policy == policy:
             if seen.run_now is now_alt:
+                kept[r] = seen
                 out.append(seen)
                 continue
             if quoted[k] == kept_saving[r]:
@@ -166,6 +176,8 @@ def held(
             decision = _hold(rows, jobs[k], plan, s, last, grid, now_alt, policy, quoted[k])
         kept[r] = decision if s > 0 else None
         kept_saving[r] = quoted[k]
+        if s > 0:
+            held_seen.setdefault(r, {})[id(plan), last] = (decision, quoted[k])
         out.append(decision)
     rows.held_latest[at] = latest
     return out
