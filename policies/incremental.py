@@ -197,16 +197,14 @@ class PlanState:
         free_now = [len(free_devices(p, now, set())) for p in pools]
         taken: set[str] = set()
         held = slot > 0  # and the jobs planned now that find too few devices free
-        now_k = np.flatnonzero(~held)
-        best = round_decisions.Best(rows, at[now_k], ready, now)
-        for i, k in enumerate(now_k.tolist()):  # in planning order: they take devices
+        for k in np.flatnonzero(~held).tolist():  # in planning order: they take devices
             j, r, p = fits[k], int(at[k]), int(pool[k])
             if free_now[p] < rows.gpus[r]:
                 held[k] = True
                 continue
             decisions[j] = decision = round_decisions.start_now(
                 rows, r, jobs[j], p, plans[k], run_now[k], _NOTES[int(note[k])], policy,
-                params.alternatives, pools, grid, times, taken, ready, best.of(i),
+                params.alternatives, pools, grid, times, taken, ready,
             )  # fmt: skip
             if decision.action == "start" and decision.chosen is not None:
                 free_now[p] -= len(decision.chosen.device_ids)

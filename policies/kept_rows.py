@@ -70,11 +70,6 @@ class KeptRows:
         self.held: list[Decision | None] = []
         self.held_latest: FloatArray = np.zeros(0)
         self.held_saving: list[str] = []  # the held decision's " (N% below run-now)"
-        # Every plan and held decision a row had since the slots last moved (a held job's plan
-        # trades equal-cost cells back and forth): per row, by cell (pool, slot), and by
-        # (id of the plan object, latest safe start) with the decision's saving text.
-        self.plans_seen: dict[int, dict[tuple[int, int], Alternative]] = {}
-        self.held_seen: dict[int, dict[tuple[int, float], tuple[Decision, str]]] = {}
 
     def reserve(self, count: int) -> None:
         """Room for ``count`` more jobs (growing the arrays once, by at least half)."""
@@ -88,8 +83,6 @@ class KeptRows:
         self.row_of[job.job_id] = r
         self.job[r] = job
         self.plan[r] = self.run_now[r] = self.held[r] = None
-        self.plans_seen.pop(r, None)
-        self.held_seen.pop(r, None)
         return r
 
     def _grow(self, n: int) -> None:
@@ -123,8 +116,6 @@ class KeptRows:
         self.plan = [None] * len(self.plan)
         self.run_now = [None] * len(self.run_now)
         self.held = [None] * len(self.held)
-        self.plans_seen.clear()
-        self.held_seen.clear()
         self.latest_txt.clear()
         self.start_txt.clear()
 
@@ -133,8 +124,6 @@ class KeptRows:
         r = self.row_of.pop(job_id)
         self.job[r] = None
         self.plan[r] = self.run_now[r] = self.held[r] = None
-        self.plans_seen.pop(r, None)
-        self.held_seen.pop(r, None)
         self.free.append(r)
 
 

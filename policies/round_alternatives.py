@@ -134,30 +134,16 @@ def planned(
     times: Sequence[datetime],
 ) -> list[Alternative]:  # fmt: skip
     """Each job's planned cell as an alternative: last round's object when the cell is the
-    same and later than slot 0 (whose values move with now), else the object the row had
-    for that cell since the slots last moved (``rows.plans_seen``), else a new one."""
+    same and later than slot 0 (whose values move with now)."""
     cells = rows.plan_cell[at]
     same = (slot > 0) & (cells[:, 0] == pool) & (cells[:, 1] == slot)
-    kept, seen = rows.plan, rows.plans_seen
+    kept = rows.plan
     plans = [kept[r] if ok else None for r, ok in zip(at.tolist(), same.tolist(), strict=True)]
-    moved = np.array([k for k, x in enumerate(plans) if x is None], dtype=np.int64)
-    todo = []
-    for k, r, p, s in zip(moved.tolist(), at[moved].tolist(), pool[moved].tolist(),
-                          slot[moved].tolist(), strict=True):  # fmt: skip
-        had = seen.get(r)
-        alt = None if had is None else had.get((p, s))  # slot 0 is never kept there
-        if alt is None:
-            todo.append(k)
-        else:
-            plans[k] = kept[r] = alt
-    new = np.array(todo, dtype=np.int64)
-    built = alternatives(rows, at[new], pool[new], slot[new], pools, times,
-                         [None] * len(new))  # fmt: skip
-    for k, r, p, s, alt in zip(todo, at[new].tolist(), pool[new].tolist(), slot[new].tolist(),
-                               built, strict=True):  # fmt: skip
+    todo = np.array([k for k, x in enumerate(plans) if x is None], dtype=np.int64)
+    built = alternatives(rows, at[todo], pool[todo], slot[todo], pools, times,
+                         [None] * len(todo))  # fmt: skip
+    for k, r, alt in zip(todo.tolist(), at[todo].tolist(), built, strict=True):
         plans[k] = kept[r] = alt
-        if s > 0:
-            seen.setdefault(r, {})[p, s] = alt
-    rows.plan_cell[at[moved], 0] = pool[moved]
-    rows.plan_cell[at[moved], 1] = slot[moved]
+    rows.plan_cell[at[todo], 0] = pool[todo]
+    rows.plan_cell[at[todo], 1] = slot[todo]
     return [x for x in plans if x is not None]

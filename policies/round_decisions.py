@@ -18,7 +18,7 @@ from policies.round_alternatives import Ready
 from policies.scoring import Pool, SlotGrid
 from policies.types import Alternative, Decision, JobSpec
 
-__all__ = ["Best", "held", "saving", "savings", "start_now"]
+__all__ = ["held", "saving", "savings", "start_now"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -35,11 +35,9 @@ def start_now(
     rows: KeptRows, r: int, job: JobSpec, p: int, plan: Alternative, run_now: Alternative | None,
     note: str, policy: str, limit: int, pools: Sequence[Pool], grid: SlotGrid,
     times: Sequence[datetime], taken: set[str], ready: Ready,
-    best: tuple[list[int], list[int], list[bool]],
 ) -> Decision:  # fmt: skip
     """``planner._decide`` for row ``r`` planned now on pool ``p`` (``plan``: that cell
-    with the pool's first devices), from the stored row: the same fields, without a cube
-    (``best``: the row's :meth:`Best.of`)."""
+    with the pool's first devices), from the stored row: the same fields, without a cube."""
     now = times[0]
     quoted = saving(plan, run_now)
     need = int(rows.gpus[r])
@@ -50,56 +48,30 @@ def start_now(
     chosen = tuple(d.device_id for d in free[:need])
     taken.update(chosen)
     alt = alternative(rows, r, p, 0, pools, times, chosen)
-    others = _others(rows, r, p, need, limit, pools, times, ready, best)
+    others = _others(rows, r, p, need, limit, pools, grid, times, ready)
     why = note or "cheapest feasible (device, region, start) over the horizon"
     reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{quoted}; {why}"
     return Decision(job.job_id, "start", reason, policy, alt, run_now, others)
 
 
-class Best:
-    """:func:`_others`' per-pool best cells of several rows, computed in one array pass: row
-    ``i``'s ``(order, slot, finite)``, each pool's cheapest slot (cost slot 0 now, ``inf``
-    after each pool's latest safe start and where its devices are not free), the pools by that
-    cost and whether it is finite. The same element operations as one row's, row by row."""
-
-    def __init__(self, rows: KeptRows, at: IntArray, ready: Ready, now: datetime) -> None:
-        if not len(at):
-            self._order, self._slot, self._finite = [], [], []
-            return
-        offsets = ready.offsets_s
-        masked = np.where(offsets[None, None, :] > rows.latest[at][:, :, None], np.inf,
-                          rows.cost[at])  # fmt: skip
-        masked[:, :, 0] = rows.cost_now[at]
-        need = rows.gpus[at]
-        for g in np.unique(need).tolist():
-            sel = np.flatnonzero(need == g)
-            blocked = ready.blocked(now, g)[0]
-            some = masked[sel]
-            some[:, blocked] = np.inf
-            masked[sel] = some
-        slot = np.argmin(masked, axis=2)
-        cost = np.take_along_axis(masked, slot[:, :, None], axis=2)[:, :, 0]
-        self._order = np.argsort(cost, axis=1).tolist()
-        self._slot = slot.tolist()
-        self._finite = np.isfinite(cost).tolist()
-
-    def of(self, i: int) -> tuple[list[int], list[int], list[bool]]:
-        return self._order[i], self._slot[i], self._finite[i]
-
-
 def _others(
     rows: KeptRows, r: int, exclude: int, need: int, limit: int, pools: Sequence[Pool],
-    times: Sequence[datetime], ready: Ready, best: tuple[list[int], list[int], list[bool]],
+    grid: SlotGrid, times: Sequence[datetime], ready: Ready,
 ) -> tuple[Alternative, ...]:  # fmt: skip
-    """:func:`policies.decisions.best_alternatives` for row ``r`` (``best``: its
-    :meth:`Best.of`)."""
+    """:func:`policies.decisions.best_alternatives` for row ``r`` (its cost, slot 0 now,
+    ``inf`` after each pool's latest safe start)."""
     if limit <= 0:
         return ()
-    ready_at = ready.blocked(times[0], need)[1]
-    by_cost, best_slot, finite = best
-    order = [q for q in by_cost if q != exclude and finite[q]]
+    blocked, ready_at = ready.blocked(times[0], need)
+    masked = np.where(ready.offsets_s[None, :] > rows.latest[r][:, None], np.inf, rows.cost[r])
+    masked[:, 0] = rows.cost_now[r]
+    masked[blocked] = np.inf
+    best_slot = np.argmin(masked, axis=1)
+    best_cost = masked[np.arange(masked.shape[0]), best_slot]
+    finite = np.isfinite(best_cost).tolist()
+    order = [q for q in np.argsort(best_cost).tolist() if q != exclude and finite[q]]
     out = []
-    for q, s in [(q, best_slot[q]) for q in order[:limit]]:
+    for q, s in [(q, int(best_slot[q])) for q in order[:limit]]:
         then = ready(q, max(times[s], ready_at[q]), need)
         assert then is not None
         ids = tuple(d.device_id for d in then[1])
@@ -173,27 +145,17 @@ def held(
     ``slot[k]``, its latest safe start there ``latest[k]``), or last round's decision for the
     row when it would be the same (its plan object, latest safe start and policy the same): the
     very object when run-now is too, else its reason when the run-now figure it quotes reads
-    the same; likewise a decision the row had for the same plan object and latest safe start
-    since the slots last moved (``rows.held_seen``: a held job's plan trades equal-cost cells
-    back and forth). ``texts``: see :func:`savings`."""
+    the same. ``texts``: see :func:`savings`."""
     quoted = savings(plans, run_now, texts)
     same = ((slot > 0) & (rows.held_latest[at] == latest)).tolist()
-    kept, kept_saving, held_seen = rows.held, rows.held_saving, rows.held_seen
+    kept, kept_saving = rows.held, rows.held_saving
     out = []
     cells = zip(at.tolist(), slot.tolist(), latest.tolist(), same, strict=True)
     for k, (r, s, last, maybe) in enumerate(cells):
         plan, now_alt = plans[k], run_now[k]
-        seen = kept[r] if maybe else None
-        if (seen is None or seen.chosen is not plan) and s > 0:
-            had = held_seen.get(r)
-            # An entry's decision holds its plan, so a key with this plan's id is this plan's.
-            entry = None if had is None else had.get((id(plan), last))
-            seen = None
-            if entry is not None:
-                seen, kept_saving[r] = entry
-        if seen is not None and seen.chosen is plan and seen.policy == policy:
+        seen = kept[r]
+        if maybe and seen is not None and seen.chosen is plan and seen.policy == policy:
             if seen.run_now is now_alt:
-                kept[r] = seen
                 out.append(seen)
                 continue
             if quoted[k] == kept_saving[r]:
@@ -204,8 +166,6 @@ def held(
             decision = _hold(rows, jobs[k], plan, s, last, grid, now_alt, policy, quoted[k])
         kept[r] = decision if s > 0 else None
         kept_saving[r] = quoted[k]
-        if s > 0:
-            held_seen.setdefault(r, {})[id(plan), last] = (decision, quoted[k])
         out.append(decision)
     rows.held_latest[at] = latest
     return out

@@ -181,12 +181,12 @@ def test_a_queue_with_a_repeated_id_is_planned_in_full() -> None:
 @pytest.mark.parametrize("seed", range(4))
 def test_plans_that_come_back_to_a_cell_decide_as_a_full_replan(seed: int) -> None:
     """Within one slot (hour-long slots: the rows never shift), a device's run ends and another
-    starts on it every other minute, so held jobs' plans move between cells and come back:
-    the plan kept for a cell seen before is reused (the very object), and every decision is
-    still the full re-plan's."""
+    starts on it every other minute, so held jobs' plans move between cells and come back to
+    cells they had before (what a held job's kept plan, decision and reason must follow), and
+    every decision is still the full re-plan's."""
     w = world(seed, n_devices=6 + seed, n_jobs=40 + 10 * seed)
     policy = get_policy("carbon-window", slot_s=3600, horizon_slots=24)
-    history: dict[str, list[object]] = {}
+    history: dict[str, list[tuple[str, str, datetime]]] = {}
     came_back = 0
     start = NOW + timedelta(minutes=2)
     for minute in range(40):
@@ -204,9 +204,10 @@ def test_plans_that_come_back_to_a_cell_decide_as_a_full_replan(seed: int) -> No
         for d in fast:
             if d.action != "hold" or d.chosen is None:
                 continue
+            cell = (d.chosen.gpu, d.chosen.region, d.chosen.start)
             seen = history.setdefault(d.job_id, [])
-            if len(seen) >= 2 and d.chosen is not seen[-1]:
-                came_back += any(d.chosen is old for old in seen[:-1])
-            seen.append(d.chosen)
+            if len(seen) >= 2 and cell != seen[-1]:
+                came_back += cell in seen[:-1]
+            seen.append(cell)
         _run_started(w, fast, now)
     assert came_back > 0
