@@ -6,8 +6,7 @@ Policies are pure: ``plan(now, jobs, devices, forecasts)`` reads nothing else an
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -87,14 +86,7 @@ class ZoneIntensity(Protocol):
     def values_g_per_kwh(self) -> npt.NDArray[np.float64]: ...
 
 
-# Alternative and Decision are built once per queued job and planning round (a held job gets a
-# new run-now counterfactual, which starts now, and so a new decision every round): their
-# ``__init__`` writes the slots through the slots' own descriptors (``_ALTERNATIVE_SLOTS``,
-# ``_DECISION_SLOTS``, set below each class), the same values as a frozen dataclass's
-# generated ``__init__``, which calls ``object.__setattr__`` per field (~0.8 us a call -> ~0.5).
-
-
-@dataclass(frozen=True, slots=True, init=False)
+@dataclass(frozen=True, slots=True)
 class Alternative:
     """One scored placement: devices, start time and the expected footprint."""
 
@@ -108,29 +100,13 @@ class Alternative:
     operational_g: float
     embodied_g: float
 
-    def __init__(
-        self, device_ids: tuple[str, ...], region: str, gpu: str, start: datetime,
-        duration_s: float, energy_j: float, intensity_g_per_kwh: float, operational_g: float,
-        embodied_g: float,
-    ) -> None:  # fmt: skip
-        a, b, c, d, e, f, g, h, i = _ALTERNATIVE_SLOTS
-        a(self, device_ids)
-        b(self, region)
-        c(self, gpu)
-        d(self, start)
-        e(self, duration_s)
-        f(self, energy_j)
-        g(self, intensity_g_per_kwh)
-        h(self, operational_g)
-        i(self, embodied_g)
-
     @property
     def total_g(self) -> float:
         """Operational + embodied grams."""
         return self.operational_g + self.embodied_g
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What to do with one job now.
 
@@ -150,26 +126,3 @@ class Decision:
     chosen: Alternative | None = None
     run_now: Alternative | None = None
     alternatives: tuple[Alternative, ...] = field(default=())
-
-    def __init__(
-        self, job_id: str, action: Action, reason: str, policy: str,
-        chosen: Alternative | None = None, run_now: Alternative | None = None,
-        alternatives: tuple[Alternative, ...] = (),
-    ) -> None:  # fmt: skip
-        a, b, c, d, e, f, g = _DECISION_SLOTS
-        a(self, job_id)
-        b(self, action)
-        c(self, reason)
-        d(self, policy)
-        e(self, chosen)
-        f(self, run_now)
-        g(self, alternatives)
-
-
-def _slot_setters(cls: type) -> tuple[Callable[[object, object], None], ...]:
-    """Each field's slot writer (its member descriptor's ``__set__``), in field order."""
-    return tuple(vars(cls)[f.name].__set__ for f in fields(cls))
-
-
-_ALTERNATIVE_SLOTS = _slot_setters(Alternative)
-_DECISION_SLOTS = _slot_setters(Decision)
