@@ -176,3 +176,38 @@ def test_a_queue_with_a_repeated_id_is_planned_in_full() -> None:
     now = NOW + timedelta(minutes=2)
     policy = get_policy("carbon-window")
     assert policy.plan(now, w.jobs, w.devices, w.forecasts) == _full(policy, now, w)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plans_that_come_back_to_a_cell_decide_as_a_full_replan(seed: int) -> None:
+    """Within one slot (hour-long slots: the rows never shift), a device's run ends and another
+    starts on it every other minute, so held jobs' plans move between cells and come back to
+    cells they had before (what a held job's kept plan, decision and reason must follow), and
+    every decision is still the full re-plan's."""
+    w = world(seed, n_devices=6 + seed, n_jobs=40 + 10 * seed)
+    policy = get_policy("carbon-window", slot_s=3600, horizon_slots=24)
+    history: dict[str, list[tuple[str, str, datetime]]] = {}
+    came_back = 0
+    start = NOW + timedelta(minutes=2)
+    for minute in range(40):
+        now = start + timedelta(minutes=minute)
+        toggled = w.devices[seed % len(w.devices)].device_id
+        busy = now + timedelta(minutes=90) if minute % 2 else None
+        w.devices = [replace(d, busy_until=busy) if d.device_id == toggled else d
+                     for d in w.devices]  # fmt: skip
+        if minute % 10 == 5:
+            w.add_jobs(6, now)
+        fast = policy.plan(now, w.jobs, w.devices, w.forecasts)
+        full = _full(policy, now, w)
+        for got, want in zip(fast, full, strict=True):
+            assert got == want, f"minute {minute}: {got.job_id} differs"
+        for d in fast:
+            if d.action != "hold" or d.chosen is None:
+                continue
+            cell = (d.chosen.gpu, d.chosen.region, d.chosen.start)
+            seen = history.setdefault(d.job_id, [])
+            if len(seen) >= 2 and cell != seen[-1]:
+                came_back += cell in seen[:-1]
+            seen.append(cell)
+        _run_started(w, fast, now)
+    assert came_back > 0
