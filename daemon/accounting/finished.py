@@ -56,8 +56,8 @@ def finished_columns(
     pue = gpu.device.pue if gpu is not None else None
     columns = predicted_outcome(started, run, decision, status, pue)
     run_now_g = ledger.counterfactual_total_g(run.job_id)
-    if run_now_g is not None:
-        columns["run_now_total_g"] = run_now_g
+    if run_now_g is not None or ledger.counterfactual(run.job_id) is not None:
+        columns["run_now_total_g"] = run_now_g  # a counterfactual without a figure: NULL
     if gpu is not None:
         columns |= {"region": gpu.device.region, "zone": gpu.device.zone,
                     "gpu": gpu.device.gpu.name}  # fmt: skip
