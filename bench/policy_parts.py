@@ -14,14 +14,11 @@ jobs' decisions. The same decisions: the functions are only wrapped, for this ru
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
 
-from bench import bench_replay
+from bench.parts import Part, time_parts
 from policies import incremental, round_alternatives, round_decisions
 
-_PARTS = (
+_PARTS: tuple[Part, ...] = (
     (incremental.PlanState, "plan", "plan"),
     (incremental.PlanState, "_score", "scoring"),
     (incremental, "estimate_matrix", "new jobs' estimates"),
@@ -39,22 +36,7 @@ _PARTS = (
 
 
 def main(argv: list[str] | None = None) -> None:
-    spent = dict.fromkeys((label for _, _, label in _PARTS), 0.0)
-
-    def timed(f: Callable[..., Any], label: str) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.process_time()
-            try:
-                return f(*args, **kwargs)
-            finally:
-                spent[label] += time.process_time() - t0
-
-        return call
-
-    for owner, name, label in _PARTS:  # this run only
-        setattr(owner, name, timed(getattr(owner, name), label))
-    bench_replay.main(argv)
-    print(", ".join(f"{label} {s:.2f} s" for label, s in spent.items()))
+    time_parts(_PARTS, argv)
 
 
 if __name__ == "__main__":

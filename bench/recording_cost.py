@@ -13,16 +13,13 @@ decisions, the same ledger: the functions are only wrapped, for this run.
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
 
 import daemon.service
-from bench import bench_replay
+from bench.parts import Part, time_parts
 from daemon.ledger import Ledger
 from daemon.service import Service
 
-_PARTS = (
+_PARTS: tuple[Part, ...] = (
     (Service, "_act", "Service._act"),
     (daemon.service, "record_decisions", "planning.record_decisions"),
     (Ledger, "record_decisions", "Ledger.record_decisions"),
@@ -30,22 +27,7 @@ _PARTS = (
 
 
 def main(argv: list[str] | None = None) -> None:
-    spent = dict.fromkeys((label for _, _, label in _PARTS), 0.0)
-
-    def timed(f: Callable[..., Any], label: str) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.process_time()
-            try:
-                return f(*args, **kwargs)
-            finally:
-                spent[label] += time.process_time() - t0
-
-        return call
-
-    for owner, name, label in _PARTS:  # this run only
-        setattr(owner, name, timed(getattr(owner, name), label))
-    bench_replay.main(argv)
-    print(", ".join(f"{label} {s:.2f} s" for label, s in spent.items()))
+    time_parts(_PARTS, argv)
 
 
 if __name__ == "__main__":
