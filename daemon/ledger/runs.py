@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.ledger.base import Connection, LedgerError, dt, json_tuple, req_dt, ts
 from daemon.ledger.kept import integer, real
 from daemon.ledger.records import RunRecord, StartedRun
+from daemon.states import TRANSITIONS
 
 if TYPE_CHECKING:
     from daemon.ledger.kept import KeptRows
@@ -176,6 +177,9 @@ class Runs(Connection):
         """
         if not ends:
             return
+        if any(e.state not in TRANSITIONS["running"] for e in ends):
+            self._finish_one_by_one(ends, at)  # raises at the move the state machine forbids
+            return
         self._run_writes += 1  # counted before writing: a failed write may have changed it
         when = ts(at)
         self._exec("SAVEPOINT finish_runs")
@@ -188,11 +192,7 @@ class Runs(Connection):
             raise LedgerError(f"{self.path}: {exc}") from exc
         if moved != len(ends):
             self._undo("finish_runs")
-            for e in ends:  # as one by one
-                self.finish_run(e.job_id, e.finished_at, e.exit_code, e.signal, e.reason)
-                self.transition(e.job_id, e.state, at, e.state_reason, seen="running")
-                if e.columns:
-                    self.record_outcome(e.job_id, at, **e.columns)
+            self._finish_one_by_one(ends, at)
             return
         self._exec("RELEASE finish_runs")
         finished = [(ts(e.finished_at), e) for e in ends]
@@ -211,6 +211,14 @@ class Runs(Connection):
             self._kept_run(e.job_id, finished_at=f, exit_code=integer(e.exit_code),
                            signal=integer(e.signal), reason=e.reason)  # fmt: skip
             self._kept_state(e.job_id, e.state, at)
+
+    def _finish_one_by_one(self, ends: Sequence[RunEnd], at: datetime) -> None:
+        """:meth:`finish_runs` as one call per run, transition and outcome."""
+        for e in ends:
+            self.finish_run(e.job_id, e.finished_at, e.exit_code, e.signal, e.reason)
+            self.transition(e.job_id, e.state, at, e.state_reason, seen="running")
+            if e.columns:
+                self.record_outcome(e.job_id, at, **e.columns)
 
     def _undo(self, savepoint: str) -> None:
         """Roll back to ``savepoint`` and release it (nothing written after it was kept)."""

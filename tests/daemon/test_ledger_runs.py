@@ -130,3 +130,15 @@ def test_no_ends_write_nothing(tmp_path: Path) -> None:
         ledger.finish_runs([], LATER)
     assert _tables(tmp_path / "ledger.db") == before
     ledger.close()
+
+
+def test_a_final_state_the_machine_forbids_raises_and_stores_nothing(tmp_path: Path) -> None:
+    ledger = _running(tmp_path / "ledger.db")
+    before = _tables(tmp_path / "ledger.db")
+    ends = _ends()
+    ends[3] = RunEnd("d", LATER, None, None, "", "expired", "past its deadline", {})
+    with pytest.raises(InvalidTransitionError), ledger.transaction():
+        ledger.finish_runs(ends, LATER)  # running -> expired is not a move
+    assert _tables(tmp_path / "ledger.db") == before
+    assert {j: ledger.job_state(j) for j in JOBS} == dict.fromkeys(JOBS, "running")
+    ledger.close()
