@@ -9,12 +9,14 @@ is marked ``fuzz`` at collection, and the number of examples run is printed at t
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
 from tests.slurm.cluster import REQUIRE_ENV, SlurmCluster, unavailable_reason
@@ -99,3 +101,16 @@ def slurm_cluster(_slurm_cluster_session: SlurmCluster) -> Iterator[SlurmCluster
     _slurm_cluster_session.reset()
     yield _slurm_cluster_session
     _slurm_cluster_session.reset()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The stdlib root logger and structlog's configuration as they were before the test (for
+    tests that call ``configure_logging``)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    config = structlog.get_config()
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -9,6 +9,7 @@ from daemon.ledger import Ledger
 from policies.builtin import run_now
 
 
+@pytest.mark.usefixtures("restore_logging")  # bench_replay configures logging
 def test_time_parts_counts_the_named_calls_and_restores_them(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

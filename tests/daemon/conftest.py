@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,22 +14,10 @@ from daemon.ledger import Ledger
 
 @pytest.fixture(autouse=True)
 def _logs_to_stderr() -> Iterator[None]:
+    structlog.reset_defaults()  # whatever a test outside tests/daemon configured
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     yield
     structlog.reset_defaults()
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The stdlib root logger and structlog's configuration as they were before the test (for
-    tests that call ``configure_logging``)."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    config = structlog.get_config()
-    yield
-    structlog.configure(**config)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture
