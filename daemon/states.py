@@ -24,6 +24,7 @@ __all__ = [
     "FINAL_STATES",
     "STATES",
     "TRANSITIONS",
+    "WAITING_STATES",
     "InvalidTransitionError",
     "JobState",
     "check_transition",
@@ -33,6 +34,7 @@ JobState = Literal["queued", "planned", "running", "succeeded", "failed", "cance
 STATES: Final[tuple[str, ...]] = get_args(JobState)
 FINAL_STATES: Final = frozenset({"succeeded", "failed", "cancelled", "expired"})
 ACTIVE_STATES: Final = frozenset({"queued", "planned", "running"})
+WAITING_STATES: Final = ("queued", "planned")  # not started yet
 
 TRANSITIONS: Final = MappingProxyType(
     {

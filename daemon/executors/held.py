@@ -17,6 +17,7 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor, LaunchSpec, Reserving
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger
+from daemon.states import WAITING_STATES
 from policies import Alternative, Decision
 
 __all__ = ["HeldJobs", "SpecFor"]
@@ -115,7 +116,7 @@ class HeldJobs:
 
     def _started_by_executor(self, job_id: str, token: str, at: datetime, now: datetime) -> None:
         """A held job its executor started on its own at the planned start: now running."""
-        if self._ledger.job(job_id).state not in ("queued", "planned"):
+        if self._ledger.job(job_id).state not in WAITING_STATES:
             return
         with self._ledger.transaction():
             self._ledger.transition(job_id, "running", now, "started at its planned start")

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["WAITING", "Waiting", "WaitingIndex"]
+from daemon.states import WAITING_STATES
 
-WAITING = ("queued", "planned")
+__all__ = ["Waiting", "WaitingIndex"]
 
 _stamps = itertools.count(1)  # shared by every index: a stamp is never given twice
 
@@ -91,7 +91,7 @@ class WaitingIndex:
     def moved(self, job_id: str, state: str, updated_at: str) -> bool:
         """``job_id`` went to ``state`` at ``updated_at``; False when it came back to waiting
         unknown to the index (the caller reads the index again)."""
-        if state not in WAITING:
+        if state not in WAITING_STATES:
             self._drop(job_id)
             return True
         job = self._jobs.get(job_id)

@@ -35,12 +35,10 @@ from daemon.settings import (
     Settings,
 )
 from daemon.sites import SiteView, build_sites
+from daemon.states import FINAL_STATES, WAITING_STATES
 from policies import Alternative, Decision, Device, JobSpec, Policy, ZoneIntensity
 
 __all__ = ["ReplayIntensity", "Run", "ServiceHarness"]
-
-_WAITING = ("queued", "planned")
-_ENDED = ("succeeded", "failed", "cancelled", "expired")
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +214,7 @@ class ServiceHarness:
     def queued(self) -> int:
         """Jobs not yet started."""
         self._ingest()
-        return sum(self.ledger.counts_by_state().get(s, 0) for s in _WAITING)
+        return sum(self.ledger.counts_by_state().get(s, 0) for s in WAITING_STATES)
 
     @property
     def running(self) -> int:
@@ -252,7 +250,7 @@ class ServiceHarness:
         """Every run the service dispatched, with the decision that started it."""
         runs = []
         jobs, duration_s = self._jobs, self._executor.duration_s
-        started_runs = self.ledger.started_runs((*_ENDED, "running"))
+        started_runs = self.ledger.started_runs((*FINAL_STATES, "running"))
         for run in sorted(started_runs, key=lambda r: (jobs[r.job_id].submitted_at, r.job_id)):
             job_id = run.job_id
             started, expected_s = run.started_at or run.launched_at, run.expected_duration_s
