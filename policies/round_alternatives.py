@@ -12,12 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.decisions import ready_devices
-from policies.footprint.accounting import J_PER_KWH
 from policies.kept_rows import KeptRows, alternatives
 from policies.scoring import Pool, SlotGrid
 from policies.types import Alternative, Device
 
-__all__ = ["Ready", "cells_as_alternatives", "planned", "run_now"]
+__all__ = ["Ready", "planned", "run_now"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -60,29 +59,6 @@ class Ready:
         return seen
 
 
-def cells_as_alternatives(
-    rows: KeptRows, r: IntArray, p: IntArray, s: IntArray, pools: Sequence[Pool],
-    times: Sequence[datetime], ids: Sequence[tuple[str, ...] | None],
-) -> list[Alternative]:  # fmt: skip
-    """:func:`policies.kept_rows.alternatives` of the cells ``(r[k], p[k], s[k])`` naming the
-    devices ``ids[p[k]]`` (each pool's, given), the same values: the figures read from the
-    rows in arrays and the operational grams as its ``e / J_PER_KWH * i * pue``, the same
-    double operations in the same order, for all cells at once."""
-    if not len(r):
-        return []
-    energy = rows.energy[r, p]
-    intensity = np.where(s == 0, rows.intensity_now[r, p], rows.intensity[r, p, s])
-    pue = np.array([pool.pue for pool in pools], dtype=np.float64)[p]
-    operational = energy / J_PER_KWH * intensity * pue
-    at = p.tolist()
-    return list(map(
-        Alternative, [ids[q] for q in at], [pools[q].region for q in at],
-        [pools[q].gpu.name for q in at], [times[k] for k in s.tolist()],
-        rows.duration[r, p].tolist(), energy.tolist(), intensity.tolist(), operational.tolist(),
-        rows.embodied[r, p].tolist(),
-    ))  # fmt: skip
-
-
 def run_now(
     rows: KeptRows, at: IntArray, pools: Sequence[Pool], grid: SlotGrid,
     times: Sequence[datetime], now: datetime, ready_of: Ready,
@@ -121,7 +97,8 @@ def run_now(
             else:
                 todo[i] = True
         r_todo, p_todo = held[todo], p[todo]
-        built = cells_as_alternatives(rows, r_todo, p_todo, slot_of[p_todo], pools, times, ids)
+        built = alternatives(rows, r_todo, p_todo, slot_of[p_todo], pools, times,
+                             [ids[q] for q in p_todo.tolist()])  # fmt: skip
         for k, r, alt in zip(where[todo].tolist(), r_todo.tolist(), built, strict=True):
             out[k] = kept[r] = alt
         rows.run_now_cell[r_todo, 0] = p_todo
