@@ -30,7 +30,7 @@ _PARTS: tuple[Part, ...] = (
     (incremental, "assign", "greedy"),
     (round_alternatives, "run_now", "run-now alternatives"),
     (round_alternatives, "planned", "planned cells"),
-    (round_decisions, "start_now", "started decisions"),
+    (round_decisions, "started", "started decisions"),
     (round_decisions, "held", "held decisions"),
 )
 

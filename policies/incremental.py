@@ -39,7 +39,6 @@ import numpy.typing as npt
 from policies import round_alternatives, round_decisions
 from policies.candidates import unfit_reason
 from policies.capacity import CapacityTimeline
-from policies.decisions import free_devices
 from policies.errors import PoliciesError
 from policies.footprint.recalibration import Recalibration
 from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign
@@ -193,21 +192,18 @@ class PlanState:
         ready = round_alternatives.Ready(pools, grid)
         run_now = round_alternatives.run_now(rows, at, pools, grid, times, now, ready)
         plans = round_alternatives.planned(rows, at, pool, slot, pools, times)
-        # Devices free now per pool, less those this tick starts jobs on (free_devices' count).
-        free_now = [len(free_devices(p, now, set())) for p in pools]
-        taken: set[str] = set()
         held = slot > 0  # and the jobs planned now that find too few devices free
-        for k in np.flatnonzero(~held).tolist():  # in planning order: they take devices
-            j, r, p = fits[k], int(at[k]), int(pool[k])
-            if free_now[p] < rows.gpus[r]:
+        n = np.flatnonzero(~held)
+        ks = n.tolist()
+        for k, decision in zip(ks, round_decisions.started(
+            rows, at[n], [jobs[fits[k]] for k in ks], pool[n], [plans[k] for k in ks],
+            [run_now[k] for k in ks], [_NOTES[x] for x in note[n].tolist()], policy,
+            params.alternatives, pools, times, ready,
+        ), strict=True):  # fmt: skip
+            if decision is None:
                 held[k] = True
-                continue
-            decisions[j] = decision = round_decisions.start_now(
-                rows, r, jobs[j], p, plans[k], run_now[k], _NOTES[int(note[k])], policy,
-                params.alternatives, pools, grid, times, taken, ready,
-            )  # fmt: skip
-            if decision.action == "start" and decision.chosen is not None:
-                free_now[p] -= len(decision.chosen.device_ids)
+            else:
+                decisions[fits[k]] = decision
         h = np.flatnonzero(held)
         ks = h.tolist()
         for k, decision in zip(ks, round_decisions.held(

@@ -16,7 +16,7 @@ from policies.footprint.accounting import J_PER_KWH
 from policies.scoring import Pool
 from policies.types import Alternative, Decision, JobSpec
 
-__all__ = ["KeptRows", "alternative", "alternatives"]
+__all__ = ["KeptRows", "alternatives"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -154,18 +154,3 @@ def alternatives(
             embodied[k],
         ))  # fmt: skip
     return out
-
-
-def alternative(
-    rows: KeptRows, r: int, p: int, s: int, pools: Sequence[Pool], times: Sequence[datetime],
-    device_ids: tuple[str, ...],
-) -> Alternative:  # fmt: skip
-    """:func:`alternatives` for one cell, naming ``device_ids`` (the same values: scalar reads
-    of the same rows, the same arithmetic)."""
-    pool = pools[p]
-    e = float(rows.energy[r, p])
-    i = float(rows.intensity_now[r, p] if s == 0 else rows.intensity[r, p, s])
-    return Alternative(
-        device_ids, pool.region, pool.gpu.name, times[s], float(rows.duration[r, p]), e, i,
-        e / J_PER_KWH * i * pool.pue, float(rows.embodied[r, p]),
-    )  # fmt: skip

@@ -13,12 +13,12 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.decisions import free_devices
-from policies.kept_rows import KeptRows, alternative
+from policies.kept_rows import KeptRows, alternatives
 from policies.round_alternatives import Ready
 from policies.scoring import Pool, SlotGrid
-from policies.types import Alternative, Decision, JobSpec
+from policies.types import Alternative, Decision, Device, JobSpec
 
-__all__ = ["held", "saving", "savings", "start_now"]
+__all__ = ["held", "saving", "savings", "started"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -31,52 +31,94 @@ def saving(plan: Alternative, run_now: Alternative | None) -> str:
     return ""
 
 
-def start_now(
-    rows: KeptRows, r: int, job: JobSpec, p: int, plan: Alternative, run_now: Alternative | None,
-    note: str, policy: str, limit: int, pools: Sequence[Pool], grid: SlotGrid,
-    times: Sequence[datetime], taken: set[str], ready: Ready,
-) -> Decision:  # fmt: skip
-    """``planner._decide`` for row ``r`` planned now on pool ``p`` (``plan``: that cell
-    with the pool's first devices), from the stored row: the same fields, without a cube."""
+def started(
+    rows: KeptRows, at: IntArray, jobs: Sequence[JobSpec], pool: IntArray,
+    plans: Sequence[Alternative], run_now: Sequence[Alternative | None], notes: Sequence[str],
+    policy: str, limit: int, pools: Sequence[Pool], times: Sequence[datetime], ready: Ready,
+) -> list[Decision | None]:  # fmt: skip
+    """``planner._decide`` for the jobs planned now, in planning order (row ``at[k]`` on pool
+    ``pool[k]``, ``plans[k]`` that cell with the pool's first devices), from the stored rows:
+    the same fields, without a cube. None for a job that finds too few of the pool's devices
+    free now (the devices the earlier jobs took are not free): the caller holds it.
+
+    Each job takes the first free devices that the earlier jobs left (``free_devices`` with
+    the devices taken so far: the pool's free devices in order, less those taken, which are
+    the first ones); its cell and its alternatives (:func:`_others`) are read for all the
+    started jobs at once.
+    """
     now = times[0]
-    quoted = saving(plan, run_now)
-    need = int(rows.gpus[r])
-    free = free_devices(pools[p], now, taken)
-    if len(free) < need:  # only when every admissible pool is over-committed
-        reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
-        return Decision(job.job_id, "hold", reason, policy, plan, run_now)
-    chosen = tuple(d.device_id for d in free[:need])
-    taken.update(chosen)
-    alt = alternative(rows, r, p, 0, pools, times, chosen)
-    others = _others(rows, r, p, need, limit, pools, grid, times, ready)
-    why = note or "cheapest feasible (device, region, start) over the horizon"
-    reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{quoted}; {why}"
-    return Decision(job.job_id, "start", reason, policy, alt, run_now, others)
+    free: dict[int, list[Device]] = {}
+    used = [0] * len(pools)
+    go: list[int] = []
+    chosen: list[tuple[str, ...] | None] = []
+    for k, (p, need) in enumerate(zip(pool.tolist(), rows.gpus[at].tolist(), strict=True)):
+        devices = free.get(p)
+        if devices is None:
+            devices = free[p] = free_devices(pools[p], now, set())
+        if len(devices) - used[p] < need:  # only when every admissible pool is over-committed
+            continue
+        go.append(k)
+        chosen.append(tuple(d.device_id for d in devices[used[p] : used[p] + need]))
+        used[p] += need
+    out: list[Decision | None] = [None] * len(at)
+    if not go:
+        return out
+    r, p_go = at[go], pool[go]
+    alts = alternatives(rows, r, p_go, np.zeros(len(go), dtype=np.int64), pools, times, chosen)
+    others = _others(rows, r, p_go, limit, pools, times, ready)
+    for k, alt, alt_others in zip(go, alts, others, strict=True):
+        quoted = saving(plans[k], run_now[k])
+        why = notes[k] or "cheapest feasible (device, region, start) over the horizon"
+        reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{quoted}; {why}"
+        out[k] = Decision(jobs[k].job_id, "start", reason, policy, alt, run_now[k], alt_others)
+    return out
 
 
 def _others(
-    rows: KeptRows, r: int, exclude: int, need: int, limit: int, pools: Sequence[Pool],
-    grid: SlotGrid, times: Sequence[datetime], ready: Ready,
-) -> tuple[Alternative, ...]:  # fmt: skip
-    """:func:`policies.decisions.best_alternatives` for row ``r`` (its cost, slot 0 now,
-    ``inf`` after each pool's latest safe start)."""
+    rows: KeptRows, r: IntArray, exclude: IntArray, limit: int, pools: Sequence[Pool],
+    times: Sequence[datetime], ready: Ready,
+) -> list[tuple[Alternative, ...]]:  # fmt: skip
+    """:func:`policies.decisions.best_alternatives` for each row ``r[k]`` but pool
+    ``exclude[k]`` (its cost, slot 0 now, ``inf`` after each pool's latest safe start), all
+    rows in one array pass: per row, the same operations along its last axes."""
     if limit <= 0:
-        return ()
-    blocked, ready_at = ready.blocked(times[0], need)
-    masked = np.where(ready.offsets_s[None, :] > rows.latest[r][:, None], np.inf, rows.cost[r])
-    masked[:, 0] = rows.cost_now[r]
-    masked[blocked] = np.inf
-    best_slot = np.argmin(masked, axis=1)
-    best_cost = masked[np.arange(masked.shape[0]), best_slot]
+        return [()] * len(r)
+    need = rows.gpus[r].tolist()
+    blocked = {g: ready.blocked(times[0], g) for g in set(need)}
+    masked = np.where(ready.offsets_s[None, None, :] > rows.latest[r][:, :, None], np.inf,
+                      rows.cost[r])  # fmt: skip
+    masked[:, :, 0] = rows.cost_now[r]
+    masked[np.stack([blocked[g][0] for g in need])] = np.inf
+    best_slot = np.argmin(masked, axis=2)
+    best_cost = np.take_along_axis(masked, best_slot[:, :, None], axis=2)[:, :, 0]
     finite = np.isfinite(best_cost).tolist()
-    order = [q for q in np.argsort(best_cost).tolist() if q != exclude and finite[q]]
+    ranked = np.argsort(best_cost, axis=1).tolist()
+    slots = best_slot.tolist()
+    ks: list[int] = []
+    qs: list[int] = []
+    ss: list[int] = []
+    ids: list[tuple[str, ...] | None] = []
+    counts = []
+    for k, (x, g) in enumerate(zip(exclude.tolist(), need, strict=True)):
+        order = [q for q in ranked[k] if q != x and finite[k][q]][:limit]
+        ready_at = blocked[g][1]
+        for q in order:
+            s = slots[k][q]
+            then = ready(q, max(times[s], ready_at[q]), g)
+            assert then is not None
+            ks.append(k)
+            qs.append(q)
+            ss.append(s)
+            ids.append(tuple(d.device_id for d in then[1]))
+        counts.append(len(order))
+    built = alternatives(rows, r[ks], np.array(qs, dtype=np.int64), np.array(ss, dtype=np.int64),
+                         pools, times, ids)  # fmt: skip
     out = []
-    for q, s in [(q, int(best_slot[q])) for q in order[:limit]]:
-        then = ready(q, max(times[s], ready_at[q]), need)
-        assert then is not None
-        ids = tuple(d.device_id for d in then[1])
-        out.append(alternative(rows, r, q, s, pools, times, ids))
-    return tuple(out)
+    first = 0
+    for n in counts:
+        out.append(tuple(built[first : first + n]))
+        first += n
+    return out
 
 
 def _hold(
