@@ -121,6 +121,28 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+def _given_cells(
+    rows: KeptRows, at: IntArray, jobs: Sequence[JobSpec], pools: Sequence[Pool],
+    grid: SlotGrid,
+) -> tuple[IntArray, IntArray]:  # fmt: skip
+    """:func:`policies.planner.planned_cells` of ``jobs[k]`` (row ``at[k]``), computed for
+    the jobs whose plan is not the object their row last saw (the service hands the same
+    :class:`~policies.types.PlannedStart` back while the plan holds; the rows forget them when
+    the grid moves on, and every row is new when the pools change)."""
+    seen = rows.given
+    todo = [k for k, (r, job) in enumerate(zip(at.tolist(), jobs, strict=True))
+            if job.planned is not seen[r]]  # fmt: skip
+    if todo:
+        r_todo = at[todo]
+        pool, slot = planned_cells([jobs[k] for k in todo], pools, grid)
+        rows.given_cell[r_todo, 0] = pool
+        rows.given_cell[r_todo, 1] = slot
+        for k, r in zip(todo, r_todo.tolist(), strict=True):
+            seen[r] = jobs[k].planned
+    cells = rows.given_cell[at]
+    return cells[:, 0].copy(), cells[:, 1].copy()  # contiguous, as the compiled greedy reads
+
+
 class PlanState:
     """Scored rows kept between the ticks of one policy (see the module docstring).
 
@@ -183,7 +205,7 @@ class PlanState:
         )  # fmt: skip
         planned = None
         if params.replan_margin > 0:
-            planned = planned_cells([jobs[j] for j in fits], pools, grid)
+            planned = _given_cells(rows, at, [jobs[j] for j in fits], pools, grid)
         pool, slot, note = assign(
             at, inputs, capacity, params.herd_penalty, params.min_saving, _TOLERANCE,
             params.duration_margin, planned, params.replan_margin,

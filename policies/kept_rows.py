@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from policies.footprint.accounting import J_PER_KWH
 from policies.scoring import Pool
-from policies.types import Alternative, Decision, JobSpec
+from policies.types import Alternative, Decision, JobSpec, PlannedStart
 
 __all__ = ["KeptRows", "alternatives"]
 
@@ -70,6 +70,10 @@ class KeptRows:
         self.held: list[Decision | None] = []
         self.held_latest: FloatArray = np.zeros(0)
         self.held_saving: list[str] = []  # the held decision's " (N% below run-now)"
+        # The job's plan as the service handed it back (JobSpec.planned) and that plan as a
+        # (pool, slot) of this grid (planner.planned_cells), while the grid keeps its anchor:
+        self.given: list[PlannedStart | None] = []
+        self.given_cell: IntArray = np.full((0, 2), -1, dtype=np.int64)
 
     def reserve(self, count: int) -> None:
         """Room for ``count`` more jobs (growing the arrays once, by at least half)."""
@@ -82,7 +86,8 @@ class KeptRows:
         r = self.free.pop()
         self.row_of[job.job_id] = r
         self.job[r] = job
-        self.plan[r] = self.run_now[r] = self.held[r] = None
+        self.plan[r] = self.run_now[r] = self.held[r] = self.given[r] = None
+        self.given_cell[r] = -1
         return r
 
     def _grow(self, n: int) -> None:
@@ -106,6 +111,8 @@ class KeptRows:
         self.run_now.extend([None] * (n - old))
         self.held.extend([None] * (n - old))
         self.held_saving.extend([""] * (n - old))
+        self.given.extend([None] * (n - old))
+        self.given_cell = _grown(self.given_cell, n, -1)  # type: ignore[assignment]
         self.plan_cell = _grown(self.plan_cell, n, 0)  # type: ignore[assignment]
         self.run_now_cell = _grown(self.run_now_cell, n, 0)  # type: ignore[assignment]
         self.held_latest = _grown(self.held_latest, n, 0.0)  # type: ignore[assignment]
@@ -116,6 +123,8 @@ class KeptRows:
         self.plan = [None] * len(self.plan)
         self.run_now = [None] * len(self.run_now)
         self.held = [None] * len(self.held)
+        self.given = [None] * len(self.given)
+        self.given_cell[:] = -1
         self.latest_txt.clear()
         self.start_txt.clear()
 

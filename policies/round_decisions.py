@@ -90,7 +90,7 @@ def _others(
     masked[:, :, 0] = rows.cost_now[r]
     masked[np.stack([blocked[g][0] for g in need])] = np.inf
     best_slot = np.argmin(masked, axis=2)
-    best_cost = np.take_along_axis(masked, best_slot[:, :, None], axis=2)[:, :, 0]
+    best_cost = masked.min(axis=2)  # the value at best_slot (NaN: the first NaN's)
     finite = np.isfinite(best_cost).tolist()
     ranked = np.argsort(best_cost, axis=1).tolist()
     slots = best_slot.tolist()
@@ -134,7 +134,7 @@ def _hold(
     latest_txt = texts.get(latest)
     if latest_txt is None:
         latest_txt = "none"
-        if np.isfinite(latest):
+        if math.isfinite(latest):
             at = grid.start + timedelta(seconds=latest)
             latest_txt = at.isoformat(timespec="minutes")
         texts[latest] = latest_txt
