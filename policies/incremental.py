@@ -300,6 +300,7 @@ class PlanState:
         for j, job in enumerate(jobs):
             r = row_of(job.job_id)
             if r is not None and (kept[r] is job or kept[r] == job):
+                kept[r] = job  # an equal spec (a new plan handed back): next tick, the same
                 at.append(r)
                 continue
             if r is not None:
