@@ -12,7 +12,8 @@ A tick then
   (slot 0 starts *now*, so it moves every tick);
 - orders the jobs as the reference does (priority, urgency, regret: a few array passes over
   ``(J, P)``) and assigns them with the compiled greedy (:mod:`policies.greedy`), which skips
-  pools that cannot beat the best cell found, on a fresh capacity timeline;
+  pools that cannot beat the best cell found, on a fresh capacity timeline, each held job's
+  plan (``JobSpec.planned``) read as a (pool, slot) once per row while it is the same object;
 - builds the decisions of held jobs directly from the stored rows, all of a round's at once
   (the plan of a job whose cell did not change is the same object as last tick), and those of
   started jobs from the stored rows too, with the reference's fields (each pool's ready

@@ -1,7 +1,8 @@
 """The rows the planner's fast path keeps per queued job (:mod:`policies.incremental`).
 
 Preallocated arrays, one row per job while it is queued, and the objects last tick built from
-them (plans, run-now counterfactuals, held decisions), reused when their cell is unchanged.
+them (plans, run-now counterfactuals, held decisions), reused when their cell is unchanged;
+and the plan the service handed back for each job, with its (pool, slot).
 """
 
 from __future__ import annotations
