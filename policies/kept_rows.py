@@ -70,7 +70,7 @@ class KeptRows:
         self.run_now_cell: IntArray = np.zeros((0, 2), dtype=np.int64)
         self.held: list[Decision | None] = []
         self.held_latest: FloatArray = np.zeros(0)
-        self.held_saving: list[str] = []  # the held decision's " (N% below run-now)"
+        self.held_key: list[float | None] = []  # its " (N% below run-now)" (saving_keys)
         # The job's plan as the service handed it back (JobSpec.planned) and that plan as a
         # (pool, slot) of this grid (planner.planned_cells), while the grid keeps its anchor:
         self.given: list[PlannedStart | None] = []
@@ -111,7 +111,7 @@ class KeptRows:
         self.plan.extend([None] * (n - old))
         self.run_now.extend([None] * (n - old))
         self.held.extend([None] * (n - old))
-        self.held_saving.extend([""] * (n - old))
+        self.held_key.extend([None] * (n - old))
         self.given.extend([None] * (n - old))
         self.given_cell = _grown(self.given_cell, n, -1)  # type: ignore[assignment]
         self.plan_cell = _grown(self.plan_cell, n, 0)  # type: ignore[assignment]

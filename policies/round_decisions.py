@@ -18,7 +18,7 @@ from policies.round_alternatives import Ready
 from policies.scoring import Pool, SlotGrid
 from policies.types import Alternative, Decision, Device, JobSpec
 
-__all__ = ["held", "saving", "savings", "started"]
+__all__ = ["held", "saving", "saving_keys", "saving_text", "started"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -148,15 +148,14 @@ def _hold(
     return Decision(job.job_id, "hold", reason, policy, plan, run_now)
 
 
-def savings(
-    plans: Sequence[Alternative], run_now: Sequence[Alternative | None], texts: dict[float, str]
-) -> list[str]:
-    """:func:`saving` of each ``(plans[k], run_now[k])``, the figure computed for all at once.
-
-    ``format(x, ".0%")`` formats ``x * 100`` rounded half to even, so its text depends only on
-    that integer (``np.rint``, the same double arithmetic) and the sign of a zero ("-0%");
-    ``texts`` keeps the text of each such key between calls (NaN is never a key).
-    """
+def saving_keys(
+    plans: Sequence[Alternative], run_now: Sequence[Alternative | None]
+) -> list[float | None]:
+    """What :func:`saving`'s text of each ``(plans[k], run_now[k])`` depends on, computed for
+    all at once: None where it quotes nothing (no run-now, or run-now's grams not above 0),
+    else the share as ``format(x, ".0%")`` rounds it (``x * 100`` rounded half to even:
+    ``np.rint``, the same double arithmetic), a negative zero as 0.5 (it reads "-0%"). Equal
+    keys read the same text; NaN equals no key, itself included."""
     if not plans:
         return []
     plan_g = np.array([p.operational_g + p.embodied_g for p in plans])  # total_g, its order
@@ -164,18 +163,23 @@ def savings(
     with np.errstate(all="ignore"):  # inf and NaN figures read as their texts
         percent = np.rint((1 - plan_g / now_g) * 100)
     percent = np.where((percent == 0) & np.signbit(percent), 0.5, percent)  # -0%: its own key
-    out = []
-    for k, (key, quoted) in enumerate(zip(percent.tolist(), (now_g > 0).tolist(), strict=True)):
-        if not quoted:
-            out.append("")
-            continue
-        text = texts.get(key)
-        if text is None:
-            text = saving(plans[k], run_now[k])
-            if not math.isnan(key):
-                texts[key] = text
-        out.append(text)
-    return out
+    quoted = (now_g > 0).tolist()
+    return [key if q else None for key, q in zip(percent.tolist(), quoted, strict=True)]
+
+
+def saving_text(
+    key: float | None, plan: Alternative, run_now: Alternative | None, texts: dict[float, str]
+) -> str:
+    """:func:`saving` of ``plan`` and ``run_now``, whose :func:`saving_keys` key is ``key``:
+    ``texts`` keeps the text of each key between calls (NaN is never one)."""
+    if key is None:
+        return ""
+    text = texts.get(key)
+    if text is None:
+        text = saving(plan, run_now)
+        if not math.isnan(key):
+            texts[key] = text
+    return text
 
 
 def held(
@@ -186,28 +190,32 @@ def held(
     """:func:`_hold` for each held job ``k`` (row ``at[k]``, planned on ``plans[k]`` at slot
     ``slot[k]``, its latest safe start there ``latest[k]``), or last round's decision for the
     row when it would be the same (its plan object, latest safe start and policy the same): the
-    very object when run-now is too, else its reason when the run-now figure it quotes reads
-    the same. ``texts``: see :func:`savings`."""
-    quoted = savings(plans, run_now, texts)
+    very object when run-now is too, else its reason when the "% below run-now" it quotes has
+    the same :func:`saving_keys` key (the text is made only for the other jobs). ``texts``:
+    see :func:`saving_text`."""
+    keys = saving_keys(plans, run_now)
     same = ((slot > 0) & (rows.held_latest[at] == latest)).tolist()
-    kept, kept_saving = rows.held, rows.held_saving
+    slots, lasts = slot.tolist(), latest.tolist()
+    kept, kept_key = rows.held, rows.held_key
     out = []
-    cells = zip(at.tolist(), slot.tolist(), latest.tolist(), same, strict=True)
-    for k, (r, s, last, maybe) in enumerate(cells):
+    for k, r in enumerate(at.tolist()):
         plan, now_alt = plans[k], run_now[k]
         seen = kept[r]
-        if maybe and seen is not None and seen.chosen is plan and seen.policy == policy:
+        if same[k] and seen is not None and seen.chosen is plan and seen.policy == policy:
             if seen.run_now is now_alt:
                 out.append(seen)
                 continue
-            if quoted[k] == kept_saving[r]:
-                decision = Decision(jobs[k].job_id, "hold", seen.reason, policy, plan, now_alt)
-            else:
-                decision = _hold(rows, jobs[k], plan, s, last, grid, now_alt, policy, quoted[k])
-        else:
-            decision = _hold(rows, jobs[k], plan, s, last, grid, now_alt, policy, quoted[k])
+            if keys[k] == kept_key[r]:  # the same reason; a later slot: kept again
+                kept[r] = decision = Decision(
+                    jobs[k].job_id, "hold", seen.reason, policy, plan, now_alt
+                )
+                out.append(decision)
+                continue
+        s = slots[k]
+        quoted = saving_text(keys[k], plan, now_alt, texts)
+        decision = _hold(rows, jobs[k], plan, s, lasts[k], grid, now_alt, policy, quoted)
         kept[r] = decision if s > 0 else None
-        kept_saving[r] = quoted[k]
+        kept_key[r] = keys[k]
         out.append(decision)
     rows.held_latest[at] = latest
     return out
