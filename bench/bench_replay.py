@@ -7,7 +7,9 @@ after arrival, the daemon ticking every 60 s. Prints jobs per second per policy.
 
 ``python -m bench replay`` runs 100,000 jobs; ``python -m bench.bench_replay --jobs 10000``
 is a quick run; ``--jobs 14286 --days 1`` replays one day at the 100,000-a-week rate on the
-same 32 GPUs, and ``--plan-window N`` sets the daemon's ``[policy] plan_window``. Each policy's
+same 32 GPUs, and ``--plan-window N`` sets the daemon's ``[policy] plan_window``;
+``--policy`` takes names with parameters as ``carbond replay`` does
+(``carbon-window:replan_margin=0``). Each policy's
 line ends with the most jobs waiting at once (arrived, not started).
 
 Times are CPU time of this process (``time.process_time``): the dev machine is shared, so
@@ -27,6 +29,7 @@ import numpy as np
 from daemon.logs import configure_logging
 from daemon.replay.cluster import Cluster, Region
 from daemon.replay.driver import JobOutcome, ReplaySetup, replay_policy
+from daemon.replay.inputs import parse_policies
 from daemon.replay.signals import ReplaySignals
 from forecasts import IntensitySeries
 from policies import JobSpec
@@ -96,9 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     span = "a week" if args.days == 7 else f"{args.days:g} days"
     print(f"{args.jobs:,} jobs over {span}, {gpus} GPUs in 3 regions, tick {args.tick} s, "
           f"plan window {args.plan_window:,}")  # fmt: skip
-    for name in args.policy.split(","):
+    for spec in parse_policies(args.policy):
+        name = spec.label
         t0 = time.process_time()
-        run = replay_policy(setup, name)
+        run = replay_policy(setup, spec.name, spec.params)
         elapsed = time.process_time() - t0
         misses = sum(o.missed_deadline for o in run.outcomes)
         grams = sum(o.total_g for o in run.outcomes)

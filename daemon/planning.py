@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ import structlog
 from daemon.ledger import JobRecord, Ledger
 from daemon.logs import dropped
 from daemon.queue.line import JobRequest
-from policies import Decision, JobSpec, PoliciesError, Policy, get_policy
+from policies import Decision, JobSpec, PlannedStart, PoliciesError, Policy, get_policy
 from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "record_decisions",
     "request_spec",
     "spec_or_none",
+    "stored_plan",
+    "with_plan",
 ]
 
 log = structlog.get_logger(__name__)
@@ -92,6 +95,35 @@ def request_spec(
         min_gpu_memory_gb=request.min_gpu_memory_gb,
         priority=request.priority,
     )
+
+
+def with_plan(spec: JobSpec, decision: Decision) -> JobSpec:
+    """``spec`` with ``decision``'s plan as :attr:`JobSpec.planned`, for the next round (a
+    hold's chosen cell; None after any other decision); ``spec`` itself when it has that plan."""
+    chosen = decision.chosen if decision.action == "hold" else None
+    old = spec.planned
+    if chosen is None:
+        return spec if old is None else replace(spec, planned=None)
+    if old is not None and (old.start, old.region, old.gpu) == (
+        chosen.start, chosen.region, chosen.gpu
+    ):  # fmt: skip
+        return spec
+    return replace(spec, planned=PlannedStart(chosen.region, chosen.gpu, chosen.start))
+
+
+def stored_plan(ledger: Ledger, job_id: str) -> PlannedStart | None:
+    """The plan of ``job_id``'s latest stored decision, if that is a hold with one (a daemon
+    that restarts keeps its planned jobs' plans).
+
+    Raises:
+        LedgerError: the ledger cannot be read.
+    """
+    record = ledger.latest_decision(job_id, alternatives=False)
+    if record is None or record.action != "hold" or record.planned_start is None:
+        return None
+    if record.region is None or record.gpu is None:
+        return None
+    return PlannedStart(record.region, record.gpu, record.planned_start)
 
 
 DecisionKey = tuple[str, str, str, tuple[str, ...], datetime | None]

@@ -46,7 +46,7 @@ from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
 from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
-from daemon.planning import DecisionKey, job_spec, record_decisions
+from daemon.planning import DecisionKey, job_spec, record_decisions, stored_plan, with_plan
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
@@ -358,6 +358,7 @@ class Service:
         dispatch, and launch the prepared ones (:mod:`daemon.dispatch`); returns the jobs
         started. ``busy``: the devices carbond's runs hold."""
         stored = record_decisions(self.ledger, decided, now, self._decided)
+        self._keep_plans(decided)
         observed = type(self.metrics) is not NullMetrics  # not called for a sink that drops it
         holding = self._held.active  # plans handed to a reserving executor (Slurm)
         context = DispatchContext(self._forecasts, self.measurement, self.settings.state_dir)
@@ -384,21 +385,34 @@ class Service:
 
     def _job_specs(self, waiting: Sequence[JobRecord], now: datetime) -> list[JobSpec]:
         """:func:`daemon.planning.job_spec` of each waiting job, built once per job (its
-        request, times and id never change; the ledger hands back the same parsed request);
-        a job whose spec is invalid fails."""
+        request, times and id never change; the ledger hands back the same parsed request)
+        with its current plan (:meth:`_keep_plans`; from the ledger for a job first seen
+        planned, as after a restart); a job whose spec is invalid fails."""
         known, kept, specs = self._specs, {}, []
         for job in waiting:
             entry = known.get(job.job_id)
             if entry is None or entry[0] is not job.request:
                 try:
-                    entry = (job.request, job_spec(job))
+                    spec = job_spec(job)
                 except PoliciesError as exc:
                     self._fail_unstarted(job, now, f"invalid job: {exc}")
                     continue
+                if job.state == "planned":
+                    spec = replace(spec, planned=stored_plan(self.ledger, job.job_id))
+                entry = (job.request, spec)
             kept[job.job_id] = entry
             specs.append(entry[1])
         self._specs = kept
         return specs
+
+    def _keep_plans(self, decided: Sequence[tuple[JobRecord, Decision]]) -> None:
+        """Hand each decided job's plan back to the policy next round (``JobSpec.planned``:
+        a planner may keep it rather than trade cells of almost the same cost)."""
+        specs = self._specs
+        for record, decision in decided:
+            entry = specs.get(record.job_id)
+            if entry is not None and (spec := with_plan(entry[1], decision)) is not entry[1]:
+                specs[record.job_id] = (entry[0], spec)
 
     def _devices(self, now: datetime, runs: Sequence[RunRecord]) -> list[Device]:
         """The planner's devices: busy while carbond's ``runs`` hold them, and as

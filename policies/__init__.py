@@ -14,7 +14,15 @@ from policies.base import (
     with_recalibration,
 )
 from policies.errors import PoliciesError
-from policies.types import Action, Alternative, Decision, Device, JobSpec, ZoneIntensity
+from policies.types import (
+    Action,
+    Alternative,
+    Decision,
+    Device,
+    JobSpec,
+    PlannedStart,
+    ZoneIntensity,
+)
 
 __all__ = [
     "Action",
@@ -22,6 +30,7 @@ __all__ = [
     "Decision",
     "Device",
     "JobSpec",
+    "PlannedStart",
     "PoliciesError",
     "Policy",
     "UnknownPolicyError",

@@ -9,6 +9,7 @@ the :class:`~policies.capacity.CapacityTimeline`'s own arrays. Per job:
   as ``np.argmin`` over the flattened row does. Pools are visited by their cheapest cell, and a
   pool whose cheapest cell costs more than the best found is skipped (the penalty factor is at
   least 1, so it cannot win), as is a pool busy at every start instant;
+- the job's planned cell instead, if it is free and costs at most ``replan_margin`` more;
 - the ``min_saving`` rule: a later start that does not beat the best start now by that share
   becomes the start now;
 - with no free cell before the latest safe start, the rescue path (see ``_rescue``).
@@ -78,10 +79,15 @@ def assign(
     min_saving: float,
     tolerance: float,
     duration_margin: float,
+    planned: tuple[IntArray, IntArray] | None = None,
+    replan_margin: float = 0.0,
 ) -> tuple[IntArray, IntArray, npt.NDArray[np.int8]]:
     """Assign the jobs ``rows`` in that order; returns (pool, slot, note) per job (``NOTE_*``)
-    and leaves their runs reserved on ``capacity``."""
+    and leaves their runs reserved on ``capacity``. ``planned``: each job's plan as (pool,
+    slot), in the order of ``rows`` (``-1``: none; :func:`policies.planner.planned_cells`)."""
     n = len(rows)
+    if planned is None:
+        planned = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
     pool = np.zeros(n, dtype=np.int64)
     slot = np.zeros(n, dtype=np.int64)
     note = np.zeros(n, dtype=np.int8)
@@ -94,6 +100,8 @@ def assign(
         c.offsets_s, c.hi_s, float(c.step_s), c.count, c.busy, c.levels, c.level_of, c.widths,
         c.size, c.load_gpu_s, c.used, c.full_gpu_s, c.min_busy, c.first_open,
         float(herd_penalty), float(min_saving), float(tolerance), float(duration_margin),
+        np.ascontiguousarray(planned[0], dtype=np.int64),
+        np.ascontiguousarray(planned[1], dtype=np.int64), float(replan_margin),
         pool, slot, note,
     )  # fmt: skip
     return pool, slot, note
@@ -216,7 +224,8 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, 
 def _assign(rows, cost, cost0, inten, inten0, energy, pue, emb, lower, latest, allowed,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
             admissible, duration_s, left_s, gpus, offsets, hi, step, count, busy, levels,
             level_of, widths, size, load, used, full, min_busy, first_open, herd, min_saving,
-            tolerance, margin, out_pool, out_slot, out_note):  # fmt: skip
+            tolerance, margin, kept_pool, kept_slot, replan, out_pool, out_slot,
+            out_note):  # fmt: skip
     n_pools = cost.shape[1]
     keep = 1.0 - min_saving - tolerance
     for k in range(len(rows)):
@@ -246,6 +255,20 @@ def _assign(rows, cost, cost0, inten, inten0, energy, pue, emb, lower, latest, a
                     p, s, d, g, offsets, step, busy, levels, level_of, widths, size
                 ):
                     best, bp, bs = pen, p, s
+        kp, ks = kept_pool[k], kept_slot[k]
+        if (
+            replan > 0
+            and bp >= 0
+            and ks > 0
+            and (kp != bp or ks != bs)
+            and (offsets[ks] <= latest[r, kp])
+        ):
+            c = cost[r, kp, ks]
+            pen = c * (1.0 + herd * used[kp, ks]) if herd > 0 else c
+            if pen <= best * (1.0 + replan) and _feasible(
+                kp, ks, duration_s[r, kp], g, offsets, step, busy, levels, level_of, widths, size
+            ):
+                best, bp, bs = pen, kp, ks  # the plan it has: not moved for a near-equal cell
         if bp < 0:
             bp, bs = _rescue(r, allowed, admissible, duration_s, left_s, inten, inten0, energy,
                              pue, emb,

@@ -53,6 +53,7 @@ from policies.planner import (
     _allowed,
     _order,
     _regret,
+    planned_cells,
 )
 from policies.scoring import (
     CostCube,
@@ -181,9 +182,12 @@ class PlanState:
             rows.embodied, rows.lower, rows.latest, rows.allowed, rows.ok, rows.duration,
             rows.left_s, rows.gpus,
         )  # fmt: skip
+        planned = None
+        if params.replan_margin > 0:
+            planned = planned_cells([jobs[j] for j in fits], pools, grid)
         pool, slot, note = assign(
             at, inputs, capacity, params.herd_penalty, params.min_saving, _TOLERANCE,
-            params.duration_margin,
+            params.duration_margin, planned, params.replan_margin,
         )  # fmt: skip
         decisions: list[Decision | None] = [None] * len(jobs)
         for j in (int(j) for j in np.flatnonzero(~fit)):

@@ -13,7 +13,10 @@ between ticks and a compiled greedy, except for the look-ahead LP's rounds):
    cheapest pool goes to another, so a scarce clean pool goes to the jobs that save most on
    it) and give each the cheapest (pool, slot) whose devices the capacity timeline
    (:mod:`policies.capacity`) still has free for the whole run; the cost of a slot rises by
-   ``herd_penalty`` x its used share, so jobs do not all pile into one green hour.
+   ``herd_penalty`` x its used share, so jobs do not all pile into one green hour. A held
+   job keeps its plan (:attr:`~policies.types.JobSpec.planned`) while that cell is free and
+   costs at most ``replan_margin`` more than the cheapest: plans do not trade cells of almost
+   the same cost from tick to tick (each move is a stored decision and, on Slurm, a command).
 3. Hold only when the plan beats starting now by more than ``min_saving`` (forecast error makes
    small gains unreliable).
 4. A job with no slot left before its latest safe starts takes the cheapest start the devices
@@ -59,9 +62,10 @@ from policies.types import Decision, Device, JobSpec, ZoneIntensity
 if TYPE_CHECKING:
     from policies.incremental import PlanState
 
-__all__ = ["WindowParameters", "plan_window"]
+__all__ = ["WindowParameters", "plan_window", "planned_cells"]
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 _TOLERANCE = 1e-9  # relative: float noise must not turn into a hold
 HOME_NOTE = "its home region cannot run it: the earliest devices that end in time"
 LATE_NOTE = "past its latest safe start: the earliest devices that end in time"
@@ -83,6 +87,7 @@ class WindowParameters:
     risk_aversion: float = 0.5
     herd_penalty: float = 0.05
     min_saving: float = 0.2  # chosen by `carbond tune` on May 2023, see docs/policies.md
+    replan_margin: float = 0.0  # keep a held job's plan unless a cell this much cheaper is free
     urgent_s: float = 3600.0  # ditto; inf: plan every job in urgency order
     lifetime_years: float = DEFAULT_LIFETIME_YEARS
     home_only: bool = False
@@ -101,6 +106,7 @@ class WindowParameters:
             ("risk_aversion", 0 <= self.risk_aversion <= 1),
             ("herd_penalty", self.herd_penalty >= 0),
             ("min_saving", 0 <= self.min_saving < 1),
+            ("replan_margin", 0 <= self.replan_margin < 1),
             ("urgent_s", self.urgent_s >= 0),
             ("lifetime_years", self.lifetime_years > 0),
             ("chunk_jobs", self.chunk_jobs >= 1),
@@ -109,6 +115,26 @@ class WindowParameters:
         for name, ok in checks:
             if not ok:
                 raise PoliciesError(f"invalid parameter {name}={getattr(self, name)!r}")
+
+
+def planned_cells(
+    jobs: Sequence[JobSpec], pools: Sequence[Pool], grid: SlotGrid
+) -> tuple[IntArray, IntArray]:
+    """Each job's plan (:attr:`JobSpec.planned`) as a (pool, slot) of ``grid``, ``(-1, -1)``
+    where it has none: no plan, its pool is gone, or its start is not a later slot of this
+    grid (the start has come, or it is off the slot boundaries or past the horizon)."""
+    pool = np.full(len(jobs), -1, dtype=np.int64)
+    slot = np.full(len(jobs), -1, dtype=np.int64)
+    index = {(p.region, p.gpu.name): k for k, p in enumerate(pools)}
+    for j, job in enumerate(jobs):
+        plan = job.planned
+        if plan is None:
+            continue
+        p = index.get((plan.region, plan.gpu))
+        s, rest = divmod((plan.start - grid.start).total_seconds(), grid.step_s)
+        if p is not None and rest == 0 and 1 <= s < grid.count:
+            pool[j], slot[j] = p, int(s)
+    return pool, slot
 
 
 def _joint(params: WindowParameters, cells: int) -> bool:
@@ -126,6 +152,7 @@ class _Tick:
     allowed: npt.NDArray[np.bool_]
     now: datetime
     taken: set[str]
+    planned: tuple[IntArray, IntArray]  # each job's plan as (pool, slot): planned_cells
 
 
 def _allowed(
@@ -192,7 +219,8 @@ def _choose(
     """The (pool, slot) for job ``j`` and a phrase saying why; reserves its devices.
 
     With ``weights`` (the look-ahead LP's, ``(P, S)``): the free cell of largest weight (ties:
-    the cheaper); else, or with no weight on a free cell, the cheapest free cell.
+    the cheaper); else, or with no weight on a free cell, the cheapest free cell, or the job's
+    plan if it is free and costs at most ``replan_margin`` more.
     """
     cube, cap = tick.cube, tick.capacity
     tp = cube.jobs[j].workload.tensor_parallel
@@ -207,6 +235,15 @@ def _choose(
         cap.reserve(p, s, float(duration[p]), tp)
         return p, s, LATE_NOTE if tick.allowed[j].any() else HOME_NOTE
     p, s = (int(i) for i in np.unravel_index(int(np.argmin(row)), row.shape))
+    kept_p, kept_s = int(tick.planned[0][j]), int(tick.planned[1][j])
+    if (
+        weights is None
+        and params.replan_margin > 0
+        and kept_s > 0
+        and (kept_p, kept_s) != (p, s)
+        and row[kept_p, kept_s] <= row[p, s] * (1.0 + params.replan_margin)
+    ):
+        p, s = kept_p, kept_s
     if weights is not None:
         usable = np.where(np.isfinite(row), weights, 0.0)
         if usable.max(initial=0.0) > 1e-6:
@@ -348,7 +385,8 @@ def plan_window(
             estimates=(duration[chunk], energy[chunk], ok[chunk]),
         )  # fmt: skip
         cost = np.where(allowed[chunk][:, :, None], cube.planning_g, np.inf)
-        tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken)
+        plans = planned_cells(cube.jobs, pools, grid)
+        tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken, plans)
         locals_ = list(range(len(chunk)))
         planned: dict[int, tuple[int, int, str]] = {}
         if joint:  # the cheaper of the greedy and the LP-rounded plan (policies.lookahead)

@@ -23,10 +23,20 @@ __all__ = [
     "Decision",
     "Device",
     "JobSpec",
+    "PlannedStart",
     "ZoneIntensity",
 ]
 
 Action = Literal["start", "hold", "reject"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStart:
+    """Where and when a held job is planned to start: its latest ``hold`` decision's plan."""
+
+    region: str
+    gpu: str
+    start: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +45,10 @@ class JobSpec:
 
     ``deadline`` is the latest acceptable *end* (None: as soon as possible). ``regions`` and
     ``gpu_types`` restrict the candidates (empty: any); the first listed region is the job's home
-    region (used by policies that do not shift in space).
+    region (used by policies that do not shift in space). ``planned`` is the job's current plan
+    (None: not held with one); a planner may keep it rather than move the job between cells of
+    almost the same cost (``replan_margin``, :mod:`policies.planner`). It is the planner's own
+    output handed back, not a property of the job, so it takes no part in equality.
     """
 
     job_id: str
@@ -48,6 +61,7 @@ class JobSpec:
     gpu_types: tuple[str, ...] = ()
     min_gpu_memory_gb: float = 0.0
     priority: int = 0
+    planned: PlannedStart | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,15 @@ holds, and the decisions recorded once each, round after round."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from daemon.queue.line import JobRequest, parse_line
 from daemon.testing import FakeClock, RecordingExecutor
+from policies import Decision, JobSpec, PlannedStart, Policy
 from tests.daemon.helpers import append, job_line, make_service
 
 
@@ -53,3 +57,42 @@ def test_a_held_plan_is_recorded_once_per_change_over_many_rounds(tmp_path: Path
         key = (row["action"], row["reason"], row["device_ids_json"], row["planned_start"])
         assert last.get(row["job_id"]) != key
         last[row["job_id"]] = key
+
+
+class _Spy:
+    """The service's policy, recording the specs it is given."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy, self.name = policy, policy.name
+        self.seen: list[dict[str, JobSpec]] = []
+
+    def plan(self, now: datetime, jobs: Sequence[JobSpec], *args: Any) -> list[Decision]:
+        self.seen.append({job.job_id: job for job in jobs})
+        return self.policy.plan(now, jobs, *args)
+
+
+def _plan_of(decision: Decision) -> PlannedStart:
+    assert decision.chosen is not None
+    return PlannedStart(decision.chosen.region, decision.chosen.gpu, decision.chosen.start)
+
+
+def test_held_jobs_carry_their_plans_into_the_next_round_and_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, policy="carbon-window")
+    spy = service.policy = _Spy(service.policy)  # type: ignore[assignment]
+    service.start(clock())
+    append(service.queue.path, "".join(job_line(id=f"j{k}", deadline="+12h") for k in range(6)))
+    service.tick(clock())
+    held = {d.job_id: d for d in service.plan(clock()) if d.action == "hold"}
+    assert held and all(spec.planned is None for spec in spy.seen[0].values())
+    assert {k: spy.seen[1][k].planned for k in held} == {k: _plan_of(d) for k, d in held.items()}
+    last = {d.job_id: d for d in service.plan(clock())}
+    service.ledger.close()
+
+    restarted = make_service(tmp_path, executor, policy="carbon-window")
+    spy = restarted.policy = _Spy(restarted.policy)  # type: ignore[assignment]
+    restarted.plan(clock())
+    plans = {k: spec.planned for k, spec in spy.seen[0].items()}
+    assert plans == {k: _plan_of(d) if d.action == "hold" else None for k, d in last.items()}
