@@ -46,10 +46,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from daemon.errors import DaemonError
+from daemon.states import STATES
 
 __all__ = ["JOB_STATES", "Metrics"]
 
-JOB_STATES = ("queued", "planned", "running", "succeeded", "failed", "cancelled", "expired")
+JOB_STATES = STATES  # every state is exported, at 0 when no job is in it
 
 
 class _IntensityAge(Collector):

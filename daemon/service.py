@@ -53,6 +53,7 @@ from daemon.settings import Settings
 from daemon.sites import SiteView
 from forecasts import ForecastsError
 from policies import (
+    Alternative,
     Decision,
     Device,
     JobSpec,
@@ -126,7 +127,8 @@ class Service:
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
         self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
-        self._specs: dict[str, tuple[JobRequest, JobSpec]] = {}  # planner's view per waiting job
+        # The planner's view per waiting job: its request, spec and the plan the spec carries.
+        self._specs: dict[str, tuple[JobRequest, JobSpec, Alternative | None]] = {}
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
         self._busy = BusyDevices()  # the planner's devices, kept between rounds
         self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics)
@@ -401,7 +403,7 @@ class Service:
                     continue
                 if job.state == "planned":
                     spec = replace(spec, planned=stored_plan(self.ledger, job.job_id))
-                entry = (job.request, spec)
+                entry = (job.request, spec, None)
             kept[job.job_id] = entry
             specs.append(entry[1])
         self._specs = kept
@@ -413,8 +415,9 @@ class Service:
         specs = self._specs
         for record, decision in decided:
             entry = specs.get(record.job_id)
-            if entry is not None and (spec := with_plan(entry[1], decision)) is not entry[1]:
-                specs[record.job_id] = (entry[0], spec)
+            # A held job whose cell did not change gets the same plan object as last round.
+            if entry is not None and decision.chosen is not entry[2]:
+                specs[record.job_id] = (entry[0], with_plan(entry[1], decision), decision.chosen)
 
     def _devices(self, now: datetime, runs: Sequence[RunRecord]) -> list[Device]:
         """The planner's devices: busy while carbond's ``runs`` hold them, and as
