@@ -5,11 +5,12 @@ their own intervals with the wall clock, replay calls ``tick`` with a simulated 
 here reads the clock or sleeps. Every step holds one lock, so a loop that fires steps from
 several threads still runs them one at a time.
 
-Dispatch is write-ahead: the ``running`` transitions and run rows of a round's dispatches are
-committed (one transaction) before any executor starts anything, and the executors' handles
-after (one transaction). A daemon killed in between finds runs without a handle on restart and
-asks their executors (``adopt`` with an empty token) whether those jobs started; so a job never
-starts twice. The ends a reconcile observes are committed together too.
+Dispatch is write-ahead (:mod:`daemon.dispatch`): the ``running`` transitions and run rows of a
+round's dispatches are committed (one transaction) before any executor starts anything, and the
+executors' handles after (one transaction). A daemon killed in between finds runs without a
+handle on restart and asks their executors (``adopt`` with an empty token) whether those jobs
+started; so a job never starts twice. The ends a reconcile observes are committed together too
+(:mod:`daemon.finishing`).
 
 A job planned for later on a :class:`~daemon.executors.base.Reserving` executor (Slurm) is
 handed to it at once, held until its planned start, with a run row (same write-ahead rule) whose
@@ -23,46 +24,29 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
 import structlog
 
 from daemon import killpoints
 from daemon.busy import BusyDevices
+from daemon.dispatch import Dispatch, DispatchContext, Launch, job_log_dir, launch_spec
 from daemon.endings import never_started, run_handle
 from daemon.errors import DaemonError
-from daemon.executors.base import (
-    CapacityAware,
-    Executor,
-    ExitStatus,
-    LaunchSpec,
-    Reserving,
-    RunHandle,
-)
-from daemon.executors.errors import ExecutorUnavailableError
+from daemon.executors.base import CapacityAware, Executor, ExitStatus, RunHandle
 from daemon.executors.held import HeldJobs
 from daemon.finishing import EndingContext, Endings
 from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, RunRecord
-from daemon.logs import dropped
 from daemon.measurement import JobMeasurement, measured_history
 from daemon.metrics_sink import MetricsSink, NullMetrics
-from daemon.planning import (
-    DecisionKey,
-    job_spec,
-    record_decisions,
-    spec_or_none,
-    stored_plan,
-    with_plan,
-)
+from daemon.planning import DecisionKey, job_spec, record_decisions, stored_plan, with_plan
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
@@ -130,6 +114,8 @@ class Service:
         self.ledger = ledger
         self.queue = queue
         self.executors = dict(executors)
+        # asked once (an isinstance check against a runtime Protocol costs ~15 us a round)
+        self._capacity_aware = [e for e in self.executors.values() if isinstance(e, CapacityAware)]
         self.inventory = tuple(inventory)
         self.intensity = intensity
         self.policy = policy
@@ -146,6 +132,8 @@ class Service:
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
         self._busy = BusyDevices()  # the planner's devices, kept between rounds
         self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics)
+        self._dispatch = Dispatch(ledger, self.executors, self._held, requeue=self._requeue,
+                                  finish=self._finish, fail=self._fail_unstarted)  # fmt: skip
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
 
@@ -371,31 +359,33 @@ class Service:
         self, decided: Sequence[tuple[JobRecord, Decision]], busy: set[str], now: datetime
     ) -> list[str]:
         """Record the round's decisions (one transaction), then hold each job or prepare its
-        dispatch, and launch the prepared ones (:meth:`_launch`); returns the jobs started.
-        ``busy``: the devices carbond's runs hold."""
+        dispatch, and launch the prepared ones (:mod:`daemon.dispatch`); returns the jobs
+        started. ``busy``: the devices carbond's runs hold."""
         stored = record_decisions(self.ledger, decided, now, self._decided)
         self._keep_plans(decided)
         observed = type(self.metrics) is not NullMetrics  # not called for a sink that drops it
         holding = self._held.active  # plans handed to a reserving executor (Slurm)
-        prepared: list[_Launch] = []
+        context = DispatchContext(self._forecasts, self.measurement, self.settings.state_dir)
+        spec_for = functools.partial(launch_spec, log_dir=job_log_dir(context.state_dir))
+        prepared: list[Launch] = []
         for (record, decision), new in zip(decided, stored, strict=True):
             if new and observed:
                 self._observe(record, decision)
             killpoints.reached("plan_decided")
             if decision.action != "start" or decision.chosen is None:
                 if holding:
-                    self._held.keep(record, decision, self._by_device, self._spec, now)
+                    self._held.keep(record, decision, self._by_device, spec_for, now)
                 continue
             chosen = set(decision.chosen.device_ids)
             if chosen & busy or not chosen <= self._by_device.keys():
                 log.error("decision_conflict", job_id=record.job_id, policy=decision.policy,
                           devices=sorted(chosen), busy=sorted(chosen & busy))  # fmt: skip
                 continue  # stays queued; planned again next round
-            launch = self._prepare(record, decision, now)
+            launch = self._dispatch.prepare(record, decision, self._by_device, now)
             if launch is not None:
                 busy |= chosen
                 prepared.append(launch)
-        return self._launch(prepared, now)
+        return self._dispatch.launch(prepared, now, context)
 
     def _job_specs(self, waiting: Sequence[JobRecord], now: datetime) -> list[JobSpec]:
         """:func:`daemon.planning.job_spec` of each waiting job, built once per job (its
@@ -433,9 +423,8 @@ class Service:
         """The planner's devices: busy while carbond's ``runs`` hold them, and as
         capacity-aware executors (Slurm) see them (down nodes, GPUs other users hold)."""
         devices = self._busy.devices(self.inventory, runs, now, self.settings.intervals.plan_s)
-        for executor in self.executors.values():
-            if isinstance(executor, CapacityAware):
-                devices = executor.available(devices, now)
+        for executor in self._capacity_aware:
+            devices = executor.available(devices, now)
         return devices
 
     def _settle_unstarted(self, now: datetime) -> list[JobRecord]:
@@ -474,102 +463,6 @@ class Service:
         self.metrics.observe_decision(decision.policy, decision.action,
                                       chosen.total_g if chosen else None,
                                       run_now_g)  # fmt: skip
-
-    def _prepare(self, job: JobRecord, decision: Decision, now: datetime) -> _Launch | None:
-        """What dispatching ``job`` takes: its executor, GPUs and any run held for it early
-        (None: it cannot be dispatched now; a job without an executor has failed)."""
-        chosen = decision.chosen
-        assert chosen is not None
-        gpus = tuple(self._by_device[d] for d in chosen.device_ids)
-        executor = self.executors.get(gpus[0].executor)
-        if executor is None:
-            self._fail_unstarted(job, now, f"no executor {gpus[0].executor!r} is configured")
-            return None
-        held = self.ledger.run(job.job_id) if self._held.active else None  # handed over early
-        if held is not None and held.executor != executor.name:
-            if not self._held.withdraw(job.job_id, now):
-                return None
-            held = None
-        return _Launch(job, decision, chosen, executor, gpus, held, tuple(g.index for g in gpus))
-
-    def _launch(self, prepared: Sequence[_Launch], now: datetime) -> list[str]:
-        """Dispatch the round's ``prepared`` jobs, write-ahead: their ``running`` transitions
-        and run rows are committed (one transaction) before any executor is called, and the
-        handles of the jobs launched after (one transaction, also when a launch raises). A
-        daemon killed in between finds runs without a handle and asks their executors
-        (:meth:`_adopt`). Returns the jobs started."""
-        if not prepared:
-            return []
-        with self.ledger.transaction():
-            for item in prepared:
-                job, chosen = item.job, item.chosen
-                self.ledger.transition(job.job_id, "running", now,
-                                       f"dispatched: {item.decision.reason}",
-                                       seen=job.state)  # fmt: skip
-                if item.held is not None:
-                    self.ledger.drop_run(job.job_id)
-                self.ledger.add_run(job.job_id, item.executor.name, chosen.device_ids,
-                                    item.indices, chosen.duration_s, now)  # fmt: skip
-                if item.held is not None and item.held.token:
-                    self.ledger.set_run_token(job.job_id, item.held.token)
-        launched: list[tuple[_Launch, RunHandle]] = []
-        try:
-            for item in prepared:
-                killpoints.reached("dispatch_launch")
-                handle = self._start(item, now)
-                if handle is not None:
-                    self._held.forget(item.job.job_id)
-                    killpoints.reached("dispatch_handle")
-                    launched.append((item, handle))
-        finally:
-            if launched:
-                with self.ledger.transaction():
-                    for item, handle in launched:
-                        self.ledger.set_run_started(item.job.job_id, handle.token,
-                                                    handle.started_at)  # fmt: skip
-        quiet = dropped(__name__, logging.INFO)  # asked once, not bound per event
-        for item, _ in launched:
-            chosen = item.chosen
-            if not quiet:
-                log.info("job_dispatched", job_id=item.job.job_id,
-                         executor=item.executor.name, devices=list(chosen.device_ids),
-                         gpu=chosen.gpu, region=chosen.region)  # fmt: skip
-            if self.measurement is not None:
-                self.measurement.started(item.job.job_id, list(item.gpus), item.decision, now,
-                                         self._forecasts, job=spec_or_none(item.job))  # fmt: skip
-        return [item.job.job_id for item, _ in launched]
-
-    def _start(self, item: _Launch, now: datetime) -> RunHandle | None:
-        """Launch (or release, when its executor holds it) one recorded run; None when it
-        did not start (requeued: the executor cannot be reached; failed: it refused)."""
-        job, executor = item.job, item.executor
-        spec = self._spec(job, item.chosen, item.indices)
-        try:
-            if item.held is not None and isinstance(executor, Reserving):
-                return executor.release(spec, item.held.token or "", now)
-            return executor.launch(spec, now)
-        except ExecutorUnavailableError as exc:  # e.g. Slurm down: the job waits, not fails
-            status = ExitStatus(job.job_id, now, None, None, str(exc))
-            self._requeue(status, now, f"{executor.name} cannot be reached")
-        except (DaemonError, OSError) as exc:
-            self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
-        return None
-
-    def _spec(self, job: JobRecord, chosen: Alternative, indices: tuple[int, ...]) -> LaunchSpec:
-        return LaunchSpec(
-            job_id=job.job_id,
-            argv=job.request.command,
-            uid=job.uid,
-            gid=job.gid,
-            gpu_indices=indices,
-            log_dir=_log_dir(self.settings.state_dir),
-            env={"CARBOND_JOB_ID": job.job_id},
-            expected_duration_s=chosen.duration_s,
-            region=chosen.region,
-            device_ids=chosen.device_ids,
-            name=job.request.name,
-            cwd=job.request.cwd,
-        )
 
     # -- endings (daemon.finishing) ---------------------------------------------------------
 
@@ -613,26 +506,6 @@ class Service:
                     except (DaemonError, OSError) as exc:
                         log.error("job_cancel_failed", job_id=job_id, error=str(exc))
                 self._finish(ExitStatus(job_id, now, None, None, report.reason), now)
-
-
-@dataclass(frozen=True, slots=True)
-class _Launch:
-    """A job the round dispatches: the decision acted on, its executor and GPUs, and the run
-    its executor already holds for it (Slurm), if any."""
-
-    job: JobRecord
-    decision: Decision
-    chosen: Alternative
-    executor: Executor
-    gpus: tuple[InventoryGpu, ...]
-    held: RunRecord | None
-    indices: tuple[int, ...]  # the GPUs' indices on their node
-
-
-@functools.lru_cache(maxsize=4)
-def _log_dir(state_dir: Path) -> Path:
-    """Where the jobs' logs go (a path joined once per state dir, not once per launch)."""
-    return state_dir / "logs"
 
 
 _NOT_A_FAILURE = frozenset({"ok", "no provider configured"})

@@ -27,9 +27,18 @@ def mean_intensity_g_per_kwh(forecast: ZoneIntensity, start: datetime, duration_
     values = np.asarray(forecast.values_g_per_kwh, dtype=np.float64)
     step = float(forecast.step_s)
     offset = (start - forecast.start).total_seconds() / step
+    first = min(max(math.floor(offset), 0), len(values) - 1)  # the step holding ``start``
     if duration_s <= 0:
-        return float(values[min(max(math.floor(offset), 0), len(values) - 1)])
+        return float(values[first])
     span = duration_s / step
+    end = offset + span
+    if values.size and (first == len(values) - 1 or end <= first + 1):  # within one step
+        # The weighted sum below has one non-zero weight: it is that term's product, to the
+        # bit, whatever order the dot product adds in (x + 0.0 is x for any x but 0; a NaN
+        # or infinity anywhere would make the sum NaN).
+        term = float(values[first]) * (end - offset)
+        if term != 0 and np.isfinite(values).all():
+            return term / span
     edges = np.arange(len(values) + 1, dtype=np.float64)
     edges[0], edges[-1] = -math.inf, math.inf
     lo = np.clip(edges[:-1], offset, offset + span)

@@ -10,7 +10,7 @@ from daemon.ledger.records import (
     StartedRun,
     TransitionRecord,
 )
-from daemon.ledger.runs import RunEnd
+from daemon.ledger.runs import RunEnd, RunStart
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from daemon.ledger.store import EXPORTABLE, Ledger, LedgerError, UnknownJobError
 
@@ -25,6 +25,7 @@ __all__ = [
     "QueueFileRecord",
     "RunEnd",
     "RunRecord",
+    "RunStart",
     "StartedRun",
     "TransitionRecord",
     "UnknownJobError",

@@ -1,9 +1,12 @@
 """The ledger's runs and outcomes: a launch recorded before it happens, its executor's handle,
 how it ended, and the outcome row of a finished job.
 
-A run row is written ahead of its launch (token NULL until the executor answers) and ended in
-the transaction that moves its job to a final state, with the job's outcome row:
-:meth:`Runs.finish_runs` writes a batch of ends, each table's rows in one statement.
+A run row is written ahead of its launch (token NULL until the executor answers), in the
+transaction that moves its job to ``running``, and ended in the transaction that moves its job
+to a final state, with the job's outcome row. A round's launches and a poll's ends are written
+in batches, each table's rows in one statement: :meth:`Runs.start_runs` (the ``running``
+moves and run rows), :meth:`Runs.set_runs_started` (the executors' handles) and
+:meth:`Runs.finish_runs` (the ends).
 """
 
 from __future__ import annotations
@@ -24,7 +27,25 @@ from daemon.states import TRANSITIONS
 if TYPE_CHECKING:
     from daemon.ledger.kept import KeptRows
 
-__all__ = ["RunEnd", "Runs"]
+__all__ = ["RunEnd", "RunStart", "Runs"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """A launch about to happen, as :meth:`Runs.start_runs` records it: its job's move from
+    ``seen`` (the state the caller read) to ``running`` and why (``reason``: the
+    transition's), and its run row (token unknown). ``held``: the job has a run its executor
+    holds (Slurm), which this one replaces, keeping ``token`` (None: none)."""
+
+    job_id: str
+    seen: str
+    reason: str
+    executor: str
+    device_ids: tuple[str, ...]
+    gpu_indices: tuple[int, ...]
+    expected_duration_s: float
+    held: bool = False
+    token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,23 +132,91 @@ class Runs(Connection):
     ) -> None:
         """Record a launch about to happen (token still unknown)."""
         self._run_writes += 1
-        row = {
-            "job_id": job_id, "executor": executor, "token": None,
-            "device_ids_json": _list_json(device_ids),
-            "gpu_indices_json": _list_json(gpu_indices),
-            "expected_duration_s": expected_duration_s, "launched_at": ts(at),
-        }  # fmt: skip
+        devices, indices, when = _list_json(device_ids), _list_json(gpu_indices), ts(at)
         self._exec(
             "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
             " expected_duration_s, launched_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (job_id, executor, row["device_ids_json"], row["gpu_indices_json"],
-             expected_duration_s, row["launched_at"]),
-        )  # fmt: skip
+            (job_id, executor, devices, indices, expected_duration_s, when),
+        )
         kept = self._kept.get(job_id)
         if kept is not None:
-            row["expected_duration_s"] = real(expected_duration_s)
-            kept.run = row | dict.fromkeys(("started_at", "finished_at", "exit_code", "signal",
-                                            "reason"))  # fmt: skip
+            kept.run = _kept_run_row(job_id, executor, devices, indices, expected_duration_s,
+                                     when)  # fmt: skip
+
+    def start_runs(self, starts: Sequence[RunStart], at: datetime) -> None:
+        """Record the launches of ``starts`` about to happen, in order, inside the caller's
+        transaction: for each, ``transition(job_id, "running", at, reason, seen=seen)``, the
+        held run's :meth:`drop_run`, :meth:`add_run` at ``at`` and the held token's
+        :meth:`set_run_token`; the same rows, each table's in one statement.
+
+        A batch with a held run, a ``seen`` state the state machine does not let go to
+        ``running``, or a job no longer in its ``seen`` state (another connection moved it) is
+        recorded one by one, as those calls would (which raise where the move is not allowed).
+
+        Raises:
+            InvalidTransitionError: a job cannot move to ``running``.
+        """
+        if not starts:
+            return
+        if any(s.held or "running" not in TRANSITIONS.get(s.seen, ()) for s in starts):
+            self._start_one_by_one(starts, at)
+            return
+        self._run_writes += 1  # counted before writing: a failed write may have changed it
+        when = ts(at)
+        self._exec("SAVEPOINT start_runs")
+        try:
+            moved = self._db.executemany(
+                "UPDATE jobs SET state = 'running', updated_at = ? WHERE job_id = ? AND state = ?",
+                [(when, s.job_id, s.seen) for s in starts],
+            ).rowcount
+        except sqlite3.Error as exc:  # the caller's transaction rolls it all back
+            raise LedgerError(f"{self.path}: {exc}") from exc
+        if moved != len(starts):
+            self._undo("start_runs")
+            self._start_one_by_one(starts, at)
+            return
+        self._exec("RELEASE start_runs")
+        self._exec_many(
+            "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
+            " VALUES (?, ?, 'running', ?, ?)",
+            [(s.job_id, s.seen, when, s.reason) for s in starts],
+        )
+        rows = [(s, _list_json(s.device_ids), _list_json(s.gpu_indices)) for s in starts]
+        self._exec_many(
+            "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
+            " expected_duration_s, launched_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [(s.job_id, s.executor, devices, indices, s.expected_duration_s, when)
+             for s, devices, indices in rows],
+        )  # fmt: skip
+        kept = self._kept
+        for s, devices, indices in rows:
+            self._kept_state(s.job_id, "running", at)
+            job = kept.get(s.job_id)
+            if job is not None:
+                job.run = _kept_run_row(s.job_id, s.executor, devices, indices,
+                                        s.expected_duration_s, when)  # fmt: skip
+
+    def _start_one_by_one(self, starts: Sequence[RunStart], at: datetime) -> None:
+        """:meth:`start_runs` as one call per transition and run."""
+        for s in starts:
+            self.transition(s.job_id, "running", at, s.reason, seen=s.seen)
+            if s.held:
+                self.drop_run(s.job_id)
+            self.add_run(s.job_id, s.executor, s.device_ids, s.gpu_indices,
+                         s.expected_duration_s, at)  # fmt: skip
+            if s.token:
+                self.set_run_token(s.job_id, s.token)
+
+    def set_runs_started(self, started: Sequence[tuple[str, str, datetime]]) -> None:
+        """:meth:`set_run_started` for each ``(job_id, token, started_at)``, in order (one
+        statement for them all: the caller holds the transaction)."""
+        if not started:
+            return
+        self._run_writes += 1
+        rows = [(token, ts(at), job_id) for job_id, token, at in started]
+        self._exec_many("UPDATE runs SET token = ?, started_at = ? WHERE job_id = ?", rows)
+        for token, at, job_id in rows:
+            self._kept_run(job_id, token=token, started_at=at)
 
     def set_run_started(self, job_id: str, token: str, started_at: datetime) -> None:
         """Record the executor's handle of a launched job."""
@@ -318,6 +407,23 @@ class Runs(Connection):
         ).fetchone()
         names = ("jobs", "expected_total_g", "finished", "measured_total_g", "saved_g")
         return {name: float(value) for name, value in zip(names, row, strict=True)}
+
+
+def _kept_run_row(
+    job_id: str,
+    executor: str,
+    devices: str,
+    indices: str,
+    expected_duration_s: float,
+    launched_at: str | None,
+) -> dict[str, Any]:
+    """A new run row as a read returns it (token and end unknown)."""
+    return {
+        "job_id": job_id, "executor": executor, "token": None, "device_ids_json": devices,
+        "gpu_indices_json": indices, "expected_duration_s": real(expected_duration_s),
+        "launched_at": launched_at, "started_at": None, "finished_at": None, "exit_code": None,
+        "signal": None, "reason": None,
+    }  # fmt: skip
 
 
 def _list_json(items: Sequence[Any]) -> str:

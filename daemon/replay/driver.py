@@ -124,7 +124,8 @@ class PolicyRun:
 
 def _account(setup: ReplaySetup, runs: Sequence[Run]) -> list[JobOutcome]:
     """Realised grams of every run: intensity means vectorised per zone; embodied grams are
-    the plan's (a simulated run lasts its estimated duration)."""
+    the plan's (a simulated run lasts its estimated duration); the facility energy all grid
+    (:func:`daemon.replay.sites.account_sites` splits it at site regions)."""
     pue = {r.name: r.pue for r in setup.cluster.regions}
     zones = {r.name: r.zone for r in setup.cluster.regions}
     intensity = np.zeros(len(runs))
@@ -148,7 +149,7 @@ def _account(setup: ReplaySetup, runs: Sequence[Run]) -> list[JobOutcome]:
                 plan.intensity_g_per_kwh,
                 float(intensity[i]),
                 float(operational_g(plan.energy_j, float(intensity[i]), pue[plan.region])),
-                plan.embodied_g,
+                plan.embodied_g, grid_j=plan.energy_j * pue[plan.region],
             )
         )  # fmt: skip
     return outcomes

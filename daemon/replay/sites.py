@@ -61,8 +61,11 @@ def account_sites(
     """``outcomes`` with their PV, battery and grid energy (J, facility) and, at site regions,
     operational grams from the site model; and each site's flows."""
     pue = {r.name: r.pue for r in setup.cluster.regions}
-    result = [
-        replace(o, grid_j=o.energy_j * pue[o.region], pv_j=0.0, battery_j=0.0) for o in outcomes
+    result = [  # all grid first (as the driver accounts them: those are kept, not copied)
+        o
+        if o.grid_j == (grid_j := o.energy_j * pue[o.region]) and not o.pv_j and not o.battery_j
+        else replace(o, grid_j=grid_j, pv_j=0.0, battery_j=0.0)
+        for o in outcomes
     ]
     records = []
     for region in setup.cluster.regions:

@@ -1,4 +1,5 @@
-"""A batch of run ends (``Ledger.finish_runs``) stores what the one-by-one calls store."""
+"""A batch of run ends (``Ledger.finish_runs``) and a round's launches (``Ledger.start_runs``,
+``Ledger.set_runs_started``) store what the one-by-one calls store."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from daemon.ledger import EXPORTABLE, Ledger, RunEnd
+from daemon.ledger import EXPORTABLE, Ledger, RunEnd, RunStart
 from daemon.states import InvalidTransitionError
 from policies import Alternative, Decision
 from tests.daemon.helpers import job_request
@@ -141,4 +142,122 @@ def test_a_final_state_the_machine_forbids_raises_and_stores_nothing(tmp_path: P
         ledger.finish_runs(ends, LATER)  # running -> expired is not a move
     assert _tables(tmp_path / "ledger.db") == before
     assert {j: ledger.job_state(j) for j in JOBS} == dict.fromkeys(JOBS, "running")
+    ledger.close()
+
+
+# -- a round's launches (Ledger.start_runs, Ledger.set_runs_started) ------------------------
+
+
+def _waiting(path: Path) -> Ledger:
+    """A ledger with JOBS waiting: a, b queued; c planned; d planned with a run held for it."""
+    ledger = Ledger.open(path, durable=False)
+    with ledger.transaction():
+        ledger.add_jobs([(job_request(j, NOW), 1000, 1000, "queue.jsonl:1", NOW) for j in JOBS])
+        for job_id in ("c", "d"):
+            ledger.transition(job_id, "planned", NOW, "held for later", seen="queued")
+        ledger.add_run("d", "slurm", ["qc/9"], [9], 30.0, NOW)
+        ledger.set_run_token("d", "slurm-held-d")
+    return ledger
+
+
+def _starts(held: bool = False) -> list[RunStart]:
+    """Launches of a, b and c (and d, replacing its held run, with ``held``)."""
+    starts = [
+        RunStart("a", "queued", "dispatched: go", "local", ("qc/0",), (0,), 60.0),
+        RunStart("b", "queued", "dispatched: go", "local", ("qc/1", "qc/2"), (1, 2), 7.5),
+        RunStart("c", "planned", "dispatched: its slot", "local", ("qc/3",), (3,), 1e9),
+    ]
+    if held:
+        starts.append(RunStart("d", "planned", "dispatched: released", "slurm", ("qc/9",),
+                               (9,), 30.0, held=True, token="slurm-held-d"))  # fmt: skip
+    return starts
+
+
+def _started(starts: Sequence[RunStart]) -> list[tuple[str, str, datetime]]:
+    return [(s.job_id, f"tok-{s.job_id}", LATER + timedelta(seconds=n))
+            for n, s in enumerate(starts)]  # fmt: skip
+
+
+def _launch_one_by_one(ledger: Ledger, starts: Sequence[RunStart], at: datetime) -> None:
+    with ledger.transaction():
+        for s in starts:
+            ledger.transition(s.job_id, "running", at, s.reason, seen=s.seen)
+            if s.held:
+                ledger.drop_run(s.job_id)
+            ledger.add_run(s.job_id, s.executor, s.device_ids, s.gpu_indices,
+                           s.expected_duration_s, at)  # fmt: skip
+            if s.token:
+                ledger.set_run_token(s.job_id, s.token)
+    with ledger.transaction():
+        for job_id, token, started_at in _started(starts):
+            ledger.set_run_started(job_id, token, started_at)
+
+
+def _launch_batched(ledger: Ledger, starts: Sequence[RunStart], at: datetime) -> None:
+    with ledger.transaction():
+        ledger.start_runs(starts, at)
+    with ledger.transaction():
+        ledger.set_runs_started(_started(starts))
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_a_round_of_launches_stores_the_rows_one_by_one_stores(tmp_path: Path, held: bool) -> None:
+    batched, single = _waiting(tmp_path / "batched.db"), _waiting(tmp_path / "single.db")
+    _launch_batched(batched, _starts(held), LATER)
+    _launch_one_by_one(single, _starts(held), LATER)
+    rows = _tables(tmp_path / "batched.db")
+    assert repr(rows) == repr(_tables(tmp_path / "single.db"))
+    assert [r[0] for r in rows["runs"]] == (["a", "b", "c", "d"] if held else ["d", "a", "b", "c"])
+    launched = [s.job_id for s in _starts(held)]
+    with Ledger.open_readonly(tmp_path / "batched.db") as reader:
+        for job_id in JOBS:  # what the writer kept equals what a reader reads
+            assert batched.run(job_id) == reader.run(job_id)
+            assert batched.job(job_id) == reader.job(job_id)
+    assert [r.job_id for r in batched.active_runs()] == launched
+    assert all(r.token == f"tok-{r.job_id}" for r in batched.active_runs())
+    batched.close()
+    single.close()
+
+
+def test_a_job_moved_since_it_was_read_is_launched_as_one_by_one(tmp_path: Path) -> None:
+    """Another connection planned ``b`` meanwhile: its move to running is still legal and
+    recorded from the state it is in, as the one-by-one calls record it."""
+    batched, single = _waiting(tmp_path / "batched.db"), _waiting(tmp_path / "single.db")
+    for path in (tmp_path / "batched.db", tmp_path / "single.db"):
+        with Ledger.open(path) as other, other.transaction():
+            other.transition("b", "planned", NOW, "planned elsewhere", seen="queued")
+    _launch_batched(batched, _starts(), LATER)
+    _launch_one_by_one(single, _starts(), LATER)
+    assert repr(_tables(tmp_path / "batched.db")) == repr(_tables(tmp_path / "single.db"))
+    assert [t.from_state for t in batched.transitions("b")][-1] == "planned"
+    batched.close()
+    single.close()
+
+
+@pytest.mark.parametrize("seen", ["cancelled", "running", "succeeded", "bogus"])
+def test_a_launch_the_state_machine_forbids_raises_and_stores_nothing(
+    tmp_path: Path, seen: str
+) -> None:
+    """``b`` was cancelled meanwhile: whether the round read it queued (batched, then one by
+    one) or in a state that does not lead to running (one by one), nothing of it is kept."""
+    ledger = _waiting(tmp_path / "ledger.db")
+    with Ledger.open(tmp_path / "ledger.db") as other, other.transaction():
+        other.transition("b", "cancelled", NOW, "cancelled elsewhere", seen="queued")
+    before = _tables(tmp_path / "ledger.db")
+    for starts in (_starts(), [*_starts()[:1], RunStart("b", seen, "x", "local", (), (), 1.0)]):
+        with pytest.raises(InvalidTransitionError), ledger.transaction():
+            ledger.start_runs(starts, LATER)  # b: cancelled -> running is not allowed
+        assert _tables(tmp_path / "ledger.db") == before
+        assert ledger.active_runs() == []
+        assert ledger.run("a") is None
+    ledger.close()
+
+
+def test_no_launches_write_nothing(tmp_path: Path) -> None:
+    ledger = _waiting(tmp_path / "ledger.db")
+    before = _tables(tmp_path / "ledger.db")
+    with ledger.transaction():
+        ledger.start_runs([], LATER)
+        ledger.set_runs_started([])
+    assert _tables(tmp_path / "ledger.db") == before
     ledger.close()

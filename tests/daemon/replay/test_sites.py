@@ -4,6 +4,7 @@ local surplus; with zero PV and no battery every figure equals a replay without 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from daemon.replay.driver import ReplaySetup, replay_policy
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import ReplayInputs, load_setup, parse_duration_s
 from daemon.replay.report import summarise
+from daemon.replay.sites import account_sites
 from tests.daemon.replay.conftest import CLUSTER, START, write_azure
 
 SITE_PV = """
@@ -224,3 +226,23 @@ def test_the_studys_solar_case_on_the_real_2023_traces(shared_data: Path) -> Non
     assert 0.4 < now["offset"] < window["offset"] < 1.0
     assert window["grid_kwh"] < now["grid_kwh"]
     assert window["total_g"] < now["total_g"]
+
+
+def test_outcomes_away_from_sites_are_all_grid(
+    trace: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    """The driver's outcomes come all grid (kept as they are); any other outcome gets its
+    facility energy as grid and no PV or battery."""
+    setup = _setup(trace, cluster_file, intensity_files)
+    run = replay_policy(setup, "run-now")
+    pue = {r.name: r.pue for r in setup.cluster.regions}
+    assert run.outcomes and all(
+        (o.grid_j, o.pv_j, o.battery_j) == (o.energy_j * pue[o.region], 0.0, 0.0)
+        for o in run.outcomes
+    )
+    stale = [replace(o, grid_j=0.0, pv_j=1.0) for o in run.outcomes[:3]]
+    again, _ = account_sites(setup, [*stale, *run.outcomes])
+    assert again[3:] == list(run.outcomes) and all(
+        a is b for a, b in zip(again[3:], run.outcomes, strict=True)
+    )
+    assert again[:3] == list(run.outcomes[:3])

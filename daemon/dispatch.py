@@ -1,0 +1,220 @@
+"""How the service starts jobs: a round's ``start`` decisions prepared (executor, GPUs, a run
+its executor holds early), written ahead, launched, and their handles recorded.
+
+:class:`Dispatch` belongs to one :class:`~daemon.service.Service`, which calls it under its
+lock with what the service holds at that moment (:class:`DispatchContext`: forecasts, GPU
+meter, where the jobs' logs go) and tells it how a job that does not start is settled (the
+service's requeue, end and failure of an unstarted job).
+
+Write-ahead (exactly once): the ``running`` transitions and run rows of a round's dispatches
+are committed in one transaction before any executor is called (kill point
+``dispatch_launch`` before each launch), and the executors' handles after, in one transaction,
+also when a launch raises (kill point ``dispatch_handle`` after each launch). A daemon killed
+in between finds runs without a handle on restart and asks their executors (``adopt`` with an
+empty token) whether those jobs started; so a job never starts twice. Each transaction writes
+each table's rows for the whole round in one statement (:meth:`daemon.ledger.Ledger.start_runs`
+and :meth:`~daemon.ledger.Ledger.set_runs_started`), the rows one-by-one calls would write.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from daemon import killpoints
+from daemon.errors import DaemonError
+from daemon.executors.base import Executor, ExitStatus, LaunchSpec, Reserving, RunHandle
+from daemon.executors.errors import ExecutorUnavailableError
+from daemon.executors.held import HeldJobs
+from daemon.finishing import Requeue
+from daemon.inventory import InventoryGpu
+from daemon.ledger import JobRecord, Ledger, RunRecord, RunStart
+from daemon.logs import dropped
+from daemon.measurement import JobMeasurement
+from daemon.planning import spec_or_none
+from policies import Alternative, Decision, ZoneIntensity
+
+__all__ = ["Dispatch", "DispatchContext", "FailUnstarted", "Finish", "Launch", "launch_spec"]
+
+log = structlog.get_logger(__name__)
+
+Finish = Callable[[ExitStatus, datetime], None]
+"""The service's record of how a started job's run ended: ``(status, now)``."""
+
+FailUnstarted = Callable[[JobRecord, datetime, str], None]
+"""The service's end of a job that cannot be started: ``(job, now, reason)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchContext:
+    """What a launch reads from its service, as it is now (a refresh replaces the forecasts,
+    the composition root the meter, a reconfiguration the state directory)."""
+
+    forecasts: Mapping[str, ZoneIntensity]
+    measurement: JobMeasurement | None
+    state_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """A job the round dispatches: the decision acted on, its executor and GPUs, and the run
+    its executor already holds for it (Slurm), if any."""
+
+    job: JobRecord
+    decision: Decision
+    chosen: Alternative
+    executor: Executor
+    gpus: tuple[InventoryGpu, ...]
+    held: RunRecord | None
+    indices: tuple[int, ...]  # the GPUs' indices on their node
+
+
+class Dispatch:
+    """The dispatching half of the service.
+
+    Args:
+        ledger: the service's ledger.
+        executors: by name (the service's own mapping).
+        held: the plans handed to reserving executors (a started job's is forgotten).
+        requeue: the service's requeue of a job whose executor cannot be reached.
+        finish: the service's record of a run that ended (a launch that failed).
+        fail: the service's end of a job that cannot be dispatched (no such executor).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        executors: Mapping[str, Executor],
+        held: HeldJobs,
+        *,
+        requeue: Requeue,
+        finish: Finish,
+        fail: FailUnstarted,
+    ) -> None:
+        self._ledger = ledger
+        self._executors = executors
+        self._held = held
+        self._requeue = requeue
+        self._finish = finish
+        self._fail = fail
+
+    def prepare(
+        self,
+        job: JobRecord,
+        decision: Decision,
+        by_device: Mapping[str, InventoryGpu],
+        now: datetime,
+    ) -> Launch | None:
+        """What dispatching ``job`` on ``decision``'s chosen devices (all in ``by_device``)
+        takes: its executor, GPUs and any run held for it early (None: it cannot be
+        dispatched now; a job without an executor has failed)."""
+        chosen = decision.chosen
+        assert chosen is not None
+        gpus = tuple(by_device[d] for d in chosen.device_ids)
+        executor = self._executors.get(gpus[0].executor)
+        if executor is None:
+            self._fail(job, now, f"no executor {gpus[0].executor!r} is configured")
+            return None
+        held = self._ledger.run(job.job_id) if self._held.active else None  # handed over early
+        if held is not None and held.executor != executor.name:
+            if not self._held.withdraw(job.job_id, now):
+                return None
+            held = None
+        return Launch(job, decision, chosen, executor, gpus, held, tuple(g.index for g in gpus))
+
+    def launch(
+        self, prepared: Sequence[Launch], now: datetime, context: DispatchContext
+    ) -> list[str]:
+        """Dispatch the round's ``prepared`` jobs, write-ahead (module docstring); returns
+        the jobs started."""
+        if not prepared:
+            return []
+        with self._ledger.transaction():
+            self._ledger.start_runs([_run_start(item) for item in prepared], now)
+        launched: list[tuple[Launch, RunHandle]] = []
+        log_dir = job_log_dir(context.state_dir)
+        try:
+            for item in prepared:
+                killpoints.reached("dispatch_launch")
+                handle = self._start(item, log_dir, now)
+                if handle is not None:
+                    self._held.forget(item.job.job_id)
+                    killpoints.reached("dispatch_handle")
+                    launched.append((item, handle))
+        finally:
+            if launched:
+                with self._ledger.transaction():
+                    self._ledger.set_runs_started(
+                        [(item.job.job_id, h.token, h.started_at) for item, h in launched]
+                    )
+        quiet = dropped(__name__, logging.INFO)  # asked once, not bound per event
+        measurement = context.measurement
+        for item, _ in launched:
+            chosen = item.chosen
+            if not quiet:
+                log.info("job_dispatched", job_id=item.job.job_id,
+                         executor=item.executor.name, devices=list(chosen.device_ids),
+                         gpu=chosen.gpu, region=chosen.region)  # fmt: skip
+            if measurement is not None:
+                measurement.started(item.job.job_id, list(item.gpus), item.decision, now,
+                                    context.forecasts, job=spec_or_none(item.job))  # fmt: skip
+        return [item.job.job_id for item, _ in launched]
+
+    def _start(self, item: Launch, log_dir: Path, now: datetime) -> RunHandle | None:
+        """Launch (or release, when its executor holds it) one recorded run; None when it
+        did not start (requeued: the executor cannot be reached; failed: it refused)."""
+        job, executor = item.job, item.executor
+        spec = launch_spec(job, item.chosen, item.indices, log_dir)
+        try:
+            if item.held is not None and isinstance(executor, Reserving):
+                return executor.release(spec, item.held.token or "", now)
+            return executor.launch(spec, now)
+        except ExecutorUnavailableError as exc:  # e.g. Slurm down: the job waits, not fails
+            status = ExitStatus(job.job_id, now, None, None, str(exc))
+            self._requeue(status, now, f"{executor.name} cannot be reached")
+        except (DaemonError, OSError) as exc:
+            self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
+        return None
+
+
+def _run_start(item: Launch) -> RunStart:
+    """The ledger's record of ``item``'s launch about to happen."""
+    job, chosen, held = item.job, item.chosen, item.held
+    return RunStart(
+        job.job_id, job.state, f"dispatched: {item.decision.reason}", item.executor.name,
+        chosen.device_ids, item.indices, chosen.duration_s, held=held is not None,
+        token=held.token if held is not None else None,
+    )  # fmt: skip
+
+
+def launch_spec(
+    job: JobRecord, chosen: Alternative, indices: tuple[int, ...], log_dir: Path
+) -> LaunchSpec:
+    """What an executor is asked to run: ``job`` on ``chosen``'s devices (``indices`` on
+    their node), its logs under ``log_dir``."""
+    return LaunchSpec(
+        job_id=job.job_id,
+        argv=job.request.command,
+        uid=job.uid,
+        gid=job.gid,
+        gpu_indices=indices,
+        log_dir=log_dir,
+        env={"CARBOND_JOB_ID": job.job_id},
+        expected_duration_s=chosen.duration_s,
+        region=chosen.region,
+        device_ids=chosen.device_ids,
+        name=job.request.name,
+        cwd=job.request.cwd,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def job_log_dir(state_dir: Path) -> Path:
+    """Where the jobs' logs go (a path joined once per state dir, not once per launch)."""
+    return state_dir / "logs"
