@@ -90,7 +90,7 @@ def _others(
     masked[:, :, 0] = rows.cost_now[r]
     masked[np.stack([blocked[g][0] for g in need])] = np.inf
     best_slot = np.argmin(masked, axis=2)
-    best_cost = masked.min(axis=2)  # the value at best_slot (NaN: the first NaN's)
+    best_cost = np.take_along_axis(masked, best_slot[:, :, None], axis=2)[:, :, 0]
     finite = np.isfinite(best_cost).tolist()
     ranked = np.argsort(best_cost, axis=1).tolist()
     slots = best_slot.tolist()
