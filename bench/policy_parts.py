@@ -7,8 +7,9 @@ synthetic workload of :mod:`bench.bench_replay` (its arguments) and sums, with
 Python-heavy code: the policy's 3.5 s read 5.6 s under cProfile), the time inside
 ``PlanState.plan`` and its parts: the kept rows scored (``_score``; within it the new jobs'
 estimates and cells and slot 0 of every job), typical grams, the planning order, the capacity
-timeline, the greedy, the run-now counterfactuals, the planned cells, the started and the held
-jobs' decisions. The same decisions: the functions are only wrapped, for this run.
+timeline, the held jobs' plans handed back read as cells, the greedy, the run-now
+counterfactuals, the planned cells, the started and the held jobs' decisions. The same
+decisions: the functions are only wrapped, for this run.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ _PARTS: tuple[Part, ...] = (
     (incremental, "typical_g", "typical grams"),
     (incremental, "_order", "order"),
     (incremental, "CapacityTimeline", "capacity"),
+    (incremental, "_given_cells", "plans handed back"),
     (incremental, "assign", "greedy"),
     (round_alternatives, "run_now", "run-now alternatives"),
     (round_alternatives, "planned", "planned cells"),
-    (round_decisions, "start_now", "started decisions"),
+    (round_decisions, "started", "started decisions"),
     (round_decisions, "held", "held decisions"),
 )
 

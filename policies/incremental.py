@@ -12,7 +12,8 @@ A tick then
   (slot 0 starts *now*, so it moves every tick);
 - orders the jobs as the reference does (priority, urgency, regret: a few array passes over
   ``(J, P)``) and assigns them with the compiled greedy (:mod:`policies.greedy`), which skips
-  pools that cannot beat the best cell found, on a fresh capacity timeline;
+  pools that cannot beat the best cell found, on a fresh capacity timeline, each held job's
+  plan (``JobSpec.planned``) read as a (pool, slot) once per row while it is the same object;
 - builds the decisions of held jobs directly from the stored rows, all of a round's at once
   (the plan of a job whose cell did not change is the same object as last tick), and those of
   started jobs from the stored rows too, with the reference's fields (each pool's ready
@@ -39,7 +40,6 @@ import numpy.typing as npt
 from policies import round_alternatives, round_decisions
 from policies.candidates import unfit_reason
 from policies.capacity import CapacityTimeline
-from policies.decisions import free_devices
 from policies.errors import PoliciesError
 from policies.footprint.recalibration import Recalibration
 from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign
@@ -122,6 +122,28 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+def _given_cells(
+    rows: KeptRows, at: IntArray, jobs: Sequence[JobSpec], pools: Sequence[Pool],
+    grid: SlotGrid,
+) -> tuple[IntArray, IntArray]:  # fmt: skip
+    """:func:`policies.planner.planned_cells` of ``jobs[k]`` (row ``at[k]``), computed for
+    the jobs whose plan is not the object their row last saw (the service hands the same
+    :class:`~policies.types.PlannedStart` back while the plan holds; the rows forget them when
+    the grid moves on, and every row is new when the pools change)."""
+    seen = rows.given
+    todo = [k for k, (r, job) in enumerate(zip(at.tolist(), jobs, strict=True))
+            if job.planned is not seen[r]]  # fmt: skip
+    if todo:
+        r_todo = at[todo]
+        pool, slot = planned_cells([jobs[k] for k in todo], pools, grid)
+        rows.given_cell[r_todo, 0] = pool
+        rows.given_cell[r_todo, 1] = slot
+        for k, r in zip(todo, r_todo.tolist(), strict=True):
+            seen[r] = jobs[k].planned
+    cells = rows.given_cell[at]
+    return cells[:, 0].copy(), cells[:, 1].copy()  # contiguous, as the compiled greedy reads
+
+
 class PlanState:
     """Scored rows kept between the ticks of one policy (see the module docstring).
 
@@ -184,7 +206,7 @@ class PlanState:
         )  # fmt: skip
         planned = None
         if params.replan_margin > 0:
-            planned = planned_cells([jobs[j] for j in fits], pools, grid)
+            planned = _given_cells(rows, at, [jobs[j] for j in fits], pools, grid)
         pool, slot, note = assign(
             at, inputs, capacity, params.herd_penalty, params.min_saving, _TOLERANCE,
             params.duration_margin, planned, params.replan_margin,
@@ -197,21 +219,18 @@ class PlanState:
         ready = round_alternatives.Ready(pools, grid)
         run_now = round_alternatives.run_now(rows, at, pools, grid, times, now, ready)
         plans = round_alternatives.planned(rows, at, pool, slot, pools, times)
-        # Devices free now per pool, less those this tick starts jobs on (free_devices' count).
-        free_now = [len(free_devices(p, now, set())) for p in pools]
-        taken: set[str] = set()
         held = slot > 0  # and the jobs planned now that find too few devices free
-        for k in np.flatnonzero(~held).tolist():  # in planning order: they take devices
-            j, r, p = fits[k], int(at[k]), int(pool[k])
-            if free_now[p] < rows.gpus[r]:
+        n = np.flatnonzero(~held)
+        ks = n.tolist()
+        for k, decision in zip(ks, round_decisions.started(
+            rows, at[n], [jobs[fits[k]] for k in ks], pool[n], [plans[k] for k in ks],
+            [run_now[k] for k in ks], [_NOTES[x] for x in note[n].tolist()], policy,
+            params.alternatives, pools, times, ready,
+        ), strict=True):  # fmt: skip
+            if decision is None:
                 held[k] = True
-                continue
-            decisions[j] = decision = round_decisions.start_now(
-                rows, r, jobs[j], p, plans[k], run_now[k], _NOTES[int(note[k])], policy,
-                params.alternatives, pools, grid, times, taken, ready,
-            )  # fmt: skip
-            if decision.action == "start" and decision.chosen is not None:
-                free_now[p] -= len(decision.chosen.device_ids)
+            else:
+                decisions[fits[k]] = decision
         h = np.flatnonzero(held)
         ks = h.tolist()
         for k, decision in zip(ks, round_decisions.held(
@@ -282,6 +301,7 @@ class PlanState:
         for j, job in enumerate(jobs):
             r = row_of(job.job_id)
             if r is not None and (kept[r] is job or kept[r] == job):
+                kept[r] = job  # an equal spec (a new plan handed back): next tick, the same
                 at.append(r)
                 continue
             if r is not None:

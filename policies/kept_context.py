@@ -52,28 +52,33 @@ def _in_use(recalibration: Recalibration | None) -> _Factors:
 
 @dataclass(frozen=True, slots=True)
 class _Seen:
-    """A copy of what the rows read from one zone's forecast."""
+    """What the rows read from one zone's forecast: its values and pessimistic bound as the
+    scorer reads them (float64), kept as bytes. Forecasts compare the same when those bytes
+    are equal: the scorer's arithmetic then sees the very same operands."""
 
     start: datetime
     step_s: int
-    values: FloatArray
-    upper: FloatArray | None
+    values: bytes
+    upper: bytes | None
 
     @classmethod
     def of(cls, forecast: ZoneIntensity) -> _Seen:
         upper = upper_values(forecast)
-        values = np.array(forecast.values_g_per_kwh, dtype=np.float64)
-        return cls(forecast.start, forecast.step_s, values, None if upper is None else upper.copy())
+        return cls(forecast.start, forecast.step_s, _bytes(forecast.values_g_per_kwh),
+                   None if upper is None else upper.tobytes())  # fmt: skip
 
     def same(self, forecast: ZoneIntensity) -> bool:
+        if self.start != forecast.start or self.step_s != forecast.step_s:
+            return False
+        if self.values != _bytes(forecast.values_g_per_kwh):
+            return False
         upper = upper_values(forecast)
-        return (
-            self.start == forecast.start
-            and self.step_s == forecast.step_s
-            and np.array_equal(self.values, forecast.values_g_per_kwh)
-            and (upper is None) == (self.upper is None)
-            and (upper is None or (self.upper is not None and np.array_equal(self.upper, upper)))
-        )
+        return self.upper == (None if upper is None else upper.tobytes())
+
+
+def _bytes(values: npt.ArrayLike) -> bytes:
+    """``values`` as float64, C order, as bytes (the length tells the shape of a 1-D series)."""
+    return np.ascontiguousarray(values, dtype=np.float64).tobytes()
 
 
 class KeptContext:

@@ -1,7 +1,8 @@
 """The rows the planner's fast path keeps per queued job (:mod:`policies.incremental`).
 
 Preallocated arrays, one row per job while it is queued, and the objects last tick built from
-them (plans, run-now counterfactuals, held decisions), reused when their cell is unchanged.
+them (plans, run-now counterfactuals, held decisions), reused when their cell is unchanged;
+and the plan the service handed back for each job, with its (pool, slot).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import numpy.typing as npt
 
 from policies.footprint.accounting import J_PER_KWH
 from policies.scoring import Pool
-from policies.types import Alternative, Decision, JobSpec
+from policies.types import Alternative, Decision, JobSpec, PlannedStart
 
-__all__ = ["KeptRows", "alternative", "alternatives"]
+__all__ = ["KeptRows", "alternatives"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -69,7 +70,11 @@ class KeptRows:
         self.run_now_cell: IntArray = np.zeros((0, 2), dtype=np.int64)
         self.held: list[Decision | None] = []
         self.held_latest: FloatArray = np.zeros(0)
-        self.held_saving: list[str] = []  # the held decision's " (N% below run-now)"
+        self.held_key: list[float | None] = []  # its " (N% below run-now)" (saving_keys)
+        # The job's plan as the service handed it back (JobSpec.planned) and that plan as a
+        # (pool, slot) of this grid (planner.planned_cells), while the grid keeps its anchor:
+        self.given: list[PlannedStart | None] = []
+        self.given_cell: IntArray = np.full((0, 2), -1, dtype=np.int64)
 
     def reserve(self, count: int) -> None:
         """Room for ``count`` more jobs (growing the arrays once, by at least half)."""
@@ -82,7 +87,8 @@ class KeptRows:
         r = self.free.pop()
         self.row_of[job.job_id] = r
         self.job[r] = job
-        self.plan[r] = self.run_now[r] = self.held[r] = None
+        self.plan[r] = self.run_now[r] = self.held[r] = self.given[r] = None
+        self.given_cell[r] = -1
         return r
 
     def _grow(self, n: int) -> None:
@@ -105,7 +111,9 @@ class KeptRows:
         self.plan.extend([None] * (n - old))
         self.run_now.extend([None] * (n - old))
         self.held.extend([None] * (n - old))
-        self.held_saving.extend([""] * (n - old))
+        self.held_key.extend([None] * (n - old))
+        self.given.extend([None] * (n - old))
+        self.given_cell = _grown(self.given_cell, n, -1)  # type: ignore[assignment]
         self.plan_cell = _grown(self.plan_cell, n, 0)  # type: ignore[assignment]
         self.run_now_cell = _grown(self.run_now_cell, n, 0)  # type: ignore[assignment]
         self.held_latest = _grown(self.held_latest, n, 0.0)  # type: ignore[assignment]
@@ -116,6 +124,8 @@ class KeptRows:
         self.plan = [None] * len(self.plan)
         self.run_now = [None] * len(self.run_now)
         self.held = [None] * len(self.held)
+        self.given = [None] * len(self.given)
+        self.given_cell[:] = -1
         self.latest_txt.clear()
         self.start_txt.clear()
 
@@ -154,18 +164,3 @@ def alternatives(
             embodied[k],
         ))  # fmt: skip
     return out
-
-
-def alternative(
-    rows: KeptRows, r: int, p: int, s: int, pools: Sequence[Pool], times: Sequence[datetime],
-    device_ids: tuple[str, ...],
-) -> Alternative:  # fmt: skip
-    """:func:`alternatives` for one cell, naming ``device_ids`` (the same values: scalar reads
-    of the same rows, the same arithmetic)."""
-    pool = pools[p]
-    e = float(rows.energy[r, p])
-    i = float(rows.intensity_now[r, p] if s == 0 else rows.intensity[r, p, s])
-    return Alternative(
-        device_ids, pool.region, pool.gpu.name, times[s], float(rows.duration[r, p]), e, i,
-        e / J_PER_KWH * i * pool.pue, float(rows.embodied[r, p]),
-    )  # fmt: skip

@@ -207,10 +207,20 @@ def _order(
     latest = np.where(np.isinf(deadline), np.inf, latest)
     relaxed = latest > params.urgent_s
     loss = np.where(relaxed, -regret, 0.0)
-    # Sorted by (-priority, relaxed, loss, latest, submitted_at, job_id), stably.
-    ids = np.array([j.job_id for j in jobs], dtype=np.str_)
-    order: list[int] = np.lexsort((ids, submitted, latest, loss, relaxed, priority)).tolist()
-    return order
+    # Sorted by (-priority, relaxed, loss, latest, submitted_at, job_id), stably. The ids
+    # only break ties of all the other keys: without such ties the order is the same unsorted
+    # by them (a pair counts as tied on a key unless one is less: NaN ties conservatively).
+    columns = (submitted, latest, loss, relaxed, priority)
+    order = np.lexsort(columns)
+    tied = np.ones(max(len(order) - 1, 0), dtype=np.bool_)
+    for column in columns:
+        ranked = column[order]
+        tied &= ~((ranked[:-1] < ranked[1:]) | (ranked[1:] < ranked[:-1]))
+    if tied.any():
+        ids = np.array([j.job_id for j in jobs], dtype=np.str_)
+        order = np.lexsort((ids, *columns))
+    result: list[int] = order.tolist()
+    return result
 
 
 def _choose(

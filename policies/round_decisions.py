@@ -13,12 +13,12 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.decisions import free_devices
-from policies.kept_rows import KeptRows, alternative
+from policies.kept_rows import KeptRows, alternatives
 from policies.round_alternatives import Ready
 from policies.scoring import Pool, SlotGrid
-from policies.types import Alternative, Decision, JobSpec
+from policies.types import Alternative, Decision, Device, JobSpec
 
-__all__ = ["held", "saving", "savings", "start_now"]
+__all__ = ["held", "saving", "saving_keys", "saving_text", "started"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -31,52 +31,94 @@ def saving(plan: Alternative, run_now: Alternative | None) -> str:
     return ""
 
 
-def start_now(
-    rows: KeptRows, r: int, job: JobSpec, p: int, plan: Alternative, run_now: Alternative | None,
-    note: str, policy: str, limit: int, pools: Sequence[Pool], grid: SlotGrid,
-    times: Sequence[datetime], taken: set[str], ready: Ready,
-) -> Decision:  # fmt: skip
-    """``planner._decide`` for row ``r`` planned now on pool ``p`` (``plan``: that cell
-    with the pool's first devices), from the stored row: the same fields, without a cube."""
+def started(
+    rows: KeptRows, at: IntArray, jobs: Sequence[JobSpec], pool: IntArray,
+    plans: Sequence[Alternative], run_now: Sequence[Alternative | None], notes: Sequence[str],
+    policy: str, limit: int, pools: Sequence[Pool], times: Sequence[datetime], ready: Ready,
+) -> list[Decision | None]:  # fmt: skip
+    """``planner._decide`` for the jobs planned now, in planning order (row ``at[k]`` on pool
+    ``pool[k]``, ``plans[k]`` that cell with the pool's first devices), from the stored rows:
+    the same fields, without a cube. None for a job that finds too few of the pool's devices
+    free now (the devices the earlier jobs took are not free): the caller holds it.
+
+    Each job takes the first free devices that the earlier jobs left (``free_devices`` with
+    the devices taken so far: the pool's free devices in order, less those taken, which are
+    the first ones); its cell and its alternatives (:func:`_others`) are read for all the
+    started jobs at once.
+    """
     now = times[0]
-    quoted = saving(plan, run_now)
-    need = int(rows.gpus[r])
-    free = free_devices(pools[p], now, taken)
-    if len(free) < need:  # only when every admissible pool is over-committed
-        reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
-        return Decision(job.job_id, "hold", reason, policy, plan, run_now)
-    chosen = tuple(d.device_id for d in free[:need])
-    taken.update(chosen)
-    alt = alternative(rows, r, p, 0, pools, times, chosen)
-    others = _others(rows, r, p, need, limit, pools, grid, times, ready)
-    why = note or "cheapest feasible (device, region, start) over the horizon"
-    reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{quoted}; {why}"
-    return Decision(job.job_id, "start", reason, policy, alt, run_now, others)
+    free: dict[int, list[Device]] = {}
+    used = [0] * len(pools)
+    go: list[int] = []
+    chosen: list[tuple[str, ...] | None] = []
+    for k, (p, need) in enumerate(zip(pool.tolist(), rows.gpus[at].tolist(), strict=True)):
+        devices = free.get(p)
+        if devices is None:
+            devices = free[p] = free_devices(pools[p], now, set())
+        if len(devices) - used[p] < need:  # only when every admissible pool is over-committed
+            continue
+        go.append(k)
+        chosen.append(tuple(d.device_id for d in devices[used[p] : used[p] + need]))
+        used[p] += need
+    out: list[Decision | None] = [None] * len(at)
+    if not go:
+        return out
+    r, p_go = at[go], pool[go]
+    alts = alternatives(rows, r, p_go, np.zeros(len(go), dtype=np.int64), pools, times, chosen)
+    others = _others(rows, r, p_go, limit, pools, times, ready)
+    for k, alt, alt_others in zip(go, alts, others, strict=True):
+        quoted = saving(plans[k], run_now[k])
+        why = notes[k] or "cheapest feasible (device, region, start) over the horizon"
+        reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{quoted}; {why}"
+        out[k] = Decision(jobs[k].job_id, "start", reason, policy, alt, run_now[k], alt_others)
+    return out
 
 
 def _others(
-    rows: KeptRows, r: int, exclude: int, need: int, limit: int, pools: Sequence[Pool],
-    grid: SlotGrid, times: Sequence[datetime], ready: Ready,
-) -> tuple[Alternative, ...]:  # fmt: skip
-    """:func:`policies.decisions.best_alternatives` for row ``r`` (its cost, slot 0 now,
-    ``inf`` after each pool's latest safe start)."""
+    rows: KeptRows, r: IntArray, exclude: IntArray, limit: int, pools: Sequence[Pool],
+    times: Sequence[datetime], ready: Ready,
+) -> list[tuple[Alternative, ...]]:  # fmt: skip
+    """:func:`policies.decisions.best_alternatives` for each row ``r[k]`` but pool
+    ``exclude[k]`` (its cost, slot 0 now, ``inf`` after each pool's latest safe start), all
+    rows in one array pass: per row, the same operations along its last axes."""
     if limit <= 0:
-        return ()
-    blocked, ready_at = ready.blocked(times[0], need)
-    masked = np.where(ready.offsets_s[None, :] > rows.latest[r][:, None], np.inf, rows.cost[r])
-    masked[:, 0] = rows.cost_now[r]
-    masked[blocked] = np.inf
-    best_slot = np.argmin(masked, axis=1)
-    best_cost = masked[np.arange(masked.shape[0]), best_slot]
+        return [()] * len(r)
+    need = rows.gpus[r].tolist()
+    blocked = {g: ready.blocked(times[0], g) for g in set(need)}
+    masked = np.where(ready.offsets_s[None, None, :] > rows.latest[r][:, :, None], np.inf,
+                      rows.cost[r])  # fmt: skip
+    masked[:, :, 0] = rows.cost_now[r]
+    masked[np.stack([blocked[g][0] for g in need])] = np.inf
+    best_slot = np.argmin(masked, axis=2)
+    best_cost = np.take_along_axis(masked, best_slot[:, :, None], axis=2)[:, :, 0]
     finite = np.isfinite(best_cost).tolist()
-    order = [q for q in np.argsort(best_cost).tolist() if q != exclude and finite[q]]
+    ranked = np.argsort(best_cost, axis=1).tolist()
+    slots = best_slot.tolist()
+    ks: list[int] = []
+    qs: list[int] = []
+    ss: list[int] = []
+    ids: list[tuple[str, ...] | None] = []
+    counts = []
+    for k, (x, g) in enumerate(zip(exclude.tolist(), need, strict=True)):
+        order = [q for q in ranked[k] if q != x and finite[k][q]][:limit]
+        ready_at = blocked[g][1]
+        for q in order:
+            s = slots[k][q]
+            then = ready(q, max(times[s], ready_at[q]), g)
+            assert then is not None
+            ks.append(k)
+            qs.append(q)
+            ss.append(s)
+            ids.append(tuple(d.device_id for d in then[1]))
+        counts.append(len(order))
+    built = alternatives(rows, r[ks], np.array(qs, dtype=np.int64), np.array(ss, dtype=np.int64),
+                         pools, times, ids)  # fmt: skip
     out = []
-    for q, s in [(q, int(best_slot[q])) for q in order[:limit]]:
-        then = ready(q, max(times[s], ready_at[q]), need)
-        assert then is not None
-        ids = tuple(d.device_id for d in then[1])
-        out.append(alternative(rows, r, q, s, pools, times, ids))
-    return tuple(out)
+    first = 0
+    for n in counts:
+        out.append(tuple(built[first : first + n]))
+        first += n
+    return out
 
 
 def _hold(
@@ -92,7 +134,7 @@ def _hold(
     latest_txt = texts.get(latest)
     if latest_txt is None:
         latest_txt = "none"
-        if np.isfinite(latest):
+        if math.isfinite(latest):
             at = grid.start + timedelta(seconds=latest)
             latest_txt = at.isoformat(timespec="minutes")
         texts[latest] = latest_txt
@@ -106,15 +148,14 @@ def _hold(
     return Decision(job.job_id, "hold", reason, policy, plan, run_now)
 
 
-def savings(
-    plans: Sequence[Alternative], run_now: Sequence[Alternative | None], texts: dict[float, str]
-) -> list[str]:
-    """:func:`saving` of each ``(plans[k], run_now[k])``, the figure computed for all at once.
-
-    ``format(x, ".0%")`` formats ``x * 100`` rounded half to even, so its text depends only on
-    that integer (``np.rint``, the same double arithmetic) and the sign of a zero ("-0%");
-    ``texts`` keeps the text of each such key between calls (NaN is never a key).
-    """
+def saving_keys(
+    plans: Sequence[Alternative], run_now: Sequence[Alternative | None]
+) -> list[float | None]:
+    """What :func:`saving`'s text of each ``(plans[k], run_now[k])`` depends on, computed for
+    all at once: None where it quotes nothing (no run-now, or run-now's grams not above 0),
+    else the share as ``format(x, ".0%")`` rounds it (``x * 100`` rounded half to even:
+    ``np.rint``, the same double arithmetic), a negative zero as 0.5 (it reads "-0%"). Equal
+    keys read the same text; NaN equals no key, itself included."""
     if not plans:
         return []
     plan_g = np.array([p.operational_g + p.embodied_g for p in plans])  # total_g, its order
@@ -122,18 +163,23 @@ def savings(
     with np.errstate(all="ignore"):  # inf and NaN figures read as their texts
         percent = np.rint((1 - plan_g / now_g) * 100)
     percent = np.where((percent == 0) & np.signbit(percent), 0.5, percent)  # -0%: its own key
-    out = []
-    for k, (key, quoted) in enumerate(zip(percent.tolist(), (now_g > 0).tolist(), strict=True)):
-        if not quoted:
-            out.append("")
-            continue
-        text = texts.get(key)
-        if text is None:
-            text = saving(plans[k], run_now[k])
-            if not math.isnan(key):
-                texts[key] = text
-        out.append(text)
-    return out
+    quoted = (now_g > 0).tolist()
+    return [key if q else None for key, q in zip(percent.tolist(), quoted, strict=True)]
+
+
+def saving_text(
+    key: float | None, plan: Alternative, run_now: Alternative | None, texts: dict[float, str]
+) -> str:
+    """:func:`saving` of ``plan`` and ``run_now``, whose :func:`saving_keys` key is ``key``:
+    ``texts`` keeps the text of each key between calls (NaN is never one)."""
+    if key is None:
+        return ""
+    text = texts.get(key)
+    if text is None:
+        text = saving(plan, run_now)
+        if not math.isnan(key):
+            texts[key] = text
+    return text
 
 
 def held(
@@ -144,28 +190,32 @@ def held(
     """:func:`_hold` for each held job ``k`` (row ``at[k]``, planned on ``plans[k]`` at slot
     ``slot[k]``, its latest safe start there ``latest[k]``), or last round's decision for the
     row when it would be the same (its plan object, latest safe start and policy the same): the
-    very object when run-now is too, else its reason when the run-now figure it quotes reads
-    the same. ``texts``: see :func:`savings`."""
-    quoted = savings(plans, run_now, texts)
+    very object when run-now is too, else its reason when the "% below run-now" it quotes has
+    the same :func:`saving_keys` key (the text is made only for the other jobs). ``texts``:
+    see :func:`saving_text`."""
+    keys = saving_keys(plans, run_now)
     same = ((slot > 0) & (rows.held_latest[at] == latest)).tolist()
-    kept, kept_saving = rows.held, rows.held_saving
+    slots, lasts = slot.tolist(), latest.tolist()
+    kept, kept_key = rows.held, rows.held_key
     out = []
-    cells = zip(at.tolist(), slot.tolist(), latest.tolist(), same, strict=True)
-    for k, (r, s, last, maybe) in enumerate(cells):
+    for k, r in enumerate(at.tolist()):
         plan, now_alt = plans[k], run_now[k]
         seen = kept[r]
-        if maybe and seen is not None and seen.chosen is plan and seen.policy == policy:
+        if same[k] and seen is not None and seen.chosen is plan and seen.policy == policy:
             if seen.run_now is now_alt:
                 out.append(seen)
                 continue
-            if quoted[k] == kept_saving[r]:
-                decision = Decision(jobs[k].job_id, "hold", seen.reason, policy, plan, now_alt)
-            else:
-                decision = _hold(rows, jobs[k], plan, s, last, grid, now_alt, policy, quoted[k])
-        else:
-            decision = _hold(rows, jobs[k], plan, s, last, grid, now_alt, policy, quoted[k])
+            if keys[k] == kept_key[r]:  # the same reason; a later slot: kept again
+                kept[r] = decision = Decision(
+                    jobs[k].job_id, "hold", seen.reason, policy, plan, now_alt
+                )
+                out.append(decision)
+                continue
+        s = slots[k]
+        quoted = saving_text(keys[k], plan, now_alt, texts)
+        decision = _hold(rows, jobs[k], plan, s, lasts[k], grid, now_alt, policy, quoted)
         kept[r] = decision if s > 0 else None
-        kept_saving[r] = quoted[k]
+        kept_key[r] = keys[k]
         out.append(decision)
     rows.held_latest[at] = latest
     return out

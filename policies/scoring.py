@@ -405,8 +405,9 @@ def score(
     finite_d = np.where(ok, duration, 0.0)
     op = _operational(finite_e, mean, pue)
     emb = embodied_g(finite_d, gpu_g[None, :] * tp, lifetime_years)
-    allowed = ok[:, :, None] & (grid.offsets_s[None, None, :] <= latest[:, :, None])
-    if not mask_latest:
+    if mask_latest:
+        allowed = ok[:, :, None] & (grid.offsets_s[None, None, :] <= latest[:, :, None])
+    else:
         allowed = np.broadcast_to(ok[:, :, None], op.shape)
     total = np.where(allowed, op + emb[:, :, None], np.inf)
     planning = total

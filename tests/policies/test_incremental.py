@@ -152,14 +152,16 @@ def test_a_recalibrated_copy_plans_on_its_own_factors() -> None:
     )
 
 
+@pytest.mark.parametrize("minutes", [3, 10_000], ids=["ties", "few ties"])
 @pytest.mark.parametrize("seed", range(5))
-def test_the_planning_order_is_the_tuple_sort(seed: int) -> None:
-    """``_order`` sorts by arrays (``np.lexsort``); the reference is Python's tuple sort."""
+def test_the_planning_order_is_the_tuple_sort(seed: int, minutes: int) -> None:
+    """``_order`` sorts by arrays (``np.lexsort``, the ids only where the other keys tie);
+    the reference is Python's tuple sort."""
     w = world(seed, n_devices=6, n_jobs=80)
     rng = np.random.default_rng(seed)
     w.jobs = [  # ties on priority and submission, some within and some past the urgency window
         replace(j, priority=int(rng.integers(0, 2)), submitted_at=NOW - timedelta(minutes=int(k)))
-        for j, k in zip(w.jobs, rng.integers(0, 3, len(w.jobs)), strict=True)
+        for j, k in zip(w.jobs, rng.integers(0, minutes, len(w.jobs)), strict=True)
     ]
     params = WindowParameters(urgent_s=float(rng.choice([0.0, 3600.0, math.inf])))
     pools = make_pools(w.devices)

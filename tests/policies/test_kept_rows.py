@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
-from policies.kept_rows import KeptRows, alternative, alternatives
-from policies.scoring import make_pools
+from policies.footprint.accounting import J_PER_KWH
+from policies.kept_rows import KeptRows, alternatives
+from policies.scoring import Pool, make_pools
+from policies.types import Alternative
 from tests.policies.conftest import NOW
 from tests.policies.random_cluster import world
+
+
+def _one_cell(
+    rows: KeptRows, r: int, p: int, s: int, pools: list[Pool], times: list[datetime],
+    ids: tuple[str, ...],
+) -> Alternative:  # fmt: skip
+    """The cell alone, as ``decisions.alternative_at`` reads a cube: scalar reads of the
+    rows, operational grams by the accounting formula in its order."""
+    pool = pools[p]
+    e = float(rows.energy[r, p])
+    i = float(rows.intensity_now[r, p] if s == 0 else rows.intensity[r, p, s])
+    return Alternative(
+        ids, pool.region, pool.gpu.name, times[s], float(rows.duration[r, p]), e, i,
+        e / J_PER_KWH * i * pool.pue, float(rows.embodied[r, p]),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -45,7 +62,7 @@ def test_alternatives_of_many_cells_equal_each_cell_alone(seed: int) -> None:
     for k, alt in enumerate(many):
         gk = int(rows.gpus[r[k]])
         ids = given[k] or tuple(d.device_id for d in pools[p[k]].devices[:gk])
-        one = alternative(rows, int(r[k]), int(p[k]), int(s[k]), pools, times, ids)
+        one = _one_cell(rows, int(r[k]), int(p[k]), int(s[k]), pools, times, ids)
         assert repr(alt) == repr(one)  # repr: NaN equals NaN, -0.0 differs from 0.0
         assert all(type(x) is float for x in (alt.energy_j, alt.operational_g))
     assert alternatives(rows, r[:0], p[:0], s[:0], pools, times, []) == []

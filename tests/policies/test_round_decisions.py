@@ -1,13 +1,14 @@
-"""A round's held-decision texts, computed for many jobs at once, read as one job at a time."""
+"""A round's held-decision texts, keyed for many jobs at once, read as one job at a time."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policies.round_decisions import saving, savings
+from policies.round_decisions import saving, saving_keys, saving_text
 from policies.types import Alternative
 
 _AT = datetime(2026, 12, 5, tzinfo=UTC)
@@ -22,6 +23,15 @@ def _alt(operational_g: float, embodied_g: float) -> Alternative:
     return Alternative(("d0",), "r", "T4", _AT, 60.0, 1.0, 100.0, operational_g, embodied_g)
 
 
+def savings(
+    plans: list[Alternative], run_now: list[Alternative | None], texts: dict[float, str]
+) -> list[str]:
+    """Each pair's text through its key, as ``round_decisions.held`` reads them."""
+    keys = saving_keys(plans, run_now)
+    assert len(keys) == len(plans)
+    return [saving_text(key, p, r, texts) for key, p, r in zip(keys, plans, run_now, strict=True)]
+
+
 @given(st.lists(st.tuples(_GRAMS, _GRAMS, _GRAMS, _GRAMS, st.booleans()), max_size=30))
 def test_savings_read_as_saving_one_by_one(cells: list[tuple[float, ...]]) -> None:
     plans = [_alt(a, b) for a, b, _, _, _ in cells]
@@ -30,6 +40,12 @@ def test_savings_read_as_saving_one_by_one(cells: list[tuple[float, ...]]) -> No
     first = savings(plans, run_now, texts)
     assert first == [saving(p, r) for p, r in zip(plans, run_now, strict=True)]
     assert savings(plans, run_now, texts) == first  # from the kept texts
+    by_key: dict[float, str] = {}  # held reuses a reason when the keys are equal
+    for key, text in zip(saving_keys(plans, run_now), first, strict=True):
+        if key is None:
+            assert text == ""
+        elif not math.isnan(key):
+            assert by_key.setdefault(key, text) == text
 
 
 def test_a_share_that_rounds_to_zero_keeps_its_sign() -> None:
@@ -37,3 +53,4 @@ def test_a_share_that_rounds_to_zero_keeps_its_sign() -> None:
     texts: dict[float, str] = {}
     got = savings(plans, [_alt(100.0, 0.0)] * 3, texts)
     assert got == [" (-0% below run-now)", " (0% below run-now)", " (0% below run-now)"]
+    assert saving_keys(plans, [_alt(100.0, 0.0)] * 3) == [0.5, 0.0, 0.0]  # "-0%": its own key
