@@ -32,8 +32,7 @@ requests = st.builds(
     requests=st.none() | st.integers(),
     batch_size=st.integers(),
     tensor_parallel=st.integers(),
-    deadline=st.none()
-    | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.replace(fold=0)),
+    deadline=st.none() | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.replace(fold=0)),
     command=st.tuples(texts) | st.lists(texts, max_size=3).map(tuple),
     regions=st.lists(texts, max_size=3).map(tuple),
     gpu_types=st.lists(texts, max_size=3).map(tuple),
