@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.ledger import Ledger
-from daemon.ledger.store import _plain_spec_json
+from daemon.ledger.spec_json import plain_spec_json
 from daemon.queue.line import JobRequest
 from tests.daemon.helpers import job_request
 
@@ -49,7 +49,7 @@ requests = st.builds(
 def test_a_plain_requests_json_is_the_encoders(request: JobRequest) -> None:
     assert request.is_plain()
     spec = request.to_json()
-    assert _plain_spec_json(request) == (spec["deadline"], json.dumps(spec))
+    assert plain_spec_json(request) == (spec["deadline"], json.dumps(spec))
 
 
 def test_stored_jobs_are_the_rows_of_their_encoded_requests(tmp_path: Path) -> None:
