@@ -163,20 +163,28 @@ class Ledger(Decisions, Runs, Accounting, QueueState):
         known = self._waiting or {}
         kept: dict[str, tuple[int, list[Any], JobRecord]] = {}
         missing: dict[str, Waiting] = {}
+        records = []  # the answer, unless some must be read
         for job in order:
-            entry = known.get(job.job_id)
+            job_id = job.job_id
+            entry = known.get(job_id)
             if entry is not None and entry[0] == job.stamp:
-                kept[job.job_id] = entry
+                kept[job_id] = entry
+                records.append(entry[2])
                 continue
             mutable = job.mutable()
             if entry is not None and entry[1] == mutable:  # the index was read again
-                kept[job.job_id] = (job.stamp, mutable, entry[2])
+                kept[job_id] = (job.stamp, mutable, entry[2])
+                records.append(entry[2])
                 continue
-            written = self._kept.get(job.job_id)  # the rows this ledger added: not read back
+            written = self._kept.get(job_id)  # the rows this ledger added: not read back
             if written is not None and _mutable(written.job) == mutable:
-                kept[job.job_id] = (job.stamp, mutable, self._job(written.job))
+                kept[job_id] = entry = (job.stamp, mutable, self._job(written.job))
+                records.append(entry[2])
             else:
-                missing[job.job_id] = job
+                missing[job_id] = job
+        if not missing:
+            self._waiting = kept
+            return records
         ids = list(missing)
         for chunk in range(0, len(ids), 500):
             part = ids[chunk : chunk + 500]

@@ -4,6 +4,7 @@ filters it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -12,10 +13,10 @@ from structlog.testing import capture_logs
 
 from daemon.ledger import JobRecord, Ledger
 from daemon.logs import configure_logging
-from daemon.planning import DecisionKey, record_decisions
+from daemon.planning import DecisionKey, record_decisions, request_spec, with_plan
 from daemon.queue.line import JobRequest, parse_line
 from daemon.states import InvalidTransitionError
-from policies import Alternative, Decision
+from policies import Alternative, Decision, PlannedStart
 from tests.daemon.helpers import job_line
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -94,3 +95,20 @@ def test_a_round_whose_transition_fails_stores_none_of_its_decisions(ledger: Led
     assert ledger.job("a").state == "queued" and seen == {}
     assert record_decisions(ledger, [(ledger.job("a"), _hold("a", 60))], NOW, seen) == [True]
     assert ledger.job("a").state == "planned"
+
+
+def test_a_new_plan_keeps_every_other_field_of_the_spec() -> None:
+    request = parse_line(job_line(id="j", deadline="2024-06-02T00:00:00Z").strip(), NOW)
+    assert isinstance(request, JobRequest)
+    spec = request_spec(request, "j", NOW, NOW + timedelta(days=1))
+    spec = dataclasses.replace(spec, regions=("qc",), gpu_types=("T4",), priority=3,
+                               min_gpu_memory_gb=12.0)  # fmt: skip
+    held = with_plan(spec, _hold("j", 60))
+    assert held.planned == PlannedStart("qc", "T4", NOW + timedelta(minutes=60))
+    for field in dataclasses.fields(spec):  # every field as given, the plan aside
+        if field.name != "planned":
+            assert getattr(held, field.name) is getattr(spec, field.name), field.name
+    assert with_plan(held, _hold("j", 60)) is held  # the same cell: the same spec
+    started = Decision("j", "start", "start now", "carbon-window", _hold("j", 0).chosen)
+    assert with_plan(held, started) == dataclasses.replace(held, planned=None)
+    assert with_plan(held, started).planned is None
