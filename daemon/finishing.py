@@ -198,11 +198,11 @@ class Endings:
         """The end of ``status``'s run as it will be recorded (None: its job is not
         ``running``); ``ended``: the jobs ended before it, in the same transaction."""
         ledger, job_id = self._ledger, status.job_id
-        job = ledger.job(job_id)
-        if job.state != "running":
+        job_state, cancel_requested, deadline = ledger.ending_job(job_id)
+        if job_state != "running":
             return None
         run = ledger.run(job_id)
-        state, reason = final_state(status, cancel_requested=job.cancel_requested_at is not None)
+        state, reason = final_state(status, cancel_requested=cancel_requested)
         decision = ledger.latest_decision(job_id, alternatives=False)  # an end never reads them
         columns: dict[str, Any] = {}
         if run is not None:
@@ -210,7 +210,7 @@ class Endings:
             started = status.started_at or run.started_at or run.launched_at
             measured = {}
             if context.measurement is not None:
-                spec = spec_or_none(job) if status.succeeded else None
+                spec = spec_or_none(ledger.job(job_id)) if status.succeeded else None
                 measured = context.measurement.finished(
                     job_id, started_at=started, finished_at=status.finished_at,
                     decision=decision, forecasts=context.forecasts, job=spec,
@@ -224,7 +224,7 @@ class Endings:
                 columns = self._at_site(run, started, status, columns, ended, context)
         end = RunEnd(job_id, status.finished_at, status.exit_code, status.signal,
                      status.reason or reason, state, reason, columns)  # fmt: skip
-        return _Ending(end, status, job.deadline)
+        return _Ending(end, status, deadline)
 
     def _ended(self, e: _Ending, quiet: bool) -> None:
         """After ``e`` is committed: forget its cancel and hold, log (unless ``quiet``: the

@@ -55,6 +55,7 @@ def finished_columns(
     """
     pue = gpu.device.pue if gpu is not None else None
     columns = predicted_outcome(started, run, decision, status, pue)
+    period = columns["started_at"], columns["finished_at"]  # the run's ends, as stored
     run_now_g = ledger.counterfactual_total_g(run.job_id)
     if run_now_g is not None or ledger.counterfactual(run.job_id) is not None:
         columns["run_now_total_g"] = run_now_g  # a counterfactual without a figure: NULL
@@ -68,8 +69,7 @@ def finished_columns(
         return columns
     zone = gpu.device.zone
     realised = realised_from_samples(
-        zone, ledger.intensity_samples(zone, started, status.finished_at), started,
-        status.finished_at,
+        zone, ledger.intensity_samples(zone, *period), started, status.finished_at,
     ) or _realised_from_forecast(forecasts.get(zone), started, status.finished_at)  # fmt: skip
     columns |= unmetered_columns(
         started_at=started, finished_at=status.finished_at, gpu=gpu.device.gpu.name,

@@ -29,21 +29,24 @@ class Accounting(Connection):
         return self._kept_samples
 
     def intensity_samples(
-        self, zone: str, since: datetime, until: datetime
+        self, zone: str, since: datetime | str, until: datetime | str
     ) -> list[IntensitySample]:
         """``zone``'s samples at ``since`` .. ``until``, oldest first, led by the last sample
-        before ``since`` (the value in force when the interval began), if any."""
+        before ``since`` (the value in force when the interval began), if any. Each end is a
+        datetime or its stored text (``ts``: an ending has formatted both already)."""
+        start = since if isinstance(since, str) else since.isoformat()
+        end = until if isinstance(until, str) else until.isoformat()
         if self._samples.kept(zone):
-            return self._samples.between(zone, since.isoformat(), until.isoformat())
+            return self._samples.between(zone, start, end)
         before = self._exec(
             "SELECT at, intensity_g_per_kwh, source FROM intensity_samples"
             " WHERE zone = ? AND at < ? ORDER BY at DESC LIMIT 1",
-            (zone, ts(since)),
+            (zone, start),
         ).fetchall()
         inside = self._exec(
             "SELECT at, intensity_g_per_kwh, source FROM intensity_samples"
             " WHERE zone = ? AND at >= ? AND at <= ? ORDER BY at",
-            (zone, ts(since), ts(until)),
+            (zone, start, end),
         ).fetchall()
         return [(req_dt(r[0]), float(r[1]), str(r[2])) for r in [*before, *inside]]
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.ledger.base import Connection, LedgerError, dt, json_tuple, req_dt, ts
 from daemon.ledger.kept import integer, real
-from daemon.ledger.records import RunRecord, StartedRun
-from daemon.states import TRANSITIONS
+from daemon.ledger.records import JobRecord, RunRecord, StartedRun
+from daemon.states import FINAL_STATES, TRANSITIONS
 
 if TYPE_CHECKING:
     from daemon.ledger.kept import KeptRows
@@ -80,6 +80,8 @@ class Runs(Connection):
         def _kept(self) -> KeptRows: ...
 
         def _kept_state(self, job_id: str, state: str, at: datetime) -> None: ...
+
+        def job(self, job_id: str) -> JobRecord: ...
 
         def transition(
             self, job_id: str, new_state: str, at: datetime, reason: str, *, seen: str | None = None
@@ -297,8 +299,9 @@ class Runs(Connection):
         )
         self._record_outcomes([e for e in ends if e.columns], when)
         for f, e in finished:
-            self._kept_run(e.job_id, finished_at=f, exit_code=integer(e.exit_code),
-                           signal=integer(e.signal), reason=e.reason)  # fmt: skip
+            if e.state not in FINAL_STATES:  # a final state forgets the kept rows at once
+                self._kept_run(e.job_id, finished_at=f, exit_code=integer(e.exit_code),
+                               signal=integer(e.signal), reason=e.reason)  # fmt: skip
             self._kept_state(e.job_id, e.state, at)
 
     def _finish_one_by_one(self, ends: Sequence[RunEnd], at: datetime) -> None:
@@ -329,6 +332,21 @@ class Runs(Connection):
             return None if kept.run is None else _run(kept.run)
         row = self._exec("SELECT * FROM runs WHERE job_id = ?", (job_id,)).fetchone()
         return None if row is None else _run(row)
+
+    def ending_job(self, job_id: str) -> tuple[str, bool, datetime | None]:
+        """What the ending of ``job_id``'s run reads of its job: ``(state, whether its owner
+        asked to cancel it, deadline)``, as :meth:`Ledger.job` gives them (from the kept job
+        row when there is one: no record built).
+
+        Raises:
+            UnknownJobError: no such job.
+        """
+        kept = self._kept.get(job_id)
+        if kept is None:
+            job = self.job(job_id)
+            return job.state, job.cancel_requested_at is not None, job.deadline
+        row = kept.job
+        return row["state"], row["cancel_requested_at"] is not None, dt(row["deadline"])
 
     def _kept_run(self, job_id: str, **columns: Any) -> None:
         """The kept run row of ``job_id`` (if any) with ``columns`` as just written."""

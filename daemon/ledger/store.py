@@ -21,6 +21,7 @@ from daemon.ledger.kept import KeptRows, integer
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import JobRecord, TransitionRecord
 from daemon.ledger.runs import Runs
+from daemon.ledger.spec_json import plain_spec_json
 from daemon.ledger.waiting import Waiting, WaitingIndex
 from daemon.queue.line import JobRequest
 from daemon.states import FINAL_STATES, TRANSITIONS, check_transition
@@ -69,13 +70,16 @@ class Ledger(Decisions, Runs, Accounting, QueueState):
         rows, created = [], []
         for request, uid, gid, source, now in jobs:
             assert request.job_id is not None
-            at, spec = ts(now), request.to_json()
-            spec_json = json.dumps(spec)
+            at = ts(now)
             if request.is_plain():  # what parsing spec_json would rebuild: kept, not parsed
+                deadline, spec_json = plain_spec_json(request)
                 self._remember_request(spec_json, request)
+            else:
+                spec = request.to_json()
+                deadline, spec_json = spec["deadline"], json.dumps(spec)
             rows.append((request.job_id, integer(uid), integer(gid), request.name,
-                         integer(request.priority), at, spec["deadline"],  # ts(deadline)
-                         spec_json, source, at))  # fmt: skip
+                         integer(request.priority), at, deadline, spec_json, source,
+                         at))  # fmt: skip
             created.append((request.job_id, at, f"ingested from {source}"))
         self._exec_many(
             "INSERT INTO jobs (job_id, uid, gid, name, state, priority, submitted_at, deadline,"

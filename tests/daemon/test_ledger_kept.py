@@ -29,6 +29,7 @@ def _same_answers(ledger: Ledger, reader: Ledger, job_ids: list[str]) -> None:
     for job_id in job_ids:
         assert ledger.job(job_id) == reader.job(job_id)
         assert ledger.run(job_id) == reader.run(job_id)
+        assert ledger.ending_job(job_id) == reader.ending_job(job_id)
         assert ledger.counterfactual(job_id) == reader.counterfactual(job_id)
         total = ledger.counterfactual_total_g(job_id)  # repr: NaN equals NaN, 1 is not 1.0
         assert repr(total) == repr(reader.counterfactual_total_g(job_id))

@@ -26,6 +26,12 @@ def _same_answers(ledger: Ledger, reader: Ledger, zones: list[str]) -> None:
             assert ledger.intensity_samples(zone, since, until) == reader.intensity_samples(
                 zone, since, until
             ), (zone, since, until)
+            texts = since.isoformat(), until.isoformat()  # the ends as stored: the same
+            assert (
+                ledger.intensity_samples(zone, *texts)
+                == reader.intensity_samples(zone, *texts)
+                == reader.intensity_samples(zone, since, until)
+            ), (zone, since, until)
 
 
 def test_kept_samples_equal_reads_as_they_are_recorded(tmp_path: Path) -> None:
