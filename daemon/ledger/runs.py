@@ -165,19 +165,13 @@ class Runs(Connection):
             return
         self._run_writes += 1  # counted before writing: a failed write may have changed it
         when = ts(at)
-        self._exec("SAVEPOINT start_runs")
-        try:
-            moved = self._db.executemany(
-                "UPDATE jobs SET state = 'running', updated_at = ? WHERE job_id = ? AND state = ?",
-                [(when, s.job_id, s.seen) for s in starts],
-            ).rowcount
-        except sqlite3.Error as exc:  # the caller's transaction rolls it all back
-            raise LedgerError(f"{self.path}: {exc}") from exc
-        if moved != len(starts):
-            self._undo("start_runs")
+        if not self._moved_all(
+            "start_runs",
+            "UPDATE jobs SET state = 'running', updated_at = ? WHERE job_id = ? AND state = ?",
+            [(when, s.job_id, s.seen) for s in starts],
+        ):
             self._start_one_by_one(starts, at)
             return
-        self._exec("RELEASE start_runs")
         self._exec_many(
             "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
             " VALUES (?, ?, 'running', ?, ?)",
@@ -197,6 +191,25 @@ class Runs(Connection):
             if job is not None:
                 job.run = _kept_run_row(s.job_id, s.executor, devices, indices,
                                         s.expected_duration_s, when)  # fmt: skip
+
+    def _moved_all(self, name: str, sql: str, rows: Sequence[tuple[Any, ...]]) -> bool:
+        """The guarded ``jobs`` update ``sql`` (``... AND state = ...``) for every row, inside
+        savepoint ``name`` of the caller's transaction: True when every job moved; else the
+        savepoint is undone (a job was moved by another connection) and False.
+
+        Raises:
+            LedgerError: the statement failed (the caller's transaction rolls it all back).
+        """
+        self._exec(f"SAVEPOINT {name}")
+        try:
+            moved = self._db.executemany(sql, rows).rowcount
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.path}: {exc}") from exc
+        if moved != len(rows):
+            self._undo(name)
+            return False
+        self._exec(f"RELEASE {name}")
+        return True
 
     def _start_one_by_one(self, starts: Sequence[RunStart], at: datetime) -> None:
         """:meth:`start_runs` as one call per transition and run."""
@@ -273,19 +286,13 @@ class Runs(Connection):
             return
         self._run_writes += 1  # counted before writing: a failed write may have changed it
         when = ts(at)
-        self._exec("SAVEPOINT finish_runs")
-        try:
-            moved = self._db.executemany(
-                "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ? AND state = 'running'",
-                [(e.state, when, e.job_id) for e in ends],
-            ).rowcount
-        except sqlite3.Error as exc:  # the caller's transaction rolls it all back
-            raise LedgerError(f"{self.path}: {exc}") from exc
-        if moved != len(ends):
-            self._undo("finish_runs")
+        if not self._moved_all(
+            "finish_runs",
+            "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ? AND state = 'running'",
+            [(e.state, when, e.job_id) for e in ends],
+        ):
             self._finish_one_by_one(ends, at)
             return
-        self._exec("RELEASE finish_runs")
         finished = [(ts(e.finished_at), e) for e in ends]
         self._exec_many(
             "UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, reason = ?"
