@@ -48,9 +48,7 @@ from prometheus_client.registry import Collector
 from daemon.errors import DaemonError
 from daemon.states import STATES
 
-__all__ = ["JOB_STATES", "Metrics"]
-
-JOB_STATES = STATES  # every state is exported, at 0 when no job is in it
+__all__ = ["Metrics"]
 
 
 class _IntensityAge(Collector):
@@ -162,7 +160,7 @@ class Metrics:
 
     def observe_queue(self, depth_by_state: Mapping[str, int]) -> None:
         """Queue depth: jobs per state (states absent from the mapping are set to 0)."""
-        for state in sorted({*JOB_STATES, *depth_by_state}):
+        for state in sorted({*STATES, *depth_by_state}):  # each state, 0 when empty
             self._jobs.labels(state=state).set(depth_by_state.get(state, 0))
 
     def observe_decision(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
 
-from policies import Device, JobSpec
+from policies import Decision, Device, JobSpec, PlannedStart
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload
 from tests.policies.conftest import NOW, FakeForecast
 
@@ -34,6 +34,16 @@ class World:
             values = 250 + 150 * np.sin(hours / 24 * 2 * np.pi + k) + self.rng.normal(0, 20, 36)
             upper = values + self.rng.uniform(5, 60, 36) if hedged else None
             self.forecasts[zone] = FakeForecast(zone, start, 3600, values, upper)
+
+    def keep_plans(self, decisions: list[Decision]) -> None:
+        """Each held job's plan goes back into its spec for the next tick, as the daemon does
+        (the other jobs' specs lose theirs)."""
+        plans = {
+            d.job_id: PlannedStart(d.chosen.region, d.chosen.gpu, d.chosen.start)
+            for d in decisions
+            if d.action == "hold" and d.chosen is not None
+        }
+        self.jobs = [replace(j, planned=plans.get(j.job_id)) for j in self.jobs]
 
     def add_jobs(self, count: int, at: datetime) -> None:
         """``count`` new jobs submitted at ``at`` with mixed deadlines, sizes and limits."""

@@ -20,7 +20,7 @@ from policies import get_policy, with_recalibration
 from policies.footprint.recalibration import Recalibration, RecalibrationFactor
 from policies.planner import WindowParameters, _order, plan_window
 from policies.scoring import estimate_matrix, make_pools
-from policies.types import Decision, PlannedStart
+from policies.types import Decision
 from tests.policies.conftest import NOW
 from tests.policies.random_cluster import World, world
 
@@ -43,16 +43,6 @@ def _run_started(w: World, decisions: list[Decision], now: datetime) -> None:
         for i in alt.device_ids
     }
     w.devices = [replace(d, busy_until=until.get(d.device_id, d.busy_until)) for d in w.devices]
-
-
-def _keep_plans(w: World, decisions: list[Decision]) -> None:
-    """Each held job's plan goes back into its spec for the next tick, as the daemon does."""
-    plans = {
-        d.job_id: PlannedStart(d.chosen.region, d.chosen.gpu, d.chosen.start)
-        for d in decisions
-        if d.action == "hold" and d.chosen is not None
-    }
-    w.jobs = [replace(j, planned=plans.get(j.job_id)) for j in w.jobs]
 
 
 def _ticks(w: World, hedged: bool) -> list[tuple[datetime, str]]:
@@ -124,7 +114,7 @@ def test_every_tick_decides_as_a_full_replan(
             assert got == want, f"{what}: {got.job_id} differs"
         actions |= {d.action for d in fast}
         _run_started(w, fast, now)
-        _keep_plans(w, fast)
+        w.keep_plans(fast)
     assert {"start", "hold"} <= actions
 
 

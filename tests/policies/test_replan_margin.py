@@ -64,12 +64,8 @@ def test_held_jobs_move_less_with_a_margin_and_both_paths_agree(seed: int) -> No
     decisions = get_policy("carbon-window", replan_margin=0.0).plan(
         first, w.jobs, w.devices, w.forecasts
     )
-    plans = {
-        d.job_id: PlannedStart(d.chosen.region, d.chosen.gpu, d.chosen.start)
-        for d in decisions
-        if d.action == "hold" and d.chosen is not None
-    }
-    w.jobs = [replace(j, planned=plans.get(j.job_id)) for j in w.jobs if j.job_id in plans]
+    w.keep_plans(decisions)
+    w.jobs = [j for j in w.jobs if j.planned is not None]  # the held jobs
     for zone, forecast in w.forecasts.items():  # the next forecast: within 3 % of the last
         noise = 1.0 + 0.03 * (w.rng.random(len(forecast.values_g_per_kwh)) * 2 - 1)
         w.forecasts[zone] = replace(forecast, values_g_per_kwh=forecast.values_g_per_kwh * noise)
