@@ -78,7 +78,8 @@ def _jobs(n: int, span_s: float) -> list[JobSpec]:
     return jobs
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[tuple[str, float, int]]:
+    """Replay each policy; print and return its (label, CPU seconds, jobs)."""
     parser = argparse.ArgumentParser(prog="bench_replay")
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--policy", default="run-now,carbon-window")
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     span = "a week" if args.days == 7 else f"{args.days:g} days"
     print(f"{args.jobs:,} jobs over {span}, {gpus} GPUs in 3 regions, tick {args.tick} s, "
           f"plan window {args.plan_window:,}")  # fmt: skip
+    measured = []
     for spec in parse_policies(args.policy):
         name = spec.label
         t0 = time.process_time()
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {elapsed:.1f} s, {len(run.outcomes) / elapsed:,.0f} jobs/s "
               f"({len(run.outcomes):,} jobs, {misses} deadline misses, {grams:,.0f} g, "
               f"peak {_peak_waiting(run.outcomes):,} waiting)")  # fmt: skip
+        measured.append((name, elapsed, len(run.outcomes)))
+    return measured
 
 
 def _peak_waiting(outcomes: Sequence[JobOutcome]) -> int:
