@@ -29,6 +29,7 @@ import numpy as np
 from daemon.logs import configure_logging
 from daemon.replay.cluster import Cluster, Region
 from daemon.replay.driver import JobOutcome, ReplaySetup, replay_policy
+from daemon.replay.errors import ReplayError
 from daemon.replay.inputs import parse_policies
 from daemon.replay.signals import ReplaySignals
 from forecasts import IntensitySeries
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, int]]:
     # a shorter span at the same arrival rate and cluster (--jobs counts the span's jobs)
     parser.add_argument("--days", type=float, default=7.0)
     args = parser.parse_args(argv if argv is not None else [])
+    try:
+        specs = parse_policies(args.policy)
+    except ReplayError as exc:
+        parser.error(str(exc))
     configure_logging(level="WARNING")  # per-job events would dominate the measurement
     signals = _signals()
     span_s = args.days * 86_400
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, int]]:
     print(f"{args.jobs:,} jobs over {span}, {gpus} GPUs in 3 regions, tick {args.tick} s, "
           f"plan window {args.plan_window:,}")  # fmt: skip
     measured = []
-    for spec in parse_policies(args.policy):
+    for spec in specs:
         name = spec.label
         t0 = time.process_time()
         run = replay_policy(setup, spec.name, spec.params)
