@@ -29,6 +29,7 @@ import numpy as np
 from daemon.logs import configure_logging
 from daemon.replay.cluster import Cluster, Region
 from daemon.replay.driver import JobOutcome, ReplaySetup, replay_policy
+from daemon.replay.errors import ReplayError
 from daemon.replay.inputs import parse_policies
 from daemon.replay.signals import ReplaySignals
 from forecasts import IntensitySeries
@@ -78,7 +79,8 @@ def _jobs(n: int, span_s: float) -> list[JobSpec]:
     return jobs
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[tuple[str, float, int]]:
+    """Replay each policy; print and return its (label, CPU seconds, jobs)."""
     parser = argparse.ArgumentParser(prog="bench_replay")
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--policy", default="run-now,carbon-window")
@@ -88,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
     # a shorter span at the same arrival rate and cluster (--jobs counts the span's jobs)
     parser.add_argument("--days", type=float, default=7.0)
     args = parser.parse_args(argv if argv is not None else [])
+    try:
+        specs = parse_policies(args.policy)
+    except ReplayError as exc:
+        parser.error(str(exc))
     configure_logging(level="WARNING")  # per-job events would dominate the measurement
     signals = _signals()
     span_s = args.days * 86_400
@@ -99,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     span = "a week" if args.days == 7 else f"{args.days:g} days"
     print(f"{args.jobs:,} jobs over {span}, {gpus} GPUs in 3 regions, tick {args.tick} s, "
           f"plan window {args.plan_window:,}")  # fmt: skip
-    for spec in parse_policies(args.policy):
+    measured = []
+    for spec in specs:
         name = spec.label
         t0 = time.process_time()
         run = replay_policy(setup, spec.name, spec.params)
@@ -109,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {elapsed:.1f} s, {len(run.outcomes) / elapsed:,.0f} jobs/s "
               f"({len(run.outcomes):,} jobs, {misses} deadline misses, {grams:,.0f} g, "
               f"peak {_peak_waiting(run.outcomes):,} waiting)")  # fmt: skip
+        measured.append((name, elapsed, len(run.outcomes)))
+    return measured
 
 
 def _peak_waiting(outcomes: Sequence[JobOutcome]) -> int:
