@@ -1,4 +1,5 @@
-"""The planner's kept rows: many cells' alternatives built at once equal the one-cell ones."""
+"""The planner's kept rows: many cells' alternatives built at once equal the one-cell ones; the
+plans handed back are read again whenever a row's job or the slots change."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import numpy as np
 import pytest
 
 from policies.footprint.accounting import J_PER_KWH
+from policies.incremental import _given_cells
 from policies.kept_rows import KeptRows, alternatives
-from policies.scoring import Pool, make_pools
-from policies.types import Alternative
+from policies.planner import planned_cells
+from policies.scoring import Pool, SlotGrid, make_pools
+from policies.types import Alternative, JobSpec, PlannedStart
 from tests.policies.conftest import NOW
 from tests.policies.random_cluster import world
 
@@ -66,3 +69,42 @@ def test_alternatives_of_many_cells_equal_each_cell_alone(seed: int) -> None:
         assert repr(alt) == repr(one)  # repr: NaN equals NaN, -0.0 differs from 0.0
         assert all(type(x) is float for x in (alt.energy_j, alt.operational_g))
     assert alternatives(rows, r[:0], p[:0], s[:0], pools, times, []) == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_plans_handed_back_are_read_again_for_a_new_row_and_after_the_slots_move(
+    seed: int,
+) -> None:
+    """``incremental._given_cells`` (the plans handed back, read per row only when the plan
+    object is not the one the row saw) equals ``planner.planned_cells`` of the jobs, also for a
+    row released and taken by a job with another plan, and after the slots moved on
+    (``forget_cells``)."""
+    w = world(seed)
+    pools = list(make_pools(w.devices))
+    grid = SlotGrid.aligned(NOW + timedelta(minutes=7), 900, 8)
+    rng = np.random.default_rng(seed)
+
+    def planned(job: JobSpec, s: int) -> JobSpec:
+        pool = pools[int(rng.integers(len(pools)))]
+        return replace(job, planned=PlannedStart(pool.region, pool.gpu.name, grid.time(s)))
+
+    jobs = [planned(job, k % 7 + 1) if k % 4 else job for k, job in enumerate(w.jobs[:12])]
+    rows = KeptRows(len(pools), grid.count)
+    at = np.array([rows.take(job) for job in jobs], dtype=np.int64)
+
+    def check(jobs: list[JobSpec], grid: SlotGrid) -> None:
+        pool, slot = _given_cells(rows, at, jobs, pools, grid)
+        want = planned_cells(jobs, pools, grid)
+        assert pool.tolist() == want[0].tolist() and slot.tolist() == want[1].tolist()
+
+    check(jobs, grid)
+    check(jobs, grid)  # read once: the same cells
+    for k in (1, 3):  # a job leaves; one with another plan takes its row
+        rows.release(jobs[k].job_id)
+        jobs[k] = planned(replace(w.jobs[20 + k], planned=None), 6 - k)
+        at[k] = rows.take(jobs[k])
+    assert len(set(at.tolist())) == len(at)
+    check(jobs, grid)
+    later = SlotGrid(grid.start + timedelta(seconds=900), 900, 8, 0.0)  # one slot on
+    rows.forget_cells()
+    check(jobs, later)
