@@ -386,10 +386,11 @@ def start_measurement(
     - ``local``-executor GPUs are measured through NVML when ``gpu.backend`` is ``nvml`` or
       ``auto`` and NVML works (``auto`` without NVML: not measured, ``gpu_measurement_off``);
     - otherwise ``simulated``-executor GPUs get one simulated device each (catalog idle..TDP
-      times ``gpu.simulated_power_factor``), so replay and the demo measure like real GPUs.
+      times ``gpu.simulated_power_factor``), so ``carbond run`` and the demo measure like real
+      GPUs (``carbond replay`` attaches no measurement: its planner never recalibrates).
 
     ``clock`` (monotonic seconds) must follow the service's clock: the wall clock live, the
-    simulated one in replay and the demo (with ``sample=False``: no sampler thread; simulated
+    simulated one in the demo (with ``sample=False``: no sampler thread; simulated
     devices have exact counters). ``nvml_module`` stands in for ``pynvml`` (tests). Returns None
     when no GPU is measured. The caller closes it.
 

@@ -6,7 +6,8 @@ jobs with the :class:`~daemon.executors.simulated.SimulatedExecutor`), intensity
 and the policy under test. Jobs are submitted straight into the ledger (as ingestion would
 record them) and everything else is the service's own steps at ``now`` (reconcile, refresh,
 plan: :meth:`ServiceHarness.tick`): planning, dispatch, decisions and outcomes go through the
-same code and tables as in production.
+same code and tables as in production. No GPU measurement is attached, so measured outcomes
+never recalibrate the planner's estimates (docs/policies.md, "Recalibration is not replayed").
 """
 
 from __future__ import annotations
