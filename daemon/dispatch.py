@@ -142,7 +142,7 @@ class Dispatch:
         try:
             for item in prepared:
                 killpoints.reached("dispatch_launch")
-                handle = self._start(item, log_dir, now)
+                handle = self._start(item, log_dir, now, context.measurement)
                 if handle is not None:
                     self._held.forget(item.job.job_id)
                     killpoints.reached("dispatch_handle")
@@ -166,11 +166,14 @@ class Dispatch:
                                     context.forecasts, job=spec_or_none(item.job))  # fmt: skip
         return [item.job.job_id for item, _ in launched]
 
-    def _start(self, item: Launch, log_dir: Path, now: datetime) -> RunHandle | None:
+    def _start(
+        self, item: Launch, log_dir: Path, now: datetime, measurement: JobMeasurement | None
+    ) -> RunHandle | None:
         """Launch (or release, when its executor holds it) one recorded run; None when it
         did not start (requeued: the executor cannot be reached; failed: it refused)."""
         job, executor = item.job, item.executor
-        spec = launch_spec(job, item.chosen, item.indices, log_dir)
+        spec = launch_spec(job, item.chosen, item.indices, log_dir,
+                           _raw_duration_s(item, measurement))  # fmt: skip
         try:
             if item.held is not None and isinstance(executor, Reserving):
                 return executor.release(spec, item.held.token or "", now)
@@ -181,6 +184,18 @@ class Dispatch:
         except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
         return None
+
+
+def _raw_duration_s(item: Launch, measurement: JobMeasurement | None) -> float | None:
+    """``item``'s planned duration without the learned duration factor the planner used (the
+    measurement's, in use for its model on its GPU type); None when no factor applies."""
+    if measurement is None:
+        return None
+    spec = spec_or_none(item.job)
+    if spec is None:
+        return None
+    factor = measurement.recalibration.duration_factor(spec.model.name, item.chosen.gpu)
+    return None if factor == 1.0 else item.chosen.duration_s / factor
 
 
 def _run_start(item: Launch) -> RunStart:
@@ -194,10 +209,11 @@ def _run_start(item: Launch) -> RunStart:
 
 
 def launch_spec(
-    job: JobRecord, chosen: Alternative, indices: tuple[int, ...], log_dir: Path
-) -> LaunchSpec:
+    job: JobRecord, chosen: Alternative, indices: tuple[int, ...], log_dir: Path,
+    raw_duration_s: float | None = None,
+) -> LaunchSpec:  # fmt: skip
     """What an executor is asked to run: ``job`` on ``chosen``'s devices (``indices`` on
-    their node), its logs under ``log_dir``."""
+    their node), its logs under ``log_dir``; ``raw_duration_s``: see :class:`LaunchSpec`."""
     return LaunchSpec(
         job_id=job.job_id,
         argv=job.request.command,
@@ -207,6 +223,7 @@ def launch_spec(
         log_dir=log_dir,
         env={"CARBOND_JOB_ID": job.job_id},
         expected_duration_s=chosen.duration_s,
+        raw_duration_s=raw_duration_s,
         region=chosen.region,
         device_ids=chosen.device_ids,
         name=job.request.name,

@@ -40,7 +40,10 @@ class LaunchSpec:
     ``argv`` is run without a shell. ``uid``/``gid`` are the submitting user's; an executor
     running as root switches to them, one running as that user checks they match, and any other
     combination is refused. ``gpu_indices`` become ``CUDA_VISIBLE_DEVICES``.
-    ``expected_duration_s`` is the planner's estimate (the simulated executor uses it).
+    ``expected_duration_s`` is the planner's estimate (with the learned recalibration factor in
+    use); ``raw_duration_s`` the estimator's own, before that factor (None: the same). A
+    simulated run's true time scales from the raw one: how long a job really runs does not
+    depend on what the planner has learned.
     ``region`` is the planned region and ``device_ids`` its planned GPUs (``<region>/<index>``;
     the Slurm executor picks the partition and node from them).
     ``cwd`` is the absolute directory the job starts in, entered as the job's user (a user who
@@ -55,6 +58,7 @@ class LaunchSpec:
     log_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
     expected_duration_s: float = 0.0
+    raw_duration_s: float | None = None
     region: str = ""
     device_ids: tuple[str, ...] = ()
     name: str = ""

@@ -2,7 +2,12 @@
 
 Used by replay and the demo, so both run without processes or GPUs. A job's true duration is
 
-    duration_s = expected_duration_s * truth_factor * noise
+    duration_s = estimated_duration_s * truth_factor * noise
+
+where ``estimated_duration_s`` is the estimator's duration before any learned recalibration
+factor (``LaunchSpec.raw_duration_s``; the planner's ``expected_duration_s`` when none is in
+use), so that a daemon learning ``truth_factor`` from measured runs converges to it instead of
+compounding it into every later launch.
 
 where ``noise`` is log-normal with ``sigma = noise_sigma`` (1 when ``noise_sigma`` is 0) and is
 drawn from a generator seeded by ``(seed, job_id)``: the same seed gives the same durations
@@ -96,8 +101,11 @@ class SimulatedExecutor:
         return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
     def launch(self, spec: LaunchSpec, now: datetime) -> RunHandle:
-        """Start the job at ``now``; it ends after :meth:`duration_s`."""
-        duration = self.duration_s(spec.job_id, spec.expected_duration_s)
+        """Start the job at ``now``; it ends after :meth:`duration_s` of its raw estimate."""
+        raw_s = spec.raw_duration_s
+        duration = self.duration_s(
+            spec.job_id, spec.expected_duration_s if raw_s is None else raw_s
+        )
         fails = self._failure_rate > 0 and self._rng(spec.job_id + "/exit").random() < (
             self._failure_rate
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -33,6 +34,15 @@ def test_job_ends_at_expected_duration_times_truth(
 
     assert executor.poll([handle], end - timedelta(seconds=0.5)) == []
     assert executor.poll([handle], end + timedelta(seconds=30)) == [ExitStatus("a", end, 0)]
+
+
+def test_a_run_lasts_its_raw_estimate_times_truth_whatever_the_planner_learned() -> None:
+    executor = SimulatedExecutor(truth_factor=1.5)
+    learned = replace(_spec("a", 150.0), raw_duration_s=100.0)  # planned with a 1.5 factor
+    handle = executor.launch(learned, T0)
+    end = T0 + timedelta(seconds=150.0)  # 100 s x 1.5, not 150 s x 1.5
+
+    assert executor.poll([handle], end + timedelta(seconds=1)) == [ExitStatus("a", end, 0)]
 
 
 def test_noise_is_deterministic_per_seed_and_job_not_per_order() -> None:
