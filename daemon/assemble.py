@@ -26,6 +26,7 @@ from daemon.executors.simulated import SimulatedExecutor
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from daemon.intensity import IntensityProvider, build_intensity
 from daemon.inventory import Discover, build_inventory
+from daemon.learning import Learning
 from daemon.ledger import Ledger
 from daemon.loop import Intervals
 from daemon.measurement import JobMeasurement, start_measurement
@@ -68,12 +69,14 @@ def build_service(
     metrics: MetricsSink | None = None,
     catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
     measurement: JobMeasurement | None = None,
+    learning: Learning | None = None,
 ) -> Service:
     """The service for ``settings``: queue in ``state_dir``, GPUs of ``regions`` (``discover``
     finds those declared ``"discover"``), ``intensity`` or the configured source (``chain``:
     the :mod:`forecasts` fallback chain from ``[electricitymaps]`` and ``[signals]``, closed by
     ``Service.close()``), and the configured policy (``run-now`` when its name is not
-    registered). ``measurement`` meters jobs on this node's GPUs (:mod:`daemon.measurement`).
+    registered). ``measurement`` meters jobs on this node's GPUs (:mod:`daemon.measurement`);
+    ``learning`` holds the recalibration factors learned so far (:mod:`daemon.learning`).
 
     Raises:
         UnknownGpuError: a GPU name the catalog does not know.
@@ -103,6 +106,7 @@ def build_service(
         on_close=on_close,
         measurement=measurement,
         sites=SiteView(build_sites(settings.regions)),
+        learning=learning,
     )
 
 
@@ -254,6 +258,7 @@ def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | N
         discover=daemon.discover,
         metrics=metrics,
         catalog=gpu_catalog(settings),
+        learning=daemon.service.learning,  # learned factors survive a reload
     )
     if daemon.measurement is not None:  # the same GPUs and learned factors across reloads
         daemon.measurement.keep_only(service.inventory)

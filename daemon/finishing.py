@@ -11,6 +11,13 @@ point ``job_exit_done`` after the commit, once per end). A daemon killed before 
 finds those jobs still ``running`` and its executor reports their ends again; one killed after
 it finds them ended. The commit writes each table's rows for the whole batch in one statement
 (:meth:`daemon.ledger.Ledger.finish_runs`), the rows one at a time would write.
+
+Learning: a succeeded run whose measured energy came from its executor (Slurm's ``sacct``), not
+from this node's GPU meter, is folded into the service's recalibration factors
+(:class:`~daemon.learning.Learning`) after the commit, so an ending that rolls back teaches
+nothing; runs the meter followed are folded by :meth:`JobMeasurement.finished
+<daemon.measurement.JobMeasurement.finished>`, once. A restart relearns both from the outcome
+rows (:func:`daemon.learning.measured_history`).
 """
 
 from __future__ import annotations
@@ -33,14 +40,15 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
 from daemon.executors.held import HeldJobs
 from daemon.inventory import InventoryGpu
-from daemon.ledger import Ledger, RunEnd, RunRecord
+from daemon.learning import Learning
+from daemon.ledger import DecisionRecord, Ledger, RunEnd, RunRecord
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink
 from daemon.planning import spec_or_none
 from daemon.sites import SiteView
 from daemon.sites.outcome import site_columns
-from policies import ZoneIntensity
+from policies import Device, JobSpec, ZoneIntensity
 
 __all__ = ["EndingContext", "Endings", "Requeue"]
 
@@ -53,7 +61,8 @@ Requeue = Callable[[ExitStatus, datetime, str], None]
 @dataclass(frozen=True, slots=True)
 class EndingContext:
     """What an ending reads from its service, as it is now (a reconfiguration or a lost GPU
-    replaces the inventory; a refresh the forecasts; the composition root the meter)."""
+    replaces the inventory; a refresh the forecasts; the composition root the meter; the
+    learning: where executor-measured runs teach the recalibration factors)."""
 
     inventory: tuple[InventoryGpu, ...]
     by_device: Mapping[str, InventoryGpu]
@@ -61,6 +70,7 @@ class EndingContext:
     lifetime_years: float
     overrun_s: float  # a run past its expected end holds its GPUs this much longer (plan_s)
     measurement: JobMeasurement | None
+    learning: Learning
     sites: SiteView | None
 
 
@@ -186,6 +196,8 @@ class Endings:
         for e in endings:
             killpoints.reached("job_exit_done")
             self._ended(e, quiet)
+            if e.lesson is not None:  # committed: now it may teach
+                context.learning.learn(*e.lesson)
             if e.end.columns:
                 counted.append((e.end.columns, e.deadline))
         if counted:
@@ -205,6 +217,7 @@ class Endings:
         state, reason = final_state(status, cancel_requested=cancel_requested)
         decision = ledger.latest_decision(job_id, alternatives=False)  # an end never reads them
         columns: dict[str, Any] = {}
+        lesson = None
         if run is not None:
             # the executor knows better when the job really started
             started = status.started_at or run.started_at or run.launched_at
@@ -222,9 +235,11 @@ class Endings:
                     context.lifetime_years, quiet=estimates_quiet,
                 )  # fmt: skip
                 columns = self._at_site(run, started, status, columns, ended, context)
+                if status.succeeded and not measured:  # the meter's runs: folded already
+                    lesson = _executor_lesson(ledger, decision, columns, context.inventory)
         end = RunEnd(job_id, status.finished_at, status.exit_code, status.signal,
                      status.reason or reason, state, reason, columns)  # fmt: skip
-        return _Ending(end, status, deadline)
+        return _Ending(end, status, deadline, lesson)
 
     def _ended(self, e: _Ending, quiet: bool) -> None:
         """After ``e`` is committed: forget its cancel and hold, log (unless ``quiet``: the
@@ -269,9 +284,30 @@ class Endings:
 
 @dataclass(frozen=True, slots=True)
 class _Ending:
-    """A run's end as it will be recorded, the executor's status, and the job's deadline
-    (for the totals)."""
+    """A run's end as it will be recorded, the executor's status, the job's deadline (for the
+    totals) and what it teaches the recalibration once committed."""
 
     end: RunEnd
     status: ExitStatus
     deadline: datetime | None
+    lesson: tuple[JobSpec, Device, float, float] | None = None  # taught after the commit
+
+
+def _executor_lesson(
+    ledger: Ledger,
+    decision: DecisionRecord,
+    columns: Mapping[str, Any],
+    inventory: Sequence[InventoryGpu],
+) -> tuple[JobSpec, Device, float, float] | None:
+    """What a succeeded run (its ``decision``) no GPU meter here followed teaches: ``(job, device,
+    measured_energy_j, duration_s)`` when its executor measured its energy, else None. The
+    same row fields and GPU type as :func:`daemon.learning.measured_history` reads after a
+    restart, so a restart relearns the same factors."""
+    energy_j, duration_s = columns.get("measured_energy_j"), columns.get("duration_s")
+    if energy_j is None or not duration_s:
+        return None
+    device = next((g.device for g in inventory if g.device.gpu.name == decision.gpu), None)
+    spec = spec_or_none(ledger.job(decision.job_id)) if device is not None else None
+    if device is None or spec is None:
+        return None
+    return spec, device, float(energy_j), float(duration_s)

@@ -12,6 +12,11 @@ series the service held at each tick (the signal it had), with the worst rung an
 seen. On the simulated backend a started job loads its GPUs at the utilisation of its raw
 catalog estimate, so simulated measurements follow the (possibly mis-calibrated) hardware, not
 the prediction.
+
+A job metered here to its end teaches the recalibration factors (:attr:`JobMeasurement.learning`,
+the service's :class:`~daemon.learning.Learning`). Jobs this node does not meter (Slurm's) get
+their measured energy from their executor (``sacct``) and teach the same factors once their end
+is committed (:mod:`daemon.finishing`), whether or not a measurement exists.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -34,14 +39,14 @@ from daemon.gpu.factory import simulated_spec
 from daemon.gpu.nvml import NvmlBackend
 from daemon.gpu.simulated import SimulatedGpuBackend
 from daemon.inventory import InventoryGpu
-from daemon.ledger import DecisionRecord, Ledger
-from daemon.planning import job_spec
+from daemon.learning import Learning
+from daemon.ledger import DecisionRecord
 from daemon.settings import Settings
 from policies import Decision, Device, JobSpec, PoliciesError, ZoneIntensity
 from policies.candidates import estimate_on
 from policies.footprint.gpus import GpuCatalog
 from policies.footprint.outcome import RealisedIntensity, compute_outcome
-from policies.footprint.recalibration import Observation, Recalibration
+from policies.footprint.recalibration import Recalibration
 from policies.placement import mean_intensity_g_per_kwh
 
 __all__ = ["JobMeasurement", "start_measurement"]
@@ -71,10 +76,12 @@ class JobMeasurement:
         lifetime_years: GPU lifetime for amortising embodied carbon.
         index_of: device id -> backend device index, for every measured GPU.
         recalibration: the starting factors (default: none learned yet).
+        learning: where the factors are learned (default: a new one from ``recalibration``);
+            the service passes its own, so GPU-metered and executor-measured runs teach one
+            :class:`~daemon.learning.Learning`.
 
-    ``recalibration`` holds the online factors per (model, GPU type), updated by every measured
-    job from its raw (uncalibrated) estimate, recomputed here with the pure estimator; planners
-    that take a ``recalibration`` field get it from the service.
+    ``recalibration`` holds the online factors per (model, GPU type) (:attr:`learning`'s),
+    updated by every job metered here to its end (:meth:`finished`).
     """
 
     def __init__(
@@ -84,13 +91,23 @@ class JobMeasurement:
         lifetime_years: float,
         index_of: Mapping[str, int],
         recalibration: Recalibration | None = None,
+        learning: Learning | None = None,
     ) -> None:
         self.monitor = monitor
         self._lifetime_years = lifetime_years
         known = {d.index for d in monitor.devices()}
         self._index_of = {d: i for d, i in index_of.items() if i in known}
         self._jobs: dict[str, _Tracked] = {}
-        self.recalibration = recalibration or Recalibration()
+        self.learning = learning or Learning(recalibration)
+
+    @property
+    def recalibration(self) -> Recalibration:
+        """The factors learned so far (:attr:`learning`'s)."""
+        return self.learning.recalibration
+
+    @recalibration.setter
+    def recalibration(self, recalibration: Recalibration) -> None:
+        self.learning.recalibration = recalibration
 
     def close(self) -> None:
         """Stop the sampler and close the GPU backend."""
@@ -216,57 +233,11 @@ class JobMeasurement:
             return None
 
     def _recalibrate(self, job: JobSpec, tracked: _Tracked, energy: JobEnergy) -> None:
-        device = tracked.gpus[0].device
-        if not self._observe(job, device, energy.energy_j, energy.duration_s):
-            return
-        state = self.recalibration.get(job.model.name, device.gpu.name)
-        log.info(
-            "recalibrated",
-            model=job.model.name,
-            gpu=device.gpu.name,
-            samples=state.samples,
-            measured_s=state.measured_s,
-            learned_energy_factor=state.energy_factor,
-            learned_duration_factor=state.duration_factor,
-            in_use=self.recalibration.in_use(job.model.name, device.gpu.name),
-            energy_factor=self.recalibration.energy_factor(job.model.name, device.gpu.name),
-        )
-
-    def _observe(
-        self, job: JobSpec, device: Device, measured_energy_j: float, measured_duration_s: float
-    ) -> bool:
-        """Fold one measured run into :attr:`recalibration` against the raw estimate."""
-        try:
-            raw = estimate_on(job, device)
-        except PoliciesError as e:
-            log.warning("recalibration_skipped", job_id=job.job_id, error=str(e))
-            return False
-        self.recalibration = self.recalibration.updated(
-            Observation(
-                job.model.name,
-                device.gpu.name,
-                raw.energy_j,
-                measured_energy_j,
-                raw.duration_s,
-                measured_duration_s,
-            )
-        )
-        return True
+        self.learning.learn(job, tracked.gpus[0].device, energy.energy_j, energy.duration_s)
 
     def relearn(self, history: Iterable[tuple[JobSpec, Device, float, float]]) -> int:
-        """Rebuild :attr:`recalibration` from measured runs, oldest first, after a restart.
-
-        Each item is ``(job, device, measured_energy_j, measured_duration_s)``; ``device`` only
-        names the GPU type. The factors are derived state: the ledger's outcome rows are their
-        record, so nothing else is stored. Starts from no factors, so calling it twice is safe.
-        Returns how many runs were folded in.
-        """
-        self.recalibration = Recalibration(self.recalibration.config)  # idempotent: from scratch
-        folded = sum(1 for job, device, e, t in history if self._observe(job, device, e, t))
-        if folded:
-            log.info("recalibration_relearned", runs=folded,
-                     pairs=len(self.recalibration.factors))  # fmt: skip
-        return folded
+        """Rebuild :attr:`recalibration` from measured runs (:meth:`Learning.relearn`)."""
+        return self.learning.relearn(history)
 
     def _sample(
         self, tracked: _Tracked, now: datetime, forecasts: Mapping[str, ZoneIntensity]
@@ -427,29 +398,3 @@ def start_measurement(
     monitor.start()
     log.info("gpu_measurement_on", backend=backend.name, gpus=sorted(index_of))
     return JobMeasurement(monitor, lifetime_years=settings.lifetime_years, index_of=index_of)
-
-
-def measured_history(
-    ledger: Ledger, inventory: Sequence[InventoryGpu]
-) -> Iterator[tuple[JobSpec, Device, float, float]]:
-    """The ledger's measured successful runs, oldest first, for :meth:`JobMeasurement.relearn`.
-
-    Runs on GPU types no longer in ``inventory``, or whose job no longer parses, are skipped.
-    """
-    by_type = {gpu.device.gpu.name: gpu.device for gpu in inventory}
-    rows = [
-        row
-        for row in ledger.rows("outcomes")
-        if row.get("measured_energy_j") is not None and row.get("duration_s")
-    ]
-    for row in sorted(rows, key=lambda r: str(r["recorded_at"])):
-        job = ledger.job(row["job_id"])
-        decision = ledger.latest_decision(job.job_id)
-        device = by_type.get(decision.gpu or "") if decision else None
-        if job.state != "succeeded" or device is None:
-            continue
-        try:
-            spec = job_spec(job)
-        except PoliciesError:
-            continue
-        yield spec, device, float(row["measured_energy_j"]), float(row["duration_s"])

@@ -43,8 +43,9 @@ from daemon.finishing import EndingContext, Endings
 from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
+from daemon.learning import Learning, measured_history
 from daemon.ledger import JobRecord, Ledger, RunRecord
-from daemon.measurement import JobMeasurement, measured_history
+from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import DecisionKey, job_spec, record_decisions, stored_plan, with_plan
 from daemon.queue.ingest import IngestResult, Queue
@@ -93,6 +94,8 @@ class Service:
         metrics: where counters go (default: nowhere).
         on_close: called by :meth:`close` (resources built for this service alone).
         measurement: GPU energy per job and lost GPUs on this node (None: nothing measured).
+        learning: the recalibration factors learned so far (default: none; a reload passes the
+            previous service's). With a measurement, the measurement's are used instead.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class Service:
         on_close: Sequence[Callable[[], None]] = (),
         measurement: JobMeasurement | None = None,
         sites: SiteView | None = None,
+        learning: Learning | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -122,6 +126,7 @@ class Service:
         self.metrics: MetricsSink = metrics or NullMetrics()
         self._on_close = tuple(on_close)
         self.measurement = measurement
+        self._learning = learning or Learning()
         self.sites = sites
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         self._forecasts: dict[str, ZoneIntensity] = {}
@@ -136,6 +141,12 @@ class Service:
                                   finish=self._finish, fail=self._fail_unstarted)  # fmt: skip
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
+
+    @property
+    def learning(self) -> Learning:
+        """What measured outcomes taught (:mod:`daemon.learning`): the measurement's when this
+        node meters GPUs (it folds its runs there), else the service's own."""
+        return self.measurement.learning if self.measurement is not None else self._learning
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -161,8 +172,8 @@ class Service:
         with self._lock:
             self.queue.prepare()
             self._adopt(self.ledger.active_runs(), now)
-            if self.measurement is not None:  # learned factors survive a restart
-                self.measurement.relearn(measured_history(self.ledger, self.inventory))
+            # learned factors survive a restart (GPU-metered and executor-measured runs)
+            self.learning.relearn(measured_history(self.ledger, self.inventory))
             self._endings.load_totals()  # then kept up to date per job
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
@@ -333,8 +344,9 @@ class Service:
         runs = self.ledger.active_runs()
         devices = self._devices(now, runs)
         policy = self.policy
-        if self.measurement is not None:  # plan on what the measured outcomes taught
-            policy = with_recalibration(policy, self.measurement.recalibration)
+        learned = self.learning.recalibration
+        if learned.factors:  # plan on what the measured outcomes taught (none: no copy)
+            policy = with_recalibration(policy, learned)
         try:
             decisions = policy.plan(now, specs, devices, self._planning_forecasts(now, devices))
         except (PoliciesError, KeyError) as exc:
@@ -475,7 +487,7 @@ class Service:
             inventory=self.inventory, by_device=self._by_device, forecasts=self._forecasts,
             lifetime_years=self.settings.lifetime_years,
             overrun_s=self.settings.intervals.plan_s, measurement=self.measurement,
-            sites=self.sites,
+            learning=self.learning, sites=self.sites,
         )  # fmt: skip
 
     # -- GPUs -------------------------------------------------------------------------------
