@@ -39,6 +39,7 @@ from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
 from daemon.planning import spec_or_none
 from policies import Alternative, Decision, ZoneIntensity
+from policies.footprint.recalibration import Recalibration
 
 __all__ = ["Dispatch", "DispatchContext", "FailUnstarted", "Finish", "Launch", "launch_spec"]
 
@@ -59,6 +60,7 @@ class DispatchContext:
     forecasts: Mapping[str, ZoneIntensity]
     measurement: JobMeasurement | None
     state_dir: Path
+    recalibration: Recalibration | None = None  # the factors the round was planned with
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,7 @@ class Dispatch:
         try:
             for item in prepared:
                 killpoints.reached("dispatch_launch")
-                handle = self._start(item, log_dir, now, context.measurement)
+                handle = self._start(item, log_dir, now, context.recalibration)
                 if handle is not None:
                     self._held.forget(item.job.job_id)
                     killpoints.reached("dispatch_handle")
@@ -167,13 +169,13 @@ class Dispatch:
         return [item.job.job_id for item, _ in launched]
 
     def _start(
-        self, item: Launch, log_dir: Path, now: datetime, measurement: JobMeasurement | None
+        self, item: Launch, log_dir: Path, now: datetime, learned: Recalibration | None
     ) -> RunHandle | None:
         """Launch (or release, when its executor holds it) one recorded run; None when it
         did not start (requeued: the executor cannot be reached; failed: it refused)."""
         job, executor = item.job, item.executor
         spec = launch_spec(job, item.chosen, item.indices, log_dir,
-                           _raw_duration_s(item, measurement))  # fmt: skip
+                           _raw_duration_s(item, learned))  # fmt: skip
         try:
             if item.held is not None and isinstance(executor, Reserving):
                 return executor.release(spec, item.held.token or "", now)
@@ -186,15 +188,15 @@ class Dispatch:
         return None
 
 
-def _raw_duration_s(item: Launch, measurement: JobMeasurement | None) -> float | None:
+def _raw_duration_s(item: Launch, learned: Recalibration | None) -> float | None:
     """``item``'s planned duration without the learned duration factor the planner used (the
-    measurement's, in use for its model on its GPU type); None when no factor applies."""
-    if measurement is None:
+    one ``learned`` has in use for its model on its GPU type); None when no factor applies."""
+    if learned is None or not learned.factors:
         return None
     spec = spec_or_none(item.job)
     if spec is None:
         return None
-    factor = measurement.recalibration.duration_factor(spec.model.name, item.chosen.gpu)
+    factor = learned.duration_factor(spec.model.name, item.chosen.gpu)
     return None if factor == 1.0 else item.chosen.duration_s / factor
 
 

@@ -377,7 +377,8 @@ class Service:
         self._keep_plans(decided)
         observed = type(self.metrics) is not NullMetrics  # not called for a sink that drops it
         holding = self._held.active  # plans handed to a reserving executor (Slurm)
-        context = DispatchContext(self._forecasts, self.measurement, self.settings.state_dir)
+        context = DispatchContext(self._forecasts, self.measurement, self.settings.state_dir,
+                                  self.learning.recalibration)  # fmt: skip
         spec_for = functools.partial(launch_spec, log_dir=job_log_dir(context.state_dir))
         prepared: list[Launch] = []
         for (record, decision), new in zip(decided, stored, strict=True):
