@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -42,7 +42,7 @@ from daemon.inventory import InventoryGpu
 from daemon.learning import Learning
 from daemon.ledger import DecisionRecord
 from daemon.settings import Settings
-from policies import Decision, Device, JobSpec, PoliciesError, ZoneIntensity
+from policies import Decision, JobSpec, PoliciesError, ZoneIntensity
 from policies.candidates import estimate_on
 from policies.footprint.gpus import GpuCatalog
 from policies.footprint.outcome import RealisedIntensity, compute_outcome
@@ -76,12 +76,10 @@ class JobMeasurement:
         lifetime_years: GPU lifetime for amortising embodied carbon.
         index_of: device id -> backend device index, for every measured GPU.
         recalibration: the starting factors (default: none learned yet).
-        learning: where the factors are learned (default: a new one from ``recalibration``);
-            the service passes its own, so GPU-metered and executor-measured runs teach one
-            :class:`~daemon.learning.Learning`.
 
-    ``recalibration`` holds the online factors per (model, GPU type) (:attr:`learning`'s),
-    updated by every job metered here to its end (:meth:`finished`).
+    :attr:`learning` holds the online factors per (model, GPU type), updated by every job
+    metered here to its end (:meth:`finished`); the service uses it as its own, so GPU-metered
+    and executor-measured runs teach one :class:`~daemon.learning.Learning`.
     """
 
     def __init__(
@@ -91,23 +89,18 @@ class JobMeasurement:
         lifetime_years: float,
         index_of: Mapping[str, int],
         recalibration: Recalibration | None = None,
-        learning: Learning | None = None,
     ) -> None:
         self.monitor = monitor
         self._lifetime_years = lifetime_years
         known = {d.index for d in monitor.devices()}
         self._index_of = {d: i for d, i in index_of.items() if i in known}
         self._jobs: dict[str, _Tracked] = {}
-        self.learning = learning or Learning(recalibration)
+        self.learning = Learning(recalibration)
 
     @property
     def recalibration(self) -> Recalibration:
         """The factors learned so far (:attr:`learning`'s)."""
         return self.learning.recalibration
-
-    @recalibration.setter
-    def recalibration(self, recalibration: Recalibration) -> None:
-        self.learning.recalibration = recalibration
 
     def close(self) -> None:
         """Stop the sampler and close the GPU backend."""
@@ -234,10 +227,6 @@ class JobMeasurement:
 
     def _recalibrate(self, job: JobSpec, tracked: _Tracked, energy: JobEnergy) -> None:
         self.learning.learn(job, tracked.gpus[0].device, energy.energy_j, energy.duration_s)
-
-    def relearn(self, history: Iterable[tuple[JobSpec, Device, float, float]]) -> int:
-        """Rebuild :attr:`recalibration` from measured runs (:meth:`Learning.relearn`)."""
-        return self.learning.relearn(history)
 
     def _sample(
         self, tracked: _Tracked, now: datetime, forecasts: Mapping[str, ZoneIntensity]
