@@ -198,9 +198,9 @@ class PlanState:
         fit: BoolArray = np.any(ok, axis=1)
         fits = [j for j, f in zip(order, fit[order].tolist(), strict=True) if f]
         at = index[fits]
+        pue = np.array([p.pue for p in pools])
         inputs = GreedyInputs(
-            rows.cost, rows.cost_now, rows.intensity, rows.intensity_now, rows.energy,
-            np.array([p.pue for p in pools]),
+            rows.cost, rows.cost_now, rows.intensity, rows.intensity_now, rows.energy, pue,
             rows.embodied, rows.lower, rows.latest, rows.allowed, rows.ok, rows.duration,
             rows.left_s, rows.gpus,
         )  # fmt: skip
@@ -217,14 +217,14 @@ class PlanState:
             decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)
         times = self._times(grid)
         ready = round_alternatives.Ready(pools, grid)
-        run_now = round_alternatives.run_now(rows, at, pools, grid, times, now, ready)
+        run_now = round_alternatives.RunNow(rows, at, pools, grid, times, now, ready, pue)
         plans = round_alternatives.planned(rows, at, pool, slot, pools, times)
         held = slot > 0  # and the jobs planned now that find too few devices free
         n = np.flatnonzero(~held)
         ks = n.tolist()
         for k, decision in zip(ks, round_decisions.started(
             rows, at[n], [jobs[fits[k]] for k in ks], pool[n], [plans[k] for k in ks],
-            [run_now[k] for k in ks], [_NOTES[x] for x in note[n].tolist()], policy,
+            run_now.alternatives(n), [_NOTES[x] for x in note[n].tolist()], policy,
             params.alternatives, pools, times, ready,
         ), strict=True):  # fmt: skip
             if decision is None:
@@ -234,8 +234,8 @@ class PlanState:
         h = np.flatnonzero(held)
         ks = h.tolist()
         for k, decision in zip(ks, round_decisions.held(
-            rows, at[h], [jobs[fits[k]] for k in ks], [plans[k] for k in ks], slot[h],
-            rows.latest[at[h], pool[h]], grid, [run_now[k] for k in ks], policy, self._savings,
+            rows, at[h], [jobs[fits[k]] for k in ks], [plans[k] for k in ks], pool[h], slot[h],
+            rows.latest[at[h], pool[h]], grid, run_now, h, policy, self._savings, pue,
         ), strict=True):  # fmt: skip
             decisions[fits[k]] = decision
         return [d for d in decisions if d is not None]
