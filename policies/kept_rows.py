@@ -2,7 +2,8 @@
 
 Preallocated arrays, one row per job while it is queued, and the objects last tick built from
 them (plans, run-now counterfactuals, held decisions), reused when their cell is unchanged;
-and the plan the service handed back for each job, with its (pool, slot).
+and the plan the service handed back for each job, with its (pool, slot). :func:`grams` reads
+the grams of cells as :func:`alternatives` would build them, without building them.
 """
 
 from __future__ import annotations

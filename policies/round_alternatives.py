@@ -1,6 +1,7 @@
 """A planning round's alternatives from the kept rows (:mod:`policies.incremental`): each
-queued job's run-now counterfactual and its planned cell, last round's objects where the cell
-is the same, and each pool's ready devices looked up once per round."""
+queued job's run-now counterfactual (its cell and grams for every job, the object only for
+the jobs whose decision is built this round) and its planned cell, last round's objects where
+the cell is the same, and each pool's ready devices looked up once per round."""
 
 from __future__ import annotations
 

@@ -1,7 +1,16 @@
 """A planning round's decisions built from the kept rows (:mod:`policies.incremental`), with
 the fields and reasons ``planner._decide`` gives them: a job started now (its devices, the
-best other pools as alternatives) or held (its plan; last round's decision or reason where
-they read the same)."""
+best other pools as alternatives) or held (its plan).
+
+A held decision that would read as last round's (the same plan object, latest safe start,
+policy, a slot later than 0, and the same rounded "% below run-now") is **last round's
+object**, its run-now counterfactual the one stored with it, where a full re-plan builds this
+round's (slot 0 starts now, so its figures move every round). Every other field is the full
+re-plan's. The daemon stores a decision only when its action, policy, reason, devices or start
+change, so a repeated decision's counterfactual is neither stored nor read; the counterfactual
+built for it serves nobody, and building it (and a new decision) for each of ~250 held jobs a
+round was most of a round's cost per held job.
+"""
 
 from __future__ import annotations
 
