@@ -112,21 +112,21 @@ class RunNow:
         out: list[Alternative | None] = [None] * len(ks)
         has = np.flatnonzero(self.pool[ks] >= 0)
         r, p, s = self._at[ks[has]], self.pool[ks[has]], self.slot[ks[has]]
-        ids = [self._ids[g][q] for g, q in zip(rows.gpus[r].tolist(), p.tolist(), strict=True)]
         cell = rows.run_now_cell[r]
         todo = ~((s > 0) & (cell[:, 0] == p) & (cell[:, 1] == s))
-        kept = rows.run_now
+        kept, ids, at = rows.run_now, self._ids, has.tolist()
+        rs, gs, ps = r.tolist(), rows.gpus[r].tolist(), p.tolist()
         for i in np.flatnonzero(~todo).tolist():  # last round's object, if its devices too
-            seen = kept[int(r[i])]
-            if seen is not None and seen.device_ids == ids[i]:
-                out[int(has[i])] = seen
+            seen = kept[rs[i]]
+            if seen is not None and seen.device_ids == ids[gs[i]][ps[i]]:
+                out[at[i]] = seen
             else:
                 todo[i] = True
         t = np.flatnonzero(todo)
         built = alternatives(rows, r[t], p[t], s[t], self._pools, self._times,
-                             [ids[i] for i in t.tolist()])  # fmt: skip
-        for i, row, alt in zip(t.tolist(), r[t].tolist(), built, strict=True):
-            out[int(has[i])] = kept[row] = alt
+                             [ids[gs[i]][ps[i]] for i in t.tolist()])  # fmt: skip
+        for i, alt in zip(t.tolist(), built, strict=True):
+            out[at[i]] = kept[rs[i]] = alt
         rows.run_now_cell[r[t], 0] = p[t]
         rows.run_now_cell[r[t], 1] = s[t]
         return out
