@@ -14,7 +14,8 @@ and the outcomes' details are copied as they are).
 Then, as a restart does, the ledger is opened afresh and timed: the relearning alone
 (:func:`daemon.learning.measured_history` folded by :meth:`Learning.relearn`), and the whole
 ``Service.start`` (which also re-adopts runs and loads the totals), CPU
-(``time.process_time``) and wall, with the factors learned.
+(``time.process_time``) and wall, with the factors learned; and, in a child process that only
+opens the ledger and relearns, the memory it takes (peak RSS before and after the relearning).
 
 ``python -m bench relearn`` (100,000 jobs); ``python -m bench.bench_relearn --jobs 10000``.
 """
@@ -24,7 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -262,7 +265,36 @@ def relearn(state: Path, jobs: int, repeat: int = 1) -> Relearned:
     return Relearned(jobs, folded, cpu_s, wall_s, start_cpu_s, start_wall_s, learning)
 
 
-def _report(result: Relearned) -> list[str]:
+def _relearn_only(state: Path) -> dict[str, float]:
+    """In a child process (``--child STATE``): relearn from the ledger in ``state``; the peak
+    RSS (MiB) before and after."""
+    configure_logging(level="WARNING")
+    before = _peak_rss_mib()
+    with Ledger.open(state / "ledger.db") as ledger:
+        Learning().relearn(measured_history(ledger, build_inventory(REGIONS)))
+    return {"before_mib": before, "after_mib": _peak_rss_mib()}
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS (MiB): Linux's ``VmHWM`` (``ru_maxrss`` would count the
+    parent's pages from before the ``exec``), else ``ru_maxrss``."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (line,) = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+    return int(line.split()[1]) / 1024
+
+
+def _memory(state: Path) -> dict[str, float]:
+    """:func:`_relearn_only` in a fresh process (this one holds the fill's memory)."""
+    argv = [sys.executable, "-m", "bench.bench_relearn", "--child", str(state)]
+    child = subprocess.run(argv, check=True, capture_output=True, text=True)
+    result: dict[str, float] = json.loads(child.stdout)
+    return result
+
+
+def _report(result: Relearned, memory: dict[str, float]) -> list[str]:
     per_row_us = result.cpu_s / result.jobs * 1e6
     lines = [
         f"relearn (best of the tries): {result.folded:,} runs folded from {result.jobs:,} "
@@ -270,6 +302,8 @@ def _report(result: Relearned) -> list[str]:
         f"{result.jobs / result.cpu_s:,.0f} jobs/s, {per_row_us:.1f} us CPU per job",
         f"Service.start (relearn, adopt, totals): {result.start_cpu_s:.2f} s CPU "
         f"({result.start_wall_s:.2f} s wall)",
+        f"peak RSS of a process that opens the ledger and relearns: {memory['after_mib']:.0f} MiB "
+        f"({memory['before_mib']:.0f} MiB before relearning)",
     ]
     recalibration = result.learning.recalibration
     for state in sorted(recalibration.factors.values(), key=lambda s: (s.model, s.gpu)):
@@ -298,10 +332,14 @@ def main(argv: Sequence[str] | None = None) -> Relearned:
         print(f"ledger: {args.jobs:,} finished jobs ({len(TEMPLATE)} template runs copied), "
               f"{size_mib:.0f} MiB, filled in {fill_wall_s:.1f} s")  # fmt: skip
         result = relearn(state, args.jobs, max(1, args.repeat))
-    for line in _report(result):
+        memory = _memory(state)
+    for line in _report(result, memory):
         print(line)
     return result
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--child"]:  # _memory's child
+        print(json.dumps(_relearn_only(Path(sys.argv[2]))), flush=True)
+    else:
+        main(sys.argv[1:])

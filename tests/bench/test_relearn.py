@@ -36,3 +36,4 @@ def test_main_prints_the_timing_and_the_factors(capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     assert f"{succeeded} runs folded from 20 finished jobs" in out
     assert f"llama-3.1-8b on A100-80GB: {on_a100} runs, energy x" in out
+    assert "peak RSS of a process that opens the ledger and relearns: " in out

@@ -298,6 +298,8 @@ def test_a_restart_relearns_what_a_mixed_ledger_taught_live(tmp_path: Path) -> N
         assert history == list(_reference_history(ledger, inventory))
         assert [job.job_id for job, *_ in history] == [job.job_id for job, *_ in lessons]
         assert all(job == job_spec(ledger.job(job.job_id)) for job, *_ in history)
+        ledger._json_functions = False  # as on an SQLite without them: no keys, a parse per run
+        assert list(measured_history(ledger, inventory)) == history
 
     restarted, measurement = _mixed_service(tmp_path, FakeClock())
     restarted.start(FakeClock()())
