@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from daemon.ledger.runs import Runs
 from daemon.ledger.spec_json import plain_spec_json
 from daemon.ledger.waiting import Waiting, WaitingIndex
 from daemon.queue.line import JobRequest
-from daemon.states import FINAL_STATES, TRANSITIONS, check_transition
+from daemon.states import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, check_transition
 
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
 
@@ -34,7 +35,8 @@ class Ledger(Decisions, Runs, MeasuredRuns, Accounting, QueueState):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
 
-    _counted: bool | None = None  # whether the schema keeps counts by state (version 5)
+    # The finished jobs per final state as of transitions row ``seq`` (counts_by_state).
+    _finished: tuple[int, dict[str, int]] | None = None
     # Parsed requests by their stored JSON text (a job's spec never changes once stored): the
     # service reads the waiting jobs every round; parsing them again each time was most of it.
     _requests: dict[str, JobRequest] | None = None
@@ -57,6 +59,7 @@ class Ledger(Decisions, Runs, MeasuredRuns, Accounting, QueueState):
         self._run_writes += 1
         self._kept.forget()
         self._waiting_index = None
+        self._finished = None
         self._samples.forget()
 
     # -- jobs -------------------------------------------------------------------------------
@@ -213,18 +216,52 @@ class Ledger(Decisions, Runs, MeasuredRuns, Accounting, QueueState):
             yield self._job(row)
 
     def counts_by_state(self) -> dict[str, int]:
-        """How many jobs are in each state (states without jobs are absent); read from the
-        counts the schema's triggers keep, not by counting the jobs (a ledger a reader opens
-        before a newer daemon migrated it is counted)."""
-        if self._counted is None:
-            self._counted = self.schema_version() >= 5
-        if not self._counted:
-            rows = self._exec("SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state")
-        else:
-            rows = self._exec(
-                "SELECT state, jobs FROM job_state_counts WHERE jobs > 0 ORDER BY state"
-            )
-        return {str(r[0]): int(r[1]) for r in rows}
+        """How many jobs are in each state (states without jobs are absent), read in one
+        snapshot without counting the history each time: the active jobs on the ``jobs_state``
+        index, the finished ones counted once, then followed through the transitions added
+        since (a final state is never left and no job is deleted, so each finished job moved
+        into its state once, with a ``transitions`` row written in the same transaction)."""
+        finals = sorted(FINAL_STATES)
+        marks = ", ".join("?" * len(finals))
+        with self._snapshot():
+            last = int(self._exec("SELECT coalesce(max(seq), 0) FROM transitions").fetchone()[0])
+            kept = self._finished
+            if kept is None:
+                finished = dict.fromkeys(finals, 0)
+                rows = self._exec(
+                    f"SELECT state, count(*) FROM jobs WHERE state IN ({marks}) GROUP BY state",
+                    finals,
+                )
+            else:
+                finished = dict(kept[1])
+                rows = self._exec(
+                    "SELECT to_state, count(*) FROM transitions WHERE seq > ? AND seq <= ?"
+                    f" AND to_state IN ({marks}) GROUP BY to_state",
+                    (kept[0], last, *finals),
+                )
+            for state, n in rows:
+                finished[str(state)] += int(n)
+            active = self._exec(
+                "SELECT state, count(*) FROM jobs WHERE state IN (?, ?, ?) GROUP BY state",
+                sorted(ACTIVE_STATES),
+            ).fetchall()
+        self._finished = (last, finished)
+        counts = {str(state): int(n) for state, n in active}
+        counts.update((state, n) for state, n in finished.items() if n > 0)
+        return dict(sorted(counts.items()))
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """The reads inside see one committed state of the ledger (a read transaction), or
+        the caller's own transaction when one is open."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._exec("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
 
     def transition(
         self, job_id: str, new_state: str, at: datetime, reason: str, *, seen: str | None = None

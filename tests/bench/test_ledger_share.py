@@ -39,7 +39,8 @@ def test_a_run_counts_every_job_row_and_restores_the_ledger(
     assert 0.0 < sqlite_s < elapsed
     assert Ledger.open == open_before and "open" not in Ledger.__dict__
     out = capsys.readouterr().out
-    assert "SQLite alone allows" in out and "INSERT INTO jobs" in out
+    assert "SQLite alone allows" in out
+    assert any(line.lstrip().startswith("INSERT INTO ") for line in out.splitlines())
 
 
 def test_timed_connection_counts_statements_and_rows(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import random
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     Ledger,
     LedgerError,
@@ -19,7 +22,13 @@ from daemon.ledger import (
     UnknownJobError,
     export_table,
 )
-from daemon.states import FINAL_STATES, STATES, TRANSITIONS, InvalidTransitionError
+from daemon.states import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    STATES,
+    TRANSITIONS,
+    InvalidTransitionError,
+)
 from policies import Alternative, Decision
 from tests.daemon.helpers import job_request
 
@@ -124,27 +133,66 @@ def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger
         assert reader.counts_by_state() == ledger.counts_by_state()
 
 
-def test_counts_by_state_of_jobs_recorded_before_the_counts(tmp_path: Path) -> None:
+def test_counts_by_state_of_a_ledger_that_kept_them_by_triggers(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     with Ledger.open(path) as ledger, ledger.transaction():
         for name in "abc":
             ledger.add_job(job_request(name, NOW), 1000, 1000, "queue.jsonl:1", NOW)
         ledger.transition("a", "running", NOW, "dispatched")
-    db = sqlite3.connect(path)  # back to schema 4, as a ledger of an older carbond
+    version_5 = dict((v, script) for v, _, script in MIGRATIONS)[5]
+    db = sqlite3.connect(path)  # back to schema 5, as a ledger of an older carbond
     db.executescript(
-        "DROP TABLE job_state_counts; DROP TRIGGER job_state_counts_insert;"
-        " DROP TRIGGER job_state_counts_delete; DROP TRIGGER job_state_counts_update;"
-        " DELETE FROM schema_migrations WHERE version = 5;"
-        " PRAGMA user_version = 4;"
+        version_5 + "DELETE FROM schema_migrations WHERE version > 5; PRAGMA user_version = 5;"
     )
     db.close()
-    with Ledger.open_readonly(path) as reader:  # not migrated yet: counted
+    with Ledger.open_readonly(path) as reader:  # not migrated yet
+        assert reader.schema_version() == 5
         assert reader.counts_by_state() == {"queued": 2, "running": 1}
     with Ledger.open(path) as ledger:
         assert ledger.counts_by_state() == {"queued": 2, "running": 1}
         with ledger.transaction():
-            ledger.transition("b", "running", NOW, "dispatched")
-        assert ledger.counts_by_state() == _counted(path) == {"queued": 1, "running": 2}
+            ledger.transition("a", "succeeded", NOW, "exit 0")
+        assert ledger.counts_by_state() == _counted(path) == {"queued": 2, "succeeded": 1}
+    db = sqlite3.connect(path)
+    left = db.execute("SELECT name FROM sqlite_master WHERE name LIKE 'job_state_counts%'")
+    assert left.fetchall() == []  # the triggers and their table went with the migration
+    db.close()
+
+
+def test_counts_by_state_follow_a_random_history_in_the_writer_and_a_reader(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """Every state change of a random history (rolled-back ones too), counted by the writer
+    and by a reader that opened before most of it, equals counting the rows."""
+    rng = random.Random(7)
+    path = tmp_path / "ledger.db"
+    with ledger.transaction():
+        ledger.add_job(job_request("j0", NOW), 1000, 1000, "queue.jsonl:1", NOW)
+    reader = Ledger.open_readonly(path)
+    try:
+        for step in range(1, 150):
+            moves = [(job.job_id, new) for job in ledger.jobs(sorted(ACTIVE_STATES))
+                     for new in TRANSITIONS[job.state]]  # fmt: skip
+            roll = rng.random() < 0.15
+            with contextlib.suppress(RuntimeError), ledger.transaction():
+                for _ in range(rng.randint(1, 3)):
+                    if not moves or rng.random() < 0.3:
+                        name = f"j{step}-{rng.randrange(10**6)}"
+                        ledger.add_job(job_request(name, NOW), 1000, 1000, "q:1", NOW)
+                    else:
+                        job_id, new = rng.choice(moves)
+                        with contextlib.suppress(InvalidTransitionError):  # moved already
+                            ledger.transition(job_id, new, NOW, "random")
+                if roll:
+                    ledger.counts_by_state()  # counts its own writes, then forgets them
+                    raise RuntimeError("rolled back")
+            counted = _counted(path)
+            assert ledger.counts_by_state() == counted, step
+            if step % 3 == 0:  # the reader follows from wherever it last counted
+                assert reader.counts_by_state() == counted, step
+        assert set(_counted(path)) & FINAL_STATES  # the history finished some jobs
+    finally:
+        reader.close()
 
 
 def test_most_urgent_waiting_reads_back_what_changed_since_last_time(ledger: Ledger) -> None:

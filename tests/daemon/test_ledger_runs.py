@@ -60,9 +60,9 @@ def _one_by_one(ledger: Ledger, ends: Sequence[RunEnd], at: datetime) -> None:
 
 
 def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in rowid order (the counts by state too)."""
+    """Every row of every table, in rowid order."""
     with sqlite3.connect(path) as db:
-        tables = [*EXPORTABLE, "job_state_counts", "sqlite_sequence"]
+        tables = [*EXPORTABLE, "sqlite_sequence"]
         return {t: [tuple(r) for r in db.execute(f"SELECT * FROM {t} ORDER BY rowid")]
                 for t in tables}  # fmt: skip
 
