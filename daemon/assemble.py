@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -38,6 +38,7 @@ from daemon.settings import RegionSettings, Settings
 from daemon.signals import build_signal_chain
 from daemon.sites import SiteView, build_sites
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
+from policies.footprint.recalibration import Recalibration
 
 __all__ = [
     "LEDGER_NAME",
@@ -106,8 +107,23 @@ def build_service(
         on_close=on_close,
         measurement=measurement,
         sites=SiteView(build_sites(settings.regions)),
-        learning=learning,
+        learning=_configure_learning(learning or Learning(), settings),
     )
+
+
+def _configure_learning(learning: Learning, settings: Settings) -> Learning:
+    """``learning``, its factors judged from now on by the evidence ``settings.recalibration``
+    asks for (``min_samples``, ``min_measured_s``) before the planner uses them; what it
+    learned is kept. Whether a factor is in use is decided each time it is read, so a reload
+    that lowers a threshold applies at the next plan. Returns ``learning``."""
+    wanted = settings.recalibration
+    config = replace(
+        learning.recalibration.config,
+        min_samples=wanted.min_samples,
+        min_measured_s=wanted.min_measured_s,
+    )
+    learning.recalibration = Recalibration(config, learning.recalibration.factors)
+    return learning
 
 
 def build_executors(settings: Settings) -> dict[str, Executor]:
@@ -318,6 +334,8 @@ def build_daemon(
             clock=gpu_clock or time.monotonic,
             sample=gpu_clock is None,
         )
+        if measurement is not None:  # its learning is the service's from now on
+            _configure_learning(measurement.learning, settings)
         service.measurement = measurement
     except BaseException:
         ledger.close()

@@ -46,6 +46,7 @@ from daemon.settings.sections import (
     MetricsSettings,
     PolicySettings,
     QueueSettings,
+    RecalibrationSettings,
     SignalsSettings,
     SimulatedExecutorSettings,
     SlurmExecutorSettings,
@@ -66,6 +67,7 @@ __all__ = [
     "MetricsSettings",
     "PolicySettings",
     "QueueSettings",
+    "RecalibrationSettings",
     "RegionSettings",
     "Settings",
     "SignalsSettings",
@@ -116,6 +118,7 @@ class Settings(BaseSettings):
     intervals: IntervalSettings = IntervalSettings()
     intensity: IntensitySettings = IntensitySettings()
     queue: QueueSettings = QueueSettings()
+    recalibration: RecalibrationSettings = RecalibrationSettings()
 
     @model_validator(mode="after")
     def _unique_regions(self) -> Settings:

@@ -1,6 +1,6 @@
 """The settings tree's sections other than the regions' (:mod:`daemon.settings.regions`):
 API access, signals, GPUs, catalog overrides, policy, intervals, intensity, queue, metrics,
-executors and logging. Every section is frozen and refuses unknown keys."""
+executors, logging and recalibration. Every section is frozen and refuses unknown keys."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from policies.footprint.recalibration import DEFAULT_RECALIBRATION
 
 __all__ = [
     "CatalogSettings",
@@ -21,6 +23,7 @@ __all__ = [
     "MetricsSettings",
     "PolicySettings",
     "QueueSettings",
+    "RecalibrationSettings",
     "SignalsSettings",
     "SimulatedExecutorSettings",
     "SlurmExecutorSettings",
@@ -189,3 +192,17 @@ class LogSettings(_Section):
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "console"] = "auto"
+
+
+class RecalibrationSettings(_Section):
+    """How much measured evidence a (model, GPU type) needs before the planner uses the factors
+    learned from it (docs/gpus.md, "Recalibration"): at least ``min_samples`` succeeded
+    measured runs that together cover ``min_measured_s`` seconds of run time. Until then its
+    estimates stay the catalog's. Lower ``min_measured_s`` where jobs are short and the meter
+    is trusted; raise either to wait for more evidence.
+    """
+
+    min_samples: int = Field(default=DEFAULT_RECALIBRATION.min_samples, ge=1, le=1_000_000)
+    min_measured_s: float = Field(
+        default=DEFAULT_RECALIBRATION.min_measured_s, ge=0, le=1e9, allow_inf_nan=False
+    )

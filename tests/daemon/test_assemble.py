@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from daemon.assemble import build_daemon, build_executors, intervals_of
+import pytest
+
+from daemon.assemble import build_daemon, build_executors, intervals_of, rebuild_service
 from daemon.executors.local import LocalExecutor
 from daemon.executors.simulated import SimulatedExecutor
 from daemon.loop import Intervals
 from daemon.settings import RegionSettings, Settings
+from policies.footprint.recalibration import Observation
 
 
 def test_executors_and_intervals_follow_the_settings(tmp_path: Path) -> None:
@@ -46,3 +49,38 @@ def test_discovered_gpus_become_devices_and_close_releases_them(tmp_path: Path) 
     assert ids == ["here/0", "here/3"] and indices == [0, 3]
     assert released == [True]
     assert (tmp_path / "ledger.db").is_file()
+
+
+MODEL, GPU = "llama-1b", "T4"
+# one measured 60 s run that drew 1.5x the estimated energy
+RUN = Observation(MODEL, GPU, 100.0, 150.0, 60.0, 60.0)
+
+
+@pytest.mark.parametrize("executor", ["simulated", "slurm"])
+def test_the_recalibration_thresholds_follow_the_settings_at_start_and_reload(
+    tmp_path: Path, executor: str
+) -> None:
+    """Whether GPUs are metered here (``simulated``: the measurement's learning) or not (a
+    Slurm region: the service's own), ``[recalibration]`` decides when learned factors are used,
+    and a reload applies new thresholds to what was learned."""
+    region = RegionSettings(name="r", zone="CA-QC", executor=executor, gpus=(GPU,),
+                            slurm={"partition": "p"} if executor == "slurm" else None)  # fmt: skip
+    lenient = {"min_samples": 1, "min_measured_s": 60.0}
+    settings = Settings(state_dir=tmp_path, regions=(region,), policy={"name": "run-now"},
+                        recalibration=lenient)  # fmt: skip
+    daemon = build_daemon(settings, gpu_clock=lambda: 0.0)
+    try:
+        assert (daemon.measurement is not None) == (executor == "simulated")
+        learning = daemon.service.learning
+        learning.recalibration = learning.recalibration.updated(RUN)
+        assert learning.recalibration.energy_factor(MODEL, GPU) == pytest.approx(1.5)
+
+        strict = Settings(state_dir=tmp_path, regions=(region,), policy={"name": "run-now"})
+        reloaded = rebuild_service(daemon, strict, None).learning.recalibration
+        assert reloaded.get(MODEL, GPU).samples == 1  # kept
+        assert reloaded.energy_factor(MODEL, GPU) == 1.0  # defaults: 3 runs, 600 s
+
+        back = rebuild_service(daemon, settings, None).learning.recalibration
+        assert back.energy_factor(MODEL, GPU) == pytest.approx(1.5)
+    finally:
+        daemon.close()
