@@ -155,9 +155,10 @@ def _run_template(state: Path) -> None:
         ledger.close()
 
 
-def build_ledger(path: Path, jobs: int) -> None:
+def build_ledger(path: Path, jobs: int, *, distinct: bool = False) -> None:
     """A ledger at ``path`` with ``jobs`` finished jobs: the template's, copied (module
-    docstring)."""
+    docstring). ``distinct``: each copy's requests ask for ``copy`` more requests, so no copy's
+    requests are another's (their measured energy stays the template's)."""
     with tempfile.TemporaryDirectory() as tmp:
         _run_template(Path(tmp))
         with Ledger.open_readonly(Path(tmp) / "ledger.db") as template:
@@ -180,7 +181,8 @@ def build_ledger(path: Path, jobs: int) -> None:
                 copy, template_id = divmod(i, len(order))
                 shift, job_id = span * copy, f"c{copy}-{order[template_id]}"
                 for table, table_rows in by_job[order[template_id]].items():
-                    batch[table].extend(_moved(row, job_id, shift) for row in table_rows)
+                    more = copy if distinct else 0
+                    batch[table].extend(_moved(row, job_id, shift, more) for row in table_rows)
             for table in TABLES:  # parents first
                 db.executemany(inserts[table], batch[table])
             db.commit()
@@ -201,8 +203,9 @@ def _insert(table: str, row: dict[str, Any]) -> str:
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
 
 
-def _moved(row: dict[str, Any], job_id: str, shift: timedelta) -> tuple[Any, ...]:
-    """``row`` of a copy: under ``job_id`` (its stored request too), its times ``shift`` later."""
+def _moved(row: dict[str, Any], job_id: str, shift: timedelta, more: int) -> tuple[Any, ...]:
+    """``row`` of a copy: under ``job_id`` (its stored request too, asking for ``more``
+    requests), its times ``shift`` later."""
     values = []
     for name, value in row.items():
         if name in SERIAL_COLUMNS:
@@ -214,6 +217,7 @@ def _moved(row: dict[str, Any], job_id: str, shift: timedelta) -> tuple[Any, ...
         elif name == "spec_json":
             spec = json.loads(value)
             spec["id"] = job_id
+            spec["requests"] += more
             if spec.get("deadline"):
                 spec["deadline"] = _later(spec["deadline"], shift)
             values.append(json.dumps(spec))
@@ -320,6 +324,11 @@ def main(argv: Sequence[str] | None = None) -> Relearned:
     parser = argparse.ArgumentParser(prog="bench_relearn", description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=100_000, help="finished jobs in the ledger")
     parser.add_argument("--repeat", type=int, default=3, help="tries of each timing (best kept)")
+    parser.add_argument(
+        "--distinct-requests",
+        action="store_true",
+        help="each copy's requests ask for more requests: no copy's alike",
+    )
     args = parser.parse_args(list(argv) if argv is not None else [])
     if args.jobs < len(TEMPLATE):
         parser.error(f"--jobs must be at least {len(TEMPLATE)} (one template)")
@@ -327,10 +336,12 @@ def main(argv: Sequence[str] | None = None) -> Relearned:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
-        _, _, fill_wall_s = _timed(lambda: build_ledger(state / "ledger.db", args.jobs))
+        path, distinct = state / "ledger.db", args.distinct_requests
+        _, _, fill_wall_s = _timed(lambda: build_ledger(path, args.jobs, distinct=distinct))
         size_mib = (state / "ledger.db").stat().st_size / 2**20
-        print(f"ledger: {args.jobs:,} finished jobs ({len(TEMPLATE)} template runs copied), "
-              f"{size_mib:.0f} MiB, filled in {fill_wall_s:.1f} s")  # fmt: skip
+        shapes = "new requests in every copy" if distinct else "the same requests in every copy"
+        print(f"ledger: {args.jobs:,} finished jobs ({len(TEMPLATE)} template runs copied, "
+              f"{shapes}), {size_mib:.0f} MiB, filled in {fill_wall_s:.1f} s")  # fmt: skip
         result = relearn(state, args.jobs, max(1, args.repeat))
         memory = _memory(state)
     for line in _report(result, memory):

@@ -130,7 +130,8 @@ def _job_spec(
     run: MeasuredRun, ledger: Ledger, views: dict[str, JobSpec | PoliciesError]
 ) -> JobSpec | None:
     """The planner's view of ``run``'s job (:func:`daemon.planning.job_spec` of its ledger
-    job), parsed once per request key (``views``); None (logged) when it no longer parses."""
+    job), parsed once per request key (``views``: emptied when it holds :data:`_VIEWS_KEPT`);
+    None (logged) when it no longer parses."""
     view = views.get(run.request_key) if run.request_key is not None else None
     if view is None:
         try:
@@ -142,6 +143,8 @@ def _job_spec(
                         error=f"unreadable job row: {e!r}")  # fmt: skip
             return None
         if run.request_key is not None:
+            if len(views) >= _VIEWS_KEPT:  # bounded: a ledger of all-different requests
+                views.clear()
             views[run.request_key] = view
     if isinstance(view, PoliciesError):
         log.warning("recalibration_history_skipped", job_id=run.job_id, error=str(view))
@@ -149,3 +152,6 @@ def _job_spec(
     if view.job_id == run.job_id:
         return view
     return replace(view, job_id=run.job_id, submitted_at=run.submitted_at, deadline=run.deadline)
+
+
+_VIEWS_KEPT = 4096

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from daemon import learning
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
 from daemon.intensity import EmbeddedIntensity
@@ -237,8 +238,8 @@ def _run_mixed(tmp_path: Path) -> tuple[dict[tuple[str, str], RecalibrationFacto
     the factors learned live and every run taught, in order."""
     clock = FakeClock()
     service, measurement = _mixed_service(tmp_path, clock)
-    learning = _RecordingLearning()
-    measurement.learning = learning
+    recording = _RecordingLearning()
+    measurement.learning = recording
     service.start(clock())
     for line in _mixed_jobs():
         append(service.queue.path, job_line(**line))
@@ -254,11 +255,11 @@ def _run_mixed(tmp_path: Path) -> tuple[dict[tuple[str, str], RecalibrationFacto
         if service.ledger.counts_by_state().keys() <= {"succeeded", "failed"}:
             break
     assert service.ledger.counts_by_state() == {"succeeded": 21, "failed": 3}
-    assert service.learning is learning
-    live = dict(learning.recalibration.factors)
+    assert service.learning is recording
+    live = dict(recording.recalibration.factors)
     service.close()
     measurement.close()
-    return live, learning.lessons
+    return live, recording.lessons
 
 
 def _reference_history(ledger: Ledger, inventory: Sequence[InventoryGpu]) -> Iterator[Lesson]:
@@ -280,7 +281,9 @@ def _reference_history(ledger: Ledger, inventory: Sequence[InventoryGpu]) -> Ite
         yield spec, device, float(row["measured_energy_j"]), float(row["duration_s"])
 
 
-def test_a_restart_relearns_what_a_mixed_ledger_taught_live(tmp_path: Path) -> None:
+def test_a_restart_relearns_what_a_mixed_ledger_taught_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """GPU-metered and sacct-metered runs of several models, GPU types and workloads, several
     ending in one poll, some failing (measured, teaching nothing): a restart relearns exactly
     the factors folded live, reading what the per-row reads read."""
@@ -299,6 +302,9 @@ def test_a_restart_relearns_what_a_mixed_ledger_taught_live(tmp_path: Path) -> N
         assert [job.job_id for job, *_ in history] == [job.job_id for job, *_ in lessons]
         assert all(job == job_spec(ledger.job(job.job_id)) for job, *_ in history)
         ledger._json_functions = False  # as on an SQLite without them: no keys, a parse per run
+        assert list(measured_history(ledger, inventory)) == history
+        ledger._json_functions = None
+        monkeypatch.setattr(learning, "_VIEWS_KEPT", 2)  # the parsed views emptied as they fill
         assert list(measured_history(ledger, inventory)) == history
 
     restarted, measurement = _mixed_service(tmp_path, FakeClock())
