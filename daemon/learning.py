@@ -109,29 +109,38 @@ def measured_history(
     one query (:meth:`Ledger.measured_runs <daemon.ledger.Ledger.measured_runs>`).
 
     Runs on GPU types no longer in ``inventory`` are skipped. So are runs whose stored request
-    no longer parses (its model left the catalog, or the text is not a request), each logged
-    (``recalibration_history_skipped``, naming the job); the others are still read. Jobs whose
+    no longer parses (its model left the catalog, or the text is not a request); the others
+    are still read. Once the history is read, each reason for skipping is logged once
+    (``recalibration_history_skipped``: the error, how many jobs, the first few ids), not once
+    per job: a model removed from the catalog would otherwise log every job it ever ran, at
+    every restart. Jobs whose
     requests differ only in their id and deadline (one workload submitted again and again)
     share one parse: each gets that view under its own id, submission time and deadline,
     which is what :func:`daemon.planning.job_spec` of its ledger job gives.
     """
     by_type = {gpu.device.gpu.name: gpu.device for gpu in inventory}
     views: dict[str, JobSpec | PoliciesError] = {}  # by request key (MeasuredRun)
+    skipped: dict[str, list[str]] = {}  # job ids by the error that skipped them
     for run in ledger.measured_runs():
         device = by_type.get(run.gpu or "")
         if device is None:
             continue
         spec = _job_spec(run, ledger, views)
-        if spec is not None:
+        if isinstance(spec, str):
+            skipped.setdefault(spec, []).append(run.job_id)
+        else:
             yield spec, device, run.measured_energy_j, run.duration_s
+    for error, job_ids in skipped.items():
+        log.warning("recalibration_history_skipped", error=error, jobs=len(job_ids),
+                    job_ids=job_ids[:_IDS_LOGGED])  # fmt: skip
 
 
 def _job_spec(
     run: MeasuredRun, ledger: Ledger, views: dict[str, JobSpec | PoliciesError]
-) -> JobSpec | None:
+) -> JobSpec | str:
     """The planner's view of ``run``'s job (:func:`daemon.planning.job_spec` of its ledger
     job), parsed once per request key (``views``: emptied when it holds :data:`_VIEWS_KEPT`);
-    None (logged) when it no longer parses."""
+    why not, when it no longer parses."""
     view = views.get(run.request_key) if run.request_key is not None else None
     if view is None:
         try:
@@ -139,19 +148,17 @@ def _job_spec(
         except PoliciesError as e:  # the catalog changed: the same for every job of this key
             view = e
         except (ValueError, KeyError, TypeError) as e:  # not as the daemon stores a job
-            log.warning("recalibration_history_skipped", job_id=run.job_id,
-                        error=f"unreadable job row: {e!r}")  # fmt: skip
-            return None
+            return f"unreadable job row: {e!r}"
         if run.request_key is not None:
             if len(views) >= _VIEWS_KEPT:  # bounded: a ledger of all-different requests
                 views.clear()
             views[run.request_key] = view
     if isinstance(view, PoliciesError):
-        log.warning("recalibration_history_skipped", job_id=run.job_id, error=str(view))
-        return None
+        return str(view)
     if view.job_id == run.job_id:
         return view
     return replace(view, job_id=run.job_id, submitted_at=run.submitted_at, deadline=run.deadline)
 
 
 _VIEWS_KEPT = 4096
+_IDS_LOGGED = 5  # job ids named per reason a restart skipped runs

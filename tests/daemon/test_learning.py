@@ -335,12 +335,13 @@ def _edited(text: str, **fields: object) -> str:
 
 def test_a_run_whose_request_no_longer_parses_is_skipped_and_named(tmp_path: Path) -> None:
     """A model gone from the catalog, a request that is not JSON, one missing a field: each of
-    those runs is skipped with a warning naming its job; every other run is relearned, as
-    folding the live runs without them gives."""
+    those runs is skipped, each reason logged once naming its jobs; every other run is
+    relearned, as folding the live runs without them gives."""
     live, lessons = _run_mixed(tmp_path)
     path = tmp_path / "ledger.db"
     bad = {  # a cluster A100 run, a T4 run and a metered run
         "m01": lambda text: _edited(text, model="llama-0b"),
+        "m03": lambda text: _edited(text, model="llama-0b"),  # the same reason: one event
         "m02": lambda text: "{not json",
         "m04": lambda text: _edited(text, input_tokens=None),
     }
@@ -351,7 +352,8 @@ def test_a_run_whose_request_no_longer_parses_is_skipped_and_named(tmp_path: Pat
     with capture_logs() as events:
         restarted.start(FakeClock()())
     skipped = [e for e in events if e["event"] == "recalibration_history_skipped"]
-    assert sorted(e["job_id"] for e in skipped) == sorted(bad)
+    assert sorted(job for e in skipped for job in e["job_ids"]) == sorted(bad)
+    assert sorted(e["jobs"] for e in skipped) == [1, 1, 2]
     assert all(e["log_level"] == "warning" and e["error"] for e in skipped)
     expected = Learning()
     expected.relearn(lesson for lesson in lessons if lesson[0].job_id not in bad)
