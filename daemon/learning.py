@@ -13,11 +13,12 @@ nothing is learned there.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 
 import structlog
 
 from daemon.inventory import InventoryGpu
-from daemon.ledger import Ledger
+from daemon.ledger import Ledger, MeasuredRun
 from daemon.planning import job_spec
 from policies import Device, JobSpec, PoliciesError
 from policies.candidates import estimate_on
@@ -104,24 +105,60 @@ def measured_history(
     ledger: Ledger, inventory: Sequence[InventoryGpu]
 ) -> Iterator[tuple[JobSpec, Device, float, float]]:
     """The ledger's measured successful runs, oldest first, for :meth:`Learning.relearn`
-    (metered by carbond or by their executor: every row with a ``measured_energy_j``).
+    (metered by carbond or by their executor: every row with a ``measured_energy_j``), read in
+    one query (:meth:`Ledger.measured_runs <daemon.ledger.Ledger.measured_runs>`).
 
-    Runs on GPU types no longer in ``inventory``, or whose job no longer parses, are skipped.
+    Runs on GPU types no longer in ``inventory`` are skipped. So are runs whose stored request
+    no longer parses (its model left the catalog, or the text is not a request); the others
+    are still read. Once the history is read, each reason for skipping is logged once
+    (``recalibration_history_skipped``: the error, how many jobs, the first few ids), not once
+    per job: a model removed from the catalog would otherwise log every job it ever ran, at
+    every restart. Jobs whose
+    requests differ only in their id and deadline (one workload submitted again and again)
+    share one parse: each gets that view under its own id, submission time and deadline,
+    which is what :func:`daemon.planning.job_spec` of its ledger job gives.
     """
     by_type = {gpu.device.gpu.name: gpu.device for gpu in inventory}
-    rows = [
-        row
-        for row in ledger.rows("outcomes")
-        if row.get("measured_energy_j") is not None and row.get("duration_s")
-    ]
-    for row in sorted(rows, key=lambda r: str(r["recorded_at"])):
-        job = ledger.job(row["job_id"])
-        decision = ledger.latest_decision(job.job_id)
-        device = by_type.get(decision.gpu or "") if decision else None
-        if job.state != "succeeded" or device is None:
+    views: dict[str, JobSpec | PoliciesError] = {}  # by request key (MeasuredRun)
+    skipped: dict[str, list[str]] = {}  # job ids by the error that skipped them
+    for run in ledger.measured_runs():
+        device = by_type.get(run.gpu or "")
+        if device is None:
             continue
+        spec = _job_spec(run, ledger, views)
+        if isinstance(spec, str):
+            skipped.setdefault(spec, []).append(run.job_id)
+        else:
+            yield spec, device, run.measured_energy_j, run.duration_s
+    for error, job_ids in skipped.items():
+        log.warning("recalibration_history_skipped", error=error, jobs=len(job_ids),
+                    job_ids=job_ids[:_IDS_LOGGED])  # fmt: skip
+
+
+def _job_spec(
+    run: MeasuredRun, ledger: Ledger, views: dict[str, JobSpec | PoliciesError]
+) -> JobSpec | str:
+    """The planner's view of ``run``'s job (:func:`daemon.planning.job_spec` of its ledger
+    job), parsed once per request key (``views``: emptied when it holds :data:`_VIEWS_KEPT`);
+    why not, when it no longer parses."""
+    view = views.get(run.request_key) if run.request_key is not None else None
+    if view is None:
         try:
-            spec = job_spec(job)
-        except PoliciesError:
-            continue
-        yield spec, device, float(row["measured_energy_j"]), float(row["duration_s"])
+            view = job_spec(ledger.job(run.job_id))
+        except PoliciesError as e:  # the catalog changed: the same for every job of this key
+            view = e
+        except (ValueError, KeyError, TypeError) as e:  # not as the daemon stores a job
+            return f"unreadable job row: {e!r}"
+        if run.request_key is not None:
+            if len(views) >= _VIEWS_KEPT:  # bounded: a ledger of all-different requests
+                views.clear()
+            views[run.request_key] = view
+    if isinstance(view, PoliciesError):
+        return str(view)
+    if view.job_id == run.job_id:
+        return view
+    return replace(view, job_id=run.job_id, submitted_at=run.submitted_at, deadline=run.deadline)
+
+
+_VIEWS_KEPT = 4096
+_IDS_LOGGED = 5  # job ids named per reason a restart skipped runs

@@ -2,6 +2,7 @@
 
 from daemon.ledger.decisions import alternative_json
 from daemon.ledger.export import export_table
+from daemon.ledger.measured import MeasuredRun
 from daemon.ledger.records import (
     DecisionRecord,
     JobRecord,
@@ -22,6 +23,7 @@ __all__ = [
     "JobRecord",
     "Ledger",
     "LedgerError",
+    "MeasuredRun",
     "QueueFileRecord",
     "RunEnd",
     "RunRecord",

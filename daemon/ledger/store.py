@@ -19,6 +19,7 @@ from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
 from daemon.ledger.decisions import Decisions, alternative_json
 from daemon.ledger.kept import KeptRows, integer
+from daemon.ledger.measured import MeasuredRuns
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import JobRecord, TransitionRecord
 from daemon.ledger.runs import Runs
@@ -30,7 +31,7 @@ from daemon.states import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, check_transi
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
 
 
-class Ledger(Decisions, Runs, Accounting, QueueState):
+class Ledger(Decisions, Runs, MeasuredRuns, Accounting, QueueState):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
 

@@ -1,27 +1,36 @@
 """The service learns from every measured outcome while it runs: a Slurm-only daemon (no GPU
 metered here) from the energy ``sacct`` reported, a mixed one from both meters without counting a
-run twice; a restart relearns the same factors, and an ending that rolls back teaches nothing."""
+run twice; a restart relearns the same factors (also from a mixed ledger of GPU-metered,
+sacct-metered and failed runs, skipping, with a warning, the runs whose request no longer
+parses), and an ending that rolls back teaches nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from daemon import learning
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
 from daemon.intensity import EmbeddedIntensity
-from daemon.inventory import build_inventory
+from daemon.inventory import InventoryGpu, build_inventory
+from daemon.learning import Learning, measured_history
 from daemon.ledger import Ledger, LedgerError, RunEnd
 from daemon.measurement import JobMeasurement
+from daemon.planning import job_spec
 from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import GpuSettings, RegionSettings, Settings, SlurmRegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
-from policies import get_policy
+from policies import Device, JobSpec, PoliciesError, get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG
+from policies.footprint.recalibration import RecalibrationFactor
 from tests.daemon.helpers import append, job_line
 
 MODEL, GPU = "llama-3.1-8b", "A100-80GB"
@@ -167,4 +176,190 @@ def test_a_mixed_daemon_counts_a_metered_run_once(tmp_path: Path) -> None:
     assert service.learning.recalibration.get(MODEL, GPU).samples == 2
     assert service.learning is measurement.learning
     service.close()
+    measurement.close()
+
+
+# -- a restart on a bigger, mixed ledger --------------------------------------------------------
+
+T4 = "T4"
+CLUSTER = RegionSettings(name="hpc", zone="CA-QC", executor="slurm", gpus=(GPU, GPU, T4, T4),
+                         slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
+Lesson = tuple[JobSpec, Device, float, float]
+
+
+class _RecordingLearning(Learning):
+    """A :class:`Learning` that keeps every run it was taught, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lessons: list[Lesson] = []
+
+    def observe(self, job: JobSpec, device: Device, energy_j: float, duration_s: float) -> bool:
+        self.lessons.append((job, device, energy_j, duration_s))
+        return super().observe(job, device, energy_j, duration_s)
+
+
+def _mixed_service(tmp_path: Path, clock: FakeClock) -> tuple[Service, JobMeasurement]:
+    """A daemon metering its node's A100 (simulated, 1.3x its catalog power) and running Slurm
+    jobs on A100s and T4s (``sacct`` reports 250 W); runs last longer or shorter than planned."""
+    start = clock()
+
+    def monotonic_s() -> float:
+        return (clock() - start).total_seconds()
+
+    backend = SimulatedGpuBackend([simulated_spec(DEFAULT_GPU_CATALOG.get(GPU))],
+                                  true_power_factor=1.3, clock=monotonic_s)  # fmt: skip
+    backend.start()
+    monitor = GpuMonitor(backend, GpuSettings(), clock=monotonic_s, sample=False)
+    measurement = JobMeasurement(monitor, lifetime_years=5.0, index_of={"node/0": 0})
+    local = RecordingExecutor("local", duration_factor=0.9)
+    slurm = _sacct(250.0)
+    slurm.duration_factor = 1.15
+    return _service(tmp_path, [local, slurm], (NODE, CLUSTER), measurement), measurement
+
+
+def _mixed_jobs() -> Iterator[dict[str, object]]:
+    """24 jobs: a few workloads submitted again and again (some with deadlines), on the node
+    and on the cluster's A100s and T4s; three of them fail."""
+    shapes = [("node", "llama-3.1-8b", GPU, 256), ("hpc", "llama-3.1-8b", GPU, 512),
+              ("hpc", "llama-3.2-1b", T4, 256), ("hpc", "llama-3.2-3b", T4, 128)]  # fmt: skip
+    for n in range(24):
+        region, model, gpu, requests = shapes[n % len(shapes)]
+        deadline = {"deadline": f"+{24 + n}h"} if n % 3 == 0 else {}
+        yield {"id": f"m{n:02d}", "model": model, "requests": requests, "batch_size": 8,
+               "regions": [region], "gpu_types": [gpu], **deadline}  # fmt: skip
+
+
+FAILING = ("m05", "m09", "m14")
+
+
+def _run_mixed(tmp_path: Path) -> tuple[dict[tuple[str, str], RecalibrationFactor], list[Lesson]]:
+    """Run :func:`_mixed_jobs` to their ends (all queued at once: several end in one poll);
+    the factors learned live and every run taught, in order."""
+    clock = FakeClock()
+    service, measurement = _mixed_service(tmp_path, clock)
+    recording = _RecordingLearning()
+    measurement.learning = recording
+    service.start(clock())
+    for line in _mixed_jobs():
+        append(service.queue.path, job_line(**line))
+    slurm = service.executors["slurm"]
+    assert isinstance(slurm, RecordingExecutor)
+    failed: set[str] = set()
+    for _ in range(200):
+        service.tick(clock.advance(300.0))
+        for spec in slurm.launches:
+            if spec.job_id in FAILING and spec.job_id not in failed:
+                slurm.finish(spec.job_id, clock() + timedelta(seconds=120), exit_code=1)
+                failed.add(spec.job_id)
+        if service.ledger.counts_by_state().keys() <= {"succeeded", "failed"}:
+            break
+    assert service.ledger.counts_by_state() == {"succeeded": 21, "failed": 3}
+    assert service.learning is recording
+    live = dict(recording.recalibration.factors)
+    service.close()
+    measurement.close()
+    return live, recording.lessons
+
+
+def _reference_history(ledger: Ledger, inventory: Sequence[InventoryGpu]) -> Iterator[Lesson]:
+    """What a restart relearned from before :meth:`Ledger.measured_runs`: each outcome row
+    read with its job and latest decision, its job's spec parsed (the same filters)."""
+    by_type = {gpu.device.gpu.name: gpu.device for gpu in inventory}
+    rows = [r for r in ledger.rows("outcomes")
+            if r.get("measured_energy_j") is not None and r.get("duration_s")]  # fmt: skip
+    for row in sorted(rows, key=lambda r: str(r["recorded_at"])):
+        job = ledger.job(row["job_id"])
+        decision = ledger.latest_decision(job.job_id)
+        device = by_type.get(decision.gpu or "") if decision else None
+        if job.state != "succeeded" or device is None:
+            continue
+        try:
+            spec = job_spec(job)
+        except PoliciesError:
+            continue
+        yield spec, device, float(row["measured_energy_j"]), float(row["duration_s"])
+
+
+def test_a_restart_relearns_what_a_mixed_ledger_taught_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GPU-metered and sacct-metered runs of several models, GPU types and workloads, several
+    ending in one poll, some failing (measured, teaching nothing): a restart relearns exactly
+    the factors folded live, reading what the per-row reads read."""
+    live, lessons = _run_mixed(tmp_path)
+    assert {(m, g) for m, g in live} == {("llama-3.1-8b", "a100-80gb"), ("llama-3.2-1b", "t4"),
+                                         ("llama-3.2-3b", "t4")}  # fmt: skip
+    assert len(lessons) == 21 and not {job.job_id for job, *_ in lessons} & set(FAILING)
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        failed = ledger.outcome("m05")
+        assert failed is not None and failed["measured_energy_j"] and failed["duration_s"]
+        outcomes = [ledger.outcome(job.job_id) or {} for job, *_ in lessons]
+        assert {o["energy_method"] for o in outcomes} == {"simulated-counter", "slurm-sacct"}
+        inventory = build_inventory((NODE, CLUSTER))
+        history = list(measured_history(ledger, inventory))
+        assert history == list(_reference_history(ledger, inventory))
+        assert [job.job_id for job, *_ in history] == [job.job_id for job, *_ in lessons]
+        assert all(job == job_spec(ledger.job(job.job_id)) for job, *_ in history)
+        ledger._json_functions = False  # as on an SQLite without them: no keys, a parse per run
+        assert list(measured_history(ledger, inventory)) == history
+        ledger._json_functions = None
+        monkeypatch.setattr(learning, "_VIEWS_KEPT", 2)  # the parsed views emptied as they fill
+        assert list(measured_history(ledger, inventory)) == history
+
+    restarted, measurement = _mixed_service(tmp_path, FakeClock())
+    restarted.start(FakeClock()())
+    assert dict(restarted.learning.recalibration.factors) == live
+    restarted.close()
+    measurement.close()
+
+
+def _rewrite_request(path: Path, job_id: str, rewrite: Callable[[str], str]) -> None:
+    """Replace ``job_id``'s stored request (``spec_json``) by ``rewrite`` of it."""
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            (text,) = db.execute(
+                "SELECT spec_json FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            db.execute("UPDATE jobs SET spec_json = ? WHERE job_id = ?", (rewrite(text), job_id))
+    finally:
+        db.close()
+
+
+def _edited(text: str, **fields: object) -> str:
+    """The stored request ``text`` with ``fields`` set (None: removed)."""
+    request = json.loads(text) | fields
+    return json.dumps({k: v for k, v in request.items() if v is not None})
+
+
+def test_a_run_whose_request_no_longer_parses_is_skipped_and_named(tmp_path: Path) -> None:
+    """A model gone from the catalog, a request that is not JSON, one missing a field: each of
+    those runs is skipped, each reason logged once naming its jobs; every other run is
+    relearned, as folding the live runs without them gives."""
+    live, lessons = _run_mixed(tmp_path)
+    path = tmp_path / "ledger.db"
+    bad = {  # a cluster A100 run, a T4 run and a metered run
+        "m01": lambda text: _edited(text, model="llama-0b"),
+        "m03": lambda text: _edited(text, model="llama-0b"),  # the same reason: one event
+        "m02": lambda text: "{not json",
+        "m04": lambda text: _edited(text, input_tokens=None),
+    }
+    for job_id, rewrite in bad.items():
+        _rewrite_request(path, job_id, rewrite)
+
+    restarted, measurement = _mixed_service(tmp_path, FakeClock())
+    with capture_logs() as events:
+        restarted.start(FakeClock()())
+    skipped = [e for e in events if e["event"] == "recalibration_history_skipped"]
+    assert sorted(job for e in skipped for job in e["job_ids"]) == sorted(bad)
+    assert sorted(e["jobs"] for e in skipped) == [1, 1, 2]
+    assert all(e["log_level"] == "warning" and e["error"] for e in skipped)
+    expected = Learning()
+    expected.relearn(lesson for lesson in lessons if lesson[0].job_id not in bad)
+    assert dict(restarted.learning.recalibration.factors) == dict(expected.recalibration.factors)
+    assert dict(expected.recalibration.factors) != live  # the skipped runs taught something
+    (relearned,) = [e for e in events if e["event"] == "recalibration_relearned"]
+    assert relearned["runs"] == len(lessons) - len(bad)
+    restarted.close()
     measurement.close()

@@ -1,0 +1,356 @@
+"""Restart relearning on a large ledger: what ``Service.start`` spends relearning the
+recalibration factors (:mod:`daemon.learning`) from N finished jobs with measured energy, before
+the daemon tells systemd it is ready (``TimeoutStartSec=60s`` in ``systemd/carbond.service``).
+
+The ledger is one the daemon wrote. A real :class:`~daemon.service.Service` (run-now) runs a
+template of jobs to their ends on a simulated clock: on a Slurm region whose stand-in executor
+reports each run's energy as ``sacct`` does (several models and GPU types, one run failing), and
+on a node whose GPU is metered by the simulated backend (outcome rows with power curves). The
+template's rows (jobs, transitions, decisions, runs, outcomes) are then copied until the ledger
+holds ``--jobs`` finished jobs, each copy under new job ids and with its times moved past the
+previous copy's (a fast fill: every row is one the daemon wrote; the decisions' alternatives
+and the outcomes' details are copied as they are).
+
+Then, as a restart does, the ledger is opened afresh and timed: the relearning alone
+(:func:`daemon.learning.measured_history` folded by :meth:`Learning.relearn`), and the whole
+``Service.start`` (which also re-adopts runs and loads the totals), CPU
+(``time.process_time``) and wall, with the factors learned; and, in a child process that only
+opens the ledger and relearns, the memory it takes (peak RSS before and after the relearning).
+
+``python -m bench relearn`` (100,000 jobs); ``python -m bench.bench_relearn --jobs 10000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from daemon.gpu import GpuMonitor, SimulatedGpuBackend
+from daemon.gpu.factory import simulated_spec
+from daemon.intensity import EmbeddedIntensity
+from daemon.inventory import build_inventory
+from daemon.learning import Learning, measured_history
+from daemon.ledger import Ledger
+from daemon.ledger.base import dt, req_dt, ts
+from daemon.logs import configure_logging
+from daemon.measurement import JobMeasurement
+from daemon.planning import job_spec
+from daemon.queue.ingest import Queue
+from daemon.service import Service
+from daemon.settings import GpuSettings, RegionSettings, Settings, SlurmRegionSettings
+from daemon.testing import FakeClock, RecordingExecutor
+from policies import get_policy
+from policies.candidates import estimate_on
+from policies.footprint import DEFAULT_GPU_CATALOG
+
+__all__ = ["Relearned", "build_ledger", "main"]
+
+A100, T4 = "A100-80GB", "T4"
+HPC = RegionSettings(name="hpc", zone="CA-QC", executor="slurm", gpus=(A100, A100, T4, T4),
+                     slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
+NODE = RegionSettings(name="node", zone="CA-QC", executor="local", gpus=(A100,))
+REGIONS = (HPC, NODE)
+# (region, model, GPU type, requests, reported energy / raw estimate (None: metered here),
+#  run time / planned, exit code)
+TEMPLATE: tuple[tuple[str, str, str, int, float | None, float, int], ...] = (
+    ("hpc", "llama-3.1-8b", A100, 1024, 1.3, 1.1, 0),
+    ("hpc", "llama-3.2-3b", T4, 256, 0.8, 0.9, 0),
+    ("node", "llama-3.1-8b", A100, 1024, None, 1.2, 0),
+    ("hpc", "llama-3.1-8b", A100, 512, 1.25, 1.05, 0),
+    ("hpc", "llama-3.2-1b", T4, 512, 1.1, 1.0, 0),
+    ("hpc", "llama-3.1-8b", A100, 1024, 1.4, 0.5, 1),  # failed: measured, teaches nothing
+    ("node", "llama-3.1-8b", A100, 2048, None, 1.15, 0),
+    ("hpc", "llama-3.2-3b", A100, 768, 0.9, 1.3, 0),
+)
+TABLES = ("jobs", "transitions", "decisions", "runs", "outcomes")
+TIME_COLUMNS = frozenset({"submitted_at", "deadline", "updated_at", "cancel_requested_at", "at",
+                          "planned_start", "launched_at", "started_at", "finished_at",
+                          "recorded_at"})  # fmt: skip
+SERIAL_COLUMNS = frozenset({"seq"})  # SQLite numbers the copies itself
+
+
+@dataclass(frozen=True, slots=True)
+class Relearned:
+    """One timed relearning: runs folded, CPU and wall seconds, and the service's whole start."""
+
+    jobs: int
+    folded: int
+    cpu_s: float
+    wall_s: float
+    start_cpu_s: float
+    start_wall_s: float
+    learning: Learning
+
+
+def _service(state: Path, ledger: Ledger, clock: FakeClock) -> tuple[Service, JobMeasurement]:
+    """A run-now service on :data:`REGIONS`: the Slurm stand-in reports energy, the node's GPU
+    is metered by the simulated backend (1.2 x its catalog power) on ``clock``."""
+    start = clock()
+
+    def monotonic_s() -> float:
+        return (clock() - start).total_seconds()
+
+    backend = SimulatedGpuBackend([simulated_spec(DEFAULT_GPU_CATALOG.get(A100))],
+                                  true_power_factor=1.2, clock=monotonic_s)  # fmt: skip
+    backend.start()
+    monitor = GpuMonitor(backend, GpuSettings(), clock=monotonic_s, sample=False)
+    measurement = JobMeasurement(monitor, lifetime_years=5.0, index_of={"node/0": 0})
+    service = Service(
+        settings=Settings(state_dir=state, regions=REGIONS),
+        ledger=ledger,
+        queue=Queue(state, ledger, known_regions=[r.name for r in REGIONS]),
+        executors={e.name: e for e in (RecordingExecutor("local"), RecordingExecutor("slurm"))},
+        inventory=build_inventory(REGIONS),
+        intensity=EmbeddedIntensity(),
+        policy=get_policy("run-now"),
+        measurement=measurement,
+    )
+    return service, measurement
+
+
+def _run_template(state: Path) -> None:
+    """Run :data:`TEMPLATE`'s jobs one after another to their ends (ledger in ``state``)."""
+    clock = FakeClock()
+    ledger = Ledger.open(state / "ledger.db", durable=False)
+    service, measurement = _service(state, ledger, clock)
+    slurm = service.executors["slurm"]
+    assert isinstance(slurm, RecordingExecutor)
+    devices = {gpu.device.gpu.name: gpu.device for gpu in service.inventory}
+    try:
+        service.start(clock())
+        for n, (region, model, gpu, requests, factor, longer, exit_code) in enumerate(TEMPLATE):
+            job_id = f"t{n}"
+            line = {"id": job_id, "model": model, "requests": requests, "batch_size": 8,
+                    "regions": [region], "gpu_types": [gpu], "command": ["serve"]}  # fmt: skip
+            with service.queue.path.open("a") as queue:
+                queue.write(json.dumps(line) + "\n")
+            service.tick(clock())
+            decision = ledger.latest_decision(job_id)
+            assert decision is not None and decision.expected_duration_s, decision
+            raw = estimate_on(job_spec(ledger.job(job_id)), devices[gpu])
+            slurm.reported_power_w = None if factor is None else factor * raw.mean_power_w
+            end = clock.advance(decision.expected_duration_s * longer)
+            executor = service.executors["slurm" if factor is not None else "local"]
+            assert isinstance(executor, RecordingExecutor)
+            executor.finish(job_id, end, exit_code)
+            service.tick(clock.advance(1.0))
+            assert ledger.job(job_id).state == ("failed" if exit_code else "succeeded")
+    finally:
+        service.close()
+        measurement.close()
+        ledger.close()
+
+
+def build_ledger(path: Path, jobs: int, *, distinct: bool = False) -> None:
+    """A ledger at ``path`` with ``jobs`` finished jobs: the template's, copied (module
+    docstring). ``distinct``: each copy's requests ask for ``copy`` more requests, so no copy's
+    requests are another's (their measured energy stays the template's)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _run_template(Path(tmp))
+        with Ledger.open_readonly(Path(tmp) / "ledger.db") as template:
+            rows = {table: template.rows(table) for table in TABLES}
+    Ledger.open(path, durable=False).close()  # the schema, as the daemon migrates it
+    by_job: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for table, table_rows in rows.items():
+        for row in table_rows:
+            by_job[row["job_id"]][table].append(row)
+    order = [row["job_id"] for row in rows["jobs"]]
+    times = [moment for table_rows in rows.values() for row in table_rows
+             for name, value in row.items() if name in TIME_COLUMNS
+             if (moment := dt(value)) is not None]  # fmt: skip
+    span = max(times) - min(times) + timedelta(seconds=1)  # each copy after the previous
+    inserts = {table: _insert(table, rows[table][0]) for table in TABLES}
+    with _connection(path) as db:
+        for start in range(0, jobs, 5_000):
+            batch: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+            for i in range(start, min(jobs, start + 5_000)):
+                copy, template_id = divmod(i, len(order))
+                shift, job_id = span * copy, f"c{copy}-{order[template_id]}"
+                for table, table_rows in by_job[order[template_id]].items():
+                    more = copy if distinct else 0
+                    batch[table].extend(_moved(row, job_id, shift, more) for row in table_rows)
+            for table in TABLES:  # parents first
+                db.executemany(inserts[table], batch[table])
+            db.commit()
+
+
+@contextmanager
+def _connection(path: Path) -> Iterator[sqlite3.Connection]:
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA synchronous = OFF")
+        yield db
+    finally:
+        db.close()
+
+
+def _insert(table: str, row: dict[str, Any]) -> str:
+    names = [name for name in row if name not in SERIAL_COLUMNS]
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
+def _moved(row: dict[str, Any], job_id: str, shift: timedelta, more: int) -> tuple[Any, ...]:
+    """``row`` of a copy: under ``job_id`` (its stored request too, asking for ``more``
+    requests), its times ``shift`` later."""
+    values = []
+    for name, value in row.items():
+        if name in SERIAL_COLUMNS:
+            continue
+        if name == "job_id":
+            values.append(job_id)
+        elif name in TIME_COLUMNS and value is not None:
+            values.append(_later(value, shift))
+        elif name == "spec_json":
+            spec = json.loads(value)
+            spec["id"] = job_id
+            spec["requests"] += more
+            if spec.get("deadline"):
+                spec["deadline"] = _later(spec["deadline"], shift)
+            values.append(json.dumps(spec))
+        else:
+            values.append(value)
+    return tuple(values)
+
+
+def _later(text: str, shift: timedelta) -> str:
+    moved = ts(req_dt(text) + shift)
+    assert moved is not None
+    return moved
+
+
+def _timed(call: Callable[[], Any]) -> tuple[Any, float, float]:
+    """``call()``'s result, CPU seconds and wall seconds."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = call()
+    return result, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def relearn(state: Path, jobs: int, repeat: int = 1) -> Relearned:
+    """Time the relearning and the whole ``Service.start`` on the ledger in ``state``, each on a
+    freshly opened ledger (as a restart finds it); the best of ``repeat`` tries of each (the
+    machine may be shared)."""
+    inventory = build_inventory(REGIONS)
+    tries = []
+    for _ in range(repeat):
+        with Ledger.open(state / "ledger.db") as ledger:
+            learning = Learning()
+            folded, cpu_s, wall_s = _timed(
+                lambda: learning.relearn(measured_history(ledger, inventory))  # noqa: B023
+            )  # called at once, in this iteration
+        tries.append((cpu_s, wall_s, folded, learning))
+    cpu_s, wall_s, folded, learning = min(tries, key=lambda t: t[0])
+    starts = []
+    for _ in range(repeat):
+        with Ledger.open(state / "ledger.db") as ledger:
+            clock = FakeClock()
+            service, measurement = _service(state, ledger, clock)
+            try:
+                _, start_cpu_s, start_wall_s = _timed(lambda: service.start(clock()))  # noqa: B023
+                assert service.learning.recalibration == learning.recalibration
+            finally:
+                service.close()
+                measurement.close()
+        starts.append((start_cpu_s, start_wall_s))
+    start_cpu_s, start_wall_s = min(starts)
+    return Relearned(jobs, folded, cpu_s, wall_s, start_cpu_s, start_wall_s, learning)
+
+
+def _relearn_only(state: Path) -> dict[str, float]:
+    """In a child process (``--child STATE``): relearn from the ledger in ``state``; the peak
+    RSS (MiB) before and after."""
+    configure_logging(level="WARNING")
+    before = _peak_rss_mib()
+    with Ledger.open(state / "ledger.db") as ledger:
+        Learning().relearn(measured_history(ledger, build_inventory(REGIONS)))
+    return {"before_mib": before, "after_mib": _peak_rss_mib()}
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS (MiB): Linux's ``VmHWM`` (``ru_maxrss`` would count the
+    parent's pages from before the ``exec``), else ``ru_maxrss``."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (line,) = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+    return int(line.split()[1]) / 1024
+
+
+def _memory(state: Path) -> dict[str, float]:
+    """:func:`_relearn_only` in a fresh process (this one holds the fill's memory)."""
+    argv = [sys.executable, "-m", "bench.bench_relearn", "--child", str(state)]
+    child = subprocess.run(argv, check=True, capture_output=True, text=True)
+    result: dict[str, float] = json.loads(child.stdout)
+    return result
+
+
+def _report(result: Relearned, memory: dict[str, float]) -> list[str]:
+    per_row_us = result.cpu_s / result.jobs * 1e6
+    lines = [
+        f"relearn (best of the tries): {result.folded:,} runs folded from {result.jobs:,} "
+        f"finished jobs in {result.cpu_s:.2f} s CPU ({result.wall_s:.2f} s wall): "
+        f"{result.jobs / result.cpu_s:,.0f} jobs/s, {per_row_us:.1f} us CPU per job",
+        f"Service.start (relearn, adopt, totals): {result.start_cpu_s:.2f} s CPU "
+        f"({result.start_wall_s:.2f} s wall)",
+        f"peak RSS of a process that opens the ledger and relearns: {memory['after_mib']:.0f} MiB "
+        f"({memory['before_mib']:.0f} MiB before relearning)",
+    ]
+    recalibration = result.learning.recalibration
+    for state in sorted(recalibration.factors.values(), key=lambda s: (s.model, s.gpu)):
+        in_use = "in use" if recalibration.in_use(state.model, state.gpu) else "not in use"
+        lines.append(
+            f"  {state.model} on {state.gpu}: {state.samples:,} runs, energy x"
+            f"{state.energy_factor:.3f}, duration x{state.duration_factor:.3f} ({in_use})"
+        )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> Relearned:
+    """Build the ledger, time the relearning, print and return it."""
+    parser = argparse.ArgumentParser(prog="bench_relearn", description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=100_000, help="finished jobs in the ledger")
+    parser.add_argument("--repeat", type=int, default=3, help="tries of each timing (best kept)")
+    parser.add_argument(
+        "--distinct-requests",
+        action="store_true",
+        help="each copy's requests ask for more requests: no copy's alike",
+    )
+    args = parser.parse_args(list(argv) if argv is not None else [])
+    if args.jobs < len(TEMPLATE):
+        parser.error(f"--jobs must be at least {len(TEMPLATE)} (one template)")
+    configure_logging(level="WARNING")  # the template's per-job events would drown the figures
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp)
+        path, distinct = state / "ledger.db", args.distinct_requests
+        _, _, fill_wall_s = _timed(lambda: build_ledger(path, args.jobs, distinct=distinct))
+        size_mib = (state / "ledger.db").stat().st_size / 2**20
+        shapes = "new requests in every copy" if distinct else "the same requests in every copy"
+        print(f"ledger: {args.jobs:,} finished jobs ({len(TEMPLATE)} template runs copied, "
+              f"{shapes}), {size_mib:.0f} MiB, filled in {fill_wall_s:.1f} s")  # fmt: skip
+        result = relearn(state, args.jobs, max(1, args.repeat))
+        memory = _memory(state)
+    for line in _report(result, memory):
+        print(line)
+    return result
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:  # _memory's child
+        print(json.dumps(_relearn_only(Path(sys.argv[2]))), flush=True)
+    else:
+        main(sys.argv[1:])

@@ -1,0 +1,68 @@
+"""The ledger's measured runs, as a restart relearns the recalibration factors from them
+(:func:`daemon.learning.measured_history`): one query over outcomes, jobs and decisions, oldest
+outcome first, instead of a job read and a decision read per outcome row."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from daemon.ledger.base import Connection, dt, req_dt
+
+__all__ = ["MeasuredRun", "MeasuredRuns"]
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredRun:
+    """A succeeded job's run whose energy was measured (by carbond's GPU meter or by its
+    executor: its outcome row has a ``measured_energy_j`` and a non-zero ``duration_s``).
+
+    ``request_key`` is the job's stored request (``spec_json``) without its ``id`` and
+    ``deadline``, as SQLite writes JSON: two jobs with the same key have requests equal in
+    every other field (the job's id and deadline are the ``jobs`` row's); None when the stored
+    text is not JSON or this SQLite has no JSON functions. ``gpu``: the GPU type of the job's
+    latest decision (None: no decision, or none with a GPU).
+    """
+
+    job_id: str
+    request_key: str | None
+    submitted_at: datetime
+    deadline: datetime | None
+    gpu: str | None
+    measured_energy_j: float
+    duration_s: float
+
+
+class MeasuredRuns(Connection):
+    """Measured runs (a mixin of :class:`daemon.ledger.Ledger`)."""
+
+    _json_functions: bool | None = None  # whether this SQLite has json_valid / json_remove
+
+    def measured_runs(self) -> Iterator[MeasuredRun]:
+        """Every succeeded job's measured run, by its outcome's ``recorded_at``, then the order
+        the outcome rows were written in."""
+        if self._json_functions is None:
+            try:
+                self._db.execute("SELECT json_remove('{}', '$.id')").fetchone()
+                self._json_functions = True
+            except sqlite3.Error:
+                self._json_functions = False
+        key = _REQUEST_KEY if self._json_functions else "NULL"
+        rows = self._exec(
+            f"SELECT o.job_id, {key}, j.submitted_at, j.deadline,"
+            " (SELECT d.gpu FROM decisions d WHERE d.job_id = o.job_id ORDER BY d.seq DESC"
+            " LIMIT 1), o.measured_energy_j, o.duration_s"
+            " FROM outcomes o JOIN jobs j ON j.job_id = o.job_id"
+            " WHERE o.measured_energy_j IS NOT NULL AND o.duration_s AND j.state = 'succeeded'"
+            " ORDER BY o.recorded_at, o.rowid"
+        )
+        for job_id, request_key, submitted, deadline, gpu, energy_j, seconds in rows:
+            yield MeasuredRun(job_id, request_key, req_dt(submitted), dt(deadline), gpu,
+                              float(energy_j), float(seconds))  # fmt: skip
+
+
+_REQUEST_KEY = (
+    "CASE WHEN json_valid(j.spec_json) THEN json_remove(j.spec_json, '$.id', '$.deadline') END"
+)
