@@ -8,8 +8,10 @@ Python-heavy code: the policy's 3.5 s read 5.6 s under cProfile), the time insid
 ``PlanState.plan`` and its parts: the kept rows scored (``_score``; within it the new jobs'
 estimates and cells and slot 0 of every job), typical grams, the planning order, the capacity
 timeline, the held jobs' plans handed back read as cells, the greedy, the run-now
-counterfactuals, the planned cells, the started and the held jobs' decisions. The same
-decisions: the functions are only wrapped, for this run.
+counterfactuals' cells and the alternatives built from them (for the started jobs and the held
+decisions built again: within the held decisions' time too), the planned cells, the started
+and the held jobs' decisions. The same decisions: the functions are only wrapped, for this
+run.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ _PARTS: tuple[Part, ...] = (
     (incremental, "CapacityTimeline", "capacity"),
     (incremental, "_given_cells", "plans handed back"),
     (incremental, "assign", "greedy"),
-    (round_alternatives, "run_now", "run-now alternatives"),
+    (round_alternatives.RunNow, "__init__", "run-now cells"),
+    (round_alternatives.RunNow, "alternatives", "run-now alternatives"),
     (round_alternatives, "planned", "planned cells"),
     (round_decisions, "started", "started decisions"),
     (round_decisions, "held", "held decisions"),

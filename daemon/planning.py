@@ -20,6 +20,7 @@ from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
 
 __all__ = [
     "DecisionKey",
+    "Seen",
     "build_policy",
     "job_spec",
     "record_decision",
@@ -144,6 +145,9 @@ def stored_plan(ledger: Ledger, job_id: str) -> PlannedStart | None:
 
 
 DecisionKey = tuple[str, str, str, tuple[str, ...], datetime | None]
+# The latest recorded decision per job: its key, and the object that had it (a policy that
+# repeats a decision hands back that very object, which needs no key built and compared).
+Seen = dict[str, tuple[DecisionKey, Decision]]
 
 
 def record_decision(
@@ -151,14 +155,16 @@ def record_decision(
     job: JobRecord,
     decision: Decision,
     now: datetime,
-    seen: dict[str, DecisionKey] | None = None,
+    seen: Seen | None = None,
 ) -> bool:
     """Store ``decision`` about ``job`` unless it repeats the latest one (same action, policy,
     reason, devices and start), with its transition: ``hold`` with a plan -> ``planned``,
     ``hold`` without -> ``queued``, ``reject`` -> ``failed``. Returns whether it was stored
-    (and logged as ``job_decision``). ``seen`` remembers the latest decision per job, so a
-    queue re-planned every round does not read each job's latest decision back from the
-    ledger (a job not in it is looked up there, e.g. after a restart).
+    (and logged as ``job_decision``). ``seen`` remembers the latest decision per job (its
+    key and the object last handed in with that key), so a queue re-planned every round does
+    not read each job's latest decision back from the ledger (a job not in it is looked up
+    there, e.g. after a restart), and a decision that is that very object (a policy repeating
+    last round's, :mod:`policies.round_decisions`) is a repeat without its key built.
 
     Raises:
         LedgerError: the ledger cannot be written.
@@ -170,7 +176,7 @@ def record_decisions(
     ledger: Ledger,
     decided: Sequence[tuple[JobRecord, Decision]],
     now: datetime,
-    seen: dict[str, DecisionKey] | None = None,
+    seen: Seen | None = None,
 ) -> list[bool]:
     """:func:`record_decision` for a round's decisions, the new ones stored in one
     transaction (all or none); whether each was stored, in order. ``seen`` is updated only
@@ -180,27 +186,27 @@ def record_decisions(
         LedgerError: the ledger cannot be written (nothing of the round is stored).
         InvalidTransitionError: a job's state forbids its decision's transition (idem).
     """
-    known = {} if seen is None else seen
+    known: Seen = {} if seen is None else seen
     get = known.get
-    changed: list[tuple[str, DecisionKey]] = []  # what ``seen`` learns: the keys not in it
+    changed: list[tuple[str, tuple[DecisionKey, Decision]]] = []  # what ``seen`` learns
     fresh = []
     for job, decision in decided:  # a round re-plans the same waiting jobs: most repeat
+        job_id = job.job_id
+        before = get(job_id)
+        if before is not None and before[1] is decision:  # the object recorded: its key
+            fresh.append(False)
+            continue
         chosen = decision.chosen
         key: DecisionKey = (
             (decision.action, decision.policy, decision.reason, chosen.device_ids, chosen.start)
             if chosen is not None
             else (decision.action, decision.policy, decision.reason, (), None)
         )
-        job_id = job.job_id
-        before = get(job_id)
         if before is None:
             fresh.append(_is_new(ledger, job_id, key))
-            changed.append((job_id, key))
-        elif before != key:
-            fresh.append(True)
-            changed.append((job_id, key))
         else:
-            fresh.append(False)
+            fresh.append(before[0] != key)
+        changed.append((job_id, (key, decision)))  # a repeat too: next round, the same object
     if any(fresh):
         stored = [pair for pair, new in zip(decided, fresh, strict=True) if new]
         with ledger.transaction():

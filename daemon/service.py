@@ -47,7 +47,7 @@ from daemon.learning import Learning, measured_history
 from daemon.ledger import JobRecord, Ledger, RunRecord
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink, NullMetrics
-from daemon.planning import DecisionKey, job_spec, record_decisions, stored_plan, with_plan
+from daemon.planning import Seen, job_spec, record_decisions, stored_plan, with_plan
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
@@ -131,7 +131,7 @@ class Service:
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
-        self._decided: dict[str, DecisionKey] = {}  # latest recorded decision per waiting job
+        self._decided: Seen = {}  # latest recorded decision per waiting job
         # The planner's view per waiting job: its request, spec and the plan the spec carries.
         self._specs: dict[str, tuple[JobRequest, JobSpec, Alternative | None]] = {}
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start

@@ -30,7 +30,11 @@ class Policy(Protocol):
     """A pure planner.
 
     ``plan`` returns exactly one decision per job in ``jobs``. It must not read the clock,
-    do I/O or keep state between calls that changes its answer for the same inputs.
+    do I/O or keep state between calls that changes its answer for the same inputs, with one
+    exception: a held decision that reads as the one it returned for the job last call may be
+    that very object, its run-now counterfactual the one it was built with (the daemon stores
+    a decision only when its action, policy, reason, devices or start change, so it never
+    reads such a counterfactual; :mod:`policies.incremental`).
     """
 
     @property

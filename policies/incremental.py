@@ -18,6 +18,8 @@ A tick then
   (the plan of a job whose cell did not change is the same object as last tick), and those of
   started jobs from the stored rows too, with the reference's fields (each pool's ready
   devices looked up once): :mod:`policies.round_alternatives`, :mod:`policies.round_decisions`.
+  A held job whose decision would read as last tick's gets last tick's object back;
+  the run-now counterfactual is built only for the decisions built anew.
 
 When the grid crosses slot boundaries the rows shift and only the new last slots are scored
 (exact when the scorer's start offsets are whole seconds, else everything is scored again).
@@ -25,7 +27,14 @@ When any other dependency changes (a new forecast, a device lost or back, the re
 factors in use) every row is scored again: that tick costs what a full re-plan costs. The
 answers are those of :func:`policies.planner.plan_window` without a state, field for field (a test
 replays ticks with arrivals, ended runs, new forecasts and lost devices to check it): the
-stored values are the scorer's own, computed by the same NumPy expressions cell by cell.
+stored values are the scorer's own, computed by the same NumPy expressions cell by cell. One
+field differs, by design: **a held decision repeated from last tick is last tick's object, its
+run-now counterfactual the one stored with it** (built that tick; a full re-plan builds this
+tick's, whose slot 0 starts now). The daemon stores a decision only when its action, policy,
+reason, devices or start change, so a repeated decision's counterfactual is neither stored
+nor read. So the policy keeps state that changes one field of its answer for the same inputs
+(``policies.base.Policy`` asks for none): the counterfactual, never the action, plan, reason
+or devices.
 """
 
 from __future__ import annotations
@@ -147,7 +156,8 @@ def _given_cells(
 class PlanState:
     """Scored rows kept between the ticks of one policy (see the module docstring).
 
-    A cache: the answers are those of a full re-plan on the same inputs. Copies of a policy
+    A cache: the answers are those of a full re-plan on the same inputs (but a repeated held
+    decision's run-now counterfactual: see the module docstring). Copies of a policy
     (``with_recalibration``) share it; rows scored under other recalibration factors in use
     are dropped when those differ.
     """
@@ -198,9 +208,9 @@ class PlanState:
         fit: BoolArray = np.any(ok, axis=1)
         fits = [j for j, f in zip(order, fit[order].tolist(), strict=True) if f]
         at = index[fits]
+        pue = np.array([p.pue for p in pools])
         inputs = GreedyInputs(
-            rows.cost, rows.cost_now, rows.intensity, rows.intensity_now, rows.energy,
-            np.array([p.pue for p in pools]),
+            rows.cost, rows.cost_now, rows.intensity, rows.intensity_now, rows.energy, pue,
             rows.embodied, rows.lower, rows.latest, rows.allowed, rows.ok, rows.duration,
             rows.left_s, rows.gpus,
         )  # fmt: skip
@@ -217,14 +227,14 @@ class PlanState:
             decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)
         times = self._times(grid)
         ready = round_alternatives.Ready(pools, grid)
-        run_now = round_alternatives.run_now(rows, at, pools, grid, times, now, ready)
+        run_now = round_alternatives.RunNow(rows, at, pools, grid, times, now, ready, pue)
         plans = round_alternatives.planned(rows, at, pool, slot, pools, times)
         held = slot > 0  # and the jobs planned now that find too few devices free
         n = np.flatnonzero(~held)
         ks = n.tolist()
         for k, decision in zip(ks, round_decisions.started(
             rows, at[n], [jobs[fits[k]] for k in ks], pool[n], [plans[k] for k in ks],
-            [run_now[k] for k in ks], [_NOTES[x] for x in note[n].tolist()], policy,
+            run_now.alternatives(n), [_NOTES[x] for x in note[n].tolist()], policy,
             params.alternatives, pools, times, ready,
         ), strict=True):  # fmt: skip
             if decision is None:
@@ -234,8 +244,8 @@ class PlanState:
         h = np.flatnonzero(held)
         ks = h.tolist()
         for k, decision in zip(ks, round_decisions.held(
-            rows, at[h], [jobs[fits[k]] for k in ks], [plans[k] for k in ks], slot[h],
-            rows.latest[at[h], pool[h]], grid, [run_now[k] for k in ks], policy, self._savings,
+            rows, at[h], [jobs[fits[k]] for k in ks], [plans[k] for k in ks], pool[h], slot[h],
+            rows.latest[at[h], pool[h]], grid, run_now, h, policy, self._savings, pue,
         ), strict=True):  # fmt: skip
             decisions[fits[k]] = decision
         return [d for d in decisions if d is not None]

@@ -360,8 +360,9 @@ def plan_window(
     """Plan every job jointly over devices, regions and start slots (see module docstring).
 
     With ``state`` (the rows kept from earlier ticks, :mod:`policies.incremental`), the same
-    decisions come from the fast path, except for the look-ahead LP's rounds and a queue with
-    two jobs of one id (rows are kept by id), which plan here.
+    decisions come from the fast path (but a held decision repeated from the last tick, which
+    keeps the run-now counterfactual it was built with), except for the look-ahead LP's rounds
+    and a queue with two jobs of one id (rows are kept by id), which plan here.
 
     Raises:
         MissingForecastError: a device's zone has no forecast.

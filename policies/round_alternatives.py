@@ -1,6 +1,7 @@
 """A planning round's alternatives from the kept rows (:mod:`policies.incremental`): each
-queued job's run-now counterfactual and its planned cell, last round's objects where the cell
-is the same, and each pool's ready devices looked up once per round."""
+queued job's run-now counterfactual (its cell and grams for every job, the object only for
+the jobs whose decision is built this round) and its planned cell, last round's objects where
+the cell is the same, and each pool's ready devices looked up once per round."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.decisions import ready_devices
-from policies.kept_rows import KeptRows, alternatives
+from policies.kept_rows import KeptRows, alternatives, grams
 from policies.scoring import Pool, SlotGrid
 from policies.types import Alternative, Device
 
-__all__ = ["Ready", "planned", "run_now"]
+__all__ = ["Ready", "RunNow", "planned"]
 
+FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -59,51 +61,75 @@ class Ready:
         return seen
 
 
-def run_now(
-    rows: KeptRows, at: IntArray, pools: Sequence[Pool], grid: SlotGrid,
-    times: Sequence[datetime], now: datetime, ready_of: Ready,
-) -> list[Alternative | None]:  # fmt: skip
-    """:func:`policies.decisions.run_now_alternative` for the rows ``at``: the fastest
-    admissible pool among those whose devices are free first (ties: the first pool)."""
-    out: list[Alternative | None] = [None] * len(at)
-    need = rows.gpus[at]
-    for g in np.unique(need):
-        sel = np.flatnonzero(need == g)
-        ready = [ready_of(p, now, int(g)) for p in range(len(pools))]
-        ready_s = np.array(
-            [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
-        )
-        later = [np.flatnonzero(ready_of.offsets_s >= t - 1e-6) for t in ready_s]
-        slot_of = np.array([x[0] if x.size else grid.count - 1 for x in later], dtype=np.int64)
-        ids = [None if x is None else tuple(d.device_id for d in x[1]) for x in ready]
-        admissible = rows.ok[at[sel]]
-        first = np.where(admissible, ready_s[None, :], np.inf)
-        cand = admissible & (first == first.min(axis=1, initial=np.inf)[:, None])
-        by = np.where(cand, rows.duration[at[sel]], np.inf)
-        cand &= by == by.min(axis=1, initial=np.inf)[:, None]
-        cand &= np.isfinite(first)
-        has = np.flatnonzero(cand.any(axis=1))
-        p = cand.argmax(axis=1)[has]
-        where = sel[has]
-        held = at[where]
-        cell = rows.run_now_cell[held]
-        same = (slot_of[p] > 0) & (cell[:, 0] == p) & (cell[:, 1] == slot_of[p])
-        todo = ~same
-        kept = rows.run_now
-        for i in np.flatnonzero(same).tolist():  # last round's object, if its devices too
-            seen = kept[int(held[i])]
-            if seen is not None and seen.device_ids == ids[int(p[i])]:
-                out[int(where[i])] = seen
+class RunNow:
+    """:func:`policies.decisions.run_now_alternative` of each row ``at[k]``: the fastest
+    admissible pool among those whose devices are free first (ties: the first pool).
+
+    The cells are found for all the round's jobs at once; their grams are read from the rows
+    (:meth:`total_g`), and an :class:`~policies.types.Alternative` is built only for the jobs
+    asked (:meth:`alternatives`): those started, and the held ones whose decision is built
+    again (a held decision repeated from last round keeps the counterfactual stored with it,
+    :func:`policies.round_decisions.held`).
+    """
+
+    def __init__(
+        self, rows: KeptRows, at: IntArray, pools: Sequence[Pool], grid: SlotGrid,
+        times: Sequence[datetime], now: datetime, ready_of: Ready, pue: FloatArray,
+    ) -> None:  # fmt: skip
+        self._rows, self._at, self._pools, self._times, self._pue = rows, at, pools, times, pue
+        self.pool = np.full(len(at), -1, dtype=np.int64)  # -1: no pool has devices for it
+        self.slot = np.zeros(len(at), dtype=np.int64)
+        self._ids: dict[int, list[tuple[str, ...] | None]] = {}  # per GPU count, by pool
+        need = rows.gpus[at]
+        for g in np.unique(need).tolist():
+            sel = np.flatnonzero(need == g)
+            ready = [ready_of(p, now, g) for p in range(len(pools))]
+            ready_s = np.array(
+                [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
+            )
+            later = [np.flatnonzero(ready_of.offsets_s >= t - 1e-6) for t in ready_s]
+            slot_of = np.array([x[0] if x.size else grid.count - 1 for x in later], np.int64)
+            self._ids[g] = [None if x is None else tuple(d.device_id for d in x[1]) for x in ready]
+            admissible = rows.ok[at[sel]]
+            first = np.where(admissible, ready_s[None, :], np.inf)
+            cand = admissible & (first == first.min(axis=1, initial=np.inf)[:, None])
+            by = np.where(cand, rows.duration[at[sel]], np.inf)
+            cand &= by == by.min(axis=1, initial=np.inf)[:, None]
+            cand &= np.isfinite(first)
+            has = np.flatnonzero(cand.any(axis=1))
+            p = cand.argmax(axis=1)[has]
+            self.pool[sel[has]] = p
+            self.slot[sel[has]] = slot_of[p]
+
+    def total_g(self, ks: IntArray) -> FloatArray:
+        """The grams of the jobs ``ks``' counterfactuals (NaN: none), as built."""
+        return grams(self._rows, self._at[ks], self.pool[ks], self.slot[ks], self._pue)
+
+    def alternatives(self, ks: IntArray) -> list[Alternative | None]:
+        """The jobs ``ks``' counterfactuals (None: none): last round's object where the cell
+        (later than slot 0, whose values move with now) and the devices are the same."""
+        rows = self._rows
+        out: list[Alternative | None] = [None] * len(ks)
+        has = np.flatnonzero(self.pool[ks] >= 0)
+        r, p, s = self._at[ks[has]], self.pool[ks[has]], self.slot[ks[has]]
+        cell = rows.run_now_cell[r]
+        todo = ~((s > 0) & (cell[:, 0] == p) & (cell[:, 1] == s))
+        kept, ids, at = rows.run_now, self._ids, has.tolist()
+        rs, gs, ps = r.tolist(), rows.gpus[r].tolist(), p.tolist()
+        for i in np.flatnonzero(~todo).tolist():  # last round's object, if its devices too
+            seen = kept[rs[i]]
+            if seen is not None and seen.device_ids == ids[gs[i]][ps[i]]:
+                out[at[i]] = seen
             else:
                 todo[i] = True
-        r_todo, p_todo = held[todo], p[todo]
-        built = alternatives(rows, r_todo, p_todo, slot_of[p_todo], pools, times,
-                             [ids[q] for q in p_todo.tolist()])  # fmt: skip
-        for k, r, alt in zip(where[todo].tolist(), r_todo.tolist(), built, strict=True):
-            out[k] = kept[r] = alt
-        rows.run_now_cell[r_todo, 0] = p_todo
-        rows.run_now_cell[r_todo, 1] = slot_of[p_todo]
-    return out
+        t = np.flatnonzero(todo)
+        built = alternatives(rows, r[t], p[t], s[t], self._pools, self._times,
+                             [ids[gs[i]][ps[i]] for i in t.tolist()])  # fmt: skip
+        for i, alt in zip(t.tolist(), built, strict=True):
+            out[at[i]] = kept[rs[i]] = alt
+        rows.run_now_cell[r[t], 0] = p[t]
+        rows.run_now_cell[r[t], 1] = s[t]
+        return out
 
 
 def planned(

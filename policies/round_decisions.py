@@ -1,7 +1,16 @@
 """A planning round's decisions built from the kept rows (:mod:`policies.incremental`), with
 the fields and reasons ``planner._decide`` gives them: a job started now (its devices, the
-best other pools as alternatives) or held (its plan; last round's decision or reason where
-they read the same)."""
+best other pools as alternatives) or held (its plan).
+
+A held decision that would read as last round's (the same plan object, latest safe start,
+policy, a slot later than 0, and the same rounded "% below run-now") is **last round's
+object**, its run-now counterfactual the one stored with it, where a full re-plan builds this
+round's (slot 0 starts now, so its figures move every round). Every other field is the full
+re-plan's. The daemon stores a decision only when its action, policy, reason, devices or start
+change, so a repeated decision's counterfactual is neither stored nor read; the counterfactual
+built for it serves nobody, and building it (and a new decision) for each of ~250 held jobs a
+round was most of a round's cost per held job.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.decisions import free_devices
-from policies.kept_rows import KeptRows, alternatives
-from policies.round_alternatives import Ready
+from policies.kept_rows import KeptRows, alternatives, grams
+from policies.round_alternatives import Ready, RunNow
 from policies.scoring import Pool, SlotGrid
 from policies.types import Alternative, Decision, Device, JobSpec
 
@@ -148,22 +157,19 @@ def _hold(
     return Decision(job.job_id, "hold", reason, policy, plan, run_now)
 
 
-def saving_keys(
-    plans: Sequence[Alternative], run_now: Sequence[Alternative | None]
-) -> list[float | None]:
-    """What :func:`saving`'s text of each ``(plans[k], run_now[k])`` depends on, computed for
-    all at once: None where it quotes nothing (no run-now, or run-now's grams not above 0),
-    else the share as ``format(x, ".0%")`` rounds it (``x * 100`` rounded half to even:
-    ``np.rint``, the same double arithmetic), a negative zero as 0.5 (it reads "-0%"). Equal
-    keys read the same text; NaN equals no key, itself included."""
-    if not plans:
+def saving_keys(plan_g: FloatArray, run_now_g: FloatArray) -> list[float | None]:
+    """What :func:`saving`'s text of a plan and its run-now counterfactual depends on, given
+    their grams (``total_g``; NaN for no run-now), computed for all at once: None where it
+    quotes nothing (no run-now, or run-now's grams not above 0), else the share as
+    ``format(x, ".0%")`` rounds it (``x * 100`` rounded half to even: ``np.rint``, the same
+    double arithmetic), a negative zero as 0.5 (it reads "-0%"). Equal keys read the same
+    text; NaN equals no key, itself included."""
+    if not len(plan_g):
         return []
-    plan_g = np.array([p.operational_g + p.embodied_g for p in plans])  # total_g, its order
-    now_g = np.array([math.nan if a is None else a.operational_g + a.embodied_g for a in run_now])
     with np.errstate(all="ignore"):  # inf and NaN figures read as their texts
-        percent = np.rint((1 - plan_g / now_g) * 100)
+        percent = np.rint((1 - plan_g / run_now_g) * 100)
     percent = np.where((percent == 0) & np.signbit(percent), 0.5, percent)  # -0%: its own key
-    quoted = (now_g > 0).tolist()
+    quoted = (run_now_g > 0).tolist()
     return [key if q else None for key, q in zip(percent.tolist(), quoted, strict=True)]
 
 
@@ -184,38 +190,38 @@ def saving_text(
 
 def held(
     rows: KeptRows, at: IntArray, jobs: Sequence[JobSpec], plans: Sequence[Alternative],
-    slot: IntArray, latest: FloatArray, grid: SlotGrid, run_now: Sequence[Alternative | None],
-    policy: str, texts: dict[float, str],
+    pool: IntArray, slot: IntArray, latest: FloatArray, grid: SlotGrid, run_now: RunNow,
+    ks: IntArray, policy: str, texts: dict[float, str], pue: FloatArray,
 ) -> list[Decision]:  # fmt: skip
-    """:func:`_hold` for each held job ``k`` (row ``at[k]``, planned on ``plans[k]`` at slot
-    ``slot[k]``, its latest safe start there ``latest[k]``), or last round's decision for the
-    row when it would be the same (its plan object, latest safe start and policy the same): the
-    very object when run-now is too, else its reason when the "% below run-now" it quotes has
-    the same :func:`saving_keys` key (the text is made only for the other jobs). ``texts``:
+    """:func:`_hold` for each held job ``k`` (row ``at[k]``, planned on ``plans[k]``, the cell
+    ``(pool[k], slot[k])``, its latest safe start there ``latest[k]``, its run-now
+    counterfactual ``run_now``'s job ``ks[k]``), or **last round's decision object** for the
+    row when it would read the same: its plan object, latest safe start and policy the same, a
+    slot later than 0, and the same :func:`saving_keys` key for the "% below run-now" it quotes.
+    Such a repeated decision keeps the run-now counterfactual it was built with (the service
+    stores a decision only when its action, policy, reason, devices or start change, so a
+    repeated one's counterfactual is neither stored nor read); the keys come from the grams in
+    the rows, and the counterfactual is built only for the decisions built again. ``texts``:
     see :func:`saving_text`."""
-    keys = saving_keys(plans, run_now)
+    keys = saving_keys(grams(rows, at, pool, slot, pue), run_now.total_g(ks))
     same = ((slot > 0) & (rows.held_latest[at] == latest)).tolist()
-    slots, lasts = slot.tolist(), latest.tolist()
     kept, kept_key = rows.held, rows.held_key
-    out = []
+    out: list[Decision | None] = [None] * len(at)
+    todo = []
     for k, r in enumerate(at.tolist()):
-        plan, now_alt = plans[k], run_now[k]
         seen = kept[r]
-        if same[k] and seen is not None and seen.chosen is plan and seen.policy == policy:
-            if seen.run_now is now_alt:
-                out.append(seen)
-                continue
-            if keys[k] == kept_key[r]:  # the same reason; a later slot: kept again
-                kept[r] = decision = Decision(
-                    jobs[k].job_id, "hold", seen.reason, policy, plan, now_alt
-                )
-                out.append(decision)
-                continue
-        s = slots[k]
+        if (same[k] and seen is not None and seen.chosen is plans[k] and seen.policy == policy
+                and keys[k] == kept_key[r]):  # fmt: skip
+            out[k] = seen
+        else:
+            todo.append(k)
+    slots, lasts, rs = slot.tolist(), latest.tolist(), at.tolist()
+    for k, now_alt in zip(todo, run_now.alternatives(ks[todo]), strict=True):
+        s, plan = slots[k], plans[k]
         quoted = saving_text(keys[k], plan, now_alt, texts)
         decision = _hold(rows, jobs[k], plan, s, lasts[k], grid, now_alt, policy, quoted)
-        kept[r] = decision if s > 0 else None
-        kept_key[r] = keys[k]
-        out.append(decision)
+        kept[rs[k]] = decision if s > 0 else None
+        kept_key[rs[k]] = keys[k]
+        out[k] = decision
     rows.held_latest[at] = latest
-    return out
+    return [d for d in out if d is not None]

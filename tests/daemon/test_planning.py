@@ -1,6 +1,6 @@
 """Recording a round's decisions: a changed plan is stored and is what the ledger shows; a
-repeated one is not stored again; each stored decision is logged once, unless the level
-filters it."""
+repeated one (an equal decision, or the very object recorded) is not stored again; each
+stored decision is logged once, unless the level filters it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from daemon.ledger import JobRecord, Ledger
 from daemon.logs import configure_logging
-from daemon.planning import DecisionKey, record_decisions, request_spec, with_plan
+from daemon.planning import Seen, record_decisions, request_spec, with_plan
 from daemon.queue.line import JobRequest, parse_line
 from daemon.states import InvalidTransitionError
 from policies import Alternative, Decision, PlannedStart
@@ -42,10 +42,11 @@ def test_a_moved_plan_is_stored_and_shown_a_repeated_one_is_not(
     ledger: Ledger, remembered: bool
 ) -> None:
     job = _job(ledger, "j")
-    seen: dict[str, DecisionKey] | None = {} if remembered else None
+    seen: Seen | None = {} if remembered else None
     moved = "hold: the reason's figures moved"
-    rounds = [(_hold("j", 60), True), (_hold("j", 60), False), (_hold("j", 75), True),
-              (_hold("j", 60), True), (_hold("j", 60, moved), True)]  # fmt: skip
+    first = _hold("j", 60)  # handed in again as the same object (a policy repeating it)
+    rounds = [(first, True), (first, False), (_hold("j", 60), False), (_hold("j", 75), True),
+              (first, True), (_hold("j", 60), False), (_hold("j", 60, moved), True)]  # fmt: skip
     for k, (decision, stored) in enumerate(rounds):
         at = NOW + timedelta(minutes=k)
         assert record_decisions(ledger, [(ledger.job("j"), decision)], at, seen) == [stored]
@@ -59,7 +60,7 @@ def test_a_moved_plan_is_stored_and_shown_a_repeated_one_is_not(
 @pytest.mark.usefixtures("restore_logging")
 def test_each_stored_decision_is_logged_once(ledger: Ledger) -> None:
     jobs = [_job(ledger, name) for name in "ab"]
-    seen: dict[str, DecisionKey] = {}
+    seen: Seen = {}
     with capture_logs() as events:
         record_decisions(ledger, [(jobs[0], _hold("a", 60)), (jobs[1], _hold("b", 30))], NOW, seen)
         again = [(ledger.job("a"), _hold("a", 90)), (ledger.job("b"), _hold("b", 30))]
@@ -87,7 +88,7 @@ def test_a_round_whose_transition_fails_stores_none_of_its_decisions(ledger: Led
     with ledger.transaction():  # b ends between the read and the round: it cannot be rejected
         ledger.transition("b", "running", NOW, "dispatched")
         ledger.transition("b", "succeeded", NOW, "exit 0")
-    seen: dict[str, DecisionKey] = {}
+    seen: Seen = {}
     reject = Decision("b", "reject", "fits nowhere", "carbon-window")
     with pytest.raises(InvalidTransitionError):
         record_decisions(ledger, [(jobs[0], _hold("a", 60)), (jobs[1], reject)], NOW, seen)

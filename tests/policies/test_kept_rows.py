@@ -3,6 +3,7 @@ plans handed back are read again whenever a row's job or the slots change."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -11,7 +12,7 @@ import pytest
 
 from policies.footprint.accounting import J_PER_KWH
 from policies.incremental import _given_cells
-from policies.kept_rows import KeptRows, alternatives
+from policies.kept_rows import KeptRows, alternatives, grams
 from policies.planner import planned_cells
 from policies.scoring import Pool, SlotGrid, make_pools
 from policies.types import Alternative, JobSpec, PlannedStart
@@ -69,6 +70,13 @@ def test_alternatives_of_many_cells_equal_each_cell_alone(seed: int) -> None:
         assert repr(alt) == repr(one)  # repr: NaN equals NaN, -0.0 differs from 0.0
         assert all(type(x) is float for x in (alt.energy_j, alt.operational_g))
     assert alternatives(rows, r[:0], p[:0], s[:0], pools, times, []) == []
+    pue = np.array([pool.pue for pool in pools])
+    total = grams(rows, r, p, s, pue).tolist()  # the grams read without building them
+    assert repr(total) == repr([alt.total_g for alt in many])
+    p[5] = -1  # no cell
+    assert repr(grams(rows, r[:7], p[:7], s[:7], pue).tolist()) == repr(
+        [*total[:5], math.nan, total[6]]
+    )
 
 
 @pytest.mark.parametrize("seed", range(3))

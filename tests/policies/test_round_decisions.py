@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,11 +24,18 @@ def _alt(operational_g: float, embodied_g: float) -> Alternative:
     return Alternative(("d0",), "r", "T4", _AT, 60.0, 1.0, 100.0, operational_g, embodied_g)
 
 
+def _keys(plans: list[Alternative], run_now: list[Alternative | None]) -> list[float | None]:
+    """:func:`saving_keys` of the pairs' grams, as ``round_decisions.held`` gives them."""
+    plan_g = np.array([p.total_g for p in plans])
+    now_g = np.array([math.nan if r is None else r.total_g for r in run_now])
+    return saving_keys(plan_g, now_g)
+
+
 def savings(
     plans: list[Alternative], run_now: list[Alternative | None], texts: dict[float, str]
 ) -> list[str]:
     """Each pair's text through its key, as ``round_decisions.held`` reads them."""
-    keys = saving_keys(plans, run_now)
+    keys = _keys(plans, run_now)
     assert len(keys) == len(plans)
     return [saving_text(key, p, r, texts) for key, p, r in zip(keys, plans, run_now, strict=True)]
 
@@ -41,7 +49,7 @@ def test_savings_read_as_saving_one_by_one(cells: list[tuple[float, ...]]) -> No
     assert first == [saving(p, r) for p, r in zip(plans, run_now, strict=True)]
     assert savings(plans, run_now, texts) == first  # from the kept texts
     by_key: dict[float, str] = {}  # held reuses a reason when the keys are equal
-    for key, text in zip(saving_keys(plans, run_now), first, strict=True):
+    for key, text in zip(_keys(plans, run_now), first, strict=True):
         if key is None:
             assert text == ""
         elif not math.isnan(key):
@@ -53,4 +61,4 @@ def test_a_share_that_rounds_to_zero_keeps_its_sign() -> None:
     texts: dict[float, str] = {}
     got = savings(plans, [_alt(100.0, 0.0)] * 3, texts)
     assert got == [" (-0% below run-now)", " (0% below run-now)", " (0% below run-now)"]
-    assert saving_keys(plans, [_alt(100.0, 0.0)] * 3) == [0.5, 0.0, 0.0]  # "-0%": its own key
+    assert _keys(plans, [_alt(100.0, 0.0)] * 3) == [0.5, 0.0, 0.0]  # "-0%": its own key
