@@ -68,10 +68,21 @@ class Learning:
     ) -> bool:
         """Fold one measured run into :attr:`recalibration` against the raw estimate
         (``device`` only names the GPU type); False (logged) when it cannot be estimated."""
-        observation = _observation(job, device, measured_energy_j, measured_duration_s)
-        if observation is None:
+        try:
+            raw = estimate_on(job, device)
+        except PoliciesError as e:
+            log.warning("recalibration_skipped", job_id=job.job_id, error=str(e))
             return False
-        self.recalibration = self.recalibration.updated(observation)
+        self.recalibration = self.recalibration.updated(
+            Observation(
+                job.model.name,
+                device.gpu.name,
+                raw.energy_j,
+                measured_energy_j,
+                raw.duration_s,
+                measured_duration_s,
+            )
+        )
         return True
 
     def relearn(self, history: Iterable[tuple[JobSpec, Device, float, float]]) -> int:
@@ -80,46 +91,14 @@ class Learning:
         Each item is ``(job, device, measured_energy_j, measured_duration_s)``; ``device`` only
         names the GPU type. The factors are derived state: the ledger's outcome rows are their
         record, so nothing else is stored. Starts from no factors, so calling it twice is safe.
-        Returns how many runs were folded in. The factors are those :meth:`observe` once per
-        run gives, folded in one pass (:meth:`Recalibration.folded
-        <policies.footprint.recalibration.Recalibration.folded>`).
+        Returns how many runs were folded in.
         """
-        folded = 0
-
-        def observations() -> Iterator[Observation]:
-            nonlocal folded
-            for job, device, energy_j, duration_s in history:
-                observation = _observation(job, device, energy_j, duration_s)
-                if observation is not None:
-                    folded += 1
-                    yield observation
-
-        scratch = Recalibration(self.recalibration.config)  # idempotent: from scratch
-        self.recalibration = scratch.folded(observations())
+        self.recalibration = Recalibration(self.recalibration.config)  # idempotent: from scratch
+        folded = sum(1 for job, device, e, t in history if self.observe(job, device, e, t))
         if folded:
             log.info("recalibration_relearned", runs=folded,
                      pairs=len(self.recalibration.factors))  # fmt: skip
         return folded
-
-
-def _observation(
-    job: JobSpec, device: Device, measured_energy_j: float, measured_duration_s: float
-) -> Observation | None:
-    """One measured run against its raw (uncalibrated) estimate on ``device``'s GPU type; None
-    (logged) when it cannot be estimated."""
-    try:
-        raw = estimate_on(job, device)
-    except PoliciesError as e:
-        log.warning("recalibration_skipped", job_id=job.job_id, error=str(e))
-        return None
-    return Observation(
-        job.model.name,
-        device.gpu.name,
-        raw.energy_j,
-        measured_energy_j,
-        raw.duration_s,
-        measured_duration_s,
-    )
 
 
 def measured_history(

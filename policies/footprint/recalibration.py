@@ -15,8 +15,7 @@ The factor is the geometric mean ratio measured / estimated, robustly:
   hardware or software changes and old evidence fades.
 
 Energy and duration are calibrated separately. All values are frozen; ``updated`` returns a new
-:class:`Recalibration` (``folded``: one for a whole sequence, the same factors). The estimate
-used at decision time is whatever the caller stored then.
+:class:`Recalibration`. The estimate used at decision time is whatever the caller stored then.
 """
 
 from __future__ import annotations
@@ -124,37 +123,8 @@ def _step(current: float, new: float | None, samples: int, config: Recalibration
     return current + weight * (new - current)
 
 
-def _counted_s(measured_duration_s: float) -> float:
-    """The run time (s) an observation adds to ``measured_s``: none unless finite and > 0."""
-    seconds = measured_duration_s
-    return seconds if math.isfinite(seconds) and seconds > 0 else 0
-
-
 def _key(model: str, gpu: str) -> tuple[str, str]:
     return model.strip().lower(), gpu.strip().lower()
-
-
-class _Folding:
-    """One (model, GPU type)'s state while :meth:`Recalibration.folded` runs: the fields of a
-    :class:`RecalibrationFactor`, mutable (a frozen one per observation was most of the cost)."""
-
-    __slots__ = ("duration_log", "energy_log", "factor", "measured_s", "samples")
-
-    def __init__(self, factor: RecalibrationFactor) -> None:
-        self.factor = factor  # the starting state: its names and any other fields
-        self.samples = factor.samples
-        self.energy_log = factor.energy_log
-        self.duration_log = factor.duration_log
-        self.measured_s = factor.measured_s
-
-    def frozen(self) -> RecalibrationFactor:
-        return replace(
-            self.factor,
-            samples=self.samples,
-            energy_log=self.energy_log,
-            duration_log=self.duration_log,
-            measured_s=self.measured_s,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,44 +173,18 @@ class Recalibration:
         duration = _log_ratio(observation.measured_duration_s, observation.estimated_duration_s)
         if energy is None and duration is None:
             return self
+        seconds = observation.measured_duration_s
         new_state = replace(
             state,
             samples=state.samples + 1,
-            measured_s=state.measured_s + _counted_s(observation.measured_duration_s),
+            measured_s=state.measured_s
+            + (seconds if math.isfinite(seconds) and seconds > 0 else 0),
             energy_log=_step(state.energy_log, energy, state.samples, self.config),
             duration_log=_step(state.duration_log, duration, state.samples, self.config),
         )
         factors = dict(self.factors)
         factors[_key(observation.model, observation.gpu)] = new_state
         return Recalibration(self.config, MappingProxyType(factors))
-
-    def folded(self, observations: Iterable[Observation]) -> Recalibration:
-        """A new calibration with ``observations`` folded in, in order: the very factors that
-        :meth:`updated` once per observation gives (the same floating-point operations in the
-        same order), kept in one working state per (model, GPU type) and frozen once at the end
-        (a restart folds its whole ledger)."""
-        config = self.config
-        working: dict[tuple[str, str], _Folding] = {}
-        for observation in observations:
-            energy = _log_ratio(observation.measured_energy_j, observation.estimated_energy_j)
-            duration = _log_ratio(observation.measured_duration_s, observation.estimated_duration_s)
-            if energy is None and duration is None:
-                continue
-            key = _key(observation.model, observation.gpu)
-            state = working.get(key)
-            if state is None:  # named as its first observation spelled it, as ``updated`` does
-                state = working[key] = _Folding(self.get(observation.model, observation.gpu))
-            samples = state.samples
-            state.samples = samples + 1
-            state.measured_s = state.measured_s + _counted_s(observation.measured_duration_s)
-            state.energy_log = _step(state.energy_log, energy, samples, config)
-            state.duration_log = _step(state.duration_log, duration, samples, config)
-        if not working:
-            return self
-        factors = dict(self.factors)
-        for key, state in working.items():
-            factors[key] = state.frozen()
-        return Recalibration(config, MappingProxyType(factors))
 
     def apply(self, estimate: Estimate) -> Estimate:
         """``estimate`` with its energy and duration multiplied by the factors in use."""

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from functools import reduce
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from policies.candidates import estimate_on, interval_on
 from policies.errors import InvalidOutcomeError
@@ -169,65 +166,3 @@ def test_a_ratio_past_the_floats_range_is_clipped_not_an_error() -> None:
     assert tiny.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1 / 4.0)
     assert tiny.duration_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1 / 4.0)
     assert huge.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(4.0)
-
-
-# Folding a whole sequence at once (a restart) against one observation at a time (live).
-_PAIRS = (
-    ("llama-3.1-8b", "A100-80GB"),
-    (" LLAMA-3.1-8B", "a100-80gb "),  # the same pair, spelled otherwise
-    ("llama-3.2-3b", "T4"),
-    ("llama-3.2-1b", "T4"),
-    ("llama-3.2-3b", "A100-80GB"),
-)
-_VALUES = st.one_of(
-    st.floats(0.01, 100.0),  # ordinary, ratios within max_ratio
-    st.floats(1e-3, 1e5),  # ratios past max_ratio: clipped, and clipped steps
-    st.floats(min_value=0.0, max_value=math.inf),  # tiny and huge: ratios may leave the range
-    st.sampled_from([0.0, -1.0, -0.0, math.inf, -math.inf, math.nan, 5e-324, 1.7e308]),
-)
-_OBSERVATIONS = st.lists(
-    st.builds(
-        lambda pair, e_est, e_meas, t_est, t_meas: Observation(*pair, e_est, e_meas, t_est, t_meas),
-        st.sampled_from(_PAIRS),
-        _VALUES,
-        _VALUES,
-        _VALUES,
-        _VALUES,
-    ),
-    max_size=60,
-)
-_CONFIGS = st.sampled_from(
-    [
-        RecalibrationConfig(),
-        RecalibrationConfig(min_samples=1, max_step=0.01, decay=1.0),
-        RecalibrationConfig(min_samples=5, max_ratio=1.5, max_step=0.2, decay=0.05),
-    ]
-)
-
-
-@given(config=_CONFIGS, before=_OBSERVATIONS, observations=_OBSERVATIONS)
-@settings(deadline=None)
-def test_folding_a_sequence_gives_every_field_of_folding_one_at_a_time(
-    config: RecalibrationConfig, before: list[Observation], observations: list[Observation]
-) -> None:
-    """``folded`` is ``updated`` once per observation, bit for bit (``==``, not approximately):
-    from no factors and from factors already learned (``before``), pairs interleaved and spelled
-    differently, ratios clipped, steps clipped, and the values ``updated`` ignores."""
-    start = reduce(Recalibration.updated, before, Recalibration(config))
-    one_by_one = reduce(Recalibration.updated, observations, start)
-    at_once = start.folded(observations)
-    assert at_once.config == one_by_one.config
-    assert list(at_once.factors) == list(one_by_one.factors)
-    for key, factor in one_by_one.factors.items():
-        folded = at_once.factors[key]
-        assert (folded.model, folded.gpu, folded.samples) == (
-            factor.model,
-            factor.gpu,
-            factor.samples,
-        )
-        assert folded.energy_log == factor.energy_log
-        assert folded.duration_log == factor.duration_log
-        assert folded.measured_s == factor.measured_s
-    assert at_once == one_by_one
-    if one_by_one is start:  # nothing usable: the same object, as ``updated`` returns
-        assert at_once is start
