@@ -161,52 +161,46 @@ class Ledger(Decisions, Runs, MeasuredRuns, Accounting, QueueState):
         """At most ``limit`` queued or planned jobs, most urgent first: higher priority, then
         earlier deadline (none last), then submitted earlier."""
         order = self._waiting_jobs().most_urgent(limit)
-        # The service asks every round: an index entry keeps the record returned for it while
-        # its stamp holds (its mutable columns: state, updated_at, cancel_requested_at), so
-        # only the jobs that changed or are new to the index are looked at.
-        records = [record for job in order if (record := job.record) is not None]
-        if len(records) == len(order):
-            return records
-        missing = [job for job in order if job.record is None]
-        # ``_waiting``: the records returned before, with their mutable columns, for an index
-        # read again (after another connection's commit or a rollback) or a job come back.
-        known = self._waiting
-        if known is None or len(known) > 2 * len(order) + 1000:  # let go of those that left
-            known = self._waiting = {
-                job.job_id: entry for job in order if (entry := (known or {}).get(job.job_id))
-            }
-        unread: dict[str, Waiting] = {}
-        for job in missing:
+        # The service asks every round: a job whose mutable columns (state, updated_at,
+        # cancel_requested_at) are as last time is the same record, only the others are read.
+        # The index's stamp says they are the same without comparing them.
+        known = self._waiting or {}
+        kept: dict[str, tuple[int, list[Any], JobRecord]] = {}
+        missing: dict[str, Waiting] = {}
+        records = []  # the answer, unless some must be read
+        for job in order:
             job_id = job.job_id
             entry = known.get(job_id)
+            if entry is not None and entry[0] == job.stamp:
+                kept[job_id] = entry
+                records.append(entry[2])
+                continue
             mutable = job.mutable()
             if entry is not None and entry[1] == mutable:  # the index was read again
-                job.record = entry[2]
+                kept[job_id] = (job.stamp, mutable, entry[2])
+                records.append(entry[2])
                 continue
             written = self._kept.get(job_id)  # the rows this ledger added: not read back
             if written is not None and _mutable(written.job) == mutable:
-                job.record = self._job(written.job)
-                known[job_id] = (job.stamp, mutable, job.record)
+                kept[job_id] = entry = (job.stamp, mutable, self._job(written.job))
+                records.append(entry[2])
             else:
-                unread[job_id] = job
-        read: dict[str, JobRecord] = {}
-        ids = list(unread)
+                missing[job_id] = job
+        if not missing:
+            self._waiting = kept
+            return records
+        ids = list(missing)
         for chunk in range(0, len(ids), 500):
             part = ids[chunk : chunk + 500]
             rows = self._exec(
                 f"SELECT * FROM jobs WHERE job_id IN ({','.join('?' * len(part))})", part
             )
             for row in rows:
-                job, mutable = unread[row["job_id"]], _mutable(row)
-                read[job.job_id] = fresh = self._job(row)
-                known[job.job_id] = (job.stamp, mutable, fresh)
-                if mutable == job.mutable():  # else compared again next time
-                    job.record = fresh
-        return [
-            record
-            for job in order
-            if (record := job.record if job.record is not None else read.get(job.job_id))
-        ]
+                job, mutable = missing[row["job_id"]], _mutable(row)
+                stamp = job.stamp if mutable == job.mutable() else -1  # compared next time
+                kept[job.job_id] = (stamp, mutable, self._job(row))
+        self._waiting = kept
+        return [kept[job.job_id][2] for job in order if job.job_id in kept]
 
     def iter_jobs(
         self, states: Sequence[str] = (), limit: int | None = None, offset: int = 0

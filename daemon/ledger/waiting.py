@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.ledger.records import JobRecord
 from daemon.states import WAITING_STATES
 
 __all__ = ["Waiting", "WaitingIndex"]
@@ -29,8 +28,7 @@ _stamps = itertools.count(1)  # shared by every index: a stamp is never given tw
 class Waiting:
     """One waiting job as the index holds it. ``stamp`` is new whenever its mutable columns
     (state, ``updated_at``, ``cancel_requested_at``) change or the index is read again: a
-    caller that saw the same stamp saw the same columns. ``record``: the ledger's record of
-    the job as of this stamp, once read (None again when the stamp changes)."""
+    caller that saw the same stamp saw the same columns."""
 
     job_id: str
     order: tuple[Any, ...]  # the ORDER BY of most_urgent_waiting, as a Python sort key
@@ -39,7 +37,6 @@ class Waiting:
     updated_at: str
     cancel_requested_at: str | None
     stamp: int
-    record: JobRecord | None = None
 
     def mutable(self) -> list[Any]:
         """``[state, updated_at, cancel_requested_at]``."""
@@ -101,14 +98,13 @@ class WaitingIndex:
         if job is None:
             return False
         job.state, job.updated_at, job.stamp = state, updated_at, next(_stamps)
-        job.record = None
         return True
 
     def cancel_requested(self, job_id: str, at: str) -> None:
         """Its owner asked to cancel ``job_id`` (the first request counts, as stored)."""
         job = self._jobs.get(job_id)
         if job is not None and job.cancel_requested_at is None:
-            job.cancel_requested_at, job.stamp, job.record = at, next(_stamps), None
+            job.cancel_requested_at, job.stamp = at, next(_stamps)
 
     def most_urgent(self, limit: int) -> list[Waiting]:
         """At most ``limit`` waiting jobs, most urgent first (as
