@@ -49,6 +49,7 @@ from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import Seen, job_spec, record_decisions, stored_plan, with_plan
 from daemon.queue.ingest import IngestResult, Queue
+from daemon.queue.line import JobRequest
 from daemon.settings import Settings
 from daemon.sites import SiteView
 from forecasts import ForecastsError
@@ -131,9 +132,8 @@ class Service:
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
         self._decided: Seen = {}  # latest recorded decision per waiting job
-        # The planner's view per job planned this round: its record, spec and the plan the
-        # spec carries.
-        self._specs: dict[str, tuple[JobRecord, JobSpec, Alternative | None]] = {}
+        # The planner's view per waiting job: its request, spec and the plan the spec carries.
+        self._specs: dict[str, tuple[JobRequest, JobSpec, Alternative | None]] = {}
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
         self._busy = BusyDevices()  # the planner's devices, kept between rounds
         self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics)
@@ -352,42 +352,20 @@ class Service:
         except (PoliciesError, KeyError) as exc:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
-        return decisions, self._act(self._decided_jobs(decisions, len(waiting)),
-                                    {d for run in runs for d in run.device_ids}, now)  # fmt: skip
-
-    def _decided_jobs(
-        self, decisions: Sequence[Decision], waiting: int
-    ) -> list[tuple[JobRecord, Decision]]:
-        """Each decision with its job's record, in order, less the repeated holds: a hold that
-        is the very object recorded last for its job (a policy repeating last round's,
-        :mod:`policies.round_decisions`) has nothing to record, observe or dispatch, so only
-        its plan is handed back here (already recorded, as :meth:`_keep_plans` does after the
-        round's new decisions are). A reserving executor (Slurm) is told of every hold, so
-        while it holds plans every decision goes on. ``waiting``: how many jobs were planned."""
-        specs = self._specs  # this round's planned jobs (_job_specs)
-        if len(self._decided) > 2 * waiting:  # let go of the jobs that left (each entry stays
-            # true while its job waits unplanned: only this round records decisions)
-            self._decided = {k: v for k, v in self._decided.items() if k in specs}
-        last = self._decided.get
-        skip = not self._held.active
+        jobs = {job.job_id: job for job in waiting}
+        if len(self._decided) > 2 * len(jobs):  # let go of the jobs that left (each entry
+            # stays true while its job waits unplanned: only this round records decisions)
+            self._decided = {k: v for k, v in self._decided.items() if k in jobs}
         decided = []
         for decision in decisions:
-            job_id = decision.job_id
-            entry = specs.get(job_id)
-            if entry is None:
-                log.error("decision_for_unknown_job", job_id=job_id, policy=decision.policy)
+            record = jobs.get(decision.job_id)
+            if record is None:
+                log.error(
+                    "decision_for_unknown_job", job_id=decision.job_id, policy=decision.policy
+                )
                 continue
-            if (
-                skip
-                and (seen := last(job_id)) is not None
-                and seen[1] is decision
-                and (decision.action != "start" or decision.chosen is None)
-            ):  # a repeated hold
-                if decision.chosen is not entry[2]:  # its plan not handed back yet
-                    specs[job_id] = (entry[0], with_plan(entry[1], decision), decision.chosen)
-                continue
-            decided.append((entry[0], decision))
-        return decided
+            decided.append((record, decision))
+        return decisions, self._act(decided, {d for run in runs for d in run.device_ids}, now)
 
     def _act(
         self, decided: Sequence[tuple[JobRecord, Decision]], busy: set[str], now: datetime
@@ -416,7 +394,8 @@ class Service:
                 log.error("decision_conflict", job_id=record.job_id, policy=decision.policy,
                           devices=sorted(chosen), busy=sorted(chosen & busy))  # fmt: skip
                 continue  # stays queued; planned again next round
-            spec = self._specs[record.job_id][1]  # planned this round
+            entry = self._specs.get(record.job_id)  # planned this round: its spec
+            spec = entry[1] if entry is not None else None
             launch = self._dispatch.prepare(record, decision, self._by_device, now, spec)
             if launch is not None:
                 busy |= chosen
@@ -427,23 +406,19 @@ class Service:
         """:func:`daemon.planning.job_spec` of each waiting job, built once per job (its
         request, times and id never change; the ledger hands back the same parsed request)
         with its current plan (:meth:`_keep_plans`; from the ledger for a job first seen
-        planned, as after a restart); a job whose spec is invalid fails. Each entry keeps the
-        job's record of this round."""
+        planned, as after a restart); a job whose spec is invalid fails."""
         known, kept, specs = self._specs, {}, []
         for job in waiting:
             entry = known.get(job.job_id)
-            if entry is None or entry[0] is not job:
-                if entry is not None and entry[0].request is job.request:
-                    entry = (job, entry[1], entry[2])  # the same request: its spec and plan
-                else:
-                    try:
-                        spec = job_spec(job)
-                    except PoliciesError as exc:
-                        self._fail_unstarted(job, now, f"invalid job: {exc}")
-                        continue
-                    if job.state == "planned":
-                        spec = replace(spec, planned=stored_plan(self.ledger, job.job_id))
-                    entry = (job, spec, None)
+            if entry is None or entry[0] is not job.request:
+                try:
+                    spec = job_spec(job)
+                except PoliciesError as exc:
+                    self._fail_unstarted(job, now, f"invalid job: {exc}")
+                    continue
+                if job.state == "planned":
+                    spec = replace(spec, planned=stored_plan(self.ledger, job.job_id))
+                entry = (job.request, spec, None)
             kept[job.job_id] = entry
             specs.append(entry[1])
         self._specs = kept
