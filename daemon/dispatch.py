@@ -38,7 +38,7 @@ from daemon.ledger import JobRecord, Ledger, RunRecord, RunStart
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
 from daemon.planning import spec_or_none
-from policies import Alternative, Decision, ZoneIntensity
+from policies import Alternative, Decision, JobSpec, ZoneIntensity
 from policies.footprint.recalibration import Recalibration
 
 __all__ = ["Dispatch", "DispatchContext", "FailUnstarted", "Finish", "Launch", "launch_spec"]
@@ -65,8 +65,9 @@ class DispatchContext:
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """A job the round dispatches: the decision acted on, its executor and GPUs, and the run
-    its executor already holds for it (Slurm), if any."""
+    """A job the round dispatches: the decision acted on, its executor and GPUs, the run its
+    executor already holds for it (Slurm), if any, and the planner's spec of it (None: parsed
+    from its request where a launch needs it)."""
 
     job: JobRecord
     decision: Decision
@@ -75,6 +76,11 @@ class Launch:
     gpus: tuple[InventoryGpu, ...]
     held: RunRecord | None
     indices: tuple[int, ...]  # the GPUs' indices on their node
+    spec: JobSpec | None = None
+
+    def job_spec(self) -> JobSpec | None:
+        """The planner's spec of the job, else :func:`daemon.planning.spec_or_none`'s."""
+        return self.spec if self.spec is not None else spec_or_none(self.job)
 
 
 class Dispatch:
@@ -112,10 +118,12 @@ class Dispatch:
         decision: Decision,
         by_device: Mapping[str, InventoryGpu],
         now: datetime,
+        spec: JobSpec | None = None,
     ) -> Launch | None:
         """What dispatching ``job`` on ``decision``'s chosen devices (all in ``by_device``)
         takes: its executor, GPUs and any run held for it early (None: it cannot be
-        dispatched now; a job without an executor has failed)."""
+        dispatched now; a job without an executor has failed). ``spec``: the planner's view
+        of ``job`` (its request's, so a launch does not parse the request again)."""
         chosen = decision.chosen
         assert chosen is not None
         gpus = tuple(by_device[d] for d in chosen.device_ids)
@@ -128,7 +136,8 @@ class Dispatch:
             if not self._held.withdraw(job.job_id, now):
                 return None
             held = None
-        return Launch(job, decision, chosen, executor, gpus, held, tuple(g.index for g in gpus))
+        indices = tuple(g.index for g in gpus)
+        return Launch(job, decision, chosen, executor, gpus, held, indices, spec)
 
     def launch(
         self, prepared: Sequence[Launch], now: datetime, context: DispatchContext
@@ -165,7 +174,7 @@ class Dispatch:
                          gpu=chosen.gpu, region=chosen.region)  # fmt: skip
             if measurement is not None:
                 measurement.started(item.job.job_id, list(item.gpus), item.decision, now,
-                                    context.forecasts, job=spec_or_none(item.job))  # fmt: skip
+                                    context.forecasts, job=item.job_spec())  # fmt: skip
         return [item.job.job_id for item, _ in launched]
 
     def _start(
@@ -193,7 +202,7 @@ def _raw_duration_s(item: Launch, learned: Recalibration | None) -> float | None
     one ``learned`` has in use for its model on its GPU type); None when no factor applies."""
     if learned is None or not learned.factors:
         return None
-    spec = spec_or_none(item.job)
+    spec = item.job_spec()
     if spec is None:
         return None
     factor = learned.duration_factor(spec.model.name, item.chosen.gpu)

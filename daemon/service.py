@@ -394,7 +394,9 @@ class Service:
                 log.error("decision_conflict", job_id=record.job_id, policy=decision.policy,
                           devices=sorted(chosen), busy=sorted(chosen & busy))  # fmt: skip
                 continue  # stays queued; planned again next round
-            launch = self._dispatch.prepare(record, decision, self._by_device, now)
+            entry = self._specs.get(record.job_id)  # planned this round: its spec
+            spec = entry[1] if entry is not None else None
+            launch = self._dispatch.prepare(record, decision, self._by_device, now, spec)
             if launch is not None:
                 busy |= chosen
                 prepared.append(launch)

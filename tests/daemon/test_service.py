@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,11 +17,11 @@ from daemon.executors.base import ExitStatus
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
-from daemon.planning import build_policy
+from daemon.planning import build_policy, job_spec
 from daemon.settings import PolicySettings, RegionSettings, Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from forecasts import SignalChain
-from policies import Decision, UnknownPolicyError
+from policies import Decision, PlannedStart, UnknownPolicyError
 from policies.builtin.run_now import RunNow
 from tests.daemon.helpers import append, job_line, make_service
 
@@ -334,3 +336,67 @@ def test_a_round_plans_only_the_most_urgent_window_but_settles_every_job(tmp_pat
     states = _states(service.ledger)
     assert states["soon"] == "expired" and states["late"] == "queued"
     assert {row["job_id"] for row in service.ledger.rows("decisions")} >= {"old0", "old1"}
+
+
+def test_a_repeated_hold_object_is_recorded_once_and_its_plan_handed_back(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    start = clock() + timedelta(hours=1)
+
+    class Repeating:  # last round's very Decision object while its job is held
+        name = "repeating"
+
+        def __init__(self) -> None:
+            self.held: dict[str, Decision] = {}
+            self.seen: list[tuple[str, PlannedStart | None]] = []
+            self.launch = False
+
+        def plan(self, now, jobs, devices, forecasts):  # type: ignore[no-untyped-def]
+            self.seen += [(job.job_id, job.planned) for job in jobs]
+            if self.launch:
+                alt = RunNow().plan(now, jobs, devices, forecasts)[0].chosen
+                return [Decision(jobs[0].job_id, "start", "now", self.name, alt)]
+            decisions = []
+            for job in jobs:
+                if job.job_id not in self.held:
+                    alt = RunNow().plan(now, [job], devices, forecasts)[0].chosen
+                    chosen = replace(alt, start=start)
+                    self.held[job.job_id] = Decision(job.job_id, "hold", "later", self.name, chosen)
+                decisions.append(self.held[job.job_id])
+            return decisions
+
+    policy = Repeating()
+    service.policy = policy
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", deadline="+6h"))
+    reports = []
+    for _ in range(3):
+        reports.append(service.tick(clock()))
+        clock.advance(60)
+    assert [r.decisions for r in reports] == [1, 1, 1]
+    assert [row["job_id"] for row in service.ledger.rows("decisions")] == ["a"]
+    assert _states(service.ledger) == {"a": "planned"}
+    plan = PlannedStart("qc", "T4", start)
+    assert policy.seen == [("a", None), ("a", plan), ("a", plan)]  # kept for the policy
+    policy.launch = True
+    assert service.tick(clock()).started == ("a",)
+    assert [row["action"] for row in service.ledger.rows("decisions")] == ["hold", "start"]
+
+
+def test_a_launch_reads_the_planners_spec_else_parses_the_request(tmp_path: Path) -> None:
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False), regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.ingest(clock())
+    [job] = service.ledger.most_urgent_waiting(10)
+    spec = job_spec(job)
+    devices = [gpu.device for gpu in service.inventory]
+    service.refresh_intensity(clock())
+    [decision] = RunNow().plan(clock(), [spec], devices, service._forecasts)
+    dispatch, by_device = service._dispatch, service._by_device  # the service's own parts
+    planned = dispatch.prepare(job, decision, by_device, clock(), spec)
+    parsed = dispatch.prepare(job, decision, by_device, clock())
+    assert planned is not None and parsed is not None
+    assert planned.job_spec() is spec
+    assert parsed.job_spec() == spec and parsed.job_spec() is not spec
