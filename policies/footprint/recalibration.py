@@ -103,8 +103,11 @@ class RecalibrationFactor:
 
 
 def _log_ratio(measured: float, estimated: float) -> float | None:
+    """log(measured / estimated); None unless both are finite and > 0. A ratio past the
+    floats' range is ±inf (``_step`` clips it to ``max_ratio`` as any large one)."""
     if measured > 0 and estimated > 0 and math.isfinite(measured) and math.isfinite(estimated):
-        return math.log(measured / estimated)
+        ratio = measured / estimated  # may overflow to inf or underflow to 0
+        return math.log(ratio) if ratio > 0 else -math.inf
     return None
 
 

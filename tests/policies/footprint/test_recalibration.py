@@ -151,3 +151,18 @@ def test_planning_intervals_are_scaled_too() -> None:
     assert scaled.energy_j_p90 == pytest.approx(raw.energy_j_p90 * 1.3)
     assert scaled.duration_s_p10 == pytest.approx(raw.duration_s_p10 * 1.3)
     assert scaled.energy_j == pytest.approx(raw.energy_j * 1.3)
+
+
+def test_a_ratio_past_the_floats_range_is_clipped_not_an_error() -> None:
+    """A measured value so much smaller than its estimate that the ratio underflows to 0 is
+    the smallest ratio there is (clipped to ``1 / max_ratio``), as an overflow is the largest."""
+    config = RecalibrationConfig(min_samples=1, min_measured_s=0.0)
+    tiny = Recalibration(config).updated(
+        Observation("llama-3.1-8b", "A100-80GB", 1e300, 1e-300, 1e300, 1e-300)
+    )
+    huge = Recalibration(config).updated(
+        Observation("llama-3.1-8b", "A100-80GB", 1e-300, 1e300, 1e-300, 1e300)
+    )
+    assert tiny.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1 / 4.0)
+    assert tiny.duration_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1 / 4.0)
+    assert huge.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(4.0)
