@@ -149,10 +149,9 @@ def test_an_ending_that_rolls_back_teaches_nothing(tmp_path: Path) -> None:
     assert service.learning.recalibration.get(MODEL, GPU).samples == 1
 
 
-def test_a_mixed_daemon_counts_a_metered_run_once(tmp_path: Path) -> None:
-    """GPUs metered here and Slurm's: each run teaches the (model, GPU type) once, the metered
-    one through the meter, the Slurm one from ``sacct`` (while the daemon runs)."""
-    clock = FakeClock()
+def _node_meter(clock: FakeClock) -> JobMeasurement:
+    """carbond's meter of the node's one A100, simulated at 1.3x its catalog power on
+    ``clock``."""
     start = clock()
 
     def monotonic_s() -> float:
@@ -162,7 +161,14 @@ def test_a_mixed_daemon_counts_a_metered_run_once(tmp_path: Path) -> None:
                                   true_power_factor=1.3, clock=monotonic_s)  # fmt: skip
     backend.start()
     monitor = GpuMonitor(backend, GpuSettings(), clock=monotonic_s, sample=False)
-    measurement = JobMeasurement(monitor, lifetime_years=5.0, index_of={"node/0": 0})
+    return JobMeasurement(monitor, lifetime_years=5.0, index_of={"node/0": 0})
+
+
+def test_a_mixed_daemon_counts_a_metered_run_once(tmp_path: Path) -> None:
+    """GPUs metered here and Slurm's: each run teaches the (model, GPU type) once, the metered
+    one through the meter, the Slurm one from ``sacct`` (while the daemon runs)."""
+    clock = FakeClock()
+    measurement = _node_meter(clock)
     service = _service(tmp_path, [RecordingExecutor("local"), _sacct(500.0)], (NODE, HPC),
                        measurement)  # fmt: skip
     service.start(clock())
@@ -202,16 +208,7 @@ class _RecordingLearning(Learning):
 def _mixed_service(tmp_path: Path, clock: FakeClock) -> tuple[Service, JobMeasurement]:
     """A daemon metering its node's A100 (simulated, 1.3x its catalog power) and running Slurm
     jobs on A100s and T4s (``sacct`` reports 250 W); runs last longer or shorter than planned."""
-    start = clock()
-
-    def monotonic_s() -> float:
-        return (clock() - start).total_seconds()
-
-    backend = SimulatedGpuBackend([simulated_spec(DEFAULT_GPU_CATALOG.get(GPU))],
-                                  true_power_factor=1.3, clock=monotonic_s)  # fmt: skip
-    backend.start()
-    monitor = GpuMonitor(backend, GpuSettings(), clock=monotonic_s, sample=False)
-    measurement = JobMeasurement(monitor, lifetime_years=5.0, index_of={"node/0": 0})
+    measurement = _node_meter(clock)
     local = RecordingExecutor("local", duration_factor=0.9)
     slurm = _sacct(250.0)
     slurm.duration_factor = 1.15
