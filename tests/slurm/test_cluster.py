@@ -11,6 +11,7 @@ pytestmark = pytest.mark.slurm
 # sacct's Elapsed is whole seconds, so a job must run >= 20 s for watts x Elapsed to be within 5 %
 # of the energy over its true duration whatever the rounding.
 ENERGY_JOB_S = 20
+SAMPLING_SLACK_S = 2.0  # the counter's once-a-second reads at either end of a job
 
 
 @pytest.mark.parametrize(("partition", "node"), [("alpha", "n1"), ("beta", "n2")])
@@ -44,7 +45,11 @@ def test_sacct_energy_is_the_fake_meters_watts_times_elapsed(slurm_cluster: Slur
         rows = slurm_cluster.sacct(job, ("JobID", "ElapsedRaw", "ConsumedEnergyRaw"))
         batch = next(r for r in rows if r["JobID"] == f"{job}.batch")
         expected_j = watts[node] * int(batch["ElapsedRaw"])
-        assert int(batch["ConsumedEnergyRaw"]) == pytest.approx(expected_j, rel=0.05), node
+        # Slurm reads the counter once a second (energy=1) and ElapsedRaw is whole seconds, so
+        # the energy may cover up to ~2 s less or ~1 s more than ElapsedRaw: 1 s was 5 % of this
+        # job, and a loaded CI machine read 6,181 J for 6,510 (19.9 s of 21).
+        tolerance_j = watts[node] * SAMPLING_SLACK_S
+        assert abs(int(batch["ConsumedEnergyRaw"]) - expected_j) <= tolerance_j, node
 
 
 def test_another_users_sbatch_holds_gpus_that_others_then_wait_for(
