@@ -248,7 +248,42 @@ def _batch(
     batch: int,
     power: PowerCurve,
 ) -> tuple[_Phase, _Phase]:
-    """Prefill and decode of one batch of ``batch`` requests."""
+    """Prefill and decode of one batch of ``batch`` requests.
+
+    A pure function of the model, GPU, runtime and power curve (frozen, keyed by value: a
+    calibrated curve is a new object per call), the batch size and four of the workload's
+    fields, so the answers are kept (:data:`_BATCHES_KEPT` of them): jobs that differ only in
+    their request count share every full batch, and their partial last batches repeat too. A
+    power curve of another type than carbond's two is computed afresh (it may not hash by value).
+    """
+    if type(power) not in _KEPT_CURVES:
+        return _batch_phases(model, gpu, runtime, workload, batch, power)
+    key = (model, gpu, runtime, power, workload.tensor_parallel, workload.input_tokens,
+           workload.output_tokens, workload.precision, batch)  # fmt: skip
+    phases = _batches.get(key)
+    if phases is None:
+        phases = _batch_phases(model, gpu, runtime, workload, batch, power)
+        if len(_batches) >= _BATCHES_KEPT:
+            _batches.clear()
+        _batches[key] = phases
+    return phases
+
+
+_BATCHES_KEPT: Final = 8192
+_KEPT_CURVES: Final = (PowerModel, StudyPowerModel)
+_batches: dict[tuple[object, ...], tuple[_Phase, _Phase]] = {}  # a memo of a pure function
+
+
+def _batch_phases(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    runtime: RuntimeProfile,
+    workload: Workload,
+    batch: int,
+    power: PowerCurve,
+) -> tuple[_Phase, _Phase]:
+    """:func:`_batch` computed: reads of ``workload`` only ``tensor_parallel``,
+    ``input_tokens``, ``output_tokens`` and ``precision``."""
     g = workload.tensor_parallel
     n_in, n_out = workload.input_tokens, workload.output_tokens
     weights = model.weight_bytes(workload.precision) / g

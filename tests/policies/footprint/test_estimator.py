@@ -4,12 +4,25 @@ import dataclasses
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policies.errors import InvalidWorkloadError
-from policies.footprint.estimator import DEFAULT_POWER, Workload, estimate, memory_required_gb
-from policies.footprint.gpus import DEFAULT_GPU_CATALOG
-from policies.footprint.models import DEFAULT_MODEL_CATALOG
-from policies.footprint.runtimes import get_runtime
+from policies.footprint import estimator
+from policies.footprint.calibration import calibrated
+from policies.footprint.estimator import (
+    DEFAULT_POWER,
+    Estimate,
+    PowerCurve,
+    PowerModel,
+    StudyPowerModel,
+    Workload,
+    estimate,
+    memory_required_gb,
+)
+from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GpuSpec
+from policies.footprint.models import DEFAULT_MODEL_CATALOG, PRECISION_BYTES, ModelSpec
+from policies.footprint.runtimes import RuntimeProfile, get_runtime
 
 LLAMA_1B = DEFAULT_MODEL_CATALOG.get("llama-1b")
 LLAMA_70B = DEFAULT_MODEL_CATALOG.get("llama-3.1-70b")
@@ -110,3 +123,101 @@ def test_power_model_is_used() -> None:
     hotter = estimate(LLAMA_1B, H100, VLLM, Workload(), power=hot)
     assert hotter.energy_j > base.energy_j
     assert hotter.duration_s == base.duration_s
+
+
+# The kept batches (``estimator._batch``): answers must be the ones computed afresh, bit for bit.
+
+_MODELS = tuple(DEFAULT_MODEL_CATALOG.get(n) for n in ("llama-3.2-1b", "llama-3.1-8b", "qwen3-32b"))
+_GPUS = tuple(DEFAULT_GPU_CATALOG.get(n) for n in ("T4", "A100-80GB", "H100-SXM", "B200"))
+_RUNTIMES = tuple(get_runtime(n) for n in ("hf-eager", "vllm", "vllm-v0", "vllm+study"))
+_Case = tuple[ModelSpec, GpuSpec, RuntimeProfile, Workload, PowerCurve]
+
+
+@st.composite
+def _cases(draw: st.DrawFn) -> _Case:
+    """Few token counts and sizes, so that cases share kept batches; any request count."""
+    gpu = draw(st.sampled_from(_GPUS))
+    runtime, calibrated_power = calibrated(draw(st.sampled_from(_RUNTIMES)), gpu)
+    unit = st.floats(0.0, 1.0)
+    power = draw(
+        st.sampled_from((calibrated_power, DEFAULT_POWER, StudyPowerModel()))
+        | st.builds(PowerModel, unit, unit, unit)
+        | st.builds(StudyPowerModel, st.floats(0.05, 1.0), st.floats(0.1, 2.0))
+    )
+    workload = Workload(
+        batch_size=draw(st.sampled_from((1, 3, 8, 64))),
+        input_tokens=draw(st.sampled_from((0, 1, 128, 2048))),
+        output_tokens=draw(st.sampled_from((1, 2, 150, 1024))),
+        requests=draw(st.none() | st.integers(1, 300)),
+        precision=draw(st.sampled_from(sorted(PRECISION_BYTES))),
+        tensor_parallel=draw(st.sampled_from((1, 2, 8))),
+    )
+    return draw(st.sampled_from(_MODELS)), gpu, runtime, workload, power
+
+
+def _computed_afresh(cases: list[_Case]) -> list[Estimate]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(estimator, "_KEPT_CURVES", ())  # every batch computed, none kept
+        return [estimate(*case) for case in cases]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_cases(), min_size=1, max_size=12))
+def test_kept_batches_answer_exactly_as_computed(cases: list[_Case]) -> None:
+    fresh = _computed_afresh(cases)
+    kept = [estimate(*case) for case in cases] + [estimate(*case) for case in cases]
+    assert kept == fresh + fresh  # every field ==, and the second round is all kept answers
+
+
+def test_a_new_request_count_reuses_the_kept_batches() -> None:
+    estimator._batches.clear()
+    estimate(LLAMA_1B, H100, EAGER, Workload(batch_size=8, requests=21))  # 2 x 8 and a 5
+    kept = dict(estimator._batches)
+    again = estimate(LLAMA_1B, H100, EAGER, Workload(batch_size=8, requests=13))  # 8 and a 5
+    assert estimator._batches == kept
+    assert again == _computed_afresh([(LLAMA_1B, H100, EAGER, Workload(8, requests=13),
+                                      DEFAULT_POWER)])[0]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("curve", "field", "changed"),
+    [(calibrated(VLLM, H100)[1], "compute_weight", 0.5),
+     (calibrated(VLLM, H100)[1], "memory_weight", 0.2),
+     (calibrated(VLLM, H100)[1], "active_floor", 0.9),
+     (StudyPowerModel(), "saturation_mfu", 0.3),
+     (StudyPowerModel(), "exponent", 1.1)],
+)  # fmt: skip
+def test_curves_that_differ_in_one_field_keep_their_own_batches(
+    curve: PowerModel | StudyPowerModel, field: str, changed: float
+) -> None:
+    other = dataclasses.replace(curve, **{field: changed})
+    work = Workload(batch_size=4, requests=9)
+    runtime = calibrated(VLLM, H100)[0]
+    first, second = (estimate(LLAMA_1B, H100, runtime, work, c) for c in (curve, other))
+    assert first.energy_j != second.energy_j  # the field matters here
+    assert [first, second] == _computed_afresh(
+        [(LLAMA_1B, H100, runtime, work, curve), (LLAMA_1B, H100, runtime, work, other)]
+    )
+
+
+@dataclasses.dataclass
+class _AdjustableCurve:
+    """A power curve of the caller's own, mutable: never kept (it may not hash by value)."""
+
+    power_w_each: float
+
+    def utilisation(
+        self, t_compute_s: float, t_memory_s: float, t_step_s: float, t_peak_s: float = 0.0
+    ) -> float:
+        return 1.0
+
+    def power_w(self, gpu: GpuSpec, utilisation: float) -> float:
+        return self.power_w_each
+
+
+def test_a_curve_of_another_type_is_computed_each_time() -> None:
+    curve = _AdjustableCurve(100.0)
+    low = estimate(LLAMA_1B, H100, EAGER, Workload(), curve)
+    curve.power_w_each = 200.0
+    high = estimate(LLAMA_1B, H100, EAGER, Workload(), curve)
+    assert high.energy_j == pytest.approx(2.0 * low.energy_j)
