@@ -99,10 +99,7 @@ class Relearned:
 def _service(state: Path, ledger: Ledger, clock: FakeClock) -> tuple[Service, JobMeasurement]:
     """A run-now service on :data:`REGIONS`: the Slurm stand-in reports energy, the node's GPU
     is metered by the simulated backend (1.2 x its catalog power) on ``clock``."""
-    start = clock()
-
-    def monotonic_s() -> float:
-        return (clock() - start).total_seconds()
+    monotonic_s = clock.monotonic()
 
     backend = SimulatedGpuBackend([simulated_spec(DEFAULT_GPU_CATALOG.get(A100))],
                                   true_power_factor=1.2, clock=monotonic_s)  # fmt: skip

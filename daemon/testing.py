@@ -6,7 +6,7 @@ Shipped in the package (as ``structlog.testing`` is) so tests of any part can bu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +29,16 @@ class FakeClock:
         """Move the clock forward by ``seconds``; returns the new time."""
         self.now += timedelta(seconds=seconds)
         return self.now
+
+    def monotonic(self) -> Callable[[], float]:
+        """A monotonic clock in seconds (as GPU backends and monitors take) that follows this
+        one and reads 0 now."""
+        start = self.now
+
+        def seconds() -> float:
+            return (self.now - start).total_seconds()
+
+        return seconds
 
 
 @dataclass(slots=True)

@@ -152,10 +152,7 @@ def test_an_ending_that_rolls_back_teaches_nothing(tmp_path: Path) -> None:
 def _node_meter(clock: FakeClock) -> JobMeasurement:
     """carbond's meter of the node's one A100, simulated at 1.3x its catalog power on
     ``clock``."""
-    start = clock()
-
-    def monotonic_s() -> float:
-        return (clock() - start).total_seconds()
+    monotonic_s = clock.monotonic()
 
     backend = SimulatedGpuBackend([simulated_spec(DEFAULT_GPU_CATALOG.get(GPU))],
                                   true_power_factor=1.3, clock=monotonic_s)  # fmt: skip

@@ -36,10 +36,7 @@ def build(
     factor: float = 1.0,
     policy: str = "run-now",
 ) -> tuple[Service, SimulatedGpuBackend, GpuMonitor]:
-    start = clock()
-
-    def monotonic_s() -> float:
-        return (clock() - start).total_seconds()
+    monotonic_s = clock.monotonic()
 
     backend = SimulatedGpuBackend(
         [simulated_spec(A100)] * 2, true_power_factor=factor, clock=monotonic_s
