@@ -241,3 +241,25 @@ def test_plans_that_come_back_to_a_cell_decide_as_a_full_replan(seed: int) -> No
         _run_started(w, fast, now)
     assert came_back > 0
     assert as_full.repeated > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_held_decisions_repeat_across_a_slot_boundary(seed: int) -> None:
+    """When the grid's anchor moves a slot on and nothing else changes, a held job whose plan
+    is the same cell (its start time the same, one slot lower) keeps its plan object and its
+    decision (the latest safe start printed the same), still the full re-plan's but for the
+    counterfactual."""
+    w = world(seed, n_devices=6 + seed, n_jobs=40 + 10 * seed)
+    policy = get_policy("carbon-window")
+    as_full = _AsFull()
+    before = NOW + timedelta(minutes=14)
+    first = policy.plan(before, w.jobs, w.devices, w.forecasts)
+    as_full.check(first, _full(policy, before, w), "before the boundary")
+    _run_started(w, first, before)
+    w.keep_plans(first)
+    after = NOW + timedelta(minutes=16)  # slots of 15 minutes: the anchor moved one on
+    second = policy.plan(after, w.jobs, w.devices, w.forecasts)
+    as_full.check(second, _full(policy, after, w), "after the boundary")
+    plans = {d.job_id: d.chosen for d in first if d.action == "hold"}
+    assert any(d.action == "hold" and d.chosen is plans.get(d.job_id) for d in second)
+    assert as_full.repeated > 0  # decisions of the tick before, returned again
