@@ -15,7 +15,7 @@ import structlog
 
 from daemon.cli.output import print_json, print_table
 from daemon.logs import configure_logging
-from daemon.replay.driver import PolicyRun, ReplaySetup
+from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
     JOBS_FORMATS,
@@ -33,6 +33,8 @@ from daemon.replay.report import (
     optimum_row,
     plot_runs,
     plot_sites,
+    solve_bound,
+    solve_optimum,
     split_savings,
     summarise,
     temporal_potential,
@@ -233,14 +235,6 @@ def _check(specs: Sequence[PolicySpec]) -> None:
             raise ReplayInputError(f"--policy {spec.label}: {exc}") from exc
 
 
-def _run_all(
-    setup: ReplaySetup, specs: Sequence[PolicySpec], label: str, workers: int
-) -> list[PolicyRun]:
-    """Replay every spec, ``workers`` at a time (forked before the bar starts its thread)."""
-    with Replays(setup, specs, workers) as replays, _progress(specs, label, setup) as advance:
-        return replays.results(advance)
-
-
 def _quiet_logs() -> None:
     """Only warnings and errors, on stderr: the daemon's per-job events would drown the results.
     Loggers are not cached, so a caller (or a test) can reconfigure structlog afterwards."""
@@ -257,15 +251,20 @@ def _replay(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for slack_s in slacks:
         setup = load_setup(inputs, slack_s)
-        runs = _run_all(setup, specs, f"slack {slack_s / 3600:g} h", args.workers)
+        label = f"slack {slack_s / 3600:g} h"
+        with Replays(setup, specs, args.workers) as replays, _progress(specs, label, setup) as bar:
+            # the LP and MIP need no replay: solved here while the workers replay
+            bound = solve_bound(setup, args.bound_window) if args.bound else None
+            optimum = solve_optimum(setup) if args.optimum else None
+            runs = replays.results(bar)
         summaries = summarise(runs)
         split_savings(setup, runs, summaries)
-        if args.bound:
-            bound = bound_row(setup, summaries, args.bound_window)
-            bound["temporal_only_potential"] = temporal_potential(setup, runs)
-            summaries.append(bound)
-        if args.optimum:
-            summaries.append(optimum_row(setup, summaries))
+        if bound is not None:
+            row = bound_row(bound, summaries)
+            row["temporal_only_potential"] = temporal_potential(setup, runs)
+            summaries.append(row)
+        if optimum is not None:
+            summaries.append(optimum_row(optimum, summaries))
         for summary in summaries:
             summary["slack_s"] = slack_s
         rows.extend(summaries)
@@ -334,7 +333,8 @@ def _tune(args: argparse.Namespace) -> int:
     specs = [PolicySpec("run-now", {})]
     specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
     _check(specs)
-    runs = _run_all(setup, specs, "tune", args.workers)
+    with Replays(setup, specs, args.workers) as replays, _progress(specs, "tune", setup) as bar:
+        runs = replays.results(bar)
     summary = summarise(runs)
     rows = summary[1:]
     front = pareto([(r["total_g"], r["mean_wait_s"]) for r in rows])

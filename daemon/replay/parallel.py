@@ -69,7 +69,9 @@ def _forkable() -> str | None:
 class Replays:
     """``runs`` replayed on ``setup``, at most ``workers`` at a time. As a context manager:
     entering forks the workers and starts the runs (so enter it before starting any thread, such
-    as a progress bar's); :meth:`results` waits for them; leaving stops what is left."""
+    as a progress bar's); :meth:`results` waits for them. Leaving cancels the runs not started;
+    on an exception (a failed run, an error or Ctrl-C in the caller) it also terminates the
+    workers rather than wait for the runs in flight."""
 
     def __init__(self, setup: ReplaySetup, runs: Sequence[PolicySpec], workers: int) -> None:
         self._setup, self._runs = setup, tuple(runs)
@@ -95,10 +97,12 @@ class Replays:
         self._futures = [self._pool.submit(_work, i) for i in range(len(self._runs))]
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            if exc_type is not None:  # the caller failed or was interrupted: stop, not wait
+                _stop_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
         if self._queue is not None:
             self._queue.close()
             self._queue = None
@@ -131,6 +135,17 @@ class Replays:
             index, now = queue.get()
             if progress is not None:
                 progress(index, now)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate ``pool``'s workers, whatever they are running."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate is not None:
+        terminate()
+        return
+    processes = getattr(pool, "_processes", None) or {}  # earlier Pythons: the pool's own map
+    for process in list(processes.values()):
+        process.terminate()
 
 
 def replay_all(setup: ReplaySetup, runs: Sequence[PolicySpec], workers: int) -> list[PolicyRun]:

@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -122,3 +123,14 @@ def test_bad_workers_exit_2_with_one_line(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "--workers" in err and "at least 1" in err
+
+
+def test_an_error_in_the_caller_stops_the_runs_in_flight(setup: ReplaySetup) -> None:
+    long = replace(setup, tick_s=5)  # many more rounds: still running when the caller fails
+    runs = (PolicySpec("carbon-window", {}), PolicySpec("oracle", {}))
+    with pytest.raises(KeyboardInterrupt), Replays(long, runs, workers=2) as replays:
+        assert replays.forked
+        futures = list(replays._futures)
+        raise KeyboardInterrupt
+    assert all(f.done() for f in futures)
+    assert not any(not f.cancelled() and f.exception() is None for f in futures)
