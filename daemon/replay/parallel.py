@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.queues import SimpleQueue
@@ -24,6 +25,7 @@ from multiprocessing.queues import SimpleQueue
 import structlog
 
 from daemon.replay.driver import PolicyRun, ReplaySetup, replay_policy
+from daemon.replay.errors import ReplayError
 from daemon.replay.inputs import PolicySpec
 
 __all__ = ["Replays", "RunProgress", "available_workers", "replay_all"]
@@ -119,6 +121,7 @@ class Replays:
         Raises:
             What :func:`~daemon.replay.driver.replay_policy` raises, for the first run (in
             order) that failed; the runs not started yet are cancelled on leaving.
+            ReplayError: a worker process died (killed, out of memory).
         """
         if self._pool is None:
             return [_one(self._setup, run, i, progress) for i, run in enumerate(self._runs)]
@@ -127,7 +130,12 @@ class Replays:
             _, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
             self._drain(progress)
         self._drain(progress)
-        return [future.result() for future in self._futures]
+        try:
+            return [future.result() for future in self._futures]
+        except BrokenProcessPool as exc:  # killed (out of memory?): say so, not a traceback
+            raise ReplayError(
+                f"a replay worker process died ({exc}); rerun with fewer --workers"
+            ) from exc
 
     def _drain(self, progress: RunProgress | None) -> None:
         queue = self._queue

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,6 +18,7 @@ import structlog
 
 from daemon.cli import main
 from daemon.replay.driver import ReplaySetup
+from daemon.replay.errors import ReplayError
 from daemon.replay.inputs import PolicySpec, load_setup
 from daemon.replay.parallel import Replays, replay_all
 from policies import PoliciesError
@@ -134,3 +137,19 @@ def test_an_error_in_the_caller_stops_the_runs_in_flight(setup: ReplaySetup) -> 
         raise KeyboardInterrupt
     assert all(f.done() for f in futures)
     assert not any(not f.cancelled() and f.exception() is None for f in futures)
+
+
+def test_a_worker_killed_midway_is_a_replay_error(setup: ReplaySetup) -> None:
+    long = replace(setup, tick_s=5)
+    runs = (PolicySpec("carbon-window", {}), PolicySpec("oracle", {}))
+    killed: list[int] = []
+
+    def kill_one(index: int, now: datetime) -> None:  # as the kernel's OOM killer would
+        if not killed:
+            pid = min(p.pid for p in multiprocessing.active_children())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    with pytest.raises(ReplayError, match="worker process died"), Replays(long, runs, 2) as r:
+        r.results(kill_one)
+    assert killed
