@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from policies.capacity import CapacityTimeline
+from policies.greedy import _reserve
 from policies.scoring import SlotGrid, make_pools
 from tests.policies.conftest import NOW, devices
 
@@ -141,3 +142,35 @@ def test_feasibility_matches_a_brute_force_check_of_every_window() -> None:
         if feasible[p, s]:
             timeline.reserve(p, s, float(duration[p]), gpus)
     assert timeline.busy.max() <= 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_compiled_reservation_equals_the_timelines(seed: int) -> None:
+    """``greedy._reserve`` (which updates only what a run changes) leaves every array of the
+    timeline as ``CapacityTimeline.reserve`` does (which rebuilds the pool's table), bit for
+    bit, run after run: short and long runs, runs past the horizon, instant runs, an
+    off-boundary first slot, pools with busy devices."""
+    rng = np.random.default_rng(seed)
+    ends_s = rng.uniform(-600.0, 20_000.0, 12)
+    devs = [replace(d, busy_until=None if k % 3 else NOW + timedelta(seconds=float(ends_s[k])))
+            for k, d in enumerate([*devices("a", "Z", "T4", 6), *devices("b", "Z", "L4", 6)])
+            ]  # fmt: skip
+    first_s = float(rng.choice([0.0, 137.25, 899.0]))
+    grid = SlotGrid(NOW - timedelta(seconds=first_s), 900, int(rng.integers(3, 40)), first_s)
+    pools = make_pools(devs)
+    pad = int(rng.integers(0, 6))
+    reference = CapacityTimeline(pools, grid, pad)
+    compiled = CapacityTimeline(pools, grid, pad)
+    c = compiled.kernel_arrays()
+    for _ in range(25):
+        p = int(rng.integers(len(pools)))
+        s = int(rng.integers(grid.count))
+        d = float(rng.choice([0.0, 1.0, 450.0, 900.0, 1800.0, 7777.7, 1e5, np.inf]))
+        g = int(rng.integers(1, 3))
+        reference.reserve(p, s, d, g)
+        _reserve(p, s, d, g, c.offsets_s, c.hi_s, float(c.step_s), c.count, c.busy, c.levels,
+                 c.widths, c.size, c.load_gpu_s, c.used, c.full_gpu_s, c.min_busy,
+                 c.first_open)  # fmt: skip
+        r = reference.kernel_arrays()
+        for name in ("busy", "levels", "load_gpu_s", "used", "min_busy", "first_open"):
+            assert getattr(c, name).tobytes() == getattr(r, name).tobytes(), name
