@@ -1,6 +1,8 @@
 """The ledger's measured runs, as a restart relearns the recalibration factors from them
 (:func:`daemon.learning.measured_history`): one query over outcomes, jobs and decisions, oldest
-outcome first, instead of a job read and a decision read per outcome row."""
+outcome first, instead of a job read and a decision read per outcome row; or only those after a
+:class:`Watermark` (a recalibration checkpoint's, :mod:`daemon.learning_checkpoint`), read on
+the ``outcomes_measured`` index without a scan of the older rows."""
 
 from __future__ import annotations
 
@@ -11,7 +13,20 @@ from datetime import datetime
 
 from daemon.ledger.base import Connection, dt, req_dt
 
-__all__ = ["MeasuredRun", "MeasuredRuns"]
+__all__ = ["MEASURED", "MeasuredRun", "MeasuredRuns", "Watermark"]
+
+MEASURED = "measured_energy_j IS NOT NULL AND duration_s"
+"""Which outcome rows are measured runs (whatever their job's state): the ``outcomes_measured``
+index's condition, written as it is there so SQLite uses that index."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """A position in the order :meth:`MeasuredRuns.measured_runs` reads outcome rows in: the
+    row's ``recorded_at`` (as stored) and its rowid."""
+
+    recorded_at: str
+    rowid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +38,8 @@ class MeasuredRun:
     ``deadline``, as SQLite writes JSON: two jobs with the same key have requests equal in
     every other field (the job's id and deadline are the ``jobs`` row's); None when the stored
     text is not JSON or this SQLite has no JSON functions. ``gpu``: the GPU type of the job's
-    latest decision (None: no decision, or none with a GPU).
+    latest decision (None: no decision, or none with a GPU). ``position``: where its outcome
+    row is in the order they are read in.
     """
 
     job_id: str
@@ -33,6 +49,7 @@ class MeasuredRun:
     gpu: str | None
     measured_energy_j: float
     duration_s: float
+    position: Watermark
 
 
 class MeasuredRuns(Connection):
@@ -40,9 +57,12 @@ class MeasuredRuns(Connection):
 
     _json_functions: bool | None = None  # whether this SQLite has json_valid / json_remove
 
-    def measured_runs(self) -> Iterator[MeasuredRun]:
+    def measured_runs(
+        self, after: Watermark | None = None, limit: int | None = None
+    ) -> Iterator[MeasuredRun]:
         """Every succeeded job's measured run, by its outcome's ``recorded_at``, then the order
-        the outcome rows were written in."""
+        the outcome rows were written in (rowid); only those after ``after`` when given, and at
+        most ``limit`` of them. Read from the ``outcomes_measured`` index, outcomes first."""
         if self._json_functions is None:
             try:
                 self._db.execute("SELECT json_remove('{}', '$.id')").fetchone()
@@ -53,14 +73,17 @@ class MeasuredRuns(Connection):
         rows = self._exec(
             f"SELECT o.job_id, {key}, j.submitted_at, j.deadline,"
             " (SELECT d.gpu FROM decisions d WHERE d.job_id = o.job_id ORDER BY d.seq DESC"
-            " LIMIT 1), o.measured_energy_j, o.duration_s"
-            " FROM outcomes o JOIN jobs j ON j.job_id = o.job_id"
+            " LIMIT 1), o.measured_energy_j, o.duration_s, o.recorded_at, o.rowid"
+            " FROM outcomes o CROSS JOIN jobs j ON j.job_id = o.job_id"  # outcomes first
             " WHERE o.measured_energy_j IS NOT NULL AND o.duration_s AND j.state = 'succeeded'"
-            " ORDER BY o.recorded_at, o.rowid"
+            + ("" if after is None else " AND (o.recorded_at, o.rowid) > (?, ?)")
+            + " ORDER BY o.recorded_at, o.rowid"
+            + ("" if limit is None else f" LIMIT {int(limit)}"),
+            () if after is None else (after.recorded_at, after.rowid),
         )
-        for job_id, request_key, submitted, deadline, gpu, energy_j, seconds in rows:
-            yield MeasuredRun(job_id, request_key, req_dt(submitted), dt(deadline), gpu,
-                              float(energy_j), float(seconds))  # fmt: skip
+        for job_id, key, submitted, deadline, gpu, energy_j, seconds, at, rowid in rows:
+            yield MeasuredRun(job_id, key, req_dt(submitted), dt(deadline), gpu, float(energy_j),
+                              float(seconds), Watermark(at, rowid))  # fmt: skip
 
 
 _REQUEST_KEY = (
