@@ -191,7 +191,8 @@ def advance(
                 ledger.drop_recalibration_checkpoint()
         elif runs.read or resumed is None:
             factors = tuple(learning.recalibration.factors.values())
-            ledger.write_recalibration_checkpoint(inputs.text(), mark, total, factors, now)
+            ledger.write_recalibration_checkpoint(inputs.text(), mark, total, factors, now,
+                                                  resumed)  # fmt: skip
             killpoints.reached("recalibration_checkpoint")
             written = True
     if discarded is not None:

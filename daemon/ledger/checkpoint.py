@@ -71,19 +71,41 @@ class Checkpoints(Connection):
         return StoredCheckpoint(str(row[0]), Watermark(str(row[1]), int(row[2])), marks,
                                 int(row[8]), folded)  # fmt: skip
 
-    def ledger_marks(self, watermark: Watermark) -> LedgerMarks:
-        """The ledger's marks now for a checkpoint folded up to ``watermark`` (counts on the
-        ``outcomes_measured`` and ``jobs_state`` indexes; no row is read)."""
+    def ledger_marks(
+        self, watermark: Watermark, since: StoredCheckpoint | None = None
+    ) -> LedgerMarks:
+        """The ledger's marks now for a checkpoint folded up to ``watermark``: counts on the
+        ``outcomes_measured`` and ``jobs_state`` indexes, no row read. ``since``: a checkpoint
+        :meth:`changed_since` just found unchanged in this transaction, whose marks are then
+        moved on by the rows after it alone."""
+        after = (since.watermark.recorded_at, since.watermark.rowid) if since else ("", -1)
         rows, rowid_sum = self._exec(
             f"SELECT count(*), coalesce(sum(rowid), 0) FROM outcomes WHERE {MEASURED}"
-            " AND (recorded_at, rowid) <= (?, ?)",
-            (watermark.recorded_at, watermark.rowid),
+            " AND (recorded_at, rowid) > (?, ?) AND (recorded_at, rowid) <= (?, ?)",
+            (*after, watermark.recorded_at, watermark.rowid),
         ).fetchone()
-        (succeeded,) = self._exec("SELECT count(*) FROM jobs WHERE state = 'succeeded'").fetchone()
         (transitions,) = self._exec("SELECT coalesce(max(seq), 0) FROM transitions").fetchone()
         (decisions,) = self._exec("SELECT coalesce(max(seq), 0) FROM decisions").fetchone()
+        if since is None:
+            (succeeded,) = self._exec(
+                "SELECT count(*) FROM jobs WHERE state = 'succeeded'"
+            ).fetchone()
+        else:
+            rows, rowid_sum = (
+                rows + since.marks.measured_rows,
+                rowid_sum + since.marks.measured_rowid_sum,
+            )
+            succeeded = since.marks.succeeded_jobs + self._succeeded_since(since.marks)
         return LedgerMarks(int(rows), int(rowid_sum), int(succeeded), int(transitions),
                            int(decisions))  # fmt: skip
+
+    def _succeeded_since(self, marks: LedgerMarks) -> int:
+        """The moves to ``succeeded`` since ``marks`` were taken (on the transitions since)."""
+        (moves,) = self._exec(
+            "SELECT count(*) FROM transitions WHERE seq > ? AND to_state = 'succeeded'",
+            (marks.transitions_seq,),
+        ).fetchone()
+        return int(moves)
 
     def changed_since(self, stored: StoredCheckpoint) -> str | None:
         """Why the measured runs up to ``stored``'s watermark may no longer be the ones it
@@ -101,10 +123,7 @@ class Checkpoints(Connection):
                 f"measured outcome rows up to the checkpoint changed ({then.measured_rows} "
                 f"folded, {now.measured_rows} now)"
             )
-        (succeeded_since,) = self._exec(
-            "SELECT count(*) FROM transitions WHERE seq > ? AND to_state = 'succeeded'",
-            (then.transitions_seq,),
-        ).fetchone()
+        succeeded_since = self._succeeded_since(then)
         if now.succeeded_jobs != then.succeeded_jobs + succeeded_since:
             return (
                 f"succeeded jobs changed other than by transitions ({then.succeeded_jobs} + "
@@ -141,11 +160,13 @@ class Checkpoints(Connection):
         runs_folded: int,
         factors: Sequence[RecalibrationFactor],
         now: datetime,
+        since: StoredCheckpoint | None = None,
     ) -> LedgerMarks:
         """Replace the checkpoint (inside the caller's transaction, which also read the runs
         folded): ``factors`` folded from the measured runs up to ``watermark`` under
-        ``fingerprint``; the ledger's marks are taken now. Returns them."""
-        marks = self.ledger_marks(watermark)
+        ``fingerprint``, resumed from ``since`` (None: from scratch); the ledger's marks are
+        taken now (:meth:`ledger_marks`). Returns them."""
+        marks = self.ledger_marks(watermark, since)
         self.drop_recalibration_checkpoint()
         self._exec(
             "INSERT INTO recalibration_checkpoint VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -87,6 +87,24 @@ def _from_scratch(
     return learning.recalibration, runs
 
 
+def _assert_marks_true(ledger: Ledger) -> None:
+    """The stored checkpoint's marks (moved on by the rows since the previous one when it
+    resumed) are what counting the whole ledger gives now (the succeeded jobs: with the moves
+    to ``succeeded`` since)."""
+    stored = ledger.recalibration_checkpoint()
+    if stored is not None:
+        then, now = stored.marks, ledger.ledger_marks(stored.watermark)
+        assert (then.measured_rows, then.measured_rowid_sum) == (
+            now.measured_rows,
+            now.measured_rowid_sum,
+        )
+        db = sqlite3.connect(ledger.path)
+        (moves,) = db.execute("SELECT count(*) FROM transitions WHERE seq > ? AND to_state"
+                              " = 'succeeded'", (then.transitions_seq,)).fetchone()  # fmt: skip
+        db.close()
+        assert then.succeeded_jobs + moves == now.succeeded_jobs
+
+
 def _assert_same(folded: Folded, expected: tuple[Recalibration, int]) -> None:
     recalibration, runs = expected
     assert folded.recalibration == recalibration
@@ -150,9 +168,11 @@ def test_restarts_at_random_points_learn_what_a_fold_from_scratch_learns(
                 folded = restore(ledger, INVENTORY, CONFIG, T0)
                 event(f"restart: {'resumed' if folded.from_checkpoint else 'from scratch'}")
                 _assert_same(folded, _from_scratch(ledger))
+                _assert_marks_true(ledger)
             else:
                 assert isinstance(arg, int)
                 advance(ledger, INVENTORY, CONFIG, T0, limit=arg)
+                _assert_marks_true(ledger)
         _assert_same(restore(ledger, INVENTORY, CONFIG, T0), _from_scratch(ledger))
         _assert_same(restore(ledger, INVENTORY, CONFIG, T0), _from_scratch(ledger))  # again
 
@@ -168,6 +188,7 @@ def test_a_restart_folds_only_the_runs_since_the_checkpoint(ledger: Ledger) -> N
     _assert_same(again, _from_scratch(ledger))
     stored = ledger.recalibration_checkpoint()
     assert stored is not None and stored.runs_folded == again.runs == 25
+    _assert_marks_true(ledger)
 
 
 def test_a_restart_without_new_runs_reads_no_row_and_writes_nothing(ledger: Ledger) -> None:
