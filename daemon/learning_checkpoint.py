@@ -48,7 +48,8 @@ import policies
 from daemon import killpoints
 from daemon.inventory import InventoryGpu
 from daemon.learning import Learning, measured_history
-from daemon.ledger import Ledger, MeasuredRun
+from daemon.ledger import Ledger, LedgerError, MeasuredRun
+from daemon.ledger.checkpoint import StoredCheckpoint
 from daemon.ledger.measured import Watermark
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig
 
@@ -147,7 +148,13 @@ def restore(
     then the checkpoint moved to the last run read. Logs ``recalibration_checkpoint_loaded``
     (runs from the checkpoint and from the tail) or ``recalibration_relearned`` (a fold from
     scratch) and ``recalibration_checkpoint_discarded`` (the reason) when one was not used."""
-    folded = advance(ledger, inventory, config, now, inputs=inputs)
+    try:
+        folded = advance(ledger, inventory, config, now, inputs=inputs)
+    except LedgerError as e:  # e.g. a full disk: learn all the same, as without a checkpoint
+        log.warning("recalibration_checkpoint_failed", error=str(e))
+        learning = Learning(Recalibration(config))
+        runs = learning.relearn(measured_history(ledger, inventory))
+        return Folded(learning.recalibration, runs, runs, runs, False, None, False)
     if folded.from_checkpoint:
         log.info("recalibration_checkpoint_loaded", runs=folded.runs,
                  checkpoint_runs=folded.runs - folded.tail_runs, tail_runs=folded.tail_runs,
@@ -189,7 +196,7 @@ def advance(
         if mark is None:  # no measured run in the ledger: nothing to keep
             if stored is not None:
                 ledger.drop_recalibration_checkpoint()
-        elif runs.read or resumed is None:
+        elif runs.read or resumed is None or _moved_on(ledger, resumed):
             factors = tuple(learning.recalibration.factors.values())
             ledger.write_recalibration_checkpoint(inputs.text(), mark, total, factors, now,
                                                   resumed)  # fmt: skip
@@ -207,11 +214,21 @@ def advance(
 def checkpoint_due(ledger: Ledger, inputs: FoldInputs, every: int = CHECKPOINT_EVERY_RUNS) -> bool:
     """Whether :func:`advance` should run now: ``every`` measured runs or more past the stored
     checkpoint (or in all, with none), or one whose inputs are no longer the present ones while
-    the ledger has measured runs. One read of the checkpoint's row and a count on an index."""
+    the ledger has measured runs, or ``10 * every`` transitions since it (jobs nothing measured:
+    a restart's checks read the transitions since). One read of the checkpoint's row, the last
+    ``seq`` and a count on an index."""
     stored = ledger.recalibration_checkpoint(factors=False)
     if stored is not None and inputs.differs(stored.fingerprint) is not None:
         return ledger.measured_rows_after(None) > 0
+    if stored is not None and ledger.last_seqs()[0] - stored.marks.transitions_seq >= 10 * every:
+        return True
     return ledger.measured_rows_after(stored.watermark if stored else None) >= every
+
+
+def _moved_on(ledger: Ledger, stored: StoredCheckpoint) -> bool:
+    """Whether transitions or decisions were added since ``stored`` (its marks are then moved
+    on, so the next start's checks read only the rows after them)."""
+    return ledger.last_seqs() != (stored.marks.transitions_seq, stored.marks.decisions_seq)
 
 
 class _Positions:

@@ -84,8 +84,7 @@ class Checkpoints(Connection):
             " AND (recorded_at, rowid) > (?, ?) AND (recorded_at, rowid) <= (?, ?)",
             (*after, watermark.recorded_at, watermark.rowid),
         ).fetchone()
-        (transitions,) = self._exec("SELECT coalesce(max(seq), 0) FROM transitions").fetchone()
-        (decisions,) = self._exec("SELECT coalesce(max(seq), 0) FROM decisions").fetchone()
+        transitions, decisions = self.last_seqs()
         if since is None:
             (succeeded,) = self._exec(
                 "SELECT count(*) FROM jobs WHERE state = 'succeeded'"
@@ -98,6 +97,12 @@ class Checkpoints(Connection):
             succeeded = since.marks.succeeded_jobs + self._succeeded_since(since.marks)
         return LedgerMarks(int(rows), int(rowid_sum), int(succeeded), int(transitions),
                            int(decisions))  # fmt: skip
+
+    def last_seqs(self) -> tuple[int, int]:
+        """The last transition's and the last decision's ``seq`` (0: none)."""
+        (transitions,) = self._exec("SELECT coalesce(max(seq), 0) FROM transitions").fetchone()
+        (decisions,) = self._exec("SELECT coalesce(max(seq), 0) FROM decisions").fetchone()
+        return int(transitions), int(decisions)
 
     def _succeeded_since(self, marks: LedgerMarks) -> int:
         """The moves to ``succeeded`` since ``marks`` were taken (on the transitions since)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning import Learning, measured_history
@@ -206,6 +207,43 @@ def test_a_ledger_without_measured_runs_keeps_no_checkpoint(ledger: Ledger) -> N
     db = sqlite3.connect(ledger.path)
     assert db.execute("SELECT count(*) FROM recalibration_checkpoint_factors").fetchone() == (0,)
     db.close()
+
+
+def test_a_start_after_jobs_nothing_measured_moves_the_checkpoint_marks_on(ledger: Ledger) -> None:
+    """So the next start's checks read only the transitions and decisions after them."""
+    _ledger_with(ledger, 5)
+    restore(ledger, INVENTORY, CONFIG, T0)
+    before = ledger.recalibration_checkpoint()
+    for n in range(3):  # queued and never run: no outcome
+        with ledger.transaction():
+            ledger.add_job(_request(f"q{n}", _run(n)), 1000, 1000, "queue.jsonl:1", T0)
+    inputs = FoldInputs.of(CONFIG, INVENTORY)
+    assert not checkpoint_due(ledger, inputs, every=1)  # 3 transitions since: not 10
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert (folded.from_checkpoint, folded.tail_rows, folded.written) == (True, 0, True)
+    after = ledger.recalibration_checkpoint()
+    assert before is not None and after is not None
+    assert after.marks.transitions_seq == before.marks.transitions_seq + 3
+    assert (after.watermark, after.factors) == (before.watermark, before.factors)
+    _assert_marks_true(ledger)
+    for n in range(3, 13):
+        with ledger.transaction():
+            ledger.add_job(_request(f"q{n}", _run(n)), 1000, 1000, "queue.jsonl:1", T0)
+    assert checkpoint_due(ledger, inputs, every=1)  # 10 transitions since
+
+
+def test_a_checkpoint_that_cannot_be_written_still_learns_from_scratch(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        _ledger_with(ledger, 7)
+        expected = _from_scratch(ledger)
+    with Ledger.open_readonly(path) as reader, capture_logs() as events:
+        folded = restore(reader, INVENTORY, CONFIG, T0)
+    _assert_same(folded, expected)
+    assert not folded.written
+    assert [e["event"] for e in events if e["log_level"] == "warning"] == [
+        "recalibration_checkpoint_failed"
+    ]
 
 
 # -- each reason to fold from scratch ------------------------------------------------------
