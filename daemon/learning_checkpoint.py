@@ -268,6 +268,7 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@functools.cache
 def _version() -> str:
     try:
         return metadata.version("carbond")

@@ -70,6 +70,7 @@ from policies import (
     ZoneIntensity,
     with_recalibration,
 )
+from policies.footprint.recalibration import RecalibrationConfig
 
 __all__ = ["Service", "TickReport"]
 
@@ -150,6 +151,9 @@ class Service:
         self.health = Health()  # what `carbond doctor` shows (health.json)
         # measured runs past the recalibration checkpoint that make it due (reconcile)
         self.checkpoint_every_runs = CHECKPOINT_EVERY_RUNS
+        # the recalibration checkpoint's inputs, as of the config and inventory objects they
+        # were computed for (both are replaced, never changed, on a reload)
+        self._fold_inputs: tuple[RecalibrationConfig, object, FoldInputs] | None = None
 
     @property
     def learning(self) -> Learning:
@@ -342,7 +346,14 @@ class Service:
         from the ledger (:func:`daemon.learning_checkpoint.advance`): a restart then folds at
         most about that many. The live factors are not touched."""
         config = self.learning.recalibration.config
-        inputs = FoldInputs.of(config, self.inventory)
+        kept = self._fold_inputs
+        if kept is None or kept[0] is not config or kept[1] is not self.inventory:
+            kept = self._fold_inputs = (
+                config,
+                self.inventory,
+                FoldInputs.of(config, self.inventory),
+            )
+        inputs = kept[2]
         every = self.checkpoint_every_runs
         if checkpoint_due(self.ledger, inputs, every):
             advance(self.ledger, self.inventory, config, now, limit=every, inputs=inputs)
