@@ -50,7 +50,6 @@ from daemon.inventory import InventoryGpu
 from daemon.learning import Learning, measured_history
 from daemon.ledger import Ledger, LedgerError, MeasuredRun
 from daemon.ledger.checkpoint import StoredCheckpoint
-from daemon.ledger.measured import Watermark
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig
 
 __all__ = ["CHECKPOINT_EVERY_RUNS", "FoldInputs", "Folded", "advance", "checkpoint_due", "restore"]
@@ -174,10 +173,11 @@ def advance(
     limit: int | None = None,
     inputs: FoldInputs | None = None,
 ) -> Folded:
-    """Fold the measured runs past the checkpoint (at most ``limit`` rows; all when None) onto
-    it, or from scratch when it cannot be used, and store the result as the new checkpoint, all
-    in one transaction. ``inputs``: the fold's (default :meth:`FoldInputs.of` ``config`` and
-    ``inventory``). Nothing is written when the ledger has no measured run yet."""
+    """Fold the measured runs past the checkpoint (those of the next ``limit`` measured outcome
+    rows, whatever their job's state; all when None) onto it, or from scratch when it cannot be
+    used, and store the result as the new checkpoint, all in one transaction. ``inputs``: the
+    fold's (default :meth:`FoldInputs.of` ``config`` and ``inventory``). Nothing is written
+    when the ledger has no measured run yet."""
     inputs = inputs or FoldInputs.of(config, inventory)
     with ledger.transaction():
         stored = ledger.recalibration_checkpoint()
@@ -187,16 +187,18 @@ def advance(
         resumed = stored if stored is not None and discarded is None else None
         start = Recalibration.from_factors(resumed.factors, config) if resumed else None
         learning = Learning(start or Recalibration(config))
-        runs = _Positions(ledger.measured_runs(resumed.watermark if resumed else None, limit))
+        after = resumed.watermark if resumed else None
+        end = ledger.measured_position(after, limit)  # the last row folded now (any state)
+        runs = _Counted(ledger.measured_runs(after, end) if end is not None else iter(()))
         tail_runs = sum(1 for job, device, e, t in measured_history(ledger, inventory, runs)
                         if learning.observe(job, device, e, t))  # fmt: skip
         total = tail_runs + (resumed.runs_folded if resumed else 0)
-        mark = runs.last or (resumed.watermark if resumed else None)
+        mark = end or after
         written = False
         if mark is None:  # no measured run in the ledger: nothing to keep
             if stored is not None:
                 ledger.drop_recalibration_checkpoint()
-        elif runs.read or resumed is None or _moved_on(ledger, resumed):
+        elif end is not None or resumed is None or _moved_on(ledger, resumed):
             factors = tuple(learning.recalibration.factors.values())
             ledger.write_recalibration_checkpoint(inputs.text(), mark, total, factors, now,
                                                   resumed)  # fmt: skip
@@ -231,19 +233,16 @@ def _moved_on(ledger: Ledger, stored: StoredCheckpoint) -> bool:
     return ledger.last_seqs() != (stored.marks.transitions_seq, stored.marks.decisions_seq)
 
 
-class _Positions:
-    """The runs of ``runs`` as they are read, keeping how many were read and the last one's
-    position (the new checkpoint's watermark, skipped runs included)."""
+class _Counted:
+    """The runs of ``runs``, counting how many were read."""
 
     def __init__(self, runs: Iterator[MeasuredRun]) -> None:
         self._runs = runs
         self.read = 0
-        self.last: Watermark | None = None
 
     def __iter__(self) -> Iterator[MeasuredRun]:
         for run in self._runs:
             self.read += 1
-            self.last = run.position
             yield run
 
 

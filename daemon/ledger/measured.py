@@ -38,8 +38,7 @@ class MeasuredRun:
     ``deadline``, as SQLite writes JSON: two jobs with the same key have requests equal in
     every other field (the job's id and deadline are the ``jobs`` row's); None when the stored
     text is not JSON or this SQLite has no JSON functions. ``gpu``: the GPU type of the job's
-    latest decision (None: no decision, or none with a GPU). ``position``: where its outcome
-    row is in the order they are read in.
+    latest decision (None: no decision, or none with a GPU).
     """
 
     job_id: str
@@ -49,7 +48,6 @@ class MeasuredRun:
     gpu: str | None
     measured_energy_j: float
     duration_s: float
-    position: Watermark
 
 
 class MeasuredRuns(Connection):
@@ -58,11 +56,11 @@ class MeasuredRuns(Connection):
     _json_functions: bool | None = None  # whether this SQLite has json_valid / json_remove
 
     def measured_runs(
-        self, after: Watermark | None = None, limit: int | None = None
+        self, after: Watermark | None = None, through: Watermark | None = None
     ) -> Iterator[MeasuredRun]:
         """Every succeeded job's measured run, by its outcome's ``recorded_at``, then the order
-        the outcome rows were written in (rowid); only those after ``after`` when given, and at
-        most ``limit`` of them. Read from the ``outcomes_measured`` index, outcomes first."""
+        the outcome rows were written in (rowid); only those after ``after`` and up to
+        ``through`` when given. Read from the ``outcomes_measured`` index, outcomes first."""
         if self._json_functions is None:
             try:
                 self._db.execute("SELECT json_remove('{}', '$.id')").fetchone()
@@ -73,17 +71,41 @@ class MeasuredRuns(Connection):
         rows = self._exec(
             f"SELECT o.job_id, {key}, j.submitted_at, j.deadline,"
             " (SELECT d.gpu FROM decisions d WHERE d.job_id = o.job_id ORDER BY d.seq DESC"
-            " LIMIT 1), o.measured_energy_j, o.duration_s, o.recorded_at, o.rowid"
+            " LIMIT 1), o.measured_energy_j, o.duration_s"
             " FROM outcomes o CROSS JOIN jobs j ON j.job_id = o.job_id"  # outcomes first
             " WHERE o.measured_energy_j IS NOT NULL AND o.duration_s AND j.state = 'succeeded'"
             + ("" if after is None else " AND (o.recorded_at, o.rowid) > (?, ?)")
-            + " ORDER BY o.recorded_at, o.rowid"
-            + ("" if limit is None else f" LIMIT {int(limit)}"),
-            () if after is None else (after.recorded_at, after.rowid),
+            + ("" if through is None else " AND (o.recorded_at, o.rowid) <= (?, ?)")
+            + " ORDER BY o.recorded_at, o.rowid",
+            (*_bound(after), *_bound(through)),
         )
-        for job_id, key, submitted, deadline, gpu, energy_j, seconds, at, rowid in rows:
-            yield MeasuredRun(job_id, key, req_dt(submitted), dt(deadline), gpu, float(energy_j),
-                              float(seconds), Watermark(at, rowid))  # fmt: skip
+        for job_id, request_key, submitted, deadline, gpu, energy_j, seconds in rows:
+            yield MeasuredRun(job_id, request_key, req_dt(submitted), dt(deadline), gpu,
+                              float(energy_j), float(seconds))  # fmt: skip
+
+    def measured_position(self, after: Watermark | None, rows: int | None) -> Watermark | None:
+        """The position of the ``rows``-th measured outcome row (any job state) after
+        ``after`` (from the first when None), or of the last one when there are fewer or
+        ``rows`` is None; None when there is none. On the ``outcomes_measured`` index."""
+        bound = " AND (recorded_at, rowid) > (?, ?)" if after is not None else ""
+        row = None
+        if rows is not None:
+            row = self._exec(
+                f"SELECT recorded_at, rowid FROM outcomes WHERE {MEASURED}{bound}"
+                f" ORDER BY recorded_at, rowid LIMIT 1 OFFSET {max(0, int(rows) - 1)}",
+                _bound(after),
+            ).fetchone()
+        if row is None:
+            row = self._exec(
+                f"SELECT recorded_at, rowid FROM outcomes WHERE {MEASURED}{bound}"
+                " ORDER BY recorded_at DESC, rowid DESC LIMIT 1",
+                _bound(after),
+            ).fetchone()
+        return None if row is None else Watermark(str(row[0]), int(row[1]))
+
+
+def _bound(mark: Watermark | None) -> tuple[str, int] | tuple[()]:
+    return () if mark is None else (mark.recorded_at, mark.rowid)
 
 
 _REQUEST_KEY = (

@@ -409,6 +409,23 @@ def test_checkpoints_while_running_fold_at_most_the_limit_and_catch_up(ledger: L
     _assert_same(restart, _from_scratch(ledger))
 
 
+def test_the_checkpoint_moves_past_measured_runs_of_failed_jobs(ledger: Ledger) -> None:
+    """They teach nothing but count towards ``every``: the checkpoint moves past them, so it is
+    not due again at each round."""
+    inputs = FoldInputs.of(CONFIG, INVENTORY)
+    for n in range(6):
+        _record(ledger, f"f{n}", _run(n, state="failed"))
+    assert checkpoint_due(ledger, inputs, every=4)
+    folded = advance(ledger, INVENTORY, CONFIG, T0, limit=4)
+    assert (folded.runs, folded.tail_rows, folded.written) == (0, 0, True)
+    assert not checkpoint_due(ledger, inputs, every=4)  # 2 past it
+    _ledger_with(ledger, 3, first=10)
+    assert checkpoint_due(ledger, inputs, every=4)
+    folded = advance(ledger, INVENTORY, CONFIG, T0, limit=4)  # 2 failed, 2 succeeded
+    assert (folded.runs, folded.tail_rows) == (2, 2)
+    _assert_same(restore(ledger, INVENTORY, CONFIG, T0), _from_scratch(ledger))
+
+
 # -- schema 6 and kills --------------------------------------------------------------------
 
 
