@@ -79,6 +79,18 @@ def _jobs(n: int, span_s: float) -> list[JobSpec]:
     return jobs
 
 
+def build_setup(jobs: int, days: float, tick_s: int = 60, plan_window: int = 1_000) -> ReplaySetup:
+    """The benchmark's replay: ``jobs`` Poisson arrivals over ``days``, on the cluster sized
+    for that rate (``--jobs 100000 --days 7``: the week)."""
+    signals = _signals()
+    span_s = days * 86_400
+    setup = ReplaySetup(tuple(_jobs(jobs, span_s)), _cluster(jobs * WEEK_S / span_s), signals,
+                        START, START + timedelta(seconds=span_s), tick_s,
+                        plan_window=plan_window)  # fmt: skip
+    signals.covers(setup.start, setup.end)
+    return setup
+
+
 def main(argv: list[str] | None = None) -> list[tuple[str, float, int]]:
     """Replay each policy; print and return its (label, CPU seconds, jobs)."""
     parser = argparse.ArgumentParser(prog="bench_replay")
@@ -95,12 +107,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, int]]:
     except ReplayError as exc:
         parser.error(str(exc))
     configure_logging(level="WARNING")  # per-job events would dominate the measurement
-    signals = _signals()
-    span_s = args.days * 86_400
-    setup = ReplaySetup(tuple(_jobs(args.jobs, span_s)), _cluster(args.jobs * WEEK_S / span_s),
-                        signals, START, START + timedelta(seconds=span_s), args.tick,
-                        plan_window=args.plan_window)  # fmt: skip
-    signals.covers(setup.start, setup.end)
+    setup = build_setup(args.jobs, args.days, args.tick, args.plan_window)
     gpus = len(setup.cluster.devices())
     span = "a week" if args.days == 7 else f"{args.days:g} days"
     print(f"{args.jobs:,} jobs over {span}, {gpus} GPUs in 3 regions, tick {args.tick} s, "

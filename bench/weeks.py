@@ -8,9 +8,10 @@ the temporal-only potential of the same grids. Data is read in place from ``../s
 (or ``$CARBOND_SHARED_DATA``); without it the command says so and does nothing.
 
 ``python -m bench.weeks`` runs everything (2 replays at a time, one ``carbond replay`` process
-per cluster and slack; results in ``out/weeks/<cluster>_<slack>.json`` with the command and the
-CPU time beside them); ``--cluster june --slack 4h --days 1`` narrows it; ``--render`` only
-prints the tables from the JSON already there.
+per cluster and slack, each replaying its policies one after another: ``--workers 1``; results
+in ``out/weeks/<cluster>_<slack>.json`` with the command and the CPU time beside them);
+``--cluster june --slack 4h --days 1`` narrows it; ``--render`` only prints the tables from the
+JSON already there.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def command(
         *argv, "--cluster", str(REPO_ROOT / cluster.config), "--requests-per-job", "2048",
         "--start", cluster.start, "--days", f"{days:g}", "--slack", slack,
         "--policy", ",".join(policies), "--json", *(["--bound"] if bound else []),
+        "--workers", "1",  # this script runs `--workers` replays at a time itself
     ]  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +15,7 @@ import structlog
 
 from daemon.cli.output import print_json, print_table
 from daemon.logs import configure_logging
-from daemon.replay.driver import PolicyRun, ReplaySetup, replay_policy
+from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
     JOBS_FORMATS,
@@ -27,11 +27,14 @@ from daemon.replay.inputs import (
     parse_policies,
     parse_time,
 )
+from daemon.replay.parallel import Replays, RunProgress, available_workers
 from daemon.replay.report import (
     bound_row,
     optimum_row,
     plot_runs,
     plot_sites,
+    solve_bound,
+    solve_optimum,
     split_savings,
     summarise,
     temporal_potential,
@@ -125,7 +128,25 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         metavar="SIGMA",
         help="log-normal sigma of each run's time around that (default 0)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=available_workers(),
+        metavar="N",
+        help="replays run at once, one process each (default: the CPUs available, "
+        f"{available_workers()} here)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")  # fmt: skip
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of processes, at least 1")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -184,29 +205,25 @@ def _runtime(args: argparse.Namespace) -> str:
 
 
 @contextmanager
-def _progress(total_runs: int, setup: ReplaySetup) -> Iterator[Callable[[str], Any]]:
-    """A rich progress bar on a TTY (one task per run); a no-op otherwise."""
+def _progress(runs: Sequence[PolicySpec], label: str, setup: ReplaySetup) -> Iterator[RunProgress]:
+    """A rich progress bar on a TTY over all ``runs`` (each advances by its replay clock); a
+    no-op otherwise."""
     if not sys.stdout.isatty():
-        yield lambda label: None
+        yield lambda index, now: None
         return
     from rich.progress import Progress
 
     span = (setup.end - setup.start).total_seconds()
+    done = [0.0] * len(runs)
     with Progress(transient=True) as bar:
-        overall = bar.add_task("replay", total=total_runs * span)
-        done = [0.0]
+        overall = bar.add_task(label, total=len(runs) * span)
 
-        def start(label: str) -> Callable[[datetime], None]:
-            base = done[0]
-            done[0] += span
+        def advance(index: int, now: datetime) -> None:
+            done[index] = min(max((now - setup.start).total_seconds(), 0.0), span)
+            bar.update(overall, completed=sum(done),
+                       description=f"{label} {runs[index].label}")  # fmt: skip
 
-            def advance(now: datetime) -> None:
-                elapsed = min((now - setup.start).total_seconds(), span)
-                bar.update(overall, completed=base + elapsed, description=label)
-
-            return advance
-
-        yield start
+        yield advance
 
 
 def _check(specs: Sequence[PolicySpec]) -> None:
@@ -216,16 +233,6 @@ def _check(specs: Sequence[PolicySpec]) -> None:
             get_policy(spec.name, **spec.params)
         except PoliciesError as exc:
             raise ReplayInputError(f"--policy {spec.label}: {exc}") from exc
-
-
-def _run_all(setup: ReplaySetup, specs: Sequence[PolicySpec], label: str) -> list[PolicyRun]:
-    runs = []
-    with _progress(len(specs), setup) as start:
-        for spec in specs:
-            runs.append(
-                replay_policy(setup, spec.name, spec.params, start(f"{label} {spec.label}"))
-            )
-    return runs
 
 
 def _quiet_logs() -> None:
@@ -244,15 +251,20 @@ def _replay(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for slack_s in slacks:
         setup = load_setup(inputs, slack_s)
-        runs = _run_all(setup, specs, f"slack {slack_s / 3600:g} h")
+        label = f"slack {slack_s / 3600:g} h"
+        with Replays(setup, specs, args.workers) as replays, _progress(specs, label, setup) as bar:
+            # the LP and MIP need no replay: solved here while the workers replay
+            bound = solve_bound(setup, args.bound_window) if args.bound else None
+            optimum = solve_optimum(setup) if args.optimum else None
+            runs = replays.results(bar)
         summaries = summarise(runs)
         split_savings(setup, runs, summaries)
-        if args.bound:
-            bound = bound_row(setup, summaries, args.bound_window)
-            bound["temporal_only_potential"] = temporal_potential(setup, runs)
-            summaries.append(bound)
-        if args.optimum:
-            summaries.append(optimum_row(setup, summaries))
+        if bound is not None:
+            row = bound_row(bound, summaries)
+            row["temporal_only_potential"] = temporal_potential(setup, runs)
+            summaries.append(row)
+        if optimum is not None:
+            summaries.append(optimum_row(optimum, summaries))
         for summary in summaries:
             summary["slack_s"] = slack_s
         rows.extend(summaries)
@@ -321,7 +333,8 @@ def _tune(args: argparse.Namespace) -> int:
     specs = [PolicySpec("run-now", {})]
     specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
     _check(specs)
-    runs = _run_all(setup, specs, "tune")
+    with Replays(setup, specs, args.workers) as replays, _progress(specs, "tune", setup) as bar:
+        runs = replays.results(bar)
     summary = summarise(runs)
     rows = summary[1:]
     front = pareto([(r["total_g"], r["mean_wait_s"]) for r in rows])

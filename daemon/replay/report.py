@@ -20,10 +20,10 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,22 +31,28 @@ import numpy.typing as npt
 from daemon.replay.driver import JobOutcome, PolicyRun, ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.sites import daily_offset
-from policies.bound import lower_bound
+from policies.bound import LowerBound, lower_bound
 from policies.footprint.accounting import J_PER_KWH, operational_g
-from policies.optimum import integer_optimum
+from policies.optimum import IntegerOptimum, integer_optimum
 from policies.scoring import mean_intensities
 
 __all__ = [
     "CSV_FIELDS",
+    "Solved",
     "bound_row",
     "optimum_row",
     "plot_runs",
     "plot_sites",
+    "solve_bound",
+    "solve_optimum",
     "split_savings",
     "summarise",
     "temporal_potential",
     "write_jobs_csv",
 ]
+
+T = TypeVar("T")
+OPTIMUM_GRID_S = 300.0  # --optimum: starts every five minutes
 
 CSV_FIELDS = (
     "policy", "job_id", "arrival", "deadline", "started_at", "ended_at", "wait_s", "region",
@@ -132,15 +138,21 @@ def summarise(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
     return rows
 
 
-def bound_row(
-    setup: ReplaySetup, rows: list[dict[str, Any]], window_s: float | None = None
-) -> dict[str, Any]:
-    """The LP lower bound (:mod:`policies.bound`) on the realised intensity as a row named
-    ``lp-bound``; adds ``gap_to_bound`` (grams over the bound, minus 1) to every row of a
-    policy that ran every job the bound covers (None otherwise: its total is over other jobs).
+@dataclass(frozen=True, slots=True)
+class Solved(Generic[T]):
+    """A solver's answer (:func:`solve_bound`, :func:`solve_optimum`) and the CPU seconds it
+    took in this process."""
+
+    value: T
+    cpu_s: float
+
+
+def solve_bound(setup: ReplaySetup, window_s: float | None = None) -> Solved[LowerBound]:
+    """The LP lower bound (:mod:`policies.bound`) of ``setup`` on the realised intensity
+    (it needs no replay: ``carbond replay`` solves it while its workers replay).
 
     Raises:
-        ReplayInputError: runs had random duration noise (the bound needs each run's length).
+        ReplayInputError: runs have random duration noise (the bound needs each run's length).
     """
     if setup.duration_noise > 0:
         raise ReplayInputError("--bound: not defined with --duration-noise (random run times)")
@@ -149,13 +161,20 @@ def bound_row(
     bound = lower_bound(setup.jobs, setup.cluster.devices(), actuals,
                         lifetime_years=setup.lifetime_years, duration_factor=setup.truth_factor,
                         window_s=window_s)  # fmt: skip
+    return Solved(bound, time.process_time() - started)
+
+
+def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The bound as a row named ``lp-bound``; adds ``gap_to_bound`` (grams over the bound,
+    minus 1) to every row of a policy that ran every job the bound covers (None otherwise: its
+    total is over other jobs)."""
+    bound = solved.value
     for row in rows:
         complete = row["jobs"] == bound.jobs and not row["rejected"] and bound.total_g > 0
         row["gap_to_bound"] = row["total_g"] / bound.total_g - 1.0 if complete else None
-    cpu_s = time.process_time() - started
     how = "one LP" if bound.windows == 1 else f"{bound.windows} windows of {bound.window_s}s"
     note = (f"lp-bound: {bound.total_g:,.1f} g over {bound.jobs} jobs ({how}, {bound.variables:,}"
-            f" variables, {bound.constraints:,} rows, {cpu_s:.1f} s CPU)")  # fmt: skip
+            f" variables, {bound.constraints:,} rows, {solved.cpu_s:.1f} s CPU)")  # fmt: skip
     if bound.unschedulable:
         note += f"; {len(bound.unschedulable)} jobs cannot meet their deadline even alone"
     return {
@@ -173,17 +192,14 @@ def bound_row(
     }
 
 
-def optimum_row(
-    setup: ReplaySetup, rows: list[dict[str, Any]], grid_s: float = 300.0,
-    time_limit_s: float = 300.0,
-) -> dict[str, Any]:  # fmt: skip
+def solve_optimum(
+    setup: ReplaySetup, grid_s: float = OPTIMUM_GRID_S, time_limit_s: float = 300.0
+) -> Solved[IntegerOptimum]:
     """The best offline schedule with starts on a ``grid_s`` grid (:mod:`policies.optimum`,
-    HiGHS MIP) on the realised intensity, as a row named ``mip-optimum``; adds
-    ``gap_to_optimum`` to every row of a policy that ran every job it covers. Its
-    ``dual_g`` is HiGHS's lower bound for grid schedules (= ``total_g`` when optimal).
+    HiGHS MIP) of ``setup`` on the realised intensity.
 
     Raises:
-        ReplayInputError: runs had random duration noise (the MIP needs each run's length).
+        ReplayInputError: runs have random duration noise (the MIP needs each run's length).
     """
     if setup.duration_noise > 0:
         raise ReplayInputError("--optimum: not defined with --duration-noise (random run times)")
@@ -192,18 +208,25 @@ def optimum_row(
     best = integer_optimum(setup.jobs, setup.cluster.devices(), actuals, grid_s=grid_s,
                            time_limit_s=time_limit_s, lifetime_years=setup.lifetime_years,
                            duration_factor=setup.truth_factor)  # fmt: skip
-    cpu_s = time.process_time() - started
+    return Solved(best, time.process_time() - started)
+
+
+def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The optimum as a row named ``mip-optimum``; adds ``gap_to_optimum`` to every row of a
+    policy that ran every job it covers. Its ``dual_g`` is HiGHS's lower bound for grid
+    schedules (= ``total_g`` when optimal)."""
+    best = solved.value
     total = best.total_g
     for row in rows:
         complete = row["jobs"] == best.jobs and not row["rejected"] and total
         row["gap_to_optimum"] = row["total_g"] / total - 1.0 if complete and total else None
     found = "no schedule found" if total is None else f"{total:,.1f} g"
     status = "optimal" if best.optimal else f"time limit, dual bound {best.dual_g:,.1f} g"
-    note = (f"mip-optimum: {found} over {best.jobs} jobs (starts every {grid_s:g} s, {status}, "
-            f"{best.variables:,} binaries, {cpu_s:.1f} s CPU)")  # fmt: skip
+    note = (f"mip-optimum: {found} over {best.jobs} jobs (starts every {best.grid_s:g} s, "
+            f"{status}, {best.variables:,} binaries, {solved.cpu_s:.1f} s CPU)")  # fmt: skip
     return {
         "policy": "mip-optimum",
-        "params": {"grid_s": grid_s},
+        "params": {"grid_s": best.grid_s},
         "total_g": total,
         "dual_g": best.dual_g,
         "optimal": best.optimal,

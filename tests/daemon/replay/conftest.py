@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.replay.inputs import ReplayInputs
+
 START = datetime(2023, 6, 5, tzinfo=UTC)
 
 CLUSTER = """
@@ -61,3 +63,19 @@ def intensity_files(tmp_path: Path) -> list[Path]:
         write_intensity(tmp_path / "qc.csv", "CA-QC", [30.0] * len(ciso), begin),
         write_intensity(tmp_path / "ciso.csv", "US-CAL-CISO", ciso, begin),
     ]
+
+
+@pytest.fixture
+def trace(tmp_path: Path) -> Path:
+    """A burst of 240 chat requests every 20 minutes of an hour-long trace."""
+    rows = [(minute * 60.0 + i, 800, 150) for minute in (0, 20, 40) for i in range(80)]
+    return write_azure(tmp_path / "AzureLLMInferenceTrace_conv.csv", rows)
+
+
+def replay_inputs(
+    trace: Path, cluster: Path, intensity: list[Path], days: float = 1.0
+) -> ReplayInputs:
+    """The replay of ``trace`` on ``cluster`` from START: 64 requests a job of llama-1b, a
+    300 s tick, the seasonal forecaster."""
+    return ReplayInputs((trace,), "azure", cluster, tuple(intensity), START, days, 64, 1.0,
+                        "llama-1b", "vllm", 8, 300, "seasonal-24h")  # fmt: skip

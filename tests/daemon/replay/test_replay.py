@@ -17,14 +17,13 @@ from daemon.cli import main
 from daemon.replay.driver import replay_policy
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
-    ReplayInputs,
     load_setup,
     parse_duration_s,
     parse_grid,
     parse_policies,
 )
 from daemon.replay.report import summarise
-from tests.daemon.replay.conftest import START, write_azure
+from tests.daemon.replay.conftest import replay_inputs
 
 
 @pytest.fixture(autouse=True)
@@ -42,23 +41,11 @@ def _restore_logging() -> Iterator[None]:
 POLICIES = ("run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "oracle")
 
 
-@pytest.fixture
-def trace(tmp_path: Path) -> Path:
-    """A burst of 240 chat requests every 20 minutes of an hour-long trace."""
-    rows = [(minute * 60.0 + i, 800, 150) for minute in (0, 20, 40) for i in range(80)]
-    return write_azure(tmp_path / "AzureLLMInferenceTrace_conv.csv", rows)
-
-
-def _inputs(trace: Path, cluster: Path, intensity: list[Path], days: float = 1.0) -> ReplayInputs:
-    return ReplayInputs((trace,), "azure", cluster, tuple(intensity), START, days, 64, 1.0,
-                        "llama-1b", "vllm", 8, 300, "seasonal-24h")  # fmt: skip
-
-
 @pytest.mark.parametrize("slack", ["0", "6h"])
 def test_every_policy_meets_every_deadline(
     trace: Path, cluster_file: Path, intensity_files: list[Path], slack: str
 ) -> None:
-    setup = load_setup(_inputs(trace, cluster_file, intensity_files), parse_duration_s(slack))
+    setup = load_setup(replay_inputs(trace, cluster_file, intensity_files), parse_duration_s(slack))
     runs = [replay_policy(setup, name) for name in POLICIES]
     rows = {row["policy"]: row for row in summarise(runs)}
     for name in POLICIES:
@@ -78,7 +65,7 @@ def test_runs_longer_than_estimated_last_longer_and_use_more_energy(
 ) -> None:
     """``--truth-factor``: the estimator is 20 % low; runs last and draw energy accordingly and
     the planner's margins still keep every deadline."""
-    exact = load_setup(_inputs(trace, cluster_file, intensity_files), parse_duration_s("6h"))
+    exact = load_setup(replay_inputs(trace, cluster_file, intensity_files), parse_duration_s("6h"))
     slow = replace(exact, truth_factor=1.2)
     for name in ("run-now", "carbon-window"):
         base = {o.job_id: o for o in replay_policy(exact, name).outcomes}
@@ -98,7 +85,7 @@ def test_runs_longer_than_estimated_last_longer_and_use_more_energy(
 def test_bad_duration_options_are_rejected(
     trace: Path, cluster_file: Path, intensity_files: list[Path]
 ) -> None:
-    inputs = replace(_inputs(trace, cluster_file, intensity_files), truth_factor=0.0)
+    inputs = replace(replay_inputs(trace, cluster_file, intensity_files), truth_factor=0.0)
     with pytest.raises(ReplayInputError, match="--truth-factor"):
         load_setup(inputs, 0.0)
 
@@ -200,7 +187,7 @@ def test_replay_goes_through_the_daemon_service(
     from daemon.replay.harness import ServiceHarness
     from policies import get_policy
 
-    setup = load_setup(_inputs(trace, cluster_file, intensity_files, 0.1), 3600.0)
+    setup = load_setup(replay_inputs(trace, cluster_file, intensity_files, 0.1), 3600.0)
     job = setup.jobs[0]
     with ServiceHarness(get_policy("carbon-window"), setup.cluster, setup.signals,
                         tmp_path, 60, 86400) as harness:  # fmt: skip
@@ -225,7 +212,8 @@ def test_a_gpu_is_reused_at_the_tick_its_run_ends(
     one_gpu = tmp_path / "one.toml"
     one_gpu.write_text('[[regions]]\nname = "quebec"\nzone = "CA-QC"\n'
                        'gpus = [{ type = "T4", count = 1 }]\n', encoding="utf-8")  # fmt: skip
-    inputs = replace(_inputs(trace, one_gpu, intensity_files, 0.1), intensity=(intensity_files[0],))
+    inputs = replace(replay_inputs(trace, one_gpu, intensity_files, 0.1),
+                     intensity=(intensity_files[0],))  # fmt: skip
     setup = load_setup(inputs, parse_duration_s("6h"))
     outcomes = sorted(replay_policy(setup, "run-now").outcomes, key=lambda o: o.started_at)
     queued = [(a, b) for a, b in itertools.pairwise(outcomes) if b.arrival < a.ended_at]
@@ -314,8 +302,9 @@ def test_the_rows_the_ledger_keeps_change_no_recorded_fact(
     late."""
     from daemon.ledger import kept
 
-    setup = replace(load_setup(_inputs(trace, cluster_file, intensity_files, 1.0), 6 * 3600.0),
-                    truth_factor=1.2, duration_noise=0.3)  # fmt: skip
+    inputs = replay_inputs(trace, cluster_file, intensity_files, 1.0)
+    setup = replace(load_setup(inputs, 6 * 3600.0), truth_factor=1.2,
+                    duration_noise=0.3)  # fmt: skip
     (tmp_path / "kept").mkdir()
     (tmp_path / "read").mkdir()
     fast = replay_policy(setup, policy, state_dir=tmp_path / "kept")

@@ -1,0 +1,155 @@
+"""Replays in worker processes (``--workers``) give what replays one after another give."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import structlog
+
+from daemon.cli import main
+from daemon.replay.driver import ReplaySetup
+from daemon.replay.errors import ReplayError
+from daemon.replay.inputs import PolicySpec, load_setup
+from daemon.replay.parallel import Replays, replay_all
+from policies import PoliciesError
+from tests.daemon.replay.conftest import replay_inputs
+
+RUNS = (
+    PolicySpec("run-now", {}),
+    PolicySpec("carbon-window", {}),
+    PolicySpec("wait-awhile", {}),
+    PolicySpec("carbon-window", {"min_saving": 0.5}),
+)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging for its process; give later tests theirs back."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def setup(trace: Path, cluster_file: Path, intensity_files: list[Path]) -> ReplaySetup:
+    return load_setup(replay_inputs(trace, cluster_file, intensity_files, 0.5), 4 * 3600.0)
+
+
+def test_workers_give_the_runs_of_one_process_in_order(setup: ReplaySetup) -> None:
+    alone = replay_all(setup, RUNS, workers=1)
+    progress: list[tuple[int, datetime, int]] = []
+    with Replays(setup, RUNS, workers=2) as replays:
+        assert replays.forked
+        results = replays.results(lambda i, now: progress.append((i, now, os.getpid())))
+    assert results == alone
+    assert [r.policy for r in results] == ["run-now", "carbon-window", "wait-awhile",
+                                           "carbon-window"]  # fmt: skip
+    assert results[1] != results[3]  # the parameters reached the workers
+    # Each run reports its clock, ending at the span's end, to the caller's process.
+    for index in range(len(RUNS)):
+        clocks = [now for i, now, _ in progress if i == index]
+        assert clocks and clocks == sorted(clocks) and clocks[-1] == setup.end
+    assert {pid for *_, pid in progress} == {os.getpid()}
+
+
+def test_one_worker_or_one_run_forks_nothing(setup: ReplaySetup) -> None:
+    with Replays(setup, RUNS, workers=1) as replays:
+        assert not replays.forked
+    with Replays(setup, RUNS[:1], workers=4) as replays:
+        assert not replays.forked
+        assert [r.policy for r in replays.results()] == ["run-now"]
+
+
+def test_with_another_thread_running_the_runs_go_in_this_process(setup: ReplaySetup) -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with Replays(setup, RUNS[:2], workers=2) as replays:
+            assert not replays.forked  # a fork would copy only this thread
+            results = replays.results()
+    finally:
+        stop.set()
+        other.join()
+    assert [r.policy for r in results] == ["run-now", "carbon-window"]
+
+
+def test_a_failing_run_raises_its_error_in_the_caller(setup: ReplaySetup) -> None:
+    runs = (*RUNS[:2], PolicySpec("carbon-window", {"no_such_knob": 1}))
+    with pytest.raises(PoliciesError, match="no_such_knob"):
+        replay_all(setup, runs, workers=2)
+
+
+def _replay_argv(trace: Path, cluster: Path, intensity: list[Path]) -> list[str]:
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster", str(cluster),
+            "--start", "2023-06-05", "--days", "0.5", "--slack", "0,4h", "--policy",
+            "run-now,carbon-window,spatial", "--model", "llama-1b", "--requests-per-job", "64",
+            "--tick", "300", "--forecaster", "seasonal-24h", "--json"]  # fmt: skip
+    for path in intensity:
+        argv += ["--intensity", str(path)]
+    return argv
+
+
+def test_replay_cli_prints_the_same_rows_with_workers(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    argv = _replay_argv(trace, cluster_file, intensity_files)
+    assert main([*argv, "--workers", "1"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--workers", "3"]) == 0
+    assert json.loads(capsys.readouterr().out) == alone
+    assert len(alone) == 6
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_bad_workers_exit_2_with_one_line(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], value: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    with pytest.raises(SystemExit) as exited:
+        main([*_replay_argv(trace, cluster_file, intensity_files), "--workers", value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--workers" in err and "at least 1" in err
+
+
+def test_an_error_in_the_caller_stops_the_runs_in_flight(setup: ReplaySetup) -> None:
+    long = replace(setup, tick_s=5)  # many more rounds: still running when the caller fails
+    runs = (PolicySpec("carbon-window", {}), PolicySpec("oracle", {}))
+    with pytest.raises(KeyboardInterrupt), Replays(long, runs, workers=2) as replays:
+        assert replays.forked
+        futures = list(replays._futures)
+        raise KeyboardInterrupt
+    assert all(f.done() for f in futures)
+    assert not any(not f.cancelled() and f.exception() is None for f in futures)
+
+
+def test_a_worker_killed_midway_is_a_replay_error(setup: ReplaySetup) -> None:
+    long = replace(setup, tick_s=5)
+    runs = (PolicySpec("carbon-window", {}), PolicySpec("oracle", {}))
+    killed: list[int] = []
+
+    def kill_one(index: int, now: datetime) -> None:  # as the kernel's OOM killer would
+        if not killed:
+            pid = min(p.pid for p in multiprocessing.active_children())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    with pytest.raises(ReplayError, match="worker process died"), Replays(long, runs, 2) as r:
+        r.results(kill_one)
+    assert killed
