@@ -26,8 +26,9 @@ checkpoint, which is still a true fold of its rows, and only makes the next tail
 
 When: at start (:func:`restore`, before ``READY=1``), and while the daemon runs, once
 :data:`CHECKPOINT_EVERY_RUNS` measured runs are past the watermark (:func:`advance`, from the
-service's reconcile; at most that many runs folded per round, so a config change is folded again
-over several rounds).
+service's reconcile; at most that many measured outcome rows folded per round, so a config change
+is folded again over several rounds). A failed write is logged (``recalibration_checkpoint_failed``)
+and changes nothing learned.
 """
 
 from __future__ import annotations

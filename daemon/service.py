@@ -51,7 +51,7 @@ from daemon.learning_checkpoint import (
     checkpoint_due,
     restore,
 )
-from daemon.ledger import JobRecord, Ledger, RunRecord
+from daemon.ledger import JobRecord, Ledger, LedgerError, RunRecord
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import Seen, job_spec, record_decisions, stored_plan, with_plan
@@ -355,8 +355,11 @@ class Service:
             )
         inputs = kept[2]
         every = self.checkpoint_every_runs
-        if checkpoint_due(self.ledger, inputs, every):
-            advance(self.ledger, self.inventory, config, now, limit=every, inputs=inputs)
+        try:
+            if checkpoint_due(self.ledger, inputs, every):
+                advance(self.ledger, self.inventory, config, now, limit=every, inputs=inputs)
+        except LedgerError as e:  # rolled back: the next start folds a longer tail
+            log.warning("recalibration_checkpoint_failed", error=str(e))
 
     # -- planning ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -24,6 +25,7 @@ from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning import Learning, measured_history
 from daemon.learning_checkpoint import FoldInputs
 from daemon.ledger import Ledger, LedgerError, RunEnd
+from daemon.ledger.checkpoint import LedgerMarks
 from daemon.measurement import JobMeasurement
 from daemon.planning import job_spec
 from daemon.queue.ingest import Queue
@@ -52,11 +54,18 @@ class _FailingLedger(Ledger):
     back, as a full disk would make it."""
 
     fail_finish = False
+    fail_checkpoint = False  # the recalibration checkpoint's writes fail
 
     def finish_runs(self, ends: Sequence[RunEnd], at: datetime) -> None:
         super().finish_runs(ends, at)
         if self.fail_finish:
             raise LedgerError("ledger.db: disk full (test)")
+
+    def write_recalibration_checkpoint(self, *args: Any, **kwargs: Any) -> LedgerMarks:
+        marks = super().write_recalibration_checkpoint(*args, **kwargs)
+        if self.fail_checkpoint:
+            raise LedgerError("ledger.db: disk full (test)")
+        return marks
 
 
 def _service(
@@ -179,6 +188,22 @@ def test_a_running_service_checkpoints_and_a_restart_resumes_from_it(tmp_path: P
     scratch.relearn(measured_history(restarted.ledger, restarted.inventory))
     assert restarted.learning.recalibration == scratch.recalibration
     assert dict(restarted.learning.recalibration.factors) == dict(scratch.recalibration.factors)
+
+
+def test_a_checkpoint_that_cannot_be_written_fails_no_reconcile(tmp_path: Path) -> None:
+    power_w = _raw_power_w(tmp_path)
+    clock = FakeClock()
+    service = _service(tmp_path, [_sacct(1.3 * power_w)])
+    service.checkpoint_every_runs = 1
+    service.start(clock())
+    assert isinstance(service.ledger, _FailingLedger)
+    service.ledger.fail_checkpoint = True
+    with capture_logs() as events:
+        _run(service, clock, "j0")
+    assert "recalibration_checkpoint_failed" in [e["event"] for e in events]
+    assert service.ledger.job("j0").state == "succeeded"
+    assert service.ledger.recalibration_checkpoint() is None  # rolled back
+    assert service.learning.recalibration.get(MODEL, GPU).samples == 1
 
 
 def test_an_ending_that_rolls_back_teaches_nothing(tmp_path: Path) -> None:
