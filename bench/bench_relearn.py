@@ -13,9 +13,16 @@ and the outcomes' details are copied as they are).
 
 Then, as a restart does, the ledger is opened afresh and timed: the relearning alone
 (:func:`daemon.learning.measured_history` folded by :meth:`Learning.relearn`), and the whole
-``Service.start`` (which also re-adopts runs and loads the totals), CPU
-(``time.process_time``) and wall, with the factors learned; and, in a child process that only
-opens the ledger and relearns, the memory it takes (peak RSS before and after the relearning).
+``Service.start`` (which also re-adopts runs and loads the totals) without a recalibration
+checkpoint (the first start after an upgrade or a settings change), CPU (``time.process_time``)
+and wall, with the factors learned; and, in a child process that only opens the ledger and
+relearns, the memory it takes (peak RSS before and after the relearning).
+
+Then the restart with a checkpoint (:mod:`daemon.learning_checkpoint`): the last start left one
+of the N jobs; ``--tail`` more jobs (default 1,000) are copied in after them and the restart is
+timed again (:func:`daemon.learning_checkpoint.restore` alone, and the whole ``Service.start``),
+each try from that same checkpoint, beside a fold of all N + tail jobs from scratch (once); the
+factors must be equal.
 
 ``python -m bench relearn`` (100,000 jobs); ``python -m bench.bench_relearn --jobs 10000``.
 """
@@ -44,6 +51,7 @@ from daemon.gpu.factory import simulated_spec
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.learning import Learning, measured_history
+from daemon.learning_checkpoint import restore
 from daemon.ledger import Ledger
 from daemon.ledger.base import dt, req_dt, ts
 from daemon.logs import configure_logging
@@ -57,7 +65,7 @@ from policies import get_policy
 from policies.candidates import estimate_on
 from policies.footprint import DEFAULT_GPU_CATALOG
 
-__all__ = ["Relearned", "build_ledger", "main"]
+__all__ = ["Relearned", "Resumed", "build_ledger", "main"]
 
 A100, T4 = "A100-80GB", "T4"
 HPC = RegionSettings(name="hpc", zone="CA-QC", executor="slurm", gpus=(A100, A100, T4, T4),
@@ -94,6 +102,23 @@ class Relearned:
     start_cpu_s: float
     start_wall_s: float
     learning: Learning
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """One timed restart from a checkpoint of ``jobs`` finished jobs with ``tail`` more after
+    it: runs folded from the tail, CPU and wall seconds of the relearning and of the whole
+    ``Service.start``, and of a fold of every run from scratch (one try)."""
+
+    jobs: int
+    tail: int
+    tail_runs: int
+    cpu_s: float
+    wall_s: float
+    start_cpu_s: float
+    start_wall_s: float
+    scratch_cpu_s: float
+    scratch_wall_s: float
 
 
 def _service(state: Path, ledger: Ledger, clock: FakeClock) -> tuple[Service, JobMeasurement]:
@@ -152,10 +177,11 @@ def _run_template(state: Path) -> None:
         ledger.close()
 
 
-def build_ledger(path: Path, jobs: int, *, distinct: bool = False) -> None:
+def build_ledger(path: Path, jobs: int, *, distinct: bool = False, first: int = 0) -> None:
     """A ledger at ``path`` with ``jobs`` finished jobs: the template's, copied (module
     docstring). ``distinct``: each copy's requests ask for ``copy`` more requests, so no copy's
-    requests are another's (their measured energy stays the template's)."""
+    requests are another's (their measured energy stays the template's). ``first``: the jobs
+    the ledger already holds (built so): only the later ones are added."""
     with tempfile.TemporaryDirectory() as tmp:
         _run_template(Path(tmp))
         with Ledger.open_readonly(Path(tmp) / "ledger.db") as template:
@@ -172,7 +198,7 @@ def build_ledger(path: Path, jobs: int, *, distinct: bool = False) -> None:
     span = max(times) - min(times) + timedelta(seconds=1)  # each copy after the previous
     inserts = {table: _insert(table, rows[table][0]) for table in TABLES}
     with _connection(path) as db:
-        for start in range(0, jobs, 5_000):
+        for start in range(first, jobs, 5_000):
             batch: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
             for i in range(start, min(jobs, start + 5_000)):
                 copy, template_id = divmod(i, len(order))
@@ -252,6 +278,7 @@ def relearn(state: Path, jobs: int, repeat: int = 1) -> Relearned:
     cpu_s, wall_s, folded, learning = min(tries, key=lambda t: t[0])
     starts = []
     for _ in range(repeat):
+        _set_checkpoint(state / "ledger.db", _NO_CHECKPOINT)  # each start from scratch
         with Ledger.open(state / "ledger.db") as ledger:
             clock = FakeClock()
             service, measurement = _service(state, ledger, clock)
@@ -264,6 +291,71 @@ def relearn(state: Path, jobs: int, repeat: int = 1) -> Relearned:
         starts.append((start_cpu_s, start_wall_s))
     start_cpu_s, start_wall_s = min(starts)
     return Relearned(jobs, folded, cpu_s, wall_s, start_cpu_s, start_wall_s, learning)
+
+
+_CHECKPOINT_TABLES = ("recalibration_checkpoint", "recalibration_checkpoint_factors")
+_NO_CHECKPOINT: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _CHECKPOINT_TABLES}
+
+
+def _checkpoint(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The checkpoint's rows in the ledger at ``path``."""
+    with _connection(path) as db:
+        return {table: db.execute(f"SELECT * FROM {table}").fetchall()
+                for table in _CHECKPOINT_TABLES}  # fmt: skip
+
+
+def _set_checkpoint(path: Path, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Put the checkpoint's rows back as ``rows`` (each try starts from the same one)."""
+    with _connection(path) as db:
+        for table in _CHECKPOINT_TABLES:
+            db.execute(f"DELETE FROM {table}")
+            if rows[table]:
+                marks = ", ".join("?" * len(rows[table][0]))
+                db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows[table])
+        db.commit()
+
+
+def resume(state: Path, jobs: int, tail: int, distinct: bool, repeat: int = 1) -> Resumed:
+    """Time a restart from the checkpoint of the ledger in ``state`` (its ``jobs`` finished
+    jobs, left by the last start) after ``tail`` more jobs were added: the relearning
+    (:func:`~daemon.learning_checkpoint.restore`) and the whole ``Service.start``, best of
+    ``repeat`` tries, each from that checkpoint; and a fold from scratch of all of them."""
+    path = state / "ledger.db"
+    saved = _checkpoint(path)
+    assert saved["recalibration_checkpoint"], "the last start left no checkpoint"
+    build_ledger(path, jobs + tail, distinct=distinct, first=jobs)
+    inventory = build_inventory(REGIONS)
+    with Ledger.open(path) as ledger:
+        scratch = Learning()
+        _, scratch_cpu_s, scratch_wall_s = _timed(
+            lambda: scratch.relearn(measured_history(ledger, inventory))
+        )
+    tries, starts = [], []
+    for _ in range(repeat):
+        _set_checkpoint(path, saved)
+        with Ledger.open(path) as ledger:
+            config = Learning().recalibration.config
+            now = FakeClock()()
+            folded, cpu_s, wall_s = _timed(
+                lambda: restore(ledger, inventory, config, now)  # noqa: B023
+            )  # called at once, in this iteration
+            assert folded.from_checkpoint and folded.recalibration == scratch.recalibration
+        tries.append((cpu_s, wall_s, folded.tail_runs))
+        _set_checkpoint(path, saved)
+        with Ledger.open(path) as ledger:
+            clock = FakeClock()
+            service, measurement = _service(state, ledger, clock)
+            try:
+                _, start_cpu_s, start_wall_s = _timed(lambda: service.start(clock()))  # noqa: B023
+                assert service.learning.recalibration == scratch.recalibration
+            finally:
+                service.close()
+                measurement.close()
+        starts.append((start_cpu_s, start_wall_s))
+    cpu_s, wall_s, tail_runs = min(tries)
+    start_cpu_s, start_wall_s = min(starts)
+    return Resumed(jobs, tail, tail_runs, cpu_s, wall_s, start_cpu_s, start_wall_s,
+                   scratch_cpu_s, scratch_wall_s)  # fmt: skip
 
 
 def _relearn_only(state: Path) -> dict[str, float]:
@@ -301,8 +393,8 @@ def _report(result: Relearned, memory: dict[str, float]) -> list[str]:
         f"relearn (best of the tries): {result.folded:,} runs folded from {result.jobs:,} "
         f"finished jobs in {result.cpu_s:.2f} s CPU ({result.wall_s:.2f} s wall): "
         f"{result.jobs / result.cpu_s:,.0f} jobs/s, {per_row_us:.1f} us CPU per job",
-        f"Service.start (relearn, adopt, totals): {result.start_cpu_s:.2f} s CPU "
-        f"({result.start_wall_s:.2f} s wall)",
+        f"Service.start (relearn, adopt, totals) without a checkpoint: "
+        f"{result.start_cpu_s:.2f} s CPU ({result.start_wall_s:.2f} s wall)",
         f"peak RSS of a process that opens the ledger and relearns: {memory['after_mib']:.0f} MiB "
         f"({memory['before_mib']:.0f} MiB before relearning)",
     ]
@@ -316,11 +408,25 @@ def _report(result: Relearned, memory: dict[str, float]) -> list[str]:
     return lines
 
 
+def _report_resumed(resumed: Resumed) -> list[str]:
+    return [
+        f"restart with a checkpoint of the {resumed.jobs:,} jobs and {resumed.tail:,} jobs "
+        f"after it ({resumed.tail_runs:,} runs folded): relearn {resumed.cpu_s:.3f} s CPU "
+        f"({resumed.wall_s:.3f} s wall), Service.start {resumed.start_cpu_s:.3f} s CPU "
+        f"({resumed.start_wall_s:.3f} s wall); the same {resumed.jobs + resumed.tail:,} jobs "
+        f"folded from scratch: {resumed.scratch_cpu_s:.2f} s CPU "
+        f"({resumed.scratch_wall_s:.2f} s wall), the same factors",
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> Relearned:
     """Build the ledger, time the relearning, print and return it."""
     parser = argparse.ArgumentParser(prog="bench_relearn", description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=100_000, help="finished jobs in the ledger")
     parser.add_argument("--repeat", type=int, default=3, help="tries of each timing (best kept)")
+    parser.add_argument("--tail", type=int, default=1_000,
+                        help="jobs added after the checkpoint before the restart timed with it "
+                        "(0: none timed)")  # fmt: skip
     parser.add_argument(
         "--distinct-requests",
         action="store_true",
@@ -341,7 +447,10 @@ def main(argv: Sequence[str] | None = None) -> Relearned:
               f"{shapes}), {size_mib:.0f} MiB, filled in {fill_wall_s:.1f} s")  # fmt: skip
         result = relearn(state, args.jobs, max(1, args.repeat))
         memory = _memory(state)
-    for line in _report(result, memory):
+        resumed = None
+        if args.tail > 0:
+            resumed = resume(state, args.jobs, args.tail, distinct, max(1, args.repeat))
+    for line in _report(result, memory) + (_report_resumed(resumed) if resumed else []):
         print(line)
     return result
 

@@ -34,6 +34,7 @@ POINTS: Final = (
     "compact_begun",  # a compaction recorded in the ledger, the queue file not yet renamed
     "compact_renamed",  # the queue file renamed into queue.retired/, no replacement linked
     "compact_linked",  # the replacement linked, the new offsets not yet committed
+    "recalibration_checkpoint",  # a recalibration checkpoint written, not yet committed
 )
 
 

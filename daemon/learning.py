@@ -6,8 +6,9 @@ energy was measured: by carbond's own GPU meter (:class:`daemon.measurement.JobM
 which uses the service's :class:`Learning`) or by the run's executor (Slurm's ``sacct``,
 folded by :mod:`daemon.finishing` once the run's end is committed). At start the service
 relearns them from the ledger's outcome rows (:func:`measured_history`): they are derived state,
-nothing else is stored. Replay attaches no measurement and its executor reports no energy, so
-nothing is learned there.
+of which the ledger also keeps a checkpoint (:mod:`daemon.learning_checkpoint`: the fold up to
+a watermark, so a restart folds only the runs since). Replay attaches no measurement and its
+executor reports no energy, so nothing is learned there.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ class Learning:
 
         Each item is ``(job, device, measured_energy_j, measured_duration_s)``; ``device`` only
         names the GPU type. The factors are derived state: the ledger's outcome rows are their
-        record, so nothing else is stored. Starts from no factors, so calling it twice is safe.
-        Returns how many runs were folded in.
+        record (the service's start resumes from the ledger's checkpoint of this fold instead,
+        :func:`daemon.learning_checkpoint.restore`). Starts from no factors, so calling it
+        twice is safe. Returns how many runs were folded in.
         """
         self.recalibration = Recalibration(self.recalibration.config)  # idempotent: from scratch
         folded = sum(1 for job, device, e, t in history if self.observe(job, device, e, t))
@@ -102,11 +104,12 @@ class Learning:
 
 
 def measured_history(
-    ledger: Ledger, inventory: Sequence[InventoryGpu]
+    ledger: Ledger, inventory: Sequence[InventoryGpu], runs: Iterable[MeasuredRun] | None = None
 ) -> Iterator[tuple[JobSpec, Device, float, float]]:
     """The ledger's measured successful runs, oldest first, for :meth:`Learning.relearn`
     (metered by carbond or by their executor: every row with a ``measured_energy_j``), read in
-    one query (:meth:`Ledger.measured_runs <daemon.ledger.Ledger.measured_runs>`).
+    one query (:meth:`Ledger.measured_runs <daemon.ledger.Ledger.measured_runs>`; ``runs``:
+    those runs instead, e.g. the ones after a checkpoint's watermark).
 
     Runs on GPU types no longer in ``inventory`` are skipped. So are runs whose stored request
     no longer parses (its model left the catalog, or the text is not a request); the others
@@ -121,7 +124,7 @@ def measured_history(
     by_type = {gpu.device.gpu.name: gpu.device for gpu in inventory}
     views: dict[str, JobSpec | PoliciesError] = {}  # by request key (MeasuredRun)
     skipped: dict[str, list[str]] = {}  # job ids by the error that skipped them
-    for run in ledger.measured_runs():
+    for run in ledger.measured_runs() if runs is None else runs:
         device = by_type.get(run.gpu or "")
         if device is None:
             continue

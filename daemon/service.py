@@ -43,8 +43,15 @@ from daemon.finishing import EndingContext, Endings
 from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
 from daemon.inventory import InventoryGpu
-from daemon.learning import Learning, measured_history
-from daemon.ledger import JobRecord, Ledger, RunRecord
+from daemon.learning import Learning
+from daemon.learning_checkpoint import (
+    CHECKPOINT_EVERY_RUNS,
+    FoldInputs,
+    advance,
+    checkpoint_due,
+    restore,
+)
+from daemon.ledger import JobRecord, Ledger, LedgerError, RunRecord
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink, NullMetrics
 from daemon.planning import Seen, job_spec, record_decisions, stored_plan, with_plan
@@ -63,6 +70,7 @@ from policies import (
     ZoneIntensity,
     with_recalibration,
 )
+from policies.footprint.recalibration import RecalibrationConfig
 
 __all__ = ["Service", "TickReport"]
 
@@ -141,6 +149,11 @@ class Service:
                                   finish=self._finish, fail=self._fail_unstarted)  # fmt: skip
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
+        # measured runs past the recalibration checkpoint that make it due (reconcile)
+        self.checkpoint_every_runs = CHECKPOINT_EVERY_RUNS
+        # the recalibration checkpoint's inputs, as of the config and inventory objects they
+        # were computed for (both are replaced, never changed, on a reload)
+        self._fold_inputs: tuple[RecalibrationConfig, object, FoldInputs] | None = None
 
     @property
     def learning(self) -> Learning:
@@ -172,8 +185,11 @@ class Service:
         with self._lock:
             self.queue.prepare()
             self._adopt(self.ledger.active_runs(), now)
-            # learned factors survive a restart (GPU-metered and executor-measured runs)
-            self.learning.relearn(measured_history(self.ledger, self.inventory))
+            # learned factors survive a restart (GPU-metered and executor-measured runs): the
+            # ledger's checkpoint of them and the runs since (daemon.learning_checkpoint)
+            config = self.learning.recalibration.config
+            restored = restore(self.ledger, self.inventory, config, now)
+            self.learning.recalibration = restored.recalibration
             self._endings.load_totals()  # then kept up to date per job
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
@@ -318,9 +334,32 @@ class Service:
                 self._adopt([run for run in runs if run.token is None], now)
                 runs = self.ledger.active_runs()
             ended = self._endings.reconcile(runs, now, self._ending_context(), self._requeue)
+            if ended:
+                self._checkpoint_learning(now)
             if not isinstance(self.metrics, NullMetrics):  # not read for a sink that drops it
                 self.metrics.observe_queue(self.ledger.counts_by_state())
             return ended
+
+    def _checkpoint_learning(self, now: datetime) -> None:
+        """Move the recalibration checkpoint on once :attr:`checkpoint_every_runs` measured
+        runs are past it (or its inputs changed: a reload), folding at most that many runs
+        from the ledger (:func:`daemon.learning_checkpoint.advance`): a restart then folds at
+        most about that many. The live factors are not touched."""
+        config = self.learning.recalibration.config
+        kept = self._fold_inputs
+        if kept is None or kept[0] is not config or kept[1] is not self.inventory:
+            kept = self._fold_inputs = (
+                config,
+                self.inventory,
+                FoldInputs.of(config, self.inventory),
+            )
+        inputs = kept[2]
+        every = self.checkpoint_every_runs
+        try:
+            if checkpoint_due(self.ledger, inputs, every):
+                advance(self.ledger, self.inventory, config, now, limit=every, inputs=inputs)
+        except LedgerError as e:  # rolled back: the next start folds a longer tail
+            log.warning("recalibration_checkpoint_failed", error=str(e))
 
     # -- planning ---------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """The ledger's measured runs, as a restart relearns the recalibration factors from them
 (:func:`daemon.learning.measured_history`): one query over outcomes, jobs and decisions, oldest
-outcome first, instead of a job read and a decision read per outcome row."""
+outcome first, instead of a job read and a decision read per outcome row; or only those after a
+:class:`Watermark` (a recalibration checkpoint's, :mod:`daemon.learning_checkpoint`), read on
+the ``outcomes_measured`` index without a scan of the older rows."""
 
 from __future__ import annotations
 
@@ -11,7 +13,20 @@ from datetime import datetime
 
 from daemon.ledger.base import Connection, dt, req_dt
 
-__all__ = ["MeasuredRun", "MeasuredRuns"]
+__all__ = ["MEASURED", "MeasuredRun", "MeasuredRuns", "Watermark"]
+
+MEASURED = "measured_energy_j IS NOT NULL AND duration_s"
+"""Which outcome rows are measured runs (whatever their job's state): the ``outcomes_measured``
+index's condition, written as it is there so SQLite uses that index."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """A position in the order :meth:`MeasuredRuns.measured_runs` reads outcome rows in: the
+    row's ``recorded_at`` (as stored) and its rowid."""
+
+    recorded_at: str
+    rowid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +55,12 @@ class MeasuredRuns(Connection):
 
     _json_functions: bool | None = None  # whether this SQLite has json_valid / json_remove
 
-    def measured_runs(self) -> Iterator[MeasuredRun]:
+    def measured_runs(
+        self, after: Watermark | None = None, through: Watermark | None = None
+    ) -> Iterator[MeasuredRun]:
         """Every succeeded job's measured run, by its outcome's ``recorded_at``, then the order
-        the outcome rows were written in."""
+        the outcome rows were written in (rowid); only those after ``after`` and up to
+        ``through`` when given. Read from the ``outcomes_measured`` index, outcomes first."""
         if self._json_functions is None:
             try:
                 self._db.execute("SELECT json_remove('{}', '$.id')").fetchone()
@@ -54,13 +72,40 @@ class MeasuredRuns(Connection):
             f"SELECT o.job_id, {key}, j.submitted_at, j.deadline,"
             " (SELECT d.gpu FROM decisions d WHERE d.job_id = o.job_id ORDER BY d.seq DESC"
             " LIMIT 1), o.measured_energy_j, o.duration_s"
-            " FROM outcomes o JOIN jobs j ON j.job_id = o.job_id"
+            " FROM outcomes o CROSS JOIN jobs j ON j.job_id = o.job_id"  # outcomes first
             " WHERE o.measured_energy_j IS NOT NULL AND o.duration_s AND j.state = 'succeeded'"
-            " ORDER BY o.recorded_at, o.rowid"
+            + ("" if after is None else " AND (o.recorded_at, o.rowid) > (?, ?)")
+            + ("" if through is None else " AND (o.recorded_at, o.rowid) <= (?, ?)")
+            + " ORDER BY o.recorded_at, o.rowid",
+            (*_bound(after), *_bound(through)),
         )
         for job_id, request_key, submitted, deadline, gpu, energy_j, seconds in rows:
             yield MeasuredRun(job_id, request_key, req_dt(submitted), dt(deadline), gpu,
                               float(energy_j), float(seconds))  # fmt: skip
+
+    def measured_position(self, after: Watermark | None, rows: int | None) -> Watermark | None:
+        """The position of the ``rows``-th measured outcome row (any job state) after
+        ``after`` (from the first when None), or of the last one when there are fewer or
+        ``rows`` is None; None when there is none. On the ``outcomes_measured`` index."""
+        bound = " AND (recorded_at, rowid) > (?, ?)" if after is not None else ""
+        row = None
+        if rows is not None:
+            row = self._exec(
+                f"SELECT recorded_at, rowid FROM outcomes WHERE {MEASURED}{bound}"
+                f" ORDER BY recorded_at, rowid LIMIT 1 OFFSET {max(0, int(rows) - 1)}",
+                _bound(after),
+            ).fetchone()
+        if row is None:
+            row = self._exec(
+                f"SELECT recorded_at, rowid FROM outcomes WHERE {MEASURED}{bound}"
+                " ORDER BY recorded_at DESC, rowid DESC LIMIT 1",
+                _bound(after),
+            ).fetchone()
+        return None if row is None else Watermark(str(row[0]), int(row[1]))
+
+
+def _bound(mark: Watermark | None) -> tuple[str, int] | tuple[()]:
+    return () if mark is None else (mark.recorded_at, mark.rowid)
 
 
 _REQUEST_KEY = (

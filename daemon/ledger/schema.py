@@ -196,6 +196,38 @@ DROP TRIGGER job_state_counts_update;
 DROP TABLE job_state_counts;
 """
 
+# The recalibration factors a restart would fold from the measured outcomes up to a watermark,
+# so a restart folds only the outcomes recorded since (daemon.learning_checkpoint): one row
+# saying what was folded and under which inputs, one row per (model, GPU type) folded. The
+# partial index keeps the measured outcomes in the order a restart folds them (``recorded_at``,
+# then rowid), so the rows since a watermark, and the count up to it, are read without a scan.
+_V7: Final = """
+CREATE TABLE recalibration_checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    fingerprint TEXT NOT NULL,
+    folded_recorded_at TEXT NOT NULL,
+    folded_rowid INTEGER NOT NULL,
+    measured_rows INTEGER NOT NULL,
+    measured_rowid_sum INTEGER NOT NULL,
+    succeeded_jobs INTEGER NOT NULL,
+    transitions_seq INTEGER NOT NULL,
+    decisions_seq INTEGER NOT NULL,
+    runs_folded INTEGER NOT NULL,
+    written_at TEXT NOT NULL
+);
+CREATE TABLE recalibration_checkpoint_factors (
+    model TEXT NOT NULL,
+    gpu TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    energy_log REAL NOT NULL,
+    duration_log REAL NOT NULL,
+    measured_s REAL NOT NULL,
+    PRIMARY KEY (model, gpu)
+);
+CREATE INDEX outcomes_measured ON outcomes (recorded_at)
+    WHERE measured_energy_j IS NOT NULL AND duration_s;
+"""
+
 # (version, description, SQL script)
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
@@ -204,5 +236,10 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (4, "queue files: bytes before the offset, over-long line being skipped", _V4),
     (5, "jobs per state, kept by triggers", _V5),
     (6, "jobs per state counted from the jobs and transitions, not kept by triggers", _V6),
+    (
+        7,
+        "recalibration checkpoint: the factors folded up to a watermark; measured outcomes index",
+        _V7,
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

@@ -17,6 +17,7 @@ from typing import Any
 
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
+from daemon.ledger.checkpoint import Checkpoints
 from daemon.ledger.decisions import Decisions, alternative_json
 from daemon.ledger.kept import KeptRows, integer
 from daemon.ledger.measured import MeasuredRuns
@@ -31,7 +32,7 @@ from daemon.states import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, check_transi
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
 
 
-class Ledger(Decisions, Runs, MeasuredRuns, Accounting, QueueState):
+class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
 

@@ -27,7 +27,7 @@ def test_the_ledger_holds_the_copies_oldest_first(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("restore_logging")  # the bench configures logging
 def test_main_prints_the_timing_and_the_factors(capsys: pytest.CaptureFixture[str]) -> None:
-    result = main(["--jobs", "20", "--repeat", "1"])
+    result = main(["--jobs", "20", "--repeat", "1", "--tail", "10"])
     runs = [TEMPLATE[n % len(TEMPLATE)] for n in range(20)]
     succeeded = sum(1 for run in runs if run[-1] == 0)
     on_a100 = sum(1 for run in runs if run[1:3] == ("llama-3.1-8b", "A100-80GB") and not run[-1])
@@ -37,3 +37,9 @@ def test_main_prints_the_timing_and_the_factors(capsys: pytest.CaptureFixture[st
     assert f"{succeeded} runs folded from 20 finished jobs" in out
     assert f"llama-3.1-8b on A100-80GB: {on_a100} runs, energy x" in out
     assert "peak RSS of a process that opens the ledger and relearns: " in out
+    tail_runs = sum(1 for n in range(20, 30) if TEMPLATE[n % len(TEMPLATE)][-1] == 0)
+    assert (
+        f"restart with a checkpoint of the 20 jobs and 10 jobs after it ({tail_runs} runs "
+        "folded)" in out
+    )
+    assert "the same 30 jobs folded from scratch: " in out

@@ -11,26 +11,36 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from daemon import learning
+from daemon.assemble import _configure_learning
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning import Learning, measured_history
+from daemon.learning_checkpoint import FoldInputs
 from daemon.ledger import Ledger, LedgerError, RunEnd
+from daemon.ledger.checkpoint import LedgerMarks
 from daemon.measurement import JobMeasurement
 from daemon.planning import job_spec
 from daemon.queue.ingest import Queue
 from daemon.service import Service
-from daemon.settings import GpuSettings, RegionSettings, Settings, SlurmRegionSettings
+from daemon.settings import (
+    GpuSettings,
+    RecalibrationSettings,
+    RegionSettings,
+    Settings,
+    SlurmRegionSettings,
+)
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import Device, JobSpec, PoliciesError, get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG
-from policies.footprint.recalibration import RecalibrationFactor
+from policies.footprint.recalibration import Recalibration, RecalibrationFactor
 from tests.daemon.helpers import append, job_line
 
 MODEL, GPU = "llama-3.1-8b", "A100-80GB"
@@ -44,11 +54,18 @@ class _FailingLedger(Ledger):
     back, as a full disk would make it."""
 
     fail_finish = False
+    fail_checkpoint = False  # the recalibration checkpoint's writes fail
 
     def finish_runs(self, ends: Sequence[RunEnd], at: datetime) -> None:
         super().finish_runs(ends, at)
         if self.fail_finish:
             raise LedgerError("ledger.db: disk full (test)")
+
+    def write_recalibration_checkpoint(self, *args: Any, **kwargs: Any) -> LedgerMarks:
+        marks = super().write_recalibration_checkpoint(*args, **kwargs)
+        if self.fail_checkpoint:
+            raise LedgerError("ledger.db: disk full (test)")
+        return marks
 
 
 def _service(
@@ -133,6 +150,60 @@ def test_a_restart_relearns_the_same_factors(tmp_path: Path) -> None:
     restarted = _service(tmp_path, [_sacct(1.3 * power_w)])
     restarted.start(clock())
     assert dict(restarted.learning.recalibration.factors) == dict(learned)
+
+
+def test_a_running_service_checkpoints_and_a_restart_resumes_from_it(tmp_path: Path) -> None:
+    """Every ``checkpoint_every_runs`` measured runs the service moves the ledger's checkpoint
+    on; a reload that changes ``[recalibration]`` folds it again under the new settings (at
+    most that many runs a round); a restart resumes from it and learns what a fold of every run
+    under its settings learns."""
+    power_w = _raw_power_w(tmp_path)
+    clock = FakeClock()
+    service = _service(tmp_path, [_sacct(1.3 * power_w)])
+    service.checkpoint_every_runs = 3
+    service.start(clock())
+    for n in range(7):
+        _run(service, clock, f"j{n}")
+    stored = service.ledger.recalibration_checkpoint()
+    assert stored is not None and stored.runs_folded == 6  # at the 3rd and 6th run
+    reloaded = Settings(state_dir=tmp_path, regions=(HPC,),
+                        recalibration=RecalibrationSettings(min_samples=5))  # fmt: skip
+    _configure_learning(service.learning, reloaded)  # what SIGHUP does to the live factors
+    _run(service, clock, "j7")
+    stored = service.ledger.recalibration_checkpoint()
+    config = service.learning.recalibration.config
+    assert (
+        stored is not None and stored.fingerprint == FoldInputs.of(config, service.inventory).text()
+    )
+    assert stored.runs_folded == 3  # folded again from the first run, 3 this round
+    service.close()
+
+    restarted = _service(tmp_path, [_sacct(1.3 * power_w)])
+    _configure_learning(restarted.learning, reloaded)
+    with capture_logs() as events:
+        restarted.start(clock())
+    (loaded,) = [e for e in events if e["event"] == "recalibration_checkpoint_loaded"]
+    assert (loaded["checkpoint_runs"], loaded["tail_runs"]) == (3, 5)
+    scratch = Learning(Recalibration(config))
+    scratch.relearn(measured_history(restarted.ledger, restarted.inventory))
+    assert restarted.learning.recalibration == scratch.recalibration
+    assert dict(restarted.learning.recalibration.factors) == dict(scratch.recalibration.factors)
+
+
+def test_a_checkpoint_that_cannot_be_written_fails_no_reconcile(tmp_path: Path) -> None:
+    power_w = _raw_power_w(tmp_path)
+    clock = FakeClock()
+    service = _service(tmp_path, [_sacct(1.3 * power_w)])
+    service.checkpoint_every_runs = 1
+    service.start(clock())
+    assert isinstance(service.ledger, _FailingLedger)
+    service.ledger.fail_checkpoint = True
+    with capture_logs() as events:
+        _run(service, clock, "j0")
+    assert "recalibration_checkpoint_failed" in [e["event"] for e in events]
+    assert service.ledger.job("j0").state == "succeeded"
+    assert service.ledger.recalibration_checkpoint() is None  # rolled back
+    assert service.learning.recalibration.get(MODEL, GPU).samples == 1
 
 
 def test_an_ending_that_rolls_back_teaches_nothing(tmp_path: Path) -> None:

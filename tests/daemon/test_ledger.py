@@ -133,6 +133,13 @@ def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger
         assert reader.counts_by_state() == ledger.counts_by_state()
 
 
+UNDO_VERSION_7 = """
+DROP TABLE recalibration_checkpoint;
+DROP TABLE recalibration_checkpoint_factors;
+DROP INDEX outcomes_measured;
+"""
+
+
 def test_counts_by_state_of_a_ledger_that_kept_them_by_triggers(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     with Ledger.open(path) as ledger, ledger.transaction():
@@ -142,7 +149,9 @@ def test_counts_by_state_of_a_ledger_that_kept_them_by_triggers(tmp_path: Path) 
     version_5 = dict((v, script) for v, _, script in MIGRATIONS)[5]
     db = sqlite3.connect(path)  # back to schema 5, as a ledger of an older carbond
     db.executescript(
-        version_5 + "DELETE FROM schema_migrations WHERE version > 5; PRAGMA user_version = 5;"
+        UNDO_VERSION_7
+        + version_5
+        + "DELETE FROM schema_migrations WHERE version > 5; PRAGMA user_version = 5;"
     )
     db.close()
     with Ledger.open_readonly(path) as reader:  # not migrated yet

@@ -1,0 +1,481 @@
+"""daemon.learning_checkpoint: a restart resumes from the ledger's recalibration checkpoint and
+folds only the measured runs since, with factors equal (==, every field) to a fold of every run
+from scratch; whenever that would not hold (the fold's inputs changed, rows up to the watermark
+added, replaced or removed, a folded job's state or decision changed) it folds from scratch;
+a schema-6 ledger migrates; a kill inside the checkpoint's write changes nothing learned."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from daemon.inventory import InventoryGpu, build_inventory
+from daemon.learning import Learning, measured_history
+from daemon.learning_checkpoint import Folded, FoldInputs, advance, checkpoint_due, restore
+from daemon.ledger import Ledger
+from daemon.queue.line import JobRequest, parse_line
+from daemon.settings import RegionSettings
+from policies import Alternative, Decision
+from policies.footprint import DEFAULT_GPU_CATALOG
+from policies.footprint.recalibration import Recalibration, RecalibrationConfig
+from tests.daemon.helpers import job_line
+from tests.daemon.test_ledger import UNDO_VERSION_7
+
+REPO = Path(__file__).resolve().parents[2]
+T0 = datetime(2024, 6, 1, tzinfo=UTC)
+MODELS = ("llama-3.1-8b", "llama-3.2-3b", "llama-3.2-1b")
+GPUS = ("A100-80GB", "T4", "H100")  # H100 is in no inventory below: its runs are skipped
+REGION = RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("A100-80GB", "T4"))
+INVENTORY = build_inventory((REGION,))
+CONFIG = RecalibrationConfig(min_samples=2, min_measured_s=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One finished job with a measured outcome: its request, GPU type, measurement, final
+    state, and when its outcome was recorded (minutes after T0: may go back)."""
+
+    model: str
+    requests: int
+    gpu: str
+    energy_j: float
+    duration_s: float
+    state: str
+    minute: int
+
+
+def _request(job_id: str, run: Run) -> JobRequest:
+    line = job_line(id=job_id, model=run.model, requests=run.requests, batch_size=8)
+    request = parse_line(line.strip(), T0)
+    assert isinstance(request, JobRequest)
+    return request
+
+
+def _record(ledger: Ledger, job_id: str, run: Run) -> None:
+    """``run`` as the daemon leaves it: the job, a decision on its GPU type, its moves to a
+    final state and its outcome row in the same transaction."""
+    at = T0 + timedelta(minutes=run.minute)
+    plan = Alternative(("qc/0",), "qc", run.gpu, at, run.duration_s, run.energy_j, 30.0, 1, 0.1)
+    with ledger.transaction():
+        ledger.add_job(_request(job_id, run), 1000, 1000, "queue.jsonl:1", at)
+        ledger.record_decision(Decision(job_id, "start", "start: now", "test", plan, plan), at)
+        ledger.transition(job_id, "running", at, "dispatched")
+        ledger.transition(job_id, run.state, at, "ended")
+        ledger.record_outcome(job_id, at, measured_energy_j=run.energy_j,
+                              duration_s=run.duration_s)  # fmt: skip
+
+
+def _from_scratch(
+    ledger: Ledger,
+    inventory: Sequence[InventoryGpu] = INVENTORY,
+    config: RecalibrationConfig = CONFIG,
+) -> tuple[Recalibration, int]:
+    """What a restart learned before checkpoints: every measured run folded from scratch (the
+    factors, and how many runs :meth:`Learning.relearn` folded)."""
+    learning = Learning(Recalibration(config))
+    runs = learning.relearn(measured_history(ledger, inventory))
+    return learning.recalibration, runs
+
+
+def _assert_marks_true(ledger: Ledger) -> None:
+    """The stored checkpoint's marks (moved on by the rows since the previous one when it
+    resumed) are what counting the whole ledger gives now (the succeeded jobs: with the moves
+    to ``succeeded`` since)."""
+    stored = ledger.recalibration_checkpoint()
+    if stored is not None:
+        then, now = stored.marks, ledger.ledger_marks(stored.watermark)
+        assert (then.measured_rows, then.measured_rowid_sum) == (
+            now.measured_rows,
+            now.measured_rowid_sum,
+        )
+        db = sqlite3.connect(ledger.path)
+        (moves,) = db.execute("SELECT count(*) FROM transitions WHERE seq > ? AND to_state"
+                              " = 'succeeded'", (then.transitions_seq,)).fetchone()  # fmt: skip
+        db.close()
+        assert then.succeeded_jobs + moves == now.succeeded_jobs
+
+
+def _assert_same(folded: Folded, expected: tuple[Recalibration, int]) -> None:
+    recalibration, runs = expected
+    assert folded.recalibration == recalibration
+    assert dict(folded.recalibration.factors) == dict(recalibration.factors)  # every field
+    assert folded.runs == runs
+
+
+def _run(n: int, *, minute: int | None = None, gpu: str = "A100-80GB", state: str = "succeeded",
+         requests: int = 512) -> Run:  # fmt: skip
+    return Run(MODELS[n % 3], requests + n, gpu, 4e4 * (1 + n % 7) / 4, 300.0 + 17 * (n % 11),
+               state, n if minute is None else minute)  # fmt: skip
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger.open(tmp_path / "ledger.db", durable=False)
+
+
+def _ledger_with(ledger: Ledger, runs: int, first: int = 0) -> Ledger:
+    for n in range(first, first + runs):
+        _record(ledger, f"j{n}", _run(n))
+    return ledger
+
+
+# -- random histories ----------------------------------------------------------------------
+
+_runs = st.builds(
+    Run,
+    model=st.sampled_from(MODELS),
+    requests=st.integers(1, 4096),
+    gpu=st.sampled_from(GPUS),
+    energy_j=st.floats(1.0, 1e8),
+    duration_s=st.floats(0.5, 1e5),
+    state=st.sampled_from(("succeeded", "succeeded", "succeeded", "failed")),
+    minute=st.integers(-4, 12),  # after the previous run's: repeats, and goes back (stepped)
+)
+_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("run"), _runs),
+        st.tuples(st.just("restart"), st.none()),
+        st.tuples(st.just("advance"), st.integers(1, 5)),  # a running daemon's, limited
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=max(40, round(settings().max_examples * 0.02)), deadline=None)
+@given(steps=_steps)
+def test_restarts_at_random_points_learn_what_a_fold_from_scratch_learns(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, object]]
+) -> None:
+    path = tmp_path_factory.mktemp("history") / "ledger.db"
+    minute = 0
+    with Ledger.open(path, durable=False) as ledger:
+        for n, (step, arg) in enumerate(steps):
+            if step == "run":
+                assert isinstance(arg, Run)
+                minute += arg.minute
+                _record(ledger, f"j{n}", replace(arg, minute=minute))
+            elif step == "restart":
+                folded = restore(ledger, INVENTORY, CONFIG, T0)
+                event(f"restart: {'resumed' if folded.from_checkpoint else 'from scratch'}")
+                _assert_same(folded, _from_scratch(ledger))
+                _assert_marks_true(ledger)
+            else:
+                assert isinstance(arg, int)
+                advance(ledger, INVENTORY, CONFIG, T0, limit=arg)
+                _assert_marks_true(ledger)
+        _assert_same(restore(ledger, INVENTORY, CONFIG, T0), _from_scratch(ledger))
+        _assert_same(restore(ledger, INVENTORY, CONFIG, T0), _from_scratch(ledger))  # again
+
+
+def test_a_restart_folds_only_the_runs_since_the_checkpoint(ledger: Ledger) -> None:
+    _ledger_with(ledger, 20)
+    first = restore(ledger, INVENTORY, CONFIG, T0)
+    assert (first.from_checkpoint, first.discarded, first.written) == (False, None, True)
+    assert first.tail_rows == 20
+    _ledger_with(ledger, 5, first=20)
+    again = restore(ledger, INVENTORY, CONFIG, T0)
+    assert (again.from_checkpoint, again.tail_rows, again.tail_runs) == (True, 5, 5)
+    _assert_same(again, _from_scratch(ledger))
+    stored = ledger.recalibration_checkpoint()
+    assert stored is not None and stored.runs_folded == again.runs == 25
+    _assert_marks_true(ledger)
+
+
+def test_a_restart_without_new_runs_reads_no_row_and_writes_nothing(ledger: Ledger) -> None:
+    _ledger_with(ledger, 6)
+    restore(ledger, INVENTORY, CONFIG, T0)
+    again = restore(ledger, INVENTORY, CONFIG, T0)
+    assert (again.from_checkpoint, again.tail_rows, again.written) == (True, 0, False)
+    _assert_same(again, _from_scratch(ledger))
+
+
+def test_a_ledger_without_measured_runs_keeps_no_checkpoint(ledger: Ledger) -> None:
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert (folded.runs, folded.written) == (0, False)
+    assert ledger.recalibration_checkpoint() is None
+    db = sqlite3.connect(ledger.path)
+    assert db.execute("SELECT count(*) FROM recalibration_checkpoint_factors").fetchone() == (0,)
+    db.close()
+
+
+def test_a_start_after_jobs_nothing_measured_moves_the_checkpoint_marks_on(ledger: Ledger) -> None:
+    """So the next start's checks read only the transitions and decisions after them."""
+    _ledger_with(ledger, 5)
+    restore(ledger, INVENTORY, CONFIG, T0)
+    before = ledger.recalibration_checkpoint()
+    for n in range(3):  # queued and never run: no outcome
+        with ledger.transaction():
+            ledger.add_job(_request(f"q{n}", _run(n)), 1000, 1000, "queue.jsonl:1", T0)
+    inputs = FoldInputs.of(CONFIG, INVENTORY)
+    assert not checkpoint_due(ledger, inputs, every=1)  # 3 transitions since: not 10
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert (folded.from_checkpoint, folded.tail_rows, folded.written) == (True, 0, True)
+    after = ledger.recalibration_checkpoint()
+    assert before is not None and after is not None
+    assert after.marks.transitions_seq == before.marks.transitions_seq + 3
+    assert (after.watermark, after.factors) == (before.watermark, before.factors)
+    _assert_marks_true(ledger)
+    for n in range(3, 13):
+        with ledger.transaction():
+            ledger.add_job(_request(f"q{n}", _run(n)), 1000, 1000, "queue.jsonl:1", T0)
+    assert checkpoint_due(ledger, inputs, every=1)  # 10 transitions since
+
+
+def test_a_checkpoint_that_cannot_be_written_still_learns_from_scratch(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        _ledger_with(ledger, 7)
+        expected = _from_scratch(ledger)
+    with Ledger.open_readonly(path) as reader, capture_logs() as events:
+        folded = restore(reader, INVENTORY, CONFIG, T0)
+    _assert_same(folded, expected)
+    assert not folded.written
+    assert [e["event"] for e in events if e["log_level"] == "warning"] == [
+        "recalibration_checkpoint_failed"
+    ]
+
+
+# -- each reason to fold from scratch ------------------------------------------------------
+
+
+def _checkpointed(ledger: Ledger, runs: int = 12) -> Folded:
+    _ledger_with(ledger, runs)
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert folded.written
+    return folded
+
+
+@pytest.mark.parametrize(
+    ("inventory", "config", "inputs", "reason"),
+    [
+        (INVENTORY, RecalibrationConfig(min_samples=5, min_measured_s=0.0), None,
+         "recalibration settings changed"),
+        (INVENTORY, RecalibrationConfig(min_samples=2, min_measured_s=0.0, decay=0.5), None,
+         "recalibration settings changed"),
+        (build_inventory((RegionSettings(name="qc", zone="CA-QC", executor="local",
+                                         gpus=("A100-80GB",)),)),
+         CONFIG, None, "inventory GPU types changed"),
+        (build_inventory((REGION,), DEFAULT_GPU_CATALOG.with_overrides({"T4": {"tdp_w": 90}})),
+         CONFIG, None, "GPU catalog changed"),
+        (INVENTORY, CONFIG, FoldInputs.of(CONFIG, INVENTORY, code="another estimator"),
+         "estimator or catalog sources changed"),
+        (INVENTORY, CONFIG, FoldInputs.of(CONFIG, INVENTORY, version="99.0"),
+         "carbond version changed"),
+    ],
+)  # fmt: skip
+def test_changed_inputs_fold_from_scratch(
+    ledger: Ledger,
+    inventory: Sequence[InventoryGpu],
+    config: RecalibrationConfig,
+    inputs: FoldInputs | None,
+    reason: str,
+) -> None:
+    _checkpointed(ledger)
+    _ledger_with(ledger, 3, first=12)
+    folded = restore(ledger, inventory, config, T0, inputs=inputs)
+    assert folded.discarded is not None and folded.discarded.startswith(reason)
+    assert not folded.from_checkpoint and folded.tail_rows == 15
+    _assert_same(folded, _from_scratch(ledger, inventory, config))
+    again = restore(ledger, inventory, config, T0, inputs=inputs)  # the new one is used
+    assert (again.from_checkpoint, again.discarded) == (True, None)
+    _assert_same(again, _from_scratch(ledger, inventory, config))
+
+
+def _sql(ledger: Ledger, *statements: str) -> None:
+    """Statements another program (or a bug) runs on the ledger file."""
+    db = sqlite3.connect(ledger.path)
+    try:
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+
+
+def test_a_replaced_outcome_row_folds_from_scratch(ledger: Ledger) -> None:
+    _checkpointed(ledger)
+    with ledger.transaction():  # j3 recorded again, later, with another measurement
+        ledger.record_outcome("j3", T0 + timedelta(minutes=30), measured_energy_j=9e4,
+                              duration_s=900.0)  # fmt: skip
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert folded.discarded is not None and "outcome rows" in folded.discarded
+    _assert_same(folded, _from_scratch(ledger))
+
+
+def test_a_replaced_outcome_row_sorting_before_the_watermark_folds_from_scratch(
+    ledger: Ledger,
+) -> None:
+    """The count up to the watermark stays: one row went, one came (a new rowid)."""
+    _checkpointed(ledger)
+    with ledger.transaction():
+        ledger.record_outcome("j3", T0 + timedelta(minutes=5), measured_energy_j=9e4,
+                              duration_s=900.0)  # fmt: skip
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert folded.discarded is not None and "outcome rows" in folded.discarded
+    _assert_same(folded, _from_scratch(ledger))
+
+
+def test_a_run_recorded_before_the_watermark_folds_from_scratch(ledger: Ledger) -> None:
+    _checkpointed(ledger)
+    _record(ledger, "late", _run(40, minute=4))  # the clock stepped back
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert folded.discarded is not None and "outcome rows" in folded.discarded
+    _assert_same(folded, _from_scratch(ledger))
+
+
+def test_removed_rows_fold_from_scratch(ledger: Ledger) -> None:
+    _checkpointed(ledger)
+    _sql(ledger, "DELETE FROM outcomes WHERE job_id = 'j2'")
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert folded.discarded is not None and "outcome rows" in folded.discarded
+    _assert_same(folded, _from_scratch(ledger))
+
+
+def test_a_folded_job_whose_state_changed_folds_from_scratch(ledger: Ledger) -> None:
+    _checkpointed(ledger)
+    _sql(ledger, "UPDATE jobs SET state = 'failed' WHERE job_id = 'j4'")  # no transition
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert folded.discarded is not None and "succeeded jobs" in folded.discarded
+    _assert_same(folded, _from_scratch(ledger))
+
+
+def test_a_failed_folded_row_that_succeeded_since_folds_from_scratch(ledger: Ledger) -> None:
+    """A measured run of a failed job is up to the watermark but taught nothing; moved to
+    ``succeeded`` with a transition (the succeeded count agrees), it must be folded."""
+    _record(ledger, "f", _run(3, state="failed"))
+    _checkpointed(ledger)
+    _sql(ledger, "UPDATE jobs SET state = 'succeeded' WHERE job_id = 'f'",
+         "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
+         " VALUES ('f', 'failed', 'succeeded', '2024-06-01T01:00:00+00:00', 'edited')")  # fmt: skip
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert folded.discarded is not None and "new transitions" in folded.discarded
+    _assert_same(folded, _from_scratch(ledger))
+
+
+def test_a_new_decision_of_a_folded_job_folds_from_scratch(ledger: Ledger) -> None:
+    """A run is folded on its job's latest decision's GPU type."""
+    _checkpointed(ledger)
+    plan = Alternative(("qc/1",), "qc", "T4", T0, 60.0, 3.6e5, 30.0, 1.0, 0.1)
+    with ledger.transaction():
+        ledger.record_decision(Decision("j5", "start", "again", "test", plan, plan), T0)
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert folded.discarded is not None and "new decisions" in folded.discarded
+    _assert_same(folded, _from_scratch(ledger))
+
+
+def test_runs_since_do_not_discard_the_checkpoint(ledger: Ledger) -> None:
+    """New jobs of every kind after the watermark (failed, unmeasured, decided, waiting)."""
+    _checkpointed(ledger)
+    _record(ledger, "failed", _run(30, state="failed"))
+    _ledger_with(ledger, 4, first=31)
+    plan = Alternative(("qc/1",), "qc", "T4", T0, 60.0, 3.6e5, 30.0, 1.0, 0.1)
+    with ledger.transaction():
+        ledger.add_job(_request("waiting", _run(50)), 1000, 1000, "queue.jsonl:1", T0)
+        ledger.record_decision(Decision("waiting", "hold", "later", "test", plan, plan), T0)
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert (folded.from_checkpoint, folded.discarded, folded.tail_rows) == (True, None, 4)
+    _assert_same(folded, _from_scratch(ledger))
+
+
+# -- a running daemon's checkpoints --------------------------------------------------------
+
+
+def test_checkpoints_while_running_fold_at_most_the_limit_and_catch_up(ledger: Ledger) -> None:
+    inputs = FoldInputs.of(CONFIG, INVENTORY)
+    _ledger_with(ledger, 4)
+    assert not checkpoint_due(ledger, inputs, every=5)
+    _ledger_with(ledger, 8, first=4)
+    assert checkpoint_due(ledger, inputs, every=5)
+    folded = advance(ledger, INVENTORY, CONFIG, T0, limit=5)
+    assert (folded.tail_rows, folded.written) == (5, True)
+    assert checkpoint_due(ledger, inputs, every=5)  # 7 past it
+    advance(ledger, INVENTORY, CONFIG, T0, limit=5)
+    assert not checkpoint_due(ledger, inputs, every=5)  # 2 past it
+    changed = FoldInputs.of(RecalibrationConfig(min_samples=4), INVENTORY)
+    assert checkpoint_due(ledger, changed, every=5)  # a reload changed the settings
+    restart = restore(ledger, INVENTORY, CONFIG, T0)
+    assert (restart.from_checkpoint, restart.tail_rows) == (True, 2)
+    _assert_same(restart, _from_scratch(ledger))
+
+
+def test_the_checkpoint_moves_past_measured_runs_of_failed_jobs(ledger: Ledger) -> None:
+    """They teach nothing but count towards ``every``: the checkpoint moves past them, so it is
+    not due again at each round."""
+    inputs = FoldInputs.of(CONFIG, INVENTORY)
+    for n in range(6):
+        _record(ledger, f"f{n}", _run(n, state="failed"))
+    assert checkpoint_due(ledger, inputs, every=4)
+    folded = advance(ledger, INVENTORY, CONFIG, T0, limit=4)
+    assert (folded.runs, folded.tail_rows, folded.written) == (0, 0, True)
+    assert not checkpoint_due(ledger, inputs, every=4)  # 2 past it
+    _ledger_with(ledger, 3, first=10)
+    assert checkpoint_due(ledger, inputs, every=4)
+    folded = advance(ledger, INVENTORY, CONFIG, T0, limit=4)  # 2 failed, 2 succeeded
+    assert (folded.runs, folded.tail_rows) == (2, 2)
+    _assert_same(restore(ledger, INVENTORY, CONFIG, T0), _from_scratch(ledger))
+
+
+# -- schema 6 and kills --------------------------------------------------------------------
+
+
+def test_a_schema_6_ledger_migrates_and_learns_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        _ledger_with(ledger, 9)
+        expected = _from_scratch(ledger)
+    db = sqlite3.connect(path)  # as an older carbond left it
+    db.executescript(UNDO_VERSION_7 + "DELETE FROM schema_migrations WHERE version > 6;"
+                     "PRAGMA user_version = 6;")  # fmt: skip
+    db.close()
+    with Ledger.open(path) as ledger:
+        assert ledger.schema_version() == 7
+        first = restore(ledger, INVENTORY, CONFIG, T0)
+        assert (first.from_checkpoint, first.written) == (False, True)
+        _assert_same(first, expected)
+        _assert_same(restore(ledger, INVENTORY, CONFIG, T0), expected)
+
+
+_KILLED = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from daemon.learning_checkpoint import restore
+from daemon.ledger import Ledger
+from tests.daemon.test_learning_checkpoint import CONFIG, INVENTORY
+with Ledger.open(Path(sys.argv[1])) as ledger:
+    restore(ledger, INVENTORY, CONFIG, datetime(2024, 6, 1, tzinfo=UTC))
+print("not killed")
+"""
+
+
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_a_kill_while_writing_the_checkpoint_changes_nothing_learned(
+    tmp_path: Path, checkpointed: bool
+) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        _ledger_with(ledger, 10)
+        if checkpointed:
+            restore(ledger, INVENTORY, CONFIG, T0)
+        _ledger_with(ledger, 4, first=10)
+        before = ledger.recalibration_checkpoint()
+    env = {**os.environ, "CARBOND_KILL_AT": "recalibration_checkpoint"}
+    done = subprocess.run([sys.executable, "-c", _KILLED, str(path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == -9, done.stderr
+    with Ledger.open(path) as ledger:
+        assert ledger.recalibration_checkpoint() == before  # rolled back: the previous one
+        folded = restore(ledger, INVENTORY, CONFIG, T0)
+        assert folded.from_checkpoint == checkpointed
+        _assert_same(folded, _from_scratch(ledger))
