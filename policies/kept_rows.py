@@ -126,9 +126,12 @@ class KeptRows:
         """Follow the rows ``slots`` slots on (the grid's anchor moved): a kept plan's or run-now
         counterfactual's cell moves down with its values, and the object stays (a cell later
         than slot 0 keeps its start time and values); the plans handed back are read again and
-        the texts kept by slot or by seconds from the anchor are dropped."""
+        the texts kept by slot or by seconds from the anchor are dropped. A held decision's
+        latest safe start (seconds from the old anchor) equals no new one: the decision
+        repeats only if its text reads the same (``round_decisions.held``)."""
         self.plan_cell[:, 1] -= slots
         self.run_now_cell[:, 1] -= slots
+        self.held_latest[:] = np.nan
         self.given = [None] * len(self.given)
         self.given_cell[:] = -1
         self.latest_txt.clear()

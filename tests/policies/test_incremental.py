@@ -263,3 +263,23 @@ def test_held_decisions_repeat_across_a_slot_boundary(seed: int) -> None:
     plans = {d.job_id: d.chosen for d in first if d.action == "hold"}
     assert any(d.action == "hold" and d.chosen is plans.get(d.job_id) for d in second)
     assert as_full.repeated > 0  # decisions of the tick before, returned again
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_held_job_without_a_deadline_reads_its_new_latest_start_after_a_boundary(
+    seed: int,
+) -> None:
+    """Jobs without a deadline whose pools are busy for hours are held on a later slot (the
+    rescue), their latest safe start being now: ticks one slot apart put it at the same
+    seconds after each tick's anchor, and the decision must still print the new one."""
+    w = world(seed, n_devices=6, n_jobs=20)
+    w.jobs = [replace(j, deadline=None) for j in w.jobs]
+    w.devices = [replace(d, busy_until=NOW + timedelta(hours=3)) for d in w.devices]
+    policy = get_policy("carbon-window")
+    as_full = _AsFull()
+    for minutes in (7, 22, 37):  # 15 minutes apart: the same offset into the slot
+        now = NOW + timedelta(minutes=minutes)
+        fast = policy.plan(now, w.jobs, w.devices, w.forecasts)
+        as_full.check(fast, _full(policy, now, w), f"minute {minutes}")
+        assert any(d.action == "hold" and d.chosen is not None for d in fast)
+        w.keep_plans(fast)
