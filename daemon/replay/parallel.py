@@ -71,9 +71,8 @@ def _forkable() -> str | None:
 class Replays:
     """``runs`` replayed on ``setup``, at most ``workers`` at a time. As a context manager:
     entering forks the workers and starts the runs (so enter it before starting any thread, such
-    as a progress bar's); :meth:`results` waits for them. Leaving cancels the runs not started;
-    on an exception (a failed run, an error or Ctrl-C in the caller) it also terminates the
-    workers rather than wait for the runs in flight."""
+    as a progress bar's); :meth:`results` waits for them. Leaving terminates the workers: runs
+    not finished by then (the caller failed, or was interrupted) are not waited for."""
 
     def __init__(self, setup: ReplaySetup, runs: Sequence[PolicySpec], workers: int) -> None:
         self._setup, self._runs = setup, tuple(runs)
@@ -99,11 +98,14 @@ class Replays:
         self._futures = [self._pool.submit(_work, i) for i in range(len(self._runs))]
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            if exc_type is not None:  # the caller failed or was interrupted: stop, not wait
-                _stop_workers(pool)
+            # Terminated, not waited for: after results() they are idle, and after an error
+            # (a failed run, Ctrl-C) their runs are not wanted. Joining instead can hang: a
+            # worker killed (out of memory) while it held the call queue's lock leaves the
+            # others blocked on it, never reading their stop sentinel.
+            _stop_workers(pool)
             pool.shutdown(wait=True, cancel_futures=True)
         if self._queue is not None:
             self._queue.close()

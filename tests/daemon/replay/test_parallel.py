@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from dataclasses import replace
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import structlog
 
 from daemon.cli import main
+from daemon.replay import parallel
 from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayError
 from daemon.replay.inputs import PolicySpec, load_setup
@@ -128,28 +128,47 @@ def test_bad_workers_exit_2_with_one_line(
     assert "--workers" in err and "at least 1" in err
 
 
-def test_an_error_in_the_caller_stops_the_runs_in_flight(setup: ReplaySetup) -> None:
-    long = replace(setup, tick_s=5)  # many more rounds: still running when the caller fails
-    runs = (PolicySpec("carbon-window", {}), PolicySpec("oracle", {}))
-    with pytest.raises(KeyboardInterrupt), Replays(long, runs, workers=2) as replays:
+def _stuck(started: Path) -> Callable[..., str]:
+    """A replay that marks its worker started (a file named by its pid), then takes 20 s."""
+
+    started.mkdir(exist_ok=True)
+
+    def replay(*args: object, **kwargs: object) -> str:
+        (started / str(os.getpid())).touch()
+        time.sleep(20)
+        return "finished"
+
+    return replay
+
+
+def _started(started: Path, workers: int) -> list[int]:
+    """The pids of ``workers`` workers inside their run (waits up to 30 s)."""
+    deadline = time.monotonic() + 30
+    while len(pids := [int(p.name) for p in started.iterdir()]) < workers:
+        assert time.monotonic() < deadline, "the workers did not start their runs"
+        time.sleep(0.01)
+    return pids
+
+
+def test_an_error_in_the_caller_stops_the_runs_in_flight(
+    setup: ReplaySetup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = tmp_path / "started"
+    monkeypatch.setattr(parallel, "replay_policy", _stuck(started))  # forked with the workers
+    with pytest.raises(KeyboardInterrupt), Replays(setup, RUNS[:2], workers=2) as replays:
         assert replays.forked
         futures = list(replays._futures)
+        _started(started, 2)
         raise KeyboardInterrupt
     assert all(f.done() for f in futures)
     assert not any(not f.cancelled() and f.exception() is None for f in futures)
 
 
-def test_a_worker_killed_midway_is_a_replay_error(setup: ReplaySetup) -> None:
-    long = replace(setup, tick_s=5)
-    runs = (PolicySpec("carbon-window", {}), PolicySpec("oracle", {}))
-    killed: list[int] = []
-
-    def kill_one(index: int, now: datetime) -> None:  # as the kernel's OOM killer would
-        if not killed:
-            pid = min(p.pid for p in multiprocessing.active_children())
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-
-    with pytest.raises(ReplayError, match="worker process died"), Replays(long, runs, 2) as r:
-        r.results(kill_one)
-    assert killed
+def test_a_worker_killed_midway_is_a_replay_error(
+    setup: ReplaySetup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = tmp_path / "started"
+    monkeypatch.setattr(parallel, "replay_policy", _stuck(started))
+    with pytest.raises(ReplayError, match="worker process died"), Replays(setup, RUNS[:2], 2) as r:
+        os.kill(_started(started, 2)[0], signal.SIGKILL)  # as the kernel's OOM killer would
+        r.results()
