@@ -21,7 +21,6 @@ from itertools import groupby
 import numpy as np
 import numpy.typing as npt
 
-from policies import cells
 from policies.candidates import estimate_on
 from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
@@ -292,6 +291,12 @@ def _series(
     return out
 
 
+def _operational(energy_j: FloatArray, intensity: FloatArray, pue: FloatArray) -> FloatArray:
+    """Operational grams per (job, pool, slot): the accounting formula, each pool its PUE."""
+    out: FloatArray = operational_g(energy_j, intensity, pue[None, :, None])  # type: ignore[arg-type]
+    return out
+
+
 def _latest(
     jobs: Sequence[JobSpec], grid: SlotGrid, duration: FloatArray, margin: float, guard_s: float,
     deadlines_s: FloatArray | None = None,
@@ -338,19 +343,22 @@ def score_now(
     duration, energy, ok = estimates
     latest = _latest(jobs, grid, duration, duration_margin, guard_s, deadlines_s)
     hedged = _hedged(pools, forecasts, risk_aversion)
-    first = grid.offsets_s[:1]
-    means, upper = _zone_means(pools, forecasts, grid, first, duration, hedged)
-    pue = np.array([pool.pue for pool in pools], dtype=np.float64)
+    means, upper = _zone_means(pools, forecasts, grid, grid.offsets_s[:1], duration, hedged)
+    mean = means[:, :, 0].T
+    pue = np.array([pool.pue for pool in pools], dtype=np.float64)[None, :]
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
     if gpus is None:
         gpus = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.int64)
     tp = gpus.astype(np.float64)[:, None]
+    finite_e = np.where(ok, energy, 0.0)
     emb = embodied_g(np.where(ok, duration, 0.0), gpu_g[None, :] * tp, lifetime_years)
-    intensity, _, _, planning = cells.fill(
-        means, upper, np.where(ok, energy, 0.0), emb, pue, risk_aversion, ok, latest, first,
-        True,
-    )  # fmt: skip
-    return planning[:, :, 0], intensity[:, :, 0], latest
+    allowed = ok & (grid.offsets_s[0] <= latest)
+    intensity = mean
+    if upper is not None:
+        mean = mean + risk_aversion * (upper[:, :, 0].T - mean)
+    op = operational_g(finite_e, mean, pue)  # type: ignore[arg-type]
+    planning: FloatArray = np.where(allowed, op + emb, np.inf)
+    return planning, intensity, latest
 
 
 def score(
@@ -389,13 +397,22 @@ def score(
     latest = _latest(jobs, grid, duration, duration_margin, guard_s)
     hedged = _hedged(pools, forecasts, risk_aversion)
     means, upper = _zone_means(pools, forecasts, grid, grid.offsets_s, duration, hedged)
+    mean = means.transpose(1, 0, 2)
     pue = np.array([pool.pue for pool in pools], dtype=np.float64)
     gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
     tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
+    finite_e = np.where(ok, energy, 0.0)[:, :, None]
     finite_d = np.where(ok, duration, 0.0)
+    op = _operational(finite_e, mean, pue)
     emb = embodied_g(finite_d, gpu_g[None, :] * tp, lifetime_years)
-    mean, op, total, planning = cells.fill(
-        means, upper, np.where(ok, energy, 0.0), emb, pue, risk_aversion, ok, latest,
-        grid.offsets_s, mask_latest,
-    )  # fmt: skip
+    if mask_latest:
+        allowed = ok[:, :, None] & (grid.offsets_s[None, None, :] <= latest[:, :, None])
+    else:
+        allowed = np.broadcast_to(ok[:, :, None], op.shape)
+    total = np.where(allowed, op + emb[:, :, None], np.inf)
+    planning = total
+    if upper is not None:
+        pessimistic = upper.transpose(1, 0, 2)
+        op_hedged = _operational(finite_e, mean + risk_aversion * (pessimistic - mean), pue)
+        planning = np.where(allowed, op_hedged + emb[:, :, None], np.inf)
     return CostCube(jobs, pools, grid, duration, energy, ok, latest, mean, op, emb, total, planning)
