@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from policies.compiled import compiled
 from policies.scoring import Pool, SlotGrid
 
 __all__ = ["CapacityTimeline", "KernelArrays"]
@@ -86,32 +87,33 @@ class CapacityTimeline:
             np.arange(n_slots, dtype=np.float64) * grid.step_s, grid.first_offset_s
         )
         self._hi_s: FloatArray = (np.arange(n_slots, dtype=np.float64) + 1.0) * grid.step_s
-        self.busy = np.zeros((len(pools), n_slots), dtype=np.int64)
-        self.load_gpu_s = np.zeros((len(pools), n_slots))
-        self.size = np.zeros(len(pools), dtype=np.int64)
+        n_pools = len(pools)
+        self.busy = np.zeros((n_pools, n_slots), dtype=np.int64)
+        self.load_gpu_s = np.zeros((n_pools, n_slots))
+        self.size = np.zeros(n_pools, dtype=np.int64)
+        ends: list[float] = []  # every pool's busy devices' ends, in pool then device order
+        owner: list[int] = []
         for p, pool in enumerate(pools):
             available = [d for d in pool.devices if d.available]
             self.size[p] = len(available)
-            ends = [(d.busy_until - grid.start).total_seconds()
-                    for d in available if d.busy_until is not None]  # fmt: skip
-            if ends:  # all the pool's busy devices at once; loads summed in device order
-                end_s = np.array(ends)[:, None]
-                self.busy[p] = (self.offsets_s[None, :] < end_s).sum(axis=0)
-                overlap = self._overlap_s(grid.first_offset_s, end_s)
-                self.load_gpu_s[p] = np.cumsum(overlap, axis=0)[-1]
+            for d in available:
+                if d.busy_until is not None:
+                    ends.append((d.busy_until - grid.start).total_seconds())
+                    owner.append(p)
         lengths = np.arange(n_slots + 1)
         self._level_of: IntArray = np.log2(np.maximum(lengths, 1)).astype(np.int64)
         self._widths: IntArray = 1 << np.arange(int(self._level_of[-1]) + 1, dtype=np.int64)
-        self._levels = _sparse_table(self.busy, self._widths)
-        self._rows = np.arange(len(pools))[:, None]
+        self._levels = np.zeros((len(self._widths), n_pools, n_slots), dtype=np.int64)
+        self._rows = np.arange(n_pools)[:, None]
         self._slots = np.arange(grid.count)
-        span_s = self._hi_s[: grid.count] - self.offsets_s[: grid.count]
-        self._full_gpu_s = self.size[:, None] * span_s[None, :]
-        self._used = self._fraction(self.load_gpu_s[:, : grid.count], self._full_gpu_s)
-        self._min_busy: IntArray = self.busy[:, : grid.count].min(axis=1)
-        self._first_open: IntArray = np.array(
-            [self._open_from(p) for p in range(len(pools))], dtype=np.int64
-        )
+        self._full_gpu_s: FloatArray = np.empty((n_pools, grid.count))
+        self._used: FloatArray = np.empty((n_pools, grid.count))
+        self._min_busy: IntArray = np.empty(n_pools, dtype=np.int64)
+        self._first_open: IntArray = np.empty(n_pools, dtype=np.int64)
+        _build(self.offsets_s, self._hi_s, float(grid.first_offset_s), grid.count,
+               np.array(ends, dtype=np.float64), np.array(owner, dtype=np.int64), self.size,
+               self._widths, self.busy, self.load_gpu_s, self._levels, self._full_gpu_s,
+               self._used, self._min_busy, self._first_open)  # fmt: skip
 
     def kernel_arrays(self) -> KernelArrays:
         """The arrays compiled code reads and updates in place (the same objects)."""
@@ -181,3 +183,43 @@ def _sparse_table(rows: IntArray, widths: IntArray) -> IntArray:
         table[k] = table[k - 1]
         np.maximum(table[k, :, :-half], table[k - 1, :, half:], out=table[k, :, :-half])
     return table
+
+
+@compiled
+def _build(offsets, hi, first_s, count, ends, owner, size, widths, busy, load, levels, full,  # type: ignore[no-untyped-def]
+           used, min_busy, first_open):  # fmt: skip
+    """The timeline's arrays from the busy devices' ends (seconds after the grid's anchor,
+    ``owner``: each one's pool, in pool then device order), by the NumPy expressions'
+    operations in their order: a device counts at the instants before its end, the loads sum
+    each device's overlap with each slot in device order (the first device's overlap is the
+    first sum, as ``np.cumsum``'s), the window maxima as :func:`_sparse_table`'s, the used
+    share as ``_fraction``'s."""
+    n_pools, n = busy.shape
+    seen = np.zeros(n_pools, dtype=np.bool_)
+    for k in range(len(ends)):
+        p, end = owner[k], ends[k]
+        for i in range(n):
+            if offsets[i] < end:
+                busy[p, i] += 1
+            seconds = max(min(hi[i], end) - max(offsets[i], first_s), 0.0)
+            load[p, i] = load[p, i] + seconds if seen[p] else seconds
+        seen[p] = True
+    levels[0] = busy
+    for k in range(1, len(widths)):
+        half = widths[k - 1]
+        for p in range(n_pools):
+            for i in range(n):
+                levels[k, p, i] = levels[k - 1, p, i]
+                if i < n - half:
+                    levels[k, p, i] = max(levels[k - 1, p, i], levels[k - 1, p, i + half])
+    for p in range(n_pools):
+        lowest, first = busy[p, 0], count
+        for i in range(count):
+            f = size[p] * (hi[i] - offsets[i])
+            full[p, i] = f
+            used[p, i] = min(load[p, i] / f, 1.0) if f > 0 else 1.0
+            lowest = min(lowest, busy[p, i])
+            if first == count and busy[p, i] < size[p]:
+                first = i
+        min_busy[p] = lowest
+        first_open[p] = first

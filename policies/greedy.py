@@ -123,28 +123,36 @@ def _feasible(p, s, d, g, offsets, step, busy, levels, level_of, widths, size): 
 @compiled
 def _reserve(p, s, d, g, offsets, hi, step, count, busy, levels, widths, size, load, used, full,  # type: ignore[no-untyped-def]
              min_busy, first_open):  # fmt: skip
-    """``CapacityTimeline.reserve`` (and the pool's least busy start instant)."""
+    """``CapacityTimeline.reserve`` (and the pool's least busy start instant), computed
+    where the run changes them: the instants it covers, the window maxima over them (the
+    table's level ``k`` at ``i`` reads level ``k - 1`` at ``i`` and ``i + half``), the slots
+    it overlaps (elsewhere the reference adds ``0.0``, which leaves a load unchanged)."""
     n = busy.shape[1]
     start_s = offsets[s]
     fin = d if math.isfinite(d) else 0.0
     end = min(max(np.int64(math.ceil((start_s + fin) / step)), s + 1), n)
     for i in range(s, end):
         busy[p, i] += g
-    levels[0, p, :] = busy[p, :]
+        levels[0, p, i] = busy[p, i]
+    first_changed = s
     for k in range(1, len(widths)):
         half = widths[k - 1]
-        for i in range(n):
+        first_changed = max(first_changed - half, 0)
+        for i in range(first_changed, end):
             levels[k, p, i] = levels[k - 1, p, i]
             if i < n - half:
                 levels[k, p, i] = max(levels[k - 1, p, i], levels[k - 1, p, i + half])
     end_s = start_s + fin
-    for i in range(n):
+    for i in range(s, n):  # before s, a slot ends by the run's start: no overlap
+        if offsets[i] >= end_s and i > s:
+            break  # this slot and the later start after the run's end
         seconds = min(hi[i], end_s) - max(offsets[i], start_s)
         load[p, i] += g * max(seconds, 0.0)
+        if i < count:
+            f = full[p, i]
+            used[p, i] = min(load[p, i] / f, 1.0) if f > 0 else 1.0
     lowest, first = busy[p, 0], count
     for i in range(count):
-        f = full[p, i]
-        used[p, i] = min(load[p, i] / f, 1.0) if f > 0 else 1.0
         lowest = min(lowest, busy[p, i])
         if first == count and busy[p, i] < size[p]:
             first = i

@@ -285,7 +285,7 @@ class PlanState:
                 math.inf if job.deadline is None else (job.deadline - grid.start).total_seconds()
                 for job in some
             ]
-        rows.forget_cells()
+        rows.shift_cells(slots)
 
     def _score(
         self, jobs: Sequence[JobSpec], pools: Sequence[Pool],

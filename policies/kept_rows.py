@@ -72,6 +72,7 @@ class KeptRows:
         self.held: list[Decision | None] = []
         self.held_latest: FloatArray = np.zeros(0)
         self.held_key: list[float | None] = []  # its " (N% below run-now)" (saving_keys)
+        self.held_txt: list[str] = []  # its latest safe start as its reason prints it
         # The job's plan as the service handed it back (JobSpec.planned) and that plan as a
         # (pool, slot) of this grid (planner.planned_cells), while the grid keeps its anchor:
         self.given: list[PlannedStart | None] = []
@@ -113,6 +114,7 @@ class KeptRows:
         self.run_now.extend([None] * (n - old))
         self.held.extend([None] * (n - old))
         self.held_key.extend([None] * (n - old))
+        self.held_txt.extend([""] * (n - old))
         self.given.extend([None] * (n - old))
         self.given_cell = _grown(self.given_cell, n, -1)  # type: ignore[assignment]
         self.plan_cell = _grown(self.plan_cell, n, 0)  # type: ignore[assignment]
@@ -120,11 +122,16 @@ class KeptRows:
         self.held_latest = _grown(self.held_latest, n, 0.0)  # type: ignore[assignment]
         self.free.extend(range(n - 1, old - 1, -1))
 
-    def forget_cells(self) -> None:
-        """Drop what is kept by slot index (after the slots moved on)."""
-        self.plan = [None] * len(self.plan)
-        self.run_now = [None] * len(self.run_now)
-        self.held = [None] * len(self.held)
+    def shift_cells(self, slots: int) -> None:
+        """Follow the rows ``slots`` slots on (the grid's anchor moved): a kept plan's or run-now
+        counterfactual's cell moves down with its values, and the object stays (a cell later
+        than slot 0 keeps its start time and values); the plans handed back are read again and
+        the texts kept by slot or by seconds from the anchor are dropped. A held decision's
+        latest safe start (seconds from the old anchor) equals no new one: the decision
+        repeats only if its text reads the same (``round_decisions.held``)."""
+        self.plan_cell[:, 1] -= slots
+        self.run_now_cell[:, 1] -= slots
+        self.held_latest[:] = np.nan
         self.given = [None] * len(self.given)
         self.given_cell[:] = -1
         self.latest_txt.clear()

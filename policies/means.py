@@ -165,8 +165,11 @@ def _pool_means(values, step_s, offset_s, starts_s, spans_s, out):  # type: igno
         x0[s] = (starts_s[s] - offset_s) / step_s
         c = np.int64(np.floor(x0[s]))
         cell[s] = min(max(c, 0), n - 1)
+    start = np.empty(len(starts_s))  # the integral to each start: the same for every job
     for z in range(z_count):
         first, last = values[z, 0], values[z, n - 1]
+        for s in range(len(starts_s)):
+            start[s] = _integral(values, cum, z, n, x0[s], first, last)
         for j in range(spans_s.shape[1]):
             span = spans_s[z, j] / step_s
             if not span > 0:
@@ -175,5 +178,4 @@ def _pool_means(values, step_s, offset_s, starts_s, spans_s, out):  # type: igno
                 continue
             for s in range(len(starts_s)):
                 end = _integral(values, cum, z, n, x0[s] + span, first, last)
-                start = _integral(values, cum, z, n, x0[s], first, last)
-                out[z, j, s] = (end - start) / span
+                out[z, j, s] = (end - start[s]) / span

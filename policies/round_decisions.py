@@ -131,22 +131,15 @@ def _others(
 
 
 def _hold(
-    rows: KeptRows, job: JobSpec, plan: Alternative, s: int, latest: float, grid: SlotGrid,
+    rows: KeptRows, job: JobSpec, plan: Alternative, s: int, latest_txt: str,
     run_now: Alternative | None, policy: str, quoted: str,
 ) -> Decision:  # fmt: skip
     """``planner._decide`` for a job held: planned later, or now with too few GPUs free;
-    ``quoted`` is :func:`saving` of ``plan`` and ``run_now``."""
+    ``quoted`` is :func:`saving` of ``plan`` and ``run_now``, ``latest_txt``
+    :func:`_latest_text` of its latest safe start (read for a plan later than now)."""
     if s == 0:
         reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
         return Decision(job.job_id, "hold", reason, policy, plan, run_now)
-    texts = rows.latest_txt
-    latest_txt = texts.get(latest)
-    if latest_txt is None:
-        latest_txt = "none"
-        if math.isfinite(latest):
-            at = grid.start + timedelta(seconds=latest)
-            latest_txt = at.isoformat(timespec="minutes")
-        texts[latest] = latest_txt
     start = rows.start_txt.get(s)
     if start is None:
         start = rows.start_txt[s] = plan.start.isoformat(timespec="minutes")
@@ -155,6 +148,19 @@ def _hold(
         f" for {plan.total_g:.3g} g{quoted}; latest safe start {latest_txt}"
     )
     return Decision(job.job_id, "hold", reason, policy, plan, run_now)
+
+
+def _latest_text(rows: KeptRows, latest: float, grid: SlotGrid) -> str:
+    """A latest safe start (seconds after ``grid.start``) as the held jobs' reasons print it,
+    kept per value in the rows while the grid keeps its anchor."""
+    texts = rows.latest_txt
+    text = texts.get(latest)
+    if text is None:
+        text = "none"
+        if math.isfinite(latest):
+            text = (grid.start + timedelta(seconds=latest)).isoformat(timespec="minutes")
+        texts[latest] = text
+    return text
 
 
 def saving_keys(plan_g: FloatArray, run_now_g: FloatArray) -> list[float | None]:
@@ -196,32 +202,38 @@ def held(
     """:func:`_hold` for each held job ``k`` (row ``at[k]``, planned on ``plans[k]``, the cell
     ``(pool[k], slot[k])``, its latest safe start there ``latest[k]``, its run-now
     counterfactual ``run_now``'s job ``ks[k]``), or **last round's decision object** for the
-    row when it would read the same: its plan object, latest safe start and policy the same, a
-    slot later than 0, and the same :func:`saving_keys` key for the "% below run-now" it quotes.
+    row when it would read the same: its plan object and policy the same, a slot later than 0,
+    its latest safe start the same (or printed the same: the grid's anchor moved on, or the
+    start moved within the minute) and the same :func:`saving_keys` key for the "% below
+    run-now" it quotes.
     Such a repeated decision keeps the run-now counterfactual it was built with (the service
     stores a decision only when its action, policy, reason, devices or start change, so a
     repeated one's counterfactual is neither stored nor read); the keys come from the grams in
     the rows, and the counterfactual is built only for the decisions built again. ``texts``:
     see :func:`saving_text`."""
     keys = saving_keys(grams(rows, at, pool, slot, pue), run_now.total_g(ks))
+    later = (slot > 0).tolist()
     same = ((slot > 0) & (rows.held_latest[at] == latest)).tolist()
-    kept, kept_key = rows.held, rows.held_key
+    slots, lasts, rs = slot.tolist(), latest.tolist(), at.tolist()
+    kept, kept_key, kept_txt = rows.held, rows.held_key, rows.held_txt
     out: list[Decision | None] = [None] * len(at)
     todo = []
-    for k, r in enumerate(at.tolist()):
+    for k, r in enumerate(rs):
         seen = kept[r]
-        if (same[k] and seen is not None and seen.chosen is plans[k] and seen.policy == policy
-                and keys[k] == kept_key[r]):  # fmt: skip
+        if (seen is not None and seen.chosen is plans[k] and seen.policy == policy
+                and keys[k] == kept_key[r] and (same[k] or (
+                    later[k] and _latest_text(rows, lasts[k], grid) == kept_txt[r]))):  # fmt: skip
             out[k] = seen
         else:
             todo.append(k)
-    slots, lasts, rs = slot.tolist(), latest.tolist(), at.tolist()
     for k, now_alt in zip(todo, run_now.alternatives(ks[todo]), strict=True):
         s, plan = slots[k], plans[k]
         quoted = saving_text(keys[k], plan, now_alt, texts)
-        decision = _hold(rows, jobs[k], plan, s, lasts[k], grid, now_alt, policy, quoted)
+        latest_txt = _latest_text(rows, lasts[k], grid) if s > 0 else ""
+        decision = _hold(rows, jobs[k], plan, s, latest_txt, now_alt, policy, quoted)
         kept[rs[k]] = decision if s > 0 else None
         kept_key[rs[k]] = keys[k]
+        kept_txt[rs[k]] = latest_txt
         out[k] = decision
     rows.held_latest[at] = latest
     return [d for d in out if d is not None]

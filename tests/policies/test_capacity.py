@@ -8,8 +8,9 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from policies.capacity import CapacityTimeline
-from policies.scoring import SlotGrid, make_pools
+from policies.capacity import CapacityTimeline, _sparse_table
+from policies.greedy import _reserve
+from policies.scoring import Pool, SlotGrid, make_pools
 from tests.policies.conftest import NOW, devices
 
 
@@ -141,3 +142,96 @@ def test_feasibility_matches_a_brute_force_check_of_every_window() -> None:
         if feasible[p, s]:
             timeline.reserve(p, s, float(duration[p]), gpus)
     assert timeline.busy.max() <= 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_compiled_reservation_equals_the_timelines(seed: int) -> None:
+    """``greedy._reserve`` (which updates only what a run changes) leaves every array of the
+    timeline as ``CapacityTimeline.reserve`` does (which rebuilds the pool's table), bit for
+    bit, run after run: short and long runs, runs past the horizon, instant runs, an
+    off-boundary first slot, pools with busy devices."""
+    rng = np.random.default_rng(seed)
+    ends_s = rng.uniform(-600.0, 20_000.0, 12)
+    devs = [replace(d, busy_until=None if k % 3 else NOW + timedelta(seconds=float(ends_s[k])))
+            for k, d in enumerate([*devices("a", "Z", "T4", 6), *devices("b", "Z", "L4", 6)])
+            ]  # fmt: skip
+    first_s = float(rng.choice([0.0, 137.25, 899.0]))
+    grid = SlotGrid(NOW - timedelta(seconds=first_s), 900, int(rng.integers(3, 40)), first_s)
+    pools = make_pools(devs)
+    pad = int(rng.integers(0, 6))
+    reference = CapacityTimeline(pools, grid, pad)
+    compiled = CapacityTimeline(pools, grid, pad)
+    c = compiled.kernel_arrays()
+    for _ in range(25):
+        p = int(rng.integers(len(pools)))
+        s = int(rng.integers(grid.count))
+        d = float(rng.choice([0.0, 1.0, 450.0, 900.0, 1800.0, 7777.7, 1e5, np.inf]))
+        g = int(rng.integers(1, 3))
+        reference.reserve(p, s, d, g)
+        _reserve(p, s, d, g, c.offsets_s, c.hi_s, float(c.step_s), c.count, c.busy, c.levels,
+                 c.widths, c.size, c.load_gpu_s, c.used, c.full_gpu_s, c.min_busy,
+                 c.first_open)  # fmt: skip
+        r = reference.kernel_arrays()
+        for name in ("busy", "levels", "load_gpu_s", "used", "min_busy", "first_open"):
+            assert getattr(c, name).tobytes() == getattr(r, name).tobytes(), name
+
+
+def _numpy_arrays(pools: list[Pool], grid: SlotGrid, pad: int) -> dict[str, np.ndarray]:
+    """The timeline's arrays by NumPy expressions (the constructor before its compiled pass)."""
+    n_slots = grid.count + max(pad, 0)
+    offsets = np.maximum(np.arange(n_slots, dtype=np.float64) * grid.step_s, grid.first_offset_s)
+    hi = (np.arange(n_slots, dtype=np.float64) + 1.0) * grid.step_s
+    busy = np.zeros((len(pools), n_slots), dtype=np.int64)
+    load = np.zeros((len(pools), n_slots))
+    size = np.zeros(len(pools), dtype=np.int64)
+    for p, pool in enumerate(pools):
+        available = [d for d in pool.devices if d.available]
+        size[p] = len(available)
+        ends = [(d.busy_until - grid.start).total_seconds()
+                for d in available if d.busy_until is not None]  # fmt: skip
+        if ends:
+            end_s = np.array(ends)[:, None]
+            busy[p] = (offsets[None, :] < end_s).sum(axis=0)
+            overlap = np.maximum(
+                np.minimum(hi, end_s) - np.maximum(offsets, grid.first_offset_s), 0.0
+            )
+            load[p] = np.cumsum(overlap, axis=0)[-1]
+    level_of = np.log2(np.maximum(np.arange(n_slots + 1), 1)).astype(np.int64)
+    widths = 1 << np.arange(int(level_of[-1]) + 1, dtype=np.int64)
+    span_s = hi[: grid.count] - offsets[: grid.count]
+    full = size[:, None] * span_s[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        used = np.where(full > 0, np.minimum(load[:, : grid.count] / full, 1.0), 1.0)
+    is_full = busy[:, : grid.count] >= size[:, None]
+    first_open = np.where(is_full.all(axis=1), grid.count, np.argmin(is_full, axis=1))
+    return {
+        "busy": busy, "levels": _sparse_table(busy, widths), "load_gpu_s": load, "size": size,
+        "full_gpu_s": full, "used": used, "min_busy": busy[:, : grid.count].min(axis=1),
+        "first_open": first_open.astype(np.int64), "offsets_s": offsets, "hi_s": hi,
+        "widths": widths, "level_of": level_of,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_timelines_arrays_equal_the_numpy_expressions(seed: int) -> None:
+    """The constructor's compiled pass against the NumPy expressions, bit for bit: busy
+    devices ending before, inside and past the horizon, lost devices, an empty pool, an
+    off-boundary first slot, pads."""
+    rng = np.random.default_rng(seed)
+    devs = []
+    for region, gpu, count in (("a", "T4", 5), ("b", "L4", 7), ("c", "T4", 1), ("d", "L4", 3)):
+        for k, d in enumerate(devices(region, "Z", gpu, count)):
+            until = NOW + timedelta(seconds=float(rng.uniform(-2000.0, 40_000.0)))
+            devs.append(replace(d, busy_until=until if rng.random() < 0.6 else None,
+                                available=region != "d" or k > 0))  # fmt: skip
+    devs = [d for d in devs if d.region != "c" or rng.random() < 0.5]  # sometimes no pool c
+    first_s = float(rng.choice([0.0, 137.25, 899.0, 450.5]))
+    grid = SlotGrid(NOW - timedelta(seconds=first_s), 900, int(rng.integers(1, 50)), first_s)
+    devs[0] = replace(devs[0], busy_until=grid.start + timedelta(seconds=1800))  # an instant
+    pools = list(make_pools(devs))
+    pad = int(rng.integers(0, 8))
+    c = CapacityTimeline(pools, grid, pad).kernel_arrays()
+    for name, want in _numpy_arrays(pools, grid, pad).items():
+        got = getattr(c, name)
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        assert got.tobytes() == want.tobytes(), name

@@ -241,3 +241,45 @@ def test_plans_that_come_back_to_a_cell_decide_as_a_full_replan(seed: int) -> No
         _run_started(w, fast, now)
     assert came_back > 0
     assert as_full.repeated > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_held_decisions_repeat_across_a_slot_boundary(seed: int) -> None:
+    """When the grid's anchor moves a slot on and nothing else changes, a held job whose plan
+    is the same cell (its start time the same, one slot lower) keeps its plan object and its
+    decision (the latest safe start printed the same), still the full re-plan's but for the
+    counterfactual."""
+    w = world(seed, n_devices=6 + seed, n_jobs=40 + 10 * seed)
+    policy = get_policy("carbon-window")
+    as_full = _AsFull()
+    before = NOW + timedelta(minutes=14)
+    first = policy.plan(before, w.jobs, w.devices, w.forecasts)
+    as_full.check(first, _full(policy, before, w), "before the boundary")
+    _run_started(w, first, before)
+    w.keep_plans(first)
+    after = NOW + timedelta(minutes=16)  # slots of 15 minutes: the anchor moved one on
+    second = policy.plan(after, w.jobs, w.devices, w.forecasts)
+    as_full.check(second, _full(policy, after, w), "after the boundary")
+    plans = {d.job_id: d.chosen for d in first if d.action == "hold"}
+    assert any(d.action == "hold" and d.chosen is plans.get(d.job_id) for d in second)
+    assert as_full.repeated > 0  # decisions of the tick before, returned again
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_held_job_without_a_deadline_reads_its_new_latest_start_after_a_boundary(
+    seed: int,
+) -> None:
+    """Jobs without a deadline whose pools are busy for hours are held on a later slot (the
+    rescue), their latest safe start being now: ticks one slot apart put it at the same
+    seconds after each tick's anchor, and the decision must still print the new one."""
+    w = world(seed, n_devices=6, n_jobs=20)
+    w.jobs = [replace(j, deadline=None) for j in w.jobs]
+    w.devices = [replace(d, busy_until=NOW + timedelta(hours=3)) for d in w.devices]
+    policy = get_policy("carbon-window")
+    as_full = _AsFull()
+    for minutes in (7, 22, 37):  # 15 minutes apart: the same offset into the slot
+        now = NOW + timedelta(minutes=minutes)
+        fast = policy.plan(now, w.jobs, w.devices, w.forecasts)
+        as_full.check(fast, _full(policy, now, w), f"minute {minutes}")
+        assert any(d.action == "hold" and d.chosen is not None for d in fast)
+        w.keep_plans(fast)

@@ -86,7 +86,7 @@ def test_plans_handed_back_are_read_again_for_a_new_row_and_after_the_slots_move
     """``incremental._given_cells`` (the plans handed back, read per row only when the plan
     object is not the one the row saw) equals ``planner.planned_cells`` of the jobs, also for a
     row released and taken by a job with another plan, and after the slots moved on
-    (``forget_cells``)."""
+    (``shift_cells``)."""
     w = world(seed)
     pools = list(make_pools(w.devices))
     grid = SlotGrid.aligned(NOW + timedelta(minutes=7), 900, 8)
@@ -114,5 +114,5 @@ def test_plans_handed_back_are_read_again_for_a_new_row_and_after_the_slots_move
     assert len(set(at.tolist())) == len(at)
     check(jobs, grid)
     later = SlotGrid(grid.start + timedelta(seconds=900), 900, 8, 0.0)  # one slot on
-    rows.forget_cells()
+    rows.shift_cells(1)
     check(jobs, later)
