@@ -64,6 +64,7 @@ from daemon.testing import FakeClock, RecordingExecutor
 from policies import get_policy
 from policies.candidates import estimate_on
 from policies.footprint import DEFAULT_GPU_CATALOG
+from policies.footprint.recalibration import Recalibration
 
 __all__ = ["Relearned", "Resumed", "build_ledger", "main"]
 
@@ -279,18 +280,24 @@ def relearn(state: Path, jobs: int, repeat: int = 1) -> Relearned:
     starts = []
     for _ in range(repeat):
         _set_checkpoint(state / "ledger.db", _NO_CHECKPOINT)  # each start from scratch
-        with Ledger.open(state / "ledger.db") as ledger:
-            clock = FakeClock()
-            service, measurement = _service(state, ledger, clock)
-            try:
-                _, start_cpu_s, start_wall_s = _timed(lambda: service.start(clock()))  # noqa: B023
-                assert service.learning.recalibration == learning.recalibration
-            finally:
-                service.close()
-                measurement.close()
-        starts.append((start_cpu_s, start_wall_s))
+        starts.append(_timed_start(state, state / "ledger.db", learning.recalibration))
     start_cpu_s, start_wall_s = min(starts)
     return Relearned(jobs, folded, cpu_s, wall_s, start_cpu_s, start_wall_s, learning)
+
+
+def _timed_start(state: Path, path: Path, expected: Recalibration) -> tuple[float, float]:
+    """CPU and wall seconds of ``Service.start`` on the ledger at ``path``, which must learn
+    ``expected``."""
+    with Ledger.open(path) as ledger:
+        clock = FakeClock()
+        service, measurement = _service(state, ledger, clock)
+        try:
+            _, cpu_s, wall_s = _timed(lambda: service.start(clock()))
+            assert service.learning.recalibration == expected
+        finally:
+            service.close()
+            measurement.close()
+    return cpu_s, wall_s
 
 
 _CHECKPOINT_TABLES = ("recalibration_checkpoint", "recalibration_checkpoint_factors")
@@ -342,16 +349,7 @@ def resume(state: Path, jobs: int, tail: int, distinct: bool, repeat: int = 1) -
             assert folded.from_checkpoint and folded.recalibration == scratch.recalibration
         tries.append((cpu_s, wall_s, folded.tail_runs))
         _set_checkpoint(path, saved)
-        with Ledger.open(path) as ledger:
-            clock = FakeClock()
-            service, measurement = _service(state, ledger, clock)
-            try:
-                _, start_cpu_s, start_wall_s = _timed(lambda: service.start(clock()))  # noqa: B023
-                assert service.learning.recalibration == scratch.recalibration
-            finally:
-                service.close()
-                measurement.close()
-        starts.append((start_cpu_s, start_wall_s))
+        starts.append(_timed_start(state, path, scratch.recalibration))
     cpu_s, wall_s, tail_runs = min(tries)
     start_cpu_s, start_wall_s = min(starts)
     return Resumed(jobs, tail, tail_runs, cpu_s, wall_s, start_cpu_s, start_wall_s,

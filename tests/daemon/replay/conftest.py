@@ -1,11 +1,15 @@
-"""Small trace, cluster and intensity files written by the tests themselves."""
+"""Small trace, cluster and intensity files written by the tests themselves; each test's logging
+configuration restored after it (the replay CLI configures its own)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 
 from daemon.replay.inputs import ReplayInputs
 
@@ -44,6 +48,18 @@ def write_intensity(path: Path, zone: str, values: list[float], start: datetime)
         lines.append(f"{stamp},X,X,{zone},{value}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The replay CLI configures logging for its process; give later tests theirs back."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

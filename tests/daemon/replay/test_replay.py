@@ -5,13 +5,10 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import logging
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import structlog
 
 from daemon.cli import main
 from daemon.replay.driver import replay_policy
@@ -24,19 +21,6 @@ from daemon.replay.inputs import (
 )
 from daemon.replay.report import summarise
 from tests.daemon.replay.conftest import replay_inputs
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI configures logging for its process; give later tests theirs back."""
-    config = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**config)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
 
 POLICIES = ("run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "oracle")
 

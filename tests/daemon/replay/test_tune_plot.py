@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import structlog
 from PIL import Image
 
 from daemon.cli import main
-from tests.daemon.replay.conftest import write_azure
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI configures logging for its process; give later tests theirs back."""
-    config = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**config)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-@pytest.fixture
-def trace(tmp_path: Path) -> Path:
-    """A burst of 240 chat requests every 20 minutes of an hour-long trace."""
-    rows = [(minute * 60.0 + i, 800, 150) for minute in (0, 20, 40) for i in range(80)]
-    return write_azure(tmp_path / "AzureLLMInferenceTrace_conv.csv", rows)
 
 
 def test_tune_writes_its_pareto_front(
