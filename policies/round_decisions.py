@@ -212,8 +212,8 @@ def held(
     the rows, and the counterfactual is built only for the decisions built again. ``texts``:
     see :func:`saving_text`."""
     keys = saving_keys(grams(rows, at, pool, slot, pue), run_now.total_g(ks))
-    later = (slot > 0).tolist()
-    same = ((slot > 0) & (rows.held_latest[at] == latest)).tolist()
+    later_mask = slot > 0
+    later, same = later_mask.tolist(), (later_mask & (rows.held_latest[at] == latest)).tolist()
     slots, lasts, rs = slot.tolist(), latest.tolist(), at.tolist()
     kept, kept_key, kept_txt = rows.held, rows.held_key, rows.held_txt
     out: list[Decision | None] = [None] * len(at)

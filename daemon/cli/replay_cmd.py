@@ -271,8 +271,7 @@ def _replay(args: argparse.Namespace) -> int:
         if args.out is not None:
             folder = args.out / f"slack_{slack_s / 3600:g}h"
             write_jobs_csv(folder / "jobs.csv", runs)
-            actuals = {z: setup.signals.actual(z) for z in setup.cluster.zones()}
-            plot_runs(folder, runs, actuals)
+            plot_runs(folder, runs, setup.actuals())
             plot_sites(folder, runs)
     if args.json:
         print_json(rows)

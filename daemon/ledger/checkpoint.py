@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from daemon.ledger.base import Connection, ts
-from daemon.ledger.measured import MEASURED, Watermark
+from daemon.ledger.measured import MEASURED, Watermark, after_sql, measured
 from policies.footprint.recalibration import RecalibrationFactor
 
 __all__ = ["Checkpoints", "LedgerMarks", "StoredCheckpoint"]
@@ -138,7 +138,7 @@ class Checkpoints(Connection):
                            ("decisions", then.decisions_seq)):  # fmt: skip
             (touched,) = self._exec(
                 f"SELECT count(*) FROM {table} t CROSS JOIN outcomes o ON o.job_id = t.job_id"
-                f" WHERE t.seq > ? AND o.{MEASURED.replace(' AND ', ' AND o.')}"
+                f" WHERE t.seq > ? AND {measured('o')}"
                 " AND (o.recorded_at, o.rowid) <= (?, ?)",
                 (seq, mark.recorded_at, mark.rowid),
             ).fetchone()
@@ -149,13 +149,10 @@ class Checkpoints(Connection):
     def measured_rows_after(self, watermark: Watermark | None) -> int:
         """How many measured outcome rows (any job state) sort after ``watermark`` (all of
         them when None): on the ``outcomes_measured`` index."""
-        if watermark is None:
-            (rows,) = self._exec(f"SELECT count(*) FROM outcomes WHERE {MEASURED}").fetchone()
-        else:
-            (rows,) = self._exec(
-                f"SELECT count(*) FROM outcomes WHERE {MEASURED} AND (recorded_at, rowid) > (?, ?)",
-                (watermark.recorded_at, watermark.rowid),
-            ).fetchone()
+        after, params = after_sql(watermark)
+        (rows,) = self._exec(
+            f"SELECT count(*) FROM outcomes WHERE {MEASURED}{after}", params
+        ).fetchone()
         return int(rows)
 
     def write_recalibration_checkpoint(

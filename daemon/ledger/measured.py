@@ -13,11 +13,18 @@ from datetime import datetime
 
 from daemon.ledger.base import Connection, dt, req_dt
 
-__all__ = ["MEASURED", "MeasuredRun", "MeasuredRuns", "Watermark"]
+__all__ = ["MEASURED", "MeasuredRun", "MeasuredRuns", "Watermark", "after_sql", "measured"]
 
-MEASURED = "measured_energy_j IS NOT NULL AND duration_s"
-"""Which outcome rows are measured runs (whatever their job's state): the ``outcomes_measured``
-index's condition, written as it is there so SQLite uses that index."""
+
+def measured(table: str = "") -> str:
+    """The SQL condition that an outcome row (of ``table``, an alias, when given) is a measured
+    run, whatever its job's state: the ``outcomes_measured`` index's condition, written as it
+    is there so SQLite uses that index."""
+    column = f"{table}." if table else ""
+    return f"{column}measured_energy_j IS NOT NULL AND {column}duration_s"
+
+
+MEASURED = measured()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,7 @@ class MeasuredRuns(Connection):
             " (SELECT d.gpu FROM decisions d WHERE d.job_id = o.job_id ORDER BY d.seq DESC"
             " LIMIT 1), o.measured_energy_j, o.duration_s"
             " FROM outcomes o CROSS JOIN jobs j ON j.job_id = o.job_id"  # outcomes first
-            " WHERE o.measured_energy_j IS NOT NULL AND o.duration_s AND j.state = 'succeeded'"
+            f" WHERE {measured('o')} AND j.state = 'succeeded'"
             + ("" if after is None else " AND (o.recorded_at, o.rowid) > (?, ?)")
             + ("" if through is None else " AND (o.recorded_at, o.rowid) <= (?, ?)")
             + " ORDER BY o.recorded_at, o.rowid",
@@ -87,25 +94,31 @@ class MeasuredRuns(Connection):
         """The position of the ``rows``-th measured outcome row (any job state) after
         ``after`` (from the first when None), or of the last one when there are fewer or
         ``rows`` is None; None when there is none. On the ``outcomes_measured`` index."""
-        bound = " AND (recorded_at, rowid) > (?, ?)" if after is not None else ""
+        bound, params = after_sql(after)
         row = None
         if rows is not None:
             row = self._exec(
                 f"SELECT recorded_at, rowid FROM outcomes WHERE {MEASURED}{bound}"
                 f" ORDER BY recorded_at, rowid LIMIT 1 OFFSET {max(0, int(rows) - 1)}",
-                _bound(after),
+                params,
             ).fetchone()
         if row is None:
             row = self._exec(
                 f"SELECT recorded_at, rowid FROM outcomes WHERE {MEASURED}{bound}"
                 " ORDER BY recorded_at DESC, rowid DESC LIMIT 1",
-                _bound(after),
+                params,
             ).fetchone()
         return None if row is None else Watermark(str(row[0]), int(row[1]))
 
 
 def _bound(mark: Watermark | None) -> tuple[str, int] | tuple[()]:
     return () if mark is None else (mark.recorded_at, mark.rowid)
+
+
+def after_sql(mark: Watermark | None) -> tuple[str, tuple[str, int] | tuple[()]]:
+    """The SQL condition (`` AND ...``, empty for None) and parameters of the outcome rows
+    after ``mark``."""
+    return ("" if mark is None else " AND (recorded_at, rowid) > (?, ?)"), _bound(mark)
 
 
 _REQUEST_KEY = (

@@ -34,6 +34,7 @@ from daemon.replay.errors import ReplayError
 from daemon.replay.harness import Run, ServiceHarness
 from daemon.replay.signals import ReplaySignals
 from daemon.replay.sites import SiteRecord, account_sites
+from forecasts import IntensitySeries
 from policies import JobSpec, Policy, get_policy
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, operational_g
 from policies.scoring import mean_intensities
@@ -64,6 +65,10 @@ class ReplaySetup:
     def ticks(self) -> int:
         """Ticks over the replayed span (draining may add more)."""
         return math.ceil((self.end - self.start).total_seconds() / self.tick_s)
+
+    def actuals(self) -> dict[str, IntensitySeries]:
+        """The realised intensity of each of the cluster's zones."""
+        return {zone: self.signals.actual(zone) for zone in self.cluster.zones()}
 
 
 @dataclass(frozen=True, slots=True)

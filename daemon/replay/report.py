@@ -156,7 +156,7 @@ def solve_bound(setup: ReplaySetup, window_s: float | None = None) -> Solved[Low
     """
     if setup.duration_noise > 0:
         raise ReplayInputError("--bound: not defined with --duration-noise (random run times)")
-    actuals = {zone: setup.signals.actual(zone) for zone in setup.cluster.zones()}
+    actuals = setup.actuals()
     started = time.process_time()  # policies has no clock: the solve is timed here
     bound = lower_bound(setup.jobs, setup.cluster.devices(), actuals,
                         lifetime_years=setup.lifetime_years, duration_factor=setup.truth_factor,
@@ -203,7 +203,7 @@ def solve_optimum(
     """
     if setup.duration_noise > 0:
         raise ReplayInputError("--optimum: not defined with --duration-noise (random run times)")
-    actuals = {zone: setup.signals.actual(zone) for zone in setup.cluster.zones()}
+    actuals = setup.actuals()
     started = time.process_time()
     best = integer_optimum(setup.jobs, setup.cluster.devices(), actuals, grid_s=grid_s,
                            time_limit_s=time_limit_s, lifetime_years=setup.lifetime_years,
@@ -296,7 +296,7 @@ def temporal_potential(setup: ReplaySetup, runs: Sequence[PolicyRun]) -> float |
         replace(job, regions=(placed[job.job_id].region,), gpu_types=(placed[job.job_id].gpu,))
         for job in setup.jobs
     ]
-    actuals = {zone: setup.signals.actual(zone) for zone in setup.cluster.zones()}
+    actuals = setup.actuals()
     bound = lower_bound(pinned, setup.cluster.devices(), actuals,
                         lifetime_years=setup.lifetime_years,
                         duration_factor=setup.truth_factor)  # fmt: skip
