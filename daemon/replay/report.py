@@ -173,6 +173,9 @@ def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[st
         complete = row["jobs"] == bound.jobs and not row["rejected"] and bound.total_g > 0
         row["gap_to_bound"] = row["total_g"] / bound.total_g - 1.0 if complete else None
     how = "one LP" if bound.windows == 1 else f"{bound.windows} windows of {bound.window_s}s"
+    if bound.windows_g is not None and bound.dual_g is not None:
+        how += (f": {bound.windows_g:,.1f} g, and the whole span's Lagrangian dual"
+                f" {bound.dual_g:,.1f} g after {bound.dual_steps} steps")  # fmt: skip
     note = (f"lp-bound: {bound.total_g:,.1f} g over {bound.jobs} jobs ({how}, {bound.variables:,}"
             f" variables, {bound.constraints:,} rows, {solved.cpu_s:.1f} s CPU)")  # fmt: skip
     if bound.unschedulable:
@@ -188,6 +191,9 @@ def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[st
         "bound_windows": bound.windows,
         "bound_window_s": bound.window_s,
         "bound_variables": bound.variables,
+        "bound_windows_g": bound.windows_g,
+        "bound_dual_g": bound.dual_g,
+        "bound_dual_steps": bound.dual_steps,
         "note": note,
     }
 

@@ -162,6 +162,34 @@ def test_windows_give_a_lower_bound_too() -> None:
     windowed = lower_bound(jobs, devs, fcs, window_s=900.0)
     assert windowed.windows > 1 and whole.windows == 1
     assert windowed.total_g <= whole.total_g * (1 + 1e-9)
+    assert whole.windows_g is None and whole.dual_g is None and whole.dual_steps == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_whole_spans_dual_tightens_the_windows(seed: int) -> None:
+    """Twelve jobs arriving within half an hour on one device per pool, split into 5-minute
+    windows: each window counts the devices again for its own jobs only, so the windows' sum is
+    loose (30-73 % of the one LP); the whole span's Lagrangian dual climbs to 92-99 % of it,
+    never above it."""
+    devs, fcs = _cluster(seed)
+    jobs = _jobs(seed, 12)
+    whole = lower_bound(jobs, devs, fcs)
+    windowed = lower_bound(jobs, devs, fcs, window_s=GRID_S)
+    assert windowed.windows > 1 and windowed.windows_g is not None
+    assert windowed.dual_g is not None and windowed.dual_steps > 0
+    assert windowed.total_g == max(windowed.windows_g, windowed.dual_g)
+    assert windowed.windows_g < 0.9 * whole.total_g  # the windows alone are loose here
+    assert 0.9 * whole.total_g <= windowed.total_g <= whole.total_g * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_windows_with_the_dual_stay_below_the_brute_force_optimum(seed: int) -> None:
+    devs, fcs = _cluster(seed)
+    jobs = _jobs(seed, 3, requests=(5000, 9000), hours_range=(2.0, 3.0))
+    optimum = _brute_force(jobs, devs, fcs, 2 * GRID_S)
+    windowed = lower_bound(jobs, devs, fcs, window_s=GRID_S)
+    assert windowed.windows > 1 and windowed.dual_g is not None
+    assert windowed.total_g <= optimum * (1 + 1e-9)
 
 
 def test_a_job_that_cannot_meet_its_deadline_is_left_out() -> None:

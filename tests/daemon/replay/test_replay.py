@@ -236,12 +236,14 @@ def test_replay_bound_is_below_every_policy_that_met_every_deadline(
     assert 0.0 <= bound["temporal_only_potential"] < 1.0
 
 
+@pytest.mark.parametrize("window", [None, "30m"])
 def test_replay_optimum_lies_between_the_bound_and_every_policy(
     trace: Path, cluster_file: Path, intensity_files: list[Path],
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], window: str | None,
 ) -> None:  # fmt: skip
     """Policies start on the 300 s ticks, so each schedule is one the MIP (starts every 300 s)
-    could have chosen: the LP bound <= the MIP optimum <= every policy that met every deadline."""
+    could have chosen: the LP bound <= the MIP optimum <= every policy that met every deadline;
+    with the bound on 30-minute windows too (their sum, then the whole span's dual)."""
     argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
             str(cluster_file), "--start", "2023-06-05", "--days", "0.1", "--slack", "2h",
             "--policy", "run-now,carbon-window,carbon-lookahead", "--model", "llama-1b",
@@ -249,11 +251,18 @@ def test_replay_optimum_lies_between_the_bound_and_every_policy(
             "--forecaster", "seasonal-24h"]  # fmt: skip
     for path in intensity_files:
         argv += ["--intensity", str(path)]
+    if window:
+        argv += ["--bound-window", window]
     assert main(argv) == 0
     rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
     best, bound = rows.pop("mip-optimum"), rows.pop("lp-bound")
     assert best["optimal"] and best["jobs"] == bound["jobs"] == rows["run-now"]["jobs"]
     assert bound["total_g"] <= best["total_g"] * (1 + 1e-9)
+    if window:
+        assert bound["bound_windows"] > 1 and "Lagrangian dual" in bound["note"]
+        assert bound["total_g"] == max(bound["bound_windows_g"], bound["bound_dual_g"])
+    else:
+        assert bound["bound_windows"] == 1 and bound["bound_dual_g"] is None
     for name, row in rows.items():
         assert row["deadline_misses"] == 0, name
         assert row["gap_to_optimum"] >= -1e-9, name
