@@ -173,11 +173,14 @@ def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[st
         complete = row["jobs"] == bound.jobs and not row["rejected"] and bound.total_g > 0
         row["gap_to_bound"] = row["total_g"] / bound.total_g - 1.0 if complete else None
     how = "one LP" if bound.windows == 1 else f"{bound.windows} windows of {bound.window_s}s"
+    how += f", {bound.variables:,} variables, {bound.constraints:,} rows"
     if bound.windows_g is not None and bound.dual_g is not None:
-        how += (f": {bound.windows_g:,.1f} g, and the whole span's Lagrangian dual"
-                f" {bound.dual_g:,.1f} g after {bound.dual_steps} steps")  # fmt: skip
-    note = (f"lp-bound: {bound.total_g:,.1f} g over {bound.jobs} jobs ({how}, {bound.variables:,}"
-            f" variables, {bound.constraints:,} rows, {solved.cpu_s:.1f} s CPU)")  # fmt: skip
+        how += (f": {bound.windows_g:,.1f} g; the whole span's Lagrangian dual:"
+                f" {bound.dual_g:,.1f} g after {bound.dual_steps} steps;")  # fmt: skip
+    else:
+        how += ","
+    note = (f"lp-bound: {bound.total_g:,.1f} g over {bound.jobs} jobs ({how}"
+            f" {solved.cpu_s:.1f} s CPU)")  # fmt: skip
     if bound.unschedulable:
         note += f"; {len(bound.unschedulable)} jobs cannot meet their deadline even alone"
     return {
