@@ -47,8 +47,8 @@ kill-harness: $(VENV)/.stamp-dev
 		--root $$root && rm -rf $$root
 
 # Every hypothesis property test (marked `fuzz` at collection) with the long profile:
-# FUZZ_EXAMPLES times each test's weight (cheap properties more, slow ones fewer): 101,150
-# for the six here; prints the number of examples run.
+# FUZZ_EXAMPLES times each test's weight (cheap properties more, slow ones fewer); prints the
+# number of examples run.
 FUZZ_EXAMPLES ?= 17000
 fuzz: $(VENV)/.stamp-dev
 	CARBOND_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) nice -n 10 $(BIN)/python -m pytest -m fuzz \

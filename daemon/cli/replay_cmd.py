@@ -169,7 +169,8 @@ def register(subparsers: Any) -> None:
                         "and report each policy's gap to it")  # fmt: skip
     replay.add_argument("--bound-window", type=parse_duration_s, default=None, metavar="SPAN",
                         help="solve the bound on windows of SPAN by arrival (default: one LP, "
-                        "one-day windows when too large)")  # fmt: skip
+                        "one-day windows when too large), then tighten it with the whole "
+                        "span's Lagrangian dual")  # fmt: skip
     replay.add_argument("--optimum", action="store_true",
                         help="also solve the best offline schedule with starts every 5 minutes "
                         "(HiGHS MIP, at most 5 minutes; for a day or less of jobs)")  # fmt: skip
