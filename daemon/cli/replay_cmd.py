@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,14 @@ from daemon.replay.inputs import (
     parse_policies,
     parse_time,
 )
-from daemon.replay.parallel import Replays, RunProgress, available_workers
+from daemon.replay.parallel import Replays, RunProgress, available_workers, beside
 from daemon.replay.report import (
+    Solved,
     bound_row,
     optimum_row,
     plot_runs,
     plot_sites,
+    require_exact_runs,
     solve_bound,
     solve_optimum,
     split_savings,
@@ -41,7 +44,9 @@ from daemon.replay.report import (
     write_jobs_csv,
 )
 from policies import PoliciesError, get_policy, policy_names
+from policies.bound import LowerBound
 from policies.footprint.runtimes import STUDY_SUFFIX
+from policies.optimum import IntegerOptimum
 
 __all__ = ["register"]
 
@@ -205,12 +210,23 @@ def _runtime(args: argparse.Namespace) -> str:
     return str(args.runtime)
 
 
+def _solve(
+    setup: ReplaySetup, args: argparse.Namespace
+) -> tuple[Solved[LowerBound] | None, Solved[IntegerOptimum] | None]:
+    """What ``--bound`` and ``--optimum`` ask for (None where not asked)."""
+    bound = solve_bound(setup, args.bound_window) if args.bound else None
+    optimum = solve_optimum(setup) if args.optimum else None
+    return bound, optimum
+
+
 @contextmanager
-def _progress(runs: Sequence[PolicySpec], label: str, setup: ReplaySetup) -> Iterator[RunProgress]:
-    """A rich progress bar on a TTY over all ``runs`` (each advances by its replay clock); a
-    no-op otherwise."""
+def _progress(
+    runs: Sequence[PolicySpec], label: str, setup: ReplaySetup
+) -> Iterator[tuple[RunProgress, Callable[[str], None]]]:
+    """A rich progress bar on a TTY over all ``runs`` (each advances by its replay clock), and a
+    way to say what is left once they are done; no-ops otherwise."""
     if not sys.stdout.isatty():
-        yield lambda index, now: None
+        yield (lambda index, now: None), (lambda text: None)
         return
     from rich.progress import Progress
 
@@ -224,7 +240,10 @@ def _progress(runs: Sequence[PolicySpec], label: str, setup: ReplaySetup) -> Ite
             bar.update(overall, completed=sum(done),
                        description=f"{label} {runs[index].label}")  # fmt: skip
 
-        yield advance
+        def status(text: str) -> None:
+            bar.update(overall, description=f"{label}: {text}")
+
+        yield advance, status
 
 
 def _check(specs: Sequence[PolicySpec]) -> None:
@@ -253,11 +272,19 @@ def _replay(args: argparse.Namespace) -> int:
     for slack_s in slacks:
         setup = load_setup(inputs, slack_s)
         label = f"slack {slack_s / 3600:g} h"
-        with Replays(setup, specs, args.workers) as replays, _progress(specs, label, setup) as bar:
-            # the LP and MIP need no replay: solved here while the workers replay
-            bound = solve_bound(setup, args.bound_window) if args.bound else None
-            optimum = solve_optimum(setup) if args.optimum else None
+        solving = [name for name, asked in (("--bound", args.bound), ("--optimum", args.optimum))
+                   if asked]  # fmt: skip
+        for option in solving:
+            require_exact_runs(setup, option)  # before the replays, not after them
+        with (
+            Replays(setup, specs, args.workers) as replays,
+            _progress(specs, label, setup) as (bar, status),
+        ):
+            solved = beside(partial(_solve, setup, args))  # needs no replay: solved meanwhile
             runs = replays.results(bar)
+            if not solved.done():
+                status("waiting for " + " and ".join(solving))
+            bound, optimum = solved.result()
         summaries = summarise(runs)
         split_savings(setup, runs, summaries)
         if bound is not None:
@@ -333,7 +360,10 @@ def _tune(args: argparse.Namespace) -> int:
     specs = [PolicySpec("run-now", {})]
     specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
     _check(specs)
-    with Replays(setup, specs, args.workers) as replays, _progress(specs, "tune", setup) as bar:
+    with (
+        Replays(setup, specs, args.workers) as replays,
+        _progress(specs, "tune", setup) as (bar, _),
+    ):
         runs = replays.results(bar)
     summary = summarise(runs)
     rows = summary[1:]

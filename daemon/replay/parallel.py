@@ -8,6 +8,10 @@ results are those of replaying the runs one after another, in the order asked (a
 this). Workers are forked only where ``fork`` exists and the caller has no other thread (a fork
 copies only the forking thread: a lock another thread held would stay held in the child);
 otherwise, or for one worker or one run, the runs go one after another in this process.
+
+What needs no replay (``--bound``'s LP, ``--optimum``'s MIP) runs :func:`beside` them, in a
+thread of the caller started once the workers are forked: HiGHS and NumPy release the GIL, so
+the caller still follows the workers' progress meanwhile.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.queues import SimpleQueue
+from typing import TypeVar
 
 import structlog
 
@@ -28,12 +33,14 @@ from daemon.replay.driver import PolicyRun, ReplaySetup, replay_policy
 from daemon.replay.errors import ReplayError
 from daemon.replay.inputs import PolicySpec
 
-__all__ = ["Replays", "RunProgress", "available_workers", "replay_all"]
+__all__ = ["Replays", "RunProgress", "available_workers", "beside", "replay_all"]
 
 log = structlog.get_logger(__name__)
 
 RunProgress = Callable[[int, datetime], None]
 """Called with a run's index (in the order asked) and its replay clock."""
+
+T = TypeVar("T")
 
 _POLL_S = 0.2  # how often the caller's progress is updated while workers run
 _UPDATES_PER_RUN = 200  # progress messages a worker sends at most per run
@@ -156,6 +163,23 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     processes = getattr(pool, "_processes", None) or {}  # earlier Pythons: the pool's own map
     for process in list(processes.values()):
         process.terminate()
+
+
+def beside(call: Callable[[], T]) -> Future[T]:
+    """``call()`` in a thread of its own, its result or error in the future returned. Start it
+    inside :class:`Replays` (after the fork). A daemon thread: a command that fails or is
+    interrupted exits without waiting for it."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # handed to whoever reads the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="replay-beside", daemon=True).start()
+    return future
 
 
 def replay_all(setup: ReplaySetup, runs: Sequence[PolicySpec], workers: int) -> list[PolicyRun]:

@@ -43,6 +43,7 @@ __all__ = [
     "optimum_row",
     "plot_runs",
     "plot_sites",
+    "require_exact_runs",
     "solve_bound",
     "solve_optimum",
     "split_savings",
@@ -141,7 +142,7 @@ def summarise(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
 @dataclass(frozen=True, slots=True)
 class Solved(Generic[T]):
     """A solver's answer (:func:`solve_bound`, :func:`solve_optimum`) and the CPU seconds it
-    took in this process."""
+    took in the thread that solved it (``carbond replay`` solves beside its replays)."""
 
     value: T
     cpu_s: float
@@ -154,14 +155,23 @@ def solve_bound(setup: ReplaySetup, window_s: float | None = None) -> Solved[Low
     Raises:
         ReplayInputError: runs have random duration noise (the bound needs each run's length).
     """
-    if setup.duration_noise > 0:
-        raise ReplayInputError("--bound: not defined with --duration-noise (random run times)")
+    require_exact_runs(setup, "--bound")
     actuals = setup.actuals()
-    started = time.process_time()  # policies has no clock: the solve is timed here
+    started = time.thread_time()  # policies has no clock: the solve is timed here
     bound = lower_bound(setup.jobs, setup.cluster.devices(), actuals,
                         lifetime_years=setup.lifetime_years, duration_factor=setup.truth_factor,
                         window_s=window_s)  # fmt: skip
-    return Solved(bound, time.process_time() - started)
+    return Solved(bound, time.thread_time() - started)
+
+
+def require_exact_runs(setup: ReplaySetup, option: str) -> None:
+    """``option`` (``--bound``, ``--optimum``) needs each run's length, so no random noise.
+
+    Raises:
+        ReplayInputError: ``setup`` has duration noise.
+    """
+    if setup.duration_noise > 0:
+        raise ReplayInputError(f"{option}: not defined with --duration-noise (random run times)")
 
 
 def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -210,14 +220,13 @@ def solve_optimum(
     Raises:
         ReplayInputError: runs have random duration noise (the MIP needs each run's length).
     """
-    if setup.duration_noise > 0:
-        raise ReplayInputError("--optimum: not defined with --duration-noise (random run times)")
+    require_exact_runs(setup, "--optimum")
     actuals = setup.actuals()
-    started = time.process_time()
+    started = time.thread_time()
     best = integer_optimum(setup.jobs, setup.cluster.devices(), actuals, grid_s=grid_s,
                            time_limit_s=time_limit_s, lifetime_years=setup.lifetime_years,
                            duration_factor=setup.truth_factor)  # fmt: skip
-    return Solved(best, time.process_time() - started)
+    return Solved(best, time.thread_time() - started)
 
 
 def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,15 +10,17 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from daemon.cli import main
+from daemon.cli import main, replay_cmd
 from daemon.replay import parallel
-from daemon.replay.driver import ReplaySetup
+from daemon.replay.driver import ReplaySetup, replay_policy
 from daemon.replay.errors import ReplayError
 from daemon.replay.inputs import PolicySpec, load_setup
-from daemon.replay.parallel import Replays, replay_all
+from daemon.replay.parallel import Replays, beside, replay_all
+from daemon.replay.report import solve_bound
 from policies import PoliciesError
 from tests.daemon.replay.conftest import replay_inputs
 
@@ -112,6 +114,56 @@ def test_bad_workers_exit_2_with_one_line(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "--workers" in err and "at least 1" in err
+
+
+def test_the_bound_is_solved_beside_the_replays(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """--bound's LP needs no replay, so it is solved while the runs replay (here in this
+    process, one after another): a solve that waits for a replay to start would otherwise
+    wait for ever, and its rows are those of a solve before the replays."""
+    argv = [*_replay_argv(trace, cluster_file, intensity_files), "--bound", "--workers", "1"]
+    assert main(argv) == 0
+    before = json.loads(capsys.readouterr().out)
+    replaying = threading.Event()
+
+    def replay(*args: Any, **kwargs: Any) -> Any:
+        replaying.set()
+        return replay_policy(*args, **kwargs)
+
+    def solve(setup: ReplaySetup, window_s: float | None = None) -> Any:
+        assert replaying.wait(timeout=20), "the bound was solved before any run replayed"
+        return solve_bound(setup, window_s)
+
+    monkeypatch.setattr(parallel, "replay_policy", replay)
+    monkeypatch.setattr(replay_cmd, "solve_bound", solve)
+    assert main(argv) == 0
+    after = json.loads(capsys.readouterr().out)
+    for row in (*before, *after):
+        row.pop("note", None)  # its CPU seconds differ
+    assert after == before and sum(r["policy"] == "lp-bound" for r in after) == 2
+
+
+def test_a_solve_that_cannot_run_fails_before_any_replay(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    def replay(*args: object, **kwargs: object) -> None:
+        raise AssertionError("replayed")
+
+    monkeypatch.setattr(parallel, "replay_policy", replay)
+    argv = [*_replay_argv(trace, cluster_file, intensity_files), "--duration-noise", "0.2"]
+    assert main([*argv, "--bound"]) != 0
+    assert "--bound: not defined with --duration-noise" in capsys.readouterr().err
+    assert main([*argv, "--optimum"]) != 0
+    assert "--optimum: not defined with --duration-noise" in capsys.readouterr().err
+
+
+def test_beside_hands_back_the_result_or_the_error() -> None:
+    assert beside(lambda: 42).result(timeout=10) == 42
+    with pytest.raises(ZeroDivisionError):
+        beside(lambda: 1 // 0).result(timeout=10)
 
 
 def _stuck(started: Path) -> Callable[..., str]:
