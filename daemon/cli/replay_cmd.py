@@ -279,8 +279,8 @@ def _replay(args: argparse.Namespace) -> int:
         with (
             Replays(setup, specs, args.workers) as replays,
             _progress(specs, label, setup) as (bar, status),
+            beside(partial(_solve, setup, args)) as solved,  # needs no replay: solved meanwhile
         ):
-            solved = beside(partial(_solve, setup, args))  # needs no replay: solved meanwhile
             runs = replays.results(bar)
             if not solved.done():
                 status("waiting for " + " and ".join(solving))

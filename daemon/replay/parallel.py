@@ -19,9 +19,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.queues import SimpleQueue
@@ -165,10 +166,12 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         process.terminate()
 
 
-def beside(call: Callable[[], T]) -> Future[T]:
-    """``call()`` in a thread of its own, its result or error in the future returned. Start it
-    inside :class:`Replays` (after the fork). A daemon thread: a command that fails or is
-    interrupted exits without waiting for it."""
+@contextmanager
+def beside(call: Callable[[], T]) -> Iterator[Future[T]]:
+    """``call()`` in a thread of its own while the block runs; the future holds its result or
+    error. Enter it inside :class:`Replays` (after the fork). Leaving the block normally waits
+    for the thread to end (so a next :class:`Replays` may fork again); leaving it by an error or
+    an interrupt does not (a daemon thread: the command exits without it)."""
     future: Future[T] = Future()
 
     def run() -> None:
@@ -178,8 +181,10 @@ def beside(call: Callable[[], T]) -> Future[T]:
         except BaseException as exc:  # handed to whoever reads the future
             future.set_exception(exc)
 
-    threading.Thread(target=run, name="replay-beside", daemon=True).start()
-    return future
+    thread = threading.Thread(target=run, name="replay-beside", daemon=True)
+    thread.start()
+    yield future
+    thread.join()
 
 
 def replay_all(setup: ReplaySetup, runs: Sequence[PolicySpec], workers: int) -> list[PolicyRun]:

@@ -140,9 +140,13 @@ def test_the_bound_is_solved_beside_the_replays(
     monkeypatch.setattr(replay_cmd, "solve_bound", solve)
     assert main(argv) == 0
     after = json.loads(capsys.readouterr().out)
-    for row in (*before, *after):
+    monkeypatch.undo()
+    assert main([*argv, "--workers", "2"]) == 0  # both slacks forked: the solve's thread ended
+    forked = capsys.readouterr()
+    assert "replay_workers_unavailable" not in forked.err
+    for row in (*before, *after, *(workers := json.loads(forked.out))):
         row.pop("note", None)  # its CPU seconds differ
-    assert after == before and sum(r["policy"] == "lp-bound" for r in after) == 2
+    assert after == before == workers and sum(r["policy"] == "lp-bound" for r in after) == 2
 
 
 def test_a_solve_that_cannot_run_fails_before_any_replay(
@@ -160,10 +164,13 @@ def test_a_solve_that_cannot_run_fails_before_any_replay(
     assert "--optimum: not defined with --duration-noise" in capsys.readouterr().err
 
 
-def test_beside_hands_back_the_result_or_the_error() -> None:
-    assert beside(lambda: 42).result(timeout=10) == 42
-    with pytest.raises(ZeroDivisionError):
-        beside(lambda: 1 // 0).result(timeout=10)
+def test_beside_hands_back_the_result_or_the_error_and_ends_its_thread() -> None:
+    threads = threading.active_count()
+    with beside(lambda: 42) as answer:
+        assert answer.result(timeout=10) == 42
+    with beside(lambda: 1 // 0) as failed, pytest.raises(ZeroDivisionError):
+        failed.result(timeout=10)
+    assert threading.active_count() == threads  # a next Replays may fork
 
 
 def _stuck(started: Path) -> Callable[..., str]:
