@@ -95,7 +95,8 @@ class LowerBound:
     variables: int
     constraints: int
     # with windows: their optima's sum, and the whole span's Lagrangian dual bound
-    # (policies.lagrangian) after ``dual_steps`` steps; ``total_g`` is the larger
+    # (policies.lagrangian) after ``dual_steps`` steps (None: too large to climb);
+    # ``total_g`` is the larger
     windows_g: float | None = None
     dual_g: float | None = None
     dual_steps: int = 0
@@ -321,6 +322,7 @@ def lower_bound(
     window_s: float | None = None,
     max_cells: int = 100_000,
     dual_steps: int = 1_000,
+    max_dual_cells: int = 1_000_000,
     cache: EstimateCache | None = None,
 ) -> LowerBound:
     """The LP lower bound on the grams of running ``jobs`` on ``devices`` (module docstring).
@@ -329,7 +331,9 @@ def lower_bound(
     estimated). ``window_s`` splits the jobs by arrival (None: one LP, or one-day windows when
     it would have more than ``max_cells`` variables); with more than one window the bound is
     also climbed over the whole span's Lagrangian dual (up to ``dual_steps`` steps) and is the
-    larger of the two.
+    larger of the two, unless the span has more than ``max_dual_cells`` variables (the rows
+    of the whole span are built at once: ~60 coefficients a variable at 12 h of slack; the
+    June week's 378,000 variables peaked at 2.2 GB for the whole ``carbond replay``).
 
     Raises:
         BoundError: HiGHS did not reach an optimum, or a zone has no intensity.
@@ -362,6 +366,9 @@ def lower_bound(
         total, variables, constraints = total + value, variables + n_vars, constraints + n_rows
     if len(windows) == 1:
         return LowerBound(total, len(placed), unschedulable, 1, window_s, variables, constraints)
+    if len(cells.job) > max_dual_cells:  # its rows would not fit in memory: the windows alone
+        return LowerBound(total, len(placed), unschedulable, len(windows), window_s, variables,
+                          constraints, windows_g=total)  # fmt: skip
     a_ub, b_ub = _capacity(cells, np.arange(len(cells.job)), sizes, slot_s, window_lengths)
     dual = lagrangian_bound(cells.cost_g, cells.job, a_ub, b_ub, max_steps=dual_steps)
     return LowerBound(max(total, dual.value), len(placed), unschedulable, len(windows), window_s,

@@ -187,6 +187,8 @@ def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[st
     if bound.windows_g is not None and bound.dual_g is not None:
         how += (f": {bound.windows_g:,.1f} g; the whole span's Lagrangian dual:"
                 f" {bound.dual_g:,.1f} g after {bound.dual_steps} steps;")  # fmt: skip
+    elif bound.windows_g is not None:
+        how += "; the whole span too large for its Lagrangian dual,"
     else:
         how += ","
     note = (f"lp-bound: {bound.total_g:,.1f} g over {bound.jobs} jobs ({how}"

@@ -182,6 +182,15 @@ def test_the_whole_spans_dual_tightens_the_windows(seed: int) -> None:
     assert 0.9 * whole.total_g <= windowed.total_g <= whole.total_g * (1 + 1e-9)
 
 
+def test_a_span_too_large_for_the_dual_keeps_the_windows_sum() -> None:
+    devs, fcs = _cluster(0)
+    jobs = _jobs(0, 12)
+    windowed = lower_bound(jobs, devs, fcs, window_s=GRID_S, max_dual_cells=10)
+    assert windowed.windows > 1 and windowed.variables > 10
+    assert windowed.dual_g is None and windowed.dual_steps == 0
+    assert windowed.total_g == windowed.windows_g
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_windows_with_the_dual_stay_below_the_brute_force_optimum(seed: int) -> None:
     devs, fcs = _cluster(seed)
