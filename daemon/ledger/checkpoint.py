@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from daemon.ledger.base import Connection, ts
-from daemon.ledger.measured import MEASURED, Watermark, after_sql, measured
+from daemon.ledger.measured import MEASURED, Watermark, measured, position_sql
 from policies.footprint.recalibration import RecalibrationFactor
 
 __all__ = ["Checkpoints", "LedgerMarks", "StoredCheckpoint"]
@@ -78,11 +78,12 @@ class Checkpoints(Connection):
         ``outcomes_measured`` and ``jobs_state`` indexes, no row read. ``since``: a checkpoint
         :meth:`changed_since` just found unchanged in this transaction, whose marks are then
         moved on by the rows after it alone."""
-        after = (since.watermark.recorded_at, since.watermark.rowid) if since else ("", -1)
+        after, after_params = position_sql(">", since.watermark if since else Watermark("", -1))
+        through, through_params = position_sql("<=", watermark)
         rows, rowid_sum = self._exec(
             f"SELECT count(*), coalesce(sum(rowid), 0) FROM outcomes WHERE {MEASURED}"
-            " AND (recorded_at, rowid) > (?, ?) AND (recorded_at, rowid) <= (?, ?)",
-            (*after, watermark.recorded_at, watermark.rowid),
+            f"{after}{through}",
+            (*after_params, *through_params),
         ).fetchone()
         transitions, decisions = self.last_seqs()
         if since is None:
@@ -134,13 +135,13 @@ class Checkpoints(Connection):
                 f"succeeded jobs changed other than by transitions ({then.succeeded_jobs} + "
                 f"{succeeded_since} expected, {now.succeeded_jobs} now)"
             )
+        through, through_params = position_sql("<=", mark, "o")
         for table, seq in (("transitions", then.transitions_seq),
                            ("decisions", then.decisions_seq)):  # fmt: skip
             (touched,) = self._exec(
                 f"SELECT count(*) FROM {table} t CROSS JOIN outcomes o ON o.job_id = t.job_id"
-                f" WHERE t.seq > ? AND {measured('o')}"
-                " AND (o.recorded_at, o.rowid) <= (?, ?)",
-                (seq, mark.recorded_at, mark.rowid),
+                f" WHERE t.seq > ? AND {measured('o')}{through}",
+                (seq, *through_params),
             ).fetchone()
             if touched:
                 return f"{touched} new {table} of jobs whose runs the checkpoint folded"
@@ -149,7 +150,7 @@ class Checkpoints(Connection):
     def measured_rows_after(self, watermark: Watermark | None) -> int:
         """How many measured outcome rows (any job state) sort after ``watermark`` (all of
         them when None): on the ``outcomes_measured`` index."""
-        after, params = after_sql(watermark)
+        after, params = position_sql(">", watermark)
         (rows,) = self._exec(
             f"SELECT count(*) FROM outcomes WHERE {MEASURED}{after}", params
         ).fetchone()

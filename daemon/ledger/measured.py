@@ -13,7 +13,7 @@ from datetime import datetime
 
 from daemon.ledger.base import Connection, dt, req_dt
 
-__all__ = ["MEASURED", "MeasuredRun", "MeasuredRuns", "Watermark", "after_sql", "measured"]
+__all__ = ["MEASURED", "MeasuredRun", "MeasuredRuns", "Watermark", "measured", "position_sql"]
 
 
 def measured(table: str = "") -> str:
@@ -75,16 +75,16 @@ class MeasuredRuns(Connection):
             except sqlite3.Error:
                 self._json_functions = False
         key = _REQUEST_KEY if self._json_functions else "NULL"
+        after_cond, after_params = position_sql(">", after, "o")
+        through_cond, through_params = position_sql("<=", through, "o")
         rows = self._exec(
             f"SELECT o.job_id, {key}, j.submitted_at, j.deadline,"
             " (SELECT d.gpu FROM decisions d WHERE d.job_id = o.job_id ORDER BY d.seq DESC"
             " LIMIT 1), o.measured_energy_j, o.duration_s"
             " FROM outcomes o CROSS JOIN jobs j ON j.job_id = o.job_id"  # outcomes first
-            f" WHERE {measured('o')} AND j.state = 'succeeded'"
-            + ("" if after is None else " AND (o.recorded_at, o.rowid) > (?, ?)")
-            + ("" if through is None else " AND (o.recorded_at, o.rowid) <= (?, ?)")
-            + " ORDER BY o.recorded_at, o.rowid",
-            (*_bound(after), *_bound(through)),
+            f" WHERE {measured('o')} AND j.state = 'succeeded'{after_cond}{through_cond}"
+            " ORDER BY o.recorded_at, o.rowid",
+            (*after_params, *through_params),
         )
         for job_id, request_key, submitted, deadline, gpu, energy_j, seconds in rows:
             yield MeasuredRun(job_id, request_key, req_dt(submitted), dt(deadline), gpu,
@@ -94,7 +94,7 @@ class MeasuredRuns(Connection):
         """The position of the ``rows``-th measured outcome row (any job state) after
         ``after`` (from the first when None), or of the last one when there are fewer or
         ``rows`` is None; None when there is none. On the ``outcomes_measured`` index."""
-        bound, params = after_sql(after)
+        bound, params = position_sql(">", after)
         row = None
         if rows is not None:
             row = self._exec(
@@ -111,14 +111,16 @@ class MeasuredRuns(Connection):
         return None if row is None else Watermark(str(row[0]), int(row[1]))
 
 
-def _bound(mark: Watermark | None) -> tuple[str, int] | tuple[()]:
-    return () if mark is None else (mark.recorded_at, mark.rowid)
-
-
-def after_sql(mark: Watermark | None) -> tuple[str, tuple[str, int] | tuple[()]]:
-    """The SQL condition (`` AND ...``, empty for None) and parameters of the outcome rows
-    after ``mark``."""
-    return ("" if mark is None else " AND (recorded_at, rowid) > (?, ?)"), _bound(mark)
+def position_sql(
+    op: str, mark: Watermark | None, table: str = ""
+) -> tuple[str, tuple[str, int] | tuple[()]]:
+    """The SQL condition (`` AND ...``; empty for None) and parameters of the outcome rows
+    (of ``table``, an alias, when given) whose position in the order measured runs are read
+    compares to ``mark``'s by ``op`` (``">"``: after it, ``"<="``: up to it)."""
+    if mark is None:
+        return "", ()
+    column = f"{table}." if table else ""
+    return f" AND ({column}recorded_at, {column}rowid) {op} (?, ?)", (mark.recorded_at, mark.rowid)
 
 
 _REQUEST_KEY = (
