@@ -1,5 +1,6 @@
 """The look-ahead's round plan: never above the greedy's as planned, the greedy's own where no
-job can wait, and the LP's plan where it is cheaper."""
+job can wait, and the LP's plan where it is cheaper; its LP, solved through the dual, at the
+primal's optimum."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+from scipy.sparse import coo_matrix, csr_matrix
 
 from policies import Decision, Device, JobSpec, get_policy
+from policies.lookahead import _solved_through_dual
 from tests.policies.conftest import NOW, FakeForecast, devices, forecast, job
 
 
@@ -73,3 +79,37 @@ def test_a_cheaper_plan_by_the_lp_replaces_the_greedys() -> None:
     joint = get_policy("carbon-lookahead").plan(NOW, [long, short], devs, fcs)
     assert _planned_g(joint) < _planned_g(greedy)
     assert {d.chosen.region for d in joint if d.chosen is not None} == {"qc"}
+
+
+# half the profile's examples: each solves two LPs with HiGHS
+@settings(max_examples=max(10, settings().max_examples // 2), deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    jobs=st.integers(1, 10),
+    cells=st.integers(1, 8),
+    rows=st.integers(1, 12),
+    room=st.sampled_from([0.0, 1.0, 2.0]),
+)
+def test_the_lp_solved_through_its_dual_is_at_the_primals_optimum(
+    seed: int, jobs: int, cells: int, rows: int, room: float
+) -> None:
+    """The look-ahead's LP shape (each job's cells and a left-out column sum to 1; device rows
+    over the cells that cover an instant, often binding): the solution read off the dual is
+    feasible and costs what HiGHS's optimum of the primal costs."""
+    rng = np.random.default_rng(seed)
+    n = jobs * cells
+    job = np.concatenate((np.repeat(np.arange(jobs), cells), np.arange(jobs)))
+    cost = np.concatenate((rng.uniform(1.0, 10.0, n), np.full(jobs, 100.0)))
+    covers = (rng.uniform(size=(rows, n)) < 0.3) * rng.integers(1, 3, n)
+    a_ub = csr_matrix(np.hstack((covers, np.zeros((rows, jobs)))).astype(np.float64))
+    b_ub = np.full(rows, room)
+    a_eq = coo_matrix((np.ones(len(job)), (job, np.arange(len(job))))).tocsr()
+    b_eq = np.ones(jobs)
+    primal = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0, None),
+                     method="highs")  # fmt: skip
+    x = _solved_through_dual(cost, a_ub, b_ub, a_eq, b_eq)
+    assert primal.status == 0 and x is not None
+    assert x.min() >= 0.0
+    assert np.allclose(a_eq @ x, b_eq, atol=1e-7)
+    assert (a_ub @ x <= b_ub + 1e-7).all()
+    assert cost @ x == pytest.approx(primal.fun, rel=1e-7)
