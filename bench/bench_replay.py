@@ -3,7 +3,7 @@
 Synthetic and self-contained (no shared data needed): Poisson arrivals of chat-sized jobs
 (128 requests of ~1,000 + 200 tokens, llama-3b on vLLM) over a week, three regions with the
 paper's zones and GPUs sized for the load, diurnal intensity curves with noise, deadlines 4 h
-after arrival, the daemon ticking every 60 s. Prints jobs per second per policy.
+(``--deadline-h``) after arrival, the daemon ticking every 60 s. Prints jobs per second per policy.
 
 ``python -m bench replay`` runs 100,000 jobs; ``python -m bench.bench_replay --jobs 10000``
 is a quick run; ``--jobs 14286 --days 1`` replays one day at the 100,000-a-week rate on the
@@ -63,7 +63,7 @@ def _cluster(jobs_per_week: float) -> Cluster:
     ))  # fmt: skip
 
 
-def _jobs(n: int, span_s: float) -> list[JobSpec]:
+def _jobs(n: int, span_s: float, deadline_s: float) -> list[JobSpec]:
     rng = np.random.default_rng(1)
     model = DEFAULT_MODEL_CATALOG.get("llama-3b")
     arrivals = np.sort(rng.uniform(0, span_s, n))
@@ -75,17 +75,21 @@ def _jobs(n: int, span_s: float) -> list[JobSpec]:
         home = names[i % 3]
         order = (home, *(r for r in names if r != home))
         jobs.append(JobSpec(f"j{i}", model, Workload(8, int(n_in), 200, 128), at,
-                            at + timedelta(hours=4), "vllm", order))  # fmt: skip
+                            at + timedelta(seconds=deadline_s), "vllm", order))  # fmt: skip
     return jobs
 
 
-def build_setup(jobs: int, days: float, tick_s: int = 60, plan_window: int = 1_000) -> ReplaySetup:
-    """The benchmark's replay: ``jobs`` Poisson arrivals over ``days``, on the cluster sized
-    for that rate (``--jobs 100000 --days 7``: the week)."""
+def build_setup(
+    jobs: int, days: float, tick_s: int = 60, plan_window: int = 1_000,
+    deadline_s: float = 4 * 3600.0,
+) -> ReplaySetup:  # fmt: skip
+    """The benchmark's replay: ``jobs`` Poisson arrivals over ``days``, each due ``deadline_s``
+    after it arrives, on the cluster sized for that rate (``--jobs 100000 --days 7``: the
+    week)."""
     signals = _signals()
     span_s = days * 86_400
-    setup = ReplaySetup(tuple(_jobs(jobs, span_s)), _cluster(jobs * WEEK_S / span_s), signals,
-                        START, START + timedelta(seconds=span_s), tick_s,
+    setup = ReplaySetup(tuple(_jobs(jobs, span_s, deadline_s)), _cluster(jobs * WEEK_S / span_s),
+                        signals, START, START + timedelta(seconds=span_s), tick_s,
                         plan_window=plan_window)  # fmt: skip
     signals.covers(setup.start, setup.end)
     return setup
@@ -101,13 +105,14 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, int]]:
     parser.add_argument("--plan-window", type=int, default=1_000)
     # a shorter span at the same arrival rate and cluster (--jobs counts the span's jobs)
     parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--deadline-h", type=float, default=4.0, help="hours after arrival")
     args = parser.parse_args(argv if argv is not None else [])
     try:
         specs = parse_policies(args.policy)
     except ReplayError as exc:
         parser.error(str(exc))
     configure_logging(level="WARNING")  # per-job events would dominate the measurement
-    setup = build_setup(args.jobs, args.days, args.tick, args.plan_window)
+    setup = build_setup(args.jobs, args.days, args.tick, args.plan_window, args.deadline_h * 3600)
     gpus = len(setup.cluster.devices())
     span = "a week" if args.days == 7 else f"{args.days:g} days"
     print(f"{args.jobs:,} jobs over {span}, {gpus} GPUs in 3 regions, tick {args.tick} s, "
