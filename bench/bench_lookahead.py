@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import numpy.typing as npt
 
 from bench import bench_replay
+from daemon.intensity import ZoneSeries
 from policies import Device, JobSpec, get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload
 
@@ -35,15 +34,7 @@ NOW = datetime(2023, 6, 5, tzinfo=UTC)
 POLICIES = ("carbon-window", "carbon-lookahead")
 
 
-@dataclass(frozen=True, slots=True)
-class _Forecast:
-    zone: str
-    start: datetime
-    step_s: int
-    values_g_per_kwh: npt.NDArray[np.float64]
-
-
-def _queue(n: int) -> tuple[list[JobSpec], list[Device], dict[str, _Forecast]]:
+def _queue(n: int) -> tuple[list[JobSpec], list[Device], dict[str, ZoneSeries]]:
     """``n`` jobs waiting now on the paper's cluster, with 30 h of hourly forecasts."""
     rng = np.random.default_rng(0)
     pools = (("quebec", "CA-QC", "T4", 4, 20, 60), ("california", "US-CAL-CISO", "RTX6000-Ada", 2,
@@ -52,7 +43,7 @@ def _queue(n: int) -> tuple[list[JobSpec], list[Device], dict[str, _Forecast]]:
     for region, zone, gpu, count, low, high in pools:
         spec = DEFAULT_GPU_CATALOG.get(gpu)
         devices += [Device(f"{region}-{i}", region, zone, spec) for i in range(count)]
-        forecasts[zone] = _Forecast(zone, NOW, 3600, rng.uniform(low, high, 30))
+        forecasts[zone] = ZoneSeries(zone, NOW, 3600, rng.uniform(low, high, 30))
     model, regions = DEFAULT_MODEL_CATALOG.get("llama-1b"), tuple(p[0] for p in pools)
     jobs = [
         JobSpec(f"j{i}", model, Workload(8, 1000, 200, int(rng.integers(256, 4096))), NOW,
