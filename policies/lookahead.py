@@ -198,9 +198,12 @@ def _improve(
         _, end = _coverage(capacity, slots.ravel(), np.repeat(duration_s[k], n_slots))
         ends[i] = end.reshape(n_pools, n_slots)
     width = max(int((end - slots).max(initial=1)) for end in ends.values())
+    inside = {  # (P, S, width): the instants each cell's run covers, from its start
+        i: np.arange(width)[None, None, :] < (end - slots)[:, :, None] for i, end in ends.items()
+    }
     busy = np.pad(capacity.busy, ((0, 0), (0, width)))  # moves update it in place
-    windows = np.lib.stride_tricks.sliding_window_view(busy, width, axis=1)
-    rows = np.arange(n_pools)[:, None]
+    # (P, S, width): the devices in use at each of the ``width`` instants from each slot (a view)
+    windows = np.lib.stride_tricks.sliding_window_view(busy, width, axis=1)[:, :n_slots]
     size = capacity.size[:, None]
     moves = 0
     for _ in range(passes):
@@ -209,8 +212,7 @@ def _improve(
             k, p, s, note = cells[i]
             end = ends[i]
             busy[p, s : end[p, s]] -= gpus[k]
-            inside = np.arange(width)[None, None, :] < (end - slots)[:, :, None]
-            in_use = np.where(inside, windows[rows, slots], 0).max(axis=2)
+            in_use = np.where(inside[i], windows, 0).max(axis=2)
             row = np.where(in_use + gpus[k] <= size, cost[k], np.inf)
             if s == 0:  # a start that becomes a hold must beat starting now by min_saving
                 hold_below = (1.0 - min_saving) * float(cost[k, :, 0].min())
