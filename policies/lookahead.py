@@ -4,8 +4,8 @@ The greedy planner gives each job in turn its cheapest free cell, so a job plann
 the clean pools taken by the *tentative* plans of jobs held for later, and starts at once in a
 dirty region although the held jobs could have moved (the 12 h weakness in docs/policies.md).
 Here one LP over every waiting job, solved with HiGHS each planning round (through its dual,
-which is ~3x faster on these LPs: :func:`_solved_through_dual`), decides who gets
-the clean device-slots:
+which HiGHS solves several times faster on these degenerate LPs: :func:`_solved_through_dual`),
+decides who gets the clean device-slots:
 
 - a variable ``x[j, p, s]`` per allowed cell (before the job's latest safe start on ``p``,
   where the capacity timeline has the job's devices free for its whole run from ``s``), at the
