@@ -37,8 +37,11 @@ POLICIES = ("carbon-window", "carbon-lookahead")
 def _queue(n: int) -> tuple[list[JobSpec], list[Device], dict[str, ZoneSeries]]:
     """``n`` jobs waiting now on the paper's cluster, with 30 h of hourly forecasts."""
     rng = np.random.default_rng(0)
-    pools = (("quebec", "CA-QC", "T4", 4, 20, 60), ("california", "US-CAL-CISO", "RTX6000-Ada", 2,
-             80, 500), ("pace", "US-NW-PACE", "RTX6000-Ada", 2, 400, 800))  # fmt: skip
+    pools = (  # region, zone, GPU, devices, and the range of its hourly intensity (g/kWh)
+        ("quebec", "CA-QC", "T4", 4, 20, 60),
+        ("california", "US-CAL-CISO", "RTX6000-Ada", 2, 80, 500),
+        ("pace", "US-NW-PACE", "RTX6000-Ada", 2, 400, 800),
+    )
     devices, forecasts = [], {}
     for region, zone, gpu, count, low, high in pools:
         spec = DEFAULT_GPU_CATALOG.get(gpu)
