@@ -33,10 +33,12 @@ from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.scoring import EstimateCache, estimate_matrix, make_pools, mean_intensities
 from policies.types import Device, JobSpec, ZoneIntensity
 
-__all__ = ["IntegerOptimum", "integer_optimum"]
+__all__ = ["GRID_S", "IntegerOptimum", "integer_optimum"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+GRID_S = 300.0  # starts every five minutes (``carbond replay --optimum``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,7 @@ def integer_optimum(
     devices: Sequence[Device],
     actuals: Mapping[str, ZoneIntensity],
     *,
-    grid_s: float = 300.0,
+    grid_s: float = GRID_S,
     time_limit_s: float = 300.0,
     mip_rel_gap: float = 1e-4,
     lifetime_years: float = DEFAULT_LIFETIME_YEARS,

@@ -33,7 +33,7 @@ from daemon.replay.errors import ReplayInputError
 from daemon.replay.sites import daily_offset
 from policies.bound import LowerBound, lower_bound
 from policies.footprint.accounting import J_PER_KWH, operational_g
-from policies.optimum import IntegerOptimum, integer_optimum
+from policies.optimum import GRID_S, IntegerOptimum, integer_optimum
 from policies.scoring import mean_intensities
 
 __all__ = [
@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-OPTIMUM_GRID_S = 300.0  # --optimum: starts every five minutes
 
 CSV_FIELDS = (
     "policy", "job_id", "arrival", "deadline", "started_at", "ended_at", "wait_s", "region",
@@ -214,7 +213,7 @@ def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[st
 
 
 def solve_optimum(
-    setup: ReplaySetup, grid_s: float = OPTIMUM_GRID_S, time_limit_s: float = 300.0
+    setup: ReplaySetup, grid_s: float = GRID_S, time_limit_s: float = 300.0
 ) -> Solved[IntegerOptimum]:
     """The best offline schedule with starts on a ``grid_s`` grid (:mod:`policies.optimum`,
     HiGHS MIP) of ``setup`` on the realised intensity.

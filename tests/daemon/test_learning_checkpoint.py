@@ -31,6 +31,7 @@ from policies.footprint import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig
 from tests.daemon.helpers import job_line
 from tests.daemon.test_ledger import UNDO_VERSION_7
+from tests.fuzzing import examples
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
@@ -152,7 +153,7 @@ _steps = st.lists(
 )
 
 
-@settings(max_examples=max(40, round(settings().max_examples * 0.02)), deadline=None)
+@settings(max_examples=examples(0.02, floor=40), deadline=None)
 @given(steps=_steps)
 def test_restarts_at_random_points_learn_what_a_fold_from_scratch_learns(
     tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, object]]

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecasts import ElectricityMapsClient, ProviderError
+from tests.fuzzing import examples
 
 TOKEN = "fuzz-token-0123"
 ENDPOINTS = ("latest", "history", "past-range", "forecast")
@@ -102,13 +103,7 @@ _headers = st.dictionaries(
 )
 
 
-def _examples(weight: float) -> int:
-    """This test's share of the profile's examples (``make fuzz``: 17,000 x ``weight``): cheap
-    properties run more, slow ones fewer, about 100,000 in all."""
-    return max(10, round(settings().max_examples * weight))
-
-
-@settings(max_examples=_examples(1.2))
+@settings(max_examples=examples(1.2))
 @given(
     st.sampled_from(ENDPOINTS),
     st.one_of(st.just(200), st.integers(100, 599)),

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from forecasts import TraceFormatError, read_trace
 from forecasts.traces import MAX_TRACE_POINTS, TRACE_FORMATS
+from tests.fuzzing import examples
 
 HEADERS = [
     [f.time, f.zone, f.lifecycle, *(c for c in (f.direct, f.estimated) if c)] for f in TRACE_FORMATS
@@ -89,19 +90,13 @@ def _read(data: bytes, suffix: str) -> None:
             assert all(math.isnan(v) or v >= 0 for v in values)
 
 
-def _examples(weight: float) -> int:
-    """This test's share of the profile's examples (``make fuzz``: 17,000 x ``weight``): cheap
-    properties run more, slow ones fewer, about 100,000 in all."""
-    return max(10, round(settings().max_examples * weight))
-
-
-@settings(max_examples=_examples(0.35))
+@settings(max_examples=examples(0.35))
 @given(_csv(), st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]))
 def test_any_csv_in_the_three_formats_reads_or_fails_with_its_error(text: str, enc: str) -> None:
     _read(text.encode(enc, errors="replace"), ".csv")
 
 
-@settings(max_examples=_examples(1.5))
+@settings(max_examples=examples(1.5))
 @given(st.binary(max_size=400), st.booleans())
 def test_any_bytes_read_or_fail_with_the_trace_error(data: bytes, zipped: bool) -> None:
     _read(gzip.compress(data) if zipped else data, ".csv.gz" if zipped else ".csv")
@@ -114,7 +109,7 @@ _BAD_ROWS = st.sampled_from([
 ])  # fmt: skip
 
 
-@settings(max_examples=_examples(1.05))
+@settings(max_examples=examples(1.05))
 @given(
     st.sampled_from(TRACE_FORMATS),
     st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1),

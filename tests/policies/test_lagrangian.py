@@ -12,6 +12,7 @@ from scipy.optimize import linprog
 from scipy.sparse import coo_matrix, csr_matrix
 
 from policies.lagrangian import lagrangian_bound
+from tests.fuzzing import examples
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -45,7 +46,7 @@ def _lp_optimum(cost: FloatArray, job: IntArray, a_ub: csr_matrix, b_ub: FloatAr
 
 
 # half the profile's examples: each solves an LP with HiGHS (make fuzz: 8,500)
-@settings(max_examples=max(10, settings().max_examples // 2), deadline=None)
+@settings(max_examples=examples(0.5), deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     jobs=st.integers(1, 12),

@@ -15,6 +15,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 
 from policies import Decision, Device, JobSpec, get_policy
 from policies.lookahead import _solved_through_dual
+from tests.fuzzing import examples
 from tests.policies.conftest import NOW, FakeForecast, devices, forecast, job
 
 
@@ -82,7 +83,7 @@ def test_a_cheaper_plan_by_the_lp_replaces_the_greedys() -> None:
 
 
 # half the profile's examples: each solves two LPs with HiGHS
-@settings(max_examples=max(10, settings().max_examples // 2), deadline=None)
+@settings(max_examples=examples(0.5), deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     jobs=st.integers(1, 10),

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from daemon.settings import ConfigError, Settings, load_settings
+from tests.fuzzing import examples
 
 _scalar = st.one_of(
     st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.floats(),
@@ -125,13 +126,7 @@ _env_values = st.one_of(
 )
 
 
-def _examples(weight: float) -> int:
-    """This test's share of the profile's examples (``make fuzz``: 17,000 x ``weight``): cheap
-    properties run more, slow ones fewer, about 100,000 in all."""
-    return max(10, round(settings().max_examples * weight))
-
-
-@settings(max_examples=_examples(0.35))
+@settings(max_examples=examples(0.35))
 @given(_config(), st.dictionaries(_env_names, _env_values, max_size=3))
 def test_any_settings_tree_and_environment_load_or_fail_with_config_error(
     tree: dict[str, Any], env: dict[str, str]
@@ -139,7 +134,7 @@ def test_any_settings_tree_and_environment_load_or_fail_with_config_error(
     _load(_toml(tree).encode(), env)
 
 
-@settings(max_examples=_examples(1.5))
+@settings(max_examples=examples(1.5))
 @given(st.binary(max_size=300))
 def test_any_bytes_as_the_config_file_fail_with_config_error(data: bytes) -> None:
     _load(data, {})
