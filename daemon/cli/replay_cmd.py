@@ -251,7 +251,7 @@ def _check(specs: Sequence[PolicySpec]) -> None:
     for spec in specs:
         try:
             get_policy(spec.name, **spec.params)
-        except PoliciesError as exc:
+        except (PoliciesError, TypeError, ValueError) as exc:  # TypeError: an unknown keyword
             raise ReplayInputError(f"--policy {spec.label}: {exc}") from exc
 
 
