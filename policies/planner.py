@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -97,7 +97,13 @@ class WindowParameters:
     lookahead_max_cells: int = 200_000  # larger LPs: plan greedily
 
     def validate(self) -> None:
-        """Raises PoliciesError naming the first parameter out of range."""
+        """Raises PoliciesError naming the first parameter of the wrong type or out of range."""
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.type == "bool" and not isinstance(value, bool):
+                raise PoliciesError(f"invalid parameter {field.name}={value!r}: not true or false")
+            if field.type in ("int", "float") and not isinstance(value, int | float):
+                raise PoliciesError(f"invalid parameter {field.name}={value!r}: not a number")
         checks = (
             ("slot_s", self.slot_s > 0),
             ("horizon_slots", self.horizon_slots >= 1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -32,11 +33,22 @@ def register(subparsers: Any) -> None:
     )
     demo.add_argument("--policy", default="carbon-window", help="planner (default carbon-window)")
     demo.add_argument(
-        "--tick-s", type=float, default=300.0, help="simulated seconds per tick (default 300)"
+        "--tick-s", type=_tick_s, default=300.0, help="simulated seconds per tick (default 300)"
     )
     demo.add_argument("--verbose", action="store_true", help="show the daemon's log events")
     demo.add_argument("--json", action="store_true", help="print JSON, not tables")
     demo.set_defaults(func=_demo)
+
+
+def _tick_s(text: str) -> float:
+    """A finite number of seconds > 0: with 0 the simulated clock would never move on."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds > 0")
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -161,13 +161,13 @@ def register(subparsers: Any) -> None:
     replay.add_argument(
         "--slack",
         default="4h",
-        help="deadline slack after arrival; a comma list runs each (0,4h,12h)",
+        help="deadline slack after arrival (default 4h); a comma list runs each, e.g. 0,4h,12h",
     )
     replay.add_argument(
         "--policy",
         default=DEFAULT_POLICIES,
         help="comma list; parameters as name:key=value:key=value "
-        f"(known: {', '.join(policy_names())})",
+        f"(default {DEFAULT_POLICIES}; known: {', '.join(policy_names())})",
     )
     replay.add_argument("--bound", action="store_true",
                         help="also solve the LP lower bound (HiGHS) with the realised intensity "
@@ -251,7 +251,7 @@ def _check(specs: Sequence[PolicySpec]) -> None:
     for spec in specs:
         try:
             get_policy(spec.name, **spec.params)
-        except PoliciesError as exc:
+        except (PoliciesError, TypeError, ValueError) as exc:  # TypeError: an unknown keyword
             raise ReplayInputError(f"--policy {spec.label}: {exc}") from exc
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -150,11 +151,12 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     Raises:
         ReplayInputError: any bad input, naming the file, line or option.
     """
-    if inputs.days <= 0:
+    # written so that NaN fails too: `--days nan` used to reach int() and raise ValueError
+    if not 0 < inputs.days < math.inf:
         raise ReplayInputError("--days must be > 0")
-    if inputs.tick_s <= 0:
+    if not 0 < inputs.tick_s < math.inf:
         raise ReplayInputError("--tick must be > 0")
-    if inputs.truth_factor <= 0 or inputs.duration_noise < 0:
+    if not (0 < inputs.truth_factor < math.inf and 0 <= inputs.duration_noise < math.inf):
         raise ReplayInputError("--truth-factor must be > 0 and --duration-noise >= 0")
     cluster: Cluster = load_cluster(inputs.cluster)
     signals = ReplaySignals(

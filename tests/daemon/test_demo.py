@@ -104,3 +104,16 @@ def test_the_operations_guide_shows_what_make_demo_prints(
         "docs/operations.md's demo output differs from what the demo prints now; rerun this "
         "test with CARBOND_UPDATE_DOCS=1 to rewrite it, then read the prose around it"
     )
+
+
+@pytest.mark.parametrize("tick", ["0", "-300", "inf", "nan", "abc"])
+def test_a_tick_that_would_never_move_the_clock_is_refused(
+    tick: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`carbond demo --tick-s 0` used to simulate forever (the clock never moved on)."""
+    from daemon.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", f"--tick-s={tick}"])
+    assert exit_info.value.code == 2
+    assert f"argument --tick-s: {tick!r}: a number of seconds > 0" in capsys.readouterr().err

@@ -205,7 +205,11 @@ def test_decisions_carry_the_run_now_counterfactual(two_regions: Cluster) -> Non
 @pytest.mark.parametrize(
     ("params", "match"),
     [({"herd": 1}, "unknown parameter"), ({"risk_aversion": 2.0}, "risk_aversion"),
-     ({"slot_s": 0}, "slot_s")],
+     ({"slot_s": 0}, "slot_s"),
+     # a value of the wrong type (a replay's `--policy carbon-window:min_saving=abc`, a TOML
+     # string): named, not a TypeError from comparing it
+     ({"min_saving": "abc"}, "min_saving='abc': not a number"),
+     ({"home_only": "yes"}, "home_only='yes': not true or false")],
 )  # fmt: skip
 def test_bad_parameters_are_rejected(params: dict[str, object], match: str) -> None:
     with pytest.raises(PoliciesError, match=match):

@@ -201,3 +201,24 @@ def test_real_traces(shared_data: Path, path: str, fmt: str, requests: int, span
     assert len(trace) == requests
     assert trace.span_s == pytest.approx(span_s, abs=0.1)
     assert trace.input_tokens.min() >= 0 and trace.output_tokens.max() > 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("days", float("nan"), "--days"), ("days", 0.0, "--days"), ("tick_s", float("nan"), "--tick"),
+     ("truth_factor", float("nan"), "--truth-factor"),
+     ("duration_noise", float("nan"), "--duration-noise")],
+)  # fmt: skip
+def test_a_nan_or_empty_span_is_refused_before_any_input_is_read(
+    tmp_path: Path, field: str, value: float, message: str
+) -> None:
+    """`carbond replay --days nan` used to fail with a ValueError traceback."""
+    from dataclasses import replace
+
+    from daemon.replay.inputs import load_setup
+    from tests.daemon.replay.conftest import replay_inputs
+
+    missing = tmp_path / "missing"
+    inputs = replace(replay_inputs(missing, missing, [missing]), **{field: value})
+    with pytest.raises(ReplayInputError, match=message):
+        load_setup(inputs, 0.0)

@@ -163,6 +163,29 @@ def test_policy_specs_and_grids() -> None:
         parse_grid(["a"])
 
 
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [("carbon-window:min_saving=abc", "invalid parameter min_saving='abc': not a number"),
+     ("run-now:foo=1", "unexpected keyword argument 'foo'")],
+)  # fmt: skip
+def test_a_bad_policy_parameter_is_one_error_line(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], policy: str, message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """`replay --policy` and `tune --grid`: exit 2, one line naming the parameter, no
+    traceback (a wrong type or an unknown keyword used to raise TypeError)."""
+    name, grid = policy.split(":")
+    argv = ["--jobs", str(trace), "--jobs-format", "azure", "--cluster", str(cluster_file),
+            "--start", "2023-06-05", "--days", "0.1", "--model", "llama-1b"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    assert main(["replay", *argv, "--policy", policy]) == 2
+    assert main(["tune", *argv, "--policy", name, "--grid", grid]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and err.count(f"carbond: error: --policy {policy}: ") == 2
+    assert err.count(message) == 2
+
+
 def test_replay_goes_through_the_daemon_service(
     trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path
 ) -> None:
