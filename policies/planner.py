@@ -104,17 +104,18 @@ class WindowParameters:
                 raise PoliciesError(f"invalid parameter {field.name}={value!r}: not true or false")
             if field.type in ("int", "float") and not isinstance(value, int | float):
                 raise PoliciesError(f"invalid parameter {field.name}={value!r}: not a number")
-        checks = (
-            ("slot_s", self.slot_s > 0),
-            ("horizon_slots", self.horizon_slots >= 1),
-            ("duration_margin", self.duration_margin >= 0),
-            ("guard_s", self.guard_s >= 0),
+        checks = (  # written so that NaN fails; inf only where it means "none" (urgent_s)
+            ("slot_s", 0 < self.slot_s <= 86_400),
+            ("horizon_slots", 1 <= self.horizon_slots <= 10_000),  # the cube's last axis
+            ("duration_margin", 0 <= self.duration_margin < math.inf),
+            ("guard_s", 0 <= self.guard_s < math.inf),
             ("risk_aversion", 0 <= self.risk_aversion <= 1),
-            ("herd_penalty", self.herd_penalty >= 0),
+            ("herd_penalty", 0 <= self.herd_penalty < math.inf),
             ("min_saving", 0 <= self.min_saving < 1),
             ("replan_margin", 0 <= self.replan_margin < 1),
             ("urgent_s", self.urgent_s >= 0),
-            ("lifetime_years", self.lifetime_years > 0),
+            ("lifetime_years", 0 < self.lifetime_years < math.inf),
+            ("alternatives", self.alternatives >= 0),
             ("chunk_jobs", self.chunk_jobs >= 1),
             ("lookahead_max_cells", self.lookahead_max_cells >= 1),
         )

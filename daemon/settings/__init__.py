@@ -98,6 +98,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,  # as every section's (sections._Section)
     )
     # Set per load by load_settings(); pydantic-settings reads them through the source hook.
     _toml_path: ClassVar[Path | None] = None

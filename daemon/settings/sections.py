@@ -30,8 +30,18 @@ __all__ = [
 ]
 
 
+# The longest duration a setting may hold (~31 years): the daemon turns durations into
+# timedeltas, timer waits and scheduler intervals, which overflow on larger ones.
+MAX_DURATION_S = 1e9
+# The longest interval of a loop step: one a day (a step that fires less often stalls the jobs).
+MAX_INTERVAL_S = 86_400.0
+# The longest intensity forecast asked for: 30 days (a forecast is a list of that many steps).
+MAX_HORIZON_S = 30 * 86_400
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no inf or nan in a float setting: each is a size, rate or duration that must be finite
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ElectricityMapsSettings(_Section):
@@ -39,8 +49,8 @@ class ElectricityMapsSettings(_Section):
 
     base_url: str = "https://api.electricitymaps.com/v3"
     token: SecretStr | None = None
-    connect_timeout_s: float = Field(default=3.05, gt=0)
-    read_timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=3.05, gt=0, le=MAX_DURATION_S)
+    read_timeout_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
     max_retries: int = Field(default=3, ge=0, le=10)
     emission_factor_type: Literal["lifecycle", "direct"] = "lifecycle"
 
@@ -50,10 +60,10 @@ class SignalsSettings(_Section):
 
     cache_dir: Path | None = None  # default <state_dir>/cache/intensity
     cache_max_points: int = Field(default=60 * 24, ge=24)
-    live_max_age_s: float = Field(default=900.0, gt=0)
-    cache_max_age_s: float = Field(default=3 * 3600.0, gt=0)
-    max_history_gap_s: float = Field(default=7 * 86_400.0, gt=0)
-    rescore_every_s: float = Field(default=6 * 3600.0, gt=0)
+    live_max_age_s: float = Field(default=900.0, gt=0, le=MAX_DURATION_S)
+    cache_max_age_s: float = Field(default=3 * 3600.0, gt=0, le=MAX_DURATION_S)
+    max_history_gap_s: float = Field(default=7 * 86_400.0, gt=0, le=MAX_DURATION_S)
+    rescore_every_s: float = Field(default=6 * 3600.0, gt=0, le=MAX_DURATION_S)
 
 
 class GpuSettings(_Section):
@@ -65,9 +75,9 @@ class GpuSettings(_Section):
     """
 
     backend: Literal["auto", "nvml", "simulated"] = "auto"
-    sample_period_s: float = Field(default=0.1, gt=0)
+    sample_period_s: float = Field(default=0.1, gt=0, le=MAX_INTERVAL_S)
     history_samples: int = Field(default=600, ge=1, le=1_000_000)
-    curve_resolution_s: float = Field(default=1.0, gt=0)
+    curve_resolution_s: float = Field(default=1.0, gt=0, le=MAX_DURATION_S)
     curve_max_points: int = Field(default=3600, ge=2, le=1_000_000)
     simulated_gpus: tuple[str, ...] = ("A100-80GB",)
     simulated_power_factor: float = Field(default=1.0, gt=0, le=10)
@@ -115,9 +125,9 @@ class IntervalSettings(_Section):
     """How often the service loop fires each step, in seconds."""
 
     ingest_s: float = Field(default=2.0, gt=0, le=2.0)
-    refresh_s: float = Field(default=300.0, gt=0)
-    plan_s: float = Field(default=30.0, gt=0)
-    reconcile_s: float = Field(default=5.0, gt=0)
+    refresh_s: float = Field(default=300.0, gt=0, le=MAX_INTERVAL_S)
+    plan_s: float = Field(default=30.0, gt=0, le=MAX_INTERVAL_S)
+    reconcile_s: float = Field(default=5.0, gt=0, le=MAX_INTERVAL_S)
 
 
 class IntensitySettings(_Section):
@@ -130,8 +140,8 @@ class IntensitySettings(_Section):
     """
 
     source: Literal["chain", "static", "embedded"] = "chain"
-    horizon_s: int = Field(default=48 * 3600, gt=0)
-    step_s: int = Field(default=900, gt=0)
+    horizon_s: int = Field(default=48 * 3600, gt=0, le=MAX_HORIZON_S)
+    step_s: int = Field(default=900, gt=0, le=MAX_INTERVAL_S)
 
 
 class QueueSettings(_Section):
@@ -139,7 +149,7 @@ class QueueSettings(_Section):
 
     max_line_bytes: int = Field(default=65_536, ge=256)
     compact_min_bytes: int = Field(default=1_048_576, ge=0)
-    retired_grace_s: float = Field(default=60.0, ge=0)
+    retired_grace_s: float = Field(default=60.0, ge=0, le=MAX_DURATION_S)
 
 
 class MetricsSettings(_Section):
@@ -151,7 +161,9 @@ class MetricsSettings(_Section):
 class LocalExecutorSettings(_Section):
     """Jobs as local process groups (``executor = "local"`` in a region)."""
 
-    grace_s: float = Field(default=30.0, gt=0, description="SIGTERM to SIGKILL on cancel")
+    grace_s: float = Field(
+        default=30.0, gt=0, le=MAX_DURATION_S, description="SIGTERM to SIGKILL on cancel"
+    )
     allow_root_jobs: bool = True
 
 
@@ -175,8 +187,8 @@ class SlurmExecutorSettings(_Section):
     """
 
     bin_dir: Path | None = None
-    command_timeout_s: float = Field(default=30.0, gt=0)
-    pending_grace_s: float = Field(default=300.0, gt=0)
+    command_timeout_s: float = Field(default=30.0, gt=0, le=MAX_DURATION_S)
+    pending_grace_s: float = Field(default=300.0, gt=0, le=MAX_DURATION_S)
 
 
 class ExecutorSettings(_Section):
@@ -204,5 +216,5 @@ class RecalibrationSettings(_Section):
 
     min_samples: int = Field(default=DEFAULT_RECALIBRATION.min_samples, ge=1, le=1_000_000)
     min_measured_s: float = Field(
-        default=DEFAULT_RECALIBRATION.min_measured_s, ge=0, le=1e9, allow_inf_nan=False
+        default=DEFAULT_RECALIBRATION.min_measured_s, ge=0, le=MAX_DURATION_S
     )

@@ -209,7 +209,11 @@ def test_decisions_carry_the_run_now_counterfactual(two_regions: Cluster) -> Non
      # a value of the wrong type (a replay's `--policy carbon-window:min_saving=abc`, a TOML
      # string): named, not a TypeError from comparing it
      ({"min_saving": "abc"}, "min_saving='abc': not a number"),
-     ({"home_only": "yes"}, "home_only='yes': not true or false")],
+     ({"home_only": "yes"}, "home_only='yes': not true or false"),
+     # sizes that would allocate a cube without end or overflow a time, and NaN
+     ({"horizon_slots": 10**9}, "horizon_slots"), ({"slot_s": 10**12}, "slot_s"),
+     ({"duration_margin": math.inf}, "duration_margin"), ({"guard_s": math.nan}, "guard_s"),
+     ({"lifetime_years": math.inf}, "lifetime_years"), ({"alternatives": -1}, "alternatives")],
 )  # fmt: skip
 def test_bad_parameters_are_rejected(params: dict[str, object], match: str) -> None:
     with pytest.raises(PoliciesError, match=match):

@@ -1,0 +1,89 @@
+"""Every number in the settings is finite and every duration fits what the daemon makes of it
+(timedeltas, timer waits, the loop's scheduler): a value past that is one problem naming its
+field at load, not a crash or a spin once the daemon runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from apscheduler.triggers.interval import IntervalTrigger
+from pydantic import BaseModel
+
+from daemon.settings import ConfigError, Settings, load_settings
+from daemon.settings.sections import MAX_DURATION_S, MAX_HORIZON_S, MAX_INTERVAL_S
+
+
+def _float_fields(
+    model: type[BaseModel], prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
+    """The dotted paths of the float settings in the sections (tables) of ``model``."""
+    for name, info in model.model_fields.items():
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from _float_fields(kind, (*prefix, name))
+        elif kind is float:
+            yield (*prefix, name)
+
+
+FLOATS = sorted(_float_fields(Settings))
+
+
+def _toml(path: tuple[str, ...], value: str) -> str:
+    *tables, key = path
+    return (f"[{'.'.join(tables)}]\n" if tables else "") + f"{key} = {value}\n"
+
+
+def _problems(tmp_path: Path, text: str) -> list[str]:
+    config = tmp_path / "limits.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    return list(info.value.problems)
+
+
+def test_the_sections_hold_float_settings() -> None:
+    assert len(FLOATS) >= 20  # the walk reaches the nested tables (executors.local, ...)
+    assert ("intervals", "plan_s") in FLOATS and ("executors", "local", "grace_s") in FLOATS
+
+
+@pytest.mark.parametrize("path", FLOATS, ids=".".join)
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_no_float_setting_takes_inf_or_nan(
+    tmp_path: Path, path: tuple[str, ...], value: str
+) -> None:
+    (problem,) = _problems(tmp_path, _toml(path, value))
+    assert f": {'.'.join(path)}: " in problem
+
+
+DURATIONS = [p for p in FLOATS if p[-1].endswith("_s")]
+
+
+@pytest.mark.parametrize("path", DURATIONS, ids=".".join)
+def test_no_duration_is_longer_than_the_daemon_can_wait(
+    tmp_path: Path, path: tuple[str, ...]
+) -> None:
+    (problem,) = _problems(tmp_path, _toml(path, "1e300"))
+    assert f": {'.'.join(path)}: Input should be less than or equal to" in problem
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(("intensity", "horizon_s"), MAX_HORIZON_S + 1), (("intensity", "step_s"), 86_401)],
+)
+def test_the_forecast_grid_is_bounded(tmp_path: Path, path: tuple[str, ...], value: int) -> None:
+    (problem,) = _problems(tmp_path, _toml(path, str(value)))
+    assert f": {'.'.join(path)}: " in problem
+
+
+def test_the_largest_values_allowed_are_usable() -> None:
+    """What the daemon builds from the bounds: the loop's trigger, deadlines, timer waits."""
+    IntervalTrigger(seconds=MAX_INTERVAL_S, timezone=UTC)
+    assert datetime(2100, 1, 1, tzinfo=UTC) + timedelta(seconds=MAX_DURATION_S) > datetime(
+        2100, 1, 1, tzinfo=UTC
+    )
+    import threading
+
+    assert MAX_DURATION_S < threading.TIMEOUT_MAX
