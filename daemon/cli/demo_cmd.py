@@ -41,13 +41,14 @@ def register(subparsers: Any) -> None:
 
 
 def _tick_s(text: str) -> float:
-    """A finite number of seconds > 0: with 0 the simulated clock would never move on."""
+    """Seconds from 1 to 86400: with 0 the simulated clock would never move on, and a tick of
+    a microsecond would take ~10^11 ticks to cover the demo's day."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds > 0")
+    if not 1 <= value <= 86_400:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds from 1 to 86400")
     return value
 
 
