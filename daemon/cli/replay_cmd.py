@@ -112,7 +112,7 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=60,
         metavar="SECONDS",
-        help="the daemon's planning interval in the replay (default 60)",
+        help="the daemon's planning interval in the replay, 1 to 86400 (default 60)",
     )
     parser.add_argument(
         "--forecaster",

@@ -154,8 +154,8 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     # written so that NaN fails too: `--days nan` used to reach int() and raise ValueError
     if not 0 < inputs.days < math.inf:
         raise ReplayInputError("--days must be > 0")
-    if not 0 < inputs.tick_s < math.inf:
-        raise ReplayInputError("--tick must be > 0")
+    if not 0 < inputs.tick_s <= 86_400:  # as the daemon's intervals.plan_s
+        raise ReplayInputError("--tick must be from 1 to 86400 seconds")
     if not (0 < inputs.truth_factor < math.inf and 0 <= inputs.duration_noise < math.inf):
         raise ReplayInputError("--truth-factor must be > 0 and --duration-noise >= 0")
     cluster: Cluster = load_cluster(inputs.cluster)

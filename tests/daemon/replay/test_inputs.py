@@ -206,6 +206,7 @@ def test_real_traces(shared_data: Path, path: str, fmt: str, requests: int, span
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [("days", float("nan"), "--days"), ("days", 0.0, "--days"), ("tick_s", float("nan"), "--tick"),
+     ("tick_s", 10**15, "--tick"),
      ("truth_factor", float("nan"), "--truth-factor"),
      ("duration_noise", float("nan"), "--duration-noise")],
 )  # fmt: skip
