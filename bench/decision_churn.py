@@ -22,7 +22,7 @@ from typing import Any
 import daemon.service
 from bench import bench_replay
 from daemon.ledger import JobRecord, Ledger
-from daemon.planning import DecisionKey, record_decisions
+from daemon.planning import DecisionKey, decision_key, record_decisions
 from policies import Decision
 
 _NAMES = ("action", "policy", "reason", "devices", "start")
@@ -49,9 +49,7 @@ def main(argv: list[str] | None = None) -> None:
                     figures.add((alt.duration_s, alt.energy_j, alt.intensity_g_per_kwh,
                                  alt.operational_g, alt.embodied_g))  # fmt: skip
                 counts["stored"] += 1
-                key = (decision.action, decision.policy, decision.reason,
-                       decision.chosen.device_ids if decision.chosen else (),
-                       decision.chosen.start if decision.chosen else None)  # fmt: skip
+                key = decision_key(decision, now)
                 counts[_change(previous.get(job.job_id), key)] += 1
                 previous[job.job_id] = key
         return stored

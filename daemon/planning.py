@@ -22,6 +22,7 @@ __all__ = [
     "DecisionKey",
     "Seen",
     "build_policy",
+    "decision_key",
     "job_spec",
     "record_decision",
     "record_decisions",
@@ -196,12 +197,7 @@ def record_decisions(
         if before is not None and before[1] is decision:  # the object recorded: its key
             fresh.append(False)
             continue
-        chosen = decision.chosen
-        key: DecisionKey = (
-            (decision.action, decision.policy, decision.reason, chosen.device_ids, chosen.start)
-            if chosen is not None
-            else (decision.action, decision.policy, decision.reason, (), None)
-        )
+        key = decision_key(decision, now)
         if before is None:
             fresh.append(_is_new(ledger, job_id, key))
         else:
@@ -228,13 +224,30 @@ def record_decisions(
     return fresh
 
 
+def decision_key(decision: Decision, now: datetime) -> DecisionKey:
+    """What a decision made at ``now`` is compared by: its action, policy, reason, devices and
+    planned start. A hold planned to start now (its devices are not free yet, or the job waits
+    past its latest safe start) has no start in its key: "now" moves every round, and such a
+    job would otherwise store a decision every round for as long as it waits (an overloaded
+    cluster: ~80 rows a job, `tests/daemon/test_planning.py`)."""
+    chosen = decision.chosen
+    if chosen is None:
+        return (decision.action, decision.policy, decision.reason, (), None)
+    start: datetime | None = chosen.start
+    if decision.action == "hold" and chosen.start <= now:
+        start = None
+    return (decision.action, decision.policy, decision.reason, chosen.device_ids, start)
+
+
 def _is_new(ledger: Ledger, job_id: str, key: DecisionKey) -> bool:
     """Whether ``key`` differs from the latest decision about ``job_id`` in the ledger."""
     previous = ledger.latest_decision(job_id, alternatives=False)  # not compared
-    return previous is None or key != (
-        previous.action, previous.policy, previous.reason, previous.device_ids,
-        previous.planned_start,
-    )  # fmt: skip
+    if previous is None:
+        return True
+    start = previous.planned_start
+    if previous.action == "hold" and start is not None and start <= previous.at:
+        start = None  # planned to start when it was decided: as decision_key
+    return key != (previous.action, previous.policy, previous.reason, previous.device_ids, start)
 
 
 def _log_decision(logger: Any, job: JobRecord, decision: Decision) -> None:

@@ -57,6 +57,35 @@ def test_a_moved_plan_is_stored_and_shown_a_repeated_one_is_not(
     assert job.state == "queued" and ledger.job("j").state == "planned"
 
 
+def _waiting(job_id: str, at: datetime, region: str = "qc") -> Decision:
+    """A hold planned *now* (``at``): the job waits for its pool's devices, as the planner's
+    "planned now, waiting for a free GPU" (and the rescue path's) says."""
+    plan = Alternative((f"{region}/0",), region, "T4", at, 60.0, 3.6e5, 30.0, 3.0, 1.0)
+    why = f"hold: planned now on T4 in {region}, waiting for a free GPU"
+    return Decision(job_id, "hold", why, "carbon-window", plan)
+
+
+@pytest.mark.parametrize("remembered", [True, False])  # the service's memory, or the ledger's
+def test_a_job_waiting_now_for_devices_is_stored_once_not_every_round(
+    ledger: Ledger, remembered: bool
+) -> None:
+    """Its planned start is each round's *now*; that alone is no new decision (in an
+    overloaded replay, 4 GPUs and 1,500 jobs, such holds were 119,671 of 231,570 stored rows)."""
+    _job(ledger, "j")
+    seen: Seen | None = {} if remembered else None
+    rounds = [(_waiting("j", NOW), True)] + [
+        (_waiting("j", NOW + timedelta(minutes=k)), False) for k in range(1, 6)
+    ]
+    rounds += [(_waiting("j", NOW + timedelta(minutes=6), "ca"), True),  # another pool
+               (_hold("j", 60), True),  # a plan for later
+               (_waiting("j", NOW + timedelta(minutes=8)), True)]  # fmt: skip
+    for k, (decision, stored) in enumerate(rounds):
+        at = NOW + timedelta(minutes=k)
+        assert record_decisions(ledger, [(ledger.job("j"), decision)], at, seen) == [stored], k
+    latest = ledger.latest_decision("j")
+    assert latest is not None and latest.planned_start == NOW + timedelta(minutes=8)
+
+
 @pytest.mark.usefixtures("restore_logging")
 def test_each_stored_decision_is_logged_once(ledger: Ledger) -> None:
     jobs = [_job(ledger, name) for name in "ab"]
