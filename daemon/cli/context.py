@@ -4,6 +4,7 @@ opening the ledger read-only."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,7 +106,7 @@ def carbon_params_from(args: argparse.Namespace, settings: Settings) -> tuple[fl
     """``(pue, lifetime_years)`` from the options or the settings.
 
     Raises:
-        UsageError: PUE outside [1, 3] or a non-positive lifetime (exit 2).
+        UsageError: PUE outside [1, 3] or a lifetime not positive and finite (exit 2).
     """
     pue: float = settings.default_pue if args.pue is None else args.pue
     if not 1.0 <= pue <= 3.0:
@@ -113,6 +114,6 @@ def carbon_params_from(args: argparse.Namespace, settings: Settings) -> tuple[fl
     lifetime: float = (
         settings.lifetime_years if args.lifetime_years is None else args.lifetime_years
     )
-    if not lifetime > 0:
-        raise UsageError(f"--lifetime-years must be positive, got {lifetime}")
+    if not 0 < lifetime < math.inf:
+        raise UsageError(f"--lifetime-years must be positive and finite, got {lifetime}")
     return pue, lifetime

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,14 +43,23 @@ def _when(text: str) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from e
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
+def _within(low: float, high: float) -> Callable[[str], float]:
+    """An argument type: a number from ``low`` to ``high`` (NaN and inf refused: a forecast
+    of 10^9 hours, or a step or spacing of 10^-9, would run without end)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from e
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}: {text!r}")
+        return value
+
+    return parse
+
+
+_HOURS = _within(0.01, 720)  # a forecast horizon: at most 30 days, as [intensity] horizon_s
 
 
 def register(subparsers: Any) -> None:
@@ -57,10 +67,14 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("intensity", help="show a zone's carbon intensity and forecast")
     p.add_argument("--zone", required=True, help="Electricity Maps zone key, e.g. CA-QC")
     p.add_argument(
-        "--forecast-hours", type=_positive, metavar="H", help="also print the next H hours"
+        "--forecast-hours", type=_HOURS, metavar="H", help="also print the next H hours (<= 720)"
     )
     p.add_argument(
-        "--step-minutes", type=_positive, default=60.0, metavar="MIN", help="forecast step"
+        "--step-minutes",
+        type=_within(1, 1440),
+        default=60.0,
+        metavar="MIN",
+        help="forecast step (1 to 1440)",
     )
     p.add_argument(
         "--trace", type=Path, metavar="FILE", help="CSV trace used as history for the zone"
@@ -85,9 +99,13 @@ def register(subparsers: Any) -> None:
         "--trace", type=Path, required=True, metavar="FILE", help="CSV trace (any format)"
     )
     b.add_argument("--zone", required=True, help="zone in the trace")
-    b.add_argument("--horizon-hours", type=_positive, default=48.0, metavar="H", help="default 48")
+    b.add_argument("--horizon-hours", type=_HOURS, default=48.0, metavar="H", help="default 48")
     b.add_argument(
-        "--every-hours", type=_positive, default=6.0, metavar="H", help="between issues (6)"
+        "--every-hours",
+        type=_within(0.25, 8760),
+        default=6.0,
+        metavar="H",
+        help="between issues (6)",
     )
     b.add_argument(
         "--forecasters",

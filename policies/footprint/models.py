@@ -85,10 +85,10 @@ class ModelSpec:
         ``16 * params_b ** 0.37``); grouped-query attention with 8 KV heads of 128 dims.
 
         Raises:
-            InvalidWorkloadError: ``params_b`` is not positive.
+            InvalidWorkloadError: ``params_b`` is not a positive finite number.
         """
-        if not params_b > 0:
-            raise InvalidWorkloadError(f"params_b must be positive, got {params_b}")
+        if not 0 < params_b < math.inf:
+            raise InvalidWorkloadError(f"params_b must be positive and finite, got {params_b}")
         layers = max(2, round(16 * params_b**0.37))
         hidden = max(256, 128 * round(math.sqrt(params_b * 1e9 / (12 * layers)) / 128))
         return cls(

@@ -226,6 +226,30 @@ def test_backtest_bad_trace_is_one_line(
     assert err.startswith("carbond: error: ") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["intensity", "--zone", "CA-QC", "--offline", "--forecast-hours", "1e9"],
+         "--forecast-hours: must be from 0.01 to 720: '1e9'"),  # ran without end
+        (["intensity", "--zone", "CA-QC", "--offline", "--forecast-hours", "nan"],
+         "--forecast-hours: must be from 0.01 to 720: 'nan'"),  # a ValueError traceback
+        (["intensity", "--zone", "CA-QC", "--offline", "--step-minutes", "1e-9"],
+         "--step-minutes: must be from 1 to 1440: '1e-9'"),
+        (["forecast", "backtest", "--trace", "t.csv", "--zone", "X", "--horizon-hours", "inf"],
+         "--horizon-hours: must be from 0.01 to 720: 'inf'"),
+        (["forecast", "backtest", "--trace", "t.csv", "--zone", "X", "--every-hours", "1e-9"],
+         "--every-hours: must be from 0.25 to 8760: '1e-9'"),
+    ],
+)  # fmt: skip
+def test_a_horizon_or_step_that_would_not_end_is_refused(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
 def test_refresh_signals_logs_one_event_per_zone() -> None:
     now = datetime(2024, 1, 1, tzinfo=UTC)
     with capture_logs() as events:

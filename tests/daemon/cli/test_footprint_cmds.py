@@ -109,6 +109,10 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
          "'fp7'"),
         (("--gpu", "t4", "--model", "llama-1b", "--intensity", "-3"), "-3"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--pue", "0.5"), "0.5"),
+        # infinite sizes: an OverflowError traceback, or no embodied carbon at all, before
+        (("--gpu", "t4", "--params-b", "inf", "--zone", "CA-QC"), "params_b"),
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--lifetime-years", "inf"),
+         "--lifetime-years"),
     ],
 )  # fmt: skip
 def test_bad_arguments_exit_2_with_one_line(

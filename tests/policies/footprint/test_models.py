@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from policies.errors import InvalidWorkloadError, UnknownModelError
@@ -53,6 +55,7 @@ def test_unknown_model_from_params_is_llama_shaped(params_b: float) -> None:
     assert abs(model.layers - known) / known < 0.1
 
 
-def test_from_params_rejects_non_positive() -> None:
+@pytest.mark.parametrize("params_b", [0, -1, math.nan, math.inf])
+def test_from_params_rejects_non_positive_and_non_finite(params_b: float) -> None:
     with pytest.raises(InvalidWorkloadError, match="params_b"):
-        ModelSpec.from_params(0)
+        ModelSpec.from_params(params_b)
