@@ -124,14 +124,14 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=1.0,
         metavar="X",
-        help="runs last X times their estimate (estimator error; default 1)",
+        help="runs last X times their estimate (estimator error; up to 100, default 1)",
     )
     parser.add_argument(
         "--duration-noise",
         type=float,
         default=0.0,
         metavar="SIGMA",
-        help="log-normal sigma of each run's time around that (default 0)",
+        help="log-normal sigma of each run's time around that (0 to 3, default 0)",
     )
     parser.add_argument(
         "--workers",

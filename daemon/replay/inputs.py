@@ -156,8 +156,9 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
         raise ReplayInputError("--days must be > 0")
     if not 0 < inputs.tick_s <= 86_400:  # as the daemon's intervals.plan_s
         raise ReplayInputError("--tick must be from 1 to 86400 seconds")
-    if not (0 < inputs.truth_factor < math.inf and 0 <= inputs.duration_noise < math.inf):
-        raise ReplayInputError("--truth-factor must be > 0 and --duration-noise >= 0")
+    # bounded so that a run's simulated length stays a time (1e300 overflowed the clock)
+    if not (0 < inputs.truth_factor <= 100 and 0 <= inputs.duration_noise <= 3):
+        raise ReplayInputError("--truth-factor must be > 0 and <= 100, --duration-noise 0 to 3")
     cluster: Cluster = load_cluster(inputs.cluster)
     signals = ReplaySignals(
         [read_intensity(p) for p in inputs.intensity], cluster.zones(), inputs.forecaster

@@ -70,12 +70,26 @@ class WorkloadOptions:
                 raise ReplayInputError(f"--{name} is out of range")
 
 
+MAX_TILED_REQUESTS = 20_000_000  # ~25x a week of Azure's conversation trace at time scale 1
+
+
 def tile(trace: RequestTrace, span_s: float, time_scale: float) -> RequestTrace:
-    """The trace scaled by ``time_scale`` and repeated back to back over ``[0, span_s)``."""
+    """The trace scaled by ``time_scale`` and repeated back to back over ``[0, span_s)``.
+
+    Raises:
+        ReplayInputError: the tiled trace would hold more than :data:`MAX_TILED_REQUESTS`
+            requests (a tiny ``--time-scale`` asked for hundreds of GiB).
+    """
     offsets = trace.offset_s * time_scale
     gap = offsets[-1] / max(len(offsets) - 1, 1) if len(offsets) > 1 else 1.0
     period = max(offsets[-1] + gap, 1e-3)
     copies = max(1, math.ceil(span_s / period))
+    if copies * len(offsets) > MAX_TILED_REQUESTS:
+        raise ReplayInputError(
+            f"--time-scale {time_scale:g}: the trace repeated over the span would hold "
+            f"{copies * len(offsets):,} requests (at most {MAX_TILED_REQUESTS:,}); "
+            "raise --time-scale or shorten --days"
+        )
     shifts = period * np.arange(copies, dtype=np.float64)
     tiled = (offsets[None, :] + shifts[:, None]).ravel()
     keep = tiled < span_s

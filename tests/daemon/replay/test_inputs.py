@@ -90,6 +90,16 @@ def test_tiling_and_stretching(span_s: float, scale: float, expected: list[float
     assert tiled.offset_s.tolist() == pytest.approx(expected)
 
 
+def test_a_time_scale_that_would_tile_past_memory_is_refused() -> None:
+    """`--time-scale 1e-12` used to ask NumPy for 623 GiB (a MemoryError traceback)."""
+    from daemon.replay.traces import RequestTrace
+
+    rows = [(0.0, 1, 1, 1), (10.0, 2, 2, 1), (20.0, 3, 3, 1)]
+    with pytest.raises(ReplayInputError, match=r"--time-scale 1e-12: .* requests \(at most"):
+        tile(RequestTrace.from_rows("t", rows), 7 * 86_400.0, 1e-12)
+    assert len(tile(RequestTrace.from_rows("t", rows), 7 * 86_400.0, 1.0)) == 3 * 20_160
+
+
 def test_batching_slack_and_homes(tmp_path: Path, cluster_file: Path) -> None:
     path = write_azure(tmp_path / "t.csv", [(i * 10.0, 100 + i, 10) for i in range(10)])
     cluster = load_cluster(cluster_file)
@@ -208,7 +218,9 @@ def test_real_traces(shared_data: Path, path: str, fmt: str, requests: int, span
     [("days", float("nan"), "--days"), ("days", 0.0, "--days"), ("tick_s", float("nan"), "--tick"),
      ("tick_s", 10**15, "--tick"),
      ("truth_factor", float("nan"), "--truth-factor"),
-     ("duration_noise", float("nan"), "--duration-noise")],
+     ("duration_noise", float("nan"), "--duration-noise"),
+     # a run's simulated length past what a clock holds (an OverflowError traceback)
+     ("truth_factor", 1e300, "--truth-factor"), ("duration_noise", 1e9, "--duration-noise")],
 )  # fmt: skip
 def test_a_nan_or_empty_span_is_refused_before_any_input_is_read(
     tmp_path: Path, field: str, value: float, message: str
