@@ -197,10 +197,15 @@ def _open(args: argparse.Namespace) -> Ledger:
     return open_ledger(settings_from(args).state_dir)
 
 
+_SQLITE_MAX_INT = 2**63 - 1
+
+
 def _jobs(args: argparse.Namespace) -> int:
     for flag, value in (("--limit", args.limit), ("--offset", args.offset)):
         if value is not None and value < 0:
             raise UsageError(f"{flag} must not be negative")
+        if value is not None and value > _SQLITE_MAX_INT:  # SQLite's integers are 64-bit
+            setattr(args, flag[2:], _SQLITE_MAX_INT)  # as many as there are: all, or none
     states = [s for s in args.state or () if s != REJECTED]
     if args.state and len(states) < len(args.state):
         _rejected(args, show_jobs=bool(states))
@@ -230,8 +235,10 @@ def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) 
     shown = {s: n for s, n in counts.items() if not states or s in states}
     total = sum(shown.values())
     by_state = ", ".join(f"{s} {n:,}" for s, n in sorted(shown.items()))
-    first = offset + 1 if rows else offset
-    print(f"jobs {first:,}-{offset + len(rows):,} of {total:,} ({by_state or 'none'})")
+    if rows:
+        print(f"jobs {offset + 1:,}-{offset + len(rows):,} of {total:,} ({by_state or 'none'})")
+    else:  # an empty ledger, or an offset past the last job
+        print(f"no jobs from --offset {offset:,}: {total:,} in all ({by_state or 'none'})")
     if offset + len(rows) < total:
         print(f"more: --offset {offset + len(rows)} (--limit N for a bigger page, --json for all)")
     print(_grams_line(ledger.grams_totals(states)))

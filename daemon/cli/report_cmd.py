@@ -59,7 +59,10 @@ def parse_when(text: str, now: datetime, flag: str) -> datetime:
     """
     match = _RELATIVE.match(text.strip())
     if match:
-        return now - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+        try:
+            return now - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+        except OverflowError:  # before year 1
+            raise UsageError(f"{flag} {text!r}: further back than any date") from None
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

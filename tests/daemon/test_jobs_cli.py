@@ -398,3 +398,12 @@ def test_jobs_shows_a_page_with_totals_and_streams_json(
     assert json.loads(out) == []
     code, _, err = _run(capsys, "jobs", *state, "--offset", "-1")
     assert code == 2 and "negative" in err
+    code, out, _ = _run(capsys, "jobs", *state, "--offset", "500")
+    assert code == 0 and "no jobs from --offset 500: 120 in all (queued 120)" in out
+    huge = str(10**21)  # past SQLite's 64-bit integers: an OverflowError traceback before
+    code, out, _ = _run(capsys, "jobs", *state, "--limit", huge)
+    assert code == 0 and "jobs 1-120 of 120" in out
+    code, out, _ = _run(capsys, "jobs", *state, "--offset", huge)
+    assert code == 0 and "no jobs from --offset" in out
+    code, out, _ = _run(capsys, "jobs", *state, "--json", "--limit", huge, "--offset", "118")
+    assert [row["job_id"] for row in json.loads(out)] == ["j118", "j119"]

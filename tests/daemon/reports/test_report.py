@@ -84,7 +84,8 @@ def test_other_formats_carry_the_same_rows(demo_state: Path, carbond: Run, fmt: 
 @pytest.mark.parametrize(
     ("args", "message"),
     [(("--since", "yesterday"), "--since 'yesterday'"),
-     (("--since", "2026-03-02", "--until", "2026-03-01"), "is not after")],
+     (("--since", "2026-03-02", "--until", "2026-03-01"), "is not after"),
+     (("--since=-1000000000d",), "further back than any date")],  # an OverflowError before
 )  # fmt: skip
 def test_bad_periods_are_usage_errors(
     demo_state: Path, carbond: Run, args: tuple[str, ...], message: str
