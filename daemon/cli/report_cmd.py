@@ -104,7 +104,10 @@ def _report(args: argparse.Namespace) -> int:
         if args.plot is not None:
             from daemon.reports.plots import plot_report
 
-            plot_report(ledger, lines, args.plot)
+            try:
+                plot_report(ledger, lines, args.plot)
+            except OSError as exc:  # as --output: name the file
+                raise DaemonError(f"{args.plot}: cannot write: {exc.strerror or exc}") from exc
             print(f"wrote {args.plot}", file=sys.stderr)
     _emit(text, args.output)
     return 0

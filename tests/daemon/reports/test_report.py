@@ -91,3 +91,12 @@ def test_bad_periods_are_usage_errors(
     demo_state: Path, carbond: Run, args: tuple[str, ...], message: str
 ) -> None:
     assert message in carbond("report", "--state-dir", str(demo_state), *args, code=2)
+
+
+@pytest.mark.parametrize("flag", ["--plot", "--output"])
+def test_a_file_that_cannot_be_written_is_named(
+    demo_state: Path, carbond: Run, tmp_path: Path, flag: str
+) -> None:
+    target = tmp_path / "missing-dir" / "report.png"
+    err = carbond("report", "--state-dir", str(demo_state), flag, str(target), code=1)
+    assert f"{target}: cannot write: No such file or directory" in err
