@@ -262,6 +262,16 @@ def _quiet_logs() -> None:
     structlog.configure(cache_logger_on_first_use=False)
 
 
+def _print_notes(setup: ReplaySetup, shown: set[str] | None = None) -> None:
+    """The input files' problems that the replay worked around, on stderr (JSON stays clean),
+    each once (``shown``: those printed before)."""
+    shown = set() if shown is None else shown
+    for note in setup.notes:
+        if note not in shown:
+            print(f"carbond: note: {note}", file=sys.stderr)
+            shown.add(note)
+
+
 def _replay(args: argparse.Namespace) -> int:
     _quiet_logs()
     inputs = _inputs(args)
@@ -269,8 +279,10 @@ def _replay(args: argparse.Namespace) -> int:
     _check(specs)
     slacks = [parse_duration_s(s) for s in args.slack.split(",")]
     rows: list[dict[str, Any]] = []
+    shown: set[str] = set()  # the same files for every slack: each note once
     for slack_s in slacks:
         setup = load_setup(inputs, slack_s)
+        _print_notes(setup, shown)
         label = f"slack {slack_s / 3600:g} h"
         solving = [name for name, asked in (("--bound", args.bound), ("--optimum", args.optimum))
                    if asked]  # fmt: skip
@@ -361,6 +373,7 @@ def _tune(args: argparse.Namespace) -> int:
     base = parse_policies(args.policy)[0]
     grid = parse_grid(args.grid) if args.grid else [{}]
     setup = load_setup(_inputs(args), parse_duration_s(args.slack))
+    _print_notes(setup)
     specs = [PolicySpec("run-now", {})]
     specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
     _check(specs)

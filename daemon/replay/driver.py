@@ -60,6 +60,7 @@ class ReplaySetup:
     truth_factor: float = 1.0  # true run time / estimate
     duration_noise: float = 0.0  # log-normal sigma of per-job run-time error
     plan_window: int = 1_000  # the daemon's `[policy] plan_window`: waiting jobs planned per round
+    notes: tuple[str, ...] = ()  # data problems in the input files that were worked around
 
     @property
     def ticks(self) -> int:

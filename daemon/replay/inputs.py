@@ -160,8 +160,9 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     if not (0 < inputs.truth_factor <= 100 and 0 <= inputs.duration_noise <= 3):
         raise ReplayInputError("--truth-factor must be > 0 and <= 100, --duration-noise 0 to 3")
     cluster: Cluster = load_cluster(inputs.cluster)
+    notes: list[str] = []
     signals = ReplaySignals(
-        [read_intensity(p) for p in inputs.intensity], cluster.zones(), inputs.forecaster
+        [read_intensity(p, notes) for p in inputs.intensity], cluster.zones(), inputs.forecaster
     )
     end = inputs.start + timedelta(days=inputs.days)
     signals.covers(inputs.start, end)
@@ -175,9 +176,11 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
         jobs.sort(key=lambda job: (job.submitted_at, job.job_id))
     else:
         traces = [read_requests(path, inputs.jobs_format) for path in inputs.jobs]
+        notes += [note for trace in traces for note in trace.notes]
         regions = [(r.name, r.gpu_count) for r in cluster.regions]
         jobs = build_jobs(traces, options, regions, cluster.gpu_types())
     return ReplaySetup(
         tuple(jobs), cluster, signals, inputs.start, end, inputs.tick_s,
         truth_factor=inputs.truth_factor, duration_noise=inputs.duration_noise,
+        notes=tuple(notes),
     )  # fmt: skip

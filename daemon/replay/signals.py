@@ -47,16 +47,21 @@ class ZoneSeries:
     upper_g_per_kwh: FloatArray | None = None
 
 
-def read_intensity(path: Path) -> dict[str, IntensitySeries]:
-    """Series per zone from an intensity CSV (any format :func:`forecasts.read_trace` knows).
+def read_intensity(path: Path, notes: list[str] | None = None) -> dict[str, IntensitySeries]:
+    """Series per zone from an intensity CSV (any format :func:`forecasts.read_trace` knows);
+    the data problems it found and worked around (bad rows skipped, gaps filled) are added to
+    ``notes``.
 
     Raises:
         ReplayInputError: unreadable file or bad content (the message names file and line).
     """
     try:
-        return dict(read_trace(path, fill=True).series)
+        read = read_trace(path, fill=True)
     except ForecastsError as exc:
         raise ReplayInputError(str(exc)) from exc
+    if notes is not None:
+        notes.extend(str(issue) for issue in read.issues)
+    return dict(read.series)
 
 
 class ReplaySignals:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
@@ -50,6 +51,7 @@ class RequestTrace:
     output_tokens: IntArray
     requests: IntArray
     prebatched: bool = False
+    notes: tuple[str, ...] = ()  # the bad rows skipped (file:line: why), as read_requests says
 
     def __len__(self) -> int:
         return len(self.offset_s)
@@ -93,6 +95,7 @@ class RequestTrace:
             np.concatenate((self.output_tokens, other.output_tokens))[order],
             np.concatenate((self.requests, other.requests))[order],
             self.prebatched and other.prebatched,
+            self.notes + other.notes,
         )
 
 
@@ -117,7 +120,11 @@ def _azure_time(value: str, where: str) -> float:
     return base.timestamp() + fraction
 
 
-def _read_azure(path: Path) -> Iterator[tuple[float, int, int, int]]:
+Row = tuple[float, int, int, int]  # arrival (s), input tokens, output tokens, requests
+Skip = Callable[[ReplayInputError], None]  # a bad row's error, the row left out
+
+
+def _read_azure(path: Path, skip: Skip) -> Iterator[Row]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
@@ -125,27 +132,39 @@ def _read_azure(path: Path) -> Iterator[tuple[float, int, int, int]]:
             raise ReplayInputError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
         for line, row in enumerate(reader, start=2):
             where = f"{path}:{line}"
-            yield (
-                _azure_time(row["TIMESTAMP"], where),
-                _tokens(row["ContextTokens"], where, "ContextTokens"),
-                _tokens(row["GeneratedTokens"], where, "GeneratedTokens"),
-                1,
-            )
+            try:
+                cells = sum(value is not None for value in row.values())
+                if cells < 3:  # a short row: csv fills the missing columns with None
+                    raise ReplayInputError(f"{where}: {cells} of the 3 columns")
+                yield (
+                    _azure_time(row["TIMESTAMP"], where),
+                    _tokens(row["ContextTokens"], where, "ContextTokens"),
+                    _tokens(row["GeneratedTokens"], where, "GeneratedTokens"),
+                    1,
+                )
+            except ReplayInputError as bad:
+                skip(bad)
 
 
-def _json_lines(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
+def _json_lines(
+    path: Path, skip: Skip, parse: Callable[[dict[str, object], str], Row]
+) -> Iterator[Row]:
+    """``parse(obj, where)`` of each line's JSON object; a bad line is skipped."""
     with path.open(encoding="utf-8") as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
             where = f"{path}:{line}"
             try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ReplayInputError(f"{where}: not JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise ReplayInputError(f"{where}: expected a JSON object")
-            yield where, obj
+                try:
+                    obj = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ReplayInputError(f"{where}: not JSON ({exc.msg})") from exc
+                if not isinstance(obj, dict):
+                    raise ReplayInputError(f"{where}: expected a JSON object")
+                yield parse(obj, where)
+            except ReplayInputError as bad:
+                skip(bad)
 
 
 def _field(obj: dict[str, object], name: str, where: str) -> object:
@@ -155,21 +174,26 @@ def _field(obj: dict[str, object], name: str, where: str) -> object:
         raise ReplayInputError(f"{where}: missing field {name!r}") from None
 
 
-def _read_mooncake(path: Path) -> Iterator[tuple[float, int, int, int]]:
-    for where, obj in _json_lines(path):
-        stamp = _field(obj, "timestamp", where)
-        if not isinstance(stamp, int | float) or isinstance(stamp, bool):
-            raise ReplayInputError(f"{where}: timestamp must be a number of ms, got {stamp!r}")
-        yield (
-            float(stamp) / 1000.0,
-            _tokens(_field(obj, "input_length", where), where, "input_length"),
-            _tokens(_field(obj, "output_length", where), where, "output_length"),
-            1,
-        )
+def _mooncake_row(obj: dict[str, object], where: str) -> Row:
+    stamp = _field(obj, "timestamp", where)
+    if not isinstance(stamp, int | float) or isinstance(stamp, bool) or not math.isfinite(stamp):
+        raise ReplayInputError(f"{where}: timestamp must be a number of ms, got {stamp!r}")
+    return (
+        float(stamp) / 1000.0,
+        _tokens(_field(obj, "input_length", where), where, "input_length"),
+        _tokens(_field(obj, "output_length", where), where, "output_length"),
+        1,
+    )
+
+
+def _read_mooncake(path: Path, skip: Skip) -> Iterator[Row]:
+    return _json_lines(path, skip, _mooncake_row)
 
 
 def _carbond_time(value: object, where: str) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ReplayInputError(f"{where}: arrival is not RFC 3339 or seconds: {value!r}")
         return float(value)
     try:
         parsed = datetime.fromisoformat(str(value))
@@ -180,40 +204,62 @@ def _carbond_time(value: object, where: str) -> float:
     return parsed.timestamp()
 
 
-def _read_carbond(path: Path) -> Iterator[tuple[float, int, int, int]]:
-    for where, obj in _json_lines(path):
-        arrival = _carbond_time(_field(obj, "arrival", where), where)
-        n_in = _tokens(_field(obj, "input_tokens", where), where, "input_tokens")
-        n_out = _tokens(_field(obj, "output_tokens", where), where, "output_tokens")
-        requests = _tokens(obj.get("requests", 1), where, "requests")
-        if requests < 1:
-            raise ReplayInputError(f"{where}: requests must be >= 1, got {requests}")
-        yield arrival, n_in, n_out, requests
+def _carbond_row(obj: dict[str, object], where: str) -> Row:
+    arrival = _carbond_time(_field(obj, "arrival", where), where)
+    n_in = _tokens(_field(obj, "input_tokens", where), where, "input_tokens")
+    n_out = _tokens(_field(obj, "output_tokens", where), where, "output_tokens")
+    requests = _tokens(obj.get("requests", 1), where, "requests")
+    if requests < 1:
+        raise ReplayInputError(f"{where}: requests must be >= 1, got {requests}")
+    return arrival, n_in, n_out, requests
 
 
-_READERS: Final[dict[str, Callable[[Path], Iterator[tuple[float, int, int, int]]]]] = {
+def _read_carbond(path: Path, skip: Skip) -> Iterator[Row]:
+    return _json_lines(path, skip, _carbond_row)
+
+
+_READERS: Final[dict[str, Callable[[Path, Skip], Iterator[Row]]]] = {
     "azure": _read_azure,
     "mooncake": _read_mooncake,
     "carbond": _read_carbond,
 }
 
 
+MAX_SKIPPED_LISTED = 10  # bad rows named one by one in the notes; the rest are counted
+
+
 def read_requests(path: Path, fmt: str) -> RequestTrace:
     """Read the request trace at ``path`` in format ``fmt`` (see the module docstring).
 
+    A bad row (a field that is not a number or a time, a negative count, a line that is not
+    a JSON object) is left out and named in the trace's ``notes`` (``file:line: why; row
+    skipped``, the first :data:`MAX_SKIPPED_LISTED`, then how many more): the rest of the trace
+    is read, as the intensity traces are.
+
     Raises:
-        ReplayInputError: an unknown format, or a bad line (named by file and line number).
-        ReplayError: the file cannot be read.
+        ReplayInputError: an unknown format, a missing column, a file that cannot be read or
+            is not UTF-8, or no good row at all (named by file, and line where there is one).
     """
     try:
         reader = _READERS[fmt]
     except KeyError:
         known = ", ".join(TRACE_FORMATS)
         raise ReplayInputError(f"unknown jobs format {fmt!r} (known: {known})") from None
+    skipped: list[str] = []
+
+    def skip(bad: ReplayInputError) -> None:
+        skipped.append(f"{bad}; row skipped")
+
     try:
-        rows = list(reader(path))
+        rows = list(reader(path, skip))
     except OSError as exc:
         raise ReplayInputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
         raise ReplayInputError(f"{path}: not UTF-8 text") from exc
-    return RequestTrace.from_rows(str(path), rows, prebatched=fmt == "carbond")
+    if not rows and skipped:
+        raise ReplayInputError(f"{path}: no good row ({len(skipped)} bad; {skipped[0]})")
+    notes = skipped[:MAX_SKIPPED_LISTED]
+    if len(skipped) > MAX_SKIPPED_LISTED:
+        notes.append(f"{path}: {len(skipped) - MAX_SKIPPED_LISTED} more bad rows skipped")
+    trace = RequestTrace.from_rows(str(path), rows, prebatched=fmt == "carbond")
+    return replace(trace, notes=tuple(notes))

@@ -18,7 +18,7 @@ from daemon.replay.workload import WorkloadOptions, build_jobs, tile
 from policies import Device
 from policies.candidates import estimate_on
 from policies.footprint import estimate, get_runtime
-from tests.daemon.replay.conftest import START, write_azure
+from tests.daemon.replay.conftest import START, write_azure, write_intensity
 
 
 def test_azure_trace_is_read_in_arrival_order(tmp_path: Path) -> None:
@@ -49,12 +49,67 @@ def test_mooncake_and_carbond_lines(tmp_path: Path) -> None:
     assert trace.offset_s.tolist() == [0.0, 600.0]
 
 
+_GOOD = "2023-11-16 18:15:46.0000000"
+_BAD_AZURE_ROWS = [  # (row, what its note says)
+    ("yesterday,1,2", "TIMESTAMP is not a time: 'yesterday'"),
+    (f"{_GOOD},abc,2", "ContextTokens is not an integer: 'abc'"),
+    (f"{_GOOD},1e999,2", "ContextTokens is not an integer: '1e999'"),
+    (f"{_GOOD},-3,2", "ContextTokens must be >= 0, got -3"),
+    (f"{_GOOD},5", "2 of the 3 columns"),
+]
+
+
+def test_bad_rows_are_skipped_and_named_the_rest_is_read(tmp_path: Path) -> None:
+    """A bad row among good ones costs that row, not the trace (as intensity traces)."""
+    lines = ["TIMESTAMP,ContextTokens,GeneratedTokens", f"{_GOOD},100,10"]
+    for k, (row, _) in enumerate(_BAD_AZURE_ROWS):
+        lines += [row, f"2023-11-16 18:16:{k:02d}.0000000,{200 + k},20"]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    trace = read_requests(path, "azure")
+    assert trace.input_tokens.tolist() == [100, 200, 201, 202, 203, 204]
+    assert trace.notes == tuple(
+        f"{path}:{3 + 2 * k}: {why}; row skipped" for k, (_, why) in enumerate(_BAD_AZURE_ROWS)
+    )
+    moon = tmp_path / "m.jsonl"
+    moon.write_text('{"timestamp": 0, "input_length": 9, "output_length": 3}\n[1]\n{bad\n'
+                    '{"timestamp": Infinity, "input_length": 1, "output_length": 1}\n',
+                    encoding="utf-8")  # fmt: skip
+    trace = read_requests(moon, "mooncake")
+    assert len(trace) == 1 and [n.split(": ", 1)[1] for n in trace.notes] == [
+        "expected a JSON object; row skipped", "not JSON (Expecting property name enclosed in "
+        "double quotes); row skipped", "timestamp must be a number of ms, got inf; row skipped"
+    ]  # fmt: skip
+
+
+def test_an_intensity_files_skipped_rows_become_notes(tmp_path: Path) -> None:
+    path = write_intensity(tmp_path / "qc.csv", "CA-QC", [30.0] * 48, START)
+    path.write_text(path.read_text(encoding="utf-8") + "garbage,X,X,CA-QC,5\n", encoding="utf-8")
+    notes: list[str] = []
+    series = read_intensity(path, notes)
+    assert set(series) == {"CA-QC"} and len(series["CA-QC"].values_g_per_kwh) >= 48
+    assert len(notes) == 1 and f"{path}:50" in notes[0] and "row skipped" in notes[0]
+    clean: list[str] = []
+    read_intensity(write_intensity(tmp_path / "ok.csv", "CA-QC", [30.0] * 48, START), clean)
+    assert clean == []
+
+
+def test_past_ten_bad_rows_the_rest_are_counted(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + f"{_GOOD},1,1\n"
+                    + "x,1,1\n" * 25, encoding="utf-8")  # fmt: skip
+    notes = read_requests(path, "azure").notes
+    assert len(notes) == 11 and notes[-1] == f"{path}: 15 more bad rows skipped"
+
+
 @pytest.mark.parametrize(
     ("fmt", "text", "message"),
     [
         ("azure", "TIMESTAMP,ContextTokens\n", "missing column"),
-        ("azure", "TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,2\n", ":2: TIMESTAMP"),
+        ("azure", "TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,2\n",
+         r"no good row \(1 bad; .*:2: TIMESTAMP"),
         ("azure", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,-1,2\n", ">= 0"),
+        ("azure", "TIMESTAMP,ContextTokens,GeneratedTokens\n", "no requests"),
         ("mooncake", '{"timestamp": 0, "input_length": 1}\n', "output_length"),
         ("mooncake", "{not json\n", ":1: not JSON"),
         ("carbond", '{"arrival": "2023-06-05T00:00:00", "input_tokens": 1, '

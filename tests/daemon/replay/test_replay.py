@@ -106,6 +106,33 @@ def test_replay_cli_json_and_outputs(
     assert (out / "slack_0h" / "cumulative.png").stat().st_size > 1000
 
 
+def test_a_bad_trace_row_is_a_note_on_stderr_and_the_json_stays_clean(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A bad row used to stop the whole replay; now it is skipped and named, once for all the
+    slacks, and the replay runs the other rows."""
+    damaged = tmp_path / "damaged.csv"
+    damaged.write_text(trace.read_text(encoding="utf-8") + "not a time,1,1\n", encoding="utf-8")
+    lines = len(damaged.read_text(encoding="utf-8").splitlines())
+    outputs = []
+    for path in (trace, damaged):
+        argv = ["replay", "--jobs", str(path), "--jobs-format", "azure", "--cluster",
+                str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "0,2h",
+                "--policy", "run-now", "--model", "llama-1b", "--requests-per-job", "64",
+                "--tick", "300", "--json"]  # fmt: skip
+        for intensity in intensity_files:
+            argv += ["--intensity", str(intensity)]
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        outputs.append((json.loads(captured.out), captured.err))
+    (clean, clean_err), (rows, err) = outputs
+    assert "carbond: note:" not in clean_err
+    note = f"carbond: note: {damaged}:{lines}: TIMESTAMP is not a time: 'not a time'; row skipped"
+    assert err.count(note) == 1
+    assert [r["jobs"] for r in rows] == [r["jobs"] for r in clean]
+
+
 def test_tune_marks_the_pareto_front(
     trace: Path, cluster_file: Path, intensity_files: list[Path],
     capsys: pytest.CaptureFixture[str],
