@@ -34,7 +34,7 @@ class HeldJobs:
     def __init__(self, ledger: Ledger, executors: Mapping[str, Executor]) -> None:
         self._ledger = ledger
         self._executors = executors
-        self._held: dict[str, tuple[str, datetime, tuple[str, ...]]] = {}  # job -> plan handed
+        self._held: dict[str, tuple[str, datetime | None, tuple[str, ...]]] = {}  # plan handed
         self.active = any(isinstance(e, Reserving) for e in executors.values())
 
     def forget(self, job_id: str) -> None:
@@ -59,7 +59,10 @@ class HeldJobs:
         if decision.action != "hold" or chosen is None or not isinstance(executor, Reserving):
             self.withdraw(job.job_id, now)
             return
-        key = (executor.name, chosen.start, chosen.device_ids)
+        # A plan to start now (its devices are not free yet) is held from the first such
+        # round: "now" moves every round, and moving the job to each new now would be two
+        # scheduler commands a round for nothing (as daemon.planning.decision_key).
+        key = (executor.name, None if chosen.start <= now else chosen.start, chosen.device_ids)
         known = set(chosen.device_ids) <= by_device.keys()
         if self._held.get(job.job_id) == key or not known:
             return

@@ -1,0 +1,77 @@
+"""Plans handed to a reserving executor (Slurm): a job is moved there only when its plan
+moves, and a plan to start *now* (its devices not free yet) is not a new plan every round."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from daemon.executors.base import Held, LaunchSpec, RunHandle
+from daemon.executors.held import HeldJobs
+from daemon.inventory import InventoryGpu
+from daemon.ledger import Ledger
+from policies import Alternative, Decision, Device
+from policies.footprint import DEFAULT_GPU_CATALOG
+from tests.daemon.helpers import job_request
+
+T0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+class _Reserving:
+    """Records every hand-over; its scheduler never starts a job on its own."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.holds: list[tuple[datetime, tuple[str, ...]]] = []
+
+    def hold(self, spec: LaunchSpec, start: datetime, token: str, now: datetime) -> Held:
+        self.holds.append((start, spec.device_ids))
+        return Held(f"t{len(self.holds)}")
+
+    def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
+        raise AssertionError("not released here")
+
+    def withdraw(self, job_id: str, token: str, now: datetime) -> datetime | None:
+        return None
+
+
+def _hold(start: datetime, device: str) -> Decision:
+    region = device.split("/", maxsplit=1)[0]
+    plan = Alternative((device,), region, "T4", start, 60.0, 3.6e5, 30.0, 3.0, 1.0)
+    return Decision("j", "hold", "hold: planned", "carbon-window", plan)
+
+
+def test_a_plan_to_start_now_is_handed_over_once_not_every_round(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            ledger.add_job(job_request("j", T0), 0, 0, "queue.jsonl:1", T0)
+        executor = _Reserving()
+        held = HeldJobs(ledger, {"fake": executor})  # type: ignore[dict-item]
+        t4 = DEFAULT_GPU_CATALOG.get("T4")
+        by_device = {
+            d: InventoryGpu(Device(d, d.split("/")[0], "CA-QC", t4), k, "fake")
+            for k, d in enumerate(("qc/0", "qc/1"))
+        }
+
+        def spec_for(job: Any, chosen: Alternative, indices: tuple[int, ...]) -> LaunchSpec:
+            return LaunchSpec(job_id="j", argv=("true",), uid=0, gid=0, gpu_indices=indices,
+                              log_dir=tmp_path, expected_duration_s=60.0, region="qc",
+                              device_ids=chosen.device_ids, name="j")  # fmt: skip
+
+        later = T0 + timedelta(hours=2)
+        rounds = [  # (now, the plan's start, its device)
+            (T0, T0, "qc/0"), (T0 + timedelta(minutes=1), T0 + timedelta(minutes=1), "qc/0"),
+            (T0 + timedelta(minutes=2), T0 + timedelta(minutes=2), "qc/0"),  # still waiting
+            (T0 + timedelta(minutes=3), T0 + timedelta(minutes=3), "qc/1"),  # another GPU
+            (T0 + timedelta(minutes=4), later, "qc/1"),  # a plan for later
+            (T0 + timedelta(minutes=5), later, "qc/1"),  # the same plan
+            (T0 + timedelta(minutes=6), T0 + timedelta(minutes=6), "qc/1"),  # now again
+        ]  # fmt: skip
+        for now, start, device in rounds:
+            held.keep(ledger.job("j"), _hold(start, device), by_device, spec_for, now)
+        assert executor.holds == [
+            (T0, ("qc/0",)), (T0 + timedelta(minutes=3), ("qc/1",)), (later, ("qc/1",)),
+            (T0 + timedelta(minutes=6), ("qc/1",)),
+        ]  # fmt: skip
