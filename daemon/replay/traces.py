@@ -156,12 +156,14 @@ def _json_lines(
                 continue
             where = f"{path}:{line}"
             try:
-                try:
-                    obj = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise ReplayInputError(f"{where}: not JSON ({exc.msg})") from exc
-                if not isinstance(obj, dict):
-                    raise ReplayInputError(f"{where}: expected a JSON object")
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                skip(ReplayInputError(f"{where}: not JSON ({exc.msg})"))
+                continue
+            if not isinstance(obj, dict):
+                skip(ReplayInputError(f"{where}: expected a JSON object"))
+                continue
+            try:
                 yield parse(obj, where)
             except ReplayInputError as bad:
                 skip(bad)
