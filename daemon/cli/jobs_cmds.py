@@ -200,12 +200,17 @@ def _open(args: argparse.Namespace) -> Ledger:
 _SQLITE_MAX_INT = 2**63 - 1
 
 
+def _count(flag: str, value: int) -> int:
+    """A ``--limit`` or ``--offset``: not negative; past SQLite's 64-bit integers it means
+    as many as there are (all, or none past the end)."""
+    if value < 0:
+        raise UsageError(f"{flag} must not be negative")
+    return min(value, _SQLITE_MAX_INT)
+
+
 def _jobs(args: argparse.Namespace) -> int:
-    for flag, value in (("--limit", args.limit), ("--offset", args.offset)):
-        if value is not None and value < 0:
-            raise UsageError(f"{flag} must not be negative")
-        if value is not None and value > _SQLITE_MAX_INT:  # SQLite's integers are 64-bit
-            setattr(args, flag[2:], _SQLITE_MAX_INT)  # as many as there are: all, or none
+    limit = None if args.limit is None else _count("--limit", args.limit)
+    offset = _count("--offset", args.offset)
     states = [s for s in args.state or () if s != REJECTED]
     if args.state and len(states) < len(args.state):
         _rejected(args, show_jobs=bool(states))
@@ -213,9 +218,9 @@ def _jobs(args: argparse.Namespace) -> int:
             return 0
     with _open(args) as ledger:
         if args.json:
-            _stream_json(ledger, states, args.limit, args.offset)
+            _stream_json(ledger, states, limit, offset)
         else:
-            _print_page(ledger, states, args.limit or PAGE, args.offset)
+            _print_page(ledger, states, limit or PAGE, offset)
     return 0
 
 
