@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.context import number_within
 from daemon.cli.output import print_json, print_table
 from daemon.demo import DEMO_REGIONS, DEMO_START, DemoResult, run_demo
 from daemon.logs import configure_logging
 from policies import get_policy
 
 __all__ = ["print_demo", "register"]
+
+
+# With 0 the simulated clock would never move on; a microsecond tick would take ~10^11 ticks.
+_TICK_S = number_within(1, 86_400, "a number of seconds")
 
 
 def register(subparsers: Any) -> None:
@@ -33,23 +37,11 @@ def register(subparsers: Any) -> None:
     )
     demo.add_argument("--policy", default="carbon-window", help="planner (default carbon-window)")
     demo.add_argument(
-        "--tick-s", type=_tick_s, default=300.0, help="simulated seconds per tick (default 300)"
+        "--tick-s", type=_TICK_S, default=300.0, help="simulated seconds per tick (default 300)"
     )
     demo.add_argument("--verbose", action="store_true", help="show the daemon's log events")
     demo.add_argument("--json", action="store_true", help="print JSON, not tables")
     demo.set_defaults(func=_demo)
-
-
-def _tick_s(text: str) -> float:
-    """Seconds from 1 to 86400: with 0 the simulated clock would never move on, and a tick of
-    a microsecond would take ~10^11 ticks to cover the demo's day."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 1 <= value <= 86_400:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds from 1 to 86400")
-    return value
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.context import add_common_options, settings_from
+from daemon.cli.context import add_common_options, number_within, settings_from
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
 from daemon.signals import build_signal_chain
@@ -43,23 +42,7 @@ def _when(text: str) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def _within(low: float, high: float) -> Callable[[str], float]:
-    """An argument type: a number from ``low`` to ``high`` (NaN and inf refused: a forecast
-    of 10^9 hours, or a step or spacing of 10^-9, would run without end)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from e
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}: {text!r}")
-        return value
-
-    return parse
-
-
-_HOURS = _within(0.01, 720)  # a forecast horizon: at most 30 days, as [intensity] horizon_s
+_HOURS = number_within(0.01, 720)  # a forecast horizon: at most 30 days, as [intensity] horizon_s
 
 
 def register(subparsers: Any) -> None:
@@ -71,7 +54,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--step-minutes",
-        type=_within(1, 1440),
+        type=number_within(1, 1440),
         default=60.0,
         metavar="MIN",
         help="forecast step (1 to 1440)",
@@ -102,7 +85,7 @@ def register(subparsers: Any) -> None:
     b.add_argument("--horizon-hours", type=_HOURS, default=48.0, metavar="H", help="default 48")
     b.add_argument(
         "--every-hours",
-        type=_within(0.25, 8760),
+        type=number_within(0.25, 8760),
         default=6.0,
         metavar="H",
         help="between issues (6)",
