@@ -22,6 +22,7 @@ __all__ = [
     "DecisionKey",
     "Seen",
     "build_policy",
+    "compared_start",
     "decision_key",
     "job_spec",
     "record_decision",
@@ -224,18 +225,24 @@ def record_decisions(
     return fresh
 
 
+def compared_start(action: str, start: datetime | None, decided_at: datetime) -> datetime | None:
+    """A decision's planned start as it is compared from round to round: none for a hold
+    planned to start when it was made (its devices are not free yet, or the job waits past its
+    latest safe start). That start is each round's now, so such a job would otherwise be a new
+    decision every round for as long as it waits: a stored row (an overloaded cluster: ~80 a
+    job, `tests/daemon/test_planning.py`) and, on Slurm, a move (:mod:`daemon.executors.held`)."""
+    if action == "hold" and start is not None and start <= decided_at:
+        return None
+    return start
+
+
 def decision_key(decision: Decision, now: datetime) -> DecisionKey:
     """What a decision made at ``now`` is compared by: its action, policy, reason, devices and
-    planned start. A hold planned to start now (its devices are not free yet, or the job waits
-    past its latest safe start) has no start in its key: "now" moves every round, and such a
-    job would otherwise store a decision every round for as long as it waits (an overloaded
-    cluster: ~80 rows a job, `tests/daemon/test_planning.py`)."""
+    planned start (:func:`compared_start`)."""
     chosen = decision.chosen
     if chosen is None:
         return (decision.action, decision.policy, decision.reason, (), None)
-    start: datetime | None = chosen.start
-    if decision.action == "hold" and chosen.start <= now:
-        start = None
+    start = compared_start(decision.action, chosen.start, now)
     return (decision.action, decision.policy, decision.reason, chosen.device_ids, start)
 
 
@@ -244,9 +251,7 @@ def _is_new(ledger: Ledger, job_id: str, key: DecisionKey) -> bool:
     previous = ledger.latest_decision(job_id, alternatives=False)  # not compared
     if previous is None:
         return True
-    start = previous.planned_start
-    if previous.action == "hold" and start is not None and start <= previous.at:
-        start = None  # planned to start when it was decided: as decision_key
+    start = compared_start(previous.action, previous.planned_start, previous.at)
     return key != (previous.action, previous.policy, previous.reason, previous.device_ids, start)
 
 

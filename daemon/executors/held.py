@@ -17,6 +17,7 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor, LaunchSpec, Reserving
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger
+from daemon.planning import compared_start
 from daemon.states import WAITING_STATES
 from policies import Alternative, Decision
 
@@ -59,10 +60,8 @@ class HeldJobs:
         if decision.action != "hold" or chosen is None or not isinstance(executor, Reserving):
             self.withdraw(job.job_id, now)
             return
-        # A plan to start now (its devices are not free yet) is held from the first such
-        # round: "now" moves every round, and moving the job to each new now would be two
-        # scheduler commands a round for nothing (as daemon.planning.decision_key).
-        key = (executor.name, None if chosen.start <= now else chosen.start, chosen.device_ids)
+        # a plan to start now stays where the first such round put it (compared_start)
+        key = (executor.name, compared_start("hold", chosen.start, now), chosen.device_ids)
         known = set(chosen.device_ids) <= by_device.keys()
         if self._held.get(job.job_id) == key or not known:
             return
