@@ -25,6 +25,16 @@ from tests.daemon.replay.conftest import replay_inputs
 POLICIES = ("run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "oracle")
 
 
+def _inputs(trace: Path, cluster_file: Path, intensity_files: list[Path]) -> list[str]:
+    """The command line's input options: the Azure trace, the cluster and the intensity files,
+    from 2023-06-05."""
+    argv = ["--jobs", str(trace), "--jobs-format", "azure", "--cluster", str(cluster_file),
+            "--start", "2023-06-05"]  # fmt: skip
+    for path in intensity_files:
+        argv += ["--intensity", str(path)]
+    return argv
+
+
 @pytest.mark.parametrize("slack", ["0", "6h"])
 def test_every_policy_meets_every_deadline(
     trace: Path, cluster_file: Path, intensity_files: list[Path], slack: str
@@ -79,13 +89,10 @@ def test_replay_cli_json_and_outputs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     out = tmp_path / "out"
-    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
-            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "0,2h",
-            "--policy", "run-now,carbon-window:herd_penalty=0.1", "--model", "llama-1b",
-            "--requests-per-job", "64", "--tick", "300", "--out", str(out), "--json",
-            "--forecaster", "seasonal-24h"]  # fmt: skip
-    for path in intensity_files:
-        argv += ["--intensity", str(path)]
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.5",
+            "--slack", "0,2h", "--policy", "run-now,carbon-window:herd_penalty=0.1",
+            "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+            "--out", str(out), "--json", "--forecaster", "seasonal-24h"]  # fmt: skip
     assert main(argv) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["slack_s"], r["policy"]) for r in rows] == [
@@ -117,12 +124,9 @@ def test_a_bad_trace_row_is_a_note_on_stderr_and_the_json_stays_clean(
     lines = len(damaged.read_text(encoding="utf-8").splitlines())
     outputs = []
     for path in (trace, damaged):
-        argv = ["replay", "--jobs", str(path), "--jobs-format", "azure", "--cluster",
-                str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "0,2h",
-                "--policy", "run-now", "--model", "llama-1b", "--requests-per-job", "64",
-                "--tick", "300", "--json"]  # fmt: skip
-        for intensity in intensity_files:
-            argv += ["--intensity", str(intensity)]
+        argv = ["replay", *_inputs(path, cluster_file, intensity_files), "--days", "0.5",
+                "--slack", "0,2h", "--policy", "run-now", "--model", "llama-1b",
+                "--requests-per-job", "64", "--tick", "300", "--json"]  # fmt: skip
         assert main(argv) == 0
         captured = capsys.readouterr()
         outputs.append((json.loads(captured.out), captured.err))
@@ -137,12 +141,9 @@ def test_tune_marks_the_pareto_front(
     trace: Path, cluster_file: Path, intensity_files: list[Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    argv = ["tune", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
-            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "4h",
-            "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+    argv = ["tune", *_inputs(trace, cluster_file, intensity_files), "--days", "0.5",
+            "--slack", "4h", "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
             "--grid", "min_saving=0,0.5", "--json"]  # fmt: skip
-    for path in intensity_files:
-        argv += ["--intensity", str(path)]
     assert main(argv) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["params"] for r in rows] == [{"min_saving": 0}, {"min_saving": 0.5}]
@@ -162,10 +163,7 @@ def test_bad_options_exit_2_with_one_line(
     trace: Path, cluster_file: Path, intensity_files: list[Path], argv_tail: list[str],
     message: str, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
-            str(cluster_file), "--start", "2023-06-05", "--days", "0.1"]  # fmt: skip
-    for path in intensity_files:
-        argv += ["--intensity", str(path)]
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.1"]
     assert main(argv + argv_tail) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
@@ -202,10 +200,7 @@ def test_a_bad_policy_parameter_is_one_error_line(
     """`replay --policy` and `tune --grid`: exit 2, one line naming the parameter, no
     traceback (a wrong type or an unknown keyword used to raise TypeError)."""
     name, grid = policy.split(":")
-    argv = ["--jobs", str(trace), "--jobs-format", "azure", "--cluster", str(cluster_file),
-            "--start", "2023-06-05", "--days", "0.1", "--model", "llama-1b"]  # fmt: skip
-    for path in intensity_files:
-        argv += ["--intensity", str(path)]
+    argv = [*_inputs(trace, cluster_file, intensity_files), "--days", "0.1", "--model", "llama-1b"]
     assert main(["replay", *argv, "--policy", policy]) == 2
     assert main(["tune", *argv, "--policy", name, "--grid", grid]) == 2
     err = capsys.readouterr().err
@@ -261,14 +256,10 @@ def test_replay_bound_is_below_every_policy_that_met_every_deadline(
     trace: Path, cluster_file: Path, intensity_files: list[Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
-            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "2h",
-            "--policy", "run-now,spatial,carbon-window,carbon-lookahead,oracle",
-            "--model", "llama-1b",
-            "--requests-per-job", "64", "--tick", "300", "--json", "--bound",
-            "--forecaster", "seasonal-24h"]  # fmt: skip
-    for path in intensity_files:
-        argv += ["--intensity", str(path)]
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.5",
+            "--slack", "2h", "--policy", "run-now,spatial,carbon-window,carbon-lookahead,oracle",
+            "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300", "--json",
+            "--bound", "--forecaster", "seasonal-24h"]  # fmt: skip
     assert main(argv) == 0
     rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
     bound = rows.pop("lp-bound")
@@ -294,13 +285,10 @@ def test_replay_optimum_lies_between_the_bound_and_every_policy(
     """Policies start on the 300 s ticks, so each schedule is one the MIP (starts every 300 s)
     could have chosen: the LP bound <= the MIP optimum <= every policy that met every deadline;
     with the bound on 30-minute windows too (their sum, then the whole span's dual)."""
-    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
-            str(cluster_file), "--start", "2023-06-05", "--days", "0.1", "--slack", "2h",
-            "--policy", "run-now,carbon-window,carbon-lookahead", "--model", "llama-1b",
-            "--requests-per-job", "64", "--tick", "300", "--json", "--bound", "--optimum",
-            "--forecaster", "seasonal-24h"]  # fmt: skip
-    for path in intensity_files:
-        argv += ["--intensity", str(path)]
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.1",
+            "--slack", "2h", "--policy", "run-now,carbon-window,carbon-lookahead",
+            "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300", "--json",
+            "--bound", "--optimum", "--forecaster", "seasonal-24h"]  # fmt: skip
     if window:
         argv += ["--bound-window", window]
     assert main(argv) == 0
