@@ -92,8 +92,13 @@ def assign(
     slot = np.zeros(n, dtype=np.int64)
     note = np.zeros(n, dtype=np.int8)
     c = capacity.kernel_arrays()
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    # Each job's pools by their cheapest cell, sorted for all jobs in one NumPy call (a sort
+    # per job inside the loop took most of its time); the order of equal bounds does not
+    # matter: a tie goes to the first cell whatever the visiting order.
+    by_lower = np.argsort(inputs.lower[rows], axis=1)
     _assign(
-        np.ascontiguousarray(rows, dtype=np.int64), inputs.cost, inputs.cost_now,
+        rows, by_lower, inputs.cost, inputs.cost_now,
         inputs.intensity_g_per_kwh, inputs.intensity_now,
         inputs.energy_j, inputs.pue, inputs.embodied_g, inputs.lower, inputs.latest_start_s,
         inputs.allowed, inputs.admissible, inputs.duration_s, inputs.left_s, inputs.gpus,
@@ -229,7 +234,7 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, 
 
 
 @compiled
-def _assign(rows, cost, cost0, inten, inten0, energy, pue, emb, lower, latest, allowed,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower, latest, allowed,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
             admissible, duration_s, left_s, gpus, offsets, hi, step, count, busy, levels,
             level_of, widths, size, load, used, full, min_busy, first_open, herd, min_saving,
             tolerance, margin, kept_pool, kept_slot, replan, out_pool, out_slot,
@@ -240,7 +245,7 @@ def _assign(rows, cost, cost0, inten, inten0, energy, pue, emb, lower, latest, a
         r = rows[k]
         g = gpus[r]
         best, bp, bs = np.inf, -1, -1
-        for p in np.argsort(lower[r]):
+        for p in by_lower[k]:
             lb = lower[r, p]
             if not lb < np.inf:
                 break  # this pool and the rest have no allowed cell
