@@ -195,12 +195,12 @@ class PlanState:
         moved = self._context.refresh(pools, grid, forecasts, params, recalibration)
         if moved is None:  # everything they depend on is remembered anew: score every row
             self._rows, moved = KeptRows(len(pools), grid.count), 0
-        index, (duration, energy, ok) = self._score(
+        index, (duration, energy, ok), embodied = self._score(
             jobs, pools, forecasts, grid, params, cache, recalibration, moved
         )
         rows = self._rows
         typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok),
-                            params.lifetime_years, rows.gpus[index])  # fmt: skip
+                            params.lifetime_years, embodied=embodied)  # fmt: skip
         regret = _regret(np.where(rows.allowed[index], typical, np.inf))
         order = _order(jobs, duration, ok, now, params, regret, self._keys.of(index, now))
         longest = np.where(ok, duration, 0.0).max(initial=0.0)
@@ -234,7 +234,7 @@ class PlanState:
         ks = n.tolist()
         for k, decision in zip(ks, round_decisions.started(
             rows, at[n], [jobs[fits[k]] for k in ks], pool[n], [plans[k] for k in ks],
-            run_now.alternatives(n), [_NOTES[x] for x in note[n].tolist()], policy,
+            run_now, n, [_NOTES[x] for x in note[n].tolist()], policy,
             params.alternatives, pools, times, ready,
         ), strict=True):  # fmt: skip
             if decision is None:
@@ -291,10 +291,10 @@ class PlanState:
         self, jobs: Sequence[JobSpec], pools: Sequence[Pool],
         forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid, params: WindowParameters,
         cache: EstimateCache, recalibration: Recalibration | None, moved: int,
-    ) -> tuple[IntArray, tuple[FloatArray, FloatArray, BoolArray]]:  # fmt: skip
+    ) -> tuple[IntArray, tuple[FloatArray, FloatArray, BoolArray], FloatArray]:  # fmt: skip
         """Each job's row (kept, or scored now for new or changed jobs), slot 0 scored again
-        for all, and the jobs' estimates ``(J, P)``; first the kept rows follow the grid when
-        it ``moved`` on by that many slots."""
+        for all, and the jobs' estimates and embodied grams ``(J, P)``; first the kept rows
+        follow the grid when it ``moved`` on by that many slots."""
         rows = self._rows
         for job_id in set(rows.row_of) - {job.job_id for job in jobs}:
             rows.release(job_id)
@@ -330,17 +330,18 @@ class PlanState:
             self._store(index[chunk], cube, allowed)
         # Slot 0 starts now: score it again (for the new jobs too: one call, the same values).
         estimates = (rows.duration[index], rows.energy[index], rows.ok[index])
+        embodied = rows.embodied[index]
         left = rows.left_s[index]  # kept as seconds from this grid's anchor (see _shift)
         planning, intensity, latest = score_now(
             jobs, pools, forecasts, grid, estimates, **scoring,
-            deadlines_s=np.where(np.isinf(left), np.nan, left), gpus=rows.gpus[index],
+            deadlines_s=np.where(np.isinf(left), np.nan, left), embodied=embodied,
         )  # fmt: skip
         cost = np.where(rows.allowed[index], planning, np.inf)
         rows.cost_now[index] = cost
         rows.intensity_now[index] = intensity
         rows.latest[index] = latest  # moves with now for jobs without a deadline
         rows.lower[index] = np.minimum(rows.lower_rest[index], cost)
-        return index, estimates
+        return index, estimates, embodied
 
     def _store(self, at: IntArray, cube: CostCube, allowed: BoolArray) -> None:
         rows = self._rows

@@ -42,13 +42,16 @@ def saving(plan: Alternative, run_now: Alternative | None) -> str:
 
 def started(
     rows: KeptRows, at: IntArray, jobs: Sequence[JobSpec], pool: IntArray,
-    plans: Sequence[Alternative], run_now: Sequence[Alternative | None], notes: Sequence[str],
+    plans: Sequence[Alternative], run_now: RunNow, ks: IntArray, notes: Sequence[str],
     policy: str, limit: int, pools: Sequence[Pool], times: Sequence[datetime], ready: Ready,
 ) -> list[Decision | None]:  # fmt: skip
     """``planner._decide`` for the jobs planned now, in planning order (row ``at[k]`` on pool
-    ``pool[k]``, ``plans[k]`` that cell with the pool's first devices), from the stored rows:
-    the same fields, without a cube. None for a job that finds too few of the pool's devices
-    free now (the devices the earlier jobs took are not free): the caller holds it.
+    ``pool[k]``, ``plans[k]`` that cell with the pool's first devices, its run-now
+    counterfactual ``run_now``'s job ``ks[k]``), from the stored rows: the same fields,
+    without a cube. None for a job that finds too few of the pool's devices free now (the
+    devices the earlier jobs took are not free): the caller holds it, and its counterfactual
+    is built there (on an overloaded cluster most jobs planned now wait: building theirs here
+    too built it twice).
 
     Each job takes the first free devices that the earlier jobs left (``free_devices`` with
     the devices taken so far: the pool's free devices in order, less those taken, which are
@@ -75,11 +78,12 @@ def started(
     r, p_go = at[go], pool[go]
     alts = alternatives(rows, r, p_go, np.zeros(len(go), dtype=np.int64), pools, times, chosen)
     others = _others(rows, r, p_go, limit, pools, times, ready)
-    for k, alt, alt_others in zip(go, alts, others, strict=True):
-        quoted = saving(plans[k], run_now[k])
+    counterfactuals = run_now.alternatives(ks[go])
+    for k, alt, alt_others, now_alt in zip(go, alts, others, counterfactuals, strict=True):
+        quoted = saving(plans[k], now_alt)
         why = notes[k] or "cheapest feasible (device, region, start) over the horizon"
         reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{quoted}; {why}"
-        out[k] = Decision(jobs[k].job_id, "start", reason, policy, alt, run_now[k], alt_others)
+        out[k] = Decision(jobs[k].job_id, "start", reason, policy, alt, now_alt, alt_others)
     return out
 
 

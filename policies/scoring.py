@@ -224,11 +224,12 @@ def typical_g(
     grid: SlotGrid,
     estimates: tuple[FloatArray, FloatArray, BoolArray],
     lifetime_years: float = DEFAULT_LIFETIME_YEARS,
-    gpus: npt.NDArray[np.int64] | None = None,
+    embodied: FloatArray | None = None,
 ) -> FloatArray:
     """Grams of every (job, pool) at the pool's mean forecast over the horizon, shape
     ``(J, P)``, ``inf`` where inadmissible: what the job costs there at a typical time
-    (``gpus``: each job's tensor parallelism, when the caller keeps it).
+    (``embodied``: the jobs' embodied grams as :func:`score` gives them, when the caller
+    keeps them).
 
     Raises:
         MissingForecastError: a pool's zone has no forecast.
@@ -237,16 +238,23 @@ def typical_g(
     first_s = grid.offsets_s[:1]
     span_s = np.full((1, len(pools)), grid.count * grid.step_s - first_s[0])
     mean = pool_means(_series(pools, forecasts, grid, upper=False), first_s, span_s)[:, 0, 0]
-    if gpus is None:
-        gpus = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.int64)
-    tp = gpus.astype(np.float64)[:, None]
     pue = np.array([pool.pue for pool in pools])
-    gpu_g = np.array([pool.gpu.embodied_g for pool in pools])
     energy_j: FloatArray = np.where(ok, energy, 0.0)
-    held_s: FloatArray = np.where(ok, duration, 0.0)
     op = operational_g(energy_j, mean[None, :], pue[None, :])  # type: ignore[arg-type]
-    emb = embodied_g(held_s, gpu_g[None, :] * tp, lifetime_years)
+    emb = _embodied(jobs, pools, duration, ok, lifetime_years) if embodied is None else embodied
     out: FloatArray = np.where(ok, op + emb, np.inf)
+    return out
+
+
+def _embodied(
+    jobs: Sequence[JobSpec], pools: Sequence[Pool], duration: FloatArray, ok: BoolArray,
+    lifetime_years: float,
+) -> FloatArray:  # fmt: skip
+    """Embodied grams per (job, pool): the job's devices held for its run, 0 where
+    inadmissible."""
+    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
+    gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
+    out: FloatArray = embodied_g(np.where(ok, duration, 0.0), gpu_g[None, :] * tp, lifetime_years)
     return out
 
 
@@ -329,13 +337,13 @@ def score_now(
     guard_s: float = 0.0,
     risk_aversion: float = 0.0,
     deadlines_s: FloatArray | None = None,
-    gpus: npt.NDArray[np.int64] | None = None,
+    embodied: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Slot 0 of :func:`score` alone, the same values: (``planning_g``,
     ``intensity_g_per_kwh``, ``latest_start_s``), each ``(J, P)``. For planners that keep
     the later slots between ticks (slot 0 starts now, so it moves every tick), and may pass
     what they keep of the jobs: ``deadlines_s`` (seconds after ``grid.start``, NaN: none)
-    and ``gpus`` (each job's tensor parallelism).
+    and ``embodied`` (:func:`score`'s ``embodied_g``).
 
     Raises:
         MissingForecastError: a pool's zone has no forecast.
@@ -346,12 +354,8 @@ def score_now(
     means, upper = _zone_means(pools, forecasts, grid, grid.offsets_s[:1], duration, hedged)
     mean = means[:, :, 0].T
     pue = np.array([pool.pue for pool in pools], dtype=np.float64)[None, :]
-    gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
-    if gpus is None:
-        gpus = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.int64)
-    tp = gpus.astype(np.float64)[:, None]
     finite_e = np.where(ok, energy, 0.0)
-    emb = embodied_g(np.where(ok, duration, 0.0), gpu_g[None, :] * tp, lifetime_years)
+    emb = _embodied(jobs, pools, duration, ok, lifetime_years) if embodied is None else embodied
     allowed = ok & (grid.offsets_s[0] <= latest)
     intensity = mean
     if upper is not None:
@@ -399,12 +403,9 @@ def score(
     means, upper = _zone_means(pools, forecasts, grid, grid.offsets_s, duration, hedged)
     mean = means.transpose(1, 0, 2)
     pue = np.array([pool.pue for pool in pools], dtype=np.float64)
-    gpu_g = np.array([pool.gpu.embodied_g for pool in pools], dtype=np.float64)
-    tp = np.array([job.workload.tensor_parallel for job in jobs], dtype=np.float64)[:, None]
     finite_e = np.where(ok, energy, 0.0)[:, :, None]
-    finite_d = np.where(ok, duration, 0.0)
     op = _operational(finite_e, mean, pue)
-    emb = embodied_g(finite_d, gpu_g[None, :] * tp, lifetime_years)
+    emb = _embodied(jobs, pools, duration, ok, lifetime_years)
     if mask_latest:
         allowed = ok[:, :, None] & (grid.offsets_s[None, None, :] <= latest[:, :, None])
     else:

@@ -149,6 +149,8 @@ def test_typical_grams_use_each_pools_mean_forecast_over_the_horizon() -> None:
     assert typical[0, p] == pytest.approx(at_mean)
     assert typical[0, 1 - p] == pytest.approx(score(jobs, pools, flat, grid).embodied_g[0, 1 - p])
     assert np.isinf(typical[1]).all()
+    kept = score(jobs, pools, swinging, grid, estimates=estimates).embodied_g  # as a planner keeps
+    assert np.array_equal(typical_g(jobs, pools, swinging, grid, estimates, embodied=kept), typical)
     with pytest.raises(MissingForecastError, match="XX"):
         typical_g(jobs, pools, {"CA-QC": flat["CA-QC"]}, grid, estimates)
 
@@ -167,4 +169,7 @@ def test_slot_zero_alone_scores_as_the_cube_does(seed: int, risk: float) -> None
     assert np.array_equal(planning, cube.planning_g[:, :, 0])
     assert np.array_equal(intensity, cube.intensity_g_per_kwh[:, :, 0])
     assert np.array_equal(latest, cube.latest_start_s)
+    kept, _, _ = score_now(w.jobs, pools, w.forecasts, grid, estimates,  # the cube's embodied
+                           embodied=cube.embodied_g, **kwargs)  # type: ignore[arg-type]  # fmt: skip
+    assert np.array_equal(kept, planning)
     assert np.isfinite(planning).any() and not np.isfinite(planning).all()
