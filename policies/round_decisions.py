@@ -134,16 +134,18 @@ def _others(
     return out
 
 
+def _waiting(plan: Alternative) -> str:
+    """``planner._decide``'s reason for a job planned now that finds too few GPUs free."""
+    return f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
+
+
 def _hold(
     rows: KeptRows, job: JobSpec, plan: Alternative, s: int, latest_txt: str,
     run_now: Alternative | None, policy: str, quoted: str,
 ) -> Decision:  # fmt: skip
-    """``planner._decide`` for a job held: planned later, or now with too few GPUs free;
+    """``planner._decide`` for a job held with a plan later than now (slot ``s``);
     ``quoted`` is :func:`saving` of ``plan`` and ``run_now``, ``latest_txt``
-    :func:`_latest_text` of its latest safe start (read for a plan later than now)."""
-    if s == 0:
-        reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
-        return Decision(job.job_id, "hold", reason, policy, plan, run_now)
+    :func:`_latest_text` of its latest safe start."""
     start = rows.start_txt.get(s)
     if start is None:
         start = rows.start_txt[s] = plan.start.isoformat(timespec="minutes")
@@ -203,7 +205,8 @@ def held(
     pool: IntArray, slot: IntArray, latest: FloatArray, grid: SlotGrid, run_now: RunNow,
     ks: IntArray, policy: str, texts: dict[float, str], pue: FloatArray,
 ) -> list[Decision]:  # fmt: skip
-    """:func:`_hold` for each held job ``k`` (row ``at[k]``, planned on ``plans[k]``, the cell
+    """The decision of each held job ``k`` (:func:`_hold`; :func:`_waiting`'s reason for one
+    planned now, one text per pool a round) (row ``at[k]``, planned on ``plans[k]``, the cell
     ``(pool[k], slot[k])``, its latest safe start there ``latest[k]``, its run-now
     counterfactual ``run_now``'s job ``ks[k]``), or **last round's decision object** for the
     row when it would read the same: its plan object and policy the same, a slot later than 0,
@@ -218,7 +221,7 @@ def held(
     keys = saving_keys(grams(rows, at, pool, slot, pue), run_now.total_g(ks))
     later_mask = slot > 0
     later, same = later_mask.tolist(), (later_mask & (rows.held_latest[at] == latest)).tolist()
-    slots, lasts, rs = slot.tolist(), latest.tolist(), at.tolist()
+    slots, lasts, rs, pools = slot.tolist(), latest.tolist(), at.tolist(), pool.tolist()
     kept, kept_key, kept_txt = rows.held, rows.held_key, rows.held_txt
     out: list[Decision | None] = [None] * len(at)
     todo = []
@@ -230,14 +233,20 @@ def held(
             out[k] = seen
         else:
             todo.append(k)
+    waiting: dict[int, str] = {}  # the reasons of the jobs planned now, by pool
     for k, now_alt in zip(todo, run_now.alternatives(ks[todo]), strict=True):
         s, plan = slots[k], plans[k]
+        if s == 0:  # waiting for devices: its plan moves with now, so it is built every round
+            reason = waiting.get(pools[k])
+            if reason is None:
+                reason = waiting[pools[k]] = _waiting(plan)
+            out[k] = Decision(jobs[k].job_id, "hold", reason, policy, plan, now_alt)
+            kept[rs[k]], kept_key[rs[k]], kept_txt[rs[k]] = None, keys[k], ""
+            continue
         quoted = saving_text(keys[k], plan, now_alt, texts)
-        latest_txt = _latest_text(rows, lasts[k], grid) if s > 0 else ""
+        latest_txt = _latest_text(rows, lasts[k], grid)
         decision = _hold(rows, jobs[k], plan, s, latest_txt, now_alt, policy, quoted)
-        kept[rs[k]] = decision if s > 0 else None
-        kept_key[rs[k]] = keys[k]
-        kept_txt[rs[k]] = latest_txt
+        kept[rs[k]], kept_key[rs[k]], kept_txt[rs[k]] = decision, keys[k], latest_txt
         out[k] = decision
     rows.held_latest[at] = latest
     return [d for d in out if d is not None]
