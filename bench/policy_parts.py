@@ -26,7 +26,7 @@ _PARTS: tuple[Part, ...] = (
     (incremental.PlanState, "_score", "scoring"),
     (incremental, "estimate_matrix", "new jobs' estimates"),
     (incremental, "score", "new jobs' cells"),
-    (incremental, "score_now", "slot 0"),
+    (incremental, "score_cells_now", "slot 0"),
     (incremental, "typical_g", "typical grams"),
     (incremental, "_order", "order"),
     (incremental, "CapacityTimeline", "capacity"),

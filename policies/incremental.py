@@ -54,6 +54,7 @@ from policies.footprint.recalibration import Recalibration
 from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign
 from policies.kept_context import KeptContext
 from policies.kept_rows import KeptRows
+from policies.now_cells import score_cells_now
 from policies.planner import (
     _TOLERANCE,
     HOME_NOTE,
@@ -71,8 +72,8 @@ from policies.scoring import (
     SlotGrid,
     estimate_matrix,
     make_pools,
+    now_means,
     score,
-    score_now,
     typical_g,
 )  # fmt: skip
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
@@ -328,20 +329,18 @@ class PlanState:
             cube = score(some, pools, forecasts, grid, estimates=estimates, mask_latest=False,
                          **scoring)  # type: ignore[arg-type]  # fmt: skip
             self._store(index[chunk], cube, allowed)
-        # Slot 0 starts now: score it again (for the new jobs too: one call, the same values).
+        # Slot 0 starts now: score it again (for the new jobs too: one call, the same values),
+        # and with it the latest safe starts (they move with now for jobs without a deadline).
         estimates = (rows.duration[index], rows.energy[index], rows.ok[index])
-        embodied = rows.embodied[index]
-        left = rows.left_s[index]  # kept as seconds from this grid's anchor (see _shift)
-        planning, intensity, latest = score_now(
-            jobs, pools, forecasts, grid, estimates, **scoring,
-            deadlines_s=np.where(np.isinf(left), np.nan, left), embodied=embodied,
+        mean, upper = now_means(pools, forecasts, grid, estimates[0], params.risk_aversion)
+        score_cells_now(
+            index, (rows.duration, rows.energy, rows.ok, rows.allowed, rows.embodied, rows.left_s),
+            mean, upper, np.array([pool.pue for pool in pools]), first_offset_s=grid.offsets_s[0],
+            duration_margin=params.duration_margin, guard_s=params.guard_s,
+            risk_aversion=params.risk_aversion,
+            outputs=(rows.cost_now, rows.intensity_now, rows.latest, rows.lower_rest, rows.lower),
         )  # fmt: skip
-        cost = np.where(rows.allowed[index], planning, np.inf)
-        rows.cost_now[index] = cost
-        rows.intensity_now[index] = intensity
-        rows.latest[index] = latest  # moves with now for jobs without a deadline
-        rows.lower[index] = np.minimum(rows.lower_rest[index], cost)
-        return index, estimates, embodied
+        return index, estimates, rows.embodied[index]
 
     def _store(self, at: IntArray, cube: CostCube, allowed: BoolArray) -> None:
         rows = self._rows

@@ -39,8 +39,8 @@ __all__ = [
     "estimate_matrix",
     "make_pools",
     "mean_intensities",
+    "now_means",
     "score",
-    "score_now",
     "typical_g",
     "upper_values",
 ]
@@ -306,16 +306,13 @@ def _operational(energy_j: FloatArray, intensity: FloatArray, pue: FloatArray) -
 
 
 def _latest(
-    jobs: Sequence[JobSpec], grid: SlotGrid, duration: FloatArray, margin: float, guard_s: float,
-    deadlines_s: FloatArray | None = None,
-) -> FloatArray:  # fmt: skip
-    """Latest safe start per (job, pool), seconds after ``grid.start`` (``deadlines_s``: the
-    jobs' deadlines in seconds after it, NaN for none, when the caller has them)."""
-    if deadlines_s is None:
-        deadlines_s = np.array([
-            math.nan if job.deadline is None else (job.deadline - grid.start).total_seconds()
-            for job in jobs
-        ], dtype=np.float64)  # fmt: skip
+    jobs: Sequence[JobSpec], grid: SlotGrid, duration: FloatArray, margin: float, guard_s: float
+) -> FloatArray:
+    """Latest safe start per (job, pool), seconds after ``grid.start``."""
+    deadlines_s = np.array([
+        math.nan if job.deadline is None else (job.deadline - grid.start).total_seconds()
+        for job in jobs
+    ], dtype=np.float64)  # fmt: skip
     deadlines = deadlines_s.reshape(len(jobs), 1)
     # No deadline means "as soon as possible" (DESIGN.md): such a job may move in space (any
     # admissible pool free now) but not in time, so its latest start is the first slot.
@@ -325,44 +322,24 @@ def _latest(
     return result
 
 
-def score_now(
-    jobs: Sequence[JobSpec],
+def now_means(
     pools: Sequence[Pool],
     forecasts: Mapping[str, ZoneIntensity],
     grid: SlotGrid,
-    estimates: tuple[FloatArray, FloatArray, BoolArray],
-    *,
-    lifetime_years: float = DEFAULT_LIFETIME_YEARS,
-    duration_margin: float = 0.0,
-    guard_s: float = 0.0,
+    duration: FloatArray,
     risk_aversion: float = 0.0,
-    deadlines_s: FloatArray | None = None,
-    embodied: FloatArray | None = None,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Slot 0 of :func:`score` alone, the same values: (``planning_g``,
-    ``intensity_g_per_kwh``, ``latest_start_s``), each ``(J, P)``. For planners that keep
-    the later slots between ticks (slot 0 starts now, so it moves every tick), and may pass
-    what they keep of the jobs: ``deadlines_s`` (seconds after ``grid.start``, NaN: none)
-    and ``embodied`` (:func:`score`'s ``embodied_g``).
+) -> tuple[FloatArray, FloatArray | None]:
+    """Each pool's forecast mean over each job's run from slot 0's start, ``(P, J)`` (the
+    jobs' durations ``(J, P)``), and the pessimistic bound's where :func:`score` hedges
+    (None: it does not): slot 0 of the cube's means, for planners that keep the later slots
+    between ticks and score slot 0 again (:mod:`policies.now_cells`).
 
     Raises:
         MissingForecastError: a pool's zone has no forecast.
     """
-    duration, energy, ok = estimates
-    latest = _latest(jobs, grid, duration, duration_margin, guard_s, deadlines_s)
     hedged = _hedged(pools, forecasts, risk_aversion)
     means, upper = _zone_means(pools, forecasts, grid, grid.offsets_s[:1], duration, hedged)
-    mean = means[:, :, 0].T
-    pue = np.array([pool.pue for pool in pools], dtype=np.float64)[None, :]
-    finite_e = np.where(ok, energy, 0.0)
-    emb = _embodied(jobs, pools, duration, ok, lifetime_years) if embodied is None else embodied
-    allowed = ok & (grid.offsets_s[0] <= latest)
-    intensity = mean
-    if upper is not None:
-        mean = mean + risk_aversion * (upper[:, :, 0].T - mean)
-    op = operational_g(finite_e, mean, pue)  # type: ignore[arg-type]
-    planning: FloatArray = np.where(allowed, op + emb, np.inf)
-    return planning, intensity, latest
+    return means[:, :, 0], None if upper is None else upper[:, :, 0]
 
 
 def score(

@@ -17,11 +17,9 @@ from policies.scoring import (
     make_pools,
     mean_intensities,
     score,
-    score_now,
     typical_g,
 )
 from tests.policies.conftest import NOW, devices, forecast, job
-from tests.policies.random_cluster import world
 
 
 @pytest.mark.parametrize(
@@ -153,23 +151,3 @@ def test_typical_grams_use_each_pools_mean_forecast_over_the_horizon() -> None:
     assert np.array_equal(typical_g(jobs, pools, swinging, grid, estimates, embodied=kept), typical)
     with pytest.raises(MissingForecastError, match="XX"):
         typical_g(jobs, pools, {"CA-QC": flat["CA-QC"]}, grid, estimates)
-
-
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("risk", [0.0, 0.5])
-def test_slot_zero_alone_scores_as_the_cube_does(seed: int, risk: float) -> None:
-    w = world(seed, n_devices=9, n_jobs=60, hedged=seed % 2 == 0)
-    grid = SlotGrid.aligned(NOW + timedelta(minutes=7, seconds=13), 900, 12)
-    pools = make_pools(w.devices)
-    estimates = estimate_matrix(w.jobs, pools)
-    kwargs = {"duration_margin": 0.25, "guard_s": 900.0, "risk_aversion": risk}
-    cube = score(w.jobs, pools, w.forecasts, grid, estimates=estimates, **kwargs)  # type: ignore[arg-type]
-    planning, intensity, latest = score_now(w.jobs, pools, w.forecasts, grid, estimates,
-                                            **kwargs)  # type: ignore[arg-type]  # fmt: skip
-    assert np.array_equal(planning, cube.planning_g[:, :, 0])
-    assert np.array_equal(intensity, cube.intensity_g_per_kwh[:, :, 0])
-    assert np.array_equal(latest, cube.latest_start_s)
-    kept, _, _ = score_now(w.jobs, pools, w.forecasts, grid, estimates,  # the cube's embodied
-                           embodied=cube.embodied_g, **kwargs)  # type: ignore[arg-type]  # fmt: skip
-    assert np.array_equal(kept, planning)
-    assert np.isfinite(planning).any() and not np.isfinite(planning).all()
