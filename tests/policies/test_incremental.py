@@ -20,7 +20,7 @@ import pytest
 
 from policies import get_policy, with_recalibration
 from policies.footprint.recalibration import Recalibration, RecalibrationFactor
-from policies.planner import WindowParameters, _order, plan_window
+from policies.planner import WindowParameters, _order, _regret, plan_window
 from policies.scoring import estimate_matrix, make_pools
 from policies.types import Decision
 from tests.policies.conftest import NOW
@@ -283,3 +283,21 @@ def test_a_held_job_without_a_deadline_reads_its_new_latest_start_after_a_bounda
         as_full.check(fast, _full(policy, now, w), f"minute {minutes}")
         assert any(d.action == "hold" and d.chosen is not None for d in fast)
         w.keep_plans(fast)
+
+
+def test_regret_is_the_gap_between_the_two_cheapest_pools() -> None:
+    """Per job: second-cheapest minus cheapest typical grams; ``inf`` with one finite pool,
+    0 with none (inf - inf), NaN grams read as the dearest; ties give 0."""
+    rng = np.random.default_rng(3)
+    typical = rng.uniform(0, 100, size=(400, 40))
+    typical[rng.random(typical.shape) < 0.3] = np.inf
+    typical[rng.random(typical.shape) < 0.05] = np.nan
+    typical[0], typical[1], typical[2] = [3.0] + [np.inf] * 39, [np.inf] * 40, [2.0] * 40
+    expected = []
+    for row in typical.tolist():
+        first, second = sorted([*row, math.inf, math.inf], key=lambda x: (math.isnan(x), x))[:2]
+        gap = second - first if not (math.isinf(first) and math.isinf(second)) else math.nan
+        expected.append(0.0 if math.isnan(gap) else gap)
+    regret = _regret(typical)
+    assert regret.tolist() == expected
+    assert regret[0] == math.inf and regret[1] == 0.0 and regret[2] == 0.0
