@@ -12,6 +12,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
+from policies.compiled import compiled
 from policies.decisions import ready_devices
 from policies.kept_rows import KeptRows, alternatives, grams
 from policies.scoring import Pool, SlotGrid
@@ -90,16 +91,11 @@ class RunNow:
             later = [np.flatnonzero(ready_of.offsets_s >= t - 1e-6) for t in ready_s]
             slot_of = np.array([x[0] if x.size else grid.count - 1 for x in later], np.int64)
             self._ids[g] = [None if x is None else tuple(d.device_id for d in x[1]) for x in ready]
-            admissible = rows.ok[at[sel]]
-            first = np.where(admissible, ready_s[None, :], np.inf)
-            cand = admissible & (first == first.min(axis=1, initial=np.inf)[:, None])
-            by = np.where(cand, rows.duration[at[sel]], np.inf)
-            cand &= by == by.min(axis=1, initial=np.inf)[:, None]
-            cand &= np.isfinite(first)
-            has = np.flatnonzero(cand.any(axis=1))
-            p = cand.argmax(axis=1)[has]
-            self.pool[sel[has]] = p
-            self.slot[sel[has]] = slot_of[p]
+            p = np.empty(len(sel), dtype=np.int64)
+            _first_ready(at[sel], rows.ok, rows.duration, ready_s, p)
+            has = np.flatnonzero(p >= 0)
+            self.pool[sel[has]] = p[has]
+            self.slot[sel[has]] = slot_of[p[has]]
 
     def total_g(self, ks: IntArray) -> FloatArray:
         """The grams of the jobs ``ks``' counterfactuals (NaN: none), as built."""
@@ -130,6 +126,35 @@ class RunNow:
         rows.run_now_cell[r[t], 0] = p[t]
         rows.run_now_cell[r[t], 1] = s[t]
         return out
+
+
+@compiled
+def _first_ready(at, ok, duration, ready_s, out):  # type: ignore[no-untyped-def]
+    """Per row ``at[k]``: among its admissible pools whose devices are free first
+    (``ready_s``, ``inf``: never), the fastest, ties to the first pool; -1 with none free.
+    As NumPy would over the rows: the minima with ``np.min``'s rules (a NaN duration ties
+    with nothing), each minimum's first pool."""
+    for k in range(len(at)):
+        r = at[k]
+        first = np.inf
+        for p in range(len(ready_s)):
+            if ok[r, p] and ready_s[p] < first:
+                first = ready_s[p]
+        out[k] = -1
+        if not math.isfinite(first):
+            continue
+        fastest = np.inf
+        for p in range(len(ready_s)):
+            if ok[r, p] and ready_s[p] == first:
+                d = duration[r, p]
+                if math.isnan(d):  # np.min: a NaN is the minimum, and equals nothing
+                    fastest = d
+                    break
+                fastest = min(fastest, d)
+        for p in range(len(ready_s)):
+            if ok[r, p] and ready_s[p] == first and duration[r, p] == fastest:
+                out[k] = p
+                break
 
 
 def planned(
