@@ -54,7 +54,7 @@ from policies.footprint.recalibration import Recalibration
 from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign
 from policies.kept_context import KeptContext
 from policies.kept_rows import KeptRows
-from policies.now_cells import score_cells_now
+from policies.now_cells import regret_rows, score_cells_now
 from policies.planner import (
     _TOLERANCE,
     HOME_NOTE,
@@ -62,7 +62,6 @@ from policies.planner import (
     WindowParameters,
     _allowed,
     _order,
-    _regret,
     planned_cells,
 )
 from policies.scoring import (
@@ -71,10 +70,10 @@ from policies.scoring import (
     Pool,
     SlotGrid,
     estimate_matrix,
+    horizon_means,
     make_pools,
     now_means,
     score,
-    typical_g,
 )  # fmt: skip
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
@@ -196,20 +195,19 @@ class PlanState:
         moved = self._context.refresh(pools, grid, forecasts, params, recalibration)
         if moved is None:  # everything they depend on is remembered anew: score every row
             self._rows, moved = KeptRows(len(pools), grid.count), 0
-        index, (duration, energy, ok), embodied = self._score(
+        index, duration, ok = self._score(
             jobs, pools, forecasts, grid, params, cache, recalibration, moved
         )
         rows = self._rows
-        typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok),
-                            params.lifetime_years, embodied=embodied)  # fmt: skip
-        regret = _regret(np.where(rows.allowed[index], typical, np.inf))
+        pue = np.array([p.pue for p in pools])
+        regret = regret_rows(index, rows.energy, rows.ok, rows.allowed, rows.embodied,
+                             horizon_means(pools, forecasts, grid), pue)  # fmt: skip
         order = _order(jobs, duration, ok, now, params, regret, self._keys.of(index, now))
         longest = np.where(ok, duration, 0.0).max(initial=0.0)
         capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
         fit: BoolArray = np.any(ok, axis=1)
         fits = [j for j, f in zip(order, fit[order].tolist(), strict=True) if f]
         at = index[fits]
-        pue = np.array([p.pue for p in pools])
         inputs = GreedyInputs(
             rows.cost, rows.cost_now, rows.intensity, rows.intensity_now, rows.energy, pue,
             rows.embodied, rows.lower, rows.latest, rows.allowed, rows.ok, rows.duration,
@@ -292,9 +290,9 @@ class PlanState:
         self, jobs: Sequence[JobSpec], pools: Sequence[Pool],
         forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid, params: WindowParameters,
         cache: EstimateCache, recalibration: Recalibration | None, moved: int,
-    ) -> tuple[IntArray, tuple[FloatArray, FloatArray, BoolArray], FloatArray]:  # fmt: skip
+    ) -> tuple[IntArray, FloatArray, BoolArray]:  # fmt: skip
         """Each job's row (kept, or scored now for new or changed jobs), slot 0 scored again
-        for all, and the jobs' estimates and embodied grams ``(J, P)``; first the kept rows
+        for all, and the jobs' durations and admissibility ``(J, P)``; first the kept rows
         follow the grid when it ``moved`` on by that many slots."""
         rows = self._rows
         for job_id in set(rows.row_of) - {job.job_id for job in jobs}:
@@ -331,8 +329,8 @@ class PlanState:
             self._store(index[chunk], cube, allowed)
         # Slot 0 starts now: score it again (for the new jobs too: one call, the same values),
         # and with it the latest safe starts (they move with now for jobs without a deadline).
-        estimates = (rows.duration[index], rows.energy[index], rows.ok[index])
-        mean, upper = now_means(pools, forecasts, grid, estimates[0], params.risk_aversion)
+        duration, ok = rows.duration[index], rows.ok[index]
+        mean, upper = now_means(pools, forecasts, grid, duration, params.risk_aversion)
         score_cells_now(
             index, (rows.duration, rows.energy, rows.ok, rows.allowed, rows.embodied, rows.left_s),
             mean, upper, np.array([pool.pue for pool in pools]), first_offset_s=grid.offsets_s[0],
@@ -340,7 +338,7 @@ class PlanState:
             risk_aversion=params.risk_aversion,
             outputs=(rows.cost_now, rows.intensity_now, rows.latest, rows.lower_rest, rows.lower),
         )  # fmt: skip
-        return index, estimates, rows.embodied[index]
+        return index, duration, ok
 
     def _store(self, at: IntArray, cube: CostCube, allowed: BoolArray) -> None:
         rows = self._rows

@@ -1,12 +1,14 @@
-"""Slot 0 of every queued job scored again in one compiled pass.
+"""What a tick computes again for every queued job, each in one compiled pass over the kept
+rows: slot 0 scored (it starts *now*) and each job's regret (it is priced at the forecast's
+mean from now).
 
-Slot 0 starts *now*, so the planner scores it again every tick for the whole queue
-(:mod:`policies.incremental`). As NumPy expressions over ``(J, P)`` that took a dozen
-temporaries and as many passes, plus gathers from and scatters into the kept rows; here one
-loop reads each cell's inputs from its row and writes its outputs there. It performs the
-NumPy reference's operations (:func:`policies.scoring.score`'s slot 0, :func:`policies.
-footprint.accounting.operational_g`) in their order, so the values are equal bit for bit
-(tests compare them with the cube's).
+The planner's fast path (:mod:`policies.incremental`) does this every tick for the whole
+queue. As NumPy expressions over ``(J, P)`` that took a dozen temporaries and as many passes,
+plus gathers from and scatters into the kept rows; here one loop reads each cell's inputs
+from its row and writes its outputs there. Each performs the NumPy reference's operations
+(:func:`policies.scoring.score`'s slot 0, :func:`policies.scoring.typical_g` and
+``planner._regret``, :func:`policies.footprint.accounting.operational_g`) in their order, so
+the values are equal bit for bit (tests compare them).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy.typing as npt
 from policies.compiled import compiled
 from policies.footprint.accounting import J_PER_KWH
 
-__all__ = ["NowInputs", "NowOutputs", "score_cells_now"]
+__all__ = ["NowInputs", "NowOutputs", "regret_rows", "score_cells_now"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -88,3 +90,36 @@ def _score(at, duration, energy, ok, allowed, embodied, left_s, mean, upper, hed
             if bounds:
                 rest = lower_rest[r, p]
                 lower[r, p] = rest if rest < c or math.isnan(rest) else c  # np.minimum
+
+
+def regret_rows(
+    at: IntArray, energy: FloatArray, ok: BoolArray, allowed: BoolArray, embodied: FloatArray,
+    mean: FloatArray, pue: FloatArray,
+) -> FloatArray:  # fmt: skip
+    """``planner._regret`` of the allowed cells of ``scoring.typical_g`` for the rows
+    ``at`` (``(N, P)`` arrays; ``mean``: :func:`policies.scoring.horizon_means`): the
+    grams a job loses if its cheapest pool is taken, ``(len(at),)``."""
+    out = np.empty(len(at))
+    _regret(np.ascontiguousarray(at, dtype=np.int64), energy, ok, allowed, embodied, mean, pue,
+            out)  # fmt: skip
+    return out
+
+
+@compiled
+def _regret(at, energy, ok, allowed, embodied, mean, pue, out):  # type: ignore[no-untyped-def]
+    """Per row, the two cheapest typical grams (``inf`` where not admissible or not allowed;
+    a NaN is the dearest, as ``np.partition`` orders it, after the two ``inf`` the reference
+    pads with) and their difference, ``inf - inf`` (NaN) read as 0."""
+    for k in range(len(at)):
+        r = at[k]
+        first, second = np.inf, np.inf
+        for p in range(energy.shape[1]):
+            if not (ok[r, p] and allowed[r, p]):
+                continue
+            grams = energy[r, p] / J_PER_KWH * mean[p] * pue[p] + embodied[r, p]
+            if grams < first:
+                first, second = grams, first
+            elif grams < second:
+                second = grams
+        gap = second - first
+        out[k] = 0.0 if math.isnan(gap) else gap

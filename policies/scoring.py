@@ -37,6 +37,7 @@ __all__ = [
     "Pool",
     "SlotGrid",
     "estimate_matrix",
+    "horizon_means",
     "make_pools",
     "mean_intensities",
     "now_means",
@@ -224,26 +225,36 @@ def typical_g(
     grid: SlotGrid,
     estimates: tuple[FloatArray, FloatArray, BoolArray],
     lifetime_years: float = DEFAULT_LIFETIME_YEARS,
-    embodied: FloatArray | None = None,
 ) -> FloatArray:
     """Grams of every (job, pool) at the pool's mean forecast over the horizon, shape
-    ``(J, P)``, ``inf`` where inadmissible: what the job costs there at a typical time
-    (``embodied``: the jobs' embodied grams as :func:`score` gives them, when the caller
-    keeps them).
+    ``(J, P)``, ``inf`` where inadmissible: what the job costs there at a typical time.
 
     Raises:
         MissingForecastError: a pool's zone has no forecast.
     """
     duration, energy, ok = estimates
-    first_s = grid.offsets_s[:1]
-    span_s = np.full((1, len(pools)), grid.count * grid.step_s - first_s[0])
-    mean = pool_means(_series(pools, forecasts, grid, upper=False), first_s, span_s)[:, 0, 0]
+    mean = horizon_means(pools, forecasts, grid)
     pue = np.array([pool.pue for pool in pools])
     energy_j: FloatArray = np.where(ok, energy, 0.0)
     op = operational_g(energy_j, mean[None, :], pue[None, :])  # type: ignore[arg-type]
-    emb = _embodied(jobs, pools, duration, ok, lifetime_years) if embodied is None else embodied
+    emb = _embodied(jobs, pools, duration, ok, lifetime_years)
     out: FloatArray = np.where(ok, op + emb, np.inf)
     return out
+
+
+def horizon_means(
+    pools: Sequence[Pool], forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid
+) -> FloatArray:
+    """Each pool's mean forecast from slot 0's start to the horizon's end, ``(P,)``: the
+    intensity of :func:`typical_g`.
+
+    Raises:
+        MissingForecastError: a pool's zone has no forecast.
+    """
+    first_s = grid.offsets_s[:1]
+    span_s = np.full((1, len(pools)), grid.count * grid.step_s - first_s[0])
+    out: FloatArray = pool_means(_series(pools, forecasts, grid, upper=False), first_s, span_s)
+    return out[:, 0, 0]
 
 
 def _embodied(

@@ -8,8 +8,17 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from policies.now_cells import score_cells_now
-from policies.scoring import SlotGrid, estimate_matrix, make_pools, now_means, score
+from policies.now_cells import regret_rows, score_cells_now
+from policies.planner import _regret
+from policies.scoring import (
+    SlotGrid,
+    estimate_matrix,
+    horizon_means,
+    make_pools,
+    now_means,
+    score,
+    typical_g,
+)
 from tests.policies.conftest import NOW
 from tests.policies.random_cluster import world
 
@@ -81,3 +90,37 @@ def test_without_bounds_only_slot_zero_is_written() -> None:
                     outputs=(cost, intensity, latest, empty, empty))  # fmt: skip
     assert np.array_equal(cost, cube.planning_g[:, :, 0])
     assert np.array_equal(latest, cube.latest_start_s)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_regret_in_the_rows_is_the_typical_grams_regret(seed: int) -> None:
+    """``planner._regret`` of the allowed typical grams, for jobs in scattered rows: pools not
+    allowed, jobs that fit one pool or none, pools of equal grams (a regret of 0)."""
+    w = world(seed, n_devices=9, n_jobs=80)
+    rng = np.random.default_rng(seed)
+    grid = SlotGrid.aligned(NOW + timedelta(minutes=7, seconds=13), 900, 12)
+    pools = make_pools(w.devices)
+    duration, energy, ok = estimate_matrix(w.jobs, pools)
+    allowed = ok & (rng.random(ok.shape) < 0.7)
+    allowed[:5] = False
+    allowed[5:10] = ok[5:10] & (np.cumsum(ok[5:10], axis=1) == 1)  # the first admissible only
+    typical = typical_g(w.jobs, pools, w.forecasts, grid, (duration, energy, ok))
+    expected = _regret(np.where(allowed, typical, np.inf))
+    embodied = score(w.jobs, pools, w.forecasts, grid, estimates=(duration, energy, ok)).embodied_g
+    n = len(w.jobs)
+    at = rng.permutation(2 * n)[:n]
+
+    def rows(values: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        out = np.zeros((2 * n, *values.shape[1:]), dtype=values.dtype)
+        out[at] = values
+        return out
+
+    regret = regret_rows(at, rows(energy), rows(ok), rows(allowed), rows(embodied),
+                         horizon_means(pools, w.forecasts, grid),
+                         np.array([p.pue for p in pools]))  # fmt: skip
+    assert np.array_equal(regret, expected)
+    assert (
+        (regret == 0).any()
+        and np.isinf(regret).any()
+        and (np.isfinite(regret) & (regret > 0)).any()
+    )

@@ -147,7 +147,5 @@ def test_typical_grams_use_each_pools_mean_forecast_over_the_horizon() -> None:
     assert typical[0, p] == pytest.approx(at_mean)
     assert typical[0, 1 - p] == pytest.approx(score(jobs, pools, flat, grid).embodied_g[0, 1 - p])
     assert np.isinf(typical[1]).all()
-    kept = score(jobs, pools, swinging, grid, estimates=estimates).embodied_g  # as a planner keeps
-    assert np.array_equal(typical_g(jobs, pools, swinging, grid, estimates, embodied=kept), typical)
     with pytest.raises(MissingForecastError, match="XX"):
         typical_g(jobs, pools, {"CA-QC": flat["CA-QC"]}, grid, estimates)
