@@ -11,7 +11,9 @@ Every GPU is its own pool (64 regions in 8 zones, 4 GPU types), so the cost cube
   greedy warmed up, as in a running daemon);
 - the steady-state tick issue 15 asks for: a minute later, the jobs started by the first tick
   gone from the queue and running, 50 new jobs, one run ended early (its GPU free again);
-  its CPU time against 0.25 s and against 2x the NumPy pass;
+  its CPU time against 0.25 s and against 2x the NumPy pass. One tick is one sample of a
+  shared machine's noise, so the cold and steady ticks run ``--repeats`` times from scratch
+  (a new policy each time) and the median steady tick is judged; each is printed;
 - the same queue 10 s later, nothing new: what a tick costs when little changes (the steady
   tick's queue is overloaded, and most of its decisions change every tick: it prints how many
   are new objects);
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -39,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from policies import Decision, Device, JobSpec, get_policy
+from policies import Decision, Device, JobSpec, Policy, get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload
 from policies.scoring import SlotGrid, make_pools, score
 
@@ -124,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_planner")
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--arrivals", type=int, default=50, help="new jobs in the second tick")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="cold and steady ticks from scratch (median steady)")  # fmt: skip
     args = parser.parse_args(argv if argv is not None else [])
     devices, forecasts = _cluster()
     jobs = _jobs(args.jobs)
@@ -139,20 +144,18 @@ def main(argv: list[str] | None = None) -> None:
         score(jobs[first : first + chunk], pools, forecasts, grid, cache=cache,  # type: ignore[arg-type]
               risk_aversion=0.5)  # fmt: skip
     scorer_s = time.process_time() - t0
-    policy = get_policy("carbon-window")
     get_policy("carbon-window").plan(NOW, jobs[:10], devices, forecasts)  # type: ignore[arg-type]  # JIT
-    policy._cache.update(cache)  # type: ignore[attr-defined]  # estimates as in steady state
-    gc.collect()
-    t0 = time.process_time()
-    decisions = policy.plan(NOW, jobs, devices, forecasts)  # type: ignore[arg-type]
-    cold_s = time.process_time() - t0
-    now, queue, busy = _a_minute_later(jobs, devices, decisions, args.arrivals)
+    colds, ticks = [], []
+    for _ in range(args.repeats):  # one policy's rows at a time (~1 GB for 10,000 jobs)
+        run = None
+        run = _cold_then_steady(jobs, devices, forecasts, cache, args.arrivals)
+        colds.append(run[2])
+        ticks.append(run[-1])
+    policy, decisions, _, (now, queue, busy), steady, _ = run
+    tick_s = statistics.median(ticks)
     t0 = time.process_time()
     gc.collect()
     collect_s = time.process_time() - t0
-    t0 = time.process_time()
-    steady = policy.plan(now, queue, busy, forecasts)  # type: ignore[arg-type]
-    tick_s = time.process_time() - t0
     anew = _anew(decisions, steady)
     gc.collect()
     t0 = time.process_time()
@@ -169,12 +172,16 @@ def main(argv: list[str] | None = None) -> None:
           f"({cells / numpy_s / 1e6:,.0f} M cells/s)")  # fmt: skip
     print(f"scorer: {scorer_s:.3f} s = {cells / scorer_s / 1e6:,.1f} M cells/s, "
           f"{scorer_s / numpy_s:.1f}x one numpy pass")  # fmt: skip
-    print(f"carbon-window cold tick (every job scored): {cold_s:.3f} s, "
-          f"{cold_s / numpy_s:.1f}x one numpy pass ({_actions(decisions)})")  # fmt: skip
+    others = ", ".join(f"{t:.3f}" for t in colds[1:])
+    print(f"carbon-window cold tick (every job scored): {colds[0]:.3f} s, "
+          f"{colds[0] / numpy_s:.1f}x one numpy pass ({_actions(decisions)}); the runs after "
+          f"the first, in memory the earlier ones freed: {others or '-'} s")  # fmt: skip
     verdict = "met" if tick_s <= min(0.25, 2 * numpy_s) else "NOT met"
+    each = ", ".join(f"{t:.3f}" for t in ticks)
     print(f"carbon-window tick a minute later ({len(queue)} jobs, {args.arrivals} new, "
-          f"one run ended): {tick_s:.3f} s, {tick_s / numpy_s:.2f}x one numpy pass "
-          f"({_actions(steady)}); target <= 0.25 s and <= 2x: {verdict}")  # fmt: skip
+          f"one run ended): {tick_s:.3f} s (the median of {len(ticks)} runs from scratch: "
+          f"{each}), {tick_s / numpy_s:.2f}x one numpy pass ({_actions(steady)}); target "
+          f"<= 0.25 s and <= 2x: {verdict}")  # fmt: skip
     print(f"  of its {len(steady)} decisions {anew:,} are new objects ({_waiting(steady):,} "
           "planned now, waiting for a GPU: their plan starts now, so it moves every tick)"
           )  # fmt: skip
@@ -184,6 +191,26 @@ def main(argv: list[str] | None = None) -> None:
           f"{boundary_s / numpy_s:.1f}x one numpy pass")  # fmt: skip
     print(f"full garbage collection with the queue held: {collect_s:.3f} s (before each timed "
           "tick, not in it)")  # fmt: skip
+
+
+def _cold_then_steady(
+    jobs: list[JobSpec], devices: list[Device], forecasts: dict[str, _Forecast],
+    cache: dict[tuple[object, ...], object], arrivals: int,
+) -> tuple[Policy, list[Decision], float, tuple[datetime, list[JobSpec], list[Device]],
+           list[Decision], float]:  # fmt: skip
+    """A new ``carbon-window`` (estimates cached, as in a running daemon): its cold tick, then
+    the steady tick a minute later; the policy, the decisions and CPU seconds of each."""
+    policy = get_policy("carbon-window")
+    policy._cache.update(cache)  # type: ignore[attr-defined]  # estimates as in steady state
+    gc.collect()
+    t0 = time.process_time()
+    decisions = policy.plan(NOW, jobs, devices, forecasts)  # type: ignore[arg-type]
+    cold_s = time.process_time() - t0
+    later = _a_minute_later(jobs, devices, decisions, arrivals)
+    gc.collect()
+    t0 = time.process_time()
+    steady = policy.plan(*later[:3], forecasts)  # type: ignore[arg-type]
+    return policy, decisions, cold_s, later, steady, time.process_time() - t0
 
 
 def _anew(before: list[Decision], after: list[Decision]) -> int:
