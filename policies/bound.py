@@ -283,18 +283,34 @@ def _capacity(
     return a_ub, b_ub
 
 
+def _rows_of(
+    whole: tuple[csr_matrix, FloatArray], index: IntArray
+) -> tuple[csr_matrix, FloatArray]:
+    """:func:`_capacity` over the cells ``index`` read from its rows over all the cells: a
+    cell's coefficients do not depend on the others, so these are the same rows, in the same
+    order (those with no coefficient among ``index`` left out)."""
+    a_ub, b_ub = whole
+    columns = a_ub[:, index]
+    kept = np.diff(columns.indptr) > 0
+    return columns[kept], b_ub[kept]
+
+
 def _solve(
     cells: _Cells, index: IntArray, sizes: IntArray, slot_s: float,
-    window_lengths: Sequence[int],
+    window_lengths: Sequence[int], whole: tuple[csr_matrix, FloatArray] | None = None,
 ) -> tuple[float, int, int]:  # fmt: skip
-    """The LP over the cells ``index``: (optimum, variables, constraints)."""
+    """The LP over the cells ``index``: (optimum, variables, constraints); ``whole``: the
+    capacity rows of all the cells, when built already."""
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
 
     n = len(index)
     if n == 0:
         return 0.0, 0, 0
-    a_ub, b_ub = _capacity(cells, index, sizes, slot_s, window_lengths)
+    if whole is None:
+        a_ub, b_ub = _capacity(cells, index, sizes, slot_s, window_lengths)
+    else:
+        a_ub, b_ub = _rows_of(whole, index)
     _, job_row = np.unique(cells.job[index], return_inverse=True)
     n_jobs = int(job_row.max()) + 1
     a_eq = coo_matrix((np.ones(n), (job_row, np.arange(n))), shape=(n_jobs, n)).tocsr()
@@ -360,17 +376,19 @@ def lower_bound(
     )
     total, variables, constraints = 0.0, 0, 0
     windows = np.unique(group[cells.job])
+    whole = None  # the whole span's rows, for its dual: each window's are read from them
+    if len(windows) > 1 and len(cells.job) <= max_dual_cells:
+        whole = _capacity(cells, np.arange(len(cells.job)), sizes, slot_s, window_lengths)
     for w in windows:
         index = np.nonzero(group[cells.job] == w)[0]
-        value, n_vars, n_rows = _solve(cells, index, sizes, slot_s, window_lengths)
+        value, n_vars, n_rows = _solve(cells, index, sizes, slot_s, window_lengths, whole)
         total, variables, constraints = total + value, variables + n_vars, constraints + n_rows
     if len(windows) == 1:
         return LowerBound(total, len(placed), unschedulable, 1, window_s, variables, constraints)
-    if len(cells.job) > max_dual_cells:  # its rows would not fit in memory: the windows alone
+    if whole is None:  # its rows would not fit in memory: the windows alone
         return LowerBound(total, len(placed), unschedulable, len(windows), window_s, variables,
                           constraints, windows_g=total)  # fmt: skip
-    a_ub, b_ub = _capacity(cells, np.arange(len(cells.job)), sizes, slot_s, window_lengths)
-    dual = lagrangian_bound(cells.cost_g, cells.job, a_ub, b_ub, max_steps=dual_steps)
+    dual = lagrangian_bound(cells.cost_g, cells.job, *whole, max_steps=dual_steps)
     return LowerBound(max(total, dual.value), len(placed), unschedulable, len(windows), window_s,
                       variables, constraints, windows_g=total, dual_g=dual.value,
                       dual_steps=dual.steps)  # fmt: skip

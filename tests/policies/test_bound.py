@@ -9,7 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from policies.bound import lower_bound
+from policies.bound import _capacity, _cells, _costs, _rows_of, lower_bound
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
 from policies.scoring import estimate_matrix, make_pools, mean_intensities
 from policies.types import Device, JobSpec
@@ -207,3 +207,28 @@ def test_a_job_that_cannot_meet_its_deadline_is_left_out() -> None:
     late = JobSpec("late", probe.model, probe.workload, NOW, NOW + timedelta(seconds=1))
     bound = lower_bound([late, *_jobs(1, 2)], devs, fcs)
     assert bound.unschedulable == ("late",) and bound.jobs == 2
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_windows_capacity_rows_read_from_the_whole_spans_are_its_own(seed: int) -> None:
+    """With the whole span's dual, each window's LP reads its rows from the whole span's
+    (built once): the same matrix and right-hand side, row for row, as built for the window."""
+    devs, fcs = _cluster(seed, size=2)
+    jobs = _jobs(seed, 14)
+    pools = make_pools(devs)
+    estimates = estimate_matrix(jobs, pools)
+    cells = _costs(jobs, pools, fcs, NOW, _cells(jobs, pools, NOW, GRID_S, estimates),
+                   estimates, DEFAULT_LIFETIME_YEARS)  # fmt: skip
+    sizes = np.array([pool.size for pool in pools], dtype=np.int64)
+    lengths = (1, 2, 4, 8)
+    whole = _capacity(cells, np.arange(len(cells.job)), sizes, GRID_S, lengths)
+    rows = []
+    for window in (cells.job < 3, (cells.job >= 3) & (cells.job < 11), cells.job >= 11):
+        index = np.nonzero(window)[0]
+        own_a, own_b = _capacity(cells, index, sizes, GRID_S, lengths)
+        read_a, read_b = _rows_of(whole, index)
+        assert own_a.shape == read_a.shape
+        assert np.array_equal(own_a.toarray(), read_a.toarray())
+        assert np.array_equal(own_b, read_b)
+        rows.append(own_a.shape[0])
+    assert min(rows) < whole[0].shape[0]  # a window without some of the span's rows
