@@ -9,7 +9,8 @@ zones, the parameters and the recalibration factors in use (:mod:`policies.kept_
 A tick then
 
 - scores only the jobs it has not seen (in chunks of ``chunk_jobs``), and slot 0 for every job
-  (slot 0 starts *now*, so it moves every tick);
+  (slot 0 starts *now*, so it moves every tick), in one compiled pass over the rows with the
+  jobs' regrets (:mod:`policies.now_cells`);
 - orders the jobs as the reference does (priority, urgency, regret: a few array passes over
   ``(J, P)``) and assigns them with the compiled greedy (:mod:`policies.greedy`), which skips
   pools that cannot beat the best cell found, on a fresh capacity timeline, each held job's
@@ -331,7 +332,7 @@ class PlanState:
         # and with it the latest safe starts (they move with now for jobs without a deadline).
         duration, ok = rows.duration[index], rows.ok[index]
         mean, upper = now_means(pools, forecasts, grid, duration, params.risk_aversion)
-        score_cells_now(
+        score_cells_now(  # left_s: seconds from this grid's anchor (kept so by _shift)
             index, (rows.duration, rows.energy, rows.ok, rows.allowed, rows.embodied, rows.left_s),
             mean, upper, np.array([pool.pue for pool in pools]), first_offset_s=grid.offsets_s[0],
             duration_margin=params.duration_margin, guard_s=params.guard_s,
