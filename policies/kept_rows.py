@@ -151,27 +151,26 @@ def alternatives(
 ) -> list[Alternative]:  # fmt: skip
     """:func:`policies.decisions.alternative_at` for the cells ``(r[k], p[k], s[k])`` of the
     stored rows (``devices[k]`` None: the pool's first ``tensor_parallel`` devices)."""
-    energy = rows.energy[r, p].tolist()
-    intensity = np.where(s == 0, rows.intensity_now[r, p], rows.intensity[r, p, s]).tolist()
-    duration = rows.duration[r, p].tolist()
-    embodied = rows.embodied[r, p].tolist()
+    energy = rows.energy[r, p]
+    intensity = np.where(s == 0, rows.intensity_now[r, p], rows.intensity[r, p, s])
+    with np.errstate(all="ignore"):  # operational_g, in its order (as grams below)
+        operational = energy / J_PER_KWH * intensity * np.array([q.pue for q in pools])[p]
     first_ids: dict[tuple[int, int], tuple[str, ...]] = {}
-    out = []
-    for k, (pk, sk, gk) in enumerate(zip(p.tolist(), s.tolist(), rows.gpus[r].tolist(),
-                                         strict=True)):  # fmt: skip
-        pool = pools[pk]
-        ids = devices[k]
-        if ids is None:
-            ids = first_ids.get((pk, gk))
-            if ids is None:
-                ids = first_ids[pk, gk] = tuple(d.device_id for d in pool.devices[:gk])
-        e, i = energy[k], intensity[k]
-        out.append(Alternative(
-            ids, pool.region, pool.gpu.name, times[sk], duration[k], e, i,
-            e / J_PER_KWH * i * pool.pue,  # operational_g, in its order
-            embodied[k],
-        ))  # fmt: skip
-    return out
+    ids = list(devices)
+    for k, (pk, gk) in enumerate(zip(p.tolist(), rows.gpus[r].tolist(), strict=True)):
+        if ids[k] is None:
+            first = first_ids.get((pk, gk))
+            if first is None:
+                first = first_ids[pk, gk] = tuple(d.device_id for d in pools[pk].devices[:gk])
+            ids[k] = first
+    at = p.tolist()
+    regions = [q.region for q in pools]
+    gpus = [q.gpu.name for q in pools]
+    return list(map(
+        Alternative, ids, map(regions.__getitem__, at), map(gpus.__getitem__, at),
+        map(times.__getitem__, s.tolist()), rows.duration[r, p].tolist(), energy.tolist(),
+        intensity.tolist(), operational.tolist(), rows.embodied[r, p].tolist(),
+    ))  # fmt: skip
 
 
 def grams(rows: KeptRows, r: IntArray, p: IntArray, s: IntArray, pue: FloatArray) -> FloatArray:
