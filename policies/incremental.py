@@ -196,11 +196,11 @@ class PlanState:
         moved = self._context.refresh(pools, grid, forecasts, params, recalibration)
         if moved is None:  # everything they depend on is remembered anew: score every row
             self._rows, moved = KeptRows(len(pools), grid.count), 0
+        pue = np.array([p.pue for p in pools])
         index, duration, ok = self._score(
-            jobs, pools, forecasts, grid, params, cache, recalibration, moved
+            jobs, pools, forecasts, grid, params, cache, recalibration, moved, pue
         )
         rows = self._rows
-        pue = np.array([p.pue for p in pools])
         regret = regret_rows(index, rows.energy, rows.ok, rows.allowed, rows.embodied,
                              horizon_means(pools, forecasts, grid), pue)  # fmt: skip
         order = _order(jobs, duration, ok, now, params, regret, self._keys.of(index, now))
@@ -290,11 +290,11 @@ class PlanState:
     def _score(
         self, jobs: Sequence[JobSpec], pools: Sequence[Pool],
         forecasts: Mapping[str, ZoneIntensity], grid: SlotGrid, params: WindowParameters,
-        cache: EstimateCache, recalibration: Recalibration | None, moved: int,
+        cache: EstimateCache, recalibration: Recalibration | None, moved: int, pue: FloatArray,
     ) -> tuple[IntArray, FloatArray, BoolArray]:  # fmt: skip
         """Each job's row (kept, or scored now for new or changed jobs), slot 0 scored again
-        for all, and the jobs' durations and admissibility ``(J, P)``; first the kept rows
-        follow the grid when it ``moved`` on by that many slots."""
+        for all (``pue``: each pool's), and the jobs' durations and admissibility ``(J, P)``;
+        first the kept rows follow the grid when it ``moved`` on by that many slots."""
         rows = self._rows
         for job_id in set(rows.row_of) - {job.job_id for job in jobs}:
             rows.release(job_id)
@@ -334,7 +334,7 @@ class PlanState:
         mean, upper = now_means(pools, forecasts, grid, duration, params.risk_aversion)
         score_cells_now(  # left_s: seconds from this grid's anchor (kept so by _shift)
             index, (rows.duration, rows.energy, rows.ok, rows.allowed, rows.embodied, rows.left_s),
-            mean, upper, np.array([pool.pue for pool in pools]), first_offset_s=grid.offsets_s[0],
+            mean, upper, pue, first_offset_s=grid.offsets_s[0],
             duration_margin=params.duration_margin, guard_s=params.guard_s,
             risk_aversion=params.risk_aversion,
             outputs=(rows.cost_now, rows.intensity_now, rows.latest, rows.lower_rest, rows.lower),

@@ -151,10 +151,7 @@ def alternatives(
 ) -> list[Alternative]:  # fmt: skip
     """:func:`policies.decisions.alternative_at` for the cells ``(r[k], p[k], s[k])`` of the
     stored rows (``devices[k]`` None: the pool's first ``tensor_parallel`` devices)."""
-    energy = rows.energy[r, p]
-    intensity = np.where(s == 0, rows.intensity_now[r, p], rows.intensity[r, p, s])
-    with np.errstate(all="ignore"):  # operational_g, in its order (as grams below)
-        operational = energy / J_PER_KWH * intensity * np.array([q.pue for q in pools])[p]
+    energy, intensity, operational = _figures(rows, r, p, s, np.array([q.pue for q in pools]))
     first_ids: dict[tuple[int, int], tuple[str, ...]] = {}
     ids = list(devices)
     for k, (pk, gk) in enumerate(zip(p.tolist(), rows.gpus[r].tolist(), strict=True)):
@@ -181,8 +178,20 @@ def grams(rows: KeptRows, r: IntArray, p: IntArray, s: IntArray, pue: FloatArray
     out = np.full(len(r), np.nan)
     has = p >= 0
     r, p, s = r[has], p[has], s[has]
-    intensity = np.where(s == 0, rows.intensity_now[r, p], rows.intensity[r, p, s])
-    with np.errstate(all="ignore"):  # inf * 0 is NaN, as Python's floats give it
-        operational = rows.energy[r, p] / J_PER_KWH * intensity * pue[p]
+    _, _, operational = _figures(rows, r, p, s, pue)
+    with np.errstate(all="ignore"):
         out[has] = operational + rows.embodied[r, p]
     return out
+
+
+def _figures(
+    rows: KeptRows, r: IntArray, p: IntArray, s: IntArray, pue: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The energy, mean intensity (slot 0's from ``intensity_now``) and operational grams of
+    the cells ``(r[k], p[k], s[k])``: ``operational_g``'s operations in its order, in float64
+    as Python's floats compute them (``pue[q]``: pool ``q``'s PUE)."""
+    energy = rows.energy[r, p]
+    intensity = np.where(s == 0, rows.intensity_now[r, p], rows.intensity[r, p, s])
+    with np.errstate(all="ignore"):  # inf * 0 is NaN, as Python's floats give it
+        operational = energy / J_PER_KWH * intensity * pue[p]
+    return energy, intensity, operational

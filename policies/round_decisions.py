@@ -221,7 +221,7 @@ def held(
     keys = saving_keys(grams(rows, at, pool, slot, pue), run_now.total_g(ks))
     later_mask = slot > 0
     later, same = later_mask.tolist(), (later_mask & (rows.held_latest[at] == latest)).tolist()
-    slots, lasts, rs, pools = slot.tolist(), latest.tolist(), at.tolist(), pool.tolist()
+    slots, lasts, rs, pool_ids = slot.tolist(), latest.tolist(), at.tolist(), pool.tolist()
     kept, kept_key, kept_txt = rows.held, rows.held_key, rows.held_txt
     out: list[Decision | None] = [None] * len(at)
     todo = []
@@ -237,9 +237,9 @@ def held(
     for k, now_alt in zip(todo, run_now.alternatives(ks[todo]), strict=True):
         s, plan = slots[k], plans[k]
         if s == 0:  # waiting for devices: its plan moves with now, so it is built every round
-            reason = waiting.get(pools[k])
+            reason = waiting.get(pool_ids[k])
             if reason is None:
-                reason = waiting[pools[k]] = _waiting(plan)
+                reason = waiting[pool_ids[k]] = _waiting(plan)
             out[k] = Decision(jobs[k].job_id, "hold", reason, policy, plan, now_alt)
             kept[rs[k]], kept_key[rs[k]], kept_txt[rs[k]] = None, keys[k], ""
             continue
