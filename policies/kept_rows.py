@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from policies.footprint.accounting import J_PER_KWH
 from policies.scoring import Pool
-from policies.types import Alternative, Decision, JobSpec, PlannedStart
+from policies.types import Alternative, Decision, JobSpec, PlannedStart, new_alternative
 
 __all__ = ["KeptRows", "alternatives", "grams"]
 
@@ -164,7 +164,7 @@ def alternatives(
     regions = [q.region for q in pools]
     gpus = [q.gpu.name for q in pools]
     return list(map(
-        Alternative, ids, map(regions.__getitem__, at), map(gpus.__getitem__, at),
+        new_alternative, ids, map(regions.__getitem__, at), map(gpus.__getitem__, at),
         map(times.__getitem__, s.tolist()), rows.duration[r, p].tolist(), energy.tolist(),
         intensity.tolist(), operational.tolist(), rows.embodied[r, p].tolist(),
     ))  # fmt: skip

@@ -25,7 +25,7 @@ from policies.decisions import free_devices
 from policies.kept_rows import KeptRows, alternatives, grams
 from policies.round_alternatives import Ready, RunNow
 from policies.scoring import Pool, SlotGrid
-from policies.types import Alternative, Decision, Device, JobSpec
+from policies.types import Alternative, Decision, Device, JobSpec, new_decision
 
 __all__ = ["held", "saving", "saving_keys", "saving_text", "started"]
 
@@ -83,7 +83,7 @@ def started(
         quoted = saving(plans[k], now_alt)
         why = notes[k] or "cheapest feasible (device, region, start) over the horizon"
         reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{quoted}; {why}"
-        out[k] = Decision(jobs[k].job_id, "start", reason, policy, alt, now_alt, alt_others)
+        out[k] = new_decision(jobs[k].job_id, "start", reason, policy, alt, now_alt, alt_others)
     return out
 
 
@@ -153,7 +153,7 @@ def _hold(
         f"hold: plan {plan.gpu} in {plan.region} at {start}"
         f" for {plan.total_g:.3g} g{quoted}; latest safe start {latest_txt}"
     )
-    return Decision(job.job_id, "hold", reason, policy, plan, run_now)
+    return new_decision(job.job_id, "hold", reason, policy, plan, run_now)
 
 
 def _latest_text(rows: KeptRows, latest: float, grid: SlotGrid) -> str:
@@ -240,7 +240,7 @@ def held(
             reason = waiting.get(pool_ids[k])
             if reason is None:
                 reason = waiting[pool_ids[k]] = _waiting(plan)
-            out[k] = Decision(jobs[k].job_id, "hold", reason, policy, plan, now_alt)
+            out[k] = new_decision(jobs[k].job_id, "hold", reason, policy, plan, now_alt)
             kept[rs[k]], kept_key[rs[k]], kept_txt[rs[k]] = None, keys[k], ""
             continue
         quoted = saving_text(keys[k], plan, now_alt, texts)
