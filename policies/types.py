@@ -169,10 +169,10 @@ def _unfrozen_init(cls: Callable[P, T]) -> Callable[P, T]:
         ],
         slots=True,
     )
-    if twin.__slots__ != getattr(
-        frozen, "__slots__", None
-    ):  # the layouts must match for the assignment
+    if twin.__slots__ != getattr(frozen, "__slots__", None):  # else no __class__ assignment
         raise TypeError(f"{frozen.__name__} is not a slotted dataclass")
+    if hasattr(frozen, "__post_init__") or not all(f.init for f in dataclasses.fields(frozen)):
+        raise TypeError(f"{frozen.__name__}'s __init__ does more than set its fields")
 
     def build(*args: P.args, **kwargs: P.kwargs) -> T:
         obj = twin(*args, **kwargs)

@@ -55,3 +55,22 @@ def test_only_slotted_dataclasses_get_one() -> None:
 
     with pytest.raises(TypeError, match="Plain is not a slotted dataclass"):
         _unfrozen_init(Plain)
+
+
+def test_only_plain_field_setting_inits_get_one() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        x: int
+
+        def __post_init__(self) -> None:
+            if self.x < 0:
+                raise ValueError("x < 0")
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Derived:
+        x: int
+        y: int = dataclasses.field(init=False, default=0)
+
+    for cls in (Checked, Derived):
+        with pytest.raises(TypeError, match="does more than set its fields"):
+            _unfrozen_init(cls)
