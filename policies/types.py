@@ -161,8 +161,8 @@ def _unfrozen_init(cls: Callable[P, T]) -> Callable[P, T]:
     builds ~20,000 alternatives and ~10,000 decisions a tick (``tests/policies/test_types.py``).
     """
     frozen: Any = cls
-    twin: Any = dataclasses.make_dataclass(
-        f"_{frozen.__name__}Fields",
+    twin: Any = dataclasses.make_dataclass(  # its name is in the errors a bad call raises
+        frozen.__name__,
         [
             (f.name, f.type, field(default=f.default, default_factory=f.default_factory))
             for f in dataclasses.fields(frozen)

@@ -44,7 +44,7 @@ def test_new_decision_takes_keywords_and_defaults() -> None:
     built = new_decision("j1", "start", "why", "p", plan, run_now=plan, alternatives=(plan,))
     assert type(built) is Decision
     assert built == Decision("j1", "start", "why", "p", plan, plan, (plan,))
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"Decision.__init__\(\) missing 2 required"):
         new_decision("j1", "hold")  # type: ignore[call-arg]  # fields without defaults
 
 
