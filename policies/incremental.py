@@ -167,7 +167,7 @@ class PlanState:
         self._context = KeptContext()
         self._rows = KeptRows(0, 0)
         self._keys = _OrderKeys()  # beside the rows, by row
-        self._savings: dict[float, str] = {}  # round_decisions.savings' texts
+        self._savings: dict[float, str] = {}  # round_decisions.saving_text's texts
         self._times_key: tuple[datetime, int, int] | None = None
         self._later: list[datetime] = []  # start times of slots 1.. (see _times)
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,6 +48,7 @@ from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
 from policies.lookahead import Choose, plan_round
+from policies.reasons import hold_reason, latest_text, saving, start_reason, waiting_reason
 from policies.scoring import (
     CostCube,
     Pool,
@@ -325,32 +326,23 @@ def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: 
     cube = tick.cube
     job = cube.jobs[j]
     run_now = run_now_alternative(cube, j)
-    latest = float(cube.latest_start_s[j, p])
-    latest_txt = "none"
-    if np.isfinite(latest):
-        latest_txt = (cube.grid.start + timedelta(seconds=latest)).isoformat(timespec="minutes")
     plan = alternative_at(cube, j, p, s)
-    saving = ""
-    if run_now is not None and run_now.total_g > 0:
-        saving = f" ({1 - plan.total_g / run_now.total_g:.0%} below run-now)"
+    quoted = saving(plan, run_now)
     if s > 0:
-        reason = (
-            f"hold: plan {plan.gpu} in {plan.region} at {plan.start.isoformat(timespec='minutes')}"
-            f" for {plan.total_g:.3g} g{saving}; latest safe start {latest_txt}"
-        )
+        latest_txt = latest_text(cube.grid.start, float(cube.latest_start_s[j, p]))
+        start_txt = plan.start.isoformat(timespec="minutes")
+        reason = hold_reason(plan, start_txt, quoted, latest_txt)
         return Decision(job.job_id, "hold", reason, policy, plan, run_now)
     need = job.workload.tensor_parallel
     free = free_devices(cube.pools[p], tick.now, tick.taken)
     if len(free) < need:  # only when every admissible pool is over-committed
-        reason = f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
-        return Decision(job.job_id, "hold", reason, policy, plan, run_now)
+        return Decision(job.job_id, "hold", waiting_reason(plan), policy, plan, run_now)
     chosen = free[:need]
     tick.taken.update(d.device_id for d in chosen)
     alt = alternative_at(cube, j, p, 0, chosen)
     others = best_alternatives(cube, j, tick.cost[j], p, limit)
-    why = note or "cheapest feasible (device, region, start) over the horizon"
-    reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{saving}; {why}"
-    return Decision(job.job_id, "start", reason, policy, alt, run_now, others)
+    return Decision(job.job_id, "start", start_reason(alt, quoted, note), policy, alt, run_now,
+                    others)  # fmt: skip
 
 
 def plan_window(

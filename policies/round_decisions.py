@@ -16,28 +16,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
 from policies.decisions import free_devices
 from policies.kept_rows import KeptRows, alternatives, grams
+from policies.reasons import hold_reason, latest_text, saving, start_reason, waiting_reason
 from policies.round_alternatives import Ready, RunNow
 from policies.scoring import Pool, SlotGrid
 from policies.types import Alternative, Decision, Device, JobSpec, new_decision
 
-__all__ = ["held", "saving", "saving_keys", "saving_text", "started"]
+__all__ = ["held", "saving_keys", "saving_text", "started"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-def saving(plan: Alternative, run_now: Alternative | None) -> str:
-    """The reasons' " (N% below run-now)", as ``planner._decide`` words it."""
-    if run_now is not None and run_now.total_g > 0:
-        return f" ({1 - plan.total_g / run_now.total_g:.0%} below run-now)"
-    return ""
 
 
 def started(
@@ -80,9 +74,7 @@ def started(
     others = _others(rows, r, p_go, limit, pools, times, ready)
     counterfactuals = run_now.alternatives(ks[go])
     for k, alt, alt_others, now_alt in zip(go, alts, others, counterfactuals, strict=True):
-        quoted = saving(plans[k], now_alt)
-        why = notes[k] or "cheapest feasible (device, region, start) over the horizon"
-        reason = f"start now on {alt.gpu} in {alt.region}: {alt.total_g:.3g} g{quoted}; {why}"
+        reason = start_reason(alt, saving(plans[k], now_alt), notes[k])
         out[k] = new_decision(jobs[k].job_id, "start", reason, policy, alt, now_alt, alt_others)
     return out
 
@@ -134,11 +126,6 @@ def _others(
     return out
 
 
-def _waiting(plan: Alternative) -> str:
-    """``planner._decide``'s reason for a job planned now that finds too few GPUs free."""
-    return f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
-
-
 def _hold(
     rows: KeptRows, job: JobSpec, plan: Alternative, s: int, latest_txt: str,
     run_now: Alternative | None, policy: str, quoted: str,
@@ -149,10 +136,7 @@ def _hold(
     start = rows.start_txt.get(s)
     if start is None:
         start = rows.start_txt[s] = plan.start.isoformat(timespec="minutes")
-    reason = (
-        f"hold: plan {plan.gpu} in {plan.region} at {start}"
-        f" for {plan.total_g:.3g} g{quoted}; latest safe start {latest_txt}"
-    )
+    reason = hold_reason(plan, start, quoted, latest_txt)
     return new_decision(job.job_id, "hold", reason, policy, plan, run_now)
 
 
@@ -162,10 +146,7 @@ def _latest_text(rows: KeptRows, latest: float, grid: SlotGrid) -> str:
     texts = rows.latest_txt
     text = texts.get(latest)
     if text is None:
-        text = "none"
-        if math.isfinite(latest):
-            text = (grid.start + timedelta(seconds=latest)).isoformat(timespec="minutes")
-        texts[latest] = text
+        text = texts[latest] = latest_text(grid.start, latest)
     return text
 
 
@@ -205,8 +186,8 @@ def held(
     pool: IntArray, slot: IntArray, latest: FloatArray, grid: SlotGrid, run_now: RunNow,
     ks: IntArray, policy: str, texts: dict[float, str], pue: FloatArray,
 ) -> list[Decision]:  # fmt: skip
-    """The decision of each held job ``k`` (:func:`_hold`; :func:`_waiting`'s reason for one
-    planned now, one text per pool a round) (row ``at[k]``, planned on ``plans[k]``, the cell
+    """The decision of each held job ``k`` (:func:`_hold`; ``reasons.waiting_reason`` for
+    one planned now, one text per pool a round) (row ``at[k]``, planned on ``plans[k]``, the cell
     ``(pool[k], slot[k])``, its latest safe start there ``latest[k]``, its run-now
     counterfactual ``run_now``'s job ``ks[k]``), or **last round's decision object** for the
     row when it would read the same: its plan object and policy the same, a slot later than 0,
@@ -239,7 +220,7 @@ def held(
         if s == 0:  # waiting for devices: its plan moves with now, so it is built every round
             reason = waiting.get(pool_ids[k])
             if reason is None:
-                reason = waiting[pool_ids[k]] = _waiting(plan)
+                reason = waiting[pool_ids[k]] = waiting_reason(plan)
             out[k] = new_decision(jobs[k].job_id, "hold", reason, policy, plan, now_alt)
             kept[rs[k]], kept_key[rs[k]], kept_txt[rs[k]] = None, keys[k], ""
             continue

@@ -9,7 +9,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policies.round_decisions import saving, saving_keys, saving_text
+from policies.reasons import saving
+from policies.round_decisions import saving_keys, saving_text
 from policies.types import Alternative
 
 _AT = datetime(2026, 12, 5, tzinfo=UTC)

@@ -1,0 +1,51 @@
+"""The reasons a planned decision gives, worded once for both of the planner's paths: the full
+re-plan (``planner._decide``) and the fast path over the kept rows
+(:mod:`policies.round_decisions`), whose decisions must read the same."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from policies.types import Alternative
+
+__all__ = ["hold_reason", "latest_text", "saving", "start_reason", "waiting_reason"]
+
+CHEAPEST = "cheapest feasible (device, region, start) over the horizon"
+
+
+def saving(plan: Alternative, run_now: Alternative | None) -> str:
+    """``" (N% below run-now)"``, or nothing without a run-now counterfactual above 0 g."""
+    if run_now is not None and run_now.total_g > 0:
+        return f" ({1 - plan.total_g / run_now.total_g:.0%} below run-now)"
+    return ""
+
+
+def latest_text(anchor: datetime, latest_s: float) -> str:
+    """A latest safe start, ``latest_s`` seconds after ``anchor``, as the reasons print it
+    (``none``: not finite)."""
+    if not math.isfinite(latest_s):
+        return "none"
+    return (anchor + timedelta(seconds=latest_s)).isoformat(timespec="minutes")
+
+
+def hold_reason(plan: Alternative, start_txt: str, quoted: str, latest_txt: str) -> str:
+    """A job held with a plan later than now (``start_txt``: its start to the minute;
+    ``quoted``: :func:`saving`; ``latest_txt``: :func:`latest_text`)."""
+    return (
+        f"hold: plan {plan.gpu} in {plan.region} at {start_txt}"
+        f" for {plan.total_g:.3g} g{quoted}; latest safe start {latest_txt}"
+    )
+
+
+def waiting_reason(plan: Alternative) -> str:
+    """A job planned now that finds too few of its pool's GPUs free."""
+    return f"hold: planned now on {plan.gpu} in {plan.region}, waiting for a free GPU"
+
+
+def start_reason(chosen: Alternative, quoted: str, note: str) -> str:
+    """A job started now (``note``: why this cell, when not simply the cheapest)."""
+    return (
+        f"start now on {chosen.gpu} in {chosen.region}: {chosen.total_g:.3g} g{quoted}; "
+        f"{note or CHEAPEST}"
+    )
