@@ -13,13 +13,14 @@ from daemon.cli.context import number_within
 from daemon.cli.output import print_json, print_table
 from daemon.demo import DEMO_REGIONS, DEMO_START, DemoResult, run_demo
 from daemon.logs import configure_logging
+from daemon.settings.sections import MAX_INTERVAL_S
 from policies import get_policy
 
 __all__ = ["print_demo", "register"]
 
 
 # With 0 the simulated clock would never move on; a microsecond tick would take ~10^11 ticks.
-_TICK_S = number_within(1, 86_400, "a number of seconds")
+_TICK_S = number_within(1, MAX_INTERVAL_S, "a number of seconds")  # the daemon's longest
 
 
 def register(subparsers: Any) -> None:

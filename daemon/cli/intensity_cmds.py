@@ -17,6 +17,7 @@ from typing import Any
 from daemon.cli.context import add_common_options, number_within, settings_from
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
+from daemon.settings.sections import MAX_HORIZON_S, MAX_INTERVAL_S
 from daemon.signals import build_signal_chain
 from forecasts import (
     BACKTEST_HORIZONS_H,
@@ -42,7 +43,7 @@ def _when(text: str) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-_HOURS = number_within(0.01, 720)  # a forecast horizon: at most 30 days, as [intensity] horizon_s
+_HOURS = number_within(0.01, MAX_HORIZON_S / 3600)  # a forecast horizon, as [intensity] horizon_s
 
 
 def register(subparsers: Any) -> None:
@@ -54,7 +55,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--step-minutes",
-        type=number_within(1, 1440),
+        type=number_within(1, MAX_INTERVAL_S / 60),  # as [intensity] step_s
         default=60.0,
         metavar="MIN",
         help="forecast step (1 to 1440)",

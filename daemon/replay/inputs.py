@@ -18,6 +18,7 @@ from daemon.replay.ledger_jobs import jobs_from_ledger
 from daemon.replay.signals import ReplaySignals, read_intensity
 from daemon.replay.traces import TRACE_FORMATS, read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs
+from daemon.settings.sections import MAX_INTERVAL_S
 
 __all__ = [
     "JOBS_FORMATS",
@@ -154,8 +155,8 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     # written so that NaN fails too: `--days nan` used to reach int() and raise ValueError
     if not 0 < inputs.days < math.inf:
         raise ReplayInputError("--days must be > 0")
-    if not 0 < inputs.tick_s <= 86_400:  # as the daemon's intervals.plan_s
-        raise ReplayInputError("--tick must be from 1 to 86400 seconds")
+    if not 0 < inputs.tick_s <= MAX_INTERVAL_S:  # as the daemon's intervals.plan_s
+        raise ReplayInputError(f"--tick must be from 1 to {MAX_INTERVAL_S:g} seconds")
     # bounded so that a run's simulated length stays a time (1e300 overflowed the clock)
     if not (0 < inputs.truth_factor <= 100 and 0 <= inputs.duration_noise <= 3):
         raise ReplayInputError("--truth-factor must be > 0 and <= 100, --duration-noise 0 to 3")

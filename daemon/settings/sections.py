@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION
 
 __all__ = [
+    "MAX_DURATION_S",
+    "MAX_HORIZON_S",
+    "MAX_INTERVAL_S",
     "CatalogSettings",
     "ElectricityMapsSettings",
     "ExecutorSettings",
