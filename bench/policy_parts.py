@@ -6,7 +6,7 @@ synthetic workload of :mod:`bench.bench_replay` (its arguments) and sums, with
 ``time.process_time()`` around each call (no profiler, whose per-call cost overstates
 Python-heavy code: the policy's 3.5 s read 5.6 s under cProfile), the time inside
 ``PlanState.plan`` and its parts: the kept rows scored (``_score``; within it the new jobs'
-estimates and cells and slot 0 of every job), typical grams, the planning order, the capacity
+estimates and cells and slot 0 of every job), the jobs' regrets, the planning order, the capacity
 timeline, the held jobs' plans handed back read as cells, the greedy, the run-now
 counterfactuals' cells and the alternatives built from them (for the started jobs and the held
 decisions built again: within the held decisions' time too), the planned cells, the started
@@ -27,7 +27,7 @@ _PARTS: tuple[Part, ...] = (
     (incremental, "estimate_matrix", "new jobs' estimates"),
     (incremental, "score", "new jobs' cells"),
     (incremental, "score_cells_now", "slot 0"),
-    (incremental, "typical_g", "typical grams"),
+    (incremental, "regret_rows", "regrets"),
     (incremental, "_order", "order"),
     (incremental, "CapacityTimeline", "capacity"),
     (incremental, "_given_cells", "plans handed back"),
