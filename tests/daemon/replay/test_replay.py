@@ -6,12 +6,14 @@ import csv
 import itertools
 import json
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from daemon.cli import main
-from daemon.replay.driver import replay_policy
+from daemon.replay import driver
+from daemon.replay.driver import PolicyRun, replay_policy
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
     load_setup,
@@ -250,6 +252,28 @@ def test_a_gpu_is_reused_at_the_tick_its_run_ends(
     for before, after in queued:
         gap_s = (after.started_at - before.ended_at).total_seconds()
         assert 0 <= gap_s < setup.tick_s, (before.job_id, after.job_id, gap_s)
+
+
+def test_the_clock_skips_reading_the_wakeup_only_where_it_cannot_matter(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver reads the service's next wakeup only when no job arrives within a tick: the
+    ticks visited and every outcome are those of a clock that always reads it."""
+    setup = load_setup(replay_inputs(trace, cluster_file, intensity_files, 0.5),
+                       parse_duration_s("6h"))  # fmt: skip
+
+    def replay() -> tuple[list[datetime], PolicyRun]:
+        ticks: list[datetime] = []
+        return ticks, replay_policy(setup, "carbon-window", progress=ticks.append)
+
+    ticks, run = replay()
+    monkeypatch.setattr(driver, "_wakeup", lambda setup, service, now, arrival:
+                        service.next_wakeup(now))  # fmt: skip
+    always_ticks, always = replay()
+    assert ticks == always_ticks
+    assert run.outcomes == always.outcomes
+    gaps = {b - a for a, b in itertools.pairwise(ticks)}
+    assert len(gaps) > 1  # ticks one apart (arrivals) and jumps (wakeups)
 
 
 def test_replay_bound_is_below_every_policy_that_met_every_deadline(
