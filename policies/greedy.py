@@ -16,6 +16,10 @@ the :class:`~policies.capacity.CapacityTimeline`'s own arrays. Per job:
 
 Costs, feasibility and reservations are computed with the same floating-point operations in the
 same order as the NumPy reference, so the two agree exactly.
+
+:func:`assign_weighted` is the look-ahead's rounding (:mod:`policies.lookahead`): ``_choose``
+given the LP's weights, which takes the free cell of largest weight instead of the cheapest
+(ties: the cheaper), with the same ``min_saving`` rule and rescue path.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from policies.capacity import CapacityTimeline
 from policies.compiled import compiled
 from policies.footprint.accounting import J_PER_KWH
 
-__all__ = ["NOTE_HOME", "NOTE_LATE", "NOTE_NONE", "GreedyInputs", "assign"]
+__all__ = ["NOTE_HOME", "NOTE_LATE", "NOTE_NONE", "GreedyInputs", "assign", "assign_weighted"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -108,6 +112,42 @@ def assign(
         np.ascontiguousarray(planned[0], dtype=np.int64),
         np.ascontiguousarray(planned[1], dtype=np.int64), float(replan_margin),
         pool, slot, note,
+    )  # fmt: skip
+    return pool, slot, note
+
+
+def assign_weighted(
+    rows: IntArray,
+    inputs: GreedyInputs,
+    weights: FloatArray,
+    capacity: CapacityTimeline,
+    herd_penalty: float,
+    min_saving: float,
+    tolerance: float,
+    duration_margin: float,
+) -> tuple[IntArray, IntArray, npt.NDArray[np.int8]]:
+    """Assign the jobs ``rows`` in that order by the LP's ``weights`` (``(N, P, S)``, rows as
+    ``inputs``'): each takes the free cell of largest weight, less ``1e-9`` x its cost over
+    (the row's dearest free cost + 1), so that equal weights go to the cheaper cell (the first
+    in (pool, slot) order when all is equal); with no weight above ``1e-6`` on a free cell, the
+    cheapest free cell (no ``replan_margin``: the LP decides). Then the ``min_saving`` rule and
+    the rescue path as :func:`assign`. Returns (pool, slot, note) per job and leaves their
+    runs reserved on ``capacity``."""
+    n = len(rows)
+    pool = np.zeros(n, dtype=np.int64)
+    slot = np.zeros(n, dtype=np.int64)
+    note = np.zeros(n, dtype=np.int8)
+    c = capacity.kernel_arrays()
+    row = np.empty((inputs.cost.shape[1], c.count))  # one job's free costs, reused
+    _assign_weighted(
+        np.ascontiguousarray(rows, dtype=np.int64), inputs.cost, inputs.cost_now,
+        inputs.intensity_g_per_kwh, inputs.intensity_now, inputs.energy_j, inputs.pue,
+        inputs.embodied_g, inputs.allowed, inputs.admissible, inputs.duration_s, inputs.left_s,
+        inputs.gpus, weights,
+        c.offsets_s, c.hi_s, float(c.step_s), c.count, c.busy, c.levels, c.level_of, c.widths,
+        c.size, c.load_gpu_s, c.used, c.full_gpu_s, c.min_busy, c.first_open,
+        float(herd_penalty), float(min_saving), float(tolerance), float(duration_margin),
+        row, pool, slot, note,
     )  # fmt: skip
     return pool, slot, note
 
@@ -302,6 +342,65 @@ def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower,
                     now, now_p = pen, p
             if now_p >= 0 and best >= now * keep:
                 bp, bs = now_p, 0
+        out_pool[k], out_slot[k] = bp, bs
+        _reserve(bp, bs, duration_s[r, bp], g, offsets, hi, step, count, busy, levels, widths,
+                 size, load, used, full, min_busy, first_open)  # fmt: skip
+
+
+@compiled
+def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed, admissible,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+                     duration_s, left_s, gpus, weights, offsets, hi, step, count, busy, levels,
+                     level_of, widths, size, load, used, full, min_busy, first_open, herd,
+                     min_saving, tolerance, margin, row, out_pool, out_slot,
+                     out_note):  # fmt: skip
+    """``planner._choose`` with weights, job after job: its row of free costs (``inf``: not
+    allowed or not free), the cheapest cell (``np.argmin``: the first), the weighted choice
+    over the whole row (``np.argmax`` of the score: the first), the ``min_saving`` rule."""
+    n_pools = cost.shape[1]
+    keep = 1.0 - min_saving - tolerance
+    for k in range(len(rows)):
+        r = rows[k]
+        g = gpus[r]
+        best, bp, bs = np.inf, -1, -1
+        dearest, heaviest = 0.0, 0.0  # the free costs' and their weights' maxima (initial 0)
+        for p in range(n_pools):
+            d = duration_s[r, p]
+            for s in range(count):
+                c = cost0[r, p] if s == 0 else cost[r, p, s]
+                v = np.inf
+                if c < np.inf:
+                    pen = c * (1.0 + herd * used[p, s]) if herd > 0 else c
+                    if _feasible(p, s, d, g, offsets, step, busy, levels, level_of, widths, size):
+                        v = pen
+                row[p, s] = v
+                if v < best:
+                    best, bp, bs = v, p, s
+                if v < np.inf:
+                    dearest = max(dearest, v)
+                    heaviest = max(heaviest, weights[r, p, s])
+        if bp < 0:
+            bp, bs = _rescue(r, allowed, admissible, duration_s, left_s, inten, inten0, energy,
+                             pue, emb, margin, g, offsets, step, count, busy, levels, level_of,
+                             widths, size, min_busy, first_open)  # fmt: skip
+            out_note[k] = 2 if allowed[r].any() else 1
+        else:
+            if heaviest > 1e-6:
+                top = -np.inf
+                for p in range(n_pools):
+                    for s in range(count):
+                        v = row[p, s]
+                        w, f = (weights[r, p, s], v) if v < np.inf else (0.0, 0.0)
+                        score = w - 1e-9 * f / (dearest + 1.0)
+                        if score > top or (p == 0 and s == 0):
+                            top, bp, bs = score, p, s
+                best = row[bp, bs]
+            if bs > 0:
+                now, now_p = np.inf, -1
+                for p in range(n_pools):
+                    if row[p, 0] < now:
+                        now, now_p = row[p, 0], p
+                if now_p >= 0 and best >= now * keep:
+                    bp, bs = now_p, 0
         out_pool[k], out_slot[k] = bp, bs
         _reserve(bp, bs, duration_s[r, bp], g, offsets, hi, step, count, busy, levels, widths,
                  size, load, used, full, min_busy, first_open)  # fmt: skip

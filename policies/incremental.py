@@ -52,14 +52,13 @@ from policies.candidates import unfit_reason
 from policies.capacity import CapacityTimeline
 from policies.errors import PoliciesError
 from policies.footprint.recalibration import Recalibration
-from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign
+from policies.greedy import GreedyInputs, assign
 from policies.kept_context import KeptContext
 from policies.kept_rows import KeptRows
 from policies.now_cells import regret_rows, score_cells_now
 from policies.planner import (
     _TOLERANCE,
-    HOME_NOTE,
-    LATE_NOTE,
+    NOTES,
     WindowParameters,
     _allowed,
     _order,
@@ -83,8 +82,6 @@ __all__ = ["PlanState"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-_NOTES = {NOTE_NONE: "", NOTE_HOME: HOME_NOTE, NOTE_LATE: LATE_NOTE}
 
 
 class _OrderKeys:
@@ -234,7 +231,7 @@ class PlanState:
         ks = n.tolist()
         for k, decision in zip(ks, round_decisions.started(
             rows, at[n], [jobs[fits[k]] for k in ks], pool[n], [plans[k] for k in ks],
-            run_now, n, [_NOTES[x] for x in note[n].tolist()], policy,
+            run_now, n, [NOTES[x] for x in note[n].tolist()], policy,
             params.alternatives, pools, times, ready,
         ), strict=True):  # fmt: skip
             if decision is None:

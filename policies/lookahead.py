@@ -33,6 +33,7 @@ the greedy already gives every job its cheapest cell.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,12 +42,13 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.capacity import CapacityTimeline
+from policies.compiled import compiled
 from policies.errors import PoliciesError
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
-__all__ = ["RoundPlan", "plan_round", "preferred_cells"]
+__all__ = ["RoundPlan", "Rounding", "plan_round", "preferred_cells"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -148,9 +150,12 @@ def _solved_through_dual(
     return np.maximum(-np.asarray(solved.ineqlin.marginals, dtype=np.float64), 0.0)
 
 
-Choose = Callable[[CapacityTimeline, int, FloatArray | None], tuple[int, int, str]]
-"""``choose(capacity, job, weights) -> (pool, slot, note)``: the planner's rule for one job
-(reserves its devices on ``capacity``)."""
+Rounding = Callable[
+    [CapacityTimeline, Sequence[int], FloatArray | None], list[tuple[int, int, int, str]]
+]
+"""``rounding(capacity, order, weights) -> cells``: the planner's rule for each job of
+``order`` in turn, ``(job, pool, slot, note)``, reserving their devices on ``capacity``; with
+the LP's ``weights`` (``(J, P, S)``) each takes its free cell of largest weight."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +184,14 @@ def _improve(
 ) -> int:  # fmt: skip
     """Move single jobs to cheaper free cells (in place); returns the number of moves.
 
-    ``capacity`` holds every job of ``cells`` reserved. Only jobs on an allowed cell move, only
-    to an allowed cell free for their whole run; a move to a later slot must also beat the
-    job's cheapest start-now cell (ignoring capacity) by ``min_saving``, as a hold must.
+    ``capacity`` holds every job of ``cells`` reserved (it is left as it is). Only jobs on an
+    allowed cell move, only to an allowed cell free for their whole run; a move to a later slot
+    must also beat the job's cheapest start-now cell (ignoring capacity) by ``min_saving``, as a
+    hold must. Each pass takes the movable jobs in plan order; a job moves to the cheapest such
+    cell (ties: the first in (pool, slot) order) when it is cheaper than its own by more than
+    float noise (:func:`_moves`, compiled).
     """
     n_pools, n_slots = cost.shape[1:]
-    slots = np.broadcast_to(np.arange(n_slots), (n_pools, n_slots))
     least = cost.reshape(len(cost), -1).min(axis=1, initial=np.inf)
     movable = [
         i for i, (k, p, s, _) in enumerate(cells) if np.isfinite(cost[k, p, s])
@@ -192,59 +199,93 @@ def _improve(
     ]  # fmt: skip
     if not movable:
         return 0
-    ends = {}
-    for i in movable:
-        k = cells[i][0]
-        _, end = _coverage(capacity, slots.ravel(), np.repeat(duration_s[k], n_slots))
-        ends[i] = end.reshape(n_pools, n_slots)
-    width = max(int((end - slots).max(initial=1)) for end in ends.values())
-    inside = {  # (P, S, width): the instants each cell's run covers, from its start
-        i: np.arange(width)[None, None, :] < (end - slots)[:, :, None] for i, end in ends.items()
-    }
-    busy = np.pad(capacity.busy, ((0, 0), (0, width)))  # moves update it in place
-    # (P, S, width): the devices in use at each of the ``width`` instants from each slot (a view)
-    windows = np.lib.stride_tricks.sliding_window_view(busy, width, axis=1)[:, :n_slots]
-    size = capacity.size[:, None]
+    jobs = np.array([cells[i][0] for i in movable], dtype=np.int64)
+    pool = np.array([cells[i][1] for i in movable], dtype=np.int64)
+    slot = np.array([cells[i][2] for i in movable], dtype=np.int64)
+    starts = np.broadcast_to(np.arange(n_slots), (len(jobs), n_pools, n_slots))
+    _, ends = _coverage(  # (M, P, S): one past the last instant each cell's run covers
+        capacity, starts.ravel(), np.repeat(duration_s[jobs], n_slots, axis=1).ravel()
+    )
+    moves = int(
+        _moves(
+            np.ascontiguousarray(cost[jobs]), ends.reshape(len(jobs), n_pools, n_slots),
+            np.ascontiguousarray(gpus[jobs], dtype=np.int64), capacity.busy.copy(),
+            capacity.size, float(min_saving), passes, pool, slot,
+        )
+    )  # fmt: skip
+    for m, i in enumerate(movable):
+        k, _, _, note = cells[i]
+        cells[i] = (k, int(pool[m]), int(slot[m]), note)
+    return moves
+
+
+# A kernel over arrays that mirrors the NumPy reference's steps: hence the noqa.
+@compiled
+def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot):  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+    """:func:`_improve`'s passes over the movable jobs (row ``m``: its cost ``(P, S)``, the
+    ends of its runs, its devices; its cell in ``pool[m], slot[m]``, updated in place) on
+    ``busy``, the devices in use per (pool, instant), updated in place. Returns the moves.
+
+    The reference it replaced, per job: take its run off ``busy``; the cells whose run finds
+    ``gpus`` devices free at every instant it covers keep their cost, the others ``inf``; from
+    a start now, later cells not below ``(1 - min_saving)`` x the cheapest start-now cost
+    become ``inf``; ``np.argmin`` over the (pool, slot) row (the first of equal costs, or the
+    first NaN); a move when that is below ``cost * (1 - 1e-9)``; the run put back where it is."""
+    n_pools, n_slots = cost.shape[1], cost.shape[2]
     moves = 0
     for _ in range(passes):
         moved = False
-        for i in movable:
-            k, p, s, note = cells[i]
-            end = ends[i]
-            busy[p, s : end[p, s]] -= gpus[k]
-            in_use = np.where(inside[i], windows, 0).max(axis=2)
-            row = np.where(in_use + gpus[k] <= size, cost[k], np.inf)
-            if s == 0:  # a start that becomes a hold must beat starting now by min_saving
-                hold_below = (1.0 - min_saving) * float(cost[k, :, 0].min())
-                row[:, 1:] = np.where(row[:, 1:] < hold_below, row[:, 1:], np.inf)
-            q, t = (int(x) for x in np.unravel_index(int(np.argmin(row)), row.shape))
-            if row[q, t] < cost[k, p, s] * (1.0 - 1e-9):
-                cells[i] = (k, q, t, note)
+        for m in range(len(pool)):
+            p, s, g = pool[m], slot[m], gpus[m]
+            for i in range(s, ends[m, p, s]):
+                busy[p, i] -= g
+            hold_below = np.inf
+            if s == 0:
+                hold_below = cost[m, 0, 0]
+                for q in range(1, n_pools):
+                    c = cost[m, q, 0]
+                    if c < hold_below or math.isnan(c):
+                        hold_below = c
+                        if math.isnan(c):
+                            break
+                hold_below = (1.0 - min_saving) * hold_below
+            best, bq, bt = np.inf, 0, 0
+            first = True
+            for q in range(n_pools):
+                for t in range(n_slots):
+                    in_use = 0
+                    for i in range(t, ends[m, q, t]):
+                        in_use = max(in_use, busy[q, i])
+                    v = cost[m, q, t] if in_use + g <= size[q] else np.inf
+                    if s == 0 and t > 0 and not v < hold_below:
+                        v = np.inf
+                    if first or v < best or (math.isnan(v) and not math.isnan(best)):
+                        best, bq, bt = v, q, t
+                        first = False
+            if best < cost[m, p, s] * (1.0 - 1e-9):
+                pool[m], slot[m] = bq, bt
                 moves += 1
                 moved = True
-            else:
-                q, t = p, s
-            busy[q, t : end[q, t]] += gpus[k]
+            p, s = pool[m], slot[m]
+            for i in range(s, ends[m, p, s]):
+                busy[p, i] += g
         if not moved:
             break
     return moves
 
 
 def _rounded(
-    capacity: CapacityTimeline, order: Sequence[int], choose: Choose, weights: FloatArray | None
-) -> tuple[list[tuple[int, int, int, str]], CapacityTimeline]:
+    capacity: CapacityTimeline, order: Sequence[int], rounding: Rounding,
+    weights: FloatArray | None,
+) -> tuple[list[tuple[int, int, int, str]], CapacityTimeline]:  # fmt: skip
     """Each job of ``order`` in turn by the planner's rule, on a copy of ``capacity``."""
     working = copy.deepcopy(capacity)
-    cells = []
-    for k in order:
-        p, s, note = choose(working, k, None if weights is None else weights[k])
-        cells.append((k, p, s, note))
-    return cells, working
+    return rounding(working, order, weights), working
 
 
 def plan_round(
     cost: FloatArray, grams: FloatArray, duration_s: FloatArray, gpus: IntArray,
-    capacity: CapacityTimeline, order: Sequence[int], choose: Choose, *,
+    capacity: CapacityTimeline, order: Sequence[int], rounding: Rounding, *,
     relaxed: npt.NDArray[np.bool_], min_saving: float, max_cells: int = 200_000,
 ) -> RoundPlan:  # fmt: skip
     """The round's plan for the jobs ``order`` (the greedy's planning order): the cheapest, as
@@ -258,7 +299,7 @@ def plan_round(
     estimated grams of every cell (the rescue path's cells have no planning cost).
     ``capacity`` is left untouched (each plan reserves on a copy).
     """
-    cells, working = _rounded(capacity, order, choose, None)
+    cells, working = _rounded(capacity, order, rounding, None)
     greedy = RoundPlan(tuple(cells), _planned_g(cost, grams, cells), "greedy", 0)
     least = cost.reshape(len(cost), -1).min(axis=1, initial=np.inf)
     if not relaxed[list(order)].any() or all(
@@ -276,7 +317,7 @@ def plan_round(
         mean_start = (by_slot * np.arange(by_slot.shape[1])).sum(axis=1) / np.maximum(mass, 1e-12)
         mean_start = np.where(mass > 1e-6, mean_start, np.inf)
         alpha = sorted(order, key=lambda k: float(mean_start[k]))  # stable: ties keep order
-        cells, working = _rounded(capacity, alpha, choose, weights)
+        cells, working = _rounded(capacity, alpha, rounding, weights)
         moves = _improve(cost, duration_s, gpus, working, cells, min_saving)
         plans.append(RoundPlan(tuple(cells), _planned_g(cost, grams, cells), "lp", moves))
     best = min(plans, key=lambda plan: plan.planned_g)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -47,7 +47,8 @@ from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
-from policies.lookahead import Choose, plan_round
+from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign, assign_weighted
+from policies.lookahead import Rounding, plan_round
 from policies.reasons import hold_reason, latest_text, saving, start_reason, waiting_reason
 from policies.scoring import (
     CostCube,
@@ -70,6 +71,7 @@ IntArray = npt.NDArray[np.int64]
 _TOLERANCE = 1e-9  # relative: float noise must not turn into a hold
 HOME_NOTE = "its home region cannot run it: the earliest devices that end in time"
 LATE_NOTE = "past its latest safe start: the earliest devices that end in time"
+NOTES = {NOTE_NONE: "", NOTE_HOME: HOME_NOTE, NOTE_LATE: LATE_NOTE}  # the compiled greedy's
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,11 +281,45 @@ def _choose(
     return p, s, ""
 
 
-def _chooser(tick: _Tick, params: WindowParameters) -> Choose:
-    """:func:`_choose` on another capacity timeline (the look-ahead tries several plans)."""
-    return lambda capacity, j, weights: _choose(
-        replace(tick, capacity=capacity), j, params, weights
-    )
+def _rounding(tick: _Tick, params: WindowParameters, gpus: IntArray) -> Rounding:
+    """:func:`_choose` for each job in turn on a capacity timeline of the look-ahead's (it
+    tries several plans), compiled: :func:`policies.greedy.assign` without the LP's weights,
+    :func:`~policies.greedy.assign_weighted` with them (the same cells, notes and
+    reservations; tests compare them)."""
+    cube, cost = tick.cube, tick.cost
+    mean = np.ascontiguousarray(cube.intensity_g_per_kwh)
+    left_s = np.array([math.inf if job.deadline is None
+                       else (job.deadline - cube.grid.start).total_seconds()
+                       for job in cube.jobs])  # fmt: skip
+    inputs = GreedyInputs(
+        cost, np.ascontiguousarray(cost[:, :, 0]), mean, np.ascontiguousarray(mean[:, :, 0]),
+        np.ascontiguousarray(cube.energy_j), np.array([p.pue for p in cube.pools]),
+        np.ascontiguousarray(cube.embodied_g), cost.min(axis=2, initial=np.inf),
+        np.ascontiguousarray(cube.latest_start_s), np.ascontiguousarray(tick.allowed),
+        np.ascontiguousarray(cube.admissible), np.ascontiguousarray(cube.duration_s), left_s,
+        gpus,
+    )  # fmt: skip
+
+    def rounding(
+        capacity: CapacityTimeline, order: Sequence[int], weights: FloatArray | None
+    ) -> list[tuple[int, int, int, str]]:
+        rows = np.array(order, dtype=np.int64)
+        if weights is None:
+            planned = tick.planned[0][rows], tick.planned[1][rows]
+            pool, slot, note = assign(
+                rows, inputs, capacity, params.herd_penalty, params.min_saving, _TOLERANCE,
+                params.duration_margin, planned, params.replan_margin,
+            )  # fmt: skip
+        else:
+            pool, slot, note = assign_weighted(
+                rows, inputs, np.ascontiguousarray(weights), capacity, params.herd_penalty,
+                params.min_saving, _TOLERANCE, params.duration_margin,
+            )  # fmt: skip
+        return [(k, p, s, NOTES[n]) for k, p, s, n in zip(
+            order, pool.tolist(), slot.tolist(), note.tolist(), strict=True
+        )]  # fmt: skip
+
+    return rounding
 
 
 def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> tuple[int, int]:
@@ -406,7 +442,7 @@ def plan_window(
             room_s = np.where(allowed[chunk], cube.latest_start_s, -np.inf).max(axis=1)
             relaxed = room_s - grid.first_offset_s > params.urgent_s
             round_plan = plan_round(
-                cost, grams, cube.duration_s, gpus, capacity, fits, _chooser(tick, params),
+                cost, grams, cube.duration_s, gpus, capacity, fits, _rounding(tick, params, gpus),
                 relaxed=relaxed,
                 min_saving=params.min_saving, max_cells=params.lookahead_max_cells,
             )  # fmt: skip
