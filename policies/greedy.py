@@ -205,6 +205,24 @@ def _reserve(p, s, d, g, offsets, hi, step, count, busy, levels, widths, size, l
     first_open[p] = first
 
 
+@compiled
+def _cheapest_now(r, g, cost0, used, herd, duration_s, offsets, step, busy, levels, level_of,  # type: ignore[no-untyped-def]
+                  widths, size):  # fmt: skip
+    """The cheapest start now that the devices allow (the cost raised by the herd penalty) and
+    its pool (``inf, -1``: none): what a later start must beat by ``min_saving``."""
+    now, now_p = np.inf, -1
+    for p in range(cost0.shape[1]):
+        c = cost0[r, p]
+        if not c < np.inf:
+            continue
+        pen = c * (1.0 + herd * used[p, 0]) if herd > 0 else c
+        if pen < now and _feasible(
+            p, 0, duration_s[r, p], g, offsets, step, busy, levels, level_of, widths, size
+        ):
+            now, now_p = pen, p
+    return now, now_p
+
+
 # Kernels take arrays, not objects, and mirror the reference's branches: hence the noqa.
 @compiled
 def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, pue, emb,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
@@ -279,7 +297,6 @@ def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower,
             level_of, widths, size, load, used, full, min_busy, first_open, herd, min_saving,
             tolerance, margin, kept_pool, kept_slot, replan, out_pool, out_slot,
             out_note):  # fmt: skip
-    n_pools = cost.shape[1]
     keep = 1.0 - min_saving - tolerance
     for k in range(len(rows)):
         r = rows[k]
@@ -330,16 +347,8 @@ def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower,
                              min_busy, first_open)  # fmt: skip
             out_note[k] = 2 if allowed[r].any() else 1
         elif bs > 0:
-            now, now_p = np.inf, -1
-            for p in range(n_pools):
-                c = cost0[r, p]
-                if not c < np.inf:
-                    continue
-                pen = c * (1.0 + herd * used[p, 0]) if herd > 0 else c
-                if pen < now and _feasible(
-                    p, 0, duration_s[r, p], g, offsets, step, busy, levels, level_of, widths, size
-                ):
-                    now, now_p = pen, p
+            now, now_p = _cheapest_now(r, g, cost0, used, herd, duration_s, offsets, step, busy,
+                                       levels, level_of, widths, size)  # fmt: skip
             if now_p >= 0 and best >= now * keep:
                 bp, bs = now_p, 0
         out_pool[k], out_slot[k] = bp, bs
@@ -395,10 +404,8 @@ def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed
                             top, bp, bs = score, p, s
                 best = row[bp, bs]
             if bs > 0:
-                now, now_p = np.inf, -1
-                for p in range(n_pools):
-                    if row[p, 0] < now:
-                        now, now_p = row[p, 0], p
+                now, now_p = _cheapest_now(r, g, cost0, used, herd, duration_s, offsets, step,
+                                           busy, levels, level_of, widths, size)  # fmt: skip
                 if now_p >= 0 and best >= now * keep:
                     bp, bs = now_p, 0
         out_pool[k], out_slot[k] = bp, bs
