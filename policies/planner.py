@@ -418,9 +418,7 @@ def plan_window(
     capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
     taken: set[str] = set()
     decisions: dict[int, Decision] = {}
-    joint = (
-        params.lookahead and len(jobs) * len(pools) * grid.count <= 4 * params.lookahead_max_cells
-    )
+    joint = _joint(params, len(jobs) * len(pools) * grid.count)
     step = len(order) if joint else params.chunk_jobs
     for first in range(0, len(order), step):
         chunk = order[first : first + step]
