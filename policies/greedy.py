@@ -132,7 +132,8 @@ def assign_weighted(
     in (pool, slot) order when all is equal); with no weight above ``1e-6`` on a free cell, the
     cheapest free cell (no ``replan_margin``: the LP decides). Then the ``min_saving`` rule and
     the rescue path as :func:`assign`. Returns (pool, slot, note) per job and leaves their
-    runs reserved on ``capacity``."""
+    runs reserved on ``capacity``. Unlike :func:`assign` it scans every slot: ``inputs.cost``
+    must be ``inf`` after each latest safe start, as the cost cube's planning cost is."""
     n = len(rows)
     pool = np.zeros(n, dtype=np.int64)
     slot = np.zeros(n, dtype=np.int64)
