@@ -241,6 +241,10 @@ def _choose(
     With ``weights`` (the look-ahead LP's, ``(P, S)``): the free cell of largest weight (ties:
     the cheaper); else, or with no weight on a free cell, the cheapest free cell, or the job's
     plan if it is free and costs at most ``replan_margin`` more.
+
+    The full re-plan calls it without weights; with them it is only the reference of the
+    look-ahead's compiled rounding (:func:`policies.greedy.assign_weighted`, which
+    ``tests/policies/test_lookahead_compiled.py`` holds equal to it), as it is of the greedy.
     """
     cube, cap = tick.cube, tick.capacity
     tp = cube.jobs[j].workload.tensor_parallel
