@@ -124,7 +124,7 @@ class PolicyRun:
     params: Mapping[str, Any]
     outcomes: tuple[JobOutcome, ...]
     rejected: int
-    unfinished: int
+    unfinished: int  # still running when the replay stopped; in ``outcomes`` to their simulated end
     sites: tuple[SiteRecord, ...] = ()  # each site's flows (PV, battery, load) over the replay
 
 

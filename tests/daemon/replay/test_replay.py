@@ -371,3 +371,21 @@ def test_the_rows_the_ledger_keeps_change_no_recorded_fact(
     assert len(rows["outcomes"]) == len(setup.jobs) > 0
     if policy == "carbon-window":  # some jobs were held, then started: several decisions
         assert len(rows["decisions"]) > len(setup.jobs)
+
+
+def test_jobs_still_running_when_the_replay_stops_are_counted_to_their_end(
+    trace: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    """The replay stops at the span's end once nothing waits; the jobs still running then are
+    ``unfinished`` but accounted to the end their simulated run reaches (in ``jobs`` and the
+    grams), not dropped."""
+    setup = load_setup(replay_inputs(trace, cluster_file, intensity_files, 45 / 1440), 0.0)
+    run = replay_policy(setup, "run-now")
+    row = summarise([run])[0]
+    assert run.unfinished > 0
+    assert sorted(o.job_id for o in run.outcomes) == sorted(j.job_id for j in setup.jobs)
+    assert row["jobs"] == len(setup.jobs) and row["unfinished"] == run.unfinished
+    after = [o for o in run.outcomes if o.ended_at > setup.end]
+    assert len(after) >= run.unfinished
+    assert all(o.total_g > 0 for o in after)
+    assert row["total_g"] == pytest.approx(sum(o.total_g for o in run.outcomes))
