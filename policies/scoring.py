@@ -395,8 +395,8 @@ def score(
     shape = (len(jobs), len(pools), grid.count)
     op, total = np.empty(shape), np.empty(shape)
     planning = total if upper is None else np.empty(shape)
-    hedge = means if upper is None else upper
-    _cells(means, hedge, upper is not None, float(risk_aversion), energy, ok, emb, pue,
+    pessimistic = means if upper is None else upper
+    _cells(means, pessimistic, upper is not None, float(risk_aversion), energy, ok, emb, pue,
            grid.offsets_s, latest, mask_latest, op, total, planning)  # fmt: skip
     mean = means.transpose(1, 0, 2)
     return CostCube(jobs, pools, grid, duration, energy, ok, latest, mean, op, emb, total, planning)
@@ -415,13 +415,14 @@ def _cells(means, upper, hedged, risk, energy, ok, emb, pue, offsets, latest, ma
     for j in range(op.shape[0]):
         for p in range(op.shape[1]):
             e = energy[j, p] if ok[j, p] else 0.0
-            late, held = latest[j, p], emb[j, p]
+            late, embodied = latest[j, p], emb[j, p]
             for s in range(op.shape[2]):
                 m = means[p, j, s]
                 o = e / J_PER_KWH * m * pue[p]
                 op[j, p, s] = o
                 allowed = ok[j, p] and (not mask or offsets[s] <= late)
-                total[j, p, s] = o + held if allowed else np.inf
+                total[j, p, s] = o + embodied if allowed else np.inf
                 if hedged:
                     hedge = m + risk * (upper[p, j, s] - m)
-                    planning[j, p, s] = e / J_PER_KWH * hedge * pue[p] + held if allowed else np.inf
+                    grams = e / J_PER_KWH * hedge * pue[p] + embodied
+                    planning[j, p, s] = grams if allowed else np.inf
