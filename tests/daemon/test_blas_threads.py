@@ -31,4 +31,6 @@ def _probe(threads: str | None) -> tuple[str, int]:
 def test_blas_runs_on_one_thread_unless_the_operator_sets_more() -> None:
     assert _probe(None) == ("1", 1)  # the interpreter's own thread only
     setting, threads = _probe("2")
-    assert setting == "2" and threads > 1  # the operator's setting stands: BLAS threads start
+    assert setting == "2"  # the operator's setting stands
+    if min(os.cpu_count() or 1, len(os.sched_getaffinity(0))) > 1:  # OpenBLAS caps at the cores
+        assert threads > 1
