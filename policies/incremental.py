@@ -40,7 +40,6 @@ or devices.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -74,6 +73,7 @@ from policies.scoring import (
     make_pools,
     now_means,
     score,
+    seconds_to_deadline,
 )  # fmt: skip
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
@@ -278,10 +278,7 @@ class PlanState:
             rows.cost[at, :, n:] = np.where(rows.allowed[at][:, :, None], cube.planning_g, np.inf)
             rows.intensity[at, :, n:] = cube.intensity_g_per_kwh
             rows.lower_rest[at] = rows.cost[at, :, 1:].min(axis=2, initial=np.inf)
-            rows.left_s[at] = [
-                math.inf if job.deadline is None else (job.deadline - grid.start).total_seconds()
-                for job in some
-            ]
+            rows.left_s[at] = seconds_to_deadline(some, grid.start)
         rows.shift_cells(slots)
 
     def _score(
@@ -351,9 +348,5 @@ class PlanState:
         rows.latest[at] = cube.latest_start_s
         rows.lower_rest[at] = cost[:, :, 1:].min(axis=2, initial=np.inf)
         rows.lower[at] = np.minimum(rows.lower_rest[at], cost[:, :, 0])
-        start = cube.grid.start
-        rows.left_s[at] = [
-            math.inf if job.deadline is None else (job.deadline - start).total_seconds()
-            for job in cube.jobs
-        ]
+        rows.left_s[at] = seconds_to_deadline(cube.jobs, cube.grid.start)
         rows.gpus[at] = [job.workload.tensor_parallel for job in cube.jobs]

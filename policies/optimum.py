@@ -30,7 +30,13 @@ import numpy.typing as npt
 
 from policies.bound import _NO_DEADLINE_S, BoundError, cell_grams
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
-from policies.scoring import EstimateCache, estimate_matrix, make_pools, mean_intensities
+from policies.scoring import (
+    EstimateCache,
+    estimate_matrix,
+    make_pools,
+    mean_intensities,
+    seconds_to_deadline,
+)
 from policies.types import Device, JobSpec, ZoneIntensity
 
 __all__ = ["GRID_S", "IntegerOptimum", "integer_optimum"]
@@ -81,9 +87,7 @@ def _starts(
         first_arrival.timestamp() // grid_s * grid_s, tz=first_arrival.tzinfo
     )
     arrival = np.array([(j.submitted_at - origin).total_seconds() for j in jobs])
-    deadline = np.array(
-        [math.inf if j.deadline is None else (j.deadline - origin).total_seconds() for j in jobs]
-    )
+    deadline = seconds_to_deadline(jobs, origin)
     jj, pp = np.nonzero(ok)
     earliest = np.ceil(arrival[jj] / grid_s - 1e-9).astype(np.int64)
     latest_s = np.minimum(deadline[jj], arrival[jj] + _NO_DEADLINE_S) - duration[jj, pp]

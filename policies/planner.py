@@ -57,6 +57,7 @@ from policies.scoring import (
     estimate_matrix,
     make_pools,
     score,
+    seconds_to_deadline,
     typical_g,
 )
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
@@ -292,9 +293,7 @@ def _rounding(tick: _Tick, params: WindowParameters, gpus: IntArray) -> Rounding
     reservations; tests compare them)."""
     cube, cost = tick.cube, tick.cost
     mean = np.ascontiguousarray(cube.intensity_g_per_kwh)
-    left_s = np.array([math.inf if job.deadline is None
-                       else (job.deadline - cube.grid.start).total_seconds()
-                       for job in cube.jobs])  # fmt: skip
+    left_s = seconds_to_deadline(cube.jobs, cube.grid.start)
     inputs = GreedyInputs(
         cost, np.ascontiguousarray(cost[:, :, 0]), mean, np.ascontiguousarray(mean[:, :, 0]),
         np.ascontiguousarray(cube.energy_j), np.array([p.pue for p in cube.pools]),

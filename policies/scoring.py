@@ -49,6 +49,7 @@ __all__ = [
     "mean_intensities",
     "now_means",
     "score",
+    "seconds_to_deadline",
     "typical_g",
     "upper_values",
 ]
@@ -315,6 +316,14 @@ def _series(
         offset = (forecast.start - grid.start).total_seconds()
         out.append(ZoneSeries((pool.zone, pool.gpu.name, upper), values, forecast.step_s, offset))
     return out
+
+
+def seconds_to_deadline(jobs: Sequence[JobSpec], origin: datetime) -> FloatArray:
+    """Seconds from ``origin`` to each job's deadline, ``(J,)``; ``inf`` for a job without one."""
+    return np.array([
+        math.inf if job.deadline is None else (job.deadline - origin).total_seconds()
+        for job in jobs
+    ], dtype=np.float64)  # fmt: skip
 
 
 def _latest(
