@@ -100,8 +100,10 @@ def timed_ledgers() -> Iterator[SqliteTime]:
     own = Ledger.__dict__.get("open")  # None: inherited, found on a base class again after
     original = Ledger.open
 
-    def open_timed(cls: type[Ledger], path: Path, *, durable: bool = True) -> Ledger:
-        ledger = original(path, durable=durable)
+    def open_timed(
+        cls: type[Ledger], path: Path, *, durable: bool = True, private: bool = False
+    ) -> Ledger:
+        ledger = original(path, durable=durable, private=private)
         ledger._db = _TimedConnection(ledger._db, spent)  # type: ignore[assignment]
         return ledger
 

@@ -80,16 +80,26 @@ class Connection:
         self._db.row_factory = sqlite3.Row
 
     @classmethod
-    def open(cls, path: Path, *, durable: bool = True) -> Self:
+    def open(cls, path: Path, *, durable: bool = True, private: bool = False) -> Self:
         """Open (creating if needed) and migrate the ledger at ``path``.
 
         ``durable=False`` (``synchronous=OFF``) is for replay and scratch ledgers only: a
         power cut may then lose the last commits, which the daemon's guarantees rely on.
+
+        ``private=True`` (with ``durable=False``: a replay's own ledger) is for a file no other
+        connection opens while this one is open, and that a crash may leave unreadable: the
+        rollback journal is kept in memory and the file locked for the connection's life
+        (``journal_mode=MEMORY``, ``locking_mode=EXCLUSIVE``), so a commit writes each changed
+        page once, with no write-ahead log to copy back and no lock calls.
         """
+        if private and durable:
+            raise ValueError("a private ledger is a scratch ledger: open it with durable=False")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            if private:
+                db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            db.execute(f"PRAGMA journal_mode={'MEMORY' if private else 'WAL'}")
             db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             db.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as exc:

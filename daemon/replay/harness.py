@@ -151,7 +151,7 @@ class ServiceHarness:
         self._policy = _WatchedPolicy(policy)
         # Runs last truth_factor x their estimate (x log-normal noise): the estimator's error.
         self._executor = SimulatedExecutor(truth_factor=truth_factor, noise_sigma=duration_noise)
-        self.ledger = Ledger.open(state_dir / "ledger.db", durable=False)
+        self.ledger = Ledger.open(state_dir / "ledger.db", durable=False, private=True)
         self.service = Service(
             settings=settings,
             ledger=self.ledger,

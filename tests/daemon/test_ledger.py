@@ -346,6 +346,38 @@ def test_readonly_open_of_a_missing_ledger_says_so(tmp_path: Path) -> None:
         Ledger.open_readonly(tmp_path / "nope.db")
 
 
+def test_a_private_ledger_keeps_its_journal_in_memory_and_its_file_to_itself(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path, durable=False, private=True) as ledger:
+        with ledger.transaction():
+            ledger.add_job(job_request("kept", NOW), 1000, 1000, "queue.jsonl:1", NOW)
+        # rollbacks work without a journal on disk: a failed transaction leaves nothing
+        with pytest.raises(InvalidTransitionError), ledger.transaction():
+            ledger.add_job(job_request("lost", NOW), 1000, 1000, "queue.jsonl:2", NOW)
+            ledger.transition("lost", "succeeded", NOW, "impossible")
+        assert [job.job_id for job in ledger.jobs()] == ["kept"]
+        assert not path.with_name("ledger.db-wal").exists()
+        assert not path.with_name("ledger.db-journal").exists()
+        other = sqlite3.connect(path, timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("SELECT count(*) FROM jobs").fetchone()
+        other.close()
+    db = sqlite3.connect(path)  # closed: the file is an ordinary SQLite database again
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert db.execute("SELECT job_id FROM jobs").fetchall() == [("kept",)]
+    db.close()
+    with Ledger.open_readonly(path) as reader:
+        assert reader.job("kept").uid == 1000
+
+
+def test_a_private_ledger_is_never_durable(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="durable=False"):
+        Ledger.open(tmp_path / "ledger.db", private=True)
+    assert not (tmp_path / "ledger.db").exists()
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 def test_export(tmp_path: Path, ledger: Ledger, suffix: str) -> None:
     with ledger.transaction():
