@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,7 @@ from policies.bound import _NO_DEADLINE_S, BoundError, cell_grams
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.scoring import (
     EstimateCache,
+    Pool,
     estimate_matrix,
     make_pools,
     mean_intensities,
@@ -39,7 +40,7 @@ from policies.scoring import (
 )
 from policies.types import Device, JobSpec, ZoneIntensity
 
-__all__ = ["GRID_S", "IntegerOptimum", "integer_optimum"]
+__all__ = ["GRID_S", "IntegerOptimum", "OptimalStart", "integer_optimum"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -48,10 +49,26 @@ GRID_S = 300.0  # starts every five minutes (``carbond replay --optimum``)
 
 
 @dataclass(frozen=True, slots=True)
+class OptimalStart:
+    """One job of the best schedule: where and when it starts, for how long, its grams there
+    and how long it waited after arriving."""
+
+    job_id: str
+    region: str
+    zone: str
+    gpu: str
+    start: datetime
+    duration_s: float
+    wait_s: float
+    total_g: float
+
+
+@dataclass(frozen=True, slots=True)
 class IntegerOptimum:
     """The MIP's result: ``total_g`` of the best schedule found (None: none within the time
     limit, or no schedule fits), ``dual_g`` HiGHS's lower bound for grid schedules, and
-    ``optimal`` whether the two met (within ``mip_rel_gap``)."""
+    ``optimal`` whether the two met (within ``mip_rel_gap``); ``schedule`` the best schedule's
+    starts, in job order (empty where none was found)."""
 
     total_g: float | None
     dual_g: float
@@ -61,6 +78,7 @@ class IntegerOptimum:
     grid_s: float
     variables: int
     constraints: int
+    schedule: tuple[OptimalStart, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +91,7 @@ class _Starts:
     duration_s: FloatArray
     gpus: FloatArray
     cost_g: FloatArray
+    origin: datetime
 
 
 def _starts(
@@ -106,7 +125,7 @@ def _starts(
         return mean_intensities(values, float(series.step_s), offset, start[rows] * grid_s, d[rows])
 
     cost = cell_grams(pools, actuals, pool, d, energy[job, pool], tp[job], lifetime_years, at_start)
-    return _Starts(job, pool, start, d, tp[job], cost)
+    return _Starts(job, pool, start, d, tp[job], cost, origin)
 
 
 def integer_optimum(
@@ -146,7 +165,8 @@ def integer_optimum(
     base = int(cells.start.min())
     span = int(instant.max()) - base + 1
     keys, row = np.unique(cells.pool[col] * span + (instant - base), return_inverse=True)
-    sizes = np.array([pool.size for pool in make_pools(devices)], dtype=np.float64)
+    pools = make_pools(devices)
+    sizes = np.array([pool.size for pool in pools], dtype=np.float64)
     capacity = coo_matrix((cells.gpus[col], (row, col)), shape=(len(keys), n)).tocsr()
     _, job_row = np.unique(cells.job, return_inverse=True)
     one_each = coo_matrix((np.ones(n), (job_row, np.arange(n))), shape=(len(placed), n)).tocsr()
@@ -162,9 +182,26 @@ def integer_optimum(
     )
     if result.status not in (0, 1, 2):  # optimal, a limit reached, infeasible
         raise BoundError(f"HiGHS MIP: {result.message}")
-    total = float(result.fun) if result.x is not None and result.status in (0, 1) else None
+    found = result.x is not None and result.status in (0, 1)
+    total = float(result.fun) if found else None
     dual = getattr(result, "mip_dual_bound", None)
     dual_g = float(dual) if dual is not None else (total if result.status == 0 else math.nan)
+    schedule = _schedule(jobs, pools, cells, result.x, grid_s) if found else ()
     return IntegerOptimum(total, float(dual_g if dual_g is not None else math.nan),
                           result.status == 0, len(placed), unschedulable, grid_s, n,
-                          len(keys) + len(placed))  # fmt: skip
+                          len(keys) + len(placed), schedule)  # fmt: skip
+
+
+def _schedule(
+    jobs: Sequence[JobSpec], pools: Sequence[Pool], cells: _Starts, x: FloatArray, grid_s: float
+) -> tuple[OptimalStart, ...]:
+    """The chosen start of each placed job (the binaries HiGHS set, within its tolerance)."""
+    out = []
+    for i in sorted(np.flatnonzero(x > 0.5), key=lambda i: int(cells.job[i])):
+        job, pool = jobs[int(cells.job[i])], pools[int(cells.pool[i])]
+        start = cells.origin + timedelta(seconds=float(cells.start[i]) * grid_s)
+        out.append(OptimalStart(job.job_id, pool.region, pool.zone, pool.gpu.name, start,
+                                float(cells.duration_s[i]),
+                                (start - job.submitted_at).total_seconds(),
+                                float(cells.cost_g[i])))  # fmt: skip
+    return tuple(out)

@@ -16,7 +16,7 @@ import structlog
 
 from daemon.cli.output import print_json, print_table
 from daemon.logs import configure_logging
-from daemon.replay.driver import ReplaySetup
+from daemon.replay.driver import PolicyRun, ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
     JOBS_FORMATS,
@@ -42,6 +42,7 @@ from daemon.replay.report import (
     summarise,
     temporal_potential,
     write_jobs_csv,
+    write_optimum_csv,
 )
 from policies import PoliciesError, get_policy, policy_names
 from policies.bound import LowerBound
@@ -180,7 +181,8 @@ def register(subparsers: Any) -> None:
                         help="also solve the best offline schedule with starts every 5 minutes "
                         "(HiGHS MIP, at most 5 minutes; for a day or less of jobs)")  # fmt: skip
     replay.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="write jobs.csv and PNG figures (one folder per slack)")  # fmt: skip
+                        help="write jobs.csv (and the best schedule's optimum.csv with "
+                        "--optimum) and PNG figures, one folder per slack")  # fmt: skip
     replay.set_defaults(func=_replay)
 
     tune = subparsers.add_parser("tune", help="sweep a policy's parameters: carbon vs waiting")
@@ -313,10 +315,7 @@ def _replay(args: argparse.Namespace) -> int:
             summary["slack_s"] = slack_s
         rows.extend(summaries)
         if args.out is not None:
-            folder = args.out / f"slack_{slack_s / 3600:g}h"
-            write_jobs_csv(folder / "jobs.csv", runs)
-            plot_runs(folder, runs, setup.actuals())
-            plot_sites(folder, runs)
+            _write_out(args.out / f"slack_{slack_s / 3600:g}h", setup, runs, optimum)
     if args.json:
         print_json(rows)
         return 0
@@ -340,6 +339,18 @@ def _replay(args: argparse.Namespace) -> int:
     if any("offset_by_day" in r for r in rows):
         _print_sites(rows)
     return 0
+
+
+def _write_out(
+    folder: Path, setup: ReplaySetup, runs: Sequence[PolicyRun],
+    optimum: Solved[IntegerOptimum] | None,
+) -> None:  # fmt: skip
+    """``--out``: one slack's jobs.csv, optimum.csv (with ``--optimum``) and figures."""
+    write_jobs_csv(folder / "jobs.csv", runs)
+    if optimum is not None:
+        write_optimum_csv(folder / "optimum.csv", optimum.value)
+    plot_runs(folder, runs, setup.actuals())
+    plot_sites(folder, runs)
 
 
 def _print_sites(rows: Sequence[dict[str, Any]]) -> None:

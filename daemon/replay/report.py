@@ -40,6 +40,7 @@ from policies.scoring import mean_intensities
 
 __all__ = [
     "CSV_FIELDS",
+    "OPTIMUM_CSV_FIELDS",
     "Solved",
     "bound_row",
     "optimum_row",
@@ -52,6 +53,7 @@ __all__ = [
     "summarise",
     "temporal_potential",
     "write_jobs_csv",
+    "write_optimum_csv",
 ]
 
 T = TypeVar("T")
@@ -64,10 +66,20 @@ CSV_FIELDS = (
 )  # fmt: skip
 
 
+def _placement(waits_s: Sequence[float], regions: Sequence[str]) -> dict[str, Any]:
+    """``mean_wait_s``, ``p95_wait_s`` and ``region_share`` of a schedule's jobs."""
+    waits = np.array(waits_s) if waits_s else np.zeros(1)
+    counts = Counter(regions)
+    n = max(len(regions), 1)
+    return {
+        "mean_wait_s": float(waits.mean()),
+        "p95_wait_s": float(np.percentile(waits, 95)),
+        "region_share": {r: counts[r] / n for r in sorted(counts)},
+    }
+
+
 def _summary(run: PolicyRun) -> dict[str, Any]:
     outcomes = run.outcomes
-    waits = np.array([o.wait_s for o in outcomes]) if outcomes else np.zeros(1)
-    regions = Counter(o.region for o in outcomes)
     n = max(len(outcomes), 1)
     total = sum(o.total_g for o in outcomes)
     return {
@@ -82,9 +94,7 @@ def _summary(run: PolicyRun) -> dict[str, Any]:
         "unfinished": run.unfinished,
         "deadline_misses": sum(o.missed_deadline for o in outcomes),
         "g_per_job": total / n,
-        "mean_wait_s": float(waits.mean()),
-        "p95_wait_s": float(np.percentile(waits, 95)),
-        "region_share": {r: regions[r] / n for r in sorted(regions)},
+        **_placement([o.wait_s for o in outcomes], [o.region for o in outcomes]),
         **_site_summary(run),
     }
 
@@ -245,6 +255,10 @@ def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> d
     status = "optimal" if best.optimal else f"time limit, dual bound {best.dual_g:,.1f} g"
     note = (f"mip-optimum: {found} over {best.jobs} jobs (starts every {best.grid_s:g} s, "
             f"{status}, {best.variables:,} binaries, {solved.cpu_s:.1f} s CPU)")  # fmt: skip
+    schedule = best.schedule
+    placement = (
+        _placement([s.wait_s for s in schedule], [s.region for s in schedule]) if schedule else {}
+    )
     return {
         "policy": "mip-optimum",
         "params": {"grid_s": best.grid_s},
@@ -255,8 +269,31 @@ def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> d
         "rejected": len(best.unschedulable),
         "g_per_job": None if total is None else total / max(best.jobs, 1),
         "savings_vs_run_now": None if total is None else _bound_saving(rows, total, best.jobs),
+        **placement,
         "note": note,
     }
+
+
+OPTIMUM_CSV_FIELDS = (
+    "job_id", "started_at", "ended_at", "wait_s", "region", "zone", "gpu", "total_g",
+)  # fmt: skip
+
+
+def write_optimum_csv(path: Path, optimum: IntegerOptimum) -> None:
+    """The best schedule's jobs (``--optimum --out``), one row each: where and when each
+    starts and its grams (written to a temp file, then renamed)."""
+
+    def write(handle: Any) -> None:
+        writer = csv.writer(handle)
+        writer.writerow(OPTIMUM_CSV_FIELDS)
+        writer.writerows(
+            (s.job_id, s.start.isoformat(),
+             (s.start + timedelta(seconds=s.duration_s)).isoformat(), round(s.wait_s, 3),
+             s.region, s.zone, s.gpu, round(s.total_g, 6))
+            for s in optimum.schedule
+        )  # fmt: skip
+
+    _atomic_write(path, write)
 
 
 def split_savings(

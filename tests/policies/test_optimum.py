@@ -12,7 +12,7 @@ from policies.bound import lower_bound
 from policies.optimum import integer_optimum
 from policies.scoring import estimate_matrix, make_pools
 from tests.policies.conftest import NOW
-from tests.policies.test_bound import GRID_S, _brute_force, _cluster, _jobs
+from tests.policies.test_bound import GRID_S, _brute_force, _cluster, _fits, _jobs, _options
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -26,6 +26,35 @@ def test_the_mip_is_the_brute_force_optimum_on_its_grid(seed: int) -> None:
     assert optimum.total_g == pytest.approx(_brute_force(jobs, devs, fcs, GRID_S), rel=1e-6)
     assert lower_bound(jobs, devs, fcs).total_g <= optimum.total_g * (1 + 1e-9)
     assert optimum.dual_g <= optimum.total_g * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_mip_returns_the_schedule_it_costed(seed: int) -> None:
+    """Five jobs on two GPUs: the schedule holds each job once, on the grid, after its arrival,
+    done by its deadline, within the devices at every instant, and its grams add up to the
+    optimum's."""
+    devs, fcs = _cluster(seed)
+    jobs = _jobs(seed, 5)
+    optimum = integer_optimum(jobs, devs, fcs, grid_s=GRID_S)
+    assert optimum.optimal and optimum.total_g is not None
+    schedule = optimum.schedule
+    assert [s.job_id for s in schedule] == [j.job_id for j in jobs]
+    pools = make_pools(devs)
+    index = {(p.region, p.gpu.name): i for i, p in enumerate(pools)}
+    chosen = []
+    for start, job, options in zip(schedule, jobs, _options(jobs, devs, fcs, GRID_S), strict=True):
+        assert job.deadline is not None
+        assert start.start.timestamp() % GRID_S == 0
+        assert start.wait_s == (start.start - job.submitted_at).total_seconds() >= 0
+        assert start.start + timedelta(seconds=start.duration_s) <= job.deadline
+        assert start.zone == pools[index[(start.region, start.gpu)]].zone
+        begin = (start.start - NOW).total_seconds()
+        option = (index[(start.region, start.gpu)], begin, begin + start.duration_s)
+        # the brute force's own grams for that pool and start
+        assert [o[3] for o in options if o[:3] == option] == [pytest.approx(start.total_g)]
+        chosen.append((*option, start.total_g))
+    assert _fits(chosen, [p.size for p in pools])
+    assert sum(s.total_g for s in schedule) == pytest.approx(optimum.total_g, rel=1e-9)
 
 
 def test_when_no_schedule_fits_there_is_no_optimum() -> None:
@@ -42,4 +71,4 @@ def test_when_no_schedule_fits_there_is_no_optimum() -> None:
     ]
     optimum = integer_optimum(tight, devs, fcs)
     assert optimum.jobs == 6 and not optimum.unschedulable
-    assert optimum.total_g is None and not optimum.optimal
+    assert optimum.total_g is None and not optimum.optimal and optimum.schedule == ()

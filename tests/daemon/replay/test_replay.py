@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -304,21 +305,33 @@ def test_replay_bound_is_below_every_policy_that_met_every_deadline(
 @pytest.mark.parametrize("window", [None, "30m"])
 def test_replay_optimum_lies_between_the_bound_and_every_policy(
     trace: Path, cluster_file: Path, intensity_files: list[Path],
-    capsys: pytest.CaptureFixture[str], window: str | None,
+    capsys: pytest.CaptureFixture[str], window: str | None, tmp_path: Path,
 ) -> None:  # fmt: skip
     """Policies start on the 300 s ticks, so each schedule is one the MIP (starts every 300 s)
     could have chosen: the LP bound <= the MIP optimum <= every policy that met every deadline;
-    with the bound on 30-minute windows too (their sum, then the whole span's dual)."""
+    with the bound on 30-minute windows too (their sum, then the whole span's dual). The best
+    schedule's jobs are in ``optimum.csv`` under ``--out``, and its waits and regions in its
+    row."""
     argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.1",
             "--slack", "2h", "--policy", "run-now,carbon-window,carbon-lookahead",
             "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300", "--json",
-            "--bound", "--optimum", "--forecaster", "seasonal-24h"]  # fmt: skip
+            "--bound", "--optimum", "--forecaster", "seasonal-24h",
+            "--out", str(tmp_path)]  # fmt: skip
     if window:
         argv += ["--bound-window", window]
     assert main(argv) == 0
     rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
     best, bound = rows.pop("mip-optimum"), rows.pop("lp-bound")
     assert best["optimal"] and best["jobs"] == bound["jobs"] == rows["run-now"]["jobs"]
+    with (tmp_path / "slack_2h" / "optimum.csv").open() as handle:
+        schedule = list(csv.DictReader(handle))
+    assert len(schedule) == best["jobs"]
+    grams = sum(float(r["total_g"]) for r in schedule)  # each rounded to 1e-6 g
+    assert grams == pytest.approx(best["total_g"], rel=1e-6, abs=1e-6 * len(schedule))
+    regions = Counter(r["region"] for r in schedule)
+    assert best["region_share"] == pytest.approx({k: n / len(schedule) for k, n in regions.items()})
+    waits = [float(r["wait_s"]) for r in schedule]
+    assert min(waits) >= 0 and best["mean_wait_s"] == pytest.approx(sum(waits) / len(waits))
     assert bound["total_g"] <= best["total_g"] * (1 + 1e-9)
     if window:
         assert bound["bound_windows"] > 1 and "Lagrangian dual" in bound["note"]
