@@ -377,6 +377,23 @@ def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
     ]
 
 
+def mark_front(rows: Sequence[dict[str, Any]]) -> None:
+    """Set each tuning row's ``pareto`` (on the carbon-vs-mean-wait front) and ``excluded``
+    (why it cannot be: rejected jobs or missed deadlines, else None). The front is drawn among
+    the settings that ran every job by its deadline only: fewer grams bought with a rejected
+    job or a missed deadline is no trade-off to offer an operator."""
+    for row in rows:
+        why = [f"{row['rejected']} rejected"] if row["rejected"] else []
+        if row["deadline_misses"]:
+            why.append(f"{row['deadline_misses']} deadline misses")
+        row["excluded"] = ", ".join(why) or None
+    eligible = [r for r in rows if r["excluded"] is None]
+    front = pareto([(r["total_g"], r["mean_wait_s"]) for r in eligible])
+    on = {id(r) for r, f in zip(eligible, front, strict=True) if f}
+    for row in rows:
+        row["pareto"] = id(row) in on
+
+
 def _tune(args: argparse.Namespace) -> int:
     _quiet_logs()
     if "," in args.policy:
@@ -395,9 +412,7 @@ def _tune(args: argparse.Namespace) -> int:
         runs = replays.results(bar)
     summary = summarise(runs)
     rows = summary[1:]
-    front = pareto([(r["total_g"], r["mean_wait_s"]) for r in rows])
-    for row, on_front in zip(rows, front, strict=True):
-        row["pareto"] = on_front
+    mark_front(rows)
     if args.plot is not None:
         from daemon.reports.pareto import plot_pareto
 
@@ -409,12 +424,13 @@ def _tune(args: argparse.Namespace) -> int:
         return 0
     keys = sorted({k for r in rows for k in r["params"]})
     print_table(
-        f"Tuning {base.name}: carbon vs waiting (* = Pareto front)",
+        f"Tuning {base.name}: carbon vs waiting (* = Pareto front of the settings that ran "
+        "every job by its deadline)",
         (*keys, "total_g", "jobs_run", "rejected", "vs_run_now", "mean_wait_s", "p95_wait_s",
          "misses", "pareto"),
         [(*(r["params"].get(k) for k in keys), r["total_g"], r["jobs"], r["rejected"],
           _pct(r["savings_vs_run_now"]), r["mean_wait_s"], r["p95_wait_s"], r["deadline_misses"],
-          "*" if r["pareto"] else "")
+          "*" if r["pareto"] else (f"no: {r['excluded']}" if r["excluded"] else ""))
          for r in sorted(rows, key=lambda r: r["total_g"])],
     )  # fmt: skip
     return 0

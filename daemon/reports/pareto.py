@@ -1,7 +1,8 @@
 """``carbond tune --plot FILE.png``: the sweep's carbon vs waiting, with its Pareto front.
 
 Each parameter combination is a point (mean wait on x, total gCO2e on y); the points no other
-beats on both are joined as the front, and the run-now baseline is a reference line.
+beats on both are joined as the front, settings that rejected jobs or missed deadlines (kept
+off the front) are crosses, and the run-now baseline is a reference line.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def plot_pareto(
     title: str,
     run_now_g: float | None = None,
 ) -> Path:
-    """Write the figure of ``rows`` (each with ``params``, ``total_g``, ``mean_wait_s`` and
-    ``pareto``) to ``path`` (PNG)."""
+    """Write the figure of ``rows`` (each with ``params``, ``total_g``, ``mean_wait_s``,
+    ``pareto`` and optionally ``excluded``) to ``path`` (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,9 +37,16 @@ def plot_pareto(
         wait_h = [float(r["mean_wait_s"]) / 3600 for r in rows]
         grams = [float(r["total_g"]) for r in rows]
         on = [bool(r["pareto"]) for r in rows]
-        ax.scatter([w for w, o in zip(wait_h, on, strict=True) if not o],
-                   [g for g, o in zip(grams, on, strict=True) if not o],
+        bad = [bool(r.get("excluded")) for r in rows]
+        dominated = [not o and not b for o, b in zip(on, bad, strict=True)]
+        ax.scatter([w for w, d in zip(wait_h, dominated, strict=True) if d],
+                   [g for g, d in zip(grams, dominated, strict=True) if d],
                    color="#bdbdbd", label="dominated", zorder=2)  # fmt: skip
+        if any(bad):
+            ax.scatter([w for w, b in zip(wait_h, bad, strict=True) if b],
+                       [g for g, b in zip(grams, bad, strict=True) if b], marker="x",
+                       color="#756bb1", label="rejected jobs or missed deadlines",
+                       zorder=2)  # fmt: skip
         front = sorted((w, g) for w, g, o in zip(wait_h, grams, on, strict=True) if o)
         ax.plot([w for w, _ in front], [g for _, g in front], "o-", color="#e6550d",
                 label="Pareto front", zorder=3)  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
+from daemon.cli.replay_cmd import mark_front
 from daemon.replay import driver
 from daemon.replay.driver import PolicyRun, replay_policy
 from daemon.replay.errors import ReplayInputError
@@ -151,6 +152,50 @@ def test_tune_marks_the_pareto_front(
     rows = json.loads(capsys.readouterr().out)
     assert [r["params"] for r in rows] == [{"min_saving": 0}, {"min_saving": 0.5}]
     assert any(r["pareto"] for r in rows)
+
+
+def test_the_tuning_front_leaves_out_settings_that_reject_jobs_or_miss_deadlines() -> None:
+    """Fewer grams bought with a missed deadline or a rejected job is not on the front, even
+    where it beats every other setting on both grams and waiting."""
+    row = {"rejected": 0, "deadline_misses": 0}
+    rows = [
+        {**row, "total_g": 100.0, "mean_wait_s": 10.0},
+        {**row, "total_g": 90.0, "mean_wait_s": 5.0, "deadline_misses": 2},
+        {**row, "total_g": 95.0, "mean_wait_s": 20.0},
+        {**row, "total_g": 50.0, "mean_wait_s": 1.0, "rejected": 3, "deadline_misses": 1},
+        {**row, "total_g": 101.0, "mean_wait_s": 11.0},
+    ]
+    mark_front(rows)
+    assert [r["pareto"] for r in rows] == [True, False, True, False, False]
+    assert [r["excluded"] for r in rows] == [
+        None, "2 deadline misses", None, "3 rejected, 1 deadline misses", None,
+    ]  # fmt: skip
+
+
+def test_tune_keeps_settings_that_miss_deadlines_off_the_front(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Runs six times their estimate with no slack: the settings whose runs miss deadlines
+    say so and are never on the front, in the JSON and in the table, though here the fewest
+    grams are one of theirs."""
+    argv = ["tune", *_inputs(trace, cluster_file, intensity_files), "--days", "0.5",
+            "--slack", "0", "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+            "--truth-factor", "6", "--grid", "duration_margin=0,2.5",
+            "--grid", "guard_s=60,1800"]  # fmt: skip
+    assert main([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    missed = [r for r in rows if r["deadline_misses"]]
+    assert missed and len(missed) < len(rows)  # some settings miss, some do not
+    cheapest = min(rows, key=lambda r: r["total_g"])
+    assert cheapest["deadline_misses"] and not cheapest["pareto"]
+    for r in rows:
+        assert (r["excluded"] is not None) == bool(r["deadline_misses"] or r["rejected"])
+        assert not (r["pareto"] and r["excluded"])
+    assert any(r["pareto"] for r in rows)
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert f"no: {missed[0]['deadline_misses']} deadline misses" in table
 
 
 @pytest.mark.parametrize(

@@ -30,3 +30,28 @@ def test_tune_writes_its_pareto_front(
     assert pixels.shape[:2] == (605, 880)
     front = (abs(pixels[..., 0] - 0xE6) < 10) & (abs(pixels[..., 1] - 0x55) < 10)
     assert front.sum() > 50  # the front's points are drawn
+
+
+def test_tune_draws_settings_that_miss_deadlines_as_crosses_off_the_front(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+) -> None:  # fmt: skip
+    """Runs six times their estimate with no slack: the settings that miss deadlines are drawn
+    (purple crosses), the others make the front."""
+    path = tmp_path / "pareto.png"
+    argv = ["tune", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "0",
+            "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+            "--truth-factor", "6", "--grid", "duration_margin=0,2.5", "--grid", "guard_s=60,1800",
+            "--json", "--plot", str(path)]  # fmt: skip
+    for intensity in intensity_files:
+        argv += ["--intensity", str(intensity)]
+    assert main(argv) == 0
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
+    crosses = (
+        (abs(pixels[..., 0] - 0x75) < 10)
+        & (abs(pixels[..., 1] - 0x6B) < 10)
+        & (abs(pixels[..., 2] - 0xB1) < 10)
+    )
+    front = (abs(pixels[..., 0] - 0xE6) < 10) & (abs(pixels[..., 1] - 0x55) < 10)
+    assert crosses.sum() > 20 and front.sum() > 50
