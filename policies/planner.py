@@ -205,8 +205,7 @@ def _order(
     timestamps and negated priorities, when the caller keeps them (the same values)."""
     if keys is None:
         keys = (
-            np.array([np.inf if j.deadline is None else (j.deadline - now).total_seconds()
-                      for j in jobs]),
+            seconds_to_deadline(jobs, now),
             np.array([j.submitted_at.timestamp() for j in jobs]),
             np.array([-j.priority for j in jobs], dtype=np.int64),
         )  # fmt: skip
