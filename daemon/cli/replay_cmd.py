@@ -387,11 +387,11 @@ def mark_front(rows: Sequence[dict[str, Any]]) -> None:
         if row["deadline_misses"]:
             why.append(f"{row['deadline_misses']} deadline misses")
         row["excluded"] = ", ".join(why) or None
+        row["pareto"] = False
     eligible = [r for r in rows if r["excluded"] is None]
     front = pareto([(r["total_g"], r["mean_wait_s"]) for r in eligible])
-    on = {id(r) for r, f in zip(eligible, front, strict=True) if f}
-    for row in rows:
-        row["pareto"] = id(row) in on
+    for row, on_front in zip(eligible, front, strict=True):
+        row["pareto"] = on_front
 
 
 def _tune(args: argparse.Namespace) -> int:
