@@ -226,7 +226,7 @@ def _cheapest_now(r, g, cost0, used, herd, duration_s, offsets, step, busy, leve
 
 # Kernels take arrays, not objects, and mirror the reference's branches: hence the noqa.
 @compiled
-def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, pue, emb,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, pue, emb,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912, PLR0915
             margin, g, offsets, step, count, busy, levels, level_of, widths, size, min_busy,
             first_open):  # fmt: skip
     """``planner._rescue``: (pool, slot) for a job with no free cell before its latest start."""
@@ -236,6 +236,7 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, 
         any_cell = False
         end_best, end_p, end_s = np.inf, 0, 0
         late_best, late_p, late_s, late_any = np.inf, 0, 0, False
+        now_best, now_p, now_any = np.inf, 0, False  # the same, at slot 0 only
         soon_best, soon_p, soon_s, soon_any = np.inf, 0, 0, False
         for p in range(n_pools):
             ok = pools_ok[r, p] if rule == 0 else admissible[r, p]
@@ -259,6 +260,8 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, 
                     grams = energy[r, p] / J_PER_KWH * i * pue[p] + emb[r, p]
                     if grams < late_best:
                         late_best, late_p, late_s = grams, p, s
+                    if s == 0 and grams < now_best:
+                        now_best, now_p, now_any = grams, p, True
                 soon_any = True
                 if end < soon_best:
                     soon_best, soon_p, soon_s = end, p, s
@@ -266,6 +269,8 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, 
                     break
         if not math.isfinite(left) and any_cell:
             return end_p, end_s
+        if now_any:  # free now and in time with the margin: a late job does not wait
+            return now_p, 0
         if late_any:
             return late_p, late_s
         if soon_any:

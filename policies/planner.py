@@ -329,10 +329,12 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
 
     Among the starts that the devices allow, first in the allowed pools, then (a job about to
     miss its deadline goes wherever it can, even under ``home_only``) in any admissible pool:
-    the cheapest that still ends by the deadline with the duration margin, else the one that
-    ends soonest among those that end in time (for a job without a deadline: the one that ends
-    soonest). Else the start that ends soonest anywhere; with no free start in the whole
-    horizon, the fastest admissible pool now (the job waits there for a GPU).
+    the cheapest start now that still ends by the deadline with the duration margin (a job
+    past its latest safe start does not wait for a cheaper slot), else the cheapest later
+    start that does, else the one that ends soonest among those that end in time (for a job
+    without a deadline: the one that ends soonest). Else the start that ends soonest
+    anywhere; with no free start in the whole horizon, the fastest admissible pool now (the
+    job waits there for a GPU).
     """
     cube = tick.cube
     duration = np.where(np.isfinite(cube.duration_s[j]), cube.duration_s[j], np.inf)
@@ -350,8 +352,11 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
         cells = free & pools[:, None] & np.isfinite(end)
         if deadline is None and cells.any():
             return best(cells, end)
-        if (cells & (late <= left_s)).any():
-            return best(cells & (late <= left_s), grams)
+        safe = cells & (late <= left_s)
+        if safe[:, 0].any():  # free now and in time with the margin: a late job does not wait
+            return best(safe & (np.arange(safe.shape[1]) == 0), grams)
+        if safe.any():
+            return best(safe, grams)
         if (cells & (end <= left_s)).any():
             return best(cells & (end <= left_s), end)
     cells = free & cube.admissible[j][:, None] & np.isfinite(end)

@@ -333,6 +333,23 @@ def test_a_job_its_home_cannot_run_goes_elsewhere_not_rejected(
     assert get_policy(name).plan(NOW, [nowhere], devs, fcs)[0].action == "reject"
 
 
+@pytest.mark.parametrize("name", ["carbon-window", "carbon-lookahead", "wait-awhile"])
+def test_a_job_past_its_latest_safe_start_starts_now_when_a_device_is_free(name: str) -> None:
+    """A 30-minute guard puts the job's latest safe start 10 minutes in the past, though the
+    next slot, 15 minutes away and ten times cleaner, would still end in time with the
+    duration margin. The rescue path does not hold a late job for a cheaper slot when a
+    device is free now: it starts at once."""
+    devs = devices("qc", "CA-QC", "T4", 1)
+    fcs = {"CA-QC": forecast("CA-QC", [300.0] + [30.0] * 40, step_s=900)}
+    d = estimate_on(job("probe", regions=("qc",)), devs[0]).duration_s
+    late = replace(job("late", regions=("qc",)), deadline=NOW + timedelta(seconds=1.25 * d + 1200))
+    params = {} if name == "wait-awhile" else {"guard_s": 1800}
+    (decision,) = get_policy(name, **params).plan(NOW, [late], devs, fcs)
+    assert decision.action == "start", decision.reason
+    assert decision.chosen is not None and decision.chosen.start == NOW
+    assert "past its latest safe start" in decision.reason
+
+
 def test_lookahead_lets_a_short_job_run_clean_before_a_long_one() -> None:
     """One clean T4, one dirty RTX 6000 Ada. The long job has the larger regret, so the greedy
     gives it the T4 now and the short job, which must start within ~1.5 h, starts at once on

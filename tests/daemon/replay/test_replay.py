@@ -180,7 +180,7 @@ def test_tune_keeps_settings_that_miss_deadlines_off_the_front(
     say so and are never on the front, in the JSON and in the table, though here the fewest
     grams are one of theirs."""
     argv = ["tune", *_inputs(trace, cluster_file, intensity_files), "--days", "0.5",
-            "--slack", "0", "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+            "--slack", "0", "--model", "llama-1b", "--requests-per-job", "64", "--tick", "60",
             "--truth-factor", "6", "--grid", "duration_margin=0,2.5",
             "--grid", "guard_s=60,1800"]  # fmt: skip
     assert main([*argv, "--json"]) == 0
@@ -196,6 +196,27 @@ def test_tune_keeps_settings_that_miss_deadlines_off_the_front(
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert f"no: {missed[0]['deadline_misses']} deadline misses" in table
+
+
+def test_a_long_guard_holds_no_late_job_for_a_cheaper_slot(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Runs six times their estimate, no slack, a 5-minute tick and a 30-minute guard: a job
+    past its latest safe start starts on a free device at once instead of waiting for a
+    slot that is cheaper by rounding only (Quebec is flat here). Before the rescue path
+    started late jobs now, `carbon-window` with this guard missed 2 deadlines and
+    `wait-awhile` 1."""
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.5",
+            "--slack", "0", "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+            "--truth-factor", "6", "--policy", "run-now,carbon-window:guard_s=1800,wait-awhile",
+            "--json"]  # fmt: skip
+    assert main(argv) == 0
+    rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    for name in ("carbon-window", "wait-awhile"):
+        assert rows[name]["jobs"] == rows["run-now"]["jobs"] > 0
+        assert rows[name]["rejected"] == 0
+        assert rows[name]["deadline_misses"] == 0, name
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ def test_tune_draws_settings_that_miss_deadlines_as_crosses_off_the_front(
     path = tmp_path / "pareto.png"
     argv = ["tune", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
             str(cluster_file), "--start", "2023-06-05", "--days", "0.5", "--slack", "0",
-            "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+            "--model", "llama-1b", "--requests-per-job", "64", "--tick", "60",
             "--truth-factor", "6", "--grid", "duration_margin=0,2.5", "--grid", "guard_s=60,1800",
             "--json", "--plot", str(path)]  # fmt: skip
     for intensity in intensity_files:
