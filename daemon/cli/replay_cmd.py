@@ -155,6 +155,14 @@ def _workers(text: str) -> int:
     return value
 
 
+def _span(text: str) -> float:
+    """``parse_duration_s`` for argparse, which prints only its own error types as one line."""
+    try:
+        return parse_duration_s(text)
+    except ReplayInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def register(subparsers: Any) -> None:
     """Add ``replay`` and ``tune``."""
     replay = subparsers.add_parser("replay", help="replay traces under several policies")
@@ -173,7 +181,7 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--bound", action="store_true",
                         help="also solve the LP lower bound (HiGHS) with the realised intensity "
                         "and report each policy's gap to it")  # fmt: skip
-    replay.add_argument("--bound-window", type=parse_duration_s, default=None, metavar="SPAN",
+    replay.add_argument("--bound-window", type=_span, default=None, metavar="SPAN",
                         help="solve the bound on windows of SPAN by arrival (default: one LP, "
                         "one-day windows when too large), then tighten it with the whole "
                         "span's Lagrangian dual")  # fmt: skip

@@ -4,15 +4,17 @@ grams with totals, and ``jobs --state rejected`` shows one's refused queue lines
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from daemon.cli import build_parser, main
 from daemon.ledger import Ledger
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
@@ -167,3 +169,45 @@ def test_status_piped_into_head_exits_0(state: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("a (a): succeeded")
+
+
+def _typed_options(parser: argparse.ArgumentParser, path: str = "carbond") -> Iterator[
+    tuple[str, argparse.Action]
+]:  # fmt: skip
+    """Every option of ``parser`` and its subcommands whose value goes through a callable of
+    carbond's own (``type=``), named by its command path."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _typed_options(sub, f"{path} {name}")
+        elif callable(action.type) and action.type not in (int, float, str, Path):
+            yield f"{path} {'/'.join(action.option_strings) or action.dest}", action
+
+
+@pytest.mark.parametrize("junk", ["xyz", "-5", "1e999", "", "nan"])
+def test_every_typed_option_rejects_junk_the_way_argparse_prints_in_one_line(junk: str) -> None:
+    """argparse turns only ``ValueError``, ``TypeError`` and ``ArgumentTypeError`` from a
+    ``type=`` callable into ``carbond X: error: argument ...`` and exit 2; anything else
+    escapes ``parse_args`` as a traceback (``replay --bound-window xyz`` did)."""
+    options = list(_typed_options(build_parser()))
+    assert any(name == "carbond replay --bound-window" for name, _ in options)
+    for name, action in options:
+        assert action.type is not None
+        try:
+            action.type(junk)
+        except (ValueError, TypeError, argparse.ArgumentTypeError):
+            pass
+        except Exception as exc:  # the defect this test is about
+            pytest.fail(f"{name} {junk!r}: {type(exc).__name__}: {exc}")
+
+
+def test_a_bad_bound_window_exits_2_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["replay", "--jobs", "t.csv", "--cluster", "c.toml", "--intensity", "i.csv",
+              "--start", "2023-06-05", "--bound", "--bound-window", "soon"])  # fmt: skip
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "carbond replay: error: argument --bound-window: not a duration: 'soon' "
+        "(use e.g. 0, 30m, 4h, 1d)"
+    )
