@@ -353,7 +353,10 @@ def lower_bound(
 
     Raises:
         BoundError: HiGHS did not reach an optimum, or a zone has no intensity.
+        ValueError: ``window_s`` is not a positive number of seconds.
     """
+    if window_s is not None and not window_s > 0:
+        raise ValueError(f"window_s must be more than 0 seconds, got {window_s!r}")
     pools = make_pools(devices)
     if not jobs or not pools:
         return LowerBound(0.0, 0, (), 0, window_s, 0, 0)

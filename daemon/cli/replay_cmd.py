@@ -156,11 +156,15 @@ def _workers(text: str) -> int:
 
 
 def _span(text: str) -> float:
-    """``parse_duration_s`` for argparse, which prints only its own error types as one line."""
+    """A window length for ``--bound-window``: ``parse_duration_s``, more than 0, its errors as
+    argparse's (which prints only its own error types as one line)."""
     try:
-        return parse_duration_s(text)
+        span_s = parse_duration_s(text)
     except ReplayInputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if span_s <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a window must be longer than 0")
+    return span_s
 
 
 def register(subparsers: Any) -> None:

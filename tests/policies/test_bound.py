@@ -165,6 +165,15 @@ def test_windows_give_a_lower_bound_too() -> None:
     assert whole.windows_g is None and whole.dual_g is None and whole.dual_steps == 0
 
 
+@pytest.mark.parametrize("window_s", [0.0, -900.0, float("nan")])
+def test_a_window_of_no_length_is_refused(window_s: float) -> None:
+    """Arrival / 0 would put every job in one meaningless window (NaN and infinities cast to
+    one integer), so 0 read as "one LP" by accident."""
+    devs, fcs = _cluster(3)
+    with pytest.raises(ValueError, match="window_s must be more than 0"):
+        lower_bound(_jobs(3, 6), devs, fcs, window_s=window_s)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_the_whole_spans_dual_tightens_the_windows(seed: int) -> None:
     """Twelve jobs arriving within half an hour on one device per pool, split into 5-minute

@@ -201,13 +201,19 @@ def test_every_typed_option_rejects_junk_the_way_argparse_prints_in_one_line(jun
             pytest.fail(f"{name} {junk!r}: {type(exc).__name__}: {exc}")
 
 
-def test_a_bad_bound_window_exits_2_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("span", "message"),
+    [
+        ("soon", "not a duration: 'soon' (use e.g. 0, 30m, 4h, 1d)"),
+        ("0", "'0': a window must be longer than 0"),
+    ],
+)
+def test_a_bad_bound_window_exits_2_in_one_line(
+    capsys: pytest.CaptureFixture[str], span: str, message: str
+) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["replay", "--jobs", "t.csv", "--cluster", "c.toml", "--intensity", "i.csv",
-              "--start", "2023-06-05", "--bound", "--bound-window", "soon"])  # fmt: skip
+              "--start", "2023-06-05", "--bound", "--bound-window", span])  # fmt: skip
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[-1] == (
-        "carbond replay: error: argument --bound-window: not a duration: 'soon' "
-        "(use e.g. 0, 30m, 4h, 1d)"
-    )
+    assert err.splitlines()[-1] == f"carbond replay: error: argument --bound-window: {message}"
