@@ -113,16 +113,27 @@ def parse_grid(items: Sequence[str]) -> list[dict[str, Any]]:
     """``["herd_penalty=0,0.1", "min_saving=0,0.05"]`` -> every combination.
 
     Raises:
-        ReplayInputError: an item without ``=`` or without values.
+        ReplayInputError: an item without ``=`` or without values, a key given in two items
+            (the later would silently replace the earlier) or a value given twice in one
+            (the same setting replayed twice).
     """
-    axes = []
+    axes: dict[str, list[Any]] = {}
     for item in items:
         key, sep, values = item.partition("=")
+        key = key.strip()
         options = [_value(v) for v in values.split(",") if v.strip()]
-        if not sep or not key.strip() or not options:
+        if not sep or not key or not options:
             raise ReplayInputError(f"--grid: expected key=v1,v2,..., got {item!r}")
-        axes.append([(key.strip(), v) for v in options])
-    return [dict(combo) for combo in itertools.product(*axes)]
+        if key in axes:
+            raise ReplayInputError(f"--grid: {key} given twice (list its values once: "
+                                   f"{key}=v1,v2,...)")  # fmt: skip
+        seen: list[tuple[bool, Any]] = []  # True == 1, but not as the same setting
+        for value in options:
+            if (isinstance(value, bool), value) in seen:
+                raise ReplayInputError(f"--grid {item!r}: {value!r} given twice")
+            seen.append((isinstance(value, bool), value))
+        axes[key] = options
+    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
 
 
 @dataclass(frozen=True, slots=True)

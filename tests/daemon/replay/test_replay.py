@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from daemon.cli import main, replay_cmd
 from daemon.cli.replay_cmd import mark_front
 from daemon.replay import driver
 from daemon.replay.driver import PolicyRun, replay_policy
@@ -253,8 +254,44 @@ def test_policy_specs_and_grids() -> None:
         ("carbon-window", {"herd_penalty": 0.1, "home_only": True}),
     ]
     assert parse_grid(["a=1,2", "b=x"]) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    assert parse_grid(["a=true,1"]) == [{"a": True}, {"a": 1}]  # equal in Python, not here
     with pytest.raises(ReplayInputError):
         parse_grid(["a"])
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [(["guard_s=60", "guard_s=120"], "--grid: guard_s given twice"),
+     (["guard_s=60,120,60.0"], "--grid 'guard_s=60,120,60.0': 60.0 given twice"),
+     (["home_only=true,false,true"], "'home_only=true,false,true': True given twice")],
+)  # fmt: skip
+def test_a_grid_names_each_setting_once(items: list[str], message: str) -> None:
+    """A key in two ``--grid`` items used to keep only the last item's values (60 was never
+    replayed), and a value given twice was replayed twice."""
+    with pytest.raises(ReplayInputError, match=re.escape(message)):
+        parse_grid(items)
+
+
+@pytest.mark.parametrize("command", ["replay", "tune"])
+def test_an_output_that_cannot_be_written_fails_before_any_replay(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """`replay --out` under a file and `tune --plot` in a missing folder: exit 1 naming the
+    path, and not one replay run first (their output used to be written after them all)."""
+    monkeypatch.setattr(replay_cmd, "Replays", None)  # constructing it would fail the test
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    argv = [command, *_inputs(trace, cluster_file, intensity_files), "--days", "0.1"]
+    target = blocker / "out" if command == "replay" else tmp_path / "missing" / "front.png"
+    argv += (
+        ["--out", str(target)]
+        if command == "replay"
+        else ["--grid", "guard_s=60", "--plot", str(target)]
+    )
+    assert main(argv) == 1
+    reason = "Not a directory" if command == "replay" else "No such file or directory"
+    assert capsys.readouterr().err == f"carbond: error: {target}: cannot write: {reason}\n"
 
 
 @pytest.mark.parametrize(
