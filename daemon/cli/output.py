@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from daemon.errors import DaemonError, UsageError
@@ -15,7 +18,9 @@ from forecasts import ForecastsError, TraceFormatError, UnknownZoneError
 from policies import UnknownPolicyError
 from policies.errors import CatalogError, InvalidWorkloadError
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "clean_json", "fail", "print_json", "print_table"]
+__all__ = [
+    "EXIT_FAILURE", "EXIT_USAGE", "clean_json", "fail", "print_json", "print_table", "writable",
+]  # fmt: skip
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -97,3 +102,25 @@ def _fmt(cell: object) -> str:
     if cell is None:
         return "-"
     return str(cell)
+
+
+def writable(path: Path | None, *, make: bool = False) -> None:
+    """Check an output path before the work that writes it, not after: a folder (``make``) is
+    created now, a file's folder must exist; either must be writable (None: not asked for).
+
+    Raises:
+        DaemonError: ``path`` cannot be written: ``<path>: cannot write: <reason>``, as
+            ``export`` words it.
+    """
+    if path is None:
+        return
+    folder = path if make else path.parent
+    try:
+        if make:
+            folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as exc:
+        raise DaemonError(f"{path}: cannot write: {exc.strerror or exc}") from exc

@@ -8,7 +8,7 @@ from typing import Any
 
 from daemon.catalog import gpu_catalog
 from daemon.cli.context import add_common_options, settings_from
-from daemon.cli.output import print_json, print_table
+from daemon.cli.output import print_json, print_table, writable
 from daemon.reports.paper import cell_rows, plot_figure1, plot_figure4, takeaways
 from policies.footprint.paper import PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS, characterise
 
@@ -35,7 +35,7 @@ def _paper(args: argparse.Namespace) -> int:
     found = takeaways(cells)
     figures = []
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+        writable(args.out, make=True)
         figures = [
             str(plot_figure1(cells, args.out / "paper_fig1_latency_energy.png")),
             str(plot_figure4(cells, args.out / "paper_fig4_carbon_per_prompt.png")),

@@ -4,8 +4,6 @@ daemon's tick loop (see :mod:`daemon.replay`)."""
 from __future__ import annotations
 
 import argparse
-import errno
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,10 +14,10 @@ from typing import Any
 
 import structlog
 
-from daemon.cli.output import print_json, print_table
+from daemon.cli.output import print_json, print_table, writable
 from daemon.logs import configure_logging
 from daemon.replay.driver import PolicyRun, ReplaySetup
-from daemon.replay.errors import ReplayError, ReplayInputError
+from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
     JOBS_FORMATS,
     PolicySpec,
@@ -288,34 +286,12 @@ def _print_notes(setup: ReplaySetup, shown: set[str] | None = None) -> None:
             shown.add(note)
 
 
-def _writable(path: Path | None, *, make: bool = False) -> None:
-    """Before the replays, not after them: ``--out``'s folder is made now (``make``), and
-    ``--plot``'s must exist, so that a path that cannot be written costs no replay (None:
-    the option was not given).
-
-    Raises:
-        ReplayError: ``path`` cannot be written (the message as ``export`` words it).
-    """
-    if path is None:
-        return
-    folder = path if make else path.parent
-    try:
-        if make:
-            folder.mkdir(parents=True, exist_ok=True)
-        if not folder.is_dir():
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
-        if not os.access(folder, os.W_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
-    except OSError as exc:
-        raise ReplayError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-
-
 def _replay(args: argparse.Namespace) -> int:
     _quiet_logs()
     inputs = _inputs(args)
     specs = parse_policies(args.policy)
     _check(specs)
-    _writable(args.out, make=True)
+    writable(args.out, make=True)
     slacks = [parse_duration_s(s) for s in args.slack.split(",")]
     rows: list[dict[str, Any]] = []
     shown: set[str] = set()  # the same files for every slack: each note once
@@ -442,7 +418,7 @@ def _tune(args: argparse.Namespace) -> int:
     specs = [PolicySpec("run-now", {})]
     specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
     _check(specs)
-    _writable(args.plot)
+    writable(args.plot)
     with (
         Replays(setup, specs, args.workers) as replays,
         _progress(specs, "tune", setup) as (bar, _),

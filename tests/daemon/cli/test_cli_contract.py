@@ -217,3 +217,13 @@ def test_a_bad_bound_window_exits_2_in_one_line(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == f"carbond replay: error: argument --bound-window: {message}"
+
+
+def test_paper_figures_that_cannot_be_written_name_the_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, out, err = _run(capsys, "paper", "--out", str(blocker / "figures"))
+    assert (code, out) == (1, "")
+    assert err == f"carbond: error: {blocker / 'figures'}: cannot write: Not a directory\n"
