@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 
 from daemon.cli.output import fail
 from daemon.logs import configure_logging
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "joined_past_spans", "main"]
 
 # Each module registers its sub-commands; add a line here for a new module.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -47,10 +48,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A relative time or span before now ("-7d", "-12h", "-1.5d"): a value, not an option.
+_PAST_SPAN = re.compile(r"-\d+(\.\d+)?[A-Za-z]+")
+
+
+def joined_past_spans(argv: Sequence[str]) -> list[str]:
+    """``--until -1d`` as ``--until=-1d``: argparse reads any token that starts with ``-`` and
+    is not a bare negative number as an option, so the value a long option was given (the form
+    ``report --since/--until`` document) was lost ("expected one argument"). Tokens after
+    ``--`` (a job's own argv) are left alone."""
+    out: list[str] = []
+    for i, token in enumerate(argv):
+        if token == "--":
+            return [*out, *argv[i:]]
+        previous = out[-1] if out else ""
+        if previous.startswith("--") and "=" not in previous and _PAST_SPAN.fullmatch(token):
+            out[-1] = f"{previous}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``carbond`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(joined_past_spans(sys.argv[1:] if argv is None else argv))
     # Log events go to stderr so stdout holds only the command's output (tables, --json);
     # long-running commands (run, demo, doctor) reconfigure with their own level and format.
     configure_logging(level="WARNING")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import build_parser, main
+from daemon.cli import build_parser, joined_past_spans, main
 from daemon.ledger import Ledger
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
@@ -227,3 +227,17 @@ def test_paper_figures_that_cannot_be_written_name_the_folder(
     code, out, err = _run(capsys, "paper", "--out", str(blocker / "figures"))
     assert (code, out) == (1, "")
     assert err == f"carbond: error: {blocker / 'figures'}: cannot write: Not a directory\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [(["report", "--until", "-1d"], ["report", "--until=-1d"]),
+     (["report", "--since", "-1.5h", "--until", "-2d"], ["report", "--since=-1.5h", "--until=-2d"]),
+     (["report", "--since=-7d"], ["report", "--since=-7d"]),
+     (["report", "-o", "-1d"], ["report", "-o", "-1d"]),  # short options: argparse's own rules
+     (["replay", "--tick", "-5"], ["replay", "--tick", "-5"]),  # a number: argparse reads it
+     (["submit", "--model", "m", "--", "sleep", "-1h"], ["submit", "--model", "m", "--", "sleep",
+                                                         "-1h"])],  # the job's own argv
+)  # fmt: skip
+def test_a_past_span_after_a_long_option_is_its_value(argv: list[str], expected: list[str]) -> None:
+    assert joined_past_spans(argv) == expected

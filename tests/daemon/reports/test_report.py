@@ -70,6 +70,18 @@ def test_the_period_selects_jobs_by_their_end(demo_state: Path, carbond: Run) ->
     assert before + after == len(ends)
 
 
+def test_relative_periods_are_read_as_the_readme_writes_them(
+    demo_state: Path, carbond: Run
+) -> None:
+    """``--until -1d`` (the README's form, not ``--until=-1d``): argparse read ``-1d`` as an
+    option and stopped with "expected one argument" before carbond saw it."""
+    args = ("report", "--state-dir", str(demo_state), "--json")
+    every = json.loads(carbond(*args, "--since", "-36500d", "--until", "2100-01-01"))
+    none = json.loads(carbond(*args, "--until", "-36500d"))
+    assert every["totals"]["jobs"] == len(_outcomes(demo_state)) > 0
+    assert none["totals"]["jobs"] == 0
+
+
 @pytest.mark.parametrize("fmt", ["csv", "md", "table"])
 def test_other_formats_carry_the_same_rows(demo_state: Path, carbond: Run, fmt: str) -> None:
     text = carbond("report", "--state-dir", str(demo_state), "--by", "gpu", "--format", fmt)
