@@ -220,7 +220,7 @@ def _jobs(args: argparse.Namespace) -> int:
         if args.json:
             _stream_json(ledger, states, limit, offset)
         else:
-            _print_page(ledger, states, limit or PAGE, offset)
+            _print_page(ledger, states, PAGE if limit is None else limit, offset)
     return 0
 
 
@@ -242,9 +242,11 @@ def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) 
     by_state = ", ".join(f"{s} {n:,}" for s, n in sorted(shown.items()))
     if rows:
         print(f"jobs {offset + 1:,}-{offset + len(rows):,} of {total:,} ({by_state or 'none'})")
+    elif limit == 0:  # the totals only, as ``--json --limit 0`` gives no rows
+        print(f"{total:,} jobs ({by_state or 'none'}), none shown: --limit 0")
     else:  # an empty ledger, or an offset past the last job
         print(f"no jobs from --offset {offset:,}: {total:,} in all ({by_state or 'none'})")
-    if offset + len(rows) < total:
+    if limit and offset + len(rows) < total:
         print(f"more: --offset {offset + len(rows)} (--limit N for a bigger page, --json for all)")
     print(_grams_line(ledger.grams_totals(states)))
 

@@ -396,6 +396,11 @@ def test_jobs_shows_a_page_with_totals_and_streams_json(
     assert [row["job_id"] for row in json.loads(out)] == ["j010", "j011", "j012"]
     code, out, _ = _run(capsys, "jobs", *state, "--json", "--state", "running")
     assert json.loads(out) == []
+    code, out, _ = _run(capsys, "jobs", *state, "--json", "--limit", "0")
+    assert json.loads(out) == []
+    code, out, _ = _run(capsys, "jobs", *state, "--limit", "0")  # was a page of 50
+    assert code == 0 and "j000" not in out and "more:" not in out
+    assert "120 jobs (queued 120), none shown: --limit 0" in out and "total over 120 jobs" in out
     code, _, err = _run(capsys, "jobs", *state, "--offset", "-1")
     assert code == 2 and "negative" in err
     code, out, _ = _run(capsys, "jobs", *state, "--offset", "500")
