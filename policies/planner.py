@@ -109,23 +109,24 @@ class WindowParameters:
             if field.type in ("int", "float") and not isinstance(value, int | float):
                 raise PoliciesError(f"invalid parameter {field.name}={value!r}: not a number")
         checks = (  # written so that NaN fails; inf only where it means "none" (urgent_s)
-            ("slot_s", 0 < self.slot_s <= 86_400),
-            ("horizon_slots", 1 <= self.horizon_slots <= 10_000),  # the cube's last axis
-            ("duration_margin", 0 <= self.duration_margin < math.inf),
-            ("guard_s", 0 <= self.guard_s < math.inf),
-            ("risk_aversion", 0 <= self.risk_aversion <= 1),
-            ("herd_penalty", 0 <= self.herd_penalty < math.inf),
-            ("min_saving", 0 <= self.min_saving < 1),
-            ("replan_margin", 0 <= self.replan_margin < 1),
-            ("urgent_s", self.urgent_s >= 0),
-            ("lifetime_years", 0 < self.lifetime_years < math.inf),
-            ("alternatives", self.alternatives >= 0),
-            ("chunk_jobs", self.chunk_jobs >= 1),
-            ("lookahead_max_cells", self.lookahead_max_cells >= 1),
+            ("slot_s", 0 < self.slot_s <= 86_400, "more than 0 and at most 86400"),
+            ("horizon_slots", 1 <= self.horizon_slots <= 10_000, "1 to 10000"),  # the cube's axis
+            ("duration_margin", 0 <= self.duration_margin < math.inf, "0 or more, finite"),
+            ("guard_s", 0 <= self.guard_s < math.inf, "0 or more, finite"),
+            ("risk_aversion", 0 <= self.risk_aversion <= 1, "0 to 1"),
+            ("herd_penalty", 0 <= self.herd_penalty < math.inf, "0 or more, finite"),
+            ("min_saving", 0 <= self.min_saving < 1, "0 or more and below 1"),
+            ("replan_margin", 0 <= self.replan_margin < 1, "0 or more and below 1"),
+            ("urgent_s", self.urgent_s >= 0, "0 or more (inf: every job by urgency)"),
+            ("lifetime_years", 0 < self.lifetime_years < math.inf, "more than 0, finite"),
+            ("alternatives", self.alternatives >= 0, "0 or more"),
+            ("chunk_jobs", self.chunk_jobs >= 1, "1 or more"),
+            ("lookahead_max_cells", self.lookahead_max_cells >= 1, "1 or more"),
         )
-        for name, ok in checks:
+        for name, ok, allowed in checks:
             if not ok:
-                raise PoliciesError(f"invalid parameter {name}={getattr(self, name)!r}")
+                value = getattr(self, name)
+                raise PoliciesError(f"invalid parameter {name}={value!r}: must be {allowed}")
 
 
 def planned_cells(

@@ -204,8 +204,11 @@ def test_decisions_carry_the_run_now_counterfactual(two_regions: Cluster) -> Non
 
 @pytest.mark.parametrize(
     ("params", "match"),
-    [({"herd": 1}, "unknown parameter"), ({"risk_aversion": 2.0}, "risk_aversion"),
-     ({"slot_s": 0}, "slot_s"),
+    [({"herd": 1}, "unknown parameter"),
+     # out of range: the message says what is allowed
+     ({"risk_aversion": 2.0}, r"risk_aversion=2.0: must be 0 to 1$"),
+     ({"min_saving": -1}, r"min_saving=-1: must be 0 or more and below 1$"),
+     ({"slot_s": 0}, "slot_s=0: must be more than 0 and at most 86400"),
      # a value of the wrong type (a replay's `--policy carbon-window:min_saving=abc`, a TOML
      # string): named, not a TypeError from comparing it
      ({"min_saving": "abc"}, "min_saving='abc': not a number"),
