@@ -291,8 +291,8 @@ def _replay(args: argparse.Namespace) -> int:
     inputs = _inputs(args)
     specs = parse_policies(args.policy)
     _check(specs)
+    slacks = _slacks(args.slack, several=True)
     writable(args.out, make=True)
-    slacks = [parse_duration_s(s) for s in args.slack.split(",")]
     rows: list[dict[str, Any]] = []
     shown: set[str] = set()  # the same files for every slack: each note once
     for slack_s in slacks:
@@ -407,13 +407,28 @@ def mark_front(rows: Sequence[dict[str, Any]]) -> None:
         row["pareto"] = on_front
 
 
+def _slacks(text: str, *, several: bool) -> list[float]:
+    """``--slack``: one duration, or for ``replay`` a comma list of different ones."""
+    parts = text.split(",")
+    if len(parts) > 1 and not several:
+        raise ReplayInputError("--slack: tune sweeps one slack (replay takes a comma list)")
+    try:
+        slacks = [parse_duration_s(part) for part in parts]
+    except ReplayInputError as exc:
+        raise ReplayInputError(f"--slack: {exc}") from None
+    for k, slack_s in enumerate(slacks):
+        if slack_s in slacks[:k]:
+            raise ReplayInputError(f"--slack: {parts[k]!r} is a slack given before")
+    return slacks
+
+
 def _tune(args: argparse.Namespace) -> int:
     _quiet_logs()
     if "," in args.policy:
         raise ReplayInputError("--policy: tune sweeps one policy")
     base = parse_policies(args.policy)[0]
     grid = parse_grid(args.grid) if args.grid else [{}]
-    setup = load_setup(_inputs(args), parse_duration_s(args.slack))
+    setup = load_setup(_inputs(args), _slacks(args.slack, several=False)[0])
     _print_notes(setup)
     specs = [PolicySpec("run-now", {})]
     specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]

@@ -225,7 +225,9 @@ def test_a_long_guard_holds_no_late_job_for_a_cheaper_slot(
     [
         (["--policy", "no-such-policy"], "unknown policy"),
         (["--policy", "carbon-window:herd=1"], "unknown parameter"),
-        (["--slack", "soon"], "not a duration"),
+        (["--slack", "soon"], "--slack: not a duration: 'soon'"),
+        (["--slack", "0,4h,"], "--slack: not a duration: ''"),
+        (["--slack", "4h,240m"], "--slack: '240m' is a slack given before"),
         (["--start", "yesterday"], "not a time"),
     ],
 )
@@ -270,6 +272,24 @@ def test_a_grid_names_each_setting_once(items: list[str], message: str) -> None:
     replayed), and a value given twice was replayed twice."""
     with pytest.raises(ReplayInputError, match=re.escape(message)):
         parse_grid(items)
+
+
+def test_a_bad_slack_fails_before_an_out_folder_is_made_and_tune_takes_one(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """`replay --slack 4h,soon --out DIR` left an empty DIR behind; `tune --slack 0,4h` said
+    only "not a duration" (tune replays one slack)."""
+    argv = [*_inputs(trace, cluster_file, intensity_files), "--days", "0.1"]
+    out = tmp_path / "out"
+    assert main(["replay", *argv, "--slack", "4h,soon", "--out", str(out)]) == 2
+    assert not out.exists()
+    assert main(["tune", *argv, "--slack", "0,4h", "--grid", "guard_s=60"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "carbond: error: --slack: not a duration: 'soon' (use e.g. 0, 30m, 4h, 1d)",
+        "carbond: error: --slack: tune sweeps one slack (replay takes a comma list)",
+    ]
 
 
 @pytest.mark.parametrize("command", ["replay", "tune"])
