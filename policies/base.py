@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import is_dataclass, replace
+from dataclasses import fields, is_dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from policies.errors import PoliciesError
 from policies.footprint.recalibration import Recalibration
+from policies.parameters import check_keywords
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
 __all__ = [
@@ -69,19 +70,27 @@ def policy_names() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-def get_policy(name: str, **params: Any) -> Policy:
+def get_policy(name: str, /, **params: Any) -> Policy:
     """Build the policy called ``name`` with ``params``.
 
     Raises:
         UnknownPolicyError: no policy has that name.
-        PoliciesError: a parameter is invalid (raised by the policy).
+        PoliciesError: a parameter is unknown, or invalid (raised by the policy).
     """
     try:
         factory = _REGISTRY[name.strip().lower()]
     except KeyError:
         known = ", ".join(policy_names())
         raise UnknownPolicyError(f"unknown policy {name!r} (known: {known})") from None
+    if isinstance(factory, type) and is_dataclass(factory):  # its fields are its parameters
+        known_params = [f.name for f in fields(factory) if f.init and f.name not in _NOT_PARAMS]
+        check_keywords(name, params, known_params)
     return factory(**params)
+
+
+# A dataclass policy's fields that are not the user's to set: the registered name, the
+# factors the daemon learns (``with_recalibration``) and private caches.
+_NOT_PARAMS = frozenset({"name", "recalibration", "_cache"})
 
 
 def with_recalibration(policy: Policy, recalibration: Recalibration) -> Policy:

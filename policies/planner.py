@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -43,12 +43,12 @@ import numpy.typing as npt
 from policies.candidates import unfit_reason
 from policies.capacity import CapacityTimeline
 from policies.decisions import alternative_at, best_alternatives, free_devices, run_now_alternative
-from policies.errors import PoliciesError
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
 from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign, assign_weighted
 from policies.lookahead import Rounding, plan_round
+from policies.parameters import LIFETIME_CHECK, Check, check_fields
 from policies.reasons import hold_reason, latest_text, saving, start_reason, waiting_reason
 from policies.scoring import (
     CostCube,
@@ -102,31 +102,25 @@ class WindowParameters:
 
     def validate(self) -> None:
         """Raises PoliciesError naming the first parameter of the wrong type or out of range."""
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.type == "bool" and not isinstance(value, bool):
-                raise PoliciesError(f"invalid parameter {field.name}={value!r}: not true or false")
-            if field.type in ("int", "float") and not isinstance(value, int | float):
-                raise PoliciesError(f"invalid parameter {field.name}={value!r}: not a number")
-        checks = (  # written so that NaN fails; inf only where it means "none" (urgent_s)
-            ("slot_s", 0 < self.slot_s <= 86_400, "more than 0 and at most 86400"),
-            ("horizon_slots", 1 <= self.horizon_slots <= 10_000, "1 to 10000"),  # the cube's axis
-            ("duration_margin", 0 <= self.duration_margin < math.inf, "0 or more, finite"),
-            ("guard_s", 0 <= self.guard_s < math.inf, "0 or more, finite"),
-            ("risk_aversion", 0 <= self.risk_aversion <= 1, "0 to 1"),
-            ("herd_penalty", 0 <= self.herd_penalty < math.inf, "0 or more, finite"),
-            ("min_saving", 0 <= self.min_saving < 1, "0 or more and below 1"),
-            ("replan_margin", 0 <= self.replan_margin < 1, "0 or more and below 1"),
-            ("urgent_s", self.urgent_s >= 0, "0 or more (inf: every job by urgency)"),
-            ("lifetime_years", 0 < self.lifetime_years < math.inf, "more than 0, finite"),
-            ("alternatives", self.alternatives >= 0, "0 or more"),
-            ("chunk_jobs", self.chunk_jobs >= 1, "1 or more"),
-            ("lookahead_max_cells", self.lookahead_max_cells >= 1, "1 or more"),
-        )
-        for name, ok, allowed in checks:
-            if not ok:
-                value = getattr(self, name)
-                raise PoliciesError(f"invalid parameter {name}={value!r}: must be {allowed}")
+        check_fields(self, _CHECKS)
+
+
+# Written so that NaN fails; inf only where it means "none" (urgent_s).
+_CHECKS: tuple[Check, ...] = (
+    ("slot_s", lambda v: 0 < v <= 86_400, "more than 0 and at most 86400"),
+    ("horizon_slots", lambda v: 1 <= v <= 10_000, "1 to 10000"),  # the cube's last axis
+    ("duration_margin", lambda v: 0 <= v < math.inf, "0 or more, finite"),
+    ("guard_s", lambda v: 0 <= v < math.inf, "0 or more, finite"),
+    ("risk_aversion", lambda v: 0 <= v <= 1, "0 to 1"),
+    ("herd_penalty", lambda v: 0 <= v < math.inf, "0 or more, finite"),
+    ("min_saving", lambda v: 0 <= v < 1, "0 or more and below 1"),
+    ("replan_margin", lambda v: 0 <= v < 1, "0 or more and below 1"),
+    ("urgent_s", lambda v: v >= 0, "0 or more (inf: every job by urgency)"),
+    LIFETIME_CHECK,
+    ("alternatives", lambda v: v >= 0, "0 or more"),
+    ("chunk_jobs", lambda v: v >= 1, "1 or more"),
+    ("lookahead_max_cells", lambda v: v >= 1, "1 or more"),
+)
 
 
 def planned_cells(

@@ -265,7 +265,7 @@ def _check(specs: Sequence[PolicySpec]) -> None:
     for spec in specs:
         try:
             get_policy(spec.name, **spec.params)
-        except (PoliciesError, TypeError, ValueError) as exc:  # TypeError: an unknown keyword
+        except (PoliciesError, TypeError, ValueError) as exc:  # a policy registered elsewhere
             raise ReplayInputError(f"--policy {spec.label}: {exc}") from exc
 
 

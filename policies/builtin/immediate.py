@@ -21,6 +21,7 @@ from policies.decisions import plan_immediately
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
+from policies.parameters import LIFETIME_CHECK, check_fields
 from policies.scoring import SlotGrid, make_pools, score
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
@@ -35,6 +36,9 @@ class _Immediate:
     _cache: dict[tuple[object, ...], Estimate] = field(
         default_factory=dict, compare=False, repr=False
     )
+
+    def __post_init__(self) -> None:
+        check_fields(self, (LIFETIME_CHECK, ("alternatives", lambda v: v >= 0, "0 or more")))
 
     @property
     def name(self) -> str:

@@ -15,6 +15,7 @@ from policies.candidates import device_groups, estimate_on, is_free, unfit_reaso
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
+from policies.parameters import LIFETIME_CHECK, check_fields
 from policies.placement import place
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
@@ -29,6 +30,9 @@ class RunNow:
     lifetime_years: float = DEFAULT_LIFETIME_YEARS
     name: str = "run-now"
     recalibration: Recalibration | None = None  # online factors from measured outcomes
+
+    def __post_init__(self) -> None:
+        check_fields(self, (LIFETIME_CHECK,))
 
     def plan(
         self,

@@ -20,10 +20,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from policies.base import register_policy
-from policies.errors import PoliciesError
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
 from policies.incremental import PlanState
+from policies.parameters import check_keywords
 from policies.planner import WindowParameters, plan_window
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
@@ -43,13 +43,7 @@ class CarbonWindow:
     defaults: ClassVar[Mapping[str, Any]] = {"replan_margin": 0.01}
 
     def __init__(self, **params: Any) -> None:
-        known = {f.name for f in fields(WindowParameters)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise PoliciesError(
-                f"{self.policy_name}: unknown parameter(s) {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(known))})"
-            )
+        check_keywords(self.policy_name, params, [f.name for f in fields(WindowParameters)])
         self.params = WindowParameters(**{**self.defaults, **params})
         self.params.validate()
         self._cache: dict[tuple[object, ...], Estimate] = {}  # raw estimates, shared by copies

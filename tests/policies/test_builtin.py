@@ -223,6 +223,32 @@ def test_bad_parameters_are_rejected(params: dict[str, object], match: str) -> N
         get_policy("carbon-window", **params)
 
 
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [("carbon-window", {"alternatives": 2.5}, "alternatives=2.5: not a whole number"),
+     ("carbon-window", {"horizon_slots": 9.5}, "horizon_slots=9.5: not a whole number"),
+     ("carbon-window", {"min_saving": True}, "min_saving=True: not a number"),
+     ("run-now", {"foo": 1}, "run-now: unknown parameter(s) foo (known: lifetime_years)"),
+     ("run-now", {"name": "x"}, "run-now: unknown parameter(s) name"),
+     ("run-now", {"recalibration": 3}, "run-now: unknown parameter(s) recalibration"),
+     ("run-now", {"lifetime_years": "abc"}, "lifetime_years='abc': not a number"),
+     ("run-now", {"lifetime_years": -1}, "lifetime_years=-1: must be more than 0, finite"),
+     ("spatial", {"foo": 1}, "spatial: unknown parameter(s) foo (known: alternatives, lifetime"),
+     ("spatial", {"alternatives": 1.5}, "alternatives=1.5: not a whole number"),
+     ("lowest-energy", {"alternatives": -1}, "alternatives=-1: must be 0 or more"),
+     ("lowest-energy", {"lifetime_years": math.nan}, "lifetime_years=nan: must be more than 0")],
+)  # fmt: skip
+def test_every_policy_names_a_bad_parameter(
+    name: str, params: dict[str, object], message: str
+) -> None:
+    """Each of these built a policy that failed in its first plan with a TypeError or
+    AttributeError (or, for a negative lifetime, planned with negative embodied grams)."""
+    with pytest.raises(PoliciesError) as caught:
+        get_policy(name, **params)
+    assert message in str(caught.value)
+    assert get_policy(name, lifetime_years=3).plan(NOW, [], [], {}) == []  # good ones still build
+
+
 @pytest.mark.parametrize("name", ["carbon-window", "wait-awhile"])
 def test_chunked_cubes_decide_like_one_cube(name: str, two_regions: Cluster) -> None:
     devs, fcs = two_regions

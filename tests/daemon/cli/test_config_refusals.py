@@ -53,6 +53,14 @@ def test_a_reload_without_regions_is_refused_too() -> None:
             'name = "carbon-window"\nparams = { slot = 5 }',
             "policy: carbon-window: unknown parameter(s) slot",
         ),
+        (  # these two started the daemon, which failed in its first plan
+            'name = "run-now"\nparams = { lifetime_years = "5" }',
+            "policy: invalid parameter lifetime_years='5': not a number",
+        ),
+        (
+            'name = "spatial"\nparams = { alternatives = 2.5 }',
+            "policy: invalid parameter alternatives=2.5: not a whole number",
+        ),
     ],
 )
 def test_a_misspelt_policy_or_parameter_refuses_to_start(

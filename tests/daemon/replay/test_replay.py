@@ -317,7 +317,8 @@ def test_an_output_that_cannot_be_written_fails_before_any_replay(
 @pytest.mark.parametrize(
     ("policy", "message"),
     [("carbon-window:min_saving=abc", "invalid parameter min_saving='abc': not a number"),
-     ("run-now:foo=1", "unexpected keyword argument 'foo'")],
+     ("run-now:foo=1", "run-now: unknown parameter(s) foo (known: lifetime_years)"),
+     ("spatial:alternatives=1.5", "invalid parameter alternatives=1.5: not a whole number")],
 )  # fmt: skip
 def test_a_bad_policy_parameter_is_one_error_line(
     trace: Path, cluster_file: Path, intensity_files: list[Path], policy: str, message: str,
