@@ -149,11 +149,13 @@ def load_power_csv(path: Path) -> PowerSeries:
         SolarInputError: unreadable file, missing column, bad value or uneven spacing (the
             message names the file, line and field).
     """
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
+    try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as exc:
         raise SolarInputError(f"{path}: cannot read ({exc.strerror})") from exc
+    except (UnicodeDecodeError, csv.Error) as exc:  # text is decoded in blocks: no line
+        raise SolarInputError(f"{path}: not a UTF-8 CSV file ({exc})") from exc
     if len(rows) < 2 or not {"datetime", "power_w"} <= set(rows[0]):
         raise SolarInputError(f"{path}: need a 'datetime,power_w' header and at least 2 rows")
     times, values = [], []

@@ -79,3 +79,21 @@ def test_bad_power_csv_names_file_line_and_field(tmp_path: Path, body: str, mess
     path.write_text(body)
     with pytest.raises(SolarInputError, match=message):
         load_power_csv(path)
+
+
+def test_power_csv_with_a_byte_order_mark_reads_its_header(tmp_path: Path) -> None:
+    """A spreadsheet's UTF-8 export starts with a BOM: the header is still ``datetime``."""
+    path = tmp_path / "pv.csv"
+    path.write_bytes(b"\xef\xbb\xbfdatetime,power_w\n2023-06-05T00:00Z,0\n2023-06-05T00:15Z,5\n")
+    np.testing.assert_array_equal(load_power_csv(path).values_w, [0.0, 5.0])
+
+
+@pytest.mark.parametrize(
+    "body", [b"datetime,power_w,note\n2023-06-05T00:00Z,1,caf\xe9\n", b"\x89PNG\r\n\x1a\n\x00\xff"]
+)
+def test_power_csv_not_utf8_is_a_solar_input_error(tmp_path: Path, body: bytes) -> None:
+    """Not a UnicodeDecodeError traceback: the file is named."""
+    path = tmp_path / "pv.csv"
+    path.write_bytes(body)
+    with pytest.raises(SolarInputError, match=r"pv.csv: not a UTF-8 CSV file"):
+        load_power_csv(path)
