@@ -151,15 +151,16 @@ def load_power_csv(path: Path) -> PowerSeries:
     """
     try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)  # skips blank lines: each row keeps its own line
+            rows = [(reader.line_num, row) for row in reader]
     except OSError as exc:
         raise SolarInputError(f"{path}: cannot read ({exc.strerror})") from exc
     except (UnicodeDecodeError, csv.Error) as exc:  # text is decoded in blocks: no line
         raise SolarInputError(f"{path}: not a UTF-8 CSV file ({exc})") from exc
-    if len(rows) < 2 or not {"datetime", "power_w"} <= set(rows[0]):
+    if len(rows) < 2 or not {"datetime", "power_w"} <= set(rows[0][1]):
         raise SolarInputError(f"{path}: need a 'datetime,power_w' header and at least 2 rows")
     times, values = [], []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         times.append(_parse_time(row["datetime"] or "", f"{path}:{line}"))
         try:
             value = float(row["power_w"] or "")
@@ -169,7 +170,7 @@ def load_power_csv(path: Path) -> PowerSeries:
             raise SolarInputError(f"{path}:{line}: power_w: not a number >= 0: {row['power_w']!r}")
         values.append(value)
     step = (times[1] - times[0]).total_seconds()
-    for line, (a, b) in enumerate(itertools.pairwise(times), start=3):
+    for (line, _), (a, b) in zip(rows[1:], itertools.pairwise(times), strict=True):
         if (b - a).total_seconds() != step or step <= 0 or step != int(step):
             raise SolarInputError(
                 f"{path}:{line}: datetime: rows must be equally spaced ({step:g} s)"

@@ -97,3 +97,20 @@ def test_power_csv_not_utf8_is_a_solar_input_error(tmp_path: Path, body: bytes) 
     path.write_bytes(body)
     with pytest.raises(SolarInputError, match=r"pv.csv: not a UTF-8 CSV file"):
         load_power_csv(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("datetime,power_w\n2023-06-05T00:00Z,0\n\n2023-06-05T00:15Z,1\n2023-06-05T00:30Z,x\n",
+         r"pv.csv:5: power_w"),
+        ("datetime,power_w\n\n2023-06-05T00:00Z,0\n2023-06-05T00:15Z,1\n2023-06-05T01:00Z,1\n",
+         r"pv.csv:5: datetime: rows must be equally spaced"),
+    ],
+)  # fmt: skip
+def test_power_csv_lines_count_blank_lines(tmp_path: Path, body: str, message: str) -> None:
+    """The line named is the file's line, blank lines (which the reader skips) included."""
+    path = tmp_path / "pv.csv"
+    path.write_text(body)
+    with pytest.raises(SolarInputError, match=message):
+        load_power_csv(path)
