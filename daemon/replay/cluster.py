@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.replay.errors import ReplayInputError
 from daemon.settings import RegionSettings, SiteSettings
-from daemon.sites import SiteConfigError, build_sites
+from daemon.sites import SiteConfigError, build_site, build_sites
 from policies import Device
 from policies.errors import UnknownGpuError
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
@@ -83,6 +84,33 @@ class Cluster:
     def gpu_types(self) -> tuple[GpuSpec, ...]:
         """The distinct GPU types."""
         return tuple({spec.name: spec for r in self.regions for spec, _ in r.gpus}.values())
+
+    def sites_cover(self, start: datetime, end: datetime) -> None:
+        """Check every measured site CSV (``pv_csv``, ``other_load_csv``) covers
+        ``[start, end]``: outside its rows a power series holds its nearest value, so a CSV of
+        another day or year would stand for the whole replay.
+
+        Raises:
+            ReplayInputError: a measured CSV ends before ``end`` or starts after ``start``.
+        """
+        for i, region in enumerate(self.regions):
+            if region.site is None:
+                continue
+            site = build_site(region.name, region.zone, region.site)
+            traces = (
+                ("pv_csv", region.site.pv_csv, site.pv_trace),
+                ("other_load_csv", region.site.other_load_csv, site.other_trace),
+            )
+            for field, path, trace in traces:
+                if trace is None:
+                    continue
+                last = trace.start + timedelta(seconds=trace.step_s * len(trace.values_w))
+                if trace.start > start or last < end:
+                    raise ReplayInputError(
+                        f"regions.{i}.site.{field}: {path} covers "
+                        f"{trace.start:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}; the replay "
+                        f"needs {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+                    )
 
 
 def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Cluster:

@@ -178,6 +178,7 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     )
     end = inputs.start + timedelta(days=inputs.days)
     signals.covers(inputs.start, end)
+    cluster.sites_cover(inputs.start, end)
     options = WorkloadOptions(
         inputs.start, inputs.days * 86400.0, inputs.requests_per_job, inputs.time_scale,
         slack_s, inputs.model, inputs.runtime, inputs.batch_size, tick_s=float(inputs.tick_s),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,31 @@ def test_bad_site_config_names_file_and_field(tmp_path: Path, site: str, message
 
     with pytest.raises(ReplayInputError, match=message):
         load_cluster(_cluster(tmp_path, site))
+
+
+@pytest.mark.parametrize(
+    ("first", "rows", "ok"),
+    [
+        ("2022-06-05T12:00:00Z", 2, False),  # another year: its last value held a whole replay
+        ("2023-06-05T00:00:00Z", 12, False),  # ends 12 h into a day's replay
+        ("2023-06-05T01:00:00Z", 24, False),  # starts an hour late
+        ("2023-06-05T00:00:00Z", 24, True),
+    ],
+)
+def test_measured_site_csv_must_cover_the_replay(
+    trace: Path, intensity_files: list[Path], tmp_path: Path, first: str, rows: int, ok: bool
+) -> None:
+    start = datetime.fromisoformat(first)
+    pv = tmp_path / "pv.csv"
+    pv.write_text("datetime,power_w\n" + "".join(
+        f"{(start + timedelta(hours=k)).isoformat()},500\n" for k in range(rows)
+    ))  # fmt: skip
+    cluster = _cluster(tmp_path, f"\n[regions.site]\npv_csv = '{pv}'\n")
+    if ok:
+        assert _setup(trace, cluster, intensity_files).cluster.regions[1].site is not None
+        return
+    with pytest.raises(ReplayInputError, match=r"regions\.1\.site\.pv_csv: .*pv\.csv covers"):
+        _setup(trace, cluster, intensity_files)
 
 
 def test_a_site_needs_its_zone_alone(tmp_path: Path) -> None:
