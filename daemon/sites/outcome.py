@@ -8,9 +8,12 @@ counted at TDP x PUE, so shares are conservative when GPUs draw less).
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
+from policies.footprint.outcome import relative_error
 from policies.footprint.site import SiteFactors
 
 __all__ = ["site_columns"]
@@ -43,4 +46,25 @@ def site_columns(
     out["operational_g"] = operational
     if out.get("embodied_g") is not None:
         out["total_g"] = operational + float(out["embodied_g"])
-    return out
+    return _errors(out, operational * J_PER_KWH / facility if facility > 0 else None)
+
+
+def _errors(columns: dict[str, Any], effective: float | None) -> dict[str, Any]:
+    """``columns`` with the prediction errors of ``details_json`` recomputed for the grams of
+    the split: the decision predicted the site's effective intensity (grid blended with on-site
+    energy, per facility kWh) and its grams, not the grid's."""
+    try:
+        details = json.loads(columns.get("details_json") or "")
+    except (TypeError, ValueError):
+        return columns
+    if not isinstance(details, dict):
+        return columns
+    pairs = (
+        ("intensity_error_rel", effective, columns.get("predicted_intensity_g_per_kwh")),
+        ("total_error_rel", columns.get("total_g"), columns.get("predicted_total_g")),
+    )
+    for key, measured, predicted in pairs:
+        if key in details and measured is not None and predicted is not None:
+            error = relative_error(float(measured), float(predicted))
+            details[key] = error if math.isfinite(error) else None
+    return columns | {"details_json": json.dumps(details)}

@@ -102,3 +102,34 @@ def test_at_night_the_site_changes_nothing(tmp_path: Path) -> None:
     assert "On-site energy" not in statement
     with_site.ledger.close()
     without.ledger.close()
+
+
+def test_site_columns_recompute_the_prediction_errors_of_the_split() -> None:
+    """A measured outcome's details hold errors against the grid-only grams; at a site the
+    decision priced on-site energy too, so the errors are those of the split's grams."""
+    from daemon.sites.outcome import site_columns
+    from policies.footprint.site import SiteFactors
+
+    energy, grid_ci, embodied = 3_600_000.0, 350.0, 0.2  # 1 kWh, all from the battery
+    details = {
+        "energy_error_rel": 0.0,
+        "intensity_error_rel": grid_ci / 41 - 1,
+        "total_error_rel": (grid_ci + embodied) / (41 + embodied) - 1,
+        "devices": [],
+    }
+    columns = {"energy_j": energy, "pue": 1.0, "realised_intensity_g_per_kwh": grid_ci,
+               "operational_g": grid_ci, "embodied_g": embodied, "total_g": grid_ci + embodied,
+               "predicted_intensity_g_per_kwh": 41.0, "predicted_total_g": 41.0 + embodied,
+               "details_json": json.dumps(details)}  # fmt: skip
+    out = site_columns(columns, 0.0, 1.0, SiteFactors(40.0, 41.0))
+    assert out["total_g"] == pytest.approx(41.0 + embodied)
+    errors = json.loads(out["details_json"])
+    assert errors["intensity_error_rel"] == pytest.approx(0.0)
+    assert errors["total_error_rel"] == pytest.approx(0.0)
+    assert errors["energy_error_rel"] == 0.0 and errors["devices"] == []
+    assert (
+        site_columns(columns | {"details_json": None}, 0.0, 1.0, SiteFactors(40.0, 41.0))[
+            "details_json"
+        ]
+        is None
+    )
