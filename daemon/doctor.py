@@ -1,6 +1,7 @@
 """``carbond doctor``'s checks: each returns one pass/fail/skip line, nothing raises.
 
-Checks, in order: ``config``, ``state_dir``, ``ledger``, ``policy``, ``gpus`` (regions and
+Checks, in order: ``config`` (the settings load and every region's site builds: its measured
+CSVs read, its zone its own), ``state_dir``, ``ledger``, ``policy``, ``gpus`` (regions and
 their devices), ``nvml`` (through the GPU backend when this build has one), ``signals`` (each
 zone's intensity source, and whether an Electricity Maps token is set, never its value),
 ``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines),
@@ -31,6 +32,7 @@ from daemon.ledger import Ledger
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
 from daemon.queue.files import spool_name_problem
 from daemon.settings import ConfigError, Settings, load_settings
+from daemon.sites import SiteConfigError, build_sites
 from daemon.statedir import state_dir_problems
 from forecasts import ForecastsError, SeriesCache, SignalChain
 from policies import UnknownPolicyError, get_policy
@@ -65,13 +67,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
             Check("health", "skip", skipped),
         ]
     where = str(config or os.environ.get("CARBOND_CONFIG") or "defaults and environment")
-    checks = [
-        Check(
-            "config",
-            "pass",
-            f"{where}: {len(settings.regions)} region(s), policy {settings.policy.name}",
-        )
-    ]
+    checks = [_check_config(settings, where)]
     for name, check in (
         ("state_dir", _check_state_dir),
         ("ledger", _check_ledger),
@@ -85,6 +81,20 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
     checks.append(_check_wrapper())
     checks.append(_guarded("health", partial(_check_health, settings, now)))
     return checks
+
+
+def _check_config(settings: Settings, where: str) -> Check:
+    """The settings loaded; their sites must build too (``carbond run`` refuses a site whose
+    measured CSV cannot be read or whose zone another region shares)."""
+    try:
+        build_sites(settings.regions)
+    except SiteConfigError as exc:
+        return Check("config", "fail", f"{where}: {exc} (`carbond run` refuses it)")
+    return Check(
+        "config",
+        "pass",
+        f"{where}: {len(settings.regions)} region(s), policy {settings.policy.name}",
+    )
 
 
 def _guarded(name: str, check: Callable[[], Check]) -> Check:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -175,3 +176,27 @@ def test_a_fifo_queue_fails_without_hanging(tmp_path: Path) -> None:
     assert done.returncode == 1
     [queue] = [line for line in done.stdout.splitlines() if " queue" in line[:12]]
     assert queue.startswith("FAIL") and "not a regular file" in queue, done.stdout
+
+
+@pytest.mark.parametrize(
+    ("site", "message"),
+    [
+        ("pv_csv = '{missing}'\n", r"regions\.qc\.site: .*missing\.csv: cannot read"),
+        ("pv_csv = '{latin1}'\n", r"latin1\.csv: not a UTF-8 CSV file"),
+    ],
+)
+def test_a_site_that_carbond_run_refuses_fails_the_config_check(
+    tmp_path: Path, site: str, message: str
+) -> None:
+    """The settings load, but `carbond run` builds the sites and refuses one whose measured
+    CSV cannot be read: doctor says so instead of passing."""
+    _, config = _setup(tmp_path)
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(b"datetime,power_w,note\n2023-06-05T00:00Z,1,caf\xe9\n")
+    body = site.format(missing=tmp_path / "missing.csv", latin1=latin1)
+    config.write_text(config.read_text() + "[regions.site]\n" + body)
+    code, checks = _doctor(config)
+    assert code == 1
+    assert checks["config"].startswith("fail: ")
+    assert re.search(message, checks["config"]), checks["config"]
+    assert checks["state_dir"].startswith("pass")  # the other checks still run
