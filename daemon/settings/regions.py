@@ -83,6 +83,8 @@ class SiteSettings(_Section):
     def _pv_has_a_place(self) -> SiteSettings:
         if self.pv_kwp > 0 and self.pv_csv is None and None in (self.latitude, self.longitude):
             raise ValueError("pv_kwp needs latitude and longitude (or a measured pv_csv)")
+        if self.other_load_w > 0 and self.other_load_csv is not None:  # the CSV would win
+            raise ValueError("other_load_w and other_load_csv both set: give one of them")
         return self
 
 

@@ -165,6 +165,8 @@ def test_replay_cli_prints_site_table_and_draws_the_site(
          r"regions\.1\.site\.battery: .*initial_soc 0.8 is below min_soc 0.9"),
         (SITE_PV.format(kwp=1.0) + "pv_csv = 'missing.csv'\n",
          r"regions\.california\.site: .*missing\.csv"),
+        (SITE_PV.format(kwp=1.0) + "other_load_w = 300\nother_load_csv = 'load.csv'\n",
+         r"regions\.1\.site: other_load_w and other_load_csv both set"),
     ],
 )  # fmt: skip
 def test_bad_site_config_names_file_and_field(tmp_path: Path, site: str, message: str) -> None:
