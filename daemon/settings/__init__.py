@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -120,6 +120,22 @@ class Settings(BaseSettings):
     intensity: IntensitySettings = IntensitySettings()
     queue: QueueSettings = QueueSettings()
     recalibration: RecalibrationSettings = RecalibrationSettings()
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _state_dir_given(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "must not be empty (the queue, the ledger and the job logs live there)"
+            )
+        return value
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute_state_dir(cls, value: Path) -> Path:
+        # The job wrapper runs from "/" and is handed paths in the state dir: a relative one
+        # would name another file there (every local job would fail).
+        return Path(os.path.abspath(value))
 
     @model_validator(mode="after")
     def _unique_regions(self) -> Settings:

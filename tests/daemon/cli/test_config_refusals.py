@@ -130,3 +130,26 @@ def test_a_secret_in_a_variable_is_never_shown(monkeypatch: pytest.MonkeyPatch) 
         load_settings(None)
     [problem] = info.value.problems
     assert "12345" not in problem and "<hidden>" in problem
+
+
+def test_an_empty_state_dir_is_refused_not_read_as_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path, REGION)
+    monkeypatch.setenv("CARBOND_STATE_DIR", "")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [
+        "environment variable CARBOND_STATE_DIR='': state_dir: must not be empty (the queue, "
+        "the ledger and the job logs live there)"
+    ]
+
+
+def test_a_relative_state_dir_is_made_absolute_where_carbond_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job wrapper runs from "/": a relative state dir would fail every local job."""
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(None, state_dir=Path("state")).state_dir == tmp_path / "state"
+    monkeypatch.setenv("CARBOND_STATE_DIR", "other/../state2")
+    assert load_settings(None).state_dir == tmp_path / "state2"
