@@ -24,17 +24,20 @@ def problem_line(
     its value when the environment supplied it (it overrides the file), else the file."""
     field = ".".join(str(p) for p in loc) or "<root>"
     message = message.removeprefix("Value error, ")
-    found = _from_environment([str(p) for p in loc], root)
+    found = _from_environment([str(p) for p in loc], root, missing=message == "Field required")
     if found is None:
         return f"{where}: {field}: {message}"
     return f"environment variable {found}: {field}: {message}"
 
 
-def _from_environment(parts: list[str], root: type[BaseModel]) -> str | None:
+def _from_environment(
+    parts: list[str], root: type[BaseModel], *, missing: bool = False
+) -> str | None:
     """``NAME='value'`` of the ``CARBOND_*`` variable that holds the value at ``parts`` (the
-    variable of the field itself, or of an enclosing section given as JSON that contains it;
-    for a problem with a whole section, every variable setting part of it), secrets hidden
-    and long values cut; None when the environment did not supply it."""
+    variable of the field itself, or of an enclosing section given as JSON that contains it,
+    or, for a ``missing`` field, the section without it; for a problem with a whole section,
+    every variable setting part of it), secrets hidden and long values cut; None when the
+    environment did not supply it."""
     env = {key.upper(): value for key, value in os.environ.items()}
     for depth in range(len(parts), 0, -1):
         name = _ENV_PREFIX + "__".join(parts[:depth]).upper()
@@ -44,8 +47,11 @@ def _from_environment(parts: list[str], root: type[BaseModel]) -> str | None:
         if depth < len(parts):
             try:
                 raw = json.loads(raw)
-                for part in parts[depth:]:
+                path = parts[depth:-1] if missing else parts[depth:]
+                for part in path:
                     raw = raw[int(part)] if isinstance(raw, list) else raw[part]
+                if missing and not (isinstance(raw, dict) and parts[-1] not in raw):
+                    continue  # this variable's section is not the one without the field
             except (ValueError, KeyError, IndexError, TypeError):
                 continue  # this section's variable does not hold the bad value
             raw = raw if isinstance(raw, str) else json.dumps(raw)

@@ -87,6 +87,9 @@ def test_a_misspelt_policy_or_parameter_refuses_to_start(
          "environment variable CARBOND_METRICS='x': metrics.port: Input should be a valid "
          "integer"),
         ("CARBOND_REGIONS", "[{", "environment variable CARBOND_REGIONS='[{': not valid JSON"),
+        ("CARBOND_REGIONS", '[{"name": "x"}]',
+         "environment variable CARBOND_REGIONS='{\"name\": \"x\"}': regions.0.zone: "
+         "Field required"),
         ("CARBOND_ELECTRICITYMAPS__TOKEN", "", ""),  # valid: no problem to report
     ],
 )  # fmt: skip
