@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -137,13 +137,14 @@ class Settings(BaseSettings):
         # would name another file there (every local job would fail).
         return Path(os.path.abspath(value))
 
-    @model_validator(mode="after")
-    def _unique_regions(self) -> Settings:
-        names = [region.name for region in self.regions]
+    @field_validator("regions")
+    @classmethod
+    def _unique_regions(cls, regions: tuple[RegionSettings, ...]) -> tuple[RegionSettings, ...]:
+        names = [region.name for region in regions]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"duplicate region names: {', '.join(duplicates)}")
-        return self
+        return regions
 
     @classmethod
     def settings_customise_sources(

@@ -90,6 +90,11 @@ def test_a_misspelt_policy_or_parameter_refuses_to_start(
         ("CARBOND_REGIONS", '[{"name": "x"}]',
          "environment variable CARBOND_REGIONS='{\"name\": \"x\"}': regions.0.zone: "
          "Field required"),
+        ("CARBOND_REGIONS", '[{"name": "x", "zone": "DE", "gpus": ["T4"]}, '
+         '{"name": "x", "zone": "FR", "gpus": ["T4"]}]',
+         "environment variable CARBOND_REGIONS='[{\"name\": \"x\", \"zone\": \"DE\", "
+         "\"gpus\": [\"T4\"]}, {\"name\": \"x\", \"zone\": \"FR\", \"gpus\": [\"T4\"]}]': "
+         "regions: duplicate region names: x"),
         ("CARBOND_ELECTRICITYMAPS__TOKEN", "", ""),  # valid: no problem to report
     ],
 )  # fmt: skip
