@@ -16,26 +16,72 @@ means:
 
 A state dir that does not exist yet is judged by its existing ancestors (carbond creates the
 rest with mode 0755). Files carbond creates are also opened with ``O_NOFOLLOW`` everywhere.
+
+One daemon per state dir: :func:`lock_state_dir` holds ``daemon.lock`` (``flock``) while it
+runs, so a second ``carbond run`` on the same ledger and queue is refused, not a second writer.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 from pathlib import Path
 
 from daemon.errors import DaemonError
 
-__all__ = ["UnsafeStateDirError", "ensure_safe_state_dir", "state_dir_problems"]
+__all__ = [
+    "LOCK_NAME",
+    "StateDirLockedError",
+    "UnsafeStateDirError",
+    "ensure_safe_state_dir",
+    "lock_state_dir",
+    "state_dir_problems",
+]
 
 _OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _PRIVATE_DIRS = ("logs", "queue.retired", "cache")
 _SHARED_DIR = "queue.d"
 _NAMED_FILES = ("rejected.jsonl", "ledger.db")  # queue.jsonl: doctor's queue check
+LOCK_NAME = "daemon.lock"
 
 
 class UnsafeStateDirError(DaemonError):
     """The state dir could be written by someone other than the daemon's user (one line)."""
+
+
+class StateDirLockedError(DaemonError):
+    """Another daemon runs with this state dir (one line naming its pid)."""
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Take ``state_dir/daemon.lock`` for this process (``flock``, released when it exits,
+    however it exits) and write its pid there; return the descriptor to keep open.
+
+    The descriptor is close-on-exec: the jobs a daemon starts (which outlive it) never hold it.
+
+    Raises:
+        StateDirLockedError: another process holds it: a second daemon with this ledger.
+        DaemonError: it cannot be opened (a symlink, a permission).
+    """
+    path = state_dir / LOCK_NAME
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise DaemonError(f"{path}: cannot open the daemon's lock: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise StateDirLockedError(
+            f"another carbond daemon (pid {holder}) runs with state dir {state_dir}; "
+            "one daemon per state dir (stop it, or give this one another state_dir)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    return fd
 
 
 def state_dir_problems(state_dir: Path, euid: int | None = None) -> list[str]:

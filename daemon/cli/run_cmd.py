@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from daemon.loop import Intervals, ServiceLoop, Steps
 from daemon.metrics import Metrics
 from daemon.sdnotify import Notifier
 from daemon.settings import ConfigError, Settings, config_path, load_settings
-from daemon.statedir import ensure_safe_state_dir
+from daemon.statedir import ensure_safe_state_dir, lock_state_dir
 
 __all__ = ["missing_regions", "register", "run_daemon"]
 
@@ -92,10 +93,21 @@ def run_daemon(
         notifier: systemd notifications (default: from ``$NOTIFY_SOCKET``).
 
     Raises:
-        DaemonError: the ledger, the state dir or the metrics port cannot be set up, or the
-            state dir is unsafe (:mod:`daemon.statedir`: writable by someone else).
+        DaemonError: the ledger, the state dir or the metrics port cannot be set up, the
+            state dir is unsafe (:mod:`daemon.statedir`: writable by someone else), or another
+            daemon runs with it.
     """
     ensure_safe_state_dir(settings.state_dir)
+    lock = lock_state_dir(settings.state_dir)
+    try:
+        return _run_locked(settings, load, notifier)
+    finally:
+        os.close(lock)
+
+
+def _run_locked(
+    settings: Settings, load: Callable[[], Settings] | None, notifier: Notifier | None
+) -> int:
     metrics = Metrics()
     daemon = build_daemon(settings, metrics=metrics)
     notifier = notifier or Notifier()

@@ -15,7 +15,12 @@ import pytest
 from daemon.executors.jobfiles import open_log, write_private
 from daemon.queue import QueueError
 from daemon.queue.files import write_rejections
-from daemon.statedir import UnsafeStateDirError, ensure_safe_state_dir, state_dir_problems
+from daemon.statedir import (
+    UnsafeStateDirError,
+    ensure_safe_state_dir,
+    lock_state_dir,
+    state_dir_problems,
+)
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown to another uid")
 
@@ -89,6 +94,30 @@ def test_carbond_run_refuses_an_unsafe_state_dir_with_one_line(tmp_path: Path) -
     assert not (state / "ledger.db").exists()  # refused before anything was created
     with pytest.raises(UnsafeStateDirError):
         ensure_safe_state_dir(state)
+
+
+def test_a_second_daemon_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
+    """Two daemons would be two writers of one ledger, both planning and starting its jobs."""
+    state = _state(tmp_path)
+    config = tmp_path / "carbond.toml"
+    config.write_text(f'state_dir = "{state}"\n[metrics]\nport = 0\n[[regions]]\nname = "qc"\n'
+                      'zone = "CA-QC"\nexecutor = "local"\ngpus = ["T4"]\n')  # fmt: skip
+    lock = lock_state_dir(state)  # this process is the running daemon
+    job = subprocess.Popen(["sleep", "60"])  # a job it started, which outlives it
+    try:
+        done = subprocess.run([sys.executable, "-m", "daemon", "run", "--config", str(config)],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr == (
+            f"carbond: error: another carbond daemon (pid {os.getpid()}) runs with state dir "
+            f"{state}; one daemon per state dir (stop it, or give this one another state_dir)\n"
+        )
+        assert not (state / "ledger.db").exists()  # refused before the ledger was opened
+        os.close(lock)
+        os.close(lock_state_dir(state))  # free once the daemon is gone, though its job runs on
+    finally:
+        job.kill()
+        job.wait()
 
 
 def test_a_job_log_is_never_opened_through_a_link(tmp_path: Path) -> None:
