@@ -5,7 +5,8 @@ ledger, queue, executors, GPU inventory, intensity source, policy -> service -> 
 On SIGHUP the settings are loaded again; a valid new config rebuilds the service around the
 same ledger and executors (so running jobs stay tracked), an invalid one is logged
 (``reload_rejected`` with one problem per line) and the running config is kept.
-``state_dir``, ``metrics.port`` and ``executors.*`` changes need a restart.
+``state_dir`` cannot change; ``metrics``, ``executors`` and ``gpu`` changes need a restart
+(``reload_needs_restart`` names them).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from daemon.sdnotify import Notifier
 from daemon.settings import ConfigError, Settings, config_path, load_settings
 from daemon.statedir import ensure_safe_state_dir, lock_state_dir
 
-__all__ = ["missing_regions", "register", "run_daemon"]
+__all__ = ["missing_regions", "register", "restart_only_changes", "run_daemon"]
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +71,18 @@ def missing_regions(settings: Settings, config: Path | None) -> str | None:
         f"no [[regions]] configured ({where}): the daemon would accept jobs and fail every one; "
         "declare at least one region (name, zone, executor, gpus) as in carbond.example.toml"
     )
+
+
+# Sections a reload cannot apply: the metrics endpoint, the executors and the GPU backend and
+# sampler are built once, at start-up, and outlive every rebuilt service.
+RESTART_ONLY = ("metrics", "executors", "gpu")
+RESTART_NOTE = "changed in the config, but they keep their start-up values until a restart"
+
+
+def restart_only_changes(started: Settings, new: Settings) -> list[str]:
+    """The sections of :data:`RESTART_ONLY` that ``new`` changes from the settings the daemon
+    started with (still in effect whatever was reloaded since)."""
+    return [name for name in RESTART_ONLY if getattr(new, name) != getattr(started, name)]
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -135,6 +148,8 @@ def _run_locked(
             service = rebuild_service(daemon, new, metrics)
             _configure_logging(new)
             log.info("reload_settings", policy=service.policy.name, regions=len(new.regions))
+            if kept := restart_only_changes(settings, new):
+                log.warning("reload_needs_restart", sections=kept, note=RESTART_NOTE)
             return service, intervals_of(new)
 
         loop = ServiceLoop(

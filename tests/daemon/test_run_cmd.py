@@ -133,7 +133,8 @@ def test_run_notifies_runs_jobs_reloads_and_stops(
     _until("a job after a rejected reload", lambda: _state_of(state, "after-bad-reload")
            == "succeeded")  # fmt: skip
 
-    config.write_text(config.read_text().replace("bogus_key = 1", "").replace("0.2", "0.3"))
+    config.write_text(config.read_text().replace("bogus_key = 1", "").replace("0.2", "0.3")
+                      .replace("grace_s = 2", "grace_s = 3"))  # fmt: skip
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.expect("RELOADING=1")
     daemon.expect("READY=1")
@@ -150,6 +151,7 @@ def test_run_notifies_runs_jobs_reloads_and_stops(
     log = (tmp_path / "daemon.log").read_text()
     assert '"reload_rejected"' in log and "bogus_key" in log
     assert '"reload_applied"' in log and '"plan": 0.3' in log
+    assert '"reload_needs_restart"' in log and '"sections": ["executors"]' in log
 
 
 def test_kill_9_leaves_the_job_running_and_the_next_daemon_adopts_it(

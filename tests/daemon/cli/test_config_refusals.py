@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.cli.run_cmd import missing_regions
-from daemon.settings import ConfigError, Settings, load_settings
+from daemon.cli.run_cmd import missing_regions, restart_only_changes
+from daemon.settings import (
+    ConfigError,
+    ExecutorSettings,
+    IntervalSettings,
+    LocalExecutorSettings,
+    MetricsSettings,
+    Settings,
+    load_settings,
+)
 from tests.daemon.helpers import PAPER_REGIONS
 
 REGION = '[[regions]]\nname = "qc"\nzone = "CA-QC"\ngpus = ["T4"]\n'
@@ -161,3 +169,15 @@ def test_a_relative_state_dir_is_made_absolute_where_carbond_starts(
     assert load_settings(None, state_dir=Path("state")).state_dir == tmp_path / "state"
     monkeypatch.setenv("CARBOND_STATE_DIR", "other/../state2")
     assert load_settings(None).state_dir == tmp_path / "state2"
+
+
+def test_a_reload_names_the_sections_that_need_a_restart() -> None:
+    started = Settings(regions=PAPER_REGIONS)
+    new = Settings(
+        regions=PAPER_REGIONS[:1],
+        metrics=MetricsSettings(port=9999),
+        executors=ExecutorSettings(local=LocalExecutorSettings(grace_s=5)),
+        intervals=IntervalSettings(plan_s=60),
+    )
+    assert restart_only_changes(started, new) == ["metrics", "executors"]
+    assert restart_only_changes(started, Settings(regions=PAPER_REGIONS[:1])) == []
