@@ -102,13 +102,24 @@ def slurm_time(at: datetime) -> str:
 
 
 def batch_script(sub: Submission) -> str:
-    """The batch script: exports the job's environment and ``exec``s its argv, every word
-    single-quoted by :func:`shlex.quote` (no expansion, no word splitting)."""
+    """The batch script: exports the job's environment, enters its working directory (or
+    exits 1 saying so) and ``exec``s its argv, every word single-quoted by :func:`shlex.quote`
+    (no expansion, no word splitting).
+
+    The ``cd`` is needed because ``--chdir`` is not enough: when the job's user cannot enter
+    that directory, slurmstepd only logs ``couldn't chdir ... going to /tmp instead`` and runs
+    the job in ``/tmp``, where it would run (and succeed) in the wrong place.
+    """
     lines = ["#!/bin/sh", f"# carbond job {sub.job_id}: generated, do not edit"]
     for key, value in sorted(sub.env.items()):
         if not key.isidentifier():
             continue
         lines.append(f"export {key}={shlex.quote(value)}")
+    where = shlex.quote(str(sub.chdir))
+    lines.append(
+        f"cd -- {where} || {{ printf 'carbond: job %s cannot enter its working directory %s\\n' "
+        f"{shlex.quote(sub.job_id)} {where} >&2; exit 1; }}"
+    )
     lines.append("exec " + " ".join(shlex.quote(word) for word in sub.argv))
     return "\n".join(lines) + "\n"
 

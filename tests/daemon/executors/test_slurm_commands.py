@@ -33,7 +33,8 @@ def _sub(**kw: object) -> Submission:
 
 def test_the_script_passes_every_word_through_unchanged(tmp_path: Path) -> None:
     script = tmp_path / "job.sh"
-    script.write_text(batch_script(_sub(argv=HOSTILE, env={"CARBOND_JOB_ID": "j1 x"})))
+    sub = _sub(argv=HOSTILE, env={"CARBOND_JOB_ID": "j1 x"}, chdir=tmp_path)
+    script.write_text(batch_script(sub))
     out = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, check=True)
     assert out.stdout.split("\0")[:-1] == list(HOSTILE[2:])
 
@@ -41,10 +42,31 @@ def test_the_script_passes_every_word_through_unchanged(tmp_path: Path) -> None:
 def test_the_script_exports_the_environment_quoted(tmp_path: Path) -> None:
     script = tmp_path / "job.sh"
     env = {"CARBOND_JOB_ID": "j'1", "BAD KEY": "x"}
-    script.write_text(batch_script(_sub(argv=("sh", "-c", 'echo "$CARBOND_JOB_ID"'), env=env)))
+    sub = _sub(argv=("sh", "-c", 'echo "$CARBOND_JOB_ID"'), env=env, chdir=tmp_path)
+    script.write_text(batch_script(sub))
     out = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, check=True)
     assert out.stdout == "j'1\n"
     assert "BAD KEY" not in script.read_text()
+
+
+def test_the_script_runs_the_job_in_its_directory_or_fails_saying_why(tmp_path: Path) -> None:
+    # slurmstepd runs a job whose --chdir its user cannot enter in /tmp (it only logs it):
+    # the script enters the directory itself, and a job that cannot start there fails
+    where = tmp_path / "it's here"
+    where.mkdir()
+    script = tmp_path / "job.sh"
+    script.write_text(batch_script(_sub(argv=("pwd",), chdir=where)))
+    out = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, cwd="/",
+                         check=False)  # fmt: skip
+    assert (out.returncode, out.stdout) == (0, f"{where}\n")
+
+    missing = tmp_path / "gone $HOME"
+    script.write_text(batch_script(_sub(argv=("touch", str(tmp_path / "ran")), chdir=missing)))
+    out = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, cwd="/",
+                         check=False)  # fmt: skip
+    assert out.returncode == 1
+    assert f"carbond: job j1 cannot enter its working directory {missing}" in out.stderr
+    assert not (tmp_path / "ran").exists()
 
 
 def test_sbatch_argv_names_partition_gres_logs_and_begin() -> None:
