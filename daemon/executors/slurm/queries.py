@@ -179,7 +179,7 @@ def ended(
         exit_code=job.exit_code,
         signal=job.signal,
         finished_at=end,
-        started_at=job.start,
+        started_at=job.start or end,  # no Start: it never ran (cancelled while pending)
         by_uid=job.by_uid,
         nodes=job.nodes,
         energy_j=energy_j(acct, slurm_id),

@@ -124,3 +124,29 @@ def test_without_slurm_energy_the_outcome_is_the_estimate_flagged_so(tmp_path: P
     assert outcome["measured_energy_j"] is None  # never passed off as measured
     assert outcome["energy_j"] > 0 and outcome["total_g"] > 0
     daemon.close()
+
+
+def test_a_job_cancelled_while_still_pending_in_slurm_is_charged_no_energy(
+    tmp_path: Path,
+) -> None:
+    slurm, forecast = FakeSlurm(), _Dip(T0)  # cleanest now: released at once
+    slurm.ran = ("None", "2026-12-04T21:10:00")  # sacct of a job cancelled before it started
+    daemon = _daemon(tmp_path, slurm, forecast)
+    queue = tmp_path / "queue.jsonl"
+    line = {"id": "j3", "model": "llama-1b", "requests": 4, "command": ["sleep", "60"]}
+    queue.write_text(json.dumps(line) + "\n")
+    daemon.service.start(T0)
+    daemon.service.tick(T0)
+    [job] = slurm.jobs.values()
+    job.state, job.reason = "PENDING", "Resources"  # released, but others hold the GPUs
+    with queue.open("a") as out:
+        out.write(json.dumps({"cancel": "j3"}) + "\n")
+    daemon.service.tick(T0 + timedelta(minutes=10))
+    assert job.state == "CANCELLED"
+    daemon.service.tick(T0 + timedelta(minutes=10, seconds=1))
+    assert daemon.ledger.job("j3").state == "cancelled"
+    outcome = daemon.ledger.outcome("j3")
+    assert outcome is not None
+    assert outcome["duration_s"] == 0.0  # not the ten minutes since it was released
+    assert outcome["energy_j"] == 0.0 and outcome["total_g"] == 0.0
+    daemon.close()
