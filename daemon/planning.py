@@ -15,10 +15,12 @@ import structlog
 from daemon.ledger import JobRecord, Ledger
 from daemon.logs import dropped
 from daemon.queue.line import JobRequest
-from policies import Decision, JobSpec, PlannedStart, PoliciesError, Policy, get_policy
+from policies import Decision, Device, JobSpec, PlannedStart, PoliciesError, Policy, get_policy
+from policies.candidates import UNFIT, fit_problem
 from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
 
 __all__ = [
+    "WAITING_FOR_CAPACITY",
     "DecisionKey",
     "Seen",
     "build_policy",
@@ -30,6 +32,7 @@ __all__ = [
     "request_spec",
     "spec_or_none",
     "stored_plan",
+    "waiting_for_capacity",
     "with_plan",
 ]
 
@@ -150,6 +153,32 @@ DecisionKey = tuple[str, str, str, tuple[str, ...], datetime | None]
 # The latest recorded decision per job: its key, and the object that had it (a policy that
 # repeats a decision hands back that very object, which needs no key built and compared).
 Seen = dict[str, tuple[DecisionKey, Decision]]
+
+
+WAITING_FOR_CAPACITY = "waiting for GPUs the executor reports unavailable"
+
+
+def waiting_for_capacity(
+    decisions: Sequence[Decision], specs: Mapping[str, JobSpec], configured: Sequence[Device]
+) -> list[Decision]:
+    """``decisions`` with each reject that only the executors' view caused turned into a hold
+    without a plan (the job stays ``queued`` and is planned again next round).
+
+    A policy rejects a job that fits no *available* device. A capacity-aware executor (Slurm)
+    marks GPUs unavailable for reasons that pass: its partition does not answer this round,
+    or its nodes are down or drained. A job that fits ``configured`` (the devices before that
+    view: carbond's own runs and lost GPUs still count) is not failed for that; it waits, and
+    its deadline, if any, still expires it.
+    """
+    out = list(decisions)
+    for i, decision in enumerate(out):
+        if decision.action != "reject" or not decision.reason.startswith(UNFIT):
+            continue
+        spec = specs.get(decision.job_id)
+        if spec is not None and fit_problem(spec, configured) is None:
+            reason = f"{WAITING_FOR_CAPACITY} ({decision.reason})"
+            out[i] = Decision(decision.job_id, "hold", reason, decision.policy)
+    return out
 
 
 def record_decision(

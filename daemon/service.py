@@ -54,7 +54,14 @@ from daemon.learning_checkpoint import (
 from daemon.ledger import JobRecord, Ledger, LedgerError, RunRecord
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink, NullMetrics
-from daemon.planning import Seen, job_spec, record_decisions, stored_plan, with_plan
+from daemon.planning import (
+    Seen,
+    job_spec,
+    record_decisions,
+    stored_plan,
+    waiting_for_capacity,
+    with_plan,
+)
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
@@ -381,7 +388,8 @@ class Service:
         if not self._forecasts or self.refresh_due(now):
             self.refresh_intensity(now)
         runs = self.ledger.active_runs()
-        devices = self._devices(now, runs)
+        configured = self._busy.devices(self.inventory, runs, now, self.settings.intervals.plan_s)
+        devices = self._devices(now, configured)
         policy = self.policy
         learned = self.learning.recalibration
         if learned.factors:  # plan on what the measured outcomes taught (none: no copy)
@@ -391,6 +399,10 @@ class Service:
         except (PoliciesError, KeyError) as exc:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
+        if self._capacity_aware:  # Slurm down or its nodes drained: wait, do not fail
+            decisions = waiting_for_capacity(
+                decisions, {spec.job_id: spec for spec in specs}, configured
+            )
         jobs = {job.job_id: job for job in waiting}
         if len(self._decided) > 2 * len(jobs):  # let go of the jobs that left (each entry
             # stays true while its job waits unplanned: only this round records decisions)
@@ -473,10 +485,10 @@ class Service:
             if entry is not None and decision.chosen is not entry[2]:
                 specs[record.job_id] = (entry[0], with_plan(entry[1], decision), decision.chosen)
 
-    def _devices(self, now: datetime, runs: Sequence[RunRecord]) -> list[Device]:
-        """The planner's devices: busy while carbond's ``runs`` hold them, and as
+    def _devices(self, now: datetime, configured: Sequence[Device]) -> list[Device]:
+        """The planner's devices: ``configured`` (busy while carbond's runs hold them) as
         capacity-aware executors (Slurm) see them (down nodes, GPUs other users hold)."""
-        devices = self._busy.devices(self.inventory, runs, now, self.settings.intervals.plan_s)
+        devices = list(configured)
         for executor in self._capacity_aware:
             devices = executor.available(devices, now)
         return devices

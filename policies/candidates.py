@@ -15,6 +15,7 @@ from policies.types import Device, JobSpec
 __all__ = [
     "device_groups",
     "estimate_on",
+    "fit_problem",
     "interval_on",
     "is_free",
     "job_allows",
@@ -88,8 +89,14 @@ def unfit_reason(job: JobSpec, devices: Sequence[Device]) -> str:
     available, the job's regions, GPU types and minimum memory, memory for the model, then
     enough GPUs of one type in one region for its tensor parallelism.
     """
-    problem = _constraint_problem(job, devices) or _capacity_problem(job, devices)
+    problem = fit_problem(job, devices)
     return f"{UNFIT}: {problem}" if problem else UNFIT
+
+
+def fit_problem(job: JobSpec, devices: Sequence[Device]) -> str | None:
+    """Why ``job`` fits none of ``devices`` (the part of :func:`unfit_reason` after its
+    colon), or None when some of them can run it."""
+    return _constraint_problem(job, devices) or _capacity_problem(job, devices)
 
 
 def _constraint_problem(job: JobSpec, devices: Sequence[Device]) -> str | None:

@@ -22,7 +22,7 @@ from daemon.settings import (
     SlurmRegionSettings,
 )
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.test_slurm_executor import FakeSlurm
+from tests.daemon.executors.test_slurm_executor import RECORDED, FakeSlurm
 
 T0 = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
 
@@ -149,4 +149,37 @@ def test_a_job_cancelled_while_still_pending_in_slurm_is_charged_no_energy(
     assert outcome is not None
     assert outcome["duration_s"] == 0.0  # not the ten minutes since it was released
     assert outcome["energy_j"] == 0.0 and outcome["total_g"] == 0.0
+    daemon.close()
+
+
+def test_a_job_waits_while_slurm_cannot_be_reached_or_its_nodes_are_drained(
+    tmp_path: Path,
+) -> None:
+    slurm, forecast = FakeSlurm(), _Dip(T0)
+    daemon = _daemon(tmp_path, slurm, forecast)
+    service, ledger = daemon.service, daemon.ledger
+    service.start(T0)  # discovery while Slurm answers: qc has n1's two T4s
+    queue = tmp_path / "queue.jsonl"
+    line = {"id": "j4", "model": "llama-1b", "requests": 4, "command": ["true"]}
+    queue.write_text(json.dumps(line) + "\n")
+    slurm.down = True  # slurmctld stopped: every command times out
+    service.tick(T0)
+    assert ledger.job("j4").state == "queued"  # not failed: Slurm being down passes
+    decision = ledger.latest_decision("j4")
+    assert decision is not None and decision.action == "hold"
+    assert "none of the 2 configured GPU(s) is available" in decision.reason
+
+    slurm.down = False
+    slurm.nodes = (RECORDED / "scontrol_nodes_drained.txt").read_text()  # n1 drained
+    service.tick(T0 + timedelta(minutes=1))
+    assert ledger.job("j4").state == "queued" and not slurm.jobs
+
+    slurm.nodes = FakeSlurm().nodes  # resumed
+    service.tick(T0 + timedelta(minutes=2))
+    assert ledger.job("j4").state == "running" and len(slurm.jobs) == 1
+
+    with queue.open("a") as out:  # a job no configured GPU can ever run is still refused
+        out.write(json.dumps({**line, "id": "j5", "min_gpu_memory_gb": 100}) + "\n")
+    service.tick(T0 + timedelta(minutes=3))
+    assert ledger.job("j5").state == "failed"
     daemon.close()
