@@ -2,7 +2,8 @@
 
 Checks, in order: ``config`` (the settings load and every region's site builds: its measured
 CSVs read, its zone its own), ``state_dir``, ``ledger``, ``policy``, ``gpus`` (regions and
-their devices), ``nvml`` (through the GPU backend when this build has one), ``signals`` (each
+their devices), ``nvml`` (through the GPU backend when this build has one), ``slurm`` (each
+``executor = "slurm"`` region's partition asked as ``carbond run`` asks it), ``signals`` (each
 zone's intensity source, and whether an Electricity Maps token is set, never its value),
 ``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines),
 ``wrapper`` (the job wrapper starts under ``python -I``) and ``health`` (the running daemon's
@@ -17,6 +18,7 @@ import os
 import stat
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Final, Literal
 
-from daemon.assemble import LEDGER_NAME
+from daemon.assemble import LEDGER_NAME, build_slurm_executor
 from daemon.errors import DaemonError
 from daemon.health import HEALTH_NAME, HEARTBEAT_S, read_health
 from daemon.inventory import build_inventory
@@ -59,7 +61,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
         settings = load_settings(config, **overrides)
     except ConfigError as exc:
         skipped = "needs a valid config"
-        names = ("state_dir", "ledger", "policy", "gpus", "nvml", "signals", "queue")
+        names = ("state_dir", "ledger", "policy", "gpus", "nvml", "slurm", "signals", "queue")
         return [
             Check("config", "fail", "; ".join(exc.problems)),
             *(Check(name, "skip", skipped) for name in names),
@@ -74,6 +76,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
         ("policy", _check_policy),
         ("gpus", _check_gpus),
         ("nvml", _check_nvml),
+        ("slurm", _check_slurm),
         ("queue", _check_queue),
     ):
         checks.append(_guarded(name, partial(check, settings)))
@@ -176,6 +179,35 @@ def _check_nvml(settings: Settings) -> Check:
 
     status, detail = describe_configured_gpus(settings, gpu_catalog(settings))
     return Check("nvml", status, detail)
+
+
+def _check_slurm(settings: Settings) -> Check:
+    """Each ``executor = "slurm"`` region's partition through ``scontrol show node``, as
+    ``carbond run`` discovers it (same ``bin_dir``, timeout and ``SLURM_CONF``): fails when
+    Slurm does not answer, a GRES type matches no catalog GPU, or the partition has no node
+    with the region's GRES (the daemon would start that region without GPUs)."""
+    executor = build_slurm_executor(settings)
+    if executor is None:
+        return Check("slurm", "skip", 'no region runs on Slurm (executor = "slurm")')
+    found, problems = [], []
+    for region in settings.regions:
+        if region.executor != "slurm" or region.slurm is None:
+            continue
+        cluster = f" on cluster {region.slurm.cluster}" if region.slurm.cluster else ""
+        where = f"{region.name} (partition {region.slurm.partition}{cluster})"
+        try:
+            gpus = executor.discover(region.name)
+        except DaemonError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if not gpus:
+            problems.append(f"{where}: no node of the partition has GRES {region.slurm.gres}")
+            continue
+        counts = Counter(name for _, name in gpus)
+        found.append(f"{where}: " + ", ".join(f"{n}x {name}" for name, n in counts.items()))
+    if problems:
+        return Check("slurm", "fail", "; ".join(problems + found))
+    return Check("slurm", "pass", "; ".join(found))
 
 
 def _check_signals(settings: Settings, now: datetime) -> Check:

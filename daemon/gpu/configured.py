@@ -34,7 +34,8 @@ def describe_configured_gpus(
     ``nvml_module`` stands in for ``pynvml`` (tests).
     """
     declared = [r for r in settings.regions if r.gpus != "discover"]
-    discovering = [r for r in settings.regions if r.gpus == "discover"]
+    # a Slurm region discovers its GPUs from its partition (the slurm line), never from NVML
+    discovering = [r for r in settings.regions if r.gpus == "discover" and r.executor != "slurm"]
     local = [r for r in declared if r.executor == "local"]
     described = "; ".join(_declared(r) for r in declared) or "no declared GPU"
     stand_ins = ", ".join(settings.gpu.simulated_gpus)

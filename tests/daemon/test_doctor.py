@@ -64,7 +64,7 @@ def test_a_healthy_setup_passes(tmp_path: Path) -> None:
     assert done.returncode == 0 and payload["ok"], done.stdout
     checks = {c["check"]: c["status"] + ": " + c["detail"] for c in payload["checks"]}
     assert list(checks) == ["config", "state_dir", "ledger", "policy", "gpus", "nvml",
-                            "signals", "queue", "wrapper", "health"]  # fmt: skip
+                            "slurm", "signals", "queue", "wrapper", "health"]  # fmt: skip
     assert all(v.startswith(("pass", "skip")) for v in checks.values())
     assert "CA-QC 31 g/kWh (static" in checks["signals"]
     assert "token NOT set" in checks["signals"]
@@ -162,7 +162,7 @@ def test_human_output_is_one_line_per_check_and_failure_exits_1(tmp_path: Path) 
 
     assert done.returncode == 1
     lines = done.stdout.splitlines()
-    assert len(lines) == 10
+    assert len(lines) == 11
     assert [line[:4] for line in lines].count("FAIL") == 1
 
 
@@ -200,3 +200,56 @@ def test_a_site_that_carbond_run_refuses_fails_the_config_check(
     assert checks["config"].startswith("fail: ")
     assert re.search(message, checks["config"]), checks["config"]
     assert checks["state_dir"].startswith("pass")  # the other checks still run
+
+
+SLURM_CONFIG = """
+state_dir = "{state}"
+[policy]
+name = "run-now"
+[executors.slurm]
+bin_dir = "{bin}"
+[[regions]]
+name = "qc"
+zone = "CA-QC"
+executor = "slurm"
+gpus = "discover"
+[regions.slurm]
+partition = "{partition}"
+"""
+RECORDED_NODES = (
+    Path(__file__).parent / "executors" / "slurm_outputs" / "states" / "scontrol_show_node_idle.txt"
+)
+
+
+@pytest.mark.parametrize(
+    ("scontrol", "partition", "status", "words"),
+    [
+        (f"cat {RECORDED_NODES}", "alpha", "pass", "qc (partition alpha): 2x T4"),
+        (f"cat {RECORDED_NODES}", "nosuch", "fail", "partition nosuch): no node of the partition"),
+        ("echo 'scontrol: fatal: Could not establish a configuration source' >&2; exit 1",
+         "alpha", "fail", "qc (partition alpha): scontrol failed: scontrol: fatal: Could not"),
+    ],
+)  # fmt: skip
+def test_the_slurm_line_asks_each_partition_as_the_daemon_would(
+    tmp_path: Path, scontrol: str, partition: str, status: str, words: str
+) -> None:
+    """Doctor passed a Slurm region whose partition does not exist or whose Slurm cannot be
+    reached (the daemon then starts it without GPUs), and its nvml line said the region would
+    get simulated stand-ins."""
+    state, config = _setup(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\n{scontrol}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition=partition))
+
+    code, checks = _doctor(config)
+
+    assert checks["slurm"].startswith(f"{status}: ") and words in checks["slurm"], checks
+    assert code == (1 if status == "fail" else 0)
+    assert "simulated" not in checks["nvml"]  # its GPUs come from Slurm, not NVML
+
+
+def test_without_slurm_regions_the_slurm_line_is_skipped(tmp_path: Path) -> None:
+    _, config = _setup(tmp_path)
+    assert _doctor(config)[1]["slurm"].startswith("skip: no region runs on Slurm")
