@@ -275,7 +275,8 @@ def _grams_line(totals: dict[str, float]) -> str:
 def _rejected(args: argparse.Namespace, *, show_jobs: bool) -> None:
     """The caller's queue lines the daemon refused (root: everyone's)."""
     path = settings_from(args).state_dir / REJECTED_NAME
-    rows = rejected_lines(path, os.getuid(), args.limit)
+    limit = None if args.limit is None else _count("--limit", args.limit)
+    rows = rejected_lines(path, os.getuid(), limit, _count("--offset", args.offset))
     if args.json and not show_jobs:
         print_json(rows)
         return

@@ -14,9 +14,12 @@ __all__ = ["REJECTED", "claimed_id", "rejected_lines"]
 REJECTED = "rejected"  # the pseudo-state `carbond jobs --state` takes for them
 
 
-def rejected_lines(path: Path, uid: int, limit: int | None = None) -> list[dict[str, Any]]:
-    """The records of ``path`` written for ``uid``'s lines (uid 0: everyone's), oldest first;
-    with ``limit``, the last ``limit`` of them. A missing file has none.
+def rejected_lines(
+    path: Path, uid: int, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """The records of ``path`` written for ``uid``'s lines (uid 0: everyone's), oldest first,
+    the first ``offset`` skipped, at most ``limit`` of them (as ``carbond jobs`` pages jobs).
+    A missing file has none.
 
     Raises:
         UsageError: the file exists but cannot be read.
@@ -36,9 +39,7 @@ def rejected_lines(path: Path, uid: int, limit: int | None = None) -> list[dict[
                 continue  # a torn last record: the daemon appends whole lines
             if isinstance(record, dict) and (uid == 0 or record.get("uid") == uid):
                 rows.append(record)
-    if limit is not None:
-        return rows[len(rows) - limit :] if limit else []
-    return rows
+    return rows[offset:] if limit is None else rows[offset : offset + limit]
 
 
 def claimed_id(record: dict[str, Any]) -> str | None:

@@ -88,6 +88,17 @@ def test_jobs_state_rejected_lists_ones_own_refused_lines(
 
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--state", "rejected")
     assert "bad" in out and "must be an argv list" in out
+    # oldest first, paged as jobs are (--offset was ignored, --limit kept the last lines)
+    with (state / "rejected.jsonl").open("a") as records:
+        for k in range(2):
+            records.write(json.dumps({"uid": os.getuid(), "line_no": 10 + k, "reason": "r"}) + "\n")
+    base = ["jobs", "--state-dir", str(state), "--state", "rejected", "--json"]
+    code, out, _ = _run(capsys, *base, "--limit", "2")
+    assert [r["line_no"] for r in json.loads(out)] == [3, 10]
+    code, out, _ = _run(capsys, *base, "--offset", "1")
+    assert [r["line_no"] for r in json.loads(out)] == [10, 11]
+    code, out, _ = _run(capsys, *base, "--offset", "2", "--limit", "5")
+    assert [r["line_no"] for r in json.loads(out)] == [11]
 
     monkeypatch.setattr(os, "getuid", lambda: 4242)  # someone else sees none of them
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--state", "rejected", "--json")
