@@ -6,8 +6,8 @@
 #   systemd/install.sh --destdir DIR --no-python --no-activate   # stage the files (packaging, tests)
 #
 # Options:
-#   --prefix DIR     the virtual environment carbond runs from (default /opt/carbond); the
-#                    unit's ExecStart= becomes DIR/bin/carbond
+#   --prefix DIR     the virtual environment carbond runs from, an absolute path (default
+#                    /opt/carbond); the unit's ExecStart= becomes DIR/bin/carbond
 #   --wheel FILE     install this wheel instead of the checkout this script is in
 #   --destdir DIR    stage every file under DIR (paths inside the files stay the real ones)
 #   --no-python      do not create the venv (it already exists at --prefix)
@@ -22,16 +22,24 @@ wheel=
 destdir=
 python=yes
 activate=yes
+usage() { echo "install.sh: $1 (see the header of $0)" >&2; exit 2; }
 while [ $# -gt 0 ]; do
+    case $1 in
+        --prefix|--wheel|--destdir) [ $# -ge 2 ] && [ -n "$2" ] || usage "$1 needs a value" ;;
+    esac
     case $1 in
         --prefix) prefix=$2; shift 2 ;;
         --wheel) wheel=$2; shift 2 ;;
         --destdir) destdir=$2; shift 2 ;;
         --no-python) python=no; shift ;;
         --no-activate) activate=no; shift ;;
-        *) echo "install.sh: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+        *) usage "unknown option $1" ;;
     esac
 done
+case $prefix in  # the unit's ExecStart= and the /usr/local/bin link must not depend on a cwd
+    /*) ;;
+    *) usage "--prefix must be an absolute path, not $prefix" ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 source=${wheel:-$(dirname "$here")}
 docdir=/usr/local/share/doc/carbond  # as the unit's Documentation= says

@@ -191,6 +191,27 @@ def test_the_unit_as_installed_verifies_and_its_documentation_is_installed(
         assert (root / staged).is_file(), staged
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--prefix", "venv"], "--prefix must be an absolute path, not venv"),
+     (["--prefix"], "--prefix needs a value"), (["--destdir", ""], "--destdir needs a value"),
+     (["--bogus"], "unknown option --bogus")],
+)  # fmt: skip
+def test_the_install_script_refuses_bad_options(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    """A relative --prefix was staged as a relative ExecStart= (a unit that cannot start), and
+    --prefix with no value stopped on the shell's own "parameter not set"."""
+    done = subprocess.run(
+        ["sh", str(SYSTEMD / "install.sh"), "--destdir", str(tmp_path / "root"), "--no-python",
+         "--no-activate", *argv],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"install.sh: {message} (see the header of ")
+    assert not (tmp_path / "root").exists()  # refused before anything is staged
+
+
 def test_the_operations_guide_walks_through_the_install_script() -> None:
     guide = (ROOT / "docs" / "operations.md").read_text()
     script = (SYSTEMD / "install.sh").read_text()
