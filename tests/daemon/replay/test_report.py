@@ -9,14 +9,18 @@ import pytest
 
 from daemon.replay.driver import JobOutcome, PolicyRun, replay_policy
 from daemon.replay.inputs import ReplayInputs, load_setup, parse_duration_s, parse_time
-from daemon.replay.report import summarise
+from daemon.replay.report import Solved, bound_row, optimum_row, summarise
+from policies.bound import LowerBound
+from policies.optimum import IntegerOptimum
 from tests.daemon.replay.conftest import START
 
 
-def _outcome(job_id: str, grams: float) -> JobOutcome:
+def _outcome(job_id: str, grams: float, late: bool = False) -> JobOutcome:
     start = START + timedelta(minutes=int(job_id[1:]))
-    return JobOutcome(job_id, start, None, "r", "Z", "T4", start, start + timedelta(minutes=10),
-                      3.6e6, 100.0, 100.0, grams, 0.0)  # fmt: skip
+    deadline = start + timedelta(minutes=5 if late else 60)
+    return JobOutcome(job_id, start, deadline, "r", "Z", "T4", start,
+                      start + timedelta(minutes=10), 3.6e6, 100.0, 100.0, grams,
+                      0.0)  # fmt: skip
 
 
 def _run(policy: str, grams: dict[str, float], rejected: int = 0) -> PolicyRun:
@@ -39,6 +43,24 @@ def test_a_policy_that_rejects_half_the_jobs_saves_only_what_it_saves_per_job() 
     assert rows["oracle"]["savings_vs_run_now"] == pytest.approx(1 - 28 / 40)
     assert rows["oracle"]["oracle_savings_captured"] == pytest.approx(1.0)
     assert rows["run-now"]["savings_vs_run_now"] == 0.0
+
+
+def test_no_gap_to_the_bound_or_optimum_for_a_policy_that_missed_a_deadline() -> None:
+    """The bound and the best schedule meet every deadline: a policy that ran every job but
+    ended one late (here below the bound, by running it late) gets no gap, as one that
+    rejected a job gets none (a negative gap read as beating the bound)."""
+    base = _run("run-now", {"j1": 10.0, "j2": 30.0})
+    late = PolicyRun("carbon-lookahead", {}, (_outcome("j1", 5.0), _outcome("j2", 10.0, True)),
+                     0, 0)  # fmt: skip
+    rows = summarise([base, late])
+    assert rows[1]["deadline_misses"] == 1
+    bound = LowerBound(20.0, 2, (), 1, None, 10, 5)
+    bound_row(Solved(bound, 0.0), rows)
+    best = IntegerOptimum(25.0, 25.0, True, 2, (), 300.0, 10, 5)
+    optimum_row(Solved(best, 0.0), rows)
+    assert rows[0]["gap_to_bound"] == pytest.approx(1.0)
+    assert rows[0]["gap_to_optimum"] == pytest.approx(0.6)
+    assert rows[1]["gap_to_bound"] is None and rows[1]["gap_to_optimum"] is None
 
 
 def test_without_run_now_there_is_no_saving() -> None:
