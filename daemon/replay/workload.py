@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -136,6 +137,24 @@ def _homes(regions: Sequence[tuple[str, int]]) -> list[str]:
     return cycle
 
 
+def _stems(traces: Sequence[RequestTrace]) -> list[str]:
+    """Each trace's job id prefix: its file name's last ``_`` part (``conv`` for
+    ``AzureLLMInferenceTrace_conv.csv``), its whole file name where that part is another
+    trace's too (``conversation_trace``, ``synthetic_trace``), and a count after it where the
+    name is too (a trace overlaid on itself): job ids must be unique in the ledger."""
+    names = [Path(trace.source).stem for trace in traces]
+    short = [name.rsplit("_", 1)[-1] or "trace" for name in names]
+    stems = [
+        s if short.count(s) == 1 else (n or "trace") for s, n in zip(short, names, strict=True)
+    ]
+    seen: Counter[str] = Counter()
+    out = []
+    for stem in stems:
+        seen[stem] += 1
+        out.append(stem if seen[stem] == 1 else f"{stem}{seen[stem]}")
+    return out
+
+
 def build_jobs(
     traces: Sequence[RequestTrace],
     options: WorkloadOptions,
@@ -155,8 +174,7 @@ def build_jobs(
     homes = _homes(regions)
     names = [name for name, _ in regions]
     rows: list[tuple[float, str, Workload]] = []
-    for trace in traces:
-        stem = Path(trace.source).stem.rsplit("_", 1)[-1] or "trace"
+    for trace, stem in zip(traces, _stems(traces), strict=True):
         arrival, n_in, n_out, count = _batches(
             tile(trace, options.span_s, options.time_scale), options.requests_per_job
         )

@@ -170,6 +170,33 @@ def test_batching_slack_and_homes(tmp_path: Path, cluster_file: Path) -> None:
     assert [j.regions[0] for j in jobs] == ["quebec", "california", "quebec"]
 
 
+def test_overlaid_traces_get_distinct_job_ids(tmp_path: Path, cluster_file: Path) -> None:
+    """Mooncake's conversation_trace and synthetic_trace (the same last ``_`` part) and a
+    trace overlaid on itself: every job id is unique (the ledger refused the second
+    ``trace-000000``: "UNIQUE constraint failed: jobs.job_id"); a unique part stays short."""
+    rows = [(i * 10.0, 100, 10) for i in range(4)]
+    (tmp_path / "a").mkdir()
+    paths = [
+        write_azure(tmp_path / "conversation_trace.csv", rows),
+        write_azure(tmp_path / "synthetic_trace.csv", rows),
+        write_azure(tmp_path / "Trace_code.csv", rows),
+        write_azure(tmp_path / "a" / "Trace_code.csv", rows),
+    ]
+    paths.append(paths[0])
+    cluster = load_cluster(cluster_file)
+    options = WorkloadOptions(START, 40.0, requests_per_job=2, model="llama-1b")
+    regions = [(r.name, r.gpu_count) for r in cluster.regions]
+    traces = [read_requests(path, "azure") for path in paths]
+    jobs = build_jobs(traces, options, regions, cluster.gpu_types())
+    ids = [j.job_id for j in jobs]
+    assert len(ids) == len(set(ids)) == 10
+    assert {i.rsplit("-", 1)[0] for i in ids} == {
+        "conversation_trace", "synthetic_trace", "Trace_code", "Trace_code2",
+        "conversation_trace2",
+    }  # fmt: skip
+    assert build_jobs(traces[2:3], options, regions, cluster.gpu_types())[0].job_id == "code-000000"
+
+
 def test_deadline_allows_twice_the_planners_estimate_on_the_slowest_gpu(
     tmp_path: Path, cluster_file: Path
 ) -> None:
