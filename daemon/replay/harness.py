@@ -241,9 +241,12 @@ class ServiceHarness:
 
     @property
     def rejected(self) -> list[str]:
-        """Jobs that failed without running."""
+        """Jobs that ended without running: refused (failed) or expired (their deadline passed
+        before they could start)."""
         return [
-            j.job_id for j in self.ledger.jobs(("failed",)) if self.ledger.run(j.job_id) is None
+            j.job_id
+            for j in self.ledger.jobs(("failed", "expired"))
+            if self.ledger.run(j.job_id) is None
         ]
 
     @property

@@ -6,7 +6,8 @@ unfinished, deadline_misses, g_per_job, mean_wait_s, p95_wait_s, region_share,
 savings_vs_run_now, compared_jobs`` and, when an ``oracle`` ran, ``oracle_savings_captured``
 (this policy's savings over the oracle's).
 
-``jobs`` counts the jobs that ran, ``unfinished`` those of them still running when the
+``jobs`` counts the jobs that ran, ``rejected`` those that never ran (refused, or expired
+before they could start), ``unfinished`` those that ran and were still running when the
 replay stopped (accounted to the end their simulated run reaches, so they are in ``jobs`` and
 the grams); a rejected job emits nothing, so totals of policies that
 ran different jobs are not comparable. Savings are therefore computed per job actually run:

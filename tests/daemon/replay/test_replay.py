@@ -8,7 +8,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from daemon.replay.inputs import (
     parse_policies,
 )
 from daemon.replay.report import summarise
-from tests.daemon.replay.conftest import replay_inputs
+from tests.daemon.replay.conftest import START, replay_inputs, write_azure, write_intensity
 
 POLICIES = ("run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "oracle")
 
@@ -526,3 +526,25 @@ def test_jobs_still_running_when_the_replay_stops_are_counted_to_their_end(
     assert len(after) >= run.unfinished
     assert all(o.total_g > 0 for o in after)
     assert row["total_g"] == pytest.approx(sum(o.total_g for o in run.outcomes))
+
+
+def test_jobs_that_expire_before_they_start_are_counted_as_not_run(tmp_path: Path) -> None:
+    """Five jobs at once on one T4 at slack 0: the daemon expires those whose deadline passes
+    before a GPU frees up. They emit nothing, like a rejected job, and are counted so (they
+    were in no figure: "2 run, 0 rejected, 0 misses" for 5 jobs, on the tuning front)."""
+    cluster = tmp_path / "one.toml"
+    cluster.write_text('[[regions]]\nname = "quebec"\nzone = "CA-QC"\n'
+                       'gpus = [{ type = "T4", count = 1 }]\n')  # fmt: skip
+    # 5 jobs of 64 requests at once, and one request past the span so that nothing repeats
+    rows = [(i * 0.1, 800, 150) for i in range(5 * 64)] + [(3 * 3600.0, 800, 150)]
+    trace = write_azure(tmp_path / "AzureLLMInferenceTrace_conv.csv", rows)
+    begin = START - timedelta(days=8)
+    intensity = write_intensity(tmp_path / "qc.csv", "CA-QC", [30.0] * 11 * 24, begin)
+    setup = load_setup(replay_inputs(trace, cluster, [intensity], 0.1), 0.0)
+    assert len(setup.jobs) == 5
+    run = replay_policy(setup, "run-now")
+    assert 0 < len(run.outcomes) < len(setup.jobs)
+    assert run.rejected == len(setup.jobs) - len(run.outcomes)
+    row = summarise([run])[0]
+    mark_front([row])
+    assert row["excluded"] == f"{run.rejected} rejected" and not row["pareto"]
