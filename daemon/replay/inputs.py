@@ -14,7 +14,7 @@ from typing import Any
 from daemon.replay.cluster import Cluster, load_cluster
 from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayInputError
-from daemon.replay.ledger_jobs import jobs_from_ledger
+from daemon.replay.ledger_jobs import distinct_ids, jobs_from_ledger
 from daemon.replay.signals import ReplaySignals, read_intensity
 from daemon.replay.traces import TRACE_FORMATS, read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs
@@ -185,7 +185,7 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     )  # fmt: skip
     if inputs.jobs_format == "ledger":
         span_s = inputs.days * 86400.0
-        jobs = [j for path in inputs.jobs for j in jobs_from_ledger(path, inputs.start, span_s)]
+        jobs = distinct_ids([jobs_from_ledger(path, inputs.start, span_s) for path in inputs.jobs])
         jobs.sort(key=lambda job: (job.submitted_at, job.job_id))
     else:
         traces = [read_requests(path, inputs.jobs_format) for path in inputs.jobs]

@@ -6,7 +6,9 @@ types, and moves the whole set in time so that its first job arrives at ``--star
 keeps its arrival offset from the first and its own deadline allowance (deadline − submission);
 a job without a deadline stays "as soon as possible". ``--slack``, ``--model``, ``--runtime``,
 ``--batch-size``, ``--requests-per-job`` and ``--time-scale`` apply to request traces only.
-Jobs arriving ``--days`` or more after the first are left out.
+Jobs arriving ``--days`` or more after the first are left out. Several ledgers overlay, each
+moved to ``--start``; a job id that an earlier ledger holds too gets a count after it
+(``nightly-7b.2``), since the replay's ledger keeps one job per id.
 
 The ledger is opened read-only (a running daemon's ledger is safe to read).
 """
@@ -22,7 +24,7 @@ from daemon.planning import job_spec
 from daemon.replay.errors import ReplayInputError
 from policies import JobSpec, PoliciesError
 
-__all__ = ["jobs_from_ledger"]
+__all__ = ["distinct_ids", "jobs_from_ledger"]
 
 
 def jobs_from_ledger(path: Path, start: datetime, span_s: float) -> list[JobSpec]:
@@ -62,3 +64,19 @@ def jobs_from_ledger(path: Path, start: datetime, span_s: float) -> list[JobSpec
 
 def _shifted(when: datetime | None, shift: timedelta) -> datetime | None:
     return None if when is None else when + shift
+
+
+def distinct_ids(ledgers: list[list[JobSpec]]) -> list[JobSpec]:
+    """The jobs of several ledgers as one list, a job whose id an earlier ledger's job (or an
+    earlier renamed one) has taken renamed ``<id>.<n>`` with the least ``n`` from 2 free."""
+    taken: set[str] = set()
+    jobs = []
+    for ledger in ledgers:
+        for job in ledger:
+            job_id, n = job.job_id, 1
+            while job_id in taken:
+                n += 1
+                job_id = f"{job.job_id}.{n}"
+            taken.add(job_id)
+            jobs.append(job if job_id == job.job_id else replace(job, job_id=job_id))
+    return jobs

@@ -93,3 +93,20 @@ def test_an_empty_or_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
     Ledger.open(tmp_path / "empty.db").close()
     with pytest.raises(ReplayInputError, match="holds no job"):
         jobs_from_ledger(tmp_path / "empty.db", START, 86400.0)
+
+
+def test_two_ledgers_with_the_same_job_ids_overlay(
+    tmp_path: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    """Two ledgers holding jobs of the same ids (the two ledgers of ``carbond demo``): the
+    second's are renamed ``<id>.2`` (the replay's ledger refused the second "a": "UNIQUE
+    constraint failed: jobs.job_id")."""
+    first = _ledger(tmp_path / "one.db")
+    second = _ledger(tmp_path / "two.db")
+    inputs = ReplayInputs((first, second), "ledger", cluster_file, tuple(intensity_files), START,
+                          1.0, 64, 1.0, "llama-1b", "vllm", 8, 300, "seasonal-24h")  # fmt: skip
+    setup = load_setup(inputs, 0.0)
+    assert sorted(j.job_id for j in setup.jobs) == ["a", "a.2", "b", "b.2"]
+    run = replay_policy(setup, "run-now")
+    assert sorted(o.job_id for o in run.outcomes) == ["a", "a.2", "b", "b.2"]
+    assert run.rejected == 0
