@@ -291,14 +291,14 @@ def _replay(args: argparse.Namespace) -> int:
     inputs = _inputs(args)
     specs = parse_policies(args.policy)
     _check(specs)
-    slacks = _slacks(args.slack, several=True)
+    slacks, own = _replay_slacks(args)
     writable(args.out, make=True)
     rows: list[dict[str, Any]] = []
     shown: set[str] = set()  # the same files for every slack: each note once
     for slack_s in slacks:
         setup = load_setup(inputs, slack_s)
         _print_notes(setup, shown)
-        label = f"slack {slack_s / 3600:g} h"
+        label = "ledger" if own else f"slack {slack_s / 3600:g} h"
         solving = [name for name, asked in (("--bound", args.bound), ("--optimum", args.optimum))
                    if asked]  # fmt: skip
         for option in solving:
@@ -325,10 +325,10 @@ def _replay(args: argparse.Namespace) -> int:
         if optimum is not None:
             summaries.append(optimum_row(optimum, summaries))
         for summary in summaries:
-            summary["slack_s"] = slack_s
+            summary["slack_s"] = None if own else slack_s
         rows.extend(summaries)
         if args.out is not None:
-            _write_out(args.out / f"slack_{slack_s / 3600:g}h", setup, runs, optimum)
+            _write_out(args.out, None if own else slack_s, setup, runs, optimum)
     if args.json:
         print_json(rows)
         return 0
@@ -337,7 +337,7 @@ def _replay(args: argparse.Namespace) -> int:
                "vs_run_now", "spatial", "temporal", "of_oracle", "gap_to_bound",
                "regions")  # fmt: skip
     print_table("Replay (realised lifecycle intensity; savings per job run vs run-now)", columns, [
-        (r["slack_s"] / 3600, r["policy"], r["total_g"], r.get("operational_g"),
+        (_hours(r["slack_s"]), r["policy"], r["total_g"], r.get("operational_g"),
          r.get("embodied_g"), r.get("energy_kwh"), r["jobs"], r["rejected"],
          r.get("deadline_misses"), r["g_per_job"], r.get("mean_wait_s"), r.get("p95_wait_s"),
          _pct(r["savings_vs_run_now"]), _pct(r.get("spatial_saving")),
@@ -354,11 +354,24 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_slacks(args: argparse.Namespace) -> tuple[list[float], bool]:
+    """``replay``'s slacks, and whether the jobs keep their own deadlines instead (a ledger's:
+    ``--slack`` does not apply, so one replay, its rows' ``slack_s`` None)."""
+    slacks = _slacks(args.slack, several=True)
+    own = args.jobs_format == "ledger"
+    if own and len(slacks) > 1:
+        raise ReplayInputError("--slack: a ledger's jobs keep their own deadlines (one replay)")
+    return slacks, own
+
+
 def _write_out(
-    folder: Path, setup: ReplaySetup, runs: Sequence[PolicyRun],
+    out: Path, slack_s: float | None, setup: ReplaySetup, runs: Sequence[PolicyRun],
     optimum: Solved[IntegerOptimum] | None,
 ) -> None:  # fmt: skip
-    """``--out``: one slack's jobs.csv, optimum.csv (with ``--optimum``) and figures."""
+    """``--out``: one slack's jobs.csv, optimum.csv (with ``--optimum``) and figures, in
+    ``slack_<hours>h`` under ``out`` (in ``out`` itself for a ledger's jobs, ``slack_s`` None).
+    """
+    folder = out if slack_s is None else out / f"slack_{slack_s / 3600:g}h"
     write_jobs_csv(folder / "jobs.csv", runs)
     if optimum is not None:
         write_optimum_csv(folder / "optimum.csv", optimum.value)
@@ -371,9 +384,14 @@ def _print_sites(rows: Sequence[dict[str, Any]]) -> None:
     print_table("On-site energy (facility kWh; offset = share covered by PV and battery)",
                 ("slack_h", "policy", "grid_kwh", "pv_kwh", "battery_kwh", "offset",
                  "operational_g", "total_g"),
-                [(r["slack_s"] / 3600, r["policy"], r["grid_kwh"], r["pv_kwh"], r["battery_kwh"],
+                [(_hours(r["slack_s"]), r["policy"], r["grid_kwh"], r["pv_kwh"], r["battery_kwh"],
                   _pct(r["offset"]), r["operational_g"], r["total_g"])
                  for r in rows if "grid_kwh" in r])  # fmt: skip
+
+
+def _hours(seconds: float | None) -> float | str:
+    """A slack in hours for the tables; ``-`` for a ledger's jobs (their own deadlines)."""
+    return "-" if seconds is None else seconds / 3600
 
 
 def _pct(value: float | None) -> str:

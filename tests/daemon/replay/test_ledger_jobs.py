@@ -82,9 +82,16 @@ def test_the_cli_replays_a_ledger(
             "--policy", "run-now,carbon-window", "--json"]  # fmt: skip
     for zone_file in intensity_files:
         argv += ["--intensity", str(zone_file)]
-    assert main(argv) == 0
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out
+    # --slack does not apply to a ledger's jobs: no slack in the rows (it read the default 4 h),
+    # the files in DIR itself, and a list of slacks (the same replay under other labels) refused
+    assert {row["slack_s"] for row in out} == {None}
+    assert (tmp_path / "out" / "jobs.csv").exists()
+    assert main([*argv, "--slack", "0,4h"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "own deadlines" in err
 
 
 def test_an_empty_or_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
