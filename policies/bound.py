@@ -63,7 +63,7 @@ from policies.types import Device, JobSpec, ZoneIntensity
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
-__all__ = ["BoundError", "LowerBound", "lower_bound"]
+__all__ = ["BoundError", "BoundInfeasibleError", "LowerBound", "lower_bound"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -81,6 +81,11 @@ _ATTEMPTS: tuple[tuple[str, dict[str, object]], ...] = (
 
 class BoundError(PoliciesError):
     """The bound's LP could not be solved."""
+
+
+class BoundInfeasibleError(BoundError):
+    """The bound's LP has no solution: no schedule of the jobs keeps within the devices and
+    meets every deadline (an overloaded cluster), so there is no bound to give."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +319,7 @@ def _solve(
     _, job_row = np.unique(cells.job[index], return_inverse=True)
     n_jobs = int(job_row.max()) + 1
     a_eq = coo_matrix((np.ones(n), (job_row, np.arange(n))), shape=(n_jobs, n)).tocsr()
-    messages = []
+    messages, infeasible = [], False
     for method, options in _ATTEMPTS:
         result = linprog(
             cells.cost_g[index], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(n_jobs),
@@ -323,6 +328,12 @@ def _solve(
         if result.status == 0:
             return float(result.fun), n, len(b_ub) + n_jobs
         messages.append(f"{method} {options}: {result.message}")
+        infeasible = infeasible or result.status == 2
+    if infeasible:
+        raise BoundInfeasibleError(
+            "no schedule of the jobs keeps within the devices and meets every deadline "
+            "(HiGHS: the LP is infeasible)"
+        )
     raise BoundError("HiGHS: " + "; ".join(messages))
 
 
@@ -352,6 +363,7 @@ def lower_bound(
     June week's 378,000 variables peaked at 2.2 GB for the whole ``carbond replay``).
 
     Raises:
+        BoundInfeasibleError: no schedule meets every deadline within the devices.
         BoundError: HiGHS did not reach an optimum, or a zone has no intensity.
         ValueError: ``window_s`` is not a positive number of seconds.
     """

@@ -32,6 +32,7 @@ from daemon.replay.parallel import Replays, RunProgress, available_workers, besi
 from daemon.replay.report import (
     Solved,
     bound_row,
+    no_bound_row,
     optimum_row,
     plot_runs,
     plot_sites,
@@ -45,7 +46,7 @@ from daemon.replay.report import (
     write_optimum_csv,
 )
 from policies import PoliciesError, get_policy, policy_names
-from policies.bound import LowerBound
+from policies.bound import BoundInfeasibleError, LowerBound
 from policies.footprint.runtimes import STUDY_SUFFIX
 from policies.optimum import IntegerOptimum
 
@@ -226,9 +227,14 @@ def _runtime(args: argparse.Namespace) -> str:
 
 def _solve(
     setup: ReplaySetup, args: argparse.Namespace
-) -> tuple[Solved[LowerBound] | None, Solved[IntegerOptimum] | None]:
-    """What ``--bound`` and ``--optimum`` ask for (None where not asked)."""
-    bound = solve_bound(setup, args.bound_window) if args.bound else None
+) -> tuple[Solved[LowerBound] | BoundInfeasibleError | None, Solved[IntegerOptimum] | None]:
+    """What ``--bound`` and ``--optimum`` ask for (None where not asked; the bound's error
+    where no schedule meets every deadline)."""
+    bound: Solved[LowerBound] | BoundInfeasibleError | None
+    try:
+        bound = solve_bound(setup, args.bound_window) if args.bound else None
+    except BoundInfeasibleError as exc:
+        bound = exc
     optimum = solve_optimum(setup) if args.optimum else None
     return bound, optimum
 
@@ -313,13 +319,17 @@ def _replay(args: argparse.Namespace) -> int:
                 status("waiting for " + " and ".join(solving))
             bound, optimum = solved.result()
             potential = None
-            if bound is not None:  # the bound again, each job kept where run-now put it
+            if isinstance(bound, Solved):  # the bound again, each job kept where run-now put it
                 status("the temporal-only potential")
                 potential = temporal_potential(setup, runs)
         summaries = summarise(runs)
         split_savings(setup, runs, summaries)
         if bound is not None:
-            row = bound_row(bound, summaries)
+            row = (
+                bound_row(bound, summaries)
+                if isinstance(bound, Solved)
+                else no_bound_row(bound, summaries, len(setup.jobs))
+            )
             row["temporal_only_potential"] = potential
             summaries.append(row)
         if optimum is not None:

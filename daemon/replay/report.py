@@ -34,7 +34,7 @@ import numpy.typing as npt
 from daemon.replay.driver import JobOutcome, PolicyRun, ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.sites import daily_offset
-from policies.bound import LowerBound, lower_bound
+from policies.bound import BoundInfeasibleError, LowerBound, lower_bound
 from policies.footprint.accounting import J_PER_KWH, operational_g
 from policies.optimum import GRID_S, IntegerOptimum, integer_optimum
 from policies.scoring import mean_intensities
@@ -44,6 +44,7 @@ __all__ = [
     "OPTIMUM_CSV_FIELDS",
     "Solved",
     "bound_row",
+    "no_bound_row",
     "optimum_row",
     "plot_runs",
     "plot_sites",
@@ -233,6 +234,31 @@ def _feasible(row: dict[str, Any], jobs: int) -> bool:
     return row["jobs"] == jobs and not row["rejected"] and not row.get("deadline_misses")
 
 
+def no_bound_row(
+    error: BoundInfeasibleError, rows: list[dict[str, Any]], jobs: int
+) -> dict[str, Any]:
+    """The ``lp-bound`` row where the LP is infeasible: no schedule of the ``jobs`` meets every
+    deadline within the devices, so there is no bound (its grams None) and no gap."""
+    for row in rows:
+        row["gap_to_bound"] = None
+    return {
+        "policy": "lp-bound",
+        "params": {},
+        "total_g": None,
+        "jobs": jobs,
+        "rejected": None,
+        "g_per_job": None,
+        "savings_vs_run_now": None,
+        "bound_windows": None,
+        "bound_window_s": None,
+        "bound_variables": None,
+        "bound_windows_g": None,
+        "bound_dual_g": None,
+        "bound_dual_steps": 0,
+        "note": f"lp-bound: none over {jobs} jobs: {error}; more slack or GPUs would give one",
+    }
+
+
 def solve_optimum(
     setup: ReplaySetup, grid_s: float = GRID_S, time_limit_s: float = 300.0
 ) -> Solved[IntegerOptimum]:
@@ -364,9 +390,12 @@ def temporal_potential(setup: ReplaySetup, runs: Sequence[PolicyRun]) -> float |
         for job in setup.jobs
     ]
     actuals = setup.actuals()
-    bound = lower_bound(pinned, setup.cluster.devices(), actuals,
-                        lifetime_years=setup.lifetime_years,
-                        duration_factor=setup.truth_factor)  # fmt: skip
+    try:
+        bound = lower_bound(pinned, setup.cluster.devices(), actuals,
+                            lifetime_years=setup.lifetime_years,
+                            duration_factor=setup.truth_factor)  # fmt: skip
+    except BoundInfeasibleError:  # run-now's placements cannot meet every deadline
+        return None
     total = sum(o.total_g for o in base.outcomes)
     return 1.0 - bound.total_g / total if total > 0 and not bound.unschedulable else None
 

@@ -528,18 +528,25 @@ def test_jobs_still_running_when_the_replay_stops_are_counted_to_their_end(
     assert row["total_g"] == pytest.approx(sum(o.total_g for o in run.outcomes))
 
 
+def _overloaded(tmp_path: Path, jobs: int = 5, tokens: int = 800) -> tuple[Path, Path, Path]:
+    """``jobs`` jobs of 64 requests at once on one T4 (trace, cluster, intensity), and one
+    request past a 0.1-day span so that nothing repeats: at slack 0 not all meet their
+    deadline."""
+    cluster = tmp_path / "one.toml"
+    cluster.write_text('[[regions]]\nname = "quebec"\nzone = "CA-QC"\n'
+                       'gpus = [{ type = "T4", count = 1 }]\n')  # fmt: skip
+    rows = [(i * 0.1, tokens, 150) for i in range(jobs * 64)] + [(3 * 3600.0, 800, 150)]
+    trace = write_azure(tmp_path / "AzureLLMInferenceTrace_conv.csv", rows)
+    begin = START - timedelta(days=8)
+    intensity = write_intensity(tmp_path / "qc.csv", "CA-QC", [30.0] * 11 * 24, begin)
+    return trace, cluster, intensity
+
+
 def test_jobs_that_expire_before_they_start_are_counted_as_not_run(tmp_path: Path) -> None:
     """Five jobs at once on one T4 at slack 0: the daemon expires those whose deadline passes
     before a GPU frees up. They emit nothing, like a rejected job, and are counted so (they
     were in no figure: "2 run, 0 rejected, 0 misses" for 5 jobs, on the tuning front)."""
-    cluster = tmp_path / "one.toml"
-    cluster.write_text('[[regions]]\nname = "quebec"\nzone = "CA-QC"\n'
-                       'gpus = [{ type = "T4", count = 1 }]\n')  # fmt: skip
-    # 5 jobs of 64 requests at once, and one request past the span so that nothing repeats
-    rows = [(i * 0.1, 800, 150) for i in range(5 * 64)] + [(3 * 3600.0, 800, 150)]
-    trace = write_azure(tmp_path / "AzureLLMInferenceTrace_conv.csv", rows)
-    begin = START - timedelta(days=8)
-    intensity = write_intensity(tmp_path / "qc.csv", "CA-QC", [30.0] * 11 * 24, begin)
+    trace, cluster, intensity = _overloaded(tmp_path)
     setup = load_setup(replay_inputs(trace, cluster, [intensity], 0.1), 0.0)
     assert len(setup.jobs) == 5
     run = replay_policy(setup, "run-now")
@@ -548,3 +555,21 @@ def test_jobs_that_expire_before_they_start_are_counted_as_not_run(tmp_path: Pat
     row = summarise([run])[0]
     mark_front([row])
     assert row["excluded"] == f"{run.rejected} rejected" and not row["pareto"]
+
+
+def test_a_bound_that_no_schedule_meets_is_a_row_without_grams(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """40 long jobs at once on one T4: no schedule meets every deadline, even fractionally (the
+    LP is infeasible), and ``--bound`` gives an ``lp-bound`` row with no grams and a note
+    saying why (it was HiGHS's BoundError as a traceback after the replays, and no output)."""
+    trace, cluster, intensity = _overloaded(tmp_path, 40, 4000)
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster", str(cluster),
+            "--intensity", str(intensity), "--start", "2023-06-05", "--days", "0.1",
+            "--requests-per-job", "64", "--model", "llama-1b", "--slack", "0",
+            "--policy", "run-now", "--bound", "--workers", "1", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["lp-bound"]["total_g"] is None and rows["lp-bound"]["jobs"] == 40
+    assert "meets every deadline" in rows["lp-bound"]["note"]
+    assert rows["run-now"]["gap_to_bound"] is None and rows["run-now"]["rejected"] > 0
