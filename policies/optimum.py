@@ -67,8 +67,9 @@ class OptimalStart:
 class IntegerOptimum:
     """The MIP's result: ``total_g`` of the best schedule found (None: none within the time
     limit, or no schedule fits), ``dual_g`` HiGHS's lower bound for grid schedules, and
-    ``optimal`` whether the two met (within ``mip_rel_gap``); ``schedule`` the best schedule's
-    starts, in job order (empty where none was found)."""
+    ``optimal`` whether the two met (within ``mip_rel_gap``); ``infeasible`` whether HiGHS
+    proved that no schedule fits; ``schedule`` the best schedule's starts, in job order (empty
+    where none was found)."""
 
     total_g: float | None
     dual_g: float
@@ -79,6 +80,7 @@ class IntegerOptimum:
     variables: int
     constraints: int
     schedule: tuple[OptimalStart, ...] = ()
+    infeasible: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +191,7 @@ def integer_optimum(
     schedule = _schedule(jobs, pools, cells, result.x, grid_s) if found else ()
     return IntegerOptimum(total, float(dual_g if dual_g is not None else math.nan),
                           result.status == 0, len(placed), unschedulable, grid_s, n,
-                          len(keys) + len(placed), schedule)  # fmt: skip
+                          len(keys) + len(placed), schedule, result.status == 2)  # fmt: skip
 
 
 def _schedule(

@@ -287,7 +287,11 @@ def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> d
         complete = _feasible(row, best.jobs) and total
         row["gap_to_optimum"] = row["total_g"] / total - 1.0 if complete and total else None
     found = "no schedule found" if total is None else f"{total:,.1f} g"
-    status = "optimal" if best.optimal else f"time limit, dual bound {best.dual_g:,.1f} g"
+    status = (
+        "optimal" if best.optimal
+        else "no schedule meets every deadline within the devices" if best.infeasible
+        else f"time limit, dual bound {best.dual_g:,.1f} g"
+    )  # fmt: skip
     note = (f"mip-optimum: {found} over {best.jobs} jobs (starts every {best.grid_s:g} s, "
             f"{status}, {best.variables:,} binaries, {solved.cpu_s:.1f} s CPU)")  # fmt: skip
     schedule = best.schedule

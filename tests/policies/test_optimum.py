@@ -72,3 +72,4 @@ def test_when_no_schedule_fits_there_is_no_optimum() -> None:
     optimum = integer_optimum(tight, devs, fcs)
     assert optimum.jobs == 6 and not optimum.unschedulable
     assert optimum.total_g is None and not optimum.optimal and optimum.schedule == ()
+    assert optimum.infeasible  # proved so: not a time limit (the replay's note said one)

@@ -567,9 +567,12 @@ def test_a_bound_that_no_schedule_meets_is_a_row_without_grams(
     argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster", str(cluster),
             "--intensity", str(intensity), "--start", "2023-06-05", "--days", "0.1",
             "--requests-per-job", "64", "--model", "llama-1b", "--slack", "0",
-            "--policy", "run-now", "--bound", "--workers", "1", "--json"]  # fmt: skip
+            "--policy", "run-now", "--bound", "--optimum", "--workers", "1", "--json"]  # fmt: skip
     assert main(argv) == 0
     rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["lp-bound"]["total_g"] is None and rows["lp-bound"]["jobs"] == 40
     assert "meets every deadline" in rows["lp-bound"]["note"]
+    # the MIP proves it too: its note said "time limit, dual bound nan g"
+    assert rows["mip-optimum"]["total_g"] is None
+    assert "no schedule meets every deadline within the devices" in rows["mip-optimum"]["note"]
     assert rows["run-now"]["gap_to_bound"] is None and rows["run-now"]["rejected"] > 0
