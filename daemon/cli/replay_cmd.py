@@ -342,9 +342,10 @@ def _replay(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
+    optimum_column = ("gap_to_optimum",) if args.optimum else ()
     columns = ("slack_h", "policy", "total_g", "operational_g", "embodied_g", "energy_kwh",
                "jobs_run", "rejected", "misses", "g_per_job", "mean_wait_s", "p95_wait_s",
-               "vs_run_now", "spatial", "temporal", "of_oracle", "gap_to_bound",
+               "vs_run_now", "spatial", "temporal", "of_oracle", "gap_to_bound", *optimum_column,
                "regions")  # fmt: skip
     print_table("Replay (realised lifecycle intensity; savings per job run vs run-now)", columns, [
         (_hours(r["slack_s"]), r["policy"], r["total_g"], r.get("operational_g"),
@@ -353,6 +354,7 @@ def _replay(args: argparse.Namespace) -> int:
          _pct(r["savings_vs_run_now"]), _pct(r.get("spatial_saving")),
          _pct(r.get("temporal_saving", r.get("temporal_only_potential"))),
          _pct(r.get("oracle_savings_captured")), _pct(r.get("gap_to_bound")),
+         *(_pct(r.get("gap_to_optimum")) for _ in optimum_column),
          " ".join(f"{k}:{v:.0%}" for k, v in r.get("region_share", {}).items()))
         for r in rows
     ])  # fmt: skip

@@ -575,4 +575,16 @@ def test_a_bound_that_no_schedule_meets_is_a_row_without_grams(
     # the MIP proves it too: its note said "time limit, dual bound nan g"
     assert rows["mip-optimum"]["total_g"] is None
     assert "no schedule meets every deadline within the devices" in rows["mip-optimum"]["note"]
+    assert main([a for a in argv if a != "--json"]) == 0
+    assert "gap_to_optimum" in _headers(capsys.readouterr().out)  # the table had no column
     assert rows["run-now"]["gap_to_bound"] is None and rows["run-now"]["rejected"] > 0
+
+
+def _headers(out: str) -> list[str]:
+    """The column names of the first table in ``out``, each put together again from the lines
+    the table wrapped it over."""
+    lines = out.splitlines()
+    top = next(i for i, line in enumerate(lines) if line.startswith("┏"))
+    rule = next(i for i, line in enumerate(lines) if line.startswith("┡"))
+    cells = [[c.strip() for c in line.strip("┃").split("┃")] for line in lines[top + 1 : rule]]
+    return ["".join(parts) for parts in zip(*cells, strict=True)]
