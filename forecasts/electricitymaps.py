@@ -272,14 +272,23 @@ class ElectricityMapsClient:
 
     @staticmethod
     def _parse(model: type[_M], payload: Any, endpoint: str, zone: str) -> _M:
+        """``payload`` as ``model``, checked to be about ``zone`` (case aside).
+
+        Raises:
+            MalformedPayloadError: a field is missing or wrong, or the payload names another
+                zone (which one is not said: it is text the server sent).
+        """
         try:
-            return model.model_validate(payload)
+            parsed = model.model_validate(payload)
         except ValidationError as e:
             first = e.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "<root>"
             raise MalformedPayloadError(
                 f"{endpoint} for {zone}: field {field}: {first['msg']}"
             ) from e
+        if str(getattr(parsed, "zone", zone)).strip().upper() != zone.strip().upper():
+            raise MalformedPayloadError(f"{endpoint} for {zone}: field zone: another zone's data")
+        return parsed
 
     def _headers(self) -> Mapping[str, str]:
         return {"auth-token": self._token} if self._token else {}

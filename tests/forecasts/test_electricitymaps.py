@@ -177,6 +177,33 @@ def test_malformed_payloads(client: ElectricityMapsClient, body: str, match: str
         client.latest("DE")
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "body"),
+    [
+        ("latest", {**LATEST, "zone": "FR"}),
+        ("history", {"zone": "FR", "history": [_point("2021-08-18T13:00:00.000Z", 413)]}),
+        (
+            "forecast",
+            {"zone": "FR", "forecast": [{"carbonIntensity": 1, "datetime": "2021-08-18T13:00Z"}]},
+        ),
+    ],
+)
+@responses.activate
+def test_another_zones_payload_is_refused(
+    client: ElectricityMapsClient, endpoint: str, body: dict[str, Any]
+) -> None:
+    responses.get(f"{BASE}/carbon-intensity/{endpoint}", json=body)
+    with pytest.raises(MalformedPayloadError, match="for DE: field zone: another zone") as caught:
+        getattr(client, endpoint)("DE")
+    assert "FR" not in str(caught.value)  # nothing the server sent is echoed
+
+
+@responses.activate
+def test_the_zone_is_compared_without_case(client: ElectricityMapsClient) -> None:
+    responses.get(f"{BASE}/carbon-intensity/latest", json={**LATEST, "zone": "de"})
+    assert client.latest("DE").intensity_g_per_kwh == 302.0
+
+
 def test_repr_hides_the_token(client: ElectricityMapsClient) -> None:
     assert TOKEN not in repr(client)
 
