@@ -209,7 +209,15 @@ class SignalChain:
         live, live_at = state.live, state.live_at
         if live is not None and live_at is not None:
             age_s = (now - live_at).total_seconds()
-            if 0 <= age_s <= self.live_max_age_s:
+            # the provider's "latest" may be hours or days old (a stalled feed): such a
+            # value is no more "now" than a cached point of that age
+            point_age_s = (now - live.at).total_seconds() - HOUR_S
+            if point_age_s > self.cache_max_age_s:
+                why.append(
+                    f"live value is for {live.at.isoformat()}, "
+                    f"{point_age_s / 3600:.1f} h before now"
+                )
+            elif 0 <= age_s <= self.live_max_age_s:
                 return IntensityReading(
                     zone=zone,
                     intensity_g_per_kwh=live.intensity_g_per_kwh,
@@ -221,7 +229,8 @@ class SignalChain:
                     kind=self.kind,
                     is_estimated=live.is_estimated,
                 )
-            why.append(f"live value {age_s:.0f}s old")
+            else:
+                why.append(f"live value {age_s:.0f}s old")
         elif self._provider is None:
             why.append("live: no provider configured")
         problem = "; ".join(why) or None

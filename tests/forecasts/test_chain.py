@@ -23,6 +23,7 @@ from forecasts import (
 from policies.placement import mean_intensity_g_per_kwh
 
 NOW = datetime(2024, 3, 1, 12, 20, tzinfo=UTC)
+NOW_HOUR = datetime(2024, 3, 1, 12, tzinfo=UTC)
 H = timedelta(hours=1)
 
 
@@ -34,12 +35,13 @@ class FakeProvider:
     kind: SignalKind = "lifecycle"
     has_forecast: bool = False
     calls: list[str] = field(default_factory=list)
+    latest_at: datetime = NOW_HOUR
 
     def latest(self, zone: str) -> ProviderReading:
         self.calls.append("latest")
         if self.down:
             raise ProviderServerError("latest for DE: HTTP 503 from the provider")
-        return ProviderReading(zone, 321.0, NOW.replace(minute=0), False, "lifecycle", NOW)
+        return ProviderReading(zone, 321.0, self.latest_at, False, "lifecycle", NOW)
 
     def history(self, zone: str) -> IntensitySeries:
         self.calls.append("history")
@@ -88,6 +90,25 @@ def test_live_then_cache_then_history_then_static(tmp_path: Path) -> None:
     weeks_later = NOW + timedelta(days=30)
     static = offline.current("DE", weeks_later)
     assert (static.rung, static.intensity_g_per_kwh) == ("static", 367.0)
+
+
+def test_a_days_old_latest_value_is_not_live() -> None:
+    """A stalled feed: ``latest`` answers, but with a value from three days ago."""
+    provider = FakeProvider(latest_at=NOW.replace(minute=0) - timedelta(days=3))
+    chain = SignalChain(provider=provider)
+    chain.refresh(["DE"], NOW)
+    reading = chain.current("DE", NOW)
+    assert reading.rung != "live" and reading.stale
+    assert reading.intensity_g_per_kwh != 321.0  # the recent history's last point instead
+    assert reading.problem is not None and "live value is for 2024-02-27T12:00" in reading.problem
+
+
+def test_a_latest_value_hours_old_is_still_live() -> None:
+    provider = FakeProvider(latest_at=NOW.replace(minute=0) - 2 * H)
+    chain = SignalChain(provider=provider)
+    chain.refresh(["DE"], NOW)
+    reading = chain.current("DE", NOW)
+    assert (reading.rung, reading.intensity_g_per_kwh, reading.stale) == ("live", 321.0, False)
 
 
 def test_static_zone_works_with_nothing_configured() -> None:
