@@ -6,10 +6,14 @@ API's 10-day limit at hourly granularity) and ``/forecast``. Auth is the ``auth-
 
 Every request has explicit (connect, read) timeouts. Timeouts, connection failures, 429 and 5xx
 are retried up to ``max_retries`` times with exponential backoff; a 429's ``Retry-After`` is
-honoured (capped at ``max_backoff_s``). 401/403, unknown zones and malformed payloads are not
-retried. Errors are the :class:`~forecasts.errors.ProviderError` subclasses; no message, and no
-field of this object's ``repr``, contains the token or any header or body the server sent (a
-hostile server could echo the token there).
+honoured (capped at ``max_backoff_s``). ``requests``' read timeout bounds each wait on the
+socket, not the body: a server sending a byte every few seconds would hold the caller (the
+daemon's tick) indefinitely, so the whole body must also arrive within ``read_timeout_s`` of
+the headers (else it is retried like a timeout), and may be at most ``MAX_BODY_BYTES`` long.
+401/403, unknown zones, malformed payloads and oversized bodies are not retried. Errors are
+the :class:`~forecasts.errors.ProviderError` subclasses; no message, and no field of this
+object's ``repr``, contains the token or any header or body the server sent (a hostile server
+could echo the token there).
 
 Redirects are followed by hand, and only within the base URL's origin (scheme, host and port):
 ``requests`` keeps a custom header such as ``auth-token`` on every redirect, so a redirect to
@@ -19,6 +23,7 @@ another port or host would hand the token to whoever listens there. Such a redir
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +33,7 @@ from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -42,13 +48,22 @@ from forecasts.errors import (
 )
 from forecasts.series import IntensitySeries, SignalKind
 
-__all__ = ["DEFAULT_BASE_URL", "MAX_RANGE_S", "ElectricityMapsClient", "ProviderReading"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_BODY_BYTES",
+    "MAX_RANGE_S",
+    "ElectricityMapsClient",
+    "ProviderReading",
+]
 
 DEFAULT_BASE_URL: Final = "https://api.electricitymaps.com/v3"
 MAX_RANGE_S: Final = 10 * 86_400  # past-range at hourly granularity: at most 10 days a call
 HOUR_S: Final = 3600
 SOURCE: Final = "electricitymaps"
 MAX_REDIRECTS: Final = 3  # same-origin hops followed before giving up
+# A 10-day past-range of 5-minute points is about 1 MB; anything much larger is not an answer.
+MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+_CHUNK_BYTES: Final = 64 * 1024
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _M = TypeVar("_M", bound="BaseModel")
 
@@ -330,10 +345,12 @@ class ElectricityMapsClient:
                 headers=self._headers(),
                 timeout=self._timeout,
                 allow_redirects=False,
+                stream=True,  # the body is read by _body, bounded in time and size
             )
             location = response.headers.get("Location")
             if not response.is_redirect or not location:
                 return response
+            _close(response)
             url, query = urljoin(response.url or url, location), None
             if _origin(url) != origin:
                 raise ProviderError(
@@ -353,12 +370,18 @@ class ElectricityMapsClient:
         except requests.RequestException as e:
             raise ProviderError(f"{what}: request failed: {type(e).__name__}") from e
         status = response.status_code
+        try:
+            body = self._body(response, what) if status in (200, 400) else b""
+        finally:
+            _close(response)
+        if isinstance(body, _Retry):
+            return body
         if status in (401, 403):
             raise ProviderAuthError(
                 f"{what}: HTTP {status}: token missing or rejected "
                 "(set electricitymaps.token / CARBOND_ELECTRICITYMAPS__TOKEN)"
             )
-        if status == 404 or (status == 400 and "zone" in response.text.lower()):
+        if status == 404 or (status == 400 and b"zone" in body.lower()):
             raise ProviderZoneError(f"{what}: HTTP {status}: unknown zone {zone!r}")
         wait_s = _retry_after_s(response.headers.get("Retry-After"), self._clock())
         if status == 429:
@@ -368,9 +391,44 @@ class ElectricityMapsClient:
         if status != 200:
             raise ProviderError(f"{what}: unexpected HTTP {status}")
         try:
-            return response.json()
+            return json.loads(body)
         except (ValueError, RecursionError) as e:  # the server's Content-Type is not echoed
             raise MalformedPayloadError(f"{what}: body is not JSON") from e
+
+    def _body(self, response: requests.Response, what: str) -> bytes | _Retry:
+        """The whole body, read within ``read_timeout_s`` in all; a :class:`_Retry` when it
+        came too slowly or the connection broke.
+
+        Raises:
+            MalformedPayloadError: the body is longer than ``MAX_BODY_BYTES``.
+        """
+        too_big = MalformedPayloadError(f"{what}: body longer than {MAX_BODY_BYTES} bytes")
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise too_big
+        raw = response.raw
+        if raw is None:  # a session that read the body already (test fakes)
+            if len(response.content) > MAX_BODY_BYTES:
+                raise too_big
+            return response.content
+        # urllib3 2's read1 returns what one socket read gave; read() waits for a full chunk
+        read = getattr(raw, "read1", None) or raw.read
+        deadline = time.monotonic() + self._timeout[1]
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk := read(_CHUNK_BYTES, decode_content=True):
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise too_big
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    slow = f"{what}: body not received within {self._timeout[1]:g} s"
+                    return _Retry(ProviderTimeoutError(slow), None)
+        except (OSError, urllib3.exceptions.HTTPError) as e:
+            broken = f"{what}: reading the body failed ({type(e).__name__})"
+            return _Retry(ProviderTimeoutError(broken), None)
+        return b"".join(chunks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +437,12 @@ class _Retry:
 
     error: ProviderError
     wait_s: float | None
+
+
+def _close(response: requests.Response) -> None:
+    """Give the connection back (a fake session's answer has no ``raw`` to close)."""
+    if response.raw is not None:
+        response.close()
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -8,12 +8,14 @@ thousands of payloads a minute; the real-socket behaviour is in ``test_electrici
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
+import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,7 +89,10 @@ class _FakeSession(requests.Session):
         response = requests.Response()
         response.status_code = status
         response.headers.update(headers)
-        response._content = body
+        # as requests' adapter does with stream=True: the body is still to be read
+        response.raw = urllib3.HTTPResponse(
+            body=io.BytesIO(body), headers=headers, status=status, preload_content=False
+        )
         response.url = str(url)
         response.encoding = "utf-8"
         return response

@@ -9,25 +9,33 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from forecasts import ElectricityMapsClient, MalformedPayloadError, ProviderError
+from forecasts import (
+    ElectricityMapsClient,
+    MalformedPayloadError,
+    ProviderError,
+    ProviderTimeoutError,
+)
+from forecasts.electricitymaps import MAX_BODY_BYTES
 
 TOKEN = "socket-test-token"
 LATEST = {"zone": "DE", "carbonIntensity": 302, "datetime": "2024-01-01T00:00:00Z"}
 
-Reply = Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]]
+Reply = Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes | list[bytes]]]
 
 
 class _Server:
     """A one-route HTTP server in a thread; ``reply`` decides each answer, ``tokens`` records
-    the ``auth-token`` header of every request it got."""
+    the ``auth-token`` header of every request it got. A body given as a list of chunks is
+    sent without a ``Content-Length``, ``pause_s`` between chunks."""
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, pause_s: float = 0.0) -> None:
         self.tokens: list[str | None] = []
         outer = self
 
@@ -39,10 +47,18 @@ class _Server:
                 outer.tokens.append(self.headers.get("auth-token"))
                 status, headers, body = reply(self)
                 self.send_response(status)
-                for key, value in {"Content-Length": str(len(body)), **headers}.items():
+                if isinstance(body, bytes):
+                    headers = {"Content-Length": str(len(body)), **headers}
+                for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    for chunk in [body] if isinstance(body, bytes) else body:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        time.sleep(pause_s)
+                except OSError:  # the client gave up
+                    self.close_connection = True
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
@@ -63,11 +79,11 @@ class _Server:
 
 
 @pytest.fixture
-def servers() -> Iterator[Callable[[Reply], _Server]]:
+def servers() -> Iterator[Callable[..., _Server]]:
     started: list[_Server] = []
 
-    def start(reply: Reply) -> _Server:
-        started.append(_Server(reply))
+    def start(reply: Reply, pause_s: float = 0.0) -> _Server:
+        started.append(_Server(reply, pause_s))
         return started[-1]
 
     yield start
@@ -75,9 +91,13 @@ def servers() -> Iterator[Callable[[Reply], _Server]]:
         server.close()
 
 
-def _client(base_url: str) -> ElectricityMapsClient:
+def _client(base_url: str, read_timeout_s: float = 2.0) -> ElectricityMapsClient:
     return ElectricityMapsClient(
-        requests.Session(), base_url=base_url, token=TOKEN, max_retries=0, read_timeout_s=2.0
+        requests.Session(),
+        base_url=base_url,
+        token=TOKEN,
+        max_retries=0,
+        read_timeout_s=read_timeout_s,
     )
 
 
@@ -132,3 +152,26 @@ def test_a_content_type_echoing_the_token_stays_out_of_the_error(
     assert server.tokens == [TOKEN]
     assert TOKEN not in str(caught.value)
     assert "not JSON" in str(caught.value)
+
+
+def test_a_body_dripped_byte_by_byte_times_out_on_the_read_timeout(
+    servers: Callable[..., _Server],
+) -> None:
+    """Each byte comes well within the read timeout, the body (10 s) far beyond it."""
+    padded = b" " * 200 + json.dumps(LATEST).encode()
+    server = servers(lambda _: (200, {}, [bytes([b]) for b in padded]), pause_s=0.05)
+    started = time.monotonic()
+    slow = pytest.raises(ProviderTimeoutError, match=r"body not received within 0\.5 s")
+    with _client(server.url, read_timeout_s=0.5) as client, slow:
+        client.latest("DE")
+    assert time.monotonic() - started < 3.0
+
+
+def test_a_huge_body_is_refused_unread(servers: Callable[[Reply], _Server]) -> None:
+    declared = servers(lambda _: (200, {"Content-Length": str(10**12)}, [b"[1,"]))
+    with _client(declared.url) as client, pytest.raises(MalformedPayloadError, match="longer"):
+        client.latest("DE")
+    endless = servers(lambda _: (200, {}, [b"[" + b"1," * 2**20] * 5))
+    with _client(endless.url) as client, pytest.raises(MalformedPayloadError, match="longer"):
+        client.latest("DE")
+    assert MAX_BODY_BYTES < 5 * 2**21
