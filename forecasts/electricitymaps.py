@@ -64,6 +64,9 @@ MAX_REDIRECTS: Final = 3  # same-origin hops followed before giving up
 # A 10-day past-range of 5-minute points is about 1 MB; anything much larger is not an answer.
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 _CHUNK_BYTES: Final = 64 * 1024
+# The longest span of times one answer may cover (history: 24 h; forecast: days): points
+# placed on an hourly grid, a stray datetime in the year 1 or 9999 would allocate gigabytes.
+MAX_ANSWER_SPAN_S: Final = 31 * 86_400
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _M = TypeVar("_M", bound="BaseModel")
 
@@ -238,7 +241,8 @@ class ElectricityMapsClient:
             payload = self._get("carbon-intensity/past-range", zone, params)
             points.extend(self._parse(_PastRange, payload, "past-range", zone).data)
             cursor = chunk_end
-        return self._series(zone, points, "past-range")
+        span_s = (end - start).total_seconds() + MAX_ANSWER_SPAN_S
+        return self._series(zone, points, "past-range", span_s)
 
     def forecast(self, zone: str, horizon_hours: int | None = None) -> IntensitySeries:
         """The provider's own forecast for ``zone`` (hourly).
@@ -252,6 +256,7 @@ class ElectricityMapsClient:
         if not parsed.forecast:
             raise MalformedPayloadError(f"forecast for {zone}: empty 'forecast' list")
         times = [p.datetime.astimezone(UTC) for p in parsed.forecast]
+        _check_span(times, MAX_ANSWER_SPAN_S, "forecast", zone)
         values = [self._value(p.carbon_intensity, "forecast", zone) for p in parsed.forecast]
         return IntensitySeries.from_points(
             zone,
@@ -265,12 +270,20 @@ class ElectricityMapsClient:
         )
 
     # -- plumbing ------------------------------------------------------------------------
-    def _series(self, zone: str, points: list[_Point], endpoint: str) -> IntensitySeries:
+    def _series(
+        self,
+        zone: str,
+        points: list[_Point],
+        endpoint: str,
+        max_span_s: float = MAX_ANSWER_SPAN_S,
+    ) -> IntensitySeries:
         if not points:
             raise MalformedPayloadError(f"{endpoint} for {zone}: no data points")
+        times = [p.datetime.astimezone(UTC) for p in points]
+        _check_span(times, max_span_s, endpoint, zone)
         return IntensitySeries.from_points(
             zone,
-            [p.datetime.astimezone(UTC) for p in points],
+            times,
             [self._value(p.carbon_intensity, endpoint, zone) for p in points],
             [bool(p.is_estimated) for p in points],
             step_s=HOUR_S,
@@ -437,6 +450,16 @@ class _Retry:
 
     error: ProviderError
     wait_s: float | None
+
+
+def _check_span(times: list[datetime], max_span_s: float, endpoint: str, zone: str) -> None:
+    """Raises MalformedPayloadError: ``times`` span more than ``max_span_s``."""
+    span_s = (max(times) - min(times)).total_seconds()
+    if span_s > max_span_s:
+        raise MalformedPayloadError(
+            f"{endpoint} for {zone}: field datetime: the points span {span_s / 86_400:.0f} "
+            f"days, more than the {max_span_s / 86_400:.0f} an answer can cover"
+        )
 
 
 def _close(response: requests.Response) -> None:

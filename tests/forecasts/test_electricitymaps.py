@@ -204,6 +204,41 @@ def test_the_zone_is_compared_without_case(client: ElectricityMapsClient) -> Non
     assert client.latest("DE").intensity_g_per_kwh == 302.0
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "body"),
+    [
+        (
+            "history",
+            {
+                "zone": "DE",
+                "history": [
+                    _point("0001-01-01T00:00:00Z", 1),
+                    _point("2021-08-18T13:00:00.000Z", 413),
+                ],
+            },
+        ),
+        (
+            "forecast",
+            {
+                "zone": "DE",
+                "forecast": [
+                    {"carbonIntensity": 1, "datetime": "2021-08-18T13:00Z"},
+                    {"carbonIntensity": 1, "datetime": "9999-12-31T00:00Z"},
+                ],
+            },
+        ),
+    ],
+)
+@responses.activate
+def test_a_stray_datetime_is_refused_before_a_grid_is_allocated(
+    client: ElectricityMapsClient, endpoint: str, body: dict[str, Any]
+) -> None:
+    """Placed on an hourly grid, these would be 17 to 70 million points (gigabytes)."""
+    responses.get(f"{BASE}/carbon-intensity/{endpoint}", json=body)
+    with pytest.raises(MalformedPayloadError, match="field datetime: the points span"):
+        getattr(client, endpoint)("DE")
+
+
 def test_repr_hides_the_token(client: ElectricityMapsClient) -> None:
     assert TOKEN not in repr(client)
 
