@@ -153,6 +153,11 @@ class SignalChain:
             state.live = None
             state.problems.append(f"live: {e}")
             return state.problems[-1]
+        misdated = self._misdated(reading.at, now)
+        if misdated is not None:  # merged, it would push the real history out of the cache
+            state.live = None
+            state.problems.append(f"live: latest for {zone}: {misdated}; ignored")
+            return state.problems[-1]
         state.live, state.live_at = reading, now
         point = IntensitySeries.from_points(
             zone,
@@ -166,11 +171,27 @@ class SignalChain:
         )
         if hole:
             try:
-                point = self._provider.history(zone).merge(point)
+                history = self._provider.history(zone)
+                newest = history.end - timedelta(seconds=history.step_s)
+                misdated = self._misdated(newest, now)
+                if misdated is None:
+                    point = history.merge(point)
+                else:
+                    state.problems.append(f"history: history for {zone}: {misdated}; ignored")
             except ForecastsError as e:
                 state.problems.append(f"history: {e}")
         self._remember(state, point)
         return "ok"
+
+    def _misdated(self, newest: datetime, now: datetime) -> str | None:
+        """Why provider data whose newest point starts at ``newest`` cannot be about ``now``
+        (it starts more than an hour after ``now``, or ``max_history_gap_s`` before), else None.
+        """
+        if (newest - now).total_seconds() > HOUR_S:
+            return f"its newest point is for {newest.isoformat()}, after now"
+        if (now - newest).total_seconds() > self.max_history_gap_s:
+            return f"its newest point is for {newest.isoformat()}, too long before now"
+        return None
 
     def _refresh_forecast(self, zone: str, state: ZoneState, now: datetime) -> str | None:
         """Fetch the provider's forecast when due; the failed call's problem, else None."""

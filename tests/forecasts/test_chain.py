@@ -36,6 +36,7 @@ class FakeProvider:
     has_forecast: bool = False
     calls: list[str] = field(default_factory=list)
     latest_at: datetime = NOW_HOUR
+    history_shift: timedelta = timedelta(0)
 
     def latest(self, zone: str) -> ProviderReading:
         self.calls.append("latest")
@@ -45,7 +46,7 @@ class FakeProvider:
 
     def history(self, zone: str) -> IntensitySeries:
         self.calls.append("history")
-        start = NOW.replace(minute=0) - 24 * H
+        start = NOW.replace(minute=0) - 24 * H + self.history_shift
         values = 300 + 50 * np.sin(np.arange(24) * 2 * np.pi / 24)
         return IntensitySeries(zone, start, 3600, values, source="electricitymaps")
 
@@ -109,6 +110,29 @@ def test_a_latest_value_hours_old_is_still_live() -> None:
     chain.refresh(["DE"], NOW)
     reading = chain.current("DE", NOW)
     assert (reading.rung, reading.intensity_g_per_kwh, reading.stale) == ("live", 321.0, False)
+
+
+def test_a_future_dated_latest_value_leaves_the_cached_history_alone(tmp_path: Path) -> None:
+    """Merged, a point four years ahead made the cache keep only its last 1,440 hours: NaN and
+    that point; the real history was gone and the zone fell to the static rung."""
+    cache = SeriesCache(tmp_path)
+    SignalChain(provider=FakeProvider(), cache=cache).refresh(["DE"], NOW)
+    before = cache.load("DE")
+    assert before is not None
+
+    chain = SignalChain(provider=FakeProvider(latest_at=NOW_HOUR + 4 * 365 * 24 * H), cache=cache)
+    assert "after now; ignored" in chain.refresh(["DE"], NOW + H)["DE"]
+    after = cache.load("DE")
+    assert after is not None and after.end == before.end
+    reading = chain.current("DE", NOW + H)
+    assert (reading.rung, reading.intensity_g_per_kwh) == ("cache", 321.0)
+
+
+def test_a_future_dated_history_is_ignored() -> None:
+    chain = SignalChain(provider=FakeProvider(history_shift=4 * 365 * 24 * H))
+    chain.refresh(["DE"], NOW)
+    assert any("history for DE" in p and "after now" in p for p in chain.problems("DE"))
+    assert chain.current("DE", NOW).rung == "live"
 
 
 def test_static_zone_works_with_nothing_configured() -> None:
