@@ -10,7 +10,7 @@ lowest MAE at 24 h. Per-lead absolute-error quantiles give planners a pessimisti
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -165,9 +165,8 @@ def backtest(
         abs_err, pct = _lead_errors(
             forecaster, y=y, actual=actual, issues=issues, n_leads=n_leads, step_s=step
         )
-        with np.errstate(all="ignore"):
-            p90[forecaster.name] = np.nanquantile(abs_err, ERROR_QUANTILE, axis=0)
-            mape_lead[forecaster.name] = np.nanmean(pct, axis=0)
+        p90[forecaster.name] = _by_lead(abs_err, lambda a: np.nanquantile(a, ERROR_QUANTILE, 0))
+        mape_lead[forecaster.name] = _by_lead(pct, lambda a: np.nanmean(a, axis=0))
         for h in horizons_h:
             k = round(h * 3600 / step) - 1
             if not 0 <= k < n_leads:
@@ -198,6 +197,16 @@ def backtest(
         abs_error_p90_g_per_kwh=p90,
         mape_by_lead_pct=mape_lead,
     )
+
+
+def _by_lead(errors: FloatArray, stat: Callable[[FloatArray], FloatArray]) -> FloatArray:
+    """``stat`` of each column (lead time) of ``errors``; NaN for a column with no finite value
+    (no target scored), without numpy's "All-NaN slice" warning on stderr."""
+    out = np.full(errors.shape[1], np.nan)
+    scored = np.isfinite(errors).any(axis=0)
+    if scored.any():
+        out[scored] = stat(errors[:, scored])
+    return out
 
 
 def _choose(

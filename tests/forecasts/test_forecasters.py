@@ -90,6 +90,21 @@ def test_backtest_too_short() -> None:
         backtest(_daily(3), [make_forecaster("persistence")])
 
 
+@pytest.mark.parametrize(
+    "values",
+    [np.zeros(20 * 24), np.r_[np.full(20 * 24 - 1, np.nan), 300.0]],
+    ids=["all-zero: no MAPE", "all-missing targets: nothing scored"],
+)
+def test_backtest_of_unscorable_leads_is_nan_and_silent(values: np.ndarray) -> None:
+    """numpy's "All-NaN slice" / "Mean of empty slice" warnings reached stderr (and fail
+    under pytest's filterwarnings = error)."""
+    series = IntensitySeries("DE", T0, 3600, values)
+    result = backtest(series, [make_forecaster("persistence")])
+    assert np.isnan(result.mape_by_lead_pct["persistence"][0])
+    p90 = result.abs_error_p90_g_per_kwh["persistence"]
+    assert np.isnan(p90[0]) == np.isnan(values[0])  # zero error on zeros, none scored else
+
+
 def test_provider_forecast_gap_filled_by_fallback() -> None:
     history = _daily(5)
     issue = T0 + timedelta(days=5)
