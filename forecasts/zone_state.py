@@ -128,4 +128,8 @@ def _uncertainty(
     ends_s = (np.arange(len(series)) + 1) * series.step_s + gap_s
     lead = np.clip(np.ceil(ends_s / score.step_s).astype(int) - 1, 0, len(p90) - 1)
     at_24h = [s.mape_pct for s in score.scores if s.forecaster == name and s.horizon_h == 24]
-    return np.nan_to_num(p90[lead], nan=0.0), (at_24h[0] if at_24h else None)
+    # a lead time the backtest could not score (its targets all missing) has an unknown
+    # error, not none: it gets the unscored guess
+    unscored = series.values_g_per_kwh * UNSCORED_REL_ERROR
+    error = np.where(np.isfinite(p90[lead]), p90[lead], unscored)
+    return np.nan_to_num(error, nan=0.0), (at_24h[0] if at_24h else None)

@@ -223,3 +223,14 @@ def test_replay_drives_the_same_chain_through_a_trace_provider() -> None:
     provider.now = start + timedelta(days=30)  # past the end: an outage, then the cache
     assert chain.refresh(["US-CAL-CISO"], provider.now)["US-CAL-CISO"].startswith("live: ")
     assert chain.current("US-CAL-CISO", provider.now).rung != "live"
+
+
+def test_lead_times_the_backtest_could_not_score_are_not_certain() -> None:
+    """Forty days of which only the last hour is known: scoring finds no target, and the
+    forecast's p90 error must not come out as 0 (a certain forecast)."""
+    values = np.full(40 * 24, np.nan)
+    values[-1] = 300.0
+    trace = IntensitySeries("DE", NOW_HOUR - 40 * 24 * H, 3600, values)
+    forecast = SignalChain(traces={"DE": trace}).forecast("DE", NOW, 6 * 3600, 3600)
+    assert forecast.rung == "history-forecast"
+    assert np.all(forecast.abs_error_p90_g_per_kwh > 0)
