@@ -37,7 +37,7 @@ from daemon.busy import BusyDevices
 from daemon.dispatch import Dispatch, DispatchContext, Launch, job_log_dir, launch_spec
 from daemon.endings import never_started, run_handle
 from daemon.errors import DaemonError
-from daemon.executors.base import CapacityAware, Executor, ExitStatus, RunHandle
+from daemon.executors.base import CapacityAware, Executor, ExitStatus, Reporting, RunHandle
 from daemon.executors.held import HeldJobs
 from daemon.finishing import EndingContext, Endings
 from daemon.health import HEALTH_NAME, Health
@@ -135,6 +135,7 @@ class Service:
         self.executors = dict(executors)
         # asked once (an isinstance check against a runtime Protocol costs ~15 us a round)
         self._capacity_aware = [e for e in self.executors.values() if isinstance(e, CapacityAware)]
+        self._reporting = [e for e in self.executors.values() if isinstance(e, Reporting)]
         self.inventory = tuple(inventory)
         self.intensity = intensity
         self.policy = policy
@@ -156,6 +157,7 @@ class Service:
                                   finish=self._finish, fail=self._fail_unstarted)  # fmt: skip
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
+        self._executor_problems: set[str] = set()  # health keys the executors set
         # measured runs past the recalibration checkpoint that make it due (reconcile)
         self.checkpoint_every_runs = CHECKPOINT_EVERY_RUNS
         # the recalibration checkpoint's inputs, as of the config and inventory objects they
@@ -177,7 +179,20 @@ class Service:
             self.health.clear(f"step:{step}")
         else:
             self.health.set(f"step:{step}", f"{type(error).__name__}: {error}", now)
+        self._executor_health(now)
         self.health.write(self.settings.state_dir / HEALTH_NAME, now)
+
+    def _executor_health(self, now: datetime) -> None:
+        """The executors' own problems (Slurm unreachable) into ``health.json``, each cleared
+        once its executor no longer reports it."""
+        current: dict[str, str] = {}
+        for executor in self._reporting:
+            current.update(executor.problems())
+        for key, message in current.items():
+            self.health.set(key, message, now)
+        for key in self._executor_problems - current.keys():
+            self.health.clear(key)
+        self._executor_problems = set(current)
 
     def clock_stepped(self, step_s: float, now: datetime) -> None:
         """The loop saw the wall clock jump ``step_s`` seconds (negative: back) against the

@@ -5,10 +5,11 @@ Implementations: ``local`` (this node's GPUs, a process group per job, as the su
 ``slurm`` (jobs handed to Slurm). The service persists each :class:`RunHandle` in the ledger,
 so a restarted daemon can hand them back to :meth:`Executor.adopt`.
 
-Two optional capabilities, checked with ``isinstance``: a :class:`Reserving` executor's
+Optional capabilities, checked with ``isinstance``: a :class:`Reserving` executor's
 scheduler holds a *planned* job until its planned start (Slurm's ``--begin``), so users see it
 before it runs and it is moved in place when the plan changes; a :class:`CapacityAware`
-executor tells the planner which of its GPUs others hold or are down.
+executor tells the planner which of its GPUs others hold or are down; a :class:`Reporting`
+executor says what is wrong with it now (Slurm unreachable), for ``health.json``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "Held",
     "LaunchSpec",
     "NotStarted",
+    "Reporting",
     "Reserving",
     "RunHandle",
 ]
@@ -179,4 +181,14 @@ class CapacityAware(Protocol):
     def available(self, devices: Sequence[Device], now: datetime) -> list[Device]:
         """``devices`` with those of this executor's regions that are down or drained marked
         unavailable and those others hold marked busy (``busy_until``); others unchanged."""
+        ...
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """An executor that can be unwell without any one job failing (its scheduler down)."""
+
+    def problems(self) -> Mapping[str, str]:
+        """What is wrong with it now, by ``health.json`` key (e.g. ``slurm``), each a one-line
+        message that stays the same while the problem lasts; empty when nothing is."""
         ...

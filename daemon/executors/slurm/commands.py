@@ -239,3 +239,17 @@ def sacct_argv(
 def nodes_argv(scontrol: str, cluster: str | None) -> list[str]:
     """``scontrol show node`` one node per line (``--oneliner``)."""
     return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "--oneliner", "show", "node"]
+
+
+def ping_argv(scontrol: str, cluster: str | None) -> list[str]:
+    """``scontrol ping``: whether the controller answers (one connection attempt, no retries:
+    milliseconds when its port refuses, where any other command retries for about 9 s)."""
+    return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "ping"]
+
+
+def cluster_of(argv: Sequence[str]) -> str | None:
+    """The cluster an argv built here is for (its ``--clusters=``; None: the local one)."""
+    for word in argv[1:]:
+        if word.startswith("--clusters="):
+            return word.removeprefix("--clusters=")
+    return None

@@ -17,7 +17,10 @@ Life of a job (see docs/slurm.md):
   (``carbond-<job id>``) when the id was never recorded.
 
 The run token is ``{"slurm_id", "cluster", "region"}``. Commands run through an injected
-:class:`~daemon.executors.slurm.runner.Runner`; ``sbatch`` runs as the job's owner. What is
+:class:`~daemon.executors.slurm.runner.Runner`, wrapped in a
+:class:`~daemon.executors.slurm.reach.Reach` so that a controller that does not answer is not
+asked again every call (:meth:`SlurmExecutor.problems` reports it); ``sbatch`` runs as the
+job's owner. What is
 read from Slurm (``squeue``, ``sacct``, nodes) and ``scancel`` are in
 :mod:`~daemon.executors.slurm.queries`.
 """
@@ -41,6 +44,7 @@ from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
 from daemon.executors.slurm.parse import QueueRow, parse_sbatch
 from daemon.executors.slurm.queries import SlurmQueries, Token, ended, said
+from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner
 from daemon.executors.slurm.states import WAITING, is_ended
 from policies import Device
@@ -74,8 +78,10 @@ class SlurmExecutor:
         pending_grace_s: float = 300.0,
     ) -> None:
         self._targets = dict(targets)
-        self._q = SlurmQueries(targets, runner, bin_dir)
-        self._run = runner
+        # every command goes through it: an unreachable controller is asked once, not per call
+        self._reach = Reach(runner, str(bin_dir / "scontrol") if bin_dir else "scontrol")
+        self._q = SlurmQueries(targets, self._reach, bin_dir)
+        self._run: Runner = self._reach
         self._tool = self._q.tool
         self._gpu_names = {r: dict(m) for r, m in (gpu_names or {}).items()}
         self._known = {name.lower(): name for name in known_gpus}
@@ -87,6 +93,18 @@ class SlurmExecutor:
     def name(self) -> str:
         return "slurm"
 
+    def problems(self) -> dict[str, str]:
+        """Each cluster whose controller does not answer now (``slurm``: the local one,
+        ``slurm:<cluster>``), with what its first failing command said; empty when all do."""
+        problems = {}
+        for cluster, outage in self._reach.outages().items():
+            regions = ", ".join(r for r, t in self._targets.items() if t.cluster == cluster)
+            problems["slurm" + (f":{cluster}" if cluster else "")] = (
+                f"controller unreachable ({outage.message}); the jobs of region(s) {regions} "
+                "wait, none fails"
+            )
+        return problems
+
     # -- discovery and capacity -----------------------------------------------------------
 
     def discover(self, region: str) -> list[tuple[int, str]]:
@@ -96,6 +114,7 @@ class SlurmExecutor:
         Raises:
             ExecutorError: Slurm cannot be asked, or a GRES type matches no catalog GPU.
         """
+        self._reach.at(None)
         target = self._q.target(region)
         nodes = self._q.nodes(target.cluster)
         layout: list[str] = []
@@ -131,6 +150,7 @@ class SlurmExecutor:
         drained nodes unavailable, GPUs that jobs carbond did not submit hold busy until those
         jobs' expected end. A region Slurm does not answer for is unavailable altogether
         (``slurm_unreachable``)."""
+        self._reach.at(now)
         out = list(devices)
         by_cluster: dict[str | None, list[str]] = defaultdict(list)
         for region, target in self._targets.items():
@@ -157,12 +177,14 @@ class SlurmExecutor:
             LaunchRefusedError: another user's job while the daemon is not root, or no region.
             ExecutorError: ``sbatch`` refused it (its message is kept).
         """
+        self._reach.at(now)
         token = self._submit(spec, None)
         return RunHandle(spec.job_id, self.name, token.encode(), now)
 
     def hold(self, spec: LaunchSpec, start: datetime, token: str, now: datetime) -> Held:
         """Submit ``spec`` to start no earlier than ``start`` (Slurm reason ``BeginTime``), or
         move the submitted one there; a job Slurm already started is reported as started."""
+        self._reach.at(now)
         found = self._find(spec.job_id, token)
         if found is None:
             return Held(self._submit(spec, start).encode())
@@ -174,6 +196,7 @@ class SlurmExecutor:
 
     def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
         """Let the held job start now in ``spec``'s region (submitted afresh if it is gone)."""
+        self._reach.at(now)
         found = self._find(spec.job_id, token)
         if found is None:
             return self.launch(spec, now)
@@ -187,6 +210,7 @@ class SlurmExecutor:
     def withdraw(self, job_id: str, token: str, now: datetime) -> datetime | None:
         """Hold and cancel the held job (looked up by name when ``token`` is empty); once
         held it cannot start. A job Slurm already started is left alone: its start time."""
+        self._reach.at(now)
         found = self._find(job_id, token)
         if found is None:
             return None
@@ -294,6 +318,7 @@ class SlurmExecutor:
 
     def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
         """The jobs among ``handles`` that ended (or were taken back after pending too long)."""
+        self._reach.at(now)
         ended: list[ExitStatus] = []
         for handle, result in self._states(handles, now):
             if isinstance(result, ExitStatus):
@@ -323,11 +348,13 @@ class SlurmExecutor:
 
     def cancel(self, handle: RunHandle, now: datetime) -> None:
         """``scancel`` the job; :meth:`poll` reports it ``CANCELLED``."""
+        self._reach.at(now)
         self._q.scancel(Token.decode(handle.job_id, handle.token))
 
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
         """After a restart: each job still in Slurm (pending or running), its end as Slurm
         recorded it, or :class:`NotStarted` when Slurm never got it."""
+        self._reach.at(now)
         adopted: list[RunHandle | ExitStatus] = []
         with_token = [h for h in handles if h.token]
         for handle in handles:

@@ -30,6 +30,7 @@ __all__ = [
     "QueueRow",
     "RunningRow",
     "SlurmOutputError",
+    "controller_up",
     "energy_j",
     "expand_hostlist",
     "gpu_count",
@@ -39,8 +40,13 @@ __all__ = [
     "parse_sbatch",
     "parse_squeue",
     "parse_time",
+    "unreachable",
 ]
 
+# What Slurm's commands print when the controller does not answer (22.05: "slurm_load_jobs
+# error: Unable to contact slurm controller (connect failure)"; with --clusters, "'west' can't
+# be reached now"; a controller that accepts but does not answer: "Socket timed out").
+_UNREACHABLE = ("unable to contact slurm controller", "can't be reached now", "socket timed out")
 _NO_VAL64 = 2**63  # Slurm's "no value" markers are at the top of the 64-bit range
 
 
@@ -370,3 +376,16 @@ def expand_hostlist(text: str) -> tuple[str, ...]:
     if text.count("[") != text.count("]"):
         raise SlurmOutputError(f"unreadable host list {text!r}")
     return tuple(n for n in names if n and n not in {"(null)", "None"})
+
+
+def unreachable(returncode: int, stderr: str) -> bool:
+    """Whether a command failed because Slurm's controller could not be reached (rather than
+    because it refused the request)."""
+    text = stderr.lower()
+    return returncode != 0 and any(marker in text for marker in _UNREACHABLE)
+
+
+def controller_up(returncode: int, stdout: str) -> bool:
+    """Whether ``scontrol ping`` found a controller answering (``Slurmctld(primary) at vm is
+    UP``; it exits 1 when one is DOWN, and a backup may be the one answering)."""
+    return returncode == 0 or " is UP" in stdout

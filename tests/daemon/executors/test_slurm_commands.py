@@ -10,8 +10,12 @@ from daemon.executors.slurm.commands import (
     Submission,
     Target,
     batch_script,
+    cluster_of,
     job_name,
+    nodes_argv,
+    ping_argv,
     sbatch_argv,
+    scancel_argv,
     slurm_time,
     update_argv,
 )
@@ -102,3 +106,11 @@ def test_update_moves_partition_node_and_start_or_releases_now() -> None:
 def test_names_and_times() -> None:
     assert job_name("abc") == "carbond-abc"
     assert slurm_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05"
+
+
+def test_each_command_names_its_cluster_and_ping_asks_the_same_one() -> None:
+    assert ping_argv("scontrol", None) == ["scontrol", "ping"]
+    assert ping_argv("scontrol", "west") == ["scontrol", "--clusters=west", "ping"]
+    assert cluster_of(nodes_argv("scontrol", "west")) == "west"
+    assert cluster_of(scancel_argv("scancel", None, "7")) is None
+    assert cluster_of(sbatch_argv("sbatch", Target("a", cluster="east"), _sub())) == "east"

@@ -4,7 +4,7 @@ one is exercised in tests/slurm/)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from daemon.executors.base import LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
 from daemon.executors.slurm.commands import slurm_time
+from daemon.executors.slurm.queries import Token
 from daemon.executors.slurm.runner import SlurmUnavailableError
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
@@ -40,7 +41,8 @@ class FakeSlurm:
 
     jobs: dict[str, _Job] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
-    down: bool = False
+    down: bool = False  # every command times out
+    stopped: bool = False  # slurmctld stopped: every command says it cannot contact it
     nodes: str = (
         (RECORDED / "scontrol_nodes_drained.txt").read_text().replace("MIXED+DRAIN", "IDLE")
     )
@@ -51,9 +53,14 @@ class FakeSlurm:
         self, argv: Sequence[str], *, stdin: str = "", uid: int | None = None,
         gid: int | None = None,
     ) -> CommandResult:  # fmt: skip
+        self.calls.append(tuple(argv))
         if self.down:
             raise SlurmUnavailableError(f"{argv[0]}: no answer within 30 s")
-        self.calls.append(tuple(argv))
+        if "ping" in argv:
+            ping = "scontrol_ping_down.txt" if self.stopped else "scontrol_ping_up.txt"
+            return CommandResult(int(self.stopped), (RECORDED / ping).read_text(), "")
+        if self.stopped:
+            return CommandResult(1, "", (RECORDED / "squeue_ctld_down.stderr.txt").read_text())
         opts = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
         handler = {
             "sbatch": self._sbatch,
@@ -257,3 +264,58 @@ def test_sbatch_refusal_and_unknown_gres_types_are_clear_errors(tmp_path: Path) 
     strange = SlurmExecutor({"qc": Target("alpha")}, runner=FakeSlurm(), known_gpus=["A100"])
     with pytest.raises(ExecutorError, match=r"GRES type 't4'.*gpu_types"):
         strange.discover("qc")
+
+
+def _tools(calls: Sequence[tuple[str, ...]]) -> list[str]:
+    return [c[0] + (" " + c[-1] if c[0] == "scontrol" else "") for c in calls]
+
+
+def test_a_stopped_controller_is_asked_once_a_round_then_only_pinged_until_it_answers(
+    tmp_path: Path,
+) -> None:
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    devices = [Device(f"qc/{i}", "qc", "Z", DEFAULT_GPU_CATALOG.get("T4")) for i in range(2)]
+    handle = executor.launch(_spec(tmp_path), T0)
+    slurm.stopped, slurm.calls = True, []  # slurmctld stopped: 9-18 s per command for real
+
+    # one round (one `now`): the first command finds it down; nothing else is run
+    assert not any(d.available for d in executor.available(devices, T0))
+    for ask in (
+        lambda: executor.poll([handle], T0),
+        lambda: executor.cancel(handle, T0),
+        lambda: executor.launch(replace(_spec(tmp_path), job_id="j2"), T0),
+    ):
+        with pytest.raises(SlurmUnavailableError, match="unreachable"):
+            ask()
+    assert _tools(slurm.calls) == ["scontrol node"]
+    [(key, message)] = executor.problems().items()
+    assert key == "slurm" and "Unable to contact slurm controller" in message
+    assert "qc, pace" in message
+
+    # until the retry time no command runs; then a ping (not the command) finds it still down
+    executor.available(devices, T0 + timedelta(seconds=5))
+    assert _tools(slurm.calls) == ["scontrol node"]
+    executor.available(devices, T0 + timedelta(seconds=10))
+    executor.available(devices, T0 + timedelta(seconds=20))  # the next try waits 20 s now
+    assert _tools(slurm.calls) == ["scontrol node", "scontrol ping"]
+    assert executor.problems().keys() == {"slurm"}
+
+    slurm.stopped = False  # back: the next due round pings, then asks, and the problem is gone
+    marked = executor.available(devices, T0 + timedelta(seconds=30))
+    assert all(d.available for d in marked)
+    assert _tools(slurm.calls)[2:] == ["scontrol ping", "scontrol node", "squeue", "squeue"]
+    assert executor.problems() == {}
+    assert executor.poll([handle], T0 + timedelta(seconds=30)) == []  # still running
+    assert [c[0] for c in slurm.calls].count("sbatch") == 0  # j2 was never submitted
+
+
+def test_a_timed_out_command_starts_an_outage_too(tmp_path: Path) -> None:
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    slurm.down, slurm.calls = True, []  # the controller accepts but never answers
+    with pytest.raises(SlurmUnavailableError, match="no answer within 30 s"):
+        executor.cancel(RunHandle("j1", "slurm", Token("100", None, "qc").encode(), T0), T0)
+    with pytest.raises(SlurmUnavailableError, match="not run"):
+        executor.withdraw("j1", "", T0)
+    assert _tools(slurm.calls) == ["scancel"]

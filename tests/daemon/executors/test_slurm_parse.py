@@ -9,6 +9,7 @@ import pytest
 
 from daemon.executors.slurm.parse import (
     SlurmOutputError,
+    controller_up,
     energy_j,
     expand_hostlist,
     gpu_count,
@@ -18,6 +19,7 @@ from daemon.executors.slurm.parse import (
     parse_sbatch,
     parse_squeue,
     parse_time,
+    unreachable,
 )
 from daemon.executors.slurm.states import ended_status, is_ended
 
@@ -181,3 +183,26 @@ def test_node_states_recorded_by_the_cluster_recorder(name: str, usable: dict[st
     assert {n.name: [(g.type, g.count) for g in n.gres] for n in nodes} == {
         "n1": [("t4", 2)], "n2": [("l4", 2)],
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("returncode", "stderr", "expected"),
+    [
+        (1, _read("squeue_ctld_down.stderr.txt"), True),  # slurmctld stopped
+        (1, _read("scontrol_clusters_ctld_down.stderr.txt"), True),  # the same, with --clusters
+        (1, "squeue: error: Socket timed out on send/recv operation\n", True),
+        (1, "sbatch: error: invalid partition specified: alpha\n", False),  # refused, answered
+        (1, "slurm_load_jobs error: Invalid job id specified\n", False),
+        (0, "", False),
+    ],
+)
+def test_an_unreachable_controller_is_told_from_a_refusal(
+    returncode: int, stderr: str, expected: bool
+) -> None:
+    assert unreachable(returncode, stderr) is expected
+
+
+def test_ping_reads_up_and_down() -> None:
+    assert controller_up(0, _read("scontrol_ping_up.txt"))
+    assert not controller_up(1, _read("scontrol_ping_down.txt"))
+    assert controller_up(1, "Slurmctld(primary) at a is DOWN\nSlurmctld(backup) at b is UP\n")

@@ -13,6 +13,7 @@ import pytest
 
 from daemon.assemble import Daemon, build_daemon
 from daemon.executors.slurm import SlurmExecutor, Target
+from daemon.health import HEALTH_NAME, read_health
 from daemon.intensity import IntensityReading, ZoneSeries
 from daemon.settings import (
     IntensitySettings,
@@ -182,4 +183,40 @@ def test_a_job_waits_while_slurm_cannot_be_reached_or_its_nodes_are_drained(
         out.write(json.dumps({**line, "id": "j5", "min_gpu_memory_gb": 100}) + "\n")
     service.tick(T0 + timedelta(minutes=3))
     assert ledger.job("j5").state == "failed"
+    daemon.close()
+
+
+def test_slurm_unreachable_is_in_health_json_while_it_lasts_and_asked_once_a_round(
+    tmp_path: Path,
+) -> None:
+    slurm, forecast = FakeSlurm(), _Dip(T0)
+    daemon = _daemon(tmp_path, slurm, forecast)
+    service, ledger = daemon.service, daemon.ledger
+    service.start(T0)
+    queue = tmp_path / "queue.jsonl"
+    line = {"id": "j6", "model": "llama-1b", "requests": 4, "command": ["true"]}
+    queue.write_text(json.dumps({**line, "id": "j7"}) + "\n")
+    service.tick(T0)  # j7 runs in Slurm
+    assert ledger.job("j7").state == "running"
+
+    slurm.stopped, slurm.calls = True, []  # slurmctld stopped
+    with queue.open("a") as out:
+        out.write(json.dumps(line) + "\n" + json.dumps({"cancel": "j7"}) + "\n")
+    service.tick(T0 + timedelta(seconds=30))
+    service.after_step("reconcile", None, T0 + timedelta(seconds=30))  # what the loop does
+    assert len(slurm.calls) == 1  # one command found it down; plan, poll, cancel skipped it
+    assert ledger.job("j6").state == "queued" and ledger.job("j7").state == "running"
+    report = read_health(tmp_path / HEALTH_NAME)
+    assert report is not None and list(report.problems) == ["slurm"]
+    assert "controller unreachable" in report.problems["slurm"]
+    assert "Unable to contact slurm controller" in report.problems["slurm"]
+
+    slurm.stopped = False
+    service.tick(T0 + timedelta(minutes=2))
+    service.after_step("reconcile", None, T0 + timedelta(minutes=2))
+    report = read_health(tmp_path / HEALTH_NAME)
+    assert report is not None and report.problems == {}
+    assert ledger.job("j6").state == "running"  # planned as soon as Slurm answers
+    assert [job.state for job in slurm.jobs.values()].count("CANCELLED") == 1  # j7's cancel
+    assert [c[0] for c in slurm.calls].count("sbatch") == 1  # j6 once, nothing twice
     daemon.close()

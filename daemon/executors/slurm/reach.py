@@ -1,0 +1,153 @@
+"""Whether each cluster's Slurm controller answers; while one does not, its commands fail at
+once instead of each waiting out Slurm's own connection retries.
+
+Against Slurm 22.05 with slurmctld stopped, ``scontrol show node``, ``scancel`` and ``sbatch``
+give up after 9 s and ``squeue`` after 18 s, so a planning round and a reconcile that asked Slurm
+held the daemon's one loop thread (ingestion, local jobs, cancels) for 27 s every time.
+
+:class:`Reach` wraps the executor's runner. A command that cannot run or times out
+(:class:`SlurmUnavailableError` from the runner), or whose answer says the controller cannot
+be reached (:func:`~daemon.executors.slurm.parse.unreachable`), starts an :class:`Outage` of
+its cluster and raises :class:`SlurmUnavailableError`. During an outage a command for that
+cluster raises at once, without running, until the outage's retry time (``RETRY_S`` after the
+last failure, doubled after each further one up to ``MAX_RETRY_S``); the first command at or
+past it is preceded by ``scontrol ping`` (one connection attempt: milliseconds against a
+stopped controller) and runs only if a controller answers UP. A command that gets an answer
+ends the outage.
+
+Time is the ``now`` the service hands the executor's methods (:meth:`Reach.at`), so one round
+(one ``now``) runs at most one failing command per cluster, and tests need no clock; without a
+time (discovery) a command during an outage always pings first. Nothing fails for an outage:
+:class:`SlurmUnavailableError` is an :class:`~daemon.executors.errors.ExecutorUnavailableError`,
+so a launch is requeued and a poll or cancel retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+from daemon.executors.slurm import commands as cmd
+from daemon.executors.slurm.parse import controller_up, unreachable
+from daemon.executors.slurm.runner import CommandResult, Runner, SlurmUnavailableError
+
+__all__ = ["MAX_RETRY_S", "RETRY_S", "Outage", "Reach"]
+
+log = structlog.get_logger(__name__)
+
+RETRY_S: Final = 10.0
+MAX_RETRY_S: Final = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A cluster whose controller does not answer.
+
+    ``message``: what the first failing command said; ``failures``: failed commands and pings
+    since; ``failed_at``: the executor's time at the last of them (None: no time was given).
+    """
+
+    message: str
+    failures: int
+    failed_at: datetime | None
+
+    @property
+    def retry_s(self) -> float:
+        """Seconds after ``failed_at`` before Slurm is asked again."""
+        return float(min(RETRY_S * 2 ** (self.failures - 1), MAX_RETRY_S))
+
+    def due(self, now: datetime | None) -> bool:
+        """Whether to ask the controller again at ``now`` (always without a time, or when
+        the clock went back past the last failure)."""
+        if now is None or self.failed_at is None or now < self.failed_at:
+            return True
+        return now >= self.failed_at + timedelta(seconds=self.retry_s)
+
+
+class Reach:
+    """A :class:`~daemon.executors.slurm.runner.Runner` that knows which clusters answer.
+
+    Args:
+        runner: runs the commands.
+        scontrol: the ``scontrol`` to ping with.
+    """
+
+    def __init__(self, runner: Runner, scontrol: str) -> None:
+        self._runner = runner
+        self._scontrol = scontrol
+        self._now: datetime | None = None
+        self._outages: dict[str | None, Outage] = {}
+
+    def at(self, now: datetime | None) -> None:
+        """The time of the executor's current call (None: none, e.g. discovery)."""
+        self._now = now
+
+    def outages(self) -> dict[str | None, Outage]:
+        """The clusters (None: the local one) whose controller does not answer now."""
+        return dict(self._outages)
+
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str = "",
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult:
+        """Run ``argv`` unless its cluster is known not to answer.
+
+        Raises:
+            SlurmUnavailableError: the controller cannot be reached (now, or still: the
+                command did not run).
+        """
+        cluster = cmd.cluster_of(argv)
+        outage = self._outages.get(cluster)
+        if outage is not None:
+            if not outage.due(self._now):
+                raise _not_run(argv, cluster, outage)
+            if not self._pings(cluster):
+                raise _not_run(argv, cluster, self._failed(cluster, outage.message))
+        try:
+            result = self._runner(argv, stdin=stdin, uid=uid, gid=gid)
+        except SlurmUnavailableError as exc:
+            self._failed(cluster, str(exc))
+            raise
+        if unreachable(result.returncode, result.stderr):
+            lines = result.stderr.strip().splitlines()
+            said = f"{Path(argv[0]).name}: {lines[-1]}"
+            self._failed(cluster, said)
+            raise SlurmUnavailableError(said)
+        if self._outages.pop(cluster, None) is not None:
+            log.info("slurm_controller_back", cluster=cluster)
+        return result
+
+    def _pings(self, cluster: str | None) -> bool:
+        try:
+            result = self._runner(cmd.ping_argv(self._scontrol, cluster))
+        except SlurmUnavailableError:
+            return False
+        return controller_up(result.returncode, result.stdout)
+
+    def _failed(self, cluster: str | None, message: str) -> Outage:
+        """Count a failure of ``cluster``'s controller (the first one starts its outage)."""
+        old = self._outages.get(cluster)
+        if old is None:
+            new = Outage(message, 1, self._now)
+            log.error("slurm_controller_down", cluster=cluster, error=message)
+        else:
+            new = replace(old, failures=old.failures + 1, failed_at=self._now)
+        self._outages[cluster] = new
+        return new
+
+
+def _not_run(argv: Sequence[str], cluster: str | None, outage: Outage) -> SlurmUnavailableError:
+    where = f" cluster {cluster}" if cluster else ""
+    return SlurmUnavailableError(
+        f"{Path(argv[0]).name}: not run: Slurm{where} unreachable ({outage.message}); "
+        f"asked again {outage.retry_s:g} s after the last try"
+    )
