@@ -190,11 +190,24 @@ class Dispatch:
                 return executor.release(spec, item.held.token or "", now)
             return executor.launch(spec, now)
         except ExecutorUnavailableError as exc:  # e.g. Slurm down: the job waits, not fails
-            status = ExitStatus(job.job_id, now, None, None, str(exc))
-            self._requeue(status, now, f"{executor.name} cannot be reached")
+            if item.held is not None:
+                self._unreleased(job.job_id, executor.name, now, str(exc))
+            else:
+                status = ExitStatus(job.job_id, now, None, None, str(exc))
+                self._requeue(status, now, f"{executor.name} cannot be reached")
         except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
         return None
+
+    def _unreleased(self, job_id: str, executor: str, now: datetime, why: str) -> None:
+        """A held job its executor could not be reached to release: queued again with its
+        run row (and token) kept, so the job stays held there and the next round releases,
+        moves or withdraws that one; a requeue that forgot it would submit it a second time."""
+        with self._ledger.transaction():
+            self._ledger.transition(
+                job_id, "queued", now, f"requeued: {executor} cannot be reached ({why})"
+            )
+        log.warning("job_release_failed", job_id=job_id, executor=executor, error=why)
 
 
 def _raw_duration_s(item: Launch, learned: Recalibration | None) -> float | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.executors.base import LaunchSpec, NotStarted, RunHandle
-from daemon.executors.errors import ExecutorError
+from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
 from daemon.executors.slurm.commands import slurm_time
 from daemon.executors.slurm.queries import Token
@@ -319,3 +319,17 @@ def test_a_timed_out_command_starts_an_outage_too(tmp_path: Path) -> None:
     with pytest.raises(SlurmUnavailableError, match="not run"):
         executor.withdraw("j1", "", T0)
     assert _tools(slurm.calls) == ["scancel"]
+
+
+def test_an_sbatch_that_cannot_contact_the_controller_is_unavailable_not_refused(
+    tmp_path: Path,
+) -> None:
+    def lost(argv: Sequence[str], **_: object) -> CommandResult:  # slurmctld stopped just now
+        if argv[0] == "sbatch":
+            stderr = "sbatch: error: Batch job submission failed: Unable to contact slurm "
+            return CommandResult(1, "", stderr + "controller (connect failure)\n")
+        return FakeSlurm()(argv)
+
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=lost, known_gpus=["T4"])
+    with pytest.raises(ExecutorUnavailableError):  # the service requeues it; it does not fail
+        executor.launch(_spec(tmp_path), T0)

@@ -5,6 +5,8 @@ estimate, flagged). The same flow runs against the real Slurm in tests/slurm/.""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 
 from daemon.assemble import Daemon, build_daemon
-from daemon.executors.slurm import SlurmExecutor, Target
+from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
 from daemon.health import HEALTH_NAME, read_health
 from daemon.intensity import IntensityReading, ZoneSeries
 from daemon.settings import (
@@ -49,6 +51,21 @@ class _Dip:
 
     def current(self, zone: str, now: datetime) -> IntensityReading:
         return IntensityReading(zone, now, self._at(now), "test")
+
+
+@dataclass
+class _StopsAtRelease(FakeSlurm):
+    """Once armed, slurmctld stops at the first command about one job (a release's)."""
+
+    armed: bool = False
+
+    def __call__(
+        self, argv: Sequence[str], *, stdin: str = "", uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult:  # fmt: skip
+        if self.armed and any(a.startswith("--jobs=") or a.startswith("JobId=") for a in argv):
+            self.stopped = True
+        return super().__call__(argv, stdin=stdin, uid=uid, gid=gid)
 
 
 def _daemon(tmp_path: Path, slurm: FakeSlurm, forecast: _Dip) -> Daemon:
@@ -219,4 +236,32 @@ def test_slurm_unreachable_is_in_health_json_while_it_lasts_and_asked_once_a_rou
     assert ledger.job("j6").state == "running"  # planned as soon as Slurm answers
     assert [job.state for job in slurm.jobs.values()].count("CANCELLED") == 1  # j7's cancel
     assert [c[0] for c in slurm.calls].count("sbatch") == 1  # j6 once, nothing twice
+    daemon.close()
+
+
+def test_a_held_job_whose_release_finds_slurm_gone_is_released_later_not_submitted_twice(
+    tmp_path: Path,
+) -> None:
+    slurm, forecast = _StopsAtRelease(), _Dip(T0 + timedelta(hours=2))
+    daemon = _daemon(tmp_path, slurm, forecast)
+    service, ledger = daemon.service, daemon.ledger
+    line = {"id": "j8", "model": "llama-1b", "requests": 4, "command": ["true"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    service.start(T0)
+    service.tick(T0)
+    [(slurm_id, job)] = slurm.jobs.items()
+    assert ledger.job("j8").state == "planned" and job.state == "PENDING"  # held until the dip
+
+    start = T0 + timedelta(hours=2)
+    service.refresh_intensity(start)
+    slurm.armed = True  # the round's capacity check finds Slurm; then slurmctld stops
+    service.plan(start)
+    assert ledger.job("j8").state == "queued"  # waits; not failed
+    assert job.state == "PENDING"  # still held in Slurm, still carbond's
+
+    slurm.stopped = slurm.armed = False
+    service.tick(start + timedelta(minutes=1))
+    assert ledger.job("j8").state == "running"
+    assert list(slurm.jobs) == [slurm_id] and job.state == "RUNNING"  # released, not resubmitted
     daemon.close()
