@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION
 
@@ -56,6 +56,17 @@ class ElectricityMapsSettings(_Section):
     read_timeout_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
     max_retries: int = Field(default=3, ge=0, le=10)
     emission_factor_type: Literal["lifecycle", "direct"] = "lifecycle"
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _bare_token(cls, value: Any) -> Any:
+        """A token's surrounding whitespace dropped (``echo TOKEN > file`` leaves a newline,
+        which ``requests`` refuses in a header), and an empty one is no token."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
 
 class SignalsSettings(_Section):

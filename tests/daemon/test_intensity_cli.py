@@ -279,6 +279,26 @@ def test_token_from_a_systemd_credential_file(
     assert "from-credential" not in json.dumps(reading) + err
 
 
+def test_a_token_is_used_without_its_surrounding_whitespace(
+    fake_em: type[_FakeElectricityMaps],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A token with a newline (``echo TOKEN > file``, a variable set from it) failed every
+    call with "request failed: InvalidHeader"; a blank one counted as set (doctor said so)."""
+    from daemon.settings import load_settings
+
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS__TOKEN", " with-space\r\n")
+    code, reading, _ = _run(
+        capsys, "intensity", "--zone", "DE", "--json", "--cache-dir", str(tmp_path / "cache")
+    )
+    assert code == 0 and reading["rung"] == "live"
+    assert fake_em.seen_tokens[0] == "with-space"
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS__TOKEN", " \n")
+    assert load_settings(None).electricitymaps.token is None
+
+
 def test_the_daemon_logs_failed_provider_calls_without_the_token(
     fake_em: type[_FakeElectricityMaps], tmp_path: Path
 ) -> None:
