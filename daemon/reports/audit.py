@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
 
+from daemon.catalog import gpu_catalog
 from daemon.ledger.accounting import Accounting
 from daemon.reports.lines import JobLine
 from daemon.settings import Settings
 from policies.errors import PoliciesError
-from policies.footprint import DEFAULT_GPU_CATALOG
 
 __all__ = ["audit_statement", "month_of"]
 
@@ -159,10 +159,11 @@ def audit_statement(
                    "mean gCO2e/kWh"], sources)  # fmt: skip
     out += ["## Embodied carbon assumptions", ""]
     assumptions = []
+    catalog = gpu_catalog(settings)  # with the site's `[catalog]` overrides, as the daemon charges
     for gpu in sorted({line.gpu for line in lines}):
         hours = sum(line.gpu_hours for line in lines if line.gpu == gpu)
         try:
-            spec = DEFAULT_GPU_CATALOG.get(gpu)
+            spec = catalog.get(gpu)
             kg, method = f"{spec.embodied_kg:g}", spec.embodied_method
         except PoliciesError:
             kg, method = "-", "not in the catalog"

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.daemon.reports.conftest import Run
@@ -45,3 +46,17 @@ def test_audit_is_a_monthly_statement_that_adds_up(demo_state: Path, carbond: Ru
         or abs(float(row.split("|")[8]) * 1000 - total_g) < 1e-3 * total_g
     )
     assert "location-based" in text.lower() and "PUE" in text and "embedded" in text
+
+
+def test_audit_states_the_sites_embodied_carbon_not_the_builtin_one(
+    demo_state: Path, carbond: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site that overrides a GPU's embodied carbon (``[catalog.gpus.T4]``) is charged that
+    figure by the daemon; the statement's assumptions name it, not the built-in catalog's."""
+    monkeypatch.setenv("CARBOND_CATALOG__GPUS", '{"T4": {"embodied_kg": 20}}')
+    text = carbond("report", "--state-dir", str(demo_state), "--audit")
+    section = text.split("## Embodied carbon assumptions", 1)[1]
+    t4 = next(line for line in section.splitlines() if line.startswith("| T4 |"))
+    assert t4.split("|")[2:5] == [" 20 ", " 5 ", " config "]
+    rtx = next(line for line in section.splitlines() if line.startswith("| RTX6000-Ada |"))
+    assert rtx.split("|")[2:5] == [" 26.6 ", " 5 ", " paper-table-1 "]
