@@ -24,7 +24,7 @@ J_PER_KWH: Final = 3_600_000
 
 METHOD: Final = """\
 Location-based, following the GHG Protocol Scope 2 guidance's location-based method: each
-job's electricity use times the lifecycle (LCA) average carbon intensity of the grid zone where
+job's electricity use times the {signal} average carbon intensity of the grid zone where
 its GPUs ran, time-weighted over the hours it ran, times the site's PUE. Embodied emissions of
 the GPUs are added as in the Green Software Foundation's SCI: each GPU's embodied carbon,
 amortised linearly over its lifetime, for the time the job held it. No market-based instrument
@@ -33,6 +33,23 @@ energy counter (`nvml-counter`), by integrating its sampled power (`nvml-power-i
 batch system's energy accounting (`slurm-sacct`), or, where nothing measured a job, estimated as
 the power predicted at dispatch times the real run time (`estimated`). `simulated-*` marks
 simulated GPUs (replay, demo)."""
+
+_SIGNALS: Final = {
+    "lifecycle": "lifecycle (LCA)",
+    "direct": "direct (combustion only, no life-cycle upstream)",
+}
+
+
+def method_text(settings: Settings) -> str:
+    """The statement's method, naming the intensity signal the daemon records: Electricity
+    Maps' ``electricitymaps.emission_factor_type`` through the fallback chain; the static
+    annual and embedded signals are lifecycle averages."""
+    kind = (
+        settings.electricitymaps.emission_factor_type
+        if settings.intensity.source == "chain"
+        else "lifecycle"
+    )
+    return METHOD.format(signal=_SIGNALS[kind])
 
 
 def month_of(line: JobLine) -> str:
@@ -108,7 +125,7 @@ def audit_statement(
         "",
         "## Method",
         "",
-        METHOD,
+        method_text(settings),
         "",
         "## Emissions by month",
         "",

@@ -60,3 +60,30 @@ def test_audit_states_the_sites_embodied_carbon_not_the_builtin_one(
     assert t4.split("|")[2:5] == [" 20 ", " 5 ", " config "]
     rtx = next(line for line in section.splitlines() if line.startswith("| RTX6000-Ada |"))
     assert rtx.split("|")[2:5] == [" 26.6 ", " 5 ", " paper-table-1 "]
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "not_named"),
+    [
+        ({}, "lifecycle (LCA) average", "direct"),
+        ({"CARBOND_ELECTRICITYMAPS__EMISSION_FACTOR_TYPE": "direct"}, "direct (", "LCA"),
+        ({"CARBOND_ELECTRICITYMAPS__EMISSION_FACTOR_TYPE": "direct",
+          "CARBOND_INTENSITY__SOURCE": "static"}, "lifecycle (LCA) average", "direct"),
+    ],
+)  # fmt: skip
+def test_audit_method_names_the_configured_intensity_signal(
+    demo_state: Path,
+    carbond: Run,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    named: str,
+    not_named: str,
+) -> None:
+    """The statement's method names the signal the daemon records: Electricity Maps' direct
+    factors when ``emission_factor_type = "direct"``, not a lifecycle signal it never used."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    text = carbond("report", "--state-dir", str(demo_state), "--audit")
+    method = text.split("## Method", 1)[1].split("##", 1)[0]
+    assert named in method
+    assert not_named not in method
