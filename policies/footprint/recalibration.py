@@ -10,6 +10,9 @@ The factor is the geometric mean ratio measured / estimated, robustly:
 - **minimum evidence**: below ``min_samples`` observations, or below ``min_measured_s``
   seconds of measured run time in all, the factor in use stays 1.0 (a few short jobs are
   dominated by start-up and by how their end was noticed, not by steady serving);
+- **usable samples only**: an observation whose energy or duration ratio is unusable (not
+  finite, or a value <= 0, e.g. a meter that read 0 J) is ignored as a whole, so every sample
+  counted is evidence for both factors;
 - **decay**: the first observations are averaged equally; from ``1 / decay`` observations on
   each new one has weight ``decay`` (an exponential moving average), so the factor follows
   hardware or software changes and old evidence fades.
@@ -167,11 +170,14 @@ class Recalibration:
         return self.get(model, gpu).duration_factor if self.in_use(model, gpu) else 1.0
 
     def updated(self, observation: Observation) -> Recalibration:
-        """A new calibration with ``observation`` folded in (unusable ratios are ignored)."""
+        """A new calibration with ``observation`` folded in; itself when either ratio is
+        unusable (a measured energy of 0 J, a NaN, ...): the energy and duration factors share
+        one sample count and one measured time, so a run that teaches only one of them would
+        count as evidence for the other."""
         state = self.get(observation.model, observation.gpu)
         energy = _log_ratio(observation.measured_energy_j, observation.estimated_energy_j)
         duration = _log_ratio(observation.measured_duration_s, observation.estimated_duration_s)
-        if energy is None and duration is None:
+        if energy is None or duration is None:
             return self
         seconds = observation.measured_duration_s
         new_state = replace(

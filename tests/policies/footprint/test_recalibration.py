@@ -166,3 +166,23 @@ def test_a_ratio_past_the_floats_range_is_clipped_not_an_error() -> None:
     assert tiny.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1 / 4.0)
     assert tiny.duration_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1 / 4.0)
     assert huge.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("energy_j", [0.0, math.nan, -5.0])
+def test_a_run_without_a_usable_energy_is_no_evidence_for_the_energy_factor(
+    energy_j: float,
+) -> None:
+    """One run measured 3x its energy estimate, two more whose meter read nothing usable
+    (their durations as estimated): that is one energy sample, below ``min_samples``, so the
+    planner must not use a factor of 3 yet, and the runs count for neither factor."""
+    calibration = Recalibration().updated(
+        Observation("llama-3.1-8b", "A100-80GB", 1000.0, 3000.0, 600.0, 600.0)
+    )
+    for _ in range(2):
+        calibration = calibration.updated(
+            Observation("llama-3.1-8b", "A100-80GB", 1000.0, energy_j, 600.0, 600.0)
+        )
+    state = calibration.get("llama-3.1-8b", "A100-80GB")
+    assert (state.samples, state.measured_s) == (1, 600.0)
+    assert not calibration.in_use("llama-3.1-8b", "A100-80GB")
+    assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") == 1.0
