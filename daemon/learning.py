@@ -46,10 +46,18 @@ class Learning:
         self, job: JobSpec, device: Device, measured_energy_j: float, measured_duration_s: float
     ) -> bool:
         """Fold one measured run in (:meth:`observe`) and log ``recalibrated`` with the
-        (model, GPU type)'s state; False when the run could not be estimated."""
+        (model, GPU type)'s state, or ``recalibration_ignored`` when the run taught nothing (a
+        measured energy or time that is not a positive number); False when the run could not
+        be estimated."""
+        before = self.recalibration
         if not self.observe(job, device, measured_energy_j, measured_duration_s):
             return False
         model, gpu = job.model.name, device.gpu.name
+        if self.recalibration is before:
+            log.info("recalibration_ignored", job_id=job.job_id, model=model, gpu=gpu,
+                     measured_energy_j=measured_energy_j,
+                     measured_duration_s=measured_duration_s)  # fmt: skip
+            return True
         state = self.recalibration.get(model, gpu)
         log.info(
             "recalibrated",

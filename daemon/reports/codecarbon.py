@@ -7,7 +7,9 @@ as optional). One row per finished job, with CodeCarbon's units and meanings:
 - ``emissions`` (kg) is operational only (energy x intensity x PUE), as CodeCarbon computes it;
   the embodied share carbond also accounts is in ``carbond report``;
 - energy is the GPUs' (``gpu_energy``, kWh); ``energy_consumed`` includes the site's PUE so that
-  ``emissions = energy_consumed x intensity``; CPU and RAM are not measured (0);
+  ``emissions = energy_consumed x intensity`` (at a region with on-site PV or batteries,
+  ``emissions`` is the grid part's grams plus the PV and battery energy's life-cycle grams,
+  docs/sites.md); CPU and RAM are not measured (0);
 - ``tracking_mode`` is ``process`` (energy attributed per job) and ``codecarbon_version`` names
   carbond and the energy method (``carbond-nvml-counter``, ``carbond-estimated``, ...);
 - ``country_*`` and ``region`` come from the grid zone (``US-CAL-CISO``: USA, ``CAL-CISO``).

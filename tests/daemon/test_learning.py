@@ -428,3 +428,16 @@ def test_a_run_whose_request_no_longer_parses_is_skipped_and_named(tmp_path: Pat
     assert relearned["runs"] == len(lessons) - len(bad)
     restarted.close()
     measurement.close()
+
+
+def test_a_run_that_teaches_nothing_is_logged_as_ignored() -> None:
+    """A run metered at 0 J folds nothing (its energy ratio is unusable); it was logged as
+    ``recalibrated`` all the same, with the unchanged state."""
+    from tests.policies.conftest import devices, job
+
+    learner, device = Learning(), devices("qc", "CA-QC", "T4", 1)[0]
+    with capture_logs() as events:
+        assert learner.learn(job("zero"), device, 0.0, 600.0)
+        assert learner.learn(job("good"), device, 50_000.0, 600.0)
+    assert [e["event"] for e in events] == ["recalibration_ignored", "recalibrated"]
+    assert events[0]["job_id"] == "zero" and events[1]["samples"] == 1
