@@ -27,7 +27,7 @@ from forecasts.errors import (
 from forecasts.forecasters import FORECASTERS, VectorForecaster
 from forecasts.readings import IntensityProvider, IntensityReading, ZoneForecast
 from forecasts.series import IntensitySeries, SignalKind, check_same_kind
-from forecasts.static import static_annual_intensity
+from forecasts.static import STATIC_KIND, static_annual_intensity
 from forecasts.zone_state import UNSCORED_REL_ERROR, ZoneState, floor_hour
 
 __all__ = ["SignalChain"]
@@ -296,6 +296,8 @@ class SignalChain:
             value = static_annual_intensity(zone)
         except ForecastsError as e:
             raise NoSignalError(f"{zone}: no intensity signal: {'; '.join([*why, str(e)])}") from e
+        if self.kind != STATIC_KIND:  # served all the same, labelled as what it is
+            why = [*why, f"static annual values are {STATIC_KIND} averages, not {self.kind}"]
         return IntensityReading(
             zone=zone,
             intensity_g_per_kwh=value,
@@ -304,7 +306,7 @@ class SignalChain:
             age_s=0.0,
             stale=True,
             source="static-annual",
-            kind=self.kind,
+            kind=STATIC_KIND,
             is_estimated=True,
             problem="; ".join(why) or None,
         )
@@ -338,7 +340,14 @@ class SignalChain:
         n = math.ceil(horizon_s / step_s)
         values = np.full(n, reading.intensity_g_per_kwh)
         series = IntensitySeries(
-            zone, issue, step_s, values, np.ones(n, dtype=np.bool_), self.kind, "static-annual", now
+            zone,
+            issue,
+            step_s,
+            values,
+            np.ones(n, dtype=np.bool_),
+            STATIC_KIND,
+            "static-annual",
+            now,
         )
         return ZoneForecast(
             series=series,

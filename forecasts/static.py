@@ -11,8 +11,11 @@ from types import MappingProxyType
 from typing import Final
 
 from forecasts.errors import ForecastsError
+from forecasts.series import SignalKind
 
-__all__ = ["STATIC_ANNUAL_INTENSITY", "UnknownZoneError", "static_annual_intensity"]
+__all__ = ["STATIC_ANNUAL_INTENSITY", "STATIC_KIND", "UnknownZoneError", "static_annual_intensity"]
+
+STATIC_KIND: Final[SignalKind] = "lifecycle"  # what every value below is
 
 
 class UnknownZoneError(ForecastsError, KeyError):

@@ -143,6 +143,19 @@ def test_static_zone_works_with_nothing_configured() -> None:
     assert forecast.rung == "static" and list(forecast.series.values_g_per_kwh) == [31.0] * 6
 
 
+def test_a_direct_chain_labels_its_static_fallback_as_the_lifecycle_figure_it_is() -> None:
+    """The static annual table holds lifecycle averages; a chain serving ``direct`` figures
+    labelled them ``direct`` when it fell back to them."""
+    chain = SignalChain(kind="direct")
+    reading = chain.current("CA-QC", NOW)
+    assert (reading.rung, reading.kind) == ("static", "lifecycle")
+    assert reading.problem is not None
+    assert "static annual values are lifecycle averages, not direct" in reading.problem
+    forecast = chain.forecast("CA-QC", NOW, 6 * 3600, 3600)
+    assert forecast.series.kind == "lifecycle" and "not direct" in (forecast.problem or "")
+    assert "not direct" not in (SignalChain().current("CA-QC", NOW).problem or "")
+
+
 def test_unknown_zone_everywhere_is_a_clear_error() -> None:
     with pytest.raises(NoSignalError, match="XX-NOWHERE"):
         SignalChain().current("XX-NOWHERE", NOW)
