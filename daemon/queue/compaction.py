@@ -1,9 +1,10 @@
 """Compaction of fully ingested queue files, crash-safe against concurrent appenders.
 
-Under the file's ``flock`` (so ``carbond submit`` waits): commit the intent to the ledger,
-create an empty replacement with the same owner and mode, ``rename`` the old file into
-``queue.retired/``, ``link`` the replacement in (keeping a file a raw appender created
-meanwhile), then commit the new offsets. Writers that opened the old file before the rename
+Under the file's ``flock`` (so ``carbond submit`` waits; taken without waiting, since anyone
+who can read the file can hold it: a locked file is compacted on a later pass): commit the
+intent to the ledger, create an empty replacement with the same owner and mode, ``rename`` the
+old file into ``queue.retired/``, ``link`` the replacement in (keeping a file a raw appender
+created meanwhile), then commit the new offsets. Writers that opened the old file before the rename
 keep appending to it; it is still read until ``retired_grace_s`` after the rename, then
 deleted. A crash at any step is finished (renamed) or undone (not renamed) by :meth:`recover`.
 """
@@ -43,7 +44,11 @@ class Compactor:
         if record is None or record.skipping:
             return  # (while skipping an over-long line, its rest must stay in this file)
         path = self.state_dir / rel
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # never wait: anyone who can read the file can hold a lock on it for ever
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("queue_compaction_deferred", path=rel, reason="the file is locked")
+            return
         try:
             st = os.fstat(fd)
             if st.st_size != record.byte_offset:

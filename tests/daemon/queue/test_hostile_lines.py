@@ -3,11 +3,15 @@ rejected with a reason, and nothing stops the lines and files around it (issue 1
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import resource
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,6 +181,36 @@ def test_an_over_long_unfinished_line_is_rejected_once_and_not_read_again(
     assert "longer than 4096 bytes" in str(rejection["reason"])
     assert rejection["line_no"] == 2
     assert ledger.job("b").source == f"{QUEUE_NAME}:3"
+
+
+def test_a_lock_someone_holds_on_a_queue_file_defers_compaction_and_stalls_nothing(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """Anyone who can read a queue file can ``flock`` it for ever: compaction must not wait."""
+    queue = Queue(tmp_path, ledger, compact_min_bytes=1)
+    queue.prepare()
+    spool = tmp_path / SPOOL_DIR / f"{os.getuid()}.jsonl"
+    append(spool, job_line(id="locked"))
+    append(queue.path, job_line(id="main"))
+    fd = os.open(spool, os.O_RDONLY)  # another open file: its lock conflicts with the daemon's
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    release = threading.Timer(5, os.close, [fd])  # without the fix, ingest waits for this
+    release.start()
+    try:
+        started = time.monotonic()
+        result = queue.ingest(NOW)
+        assert time.monotonic() - started < 2
+        assert sorted(result.accepted) == ["locked", "main"]
+        assert spool.stat().st_size > 0  # not compacted while locked
+        assert queue.path.stat().st_size == 0  # the other file was
+    finally:
+        release.cancel()
+        release.join()
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    queue.ingest(NOW)  # unlocked: compacted now
+    assert spool.stat().st_size == 0
+    assert sorted(job.job_id for job in ledger.jobs()) == ["locked", "main"]
 
 
 def test_a_big_backlog_is_read_in_bounded_chunks(
