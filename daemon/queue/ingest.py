@@ -112,6 +112,7 @@ class Queue:
         self._compactor = Compactor(state_dir, ledger, retired_grace_s)
         self._known_regions = known_regions
         self.read_chunk_bytes = max(65_536, 4 * max_line_bytes)
+        self.pass_bytes = 16 * self.read_chunk_bytes  # of one file per pass: see _read_lines
         self._ignored: dict[str, tuple[int, str]] = {}
 
     @classmethod
@@ -246,7 +247,9 @@ class Queue:
                 return IngestResult()
             start = self._start(rel, record, fd, st)
             retired_at = record.retired_at if record is not None else None
-            result = self._read_lines(rel, fd, st, start, retired_at, now)
+            result, finished = self._read_lines(rel, fd, st, start, retired_at, now)
+            if not finished:
+                return result  # the rest next pass: neither deleted nor compacted before
             if retired:
                 self._compactor.maybe_delete_retired(rel, fd, record, now)
             elif st.st_size >= self._compact_min_bytes and st.st_size > 0:
@@ -291,19 +294,21 @@ class Queue:
         start: _Position,
         retired_at: datetime | None,
         now: datetime,
-    ) -> IngestResult:
+    ) -> tuple[IngestResult, bool]:
         """Read from ``start`` in chunks of at most :attr:`read_chunk_bytes`, one transaction
-        per chunk; stop at an unfinished line that may still become valid."""
+        per chunk; stop at an unfinished line that may still become valid, or once
+        :attr:`pass_bytes` are read (False: the rest waits for the next pass, so a user who
+        floods a file, or a huge sparse one, delays the other files and steps by at most that)."""
         position = start
+        finished = False
         owner = attribution(rel, st)
         batch = _Batch([], [], [])
         while True:
             size = os.fstat(fd).st_size
-            if size <= position.offset:
-                break
-            data = os.pread(fd, min(size - position.offset, self.read_chunk_bytes),
+            data = os.pread(fd, min(max(size - position.offset, 0), self.read_chunk_bytes),
                             position.offset)  # fmt: skip
             if not data:
+                finished = True
                 break
             with self._ledger.transaction():
                 moved = self._chunk(rel, data, position, owner, now, batch)
@@ -317,15 +322,19 @@ class Queue:
                                                 skipping=moved.skipping)  # fmt: skip
                 killpoints.reached("ingest_commit")
             if moved.offset == position.offset:
+                finished = True
                 break  # an unfinished line: wait for its newline
             position = moved
+            if position.offset - start.offset >= self.pass_bytes:
+                log.info("queue_file_deferred", path=rel, offset=position.offset, size=size)
+                break
         killpoints.reached("ingest_done")
         if batch.accepted or batch.rejections or batch.cancels:
             log.info("queue_ingested", path=rel, accepted=len(batch.accepted),
                      rejected=len(batch.rejections), duplicates=batch.duplicates,
                      cancels=len(batch.cancels), offset=position.offset)  # fmt: skip
         return IngestResult(tuple(batch.accepted), batch.duplicates, len(batch.rejections),
-                            tuple(batch.cancels))  # fmt: skip
+                            tuple(batch.cancels)), finished  # fmt: skip
 
     def _chunk(
         self,

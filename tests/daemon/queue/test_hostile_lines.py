@@ -13,14 +13,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import structlog
 
 from daemon.ledger import Ledger
-from daemon.queue import QUEUE_NAME, SPOOL_DIR, QueueError, submit_target
+from daemon.queue import QUEUE_NAME, RETIRED_DIR, SPOOL_DIR, QueueError, submit_target
 from daemon.queue.ingest import Queue
 from tests.daemon.helpers import append, job_line
 from tests.daemon.queue.conftest import rejections
@@ -232,6 +232,50 @@ def test_a_big_backlog_is_read_in_bounded_chunks(
     assert len(accepted) == 2000
     assert max(reads) <= queue.read_chunk_bytes
     assert queue.read_chunk_bytes < queue.path.stat().st_size
+
+
+def test_a_flooded_file_is_read_a_bounded_amount_per_pass_and_delays_nobody(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """A file of gigabytes (here a sparse one: one endless line) or millions of lines must not
+    hold the other files, nor the plan and reconcile steps, for the hours it takes to read."""
+    queue = Queue(tmp_path, ledger, max_line_bytes=1024, compact_min_bytes=10**9)
+    queue.prepare()
+    with queue.path.open("ab") as out:
+        out.truncate(64 * queue.pass_bytes)  # NUL bytes, no newline: one over-long line
+    append(tmp_path / SPOOL_DIR / f"{os.getuid()}.jsonl", job_line(id="victim"))
+    first = queue.ingest(NOW)
+    assert (first.accepted, first.rejected) == (("victim",), 1)
+    offset = ledger.queue_files()[QUEUE_NAME].byte_offset
+    assert queue.pass_bytes <= offset < queue.pass_bytes + queue.read_chunk_bytes
+    append(queue.path, "\n" + job_line(id="after"))
+    passes = 1
+    while ledger.queue_files()[QUEUE_NAME].byte_offset < queue.path.stat().st_size:
+        assert queue.ingest(NOW).accepted in ((), ("after",))
+        passes += 1
+    assert passes == 65
+    assert len(rejections(tmp_path)) == 1
+    assert sorted(job.job_id for job in ledger.jobs()) == ["after", "victim"]
+
+
+def test_a_retired_files_backlog_is_read_to_its_end_before_it_is_deleted(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    queue = Queue(tmp_path, ledger, max_line_bytes=1024, compact_min_bytes=1, retired_grace_s=1)
+    queue.prepare()
+    queue.pass_bytes = queue.read_chunk_bytes
+    append(queue.path, job_line(id="a"))
+    queue.ingest(NOW)
+    [retired] = (tmp_path / RETIRED_DIR).iterdir()
+    ids = [f"late-{i}" for i in range(3 * queue.pass_bytes // len(job_line(id="late-0000")))]
+    append(retired, "".join(job_line(id=i) for i in ids))  # a writer that opened it before
+    later = NOW + timedelta(seconds=5)
+    accepted = [*queue.ingest(later).accepted]
+    assert retired.exists()  # its grace is over, but not every line is read yet
+    while retired.exists():
+        accepted += queue.ingest(later).accepted
+    assert accepted == ids
+    assert rejections(tmp_path) == []
 
 
 def test_jobs_and_status_read_rejected_hostile_lines(
