@@ -263,7 +263,9 @@ def _claimed_id(raw: bytes) -> str | None:
 
 
 def write_rejections(state_dir: Path, rejections: list[dict[str, Any]]) -> None:
-    """Append ``rejections`` to ``rejected.jsonl`` and fsync.
+    """Append ``rejections`` to ``rejected.jsonl`` and fsync, on a fresh line; a write that
+    fails part-way (disk full) is cut back off, so the records written again on the retry are
+    not glued to a torn one (which would make them unreadable).
 
     Raises:
         QueueError: the file cannot be written.
@@ -272,14 +274,11 @@ def write_rejections(state_dir: Path, rejections: list[dict[str, Any]]) -> None:
         return
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejections).encode()
     path = state_dir / REJECTED_NAME
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            _write_whole_line(fd, data)
         finally:
             os.close(fd)
     except OSError as exc:

@@ -149,6 +149,37 @@ def test_a_submit_cut_short_by_a_full_disk_leaves_no_partial_line(
     assert (result.accepted, result.rejected) == (("first", "next"), 0)
 
 
+_INGEST_WITH_FILE_SIZE_LIMIT = """
+import resource, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from daemon.ledger import Ledger
+from daemon.queue.ingest import Queue
+state = Path(sys.argv[1])
+with Ledger.open(state / "ledger.db") as ledger:
+    limit = int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    Queue(state, ledger, compact_min_bytes=10**9).ingest(datetime.now(UTC))
+"""
+
+
+def test_a_rejection_cut_short_by_a_full_disk_does_not_make_its_retry_unreadable(
+    queue: Queue, ledger: Ledger
+) -> None:
+    """A real short write of rejected.jsonl (EFBIG, as ENOSPC): the chunk is rolled back and
+    its rejections are written again on the next pass; they must not be glued to the torn
+    record, which makes both one unreadable line (and the rejection invisible to its user)."""
+    append(queue.path, job_line(id="bad", command="not a list"))
+    cut = subprocess.run([sys.executable, "-c", _INGEST_WITH_FILE_SIZE_LIMIT,
+                          str(queue.state_dir), "60"], capture_output=True, text=True,
+                         check=False)  # fmt: skip
+    assert cut.returncode == 1
+    assert "cannot record rejected lines" in cut.stderr
+    assert queue.ingest(NOW).rejected == 1
+    [rejection] = rejections(queue.state_dir)
+    assert rejection["job_id"] == "bad"
+
+
 def test_truncated_and_quickly_refilled_queue_is_read_from_the_start(
     queue: Queue, ledger: Ledger
 ) -> None:
