@@ -23,7 +23,14 @@ import structlog
 
 from daemon import killpoints
 from daemon.ledger import Ledger, QueueFileRecord
-from daemon.queue.files import QUEUE_NAME, RETIRED_DIR, SPOOL_DIR, write_rejections
+from daemon.queue.files import (
+    QUEUE_NAME,
+    RETIRED_DIR,
+    SPOOL_DIR,
+    attribution,
+    rejection_record,
+    write_rejections,
+)
 
 __all__ = ["Compactor"]
 
@@ -124,15 +131,17 @@ class Compactor:
         if (now - record.retired_at).total_seconds() < self.retired_grace_s:
             return
         current = self._ledger.queue_files().get(rel)
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        size = st.st_size
         if current is not None and size > current.byte_offset:
             tail = os.pread(fd, size - current.byte_offset, current.byte_offset)
-            rejection = {
-                "file": rel, "line_no": current.line_no + 1, "offset": current.byte_offset,
-                "reason": f"line {current.line_no + 1}: incomplete (no newline) when its "
-                "retired queue file was deleted", "uid": None, "rejected_at": now.isoformat(),
-                "line": tail[:4096].decode("utf-8", errors="replace"),
-            }  # fmt: skip
+            owner = attribution(rel, st)  # its writer's, so their `carbond status` shows it
+            line_no = current.line_no + 1
+            rejection = rejection_record(
+                rel, tail, line_no, current.byte_offset,
+                owner[0] if isinstance(owner, tuple) else None, now,
+                f"line {line_no}: incomplete (no newline) when its retired queue file was deleted",
+            )  # fmt: skip
             with self._ledger.transaction():
                 write_rejections(self.state_dir, [rejection])
                 self._ledger.set_queue_file(

@@ -309,6 +309,25 @@ def test_a_retired_files_backlog_is_read_to_its_end_before_it_is_deleted(
     assert rejections(tmp_path) == []
 
 
+def test_a_partial_line_left_in_a_deleted_retired_file_is_rejected_as_its_writers(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """Its writer is the file's owner: with ``uid`` null only root would ever see it."""
+    queue = Queue(tmp_path, ledger, compact_min_bytes=1, retired_grace_s=1)
+    queue.prepare()
+    spool = tmp_path / SPOOL_DIR / f"{os.getuid()}.jsonl"
+    append(spool, job_line(id="a"))
+    queue.ingest(NOW)
+    [retired] = (tmp_path / RETIRED_DIR).iterdir()
+    append(retired, '{"id": "cut", "model": "llama-1b"')  # a writer that died mid-line
+    queue.ingest(NOW + timedelta(seconds=5))
+    assert not retired.exists()
+    [rejection] = rejections(tmp_path)
+    assert (rejection["uid"], rejection["line_no"]) == (os.getuid(), 2)
+    assert "incomplete (no newline)" in str(rejection["reason"])
+    assert rejection["line"] == '{"id": "cut", "model": "llama-1b"'
+
+
 def test_jobs_and_status_read_rejected_hostile_lines(
     queue: Queue, capsys: pytest.CaptureFixture[str]
 ) -> None:
