@@ -114,6 +114,7 @@ class Queue:
         self.read_chunk_bytes = max(65_536, 4 * max_line_bytes)
         self.pass_bytes = 16 * self.read_chunk_bytes  # of one file per pass: see _read_lines
         self._ignored: dict[str, tuple[int, str]] = {}
+        self._unusable: dict[str, tuple[str, int]] = {}  # file -> (event, inode) logged
 
     @classmethod
     def from_settings(cls, settings: Settings, ledger: Ledger) -> Queue:
@@ -169,7 +170,9 @@ class Queue:
         records = self._ledger.queue_files()
         result = IngestResult()
         errors: list[Exception] = []
-        for rel in self._live_files():
+        live = self._live_files()
+        self._unusable = {rel: seen for rel, seen in self._unusable.items() if rel in live}
+        for rel in live:
             result += self._ingest_path(rel, records.get(rel), now, errors, retired=False)
         for rel, record in records.items():
             if record.retired_at is not None:
@@ -235,14 +238,15 @@ class Queue:
             if retired:
                 self._ledger.forget_queue_file(rel)
             return IngestResult()
-        except OSError as exc:
-            log.error("queue_file_unreadable", path=str(path), error=str(exc))
+        except OSError as exc:  # a symlink (ELOOP), ...
+            self._unusable_once(rel, "queue_file_unreadable", error=str(exc))
             return IngestResult()
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                log.error("queue_file_not_regular", path=str(path))
+            if not stat.S_ISREG(st.st_mode):  # a FIFO, a directory, ...
+                self._unusable_once(rel, "queue_file_not_regular", inode=st.st_ino)
                 return IngestResult()
+            self._unusable.pop(rel, None)
             if not retired and self._ignore(rel, st):
                 return IngestResult()
             start = self._start(rel, record, fd, st)
@@ -257,6 +261,18 @@ class Queue:
             return result
         finally:
             os.close(fd)
+
+    def _unusable_once(self, rel: str, event: str, inode: int | None = None, **fields: str) -> None:
+        """Log ``event`` for a file that cannot be read once per file and problem, not at every
+        pass: anyone can make thousands of FIFOs or symlinks in ``queue.d``."""
+        if inode is None:
+            try:
+                inode = os.stat(self.state_dir / rel, follow_symlinks=False).st_ino
+            except OSError:
+                inode = 0
+        if self._unusable.get(rel) != (event, inode):
+            log.error(event, path=str(self.state_dir / rel), **fields)
+        self._unusable[rel] = (event, inode)
 
     def _ignore(self, rel: str, st: os.stat_result) -> bool:
         """True (and logged once per file) for a spool file another user planted."""

@@ -81,6 +81,34 @@ def test_a_spool_file_named_for_another_uid_is_ignored_and_reported(
     assert queue.ignored_files() == {f"{SPOOL_DIR}/{other}.jsonl": reports[0]["reason"]}
 
 
+def test_fifos_directories_and_symlinks_in_the_spool_are_reported_once_not_every_pass(
+    queue: Queue, ledger: Ledger
+) -> None:
+    spool = queue.state_dir / SPOOL_DIR
+    me = os.getuid()
+    os.mkfifo(spool / f"{me}.aa.jsonl")
+    (spool / f"{me}.bb.jsonl").mkdir()
+    (spool / f"{me}.cc.jsonl").symlink_to(queue.path)
+    append(spool / f"{me}.jsonl", job_line(id="mine"))
+    with structlog.testing.capture_logs() as logs:
+        assert queue.ingest(NOW).accepted == ("mine",)
+        queue.ingest(NOW)
+        queue.ingest(NOW)
+    reports = sorted((e["event"], Path(e["path"]).name) for e in logs
+                     if e["event"].startswith("queue_file_"))  # fmt: skip
+    assert reports == [("queue_file_not_regular", f"{me}.aa.jsonl"),
+                       ("queue_file_not_regular", f"{me}.bb.jsonl"),
+                       ("queue_file_unreadable", f"{me}.cc.jsonl")]  # fmt: skip
+    (spool / f"{me}.bb.jsonl").rmdir()  # replaced by a file: read, and reported again if
+    append(spool / f"{me}.bb.jsonl", job_line(id="now-a-file"))  # it turns bad once more
+    assert queue.ingest(NOW).accepted == ("now-a-file",)
+    os.unlink(spool / f"{me}.bb.jsonl")
+    (spool / f"{me}.bb.jsonl").mkdir()
+    with structlog.testing.capture_logs() as logs:
+        queue.ingest(NOW)
+    assert [e["event"] for e in logs] == ["queue_file_not_regular"]
+
+
 def test_submit_goes_around_a_spool_file_another_user_planted(tmp_path: Path) -> None:
     """User A (here: this uid) created queue.d/<uid of B>.jsonl; B's submit must still land."""
     (tmp_path / SPOOL_DIR).mkdir()
