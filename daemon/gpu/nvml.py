@@ -225,8 +225,11 @@ class NvmlBackend:
         counter = self._counters.get(index)
         if counter is None:
             return None
-        raw = int(self._call("nvmlDeviceGetTotalEnergyConsumption", index, handle))
+        # Read and unwrap under one lock: a raw value read before another thread's newer one
+        # and applied after it would look like a counter reset (the sampler thread and the
+        # service both read).
         with self._lock:
+            raw = int(self._call("nvmlDeviceGetTotalEnergyConsumption", index, handle))
             return counter.energy_j(raw)
 
     def _optional(self, function: str, index: int, *args: Any) -> Any:

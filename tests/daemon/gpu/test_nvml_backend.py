@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import types
 
 import pytest
@@ -145,3 +146,33 @@ def test_missing_bindings_name_the_package(monkeypatch: pytest.MonkeyPatch) -> N
 def test_the_official_bindings_are_accepted() -> None:
     pytest.importorskip("pynvml", reason="nvidia-ml-py not installed")
     assert hasattr(load_pynvml(), "nvmlDeviceGetTotalEnergyConsumption")
+
+
+def test_concurrent_reads_never_mistake_an_older_raw_value_for_a_reset(clock: FakeClock) -> None:
+    # The sampler thread and the service (JobMeasurement._power_now_w) read the same backend.
+    # A raw value read before another thread's newer one must not be taken for a counter reset
+    # (which would add the whole counter since driver load, here 5000 J, to the energy).
+    gpu = fake_gpu(clock, 100.0, energy_counter_start_mj=5_000_000)
+    nvml = make_nvml(clock, gpu)
+    backend = NvmlBackend(nvml, clock=clock)
+    backend.start()
+    raw_counter = nvml.nvmlDeviceGetTotalEnergyConsumption
+    slow_has_read, fast_is_done = threading.Event(), threading.Event()
+
+    def slow_counter(handle: object) -> int:
+        raw = raw_counter(handle)  # type: ignore[arg-type]
+        if threading.current_thread().name == "slow":
+            slow_has_read.set()
+            fast_is_done.wait(0.3)  # the other read goes first unless the backend serialises
+        return raw
+
+    nvml.nvmlDeviceGetTotalEnergyConsumption = slow_counter  # type: ignore[method-assign]
+    slow = threading.Thread(target=backend.read, args=(0,), name="slow")
+    slow.start()
+    assert slow_has_read.wait(5.0)
+    clock.advance(1.0)
+    backend.read(0)
+    fast_is_done.set()
+    slow.join()
+    clock.advance(1.0)
+    assert backend.read(0).energy_j == 200.0
