@@ -33,12 +33,30 @@ NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_ALREADY_INITIALIZED = 5
 NVML_ERROR_NOT_FOUND = 6
+NVML_ERROR_INSUFFICIENT_SIZE = 7
+NVML_ERROR_INSUFFICIENT_POWER = 8
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_TIMEOUT = 10
+NVML_ERROR_IRQ_ISSUE = 11
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
+NVML_ERROR_CORRUPTED_INFOROM = 14
 NVML_ERROR_GPU_IS_LOST = 15
 NVML_ERROR_RESET_REQUIRED = 16
+NVML_ERROR_OPERATING_SYSTEM = 17
+NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
+NVML_ERROR_IN_USE = 19
+NVML_ERROR_MEMORY = 20
+NVML_ERROR_NO_DATA = 21
+NVML_ERROR_VGPU_ECC_NOT_SUPPORTED = 22
+NVML_ERROR_INSUFFICIENT_RESOURCES = 23
+NVML_ERROR_FREQ_NOT_SUPPORTED = 24
+NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25
+NVML_ERROR_DEPRECATED = 26
+NVML_ERROR_NOT_READY = 27
+NVML_ERROR_GPU_NOT_FOUND = 28
+NVML_ERROR_INVALID_STATE = 29
+NVML_ERROR_RESET_TYPE_NOT_SUPPORTED = 30
 NVML_ERROR_UNKNOWN = 999
 NVML_TEMPERATURE_GPU = 0
 NVML_CLOCK_GRAPHICS = 0
@@ -62,26 +80,35 @@ class NVMLError(Exception):
         obj.value = value
         return obj
 
-    def __init__(self, value: int) -> None:
-        super().__init__(value)
+    def __eq__(self, other: object) -> bool:  # as pynvml: errors compare by code
+        return self.value == getattr(other, "value", None)
+
+    __hash__ = None  # type: ignore[assignment]  # as pynvml's (``__eq__`` without ``__hash__``)
 
     def __str__(self) -> str:
         return _ERROR_STRINGS.get(self.value, f"NVML Error with code {self.value}")
 
 
-_ERROR_STRINGS = {
+_ERROR_STRINGS = {  # pynvml's NVMLError._errcode_to_string
     NVML_ERROR_UNINITIALIZED: "Uninitialized",
     NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
     NVML_ERROR_NOT_SUPPORTED: "Not Supported",
     NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
     NVML_ERROR_ALREADY_INITIALIZED: "Already Initialized",
     NVML_ERROR_NOT_FOUND: "Not Found",
+    NVML_ERROR_INSUFFICIENT_SIZE: "Insufficient Size",
+    NVML_ERROR_INSUFFICIENT_POWER: "Insufficient External Power",
     NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
     NVML_ERROR_TIMEOUT: "Timeout",
+    NVML_ERROR_IRQ_ISSUE: "Interrupt Request Issue",
     NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
     NVML_ERROR_FUNCTION_NOT_FOUND: "Function Not Found",
+    NVML_ERROR_CORRUPTED_INFOROM: "Corrupted infoROM",
     NVML_ERROR_GPU_IS_LOST: "GPU is lost",
     NVML_ERROR_RESET_REQUIRED: "GPU requires restart",
+    NVML_ERROR_OPERATING_SYSTEM: "The operating system has blocked the request.",
+    NVML_ERROR_LIB_RM_VERSION_MISMATCH: "RM has detected an NVML/RM version mismatch.",
+    NVML_ERROR_MEMORY: "Insufficient Memory",
     NVML_ERROR_UNKNOWN: "Unknown Error",
 }
 
@@ -100,10 +127,54 @@ NVMLError_Uninitialized = _error_class("NVMLError_Uninitialized", NVML_ERROR_UNI
 NVMLError_InvalidArgument = _error_class("NVMLError_InvalidArgument", NVML_ERROR_INVALID_ARGUMENT)
 NVMLError_NotSupported = _error_class("NVMLError_NotSupported", NVML_ERROR_NOT_SUPPORTED)
 NVMLError_NoPermission = _error_class("NVMLError_NoPermission", NVML_ERROR_NO_PERMISSION)
+NVMLError_AlreadyInitialized = _error_class(
+    "NVMLError_AlreadyInitialized", NVML_ERROR_ALREADY_INITIALIZED
+)
 NVMLError_NotFound = _error_class("NVMLError_NotFound", NVML_ERROR_NOT_FOUND)
+NVMLError_InsufficientSize = _error_class(
+    "NVMLError_InsufficientSize", NVML_ERROR_INSUFFICIENT_SIZE
+)
+NVMLError_InsufficientPower = _error_class(
+    "NVMLError_InsufficientPower", NVML_ERROR_INSUFFICIENT_POWER
+)
 NVMLError_DriverNotLoaded = _error_class("NVMLError_DriverNotLoaded", NVML_ERROR_DRIVER_NOT_LOADED)
+NVMLError_Timeout = _error_class("NVMLError_Timeout", NVML_ERROR_TIMEOUT)
+NVMLError_IrqIssue = _error_class("NVMLError_IrqIssue", NVML_ERROR_IRQ_ISSUE)
 NVMLError_LibraryNotFound = _error_class("NVMLError_LibraryNotFound", NVML_ERROR_LIBRARY_NOT_FOUND)
+NVMLError_FunctionNotFound = _error_class(
+    "NVMLError_FunctionNotFound", NVML_ERROR_FUNCTION_NOT_FOUND
+)
+NVMLError_CorruptedInforom = _error_class(
+    "NVMLError_CorruptedInforom", NVML_ERROR_CORRUPTED_INFOROM
+)
 NVMLError_GpuIsLost = _error_class("NVMLError_GpuIsLost", NVML_ERROR_GPU_IS_LOST)
+NVMLError_ResetRequired = _error_class("NVMLError_ResetRequired", NVML_ERROR_RESET_REQUIRED)
+NVMLError_OperatingSystem = _error_class("NVMLError_OperatingSystem", NVML_ERROR_OPERATING_SYSTEM)
+NVMLError_LibRmVersionMismatch = _error_class(
+    "NVMLError_LibRmVersionMismatch", NVML_ERROR_LIB_RM_VERSION_MISMATCH
+)
+NVMLError_InUse = _error_class("NVMLError_InUse", NVML_ERROR_IN_USE)
+NVMLError_Memory = _error_class("NVMLError_Memory", NVML_ERROR_MEMORY)
+NVMLError_NoData = _error_class("NVMLError_NoData", NVML_ERROR_NO_DATA)
+NVMLError_VgpuEccNotSupported = _error_class(
+    "NVMLError_VgpuEccNotSupported", NVML_ERROR_VGPU_ECC_NOT_SUPPORTED
+)
+NVMLError_InsufficientResources = _error_class(
+    "NVMLError_InsufficientResources", NVML_ERROR_INSUFFICIENT_RESOURCES
+)
+NVMLError_FreqNotSupported = _error_class(
+    "NVMLError_FreqNotSupported", NVML_ERROR_FREQ_NOT_SUPPORTED
+)
+NVMLError_ArgumentVersionMismatch = _error_class(
+    "NVMLError_ArgumentVersionMismatch", NVML_ERROR_ARGUMENT_VERSION_MISMATCH
+)
+NVMLError_Deprecated = _error_class("NVMLError_Deprecated", NVML_ERROR_DEPRECATED)
+NVMLError_NotReady = _error_class("NVMLError_NotReady", NVML_ERROR_NOT_READY)
+NVMLError_GpuNotFound = _error_class("NVMLError_GpuNotFound", NVML_ERROR_GPU_NOT_FOUND)
+NVMLError_InvalidState = _error_class("NVMLError_InvalidState", NVML_ERROR_INVALID_STATE)
+NVMLError_ResetTypeNotSupported = _error_class(
+    "NVMLError_ResetTypeNotSupported", NVML_ERROR_RESET_TYPE_NOT_SUPPORTED
+)
 NVMLError_Unknown = _error_class("NVMLError_Unknown", NVML_ERROR_UNKNOWN)
 
 
@@ -178,7 +249,9 @@ class FakeNvml:
     NVMLError_NotFound = NVMLError_NotFound
     NVMLError_DriverNotLoaded = NVMLError_DriverNotLoaded
     NVMLError_LibraryNotFound = NVMLError_LibraryNotFound
+    NVMLError_FunctionNotFound = NVMLError_FunctionNotFound
     NVMLError_GpuIsLost = NVMLError_GpuIsLost
+    NVMLError_ResetRequired = NVMLError_ResetRequired
     NVMLError_Unknown = NVMLError_Unknown
     NVML_SUCCESS = NVML_SUCCESS
     NVML_ERROR_UNINITIALIZED = NVML_ERROR_UNINITIALIZED
@@ -189,7 +262,9 @@ class FakeNvml:
     NVML_ERROR_DRIVER_NOT_LOADED = NVML_ERROR_DRIVER_NOT_LOADED
     NVML_ERROR_LIBRARY_NOT_FOUND = NVML_ERROR_LIBRARY_NOT_FOUND
     NVML_ERROR_FUNCTION_NOT_FOUND = NVML_ERROR_FUNCTION_NOT_FOUND
+    NVML_ERROR_TIMEOUT = NVML_ERROR_TIMEOUT
     NVML_ERROR_GPU_IS_LOST = NVML_ERROR_GPU_IS_LOST
+    NVML_ERROR_RESET_REQUIRED = NVML_ERROR_RESET_REQUIRED
     NVML_ERROR_UNKNOWN = NVML_ERROR_UNKNOWN
     NVML_TEMPERATURE_GPU = NVML_TEMPERATURE_GPU
     NVML_CLOCK_GRAPHICS = NVML_CLOCK_GRAPHICS
@@ -315,3 +390,9 @@ class FakeNvml:
         if function in gpu.denied:
             raise NVMLError(NVML_ERROR_NO_PERMISSION)
         return gpu
+
+
+# The other error classes and codes too, as attributes of the module stand-in (pynvml has all).
+for _name, _value in list(globals().items()):
+    if _name.startswith(("NVMLError_", "NVML_ERROR_")) and not hasattr(FakeNvml, _name):
+        setattr(FakeNvml, _name, _value)

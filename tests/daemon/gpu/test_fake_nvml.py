@@ -123,3 +123,21 @@ def test_driver_not_loaded(clock: FakeClock) -> None:
     nvml.driver_loaded = False
     with pytest.raises(fake_nvml.NVMLError_DriverNotLoaded):
         nvml.nvmlInit()
+
+
+def test_every_real_error_class_is_in_the_fake_and_behaves_alike(
+    real: object, clock: FakeClock
+) -> None:
+    names = [n for n in dir(real) if n.startswith("NVMLError_")]
+    assert len(names) >= 30
+    for name in names:
+        real_class, fake_class = getattr(real, name), getattr(fake_nvml, name)
+        assert getattr(make_nvml(clock), name) is fake_class
+        # pynvml's classes are built without arguments (``raise NVMLError_GpuIsLost()``)
+        real_error, fake_error = real_class(), fake_class()
+        assert type(fake_error).__name__ == name
+        assert fake_error.value == real_error.value
+        assert type(NVMLError(fake_error.value)) is fake_class  # what _nvmlCheckReturn raises
+        assert fake_error == NVMLError(real_error.value)  # equal by code, as pynvml's
+        if real_error.value in real.NVMLError._errcode_to_string:  # type: ignore[attr-defined]
+            assert str(fake_error) == str(real_error)
