@@ -8,7 +8,9 @@ codes of the real bindings, so :class:`daemon.gpu.nvml.NvmlBackend` runs unchang
 - devices can lack the energy counter, a fan or MIG (``NVMLError_NotSupported``);
 - a device can be lost at a given time (every call then raises ``NVMLError_GpuIsLost``);
 - ``nvmlInit`` can fail as with no driver (``NVMLError_DriverNotLoaded``), queries can be refused
-  (``NVMLError_NoPermission``), and calls before ``nvmlInit`` raise ``NVMLError_Uninitialized``.
+  (``NVMLError_NoPermission``), and calls before ``nvmlInit`` raise ``NVMLError_Uninitialized``;
+- an older driver can lack functions (``NVMLError_FunctionNotFound``, which the bindings raise when
+  ``libnvidia-ml`` has no such symbol, e.g. ``nvmlDeviceGetMigMode`` before R450).
 
 Device state is given in W and J (:class:`FakeGpu`); the fake answers in NVML's mW and mJ, as the
 hardware does. Time comes from an injected monotonic clock.
@@ -17,7 +19,7 @@ hardware does. Time comes from an injected monotonic clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -239,6 +241,7 @@ class FakeNvml:
         gpus: the devices, in index order.
         clock: monotonic seconds (a fake clock in tests, ``time.monotonic`` when simulating).
         driver_loaded: False makes ``nvmlInit`` raise ``NVMLError_DriverNotLoaded``.
+        missing_functions: NVML functions this driver lacks (``NVMLError_FunctionNotFound``).
     """
 
     NVMLError = NVMLError
@@ -280,11 +283,13 @@ class FakeNvml:
         *,
         driver_loaded: bool = True,
         driver_version: str = "550.54.15",
+        missing_functions: Collection[str] = (),
     ) -> None:
         self.gpus = gpus
         self.clock = clock
         self.driver_loaded = driver_loaded
         self.driver_version = driver_version
+        self.missing_functions = set(missing_functions)
         self.initialised = 0  # nvmlInit/nvmlShutdown are reference-counted, as in NVML
         self.calls: dict[str, int] = {}
 
@@ -293,6 +298,7 @@ class FakeNvml:
 
     # -- library ---------------------------------------------------------------------------
     def nvmlInit(self) -> None:  # noqa: N802 - pynvml's names
+        self._resolve("nvmlInit")
         if not self.driver_loaded:
             raise NVMLError(NVML_ERROR_DRIVER_NOT_LOADED)
         self.initialised += 1
@@ -380,7 +386,13 @@ class FakeNvml:
         if self.initialised <= 0:
             raise NVMLError(NVML_ERROR_UNINITIALIZED)
 
+    def _resolve(self, function: str) -> None:
+        """As ``_nvmlGetFunctionPointer``: a symbol the driver's library lacks raises first."""
+        if function in self.missing_functions:
+            raise NVMLError(NVML_ERROR_FUNCTION_NOT_FOUND)
+
     def _gpu(self, handle: _Handle, function: str) -> FakeGpu:
+        self._resolve(function)
         self._check_init()
         self.calls[function] = self.calls.get(function, 0) + 1
         gpu = self.gpus[handle.index]

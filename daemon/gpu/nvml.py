@@ -7,6 +7,8 @@ translated into :mod:`daemon.gpu.errors` by their code, with ``raise ... from e`
 NVML code                                          carbond error
 =================================================  ===========================
 NOT_SUPPORTED                                      GpuNotSupportedError
+FUNCTION_NOT_FOUND (an older driver lacks it)      GpuNotSupportedError for a device query,
+                                                   NvmlUnavailableError for a library call
 GPU_IS_LOST, RESET_REQUIRED                        GpuLostError
 NO_PERMISSION                                      GpuPermissionError
 DRIVER_NOT_LOADED, LIBRARY_NOT_FOUND,              NvmlUnavailableError
@@ -50,6 +52,7 @@ _MILLI = 1000.0
 # NVML error codes (nvml.h); the same values as pynvml's NVML_ERROR_* constants.
 _NOT_SUPPORTED = 3
 _NO_PERMISSION = 4
+_FUNCTION_NOT_FOUND = 13  # the driver's libnvidia-ml lacks the symbol (an older driver)
 _UNAVAILABLE = {1, 9, 12, 18}  # UNINITIALIZED, DRIVER_NOT_LOADED, LIBRARY_NOT_FOUND, RM mismatch
 _LOST = {15, 16}  # GPU_IS_LOST, RESET_REQUIRED
 _TEMPERATURE_GPU = 0
@@ -256,6 +259,10 @@ def _translate(error: Any, function: str, index: int) -> GpuError:
     code = int(getattr(error, "value", -1))
     where = "NVML" if index < 0 else f"GPU {index}"
     message = f"{where}: {function} failed: {error} (NVML error {code})"
+    if code == _FUNCTION_NOT_FOUND:  # e.g. nvmlDeviceGetMigMode on a driver before R450
+        if index < 0:
+            return NvmlUnavailableError(f"{message}; the NVIDIA driver is too old")
+        code = _NOT_SUPPORTED  # a device query this driver does not have
     if code == _NOT_SUPPORTED:
         return GpuNotSupportedError(message)
     if code in _LOST:

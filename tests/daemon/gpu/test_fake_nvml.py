@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.gpu import fake_nvml
-from daemon.gpu.fake_nvml import NVMLError
+from daemon.gpu.fake_nvml import FakeNvml, NVMLError
 from tests.daemon.gpu.conftest import FakeClock, fake_gpu, make_nvml
 
 FUNCTIONS = [
@@ -141,3 +141,11 @@ def test_every_real_error_class_is_in_the_fake_and_behaves_alike(
         assert fake_error == NVMLError(real_error.value)  # equal by code, as pynvml's
         if real_error.value in real.NVMLError._errcode_to_string:  # type: ignore[attr-defined]
             assert str(fake_error) == str(real_error)
+
+
+def test_a_function_the_driver_lacks_raises_function_not_found(clock: FakeClock) -> None:
+    nvml = FakeNvml([fake_gpu(clock)], clock, missing_functions={"nvmlDeviceGetMigMode"})
+    nvml.nvmlInit()
+    handle = nvml.nvmlDeviceGetHandleByIndex(0)
+    with pytest.raises(fake_nvml.NVMLError_FunctionNotFound):
+        nvml.nvmlDeviceGetMigMode(handle)

@@ -87,6 +87,7 @@ def test_the_counter_is_read_only_where_supported(clock: FakeClock) -> None:
     ("code", "error"),
     [
         (fake_nvml.NVML_ERROR_NOT_SUPPORTED, GpuNotSupportedError),
+        (fake_nvml.NVML_ERROR_FUNCTION_NOT_FOUND, GpuNotSupportedError),
         (fake_nvml.NVML_ERROR_GPU_IS_LOST, GpuLostError),
         (fake_nvml.NVML_ERROR_RESET_REQUIRED, GpuLostError),
         (fake_nvml.NVML_ERROR_NO_PERMISSION, GpuPermissionError),
@@ -176,3 +177,24 @@ def test_concurrent_reads_never_mistake_an_older_raw_value_for_a_reset(clock: Fa
     slow.join()
     clock.advance(1.0)
     assert backend.read(0).energy_j == 200.0
+
+
+def test_a_function_the_driver_lacks_is_an_unsupported_query(clock: FakeClock) -> None:
+    # pynvml raises NVMLError_FunctionNotFound where libnvidia-ml has no such symbol: an R418
+    # driver has no nvmlDeviceGetMigMode (R450); that must not stop discovery.
+    nvml = make_nvml(clock, fake_gpu(clock, 100.0))
+    nvml.missing_functions = {"nvmlDeviceGetMigMode", "nvmlDeviceGetTotalEnergyConsumption"}
+    backend = NvmlBackend(nvml, clock=clock)
+    backend.start()
+    (device,) = backend.devices()
+    assert device.mig_enabled is None
+    assert device.energy_counter is False
+    assert backend.read(0).power_w == 100.0
+    assert backend.read(0).energy_j is None
+
+
+def test_a_driver_without_nvml_init_makes_nvml_unavailable(clock: FakeClock) -> None:
+    nvml = make_nvml(clock)
+    nvml.missing_functions = {"nvmlInit"}
+    with pytest.raises(NvmlUnavailableError, match="Function Not Found"):
+        NvmlBackend(nvml, clock=clock).start()
