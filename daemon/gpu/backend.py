@@ -20,21 +20,22 @@ class GpuDevice:
 
     ``energy_counter`` says whether the cumulative energy counter is supported (Volta and newer);
     where it is not, energy is the time integral of sampled power. ``mig_enabled`` is None where
-    the device does not support MIG.
+    the device does not support MIG; ``memory_total_bytes`` where it is not told (a MIG-enabled
+    GPU's memory to a caller that is not root).
     """
 
     index: int
     uuid: str
     name: str
-    memory_total_bytes: int
+    memory_total_bytes: int | None
     power_limit_w: float | None
     mig_enabled: bool | None
     energy_counter: bool
 
     @property
-    def memory_gb(self) -> float:
-        """Total memory in GB (10^9 bytes)."""
-        return self.memory_total_bytes / _BYTES_PER_GB
+    def memory_gb(self) -> float | None:
+        """Total memory in GB (10^9 bytes), None where not told."""
+        return None if self.memory_total_bytes is None else self.memory_total_bytes / _BYTES_PER_GB
 
 
 @dataclass(frozen=True, slots=True)

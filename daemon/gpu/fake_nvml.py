@@ -6,6 +6,8 @@ codes of the real bindings, so :class:`daemon.gpu.nvml.NvmlBackend` runs unchang
 - ``nvmlDeviceGetTotalEnergyConsumption`` is an unsigned 64-bit mJ counter: the exact integral of
   the device's :class:`PowerCurve`, plus a settable start value, modulo 2**64 (so it can wrap);
 - devices can lack the energy counter, a fan or MIG (``NVMLError_NotSupported``);
+- on a MIG-enabled device, utilisation is ``NVMLError_NotSupported`` and the parent's memory
+  info ``NVMLError_NoPermission`` unless the caller is privileged (as NVML documents);
 - a device can be lost at a given time (every call then raises ``NVMLError_GpuIsLost``);
 - ``nvmlInit`` can fail as with no driver (``NVMLError_DriverNotLoaded``), queries can be refused
   (``NVMLError_NoPermission``), and calls before ``nvmlInit`` raise ``NVMLError_Uninitialized``;
@@ -242,6 +244,7 @@ class FakeNvml:
         clock: monotonic seconds (a fake clock in tests, ``time.monotonic`` when simulating).
         driver_loaded: False makes ``nvmlInit`` raise ``NVMLError_DriverNotLoaded``.
         missing_functions: NVML functions this driver lacks (``NVMLError_FunctionNotFound``).
+        privileged: whether the caller is root (MIG parents' memory info needs it).
     """
 
     NVMLError = NVMLError
@@ -284,12 +287,14 @@ class FakeNvml:
         driver_loaded: bool = True,
         driver_version: str = "550.54.15",
         missing_functions: Collection[str] = (),
+        privileged: bool = True,
     ) -> None:
         self.gpus = gpus
         self.clock = clock
         self.driver_loaded = driver_loaded
         self.driver_version = driver_version
         self.missing_functions = set(missing_functions)
+        self.privileged = privileged
         self.initialised = 0  # nvmlInit/nvmlShutdown are reference-counted, as in NVML
         self.calls: dict[str, int] = {}
 
@@ -331,6 +336,8 @@ class FakeNvml:
 
     def nvmlDeviceGetMemoryInfo(self, handle: _Handle) -> _Memory:  # noqa: N802 - pynvml name
         gpu = self._gpu(handle, "nvmlDeviceGetMemoryInfo")
+        if gpu.mig_mode == NVML_DEVICE_MIG_ENABLE and not self.privileged:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)  # aggregate over MIG instances: root only
         used = gpu.memory_used_bytes
         return _Memory(total=gpu.memory_total_bytes, free=gpu.memory_total_bytes - used, used=used)
 
@@ -359,6 +366,8 @@ class FakeNvml:
 
     def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> _Utilization:  # noqa: N802 - pynvml name
         gpu = self._gpu(handle, "nvmlDeviceGetUtilizationRates")
+        if gpu.mig_mode == NVML_DEVICE_MIG_ENABLE:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return _Utilization(gpu=gpu.utilisation_pct, memory=gpu.memory_utilisation_pct)
 
     def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:  # noqa: N802 - pynvml name

@@ -200,7 +200,8 @@ class NvmlBackend:
         self._handles[index] = handle
         limit_mw = self._optional("nvmlDeviceGetEnforcedPowerLimit", index, handle)
         mig = self._optional("nvmlDeviceGetMigMode", index, handle)
-        memory = self._call("nvmlDeviceGetMemoryInfo", index, handle)
+        # NO_PERMISSION on a MIG-enabled GPU unless root: None then, not a failed discovery
+        memory = self._optional("nvmlDeviceGetMemoryInfo", index, handle)
         try:
             raw = int(self._call("nvmlDeviceGetTotalEnergyConsumption", index, handle))
             self._counters[index] = _Counter(base_mj=raw, last_raw_mj=raw)
@@ -210,7 +211,7 @@ class NvmlBackend:
             index=index,
             uuid=_text(self._call("nvmlDeviceGetUUID", index, handle)),
             name=_text(self._call("nvmlDeviceGetName", index, handle)),
-            memory_total_bytes=int(memory.total),
+            memory_total_bytes=None if memory is None else int(memory.total),
             power_limit_w=None if limit_mw is None else limit_mw / _MILLI,
             mig_enabled=None if mig is None else mig[0] == _MIG_ENABLE,
             energy_counter=index in self._counters,

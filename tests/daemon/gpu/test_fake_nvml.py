@@ -149,3 +149,18 @@ def test_a_function_the_driver_lacks_raises_function_not_found(clock: FakeClock)
     handle = nvml.nvmlDeviceGetHandleByIndex(0)
     with pytest.raises(fake_nvml.NVMLError_FunctionNotFound):
         nvml.nvmlDeviceGetMigMode(handle)
+
+
+def test_a_mig_enabled_gpu_answers_as_nvml_documents(clock: FakeClock) -> None:
+    gpu = fake_gpu(clock, mig_mode=fake_nvml.NVML_DEVICE_MIG_ENABLE)
+    for privileged in (True, False):
+        nvml = FakeNvml([gpu], clock, privileged=privileged)
+        nvml.nvmlInit()
+        handle = nvml.nvmlDeviceGetHandleByIndex(0)
+        with pytest.raises(fake_nvml.NVMLError_NotSupported):
+            nvml.nvmlDeviceGetUtilizationRates(handle)
+        if privileged:
+            assert nvml.nvmlDeviceGetMemoryInfo(handle).total == gpu.memory_total_bytes
+        else:
+            with pytest.raises(fake_nvml.NVMLError_NoPermission):
+                nvml.nvmlDeviceGetMemoryInfo(handle)

@@ -198,3 +198,20 @@ def test_a_driver_without_nvml_init_makes_nvml_unavailable(clock: FakeClock) -> 
     nvml.missing_functions = {"nvmlInit"}
     with pytest.raises(NvmlUnavailableError, match="Function Not Found"):
         NvmlBackend(nvml, clock=clock).start()
+
+
+def test_a_mig_enabled_gpu_read_without_root(clock: FakeClock) -> None:
+    # NVML: the parent's memory info needs privileges in MIG mode (NO_PERMISSION otherwise) and
+    # its utilisation is not supported; neither may stop discovery or reading.
+    gpu = fake_gpu(clock, 250.0, mig_mode=fake_nvml.NVML_DEVICE_MIG_ENABLE, utilisation_pct=50)
+    nvml = fake_nvml.FakeNvml([gpu], clock, privileged=False)
+    backend = NvmlBackend(nvml, clock=clock)
+    backend.start()
+    (device,) = backend.devices()
+    assert device.mig_enabled is True
+    assert device.memory_total_bytes is None
+    assert device.memory_gb is None
+    clock.advance(2.0)
+    reading = backend.read(0)
+    assert (reading.utilisation_pct, reading.memory_used_bytes) == (None, None)
+    assert (reading.power_w, reading.energy_j) == (250.0, 500.0)
