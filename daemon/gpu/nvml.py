@@ -191,8 +191,12 @@ class NvmlBackend:
         for index in range(int(self._call("nvmlDeviceGetCount", -1))):
             try:
                 found.append(self._describe(index))
-            except GpuLostError as e:
-                log.warning("gpu_lost_at_discovery", gpu=index, error=str(e))
+            except NvmlUnavailableError:
+                raise
+            except GpuError as e:
+                # Lost, unpowered, or refused: nvmlDeviceGetCount_v2 counts devices whose
+                # nvmlDeviceGetHandleByIndex_v2 is NO_PERMISSION. The others are still measured.
+                log.warning("gpu_skipped_at_discovery", gpu=index, error=str(e))
         return tuple(found)
 
     def _describe(self, index: int) -> GpuDevice:

@@ -215,3 +215,34 @@ def test_a_mig_enabled_gpu_read_without_root(clock: FakeClock) -> None:
     reading = backend.read(0)
     assert (reading.utilisation_pct, reading.memory_used_bytes) == (None, None)
     assert (reading.power_w, reading.energy_j) == (250.0, 500.0)
+
+
+@pytest.mark.parametrize(
+    ("refused", "how"),
+    [
+        ({"nvmlDeviceGetHandleByIndex"}, None),  # NO_PERMISSION: counted, not ours to talk to
+        (set(), fake_nvml.NVML_ERROR_GPU_IS_LOST),
+        (set(), fake_nvml.NVML_ERROR_INSUFFICIENT_POWER),
+    ],
+)
+def test_a_device_that_cannot_be_described_is_skipped_not_fatal(
+    clock: FakeClock, refused: set[str], how: int | None
+) -> None:
+    # NVML: nvmlDeviceGetCount_v2 counts every device even where nvmlDeviceGetHandleByIndex_v2
+    # returns NO_PERMISSION for it; "update your code to handle this error".
+    nvml = make_nvml(clock, fake_gpu(clock), fake_gpu(clock, denied=refused), fake_gpu(clock))
+    if how is not None:
+        real_handle = nvml.nvmlDeviceGetHandleByIndex
+
+        def handle(index: int) -> object:
+            if index == 1:
+                raise NVMLError(how)
+            return real_handle(index)
+
+        nvml.nvmlDeviceGetHandleByIndex = handle  # type: ignore[assignment,method-assign]
+    backend = NvmlBackend(nvml, clock=clock)
+    backend.start()
+    assert [d.index for d in backend.devices()] == [0, 2]
+    assert backend.read(2).power_w == 100.0
+    with pytest.raises(GpuError, match="GPU 1: no such device"):
+        backend.read(1)
