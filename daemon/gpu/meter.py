@@ -12,6 +12,8 @@ Rules (also in ``docs/gpus.md``):
   device, that device's energy is divided equally among the jobs holding it. A job that ever
   shared a device is flagged ``shared``.
 - A lost device ends the charge at its last good reading; its jobs carry ``failed_reason``.
+  Any other failed read at a job's begin or end also uses the last good reading (the rest is
+  charged at the next change), so the job still begins or ends.
 
 Per job and device the meter also keeps a power/temperature/fan curve at ``curve_resolution_s``,
 at most ``curve_max_points`` points (the resolution doubles when a long job would exceed it).
@@ -216,6 +218,8 @@ class EnergyMeter:
                     return reading.energy_j
             except GpuLostError as e:
                 device.lost_reason = f"GPU {index} lost: {e}"
+            except GpuError as e:  # a transient NVML error (UNKNOWN, TIMEOUT): last good reading
+                log.warning("gpu_read_failed_at_job_boundary", gpu=index, error=str(e))
         if not device.counter:
             return self._sampler.last_integrated_energy_j(index)
         latest = self._sampler.latest(index)

@@ -186,3 +186,22 @@ def test_a_job_cannot_be_metered_twice(clock: FakeClock) -> None:
     with pytest.raises(GpuError, match="already metered"):
         meter.begin("x", [0])
     assert meter.running() == ("x",)
+
+
+def test_a_transient_nvml_error_at_a_jobs_end_still_ends_it(clock: FakeClock) -> None:
+    # NVML_ERROR_UNKNOWN on the counter read at end() used to leave the job holding the GPU,
+    # so every later job there was split with it (half its energy, flagged shared).
+    gpu = fake_gpu(clock, 100.0)
+    sampler, meter = rig(clock, gpu)
+    meter.begin("a", [0])
+    run(sampler, clock, 10.0)
+    gpu.denied.add("nvmlDeviceGetTotalEnergyConsumption")  # any non-lost NVML error will do
+    a = meter.end("a")
+    assert a.energy_j == pytest.approx(1000.0 - 10.0, abs=0.01)  # to the last good reading
+    gpu.denied.clear()
+    meter.begin("b", [0])
+    run(sampler, clock, 10.0)
+    b = meter.end("b")
+    assert meter.running() == ()
+    assert b.shared is False
+    assert b.energy_j == pytest.approx(1000.0, abs=0.01)
