@@ -48,6 +48,14 @@ def _dashboard_exprs() -> list[str]:
     return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
 
 
+def _rule_exprs(rules: str) -> list[str]:
+    """Each rule's ``expr``: inline, or a block scalar (``>-``: its more-indented lines)."""
+    block = r"^( +)expr: >-\n((?:\1 +\S.*\n)+)"
+    folded = [" ".join(m.group(2).split()) for m in re.finditer(block, rules, re.M)]
+    inline = re.findall(r"^ +expr: (?!>-$)(.+)$", rules, re.M)
+    return folded + inline
+
+
 def test_every_metric_is_documented_and_nothing_else(endpoint: tuple[set[str], set[str]]) -> None:
     _, names = endpoint
     page = (REPO / "docs/metrics.md").read_text()
@@ -68,7 +76,8 @@ def test_the_dashboard_uses_exactly_the_endpoint_names(endpoint: tuple[set[str],
 def test_the_alert_rules_use_endpoint_names(endpoint: tuple[set[str], set[str]]) -> None:
     samples, _ = endpoint
     rules = (REPO / "examples/prometheus/carbond-alerts.yml").read_text()
-    exprs = re.findall(r"^\s+expr: (.+)$", rules, re.M)
+    exprs = _rule_exprs(rules)
+    assert all(NAME.search(e) for e in exprs), exprs
     alerts = re.findall(r"^\s+- alert: (\w+)$", rules, re.M)
     assert {"CarbondDown", "CarbondSignalStale", "CarbondDeadlineMissed"} <= set(alerts)
     used = {n for expr in exprs for n in NAME.findall(expr)}

@@ -1,0 +1,140 @@
+"""The example alert rules fire on the conditions their descriptions claim: ``promtool test
+rules`` on synthetic series (skipped, saying so, where Prometheus' promtool is not installed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "examples/prometheus/carbond-alerts.yml"
+
+
+def _promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.skip("promtool not installed (Debian package prometheus); cannot run the rules")
+    return path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_promtool(), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _test_rules(tmp_path: Path, series: dict[str, str], *cases: dict[str, Any]) -> None:
+    """``promtool test rules`` of one test group: ``series`` (selector -> values, one a
+    minute) and ``cases`` (its ``alert_rule_test`` entries). The file is JSON: YAML reads it."""
+    group = {
+        "interval": "1m",
+        "input_series": [{"series": s, "values": v} for s, v in series.items()],
+        "alert_rule_test": list(cases),
+    }
+    spec = {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": [group]}
+    path = tmp_path / "carbond-alerts-test.yml"
+    path.write_text(json.dumps(spec, indent=1))
+    done = _run("test", "rules", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _alert(name: str, at: str, *alerts: dict[str, Any]) -> dict[str, Any]:
+    """An ``alert_rule_test`` entry: ``name`` at ``at`` fires exactly ``alerts`` (each its
+    ``exp_labels`` and every one of its ``exp_annotations``: promtool compares them all)."""
+    return {"alertname": name, "eval_time": at, "exp_alerts": list(alerts)}
+
+
+UP = 'up{job="carbond",instance="gpu1:9464"}'
+JOBS = 'carbond_jobs{job="carbond",instance="gpu1:9464",state="queued"}'
+GPU1 = {"job": "carbond", "instance": "gpu1:9464"}
+DOWN = (
+    "No metrics from carbond for 5 minutes: queued jobs are not planned or started. Check "
+    "`systemctl status carbond` and `journalctl -u carbond`."
+)
+
+
+def _down(summary: str, **labels: str) -> dict[str, Any]:
+    return {
+        "exp_labels": {"severity": "critical", "job": "carbond", **labels},
+        "exp_annotations": {"summary": summary, "description": DOWN},
+    }
+
+
+def test_the_rules_are_valid() -> None:
+    done = _run("check", "rules", str(RULES))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_daemon_down_is_one_alert_naming_its_instance(tmp_path: Path) -> None:
+    """Scrapes fail from minute 2: one alert after 5 minutes, for that instance (not a second
+    one without labels once ``carbond_jobs`` is gone too)."""
+    down = _down("carbond is down on gpu1:9464", instance="gpu1:9464")
+    _test_rules(
+        tmp_path,
+        {UP: "1 1 0x30", JOBS: "0 0 _x30"},
+        _alert("CarbondDown", "5m"),
+        _alert("CarbondDown", "8m", down),
+        _alert("CarbondDown", "20m", down),
+    )
+
+
+def test_an_endpoint_without_carbond_metrics_is_down(tmp_path: Path) -> None:
+    """Another exporter answers on gpu2's port (up, but no ``carbond_jobs``): gpu2 is down,
+    though gpu1's carbond is fine."""
+    gpu2, gpu2_labels = 'up{job="carbond",instance="gpu2:9464"}', {"instance": "gpu2:9464"}
+    _test_rules(
+        tmp_path,
+        {UP: "1x10", JOBS: "0x10", gpu2: "1x10"},
+        _alert("CarbondDown", "4m"),
+        _alert("CarbondDown", "6m", _down("carbond is down on gpu2:9464", **gpu2_labels)),
+    )
+
+
+def test_no_carbond_target_at_all_is_down(tmp_path: Path) -> None:
+    _test_rules(
+        tmp_path,
+        {'up{job="node",instance="gpu1:9100"}': "1x10"},
+        _alert("CarbondDown", "4m"),
+        _alert("CarbondDown", "6m", _down("carbond is down")),
+    )
+
+
+def test_a_stale_signal_fires_after_3_hours_and_15_minutes(tmp_path: Path) -> None:
+    age = 'carbond_intensity_age_seconds{job="carbond",instance="gpu1:9464",zone="DE"}'
+    stale = {
+        "exp_labels": {"severity": "warning", "zone": "DE"},
+        "exp_annotations": {
+            "summary": "carbon-intensity signal for DE is 3h 16m 0s old",
+            "description": "carbond plans on a cached, forecast or static value for this zone "
+            "(the fallback chain); check the Electricity Maps token and network, "
+            "`carbond doctor`.",
+        },
+    }
+    _test_rules(
+        tmp_path,
+        {age: "9000+60x60"},  # over 3 h from minute 31, firing 15 minutes later
+        _alert("CarbondSignalStale", "45m"),
+        _alert("CarbondSignalStale", "46m", stale),
+    )
+
+
+def test_step_errors_fire_past_3_in_15_minutes(tmp_path: Path) -> None:
+    errors = 'carbond_step_errors_total{job="carbond",instance="gpu1:9464",step="plan"}'
+    failing = {
+        "exp_labels": {"severity": "warning", "step": "plan", **GPU1},
+        "exp_annotations": {
+            "summary": "carbond step plan keeps failing",
+            "description": "The service step raised 4 times in 15 minutes (logged as step_failed).",
+        },
+    }
+    _test_rules(
+        tmp_path,
+        {errors: "0x10 1 2 3 4x10"},  # 3 errors by minute 13, the 4th at 14
+        _alert("CarbondStepErrors", "13m"),
+        _alert("CarbondStepErrors", "14m", failing),
+    )
