@@ -138,3 +138,31 @@ def test_step_errors_fire_past_3_in_15_minutes(tmp_path: Path) -> None:
         _alert("CarbondStepErrors", "13m"),
         _alert("CarbondStepErrors", "14m", failing),
     )
+
+
+def test_a_missed_deadline_fires_for_15_minutes_with_the_number_of_jobs(tmp_path: Path) -> None:
+    """The ledger's count goes 2 -> 3 at minute 10, 3 -> 5 at 20: the alert says how many
+    jobs (whole ones: not a rate extrapolated over the window) for 15 minutes each; a restart
+    (no samples for 3 minutes, the same count after) is no miss."""
+    missed = 'carbond_ledger_deadlines_missed{job="carbond",instance="gpu1:9464"}'
+
+    def fired(jobs: int) -> dict[str, Any]:
+        return {
+            "exp_labels": {"severity": "warning", **GPU1},
+            "exp_annotations": {
+                "summary": "a carbond job ended after its deadline or expired unstarted",
+                "description": f"{jobs} more job(s) missed their deadline in the last 15 "
+                "minutes; see `carbond jobs --state expired` and `carbond report --by job`.",
+            },
+        }
+
+    _test_rules(
+        tmp_path,
+        {missed: "2x9 3x9 5x15 _x3 5x30"},
+        _alert("CarbondDeadlineMissed", "9m"),
+        _alert("CarbondDeadlineMissed", "10m", fired(1)),
+        _alert("CarbondDeadlineMissed", "20m", fired(3)),
+        _alert("CarbondDeadlineMissed", "25m", fired(2)),
+        _alert("CarbondDeadlineMissed", "35m"),
+        _alert("CarbondDeadlineMissed", "50m"),
+    )
