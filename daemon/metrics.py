@@ -2,10 +2,11 @@
 
 :class:`Metrics` has plain methods the service calls (it implements the service's
 ``MetricsSink`` protocol: ``observe_queue``, ``observe_decision``, ``observe_outcome``,
-``observe_intensity``, ``observe_totals``) and one the loop calls (``observe_step``); it owns a
-private ``CollectorRegistry`` (never the process-global one), and :meth:`Metrics.start` serves
-it over HTTP on ``127.0.0.1`` (``metrics.port`` in the settings; the composition root does not
-start it when the port is 0). Metric names (all prefixed ``carbond_``):
+``observe_intensity``, ``observe_zones``, ``observe_totals``) and one the loop calls
+(``observe_step``); it owns a private ``CollectorRegistry`` (never the process-global one),
+and :meth:`Metrics.start` serves it over HTTP on ``127.0.0.1`` (``metrics.port`` in the
+settings; the composition root does not start it when the port is 0). Metric names (all
+prefixed ``carbond_``):
 
 ==========================================  =======  =============================================
 name                                        type     labels / meaning
@@ -37,7 +38,7 @@ when the daemon starts and after each finished job, so totals and savings surviv
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from wsgiref.simple_server import WSGIServer
 
@@ -62,6 +63,14 @@ class _IntensityAge(Collector):
     def set(self, zone: str, observed_at: datetime) -> None:
         with self._lock:
             self._observed[zone] = observed_at
+
+    def keep(self, zones: Collection[str]) -> list[str]:
+        """Forget every zone but ``zones``; return those forgotten."""
+        with self._lock:
+            gone = sorted(set(self._observed) - set(zones))
+            for zone in gone:
+                del self._observed[zone]
+        return gone
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -197,6 +206,12 @@ class Metrics:
         """The latest intensity of ``zone``, ``age_s`` old now (the age grows until the next)."""
         self._intensity.labels(zone=zone).set(intensity_g_per_kwh)
         self._age.set(zone, self._clock() - timedelta(seconds=max(0.0, age_s)))
+
+    def observe_zones(self, zones: Collection[str]) -> None:
+        """Only ``zones`` have an intensity and an age now: a zone a reload removed is dropped
+        (else its age grows for ever and a staleness alert fires for a zone not planned in)."""
+        for zone in self._age.keep(zones):
+            self._intensity.remove(zone)
 
     def observe_totals(self, totals: Mapping[str, float]) -> None:
         """The ledger's sums (:meth:`daemon.ledger.Ledger.outcome_totals`)."""

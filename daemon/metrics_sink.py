@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 __all__ = ["MetricsSink", "NullMetrics"]
@@ -43,6 +43,11 @@ class MetricsSink(Protocol):
         """The latest intensity of a zone and how old it is."""
         ...
 
+    def observe_zones(self, zones: Collection[str]) -> None:
+        """The zones the service plans in now (each refresh): the intensity of any other zone
+        is no longer reported (a reload removed its regions)."""
+        ...
+
     def observe_totals(self, totals: Mapping[str, float]) -> None:
         """The ledger's totals (:meth:`daemon.ledger.Ledger.outcome_totals`), at start and
         after each finished job: they survive restarts, unlike counters."""
@@ -74,6 +79,9 @@ class NullMetrics:
         """Ignored."""
 
     def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
+        """Ignored."""
+
+    def observe_zones(self, zones: Collection[str]) -> None:
         """Ignored."""
 
     def observe_totals(self, totals: Mapping[str, float]) -> None:

@@ -310,6 +310,7 @@ class Service:
         with self._lock:
             cfg = self.settings.intensity
             zones = sorted({gpu.device.zone for gpu in self.inventory})
+            self.metrics.observe_zones(zones)  # a reload may have removed some
             failed = _log_failed_calls(self.intensity.refresh(zones, now))
             for zone in zones:
                 try:

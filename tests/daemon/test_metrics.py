@@ -169,3 +169,35 @@ def test_measured_energy_and_ledger_totals_reach_the_endpoint_and_survive_a_rest
         outcome["measured_energy_j"]
     )
     assert again[("carbond_ledger_jobs", ())] == 1
+
+
+def test_a_zone_a_reload_removed_leaves_the_intensity_metrics(tmp_path: Path) -> None:
+    """A SIGHUP rebuilds the service around the same endpoint: a zone no region uses any more
+    is no longer exported (its age grew for ever and fired CarbondSignalStale 3 h later)."""
+    clock = FakeClock(NOW)
+    with Metrics(clock=clock) as metrics:
+        port = metrics.start(0)
+        before = _service(tmp_path, metrics, RecordingExecutor(), clock)
+        before.refresh_intensity(clock())
+        assert _scrape(port)[("carbond_intensity_age_seconds", (("zone", "CA-QC"),))] == 0
+        before.ledger.close()
+
+        regions = (RegionSettings(name="pace", zone="US-NW-PACE", executor="local",
+                                  gpus=("A100-80GB",)),)  # fmt: skip
+        ledger = Ledger.open(tmp_path / "ledger.db")
+        after = Service(
+            settings=Settings(state_dir=tmp_path, regions=regions),
+            ledger=ledger,
+            queue=Queue(tmp_path, ledger, known_regions=["pace"]),
+            executors={"recording": RecordingExecutor()},
+            inventory=build_inventory(regions),
+            intensity=EmbeddedIntensity(),
+            policy=get_policy("carbon-window"),
+            metrics=metrics,
+        )
+        clock.advance(3600)
+        after.refresh_intensity(clock())
+        got = _scrape(port)
+        ledger.close()
+    zones = {dict(labels).get("zone") for (name, labels) in got if "intensity" in name}
+    assert zones == {"US-NW-PACE"}
