@@ -31,7 +31,8 @@ name                                        type     labels / meaning
 ==========================================  =======  =============================================
 
 Counters start at 0 with each daemon; the ``ledger_*`` gauges are the ledger's own sums, set
-when the daemon starts and after each finished job, so totals and savings survive restarts.
+when the daemon starts and after each finished job, so totals and savings survive restarts
+(absent until first set: never a 0 that the ledger does not hold).
 ``docs/metrics.md`` explains each metric, with the example Grafana dashboard and alert rules.
 """
 
@@ -85,6 +86,66 @@ class _IntensityAge(Collector):
         yield family
 
 
+class _LedgerTotals(Collector):
+    """The ``carbond_ledger_*`` gauges: none until the ledger's totals are first set (the
+    endpoint listens before the service reads the ledger; zeros then would read as a drop)."""
+
+    def __init__(self) -> None:
+        self._totals: dict[str, float] | None = None
+        self._lock = threading.Lock()
+
+    def set(self, totals: Mapping[str, float]) -> None:
+        with self._lock:
+            self._totals = dict(totals)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            totals = self._totals
+        if totals is None:
+            return
+        got = totals.get
+        energy_j, measured_j = got("energy_j", 0.0), got("measured_energy_j", 0.0)
+        yield _gauge("jobs", "Finished jobs with an outcome row in the ledger", got("jobs", 0.0))
+        yield _gauge(
+            "energy_joules",
+            "GPU energy of the ledger's finished jobs, measured or estimated",
+            source={"measured": measured_j, "estimated": max(0.0, energy_j - measured_j)},
+        )
+        yield _gauge(
+            "emissions_grams",
+            "gCO2e of the ledger's finished jobs: operational, embodied and total",
+            part={p: got(f"{p}_g", 0.0) for p in ("operational", "embodied", "total")},
+        )
+        yield _gauge(
+            "run_now_emissions_grams",
+            "gCO2e of the same jobs in the run-now counterfactual stored at submission",
+            got("run_now_total_g", 0.0),
+        )
+        yield _gauge(
+            "saved_grams",
+            "Run-now counterfactual minus real gCO2e over the ledger's finished jobs",
+            got("saved_g", 0.0),
+        )
+        yield _gauge(
+            "deadlines_missed",
+            "Jobs that ended after their deadline or expired before starting",
+            got("deadlines_missed", 0.0),
+        )
+
+
+def _gauge(
+    name: str, doc: str, value: float | None = None, **by_label: dict[str, float]
+) -> GaugeMetricFamily:
+    """``carbond_ledger_<name>``: one ``value``, or one sample per value of the one label."""
+    if value is not None:
+        return GaugeMetricFamily(f"carbond_ledger_{name}", doc, value=value)
+    [(label, values)] = by_label.items()
+    family = GaugeMetricFamily(f"carbond_ledger_{name}", doc, labels=[label])
+    for key, v in values.items():
+        family.add_metric([key], v)
+    return family
+
+
 class Metrics:
     """The daemon's metrics. Constructing it opens nothing; :meth:`start` serves them.
 
@@ -132,36 +193,8 @@ class Metrics:
         self._step_errors = Counter(
             "carbond_step_errors", "Service steps that raised", ["step"], registry=r
         )
-        self._ledger_jobs = Gauge(
-            "carbond_ledger_jobs", "Finished jobs with an outcome row in the ledger", registry=r
-        )
-        self._ledger_energy = Gauge(
-            "carbond_ledger_energy_joules",
-            "GPU energy of the ledger's finished jobs, measured or estimated",
-            ["source"],
-            registry=r,
-        )
-        self._ledger_g = Gauge(
-            "carbond_ledger_emissions_grams",
-            "gCO2e of the ledger's finished jobs: operational, embodied and total",
-            ["part"],
-            registry=r,
-        )
-        self._ledger_run_now_g = Gauge(
-            "carbond_ledger_run_now_emissions_grams",
-            "gCO2e of the same jobs in the run-now counterfactual stored at submission",
-            registry=r,
-        )
-        self._ledger_saved_g = Gauge(
-            "carbond_ledger_saved_grams",
-            "Run-now counterfactual minus real gCO2e over the ledger's finished jobs",
-            registry=r,
-        )
-        self._ledger_missed = Gauge(
-            "carbond_ledger_deadlines_missed",
-            "Jobs that ended after their deadline or expired before starting",
-            registry=r,
-        )
+        self._ledger = _LedgerTotals()
+        r.register(self._ledger)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -214,17 +247,9 @@ class Metrics:
             self._intensity.remove(zone)
 
     def observe_totals(self, totals: Mapping[str, float]) -> None:
-        """The ledger's sums (:meth:`daemon.ledger.Ledger.outcome_totals`)."""
-        energy_j = totals.get("energy_j", 0.0)
-        measured_j = totals.get("measured_energy_j", 0.0)
-        self._ledger_jobs.set(totals.get("jobs", 0.0))
-        self._ledger_energy.labels(source="measured").set(measured_j)
-        self._ledger_energy.labels(source="estimated").set(max(0.0, energy_j - measured_j))
-        for part in ("operational", "embodied", "total"):
-            self._ledger_g.labels(part=part).set(totals.get(f"{part}_g", 0.0))
-        self._ledger_run_now_g.set(totals.get("run_now_total_g", 0.0))
-        self._ledger_saved_g.set(totals.get("saved_g", 0.0))
-        self._ledger_missed.set(totals.get("deadlines_missed", 0.0))
+        """The ledger's sums (:meth:`daemon.ledger.Ledger.outcome_totals`); the ``ledger_*``
+        gauges are exported from the first call on (a scrape before has none, not zeros)."""
+        self._ledger.set(totals)
 
     # -- what the loop calls ----------------------------------------------------------------
 

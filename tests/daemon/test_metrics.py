@@ -201,3 +201,19 @@ def test_a_zone_a_reload_removed_leaves_the_intensity_metrics(tmp_path: Path) ->
         ledger.close()
     zones = {dict(labels).get("zone") for (name, labels) in got if "intensity" in name}
     assert zones == {"US-NW-PACE"}
+
+
+def test_ledger_gauges_are_absent_until_the_ledger_totals_are_read() -> None:
+    """The endpoint listens before the service reads the ledger (a start re-adopts runs
+    first): a scrape then has no ledger gauges, not zeros (a dip to 0 of the deadline count
+    reads as that many new misses, and the dashboard's totals drop to 0)."""
+    with Metrics() as metrics:
+        port = metrics.start(0)
+        before = _scrape(port)
+        metrics.observe_totals({"jobs": 4.0, "deadlines_missed": 2.0, "saved_g": 1.5})
+        after = _scrape(port)
+    assert not [name for name, _ in before if name.startswith("carbond_ledger_")]
+    assert after[("carbond_ledger_jobs", ())] == 4
+    assert after[("carbond_ledger_deadlines_missed", ())] == 2
+    assert after[("carbond_ledger_saved_grams", ())] == 1.5
+    assert after[("carbond_ledger_emissions_grams", (("part", "total"),))] == 0
