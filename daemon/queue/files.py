@@ -11,6 +11,7 @@ import os
 import pwd
 import re
 import stat
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -130,8 +131,19 @@ def spool_name_problem(rel: str, owner_uid: int) -> str | None:
     return None
 
 
+# How long a writer waits for a queue file's lock: the daemon holds it for well under a second
+# to compact, but anyone who can open a file (they are 0644) can hold it for ever.
+LOCK_WAIT_S = 10.0
+_LOCK_POLL_S = 0.05
+
+
 def append_line(
-    path: Path, record: dict[str, Any], max_line_bytes: int = 65_536, *, uid: int | None = None
+    path: Path,
+    record: dict[str, Any],
+    max_line_bytes: int = 65_536,
+    *,
+    uid: int | None = None,
+    lock_wait_s: float = LOCK_WAIT_S,
 ) -> None:
     """Append ``record`` as one JSON line to ``path`` under ``flock``, then fsync.
 
@@ -140,9 +152,11 @@ def append_line(
     back off, or, if another writer appended meanwhile, ended with a newline: a later line can
     never merge into it. If compaction renamed the file while we waited for the lock, the line
     goes to the new file. With ``uid``, the file must be that user's own private regular file.
+    The lock is waited for at most ``lock_wait_s``.
 
     Raises:
-        QueueError: the line is too long or the file cannot be written (or is not ``uid``'s).
+        QueueError: the line is too long, the file cannot be written (or is not ``uid``'s), or
+            another process held its lock for ``lock_wait_s``.
     """
     data = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
     if len(data) > max_line_bytes:
@@ -159,7 +173,7 @@ def append_line(
                 raise _NotYoursError(f"{path}: not a private queue file of uid {uid}")
             if not stat.S_ISREG(st.st_mode):
                 raise QueueError(f"{path}: not a regular file")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _lock(fd, path, lock_wait_s)
             try:
                 current = os.stat(path, follow_symlinks=False).st_ino
             except FileNotFoundError:
@@ -173,6 +187,26 @@ def append_line(
         finally:
             os.close(fd)
     raise QueueError(f"{path}: the queue file keeps being replaced; try again")
+
+
+def _lock(fd: int, path: Path, wait_s: float) -> None:
+    """``flock`` ``fd`` exclusively, waiting at most ``wait_s``.
+
+    Raises:
+        QueueError: another process held the lock all that time.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise QueueError(
+                    f"{path}: another process has held the file's lock for {wait_s:g} s (the "
+                    "daemon holds it for well under a second to compact it); try again"
+                ) from None
+            time.sleep(_LOCK_POLL_S)
 
 
 class _NotYoursError(QueueError):

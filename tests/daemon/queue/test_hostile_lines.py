@@ -369,3 +369,26 @@ def test_jobs_and_status_read_rejected_hostile_lines(
     assert len(json.loads(capsys.readouterr().out)) == len(POISON)
     assert main(["status", "nope", *state]) == 2
     assert "unknown job 'nope'" in capsys.readouterr().err
+
+
+def test_a_lock_someone_holds_on_a_queue_file_fails_a_submit_instead_of_hanging_it(
+    tmp_path: Path,
+) -> None:
+    """Anyone who can open a queue file (0644) can ``flock`` it for ever: ``carbond submit``
+    waited for that lock without end; it now gives up after its wait with a one-line error."""
+    from daemon.queue.files import append_line
+
+    target = tmp_path / QUEUE_NAME
+    append(target, job_line(id="first"))
+    fd = os.open(target, os.O_RDONLY)  # another open file: its lock conflicts with a writer's
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        with pytest.raises(QueueError, match=r"has held the file's lock for 0\.2 s"):
+            append_line(target, json.loads(job_line(id="second")), lock_wait_s=0.2)
+    finally:
+        os.close(fd)
+    append_line(target, json.loads(job_line(id="second")), lock_wait_s=0.2)  # released: written
+    assert [json.loads(line)["id"] for line in target.read_text().splitlines()] == [
+        "first",
+        "second",
+    ]
