@@ -146,7 +146,11 @@ class NvmlBackend:
             self._module = load_pynvml()
         self._call("nvmlInit", -1)
         self._started = True
-        self._devices = self._discover()
+        try:
+            self._devices = self._discover()
+        except GpuError:  # not started after all: NVML shut down again, a later start retries
+            self.close()
+            raise
         log.info("nvml_started", backend=self._name, devices=len(self._devices))
 
     def close(self) -> None:

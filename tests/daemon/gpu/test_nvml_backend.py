@@ -246,3 +246,25 @@ def test_a_device_that_cannot_be_described_is_skipped_not_fatal(
     assert backend.read(2).power_w == 100.0
     with pytest.raises(GpuError, match="GPU 1: no such device"):
         backend.read(1)
+
+
+def test_a_discovery_that_fails_shuts_nvml_down_and_a_later_start_tries_again(
+    clock: FakeClock,
+) -> None:
+    """``start`` marked the backend started before discovering: after a failed discovery NVML
+    stayed initialised and a second ``start`` returned at once with no devices."""
+    nvml = make_nvml(clock)
+    count = nvml.nvmlDeviceGetCount
+
+    def unloaded() -> int:  # the driver went away between nvmlInit and the count
+        raise NVMLError(fake_nvml.NVML_ERROR_DRIVER_NOT_LOADED)
+
+    nvml.nvmlDeviceGetCount = unloaded  # type: ignore[method-assign]
+    backend = NvmlBackend(nvml, clock=clock)
+    for _ in range(2):
+        with pytest.raises(NvmlUnavailableError):
+            backend.start()
+        assert nvml.initialised == 0
+    nvml.nvmlDeviceGetCount = count  # type: ignore[method-assign]
+    backend.start()
+    assert len(backend.devices()) == 1 and nvml.initialised == 1
