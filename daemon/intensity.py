@@ -51,13 +51,15 @@ class ZoneSeries:
 
 @dataclass(frozen=True, slots=True)
 class IntensityReading:
-    """The latest known intensity of a zone; ``age_s`` is how old it was at ``now``."""
+    """The latest known intensity of a zone; ``age_s`` is how old it was at ``now``; ``rung``
+    where it came from, as the fallback chain names its rungs (a fixed source: its name)."""
 
     zone: str
     at: datetime
     intensity_g_per_kwh: float
     source: str
     age_s: float = 0.0
+    rung: str = "static"
 
 
 class Reading(Protocol):
@@ -78,6 +80,9 @@ class Reading(Protocol):
 
     @property
     def age_s(self) -> float: ...
+
+    @property
+    def rung(self) -> str: ...
 
 
 class IntensityProvider(Protocol):
@@ -161,7 +166,7 @@ class EmbeddedIntensity:
         return ZoneSeries(zone, start, step_s, values, self.source)
 
     def current(self, zone: str, now: datetime) -> IntensityReading:
-        return IntensityReading(zone, now, self.value(zone, now), self.source)
+        return IntensityReading(zone, now, self.value(zone, now), self.source, rung=self.source)
 
 
 def build_intensity(source: str) -> IntensityProvider:

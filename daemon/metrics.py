@@ -184,6 +184,13 @@ class Metrics:
         self._intensity = Gauge(
             "carbond_intensity_g_per_kwh", "Latest carbon intensity per zone", ["zone"], registry=r
         )
+        self._rung = Gauge(
+            "carbond_intensity_rung",
+            "The fallback-chain rung each zone's intensity comes from: 1 for the current one",
+            ["zone", "rung"],
+            registry=r,
+        )
+        self._rungs: dict[str, str] = {}  # zone -> the rung exported
         self._clock = clock
         self._age = _IntensityAge(clock)
         r.register(self._age)
@@ -235,16 +242,27 @@ class Metrics:
         if measured_energy_j is not None:
             self._measured_j.inc(max(0.0, measured_energy_j))
 
-    def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
-        """The latest intensity of ``zone``, ``age_s`` old now (the age grows until the next)."""
+    def observe_intensity(
+        self, zone: str, intensity_g_per_kwh: float, age_s: float, rung: str = "live"
+    ) -> None:
+        """The latest intensity of ``zone``, ``age_s`` old now (the age grows until the next),
+        from the fallback chain's ``rung`` (the static annual value has no age to grow)."""
         self._intensity.labels(zone=zone).set(intensity_g_per_kwh)
         self._age.set(zone, self._clock() - timedelta(seconds=max(0.0, age_s)))
+        before = self._rungs.get(zone)
+        if before is not None and before != rung:
+            self._rung.remove(zone, before)
+        self._rung.labels(zone=zone, rung=rung).set(1)
+        self._rungs[zone] = rung
 
     def observe_zones(self, zones: Collection[str]) -> None:
         """Only ``zones`` have an intensity and an age now: a zone a reload removed is dropped
         (else its age grows for ever and a staleness alert fires for a zone not planned in)."""
         for zone in self._age.keep(zones):
             self._intensity.remove(zone)
+            rung = self._rungs.pop(zone, None)
+            if rung is not None:
+                self._rung.remove(zone, rung)
 
     def observe_totals(self, totals: Mapping[str, float]) -> None:
         """The ledger's sums (:meth:`daemon.ledger.Ledger.outcome_totals`); the ``ledger_*``

@@ -39,8 +39,10 @@ class MetricsSink(Protocol):
         energy (None: nothing measured it)."""
         ...
 
-    def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
-        """The latest intensity of a zone and how old it is."""
+    def observe_intensity(
+        self, zone: str, intensity_g_per_kwh: float, age_s: float, rung: str = "live"
+    ) -> None:
+        """The latest intensity of a zone, how old it is and the fallback rung it came from."""
         ...
 
     def observe_zones(self, zones: Collection[str]) -> None:
@@ -78,7 +80,9 @@ class NullMetrics:
     ) -> None:
         """Ignored."""
 
-    def observe_intensity(self, zone: str, intensity_g_per_kwh: float, age_s: float) -> None:
+    def observe_intensity(
+        self, zone: str, intensity_g_per_kwh: float, age_s: float, rung: str = "live"
+    ) -> None:
         """Ignored."""
 
     def observe_zones(self, zones: Collection[str]) -> None:

@@ -339,7 +339,9 @@ class Service:
                 self.ledger.record_intensity(
                     zone, reading.at, reading.intensity_g_per_kwh, reading.source, now
                 )
-                self.metrics.observe_intensity(zone, reading.intensity_g_per_kwh, reading.age_s)
+                self.metrics.observe_intensity(
+                    zone, reading.intensity_g_per_kwh, reading.age_s, reading.rung
+                )
             self._last_refresh = now
 
     def plan(self, now: datetime) -> list[Decision]:

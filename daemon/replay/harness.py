@@ -74,7 +74,7 @@ class ReplayIntensity:
     def current(self, zone: str, now: datetime) -> IntensityReading:
         """The realised value of the hour containing ``now``."""
         series = self._signals.actual(zone)
-        return IntensityReading(zone, now, float(series.at(now)), "replay")
+        return IntensityReading(zone, now, float(series.at(now)), "replay", rung="replay")
 
 
 class _WatchedPolicy:

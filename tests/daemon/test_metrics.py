@@ -49,6 +49,8 @@ def test_scraped_values_follow_what_the_service_records() -> None:
         metrics.observe_outcome("j2", "failed", None)
         clock[0] = NOW - timedelta(minutes=3)
         metrics.observe_intensity("CA-QC", 31.0, 120.0)  # observed at NOW - 5 min
+        metrics.observe_intensity("DE", 367.0, 0.0, "cache")
+        metrics.observe_intensity("DE", 367.0, 0.0, "static")  # one rung a zone: the latest
         clock[0] = NOW
         metrics.observe_step("plan", 0.25)
         metrics.observe_step("plan", 0.5, failed=True)
@@ -68,6 +70,11 @@ def test_scraped_values_follow_what_the_service_records() -> None:
     assert got[("carbond_measured_emissions_grams_total", ())] == 14.0
     assert got[("carbond_jobs_finished_total", (("state", "failed"),))] == 1
     assert got[("carbond_intensity_g_per_kwh", (("zone", "CA-QC"),))] == 31.0
+    rungs = {key[1]: value for key, value in got.items() if key[0] == "carbond_intensity_rung"}
+    assert rungs == {
+        (("rung", "live"), ("zone", "CA-QC")): 1,
+        (("rung", "static"), ("zone", "DE")): 1,
+    }
     assert got[("carbond_intensity_age_seconds", (("zone", "CA-QC"),))] == 300.0
     assert got[("carbond_step_seconds_count", (("step", "plan"),))] == 2
     assert got[("carbond_step_errors_total", (("step", "plan"),))] == 1

@@ -123,6 +123,28 @@ def test_a_stale_signal_fires_after_3_hours_and_15_minutes(tmp_path: Path) -> No
     )
 
 
+def test_a_zone_on_its_static_average_fires_after_30_minutes(tmp_path: Path) -> None:
+    """The static rung's age is 0 (CarbondSignalStale never fires for it): the rung gauge
+    says so. DE is live for 10 minutes, then static; FR stays live."""
+    de = 'carbond_intensity_rung{job="carbond",instance="gpu1:9464",zone="DE",rung="%s"}'
+    fr = 'carbond_intensity_rung{job="carbond",instance="gpu1:9464",zone="FR",rung="live"}'
+    static = {
+        "exp_labels": {"severity": "warning", "zone": "DE"},
+        "exp_annotations": {
+            "summary": "carbond plans DE on its static annual average",
+            "description": "No live, cached or recent history for this zone: carbond cannot "
+            "shift work by time there. Check the Electricity Maps token and network, "
+            "`carbond doctor`.",
+        },
+    }
+    _test_rules(
+        tmp_path,
+        {de % "live": "1x10 _x60", de % "static": "_x10 1x60", fr: "1x70"},
+        _alert("CarbondSignalStatic", "39m"),
+        _alert("CarbondSignalStatic", "40m", static),
+    )
+
+
 def test_step_errors_fire_past_3_in_15_minutes(tmp_path: Path) -> None:
     errors = 'carbond_step_errors_total{job="carbond",instance="gpu1:9464",step="plan"}'
     failing = {
