@@ -108,6 +108,7 @@ def build_service(
         measurement=measurement,
         sites=SiteView(build_sites(settings.regions)),
         learning=_configure_learning(learning or Learning(), settings),
+        catalog=catalog,
     )
 
 
@@ -176,7 +177,8 @@ def with_slurm_discovery(
 ) -> Discover | None:
     """``discover`` extended to the ``executor = "slurm"`` regions (their partition's nodes,
     asked to Slurm); a region Slurm does not answer for starts without GPUs (logged as
-    ``slurm_discovery_failed``; a reload asks again)."""
+    ``slurm_discovery_failed``): the service asks again each round until Slurm answers
+    (:meth:`SlurmExecutor.rediscover`), a reload asks again too."""
     slurm = executors.get("slurm")
     if not isinstance(slurm, SlurmExecutor):
         return discover

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload
 
 __all__ = [
     "WAITING_FOR_CAPACITY",
+    "WAITING_FOR_DISCOVERY",
     "DecisionKey",
     "Seen",
     "build_policy",
@@ -156,10 +157,14 @@ Seen = dict[str, tuple[DecisionKey, Decision]]
 
 
 WAITING_FOR_CAPACITY = "waiting for GPUs the executor reports unavailable"
+WAITING_FOR_DISCOVERY = "waiting for the GPUs of region(s) not discovered yet"
 
 
 def waiting_for_capacity(
-    decisions: Sequence[Decision], specs: Mapping[str, JobSpec], configured: Sequence[Device]
+    decisions: Sequence[Decision],
+    specs: Mapping[str, JobSpec],
+    configured: Sequence[Device],
+    undiscovered: Collection[str] = (),
 ) -> list[Decision]:
     """``decisions`` with each reject that only the executors' view caused turned into a hold
     without a plan (the job stays ``queued`` and is planned again next round).
@@ -168,16 +173,25 @@ def waiting_for_capacity(
     marks GPUs unavailable for reasons that pass: its partition does not answer this round,
     or its nodes are down or drained. A job that fits ``configured`` (the devices before that
     view: carbond's own runs and lost GPUs still count) is not failed for that; it waits, and
-    its deadline, if any, still expires it.
+    its deadline, if any, still expires it. So does a job that may run in one of the
+    ``undiscovered`` regions (their executor could not yet ask for their GPUs: Slurm was down
+    when the daemon started; a job naming no region may run in any): what GPUs such a region
+    has is not known yet.
     """
     out = list(decisions)
     for i, decision in enumerate(out):
         if decision.action != "reject" or not decision.reason.startswith(UNFIT):
             continue
         spec = specs.get(decision.job_id)
-        if spec is not None and fit_problem(spec, configured) is None:
+        if spec is None:
+            continue
+        if fit_problem(spec, configured) is None:
             reason = f"{WAITING_FOR_CAPACITY} ({decision.reason})"
-            out[i] = Decision(decision.job_id, "hold", reason, decision.policy)
+        elif waits := sorted(r for r in undiscovered if not spec.regions or r in spec.regions):
+            reason = f"{WAITING_FOR_DISCOVERY} ({', '.join(waits)}; {decision.reason})"
+        else:
+            continue
+        out[i] = Decision(decision.job_id, "hold", reason, decision.policy)
     return out
 
 

@@ -17,7 +17,11 @@ handed to it at once, held until its planned start, with a run row (same write-a
 token says where it is while the job is ``planned``; a new plan moves it, "start now" releases
 it, and a job cancelled, expired, unplanned or planned elsewhere is withdrawn. A
 :class:`~daemon.executors.base.CapacityAware` executor corrects the planner's view of its GPUs
-every round (down nodes, GPUs others hold).
+every round (down nodes, GPUs others hold). A region whose
+:class:`~daemon.executors.base.Discovering` executor could not ask for its GPUs (Slurm down
+when the daemon started) is asked again each planning round, as often as the executor's outage
+allows; its GPUs join the inventory once found, and meanwhile the jobs only it could run wait
+``queued`` and ``health.json`` names it (``region:<name>``).
 """
 
 from __future__ import annotations
@@ -37,12 +41,19 @@ from daemon.busy import BusyDevices
 from daemon.dispatch import Dispatch, DispatchContext, Launch, job_log_dir, launch_spec
 from daemon.endings import never_started, run_handle
 from daemon.errors import DaemonError
-from daemon.executors.base import CapacityAware, Executor, ExitStatus, Reporting, RunHandle
+from daemon.executors.base import (
+    CapacityAware,
+    Discovering,
+    Executor,
+    ExitStatus,
+    Reporting,
+    RunHandle,
+)
 from daemon.executors.held import HeldJobs
 from daemon.finishing import EndingContext, Endings
 from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider, StaticIntensity
-from daemon.inventory import InventoryGpu
+from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning import Learning
 from daemon.learning_checkpoint import (
     CHECKPOINT_EVERY_RUNS,
@@ -77,6 +88,7 @@ from policies import (
     ZoneIntensity,
     with_recalibration,
 )
+from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 from policies.footprint.recalibration import RecalibrationConfig
 
 __all__ = ["Service", "TickReport"]
@@ -111,6 +123,7 @@ class Service:
         measurement: GPU energy per job and lost GPUs on this node (None: nothing measured).
         learning: the recalibration factors learned so far (default: none; a reload passes the
             previous service's). With a measurement, the measurement's are used instead.
+        catalog: the GPU catalog, for the GPUs of a region discovered after the start.
     """
 
     def __init__(
@@ -128,6 +141,7 @@ class Service:
         measurement: JobMeasurement | None = None,
         sites: SiteView | None = None,
         learning: Learning | None = None,
+        catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -136,6 +150,8 @@ class Service:
         # asked once (an isinstance check against a runtime Protocol costs ~15 us a round)
         self._capacity_aware = [e for e in self.executors.values() if isinstance(e, CapacityAware)]
         self._reporting = [e for e in self.executors.values() if isinstance(e, Reporting)]
+        self._discovering = {n: e for n, e in self.executors.items() if isinstance(e, Discovering)}
+        self._catalog = catalog
         self.inventory = tuple(inventory)
         self.intensity = intensity
         self.policy = policy
@@ -188,6 +204,11 @@ class Service:
         current: dict[str, str] = {}
         for executor in self._reporting:
             current.update(executor.problems())
+        for region, why in self._undiscovered().items():
+            current[f"region:{region}"] = (
+                f"GPUs not discovered ({why}); the jobs only this region can run wait queued, "
+                "and it is asked again until its executor answers"
+            )
         for key, message in current.items():
             self.health.set(key, message, now)
         for key in self._executor_problems - current.keys():
@@ -399,6 +420,7 @@ class Service:
 
     def _plan(self, now: datetime) -> tuple[list[Decision], list[str]]:
         self._check_gpus(now)
+        undiscovered = self._discover_late(now)
         waiting = self._settle_unstarted(now)
         specs = self._job_specs(waiting, now)
         if not specs:
@@ -417,9 +439,9 @@ class Service:
         except (PoliciesError, KeyError) as exc:
             log.error("plan_failed", policy=self.policy.name, error=str(exc))
             return [], []
-        if self._capacity_aware:  # Slurm down or its nodes drained: wait, do not fail
+        if self._capacity_aware or undiscovered:  # Slurm down or drained: wait, do not fail
             decisions = waiting_for_capacity(
-                decisions, {spec.job_id: spec for spec in specs}, configured
+                decisions, {spec.job_id: spec for spec in specs}, configured, undiscovered
             )
         jobs = {job.job_id: job for job in waiting}
         if len(self._decided) > 2 * len(jobs):  # let go of the jobs that left (each entry
@@ -563,6 +585,52 @@ class Service:
         )  # fmt: skip
 
     # -- GPUs -------------------------------------------------------------------------------
+
+    def _undiscovered(self) -> dict[str, str]:
+        """The regions of the settings that discover their GPUs through an executor that
+        could not ask for them yet (its scheduler did not answer), each with why."""
+        if not self._discovering:
+            return {}
+        missing: dict[str, str] = {}
+        for name, executor in self._discovering.items():
+            pending = executor.undiscovered()
+            if pending:
+                missing.update((r.name, pending[r.name]) for r in self.settings.regions
+                               if r.executor == name and r.gpus == "discover"
+                               and r.name in pending)  # fmt: skip
+        return missing
+
+    def _discover_late(self, now: datetime) -> list[str]:
+        """Ask the executors again for the GPUs of the undiscovered regions and add those
+        found to the inventory (their zones' forecasts are fetched this round); returns the
+        regions still undiscovered."""
+        missing = self._undiscovered()
+        if not missing:
+            return []
+        have = {gpu.device.region for gpu in self.inventory}
+        wanted = [r for r in self.settings.regions if r.name in missing and r.name not in have]
+        found: dict[str, Sequence[tuple[int, str]]] = {}
+        for name in sorted({r.executor for r in wanted}):
+            found.update(self._discovering[name].rediscover(now))
+        regions = [r for r in wanted if r.name in found]
+        if regions:
+            try:
+                gpus = build_inventory(regions, self._catalog, lambda r: found[r.name])
+            except PoliciesError as exc:  # a name the catalog does not know: as at start-up
+                log.error("region_discovery_failed", regions=[r.name for r in regions],
+                          error=str(exc))  # fmt: skip
+                gpus = ()
+            if gpus:
+                self.inventory = (*self.inventory, *gpus)
+                self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+                self._last_refresh = None  # the new zones' forecasts, before planning
+            for region in regions:
+                log.info(
+                    "region_discovered",
+                    region=region.name,
+                    gpus=[g.device.gpu.name for g in gpus if g.device.region == region.name],
+                )
+        return sorted(set(missing) - found.keys())
 
     def _check_gpus(self, now: datetime) -> None:
         """Advance realised intensities; fail the jobs of lost GPUs and take those GPUs out of

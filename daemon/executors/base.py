@@ -9,7 +9,9 @@ Optional capabilities, checked with ``isinstance``: a :class:`Reserving` executo
 scheduler holds a *planned* job until its planned start (Slurm's ``--begin``), so users see it
 before it runs and it is moved in place when the plan changes; a :class:`CapacityAware`
 executor tells the planner which of its GPUs others hold or are down; a :class:`Reporting`
-executor says what is wrong with it now (Slurm unreachable), for ``health.json``.
+executor says what is wrong with it now (Slurm unreachable), for ``health.json``; a
+:class:`Discovering` executor finds its regions' GPUs itself and asks again for those of the
+regions its scheduler did not answer for.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from policies import Device
 
 __all__ = [
     "CapacityAware",
+    "Discovering",
     "Executor",
     "ExitStatus",
     "Held",
@@ -191,4 +194,19 @@ class Reporting(Protocol):
     def problems(self) -> Mapping[str, str]:
         """What is wrong with it now, by ``health.json`` key (e.g. ``slurm``), each a one-line
         message that stays the same while the problem lasts; empty when nothing is."""
+        ...
+
+
+@runtime_checkable
+class Discovering(Protocol):
+    """An executor that finds its regions' GPUs in its scheduler (Slurm: the partition's
+    nodes), which may not have answered yet (down when the daemon started)."""
+
+    def undiscovered(self) -> Mapping[str, str]:
+        """The regions whose GPUs its scheduler did not answer for, each with why."""
+        ...
+
+    def rediscover(self, now: datetime) -> Mapping[str, Sequence[tuple[int, str]]]:
+        """Ask again for the undiscovered regions' GPUs, as often as the scheduler's outage
+        allows at ``now``; the regions found, each with its ``(index, GPU catalog name)``s."""
         ...

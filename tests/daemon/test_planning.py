@@ -13,10 +13,19 @@ from structlog.testing import capture_logs
 
 from daemon.ledger import JobRecord, Ledger
 from daemon.logs import configure_logging
-from daemon.planning import Seen, record_decisions, request_spec, with_plan
+from daemon.planning import (
+    WAITING_FOR_DISCOVERY,
+    Seen,
+    record_decisions,
+    request_spec,
+    waiting_for_capacity,
+    with_plan,
+)
 from daemon.queue.line import JobRequest, parse_line
 from daemon.states import InvalidTransitionError
-from policies import Alternative, Decision, PlannedStart
+from policies import Alternative, Decision, Device, PlannedStart
+from policies.candidates import unfit_reason
+from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.helpers import job_line
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -142,3 +151,29 @@ def test_a_new_plan_keeps_every_other_field_of_the_spec() -> None:
     started = Decision("j", "start", "start now", "carbon-window", _hold("j", 0).chosen)
     assert with_plan(held, started) == dataclasses.replace(held, planned=None)
     assert with_plan(held, started).planned is None
+
+
+@pytest.mark.parametrize(
+    ("regions", "min_memory_gb", "undiscovered", "action"),
+    [
+        ((), 0.0, (), "reject"),  # nothing to wait for: no GPU could ever run it
+        ((), 0.0, ("slurm-qc",), "hold"),  # may run in the region not discovered yet
+        ((), 100.0, ("slurm-qc",), "hold"),  # too large for T4s, but qc's GPUs are unknown
+        (("local",), 100.0, ("slurm-qc",), "reject"),  # only the known region, too small
+        (("slurm-qc",), 0.0, ("slurm-qc",), "hold"),
+    ],
+)
+def test_a_job_that_may_run_in_an_undiscovered_region_waits_instead_of_failing(
+    regions: tuple[str, ...], min_memory_gb: float, undiscovered: tuple[str, ...], action: str
+) -> None:
+    request = parse_line(job_line(id="j").strip(), NOW)
+    assert isinstance(request, JobRequest)
+    spec = dataclasses.replace(request_spec(request, "j", NOW, None), regions=regions,
+                               min_gpu_memory_gb=min_memory_gb)  # fmt: skip
+    t4 = Device("local/0", "local", "CA-QC", DEFAULT_GPU_CATALOG.get("T4"))
+    devices = [t4] if min_memory_gb else []
+    rejected = Decision("j", "reject", unfit_reason(spec, devices), "carbon-window")
+    [decision] = waiting_for_capacity([rejected], {"j": spec}, devices, undiscovered)
+    assert decision.action == action
+    if action == "hold":
+        assert decision.reason.startswith(f"{WAITING_FOR_DISCOVERY} (slurm-qc; fits no")

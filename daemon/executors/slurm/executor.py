@@ -39,7 +39,7 @@ import structlog
 
 from daemon.executors import jobfiles
 from daemon.executors.base import ExitStatus, Held, LaunchSpec, NotStarted, RunHandle
-from daemon.executors.errors import ExecutorError, LaunchRefusedError
+from daemon.executors.errors import ExecutorError, ExecutorUnavailableError, LaunchRefusedError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
 from daemon.executors.slurm.parse import QueueRow, parse_sbatch
@@ -87,6 +87,7 @@ class SlurmExecutor:
         self._known = {name.lower(): name for name in known_gpus}
         self._pending_grace_s = pending_grace_s
         self._layout: dict[str, Layout] = {}
+        self._undiscovered: dict[str, str] = {}  # region -> why Slurm gave no GPUs for it
         self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process
 
     @property
@@ -107,16 +108,24 @@ class SlurmExecutor:
 
     # -- discovery and capacity -----------------------------------------------------------
 
-    def discover(self, region: str) -> list[tuple[int, str]]:
+    def discover(self, region: str, now: datetime | None = None) -> list[tuple[int, str]]:
         """The GPUs of ``region``'s partition, node by node (index = position), as
-        ``(index, GPU catalog name)``; remembered to map device ids to nodes.
+        ``(index, GPU catalog name)``; remembered to map device ids to nodes. A region Slurm
+        does not answer for is :meth:`undiscovered` until a discovery of it gets an answer.
+        ``now``: the service's time (None at start-up: during an outage Slurm is pinged first).
 
         Raises:
-            ExecutorError: Slurm cannot be asked, or a GRES type matches no catalog GPU.
+            ExecutorUnavailableError: Slurm does not answer.
+            ExecutorError: Slurm refused, or a GRES type matches no catalog GPU.
         """
-        self._reach.at(None)
+        self._reach.at(now)
         target = self._q.target(region)
-        nodes = self._q.nodes(target.cluster)
+        try:
+            nodes = self._q.nodes(target.cluster)
+        except ExecutorUnavailableError as exc:
+            self._undiscovered.setdefault(region, str(exc))  # the first message, kept stable
+            raise
+        self._undiscovered.pop(region, None)
         layout: list[str] = []
         found: list[tuple[int, str]] = []
         for node in sorted(nodes, key=lambda n: n.name):
@@ -132,6 +141,27 @@ class SlurmExecutor:
         self._layout[region] = Layout(tuple(layout))
         log.info("slurm_gpus_discovered", region=region, partition=target.partition,
                  gpus=len(found), nodes=sorted(set(layout)))  # fmt: skip
+        return found
+
+    def undiscovered(self) -> dict[str, str]:
+        """The regions whose GPUs Slurm did not answer for (at start-up, or at a reload), each
+        with what the failing command said."""
+        return dict(self._undiscovered)
+
+    def rediscover(self, now: datetime) -> dict[str, list[tuple[int, str]]]:
+        """:meth:`discover` of each :meth:`undiscovered` region, as far as :class:`Reach`
+        lets Slurm be asked at ``now`` (during an outage nothing runs before its retry time,
+        and then only after ``scontrol ping`` answers UP); the regions found. A region whose
+        answer cannot be used (a GRES type the catalog does not know) is logged
+        (``slurm_discovery_failed``), is no longer undiscovered and stays without GPUs."""
+        found = {}
+        for region in sorted(self._undiscovered):
+            try:
+                found[region] = self.discover(region, now)
+            except ExecutorUnavailableError:
+                continue  # asked again on a later round
+            except ExecutorError as exc:
+                log.error("slurm_discovery_failed", region=region, error=str(exc))
         return found
 
     def _gpu_name(self, region: str, gres_type: str) -> str:

@@ -265,3 +265,41 @@ def test_a_held_job_whose_release_finds_slurm_gone_is_released_later_not_submitt
     assert ledger.job("j8").state == "running"
     assert list(slurm.jobs) == [slurm_id] and job.state == "RUNNING"  # released, not resubmitted
     daemon.close()
+
+
+def test_a_region_slurm_did_not_answer_for_at_start_is_discovered_once_it_answers(
+    tmp_path: Path,
+) -> None:
+    slurm, forecast = FakeSlurm(stopped=True), _Dip(T0)  # slurmctld down when carbond starts
+    daemon = _daemon(tmp_path, slurm, forecast)
+    service, ledger = daemon.service, daemon.ledger
+    assert service.inventory == ()  # qc's GPUs could not be asked for
+    service.start(T0)
+    queue = tmp_path / "queue.jsonl"
+    line = {"id": "j9", "model": "llama-1b", "requests": 4, "command": ["true"]}
+    soon = {**line, "id": "j10", "deadline": (T0 + timedelta(minutes=2)).isoformat()}
+    queue.write_text(json.dumps(line) + "\n" + json.dumps(soon) + "\n")
+    service.tick(T0)
+    service.after_step("plan", None, T0)
+    assert ledger.job("j9").state == "queued"  # not failed: only qc could run it
+    decision = ledger.latest_decision("j9")
+    assert decision is not None and decision.action == "hold"
+    assert decision.reason.startswith("waiting for the GPUs of region(s) not discovered yet (qc;")
+    report = read_health(tmp_path / HEALTH_NAME)
+    assert report is not None and set(report.problems) == {"region:qc", "slurm"}
+    assert "GPUs not discovered" in report.problems["region:qc"]
+
+    calls = len(slurm.calls)
+    service.tick(T0 + timedelta(seconds=1))  # the outage's retry is not due: Slurm not asked
+    assert len(slurm.calls) == calls
+
+    slurm.stopped = False  # slurmctld started; no reload
+    service.tick(T0 + timedelta(minutes=5))
+    service.after_step("plan", None, T0 + timedelta(minutes=5))
+    assert [g.device_id for g in service.inventory] == ["qc/0", "qc/1"]
+    assert ledger.job("j9").state == "running"
+    assert ledger.job("j10").state == "expired"  # its deadline passed while it waited
+    assert [c[0] for c in slurm.calls].count("sbatch") == 1  # j9 once
+    report = read_health(tmp_path / HEALTH_NAME)
+    assert report is not None and report.problems == {}
+    daemon.close()
