@@ -11,9 +11,12 @@ are committed in one transaction before any executor is called (kill point
 ``dispatch_launch`` before each launch), and the executors' handles after, in one transaction,
 also when a launch raises (kill point ``dispatch_handle`` after each launch). A daemon killed
 in between finds runs without a handle on restart and asks their executors (``adopt`` with an
-empty token) whether those jobs started; so a job never starts twice. Each transaction writes
-each table's rows for the whole round in one statement (:meth:`daemon.ledger.Ledger.start_runs`
-and :meth:`~daemon.ledger.Ledger.set_runs_started`), the rows one-by-one calls would write.
+empty token) whether those jobs started; so a job never starts twice. A launch its executor
+could not confirm either way (:class:`~daemon.executors.errors.LaunchUnconfirmedError`:
+``sbatch`` got no answer) leaves its run so too, for the next reconcile to ask. Each
+transaction writes each table's rows for the whole round in one statement
+(:meth:`daemon.ledger.Ledger.start_runs` and :meth:`~daemon.ledger.Ledger.set_runs_started`),
+the rows one-by-one calls would write.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import structlog
 from daemon import killpoints
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, Reserving, RunHandle
-from daemon.executors.errors import ExecutorUnavailableError
+from daemon.executors.errors import ExecutorUnavailableError, LaunchUnconfirmedError
 from daemon.executors.held import HeldJobs
 from daemon.finishing import Requeue
 from daemon.inventory import InventoryGpu
@@ -181,7 +184,9 @@ class Dispatch:
         self, item: Launch, log_dir: Path, now: datetime, learned: Recalibration | None
     ) -> RunHandle | None:
         """Launch (or release, when its executor holds it) one recorded run; None when it
-        did not start (requeued: the executor cannot be reached; failed: it refused)."""
+        did not start (requeued: the executor cannot be reached; failed: it refused) or may
+        have (:class:`LaunchUnconfirmedError`: its run stays without a token, and the next
+        reconcile asks the executor, as after a crash mid-launch, whether it started)."""
         job, executor = item.job, item.executor
         spec = launch_spec(job, item.chosen, item.indices, log_dir,
                            _raw_duration_s(item, learned))  # fmt: skip
@@ -192,6 +197,9 @@ class Dispatch:
         except ExecutorUnavailableError as exc:  # e.g. Slurm down: the job waits, not fails
             if item.held is not None:
                 self._unreleased(job.job_id, executor.name, now, str(exc))
+            elif isinstance(exc, LaunchUnconfirmedError):  # it may have started: looked up
+                log.warning("job_launch_unconfirmed", job_id=job.job_id,
+                            executor=executor.name, error=str(exc))  # fmt: skip
             else:
                 status = ExitStatus(job.job_id, now, None, None, str(exc))
                 self._requeue(status, now, f"{executor.name} cannot be reached")

@@ -266,7 +266,10 @@ class Service:
                             self.ledger.set_run_started(item.job_id, item.token, item.started_at)
 
     def _requeue(self, status: ExitStatus, now: datetime, why: str = "") -> None:
-        why = why or "the daemon died before the job started"
+        why = (
+            why
+            or "its launch was never confirmed (the daemon died, or its executor did not answer)"
+        )
         reason = f"requeued: {why} ({status.reason})"
         with self.ledger.transaction():
             self.ledger.drop_run(status.job_id)

@@ -6,14 +6,21 @@
      └── ExecutorError               a job could not be started, watched or stopped
           ├── LaunchRefusedError     starting it would break a rule (wrong user, root, bad id)
           └── ExecutorUnavailableError  the executor's scheduler cannot be reached now
-                                         (e.g. Slurm down): jobs wait, they do not fail
+               │                         (e.g. Slurm down): jobs wait, they do not fail
+               └── LaunchUnconfirmedError  it was asked to start a job but did not answer:
+                                           the job may have started (looked up, not retried)
 """
 
 from __future__ import annotations
 
 from daemon.errors import DaemonError
 
-__all__ = ["ExecutorError", "ExecutorUnavailableError", "LaunchRefusedError"]
+__all__ = [
+    "ExecutorError",
+    "ExecutorUnavailableError",
+    "LaunchRefusedError",
+    "LaunchUnconfirmedError",
+]
 
 
 class ExecutorError(DaemonError):
@@ -26,3 +33,10 @@ class LaunchRefusedError(ExecutorError):
 
 class ExecutorUnavailableError(ExecutorError):
     """The executor's scheduler cannot be reached now (e.g. Slurm's controller is down)."""
+
+
+class LaunchUnconfirmedError(ExecutorUnavailableError):
+    """The scheduler took the request to start a job but gave no answer in time (Slurm's
+    ``sbatch`` timed out against a controller that accepts connections but does not answer):
+    it may have the job. The run is kept and looked up (``adopt`` with an empty token, by the
+    job's name) rather than launched again, which could start it twice."""

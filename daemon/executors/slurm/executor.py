@@ -39,13 +39,18 @@ import structlog
 
 from daemon.executors import jobfiles
 from daemon.executors.base import ExitStatus, Held, LaunchSpec, NotStarted, RunHandle
-from daemon.executors.errors import ExecutorError, ExecutorUnavailableError, LaunchRefusedError
+from daemon.executors.errors import (
+    ExecutorError,
+    ExecutorUnavailableError,
+    LaunchRefusedError,
+    LaunchUnconfirmedError,
+)
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
 from daemon.executors.slurm.parse import QueueRow, parse_sbatch
 from daemon.executors.slurm.queries import SlurmQueries, Token, ended, said
 from daemon.executors.slurm.reach import Reach
-from daemon.executors.slurm.runner import Runner
+from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
 from daemon.executors.slurm.states import WAITING, is_ended
 from policies import Device
 
@@ -205,6 +210,9 @@ class SlurmExecutor:
 
         Raises:
             LaunchRefusedError: another user's job while the daemon is not root, or no region.
+            LaunchUnconfirmedError: ``sbatch`` got no answer in time: Slurm may have the job
+                (:meth:`adopt` finds it by name).
+            ExecutorUnavailableError: Slurm cannot be reached (it does not have the job).
             ExecutorError: ``sbatch`` refused it (its message is kept).
         """
         self._reach.at(now)
@@ -273,7 +281,14 @@ class SlurmExecutor:
             env=_job_env(spec, home),
         )
         argv = cmd.sbatch_argv(self._tool("sbatch"), target, sub)
-        result = self._run(argv, stdin=cmd.batch_script(sub), uid=spec.uid, gid=spec.gid)
+        try:
+            result = self._run(argv, stdin=cmd.batch_script(sub), uid=spec.uid, gid=spec.gid)
+        except SlurmNoAnswerError as exc:  # Slurm may have it: found by name, not resubmitted
+            raise LaunchUnconfirmedError(
+                f"job {spec.job_id}: sbatch got no answer ({exc}); Slurm may have the job, "
+                f"so it is looked up by its name {cmd.job_name(spec.job_id)} before any new "
+                "submission"
+            ) from exc
         if not result.ok:
             raise ExecutorError(f"job {spec.job_id}: sbatch refused it: {said(result)}")
         slurm_id, cluster = parse_sbatch(result.stdout)

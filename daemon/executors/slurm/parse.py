@@ -34,6 +34,7 @@ __all__ = [
     "energy_j",
     "expand_hostlist",
     "gpu_count",
+    "no_answer",
     "parse_nodes",
     "parse_running",
     "parse_sacct",
@@ -383,6 +384,12 @@ def unreachable(returncode: int, stderr: str) -> bool:
     because it refused the request)."""
     text = stderr.lower()
     return returncode != 0 and any(marker in text for marker in _UNREACHABLE)
+
+
+def no_answer(stderr: str) -> bool:
+    """Whether a command's failure says the controller took the request but did not answer
+    (``Socket timed out on send/recv operation``): it may have acted on it."""
+    return "socket timed out" in stderr.lower()
 
 
 def controller_up(returncode: int, stdout: str) -> bool:

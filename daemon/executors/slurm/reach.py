@@ -33,8 +33,13 @@ from typing import Final
 import structlog
 
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm.parse import controller_up, unreachable
-from daemon.executors.slurm.runner import CommandResult, Runner, SlurmUnavailableError
+from daemon.executors.slurm.parse import controller_up, no_answer, unreachable
+from daemon.executors.slurm.runner import (
+    CommandResult,
+    Runner,
+    SlurmNoAnswerError,
+    SlurmUnavailableError,
+)
 
 __all__ = ["MAX_RETRY_S", "RETRY_S", "Outage", "Reach"]
 
@@ -102,6 +107,7 @@ class Reach:
         """Run ``argv`` unless its cluster is known not to answer.
 
         Raises:
+            SlurmNoAnswerError: the command got no answer in time (it may have been done).
             SlurmUnavailableError: the controller cannot be reached (now, or still: the
                 command did not run).
         """
@@ -121,7 +127,7 @@ class Reach:
             lines = result.stderr.strip().splitlines()
             said = f"{Path(argv[0]).name}: {lines[-1]}"
             self._failed(cluster, said)
-            raise SlurmUnavailableError(said)
+            raise (SlurmNoAnswerError if no_answer(result.stderr) else SlurmUnavailableError)(said)
         if self._outages.pop(cluster, None) is not None:
             log.info("slurm_controller_back", cluster=cluster)
         return result

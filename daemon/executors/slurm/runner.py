@@ -19,13 +19,24 @@ from typing import Protocol
 
 from daemon.executors.errors import ExecutorUnavailableError
 
-__all__ = ["CommandResult", "Runner", "SlurmUnavailableError", "SubprocessRunner"]
+__all__ = [
+    "CommandResult",
+    "Runner",
+    "SlurmNoAnswerError",
+    "SlurmUnavailableError",
+    "SubprocessRunner",
+]
 
 _PASSED_ENV = ("SLURM_CONF",)
 
 
 class SlurmUnavailableError(ExecutorUnavailableError):
     """A Slurm command could not run or did not answer in time (Slurm down or missing)."""
+
+
+class SlurmNoAnswerError(SlurmUnavailableError):
+    """A Slurm command reached the controller, or may have, but got no answer in time (it
+    timed out, or Slurm said ``Socket timed out``): what it asked for may have been done."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +91,8 @@ class SubprocessRunner:
         """Run ``argv``; as ``uid``/``gid`` when given and different from the daemon's.
 
         Raises:
-            SlurmUnavailableError: the command is missing, could not start or timed out.
+            SlurmNoAnswerError: the command timed out.
+            SlurmUnavailableError: the command is missing or could not start.
         """
         switch = uid is not None and uid != os.geteuid()
         try:
@@ -98,9 +110,7 @@ class SubprocessRunner:
                 extra_groups=[] if switch else None,
             )
         except subprocess.TimeoutExpired as exc:
-            raise SlurmUnavailableError(
-                f"{argv[0]}: no answer within {self._timeout_s:g} s"
-            ) from exc
+            raise SlurmNoAnswerError(f"{argv[0]}: no answer within {self._timeout_s:g} s") from exc
         except OSError as exc:
             raise SlurmUnavailableError(f"{argv[0]}: cannot run: {exc}") from exc
         return CommandResult(done.returncode, done.stdout, done.stderr)

@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from daemon.executors.base import LaunchSpec, NotStarted, RunHandle
-from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
+from daemon.executors.errors import (
+    ExecutorError,
+    ExecutorUnavailableError,
+    LaunchUnconfirmedError,
+)
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
 from daemon.executors.slurm.commands import slurm_time
 from daemon.executors.slurm.queries import Token
@@ -333,3 +337,37 @@ def test_an_sbatch_that_cannot_contact_the_controller_is_unavailable_not_refused
     executor = SlurmExecutor({"qc": Target("alpha")}, runner=lost, known_gpus=["T4"])
     with pytest.raises(ExecutorUnavailableError):  # the service requeues it; it does not fail
         executor.launch(_spec(tmp_path), T0)
+
+
+@dataclass
+class _SbatchFails(FakeSlurm):
+    """``sbatch`` fails with ``stderr``."""
+
+    stderr: str = ""
+
+    def __call__(
+        self, argv: Sequence[str], *, stdin: str = "", uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult:  # fmt: skip
+        if argv[0] == "sbatch":
+            self.calls.append(tuple(argv))
+            return CommandResult(1, "", self.stderr)
+        return super().__call__(argv, stdin=stdin, uid=uid, gid=gid)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "unconfirmed"),
+    [
+        ("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation\n",
+         True),  # the controller took it and did not answer: it may have the job
+        ((RECORDED / "squeue_ctld_down.stderr.txt").read_text(), False),  # never reached it
+    ],
+)  # fmt: skip
+def test_an_sbatch_slurm_may_have_acted_on_is_unconfirmed_not_just_unavailable(
+    tmp_path: Path, stderr: str, unconfirmed: bool
+) -> None:
+    slurm = _SbatchFails(stderr=stderr)
+    executor = _executor(slurm)
+    with pytest.raises(ExecutorUnavailableError) as caught:
+        executor.launch(_spec(tmp_path), T0)
+    assert isinstance(caught.value, LaunchUnconfirmedError) is unconfirmed

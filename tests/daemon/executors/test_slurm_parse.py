@@ -13,6 +13,7 @@ from daemon.executors.slurm.parse import (
     energy_j,
     expand_hostlist,
     gpu_count,
+    no_answer,
     parse_nodes,
     parse_running,
     parse_sacct,
@@ -206,3 +207,19 @@ def test_ping_reads_up_and_down() -> None:
     assert controller_up(0, _read("scontrol_ping_up.txt"))
     assert not controller_up(1, _read("scontrol_ping_down.txt"))
     assert controller_up(1, "Slurmctld(primary) at a is DOWN\nSlurmctld(backup) at b is UP\n")
+
+
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        ("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation\n",
+         True),  # the controller took the request and did not answer: it may have the job
+        (_read("squeue_ctld_down.stderr.txt"), False),  # connect failure: it never got it
+        (_read("scontrol_clusters_ctld_down.stderr.txt"), False),
+        ("sbatch: error: invalid partition specified: alpha\n", False),
+    ],
+)  # fmt: skip
+def test_a_request_the_controller_may_have_acted_on_is_told_from_one_it_never_got(
+    stderr: str, expected: bool
+) -> None:
+    assert no_answer(stderr) is expected

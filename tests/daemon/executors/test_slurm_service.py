@@ -15,6 +15,7 @@ import pytest
 
 from daemon.assemble import Daemon, build_daemon
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
+from daemon.executors.slurm.runner import SlurmNoAnswerError
 from daemon.health import HEALTH_NAME, read_health
 from daemon.intensity import IntensityReading, ZoneSeries
 from daemon.settings import (
@@ -66,6 +67,28 @@ class _StopsAtRelease(FakeSlurm):
         if self.armed and any(a.startswith("--jobs=") or a.startswith("JobId=") for a in argv):
             self.stopped = True
         return super().__call__(argv, stdin=stdin, uid=uid, gid=gid)
+
+
+@dataclass
+class _SbatchGetsNoAnswer(FakeSlurm):
+    """Once armed, the next ``sbatch`` times out against a controller that accepts connections
+    but does not answer; ``accepted``: whether the controller got the job all the same."""
+
+    armed: bool = False
+    accepted: bool = True
+
+    def __call__(
+        self, argv: Sequence[str], *, stdin: str = "", uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult:  # fmt: skip
+        if not (self.armed and argv[0] == "sbatch"):
+            return super().__call__(argv, stdin=stdin, uid=uid, gid=gid)
+        self.armed = False
+        if self.accepted:
+            super().__call__(argv, stdin=stdin, uid=uid, gid=gid)
+        else:
+            self.calls.append(tuple(argv))
+        raise SlurmNoAnswerError(f"{argv[0]}: no answer within 30 s")
 
 
 def _daemon(tmp_path: Path, slurm: FakeSlurm, forecast: _Dip) -> Daemon:
@@ -302,4 +325,29 @@ def test_a_region_slurm_did_not_answer_for_at_start_is_discovered_once_it_answer
     assert [c[0] for c in slurm.calls].count("sbatch") == 1  # j9 once
     report = read_health(tmp_path / HEALTH_NAME)
     assert report is not None and report.problems == {}
+    daemon.close()
+
+
+@pytest.mark.parametrize("accepted", [True, False])
+def test_an_sbatch_without_answer_is_looked_up_by_name_never_submitted_twice(
+    tmp_path: Path, accepted: bool
+) -> None:
+    slurm, forecast = _SbatchGetsNoAnswer(armed=True, accepted=accepted), _Dip(T0)
+    daemon = _daemon(tmp_path, slurm, forecast)
+    service, ledger = daemon.service, daemon.ledger
+    service.start(T0)
+    line = {"id": "j12", "model": "llama-1b", "requests": 4, "command": ["sleep", "60"]}
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    service.tick(T0)
+    run = ledger.run("j12")
+    assert ledger.job("j12").state == "running"  # not requeued: Slurm may have it
+    assert run is not None and run.token is None  # its launch is not confirmed
+
+    service.tick(T0 + timedelta(minutes=1))  # Slurm answers again: j12 looked up by name
+    service.tick(T0 + timedelta(minutes=2))
+    run = ledger.run("j12")
+    assert ledger.job("j12").state == "running" and run is not None and run.token
+    assert len(slurm.jobs) == 1  # one Slurm job whatever happened
+    sbatches = [c[0] for c in slurm.calls].count("sbatch")
+    assert sbatches == (1 if accepted else 2)  # submitted again only once Slurm said it had none
     daemon.close()
