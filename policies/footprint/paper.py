@@ -4,8 +4,8 @@ and its characterisation computed with carbond's own estimator and accounting.
 Precision hypothesis: Hugging Face ``from_pretrained`` loads weights in fp32 unless told
 otherwise, so the 1B and 3B runs are taken at fp32. The 7B model cannot have run in fp32 on the
 T4 at all (27 GB of weights on a 16 GB card) although the paper reports T4 latencies for it, so
-the 7B runs are taken at fp16. ``tests/policies/test_paper.py`` checks that this setup, and not
-an all-fp16 one, reproduces the paper's energy ordering at batch 1 and 64.
+the 7B runs are taken at fp16. ``tests/policies/footprint/test_paper.py`` checks that this
+setup, and not an all-fp16 one, reproduces the paper's energy ordering at batch 64.
 """
 
 from __future__ import annotations
