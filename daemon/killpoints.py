@@ -7,7 +7,8 @@ to a point's name, the process sends itself SIGKILL the ``nth`` time (default 1)
 that point, exactly as ``kill -9`` would, with no ``finally``, ``atexit`` or flush running.
 
 The variable is read once, when this module is first imported (at start-up). The points are
-listed in :data:`POINTS`; ``tests/daemon/crash/`` kills the real ``carbond run`` at each.
+listed in :data:`POINTS`; the kill harness (``tests/daemon/killharness.py``, ``make
+kill-harness``) kills the real ``carbond run`` at them and at random moments.
 """
 
 from __future__ import annotations
