@@ -102,7 +102,7 @@ def build_service(
         executors=executors,
         inventory=build_inventory(settings.regions, catalog, discover),
         intensity=intensity or build_intensity(settings.intensity.source),
-        policy=build_policy(settings.policy.name, settings.policy.params),
+        policy=build_policy(settings.policy.name, settings.policy.params, settings.lifetime_years),
         metrics=metrics,
         on_close=on_close,
         measurement=measurement,

@@ -40,13 +40,19 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 
-def build_policy(name: str, params: Mapping[str, Any]) -> Policy:
-    """The policy registered as ``name`` with ``params`` (the settings have checked both).
+def build_policy(
+    name: str, params: Mapping[str, Any], lifetime_years: float | None = None
+) -> Policy:
+    """The policy registered as ``name`` with ``params`` (the settings have checked both),
+    planning with ``lifetime_years`` (the settings' top-level one, which outcomes are charged
+    with) unless ``params`` sets its own: every built-in policy takes it.
 
     Raises:
         UnknownPolicyError: no policy has that name (never a silent fallback).
         PoliciesError: the policy rejects ``params``.
     """
+    if lifetime_years is not None and "lifetime_years" not in params:
+        params = {**params, "lifetime_years": lifetime_years}
     return get_policy(name, **params)
 
 

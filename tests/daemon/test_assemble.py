@@ -84,3 +84,26 @@ def test_the_recalibration_thresholds_follow_the_settings_at_start_and_reload(
         assert back.energy_factor(MODEL, GPU) == pytest.approx(1.5)
     finally:
         daemon.close()
+
+
+@pytest.mark.parametrize(
+    ("policy", "params", "planned"),
+    [("run-now", {}, 4.0), ("carbon-window", {}, 4.0),
+     ("carbon-window", {"lifetime_years": 6.0}, 6.0)],
+)  # fmt: skip
+def test_the_policy_plans_with_the_lifetime_outcomes_are_charged_with(
+    tmp_path: Path, policy: str, params: dict[str, float], planned: float
+) -> None:
+    """``lifetime_years = 4`` charged outcomes over 4 years while every policy planned over
+    its own default of 5 (predicted and measured embodied grams 25 % apart); a lifetime in
+    the policy's own params still wins."""
+    settings = Settings(
+        state_dir=tmp_path, lifetime_years=4.0, policy={"name": policy, "params": params}
+    )
+    daemon = build_daemon(settings, gpu_clock=lambda: 0.0)
+    try:
+        chosen = daemon.service.policy
+        params = getattr(chosen, "params", chosen)  # carbon-window keeps them in .params
+    finally:
+        daemon.close()
+    assert params.lifetime_years == planned
