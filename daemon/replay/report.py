@@ -343,10 +343,17 @@ def split_savings(
 
     Per job: the spatial part is what the policy's placement (region, GPU) saves had it started
     when ``run-now`` started the job; the temporal part what its own start time saves on top,
-    both on the realised intensity.
+    both on the realised intensity. With on-site energy (a ``[regions.site]``) both are None:
+    the PV and battery energy a job would have had at another start depends on the whole
+    schedule's flows, which only the replay itself computes (grid grams alone split run-now's
+    own saving of 0 into two opposite parts).
     """
     base = next((run for run in runs if run.policy == "run-now"), None)
     if base is None:
+        return
+    if any(region.site is not None for region in setup.cluster.regions):
+        for row in rows:
+            row["spatial_saving"] = row["temporal_saving"] = None
         return
     first = {o.job_id: o for o in base.outcomes}
     pue = {r.name: r.pue for r in setup.cluster.regions}

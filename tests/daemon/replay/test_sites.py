@@ -155,6 +155,9 @@ def test_replay_cli_prints_site_table_and_draws_the_site(
     assert main([*argv, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["pv_kwh"] > 0 and "offset_by_day" in rows[0]
+    # no spatial/temporal split with a site: grid grams alone split run-now's own saving of 0
+    # into two opposite parts (the PV a job would have had at another start is not known)
+    assert rows[0]["spatial_saving"] is None and rows[0]["temporal_saving"] is None
 
 
 @pytest.mark.parametrize(
