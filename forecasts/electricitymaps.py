@@ -29,12 +29,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from forecasts.errors import (
@@ -72,11 +72,15 @@ _M = TypeVar("_M", bound="BaseModel")
 
 
 _CAMEL = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+# A JSON number: not ``true`` (read as 1.0) nor the string ``"300"`` (lax mode takes both).
+_Number = Annotated[float, Field(strict=True)]
+# Above any grid's: lignite plants emit ~1,200 g/kWh; a larger value is a broken answer.
+MAX_INTENSITY_G_PER_KWH: Final = 10_000.0
 
 
 class _Point(BaseModel):
     model_config = _CAMEL
-    carbon_intensity: float
+    carbon_intensity: _Number
     datetime: AwareDatetime
     is_estimated: bool | None = None
     emission_factor_type: str | None = None
@@ -100,7 +104,7 @@ class _PastRange(BaseModel):
 
 class _ForecastPoint(BaseModel):
     model_config = _CAMEL
-    carbon_intensity: float
+    carbon_intensity: _Number
     datetime: AwareDatetime
 
 
@@ -294,8 +298,11 @@ class ElectricityMapsClient:
 
     @staticmethod
     def _value(value: float, endpoint: str, zone: str) -> float:
-        if not math.isfinite(value) or value < 0:
-            raise MalformedPayloadError(f"{endpoint} for {zone}: carbonIntensity {value!r}")
+        if not math.isfinite(value) or not 0 <= value <= MAX_INTENSITY_G_PER_KWH:
+            raise MalformedPayloadError(
+                f"{endpoint} for {zone}: carbonIntensity {value!r} is not 0 to "
+                f"{MAX_INTENSITY_G_PER_KWH:,.0f} g/kWh"
+            )
         return float(value)
 
     @staticmethod

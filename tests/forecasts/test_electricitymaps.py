@@ -168,6 +168,10 @@ def test_timeouts_are_retried_then_reported(client: ElectricityMapsClient) -> No
         (json.dumps({"zone": "DE", "datetime": "2018-04-25T18:07:00Z"}), "carbonIntensity"),
         (json.dumps({**LATEST, "datetime": "2018-04-25 18:07"}), "datetime"),
         (json.dumps({**LATEST, "carbonIntensity": -3}), "carbonIntensity"),
+        # lax reading took true as 1.0 and "300" as 300; no bound took 1e300
+        (json.dumps({**LATEST, "carbonIntensity": True}), "carbonIntensity"),
+        (json.dumps({**LATEST, "carbonIntensity": "300"}), "carbonIntensity"),
+        (json.dumps({**LATEST, "carbonIntensity": 1e300}), r"1e\+300 is not 0 to 10,000 g/kWh"),
     ],
 )
 @responses.activate
