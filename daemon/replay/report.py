@@ -126,13 +126,15 @@ def _site_summary(run: PolicyRun) -> dict[str, Any]:
 
 
 def summarise(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
-    """One summary per run, with savings relative to ``run-now`` and to ``oracle`` when run,
-    each over the jobs that the runs compared all ran (see the module docstring)."""
+    """One summary per run, with savings relative to ``run-now`` and to ``oracle`` (as it
+    comes, with no parameters: ``carbond tune``'s grid over the oracle has no reference) when
+    run, each over the jobs that the runs compared all ran (see the module docstring)."""
     rows = [_summary(run) for run in runs]
     grams = [_grams(run) for run in runs]
     names = [run.policy for run in runs]
     base = grams[names.index("run-now")] if "run-now" in names else None
-    oracle = grams[names.index("oracle")] if "oracle" in names else None
+    oracle = next((g for run, g in zip(runs, grams, strict=True)
+                   if run.policy == "oracle" and not run.params), None)  # fmt: skip
     for row, mine in zip(rows, grams, strict=True):
         row["savings_vs_run_now"] = None
         row["compared_jobs"] = 0

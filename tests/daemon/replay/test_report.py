@@ -45,6 +45,17 @@ def test_a_policy_that_rejects_half_the_jobs_saves_only_what_it_saves_per_job() 
     assert rows["run-now"]["savings_vs_run_now"] == 0.0
 
 
+def test_the_oracle_share_is_taken_against_the_oracle_as_it_comes() -> None:
+    """``tune --policy oracle --grid min_saving=...`` measured every setting against the first
+    one (the first run named ``oracle``); only an oracle with no parameters is the reference."""
+    base = _run("run-now", {"j1": 10.0})
+    tuned = PolicyRun("oracle", {"min_saving": 0.2}, (_outcome("j1", 9.0),), 0, 0)
+    plain = _run("oracle", {"j1": 6.0})
+    rows = summarise([base, tuned, plain])
+    assert rows[1]["oracle_savings_captured"] == pytest.approx(0.25)
+    assert "oracle_savings_captured" not in summarise([base, tuned])[1]
+
+
 def test_no_gap_to_the_bound_or_optimum_for_a_policy_that_missed_a_deadline() -> None:
     """The bound and the best schedule meet every deadline: a policy that ran every job but
     ended one late (here below the bound, by running it late) gets no gap, as one that
