@@ -83,3 +83,34 @@ def test_missing_or_not_a_directory(tree: Path, relative: str, expected: str) ->
 def test_a_relative_path_is_refused() -> None:
     with pytest.raises(WorkdirError, match="'work' is not an absolute path"):
         open_workdir("work", os.getuid(), os.getgid())
+
+
+def test_a_symlink_in_a_directory_the_user_cannot_search_is_not_followed(tree: Path) -> None:
+    """Root reads the link (realpath) but the user could not: neither that it exists nor
+    where it leads may show through a refusal or a start (issue: the walk resolved as root)."""
+    if not _others_can_reach(tree):
+        pytest.skip(f"{tree} is not reachable by other users on this machine")
+    (tree / "open" / "shut" / "to-open").symlink_to(tree / "open")
+    (tree / "open" / "shut" / "to-secret").symlink_to(tree / "open" / "shut" / "inner")
+    for name in ("to-open", "to-secret", "missing"):
+        problem = workdir_problem(str(tree / "open" / "shut" / name), OTHER_UID, OTHER_GID)
+        assert problem == (
+            f"uid {OTHER_UID} cannot enter working directory {tree}/open/shut/{name} "
+            f"(no search permission on {tree}/open/shut)"
+        )
+
+
+def test_symlinks_resolve_as_the_kernel_resolves_them(tree: Path) -> None:
+    (tree / "open" / "rel").symlink_to("shut/inner/")
+    (tree / "open" / "abs").symlink_to(tree / "open" / "rel")
+    (tree / "open" / "up").symlink_to("../open/shut")
+    (tree / "loop").symlink_to("loop")
+    for name, expected in [("abs", "shut/inner"), ("up/..", "."), ("abs/../..", ".")]:
+        fd = open_workdir(str(tree / "open" / name), os.getuid(), os.getgid())
+        try:
+            assert os.path.samestat(os.fstat(fd), os.stat(tree / "open" / expected)), name
+        finally:
+            os.close(fd)
+    assert workdir_problem(str(tree / "loop"), os.getuid(), os.getgid()) == (
+        f"working directory {tree}/loop: too many levels of symbolic links"
+    )
