@@ -65,17 +65,33 @@ def claim(marker: Path) -> bool:
 
 
 def find_wrapper(spec_file: Path) -> int | None:
-    """The pid of the wrapper running ``spec_file`` (from ``/proc/*/cmdline``), if any."""
-    wanted = str(spec_file).encode()
+    """The pid of the wrapper running ``spec_file`` (from ``/proc``), if any.
+
+    The wrapper's command line is ``PYTHON -I -m daemon.executors.wrapper SPEC_FILE`` and its
+    real uid is the daemon's: anyone may start a process with that command line, and a job
+    run by one of those would be another user's decoy.
+    """
+    wanted = [b"-I", b"-m", b"daemon.executors.wrapper", str(spec_file).encode(), b""]
+    me = os.geteuid()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if argv[1:] != wanted or _real_uid(entry) != me:
+                continue
         except OSError:
             continue
-        if b"daemon.executors.wrapper" in argv and wanted in argv:
-            return int(entry.name)
+        return int(entry.name)
+    return None
+
+
+def _real_uid(proc: Path) -> int | None:
+    """The real uid in ``/proc/PID/status`` (the directory's owner is root for a process that
+    made itself non-dumpable, whoever runs it)."""
+    for line in (proc / "status").read_text(encoding="ascii", errors="replace").splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
     return None
 
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import sys
@@ -277,6 +278,68 @@ def test_a_run_whose_token_was_never_recorded_is_found_by_its_files(
     go.touch()
     assert _wait(after, found).succeeded
     before.poll([running, finished], NOW)  # reap the children in this test process
+
+
+def test_a_decoy_with_the_wrappers_command_line_is_not_taken_for_the_job(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    """Anyone can start a process whose command line names a job's spec file: a recovering
+    daemon adopting it would signal the decoy on cancel and take the decoy's end for the job's
+    (issue: found by cmdline alone). Decoys: a loose one (the names among other arguments) and,
+    as root with setpriv, the wrapper itself with the exact command line but another real uid,
+    held reading a FIFO put where the spec will be (then removed)."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    spec_file = log_dir / "job-d.spec.json"
+    loose = [PY, "-c", "import time; time.sleep(60)", "daemon.executors.wrapper", str(spec_file)]
+    decoys = [subprocess.Popen(loose)]
+    writer = None
+    try:
+        if os.geteuid() == 0 and (setpriv := shutil.which("setpriv")):
+            nobody = pwd.getpwnam("nobody").pw_uid
+            os.mkfifo(spec_file)
+            wrapper = [PY, "-I", "-m", "daemon.executors.wrapper", str(spec_file)]
+            decoys.append(  # real uid: another user's (effective root, to run this PY)
+                subprocess.Popen([setpriv, f"--ruid={nobody}", *wrapper], stderr=subprocess.DEVNULL)
+            )
+            writer = _open_fifo_writer(spec_file)  # once the decoy is blocked reading it
+            spec_file.unlink()
+        _wait_for_cmdline(decoys[0].pid, str(spec_file))
+        started = tmp_path / "started"
+        executor = LocalExecutor()
+        script = f"touch {started}; exec sleep 60"
+        running = executor.launch(_spec(tmp_path, "job-d", "/bin/sh", "-c", script), NOW)
+        reaper.append(running)
+        _wait_for_file(started)
+
+        (found,) = LocalExecutor(log_dir=log_dir).adopt([RunHandle("job-d", "local", "", NOW)], NOW)
+
+        assert isinstance(found, RunHandle) and found.token == running.token
+        os.killpg(json.loads(running.token)["pid"], signal.SIGKILL)
+        _wait(executor, running)
+    finally:
+        if writer is not None:
+            os.close(writer)
+        for decoy in decoys:
+            decoy.kill()
+            decoy.wait()
+
+
+def _open_fifo_writer(fifo: Path, timeout_s: float = 30.0) -> int:
+    end = time.monotonic() + timeout_s
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: no reader yet
+            assert time.monotonic() < end, f"nobody opened {fifo}"
+            time.sleep(0.02)
+
+
+def _wait_for_cmdline(pid: int, text: str, timeout_s: float = 30.0) -> None:
+    end = time.monotonic() + timeout_s
+    while text.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < end, f"pid {pid} never ran with {text} in its command line"
+        time.sleep(0.02)
 
 
 def test_a_recovering_daemon_claims_the_start_so_a_late_wrapper_never_runs_it(
