@@ -118,9 +118,14 @@ def run(spec_path: Path) -> int:
 STRAGGLER_GRACE_S = 5.0  # SIGTERM to SIGKILL for processes a finished job left behind
 
 
-def _group_members() -> list[int]:
-    """Pids in this wrapper's process group (the job's), the wrapper excepted (Linux /proc)."""
-    me, group = os.getpid(), os.getpgid(0)
+def _session_members() -> list[int]:
+    """Pids in this wrapper's session (the job's), the wrapper excepted (Linux /proc): its
+    process group and any group a job's process moved to with ``setpgid`` (a shell with job
+    control does that for each background job). None unless the wrapper leads its session (as
+    the local executor starts it): a session it does not lead is not the job's."""
+    me, session = os.getpid(), os.getsid(0)
+    if session != me:
+        return []
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
@@ -130,24 +135,24 @@ def _group_members() -> list[int]:
                 fields = handle.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group and fields[0] != b"Z":  # field 5 (pgrp), not a zombie
+        if int(fields[3]) == session and fields[0] != b"Z":  # field 6 (session), not a zombie
             pids.append(int(entry))
     return pids
 
 
 def _end_stragglers() -> int:
-    """After the job's main process ended: SIGTERM what it left in its process group (a job
-    that forked and exited would keep its GPU busy after carbond freed it), SIGKILL what is
-    still there after ``STRAGGLER_GRACE_S``. Returns how many there were. (A process that left
-    the group with setsid escapes this; only a cgroup would hold it.)"""
-    pids = _group_members()
+    """After the job's main process ended: SIGTERM what it left in its session (a job that
+    forked and exited would keep its GPU busy after carbond freed it), SIGKILL what is still
+    there after ``STRAGGLER_GRACE_S``. Returns how many there were. (A process that left the
+    session with setsid escapes this; only a cgroup would hold it.)"""
+    pids = _session_members()
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STRAGGLER_GRACE_S
-    while _group_members() and time.monotonic() < deadline:
+    while _session_members() and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in _group_members():
+    for pid in _session_members():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     return len(pids)

@@ -441,3 +441,34 @@ def test_a_job_that_forks_and_exits_leaves_nothing_running(
     assert "1 process(es) it left running were terminated" in status.reason
     child = int(pid_file.read_text())
     assert process_start_ticks(child) is None, "the forked child outlived its job"
+
+
+def test_a_child_in_a_process_group_of_its_own_does_not_outlive_its_job(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    """A child moved to its own process group (setpgid, as a shell's job control does) is
+    still in the job's session: it is ended with the job (issue: only the group was)."""
+    pid_file = tmp_path / "child.pid"
+    code = (
+        "import os, pathlib, time\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.setpgid(0, 0)\n"
+        "    time.sleep(300)\n"
+        "    os._exit(0)\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(pid))\n"
+    )
+    executor = LocalExecutor()
+    handle = executor.launch(_spec(tmp_path, "job-g", PY, "-c", code), NOW)
+    reaper.append(handle)
+
+    status = _wait(executor, handle)
+
+    child = int(pid_file.read_text())
+    try:
+        assert status.exit_code == 0
+        assert "1 process(es) it left running were terminated" in status.reason
+        assert process_start_ticks(child) is None, "the child outlived its job"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
