@@ -117,7 +117,7 @@ class LocalExecutor:
         status = log_dir / f"{spec.job_id}.status.json"
         spec_file = log_dir / f"{spec.job_id}.spec.json"
         try:
-            log_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+            _make_log_dir(log_dir)
             status.unlink(missing_ok=True)
             out = jobfiles.open_log(log_dir / f"{spec.job_id}.out", spec.uid, spec.gid)
             err = jobfiles.open_log(log_dir / f"{spec.job_id}.err", spec.uid, spec.gid)
@@ -284,3 +284,15 @@ def _never_started(handle: RunHandle, now: datetime, why: str) -> ExitStatus:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):  # gone: poll reports it
         os.killpg(pid, sig)
+
+
+def _make_log_dir(log_dir: Path) -> None:
+    """``log_dir`` as the tmpfiles config makes it, whatever the umask, if it is missing: 0751
+    (users reach their own logs by name; only the group lists them). One that exists is left
+    as the operator made it."""
+    log_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        log_dir.mkdir(mode=0o751)
+    except FileExistsError:
+        return
+    os.chmod(log_dir, 0o751)

@@ -100,6 +100,7 @@ def test_runs_argv_without_shell_with_gpus_logs_and_clean_env(
     assert "CARBOND_ELECTRICITYMAPS__TOKEN" not in env
     assert out[1] == "['$HOME; rm -rf /']"  # passed as one argument, never through a shell
     assert (tmp_path / "logs" / "job-1.err").read_text() == "to-stderr\n"
+    assert (tmp_path / "logs").stat().st_mode & 0o777 == 0o751  # as tmpfiles makes it (was 0755)
     assert handle.executor == "local" and handle.started_at == NOW
 
 
