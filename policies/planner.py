@@ -336,7 +336,11 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
     deadline = cube.jobs[j].deadline
     left_s = math.inf if deadline is None else (deadline - cube.grid.start).total_seconds()
     end = tick.capacity.offsets_s[None, : cube.grid.count] + duration[:, None]
-    late = end + duration[:, None] * margin
+    # a pool the job does not fit ends at inf, margin or not (inf x 0 would be NaN, and warn)
+    fits = np.isfinite(duration)
+    allowance = np.full_like(duration, np.inf)
+    allowance[fits] = duration[fits] * margin
+    late = end + allowance[:, None]
     grams = cube.operational_g[j] + cube.embodied_g[j][:, None]  # total_g is inf past latest
 
     def best(cells: npt.NDArray[np.bool_], by: FloatArray) -> tuple[int, int]:
@@ -439,7 +443,9 @@ def plan_window(
             gpus = np.array([jobs[j].workload.tensor_parallel for j in chunk], dtype=np.int64)
             fits = [k for k in locals_ if ok[chunk[k]].any()]
             grams = cube.operational_g + cube.embodied_g[:, :, None]
-            room_s = np.where(allowed[chunk], cube.latest_start_s, -np.inf).max(axis=1)
+            room_s = np.where(allowed[chunk], cube.latest_start_s, -np.inf).max(
+                axis=1, initial=-np.inf
+            )  # no pool at all (no GPU configured): every job is rejected below
             relaxed = room_s - grid.first_offset_s > params.urgent_s
             round_plan = plan_round(
                 cost, grams, cube.duration_s, gpus, capacity, fits, _rounding(tick, params, gpus),

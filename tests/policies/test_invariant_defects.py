@@ -1,7 +1,8 @@
 """Planner defects found by the properties of ``test_invariants.py``, each as its smallest
-case, recorded as a strict xfail: the planners are left as they are (the documented replay
-figures depend on their exact decisions), and a fix turns its test into a failure to notice
-(then drop the mark, and the property's exclusion or xfail where it has one)."""
+case. Those that would move a decision are recorded as strict xfails: the planners are left as
+they are (the documented replay figures depend on their exact decisions), and a fix turns its
+test into a failure to notice (then drop the mark, and the property's exclusion or xfail where
+it has one). Those fixed since (no GPU at all, the rescue path's inf x 0) are plain tests."""
 
 from __future__ import annotations
 
@@ -94,30 +95,24 @@ def test_lookahead_starts_a_late_job_that_a_free_gpu_still_runs_in_time() -> Non
 
 @pytest.mark.parametrize(
     "name",
-    [
-        "run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "oracle",
-        pytest.param("carbon-lookahead", marks=pytest.mark.xfail(
-            strict=True, raises=ValueError, reason="planner.plan_window's look-ahead branch "
-            "takes the max of the jobs' latest starts over no pools (zero-size reduction)")),
-    ],
+    ["run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "oracle",
+     "carbon-lookahead"],
 )  # fmt: skip
 def test_with_no_gpu_every_job_is_rejected_saying_so(name: str) -> None:
     """A daemon with no GPU (none declared, NVML missing) plans every tick: each job is
-    rejected with the reason, as by every other policy; carbon-lookahead raises instead."""
+    rejected with the reason, as by every other policy (carbon-lookahead raised ValueError:
+    the max of the jobs' latest starts over no pools)."""
     fcs = {"CA-QC": forecast("CA-QC", [30.0] * 30)}
     decisions = get_policy(name).plan(NOW, [job("a"), job("b", hours=None)], [], fcs)
     assert [d.action for d in decisions] == ["reject", "reject"]
     assert all(d.reason == f"{UNFIT}: no GPU is configured" for d in decisions)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeWarning, reason="planner._rescue computes "
-                   "inf x duration_margin for a pool the job does not fit: NaN, and NumPy's "
-                   "'invalid value' warning, with duration_margin 0")  # fmt: skip
 def test_the_full_replans_rescue_path_is_quiet_with_no_duration_margin() -> None:
     """The NumPy planner (a policy without kept rows, and the fast path's fallback for a
     queue with a repeated id) rescuing a late job that does not fit one pool (llama-8b on a
-    T4) with ``duration_margin=0``: the decision is right (the NaN compares false), but it
-    warns (an error under pytest's filterwarnings), where the compiled path does not."""
+    T4) with ``duration_margin=0``: the decision was right (the NaN compared false), but it
+    computed inf x 0 and warned (an error under pytest's filterwarnings)."""
     devs = devices("qc", "CA-QC", "T4", 1) + devices("ca", "US-CAL-CISO", "A100-40GB", 1)
     fcs = {z: forecast(z, [100.0] * 40) for z in ("CA-QC", "US-CAL-CISO")}
     late = replace(job("late", model="llama-8b"), deadline=NOW + timedelta(minutes=5))
