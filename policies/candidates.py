@@ -43,12 +43,15 @@ def is_free(device: Device, now: datetime) -> bool:
 
 
 def device_groups(job: JobSpec, devices: Sequence[Device]) -> Iterator[tuple[Device, ...]]:
-    """Every (region, GPU type) pool the job may use, as a tuple of its admissible devices."""
+    """Every (region, GPU type) pool the job may use, as a tuple of its admissible devices in
+    id order (as every planner's pools: the order ``devices`` come in changes nothing)."""
 
     def key(device: Device) -> tuple[str, str]:
         return device.region, device.gpu.name
 
-    allowed = sorted((d for d in devices if job_allows(job, d)), key=key)
+    allowed = sorted(
+        (d for d in devices if job_allows(job, d)), key=lambda d: (*key(d), d.device_id)
+    )
     for _, pool in groupby(allowed, key=key):
         yield tuple(pool)
 

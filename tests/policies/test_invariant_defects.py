@@ -18,12 +18,10 @@ from policies.planner import WindowParameters, plan_window
 from tests.policies.conftest import NOW, devices, forecast, job
 
 
-@pytest.mark.xfail(strict=True, reason="run-now starts a job on a pool's first free devices "
-                   "in the order the devices were given (candidates.device_groups keeps it), "
-                   "where every other planner sorts a pool's devices by id")  # fmt: skip
 def test_run_now_picks_devices_by_their_order() -> None:
-    """Two free T4s in one region, one job: the same inputs in another order start it on the
-    other GPU (the window planners and spatial name qc-0 either way)."""
+    """Two free T4s in one region, one job: the same inputs in another order started it on the
+    other GPU (candidates.device_groups kept the input order; the window planners and spatial
+    name qc-0 either way)."""
     devs = devices("qc", "CA-QC", "T4", 2)
     fcs = {"CA-QC": forecast("CA-QC", [30.0] * 30)}
     (forward,) = get_policy("run-now").plan(NOW, [job("a")], devs, fcs)

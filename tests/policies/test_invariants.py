@@ -8,9 +8,9 @@ that do not depend on the order of the devices or of the queue, nor, for the job
 highest priority, on the jobs below them; the window planners' deadline rules for one job;
 and the fast path's ticks deciding as a fresh policy and a full re-plan.
 
-Known defects are left out of the properties (run-now's device order, carbon-lookahead's
-priority: a random round finds them too rarely for a strict xfail, which then fails when it
-does not) and recorded as strict xfails in ``test_invariant_defects.py``, a minimal case each.
+Known defects are left out of the properties (carbon-lookahead's priority: a random round
+finds it too rarely for a strict xfail, which then fails when it does not) and recorded as
+strict xfails in ``test_invariant_defects.py``, a minimal case each.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def _check_orders(name: str, r: Round, data: st.DataObject) -> None:
     assert _permuted(shuffled, order) == decisions
 
 
-@pytest.mark.parametrize("name", ALL[1:])
+@pytest.mark.parametrize("name", ALL)
 @settings(max_examples=examples(0.02, floor=20), deadline=None)
 @given(r=rounds(), data=st.data())
 def test_decisions_do_not_depend_on_the_order_of_devices_or_jobs(
