@@ -213,7 +213,7 @@ def _jobs(args: argparse.Namespace) -> int:
     offset = _count("--offset", args.offset)
     states = [s for s in args.state or () if s != REJECTED]
     if args.state and len(states) < len(args.state):
-        _rejected(args, show_jobs=bool(states))
+        _rejected(args, limit, offset, show_jobs=bool(states))
         if not states:
             return 0
     with _open(args) as ledger:
@@ -272,11 +272,10 @@ def _grams_line(totals: dict[str, float]) -> str:
     )
 
 
-def _rejected(args: argparse.Namespace, *, show_jobs: bool) -> None:
-    """The caller's queue lines the daemon refused (root: everyone's)."""
+def _rejected(args: argparse.Namespace, limit: int | None, offset: int, *, show_jobs: bool) -> None:
+    """The caller's queue lines the daemon refused (root: everyone's), paged as jobs are."""
     path = settings_from(args).state_dir / REJECTED_NAME
-    limit = None if args.limit is None else _count("--limit", args.limit)
-    rows = rejected_lines(path, os.getuid(), limit, _count("--offset", args.offset))
+    rows = rejected_lines(path, os.getuid(), limit, offset)
     if args.json and not show_jobs:
         print_json(rows)
         return
