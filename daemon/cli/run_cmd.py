@@ -5,8 +5,8 @@ ledger, queue, executors, GPU inventory, intensity source, policy -> service -> 
 On SIGHUP the settings are loaded again; a valid new config rebuilds the service around the
 same ledger and executors (so running jobs stay tracked), an invalid one is logged
 (``reload_rejected`` with one problem per line) and the running config is kept.
-``state_dir`` cannot change; ``metrics``, ``executors`` and ``gpu`` changes need a restart
-(``reload_needs_restart`` names them).
+``state_dir`` cannot change, nor Slurm regions be added; ``metrics``, ``executors``, ``gpu`` and
+``[regions.slurm]`` changes need a restart (``reload_needs_restart`` names them).
 """
 
 from __future__ import annotations
@@ -23,15 +23,28 @@ import structlog
 
 from daemon.assemble import build_daemon, intervals_of, rebuild_service
 from daemon.cli.context import add_common_options
-from daemon.errors import UsageError
+from daemon.errors import DaemonError, UsageError
 from daemon.logs import configure_logging
 from daemon.loop import Intervals, ServiceLoop, Steps
 from daemon.metrics import Metrics
 from daemon.sdnotify import Notifier
-from daemon.settings import ConfigError, Settings, config_path, load_settings
+from daemon.settings import (
+    ConfigError,
+    Settings,
+    SlurmRegionSettings,
+    config_path,
+    load_settings,
+)
 from daemon.statedir import ensure_safe_state_dir, lock_state_dir
+from policies import PoliciesError
 
-__all__ = ["missing_regions", "register", "restart_only_changes", "run_daemon"]
+__all__ = [
+    "missing_regions",
+    "register",
+    "restart_only_changes",
+    "run_daemon",
+    "slurm_regions_added",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -79,10 +92,32 @@ RESTART_ONLY = ("metrics", "executors", "gpu")
 RESTART_NOTE = "changed in the config, but they keep their start-up values until a restart"
 
 
+def _slurm_targets(settings: Settings) -> dict[str, SlurmRegionSettings | None]:
+    return {r.name: r.slurm for r in settings.regions if r.executor == "slurm"}
+
+
 def restart_only_changes(started: Settings, new: Settings) -> list[str]:
     """The sections of :data:`RESTART_ONLY` that ``new`` changes from the settings the daemon
-    started with (still in effect whatever was reloaded since)."""
-    return [name for name in RESTART_ONLY if getattr(new, name) != getattr(started, name)]
+    started with (still in effect whatever was reloaded since), then each Slurm region whose
+    ``[regions.slurm]`` changed (the Slurm executor keeps its start-up partitions)."""
+    kept = [name for name in RESTART_ONLY if getattr(new, name) != getattr(started, name)]
+    before = _slurm_targets(started)
+    kept += [f"regions.{name}.slurm" for name, target in _slurm_targets(new).items()
+             if name in before and before[name] != target]  # fmt: skip
+    return kept
+
+
+def slurm_regions_added(started: Settings, new: Settings) -> str | None:
+    """Why ``new`` cannot be reloaded into a daemon started with ``started``: it adds Slurm
+    regions, which the Slurm executor built at start-up would refuse every job of; None when
+    it adds none."""
+    added = sorted(set(_slurm_targets(new)) - set(_slurm_targets(started)))
+    if not added:
+        return None
+    return (
+        f"regions {', '.join(added)}: a region on Slurm is set up when carbond starts; "
+        "restart carbond to add one"
+    )
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -142,10 +177,14 @@ def _run_locked(
             if new.state_dir != daemon.settings.state_dir:
                 log.error("reload_rejected", problems=["state_dir cannot change; restart"])
                 return None
-            if problem := missing_regions(new, None):
+            if problem := missing_regions(new, None) or slurm_regions_added(settings, new):
                 log.error("reload_rejected", problems=[problem])
                 return None
-            service = rebuild_service(daemon, new, metrics)
+            try:
+                service = rebuild_service(daemon, new, metrics)
+            except (DaemonError, PoliciesError) as exc:  # valid alone, not here: a site's CSV
+                log.error("reload_rejected", problems=[str(exc)])
+                return None
             _configure_logging(new)
             log.info("reload_settings", policy=service.policy.name, regions=len(new.regions))
             if kept := restart_only_changes(settings, new):

@@ -1,0 +1,133 @@
+"""SIGHUP with a config the running daemon cannot take: ``reload_rejected`` names why, the
+running config goes on (a real ``carbond run`` process and its log)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.cli.run_cmd import restart_only_changes, slurm_regions_added
+from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+state_dir = "{state}"
+[policy]
+name = "run-now"
+[intervals]
+ingest_s = 0.1
+plan_s = 0.2
+reconcile_s = 0.1
+[metrics]
+port = 0
+[log]
+format = "json"
+[[regions]]
+name = "qc"
+zone = "CA-QC"
+executor = "simulated"
+gpus = ["T4"]
+"""
+SITE_WITH_A_MISSING_CSV = """
+[[regions]]
+name = "solar"
+zone = "DE"
+executor = "simulated"
+gpus = ["T4"]
+[regions.site]
+pv_csv = "{csv}"
+"""
+SLURM_REGION = """
+[[regions]]
+name = "cluster"
+zone = "DE"
+executor = "slurm"
+gpus = ["A100-80GB"]
+[regions.slurm]
+partition = "gpu"
+"""
+
+
+def _events(log: Path) -> list[dict[str, Any]]:
+    lines = log.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def _wait_for(log: Path, event: str, count: int, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    end = time.monotonic() + timeout_s
+    while True:
+        found = [e for e in _events(log) if e["event"] == event]
+        if len(found) >= count:
+            return found
+        if time.monotonic() > end:
+            raise AssertionError(f"no {count}x {event} in {log.read_text()}")
+        time.sleep(0.05)
+
+
+def test_a_reload_the_running_daemon_cannot_wire_is_rejected_saying_why(tmp_path: Path) -> None:
+    config = tmp_path / "carbond.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"))
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run", "--config", str(config)],
+            env={**os.environ, "NOTIFY_SOCKET": ""},
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        _wait_for(log, "daemon_ready", 1)
+        missing = tmp_path / "no-such-pv.csv"
+        config.write_text(config.read_text() + SITE_WITH_A_MISSING_CSV.format(csv=missing))
+        proc.send_signal(signal.SIGHUP)
+        (first,) = _wait_for(log, "reload_rejected", 1)
+        assert first["problems"][0].startswith("regions.solar.site: ")
+        assert str(missing) in first["problems"][0]
+
+        config.write_text(CONFIG.format(state=tmp_path / "state") + SLURM_REGION)
+        proc.send_signal(signal.SIGHUP)
+        second = _wait_for(log, "reload_rejected", 2)[1]
+        assert second["problems"] == [
+            "regions cluster: a region on Slurm is set up when carbond starts; "
+            "restart carbond to add one"
+        ]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    events = [e["event"] for e in _events(log)]
+    assert "reload_failed" not in events and "reload_applied" not in events
+    assert "Traceback" not in log.read_text()
+
+
+def _slurm_region(name: str, partition: str) -> RegionSettings:
+    return RegionSettings(
+        name=name,
+        zone="DE",
+        executor="slurm",
+        gpus=["A100-80GB"],
+        slurm=SlurmRegionSettings(partition=partition),
+    )
+
+
+def test_a_reload_that_changes_a_slurm_partition_names_it_as_needing_a_restart() -> None:
+    started = Settings(regions=(_slurm_region("a", "gpu"), _slurm_region("b", "gpu")))
+    moved = Settings(regions=(_slurm_region("a", "gpu"), _slurm_region("b", "big")))
+    assert restart_only_changes(started, moved) == ["regions.b.slurm"]
+    assert slurm_regions_added(started, moved) is None
+    grown = Settings(regions=(*started.regions, _slurm_region("c", "gpu")))
+    assert slurm_regions_added(started, grown) == (
+        "regions c: a region on Slurm is set up when carbond starts; restart carbond to add one"
+    )
+    assert restart_only_changes(started, grown) == []
