@@ -145,6 +145,9 @@ def backtest(
     n_leads = math.ceil(horizon_s / step)
     every = max(1, round(issue_every_s / step))
     first = max(1, math.ceil(warmup_s / step))
+    known = np.flatnonzero(np.isfinite(series.values_g_per_kwh))
+    if known.size:  # before the first known point, the carried-back inputs would be its future
+        first = max(first, int(known[0]) + 1)
     if issue_from is not None:
         first = max(first, series.index_of(issue_from))
     last = len(series) - n_leads
@@ -268,6 +271,7 @@ class HistoricalForecasts:
         self.trace = trace
         self.forecaster = forecaster
         self._y = filled_history(trace.values_g_per_kwh)
+        self._first_known = int(np.argmax(np.isfinite(trace.values_g_per_kwh)))
         self._memo: dict[tuple[int, int], FloatArray] = {}
 
     def _issue_index(self, t: datetime) -> int:
@@ -277,13 +281,19 @@ class HistoricalForecasts:
                 f"{self.trace.zone}: no trace before {t.isoformat()} "
                 f"(trace starts {self.trace.start.isoformat()})"
             )
+        if i <= self._first_known:  # its inputs would be carried back from after ``t``
+            known = self.trace.start + timedelta(seconds=self.trace.step_s * self._first_known)
+            raise ForecastsError(
+                f"{self.trace.zone}: no known intensity before {t.isoformat()} "
+                f"(the first is at {known.isoformat()})"
+            )
         return min(i, len(self.trace))
 
     def prefetch(self, times: Sequence[datetime], horizon_s: int) -> None:
         """Compute the forecasts for all ``times`` at once (same results as :meth:`at`).
 
         Raises:
-            ForecastsError: a time is not after the trace's first point.
+            ForecastsError: a time is not after the trace's first known point.
         """
         self._prefetch_indices({self._issue_index(t) for t in times}, horizon_s)
 
@@ -302,7 +312,7 @@ class HistoricalForecasts:
         """Forecast from the first trace point starting at or after ``t``, over ``horizon_s``.
 
         Raises:
-            ForecastsError: ``t`` is not after the trace's first point.
+            ForecastsError: ``t`` is not after the trace's first known point.
         """
         trace = self.trace
         i = self._issue_index(t)

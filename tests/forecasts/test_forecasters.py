@@ -92,7 +92,7 @@ def test_backtest_too_short() -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [np.zeros(20 * 24), np.r_[np.full(20 * 24 - 1, np.nan), 300.0]],
+    [np.zeros(20 * 24), np.r_[300.0, np.full(20 * 24 - 1, np.nan)]],
     ids=["all-zero: no MAPE", "all-missing targets: nothing scored"],
 )
 def test_backtest_of_unscorable_leads_is_nan_and_silent(values: np.ndarray) -> None:
@@ -102,7 +102,26 @@ def test_backtest_of_unscorable_leads_is_nan_and_silent(values: np.ndarray) -> N
     result = backtest(series, [make_forecaster("persistence")])
     assert np.isnan(result.mape_by_lead_pct["persistence"][0])
     p90 = result.abs_error_p90_g_per_kwh["persistence"]
-    assert np.isnan(p90[0]) == np.isnan(values[0])  # zero error on zeros, none scored else
+    assert np.isnan(p90[0]) == np.isnan(values[-1])  # zero error on zeros, none scored else
+
+
+def test_no_forecast_is_issued_before_the_first_known_point() -> None:
+    """A trace whose first days are missing: the inputs carried back from its first known
+    point are that point's future, so nothing is issued (or scored) before it, batched or not."""
+    values = _daily(20).values_g_per_kwh.copy()
+    values[: 9 * 24 + 5] = np.nan
+    trace = IntensitySeries("XX", T0, 3600, values)
+    first_known = T0 + timedelta(days=9, hours=5)
+    result = backtest(trace, [make_forecaster("persistence")], issue_every_s=3600)
+    assert result.first_issue == first_known + H
+    replay = HistoricalForecasts(trace, make_forecaster("blend"))
+    for t in (T0 + timedelta(days=8), first_known):
+        with pytest.raises(ForecastsError, match="no known intensity before"):
+            replay.at(t, 3600, 3600)
+        with pytest.raises(ForecastsError, match="no known intensity before"):
+            replay.prefetch([first_known + H, t], 3600)
+    after = replay.at(first_known + H, 3 * 3600, 3600)
+    assert list(after.values_g_per_kwh) == [values[9 * 24 + 5]] * 3  # seasonal: nothing yet
 
 
 def test_provider_forecast_gap_filled_by_fallback() -> None:
