@@ -53,9 +53,10 @@ class SeriesCache:
         """The cached history of ``zone``, or None when there is none.
 
         Raises:
-            CacheError: the file exists but is unreadable or corrupt (named in the message).
+            CacheError: the file exists but is unreadable, corrupt, or holds another zone's or
+                kind's values (named in the message).
         """
-        return self._read(self._path(zone, kind, "history"))
+        return self._read(self._path(zone, kind, "history"), zone, kind)
 
     def store(self, series: IntensitySeries) -> IntensitySeries:
         """Merge ``series`` into the cached history (newer wins), trim, write atomically.
@@ -67,7 +68,7 @@ class SeriesCache:
         """
         path = self._path(series.zone, series.kind, "history")
         try:
-            old = self._read(path)
+            old = self._read(path, series.zone, series.kind)
         except CacheError:
             old = None  # a corrupt cache is replaced by fresh data
         try:
@@ -87,9 +88,9 @@ class SeriesCache:
         """The provider forecast last stored for ``zone``, or None.
 
         Raises:
-            CacheError: corrupt file.
+            CacheError: corrupt file, or another zone's or kind's forecast.
         """
-        return self._read(self._path(zone, kind, "forecast"))
+        return self._read(self._path(zone, kind, "forecast"), zone, kind)
 
     def store_forecast(self, series: IntensitySeries) -> None:
         """Replace the stored provider forecast of ``series.zone`` (atomic write).
@@ -131,7 +132,7 @@ class SeriesCache:
             raise CacheError(f"{path}: cannot write cache: {e.strerror or e}") from e
 
     @staticmethod
-    def _read(path: Path) -> IntensitySeries | None:
+    def _read(path: Path, zone: str, kind: SignalKind) -> IntensitySeries | None:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -142,9 +143,13 @@ class SeriesCache:
             data: dict[str, Any] = json.loads(text)
             if data.get("format") != CACHE_FORMAT_VERSION:
                 raise CacheError(f"{path}: unknown cache format {data.get('format')!r}")
-            kind = data["kind"]
-            if kind not in SIGNAL_KINDS:
-                raise CacheError(f"{path}: unknown kind {kind!r}")
+            if data["kind"] not in SIGNAL_KINDS:
+                raise CacheError(f"{path}: unknown kind {data['kind']!r}")
+            if str(data["zone"]).upper() != zone.upper() or data["kind"] != kind:
+                # a file copied or renamed by hand: served, it would pass for this zone's
+                raise CacheError(
+                    f"{path}: holds {data['zone']} {data['kind']} values, not {zone} {kind}"
+                )
             values = np.array(
                 [math.nan if v is None else float(v) for v in data["values_g_per_kwh"]]
             )
@@ -155,7 +160,7 @@ class SeriesCache:
                 step_s=int(data["step_s"]),
                 values_g_per_kwh=values,
                 is_estimated=np.array(data["is_estimated"], dtype=np.bool_),
-                kind=kind,
+                kind=data["kind"],
                 source=str(data.get("source", "")),
                 fetched_at=datetime.fromisoformat(fetched) if fetched else None,
             )

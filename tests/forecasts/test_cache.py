@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from forecasts import CacheError, IntensitySeries, SeriesCache
+from forecasts.series import SignalKind
 
 T0 = datetime(2023, 1, 1, tzinfo=UTC)
 
@@ -45,6 +46,31 @@ def test_corrupt_file_is_named_and_then_replaced(tmp_path: Path) -> None:
         cache.load("DE")
     cache.store(_series(T0, [5.0]))
     assert cache.load("DE") is not None
+
+
+@pytest.mark.parametrize(
+    ("copied_to", "kind", "holds"),
+    [("FR.lifecycle", "lifecycle", "DE lifecycle"), ("DE.direct", "direct", "DE lifecycle")],
+    ids=["another zone", "another kind"],
+)
+@pytest.mark.parametrize("what", ["history", "forecast"])
+def test_a_file_of_another_zone_or_kind_is_refused_then_replaced(
+    tmp_path: Path, copied_to: str, kind: SignalKind, holds: str, what: str
+) -> None:
+    """A cache file copied or renamed by hand (``cp DE.* FR.*``) was served as the other
+    zone's (or kind's) values: DE's grams planned FR's jobs."""
+    cache = SeriesCache(tmp_path)
+    cache.store(_series(T0, [400.0, 410.0]))
+    cache.store_forecast(_series(T0, [400.0, 410.0]))
+    source = tmp_path / f"DE.lifecycle.{what}.json"
+    (tmp_path / f"{copied_to}.{what}.json").write_bytes(source.read_bytes())
+    zone, _ = copied_to.split(".")
+    load = cache.load if what == "history" else cache.load_forecast
+    with pytest.raises(CacheError, match=f"{copied_to}.{what}.json: holds {holds} values, not"):
+        load(zone, kind)
+    if what == "history":
+        stored = cache.store(_series(T0, [7.0]).replace(zone=zone, kind=kind))
+        assert list(stored.values_g_per_kwh) == [7.0]  # the misfit is replaced, not merged
 
 
 def test_forecast_is_replaced_not_merged(tmp_path: Path) -> None:
