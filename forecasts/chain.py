@@ -329,7 +329,7 @@ class SignalChain:
         issue = floor_hour(now)
         if provided is not None and provided.start <= issue < provided.end:
             try:
-                return self._provider_forecast(state, provided, now, horizon_s, step_s)
+                return self._provider_forecast(state, provided, now, horizon_s, step_s, why)
             except ForecastsError as e:
                 why.append(f"provider forecast: {e}")
         try:
@@ -366,8 +366,11 @@ class SignalChain:
         now: datetime,
         horizon_s: int,
         step_s: int,
+        why: Sequence[str] = (),
     ) -> ZoneForecast:
-        """The provider's forecast over the horizon, gaps filled from history when possible.
+        """The provider's forecast over the horizon, gaps filled from history when possible;
+        ``live`` while the provider answers and the forecast is not overdue for a refetch
+        (a refetch that failed leaves it ``cache``), with ``why`` as its problem.
 
         Raises:
             ForecastsError: it does not cover the horizon and there is no history to fill it.
@@ -386,18 +389,22 @@ class SignalChain:
         else:
             series = self._overlay(base.series, provided)
             error, mape = base.abs_error_p90_g_per_kwh, base.mape_24h_pct
-        fresh = state.live_at is not None and (now - state.live_at).total_seconds() <= (
-            self.live_max_age_s
-        )
         fetched = provided.fetched_at or issue
+        age_s = max(0.0, (now - fetched).total_seconds())
+        fresh = (
+            state.live_at is not None
+            and (now - state.live_at).total_seconds() <= self.live_max_age_s
+            and age_s <= FORECAST_REFETCH_S + self.live_max_age_s
+        )
         return ZoneForecast(
             series=series,
             forecaster="provider",
             rung="live" if fresh else "cache",
-            age_s=max(0.0, (now - fetched).total_seconds()),
+            age_s=age_s,
             source=provided.source,
             abs_error_p90_g_per_kwh=error,
             mape_24h_pct=mape,
+            problem="; ".join(why) or None,
         )
 
     @staticmethod

@@ -205,6 +205,32 @@ def test_provider_forecast_is_used_and_labelled() -> None:
     assert stale.rung == "cache"
 
 
+def test_a_provider_forecast_that_failed_to_refresh_is_cache_and_says_why() -> None:
+    """The /forecast refetch failing while /latest answered: the forecast of 5 h ago was
+    labelled ``live``, with no problem."""
+
+    @dataclass
+    class FailingForecasts(FakeProvider):
+        failing: bool = False
+
+        def forecast(self, zone: str, horizon_hours: int | None = None) -> IntensitySeries:
+            if self.failing:
+                raise ProviderServerError("forecast for DE: HTTP 503 from the provider")
+            return super().forecast(zone, horizon_hours)
+
+    provider = FailingForecasts(has_forecast=True)
+    chain = SignalChain(provider=provider)
+    chain.refresh(["DE"], NOW)
+    fresh = chain.forecast("DE", NOW + timedelta(minutes=1), 6 * 3600, 3600)
+    assert (fresh.rung, fresh.problem) == ("live", None)
+    provider.failing, later = True, NOW + 5 * H
+    provider.latest_at = later.replace(minute=0)
+    chain.refresh(["DE"], later)
+    old = chain.forecast("DE", later, 6 * 3600, 3600)
+    assert (old.forecaster, old.rung, old.age_s) == ("provider", "cache", 5 * 3600)
+    assert old.problem == "provider forecast: forecast for DE: HTTP 503 from the provider"
+
+
 def test_zone_forecast_is_what_policies_take() -> None:
     forecast = SignalChain().forecast("US-NW-PACE", NOW, 6 * 3600, 3600)
     assert forecast.start == NOW.replace(minute=0) and forecast.step_s == 3600
