@@ -28,7 +28,7 @@ from typing import Final
 
 from policies.errors import InvalidWorkloadError
 from policies.footprint.accounting import embodied_g, operational_g
-from policies.footprint.calibration import calibrated, calibration_for
+from policies.footprint.calibration import band_for, calibrated
 from policies.footprint.estimator import Workload, memory_required_gb
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
@@ -140,7 +140,7 @@ def _score(
 ) -> list[Candidate]:
     profile, power = calibrated(runtime, gpu)
     state = steady_state(model, gpu, profile, workload, power)
-    cal = calibration_for(gpu)
+    cal = band_for(runtime, gpu)  # the band `carbond estimate` gives the same configuration
     energy_1k = state.energy_per_output_token_j * 1000.0
     seconds_1k = state.step_s / workload.batch_size * 1000.0
     emb = float(embodied_g(seconds_1k, gpu.embodied_g, lifetime_years, workload.tensor_parallel))

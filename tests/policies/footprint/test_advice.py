@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from policies.errors import InvalidWorkloadError
-from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, get_runtime
+from policies.footprint import (
+    DEFAULT_GPU_CATALOG,
+    DEFAULT_MODEL_CATALOG,
+    Workload,
+    estimate_interval,
+    footprint,
+    get_runtime,
+)
 from policies.footprint.advice import advise
 
 ZONES = {"CA-QC": 31.0, "US-CAL-CISO": 262.0, "US-NW-PACE": 647.0}
@@ -69,6 +76,36 @@ def test_quantisation_reduces_memory_and_bandwidth() -> None:
     by_precision = {c.precision: c for c in [advice.best, *advice.runners_up] if c is not None}
     assert by_precision["int4"].gpus < by_precision["bf16"].gpus
     assert by_precision["int4"].latency_s < by_precision["bf16"].latency_s
+
+
+@pytest.mark.parametrize("runtime", ["vllm", "vllm-v0"])
+@pytest.mark.parametrize("gpu", ["H100-SXM", "A100-40GB", "L40S"])
+def test_every_candidate_is_what_estimate_gives_it(gpu: str, runtime: str) -> None:
+    """Each candidate's grams and their 10-90 % band are `carbond estimate`'s for the same
+    configuration: the vllm (V1) band of a GPU with its own fit is the pooled one there, and
+    advise gave the narrower class band (H100-SXM p90 x1.18 instead of x1.32)."""
+    spec, profile = DEFAULT_GPU_CATALOG.get(gpu), get_runtime(runtime)
+    advice = advise(LLAMA8, [spec], {"X": 100.0}, profile, precisions=("bf16",),
+                    batch_sizes=(1, 64), runners_up=10)  # fmt: skip
+    ranked = [c for c in (advice.best, *advice.runners_up) if c is not None]
+    assert len(ranked) == 2
+    for c in ranked:
+        work = Workload(c.batch_size, 250, 250, None, c.precision, c.gpus)
+        band = estimate_interval(LLAMA8, spec, profile, work)
+        per_1k = 1000.0 / band.estimate.output_tokens_total
+        totals = [
+            footprint(energy_j * per_1k, duration_s * per_1k, 100.0, spec.embodied_g,
+                      gpus=c.gpus).total_g
+            for energy_j, duration_s in ((band.energy_j, band.duration_s),
+                                         (band.energy_j_p10, band.duration_s_p10),
+                                         (band.energy_j_p90, band.duration_s_p90))
+        ]  # fmt: skip
+        assert c.latency_s == pytest.approx(band.estimate.batch_latency_s)
+        assert [
+            c.total_per_1k_tokens_g,
+            c.total_per_1k_tokens_g_p10,
+            c.total_per_1k_tokens_g_p90,
+        ] == pytest.approx(totals)
 
 
 @pytest.mark.parametrize(
