@@ -44,21 +44,33 @@ def read_prompts(path: Path) -> list[Prompt]:
     """Read ``path``.
 
     Raises:
-        UsageError: the file is missing or empty, or a line is not a valid prompt object (the
-            message names the file, the line and the field).
+        UsageError: the file is missing, empty or not UTF-8, or a line is not a valid prompt
+            object (the message names the file, the line and the field).
     """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot read prompts file {path}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        line_no = e.object[: e.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line_no}: not UTF-8 text (byte {e.start})") from e
     prompts = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            parsed = _Line.model_validate(json.loads(line))
+            obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise UsageError(f"{path}:{number}: not JSON ({e.msg})") from e
+        except ValueError as e:  # an integer past Python's digit limit
+            raise UsageError(f"{path}:{number}: not acceptable JSON: {str(e)[:120]}") from e
+        except RecursionError as e:
+            raise UsageError(f"{path}:{number}: not acceptable JSON: nested too deeply") from e
+        if not isinstance(obj, dict):
+            kind = type(obj).__name__
+            raise UsageError(f"{path}:{number}: a prompt must be a JSON object, got {kind}")
+        try:
+            parsed = _Line.model_validate(obj)
         except ValidationError as e:
             first = e.errors()[0]
             field = ".".join(str(part) for part in first["loc"]) or "line"

@@ -92,6 +92,28 @@ def test_bad_prompt_files_exit_2_naming_the_line(
     assert needle in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b'{"input_tokens": 1, "output_tokens": 5}\n\xff\n', ":2: not UTF-8 text (byte 40)"),
+        (b"[1, 2]\n", ":1: a prompt must be a JSON object, got list"),
+        (b'{"input_tokens": 1' + b"0" * 5000 + b', "output_tokens": 5}\n', ":1: not acceptable"),
+        (b"[" * 100_000 + b"]" * 100_000 + b"\n", ":1: not acceptable JSON: nested too deeply"),
+    ],
+    ids=["not-utf8", "list", "huge-integer", "deep"],
+)
+def test_unreadable_prompt_lines_exit_2_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, needle: str
+) -> None:
+    """A prompts file that is not UTF-8, or holds a line JSON cannot turn into an object, was
+    a traceback (UnicodeDecodeError, ValueError, RecursionError) or named pydantic's class."""
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_bytes(content)
+    code, out, err = run(capsys, *VLLM, "--prompts", str(prompts))
+    assert code == 2 and out == ""
+    assert f"{prompts}{needle}" in err and len(err.strip().splitlines()) == 1
+
+
 def test_missing_prompt_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, *VLLM, "--prompts", str(tmp_path / "absent.jsonl"))
     assert code == 2 and "absent.jsonl" in err
