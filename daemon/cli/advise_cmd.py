@@ -10,6 +10,7 @@ arguments, looks up zone intensities (static annual averages, or ``ZONE=G_PER_KW
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from daemon.catalog import gpu_catalog
@@ -81,18 +82,30 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 def _zones(text: str) -> dict[str, float]:
+    """``--zones``: each item a zone of the static table or ``ZONE=G_PER_KWH``.
+
+    Raises:
+        UsageError: an item without a name, an intensity that is not a finite number >= 0,
+            or a zone given twice (its second intensity would replace the first unseen).
+        UnknownZoneError: a bare zone the static table does not know.
+    """
     zones: dict[str, float] = {}
     for item in _split(text, "--zones"):
-        name, sep, value = item.partition("=")
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not name:
+            raise UsageError(f"--zones: {item!r} names no zone")
+        if name.lower() in {zone.lower() for zone in zones}:
+            raise UsageError(f"--zones: {name} is given twice")
         if not sep:
             zones[name] = static_annual_intensity(name)
             continue
         try:
-            zones[name] = float(value)
+            intensity = float(value)
         except ValueError as e:
             raise UsageError(f"--zones: {item!r} is not ZONE=G_PER_KWH") from e
-        if not zones[name] >= 0:
-            raise UsageError(f"--zones: intensity of {name} must be >= 0, got {value}")
+        if not (math.isfinite(intensity) and intensity >= 0):
+            raise UsageError(f"--zones: intensity of {name} must be a number >= 0, got {value}")
+        zones[name] = intensity
     return zones
 
 

@@ -150,6 +150,10 @@ def test_advise_nothing_meets_the_bound_exits_1(capsys: pytest.CaptureFixture[st
     [
         (("--zones", "MARS-1"), "MARS-1"),
         (("--zones", "X=abc"), "ZONE=G_PER_KWH"),
+        (("--zones", "X=inf,CA-QC"), "intensity of X must be a number >= 0, got inf"),
+        (("--zones", "=5,CA-QC"), "'=5' names no zone"),
+        (("--zones", "CA-QC,ca-qc"), "ca-qc is given twice"),
+        (("--zones", "CA-QC,CA-QC=10"), "CA-QC is given twice"),
         (("--batch-sizes", "8,zero"), "--batch-sizes"),
         (("--batch-sizes", "0"), ">= 1"),
         (("--precisions", "fp7"), "fp7"),
