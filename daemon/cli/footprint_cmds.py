@@ -108,6 +108,8 @@ def _intensity(args: argparse.Namespace) -> tuple[float, str]:
 
 
 def _estimate(args: argparse.Namespace) -> int:
+    if args.out is not None and args.prompts is None:
+        raise UsageError("--out writes the per-prompt estimates: it needs --prompts FILE.jsonl")
     settings = settings_from(args)
     catalog = gpu_catalog(settings)
     gpu = catalog.get(args.gpu)

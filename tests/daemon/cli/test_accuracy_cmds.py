@@ -114,6 +114,14 @@ def test_unreadable_prompt_lines_exit_2_not_a_traceback(
     assert f"{prompts}{needle}" in err and len(err.strip().splitlines()) == 1
 
 
+def test_out_without_prompts_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``--out`` without ``--prompts`` printed the estimate and wrote nothing, exit 0."""
+    out_file = tmp_path / "estimates.jsonl"
+    code, out, err = run(capsys, *VLLM, "--out", str(out_file))
+    assert code == 2 and out == "" and "--out" in err and "--prompts" in err
+    assert not out_file.exists()
+
+
 def test_missing_prompt_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, *VLLM, "--prompts", str(tmp_path / "absent.jsonl"))
     assert code == 2 and "absent.jsonl" in err
