@@ -82,7 +82,8 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 def _zones(text: str) -> dict[str, float]:
-    """``--zones``: each item a zone of the static table or ``ZONE=G_PER_KWH``.
+    """``--zones``: each item a zone of the static table (named in upper case, as Electricity
+    Maps keys are) or ``ZONE=G_PER_KWH`` (named as given).
 
     Raises:
         UsageError: an item without a name, an intensity that is not a finite number >= 0,
@@ -97,7 +98,7 @@ def _zones(text: str) -> dict[str, float]:
         if name.lower() in {zone.lower() for zone in zones}:
             raise UsageError(f"--zones: {name} is given twice")
         if not sep:
-            zones[name] = static_annual_intensity(name)
+            zones[name.upper()] = static_annual_intensity(name)  # as `carbond intensity`
             continue
         try:
             intensity = float(value)

@@ -119,12 +119,13 @@ def _estimate(args: argparse.Namespace) -> int:
                         args.precision.lower(), args.gpus)  # fmt: skip
     pue, lifetime = carbon_params_from(args, settings)
     intensity, source = _intensity(args)
-    carbon = Carbon(intensity, source, args.zone, pue, lifetime, gpu.embodied_g)
+    zone = None if args.zone is None else args.zone.strip().upper()  # as `carbond intensity`
+    carbon = Carbon(intensity, source, zone, pue, lifetime, gpu.embodied_g)
     if args.prompts is not None:
         return estimate_prompts(args, model, gpu, runtime, workload, carbon)
     band = estimate_interval(model, gpu, runtime, workload)
     est = band.estimate
-    payload = _estimate_payload(est, intensity, source, args.zone, pue, lifetime, gpu.embodied_g)
+    payload = _estimate_payload(est, intensity, source, zone, pue, lifetime, gpu.embodied_g)
     payload.update(interval_payload(band, carbon))
     if args.json:
         print_json(payload)

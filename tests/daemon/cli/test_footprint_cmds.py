@@ -70,6 +70,22 @@ def test_estimate_json_fields(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["per_1k_output_tokens"]["total_g"] == pytest.approx(data["total_g"] / 0.6)
 
 
+def test_estimate_names_the_zone_as_carbond_intensity_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A zone typed in lower case is the zone `carbond intensity` calls CA-QC; estimate echoed
+    it as typed (``"zone": "ca-qc"``), so rows did not group with the others."""
+    _, out, _ = run(capsys, *ESTIMATE, "--zone", " ca-qc", "--json")
+    assert json.loads(out)["zone"] == "CA-QC"
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"input_tokens": 10, "output_tokens": 5}\n')
+    _, out, _ = run(capsys, *ESTIMATE, "--zone", "ca-qc", "--prompts", str(prompts), "--json")
+    assert json.loads(out)["zone"] == "CA-QC"
+    _, out, _ = run(capsys, "advise", "--model", "llama-1b", "--gpus", "t4", "--zones", "ca-qc",
+                    "--json")  # fmt: skip
+    assert json.loads(out)["recommendation"]["zone"] == "CA-QC"
+
+
 def test_estimate_intensity_and_pue_scale_operational(capsys: pytest.CaptureFixture[str]) -> None:
     _, a, _ = run(capsys, *ESTIMATE, "--intensity", "100", "--json")
     _, b, _ = run(capsys, *ESTIMATE, "--intensity", "100", "--pue", "1.5", "--json")
