@@ -239,7 +239,7 @@ def advise(
     pool: list[Candidate] = []
     scored: set[tuple[str, str, int, int]] = set()
     rejected_memory = 0
-    for gpu in gpus:
+    for gpu in {gpu.name: gpu for gpu in gpus}.values():  # T4 and tesla-t4 are one GPU type
         for precision in precisions:
             for batch in batch_sizes:
                 wl = Workload(batch, input_tokens, output_tokens, None, precision.lower(), 1)

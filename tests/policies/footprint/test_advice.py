@@ -117,6 +117,15 @@ def test_bad_inputs(kwargs: dict[str, object], needle: str) -> None:
         advise(LLAMA8, GPUS, ZONES, VLLM, **kwargs)  # type: ignore[arg-type]  # parametrized kwargs
 
 
+def test_a_gpu_named_twice_is_swept_once() -> None:
+    """``--gpus T4,tesla-t4`` counted every out-of-memory configuration twice."""
+    t4, llama405 = DEFAULT_GPU_CATALOG.get("T4"), DEFAULT_MODEL_CATALOG.get("llama-3.1-405b")
+    once = advise(llama405, [t4], ZONES, VLLM)
+    twice = advise(llama405, [t4, DEFAULT_GPU_CATALOG.get("tesla-t4")], ZONES, VLLM)
+    assert once.best is None and once.rejected_memory == 3 * 8 * 3  # precisions x batches x zones
+    assert (twice.candidates, twice.rejected_memory) == (once.candidates, once.rejected_memory)
+
+
 def test_needs_gpus_and_zones() -> None:
     with pytest.raises(InvalidWorkloadError):
         advise(LLAMA8, [], ZONES, VLLM)
