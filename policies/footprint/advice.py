@@ -1,13 +1,14 @@
 """Deployment advice: the lowest-carbon way to serve a model within a latency bound.
 
 :func:`advise` sweeps batch size (requests in flight), weight precision, GPU type and grid zone;
-for each GPU and precision it takes the fewest tensor-parallel GPUs (1, 2, 4, 8) that hold the
-weights, at the batch whose KV cache fits there (the engine queues the other requests), and the
-fewest whose memory holds the whole batch's KV cache. Every candidate is scored per 1000 output
-tokens (SCI functional unit): operational grams ``E * CI * PUE`` plus the embodied grams of the
-GPU time (:mod:`.accounting`), with energy and step time from the calibrated
-continuous-batching model (:mod:`.serving`, :mod:`.calibration`). Candidates whose per-request
-latency (``n_out`` steps) exceeds the bound are dropped.
+for each GPU and precision it takes the fewest tensor-parallel GPUs (1, 2, 4, 8; only those the
+model's attention heads split over) that hold the weights, at the batch whose KV cache fits
+there (the engine queues the other requests), and the fewest whose memory holds the whole
+batch's KV cache. Every candidate is scored per 1000 output tokens (SCI functional unit):
+operational grams ``E * CI * PUE`` plus the embodied grams of the GPU time (:mod:`.accounting`),
+with energy and step time from the calibrated continuous-batching model (:mod:`.serving`,
+:mod:`.calibration`). Candidates whose per-request latency (``n_out`` steps) exceeds the bound
+are dropped.
 
 The contribution of each factor is measured one at a time from the recommendation: the same
 configuration with batch 1 (batching), with 16-bit weights (quantisation), in the
@@ -107,21 +108,23 @@ class Advice:
 def _fits(
     model: ModelSpec, gpu: GpuSpec, runtime: RuntimeProfile, workload: Workload
 ) -> list[Workload]:
-    """How ``workload``'s batch can run on ``gpu``: the fewest tensor-parallel GPUs that hold
-    the weights and at least one request, at the batch the engine admits there
+    """How ``workload``'s batch can run on ``gpu``: the fewest tensor-parallel GPUs (of those
+    the model's heads split over, :meth:`.ModelSpec.splits_over`) that hold the weights and at
+    least one request, at the batch the engine admits there
     (:func:`.serving.admitted_batch`: vLLM queues the rest, as the validation runs measured);
     and, when that caps the batch, also the fewest GPUs whose memory holds the whole batch's KV
     cache. Empty when nothing fits."""
     available = gpu.memory_gb * runtime.usable_memory_fraction
+    options = [tp for tp in _TP_OPTIONS if model.splits_over(tp)]
     out: list[Workload] = []
-    for tp in _TP_OPTIONS:
+    for tp in options:
         candidate = replace(workload, tensor_parallel=tp)
         admitted = admitted_batch(model, gpu, runtime, candidate)
         if admitted >= 1:
             out.append(replace(candidate, batch_size=admitted))
             break
     if out and out[0].batch_size < workload.batch_size:
-        for tp in _TP_OPTIONS:
+        for tp in options:
             candidate = replace(workload, tensor_parallel=tp)
             if memory_required_gb(model, runtime, candidate, workload.batch_size) <= available:
                 out.append(candidate)

@@ -63,6 +63,7 @@ class ModelSpec:
     vocab_size: int
     native_precision: str = "bf16"
     aliases: tuple[str, ...] = ()
+    shape_known: bool = True  # False: a stand-in of a size (:meth:`from_params`)
 
     @property
     def params_b(self) -> float:
@@ -76,6 +77,19 @@ class ModelSpec:
     def kv_bytes_per_token(self, kv_precision: str) -> float:
         """Bytes of KV cache one token occupies across all layers (keys and values)."""
         return 2.0 * self.layers * self.kv_heads * self.head_dim * precision_bytes(kv_precision)
+
+    def splits_over(self, gpus: int) -> bool:
+        """Whether a serving engine can shard this model's attention over ``gpus``
+        tensor-parallel GPUs: each GPU takes a whole number of query heads, and of KV heads
+        (or, with fewer KV heads than GPUs, each KV head is replicated a whole number of
+        times), as vLLM requires. A stand-in's heads are made up, so it is not refused."""
+        if not self.shape_known or gpus == 1:
+            return True
+        if self.attention_heads % gpus:
+            return False
+        if self.kv_heads >= gpus:
+            return self.kv_heads % gpus == 0
+        return gpus % self.kv_heads == 0
 
     @classmethod
     def from_params(cls, params_b: float) -> ModelSpec:
@@ -100,6 +114,7 @@ class ModelSpec:
             kv_heads=8,
             head_dim=128,
             vocab_size=32_000,
+            shape_known=False,
         )
 
 

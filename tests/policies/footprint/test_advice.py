@@ -8,6 +8,7 @@ from policies.errors import InvalidWorkloadError
 from policies.footprint import (
     DEFAULT_GPU_CATALOG,
     DEFAULT_MODEL_CATALOG,
+    ModelSpec,
     Workload,
     estimate_interval,
     footprint,
@@ -68,6 +69,28 @@ def test_tensor_parallel_is_chosen_to_fit() -> None:
                     precisions=("bf16",), batch_sizes=(16,))  # fmt: skip
     assert advice.best is not None
     assert advice.best.gpus == 8  # 141 GB of weights + KV: 4 x 36 usable GB is too tight
+
+
+@pytest.mark.parametrize(
+    ("model", "unsplittable"),
+    [("phi-3-medium", {4, 8}), ("qwen2.5-7b", {8}), ("starcoder2-7b", {8})],
+)
+def test_no_tensor_parallelism_the_heads_do_not_split_over(
+    model: str, unsplittable: set[int]
+) -> None:
+    """vLLM shards whole heads: Phi-3-medium's 10 KV heads do not split over 4 or 8 GPUs, yet
+    advise recommended it on L4 x4 and x8 (and Qwen2.5-7B's 28 query heads on x8)."""
+    spec = DEFAULT_MODEL_CATALOG.get(model)
+    assert {tp for tp in (1, 2, 4, 8) if not spec.splits_over(tp)} == unsplittable
+    small = [DEFAULT_GPU_CATALOG.get(name) for name in ("T4", "L4", "A10")]
+    advice = advise(spec, small, {"X": 100.0}, VLLM, precisions=("bf16",),
+                    batch_sizes=(1, 64, 512, 2048), runners_up=1000)  # fmt: skip
+    offered = {c.gpus for c in (advice.best, *advice.runners_up) if c is not None}
+    assert offered and not offered & unsplittable
+
+
+def test_a_stand_in_of_a_size_is_not_refused_a_split() -> None:
+    assert ModelSpec.from_params(30).splits_over(8)  # its 52 heads are made up
 
 
 def test_quantisation_reduces_memory_and_bandwidth() -> None:
