@@ -165,9 +165,9 @@ def _estimate_payload(
         "lifetime_years": lifetime_years,
     }
     if not est.fits:
-        for key in ("duration_s", "energy_j", "mean_power_w", "operational_g", "embodied_g",
-                    "total_g"):  # fmt: skip
-            payload[key] = None
+        for key in ("duration_s", "prefill_s", "decode_s", "energy_j", "mean_power_w",
+                    "operational_g", "embodied_g", "total_g", "embodied_share"):  # fmt: skip
+            payload[key] = None  # the keys of a fitting estimate, in its order
         payload["per_request"] = None
         payload["per_1k_output_tokens"] = None
         return payload

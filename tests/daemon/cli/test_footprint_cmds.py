@@ -102,6 +102,11 @@ def test_estimate_out_of_memory_is_an_answer_not_an_error(
     data = json.loads(out)
     assert code == 0 and data["fits"] is False and "out of memory" in data["reason"]
     assert data["total_g"] is None
+    # the same keys in the same order as a fitting estimate's (prefill_s, decode_s and
+    # embodied_share were missing, a KeyError for a script reading them)
+    _, fitting, _ = run(capsys, "estimate", "--model", "llama-1b", "--gpu", "T4",
+                        "--zone", "CA-QC", "--json")  # fmt: skip
+    assert list(data) == list(json.loads(fitting))
 
 
 def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) -> None:
