@@ -170,10 +170,11 @@ class Reserving(Protocol):
         """Let the held job start now in ``spec``'s region and GPUs; its run handle."""
         ...
 
-    def withdraw(self, job_id: str, token: str, now: datetime) -> datetime | None:
+    def withdraw(self, job_id: str, token: str, now: datetime) -> Held | None:
         """Take back a held job so that it never starts; None when done (or nothing was
         held). When the scheduler had already started it, it is left running and the answer
-        is when it started."""
+        is its token (the one found by ``job_id`` when ``token`` is empty) and when it
+        started."""
         ...
 
 

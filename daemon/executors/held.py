@@ -95,7 +95,8 @@ class HeldJobs:
     def withdraw(self, job_id: str, now: datetime) -> bool:
         """Take a held job back from its executor (its run row goes). False when that cannot
         be done now (retried next round) or the executor had already started the job, which
-        is then recorded as running."""
+        is then recorded as running (with the token the executor found it by, when the run
+        row has none: a hand-over the daemon died in, or one its executor never confirmed)."""
         if not self.active:
             return True
         self._held.pop(job_id, None)
@@ -109,8 +110,9 @@ class HeldJobs:
             except (DaemonError, OSError) as exc:
                 log.error("job_withdraw_failed", job_id=job_id, error=str(exc))
                 return False
-            if started is not None and run.token:
-                self._started_by_executor(job_id, run.token, started, now)
+            if started is not None:
+                at = started.started_at or now
+                self._started_by_executor(job_id, started.token, at, now)
                 return False
         with self._ledger.transaction():
             self._ledger.drop_run(job_id)

@@ -245,21 +245,22 @@ class SlurmExecutor:
         moved = self._move(spec, current, None)
         return RunHandle(spec.job_id, self.name, moved.encode(), now)
 
-    def withdraw(self, job_id: str, token: str, now: datetime) -> datetime | None:
+    def withdraw(self, job_id: str, token: str, now: datetime) -> Held | None:
         """Hold and cancel the held job (looked up by name when ``token`` is empty); once
-        held it cannot start. A job Slurm already started is left alone: its start time."""
+        held it cannot start. A job Slurm already started is left alone: its token and start
+        time."""
         self._reach.at(now)
         found = self._find(job_id, token)
         if found is None:
             return None
         current, row = found
         if row is None or row.state not in WAITING:
-            return (row.start if row else None) or now
+            return Held(current.encode(), (row.start if row else None) or now)
         hold = self._run(cmd.hold_argv(self._tool("scontrol"), current.cluster, current.slurm_id))
         if not hold.ok and row.state == "PENDING":
             rows = self._q.squeue(current.cluster, [current.slurm_id])
             if not rows or rows[0].state not in WAITING:
-                return (rows[0].start if rows else None) or now
+                return Held(current.encode(), (rows[0].start if rows else None) or now)
         self._q.scancel(current)
         log.info("slurm_job_withdrawn", job_id=job_id, slurm_id=current.slurm_id)
         return None

@@ -33,7 +33,7 @@ class _Reserving:
     def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
         raise AssertionError("not released here")
 
-    def withdraw(self, job_id: str, token: str, now: datetime) -> datetime | None:
+    def withdraw(self, job_id: str, token: str, now: datetime) -> Held | None:
         return None
 
 

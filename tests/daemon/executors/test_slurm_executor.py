@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.executors.base import LaunchSpec, NotStarted, RunHandle
+from daemon.executors.base import Held, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import (
     ExecutorError,
     ExecutorUnavailableError,
@@ -187,7 +187,7 @@ def test_a_job_slurm_already_started_is_reported_not_moved(tmp_path: Path) -> No
     job.state, job.start = "RUNNING", "2026-12-04T21:05:00"
     again = executor.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, T0)
     assert again.started_at == T0 + timedelta(minutes=5)
-    assert executor.withdraw("j1", held.token, T0) == T0 + timedelta(minutes=5)
+    assert executor.withdraw("j1", held.token, T0) == Held(held.token, T0 + timedelta(minutes=5))
     assert job.state == "RUNNING"  # never cancelled behind the owner's back
 
 

@@ -351,3 +351,34 @@ def test_an_sbatch_without_answer_is_looked_up_by_name_never_submitted_twice(
     sbatches = [c[0] for c in slurm.calls].count("sbatch")
     assert sbatches == (1 if accepted else 2)  # submitted again only once Slurm said it had none
     daemon.close()
+
+
+def test_a_held_job_slurm_started_unconfirmed_is_cancelled_in_slurm_not_left_running(
+    tmp_path: Path,
+) -> None:
+    slurm, forecast = _SbatchGetsNoAnswer(), _Dip(T0 + timedelta(hours=2))
+    daemon = _daemon(tmp_path, slurm, forecast)
+    service, ledger = daemon.service, daemon.ledger
+    queue = tmp_path / "queue.jsonl"
+    line = {"id": "h1", "model": "llama-1b", "requests": 4, "command": ["sleep", "600"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    queue.write_text(json.dumps(line) + "\n")
+    service.start(T0)
+    slurm.armed = True  # Slurm takes the held job, its sbatch gets no answer: no token kept
+    service.tick(T0)
+    [job] = slurm.jobs.values()
+    run = ledger.run("h1")
+    assert ledger.job("h1").state == "planned" and run is not None and run.token is None
+
+    start = T0 + timedelta(hours=2)  # Slurm starts it at its planned start, on its own
+    job.state, job.reason, job.start = "RUNNING", "None", "2026-12-04T23:00:00"
+    with queue.open("a") as out:
+        out.write(json.dumps({"cancel": "h1"}) + "\n")
+    service.refresh_intensity(start)
+    service.tick(start)
+    assert job.state == "CANCELLED"  # found by name, recorded as running, then scancelled
+    assert [t.to_state for t in ledger.transitions("h1")][-2:] == ["running", "cancelled"]
+    assert ledger.transitions("h1")[-1].reason == "cancelled by its owner while running"
+    outcome = ledger.outcome("h1")
+    assert outcome is not None and outcome["energy_j"] > 0  # the energy it used is charged
+    daemon.close()
