@@ -36,6 +36,7 @@ POINTS: Final = (
     "compact_renamed",  # the queue file renamed into queue.retired/, no replacement linked
     "compact_linked",  # the replacement linked, the new offsets not yet committed
     "recalibration_checkpoint",  # a recalibration checkpoint written, not yet committed
+    "hold_handed",  # a planned job handed to a reserving executor (Slurm), its token not recorded
 )
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import structlog
 
+from daemon import killpoints
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, LaunchSpec, Reserving
 from daemon.inventory import InventoryGpu
@@ -81,6 +82,7 @@ class HeldJobs:
         except (DaemonError, OSError) as exc:  # tried again next round
             log.error("job_hold_failed", job_id=job.job_id, executor=executor.name, error=str(exc))
             return
+        killpoints.reached("hold_handed")
         with self._ledger.transaction():
             self._ledger.drop_run(job.job_id)
             self._ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,

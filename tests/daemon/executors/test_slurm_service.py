@@ -5,6 +5,11 @@ estimate, flagged). The same flow runs against the real Slurm in tests/slurm/.""
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from daemon import killpoints
 from daemon.assemble import Daemon, build_daemon
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
 from daemon.executors.slurm.runner import SlurmNoAnswerError
 from daemon.health import HEALTH_NAME, read_health
 from daemon.intensity import IntensityReading, ZoneSeries
+from daemon.ledger import Ledger
 from daemon.settings import (
     IntensitySettings,
     PolicySettings,
@@ -27,6 +34,7 @@ from daemon.settings import (
 )
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.test_slurm_executor import RECORDED, FakeSlurm
+from tests.daemon.killharness import REPO
 
 T0 = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
 
@@ -382,3 +390,73 @@ def test_a_held_job_slurm_started_unconfirmed_is_cancelled_in_slurm_not_left_run
     outcome = ledger.outcome("h1")
     assert outcome is not None and outcome["energy_j"] > 0  # the energy it used is charged
     daemon.close()
+
+
+_ROUND = """
+import pickle
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from tests.daemon.executors.test_slurm_service import T0, _daemon, _Dip
+from tests.daemon.executors.test_slurm_executor import FakeSlurm
+
+state, store, minutes = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+
+
+class Kept(FakeSlurm):  # Slurm outlives the daemon: its jobs are kept in a file
+    def __call__(self, argv, **kw):
+        try:
+            return super().__call__(argv, **kw)
+        finally:
+            store.write_bytes(pickle.dumps((self.jobs, self.calls)))
+
+
+slurm = Kept()
+if store.exists():
+    slurm.jobs, slurm.calls = pickle.loads(store.read_bytes())
+daemon = _daemon(state, slurm, _Dip(T0 + timedelta(hours=2)))
+now = T0 + timedelta(minutes=minutes)
+daemon.service.start(now)
+daemon.service.tick(now)
+daemon.close()
+"""
+
+
+@pytest.mark.parametrize("cancel", [False, True])
+def test_a_daemon_killed_as_it_hands_a_held_job_to_slurm_finds_it_by_name(
+    tmp_path: Path, cancel: bool
+) -> None:
+    state, store = tmp_path / "state", tmp_path / "slurm.pickle"
+    state.mkdir()
+    line = {"id": "k1", "model": "llama-1b", "requests": 4, "command": ["true"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    (state / "queue.jsonl").write_text(json.dumps(line) + "\n")
+
+    def round_at(minutes: int, kill_at: str = "") -> int:
+        env = {k: v for k, v in os.environ.items() if k != killpoints.ENV}
+        env |= {killpoints.ENV: kill_at} if kill_at else {}
+        argv = [sys.executable, "-c", _ROUND, str(state), str(store), str(minutes)]
+        done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, check=False)
+        assert done.returncode in (0, -signal.SIGKILL), done.stderr.decode()[-2000:]
+        return done.returncode
+
+    assert round_at(0, "hold_handed") == -signal.SIGKILL  # sbatch ran, its token not recorded
+    with Ledger.open_readonly(state / "ledger.db") as ledger:
+        run = ledger.run("k1")
+        assert ledger.job("k1").state == "planned" and run is not None and run.token is None
+    if cancel:
+        with (state / "queue.jsonl").open("a") as out:
+            out.write(json.dumps({"cancel": "k1"}) + "\n")
+    assert round_at(1) == 0
+    jobs, calls = pickle.loads(store.read_bytes())
+    assert [c[0] for c in calls].count("sbatch") == 1  # found by its name, never resubmitted
+    [job] = jobs.values()
+    with Ledger.open_readonly(state / "ledger.db") as ledger:
+        run = ledger.run("k1")
+        if cancel:  # taken back from Slurm: held, then cancelled there
+            assert ledger.job("k1").state == "cancelled" and run is None
+            assert job.held and job.state == "CANCELLED"
+        else:  # moved in place, its token recorded now
+            assert ledger.job("k1").state == "planned" and job.state == "PENDING"
+            assert run is not None and run.token is not None
