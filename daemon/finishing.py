@@ -155,7 +155,8 @@ class Endings:
 
     def send_cancels(self, runs: Sequence[RunRecord], now: datetime) -> None:
         """Ask the executors of ``runs`` whose owners want them cancelled to stop them (once
-        each; a failed request is tried again on the next reconcile)."""
+        each; a failed request is tried again on the next reconcile). Only this daemon
+        remembers that it asked (kill point ``cancel_sent``): a restarted one asks again."""
         waiting = self._ledger.cancel_requested("running")
         for run in runs:
             if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
@@ -167,6 +168,7 @@ class Endings:
                 except (DaemonError, OSError) as exc:  # tried again on the next reconcile
                     log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
                     continue
+                killpoints.reached("cancel_sent")
                 self._cancel_sent.add(run.job_id)
                 log.info("job_cancel_sent", job_id=run.job_id)
 

@@ -12,7 +12,10 @@ A job's command appends its id to ``runs.log``, so a job run twice shows there. 
 every kill: ``PRAGMA integrity_check`` is ``ok``, no id in ``runs.log`` twice, no job id twice
 in the ledger, every job that ran and ended has its outcome and its run's end. At the end, also:
 every job submitted is in the ledger exactly once and ended, each succeeded job ran exactly
-once, and every garbage line is in ``rejected.jsonl``.
+once, every job succeeded unless its owner cancelled it (a cancel line for one of the last few
+jobs follows some submissions; a quarter of the jobs run for 2 s, so that some cancels find
+them running), a job cancelled before it started never ran, and every garbage line is in
+``rejected.jsonl``.
 
 Used by ``tests/daemon/test_killpoints.py`` (a short profile in the normal suite) and by
 ``make kill-harness`` (the long one): ``python -m tests.daemon.killharness --kills 500``.
@@ -137,6 +140,7 @@ class Session:
         self.rng = random.Random(seed)
         self.point_wait_s = point_wait_s
         self.expected: list[str] = []
+        self.cancelled: set[str] = set()  # jobs a cancel line was appended for
         self.garbage = 0
         self.tally = Tally(sessions=1)
 
@@ -195,12 +199,18 @@ class Session:
             for _ in range(count):
                 job_id = f"j{len(self.expected)}"
                 self.expected.append(job_id)
-                command = ["sh", "-c", f'echo {job_id} >> "{self.runs}"']
+                # a quarter run for 2 s, so that some cancels find them running
+                slow = "; sleep 2" if self.rng.random() < 0.25 else ""
+                command = ["sh", "-c", f'echo {job_id} >> "{self.runs}"{slow}']
                 line = {"id": job_id, "model": "llama-1b", "requests": 1, "command": command}
                 queue.write((json.dumps(line) + "\n").encode())
             if self.rng.random() < 0.2:
                 queue.write(f"{GARBAGE}\n".encode())
                 self.garbage += 1
+            if self.rng.random() < 0.2:  # the owner cancels a job: waiting, running or ended
+                job_id = self.rng.choice(self.expected[-8:])
+                self.cancelled.add(job_id)
+                queue.write((json.dumps({"cancel": job_id}) + "\n").encode())
 
     # -- checks -----------------------------------------------------------------------------
     def _failure(self, what: str) -> HarnessError:
@@ -247,6 +257,12 @@ class Session:
             jobs = {job.job_id: job.state for job in ledger.jobs()}
             runs = {job_id: ledger.run(job_id) for job_id in jobs}
             outcomes = {job_id: ledger.outcome(job_id) for job_id in jobs}
+            unstarted = {
+                job_id
+                for job_id, state in jobs.items()
+                if state == "cancelled"
+                and ledger.transitions(job_id)[-1].reason.endswith("before start")
+            }
         if sorted(jobs) != sorted(self.expected):
             missing = sorted(set(self.expected) - set(jobs))
             raise self._failure(f"jobs not ingested: {missing[:10]}")
@@ -257,10 +273,14 @@ class Session:
                 raise self._failure(f"{job_id} is still {state}")
             if state == "succeeded" and ran[job_id] != 1:
                 raise self._failure(f"{job_id} succeeded but ran {ran[job_id]} times")
+            if job_id in unstarted and (ran[job_id] or run is not None):
+                raise self._failure(f"{job_id} was cancelled before it started, but it ran")
             if run is not None and (run.finished_at is None or outcomes[job_id] is None):
                 raise self._failure(f"{job_id} ran but its end or outcome is not recorded")
-        failed = sorted(j for j, s in jobs.items() if s != "succeeded")
-        if failed:  # a run-now job of `echo` has no reason to fail, even across kills
+        # a run-now job of `echo` has no reason to fail, even across kills, unless cancelled
+        cancelled = {j for j, s in jobs.items() if s == "cancelled" and j in self.cancelled}
+        failed = sorted(j for j, s in jobs.items() if s != "succeeded" and j not in cancelled)
+        if failed:
             raise self._failure(f"jobs did not succeed: {failed[:10]}")
         path = self.state / "rejected.jsonl"
         rejected = path.read_text().splitlines() if path.exists() else []

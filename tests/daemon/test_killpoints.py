@@ -4,16 +4,19 @@ kill harness's short profile against the real ``carbond run`` (the long profile,
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from daemon import killpoints
-from tests.daemon.killharness import REPO, Session
+from daemon.ledger import Ledger, LedgerError, UnknownJobError
+from tests.daemon.killharness import FINAL, REPO, STARTUP_S, Session
 
 REACH_TWICE = (
     "from daemon import killpoints\n"
@@ -78,3 +81,57 @@ def test_short_profile_kills_at_named_points_and_at_random(tmp_path: Path) -> No
     assert tally.point_kills["migration"] == 1
     assert sum(tally.point_kills.values()) + tally.missed + tally.outside_kills == len(plan)
     assert tally.checks == len(plan) + 1
+
+
+def _state_of(session: Session, job_id: str) -> str | None:
+    try:
+        with Ledger.open_readonly(session.state / "ledger.db") as ledger:
+            return ledger.job(job_id).state
+    except (LedgerError, UnknownJobError):  # not there yet
+        return None
+
+
+def _wait_for(session: Session, job_id: str, states: set[str]) -> str:
+    end = time.monotonic() + STARTUP_S
+    while (state := _state_of(session, job_id)) not in states:
+        assert time.monotonic() < end, f"{job_id} is {state}, not {sorted(states)}"
+        time.sleep(0.1)
+    assert state is not None
+    return state
+
+
+def test_a_cancel_the_killed_daemon_had_sent_is_sent_again_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    session = Session(tmp_path, seed=0)
+    # ignores SIGTERM (once it says so in `ready`): only the SIGKILL after the grace period
+    # (2 s) ends it
+    ready = tmp_path / "ready"
+    line = {"id": "c1", "model": "llama-1b", "requests": 1,
+            "command": ["sh", "-c", f"trap '' TERM; touch {ready}; sleep 600"]}  # fmt: skip
+    queue = session.state / "queue.jsonl"
+    queue.write_text(json.dumps(line) + "\n")
+    daemon = session._start("cancel_sent")
+    try:
+        _wait_for(session, "c1", {"running"})
+        end = time.monotonic() + STARTUP_S
+        while not ready.exists():
+            assert time.monotonic() < end, "the job did not start"
+            time.sleep(0.05)
+        with queue.open("a") as out:
+            out.write(json.dumps({"cancel": "c1"}) + "\n")
+        assert daemon.wait(timeout=STARTUP_S) == -signal.SIGKILL  # its SIGTERM sent, then died
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    daemon = session._start(None)
+    try:
+        assert _wait_for(session, "c1", FINAL) == "cancelled"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+    with Ledger.open_readonly(session.state / "ledger.db") as ledger:
+        run = ledger.run("c1")
+        assert run is not None and run.signal == signal.SIGKILL  # after the new grace period
+        assert ledger.outcome("c1") is not None
