@@ -3,7 +3,7 @@ predicted side, and the "never started" answer of a recovering executor. Pure fu
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from daemon.executors.base import ExitStatus, NotStarted, RunHandle
@@ -18,6 +18,9 @@ __all__ = [
 ]
 
 NEVER_STARTED_PREFIX = "never started"
+# An executor's end time may be cut to the second (sacct's End): a run cancelled within the
+# second its owner's request was read can seem to end before it.
+_END_SLACK = timedelta(seconds=1)
 
 
 def never_started(item: RunHandle | ExitStatus, tokenless: set[str]) -> bool:
@@ -39,12 +42,14 @@ def run_handle(run: RunRecord) -> RunHandle:
     return RunHandle(run.job_id, run.executor, run.token or "", run.started_at or run.launched_at)
 
 
-def final_state(status: ExitStatus, *, cancel_requested: bool) -> tuple[str, str]:
+def final_state(status: ExitStatus, *, cancel_requested_at: datetime | None) -> tuple[str, str]:
     """``(state, reason)`` of a run that ended with ``status``: ``succeeded`` on exit 0,
-    ``cancelled`` when its owner asked, else ``failed`` with the exit code or signal."""
+    ``cancelled`` when its owner asked (at ``cancel_requested_at``) before it ended (within
+    ``_END_SLACK``), else ``failed`` with the exit code or signal (also a run that failed on
+    its own before the owner's cancel request was read)."""
     if status.succeeded:
         return "succeeded", "exit code 0"
-    if cancel_requested:
+    if cancel_requested_at is not None and cancel_requested_at <= status.finished_at + _END_SLACK:
         return "cancelled", "cancelled by its owner while running"
     if status.exit_code is not None:
         return "failed", f"exit code {status.exit_code}"

@@ -212,11 +212,11 @@ class Endings:
         """The end of ``status``'s run as it will be recorded (None: its job is not
         ``running``); ``ended``: the jobs ended before it, in the same transaction."""
         ledger, job_id = self._ledger, status.job_id
-        job_state, cancel_requested, deadline = ledger.ending_job(job_id)
+        job_state, cancel_requested_at, deadline = ledger.ending_job(job_id)
         if job_state != "running":
             return None
         run = ledger.run(job_id)
-        state, reason = final_state(status, cancel_requested=cancel_requested)
+        state, reason = final_state(status, cancel_requested_at=cancel_requested_at)
         decision = ledger.latest_decision(job_id, alternatives=False)  # an end never reads them
         columns: dict[str, Any] = {}
         lesson = None

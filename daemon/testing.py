@@ -123,7 +123,8 @@ class RecordingExecutor:
     def cancel(self, handle: RunHandle, now: datetime) -> None:
         self.cancels.append(handle.job_id)
         job = self._jobs[handle.job_id]
-        job.end_at, job.exit_code, job.signal = now, None, 15
+        if job.end_at is None or job.end_at > now:  # one that ended already stays as it ended
+            job.end_at, job.exit_code, job.signal = now, None, 15
 
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
         out: list[RunHandle | ExitStatus] = []

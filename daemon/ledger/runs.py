@@ -340,8 +340,8 @@ class Runs(Connection):
         row = self._exec("SELECT * FROM runs WHERE job_id = ?", (job_id,)).fetchone()
         return None if row is None else _run(row)
 
-    def ending_job(self, job_id: str) -> tuple[str, bool, datetime | None]:
-        """What the ending of ``job_id``'s run reads of its job: ``(state, whether its owner
+    def ending_job(self, job_id: str) -> tuple[str, datetime | None, datetime | None]:
+        """What the ending of ``job_id``'s run reads of its job: ``(state, when its owner
         asked to cancel it, deadline)``, as :meth:`Ledger.job` gives them (from the kept job
         row when there is one: no record built).
 
@@ -351,9 +351,9 @@ class Runs(Connection):
         kept = self._kept.get(job_id)
         if kept is None:
             job = self.job(job_id)
-            return job.state, job.cancel_requested_at is not None, job.deadline
+            return job.state, job.cancel_requested_at, job.deadline
         row = kept.job
-        return row["state"], row["cancel_requested_at"] is not None, dt(row["deadline"])
+        return row["state"], dt(row["cancel_requested_at"]), dt(row["deadline"])
 
     def _kept_run(self, job_id: str, **columns: Any) -> None:
         """The kept run row of ``job_id`` (if any) with ``columns`` as just written."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,26 +10,36 @@ from daemon.endings import final_state, never_started
 from daemon.executors.base import ExitStatus, NotStarted, RunHandle
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
+ASKED = NOW - timedelta(seconds=5)  # the owner's cancel request, read before the run ended
 
 
 @pytest.mark.parametrize(
     ("status", "cancel", "expected"),
     [
-        (ExitStatus("j", NOW, 0), False, ("succeeded", "exit code 0")),
-        (ExitStatus("j", NOW, 0), True, ("succeeded", "exit code 0")),
-        (ExitStatus("j", NOW, 2), False, ("failed", "exit code 2")),
-        (ExitStatus("j", NOW, None, 9), False, ("failed", "killed by signal 9")),
+        (ExitStatus("j", NOW, 0), None, ("succeeded", "exit code 0")),
+        (ExitStatus("j", NOW, 0), ASKED, ("succeeded", "exit code 0")),
+        (ExitStatus("j", NOW, 2), None, ("failed", "exit code 2")),
+        (ExitStatus("j", NOW, None, 9), None, ("failed", "killed by signal 9")),
         (
             ExitStatus("j", NOW, None, 15),
-            True,
+            ASKED,
             ("cancelled", "cancelled by its owner while running"),
         ),
-        (ExitStatus("j", NOW, None, None, "pid gone"), False, ("failed", "pid gone")),
-        (ExitStatus("j", NOW, None), False, ("failed", "outcome unknown")),
+        (  # sacct's End is cut to the second: the same second as the request counts
+            ExitStatus("j", NOW, None, 15),
+            NOW + timedelta(seconds=0.9),
+            ("cancelled", "cancelled by its owner while running"),
+        ),
+        # it had failed on its own before its owner asked: failed, with its exit code
+        (ExitStatus("j", ASKED, 2), NOW, ("failed", "exit code 2")),
+        (ExitStatus("j", NOW, None, None, "pid gone"), None, ("failed", "pid gone")),
+        (ExitStatus("j", NOW, None), None, ("failed", "outcome unknown")),
     ],
 )
-def test_final_state(status: ExitStatus, cancel: bool, expected: tuple[str, str]) -> None:
-    assert final_state(status, cancel_requested=cancel) == expected
+def test_final_state(
+    status: ExitStatus, cancel: datetime | None, expected: tuple[str, str]
+) -> None:
+    assert final_state(status, cancel_requested_at=cancel) == expected
 
 
 @pytest.mark.parametrize(

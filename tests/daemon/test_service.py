@@ -131,6 +131,19 @@ def test_cancel_before_and_while_running(tmp_path: Path) -> None:
     assert len(executor.launches) == 1
 
 
+def test_a_job_that_failed_before_its_owner_asked_to_cancel_it_is_failed(tmp_path: Path) -> None:
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.tick(clock())
+    executor.finish("a", clock.advance(10), exit_code=3)  # not polled yet: still running
+    append(service.queue.path, '{"cancel": "a"}\n')  # `carbond cancel` saw it running
+    service.tick(clock.advance(5))
+    assert _states(service.ledger) == {"a": "failed"}
+    assert service.ledger.transitions("a")[-1].reason == "exit code 3"
+
+
 @pytest.mark.parametrize(("exit_code", "state"), [(0, "succeeded"), (3, "failed")])
 def test_exit_status_decides_the_final_state(tmp_path: Path, exit_code: int, state: str) -> None:
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)

@@ -380,6 +380,7 @@ def test_a_held_job_slurm_started_unconfirmed_is_cancelled_in_slurm_not_left_run
 
     start = T0 + timedelta(hours=2)  # Slurm starts it at its planned start, on its own
     job.state, job.reason, job.start = "RUNNING", "None", "2026-12-04T23:00:00"
+    slurm.ran = ("2026-12-04T23:00:00", "2026-12-04T23:00:01")  # sacct: cancelled at once
     with queue.open("a") as out:
         out.write(json.dumps({"cancel": "h1"}) + "\n")
     service.refresh_intensity(start)
