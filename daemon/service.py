@@ -539,24 +539,35 @@ class Service:
     def _settle_unstarted(self, now: datetime) -> list[JobRecord]:
         """Cancel or expire waiting jobs that asked for it; return the ``policy.plan_window``
         most urgent others (the rest wait for a later round: planning every waiting job each
-        round would hold the loop, and so ingestion, for seconds per 10,000 jobs)."""
+        round would hold the loop, and so ingestion, for seconds per 10,000 jobs). A job
+        that could not be settled now (its executor did not give it back) is not planned
+        this round either: it is settled on a later one, never started."""
+        unsettled = set()
         for job in self.ledger.waiting_to_settle(now):
             if job.cancel_requested_at is not None:
-                self._end_unstarted(job, "cancelled", now, "cancelled by its owner before start")
+                state, reason = "cancelled", "cancelled by its owner before start"
             elif job.deadline is not None and job.deadline <= now:
+                state = "expired"
                 reason = f"deadline {job.deadline.isoformat()} passed before the job started"
-                self._end_unstarted(job, "expired", now, reason)
-        return self.ledger.most_urgent_waiting(self.settings.policy.plan_window)
+            else:
+                continue
+            if not self._end_unstarted(job, state, now, reason):
+                unsettled.add(job.job_id)
+        waiting = self.ledger.most_urgent_waiting(self.settings.policy.plan_window)
+        return [job for job in waiting if job.job_id not in unsettled] if unsettled else waiting
 
-    def _end_unstarted(self, job: JobRecord, state: str, now: datetime, reason: str) -> None:
+    def _end_unstarted(self, job: JobRecord, state: str, now: datetime, reason: str) -> bool:
+        """End a job that did not start; False when its executor did not give it back
+        (tried again next round) or had started it (it is running now)."""
         if not self._held.withdraw(job.job_id, now):
-            return  # its executor had started it: it is running now
+            return False
         with self.ledger.transaction():
             self.ledger.transition(job.job_id, state, now, reason)
         log.info("job_" + state, job_id=job.job_id, reason=reason)
         self.metrics.observe_outcome(job.job_id, state, None)
         if state == "expired":
             self._endings.count_expired()
+        return True
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         self._end_unstarted(job, "failed", now, reason)

@@ -461,3 +461,48 @@ def test_a_daemon_killed_as_it_hands_a_held_job_to_slurm_finds_it_by_name(
         else:  # moved in place, its token recorded now
             assert ledger.job("k1").state == "planned" and job.state == "PENDING"
             assert run is not None and run.token is not None
+
+
+@dataclass
+class _ScancelRefused(FakeSlurm):
+    """``scancel`` refuses the next ``refuse`` jobs (not an outage: Slurm answers)."""
+
+    refuse: int = 0
+
+    def __call__(
+        self, argv: Sequence[str], *, stdin: str = "", uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult:  # fmt: skip
+        if argv[0] != "scancel" or not self.refuse:
+            return super().__call__(argv, stdin=stdin, uid=uid, gid=gid)
+        self.refuse -= 1
+        self.calls.append(tuple(argv))
+        return CommandResult(1, "", f"scancel: error: Kill job error on job id {argv[-1]}: "
+                             "Access/permission denied")  # fmt: skip
+
+
+def test_a_held_job_whose_cancel_slurm_refused_is_not_started_meanwhile(tmp_path: Path) -> None:
+    slurm, forecast = _ScancelRefused(), _Dip(T0 + timedelta(hours=2))
+    daemon = _daemon(tmp_path, slurm, forecast)
+    service, ledger = daemon.service, daemon.ledger
+    queue = tmp_path / "queue.jsonl"
+    line = {"id": "b1", "model": "llama-1b", "requests": 4, "command": ["sleep", "600"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    queue.write_text(json.dumps(line) + "\n")
+    service.start(T0)
+    service.tick(T0)
+    [job] = slurm.jobs.values()
+    assert ledger.job("b1").state == "planned" and job.state == "PENDING"
+
+    start = T0 + timedelta(hours=2)  # its planned start, when its owner cancels it
+    with queue.open("a") as out:
+        out.write(json.dumps({"cancel": "b1"}) + "\n")
+    slurm.refuse, slurm.calls = 1, []
+    service.refresh_intensity(start)
+    service.tick(start)
+    assert ledger.job("b1").state == "planned"  # not given back yet, and not started either
+    assert job.state == "PENDING" and not [c for c in slurm.calls if "update" in c]
+    service.tick(start + timedelta(minutes=1))
+    assert ledger.job("b1").state == "cancelled" and job.state == "CANCELLED"
+    assert ledger.run("b1") is None and ledger.outcome("b1") is None  # it never ran
+    daemon.close()
