@@ -15,6 +15,7 @@ from daemon.cli.rejected import claimed_id, rejected_lines
 from daemon.errors import UsageError
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME
+from daemon.states import ACTIVE_STATES
 
 __all__ = ["register"]
 
@@ -121,7 +122,12 @@ def _decision(decision: Any, run_now_stored: dict[str, Any] | None) -> dict[str,
 
 
 def _print_status(payload: dict[str, Any]) -> None:
-    print(f"{payload['job_id']} ({payload['name']}): {payload['state']}, user {payload['user']}")
+    asked = payload["cancel_requested_at"]
+    pending = (
+        f", cancel requested at {asked}" if asked and payload["state"] in ACTIVE_STATES else ""
+    )
+    print(f"{payload['job_id']} ({payload['name']}): {payload['state']}, user {payload['user']}"
+          f"{pending}")  # fmt: skip
     decision = payload["decision"]
     if decision:
         print(f"decision ({decision['policy']}, {decision['action']}): {decision['reason']}")

@@ -201,6 +201,10 @@ def test_jobs_status_cancel_against_a_running_service(
     assert [t["to"] for t in status["transitions"]] == ["queued", "running"]
 
     assert _run(capsys, "cancel", "a", "--state-dir", str(tmp_path))[0] == 0
+    service.ingest(clock())  # read, not acted on yet: the job still runs
+    code, out, _ = _run(capsys, "status", "a", "--state-dir", str(tmp_path))
+    assert code == 0 and out.splitlines()[0].startswith("a (a): running, user ")
+    assert ", cancel requested at " + clock().isoformat() in out.splitlines()[0]
     service.tick(clock.advance(5))
     assert executor.cancels == ["a"]
     assert service.ledger.job_state("a") == "cancelled"
