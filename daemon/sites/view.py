@@ -125,6 +125,8 @@ class SiteView:
         """Move the battery from the last round to ``now`` under the load running then, and
         extend the share history (with nothing running: the shares one GPU would have got)."""
         last = self._last.get(region)
+        if last is not None and now < last[0]:  # an end reported after a later round: the
+            now = last[0]  # site has been advanced to that round already
         self._last[region] = (now, running_w, nominal_w)
         history = self._shares.setdefault(region, [])
         if last is None or now <= last[0]:

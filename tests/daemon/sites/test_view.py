@@ -166,3 +166,25 @@ def test_a_reload_keeps_the_battery_state_and_the_share_history() -> None:
     assert after.soc("sf") == before.soc("sf") < 0.9
     span = (night, night + timedelta(hours=1))
     assert after.shares("sf", *span) == before.shares("sf", *span)
+
+
+def test_an_end_reported_after_a_later_round_does_not_replay_the_time_between() -> None:
+    """The service plans (and advances the site to ``now``) before it reconciles, so a job's
+    end comes in stamped before the round just seen. The site must not be advanced over that
+    stretch a second time: the battery drained twice and a later window showed a share of
+    1.5 of the GPU energy covered by the battery."""
+    battery = {"capacity_kwh": 10.0, "charge_power_w": 0, "discharge_power_w": 10_000,
+               "round_trip_efficiency": 1.0, "min_soc": 0.0, "initial_soc": 1.0}  # fmt: skip
+    view = SiteView({"sf": build_site("sf", "US-CAL-CISO", _site(pv_kwp=0.0, battery=battery))})
+    night = START + timedelta(hours=8)
+    until = night + timedelta(hours=2)
+    both = [Device(f"sf/{i}", "sf", "US-CAL-CISO", RTX, 1.0, until) for i in range(2)]
+    view.observe(night, both)
+    view.observe(night + timedelta(seconds=60), both)
+    one = _devices(until)  # sf/1's job ended at +30 s, reported at the +60 s round
+    view.observe(night + timedelta(seconds=30), one)
+    view.observe(night + timedelta(seconds=120), one)
+    drawn_j = RTX.tdp_w * (2 * 60 + 60)  # two GPUs for a minute, then one
+    assert view.soc("sf") == pytest.approx(1.0 - drawn_j / (10.0 * 3.6e6), rel=1e-9)
+    later = (night + timedelta(seconds=60), night + timedelta(seconds=120))
+    assert view.shares("sf", *later) == (0.0, pytest.approx(1.0))
