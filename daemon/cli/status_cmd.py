@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row
@@ -18,6 +18,8 @@ from daemon.queue import REJECTED_NAME
 from daemon.states import ACTIVE_STATES
 
 __all__ = ["register"]
+
+J_PER_KWH: Final = 3_600_000
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -156,6 +158,7 @@ def _print_status(payload: dict[str, Any]) -> None:
             f"outcome: {_g(outcome['total_g'])} measured ({outcome['energy_method']}), "
             f"predicted {_g(outcome['predicted_total_g'])}"
         )
+        _print_on_site(outcome)
     print_table(
         "transitions",
         ("at", "from", "to", "reason"),
@@ -164,6 +167,21 @@ def _print_status(payload: dict[str, Any]) -> None:
     for line in payload["rejected_lines"]:
         print(f"your line naming it was rejected ({line['file']} line {line['line_no']}): "
               f"{line['reason']}")  # fmt: skip
+
+
+def _print_on_site(outcome: dict[str, Any]) -> None:
+    """At a region with a site: the share of the job's facility energy PV and the battery
+    covered (its grams charge only the rest at the grid's intensity)."""
+    pv, battery, grid = (outcome.get(f"site_{k}_j") for k in ("pv", "battery", "grid"))
+    if pv is None or battery is None or grid is None:
+        return
+    facility = pv + battery + grid
+    if facility <= 0:
+        return
+    print(
+        f"  on site: {(pv + battery) / facility:.1%} of {facility / J_PER_KWH:.4g} kWh "
+        f"(PV {pv / facility:.1%}, battery {battery / facility:.1%}), the rest from the grid"
+    )
 
 
 def _g(value: float | None) -> str:

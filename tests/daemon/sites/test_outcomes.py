@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli import main
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
@@ -133,3 +134,25 @@ def test_site_columns_recompute_the_prediction_errors_of_the_split() -> None:
         ]
         is None
     )
+
+
+def test_status_says_how_much_of_a_jobs_energy_the_site_covered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``carbond status`` printed a job's grams at a site with no word of why they were so
+    low; it now shows the on-site share and the energy by source, as ``--json`` has it."""
+    service, _ = _service(tmp_path, QUEBEC_PV)
+    outcome = _run_one(service, FakeClock(datetime(2024, 6, 1, 16, tzinfo=UTC)))
+    service.ledger.close()
+    capsys.readouterr()
+    assert main(["status", "a", "--state-dir", str(tmp_path)]) == 0
+    kwh = float(outcome["energy_j"]) / J_PER_KWH
+    shown = f"on site: 100.0% of {kwh:.4g} kWh (PV 100.0%, battery 0.0%), the rest from the grid"
+    assert shown in capsys.readouterr().out
+    night = tmp_path / "night"
+    service, _ = _service(night, None)
+    _run_one(service, FakeClock(datetime(2024, 6, 1, 5, tzinfo=UTC)))
+    service.ledger.close()
+    capsys.readouterr()
+    assert main(["status", "a", "--state-dir", str(night)]) == 0
+    assert "on site" not in capsys.readouterr().out  # no site there
