@@ -70,10 +70,12 @@ class SiteView:
 
     def carry_over(self, previous: SiteView) -> None:
         """Keep ``previous``'s battery state and share history for the regions that still have
-        a site (a SIGHUP reload builds a new view)."""
+        a site (a SIGHUP reload builds a new view). A charge below a raised ``min_soc`` is
+        taken at the new floor: nothing is deliverable until PV charges it."""
         for region in self.sites.keys() & previous.sites.keys():
-            if region in previous._soc and region in self._soc:
-                self._soc[region] = previous._soc[region]
+            battery = self.sites[region].battery
+            if region in previous._soc and battery is not None:  # within the new bounds
+                self._soc[region] = min(max(previous._soc[region], battery.min_soc), 1.0)
             if region in previous._last:
                 self._last[region] = previous._last[region]
             if region in previous._shares:

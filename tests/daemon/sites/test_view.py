@@ -188,3 +188,26 @@ def test_an_end_reported_after_a_later_round_does_not_replay_the_time_between() 
     assert view.soc("sf") == pytest.approx(1.0 - drawn_j / (10.0 * 3.6e6), rel=1e-9)
     later = (night + timedelta(seconds=60), night + timedelta(seconds=120))
     assert view.shares("sf", *later) == (0.0, pytest.approx(1.0))
+
+
+def test_a_reload_that_raises_the_floor_above_the_charge_keeps_planning() -> None:
+    """A SIGHUP with a higher ``min_soc`` (or a smaller battery's settings) than the charge
+    carried over: every round failed (``plan_failed: initial_soc 0.15 outside [0.3, 1]``), so
+    no job was planned again anywhere. The carried charge now sits at the new floor (nothing
+    deliverable until PV charges it)."""
+    night = START + timedelta(hours=6)
+    busy = _devices(night + timedelta(hours=5))
+    low = {"capacity_kwh": 1.0, "charge_power_w": 1000, "discharge_power_w": 1000,
+           "min_soc": 0.1, "initial_soc": 0.15}  # fmt: skip
+    before = SiteView({"sf": build_site("sf", "US-CAL-CISO", _site(battery=low))})
+    before.forecasts(night, busy, _forecasts())
+    raised = _site(battery=low | {"min_soc": 0.3, "initial_soc": 0.9})
+    site = build_site("sf", "US-CAL-CISO", raised)
+    after = SiteView({"sf": site})
+    after.carry_over(before)
+    assert after.soc("sf") == 0.3
+    later = night + timedelta(hours=1)
+    seen = np.asarray(after.forecasts(later, busy, _forecasts())["US-CAL-CISO"].values_g_per_kwh)
+    night_steps = site.pv_w(START, 3600, 24) == 0
+    assert np.all(seen[night_steps] == 300.0)  # the battery at its floor: the grid
+    assert after.soc("sf") == 0.3
