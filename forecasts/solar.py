@@ -171,8 +171,15 @@ def load_power_csv(path: Path) -> PowerSeries:
         values.append(value)
     step = (times[1] - times[0]).total_seconds()
     for (line, _), (a, b) in zip(rows[1:], itertools.pairwise(times), strict=True):
-        if (b - a).total_seconds() != step or step <= 0 or step != int(step):
+        where = f"{path}:{line}: datetime: {b.isoformat()}"
+        if b <= a:
+            said = "repeats the row above" if b == a else "is before the row above"
+            raise SolarInputError(f"{where} {said} (rows must be in time order, once each)")
+        if (b - a).total_seconds() != step:
             raise SolarInputError(
-                f"{path}:{line}: datetime: rows must be equally spaced ({step:g} s)"
+                f"{where} is {(b - a).total_seconds():g} s after the row above; "
+                f"rows must be equally spaced ({step:g} s)"
             )
+        if step != int(step):
+            raise SolarInputError(f"{where}: rows must be a whole number of seconds apart")
     return PowerSeries(times[0], int(step), np.array(values), path.name)
