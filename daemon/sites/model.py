@@ -27,6 +27,7 @@ FloatArray = npt.NDArray[np.float64]
 
 _MODEL_STEP_S = 300
 _MODEL_SPAN = timedelta(days=4)
+_DAY_S = 86_400.0
 
 
 class SiteConfigError(UsageError):
@@ -69,13 +70,16 @@ class Site:
     ) -> FloatArray:
         """PV as planners may know it at ``now``: the model (clear sky is its own forecast),
         or for a measured trace the measurement before ``now`` and, after it, the same time of
-        the previous day (seasonal persistence: no peeking at measured future generation)."""
+        the latest day measured by then (seasonal persistence: a step 30 h ahead sees two days
+        before, never measured future generation)."""
         if self.pv_trace is None:
             return self.pv_w(start, step_s, count)
-        actual = self.pv_w(start, step_s, count)
-        day_before = self.pv_w(start - timedelta(days=1), step_s, count)
-        ends = np.array([(start - now).total_seconds() + (k + 1) * step_s for k in range(count)])
-        result: FloatArray = np.where(ends <= 0, actual, day_before)
+        ends = (start - now).total_seconds() + (np.arange(count) + 1.0) * step_s
+        days_back = np.ceil(np.maximum(ends, 0.0) / _DAY_S)  # 0: measured by ``now``
+        result: FloatArray = self.pv_w(start, step_s, count)
+        for days in np.unique(days_back[days_back > 0]):
+            earlier = self.pv_w(start - timedelta(days=float(days)), step_s, count)
+            result = np.where(days_back == days, earlier, result)
         return result
 
     def other_w(self, start: datetime, step_s: float, count: int) -> FloatArray:

@@ -101,6 +101,25 @@ def test_measured_pv_is_forecast_from_the_day_before(tmp_path: Path) -> None:
     np.testing.assert_allclose(seen, [2800.0, 2900.0, 600.0, 700.0])
 
 
+def test_measured_pv_more_than_a_day_ahead_is_forecast_from_a_day_already_measured(
+    tmp_path: Path,
+) -> None:
+    """Over a 48 h horizon (the daemon's default) the steps of the second day saw "the day
+    before", which is after ``now``: measured future generation in a replay, and the last
+    row held (sun at night) live. They now see two days before."""
+    path = tmp_path / "pv.csv"
+    rows = ["datetime,power_w"]
+    rows += [f"{(START + timedelta(hours=h)).isoformat()},{100.0 * h}" for h in range(72)]
+    path.write_text("\n".join(rows) + "\n")
+    site = build_site("sf", "US-CAL-CISO", _site(pv_csv=path))
+    now = START + timedelta(hours=30)
+    seen = site.pv_forecast_w(now, now, 3600, 48)
+    days_back = [(k + 24) // 24 for k in range(48)]  # step k ends k + 1 h after now
+    expected = [100.0 * (30 + k - 24 * d) for k, d in enumerate(days_back)]
+    np.testing.assert_allclose(seen, expected)
+    assert max(seen) < 100.0 * 30  # nothing measured after now
+
+
 def test_a_site_needs_its_zone_alone_and_readable_csvs(tmp_path: Path) -> None:
     a = RegionSettings(name="a", zone="DE", gpus=("T4",), site=_site())
     b = RegionSettings(name="b", zone="DE", gpus=("T4",))
