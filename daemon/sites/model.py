@@ -7,7 +7,7 @@ kept: planning asks for it every tick, accounting once per replay.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -74,19 +74,40 @@ class Site:
         before, never measured future generation)."""
         if self.pv_trace is None:
             return self.pv_w(start, step_s, count)
-        ends = (start - now).total_seconds() + (np.arange(count) + 1.0) * step_s
-        days_back = np.ceil(np.maximum(ends, 0.0) / _DAY_S)  # 0: measured by ``now``
-        result: FloatArray = self.pv_w(start, step_s, count)
-        for days in np.unique(days_back[days_back > 0]):
-            earlier = self.pv_w(start - timedelta(days=float(days)), step_s, count)
-            result = np.where(days_back == days, earlier, result)
-        return result
+        return _persisted(self.pv_w, now, start, step_s, count)
 
     def other_w(self, start: datetime, step_s: float, count: int) -> FloatArray:
         """Mean power (W) of the site's other load over each step."""
         if self.other_trace is not None:
             return self.other_trace.on_grid(start, step_s, count)
         return np.full(count, self.other_load_w)
+
+    def other_forecast_w(
+        self, now: datetime, start: datetime, step_s: float, count: int
+    ) -> FloatArray:
+        """The other load as planners may know it at ``now``: a constant, or a measured trace
+        forecast as measured PV is (:meth:`pv_forecast_w`)."""
+        if self.other_trace is None:
+            return self.other_w(start, step_s, count)
+        return _persisted(self.other_w, now, start, step_s, count)
+
+
+def _persisted(
+    measured: Callable[[datetime, float, int], FloatArray],
+    now: datetime,
+    start: datetime,
+    step_s: float,
+    count: int,
+) -> FloatArray:
+    """``measured`` on the grid where it is known by ``now``, and after ``now`` the same time
+    of the latest day measured by then (seasonal persistence, no peeking at the future)."""
+    ends = (start - now).total_seconds() + (np.arange(count) + 1.0) * step_s
+    days_back = np.ceil(np.maximum(ends, 0.0) / _DAY_S)  # 0: measured by ``now``
+    result: FloatArray = measured(start, step_s, count)
+    for days in np.unique(days_back[days_back > 0]):
+        earlier = measured(start - timedelta(days=float(days)), step_s, count)
+        result = np.where(days_back == days, earlier, result)
+    return result
 
 
 def _end(series: PowerSeries) -> datetime:

@@ -170,7 +170,7 @@ class SiteView:
         committed = power @ busy
         free = power @ (1.0 - busy)
         pv = site.pv_forecast_w(now, grid.start, step, n)
-        other = site.other_w(grid.start, step, n)
+        other = site.other_forecast_w(now, grid.start, step, n)
         soc = self._soc.get(region)
 
         def through_site(series: FloatArray) -> FloatArray:

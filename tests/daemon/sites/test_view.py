@@ -230,3 +230,31 @@ def test_a_reload_that_raises_the_floor_above_the_charge_keeps_planning() -> Non
     night_steps = site.pv_w(START, 3600, 24) == 0
     assert np.all(seen[night_steps] == 300.0)  # the battery at its floor: the grid
     assert after.soc("sf") == 0.3
+
+
+def test_measured_other_load_is_not_seen_ahead_of_now(tmp_path: Path) -> None:
+    """The planner read a measured ``other_load_csv`` at its future rows (in a replay: the
+    site's load hours ahead, as measured); it now forecasts it as measured PV is."""
+    path = tmp_path / "other.csv"
+    rows = ["datetime,power_w"]
+    rows += [f"{(START + timedelta(hours=h)).isoformat()},{100.0 * h}" for h in range(72)]
+    path.write_text("\n".join(rows) + "\n")
+    site = build_site("sf", "US-CAL-CISO", _site(other_load_csv=path))
+    now = START + timedelta(hours=30)
+    np.testing.assert_allclose(
+        site.other_forecast_w(now, START + timedelta(hours=28), 3600, 4),
+        [2800.0, 2900.0, 600.0, 700.0],
+    )
+    flat = build_site("sf", "US-CAL-CISO", _site(other_load_w=250.0))
+    np.testing.assert_allclose(flat.other_forecast_w(now, now, 3600, 3), [250.0] * 3)
+    # what the planner sees: at 08:00 PDT the load measured the day before (none), not the
+    # 10 kW the site will draw at noon (which would take all the PV)
+    path.write_text("datetime,power_w\n" + "".join(
+        f"{(START + timedelta(hours=h)).isoformat()},{0.0 if h < 24 else 10_000.0}\n"
+        for h in range(48)
+    ))  # fmt: skip
+    site = build_site("sf", "US-CAL-CISO", _site(other_load_csv=path))
+    morning = START + timedelta(hours=39)  # 08:00 PDT on the second day
+    grid = {"US-CAL-CISO": _Forecast("US-CAL-CISO", morning, 3600, np.full(24, 300.0))}
+    seen = SiteView({"sf": site}).forecasts(morning, _devices(), grid)["US-CAL-CISO"]
+    assert np.asarray(seen.values_g_per_kwh)[4] == pytest.approx(41.0)  # 12:00 PDT
