@@ -276,7 +276,8 @@ class Endings:
         site = sites.sites.get(str(columns.get("region")))
         if site is None:
             return columns
-        runs = [r for r in self._ledger.active_runs() if r.job_id not in ended]
+        gone = ended | {run.job_id}  # this run's end is recorded with theirs: all free now
+        runs = [r for r in self._ledger.active_runs() if r.job_id not in gone]
         devices = self._busy.devices(context.inventory, runs, status.finished_at,
                                      context.overrun_s)  # fmt: skip
         sites.observe(status.finished_at, devices)

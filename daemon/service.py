@@ -459,7 +459,12 @@ class Service:
                 )
                 continue
             decided.append((record, decision))
-        return decisions, self._act(decided, {d for run in runs for d in run.device_ids}, now)
+        started = self._act(decided, {d for run in runs for d in run.device_ids}, now)
+        if started and self.sites:  # from now on the sites carry the jobs just started too
+            after = self.ledger.active_runs()
+            plan_s = self.settings.intervals.plan_s
+            self.sites.observe(now, self._busy.devices(self.inventory, after, now, plan_s))
+        return decisions, started
 
     def _act(
         self, decided: Sequence[tuple[JobRecord, Decision]], busy: set[str], now: datetime

@@ -19,18 +19,21 @@ from daemon.reports.lines import ledger_lines
 from daemon.reports.render import render
 from daemon.reports.summary import summarise
 from daemon.service import Service
-from daemon.settings import RegionSettings, Settings, SiteSettings
+from daemon.settings import BatterySettings, RegionSettings, Settings, SiteSettings
 from daemon.sites import SiteView, build_sites
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import get_policy
+from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.helpers import append, job_line
 
 J_PER_KWH = 3_600_000
 QUEBEC_PV = SiteSettings(pv_kwp=50.0, latitude=46.8, longitude=-71.2, pv_g_per_kwh=40.0)
 
 
-def _service(tmp_path: Path, site: SiteSettings | None) -> tuple[Service, RecordingExecutor]:
-    regions = (
+def _service(
+    tmp_path: Path, site: SiteSettings | None, regions: tuple[RegionSettings, ...] = ()
+) -> tuple[Service, RecordingExecutor]:
+    regions = regions or (
         RegionSettings(name="node", zone="CA-QC", executor="local", gpus=("A100-80GB",), site=site),
     )
     settings = Settings(state_dir=tmp_path, regions=regions, policy={"name": "run-now"})
@@ -156,3 +159,76 @@ def test_status_says_how_much_of_a_jobs_energy_the_site_covered(
     capsys.readouterr()
     assert main(["status", "a", "--state-dir", str(night)]) == 0
     assert "on site" not in capsys.readouterr().out  # no site there
+
+
+def test_the_battery_carries_each_live_job_from_its_start_to_its_end(tmp_path: Path) -> None:
+    """Two one-GPU jobs at night, the second started while the first runs and ending first:
+    the battery gives exactly one GPU's TDP for every second each ran (the site carried a job
+    from the round after its launch, and a finished job until the next round)."""
+    tdp = DEFAULT_GPU_CATALOG.get("A100-80GB").tdp_w
+    battery = BatterySettings(capacity_kwh=10.0, charge_power_w=0.0, discharge_power_w=10_000,
+                              round_trip_efficiency=1.0, min_soc=0.0, initial_soc=1.0)  # fmt: skip
+    site = SiteSettings(battery=battery)
+    regions = (
+        RegionSettings(
+            name="node", zone="CA-QC", executor="local", gpus=("A100-80GB",) * 2, site=site
+        ),
+    )
+    service, _ = _service(tmp_path, None, regions)
+    clock = FakeClock(datetime(2024, 6, 1, 5, tzinfo=UTC))
+    service.start(clock())
+    append(service.queue.path, job_line(id="long", model="llama-3.1-8b", requests=2000))
+    assert service.tick(clock()).started == ("long",)
+    append(service.queue.path, job_line(id="short", model="llama-3.1-8b", requests=200))
+    assert service.tick(clock.advance(90)).started == ("short",)
+    finished: list[str] = []
+    while len(finished) < 2:
+        finished += service.tick(clock.advance(60)).finished
+    assert finished == ["short", "long"]
+    ran_s = 0.0
+    for job in finished:
+        outcome = service.ledger.outcome(job)
+        assert outcome is not None and outcome["site_grid_j"] == pytest.approx(0.0, abs=1e-6)
+        ran_s += (
+            datetime.fromisoformat(str(outcome["finished_at"]))
+            - datetime.fromisoformat(str(outcome["started_at"]))
+        ).total_seconds()
+    assert service.sites is not None
+    assert service.sites.soc("node") == pytest.approx(1.0 - tdp * ran_s / (10.0 * J_PER_KWH))
+    service.ledger.close()
+
+
+def test_a_job_started_live_draws_the_battery_at_its_own_load(tmp_path: Path) -> None:
+    """The load a site carries from a round on includes the jobs that round started: a 4-GPU
+    job at night drains the battery at 4 GPUs' power and gets the share the discharge power
+    leaves it (the site used to carry the load of before the launch: nothing, so the battery
+    stayed full and the job was priced as one GPU)."""
+    gpus, tdp = 4, DEFAULT_GPU_CATALOG.get("A100-80GB").tdp_w
+    battery = BatterySettings(capacity_kwh=10.0, charge_power_w=0.0, discharge_power_w=tdp,
+                              round_trip_efficiency=1.0, min_soc=0.0, initial_soc=1.0)  # fmt: skip
+    site = SiteSettings(battery=battery)
+    regions = (
+        RegionSettings(
+            name="node", zone="CA-QC", executor="local", gpus=("A100-80GB",) * gpus, site=site
+        ),
+    )
+    service, _ = _service(tmp_path, None, regions)
+    clock = FakeClock(datetime(2024, 6, 1, 5, tzinfo=UTC))  # night: the battery only
+    service.start(clock())
+    line = job_line(id="a", model="llama-3.1-8b", requests=2000, batch_size=8, tensor_parallel=4)
+    append(service.queue.path, line)
+    assert service.tick(clock()).started == ("a",)
+    while not service.tick(clock.advance(60)).finished:
+        pass
+    outcome = service.ledger.outcome("a")
+    assert outcome is not None
+    facility = float(outcome["energy_j"]) * float(outcome["pue"])
+    assert outcome["site_battery_j"] == pytest.approx(facility / gpus)
+    assert outcome["site_grid_j"] == pytest.approx(facility * (gpus - 1) / gpus)
+    ran_s = (
+        datetime.fromisoformat(str(outcome["finished_at"]))
+        - datetime.fromisoformat(str(outcome["started_at"]))
+    ).total_seconds()
+    assert service.sites is not None
+    assert service.sites.soc("node") == pytest.approx(1.0 - tdp * ran_s / (10.0 * J_PER_KWH))
+    service.ledger.close()
