@@ -1,20 +1,24 @@
 """Turning scored cells into decisions: alternatives, free devices, immediate placement.
 
-Shared by the built-in policies; everything here reads a :class:`~policies.scoring.CostCube`
-and the devices, never the clock.
+Shared by the built-in policies; everything here reads a :class:`~policies.scoring.CostCube`,
+the devices and the forecasts, never the clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
 from policies.candidates import unfit_reason
-from policies.scoring import CostCube, Pool
-from policies.types import Alternative, Decision, Device, JobSpec
+from policies.footprint.accounting import operational_g
+from policies.placement import mean_intensity_g_per_kwh
+from policies.scoring import CostCube, Pool, SlotGrid
+from policies.types import Alternative, Decision, Device, JobSpec, ZoneIntensity
 
 __all__ = [
     "alternative_at",
@@ -22,8 +26,10 @@ __all__ = [
     "fifo_order",
     "free_devices",
     "plan_immediately",
+    "priced_at",
     "ready_devices",
     "run_now_alternative",
+    "slot_at",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -84,20 +90,38 @@ def ready_devices(pool: Pool, at: datetime, need: int) -> tuple[datetime, list[D
     return max(at, chosen[-1].busy_until or at), chosen
 
 
-def _slot_at(cube: CostCube, at: datetime) -> int:
-    """The first slot starting at or after ``at`` (the last slot past the horizon)."""
-    offset_s = (at - cube.grid.start).total_seconds()
-    later = np.flatnonzero(cube.grid.offsets_s >= offset_s - 1e-6)
-    return int(later[0]) if later.size else cube.grid.count - 1
+def slot_at(grid: SlotGrid, offsets_s: FloatArray, at: datetime) -> int:
+    """The first slot of ``grid`` (whose ``offsets_s``) starting at or after ``at``, counted
+    on past the horizon's last slot as the grid's steps go on."""
+    offset_s = (at - grid.start).total_seconds()
+    later = np.flatnonzero(offsets_s >= offset_s - 1e-6)
+    if later.size:
+        return int(later[0])
+    return max(grid.count, math.ceil((offset_s - 1e-6) / grid.step_s))
 
 
-def run_now_alternative(cube: CostCube, j: int) -> Alternative | None:
+def priced_at(
+    alt: Alternative, start: datetime, forecast: ZoneIntensity, pue: float
+) -> Alternative:
+    """``alt`` moved to ``start`` and priced there as :func:`policies.placement.place` prices
+    a run: the forecast's mean over it (the nearest value past its span), at the pool's PUE."""
+    intensity = mean_intensity_g_per_kwh(forecast, start, alt.duration_s)
+    return replace(
+        alt, start=start, intensity_g_per_kwh=intensity,
+        operational_g=float(operational_g(alt.energy_j, intensity, pue)),
+    )  # fmt: skip
+
+
+def run_now_alternative(
+    cube: CostCube, j: int, forecasts: Mapping[str, ZoneIntensity]
+) -> Alternative | None:
     """The counterfactual: the start the job could have had now, carbon ignored.
 
     The fastest admissible pool with enough devices free now; when every admissible pool is
     busy, the pool whose devices free up first (fastest among those), from the first slot after
     they do. The devices named are ones free at that start, never a GPU another job holds then.
-    None when the job fits no pool.
+    A start past the cube's last slot is priced from the zone's forecast (``forecasts``), as
+    :func:`policies.placement.place` would. None when the job fits no pool.
     """
     now = cube.grid.time(0)
     need = cube.jobs[j].workload.tensor_parallel
@@ -112,7 +136,13 @@ def run_now_alternative(cube: CostCube, j: int) -> Alternative | None:
     if best is None:
         return None
     free_at, _, p, devices = best
-    return alternative_at(cube, j, p, _slot_at(cube, free_at), devices)
+    s = slot_at(cube.grid, cube.grid.offsets_s, free_at)
+    last = cube.grid.count - 1
+    alt = alternative_at(cube, j, p, min(s, last), devices)
+    if s <= last:
+        return alt
+    pool = cube.pools[p]
+    return priced_at(alt, cube.grid.time(s), forecasts[pool.zone], pool.pue)
 
 
 def best_alternatives(
@@ -155,6 +185,7 @@ def plan_immediately(
     metric: FloatArray,
     now: datetime,
     what: str,
+    forecasts: Mapping[str, ZoneIntensity],
     alternatives: int = 3,
 ) -> list[Decision]:
     """Start each job now on the free admissible pool with the least ``metric`` ``(J, P)``.
@@ -167,7 +198,7 @@ def plan_immediately(
     for j in fifo_order(cube.jobs):
         job = cube.jobs[j]
         row = np.where(cube.admissible[j], metric[j], np.inf)
-        run_now = run_now_alternative(cube, j)
+        run_now = run_now_alternative(cube, j, forecasts)
         if not np.isfinite(row).any():
             devices = [d for pool in cube.pools for d in pool.devices]
             decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)

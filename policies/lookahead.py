@@ -21,13 +21,19 @@ in the usual order), and gives each the free cell of largest weight (ties: the c
 its cheapest free cell; the usual rules hold (``min_saving`` against the free start-now cells,
 deadline safety, the rescue path).
 
-**Never worse than the greedy, as planned** (:func:`plan_round`): each round builds the
-greedy's plan (the usual order, no weights), the same improved by moving single jobs to
-cheaper free cells, and the LP-rounded plan improved the same way (a cell left free after
-rounding is pure gain), and keeps the one of least planned grams; ties go to the greedy. All
-obey the same rules, so the look-ahead departs from ``carbon-window`` only where its plan for
-the queue is cheaper. No LP is solved when no job can wait (all due within ``urgent_s``) or
-the greedy already gives every job its cheapest cell.
+Priorities are planned in turn, as the greedy plans them: the plans below are made per
+priority level, highest first, each on the capacity the levels above took, so a job's joint
+plan never gives way to a job of lower priority.
+
+**Never less safe nor worse than the greedy, as planned** (:func:`plan_round`): each round
+builds the greedy's plan (the usual order, no weights), the same improved by moving single
+jobs to cheaper free cells, and the LP-rounded plan improved the same way (a cell left free
+after rounding is pure gain), and keeps the one with the fewest runs planned to end past
+their deadline with the duration margin (only the rescue path's cells can), then the least
+planned grams; ties go to the greedy. All obey the same rules, so the look-ahead departs from
+``carbon-window`` only where its plan for the queue is cheaper and as safe. No LP is solved
+when no job can wait (all due within ``urgent_s``) or the greedy already gives every job its
+cheapest cell.
 """
 
 from __future__ import annotations
@@ -166,6 +172,7 @@ class RoundPlan:
     planned_g: float  # the plan's planning cost (grams where a job took the rescue path)
     source: str  # "greedy" or "lp"
     moves: int  # single-job moves the local search made
+    unsafe: int = 0  # runs planned to end past their deadline with the duration margin
 
 
 def _planned_g(
@@ -274,33 +281,107 @@ def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot):  # typ
     return moves
 
 
-def _rounded(
-    capacity: CapacityTimeline, order: Sequence[int], rounding: Rounding,
-    weights: FloatArray | None,
-) -> tuple[list[tuple[int, int, int, str]], CapacityTimeline]:  # fmt: skip
-    """Each job of ``order`` in turn by the planner's rule, on a copy of ``capacity``."""
+def _unsafe(
+    capacity: CapacityTimeline, duration_s: FloatArray, deadline_s: FloatArray, margin: float,
+    cells: Sequence[tuple[int, int, int, str]],
+) -> int:  # fmt: skip
+    """How many of ``cells`` end past their job's deadline (``deadline_s``: seconds from the
+    grid's start; not finite: none) with the duration margin, as the rescue path counts it."""
+    if not cells:
+        return 0
+    k, p, s = (np.array([c[i] for c in cells], dtype=np.int64) for i in range(3))
+    duration = np.where(np.isfinite(duration_s[k, p]), duration_s[k, p], np.inf)  # NaN: no fit
+    return int((capacity.offsets_s[s] + duration * (1.0 + margin) > deadline_s[k]).sum())
+
+
+def _lp_rounded(
+    cost: FloatArray,
+    duration_s: FloatArray,
+    gpus: IntArray,
+    capacity: CapacityTimeline,
+    order: Sequence[int],
+    rounding: Rounding,
+    members: IntArray,
+    max_cells: int,
+) -> tuple[list[tuple[int, int, int, str]], CapacityTimeline] | None:
+    """The LP-rounded plan of the jobs ``order``: the LP over the jobs ``members`` (``order``'s
+    and the unplaceable ones of its level, in index order), then the jobs of ``order`` by the
+    LP's mean start slot, earliest first (alpha-point order; jobs the LP leaves out last, in
+    ``order``). None where the LP is too large or fails."""
+    weights = np.zeros(cost.shape)
+    lp = preferred_cells(cost[members], duration_s[members], gpus[members], capacity, max_cells)
+    if lp is None:
+        return None
+    weights[members] = lp
+    by_slot = weights.sum(axis=1)
+    mass = by_slot.sum(axis=1)
+    mean_start = (by_slot * np.arange(by_slot.shape[1])).sum(axis=1) / np.maximum(mass, 1e-12)
+    mean_start = np.where(mass > 1e-6, mean_start, np.inf)
+    alpha = sorted(order, key=lambda k: float(mean_start[k]))  # stable: ties keep order
     working = copy.deepcopy(capacity)
-    return rounding(working, order, weights), working
+    return rounding(working, alpha, weights), working
 
 
 def plan_round(
     cost: FloatArray, grams: FloatArray, duration_s: FloatArray, gpus: IntArray,
     capacity: CapacityTimeline, order: Sequence[int], rounding: Rounding, *,
-    relaxed: npt.NDArray[np.bool_], min_saving: float, max_cells: int = 200_000,
+    relaxed: npt.NDArray[np.bool_], min_saving: float, deadline_s: FloatArray, margin: float,
+    levels: IntArray, max_cells: int = 200_000,
 ) -> RoundPlan:  # fmt: skip
-    """The round's plan for the jobs ``order`` (the greedy's planning order): the cheapest, as
-    planned, of the greedy plan, the greedy improved by single-job moves and the LP-rounded
-    plan improved by them (ties: the greedy's). The greedy's plan stands as it is when no job is
-    ``relaxed`` (``(J,)``: its latest safe start is more than ``urgent_s`` away; with every
-    job due soon there is nothing to look ahead into, and the greedy plans them by urgency) or
-    when it gives every job its cheapest allowed cell (nothing to gain).
+    """The round's plan for the jobs ``order`` (the greedy's planning order), one priority
+    level (``levels``, ``(J,)``) at a time, highest first, each on the devices the levels
+    above took: of the greedy plan, the greedy improved by single-job moves and the LP-rounded
+    plan improved by them, the one with the fewest runs planned past their deadline
+    (``deadline_s``, ``(J,)`` seconds from the grid's start; ``margin`` the duration margin),
+    then the cheapest as planned (ties: the greedy's). The greedy's plan stands as it is when
+    no job is ``relaxed`` (``(J,)``: its latest safe start is more than ``urgent_s`` away;
+    with every job due soon there is nothing to look ahead into, and the greedy plans them by
+    urgency) or when it gives every job its cheapest allowed cell (nothing to gain).
 
     ``cost`` is the planning cost ``(J, P, S)`` (``inf`` where not allowed), ``grams`` the
     estimated grams of every cell (the rescue path's cells have no planning cost).
     ``capacity`` is left untouched (each plan reserves on a copy).
     """
-    cells, working = _rounded(capacity, order, rounding, None)
-    greedy = RoundPlan(tuple(cells), _planned_g(cost, grams, cells), "greedy", 0)
+    ranks = sorted({int(levels[k]) for k in order}, reverse=True)
+    if len(ranks) <= 1:  # every job in one LP (the unplaceable ones too: rows of their own)
+        return _plan_level(
+            cost, grams, duration_s, gpus, capacity, order, rounding, relaxed, min_saving,
+            (deadline_s, margin), np.arange(len(cost)), max_cells,
+        )  # fmt: skip
+    working = copy.deepcopy(capacity)
+    parts = []
+    for rank in ranks:
+        part = _plan_level(
+            cost, grams, duration_s, gpus, working, [k for k in order if levels[k] == rank],
+            rounding, relaxed, min_saving, (deadline_s, margin), np.flatnonzero(levels == rank),
+            max_cells,
+        )  # fmt: skip
+        for k, p, s, _ in part.cells:
+            working.reserve(p, s, float(duration_s[k, p]), int(gpus[k]))
+        parts.append(part)
+    return RoundPlan(
+        tuple(c for part in parts for c in part.cells), sum(part.planned_g for part in parts),
+        "lp" if any(part.source == "lp" for part in parts) else "greedy",
+        sum(part.moves for part in parts), sum(part.unsafe for part in parts),
+    )  # fmt: skip
+
+
+def _plan_level(
+    cost: FloatArray, grams: FloatArray, duration_s: FloatArray, gpus: IntArray,
+    capacity: CapacityTimeline, order: Sequence[int], rounding: Rounding,
+    relaxed: npt.NDArray[np.bool_], min_saving: float, deadline: tuple[FloatArray, float],
+    members: IntArray, max_cells: int,
+) -> RoundPlan:  # fmt: skip
+    """:func:`plan_round` for the jobs ``order`` of one priority level (``members``: the
+    level's jobs, for its LP)."""
+
+    def plan(cells: list[tuple[int, int, int, str]], source: str, moves: int) -> RoundPlan:
+        unsafe = _unsafe(capacity, duration_s, *deadline, cells)
+        return RoundPlan(tuple(cells), _planned_g(cost, grams, cells), source, moves, unsafe)
+
+    working = copy.deepcopy(capacity)
+    cells = rounding(working, order, None)
+    greedy = plan(cells, "greedy", 0)
     least = cost.reshape(len(cost), -1).min(axis=1, initial=np.inf)
     if not relaxed[list(order)].any() or all(
         cost[k, p, s] <= least[k] * (1.0 + 1e-9) for k, p, s, _ in cells
@@ -309,18 +390,13 @@ def plan_round(
     plans = [greedy]
     moves = _improve(cost, duration_s, gpus, working, cells, min_saving)
     if moves:
-        plans.append(RoundPlan(tuple(cells), _planned_g(cost, grams, cells), "greedy", moves))
-    weights = preferred_cells(cost, duration_s, gpus, capacity, max_cells)
-    if weights is not None:  # alpha-point order: by the LP's mean start, earliest first
-        by_slot = weights.sum(axis=1)
-        mass = by_slot.sum(axis=1)
-        mean_start = (by_slot * np.arange(by_slot.shape[1])).sum(axis=1) / np.maximum(mass, 1e-12)
-        mean_start = np.where(mass > 1e-6, mean_start, np.inf)
-        alpha = sorted(order, key=lambda k: float(mean_start[k]))  # stable: ties keep order
-        cells, working = _rounded(capacity, alpha, rounding, weights)
+        plans.append(plan(cells, "greedy", moves))
+    rounded = _lp_rounded(cost, duration_s, gpus, capacity, order, rounding, members, max_cells)
+    if rounded is not None:
+        cells, working = rounded
         moves = _improve(cost, duration_s, gpus, working, cells, min_saving)
-        plans.append(RoundPlan(tuple(cells), _planned_g(cost, grams, cells), "lp", moves))
-    best = min(plans, key=lambda plan: plan.planned_g)
-    if best.planned_g >= greedy.planned_g * (1.0 - 1e-9):
+        plans.append(plan(cells, "lp", moves))
+    best = min(plans, key=lambda x: (x.unsafe, x.planned_g))
+    if best.unsafe == greedy.unsafe and best.planned_g >= greedy.planned_g * (1.0 - 1e-9):
         best = greedy
     return best

@@ -159,6 +159,7 @@ class _Tick:
     now: datetime
     taken: set[str]
     planned: tuple[IntArray, IntArray]  # each job's plan as (pool, slot): planned_cells
+    forecasts: Mapping[str, ZoneIntensity]
 
 
 def _allowed(
@@ -367,7 +368,7 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
 def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: int) -> Decision:
     cube = tick.cube
     job = cube.jobs[j]
-    run_now = run_now_alternative(cube, j)
+    run_now = run_now_alternative(cube, j, tick.forecasts)
     plan = alternative_at(cube, j, p, s)
     quoted = saving(plan, run_now)
     if s > 0:
@@ -436,7 +437,7 @@ def plan_window(
         )  # fmt: skip
         cost = np.where(allowed[chunk][:, :, None], cube.planning_g, np.inf)
         plans = planned_cells(cube.jobs, pools, grid)
-        tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken, plans)
+        tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken, plans, forecasts)
         locals_ = list(range(len(chunk)))
         planned: dict[int, tuple[int, int, str]] = {}
         if joint:  # the cheaper of the greedy and the LP-rounded plan (policies.lookahead)
@@ -449,8 +450,11 @@ def plan_window(
             relaxed = room_s - grid.first_offset_s > params.urgent_s
             round_plan = plan_round(
                 cost, grams, cube.duration_s, gpus, capacity, fits, _rounding(tick, params, gpus),
-                relaxed=relaxed,
-                min_saving=params.min_saving, max_cells=params.lookahead_max_cells,
+                relaxed=relaxed, min_saving=params.min_saving,
+                deadline_s=seconds_to_deadline(cube.jobs, grid.start),
+                margin=params.duration_margin,
+                levels=np.array([jobs[j].priority for j in chunk], dtype=np.int64),
+                max_cells=params.lookahead_max_cells,
             )  # fmt: skip
             planned = {k: (p, s, note) for k, p, s, note in round_plan.cells}
             locals_ = [k for k, _, _, _ in round_plan.cells] + [

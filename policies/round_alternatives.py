@@ -6,17 +6,17 @@ the cell is the same, and each pool's ready devices looked up once per round."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
 from policies.compiled import compiled
-from policies.decisions import ready_devices
+from policies.decisions import priced_at, ready_devices, slot_at
 from policies.kept_rows import KeptRows, alternatives, grams
 from policies.scoring import Pool, SlotGrid
-from policies.types import Alternative, Device
+from policies.types import Alternative, Device, ZoneIntensity
 
 __all__ = ["Ready", "RunNow", "planned"]
 
@@ -76,10 +76,13 @@ class RunNow:
     def __init__(
         self, rows: KeptRows, at: IntArray, pools: Sequence[Pool], grid: SlotGrid,
         times: Sequence[datetime], now: datetime, ready_of: Ready, pue: FloatArray,
+        forecasts: Mapping[str, ZoneIntensity],
     ) -> None:  # fmt: skip
         self._rows, self._at, self._pools, self._times, self._pue = rows, at, pools, times, pue
+        self._forecasts = forecasts
         self.pool = np.full(len(at), -1, dtype=np.int64)  # -1: no pool has devices for it
-        self.slot = np.zeros(len(at), dtype=np.int64)
+        self.start = np.zeros(len(at), dtype=np.int64)  # its start slot, maybe past the grid
+        self._grid = grid
         self._ids: dict[int, list[tuple[str, ...] | None]] = {}  # per GPU count, by pool
         need = rows.gpus[at]
         for g in np.unique(need).tolist():
@@ -88,18 +91,35 @@ class RunNow:
             ready_s = np.array(
                 [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
             )
-            later = [np.flatnonzero(ready_of.offsets_s >= t - 1e-6) for t in ready_s]
-            slot_of = np.array([x[0] if x.size else grid.count - 1 for x in later], np.int64)
+            slot_of = np.array(  # counted on past the horizon (priced at its last slot)
+                [0 if x is None else slot_at(grid, ready_of.offsets_s, x[0]) for x in ready],
+                dtype=np.int64,
+            )
             self._ids[g] = [None if x is None else tuple(d.device_id for d in x[1]) for x in ready]
             p = np.empty(len(sel), dtype=np.int64)
             _first_ready(at[sel], rows.ok, rows.duration, ready_s, p)
             has = np.flatnonzero(p >= 0)
             self.pool[sel[has]] = p[has]
-            self.slot[sel[has]] = slot_of[p[has]]
+            self.start[sel[has]] = slot_of[p[has]]
+        self.slot = np.minimum(self.start, grid.count - 1)  # the cell it is priced at
 
     def total_g(self, ks: IntArray) -> FloatArray:
         """The grams of the jobs ``ks``' counterfactuals (NaN: none), as built."""
-        return grams(self._rows, self._at[ks], self.pool[ks], self.slot[ks], self._pue)
+        out = grams(self._rows, self._at[ks], self.pool[ks], self.slot[ks], self._pue)
+        for i in np.flatnonzero(self.start[ks] > self.slot[ks]).tolist():
+            out[i] = self._priced(int(ks[i]), None).total_g
+        return out
+
+    def _priced(self, k: int, alt: Alternative | None) -> Alternative:
+        """Job ``k``'s counterfactual past the grid (``alt``: as built at the grid's last
+        slot, or None: build it), priced at its start (:func:`~policies.decisions.priced_at`)."""
+        one = slice(k, k + 1)
+        if alt is None:
+            (alt,) = alternatives(self._rows, self._at[one], self.pool[one], self.slot[one],
+                                  self._pools, self._times, [None])  # fmt: skip
+        pool = self._pools[int(self.pool[k])]
+        start = self._grid.time(int(self.start[k]))
+        return priced_at(alt, start, self._forecasts[pool.zone], pool.pue)
 
     def alternatives(self, ks: IntArray) -> list[Alternative | None]:
         """The jobs ``ks``' counterfactuals (None: none): last round's object where the cell
@@ -109,7 +129,8 @@ class RunNow:
         has = np.flatnonzero(self.pool[ks] >= 0)
         r, p, s = self._at[ks[has]], self.pool[ks[has]], self.slot[ks[has]]
         cell = rows.run_now_cell[r]
-        todo = ~((s > 0) & (cell[:, 0] == p) & (cell[:, 1] == s))
+        past = self.start[ks[has]] > s  # a start past the grid: built again, its start set
+        todo = ~((s > 0) & (cell[:, 0] == p) & (cell[:, 1] == s)) | past
         kept, ids, at = rows.run_now, self._ids, has.tolist()
         rs, gs, ps = r.tolist(), rows.gpus[r].tolist(), p.tolist()
         for i in np.flatnonzero(~todo).tolist():  # last round's object, if its devices too
@@ -122,7 +143,7 @@ class RunNow:
         built = alternatives(rows, r[t], p[t], s[t], self._pools, self._times,
                              [ids[gs[i]][ps[i]] for i in t.tolist()])  # fmt: skip
         for i, alt in zip(t.tolist(), built, strict=True):
-            out[at[i]] = kept[rs[i]] = alt
+            out[at[i]] = kept[rs[i]] = self._priced(int(ks[has[i]]), alt) if past[i] else alt
         rows.run_now_cell[r[t], 0] = p[t]
         rows.run_now_cell[r[t], 1] = s[t]
         return out

@@ -70,7 +70,7 @@ class _Immediate:
                 cube.admissible, cube.operational_g[:, :, 0] + cube.embodied_g, np.inf
             )
             what = "carbon"
-        return plan_immediately(self.name, cube, metric, now, what, self.alternatives)
+        return plan_immediately(self.name, cube, metric, now, what, forecasts, self.alternatives)
 
 
 @register_policy("lowest-energy")

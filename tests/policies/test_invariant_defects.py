@@ -2,7 +2,7 @@
 case. Those that would move a decision are recorded as strict xfails: the planners are left as
 they are (the documented replay figures depend on their exact decisions), and a fix turns its
 test into a failure to notice (then drop the mark, and the property's exclusion or xfail where
-it has one). Those fixed since (no GPU at all, the rescue path's inf x 0) are plain tests."""
+it has one). All are fixed now, and each stays as a plain test."""
 
 from __future__ import annotations
 
@@ -30,18 +30,17 @@ def test_run_now_picks_devices_by_their_order() -> None:
     assert forward.chosen.device_ids == backward.chosen.device_ids
 
 
-@pytest.mark.xfail(strict=True, reason="decisions.run_now_alternative clamps a start past the "
-                   "cost cube's last slot to that slot, on GPUs still busy then: always for "
-                   "lowest-energy and spatial (one slot: now), past the 24 h horizon for the "
-                   "window planners")  # fmt: skip
 @pytest.mark.parametrize(
     ("name", "busy_h"), [("lowest-energy", 1), ("spatial", 1), ("carbon-window", 30)]
 )
-def test_a_counterfactual_past_the_grid_names_busy_gpus(name: str, busy_h: int) -> None:
+def test_a_counterfactual_past_the_grid_names_a_start_its_gpus_are_free(
+    name: str, busy_h: int
+) -> None:
     """The only GPU is busy for ``busy_h`` hours: the run-now counterfactual ("when every
     admissible pool is busy, the pool whose devices free up first, from the first slot after
-    they do"; "the devices named are ones free at that start") names it at a time it is busy:
-    now for the immediate policies, 23:45 for carbon-window."""
+    they do"; "the devices named are ones free at that start") named it at a time it was busy,
+    the last slot of the cost cube: now for the immediate policies, 23:45 for carbon-window.
+    Its start now goes on past the cube (priced at the last slot's intensity)."""
     busy: list[Device] = devices("qc", "CA-QC", "T4", 1, busy_until=NOW + timedelta(hours=busy_h))
     fcs = {"CA-QC": forecast("CA-QC", [30.0] * 40)}
     (decision,) = get_policy(name).plan(NOW, [job("a", hours=None)], busy, fcs)
@@ -49,14 +48,12 @@ def test_a_counterfactual_past_the_grid_names_busy_gpus(name: str, busy_h: int) 
     assert is_free(busy[0], decision.run_now.start), decision.run_now.start
 
 
-@pytest.mark.xfail(strict=True, reason="carbon-lookahead keeps the plan of least planned grams "
-                   "(lookahead.plan_round), whose LP-rounded plan may hold a job for the "
-                   "device a job of lower priority then starts on")  # fmt: skip
-def test_lookahead_holds_a_high_priority_job_behind_a_low_priority_one() -> None:
+def test_lookahead_plans_a_high_priority_job_before_a_low_priority_one() -> None:
     """One T4 and one A100, flat 300 g/kWh; the T4 is the cheaper GPU for both short jobs.
     carbon-window plans the priority-1 job first: it starts now on the T4, the other job (no
-    deadline) on the A100. carbon-lookahead starts the priority-0 job on the T4 and holds the
-    priority-1 job for the T4 at the next slot, to save ~0.015 g."""
+    deadline) on the A100. carbon-lookahead started the priority-0 job on the T4 and held the
+    priority-1 job for the T4 at the next slot, to save ~0.015 g: its LP planned both jobs
+    together. It now plans the priority levels in turn (lookahead.plan_round)."""
     devs = devices("ca", "US-CAL-CISO", "T4", 1) + [
         replace(d, device_id="ca-a100") for d in devices("ca", "US-CAL-CISO", "A100-40GB", 1)
     ]
@@ -69,18 +66,15 @@ def test_lookahead_holds_a_high_priority_job_behind_a_low_priority_one() -> None
     assert joint["high"].action == "start", joint["high"].reason
 
 
-@pytest.mark.xfail(strict=True, reason="carbon-lookahead's LP-rounded plan gives the free GPU "
-                   "to a relaxed job and sends a job past its latest safe start down the "
-                   "rescue path to a cheaper later slot, after its deadline, though it could "
-                   "start now and end in time")  # fmt: skip
 def test_lookahead_starts_a_late_job_that_a_free_gpu_still_runs_in_time() -> None:
     """docs/policies.md step 7 ("a job with no slot left before its latest safe start starts
     now where a free device runs it by its deadline with the duration margin"), which the
     look-ahead keeps ("Everything else is carbon-window's: ... deadline safety, the rescue
     path"). One T4, 15-minute forecast 100 then 110 g/kWh; the late job runs 34 s and is due
     in 5 minutes, the relaxed one has 12 h. carbon-window starts the late job now and holds
-    the relaxed one; carbon-lookahead starts the relaxed job and holds the late one to 00:15,
-    10 minutes past its deadline (0.03 g less in all)."""
+    the relaxed one; carbon-lookahead started the relaxed job and held the late one to 00:15,
+    10 minutes past its deadline (0.03 g less in all): it kept the plan of least planned
+    grams. It now keeps the plan with the fewest runs planned past their deadline first."""
     devs = devices("qc", "CA-QC", "T4", 1)
     fcs = {"CA-QC": forecast("CA-QC", [100.0, 110.0] + [500.0] * 200, step_s=900)}
     late = replace(job("late", requests=64), deadline=NOW + timedelta(minutes=5))

@@ -8,9 +8,9 @@ that do not depend on the order of the devices or of the queue, nor, for the job
 highest priority, on the jobs below them; the window planners' deadline rules for one job;
 and the fast path's ticks deciding as a fresh policy and a full re-plan.
 
-Known defects are left out of the properties (carbon-lookahead's priority: a random round
-finds it too rarely for a strict xfail, which then fails when it does not) and recorded as
-strict xfails in ``test_invariant_defects.py``, a minimal case each.
+Known defects are left out of the properties (a random round finds them too rarely for a
+strict xfail, which then fails when it does not) and recorded as strict xfails in
+``test_invariant_defects.py``, a minimal case each.
 """
 
 from __future__ import annotations
@@ -169,13 +169,9 @@ def _check_run_now(name: str, r: Round) -> None:
             assert run_now.start == r.now and math.isclose(run_now.duration_s, fastest)
 
 
-# Not lowest-energy nor spatial, whose counterfactual for a job with no GPU free now names
-# busy GPUs now (test_invariant_defects.py, test_a_counterfactual_past_the_grid_names_busy_gpus;
-# it fails too rarely here for a strict xfail). Nor GPUs busy past the 24 h horizon, which
-# the window planners' counterfactual names at the horizon's last slot (the same test).
-@pytest.mark.parametrize("name", [n for n in ALL if n not in IMMEDIATE[1:]])
+@pytest.mark.parametrize("name", ALL)
 @settings(max_examples=examples(0.03, floor=20), deadline=None)
-@given(r=rounds(past_horizon=False))
+@given(r=rounds())
 def test_the_run_now_counterfactual_is_a_start_it_could_have_had(name: str, r: Round) -> None:
     _check_run_now(name, r)
 
@@ -215,7 +211,7 @@ def _check_priority(name: str, r: Round) -> None:
     assert [d for j, d in zip(r.jobs, decisions, strict=True) if j.priority == top] == alone
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n != "carbon-lookahead"])
+@pytest.mark.parametrize("name", ALL)
 @settings(max_examples=examples(0.02, floor=20), deadline=None)
 @given(r=rounds())
 def test_the_highest_priority_jobs_are_planned_as_if_alone(name: str, r: Round) -> None:

@@ -5,6 +5,7 @@ after it (``lookahead._improve``)."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -152,7 +153,8 @@ def _tick(seed: int, params: WindowParameters) -> tuple[_Tick, IntArray, list[in
         risk_aversion=params.risk_aversion, estimates=(duration, energy, ok),
     )  # fmt: skip
     cost = np.where(allowed[:, :, None], cube.planning_g, np.inf)
-    tick = _Tick(cube, cost, capacity, allowed, now, set(), planned_cells(cube.jobs, pools, grid))
+    plans = planned_cells(cube.jobs, pools, grid)
+    tick = _Tick(cube, cost, capacity, allowed, now, set(), plans, w.forecasts)
     gpus = np.array([j.workload.tensor_parallel for j in w.jobs], dtype=np.int64)
     order = [int(k) for k in np.random.default_rng(seed).permutation(len(w.jobs)) if ok[k].any()]
     return tick, gpus, order
@@ -190,7 +192,7 @@ def test_the_compiled_rounding_decides_as_choose(seed: int, params: WindowParame
         working = copy.deepcopy(tick.capacity)
         expected = []
         for k in order:
-            ref = _Tick(tick.cube, tick.cost, working, tick.allowed, tick.now, set(), tick.planned)
+            ref = replace(tick, capacity=working, taken=set())
             p, s, note = _choose(ref, k, params, None if weights is None else weights[k])
             expected.append((k, p, s, note))
         compiled = copy.deepcopy(tick.capacity)
