@@ -32,14 +32,14 @@ def export_table(
     if kind is None:
         known = " or ".join(EXPORT_SUFFIXES)
         raise LedgerError(f"{path}: unknown extension {path.suffix!r} (use {known})")
-    rows = ledger.rows(table)
+    columns, rows = ledger.columns(table), ledger.rows(table)
     try:
-        return _write(rows, path, kind)
+        return _write(columns, rows, path, kind)
     except OSError as exc:
         raise LedgerError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
-def _write(rows: list[dict[str, object]], path: Path, kind: str) -> int:
+def _write(columns: list[str], rows: list[dict[str, object]], path: Path, kind: str) -> int:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
@@ -47,7 +47,6 @@ def _write(rows: list[dict[str, object]], path: Path, kind: str) -> int:
                 json.dump(rows, out, indent=2)
                 out.write("\n")
             else:
-                columns = list(rows[0]) if rows else []
                 writer = csv.DictWriter(out, fieldnames=columns)
                 writer.writeheader()
                 writer.writerows(rows)

@@ -414,14 +414,25 @@ class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState)
     # -- export -----------------------------------------------------------------------------
 
     def rows(self, table: str) -> list[dict[str, Any]]:
-        """Every row of ``table`` as dicts (for CSV/JSON export).
+        """Every row of ``table`` as dicts.
 
         Raises:
             LedgerError: not a ledger table.
         """
+        return [dict(r) for r in self._select_all(table)]
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of ``table``, in order (an empty table has them too).
+
+        Raises:
+            LedgerError: not a ledger table.
+        """
+        return [d[0] for d in self._select_all(table, limit=0).description]
+
+    def _select_all(self, table: str, limit: int | None = None) -> sqlite3.Cursor:
         if table not in EXPORTABLE:
             raise LedgerError(f"cannot export {table!r} (tables: {', '.join(EXPORTABLE)})")
-        return [dict(r) for r in self._exec(f"SELECT * FROM {table}")]
+        return self._exec(f"SELECT * FROM {table}" + ("" if limit is None else f" LIMIT {limit}"))
 
 
 def _mutable(row: sqlite3.Row | dict[str, Any]) -> list[Any]:

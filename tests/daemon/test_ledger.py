@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import (
+    EXPORTABLE,
     MIGRATIONS,
     SCHEMA_VERSION,
     Ledger,
@@ -393,3 +394,17 @@ def test_export(tmp_path: Path, ledger: Ledger, suffix: str) -> None:
     assert [row["job_id"] for row in rows] == ["a", "b"]
     with pytest.raises(LedgerError, match="cannot export"):
         export_table(ledger, "sqlite_master", out)
+
+
+@pytest.mark.parametrize("table", EXPORTABLE)
+def test_an_empty_table_exports_its_header(tmp_path: Path, ledger: Ledger, table: str) -> None:
+    """An empty table's CSV was one blank line: no header for a reader or a spreadsheet."""
+    out = tmp_path / f"{table}.csv"
+    assert export_table(ledger, table, out) == 0
+    db = sqlite3.connect(ledger.path)
+    schema = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+    db.close()
+    with out.open(newline="") as lines:
+        reader = csv.DictReader(lines)
+        assert reader.fieldnames == schema
+        assert list(reader) == []
