@@ -1,4 +1,7 @@
-"""Export a ledger table as CSV or JSON, written to a temporary file then renamed."""
+"""Export a ledger table as CSV or JSON, written to a temporary file then renamed.
+
+Rows are read and written one at a time, so a table larger than memory exports too.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ import csv
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TextIO
 
 from daemon.ledger.store import Ledger, LedgerError
 
@@ -32,26 +36,40 @@ def export_table(
     if kind is None:
         known = " or ".join(EXPORT_SUFFIXES)
         raise LedgerError(f"{path}: unknown extension {path.suffix!r} (use {known})")
-    columns, rows = ledger.columns(table), ledger.rows(table)
+    columns, rows = ledger.table_rows(table)
     try:
         return _write(columns, rows, path, kind)
     except OSError as exc:
         raise LedgerError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
-def _write(columns: list[str], rows: list[dict[str, object]], path: Path, kind: str) -> int:
+def _write(columns: Sequence[str], rows: Iterable[Sequence[Any]], path: Path, kind: str) -> int:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             if kind == "json":
-                json.dump(rows, out, indent=2)
-                out.write("\n")
+                count = _write_json(columns, rows, out)
             else:
-                writer = csv.DictWriter(out, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(rows)
+                writer = csv.writer(out)
+                writer.writerow(columns)
+                count = 0
+                for row in rows:
+                    writer.writerow(row)
+                    count += 1
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return len(rows)
+    return count
+
+
+def _write_json(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> int:
+    """The rows as one JSON array of objects, the text ``json.dump(rows, out, indent=2)``
+    writes, one row at a time."""
+    count = 0
+    for row in rows:
+        item = json.dumps(dict(zip(columns, row, strict=True)), indent=2)
+        out.write(("[\n  " if count == 0 else ",\n  ") + item.replace("\n", "\n  "))
+        count += 1
+    out.write("\n]\n" if count else "[]\n")
+    return count

@@ -419,20 +419,27 @@ class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState)
         Raises:
             LedgerError: not a ledger table.
         """
-        return [dict(r) for r in self._select_all(table)]
+        columns, rows = self.table_rows(table)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
 
-    def columns(self, table: str) -> list[str]:
-        """The column names of ``table``, in order (an empty table has them too).
+    def table_rows(self, table: str) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+        """``table``'s column names (an empty table has them too) and its rows, read one at
+        a time as they are iterated (an export of a large table holds one row at a time).
 
         Raises:
-            LedgerError: not a ledger table.
+            LedgerError: not a ledger table; SQLite failed, here or while iterating.
         """
-        return [d[0] for d in self._select_all(table, limit=0).description]
-
-    def _select_all(self, table: str, limit: int | None = None) -> sqlite3.Cursor:
         if table not in EXPORTABLE:
             raise LedgerError(f"cannot export {table!r} (tables: {', '.join(EXPORTABLE)})")
-        return self._exec(f"SELECT * FROM {table}" + ("" if limit is None else f" LIMIT {limit}"))
+        cursor = self._exec(f"SELECT * FROM {table}")
+        cursor.row_factory = None  # plain tuples
+        return [d[0] for d in cursor.description], self._iterate(cursor)
+
+    def _iterate(self, cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
+        try:
+            yield from cursor
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.path}: {exc}") from exc
 
 
 def _mutable(row: sqlite3.Row | dict[str, Any]) -> list[Any]:

@@ -7,6 +7,7 @@ import csv
 import json
 import random
 import sqlite3
+import tracemalloc
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -408,3 +409,29 @@ def test_an_empty_table_exports_its_header(tmp_path: Path, ledger: Ledger, table
         reader = csv.DictReader(lines)
         assert reader.fieldnames == schema
         assert list(reader) == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_export_holds_one_row_at_a_time(tmp_path: Path, ledger: Ledger, suffix: str) -> None:
+    """Export read the whole table into a list first: an outcomes table whose rows carry
+    long power curves needed gigabytes of memory for a file it writes row by row."""
+    rows, row_bytes = 200, 100_000
+    db = sqlite3.connect(ledger.path)
+    with db:
+        db.executemany(
+            "INSERT INTO intensity_samples VALUES (?, ?, 100.0, ?, ?)",
+            [("CA-QC", f"2026-03-01T{i // 60:02d}:{i % 60:02d}:00+00:00", "x" * row_bytes,
+              NOW.isoformat()) for i in range(rows)],
+        )  # fmt: skip
+    db.close()
+    out = tmp_path / f"samples{suffix}"
+    tracemalloc.start()
+    try:
+        assert export_table(ledger, "intensity_samples", out) == rows
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.stat().st_size > rows * row_bytes
+    assert peak < rows * row_bytes / 10  # a few rows at a time, not the table
+    if suffix == ".json":
+        assert len(json.loads(out.read_text())) == rows
