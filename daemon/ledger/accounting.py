@@ -75,9 +75,10 @@ class Accounting(Connection):
     ) -> list[dict[str, Any]]:
         """Outcome rows of jobs that finished in ``[since, until)`` (open ends: unbounded),
         oldest first, each with its job's ``uid``, ``name``, ``state``, ``submitted_at`` and
-        ``spec_json``."""
+        ``spec_json``: every outcome column but ``details_json`` (a job's power curves, which
+        no report reads and which, over many jobs, would not fit in memory)."""
         sql = (
-            "SELECT outcomes.*, jobs.uid, jobs.name, jobs.state, jobs.submitted_at,"
+            f"SELECT {_OUTCOME_COLUMNS}, jobs.uid, jobs.name, jobs.state, jobs.submitted_at,"
             " jobs.spec_json FROM outcomes JOIN jobs USING (job_id) WHERE 1 = 1"
         )
         where, params = _period("outcomes.finished_at", since, until)
@@ -119,6 +120,18 @@ class Accounting(Connection):
         where, params = _period("at", since, until)
         sql += where + " GROUP BY zone, source ORDER BY zone, source"
         return [dict(r) for r in self._exec(sql, params)]
+
+
+# The outcome columns reports read: all but ``details_json``.
+_OUTCOME_COLUMNS = ", ".join(
+    f"outcomes.{name}"
+    for name in ("job_id", "started_at", "finished_at", "duration_s", "gpus", "measured_energy_j",
+                 "energy_method", "realised_intensity_g_per_kwh", "intensity_source",
+                 "intensity_age_s", "pue", "operational_g", "embodied_g", "total_g",
+                 "predicted_energy_j", "predicted_duration_s", "predicted_intensity_g_per_kwh",
+                 "predicted_total_g", "run_now_total_g", "recorded_at", "energy_j", "region",
+                 "zone", "gpu", "site_pv_j", "site_battery_j", "site_grid_j")
+)  # fmt: skip
 
 
 def _period(column: str, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import sqlite3
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from daemon.ledger import Ledger
 from tests.daemon.reports.conftest import Run
 
+JOB_COLUMNS = {"uid", "name", "state", "submitted_at", "spec_json"}
 SUMMED = ("jobs", "gpu_hours", "energy_kwh", "operational_kg", "embodied_kg", "total_kg",
           "run_now_kg", "saved_kg")  # fmt: skip
 
@@ -112,3 +116,36 @@ def test_a_file_that_cannot_be_written_is_named(
     target = tmp_path / "missing-dir" / "report.png"
     err = carbond("report", "--state-dir", str(demo_state), flag, str(target), code=1)
     assert f"{target}: cannot write: No such file or directory" in err
+
+
+def test_the_report_leaves_the_power_curves_in_the_ledger(
+    demo_state: Path, carbond: Run, tmp_path: Path
+) -> None:
+    """The report read every outcome column, power curves (``details_json``) included, which
+    no figure uses: over many NVML-metered jobs, gigabytes. It reads the columns it needs."""
+    shutil.copy(demo_state / "ledger.db", tmp_path / "ledger.db")
+    curve_bytes = 10_000_000
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    with db:
+        db.execute(
+            "UPDATE outcomes SET details_json = ?", (json.dumps({"curve": "x" * curve_bytes}),)
+        )
+    jobs = db.execute("SELECT count(*) FROM outcomes").fetchone()[0]
+    db.close()
+    args = ("report", "--state-dir", str(tmp_path), "--by", "job", "--json")
+    carbond(*args)  # imports done
+    tracemalloc.start()
+    try:
+        report = json.loads(carbond(*args))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report["totals"]["jobs"] == jobs > 1
+    assert peak < curve_bytes  # not even one job's curves
+    assert report == json.loads(carbond("report", "--state-dir", str(demo_state), "--by", "job",
+                                        "--json")) | {"ledger": str(tmp_path / "ledger.db"),
+                                                      "until": report["until"]}  # fmt: skip
+    with Ledger.open_readonly(tmp_path / "ledger.db") as ledger:  # a new column is read too
+        columns, _ = ledger.table_rows("outcomes")
+        [row] = ledger.finished_outcomes()[:1]
+    assert set(row) == set(columns) - {"details_json"} | JOB_COLUMNS
