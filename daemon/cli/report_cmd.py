@@ -124,8 +124,8 @@ def write_atomic(output: Path, text: str) -> None:
     """Write ``text`` to ``output`` through a temporary file renamed over it.
 
     Raises:
-        DaemonError: the file cannot be created in its directory (names ``output``).
-        OSError: writing it failed.
+        DaemonError: the file cannot be written (names ``output``, never the temporary file:
+            e.g. ``output`` is a directory).
     """
     try:
         fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
@@ -135,6 +135,8 @@ def write_atomic(output: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(tmp, output)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise DaemonError(f"{output}: cannot write: {exc.strerror or exc}") from exc
         raise

@@ -149,3 +149,18 @@ def test_the_report_leaves_the_power_curves_in_the_ledger(
         columns, _ = ledger.table_rows("outcomes")
         [row] = ledger.finished_outcomes()[:1]
     assert set(row) == set(columns) - {"details_json"} | JOB_COLUMNS
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("report", "--output"), ("export", "--format", "codecarbon")],
+)
+def test_a_directory_given_as_the_file_is_named_not_the_temporary_file(
+    demo_state: Path, carbond: Run, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """``-o DIR`` said ``[Errno 21] Is a directory: '/x/.DIR.k3j.tmp' -> '/x/DIR'``."""
+    target = tmp_path / "out.csv"
+    target.mkdir()
+    err = carbond(*args, str(target), "--state-dir", str(demo_state), code=1)
+    assert err == f"carbond: error: {target}: cannot write: Is a directory\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no temporary file left
