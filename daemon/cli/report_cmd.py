@@ -81,6 +81,10 @@ def _report(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--until ({until.isoformat()}) is not after --since ({since.isoformat()})"
         )
+    if args.plot is not None:  # a format matplotlib cannot draw, before any work
+        from daemon.reports.plots import image_format
+
+        image_format(args.plot)
     with open_ledger(settings.state_dir) as ledger:
         lines = ledger_lines(ledger, since, until)
         if args.audit:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from daemon.errors import UsageError
 from daemon.ledger.accounting import Accounting
 from daemon.reports.lines import JobLine
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_report", "report_figure"]
+__all__ = ["image_format", "plot_report", "report_figure"]
 
 
 def _bucket(lines: Sequence[JobLine]) -> timedelta:
@@ -138,13 +139,35 @@ def report_figure(ledger: Accounting, lines: Sequence[JobLine]) -> Figure:
     return fig
 
 
+def image_format(path: Path) -> str:
+    """The image format ``path``'s suffix names (``png`` when it has none: the figure is
+    written to ``path`` itself, matplotlib would add ``.png`` to the name).
+
+    Raises:
+        UsageError: a suffix matplotlib cannot write (names the path and the formats).
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = path.suffix.lower().removeprefix(".")
+    if not suffix:
+        return "png"
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in formats:
+        raise UsageError(
+            f"--plot {path}: cannot draw a .{suffix} file (use {', '.join(sorted(formats))})"
+        )
+    return suffix
+
+
 def plot_report(ledger: Accounting, lines: Sequence[JobLine], path: Path) -> Path:
-    """Write :func:`report_figure` to ``path`` (PNG)."""
+    """Write :func:`report_figure` to ``path``, in the format its suffix names
+    (:func:`image_format`)."""
     import matplotlib.pyplot as plt
 
+    fmt = image_format(path)
     fig = report_figure(ledger, lines)
     try:
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=100, format=fmt)
     finally:
         plt.close(fig)
     return path

@@ -87,3 +87,25 @@ def test_audit_method_names_the_configured_intensity_signal(
     method = text.split("## Method", 1)[1].split("##", 1)[0]
     assert named in method
     assert not_named not in method
+
+
+@pytest.mark.parametrize(("name", "magic"), [("report", b"\x89PNG"), ("report.pdf", b"%PDF")])
+def test_plot_writes_the_file_it_names(
+    demo_state: Path, carbond: Run, tmp_path: Path, name: str, magic: bytes
+) -> None:
+    """``--plot report`` (no suffix) wrote ``report.png`` and said ``wrote report``."""
+    path = tmp_path / name
+    carbond("report", "--state-dir", str(demo_state), "--plot", str(path), "--json")
+    assert path.read_bytes().startswith(magic)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_plot_in_a_format_matplotlib_cannot_draw_is_one_line(
+    demo_state: Path, carbond: Run, tmp_path: Path
+) -> None:
+    """``--plot report.xyz`` ended in matplotlib's ValueError traceback."""
+    path = tmp_path / "report.xyz"
+    err = carbond("report", "--state-dir", str(demo_state), "--plot", str(path), code=2)
+    assert err.startswith(f"carbond: error: --plot {path}: cannot draw a .xyz file (use ")
+    assert "png" in err and len(err.splitlines()) == 1
+    assert not path.exists()
