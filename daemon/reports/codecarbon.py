@@ -6,10 +6,11 @@ as optional). One row per finished job, with CodeCarbon's units and meanings:
 
 - ``emissions`` (kg) is operational only (energy x intensity x PUE), as CodeCarbon computes it;
   the embodied share carbond also accounts is in ``carbond report``;
-- energy is the GPUs' (``gpu_energy``, kWh); ``energy_consumed`` includes the site's PUE so that
-  ``emissions = energy_consumed x intensity`` (at a region with on-site PV or batteries,
-  ``emissions`` is the grid part's grams plus the PV and battery energy's life-cycle grams,
-  docs/sites.md); CPU and RAM are not measured (0);
+- energy (kWh) is the GPUs' times the site's PUE, as CodeCarbon applies its ``pue`` to each
+  component's energy: ``gpu_energy`` and ``energy_consumed`` (their sum with CPU and RAM, which
+  are not measured: 0) are equal, and ``emissions = energy_consumed x intensity`` (at a region
+  with on-site PV or batteries, ``emissions`` is the grid part's grams plus the PV and battery
+  energy's life-cycle grams, docs/sites.md); ``gpu_power`` (W) is the GPUs' own mean power;
 - ``tracking_mode`` is ``process`` (energy attributed per job) and ``codecarbon_version`` names
   carbond and the energy method (``carbond-nvml-counter``, ``carbond-estimated``, ...);
 - ``country_*`` and ``region`` come from the grid zone (``US-CAL-CISO``: USA, ``CAL-CISO``).
@@ -63,8 +64,8 @@ def codecarbon_rows(lines: Sequence[JobLine]) -> list[dict[str, Any]]:
     for line in lines:
         if line.finished_at is None:
             continue
-        energy_kwh = (line.energy_j or 0.0) / J_PER_KWH
         pue = line.pue or 1.0
+        energy_kwh = (line.energy_j or 0.0) / J_PER_KWH * pue
         emissions_kg = (line.operational_g or 0.0) / 1000
         duration = line.duration_s
         name, alpha3, region = _country(line.zone)
@@ -82,7 +83,7 @@ def codecarbon_rows(lines: Sequence[JobLine]) -> list[dict[str, Any]]:
             "cpu_energy": 0.0,
             "gpu_energy": energy_kwh,
             "ram_energy": 0.0,
-            "energy_consumed": energy_kwh * pue,
+            "energy_consumed": energy_kwh,
             "country_name": name,
             "country_iso_code": alpha3,
             "region": region.lower(),

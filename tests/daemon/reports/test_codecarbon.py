@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from daemon.reports.codecarbon import codecarbon_csv
+from daemon.reports.lines import JobLine
 from tests.daemon.reports.conftest import Run
 
 # CodeCarbon 2.x ``EmissionsData`` field order (codecarbon/output_methods/emissions_data.py),
@@ -70,7 +74,7 @@ def test_finished_jobs_export_as_codecarbon_rows(
     for row in rows:
         operational_g, energy_j, intensity, duration_s, method = outcomes[row["run_id"]]
         assert float(row["emissions"]) * 1000 == pytest.approx(operational_g)
-        assert float(row["gpu_energy"]) * 3.6e6 == pytest.approx(energy_j)
+        assert float(row["gpu_energy"]) * 3.6e6 == pytest.approx(energy_j)  # the demo's PUE is 1
         assert float(row["energy_consumed"]) * intensity == pytest.approx(
             float(row["emissions"]) * 1000
         )
@@ -87,3 +91,29 @@ def test_a_table_export_still_works_and_a_missing_table_is_named(
     assert (tmp_path / "o.csv").read_text().startswith("job_id,")
     err = carbond("export", "--state-dir", str(demo_state), str(tmp_path / "x.csv"), code=2)
     assert "name a table" in err
+
+
+def test_energy_includes_the_pue_in_every_column_as_codecarbon_does() -> None:
+    """CodeCarbon multiplies each component's energy by its ``pue``, so ``energy_consumed`` is
+    ``cpu_energy + gpu_energy + ram_energy``; ``gpu_energy`` was the GPUs' kWh without PUE
+    while ``energy_consumed`` had it: at PUE 1.4 the components fell 29 % short of the total."""
+    at = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    energy_j, intensity, pue = 7_200_000.0, 50.0, 1.4  # 2 kWh at 50 g/kWh
+    operational_g = energy_j / 3_600_000 * intensity * pue
+    line = JobLine(
+        job_id="j", name="j", state="succeeded", user="alice", model="llama-3.2-1b",
+        region="qc", zone="CA-QC", gpu="T4", gpus=1, submitted_at=at, started_at=at,
+        finished_at=at + timedelta(hours=1), duration_s=3600.0, energy_j=energy_j,
+        energy_method="nvml-counter", predicted_energy_j=energy_j, intensity_g_per_kwh=intensity,
+        intensity_source="electricitymaps", pue=pue, operational_g=operational_g,
+        embodied_g=1.0, total_g=operational_g + 1.0, run_now_total_g=None, requests=1,
+        output_tokens=150,
+    )  # fmt: skip
+    [row] = list(csv.DictReader(io.StringIO(codecarbon_csv([line]))))
+    parts = sum(float(row[f"{c}_energy"]) for c in ("cpu", "gpu", "ram"))
+    assert float(row["energy_consumed"]) == pytest.approx(parts) == pytest.approx(2 * pue)
+    assert float(row["emissions"]) * 1000 == pytest.approx(
+        float(row["energy_consumed"]) * intensity
+    )
+    assert float(row["gpu_power"]) == pytest.approx(2000.0)  # the GPU's own watts
+    assert float(row["pue"]) == pue
