@@ -1,6 +1,9 @@
 """Export a ledger table as CSV or JSON, written to a temporary file then renamed.
 
-Rows are read and written one at a time, so a table larger than memory exports too.
+Rows are read and written one at a time, so a table larger than memory exports too. Text a
+submitter chose (a job's name) reaches CSV cells that a spreadsheet may open: a cell that would
+start a formula there is written with a leading ``'`` (:func:`csv_cell`); JSON keeps every
+value as stored.
 """
 
 from __future__ import annotations
@@ -15,9 +18,21 @@ from typing import Any, Literal, TextIO
 
 from daemon.ledger.store import Ledger, LedgerError
 
-__all__ = ["EXPORT_SUFFIXES", "export_table"]
+__all__ = ["EXPORT_SUFFIXES", "csv_cell", "export_table"]
 
 EXPORT_SUFFIXES = {".csv": "csv", ".json": "json"}
+
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` as a CSV cell: text that a spreadsheet would run as a formula (``=cmd|...``,
+    ``+``, ``-``, ``@``, a leading tab or carriage return) gets a leading ``'``, which the
+    spreadsheet shows as text; numbers and other text are unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def export_table(
@@ -54,7 +69,7 @@ def _write(columns: Sequence[str], rows: Iterable[Sequence[Any]], path: Path, ki
                 writer.writerow(columns)
                 count = 0
                 for row in rows:
-                    writer.writerow(row)
+                    writer.writerow([csv_cell(value) for value in row])
                     count += 1
         os.replace(tmp, path)
     except BaseException:

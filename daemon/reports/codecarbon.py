@@ -13,7 +13,9 @@ as optional). One row per finished job, with CodeCarbon's units and meanings:
   energy's life-cycle grams, docs/sites.md); ``gpu_power`` (W) is the GPUs' own mean power;
 - ``tracking_mode`` is ``process`` (energy attributed per job) and ``codecarbon_version`` names
   carbond and the energy method (``carbond-nvml-counter``, ``carbond-estimated``, ...);
-- ``country_*`` and ``region`` come from the grid zone (``US-CAL-CISO``: USA, ``CAL-CISO``).
+- ``country_*`` and ``region`` come from the grid zone (``US-CAL-CISO``: USA, ``CAL-CISO``);
+- ``experiment_id`` is the job's name, which its submitter chose: a name that would start a
+  spreadsheet formula is written with a leading ``'`` (:func:`daemon.ledger.export.csv_cell`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import platform
 from collections.abc import Sequence
 from typing import Any, Final
 
+from daemon.ledger.export import csv_cell
 from daemon.reports.lines import JobLine
 
 __all__ = ["CODECARBON_COLUMNS", "codecarbon_csv", "codecarbon_rows"]
@@ -111,5 +114,5 @@ def codecarbon_csv(lines: Sequence[JobLine]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CODECARBON_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(codecarbon_rows(lines))
+    writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in codecarbon_rows(lines))
     return out.getvalue()

@@ -9,6 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
+from daemon.ledger.export import csv_cell
 from daemon.reports.summary import COLUMNS, ReportRow
 
 __all__ = ["FORMATS", "Format", "render", "report_payload"]
@@ -70,7 +71,7 @@ def render(
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in (*rows, totals):
-            writer.writerow(["" if v is None else v for v in row.as_dict().values()])
+            writer.writerow(["" if v is None else csv_cell(v) for v in row.as_dict().values()])
         return out.getvalue()
     shown = COLUMNS if fmt == "md" or totals.pv_kwh or totals.battery_kwh else _NO_SITE
     cells = [[_cell(name, r.as_dict()[name]) for name in shown] for r in (*rows, totals)]

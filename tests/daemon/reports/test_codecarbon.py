@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 
 from daemon.reports.codecarbon import codecarbon_csv
 from daemon.reports.lines import JobLine
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import append, job_line, make_service
 from tests.daemon.reports.conftest import Run
 
 # CodeCarbon 2.x ``EmissionsData`` field order (codecarbon/output_methods/emissions_data.py),
@@ -117,3 +120,36 @@ def test_energy_includes_the_pue_in_every_column_as_codecarbon_does() -> None:
     )
     assert float(row["gpu_power"]) == pytest.approx(2000.0)  # the GPU's own watts
     assert float(row["pue"]) == pue
+
+
+HOSTILE_NAMES = ['=cmd|" /C calc"!A0', "+SUM(1,2)", "-2+3", "@x", "\tTAB", 'a,b "c"\nd']
+
+
+def test_a_submitters_job_name_reaches_no_spreadsheet_as_a_formula(
+    tmp_path: Path, carbond: Run
+) -> None:
+    """Any user names their job; the operator opens the exports in a spreadsheet, which ran a
+    name like ``=cmd|...`` as a formula. Such cells now start with ``'``; JSON is as stored."""
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    for i, name in enumerate(HOSTILE_NAMES):
+        append(service.queue.path, job_line(id=f"j{i}", name=name))
+    for _ in range(4):
+        service.tick(clock.advance(3600))
+    assert service.ledger.counts_by_state() == {"succeeded": len(HOSTILE_NAMES)}
+    service.ledger.close()
+    state = ("--state-dir", str(tmp_path))
+    carbond("export", *state, "--format", "codecarbon", str(tmp_path / "emissions.csv"))
+    carbond("export", *state, "jobs", str(tmp_path / "jobs.csv"))
+    carbond("export", *state, "jobs", str(tmp_path / "jobs.json"))
+    with (tmp_path / "emissions.csv").open(newline="") as f:
+        emissions = {row["run_id"]: row["experiment_id"] for row in csv.DictReader(f)}
+    with (tmp_path / "jobs.csv").open(newline="") as f:
+        jobs = {row["job_id"]: row["name"] for row in csv.DictReader(f)}
+    as_json = json.loads((tmp_path / "jobs.json").read_text())
+    stored = {row["job_id"]: row["name"] for row in as_json}
+    expected = {f"j{i}": name for i, name in enumerate(HOSTILE_NAMES)}
+    assert stored == expected
+    safe = {k: v if k == "j5" else "'" + v for k, v in expected.items()}  # j5 starts with "a"
+    assert emissions == jobs == safe
