@@ -3,22 +3,12 @@ its outcome and the saving against the run-now counterfactual stored at submissi
 
 from __future__ import annotations
 
-import functools
-import pwd
 from typing import Any
 
 from daemon.ledger import JobRecord, Ledger
+from daemon.reports.lines import user_name  # cached: `jobs --json` asks once per row
 
 __all__ = ["job_row", "user_name"]
-
-
-@functools.lru_cache(maxsize=4096)  # `jobs --json` asks once per row: 110,000 passwd reads
-def user_name(uid: int) -> str:
-    """The login name of ``uid`` (the number when it has none)."""
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 def job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:

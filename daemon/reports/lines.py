@@ -7,6 +7,7 @@ its grams use and how it was obtained, the intensity it saw, its grams, its func
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import pwd
@@ -85,6 +86,7 @@ class JobLine:
         return self.run_now_total_g - self.total_g
 
 
+@functools.lru_cache(maxsize=4096)  # a report reads one name per job: 100,000 passwd lookups
 def user_name(uid: int) -> str:
     """The login name of ``uid`` (its number when unknown)."""
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pwd
 import shutil
 import sqlite3
 import tracemalloc
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import Ledger
+from daemon.reports.lines import user_name
 from tests.daemon.reports.conftest import Run
 
 JOB_COLUMNS = {"uid", "name", "state", "submitted_at", "spec_json"}
@@ -164,3 +167,22 @@ def test_a_directory_given_as_the_file_is_named_not_the_temporary_file(
     err = carbond(*args, str(target), "--state-dir", str(demo_state), code=1)
     assert err == f"carbond: error: {target}: cannot write: Is a directory\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no temporary file left
+
+
+def test_a_report_looks_each_user_up_once(
+    demo_state: Path, carbond: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every job's line asked the password database for its owner's name: 100,000 lookups
+    (each a round trip to LDAP on many clusters) for a report over 100,000 jobs."""
+    looked_up: list[int] = []
+    real = pwd.getpwuid
+
+    def counted(uid: int) -> pwd.struct_passwd:
+        looked_up.append(uid)
+        return real(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", counted)
+    user_name.cache_clear()
+    report = json.loads(carbond("report", "--state-dir", str(demo_state), "--by", "user", "--json"))
+    assert report["totals"]["jobs"] == len(_outcomes(demo_state)) > 1
+    assert looked_up == [os.getuid()]  # the demo's jobs are all the caller's
