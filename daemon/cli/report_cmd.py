@@ -77,6 +77,9 @@ def _report(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     since = parse_when(args.since, now, "--since") if args.since else None
     until = parse_when(args.until, now, "--until") if args.until else None
+    if args.audit and (args.json or args.format not in (None, "md")):
+        flag = "--json" if args.json else f"--format {args.format}"
+        raise UsageError(f"--audit writes a Markdown statement, not {flag}: drop {flag}")
     if since is not None and until is not None and until <= since:
         raise UsageError(
             f"--until ({until.isoformat()}) is not after --since ({since.isoformat()})"

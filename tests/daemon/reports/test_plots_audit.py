@@ -109,3 +109,18 @@ def test_plot_in_a_format_matplotlib_cannot_draw_is_one_line(
     assert err.startswith(f"carbond: error: --plot {path}: cannot draw a .xyz file (use ")
     assert "png" in err and len(err.splitlines()) == 1
     assert not path.exists()
+
+
+@pytest.mark.parametrize("flag", [("--json",), ("--format", "csv"), ("--format", "json")])
+def test_audit_asked_for_another_format_says_so(
+    demo_state: Path, carbond: Run, flag: tuple[str, ...]
+) -> None:
+    """``--audit --json`` printed Markdown, which the script that asked for JSON failed to
+    parse; it is a usage error naming the flag (``--format md`` is what it writes)."""
+    err = carbond("report", "--state-dir", str(demo_state), "--audit", *flag, code=2)
+    named = " ".join(flag)
+    assert (
+        err == f"carbond: error: --audit writes a Markdown statement, not {named}: drop {named}\n"
+    )
+    statement = carbond("report", "--state-dir", str(demo_state), "--audit", "--format", "md")
+    assert statement.startswith("# Location-based")
