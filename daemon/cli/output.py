@@ -19,7 +19,8 @@ from policies import UnknownPolicyError
 from policies.errors import CatalogError, InvalidWorkloadError
 
 __all__ = [
-    "EXIT_FAILURE", "EXIT_USAGE", "clean_json", "fail", "print_json", "print_table", "writable",
+    "EXIT_FAILURE", "EXIT_USAGE", "clean_json", "fail", "print_json", "print_table", "printable",
+    "writable",
 ]  # fmt: skip
 
 EXIT_FAILURE = 1
@@ -69,12 +70,24 @@ def print_json(payload: Any) -> None:
     sys.stdout.write("\n")
 
 
+def printable(text: str) -> str:
+    """``text`` with its control characters (a terminal's escape sequences, line breaks,
+    direction overrides) written as Python escapes (``\\x1b``): a job's name is its
+    submitter's choice and must not drive the terminal of whoever lists it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def print_table(
     title: str | None, columns: Sequence[str], rows: Sequence[Sequence[object]]
 ) -> None:
-    """Print a table with rich (boxed on a TTY, plain ASCII when piped)."""
+    """Print a table with rich (boxed on a TTY, plain ASCII when piped). Cells are text as
+    given: rich's ``[markup]`` in them is shown, not applied, and control characters are
+    escaped (:func:`printable`)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:
@@ -88,7 +101,7 @@ def print_table(
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(_fmt(cell) for cell in row))
+        table.add_row(*(Text(printable(_fmt(cell))) for cell in row))
     console.print(table)
 
 

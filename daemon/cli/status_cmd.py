@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row
-from daemon.cli.output import print_json, print_table
+from daemon.cli.output import print_json, print_table, printable
 from daemon.cli.rejected import claimed_id, rejected_lines
 from daemon.errors import UsageError
 from daemon.ledger import UnknownJobError
@@ -88,7 +88,7 @@ def _print_rejected(args: argparse.Namespace, rejected: list[dict[str, Any]]) ->
     else:
         for line in rejected:
             print(f"{args.job_id}: rejected ({line['file']} line {line['line_no']}): "
-                  f"{line['reason']}")  # fmt: skip
+                  f"{printable(str(line['reason']))}")  # fmt: skip
     return 2
 
 
@@ -128,8 +128,8 @@ def _print_status(payload: dict[str, Any]) -> None:
     pending = (
         f", cancel requested at {asked}" if asked and payload["state"] in ACTIVE_STATES else ""
     )
-    print(f"{payload['job_id']} ({payload['name']}): {payload['state']}, user {payload['user']}"
-          f"{pending}")  # fmt: skip
+    name = printable(str(payload["name"]))
+    print(f"{payload['job_id']} ({name}): {payload['state']}, user {payload['user']}{pending}")
     decision = payload["decision"]
     if decision:
         print(f"decision ({decision['policy']}, {decision['action']}): {decision['reason']}")
@@ -166,7 +166,7 @@ def _print_status(payload: dict[str, Any]) -> None:
     )
     for line in payload["rejected_lines"]:
         print(f"your line naming it was rejected ({line['file']} line {line['line_no']}): "
-              f"{line['reason']}")  # fmt: skip
+              f"{printable(str(line['reason']))}")  # fmt: skip
 
 
 def _print_on_site(outcome: dict[str, Any]) -> None:

@@ -416,3 +416,26 @@ def test_jobs_shows_a_page_with_totals_and_streams_json(
     assert code == 0 and "no jobs from --offset" in out
     code, out, _ = _run(capsys, "jobs", *state, "--json", "--limit", huge, "--offset", "118")
     assert [row["job_id"] for row in json.loads(out)] == ["j118", "j119"]
+
+
+def test_a_job_name_is_shown_as_text_never_as_markup_or_terminal_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any user names their job. ``[/bold]`` made ``carbond jobs`` end in rich's MarkupError
+    traceback for everyone, ``[red]x[/red]`` was shown styled as ``x``, and an escape sequence
+    in a name reached the terminal of whoever ran ``jobs`` or ``status``."""
+    names = {"m0": "[/bold]", "m1": "[red]x[/red]", "m2": "a\x1b]0;owned\x07b"}
+    service = make_service(tmp_path, RecordingExecutor())
+    service.start(FakeClock()())
+    for job_id, name in names.items():
+        append(service.queue.path, job_line(id=job_id, name=name))
+    service.tick(FakeClock()())
+    service.ledger.close()
+    code, out, err = _run(capsys, "jobs", "--state-dir", str(tmp_path))
+    assert (code, err) == (0, "")
+    assert "[/bold]" in out and "[red]x[/red]" in out and "a\\x1b]0;owned\\x07b" in out
+    code, out, _ = _run(capsys, "status", "m2", "--state-dir", str(tmp_path))
+    assert code == 0 and out.startswith("m2 (a\\x1b]0;owned\\x07b): ")
+    assert "\x1b" not in out and "\x07" not in out
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
+    assert {job["job_id"]: job["name"] for job in json.loads(out)} == names  # as stored
