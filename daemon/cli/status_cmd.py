@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
+from daemon.accounting import is_measured
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row
 from daemon.cli.output import print_json, print_table, printable
@@ -154,10 +155,10 @@ def _print_status(payload: dict[str, Any]) -> None:
             + (f", ended {run['finished_at']} ({run['reason']})" if run["finished_at"] else "")
         )
     if outcome and outcome.get("total_g") is not None:
-        print(
-            f"outcome: {_g(outcome['total_g'])} measured ({outcome['energy_method']}), "
-            f"predicted {_g(outcome['predicted_total_g'])}"
-        )
+        method = outcome["energy_method"]
+        energy = f"measured ({method})" if is_measured(method) else f"energy {method}"
+        print(f"outcome: {_g(outcome['total_g'])} {energy}, "
+              f"predicted {_g(outcome['predicted_total_g'])}")  # fmt: skip
         _print_on_site(outcome)
     print_table(
         "transitions",

@@ -439,3 +439,20 @@ def test_a_job_name_is_shown_as_text_never_as_markup_or_terminal_codes(
     assert "\x1b" not in out and "\x07" not in out
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
     assert {job["job_id"]: job["name"] for job in json.loads(out)} == names  # as stored
+
+
+def test_status_says_an_estimated_energy_is_estimated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job nothing metered ended with ``outcome: 4.7 g measured (estimated)``."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor())
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.tick(clock())
+    service.tick(clock.advance(3600))
+    assert service.ledger.outcome("a")["energy_method"] == "estimated"  # type: ignore[index]
+    service.ledger.close()
+    code, out, _ = _run(capsys, "status", "a", "--state-dir", str(tmp_path))
+    [line] = [line for line in out.splitlines() if line.startswith("outcome:")]
+    assert code == 0 and " g energy estimated, predicted " in line and "measured" not in line
