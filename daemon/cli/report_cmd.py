@@ -69,7 +69,10 @@ def parse_when(text: str, now: datetime, flag: str) -> datetime:
         raise UsageError(
             f"{flag} {text!r}: expected RFC 3339 (2026-03-01T00:00Z), a date, or -7d"
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise UsageError(f"{flag} {text!r}: outside years 1-9999 in UTC") from None
 
 
 def _report(args: argparse.Namespace) -> int:

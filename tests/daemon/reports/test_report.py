@@ -104,7 +104,9 @@ def test_other_formats_carry_the_same_rows(demo_state: Path, carbond: Run, fmt: 
     ("args", "message"),
     [(("--since", "yesterday"), "--since 'yesterday'"),
      (("--since", "2026-03-02", "--until", "2026-03-01"), "is not after"),
-     (("--since=-1000000000d",), "further back than any date")],  # an OverflowError before
+     (("--since=-1000000000d",), "further back than any date"),  # an OverflowError before
+     (("--since", "0001-01-01T00:00+01:00"), "outside years 1-9999 in UTC"),  # and these
+     (("--until", "9999-12-31T23:00-05:00"), "outside years 1-9999 in UTC")],
 )  # fmt: skip
 def test_bad_periods_are_usage_errors(
     demo_state: Path, carbond: Run, args: tuple[str, ...], message: str
