@@ -12,10 +12,14 @@ from typing import Any, Final, Literal
 from daemon.ledger.export import csv_cell
 from daemon.reports.summary import COLUMNS, ReportRow
 
-__all__ = ["FORMATS", "Format", "render", "report_payload"]
+__all__ = ["FORMATS", "TABLE_ROWS", "Format", "render", "report_payload"]
 
 Format = Literal["table", "csv", "json", "md"]
 FORMATS: Final[tuple[Format, ...]] = ("table", "csv", "json", "md")
+
+# The most groups the terminal table shows: laying out 100,000 rows took rich minutes and
+# gigabytes, for a table nobody reads on a terminal.
+TABLE_ROWS: Final = 1000
 
 # Table headings with units (the CSV/JSON keys carry their units in their names).
 _HEADINGS: Final = {
@@ -63,7 +67,8 @@ def render(
     *,
     width: int | None = None,
 ) -> str:
-    """The report as text in ``fmt`` (the table is sized to ``width`` columns)."""
+    """The report as text in ``fmt`` (the table is sized to ``width`` columns and shows at
+    most :data:`TABLE_ROWS` groups, then the totals over every group)."""
     if fmt == "json":
         return json.dumps(_clean(report_payload(rows, totals, meta)), indent=2) + "\n"
     if fmt == "csv":
@@ -73,6 +78,10 @@ def render(
         for row in (*rows, totals):
             writer.writerow(["" if v is None else csv_cell(v) for v in row.as_dict().values()])
         return out.getvalue()
+    if fmt == "table" and len(rows) > TABLE_ROWS:  # a page, as `carbond jobs` shows
+        meta = {**meta, "shown": f"the first {TABLE_ROWS:,} of {len(rows):,} groups, and the "
+                "total over all (--format csv, md or json lists every group)"}  # fmt: skip
+        rows = rows[:TABLE_ROWS]
     shown = COLUMNS if fmt == "md" or totals.pv_kwh or totals.battery_kwh else _NO_SITE
     cells = [[_cell(name, r.as_dict()[name]) for name in shown] for r in (*rows, totals)]
     headings = [_HEADINGS[c] for c in shown]
