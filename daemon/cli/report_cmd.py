@@ -16,6 +16,7 @@ from pathlib import Path
 
 from daemon.cli.context import add_common_options, open_ledger, settings_from
 from daemon.errors import DaemonError, UsageError
+from daemon.ledger.export import file_mode
 from daemon.reports.lines import ledger_lines, signal_sources
 from daemon.reports.render import FORMATS, Format, render
 from daemon.reports.summary import GROUPINGS, summarise
@@ -131,7 +132,8 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 def write_atomic(output: Path, text: str) -> None:
-    """Write ``text`` to ``output`` through a temporary file renamed over it.
+    """Write ``text`` to ``output`` through a temporary file renamed over it (with the
+    permissions of the file it replaces, else the umask's: :func:`file_mode`).
 
     Raises:
         DaemonError: the file cannot be written (names ``output``, never the temporary file:
@@ -142,6 +144,7 @@ def write_atomic(output: Path, text: str) -> None:
     except OSError as exc:  # name the target, not the temporary file
         raise DaemonError(f"{output}: cannot write: {exc.strerror or exc}") from exc
     try:
+        os.fchmod(fd, file_mode(output))
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(tmp, output)

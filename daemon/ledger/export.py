@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, Literal, TextIO
 
 from daemon.ledger.store import Ledger, LedgerError
 
-__all__ = ["EXPORT_SUFFIXES", "csv_cell", "export_table"]
+__all__ = ["EXPORT_SUFFIXES", "csv_cell", "export_table", "file_mode"]
 
 EXPORT_SUFFIXES = {".csv": "csv", ".json": "json"}
 
@@ -33,6 +34,18 @@ def csv_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def file_mode(path: Path) -> int:
+    """The permissions a file written at ``path`` through a temporary file should get: those
+    of the file it replaces, else what ``open`` would give a new file (``0o666`` less the
+    umask); the temporary file itself is created ``0o600``."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0o022)  # read it (a CLI, one thread), then put it back
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def export_table(
@@ -61,6 +74,7 @@ def export_table(
 def _write(columns: Sequence[str], rows: Iterable[Sequence[Any]], path: Path, kind: str) -> int:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode(path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             if kind == "json":
                 count = _write_json(columns, rows, out)

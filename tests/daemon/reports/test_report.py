@@ -9,6 +9,7 @@ import os
 import pwd
 import shutil
 import sqlite3
+import stat
 import tracemalloc
 from pathlib import Path
 
@@ -206,3 +207,27 @@ def test_the_terminal_table_shows_a_page_of_groups_and_the_total_over_all(
     [total] = [line for line in table.splitlines() if "TOTAL" in line]
     assert total.split()[3] == str(every["totals"]["jobs"])  # │ TOTAL │ 7 │
     assert all(k in carbond(*args, "--format", "csv") for k in keys)  # the files list all
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("report", "--format", "csv", "--output"), ("export", "outcomes"),
+     ("export", "--format", "codecarbon")],
+)  # fmt: skip
+def test_written_files_get_the_usual_permissions(
+    demo_state: Path, carbond: Run, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Files came out 0600 (their temporary file's mode), whatever the umask, and replacing a
+    shared 0644 emissions.csv left the dashboard reading it locked out."""
+    new, shared = tmp_path / "new.csv", tmp_path / "shared.csv"
+    shared.write_text("old\n")
+    shared.chmod(0o640)
+    umask = os.umask(0o022)
+    try:
+        for path in (new, shared):
+            carbond(*args, str(path), "--state-dir", str(demo_state))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o644  # as `> new.csv` would make it
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o640  # the replaced file's
+    assert shared.read_text() != "old\n"
