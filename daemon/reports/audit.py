@@ -152,7 +152,7 @@ def audit_statement(
     for month in months:
         for region in sorted({line.region for line in lines if month_of(line) == month}):
             rl = [line for line in lines if month_of(line) == month and line.region == region]
-            weighted = [(line.energy_j or 0.0, line.intensity_g_per_kwh) for line in rl
+            weighted = [(line.grid_j, line.intensity_g_per_kwh) for line in rl
                         if line.intensity_g_per_kwh is not None]  # fmt: skip
             energy = sum(e for e, _ in weighted)
             factor = sum(e * (i or 0.0) for e, i in weighted) / energy if energy > 0 else None

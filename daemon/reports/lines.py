@@ -69,6 +69,11 @@ class JobLine:
         return (self.site_pv_j or 0.0) + (self.site_battery_j or 0.0)
 
     @property
+    def grid_j(self) -> float:
+        """Facility energy drawn from the grid (J): all of it at a region without a site."""
+        return self.site_grid_j if self.site_grid_j is not None else self.facility_j
+
+    @property
     def gpu_hours(self) -> float:
         """GPU-hours held (GPUs x hours)."""
         return self.gpus * self.duration_s / 3600.0

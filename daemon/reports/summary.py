@@ -5,7 +5,9 @@ same aggregation over all jobs and equals the sum of the groups. Conventions:
 
 - energy: the energy the grams use (kWh), with ``measured_share`` the fraction of it measured
   (``nvml-*``, ``simulated-*``, ``slurm-sacct``); the rest is ``estimated``;
-- intensity: the energy-weighted mean realised intensity (g/kWh) and the signal rungs seen;
+- intensity: the mean realised grid intensity (g/kWh) weighted by the energy each job drew
+  from the grid (facility energy, energy x PUE, less on-site PV and battery), so that grid kWh
+  x intensity gives the grid's operational grams, and the signal rungs seen;
 - SCI (Green Software Foundation): (operational + embodied) per functional unit, per request
   and per 1,000 output tokens, over the jobs that declare them;
 - savings: run-now counterfactual grams (stored at submission) minus real grams, over jobs that
@@ -86,9 +88,9 @@ def _row(key: str, lines: Sequence[JobLine]) -> ReportRow:
     with_grams = [line for line in lines if line.total_g is not None]
     total_g = sum(line.total_g or 0.0 for line in with_grams)
     weighted = [
-        (line.energy_j, line.intensity_g_per_kwh)
+        (line.grid_j, line.intensity_g_per_kwh)
         for line in lines
-        if line.energy_j and line.intensity_g_per_kwh is not None
+        if line.grid_j and line.intensity_g_per_kwh is not None
     ]
     weight = sum(e for e, _ in weighted)
     per_request = [line for line in with_grams if line.requests > 0]

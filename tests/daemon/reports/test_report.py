@@ -18,6 +18,9 @@ import pytest
 from daemon.ledger import Ledger
 from daemon.reports import render as render_module
 from daemon.reports.lines import user_name
+from daemon.settings import RegionSettings
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import append, job_line, make_service
 from tests.daemon.reports.conftest import Run
 
 JOB_COLUMNS = {"uid", "name", "state", "submitted_at", "spec_json"}
@@ -231,3 +234,30 @@ def test_written_files_get_the_usual_permissions(
     assert stat.S_IMODE(new.stat().st_mode) == 0o644  # as `> new.csv` would make it
     assert stat.S_IMODE(shared.stat().st_mode) == 0o640  # the replaced file's
     assert shared.read_text() != "old\n"
+
+
+def test_grid_intensity_times_grid_energy_is_the_operational_grams(
+    tmp_path: Path, carbond: Run
+) -> None:
+    """The grid intensity was weighted by the GPUs' energy, not by the energy drawn from the
+    grid (x PUE): over regions of different PUE, grid kWh x grid g/kWh missed the grams."""
+    clock = FakeClock()
+    regions = (
+        RegionSettings(name="qc", zone="CA-QC", pue=1.1, executor="local", gpus=("T4",)),
+        RegionSettings(name="de", zone="DE", pue=1.8, executor="local", gpus=("T4",)),
+    )
+    service = make_service(tmp_path, RecordingExecutor("local"), regions=regions)
+    service.start(clock())
+    for i, region in enumerate(("qc", "de") * 2):
+        append(service.queue.path, job_line(id=f"j{i}", regions=[region]))
+    for _ in range(6):
+        service.tick(clock.advance(3600))
+    assert service.ledger.counts_by_state() == {"succeeded": 4}
+    service.ledger.close()
+    report = json.loads(carbond("report", "--state-dir", str(tmp_path), "--by", "region", "--json"))
+    totals = report["totals"]
+    assert totals["jobs"] == 4 and {r["key"] for r in report["rows"]} == {"qc", "de"}
+    for row in (*report["rows"], totals):
+        assert row["grid_kwh"] * row["intensity_g_per_kwh"] == pytest.approx(
+            row["operational_kg"] * 1000
+        ), row["key"]
