@@ -318,6 +318,9 @@ def _cancel(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     if args.fmt == "codecarbon":
         return _export_codecarbon(args)
+    if args.table is None and str(args.output) in EXPORTABLE:  # `export outcomes`: no file
+        raise UsageError(f"export {args.output}: name the file to write "
+                         f"(carbond export {args.output} {args.output}.csv)")  # fmt: skip
     if args.table is None:
         raise UsageError("export: name a table (" + ", ".join(EXPORTABLE) + ") or use "
                          "--format codecarbon")  # fmt: skip

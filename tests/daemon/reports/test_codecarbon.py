@@ -94,6 +94,12 @@ def test_a_table_export_still_works_and_a_missing_table_is_named(
     assert (tmp_path / "o.csv").read_text().startswith("job_id,")
     err = carbond("export", "--state-dir", str(demo_state), str(tmp_path / "x.csv"), code=2)
     assert "name a table" in err
+    # a table and no file: it said "name a table (jobs, ..., outcomes, ...)"
+    err = carbond("export", "--state-dir", str(demo_state), "outcomes", code=2)
+    assert err == (
+        "carbond: error: export outcomes: name the file to write "
+        "(carbond export outcomes outcomes.csv)\n"
+    )
 
 
 def test_energy_includes_the_pue_in_every_column_as_codecarbon_does() -> None:
