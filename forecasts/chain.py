@@ -95,11 +95,14 @@ class SignalChain:
             state.loaded = True
             history = self._traces.get(key)
             if self._cache is not None:
-                try:
-                    cached = self._cache.load(zone, self.kind)
+                try:  # each file on its own: a corrupt history keeps the stored forecast
+                    cached = self._cache.load(key, self.kind)
                     if cached is not None:
                         history = cached if history is None else history.merge(cached)
-                    state.provider_forecast = self._cache.load_forecast(zone, self.kind)
+                except ForecastsError as e:
+                    state.problems.append(f"cache: {e}")
+                try:
+                    state.provider_forecast = self._cache.load_forecast(key, self.kind)
                 except ForecastsError as e:
                     state.problems.append(f"cache: {e}")
             state.history = history

@@ -273,3 +273,27 @@ def test_lead_times_the_backtest_could_not_score_are_not_certain() -> None:
     forecast = SignalChain(traces={"DE": trace}).forecast("DE", NOW, 6 * 3600, 3600)
     assert forecast.rung == "history-forecast"
     assert np.all(forecast.abs_error_p90_g_per_kwh > 0)
+
+
+def test_a_corrupt_history_cache_keeps_the_stored_provider_forecast(tmp_path: Path) -> None:
+    """The history and the provider's forecast are two files: a corrupt history lost the
+    stored forecast too (both were read under one ``try``), so a restarted daemon with the
+    provider down fell back to a history forecast it had no history for."""
+    chain = SignalChain(provider=FakeProvider(has_forecast=True), cache=SeriesCache(tmp_path))
+    chain.refresh(["DE"], NOW)
+    (tmp_path / "DE.lifecycle.history.json").write_text("{not json", encoding="utf-8")
+    restarted = SignalChain(provider=FakeProvider(down=True), cache=SeriesCache(tmp_path))
+    forecast = restarted.forecast("DE", NOW + timedelta(minutes=1), 6 * 3600, 3600)
+    assert (forecast.forecaster, forecast.rung) == ("provider", "cache")
+    assert list(forecast.series.values_g_per_kwh) == [111.0] * 6
+    assert any("DE.lifecycle.history.json" in p for p in restarted.problems("DE"))
+
+
+def test_a_zone_named_in_lower_case_reads_its_cache(tmp_path: Path) -> None:
+    """``problems("de")`` as the first call for a zone loaded ``de.lifecycle.*.json``, which
+    does not exist on a case-sensitive file system (the cache's files are named by the
+    canonical zone), and the zone's state was then marked loaded with no history."""
+    SignalChain(provider=FakeProvider(), cache=SeriesCache(tmp_path)).refresh(["DE"], NOW)
+    chain = SignalChain(cache=SeriesCache(tmp_path))
+    assert chain.problems("de") == ()
+    assert chain.current("DE", NOW).rung == "cache"
