@@ -5,8 +5,9 @@ ledger, queue, executors, GPU inventory, intensity source, policy -> service -> 
 On SIGHUP the settings are loaded again; a valid new config rebuilds the service around the
 same ledger and executors (so running jobs stay tracked), an invalid one is logged
 (``reload_rejected`` with one problem per line) and the running config is kept.
-``state_dir`` cannot change, nor Slurm regions be added; ``metrics``, ``executors``, ``gpu`` and
-``[regions.slurm]`` changes need a restart (``reload_needs_restart`` names them).
+``state_dir`` cannot change, nor Slurm regions or a first ``gpus = "discover"`` region be
+added; ``metrics``, ``executors``, ``gpu`` and ``[regions.slurm]`` changes need a restart
+(``reload_needs_restart`` names them).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from daemon.statedir import ensure_safe_state_dir, lock_state_dir
 from policies import PoliciesError
 
 __all__ = [
+    "discovery_added",
     "missing_regions",
     "register",
     "restart_only_changes",
@@ -120,6 +122,24 @@ def slurm_regions_added(started: Settings, new: Settings) -> str | None:
     )
 
 
+def _discovering(settings: Settings) -> list[str]:
+    return [r.name for r in settings.regions if r.gpus == "discover" and r.executor != "slurm"]
+
+
+def discovery_added(started: Settings, new: Settings) -> str | None:
+    """Why ``new`` cannot be reloaded into a daemon started with ``started``: it declares
+    ``gpus = "discover"`` on this node where ``started`` did not, and NVML is opened only when
+    carbond starts (the region would have no GPU, and its jobs would be rejected); None
+    otherwise."""
+    added = _discovering(new)
+    if not added or _discovering(started):
+        return None
+    return (
+        f'regions {", ".join(sorted(added))}: gpus = "discover" reads this node\'s GPUs through '
+        "NVML, which carbond opens when it starts; restart carbond to add one"
+    )
+
+
 def _configure_logging(settings: Settings) -> None:
     fmt = settings.log.format
     configure_logging(level=settings.log.level, json=None if fmt == "auto" else fmt == "json")
@@ -177,7 +197,11 @@ def _run_locked(
             if new.state_dir != daemon.settings.state_dir:
                 log.error("reload_rejected", problems=["state_dir cannot change; restart"])
                 return None
-            if problem := missing_regions(new, None) or slurm_regions_added(settings, new):
+            if problem := (
+                missing_regions(new, None)
+                or slurm_regions_added(settings, new)
+                or discovery_added(settings, new)
+            ):
                 log.error("reload_rejected", problems=[problem])
                 return None
             try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from daemon.cli.run_cmd import restart_only_changes, slurm_regions_added
+from daemon.cli.run_cmd import discovery_added, restart_only_changes, slurm_regions_added
 from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
 
 pytestmark = pytest.mark.slow
@@ -131,3 +131,25 @@ def test_a_reload_that_changes_a_slurm_partition_names_it_as_needing_a_restart()
         "regions c: a region on Slurm is set up when carbond starts; restart carbond to add one"
     )
     assert restart_only_changes(started, grown) == []
+
+
+def test_a_reload_that_adds_the_first_discovering_region_is_refused() -> None:
+    """NVML is opened at start only when a region declares ``gpus = "discover"``: a reload
+    adding the first one built it with no GPU, and its jobs were rejected as fitting none."""
+    declared = RegionSettings(name="a", zone="DE", gpus=["A100-80GB"])
+    found = RegionSettings(name="b", zone="DE", gpus="discover")
+    started = Settings(regions=(declared,))
+    assert discovery_added(started, Settings(regions=(declared,))) is None
+    assert discovery_added(started, Settings(regions=(declared, found))) == (
+        'regions b: gpus = "discover" reads this node\'s GPUs through NVML, which carbond '
+        "opens when it starts; restart carbond to add one"
+    )
+    on_slurm = found.model_copy(  # Slurm's own discovery
+        update={"executor": "slurm", "slurm": SlurmRegionSettings(partition="gpu")}
+    )
+    assert discovery_added(started, Settings(regions=(declared, on_slurm))) is None
+    again = Settings(regions=(declared, found))
+    assert (
+        discovery_added(again, Settings(regions=(found, found.model_copy(update={"name": "c"}))))
+        is None
+    )
