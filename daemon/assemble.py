@@ -15,6 +15,7 @@ import importlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 import structlog
 
@@ -282,6 +283,7 @@ def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | N
         daemon.measurement.keep_only(service.inventory)
         service.measurement = daemon.measurement
     service.health = daemon.service.health  # problems outlive a reload until they end
+    service.launch_clock = daemon.service.launch_clock
     if service.sites is not None and daemon.service.sites is not None:
         service.sites.carry_over(daemon.service.sites)  # battery state, on-site share history
     previous, daemon.service, daemon.settings = daemon.service, service, settings
@@ -297,13 +299,15 @@ def build_daemon(
     intensity: IntensityProvider | None = None,
     discover: Discover | None = None,
     gpu_clock: Callable[[], float] | None = None,
+    launch_clock: Callable[[], datetime] | None = None,
 ) -> Daemon:
     """Open the ledger in ``settings.state_dir`` and build the service around it.
 
     ``executors`` default to :func:`build_executors`; ``discover`` to :func:`gpu_discovery`.
     GPU measurement (:func:`daemon.measurement.start_measurement`) follows ``gpu_clock``
     (monotonic seconds of the service's clock; default the wall clock, with the sampler
-    thread; a simulated clock runs without it).
+    thread; a simulated clock runs without it). ``launch_clock``: the service's
+    :attr:`~daemon.service.Service.launch_clock` (``carbond run``: the wall clock).
 
     Raises:
         LedgerError: the ledger cannot be opened.
@@ -339,6 +343,7 @@ def build_daemon(
         if measurement is not None:  # its learning is the service's from now on
             _configure_learning(measurement.learning, settings)
         service.measurement = measurement
+        service.launch_clock = launch_clock
     except BaseException:
         ledger.close()
         release()

@@ -2,8 +2,9 @@
 
 :meth:`Service.tick` runs one round at ``now``; the APScheduler loop fires the public steps on
 their own intervals with the wall clock, replay calls ``tick`` with a simulated clock. Nothing
-here reads the clock or sleeps. Every step holds one lock, so a loop that fires steps from
-several threads still runs them one at a time.
+here reads the clock or sleeps, but for the live daemon's ``Service.launch_clock`` (a round's
+launches are stamped when they happen, after its planning). Every step holds one lock, so a
+loop that fires steps from several threads still runs them one at a time.
 
 Dispatch is write-ahead (:mod:`daemon.dispatch`): the ``running`` transitions and run rows of a
 round's dispatches are committed (one transaction) before any executor starts anything, and the
@@ -179,6 +180,12 @@ class Service:
         # the recalibration checkpoint's inputs, as of the config and inventory objects they
         # were computed for (both are replaced, never changed, on a reload)
         self._fold_inputs: tuple[RecalibrationConfig, object, FoldInputs] | None = None
+        # Live (``carbond run``): the wall clock, read once a round's planning is done, so its
+        # launches start when they do, not when the round began (a plan of many jobs, or the
+        # first one, takes seconds: a simulated run would end that much early, one shorter than
+        # the plan at once). None: the round's ``now`` (replay and the demo: time moves only
+        # between rounds).
+        self.launch_clock: Callable[[], datetime] | None = None
 
     @property
     def learning(self) -> Learning:
@@ -499,6 +506,8 @@ class Service:
             if launch is not None:
                 busy |= chosen
                 prepared.append(launch)
+        if prepared and self.launch_clock is not None:
+            now = max(now, self.launch_clock())
         return self._dispatch.launch(prepared, now, context)
 
     def _job_specs(self, waiting: Sequence[JobRecord], now: datetime) -> list[JobSpec]:

@@ -177,7 +177,7 @@ def _run_locked(
     settings: Settings, load: Callable[[], Settings] | None, notifier: Notifier | None
 ) -> int:
     metrics = Metrics()
-    daemon = build_daemon(settings, metrics=metrics)
+    daemon = build_daemon(settings, metrics=metrics, launch_clock=lambda: datetime.now(UTC))
     notifier = notifier or Notifier()
     try:
         if settings.metrics.port:

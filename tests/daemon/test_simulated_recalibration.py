@@ -5,15 +5,18 @@ already carries the learned factor in its planned duration)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from daemon.assemble import build_daemon
+from daemon.assemble import build_daemon, rebuild_service
 from daemon.demo import DEMO_START, demo_settings
 from daemon.queue import QUEUE_NAME, append_line
 from daemon.settings import RegionSettings
+from daemon.testing import FakeClock
+from policies import Decision, Device, JobSpec, Policy, ZoneIntensity
 from policies.footprint import DEFAULT_MODEL_CATALOG
 
 TRUTH = 1.5
@@ -63,3 +66,69 @@ def test_a_learned_duration_factor_converges_to_the_simulated_truth(tmp_path: Pa
     last = runs[-1]
     assert last is not None  # planned with the learned factor:
     assert last.expected_duration_s == pytest.approx(TRUTH * raw_s, rel=0.05)
+
+
+class _SlowPolicy:
+    """A policy whose plan takes ``plan_s`` seconds of the (fake) wall clock."""
+
+    def __init__(self, policy: Policy, advance: Callable[[float], object], plan_s: float) -> None:
+        self._policy, self._advance, self._plan_s = policy, advance, plan_s
+
+    @property
+    def name(self) -> str:
+        return self._policy.name
+
+    def plan(
+        self,
+        now: datetime,
+        jobs: Sequence[JobSpec],
+        devices: Sequence[Device],
+        forecasts: Mapping[str, ZoneIntensity],
+    ) -> list[Decision]:
+        decisions = self._policy.plan(now, jobs, devices, forecasts)
+        self._advance(self._plan_s)
+        return decisions
+
+
+def test_a_live_launch_starts_when_planning_is_done_not_when_the_round_began(
+    tmp_path: Path,
+) -> None:
+    # carbond run: a first plan took 25 s, and a simulated job estimated at 2.7 s had ended
+    # before it was launched: the next reconcile found it ended 1 ms after its meter started,
+    # and the recalibration learned 0.25 (the clip) for energy and duration from that one run
+    base = demo_settings(tmp_path, "run-now")
+    settings = base.model_copy(update={
+        "regions": (RegionSettings(name="qc", zone="CA-QC", executor="simulated", gpus=("T4",)),),
+    })  # fmt: skip
+    clock = FakeClock(DEMO_START)
+    daemon = build_daemon(settings, gpu_clock=clock.monotonic(), launch_clock=clock)
+    try:
+        service = daemon.service
+        service.policy = _SlowPolicy(service.policy, clock.advance, 25.0)
+        service.start(clock())
+        append_line(tmp_path / QUEUE_NAME, {"id": "tiny", "model": "llama-1b", "requests": 1,
+                                            "deadline": "+1h", "command": ["infer"]})  # fmt: skip
+        service.ingest(clock())
+        planned_at = clock()
+        service.plan(planned_at)  # as the loop runs its steps: each at the wall clock
+        launched_at = clock()
+        assert launched_at == planned_at + timedelta(seconds=25)
+        service.reconcile(clock())
+        assert daemon.ledger.job("tiny").state == "running"  # it lasts its estimate from now
+        started = daemon.ledger.run("tiny")
+        assert started is not None
+        raw_s = started.expected_duration_s
+        clock.advance(raw_s + 1.0)
+        service.reconcile(clock())
+        run = daemon.ledger.run("tiny")
+        outcome = daemon.ledger.outcome("tiny")
+        learned = service.learning.recalibration.get(MODEL, "T4")
+        assert rebuild_service(daemon, settings, None).launch_clock is clock  # kept on SIGHUP
+    finally:
+        daemon.close()
+    assert run is not None and run.started_at == launched_at and run.finished_at is not None
+    assert (run.finished_at - run.started_at).total_seconds() == pytest.approx(raw_s)
+    assert outcome is not None and outcome["duration_s"] == pytest.approx(raw_s)
+    assert learned.samples == 1
+    assert learned.duration_factor == pytest.approx(1.0, rel=0.01)
+    assert learned.energy_factor == pytest.approx(1.0, rel=0.05)
