@@ -119,7 +119,11 @@ def measured_history(
     one query (:meth:`Ledger.measured_runs <daemon.ledger.Ledger.measured_runs>`; ``runs``:
     those runs instead, e.g. the ones after a checkpoint's watermark).
 
-    Runs on GPU types no longer in ``inventory`` are skipped. So are runs whose stored request
+    Runs on GPU types no longer in ``inventory`` are skipped, and so are the simulated
+    executor's runs unless ``inventory`` still has GPUs of that type on the simulated executor,
+    and real runs unless it has real ones: a region switched from the simulated executor to real
+    GPUs of the same type does not plan on what the simulation (its ``truth_factor``, the
+    simulated GPUs' ``simulated_power_factor``) taught. So are runs whose stored request
     no longer parses (its model left the catalog, or the text is not a request); the others
     are still read. Once the history is read, each reason for skipping is logged once
     (``recalibration_history_skipped``: the error, how many jobs, the first few ids), not once
@@ -129,11 +133,13 @@ def measured_history(
     share one parse: each gets that view under its own id, submission time and deadline,
     which is what :func:`daemon.planning.job_spec` of its ledger job gives.
     """
-    by_type = {gpu.device.gpu.name: gpu.device for gpu in inventory}
+    by_type: tuple[dict[str, Device], dict[str, Device]] = ({}, {})  # real, simulated
+    for gpu in inventory:
+        by_type[gpu.executor == "simulated"][gpu.device.gpu.name] = gpu.device
     views: dict[str, JobSpec | PoliciesError] = {}  # by request key (MeasuredRun)
     skipped: dict[str, list[str]] = {}  # job ids by the error that skipped them
     for run in ledger.measured_runs() if runs is None else runs:
-        device = by_type.get(run.gpu or "")
+        device = by_type[run.simulated].get(run.gpu or "")
         if device is None:
             continue
         spec = _job_spec(run, ledger, views)

@@ -10,9 +10,11 @@ order runs ended), and it is used only while that holds:
 
 - its **fingerprint** (:class:`FoldInputs`) equals the present one: the recalibration config,
   the GPU types of the inventory with their catalog specs (runs on other types are skipped; each
-  run is estimated on its type's spec), the carbond version and a digest of the sources the fold
-  runs (the pure estimator and the model catalog in ``policies/``, request parsing, the history
-  reader): an upgrade or a config change relearns from scratch once;
+  run is estimated on its type's spec) and whether each has real or simulated GPUs (the
+  simulated executor's runs teach only a type that still has simulated ones), the carbond
+  version and a digest of the sources the fold runs (the pure estimator and the model catalog
+  in ``policies/``, request parsing, the history reader): an upgrade or a config change
+  relearns from scratch once;
 - the rows up to its watermark are the ones folded (:meth:`Ledger.changed_since
   <daemon.ledger.checkpoint.Checkpoints.changed_since>`: counts on indexes, never a read of
   every row): no measured outcome row added before the watermark (a clock stepped back), none
@@ -72,12 +74,15 @@ class FoldInputs:
     """Everything a fold of the ledger's measured runs depends on besides the rows: the
     checkpoint's fingerprint. ``config``: the :class:`RecalibrationConfig` fields; ``gpus``:
     the inventory's GPU types with a digest of each one's catalog spec; ``code``: a digest of
-    the sources the fold runs (:func:`code_digest`); ``version``: carbond's."""
+    the sources the fold runs (:func:`code_digest`); ``version``: carbond's; ``kinds``: each
+    GPU type's ``real``, ``simulated`` (on the simulated executor) or ``real+simulated`` GPUs
+    (which runs it learns from, :func:`~daemon.learning.measured_history`)."""
 
     config: tuple[tuple[str, float], ...]
     gpus: tuple[tuple[str, str], ...]
     code: str
     version: str
+    kinds: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(
@@ -91,13 +96,19 @@ class FoldInputs:
         """The present inputs (``code`` and ``version``: this install's unless given)."""
         by_type = {gpu.device.gpu.name: gpu.device.gpu for gpu in inventory}  # as the fold
         gpus = tuple(sorted((name, _digest(repr(spec))) for name, spec in by_type.items()))
+        kinds: dict[str, set[str]] = {}
+        for gpu in inventory:
+            kind = "simulated" if gpu.executor == "simulated" else "real"
+            kinds.setdefault(gpu.device.gpu.name, set()).add(kind)
+        kind_of = tuple(sorted((name, "+".join(sorted(k))) for name, k in kinds.items()))
         return cls(tuple(sorted(asdict(config).items())), gpus, code or code_digest(),
-                   version or _version())  # fmt: skip
+                   version or _version(), kind_of)  # fmt: skip
 
     def text(self) -> str:
         """As stored (JSON)."""
         return json.dumps({"config": self.config, "gpus": self.gpus, "code": self.code,
-                           "version": self.version}, sort_keys=True)  # fmt: skip
+                           "version": self.version, "kinds": self.kinds},
+                          sort_keys=True)  # fmt: skip
 
     def differs(self, stored: str) -> str | None:
         """Which input differs from the ``stored`` fingerprint (None: none)."""
@@ -115,6 +126,8 @@ class FoldInputs:
             (then.get("config") != now["config"], "recalibration settings changed"),
             (types[0] != types[1], "inventory GPU types changed"),
             (then.get("gpus") != now["gpus"], "GPU catalog changed"),
+            (then.get("kinds") != now["kinds"],
+             "inventory GPU types changed between real and simulated GPUs"),
         )  # fmt: skip
         return next((reason for changed, reason in checks if changed), None)
 

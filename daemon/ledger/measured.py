@@ -45,7 +45,8 @@ class MeasuredRun:
     ``deadline``, as SQLite writes JSON: two jobs with the same key have requests equal in
     every other field (the job's id and deadline are the ``jobs`` row's); None when the stored
     text is not JSON or this SQLite has no JSON functions. ``gpu``: the GPU type of the job's
-    latest decision (None: no decision, or none with a GPU).
+    latest decision (None: no decision, or none with a GPU). ``simulated``: it ran on the
+    ``simulated`` executor (no process ran: its times and energy are the simulation's).
     """
 
     job_id: str
@@ -55,6 +56,7 @@ class MeasuredRun:
     gpu: str | None
     measured_energy_j: float
     duration_s: float
+    simulated: bool = False
 
 
 class MeasuredRuns(Connection):
@@ -80,15 +82,16 @@ class MeasuredRuns(Connection):
         rows = self._exec(
             f"SELECT o.job_id, {key}, j.submitted_at, j.deadline,"
             " (SELECT d.gpu FROM decisions d WHERE d.job_id = o.job_id ORDER BY d.seq DESC"
-            " LIMIT 1), o.measured_energy_j, o.duration_s"
+            " LIMIT 1), o.measured_energy_j, o.duration_s,"
+            " (SELECT r.executor = 'simulated' FROM runs r WHERE r.job_id = o.job_id)"
             " FROM outcomes o CROSS JOIN jobs j ON j.job_id = o.job_id"  # outcomes first
             f" WHERE {measured('o')} AND j.state = 'succeeded'{after_cond}{through_cond}"
             " ORDER BY o.recorded_at, o.rowid",
             (*after_params, *through_params),
         )
-        for job_id, request_key, submitted, deadline, gpu, energy_j, seconds in rows:
+        for job_id, request_key, submitted, deadline, gpu, energy_j, seconds, simulated in rows:
             yield MeasuredRun(job_id, request_key, req_dt(submitted), dt(deadline), gpu,
-                              float(energy_j), float(seconds))  # fmt: skip
+                              float(energy_j), float(seconds), bool(simulated))  # fmt: skip
 
     def measured_position(self, after: Watermark | None, rows: int | None) -> Watermark | None:
         """The position of the ``rows``-th measured outcome row (any job state) after

@@ -40,6 +40,8 @@ GPUS = ("A100-80GB", "T4", "H100")  # H100 is in no inventory below: its runs ar
 REGION = RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("A100-80GB", "T4"))
 INVENTORY = build_inventory((REGION,))
 CONFIG = RecalibrationConfig(min_samples=2, min_measured_s=0.0)
+SIMULATED_INVENTORY_REGION = REGION.model_copy(update={"name": "sim", "executor": "simulated"})
+SIMULATED_INVENTORY = build_inventory((SIMULATED_INVENTORY_REGION,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +271,8 @@ def _checkpointed(ledger: Ledger, runs: int = 12) -> Folded:
          CONFIG, None, "inventory GPU types changed"),
         (build_inventory((REGION,), DEFAULT_GPU_CATALOG.with_overrides({"T4": {"tdp_w": 90}})),
          CONFIG, None, "GPU catalog changed"),
+        (SIMULATED_INVENTORY, CONFIG, None,
+         "inventory GPU types changed between real and simulated GPUs"),
         (INVENTORY, CONFIG, FoldInputs.of(CONFIG, INVENTORY, code="another estimator"),
          "estimator or catalog sources changed"),
         (INVENTORY, CONFIG, FoldInputs.of(CONFIG, INVENTORY, version="99.0"),
@@ -480,3 +484,24 @@ def test_a_kill_while_writing_the_checkpoint_changes_nothing_learned(
         folded = restore(ledger, INVENTORY, CONFIG, T0)
         assert folded.from_checkpoint == checkpointed
         _assert_same(folded, _from_scratch(ledger))
+
+
+def test_the_simulated_executors_runs_teach_only_its_gpus_of_their_type(
+    ledger: Ledger,
+) -> None:
+    # a region tried on the simulated executor (its GPUs drawing 1.3 x the catalog) and then
+    # switched to real GPUs of the same types, same state dir: the restart planned the real
+    # GPUs on the factors the simulation taught (and kept them in the checkpoint)
+    for n in range(9):
+        _record(ledger, f"sim{n}" if n < 6 else f"real{n}", _run(n))
+    _sql(ledger, "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
+                 " launched_at) SELECT job_id, CASE WHEN job_id LIKE 'sim%' THEN 'simulated'"
+                 " ELSE 'local' END, '[\"qc/0\"]', '[0]', recorded_at FROM outcomes")  # fmt: skip
+    simulated = restore(ledger, SIMULATED_INVENTORY, CONFIG, T0)
+    assert simulated.runs == 6  # the simulated runs only
+    real = restore(ledger, INVENTORY, CONFIG, T0)
+    assert real.discarded == "inventory GPU types changed between real and simulated GPUs"
+    assert real.runs == 3  # the real runs only
+    assert real.recalibration == _from_scratch(ledger, INVENTORY, CONFIG)[0]
+    both = build_inventory((REGION, SIMULATED_INVENTORY_REGION))
+    assert restore(ledger, both, CONFIG, T0).runs == 9
