@@ -228,7 +228,16 @@ def _check_signals(settings: Settings, now: datetime) -> Check:
             f"{zone} {reading.intensity_g_per_kwh:.0f} g/kWh ({reading.rung}, "
             f"{reading.age_s / 3600:.1f} h old)"
         )
-    token = "set" if settings.electricitymaps.token else "NOT set (live API unused)"
+    if settings.electricitymaps.token:
+        token = "set"
+    elif not os.environ.get("CREDENTIALS_DIRECTORY"):
+        # Outside the unit: a token its LoadCredential= hands to `carbond run` is not seen here.
+        token = (
+            "NOT set here (no $CREDENTIALS_DIRECTORY: a LoadCredential= token reaches only "
+            "the daemon)"
+        )
+    else:
+        token = "NOT set (live API unused)"
     shown = "; ".join(values) or "no zones configured"
     where = f"cache {cache_dir}" if cache is not None else f"no cache yet at {cache_dir}"
     return Check(

@@ -70,6 +70,36 @@ def test_a_healthy_setup_passes(tmp_path: Path) -> None:
     assert "token NOT set" in checks["signals"]
 
 
+@pytest.mark.parametrize(
+    ("credential", "says"),
+    [
+        (None, "token NOT set here (no $CREDENTIALS_DIRECTORY: a LoadCredential= token reaches "
+               "only the daemon)"),
+        ("\n", "token NOT set (live API unused)"),
+        ("s3cret\n", "token set"),
+    ],
+)  # fmt: skip
+def test_the_token_line_says_whether_the_unit_s_credential_could_be_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, credential: str | None, says: str
+) -> None:
+    """The install guide writes the token to the unit's credential file, then runs doctor from
+    a shell, where no $CREDENTIALS_DIRECTORY exists: doctor said "token NOT set (live API
+    unused)", as if the file were empty, though the daemon would get the token."""
+    _, config = _setup(tmp_path)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.delenv("CARBOND_ELECTRICITYMAPS__TOKEN", raising=False)
+    if credential is not None:
+        creds = tmp_path / "credentials"
+        creds.mkdir()
+        (creds / "electricitymaps__token").write_text(credential)
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+
+    _, checks = _doctor(config)
+
+    assert says in checks["signals"]
+    assert "s3cret" not in checks["signals"]
+
+
 def _world_writable_state(state: Path, config: Path) -> None:
     os.chmod(state, 0o777)
 
