@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -210,3 +212,61 @@ def test_a_job_runs_as_the_user_who_queued_it(
     out = state / "logs" / "as-nobody.out"
     assert out.read_text() == f"{nobody.pw_uid}\n"
     assert out.stat().st_uid == nobody.pw_uid
+
+
+def _documented_backup_program() -> str:
+    """The Python line docs/operations.md gives for a backup without the sqlite3 program."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    found = re.search(
+        r"^sudo /opt/carbond/bin/python -c '([^']+)' /var/lib/carbond/ledger\.db "
+        r"/var/backups/carbond-ledger\.db$",
+        guide,
+        re.MULTILINE,
+    )
+    assert found, "docs/operations.md shows no backup command"
+    return found.group(1)
+
+
+def test_the_documented_backup_restores_a_ledger_the_daemon_reopens(
+    setup: tuple[Path, Path, int, list[Daemon]], tmp_path: Path
+) -> None:
+    """The guide had no backup procedure; a plain copy of ``ledger.db`` taken while the daemon
+    runs misses what is still in ``ledger.db-wal`` and, restored, runs the queue again. The
+    documented backup, taken live, and the documented restore give back every job it held;
+    only a job submitted after the backup runs again, as the guide says."""
+    state, config, _, started = setup
+    runs, backup = tmp_path / "runs", tmp_path / "carbond-ledger.db"
+
+    def job(name: str) -> list[str]:
+        return [sys.executable, "-c", f"open({str(runs)!r}, 'a').write({name + chr(10)!r})"]
+
+    first = Daemon(tmp_path, config)
+    started.append(first)
+    first.expect("READY=1")
+    _submit(state, "before", job("before"))
+    _until("the first job to succeed", lambda: _state_of(state, "before") == "succeeded")
+    done = subprocess.run(
+        [sys.executable, "-c", _documented_backup_program(), str(state / "ledger.db"),
+         str(backup)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    _submit(state, "after", job("after"))
+    _until("the second job to succeed", lambda: _state_of(state, "after") == "succeeded")
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.proc.wait(timeout=30) == 0
+
+    for leftover in ("ledger.db-wal", "ledger.db-shm"):  # the guide's restore, step by step
+        (state / leftover).unlink(missing_ok=True)
+    shutil.copyfile(backup, state / "ledger.db")
+    os.chmod(state / "ledger.db", 0o644)
+    assert _state_of(state, "after") is None
+    second = Daemon(tmp_path, config)
+    started.append(second)
+    second.expect("READY=1")
+    _until("the later job to run again", lambda: _state_of(state, "after") == "succeeded")
+
+    assert _state_of(state, "before") == "succeeded"
+    assert runs.read_text() == "before\nafter\nafter\n"
+    second.proc.send_signal(signal.SIGTERM)
+    assert second.proc.wait(timeout=30) == 0
