@@ -13,6 +13,9 @@
 #   --no-python      do not create the venv (it already exists at --prefix)
 #   --no-activate    do not run systemd-sysusers/-tmpfiles on the live system, nor enable the unit
 #
+# The venv is made with $PYTHON (default python3 on PATH), which every user must be able to run:
+# `carbond submit`, `jobs` and `status` run on it (an interpreter under /root, as pyenv's, is not).
+#
 # The Electricity Maps token, if any, is read from $ELECTRICITYMAPS_TOKEN (never from an argument,
 # which other users could see in ps).
 set -eu
@@ -46,7 +49,14 @@ docdir=/usr/local/share/doc/carbond  # as the unit's Documentation= says
 
 # 1. The software: a virtual environment of its own, and `carbond` on every user's PATH.
 if [ "$python" = yes ]; then
-    python3 -m venv "$destdir$prefix"
+    py=$(command -v "${PYTHON:-python3}") || usage "no ${PYTHON:-python3} on PATH (set PYTHON)"
+    if [ "$(id -u)" = 0 ] && command -v runuser >/dev/null &&
+        ! runuser -u nobody -- "$py" -c '' 2>/dev/null; then
+        echo "install.sh: other users cannot run $py, so their carbond would fail with" \
+            "'Permission denied'; name an interpreter they can run: PYTHON=/usr/bin/python3 $0 ..." >&2
+        exit 1
+    fi
+    "$py" -m venv "$destdir$prefix"
     "$destdir$prefix/bin/pip" install --quiet "$source"
 fi
 install -d "$destdir/usr/local/bin"

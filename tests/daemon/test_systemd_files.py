@@ -249,3 +249,28 @@ def test_the_guide_s_uninstall_removes_everything_the_install_script_puts_down(
     tmpfiles = (SYSTEMD / "carbond.tmpfiles.conf").read_text()
     for created in re.findall(r"^[dfD]\s+(/\S+)", tmpfiles, re.M):
         assert any(created == r or created.startswith(r + "/") for r in removed), created
+
+
+def test_the_install_script_refuses_an_interpreter_other_users_cannot_run(
+    tmp_path: Path,
+) -> None:
+    """With root's python3 under /root (pyenv), install.sh made the venv from it and every
+    other user's ``carbond submit`` failed with "Permission denied"; it now refuses first."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root and runuser to try the interpreter as another user")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    python = private / "python3"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+
+    done = subprocess.run(
+        ["sh", str(SYSTEMD / "install.sh"), "--destdir", str(tmp_path / "root"), "--no-activate"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHON": str(python)},
+    )  # fmt: skip
+
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"install.sh: other users cannot run {python}, "), done.stderr
+    assert "PYTHON=/usr/bin/python3" in done.stderr
+    assert not (tmp_path / "root").exists()  # refused before any venv is made
