@@ -73,7 +73,7 @@ sed -e "s|^ExecStart=/opt/carbond/bin/carbond |ExecStart=$prefix/bin/carbond |" 
 chmod 0644 "$destdir/etc/systemd/system/carbond.service"
 
 # 4. The group and the directories: carbond group, /etc/carbond, the token file (0600),
-#    /var/lib/carbond with queue.d (1733) and logs (0751), /var/tmp/carbond-jobs.
+#    /var/lib/carbond with queue.d (1733), logs (0751) and scratch (1777).
 install -d "$destdir/etc/sysusers.d" "$destdir/etc/tmpfiles.d"
 install -m 0644 "$here/carbond.sysusers.conf" "$destdir/etc/sysusers.d/carbond.conf"
 install -m 0644 "$here/carbond.tmpfiles.conf" "$destdir/etc/tmpfiles.d/carbond.conf"

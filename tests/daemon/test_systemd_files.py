@@ -274,3 +274,17 @@ def test_the_install_script_refuses_an_interpreter_other_users_cannot_run(
     assert done.stderr.startswith(f"install.sh: other users cannot run {python}, "), done.stderr
     assert "PYTHON=/usr/bin/python3" in done.stderr
     assert not (tmp_path / "root").exists()  # refused before any venv is made
+
+
+def test_no_path_the_unit_opens_to_jobs_is_hidden_by_its_private_tmp() -> None:
+    """PrivateTmp= gives the service (and every job) its own /tmp and /var/tmp: the host's
+    /var/tmp/carbond-jobs, which tmpfiles created and ReadWritePaths= listed as the jobs'
+    scratch dir, was invisible to them. Nothing the unit or tmpfiles offers jobs is there."""
+    unit = _directives((SYSTEMD / "carbond.service").read_text())
+    assert unit["PrivateTmp"] == ["yes"]
+    paths = [p.lstrip("-") for line in unit["ReadWritePaths"] for p in line.split()]
+    tmpfiles = (SYSTEMD / "carbond.tmpfiles.conf").read_text()
+    paths += re.findall(r"^[dD]\s+(/\S+)", tmpfiles, re.M)
+    hidden = [p for p in paths if p in ("/tmp", "/var/tmp") or p.startswith(("/tmp/", "/var/tmp/"))]
+    assert not hidden, hidden
+    assert re.search(r"^d\s+/var/lib/carbond/scratch\s+1777\b", tmpfiles, re.M)
