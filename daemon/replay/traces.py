@@ -8,7 +8,11 @@ first request) with prompt and output token counts, as NumPy arrays sorted by ar
 - ``mooncake``: one JSON object per line with ``timestamp`` (ms, relative), ``input_length``,
   ``output_length`` (Qin et al., Mooncake, FAST'25).
 - ``carbond``: one *job* per line (already batched): ``arrival`` (RFC 3339 or seconds),
-  ``input_tokens`` and ``output_tokens`` (per request, means) and ``requests`` (default 1).
+  ``input_tokens`` and ``output_tokens`` (per request, means; output at least 1) and
+  ``requests`` (default 1).
+
+Counts are bounded as a queue line's are: up to :data:`MAX_TOKENS` tokens per request and
+:data:`MAX_REQUESTS` requests per job.
   The trace is marked ``prebatched``: replay keeps its jobs as they are.
 """
 
@@ -99,13 +103,21 @@ class RequestTrace:
         )
 
 
-def _tokens(value: object, where: str, name: str) -> int:
+MAX_TOKENS = 10_000_000  # per request, as a queue line's input_tokens and output_tokens
+MAX_REQUESTS = 1_000_000_000  # per job, as a queue line's requests
+
+
+def _tokens(value: object, where: str, name: str, least: int = 0, most: int = MAX_TOKENS) -> int:
+    """A count from ``least`` to ``most`` (a larger one used to wrap around in the int64
+    arrays, or to overflow the deadline's date, with no file or line named)."""
     try:
         tokens = int(str(value).strip())
     except ValueError:
         raise ReplayInputError(f"{where}: {name} is not an integer: {value!r}") from None
-    if tokens < 0:
-        raise ReplayInputError(f"{where}: {name} must be >= 0, got {tokens}")
+    if tokens < least:
+        raise ReplayInputError(f"{where}: {name} must be >= {least}, got {tokens}")
+    if tokens > most:
+        raise ReplayInputError(f"{where}: {name} must be <= {most:,}, got {tokens:,}")
     return tokens
 
 
@@ -209,10 +221,9 @@ def _carbond_time(value: object, where: str) -> float:
 def _carbond_row(obj: dict[str, object], where: str) -> Row:
     arrival = _carbond_time(_field(obj, "arrival", where), where)
     n_in = _tokens(_field(obj, "input_tokens", where), where, "input_tokens")
-    n_out = _tokens(_field(obj, "output_tokens", where), where, "output_tokens")
-    requests = _tokens(obj.get("requests", 1), where, "requests")
-    if requests < 1:
-        raise ReplayInputError(f"{where}: requests must be >= 1, got {requests}")
+    # a job's output_tokens is kept as it is (a request trace's mean is raised to 1)
+    n_out = _tokens(_field(obj, "output_tokens", where), where, "output_tokens", least=1)
+    requests = _tokens(obj.get("requests", 1), where, "requests", 1, MAX_REQUESTS)
     return arrival, n_in, n_out, requests
 
 

@@ -56,6 +56,11 @@ _BAD_AZURE_ROWS = [  # (row, what its note says)
     (f"{_GOOD},1e999,2", "ContextTokens is not an integer: '1e999'"),
     (f"{_GOOD},-3,2", "ContextTokens must be >= 0, got -3"),
     (f"{_GOOD},5", "2 of the 3 columns"),
+    # wrapped around to -4503599627368104 in the int64 array, with no file or line named
+    (
+        f"{_GOOD},{10**23},2",
+        "ContextTokens must be <= 10,000,000, got 100,000,000,000,000,000,000,000",
+    ),
 ]
 
 
@@ -67,7 +72,7 @@ def test_bad_rows_are_skipped_and_named_the_rest_is_read(tmp_path: Path) -> None
     path = tmp_path / "t.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     trace = read_requests(path, "azure")
-    assert trace.input_tokens.tolist() == [100, 200, 201, 202, 203, 204]
+    assert trace.input_tokens.tolist() == [100, *range(200, 200 + len(_BAD_AZURE_ROWS))]
     assert trace.notes == tuple(
         f"{path}:{3 + 2 * k}: {why}; row skipped" for k, (_, why) in enumerate(_BAD_AZURE_ROWS)
     )
@@ -80,6 +85,23 @@ def test_bad_rows_are_skipped_and_named_the_rest_is_read(tmp_path: Path) -> None
         "expected a JSON object; row skipped", "not JSON (Expecting property name enclosed in "
         "double quotes); row skipped", "timestamp must be a number of ms, got inf; row skipped"
     ]  # fmt: skip
+
+
+def test_a_job_line_past_the_queues_limits_is_skipped_and_named(tmp_path: Path) -> None:
+    """A job of 9e12 requests overflowed its deadline's date (an OverflowError traceback), one
+    of output_tokens 0 stopped the replay naming no file or line: each is now a skipped row."""
+    good = '"arrival": "2023-06-05T00:00:00Z", "input_tokens": 10'
+    path = tmp_path / "j.jsonl"
+    path.write_text(f'{{{good}, "output_tokens": 2, "requests": 9000000000000}}\n'
+                    f'{{{good}, "output_tokens": 0}}\n'
+                    f'{{{good}, "output_tokens": 2, "requests": 1000000000}}\n',
+                    encoding="utf-8")  # fmt: skip
+    trace = read_requests(path, "carbond")
+    assert trace.requests.tolist() == [1_000_000_000]
+    assert trace.notes == (
+        f"{path}:1: requests must be <= 1,000,000,000, got 9,000,000,000,000; row skipped",
+        f"{path}:2: output_tokens must be >= 1, got 0; row skipped",
+    )
 
 
 def test_an_intensity_files_skipped_rows_become_notes(tmp_path: Path) -> None:
