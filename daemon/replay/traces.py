@@ -10,22 +10,26 @@ first request) with prompt and output token counts, as NumPy arrays sorted by ar
 - ``carbond``: one *job* per line (already batched): ``arrival`` (RFC 3339 or seconds),
   ``input_tokens`` and ``output_tokens`` (per request, means; output at least 1) and
   ``requests`` (default 1).
+  The trace is marked ``prebatched``: replay keeps its jobs as they are.
 
 Counts are bounded as a queue line's are: up to :data:`MAX_TOKENS` tokens per request and
-:data:`MAX_REQUESTS` requests per job.
-  The trace is marked ``prebatched``: replay keeps its jobs as they are.
+:data:`MAX_REQUESTS` requests per job. Files ending in ``.gz`` are decompressed and a leading
+UTF-8 byte-order mark is dropped, as for the intensity traces.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
 import math
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -136,8 +140,16 @@ Row = tuple[float, int, int, int]  # arrival (s), input tokens, output tokens, r
 Skip = Callable[[ReplayInputError], None]  # a bad row's error, the row left out
 
 
+def _open_text(path: Path) -> TextIO:
+    """The file as text, as the intensity traces are read: ``.gz`` decompressed, a leading
+    byte-order mark (a spreadsheet's UTF-8 export) dropped."""
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
+
+
 def _read_azure(path: Path, skip: Skip) -> Iterator[Row]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with _open_text(path) as handle:
         reader = csv.DictReader(handle)
         missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
         if missing:
@@ -162,7 +174,7 @@ def _json_lines(
     path: Path, skip: Skip, parse: Callable[[dict[str, object], str], Row]
 ) -> Iterator[Row]:
     """``parse(obj, where)`` of each line's JSON object; a bad line is skipped."""
-    with path.open(encoding="utf-8") as handle:
+    with _open_text(path) as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
@@ -265,8 +277,10 @@ def read_requests(path: Path, fmt: str) -> RequestTrace:
 
     try:
         rows = list(reader(path, skip))
-    except OSError as exc:
+    except OSError as exc:  # gzip's BadGzipFile too
         raise ReplayInputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except (EOFError, zlib.error) as exc:  # a .gz cut short or corrupt
+        raise ReplayInputError(f"{path}: cannot read ({exc})") from exc
     except UnicodeDecodeError as exc:
         raise ReplayInputError(f"{path}: not UTF-8 text") from exc
     if not rows and skipped:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -102,6 +103,28 @@ def test_a_job_line_past_the_queues_limits_is_skipped_and_named(tmp_path: Path) 
         f"{path}:1: requests must be <= 1,000,000,000, got 9,000,000,000,000; row skipped",
         f"{path}:2: output_tokens must be >= 1, got 0; row skipped",
     )
+
+
+def test_traces_are_opened_as_the_intensity_files_are(tmp_path: Path) -> None:
+    """A spreadsheet's byte-order mark cost an Azure CSV its TIMESTAMP column and a JSONL file
+    its first line, and a .gz trace was 'not UTF-8 text' (the intensity files read both)."""
+    azure = write_azure(tmp_path / "t.csv", [(0.0, 100, 5), (10.0, 200, 7)])
+    text = azure.read_text(encoding="utf-8")
+    azure.write_text(text, encoding="utf-8-sig")
+    assert read_requests(azure, "azure").input_tokens.tolist() == [100, 200]
+    zipped = tmp_path / "t.csv.gz"
+    zipped.write_bytes(gzip.compress(text.encode()))
+    assert read_requests(zipped, "azure").input_tokens.tolist() == [100, 200]
+    moon = tmp_path / "m.jsonl"
+    moon.write_text('{"timestamp": 0, "input_length": 9, "output_length": 3}\n'
+                    '{"timestamp": 500, "input_length": 8, "output_length": 2}\n',
+                    encoding="utf-8-sig")  # fmt: skip
+    trace = read_requests(moon, "mooncake")
+    assert trace.input_tokens.tolist() == [9, 8] and trace.notes == ()
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(moon.read_bytes())[:20])
+    with pytest.raises(ReplayInputError, match=f"{cut}: cannot read .*ended before"):
+        read_requests(cut, "mooncake")
 
 
 def test_an_intensity_files_skipped_rows_become_notes(tmp_path: Path) -> None:
