@@ -151,23 +151,31 @@ def _open_text(path: Path) -> TextIO:
 def _read_azure(path: Path, skip: Skip) -> Iterator[Row]:
     with _open_text(path) as handle:
         reader = csv.DictReader(handle)
-        missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
-        if missing:
-            raise ReplayInputError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            try:
-                cells = sum(value is not None for value in row.values())
-                if cells < 3:  # a short row: csv fills the missing columns with None
-                    raise ReplayInputError(f"{where}: {cells} of the 3 columns")
-                yield (
-                    _azure_time(row["TIMESTAMP"], where),
-                    _tokens(row["ContextTokens"], where, "ContextTokens"),
-                    _tokens(row["GeneratedTokens"], where, "GeneratedTokens"),
-                    1,
-                )
-            except ReplayInputError as bad:
-                skip(bad)
+        try:
+            yield from _azure_rows(path, reader, skip)
+        except csv.Error as exc:  # a field past csv's limit (an unclosed quote)
+            line = reader.reader.line_num  # the DictReader's own count lags a row on an error
+            raise ReplayInputError(f"{path}:{line}: not CSV ({exc})") from exc
+
+
+def _azure_rows(path: Path, reader: csv.DictReader[str], skip: Skip) -> Iterator[Row]:
+    missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
+    if missing:
+        raise ReplayInputError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
+    for row in reader:
+        where = f"{path}:{reader.line_num}"  # the file's line: blank lines are not rows
+        try:
+            cells = sum(value is not None for value in row.values())
+            if cells < 3:  # a short row: csv fills the missing columns with None
+                raise ReplayInputError(f"{where}: {cells} of the 3 columns")
+            yield (
+                _azure_time(row["TIMESTAMP"], where),
+                _tokens(row["ContextTokens"], where, "ContextTokens"),
+                _tokens(row["GeneratedTokens"], where, "GeneratedTokens"),
+                1,
+            )
+        except ReplayInputError as bad:
+            skip(bad)
 
 
 def _json_lines(

@@ -127,6 +127,21 @@ def test_traces_are_opened_as_the_intensity_files_are(tmp_path: Path) -> None:
         read_requests(cut, "mooncake")
 
 
+def test_a_csv_error_names_its_line_and_blank_lines_keep_the_count(tmp_path: Path) -> None:
+    """A field past csv's size limit was a csv.Error traceback; after a blank line every
+    skipped row was named a line too early."""
+    path = tmp_path / "t.csv"
+    path.write_text(f"TIMESTAMP,ContextTokens,GeneratedTokens\n{_GOOD},1,1\n\nx,1,1\n",
+                    encoding="utf-8")  # fmt: skip
+    assert read_requests(path, "azure").notes == (
+        f"{path}:4: TIMESTAMP is not a time: 'x'; row skipped",
+    )
+    path.write_text(f'TIMESTAMP,ContextTokens,GeneratedTokens\n{_GOOD},1,1\n\n{_GOOD},"'
+                    + "1" * 200_000 + '",1\n', encoding="utf-8")  # fmt: skip
+    with pytest.raises(ReplayInputError, match=f"{path}:4: not CSV .*field limit"):
+        read_requests(path, "azure")
+
+
 def test_an_intensity_files_skipped_rows_become_notes(tmp_path: Path) -> None:
     path = write_intensity(tmp_path / "qc.csv", "CA-QC", [30.0] * 48, START)
     path.write_text(path.read_text(encoding="utf-8") + "garbage,X,X,CA-QC,5\n", encoding="utf-8")
