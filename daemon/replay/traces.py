@@ -4,7 +4,8 @@ Each reader returns a :class:`RequestTrace`: request arrival offsets (seconds fr
 first request) with prompt and output token counts, as NumPy arrays sorted by arrival.
 
 - ``azure``: ``TIMESTAMP,ContextTokens,GeneratedTokens`` (Patel et al., Splitwise, ISCA'24);
-  timestamps carry 7 fractional digits and no zone (read as UTC).
+  timestamps carry 7 fractional digits and no zone (read as UTC; an offset, where a row has
+  one, is honoured).
 - ``mooncake``: one JSON object per line with ``timestamp`` (ms, relative), ``input_length``,
   ``output_length`` (Qin et al., Mooncake, FAST'25).
 - ``carbond``: one *job* per line (already batched): ``arrival`` (RFC 3339 or seconds),
@@ -24,6 +25,7 @@ import gzip
 import io
 import json
 import math
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -125,15 +127,24 @@ def _tokens(value: object, where: str, name: str, least: int = 0, most: int = MA
     return tokens
 
 
+_FRACTION = re.compile(r"[.,](\d+)")  # a second's digits: 7 in Azure's, past what datetime keeps
+
+
 def _azure_time(value: str, where: str) -> float:
+    """Unix seconds of a TIMESTAMP: UTC without an offset, converted from its offset with one
+    (every row used to be read as UTC, its offset dropped or, after a fraction, the row
+    skipped); the fraction's digits are added as written."""
     text = value.strip()
-    head, _, frac = text.partition(".")
     try:
-        base = datetime.fromisoformat(head).replace(tzinfo=UTC)
-        fraction = float(f"0.{frac}") if frac else 0.0
+        stamp = datetime.fromisoformat(text)
     except ValueError:
         raise ReplayInputError(f"{where}: TIMESTAMP is not a time: {value!r}") from None
-    return base.timestamp() + fraction
+    base = stamp.replace(microsecond=0, tzinfo=UTC).timestamp()
+    offset = stamp.utcoffset()
+    if offset is not None:
+        base -= offset.total_seconds()
+    fraction = _FRACTION.search(text)
+    return base + (float(f"0.{fraction[1]}") if fraction else 0.0)
 
 
 Row = tuple[float, int, int, int]  # arrival (s), input tokens, output tokens, requests

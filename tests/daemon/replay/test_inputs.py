@@ -30,6 +30,20 @@ def test_azure_trace_is_read_in_arrival_order(tmp_path: Path) -> None:
     assert trace.output_tokens.tolist() == [7, 5, 1]
 
 
+def test_azure_timestamps_with_an_offset_are_converted(tmp_path: Path) -> None:
+    """Every TIMESTAMP was read as UTC: '18:15:10+02:00' as 18:15:10 UTC, 2 h late, and with a
+    fraction before the offset the row was skipped as 'not a time'."""
+    path = tmp_path / "t.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                    "2023-11-16 18:15:00.5000000,1,1\n"
+                    "2023-11-16 20:15:10+02:00,2,1\n"
+                    "2023-11-16 13:15:20.2500000-05:00,3,1\n"
+                    "2023-11-16T18:15:30Z,4,1\n", encoding="utf-8")  # fmt: skip
+    trace = read_requests(path, "azure")
+    assert trace.notes == () and trace.input_tokens.tolist() == [1, 2, 3, 4]
+    assert trace.offset_s.tolist() == pytest.approx([0.0, 9.5, 19.75, 29.5])
+
+
 def test_mooncake_and_carbond_lines(tmp_path: Path) -> None:
     moon = tmp_path / "m.jsonl"
     moon.write_text(
