@@ -136,6 +136,10 @@ def parse_grid(items: Sequence[str]) -> list[dict[str, Any]]:
     return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=14)  # the forecasts' history
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)  # a replay runs on past its end
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayInputs:
     """What ``carbond replay`` and ``carbond tune`` read from the command line."""
@@ -171,12 +175,18 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     # bounded so that a run's simulated length stays a time (1e300 overflowed the clock)
     if not (0 < inputs.truth_factor <= 100 and 0 <= inputs.duration_noise <= 3):
         raise ReplayInputError("--truth-factor must be > 0 and <= 100, --duration-noise 0 to 3")
+    # was an OverflowError traceback (--start 0001-01-01, --days 1e308)
+    if inputs.start < _EARLIEST or (_LATEST - inputs.start).total_seconds() < inputs.days * 86400:
+        raise ReplayInputError(
+            f"--start {inputs.start.date()} --days {inputs.days:g}: the replay and the two "
+            "weeks before it must fall within years 1 to 9999"
+        )
+    end = inputs.start + timedelta(days=inputs.days)
     cluster: Cluster = load_cluster(inputs.cluster)
     notes: list[str] = []
     signals = ReplaySignals(
         [read_intensity(p, notes) for p in inputs.intensity], cluster.zones(), inputs.forecaster
     )
-    end = inputs.start + timedelta(days=inputs.days)
     signals.covers(inputs.start, end)
     cluster.sites_cover(inputs.start, end)
     options = WorkloadOptions(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -376,7 +376,10 @@ def test_real_traces(shared_data: Path, path: str, fmt: str, requests: int, span
      ("truth_factor", float("nan"), "--truth-factor"),
      ("duration_noise", float("nan"), "--duration-noise"),
      # a run's simulated length past what a clock holds (an OverflowError traceback)
-     ("truth_factor", 1e300, "--truth-factor"), ("duration_noise", 1e9, "--duration-noise")],
+     ("truth_factor", 1e300, "--truth-factor"), ("duration_noise", 1e9, "--duration-noise"),
+     # a replay whose dates leave datetime's years (an OverflowError traceback)
+     ("days", 1e308, "--days 1e"), ("start", datetime(1, 1, 1, tzinfo=UTC), "--start 0001-01-01"),
+     ("start", datetime(9999, 12, 29, tzinfo=UTC), "within years 1 to 9999")],
 )  # fmt: skip
 def test_a_nan_or_empty_span_is_refused_before_any_input_is_read(
     tmp_path: Path, field: str, value: float, message: str
