@@ -38,7 +38,14 @@ import numpy.typing as npt
 
 from daemon.replay.errors import ReplayInputError
 
-__all__ = ["TRACE_FORMATS", "RequestTrace", "TraceFormat", "read_requests"]
+__all__ = [
+    "MAX_REQUESTS",
+    "MAX_TOKENS",
+    "TRACE_FORMATS",
+    "RequestTrace",
+    "TraceFormat",
+    "read_requests",
+]
 
 TraceFormat = Literal["carbond", "azure", "mooncake"]
 TRACE_FORMATS: Final[tuple[TraceFormat, ...]] = ("carbond", "azure", "mooncake")

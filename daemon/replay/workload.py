@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from daemon.replay.errors import ReplayInputError
-from daemon.replay.traces import IntArray, RequestTrace
+from daemon.replay.traces import MAX_REQUESTS, IntArray, RequestTrace
 from policies import JobSpec
 from policies.footprint import (
     DEFAULT_MODEL_CATALOG,
@@ -60,15 +60,17 @@ class WorkloadOptions:
 
     def validate(self) -> None:
         """Raises ReplayInputError naming the first option out of range."""
-        for name, ok in (
-            ("span", self.span_s > 0),
-            ("requests-per-job", self.requests_per_job >= 1),
-            ("time-scale", self.time_scale > 0),
-            ("slack", self.slack_s >= 0),
-            ("batch-size", self.batch_size >= 1),
-        ):
+        # requests-per-job past int64 was a TypeError traceback, time-scale inf a NumPy warning
+        for name, ok, rule in (
+            ("span", self.span_s > 0, "> 0"),
+            ("requests-per-job", 1 <= self.requests_per_job <= MAX_REQUESTS,
+             f"1 to {MAX_REQUESTS:,}"),
+            ("time-scale", 0 < self.time_scale < math.inf, "> 0 and finite"),
+            ("slack", 0 <= self.slack_s < math.inf, ">= 0"),
+            ("batch-size", self.batch_size >= 1, ">= 1"),
+        ):  # fmt: skip
             if not ok:
-                raise ReplayInputError(f"--{name} is out of range")
+                raise ReplayInputError(f"--{name} is out of range ({rule})")
 
 
 MAX_TILED_REQUESTS = 20_000_000  # ~25x a week of Azure's conversation trace at time scale 1
@@ -198,7 +200,13 @@ def build_jobs(
                 )
             allowance[workload] = 2.0 * max(fitting) + 2.0 * options.tick_s
         arrived = options.start + timedelta(seconds=offset_s)
-        deadline = arrived + timedelta(seconds=options.slack_s + allowance[workload])
+        try:
+            deadline = arrived + timedelta(seconds=options.slack_s + allowance[workload])
+        except OverflowError:  # was a traceback (--slack 99999999999999d)
+            raise ReplayInputError(
+                f"--slack {options.slack_s / 86400:g} days: job {job_id}'s deadline would be "
+                "past year 9999"
+            ) from None
         home = homes[i % len(homes)] if homes else ""
         order = (home, *(name for name in names if name != home)) if home else ()
         jobs.append(JobSpec(job_id, model, workload, arrived, deadline, options.runtime, order))

@@ -244,6 +244,30 @@ def test_batching_slack_and_homes(tmp_path: Path, cluster_file: Path) -> None:
     assert [j.regions[0] for j in jobs] == ["quebec", "california", "quebec"]
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("requests_per_job", 2**64, r"--requests-per-job is out of range \(1 to 1,000,000,000\)"),
+        ("time_scale", float("inf"), r"--time-scale is out of range \(> 0 and finite\)"),
+        ("slack_s", 1e24, "--slack 1.15741e.19 days: job t-000000's deadline would be past year"),
+    ],
+)
+def test_workload_options_past_what_a_replay_holds_are_named(
+    tmp_path: Path, cluster_file: Path, option: str, value: float, message: str
+) -> None:
+    """`--requests-per-job 18446744073709551616` was a TypeError traceback, `--slack
+    99999999999999d` an OverflowError one, `--time-scale inf` a NumPy warning and a replay of
+    nonsense offsets."""
+    from dataclasses import replace
+
+    path = write_azure(tmp_path / "t.csv", [(i * 10.0, 100, 10) for i in range(4)])
+    cluster = load_cluster(cluster_file)
+    options = replace(WorkloadOptions(START, 100.0, model="llama-1b"), **{option: value})
+    regions = [(r.name, r.gpu_count) for r in cluster.regions]
+    with pytest.raises(ReplayInputError, match=message):
+        build_jobs([read_requests(path, "azure")], options, regions, cluster.gpu_types())
+
+
 def test_overlaid_traces_get_distinct_job_ids(tmp_path: Path, cluster_file: Path) -> None:
     """Mooncake's conversation_trace and synthetic_trace (the same last ``_`` part) and a
     trace overlaid on itself: every job id is unique (the ledger refused the second
