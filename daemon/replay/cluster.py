@@ -117,7 +117,7 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
     """Read and check the cluster file at ``path``.
 
     Raises:
-        ReplayInputError: unreadable file, bad TOML, a bad field or an unknown GPU type
+        ReplayInputError: unreadable file, not UTF-8, bad TOML, a bad field or an unknown GPU type
             (the message names the file and the field).
     """
     try:
@@ -125,6 +125,8 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         parsed = _ClusterFile.model_validate(raw)
     except OSError as exc:
         raise ReplayInputError(f"{path}: cannot read cluster file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:  # was a traceback (a .gz or binary file named)
+        raise ReplayInputError(f"{path}: not a cluster file (not UTF-8 text)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ReplayInputError(f"{path}: not valid TOML ({exc})") from exc
     except ValidationError as exc:

@@ -337,6 +337,14 @@ def test_bad_cluster_files(tmp_path: Path, text: str, message: str) -> None:
         load_cluster(path)
 
 
+def test_a_cluster_file_that_is_not_text_is_named(tmp_path: Path) -> None:
+    """`--cluster intensity.csv.gz` was a UnicodeDecodeError traceback."""
+    path = tmp_path / "c.toml.gz"
+    path.write_bytes(gzip.compress(b"[[regions]]\n"))
+    with pytest.raises(ReplayInputError, match=f"{path}: not a cluster file"):
+        load_cluster(path)
+
+
 def test_cluster_devices(cluster_file: Path) -> None:
     cluster = load_cluster(cluster_file)
     ids = [d.device_id for d in cluster.devices()]
