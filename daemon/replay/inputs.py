@@ -92,20 +92,28 @@ def parse_policies(text: str) -> list[PolicySpec]:
     """``run-now,carbon-window:herd_penalty=0.1:min_saving=0.05`` -> specs.
 
     Raises:
-        ReplayInputError: an empty name or a parameter without ``=``.
+        ReplayInputError: an empty name, a parameter without ``=``, a parameter given twice in
+            one policy (the later would silently replace the earlier) or a policy given twice
+            (the same replay run twice).
     """
-    specs = []
+    specs: list[PolicySpec] = []
     for item in text.split(","):
-        name, *pairs = item.strip().split(":")
+        name, *pairs = (part.strip() for part in item.split(":"))
         if not name:
             raise ReplayInputError(f"--policy: empty policy name in {text!r}")
-        params = {}
+        params: dict[str, Any] = {}
         for pair in pairs:
             key, sep, value = pair.partition("=")
+            key = key.strip()
             if not sep or not key:
                 raise ReplayInputError(f"--policy: expected key=value, got {pair!r}")
-            params[key.strip()] = _value(value)
-        specs.append(PolicySpec(name, params))
+            if key in params:
+                raise ReplayInputError(f"--policy {item.strip()!r}: {key} given twice")
+            params[key] = _value(value)
+        spec = PolicySpec(name, params)
+        if any(spec.label == other.label for other in specs):
+            raise ReplayInputError(f"--policy: {spec.label} given twice")
+        specs.append(spec)
     return specs
 
 

@@ -274,6 +274,24 @@ def test_a_grid_names_each_setting_once(items: list[str], message: str) -> None:
         parse_grid(items)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("carbon-window:min_saving=0.1:min_saving=0.2",
+      "--policy 'carbon-window:min_saving=0.1:min_saving=0.2': min_saving given twice"),
+     ("run-now,carbon-window,run-now", "--policy: run-now given twice"),
+     ("carbon-window:guard_s=60, carbon-window : guard_s = 60 ",
+      "--policy: carbon-window:guard_s=60 given twice")],
+)  # fmt: skip
+def test_a_policy_list_names_each_setting_once(text: str, message: str) -> None:
+    """A parameter given twice kept only the last value (min_saving 0.1 was never replayed),
+    and a policy given twice was replayed twice, its rows alike."""
+    with pytest.raises(ReplayInputError, match=re.escape(message)):
+        parse_policies(text)
+    assert parse_policies(" carbon-window : min_saving = 0.1 ")[0].label == (
+        "carbon-window:min_saving=0.1"
+    )
+
+
 def test_a_bad_slack_fails_before_an_out_folder_is_made_and_tune_takes_one(
     trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
