@@ -24,14 +24,13 @@ import csv
 import gzip
 import io
 import json
-import math
 import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal, TextIO
+from typing import Final, Literal, TextIO, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -210,6 +209,9 @@ def _json_lines(
             except json.JSONDecodeError as exc:
                 skip(ReplayInputError(f"{where}: not JSON ({exc.msg})"))
                 continue
+            except ValueError as exc:  # an integer past Python's 4300 digits (a traceback)
+                skip(ReplayInputError(f"{where}: not JSON ({str(exc).split(';')[0]})"))
+                continue
             if not isinstance(obj, dict):
                 skip(ReplayInputError(f"{where}: expected a JSON object"))
                 continue
@@ -226,10 +228,24 @@ def _field(obj: dict[str, object], name: str, where: str) -> object:
         raise ReplayInputError(f"{where}: missing field {name!r}") from None
 
 
+# Arrivals as numbers are bounded by the Unix seconds of years 1 to 9999 (an RFC 3339 time's
+# range): a 400-digit integer was an OverflowError traceback, and -1.7e308 with 1.7e308 an
+# offset of inf (a NumPy warning, then no job at all).
+_FIRST_S: Final = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_LAST_S: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+def _number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _mooncake_row(obj: dict[str, object], where: str) -> Row:
     stamp = _field(obj, "timestamp", where)
-    if not isinstance(stamp, int | float) or isinstance(stamp, bool) or not math.isfinite(stamp):
-        raise ReplayInputError(f"{where}: timestamp must be a number of ms, got {stamp!r}")
+    if not (_number(stamp) and -_LAST_S * 1000 <= stamp <= _LAST_S * 1000):
+        raise ReplayInputError(
+            f"{where}: timestamp must be a number of ms up to {_LAST_S * 1000:.3g} in size, "
+            f"got {repr(stamp)[:40]}"
+        )
     return (
         float(stamp) / 1000.0,
         _tokens(_field(obj, "input_length", where), where, "input_length"),
@@ -243,9 +259,11 @@ def _read_mooncake(path: Path, skip: Skip) -> Iterator[Row]:
 
 
 def _carbond_time(value: object, where: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise ReplayInputError(f"{where}: arrival is not RFC 3339 or seconds: {value!r}")
+    if _number(value):
+        if not _FIRST_S <= value <= _LAST_S:
+            raise ReplayInputError(
+                f"{where}: arrival must be Unix seconds of years 1 to 9999, got {repr(value)[:40]}"
+            )
         return float(value)
     try:
         parsed = datetime.fromisoformat(str(value))

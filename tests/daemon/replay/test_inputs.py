@@ -93,13 +93,30 @@ def test_bad_rows_are_skipped_and_named_the_rest_is_read(tmp_path: Path) -> None
     )
     moon = tmp_path / "m.jsonl"
     moon.write_text('{"timestamp": 0, "input_length": 9, "output_length": 3}\n[1]\n{bad\n'
-                    '{"timestamp": Infinity, "input_length": 1, "output_length": 1}\n',
+                    '{"timestamp": Infinity, "input_length": 1, "output_length": 1}\n'
+                    # an OverflowError and a ValueError traceback
+                    f'{{"timestamp": {10**400}, "input_length": 1, "output_length": 1}}\n'
+                    f'{{"timestamp": 1{"0" * 5000}, "input_length": 1, "output_length": 1}}\n',
                     encoding="utf-8")  # fmt: skip
     trace = read_requests(moon, "mooncake")
+    size = "timestamp must be a number of ms up to 2.53e+14 in size, got"
     assert len(trace) == 1 and [n.split(": ", 1)[1] for n in trace.notes] == [
         "expected a JSON object; row skipped", "not JSON (Expecting property name enclosed in "
-        "double quotes); row skipped", "timestamp must be a number of ms, got inf; row skipped"
+        "double quotes); row skipped", f"{size} inf; row skipped",
+        f"{size} {str(10**400)[:40]}; row skipped",
+        "not JSON (Exceeds the limit (4300 digits) for integer string conversion: value has "
+        "5001 digits); row skipped",
     ]  # fmt: skip
+    jobs = tmp_path / "j.jsonl"  # -1.7e308 to 1.7e308: an offset of inf, a NumPy warning
+    jobs.write_text("".join(f'{{"arrival": {t}, "input_tokens": 1, "output_tokens": 1}}\n'
+                            for t in (-1.7e308, 0, 60, 1.7e308)), encoding="utf-8")  # fmt: skip
+    trace = read_requests(jobs, "carbond")
+    assert trace.offset_s.tolist() == [0.0, 60.0] and [
+        n.split(": ", 1)[1] for n in trace.notes
+    ] == [
+        f"arrival must be Unix seconds of years 1 to 9999, got {t}; row skipped"
+        for t in ("-1.7e+308", "1.7e+308")
+    ]
 
 
 def test_a_job_line_past_the_queues_limits_is_skipped_and_named(tmp_path: Path) -> None:
