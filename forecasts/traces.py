@@ -23,6 +23,7 @@ import csv
 import gzip
 import io
 import math
+import zlib
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -251,7 +252,7 @@ def _read_rows(
             header = next(reader)
         except StopIteration:
             raise TraceFormatError(name, 1, None, "empty file") from None
-        except (csv.Error, UnicodeDecodeError, EOFError, OSError) as e:
+        except (csv.Error, UnicodeDecodeError, EOFError, OSError, zlib.error) as e:
             raise TraceFormatError(name, 1, None, f"not a CSV file: {e}") from e
         fmt, columns = _detect(name, header)
         value_col = fmt.lifecycle if kind == "lifecycle" else fmt.direct
@@ -285,7 +286,7 @@ def _read_rows(
                 bucket.values.append(value)
                 bucket.estimated.append(est)
                 bucket.lines.append(line)
-        except (csv.Error, UnicodeDecodeError, EOFError, OSError) as e:
+        except (csv.Error, UnicodeDecodeError, EOFError, OSError, zlib.error) as e:
             raise TraceFormatError(name, reader.line_num, None, f"unreadable: {e}") from e
     return fmt, rows, notes
 

@@ -123,6 +123,17 @@ def test_binary_file_is_rejected(tmp_path: Path, name: str) -> None:
         read_trace(path)
 
 
+def test_a_corrupt_gzip_trace_is_named(tmp_path: Path) -> None:
+    """A .gz whose deflate stream is damaged (not its CRC) was a zlib.error traceback."""
+    rows = "".join(f"2023-01-01T{h:02d}:00Z,XX,{100 + h}\n" for h in range(24)) * 20
+    data = bytearray(gzip.compress(("datetime,zone,carbon_intensity_g_per_kwh\n" + rows).encode()))
+    data[30:38] = b"\xff" * 8
+    path = tmp_path / "x.csv.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(TraceFormatError, match=r"x\.csv\.gz.*Error -3 while decompressing"):
+        read_trace(path)
+
+
 @pytest.mark.shared_data
 def test_reads_real_portal_export(shared_data: Path) -> None:
     path = shared_data / "carbon_intensity/electricitymaps_jasonm-jones/US-NW-PACW_2023_hourly.csv"
