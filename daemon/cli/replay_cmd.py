@@ -83,7 +83,7 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="FILE",
-        help="Electricity Maps hourly CSV (repeat per zone)",
+        help="Electricity Maps hourly CSV (repeat per zone; a zone's yearly files are joined)",
     )
     parser.add_argument("--start", required=True, help="replay start, e.g. 2023-06-05")
     parser.add_argument("--days", type=float, default=7.0, help="replayed span (default 7)")

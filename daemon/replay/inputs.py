@@ -15,7 +15,7 @@ from daemon.replay.cluster import Cluster, load_cluster
 from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.ledger_jobs import distinct_ids, jobs_from_ledger
-from daemon.replay.signals import ReplaySignals, read_intensity
+from daemon.replay.signals import ReplaySignals, join_zones, read_intensity
 from daemon.replay.traces import TRACE_FORMATS, read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs
 from daemon.settings.sections import MAX_INTERVAL_S
@@ -192,9 +192,8 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     end = inputs.start + timedelta(days=inputs.days)
     cluster: Cluster = load_cluster(inputs.cluster)
     notes: list[str] = []
-    signals = ReplaySignals(
-        [read_intensity(p, notes) for p in inputs.intensity], cluster.zones(), inputs.forecaster
-    )
+    series = join_zones([read_intensity(p, notes) for p in inputs.intensity], notes)
+    signals = ReplaySignals([series], cluster.zones(), inputs.forecaster)
     signals.covers(inputs.start, end)
     cluster.sites_cover(inputs.start, end)
     options = WorkloadOptions(

@@ -25,12 +25,14 @@ from forecasts import (
     ForecastsError,
     HistoricalForecasts,
     IntensitySeries,
+    fill_gaps,
     make_forecaster,
     read_trace,
     score_recent,
 )
+from forecasts.traces import MAX_TRACE_POINTS
 
-__all__ = ["DEFAULT_FORECASTER", "ReplaySignals", "ZoneSeries", "read_intensity"]
+__all__ = ["DEFAULT_FORECASTER", "ReplaySignals", "ZoneSeries", "join_zones", "read_intensity"]
 
 DEFAULT_FORECASTER = "blend"
 FloatArray = npt.NDArray[np.float64]
@@ -64,6 +66,50 @@ def read_intensity(path: Path, notes: list[str] | None = None) -> dict[str, Inte
     return dict(read.series)
 
 
+def join_zones(
+    found: Sequence[Mapping[str, IntensitySeries]], notes: list[str] | None = None
+) -> dict[str, IntensitySeries]:
+    """One series per zone from several files' series: a zone in two files (Electricity Maps'
+    yearly files, for a replay across the new year) is joined, the later file's points winning
+    where both have one and the points between them interpolated (said in ``notes``). Until
+    2026-12-06 the later file replaced the earlier, which was silently dropped.
+
+    Raises:
+        ReplayInputError: a zone's files on different steps or grids, or too far apart.
+    """
+    joined: dict[str, IntensitySeries] = {}
+    for series in found:
+        for zone, later in series.items():
+            key = zone.upper()
+            earlier = joined.get(key)
+            joined[key] = later if earlier is None else _join(earlier, later, notes)
+    return joined
+
+
+def _join(
+    earlier: IntensitySeries, later: IntensitySeries, notes: list[str] | None
+) -> IntensitySeries:
+    files = f"{earlier.source or 'an --intensity file'} and {later.source or 'another'}"
+    first = min(earlier.start, later.start)
+    points = (max(earlier.end, later.end) - first).total_seconds() / earlier.step_s
+    if points > MAX_TRACE_POINTS:
+        raise ReplayInputError(
+            f"intensity for {earlier.zone}: {files} are {points:,.0f} points apart "
+            f"(at most {MAX_TRACE_POINTS:,})"
+        )
+    try:
+        both = earlier.merge(later.replace(zone=earlier.zone))
+    except ForecastsError as exc:
+        raise ReplayInputError(f"intensity for {earlier.zone} in {files}: {exc}") from exc
+    both, filled = fill_gaps(both)
+    if notes is not None and filled:
+        notes.append(
+            f"intensity for {earlier.zone}: {filled} points between {files} interpolated, "
+            "flagged estimated"
+        )
+    return both
+
+
 class ReplaySignals:
     """Realised intensity per zone, and the forecasts a planner could have had at any time.
 
@@ -78,9 +124,7 @@ class ReplaySignals:
         zones: Sequence[str],
         forecaster: str = DEFAULT_FORECASTER,
     ) -> None:
-        merged: dict[str, IntensitySeries] = {}
-        for found in series:
-            merged.update({zone.upper(): s for zone, s in found.items()})
+        merged = join_zones(series)
         missing = [z for z in zones if z.upper() not in merged]
         if missing:
             raise ReplayInputError(

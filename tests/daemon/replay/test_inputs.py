@@ -13,7 +13,7 @@ import pytest
 from daemon.errors import UsageError
 from daemon.replay.cluster import load_cluster
 from daemon.replay.errors import ReplayInputError
-from daemon.replay.signals import ReplaySignals, read_intensity
+from daemon.replay.signals import ReplaySignals, join_zones, read_intensity
 from daemon.replay.traces import read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs, tile
 from policies import Device
@@ -395,6 +395,40 @@ def test_too_short_intensity_is_named(intensity_files: list[Path]) -> None:
     signals = ReplaySignals([read_intensity(p) for p in intensity_files], ["CA-QC"])
     with pytest.raises(ReplayInputError, match="CA-QC"):
         signals.covers(START, START + timedelta(days=30))
+
+
+def test_a_zone_in_two_files_is_joined(
+    tmp_path: Path, trace: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    """A zone's second file (the next year's) replaced its first, silently: a replay across
+    the new year with both yearly files failed, 'intensity for CA-QC covers ...'."""
+    from dataclasses import replace
+
+    from daemon.replay.inputs import load_setup
+    from tests.daemon.replay.conftest import replay_inputs
+
+    begin = START - timedelta(days=8)
+    early = write_intensity(tmp_path / "qc-a.csv", "CA-QC", [10.0] * 48, begin)
+    late = write_intensity(tmp_path / "qc-b.csv", "ca-qc", [20.0, 30.0] + [40.0] * 258,
+                           begin + timedelta(hours=47))  # fmt: skip
+    inputs = replay_inputs(trace, cluster_file, [early, late, intensity_files[1]])
+    setup = load_setup(replace(inputs, days=0.5), 0.0)
+    series = setup.signals.actual("CA-QC")
+    assert series.start == begin and len(series) == 47 + 260
+    assert series.values_g_per_kwh[[0, 46, 47, 48, -1]].tolist() == [10.0, 10.0, 20.0, 30.0, 40.0]
+    gap = write_intensity(tmp_path / "qc-c.csv", "CA-QC", [40.0] * 200, begin + timedelta(hours=50))
+    notes: list[str] = []
+    joined = join_zones([read_intensity(early), read_intensity(gap)], notes)["CA-QC"]
+    assert joined.values_g_per_kwh[[47, 48, 49, 50]].tolist() == [10.0, 20.0, 30.0, 40.0]
+    assert joined.is_estimated[[47, 48, 49, 50]].tolist() == [False, True, True, False]
+    assert notes == ["intensity for CA-QC: 2 points between qc-a.csv and qc-c.csv interpolated, "
+                     "flagged estimated"]  # fmt: skip
+    minutes = tmp_path / "qc-15.csv"
+    minutes.write_text("datetime,zone,carbon_intensity_g_per_kwh\n" + "".join(
+        f"{START + timedelta(minutes=15 * k):%Y-%m-%dT%H:%M}Z,CA-QC,5\n" for k in range(8)
+    ), encoding="utf-8")  # fmt: skip
+    with pytest.raises(ReplayInputError, match=r"CA-QC in qc-a\.csv and qc-15\.csv: cannot merge"):
+        join_zones([read_intensity(early), read_intensity(minutes)])
 
 
 def test_missing_zone_is_named(intensity_files: list[Path]) -> None:
