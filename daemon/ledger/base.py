@@ -78,6 +78,9 @@ class Connection:
         self.path = path
         self._db = connection
         self._db.row_factory = sqlite3.Row
+        # A read-only view of a ledger an older carbond wrote, not migrated yet (the daemon
+        # migrates it when it starts): its version, named when a read misses a newer column.
+        self._unmigrated_version: int | None = None
 
     @classmethod
     def open(cls, path: Path, *, durable: bool = True, private: bool = False) -> Self:
@@ -121,9 +124,13 @@ class Connection:
             db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None)
             db.execute("PRAGMA query_only=ON")
             db.execute("SELECT 1 FROM jobs LIMIT 1")
+            version = db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
         except sqlite3.Error as exc:
             raise LedgerError(f"{path}: cannot read the ledger: {exc}") from exc
-        return cls(path, db)
+        ledger = cls(path, db)
+        if version is not None and version < SCHEMA_VERSION:
+            ledger._unmigrated_version = version
+        return ledger
 
     def close(self) -> None:
         """Close the connection."""
@@ -219,10 +226,21 @@ class Connection:
         try:
             return self._db.execute(sql, params)
         except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: {exc}") from exc
+            raise LedgerError(f"{self.path}: {exc}{self._unmigrated(exc)}") from exc
 
     def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
             self._db.executemany(sql, rows)
         except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: {exc}") from exc
+            raise LedgerError(f"{self.path}: {exc}{self._unmigrated(exc)}") from exc
+
+    def _unmigrated(self, exc: sqlite3.Error) -> str:
+        """Why a read of a ledger an older carbond wrote misses a table or column, and what
+        to do (empty for other errors)."""
+        version = self._unmigrated_version
+        if version is None or not str(exc).startswith("no such"):
+            return ""
+        return (
+            f" (its schema is version {version}, older than this carbond's {SCHEMA_VERSION}: "
+            "the daemon migrates it when it starts; restart it after upgrading carbond)"
+        )

@@ -16,7 +16,9 @@ class QueueState(Connection):
 
     def queue_files(self) -> dict[str, QueueFileRecord]:
         """Ingestion progress of every queue file, by path relative to the state dir."""
-        rows = self._exec("SELECT * FROM queue_files")
+        rows = self._exec(
+            "SELECT path, inode, byte_offset, line_no, retired_at, tail, skipping FROM queue_files"
+        )
         return {
             r["path"]: QueueFileRecord(r["path"], r["inode"], r["byte_offset"], r["line_no"],
                                        dt(r["retired_at"]), r["tail"], bool(r["skipping"]))

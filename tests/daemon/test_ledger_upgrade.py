@@ -1,0 +1,96 @@
+"""A ledger an older carbond wrote, opened by this one: read before the daemon migrates it,
+then migrated with every job and figure kept."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.doctor import run_checks
+from daemon.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+SPEC = (
+    '{"id": "%s", "name": "%s", "model": "llama-3.2-1b", "params_b": null, "input_tokens": 128, '
+    '"output_tokens": 150, "requests": 2, "batch_size": 1, "tensor_parallel": 1, '
+    '"deadline": null, "command": ["true"], "regions": [], "gpu_types": [], '
+    '"min_gpu_memory_gb": 0.0, "priority": 0, "tags": [], "precision": "fp16", '
+    '"runtime": "hf-eager"}'
+)
+DONE, LIVE = SPEC % ("done", "done"), SPEC % ("live", "live")
+# What a carbond of schema version 1 left: a finished job with its decision, run and measured
+# outcome, a running one, and the queue file's offset.
+VERSION_1_ROWS = f"""
+INSERT INTO jobs VALUES ('done', 1000, 1000, 'done', 'succeeded', 0,
+    '2026-05-31T10:00:00+00:00', NULL, '{DONE}', 'queue.jsonl:1',
+    '2026-05-31T11:00:00+00:00', NULL);
+INSERT INTO jobs VALUES ('live', 1000, 1000, 'live', 'running', 0,
+    '2026-05-31T10:00:01+00:00', NULL, '{LIVE}', 'queue.jsonl:2',
+    '2026-05-31T10:30:00+00:00', NULL);
+INSERT INTO decisions (job_id, at, policy, action, reason, region, gpu)
+    VALUES ('done', '2026-05-31T10:00:00+00:00', 'run-now', 'start', 'now', 'qc', 'T4');
+INSERT INTO runs (job_id, executor, token, device_ids_json, gpu_indices_json, launched_at)
+    VALUES ('live', 'simulated', '{{}}', '["qc/0"]', '[0]', '2026-05-31T10:30:00+00:00');
+INSERT INTO outcomes (job_id, measured_energy_j, energy_method, total_g, recorded_at)
+    VALUES ('done', 3600000.0, 'counter', 31.0, '2026-05-31T11:00:00+00:00');
+INSERT INTO queue_files VALUES ('queue.jsonl', 42, 800, 2, NULL);
+"""
+
+
+def _ledger_of_version_1(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at TEXT NOT NULL);\n"
+        + MIGRATIONS[0][2]
+        + VERSION_1_ROWS
+        + "INSERT INTO schema_migrations VALUES (1, 'v1', '2026-05-31T09:00:00Z');"
+    )
+    db.close()
+
+
+def test_a_read_the_old_schema_lacks_says_the_daemon_migrates_it(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    _ledger_of_version_1(path)
+
+    with Ledger.open_readonly(path) as reader:
+        assert [job.job_id for job in reader.jobs()] == ["done", "live"]
+        with pytest.raises(LedgerError) as caught:
+            reader.queue_files()
+    assert str(caught.value) == (
+        f"{path}: no such column: tail (its schema is version 1, older than this carbond's "
+        f"{SCHEMA_VERSION}: the daemon migrates it when it starts; restart it after upgrading "
+        "carbond)"
+    )
+
+    with Ledger.open(path) as ledger:
+        assert ledger.schema_version() == SCHEMA_VERSION
+        assert ledger.queue_files()["queue.jsonl"].byte_offset == 800
+        outcome = ledger.outcome("done")
+        assert outcome is not None
+        assert (outcome["energy_j"], outcome["region"], outcome["gpu"]) == (3600000.0, "qc", "T4")
+        assert {job.job_id: job.state for job in ledger.jobs()} == {
+            "done": "succeeded",
+            "live": "running",
+        }
+
+
+def test_doctor_on_a_ledger_an_older_carbond_wrote_names_the_schema(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    _ledger_of_version_1(state / "ledger.db")
+    (state / "queue.jsonl").write_bytes(b"")
+    config = tmp_path / "carbond.toml"
+    config.write_text(
+        f'state_dir = "{state}"\n[policy]\nname = "run-now"\n'
+        '[[regions]]\nname = "qc"\nzone = "CA-QC"\nexecutor = "local"\ngpus = ["T4"]\n'
+    )
+
+    checks = {c.name: c for c in run_checks(config, NOW)}
+
+    assert checks["queue"].status == "fail"
+    assert "its schema is version 1, older than this carbond's" in checks["queue"].detail
