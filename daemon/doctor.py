@@ -30,7 +30,7 @@ from daemon.assemble import LEDGER_NAME, build_slurm_executor
 from daemon.errors import DaemonError
 from daemon.health import HEALTH_NAME, HEARTBEAT_S, read_health
 from daemon.inventory import build_inventory
-from daemon.ledger import Ledger
+from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
 from daemon.queue.files import spool_name_problem
 from daemon.settings import ConfigError, Settings, load_settings
@@ -132,6 +132,11 @@ def _check_ledger(settings: Settings) -> Check:
         counts = ledger.counts_by_state()
         version = ledger.schema_version()
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs"
+    if version > SCHEMA_VERSION:
+        return Check("ledger", "fail", f"{path}: schema v{version} is newer than this carbond "
+                     f"(v{SCHEMA_VERSION}): `carbond run` refuses it; upgrade carbond")  # fmt: skip
+    if version < SCHEMA_VERSION:
+        summary += f" (the daemon migrates it to v{SCHEMA_VERSION} when it starts)"
     return Check("ledger", "pass", f"{path}: schema v{version}, {summary}")
 
 

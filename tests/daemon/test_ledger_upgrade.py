@@ -53,6 +53,15 @@ def _ledger_of_version_1(path: Path) -> None:
     db.close()
 
 
+def _config(tmp_path: Path, state: Path) -> Path:
+    config = tmp_path / "carbond.toml"
+    config.write_text(
+        f'state_dir = "{state}"\n[policy]\nname = "run-now"\n'
+        '[[regions]]\nname = "qc"\nzone = "CA-QC"\nexecutor = "local"\ngpus = ["T4"]\n'
+    )
+    return config
+
+
 def test_a_read_the_old_schema_lacks_says_the_daemon_migrates_it(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     _ledger_of_version_1(path)
@@ -84,13 +93,34 @@ def test_doctor_on_a_ledger_an_older_carbond_wrote_names_the_schema(tmp_path: Pa
     state.mkdir()
     _ledger_of_version_1(state / "ledger.db")
     (state / "queue.jsonl").write_bytes(b"")
-    config = tmp_path / "carbond.toml"
-    config.write_text(
-        f'state_dir = "{state}"\n[policy]\nname = "run-now"\n'
-        '[[regions]]\nname = "qc"\nzone = "CA-QC"\nexecutor = "local"\ngpus = ["T4"]\n'
+
+    checks = {c.name: c for c in run_checks(_config(tmp_path, state), NOW)}
+
+    assert checks["ledger"].status == "pass"
+    assert checks["ledger"].detail.endswith(
+        f"schema v1, 1 running, 1 succeeded (the daemon migrates it to v{SCHEMA_VERSION} "
+        "when it starts)"
     )
-
-    checks = {c.name: c for c in run_checks(config, NOW)}
-
     assert checks["queue"].status == "fail"
     assert "its schema is version 1, older than this carbond's" in checks["queue"].detail
+
+
+def test_doctor_fails_a_ledger_newer_than_this_carbond_as_the_daemon_refuses_it(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    Ledger.open(state / "ledger.db").close()
+    db = sqlite3.connect(state / "ledger.db")
+    db.execute(f"INSERT INTO schema_migrations VALUES ({SCHEMA_VERSION + 1}, 'later', 'x')")
+    db.commit()
+    db.close()
+
+    checks = {c.name: c for c in run_checks(_config(tmp_path, state), NOW)}
+
+    assert checks["ledger"].status == "fail"
+    assert checks["ledger"].detail.endswith(
+        f"schema v{SCHEMA_VERSION + 1} is newer than this carbond (v{SCHEMA_VERSION}): "
+        "`carbond run` refuses it; upgrade carbond"
+    )
+    with pytest.raises(LedgerError, match="newer than this carbond"):
+        Ledger.open(state / "ledger.db")
