@@ -19,6 +19,8 @@ rest with mode 0755). Files carbond creates are also opened with ``O_NOFOLLOW`` 
 
 One daemon per state dir: :func:`lock_state_dir` holds ``daemon.lock`` (``flock``) while it
 runs, so a second ``carbond run`` on the same ledger and queue is refused, not a second writer.
+A carbond older than the lock takes none: one still running after an upgrade is found by the
+pid its ``health.json`` names, a live process with this state dir's ledger open.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import stat
 from pathlib import Path
 
 from daemon.errors import DaemonError
+from daemon.health import HEALTH_NAME, read_health
 
 __all__ = [
     "LOCK_NAME",
@@ -79,9 +82,38 @@ def lock_state_dir(state_dir: Path) -> int:
             f"another carbond daemon (pid {holder}) runs with state dir {state_dir}; "
             "one daemon per state dir (stop it, or give this one another state_dir)"
         ) from None
+    if (older := _unlocked_daemon(state_dir)) is not None:
+        os.close(fd)
+        raise StateDirLockedError(
+            f"another carbond daemon (pid {older}, a version that takes no {LOCK_NAME}) runs "
+            f"with state dir {state_dir}; one daemon per state dir (stop it, or give this one "
+            "another state_dir)"
+        )
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode("ascii"))
     return fd
+
+
+def _unlocked_daemon(state_dir: Path) -> int | None:
+    """The pid of a daemon running with ``state_dir`` without its lock (a carbond from before
+    ``daemon.lock``, still running after an upgrade): the pid its ``health.json`` names, alive
+    and holding this state dir's ``ledger.db`` open (a pid reused since is not, nor is any
+    reader: readers write no ``health.json``). None when there is none or it cannot be told."""
+    report = read_health(state_dir / HEALTH_NAME)
+    if report is None or report.pid == os.getpid():
+        return None
+    ledger = os.path.realpath(state_dir / "ledger.db")
+    try:
+        fds = os.listdir(f"/proc/{report.pid}/fd")
+    except OSError:
+        return None  # gone, or not ours to look at
+    for name in fds:
+        try:
+            if os.readlink(f"/proc/{report.pid}/fd/{name}") == ledger:
+                return report.pid
+        except OSError:
+            continue
+    return None
 
 
 def state_dir_problems(state_dir: Path, euid: int | None = None) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from daemon.executors.jobfiles import open_log, write_private
+from daemon.health import Health
 from daemon.queue import QueueError
 from daemon.queue.files import write_rejections
 from daemon.statedir import (
@@ -118,6 +120,37 @@ def test_a_second_daemon_on_the_same_state_dir_is_refused(tmp_path: Path) -> Non
     finally:
         job.kill()
         job.wait()
+
+
+def test_a_running_daemon_of_a_version_before_the_lock_is_refused_too(tmp_path: Path) -> None:
+    """A carbond from before daemon.lock, still running after an upgrade, takes no lock: it is
+    told by its health.json's pid, alive with this ledger open (this process plays it)."""
+    state = _state(tmp_path)
+    config = tmp_path / "carbond.toml"
+    config.write_text(f'state_dir = "{state}"\n[metrics]\nport = 0\n[[regions]]\nname = "qc"\n'
+                      'zone = "CA-QC"\nexecutor = "local"\ngpus = ["T4"]\n')  # fmt: skip
+    Health().write(state / "health.json", datetime.now(UTC))
+    ledger = sqlite3.connect(state / "ledger.db")
+    ledger.execute("CREATE TABLE t (x)")
+    try:
+        done = subprocess.run([sys.executable, "-m", "daemon", "run", "--config", str(config)],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    finally:
+        ledger.close()
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"carbond: error: another carbond daemon (pid {os.getpid()}, a version that takes no "
+        f"daemon.lock) runs with state dir {state}; one daemon per state dir (stop it, or give "
+        "this one another state_dir)\n"
+    )
+    other = subprocess.Popen(["sleep", "60"])  # health.json's pid reused by another process
+    try:
+        health = {"updated_at": datetime.now(UTC).isoformat(), "pid": other.pid, "problems": {}}
+        (state / "health.json").write_text(json.dumps(health))
+        os.close(lock_state_dir(state))
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_a_job_log_is_never_opened_through_a_link(tmp_path: Path) -> None:
