@@ -212,12 +212,14 @@ def replay_policy(
 
     Raises:
         UnknownPolicyError, PoliciesError: a bad policy name or parameter.
-        ReplayError: the replay did not finish within two days after its span.
+        ReplayError: the replay did not finish within two days after its span or, later,
+            its last deadline.
     """
     params = dict(params or {})
     policy: Policy = get_policy(name, **params)
     jobs = sorted(setup.jobs, key=lambda j: j.submitted_at)
-    limit = setup.end + timedelta(days=2)
+    last = max((j.deadline for j in jobs if j.deadline is not None), default=setup.end)
+    limit = max(setup.end, last) + timedelta(days=2)  # a slack past the span may hold jobs
     with contextlib.ExitStack() as stack:
         stack.enter_context(_setup_frozen())
         if state_dir is None:
@@ -242,7 +244,8 @@ def replay_policy(
                 now = _next_tick(setup, now, arrival, _wakeup(setup, service, now, arrival))
             if service.queued:
                 raise ReplayError(
-                    f"{name}: {service.queued} jobs still queued two days after the span"
+                    f"{name}: {service.queued} jobs still queued two days after the span "
+                    "and the last deadline"
                 )
             unfinished = service.running
             runs = service.finished

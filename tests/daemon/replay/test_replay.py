@@ -606,3 +606,23 @@ def _headers(out: str) -> list[str]:
     rule = next(i for i, line in enumerate(lines) if line.startswith("┡"))
     cells = [[c.strip() for c in line.strip("┃").split("┃")] for line in lines[top + 1 : rule]]
     return ["".join(parts) for parts in zip(*cells, strict=True)]
+
+
+def test_a_slack_longer_than_the_span_and_two_days_replays_to_the_last_deadline(
+    tmp_path: Path, trace: Path, cluster_file: Path
+) -> None:
+    """``--days 0.25 --slack 4d`` on grids that get cleaner every hour: wait-awhile holds
+    every job for the next day's lower intensity up to its latest safe start, four days on.
+    The replay stopped two days after its span ("N jobs still queued two days after the
+    span", exit 1) though every job would have run by its deadline."""
+    begin = START - timedelta(days=8)
+    falling = [1000.0 - 2.0 * h for h in range(17 * 24)]
+    intensity = [
+        write_intensity(tmp_path / "qc.csv", "CA-QC", falling, begin),
+        write_intensity(tmp_path / "ciso.csv", "US-CAL-CISO", falling, begin),
+    ]
+    setup = load_setup(replay_inputs(trace, cluster_file, intensity, 0.25), 4 * 86400.0)
+    run = replay_policy(setup, "wait-awhile")
+    assert len(run.outcomes) == len(setup.jobs) > 0
+    assert not any(o.missed_deadline for o in run.outcomes)
+    assert max(o.started_at for o in run.outcomes) > setup.end + timedelta(days=2)
