@@ -444,3 +444,18 @@ def test_a_job_is_submitted_as_its_owner_and_runs_as_them(
     assert status[0].succeeded
     assert (logs / f"{job}.out").read_text().split() == [slurm_cluster.user, str(logs.parent)]
     assert (logs / f"{job}.out").stat().st_uid == owner.pw_uid
+
+
+def test_a_job_name_with_a_nul_byte_runs_and_does_not_stop_the_round(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    daemon, _ = service
+    odd, plain = _ids("nul", "plain")
+    _append(daemon.settings.state_dir, [_line(odd, ["true"], name="a\x00b\nc", deadline="+1h"),
+                                        _line(plain, ["true"], deadline="+1h")])  # fmt: skip
+    _until(slurm_cluster, daemon, "both jobs final",
+           lambda: all(daemon.ledger.job(j).state in FINAL for j in (odd, plain)))  # fmt: skip
+    assert [daemon.ledger.job(j).state for j in (odd, plain)] == ["succeeded", "succeeded"]
+    [row] = _squeue(slurm_cluster, [odd])
+    shown = slurm_cluster.run(["scontrol", "-o", "show", "job", row["id"]]).stdout.split()
+    assert "Comment=a?b?c" in shown

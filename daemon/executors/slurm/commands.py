@@ -124,6 +124,12 @@ def batch_script(sub: Submission) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _printable(label: str) -> str:
+    """``label`` with each control character (NUL, newline, ...) as ``?``: an argv word
+    cannot hold a NUL, and a label is only shown to users (``squeue``)."""
+    return "".join(c if c.isprintable() else "?" for c in label)
+
+
 def _where(target: Target) -> list[str]:
     return [f"--clusters={target.cluster}"] if target.cluster else []
 
@@ -154,7 +160,7 @@ def sbatch_argv(sbatch: str, target: Target, sub: Submission) -> list[str]:
     if sub.begin is not None:
         argv.append(f"--begin={slurm_time(sub.begin)}")
     if sub.comment:
-        argv.append(f"--comment={sub.comment}")
+        argv.append(f"--comment={_printable(sub.comment)}")
     argv.extend(target.sbatch_options)
     return argv
 

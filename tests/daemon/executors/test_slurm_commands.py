@@ -92,6 +92,12 @@ def test_sbatch_argv_names_partition_gres_logs_and_begin() -> None:
     ]
 
 
+def test_a_job_name_with_control_characters_still_gives_an_argv_that_runs() -> None:
+    argv = sbatch_argv("sbatch", Target("alpha"), _sub(comment="night\0ly\nrun\tb é"))
+    assert "--comment=night?ly?run?b é" in argv
+    subprocess.run(["true", *argv], check=True)  # a NUL raised ValueError here
+
+
 def test_update_moves_partition_node_and_start_or_releases_now() -> None:
     at = datetime(2026, 12, 4, 22, 30, tzinfo=UTC)
     assert update_argv("scontrol", Target("beta"), "7", start=at, node="n2") == [
