@@ -1,0 +1,131 @@
+"""Cancelling carbond's jobs on the real local Slurm (``make slurm-up``): whatever carbond knew
+of a job when its owner cancelled it, Slurm ends up with the job cancelled (never running
+untracked) and carbond records what Slurm says happened.
+
+Partition ``alpha`` (node n1, 2 x T4) is region ``qc``; the jobs are confined to it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon.assemble import Daemon
+from tests.slurm.cluster import SlurmCluster
+from tests.slurm.test_carbond_on_slurm import (
+    CONFIG,
+    FINAL,
+    _append,
+    _Daemon,
+    _Forecast,
+    _ids,
+    _jobs,
+    _line,
+    _outcomes,
+    _settled,
+    _squeue,
+    _until,
+    _wait,
+    daemon_cli_cancel,
+)
+from tests.slurm.test_carbond_on_slurm import service as _service
+
+service = _service  # the fixture: the same service in-process, against the same real Slurm
+
+pytestmark = pytest.mark.slurm
+
+HOLDING = CONFIG.replace('name = "spatial"', 'name = "carbon-window"')  # plans for later
+
+
+def _hog(cluster: SlurmCluster, *options: str) -> int:
+    """Another user's job filling partition alpha (``options``: what it holds), running."""
+    hog = cluster.sbatch("-p", "alpha", "--time=10", *options, wrap="sleep 600",
+                         user=cluster.other_user)  # fmt: skip
+    _wait(cluster, "the other user's job running", lambda: cluster.job_state(hog) == "RUNNING")
+    return hog
+
+
+@pytest.mark.parametrize("slurm_started_it", [False, True], ids=["pending", "started"])
+def test_a_held_job_whose_token_was_never_recorded_is_cancelled_in_slurm(
+    tmp_path: Path, slurm_cluster: SlurmCluster, slurm_started_it: bool
+) -> None:
+    _settled(slurm_cluster)
+    hog = _hog(slurm_cluster, "--gres=gpu:2")  # so the job is planned for after it: held
+    carbond = _Daemon(tmp_path, slurm_cluster, HOLDING)
+    carbond.env["CARBOND_KILL_AT"] = "hold_handed"  # sbatch done, the token not recorded
+    carbond.start()
+    [job] = _ids("held")
+    _append(carbond.state, [_line(job, ["sleep", "60"], deadline="+3h", regions=["qc"])])
+    try:
+        assert carbond.proc is not None and carbond.proc.wait(timeout=30) == -9
+    finally:
+        if carbond.proc is not None and carbond.proc.poll() is None:
+            carbond.kill()
+    [row] = _squeue(slurm_cluster, [job])
+    assert (row["state"], row["reason"]) == ("PENDING", "BeginTime")
+    if slurm_started_it:  # its planned start came while carbond was down
+        slurm_cluster.run(["scancel", str(hog)])
+        slurm_cluster.run(["scontrol", "update", f"JobId={row['id']}", "StartTime=now"])
+        _wait(slurm_cluster, "Slurm to start it",
+              lambda: _squeue(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+
+    _append(carbond.state, [json.dumps({"cancel": job}) + "\n"])
+    del carbond.env["CARBOND_KILL_AT"]
+    carbond.start()
+    try:
+        _wait(slurm_cluster, "the job final", lambda: _jobs(carbond.state).get(job) in FINAL)
+    finally:
+        carbond.kill()
+    assert _jobs(carbond.state)[job] == "cancelled"
+    assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]  # never resubmitted
+    _wait(slurm_cluster, "sacct to have the job's end",
+          lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
+    [run] = slurm_cluster.sacct(int(row["id"]), ("JobID", "Start"))[:1]
+    outcome = _outcomes(carbond.state).get(job)
+    if slurm_started_it:  # recorded as running, then cancelled, with what Slurm measured
+        assert outcome is not None and outcome["energy_method"] == "slurm-sacct"
+        assert outcome["measured_energy_j"] > 0
+    else:  # withdrawn before it ever started
+        assert run["Start"] in ("None", "Unknown") and outcome is None
+
+
+def test_a_released_job_cancelled_while_slurm_keeps_it_pending_is_charged_nothing(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    daemon, _ = service
+    _hog(slurm_cluster, "--cpus-per-task=8")  # no GPU taken: carbond releases the job to n1
+    [job] = _ids("pending")
+    _append(daemon.settings.state_dir,
+            [_line(job, ["sleep", "5"], deadline="+1h", regions=["qc"])])  # fmt: skip
+    [row] = _until(slurm_cluster, daemon, "the job released, pending for CPUs",
+                   lambda: _squeue(slurm_cluster, [job], "PENDING"))  # fmt: skip
+    assert daemon.ledger.job(job).state == "running"
+    daemon_cli_cancel(daemon, job)
+    _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
+    assert daemon.ledger.job(job).state == "cancelled"
+    assert slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED")
+    outcome = daemon.ledger.outcome(job)
+    assert outcome is not None
+    assert (outcome["duration_s"], outcome["energy_j"], outcome["total_g"]) == (0.0, 0.0, 0.0)
+
+
+def test_a_job_that_failed_on_its_own_before_its_owners_cancel_is_recorded_failed(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    daemon, _ = service
+    [job] = _ids("exit3")
+    _append(daemon.settings.state_dir,
+            [_line(job, ["sh", "-c", "sleep 1; exit 3"], deadline="+1h")])  # fmt: skip
+    [row] = _until(slurm_cluster, daemon, "the job running",
+                   lambda: _squeue(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+    slurm_cluster.wait_for_job_end(int(row["id"]))  # carbond has not looked since
+    time.sleep(1.1)  # past the second sacct's whole-second End may hide
+    daemon_cli_cancel(daemon, job)
+    _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
+    assert daemon.ledger.job(job).state == "failed"
+    assert daemon.ledger.transitions(job)[-1].reason == "exit code 3"
+    outcome = daemon.ledger.outcome(job)
+    assert outcome is not None and outcome["energy_method"] == "slurm-sacct"
