@@ -82,9 +82,10 @@ def printable(text: str) -> str:
 def print_table(
     title: str | None, columns: Sequence[str], rows: Sequence[Sequence[object]]
 ) -> None:
-    """Print a table with rich (boxed on a TTY, plain ASCII when piped). Cells are text as
-    given: rich's ``[markup]`` in them is shown, not applied, and control characters are
-    escaped (:func:`printable`)."""
+    """Print a table with rich (boxed on a TTY, plain ASCII when piped: ``+``, ``-`` and ``|``
+    for ``grep``, ``awk`` and files). Cells are text as given: rich's ``[markup]`` in them is
+    shown, not applied, and control characters are escaped (:func:`printable`)."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -96,8 +97,9 @@ def print_table(
             raise BrokenPipeError
 
     # Piped output gets a wide fixed width so tables do not fold into unreadable columns.
-    console = _Console() if sys.stdout.isatty() else _Console(width=200)
-    table = Table(title=title, show_lines=False)
+    tty = sys.stdout.isatty()
+    console = _Console() if tty else _Console(width=200)
+    table = Table(title=title, show_lines=False, box=box.HEAVY_HEAD if tty else box.ASCII)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:

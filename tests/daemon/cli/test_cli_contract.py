@@ -182,6 +182,21 @@ def test_status_piped_into_head_exits_0(state: Path) -> None:
     assert done.stdout.startswith("a (a): succeeded")
 
 
+def test_a_piped_table_is_plain_ascii(state: Path) -> None:
+    """``carbond jobs | cat`` drew rich's box characters (``┏━┃``), though ``print_table``
+    promises plain ASCII when piped (for ``grep``, ``awk``, a file, a non-UTF-8 terminal)."""
+    exe = Path(sys.executable).with_name("carbond")
+    done = subprocess.run(
+        [str(exe), "jobs", "--state-dir", str(state)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.isascii(), done.stdout
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("| a ") for line in lines)
+    assert any(line.startswith("+--") for line in lines)
+
+
 def _typed_options(parser: argparse.ArgumentParser, path: str = "carbond") -> Iterator[
     tuple[str, argparse.Action]
 ]:  # fmt: skip

@@ -602,9 +602,9 @@ def _headers(out: str) -> list[str]:
     """The column names of the first table in ``out``, each put together again from the lines
     the table wrapped it over."""
     lines = out.splitlines()
-    top = next(i for i, line in enumerate(lines) if line.startswith("┏"))
-    rule = next(i for i, line in enumerate(lines) if line.startswith("┡"))
-    cells = [[c.strip() for c in line.strip("┃").split("┃")] for line in lines[top + 1 : rule]]
+    top = next(i for i, line in enumerate(lines) if line.startswith("+"))  # piped: ASCII
+    rule = next(i for i, line in enumerate(lines) if line.startswith("|-"))
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[top + 1 : rule]]
     return ["".join(parts) for parts in zip(*cells, strict=True)]
 
 
