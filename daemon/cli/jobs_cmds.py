@@ -316,6 +316,8 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.fmt is not None:
+        _suffix_agrees(args.output, "csv" if args.fmt == "codecarbon" else args.fmt, args.fmt)
     if args.fmt == "codecarbon":
         return _export_codecarbon(args)
     if args.table is None and str(args.output) in EXPORTABLE:  # `export outcomes`: no file
@@ -334,6 +336,21 @@ def _export(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {rows} rows of {args.table} to {args.output}")
     return 0
+
+
+def _suffix_agrees(output: Path, kind: str, fmt: str) -> None:
+    """Refuse a file whose suffix names the other format than ``--format`` writes
+    (``--format codecarbon x.json`` wrote CSV into x.json); another suffix is taken as asked.
+
+    Raises:
+        UsageError: ``.csv`` for JSON or ``.json`` for CSV (names the file and the fix).
+    """
+    named = EXPORT_SUFFIXES.get(output.suffix.lower())
+    if named is not None and named != kind:
+        raise UsageError(
+            f"{output}: a .{named} file, but --format {fmt} writes {kind.upper()} "
+            f"(name it {output.with_suffix('.' + kind)})"
+        )
 
 
 def _export_codecarbon(args: argparse.Namespace) -> int:

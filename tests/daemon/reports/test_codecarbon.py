@@ -159,3 +159,28 @@ def test_a_submitters_job_name_reaches_no_spreadsheet_as_a_formula(
     assert stored == expected
     safe = {k: v if k == "j5" else "'" + v for k, v in expected.items()}  # j5 starts with "a"
     assert emissions == jobs == safe
+
+
+@pytest.mark.parametrize(
+    ("table", "fmt", "name", "message"),
+    [((), "codecarbon", "x.json", "--format codecarbon writes CSV (name it {d}/x.csv)"),
+     (("outcomes",), "csv", "x.JSON", "--format csv writes CSV (name it {d}/x.csv)"),
+     (("outcomes",), "json", "x.csv", "--format json writes JSON (name it {d}/x.json)")],
+)  # fmt: skip
+def test_a_suffix_naming_the_other_format_is_refused(
+    demo_state: Path, carbond: Run, tmp_path: Path, table: tuple[str, ...], fmt: str,
+    name: str, message: str,
+) -> None:  # fmt: skip
+    """``export --format codecarbon x.json`` wrote CSV into x.json (and ``--format csv`` or
+    ``json`` likewise into a file named for the other format); it is now refused, exit 2, and
+    nothing is written. A suffix that names no format is taken as asked."""
+    state = ("--state-dir", str(demo_state))
+    target = tmp_path / name
+    err = carbond("export", *state, *table, str(target), "--format", fmt, code=2)
+    assert err == f"carbond: error: {target}: a .{target.suffix[1:].lower()} file, but " + (
+        message.format(d=tmp_path) + "\n"
+    )
+    assert not target.exists()
+    carbond("export", *state, *table, str(tmp_path / "x.txt"), "--format", fmt)
+    header = {"codecarbon": "timestamp,", "csv": "job_id,", "json": "[\n"}[fmt]
+    assert (tmp_path / "x.txt").read_text().startswith(header)
