@@ -104,7 +104,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_ledger_options(export)
     export.add_argument("table", nargs="?", choices=EXPORTABLE, help="ledger table")
-    export.add_argument("output", type=Path, help="file to write (.csv or .json)")
+    export.add_argument("output", help="file to write (.csv or .json); - for stdout")
     export.add_argument("--format", dest="fmt", choices=("csv", "json", "codecarbon"),
                         help="default: from the file suffix")  # fmt: skip
     export.set_defaults(func=_export)
@@ -316,25 +316,34 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    if args.fmt is not None:
-        _suffix_agrees(args.output, "csv" if args.fmt == "codecarbon" else args.fmt, args.fmt)
+    # "-": stdout (CSV unless --format json), the data only; "./-" is a file named "-".
+    output = None if args.output == "-" else Path(args.output)
+    if output is None and args.json:
+        raise UsageError("export to - writes the rows themselves to stdout: drop --json "
+                         "(--format json writes them as JSON)")  # fmt: skip
+    if args.fmt is not None and output is not None:
+        _suffix_agrees(output, "csv" if args.fmt == "codecarbon" else args.fmt, args.fmt)
     if args.fmt == "codecarbon":
-        return _export_codecarbon(args)
-    if args.table is None and str(args.output) in EXPORTABLE:  # `export outcomes`: no file
+        return _export_codecarbon(args, output)
+    if args.table is None and args.output in EXPORTABLE:  # `export outcomes`: no file
         raise UsageError(f"export {args.output}: name the file to write "
                          f"(carbond export {args.output} {args.output}.csv)")  # fmt: skip
     if args.table is None:
         raise UsageError("export: name a table (" + ", ".join(EXPORTABLE) + ") or use "
                          "--format codecarbon")  # fmt: skip
-    if args.fmt is None and args.output.suffix.lower() not in EXPORT_SUFFIXES:
+    if output is None:
+        with _open(args) as ledger:
+            export_table(ledger, args.table, sys.stdout, args.fmt or "csv")
+        return 0
+    if args.fmt is None and output.suffix.lower() not in EXPORT_SUFFIXES:
         known = " or ".join(EXPORT_SUFFIXES)
-        raise UsageError(f"{args.output}: unknown extension {args.output.suffix!r} (use {known})")
+        raise UsageError(f"{output}: unknown extension {output.suffix!r} (use {known})")
     with _open(args) as ledger:
-        rows = export_table(ledger, args.table, args.output, args.fmt)
+        rows = export_table(ledger, args.table, output, args.fmt)
     if args.json:
-        print_json({"table": args.table, "path": str(args.output), "rows": rows})
+        print_json({"table": args.table, "path": str(output), "rows": rows})
     else:
-        print(f"wrote {rows} rows of {args.table} to {args.output}")
+        print(f"wrote {rows} rows of {args.table} to {output}")
     return 0
 
 
@@ -353,7 +362,7 @@ def _suffix_agrees(output: Path, kind: str, fmt: str) -> None:
         )
 
 
-def _export_codecarbon(args: argparse.Namespace) -> int:
+def _export_codecarbon(args: argparse.Namespace, output: Path | None) -> int:
     from daemon.cli.report_cmd import write_atomic
     from daemon.reports.codecarbon import codecarbon_csv
     from daemon.reports.lines import ledger_lines
@@ -362,9 +371,12 @@ def _export_codecarbon(args: argparse.Namespace) -> int:
         raise UsageError("export --format codecarbon writes finished jobs; drop the table name")
     with _open(args) as ledger:
         lines = ledger_lines(ledger)
-    write_atomic(args.output, codecarbon_csv(lines))
+    if output is None:
+        sys.stdout.write(codecarbon_csv(lines))
+        return 0
+    write_atomic(output, codecarbon_csv(lines))
     if args.json:
-        print_json({"format": "codecarbon", "path": str(args.output), "rows": len(lines)})
+        print_json({"format": "codecarbon", "path": str(output), "rows": len(lines)})
     else:
-        print(f"wrote {len(lines)} finished jobs to {args.output} (CodeCarbon emissions.csv)")
+        print(f"wrote {len(lines)} finished jobs to {output} (CodeCarbon emissions.csv)")
     return 0

@@ -49,17 +49,25 @@ def file_mode(path: Path) -> int:
 
 
 def export_table(
-    ledger: Ledger, table: str, path: Path, fmt: Literal["csv", "json"] | None = None
+    ledger: Ledger,
+    table: str,
+    path: Path | TextIO,
+    fmt: Literal["csv", "json"] | None = None,
 ) -> int:
-    """Write every row of ``table`` to ``path``; returns the number of rows.
+    """Write every row of ``table`` to ``path`` (a file, or an open text stream such as
+    stdout); returns the number of rows.
 
-    The format is ``fmt``, else the file suffix (``.csv`` or ``.json``).
+    The format is ``fmt``, else the file suffix (``.csv`` or ``.json``); a stream needs
+    ``fmt``.
 
     Raises:
         LedgerError: not an exportable table, a suffix that names no format (without
             ``fmt``), or the file cannot be written (the message names ``path``, never the
             temporary file).
     """
+    if not isinstance(path, Path):
+        columns, rows = ledger.table_rows(table)
+        return _write_rows(columns, rows, path, fmt or "csv")
     kind = fmt or EXPORT_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         known = " or ".join(EXPORT_SUFFIXES)
@@ -76,19 +84,25 @@ def _write(columns: Sequence[str], rows: Iterable[Sequence[Any]], path: Path, ki
     try:
         os.fchmod(fd, file_mode(path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            if kind == "json":
-                count = _write_json(columns, rows, out)
-            else:
-                writer = csv.writer(out)
-                writer.writerow(columns)
-                count = 0
-                for row in rows:
-                    writer.writerow([csv_cell(value) for value in row])
-                    count += 1
+            count = _write_rows(columns, rows, out, kind)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return count
+
+
+def _write_rows(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO, kind: str
+) -> int:
+    if kind == "json":
+        return _write_json(columns, rows, out)
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    count = 0
+    for row in rows:
+        writer.writerow([csv_cell(value) for value in row])
+        count += 1
     return count
 
 

@@ -437,7 +437,10 @@ class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState)
 
     def _iterate(self, cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
         try:
-            yield from cursor
+            # Not ``yield from``: it closes the cursor when the generator is dropped early
+            # (a reader of ``export TABLE -`` gone), after the ledger closed: an error then.
+            for row in cursor:  # noqa: UP028 (see above)
+                yield row
         except sqlite3.Error as exc:
             raise LedgerError(f"{self.path}: {exc}") from exc
 

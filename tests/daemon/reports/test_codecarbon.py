@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -184,3 +187,48 @@ def test_a_suffix_naming_the_other_format_is_refused(
     carbond("export", *state, *table, str(tmp_path / "x.txt"), "--format", fmt)
     header = {"codecarbon": "timestamp,", "csv": "job_id,", "json": "[\n"}[fmt]
     assert (tmp_path / "x.txt").read_text().startswith(header)
+
+
+def test_dash_writes_to_stdout_not_to_a_file_named_dash(
+    demo_state: Path, carbond: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``carbond export outcomes -`` wrote a file named ``-`` (and ``--format codecarbon -``
+    too); ``-`` is stdout, as for ``submit --file -``: the rows only, CSV unless ``--format
+    json``. ``--json`` (a summary on the same stdout) is refused."""
+    monkeypatch.chdir(tmp_path)
+    state = ("--state-dir", str(demo_state))
+    rows = list(csv.DictReader(io.StringIO(carbond("export", *state, "outcomes", "-"))))
+    outcomes = json.loads(carbond("export", *state, "outcomes", "-", "--format", "json"))
+    assert [r["job_id"] for r in rows] == [r["job_id"] for r in outcomes] and len(rows) > 1
+    emissions = carbond("export", *state, "--format", "codecarbon", "-")
+    assert next(csv.reader(io.StringIO(emissions))) == EMISSIONS_CSV
+    assert len(emissions.splitlines()) == len(rows) + 1
+    err = carbond("export", *state, "outcomes", "-", "--json", code=2)
+    assert "drop --json" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_that_leaves_an_export_to_stdout_early_is_no_error(
+    demo_state: Path, tmp_path: Path
+) -> None:
+    """``carbond export intensity_samples - | head -1``: the reader went away mid-table and
+    the rows' generator, dropped after the ledger closed, printed 'Exception ignored ...
+    LedgerError: Cannot operate on a closed database' on stderr."""
+    shutil.copy(demo_state / "ledger.db", tmp_path / "ledger.db")
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    with db:  # far more than a pipe holds: carbond is still writing when the reader leaves
+        db.executemany(
+            "INSERT INTO intensity_samples VALUES ('XX', ?, 100.0, 'test', ?)",
+            ((f"2020-01-01T00:00:{i:07d}", "2020-01-01T00:00:00+00:00") for i in range(20_000)),
+        )
+    db.close()
+    exe = Path(sys.executable).with_name("carbond")
+    with subprocess.Popen(
+        [str(exe), "export", "intensity_samples", "-", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline() == b"zone,at,intensity_g_per_kwh,source,recorded_at\r\n"
+        proc.stdout.close()  # as head -1 does
+        err = proc.stderr.read()
+        assert (proc.wait(timeout=60), err) == (0, b"")
