@@ -13,7 +13,8 @@ as optional). One row per finished job, with CodeCarbon's units and meanings:
   energy's life-cycle grams, docs/sites.md); ``gpu_power`` (W) is the GPUs' own mean power;
 - ``tracking_mode`` is ``process`` (energy attributed per job) and ``codecarbon_version`` names
   carbond and the energy method (``carbond-nvml-counter``, ``carbond-estimated``, ...);
-- ``country_*`` and ``region`` come from the grid zone (``US-CAL-CISO``: USA, ``CAL-CISO``);
+- ``country_*`` and ``region`` come from the grid zone (``US-CAL-CISO``: USA, ``CAL-CISO``;
+  a country carbond cannot name, ``BR-CS``: empty country fields, region ``br-cs``);
 - ``experiment_id`` is the job's name, which its submitter chose: a name that would start a
   spreadsheet formula is written with a leading ``'`` (:func:`daemon.ledger.export.csv_cell`).
 """
@@ -53,9 +54,15 @@ _COUNTRIES: Final = {
 
 
 def _country(zone: str) -> tuple[str, str, str]:
-    """``(name, alpha-3, region)`` of an Electricity Maps zone key."""
+    """``(name, alpha-3, region)`` of an Electricity Maps zone key. A country not in
+    :data:`_COUNTRIES` has an empty name and code, as CodeCarbon writes a country it cannot
+    name (its column is alpha-3: ``BR`` would be no code at all), and the whole zone key as
+    its region, so that where the job ran is not lost."""
     code, _, rest = zone.partition("-")
-    alpha3, name = _COUNTRIES.get(code.upper(), (code.upper(), code.upper()))
+    known = _COUNTRIES.get(code.upper())
+    if known is None:
+        return "", "", zone
+    alpha3, name = known
     return name, alpha3, rest
 
 

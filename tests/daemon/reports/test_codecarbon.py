@@ -232,3 +232,27 @@ def test_a_reader_that_leaves_an_export_to_stdout_early_is_no_error(
         proc.stdout.close()  # as head -1 does
         err = proc.stderr.read()
         assert (proc.wait(timeout=60), err) == (0, b"")
+
+
+@pytest.mark.parametrize(
+    ("zone", "country"),
+    [("US-CAL-CISO", ("United States", "USA", "cal-ciso")), ("FR", ("France", "FRA", "")),
+     ("BR-CS", ("", "", "br-cs")), ("DK-DK1", ("", "", "dk-dk1")), ("ZZ", ("", "", "zz"))],
+)  # fmt: skip
+def test_a_country_carbond_cannot_name_has_no_iso_code(
+    zone: str, country: tuple[str, str, str]
+) -> None:
+    """CodeCarbon's ``country_iso_code`` is ISO 3166-1 alpha-3 (``USA``, ``FRA``), and empty
+    when it cannot name the country; a zone of a country outside carbond's table (``BR-CS``)
+    got the 2-letter ``BR`` as its code and its name, and lost the country from ``region``."""
+    at = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    line = JobLine(
+        job_id="j", name="j", state="succeeded", user="alice", model="llama-3.2-1b",
+        region="r", zone=zone, gpu="T4", gpus=1, submitted_at=at, started_at=at,
+        finished_at=at + timedelta(hours=1), duration_s=3600.0, energy_j=3.6e6,
+        energy_method="nvml-counter", predicted_energy_j=3.6e6, intensity_g_per_kwh=50.0,
+        intensity_source="electricitymaps", pue=1.0, operational_g=50.0, embodied_g=1.0,
+        total_g=51.0, run_now_total_g=None, requests=1, output_tokens=150,
+    )  # fmt: skip
+    [row] = list(csv.DictReader(io.StringIO(codecarbon_csv([line]))))
+    assert (row["country_name"], row["country_iso_code"], row["region"]) == country
