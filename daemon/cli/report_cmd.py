@@ -88,6 +88,11 @@ def _report(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--until ({until.isoformat()}) is not after --since ({since.isoformat()})"
         )
+    if since is not None and until is None and since > now:
+        raise UsageError(
+            f"--since ({since.isoformat()}) is in the future: no job has finished then yet "
+            "(give --until too for a period ahead)"
+        )
     if args.plot is not None:  # a format matplotlib cannot draw, before any work
         from daemon.reports.plots import image_format
 
@@ -101,11 +106,15 @@ def _report(args: argparse.Namespace) -> int:
         else:
             fmt: Format = "json" if args.json else (args.format or "table")
             rows, totals = summarise(lines, args.by)
+            day = "; a day is the UTC date a job finished" if args.by == "day" else ""
             meta = {
                 "title": f"carbond report by {args.by}",
                 "by": args.by,
                 "since": since.isoformat() if since else None,
                 "until": (until or now).isoformat(),
+                "counted": "the jobs that finished in [since, until), UTC, each in full in "
+                f"the period it finished{day}",
+                "running_at_until": ledger.running_at(until or now),
                 "ledger": str(settings.state_dir / "ledger.db"),
                 "signal": signal_sources(ledger, since, until),
                 "savings_against": "run-now counterfactual stored at submission (fastest GPU "

@@ -85,6 +85,19 @@ class Accounting(Connection):
         sql += where + " ORDER BY outcomes.finished_at, outcomes.job_id"
         return [dict(r) for r in self._exec(sql, params)]
 
+    def running_at(self, at: datetime) -> int:
+        """How many jobs were running at ``at``: an outcome that started before it and ended
+        at or after it, or a ``running`` job with no outcome whose run started before it (a
+        report of the jobs that finished before ``at`` has none of them)."""
+        row = self._exec(
+            "SELECT (SELECT count(*) FROM outcomes WHERE started_at < ? AND finished_at >= ?)"
+            " + (SELECT count(*) FROM jobs JOIN runs USING (job_id) WHERE jobs.state = 'running'"
+            "    AND coalesce(runs.started_at, runs.launched_at) < ?"
+            "    AND NOT EXISTS (SELECT 1 FROM outcomes WHERE outcomes.job_id = jobs.job_id))",
+            (ts(at), ts(at), ts(at)),
+        ).fetchone()
+        return int(row[0])
+
     def outcome_totals(self) -> dict[str, float]:
         """Sums over every outcome row: ``jobs``, ``energy_j``, ``measured_energy_j``,
         ``operational_g``, ``embodied_g``, ``total_g``; over the jobs with grams and a

@@ -121,7 +121,8 @@ def audit_statement(
         "# Location-based GPU emissions statement (carbond)",
         "",
         f"Period: {period} (UTC), by calendar month. Generated {now.isoformat(timespec='seconds')}"
-        f" from the carbond ledger; {len(lines)} finished jobs.",
+        f" from the carbond ledger; {len(lines)} finished jobs, each counted in full in the "
+        "month it finished.",
         "",
         "## Method",
         "",

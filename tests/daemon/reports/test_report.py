@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import stat
 import tracemalloc
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,8 @@ def test_other_formats_carry_the_same_rows(demo_state: Path, carbond: Run, fmt: 
      (("--since", "2026-03-02", "--until", "2026-03-01"), "is not after"),
      (("--since=-1000000000d",), "further back than any date"),  # an OverflowError before
      (("--since", "0001-01-01T00:00+01:00"), "outside years 1-9999 in UTC"),  # and these
-     (("--until", "9999-12-31T23:00-05:00"), "outside years 1-9999 in UTC")],
+     (("--until", "9999-12-31T23:00-05:00"), "outside years 1-9999 in UTC"),
+     (("--since", "2999-01-01"), "is in the future")],  # showed until = now, before since
 )  # fmt: skip
 def test_bad_periods_are_usage_errors(
     demo_state: Path, carbond: Run, args: tuple[str, ...], message: str
@@ -261,3 +263,29 @@ def test_grid_intensity_times_grid_energy_is_the_operational_grams(
         assert row["grid_kwh"] * row["intensity_g_per_kwh"] == pytest.approx(
             row["operational_kg"] * 1000
         ), row["key"]
+
+
+def test_the_report_says_what_it_counted_and_what_was_running_at_its_end(
+    demo_state: Path, carbond: Run
+) -> None:
+    """A job running at ``--until`` was left out with no word of it, and the rows did not say
+    that a job counts, in full, in the period (UTC) it finished."""
+    db = sqlite3.connect(demo_state / "ledger.db")
+    first, started, finished = db.execute(
+        "SELECT job_id, started_at, finished_at FROM outcomes ORDER BY finished_at LIMIT 1"
+    ).fetchone()
+    db.close()
+    middle = (
+        datetime.fromisoformat(started)
+        + (datetime.fromisoformat(finished) - datetime.fromisoformat(started)) / 2
+    )
+    args = ("report", "--state-dir", str(demo_state), "--by", "job")
+    report = json.loads(carbond(*args, "--until", middle.isoformat(), "--json"))
+    assert report["running_at_until"] >= 1
+    assert first not in {row["key"] for row in report["rows"]}
+    assert report["counted"].startswith("the jobs that finished in [since, until), UTC")
+    whole = json.loads(carbond(*args, "--json"))
+    assert first in {row["key"] for row in whole["rows"]}
+    assert "a day is the UTC date a job finished" in carbond(
+        "report", "--state-dir", str(demo_state), "--by", "day", "--format", "md"
+    )
