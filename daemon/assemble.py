@@ -96,21 +96,28 @@ def build_service(
         for note in wiring.notes:
             log.info("intensity_chain", note=note)
         intensity, on_close = wiring.chain, [wiring.close]
-    return Service(
-        settings=settings,
-        ledger=ledger,
-        queue=Queue.from_settings(settings, ledger),
-        executors=executors,
-        inventory=build_inventory(settings.regions, catalog, discover),
-        intensity=intensity or build_intensity(settings.intensity.source),
-        policy=build_policy(settings.policy.name, settings.policy.params, settings.lifetime_years),
-        metrics=metrics,
-        on_close=on_close,
-        measurement=measurement,
-        sites=SiteView(build_sites(settings.regions)),
-        learning=_configure_learning(learning or Learning(), settings),
-        catalog=catalog,
-    )
+    try:
+        return Service(
+            settings=settings,
+            ledger=ledger,
+            queue=Queue.from_settings(settings, ledger),
+            executors=executors,
+            inventory=build_inventory(settings.regions, catalog, discover),
+            intensity=intensity or build_intensity(settings.intensity.source),
+            policy=build_policy(
+                settings.policy.name, settings.policy.params, settings.lifetime_years
+            ),
+            metrics=metrics,
+            on_close=on_close,
+            measurement=measurement,
+            sites=SiteView(build_sites(settings.regions)),
+            learning=_configure_learning(learning or Learning(), settings),
+            catalog=catalog,
+        )
+    except BaseException:  # a reload that cannot be wired: its chain's HTTP session too
+        for close in on_close:
+            close()
+        raise
 
 
 def _configure_learning(learning: Learning, settings: Settings) -> Learning:

@@ -107,3 +107,39 @@ def test_the_policy_plans_with_the_lifetime_outcomes_are_charged_with(
     finally:
         daemon.close()
     assert params.lifetime_years == planned
+
+
+def test_a_service_that_cannot_be_built_closes_the_chain_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload whose new config is valid but cannot be wired (a site's CSV that cannot be
+    read) left the new intensity chain's HTTP session open for the garbage collector."""
+    from daemon import assemble
+    from daemon.errors import DaemonError
+    from daemon.ledger import Ledger
+    from daemon.settings import SiteSettings
+
+    closed: list[bool] = []
+    real = assemble.build_signal_chain
+
+    class Spy:  # the wiring as built, its close() recorded
+        def __init__(self, settings: Settings) -> None:
+            wiring = real(settings, offline=True)
+            self.chain, self.notes = wiring.chain, wiring.notes
+
+        def close(self) -> None:
+            closed.append(True)
+
+    spy = Spy
+
+    monkeypatch.setattr(assemble, "build_signal_chain", spy)
+    site = SiteSettings(pv_csv=tmp_path / "missing.csv")
+    region = RegionSettings(name="solar", zone="DE", executor="simulated", gpus=["T4"], site=site)
+    settings = Settings(state_dir=tmp_path, regions=(region,))
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    try:
+        with pytest.raises(DaemonError, match=r"missing\.csv"):
+            assemble.build_service(settings, ledger, build_executors(settings))
+    finally:
+        ledger.close()
+    assert closed == [True]
