@@ -349,12 +349,16 @@ class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState)
         return {str(r[0]) for r in rows}
 
     def request_cancel(self, job_id: str, at: datetime) -> None:
-        """Record that ``job_id``'s owner asked to cancel it; the service acts on it."""
-        self._exec(
+        """Record that ``job_id``'s owner asked to cancel it; the service acts on it. A job
+        that has already ended keeps no request (it ended before it was asked)."""
+        finals = ", ".join("?" * len(FINAL_STATES))
+        updated = self._exec(
             "UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, ?)"
-            " WHERE job_id = ?",
-            (ts(at), job_id),
-        )
+            f" WHERE job_id = ? AND state NOT IN ({finals})",
+            (ts(at), job_id, *sorted(FINAL_STATES)),
+        ).rowcount
+        if not updated:
+            return
         kept = self._kept.get(job_id)
         if kept is not None and kept.job["cancel_requested_at"] is None:
             kept.job["cancel_requested_at"] = ts(at)

@@ -73,6 +73,10 @@ def test_kept_answers_equal_reads_through_a_job_life(tmp_path: Path) -> None:
             ledger.transition("b", "cancelled", later, "cancelled", seen="queued")
         _same_answers(ledger, reader, ids)
         assert len(ledger._kept) == 1  # a and b ended: only c is kept
+        ledger.request_cancel("a", later + timedelta(minutes=2))  # after its end: not kept
+        assert ledger.job("a").cancel_requested_at is None
+        assert ledger.job("b").cancel_requested_at == later
+        _same_answers(ledger, reader, ids)
         reader.close()
 
 
