@@ -39,7 +39,8 @@ def never_started(item: RunHandle | ExitStatus, tokenless: set[str]) -> bool:
 
 def run_handle(run: RunRecord) -> RunHandle:
     """The executor's handle of a recorded run (empty token: the launch was not confirmed)."""
-    return RunHandle(run.job_id, run.executor, run.token or "", run.started_at or run.launched_at)
+    started = run.started_at or run.launched_at
+    return RunHandle(run.job_id, run.executor, run.token or "", started, run.deadline)
 
 
 def final_state(status: ExitStatus, *, cancel_requested_at: datetime | None) -> tuple[str, str]:

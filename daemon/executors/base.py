@@ -73,12 +73,16 @@ class LaunchSpec:
 @dataclass(frozen=True, slots=True)
 class RunHandle:
     """A started job. ``token`` is the executor's own reference (e.g. a pid and its start time,
-    or a Slurm job id), stored in the ledger and given back to :meth:`Executor.adopt`."""
+    or a Slurm job id), stored in the ledger and given back to :meth:`Executor.adopt`.
+    ``deadline``: the job's (None: it has none); an executor whose scheduler may keep a
+    released job waiting (Slurm) takes back one still waiting when its deadline passes
+    (:class:`NotStarted`), and the service expires it, as it would a job it never released."""
 
     job_id: str
     executor: str
     token: str
     started_at: datetime
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,9 @@ class DecisionRecord:
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """A launched job. ``token`` None: the daemon died between recording and launching."""
+    """A launched job. ``token`` None: the daemon died between recording and launching.
+    ``deadline``: its job's, as :meth:`~daemon.ledger.Ledger.active_runs` reads it for the
+    executors (None: the job has none, or the run was read without it)."""
 
     job_id: str
     executor: str
@@ -85,6 +87,7 @@ class RunRecord:
     exit_code: int | None
     signal: int | None
     reason: str | None
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

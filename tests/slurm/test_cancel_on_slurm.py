@@ -1,6 +1,7 @@
 """Cancelling carbond's jobs on the real local Slurm (``make slurm-up``): whatever carbond knew
 of a job when its owner cancelled it, Slurm ends up with the job cancelled (never running
-untracked) and carbond records what Slurm says happened.
+untracked) and carbond records what Slurm says happened. A released job Slurm still keeps
+pending when its deadline passes is cancelled by carbond itself, and expired.
 
 Partition ``alpha`` (node n1, 2 x T4) is region ``qc``; the jobs are confined to it.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -110,6 +112,31 @@ def test_a_released_job_cancelled_while_slurm_keeps_it_pending_is_charged_nothin
     outcome = daemon.ledger.outcome(job)
     assert outcome is not None
     assert (outcome["duration_s"], outcome["energy_j"], outcome["total_g"]) == (0.0, 0.0, 0.0)
+
+
+def test_a_released_job_slurm_keeps_pending_past_its_deadline_is_expired_never_run(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    daemon, _ = service  # pending_grace_s = 60: the deadline comes first
+    hog = _hog(slurm_cluster, "--cpus-per-task=8")  # no GPU taken: carbond releases the job
+    [job] = _ids("late")
+    _append(daemon.settings.state_dir,
+            [_line(job, ["sleep", "5"], deadline="+15s", regions=["qc"])])  # fmt: skip
+    [row] = _until(slurm_cluster, daemon, "the job released, pending for CPUs",
+                   lambda: _squeue(slurm_cluster, [job], "PENDING"))  # fmt: skip
+    assert daemon.ledger.job(job).state == "running"
+    deadline = daemon.ledger.job(job).deadline
+    assert deadline is not None
+    _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
+    assert daemon.ledger.job(job).state == "expired"
+    assert daemon.ledger.outcome(job) is None
+    ended = daemon.ledger.transitions(job)[-1].at  # at its deadline, not after the grace
+    assert ended - deadline < timedelta(seconds=10), (ended, deadline)
+    slurm_cluster.run(["scancel", str(hog)])  # the CPUs free: a job left pending would start
+    _wait(slurm_cluster, "sacct to have the job's end",
+          lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
+    [run] = slurm_cluster.sacct(int(row["id"]), ("JobID", "Start"))[:1]
+    assert run["Start"] in ("None", "Unknown")  # never ran, late or at all
 
 
 def test_a_job_that_failed_on_its_own_before_its_owners_cancel_is_recorded_failed(

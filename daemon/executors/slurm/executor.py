@@ -11,8 +11,9 @@ Life of a job (see docs/slurm.md):
   and ``ConsumedEnergyRaw`` when Slurm accounts energy), every Slurm state mapped by
   :mod:`~daemon.executors.slurm.states`; :meth:`cancel` is ``scancel``;
 - released but still pending after ``pending_grace_s`` (the partition is busy with others'
-  work): held (``scontrol hold``: it cannot start any more), cancelled and answered as
-  :class:`~daemon.executors.base.NotStarted`, so the service plans it again, deadline and all;
+  work), or when the job's deadline passes (the handle's ``deadline``): held (``scontrol
+  hold``: it cannot start any more), cancelled and answered as
+  :class:`~daemon.executors.base.NotStarted`, so the service plans it again, or expires it;
 - after a daemon restart :meth:`adopt` finds each job by its Slurm id, or by its Slurm name
   (``carbond-<job id>``) when the id was never recorded.
 
@@ -363,7 +364,8 @@ class SlurmExecutor:
     # -- watching ---------------------------------------------------------------------------
 
     def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
-        """The jobs among ``handles`` that ended (or were taken back after pending too long)."""
+        """The jobs among ``handles`` that ended, or that Slurm kept pending too long or past
+        their deadline (taken back, :class:`NotStarted`)."""
         self._reach.at(now)
         ended: list[ExitStatus] = []
         for handle, result in self._states(handles, now):
@@ -376,6 +378,10 @@ class SlurmExecutor:
         return ended
 
     def _overdue(self, handle: RunHandle, now: datetime) -> bool:
+        """Pending longer than ``pending_grace_s``, or at or past the job's deadline (which
+        expires a job that has not started, as the service does with one it holds back)."""
+        if handle.deadline is not None and handle.deadline <= now:
+            return True
         return now - handle.started_at > timedelta(seconds=self._pending_grace_s)
 
     def _take_back(self, handle: RunHandle, row: QueueRow, now: datetime) -> ExitStatus | None:
@@ -388,8 +394,11 @@ class SlurmExecutor:
         self._q.scancel(token)
         waited = (now - handle.started_at).total_seconds()
         log.warning("slurm_job_pending_too_long", job_id=handle.job_id, slurm_id=token.slurm_id,
-                    reason=row.reason, waited_s=waited)  # fmt: skip
+                    reason=row.reason, waited_s=waited,
+                    deadline=handle.deadline.isoformat() if handle.deadline else None)  # fmt: skip
         why = f"never started: pending in Slurm for {waited:.0f} s ({row.reason or 'no reason'})"
+        if handle.deadline is not None and handle.deadline <= now:
+            why += f", past its deadline {handle.deadline.isoformat()}"
         return NotStarted(handle.job_id, now, None, None, why)
 
     def cancel(self, handle: RunHandle, now: datetime) -> None:

@@ -219,6 +219,27 @@ def test_a_released_job_left_pending_past_the_grace_is_taken_back_unstarted(
     assert job.held and job.state == "CANCELLED"
 
 
+def test_a_released_job_still_pending_at_its_deadline_is_taken_back_within_the_grace(
+    tmp_path: Path,
+) -> None:
+    slurm = FakeSlurm()
+    executor = _executor(slurm)  # pending_grace_s 300 s
+    handle = replace(executor.launch(_spec(tmp_path), T0), deadline=T0 + timedelta(seconds=60))
+    job = next(iter(slurm.jobs.values()))
+    job.state, job.reason = "PENDING", "Resources"  # another user's job fills the node
+    assert executor.poll([handle], T0 + timedelta(seconds=59)) == []
+    [status] = executor.poll([handle], T0 + timedelta(seconds=60))
+    assert isinstance(status, NotStarted)  # the service expires it: it can never start late
+    assert status.reason == (
+        "never started: pending in Slurm for 60 s (Resources), past its deadline "
+        "2026-12-04T21:01:00+00:00"
+    )
+    assert job.held and job.state == "CANCELLED"
+
+    running = replace(executor.launch(_spec(tmp_path), T0), deadline=T0)  # started in time
+    assert executor.poll([running], T0 + timedelta(seconds=60)) == []  # runs to its end
+
+
 def test_adopt_keeps_running_jobs_recovers_ended_ones_and_finds_unrecorded_ones(
     tmp_path: Path,
 ) -> None:

@@ -201,6 +201,34 @@ def test_a_job_cancelled_while_still_pending_in_slurm_is_charged_no_energy(
     daemon.close()
 
 
+def test_a_released_job_slurm_keeps_pending_past_its_deadline_expires_and_never_runs(
+    tmp_path: Path,
+) -> None:
+    slurm, forecast = FakeSlurm(), _Dip(T0)  # cleanest now: released at once
+    daemon = _daemon(tmp_path, slurm, forecast)  # pending_grace_s 300 s
+    service, ledger = daemon.service, daemon.ledger
+    deadline = T0 + timedelta(minutes=2)
+    line = {"id": "j6", "model": "llama-1b", "requests": 4, "command": ["true"],
+            "deadline": deadline.isoformat()}  # fmt: skip
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    service.start(T0)
+    service.tick(T0)
+    [job] = slurm.jobs.values()
+    job.state, job.reason = "PENDING", "Resources"  # another user's CPU job fills the node
+    service.tick(T0 + timedelta(minutes=1))
+    assert ledger.job("j6").state == "running"  # released in time: it may still start
+
+    service.tick(deadline)
+    assert job.held and job.state == "CANCELLED"  # Slurm can no longer start it late
+    service.tick(deadline + timedelta(seconds=1))
+    assert ledger.job("j6").state == "expired"
+    assert ledger.outcome("j6") is None  # never ran
+    *_, requeued, expired = ledger.transitions("j6")
+    assert "past its deadline" in requeued.reason
+    assert expired.reason == f"deadline {deadline.isoformat()} passed before the job started"
+    daemon.close()
+
+
 def test_a_job_waits_while_slurm_cannot_be_reached_or_its_nodes_are_drained(
     tmp_path: Path,
 ) -> None:
