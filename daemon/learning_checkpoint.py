@@ -53,9 +53,12 @@ from daemon.inventory import InventoryGpu
 from daemon.learning import Learning, measured_history
 from daemon.ledger import Ledger, LedgerError, MeasuredRun
 from daemon.ledger.checkpoint import StoredCheckpoint
+from daemon.ledger.measured import Watermark
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig
 
-__all__ = ["CHECKPOINT_EVERY_RUNS", "FoldInputs", "Folded", "advance", "checkpoint_due", "restore"]
+__all__ = [
+    "CHECKPOINT_EVERY_RUNS", "FoldInputs", "Folded", "advance", "checkpoint_due", "peek", "restore",
+]  # fmt: skip
 
 log = structlog.get_logger(__name__)
 
@@ -194,20 +197,10 @@ def advance(
     when the ledger has no measured run yet."""
     inputs = inputs or FoldInputs.of(config, inventory)
     with ledger.transaction():
-        stored = ledger.recalibration_checkpoint()
-        discarded = None
-        if stored is not None:
-            discarded = inputs.differs(stored.fingerprint) or ledger.changed_since(stored)
-        resumed = stored if stored is not None and discarded is None else None
-        start = Recalibration.from_factors(resumed.factors, config) if resumed else None
-        learning = Learning(start or Recalibration(config))
-        after = resumed.watermark if resumed else None
-        end = ledger.measured_position(after, limit)  # the last row folded now (any state)
-        runs = _Counted(ledger.measured_runs(after, end) if end is not None else iter(()))
-        tail_runs = sum(1 for job, device, e, t in measured_history(ledger, inventory, runs)
-                        if learning.observe(job, device, e, t))  # fmt: skip
-        total = tail_runs + (resumed.runs_folded if resumed else 0)
-        mark = end or after
+        tail = _fold(ledger, inventory, config, inputs, limit)
+        stored, resumed, learning, end = tail.stored, tail.resumed, tail.learning, tail.end
+        total = tail.runs + (resumed.runs_folded if resumed else 0)
+        mark = end or tail.after
         written = False
         if mark is None:  # no measured run in the ledger: nothing to keep
             if stored is not None:
@@ -218,13 +211,75 @@ def advance(
                                                   resumed)  # fmt: skip
             killpoints.reached("recalibration_checkpoint")
             written = True
-    if discarded is not None:
-        log.info("recalibration_checkpoint_discarded", reason=discarded)
+    if tail.discarded is not None:
+        log.info("recalibration_checkpoint_discarded", reason=tail.discarded)
     if written:
-        log.debug("recalibration_checkpoint_written", runs=total, tail_runs=tail_runs,
-                  tail_rows=runs.read)  # fmt: skip
-    return Folded(learning.recalibration, total, tail_runs, runs.read, resumed is not None,
-                  discarded, written)  # fmt: skip
+        log.debug("recalibration_checkpoint_written", runs=total, tail_runs=tail.runs,
+                  tail_rows=tail.rows)  # fmt: skip
+    return Folded(learning.recalibration, total, tail.runs, tail.rows, resumed is not None,
+                  tail.discarded, written)  # fmt: skip
+
+
+def peek(
+    ledger: Ledger,
+    inventory: Sequence[InventoryGpu],
+    config: RecalibrationConfig,
+    *,
+    inputs: FoldInputs | None = None,
+) -> Folded:
+    """The factors :func:`restore` would give now, read-only (``carbond gpus --learned``, on a
+    ledger opened read-only while the daemon runs or after it stopped): the checkpoint's plus
+    the measured runs since when it can be used, else a fold of every run, read in one
+    snapshot. Writes nothing (``written`` is False) and logs no ``recalibration_*`` line but
+    the history reader's ``recalibration_history_skipped``."""
+    inputs = inputs or FoldInputs.of(config, inventory)
+    with ledger.snapshot():
+        tail = _fold(ledger, inventory, config, inputs, None)
+    resumed = tail.resumed
+    total = tail.runs + (resumed.runs_folded if resumed else 0)
+    return Folded(tail.learning.recalibration, total, tail.runs, tail.rows, resumed is not None,
+                  tail.discarded, False)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Tail:
+    """One fold of the runs past the stored checkpoint (from scratch when it is unusable:
+    ``discarded`` says why): the stored and the resumed checkpoint, the factors, the watermark
+    resumed from and the last row folded, and the runs folded of the rows read."""
+
+    stored: StoredCheckpoint | None
+    resumed: StoredCheckpoint | None
+    discarded: str | None
+    learning: Learning
+    after: Watermark | None
+    end: Watermark | None
+    runs: int
+    rows: int
+
+
+def _fold(
+    ledger: Ledger,
+    inventory: Sequence[InventoryGpu],
+    config: RecalibrationConfig,
+    inputs: FoldInputs,
+    limit: int | None,
+) -> _Tail:
+    """Fold the runs of the next ``limit`` measured outcome rows (all when None) past the
+    stored checkpoint onto it, or from scratch when it cannot be used (the caller holds a
+    transaction or a snapshot)."""
+    stored = ledger.recalibration_checkpoint()
+    discarded = None
+    if stored is not None:
+        discarded = inputs.differs(stored.fingerprint) or ledger.changed_since(stored)
+    resumed = stored if stored is not None and discarded is None else None
+    start = Recalibration.from_factors(resumed.factors, config) if resumed else None
+    learning = Learning(start or Recalibration(config))
+    after = resumed.watermark if resumed else None
+    end = ledger.measured_position(after, limit)  # the last row folded now (any state)
+    runs = _Counted(ledger.measured_runs(after, end) if end is not None else iter(()))
+    tail_runs = sum(1 for job, device, e, t in measured_history(ledger, inventory, runs)
+                    if learning.observe(job, device, e, t))  # fmt: skip
+    return _Tail(stored, resumed, discarded, learning, after, end, tail_runs, runs.read)
 
 
 def checkpoint_due(ledger: Ledger, inputs: FoldInputs, every: int = CHECKPOINT_EVERY_RUNS) -> bool:

@@ -11,12 +11,14 @@ from daemon.catalog import gpu_catalog
 from daemon.cli.context import (
     add_carbon_options,
     add_common_options,
+    add_ledger_options,
     add_model_options,
     carbon_params_from,
     model_from,
     settings_from,
 )
 from daemon.cli.estimate_extras import Carbon, estimate_prompts, interval_payload
+from daemon.cli.gpus_learned import learned_gpus
 from daemon.cli.gpus_live import live_gpus
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
@@ -36,10 +38,14 @@ __all__ = ["register"]
 def register(subparsers: Any) -> None:
     """Add ``gpus`` and ``estimate``."""
     gpus = subparsers.add_parser("gpus", help="list the GPU catalog with embodied carbon")
-    gpus.add_argument(
+    shown = gpus.add_mutually_exclusive_group()
+    shown.add_argument(
         "--live", action="store_true", help="this node's GPUs read now (NVML or simulated)"
     )
-    add_common_options(gpus)
+    shown.add_argument("--learned", action="store_true",
+                       help="the recalibration factors learned from measured runs, per (model, "
+                            "GPU type), as a restart would fold them from the ledger")  # fmt: skip
+    add_ledger_options(gpus)
     gpus.set_defaults(func=_gpus)
 
     est = subparsers.add_parser("estimate", help="predict a job's time, energy and carbon on a GPU")
@@ -68,6 +74,8 @@ def register(subparsers: Any) -> None:
 def _gpus(args: argparse.Namespace) -> int:
     if args.live:
         return live_gpus(args)
+    if args.learned:
+        return learned_gpus(args)
     catalog = gpu_catalog(settings_from(args))
     rows = [
         {

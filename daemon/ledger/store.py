@@ -224,7 +224,7 @@ class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState)
         into its state once, with a ``transitions`` row written in the same transaction)."""
         finals = sorted(FINAL_STATES)
         marks = ", ".join("?" * len(finals))
-        with self._snapshot():
+        with self.snapshot():
             last = int(self._exec("SELECT coalesce(max(seq), 0) FROM transitions").fetchone()[0])
             kept = self._finished
             if kept is None:
@@ -252,7 +252,7 @@ class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState)
         return dict(sorted(counts.items()))
 
     @contextmanager
-    def _snapshot(self) -> Iterator[None]:
+    def snapshot(self) -> Iterator[None]:
         """The reads inside see one committed state of the ledger (a read transaction), or
         the caller's own transaction when one is open."""
         if self._db.in_transaction:

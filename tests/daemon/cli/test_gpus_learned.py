@@ -1,0 +1,147 @@
+"""``carbond gpus --learned``: the recalibration factors a restart would fold from the ledger
+(its checkpoint plus the runs since, or every run), per (model, GPU type), read-only: while the
+daemon holds the ledger and after it stopped, on an empty ledger, as JSON and as a table."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.cli import main
+from daemon.learning_checkpoint import restore
+from daemon.ledger import Ledger
+from tests.daemon.test_learning_checkpoint import CONFIG as FOLD_CONFIG
+from tests.daemon.test_learning_checkpoint import INVENTORY, T0, _from_scratch, _record, _run
+
+CONFIG = """
+[recalibration]
+min_samples = 2
+min_measured_s = 0
+
+[[regions]]
+name = "qc"
+zone = "CA-QC"
+executor = "local"
+gpus = ["A100-80GB", "T4"]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_site_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "carbond.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def _learned(capsys: pytest.CaptureFixture[str], config: Path, state: Path) -> dict[str, Any]:
+    args = ["gpus", "--learned", "--config", str(config), "--state-dir", str(state), "--json"]
+    assert main(args) == 0
+    payload: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return payload
+
+
+def _expected(ledger: Ledger) -> list[dict[str, object]]:
+    """Every (model, GPU type) a fold of every measured run from scratch learns (the test
+    module's inventory and thresholds are this config's)."""
+    learned, _ = _from_scratch(ledger)
+    return sorted(
+        (
+            {"model": f.model, "gpu": f.gpu, "energy_factor": f.energy_factor,
+             "duration_factor": f.duration_factor, "samples": f.samples,
+             "measured_s": f.measured_s, "in_use": learned.in_use(f.model, f.gpu)}
+            for f in learned.factors.values()
+        ),
+        key=lambda row: (str(row["model"]).lower(), str(row["gpu"]).lower()),
+    )  # fmt: skip
+
+
+def test_the_factors_a_restart_would_fold_while_the_daemon_holds_the_ledger(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    ledger = Ledger.open(state / "ledger.db")  # the daemon's, open (with its WAL) throughout
+    for n in range(9):
+        _record(ledger, f"j{n}", _run(n))
+    _record(ledger, "elsewhere", _run(9, gpu="H100"))  # a type no region has: not folded
+    payload = _learned(capsys, config, state)
+    assert payload["factors"] == _expected(ledger)
+    assert [(r["model"], r["gpu"], r["samples"]) for r in payload["factors"]] == [
+        ("llama-3.1-8b", "A100-80GB", 3),
+        ("llama-3.2-1b", "A100-80GB", 3),
+        ("llama-3.2-3b", "A100-80GB", 3),
+    ]
+    assert {k: payload[k] for k in ("min_samples", "min_measured_s", "runs", "measured_rows",
+                                    "from_checkpoint", "checkpoint_discarded")} == {
+        "min_samples": 2, "min_measured_s": 0.0, "runs": 9, "measured_rows": 10,
+        "from_checkpoint": False, "checkpoint_discarded": None,
+    }  # fmt: skip
+    assert ledger.recalibration_checkpoint() is None  # read-only: nothing written
+
+    # the daemon restarts (checkpoint), then learns more: the checkpoint plus the runs since
+    restore(ledger, INVENTORY, FOLD_CONFIG, T0 + timedelta(hours=1))
+    stored = ledger.recalibration_checkpoint()
+    assert stored is not None
+    for n in range(10, 14):
+        _record(ledger, f"j{n}", _run(n, minute=60 + n))
+    payload = _learned(capsys, config, state)
+    assert payload["from_checkpoint"] is True
+    assert payload["runs"] == 13
+    assert payload["factors"] == _expected(ledger)
+    assert ledger.recalibration_checkpoint() == stored  # not moved on by the CLI
+    ledger.close()
+
+    # after it stopped (no WAL: the file opened immutable), and as a table
+    assert main(["gpus", "--learned", "--config", str(config), "--state-dir", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("13 measured runs folded of 14 measured rows; factors in use from 2 "
+                          "samples covering 0 s\n")  # fmt: skip
+    assert "| llama-3.2-1b | A100-80GB | 2.476         | 2.044           | 4       |" in out
+
+
+def test_in_use_follows_the_configured_thresholds(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    with Ledger.open(state / "ledger.db") as ledger:
+        for n in range(4):
+            _record(ledger, f"j{n}", _run(n))
+    config.write_text(CONFIG.replace("min_samples = 2", "min_samples = 3"))
+    assert all(row["in_use"] is False for row in _learned(capsys, config, state)["factors"])
+    config.write_text(CONFIG)
+    rows = _learned(capsys, config, state)["factors"]
+    assert [(r["samples"], r["in_use"]) for r in rows] == [(2, True), (1, False), (1, False)]
+
+
+def test_an_empty_ledger_has_learned_nothing(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    Ledger.open(state / "ledger.db").close()
+    payload = _learned(capsys, config, state)
+    assert (payload["factors"], payload["runs"], payload["measured_rows"]) == ([], 0, 0)
+    assert main(["gpus", "--learned", "--config", str(config), "--state-dir", str(state)]) == 0
+    assert capsys.readouterr().out.endswith("of 0 measured rows; factors in use from 2 samples "
+                                            "covering 0 s\nnothing learned\n")  # fmt: skip
+
+
+def test_no_ledger_is_one_line_and_exit_2(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["gpus", "--learned", "--config", str(config), "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("carbond: error: ") and "no ledger" in err
+    with pytest.raises(SystemExit):
+        main(["gpus", "--learned", "--live"])  # one or the other
