@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from daemon.cli.output import print_json, print_table, writable
+from daemon.errors import UsageError
 from daemon.logs import configure_logging
 from daemon.replay.driver import PolicyRun, ReplaySetup
 from daemon.replay.errors import ReplayInputError
@@ -463,6 +464,12 @@ def _tune(args: argparse.Namespace) -> int:
     specs = [PolicySpec("run-now", {})]
     specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
     _check(specs)
+    if args.plot is not None:  # a format matplotlib cannot draw, or a folder: before any replay
+        from daemon.reports.plots import image_format
+
+        image_format(args.plot)
+        if args.plot.is_dir():
+            raise UsageError(f"--plot {args.plot}: a folder, not a file to draw in")
     writable(args.plot)
     with (
         Replays(setup, specs, args.workers) as replays,

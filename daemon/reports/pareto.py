@@ -26,8 +26,17 @@ def plot_pareto(
     run_now_g: float | None = None,
 ) -> Path:
     """Write the figure of ``rows`` (each with ``params``, ``total_g``, ``mean_wait_s``,
-    ``pareto`` and optionally ``excluded``) to ``path`` (PNG)."""
+    ``pareto`` and optionally ``excluded``) to ``path``, in the format its suffix names (PNG
+    without one: :func:`daemon.reports.plots.image_format`).
+
+    Raises:
+        UsageError: a suffix matplotlib cannot write.
+    """
     import matplotlib
+
+    from daemon.reports.plots import image_format
+
+    fmt = image_format(path)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -62,7 +71,7 @@ def plot_pareto(
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, format=fmt)
     finally:
         plt.close(fig)
     return path
