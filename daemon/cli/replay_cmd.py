@@ -349,7 +349,7 @@ def _replay(args: argparse.Namespace) -> int:
                "vs_run_now", "spatial", "temporal", "of_oracle", "gap_to_bound", *optimum_column,
                "regions")  # fmt: skip
     print_table("Replay (realised lifecycle intensity; savings per job run vs run-now)", columns, [
-        (_hours(r["slack_s"]), r["policy"], r["total_g"], r.get("operational_g"),
+        (_hours(r["slack_s"]), _name(r), r["total_g"], r.get("operational_g"),
          r.get("embodied_g"), r.get("energy_kwh"), r["jobs"], r["rejected"],
          r.get("deadline_misses"), r["g_per_job"], r.get("mean_wait_s"), r.get("p95_wait_s"),
          _pct(r["savings_vs_run_now"]), _pct(r.get("spatial_saving")),
@@ -397,9 +397,17 @@ def _print_sites(rows: Sequence[dict[str, Any]]) -> None:
     print_table("On-site energy (facility kWh; offset = share covered by PV and battery)",
                 ("slack_h", "policy", "grid_kwh", "pv_kwh", "battery_kwh", "offset",
                  "operational_g", "total_g"),
-                [(_hours(r["slack_s"]), r["policy"], r["grid_kwh"], r["pv_kwh"], r["battery_kwh"],
+                [(_hours(r["slack_s"]), _name(r), r["grid_kwh"], r["pv_kwh"], r["battery_kwh"],
                   _pct(r["offset"]), r["operational_g"], r["total_g"])
                  for r in rows if "grid_kwh" in r])  # fmt: skip
+
+
+def _name(row: dict[str, Any]) -> str:
+    """A row's policy as ``--policy`` names it (``carbon-window:min_saving=0.1``), so that two
+    settings of one policy are told apart; the solvers' rows by their name alone."""
+    if row["policy"] in ("lp-bound", "mip-optimum"):
+        return str(row["policy"])
+    return PolicySpec(row["policy"], row["params"]).label
 
 
 def _hours(seconds: float | None) -> float | str:

@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from daemon.replay.driver import JobOutcome, PolicyRun, ReplaySetup
 from daemon.replay.errors import ReplayInputError
+from daemon.replay.inputs import PolicySpec
 from daemon.replay.sites import daily_offset
 from policies.bound import BoundInfeasibleError, LowerBound, lower_bound
 from policies.footprint.accounting import J_PER_KWH, operational_g
@@ -432,6 +433,12 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def _label(run: PolicyRun) -> str:
+    """``run``'s policy as ``--policy`` names it (``carbon-window:min_saving=0.1``): the rows
+    and figures of two settings of one policy are told apart."""
+    return PolicySpec(run.policy, dict(run.params)).label
+
+
 def _row(policy: str, o: JobOutcome) -> list[object]:
     return [
         policy, o.job_id, o.arrival.isoformat(),
@@ -451,7 +458,7 @@ def write_jobs_csv(path: Path, runs: Sequence[PolicyRun]) -> None:
         writer = csv.writer(handle)
         writer.writerow(CSV_FIELDS)
         for run in runs:
-            writer.writerows(_row(run.policy, o) for o in run.outcomes)
+            writer.writerows(_row(_label(run), o) for o in run.outcomes)
 
     _atomic_write(path, write)
 
@@ -488,7 +495,7 @@ def plot_runs(directory: Path, runs: Sequence[PolicyRun], actuals: dict[str, Any
             placed = [o for o in run.outcomes if o.zone == zone]
             when = _days([o.started_at for o in placed])
             ax.scatter(when, [o.intensity_g_per_kwh for o in placed],
-                       s=6, alpha=0.5, label=run.policy, marker="o|x+^v"[i % 6])  # fmt: skip
+                       s=6, alpha=0.5, label=_label(run), marker="o|x+^v"[i % 6])  # fmt: skip
         ax.set_ylabel(f"{zone}\ngCO2e/kWh (LCA)")
         ax.xaxis_date()
     axes[0, 0].legend(loc="upper right", fontsize=7, ncol=len(runs))
@@ -501,7 +508,7 @@ def plot_runs(directory: Path, runs: Sequence[PolicyRun], actuals: dict[str, Any
     for run in runs:
         ordered = sorted(run.outcomes, key=lambda o: o.ended_at)
         ax.plot(_days([o.ended_at for o in ordered]), np.cumsum([o.total_g for o in ordered]),
-                label=run.policy)  # fmt: skip
+                label=_label(run))  # fmt: skip
     ax.xaxis_date()
     ax.set_ylabel("cumulative gCO2e (operational + embodied)")
     ax.set_title("Cumulative emissions per policy (realised lifecycle intensity)")
@@ -523,7 +530,7 @@ def plot_sites(directory: Path, runs: Sequence[PolicyRun]) -> list[Path]:
     regions = list(dict.fromkeys(rec.region for run in runs for rec in run.sites))
     paths = []
     for region in regions:
-        panels = [(run.policy, rec) for run in runs for rec in run.sites if rec.region == region]
+        panels = [(_label(run), rec) for run in runs for rec in run.sites if rec.region == region]
         fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.8 * len(panels)), sharex=True,
                                  squeeze=False)  # fmt: skip
         for ax, (policy, rec) in zip(axes[:, 0], panels, strict=True):

@@ -118,6 +118,31 @@ def test_replay_cli_json_and_outputs(
     assert (out / "slack_0h" / "cumulative.png").stat().st_size > 1000
 
 
+def test_two_settings_of_one_policy_are_told_apart_in_the_table_and_jobs_csv(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """``--policy carbon-window:min_saving=0,carbon-window:min_saving=0.9`` printed two rows
+    named ``carbon-window`` and wrote jobs.csv rows (and figure legends) that could not be told
+    apart; they now carry the setting as ``--policy`` names it."""
+    out = tmp_path / "out"
+    policies = "run-now,carbon-window:min_saving=0,carbon-window:min_saving=0.9"
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.1",
+            "--policy", policies, "--model", "llama-1b", "--requests-per-job", "64",
+            "--tick", "300", "--workers", "1", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    cells: list[str] = []  # the policy column; a piped table folds a long cell over lines
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("| 4 "):
+            cells.append("")
+        if cells and line.startswith("| "):
+            cells[-1] += line.split("|")[2].strip()
+    assert cells == policies.split(",")
+    with (out / "slack_4h" / "jobs.csv").open(encoding="utf-8") as handle:
+        counts = Counter(row["policy"] for row in csv.DictReader(handle))
+    assert list(counts) == policies.split(",") and len(set(counts.values())) == 1
+
+
 def test_a_bad_trace_row_is_a_note_on_stderr_and_the_json_stays_clean(
     trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
