@@ -4,7 +4,8 @@ Summary fields (stable, snake_case; also the ``--json`` output of ``carbond repl
 ``policy, params, total_g, operational_g, embodied_g, energy_kwh, jobs, rejected,
 unfinished, deadline_misses, g_per_job, mean_wait_s, p95_wait_s, region_share,
 savings_vs_run_now, compared_jobs`` and, when an ``oracle`` ran, ``oracle_savings_captured``
-(this policy's savings over the oracle's).
+(this policy's savings over the oracle's; None where the oracle saved nothing on the jobs
+compared, or there are none).
 
 ``jobs`` counts the jobs that ran, ``rejected`` those that never ran (refused, or expired
 before they could start), ``unfinished`` those that ran and were still running when the
@@ -139,6 +140,8 @@ def summarise(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
     for row, mine in zip(rows, grams, strict=True):
         row["savings_vs_run_now"] = None
         row["compared_jobs"] = 0
+        if oracle is not None:  # the key in every row, None where no share is defined
+            row["oracle_savings_captured"] = None
         if base is None:
             continue
         common = set(mine) & set(base)
@@ -361,6 +364,7 @@ def split_savings(
     first = {o.job_id: o for o in base.outcomes}
     pue = {r.name: r.pue for r in setup.cluster.regions}
     for run, row in zip(runs, rows, strict=False):
+        row["spatial_saving"] = row["temporal_saving"] = None  # no job in common: none
         common = [o for o in run.outcomes if o.job_id in first]
         base_g = sum(first[o.job_id].total_g for o in common)
         if not common or base_g <= 0:

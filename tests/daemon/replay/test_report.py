@@ -9,10 +9,10 @@ import pytest
 
 from daemon.replay.driver import JobOutcome, PolicyRun, replay_policy
 from daemon.replay.inputs import ReplayInputs, load_setup, parse_duration_s, parse_time
-from daemon.replay.report import Solved, bound_row, optimum_row, summarise
+from daemon.replay.report import Solved, bound_row, optimum_row, split_savings, summarise
 from policies.bound import LowerBound
 from policies.optimum import IntegerOptimum
-from tests.daemon.replay.conftest import START
+from tests.daemon.replay.conftest import START, replay_inputs
 
 
 def _outcome(job_id: str, grams: float, late: bool = False) -> JobOutcome:
@@ -80,6 +80,23 @@ def test_without_run_now_there_is_no_saving() -> None:
 
 
 @pytest.mark.shared_data
+def test_every_row_has_the_same_keys_when_a_policy_ran_no_job(
+    trace: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    """``--json`` rows of one replay have one shape: a policy that ran no job (every one
+    rejected or expired) lacked ``oracle_savings_captured``, ``spatial_saving`` and
+    ``temporal_saving``, which the other rows had; it now has them, None."""
+    setup = load_setup(replay_inputs(trace, cluster_file, intensity_files, 0.1), 4 * 3600.0)
+    runs = [replay_policy(setup, name) for name in ("run-now", "oracle")]
+    runs.append(PolicyRun("wait-awhile", {}, (), len(setup.jobs), 0))
+    rows = summarise(runs)
+    split_savings(setup, runs, rows)
+    assert rows[1]["oracle_savings_captured"] == pytest.approx(1.0)
+    assert set(rows[2]) == set(rows[0]) == set(rows[1])
+    for key in ("oracle_savings_captured", "spatial_saving", "temporal_saving"):
+        assert rows[2][key] is None
+
+
 def test_mooncake_case_of_issue_15(shared_data: Path) -> None:
     """The case that read "38 % saved, 140 % of the oracle" while wait-awhile rejected half the
     jobs (Quebec-homed conversation jobs do not fit a T4): now every job runs and the savings
