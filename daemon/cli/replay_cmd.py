@@ -244,16 +244,18 @@ def _solve(
 def _progress(
     runs: Sequence[PolicySpec], label: str, setup: ReplaySetup
 ) -> Iterator[tuple[RunProgress, Callable[[str], None]]]:
-    """A rich progress bar on a TTY over all ``runs`` (each advances by its replay clock), and a
-    way to say what is left once they are done; no-ops otherwise."""
-    if not sys.stdout.isatty():
+    """A rich progress bar on stderr when it is a TTY, over all ``runs`` (each advances by its
+    replay clock), and a way to say what is left once they are done; no-ops otherwise. On
+    stderr, so that ``--json > out.json`` still shows progress and stdout holds only results."""
+    if not sys.stderr.isatty():
         yield (lambda index, now: None), (lambda text: None)
         return
+    from rich.console import Console
     from rich.progress import Progress
 
     span = (setup.end - setup.start).total_seconds()
     done = [0.0] * len(runs)
-    with Progress(transient=True) as bar:
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
         overall = bar.add_task(label, total=len(runs) * span)
 
         def advance(index: int, now: datetime) -> None:

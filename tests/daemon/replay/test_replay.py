@@ -651,3 +651,35 @@ def test_a_slack_longer_than_the_span_and_two_days_replays_to_the_last_deadline(
     assert len(run.outcomes) == len(setup.jobs) > 0
     assert not any(o.missed_deadline for o in run.outcomes)
     assert max(o.started_at for o in run.outcomes) > setup.end + timedelta(days=2)
+
+
+def test_the_progress_bar_draws_on_a_terminal_stderr_while_json_goes_to_a_file(
+    trace: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    """``carbond replay --json > out.json`` on a terminal: the bar was drawn only when stdout
+    was a TTY, so a redirected run showed no progress for minutes. It draws on stderr now,
+    and stdout holds only the JSON."""
+    import os
+    import subprocess
+    import sys
+
+    primary, secondary = os.openpty()
+    inputs = _inputs(trace, cluster_file, intensity_files)
+    argv = [sys.executable, "-m", "daemon", "replay", *inputs, "--days", "0.5",
+            "--policy", "run-now", "--json", "--workers", "1"]  # fmt: skip
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=secondary, timeout=120,
+                          check=False, env={**os.environ, "COLUMNS": "120"})  # fmt: skip
+    os.close(secondary)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal's other end closed: all read
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(primary)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)  # nothing but the JSON
+    assert b"slack 4 h" in drawn  # the bar's label (the default slack), on the terminal
