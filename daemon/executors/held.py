@@ -37,11 +37,22 @@ class HeldJobs:
         self._ledger = ledger
         self._executors = executors
         self._held: dict[str, tuple[str, datetime | None, tuple[str, ...]]] = {}  # plan handed
+        self._failures: dict[tuple[str, str], str] = {}  # (event, job id): the error logged
         self.active = any(isinstance(e, Reserving) for e in executors.values())
 
     def forget(self, job_id: str) -> None:
         """The job started or ended: nothing of it is held any more."""
         self._held.pop(job_id, None)
+        self._failures.pop(("job_hold_failed", job_id), None)
+        self._failures.pop(("job_withdraw_failed", job_id), None)
+
+    def _failed(self, event: str, job_id: str, error: str, **fields: object) -> None:
+        """A hand-over that failed (tried again next round), logged once per job and error,
+        not every round: a misconfigured executor (Slurm without ``SLURM_CONF``) fails the same
+        way each time."""
+        if self._failures.get((event, job_id)) != error:
+            self._failures[event, job_id] = error
+            log.error(event, job_id=job_id, error=error, **fields)
 
     def keep(
         self,
@@ -80,8 +91,9 @@ class HeldJobs:
         try:
             held = executor.hold(spec_for(job, chosen, indices), chosen.start, token, now)
         except (DaemonError, OSError) as exc:  # tried again next round
-            log.error("job_hold_failed", job_id=job.job_id, executor=executor.name, error=str(exc))
+            self._failed("job_hold_failed", job.job_id, str(exc), executor=executor.name)
             return
+        self._failures.pop(("job_hold_failed", job.job_id), None)
         killpoints.reached("hold_handed")
         with self._ledger.transaction():
             self._ledger.drop_run(job.job_id)
@@ -110,8 +122,9 @@ class HeldJobs:
             try:
                 started = executor.withdraw(job_id, run.token or "", now)
             except (DaemonError, OSError) as exc:
-                log.error("job_withdraw_failed", job_id=job_id, error=str(exc))
+                self._failed("job_withdraw_failed", job_id, str(exc))
                 return False
+            self._failures.pop(("job_withdraw_failed", job_id), None)
             if started is not None:
                 at = started.started_at or now
                 self._started_by_executor(job_id, started.token, at, now)

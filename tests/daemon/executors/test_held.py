@@ -75,3 +75,39 @@ def test_a_plan_to_start_now_is_handed_over_once_not_every_round(tmp_path: Path)
             (T0, ("qc/0",)), (T0 + timedelta(minutes=3), ("qc/1",)), (later, ("qc/1",)),
             (T0 + timedelta(minutes=6), ("qc/1",)),
         ]  # fmt: skip
+
+
+def test_a_hand_over_failing_the_same_way_every_round_is_logged_once(tmp_path: Path) -> None:
+    """A daemon started without ``SLURM_CONF`` logged ``job_withdraw_failed`` ("Could not
+    establish a configuration source") for each job every round; it is logged once per job and
+    error, again when the error changes or after a success."""
+    from structlog.testing import capture_logs
+
+    from daemon.errors import DaemonError
+
+    class _Failing(_Reserving):
+        error = "Could not establish a configuration source"
+
+        def withdraw(self, job_id: str, token: str, now: datetime) -> Held | None:
+            if self.error:
+                raise DaemonError(self.error)
+            return None
+
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            ledger.add_job(job_request("j", T0), 0, 0, "queue.jsonl:1", T0)
+            ledger.add_run("j", "fake", ("qc/0",), (0,), 60.0, T0)
+        executor = _Failing()
+        held = HeldJobs(ledger, {"fake": executor})  # type: ignore[dict-item]
+        with capture_logs() as logs:
+            for minute in range(5):
+                assert not held.withdraw("j", T0 + timedelta(minutes=minute))
+            executor.error = "slurm_load_jobs error: Socket timed out"
+            assert not held.withdraw("j", T0 + timedelta(minutes=5))
+            executor.error = ""
+            assert held.withdraw("j", T0 + timedelta(minutes=6))
+        failed = [e["error"] for e in logs if e["event"] == "job_withdraw_failed"]
+        assert failed == [
+            "Could not establish a configuration source",
+            "slurm_load_jobs error: Socket timed out",
+        ]
