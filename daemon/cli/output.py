@@ -131,6 +131,8 @@ def writable(path: Path | None, *, make: bool = False) -> None:
         return
     folder = path if make else path.parent
     try:
+        if make and folder.exists() and not folder.is_dir():  # mkdir would say "File exists"
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         if make:
             folder.mkdir(parents=True, exist_ok=True)
         if not folder.is_dir():

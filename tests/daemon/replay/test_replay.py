@@ -683,3 +683,17 @@ def test_the_progress_bar_draws_on_a_terminal_stderr_while_json_goes_to_a_file(
     assert done.returncode == 0
     assert json.loads(done.stdout)  # nothing but the JSON
     assert b"slack 4 h" in drawn  # the bar's label (the default slack), on the terminal
+
+
+def test_an_out_that_is_a_file_says_it_is_not_a_directory(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``replay --out results.csv`` (an existing file) said "cannot write: File exists"."""
+    monkeypatch.setattr(replay_cmd, "Replays", None)  # no replay may run first
+    target = tmp_path / "results.csv"
+    target.write_text("kept\n")
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.1"]
+    assert main([*argv, "--out", str(target)]) == 1
+    assert capsys.readouterr().err == f"carbond: error: {target}: cannot write: Not a directory\n"
+    assert target.read_text() == "kept\n"
