@@ -29,7 +29,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, TextIO
 
 import numpy as np
 
@@ -42,6 +42,7 @@ __all__ = [
     "DataIssue",
     "TraceReadResult",
     "fill_gaps",
+    "open_text",
     "read_trace",
 ]
 
@@ -125,11 +126,21 @@ class TraceReadResult:
         raise TraceFormatError(self.path, None, None, f"no rows for zone {zone!r} (has: {known})")
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path) -> TextIO:
+    """``path`` as text, as every trace is read: ``.gz`` decompressed, a leading byte-order
+    mark (a spreadsheet's UTF-8 export) dropped, newlines as written (for ``csv``).
+
+    Raises:
+        OSError: it cannot be opened.
+    """
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def _open_text(path: Path) -> TextIO:
     try:
-        if path.suffix == ".gz":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-        return open(path, encoding="utf-8-sig", newline="")
+        return open_text(path)
     except OSError as e:
         raise TraceFormatError(str(path), None, None, f"cannot open: {e.strerror or e}") from e
 

@@ -21,8 +21,6 @@ UTF-8 byte-order mark is dropped, as for the intensity traces.
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import json
 import re
 import zlib
@@ -30,12 +28,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal, TextIO, TypeGuard
+from typing import Final, Literal, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
 
 from daemon.replay.errors import ReplayInputError
+from forecasts.traces import open_text
 
 __all__ = [
     "MAX_REQUESTS",
@@ -157,16 +156,8 @@ Row = tuple[float, int, int, int]  # arrival (s), input tokens, output tokens, r
 Skip = Callable[[ReplayInputError], None]  # a bad row's error, the row left out
 
 
-def _open_text(path: Path) -> TextIO:
-    """The file as text, as the intensity traces are read: ``.gz`` decompressed, a leading
-    byte-order mark (a spreadsheet's UTF-8 export) dropped."""
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return path.open(encoding="utf-8-sig", newline="")
-
-
 def _read_azure(path: Path, skip: Skip) -> Iterator[Row]:
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         reader = csv.DictReader(handle)
         try:
             yield from _azure_rows(path, reader, skip)
@@ -199,7 +190,7 @@ def _json_lines(
     path: Path, skip: Skip, parse: Callable[[dict[str, object], str], Row]
 ) -> Iterator[Row]:
     """``parse(obj, where)`` of each line's JSON object; a bad line is skipped."""
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
