@@ -25,12 +25,17 @@ from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, get_r
 from policies.footprint.models import precision_bytes
 
 __all__ = [
+    "MAX_REQUESTS",
+    "MAX_TOKENS",
     "CancelRequest",
     "InvalidLineError",
     "JobRequest",
     "parse_deadline",
     "parse_line",
 ]
+
+MAX_TOKENS = 10_000_000  # per request, input or output (replay traces are bounded alike)
+MAX_REQUESTS = 1_000_000_000  # per job
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _RELATIVE = re.compile(r"^\+(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -75,9 +80,9 @@ class _JobLine(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     model: str | None = None
     params_b: float | None = Field(default=None, gt=0, le=10_000)
-    input_tokens: int = Field(default=128, ge=0, le=10_000_000)
-    output_tokens: int = Field(default=150, ge=1, le=10_000_000)
-    requests: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    input_tokens: int = Field(default=128, ge=0, le=MAX_TOKENS)
+    output_tokens: int = Field(default=150, ge=1, le=MAX_TOKENS)
+    requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)
     batch_size: int = Field(default=1, ge=1, le=1_000_000)
     tensor_parallel: int = Field(default=1, ge=1, le=64)
     deadline: str | None = None

@@ -33,6 +33,7 @@ from typing import Final, Literal, TypeGuard
 import numpy as np
 import numpy.typing as npt
 
+from daemon.queue.line import MAX_REQUESTS, MAX_TOKENS
 from daemon.replay.errors import ReplayInputError
 from forecasts.traces import open_text
 
@@ -112,10 +113,6 @@ class RequestTrace:
             self.prebatched and other.prebatched,
             self.notes + other.notes,
         )
-
-
-MAX_TOKENS = 10_000_000  # per request, as a queue line's input_tokens and output_tokens
-MAX_REQUESTS = 1_000_000_000  # per job, as a queue line's requests
 
 
 def _tokens(value: object, where: str, name: str, least: int = 0, most: int = MAX_TOKENS) -> int:
