@@ -91,7 +91,7 @@ class RunNow:
             ready_s = np.array(
                 [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
             )
-            slot_of = np.array(  # counted on past the horizon (priced at its last slot)
+            slot_of = np.array(  # counted on past the horizon (priced there: _priced)
                 [0 if x is None else slot_at(grid, ready_of.offsets_s, x[0]) for x in ready],
                 dtype=np.int64,
             )
