@@ -7,16 +7,14 @@ Reads the ledger only (read-only connection), so it runs beside the daemon.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.cli.context import add_common_options, open_ledger, settings_from
 from daemon.errors import DaemonError, UsageError
-from daemon.ledger.export import file_mode
+from daemon.ledger.export import write_replacing
 from daemon.reports.lines import ledger_lines, signal_sources
 from daemon.reports.render import FORMATS, Format, render
 from daemon.reports.summary import GROUPINGS, summarise
@@ -142,23 +140,13 @@ def _emit(text: str, output: Path | None) -> None:
 
 def write_atomic(output: Path, text: str) -> None:
     """Write ``text`` to ``output`` through a temporary file renamed over it (with the
-    permissions of the file it replaces, else the umask's: :func:`file_mode`).
+    permissions of the file it replaces, else the umask's: :func:`write_replacing`).
 
     Raises:
         DaemonError: the file cannot be written (names ``output``, never the temporary file:
             e.g. ``output`` is a directory).
     """
     try:
-        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+        write_replacing(output, lambda out: out.write(text))
     except OSError as exc:  # name the target, not the temporary file
         raise DaemonError(f"{output}: cannot write: {exc.strerror or exc}") from exc
-    try:
-        os.fchmod(fd, file_mode(output))
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, output)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise DaemonError(f"{output}: cannot write: {exc.strerror or exc}") from exc
-        raise

@@ -13,15 +13,16 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, TypeVar
 
 from daemon.ledger.store import Ledger, LedgerError
 
-__all__ = ["EXPORT_SUFFIXES", "csv_cell", "export_table", "file_mode"]
+__all__ = ["EXPORT_SUFFIXES", "csv_cell", "export_table", "file_mode", "write_replacing"]
 
 EXPORT_SUFFIXES = {".csv": "csv", ".json": "json"}
+_T = TypeVar("_T")
 
 # What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -79,17 +80,28 @@ def export_table(
         raise LedgerError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
-def _write(columns: Sequence[str], rows: Iterable[Sequence[Any]], path: Path, kind: str) -> int:
+def write_replacing(path: Path, write: Callable[[TextIO], _T]) -> _T:
+    """``write(out)`` into a temporary file beside ``path``, then renamed over it (a reader
+    sees the old file or the new one, never part of one); it gets the permissions of the file
+    it replaces, else the umask's (:func:`file_mode`). Returns what ``write`` returns.
+
+    Raises:
+        OSError: the file cannot be written (the temporary file is removed).
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, file_mode(path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            count = _write_rows(columns, rows, out, kind)
+            result = write(out)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return count
+    return result
+
+
+def _write(columns: Sequence[str], rows: Iterable[Sequence[Any]], path: Path, kind: str) -> int:
+    return write_replacing(path, lambda out: _write_rows(columns, rows, out, kind))
 
 
 def _write_rows(
