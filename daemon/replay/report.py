@@ -19,8 +19,6 @@ share, the oracle too), job by job.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -32,6 +30,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from daemon.ledger.export import write_replacing
 from daemon.replay.driver import JobOutcome, PolicyRun, ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import PolicySpec
@@ -427,14 +426,7 @@ def _bound_saving(rows: list[dict[str, Any]], total_g: float, jobs: int) -> floa
 
 def _atomic_write(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_replacing(path, write)
 
 
 def _label(run: PolicyRun) -> str:

@@ -697,3 +697,22 @@ def test_an_out_that_is_a_file_says_it_is_not_a_directory(
     assert main([*argv, "--out", str(target)]) == 1
     assert capsys.readouterr().err == f"carbond: error: {target}: cannot write: Not a directory\n"
     assert target.read_text() == "kept\n"
+
+
+def test_replay_out_files_get_the_umasks_permissions(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path
+) -> None:
+    """``--out``'s jobs.csv came out 0600 (its temporary file's mode) whatever the umask, as
+    ``export`` and ``report -o`` files did before them."""
+    import os
+    import stat
+
+    out = tmp_path / "out"
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.1",
+            "--policy", "run-now", "--workers", "1", "--out", str(out)]  # fmt: skip
+    old = os.umask(0o022)
+    try:
+        assert main(argv) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((out / "slack_4h" / "jobs.csv").stat().st_mode) == 0o644
