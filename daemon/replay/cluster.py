@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.replay.errors import ReplayInputError
 from daemon.settings import RegionSettings, SiteSettings
+from daemon.settings.toml_lines import line_of
 from daemon.sites import SiteConfigError, build_site, build_sites
 from policies import Device
 from policies.errors import UnknownGpuError
@@ -120,9 +121,10 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         ReplayInputError: unreadable file, not UTF-8, bad TOML, a bad field or an unknown GPU type
             (the message names the file and the field).
     """
+    text = ""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        parsed = _ClusterFile.model_validate(raw)
+        text = path.read_text(encoding="utf-8")
+        parsed = _ClusterFile.model_validate(tomllib.loads(text))
     except OSError as exc:
         raise ReplayInputError(f"{path}: cannot read cluster file ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:  # was a traceback (a .gz or binary file named)
@@ -133,7 +135,9 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        raise ReplayInputError(f"{path}: {where}: {msg}") from exc
+        line = line_of(text, err["loc"])
+        at = str(path) if line is None else f"{path}:{line}"
+        raise ReplayInputError(f"{at}: {where}: {msg}") from exc
     names = [r.name for r in parsed.regions]
     if len(set(names)) != len(names):
         raise ReplayInputError(f"{path}: region names must be unique, got {names}")

@@ -208,6 +208,14 @@ def _config_path(explicit: Path | None) -> Path | None:
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
+def _text(path: Path | None) -> str | None:
+    """The config file's text, to name the line of a bad value; None when there is none."""
+    try:
+        return path.read_text(encoding="utf-8") if path is not None else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def config_path(explicit: Path | None = None) -> Path | None:
     """The TOML file :func:`load_settings` reads: ``explicit``, else ``$CARBOND_CONFIG``, else
     ``/etc/carbond/carbond.toml`` when it exists; None when there is none.
@@ -237,7 +245,10 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = [problem_line(err["loc"], err["msg"], where, Settings) for err in exc.errors()]
+        text = _text(path)
+        problems = [
+            problem_line(err["loc"], err["msg"], where, Settings, text) for err in exc.errors()
+        ]
         raise ConfigError(problems) from exc
     except SettingsError as exc:  # a CARBOND_* variable holding JSON that does not parse
         raise ConfigError([unparsable_line(exc, where, Settings)]) from exc

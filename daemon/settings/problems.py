@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_settings import SettingsError
 
+from daemon.settings.toml_lines import line_of
+
 __all__ = ["problem_line", "unparsable_line"]
 
 _ENV_PREFIX = "CARBOND_"
@@ -18,16 +20,26 @@ _SHOWN_CHARS = 120
 
 
 def problem_line(
-    loc: tuple[int | str, ...], message: str, where: str, root: type[BaseModel]
+    loc: tuple[int | str, ...],
+    message: str,
+    where: str,
+    root: type[BaseModel],
+    text: str | None = None,
 ) -> str:
     """One problem line, naming where the bad value came from: the ``CARBOND_*`` variable and
-    its value when the environment supplied it (it overrides the file), else the file."""
+    its value when the environment supplied it (it overrides the file), else the file, and the
+    line of the file's ``text`` that sets it (or its nearest enclosing key or table) when given."""
     field = ".".join(str(p) for p in loc) or "<root>"
     message = message.removeprefix("Value error, ")
     found = _from_environment([str(p) for p in loc], root, missing=message == "Field required")
-    if found is None:
-        return f"{where}: {field}: {message}"
-    return f"environment variable {found}: {field}: {message}"
+    if found is not None:
+        return f"environment variable {found}: {field}: {message}"
+    line = line_of(text, loc) if text is not None else None
+    return (
+        f"{where}:{line}: {field}: {message}"
+        if line is not None
+        else f"{where}: {field}: {message}"
+    )
 
 
 def _from_environment(

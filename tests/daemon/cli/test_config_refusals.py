@@ -77,7 +77,7 @@ def test_a_misspelt_policy_or_parameter_refuses_to_start(
     config = _config(tmp_path, f"{REGION}[policy]\n{policy}\n")
     assert main(["run", "--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert f"  {config}: {expected}" in err
+    assert f"  {config}:6: {expected}" in err
     assert not (tmp_path / "ledger.db").exists()
 
 
@@ -125,7 +125,9 @@ def test_a_bad_value_from_the_file_still_names_the_file(tmp_path: Path) -> None:
     config = _config(tmp_path, "[gpu]\nsample_period_s = -1\n")
     with pytest.raises(ConfigError) as info:
         load_settings(config)
-    assert info.value.problems == [f"{config}: gpu.sample_period_s: Input should be greater than 0"]
+    assert info.value.problems == [
+        f"{config}:3: gpu.sample_period_s: Input should be greater than 0"
+    ]
 
 
 @pytest.mark.parametrize("text", ['{"token": "s3cr3t-value", "max_retries": "x"', "s3cr3t-value"])

@@ -341,10 +341,10 @@ def test_deadline_allows_twice_the_planners_estimate_on_the_slowest_gpu(
     ("text", "message"),
     [
         ("[[regions]]\nname = 'a'\nzone = 'X'\ngpus = [{ type = 'Z9', count = 1 }]\n", "Z9"),
-        ("[[regions]]\nname = 'a'\nzone = 'X'\ngpus = []\n", "regions.0.gpus"),
-        ("[[regions]]\nname = 'a b'\nzone = 'X'\ngpus = [{ type = 'T4', count = 1 }]\n", "name"),
+        ("[[regions]]\nname = 'a'\nzone = 'X'\ngpus = []\n", r"c\.toml:4: regions\.0\.gpus"),
+        ("[[regions]]\nname = 'a b'\nzone = 'X'\ngpus = ['T4']\n", r"c\.toml:2: regions\.0\.name"),
         ("regions = [\n", "not valid TOML"),
-        ("[[regions]]\nname = 'a'\nzone = 'X'\npue = 0.5\ngpus = [{type='T4', count=1}]\n", "pue"),
+        ("[[regions]]\nname = 'a'\nzone = 'X'\npue = 0.5\ngpus = ['T4']\n", ":4: regions.0.pue"),
     ],
 )
 def test_bad_cluster_files(tmp_path: Path, text: str, message: str) -> None:

@@ -48,7 +48,7 @@ def test_a_bad_threshold_is_one_line_naming_it(tmp_path: Path, field: str, value
     with pytest.raises(ConfigError) as info:
         load_settings(config)
     assert len(info.value.problems) == 1
-    assert info.value.problems[0].startswith(f"{config}: recalibration.{field}: ")
+    assert info.value.problems[0].startswith(f"{config}:2: recalibration.{field}: ")
 
 
 def test_an_unknown_key_is_refused(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_every_problem_is_one_line(tmp_path: Path) -> None:
     assert any("regions.1.pue" in p for p in problems)
     assert any("regions.1.colour" in p for p in problems)
     assert [p for p in problems if "regions.2" in p] == [
-        f'{config}: regions.2.gpus: must be "discover" or a list of GPU catalog '
+        f'{config}:19: regions.2.gpus: must be "discover" or a list of GPU catalog '
         "names, got 'discovr'"
     ]
     assert all(p.startswith(str(config)) for p in problems)
@@ -109,7 +109,7 @@ def test_a_bad_plan_window_is_one_line_naming_it(tmp_path: Path, value: str) -> 
     with pytest.raises(ConfigError) as info:
         load_settings(config)
     assert len(info.value.problems) == 1
-    assert info.value.problems[0].startswith(f"{config}: policy.plan_window: ")
+    assert info.value.problems[0].startswith(f"{config}:3: policy.plan_window: ")
 
 
 def test_the_plan_window_is_read(tmp_path: Path) -> None:
