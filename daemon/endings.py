@@ -44,14 +44,15 @@ def run_handle(run: RunRecord) -> RunHandle:
 
 
 def final_state(status: ExitStatus, *, cancel_requested_at: datetime | None) -> tuple[str, str]:
-    """``(state, reason)`` of a run that ended with ``status``: ``succeeded`` on exit 0,
-    ``cancelled`` when its owner asked (at ``cancel_requested_at``) before it ended (within
-    ``_END_SLACK``), else ``failed`` with the exit code or signal (also a run that failed on
-    its own before the owner's cancel request was read)."""
-    if status.succeeded:
-        return "succeeded", "exit code 0"
+    """``(state, reason)`` of a run that ended with ``status``: ``cancelled`` when its owner
+    asked (at ``cancel_requested_at``) before it ended (within ``_END_SLACK``), whatever its
+    exit code (a job that traps SIGTERM and exits 0 was still stopped before its end, as Slurm
+    records a ``scancel``); else ``succeeded`` on exit 0, else ``failed`` with the exit code or
+    signal (also a run that ended on its own before the owner's cancel request was read)."""
     if cancel_requested_at is not None and cancel_requested_at <= status.finished_at + _END_SLACK:
         return "cancelled", "cancelled by its owner while running"
+    if status.succeeded:
+        return "succeeded", "exit code 0"
     if status.exit_code is not None:
         return "failed", f"exit code {status.exit_code}"
     if status.signal is not None:

@@ -225,7 +225,7 @@ class Endings:
             started = status.started_at or run.started_at or run.launched_at
             measured = {}
             if context.measurement is not None:
-                spec = spec_or_none(ledger.job(job_id)) if status.succeeded else None
+                spec = spec_or_none(ledger.job(job_id)) if state == "succeeded" else None
                 measured = context.measurement.finished(
                     job_id, started_at=started, finished_at=status.finished_at,
                     decision=decision, forecasts=context.forecasts, job=spec,
@@ -237,7 +237,7 @@ class Endings:
                     context.lifetime_years, quiet=estimates_quiet,
                 )  # fmt: skip
                 columns = self._at_site(run, started, status, columns, ended, context)
-                if status.succeeded and not measured:  # the meter's runs: folded already
+                if state == "succeeded" and not measured:  # the meter's runs: folded already
                     lesson = _executor_lesson(ledger, decision, columns, context.inventory)
         end = RunEnd(job_id, status.finished_at, status.exit_code, status.signal,
                      status.reason or reason, state, reason, columns)  # fmt: skip

@@ -17,7 +17,10 @@ ASKED = NOW - timedelta(seconds=5)  # the owner's cancel request, read before th
     ("status", "cancel", "expected"),
     [
         (ExitStatus("j", NOW, 0), None, ("succeeded", "exit code 0")),
-        (ExitStatus("j", NOW, 0), ASKED, ("succeeded", "exit code 0")),
+        # it trapped SIGTERM and exited 0: still stopped by its owner, as Slurm records it
+        (ExitStatus("j", NOW, 0), ASKED, ("cancelled", "cancelled by its owner while running")),
+        # it had ended (exit 0) before its owner asked: it did all its work
+        (ExitStatus("j", ASKED, 0), NOW, ("succeeded", "exit code 0")),
         (ExitStatus("j", NOW, 2), None, ("failed", "exit code 2")),
         (ExitStatus("j", NOW, None, 9), None, ("failed", "killed by signal 9")),
         (

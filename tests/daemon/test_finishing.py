@@ -54,3 +54,36 @@ def test_each_end_is_recorded_once_with_its_outcome(tmp_path: Path) -> None:
     assert _ends(ledger, "a") == ["succeeded"] and ledger.outcome_totals() == totals
     assert [t.to_state for t in ledger.transitions("c")][-1] == "running"
     ledger.close()
+
+
+class _TrapsTerm(RecordingExecutor):
+    """An executor that measures energy (as ``sacct``) whose jobs trap SIGTERM and exit 0."""
+
+    def cancel(self, handle: RunHandle, now: datetime) -> None:
+        self.cancels.append(handle.job_id)
+        self.finish(handle.job_id, now, 0)
+
+
+def test_a_run_that_exits_0_after_its_owners_cancel_is_cancelled_and_teaches_nothing(
+    tmp_path: Path,
+) -> None:
+    """The owner asked, the cancel was delivered, the job stopped early and exited 0: it is
+    recorded cancelled (not succeeded), and its cut-short energy teaches no factor."""
+    clock, executor = FakeClock(), _TrapsTerm(auto_finish=False)
+    executor.reported_power_w = 250.0
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", model="llama-3.2-1b"))
+    service.tick(clock())
+    append(service.queue.path, '{"cancel": "a"}\n')
+    service.tick(clock.advance(10))
+    assert executor.cancels == ["a"]
+    service.reconcile(clock.advance(1))
+    ledger = service.ledger
+    assert _ends(ledger, "a") == ["cancelled"]
+    run = ledger.run("a")
+    assert run is not None and run.exit_code == 0
+    decision = ledger.latest_decision("a")
+    assert decision is not None and decision.gpu is not None
+    assert service.learning.recalibration.get("llama-3.2-1b", decision.gpu).samples == 0
+    ledger.close()
