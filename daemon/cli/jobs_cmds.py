@@ -24,13 +24,14 @@ from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.errors import UsageError
 from daemon.ledger import (
     EXPORTABLE,
+    JobRecord,
     Ledger,
     LedgerError,
     UnknownJobError,
     export_table,
 )
 from daemon.ledger.export import EXPORT_SUFFIXES
-from daemon.queue import REJECTED_NAME, append_submission, new_job_id
+from daemon.queue import REJECTED_NAME, append_submission, new_job_id, submit_target
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings
 from daemon.states import FINAL_STATES, STATES
@@ -293,26 +294,67 @@ def _rejected(args: argparse.Namespace, limit: int | None, offset: int, *, show_
 
 def _cancel(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    with open_ledger(settings.state_dir) as ledger:
-        try:
-            job = ledger.job(args.job_id)
-        except UnknownJobError as exc:
-            raise UsageError(
-                f"{exc} (a job just submitted is known once the daemon ingests it)"
-            ) from exc
     uid = os.getuid()
-    if uid not in (job.uid, 0):
-        raise UsageError(f"job {job.job_id} belongs to {user_name(job.uid)}, not to you")
-    if job.state in FINAL_STATES:
-        raise UsageError(f"job {job.job_id} is already {job.state}")
-    append_submission(
-        settings.state_dir, uid, {"cancel": job.job_id}, settings.queue.max_line_bytes
+    job = _ledger_job(settings.state_dir, args.job_id)
+    if job is None:  # not ingested yet (the daemon may be down): still in the caller's queue?
+        target = submit_target(settings.state_dir, uid)
+        if not _in_queue_file(target, args.job_id):
+            raise UsageError(f"unknown job {args.job_id!r}: neither the ledger nor your queue "
+                             f"file {target} has it")  # fmt: skip
+        job_id, state = args.job_id, None
+    else:
+        if uid not in (job.uid, 0):
+            raise UsageError(f"job {job.job_id} belongs to {user_name(job.uid)}, not to you")
+        if job.state in FINAL_STATES:
+            raise UsageError(f"job {job.job_id} is already {job.state}")
+        job_id, state = job.job_id, job.state
+    # after the job's own line in the same file: the daemon reads the job, then the cancel
+    target = append_submission(
+        settings.state_dir, uid, {"cancel": job_id}, settings.queue.max_line_bytes
     )
     if args.json:
-        print_json({"job_id": job.job_id, "cancel_requested": True, "state": job.state})
+        print_json({"job_id": job_id, "cancel_requested": True, "state": state,
+                    "queue_file": str(target)})  # fmt: skip
+    elif state is None:
+        print(f"cancel requested for {job_id} (not read by the daemon yet: it will be "
+              f"cancelled before it starts)")  # fmt: skip
     else:
-        print(f"cancel requested for {job.job_id} (was {job.state})")
+        print(f"cancel requested for {job_id} (was {state})")
     return 0
+
+
+def _ledger_job(state_dir: Path, job_id: str) -> JobRecord | None:
+    """``job_id``'s ledger record; None when the ledger has no such job, or there is no
+    ledger yet (no daemon has started: only the queue files know the jobs)."""
+    if not (state_dir / "ledger.db").is_file():
+        return None
+    with open_ledger(state_dir) as ledger:
+        try:
+            return ledger.job(job_id)
+        except UnknownJobError:
+            return None
+
+
+def _in_queue_file(path: Path, job_id: str) -> bool:
+    """Whether ``path`` (the caller's own queue file) holds a job line with ``job_id``."""
+    needle = json.dumps(job_id).encode()
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from exc
+    with handle:
+        for raw in handle:
+            if needle not in raw:
+                continue
+            try:
+                record = json.loads(raw)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(record, dict) and record.get("id") == job_id:
+                return True
+    return False
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -220,6 +220,32 @@ def test_jobs_status_cancel_against_a_running_service(
     assert {row["job_id"] for row in json.loads(export.read_text())} == {"a", "b"}
 
 
+@pytest.mark.parametrize("ledger", [False, True], ids=["daemon never started", "daemon down"])
+def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ledger: bool
+) -> None:
+    """Submitted while the daemon is down, cancelled before it comes back: the cancel line
+    follows the job's in the same file, so the job is cancelled before it ever starts."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    if ledger:
+        make_service(tmp_path, executor).close()
+    for job_id in ("a", "b"):
+        assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", job_id,
+                    "--model", "llama-1b", "--", "true")[0] == 0  # fmt: skip
+    code, out, err = _run(capsys, "cancel", "a", "--state-dir", str(tmp_path), "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"job_id": "a", "cancel_requested": True, "state": None,
+                               "queue_file": str(tmp_path / "queue.jsonl")}  # fmt: skip
+    code, _, err = _run(capsys, "cancel", "zzz", "--state-dir", str(tmp_path))
+    assert (code, "unknown job 'zzz'" in err) == (2, True)
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    service.tick(clock())
+    assert service.ledger.job_state("a") == "cancelled"
+    assert [launch.job_id for launch in executor.launches] == ["b"]
+    service.close()
+
+
 def test_submit_to_a_missing_state_dir_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
