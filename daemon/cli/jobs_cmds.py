@@ -213,6 +213,9 @@ def _jobs(args: argparse.Namespace) -> int:
     limit = None if args.limit is None else _count("--limit", args.limit)
     offset = _count("--offset", args.offset)
     states = [s for s in args.state or () if s != REJECTED]
+    if args.json and states and len(states) < len(args.state):  # two arrays: not one JSON
+        raise UsageError("--json lists jobs or rejected lines, not both: ask for --state "
+                         "rejected alone, and for the job states without it")  # fmt: skip
     if args.state and len(states) < len(args.state):
         _rejected(args, limit, offset, show_jobs=bool(states))
         if not states:

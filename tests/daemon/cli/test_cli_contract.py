@@ -113,6 +113,8 @@ def test_jobs_state_rejected_lists_ones_own_refused_lines(
          "/nonexistent.csv: cannot open: No such file or directory"),
         (["status", "nope"], "unknown job 'nope'"),
         (["jobs", "--limit", "-1"], "--limit must not be negative"),
+        (["jobs", "--json", "--state", "rejected", "--state", "failed"],  # a table, then JSON
+         "--json lists jobs or rejected lines, not both"),
         (["export", "jobs", "{state}/out.txt"],
          "{state}/out.txt: unknown extension '.txt' (use .csv or .json)"),
     ],
