@@ -20,6 +20,7 @@ import pytest
 
 from daemon.assemble import build_service
 from daemon.cli import main
+from daemon.cli.job_rows import user_name
 from daemon.executors.local import LocalExecutor
 from daemon.intensity import StaticIntensity
 from daemon.ledger import Ledger
@@ -243,6 +244,31 @@ def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
     service.tick(clock())
     assert service.ledger.job_state("a") == "cancelled"
     assert [launch.job_id for launch in executor.launches] == ["b"]
+    service.close()
+
+
+def test_another_user_sees_a_job_in_jobs_and_status_alike_but_cannot_cancel_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/daemon.md "Who sees and touches a job": everyone's jobs, command included, in
+    both commands (the ledger is world-readable); a cancel only by the owner or root."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "mine",
+                "--model", "llama-1b", "--", "/bin/echo", "hi")[0] == 0  # fmt: skip
+    service.tick(clock())
+    queue = (tmp_path / "queue.jsonl").read_bytes()
+    monkeypatch.setattr(os, "getuid", lambda: 4242)
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
+    assert code == 0 and [j["job_id"] for j in json.loads(out)] == ["mine"]
+    code, out, _ = _run(capsys, "status", "mine", "--state-dir", str(tmp_path), "--json")
+    assert code == 0 and json.loads(out)["command"] == ["/bin/echo", "hi"]
+    code, out, err = _run(capsys, "cancel", "mine", "--state-dir", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err == f"carbond: error: job mine belongs to {user_name(os.geteuid())}, not to you\n"
+    assert (tmp_path / "queue.jsonl").read_bytes() == queue
+    assert not (tmp_path / "queue.d").exists() or not any((tmp_path / "queue.d").iterdir())
     service.close()
 
 
