@@ -149,11 +149,11 @@ def _print_status(payload: dict[str, Any]) -> None:
                 [[a["gpu"], a["region"], a["start"], a["total_g"]] for a in alternatives],
             )
     run, outcome = payload["run"], payload["outcome"]
-    if run:
-        print(
+    if run:  # its reason may quote the job's argv ("command not found: ..."): the user's text
+        print(printable(
             f"run: {run['executor']} on {', '.join(run['devices'])} from {run['started_at']}"
             + (f", ended {run['finished_at']} ({run['reason']})" if run["finished_at"] else "")
-        )
+        ))  # fmt: skip
     if outcome and outcome.get("total_g") is not None:
         method = outcome["energy_method"]
         energy = f"measured ({method})" if is_measured(method) else f"energy {method}"

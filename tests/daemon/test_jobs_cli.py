@@ -493,6 +493,29 @@ def test_a_job_name_is_shown_as_text_never_as_markup_or_terminal_codes(
     assert {job["job_id"]: job["name"] for job in json.loads(out)} == names  # as stored
 
 
+def test_a_run_reason_from_a_jobs_argv_never_drives_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The wrapper's "command not found: ARGV0" is the run's reason: an escape sequence a user
+    put in argv[0] reached the terminal of whoever ran ``status`` on that job."""
+    state = tmp_path / "state"
+    executor = LocalExecutor(log_dir=state / "logs", grace_s=1.0)
+    settings = Settings(state_dir=state, regions=PAPER_REGIONS[:1], policy={"name": "run-now"})
+    with Ledger.open(state / "ledger.db") as ledger:
+        service = build_service(settings, ledger, {"local": executor}, intensity=StaticIntensity())
+        service.start(datetime.now(UTC))
+        append(service.queue.path, job_line(id="esc", command=["/no\x1b]0;owned\x07such"]))
+        for _ in range(200):  # a real wrapper: tick until the job has ended (at most ~10 s)
+            service.tick(datetime.now(UTC))
+            if ledger.job_state("esc") not in {"queued", "planned", "running"}:
+                break
+            time.sleep(0.05)
+        assert ledger.job_state("esc") == "failed"
+    code, out, _ = _run(capsys, "status", "esc", "--state-dir", str(state))
+    assert code == 0 and "command not found: /no\\x1b]0;owned\\x07such" in out
+    assert "\x1b" not in out and "\x07" not in out
+
+
 def test_status_says_an_estimated_energy_is_estimated(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
