@@ -26,6 +26,7 @@ __all__ = [
     "previous_attempt",
     "process_start_ticks",
     "read_status",
+    "session_members",
     "start_marker",
     "wrapper_spec",
     "write_private",
@@ -44,6 +45,23 @@ def process_start_ticks(pid: int) -> int | None:
     if fields[0] in {"Z", "X"}:
         return None
     return int(fields[19])  # field 22 of the whole line; fields here start at field 3
+
+
+def session_members(sid: int) -> list[int]:
+    """Pids of the live processes in session ``sid`` (``/proc/PID/stat`` field 6), whatever
+    process group they moved to; a zombie is not counted."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] not in {"Z", "X"} and int(fields[3]) == sid:
+            pids.append(int(entry))
+    return pids
 
 
 def start_marker(spec_file: Path) -> Path | None:

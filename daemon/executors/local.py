@@ -169,7 +169,7 @@ class LocalExecutor:
                 ended.append(result)
                 self._kill_at.pop(handle.job_id, None)
             elif self._monotonic() >= self._kill_at.get(handle.job_id, math.inf):
-                _signal_group(token.pid, signal.SIGKILL)
+                _kill_session(token.pid)
         return ended
 
     def _check_one(self, handle: RunHandle, token: _Token, now: datetime) -> ExitStatus | None:
@@ -284,6 +284,16 @@ def _never_started(handle: RunHandle, now: datetime, why: str) -> ExitStatus:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):  # gone: poll reports it
         os.killpg(pid, sig)
+
+
+def _kill_session(pid: int) -> None:
+    """SIGKILL the wrapper ``pid``'s process group and every process of its session (it leads
+    it): the wrapper dies too, so nothing would be left to end what the job moved to another
+    group (``setpgid``, a shell's job control), which would keep running on its GPU."""
+    _signal_group(pid, signal.SIGKILL)
+    for member in jobfiles.session_members(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(member, signal.SIGKILL)
 
 
 def _make_log_dir(log_dir: Path) -> None:

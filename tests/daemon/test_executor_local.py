@@ -166,6 +166,44 @@ def test_cancel_escalates_to_sigkill_after_the_grace_period(
     assert "grace" in status.reason
 
 
+def test_sigkill_after_the_grace_reaches_what_the_job_moved_to_another_process_group(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    """A job ignoring SIGTERM whose child is in a group of its own (a shell's job control,
+    ``setpgid``): the SIGKILL of the whole group took the wrapper with it, so nothing was left
+    to end the child, which kept running (and holding its GPU) after the job was recorded
+    cancelled. The escalation now kills the job's whole session."""
+    pid_file = tmp_path / "child.pid"
+    code = (
+        "import pathlib, signal, subprocess, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        " child = subprocess.Popen(['sleep', '300'], process_group=0);"
+        f" tmp = pathlib.Path({str(pid_file)!r} + '.tmp'); tmp.write_text(str(child.pid));"
+        f" tmp.rename({str(pid_file)!r}); time.sleep(60)"
+    )
+    clock = FakeMonotonic()
+    executor = LocalExecutor(grace_s=10.0, monotonic=clock)
+    handle = executor.launch(_spec(tmp_path, "job-pg", PY, "-c", code), NOW)
+    reaper.append(handle)
+    _wait_for_file(pid_file)
+    child = int(pid_file.read_text())
+    ticks = process_start_ticks(child)
+    assert ticks is not None and os.getpgid(child) == child  # a group of its own
+
+    executor.cancel(handle, NOW)
+    clock.t += 11.0
+    status = _wait(executor, handle)
+
+    assert status.signal == signal.SIGKILL
+    for _ in range(100):  # SIGKILL is delivered at once; the zombie is reaped by init
+        if process_start_ticks(child) != ticks:
+            break
+        time.sleep(0.02)
+    alive = process_start_ticks(child) == ticks
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "the job's child outlived the cancel"
+
+
 def test_a_restarted_daemon_adopts_a_running_job_and_reads_its_status(
     tmp_path: Path, reaper: list[RunHandle]
 ) -> None:
