@@ -43,16 +43,28 @@ def run_handle(run: RunRecord) -> RunHandle:
     return RunHandle(run.job_id, run.executor, run.token or "", started, run.deadline)
 
 
-def final_state(status: ExitStatus, *, cancel_requested_at: datetime | None) -> tuple[str, str]:
-    """``(state, reason)`` of a run that ended with ``status``: ``cancelled`` when its owner
-    asked (at ``cancel_requested_at``) before it ended (within ``_END_SLACK``), whatever its
-    exit code (a job that traps SIGTERM and exits 0 was still stopped before its end, as Slurm
-    records a ``scancel``); else ``succeeded`` on exit 0, else ``failed`` with the exit code or
-    signal (also a run that ended on its own before the owner's cancel request was read)."""
+def final_state(
+    status: ExitStatus,
+    *,
+    cancel_requested_at: datetime | None,
+    cancel_sent_at: datetime | None = None,
+) -> tuple[str, str]:
+    """``(state, reason)`` of a run that ended with ``status``.
+
+    Exit 0: ``succeeded``, unless the owner's cancel was sent to the run (at
+    ``cancel_sent_at``) before it ended: a job that traps SIGTERM and exits 0 was still
+    stopped early (as Slurm records a ``scancel``), so ``cancelled``. A run that ran to its end
+    before the cancel reached it (the request was read, but the run ended before the next
+    reconcile sent it, or while the daemon was down) did all its work: ``succeeded``.
+    Otherwise: ``cancelled`` when its owner asked (at ``cancel_requested_at``) before it ended,
+    else ``failed`` with the exit code or signal (also a run that failed on its own before the
+    owner's cancel request was read). Both comparisons allow ``_END_SLACK``."""
+    if status.succeeded:
+        if cancel_sent_at is not None and cancel_sent_at <= status.finished_at + _END_SLACK:
+            return "cancelled", "cancelled by its owner while running (it exited 0)"
+        return "succeeded", "exit code 0"
     if cancel_requested_at is not None and cancel_requested_at <= status.finished_at + _END_SLACK:
         return "cancelled", "cancelled by its owner while running"
-    if status.succeeded:
-        return "succeeded", "exit code 0"
     if status.exit_code is not None:
         return "failed", f"exit code {status.exit_code}"
     if status.signal is not None:

@@ -98,7 +98,7 @@ class Endings:
         self._held = held
         self._busy = busy
         self._metrics = metrics
-        self._cancel_sent: set[str] = set()
+        self._cancel_sent: dict[str, datetime] = {}  # job id -> when its cancel was sent
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
 
     # -- totals -----------------------------------------------------------------------------
@@ -169,7 +169,7 @@ class Endings:
                     log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
                     continue
                 killpoints.reached("cancel_sent")
-                self._cancel_sent.add(run.job_id)
+                self._cancel_sent[run.job_id] = now
                 log.info("job_cancel_sent", job_id=run.job_id)
 
     # -- recording ends ---------------------------------------------------------------------
@@ -216,7 +216,8 @@ class Endings:
         if job_state != "running":
             return None
         run = ledger.run(job_id)
-        state, reason = final_state(status, cancel_requested_at=cancel_requested_at)
+        state, reason = final_state(status, cancel_requested_at=cancel_requested_at,
+                                    cancel_sent_at=self._cancel_sent.get(job_id))  # fmt: skip
         decision = ledger.latest_decision(job_id, alternatives=False)  # an end never reads them
         columns: dict[str, Any] = {}
         lesson = None
@@ -247,7 +248,7 @@ class Endings:
         """After ``e`` is committed: forget its cancel and hold, log (unless ``quiet``: the
         level drops it), report the outcome to the metrics sink (the totals: per batch)."""
         job_id, columns, status = e.end.job_id, e.end.columns, e.status
-        self._cancel_sent.discard(job_id)
+        self._cancel_sent.pop(job_id, None)
         self._held.forget(job_id)
         if not quiet:
             log.info("job_finished", job_id=job_id, state=e.end.state, reason=e.end.state_reason,

@@ -17,10 +17,8 @@ ASKED = NOW - timedelta(seconds=5)  # the owner's cancel request, read before th
     ("status", "cancel", "expected"),
     [
         (ExitStatus("j", NOW, 0), None, ("succeeded", "exit code 0")),
-        # it trapped SIGTERM and exited 0: still stopped by its owner, as Slurm records it
-        (ExitStatus("j", NOW, 0), ASKED, ("cancelled", "cancelled by its owner while running")),
-        # it had ended (exit 0) before its owner asked: it did all its work
-        (ExitStatus("j", ASKED, 0), NOW, ("succeeded", "exit code 0")),
+        # asked, but it ran to its end (exit 0) before the cancel was sent: all its work done
+        (ExitStatus("j", NOW, 0), ASKED, ("succeeded", "exit code 0")),
         (ExitStatus("j", NOW, 2), None, ("failed", "exit code 2")),
         (ExitStatus("j", NOW, None, 9), None, ("failed", "killed by signal 9")),
         (
@@ -57,3 +55,26 @@ def test_final_state(
 )
 def test_never_started(item: RunHandle | ExitStatus, tokenless: set[str], expected: bool) -> None:
     assert never_started(item, tokenless) is expected
+
+
+SENT = ASKED + timedelta(seconds=2)  # the reconcile after the request sent the cancel
+
+
+@pytest.mark.parametrize(
+    ("status", "sent", "expected"),
+    [
+        # it trapped the SIGTERM and exited 0: still stopped by its owner (as Slurm says)
+        (ExitStatus("j", NOW, 0), SENT,
+         ("cancelled", "cancelled by its owner while running (it exited 0)")),
+        # it had ended on its own before the cancel was sent
+        (ExitStatus("j", SENT - timedelta(seconds=2), 0), SENT, ("succeeded", "exit code 0")),
+        (ExitStatus("j", NOW, 0), None, ("succeeded", "exit code 0")),
+        # a non-zero end after the request is the owner's cancel, sent or not
+        (ExitStatus("j", NOW, None, 15), SENT,
+         ("cancelled", "cancelled by its owner while running")),
+    ],
+)  # fmt: skip
+def test_an_exit_0_is_a_cancel_only_once_the_cancel_was_sent(
+    status: ExitStatus, sent: datetime | None, expected: tuple[str, str]
+) -> None:
+    assert final_state(status, cancel_requested_at=ASKED, cancel_sent_at=sent) == expected

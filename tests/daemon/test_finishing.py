@@ -87,3 +87,24 @@ def test_a_run_that_exits_0_after_its_owners_cancel_is_cancelled_and_teaches_not
     assert decision is not None and decision.gpu is not None
     assert service.learning.recalibration.get("llama-3.2-1b", decision.gpu).samples == 0
     ledger.close()
+
+
+def test_a_run_that_ends_on_its_own_before_the_cancel_is_sent_succeeded(tmp_path: Path) -> None:
+    """The owner's request was read, but the job ran to its end (exit 0) before the next
+    reconcile sent the cancel: it did all its work, so it succeeded and teaches."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    executor.reported_power_w = 250.0
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", model="llama-3.2-1b"))
+    service.tick(clock())
+    append(service.queue.path, '{"cancel": "a"}\n')
+    service.ingest(clock.advance(10))  # read; the next reconcile would send it
+    executor.finish("a", clock.advance(0.5), 0)
+    service.reconcile(clock.advance(5))
+    ledger = service.ledger
+    assert _ends(ledger, "a") == ["succeeded"]
+    decision = ledger.latest_decision("a")
+    assert decision is not None and decision.gpu is not None
+    assert service.learning.recalibration.get("llama-3.2-1b", decision.gpu).samples == 1
+    ledger.close()
