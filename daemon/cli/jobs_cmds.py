@@ -21,6 +21,7 @@ from daemon.cli.job_rows import job_row, user_name
 from daemon.cli.output import clean_json, print_json, print_table
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
+from daemon.cli.unread import unread_job_file
 from daemon.errors import UsageError
 from daemon.ledger import (
     EXPORTABLE,
@@ -300,10 +301,9 @@ def _cancel(args: argparse.Namespace) -> int:
     uid = os.getuid()
     job = _ledger_job(settings.state_dir, args.job_id)
     if job is None:  # not ingested yet (the daemon may be down): still in the caller's queue?
-        target = submit_target(settings.state_dir, uid)
-        if not _in_queue_file(target, args.job_id):
+        if unread_job_file(settings.state_dir, args.job_id, uid) is None:
             raise UsageError(f"unknown job {args.job_id!r}: neither the ledger nor your queue "
-                             f"file {target} has it")  # fmt: skip
+                             f"file {submit_target(settings.state_dir, uid)} has it")  # fmt: skip
         job_id, state = args.job_id, None
     else:
         if uid not in (job.uid, 0):
@@ -336,28 +336,6 @@ def _ledger_job(state_dir: Path, job_id: str) -> JobRecord | None:
             return ledger.job(job_id)
         except UnknownJobError:
             return None
-
-
-def _in_queue_file(path: Path, job_id: str) -> bool:
-    """Whether ``path`` (the caller's own queue file) holds a job line with ``job_id``."""
-    needle = json.dumps(job_id).encode()
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from exc
-    with handle:
-        for raw in handle:
-            if needle not in raw:
-                continue
-            try:
-                record = json.loads(raw)
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(record, dict) and record.get("id") == job_id:
-                return True
-    return False
 
 
 def _export(args: argparse.Namespace) -> int:

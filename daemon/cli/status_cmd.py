@@ -13,6 +13,7 @@ from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row
 from daemon.cli.output import print_json, print_table, printable
 from daemon.cli.rejected import claimed_id, rejected_lines
+from daemon.cli.unread import unread_job_file
 from daemon.errors import UsageError
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME
@@ -34,10 +35,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     rejected = _rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id)
-    with open_ledger(settings.state_dir) as ledger:
+    state_dir = settings.state_dir
+    if not (state_dir / "ledger.db").is_file() and (unread := _unread(state_dir, args.job_id)):
+        return _print_unread(args, unread)  # no daemon has started yet
+    with open_ledger(state_dir) as ledger:
         try:
             job = ledger.job(args.job_id)
         except UnknownJobError:
+            if unread := _unread(state_dir, args.job_id):
+                return _print_unread(args, unread)
             if not rejected:
                 raise
             return _print_rejected(args, rejected)
@@ -79,6 +85,22 @@ def _rejected_naming(path: Path, job_id: str) -> list[dict[str, Any]]:
         return []
     keys = ("file", "line_no", "reason", "rejected_at", "uid")
     return [{k: r.get(k) for k in keys} for r in rows if claimed_id(r) == job_id]
+
+
+def _unread(state_dir: Path, job_id: str) -> Path | None:
+    """The caller's queue file if it holds ``job_id``'s line, not read yet (None without a
+    state dir: open_ledger says what is wrong)."""
+    return unread_job_file(state_dir, job_id, os.getuid()) if state_dir.is_dir() else None
+
+
+def _print_unread(args: argparse.Namespace, queue_file: Path) -> int:
+    """The ledger has no such job, but the caller's queue file holds its line, not read yet
+    (the daemon is down, or has not ingested it): say so (exit 0: the job exists)."""
+    if args.json:
+        print_json({"job_id": args.job_id, "state": "submitted", "queue_file": str(queue_file)})
+    else:
+        print(f"{args.job_id}: submitted to {queue_file}, not read by the daemon yet")
+    return 0
 
 
 def _print_rejected(args: argparse.Namespace, rejected: list[dict[str, Any]]) -> int:

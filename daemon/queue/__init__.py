@@ -42,6 +42,7 @@ from daemon.queue.files import (
     QueueError,
     append_line,
     append_submission,
+    has_job_line,
     new_job_id,
     submit_target,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "QueueError",
     "append_line",
     "append_submission",
+    "has_job_line",
     "new_job_id",
     "parse_deadline",
     "parse_line",

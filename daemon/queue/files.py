@@ -28,6 +28,7 @@ __all__ = [
     "append_line",
     "append_submission",
     "attribution",
+    "has_job_line",
     "new_job_id",
     "rejection_record",
     "spool_name_problem",
@@ -252,6 +253,37 @@ def append_submission(
         target = state_dir / SPOOL_DIR / f"{uid}.{uuid.uuid4().hex[:12]}.jsonl"
         append_line(target, record, max_line_bytes, uid=uid)
     return target
+
+
+def has_job_line(path: Path, job_id: str, read: tuple[int, int] | None = None) -> bool:
+    """Whether the queue file ``path`` holds a job line with ``job_id`` that the daemon has not
+    read: past ``read``, the ``(inode, byte offset)`` the ledger says it read the file to (a
+    file with another inode, or shorter than that, is read again from its start).
+
+    Raises:
+        QueueError: the file exists but cannot be read.
+    """
+    needle = json.dumps(job_id).encode()
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise QueueError(f"{path}: cannot read: {exc.strerror}") from exc
+    with handle:
+        st = os.fstat(handle.fileno())
+        if read is not None and read[0] == st.st_ino and read[1] <= st.st_size:
+            handle.seek(read[1])
+        for raw in handle:
+            if needle not in raw:
+                continue
+            try:
+                record = json.loads(raw)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(record, dict) and record.get("id") == job_id:
+                return True
+    return False
 
 
 def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str:

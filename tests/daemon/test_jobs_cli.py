@@ -239,11 +239,24 @@ def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
                                "queue_file": str(tmp_path / "queue.jsonl")}  # fmt: skip
     code, _, err = _run(capsys, "cancel", "zzz", "--state-dir", str(tmp_path))
     assert (code, "unknown job 'zzz'" in err) == (2, True)
+    code, out, err = _run(capsys, "status", "b", "--state-dir", str(tmp_path), "--json")
+    assert code == 0, err  # not "unknown job": it is there, waiting for the daemon
+    assert json.loads(out) == {"job_id": "b", "state": "submitted",
+                               "queue_file": str(tmp_path / "queue.jsonl")}  # fmt: skip
     service = make_service(tmp_path, executor)
     service.start(clock())
     service.tick(clock())
     assert service.ledger.job_state("a") == "cancelled"
     assert [launch.job_id for launch in executor.launches] == ["b"]
+    code, out, _ = _run(capsys, "status", "b", "--state-dir", str(tmp_path), "--json")
+    assert (code, json.loads(out)["state"]) == (0, "running")  # read now: the ledger's
+    # a line the daemon read and rejected is not a job waiting to be read: nothing to cancel
+    append(service.queue.path, '{"id": "bad", "model": "llama-1b", "command": "true"}\n')
+    service.tick(clock())
+    code, _, err = _run(capsys, "cancel", "bad", "--state-dir", str(tmp_path))
+    assert (code, "unknown job 'bad'" in err) == (2, True)
+    code, out, _ = _run(capsys, "status", "bad", "--state-dir", str(tmp_path))
+    assert code == 2 and out.startswith("bad: rejected (queue.jsonl line 4): ")
     service.close()
 
 

@@ -1,0 +1,31 @@
+"""A job the caller submitted that the daemon has not read yet (it is down, or has not ingested
+the line yet): its line is still past the ledger's ingestion offset in the caller's own queue
+file. ``carbond cancel`` and ``status`` look for it when the ledger has no such id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.ledger import Ledger
+from daemon.queue import has_job_line, submit_target
+
+__all__ = ["unread_job_file"]
+
+
+def unread_job_file(state_dir: Path, job_id: str, uid: int) -> Path | None:
+    """The queue file of ``uid`` (where ``carbond submit`` appends for them) if it holds a job
+    line with ``job_id`` that the daemon has not read yet, else None.
+
+    Raises:
+        QueueError: the state dir or the file cannot be read.
+        LedgerError: the ledger cannot be read.
+    """
+    target = submit_target(state_dir, uid)
+    read = None
+    ledger_path = state_dir / "ledger.db"
+    if ledger_path.is_file():  # no ledger: no daemon has started, nothing was read
+        with Ledger.open_readonly(ledger_path) as ledger:
+            record = ledger.queue_files().get(str(target.relative_to(state_dir)))
+        if record is not None and record.inode is not None:
+            read = (record.inode, record.byte_offset)
+    return target if has_job_line(target, job_id, read) else None
