@@ -17,11 +17,13 @@ class QueueState(Connection):
     def queue_files(self) -> dict[str, QueueFileRecord]:
         """Ingestion progress of every queue file, by path relative to the state dir."""
         rows = self._exec(
-            "SELECT path, inode, byte_offset, line_no, retired_at, tail, skipping FROM queue_files"
+            "SELECT path, inode, byte_offset, line_no, retired_at, tail, skipping, prefix_crc "
+            "FROM queue_files"
         )
         return {
             r["path"]: QueueFileRecord(r["path"], r["inode"], r["byte_offset"], r["line_no"],
-                                       dt(r["retired_at"]), r["tail"], bool(r["skipping"]))
+                                       dt(r["retired_at"]), r["tail"], bool(r["skipping"]),
+                                       r["prefix_crc"])
             for r in rows
         }  # fmt: skip
 
@@ -35,13 +37,14 @@ class QueueState(Connection):
         *,
         tail: bytes | None = None,
         skipping: bool = False,
+        prefix_crc: int | None = None,
     ) -> None:
         """Record ingestion progress of ``path`` (call inside the ingest transaction); see
-        :class:`QueueFileRecord` for ``tail`` and ``skipping``."""
+        :class:`QueueFileRecord` for ``tail``, ``skipping`` and ``prefix_crc``."""
         self._exec(
             "INSERT OR REPLACE INTO queue_files (path, inode, byte_offset, line_no, retired_at, "
-            "tail, skipping) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (path, inode, byte_offset, line_no, ts(retired_at), tail, int(skipping)),
+            "tail, skipping, prefix_crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (path, inode, byte_offset, line_no, ts(retired_at), tail, int(skipping), prefix_crc),
         )
 
     def forget_queue_file(self, path: str) -> None:

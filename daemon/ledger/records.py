@@ -117,6 +117,8 @@ class QueueFileRecord:
     ``tail`` holds the last bytes before ``byte_offset`` (a file that no longer has them there
     was truncated or rewritten: it is read again from 0); ``skipping`` is true while the bytes
     from ``byte_offset`` on belong to an over-long line already rejected (skip to its newline).
+    ``prefix_crc`` is the CRC-32 of the bytes before ``byte_offset`` (None: not known yet): a
+    file with another inode but these bytes is the same file copied (a restored state dir).
     """
 
     path: str
@@ -126,3 +128,4 @@ class QueueFileRecord:
     retired_at: datetime | None
     tail: bytes | None = None
     skipping: bool = False
+    prefix_crc: int | None = None

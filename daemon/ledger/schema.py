@@ -228,6 +228,14 @@ CREATE INDEX outcomes_measured ON outcomes (recorded_at)
     WHERE measured_energy_j IS NOT NULL AND duration_s;
 """
 
+# Queue-file identity that survives a copy of the state dir (``cp -a``, ``rsync``, a restore):
+# the CRC-32 of every byte before the offset. A file with another inode whose bytes up to the
+# offset are the same is the same file, read on from its offset (NULL: older rows, computed at
+# the next pass).
+_V8: Final = """
+ALTER TABLE queue_files ADD COLUMN prefix_crc INTEGER;
+"""
+
 # (version, description, SQL script)
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
@@ -241,5 +249,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
         "recalibration checkpoint: the factors folded up to a watermark; measured outcomes index",
         _V7,
     ),
+    (8, "queue files: CRC-32 of the bytes before the offset, so a copied file is read on", _V8),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

@@ -89,19 +89,28 @@ class Compactor:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
         killpoints.reached("compact_linked")
-        self._finish(rel, dst, record.byte_offset, record.line_no, st.st_ino, now)
+        self._finish(rel, dst, record.byte_offset, record.line_no, st.st_ino, now,
+                     record.prefix_crc)  # fmt: skip
         log.info("queue_compacted", path=rel, retired=dst, bytes=record.byte_offset)
 
     def _finish(
-        self, rel: str, dst: str, offset: int, line_no: int, inode: int | None, now: datetime
+        self,
+        rel: str,
+        dst: str,
+        offset: int,
+        line_no: int,
+        inode: int | None,
+        now: datetime,
+        prefix_crc: int | None = None,
     ) -> None:
         try:
             new_inode: int | None = os.stat(self.state_dir / rel, follow_symlinks=False).st_ino
         except FileNotFoundError:
             new_inode = None
         with self._ledger.transaction():
-            self._ledger.set_queue_file(dst, inode, offset, line_no, retired_at=now)
-            self._ledger.set_queue_file(rel, new_inode, 0, 0)
+            self._ledger.set_queue_file(dst, inode, offset, line_no, retired_at=now,
+                                        prefix_crc=prefix_crc)  # fmt: skip
+            self._ledger.set_queue_file(rel, new_inode, 0, 0, prefix_crc=0)
             self._ledger.end_compaction(rel)
 
     def recover(self, now: datetime) -> None:

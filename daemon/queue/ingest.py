@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import stat
+import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,13 @@ class _Batch:
 
 @dataclass(frozen=True, slots=True)
 class _Position:
-    """Where reading a file resumes: byte offset, lines counted, inside an over-long line."""
+    """Where reading a file resumes: byte offset, lines counted, inside an over-long line,
+    and the CRC-32 of the bytes before ``offset``."""
 
     offset: int
     line_no: int
     skipping: bool
+    crc: int = 0
 
 
 _TAIL_BYTES = 32  # bytes before the offset kept to recognise a rewritten file
@@ -290,17 +293,42 @@ class Queue:
     ) -> _Position:
         if record is None:
             return _Position(0, 0, skipping=False)
-        if record.inode is not None and record.inode != st.st_ino:
-            log.warning("queue_file_replaced", path=rel, old_inode=record.inode, inode=st.st_ino)
-            return _Position(0, 0, skipping=False)
+        moved = record.inode is not None and record.inode != st.st_ino
         if st.st_size < record.byte_offset:
             log.warning("queue_file_truncated", path=rel, offset=record.byte_offset)
             return _Position(0, 0, skipping=False)
         if record.tail and os.pread(fd, len(record.tail), record.byte_offset - len(record.tail)) \
                 != record.tail:  # fmt: skip
-            log.warning("queue_file_rewritten", path=rel, offset=record.byte_offset)
+            event = "queue_file_replaced" if moved else "queue_file_rewritten"
+            log.warning(event, path=rel, offset=record.byte_offset, inode=st.st_ino)
             return _Position(0, 0, skipping=False)
-        return _Position(record.byte_offset, record.line_no, skipping=record.skipping)
+        crc = record.prefix_crc
+        if moved or crc is None:  # a copy, or a row from before its CRC was kept
+            actual = self._prefix_crc(fd, record.byte_offset)
+            if moved and actual != crc:
+                log.warning("queue_file_replaced", path=rel, old_inode=record.inode,
+                            inode=st.st_ino)  # fmt: skip
+                return _Position(0, 0, skipping=False)
+            if moved:  # the same bytes with another inode: a copied or restored state dir
+                log.info("queue_file_moved", path=rel, old_inode=record.inode, inode=st.st_ino,
+                         offset=record.byte_offset)  # fmt: skip
+            with self._ledger.transaction():  # once, not at every pass
+                self._ledger.set_queue_file(
+                    rel, st.st_ino, record.byte_offset, record.line_no, record.retired_at,
+                    tail=record.tail, skipping=record.skipping, prefix_crc=actual,
+                )  # fmt: skip
+            crc = actual
+        return _Position(record.byte_offset, record.line_no, record.skipping, crc)
+
+    def _prefix_crc(self, fd: int, length: int) -> int:
+        """The CRC-32 of the first ``length`` bytes of ``fd``, read in bounded chunks."""
+        crc, at = 0, 0
+        while at < length:
+            data = os.pread(fd, min(self.read_chunk_bytes, length - at), at)
+            if not data:
+                break
+            crc, at = zlib.crc32(data, crc), at + len(data)
+        return crc
 
     def _read_lines(
         self,
@@ -328,6 +356,8 @@ class Queue:
                 break
             with self._ledger.transaction():
                 moved = self._chunk(rel, data, position, owner, now, batch)
+                moved = replace(moved, crc=zlib.crc32(data[: moved.offset - position.offset],
+                                                      position.crc))  # fmt: skip
                 write_rejections(self.state_dir, batch.rejections[batch.written :])
                 batch.written = len(batch.rejections)
                 if moved.offset != position.offset:
@@ -335,7 +365,8 @@ class Queue:
                                     moved.offset - min(_TAIL_BYTES, moved.offset))  # fmt: skip
                     self._ledger.set_queue_file(rel, st.st_ino, moved.offset, moved.line_no,
                                                 retired_at, tail=tail,
-                                                skipping=moved.skipping)  # fmt: skip
+                                                skipping=moved.skipping,
+                                                prefix_crc=moved.crc)  # fmt: skip
                 killpoints.reached("ingest_commit")
             if moved.offset == position.offset:
                 finished = True

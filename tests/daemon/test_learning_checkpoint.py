@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning import Learning, measured_history
 from daemon.learning_checkpoint import Folded, FoldInputs, advance, checkpoint_due, restore
-from daemon.ledger import Ledger
+from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.queue.line import JobRequest, parse_line
 from daemon.settings import RegionSettings
 from policies import Alternative, Decision
@@ -444,7 +444,7 @@ def test_a_schema_6_ledger_migrates_and_learns_the_same(tmp_path: Path) -> None:
                      "PRAGMA user_version = 6;")  # fmt: skip
     db.close()
     with Ledger.open(path) as ledger:
-        assert ledger.schema_version() == 7
+        assert ledger.schema_version() == SCHEMA_VERSION
         first = restore(ledger, INVENTORY, CONFIG, T0)
         assert (first.from_checkpoint, first.written) == (False, True)
         _assert_same(first, expected)

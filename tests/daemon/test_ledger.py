@@ -135,11 +135,17 @@ def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger
         assert reader.counts_by_state() == ledger.counts_by_state()
 
 
-UNDO_VERSION_7 = """
+UNDO_VERSION_8 = """
+ALTER TABLE queue_files DROP COLUMN prefix_crc;
+"""
+UNDO_VERSION_7 = (
+    UNDO_VERSION_8
+    + """
 DROP TABLE recalibration_checkpoint;
 DROP TABLE recalibration_checkpoint_factors;
 DROP INDEX outcomes_measured;
 """
+)
 
 
 def test_counts_by_state_of_a_ledger_that_kept_them_by_triggers(tmp_path: Path) -> None:

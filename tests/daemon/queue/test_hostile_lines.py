@@ -392,3 +392,52 @@ def test_a_lock_someone_holds_on_a_queue_file_fails_a_submit_instead_of_hanging_
         "first",
         "second",
     ]
+
+
+def _copy_in_place(path: Path) -> None:
+    """``path`` replaced by a byte-for-byte copy with another inode, as a copied or restored
+    state dir has (``cp -a``, ``rsync``, a file-level backup)."""
+    copy = path.with_name(path.name + ".copy")
+    copy.write_bytes(path.read_bytes())
+    os.replace(copy, path)
+
+
+def test_a_copied_queue_file_is_read_on_from_its_offset(queue: Queue, ledger: Ledger) -> None:
+    append(queue.path, job_line(id="a") + job_line() + '{"model": "nope"}\n'
+           + json.dumps({"cancel": "a"}) + "\n")  # fmt: skip
+    first = queue.ingest(NOW)
+    assert (len(first.accepted), first.rejected, first.cancels) == (2, 1, ("a",))
+    inode = queue.path.stat().st_ino
+    _copy_in_place(queue.path)
+    assert queue.path.stat().st_ino != inode
+    append(queue.path, job_line(id="b"))
+    again = queue.ingest(NOW)
+    # The line without an id is not a second job, nor the bad line a second rejection.
+    assert (again.accepted, again.rejected, again.cancels) == (("b",), 0, ())
+    assert len(ledger.jobs()) == 3 and len(rejections(queue.state_dir)) == 1
+    assert ledger.queue_files()[QUEUE_NAME].inode == queue.path.stat().st_ino
+
+
+def test_a_replaced_queue_file_with_the_same_last_bytes_is_read_from_the_start(
+    queue: Queue, ledger: Ledger
+) -> None:
+    append(queue.path, job_line(id="a", name="x" * 40) + job_line(id="same"))
+    assert len(queue.ingest(NOW).accepted) == 2
+    other = queue.path.with_name("other")
+    other.write_text(job_line(id="c", name="y" * 40) + job_line(id="same"))  # same size, tail
+    os.replace(other, queue.path)
+    result = queue.ingest(NOW)
+    assert (result.accepted, result.duplicates) == (("c",), 1)
+
+
+def test_a_queue_offset_from_before_its_crc_was_kept_learns_it_then_survives_a_copy(
+    queue: Queue, ledger: Ledger
+) -> None:
+    append(queue.path, job_line() + job_line(id="a"))
+    assert len(queue.ingest(NOW).accepted) == 2
+    with ledger.transaction():  # as an older carbond recorded it (schema 7)
+        ledger._exec("UPDATE queue_files SET prefix_crc = NULL")
+    assert queue.ingest(NOW).accepted == ()
+    assert ledger.queue_files()[QUEUE_NAME].prefix_crc is not None
+    _copy_in_place(queue.path)
+    assert queue.ingest(NOW).accepted == ()
