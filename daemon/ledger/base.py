@@ -66,6 +66,23 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _refuse_foreign(path: Path, done: dict[int, str]) -> None:
+    """Refuse a ledger whose migration N is not this carbond's migration N (another build,
+    a fork, a development branch that numbered its migrations otherwise): its tables are not
+    the ones this carbond's later migrations and queries expect.
+
+    Raises:
+        LedgerError: naming the first migration that differs, both descriptions.
+    """
+    for version, description, _ in MIGRATIONS:
+        if version in done and done[version] != description:
+            raise LedgerError(
+                f"{path}: migration {version} of this ledger is {done[version]!r}, not this "
+                f"carbond's {description!r}: another build of carbond wrote it (a fork or a "
+                "development branch); open it with that build, or start from a new state_dir"
+            )
+
+
 class Connection:
     """One SQLite connection to the ledger file. Open with :meth:`open` (read-write, migrates)
     or :meth:`open_readonly`; close with :meth:`close` or use as a context manager.
@@ -124,9 +141,11 @@ class Connection:
             db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None)
             db.execute("PRAGMA query_only=ON")
             db.execute("SELECT 1 FROM jobs LIMIT 1")
-            version = db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+            done = dict(db.execute("SELECT version, description FROM schema_migrations"))
         except sqlite3.Error as exc:
             raise LedgerError(f"{path}: cannot read the ledger: {exc}") from exc
+        _refuse_foreign(path, done)
+        version = max(done, default=None)
         ledger = cls(path, db)
         if version is not None and version < SCHEMA_VERSION:
             ledger._unmigrated_version = version
@@ -152,12 +171,15 @@ class Connection:
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                 "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            done = {r[0] for r in self._db.execute("SELECT version FROM schema_migrations")}
+            done = dict(
+                self._db.execute("SELECT version, description FROM schema_migrations").fetchall()
+            )
             if done and max(done) > SCHEMA_VERSION:
                 raise LedgerError(
                     f"{self.path}: schema version {max(done)} is newer than this carbond "
                     f"({SCHEMA_VERSION}); upgrade carbond"
                 )
+            _refuse_foreign(self.path, done)
             for version, description, script in MIGRATIONS:
                 if version in done:
                     continue

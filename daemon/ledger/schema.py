@@ -2,7 +2,9 @@
 
 Each migration runs in its own transaction together with its row in ``schema_migrations``, so
 a crash leaves the database at a whole version. Add a migration to the end; never edit one
-that has shipped. Times are RFC 3339 UTC text; JSON columns hold JSON text.
+that has shipped, its description included: a ledger whose migration N has another description
+was written by another build (a fork) and is refused. Times are RFC 3339 UTC text; JSON
+columns hold JSON text.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def _ledger_of_version_1(path: Path) -> None:
         "description TEXT NOT NULL, applied_at TEXT NOT NULL);\n"
         + MIGRATIONS[0][2]
         + VERSION_1_ROWS
-        + "INSERT INTO schema_migrations VALUES (1, 'v1', '2026-05-31T09:00:00Z');"
+        + f"INSERT INTO schema_migrations VALUES (1, '{MIGRATIONS[0][1]}', '2026-05-31T09:00:00Z');"
     )
     db.close()
 
@@ -124,3 +124,33 @@ def test_doctor_fails_a_ledger_newer_than_this_carbond_as_the_daemon_refuses_it(
     )
     with pytest.raises(LedgerError, match="newer than this carbond"):
         Ledger.open(state / "ledger.db")
+
+
+def test_a_ledger_a_fork_migrated_under_the_same_numbers_is_refused(tmp_path: Path) -> None:
+    # A development branch numbered its queue-files migration 2, where this carbond's 2 adds
+    # the outcomes' energy columns: counting versions alone took it for a ledger of schema 2.
+    state = tmp_path / "state"
+    state.mkdir()
+    path = state / "ledger.db"
+    _ledger_of_version_1(path)
+    fork = "queue files: bytes before the offset, over-long line being skipped"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "ALTER TABLE queue_files ADD COLUMN tail BLOB;"
+        f"INSERT INTO schema_migrations VALUES (2, '{fork}', '2026-05-31T09:00:00Z');"
+    )
+    db.close()
+    expected = (
+        f"{path}: migration 2 of this ledger is {fork!r}, not this carbond's "
+        f"{MIGRATIONS[1][1]!r}: another build of carbond wrote it (a fork or a development "
+        "branch); open it with that build, or start from a new state_dir"
+    )
+
+    with pytest.raises(LedgerError) as opened:
+        Ledger.open(path)
+    assert str(opened.value) == expected
+    with pytest.raises(LedgerError) as read:
+        Ledger.open_readonly(path)
+    assert str(read.value) == expected
+    checks = {c.name: c for c in run_checks(_config(tmp_path, state), NOW)}
+    assert (checks["ledger"].status, checks["ledger"].detail) == ("fail", expected)
