@@ -30,6 +30,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.status_cmd",
     "daemon.cli.run_cmd",
     "daemon.cli.doctor_cmd",
+    "daemon.cli.backup_cmd",
     "daemon.cli.demo_cmd",
     "daemon.cli.replay_cmd",
     "daemon.cli.report_cmd",

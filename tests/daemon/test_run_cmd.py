@@ -214,17 +214,13 @@ def test_a_job_runs_as_the_user_who_queued_it(
     assert out.stat().st_uid == nobody.pw_uid
 
 
-def _documented_backup_program() -> str:
-    """The Python line docs/operations.md gives for a backup without the sqlite3 program."""
+def _documented_backup_command() -> list[str]:
+    """The arguments of the backup command docs/operations.md gives."""
     guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
-    found = re.search(
-        r"^sudo /opt/carbond/bin/python -c '([^']+)' /var/lib/carbond/ledger\.db "
-        r"/var/backups/carbond-ledger\.db$",
-        guide,
-        re.MULTILINE,
-    )
+    found = re.search(r"^sudo carbond (backup) (/var/backups/carbond-ledger\.db)$", guide,
+                      re.MULTILINE)  # fmt: skip
     assert found, "docs/operations.md shows no backup command"
-    return found.group(1)
+    return list(found.groups())
 
 
 def test_the_documented_backup_restores_a_ledger_the_daemon_reopens(
@@ -245,9 +241,10 @@ def test_the_documented_backup_restores_a_ledger_the_daemon_reopens(
     first.expect("READY=1")
     _submit(state, "before", job("before"))
     _until("the first job to succeed", lambda: _state_of(state, "before") == "succeeded")
+    command, documented = _documented_backup_command()
+    assert Path(documented).name == backup.name
     done = subprocess.run(
-        [sys.executable, "-c", _documented_backup_program(), str(state / "ledger.db"),
-         str(backup)],
+        [sys.executable, "-m", "daemon", command, "--config", str(config), str(backup)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
