@@ -31,6 +31,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.run_cmd",
     "daemon.cli.doctor_cmd",
     "daemon.cli.backup_cmd",
+    "daemon.cli.prune_cmd",
     "daemon.cli.demo_cmd",
     "daemon.cli.replay_cmd",
     "daemon.cli.report_cmd",
