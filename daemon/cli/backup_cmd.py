@@ -29,11 +29,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _backup(args: argparse.Namespace) -> int:
     from daemon.assemble import LEDGER_NAME
     from daemon.ledger.backup import backup_ledger
+    from daemon.ledger.base import missing_ledger
 
     settings = settings_from(args)
     ledger = settings.state_dir / LEDGER_NAME
     if not ledger.is_file():  # as the commands that read it say (exit 2)
-        raise UsageError(f"{ledger}: no ledger (has `carbond run` started with this state_dir?)")
+        raise UsageError(missing_ledger(ledger))
     done = backup_ledger(ledger, args.output)
     if args.json:
         print_json(

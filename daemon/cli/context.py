@@ -66,10 +66,11 @@ def open_ledger(state_dir: Path) -> Ledger:
         LedgerError: it cannot be read.
     """
     from daemon.ledger import Ledger  # the commands that need no ledger start without sqlite3
+    from daemon.ledger.base import missing_ledger
 
     path = state_dir / "ledger.db"
     if not path.is_file():
-        raise UsageError(f"{path}: no ledger (has `carbond run` started with this state_dir?)")
+        raise UsageError(missing_ledger(path))
     return Ledger.open_readonly(path)
 
 

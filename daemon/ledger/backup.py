@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.ledger.base import LedgerError
+from daemon.ledger.base import LedgerError, missing_ledger
 from daemon.ledger.export import file_mode
 
 __all__ = ["LedgerBackup", "backup_ledger"]
@@ -46,7 +46,7 @@ def backup_ledger(source: Path, dest: Path) -> LedgerBackup:
             written (the message names the file).
     """
     if not source.is_file():
-        raise LedgerError(f"{source}: no ledger (has `carbond run` started with this state_dir?)")
+        raise LedgerError(missing_ledger(source))
     _refuse_destination(source, dest)
     try:
         fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,16 @@ from daemon import killpoints
 from daemon.errors import DaemonError
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["Connection", "LedgerError", "UnknownJobError", "dt", "json_tuple", "req_dt", "ts"]
+__all__ = [
+    "Connection",
+    "LedgerError",
+    "UnknownJobError",
+    "dt",
+    "json_tuple",
+    "missing_ledger",
+    "req_dt",
+    "ts",
+]
 
 
 class LedgerError(DaemonError):
@@ -64,6 +74,13 @@ def json_tuple(text: str) -> tuple[Any, ...]:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def missing_ledger(path: Path) -> str:
+    """Why there is no ledger file at ``path``: nothing there, or something else is."""
+    if os.path.lexists(path):
+        return f"{path}: not a regular file, so not a ledger (move it aside)"
+    return f"{path}: no ledger (has `carbond run` started with this state_dir?)"
 
 
 def _refuse_foreign(path: Path, done: dict[int, str]) -> None:
@@ -132,7 +149,7 @@ class Connection:
     def open_readonly(cls, path: Path) -> Self:
         """Open an existing ledger for reading (the CLI's view)."""
         if not path.is_file():
-            raise LedgerError(f"{path}: no ledger (has `carbond run` started with this state_dir?)")
+            raise LedgerError(missing_ledger(path))
         try:
             # With no daemon running, the WAL is checkpointed and removed; a reader that may
             # not create ``-shm`` (a user reading root's ledger) then opens it as immutable.

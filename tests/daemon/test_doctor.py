@@ -283,3 +283,18 @@ def test_the_slurm_line_asks_each_partition_as_the_daemon_would(
 def test_without_slurm_regions_the_slurm_line_is_skipped(tmp_path: Path) -> None:
     _, config = _setup(tmp_path)
     assert _doctor(config)[1]["slurm"].startswith("skip: no region runs on Slurm")
+
+
+def test_a_ledger_path_that_is_not_a_file_is_named_so_not_missing(tmp_path: Path) -> None:
+    # It said "no ledger (has `carbond run` started with this state_dir?)": the daemon had.
+    state, config = _setup(tmp_path)
+    for leftover in state.glob("ledger.db*"):
+        leftover.unlink()
+    (state / "ledger.db").mkdir()
+
+    _, checks = _doctor(config)
+
+    said = f"{state / 'ledger.db'}: not a regular file, so not a ledger (move it aside)"
+    assert checks["ledger"] == f"fail: {said}"
+    done = _carbond("jobs", "--config", str(config))
+    assert (done.returncode, done.stderr) == (2, f"carbond: error: {said}\n")
