@@ -309,7 +309,7 @@ class Queue:
                 log.warning("queue_file_replaced", path=rel, old_inode=record.inode,
                             inode=st.st_ino)  # fmt: skip
                 return _Position(0, 0, skipping=False)
-            if moved:  # the same bytes with another inode: a copied or restored state dir
+            if moved and record.byte_offset:  # the same bytes, another inode: a copy
                 log.info("queue_file_moved", path=rel, old_inode=record.inode, inode=st.st_ino,
                          offset=record.byte_offset)  # fmt: skip
             with self._ledger.transaction():  # once, not at every pass
