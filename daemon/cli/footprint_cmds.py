@@ -23,6 +23,7 @@ from daemon.cli.gpus_live import live_gpus
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
 from forecasts import static_annual_intensity
+from policies.errors import InvalidWorkloadError
 from policies.footprint import (
     DEFAULT_RUNTIMES,
     PRECISION_BYTES,
@@ -125,6 +126,11 @@ def _estimate(args: argparse.Namespace) -> int:
     runtime = get_runtime(args.runtime)
     workload = Workload(args.batch_size, args.input_tokens, args.output_tokens, args.requests,
                         args.precision.lower(), args.gpus)  # fmt: skip
+    workload.validate()
+    try:
+        model.check_split(args.gpus)
+    except InvalidWorkloadError as exc:
+        raise UsageError(f"--gpus {args.gpus}: {exc}") from exc
     pue, lifetime = carbon_params_from(args, settings)
     intensity, source = _intensity(args)
     zone = None if args.zone is None else args.zone.strip().upper()  # as `carbond intensity`

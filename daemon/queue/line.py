@@ -336,6 +336,11 @@ def _parse(
 def _convert(line: _JobLine, now: datetime, known_regions: Sequence[str] | None) -> JobRequest:
     if (line.model is None) == (line.params_b is None):
         raise InvalidLineError("field 'model': give exactly one of 'model' or 'params_b'")
+    if line.model is not None:
+        try:
+            DEFAULT_MODEL_CATALOG.get(line.model).check_split(line.tensor_parallel)
+        except PoliciesError as exc:
+            raise InvalidLineError(f"field 'tensor_parallel': {exc}") from exc
     deadline = None
     if line.deadline is not None:
         try:

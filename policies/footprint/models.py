@@ -91,6 +91,22 @@ class ModelSpec:
             return self.kv_heads % gpus == 0
         return gpus % self.kv_heads == 0
 
+    def check_split(self, gpus: int) -> None:
+        """Refuse ``gpus`` tensor-parallel GPUs this model does not split over
+        (:meth:`splits_over`), naming the sizes it does split over, up to 64.
+
+        Raises:
+            InvalidWorkloadError: the heads do not split over ``gpus``.
+        """
+        if self.splits_over(gpus):
+            return
+        *sizes, last = (str(n) for n in range(1, 65) if self.splits_over(n))
+        kv = f"{self.kv_heads} KV head{'s' if self.kv_heads > 1 else ''}"
+        raise InvalidWorkloadError(
+            f"{self.name}'s {self.attention_heads} attention heads ({kv}) do not split over "
+            f"{gpus} GPUs, which vLLM refuses: use {', '.join(sizes)} or {last}"
+        )
+
     @classmethod
     def from_params(cls, params_b: float) -> ModelSpec:
         """A Llama-shaped stand-in for an unknown model of ``params_b`` billion parameters.

@@ -134,6 +134,12 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
         (("--gpu", "t4", "--params-b", "inf", "--zone", "CA-QC"), "params_b"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--lifetime-years", "inf"),
          "--lifetime-years"),
+        # a size vLLM refuses: 32 query heads and 8 KV heads do not split over 3 GPUs
+        (("--gpu", "h100", "--model", "llama-3.1-8b", "--zone", "CA-QC", "--gpus", "3"),
+         "--gpus 3: llama-3.1-8b's 32 attention heads (8 KV heads) do not split over 3 GPUs, "
+         "which vLLM refuses: use 1, 2, 4, 8, 16 or 32"),
+        (("--gpu", "h100", "--model", "llama-3.1-8b", "--zone", "CA-QC", "--gpus", "0"),
+         "tensor_parallel must be >= 1, got 0"),
     ],
 )  # fmt: skip
 def test_bad_arguments_exit_2_with_one_line(

@@ -65,3 +65,17 @@ def test_no_warning_when_it_fits_or_the_gpus_are_unknown_here(
     warnings, _ = _submit(tmp_path, capsys, regions, "--model", "llama-3.1-70b"
                           if regions != ADA else "llama-1b", "--deadline", "+8h")  # fmt: skip
     assert warnings == []
+
+
+def test_a_tensor_parallel_size_the_heads_do_not_split_over_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "carbond.toml"
+    config.write_text(f'state_dir = "{tmp_path}"\n{ADA}')
+    argv = ["submit", "--config", str(config), "--model", "llama-3.1-8b", "--tensor-parallel", "3"]
+    assert main([*argv, "--", "/bin/true"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(
+        "carbond: error: invalid job: field 'tensor_parallel': llama-3.1-8b's 32 attention heads"
+    )
+    assert not (tmp_path / "queue.jsonl").exists()

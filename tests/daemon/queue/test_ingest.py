@@ -60,6 +60,19 @@ def test_bad_lines_are_rejected_with_line_and_reason(queue: Queue, ledger: Ledge
     assert rejected[0]["line"] == "garbage"
 
 
+def test_a_tensor_parallel_size_the_heads_do_not_split_over_is_rejected_by_name(
+    queue: Queue, ledger: Ledger
+) -> None:
+    append(queue.path, job_line(id="tp3", model="llama-3.1-8b", tensor_parallel=3))
+    assert queue.ingest(NOW).rejected == 1
+    [record] = rejections(queue.state_dir)
+    assert record["job_id"] == "tp3"
+    assert "line 1: field 'tensor_parallel': llama-3.1-8b's 32 attention heads" in str(
+        record["reason"]
+    )
+    assert ledger.jobs() == []
+
+
 def test_client_ids_are_deduplicated(queue: Queue, ledger: Ledger) -> None:
     append(queue.path, job_line(id="same") + job_line(id="same", requests=9))
     result = queue.ingest(NOW)

@@ -54,6 +54,12 @@ def _with(**fields: Any) -> str:
         (_with(batch_size=0), "field 'batch_size'"),
         (_with(batch_size=1.5), "field 'batch_size'"),
         (_with(tensor_parallel=0), "field 'tensor_parallel'"),
+        # vLLM shards whole heads: Llama 3.2 1B's 32 query and 8 KV heads do not split in 3
+        (
+            _with(tensor_parallel=3),
+            "field 'tensor_parallel': llama-3.2-1b's 32 attention "
+            "heads (8 KV heads) do not split over 3 GPUs",
+        ),
         (_with(deadline="tomorrow"), "field 'deadline': deadline 'tomorrow' is neither"),
         (
             _with(deadline="2024-06-02T00:00:00"),
@@ -228,3 +234,8 @@ def test_every_parsed_line_is_plain() -> None:
     request = request.with_id("a")
     assert request.is_plain()
     assert not replace(request, priority=1.0).is_plain()  # type: ignore[arg-type]
+
+
+def test_a_stand_in_of_a_size_takes_any_tensor_parallel_size() -> None:
+    request = parse_line(_with(model=..., params_b=7, tensor_parallel=3), NOW)
+    assert isinstance(request, JobRequest) and request.tensor_parallel == 3

@@ -59,3 +59,23 @@ def test_unknown_model_from_params_is_llama_shaped(params_b: float) -> None:
 def test_from_params_rejects_non_positive_and_non_finite(params_b: float) -> None:
     with pytest.raises(InvalidWorkloadError, match="params_b"):
         ModelSpec.from_params(params_b)
+
+
+@pytest.mark.parametrize(
+    ("model", "gpus", "message"),
+    [
+        ("llama-3.1-8b", 3, "llama-3.1-8b's 32 attention heads (8 KV heads) do not split over 3 "
+                            "GPUs, which vLLM refuses: use 1, 2, 4, 8, 16 or 32"),
+        ("codegemma-2b", 16, "codegemma-2b's 8 attention heads (1 KV head) do not split over "
+                             "16 GPUs, which vLLM refuses: use 1, 2, 4 or 8"),
+    ],
+)  # fmt: skip
+def test_check_split_names_the_heads_and_the_sizes_that_split(
+    model: str, gpus: int, message: str
+) -> None:
+    spec = DEFAULT_MODEL_CATALOG.get(model)
+    with pytest.raises(InvalidWorkloadError) as info:
+        spec.check_split(gpus)
+    assert str(info.value) == message
+    spec.check_split(4)
+    ModelSpec.from_params(8).check_split(3)  # a stand-in's heads are made up
