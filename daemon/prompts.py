@@ -12,7 +12,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from daemon.errors import UsageError
 
@@ -38,6 +46,14 @@ class _Line(BaseModel):
     output_tokens: int = Field(
         ge=1, validation_alias=AliasChoices("output_tokens", "completion_tokens", "output_length")
     )
+
+    @field_validator("id", "input_tokens", "output_tokens", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, bool):  # JSON's true is Python's 1: never a count or an id
+            kind = "a string or a number" if info.field_name == "id" else "a number"
+            raise ValueError(f"must be {kind}, not {str(value).lower()}")
+        return value
 
 
 def read_prompts(path: Path) -> list[Prompt]:
@@ -74,7 +90,8 @@ def read_prompts(path: Path) -> list[Prompt]:
         except ValidationError as e:
             first = e.errors()[0]
             field = ".".join(str(part) for part in first["loc"]) or "line"
-            raise UsageError(f"{path}:{number}: {field}: {first['msg']}") from e
+            message = first["msg"].removeprefix("Value error, ")
+            raise UsageError(f"{path}:{number}: {field}: {message}") from e
         ident = str(parsed.id) if parsed.id is not None else str(number)
         prompts.append(Prompt(ident, parsed.input_tokens, parsed.output_tokens))
     if not prompts:

@@ -80,6 +80,19 @@ def test_per_prompt_estimates(capsys: pytest.CaptureFixture[str], tmp_path: Path
         ('{"input_tokens": 10, "output_tokens": 5}\nnot json\n', ":2: not JSON"),
         ('{"input_tokens": -1, "output_tokens": 5}\n', ":1: input_tokens"),
         ("\n", "no prompts"),
+        # JSON's true is Python's 1: it was read as a one-token prompt
+        (
+            '{"input_tokens": true, "output_tokens": 5}\n',
+            ":1: input_tokens: must be a number, not true",
+        ),
+        (
+            '{"prompt_tokens": 3, "completion_tokens": false}\n',
+            ":1: completion_tokens: must be a number, not false",
+        ),
+        (
+            '{"id": true, "input_tokens": 3, "output_tokens": 5}\n',
+            ":1: id: must be a string or a number, not true",
+        ),
     ],
 )
 def test_bad_prompt_files_exit_2_naming_the_line(
