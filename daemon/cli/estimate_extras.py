@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
+from daemon.ledger.export import write_replacing
 from daemon.prompts import read_prompts
 from policies.footprint import (
     EstimateInterval,
@@ -149,17 +149,14 @@ def estimate_prompts(
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write ``rows`` as JSON lines, via a temporary file renamed into place.
+    """Write ``rows`` as JSON lines through a temporary file renamed into place
+    (:func:`write_replacing`: a fresh, unguessable temporary name; the permissions of the file
+    it replaces, else the umask's).
 
     Raises:
-        UsageError: the file cannot be written.
+        UsageError: the file cannot be written (names ``path``, never the temporary file).
     """
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, sort_keys=False) + "\n")
-        os.replace(temporary, path)
+        write_replacing(path, lambda out: out.writelines(json.dumps(row) + "\n" for row in rows))
     except OSError as e:
-        temporary.unlink(missing_ok=True)
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from e

@@ -127,6 +127,28 @@ def test_unreadable_prompt_lines_exit_2_not_a_traceback(
     assert f"{prompts}{needle}" in err and len(err.strip().splitlines()) == 1
 
 
+def test_out_never_writes_through_a_planted_temporary_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--out wrote through the fixed name ``.NAME.tmp``: a symlink planted there (a shared
+    directory) had the estimates written over its target, and the link renamed into place;
+    and a file replaced lost its permissions."""
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"input_tokens": 10, "output_tokens": 5}\n')
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (tmp_path / ".est.jsonl.tmp").symlink_to(victim)
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("old\n")
+    kept.chmod(0o640)
+    for out_file in (tmp_path / "est.jsonl", kept):
+        code, _, err = run(capsys, *VLLM, "--prompts", str(prompts), "--out", str(out_file))
+        assert code == 0, err
+        assert not out_file.is_symlink() and json.loads(out_file.read_text())["id"] == "1"
+    assert victim.read_text() == "precious\n"
+    assert kept.stat().st_mode & 0o777 == 0o640
+
+
 def test_out_without_prompts_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """``--out`` without ``--prompts`` printed the estimate and wrote nothing, exit 0."""
     out_file = tmp_path / "estimates.jsonl"
