@@ -94,6 +94,36 @@ def test_estimate_intensity_and_pue_scale_operational(capsys: pytest.CaptureFixt
     assert two["embodied_g"] == pytest.approx(one["embodied_g"])
 
 
+def test_estimate_in_a_configured_zone_uses_its_regions_pue(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--zone of a configured region was priced at default_pue, not at that region's PUE."""
+    config = tmp_path / "carbond.toml"
+    config.write_text(
+        "default_pue = 1.1\n"
+        '[[regions]]\nname = "qc"\nzone = "CA-QC"\npue = 1.3\ngpus = ["T4"]\n'
+        '[[regions]]\nname = "de1"\nzone = "DE"\npue = 1.2\ngpus = ["T4"]\n'
+        '[[regions]]\nname = "de2"\nzone = "DE"\npue = 1.4\ngpus = ["T4"]\n'
+    )
+    given = ("--config", str(config), "--json")
+
+    def pue(*argv: str) -> float:
+        code, out, err = run(capsys, *ESTIMATE, *given, *argv)
+        assert code == 0, err
+        return float(json.loads(out)["pue"])
+
+    assert pue("--zone", "ca-qc") == 1.3
+    assert pue("--zone", "CA-QC", "--pue", "1.05") == 1.05
+    assert pue("--zone", "GB") == 1.1  # no region there
+    assert pue("--intensity", "100") == 1.1
+    code, out, err = run(capsys, *ESTIMATE, *given, "--zone", "DE")
+    assert (code, out) == (2, "")
+    assert err == (
+        "carbond: error: --zone DE: its regions have different PUEs (de1 1.2, de2 1.4): "
+        "give --pue\n"
+    )
+
+
 def test_estimate_out_of_memory_is_an_answer_not_an_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
