@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from daemon.inventory import build_inventory
 from daemon.planning import request_spec
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
+from policies import Device
 from policies.candidates import device_groups, estimate_on, unfit_reason
 
 __all__ = ["resolve_program", "submit_warnings", "workdir"]
@@ -30,8 +32,10 @@ __all__ = ["resolve_program", "submit_warnings", "workdir"]
 def submit_warnings(settings: Settings, request: JobRequest, now: datetime) -> list[str]:
     """The problems the daemon would meet with ``request``, one sentence each.
 
-    The GPU checks use the regions' declared GPUs; they are skipped when a region discovers its
-    GPUs (only the daemon's node knows them) or when no region is configured here.
+    The GPU checks use the regions' declared GPUs. A region that discovers its GPUs (only the
+    daemon's node knows them) may have any catalog type, as many as the job needs: the job is
+    checked against those too, so what fits no GPU of the catalog, or misses its deadline even
+    on the fastest, is still warned about. No GPU check without a configured region.
     """
     warnings = []
     deadline = request.deadline
@@ -39,28 +43,45 @@ def submit_warnings(settings: Settings, request: JobRequest, now: datetime) -> l
         warnings.append(
             f"deadline {deadline.isoformat()} is already past: the job will expire without running"
         )
-    if not settings.regions or any(r.gpus == "discover" for r in settings.regions):
+    if not settings.regions:
         return warnings
-    devices = [gpu.device for gpu in build_inventory(settings.regions, gpu_catalog(settings))]
     spec = request_spec(request, request.job_id or "new", now, deadline)
     need = spec.workload.tensor_parallel
+    devices, what = _devices(settings, spec.regions, need)
     fitting = [
         est
         for group in device_groups(spec, devices)
         if len(group) >= need and (est := estimate_on(spec, group[0])).fits
     ]
     if not fitting:
-        reason = unfit_reason(spec, devices).replace("admissible device", "configured GPU", 1)
+        reason = unfit_reason(spec, devices).replace("admissible device", what, 1)
         warnings.append(f"{reason}: the daemon will reject it")
     elif deadline is not None and deadline > now:
         fastest = min(fitting, key=lambda e: e.duration_s)
         if now + timedelta(seconds=fastest.duration_s) > deadline:
             warnings.append(
-                f"the job needs about {_hours(fastest.duration_s)} on the fastest configured GPU "
+                f"the job needs about {_hours(fastest.duration_s)} on the fastest {what} "
                 f"({fastest.gpu}) but its deadline is {_hours((deadline - now).total_seconds())} "
                 "away: it will likely expire or miss it"
             )
     return warnings
+
+
+def _devices(settings: Settings, regions: Sequence[str], need: int) -> tuple[list[Device], str]:
+    """The declared GPUs, and for each region the job may use that discovers its GPUs,
+    ``need`` of every catalog type (what it may find); with what to call them."""
+    catalog = gpu_catalog(settings)
+    declared = [r for r in settings.regions if r.gpus != "discover"]
+    devices = [gpu.device for gpu in build_inventory(declared, catalog)]
+    discovering = [r for r in settings.regions
+                   if r.gpus == "discover" and (not regions or r.name in regions)]  # fmt: skip
+    devices += [
+        Device(f"{region.name}/{gpu.name}-{n}", region.name, region.zone, gpu, region.pue)
+        for region in discovering
+        for gpu in catalog
+        for n in range(need)
+    ]
+    return devices, "GPU a region declares or may discover" if discovering else "configured GPU"
 
 
 def resolve_program(record: dict[str, Any]) -> list[str]:

@@ -67,6 +67,33 @@ def test_no_warning_when_it_fits_or_the_gpus_are_unknown_here(
     assert warnings == []
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (("--model", "llama-3.1-405b", "--precision", "fp32"),
+         r"fits no GPU a region declares or may discover: llama-3\.1-405b at fp32, batch 1, "
+         r"needs \d+\.\d GB per GPU, the largest offers \d+\.\d GB usable \(B200\): the daemon "
+         r"will reject it"),
+        (("--model", "llama-3.1-70b", "--requests", "100000", "--deadline", "+10m"),
+         r"the job needs about \d+\.\d h on the fastest GPU a region declares or may discover "
+         r"\(B200\) but its deadline is 0\.2 h away: it will likely expire or miss it"),
+        (("--model", "llama-1b", "--min-gpu-memory-gb", "500"),
+         r"fits no GPU a region declares or may discover: asks for at least 500 GB of GPU "
+         r"memory, the largest offers 192 GB \(B200\): the daemon will reject it"),
+        # the job may use only the declared region: checked as without a discovering one
+        (("--model", "llama-3.1-70b", "--region", "qc"),
+         r"fits no configured GPU: llama-3\.1-70b at fp16, .* \(T4\): the daemon will reject it"),
+    ],
+)  # fmt: skip
+def test_what_no_gpu_a_region_may_discover_can_run_is_still_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], expected: str
+) -> None:
+    """With any region discovering its GPUs, submit checked nothing: a 1.6 TB model or a
+    340-hour job due in ten minutes was appended without a word."""
+    [warning], _ = _submit(tmp_path, capsys, DISCOVER + T4_ONLY, *argv)
+    assert re.fullmatch(expected, warning), warning
+
+
 def test_a_tensor_parallel_size_the_heads_do_not_split_over_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
