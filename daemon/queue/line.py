@@ -122,6 +122,9 @@ class _JobLine(BaseModel):
             raise ValueError("the program (first item) is empty")
         if any("\0" in arg for arg in value):
             raise ValueError("contains a NUL byte")
+        for index, arg in enumerate(value):
+            if not _passable(arg):
+                raise ValueError(f"item {index} is not text a program can be given: {arg[:40]!r}")
         return value
 
     @field_validator("model")
@@ -145,6 +148,18 @@ class _JobLine(BaseModel):
     def _runtime(cls, value: str) -> str:
         name: str = _catalog(lambda: get_runtime(value).name)
         return name
+
+
+def _passable(text: str) -> bool:
+    """Whether ``text`` can reach the OS as an argument or path: a JSON escape such as
+    ``"\\ud800"`` gives a lone surrogate that no file-system encoding takes (the job's start
+    would fail without a status); ``"\\udcff"``, an undecodable byte that Python's
+    ``surrogateescape`` carries, is passed on as that byte."""
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _catalog(lookup: Any) -> Any:
