@@ -89,7 +89,7 @@ class _JobLine(BaseModel):
     command: list[str] = Field(min_length=1)
     regions: list[str] = Field(default_factory=list)
     gpu_types: list[str] = Field(default_factory=list)
-    min_gpu_memory_gb: float = Field(default=0.0, ge=0)
+    min_gpu_memory_gb: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     priority: int = Field(default=0, ge=-1000, le=1000)
     tags: list[str] = Field(default_factory=list, max_length=32)
     precision: str = "fp16"

@@ -76,6 +76,15 @@ def _with(**fields: Any) -> str:
         (_with(regions=["mars"]), "field 'regions': unknown region 'mars'"),
         (_with(gpu_types=["Voodoo2"]), "field 'gpu_types': unknown GPU 'Voodoo2'"),
         (_with(min_gpu_memory_gb=-4), "field 'min_gpu_memory_gb'"),
+        # JSON has no Infinity: submit --min-gpu-memory-gb inf appended a line jq cannot read
+        (
+            _with(min_gpu_memory_gb=math.inf),
+            "field 'min_gpu_memory_gb': Input should be a finite number",
+        ),
+        (
+            _with(min_gpu_memory_gb=math.nan),
+            "field 'min_gpu_memory_gb': Input should be a finite number",
+        ),
         (_with(priority="high"), "field 'priority'"),
         (_with(tags=[1]), "field 'tags.0'"),
         (_with(precision="fp12"), "field 'precision': unknown precision 'fp12'"),
