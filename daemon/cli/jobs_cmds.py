@@ -183,10 +183,16 @@ def _read_file(name: str) -> dict[str, Any]:
         text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{name}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{name}: not UTF-8 text (byte {exc.start})") from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{name}: not JSON: {exc.msg} at line {exc.lineno}") from exc
+    except ValueError as exc:  # an integer past Python's digit limit
+        raise UsageError(f"{name}: not acceptable JSON: {str(exc)[:120]}") from exc
+    except RecursionError as exc:
+        raise UsageError(f"{name}: not acceptable JSON: nested too deeply") from exc
     if not isinstance(data, dict):
         raise UsageError(f"{name}: a job is a JSON object")
     return data

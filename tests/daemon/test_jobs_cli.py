@@ -98,6 +98,29 @@ def test_submit_refuses_bad_jobs_with_exit_2(
     assert not (tmp_path / "queue.jsonl").exists()
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'\xff{"model": "llama-1b"}', "not UTF-8 text (byte 0)"),
+        (b'{"requests": ' + b"9" * 5000 + b"}", "not acceptable JSON: Exceeds the limit"),
+        (b"[" * 100_000 + b"]" * 100_000, "not acceptable JSON: nested too deeply"),
+    ],
+    ids=["not-utf8", "huge-integer", "deep"],
+)
+def test_submit_file_json_cannot_read_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
+) -> None:
+    """--file with such content was a traceback (UnicodeDecodeError, ValueError,
+    RecursionError) and exit 1."""
+    job = tmp_path / "job.json"
+    job.write_bytes(content)
+    code, out, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", str(job),
+                          "--", "/bin/true")  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err.startswith(f"carbond: error: {job}: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "queue.jsonl").exists()
+
+
 def test_submit_records_the_working_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
