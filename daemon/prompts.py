@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from daemon.errors import UsageError
+from policies.footprint import MAX_TOKENS
 
 __all__ = ["Prompt", "read_prompts"]
 
@@ -41,10 +42,14 @@ class _Line(BaseModel):
 
     id: str | int | None = None
     input_tokens: int = Field(
-        ge=0, validation_alias=AliasChoices("input_tokens", "prompt_tokens", "input_length")
+        ge=0,
+        le=MAX_TOKENS,
+        validation_alias=AliasChoices("input_tokens", "prompt_tokens", "input_length"),
     )
     output_tokens: int = Field(
-        ge=1, validation_alias=AliasChoices("output_tokens", "completion_tokens", "output_length")
+        ge=1,
+        le=MAX_TOKENS,
+        validation_alias=AliasChoices("output_tokens", "completion_tokens", "output_length"),
     )
 
     @field_validator("id", "input_tokens", "output_tokens", mode="before")

@@ -21,7 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from daemon.errors import DaemonError
 from policies.errors import PoliciesError
-from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, get_runtime
+from policies.footprint import (
+    DEFAULT_GPU_CATALOG,
+    DEFAULT_MODEL_CATALOG,
+    MAX_BATCH_SIZE,
+    MAX_REQUESTS,
+    MAX_TENSOR_PARALLEL,
+    MAX_TOKENS,
+    get_runtime,
+)
 from policies.footprint.models import precision_bytes
 
 __all__ = [
@@ -33,9 +41,6 @@ __all__ = [
     "parse_deadline",
     "parse_line",
 ]
-
-MAX_TOKENS = 10_000_000  # per request, input or output (replay traces are bounded alike)
-MAX_REQUESTS = 1_000_000_000  # per job
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _RELATIVE = re.compile(r"^\+(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -83,8 +88,8 @@ class _JobLine(BaseModel):
     input_tokens: int = Field(default=128, ge=0, le=MAX_TOKENS)
     output_tokens: int = Field(default=150, ge=1, le=MAX_TOKENS)
     requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)
-    batch_size: int = Field(default=1, ge=1, le=1_000_000)
-    tensor_parallel: int = Field(default=1, ge=1, le=64)
+    batch_size: int = Field(default=1, ge=1, le=MAX_BATCH_SIZE)
+    tensor_parallel: int = Field(default=1, ge=1, le=MAX_TENSOR_PARALLEL)
     deadline: str | None = None
     command: list[str] = Field(min_length=1)
     regions: list[str] = Field(default_factory=list)

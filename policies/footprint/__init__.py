@@ -28,6 +28,10 @@ from policies.footprint.calibration import (
 from policies.footprint.embodied import DEFAULT_ACT, ActParameters, act_embodied_g
 from policies.footprint.estimator import (
     DEFAULT_POWER,
+    MAX_BATCH_SIZE,
+    MAX_REQUESTS,
+    MAX_TENSOR_PARALLEL,
+    MAX_TOKENS,
     Estimate,
     PowerCurve,
     PowerModel,
@@ -54,6 +58,10 @@ __all__ = [
     "DEFAULT_POWER",
     "DEFAULT_RUNTIMES",
     "J_PER_KWH",
+    "MAX_BATCH_SIZE",
+    "MAX_REQUESTS",
+    "MAX_TENSOR_PARALLEL",
+    "MAX_TOKENS",
     "PRECISION_BYTES",
     "SECONDS_PER_YEAR",
     "ActParameters",

@@ -29,6 +29,10 @@ from policies.footprint.runtimes import RuntimeProfile
 
 __all__ = [
     "DEFAULT_POWER",
+    "MAX_BATCH_SIZE",
+    "MAX_REQUESTS",
+    "MAX_TENSOR_PARALLEL",
+    "MAX_TOKENS",
     "POWER_MODELS",
     "Estimate",
     "PowerCurve",
@@ -122,6 +126,13 @@ class StudyPowerModel:
 POWER_MODELS: Final = ("calibrated", "study")
 
 
+# A workload's bounds (queue lines, replay traces and the CLI's flags take the same):
+MAX_TOKENS: Final = 10_000_000  # per request, input or output
+MAX_REQUESTS: Final = 1_000_000_000  # per job
+MAX_BATCH_SIZE: Final = 1_000_000
+MAX_TENSOR_PARALLEL: Final = 64
+
+
 @dataclass(frozen=True, slots=True)
 class Workload:
     """What a job asks for. Token counts are per request (means)."""
@@ -139,16 +150,22 @@ class Workload:
         return self.batch_size if self.requests is None else self.requests
 
     def validate(self) -> None:
-        """Raises InvalidWorkloadError naming the first field out of range."""
-        for field_name, value, minimum in (
-            ("batch_size", self.batch_size, 1),
-            ("input_tokens", self.input_tokens, 0),
-            ("output_tokens", self.output_tokens, 1),
-            ("requests", self.request_count, 1),
-            ("tensor_parallel", self.tensor_parallel, 1),
+        """Raises InvalidWorkloadError naming the first field out of range (bounds above:
+        a count past them would only overflow the float arithmetic)."""
+        for field_name, value, minimum, maximum in (
+            ("batch_size", self.batch_size, 1, MAX_BATCH_SIZE),
+            ("input_tokens", self.input_tokens, 0, MAX_TOKENS),
+            ("output_tokens", self.output_tokens, 1, MAX_TOKENS),
+            ("requests", self.request_count, 1, MAX_REQUESTS),
+            ("tensor_parallel", self.tensor_parallel, 1, MAX_TENSOR_PARALLEL),
         ):
             if value < minimum:
                 raise InvalidWorkloadError(f"{field_name} must be >= {minimum}, got {value}")
+            if value > maximum:
+                shown = str(value)
+                if len(shown) > 24:
+                    shown = f"{shown[:12]}... ({len(shown)} digits)"
+                raise InvalidWorkloadError(f"{field_name} must be <= {maximum:,}, got {shown}")
         precision_bytes(self.precision)
 
 

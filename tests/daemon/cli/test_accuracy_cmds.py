@@ -80,6 +80,10 @@ def test_per_prompt_estimates(capsys: pytest.CaptureFixture[str], tmp_path: Path
         ('{"input_tokens": 10, "output_tokens": 5}\nnot json\n', ":2: not JSON"),
         ('{"input_tokens": -1, "output_tokens": 5}\n', ":1: input_tokens"),
         ("\n", "no prompts"),
+        (
+            '{"input_tokens": 1' + "0" * 400 + ', "output_tokens": 5}\n',
+            ":1: input_tokens: Input should be less than or equal to 10000000",
+        ),
         # JSON's true is Python's 1: it was read as a one-token prompt
         (
             '{"input_tokens": true, "output_tokens": 5}\n',
@@ -204,6 +208,7 @@ def test_advise_nothing_meets_the_bound_exits_1(capsys: pytest.CaptureFixture[st
         (("--runtime", "hf-eager"), "serving engine"),
         (("--max-latency-s", "-1"), "max_latency_s"),
         (("--pue", "9"), "--pue"),
+        (("--input-tokens", "1" + "0" * 400), "input_tokens must be <= 10,000,000"),
     ],
 )
 def test_advise_bad_arguments_exit_2(

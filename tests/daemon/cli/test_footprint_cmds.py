@@ -170,6 +170,11 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
          "which vLLM refuses: use 1, 2, 4, 8, 16 or 32"),
         (("--gpu", "h100", "--model", "llama-3.1-8b", "--zone", "CA-QC", "--gpus", "0"),
          "tensor_parallel must be >= 1, got 0"),
+        # a count past what a float holds was an OverflowError traceback
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--input-tokens",
+          "1" + "0" * 400), "input_tokens must be <= 10,000,000"),
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--batch-size",
+          "1" + "0" * 400), "batch_size must be <= 1,000,000"),
     ],
 )  # fmt: skip
 def test_bad_arguments_exit_2_with_one_line(

@@ -43,6 +43,25 @@ def test_invalid_workload_names_the_field(field: str, value: int) -> None:
         estimate(LLAMA_1B, H100, VLLM, work)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("input_tokens", 10**400, "input_tokens must be <= 10,000,000, got 100000000000... "
+                               "(401 digits)"),
+     ("output_tokens", 10**7 + 1, "output_tokens must be <= 10,000,000, got 10000001"),
+     ("batch_size", 10**400, "batch_size must be <= 1,000,000"),
+     ("requests", 10**9 + 1, "requests must be <= 1,000,000,000"),
+     ("tensor_parallel", 65, "tensor_parallel must be <= 64, got 65")],
+    ids=["input_tokens", "output_tokens", "batch_size", "requests", "tensor_parallel"],
+)  # fmt: skip
+def test_a_count_past_its_bound_names_the_field(field: str, value: int, message: str) -> None:
+    """A count of 10**400 was an OverflowError traceback in the memory arithmetic (carbond
+    estimate --input-tokens, advise, a prompts file); queue lines already had these bounds."""
+    work = dataclasses.replace(Workload(), **{field: value})
+    with pytest.raises(InvalidWorkloadError) as info:
+        estimate(LLAMA_1B, H100, VLLM, work)
+    assert str(info.value).startswith(message)
+
+
 def test_power_stays_between_idle_and_tdp() -> None:
     for batch in (1, 8, 64, 256):
         est = estimate(LLAMA_1B, H100, VLLM, Workload(batch_size=batch))
