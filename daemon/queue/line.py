@@ -25,6 +25,7 @@ from policies.footprint import (
     DEFAULT_GPU_CATALOG,
     DEFAULT_MODEL_CATALOG,
     MAX_BATCH_SIZE,
+    MAX_PARAMS_B,
     MAX_REQUESTS,
     MAX_TENSOR_PARALLEL,
     MAX_TOKENS,
@@ -84,7 +85,7 @@ class _JobLine(BaseModel):
     id: str | None = Field(default=None, pattern=_ID)
     name: str | None = Field(default=None, max_length=200)
     model: str | None = None
-    params_b: float | None = Field(default=None, gt=0, le=10_000)
+    params_b: float | None = Field(default=None, gt=0, le=MAX_PARAMS_B)
     input_tokens: int = Field(default=128, ge=0, le=MAX_TOKENS)
     output_tokens: int = Field(default=150, ge=1, le=MAX_TOKENS)
     requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)

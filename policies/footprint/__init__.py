@@ -42,6 +42,7 @@ from policies.footprint.estimator import (
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
 from policies.footprint.models import (
     DEFAULT_MODEL_CATALOG,
+    MAX_PARAMS_B,
     PRECISION_BYTES,
     ModelCatalog,
     ModelSpec,
@@ -59,6 +60,7 @@ __all__ = [
     "DEFAULT_RUNTIMES",
     "J_PER_KWH",
     "MAX_BATCH_SIZE",
+    "MAX_PARAMS_B",
     "MAX_REQUESTS",
     "MAX_TENSOR_PARALLEL",
     "MAX_TOKENS",

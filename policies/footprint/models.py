@@ -23,12 +23,15 @@ from policies.errors import InvalidWorkloadError, UnknownModelError
 
 __all__ = [
     "DEFAULT_MODEL_CATALOG",
+    "MAX_PARAMS_B",
     "PRECISION_BYTES",
     "ModelCatalog",
     "ModelSpec",
     "Precision",
     "precision_bytes",
 ]
+
+MAX_PARAMS_B: Final = 10_000  # billions: 25 times the largest catalog model; past it, overflow
 
 Precision = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 PRECISION_BYTES: Final = MappingProxyType(
@@ -115,10 +118,13 @@ class ModelSpec:
         ``16 * params_b ** 0.37``); grouped-query attention with 8 KV heads of 128 dims.
 
         Raises:
-            InvalidWorkloadError: ``params_b`` is not a positive finite number.
+            InvalidWorkloadError: ``params_b`` is not a positive number up to
+                :data:`MAX_PARAMS_B`.
         """
-        if not 0 < params_b < math.inf:
-            raise InvalidWorkloadError(f"params_b must be positive and finite, got {params_b}")
+        if not 0 < params_b <= MAX_PARAMS_B:
+            raise InvalidWorkloadError(
+                f"params_b must be positive and at most {MAX_PARAMS_B:,} (billion), got {params_b}"
+            )
         layers = max(2, round(16 * params_b**0.37))
         hidden = max(256, 128 * round(math.sqrt(params_b * 1e9 / (12 * layers)) / 128))
         return cls(

@@ -162,6 +162,8 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--pue", "0.5"), "0.5"),
         # infinite sizes: an OverflowError traceback, or no embodied carbon at all, before
         (("--gpu", "t4", "--params-b", "inf", "--zone", "CA-QC"), "params_b"),
+        (("--gpu", "t4", "--params-b", "1e300", "--zone", "CA-QC"),
+         "params_b must be positive and at most 10,000 (billion), got 1e+300"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--lifetime-years", "inf"),
          "--lifetime-years"),
         # a size vLLM refuses: 32 query heads and 8 KV heads do not split over 3 GPUs

@@ -55,8 +55,9 @@ def test_unknown_model_from_params_is_llama_shaped(params_b: float) -> None:
     assert abs(model.layers - known) / known < 0.1
 
 
-@pytest.mark.parametrize("params_b", [0, -1, math.nan, math.inf])
+@pytest.mark.parametrize("params_b", [0, -1, math.nan, math.inf, 1e300, 10_000.5])
 def test_from_params_rejects_non_positive_and_non_finite(params_b: float) -> None:
+    """1e300 was an OverflowError traceback (carbond estimate --params-b 1e300)."""
     with pytest.raises(InvalidWorkloadError, match="params_b"):
         ModelSpec.from_params(params_b)
 
