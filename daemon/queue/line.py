@@ -128,10 +128,12 @@ class _JobLine(BaseModel):
             raise ValueError("the program (first item) is empty")
         if any("\0" in arg for arg in value):
             raise ValueError("contains a NUL byte")
-        for index, arg in enumerate(value):
-            if not _passable(arg):
-                raise ValueError(f"item {index} is not text a program can be given: {arg[:40]!r}")
-        return value
+        return _unicode(value)
+
+    @field_validator("regions", "tags")
+    @classmethod
+    def _texts(cls, value: list[str]) -> list[str]:
+        return _unicode(value)
 
     @field_validator("model")
     @classmethod
@@ -156,16 +158,21 @@ class _JobLine(BaseModel):
         return name
 
 
-def _passable(text: str) -> bool:
-    """Whether ``text`` can reach the OS as an argument or path: a JSON escape such as
-    ``"\\ud800"`` gives a lone surrogate that no file-system encoding takes (the job's start
-    would fail without a status); ``"\\udcff"``, an undecodable byte that Python's
-    ``surrogateescape`` carries, is passed on as that byte."""
-    try:
-        os.fsencode(text)
-    except UnicodeEncodeError:
-        return False
-    return True
+def _unicode(items: list[str]) -> list[str]:
+    """``items``, each text UTF-8 can encode. A JSON escape such as ``"\\ud800"`` or
+    ``"\\udcff"`` gives a lone surrogate, which is not Unicode text: no program can be given
+    ``\\ud800``, and SQLite cannot store either (the daemon failed writing how such a job
+    ended, at every tick and again at every restart).
+
+    Raises:
+        ValueError: an item holds a lone surrogate (its position is named).
+    """
+    for index, text in enumerate(items):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"item {index} is not Unicode text: {text[:40]!r}") from None
+    return items
 
 
 def _catalog(lookup: Any) -> Any:

@@ -73,6 +73,20 @@ def test_a_tensor_parallel_size_the_heads_do_not_split_over_is_rejected_by_name(
     assert ledger.jobs() == []
 
 
+def test_a_lone_surrogate_in_a_command_is_rejected_at_ingestion(
+    queue: Queue, ledger: Ledger
+) -> None:
+    """``"\\udcff"`` in a program not found was accepted and run: the daemon then failed
+    writing the run's end ("command not found: ...") to SQLite at every reconcile, for every
+    job, and could not restart."""
+    append(queue.path, job_line(id="bad", command=["/nonexistent\udcff"]) + job_line(id="ok"))
+    result = queue.ingest(NOW)
+    assert (result.accepted, result.rejected) == (("ok",), 1)
+    [record] = rejections(queue.state_dir)
+    assert record["job_id"] == "bad"
+    assert "line 1: field 'command': item 0 is not Unicode text" in str(record["reason"])
+
+
 def test_client_ids_are_deduplicated(queue: Queue, ledger: Ledger) -> None:
     append(queue.path, job_line(id="same") + job_line(id="same", requests=9))
     result = queue.ingest(NOW)
