@@ -85,7 +85,7 @@ class _JobLine(BaseModel):
     id: str | None = Field(default=None, pattern=_ID)
     name: str | None = Field(default=None, max_length=200)
     model: str | None = None
-    params_b: float | None = Field(default=None, gt=0, le=MAX_PARAMS_B)
+    params_b: float | None = Field(default=None, gt=0, le=MAX_PARAMS_B, allow_inf_nan=False)
     input_tokens: int = Field(default=128, ge=0, le=MAX_TOKENS)
     output_tokens: int = Field(default=150, ge=1, le=MAX_TOKENS)
     requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)

@@ -57,6 +57,8 @@ def _with(**fields: Any) -> str:
         (_with(model=..., params_b=None), "field 'model': give exactly one of"),
         (_with(params_b=7), "field 'model': give exactly one of"),
         (_with(model=..., params_b=-1), "field 'params_b'"),
+        # NaN was "Input should be less than or equal to 10000"
+        (_with(model=..., params_b=math.nan), "field 'params_b': Input should be a finite number"),
         (_with(input_tokens=-1), "field 'input_tokens'"),
         (_with(input_tokens="12"), "field 'input_tokens'"),
         (_with(output_tokens=0), "field 'output_tokens'"),
