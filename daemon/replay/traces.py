@@ -164,7 +164,10 @@ def _read_azure(path: Path, skip: Skip) -> Iterator[Row]:
 
 
 def _azure_rows(path: Path, reader: csv.DictReader[str], skip: Skip) -> Iterator[Row]:
-    missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
+    # a header written "TIMESTAMP, ContextTokens, GeneratedTokens" (a space after each comma,
+    # as a spreadsheet or pandas may write it) read as missing its last two columns
+    reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
+    missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames)
     if missing:
         raise ReplayInputError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
     for row in reader:

@@ -44,6 +44,18 @@ def test_azure_timestamps_with_an_offset_are_converted(tmp_path: Path) -> None:
     assert trace.offset_s.tolist() == pytest.approx([0.0, 9.5, 19.75, 29.5])
 
 
+def test_an_azure_header_with_spaces_after_its_commas_is_read(tmp_path: Path) -> None:
+    """'TIMESTAMP, ContextTokens, GeneratedTokens' was 'missing column(s) ContextTokens,
+    GeneratedTokens'."""
+    path = tmp_path / "t.csv"
+    path.write_text("TIMESTAMP, ContextTokens , GeneratedTokens\n"
+                    "2023-11-16 18:15:00.5000000, 4808, 10\n"
+                    "2023-11-16 18:15:01.5000000,3180,8\n", encoding="utf-8")  # fmt: skip
+    trace = read_requests(path, "azure")
+    assert trace.notes == () and trace.input_tokens.tolist() == [4808, 3180]
+    assert trace.output_tokens.tolist() == [10, 8] and trace.offset_s.tolist() == [0.0, 1.0]
+
+
 def test_mooncake_and_carbond_lines(tmp_path: Path) -> None:
     moon = tmp_path / "m.jsonl"
     moon.write_text(
