@@ -109,7 +109,9 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         help="GPU power curve: carbond's calibrated one, or the simulation study's MFU curve "
         "(same as --runtime R+study)",
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="requests per batch (8)")
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="requests per batch, 1 to 1,000,000 (default 8)"
+    )
     parser.add_argument(
         "--tick",
         type=int,

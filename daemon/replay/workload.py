@@ -34,6 +34,7 @@ from daemon.replay.traces import MAX_REQUESTS, IntArray, RequestTrace
 from policies import JobSpec
 from policies.footprint import (
     DEFAULT_MODEL_CATALOG,
+    MAX_BATCH_SIZE,
     GpuSpec,
     Workload,
     estimate_interval,
@@ -60,14 +61,15 @@ class WorkloadOptions:
 
     def validate(self) -> None:
         """Raises ReplayInputError naming the first option out of range."""
-        # requests-per-job past int64 was a TypeError traceback, time-scale inf a NumPy warning
+        # requests-per-job past int64 was a TypeError traceback, time-scale inf a NumPy warning,
+        # batch-size had no upper bound (2**70 replayed; a queue line refuses past 1,000,000)
         for name, ok, rule in (
             ("span", self.span_s > 0, "> 0"),
             ("requests-per-job", 1 <= self.requests_per_job <= MAX_REQUESTS,
              f"1 to {MAX_REQUESTS:,}"),
             ("time-scale", 0 < self.time_scale < math.inf, "> 0 and finite"),
             ("slack", 0 <= self.slack_s < math.inf, ">= 0"),
-            ("batch-size", self.batch_size >= 1, ">= 1"),
+            ("batch-size", 1 <= self.batch_size <= MAX_BATCH_SIZE, f"1 to {MAX_BATCH_SIZE:,}"),
         ):  # fmt: skip
             if not ok:
                 raise ReplayInputError(f"--{name} is out of range ({rule})")

@@ -278,6 +278,7 @@ def test_batching_slack_and_homes(tmp_path: Path, cluster_file: Path) -> None:
     [
         ("requests_per_job", 2**64, r"--requests-per-job is out of range \(1 to 1,000,000,000\)"),
         ("time_scale", float("inf"), r"--time-scale is out of range \(> 0 and finite\)"),
+        ("batch_size", 2**70, r"--batch-size is out of range \(1 to 1,000,000\)"),
         ("slack_s", 1e24, "--slack 1.15741e.19 days: job t-000000's deadline would be past year"),
     ],
 )
