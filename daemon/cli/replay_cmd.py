@@ -471,6 +471,11 @@ def _tune(args: argparse.Namespace) -> int:
         raise ReplayInputError("--policy: tune sweeps one policy")
     base = parse_policies(args.policy)[0]
     grid = parse_grid(args.grid) if args.grid else [{}]
+    twice = sorted(set(base.params) & set(grid[0]))  # the grid's value silently won
+    if twice:
+        raise ReplayInputError(
+            f"--policy {base.label} and --grid both give {', '.join(twice)} (give each once)"
+        )
     setup = load_setup(_inputs(args), _slacks(args.slack, several=False)[0])
     _print_notes(setup)
     specs = [PolicySpec("run-now", {})]

@@ -22,6 +22,7 @@ from daemon.settings.sections import MAX_INTERVAL_S
 
 __all__ = [
     "JOBS_FORMATS",
+    "MAX_GRID_SETTINGS",
     "PolicySpec",
     "ReplayInputs",
     "load_setup",
@@ -117,13 +118,17 @@ def parse_policies(text: str) -> list[PolicySpec]:
     return specs
 
 
+MAX_GRID_SETTINGS = 1000  # replays one tune may start (a typo in a long grid asked a million)
+
+
 def parse_grid(items: Sequence[str]) -> list[dict[str, Any]]:
     """``["herd_penalty=0,0.1", "min_saving=0,0.05"]`` -> every combination.
 
     Raises:
         ReplayInputError: an item without ``=`` or without values, a key given in two items
-            (the later would silently replace the earlier) or a value given twice in one
-            (the same setting replayed twice).
+            (the later would silently replace the earlier), a value given twice in one
+            (the same setting replayed twice), or more than :data:`MAX_GRID_SETTINGS`
+            combinations.
     """
     axes: dict[str, list[Any]] = {}
     for item in items:
@@ -141,6 +146,12 @@ def parse_grid(items: Sequence[str]) -> list[dict[str, Any]]:
                 raise ReplayInputError(f"--grid {item!r}: {value!r} given twice")
             seen.append((isinstance(value, bool), value))
         axes[key] = options
+    settings = math.prod(len(options) for options in axes.values())
+    if settings > MAX_GRID_SETTINGS:
+        sizes = " x ".join(f"{len(options)} {key}" for key, options in axes.items())
+        raise ReplayInputError(
+            f"--grid: {sizes} are {settings:,} settings to replay (at most {MAX_GRID_SETTINGS:,})"
+        )
     return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
 
 

@@ -19,6 +19,7 @@ from daemon.replay import driver
 from daemon.replay.driver import PolicyRun, replay_policy
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
+    MAX_GRID_SETTINGS,
     load_setup,
     parse_duration_s,
     parse_grid,
@@ -297,6 +298,30 @@ def test_a_grid_names_each_setting_once(items: list[str], message: str) -> None:
     replayed), and a value given twice was replayed twice."""
     with pytest.raises(ReplayInputError, match=re.escape(message)):
         parse_grid(items)
+
+
+def test_a_grid_past_what_one_tune_should_replay_is_refused() -> None:
+    """Six keys of ten values each were a million replays, started without a word."""
+    items = [f"k{n}=0,1,2,3,4,5,6,7,8,9" for n in range(6)]
+    message = "--grid: 10 k0 x 10 k1 x 10 k2 x 10 k3 x 10 k4 x 10 k5 are 1,000,000 settings"
+    with pytest.raises(ReplayInputError, match=re.escape(message)):
+        parse_grid(items)
+    assert len(parse_grid(["a=" + ",".join(map(str, range(MAX_GRID_SETTINGS)))])) == 1000
+
+
+def test_tune_refuses_a_key_in_both_the_policy_and_the_grid(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """``--policy carbon-window:min_saving=0.1 --grid min_saving=0,0.5`` replayed 0 and 0.5,
+    the policy's 0.1 silently dropped; it is refused before any input is read."""
+    argv = ["tune", *_inputs(trace, cluster_file, intensity_files), "--days", "0.5",
+            "--policy", "carbon-window:min_saving=0.1:guard_s=60",
+            "--grid", "min_saving=0,0.5", "--grid", "guard_s=60,120"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == ("carbond: error: --policy carbon-window:guard_s=60:min_saving=0.1 and --grid "
+                   "both give guard_s, min_saving (give each once)\n")  # fmt: skip
 
 
 @pytest.mark.parametrize(
