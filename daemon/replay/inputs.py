@@ -213,13 +213,14 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     )  # fmt: skip
     if inputs.jobs_format == "ledger":
         span_s = inputs.days * 86400.0
-        jobs = distinct_ids([jobs_from_ledger(path, inputs.start, span_s) for path in inputs.jobs])
+        ledgers = [jobs_from_ledger(path, inputs.start, span_s, notes) for path in inputs.jobs]
+        jobs = distinct_ids(ledgers)
         jobs.sort(key=lambda job: (job.submitted_at, job.job_id))
     else:
         traces = [read_requests(path, inputs.jobs_format) for path in inputs.jobs]
         notes += [note for trace in traces for note in trace.notes]
         regions = [(r.name, r.gpu_count) for r in cluster.regions]
-        jobs = build_jobs(traces, options, regions, cluster.gpu_types())
+        jobs = build_jobs(traces, options, regions, cluster.gpu_types(), notes)
     return ReplaySetup(
         tuple(jobs), cluster, signals, inputs.start, end, inputs.tick_s,
         truth_factor=inputs.truth_factor, duration_noise=inputs.duration_noise,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -256,6 +257,36 @@ def test_a_time_scale_that_would_tile_past_memory_is_refused() -> None:
     with pytest.raises(ReplayInputError, match=r"--time-scale 1e-12: .* requests \(at most"):
         tile(RequestTrace.from_rows("t", rows), 7 * 86_400.0, 1e-12)
     assert len(tile(RequestTrace.from_rows("t", rows), 7 * 86_400.0, 1.0)) == 3 * 20_160
+
+
+def test_arrivals_past_the_span_are_counted_in_the_notes(
+    tmp_path: Path, cluster_file: Path
+) -> None:
+    """A job file whose first line's year was mistyped (2022 for 2023) replayed that one job:
+    the other twenty arrived a year after it, past `--days 1`, and were dropped without a word.
+    A trace tiled over the span (its last copy cut short) is not worth a note."""
+    path = tmp_path / "jobs.jsonl"
+    line = '{{"arrival": "{}", "input_tokens": 500, "output_tokens": 100, "requests": 64}}\n'
+    stamps = ["2022-06-05T00:10:00Z", *(f"2023-06-05T{h:02d}:10:00Z" for h in range(20))]
+    path.write_text("".join(line.format(stamp) for stamp in stamps), encoding="utf-8")
+    cluster = load_cluster(cluster_file)
+    regions = [(r.name, r.gpu_count) for r in cluster.regions]
+    options = WorkloadOptions(START, 86400.0, model="llama-1b")
+    notes: list[str] = []
+    jobs = build_jobs([read_requests(path, "carbond")], options, regions, cluster.gpu_types(),
+                      notes)  # fmt: skip
+    assert len(jobs) == 1
+    assert notes == [f"{path}: 20 of 21 jobs arrive past the replayed span (--days 1 from its "
+                     "first arrival; the last 365.8 days after it): left out"]  # fmt: skip
+    tiled = write_azure(tmp_path / "t.csv", [(i * 10.0, 100, 10) for i in range(10)])
+    notes.clear()
+    build_jobs([read_requests(tiled, "azure")], options, regions, cluster.gpu_types(), notes)
+    assert notes == []
+    stretched = replace(options, span_s=50.0, time_scale=2.0)
+    build_jobs([read_requests(tiled, "azure")], stretched, regions, cluster.gpu_types(), notes)
+    assert notes == [f"{tiled}: 7 of 10 requests arrive past the replayed span (--days 0.000578704 "
+                     "from its first arrival at --time-scale 2; the last 0.002083 days after it): "
+                     "left out"]  # fmt: skip
 
 
 def test_batching_slack_and_homes(tmp_path: Path, cluster_file: Path) -> None:

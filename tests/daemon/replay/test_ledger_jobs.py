@@ -46,8 +46,11 @@ def _ledger(path: Path) -> Path:
 
 def test_ledger_jobs_keep_their_own_model_offsets_and_deadlines(tmp_path: Path) -> None:
     path = _ledger(tmp_path / "ledger.db")
-    jobs = jobs_from_ledger(path, START, 86400.0)
-    assert [j.job_id for j in jobs] == ["a", "b"]  # "late" arrives after the span
+    notes: list[str] = []
+    jobs = jobs_from_ledger(path, START, 86400.0, notes)
+    assert [j.job_id for j in jobs] == ["a", "b"]  # "late" arrives after the span, and says so
+    assert notes == [f"{path}: 1 of 3 jobs arrive past the replayed span (--days 1 from its first "
+                     "arrival; the last 2 days after it): left out"]  # fmt: skip
     a, b = jobs
     assert a.submitted_at == START and b.submitted_at == START + timedelta(seconds=600)
     assert a.model.name != b.model.name
@@ -83,8 +86,10 @@ def test_the_cli_replays_a_ledger(
     for zone_file in intensity_files:
         argv += ["--intensity", str(zone_file)]
     assert main([*argv, "--out", str(tmp_path / "out")]) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert out
+    assert f"carbond: note: {path}: 1 of 3 jobs arrive past the replayed span" in captured.err
     # --slack does not apply to a ledger's jobs: no slack in the rows (it read the default 4 h),
     # the files in DIR itself, and a list of slacks (the same replay under other labels) refused
     assert {row["slack_s"] for row in out} == {None}
