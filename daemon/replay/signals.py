@@ -71,43 +71,76 @@ def join_zones(
 ) -> dict[str, IntensitySeries]:
     """One series per zone from several files' series: a zone in two files (Electricity Maps'
     yearly files, for a replay across the new year) is joined, the later file's points winning
-    where both have one and the points between them interpolated (said in ``notes``). Until
-    2026-12-06 the later file replaced the earlier, which was silently dropped.
+    where both have one and the points between them interpolated (said in ``notes``), if they
+    are at most :data:`MAX_JOIN_GAP_S` apart. Until 2026-12-06 the later file replaced the
+    earlier, which was silently dropped, and then a gap of any length was interpolated (a
+    missing year named only in a note).
 
     Raises:
-        ReplayInputError: a zone's files on different steps or grids, or too far apart.
+        ReplayInputError: a zone's files on different steps or grids, too many points from the
+            first to the last, or more than a day apart (naming the two files).
     """
-    joined: dict[str, IntensitySeries] = {}
+    parts: dict[str, list[IntensitySeries]] = {}
     for series in found:
-        for zone, later in series.items():
-            key = zone.upper()
-            earlier = joined.get(key)
-            joined[key] = later if earlier is None else _join(earlier, later, notes)
+        for zone, one in series.items():
+            parts.setdefault(zone.upper(), []).append(one)
+    return {key: _join(zone_parts, notes) for key, zone_parts in parts.items()}
+
+
+MAX_JOIN_GAP_S = 86400  # between a zone's files: a longer interpolation erases the days' cycle
+
+
+def _join(parts: Sequence[IntensitySeries], notes: list[str] | None) -> IntensitySeries:
+    """``parts`` (one zone's series in ``--intensity`` order) as one series."""
+    first, zone = parts[0], parts[0].zone
+    if len(parts) == 1:
+        return first
+    names = [part.source or "an --intensity file" for part in parts]
+    points = (max(p.end for p in parts) - min(p.start for p in parts)).total_seconds()
+    points /= first.step_s
+    if points > MAX_TRACE_POINTS:
+        raise ReplayInputError(
+            f"intensity for {zone}: {', '.join(names)} are {points:,.0f} points apart "
+            f"(at most {MAX_TRACE_POINTS:,})"
+        )
+    joined = first
+    for part, name in zip(parts[1:], names[1:], strict=True):
+        try:
+            joined = joined.merge(part.replace(zone=zone))
+        except ForecastsError as exc:
+            raise ReplayInputError(f"intensity for {zone} in {names[0]} and {name}: {exc}") from exc
+    between = _between(sorted(zip(parts, names, strict=True), key=lambda pair: pair[0].start))
+    joined, filled = fill_gaps(joined)
+    if notes is not None and filled:
+        notes.append(
+            f"intensity for {zone}: {filled} points between {'; '.join(between)} interpolated, "
+            "flagged estimated"
+        )
     return joined
 
 
-def _join(
-    earlier: IntensitySeries, later: IntensitySeries, notes: list[str] | None
-) -> IntensitySeries:
-    files = f"{earlier.source or 'an --intensity file'} and {later.source or 'another'}"
-    first = min(earlier.start, later.start)
-    points = (max(earlier.end, later.end) - first).total_seconds() / earlier.step_s
-    if points > MAX_TRACE_POINTS:
-        raise ReplayInputError(
-            f"intensity for {earlier.zone}: {files} are {points:,.0f} points apart "
-            f"(at most {MAX_TRACE_POINTS:,})"
-        )
-    try:
-        both = earlier.merge(later.replace(zone=earlier.zone))
-    except ForecastsError as exc:
-        raise ReplayInputError(f"intensity for {earlier.zone} in {files}: {exc}") from exc
-    both, filled = fill_gaps(both)
-    if notes is not None and filled:
-        notes.append(
-            f"intensity for {earlier.zone}: {filled} points between {files} interpolated, "
-            "flagged estimated"
-        )
-    return both
+def _between(ordered: Sequence[tuple[IntensitySeries, str]]) -> list[str]:
+    """``a and b`` for each two of the series (sorted by start) with a gap between them.
+
+    Raises:
+        ReplayInputError: a gap longer than :data:`MAX_JOIN_GAP_S`.
+    """
+    reach, reach_name = ordered[0]
+    gaps = []
+    for part, name in ordered[1:]:
+        gap_s = (part.start - reach.end).total_seconds()
+        if gap_s > MAX_JOIN_GAP_S:  # a straight line through a missing year
+            raise ReplayInputError(
+                f"intensity for {reach.zone}: {reach_name} ends {reach.end:%Y-%m-%d %H:%M} and "
+                f"{name} starts {part.start:%Y-%m-%d %H:%M}, {gap_s / 86400:,.4g} days later "
+                f"(at most {MAX_JOIN_GAP_S / 86400:g} is interpolated): give the file between "
+                "them, or only those the replay needs"
+            )
+        if gap_s > 0:
+            gaps.append(f"{reach_name} and {name}")
+        if part.end > reach.end:
+            reach, reach_name = part, name
+    return gaps
 
 
 class ReplaySignals:

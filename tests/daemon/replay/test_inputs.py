@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -473,6 +474,31 @@ def test_a_zone_in_two_files_is_joined(
     ), encoding="utf-8")  # fmt: skip
     with pytest.raises(ReplayInputError, match=r"CA-QC in qc-a\.csv and qc-15\.csv: cannot merge"):
         join_zones([read_intensity(early), read_intensity(minutes)])
+
+
+def test_a_zones_files_more_than_a_day_apart_are_refused(tmp_path: Path) -> None:
+    """A zone's 2023 and 2025 files (2024's forgotten) were joined through a straight line
+    over the missing year, named only in a note; a day apart is still interpolated."""
+    begin = START - timedelta(days=8)
+    early = write_intensity(tmp_path / "qc-a.csv", "CA-QC", [10.0] * 48, begin)
+    day = write_intensity(tmp_path / "qc-d.csv", "CA-QC", [40.0] * 48, begin + timedelta(hours=72))
+    notes: list[str] = []
+    joined = join_zones([read_intensity(early), read_intensity(day)], notes)["CA-QC"]
+    assert len(joined) == 120 and notes[0].startswith("intensity for CA-QC: 24 points between")
+    year = write_intensity(tmp_path / "qc-y.csv", "CA-QC", [40.0] * 48, begin + timedelta(days=367))
+    message = ("intensity for CA-QC: qc-a.csv ends 2023-05-30 00:00 and qc-y.csv starts "
+               "2024-05-29 00:00, 365 days later (at most 1 is interpolated): give the file "
+               "between them, or only those the replay needs")  # fmt: skip
+    for order in ((early, year), (year, early)):
+        with pytest.raises(ReplayInputError, match=re.escape(message)):
+            join_zones([read_intensity(path) for path in order])
+    # the year between them given last: joined whole, nothing interpolated
+    between = write_intensity(tmp_path / "qc-b.csv", "CA-QC", [20.0] * 365 * 24,
+                              begin + timedelta(hours=48))  # fmt: skip
+    notes.clear()
+    found = [read_intensity(path) for path in (early, year, between)]
+    joined = join_zones(found, notes)["CA-QC"]
+    assert len(joined) == 48 + 365 * 24 + 48 and not joined.is_estimated.any() and notes == []
 
 
 def test_missing_zone_is_named(intensity_files: list[Path]) -> None:
