@@ -24,8 +24,9 @@ import csv
 import json
 import re
 import zlib
+from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal, TypeGuard
@@ -86,19 +87,10 @@ class RequestTrace:
         Raises:
             ReplayInputError: no rows.
         """
-        if not rows:
-            raise ReplayInputError(f"{source}: no requests")
-        data = np.array(rows, dtype=np.float64)
-        order = np.argsort(data[:, 0], kind="stable")
-        data = data[order]
-        return cls(
-            source,
-            data[:, 0] - data[0, 0],
-            data[:, 1].astype(np.int64),
-            data[:, 2].astype(np.int64),
-            data[:, 3].astype(np.int64),
-            prebatched,
-        )
+        columns = _Columns()
+        for row in rows:
+            columns.add(row)
+        return columns.trace(source, prebatched)
 
     def concat(self, other: RequestTrace) -> RequestTrace:
         """Both traces overlaid on one clock (each from its own first request)."""
@@ -112,6 +104,50 @@ class RequestTrace:
             np.concatenate((self.requests, other.requests))[order],
             self.prebatched and other.prebatched,
             self.notes + other.notes,
+        )
+
+
+@dataclass(slots=True)
+class _Columns:
+    """Rows as they are read, kept as four packed columns: 32 bytes a row, where a list of
+    tuples took ~200 (a trace of 10 million requests held ~2 GB before it was sorted)."""
+
+    arrival_s: array[float] = field(default_factory=lambda: array("d"))
+    input_tokens: array[int] = field(default_factory=lambda: array("q"))
+    output_tokens: array[int] = field(default_factory=lambda: array("q"))
+    requests: array[int] = field(default_factory=lambda: array("q"))
+
+    def add(self, row: tuple[float, int, int, int]) -> None:
+        self.arrival_s.append(row[0])
+        self.input_tokens.append(row[1])
+        self.output_tokens.append(row[2])
+        self.requests.append(row[3])
+
+    def trace(self, source: str, prebatched: bool) -> RequestTrace:
+        """The rows sorted by arrival (stably) as a trace.
+
+        Raises:
+            ReplayInputError: no rows.
+        """
+        if not self.arrival_s:
+            raise ReplayInputError(f"{source}: no requests")
+        arrival = np.frombuffer(self.arrival_s, dtype=np.float64)
+        order: slice | IntArray = slice(None)  # in order, as traces mostly are: no copies
+        if np.any(arrival[1:] < arrival[:-1]):
+            order = np.argsort(arrival, kind="stable")
+            arrival = arrival[order]
+
+        def column(values: array[int]) -> IntArray:
+            out: IntArray = np.frombuffer(values, dtype=np.int64)[order]
+            return out
+
+        return RequestTrace(
+            source,
+            arrival - arrival[0],
+            column(self.input_tokens),
+            column(self.output_tokens),
+            column(self.requests),
+            prebatched,
         )
 
 
@@ -310,18 +346,20 @@ def read_requests(path: Path, fmt: str) -> RequestTrace:
     def skip(bad: ReplayInputError) -> None:
         skipped.append(f"{bad}; row skipped")
 
+    columns = _Columns()
     try:
-        rows = list(reader(path, skip))
+        for row in reader(path, skip):
+            columns.add(row)
     except OSError as exc:  # gzip's BadGzipFile too
         raise ReplayInputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except (EOFError, zlib.error) as exc:  # a .gz cut short or corrupt
         raise ReplayInputError(f"{path}: cannot read ({exc})") from exc
     except UnicodeDecodeError as exc:
         raise ReplayInputError(f"{path}: not UTF-8 text") from exc
-    if not rows and skipped:
+    if not columns.arrival_s and skipped:
         raise ReplayInputError(f"{path}: no good row ({len(skipped)} bad; {skipped[0]})")
     notes = skipped[:MAX_SKIPPED_LISTED]
     if len(skipped) > MAX_SKIPPED_LISTED:
         notes.append(f"{path}: {len(skipped) - MAX_SKIPPED_LISTED} more bad rows skipped")
-    trace = RequestTrace.from_rows(str(path), rows, prebatched=fmt == "carbond")
+    trace = columns.trace(str(path), prebatched=fmt == "carbond")
     return replace(trace, notes=tuple(notes))
