@@ -3,7 +3,8 @@
 1. **Time scale**: arrival offsets are multiplied by ``time_scale`` (2.0 stretches a one-hour
    trace over two hours; 168 stretches it over a week).
 2. **Tiling**: the scaled pattern repeats back to back until it covers ``span_s`` (a one-hour
-   trace tiled over a week repeats 168 times); arrivals past the span are dropped.
+   trace tiled over a week repeats 168 times); arrivals past the span are dropped. A trace
+   whose arrivals are all at one instant (one job) is replayed once.
 3. **Batching**: consecutive requests of one trace form a job of ``requests_per_job``
    requests (the last may be smaller); the job arrives with its last request and asks for the
    mean prompt and output lengths of its requests. Pre-batched (``carbond``) traces keep
@@ -88,7 +89,9 @@ def tile(trace: RequestTrace, span_s: float, time_scale: float) -> RequestTrace:
     offsets = trace.offset_s * time_scale
     gap = offsets[-1] / max(len(offsets) - 1, 1) if len(offsets) > 1 else 1.0
     period = max(offsets[-1] + gap, 1e-3)
-    copies = max(1, math.ceil(span_s / period))
+    # arrivals all at one instant (one job, or a batch submitted at once) have no pattern to
+    # repeat: they were repeated every second (86,400 jobs a day from one) or every 1 ms
+    copies = max(1, math.ceil(span_s / period)) if offsets[-1] > 0 else 1
     if copies * len(offsets) > MAX_TILED_REQUESTS:
         raise ReplayInputError(
             f"--time-scale {time_scale:g}: the trace repeated over the span would hold "

@@ -268,6 +268,17 @@ def test_tiling_and_stretching(span_s: float, scale: float, expected: list[float
     assert tiled.offset_s.tolist() == pytest.approx(expected)
 
 
+def test_arrivals_at_one_instant_are_replayed_once() -> None:
+    """One job was repeated every second (86,400 jobs a day), three submitted at once every
+    millisecond (refused: 'raise --time-scale or shorten --days')."""
+    from daemon.replay.traces import RequestTrace
+
+    for rows in ([(5.0, 1, 1, 64)], [(5.0, 1, 1, 64)] * 3):
+        tiled = tile(RequestTrace.from_rows("t", rows), 86_400.0, 1.0)
+        assert tiled.offset_s.tolist() == [0.0] * len(rows)
+        assert tiled.requests.tolist() == [64] * len(rows)
+
+
 def test_a_time_scale_that_would_tile_past_memory_is_refused() -> None:
     """`--time-scale 1e-12` used to ask NumPy for 623 GiB (a MemoryError traceback)."""
     from daemon.replay.traces import RequestTrace
