@@ -173,19 +173,26 @@ class ReplaySignals:
         self._forecaster = make
         self._p90: dict[str, FloatArray] = {}
 
-    def covers(self, start: datetime, end: datetime) -> None:
-        """Check every zone covers ``[start - 7 days, end]`` and score its forecaster on the
-        history before ``start`` (for the pessimistic bound).
+    def covers(self, start: datetime, end: datetime, until: datetime | None = None) -> None:
+        """Check every zone covers ``[start - 7 days, end]``, and up to ``until`` (the jobs'
+        last deadline: they may be held, and run, until then) where that is later, and score
+        its forecaster on the history before ``start`` (for the pessimistic bound).
 
         Raises:
             ReplayInputError: a zone's trace is too short.
         """
+        need = end if until is None else max(end, until)
+        # past the trace's end, runs were accounted at its last hour's intensity and planning
+        # logged "intensity_refresh_failed" every hour of every zone
+        why = (
+            f" (the jobs' last deadline; the span ends {end:%Y-%m-%d %H:%M})" if need > end else ""
+        )
         for zone, s in self.actuals.items():
-            if s.start > start - timedelta(days=7) or s.end < end:
+            if s.start > start - timedelta(days=7) or s.end < need:
                 raise ReplayInputError(
                     f"intensity for {zone} covers {s.start:%Y-%m-%d %H:%M} to "
                     f"{s.end:%Y-%m-%d %H:%M}; the replay needs a week before {start:%Y-%m-%d} "
-                    f"and up to {end:%Y-%m-%d %H:%M}"
+                    f"and up to {need:%Y-%m-%d %H:%M}{why}"
                 )
             try:
                 scores = score_recent(s, [self._forecaster], start)

@@ -471,6 +471,25 @@ def test_too_short_intensity_is_named(intensity_files: list[Path]) -> None:
         signals.covers(START, START + timedelta(days=30))
 
 
+def test_intensity_must_cover_the_jobs_last_deadline(
+    trace: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    """The files end 3 days after START; a replay of 2.5 days with 12 h of slack holds jobs
+    past that: it ran, each run there accounted at the files' last hour, and planning logged
+    'intensity_refresh_failed' every hour of every zone. The same span with no slack runs."""
+    from daemon.replay.inputs import load_setup
+    from tests.daemon.replay.conftest import replay_inputs
+
+    inputs = replay_inputs(trace, cluster_file, intensity_files, days=2.5)
+    setup = load_setup(inputs, 0.0)
+    assert max(j.deadline for j in setup.jobs if j.deadline) < START + timedelta(days=3)
+    message = (r"intensity for CA-QC covers 2023-05-28 00:00 to 2023-06-08 00:00; the replay "
+               r"needs a week before 2023-06-05 and up to 2023-06-08 \d\d:\d\d \(the jobs' "
+               r"last deadline; the span ends 2023-06-07 12:00\)")  # fmt: skip
+    with pytest.raises(ReplayInputError, match=message):
+        load_setup(inputs, 12 * 3600.0)
+
+
 def test_a_zone_in_two_files_is_joined(
     tmp_path: Path, trace: Path, cluster_file: Path, intensity_files: list[Path]
 ) -> None:
