@@ -45,6 +45,9 @@ from policies.footprint import (
 __all__ = ["WorkloadOptions", "build_jobs", "tile"]
 
 
+MAX_TIME_SCALE = 1e9  # times any offset of years 1 to 9999 stays a finite number of seconds
+
+
 @dataclass(frozen=True, slots=True)
 class WorkloadOptions:
     """How traces become jobs (see the module docstring)."""
@@ -62,13 +65,15 @@ class WorkloadOptions:
 
     def validate(self) -> None:
         """Raises ReplayInputError naming the first option out of range."""
-        # requests-per-job past int64 was a TypeError traceback, time-scale inf a NumPy warning,
+        # requests-per-job past int64 was a TypeError traceback, time-scale inf a NumPy warning
+        # (1e308, finite, overflowed the offsets: warnings and "inf days"),
         # batch-size had no upper bound (2**70 replayed; a queue line refuses past 1,000,000)
         for name, ok, rule in (
             ("span", self.span_s > 0, "> 0"),
             ("requests-per-job", 1 <= self.requests_per_job <= MAX_REQUESTS,
              f"1 to {MAX_REQUESTS:,}"),
-            ("time-scale", 0 < self.time_scale < math.inf, "> 0 and finite"),
+            ("time-scale", 0 < self.time_scale <= MAX_TIME_SCALE,
+             f"> 0, at most {MAX_TIME_SCALE:g}"),
             ("slack", 0 <= self.slack_s < math.inf, ">= 0"),
             ("batch-size", 1 <= self.batch_size <= MAX_BATCH_SIZE, f"1 to {MAX_BATCH_SIZE:,}"),
         ):  # fmt: skip

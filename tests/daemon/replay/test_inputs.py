@@ -338,7 +338,8 @@ def test_batching_slack_and_homes(tmp_path: Path, cluster_file: Path) -> None:
     ("option", "value", "message"),
     [
         ("requests_per_job", 2**64, r"--requests-per-job is out of range \(1 to 1,000,000,000\)"),
-        ("time_scale", float("inf"), r"--time-scale is out of range \(> 0 and finite\)"),
+        ("time_scale", float("inf"), r"--time-scale is out of range \(> 0, at most 1e\+09\)"),
+        ("time_scale", 1e308, r"--time-scale is out of range \(> 0, at most 1e\+09\)"),
         ("batch_size", 2**70, r"--batch-size is out of range \(1 to 1,000,000\)"),
         ("slack_s", 1e24, "--slack 1.15741e.19 days: job t-000000's deadline would be past year"),
     ],
@@ -347,8 +348,8 @@ def test_workload_options_past_what_a_replay_holds_are_named(
     tmp_path: Path, cluster_file: Path, option: str, value: float, message: str
 ) -> None:
     """`--requests-per-job 18446744073709551616` was a TypeError traceback, `--slack
-    99999999999999d` an OverflowError one, `--time-scale inf` a NumPy warning and a replay of
-    nonsense offsets."""
+    99999999999999d` an OverflowError one, `--time-scale inf` (and 1e308, finite) a NumPy
+    warning and a replay of nonsense offsets."""
     from dataclasses import replace
 
     path = write_azure(tmp_path / "t.csv", [(i * 10.0, 100, 10) for i in range(4)])
