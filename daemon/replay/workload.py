@@ -154,7 +154,9 @@ def _stems(traces: Sequence[RequestTrace]) -> list[str]:
     ``AzureLLMInferenceTrace_conv.csv``), its whole file name where that part is another
     trace's too (``conversation_trace``, ``synthetic_trace``), and a count after it where the
     name is too (a trace overlaid on itself): job ids must be unique in the ledger."""
-    names = [Path(trace.source).stem for trace in traces]
+    # a .gz trace's name without both suffixes: AzureLLMInferenceTrace_conv.csv.gz's jobs
+    # were conv.csv-000042, the same trace's unpacked conv-000042
+    names = [Path(trace.source.removesuffix(".gz")).stem for trace in traces]
     short = [name.rsplit("_", 1)[-1] or "trace" for name in names]
     stems = [
         s if short.count(s) == 1 else (n or "trace") for s, n in zip(short, names, strict=True)

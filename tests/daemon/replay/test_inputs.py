@@ -385,6 +385,10 @@ def test_overlaid_traces_get_distinct_job_ids(tmp_path: Path, cluster_file: Path
         "conversation_trace2",
     }  # fmt: skip
     assert build_jobs(traces[2:3], options, regions, cluster.gpu_types())[0].job_id == "code-000000"
+    packed = tmp_path / "Trace_conv.csv.gz"
+    packed.write_bytes(gzip.compress(paths[0].read_bytes()))
+    jobs = build_jobs([read_requests(packed, "azure")], options, regions, cluster.gpu_types())
+    assert jobs[0].job_id == "conv-000000"  # was conv.csv-000000
 
 
 def test_deadline_allows_twice_the_planners_estimate_on_the_slowest_gpu(
