@@ -86,14 +86,20 @@ class Cluster:
         """The distinct GPU types."""
         return tuple({spec.name: spec for r in self.regions for spec, _ in r.gpus}.values())
 
-    def sites_cover(self, start: datetime, end: datetime) -> None:
+    def sites_cover(self, start: datetime, end: datetime, until: datetime | None = None) -> None:
         """Check every measured site CSV (``pv_csv``, ``other_load_csv``) covers
-        ``[start, end]``: outside its rows a power series holds its nearest value, so a CSV of
-        another day or year would stand for the whole replay.
+        ``[start, end]``, and up to ``until`` (the jobs' last deadline: they may be held, and
+        run, until then) where that is later: outside its rows a power series holds its nearest
+        value, so a CSV of another day or year would stand for the whole replay.
 
         Raises:
-            ReplayInputError: a measured CSV ends before ``end`` or starts after ``start``.
+            ReplayInputError: a measured CSV ends before ``end`` (``until``) or starts after
+                ``start``.
         """
+        need = end if until is None else max(end, until)
+        why = ""
+        if need > end:
+            why = f" (the jobs' last deadline; the span ends {end:%Y-%m-%d %H:%M})"
         for i, region in enumerate(self.regions):
             if region.site is None:
                 continue
@@ -106,11 +112,11 @@ class Cluster:
                 if trace is None:
                     continue
                 last = trace.start + timedelta(seconds=trace.step_s * len(trace.values_w))
-                if trace.start > start or last < end:
+                if trace.start > start or last < need:
                     raise ReplayInputError(
                         f"regions.{i}.site.{field}: {path} covers "
                         f"{trace.start:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}; the replay "
-                        f"needs {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+                        f"needs {start:%Y-%m-%d %H:%M} to {need:%Y-%m-%d %H:%M}{why}"
                     )
 
 

@@ -205,7 +205,6 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     notes: list[str] = []
     series = join_zones([read_intensity(p, notes) for p in inputs.intensity], notes)
     signals = ReplaySignals([series], cluster.zones(), inputs.forecaster)
-    cluster.sites_cover(inputs.start, end)
     options = WorkloadOptions(
         inputs.start, inputs.days * 86400.0, inputs.requests_per_job, inputs.time_scale,
         slack_s, inputs.model, inputs.runtime, inputs.batch_size, tick_s=float(inputs.tick_s),
@@ -220,8 +219,9 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
         notes += [note for trace in traces for note in trace.notes]
         regions = [(r.name, r.gpu_count) for r in cluster.regions]
         jobs = build_jobs(traces, options, regions, cluster.gpu_types(), notes)
-    deadlines = [job.deadline for job in jobs if job.deadline is not None]
-    signals.covers(inputs.start, end, max(deadlines, default=end))
+    until = max((job.deadline for job in jobs if job.deadline is not None), default=end)
+    signals.covers(inputs.start, end, until)
+    cluster.sites_cover(inputs.start, end, until)
     return ReplaySetup(
         tuple(jobs), cluster, signals, inputs.start, end, inputs.tick_s,
         truth_factor=inputs.truth_factor, duration_noise=inputs.duration_noise,
