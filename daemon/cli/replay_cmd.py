@@ -476,11 +476,9 @@ def _tune(args: argparse.Namespace) -> int:
         raise ReplayInputError(
             f"--policy {base.label} and --grid both give {', '.join(twice)} (give each once)"
         )
-    setup = load_setup(_inputs(args), _slacks(args.slack, several=False)[0])
-    _print_notes(setup)
     specs = [PolicySpec("run-now", {})]
     specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
-    _check(specs)
+    _check(specs)  # before reading the inputs (a minute for a large trace), as replay does
     if args.plot is not None:  # a format matplotlib cannot draw, or a folder: before any replay
         from daemon.reports.plots import image_format
 
@@ -488,6 +486,8 @@ def _tune(args: argparse.Namespace) -> int:
         if args.plot.is_dir():
             raise UsageError(f"--plot {args.plot}: a folder, not a file to draw in")
     writable(args.plot)
+    setup = load_setup(_inputs(args), _slacks(args.slack, several=False)[0])
+    _print_notes(setup)
     with (
         Replays(setup, specs, args.workers) as replays,
         _progress(specs, "tune", setup) as (bar, _),

@@ -324,6 +324,20 @@ def test_tune_refuses_a_key_in_both_the_policy_and_the_grid(
                    "both give guard_s, min_saving (give each once)\n")  # fmt: skip
 
 
+def test_tune_names_a_bad_setting_before_reading_any_input(
+    tmp_path: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A grid's typo was named only once every trace and intensity file had been read (a
+    minute for a large trace); replay checks its policies first, and tune now does too."""
+    missing = tmp_path / "not-yet-copied.csv"
+    argv = ["tune", *_inputs(missing, cluster_file, intensity_files), "--days", "0.5",
+            "--grid", "min_saving=0.1,O.2"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "min_saving=O.2" in err and "not-yet-copied" not in err
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [("carbon-window:min_saving=0.1:min_saving=0.2",
