@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from daemon.cli.output import print_json, print_table, writable
+from daemon.cli.output import print_json, print_table, printable, writable
 from daemon.errors import UsageError
 from daemon.logs import configure_logging
 from daemon.replay.driver import PolicyRun, ReplaySetup
@@ -289,11 +289,12 @@ def _quiet_logs() -> None:
 
 def _print_notes(setup: ReplaySetup, shown: set[str] | None = None) -> None:
     """The input files' problems that the replay worked around, on stderr (JSON stays clean),
-    each once (``shown``: those printed before)."""
+    each once (``shown``: those printed before), their control characters escaped: a file's
+    zone name was written raw, and its escape sequences drove the terminal."""
     shown = set() if shown is None else shown
     for note in setup.notes:
         if note not in shown:
-            print(f"carbond: note: {note}", file=sys.stderr)
+            print(f"carbond: note: {printable(note)}", file=sys.stderr)
             shown.add(note)
 
 

@@ -168,6 +168,24 @@ def test_a_bad_trace_row_is_a_note_on_stderr_and_the_json_stays_clean(
     assert [r["jobs"] for r in rows] == [r["jobs"] for r in clean]
 
 
+def test_notes_escape_what_an_input_file_wrote(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A zone name with a terminal's escape sequences (an intensity file is third-party data)
+    was printed raw in the notes, recolouring the terminal and setting its title."""
+    evil = tmp_path / "evil.csv"
+    evil.write_text(intensity_files[0].read_text(encoding="utf-8")
+                    + "2023-06-01 00:00:00,X,X,EVIL\x1b]0;owned\x07\x1b[31m,x\n",
+                    encoding="utf-8")  # fmt: skip
+    argv = ["replay", *_inputs(trace, cluster_file, [evil, intensity_files[1]]), "--days",
+            "0.1", "--policy", "run-now", "--model", "llama-1b", "--requests-per-job", "64",
+            "--tick", "300", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "EVIL\\x1b]0;owned\\x07\\x1b[31m: bad_row" in err and "\x1b" not in err
+
+
 def test_tune_marks_the_pareto_front(
     trace: Path, cluster_file: Path, intensity_files: list[Path],
     capsys: pytest.CaptureFixture[str],
