@@ -319,7 +319,13 @@ def _to_series(
     secs, lines, values, est = secs[order], lines[order], values[order], est[order]
     diffs = np.diff(secs)
     positive = diffs[diffs > 0]
-    step_s = int(Counter(positive.tolist()).most_common(1)[0][0]) if positive.size else 3600
+    step = Counter(positive.tolist()).most_common(1)[0][0] if positive.size else 3600.0
+    if step < 1:  # was a step of 0 s: NumPy's divide-by-zero warnings, then "inf points"
+        raise TraceFormatError(
+            path, int(lines[int(np.argmax(diffs == step)) + 1]), None,
+            f"zone {zone}: rows {step:g} s apart; a trace's step is at least 1 s",
+        )  # fmt: skip
+    step_s = int(step)
     dup = diffs == 0
     if dup.any():
         n = int(dup.sum())

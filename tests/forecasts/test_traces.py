@@ -108,6 +108,11 @@ def test_minimal_with_every_problem_reported(tmp_path: Path) -> None:
             r"x\.csv:4: zone XX: \d+ points of 3600 s",
         ),
         ("datetime,zone,carbon_intensity_g_per_kwh\n", "no data rows"),
+        (  # a step of 0 s: divide-by-zero warnings, then "inf points of 0 s"
+            "datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,1\n"
+            "2023-01-01T00:00:00.5Z,XX,1\n2023-01-01T00:00:01Z,XX,1\n",
+            r"x\.csv:3: zone XX: rows 0\.5 s apart; a trace's step is at least 1 s",
+        ),
     ],
 )
 def test_bad_files_name_file_line_and_column(tmp_path: Path, text: str, match: str) -> None:
