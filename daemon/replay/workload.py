@@ -97,10 +97,14 @@ def tile(trace: RequestTrace, span_s: float, time_scale: float) -> RequestTrace:
     # arrivals all at one instant (one job, or a batch submitted at once) have no pattern to
     # repeat: they were repeated every second (86,400 jobs a day from one) or every 1 ms
     copies = max(1, math.ceil(span_s / period)) if offsets[-1] > 0 else 1
-    if copies * len(offsets) > MAX_TILED_REQUESTS:
+    # the whole copies and the last one's requests before the end of the span (a trace longer
+    # than the span was counted whole: a week of 25 million requests refused for one day)
+    last_s = span_s - (copies - 1) * period
+    kept = (copies - 1) * len(offsets) + int(np.searchsorted(offsets, last_s))
+    if kept > MAX_TILED_REQUESTS:
         raise ReplayInputError(
             f"--time-scale {time_scale:g}: the trace repeated over the span would hold "
-            f"{copies * len(offsets):,} requests (at most {MAX_TILED_REQUESTS:,}); "
+            f"{kept:,} requests (at most {MAX_TILED_REQUESTS:,}); "
             "raise --time-scale or shorten --days"
         )
     shifts = period * np.arange(copies, dtype=np.float64)

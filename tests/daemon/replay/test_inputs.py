@@ -319,6 +319,21 @@ def test_arrivals_past_the_span_are_counted_in_the_notes(
                      "left out"]  # fmt: skip
 
 
+def test_only_the_requests_within_the_span_count_against_the_tiling_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trace longer than the span was counted whole against the limit: a week of 25 million
+    requests was refused for a one-day replay, with 'shorten --days' as the advice."""
+    from daemon.replay import workload
+    from daemon.replay.traces import RequestTrace
+
+    monkeypatch.setattr(workload, "MAX_TILED_REQUESTS", 20)
+    trace = RequestTrace.from_rows("t", [(float(s), 1, 1, 1) for s in range(30)])
+    assert len(tile(trace, 10.0, 1.0)) == 10  # 10 of the 30 within the span
+    with pytest.raises(ReplayInputError, match=r"would hold 100 requests \(at most 20\)"):
+        tile(trace, 100.0, 1.0)  # three whole copies of 30 and 10 of a fourth
+
+
 def test_batching_slack_and_homes(tmp_path: Path, cluster_file: Path) -> None:
     path = write_azure(tmp_path / "t.csv", [(i * 10.0, 100 + i, 10) for i in range(10)])
     cluster = load_cluster(cluster_file)
