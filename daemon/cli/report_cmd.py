@@ -118,7 +118,8 @@ def _report(args: argparse.Namespace) -> int:
                 "savings_against": "run-now counterfactual stored at submission (fastest GPU "
                 "free then, else the first to free up)",
             }
-            text = render(fmt, rows, totals, meta)
+            tty = args.output is None and sys.stdout.isatty()  # boxed for a terminal only
+            text = render(fmt, rows, totals, meta, tty=tty)
         if args.plot is not None:
             from daemon.reports.plots import plot_report
 

@@ -1,4 +1,5 @@
-"""Rendering report rows: a rich table for the terminal, CSV, JSON and Markdown."""
+"""Rendering report rows: a rich table (boxed for a terminal, plain ASCII for a pipe or a file,
+as ``print_table`` draws tables), CSV, JSON and Markdown."""
 
 from __future__ import annotations
 
@@ -66,9 +67,11 @@ def render(
     meta: Mapping[str, Any],
     *,
     width: int | None = None,
+    tty: bool = False,
 ) -> str:
-    """The report as text in ``fmt`` (the table is sized to ``width`` columns and shows at
-    most :data:`TABLE_ROWS` groups, then the totals over every group)."""
+    """The report as text in ``fmt`` (the table is sized to ``width`` columns, boxed for a
+    terminal (``tty``) and drawn with ``+ - |`` otherwise, and shows at most
+    :data:`TABLE_ROWS` groups, then the totals over every group)."""
     if fmt == "json":
         return json.dumps(_clean(report_payload(rows, totals, meta)), indent=2) + "\n"
     if fmt == "csv":
@@ -91,17 +94,22 @@ def render(
         lines += ["", "| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
         lines += ["| " + " | ".join(row) + " |" for row in cells]
         return "\n".join(lines) + "\n"
-    return _table(headings, cells, meta, width)
+    return _table(headings, cells, meta, width, tty)
 
 
 def _table(
     headings: Sequence[str], cells: Sequence[Sequence[str]], meta: Mapping[str, Any],
-    width: int | None,
+    width: int | None, tty: bool,
 ) -> str:  # fmt: skip
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=str(meta.get("title", "carbond report")), show_lines=False)
+    table = Table(
+        title=str(meta.get("title", "carbond report")),
+        show_lines=False,
+        box=box.HEAVY_HEAD if tty else box.ASCII,  # print_table's rule (daemon.cli.output)
+    )
     for heading in headings:
         table.add_column(
             heading, overflow="fold", justify="left" if heading == "group" else "right"

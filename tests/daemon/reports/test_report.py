@@ -19,6 +19,7 @@ import pytest
 from daemon.ledger import Ledger
 from daemon.reports import render as render_module
 from daemon.reports.lines import user_name
+from daemon.reports.summary import summarise
 from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
@@ -289,3 +290,21 @@ def test_the_report_says_what_it_counted_and_what_was_running_at_its_end(
     assert "a day is the UTC date a job finished" in carbond(
         "report", "--state-dir", str(demo_state), "--by", "day", "--format", "md"
     )
+
+
+def test_a_piped_or_written_table_is_plain_ascii(
+    demo_state: Path, carbond: Run, tmp_path: Path
+) -> None:
+    """``carbond report | cat`` and ``report -o FILE`` drew rich's box characters (``┏━┃``),
+    though every other table is plain ASCII when piped (``print_table``); a terminal still
+    gets the boxed table."""
+    args = ("report", "--state-dir", str(demo_state))
+    piped = carbond(*args)
+    carbond(*args, "--output", str(tmp_path / "report.txt"))
+    for text in (piped, (tmp_path / "report.txt").read_text()):
+        assert text.isascii(), text
+        lines = text.splitlines()
+        assert any(line.startswith("| TOTAL ") for line in lines)
+        assert any(line.startswith("+--") for line in lines)
+    rows, totals = summarise([], "region")
+    assert "┏" in render_module.render("table", rows, totals, {}, tty=True)
