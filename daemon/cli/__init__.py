@@ -3,19 +3,21 @@
 Every sub-command module exposes ``register(subparsers)``, which adds its parsers and sets
 ``func`` on them; :func:`main` is the composition root that parses, runs and maps errors to
 exit codes (0 ok, also when the reader of stdout stops early as ``| head`` does; 1 runtime
-failure; 2 bad input; 130 interrupted).
+failure, also output to a closed stdout (``>&-``); 2 bad input; 130 interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import re
 import sys
 from collections.abc import Sequence
 
 from daemon.cli.output import fail
+from daemon.errors import DaemonError
 from daemon.logs import configure_logging
 
 __all__ = ["build_parser", "joined_past_spans", "main"]
@@ -78,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Log events go to stderr so stdout holds only the command's output (tables, --json);
     # long-running commands (run, demo, doctor) reconfigure with their own level and format.
     configure_logging(level="WARNING")
+    if sys.stdout is None:  # `carbond jobs >&-`: fd 1 was closed, Python has no stdout
+        _closed_stdout()
     try:
         code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
@@ -98,6 +102,28 @@ def _reader_left() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return 0
+
+
+class _ClosedStdout(io.TextIOBase):
+    """``sys.stdout`` when fd 1 was closed: Python leaves it None, and the first output was an
+    ``AttributeError`` traceback. Writing to it is a carbond error, as writing to a closed fd
+    is for ``ls >&-``."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise DaemonError("stdout is closed: nothing to write the output to")
+
+
+def _closed_stdout() -> None:
+    """Hold fd 1 with /dev/null opened read-only (writes to it still fail; a file carbond or a
+    child opens next can no longer become fd 1) and make writes to stdout a carbond error."""
+    fd = os.open(os.devnull, os.O_RDONLY)
+    if fd != 1:
+        os.dup2(fd, 1)
+        os.close(fd)
+    sys.stdout = _ClosedStdout()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -184,6 +184,22 @@ def test_status_piped_into_head_exits_0(state: Path) -> None:
     assert done.stdout.startswith("a (a): succeeded")
 
 
+@pytest.mark.parametrize(
+    "command", ["jobs", "jobs --json", "report", "report --format csv", "export outcomes -"]
+)
+def test_a_closed_stdout_is_one_error_line(state: Path, command: str) -> None:
+    """``carbond jobs >&-``: Python leaves ``sys.stdout`` None when fd 1 is closed, and the
+    table, JSON or CSV ended in a traceback (``'NoneType' object has no attribute ...``)."""
+    exe = Path(sys.executable).with_name("carbond")
+    done = subprocess.run(
+        ["bash", "-c", f"'{exe}' {command} --state-dir '{state}' >&-"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        1, "carbond: error: stdout is closed: nothing to write the output to\n"
+    )  # fmt: skip
+
+
 def test_a_piped_table_is_plain_ascii(state: Path) -> None:
     """``carbond jobs | cat`` drew rich's box characters (``┏━┃``), though ``print_table``
     promises plain ASCII when piped (for ``grep``, ``awk``, a file, a non-UTF-8 terminal)."""
