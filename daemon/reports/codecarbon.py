@@ -15,6 +15,12 @@ as optional). One row per finished job, with CodeCarbon's units and meanings:
   carbond and the energy method (``carbond-nvml-counter``, ``carbond-estimated``, ...);
 - ``country_*`` and ``region`` come from the grid zone (``US-CAL-CISO``: USA, ``CAL-CISO``;
   a country carbond cannot name, ``BR-CS``: empty country fields, region ``br-cs``);
+- what carbond does not know is left empty, never 0: the energy (``gpu_energy``,
+  ``energy_consumed``, ``gpu_power``) of a job nothing metered that an older carbond recorded
+  (ledger schema 1 stored only the prediction for it: no energy, no grams, no method, which
+  ``codecarbon_version`` names ``carbond-unknown``), its ``emissions`` and ``emissions_rate``
+  (also those of a job whose intensity was unknown: ``carbond report`` counts both under
+  ``no grams``), and ``region`` where the grid zone was not recorded (schema 1 did not);
 - ``experiment_id`` is the job's name, which its submitter chose: a name that would start a
   spreadsheet formula is written with a leading ``'`` (:func:`daemon.ledger.export.csv_cell`).
 """
@@ -58,6 +64,8 @@ def _country(zone: str) -> tuple[str, str, str]:
     :data:`_COUNTRIES` has an empty name and code, as CodeCarbon writes a country it cannot
     name (its column is alpha-3: ``BR`` would be no code at all), and the whole zone key as
     its region, so that where the job ran is not lost."""
+    if zone == "?":  # not recorded (JobLine's placeholder)
+        return "", "", ""
     code, _, rest = zone.partition("-")
     known = _COUNTRIES.get(code.upper())
     if known is None:
@@ -75,8 +83,8 @@ def codecarbon_rows(lines: Sequence[JobLine]) -> list[dict[str, Any]]:
         if line.finished_at is None:
             continue
         pue = line.pue or 1.0
-        energy_kwh = (line.energy_j or 0.0) / J_PER_KWH * pue
-        emissions_kg = (line.operational_g or 0.0) / 1000
+        energy_kwh = None if line.energy_j is None else line.energy_j / J_PER_KWH * pue
+        emissions_kg = None if line.operational_g is None else line.operational_g / 1000
         duration = line.duration_s
         name, alpha3, region = _country(line.zone)
         rows.append({
@@ -86,9 +94,9 @@ def codecarbon_rows(lines: Sequence[JobLine]) -> list[dict[str, Any]]:
             "experiment_id": line.name or line.job_id,
             "duration": duration,
             "emissions": emissions_kg,
-            "emissions_rate": emissions_kg / duration if duration > 0 else 0.0,
+            "emissions_rate": _per_s(emissions_kg, duration),
             "cpu_power": 0.0,
-            "gpu_power": (line.energy_j or 0.0) / duration if duration > 0 else 0.0,
+            "gpu_power": _per_s(line.energy_j, duration),
             "ram_power": 0.0,
             "cpu_energy": 0.0,
             "gpu_energy": energy_kwh,
@@ -114,6 +122,13 @@ def codecarbon_rows(lines: Sequence[JobLine]) -> list[dict[str, Any]]:
             "pue": pue,
         })  # fmt: skip
     return rows
+
+
+def _per_s(value: float | None, duration_s: float) -> float | None:
+    """``value`` per second of the run (None: unknown; 0 for a run of no duration)."""
+    if value is None:
+        return None
+    return value / duration_s if duration_s > 0 else 0.0
 
 
 def codecarbon_csv(lines: Sequence[JobLine]) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.ledger import MIGRATIONS, Ledger
 from daemon.reports.codecarbon import codecarbon_csv
 from daemon.reports.lines import JobLine
 from daemon.testing import FakeClock, RecordingExecutor
@@ -256,3 +257,57 @@ def test_a_country_carbond_cannot_name_has_no_iso_code(
     )  # fmt: skip
     [row] = list(csv.DictReader(io.StringIO(codecarbon_csv([line]))))
     assert (row["country_name"], row["country_iso_code"], row["region"]) == country
+
+
+# Two outcomes as a carbond of ledger schema 1 recorded them: a job its GPU meter followed
+# (method, energy and grams) and one nothing metered (a Slurm job: the prediction only).
+_V1_SPEC = '{"id": "%s", "name": "%s", "model": "llama-3.2-1b", "requests": 2}'
+_V1_ROWS = f"""
+INSERT INTO jobs VALUES ('metered', 1000, 1000, 'metered', 'succeeded', 0,
+    '2026-05-31T10:00:00+00:00', NULL, '{_V1_SPEC % ("metered", "metered")}', 'q:1',
+    '2026-05-31T11:00:00+00:00', NULL);
+INSERT INTO jobs VALUES ('slurm', 1000, 1000, 'slurm', 'succeeded', 0,
+    '2026-05-31T10:00:00+00:00', NULL, '{_V1_SPEC % ("slurm", "slurm")}', 'q:2',
+    '2026-05-31T11:00:00+00:00', NULL);
+INSERT INTO decisions (job_id, at, policy, action, reason, region, gpu) VALUES
+    ('metered', '2026-05-31T10:00:00+00:00', 'run-now', 'start', 'now', 'qc', 'T4'),
+    ('slurm', '2026-05-31T10:00:00+00:00', 'run-now', 'start', 'now', 'ciso', 'A100');
+INSERT INTO outcomes (job_id, started_at, finished_at, duration_s, gpus, pue,
+    measured_energy_j, energy_method, realised_intensity_g_per_kwh, intensity_source,
+    operational_g, embodied_g, total_g, predicted_energy_j, predicted_total_g, run_now_total_g,
+    recorded_at) VALUES
+    ('metered', '2026-05-31T10:00:00+00:00', '2026-05-31T11:00:00+00:00', 3600, 1, 1.0,
+     3600000.0, 'counter', 30.0, 'electricitymaps', 30.0, 2.0, 32.0, 3500000.0, 31.0, 60.0,
+     '2026-05-31T11:00:00+00:00'),
+    ('slurm', '2026-05-31T10:00:00+00:00', '2026-05-31T11:00:00+00:00', 3600, 1, 1.2,
+     NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3500000.0, 230.0, 300.0,
+     '2026-05-31T11:00:00+00:00');
+INSERT INTO schema_migrations VALUES (1, 'v1', '2026-05-31T09:00:00Z');
+"""
+
+
+def test_what_a_schema_1_ledger_did_not_record_is_exported_empty_not_zero(
+    tmp_path: Path, carbond: Run
+) -> None:
+    """A ledger from before every job got carbon figures (schema 1) has, for a job nothing
+    metered, the prediction only; migrated, it exported as 0.0 kg from 0.0 kWh (a dashboard
+    summing emissions.csv counted it as free), and every schema-1 row's region was ``?``.
+    Unknown figures are empty, as ``carbond report`` counts that job under ``no grams``."""
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    db.executescript(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at TEXT NOT NULL);\n" + MIGRATIONS[0][2] + _V1_ROWS
+    )
+    db.close()
+    Ledger.open(tmp_path / "ledger.db").close()  # migrated, as the daemon does when it starts
+
+    out = carbond("export", "--state-dir", str(tmp_path), "--format", "codecarbon", "-")
+    rows = {row["run_id"]: row for row in csv.DictReader(io.StringIO(out))}
+    unknown = ("emissions", "emissions_rate", "gpu_power", "gpu_energy", "energy_consumed")
+    assert {name: rows["slurm"][name] for name in unknown} == dict.fromkeys(unknown, "")
+    assert rows["slurm"]["codecarbon_version"] == "carbond-unknown"
+    assert float(rows["metered"]["emissions"]) == pytest.approx(0.030)
+    assert float(rows["metered"]["energy_consumed"]) == pytest.approx(1.0)
+    assert rows["metered"]["region"] == rows["slurm"]["region"] == ""
+    report = json.loads(carbond("report", "--state-dir", str(tmp_path), "--json"))
+    assert report["totals"]["unaccounted_jobs"] == 1
