@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("--until", help="jobs finished before: as --since (default: now)")
     report.add_argument("--by", choices=GROUPINGS, default="region", help="group rows by")
     report.add_argument("--format", choices=FORMATS, default=None,
-                        help="table (default), csv, json or md")  # fmt: skip
+                        help="table, csv, json or md (default: --output's suffix, .csv, .json "
+                        "or .md, else table)")  # fmt: skip
     report.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
     report.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="also draw emissions over time, intensity per region with the jobs, "
@@ -82,6 +83,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.audit and (args.json or args.format not in (None, "md")):
         flag = "--json" if args.json else f"--format {args.format}"
         raise UsageError(f"--audit writes a Markdown statement, not {flag}: drop {flag}")
+    fmt = _format(args)
     if since is not None and until is not None and until <= since:
         raise UsageError(
             f"--until ({until.isoformat()}) is not after --since ({since.isoformat()})"
@@ -102,7 +104,6 @@ def _report(args: argparse.Namespace) -> int:
 
             text = audit_statement(ledger, lines, settings, since, until, now)
         else:
-            fmt: Format = "json" if args.json else (args.format or "table")
             rows, totals = summarise(lines, args.by)
             day = "; a day is the UTC date a job finished" if args.by == "day" else ""
             meta = {
@@ -130,6 +131,34 @@ def _report(args: argparse.Namespace) -> int:
             print(f"wrote {args.plot}", file=sys.stderr)
     _emit(text, args.output)
     return 0
+
+
+def _format(args: argparse.Namespace) -> Format:
+    """What the report is written as: ``--json`` or ``--format``, else what the suffix of
+    ``--output`` names (``report -o march.csv`` is CSV), else the table (``--audit``: md).
+
+    Raises:
+        UsageError: the suffix names another format than the one asked for (``--format csv
+            -o x.json``): the file would hold one format under the other's name.
+    """
+    asked: Format | None = "md" if args.audit else "json" if args.json else args.format
+    named = _SUFFIXES.get(args.output.suffix.lower()) if args.output is not None else None
+    if asked is None:
+        return named or "table"
+    if named is not None and named != asked:
+        flag = "--audit" if args.audit else "--json" if args.json else f"--format {asked}"
+        better = args.output.with_suffix(".txt" if asked == "table" else f".{asked}")
+        raise UsageError(
+            f"{args.output}: a {args.output.suffix} file, but {flag} writes {_NAMES[asked]} "
+            f"(name it {better})"
+        )
+    return asked
+
+
+# What an --output suffix names, and each format's name in messages.
+_SUFFIXES: dict[str, Format] = {".csv": "csv", ".json": "json", ".md": "md"}
+_NAMES: dict[Format, str] = {"table": "a text table", "csv": "CSV", "json": "JSON",
+                             "md": "Markdown"}  # fmt: skip
 
 
 def _emit(text: str, output: Path | None) -> None:

@@ -308,3 +308,28 @@ def test_a_piped_or_written_table_is_plain_ascii(
         assert any(line.startswith("+--") for line in lines)
     rows, totals = summarise([], "region")
     assert "┏" in render_module.render("table", rows, totals, {}, tty=True)
+
+
+def test_the_output_files_suffix_names_its_format(
+    demo_state: Path, carbond: Run, tmp_path: Path
+) -> None:
+    """``report -o march.csv`` wrote the text table into march.csv (and ``-o x.json`` too),
+    and ``--format csv -o x.json`` CSV under a JSON name; without ``--format`` the suffix
+    names the format, as ``export`` reads it, and a suffix naming another format than the
+    one asked for is refused (exit 2) before anything is written."""
+    args = ("report", "--state-dir", str(demo_state), "--by", "gpu")
+    carbond(*args, "-o", str(tmp_path / "march.csv"))
+    carbond(*args, "-o", str(tmp_path / "march.json"))
+    carbond(*args, "-o", str(tmp_path / "march.md"))
+    assert (tmp_path / "march.csv").read_text() == carbond(*args, "--format", "csv")
+    assert json.loads((tmp_path / "march.json").read_text())["totals"]["jobs"] > 0
+    assert (tmp_path / "march.md").read_text().startswith("# carbond report by gpu\n")
+    for flags, name, message in [
+        (("--format", "csv"), "x.json", "a .json file, but --format csv writes CSV (name it "),
+        (("--json",), "x.csv", "a .csv file, but --json writes JSON (name it "),
+        (("--format", "table"), "x.md", "a .md file, but --format table writes a text table"),
+        (("--audit",), "x.csv", "a .csv file, but --audit writes Markdown (name it "),
+    ]:
+        err = carbond(*args, *flags, "-o", str(tmp_path / name), code=2)
+        assert f"carbond: error: {tmp_path / name}: {message}" in err
+        assert not (tmp_path / name).exists()
