@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.cli.context import add_common_options, open_ledger, settings_from
+from daemon.cli.output import writable
 from daemon.errors import DaemonError, UsageError
 from daemon.ledger.export import write_replacing
 from daemon.reports.lines import ledger_lines, signal_sources
@@ -97,6 +98,8 @@ def _report(args: argparse.Namespace) -> int:
         from daemon.reports.plots import image_format
 
         image_format(args.plot)
+    writable(args.output)  # a file that cannot be written, before any work too
+    writable(args.plot)
     with open_ledger(settings.state_dir) as ledger:
         lines = ledger_lines(ledger, since, until)
         if args.audit:

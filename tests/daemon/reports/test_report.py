@@ -129,6 +129,9 @@ def test_a_file_that_cannot_be_written_is_named(
     target = tmp_path / "missing-dir" / "report.png"
     err = carbond("report", "--state-dir", str(demo_state), flag, str(target), code=1)
     assert f"{target}: cannot write: No such file or directory" in err
+    # said before any work (a year's ledger takes a while): before the ledger is even opened
+    err = carbond("report", "--state-dir", str(tmp_path), flag, str(target), code=1)
+    assert err == f"carbond: error: {target}: cannot write: No such file or directory\n"
 
 
 def test_the_report_leaves_the_power_curves_in_the_ledger(
