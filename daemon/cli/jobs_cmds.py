@@ -18,7 +18,7 @@ from typing import Any
 
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row, user_name
-from daemon.cli.output import clean_json, print_json, print_table
+from daemon.cli.output import clean_json, print_json, print_table, writable
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.cli.unread import unread_job_file
@@ -398,6 +398,7 @@ def _export_codecarbon(args: argparse.Namespace, output: Path | None) -> int:
 
     if args.table is not None:
         raise UsageError("export --format codecarbon writes finished jobs; drop the table name")
+    writable(output)  # before reading every finished job
     with _open(args) as ledger:
         lines = ledger_lines(ledger)
     if output is None:
