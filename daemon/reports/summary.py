@@ -20,7 +20,7 @@ same aggregation over all jobs and equals the sum of the groups. Conventions:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from daemon.reports.lines import JobLine
@@ -75,8 +75,9 @@ class ReportRow:
     offset: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain fields, in column order."""
-        return asdict(self)
+        """Plain fields, in column order (``dataclasses.asdict`` deep-copies each value: a
+        third of ``report --by job --json``'s time over many jobs)."""
+        return {name: getattr(self, name) for name in COLUMNS}
 
 
 COLUMNS: Final = tuple(ReportRow.__dataclass_fields__)
