@@ -4,6 +4,7 @@ stored at submission, and finished jobs' outcomes over a period (for reports and
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -72,18 +73,23 @@ class Accounting(Connection):
 
     def finished_outcomes(
         self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> Iterator[dict[str, Any]]:
         """Outcome rows of jobs that finished in ``[since, until)`` (open ends: unbounded),
         oldest first, each with its job's ``uid``, ``name``, ``state``, ``submitted_at`` and
         ``spec_json``: every outcome column but ``details_json`` (a job's power curves, which
-        no report reads and which, over many jobs, would not fit in memory)."""
+        no report reads and which, over many jobs, would not fit in memory). Read one at a
+        time as they are iterated: a report over 200,000 jobs held every row as a dict beside
+        its line, 0.4 GB of its 0.7.
+
+        Raises:
+            LedgerError: SQLite failed (a column an unmigrated ledger lacks is named here)."""
         sql = (
             f"SELECT {_OUTCOME_COLUMNS}, jobs.uid, jobs.name, jobs.state, jobs.submitted_at,"
             " jobs.spec_json FROM outcomes JOIN jobs USING (job_id) WHERE 1 = 1"
         )
         where, params = _period("outcomes.finished_at", since, until)
         sql += where + " ORDER BY outcomes.finished_at, outcomes.job_id"
-        return [dict(r) for r in self._exec(sql, params)]
+        return (dict(r) for r in self._iterate(self._exec(sql, params)))
 
     def running_at(self, at: datetime) -> int:
         """How many jobs were running at ``at``: an outcome that started before it and ended

@@ -267,6 +267,20 @@ class Connection:
         except sqlite3.Error as exc:
             raise LedgerError(f"{self.path}: {exc}{self._unmigrated(exc)}") from exc
 
+    def _iterate(self, cursor: sqlite3.Cursor) -> Iterator[Any]:
+        """``cursor``'s rows, read one at a time as they are iterated.
+
+        Raises:
+            LedgerError: SQLite failed while stepping.
+        """
+        try:
+            # Not ``yield from``: it closes the cursor when the generator is dropped early
+            # (a reader of ``export TABLE -`` gone), after the ledger closed: an error then.
+            for row in cursor:  # noqa: UP028 (see above)
+                yield row
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.path}: {exc}") from exc
+
     def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
             self._db.executemany(sql, rows)

@@ -439,15 +439,6 @@ class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState)
         cursor.row_factory = None  # plain tuples
         return [d[0] for d in cursor.description], self._iterate(cursor)
 
-    def _iterate(self, cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
-        try:
-            # Not ``yield from``: it closes the cursor when the generator is dropped early
-            # (a reader of ``export TABLE -`` gone), after the ledger closed: an error then.
-            for row in cursor:  # noqa: UP028 (see above)
-                yield row
-        except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: {exc}") from exc
-
 
 def _mutable(row: sqlite3.Row | dict[str, Any]) -> list[Any]:
     """The columns of a job row that change while it waits."""

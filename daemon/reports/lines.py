@@ -11,7 +11,7 @@ import functools
 import json
 import math
 import pwd
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -101,7 +101,7 @@ def user_name(uid: int) -> str:
 
 
 def job_lines(
-    rows: Sequence[Mapping[str, Any]], users: Callable[[int], str] = user_name
+    rows: Iterable[Mapping[str, Any]], users: Callable[[int], str] = user_name
 ) -> list[JobLine]:
     """Lines of ``rows`` (:meth:`daemon.ledger.Ledger.finished_outcomes`), in order."""
     return [_line(row, users) for row in rows]

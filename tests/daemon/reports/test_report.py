@@ -163,7 +163,7 @@ def test_the_report_leaves_the_power_curves_in_the_ledger(
                                                       "until": report["until"]}  # fmt: skip
     with Ledger.open_readonly(tmp_path / "ledger.db") as ledger:  # a new column is read too
         columns, _ = ledger.table_rows("outcomes")
-        [row] = ledger.finished_outcomes()[:1]
+        row = next(ledger.finished_outcomes())
     assert set(row) == set(columns) - {"details_json"} | JOB_COLUMNS
 
 
@@ -336,3 +336,15 @@ def test_the_output_files_suffix_names_its_format(
         err = carbond(*args, *flags, "-o", str(tmp_path / name), code=2)
         assert f"carbond: error: {tmp_path / name}: {message}" in err
         assert not (tmp_path / name).exists()
+
+
+def test_the_report_holds_its_lines_not_every_outcome_row_as_well(
+    demo_state: Path, tmp_path: Path
+) -> None:
+    """A report read every outcome row into a list of dicts and then made a line of each,
+    holding both: over 200,000 jobs, 0.4 GB of its 0.7. The rows are read one at a time."""
+    with Ledger.open_readonly(demo_state / "ledger.db") as ledger:
+        rows = ledger.finished_outcomes()
+        first = next(rows)
+        assert first["job_id"] == next(ledger.finished_outcomes())["job_id"]
+        assert len([first, *rows]) == len(_outcomes(demo_state))
