@@ -393,7 +393,7 @@ def _suffix_agrees(output: Path, kind: str, fmt: str) -> None:
 
 def _export_codecarbon(args: argparse.Namespace, output: Path | None) -> int:
     from daemon.cli.report_cmd import write_atomic
-    from daemon.reports.codecarbon import codecarbon_csv
+    from daemon.reports.codecarbon import write_codecarbon
     from daemon.reports.lines import ledger_lines
 
     if args.table is not None:
@@ -402,11 +402,11 @@ def _export_codecarbon(args: argparse.Namespace, output: Path | None) -> int:
     with _open(args) as ledger:
         lines = ledger_lines(ledger)
     if output is None:
-        sys.stdout.write(codecarbon_csv(lines))
+        write_codecarbon(lines, sys.stdout)
         return 0
-    write_atomic(output, codecarbon_csv(lines))
+    rows = write_atomic(output, lambda out: write_codecarbon(lines, out))
     if args.json:
-        print_json({"format": "codecarbon", "path": str(output), "rows": len(lines)})
+        print_json({"format": "codecarbon", "path": str(output), "rows": rows})
     else:
-        print(f"wrote {len(lines)} finished jobs to {output} (CodeCarbon emissions.csv)")
+        print(f"wrote {rows} finished jobs to {output} (CodeCarbon emissions.csv)")
     return 0

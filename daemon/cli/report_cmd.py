@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO, TypeVar
 
 from daemon.cli.context import add_common_options, open_ledger, settings_from
 from daemon.cli.output import writable
@@ -22,6 +24,7 @@ from daemon.reports.summary import GROUPINGS, summarise
 
 __all__ = ["parse_when", "register", "write_atomic"]
 
+_T = TypeVar("_T")
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
@@ -168,18 +171,19 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
-        write_atomic(output, text)
+        write_atomic(output, lambda out: out.write(text))
 
 
-def write_atomic(output: Path, text: str) -> None:
-    """Write ``text`` to ``output`` through a temporary file renamed over it (with the
-    permissions of the file it replaces, else the umask's: :func:`write_replacing`).
+def write_atomic(output: Path, write: Callable[[TextIO], _T]) -> _T:
+    """What ``write(out)`` writes, written to ``output`` through a temporary file renamed over
+    it (with the permissions of the file it replaces, else the umask's:
+    :func:`write_replacing`); returns what ``write`` returns.
 
     Raises:
         DaemonError: the file cannot be written (names ``output``, never the temporary file:
             e.g. ``output`` is a directory).
     """
     try:
-        write_replacing(output, lambda out: out.write(text))
+        return write_replacing(output, write)
     except OSError as exc:  # name the target, not the temporary file
         raise DaemonError(f"{output}: cannot write: {exc.strerror or exc}") from exc

