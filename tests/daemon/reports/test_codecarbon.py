@@ -282,7 +282,7 @@ INSERT INTO outcomes (job_id, started_at, finished_at, duration_s, gpus, pue,
     ('slurm', '2026-05-31T10:00:00+00:00', '2026-05-31T11:00:00+00:00', 3600, 1, 1.2,
      NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3500000.0, 230.0, 300.0,
      '2026-05-31T11:00:00+00:00');
-INSERT INTO schema_migrations VALUES (1, 'v1', '2026-05-31T09:00:00Z');
+INSERT INTO schema_migrations VALUES (1, '{MIGRATIONS[0][1]}', '2026-05-31T09:00:00Z');
 """
 
 
