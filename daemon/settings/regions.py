@@ -59,7 +59,7 @@ class BatterySettings(_Section):
 
 class SiteSettings(_Section):
     """A region's on-site energy: PV (modelled with pvlib from ``pv_kwp`` and where and how the
-    array sits, or measured: ``pv_csv``), an optional battery and the site's other load
+    array sits, or measured: ``pv_csv``; not both), an optional battery and the site's other load
     (``other_load_w`` constant, or ``other_load_csv``). CSVs are ``datetime,power_w``.
     ``pv_g_per_kwh`` and ``battery_g_per_kwh`` are the life-cycle factors of on-site energy.
     ``plan = false`` keeps the site out of planning (accounting only: what a site-blind planner
@@ -81,8 +81,10 @@ class SiteSettings(_Section):
 
     @model_validator(mode="after")
     def _pv_has_a_place(self) -> SiteSettings:
-        if self.pv_kwp > 0 and self.pv_csv is None and None in (self.latitude, self.longitude):
-            raise ValueError("pv_kwp needs latitude and longitude (or a measured pv_csv)")
+        if self.pv_kwp > 0 and self.pv_csv is not None:  # the CSV would win
+            raise ValueError("pv_kwp and pv_csv both set: give one of them")
+        if self.pv_kwp > 0 and None in (self.latitude, self.longitude):
+            raise ValueError("pv_kwp needs latitude and longitude (or a measured pv_csv instead)")
         if self.other_load_w > 0 and self.other_load_csv is not None:  # the CSV would win
             raise ValueError("other_load_w and other_load_csv both set: give one of them")
         return self

@@ -95,7 +95,7 @@ def test_measured_pv_is_forecast_from_the_day_before(tmp_path: Path) -> None:
     rows = ["datetime,power_w"]
     rows += [f"{(START + timedelta(hours=h)).isoformat()},{100.0 * h}" for h in range(72)]
     path.write_text("\n".join(rows) + "\n")
-    site = build_site("sf", "US-CAL-CISO", _site(pv_csv=path))
+    site = build_site("sf", "US-CAL-CISO", _site(pv_kwp=0.0, pv_csv=path))
     now = START + timedelta(hours=30)
     seen = site.pv_forecast_w(now, START + timedelta(hours=28), 3600, 4)
     np.testing.assert_allclose(seen, [2800.0, 2900.0, 600.0, 700.0])
@@ -111,7 +111,7 @@ def test_measured_pv_more_than_a_day_ahead_is_forecast_from_a_day_already_measur
     rows = ["datetime,power_w"]
     rows += [f"{(START + timedelta(hours=h)).isoformat()},{100.0 * h}" for h in range(72)]
     path.write_text("\n".join(rows) + "\n")
-    site = build_site("sf", "US-CAL-CISO", _site(pv_csv=path))
+    site = build_site("sf", "US-CAL-CISO", _site(pv_kwp=0.0, pv_csv=path))
     now = START + timedelta(hours=30)
     seen = site.pv_forecast_w(now, now, 3600, 48)
     days_back = [(k + 24) // 24 for k in range(48)]  # step k ends k + 1 h after now
@@ -138,6 +138,13 @@ def replace_site(region: RegionSettings, **fields: object) -> RegionSettings:
 def test_pv_without_a_place_is_refused() -> None:
     with pytest.raises(ValueError, match="latitude and longitude"):
         SiteSettings(pv_kwp=1.0)
+
+
+def test_modelled_and_measured_pv_together_are_refused(tmp_path: Path) -> None:
+    """``pv_kwp`` beside ``pv_csv`` was accepted and the kWp silently ignored (the CSV won)."""
+    with pytest.raises(ValueError, match="pv_kwp and pv_csv both set: give one of them"):
+        _site(pv_csv=tmp_path / "pv.csv")
+    assert _site(pv_kwp=0.0, pv_csv=tmp_path / "pv.csv").pv_csv == tmp_path / "pv.csv"
 
 
 def test_sites_kept_out_of_planning_are_not_seen() -> None:
