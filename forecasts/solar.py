@@ -47,6 +47,10 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
+# The most power a CSV row may hold, W: 10 GW, past the largest PV parks. A value beyond any
+# site is a typo, and running sums over it lose every later row (1e300 W hides a 500 W row).
+MAX_POWER_W = 1e10
+
 
 @dataclass(frozen=True, slots=True)
 class PowerSeries:
@@ -146,8 +150,9 @@ def load_power_csv(path: Path) -> PowerSeries:
     """Read a ``datetime,power_w`` CSV of equally spaced rows.
 
     Raises:
-        SolarInputError: unreadable file, missing column, bad value or uneven spacing (the
-            message names the file, line and field).
+        SolarInputError: unreadable file, missing column, bad value (a power must be from 0
+            to :data:`MAX_POWER_W`) or uneven spacing (the message names the file, line and
+            field).
     """
     try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
         with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -166,8 +171,11 @@ def load_power_csv(path: Path) -> PowerSeries:
             value = float(row["power_w"] or "")
         except ValueError:
             value = math.nan
-        if not (math.isfinite(value) and value >= 0):
-            raise SolarInputError(f"{path}:{line}: power_w: not a number >= 0: {row['power_w']!r}")
+        if not (math.isfinite(value) and 0 <= value <= MAX_POWER_W):
+            raise SolarInputError(
+                f"{path}:{line}: power_w: not a number from 0 to {MAX_POWER_W:g}: "
+                f"{row['power_w']!r}"
+            )
         values.append(value)
     step = (times[1] - times[0]).total_seconds()
     for (line, _), (a, b) in zip(rows[1:], itertools.pairwise(times), strict=True):

@@ -90,6 +90,22 @@ def test_bad_power_csv_names_file_line_and_field(tmp_path: Path, body: str, mess
         load_power_csv(path)
 
 
+@pytest.mark.parametrize("value", ["1e300", "1e308"])
+def test_a_power_no_site_has_is_refused_with_its_line(tmp_path: Path, value: str) -> None:
+    """One absurd row was read: 1e300 W wiped every later row to 0 W in ``on_grid`` (its
+    running sum swallowed them), 1e308 W overflowed into inf at the site's dispatch."""
+    path = tmp_path / "pv.csv"
+    path.write_text("datetime,power_w\n" + "".join(
+        f"2023-06-05T{h:02d}:00Z,{value if h == 1 else 500}\n" for h in range(4)
+    ))  # fmt: skip
+    with pytest.raises(SolarInputError, match=rf"pv.csv:3: power_w: .*{value}"):
+        load_power_csv(path)
+    path.write_text("datetime,power_w\n2023-06-05T00:00Z,5e9\n2023-06-05T01:00Z,500\n")
+    np.testing.assert_allclose(
+        load_power_csv(path).on_grid(datetime(2023, 6, 5, 1, tzinfo=UTC), 3600, 1), [500.0]
+    )
+
+
 def test_power_csv_with_a_byte_order_mark_reads_its_header(tmp_path: Path) -> None:
     """A spreadsheet's UTF-8 export starts with a BOM: the header is still ``datetime``."""
     path = tmp_path / "pv.csv"
