@@ -2,7 +2,9 @@
 grid, the battery and the life-cycle factors of on-site energy.
 
 Modelled PV (pvlib clear sky) is computed lazily, a few days at a time on a 5-minute grid, and
-kept: planning asks for it every tick, accounting once per replay.
+kept: planning asks for it every tick, accounting once per replay. A measured CSV is reread when
+its file changes (a measurement logger appending rows) and said stale once ``now`` is past its
+last row (:meth:`Site.refresh`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from daemon.errors import UsageError
 from daemon.settings import RegionSettings, SiteSettings
@@ -28,6 +31,9 @@ FloatArray = npt.NDArray[np.float64]
 _MODEL_STEP_S = 300
 _MODEL_SPAN = timedelta(days=4)
 _DAY_S = 86_400.0
+_STALE_AFTER_S = 3600.0  # a measured CSV's last row may end this long (or two steps) before now
+
+log = structlog.get_logger(__name__)
 
 
 class SiteConfigError(UsageError):
@@ -47,7 +53,47 @@ class Site:
     battery: Battery | None
     factors: SiteFactors
     plan: bool = True  # planners see the site (False: accounting only)
+    pv_csv: Path | None = None  # the files of ``pv_trace`` and ``other_trace``
+    other_load_csv: Path | None = None
     _modelled: PowerSeries | None = field(default=None, repr=False)
+    _stamps: dict[str, tuple[int, int, int] | None] = field(default_factory=dict, repr=False)
+    _stale: dict[str, datetime] = field(default_factory=dict, repr=False)
+
+    def refresh(self, now: datetime) -> None:
+        """Reread each measured CSV whose file changed since it was read (size, time or inode;
+        one that cannot be read now is logged and the rows read before are kept), and warn
+        once per last row when ``now`` is past it: the last row's power holds after it."""
+        for name in ("pv_csv", "other_load_csv"):
+            path: Path | None = getattr(self, name)
+            trace = self.pv_trace if name == "pv_csv" else self.other_trace
+            if path is None or trace is None:
+                continue
+            stamp = _stamp(path)
+            if stamp != self._stamps.get(name):
+                self._stamps[name] = stamp
+                trace = self._reread(name, path, trace)
+            end = _end(trace)
+            late_s = (now - end).total_seconds()
+            if late_s > max(_STALE_AFTER_S, 2.0 * trace.step_s) and self._stale.get(name) != end:
+                self._stale[name] = end
+                log.warning("site_csv_stale", region=self.region, field=name, path=str(path),
+                            last_row_end=end.isoformat(), late_s=late_s,
+                            held_w=float(trace.values_w[-1]))  # fmt: skip
+
+    def _reread(self, name: str, path: Path, trace: PowerSeries) -> PowerSeries:
+        try:
+            series = load_power_csv(path)
+        except ForecastsError as exc:
+            log.warning("site_csv_unreadable", region=self.region, field=name, error=str(exc),
+                        kept_until=_end(trace).isoformat())  # fmt: skip
+            return trace
+        if name == "pv_csv":
+            self.pv_trace = series
+        else:
+            self.other_trace = series
+        log.info("site_csv_reread", region=self.region, field=name, path=str(path),
+                 rows=len(series.values_w), last_row_end=_end(series).isoformat())  # fmt: skip
+        return series
 
     def pv_w(self, start: datetime, step_s: float, count: int) -> FloatArray:
         """Mean PV power (W) over each of ``count`` steps of ``step_s`` from ``start``."""
@@ -114,6 +160,15 @@ def _end(series: PowerSeries) -> datetime:
     return series.start + timedelta(seconds=series.step_s * len(series.values_w))
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file changed: modification time, size, inode (None: it cannot be seen)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 def build_site(region: str, zone: str, cfg: SiteSettings) -> Site:
     """The site of ``region`` (in ``zone``) from its settings.
 
@@ -129,14 +184,20 @@ def build_site(region: str, zone: str, cfg: SiteSettings) -> Site:
         b = cfg.battery
         battery = Battery(b.capacity_kwh, b.charge_power_w, b.discharge_power_w,
                           b.round_trip_efficiency, b.min_soc, b.initial_soc)  # fmt: skip
-    try:
-        pv_trace = load_power_csv(Path(cfg.pv_csv)) if cfg.pv_csv is not None else None
-        other = load_power_csv(Path(cfg.other_load_csv)) if cfg.other_load_csv else None
+    pv_csv = Path(cfg.pv_csv) if cfg.pv_csv is not None else None
+    other_csv = Path(cfg.other_load_csv) if cfg.other_load_csv is not None else None
+    paths = {"pv_csv": pv_csv, "other_load_csv": other_csv}
+    stamps = {name: _stamp(path) for name, path in paths.items() if path is not None}
+    try:  # stamped before reading: a change while it is read is read again
+        pv_trace = load_power_csv(pv_csv) if pv_csv is not None else None
+        other = load_power_csv(other_csv) if other_csv is not None else None
     except ForecastsError as exc:
         raise SiteConfigError(f"regions.{region}.site: {exc}") from exc
     factors = SiteFactors(cfg.pv_g_per_kwh, cfg.battery_g_per_kwh)
-    return Site(region, zone, pv_array, pv_trace, cfg.other_load_w, other,
-                battery, factors, cfg.plan)  # fmt: skip
+    site = Site(region, zone, pv_array, pv_trace, cfg.other_load_w, other,
+                battery, factors, cfg.plan, pv_csv, other_csv)  # fmt: skip
+    site._stamps.update(stamps)
+    return site
 
 
 def build_sites(regions: Iterable[RegionSettings]) -> Mapping[str, Site]:

@@ -116,6 +116,7 @@ class SiteView:
         """Advance every site to ``now`` under the GPU load of the last round, and remember
         the load running now (GPUs with ``busy_until > now``, at TDP x PUE)."""
         for region, site in self.sites.items():
+            site.refresh(now)
             mine = [d for d in devices if d.region == region and d.available]
             running = [d.gpu.tdp_w * d.pue for d in mine if d.busy_until and d.busy_until > now]
             nominal = min((d.gpu.tdp_w * d.pue for d in mine), default=0.0)

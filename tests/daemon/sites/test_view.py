@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.settings import RegionSettings, SiteSettings
 from daemon.sites import SiteConfigError, SiteIntensity, SiteView, build_site, build_sites
@@ -265,3 +266,40 @@ def test_measured_other_load_is_not_seen_ahead_of_now(tmp_path: Path) -> None:
     grid = {"US-CAL-CISO": _Forecast("US-CAL-CISO", morning, 3600, np.full(24, 300.0))}
     seen = SiteView({"sf": site}).forecasts(morning, _devices(), grid)["US-CAL-CISO"]
     assert np.asarray(seen.values_g_per_kwh)[4] == pytest.approx(41.0)  # 12:00 PDT
+
+
+def _write_hours(path: Path, hours: range, power_w: float) -> None:
+    rows = [f"{(START + timedelta(hours=h)).isoformat()},{power_w}\n" for h in hours]
+    path.write_text("datetime,power_w\n" + "".join(rows))
+
+
+def test_a_live_measured_csv_is_reread_when_it_grows_and_said_stale_past_its_end(
+    tmp_path: Path,
+) -> None:
+    """A measured ``pv_csv`` was read at start (or SIGHUP) only: rows a measurement logger
+    appended later were never seen, and past its last row that row's power held for good with
+    nothing said. The view rereads a CSV whose file changed and warns, once, when it is stale."""
+    path = tmp_path / "pv.csv"
+    _write_hours(path, range(24), 800.0)
+    site = build_site("sf", "US-CAL-CISO", _site(pv_kwp=0.0, pv_csv=path))
+    view = SiteView({"sf": site})
+    with capture_logs() as logs:
+        view.observe(START + timedelta(hours=12), _devices())
+        assert not logs
+        _write_hours(path, range(48), 300.0)  # rewritten with a day more
+        view.observe(START + timedelta(hours=30), _devices())
+        np.testing.assert_allclose(site.pv_w(START + timedelta(hours=40), 3600, 1), [300.0])
+        assert [e["event"] for e in logs] == ["site_csv_reread"]
+        logs.clear()
+        view.observe(START + timedelta(hours=51), _devices())  # 3 h past its last row
+        view.observe(START + timedelta(hours=52), _devices())
+        [stale] = logs
+        assert stale["event"] == "site_csv_stale" and stale["log_level"] == "warning"
+        assert stale["region"] == "sf" and stale["field"] == "pv_csv"
+        assert stale["last_row_end"] == (START + timedelta(hours=48)).isoformat()
+        logs.clear()
+        path.write_text("datetime,power_w\n2023-06-07T00:00Z,1\n")  # half written: one row
+        view.observe(START + timedelta(hours=53), _devices())
+        [unreadable] = logs
+        assert unreadable["event"] == "site_csv_unreadable" and "pv.csv" in unreadable["error"]
+    np.testing.assert_allclose(site.pv_w(START + timedelta(hours=40), 3600, 1), [300.0])  # kept
