@@ -78,6 +78,7 @@ from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.settings import Settings
 from daemon.sites import SiteView
+from daemon.sites.view import SITES_NAME
 from forecasts import ForecastsError
 from policies import (
     Alternative,
@@ -204,6 +205,8 @@ class Service:
             self.health.set(f"step:{step}", f"{type(error).__name__}: {error}", now)
         self._executor_health(now)
         self.health.write(self.settings.state_dir / HEALTH_NAME, now)
+        if self.sites:  # each battery's charge, for the next daemon
+            self.sites.save(self.settings.state_dir / SITES_NAME, now)
 
     def _executor_health(self, now: datetime) -> None:
         """The executors' own problems (Slurm unreachable) into ``health.json``, each cleared
@@ -241,6 +244,8 @@ class Service:
             restored = restore(self.ledger, self.inventory, config, now)
             self.learning.recalibration = restored.recalibration
             self._endings.load_totals()  # then kept up to date per job
+            if self.sites:  # batteries resume from the charge the last daemon saved
+                self.sites.restore(self.settings.state_dir / SITES_NAME, now)
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 

@@ -9,27 +9,43 @@ times the site's PUE, so the surplus is never over-promised (realised shares are
 the jobs' own energy afterwards).
 
 Only the planner's view changes: measured outcomes keep reading the grid series.
+
+The daemon keeps each battery's state of charge across restarts in the state dir's
+``sites.json`` (:meth:`SiteView.save` after its steps, :meth:`SiteView.restore` at start): the
+next daemon advances the battery from that round to its first one under the PV, the other load
+and the GPU load running then, as if no round had come between.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
+from daemon.ledger.export import write_replacing
 from daemon.sites.model import Site
 from policies import Device, ZoneIntensity
 from policies.footprint.site import dispatch, effective_intensity
 
-__all__ = ["SiteIntensity", "SiteView"]
+__all__ = ["SITES_NAME", "SiteIntensity", "SiteView"]
+
+SITES_NAME: Final = "sites.json"  # in the state dir: each battery's charge, for a restart
 
 FloatArray = npt.NDArray[np.float64]
 _MAX_STEP_S = 300.0  # the battery is advanced in steps no longer than this
 _KEEP_S = 7 * 86_400.0  # share history kept for outcomes (jobs longer than a week: partial)
+_SAVE_EVERY_S = 30.0  # sites.json is rewritten at most this often (of the rounds' time)
+_RESUME_S = 86_400.0  # a saved round at most this long before the start is advanced from
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +80,7 @@ class SiteView:
         self._last: dict[str, tuple[datetime, float, float]] = {}
         # region -> [epoch s, integral of the PV share, of the battery share] at each round
         self._shares: dict[str, list[tuple[float, float, float]]] = {}
+        self._saved: tuple[datetime, bool] | None = None  # the last save: when, whether it failed
 
     def __bool__(self) -> bool:
         return bool(self.sites)
@@ -80,6 +97,59 @@ class SiteView:
                 self._last[region] = previous._last[region]
             if region in previous._shares:
                 self._shares[region] = previous._shares[region]
+
+    def save(self, path: Path, now: datetime) -> None:
+        """Write each battery's state of charge, the round it was advanced to and the load
+        running then to ``path`` (atomically), at most every ``_SAVE_EVERY_S``. Never raises:
+        a failed write is logged once per failure streak."""
+        saved = self._saved
+        if not self._soc or (saved and (now - saved[0]).total_seconds() < _SAVE_EVERY_S):
+            return
+        batteries = {}
+        for region, soc in self._soc.items():
+            if (last := self._last.get(region)) is not None:
+                at, running_w, nominal_w = last
+                batteries[region] = {"soc": soc, "at": at.isoformat(), "running_w": running_w,
+                                     "nominal_w": nominal_w}  # fmt: skip
+        record = {"updated_at": now.isoformat(), "batteries": batteries}
+        try:
+            write_replacing(path, lambda out: json.dump(record, out, indent=1))
+        except OSError as exc:
+            if not (saved and saved[1]):
+                log.warning("site_state_write_failed", path=str(path), error=str(exc))
+            self._saved = (now, True)
+            return
+        self._saved = (now, False)
+
+    def restore(self, path: Path, now: datetime) -> None:
+        """Resume each battery from ``path`` (:meth:`save`, by a daemon before this one): its
+        charge (within the configured bounds) and, when that round is at most ``_RESUME_S``
+        before ``now``, the round it was at (the next round advances it from there; an older
+        or a future one: from ``now``). Without the file each starts at ``initial_soc``; a
+        file or entry that cannot be read is logged and its batteries start there too."""
+        try:
+            batteries = json.loads(path.read_text(encoding="utf-8"))["batteries"]
+            entries = {r: _entry(e) for r, e in batteries.items() if r in self._soc}
+        except FileNotFoundError:
+            entries = {}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("site_state_unreadable", path=str(path), error=repr(exc),
+                        soc=dict(self._soc))  # fmt: skip
+            return
+        for region, soc in self._soc.items():
+            battery = self.sites[region].battery
+            if region not in entries or battery is None:
+                log.info("site_battery_initial", region=region, soc=soc)
+                continue
+            saved, at, running_w, nominal_w = entries[region]
+            self._soc[region] = min(max(saved, battery.min_soc), 1.0)
+            resumed = 0 <= (now - at).total_seconds() <= _RESUME_S
+            if resumed:
+                self._last[region] = (at, running_w, nominal_w)
+                self._shares[region] = [(at.timestamp(), 0.0, 0.0)]
+            since = at if resumed else now
+            log.info("site_battery_restored", region=region, soc=self._soc[region],
+                     at=at.isoformat(), advanced_from=since.isoformat())  # fmt: skip
 
     def shares(self, region: str, start: datetime, end: datetime) -> tuple[float, float]:
         """Mean share of GPU energy the site covered from PV and from the battery over
@@ -183,3 +253,18 @@ class SiteView:
             grid.zone, grid.start, step, through_site(values),
             None if upper is None else through_site(np.asarray(upper, dtype=np.float64)),
         )  # fmt: skip
+
+
+def _entry(entry: Any) -> tuple[float, datetime, float, float]:
+    """One battery of ``sites.json``: charge, round, load running then, one GPU's load.
+
+    Raises:
+        ValueError, TypeError, KeyError: a field missing, of the wrong type or out of range.
+    """
+    soc, running_w, nominal_w = (float(entry[k]) for k in ("soc", "running_w", "nominal_w"))
+    at = datetime.fromisoformat(entry["at"])
+    if at.tzinfo is None or not all(
+        math.isfinite(v) and v >= 0 for v in (soc, running_w, nominal_w)
+    ):
+        raise ValueError(f"not a battery state: {entry!r}")
+    return soc, at, running_w, nominal_w
