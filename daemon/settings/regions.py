@@ -13,6 +13,12 @@ from daemon.settings.sections import _Section
 __all__ = ["BatterySettings", "RegionSettings", "SiteSettings", "SlurmRegionSettings"]
 
 _SLURM_NAME = r"^[A-Za-z0-9_.+-]+$"  # partition, cluster, account, qos, GRES names
+# Past any site (a finite 1e308 overflows the site's dispatch to inf): its powers, the largest
+# PV park's 10 GW as a measured CSV's rows (forecasts.solar.MAX_POWER_W); its battery, 1 TWh;
+# a life-cycle factor, the most a grid's intensity may read (10,000 g/kWh).
+_MAX_SITE_W = 1e10
+_MAX_BATTERY_KWH = 1e9
+_MAX_G_PER_KWH = 10_000.0
 
 
 class SlurmRegionSettings(_Section):
@@ -43,9 +49,9 @@ class SlurmRegionSettings(_Section):
 class BatterySettings(_Section):
     """An on-site battery, charged from the site's PV only (``policies.footprint.site.Battery``)."""
 
-    capacity_kwh: float = Field(gt=0)
-    charge_power_w: float = Field(ge=0)
-    discharge_power_w: float = Field(ge=0)
+    capacity_kwh: float = Field(gt=0, le=_MAX_BATTERY_KWH)
+    charge_power_w: float = Field(ge=0, le=_MAX_SITE_W)
+    discharge_power_w: float = Field(ge=0, le=_MAX_SITE_W)
     round_trip_efficiency: float = Field(default=0.9, gt=0, le=1)
     min_soc: float = Field(default=0.1, ge=0, lt=1)
     initial_soc: float = Field(default=0.5, ge=0, le=1)
@@ -65,17 +71,17 @@ class SiteSettings(_Section):
     ``plan = false`` keeps the site out of planning (accounting only: what a site-blind planner
     would do there)."""
 
-    pv_kwp: float = Field(default=0.0, ge=0)
+    pv_kwp: float = Field(default=0.0, ge=0, le=_MAX_SITE_W / 1000)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     tilt_deg: float = Field(default=20.0, ge=0, le=90)
     azimuth_deg: float = Field(default=180.0, ge=0, le=360)
     losses: float = Field(default=0.14, ge=0, lt=1)
     pv_csv: Path | None = None
-    other_load_w: float = Field(default=0.0, ge=0)
+    other_load_w: float = Field(default=0.0, ge=0, le=_MAX_SITE_W)
     other_load_csv: Path | None = None
-    pv_g_per_kwh: float = Field(default=41.0, ge=0)
-    battery_g_per_kwh: float = Field(default=41.0, ge=0)
+    pv_g_per_kwh: float = Field(default=41.0, ge=0, le=_MAX_G_PER_KWH)
+    battery_g_per_kwh: float = Field(default=41.0, ge=0, le=_MAX_G_PER_KWH)
     battery: BatterySettings | None = None
     plan: bool = True
 

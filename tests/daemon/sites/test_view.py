@@ -141,6 +141,31 @@ def test_pv_without_a_place_is_refused() -> None:
         SiteSettings(pv_kwp=1.0)
 
 
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"pv_kwp": 1e300}, "pv_kwp"),
+        ({"other_load_w": 1e308}, "other_load_w"),
+        ({"pv_g_per_kwh": 1e308}, "pv_g_per_kwh"),
+        ({"battery_g_per_kwh": 1e308}, "battery_g_per_kwh"),
+        ({"battery": {"capacity_kwh": 1e308, "charge_power_w": 1, "discharge_power_w": 1}},
+         "battery.capacity_kwh"),
+        ({"battery": {"capacity_kwh": 1, "charge_power_w": 1e308, "discharge_power_w": 1}},
+         "battery.charge_power_w"),
+        ({"battery": {"capacity_kwh": 1, "charge_power_w": 1, "discharge_power_w": 1e308}},
+         "battery.discharge_power_w"),
+    ],
+)  # fmt: skip
+def test_a_site_no_one_has_is_refused_naming_the_field(
+    fields: dict[str, object], field: str
+) -> None:
+    """Finite but absurd sizes were accepted: a 1e308 W other load or battery power
+    overflowed to inf or nan in the site's dispatch, and every planning round then failed,
+    for every region; 1e308 g/kWh priced every job at inf."""
+    with pytest.raises(ValueError, match=rf"{field}\n  Input should be less than or equal"):
+        _site(**fields)
+
+
 def test_modelled_and_measured_pv_together_are_refused(tmp_path: Path) -> None:
     """``pv_kwp`` beside ``pv_csv`` was accepted and the kWp silently ignored (the CSV won)."""
     with pytest.raises(ValueError, match="pv_kwp and pv_csv both set: give one of them"):
