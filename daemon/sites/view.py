@@ -32,7 +32,8 @@ import structlog
 
 from daemon.ledger.export import write_replacing
 from daemon.sites.model import Site
-from policies import Device, ZoneIntensity
+from forecasts import ForecastsError
+from policies import Device, PoliciesError, ZoneIntensity
 from policies.footprint.site import dispatch, effective_intensity
 
 __all__ = ["SITES_NAME", "SiteIntensity", "SiteView"]
@@ -44,6 +45,8 @@ _MAX_STEP_S = 300.0  # the battery is advanced in steps no longer than this
 _KEEP_S = 7 * 86_400.0  # share history kept for outcomes (jobs longer than a week: partial)
 _SAVE_EVERY_S = 30.0  # sites.json is rewritten at most this often (of the rounds' time)
 _RESUME_S = 86_400.0  # a saved round at most this long before the start is advanced from
+
+_SITE_ERRORS = (PoliciesError, ForecastsError, ValueError)  # one site's model failing
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +84,8 @@ class SiteView:
         # region -> [epoch s, integral of the PV share, of the battery share] at each round
         self._shares: dict[str, list[tuple[float, float, float]]] = {}
         self._saved: tuple[datetime, bool] | None = None  # the last save: when, whether it failed
+        self._failed: dict[str, str] = {}  # region -> the error its site failed with, logged
+        self._broken: set[str] = set()  # the regions whose site failed in the last observe
 
     def __bool__(self) -> bool:
         return bool(self.sites)
@@ -177,20 +182,46 @@ class SiteView:
         for region, site in self.sites.items():
             mine = [d for d in devices if d.region == region and d.available]
             grid = forecasts.get(site.zone)
-            if grid is None or not mine or not site.plan:
+            if grid is None or not mine or not site.plan or region in self._broken:
                 continue
-            out[site.zone] = self._effective(region, site, mine, grid, now)
+            try:
+                out[site.zone] = self._effective(region, site, mine, grid, now)
+            except _SITE_ERRORS as exc:  # this zone is planned on its grid forecast
+                self._fail(region, exc)
+            else:
+                self._recovered(region)
         return out
 
     def observe(self, now: datetime, devices: Sequence[Device]) -> None:
         """Advance every site to ``now`` under the GPU load of the last round, and remember
-        the load running now (GPUs with ``busy_until > now``, at TDP x PUE)."""
+        the load running now (GPUs with ``busy_until > now``, at TDP x PUE). A site that fails
+        is logged (``site_failed``, once until it recovers) and left where it was: its zone
+        is planned on the grid forecast, its jobs' energy counted as grid energy, while the
+        other sites go on."""
+        self._broken.clear()
         for region, site in self.sites.items():
-            site.refresh(now)
             mine = [d for d in devices if d.region == region and d.available]
             running = [d.gpu.tdp_w * d.pue for d in mine if d.busy_until and d.busy_until > now]
             nominal = min((d.gpu.tdp_w * d.pue for d in mine), default=0.0)
-            self._advance(region, site, now, sum(running), nominal)
+            try:
+                site.refresh(now)
+                self._advance(region, site, now, sum(running), nominal)
+            except _SITE_ERRORS as exc:
+                self._broken.add(region)
+                self._fail(region, exc)
+            else:
+                if not site.plan:  # else once its zone's intensity is seen through it again
+                    self._recovered(region)
+
+    def _fail(self, region: str, exc: Exception) -> None:
+        if self._failed.get(region) != str(exc):
+            log.error("site_failed", region=region, zone=self.sites[region].zone,
+                      error=str(exc), fallback="grid")  # fmt: skip
+        self._failed[region] = str(exc)
+
+    def _recovered(self, region: str) -> None:
+        if self._failed.pop(region, None) is not None:
+            log.info("site_recovered", region=region)
 
     def _advance(
         self, region: str, site: Site, now: datetime, running_w: float, nominal_w: float

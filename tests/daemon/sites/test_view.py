@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from daemon.settings import RegionSettings, SiteSettings
 from daemon.sites import SiteConfigError, SiteIntensity, SiteView, build_site, build_sites
+from forecasts.solar import PowerSeries
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 
@@ -328,3 +329,29 @@ def test_a_live_measured_csv_is_reread_when_it_grows_and_said_stale_past_its_end
         [unreadable] = logs
         assert unreadable["event"] == "site_csv_unreadable" and "pv.csv" in unreadable["error"]
     np.testing.assert_allclose(site.pv_w(START + timedelta(hours=40), 3600, 1), [300.0])  # kept
+
+
+def test_a_failing_site_falls_back_to_the_grid_and_the_other_sites_plan_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One site's error (here a PV series of NaN, which no loader lets in: a stand-in for
+    any fault of one site's model) failed every planning round for every region: the planner
+    got no forecasts at all. That site's zone now keeps its grid forecast, said once."""
+    good = build_site("sf", "US-CAL-CISO", _site())
+    bad = build_site("qc", "CA-QC", _site(pv_kwp=0.0))
+    bad.pv_trace = PowerSeries(START, 3600, np.full(48, np.nan))
+    view = SiteView({"sf": good, "qc": bad})
+    devices = [*_devices(), Device("qc/0", "qc", "CA-QC", RTX, 1.0, None)]
+    with capture_logs() as logs:
+        for hour in range(3):
+            seen = view.forecasts(START + timedelta(hours=hour), devices, _forecasts())
+    assert np.all(np.asarray(seen["CA-QC"].values_g_per_kwh) == 30.0)  # the grid's
+    assert isinstance(seen["US-CAL-CISO"], SiteIntensity)
+    failed = [e for e in logs if e["event"] == "site_failed"]
+    assert len(failed) == 1 and failed[0]["region"] == "qc" and "pv_w" in failed[0]["error"]
+    assert view.shares("qc", START, START + timedelta(hours=2)) == (0.0, 0.0)  # all grid
+    bad.pv_trace = PowerSeries(START, 3600, np.zeros(48))
+    with capture_logs() as logs:
+        seen = view.forecasts(START + timedelta(hours=3), devices, _forecasts())
+    assert [e["event"] for e in logs] == ["site_recovered"]
+    assert isinstance(seen["CA-QC"], SiteIntensity)
