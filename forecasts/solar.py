@@ -26,11 +26,13 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -146,6 +148,23 @@ def _parse_time(text: str, where: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _open_regular(path: Path) -> TextIO:
+    """``path`` as UTF-8 text for ``csv``, opened without blocking: a FIFO would wait for a
+    writer forever (the daemon's loop with it).
+
+    Raises:
+        OSError: it cannot be opened or is not a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a directory, a device
+            raise OSError("not a regular file")
+        return os.fdopen(fd, encoding="utf-8-sig", newline="")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def load_power_csv(path: Path) -> PowerSeries:
     """Read a ``datetime,power_w`` CSV of equally spaced rows.
 
@@ -155,11 +174,11 @@ def load_power_csv(path: Path) -> PowerSeries:
             field).
     """
     try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with _open_regular(path) as handle:
             reader = csv.DictReader(handle)  # skips blank lines: each row keeps its own line
             rows = [(reader.line_num, row) for row in reader]
     except OSError as exc:
-        raise SolarInputError(f"{path}: cannot read ({exc.strerror})") from exc
+        raise SolarInputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except (UnicodeDecodeError, csv.Error) as exc:  # text is decoded in blocks: no line
         raise SolarInputError(f"{path}: not a UTF-8 CSV file ({exc})") from exc
     if len(rows) < 2 or not {"datetime", "power_w"} <= set(rows[0][1]):

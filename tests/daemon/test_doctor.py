@@ -208,6 +208,19 @@ def test_a_fifo_queue_fails_without_hanging(tmp_path: Path) -> None:
     assert queue.startswith("FAIL") and "not a regular file" in queue, done.stdout
 
 
+def test_a_fifo_site_csv_fails_without_hanging(tmp_path: Path) -> None:
+    """A ``pv_csv`` naming a FIFO hung doctor (and `carbond run` at start, or the running
+    daemon at a reload) forever, opening it for a writer that never came."""
+    _, config = _setup(tmp_path)
+    os.mkfifo(tmp_path / "pv.csv")
+    config.write_text(config.read_text() + f"[regions.site]\npv_csv = '{tmp_path / 'pv.csv'}'\n")
+    done = subprocess.run([sys.executable, "-m", "daemon", "doctor", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 1
+    [check] = [line for line in done.stdout.splitlines() if " config" in line[:12]]
+    assert check.startswith("FAIL") and "pv.csv: cannot read (not a regular file)" in check
+
+
 @pytest.mark.parametrize(
     ("site", "message"),
     [
