@@ -311,9 +311,12 @@ class Service:
 
     def close(self) -> None:
         """Run the ``on_close`` callbacks (e.g. the signal chain's HTTP session). The ledger
-        and executors belong to the composition root, which closes them."""
+        and executors belong to the composition root, which closes them. Each battery's
+        charge is written for the next daemon."""
         for callback in self._on_close:
             callback()
+        if self.sites:
+            self.sites.save(self.settings.state_dir / SITES_NAME)
 
     # -- the round --------------------------------------------------------------------------
 

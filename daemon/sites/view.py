@@ -83,7 +83,9 @@ class SiteView:
         self._last: dict[str, tuple[datetime, float, float]] = {}
         # region -> [epoch s, integral of the PV share, of the battery share] at each round
         self._shares: dict[str, list[tuple[float, float, float]]] = {}
-        self._saved: tuple[datetime, bool] | None = None  # the last save: when, whether it failed
+        self._saved: dict[str, dict[str, Any]] = {}  # the batteries as last written
+        self._save_tried: datetime | None = None  # the last write's round
+        self._save_failing = False  # the last write failed (logged)
         self._failed: dict[str, str] = {}  # region -> the error its site failed with, logged
         self._broken: set[str] = set()  # the regions whose site failed in the last observe
 
@@ -103,28 +105,32 @@ class SiteView:
             if region in previous._shares:
                 self._shares[region] = previous._shares[region]
 
-    def save(self, path: Path, now: datetime) -> None:
+    def save(self, path: Path, now: datetime | None = None) -> None:
         """Write each battery's state of charge, the round it was advanced to and the load
-        running then to ``path`` (atomically), at most every ``_SAVE_EVERY_S``. Never raises:
-        a failed write is logged once per failure streak."""
-        saved = self._saved
-        if not self._soc or (saved and (now - saved[0]).total_seconds() < _SAVE_EVERY_S):
-            return
+        running then to ``path`` (atomically) when a battery moved since the last write, at
+        most every ``_SAVE_EVERY_S`` of ``now`` (None: now, at a stop). Never raises: a failed
+        write is logged once per failure streak."""
         batteries = {}
         for region, soc in self._soc.items():
             if (last := self._last.get(region)) is not None:
                 at, running_w, nominal_w = last
                 batteries[region] = {"soc": soc, "at": at.isoformat(), "running_w": running_w,
                                      "nominal_w": nominal_w}  # fmt: skip
-        record = {"updated_at": now.isoformat(), "batteries": batteries}
-        try:
-            write_replacing(path, lambda out: json.dump(record, out, indent=1))
-        except OSError as exc:
-            if not (saved and saved[1]):
-                log.warning("site_state_write_failed", path=str(path), error=str(exc))
-            self._saved = (now, True)
+        if not batteries or batteries == self._saved:
             return
-        self._saved = (now, False)
+        if now is not None:
+            tried = self._save_tried
+            if tried is not None and (now - tried).total_seconds() < _SAVE_EVERY_S:
+                return
+            self._save_tried = now
+        try:
+            write_replacing(path, lambda out: json.dump({"batteries": batteries}, out, indent=1))
+        except OSError as exc:
+            if not self._save_failing:
+                log.warning("site_state_write_failed", path=str(path), error=str(exc))
+            self._save_failing = True
+            return
+        self._saved, self._save_failing = batteries, False
 
     def restore(self, path: Path, now: datetime) -> None:
         """Resume each battery from ``path`` (:meth:`save`, by a daemon before this one): its

@@ -41,6 +41,15 @@ def test_a_restart_resumes_the_battery_from_its_last_charge(tmp_path: Path) -> N
     assert drawn is not None and drawn < 0.9 - 0.01
     saved = json.loads((tmp_path / SITES_NAME).read_text())
     assert saved["batteries"]["node"]["soc"] == pytest.approx(drawn)
+    clock.advance(10)  # a later round, written at the stop (not 30 s after the last write)
+    append(first.queue.path, job_line(id="c", model="llama-3.1-8b"))
+    first.tick(clock())
+    first.after_step("plan", None, clock())
+    assert first.sites.soc("node") < drawn
+    drawn = first.sites.soc("node")
+    first.close()
+    saved = json.loads((tmp_path / SITES_NAME).read_text())
+    assert saved["batteries"]["node"]["soc"] == pytest.approx(drawn)
     first.ledger.close()
 
     second, _ = _service(tmp_path, SITE)
