@@ -209,11 +209,13 @@ class Service:
             self.sites.save(self.settings.state_dir / SITES_NAME, now)
 
     def _executor_health(self, now: datetime) -> None:
-        """The executors' own problems (Slurm unreachable) into ``health.json``, each cleared
-        once its executor no longer reports it."""
+        """The executors' own problems (Slurm unreachable) and the sites' (a model failing, a
+        measured CSV stale) into ``health.json``, each cleared once no longer reported."""
         current: dict[str, str] = {}
         for executor in self._reporting:
             current.update(executor.problems())
+        if self.sites:
+            current.update(self.sites.problems())
         for region, why in self._undiscovered().items():
             current[f"region:{region}"] = (
                 f"GPUs not discovered ({why}); the jobs only this region can run wait queued, "

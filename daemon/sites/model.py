@@ -80,6 +80,16 @@ class Site:
                             last_row_end=end.isoformat(), late_s=late_s,
                             held_w=float(trace.values_w[-1]))  # fmt: skip
 
+    def problems(self) -> list[str]:
+        """The measured CSVs :meth:`refresh` last found stale, one line each."""
+        lines = []
+        for name, trace in (("pv_csv", self.pv_trace), ("other_load_csv", self.other_trace)):
+            if trace is not None and self._stale.get(name) == (end := _end(trace)):
+                lines.append(f"{name} {getattr(self, name)} ends {end.isoformat()}: its last "
+                             f"row ({float(trace.values_w[-1]):g} W) stands for every step "
+                             "since")  # fmt: skip
+        return lines
+
     def _reread(self, name: str, path: Path, trace: PowerSeries) -> PowerSeries:
         try:
             series = load_power_csv(path)

@@ -105,6 +105,18 @@ class SiteView:
             if region in previous._shares:
                 self._shares[region] = previous._shares[region]
 
+    def problems(self) -> dict[str, str]:
+        """``site:<region>``: what is wrong with each site now (its model failing, a measured
+        CSV stale), for ``health.json``."""
+        out = {}
+        for region, site in self.sites.items():
+            lines = site.problems()
+            if region in self._failed:
+                lines.insert(0, f"failing ({self._failed[region]}): planned and counted as grid")
+            if lines:
+                out[f"site:{region}"] = "; ".join(lines)
+        return out
+
     def save(self, path: Path, now: datetime | None = None) -> None:
         """Write each battery's state of charge, the round it was advanced to and the load
         running then to ``path`` (atomically) when a battery moved since the last write, at

@@ -350,8 +350,9 @@ def test_a_failing_site_falls_back_to_the_grid_and_the_other_sites_plan_on(
     failed = [e for e in logs if e["event"] == "site_failed"]
     assert len(failed) == 1 and failed[0]["region"] == "qc" and "pv_w" in failed[0]["error"]
     assert view.shares("qc", START, START + timedelta(hours=2)) == (0.0, 0.0)  # all grid
+    assert list(view.problems()) == ["site:qc"] and "pv_w" in view.problems()["site:qc"]
     bad.pv_trace = PowerSeries(START, 3600, np.zeros(48))
     with capture_logs() as logs:
         seen = view.forecasts(START + timedelta(hours=3), devices, _forecasts())
-    assert [e["event"] for e in logs] == ["site_recovered"]
+    assert [e["event"] for e in logs] == ["site_recovered"] and view.problems() == {}
     assert isinstance(seen["CA-QC"], SiteIntensity)
