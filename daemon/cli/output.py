@@ -49,7 +49,13 @@ def fail(exc: BaseException) -> int:
         code = EXIT_FAILURE
     else:
         raise exc
-    print(f"carbond: error: {exc}", file=sys.stderr)
+    # a message may quote what a user or a file wrote (a zone name, a path): its control
+    # characters (line breaks too) are escaped; an invalid config is one line per problem
+    if isinstance(exc, ConfigError):
+        text = "invalid configuration:" + "".join(f"\n  {printable(p)}" for p in exc.problems)
+    else:
+        text = printable(str(exc))
+    print(f"carbond: error: {text}", file=sys.stderr)
     return code
 
 

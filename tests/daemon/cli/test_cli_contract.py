@@ -285,3 +285,17 @@ def test_paper_figures_that_cannot_be_written_name_the_folder(
 )  # fmt: skip
 def test_a_past_span_after_a_long_option_is_its_value(argv: list[str], expected: list[str]) -> None:
     assert joined_past_spans(argv) == expected
+
+
+def test_an_error_line_never_drives_the_terminal(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An error quoting what a user or a file wrote (here a path with an escape sequence and a
+    line break) printed it raw: the terminal of whoever ran the command obeyed it."""
+    target = tmp_path / "no\x1b[2Jdir\nfake" / "x.csv"
+    code, _, err = _run(capsys, "report", "--state-dir", str(tmp_path), "-o", str(target))
+    assert code != 0
+    assert err.startswith("carbond: error: ")
+    assert "\x1b" not in err
+    assert "\\x1b[2Jdir\\nfake" in err
+    assert err.count("\n") == 1
