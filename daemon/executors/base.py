@@ -105,6 +105,14 @@ class ExitStatus:
     energy_method: str | None = None
     started_at: datetime | None = None
 
+    def __post_init__(self) -> None:
+        # The reason quotes what the job or its wrapper wrote (a status file's JSON may hold
+        # "\udcff"): text UTF-8 cannot encode could not be stored, and one such run end made
+        # every reconcile fail. Such characters become U+FFFD.
+        if not self.reason.isascii():
+            fixed = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in self.reason)
+            object.__setattr__(self, "reason", fixed)
+
     @property
     def succeeded(self) -> bool:
         """True when the job exited with status 0."""

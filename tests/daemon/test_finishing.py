@@ -108,3 +108,30 @@ def test_a_run_that_ends_on_its_own_before_the_cancel_is_sent_succeeded(tmp_path
     assert decision is not None and decision.gpu is not None
     assert service.learning.recalibration.get("llama-3.2-1b", decision.gpu).samples == 1
     ledger.close()
+
+
+class _OddReasons(RecordingExecutor):
+    """An executor whose runs end with a reason holding a lone surrogate, as a wrapper status
+    file's JSON can (``"\\udcff"``: an exec error quoting an argv that was not UTF-8)."""
+
+    def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
+        return [
+            ExitStatus(s.job_id, s.finished_at, 127, None, "command not found: \udcffx")
+            for s in super().poll(handles, now)
+        ]
+
+
+def test_a_run_end_whose_reason_utf8_cannot_encode_is_stored(tmp_path: Path) -> None:
+    """SQLite could not store such a reason: the whole reconcile failed, at every tick, for
+    every job, and the daemon could not restart past it."""
+    clock, executor = FakeClock(), _OddReasons()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a") + job_line(id="b"))
+    for _ in range(4):
+        service.tick(clock.advance(600))
+    ledger = service.ledger
+    assert _ends(ledger, "a") == _ends(ledger, "b") == ["failed"]
+    run = ledger.run("a")
+    assert run is not None and run.reason == "command not found: \ufffdx"
+    ledger.close()
