@@ -42,11 +42,13 @@ __all__ = [
 JOB_NAME_PREFIX = "carbond-"
 # squeue --format: id, state, reason, start (expected or actual), end, nodes, partition, name
 SQUEUE_FORMAT = "%i|%T|%r|%S|%e|%N|%P|%j"
-# squeue --format of others' running jobs: id, name, user, nodes, GRES per node, end
-SQUEUE_JOBS_FORMAT = "%i|%j|%u|%N|%b|%e"
+# squeue --format of others' running jobs: id, user, nodes, GRES per node, end. Never their
+# name (%j): Slurm prints the name a user chose raw, '|' and newlines included.
+SQUEUE_JOBS_FORMAT = "%i|%u|%N|%b|%e"
+# sacct rows of carbond's jobs and their steps, without JobName: a step's name is the job's
+# user's (``srun -J 'a|b'``), printed raw, '|' and newlines included.
 SACCT_FIELDS = (
     "JobID",
-    "JobName",
     "State",
     "ExitCode",
     "Start",

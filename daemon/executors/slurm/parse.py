@@ -10,8 +10,10 @@ Formats (all under ``TZ=UTC``, see :mod:`daemon.executors.slurm.commands`):
 - ``scontrol --oneliner show node``: ``Key=value`` pairs, one node per line; ``Reason=`` runs
   to the end of its value and may contain spaces.
 
-Times ``N/A``, ``Unknown``, ``None`` and empty read as None. Each parser raises
-:class:`SlurmOutputError` naming the command and the line it could not read.
+None of them asks for the names of others' jobs or of steps: Slurm prints a name as its user
+chose it, ``|`` and newlines included. Times ``N/A``, ``Unknown``, ``None`` and empty read as
+None. Each parser raises :class:`SlurmOutputError` naming the command and the line it could not
+read.
 """
 
 from __future__ import annotations
@@ -75,7 +77,6 @@ class AcctRow:
 
     slurm_id: str
     step: str
-    name: str
     state: str
     by_uid: int | None
     exit_code: int | None
@@ -121,7 +122,6 @@ class RunningRow:
     """A job holding resources now: its nodes (expanded), GPUs per node and expected end."""
 
     slurm_id: str
-    name: str
     user: str
     nodes: tuple[str, ...]
     gpus_per_node: int
@@ -215,9 +215,7 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
     """
     rows = []
     for line in _data_lines(stdout):
-        job, name, state, exit_code, start, end, nodes, partition, energy = _fields(
-            "sacct", line, 9
-        )
+        job, state, exit_code, start, end, nodes, partition, energy = _fields("sacct", line, 8)
         slurm_id, _, step = job.partition(".")
         state_word, _, by = state.partition(" by ")
         code, sig = None, None
@@ -229,7 +227,6 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
             AcctRow(
                 slurm_id=slurm_id,
                 step=step,
-                name=name,
                 state=state_word.strip(),
                 by_uid=int(by) if by.strip().isdigit() else None,
                 exit_code=code if sig == 0 else None,
@@ -341,11 +338,10 @@ def parse_running(stdout: str, gres: str = "gpu") -> list[RunningRow]:
     """
     rows = []
     for line in _data_lines(stdout):
-        i, name, user, nodes, per_node, end = _fields("squeue", line, 6)
+        i, user, nodes, per_node, end = _fields("squeue", line, 5)
         rows.append(
             RunningRow(
                 i.strip(),
-                name.strip(),
                 user.strip(),
                 expand_hostlist(nodes.strip()),
                 gpu_count(per_node, gres),

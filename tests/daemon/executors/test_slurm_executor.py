@@ -92,7 +92,7 @@ class FakeSlurm:
         return CommandResult(0, f"{slurm_id}\n", "")
 
     def _squeue(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
-        if opts["format"].startswith("%i|%j"):  # a partition's running jobs
+        if opts["format"].startswith("%i|%u"):  # a partition's running jobs
             return CommandResult(0, self.running_beta if "beta" in str(argv) else "", "")
         wanted = opts["jobs"].split(",") if "jobs" in opts else list(self.jobs)
         rows = [
@@ -108,8 +108,8 @@ class FakeSlurm:
             if i in opts.get("jobs", "").split(",") or j.name == opts.get("name"):
                 state = "COMPLETED" if j.state == "GONE" else j.state
                 times = f"{self.ran[0]}|{self.ran[1]}|n1"
-                rows.append(f"{i}|{j.name}|{state}|0:0|{times}|{j.partition}|")
-                rows.append(f"{i}.batch|batch|{state}|0:0|{times}||{j.energy}")
+                rows.append(f"{i}|{state}|0:0|{times}|{j.partition}|")
+                rows.append(f"{i}.batch|{state}|0:0|{times}||{j.energy}")
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
 
     def _scancel(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:

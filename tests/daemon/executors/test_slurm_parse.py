@@ -73,7 +73,7 @@ def test_energy_is_the_batch_step_s_joules_and_none_without_accounting() -> None
     assert energy_j(rows, "1") == 298.0  # 2 s on the 150 W fake meter
     assert energy_j(rows, "2") == 401.0  # 2 s at 200 W
     assert energy_j(rows, "3") is None  # ran for no time: 0 J reads as unmeasured
-    no_energy = "9|x|COMPLETED|0:0|2026-12-04T21:10:32|2026-12-04T21:10:34|n1|alpha|\n"
+    no_energy = "9|COMPLETED|0:0|2026-12-04T21:10:32|2026-12-04T21:10:34|n1|alpha|\n"
     assert energy_j(parse_sacct(no_energy), "9") is None
     huge = no_energy.replace("alpha|", "alpha|18446744073709551614")
     assert energy_j(parse_sacct(huge), "9") is None  # Slurm's NO_VAL64
@@ -93,7 +93,7 @@ def test_nodes_read_gres_partitions_state_and_the_free_text_reason() -> None:
 
 def test_running_jobs_expand_hosts_and_count_gpus_per_node() -> None:
     [hog] = parse_running(_read("squeue_running_beta.txt"))
-    assert (hog.name, hog.user, hog.nodes, hog.gpus_per_node) == ("other-hog", "root", ("n2",), 1)
+    assert (hog.slurm_id, hog.user, hog.nodes, hog.gpus_per_node) == ("5", "root", ("n2",), 1)
     assert hog.end == datetime(2027, 12, 4, 21, 10, 45, tzinfo=UTC)
 
 
