@@ -100,10 +100,11 @@ def _ids(*names: str) -> list[str]:
 def _squeue(cluster: SlurmCluster, ids: Iterable[str], state: str = "") -> list[dict[str, str]]:
     """The Slurm jobs of carbond jobs ``ids`` (in ``state``, when given): id, name, partition,
     state, reason, start."""
-    out = cluster.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%P|%T|%r|%S"]).stdout
+    names = {f"carbond-{i}" for i in ids}  # only theirs: others' names may hold '|' or newlines
+    where = f"--name={','.join(sorted(names))}"
+    out = cluster.run(["squeue", "-h", "-t", "all", where, "-o", "%i|%j|%P|%T|%r|%S"]).stdout
     keys = ("id", "name", "partition", "state", "reason", "start")
     rows = [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines()]
-    names = {f"carbond-{i}" for i in ids}
     return [r for r in rows if r["name"] in names and r["state"] == (state or r["state"])]
 
 
