@@ -280,15 +280,26 @@ class Service:
                             self.ledger.set_run_started(item.job_id, item.token, item.started_at)
 
     def _requeue(self, status: ExitStatus, now: datetime, why: str = "") -> None:
+        """Queue a job whose run never started again; one whose deadline has passed is
+        expired in the same transaction (a job taken back at its deadline does not wait a
+        round ``queued``)."""
         why = (
             why
             or "its launch was never confirmed (the daemon died, or its executor did not answer)"
         )
         reason = f"requeued: {why} ({status.reason})"
+        deadline = self.ledger.job(status.job_id).deadline
+        late = _missed(deadline) if deadline is not None and deadline <= now else None
         with self.ledger.transaction():
             self.ledger.drop_run(status.job_id)
             self.ledger.transition(status.job_id, "queued", now, reason)
+            if late is not None:
+                self.ledger.transition(status.job_id, "expired", now, late)
         log.warning("job_requeued", job_id=status.job_id, reason=status.reason)
+        if late is not None:
+            log.info("job_expired", job_id=status.job_id, reason=late)
+            self.metrics.observe_outcome(status.job_id, "expired", None)
+            self._endings.count_expired()
 
     def reconfigure(
         self,
@@ -571,8 +582,7 @@ class Service:
             if job.cancel_requested_at is not None:
                 state, reason = "cancelled", "cancelled by its owner before start"
             elif job.deadline is not None and job.deadline <= now:
-                state = "expired"
-                reason = f"deadline {job.deadline.isoformat()} passed before the job started"
+                state, reason = "expired", _missed(job.deadline)
             else:
                 continue
             if not self._end_unstarted(job, state, now, reason):
@@ -717,3 +727,8 @@ def _log_failed_calls(outcome: object) -> dict[str, str]:
             log.warning("intensity_provider_failed", zone=zone, problem=result)
             failed[str(zone)] = result
     return failed
+
+
+def _missed(deadline: datetime) -> str:
+    """The reason recorded for a job expired because ``deadline`` passed before it started."""
+    return f"deadline {deadline.isoformat()} passed before the job started"

@@ -130,8 +130,10 @@ def test_a_released_job_slurm_keeps_pending_past_its_deadline_is_expired_never_r
     _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
     assert daemon.ledger.job(job).state == "expired"
     assert daemon.ledger.outcome(job) is None
-    ended = daemon.ledger.transitions(job)[-1].at  # at its deadline, not after the grace
+    *_, requeued, expired = daemon.ledger.transitions(job)
+    ended = expired.at  # at its deadline, not after the grace
     assert ended - deadline < timedelta(seconds=10), (ended, deadline)
+    assert requeued.at == ended  # expired in the round that took it back, never queued meanwhile
     slurm_cluster.run(["scancel", str(hog)])  # the CPUs free: a job left pending would start
     _wait(slurm_cluster, "sacct to have the job's end",
           lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
