@@ -5,7 +5,10 @@ name order (:class:`Layout`, learnt at discovery). Each planning round the execu
 nodes (``scontrol show node``) and the partition's running jobs (``squeue``) and
 :func:`mark_devices` applies them:
 
-- every GPU of a node that is down, drained, draining or not responding is unavailable;
+- every GPU of a node that is down, drained, draining or not responding is unavailable, and so
+  is every GPU of a node in an active reservation (``RESERVED``: booked for others, or for
+  maintenance), where a job that does not ask for that reservation cannot start, unless the
+  region's jobs are submitted into a reservation (``--reservation`` in its ``sbatch_options``);
 - on each node, as many GPUs as jobs carbond did not submit hold there are busy until the
   latest of those jobs' expected ends (their time limit; one hour when Slurm gives none),
   taken from the GPUs carbond itself does not already count busy.
@@ -50,9 +53,12 @@ def mark_devices(
     nodes: Sequence[NodeRow],
     others: Sequence[RunningRow],
     now: datetime,
+    *,
+    in_reservation: bool = False,
 ) -> list[Device]:
-    """``devices`` with ``region``'s GPUs marked from Slurm (see the module docstring)."""
-    usable = {node.name: node.usable for node in nodes}
+    """``devices`` with ``region``'s GPUs marked from Slurm (see the module docstring);
+    ``in_reservation``: the region's jobs ask for a reservation, so reserved nodes may run them."""
+    usable = {n.name: n.usable and (in_reservation or not n.reserved) for n in nodes}
     held: Counter[str | None] = Counter()
     until: dict[str | None, datetime] = {}
     for job in others:

@@ -201,7 +201,9 @@ class SlurmExecutor:
                 continue
             for region in regions:
                 others = [row for row in running[region] if row.slurm_id not in self._mine]
-                out = mark_devices(out, region, self._layout.get(region), nodes, others, now)
+                reserved_ok = _into_reservation(self._targets[region])
+                out = mark_devices(out, region, self._layout.get(region), nodes, others, now,
+                                   in_reservation=reserved_ok)  # fmt: skip
         return out
 
     # -- submitting -------------------------------------------------------------------------
@@ -450,6 +452,12 @@ class SlurmExecutor:
                 if status is not None:
                     out.append((handle, status))
         return out
+
+
+def _into_reservation(target: cmd.Target) -> bool:
+    """Whether ``target``'s jobs are submitted into a reservation (``--reservation=NAME`` in
+    its ``sbatch_options``)."""
+    return any(o.startswith("--reservation") for o in target.sbatch_options)
 
 
 def _home(uid: int) -> Path:

@@ -116,6 +116,12 @@ class NodeRow:
                "POWERED_DOWN", "POWERING_DOWN", "INVALID_REG", "FUTURE", "UNKNOWN"}  # fmt: skip
         return not bad & set(self.state)
 
+    @property
+    def reserved(self) -> bool:
+        """True while the node is in an active reservation (``RESERVED``; maintenance ones add
+        ``MAINTENANCE``): only jobs that ask for that reservation may start there."""
+        return "RESERVED" in self.state
+
 
 @dataclass(frozen=True, slots=True)
 class RunningRow:

@@ -91,6 +91,15 @@ def test_nodes_read_gres_partitions_state_and_the_free_text_reason() -> None:
     assert lost == {"n1": False, "n2": True}  # n1 IDLE+NOT_RESPONDING
 
 
+def test_a_node_in_an_active_reservation_is_reserved_but_up() -> None:
+    # scontrol -o show node n1 (fields cut) during "scontrol create reservation ... flags=maint"
+    line = "NodeName=n1 Gres=gpu:t4:2 State=IDLE+MAINTENANCE+RESERVED Partitions=alpha\n"
+    [n1] = parse_nodes(line)
+    assert (n1.usable, n1.reserved) == (True, True)
+    [plain] = parse_nodes(line.replace("+MAINTENANCE+RESERVED", "+PLANNED"))
+    assert (plain.usable, plain.reserved) == (True, False)
+
+
 def test_running_jobs_expand_hosts_and_count_gpus_per_node() -> None:
     [hog] = parse_running(_read("squeue_running_beta.txt"))
     assert (hog.slurm_id, hog.user, hog.nodes, hog.gpus_per_node) == ("5", "root", ("n2",), 1)
