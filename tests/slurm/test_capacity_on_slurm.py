@@ -65,3 +65,22 @@ def test_gpus_of_a_node_reserved_for_others_are_unavailable(
     executor = SlurmExecutor(into, runner=SubprocessRunner(), known_gpus=["T4"])
     executor.discover("qc")
     assert all(d.available for d in executor.available(_devices()[:2], datetime.now(UTC)))
+
+
+@pytest.mark.parametrize("ask", ["--gres=gpu:1", "--gpus=1", "--ntasks=1 --gpus-per-task=1"])
+def test_a_gpu_another_user_holds_is_busy_however_they_asked_for_it(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch, ask: str
+) -> None:
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(), known_gpus=["T4"])
+    executor.discover("qc")
+    hog = slurm_cluster.sbatch("-p", "alpha", *ask.split(), "--time=30", wrap="sleep 120",
+                               user=slurm_cluster.other_user)  # fmt: skip
+    slurm_cluster.wait_until(lambda: slurm_cluster.job_state(hog) == "RUNNING",
+                             what="the other user's job to run")  # fmt: skip
+
+    now = datetime.now(UTC)
+    qc0, qc1 = executor.available(_devices()[:2], now)
+
+    assert qc0.busy_until is not None and qc0.busy_until > now  # squeue %b is N/A for --gpus
+    assert qc1.busy_until is None and qc1.available

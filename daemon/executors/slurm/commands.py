@@ -42,9 +42,11 @@ __all__ = [
 JOB_NAME_PREFIX = "carbond-"
 # squeue --format: id, state, reason, start (expected or actual), end, nodes, partition, name
 SQUEUE_FORMAT = "%i|%T|%r|%S|%e|%N|%P|%j"
-# squeue --format of others' running jobs: id, user, nodes, GRES per node, end. Never their
-# name (%j): Slurm prints the name a user chose raw, '|' and newlines included.
-SQUEUE_JOBS_FORMAT = "%i|%u|%N|%b|%e"
+# squeue --Format of others' running jobs: id, user, nodes, GRES asked per node, TRES allocated
+# (a job asking --gpus=N or --gpus-per-task has no GRES per node: "N/A"), end; each field
+# unpadded (":0"), "|" after all but the last. Never their name: Slurm prints the name a user
+# chose raw, '|' and newlines included.
+SQUEUE_JOBS_FORMAT = "JobID:0|,UserName:0|,NodeList:0|,tres-per-node:0|,tres-alloc:0|,EndTime:0"
 # sacct rows of carbond's jobs and their steps, without JobName: a step's name is the job's
 # user's (``srun -J 'a|b'``), printed raw, '|' and newlines included.
 SACCT_FIELDS = (
@@ -226,7 +228,7 @@ def squeue_running_argv(squeue: str, target: Target) -> list[str]:
         "--noheader",
         "--states=RUNNING,COMPLETING,CONFIGURING",
         f"--partition={target.partition}",
-        f"--format={SQUEUE_JOBS_FORMAT}",
+        f"--Format={SQUEUE_JOBS_FORMAT}",
     ]
 
 

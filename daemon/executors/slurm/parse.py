@@ -32,6 +32,7 @@ __all__ = [
     "QueueRow",
     "RunningRow",
     "SlurmOutputError",
+    "allocated_count",
     "controller_up",
     "energy_j",
     "expand_hostlist",
@@ -336,21 +337,40 @@ def gpu_count(text: str, gres: str = "gpu") -> int:
     return total
 
 
+def allocated_count(tres: str, gres: str = "gpu") -> int:
+    """GPUs in a job's allocated TRES (``squeue -O tres-alloc``: ``cpu=1,...,gres/gpu=2``; a
+    typed ``gres/gpu:t4=2`` counts only where the untyped total is missing)."""
+    total, typed = None, 0
+    for item in tres.split(","):
+        key, _, value = item.strip().partition("=")
+        if not value.isdigit():
+            continue
+        if key == f"gres/{gres}":
+            total = int(value)
+        elif key.startswith(f"gres/{gres}:"):
+            typed += int(value)
+    return total if total is not None else typed
+
+
 def parse_running(stdout: str, gres: str = "gpu") -> list[RunningRow]:
-    """Rows of ``squeue --format=SQUEUE_JOBS_FORMAT`` (jobs holding resources now).
+    """Rows of ``squeue --Format=SQUEUE_JOBS_FORMAT`` (jobs holding resources now). A job's
+    GPUs per node are those it asked per node, or its allocated GPUs spread over its nodes
+    (rounded up) when more: ``--gpus=N`` asks nothing per node.
 
     Raises:
         SlurmOutputError: a line with the wrong number of fields or an unreadable time.
     """
     rows = []
     for line in _data_lines(stdout):
-        i, user, nodes, per_node, end = _fields("squeue", line, 5)
+        i, user, nodes, per_node, alloc, end = _fields("squeue", line, 6)
+        hosts = expand_hostlist(nodes.strip())
+        spread = -(-allocated_count(alloc, gres) // max(1, len(hosts)))
         rows.append(
             RunningRow(
                 i.strip(),
                 user.strip(),
-                expand_hostlist(nodes.strip()),
-                gpu_count(per_node, gres),
+                hosts,
+                max(gpu_count(per_node, gres), spread),
                 _time("squeue", end, line),
             )
         )

@@ -92,7 +92,7 @@ class FakeSlurm:
         return CommandResult(0, f"{slurm_id}\n", "")
 
     def _squeue(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
-        if opts["format"].startswith("%i|%u"):  # a partition's running jobs
+        if "Format" in opts:  # a partition's running jobs
             return CommandResult(0, self.running_beta if "beta" in str(argv) else "", "")
         wanted = opts["jobs"].split(",") if "jobs" in opts else list(self.jobs)
         rows = [
@@ -263,7 +263,8 @@ def test_capacity_marks_down_nodes_and_gpus_others_hold(tmp_path: Path) -> None:
     slurm = FakeSlurm()
     executor = _executor(slurm)
     slurm.nodes = (RECORDED / "scontrol_nodes_drained.txt").read_text()  # n1 drained
-    slurm.running_beta = (RECORDED / "squeue_running_beta.txt").read_text()  # 1 GPU on n2
+    # root's --gres=gpu:1 (no end: an hour assumed) and another user's --gpus=1, both on n2
+    slurm.running_beta = (RECORDED / "squeue_running_beta.txt").read_text().splitlines()[0]
     devices = [
         Device(f"{region}/{i}", region, "Z", DEFAULT_GPU_CATALOG.get(gpu))
         for region, gpu in (("qc", "T4"), ("pace", "L4"))
@@ -271,8 +272,12 @@ def test_capacity_marks_down_nodes_and_gpus_others_hold(tmp_path: Path) -> None:
     ]
     marked = {d.device_id: d for d in executor.available(devices, T0)}
     assert not marked["qc/0"].available and not marked["qc/1"].available
-    assert marked["pace/0"].busy_until == datetime(2027, 12, 4, 21, 10, 45, tzinfo=UTC)
+    assert marked["pace/0"].busy_until == T0 + timedelta(hours=1)
     assert marked["pace/1"].busy_until is None and marked["pace/1"].available
+    slurm.running_beta = (RECORDED / "squeue_running_beta.txt").read_text()
+    marked = {d.device_id: d for d in executor.available(devices, T0)}
+    ends = datetime(2026, 12, 6, 16, 37, 44, tzinfo=UTC)  # the --gpus=1 job's time limit
+    assert marked["pace/0"].busy_until == marked["pace/1"].busy_until == ends
     slurm.down = True
     assert not any(d.available for d in executor.available(devices, T0))
 

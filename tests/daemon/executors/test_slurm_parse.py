@@ -9,6 +9,7 @@ import pytest
 
 from daemon.executors.slurm.parse import (
     SlurmOutputError,
+    allocated_count,
     controller_up,
     energy_j,
     expand_hostlist,
@@ -101,9 +102,34 @@ def test_a_node_in_an_active_reservation_is_reserved_but_up() -> None:
 
 
 def test_running_jobs_expand_hosts_and_count_gpus_per_node() -> None:
-    [hog] = parse_running(_read("squeue_running_beta.txt"))
-    assert (hog.slurm_id, hog.user, hog.nodes, hog.gpus_per_node) == ("5", "root", ("n2",), 1)
-    assert hog.end == datetime(2027, 12, 4, 21, 10, 45, tzinfo=UTC)
+    per_node, per_job = parse_running(_read("squeue_running_beta.txt"))
+    assert (per_node.user, per_node.nodes, per_node.gpus_per_node) == ("root", ("n2",), 1)
+    assert per_node.end is None  # no time limit
+    # --gpus=1 asks nothing per node (N/A): its GPU is the one allocated to it
+    assert (per_job.user, per_job.nodes, per_job.gpus_per_node) == (
+        "carbond-slurm-other", ("n2",), 1,
+    )  # fmt: skip
+    assert per_job.end == datetime(2026, 12, 6, 16, 37, 44, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("tres", "gpus"),
+    [
+        ("cpu=1,mem=100M,node=1,billing=1,gres/gpu=2", 2),
+        ("cpu=1,gres/gpu=4,gres/gpu:a100=4", 4),  # typed TRES tracked too: not counted twice
+        ("cpu=1,gres/gpu:a100=2,gres/gpu:v100=1", 3),
+        ("cpu=8,mem=800M,node=1,billing=8", 0),
+        ("", 0),
+    ],
+)
+def test_allocated_gpus_are_read_from_the_tres(tres: str, gpus: int) -> None:
+    assert allocated_count(tres) == gpus
+
+
+def test_allocated_gpus_spread_over_a_job_s_nodes_rounded_up() -> None:
+    line = "7|alice|n[1-2]|N/A|cpu=2,node=2,gres/gpu=3|NONE\n"
+    [row] = parse_running(line)
+    assert (row.nodes, row.gpus_per_node) == (("n1", "n2"), 2)
 
 
 @pytest.mark.parametrize(
