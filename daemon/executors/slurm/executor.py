@@ -48,7 +48,7 @@ from daemon.executors.errors import (
 )
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
-from daemon.executors.slurm.parse import QueueRow, parse_sbatch
+from daemon.executors.slurm.parse import AcctRow, QueueRow, parse_sbatch
 from daemon.executors.slurm.queries import SlurmQueries, Token, ended, said
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
@@ -442,7 +442,7 @@ class SlurmExecutor:
             queue = {r.slurm_id: r for r in self._q.squeue(cluster, ids)}
             gone = [t.slurm_id for _, t in items if t.slurm_id not in queue
                     or is_ended(queue[t.slurm_id].state)]  # fmt: skip
-            acct = self._q.sacct(cluster, gone) if gone else []
+            acct = self._acct(cluster, gone)
             for handle, token in items:
                 row = queue.get(token.slurm_id)
                 if row is not None and not is_ended(row.state):
@@ -452,6 +452,25 @@ class SlurmExecutor:
                 if status is not None:
                     out.append((handle, status))
         return out
+
+    def _acct(self, cluster: str | None, ids: Sequence[str]) -> list[AcctRow]:
+        """The sacct rows of ``ids``; none while sacct fails but Slurm answers (slurmdbd down:
+        ``Problem talking to the database``): those jobs' ends are read on a later poll, and
+        the jobs squeue still shows are watched meanwhile (a pending one is still taken back
+        at its deadline).
+
+        Raises:
+            ExecutorUnavailableError: Slurm itself cannot be reached.
+        """
+        if not ids:
+            return []
+        try:
+            return self._q.sacct(cluster, ids)
+        except ExecutorUnavailableError:
+            raise
+        except ExecutorError as exc:
+            log.warning("slurm_sacct_failed", cluster=cluster, slurm_ids=list(ids), error=str(exc))
+            return []
 
 
 def _into_reservation(target: cmd.Target) -> bool:

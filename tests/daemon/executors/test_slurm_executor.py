@@ -25,6 +25,13 @@ from policies.footprint import DEFAULT_GPU_CATALOG
 
 RECORDED = Path(__file__).parent / "slurm_outputs"
 T0 = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
+# sacct's answer (exit 1, in 0.0 s) while slurmdbd is stopped, on the local cluster
+DBD_DOWN = (
+    "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent connection "
+    "to host:vm:17001: Connection refused\n"
+    "sacct: error: Sending PersistInit msg: Connection refused\n"
+    "sacct: error: Problem talking to the database: Connection refused\n"
+)
 
 
 @dataclass
@@ -47,6 +54,7 @@ class FakeSlurm:
     calls: list[tuple[str, ...]] = field(default_factory=list)
     down: bool = False  # every command times out
     stopped: bool = False  # slurmctld stopped: every command says it cannot contact it
+    dbd_down: bool = False  # slurmdbd stopped: sacct fails (DBD_DOWN), the rest answers
     nodes: str = (
         (RECORDED / "scontrol_nodes_drained.txt").read_text().replace("MIXED+DRAIN", "IDLE")
     )
@@ -103,6 +111,8 @@ class FakeSlurm:
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
 
     def _sacct(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        if self.dbd_down:
+            return CommandResult(1, "", DBD_DOWN)
         rows = []
         for i, j in self.jobs.items():
             if i in opts.get("jobs", "").split(",") or j.name == opts.get("name"):
@@ -238,6 +248,26 @@ def test_a_released_job_still_pending_at_its_deadline_is_taken_back_within_the_g
 
     running = replace(executor.launch(_spec(tmp_path), T0), deadline=T0)  # started in time
     assert executor.poll([running], T0 + timedelta(seconds=60)) == []  # runs to its end
+
+
+def test_without_slurmdbd_a_job_past_its_deadline_is_still_taken_back(tmp_path: Path) -> None:
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    done = executor.launch(_spec(tmp_path), T0)
+    next(iter(slurm.jobs.values())).state = "COMPLETED"  # ended: its end is sacct's
+    late = replace(executor.launch(replace(_spec(tmp_path), job_id="j2"), T0),
+                   deadline=T0 + timedelta(seconds=60))  # fmt: skip
+    pending = slurm.jobs[Token.decode("j2", late.token).slurm_id]
+    pending.state, pending.reason = "PENDING", "Resources"
+
+    slurm.dbd_down = True
+    [status] = executor.poll([done, late], T0 + timedelta(seconds=60))
+
+    assert isinstance(status, NotStarted) and status.job_id == "j2"  # never starts late
+    assert pending.held and pending.state == "CANCELLED"
+    slurm.dbd_down = False  # the ended job's end is read once slurmdbd answers again
+    [ended] = executor.poll([done], T0 + timedelta(seconds=61))
+    assert ended.succeeded
 
 
 def test_adopt_keeps_running_jobs_recovers_ended_ones_and_finds_unrecorded_ones(
