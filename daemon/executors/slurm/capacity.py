@@ -34,16 +34,27 @@ UNKNOWN_END = timedelta(hours=1)
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """The node of each of a region's GPUs, by index."""
+    """The node and GRES type (``t4``; empty: untyped) of each of a region's GPUs, by index."""
 
     nodes: tuple[str, ...]
+    types: tuple[str, ...] = ()
 
-    def node_of(self, device_id: str) -> str | None:
-        """The node of ``<region>/<index>`` (None: not a GPU of this layout)."""
+    def _index(self, device_id: str) -> int | None:
         _, _, index = device_id.rpartition("/")
         if not index.isdigit() or int(index) >= len(self.nodes):
             return None
-        return self.nodes[int(index)]
+        return int(index)
+
+    def node_of(self, device_id: str) -> str | None:
+        """The node of ``<region>/<index>`` (None: not a GPU of this layout)."""
+        i = self._index(device_id)
+        return None if i is None else self.nodes[i]
+
+    def type_of(self, device_id: str) -> str:
+        """The GRES type of ``<region>/<index>`` (empty: untyped, or not a GPU of this
+        layout)."""
+        i = self._index(device_id)
+        return "" if i is None or i >= len(self.types) else self.types[i]
 
 
 def mark_devices(

@@ -26,6 +26,7 @@ __all__ = [
     "Submission",
     "Target",
     "batch_script",
+    "gres_request",
     "hold_argv",
     "job_name",
     "nodes_argv",
@@ -76,9 +77,10 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One job for ``sbatch``: its argv (run without a shell), environment, GPUs, the node it
-    is pinned to (None: any node of the partition), when it may start (None: now), where its
-    output goes and its working directory."""
+    """One job for ``sbatch``: its argv (run without a shell), environment, GPUs (and their
+    GRES type, ``t4``; empty: any type), the node it is pinned to (None: any node of the
+    partition), when it may start (None: now), where its output goes and its working
+    directory."""
 
     job_id: str
     argv: tuple[str, ...]
@@ -89,6 +91,13 @@ class Submission:
     node: str | None = None
     comment: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
+    gres_type: str = ""
+
+
+def gres_request(name: str, gres_type: str, count: int) -> str:
+    """A GRES request (``gpu:t4:2``; ``gpu:2`` without a type). The type matters on a node
+    with GPUs of several types: ``gpu:1`` gets whichever Slurm picks, not the planned one."""
+    return f"{name}:{gres_type}:{count}" if gres_type else f"{name}:{count}"
 
 
 def job_name(job_id: str) -> str:
@@ -148,7 +157,7 @@ def sbatch_argv(sbatch: str, target: Target, sub: Submission) -> list[str]:
         f"--partition={target.partition}",
         *_where(target),
         "--nodes=1",
-        f"--gres={target.gres}:{sub.gpus}",
+        f"--gres={gres_request(target.gres, sub.gres_type, sub.gpus)}",
         f"--output={sub.log_dir / (sub.job_id + '.out')}",
         f"--error={sub.log_dir / (sub.job_id + '.err')}",
         f"--chdir={sub.chdir}",
@@ -176,12 +185,15 @@ def update_argv(
     *,
     start: datetime | None,
     node: str | None,
+    gres: str,
 ) -> list[str]:
-    """``scontrol update`` of a pending job: its partition, node and start (None: now, which
-    releases it)."""
+    """``scontrol update`` of a pending job: its partition, node, GRES (:func:`gres_request`:
+    a typed request keeps its type when the job moves) and start (None: now, which releases
+    it)."""
     argv = [scontrol, *_where(target), "update", f"JobId={slurm_id}"]
     argv.append(f"Partition={target.partition}")
     argv.append(f"ReqNodeList={node or ''}")
+    argv.append(f"Gres={gres}")
     argv.append(f"StartTime={slurm_time(start) if start is not None else 'now'}")
     return argv
 

@@ -133,6 +133,7 @@ class SlurmExecutor:
             raise
         self._undiscovered.pop(region, None)
         layout: list[str] = []
+        types: list[str] = []
         found: list[tuple[int, str]] = []
         for node in sorted(nodes, key=lambda n: n.name):
             if target.partition not in node.partitions:
@@ -144,7 +145,8 @@ class SlurmExecutor:
                 for _ in range(gres.count):
                     found.append((len(layout), gpu))
                     layout.append(node.name)
-        self._layout[region] = Layout(tuple(layout))
+                    types.append(gres.type)
+        self._layout[region] = Layout(tuple(layout), tuple(types))
         log.info("slurm_gpus_discovered", region=region, partition=target.partition,
                  gpus=len(found), nodes=sorted(set(layout)))  # fmt: skip
         return found
@@ -276,13 +278,14 @@ class SlurmExecutor:
         sub = cmd.Submission(
             job_id=spec.job_id,
             argv=spec.argv,
-            gpus=max(1, len(spec.device_ids) or len(spec.gpu_indices)),
+            gpus=_gpus(spec),
             log_dir=spec.log_dir,
             chdir=Path(spec.cwd) if spec.cwd else home,
             begin=begin,
             node=self._node(spec),
             comment=spec.name,
             env=_job_env(spec, home),
+            gres_type=self._gres_type(spec),
         )
         argv = cmd.sbatch_argv(self._tool("sbatch"), target, sub)
         try:
@@ -309,9 +312,9 @@ class SlurmExecutor:
         if old is None or old.cluster != target.cluster or old.gres != target.gres:
             self._q.scancel(current)
             return self._submit(spec, start)
-        argv = cmd.update_argv(
-            self._tool("scontrol"), target, current.slurm_id, start=start, node=self._node(spec)
-        )
+        gres = cmd.gres_request(target.gres, self._gres_type(spec), _gpus(spec))
+        argv = cmd.update_argv(self._tool("scontrol"), target, current.slurm_id, start=start,
+                               node=self._node(spec), gres=gres)  # fmt: skip
         result = self._run(argv)
         if not result.ok:
             raise ExecutorError(
@@ -355,6 +358,15 @@ class SlurmExecutor:
             return None
         nodes = {layout.node_of(device_id) for device_id in spec.device_ids}
         return nodes.pop() if len(nodes) == 1 and None not in nodes else None
+
+    def _gres_type(self, spec: LaunchSpec) -> str:
+        """The GRES type of the planned GPUs, when they all have the same one (else empty: any
+        type)."""
+        layout = self._layout.get(spec.region)
+        if layout is None:
+            return ""
+        types = {layout.type_of(device_id) for device_id in spec.device_ids}
+        return types.pop() if len(types) == 1 else ""
 
     def _find(self, job_id: str, token: str) -> tuple[Token, QueueRow | None] | None:
         """:meth:`SlurmQueries.find`, remembering the job as carbond's."""
@@ -471,6 +483,11 @@ class SlurmExecutor:
         except ExecutorError as exc:
             log.warning("slurm_sacct_failed", cluster=cluster, slurm_ids=list(ids), error=str(exc))
             return []
+
+
+def _gpus(spec: LaunchSpec) -> int:
+    """How many GPUs the job asks Slurm for."""
+    return max(1, len(spec.device_ids) or len(spec.gpu_indices))
 
 
 def _into_reservation(target: cmd.Target) -> bool:

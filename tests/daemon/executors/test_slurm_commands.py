@@ -11,6 +11,7 @@ from daemon.executors.slurm.commands import (
     Target,
     batch_script,
     cluster_of,
+    gres_request,
     job_name,
     nodes_argv,
     ping_argv,
@@ -100,13 +101,19 @@ def test_a_job_name_with_control_characters_still_gives_an_argv_that_runs() -> N
 
 def test_update_moves_partition_node_and_start_or_releases_now() -> None:
     at = datetime(2026, 12, 4, 22, 30, tzinfo=UTC)
-    assert update_argv("scontrol", Target("beta"), "7", start=at, node="n2") == [
-        "scontrol", "update", "JobId=7", "Partition=beta", "ReqNodeList=n2",
+    assert update_argv("scontrol", Target("beta"), "7", start=at, node="n2", gres="gpu:l4:1") == [
+        "scontrol", "update", "JobId=7", "Partition=beta", "ReqNodeList=n2", "Gres=gpu:l4:1",
         "StartTime=2026-12-04T22:30:00",
     ]  # fmt: skip
-    assert update_argv("scontrol", Target("alpha"), "7", start=None, node=None)[-1] == (
-        "StartTime=now"
-    )
+    released = update_argv("scontrol", Target("alpha"), "7", start=None, node=None, gres="gpu:1")
+    assert released[-1] == "StartTime=now"
+
+
+def test_a_gres_request_names_the_planned_type_when_it_has_one() -> None:
+    assert gres_request("gpu", "t4", 2) == "gpu:t4:2"
+    assert gres_request("gpu", "", 1) == "gpu:1"
+    typed = sbatch_argv("sbatch", Target("alpha"), _sub(gres_type="a100", gpus=2))
+    assert "--gres=gpu:a100:2" in typed
 
 
 def test_names_and_times() -> None:

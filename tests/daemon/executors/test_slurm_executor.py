@@ -189,6 +189,25 @@ def test_a_planned_job_is_submitted_held_then_moved_in_place_then_released(
     assert status.started_at == datetime(2026, 12, 4, 21, 0, 1, tzinfo=UTC)
 
 
+def test_on_a_node_with_gpus_of_two_types_a_job_asks_for_the_planned_type(
+    tmp_path: Path,
+) -> None:
+    slurm = FakeSlurm()
+    slurm.nodes = slurm.nodes.replace("Gres=gpu:t4:2", "Gres=gpu:a100:1(S:0),gpu:t4:1(S:1)")
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=slurm,
+                             gpu_names={"qc": {"a100": "A100-80GB"}},
+                             known_gpus=DEFAULT_GPU_CATALOG.names())  # fmt: skip
+    assert executor.discover("qc") == [(0, "A100-80GB"), (1, "T4")]
+
+    held = executor.hold(_spec(tmp_path, "qc", "qc/1"), T0 + timedelta(hours=1), "", T0)
+    executor.release(_spec(tmp_path, "qc", "qc/0"), held.token, T0)
+
+    [sbatch] = [c for c in slurm.calls if c[0] == "sbatch"]
+    [update] = [c for c in slurm.calls if "update" in c]
+    assert "--gres=gpu:t4:1" in sbatch  # not "gpu:1", which Slurm may meet with the A100
+    assert "Gres=gpu:a100:1" in update  # moved to the A100: the request follows
+
+
 def test_a_job_slurm_already_started_is_reported_not_moved(tmp_path: Path) -> None:
     slurm = FakeSlurm()
     executor = _executor(slurm)
