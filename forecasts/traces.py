@@ -146,6 +146,12 @@ def _open_text(path: Path) -> TextIO:
 
 
 def _detect(path: str, header: list[str]) -> tuple[_Format, dict[str, int]]:
+    """The format and each column's index.
+
+    Raises:
+        TraceFormatError: no format's header, its intensity column missing, or a column it
+            reads given twice (the last one was read, silently).
+    """
     columns = {name.strip(): k for k, name in enumerate(header)}
     for fmt in TRACE_FORMATS:
         if fmt.time in columns and fmt.zone in columns:
@@ -153,6 +159,13 @@ def _detect(path: str, header: list[str]) -> tuple[_Format, dict[str, int]]:
                 if required not in columns:
                     raise TraceFormatError(
                         path, 1, required, f"{fmt.name} trace is missing this column"
+                    )
+            names = Counter(name.strip() for name in header)
+            read = (fmt.time, fmt.zone, fmt.lifecycle, fmt.direct, fmt.estimated)
+            for name in read:
+                if name is not None and names[name] > 1:
+                    raise TraceFormatError(
+                        path, 1, name, f"given {names[name]} times in the header (give it once)"
                     )
             return fmt, columns
     expected = "; ".join(

@@ -206,6 +206,9 @@ def _azure_rows(path: Path, reader: csv.DictReader[str], skip: Skip) -> Iterator
     missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames)
     if missing:
         raise ReplayInputError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
+    for name in ("TIMESTAMP", "ContextTokens", "GeneratedTokens"):  # csv read the last one
+        if reader.fieldnames.count(name) > 1:
+            raise ReplayInputError(f"{path}:1: column {name} given twice in the header")
     for row in reader:
         where = f"{path}:{reader.line_num}"  # the file's line: blank lines are not rows
         try:

@@ -108,6 +108,15 @@ def test_minimal_with_every_problem_reported(tmp_path: Path) -> None:
             r"x\.csv:4: zone XX: \d+ points of 3600 s",
         ),
         ("datetime,zone,carbon_intensity_g_per_kwh\n", "no data rows"),
+        (  # the last column of the two was read, silently
+            "datetime,zone,carbon_intensity_g_per_kwh,carbon_intensity_g_per_kwh\n"
+            "2023-01-01T00:00Z,XX,1,2\n",
+            r"x\.csv:1: column 'carbon_intensity_g_per_kwh': given 2 times in the header",
+        ),
+        (
+            "datetime,zone,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,YY,1\n",
+            r"x\.csv:1: column 'zone': given 2 times",
+        ),
         (  # a step of 0 s: divide-by-zero warnings, then "inf points of 0 s"
             "datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,1\n"
             "2023-01-01T00:00:00.5Z,XX,1\n2023-01-01T00:00:01Z,XX,1\n",

@@ -233,6 +233,9 @@ def test_past_ten_bad_rows_the_rest_are_counted(tmp_path: Path) -> None:
          r"no good row \(1 bad; .*:2: TIMESTAMP"),
         ("azure", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,-1,2\n", ">= 0"),
         ("azure", "TIMESTAMP,ContextTokens,GeneratedTokens\n", "no requests"),
+        # the last ContextTokens was read, silently
+        ("azure", "TIMESTAMP,ContextTokens,GeneratedTokens,ContextTokens\n"
+                  "2023-11-16 18:15:46,1,2,3\n", ":1: column ContextTokens given twice"),
         ("mooncake", '{"timestamp": 0, "input_length": 1}\n', "output_length"),
         ("mooncake", "{not json\n", ":1: not JSON"),
         ("carbond", '{"arrival": "2023-06-05T00:00:00", "input_tokens": 1, '
