@@ -92,20 +92,6 @@ class RequestTrace:
             columns.add(row)
         return columns.trace(source, prebatched)
 
-    def concat(self, other: RequestTrace) -> RequestTrace:
-        """Both traces overlaid on one clock (each from its own first request)."""
-        offsets = np.concatenate((self.offset_s, other.offset_s))
-        order = np.argsort(offsets, kind="stable")
-        return RequestTrace(
-            f"{self.source}+{other.source}",
-            offsets[order],
-            np.concatenate((self.input_tokens, other.input_tokens))[order],
-            np.concatenate((self.output_tokens, other.output_tokens))[order],
-            np.concatenate((self.requests, other.requests))[order],
-            self.prebatched and other.prebatched,
-            self.notes + other.notes,
-        )
-
 
 @dataclass(slots=True)
 class _Columns:
