@@ -477,8 +477,10 @@ def _tune(args: argparse.Namespace) -> int:
         raise ReplayInputError(
             f"--policy {base.label} and --grid both give {', '.join(twice)} (give each once)"
         )
-    specs = [PolicySpec("run-now", {})]
-    specs += [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
+    baseline = PolicySpec("run-now", {})
+    tuned = [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
+    # `--policy run-now` is the baseline itself: replayed once, not twice
+    specs = [baseline, *(spec for spec in tuned if spec.label != baseline.label)]
     _check(specs)  # before reading the inputs (a minute for a large trace), as replay does
     if args.plot is not None:  # a format matplotlib cannot draw, or a folder: before any replay
         from daemon.reports.plots import image_format
@@ -495,7 +497,7 @@ def _tune(args: argparse.Namespace) -> int:
     ):
         runs = replays.results(bar)
     summary = summarise(runs)
-    rows = summary[1:]
+    rows = summary[1:] if len(specs) > len(tuned) else summary
     mark_front(rows)
     if args.plot is not None:
         from daemon.reports.pareto import plot_pareto

@@ -20,6 +20,7 @@ from daemon.replay.driver import PolicyRun, replay_policy
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
     MAX_GRID_SETTINGS,
+    PolicySpec,
     load_setup,
     parse_duration_s,
     parse_grid,
@@ -197,6 +198,32 @@ def test_tune_marks_the_pareto_front(
     rows = json.loads(capsys.readouterr().out)
     assert [r["params"] for r in rows] == [{"min_saving": 0}, {"min_saving": 0.5}]
     assert any(r["pareto"] for r in rows)
+
+
+def test_tuning_run_now_replays_it_once(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``tune --policy run-now`` replayed run-now twice, as the baseline and as the setting
+    tuned; it is replayed once, its one row as before."""
+    replayed: list[str] = []
+    real = replay_cmd.Replays
+
+    def recording(setup: object, specs: list[PolicySpec], workers: int) -> object:
+        replayed.extend(spec.label for spec in specs)
+        return real(setup, specs, workers)  # type: ignore[arg-type]  # the real one, recorded
+
+    monkeypatch.setattr(replay_cmd, "Replays", recording)
+    argv = ["tune", *_inputs(trace, cluster_file, intensity_files), "--days", "0.5",
+            "--slack", "4h", "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+            "--policy", "run-now", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert replayed == ["run-now"]
+    assert [(r["policy"], r["params"], r["savings_vs_run_now"]) for r in rows] == [
+        ("run-now", {}, 0.0)
+    ]
+    assert rows[0]["pareto"] and rows[0]["jobs"] > 0
 
 
 def test_the_tuning_front_leaves_out_settings_that_reject_jobs_or_miss_deadlines() -> None:
