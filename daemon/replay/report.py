@@ -204,13 +204,13 @@ def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[st
     how = "one LP" if bound.windows == 1 else f"{bound.windows} windows of {bound.window_s}s"
     how += f", {bound.variables:,} variables, {bound.constraints:,} rows"
     if bound.windows_g is not None and bound.dual_g is not None:
-        how += (f": {bound.windows_g:,.1f} g; the whole span's Lagrangian dual:"
-                f" {bound.dual_g:,.1f} g after {bound.dual_steps} steps;")  # fmt: skip
+        how += (f": {_g(bound.windows_g)} g; the whole span's Lagrangian dual:"
+                f" {_g(bound.dual_g)} g after {bound.dual_steps} steps;")  # fmt: skip
     elif bound.windows_g is not None:
         how += "; the whole span too large for its Lagrangian dual,"
     else:
         how += ","
-    note = (f"lp-bound: {bound.total_g:,.1f} g over {bound.jobs} jobs ({how}"
+    note = (f"lp-bound: {_g(bound.total_g)} g over {bound.jobs} jobs ({how}"
             f" {solved.cpu_s:.1f} s CPU)")  # fmt: skip
     if bound.unschedulable:
         note += f"; {len(bound.unschedulable)} jobs cannot meet their deadline even alone"
@@ -230,6 +230,12 @@ def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[st
         "bound_dual_steps": bound.dual_steps,
         "note": note,
     }
+
+
+def _g(grams: float) -> str:
+    """Grams in a solver's note as the tables show a policy's: one decimal from 100 g, four
+    significant digits below (a bound of 0.02 g read "0.0 g")."""
+    return f"{grams:,.1f}" if abs(grams) >= 100 else f"{grams:.4g}"
 
 
 def _feasible(row: dict[str, Any], jobs: int) -> bool:
@@ -291,11 +297,11 @@ def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> d
     for row in rows:
         complete = _feasible(row, best.jobs) and total
         row["gap_to_optimum"] = row["total_g"] / total - 1.0 if complete and total else None
-    found = "no schedule found" if total is None else f"{total:,.1f} g"
+    found = "no schedule found" if total is None else f"{_g(total)} g"
     status = (
         "optimal" if best.optimal
         else "no schedule meets every deadline within the devices" if best.infeasible
-        else f"time limit, dual bound {best.dual_g:,.1f} g"
+        else f"time limit, dual bound {_g(best.dual_g)} g"
     )  # fmt: skip
     note = (f"mip-optimum: {found} over {best.jobs} jobs (starts every {best.grid_s:g} s, "
             f"{status}, {best.variables:,} binaries, {solved.cpu_s:.1f} s CPU)")  # fmt: skip

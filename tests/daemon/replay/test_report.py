@@ -74,6 +74,23 @@ def test_no_gap_to_the_bound_or_optimum_for_a_policy_that_missed_a_deadline() ->
     assert rows[1]["gap_to_bound"] is None and rows[1]["gap_to_optimum"] is None
 
 
+def test_the_solvers_notes_give_small_grams_as_the_policy_rows_do() -> None:
+    """The lp-bound and mip-optimum lines printed grams with one decimal: "0.0 g" for a bound
+    of 0.02 g, beside policy rows of 0.03 g. Below 100 g they now keep four digits."""
+    rows = summarise([_run("run-now", {"j1": 0.03})])
+    bound = LowerBound(0.0234, 1, (), 3, 3600.0, 10, 5, windows_g=0.0212, dual_g=0.0234,
+                       dual_steps=4)  # fmt: skip
+    note = bound_row(Solved(bound, 0.0), rows)["note"]
+    assert note.startswith("lp-bound: 0.0234 g over 1 jobs (3 windows of 3600.0s, 10 variables,")
+    assert ": 0.0212 g; the whole span's Lagrangian dual: 0.0234 g after 4 steps;" in note
+    best = IntegerOptimum(0.0251, 0.0249, False, 1, (), 300.0, 10, 5)
+    note = optimum_row(Solved(best, 0.0), rows)["note"]
+    assert note.startswith("mip-optimum: 0.0251 g over 1 jobs (starts every 300 s, time limit, "
+                           "dual bound 0.0249 g,")  # fmt: skip
+    big = LowerBound(24_176.04, 1, (), 1, None, 10, 5)
+    assert bound_row(Solved(big, 0.0), rows)["note"].startswith("lp-bound: 24,176.0 g over")
+
+
 def test_without_run_now_there_is_no_saving() -> None:
     (row,) = summarise([_run("spatial", {"j1": 5.0})])
     assert row["savings_vs_run_now"] is None and "oracle_savings_captured" not in row
