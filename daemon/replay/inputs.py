@@ -14,7 +14,7 @@ from typing import Any
 from daemon.replay.cluster import Cluster, load_cluster
 from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayInputError
-from daemon.replay.ledger_jobs import distinct_ids, jobs_from_ledger
+from daemon.replay.ledger_jobs import distinct_ids, jobs_from_ledger, note_outside
 from daemon.replay.signals import ReplaySignals, join_zones, read_intensity
 from daemon.replay.traces import TRACE_FORMATS, read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs
@@ -212,6 +212,8 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     if inputs.jobs_format == "ledger":
         span_s = inputs.days * 86400.0
         ledgers = [jobs_from_ledger(path, inputs.start, span_s, notes) for path in inputs.jobs]
+        for path, ledger in zip(inputs.jobs, ledgers, strict=True):
+            note_outside(path, ledger, [region.name for region in cluster.regions], notes)
         jobs = distinct_ids(ledgers)
         jobs.sort(key=lambda job: (job.submitted_at, job.job_id))
     else:

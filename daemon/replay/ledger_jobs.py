@@ -15,6 +15,7 @@ The ledger is opened read-only (a running daemon's ledger is safe to read).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from daemon.planning import job_spec
 from daemon.replay.errors import ReplayInputError
 from policies import JobSpec, PoliciesError
 
-__all__ = ["distinct_ids", "jobs_from_ledger"]
+__all__ = ["distinct_ids", "jobs_from_ledger", "note_outside"]
 
 
 def jobs_from_ledger(
@@ -71,6 +72,22 @@ def jobs_from_ledger(
             "it): left out"
         )
     return jobs
+
+
+def note_outside(
+    path: Path, jobs: Sequence[JobSpec], regions: Collection[str], notes: list[str]
+) -> None:
+    """Say in ``notes`` how many of ``jobs`` (a ledger's, at ``path``) allow only regions the
+    cluster lacks, and which: every policy rejects them, which a replay's rows showed only as
+    "rejected" (a job's regions are an operator's region names, the cluster's may differ)."""
+    outside = [job for job in jobs if job.regions and not set(job.regions) & set(regions)]
+    if outside:
+        missing = sorted({region for job in outside for region in job.regions})
+        notes.append(
+            f"{path}: {len(outside):,} of {len(jobs):,} jobs allow only regions the cluster "
+            f"lacks ({', '.join(missing)}; it has {', '.join(regions)}): every policy rejects "
+            "them"
+        )
 
 
 def _shifted(when: datetime | None, shift: timedelta) -> datetime | None:

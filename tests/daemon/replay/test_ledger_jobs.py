@@ -99,6 +99,39 @@ def test_the_cli_replays_a_ledger(
     assert err.count("\n") == 1 and "own deadlines" in err
 
 
+def test_jobs_allowed_only_outside_the_cluster_are_named_in_a_note(
+    tmp_path: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A ledger job whose allowed regions the cluster lacks (the operator's region names are
+    not the cluster file's) showed only as "rejected 1"; a note now names the count and the
+    regions."""
+    path = tmp_path / "ledger.db"
+    jobs = [
+        {"id": "a", "model": "llama-1b", "input_tokens": 500, "output_tokens": 100},
+        {"id": "b", "model": "llama-1b", "input_tokens": 500, "output_tokens": 100,
+         "regions": ["paris", "tokyo"]},
+        {"id": "c", "model": "llama-1b", "input_tokens": 500, "output_tokens": 100,
+         "regions": ["paris", "quebec"]},
+    ]  # fmt: skip
+    with Ledger.open(path) as ledger:
+        for k, line in enumerate(jobs):
+            at = LIVE + timedelta(seconds=60 * k)
+            ledger.add_job(_request(line, 60 * k), 1000, 1000, "queue.jsonl", at)
+    argv = ["replay", "--jobs", str(path), "--jobs-format", "ledger",
+            "--cluster", str(cluster_file), "--start", START.date().isoformat(), "--days", "1",
+            "--policy", "run-now", "--json"]  # fmt: skip
+    for zone_file in intensity_files:
+        argv += ["--intensity", str(zone_file)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["rejected"] == 1
+    assert (
+        f"carbond: note: {path}: 1 of 3 jobs allow only regions the cluster lacks (paris, "
+        "tokyo; it has quebec, california): every policy rejects them\n"
+    ) in captured.err
+
+
 def test_an_empty_or_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReplayInputError, match="no ledger"):
         jobs_from_ledger(tmp_path / "missing.db", START, 86400.0)
