@@ -15,10 +15,17 @@ from daemon.replay.cluster import Cluster, load_cluster
 from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.ledger_jobs import distinct_ids, jobs_from_ledger, note_outside
-from daemon.replay.signals import ReplaySignals, join_zones, read_intensity
+from daemon.replay.signals import (
+    Gap,
+    ReplaySignals,
+    join_zones,
+    read_intensity,
+    refuse_gaps,
+)
 from daemon.replay.traces import TRACE_FORMATS, read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs
 from daemon.settings.sections import MAX_INTERVAL_S
+from forecasts import IntensitySeries
 
 __all__ = [
     "JOBS_FORMATS",
@@ -203,7 +210,11 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     end = inputs.start + timedelta(days=inputs.days)
     cluster: Cluster = load_cluster(inputs.cluster)
     notes: list[str] = []
-    series = join_zones([read_intensity(p, notes) for p in inputs.intensity], notes)
+    files: list[tuple[dict[str, IntensitySeries], list[Gap]]] = []
+    for path in inputs.intensity:
+        gaps: list[Gap] = []
+        files.append((read_intensity(path, notes, gaps), gaps))
+    series = join_zones([found for found, _ in files], notes)
     signals = ReplaySignals([series], cluster.zones(), inputs.forecaster)
     options = WorkloadOptions(
         inputs.start, inputs.days * 86400.0, inputs.requests_per_job, inputs.time_scale,
@@ -222,6 +233,7 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
         regions = [(r.name, r.gpu_count) for r in cluster.regions]
         jobs = build_jobs(traces, options, regions, cluster.gpu_types(), notes)
     until = max((job.deadline for job in jobs if job.deadline is not None), default=end)
+    refuse_gaps(files, cluster.zones(), inputs.start - timedelta(days=7), max(end, until))
     signals.covers(inputs.start, end, until)
     cluster.sites_cover(inputs.start, end, until)
     return ReplaySetup(

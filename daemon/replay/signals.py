@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,21 @@ from forecasts import (
     read_trace,
     score_recent,
 )
-from forecasts.traces import MAX_TRACE_POINTS
+from forecasts.traces import MAX_TRACE_POINTS, DataIssue
 
-__all__ = ["DEFAULT_FORECASTER", "ReplaySignals", "ZoneSeries", "join_zones", "read_intensity"]
+__all__ = [
+    "DEFAULT_FORECASTER",
+    "Gap",
+    "ReplaySignals",
+    "ZoneSeries",
+    "join_zones",
+    "read_intensity",
+    "refuse_gaps",
+]
 
 DEFAULT_FORECASTER = "blend"
 FloatArray = npt.NDArray[np.float64]
+MAX_JOIN_GAP_S = 86400  # interpolated at most: a longer straight line erases the days' cycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +59,101 @@ class ZoneSeries:
     upper_g_per_kwh: FloatArray | None = None
 
 
-def read_intensity(path: Path, notes: list[str] | None = None) -> dict[str, IntensitySeries]:
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Points missing from one file's series of a zone, more than :data:`MAX_JOIN_GAP_S` in a
+    row: from ``start`` (the first missing point) to ``end`` (the next one the file has)."""
+
+    path: Path
+    zone: str
+    start: datetime
+    end: datetime
+
+    def __str__(self) -> str:
+        days = (self.end - self.start).total_seconds() / 86400
+        return (
+            f"{self.path}: {self.zone} has no intensity from {self.start:%Y-%m-%d %H:%M} to "
+            f"{self.end:%Y-%m-%d %H:%M} ({days:,.4g} days)"
+        )
+
+
+def read_intensity(
+    path: Path, notes: list[str] | None = None, gaps: list[Gap] | None = None
+) -> dict[str, IntensitySeries]:
     """Series per zone from an intensity CSV (any format :func:`forecasts.read_trace` knows);
     the data problems it found and worked around (bad rows skipped, gaps filled) are added to
-    ``notes``.
+    ``notes``, and its zones' gaps longer than :data:`MAX_JOIN_GAP_S` to ``gaps`` (before they
+    are filled: a zone's ``is_estimated`` also marks the points the file itself calls estimated).
 
     Raises:
         ReplayInputError: unreadable file or bad content (the message names file and line).
     """
     try:
-        read = read_trace(path, fill=True)
+        read = read_trace(path)
     except ForecastsError as exc:
         raise ReplayInputError(str(exc)) from exc
+    filled = {}
+    issues = list(read.issues)
+    for zone, series in read.series.items():
+        if gaps is not None:
+            gaps.extend(_long_gaps(path, series))
+        filled[zone], n = fill_gaps(series)
+        if n:  # as read_trace(fill=True) says it
+            message = f"{n} points interpolated, flagged estimated"
+            issues.append(DataIssue(read.path, zone, "filled", message, None, n))
     if notes is not None:
-        notes.extend(str(issue) for issue in read.issues)
-    return dict(read.series)
+        notes.extend(str(issue) for issue in issues)
+    return filled
+
+
+def _long_gaps(path: Path, series: IntensitySeries) -> list[Gap]:
+    """The runs of missing points of ``series`` longer than :data:`MAX_JOIN_GAP_S`."""
+    missing = np.concatenate(([0], (~np.isfinite(series.values_g_per_kwh)).astype(np.int8), [0]))
+    edges = np.diff(missing)
+    firsts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long = (ends - firsts) * series.step_s > MAX_JOIN_GAP_S
+    at = partial(_at, series)
+    return [
+        Gap(path, series.zone, at(a), at(b)) for a, b in zip(firsts[long], ends[long], strict=True)
+    ]
+
+
+def _at(series: IntensitySeries, index: int) -> datetime:
+    return series.start + timedelta(seconds=series.step_s * int(index))
+
+
+def refuse_gaps(
+    files: Sequence[tuple[Mapping[str, IntensitySeries], Sequence[Gap]]],
+    zones: Sequence[str],
+    start: datetime,
+    until: datetime,
+) -> None:
+    """Refuse a long gap of one of ``files`` (each file's series and gaps, in ``--intensity``
+    order) in a zone of ``zones`` that overlaps ``[start, until)`` (the forecasts' week of
+    history to the jobs' last deadline) and that no later file's series of that zone spans: it
+    would be replayed as a straight line through the missing days (until 2026-12-06, named only
+    in a note).
+
+    Raises:
+        ReplayInputError: such a gap, naming its file, zone and days.
+    """
+    wanted = {zone.upper() for zone in zones}
+    for k, (_, gaps) in enumerate(files):
+        for gap in gaps:
+            if gap.zone.upper() not in wanted or gap.end <= start or gap.start >= until:
+                continue
+            if any(
+                one.start <= gap.start and one.end >= gap.end
+                for series, _ in files[k + 1 :]
+                for zone, one in series.items()
+                if zone.upper() == gap.zone.upper()
+            ):
+                continue  # its points replace the straight line (join_zones: the later wins)
+            raise ReplayInputError(
+                f"{gap}, within what the replay needs ({start:%Y-%m-%d %H:%M} to "
+                f"{until:%Y-%m-%d %H:%M}; at most {MAX_JOIN_GAP_S / 86400:g} day is "
+                "interpolated): give a file that has those days, or replay another span"
+            )
 
 
 def join_zones(
@@ -85,9 +175,6 @@ def join_zones(
         for zone, one in series.items():
             parts.setdefault(zone.upper(), []).append(one)
     return {key: _join(zone_parts, notes) for key, zone_parts in parts.items()}
-
-
-MAX_JOIN_GAP_S = 86400  # between a zone's files: a longer interpolation erases the days' cycle
 
 
 def _join(parts: Sequence[IntensitySeries], notes: list[str] | None) -> IntensitySeries:

@@ -15,13 +15,14 @@ import pytest
 from daemon.errors import UsageError
 from daemon.replay.cluster import load_cluster
 from daemon.replay.errors import ReplayInputError
+from daemon.replay.inputs import load_setup
 from daemon.replay.signals import ReplaySignals, join_zones, read_intensity
 from daemon.replay.traces import read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs, tile
 from policies import Device
 from policies.candidates import estimate_on
 from policies.footprint import estimate, get_runtime
-from tests.daemon.replay.conftest import START, write_azure, write_intensity
+from tests.daemon.replay.conftest import START, replay_inputs, write_azure, write_intensity
 
 
 def test_azure_trace_is_read_in_arrival_order(tmp_path: Path) -> None:
@@ -570,6 +571,49 @@ def test_a_zones_files_more_than_a_day_apart_are_refused(tmp_path: Path) -> None
     found = [read_intensity(path) for path in (early, year, between)]
     joined = join_zones(found, notes)["CA-QC"]
     assert len(joined) == 48 + 365 * 24 + 48 and not joined.is_estimated.any() and notes == []
+
+
+def test_a_month_missing_inside_one_file_is_refused_where_the_replay_needs_it(
+    tmp_path: Path, trace: Path, cluster_file: Path, intensity_files: list[Path]
+) -> None:
+    """A file with days of rows missing was replayed through a straight line over them, said
+    only in a note; a gap longer than a day within the week before the start to the last
+    deadline is now refused, naming the file, zone and days. One elsewhere, one of a day, or
+    one a later file covers, is interpolated as before, and the file's own estimated rows are
+    no gap."""
+    begin = START - timedelta(days=8)
+    hours = 11 * 24
+    values = [30.0] * hours
+    qc = tmp_path / "qc-gap.csv"
+
+    def write(missing: range, estimated: range = range(0)) -> Path:
+        lines = ["Datetime (UTC),Zone Id,Carbon Intensity gCO₂eq/kWh (LCA),Data Estimated"]
+        lines += [f"{begin + timedelta(hours=h):%Y-%m-%d %H:%M:%S},CA-QC,{values[h]},"
+                  f"{h in estimated}" for h in range(hours) if h not in missing]  # fmt: skip
+        qc.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return qc
+
+    inputs = replace(replay_inputs(trace, cluster_file, [qc, intensity_files[1]]), days=0.5)
+    write(range(3 * 24, 5 * 24))  # two days missing, four days before the start
+    message = (f"{qc}: CA-QC has no intensity from 2023-05-31 00:00 to 2023-06-02 00:00 (2 days), "
+               "within what the replay needs (2023-05-29 00:00 to 2023-06-05 ")  # fmt: skip
+    with pytest.raises(ReplayInputError, match=re.escape(message)):
+        load_setup(inputs, 4 * 3600.0)
+    # covered by a later file: its points are replayed, not the straight line
+    cover = write_intensity(tmp_path / "qc-all.csv", "CA-QC", [20.0] * hours, begin)
+    setup = load_setup(replace(inputs, intensity=(qc, cover, intensity_files[1])), 4 * 3600.0)
+    assert setup.signals.actual("CA-QC").values_g_per_kwh[3 * 24] == 20.0
+    for missing, estimated in (
+        (range(9 * 24, 10 * 24 + 12), range(0)),  # 36 h after the last deadline
+        (range(3 * 24, 4 * 24), range(0)),  # one day: interpolated, as between two files
+        (range(0), range(3 * 24, 6 * 24)),  # three days the file itself calls estimated
+    ):
+        write(missing, estimated)
+        setup = load_setup(inputs, 4 * 3600.0)
+        assert setup.signals.actual("CA-QC").missing_count() == 0
+        filled = [note for note in setup.notes if "interpolated" in note]
+        assert filled == ([f"{qc}: CA-QC: filled: {len(missing)} points interpolated, flagged "
+                           "estimated"] if missing else [])  # fmt: skip
 
 
 def test_missing_zone_is_named(intensity_files: list[Path]) -> None:
