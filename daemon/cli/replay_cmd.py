@@ -23,11 +23,13 @@ from daemon.replay.inputs import (
     JOBS_FORMATS,
     PolicySpec,
     ReplayInputs,
+    build_setup,
     load_setup,
     parse_duration_s,
     parse_grid,
     parse_policies,
     parse_time,
+    read_inputs,
 )
 from daemon.replay.parallel import Replays, RunProgress, available_workers, beside
 from daemon.replay.report import (
@@ -307,8 +309,9 @@ def _replay(args: argparse.Namespace) -> int:
     writable(args.out, make=True)
     rows: list[dict[str, Any]] = []
     shown: set[str] = set()  # the same files for every slack: each note once
+    read = read_inputs(inputs)  # once, each slack's replay built from it
     for slack_s in slacks:
-        setup = load_setup(inputs, slack_s)
+        setup = build_setup(read, slack_s)
         _print_notes(setup, shown)
         label = "ledger" if own else f"slack {slack_s / 3600:g} h"
         solving = [name for name, asked in (("--bound", args.bound), ("--optimum", args.optimum))

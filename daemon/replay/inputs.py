@@ -22,16 +22,19 @@ from daemon.replay.signals import (
     read_intensity,
     refuse_gaps,
 )
-from daemon.replay.traces import TRACE_FORMATS, read_requests
+from daemon.replay.traces import TRACE_FORMATS, RequestTrace, read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs
 from daemon.settings.sections import MAX_INTERVAL_S
 from forecasts import IntensitySeries
+from policies import JobSpec
 
 __all__ = [
     "JOBS_FORMATS",
     "MAX_GRID_SETTINGS",
     "PolicySpec",
+    "ReadInputs",
     "ReplayInputs",
+    "build_setup",
     "load_setup",
     "parse_duration_s",
     "parse_grid",
@@ -187,11 +190,35 @@ class ReplayInputs:
     duration_noise: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class ReadInputs:
+    """Every input file of a replay, read once: what each slack's replay is built from (until
+    2026-12-06 ``--slack 0,4h,12h`` read every trace and intensity file once per slack, ~10 s
+    a slack for 2 million requests)."""
+
+    inputs: ReplayInputs
+    cluster: Cluster
+    files: tuple[tuple[dict[str, IntensitySeries], list[Gap]], ...]  # per --intensity file
+    series: dict[str, IntensitySeries]  # the files' zones joined
+    traces: tuple[RequestTrace, ...]  # request traces (none for a ledger's jobs)
+    ledger_jobs: tuple[JobSpec, ...]  # a ledger's jobs, moved to --start (none for traces)
+    notes: tuple[str, ...]
+
+
 def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
     """Read every input and build the replay (jobs with deadlines ``slack_s`` after arrival).
 
     Raises:
         ReplayInputError: any bad input, naming the file, line or option.
+    """
+    return build_setup(read_inputs(inputs), slack_s)
+
+
+def read_inputs(inputs: ReplayInputs) -> ReadInputs:
+    """Check the options and read every input file (cluster, intensity, jobs).
+
+    Raises:
+        ReplayInputError: any bad option or file, naming the file, line or option.
     """
     # written so that NaN fails too: `--days nan` used to reach int() and raise ValueError
     if not 0 < inputs.days < math.inf:
@@ -207,7 +234,6 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
             f"--start {inputs.start.date()} --days {inputs.days:g}: the replay and the two "
             "weeks before it must fall within years 1 to 9999"
         )
-    end = inputs.start + timedelta(days=inputs.days)
     cluster: Cluster = load_cluster(inputs.cluster)
     notes: list[str] = []
     files: list[tuple[dict[str, IntensitySeries], list[Gap]]] = []
@@ -215,25 +241,48 @@ def load_setup(inputs: ReplayInputs, slack_s: float) -> ReplaySetup:
         gaps: list[Gap] = []
         files.append((read_intensity(path, notes, gaps), gaps))
     series = join_zones([found for found, _ in files], notes)
-    signals = ReplaySignals([series], cluster.zones(), inputs.forecaster)
-    options = WorkloadOptions(
-        inputs.start, inputs.days * 86400.0, inputs.requests_per_job, inputs.time_scale,
-        slack_s, inputs.model, inputs.runtime, inputs.batch_size, tick_s=float(inputs.tick_s),
-    )  # fmt: skip
+    ReplaySignals([series], cluster.zones(), inputs.forecaster)  # a zone missing: before the jobs
+    ledger_jobs: list[JobSpec] = []
+    traces: list[RequestTrace] = []
     if inputs.jobs_format == "ledger":
         span_s = inputs.days * 86400.0
         ledgers = [jobs_from_ledger(path, inputs.start, span_s, notes) for path in inputs.jobs]
         for path, ledger in zip(inputs.jobs, ledgers, strict=True):
             note_outside(path, ledger, [region.name for region in cluster.regions], notes)
-        jobs = distinct_ids(ledgers)
-        jobs.sort(key=lambda job: (job.submitted_at, job.job_id))
+        ledger_jobs = distinct_ids(ledgers)
+        ledger_jobs.sort(key=lambda job: (job.submitted_at, job.job_id))
     else:
         traces = [read_requests(path, inputs.jobs_format) for path in inputs.jobs]
         notes += [note for trace in traces for note in trace.notes]
+    return ReadInputs(
+        inputs, cluster, tuple(files), series, tuple(traces), tuple(ledger_jobs), tuple(notes)
+    )
+
+
+def build_setup(read: ReadInputs, slack_s: float) -> ReplaySetup:
+    """The replay of inputs ``read`` once, request traces batched into jobs with deadlines
+    ``slack_s`` after arrival (a ledger's jobs keep their own), each replay with its own
+    signals (their forecasts are memoised as a replay asks for them).
+
+    Raises:
+        ReplayInputError: a workload option out of range, the model on no GPU, or intensity
+            or a site that does not cover the replay up to the last deadline.
+    """
+    inputs, cluster, notes = read.inputs, read.cluster, list(read.notes)
+    end = inputs.start + timedelta(days=inputs.days)
+    signals = ReplaySignals([read.series], cluster.zones(), inputs.forecaster)
+    if inputs.jobs_format == "ledger":
+        jobs = list(read.ledger_jobs)
+    else:
+        options = WorkloadOptions(
+            inputs.start, inputs.days * 86400.0, inputs.requests_per_job, inputs.time_scale,
+            slack_s, inputs.model, inputs.runtime, inputs.batch_size,
+            tick_s=float(inputs.tick_s),
+        )  # fmt: skip
         regions = [(r.name, r.gpu_count) for r in cluster.regions]
-        jobs = build_jobs(traces, options, regions, cluster.gpu_types(), notes)
+        jobs = build_jobs(list(read.traces), options, regions, cluster.gpu_types(), notes)
     until = max((job.deadline for job in jobs if job.deadline is not None), default=end)
-    refuse_gaps(files, cluster.zones(), inputs.start - timedelta(days=7), max(end, until))
+    refuse_gaps(read.files, cluster.zones(), inputs.start - timedelta(days=7), max(end, until))
     signals.covers(inputs.start, end, until)
     cluster.sites_cover(inputs.start, end, until)
     return ReplaySetup(

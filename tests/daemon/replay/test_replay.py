@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from daemon.cli import main, replay_cmd
 from daemon.cli.replay_cmd import mark_front
 from daemon.replay import driver
+from daemon.replay import inputs as inputs_module
 from daemon.replay.driver import PolicyRun, replay_policy
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
@@ -118,6 +120,36 @@ def test_replay_cli_json_and_outputs(
     assert len(jobs) == 2 * rows[2]["jobs"]
     assert (out / "slack_0h" / "intensity.png").stat().st_size > 1000
     assert (out / "slack_0h" / "cumulative.png").stat().st_size > 1000
+
+
+def test_a_list_of_slacks_reads_each_input_file_once(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``--slack 0,2h,4h`` read every trace and intensity file once per slack (~10 s a slack
+    for 2 million requests); each is read once, and each slack's rows are those of a replay
+    of that slack alone."""
+    read: list[str] = []
+
+    def recording(reader: Callable[..., object]) -> Callable[..., object]:
+        def read_once(path: Path, *args: object) -> object:
+            read.append(path.name)
+            return reader(path, *args)
+
+        return read_once
+
+    for name in ("read_requests", "read_intensity", "load_cluster"):
+        monkeypatch.setattr(inputs_module, name, recording(getattr(inputs_module, name)))
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.5",
+            "--policy", "run-now,carbon-window", "--model", "llama-1b",
+            "--requests-per-job", "64", "--tick", "300", "--json",
+            "--forecaster", "seasonal-24h", "--workers", "1"]  # fmt: skip
+    assert main([*argv, "--slack", "0,2h,4h"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(read) == sorted(["cluster.toml", trace.name, "qc.csv", "ciso.csv"])
+    assert main([*argv, "--slack", "2h"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert [r for r in rows if r["slack_s"] == 7200.0] == alone
 
 
 def test_two_settings_of_one_policy_are_told_apart_in_the_table_and_jobs_csv(
