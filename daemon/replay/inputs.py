@@ -14,7 +14,7 @@ from typing import Any
 from daemon.replay.cluster import Cluster, load_cluster
 from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayInputError
-from daemon.replay.ledger_jobs import distinct_ids, jobs_from_ledger, note_outside
+from daemon.replay.ledger_jobs import distinct_ids, jobs_from_ledger, note_unfit
 from daemon.replay.signals import (
     Gap,
     ReplaySignals,
@@ -248,7 +248,7 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
         span_s = inputs.days * 86400.0
         ledgers = [jobs_from_ledger(path, inputs.start, span_s, notes) for path in inputs.jobs]
         for path, ledger in zip(inputs.jobs, ledgers, strict=True):
-            note_outside(path, ledger, [region.name for region in cluster.regions], notes)
+            note_unfit(path, ledger, cluster.devices(), notes)
         ledger_jobs = distinct_ids(ledgers)
         ledger_jobs.sort(key=lambda job: (job.submitted_at, job.job_id))
     else:

@@ -15,7 +15,7 @@ The ledger is opened read-only (a running daemon's ledger is safe to read).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,9 +23,10 @@ from pathlib import Path
 from daemon.ledger import Ledger, LedgerError
 from daemon.planning import job_spec
 from daemon.replay.errors import ReplayInputError
-from policies import JobSpec, PoliciesError
+from policies import Device, JobSpec, PoliciesError
+from policies.candidates import fit_problem
 
-__all__ = ["distinct_ids", "jobs_from_ledger", "note_outside"]
+__all__ = ["distinct_ids", "jobs_from_ledger", "note_unfit"]
 
 
 def jobs_from_ledger(
@@ -74,19 +75,26 @@ def jobs_from_ledger(
     return jobs
 
 
-def note_outside(
-    path: Path, jobs: Sequence[JobSpec], regions: Collection[str], notes: list[str]
+MAX_IDS_NAMED = 3  # job ids named per reason in a note; the rest counted
+
+
+def note_unfit(
+    path: Path, jobs: Sequence[JobSpec], devices: Sequence[Device], notes: list[str]
 ) -> None:
-    """Say in ``notes`` how many of ``jobs`` (a ledger's, at ``path``) allow only regions the
-    cluster lacks, and which: every policy rejects them, which a replay's rows showed only as
-    "rejected" (a job's regions are an operator's region names, the cluster's may differ)."""
-    outside = [job for job in jobs if job.regions and not set(job.regions) & set(regions)]
-    if outside:
-        missing = sorted({region for job in outside for region in job.regions})
+    """Say in ``notes`` which of ``jobs`` (a ledger's, at ``path``) no GPU of ``devices`` (the
+    cluster's) can run, and why, one note per reason: every policy rejects them, which a
+    replay's rows showed only as "rejected" (an operator's region names or GPU types need not
+    be the cluster file's)."""
+    unfit: dict[str, list[str]] = {}
+    for job in jobs:
+        problem = fit_problem(job, devices)
+        if problem is not None:
+            unfit.setdefault(problem, []).append(job.job_id)
+    for problem, ids in unfit.items():
+        named = ", ".join(ids[:MAX_IDS_NAMED]) + (", ..." if len(ids) > MAX_IDS_NAMED else "")
         notes.append(
-            f"{path}: {len(outside):,} of {len(jobs):,} jobs allow only regions the cluster "
-            f"lacks ({', '.join(missing)}; it has {', '.join(regions)}): every policy rejects "
-            "them"
+            f"{path}: {len(ids):,} of {len(jobs):,} jobs ({named}): {problem}: every policy "
+            "rejects them"
         )
 
 

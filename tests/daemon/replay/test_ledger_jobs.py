@@ -99,21 +99,22 @@ def test_the_cli_replays_a_ledger(
     assert err.count("\n") == 1 and "own deadlines" in err
 
 
-def test_jobs_allowed_only_outside_the_cluster_are_named_in_a_note(
+def test_jobs_no_gpu_of_the_cluster_can_run_are_named_in_a_note(
     tmp_path: Path, cluster_file: Path, intensity_files: list[Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    """A ledger job whose allowed regions the cluster lacks (the operator's region names are
-    not the cluster file's) showed only as "rejected 1"; a note now names the count and the
-    regions."""
+    """A ledger job whose allowed regions or GPU types the cluster lacks (the operator's names
+    are not the cluster file's), or whose model fits none of its GPUs, showed only as one more
+    "rejected"; a note per reason now names the count, the jobs and why."""
     path = tmp_path / "ledger.db"
+    job = {"model": "llama-1b", "input_tokens": 500, "output_tokens": 100}
     jobs = [
-        {"id": "a", "model": "llama-1b", "input_tokens": 500, "output_tokens": 100},
-        {"id": "b", "model": "llama-1b", "input_tokens": 500, "output_tokens": 100,
-         "regions": ["paris", "tokyo"]},
-        {"id": "c", "model": "llama-1b", "input_tokens": 500, "output_tokens": 100,
-         "regions": ["paris", "quebec"]},
-    ]  # fmt: skip
+        {**job, "id": "a"},
+        {**job, "id": "b", "regions": ["paris", "tokyo"]},
+        {**job, "id": "c", "regions": ["paris", "quebec"]},
+        {**job, "id": "d", "gpu_types": ["A100"]},
+        {**job, "id": "e", "regions": ["paris", "tokyo"]},
+    ]
     with Ledger.open(path) as ledger:
         for k, line in enumerate(jobs):
             at = LIVE + timedelta(seconds=60 * k)
@@ -125,11 +126,13 @@ def test_jobs_allowed_only_outside_the_cluster_are_named_in_a_note(
         argv += ["--intensity", str(zone_file)]
     assert main(argv) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)[0]["rejected"] == 1
-    assert (
-        f"carbond: note: {path}: 1 of 3 jobs allow only regions the cluster lacks (paris, "
-        "tokyo; it has quebec, california): every policy rejects them\n"
-    ) in captured.err
+    assert json.loads(captured.out)[0]["rejected"] == 3
+    assert captured.err.splitlines() == [
+        f"carbond: note: {path}: 2 of 5 jobs (b, e): no available GPU in region(s) paris, tokyo "
+        "(GPUs are in california, quebec): every policy rejects them",
+        f"carbond: note: {path}: 1 of 5 jobs (d): no available A100-40GB GPU (there are "
+        "RTX6000-Ada, T4): every policy rejects them",
+    ]
 
 
 def test_an_empty_or_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
