@@ -132,3 +132,42 @@ def test_a_live_launch_starts_when_planning_is_done_not_when_the_round_began(
     assert learned.samples == 1
     assert learned.duration_factor == pytest.approx(1.0, rel=0.01)
     assert learned.energy_factor == pytest.approx(1.0, rel=0.05)
+
+
+def test_a_sub_second_job_lasts_its_estimate_and_teaches_no_factor(tmp_path: Path) -> None:
+    # carbond run: jobs estimated at 0.18 s lasted the simulated executor's 1 s floor, so each
+    # measured 5.5 times its estimated time and energy, and the pair learned factors of 4 (the
+    # clip) that its longer jobs were planned with once it had enough evidence
+    base = demo_settings(tmp_path, "run-now")
+    settings = base.model_copy(update={
+        "regions": (RegionSettings(name="qc", zone="CA-QC", executor="simulated", gpus=("T4",)),),
+    })  # fmt: skip
+    clock = FakeClock(DEMO_START)
+    daemon = build_daemon(settings, gpu_clock=clock.monotonic(), launch_clock=clock)
+    jobs = [f"tiny{n}" for n in range(3)]
+    try:
+        service = daemon.service
+        service.start(clock())
+        for job_id in jobs:
+            append_line(tmp_path / QUEUE_NAME, {"id": job_id, "model": "llama-1b", "requests": 1,
+                                                "output_tokens": 10, "deadline": "+1h",
+                                                "command": ["infer"]})  # fmt: skip
+        for _ in range(100):
+            service.tick(clock())
+            if all(daemon.ledger.job(j).state == "succeeded" for j in jobs):
+                break
+            clock.advance(2.0)
+        else:
+            pytest.fail("the jobs did not all finish")
+        runs = [daemon.ledger.run(j) for j in jobs]
+        learned = service.learning.recalibration.get(MODEL, "T4")
+    finally:
+        daemon.close()
+    for run in runs:
+        assert run is not None and run.started_at is not None and run.finished_at is not None
+        assert run.expected_duration_s < 1.0
+        true_s = (run.finished_at - run.started_at).total_seconds()
+        assert true_s == pytest.approx(run.expected_duration_s, rel=0.01)
+    assert learned.samples == 3
+    assert learned.duration_factor == pytest.approx(1.0, rel=0.01)
+    assert learned.energy_factor == pytest.approx(1.0, rel=0.05)
