@@ -34,6 +34,7 @@ import structlog
 from daemon.accounting import meter_method, predicted_alternative
 from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measured_run
 from daemon.gpu.backend import GpuBackend
+from daemon.gpu.curves import DeviceCurve
 from daemon.gpu.errors import GpuError, NvmlUnavailableError
 from daemon.gpu.factory import simulated_spec
 from daemon.gpu.nvml import NvmlBackend
@@ -189,26 +190,23 @@ class JobMeasurement:
 
     def _to_real_end(self, energy: JobEnergy, tracked: _Tracked, real_s: float) -> JobEnergy:
         """``energy`` charged up to the job's real end, ``real_s`` after its start, not to
-        when the daemon noticed it: the tail's energy (each GPU's power sampled in the tail,
-        else its power now, the job gone, else its catalog idle power, times the tail) is
-        taken off and the duration is the real one."""
+        when the daemon noticed it: the tail's energy (on simulated GPUs what they drew in
+        it, exactly; else each GPU's power sampled in the tail, else its power now, the job
+        gone, else its catalog idle power, times the tail) is taken off and the duration is
+        the real one."""
         tail_s = energy.duration_s - max(0.0, real_s)
         if tail_s <= 0:
             return energy
         curves = {c.index: c for c in energy.curves}
+        backend = self.monitor.backend
         devices = []
         for device, gpu in zip(energy.devices, tracked.gpus, strict=False):
-            curve = curves.get(device.index)
-            tail_w = [
-                w
-                for t, w in zip(curve.offset_s, curve.power_w, strict=True)
-                if w is not None and t >= real_s
-            ] if curve else []  # fmt: skip
-            power_w = sum(tail_w) / len(tail_w) if tail_w else self._power_now_w(device.index)
-            if power_w is None:
-                power_w = gpu.device.gpu.idle_w
-            trimmed = max(0.0, device.energy_j - power_w * tail_s)
-            devices.append(replace(device, energy_j=trimmed))
+            if isinstance(backend, SimulatedGpuBackend):  # loaded until its last read, if later
+                ended_s = tracked.start_s + max(0.0, real_s)
+                tail_j = backend.drawn_j(device.index, ended_s, ended_s + tail_s)
+            else:
+                tail_j = self._tail_w(device.index, gpu, curves.get(device.index), real_s) * tail_s
+            devices.append(replace(device, energy_j=max(0.0, device.energy_j - tail_j)))
         kept_j = sum(d.energy_j for d in devices)
         log.debug("job_energy_tail_trimmed", job_id=energy.job_id, tail_s=tail_s,
                   energy_j=energy.energy_j, to_real_end_j=kept_j)  # fmt: skip
@@ -218,6 +216,19 @@ class JobMeasurement:
             energy_j=kept_j,
             devices=tuple(devices),
         )
+
+    def _tail_w(
+        self, index: int, gpu: InventoryGpu, curve: DeviceCurve | None, real_s: float
+    ) -> float:
+        """The power (W) of ``gpu`` (device ``index``) in a job's tail, after ``real_s``: as
+        sampled in it (``curve``), else read now, the job gone, else its catalog idle power."""
+        tail_w = [
+            w
+            for t, w in zip(curve.offset_s, curve.power_w, strict=True)
+            if w is not None and t >= real_s
+        ] if curve else []  # fmt: skip
+        power_w = sum(tail_w) / len(tail_w) if tail_w else self._power_now_w(index)
+        return gpu.device.gpu.idle_w if power_w is None else power_w
 
     def _power_now_w(self, index: int) -> float | None:
         try:

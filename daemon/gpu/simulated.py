@@ -143,6 +143,12 @@ class SimulatedGpuBackend:
         gpu, _ = self._device(index)
         return gpu.power.energy_j(self._clock())
 
+    def drawn_j(self, index: int, from_s: float, to_s: float) -> float:
+        """The exact energy device ``index`` drew from ``from_s`` to ``to_s`` (J; backend
+        clock), as its counter reports it."""
+        gpu, _ = self._device(index)
+        return gpu.power.energy_j(to_s) - gpu.power.energy_j(from_s)
+
     def _device(self, index: int) -> tuple[FakeGpu, SimulatedGpuSpec]:
         if not 0 <= index < len(self._specs):
             raise GpuError(f"GPU {index}: no such simulated device (have {len(self._specs)})")
