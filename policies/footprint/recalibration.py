@@ -5,17 +5,19 @@ For every finished job the daemon feeds an :class:`Observation`: the *uncalibrat
 The factor is the geometric mean ratio measured / estimated, robustly:
 
 - **bounded outliers**: each log-ratio is clipped to ``±log(max_ratio)``; once a factor is
-  established (``min_samples``), a new log-ratio may move at most ``±log(1 + max_step)`` away
-  from the current factor before it is averaged in;
+  established (in use: ``min_samples`` and ``min_measured_s``), a new log-ratio may move at
+  most ``±log(1 + max_step)`` away from the current factor before it is averaged in;
 - **minimum evidence**: below ``min_samples`` observations, or below ``min_measured_s``
   seconds of measured run time in all, the factor in use stays 1.0 (a few short jobs are
   dominated by start-up and by how their end was noticed, not by steady serving);
 - **usable samples only**: an observation whose energy or duration ratio is unusable (not
   finite, or a value <= 0, e.g. a meter that read 0 J) is ignored as a whole, so every sample
   counted is evidence for both factors;
-- **decay**: the first observations are averaged equally; from ``1 / decay`` observations on
-  each new one has weight ``decay`` (an exponential moving average), so the factor follows
-  hardware or software changes and old evidence fades.
+- **decay**: until the factor is established the observations are averaged weighted by their
+  measured run time (runs of equal length equally: a few short runs then weigh little beside
+  a long one); then the ``n``-th has weight ``1 / n`` until that is below ``decay``, and
+  ``decay`` from then on (an exponential moving average), so the factor follows hardware or
+  software changes and old evidence fades.
 
 Energy and duration are calibrated separately. All values are frozen; ``updated`` returns a new
 :class:`Recalibration`. The estimate used at decision time is whatever the caller stored then.
@@ -114,15 +116,16 @@ def _log_ratio(measured: float, estimated: float) -> float | None:
     return None
 
 
-def _step(current: float, new: float | None, samples: int, config: RecalibrationConfig) -> float:
-    if new is None:
-        return current
+def _step(
+    current: float, new: float, weight: float, established: bool, config: RecalibrationConfig
+) -> float:
+    """``current`` moved towards ``new`` (log factors) by ``weight``, ``new`` clipped to
+    ``max_ratio`` and, once the factor is ``established``, to ``max_step`` from ``current``."""
     bound = math.log(config.max_ratio)
     new = min(bound, max(-bound, new))
-    if samples >= config.min_samples:
+    if established:
         step = math.log1p(config.max_step)
         new = min(current + step, max(current - step, new))
-    weight = max(1.0 / (samples + 1), config.decay)
     return current + weight * (new - current)
 
 
@@ -179,14 +182,21 @@ class Recalibration:
         duration = _log_ratio(observation.measured_duration_s, observation.estimated_duration_s)
         if energy is None or duration is None:
             return self
-        seconds = observation.measured_duration_s
+        seconds = observation.measured_duration_s  # finite and > 0: its ratio is usable
+        established = self.in_use(observation.model, observation.gpu)
+        # Until established, each run weighs its share of the measured time (equal runs:
+        # equally), so a few short runs dominated by start-up do not set the factor that the
+        # first long run then may move only by max_step; then each new one 1/n, >= decay.
+        if established:
+            weight = max(1.0 / (state.samples + 1), self.config.decay)
+        else:
+            weight = seconds / (state.measured_s + seconds)
         new_state = replace(
             state,
             samples=state.samples + 1,
-            measured_s=state.measured_s
-            + (seconds if math.isfinite(seconds) and seconds > 0 else 0),
-            energy_log=_step(state.energy_log, energy, state.samples, self.config),
-            duration_log=_step(state.duration_log, duration, state.samples, self.config),
+            measured_s=state.measured_s + seconds,
+            energy_log=_step(state.energy_log, energy, weight, established, self.config),
+            duration_log=_step(state.duration_log, duration, weight, established, self.config),
         )
         factors = dict(self.factors)
         factors[_key(observation.model, observation.gpu)] = new_state

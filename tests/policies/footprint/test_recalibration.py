@@ -54,6 +54,26 @@ def test_many_short_jobs_are_not_enough_evidence() -> None:
     assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") > 1.5
 
 
+def test_a_few_short_jobs_do_not_set_the_factor_the_first_long_one_is_planned_with() -> None:
+    """Three 5-second jobs measured 1.93 times their estimate (start-up), then a 600 s one
+    measured as estimated: the factor in use was 1.75 (the short jobs' 1.93 counted as
+    established after three samples, so the long run could move it only by max_step); by
+    run time the long job is 98 % of the evidence."""
+    calibration = observe(Recalibration(), 1.93, times=3, seconds=5.0 / 1.93)
+    assert not calibration.in_use("llama-3.1-8b", "A100-80GB")
+    calibration = observe(calibration, 1.0, seconds=600.0)
+    assert calibration.in_use("llama-3.1-8b", "A100-80GB")
+    assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1.0, abs=0.02)
+    assert calibration.duration_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1.0, abs=0.02)
+
+
+def test_jobs_of_equal_length_are_averaged_equally_until_in_use() -> None:
+    calibration = observe(Recalibration(), 1.2, seconds=300.0 / 1.2)  # both measured 300 s
+    calibration = observe(calibration, 1.5, seconds=300.0 / 1.5)
+    expected = math.sqrt(1.2 * 1.5)
+    assert calibration.get("llama-3.1-8b", "A100-80GB").energy_factor == pytest.approx(expected)
+
+
 def test_factors_are_per_model_and_gpu() -> None:
     calibration = observe(Recalibration(), 1.3, times=3)
     assert calibration.energy_factor("llama-3.1-8b", "H100-SXM") == 1.0
