@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -52,7 +53,7 @@ from daemon import killpoints
 from daemon.inventory import InventoryGpu
 from daemon.learning import Learning, measured_history
 from daemon.ledger import Ledger, LedgerError, MeasuredRun
-from daemon.ledger.checkpoint import StoredCheckpoint
+from daemon.ledger.checkpoint import StoredCheckpoint, UnreadableCheckpointError
 from daemon.ledger.measured import Watermark
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig
 
@@ -203,7 +204,7 @@ def advance(
         mark = end or tail.after
         written = False
         if mark is None:  # no measured run in the ledger: nothing to keep
-            if stored is not None:
+            if stored is not None or tail.discarded is not None:
                 ledger.drop_recalibration_checkpoint()
         elif end is not None or resumed is None or _moved_on(ledger, resumed):
             factors = tuple(learning.recalibration.factors.values())
@@ -267,10 +268,14 @@ def _fold(
     """Fold the runs of the next ``limit`` measured outcome rows (all when None) past the
     stored checkpoint onto it, or from scratch when it cannot be used (the caller holds a
     transaction or a snapshot)."""
-    stored = ledger.recalibration_checkpoint()
     discarded = None
+    try:
+        stored = ledger.recalibration_checkpoint()
+    except UnreadableCheckpointError as e:  # replaced by a fold from scratch
+        stored, discarded = None, str(e)
     if stored is not None:
-        discarded = inputs.differs(stored.fingerprint) or ledger.changed_since(stored)
+        discarded = (inputs.differs(stored.fingerprint) or _out_of_range(stored, config)
+                     or ledger.changed_since(stored))  # fmt: skip
     resumed = stored if stored is not None and discarded is None else None
     start = Recalibration.from_factors(resumed.factors, config) if resumed else None
     learning = Learning(start or Recalibration(config))
@@ -288,12 +293,26 @@ def checkpoint_due(ledger: Ledger, inputs: FoldInputs, every: int = CHECKPOINT_E
     the ledger has measured runs, or ``10 * every`` transitions since it (jobs nothing measured:
     a restart's checks read the transitions since). One read of the checkpoint's row, the last
     ``seq`` and a count on an index."""
-    stored = ledger.recalibration_checkpoint(factors=False)
+    try:
+        stored = ledger.recalibration_checkpoint(factors=False)
+    except UnreadableCheckpointError:
+        return ledger.measured_rows_after(None) > 0
     if stored is not None and inputs.differs(stored.fingerprint) is not None:
         return ledger.measured_rows_after(None) > 0
     if stored is not None and ledger.last_seqs()[0] - stored.marks.transitions_seq >= 10 * every:
         return True
     return ledger.measured_rows_after(stored.watermark if stored else None) >= every
+
+
+def _out_of_range(stored: StoredCheckpoint, config: RecalibrationConfig) -> str | None:
+    """Why ``stored``'s factors cannot be a fold under ``config`` (None: they can): a fold
+    counts its runs and clips every log factor to ``max_ratio``."""
+    bound = math.log(config.max_ratio) * (1 + 1e-9)
+    for f in stored.factors:
+        logs = max(abs(f.energy_log), abs(f.duration_log))
+        if f.samples < 1 or f.measured_s < 0 or logs > bound:
+            return f"recalibration checkpoint: factors of ({f.model}, {f.gpu}) out of range"
+    return None
 
 
 def _moved_on(ledger: Ledger, stored: StoredCheckpoint) -> bool:

@@ -7,15 +7,21 @@ indexes, whether the rows up to the watermark are still the ones folded
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.ledger.base import Connection, ts
+from daemon.ledger.base import Connection, LedgerError, ts
 from daemon.ledger.measured import MEASURED, Watermark, measured, position_sql
 from policies.footprint.recalibration import RecalibrationFactor
 
-__all__ = ["Checkpoints", "LedgerMarks", "StoredCheckpoint"]
+__all__ = ["Checkpoints", "LedgerMarks", "StoredCheckpoint", "UnreadableCheckpointError"]
+
+
+class UnreadableCheckpointError(LedgerError):
+    """The stored checkpoint's values are not what carbond writes (a hand edit, a restore
+    from elsewhere): derived state, which a fold from scratch replaces."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +56,12 @@ class Checkpoints(Connection):
 
     def recalibration_checkpoint(self, *, factors: bool = True) -> StoredCheckpoint | None:
         """The stored checkpoint (None: none written); without its factors when ``factors``
-        is False (to compare its fingerprint and watermark only)."""
+        is False (to compare its fingerprint and watermark only).
+
+        Raises:
+            UnreadableCheckpointError: a value is not of its column's kind, or a factor's is
+                not finite.
+        """
         row = self._exec(
             "SELECT fingerprint, folded_recorded_at, folded_rowid, measured_rows,"
             " measured_rowid_sum, succeeded_jobs, transitions_seq, decisions_seq, runs_folded"
@@ -58,18 +69,22 @@ class Checkpoints(Connection):
         ).fetchone()
         if row is None:
             return None
-        folded: tuple[RecalibrationFactor, ...] = ()
-        if factors:
+        rows = self._exec(
+            "SELECT model, gpu, samples, energy_log, duration_log, measured_s"
+            " FROM recalibration_checkpoint_factors ORDER BY model, gpu"
+        ).fetchall() if factors else []  # fmt: skip
+        try:
             folded = tuple(
-                RecalibrationFactor(str(m), str(g), int(n), float(e), float(d), float(s))
-                for m, g, n, e, d, s in self._exec(
-                    "SELECT model, gpu, samples, energy_log, duration_log, measured_s"
-                    " FROM recalibration_checkpoint_factors ORDER BY model, gpu"
-                )
+                RecalibrationFactor(str(m), str(g), _integer(n), _finite(e), _finite(d), _finite(s))
+                for m, g, n, e, d, s in rows
             )
-        marks = LedgerMarks(*(int(v) for v in tuple(row)[3:8]))
-        return StoredCheckpoint(str(row[0]), Watermark(str(row[1]), int(row[2])), marks,
-                                int(row[8]), folded)  # fmt: skip
+            marks = LedgerMarks(*(_integer(v) for v in tuple(row)[3:8]))
+            return StoredCheckpoint(str(row[0]), Watermark(str(row[1]), _integer(row[2])),
+                                    marks, _integer(row[8]), folded)  # fmt: skip
+        except (TypeError, ValueError) as e:
+            raise UnreadableCheckpointError(
+                f"{self.path}: unreadable recalibration checkpoint: {e}"
+            ) from e
 
     def ledger_marks(
         self, watermark: Watermark, since: StoredCheckpoint | None = None
@@ -188,3 +203,17 @@ class Checkpoints(Connection):
         """Forget the checkpoint (inside the caller's transaction)."""
         self._exec("DELETE FROM recalibration_checkpoint")
         self._exec("DELETE FROM recalibration_checkpoint_factors")
+
+
+def _integer(value: object) -> int:
+    """An INTEGER column's value (SQLite keeps whatever was written in an untyped column)."""
+    if not isinstance(value, int):
+        raise ValueError(f"{value!r} is not an integer")
+    return value
+
+
+def _finite(value: object) -> float:
+    """A REAL column's value, finite."""
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    return float(value)

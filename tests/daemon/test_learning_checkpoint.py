@@ -22,7 +22,14 @@ from structlog.testing import capture_logs
 
 from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning import Learning, measured_history
-from daemon.learning_checkpoint import Folded, FoldInputs, advance, checkpoint_due, restore
+from daemon.learning_checkpoint import (
+    Folded,
+    FoldInputs,
+    advance,
+    checkpoint_due,
+    peek,
+    restore,
+)
 from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.queue.line import JobRequest, parse_line
 from daemon.settings import RegionSettings
@@ -306,6 +313,48 @@ def _sql(ledger: Ledger, *statements: str) -> None:
         db.commit()
     finally:
         db.close()
+
+
+@pytest.mark.parametrize(
+    ("statement", "reason"),
+    [
+        ("UPDATE recalibration_checkpoint_factors SET energy_log = 'x'", "'x' is not a finite"),
+        ("UPDATE recalibration_checkpoint_factors SET duration_log = 9e999", "inf is not a fin"),
+        ("UPDATE recalibration_checkpoint SET folded_rowid = 'abc'", "'abc' is not an integer"),
+        ("UPDATE recalibration_checkpoint SET measured_rows = 1.5", "1.5 is not an integer"),
+        ("UPDATE recalibration_checkpoint_factors SET energy_log = 1000", "out of range"),
+        ("UPDATE recalibration_checkpoint_factors SET samples = 0", "out of range"),
+    ],
+)
+def test_a_checkpoint_whose_values_do_not_read_folds_from_scratch(
+    ledger: Ledger, statement: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a hand edit: carbond run could not start (ValueError, OverflowError from a factor's
+    # exp) nor carbond gpus --learned read the ledger, and the running daemon's reconcile
+    # failed at every round; a checkpoint is derived state that a fold from scratch replaces
+    _checkpointed(ledger)
+    _sql(ledger, statement)
+    due = checkpoint_due(ledger, FoldInputs.of(CONFIG, INVENTORY))  # reads no factor
+    assert due == ("checkpoint_factors" not in statement)
+    peeked = peek(ledger, INVENTORY, CONFIG)
+    assert peeked.discarded is not None and reason in peeked.discarded
+    _assert_same(peeked, _from_scratch(ledger))
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert folded.discarded == peeked.discarded and folded.written
+    _assert_same(folded, _from_scratch(ledger))
+    again = restore(ledger, INVENTORY, CONFIG, T0)  # replaced by a readable one
+    assert (again.from_checkpoint, again.discarded) == (True, None)
+
+
+def test_an_unreadable_checkpoint_of_a_ledger_without_measured_runs_is_dropped(
+    ledger: Ledger,
+) -> None:
+    _checkpointed(ledger)
+    _sql(ledger, "UPDATE recalibration_checkpoint SET folded_rowid = 'abc'",
+         "DELETE FROM outcomes")  # fmt: skip
+    folded = restore(ledger, INVENTORY, CONFIG, T0)
+    assert (folded.runs, folded.written) == (0, False)
+    assert ledger.recalibration_checkpoint() is None
 
 
 def test_a_replaced_outcome_row_folds_from_scratch(ledger: Ledger) -> None:
