@@ -99,6 +99,9 @@ class Endings:
         self._busy = busy
         self._metrics = metrics
         self._cancel_sent: dict[str, datetime] = {}  # job id -> when its cancel was sent
+        # Runs whose jobs ended without them (a lost GPU), polled until they are gone; each
+        # with whether its executor took the cancel (False: asked again each reconcile).
+        self._stopping: dict[str, tuple[RunHandle, bool]] = {}
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
 
     # -- totals -----------------------------------------------------------------------------
@@ -132,6 +135,9 @@ class Endings:
             if run.token is not None:
                 by_executor[run.executor].append(run_handle(run))
         self.send_cancels(runs, now)
+        self._send_stops(now)
+        for handle, _ in self._stopping.values():
+            by_executor[handle.executor].append(handle)
         ended: list[ExitStatus] = []
         for name, handles in by_executor.items():
             executor = self._executors.get(name)
@@ -145,6 +151,8 @@ class Endings:
             killpoints.reached("reconcile_polled")
             finished = []
             for status in statuses:
+                if self._stopping.pop(status.job_id, None) is not None:  # recorded already
+                    continue
                 if isinstance(status, NotStarted):  # taken back before it started
                     requeue(status, now, "its executor took it back unstarted")
                     continue
@@ -171,6 +179,27 @@ class Endings:
                 killpoints.reached("cancel_sent")
                 self._cancel_sent[run.job_id] = now
                 log.info("job_cancel_sent", job_id=run.job_id)
+
+    def stop(self, run: RunRecord, now: datetime) -> None:
+        """Stop ``run``, whose job is ended without it (its GPU was lost): its executor is
+        asked to cancel it now (again on each reconcile until it takes the request) and it is
+        polled until it is gone, so the executor escalates (the local one's SIGKILL after the
+        grace) and reaps it. Its end changes nothing recorded. Only this daemon remembers."""
+        if run.token:
+            self._stopping[run.job_id] = (run_handle(run), False)
+            self._send_stops(now)
+
+    def _send_stops(self, now: datetime) -> None:
+        for job_id, (handle, sent) in list(self._stopping.items()):
+            executor = self._executors.get(handle.executor)
+            if sent or executor is None:
+                continue
+            try:
+                executor.cancel(handle, now)
+            except (DaemonError, OSError) as exc:  # tried again on the next reconcile
+                log.error("job_cancel_failed", job_id=job_id, error=str(exc))
+                continue
+            self._stopping[job_id] = (handle, True)
 
     # -- recording ends ---------------------------------------------------------------------
 

@@ -699,12 +699,8 @@ class Service:
             self.health.set(f"gpu:{report.gpu.index}", f"lost: {report.reason}", now)
             for job_id in report.job_ids:
                 run = self.ledger.run(job_id)
-                executor = self.executors.get(run.executor) if run is not None else None
-                if run is not None and executor is not None and run.token:
-                    try:
-                        executor.cancel(run_handle(run), now)
-                    except (DaemonError, OSError) as exc:
-                        log.error("job_cancel_failed", job_id=job_id, error=str(exc))
+                if run is not None:  # cancelled, and polled until gone (SIGKILL, reaped)
+                    self._endings.stop(run, now)
                 self._finish(ExitStatus(job_id, now, None, None, report.reason), now)
 
 

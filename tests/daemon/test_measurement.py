@@ -4,12 +4,19 @@ GPU lost mid-job fails that job with a clear reason and the daemon goes on."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from daemon.cli import main
 from daemon.doctor import run_checks
+from daemon.executors.base import Executor
+from daemon.executors.jobfiles import process_start_ticks
+from daemon.executors.local import LocalExecutor
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
 from daemon.gpu.fake_nvml import FakeNvml
@@ -32,7 +39,7 @@ A100 = DEFAULT_GPU_CATALOG.get("A100-80GB")
 def build(
     tmp_path: Path,
     clock: FakeClock,
-    executor: RecordingExecutor,
+    executor: Executor,
     factor: float = 1.0,
     policy: str = "run-now",
 ) -> tuple[Service, SimulatedGpuBackend, GpuMonitor]:
@@ -148,6 +155,55 @@ def test_a_gpu_lost_mid_job_fails_it_and_the_daemon_goes_on(tmp_path: Path) -> N
     service.tick(clock.advance(30))  # plan runs before reconcile: c starts on the next round
     run_c = service.ledger.run("c")
     assert run_c is not None and run_c.gpu_indices == (0,)  # never the lost GPU
+
+
+def test_a_job_on_a_lost_gpu_that_ignores_sigterm_is_killed_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    """A lost GPU's job was sent SIGTERM and recorded ``failed`` at once, then never polled
+    again: a job ignoring SIGTERM kept running on the lost GPU, untracked (no SIGKILL after
+    the grace), and its wrapper stayed a zombie of the daemon. Its run is now polled until
+    it is gone: SIGKILL after the grace, the wrapper reaped; the job stays ``failed``."""
+    clock, grace = FakeClock(), [1000.0]
+    executor = LocalExecutor(grace_s=10.0, log_dir=tmp_path / "logs", monotonic=lambda: grace[0])
+    service, backend, monitor = build(tmp_path, clock, executor)
+    ready = tmp_path / "ready"
+    code = (
+        "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"
+    )
+    append(service.queue.path, job_line(id="stubborn", command=[sys.executable, "-c", code]))
+    service.tick(clock())
+    run = service.ledger.run("stubborn")
+    assert run is not None and run.token is not None and run.gpu_indices is not None
+    pid = json.loads(run.token)["pid"]
+    ticks = process_start_ticks(pid)
+    try:
+        for _ in range(500):
+            if ready.exists():
+                break
+            time.sleep(0.01)
+        assert ready.exists()
+        monitor.sampler.sample_once()
+        backend.lose(run.gpu_indices[0])
+        clock.advance(1)
+        monitor.sampler.sample_once()
+        service.tick(clock())
+        assert service.ledger.job("stubborn").state == "failed"
+        assert process_start_ticks(pid) == ticks  # SIGTERM ignored: still running
+        grace[0] += 11.0  # past the grace: the next rounds kill it and reap its wrapper
+        for _ in range(200):
+            service.tick(clock.advance(1))
+            if pid not in executor._children:
+                break
+            time.sleep(0.02)
+        assert process_start_ticks(pid) is None  # gone, not a zombie
+        assert pid not in executor._children
+        assert service.ledger.job("stubborn").state == "failed"
+        assert "GPU" in service.ledger.transitions("stubborn")[-1].reason
+    finally:
+        if process_start_ticks(pid) == ticks:
+            os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("policy", ["run-now", "spatial", "carbon-window"])
