@@ -98,7 +98,7 @@ class Endings:
         self._held = held
         self._busy = busy
         self._metrics = metrics
-        self._cancel_sent: dict[str, datetime] = {}  # job id -> when its cancel was sent
+        self._cancel_sent: set[str] = set()  # jobs this daemon sent their cancel (the ledger: when)
         # Runs whose jobs ended without them (a lost GPU), polled until they are gone; each
         # with whether its executor took the cancel (False: asked again each reconcile).
         self._stopping: dict[str, tuple[RunHandle, bool]] = {}
@@ -163,8 +163,10 @@ class Endings:
 
     def send_cancels(self, runs: Sequence[RunRecord], now: datetime) -> None:
         """Ask the executors of ``runs`` whose owners want them cancelled to stop them (once
-        each; a failed request is tried again on the next reconcile). Only this daemon
-        remembers that it asked (kill point ``cancel_sent``): a restarted one asks again."""
+        each; a failed request is tried again on the next reconcile). The ledger keeps when
+        the first request was sent (a run that then exits 0 was stopped early, whichever
+        daemon records its end; kill point ``cancel_sent`` after that commit); a restarted
+        daemon asks again (the local executor's SIGKILL after the grace is its own)."""
         waiting = self._ledger.cancel_requested("running")
         for run in runs:
             if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
@@ -176,8 +178,10 @@ class Endings:
                 except (DaemonError, OSError) as exc:  # tried again on the next reconcile
                     log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
                     continue
+                self._cancel_sent.add(run.job_id)
+                with self._ledger.transaction():
+                    self._ledger.set_cancel_sent(run.job_id, now)
                 killpoints.reached("cancel_sent")
-                self._cancel_sent[run.job_id] = now
                 log.info("job_cancel_sent", job_id=run.job_id)
 
     def stop(self, run: RunRecord, now: datetime) -> None:
@@ -245,8 +249,10 @@ class Endings:
         if job_state != "running":
             return None
         run = ledger.run(job_id)
+        # the first send, recorded (a daemon that sent it may have died since)
+        sent_at = ledger.cancel_sent_at(job_id) if cancel_requested_at is not None else None
         state, reason = final_state(status, cancel_requested_at=cancel_requested_at,
-                                    cancel_sent_at=self._cancel_sent.get(job_id))  # fmt: skip
+                                    cancel_sent_at=sent_at)  # fmt: skip
         decision = ledger.latest_decision(job_id, alternatives=False)  # an end never reads them
         columns: dict[str, Any] = {}
         lesson = None
@@ -277,7 +283,7 @@ class Endings:
         """After ``e`` is committed: forget its cancel and hold, log (unless ``quiet``: the
         level drops it), report the outcome to the metrics sink (the totals: per batch)."""
         job_id, columns, status = e.end.job_id, e.end.columns, e.status
-        self._cancel_sent.pop(job_id, None)
+        self._cancel_sent.discard(job_id)
         self._held.forget(job_id)
         if not quiet:
             log.info("job_finished", job_id=job_id, state=e.end.state, reason=e.end.state_reason,

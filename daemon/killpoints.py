@@ -29,7 +29,7 @@ POINTS: Final = (
     "plan_decided",  # a decision recorded, its job not yet dispatched
     "dispatch_launch",  # the write-ahead `running` row committed, the executor not called
     "dispatch_handle",  # the job launched, its handle not yet recorded
-    "cancel_sent",  # a running job's executor asked to stop it, only this daemon knows
+    "cancel_sent",  # a running job's executor asked to stop it, recorded; only this daemon asked
     "reconcile_polled",  # the executor reported the ended jobs, none recorded yet
     "job_exit",  # one job's end observed and measured, its outcome not yet committed
     "job_exit_done",  # one job's outcome committed

@@ -248,6 +248,20 @@ class Runs(Connection):
         self._exec("UPDATE runs SET token = ? WHERE job_id = ?", (token, job_id))
         self._kept_run(job_id, token=token)
 
+    def set_cancel_sent(self, job_id: str, at: datetime) -> None:
+        """Record that the owner's cancel was sent to ``job_id``'s run at ``at`` (the first
+        send is kept: a restarted daemon sends it again)."""
+        self._run_writes += 1
+        self._exec(
+            "UPDATE runs SET cancel_sent_at = coalesce(cancel_sent_at, ?) WHERE job_id = ?",
+            (ts(at), job_id),
+        )
+
+    def cancel_sent_at(self, job_id: str) -> datetime | None:
+        """When the owner's cancel was first sent to ``job_id``'s run (None: never, or no run)."""
+        row = self._exec("SELECT cancel_sent_at FROM runs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else dt(row[0])
+
     def finish_run(
         self,
         job_id: str,

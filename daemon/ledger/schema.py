@@ -238,6 +238,13 @@ _V8: Final = """
 ALTER TABLE queue_files ADD COLUMN prefix_crc INTEGER;
 """
 
+# When the owner's cancel was first sent to a run (its executor asked to stop it; NULL: never):
+# a run that then exits 0 was stopped early, also when the daemon that sent the cancel died
+# before the run ended and a restarted one records the end.
+_V9: Final = """
+ALTER TABLE runs ADD COLUMN cancel_sent_at TEXT;
+"""
+
 # (version, description, SQL script)
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
@@ -252,5 +259,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
         _V7,
     ),
     (8, "queue files: CRC-32 of the bytes before the offset, so a copied file is read on", _V8),
+    (9, "runs: when the owner's cancel was first sent, so a restarted daemon knows", _V9),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

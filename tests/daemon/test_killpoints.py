@@ -135,3 +135,42 @@ def test_a_cancel_the_killed_daemon_had_sent_is_sent_again_after_a_restart(
         run = ledger.run("c1")
         assert run is not None and run.signal == signal.SIGKILL  # after the new grace period
         assert ledger.outcome("c1") is not None
+
+
+def test_a_job_that_exits_0_on_the_cancel_a_killed_daemon_sent_is_cancelled_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The daemon sent the owner's cancel and died; the job trapped SIGTERM and exited 0.
+    Only the dead daemon had known the cancel was sent: the restarted one recorded the job
+    ``succeeded``, as if it had run to its end. The send is recorded in the ledger now."""
+    session = Session(tmp_path, seed=0)
+    ready = tmp_path / "ready"
+    line = {"id": "c0", "model": "llama-1b", "requests": 1,
+            "command": ["sh", "-c", f"trap 'exit 0' TERM; touch {ready}; sleep 600"]}  # fmt: skip
+    queue = session.state / "queue.jsonl"
+    queue.write_text(json.dumps(line) + "\n")
+    daemon = session._start("cancel_sent")
+    try:
+        _wait_for(session, "c0", {"running"})
+        end = time.monotonic() + STARTUP_S
+        while not ready.exists():
+            assert time.monotonic() < end, "the job did not start"
+            time.sleep(0.05)
+        with queue.open("a") as out:
+            out.write(json.dumps({"cancel": "c0"}) + "\n")
+        assert daemon.wait(timeout=STARTUP_S) == -signal.SIGKILL  # its SIGTERM sent, then died
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    daemon = session._start(None)
+    try:
+        assert _wait_for(session, "c0", FINAL) == "cancelled"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+    with Ledger.open_readonly(session.state / "ledger.db") as ledger:
+        run = ledger.run("c0")
+        assert run is not None and run.exit_code == 0
+        reason = ledger.transitions("c0")[-1].reason
+        assert reason == "cancelled by its owner while running (it exited 0)"

@@ -135,9 +135,15 @@ def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger
         assert reader.counts_by_state() == ledger.counts_by_state()
 
 
-UNDO_VERSION_8 = """
+UNDO_VERSION_9 = """
+ALTER TABLE runs DROP COLUMN cancel_sent_at;
+"""
+UNDO_VERSION_8 = (
+    UNDO_VERSION_9
+    + """
 ALTER TABLE queue_files DROP COLUMN prefix_crc;
 """
+)
 UNDO_VERSION_7 = (
     UNDO_VERSION_8
     + """
