@@ -163,6 +163,8 @@ class Service:
         self._learning = learning or Learning()
         self.sites = sites
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+        # GPUs a reload took out of the inventory that runs still hold (:meth:`keep_run_gpus`)
+        self._departed: dict[str, InventoryGpu] = {}
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
         self._decided: Seen = {}  # latest recorded decision per waiting job
@@ -316,11 +318,28 @@ class Service:
             self.policy = policy or self.policy
             self.intensity = intensity or self.intensity
             if inventory is not None:
+                before = {**self._departed, **self._by_device}
                 self.inventory = tuple(inventory)
                 self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+                self._keep_departed(before)
             self._forecasts.clear()
             self._last_refresh = None
             log.info("service_reconfigured", policy=self.policy.name, devices=len(self.inventory))
+
+    def keep_run_gpus(self, previous: Service) -> None:
+        """After a reload built this service: the GPUs of ``previous`` this inventory no
+        longer lists (their region or GPU removed) that runs still hold, so those runs' ends
+        are recorded with their GPU (zone, PUE, estimated energy and grams); never planned."""
+        with self._lock:
+            self._keep_departed({**previous._departed, **previous._by_device})
+
+    def _keep_departed(self, known: Mapping[str, InventoryGpu]) -> None:
+        held = {device for run in self.ledger.active_runs() for device in run.device_ids}
+        self._departed = {
+            device: known[device]
+            for device in sorted(held & known.keys())
+            if device not in self._by_device
+        }
 
     def close(self) -> None:
         """Run the ``on_close`` callbacks (e.g. the signal chain's HTTP session). The ledger
@@ -626,7 +645,8 @@ class Service:
 
     def _ending_context(self) -> EndingContext:
         return EndingContext(
-            inventory=self.inventory, by_device=self._by_device, forecasts=self._forecasts,
+            inventory=self.inventory, forecasts=self._forecasts,
+            by_device={**self._departed, **self._by_device} if self._departed else self._by_device,
             lifetime_years=self.settings.lifetime_years,
             overrun_s=self.settings.intervals.plan_s, measurement=self.measurement,
             learning=self.learning, sites=self.sites,

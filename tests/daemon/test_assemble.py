@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -143,3 +144,41 @@ def test_a_service_that_cannot_be_built_closes_the_chain_it_opened(
     finally:
         ledger.close()
     assert closed == [True]
+
+
+@pytest.mark.parametrize("executor", ["simulated", "local"])
+def test_a_job_of_a_region_a_reload_removed_ends_with_its_gpu_zone_and_grams(
+    tmp_path: Path, executor: str
+) -> None:
+    """A reload that removed the region (or the GPU) a job was running on: the job was still
+    polled to its end, but its outcome row had no zone and no PUE, and, where no GPU meter
+    measured it, no estimated energy and no grams (the GPU was no longer in the inventory):
+    the report's totals lost it. The GPUs of the runs in progress are kept for their ends."""
+    from daemon.testing import FakeClock
+    from tests.daemon.helpers import append, job_line
+
+    gone = RegionSettings(name="a", zone="CA-QC", executor=executor, gpus=("T4",))
+    kept = RegionSettings(name="b", zone="US-CAL-CISO", executor=executor, gpus=("T4",))
+    settings = Settings(state_dir=tmp_path, regions=(gone,), policy={"name": "run-now"},
+                        intensity={"source": "static"}, gpu={"backend": "simulated"})  # fmt: skip
+    clock = FakeClock()
+    daemon = build_daemon(settings, gpu_clock=clock.monotonic())
+    try:
+        daemon.service.start(clock())
+        append(daemon.service.queue.path, job_line(id="j", command=["sleep", "0.2"]))
+        daemon.service.tick(clock())
+        assert daemon.ledger.job("j").state == "running"
+        service = rebuild_service(daemon, settings.model_copy(update={"regions": (kept,)}), None)
+        for _ in range(100):
+            service.tick(clock.advance(60))
+            if daemon.ledger.job("j").state != "running":
+                break
+            time.sleep(0.05)
+        assert daemon.ledger.job("j").state == "succeeded"
+        outcome = daemon.ledger.outcome("j")
+        assert outcome is not None
+        assert (outcome["region"], outcome["zone"], outcome["gpu"]) == ("a", "CA-QC", "T4")
+        assert outcome["pue"] is not None and outcome["energy_j"] is not None
+        assert outcome["total_g"] is not None and outcome["total_g"] > 0
+    finally:
+        daemon.close()
