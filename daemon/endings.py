@@ -14,6 +14,7 @@ __all__ = [
     "final_state",
     "never_started",
     "predicted_outcome",
+    "requester",
     "run_handle",
 ]
 
@@ -43,11 +44,20 @@ def run_handle(run: RunRecord) -> RunHandle:
     return RunHandle(run.job_id, run.executor, run.token or "", started, run.deadline)
 
 
+def requester(uid: int | None) -> str:
+    """Who asked to cancel a job, for its reason: ``uid`` from
+    :meth:`~daemon.ledger.Ledger.cancel_requester` (None: its owner)."""
+    if uid is None:
+        return "its owner"
+    return "root" if uid == 0 else f"uid {uid}"
+
+
 def final_state(
     status: ExitStatus,
     *,
     cancel_requested_at: datetime | None,
     cancel_sent_at: datetime | None = None,
+    cancelled_by: str = "its owner",
 ) -> tuple[str, str]:
     """``(state, reason)`` of a run that ended with ``status``.
 
@@ -58,13 +68,14 @@ def final_state(
     reconcile sent it, or while the daemon was down) did all its work: ``succeeded``.
     Otherwise: ``cancelled`` when its owner asked (at ``cancel_requested_at``) before it ended,
     else ``failed`` with the exit code or signal (also a run that failed on its own before the
-    owner's cancel request was read). Both comparisons allow ``_END_SLACK``."""
+    owner's cancel request was read). Both comparisons allow ``_END_SLACK``. A cancel's
+    reason names ``cancelled_by`` (:func:`requester`: root may cancel any job)."""
     if status.succeeded:
         if cancel_sent_at is not None and cancel_sent_at <= status.finished_at + _END_SLACK:
-            return "cancelled", "cancelled by its owner while running (it exited 0)"
+            return "cancelled", f"cancelled by {cancelled_by} while running (it exited 0)"
         return "succeeded", "exit code 0"
     if cancel_requested_at is not None and cancel_requested_at <= status.finished_at + _END_SLACK:
-        return "cancelled", "cancelled by its owner while running"
+        return "cancelled", f"cancelled by {cancelled_by} while running"
     if status.exit_code is not None:
         return "failed", f"exit code {status.exit_code}"
     if status.signal is not None:

@@ -35,7 +35,7 @@ from daemon import killpoints
 from daemon.accounting.finished import estimates_logged, finished_columns
 from daemon.accounting.totals import add_expired, add_outcomes
 from daemon.busy import BusyDevices
-from daemon.endings import final_state, run_handle
+from daemon.endings import final_state, requester, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
 from daemon.executors.held import HeldJobs
@@ -249,10 +249,13 @@ class Endings:
         if job_state != "running":
             return None
         run = ledger.run(job_id)
-        # the first send, recorded (a daemon that sent it may have died since)
-        sent_at = ledger.cancel_sent_at(job_id) if cancel_requested_at is not None else None
+        sent_at, by = None, "its owner"
+        if cancel_requested_at is not None:  # the first send, recorded (a daemon that sent
+            # it may have died since), and who asked
+            sent_at = ledger.cancel_sent_at(job_id)
+            by = requester(ledger.cancel_requester(job_id))
         state, reason = final_state(status, cancel_requested_at=cancel_requested_at,
-                                    cancel_sent_at=sent_at)  # fmt: skip
+                                    cancel_sent_at=sent_at, cancelled_by=by)  # fmt: skip
         decision = ledger.latest_decision(job_id, alternatives=False)  # an end never reads them
         columns: dict[str, Any] = {}
         lesson = None

@@ -40,7 +40,7 @@ import structlog
 from daemon import killpoints
 from daemon.busy import BusyDevices
 from daemon.dispatch import Dispatch, DispatchContext, Launch, job_log_dir, launch_spec
-from daemon.endings import never_started, run_handle
+from daemon.endings import never_started, requester, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import (
     CapacityAware,
@@ -599,7 +599,8 @@ class Service:
         unsettled = set()
         for job in self.ledger.waiting_to_settle(now):
             if job.cancel_requested_at is not None:
-                state, reason = "cancelled", "cancelled by its owner before start"
+                by = requester(self.ledger.cancel_requester(job.job_id))
+                state, reason = "cancelled", f"cancelled by {by} before start"
             elif job.deadline is not None and job.deadline <= now:
                 state, reason = "expired", _missed(job.deadline)
             else:

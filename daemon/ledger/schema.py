@@ -240,9 +240,12 @@ ALTER TABLE queue_files ADD COLUMN prefix_crc INTEGER;
 
 # When the owner's cancel was first sent to a run (its executor asked to stop it; NULL: never):
 # a run that then exits 0 was stopped early, also when the daemon that sent the cancel died
-# before the run ended and a restarted one records the end.
+# before the run ended and a restarted one records the end. Who asked to cancel a job (the uid
+# of the queue file's owner: the job's owner or root; NULL: no request, or one recorded before),
+# so a job root cancelled is not recorded as cancelled by its owner.
 _V9: Final = """
 ALTER TABLE runs ADD COLUMN cancel_sent_at TEXT;
+ALTER TABLE jobs ADD COLUMN cancel_requested_by INTEGER;
 """
 
 # (version, description, SQL script)
@@ -259,6 +262,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
         _V7,
     ),
     (8, "queue files: CRC-32 of the bytes before the offset, so a copied file is read on", _V8),
-    (9, "runs: when the owner's cancel was first sent, so a restarted daemon knows", _V9),
+    (9, "runs: when a cancel was first sent; jobs: the uid that asked to cancel", _V9),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

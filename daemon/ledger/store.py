@@ -348,14 +348,17 @@ class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState)
         )
         return {str(r[0]) for r in rows}
 
-    def request_cancel(self, job_id: str, at: datetime) -> None:
-        """Record that ``job_id``'s owner asked to cancel it; the service acts on it. A job
-        that has already ended keeps no request (it ended before it was asked)."""
+    def request_cancel(self, job_id: str, at: datetime, uid: int | None = None) -> None:
+        """Record that ``job_id``'s owner (or root: ``uid``, None: its owner) asked to cancel
+        it; the service acts on it. The first request is kept. A job that has already ended
+        keeps no request (it ended before it was asked)."""
         finals = ", ".join("?" * len(FINAL_STATES))
         updated = self._exec(
-            "UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, ?)"
+            "UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, ?),"
+            " cancel_requested_by = CASE WHEN cancel_requested_at IS NULL THEN ?"
+            " ELSE cancel_requested_by END"
             f" WHERE job_id = ? AND state NOT IN ({finals})",
-            (ts(at), job_id, *sorted(FINAL_STATES)),
+            (ts(at), uid, job_id, *sorted(FINAL_STATES)),
         ).rowcount
         if not updated:
             return
@@ -364,6 +367,15 @@ class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState)
             kept.job["cancel_requested_at"] = ts(at)
         if self._waiting_index is not None:
             self._waiting_index.cancel_requested(job_id, ts(at) or "")
+
+    def cancel_requester(self, job_id: str) -> int | None:
+        """The uid that asked to cancel ``job_id`` when it is not the job's owner (root);
+        None: its owner asked, or no one did."""
+        row = self._exec(
+            "SELECT cancel_requested_by FROM jobs WHERE job_id = ? AND cancel_requested_by != uid",
+            (job_id,),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     # -- intensity --------------------------------------------------------------------------
 

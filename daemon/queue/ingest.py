@@ -478,7 +478,7 @@ class Queue:
             elif uid not in (job_owner, 0):
                 reject(f"line {line_no}: field 'cancel': job {parsed.job_id!r} is not yours")
             else:
-                self._ledger.request_cancel(parsed.job_id, now)
+                self._ledger.request_cancel(parsed.job_id, now, uid)
                 batch.cancels.append(parsed.job_id)
             return
         self._add_job(rel, parsed, uid, gid, line_no, now, batch, reject)

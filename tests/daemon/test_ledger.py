@@ -137,6 +137,7 @@ def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger
 
 UNDO_VERSION_9 = """
 ALTER TABLE runs DROP COLUMN cancel_sent_at;
+ALTER TABLE jobs DROP COLUMN cancel_requested_by;
 """
 UNDO_VERSION_8 = (
     UNDO_VERSION_9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import replace
 from datetime import timedelta
@@ -18,6 +19,7 @@ from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.planning import build_policy, job_spec
+from daemon.queue import submit_target
 from daemon.settings import PolicySettings, RegionSettings, Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from forecasts import SignalChain
@@ -129,6 +131,34 @@ def test_cancel_before_and_while_running(tmp_path: Path) -> None:
     assert executor.cancels == ["run"]
     assert _states(service.ledger) == {"run": "cancelled", "wait": "cancelled"}
     assert len(executor.launches) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown a spool file to another uid")
+def test_a_cancel_by_root_is_recorded_as_roots_not_the_owners(tmp_path: Path) -> None:
+    """Root may cancel any user's job (queue.jsonl); the ledger recorded every cancel as
+    ``cancelled by its owner``, so the audit trail named the wrong person."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    spool = submit_target(tmp_path, 4242)
+    append(spool, job_line(id="run"))
+    os.chown(spool, 4242, 4242)
+    service.tick(clock())
+    append(spool, job_line(id="wait") + job_line(id="own"))  # the one T4 is busy: they wait
+    service.tick(clock.advance(5))
+    assert {job.job_id: job.uid for job in service.ledger.jobs()} == dict.fromkeys(
+        ("run", "wait", "own"), 4242
+    )
+    append(service.queue.path, '{"cancel": "run"}\n{"cancel": "wait"}\n')  # root's
+    append(spool, '{"cancel": "own"}\n')  # the owner's
+    service.tick(clock.advance(5))
+    assert _states(service.ledger) == dict.fromkeys(("run", "wait", "own"), "cancelled")
+    reasons = {job: service.ledger.transitions(job)[-1].reason for job in ("run", "wait", "own")}
+    assert reasons == {
+        "run": "cancelled by root while running",
+        "wait": "cancelled by root before start",
+        "own": "cancelled by its owner before start",
+    }
 
 
 def test_a_job_that_failed_before_its_owner_asked_to_cancel_it_is_failed(tmp_path: Path) -> None:
