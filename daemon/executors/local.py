@@ -187,6 +187,10 @@ class LocalExecutor:
         )  # written just before exit
         if recorded is not None:
             return recorded
+        if child is not None:  # our wrapper died alone (the OOM killer): the job it left
+            # would run on, on a GPU now free. Its pid stays taken while anything of its
+            # session lives, so the session is the job's (not so for an adopted wrapper).
+            _kill_session(token.pid)
         killed = handle.job_id in self._kill_at
         return ExitStatus(
             handle.job_id,

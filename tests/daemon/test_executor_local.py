@@ -511,3 +511,39 @@ def test_a_child_in_a_process_group_of_its_own_does_not_outlive_its_job(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
+
+
+def test_a_job_whose_wrapper_was_killed_alone_does_not_outlive_its_reported_end(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    """The wrapper SIGKILLed on its own (the OOM killer picks the process, not the group):
+    the end was reported (``the job's wrapper ended without recording a status``: the job
+    failed, its GPU free for the next one) while the job itself ran on, untracked, on that
+    GPU. The job's session is killed before its end is reported."""
+    pid_file = tmp_path / "job.pid"
+    code = (
+        "import os, pathlib, time; tmp = pathlib.Path("
+        f"{str(pid_file)!r} + '.tmp'); tmp.write_text(str(os.getpid()));"
+        f" tmp.rename({str(pid_file)!r}); time.sleep(60)"
+    )
+    executor = LocalExecutor()
+    handle = executor.launch(_spec(tmp_path, "job-oom", PY, "-c", code), NOW)
+    reaper.append(handle)
+    _wait_for_file(pid_file)
+    job = int(pid_file.read_text())
+    ticks = process_start_ticks(job)
+    assert ticks is not None
+
+    try:
+        os.kill(json.loads(handle.token)["pid"], signal.SIGKILL)  # the wrapper only
+        status = _wait(executor, handle)
+
+        assert not status.succeeded and "without recording a status" in status.reason
+        for _ in range(100):  # SIGKILL is delivered at once; the zombie is reaped by init
+            if process_start_ticks(job) != ticks:
+                break
+            time.sleep(0.02)
+        assert process_start_ticks(job) != ticks  # not left running on its GPU
+    finally:
+        if process_start_ticks(job) == ticks:
+            os.kill(job, signal.SIGKILL)
