@@ -298,7 +298,7 @@ def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | N
         daemon.measurement.keep_only(service.inventory)
         service.measurement = daemon.measurement
     service.health = daemon.service.health  # problems outlive a reload until they end
-    service.keep_run_gpus(daemon.service)  # a running job's GPU the new regions removed
+    service.take_over_runs(daemon.service)  # removed GPUs runs hold, cancels sent, stopping
     service.launch_clock = daemon.service.launch_clock
     if service.sites is not None and daemon.service.sites is not None:
         service.sites.carry_over(daemon.service.sites)  # battery state, on-site share history

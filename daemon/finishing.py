@@ -104,6 +104,12 @@ class Endings:
         self._stopping: dict[str, tuple[RunHandle, bool]] = {}
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
 
+    def take_over(self, previous: Endings) -> None:
+        """After a reload: what ``previous`` (the replaced service's) knew of the runs in
+        progress that the ledger does not say: the cancels it sent, the runs it was stopping."""
+        self._cancel_sent |= previous._cancel_sent
+        self._stopping.update(previous._stopping)
+
     # -- totals -----------------------------------------------------------------------------
 
     def load_totals(self) -> None:

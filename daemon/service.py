@@ -163,7 +163,7 @@ class Service:
         self._learning = learning or Learning()
         self.sites = sites
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
-        # GPUs a reload took out of the inventory that runs still hold (:meth:`keep_run_gpus`)
+        # GPUs a reload took out of the inventory that runs still hold (:meth:`take_over_runs`)
         self._departed: dict[str, InventoryGpu] = {}
         self._forecasts: dict[str, ZoneIntensity] = {}
         self._last_refresh: datetime | None = None
@@ -326,12 +326,15 @@ class Service:
             self._last_refresh = None
             log.info("service_reconfigured", policy=self.policy.name, devices=len(self.inventory))
 
-    def keep_run_gpus(self, previous: Service) -> None:
-        """After a reload built this service: the GPUs of ``previous`` this inventory no
-        longer lists (their region or GPU removed) that runs still hold, so those runs' ends
-        are recorded with their GPU (zone, PUE, estimated energy and grams); never planned."""
+    def take_over_runs(self, previous: Service) -> None:
+        """After a reload built this service: what ``previous`` held of the runs in progress.
+        The GPUs its inventory listed that this one does not (their region or GPU removed)
+        and runs still hold, so those runs' ends are recorded with their GPU (zone, PUE,
+        estimated energy and grams; never planned on); the cancels it sent and the runs of
+        lost GPUs it was stopping (:meth:`daemon.finishing.Endings.take_over`)."""
         with self._lock:
             self._keep_departed({**previous._departed, **previous._by_device})
+            self._endings.take_over(previous._endings)
 
     def _keep_departed(self, known: Mapping[str, InventoryGpu]) -> None:
         held = {device for run in self.ledger.active_runs() for device in run.device_ids}

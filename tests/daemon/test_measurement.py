@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.assemble import Daemon, rebuild_service
 from daemon.cli import main
 from daemon.doctor import run_checks
 from daemon.executors.base import Executor
@@ -201,6 +202,56 @@ def test_a_job_on_a_lost_gpu_that_ignores_sigterm_is_killed_after_the_grace(
         assert pid not in executor._children
         assert service.ledger.job("stubborn").state == "failed"
         assert "GPU" in service.ledger.transitions("stubborn")[-1].reason
+    finally:
+        if process_start_ticks(pid) == ticks:
+            os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_reload_does_not_forget_the_runs_of_a_lost_gpu_it_is_still_stopping(
+    tmp_path: Path,
+) -> None:
+    """A SIGHUP reload builds a new service: the runs of a lost GPU it was still polling to
+    their end (and the cancels it had sent) were forgotten, so a job ignoring SIGTERM got no
+    SIGKILL after the grace and ran on, untracked. The new service takes them over."""
+    clock, grace = FakeClock(), [1000.0]
+    executor = LocalExecutor(grace_s=10.0, log_dir=tmp_path / "logs", monotonic=lambda: grace[0])
+    first, backend, monitor = build(tmp_path, clock, executor)
+    settings = Settings(state_dir=tmp_path, regions=REGIONS, policy={"name": "run-now"},
+                        intensity={"source": "static"})  # fmt: skip
+    daemon = Daemon(settings, first.ledger, {"local": executor}, first,
+                    measurement=first.measurement)  # fmt: skip
+    ready = tmp_path / "ready"
+    code = (
+        "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"
+    )
+    append(first.queue.path, job_line(id="stubborn", command=[sys.executable, "-c", code]))
+    first.tick(clock())
+    run = first.ledger.run("stubborn")
+    assert run is not None and run.token is not None and run.gpu_indices is not None
+    pid = json.loads(run.token)["pid"]
+    ticks = process_start_ticks(pid)
+    try:
+        for _ in range(500):
+            if ready.exists():
+                break
+            time.sleep(0.01)
+        assert ready.exists()
+        monitor.sampler.sample_once()
+        backend.lose(run.gpu_indices[0])
+        clock.advance(1)
+        monitor.sampler.sample_once()
+        first.tick(clock())
+        assert first.ledger.job("stubborn").state == "failed"
+        service = rebuild_service(daemon, settings, None)  # SIGHUP within the grace
+        grace[0] += 11.0
+        for _ in range(200):
+            service.tick(clock.advance(1))
+            if pid not in executor._children:
+                break
+            time.sleep(0.02)
+        assert process_start_ticks(pid) is None  # killed after the grace, and reaped
+        assert pid not in executor._children
     finally:
         if process_start_ticks(pid) == ticks:
             os.killpg(pid, signal.SIGKILL)
