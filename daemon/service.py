@@ -211,13 +211,21 @@ class Service:
             self.sites.save(self.settings.state_dir / SITES_NAME, now)
 
     def _executor_health(self, now: datetime) -> None:
-        """The executors' own problems (Slurm unreachable) and the sites' (a model failing, a
-        measured CSV stale) into ``health.json``, each cleared once no longer reported."""
+        """The executors' own problems (Slurm unreachable), the sites' (a model failing, a
+        measured CSV stale), the running jobs of an executor this daemon does not have and
+        the undiscovered regions into ``health.json``, each cleared once no longer reported."""
         current: dict[str, str] = {}
         for executor in self._reporting:
             current.update(executor.problems())
         if self.sites:
             current.update(self.sites.problems())
+        for name, jobs in self._unfollowed().items():
+            shown = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
+            current[f"executor:{name}"] = (
+                f"{len(jobs)} running job(s) ({shown}) run on executor {name}, which this "
+                "daemon does not have (no region uses it): they are not polled, cancelled or "
+                "ended; restore a region that uses it until they end"
+            )
         for region, why in self._undiscovered().items():
             current[f"region:{region}"] = (
                 f"GPUs not discovered ({why}); the jobs only this region can run wait queued, "
@@ -228,6 +236,15 @@ class Service:
         for key in self._executor_problems - current.keys():
             self.health.clear(key)
         self._executor_problems = set(current)
+
+    def _unfollowed(self) -> dict[str, list[str]]:
+        """The running jobs whose executor this daemon does not have (a restart with a
+        config that no longer uses it), by executor name."""
+        jobs: dict[str, list[str]] = defaultdict(list)
+        for run in self.ledger.active_runs():
+            if run.executor not in self.executors:
+                jobs[run.executor].append(run.job_id)
+        return jobs
 
     def clock_stepped(self, step_s: float, now: datetime) -> None:
         """The loop saw the wall clock jump ``step_s`` seconds (negative: back) against the

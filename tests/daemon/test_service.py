@@ -161,6 +161,32 @@ def test_a_cancel_by_root_is_recorded_as_roots_not_the_owners(tmp_path: Path) ->
     }
 
 
+def test_jobs_running_on_an_executor_the_daemon_no_longer_has_are_reported(
+    tmp_path: Path,
+) -> None:
+    """A daemon restarted with a config that no longer uses the executor some jobs run on
+    (the Slurm regions removed): those jobs stayed ``running`` for ever, never polled nor
+    cancelled, said by one ``executor_missing`` line at start. ``health.json`` (``carbond
+    doctor``) names them until they are gone."""
+    clock = FakeClock()
+    on_slurm = (RegionSettings(name="hpc", zone="CA-QC", executor="slurm", gpus=("T4",),
+                               slurm={"partition": "gpu"}),)  # fmt: skip
+    first = make_service(tmp_path, RecordingExecutor("slurm", auto_finish=False), regions=on_slurm)
+    first.start(clock())
+    append(first.queue.path, job_line(id="hpc-1"))
+    first.tick(clock())
+    assert first.ledger.job("hpc-1").state == "running"
+    first.ledger.close()
+
+    service = make_service(tmp_path, RecordingExecutor(), regions=ONE_T4)
+    service.start(clock.advance(60))
+    service.tick(clock())
+    service.after_step("reconcile", None, clock())
+    health = json.loads((tmp_path / "health.json").read_text())
+    message = health["problems"]["executor:slurm"]["message"]
+    assert "hpc-1" in message and "not polled" in message
+
+
 def test_a_job_that_failed_before_its_owner_asked_to_cancel_it_is_failed(tmp_path: Path) -> None:
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
     service = make_service(tmp_path, executor, regions=ONE_T4)
