@@ -160,16 +160,21 @@ class LocalExecutor:
             raise LaunchRefusedError(f"job {spec.job_id}: {problem}")
 
     def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
-        """Exit statuses of the jobs that have ended; escalates overdue cancels to SIGKILL."""
-        ended = []
+        """Exit statuses of the jobs that have ended; escalates overdue cancels to SIGKILL;
+        reaps the wrappers that exited after their runs were reported (:meth:`_reap`)."""
+        ended, polled = [], set()
         for handle in handles:
             token = _Token.decode(handle)
+            polled.add(token.pid)
             result = self._check_one(handle, token, now)
             if result is not None:
                 ended.append(result)
                 self._kill_at.pop(handle.job_id, None)
             elif self._monotonic() >= self._kill_at.get(handle.job_id, math.inf):
                 _kill_session(token.pid)
+        for pid in self._children.keys() - polled:  # their runs were reported already
+            if self._children[pid].poll() is not None:
+                del self._children[pid]
         return ended
 
     def _check_one(self, handle: RunHandle, token: _Token, now: datetime) -> ExitStatus | None:
@@ -210,7 +215,7 @@ class LocalExecutor:
         try:
             child.wait(timeout=_REAP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            return  # still finishing; a later poll reaps it
+            return  # still finishing; a later poll reaps it (whichever jobs it polls)
         del self._children[pid]
 
     def _alive(self, token: _Token) -> bool:

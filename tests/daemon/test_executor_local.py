@@ -547,3 +547,30 @@ def test_a_job_whose_wrapper_was_killed_alone_does_not_outlive_its_reported_end(
     finally:
         if process_start_ticks(job) == ticks:
             os.kill(job, signal.SIGKILL)
+
+
+def test_a_wrapper_slow_to_exit_after_writing_its_status_is_reaped_later(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    """A wrapper that took over a second to exit after writing its status (a loaded machine)
+    was left unreaped: its run had ended, so nothing polled it again, and it stayed a zombie
+    in the executor for the daemon's life. Later polls reap it."""
+    shim = tmp_path / "slow-exit-python"
+    shim.write_text(f'#!/bin/sh\n"{PY}" "$@"\nsleep 1.5\n')
+    shim.chmod(0o755)
+    executor = LocalExecutor(python=str(shim))
+    first = executor.launch(_spec(tmp_path, "job-slow", "true"), NOW)
+    pid = json.loads(first.token)["pid"]
+
+    assert _wait(executor, first).succeeded
+    assert pid in executor._children  # its wrapper had not exited within the reap's second
+    time.sleep(1.0)  # now it has: a zombie
+    other = executor.launch(_spec(tmp_path, "job-other", PY, "-c", "import time; time.sleep(60)"),
+                            NOW)  # fmt: skip
+    reaper.append(other)
+    executor.poll([other], NOW)
+
+    assert pid not in executor._children
+    assert not Path(f"/proc/{pid}").exists()  # reaped, not a zombie
+    executor.cancel(other, NOW)
+    assert not _wait(executor, other).succeeded
