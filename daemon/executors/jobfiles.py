@@ -64,6 +64,22 @@ def session_members(sid: int) -> list[int]:
     return pids
 
 
+def job_members(sid: int, job_id: str) -> list[int]:
+    """The live processes of session ``sid`` that carry ``CARBOND_JOB_ID=job_id`` in their
+    environment, as a job's processes inherit it: the job's own, told apart from those of a
+    later session under the same id (its wrapper gone, ``sid`` may be reused)."""
+    wanted = f"CARBOND_JOB_ID={job_id}".encode()
+    found = []
+    for pid in session_members(sid):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if wanted in environ.split(b"\0"):
+            found.append(pid)
+    return found
+
+
 def start_marker(spec_file: Path) -> Path | None:
     """The start marker named in ``spec_file`` (None: no readable spec, nothing launched)."""
     try:

@@ -194,8 +194,12 @@ class LocalExecutor:
             return recorded
         if child is not None:  # our wrapper died alone (the OOM killer): the job it left
             # would run on, on a GPU now free. Its pid stays taken while anything of its
-            # session lives, so the session is the job's (not so for an adopted wrapper).
+            # session lives, so the session is the job's.
             _kill_session(token.pid)
+        else:  # adopted: the pid may name a later session by now; only the job's processes
+            for member in jobfiles.job_members(token.pid, handle.job_id):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(member, signal.SIGKILL)
         killed = handle.job_id in self._kill_at
         return ExitStatus(
             handle.job_id,

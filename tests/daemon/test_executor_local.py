@@ -574,3 +574,40 @@ def test_a_wrapper_slow_to_exit_after_writing_its_status_is_reaped_later(
     assert not Path(f"/proc/{pid}").exists()  # reaped, not a zombie
     executor.cancel(other, NOW)
     assert not _wait(executor, other).succeeded
+
+
+def test_an_adopted_job_whose_wrapper_was_killed_alone_does_not_outlive_its_reported_end(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    """As above, for a run a restarted daemon adopted: its wrapper is not this daemon's child,
+    so its pid may name a later session; the job's own processes (``CARBOND_JOB_ID``) are
+    killed, and only they."""
+    pid_file = tmp_path / "job.pid"
+    code = (
+        "import os, pathlib, time; tmp = pathlib.Path("
+        f"{str(pid_file)!r} + '.tmp'); tmp.write_text(str(os.getpid()));"
+        f" tmp.rename({str(pid_file)!r}); time.sleep(60)"
+    )
+    before = LocalExecutor()
+    handle = before.launch(_spec(tmp_path, "job-oom2", PY, "-c", code), NOW)
+    reaper.append(handle)
+    _wait_for_file(pid_file)
+    job = int(pid_file.read_text())
+    ticks = process_start_ticks(job)
+    assert ticks is not None
+    after = LocalExecutor()  # a new daemon: it did not start the wrapper
+    assert after.adopt([handle], NOW) == [handle]
+    try:
+        os.kill(json.loads(handle.token)["pid"], signal.SIGKILL)  # the wrapper only
+        status = _wait(after, handle)
+
+        assert not status.succeeded and "without recording a status" in status.reason
+        for _ in range(100):
+            if process_start_ticks(job) != ticks:
+                break
+            time.sleep(0.02)
+        assert process_start_ticks(job) != ticks  # not left running on its GPU
+    finally:
+        if process_start_ticks(job) == ticks:
+            os.kill(job, signal.SIGKILL)
+        before.poll([handle], NOW)  # reap the wrapper in this test process
