@@ -723,7 +723,8 @@ class Service:
 
     def _check_gpus(self, now: datetime) -> None:
         """Advance realised intensities; fail the jobs of lost GPUs and take those GPUs out of
-        planning (the daemon goes on with the others)."""
+        planning (the daemon goes on with the others). A job whose executor says it exited 0
+        (it ran to its end before the loss was seen) is recorded as it ended."""
         if self.measurement is None:
             return
         self.measurement.observe(now, self._forecasts)
@@ -740,9 +741,25 @@ class Service:
             self.health.set(f"gpu:{report.gpu.index}", f"lost: {report.reason}", now)
             for job_id in report.job_ids:
                 run = self.ledger.run(job_id)
-                if run is not None:  # cancelled, and polled until gone (SIGKILL, reaped)
+                ended = self._ended_already(run, now) if run is not None else None
+                if ended is not None and ended.succeeded:  # ran to its end before the loss
+                    self._finish(ended, now)  # was seen: as it ended
+                    continue
+                if run is not None and ended is None:  # cancelled, polled until gone
                     self._endings.stop(run, now)
                 self._finish(ExitStatus(job_id, now, None, None, report.reason), now)
+
+    def _ended_already(self, run: RunRecord, now: datetime) -> ExitStatus | None:
+        """How ``run`` ended, if its executor says it has (None: running, or not asked)."""
+        executor = self.executors.get(run.executor)
+        if executor is None or not run.token:
+            return None
+        try:
+            statuses = executor.poll([run_handle(run)], now)
+        except (DaemonError, OSError) as exc:
+            log.error("executor_poll_failed", executor=run.executor, error=str(exc))
+            return None
+        return statuses[0] if statuses else None
 
 
 _NOT_A_FAILURE = frozenset({"ok", "no provider configured"})

@@ -207,6 +207,33 @@ def test_a_job_on_a_lost_gpu_that_ignores_sigterm_is_killed_after_the_grace(
             os.killpg(pid, signal.SIGKILL)
 
 
+def test_a_job_that_ran_to_its_end_before_its_gpu_was_lost_succeeded(tmp_path: Path) -> None:
+    """A job that exited 0, then its GPU fell off the bus before the next reconcile saw the
+    end: it was recorded ``failed`` (GPU lost) though it had done all its work. Its run is
+    asked first; a job that ran to its end (exit 0) succeeded."""
+    clock = FakeClock()
+    executor = LocalExecutor(log_dir=tmp_path / "logs")
+    service, backend, monitor = build(tmp_path, clock, executor)
+    append(service.queue.path, job_line(id="done", command=["true"]))
+    service.ingest(clock())
+    service.plan(clock())  # started, not reconciled
+    run = service.ledger.run("done")
+    assert run is not None and run.gpu_indices is not None
+    status = tmp_path / "logs" / "done.status.json"
+    for _ in range(500):
+        if status.exists():
+            break
+        time.sleep(0.01)
+    assert status.exists()  # it ended
+    monitor.sampler.sample_once()
+    backend.lose(run.gpu_indices[0])
+    clock.advance(1)
+    monitor.sampler.sample_once()
+    service.tick(clock())
+    assert service.ledger.job("done").state == "succeeded"
+    assert service.ledger.transitions("done")[-1].reason == "exit code 0"
+
+
 def test_a_reload_does_not_forget_the_runs_of_a_lost_gpu_it_is_still_stopping(
     tmp_path: Path,
 ) -> None:
