@@ -164,7 +164,11 @@ class LocalExecutor:
         reaps the wrappers that exited after their runs were reported (:meth:`_reap`)."""
         ended, polled = [], set()
         for handle in handles:
-            token = _Token.decode(handle)
+            try:
+                token = _Token.decode(handle)
+            except ExecutorError as exc:  # one bad row must not stop every other job's poll
+                ended.append(ExitStatus(handle.job_id, now, None, None, f"{exc}: not followed"))
+                continue
             polled.add(token.pid)
             result = self._check_one(handle, token, now)
             if result is not None:

@@ -611,3 +611,22 @@ def test_an_adopted_job_whose_wrapper_was_killed_alone_does_not_outlive_its_repo
         if process_start_ticks(job) == ticks:
             os.kill(job, signal.SIGKILL)
         before.poll([handle], NOW)  # reap the wrapper in this test process
+
+
+def test_one_unreadable_run_token_does_not_stop_the_other_jobs_poll(
+    tmp_path: Path, reaper: list[RunHandle]
+) -> None:
+    """A ledger row whose token does not decode (a hand edit, a damaged page) made every poll
+    raise: no local job was ever seen to end. That run now ends, unfollowed, with the reason;
+    the others are polled as before."""
+    executor = LocalExecutor()
+    good = executor.launch(_spec(tmp_path, "good", PY, "-c", "pass"), NOW)
+    reaper.append(good)
+    bad = RunHandle("bad", "local", "{not json", NOW)
+    end = time.monotonic() + 30
+    ended: dict[str, ExitStatus] = {}
+    while "good" not in ended and time.monotonic() < end:
+        ended.update((s.job_id, s) for s in executor.poll([bad, good], NOW))
+        time.sleep(0.02)
+    assert ended["good"].succeeded
+    assert ended["bad"].exit_code is None and "unreadable local run token" in ended["bad"].reason
