@@ -3,7 +3,8 @@
 Every sub-command module exposes ``register(subparsers)``, which adds its parsers and sets
 ``func`` on them; :func:`main` is the composition root that parses, runs and maps errors to
 exit codes (0 ok, also when the reader of stdout stops early as ``| head`` does; 1 runtime
-failure, also output to a closed stdout (``>&-``); 2 bad input; 130 interrupted).
+failure, also output to a closed stdout (``>&-``); 2 bad input; 130 interrupted). With stderr
+closed (``2>&-``) error lines are dropped, never written to stdout; the exit code still says.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def joined_past_spans(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``carbond`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    if sys.stderr is None:  # `carbond jobs --json 2>&-`: before argparse can print its usage
+        _closed_stderr()
     parser = build_parser()
     args = parser.parse_args(joined_past_spans(sys.argv[1:] if argv is None else argv))
     # Log events go to stderr so stdout holds only the command's output (tables, --json);
@@ -124,6 +127,20 @@ def _closed_stdout() -> None:
         os.dup2(fd, 1)
         os.close(fd)
     sys.stdout = _ClosedStdout()
+
+
+def _closed_stderr() -> None:
+    """``sys.stderr`` when fd 2 was closed: Python leaves it None, and ``print(file=None)``
+    (argparse's usage, every ``carbond: error:`` line) writes to stdout instead, into the
+    output a script parses. Hold fd 2 with /dev/null (a file carbond or a child opens next,
+    the ledger, can no longer become fd 2) and drop what is written there, as a shell's
+    ``ls missing 2>&-`` does; the exit code still tells the failure."""
+    fd = os.open(os.devnull, os.O_WRONLY)
+    if fd != 2:
+        os.dup2(fd, 2)
+        os.close(fd)
+    # the process's stderr from now on: never closed, so no context manager
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -200,6 +200,27 @@ def test_a_closed_stdout_is_one_error_line(state: Path, command: str) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [("jobs --json --state-dir {state}", 0), ("status nope --state-dir {state}", 2),
+     ("jobs --state-dir {state} --bogus", 2), ("estimate --model nope --gpu a100", 2)],
+)  # fmt: skip
+def test_a_closed_stderr_keeps_errors_out_of_stdout(state: Path, command: str, code: int) -> None:
+    """``carbond X 2>&-``: Python leaves ``sys.stderr`` None, and ``print(file=None)`` wrote
+    the ``carbond: error:`` line (and argparse its usage) into stdout, the output a script
+    parses. Errors are dropped now; the exit code tells, and stdout holds only the output."""
+    exe = Path(sys.executable).with_name("carbond")
+    done = subprocess.run(
+        ["bash", "-c", f"'{exe}' {command.format(state=state)} 2>&-"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == code
+    if code == 0:
+        assert {row["job_id"] for row in json.loads(done.stdout)} >= {"a", "b"}
+    else:
+        assert done.stdout == ""
+
+
 def test_a_piped_table_is_plain_ascii(state: Path) -> None:
     """``carbond jobs | cat`` drew rich's box characters (``┏━┃``), though ``print_table``
     promises plain ASCII when piped (for ``grep``, ``awk``, a file, a non-UTF-8 terminal)."""
