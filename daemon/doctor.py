@@ -347,6 +347,10 @@ def _check_health(settings: Settings, now: datetime) -> Check:
     problems = _disk_problems(state)
     report = read_health(state / HEALTH_NAME)
     if report is None:
+        if os.path.lexists(state / HEALTH_NAME):
+            problems.append(f"{state / HEALTH_NAME} cannot be read as the health carbond "
+                            "writes (the running daemon replaces it within "
+                            f"{HEARTBEAT_S:.0f} s; remove it if none runs)")  # fmt: skip
         if problems:
             return Check("health", "fail", "; ".join(problems))
         return Check("health", "skip", f"no {HEALTH_NAME} yet (the daemon has not run here)")

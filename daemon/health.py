@@ -113,8 +113,11 @@ def read_health(path: Path) -> HealthReport | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
             record = json.loads(handle.read(1 << 20))
+        updated_at = datetime.fromisoformat(record["updated_at"])
+        if updated_at.tzinfo is None:  # carbond writes UTC with its offset; ages need one
+            raise ValueError("updated_at has no UTC offset")
         return HealthReport(
-            datetime.fromisoformat(record["updated_at"]),
+            updated_at,
             int(record["pid"]),
             {str(k): str(v["message"]) for k, v in record["problems"].items()},
         )

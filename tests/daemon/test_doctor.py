@@ -311,3 +311,18 @@ def test_a_ledger_path_that_is_not_a_file_is_named_so_not_missing(tmp_path: Path
     assert checks["ledger"] == f"fail: {said}"
     done = _carbond("jobs", "--config", str(config))
     assert (done.returncode, done.stderr) == (2, f"carbond: error: {said}\n")
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["garbage\n", '{"updated_at": "2026-01-01T00:00:00", "pid": 1, "problems": {}}\n'],
+)
+def test_an_unreadable_health_file_is_named_so_not_missing(tmp_path: Path, content: str) -> None:
+    """A garbage ``health.json`` read as "no health.json yet (the daemon has not run here)",
+    and one whose ``updated_at`` had no UTC offset ended doctor in a ``TypeError`` traceback."""
+    state, config = _setup(tmp_path)
+    (state / "health.json").write_text(content)
+
+    _, checks = _doctor(config)
+
+    assert checks["health"].startswith(f"fail: {state / 'health.json'} cannot be read as")
