@@ -129,12 +129,13 @@ def _check_ledger(settings: Settings) -> Check:
     if not path.exists():
         return Check("ledger", "pass", f"{path} not created yet (`carbond run` creates it)")
     with Ledger.open_readonly(path) as ledger:
-        counts = ledger.counts_by_state()
         version = ledger.schema_version()
+        if version > SCHEMA_VERSION:  # its tables may no longer be what this carbond counts
+            return Check("ledger", "fail", f"{path}: schema v{version} is newer than this "
+                         f"carbond (v{SCHEMA_VERSION}): `carbond run` refuses it; upgrade "
+                         "carbond")  # fmt: skip
+        counts = ledger.counts_by_state()
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs"
-    if version > SCHEMA_VERSION:
-        return Check("ledger", "fail", f"{path}: schema v{version} is newer than this carbond "
-                     f"(v{SCHEMA_VERSION}): `carbond run` refuses it; upgrade carbond")  # fmt: skip
     if version < SCHEMA_VERSION:
         summary += f" (the daemon migrates it to v{SCHEMA_VERSION} when it starts)"
     return Check("ledger", "pass", f"{path}: schema v{version}, {summary}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemon.doctor import run_checks
-from daemon.ledger import Ledger
+from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.queue.ingest import Queue
 
 CONFIG = """
@@ -326,3 +327,22 @@ def test_an_unreadable_health_file_is_named_so_not_missing(tmp_path: Path, conte
     _, checks = _doctor(config)
 
     assert checks["health"].startswith(f"fail: {state / 'health.json'} cannot be read as")
+
+
+def test_a_newer_ledger_whose_tables_changed_fails_as_newer(tmp_path: Path) -> None:
+    """The jobs were counted before the version was read: a later schema without the
+    ``transitions`` table failed as "no such table" instead of saying to upgrade carbond."""
+    state, config = _setup(tmp_path)
+    db = sqlite3.connect(state / "ledger.db")
+    db.executescript(
+        "DROP TABLE transitions;"
+        f"INSERT INTO schema_migrations VALUES ({SCHEMA_VERSION + 1}, 'later', 'x');"
+    )
+    db.close()
+
+    _, checks = _doctor(config)
+
+    assert checks["ledger"] == (
+        f"fail: {state / 'ledger.db'}: schema v{SCHEMA_VERSION + 1} is newer than this carbond "
+        f"(v{SCHEMA_VERSION}): `carbond run` refuses it; upgrade carbond"
+    )
