@@ -18,6 +18,7 @@ import os
 import stat
 import subprocess
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from daemon.assemble import LEDGER_NAME, build_slurm_executor
 from daemon.errors import DaemonError
 from daemon.health import HEALTH_NAME, HEARTBEAT_S, read_health
 from daemon.inventory import build_inventory
-from daemon.ledger import SCHEMA_VERSION, Ledger
+from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
 from daemon.queue.files import spool_name_problem
 from daemon.settings import ConfigError, Settings, load_settings
@@ -275,13 +276,38 @@ def _check_queue(settings: Settings) -> Check:
     if ledger_path.exists():
         with Ledger.open_readonly(ledger_path) as ledger:
             record = ledger.queue_files().get(QUEUE_NAME)
-        done = record.byte_offset if record is not None and record.inode == st.st_ino else 0
-        backlog = f"{max(0, st.st_size - done)} byte(s) not ingested yet"
+        backlog = f"{st.st_size - _ingested_bytes(queue, record)} byte(s) not ingested yet"
     problems += _spool_problems(settings.state_dir / SPOOL_DIR)
     detail = f"{queue}: {st.st_size} bytes, {backlog}, {_count_rejected(settings)} rejected line(s)"
     if problems:
         return Check("queue", "fail", f"{detail}; " + "; ".join(problems))
     return Check("queue", "pass", detail)
+
+
+def _ingested_bytes(queue: Path, record: QueueFileRecord | None) -> int:
+    """How much of ``queue`` the daemon has read, as its ingest decides (``Queue._start``): the
+    recorded offset while the file holds the bytes it read there, also as a copy with another
+    inode (a restored state dir: the same CRC-32 before the offset); 0 when the file was
+    truncated below the offset or replaced, which the daemon reads again from the start."""
+    if record is None:
+        return 0
+    fd = os.open(queue, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st, offset = os.fstat(fd), record.byte_offset
+        if st.st_size < offset:
+            return 0
+        if record.tail and os.pread(fd, len(record.tail), offset - len(record.tail)) != (
+            record.tail
+        ):
+            return 0
+        if record.inode is None or record.inode == st.st_ino:
+            return offset
+        crc, at = 0, 0
+        while at < offset and (data := os.pread(fd, min(1 << 20, offset - at), at)):
+            crc, at = zlib.crc32(data, crc), at + len(data)
+        return offset if crc == record.prefix_crc else 0
+    finally:
+        os.close(fd)
 
 
 def _last_byte(path: Path) -> bytes:

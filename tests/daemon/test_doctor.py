@@ -346,3 +346,40 @@ def test_a_newer_ledger_whose_tables_changed_fails_as_newer(tmp_path: Path) -> N
         f"fail: {state / 'ledger.db'}: schema v{SCHEMA_VERSION + 1} is newer than this carbond "
         f"(v{SCHEMA_VERSION}): `carbond run` refuses it; upgrade carbond"
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "backlog"),
+    [("copy", 0), ("append", 3), ("replace", None), ("truncate", None)],
+)
+def test_the_queue_backlog_is_what_the_daemon_would_still_read(
+    tmp_path: Path, change: str, backlog: int | None
+) -> None:
+    """The backlog matched the file by inode: after a copy of the state dir (a restore), doctor
+    said the whole queue was not ingested, though the daemon knows the copy by its bytes (the
+    CRC-32 before the offset) and goes on from the offset; a file truncated in place showed no
+    backlog, though the daemon reads it again from the start. None: all of the file is new."""
+    state, config = _setup(tmp_path)
+    queue = state / "queue.jsonl"
+    line = b'{"id": "a", "model": "llama-3.2-1b", "command": ["true"]}\n'
+    queue.write_bytes(line * 3)
+    with Ledger.open(state / "ledger.db") as ledger:
+        Queue(state, ledger).ingest(datetime.now(UTC))
+    data = {
+        "copy": line * 3,
+        "append": line * 3 + b"{}\n",
+        "replace": line.replace(b'"a"', b'"b"') * 3,
+        "truncate": line,
+    }[change]
+    if change == "truncate":  # in place: the same inode
+        queue.write_bytes(data)
+    else:
+        copy = queue.with_name("copy")
+        copy.write_bytes(data)
+        os.chmod(copy, 0o600)
+        os.replace(copy, queue)
+
+    _, checks = _doctor(config)
+
+    expected = len(data) if backlog is None else backlog
+    assert f"{len(data)} bytes, {expected} byte(s) not ingested yet" in checks["queue"]
