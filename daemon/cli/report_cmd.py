@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -126,7 +127,8 @@ def _report(args: argparse.Namespace) -> int:
                 "free then, else the first to free up)",
             }
             tty = args.output is None and sys.stdout.isatty()  # boxed for a terminal only
-            text = render(fmt, rows, totals, meta, tty=tty)
+            width = shutil.get_terminal_size().columns if tty else None  # its width, too
+            text = render(fmt, rows, totals, meta, width=width, tty=tty)
         if args.plot is not None:
             from daemon.reports.plots import plot_report
 

@@ -313,6 +313,20 @@ def test_a_piped_or_written_table_is_plain_ascii(
     assert "┏" in render_module.render("table", rows, totals, {}, tty=True)
 
 
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_terminal_table_is_as_wide_as_the_terminal(
+    demo_state: Path, carbond: Run, monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    """On a terminal the table was laid out for 220 columns whatever the terminal's width:
+    its lines ran past the edge of a narrower window, which wrapped each one into a
+    staircase; every other table takes the terminal's width (``print_table``)."""
+    monkeypatch.setenv("COLUMNS", str(columns))  # what shutil.get_terminal_size reads first
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    table = carbond("report", "--state-dir", str(demo_state), "--by", "job")
+    widths = [len(line) for line in table.splitlines() if line.startswith(("┃", "│", "┡"))]
+    assert widths and max(widths) <= columns
+
+
 def test_the_output_files_suffix_names_its_format(
     demo_state: Path, carbond: Run, tmp_path: Path
 ) -> None:
