@@ -21,6 +21,7 @@ from daemon.cli.context import (
     carbon_params_from,
     model_from,
     settings_from,
+    zone_pue,
 )
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
@@ -171,15 +172,20 @@ def _advise(args: argparse.Namespace) -> int:
     runtime = get_runtime(args.runtime)
     if not runtime.continuous_batching:
         raise UsageError(f"--runtime {runtime.name} is not a serving engine; use vllm")
+    zones = _zones(args.zones)
+    # as `estimate --zone`: a zone of configured regions takes their PUE unless --pue is given
+    pues = {z: pue if args.pue is not None else zone_pue(settings, z.upper(), pue, "--zones")
+            for z in zones}  # fmt: skip
     advice = advise(
-        model, gpus, _zones(args.zones), runtime,
+        model, gpus, zones, runtime,
         input_tokens=args.input_tokens, output_tokens=args.output_tokens,
         batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
         precisions=_split(args.precisions, "--precisions"),
-        max_latency_s=args.max_latency_s, pue=pue, lifetime_years=lifetime,
+        max_latency_s=args.max_latency_s, pue=pues, lifetime_years=lifetime,
         runners_up=args.runners_up,
     )  # fmt: skip
     payload = _payload(advice, model.name, runtime.name, args.max_latency_s)
+    payload["pue"] = pues
     if args.json:
         print_json(payload)
     else:

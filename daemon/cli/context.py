@@ -26,6 +26,7 @@ __all__ = [
     "number_within",
     "open_ledger",
     "settings_from",
+    "zone_pue",
 ]
 
 
@@ -120,6 +121,21 @@ def carbon_params_from(args: argparse.Namespace, settings: Settings) -> tuple[fl
     if not 0 < lifetime < math.inf:
         raise UsageError(f"--lifetime-years must be positive and finite, got {lifetime}")
     return pue, lifetime
+
+
+def zone_pue(settings: Settings, zone: str, default: float, option: str) -> float:
+    """The PUE of the configured regions in ``zone`` (upper case, as ``carbond intensity``
+    names it), else ``default`` (``default_pue``).
+
+    Raises:
+        UsageError: regions in ``zone`` have different PUEs (``--pue`` must choose), naming
+            ``option``.
+    """
+    pues = {r.name: r.pue for r in settings.regions if r.zone.strip().upper() == zone}
+    if len(set(pues.values())) > 1:
+        listed = ", ".join(f"{name} {pue:g}" for name, pue in pues.items())
+        raise UsageError(f"{option} {zone}: its regions have different PUEs ({listed}): give --pue")
+    return next(iter(pues.values()), default)
 
 
 def number_within(low: float, high: float, what: str = "a number") -> Callable[[str], float]:

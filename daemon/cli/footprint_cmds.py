@@ -16,13 +16,13 @@ from daemon.cli.context import (
     carbon_params_from,
     model_from,
     settings_from,
+    zone_pue,
 )
 from daemon.cli.estimate_extras import Carbon, estimate_prompts, interval_payload
 from daemon.cli.gpus_learned import learned_gpus
 from daemon.cli.gpus_live import live_gpus
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
-from daemon.settings import Settings
 from forecasts import static_annual_intensity
 from policies.errors import InvalidWorkloadError
 from policies.footprint import (
@@ -136,7 +136,7 @@ def _estimate(args: argparse.Namespace) -> int:
     intensity, source = _intensity(args)
     zone = None if args.zone is None else args.zone.strip().upper()  # as `carbond intensity`
     if args.pue is None and zone is not None:
-        pue = _zone_pue(settings, zone, pue)
+        pue = zone_pue(settings, zone, pue, "--zone")
     carbon = Carbon(intensity, source, zone, pue, lifetime, gpu.embodied_g)
     if args.prompts is not None:
         return estimate_prompts(args, model, gpu, runtime, workload, carbon)
@@ -149,19 +149,6 @@ def _estimate(args: argparse.Namespace) -> int:
     else:
         _print_estimate(payload)
     return 0
-
-
-def _zone_pue(settings: Settings, zone: str, default: float) -> float:
-    """The PUE of the configured regions in ``zone``, else ``default`` (``default_pue``).
-
-    Raises:
-        UsageError: regions in ``zone`` have different PUEs (``--pue`` must choose).
-    """
-    pues = {r.name: r.pue for r in settings.regions if r.zone.strip().upper() == zone}
-    if len(set(pues.values())) > 1:
-        listed = ", ".join(f"{name} {pue:g}" for name, pue in pues.items())
-        raise UsageError(f"--zone {zone}: its regions have different PUEs ({listed}): give --pue")
-    return next(iter(pues.values()), default)
 
 
 def _estimate_payload(

@@ -138,7 +138,7 @@ def _score(
     runtime: RuntimeProfile,
     workload: Workload,
     zones: Mapping[str, float],
-    pue: float,
+    pue: Mapping[str, float],
     lifetime_years: float,
 ) -> list[Candidate]:
     profile, power = calibrated(runtime, gpu)
@@ -149,7 +149,7 @@ def _score(
     emb = float(embodied_g(seconds_1k, gpu.embodied_g, lifetime_years, workload.tensor_parallel))
     out = []
     for zone, intensity in zones.items():
-        op = float(operational_g(energy_1k, intensity, pue))
+        op = float(operational_g(energy_1k, intensity, pue[zone]))
         out.append(
             Candidate(gpu.name, workload.tensor_parallel, workload.precision,
                       workload.batch_size, zone, intensity, workload.output_tokens * state.step_s,
@@ -225,11 +225,12 @@ def advise(
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     precisions: Sequence[str] = DEFAULT_PRECISIONS,
     max_latency_s: float | None = None,
-    pue: float = 1.0,
+    pue: float | Mapping[str, float] = 1.0,
     lifetime_years: float = 5.0,
     runners_up: int = 5,
 ) -> Advice:
-    """Sweep and recommend; ``zones`` maps zone name to intensity in gCO2e/kWh.
+    """Sweep and recommend; ``zones`` maps zone name to intensity in gCO2e/kWh, ``pue`` is
+    one PUE for every zone or each zone's (a zone it does not name: 1.0).
 
     Raises:
         InvalidWorkloadError: no GPUs or zones, a bad precision or token count, or a
@@ -239,6 +240,7 @@ def advise(
         raise InvalidWorkloadError("advice needs at least one GPU and one zone")
     if max_latency_s is not None and not max_latency_s > 0:
         raise InvalidWorkloadError(f"max_latency_s must be positive, got {max_latency_s}")
+    pues = {zone: pue if isinstance(pue, float | int) else pue.get(zone, 1.0) for zone in zones}
     pool: list[Candidate] = []
     scored: set[tuple[str, str, int, int]] = set()
     rejected_memory = 0
@@ -254,7 +256,7 @@ def advise(
                     key = (gpu.name, fit.precision, fit.tensor_parallel, fit.batch_size)
                     if key not in scored:  # a larger batch capped to one already scored
                         scored.add(key)
-                        pool += _score(model, gpu, runtime, fit, zones, pue, lifetime_years)
+                        pool += _score(model, gpu, runtime, fit, zones, pues, lifetime_years)
     feasible = [c for c in pool if max_latency_s is None or c.latency_s <= max_latency_s]
     rejected_latency = len(pool) - len(feasible)
     feasible.sort(key=lambda c: (c.total_per_1k_tokens_g, c.latency_s))

@@ -124,6 +124,41 @@ def test_estimate_in_a_configured_zone_uses_its_regions_pue(
     )
 
 
+def test_advise_prices_each_configured_zone_at_its_regions_pue(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``advise --zones`` priced every zone at ``default_pue`` where ``estimate --zone`` takes
+    the PUE of the configured regions in the zone: the two disagreed on the same job."""
+    config = tmp_path / "carbond.toml"
+    config.write_text(
+        "default_pue = 1.1\n"
+        '[[regions]]\nname = "qc"\nzone = "CA-QC"\npue = 1.5\ngpus = ["T4"]\n'
+        '[[regions]]\nname = "de1"\nzone = "DE"\npue = 1.2\ngpus = ["T4"]\n'
+        '[[regions]]\nname = "de2"\nzone = "DE"\npue = 1.4\ngpus = ["T4"]\n'
+    )
+    argv = ("advise", "--model", "llama-1b", "--gpus", "t4", "--batch-sizes", "1",
+            "--precisions", "fp16", "--config", str(config), "--json")  # fmt: skip
+
+    def operational(*more: str) -> dict[str, float]:
+        code, out, err = run(capsys, *argv, *more)
+        assert code == 0, err
+        advice = json.loads(out)
+        rows = [advice["recommendation"], *advice["runners_up"]]
+        return {row["zone"]: row["operational_per_1k_tokens_g"] / row["intensity_g_per_kwh"]
+                for row in rows}  # fmt: skip
+
+    per_pue = operational("--zones", "ca-qc,GB")
+    assert per_pue["CA-QC"] == pytest.approx(per_pue["GB"] * 1.5 / 1.1)
+    given = operational("--zones", "ca-qc,GB", "--pue", "1.05")
+    assert given["CA-QC"] == pytest.approx(given["GB"])
+    code, out, err = run(capsys, *argv, "--zones", "GB,DE")
+    assert (code, out) == (2, "")
+    assert err == (
+        "carbond: error: --zones DE: its regions have different PUEs (de1 1.2, de2 1.4): "
+        "give --pue\n"
+    )
+
+
 def test_estimate_out_of_memory_is_an_answer_not_an_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
