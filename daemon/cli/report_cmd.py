@@ -26,7 +26,7 @@ from daemon.reports.summary import GROUPINGS, summarise
 __all__ = ["parse_when", "register", "write_atomic"]
 
 _T = TypeVar("_T")
-_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$", re.ASCII)  # not "-١d"
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 

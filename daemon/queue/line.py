@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_RELATIVE = re.compile(r"^\+(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_RELATIVE = re.compile(r"^\+(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$", re.ASCII)  # not "+١h"
 
 
 class InvalidLineError(DaemonError, ValueError):

@@ -171,7 +171,8 @@ def test_deadlines(text: str, expected: datetime) -> None:
     assert parse_deadline(text, NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["+", "8h", "+8x", "2024-13-01T00:00:00Z"])
+# "+١h" and "+８h" (Arabic-Indic, fullwidth digits) were read as "+1h" and "+8h": \d is Unicode
+@pytest.mark.parametrize("text", ["+", "8h", "+8x", "2024-13-01T00:00:00Z", "+١h", "+８h"])
 def test_bad_deadlines(text: str) -> None:
     with pytest.raises(ValueError, match="deadline"):
         parse_deadline(text, NOW)

@@ -114,7 +114,8 @@ def test_other_formats_carry_the_same_rows(demo_state: Path, carbond: Run, fmt: 
      (("--since=-1000000000d",), "further back than any date"),  # an OverflowError before
      (("--since", "0001-01-01T00:00+01:00"), "outside years 1-9999 in UTC"),  # and these
      (("--until", "9999-12-31T23:00-05:00"), "outside years 1-9999 in UTC"),
-     (("--since", "2999-01-01"), "is in the future")],  # showed until = now, before since
+     (("--since", "2999-01-01"), "is in the future"),  # showed until = now, before since
+     (("--since=-١d",), "--since '-١d': expected RFC 3339")],  # read as -1d: \d is Unicode
 )  # fmt: skip
 def test_bad_periods_are_usage_errors(
     demo_state: Path, carbond: Run, args: tuple[str, ...], message: str
