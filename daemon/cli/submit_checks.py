@@ -59,10 +59,11 @@ def submit_warnings(settings: Settings, request: JobRequest, now: datetime) -> l
     elif deadline is not None and deadline > now:
         fastest = min(fitting, key=lambda e: e.duration_s)
         if now + timedelta(seconds=fastest.duration_s) > deadline:
+            away = _duration((deadline - now).total_seconds())
             warnings.append(
-                f"the job needs about {_hours(fastest.duration_s)} on the fastest {what} "
-                f"({fastest.gpu}) but its deadline is {_hours((deadline - now).total_seconds())} "
-                "away: it will likely expire or miss it"
+                f"the job needs about {_duration(fastest.duration_s)} on the fastest {what} "
+                f"({fastest.gpu}) but its deadline is {away} away: it will likely expire or "
+                "miss it"
             )
     return warnings
 
@@ -119,5 +120,10 @@ def workdir(flag: str | None, from_file: Any) -> Any:
     return path
 
 
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.0f} min"
+def _duration(seconds: float) -> str:
+    """``seconds`` as a person says it: ``45 s``, ``10 min``, ``1.5 h``."""
+    if round(seconds) < 60:
+        return f"{seconds:.0f} s"
+    if round(seconds / 60) < 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -58,6 +58,19 @@ def test_a_deadline_the_fastest_gpu_cannot_meet(
     assert "on the fastest configured GPU (RTX6000-Ada) but its deadline is 1.0 h away" in warning
 
 
+@pytest.mark.parametrize(
+    ("deadline", "said"),
+    [("+10m", "10 min"), ("+45s", "45 s"), ("+59m50s", "1.0 h"), ("+2h30m", "2.5 h")],
+)
+def test_the_deadline_is_said_in_the_unit_a_person_would_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], deadline: str, said: str
+) -> None:
+    """A deadline ten minutes away was said to be "0.2 h away"."""
+    [warning], _ = _submit(tmp_path, capsys, ADA, "--model", "llama-3.1-8b",
+                           "--requests", "100000", "--deadline", deadline)  # fmt: skip
+    assert f"but its deadline is {said} away" in warning
+
+
 @pytest.mark.parametrize("regions", [ADA, DISCOVER, ""])
 def test_no_warning_when_it_fits_or_the_gpus_are_unknown_here(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], regions: str
@@ -76,7 +89,7 @@ def test_no_warning_when_it_fits_or_the_gpus_are_unknown_here(
          r"will reject it"),
         (("--model", "llama-3.1-70b", "--requests", "100000", "--deadline", "+10m"),
          r"the job needs about \d+\.\d h on the fastest GPU a region declares or may discover "
-         r"\(B200\) but its deadline is 0\.2 h away: it will likely expire or miss it"),
+         r"\(B200\) but its deadline is 10 min away: it will likely expire or miss it"),
         (("--model", "llama-1b", "--min-gpu-memory-gb", "500"),
          r"fits no GPU a region declares or may discover: asks for at least 500 GB of GPU "
          r"memory, the largest offers 192 GB \(B200\): the daemon will reject it"),
