@@ -10,6 +10,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from policies.errors import PoliciesError
+from policies.footprint.accounting import MIN_LIFETIME_YEARS
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -18,7 +19,10 @@ __all__ = ["LIFETIME_CHECK", "Check", "check_fields", "check_keywords"]
 
 # A field, whether a value of its type is allowed (written so that NaN fails), and what is.
 Check = tuple[str, Callable[[Any], bool], str]
-LIFETIME_CHECK: Check = ("lifetime_years", lambda v: 0 < v < math.inf, "more than 0, finite")
+LIFETIME_CHECK: Check = (
+    "lifetime_years", lambda v: MIN_LIFETIME_YEARS <= v < math.inf,
+    f"at least {MIN_LIFETIME_YEARS}, finite",
+)  # fmt: skip
 
 # What a field's annotation asks of a value given as a parameter (TOML, a replay's --policy).
 _TYPES: Mapping[str, tuple[Callable[[object], bool], str]] = {

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from daemon.errors import UsageError
 from daemon.settings import Settings, load_settings
+from policies.footprint import MIN_LIFETIME_YEARS
 
 if TYPE_CHECKING:
     from daemon.ledger import Ledger
@@ -110,7 +111,8 @@ def carbon_params_from(args: argparse.Namespace, settings: Settings) -> tuple[fl
     """``(pue, lifetime_years)`` from the options or the settings.
 
     Raises:
-        UsageError: PUE outside [1, 3] or a lifetime not positive and finite (exit 2).
+        UsageError: PUE outside [1, 3] or a lifetime under ``MIN_LIFETIME_YEARS`` or not
+            finite (exit 2).
     """
     pue: float = settings.default_pue if args.pue is None else args.pue
     if not 1.0 <= pue <= 3.0:
@@ -118,8 +120,10 @@ def carbon_params_from(args: argparse.Namespace, settings: Settings) -> tuple[fl
     lifetime: float = (
         settings.lifetime_years if args.lifetime_years is None else args.lifetime_years
     )
-    if not 0 < lifetime < math.inf:
-        raise UsageError(f"--lifetime-years must be positive and finite, got {lifetime}")
+    if not MIN_LIFETIME_YEARS <= lifetime < math.inf:
+        raise UsageError(
+            f"--lifetime-years must be at least {MIN_LIFETIME_YEARS} and finite, got {lifetime}"
+        )
     return pue, lifetime
 
 

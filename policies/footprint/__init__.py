@@ -12,6 +12,7 @@
 from policies.footprint.accounting import (
     DEFAULT_LIFETIME_YEARS,
     J_PER_KWH,
+    MIN_LIFETIME_YEARS,
     SECONDS_PER_YEAR,
     CarbonFootprint,
     embodied_g,
@@ -64,6 +65,7 @@ __all__ = [
     "MAX_REQUESTS",
     "MAX_TENSOR_PARALLEL",
     "MAX_TOKENS",
+    "MIN_LIFETIME_YEARS",
     "PRECISION_BYTES",
     "SECONDS_PER_YEAR",
     "ActParameters",

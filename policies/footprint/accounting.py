@@ -19,6 +19,7 @@ import numpy.typing as npt
 __all__ = [
     "DEFAULT_LIFETIME_YEARS",
     "J_PER_KWH",
+    "MIN_LIFETIME_YEARS",
     "SECONDS_PER_YEAR",
     "CarbonFootprint",
     "embodied_g",
@@ -29,6 +30,8 @@ __all__ = [
 J_PER_KWH: Final = 3_600_000
 SECONDS_PER_YEAR: Final = 365.25 * 24 * 3600
 DEFAULT_LIFETIME_YEARS: Final = 5.0
+# A shorter GPU lifetime is a typo, not an amortisation: 5e-324 years made embodied grams inf
+MIN_LIFETIME_YEARS: Final = 0.1
 
 FloatOrArray = TypeVar("FloatOrArray", float, npt.NDArray[np.float64])
 

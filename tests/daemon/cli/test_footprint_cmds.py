@@ -201,6 +201,9 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
          "params_b must be positive and at most 10,000 (billion), got 1e+300"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--lifetime-years", "inf"),
          "--lifetime-years"),
+        # infinite embodied grams, printed as "total_g": null with "fits": true, before
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--lifetime-years", "5e-324"),
+         "--lifetime-years must be at least 0.1 and finite, got 5e-324"),
         # a size vLLM refuses: 32 query heads and 8 KV heads do not split over 3 GPUs
         (("--gpu", "h100", "--model", "llama-3.1-8b", "--zone", "CA-QC", "--gpus", "3"),
          "--gpus 3: llama-3.1-8b's 32 attention heads (8 KV heads) do not split over 3 GPUs, "

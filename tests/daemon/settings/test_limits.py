@@ -87,3 +87,13 @@ def test_the_largest_values_allowed_are_usable() -> None:
     import threading
 
     assert MAX_DURATION_S < threading.TIMEOUT_MAX
+
+
+def test_a_gpu_lifetime_too_short_to_amortise_over_is_refused_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    """``lifetime_years = 5e-324`` (only ``> 0`` was asked) made every outcome's embodied grams
+    infinite; a lifetime under ``MIN_LIFETIME_YEARS`` is refused at load."""
+    [problem] = _problems(tmp_path, "lifetime_years = 5e-324\n")
+    assert problem.endswith("lifetime_years: Input should be greater than or equal to 0.1")
+    assert load_settings(None, lifetime_years=0.1).lifetime_years == 0.1
