@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.context import add_common_options
-from daemon.cli.output import EXIT_FAILURE, print_json
+from daemon.cli.output import EXIT_FAILURE, print_json, printable
 from daemon.doctor import run_checks
 from daemon.logs import configure_logging
 
@@ -47,5 +47,7 @@ def _doctor(args: argparse.Namespace) -> int:
     else:
         width = max(len(c.name) for c in checks)
         for check in checks:
-            print(f"{_MARK[check.status]}  {check.name:<{width}}  {check.detail}")
+            # a detail quotes file names any user chose (queue.d/ is 1733): escaped, so that
+            # none drives the terminal of the operator who runs doctor
+            print(f"{_MARK[check.status]}  {check.name:<{width}}  {printable(check.detail)}")
     return 0 if ok else EXIT_FAILURE

@@ -383,3 +383,19 @@ def test_the_queue_backlog_is_what_the_daemon_would_still_read(
 
     expected = len(data) if backlog is None else backlog
     assert f"{len(data)} bytes, {expected} byte(s) not ingested yet" in checks["queue"]
+
+
+def test_a_file_name_another_user_chose_cannot_drive_the_operators_terminal(
+    tmp_path: Path,
+) -> None:
+    """Anyone may create files in ``queue.d`` (1733): one named with an escape sequence was
+    printed raw in the queue line of the doctor that root ran (a retitled or cleared screen,
+    a line that reads PASS)."""
+    state, config = _setup(tmp_path)
+    (state / "queue.d" / "\x1b[2J\x1b[32mPASS\r.jsonl").write_text("")
+
+    done = _carbond("doctor", "--config", str(config))
+
+    [queue] = [line for line in done.stdout.splitlines() if line.startswith("FAIL  queue")]
+    assert "\x1b" not in done.stdout and "\r" not in done.stdout
+    assert "queue.d/\\x1b[2J\\x1b[32mPASS\\r.jsonl is not named <uid>.jsonl" in queue
