@@ -382,7 +382,7 @@ def _check_health(settings: Settings, now: datetime) -> Check:
             return Check("health", "fail", "; ".join(problems))
         return Check("health", "skip", f"no {HEALTH_NAME} yet (the daemon has not run here)")
     age_s = (now - report.updated_at).total_seconds()
-    alive = Path(f"/proc/{report.pid}").exists()
+    alive = _still_the_daemon(report.pid, state / LEDGER_NAME)
     if not alive and not problems:
         return Check("health", "skip", f"daemon not running (pid {report.pid} wrote "
                      f"{HEALTH_NAME} {age_s:.0f} s ago)")  # fmt: skip
@@ -393,6 +393,27 @@ def _check_health(settings: Settings, now: datetime) -> Check:
     if problems:
         return Check("health", "fail", "; ".join(problems))
     return Check("health", "pass", f"pid {report.pid} reports no problem ({age_s:.0f} s ago)")
+
+
+def _still_the_daemon(pid: int, ledger: Path) -> bool:
+    """Whether ``pid`` still runs the daemon that wrote ``health.json``: alive and holding
+    ``ledger`` open. After a crash or a reboot the pid is reused by any process, and taking
+    that for the daemon said it was stuck. Of another user's process (its fds unreadable)
+    only that it is alive can be told."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except PermissionError:
+        return Path(f"/proc/{pid}").exists()
+    except OSError:
+        return False  # gone (or not a pid at all)
+    target = os.path.realpath(ledger)
+    for name in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}") == target:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 _HEALTH_STALE_S: Final = 3 * HEARTBEAT_S

@@ -399,3 +399,21 @@ def test_a_file_name_another_user_chose_cannot_drive_the_operators_terminal(
     [queue] = [line for line in done.stdout.splitlines() if line.startswith("FAIL  queue")]
     assert "\x1b" not in done.stdout and "\r" not in done.stdout
     assert "queue.d/\\x1b[2J\\x1b[32mPASS\\r.jsonl is not named <uid>.jsonl" in queue
+
+
+def test_a_pid_reused_since_the_daemon_stopped_is_not_taken_for_it(tmp_path: Path) -> None:
+    """After a crash or a reboot the pid in ``health.json`` belongs to some other process:
+    doctor took it for the daemon and failed, "pid N last wrote health.json ... ago: stuck"."""
+    state, config = _setup(tmp_path)
+    other = subprocess.Popen(["sleep", "60"])  # alive, and no ledger open
+    try:
+        (state / "health.json").write_text(json.dumps(
+            {"updated_at": "2026-01-01T00:00:00+00:00", "pid": other.pid, "problems": {}}
+        ))  # fmt: skip
+
+        _, checks = _doctor(config)
+    finally:
+        other.kill()
+        other.wait()
+
+    assert checks["health"].startswith(f"skip: daemon not running (pid {other.pid} wrote ")
