@@ -34,7 +34,7 @@ from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
 from daemon.queue.files import spool_name_problem
-from daemon.settings import ConfigError, Settings, load_settings
+from daemon.settings import ConfigError, Settings, config_path, load_settings
 from daemon.sites import SiteConfigError, build_sites
 from daemon.statedir import state_dir_problems
 from forecasts import ForecastsError, SeriesCache, SignalChain
@@ -69,7 +69,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
             _check_wrapper(),
             Check("health", "skip", skipped),
         ]
-    where = str(config or os.environ.get("CARBOND_CONFIG") or "defaults and environment")
+    where = str(config_path(config) or "defaults and environment")  # /etc/carbond/ too
     checks = [_check_config(settings, where)]
     for name, check in (
         ("state_dir", _check_state_dir),

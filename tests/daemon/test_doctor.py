@@ -417,3 +417,17 @@ def test_a_pid_reused_since_the_daemon_stopped_is_not_taken_for_it(tmp_path: Pat
         other.wait()
 
     assert checks["health"].startswith(f"skip: daemon not running (pid {other.pid} wrote ")
+
+
+def test_the_config_line_names_the_default_file_it_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a server, ``carbond doctor`` with no ``--config`` reads /etc/carbond/carbond.toml,
+    and its config line said it had read "defaults and environment"."""
+    _, config = _setup(tmp_path)
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", config)
+
+    checks = {c.name: c for c in run_checks(None, datetime.now(UTC))}
+
+    assert checks["config"].detail == f"{config}: 1 region(s), policy run-now"
