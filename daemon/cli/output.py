@@ -89,8 +89,9 @@ def print_table(
     title: str | None, columns: Sequence[str], rows: Sequence[Sequence[object]]
 ) -> None:
     """Print a table with rich (boxed on a TTY, plain ASCII when piped: ``+``, ``-`` and ``|``
-    for ``grep``, ``awk`` and files). Cells are text as given: rich's ``[markup]`` in them is
-    shown, not applied, and control characters are escaped (:func:`printable`)."""
+    for ``grep``, ``awk`` and files). The title and cells are text as given: rich's
+    ``[markup]`` in them is shown, not applied, and control characters are escaped
+    (:func:`printable`)."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -105,7 +106,9 @@ def print_table(
     # Piped output gets a wide fixed width so tables do not fold into unreadable columns.
     tty = sys.stdout.isatty()
     console = _Console() if tty else _Console(width=200)
-    table = Table(title=title, show_lines=False, box=box.HEAVY_HEAD if tty else box.ASCII)
+    # a title may quote a path (`jobs --state rejected`): "[/x]" in it was a MarkupError
+    shown = None if title is None else Text(printable(title))
+    table = Table(title=shown, show_lines=False, box=box.HEAVY_HEAD if tty else box.ASCII)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:

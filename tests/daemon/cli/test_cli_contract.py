@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -219,6 +220,19 @@ def test_a_closed_stderr_keeps_errors_out_of_stdout(state: Path, command: str, c
         assert {row["job_id"] for row in json.loads(done.stdout)} >= {"a", "b"}
     else:
         assert done.stdout == ""
+
+
+def test_a_table_title_quoting_a_path_is_shown_as_written(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``jobs --state rejected``'s title names the rejected file: a state dir with ``[/x]`` in
+    its path ended in a rich ``MarkupError`` traceback, and ``[bold]`` vanished from it."""
+    odd = state.parent / "carbond[" / "x][bold]"  # .../carbond[/x][bold]
+    shutil.copytree(state, odd)
+    code, out, err = _run(capsys, "jobs", "--state-dir", str(odd), "--state", "rejected")
+    assert code == 0, err
+    # the title wraps at the table's width: compared without the spaces and line breaks
+    assert f"rejectedlines({odd / 'rejected.jsonl'})" in "".join(out.split())
 
 
 def test_a_piped_table_is_plain_ascii(state: Path) -> None:
