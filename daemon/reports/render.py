@@ -104,9 +104,10 @@ def _table(
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(
-        title=str(meta.get("title", "carbond report")),
+        title=Text(str(meta.get("title", "carbond report"))),
         show_lines=False,
         box=box.HEAVY_HEAD if tty else box.ASCII,  # print_table's rule (daemon.cli.output)
     )
@@ -115,7 +116,8 @@ def _table(
             heading, overflow="fold", justify="left" if heading == "group" else "right"
         )
     for i, row in enumerate(cells):
-        table.add_row(*row, end_section=i == len(cells) - 2)
+        # cells as text, never markup: a group is a login name, a region, a job id
+        table.add_row(*(Text(c) for c in row), end_section=i == len(cells) - 2)
     out = io.StringIO()
     console = Console(file=out, width=width or 220, force_terminal=False, color_system=None)
     console.print(table)

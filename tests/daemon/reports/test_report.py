@@ -363,3 +363,13 @@ def test_the_report_holds_its_lines_not_every_outcome_row_as_well(
         first = next(rows)
         assert first["job_id"] == next(ledger.finished_outcomes())["job_id"]
         assert len([first, *rows]) == len(_outcomes(demo_state))
+
+
+def test_table_cells_and_title_are_shown_as_written_not_as_markup() -> None:
+    """A group is a login name (pwd/LDAP), a region or a job id: ``[/x]`` in one ended the
+    report in a MarkupError traceback, and ``[bold]`` vanished from it."""
+    text = render_module._table(
+        ["group", "jobs"], [["ann[/x]", "1"], ["[bold]bob", "2"], ["TOTAL", "3"]],
+        {"title": "by [i]user"}, None, False,
+    )  # fmt: skip
+    assert "ann[/x]" in text and "[bold]bob" in text and "by [i]user" in text
