@@ -41,7 +41,7 @@ def never_started(item: RunHandle | ExitStatus, tokenless: set[str]) -> bool:
 def run_handle(run: RunRecord) -> RunHandle:
     """The executor's handle of a recorded run (empty token: the launch was not confirmed)."""
     started = run.started_at or run.launched_at
-    return RunHandle(run.job_id, run.executor, run.token or "", started, run.deadline)
+    return RunHandle(run.job_id, run.executor, run.token or "", started, run.deadline, run.uid)
 
 
 def requester(uid: int | None) -> str:

@@ -76,13 +76,16 @@ class RunHandle:
     or a Slurm job id), stored in the ledger and given back to :meth:`Executor.adopt`.
     ``deadline``: the job's (None: it has none); an executor whose scheduler may keep a
     released job waiting (Slurm) takes back one still waiting when its deadline passes
-    (:class:`NotStarted`), and the service expires it, as it would a job it never released."""
+    (:class:`NotStarted`), and the service expires it, as it would a job it never released.
+    ``uid``: the job's owner (None: not given); a handle without token is looked up among
+    that user's jobs only (Slurm: anyone may name a job as carbond names it)."""
 
     job_id: str
     executor: str
     token: str
     started_at: datetime
     deadline: datetime | None = None
+    uid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +185,11 @@ class Reserving(Protocol):
         """Let the held job start now in ``spec``'s region and GPUs; its run handle."""
         ...
 
-    def withdraw(self, job_id: str, token: str, now: datetime) -> Held | None:
+    def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
         """Take back a held job so that it never starts; None when done (or nothing was
         held). When the scheduler had already started it, it is left running and the answer
-        is its token (the one found by ``job_id`` when ``token`` is empty) and when it
-        started."""
+        is its token (the one found by ``job_id`` among the jobs of its owner ``uid`` when
+        ``token`` is empty) and when it started."""
         ...
 
 

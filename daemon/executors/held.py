@@ -120,7 +120,8 @@ class HeldJobs:
         executor = self._executors.get(run.executor)
         if isinstance(executor, Reserving):
             try:
-                started = executor.withdraw(job_id, run.token or "", now)
+                uid = self._ledger.job(job_id).uid
+                started = executor.withdraw(job_id, run.token or "", now, uid=uid)
             except (DaemonError, OSError) as exc:
                 self._failed("job_withdraw_failed", job_id, str(exc))
                 return False

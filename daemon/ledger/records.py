@@ -72,8 +72,8 @@ class DecisionRecord:
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """A launched job. ``token`` None: the daemon died between recording and launching.
-    ``deadline``: its job's, as :meth:`~daemon.ledger.Ledger.active_runs` reads it for the
-    executors (None: the job has none, or the run was read without it)."""
+    ``deadline`` and ``uid``: its job's, as :meth:`~daemon.ledger.Ledger.active_runs` reads them
+    for the executors (None: the job has no deadline, or the run was read without them)."""
 
     job_id: str
     executor: str
@@ -88,6 +88,7 @@ class RunRecord:
     signal: int | None
     reason: str | None
     deadline: datetime | None = None
+    uid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

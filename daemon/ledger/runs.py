@@ -376,14 +376,15 @@ class Runs(Connection):
             kept.run.update(columns)
 
     def active_runs(self) -> list[RunRecord]:
-        """Runs of jobs in state ``running``, each with its job's deadline (asked several
-        times a round: when neither this connection wrote a run or a job's state since, nor
+        """Runs of jobs in state ``running``, each with its job's deadline and owner (asked
+        several times a round: when neither this connection wrote a run or a job's state since, nor
         another connection committed, the same answer without reading it again)."""
         as_of = (self._exec("PRAGMA data_version").fetchone()[0], self._run_writes)
         if as_of == self._active_as_of:
             return list(self._active_runs)
         rows = self._exec(
-            "SELECT runs.*, jobs.deadline AS deadline FROM runs JOIN jobs USING (job_id)"
+            "SELECT runs.*, jobs.deadline AS deadline, jobs.uid AS uid"
+            " FROM runs JOIN jobs USING (job_id)"
             " WHERE jobs.state = 'running' ORDER BY runs.launched_at"
         )
         # Asked several times a round: a row as last time is the same record, not parsed again.
@@ -391,7 +392,7 @@ class Runs(Connection):
         for row in rows:
             values = tuple(row)
             entry = known.get(values)
-            record = entry if entry is not None else _run(row, dt(row["deadline"]))
+            record = entry if entry is not None else _run(row, dt(row["deadline"]), row["uid"])
             active[values] = record
             runs.append(record)
         self._active = active
@@ -480,7 +481,9 @@ def _exact_list_json(items: tuple[str | int, ...]) -> str:
     return json.dumps(list(items))
 
 
-def _run(row: sqlite3.Row | dict[str, Any], deadline: datetime | None = None) -> RunRecord:
+def _run(
+    row: sqlite3.Row | dict[str, Any], deadline: datetime | None = None, uid: int | None = None
+) -> RunRecord:
     return RunRecord(
         job_id=row["job_id"], executor=row["executor"], token=row["token"],
         device_ids=json_tuple(row["device_ids_json"]),
@@ -488,5 +491,5 @@ def _run(row: sqlite3.Row | dict[str, Any], deadline: datetime | None = None) ->
         expected_duration_s=row["expected_duration_s"], launched_at=req_dt(row["launched_at"]),
         started_at=dt(row["started_at"]), finished_at=dt(row["finished_at"]),
         exit_code=row["exit_code"], signal=row["signal"], reason=row["reason"],
-        deadline=deadline,
+        deadline=deadline, uid=uid,
     )  # fmt: skip

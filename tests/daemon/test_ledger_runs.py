@@ -261,3 +261,13 @@ def test_no_launches_write_nothing(tmp_path: Path) -> None:
         ledger.set_runs_started([])
     assert _tables(tmp_path / "ledger.db") == before
     ledger.close()
+
+
+def test_active_runs_carry_their_owner_for_executors_to_find_them_by(tmp_path: Path) -> None:
+    from daemon.endings import run_handle
+
+    ledger = _running(tmp_path / "l.db")
+    runs = ledger.active_runs()
+    assert [r.uid for r in runs] == [1000] * len(JOBS)
+    assert run_handle(runs[0]).uid == 1000  # a Slurm job found by name must be its owner's
+    ledger.close()

@@ -220,14 +220,16 @@ def squeue_argv(squeue: str, cluster: str | None, slurm_ids: Sequence[str]) -> l
     ]
 
 
-def squeue_by_name_argv(squeue: str, cluster: str | None, job_id: str) -> list[str]:
-    """``squeue`` rows of carbond job ``job_id`` found by its Slurm name."""
+def squeue_by_name_argv(squeue: str, cluster: str | None, job_id: str, uid: int) -> list[str]:
+    """``squeue`` rows of carbond job ``job_id`` found by its Slurm name among the jobs of its
+    owner ``uid`` (anyone may name a job ``carbond-<id>``)."""
     return [
         squeue,
         *([f"--clusters={cluster}"] if cluster else []),
         "--noheader",
         "--states=all",
         f"--name={job_name(job_id)}",
+        f"--user={uid}",
         f"--format={SQUEUE_FORMAT}",
     ]
 
@@ -245,16 +247,21 @@ def squeue_running_argv(squeue: str, target: Target) -> list[str]:
 
 
 def sacct_argv(
-    sacct: str, cluster: str | None, slurm_ids: Sequence[str] = (), name: str | None = None
+    sacct: str,
+    cluster: str | None,
+    slurm_ids: Sequence[str] = (),
+    name: str | None = None,
+    uid: int | None = None,
 ) -> list[str]:
     """``sacct`` rows (:data:`SACCT_FIELDS`, ``|``-separated, one per job and step) of the
-    given jobs, or of the jobs named ``name``."""
+    given jobs, or of the jobs named ``name`` of user ``uid`` (else of all users)."""
     argv = [sacct, *([f"--clusters={cluster}"] if cluster else []), "--noheader", "--parsable2"]
     argv.append(f"--format={','.join(SACCT_FIELDS)}")
     if slurm_ids:
         argv.append(f"--jobs={','.join(slurm_ids)}")
     if name is not None:
-        argv += [f"--name={name}", "--starttime=now-7days", "--allusers"]
+        argv += [f"--name={name}", "--starttime=now-7days"]
+        argv.append(f"--uid={uid}" if uid is not None else "--allusers")
     return argv
 
 

@@ -228,7 +228,7 @@ class SlurmExecutor:
         """Submit ``spec`` to start no earlier than ``start`` (Slurm reason ``BeginTime``), or
         move the submitted one there; a job Slurm already started is reported as started."""
         self._reach.at(now)
-        found = self._find(spec.job_id, token)
+        found = self._find(spec.job_id, token, spec.uid)
         if found is None:
             return Held(self._submit(spec, start).encode())
         current, row = found
@@ -240,7 +240,7 @@ class SlurmExecutor:
     def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
         """Let the held job start now in ``spec``'s region (submitted afresh if it is gone)."""
         self._reach.at(now)
-        found = self._find(spec.job_id, token)
+        found = self._find(spec.job_id, token, spec.uid)
         if found is None:
             return self.launch(spec, now)
         current, row = found
@@ -250,12 +250,12 @@ class SlurmExecutor:
         moved = self._move(spec, current, None)
         return RunHandle(spec.job_id, self.name, moved.encode(), now)
 
-    def withdraw(self, job_id: str, token: str, now: datetime) -> Held | None:
-        """Hold and cancel the held job (looked up by name when ``token`` is empty); once
-        held it cannot start. A job Slurm already started is left alone: its token and start
-        time."""
+    def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
+        """Hold and cancel the held job (looked up by name among the jobs of its owner ``uid``
+        when ``token`` is empty); once held it cannot start. A job Slurm already started is
+        left alone: its token and start time."""
         self._reach.at(now)
-        found = self._find(job_id, token)
+        found = self._find(job_id, token, uid)
         if found is None:
             return None
         current, row = found
@@ -368,9 +368,11 @@ class SlurmExecutor:
         types = {layout.type_of(device_id) for device_id in spec.device_ids}
         return types.pop() if len(types) == 1 else ""
 
-    def _find(self, job_id: str, token: str) -> tuple[Token, QueueRow | None] | None:
+    def _find(
+        self, job_id: str, token: str, uid: int | None
+    ) -> tuple[Token, QueueRow | None] | None:
         """:meth:`SlurmQueries.find`, remembering the job as carbond's."""
-        found = self._q.find(job_id, token)
+        found = self._q.find(job_id, token, uid)
         if found is not None:
             self._mine.add(found[0].slurm_id)
         return found
@@ -422,14 +424,15 @@ class SlurmExecutor:
 
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
         """After a restart: each job still in Slurm (pending or running), its end as Slurm
-        recorded it, or :class:`NotStarted` when Slurm never got it."""
+        recorded it, or :class:`NotStarted` when Slurm never got it (a handle without token is
+        looked up by name among the jobs of its ``uid``)."""
         self._reach.at(now)
         adopted: list[RunHandle | ExitStatus] = []
         with_token = [h for h in handles if h.token]
         for handle in handles:
             if handle.token:
                 continue
-            found = self._find(handle.job_id, "")
+            found = self._find(handle.job_id, "", handle.uid)
             if found is None:
                 why = "never started: Slurm has no job named " + cmd.job_name(handle.job_id)
                 adopted.append(NotStarted(handle.job_id, now, None, None, why))

@@ -107,23 +107,32 @@ class SlurmQueries:
         """The sacct rows (job and steps) of ``ids``."""
         return parse_sacct(self.ok(cmd.sacct_argv(self.tool("sacct"), cluster, ids)).stdout)
 
-    def find(self, job_id: str, token: str) -> tuple[Token, QueueRow | None] | None:
+    def find(
+        self, job_id: str, token: str, uid: int | None
+    ) -> tuple[Token, QueueRow | None] | None:
         """The Slurm job of ``job_id`` (by token, else by name) with its squeue row (None:
-        ended, only in sacct); None when Slurm has no such job. By name, the newest job still
-        waiting or running, else the newest that ran (earlier submissions taken back unstarted
-        are ignored)."""
+        ended, only in sacct); None when Slurm has no such job. By name, among the jobs of
+        ``uid`` (the job's owner: any user may name a job ``carbond-<id>``), the newest job
+        still waiting or running, else the newest that ran (earlier submissions taken back
+        unstarted are ignored).
+
+        Raises:
+            ExecutorError: no token and no owner to look the job up by.
+        """
         if token:
             current = Token.decode(job_id, token)
             rows = self.squeue(current.cluster, [current.slurm_id])
             return current, rows[0] if rows else None
+        if uid is None:
+            raise ExecutorError(f"job {job_id}: no Slurm id recorded and no owner to find it by")
         for cluster, first in {t.cluster: r for r, t in self._targets.items()}.items():
-            argv = cmd.squeue_by_name_argv(self.tool("squeue"), cluster, job_id)
+            argv = cmd.squeue_by_name_argv(self.tool("squeue"), cluster, job_id, uid)
             rows = [r for r in parse_squeue(self.ok(argv).stdout) if not is_ended(r.state)]
             if rows:
                 row = max(rows, key=lambda r: int(r.slurm_id))
                 region = self.region_of(row.partition, cluster) or first
                 return Token(row.slurm_id, cluster, region), row
-            argv = cmd.sacct_argv(self.tool("sacct"), cluster, name=cmd.job_name(job_id))
+            argv = cmd.sacct_argv(self.tool("sacct"), cluster, name=cmd.job_name(job_id), uid=uid)
             acct = [r for r in parse_sacct(self.ok(argv).stdout)
                     if not r.step and r.start is not None]  # fmt: skip  # ran: not a taken-back one
             if acct:

@@ -33,7 +33,7 @@ class _Reserving:
     def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
         raise AssertionError("not released here")
 
-    def withdraw(self, job_id: str, token: str, now: datetime) -> Held | None:
+    def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
         return None
 
 
@@ -88,7 +88,7 @@ def test_a_hand_over_failing_the_same_way_every_round_is_logged_once(tmp_path: P
     class _Failing(_Reserving):
         error = "Could not establish a configuration source"
 
-        def withdraw(self, job_id: str, token: str, now: datetime) -> Held | None:
+        def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
             if self.error:
                 raise DaemonError(self.error)
             return None

@@ -216,7 +216,9 @@ def test_a_job_slurm_already_started_is_reported_not_moved(tmp_path: Path) -> No
     job.state, job.start = "RUNNING", "2026-12-04T21:05:00"
     again = executor.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, T0)
     assert again.started_at == T0 + timedelta(minutes=5)
-    assert executor.withdraw("j1", held.token, T0) == Held(held.token, T0 + timedelta(minutes=5))
+    assert executor.withdraw("j1", held.token, T0, uid=0) == Held(
+        held.token, T0 + timedelta(minutes=5)
+    )
     assert job.state == "RUNNING"  # never cancelled behind the owner's back
 
 
@@ -226,11 +228,12 @@ def test_withdraw_holds_then_cancels_and_finds_an_unrecorded_submission_by_name(
     slurm = FakeSlurm()
     executor = _executor(slurm)
     executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)  # token lost in a crash
-    assert executor.withdraw("j1", "", T0) is None
+    assert executor.withdraw("j1", "", T0, uid=0) is None
     job = next(iter(slurm.jobs.values()))
     assert job.held and job.state == "CANCELLED"
     tools = [c[0] + (" " + c[1] if c[0] == "scontrol" else "") for c in slurm.calls[-3:]]
     assert tools == ["squeue", "scontrol hold", "scancel"]
+    assert "--user=0" in slurm.calls[-3]  # by name among its owner's jobs only
 
 
 def test_a_released_job_left_pending_past_the_grace_is_taken_back_unstarted(
@@ -297,9 +300,9 @@ def test_adopt_keeps_running_jobs_recovers_ended_ones_and_finds_unrecorded_ones(
     running = executor.launch(_spec(tmp_path), T0)
     ended = executor.launch(LaunchSpec("j2", ("true",), 0, 0, (1,), tmp_path, region="qc"), T0)
     slurm.jobs[ended.token.split('"')[3]].state = "GONE"
-    lost = RunHandle("j3", "slurm", "", T0)
+    lost = RunHandle("j3", "slurm", "", T0, uid=0)
     slurm.jobs["999"] = _Job("carbond-j3", "alpha", state="RUNNING")
-    never = RunHandle("j4", "slurm", "", T0)
+    never = RunHandle("j4", "slurm", "", T0, uid=0)
     adopted = executor.adopt([running, ended, lost, never], T0 + timedelta(minutes=1))
     by_id = {a.job_id: a for a in adopted}
     assert by_id["j1"] == running
@@ -396,7 +399,7 @@ def test_a_timed_out_command_starts_an_outage_too(tmp_path: Path) -> None:
     with pytest.raises(SlurmUnavailableError, match="no answer within 30 s"):
         executor.cancel(RunHandle("j1", "slurm", Token("100", None, "qc").encode(), T0), T0)
     with pytest.raises(SlurmUnavailableError, match="not run"):
-        executor.withdraw("j1", "", T0)
+        executor.withdraw("j1", "", T0, uid=0)
     assert _tools(slurm.calls) == ["scancel"]
 
 

@@ -1,0 +1,83 @@
+"""A job found by its Slurm name ``carbond-<id>`` (a hand-over or launch whose Slurm id carbond
+never recorded) must be its owner's: anyone can name a job that way (``make slurm-up`` first)."""
+
+from __future__ import annotations
+
+import pwd
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from daemon.executors.base import NotStarted, RunHandle
+from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
+from tests.slurm.cluster import SlurmCluster
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture
+def executor(slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch) -> SlurmExecutor:
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(), known_gpus=["T4"])
+    executor.discover("qc")
+    return executor
+
+
+def _impostor(slurm_cluster: SlurmCluster, job: str, *begin: str) -> int:
+    """Another user's job named as carbond names ``job``'s."""
+    return slurm_cluster.sbatch("-p", "alpha", f"--job-name=carbond-{job}", *begin,
+                                wrap="sleep 30", user=slurm_cluster.other_user)  # fmt: skip
+
+
+def _squeue(slurm_cluster: SlurmCluster, slurm_id: int) -> str:
+    """``state|reason`` of a job squeue shows."""
+    return slurm_cluster.run(["squeue", "-h", "-j", str(slurm_id), "-o", "%T|%r"]).stdout.strip()
+
+
+def test_another_users_job_with_the_name_is_not_adopted(
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor
+) -> None:
+    owner = pwd.getpwnam(slurm_cluster.user).pw_uid
+    job = f"own-{uuid.uuid4().hex[:8]}"
+    other = _impostor(slurm_cluster, job)
+    slurm_cluster.wait_until(lambda: slurm_cluster.job_state(other) == "RUNNING",
+                             what="the other user's job to run")  # fmt: skip
+    now = datetime.now(UTC)
+
+    [item] = executor.adopt([RunHandle(job, "slurm", "", now, uid=owner)], now)
+
+    assert isinstance(item, NotStarted)  # not the other user's job, its exit or its energy
+    assert slurm_cluster.job_state(other) == "RUNNING"
+
+
+def test_withdraw_by_name_leaves_another_users_job_alone(
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor
+) -> None:
+    owner = pwd.getpwnam(slurm_cluster.user).pw_uid
+    job = f"own-{uuid.uuid4().hex[:8]}"
+    other = _impostor(slurm_cluster, job, "--begin=now+1hour")
+    now = datetime.now(UTC)
+
+    assert executor.withdraw(job, "", now, uid=owner) is None  # nothing of the owner's held
+
+    assert _squeue(slurm_cluster, other) == "PENDING|BeginTime"  # neither held nor cancelled
+
+
+def test_by_name_the_owners_job_is_found_not_a_newer_one_of_another_user(
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor
+) -> None:
+    owner = pwd.getpwnam(slurm_cluster.user).pw_uid
+    job = f"own-{uuid.uuid4().hex[:8]}"
+    mine = slurm_cluster.sbatch("-p", "alpha", f"--job-name=carbond-{job}", "--begin=now+1hour",
+                                wrap="sleep 30", user=slurm_cluster.user)  # fmt: skip
+    other = _impostor(slurm_cluster, job, "--begin=now+1hour")  # newer: the one taken before
+    now = datetime.now(UTC)
+
+    [adopted] = executor.adopt([RunHandle(job, "slurm", "", now, uid=owner)], now)
+    assert isinstance(adopted, RunHandle) and f'"slurm_id": "{mine}"' in adopted.token
+    assert executor.withdraw(job, "", now, uid=owner) is None
+
+    slurm_cluster.wait_until(lambda: slurm_cluster.job_state(mine).startswith("CANCELLED"),
+                             what="the owner's job to be cancelled")  # fmt: skip
+    assert _squeue(slurm_cluster, other) == "PENDING|BeginTime"
