@@ -13,7 +13,7 @@ import structlog
 
 from daemon.accounting.methods import ESTIMATED
 from daemon.accounting.realised import realised_from_samples
-from daemon.accounting.unmetered import unmetered_columns
+from daemon.accounting.unmetered import measured_energy_bound_j, unmetered_columns
 from daemon.endings import predicted_outcome
 from daemon.executors.base import ExitStatus
 from daemon.inventory import InventoryGpu
@@ -76,9 +76,17 @@ def finished_columns(
         gpus=len(run.device_ids), gpu_embodied_g=gpu.device.gpu.embodied_g,
         pue=gpu.device.pue, lifetime_years=lifetime_years, decision=decision,
         realised=realised, reported_energy_j=status.energy_j,
-        reported_method=status.energy_method,
+        reported_method=status.energy_method, gpu_tdp_w=gpu.device.gpu.tdp_w,
     )  # fmt: skip
-    if columns.get("energy_method") == ESTIMATED:
+    if status.energy_j is not None and columns.get("measured_energy_j") is None:
+        duration_s = max(0.0, (status.finished_at - started).total_seconds())
+        bound_j = measured_energy_bound_j(gpu.device.gpu.tdp_w, len(run.device_ids), duration_s)
+        log.warning("job_energy_implausible", job_id=run.job_id,
+                    reported_energy_j=status.energy_j, energy_method=status.energy_method,
+                    duration_s=duration_s, max_energy_j=bound_j, energy_j=columns["energy_j"],
+                    reason="not finite, or more than its GPUs could draw: set aside for the "
+                    "estimate")  # fmt: skip
+    elif columns.get("energy_method") == ESTIMATED:
         if not (dropped(__name__, logging.INFO) if quiet is None else quiet):
             log.info("job_energy_estimated", job_id=run.job_id, energy_j=columns["energy_j"],
                      reason="no GPU meter followed it and its executor reported none")  # fmt: skip

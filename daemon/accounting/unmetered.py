@@ -22,7 +22,19 @@ from daemon.ledger import DecisionRecord
 from policies import Alternative
 from policies.footprint.outcome import RealisedIntensity, measured_footprint
 
-__all__ = ["EnergySource", "best_energy", "predicted_alternative", "unmetered_columns"]
+__all__ = [
+    "MEASURED_POWER_MARGIN",
+    "EnergySource",
+    "best_energy",
+    "measured_energy_bound_j",
+    "predicted_alternative",
+    "unmetered_columns",
+]
+
+# An executor's measured energy may be a whole node's (sacct with ipmi: CPUs, fans, the
+# neighbours' jobs), so it may well exceed the job's GPUs' TDP, but not this many times over: a
+# figure above it is a broken sensor or counter (1e12 J for a minute's job), not a measurement.
+MEASURED_POWER_MARGIN = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +46,28 @@ class EnergySource:
     measured: bool
 
 
+def measured_energy_bound_j(tdp_w: float, gpus: int, duration_s: float) -> float:
+    """The most energy (J) a measurement of a run of ``duration_s`` on ``gpus`` GPUs of
+    ``tdp_w`` may report: :data:`MEASURED_POWER_MARGIN` times their TDP, over the run plus one
+    second (sacct's ``Elapsed`` is whole seconds)."""
+    return MEASURED_POWER_MARGIN * tdp_w * max(1, gpus) * (max(0.0, duration_s) + 1.0)
+
+
 def best_energy(
     duration_s: float,
     decision: DecisionRecord | None,
     reported_energy_j: float | None = None,
     reported_method: str | None = None,
+    max_energy_j: float | None = None,
 ) -> EnergySource | None:
-    """The executor's measured energy when it reported one, else the dispatch-time power
-    times ``duration_s`` (``estimated``); None when neither is known."""
-    if reported_energy_j is not None and math.isfinite(reported_energy_j):
+    """The executor's measured energy when it reported a plausible one (finite, at most
+    ``max_energy_j`` when given), else the dispatch-time power times ``duration_s``
+    (``estimated``); None when neither is known."""
+    if (
+        reported_energy_j is not None
+        and math.isfinite(reported_energy_j)
+        and (max_energy_j is None or reported_energy_j <= max_energy_j)
+    ):
         return EnergySource(max(0.0, reported_energy_j), reported_method or "executor", True)
     if decision is None:
         return None
@@ -65,17 +90,21 @@ def unmetered_columns(
     realised: RealisedIntensity | None,
     reported_energy_j: float | None = None,
     reported_method: str | None = None,
+    gpu_tdp_w: float | None = None,
 ) -> dict[str, Any]:
     """The measured side of the ``outcomes`` row of an unmetered job.
 
     Realised intensity is always filled when ``realised`` is known; grams need an energy too
-    (:func:`best_energy`). ``measured_energy_j`` stays NULL unless the executor measured it.
+    (:func:`best_energy`). ``measured_energy_j`` stays NULL unless the executor measured it
+    plausibly: with ``gpu_tdp_w`` (W, one GPU's), a reported energy above
+    :func:`measured_energy_bound_j` is set aside for the estimate.
     """
     # A wall clock stepped back while the job ran ends it before it started: count it as a
     # zero-length run rather than fail the job's ending (and every reconcile after it).
     finished_at = max(finished_at, started_at)
     duration_s = (finished_at - started_at).total_seconds()
-    source = best_energy(duration_s, decision, reported_energy_j, reported_method)
+    bound = None if gpu_tdp_w is None else measured_energy_bound_j(gpu_tdp_w, gpus, duration_s)
+    source = best_energy(duration_s, decision, reported_energy_j, reported_method, bound)
     columns: dict[str, Any] = {
         "energy_j": None if source is None else source.energy_j,
         "measured_energy_j": source.energy_j if source and source.measured else None,

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.gpu.fake_nvml import FakeNvml
 from daemon.intensity import EmbeddedIntensity
@@ -120,4 +121,30 @@ def test_realised_intensity_uses_the_samples_recorded_over_the_run(tmp_path: Pat
     assert lo <= outcome["realised_intensity_g_per_kwh"] <= hi
     assert outcome["total_g"] is not None
     assert clock() - start == timedelta(hours=4)
+    service.ledger.close()
+
+
+def test_an_executor_energy_no_gpu_could_draw_falls_back_to_the_estimate(tmp_path: Path) -> None:
+    """sacct's ConsumedEnergyRaw comes from a node sensor: a broken one (a counter wrapping, a
+    plugin in mJ) reported 1e12 J for a minute's job; recorded as measured, it gave the job
+    tonnes of CO2 and taught the planner an absurd energy factor."""
+    clock, executor = FakeClock(), RecordingExecutor("local")
+    executor.reported_power_w = 1e10  # an A100 draws at most 400 W
+    service = _service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", model="llama-3.1-8b", requests=64, batch_size=8))
+    service.tick(clock())
+    decision = service.ledger.latest_decision("a")
+    assert decision is not None and decision.expected_duration_s and decision.expected_energy_j
+    clock.advance(decision.expected_duration_s)
+    with capture_logs() as logs:
+        service.tick(clock())
+    outcome = service.ledger.outcome("a")
+    assert outcome is not None
+    assert outcome["energy_method"] == "estimated"
+    assert outcome["measured_energy_j"] is None  # neither recorded nor learnt from
+    assert outcome["energy_j"] == pytest.approx(decision.expected_energy_j, rel=1e-6)
+    [event] = [e for e in logs if e["event"] == "job_energy_implausible"]
+    assert event["job_id"] == "a" and event["reported_energy_j"] > 1e11
+    assert event["energy_method"] == "slurm-sacct"
     service.ledger.close()
