@@ -33,7 +33,11 @@ import structlog
 from daemon import killpoints
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, Reserving, RunHandle
-from daemon.executors.errors import ExecutorUnavailableError, LaunchUnconfirmedError
+from daemon.executors.errors import (
+    ExecutorUnavailableError,
+    HeldJobEndedError,
+    LaunchUnconfirmedError,
+)
 from daemon.executors.held import HeldJobs
 from daemon.finishing import Requeue
 from daemon.inventory import InventoryGpu
@@ -194,6 +198,8 @@ class Dispatch:
             if item.held is not None and isinstance(executor, Reserving):
                 return executor.release(spec, item.held.token or "", now)
             return executor.launch(spec, now)
+        except HeldJobEndedError as exc:  # cancelled in Slurm while held: no run happened
+            self._held.ended_unstarted(job.job_id, exc.ended, now)
         except ExecutorUnavailableError as exc:  # e.g. Slurm down: the job waits, not fails
             if item.held is not None:
                 self._unreleased(job.job_id, executor.name, now, str(exc))

@@ -27,6 +27,7 @@ from policies import Device
 __all__ = [
     "CapacityAware",
     "Discovering",
+    "EndedUnstarted",
     "Executor",
     "ExitStatus",
     "Held",
@@ -158,12 +159,25 @@ class Executor(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class EndedUnstarted:
+    """A held job its scheduler ended before it ever started (Slurm: a ``scancel`` of the
+    pending job by its owner or an admin): no run happened. ``reason``: the scheduler's words
+    (``slurm CANCELLED by uid 0``); ``by_owner``: the job's owner ended it (the job is then
+    ``cancelled``, else ``failed``)."""
+
+    reason: str
+    by_owner: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Held:
     """A planned job in the executor's scheduler: its ``token`` (as in :class:`RunHandle`) and,
-    when the scheduler has already started it (its planned start came), ``started_at``."""
+    when the scheduler has already started it (its planned start came), ``started_at``; or,
+    when the scheduler ended it unstarted, ``ended``."""
 
     token: str
     started_at: datetime | None = None
+    ended: EndedUnstarted | None = None
 
 
 @runtime_checkable
@@ -178,18 +192,24 @@ class Reserving(Protocol):
     """
 
     def hold(self, spec: LaunchSpec, start: datetime, token: str, now: datetime) -> Held:
-        """Hand the job over to start no earlier than ``start``, or move it there in place."""
+        """Hand the job over to start no earlier than ``start``, or move it there in place
+        (``ended``: the scheduler had ended it unstarted; it is not submitted again)."""
         ...
 
     def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
-        """Let the held job start now in ``spec``'s region and GPUs; its run handle."""
+        """Let the held job start now in ``spec``'s region and GPUs; its run handle.
+
+        Raises:
+            HeldJobEndedError: the scheduler had ended the held job before it started.
+        """
         ...
 
     def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
         """Take back a held job so that it never starts; None when done (or nothing was
-        held). When the scheduler had already started it, it is left running and the answer
-        is its token (the one found by ``job_id`` among the jobs of its owner ``uid`` when
-        ``token`` is empty) and when it started."""
+        held). When the scheduler had ended it unstarted, the answer says so (``ended``); when
+        it had already started it, it is left running and the answer is its token (the one
+        found by ``job_id`` among the jobs of its owner ``uid`` when ``token`` is empty) and
+        when it started."""
         ...
 
 

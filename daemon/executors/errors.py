@@ -5,6 +5,7 @@
     DaemonError
      └── ExecutorError               a job could not be started, watched or stopped
           ├── LaunchRefusedError     starting it would break a rule (wrong user, root, bad id)
+          ├── HeldJobEndedError      a held job to release was ended in its scheduler unstarted
           └── ExecutorUnavailableError  the executor's scheduler cannot be reached now
                │                         (e.g. Slurm down): jobs wait, they do not fail
                └── LaunchUnconfirmedError  it was asked to start a job but did not answer:
@@ -14,10 +15,12 @@
 from __future__ import annotations
 
 from daemon.errors import DaemonError
+from daemon.executors.base import EndedUnstarted
 
 __all__ = [
     "ExecutorError",
     "ExecutorUnavailableError",
+    "HeldJobEndedError",
     "LaunchRefusedError",
     "LaunchUnconfirmedError",
 ]
@@ -29,6 +32,15 @@ class ExecutorError(DaemonError):
 
 class LaunchRefusedError(ExecutorError):
     """The executor refuses to start a job (e.g. as another user while not root)."""
+
+
+class HeldJobEndedError(ExecutorError):
+    """A held job to release had been ended in the executor's scheduler before it started
+    (Slurm: its pending job ``scancel``-ed by its owner or an admin): no run happened."""
+
+    def __init__(self, message: str, ended: EndedUnstarted) -> None:
+        super().__init__(message)
+        self.ended = ended
 
 
 class ExecutorUnavailableError(ExecutorError):

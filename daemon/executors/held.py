@@ -15,7 +15,7 @@ import structlog
 
 from daemon import killpoints
 from daemon.errors import DaemonError
-from daemon.executors.base import Executor, LaunchSpec, Reserving
+from daemon.executors.base import EndedUnstarted, Executor, LaunchSpec, Reserving
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger
 from daemon.planning import compared_start
@@ -94,6 +94,9 @@ class HeldJobs:
             self._failed("job_hold_failed", job.job_id, str(exc), executor=executor.name)
             return
         self._failures.pop(("job_hold_failed", job.job_id), None)
+        if held.ended is not None:
+            self.ended_unstarted(job.job_id, held.ended, now)
+            return
         killpoints.reached("hold_handed")
         with self._ledger.transaction():
             self._ledger.drop_run(job.job_id)
@@ -108,8 +111,9 @@ class HeldJobs:
 
     def withdraw(self, job_id: str, now: datetime) -> bool:
         """Take a held job back from its executor (its run row goes). False when that cannot
-        be done now (retried next round) or the executor had already started the job, which
-        is then recorded as running (with the token the executor found it by, when the run
+        be done now (retried next round), the executor had ended the job unstarted (which is
+        then ended, :meth:`ended_unstarted`) or had already started it, which is then recorded
+        as running (with the token the executor found it by, when the run
         row has none: a hand-over the daemon died in, or one its executor never confirmed)."""
         if not self.active:
             return True
@@ -126,6 +130,9 @@ class HeldJobs:
                 self._failed("job_withdraw_failed", job_id, str(exc))
                 return False
             self._failures.pop(("job_withdraw_failed", job_id), None)
+            if started is not None and started.ended is not None:
+                self.ended_unstarted(job_id, started.ended, now)
+                return False
             if started is not None:
                 at = started.started_at or now
                 self._started_by_executor(job_id, started.token, at, now)
@@ -133,6 +140,20 @@ class HeldJobs:
         with self._ledger.transaction():
             self._ledger.drop_run(job_id)
         return True
+
+    def ended_unstarted(self, job_id: str, ended: EndedUnstarted, now: datetime) -> None:
+        """A held job its executor's scheduler ended before it ever started (a ``scancel`` of
+        the pending Slurm job): no run happened, so none is recorded; the job is ``cancelled``
+        when its owner ended it, else ``failed``, with the scheduler's words."""
+        self.forget(job_id)
+        state = "cancelled" if ended.by_owner else "failed"
+        who = "its owner" if ended.by_owner else "someone else"
+        reason = f"ended in its executor by {who} before it started ({ended.reason})"
+        with self._ledger.transaction():
+            self._ledger.drop_run(job_id)
+            if self._ledger.job(job_id).state in (*WAITING_STATES, "running"):
+                self._ledger.transition(job_id, state, now, reason)
+        log.warning("job_ended_unstarted", job_id=job_id, state=state, reason=ended.reason)
 
     def _started_by_executor(self, job_id: str, token: str, at: datetime, now: datetime) -> None:
         """A held job its executor started on its own at the planned start: now running."""

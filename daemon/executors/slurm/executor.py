@@ -39,10 +39,18 @@ from pathlib import Path
 import structlog
 
 from daemon.executors import jobfiles
-from daemon.executors.base import ExitStatus, Held, LaunchSpec, NotStarted, RunHandle
+from daemon.executors.base import (
+    EndedUnstarted,
+    ExitStatus,
+    Held,
+    LaunchSpec,
+    NotStarted,
+    RunHandle,
+)
 from daemon.executors.errors import (
     ExecutorError,
     ExecutorUnavailableError,
+    HeldJobEndedError,
     LaunchRefusedError,
     LaunchUnconfirmedError,
 )
@@ -58,6 +66,8 @@ from policies import Device
 __all__ = ["SlurmExecutor"]
 
 log = structlog.get_logger(__name__)
+
+_NO_NODE = "None assigned"  # sacct's NodeList of a job that never got a node
 
 
 class SlurmExecutor:
@@ -232,6 +242,8 @@ class SlurmExecutor:
         if found is None:
             return Held(self._submit(spec, start).encode())
         current, row = found
+        if (ended := self._ended_unstarted(current, row, spec.uid)) is not None:
+            return Held(current.encode(), ended=ended)
         if row is None or row.state not in WAITING:  # Slurm started it at its planned start
             return Held(current.encode(), (row.start if row else None) or now)
         moved = self._move(spec, current, start)
@@ -244,6 +256,12 @@ class SlurmExecutor:
         if found is None:
             return self.launch(spec, now)
         current, row = found
+        if (ended := self._ended_unstarted(current, row, spec.uid)) is not None:
+            raise HeldJobEndedError(
+                f"job {spec.job_id}: Slurm job {current.slurm_id} ended before it started "
+                f"({ended.reason})",
+                ended,
+            )
         if row is None or row.state not in WAITING:
             started = (row.start if row else None) or now
             return RunHandle(spec.job_id, self.name, current.encode(), started)
@@ -259,6 +277,8 @@ class SlurmExecutor:
         if found is None:
             return None
         current, row = found
+        if (ended := self._ended_unstarted(current, row, uid)) is not None:
+            return Held(current.encode(), ended=ended)
         if row is None or row.state not in WAITING:
             return Held(current.encode(), (row.start if row else None) or now)
         hold = self._run(cmd.hold_argv(self._tool("scontrol"), current.cluster, current.slurm_id))
@@ -269,6 +289,27 @@ class SlurmExecutor:
         self._q.scancel(current)
         log.info("slurm_job_withdrawn", job_id=job_id, slurm_id=current.slurm_id)
         return None
+
+    def _ended_unstarted(
+        self, current: Token, row: QueueRow | None, uid: int | None
+    ) -> EndedUnstarted | None:
+        """How Slurm ended the held job ``current`` before it ever started (its pending job
+        cancelled by its owner ``uid`` or an admin), from its sacct row: no node was ever
+        assigned it (Slurm 22.05 gives a pending job its owner cancels a ``Start``, the cancel
+        time; an admin's cancel leaves none); None
+        while squeue shows it waiting or running, once it has started, or when sacct has no
+        final row of it yet (slurmdbd down, or about half a second behind squeue: taken as
+        started, as before, and :meth:`poll` reads its end).
+        squeue's start of such a job is when it was cancelled, not when it ran."""
+        if row is not None and not is_ended(row.state):
+            return None
+        acct = self._acct(current.cluster, [current.slurm_id])
+        job = next((r for r in acct if r.slurm_id == current.slurm_id and not r.step), None)
+        ran = job is not None and job.start is not None and job.nodes not in ("", _NO_NODE)
+        if job is None or ran or not is_ended(job.state):
+            return None
+        by = f" by uid {job.by_uid}" if job.by_uid is not None else ""
+        return EndedUnstarted(f"slurm {job.state}{by}", job.by_uid == uid)
 
     def _submit(self, spec: LaunchSpec, begin: datetime | None) -> Token:
         self._check(spec)

@@ -111,3 +111,28 @@ def test_a_hand_over_failing_the_same_way_every_round_is_logged_once(tmp_path: P
             "Could not establish a configuration source",
             "slurm_load_jobs error: Socket timed out",
         ]
+
+
+def test_a_held_job_its_scheduler_ended_unstarted_by_someone_else_fails_without_a_run(
+    tmp_path: Path,
+) -> None:
+    from daemon.executors.base import EndedUnstarted
+
+    class _Ended(_Reserving):
+        def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
+            return Held(token, ended=EndedUnstarted("slurm CANCELLED by uid 0", by_owner=False))
+
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            ledger.add_job(job_request("j", T0), 1000, 1000, "queue.jsonl:1", T0)
+            ledger.transition("j", "planned", T0, "planned")
+            ledger.add_run("j", "fake", ["qc/0"], [0], 60.0, T0)
+        held = HeldJobs(ledger, {"fake": _Ended()})  # type: ignore[dict-item]
+
+        assert not held.withdraw("j", T0 + timedelta(minutes=1))
+
+        assert ledger.job("j").state == "failed"
+        assert ledger.transitions("j")[-1].reason == (
+            "ended in its executor by someone else before it started (slurm CANCELLED by uid 0)"
+        )
+        assert ledger.run("j") is None and ledger.outcome("j") is None

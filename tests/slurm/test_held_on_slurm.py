@@ -1,0 +1,99 @@
+"""A planned job carbond holds in Slurm (``--begin``) that its owner or an admin ``scancel``s
+while it is still pending never ran: carbond must not record it as a run (``make slurm-up``
+first). squeue's start of such a job is the time it was cancelled."""
+
+from __future__ import annotations
+
+import pwd
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from daemon.assemble import Daemon
+from daemon.executors.base import EndedUnstarted, LaunchSpec
+from daemon.executors.errors import HeldJobEndedError
+from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
+from tests.slurm.cluster import SlurmCluster
+from tests.slurm.test_carbond_on_slurm import _append, _Forecast, _ids, _line, _squeue, _until
+from tests.slurm.test_carbond_on_slurm import service as _service
+
+service = _service  # the fixture: a service in-process (jobs owned by root), on the real Slurm
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.mark.parametrize("by_owner", [True, False], ids=["owner", "admin"])
+def test_a_held_job_cancelled_pending_in_slurm_is_reported_ended_unstarted(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch, by_owner: bool
+) -> None:
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(), known_gpus=["T4"])
+    executor.discover("qc")
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    job = f"held-{uuid.uuid4().hex[:8]}"
+    spec = LaunchSpec(job, ("true",), owner.pw_uid, owner.pw_gid, (0,), logs, region="qc",
+                      device_ids=("qc/0",))  # fmt: skip
+    now = datetime.now(UTC)
+    held = executor.hold(spec, now + timedelta(hours=1), "", now)
+    slurm_id = held.token.split('"')[3]
+    slurm_cluster.run(["scancel", slurm_id], user=slurm_cluster.user if by_owner else None)
+    slurm_cluster.wait_until(
+        lambda: slurm_cluster.job_state(int(slurm_id)).startswith("CANCELLED"),
+        what="sacct to have the cancel",
+    )
+    canceller = owner.pw_uid if by_owner else 0
+    ended = EndedUnstarted(f"slurm CANCELLED by uid {canceller}", by_owner)
+    now = datetime.now(UTC)
+
+    assert executor.hold(spec, now + timedelta(hours=2), held.token, now) == held.__class__(
+        held.token, ended=ended
+    )  # not started, not resubmitted
+    assert executor.withdraw(job, held.token, now, uid=owner.pw_uid) == held.__class__(
+        held.token, ended=ended
+    )
+    with pytest.raises(HeldJobEndedError, match=f"Slurm job {slurm_id} ended before it started"):
+        executor.release(spec, held.token, now)
+    assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [slurm_id]  # none submitted
+
+
+@pytest.mark.parametrize("then", ["moved", "released"])
+def test_a_planned_job_its_owner_cancels_in_slurm_is_cancelled_without_a_run(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster, then: str
+) -> None:
+    daemon, forecast = service
+    [job] = _ids("scancelled")
+    now = datetime.now(UTC)
+    forecast.dip = ("CA-QC", now + timedelta(hours=1), now + timedelta(hours=2), 10.0)
+    _append(daemon.settings.state_dir,
+            [_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
+    [row] = _until(slurm_cluster, daemon, "the job held in squeue",
+                   lambda: _squeue(slurm_cluster, [job], "PENDING"))  # fmt: skip
+    assert daemon.ledger.job(job).state == "planned"
+    slurm_cluster.run(["scancel", row["id"]])  # its owner (root, who wrote the queue line)
+    slurm_cluster.wait_until(
+        lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"),
+        what="sacct to have the cancel",
+    )
+    if then == "moved":  # a new plan for later: carbond moves the held job
+        forecast.dip = ("CA-QC", now + timedelta(hours=2), now + timedelta(hours=3), 10.0)
+    else:  # the cleanest time is now: carbond releases it
+        forecast.dip = ("CA-QC", now - timedelta(hours=1), now + timedelta(hours=3), 1.0)
+
+    _until(slurm_cluster, daemon, "the job final",
+           lambda: daemon.ledger.job(job).state not in ("queued", "planned"))  # fmt: skip
+
+    record = daemon.ledger.job(job)
+    assert record.state == "cancelled"  # never "running", nor "failed" with 0 J
+    last = daemon.ledger.transitions(job)[-1]
+    assert last.reason == (
+        "ended in its executor by its owner before it started (slurm CANCELLED by uid 0)"
+    )
+    if then == "moved":  # a release writes the run ahead (running), then drops it at once
+        assert [t.to_state for t in daemon.ledger.transitions(job)][-2:] == [
+            "planned",
+            last.to_state,
+        ]
+    assert daemon.ledger.run(job) is None and daemon.ledger.outcome(job) is None
+    assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]  # not resubmitted
