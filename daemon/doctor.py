@@ -18,7 +18,6 @@ import os
 import stat
 import subprocess
 import sys
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
 from daemon.queue.files import spool_name_problem
+from daemon.queue.resume import resume
 from daemon.settings import ConfigError, Settings, config_path, load_settings
 from daemon.sites import SiteConfigError, build_sites
 from daemon.statedir import state_dir_problems
@@ -285,27 +285,10 @@ def _check_queue(settings: Settings) -> Check:
 
 
 def _ingested_bytes(queue: Path, record: QueueFileRecord | None) -> int:
-    """How much of ``queue`` the daemon has read, as its ingest decides (``Queue._start``): the
-    recorded offset while the file holds the bytes it read there, also as a copy with another
-    inode (a restored state dir: the same CRC-32 before the offset); 0 when the file was
-    truncated below the offset or replaced, which the daemon reads again from the start."""
-    if record is None:
-        return 0
+    """How much of ``queue`` the daemon has read, as its ingest decides (``resume``)."""
     fd = os.open(queue, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        st, offset = os.fstat(fd), record.byte_offset
-        if st.st_size < offset:
-            return 0
-        if record.tail and os.pread(fd, len(record.tail), offset - len(record.tail)) != (
-            record.tail
-        ):
-            return 0
-        if record.inode is None or record.inode == st.st_ino:
-            return offset
-        crc, at = 0, 0
-        while at < offset and (data := os.pread(fd, min(1 << 20, offset - at), at)):
-            crc, at = zlib.crc32(data, crc), at + len(data)
-        return offset if crc == record.prefix_crc else 0
+        return resume(fd, os.fstat(fd), record).offset
     finally:
         os.close(fd)
 

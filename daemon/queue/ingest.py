@@ -33,6 +33,7 @@ from daemon.queue.files import (
     write_rejections,
 )
 from daemon.queue.line import CancelRequest, InvalidLineError, JobRequest, parse_line
+from daemon.queue.resume import resume
 from daemon.settings import Settings
 
 __all__ = ["IngestResult", "Queue"]
@@ -291,44 +292,28 @@ class Queue:
     def _start(
         self, rel: str, record: QueueFileRecord | None, fd: int, st: os.stat_result
     ) -> _Position:
-        if record is None:
+        where = resume(fd, st, record, self.read_chunk_bytes)
+        if record is None or where.why == "new":
             return _Position(0, 0, skipping=False)
-        moved = record.inode is not None and record.inode != st.st_ino
-        if st.st_size < record.byte_offset:
+        if where.why == "truncated":
             log.warning("queue_file_truncated", path=rel, offset=record.byte_offset)
             return _Position(0, 0, skipping=False)
-        if record.tail and os.pread(fd, len(record.tail), record.byte_offset - len(record.tail)) \
-                != record.tail:  # fmt: skip
-            event = "queue_file_replaced" if moved else "queue_file_rewritten"
-            log.warning(event, path=rel, offset=record.byte_offset, inode=st.st_ino)
+        if where.why in ("rewritten", "replaced"):
+            log.warning(f"queue_file_{where.why}", path=rel, offset=record.byte_offset,
+                        old_inode=record.inode, inode=st.st_ino)  # fmt: skip
             return _Position(0, 0, skipping=False)
         crc = record.prefix_crc
-        if moved or crc is None:  # a copy, or a row from before its CRC was kept
-            actual = self._prefix_crc(fd, record.byte_offset)
-            if moved and actual != crc:
-                log.warning("queue_file_replaced", path=rel, old_inode=record.inode,
-                            inode=st.st_ino)  # fmt: skip
-                return _Position(0, 0, skipping=False)
-            if moved and record.byte_offset:  # the same bytes, another inode: a copy
+        if where.crc is not None:  # a copy, or a row from before its CRC was kept
+            if where.why == "moved" and record.byte_offset:  # the same bytes, another inode
                 log.info("queue_file_moved", path=rel, old_inode=record.inode, inode=st.st_ino,
                          offset=record.byte_offset)  # fmt: skip
             with self._ledger.transaction():  # once, not at every pass
                 self._ledger.set_queue_file(
                     rel, st.st_ino, record.byte_offset, record.line_no, record.retired_at,
-                    tail=record.tail, skipping=record.skipping, prefix_crc=actual,
+                    tail=record.tail, skipping=record.skipping, prefix_crc=where.crc,
                 )  # fmt: skip
-            crc = actual
-        return _Position(record.byte_offset, record.line_no, record.skipping, crc)
-
-    def _prefix_crc(self, fd: int, length: int) -> int:
-        """The CRC-32 of the first ``length`` bytes of ``fd``, read in bounded chunks."""
-        crc, at = 0, 0
-        while at < length:
-            data = os.pread(fd, min(self.read_chunk_bytes, length - at), at)
-            if not data:
-                break
-            crc, at = zlib.crc32(data, crc), at + len(data)
-        return crc
+            crc = where.crc
+        return _Position(record.byte_offset, record.line_no, record.skipping, crc or 0)
 
     def _read_lines(
         self,
