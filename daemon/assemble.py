@@ -280,7 +280,8 @@ class Daemon:
 
 def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | None) -> Service:
     """A new service for ``settings`` around the same ledger, executors and GPUs (SIGHUP);
-    the previous service is closed once the new one is built.
+    the previous service is closed once the new one is built (a failure to close it is
+    logged as ``reload_close_failed``; the new service is returned all the same).
 
     Raises:
         DaemonError / PoliciesError / UnknownGpuError: the new settings cannot be wired.
@@ -303,7 +304,10 @@ def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | N
     if service.sites is not None and daemon.service.sites is not None:
         service.sites.carry_over(daemon.service.sites)  # battery state, on-site share history
     previous, daemon.service, daemon.settings = daemon.service, service, settings
-    previous.close()
+    try:
+        previous.close()
+    except Exception:  # the new service is in use now: its caller must get it back
+        log.exception("reload_close_failed")
     return service
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.assemble import build_daemon, build_executors, intervals_of, rebuild_service
 from daemon.executors.local import LocalExecutor
@@ -180,5 +181,29 @@ def test_a_job_of_a_region_a_reload_removed_ends_with_its_gpu_zone_and_grams(
         assert (outcome["region"], outcome["zone"], outcome["gpu"]) == ("a", "CA-QC", "T4")
         assert outcome["pue"] is not None and outcome["energy_j"] is not None
         assert outcome["total_g"] is not None and outcome["total_g"] > 0
+    finally:
+        daemon.close()
+
+
+def test_a_previous_service_that_fails_to_close_leaves_the_new_one_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGHUP: the old service's close raising after the swap used to escape the reload, so
+    the loop kept driving the old, closed service while the daemon held the new one."""
+    settings = Settings(state_dir=tmp_path, policy={"name": "run-now"})
+    daemon = build_daemon(settings, gpu_clock=lambda: 0.0)
+    previous = daemon.service
+
+    def broken_close() -> None:
+        raise OSError("cannot write sites.json")
+
+    monkeypatch.setattr(previous, "close", broken_close)
+    try:
+        with capture_logs() as events:
+            service = rebuild_service(daemon, settings, None)
+        assert service is not previous
+        assert daemon.service is service
+        failed = [e for e in events if e["event"] == "reload_close_failed"]
+        assert len(failed) == 1 and failed[0]["log_level"] == "error"
     finally:
         daemon.close()
