@@ -41,7 +41,14 @@ from forecasts.forecasters import (
     make_forecaster,
 )
 from forecasts.readings import RUNGS, IntensityProvider, IntensityReading, Rung, ZoneForecast
-from forecasts.series import J_PER_KWH, SIGNAL_KINDS, IntensitySeries, SignalKind, check_same_kind
+from forecasts.series import (
+    J_PER_KWH,
+    MAX_INTENSITY_G_PER_KWH,
+    SIGNAL_KINDS,
+    IntensitySeries,
+    SignalKind,
+    check_same_kind,
+)
 from forecasts.static import STATIC_ANNUAL_INTENSITY, UnknownZoneError, static_annual_intensity
 from forecasts.trace_provider import TraceProvider
 from forecasts.traces import DataIssue, TraceReadResult, fill_gaps, read_trace
@@ -50,6 +57,7 @@ __all__ = [
     "BACKTEST_HORIZONS_H",
     "FORECASTERS",
     "J_PER_KWH",
+    "MAX_INTENSITY_G_PER_KWH",
     "RUNGS",
     "SIGNAL_KINDS",
     "STATIC_ANNUAL_INTENSITY",

@@ -46,7 +46,7 @@ from forecasts.errors import (
     ProviderZoneError,
     RateLimitedError,
 )
-from forecasts.series import IntensitySeries, SignalKind
+from forecasts.series import MAX_INTENSITY_G_PER_KWH, IntensitySeries, SignalKind
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -74,8 +74,6 @@ _M = TypeVar("_M", bound="BaseModel")
 _CAMEL = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
 # A JSON number: not ``true`` (read as 1.0) nor the string ``"300"`` (lax mode takes both).
 _Number = Annotated[float, Field(strict=True)]
-# Above any grid's: lignite plants emit ~1,200 g/kWh; a larger value is a broken answer.
-MAX_INTENSITY_G_PER_KWH: Final = 10_000.0
 
 
 class _Point(BaseModel):

@@ -22,6 +22,7 @@ from forecasts.errors import KindMismatchError, OutOfRangeError, SeriesError
 
 __all__ = [
     "J_PER_KWH",
+    "MAX_INTENSITY_G_PER_KWH",
     "SIGNAL_KINDS",
     "FloatArray",
     "IntensitySeries",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 J_PER_KWH: Final = 3_600_000
+# Above any grid's: lignite plants emit ~1,200 g/kWh; a larger value is a broken answer or a typo.
+MAX_INTENSITY_G_PER_KWH: Final = 10_000.0
 SignalKind = Literal["lifecycle", "direct", "marginal"]
 SIGNAL_KINDS: Final[tuple[str, ...]] = get_args(SignalKind)
 FloatArray = npt.NDArray[np.float64]

@@ -10,7 +10,6 @@ arguments, looks up zone intensities (static annual averages, or ``ZONE=G_PER_KW
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 from daemon.catalog import gpu_catalog
@@ -25,7 +24,7 @@ from daemon.cli.context import (
 )
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
-from forecasts import static_annual_intensity
+from forecasts import MAX_INTENSITY_G_PER_KWH, static_annual_intensity
 from policies.footprint import DEFAULT_RUNTIMES, get_runtime
 from policies.footprint.advice import (
     DEFAULT_BATCH_SIZES,
@@ -87,7 +86,8 @@ def _zones(text: str) -> dict[str, float]:
     Maps keys are) or ``ZONE=G_PER_KWH`` (named as given).
 
     Raises:
-        UsageError: an item without a name, an intensity that is not a finite number >= 0,
+        UsageError: an item without a name, an intensity that is not 0 to
+            ``MAX_INTENSITY_G_PER_KWH``,
             or a zone given twice (its second intensity would replace the first unseen).
         UnknownZoneError: a bare zone the static table does not know.
     """
@@ -105,8 +105,11 @@ def _zones(text: str) -> dict[str, float]:
             intensity = float(value)
         except ValueError as e:
             raise UsageError(f"--zones: {item!r} is not ZONE=G_PER_KWH") from e
-        if not (math.isfinite(intensity) and intensity >= 0):
-            raise UsageError(f"--zones: intensity of {name} must be a number >= 0, got {value}")
+        if not 0 <= intensity <= MAX_INTENSITY_G_PER_KWH:  # NaN fails too
+            raise UsageError(
+                f"--zones: intensity of {name} must be 0 to "
+                f"{MAX_INTENSITY_G_PER_KWH:,.0f} g/kWh, got {value}"
+            )
         zones[name] = intensity
     return zones
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from daemon.cli.gpus_learned import learned_gpus
 from daemon.cli.gpus_live import live_gpus
 from daemon.cli.output import print_json, print_table
 from daemon.errors import UsageError
-from forecasts import static_annual_intensity
+from forecasts import MAX_INTENSITY_G_PER_KWH, static_annual_intensity
 from policies.errors import InvalidWorkloadError
 from policies.footprint import (
     DEFAULT_RUNTIMES,
@@ -111,8 +110,11 @@ def _gpus(args: argparse.Namespace) -> int:
 
 def _intensity(args: argparse.Namespace) -> tuple[float, str]:
     if args.intensity is not None:
-        if not (math.isfinite(args.intensity) and args.intensity >= 0):
-            raise UsageError(f"--intensity must be a non-negative number, got {args.intensity}")
+        if not 0 <= args.intensity <= MAX_INTENSITY_G_PER_KWH:  # NaN fails too
+            raise UsageError(
+                f"--intensity must be 0 to {MAX_INTENSITY_G_PER_KWH:,.0f} g/kWh, "
+                f"got {args.intensity}"
+            )
         return args.intensity, "given"
     return static_annual_intensity(args.zone), "static-annual-average"
 

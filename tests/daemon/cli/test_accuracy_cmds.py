@@ -197,7 +197,9 @@ def test_advise_nothing_meets_the_bound_exits_1(capsys: pytest.CaptureFixture[st
     [
         (("--zones", "MARS-1"), "MARS-1"),
         (("--zones", "X=abc"), "ZONE=G_PER_KWH"),
-        (("--zones", "X=inf,CA-QC"), "intensity of X must be a number >= 0, got inf"),
+        (("--zones", "X=inf,CA-QC"), "intensity of X must be 0 to 10,000 g/kWh, got inf"),
+        # above any grid's: printed ~1e303 g per 1k tokens before
+        (("--zones", "X=1e308,CA-QC"), "intensity of X must be 0 to 10,000 g/kWh, got 1e308"),
         (("--zones", "=5,CA-QC"), "'=5' names no zone"),
         (("--zones", "CA-QC,ca-qc"), "ca-qc is given twice"),
         (("--zones", "CA-QC,CA-QC=10"), "CA-QC is given twice"),

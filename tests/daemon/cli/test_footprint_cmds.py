@@ -194,6 +194,9 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--precision", "fp7"),
          "'fp7'"),
         (("--gpu", "t4", "--model", "llama-1b", "--intensity", "-3"), "-3"),
+        # above any grid's: printed ~1e303 g before
+        (("--gpu", "t4", "--model", "llama-1b", "--intensity", "1e308"),
+         "--intensity must be 0 to 10,000 g/kWh, got 1e+308"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--pue", "0.5"), "0.5"),
         # infinite sizes: an OverflowError traceback, or no embodied carbon at all, before
         (("--gpu", "t4", "--params-b", "inf", "--zone", "CA-QC"), "params_b"),
