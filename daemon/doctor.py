@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Final, Literal
+from typing import Literal
 
 from daemon.assemble import LEDGER_NAME, build_slurm_executor
+from daemon.doctor_health import describe_health
 from daemon.errors import DaemonError
-from daemon.health import HEALTH_NAME, HEARTBEAT_S, read_health
 from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
@@ -347,72 +347,6 @@ def _check_wrapper() -> Check:
     return Check("wrapper", "pass", f"{sys.executable} -I -m daemon.executors.wrapper; {who}")
 
 
-# -- the running daemon: its health file and its disk ------------------------------------
-
-
 def _check_health(settings: Settings, now: datetime) -> Check:
-    """What the running daemon says is wrong (``health.json``), whether it still writes that
-    file, and whether the state dir's file system is read-only or nearly full."""
-    state = settings.state_dir
-    problems = _disk_problems(state)
-    report = read_health(state / HEALTH_NAME)
-    if report is None:
-        if os.path.lexists(state / HEALTH_NAME):
-            problems.append(f"{state / HEALTH_NAME} cannot be read as the health carbond "
-                            "writes (the running daemon replaces it within "
-                            f"{HEARTBEAT_S:.0f} s; remove it if none runs)")  # fmt: skip
-        if problems:
-            return Check("health", "fail", "; ".join(problems))
-        return Check("health", "skip", f"no {HEALTH_NAME} yet (the daemon has not run here)")
-    age_s = (now - report.updated_at).total_seconds()
-    alive = _still_the_daemon(report.pid, state / LEDGER_NAME)
-    if not alive and not problems:
-        return Check("health", "skip", f"daemon not running (pid {report.pid} wrote "
-                     f"{HEALTH_NAME} {age_s:.0f} s ago)")  # fmt: skip
-    if alive and age_s > _HEALTH_STALE_S:
-        problems.append(f"pid {report.pid} last wrote {HEALTH_NAME} {age_s:.0f} s ago: stuck, "
-                        "or it cannot write the state dir")  # fmt: skip
-    problems += [f"{key}: {message}" for key, message in report.problems.items()]
-    if problems:
-        return Check("health", "fail", "; ".join(problems))
-    return Check("health", "pass", f"pid {report.pid} reports no problem ({age_s:.0f} s ago)")
-
-
-def _still_the_daemon(pid: int, ledger: Path) -> bool:
-    """Whether ``pid`` still runs the daemon that wrote ``health.json``: alive and holding
-    ``ledger`` open. After a crash or a reboot the pid is reused by any process, and taking
-    that for the daemon said it was stuck. Of another user's process (its fds unreadable)
-    only that it is alive can be told."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except PermissionError:
-        return Path(f"/proc/{pid}").exists()
-    except OSError:
-        return False  # gone (or not a pid at all)
-    target = os.path.realpath(ledger)
-    for name in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{name}") == target:
-                return True
-        except OSError:
-            continue
-    return False
-
-
-_HEALTH_STALE_S: Final = 3 * HEARTBEAT_S
-_MIN_FREE_BYTES: Final = 64 * 2**20  # less free than this (or 5 % of a small disk): FAIL
-
-
-def _disk_problems(state: Path) -> list[str]:
-    try:
-        fs = os.statvfs(state)
-    except OSError:
-        return []  # state_dir's own check says it is missing
-    problems = []
-    if fs.f_flag & os.ST_RDONLY:
-        problems.append(f"{state} is on a read-only file system: nothing can be ingested or "
-                        "recorded")  # fmt: skip
-    free = fs.f_bavail * fs.f_frsize
-    if free < min(_MIN_FREE_BYTES, fs.f_blocks * fs.f_frsize // 20):  # small disks: 5 %
-        problems.append(f"{state} has {free / 2**20:.1f} MiB free: the ledger cannot grow")
-    return problems
+    status, detail = describe_health(settings, now)
+    return Check("health", status, detail)
