@@ -38,19 +38,26 @@ def describe_health(settings: Settings, now: datetime) -> tuple[Status, str]:
             return "fail", "; ".join(problems)
         return "skip", f"no {HEALTH_NAME} yet (the daemon has not run here)"
     age_s = (now - report.updated_at).total_seconds()
+    ahead = age_s < -_AHEAD_S  # the clock was stepped back since it was written
+    when = (
+        f"at {report.updated_at.isoformat()}, {-age_s:.0f} s ahead of this clock"
+        if ahead
+        else f"{max(age_s, 0.0):.0f} s ago"
+    )
     alive = _still_the_daemon(report.pid, state / LEDGER_NAME)
     if not alive and not problems:
-        return (
-            "skip",
-            f"daemon not running (pid {report.pid} wrote {HEALTH_NAME} {age_s:.0f} s ago)",
-        )
+        return "skip", f"daemon not running (pid {report.pid} wrote {HEALTH_NAME} {when})"
     if alive and age_s > _HEALTH_STALE_S:
-        problems.append(f"pid {report.pid} last wrote {HEALTH_NAME} {age_s:.0f} s ago: stuck, "
+        problems.append(f"pid {report.pid} last wrote {HEALTH_NAME} {when}: stuck, "
                         "or it cannot write the state dir")  # fmt: skip
+    elif alive and ahead:  # a running daemon writes it at its next step after a clock step
+        problems.append(f"pid {report.pid} last wrote {HEALTH_NAME} {when}: the clock was "
+                        "stepped back and it has not written it since: stuck, or it cannot "
+                        "write the state dir")  # fmt: skip
     problems += [f"{key}: {message}" for key, message in report.problems.items()]
     if problems:
         return "fail", "; ".join(problems)
-    return "pass", f"pid {report.pid} reports no problem ({age_s:.0f} s ago)"
+    return "pass", f"pid {report.pid} reports no problem ({when})"
 
 
 def _still_the_daemon(pid: int, ledger: Path) -> bool:
@@ -75,6 +82,9 @@ def _still_the_daemon(pid: int, ledger: Path) -> bool:
 
 
 _HEALTH_STALE_S: Final = 3 * HEARTBEAT_S
+# How far ahead of doctor's ``now`` a fresh file may be: the daemon may write it while doctor's
+# earlier checks run; further ahead, the clock was stepped back since the write.
+_AHEAD_S: Final = HEARTBEAT_S
 _MIN_FREE_BYTES: Final = 64 * 2**20  # less free than this (or 5 % of a small disk): FAIL
 
 

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -417,6 +417,40 @@ def test_a_pid_reused_since_the_daemon_stopped_is_not_taken_for_it(tmp_path: Pat
         other.wait()
 
     assert checks["health"].startswith(f"skip: daemon not running (pid {other.pid} wrote ")
+
+
+@pytest.mark.parametrize("alive", [True, False])
+def test_a_health_file_from_the_future_says_the_clock_stepped_back(
+    tmp_path: Path, alive: bool
+) -> None:
+    """After the clock stepped back an hour, ``health.json``'s ``updated_at`` is in the
+    future: doctor said "wrote health.json -3600 s ago" and passed a daemon that had not
+    written it since (stuck), until the clock caught up an hour later."""
+    state, config = _setup(tmp_path)
+    holder = "import sys, time; f = open(sys.argv[1]); print(flush=True); time.sleep(60)"
+    argv = [sys.executable, "-c", holder, str(state / "ledger.db")] if alive else ["true"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE) as process:
+        try:
+            assert process.stdout is not None
+            process.stdout.readline()  # the ledger is open (or the process is gone)
+            if not alive:
+                process.wait()
+            written = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            (state / "health.json").write_text(json.dumps(
+                {"updated_at": written, "pid": process.pid, "problems": {}}
+            ))  # fmt: skip
+
+            code, checks = _doctor(config)
+        finally:
+            process.kill()
+
+    health = checks["health"]
+    assert "-3600 s" not in health and f"at {written}, 3600 s ahead of this clock" in health
+    if alive:
+        assert code == 1 and health.startswith("fail: ")
+        assert "the clock was stepped back and it has not written it since" in health
+    else:
+        assert health.startswith("skip: daemon not running")
 
 
 def test_the_config_line_names_the_default_file_it_read(
