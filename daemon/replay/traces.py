@@ -198,6 +198,12 @@ def _azure_rows(path: Path, reader: csv.DictReader[str], skip: Skip) -> Iterator
     for row in reader:
         where = f"{path}:{reader.line_num}"  # the file's line: blank lines are not rows
         try:
+            # the fields past the header's, under None: an unquoted "1,024" was read as
+            # ContextTokens 1, GeneratedTokens 24 (a trailing comma's empty field is read)
+            extra = row.pop(None, None) or []  # a list
+            if any(value.strip() for value in extra):
+                width = len(reader.fieldnames)
+                raise ReplayInputError(f"{where}: {width + len(extra)} fields, header has {width}")
             cells = sum(value is not None for value in row.values())
             if cells < 3:  # a short row: csv fills the missing columns with None
                 raise ReplayInputError(f"{where}: {cells} of the 3 columns")
@@ -316,10 +322,10 @@ MAX_SKIPPED_LISTED = 10  # bad rows named one by one in the notes; the rest are 
 def read_requests(path: Path, fmt: str) -> RequestTrace:
     """Read the request trace at ``path`` in format ``fmt`` (see the module docstring).
 
-    A bad row (a field that is not a number or a time, a negative count, a line that is not
-    a JSON object) is left out and named in the trace's ``notes`` (``file:line: why; row
-    skipped``, the first :data:`MAX_SKIPPED_LISTED`, then how many more): the rest of the trace
-    is read, as the intensity traces are.
+    A bad row (a field that is not a number or a time, a negative count, a non-empty field
+    past the header's, a line that is not a JSON object) is left out and named in the trace's
+    ``notes`` (``file:line: why; row skipped``, the first :data:`MAX_SKIPPED_LISTED`, then how
+    many more): the rest of the trace is read, as the intensity traces are.
 
     Raises:
         ReplayInputError: an unknown format, a missing column, a file that cannot be read or

@@ -169,6 +169,24 @@ def test_a_job_line_past_the_queues_limits_is_skipped_and_named(tmp_path: Path) 
     )
 
 
+def test_an_azure_row_with_more_fields_than_the_header_is_skipped_and_named(
+    tmp_path: Path,
+) -> None:
+    """An unquoted '1,024' was read as ContextTokens=1, GeneratedTokens=24, the field past the
+    header dropped without a word; an empty field from a trailing comma is still read."""
+    path = tmp_path / "t.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                    f"{_GOOD},1,024,10\n"
+                    f"{_GOOD},5,2,\n"
+                    f"{_GOOD},6,3,,x\n", encoding="utf-8")  # fmt: skip
+    trace = read_requests(path, "azure")
+    assert trace.input_tokens.tolist() == [5] and trace.output_tokens.tolist() == [2]
+    assert trace.notes == (
+        f"{path}:2: 4 fields, header has 3; row skipped",
+        f"{path}:4: 5 fields, header has 3; row skipped",
+    )
+
+
 def test_traces_are_opened_as_the_intensity_files_are(tmp_path: Path) -> None:
     """A spreadsheet's byte-order mark cost an Azure CSV its TIMESTAMP column and a JSONL file
     its first line, and a .gz trace was 'not UTF-8 text' (the intensity files read both)."""
