@@ -11,10 +11,11 @@ Three formats, told apart by their header (anything else is rejected, naming fil
 
 Files ending in ``.gz`` are decompressed. Unsorted rows are sorted, duplicates keep the last
 row, non-UTC offsets are converted, empty values and gaps become missing points (NaN), a bad row
-(unreadable time, value or flag, too few fields, no zone) is skipped and becomes a gap, the rows
-around it kept — and each of these is reported as a :class:`DataIssue` naming file, line and
-column. A file whose rows are all bad raises the first row's error. Gaps are only interpolated
-when asked (``fill_gaps=True``), and the filled points are flagged ``is_estimated``.
+(unreadable time, value or flag, too few fields or a non-empty one past the header's, no zone)
+is skipped and becomes a gap, the rows around it kept — and each of these is reported as a
+:class:`DataIssue` naming file, line and column. A file whose rows are all bad raises the first
+row's error. Gaps are only interpolated when asked (``fill_gaps=True``), and the filled points
+are flagged ``is_estimated``.
 """
 
 from __future__ import annotations
@@ -294,7 +295,11 @@ def _read_rows(
                 if wanted is not None and zone.lower() not in wanted:
                     continue
                 try:
-                    if len(record) < len(header):
+                    # a field past the header's (a decimal comma: 123,45 was read as 123); a
+                    # trailing comma's empty field is read
+                    if len(record) < len(header) or any(
+                        cell.strip() for cell in record[len(header) :]
+                    ):
                         raise TraceFormatError(
                             name, line, None, f"{len(record)} fields, header has {len(header)}"
                         )

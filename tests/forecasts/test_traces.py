@@ -175,3 +175,17 @@ def test_many_bad_rows_are_listed_then_counted(tmp_path: Path) -> None:
     result = read_trace(_write(tmp_path, "x.csv", header + bad))
     issues = [i for i in result.issues if i.kind == "bad_row"]
     assert len(issues) == 21 and issues[-1].count == 5 and "5 more bad rows" in issues[-1].message
+
+
+def test_a_row_with_more_fields_than_the_header_is_skipped_and_reported(tmp_path: Path) -> None:
+    """A decimal comma (123,45) was read as 123 g/kWh, the field past the header dropped
+    without a word; an empty field from a trailing comma is still read."""
+    header = "datetime,zone,carbon_intensity_g_per_kwh\n"
+    rows = [f"2023-01-01T0{h}:00Z,XX,{100 * h}" for h in range(6)]
+    rows[1], rows[3] = "2023-01-01T01:00Z,XX,123,45", "2023-01-01T03:00Z,XX,300,"
+    result = read_trace(_write(tmp_path, "x.csv", header + "\n".join(rows) + "\n"))
+    values = result.zone("XX").values_g_per_kwh
+    assert list(values[[0, 2, 3, 4, 5]]) == [0.0, 200.0, 300.0, 400.0, 500.0]
+    assert math.isnan(values[1])
+    [bad] = [i for i in result.issues if i.kind == "bad_row"]
+    assert str(bad) == f"{tmp_path / 'x.csv'}:3: XX: bad_row: 4 fields, header has 3; row skipped"
