@@ -3,8 +3,9 @@
 Every sub-command module exposes ``register(subparsers)``, which adds its parsers and sets
 ``func`` on them; :func:`main` is the composition root that parses, runs and maps errors to
 exit codes (0 ok, also when the reader of stdout stops early as ``| head`` does; 1 runtime
-failure, also output to a closed stdout (``>&-``); 2 bad input; 130 interrupted). With stderr
-closed (``2>&-``) error lines are dropped, never written to stdout; the exit code still says.
+failure, also output to a closed or full stdout (``>&-``, ``> /dev/full``), an error naming
+stdout; 2 bad input; 130 interrupted). With stderr closed (``2>&-``) error lines are dropped,
+never written to stdout; the exit code still says.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any, TextIO, cast
 
 from daemon.cli.output import fail
 from daemon.errors import DaemonError
@@ -85,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level="WARNING")
     if sys.stdout is None:  # `carbond jobs >&-`: fd 1 was closed, Python has no stdout
         _closed_stdout()
+    stdout = sys.stdout
+    sys.stdout = cast(TextIO, _NamedStdout(stdout))
     try:
         code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
@@ -94,7 +98,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reader_left()
     except Exception as exc:  # every carbond error becomes one line, never a traceback
         return fail(exc)
+    finally:
+        sys.stdout = stdout
     return code
+
+
+class _NamedStdout:
+    """``sys.stdout`` while a command runs: a write or flush that fails names stdout
+    (``carbond gpus > /dev/full`` said only "[Errno 28] No space left on device", as a full
+    disk under the ledger or an export file would). A closed pipe is left to :func:`main`;
+    everything else is the stream's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _write_error(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _write_error(exc) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _write_error(exc: OSError) -> DaemonError:
+    return DaemonError(f"cannot write the output to stdout: {exc.strerror or exc}")
 
 
 def _reader_left() -> int:

@@ -201,6 +201,23 @@ def test_a_closed_stdout_is_one_error_line(state: Path, command: str) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("command", ["gpus", "paper --json", "jobs --json --state-dir {state}"])
+def test_a_full_stdout_is_named_in_the_error(state: Path, command: str) -> None:
+    """``carbond gpus > /dev/full`` said "carbond: error: [Errno 28] No space left on device",
+    not which file was full; ``paper --json`` (58 KB) fails inside the command, not at the
+    last flush."""
+    exe = Path(sys.executable).with_name("carbond")
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        done = subprocess.run(
+            [str(exe), *command.format(state=state).split()],
+            stdout=full, stderr=subprocess.PIPE, text=True, check=False, timeout=60,
+        )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        1, "carbond: error: cannot write the output to stdout: No space left on device\n"
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("command", "code"),
     [("jobs --json --state-dir {state}", 0), ("status nope --state-dir {state}", 2),
