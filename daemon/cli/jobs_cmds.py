@@ -267,8 +267,7 @@ def _stream_json(ledger: Ledger, states: Sequence[str], limit: int | None, offse
     out = sys.stdout
     separator = "[\n  "
     for job in ledger.iter_jobs(states, limit, offset):
-        out.write(separator)
-        json.dump(clean_json(job_row(ledger, job)), out, default=str)
+        out.write(separator + json.dumps(clean_json(job_row(ledger, job)), default=str))
         separator = ",\n  "
     out.write("[]\n" if separator.startswith("[") else "\n]\n")
     out.flush()

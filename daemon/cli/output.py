@@ -8,6 +8,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+_JSON_TOKENS_A_WRITE = 65_536
 
 _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     UsageError,
@@ -71,8 +73,11 @@ def clean_json(value: Any) -> Any:
 
 
 def print_json(payload: Any) -> None:
-    """Print ``payload`` as indented JSON with stable key order."""
-    json.dump(clean_json(payload), sys.stdout, indent=2, sort_keys=False, default=str)
+    """Print ``payload`` as indented JSON with stable key order, written in pieces of many
+    tokens (``json.dump`` writes every token: a million writes for a long ``jobs --json``)."""
+    tokens = json.JSONEncoder(indent=2, default=str).iterencode(clean_json(payload))
+    while piece := "".join(islice(tokens, _JSON_TOKENS_A_WRITE)):
+        sys.stdout.write(piece)
     sys.stdout.write("\n")
 
 
