@@ -254,14 +254,20 @@ def sacct_argv(
     uid: int | None = None,
 ) -> list[str]:
     """``sacct`` rows (:data:`SACCT_FIELDS`, ``|``-separated, one per job and step) of the
-    given jobs, or of the jobs named ``name`` of user ``uid`` (else of all users)."""
+    given jobs, or of the jobs named ``name`` of user ``uid``: never of every user's, since
+    any user may name a job ``carbond-<id>``.
+
+    Raises:
+        ValueError: ``name`` without ``uid``.
+    """
     argv = [sacct, *([f"--clusters={cluster}"] if cluster else []), "--noheader", "--parsable2"]
     argv.append(f"--format={','.join(SACCT_FIELDS)}")
     if slurm_ids:
         argv.append(f"--jobs={','.join(slurm_ids)}")
     if name is not None:
-        argv += [f"--name={name}", "--starttime=now-7days"]
-        argv.append(f"--uid={uid}" if uid is not None else "--allusers")
+        if uid is None:
+            raise ValueError(f"sacct by job name {name!r} needs the owner's uid")
+        argv += [f"--name={name}", "--starttime=now-7days", f"--uid={uid}"]
     return argv
 
 

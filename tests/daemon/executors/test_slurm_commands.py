@@ -6,6 +6,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from daemon.executors.slurm.commands import (
     Submission,
     Target,
@@ -15,6 +17,7 @@ from daemon.executors.slurm.commands import (
     job_name,
     nodes_argv,
     ping_argv,
+    sacct_argv,
     sbatch_argv,
     scancel_argv,
     slurm_time,
@@ -127,3 +130,12 @@ def test_each_command_names_its_cluster_and_ping_asks_the_same_one() -> None:
     assert cluster_of(nodes_argv("scontrol", "west")) == "west"
     assert cluster_of(scancel_argv("scancel", None, "7")) is None
     assert cluster_of(sbatch_argv("sbatch", Target("a", cluster="east"), _sub())) == "east"
+
+
+def test_sacct_by_name_is_only_ever_of_the_owners_jobs() -> None:
+    """Any user may name a job ``carbond-<id>``: a lookup by name of every user's jobs
+    (``--allusers``, the fallback without a uid) could adopt or cancel theirs."""
+    argv = sacct_argv("sacct", None, name="carbond-j1", uid=1000)
+    assert "--uid=1000" in argv and "--allusers" not in argv
+    with pytest.raises(ValueError, match="uid"):
+        sacct_argv("sacct", None, name="carbond-j1")
