@@ -69,8 +69,9 @@ class Health:
         """Write ``path`` if something changed or ``HEARTBEAT_S`` passed; never raises (a
         failed write is logged once per failure streak: the stale file tells ``doctor``)."""
         problems = self.problems(now)
-        fresh = self._written_at is not None and (now - self._written_at).total_seconds() < (
-            HEARTBEAT_S
+        # a clock stepped back (by less than a reported step) must not stretch the heartbeat
+        fresh = self._written_at is not None and (
+            0 <= (now - self._written_at).total_seconds() < HEARTBEAT_S
         )
         if fresh and not self._changed:
             return
