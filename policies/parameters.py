@@ -4,13 +4,12 @@ or a config's ``[policy] params`` must fail there, not in the first plan)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from policies.errors import PoliciesError
-from policies.footprint.accounting import MIN_LIFETIME_YEARS
+from policies.footprint.accounting import MAX_LIFETIME_YEARS, MIN_LIFETIME_YEARS
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -20,8 +19,8 @@ __all__ = ["LIFETIME_CHECK", "Check", "check_fields", "check_keywords"]
 # A field, whether a value of its type is allowed (written so that NaN fails), and what is.
 Check = tuple[str, Callable[[Any], bool], str]
 LIFETIME_CHECK: Check = (
-    "lifetime_years", lambda v: MIN_LIFETIME_YEARS <= v < math.inf,
-    f"at least {MIN_LIFETIME_YEARS}, finite",
+    "lifetime_years", lambda v: MIN_LIFETIME_YEARS <= v <= MAX_LIFETIME_YEARS,
+    f"{MIN_LIFETIME_YEARS:g} to {MAX_LIFETIME_YEARS:g} years",
 )  # fmt: skip
 
 # What a field's annotation asks of a value given as a parameter (TOML, a replay's --policy).

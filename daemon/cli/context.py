@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from daemon.errors import UsageError
 from daemon.settings import Settings, load_settings
-from policies.footprint import MIN_LIFETIME_YEARS
+from policies.footprint import MAX_LIFETIME_YEARS, MIN_LIFETIME_YEARS
 
 if TYPE_CHECKING:
     from daemon.ledger import Ledger
@@ -111,8 +111,8 @@ def carbon_params_from(args: argparse.Namespace, settings: Settings) -> tuple[fl
     """``(pue, lifetime_years)`` from the options or the settings.
 
     Raises:
-        UsageError: PUE outside [1, 3] or a lifetime under ``MIN_LIFETIME_YEARS`` or not
-            finite (exit 2).
+        UsageError: PUE outside [1, 3] or a lifetime outside [``MIN_LIFETIME_YEARS``,
+            ``MAX_LIFETIME_YEARS``] (exit 2).
     """
     pue: float = settings.default_pue if args.pue is None else args.pue
     if not 1.0 <= pue <= 3.0:
@@ -120,9 +120,10 @@ def carbon_params_from(args: argparse.Namespace, settings: Settings) -> tuple[fl
     lifetime: float = (
         settings.lifetime_years if args.lifetime_years is None else args.lifetime_years
     )
-    if not MIN_LIFETIME_YEARS <= lifetime < math.inf:
+    if not MIN_LIFETIME_YEARS <= lifetime <= MAX_LIFETIME_YEARS:
         raise UsageError(
-            f"--lifetime-years must be at least {MIN_LIFETIME_YEARS} and finite, got {lifetime}"
+            f"--lifetime-years must be {MIN_LIFETIME_YEARS:g} to {MAX_LIFETIME_YEARS:g}, "
+            f"got {lifetime}"
         )
     return pue, lifetime
 

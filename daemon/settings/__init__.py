@@ -51,7 +51,7 @@ from daemon.settings.sections import (
     SimulatedExecutorSettings,
     SlurmExecutorSettings,
 )
-from policies.footprint import MIN_LIFETIME_YEARS
+from policies.footprint import MAX_LIFETIME_YEARS, MIN_LIFETIME_YEARS
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
 
     state_dir: Path = Path("/var/lib/carbond")
     default_pue: float = Field(default=1.0, ge=1.0, le=3.0)
-    lifetime_years: float = Field(default=5.0, ge=MIN_LIFETIME_YEARS)
+    lifetime_years: float = Field(default=5.0, ge=MIN_LIFETIME_YEARS, le=MAX_LIFETIME_YEARS)
     electricitymaps: ElectricityMapsSettings = ElectricityMapsSettings()
     signals: SignalsSettings = SignalsSettings()
     gpu: GpuSettings = GpuSettings()

@@ -12,6 +12,7 @@
 from policies.footprint.accounting import (
     DEFAULT_LIFETIME_YEARS,
     J_PER_KWH,
+    MAX_LIFETIME_YEARS,
     MIN_LIFETIME_YEARS,
     SECONDS_PER_YEAR,
     CarbonFootprint,
@@ -61,6 +62,7 @@ __all__ = [
     "DEFAULT_RUNTIMES",
     "J_PER_KWH",
     "MAX_BATCH_SIZE",
+    "MAX_LIFETIME_YEARS",
     "MAX_PARAMS_B",
     "MAX_REQUESTS",
     "MAX_TENSOR_PARALLEL",

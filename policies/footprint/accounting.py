@@ -19,6 +19,7 @@ import numpy.typing as npt
 __all__ = [
     "DEFAULT_LIFETIME_YEARS",
     "J_PER_KWH",
+    "MAX_LIFETIME_YEARS",
     "MIN_LIFETIME_YEARS",
     "SECONDS_PER_YEAR",
     "CarbonFootprint",
@@ -32,6 +33,8 @@ SECONDS_PER_YEAR: Final = 365.25 * 24 * 3600
 DEFAULT_LIFETIME_YEARS: Final = 5.0
 # A shorter GPU lifetime is a typo, not an amortisation: 5e-324 years made embodied grams inf
 MIN_LIFETIME_YEARS: Final = 0.1
+# and no GPU is amortised over more than a century: 1e308 years made embodied grams 0
+MAX_LIFETIME_YEARS: Final = 100.0
 
 FloatOrArray = TypeVar("FloatOrArray", float, npt.NDArray[np.float64])
 

@@ -232,13 +232,15 @@ def test_bad_parameters_are_rejected(params: dict[str, object], match: str) -> N
      ("run-now", {"name": "x"}, "run-now: unknown parameter(s) name"),
      ("run-now", {"recalibration": 3}, "run-now: unknown parameter(s) recalibration"),
      ("run-now", {"lifetime_years": "abc"}, "lifetime_years='abc': not a number"),
-     ("run-now", {"lifetime_years": -1}, "lifetime_years=-1: must be at least 0.1, finite"),
+     ("run-now", {"lifetime_years": -1}, "lifetime_years=-1: must be 0.1 to 100 years"),
      # a lifetime of 5e-324 years made every job's embodied grams infinite
-     ("run-now", {"lifetime_years": 5e-324}, "lifetime_years=5e-324: must be at least 0.1"),
+     ("run-now", {"lifetime_years": 5e-324}, "lifetime_years=5e-324: must be 0.1 to 100"),
+     # and one of 1e308 years made them 0
+     ("run-now", {"lifetime_years": 1e308}, "lifetime_years=1e+308: must be 0.1 to 100"),
      ("spatial", {"foo": 1}, "spatial: unknown parameter(s) foo (known: alternatives, lifetime"),
      ("spatial", {"alternatives": 1.5}, "alternatives=1.5: not a whole number"),
      ("lowest-energy", {"alternatives": -1}, "alternatives=-1: must be 0 or more"),
-     ("lowest-energy", {"lifetime_years": math.nan}, "lifetime_years=nan: must be at least 0.1")],
+     ("lowest-energy", {"lifetime_years": math.nan}, "lifetime_years=nan: must be 0.1 to 100")],
 )  # fmt: skip
 def test_every_policy_names_a_bad_parameter(
     name: str, params: dict[str, object], message: str

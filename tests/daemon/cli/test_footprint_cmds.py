@@ -206,7 +206,10 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
          "--lifetime-years"),
         # infinite embodied grams, printed as "total_g": null with "fits": true, before
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--lifetime-years", "5e-324"),
-         "--lifetime-years must be at least 0.1 and finite, got 5e-324"),
+         "--lifetime-years must be 0.1 to 100, got 5e-324"),
+        # no embodied carbon at all ("embodied_g": 0.0), before
+        (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--lifetime-years", "1e308"),
+         "--lifetime-years must be 0.1 to 100, got 1e+308"),
         # a size vLLM refuses: 32 query heads and 8 KV heads do not split over 3 GPUs
         (("--gpu", "h100", "--model", "llama-3.1-8b", "--zone", "CA-QC", "--gpus", "3"),
          "--gpus 3: llama-3.1-8b's 32 attention heads (8 KV heads) do not split over 3 GPUs, "

@@ -97,3 +97,10 @@ def test_a_gpu_lifetime_too_short_to_amortise_over_is_refused_naming_the_field(
     [problem] = _problems(tmp_path, "lifetime_years = 5e-324\n")
     assert problem.endswith("lifetime_years: Input should be greater than or equal to 0.1")
     assert load_settings(None, lifetime_years=0.1).lifetime_years == 0.1
+
+
+def test_a_gpu_lifetime_no_gpu_has_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """``lifetime_years = 1e308`` made every outcome's embodied grams 0."""
+    [problem] = _problems(tmp_path, "lifetime_years = 1e308\n")
+    assert problem.endswith("lifetime_years: Input should be less than or equal to 100")
+    assert load_settings(None, lifetime_years=100).lifetime_years == 100
