@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.ledger import Ledger
+from daemon.ledger import Ledger, QueueFileRecord
 from daemon.queue import has_job_line, submit_target
+from daemon.queue.resume import resume
 
 __all__ = ["unread_job_file"]
 
@@ -21,11 +22,11 @@ def unread_job_file(state_dir: Path, job_id: str, uid: int) -> Path | None:
         LedgerError: the ledger cannot be read.
     """
     target = submit_target(state_dir, uid)
-    read = None
+    record: QueueFileRecord | None = None
     ledger_path = state_dir / "ledger.db"
     if ledger_path.is_file():  # no ledger: no daemon has started, nothing was read
         with Ledger.open_readonly(ledger_path) as ledger:
             record = ledger.queue_files().get(str(target.relative_to(state_dir)))
-        if record is not None and record.inode is not None:
-            read = (record.inode, record.byte_offset)
-    return target if has_job_line(target, job_id, read) else None
+    # from where the daemon goes on reading: also past a copy of the state dir (same bytes)
+    found = has_job_line(target, job_id, lambda fd, st: resume(fd, st, record).offset)
+    return target if found else None

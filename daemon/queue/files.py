@@ -13,6 +13,7 @@ import re
 import stat
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -255,10 +256,12 @@ def append_submission(
     return target
 
 
-def has_job_line(path: Path, job_id: str, read: tuple[int, int] | None = None) -> bool:
+def has_job_line(
+    path: Path, job_id: str, unread_from: Callable[[int, os.stat_result], int] | None = None
+) -> bool:
     """Whether the queue file ``path`` holds a job line with ``job_id`` that the daemon has not
-    read: past ``read``, the ``(inode, byte offset)`` the ledger says it read the file to (a
-    file with another inode, or shorter than that, is read again from its start).
+    read: from the offset ``unread_from(fd, stat)`` gives for the open file (the ingest's own
+    rule, :func:`daemon.queue.resume.resume`; None: from its start).
 
     Raises:
         QueueError: the file exists but cannot be read.
@@ -271,9 +274,8 @@ def has_job_line(path: Path, job_id: str, read: tuple[int, int] | None = None) -
     except OSError as exc:
         raise QueueError(f"{path}: cannot read: {exc.strerror}") from exc
     with handle:
-        st = os.fstat(handle.fileno())
-        if read is not None and read[0] == st.st_ino and read[1] <= st.st_size:
-            handle.seek(read[1])
+        if unread_from is not None:
+            handle.seek(unread_from(handle.fileno(), os.fstat(handle.fileno())))
         for raw in handle:
             if needle not in raw:
                 continue

@@ -280,6 +280,12 @@ def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
     assert (code, "unknown job 'bad'" in err) == (2, True)
     code, out, _ = _run(capsys, "status", "bad", "--state-dir", str(tmp_path))
     assert code == 2 and out.startswith("bad: rejected (queue.jsonl line 4): ")
+    # nor after a copy of the state dir (the same bytes, another inode: the daemon reads on)
+    copy = service.queue.path.with_name("queue.copy")
+    shutil.copy2(service.queue.path, copy)
+    copy.replace(service.queue.path)
+    code, _, err = _run(capsys, "cancel", "bad", "--state-dir", str(tmp_path))
+    assert (code, "unknown job 'bad'" in err) == (2, True)
     service.close()
 
 
