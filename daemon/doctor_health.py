@@ -16,6 +16,7 @@ from typing import Final, Literal
 from daemon.assemble import LEDGER_NAME
 from daemon.health import HEALTH_NAME, HEARTBEAT_S, read_health
 from daemon.settings import Settings
+from daemon.statedir import holds_open
 
 __all__ = ["describe_health"]
 
@@ -65,20 +66,8 @@ def _still_the_daemon(pid: int, ledger: Path) -> bool:
     ``ledger`` open. After a crash or a reboot the pid is reused by any process, and taking
     that for the daemon said it was stuck. Of another user's process (its fds unreadable)
     only that it is alive can be told."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except PermissionError:
-        return Path(f"/proc/{pid}").exists()
-    except OSError:
-        return False  # gone (or not a pid at all)
-    target = os.path.realpath(ledger)
-    for name in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{name}") == target:
-                return True
-        except OSError:
-            continue
-    return False
+    held = holds_open(pid, ledger)
+    return Path(f"/proc/{pid}").exists() if held is None else held
 
 
 _HEALTH_STALE_S: Final = 3 * HEARTBEAT_S

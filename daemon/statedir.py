@@ -38,6 +38,7 @@ __all__ = [
     "StateDirLockedError",
     "UnsafeStateDirError",
     "ensure_safe_state_dir",
+    "holds_open",
     "lock_state_dir",
     "state_dir_problems",
 ]
@@ -102,18 +103,27 @@ def _unlocked_daemon(state_dir: Path) -> int | None:
     report = read_health(state_dir / HEALTH_NAME)
     if report is None or report.pid == os.getpid():
         return None
-    ledger = os.path.realpath(state_dir / "ledger.db")
+    # gone, or not ours to look at (None): not taken for a daemon
+    return report.pid if holds_open(report.pid, state_dir / "ledger.db") else None
+
+
+def holds_open(pid: int, path: Path) -> bool | None:
+    """Whether process ``pid`` has ``path`` open (False: it does not, or is gone); None when
+    its open files cannot be read (another user's process)."""
     try:
-        fds = os.listdir(f"/proc/{report.pid}/fd")
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except PermissionError:
+        return None
     except OSError:
-        return None  # gone, or not ours to look at
+        return False  # gone (or not a pid at all)
+    target = os.path.realpath(path)
     for name in fds:
         try:
-            if os.readlink(f"/proc/{report.pid}/fd/{name}") == ledger:
-                return report.pid
+            if os.readlink(f"/proc/{pid}/fd/{name}") == target:
+                return True
         except OSError:
             continue
-    return None
+    return False
 
 
 def state_dir_problems(state_dir: Path, euid: int | None = None) -> list[str]:
