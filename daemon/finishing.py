@@ -40,7 +40,7 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
 from daemon.executors.held import HeldJobs
 from daemon.inventory import InventoryGpu
-from daemon.learning import Learning
+from daemon.learning import Learning, teaches
 from daemon.ledger import DecisionRecord, Ledger, RunEnd, RunRecord
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
@@ -269,8 +269,10 @@ class Endings:
             # the executor knows better when the job really started
             started = status.started_at or run.started_at or run.launched_at
             measured = {}
+            teaching = None  # whether it may teach (_teaches), asked only when it could
             if context.measurement is not None:
-                spec = spec_or_none(ledger.job(job_id)) if state == "succeeded" else None
+                teaching = state == "succeeded" and _teaches(run, decision, context)
+                spec = spec_or_none(ledger.job(job_id)) if teaching else None
                 measured = context.measurement.finished(
                     job_id, started_at=started, finished_at=status.finished_at,
                     decision=decision, forecasts=context.forecasts, job=spec,
@@ -284,6 +286,10 @@ class Endings:
                 columns = self._at_site(run, started, status, columns, ended, context)
                 if state == "succeeded" and not measured:  # the meter's runs: folded already
                     lesson = _executor_lesson(ledger, decision, columns, context.inventory)
+                    if lesson is not None and not (
+                        teaching if teaching is not None else _teaches(run, decision, context)
+                    ):
+                        lesson = None
         end = RunEnd(job_id, status.finished_at, status.exit_code, status.signal,
                      status.reason or reason, state, reason, columns)  # fmt: skip
         return _Ending(end, status, deadline, lesson)
@@ -328,6 +334,20 @@ class Endings:
         sites.observe(status.finished_at, devices)
         pv, battery = sites.shares(site.region, started, status.finished_at)
         return site_columns(columns, pv, battery, site.factors)
+
+
+def _teaches(run: RunRecord, decision: DecisionRecord | None, context: EndingContext) -> bool:
+    """Whether ``run`` (succeeded) may teach its GPU type's factors: by the rule a restart
+    folds the ledger with (:func:`daemon.learning.teaches`: not a simulated run of a type with
+    real GPUs); logged ``recalibration_ignored`` when not."""
+    gpu = decision.gpu if decision is not None else None
+    simulated = run.executor == "simulated"
+    if gpu is not None and teaches(simulated, gpu, context.inventory):
+        return True
+    log.info("recalibration_ignored", job_id=run.job_id, gpu=gpu, executor=run.executor,
+             reason="a simulated run of a GPU type with real GPUs" if simulated
+             else "its GPU type has no GPU of its executor kind here")  # fmt: skip
+    return False
 
 
 @dataclass(frozen=True, slots=True)

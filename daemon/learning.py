@@ -25,7 +25,7 @@ from policies import Device, JobSpec, PoliciesError
 from policies.candidates import estimate_on
 from policies.footprint.recalibration import Observation, Recalibration
 
-__all__ = ["Learning", "measured_history"]
+__all__ = ["Learning", "measured_history", "teaches"]
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +111,20 @@ class Learning:
         return folded
 
 
+def teaches(simulated: bool, gpu_type: str, inventory: Iterable[InventoryGpu]) -> bool:
+    """Whether a run on the ``simulated`` executor (else a real one) of GPU type ``gpu_type``
+    teaches that type's factors under ``inventory``: a real run when the inventory has real GPUs
+    of the type, a simulated run only when all its GPUs of the type are simulated. The factors
+    are per (model, GPU type), whichever executor: real evidence wins, so GPUs of a type with a
+    real GPU are never planned on what the simulation (its ``truth_factor``, the simulated GPUs'
+    ``simulated_power_factor``) taught, not even before their first real run, and the simulated
+    GPUs of that type are planned on what the real ones taught. (A region switched from the
+    simulated executor to real GPUs of the same types does not plan on the simulation either.)
+    """
+    kinds = {gpu.executor == "simulated" for gpu in inventory if gpu.device.gpu.name == gpu_type}
+    return (not simulated and False in kinds) or (simulated and kinds == {True})
+
+
 def measured_history(
     ledger: Ledger, inventory: Sequence[InventoryGpu], runs: Iterable[MeasuredRun] | None = None
 ) -> Iterator[tuple[JobSpec, Device, float, float]]:
@@ -119,11 +133,9 @@ def measured_history(
     one query (:meth:`Ledger.measured_runs <daemon.ledger.Ledger.measured_runs>`; ``runs``:
     those runs instead, e.g. the ones after a checkpoint's watermark).
 
-    Runs on GPU types no longer in ``inventory`` are skipped, and so are the simulated
-    executor's runs unless ``inventory`` still has GPUs of that type on the simulated executor,
-    and real runs unless it has real ones: a region switched from the simulated executor to real
-    GPUs of the same type does not plan on what the simulation (its ``truth_factor``, the
-    simulated GPUs' ``simulated_power_factor``) taught. So are runs whose stored request
+    Runs on GPU types no longer in ``inventory`` are skipped, and so are the runs that do not
+    teach their type (:func:`teaches`: simulated runs of a type with real GPUs, real runs of a
+    type with only simulated ones). So are runs whose stored request
     no longer parses (its model left the catalog, or the text is not a request); the others
     are still read. Once the history is read, each reason for skipping is logged once
     (``recalibration_history_skipped``: the error, how many jobs, the first few ids), not once
@@ -136,6 +148,8 @@ def measured_history(
     by_type: tuple[dict[str, Device], dict[str, Device]] = ({}, {})  # real, simulated
     for gpu in inventory:
         by_type[gpu.executor == "simulated"][gpu.device.gpu.name] = gpu.device
+    for name in by_type[0]:  # real evidence wins (teaches)
+        by_type[1].pop(name, None)
     views: dict[str, JobSpec | PoliciesError] = {}  # by request key (MeasuredRun)
     skipped: dict[str, list[str]] = {}  # job ids by the error that skipped them
     for run in ledger.measured_runs() if runs is None else runs:

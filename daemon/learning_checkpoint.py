@@ -11,7 +11,7 @@ order runs ended), and it is used only while that holds:
 - its **fingerprint** (:class:`FoldInputs`) equals the present one: the recalibration config,
   the GPU types of the inventory with their catalog specs (runs on other types are skipped; each
   run is estimated on its type's spec) and whether each has real or simulated GPUs (the
-  simulated executor's runs teach only a type that still has simulated ones), the carbond
+  simulated executor's runs teach only a type whose GPUs are all simulated), the carbond
   version and a digest of the sources the fold runs (the pure estimator and the model catalog
   in ``policies/``, request parsing, the history reader): an upgrade or a config change
   relearns from scratch once;

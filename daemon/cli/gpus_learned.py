@@ -35,12 +35,13 @@ _COLUMNS = ("model", "gpu", "energy_factor", "duration_factor", "samples", "meas
 def learned_payload(settings: Settings) -> dict[str, Any]:
     """What :func:`learned_gpus` prints with ``--json``: the thresholds (``min_samples``,
     ``min_measured_s``), the measured runs folded (``runs``) of the ledger's measured outcome
-    rows (``measured_rows``: failed jobs' too, and runs on GPU types no region has here or of
-    the other executor kind, which a restart skips as well), whether the ledger's checkpoint
-    was used (``from_checkpoint``) or why not (``checkpoint_discarded``), the regions whose GPUs
-    could not be discovered (``undiscovered``: region -> why), and one row per (model, GPU type)
-    in ``factors``: ``model, gpu, energy_factor, duration_factor`` (measured ÷ estimated, as
-    learned: the planner uses them only while ``in_use``, else 1), ``samples, measured_s``.
+    rows (``measured_rows``: failed jobs' too, and runs on GPU types no region has here or that
+    do not teach their type, :func:`daemon.learning.teaches`, which a restart skips as well),
+    whether the ledger's checkpoint was used (``from_checkpoint``) or why not
+    (``checkpoint_discarded``), the regions whose GPUs could not be discovered
+    (``undiscovered``: region -> why), and one row per (model, GPU type) in ``factors``:
+    ``model, gpu, energy_factor, duration_factor`` (measured ÷ estimated, as learned: the
+    planner uses them only while ``in_use``, else 1), ``samples, measured_s``.
 
     Raises:
         UsageError: no ledger in the state dir.

@@ -220,16 +220,16 @@ def test_an_ending_that_rolls_back_teaches_nothing(tmp_path: Path) -> None:
     assert service.learning.recalibration.get(MODEL, GPU).samples == 1
 
 
-def _node_meter(clock: FakeClock) -> JobMeasurement:
-    """carbond's meter of the node's one A100, simulated at 1.3x its catalog power on
-    ``clock``."""
+def _node_meter(clock: FakeClock, device_id: str = "node/0") -> JobMeasurement:
+    """carbond's meter of the node's one A100 (``device_id``), simulated at 1.3x its catalog
+    power on ``clock``."""
     monotonic_s = clock.monotonic()
 
     backend = SimulatedGpuBackend([simulated_spec(DEFAULT_GPU_CATALOG.get(GPU))],
                                   true_power_factor=1.3, clock=monotonic_s)  # fmt: skip
     backend.start()
     monitor = GpuMonitor(backend, GpuSettings(), clock=monotonic_s, sample=False)
-    return JobMeasurement(monitor, lifetime_years=5.0, index_of={"node/0": 0})
+    return JobMeasurement(monitor, lifetime_years=5.0, index_of={device_id: 0})
 
 
 def test_a_mixed_daemon_counts_a_metered_run_once(tmp_path: Path) -> None:
@@ -251,6 +251,52 @@ def test_a_mixed_daemon_counts_a_metered_run_once(tmp_path: Path) -> None:
     assert service.learning is measurement.learning
     service.close()
     measurement.close()
+
+
+def test_simulated_runs_do_not_teach_a_gpu_type_that_has_real_gpus(tmp_path: Path) -> None:
+    """A simulated region (its A100 metered here at 1.3x the catalog) beside a Slurm region of
+    A100s: the simulated runs taught the real A100s' factor while the daemon ran (a restart
+    would not have); now only the real runs teach it, live as after a restart."""
+    clock = FakeClock()
+    measurement = _node_meter(clock, "sim/0")
+    sim = RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=(GPU,))
+    service = _service(tmp_path, [RecordingExecutor("simulated"), _sacct(500.0)], (sim, HPC),
+                       measurement)  # fmt: skip
+    service.start(clock())
+    with capture_logs() as events:
+        _run(service, clock, "simulated", region="sim")
+    metered = service.ledger.outcome("simulated")
+    assert metered is not None and metered["measured_energy_j"]
+    assert service.learning.recalibration.get(MODEL, GPU).samples == 0
+    assert "recalibration_ignored" in [e["event"] for e in events]
+    _run(service, clock, "real", region="hpc")
+    assert service.learning.recalibration.get(MODEL, GPU).samples == 1
+    live = service.learning.recalibration
+    service.close()
+    measurement.close()
+    restarted = _service(tmp_path, [RecordingExecutor("simulated"), _sacct(500.0)], (sim, HPC))
+    restarted.start(clock())
+    assert restarted.learning.recalibration == live
+
+
+def test_a_simulated_run_whose_executor_measured_it_does_not_teach_real_gpus(
+    tmp_path: Path,
+) -> None:
+    """The same through the executor's measurement (no meter here): a simulated executor that
+    reports its runs' energy teaches the real A100s nothing."""
+    clock = FakeClock()
+    simulated = RecordingExecutor("simulated")
+    simulated.reported_power_w = 500.0  # as sacct would
+    sim = RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=(GPU,))
+    service = _service(tmp_path, [simulated, _sacct(500.0)], (sim, HPC))
+    service.start(clock())
+    _run(service, clock, "simulated", region="sim")
+    outcome = service.ledger.outcome("simulated")
+    assert outcome is not None and outcome["measured_energy_j"]
+    assert service.learning.recalibration.get(MODEL, GPU).samples == 0
+    _run(service, clock, "real", region="hpc")
+    assert service.learning.recalibration.get(MODEL, GPU).samples == 1
+    service.close()
 
 
 # -- a restart on a bigger, mixed ledger --------------------------------------------------------

@@ -553,4 +553,27 @@ def test_the_simulated_executors_runs_teach_only_its_gpus_of_their_type(
     assert real.runs == 3  # the real runs only
     assert real.recalibration == _from_scratch(ledger, INVENTORY, CONFIG)[0]
     both = build_inventory((REGION, SIMULATED_INVENTORY_REGION))
-    assert restore(ledger, both, CONFIG, T0).runs == 9
+    assert restore(ledger, both, CONFIG, T0).runs == 3  # real evidence wins
+
+
+def test_a_daemon_with_simulated_and_real_gpus_of_a_type_learns_from_the_real_runs_only(
+    ledger: Ledger,
+) -> None:
+    # a simulated region and a local region of the same GPU types, one state dir: the
+    # simulation's runs (here 3x the estimate, as a truth_factor would make them) taught the
+    # real GPUs' factors, before and after the first real run
+    for n in range(9):
+        simulated = n % 3 != 2
+        run = Run(MODELS[0], 512 + n, "A100-80GB", (3.0 if simulated else 1.1) * 4e4,
+                  300.0 + n, "succeeded", n)  # fmt: skip
+        _record(ledger, f"sim{n}" if simulated else f"real{n}", run)
+    _sql(ledger, "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
+                 " launched_at) SELECT job_id, CASE WHEN job_id LIKE 'sim%' THEN 'simulated'"
+                 " ELSE 'local' END, '[\"qc/0\"]', '[0]', recorded_at FROM outcomes")  # fmt: skip
+    both = build_inventory((REGION, SIMULATED_INVENTORY_REGION))
+    mixed = restore(ledger, both, CONFIG, T0)
+    real_only = _from_scratch(ledger, INVENTORY, CONFIG)[0]
+    assert mixed.runs == 3
+    assert mixed.recalibration.get(MODELS[0], "A100-80GB").samples == 3
+    assert mixed.recalibration.factors == real_only.factors
+    assert peek(ledger, both, CONFIG).recalibration.factors == real_only.factors
