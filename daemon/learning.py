@@ -94,6 +94,17 @@ class Learning:
         )
         return True
 
+    def taught(
+        self, job: JobSpec, device: Device, measured_energy_j: float, measured_duration_s: float
+    ) -> bool:
+        """Fold one measured run in (:meth:`observe`); whether it taught the factors (was
+        estimated and its measurement usable: it counts as one of its factor's ``samples``). A
+        run the recalibration rejects as a whole (a measured 0 J, a NaN) taught nothing."""
+        before = self.recalibration
+        return self.observe(job, device, measured_energy_j, measured_duration_s) and (
+            self.recalibration is not before
+        )
+
     def relearn(self, history: Iterable[tuple[JobSpec, Device, float, float]]) -> int:
         """Rebuild :attr:`recalibration` from measured runs, oldest first, after a restart.
 
@@ -101,10 +112,10 @@ class Learning:
         names the GPU type. The factors are derived state: the ledger's outcome rows are their
         record (the service's start resumes from the ledger's checkpoint of this fold instead,
         :func:`daemon.learning_checkpoint.restore`). Starts from no factors, so calling it
-        twice is safe. Returns how many runs were folded in.
+        twice is safe. Returns how many runs taught the factors (:meth:`taught`).
         """
         self.recalibration = Recalibration(self.recalibration.config)  # idempotent: from scratch
-        folded = sum(1 for job, device, e, t in history if self.observe(job, device, e, t))
+        folded = sum(1 for job, device, e, t in history if self.taught(job, device, e, t))
         if folded:
             log.info("recalibration_relearned", runs=folded,
                      pairs=len(self.recalibration.factors))  # fmt: skip

@@ -139,7 +139,8 @@ class FoldInputs:
 @dataclass(frozen=True, slots=True)
 class Folded:
     """What a fold from the ledger gave: the factors, the runs they were taught by in all
-    (``runs``) and of those the runs folded now (``tail_runs``, from ``tail_rows`` rows read),
+    (``runs``: a run whose measurement the recalibration rejects taught nothing and is not
+    counted) and of those the runs folded now (``tail_runs``, from ``tail_rows`` rows read),
     whether it resumed from a checkpoint, why a stored one was not used (``discarded``), and
     whether a checkpoint was written."""
 
@@ -246,7 +247,8 @@ def peek(
 class _Tail:
     """One fold of the runs past the stored checkpoint (from scratch when it is unusable:
     ``discarded`` says why): the stored and the resumed checkpoint, the factors, the watermark
-    resumed from and the last row folded, and the runs folded of the rows read."""
+    resumed from and the last row folded, and the runs of the rows read that taught the factors
+    (:meth:`Learning.taught <daemon.learning.Learning.taught>`)."""
 
     stored: StoredCheckpoint | None
     resumed: StoredCheckpoint | None
@@ -283,7 +285,7 @@ def _fold(
     end = ledger.measured_position(after, limit)  # the last row folded now (any state)
     runs = _Counted(ledger.measured_runs(after, end) if end is not None else iter(()))
     tail_runs = sum(1 for job, device, e, t in measured_history(ledger, inventory, runs)
-                    if learning.observe(job, device, e, t))  # fmt: skip
+                    if learning.taught(job, device, e, t))  # fmt: skip
     return _Tail(stored, resumed, discarded, learning, after, end, tail_runs, runs.read)
 
 

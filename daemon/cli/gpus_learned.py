@@ -34,9 +34,11 @@ _COLUMNS = ("model", "gpu", "energy_factor", "duration_factor", "samples", "meas
 
 def learned_payload(settings: Settings) -> dict[str, Any]:
     """What :func:`learned_gpus` prints with ``--json``: the thresholds (``min_samples``,
-    ``min_measured_s``), the measured runs folded (``runs``) of the ledger's measured outcome
-    rows (``measured_rows``: failed jobs' too, and runs on GPU types no region has here or that
-    do not teach their type, :func:`daemon.learning.teaches`, which a restart skips as well),
+    ``min_measured_s``), the measured runs that taught the factors (``runs``: the sum of their
+    ``samples``; a run whose measurement is unusable, e.g. 0 J, taught nothing) of the ledger's
+    measured outcome rows (``measured_rows``: failed jobs' too, and runs on GPU types no region
+    has here or that do not teach their type, :func:`daemon.learning.teaches`, which a restart
+    skips as well),
     whether the ledger's checkpoint was used (``from_checkpoint``) or why not
     (``checkpoint_discarded``), the regions whose GPUs could not be discovered
     (``undiscovered``: region -> why), and one row per (model, GPU type) in ``factors``:
@@ -87,7 +89,7 @@ def learned_gpus(args: argparse.Namespace) -> int:
         return 0
     for region, why in payload["undiscovered"].items():
         print(f"region {region}: GPUs not discovered ({why}); runs on them are not folded")
-    print(f"{payload['runs']} measured runs folded of {payload['measured_rows']} measured rows; "
+    print(f"{payload['runs']} of {payload['measured_rows']} measured rows taught the factors; "
           f"factors in use from {payload['min_samples']} samples covering "
           f"{payload['min_measured_s']:g} s")  # fmt: skip
     if not payload["factors"]:

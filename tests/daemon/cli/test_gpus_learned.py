@@ -5,6 +5,7 @@ daemon holds the ledger and after it stopped, on an empty ledger, as JSON and as
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def test_the_factors_a_restart_would_fold_while_the_daemon_holds_the_ledger(
     # after it stopped (no WAL: the file opened immutable), and as a table
     assert main(["gpus", "--learned", "--config", str(config), "--state-dir", str(state)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("13 measured runs folded of 14 measured rows; factors in use from 2 "
+    assert out.startswith("13 of 14 measured rows taught the factors; factors in use from 2 "
                           "samples covering 0 s\n")  # fmt: skip
     assert "| llama-3.2-1b | A100-80GB | 2.522         | 2.049           | 4       |" in out
 
@@ -124,6 +125,27 @@ def test_in_use_follows_the_configured_thresholds(
     assert [(r["samples"], r["in_use"]) for r in rows] == [(2, True), (1, False), (1, False)]
 
 
+def test_runs_counts_only_the_runs_that_taught(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a meter that read 0 J: the recalibration rejects the run, which taught nothing, yet
+    # 'runs' counted it, from scratch and from the checkpoint
+    state = tmp_path / "state"
+    state.mkdir()
+    with Ledger.open(state / "ledger.db") as ledger:
+        for n in range(6):
+            _record(ledger, f"j{n}", _run(n) if n % 3 else replace(_run(n), energy_j=0.0))
+        payload = _learned(capsys, config, state)
+        assert payload["runs"] == sum(r["samples"] for r in payload["factors"]) == 4
+        assert payload["measured_rows"] == 6
+        restore(ledger, INVENTORY, FOLD_CONFIG, T0 + timedelta(hours=1))
+        _record(ledger, "j6", replace(_run(6, minute=70), energy_j=0.0))
+        _record(ledger, "j7", _run(7, minute=71))
+        payload = _learned(capsys, config, state)
+        assert payload["from_checkpoint"] is True
+        assert payload["runs"] == sum(r["samples"] for r in payload["factors"]) == 5
+
+
 def test_an_empty_ledger_has_learned_nothing(
     tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -133,8 +155,10 @@ def test_an_empty_ledger_has_learned_nothing(
     payload = _learned(capsys, config, state)
     assert (payload["factors"], payload["runs"], payload["measured_rows"]) == ([], 0, 0)
     assert main(["gpus", "--learned", "--config", str(config), "--state-dir", str(state)]) == 0
-    assert capsys.readouterr().out.endswith("of 0 measured rows; factors in use from 2 samples "
-                                            "covering 0 s\nnothing learned\n")  # fmt: skip
+    assert capsys.readouterr().out == (
+        "0 of 0 measured rows taught the factors; factors in use"
+        " from 2 samples covering 0 s\nnothing learned\n"
+    )
 
 
 def test_no_ledger_is_one_line_and_exit_2(
