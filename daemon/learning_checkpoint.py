@@ -308,10 +308,12 @@ def checkpoint_due(ledger: Ledger, inputs: FoldInputs, every: int = CHECKPOINT_E
 
 def _out_of_range(stored: StoredCheckpoint, config: RecalibrationConfig) -> str | None:
     """Why ``stored``'s factors cannot be a fold under ``config`` (None: they can): a fold
-    counts its runs and clips every log factor to ``max_ratio``."""
+    counts its runs and clips every log factor, and every observation it keeps, to
+    ``max_ratio``."""
     bound = math.log(config.max_ratio) * (1 + 1e-9)
     for f in stored.factors:
-        logs = max(abs(f.energy_log), abs(f.duration_log))
+        early = [log for log, _ in (*f.early_energy, *f.early_duration)]
+        logs = max(abs(f.energy_log), abs(f.duration_log), *(abs(log) for log in early))
         if f.samples < 1 or f.measured_s < 0 or logs > bound:
             return f"recalibration checkpoint: factors of ({f.model}, {f.gpu}) out of range"
     return None

@@ -1,12 +1,15 @@
-"""The recalibration checkpoint's rows (schema version 7): the factors a restart would fold
-from the measured outcome rows up to a :class:`~daemon.ledger.measured.Watermark`, and what the
-ledger held then (:class:`LedgerMarks`), so a later start can tell, with a few counts on
-indexes, whether the rows up to the watermark are still the ones folded
-(:meth:`Checkpoints.changed_since`). What to fold and when is :mod:`daemon.learning_checkpoint`'s.
+"""The recalibration checkpoint's rows (schema version 7; since version 10 with the
+observations each factor not yet in use keeps for its median, ``early_json``): the factors a
+restart would fold from the measured outcome rows up to a
+:class:`~daemon.ledger.measured.Watermark`, and what the ledger held then (:class:`LedgerMarks`),
+so a later start can tell, with a few counts on indexes, whether the rows up to the watermark
+are still the ones folded (:meth:`Checkpoints.changed_since`). What to fold and when is
+:mod:`daemon.learning_checkpoint`'s.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +17,7 @@ from datetime import datetime
 
 from daemon.ledger.base import Connection, LedgerError, ts
 from daemon.ledger.measured import MEASURED, Watermark, measured, position_sql
-from policies.footprint.recalibration import RecalibrationFactor
+from policies.footprint.recalibration import Points, RecalibrationFactor
 
 __all__ = ["Checkpoints", "LedgerMarks", "StoredCheckpoint", "UnreadableCheckpointError"]
 
@@ -70,13 +73,15 @@ class Checkpoints(Connection):
         if row is None:
             return None
         rows = self._exec(
-            "SELECT model, gpu, samples, energy_log, duration_log, measured_s"
+            "SELECT model, gpu, samples, energy_log, duration_log, measured_s, early_json"
             " FROM recalibration_checkpoint_factors ORDER BY model, gpu"
         ).fetchall() if factors else []  # fmt: skip
         try:
             folded = tuple(
-                RecalibrationFactor(str(m), str(g), _integer(n), _finite(e), _finite(d), _finite(s))
-                for m, g, n, e, d, s in rows
+                RecalibrationFactor(
+                    str(m), str(g), _integer(n), _finite(e), _finite(d), _finite(s), *_early(early)
+                )
+                for m, g, n, e, d, s, early in rows
             )
             marks = LedgerMarks(*(_integer(v) for v in tuple(row)[3:8]))
             return StoredCheckpoint(str(row[0]), Watermark(str(row[1]), _integer(row[2])),
@@ -193,9 +198,9 @@ class Checkpoints(Connection):
              marks.decisions_seq, runs_folded, ts(now)),
         )  # fmt: skip
         self._exec_many(
-            "INSERT INTO recalibration_checkpoint_factors VALUES (?, ?, ?, ?, ?, ?)",
-            [(f.model, f.gpu, f.samples, f.energy_log, f.duration_log, f.measured_s)
-             for f in factors],
+            "INSERT INTO recalibration_checkpoint_factors VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(f.model, f.gpu, f.samples, f.energy_log, f.duration_log, f.measured_s,
+              _early_json(f)) for f in factors],
         )  # fmt: skip
         return marks
 
@@ -203,6 +208,39 @@ class Checkpoints(Connection):
         """Forget the checkpoint (inside the caller's transaction)."""
         self._exec("DELETE FROM recalibration_checkpoint")
         self._exec("DELETE FROM recalibration_checkpoint_factors")
+
+
+def _early_json(factor: RecalibrationFactor) -> str | None:
+    """The ``early_json`` column of ``factor`` (None: it keeps no observations)."""
+    if not factor.early_energy and not factor.early_duration:
+        return None
+    return json.dumps({"energy": factor.early_energy, "duration": factor.early_duration})
+
+
+def _early(value: object) -> tuple[Points, Points]:
+    """The kept observations (energy, duration) an ``early_json`` column holds.
+
+    Raises:
+        ValueError: not as :func:`_early_json` writes it, or a value not finite, or a weight
+            not > 0.
+    """
+    if value is None:
+        return (), ()
+    if not isinstance(value, str):
+        raise ValueError(f"early_json is not text: {value!r}")
+    data = json.loads(value)
+    if not isinstance(data, dict):
+        raise ValueError(f"early_json is not an object: {value!r}")
+    kept = []
+    for name in ("energy", "duration"):
+        points = []
+        for point in data.get(name) or ():
+            log, weight = (_finite(v) for v in point)
+            if weight <= 0:
+                raise ValueError(f"early_json: a weight <= 0: {weight!r}")
+            points.append((log, weight))
+        kept.append(tuple(sorted(points)))
+    return kept[0], kept[1]
 
 
 def _integer(value: object) -> int:

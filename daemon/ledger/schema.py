@@ -248,6 +248,16 @@ ALTER TABLE runs ADD COLUMN cancel_sent_at TEXT;
 ALTER TABLE jobs ADD COLUMN cancel_requested_by INTEGER;
 """
 
+# The observations a recalibration factor not yet in use keeps for its time-weighted median
+# (policies.footprint.recalibration: JSON {"energy": [[log, s], ...], "duration": [...]}; NULL:
+# none, an established factor). An older carbond's checkpoint (means, not medians) is dropped:
+# derived state, the next start folds the measured runs from scratch.
+_V10: Final = """
+ALTER TABLE recalibration_checkpoint_factors ADD COLUMN early_json TEXT;
+DELETE FROM recalibration_checkpoint;
+DELETE FROM recalibration_checkpoint_factors;
+"""
+
 # (version, description, SQL script)
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
@@ -263,5 +273,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     ),
     (8, "queue files: CRC-32 of the bytes before the offset, so a copied file is read on", _V8),
     (9, "runs: when a cancel was first sent; jobs: the uid that asked to cancel", _V9),
+    (10, "recalibration checkpoint: the observations of each factor not yet in use", _V10),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

@@ -13,11 +13,15 @@ The factor is the geometric mean ratio measured / estimated, robustly:
 - **usable samples only**: an observation whose energy or duration ratio is unusable (not
   finite, or a value <= 0, e.g. a meter that read 0 J) is ignored as a whole, so every sample
   counted is evidence for both factors;
-- **decay**: until the factor is established the observations are averaged weighted by their
-  measured run time (runs of equal length equally: a few short runs then weigh little beside
-  a long one); then the ``n``-th has weight ``1 / n`` until that is below ``decay``, and
-  ``decay`` from then on (an exponential moving average), so the factor follows hardware or
-  software changes and old evidence fades.
+- **robust start**: until the factor is established it is the *median* of the observations
+  weighted by their measured run time (:func:`weighted_median`; runs of equal length equally,
+  so one wild run among the first ``min_samples`` moves nothing; a few short runs weigh little
+  beside a long one). The observations are kept for it (``early_energy``, ``early_duration``:
+  at most :data:`EARLY_KEPT` points each, the two closest merged into their weighted mean
+  beyond that);
+- **decay**: once established, the ``n``-th observation has weight ``1 / n`` until that is
+  below ``decay``, and ``decay`` from then on (an exponential moving average), so the factor
+  follows hardware or software changes and old evidence fades.
 
 Energy and duration are calibrated separately. All values are frozen; ``updated`` returns a new
 :class:`Recalibration`. The estimate used at decision time is whatever the caller stored then.
@@ -36,7 +40,9 @@ from policies.footprint.estimator import Estimate
 
 __all__ = [
     "DEFAULT_RECALIBRATION",
+    "EARLY_KEPT",
     "Observation",
+    "Points",
     "Recalibration",
     "RecalibrationConfig",
     "RecalibrationFactor",
@@ -71,6 +77,13 @@ class RecalibrationConfig:
 
 DEFAULT_RECALIBRATION = RecalibrationConfig()
 
+EARLY_KEPT = 32
+"""The most observations (log ratio, measured seconds) a factor keeps, per ratio, for its
+weighted median until it is established (beyond: the two closest are merged)."""
+
+Points = tuple[tuple[float, float], ...]
+"""Observations kept for a weighted median: (log ratio, weight in measured seconds), sorted."""
+
 
 @dataclass(frozen=True, slots=True)
 class Observation:
@@ -87,7 +100,9 @@ class Observation:
 @dataclass(frozen=True, slots=True)
 class RecalibrationFactor:
     """The learned state for one (model, GPU type): log factors, the sample count and the
-    measured run time (s) they cover."""
+    measured run time (s) they cover; until the factor is established, the observations its
+    log factors are the weighted medians of (``early_energy``, ``early_duration``: empty once
+    established)."""
 
     model: str
     gpu: str
@@ -95,6 +110,8 @@ class RecalibrationFactor:
     energy_log: float = 0.0
     duration_log: float = 0.0
     measured_s: float = 0.0
+    early_energy: Points = ()
+    early_duration: Points = ()
 
     @property
     def energy_factor(self) -> float:
@@ -109,24 +126,60 @@ class RecalibrationFactor:
 
 def _log_ratio(measured: float, estimated: float) -> float | None:
     """log(measured / estimated); None unless both are finite and > 0. A ratio past the
-    floats' range is ±inf (``_step`` clips it to ``max_ratio`` as any large one)."""
+    floats' range is ±inf (``_clip`` clips it to ``max_ratio`` as any large one)."""
     if measured > 0 and estimated > 0 and math.isfinite(measured) and math.isfinite(estimated):
         ratio = measured / estimated  # may overflow to inf or underflow to 0
         return math.log(ratio) if ratio > 0 else -math.inf
     return None
 
 
-def _step(
-    current: float, new: float, weight: float, established: bool, config: RecalibrationConfig
-) -> float:
-    """``current`` moved towards ``new`` (log factors) by ``weight``, ``new`` clipped to
-    ``max_ratio`` and, once the factor is ``established``, to ``max_step`` from ``current``."""
+def _clip(log: float, config: RecalibrationConfig) -> float:
+    """A log ratio clipped to ``±log(max_ratio)``."""
     bound = math.log(config.max_ratio)
-    new = min(bound, max(-bound, new))
-    if established:
-        step = math.log1p(config.max_step)
-        new = min(current + step, max(current - step, new))
+    return min(bound, max(-bound, log))
+
+
+def _step(current: float, new: float, weight: float, config: RecalibrationConfig) -> float:
+    """An established factor ``current`` moved towards ``new`` (log factors) by ``weight``,
+    ``new`` clipped to ``max_ratio`` and to ``max_step`` from ``current``."""
+    step = math.log1p(config.max_step)
+    new = min(current + step, max(current - step, _clip(new, config)))
     return current + weight * (new - current)
+
+
+def weighted_median(points: Points) -> float:
+    """The median of ``points`` (value, weight > 0; sorted by value) weighted by their weights:
+    the value where the cumulative weight passes half the total (on an exact tie, the mean of
+    the values either side: two equal points give their mean)."""
+    half = math.fsum(w for _, w in points) / 2
+    seen = 0.0
+    for i, (value, weight) in enumerate(points):
+        seen += weight
+        if math.isclose(seen, half, rel_tol=1e-12) and i + 1 < len(points):
+            return (value + points[i + 1][0]) / 2
+        if seen > half:
+            return value
+    return points[-1][0]
+
+
+def _with_point(points: Points, value: float, weight: float) -> Points:
+    """``points`` with (``value``, ``weight``) added in order, the two closest in value merged
+    into their weighted mean while more than :data:`EARLY_KEPT`."""
+    kept = sorted((*points, (value, weight)))
+    while len(kept) > EARLY_KEPT:
+        i = min(range(len(kept) - 1), key=lambda j: kept[j + 1][0] - kept[j][0])
+        (a, wa), (b, wb) = kept[i], kept[i + 1]
+        kept[i : i + 2] = [((a * wa + b * wb) / (wa + wb), wa + wb)]
+    return tuple(kept)
+
+
+def _early(state: RecalibrationFactor, log: float, points: Points) -> Points:
+    """The observations a factor not (yet, or no longer: a raised threshold) established keeps:
+    ``points``, or, when it has none but has learned (established once), its log factor
+    ``log`` weighing all its measured time."""
+    if points or state.samples == 0:
+        return points
+    return ((log, state.measured_s or 1.0),)
 
 
 def _key(model: str, gpu: str) -> tuple[str, str]:
@@ -158,7 +211,9 @@ class Recalibration:
     def in_use(self, model: str, gpu: str) -> bool:
         """Whether ``(model, gpu)``'s factors have enough evidence to be used: at least
         ``min_samples`` observations covering ``min_measured_s`` seconds of measured runs."""
-        state = self.get(model, gpu)
+        return self._established(self.get(model, gpu))
+
+    def _established(self, state: RecalibrationFactor) -> bool:
         return (
             state.samples >= self.config.min_samples
             and state.measured_s >= self.config.min_measured_s
@@ -183,21 +238,31 @@ class Recalibration:
         if energy is None or duration is None:
             return self
         seconds = observation.measured_duration_s  # finite and > 0: its ratio is usable
-        established = self.in_use(observation.model, observation.gpu)
-        # Until established, each run weighs its share of the measured time (equal runs:
-        # equally), so a few short runs dominated by start-up do not set the factor that the
-        # first long run then may move only by max_step; then each new one 1/n, >= decay.
-        if established:
+        if self.in_use(observation.model, observation.gpu):  # each new one 1/n, >= decay
             weight = max(1.0 / (state.samples + 1), self.config.decay)
-        else:
-            weight = seconds / (state.measured_s + seconds)
-        new_state = replace(
-            state,
-            samples=state.samples + 1,
-            measured_s=state.measured_s + seconds,
-            energy_log=_step(state.energy_log, energy, weight, established, self.config),
-            duration_log=_step(state.duration_log, duration, weight, established, self.config),
-        )
+            new_state = replace(
+                state,
+                samples=state.samples + 1,
+                measured_s=state.measured_s + seconds,
+                energy_log=_step(state.energy_log, energy, weight, self.config),
+                duration_log=_step(state.duration_log, duration, weight, self.config),
+            )
+        else:  # the time-weighted median: one wild run among the first moves nothing
+            energies = _with_point(_early(state, state.energy_log, state.early_energy),
+                                   _clip(energy, self.config), seconds)  # fmt: skip
+            durations = _with_point(_early(state, state.duration_log, state.early_duration),
+                                    _clip(duration, self.config), seconds)  # fmt: skip
+            new_state = replace(
+                state,
+                samples=state.samples + 1,
+                measured_s=state.measured_s + seconds,
+                energy_log=weighted_median(energies),
+                duration_log=weighted_median(durations),
+                early_energy=energies,
+                early_duration=durations,
+            )
+            if self._established(new_state):  # from now on an average: the points go
+                new_state = replace(new_state, early_energy=(), early_duration=())
         factors = dict(self.factors)
         factors[_key(observation.model, observation.gpu)] = new_state
         return Recalibration(self.config, MappingProxyType(factors))

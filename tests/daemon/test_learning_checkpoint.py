@@ -37,7 +37,7 @@ from policies import Alternative, Decision
 from policies.footprint import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig
 from tests.daemon.helpers import job_line
-from tests.daemon.test_ledger import UNDO_VERSION_7
+from tests.daemon.test_ledger import UNDO_VERSION_7, UNDO_VERSION_10
 from tests.fuzzing import examples
 
 REPO = Path(__file__).resolve().parents[2]
@@ -324,6 +324,15 @@ def _sql(ledger: Ledger, *statements: str) -> None:
         ("UPDATE recalibration_checkpoint SET measured_rows = 1.5", "1.5 is not an integer"),
         ("UPDATE recalibration_checkpoint_factors SET energy_log = 1000", "out of range"),
         ("UPDATE recalibration_checkpoint_factors SET samples = 0", "out of range"),
+        ("UPDATE recalibration_checkpoint_factors SET early_json = '{'", "unreadable"),
+        (
+            "UPDATE recalibration_checkpoint_factors SET early_json = '{\"energy\": [[0.1, 0]]}'",
+            "a weight <= 0",
+        ),
+        (
+            "UPDATE recalibration_checkpoint_factors SET early_json = '{\"energy\": [[99, 5]]}'",
+            "out of range",
+        ),
     ],
 )
 def test_a_checkpoint_whose_values_do_not_read_folds_from_scratch(
@@ -498,6 +507,40 @@ def test_a_schema_6_ledger_migrates_and_learns_the_same(tmp_path: Path) -> None:
         assert (first.from_checkpoint, first.written) == (False, True)
         _assert_same(first, expected)
         _assert_same(restore(ledger, INVENTORY, CONFIG, T0), expected)
+
+
+def test_a_checkpoint_of_factors_not_yet_in_use_resumes_their_median(ledger: Ledger) -> None:
+    # until in use a factor is the time-weighted median of its runs: a checkpoint that kept
+    # only the factor would resume a median from one point, not from the runs it folded
+    config = RecalibrationConfig(min_samples=3, min_measured_s=3000.0)
+    for n in range(4):
+        _record(ledger, f"j{n}", replace(_run(n, minute=n), model=MODELS[n % 2]))
+    first = restore(ledger, INVENTORY, config, T0)
+    assert first.written and not any(first.recalibration.in_use(*key)
+                                     for key in first.recalibration.factors)  # fmt: skip
+    for n in range(4, 12):
+        _record(ledger, f"j{n}", replace(_run(n, minute=n), model=MODELS[n % 2]))
+    resumed = restore(ledger, INVENTORY, config, T0)
+    assert resumed.from_checkpoint
+    _assert_same(resumed, _from_scratch(ledger, INVENTORY, config))
+
+
+def test_a_schema_9_checkpoint_is_dropped_and_folded_again(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        _ledger_with(ledger, 9)
+        restore(ledger, INVENTORY, CONFIG, T0)
+        expected = _from_scratch(ledger)
+    db = sqlite3.connect(path)  # as carbond 9 left it: its checkpoint's factors are means
+    db.executescript(UNDO_VERSION_10 + "DELETE FROM schema_migrations WHERE version > 9;"
+                     "PRAGMA user_version = 9;")  # fmt: skip
+    db.close()
+    with Ledger.open(path) as ledger:
+        assert ledger.schema_version() == SCHEMA_VERSION
+        assert ledger.recalibration_checkpoint() is None
+        folded = restore(ledger, INVENTORY, CONFIG, T0)
+        assert (folded.from_checkpoint, folded.written) == (False, True)
+        _assert_same(folded, expected)
 
 
 _KILLED = """

@@ -135,10 +135,16 @@ def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger
         assert reader.counts_by_state() == ledger.counts_by_state()
 
 
-UNDO_VERSION_9 = """
+UNDO_VERSION_10 = """
+ALTER TABLE recalibration_checkpoint_factors DROP COLUMN early_json;
+"""
+UNDO_VERSION_9 = (
+    UNDO_VERSION_10
+    + """
 ALTER TABLE runs DROP COLUMN cancel_sent_at;
 ALTER TABLE jobs DROP COLUMN cancel_requested_by;
 """
+)
 UNDO_VERSION_8 = (
     UNDO_VERSION_9
     + """

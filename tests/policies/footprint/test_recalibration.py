@@ -10,7 +10,12 @@ import pytest
 from policies.candidates import estimate_on, interval_on
 from policies.errors import InvalidOutcomeError
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload, estimate
-from policies.footprint.recalibration import Observation, Recalibration, RecalibrationConfig
+from policies.footprint.recalibration import (
+    EARLY_KEPT,
+    Observation,
+    Recalibration,
+    RecalibrationConfig,
+)
 from policies.footprint.runtimes import get_runtime
 from policies.types import Device, JobSpec
 
@@ -72,6 +77,44 @@ def test_jobs_of_equal_length_are_averaged_equally_until_in_use() -> None:
     calibration = observe(calibration, 1.5, seconds=300.0 / 1.5)
     expected = math.sqrt(1.2 * 1.5)
     assert calibration.get("llama-3.1-8b", "A100-80GB").energy_factor == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("wild_at", [0, 1, 2])
+def test_one_wild_run_among_the_first_does_not_set_the_factor(wild_at: int) -> None:
+    """Three runs of equal length, one of them measured 4x its estimate (a cold cache, a
+    throttled GPU): the factor in use was their mean, 1.2 x 4^(1/3) = 1.90 in log space; it
+    is now their median, what the other two measured, wherever the wild one came."""
+    calibration = Recalibration()
+    for n in range(3):
+        ratio = 4.0 if n == wild_at else 1.2
+        calibration = observe(calibration, ratio, seconds=300.0 / ratio)  # each measured 300 s
+    assert calibration.in_use("llama-3.1-8b", "A100-80GB")
+    assert calibration.energy_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1.2)
+    assert calibration.duration_factor("llama-3.1-8b", "A100-80GB") == pytest.approx(1.2)
+    assert calibration.get("llama-3.1-8b", "A100-80GB").early_energy == ()  # in use: a mean
+
+
+def test_the_runs_kept_for_the_median_are_bounded() -> None:
+    """Short runs until ``min_measured_s``: at most EARLY_KEPT points, the median still the
+    one most of the measured time saw."""
+    calibration = Recalibration()
+    for n in range(200):
+        ratio = 1.1 if n % 5 else 1.0 + n / 100  # a fifth of them scattered, 1.0 to 3.0
+        calibration = observe(calibration, ratio, seconds=2.0 / ratio)
+    state = calibration.get("llama-3.1-8b", "A100-80GB")
+    assert not calibration.in_use("llama-3.1-8b", "A100-80GB")  # 400 s < 600 s
+    assert 0 < len(state.early_energy) <= EARLY_KEPT
+    assert sum(w for _, w in state.early_energy) == pytest.approx(state.measured_s)
+    assert state.energy_factor == pytest.approx(1.1, rel=0.01)
+
+
+def test_a_raised_threshold_resumes_the_median_from_the_factor() -> None:
+    """An established factor keeps no runs; thresholds raised after (a reload) make it one not
+    in use again, whose median starts from the factor, weighing all its measured time."""
+    calibration = observe(Recalibration(), 1.3, times=3)
+    raised = Recalibration(RecalibrationConfig(min_samples=10), calibration.factors)
+    raised = observe(raised, 3.0)
+    assert raised.get("llama-3.1-8b", "A100-80GB").energy_factor == pytest.approx(1.3)
 
 
 def test_factors_are_per_model_and_gpu() -> None:
