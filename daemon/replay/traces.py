@@ -139,7 +139,11 @@ class _Columns:
 
 def _tokens(value: object, where: str, name: str, least: int = 0, most: int = MAX_TOKENS) -> int:
     """A count from ``least`` to ``most`` (a larger one used to wrap around in the int64
-    arrays, or to overflow the deadline's date, with no file or line named)."""
+    arrays, or to overflow the deadline's date, with no file or line named). A JSON number
+    with no fraction (``1e3``, ``1000.0``) is its integer, as a queue line reads it (until
+    2026-12-06 the row was skipped as "not an integer"); ``1000.5`` is not one."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     try:
         tokens = int(str(value).strip())
     except ValueError:

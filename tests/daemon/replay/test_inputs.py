@@ -169,6 +169,31 @@ def test_a_job_line_past_the_queues_limits_is_skipped_and_named(tmp_path: Path) 
     )
 
 
+def test_a_job_lines_counts_may_be_written_as_integral_json_numbers(tmp_path: Path) -> None:
+    """JSON writes 1000 as 1e3 or 1000.0 as well (a pandas export does): such a line was
+    skipped as "not an integer" where a queue line takes it; 1000.5 is still not a count."""
+    good = '"arrival": "2023-06-05T00:00:00Z"'
+    path = tmp_path / "j.jsonl"
+    path.write_text(f'{{{good}, "input_tokens": 1e3, "output_tokens": 2.0, "requests": 64.0}}\n'
+                    f'{{{good}, "input_tokens": 1000.5, "output_tokens": 2}}\n'
+                    f'{{{good}, "input_tokens": 10, "output_tokens": 1E1, "requests": 1e12}}\n',
+                    encoding="utf-8")  # fmt: skip
+    trace = read_requests(path, "carbond")
+    assert trace.input_tokens.tolist() == [1000]
+    assert trace.output_tokens.tolist() == [2] and trace.requests.tolist() == [64]
+    assert trace.notes == (
+        f"{path}:2: input_tokens is not an integer: 1000.5; row skipped",
+        f"{path}:3: requests must be <= 1,000,000,000, got 1,000,000,000,000; row skipped",
+    )
+    moon = tmp_path / "m.jsonl"
+    moon.write_text('{"timestamp": 0, "input_length": 5e2, "output_length": 3.0}\n'
+                    '{"timestamp": 9, "input_length": 5, "output_length": 0.5}\n',
+                    encoding="utf-8")  # fmt: skip
+    trace = read_requests(moon, "mooncake")
+    assert trace.input_tokens.tolist() == [500] and trace.output_tokens.tolist() == [3]
+    assert trace.notes == (f"{moon}:2: output_length is not an integer: 0.5; row skipped",)
+
+
 def test_an_azure_row_with_more_fields_than_the_header_is_skipped_and_named(
     tmp_path: Path,
 ) -> None:
