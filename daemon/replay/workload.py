@@ -4,7 +4,8 @@
    trace over two hours; 168 stretches it over a week).
 2. **Tiling**: the scaled pattern repeats back to back until it covers ``span_s`` (a one-hour
    trace tiled over a week repeats 168 times); arrivals past the span are dropped. A trace
-   whose arrivals are all at one instant (one job) is replayed once.
+   whose arrivals are all at one instant (one job) is replayed once, and so is a job file
+   (``carbond``, pre-batched): its jobs are taken as they are, each once.
 3. **Batching**: consecutive requests of one trace form a job of ``requests_per_job``
    requests (the last may be smaller); the job arrives with its last request and asks for the
    mean prompt and output lengths of its requests. Pre-batched (``carbond``) traces keep
@@ -85,7 +86,9 @@ MAX_TILED_REQUESTS = 20_000_000  # ~25x a week of Azure's conversation trace at 
 
 
 def tile(trace: RequestTrace, span_s: float, time_scale: float) -> RequestTrace:
-    """The trace scaled by ``time_scale`` and repeated back to back over ``[0, span_s)``.
+    """The trace scaled by ``time_scale`` and repeated back to back over ``[0, span_s)``; a
+    pre-batched trace (a job file) is not repeated: its jobs within the span, once each
+    (until 2026-12-06 a file of ten jobs over an hour replayed 240 jobs over ``--days 1``).
 
     Raises:
         ReplayInputError: the tiled trace would hold more than :data:`MAX_TILED_REQUESTS`
@@ -97,6 +100,8 @@ def tile(trace: RequestTrace, span_s: float, time_scale: float) -> RequestTrace:
     # arrivals all at one instant (one job, or a batch submitted at once) have no pattern to
     # repeat: they were repeated every second (86,400 jobs a day from one) or every 1 ms
     copies = max(1, math.ceil(span_s / period)) if offsets[-1] > 0 else 1
+    if trace.prebatched:
+        copies = 1
     # the whole copies and the last one's requests before the end of the span (a trace longer
     # than the span was counted whole: a week of 25 million requests refused for one day)
     last_s = span_s - (copies - 1) * period

@@ -326,6 +326,30 @@ def test_arrivals_at_one_instant_are_replayed_once() -> None:
         assert tiled.requests.tolist() == [64] * len(rows)
 
 
+def test_a_job_files_jobs_are_replayed_once_each_not_tiled(
+    tmp_path: Path, cluster_file: Path
+) -> None:
+    """A carbond job file of three jobs over 20 minutes replayed as a request trace: repeated
+    back to back, 144 jobs over `--days 1`. Its jobs are now taken as they are, moved to
+    --start (stretched by --time-scale); a request trace is still tiled."""
+    path = tmp_path / "jobs.jsonl"
+    line = '{{"arrival": "2023-06-05T00:{:02d}:00Z", "input_tokens": 500, "output_tokens": 100}}\n'
+    path.write_text("".join(line.format(m) for m in (0, 10, 20)), encoding="utf-8")
+    cluster = load_cluster(cluster_file)
+    regions = [(r.name, r.gpu_count) for r in cluster.regions]
+    options = WorkloadOptions(START, 86400.0, model="llama-1b")
+    trace = read_requests(path, "carbond")
+    for scale in (1.0, 2.0):
+        jobs = build_jobs([trace], replace(options, time_scale=scale), regions,
+                          cluster.gpu_types())  # fmt: skip
+        assert [j.job_id for j in jobs] == ["jobs-000000", "jobs-000001", "jobs-000002"]
+        assert [j.submitted_at for j in jobs] == [
+            START + timedelta(minutes=m * scale) for m in (0, 10, 20)
+        ]
+    requests = replace(trace, prebatched=False)
+    assert len(tile(requests, 86400.0, 1.0)) == 3 * 48  # a period of 30 minutes
+
+
 def test_a_time_scale_that_would_tile_past_memory_is_refused() -> None:
     """`--time-scale 1e-12` used to ask NumPy for 623 GiB (a MemoryError traceback)."""
     from daemon.replay.traces import RequestTrace
