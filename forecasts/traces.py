@@ -12,7 +12,8 @@ Three formats, told apart by their header (anything else is rejected, naming fil
 Files ending in ``.gz`` are decompressed. Unsorted rows are sorted, duplicates keep the last
 row, non-UTC offsets are converted, empty values and gaps become missing points (NaN), a bad row
 (unreadable time, value or flag, too few fields or a non-empty one past the header's, no zone)
-is skipped and becomes a gap, the rows around it kept — and each of these is reported as a
+is skipped and becomes a gap, the rows around it kept (an intensity must be finite and 0 to
+``MAX_INTENSITY_G_PER_KWH``, as the API client's) — and each of these is reported as a
 :class:`DataIssue` naming file, line and column. A file whose rows are all bad raises the first
 row's error. Gaps are only interpolated when asked (``fill_gaps=True``), and the filled points
 are flagged ``is_estimated``.
@@ -35,7 +36,7 @@ from typing import Final, TextIO
 import numpy as np
 
 from forecasts.errors import TraceFormatError
-from forecasts.series import FloatArray, IntensitySeries, SignalKind
+from forecasts.series import MAX_INTENSITY_G_PER_KWH, FloatArray, IntensitySeries, SignalKind
 
 __all__ = [
     "MAX_TRACE_POINTS",
@@ -206,8 +207,13 @@ def _parse_value(path: str, line: int, column: str, text: str) -> float:
         value = float(text)
     except ValueError as e:
         raise TraceFormatError(path, line, column, f"not a number: {text!r}") from e
-    if not math.isfinite(value) or value < 0:
-        raise TraceFormatError(path, line, column, f"intensity must be finite and >= 0: {text!r}")
+    # above MAX_INTENSITY_G_PER_KWH (a typo, kg for g) was read as it stood, where the API
+    # client and the commands' --intensity refuse it
+    if not math.isfinite(value) or not 0 <= value <= MAX_INTENSITY_G_PER_KWH:
+        raise TraceFormatError(
+            path, line, column,
+            f"intensity must be 0 to {MAX_INTENSITY_G_PER_KWH:,.0f} g/kWh: {text!r}",
+        )  # fmt: skip
     return value
 
 

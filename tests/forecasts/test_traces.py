@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forecasts import TraceFormatError, read_trace
+from forecasts import MAX_INTENSITY_G_PER_KWH, TraceFormatError, read_trace
 
 PORTAL_HEADER = (
     "Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct),"
@@ -95,7 +95,10 @@ def test_minimal_with_every_problem_reported(tmp_path: Path) -> None:
             "datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,abc\n",
             r"x\.csv:2: column 'carbon_intensity_g_per_kwh': not a number",
         ),
-        ("datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,-5\n", ">= 0"),
+        (
+            "datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,-5\n",
+            r"0 to 10,000 g/kWh: .-5.",
+        ),
         ("datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX\n", r"x\.csv:2: 2 fields"),
         ("", r"x\.csv:1: empty file"),
         (  # found by the fuzzer: a ValueError from deep inside datetime
@@ -167,6 +170,25 @@ def test_a_bad_row_is_skipped_and_reported_and_the_rows_around_it_kept(tmp_path:
     [bad] = [i for i in result.issues if i.kind == "bad_row"]
     assert str(bad).startswith(f"{tmp_path / 'x.csv'}:4: XX: bad_row: column ")
     assert "not a number: 'abc'; row skipped" in str(bad)
+
+
+def test_an_intensity_above_the_maximum_is_a_bad_row(tmp_path: Path) -> None:
+    """12000 g/kWh (kg typed for g, or a broken export) was read as it stood, where the API
+    client and every --intensity option refuse past MAX_INTENSITY_G_PER_KWH: the row is now
+    skipped and reported like any other bad value; the maximum itself is read."""
+    header = "datetime,zone,carbon_intensity_g_per_kwh\n"
+    values_in = ["100", "200", "12000", f"{MAX_INTENSITY_G_PER_KWH:g}", "300", "1e5"]
+    rows = [f"2023-01-01T0{h}:00Z,XX,{value}" for h, value in enumerate(values_in)]
+    result = read_trace(_write(tmp_path, "x.csv", header + "\n".join(rows) + "\n"))
+    values = result.zone("XX").values_g_per_kwh
+    assert len(values) == 5  # the last row skipped: nothing after it
+    assert list(values[[0, 1, 3, 4]]) == [100.0, 200.0, MAX_INTENSITY_G_PER_KWH, 300.0]
+    assert math.isnan(values[2])
+    assert [str(i) for i in result.issues if i.kind == "bad_row"] == [
+        f"{tmp_path / 'x.csv'}:{line}: XX: bad_row: column 'carbon_intensity_g_per_kwh': "
+        f"intensity must be 0 to 10,000 g/kWh: {text!r}; row skipped"
+        for line, text in ((4, "12000"), (7, "1e5"))
+    ]
 
 
 def test_many_bad_rows_are_listed_then_counted(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasts import TraceFormatError, read_trace
+from forecasts import MAX_INTENSITY_G_PER_KWH, TraceFormatError, read_trace
 from forecasts.traces import MAX_TRACE_POINTS, TRACE_FORMATS
 from tests.fuzzing import examples
 
@@ -87,7 +87,7 @@ def _read(data: bytes, suffix: str) -> None:
         for series in result.series.values():
             assert 0 < len(series) <= MAX_TRACE_POINTS
             values = series.values_g_per_kwh
-            assert all(math.isnan(v) or v >= 0 for v in values)
+            assert all(math.isnan(v) or 0 <= v <= MAX_INTENSITY_G_PER_KWH for v in values)
 
 
 @settings(max_examples=examples(0.35))
@@ -105,7 +105,8 @@ def test_any_bytes_read_or_fail_with_the_trace_error(data: bytes, zipped: bool) 
 _BAD_ROWS = st.sampled_from([
     "yesterday,XX,5", "2023-01-01T00:00Z,XX,abc", "2023-01-01T00:00Z,XX,-1",
     "2023-01-01T00:00Z,XX", "2023-01-01T00:00Z,,5", "2023-01-01T00:00Z,XX,inf",
-    "0001-01-01T00:00:00+14:00,XX,1", '"unterminated,XX,1',
+    "0001-01-01T00:00:00+14:00,XX,1", '"unterminated,XX,1', "2023-01-01T00:00Z,XX,10000.5",
+    "2023-01-01T00:00Z,XX,1e5",
 ])  # fmt: skip
 
 
@@ -114,7 +115,7 @@ _BAD_ROWS = st.sampled_from([
     st.sampled_from(TRACE_FORMATS),
     st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1),
                  timezones=st.just(UTC)),
-    st.lists(st.floats(0, 1e5, allow_nan=False), min_size=1, max_size=30),
+    st.lists(st.floats(0, MAX_INTENSITY_G_PER_KWH), min_size=1, max_size=30),
     st.sampled_from(["Z", "+00:00", "+05:30"]),
     st.lists(st.tuples(st.integers(0, 40), _BAD_ROWS), max_size=5),
 )  # fmt: skip
