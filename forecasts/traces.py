@@ -15,7 +15,8 @@ row, non-UTC offsets are converted, empty values and gaps become missing points 
 is skipped and becomes a gap, the rows around it kept (an intensity must be finite and 0 to
 ``MAX_INTENSITY_G_PER_KWH``, as the API client's) — and each of these is reported as a
 :class:`DataIssue` naming file, line and column. A file whose rows are all bad raises the first
-row's error. Gaps are only interpolated when asked (``fill_gaps=True``), and the filled points
+row's error. The step is the most common time between rows, the shortest of those tied
+(reported). Gaps are only interpolated when asked (``fill_gaps=True``), and the filled points
 are flagged ``is_estimated``.
 """
 
@@ -95,7 +96,7 @@ class DataIssue:
 
     path: str
     zone: str | None
-    kind: str  # gap, duplicate, unsorted, non_utc_offset, naive_time, empty_value, bad_row, ...
+    kind: str  # gap, duplicate, unsorted, step_tie, non_utc_offset, naive_time, bad_row, ...
     message: str
     line: int | None = None
     count: int = 1
@@ -326,6 +327,28 @@ def _read_rows(
     return fmt, rows, notes
 
 
+def _step(path: str, zone: str, diffs: FloatArray, issues: list[DataIssue]) -> float:
+    """The most common of the rows' (positive) time ``diffs``, hourly where there is none. On
+    a tie the shortest, said in ``issues``: the first found was taken, so rows at 0, 2 and 3 h
+    read as a 2 h step, the third floored onto the second's point, where 0, 1 and 3 h read as
+    hourly with a gap."""
+    if not diffs.size:
+        return 3600.0
+    counts = Counter(diffs.tolist())
+    most = max(counts.values())
+    tied: list[float] = sorted(step for step, count in counts.items() if count == most)
+    if len(tied) > 1:
+        apart = ", ".join(f"{step:g}" for step in tied[:-1]) + f" and {tied[-1]:g}"
+        issues.append(
+            DataIssue(
+                path, zone, "step_tie",
+                f"rows {apart} s apart equally often ({most} each); the shortest step, "
+                f"{tied[0]:g} s, taken",
+            )
+        )  # fmt: skip
+    return tied[0]
+
+
 def _to_series(
     path: str, zone: str, rows: _Rows, kind: SignalKind, source: str
 ) -> tuple[IntensitySeries, list[DataIssue]]:
@@ -343,7 +366,7 @@ def _to_series(
     secs, lines, values, est = secs[order], lines[order], values[order], est[order]
     diffs = np.diff(secs)
     positive = diffs[diffs > 0]
-    step = Counter(positive.tolist()).most_common(1)[0][0] if positive.size else 3600.0
+    step = _step(path, zone, positive, issues)
     if step < 1:  # was a step of 0 s: NumPy's divide-by-zero warnings, then "inf points"
         raise TraceFormatError(
             path, int(lines[int(np.argmax(diffs == step)) + 1]), None,

@@ -191,6 +191,28 @@ def test_an_intensity_above_the_maximum_is_a_bad_row(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("hours", [(0, 2, 3), (0, 1, 3), (3, 0, 2)])
+def test_a_tie_between_two_steps_takes_the_shortest_whatever_the_rows_order(
+    tmp_path: Path, hours: tuple[int, ...]
+) -> None:
+    """Rows 2 h then 1 h apart read as a 2 h step (the first time between rows found), the
+    third row floored onto the second's point and its value lost; 1 h then 2 h apart read as
+    hourly with a gap. Both are now hourly, the tie reported."""
+    header = "datetime,zone,carbon_intensity_g_per_kwh\n"
+    rows = [f"2023-01-01T0{h}:00Z,XX,{100 + h}" for h in hours]
+    path = _write(tmp_path, "x.csv", header + "\n".join(rows) + "\n")
+    result = read_trace(path)
+    series = result.zone("XX")
+    got = {h: series.values_g_per_kwh[h - min(hours)] for h in hours}
+    assert series.step_s == 3600 and got == {h: 100.0 + h for h in hours}
+    missing = min(set(range(min(hours), max(hours))) - set(hours)) - min(hours)
+    assert math.isnan(series.values_g_per_kwh[missing])
+    assert [str(i) for i in result.issues if i.kind == "step_tie"] == [
+        f"{path}: XX: step_tie: rows 3600 and 7200 s apart equally often (1 each); the "
+        "shortest step, 3600 s, taken"
+    ]
+
+
 def test_many_bad_rows_are_listed_then_counted(tmp_path: Path) -> None:
     header = "datetime,zone,carbon_intensity_g_per_kwh\n2023-01-01T00:00Z,XX,1\n"
     bad = "".join(f"2023-01-0{1 + k // 24}T{k % 24:02d}:30Z,XX,-{k}\n" for k in range(1, 26))
