@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from daemon.replay.cluster import Cluster
-from daemon.replay.errors import ReplayError
+from daemon.replay.errors import ReplayError, ReplayInputError
 from daemon.replay.harness import Run, ServiceHarness
 from daemon.replay.signals import ReplaySignals
 from daemon.replay.sites import SiteRecord, account_sites
@@ -184,6 +184,66 @@ def _wakeup(
     return service.next_wakeup(now)
 
 
+def _data_end(setup: ReplaySetup) -> tuple[str, datetime]:
+    """The zone whose realised intensity ends first, and that end (exclusive)."""
+    actuals = setup.actuals()
+    zone = min(actuals, key=lambda z: actuals[z].end)
+    return zone, actuals[zone].end
+
+
+def _why(job: JobSpec) -> str:
+    if job.deadline is None:
+        return "it has no deadline"
+    return f"its deadline {job.deadline:%Y-%m-%d %H:%M}"
+
+
+def _refuse_waiting_past_data(
+    setup: ReplaySetup, name: str, service: ServiceHarness, now: datetime, data_end: datetime
+) -> None:
+    """Refuse a replay whose jobs still wait at ``now``, past the end of a zone's intensity:
+    a job without a deadline (a ledger's) may wait past the last deadline, which is all
+    :meth:`ReplaySignals.covers` asks of the files. Until 2026-12-06 such jobs started on no
+    forecast ("intensity_refresh_failed" every hour of every zone), were accounted at the
+    files' last hour, or waited two more days to fail as "still queued".
+
+    Raises:
+        ReplayInputError: naming the first such job, the zone and where its intensity ends.
+    """
+    if now < data_end:
+        return
+    zone, _ = _data_end(setup)
+    jobs = {job.job_id: job for job in setup.jobs}
+    late = [i for i in service.waiting() if (d := jobs[i].deadline) is None or d > now]
+    if late:
+        more = f" and {len(late) - 1:,} more" if len(late) > 1 else ""
+        raise ReplayInputError(
+            f"{name}: job {late[0]}{more} still waiting at {now:%Y-%m-%d %H:%M} "
+            f"({_why(jobs[late[0]])}), when the intensity of {zone} ends: give --intensity "
+            "files that reach further, or replay a shorter span"
+        )
+
+
+def _refuse_runs_past_data(setup: ReplaySetup, name: str, runs: Sequence[Run]) -> None:
+    """Refuse a replay with a run that ends past its zone's intensity (it would be accounted
+    at the files' last hour, without a word, as until 2026-12-06).
+
+    Raises:
+        ReplayInputError: naming the first such job, its region and zone.
+    """
+    zones = {r.name: r.zone for r in setup.cluster.regions}
+    actuals = setup.actuals()
+    late = [r for r in runs if r.ends_at > actuals[zones[r.plan.region]].end]
+    if late:
+        run, more = late[0], f" and {len(late) - 1:,} more" if len(late) > 1 else ""
+        zone = zones[run.plan.region]
+        raise ReplayInputError(
+            f"{name}: job {run.job.job_id}{more} runs in {run.plan.region} until "
+            f"{run.ends_at:%Y-%m-%d %H:%M} ({_why(run.job)}), past the intensity of {zone} "
+            f"(to {actuals[zone].end:%Y-%m-%d %H:%M}): give --intensity files that reach "
+            "further, or replay a shorter span"
+        )
+
+
 @contextlib.contextmanager
 def _setup_frozen() -> Iterator[None]:
     """The objects alive before the replay (the setup: jobs, signals, imported modules) kept
@@ -214,12 +274,15 @@ def replay_policy(
         UnknownPolicyError, PoliciesError: a bad policy name or parameter.
         ReplayError: the replay did not finish within two days after its span or, later,
             its last deadline.
+        ReplayInputError: a job waits, or a run lasts, past the end of a zone's intensity
+            (a job without a deadline, or a run longer than its deadline allowed).
     """
     params = dict(params or {})
     policy: Policy = get_policy(name, **params)
     jobs = sorted(setup.jobs, key=lambda j: j.submitted_at)
     last = max((j.deadline for j in jobs if j.deadline is not None), default=setup.end)
     limit = max(setup.end, last) + timedelta(days=2)  # a slack past the span may hold jobs
+    _, data_end = _data_end(setup)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_setup_frozen())
         if state_dir is None:
@@ -240,6 +303,7 @@ def replay_policy(
                     progress(now)
                 if k == len(jobs) and service.queued == 0 and now >= setup.end:
                     break
+                _refuse_waiting_past_data(setup, name, service, now, data_end)
                 arrival = jobs[k].submitted_at if k < len(jobs) else None
                 now = _next_tick(setup, now, arrival, _wakeup(setup, service, now, arrival))
             if service.queued:
@@ -249,6 +313,7 @@ def replay_policy(
                 )
             unfinished = service.running
             runs = service.finished
+            _refuse_runs_past_data(setup, name, runs)
             rejected = len(service.rejected)
     outcomes, sites = account_sites(setup, _account(setup, runs))
     outcomes.sort(key=lambda o: (o.arrival, o.job_id))

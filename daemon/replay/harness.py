@@ -217,6 +217,11 @@ class ServiceHarness:
         self._ingest()
         return sum(self.ledger.counts_by_state().get(s, 0) for s in WAITING_STATES)
 
+    def waiting(self) -> list[str]:
+        """Ids of the jobs not yet started, in arrival order."""
+        self._ingest()
+        return [job.job_id for job in self.ledger.jobs(WAITING_STATES)]
+
     @property
     def running(self) -> int:
         """Jobs running."""

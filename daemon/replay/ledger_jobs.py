@@ -4,8 +4,10 @@
 ledger holds (whatever its state), with its own model, workload, runtime, allowed regions and GPU
 types, and moves the whole set in time so that its first job arrives at ``--start``: each job
 keeps its arrival offset from the first and its own deadline allowance (deadline − submission);
-a job without a deadline stays "as soon as possible". ``--slack``, ``--model``, ``--runtime``,
-``--batch-size``, ``--requests-per-job`` and ``--time-scale`` apply to request traces only.
+a job without a deadline stays "as soon as possible" (one still waiting, or running, past
+the end of the intensity files is refused by the replay, naming it). ``--slack``,
+``--model``, ``--runtime``, ``--batch-size``, ``--requests-per-job`` and ``--time-scale``
+apply to request traces only.
 Jobs arriving ``--days`` or more after the first are left out. Several ledgers overlay, each
 moved to ``--start``; a job id that an earlier ledger holds too gets a count after it
 (``nightly-7b.2``), since the replay's ledger keeps one job per id.

@@ -135,6 +135,41 @@ def test_jobs_no_gpu_of_the_cluster_can_run_are_named_in_a_note(
     ]
 
 
+@pytest.mark.parametrize(
+    ("requests", "count", "message"),
+    [  # one job running past the files' end; three, the later two waiting when they end
+        (20_000, 1, "run-now: job j0 runs in california until 2023-06-10 14:40 (it has no "
+                    "deadline), past the intensity of US-CAL-CISO (to 2023-06-08 00:00)"),
+        (3_000, 3, "run-now: job j1 and 1 more still waiting at 2023-06-08 00:00 (it has no "
+                   "deadline), when the intensity of CA-QC ends"),
+    ],
+)  # fmt: skip
+def test_jobs_without_a_deadline_past_the_intensity_are_refused_naming_the_job(
+    tmp_path: Path, cluster_file: Path, intensity_files: list[Path],
+    requests: int, count: int, message: str,
+) -> None:  # fmt: skip
+    """The files need only reach the last deadline, and a ledger's job without one could run,
+    or wait, past their end: its hours there were accounted at the files' last hour, without a
+    word, and jobs that waited started on no forecast or failed two days later as "still
+    queued". Either is now refused, naming the job (the files end 3 days after START)."""
+    path = tmp_path / "ledger.db"
+    line = {"model": "llama-3b", "input_tokens": 800, "output_tokens": 400,
+            "requests": requests, "regions": ["california"]}  # fmt: skip
+    with Ledger.open(path) as ledger:
+        for k in range(count):
+            at = LIVE + timedelta(seconds=60 * k)
+            ledger.add_job(_request({**line, "id": f"j{k}"}, 60 * k), 1000, 1000, "q.jsonl", at)
+    start = START + timedelta(days=2, hours=20)
+    inputs = ReplayInputs((path,), "ledger", cluster_file, tuple(intensity_files), start, 0.1,
+                          64, 1.0, "llama-1b", "vllm", 8, 300, "seasonal-24h")  # fmt: skip
+    setup = load_setup(inputs, 0.0)
+    with pytest.raises(ReplayInputError) as refused:
+        replay_policy(setup, "run-now")
+    assert str(refused.value) == (
+        f"{message}: give --intensity files that reach further, or replay a shorter span"
+    )
+
+
 def test_an_empty_or_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReplayInputError, match="no ledger"):
         jobs_from_ledger(tmp_path / "missing.db", START, 86400.0)
