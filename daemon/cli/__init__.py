@@ -3,9 +3,10 @@
 Every sub-command module exposes ``register(subparsers)``, which adds its parsers and sets
 ``func`` on them; :func:`main` is the composition root that parses, runs and maps errors to
 exit codes (0 ok, also when the reader of stdout stops early as ``| head`` does; 1 runtime
-failure, also output to a closed or full stdout (``>&-``, ``> /dev/full``), an error naming
-stdout; 2 bad input; 130 interrupted). With stderr closed (``2>&-``) error lines are dropped,
-never written to stdout; the exit code still says.
+failure, also output to a closed or full stdout (``>&-``, ``> /dev/full``), ``--help``'s
+too, an error naming stdout; 2 bad input; 130 interrupted). With stderr closed (``2>&-``) or
+full (``2>/dev/full``) error lines are dropped, never written to stdout; the exit code still
+says.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="carbond",
         description="Carbon-aware scheduling daemon for LLM inference on GPU clusters.",
     )
@@ -53,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but ``--help`` output that cannot be written is an error: argparse
+    drops a failed write (``carbond --help >&-`` printed the help to stderr instead, and
+    ``> /dev/full`` lost it) and exits 0. Sub-parsers are made of this class too."""
+
+    def print_help(self, file: Any = None) -> None:
+        if file is not None:  # a caller's own stream: argparse's way
+            super().print_help(file)
+            return
+        sys.stdout.write(self.format_help())
+        sys.stdout.flush()  # a full or closed stdout shows here, before argparse exits 0
 
 
 # A relative time or span before now ("-7d", "-12h", "-1.5d"): a value, not an option.
@@ -80,16 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``carbond`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     if sys.stderr is None:  # `carbond jobs --json 2>&-`: before argparse can print its usage
         _closed_stderr()
-    parser = build_parser()
-    args = parser.parse_args(joined_past_spans(sys.argv[1:] if argv is None else argv))
-    # Log events go to stderr so stdout holds only the command's output (tables, --json);
-    # long-running commands (run, demo, doctor) reconfigure with their own level and format.
-    configure_logging(level="WARNING")
     if sys.stdout is None:  # `carbond jobs >&-`: fd 1 was closed, Python has no stdout
         _closed_stdout()
     stdout = sys.stdout
     sys.stdout = cast(TextIO, _NamedStdout(stdout))
     try:
+        # `--help` writes through the named stdout too; a usage error still exits 2 in argparse
+        args = build_parser().parse_args(joined_past_spans(sys.argv[1:] if argv is None else argv))
+        # Log events go to stderr so stdout holds only the command's output (tables, --json);
+        # long-running commands (run, demo, doctor) reconfigure with their own level and format.
+        configure_logging(level="WARNING")
         code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
     except KeyboardInterrupt:

@@ -57,8 +57,23 @@ def fail(exc: BaseException) -> int:
         text = "invalid configuration:" + "".join(f"\n  {printable(p)}" for p in exc.problems)
     else:
         text = printable(str(exc))
-    print(f"carbond: error: {text}", file=sys.stderr)
+    try:
+        print(f"carbond: error: {text}", file=sys.stderr)
+    except OSError:  # `2>/dev/full`: the line is lost, as with `2>&-`; the exit code still says
+        _drop_stderr()
     return code
+
+
+def _drop_stderr() -> None:
+    """Point fd 2 at /dev/null so that the line still buffered for it is dropped at exit, not
+    written again (and failed again) by the interpreter's last flush."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stderr.fileno())
+    except (OSError, ValueError):  # a stderr with no fd (a test's capture): nothing to hold
+        pass
+    finally:
+        os.close(devnull)
 
 
 def clean_json(value: Any) -> Any:

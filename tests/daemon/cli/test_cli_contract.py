@@ -218,6 +218,43 @@ def test_a_full_stdout_is_named_in_the_error(state: Path, command: str) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("command", ["--help", "jobs --help"])
+@pytest.mark.parametrize(
+    ("redirect", "error"),
+    [(">&-", "stdout is closed: nothing to write the output to"),
+     (">/dev/full", "cannot write the output to stdout: No space left on device")],
+)  # fmt: skip
+def test_help_to_a_closed_or_full_stdout_is_an_error(
+    command: str, redirect: str, error: str
+) -> None:
+    """``carbond --help >&-`` exited 0 (argparse wrote the help to stderr instead) and
+    ``> /dev/full`` exited 0 with the help lost: help is output like any other."""
+    exe = Path(sys.executable).with_name("carbond")
+    done = subprocess.run(
+        ["bash", "-c", f"'{exe}' {command} {redirect}"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (1, f"carbond: error: {error}\n")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [("status nope --state-dir {state}", 2), ("estimate --model nope --gpu a100 --intensity 9", 2),
+     ("jobs --state-dir {state} --bogus", 2), ("jobs --json --state-dir {state}", 0)],
+)  # fmt: skip
+def test_a_full_stderr_keeps_the_exit_code(state: Path, command: str, code: int) -> None:
+    """``carbond status nope 2>/dev/full`` exited 1 (the error line's own write failed, a
+    traceback that could not be written either) where bad input is 2."""
+    exe = Path(sys.executable).with_name("carbond")
+    done = subprocess.run(
+        ["bash", "-c", f"'{exe}' {command.format(state=state)} 2>/dev/full"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == code
+    assert (done.stdout == "") == (code != 0)
+
+
 @pytest.mark.parametrize(
     ("command", "code"),
     [("jobs --json --state-dir {state}", 0), ("status nope --state-dir {state}", 2),
