@@ -35,6 +35,10 @@ from policies.footprint import (
 
 __all__ = ["register"]
 
+# `estimate`'s mean token counts per request when none is given (not with --prompts)
+_INPUT_TOKENS = 128
+_OUTPUT_TOKENS = 150
+
 
 def register(subparsers: Any) -> None:
     """Add ``gpus`` and ``estimate``."""
@@ -54,8 +58,10 @@ def register(subparsers: Any) -> None:
     est.add_argument("--gpu", required=True, help="catalog GPU name or alias (see `carbond gpus`)")
     est.add_argument("--gpus", type=int, default=1, help="GPUs in tensor parallel (default 1)")
     est.add_argument("--batch-size", type=int, default=1)
-    est.add_argument("--input-tokens", type=int, default=128, help="per request (mean)")
-    est.add_argument("--output-tokens", type=int, default=150, help="per request (mean)")
+    est.add_argument("--input-tokens", type=int, default=None,
+                     help=f"per request (mean, default {_INPUT_TOKENS})")  # fmt: skip
+    est.add_argument("--output-tokens", type=int, default=None,
+                     help=f"per request (mean, default {_OUTPUT_TOKENS})")  # fmt: skip
     est.add_argument("--requests", type=int, default=None, help="default: one full batch")
     est.add_argument("--runtime", default="hf-eager", help=f"one of {', '.join(DEFAULT_RUNTIMES)}")
     est.add_argument("--precision", default="fp16", help=f"one of {', '.join(PRECISION_BYTES)}")
@@ -65,7 +71,8 @@ def register(subparsers: Any) -> None:
     add_carbon_options(est)
     est.add_argument("--prompts", type=Path, default=None, metavar="FILE.jsonl",
                      help="per-prompt estimates: JSONL of {id, input_tokens, output_tokens}, "
-                          "each served at --batch-size concurrency")  # fmt: skip
+                          "each served at --batch-size concurrency (not with --requests, "
+                          "--input-tokens, --output-tokens)")  # fmt: skip
     est.add_argument("--out", type=Path, default=None, metavar="FILE.jsonl",
                      help="with --prompts: also write one JSON line per prompt here")  # fmt: skip
     add_common_options(est)
@@ -119,15 +126,38 @@ def _intensity(args: argparse.Namespace) -> tuple[float, str]:
     return static_annual_intensity(args.zone), "static-annual-average"
 
 
+def _refuse_workload_options(args: argparse.Namespace) -> None:
+    """With ``--prompts`` each line gives its own token counts and is priced as one request
+    of a ``--batch-size`` batch: ``--requests`` and the mean token counts were accepted and
+    silently ignored (the estimate did not move), so they are refused, naming them."""
+    given = [
+        option
+        for option, value in (("--requests", args.requests),
+                              ("--input-tokens", args.input_tokens),
+                              ("--output-tokens", args.output_tokens))
+        if value is not None
+    ]  # fmt: skip
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} with --prompts: each prompt line gives its own token counts "
+            "and is priced as one request of a --batch-size batch; drop "
+            f"{'it' if len(given) == 1 else 'them'} (or --prompts for one aggregate estimate)"
+        )
+
+
 def _estimate(args: argparse.Namespace) -> int:
     if args.out is not None and args.prompts is None:
         raise UsageError("--out writes the per-prompt estimates: it needs --prompts FILE.jsonl")
+    if args.prompts is not None:
+        _refuse_workload_options(args)
     settings = settings_from(args)
     catalog = gpu_catalog(settings)
     gpu = catalog.get(args.gpu)
     model = model_from(args)
     runtime = get_runtime(args.runtime)
-    workload = Workload(args.batch_size, args.input_tokens, args.output_tokens, args.requests,
+    input_tokens = _INPUT_TOKENS if args.input_tokens is None else args.input_tokens
+    output_tokens = _OUTPUT_TOKENS if args.output_tokens is None else args.output_tokens
+    workload = Workload(args.batch_size, input_tokens, output_tokens, args.requests,
                         args.precision.lower(), args.gpus)  # fmt: skip
     workload.validate()
     try:

@@ -161,6 +161,34 @@ def test_out_without_prompts_is_refused(capsys: pytest.CaptureFixture[str], tmp_
     assert not out_file.exists()
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [("--requests", "1000"), ("--input-tokens", "4000"), ("--output-tokens", "900"),
+     ("--requests", "5", "--output-tokens", "9")],
+)  # fmt: skip
+def test_workload_options_with_prompts_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: tuple[str, ...]
+) -> None:
+    """``estimate --prompts FILE --requests 1000`` printed the same per-prompt estimates as
+    without it, exit 0: each prompt line gives its own token counts and is one request of a
+    ``--batch-size`` batch, so the option is refused, naming it, and nothing is written."""
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"input_tokens": 10, "output_tokens": 5}\n')
+    out_file = tmp_path / "estimates.jsonl"
+    code, out, err = run(capsys, *VLLM, "--prompts", str(prompts), "--out", str(out_file), *extra)
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert all(opt in err for opt in extra if opt.startswith("--")) and "--prompts" in err
+    assert not out_file.exists()
+
+
+def test_estimate_token_defaults_are_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --input-tokens/--output-tokens the estimate prices 128 -> 150 tokens."""
+    code, out, _ = run(capsys, *VLLM, "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["input_tokens"], data["output_tokens"]) == (128, 150)
+
+
 def test_missing_prompt_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, *VLLM, "--prompts", str(tmp_path / "absent.jsonl"))
     assert code == 2 and "absent.jsonl" in err
