@@ -101,13 +101,18 @@ class ModelSpec:
         Raises:
             InvalidWorkloadError: the heads do not split over ``gpus``.
         """
+        if gpus < 1:  # splits_over would divide by it
+            raise InvalidWorkloadError(f"tensor-parallel GPUs must be at least 1, got {gpus}")
         if self.splits_over(gpus):
             return
         *sizes, last = (str(n) for n in range(1, 65) if self.splits_over(n))
-        kv = f"{self.kv_heads} KV head{'s' if self.kv_heads > 1 else ''}"
+        heads = _count(self.attention_heads, "attention head")
+        kv = _count(self.kv_heads, "KV head")
+        use = f"use {', '.join(sizes)} or {last}" if sizes else "run it on 1 GPU, unsplit"
         raise InvalidWorkloadError(
-            f"{self.name}'s {self.attention_heads} attention heads ({kv}) do not split over "
-            f"{gpus} GPUs, which vLLM refuses: use {', '.join(sizes)} or {last}"
+            f"{self.name}'s {heads} ({kv}) {'does' if self.attention_heads == 1 else 'do'} "
+            f"not split over {gpus} GPUs, which vLLM refuses: "
+            f"{use}"
         )
 
     @classmethod
@@ -250,3 +255,8 @@ class ModelCatalog:
 
 
 DEFAULT_MODEL_CATALOG: Final = ModelCatalog(_MODELS)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 KV head``, ``8 KV heads``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -80,3 +81,31 @@ def test_check_split_names_the_heads_and_the_sizes_that_split(
     assert str(info.value) == message
     spec.check_split(4)
     ModelSpec.from_params(8).check_split(3)  # a stand-in's heads are made up
+
+
+@pytest.mark.parametrize(
+    ("heads", "kv_heads", "message"),
+    [(3, 2, "m's 3 attention heads (2 KV heads) do not split over 2 GPUs, which vLLM refuses: "
+            "run it on 1 GPU, unsplit"),
+     (1, 1, "m's 1 attention head (1 KV head) does not split over 2 GPUs, which vLLM refuses: "
+            "run it on 1 GPU, unsplit")],
+)  # fmt: skip
+def test_check_split_of_a_model_that_runs_only_unsplit(
+    heads: int, kv_heads: int, message: str
+) -> None:
+    """A model whose only tensor-parallel size is 1 read "...which vLLM refuses: use  or 1"."""
+    spec = replace(
+        DEFAULT_MODEL_CATALOG.get("llama-3.1-8b"), name="m", attention_heads=heads,
+        kv_heads=kv_heads,
+    )  # fmt: skip
+    with pytest.raises(InvalidWorkloadError) as info:
+        spec.check_split(2)
+    assert str(info.value) == message
+    spec.check_split(1)
+
+
+@pytest.mark.parametrize("gpus", [0, -2])
+def test_check_split_refuses_fewer_than_one_gpu(gpus: int) -> None:
+    """0 GPUs was a ZeroDivisionError traceback, not the workload error callers catch."""
+    with pytest.raises(InvalidWorkloadError, match=f"at least 1, got {gpus}"):
+        DEFAULT_MODEL_CATALOG.get("llama-3.1-8b").check_split(gpus)
