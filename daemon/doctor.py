@@ -111,8 +111,7 @@ def _guarded(name: str, check: Callable[[], Check]) -> Check:
 def _check_state_dir(settings: Settings) -> Check:
     path = settings.state_dir
     if not path.exists():
-        return Check("state_dir", "fail", f"{path} does not exist (systemd's StateDirectory= "
-                     "or `systemd-tmpfiles --create carbond.conf` creates it)")  # fmt: skip
+        return _check_missing_state_dir(path)
     if not path.is_dir():
         return Check("state_dir", "fail", f"{path} is not a directory")
     problems = state_dir_problems(path)
@@ -123,6 +122,21 @@ def _check_state_dir(settings: Settings) -> Check:
     st = path.stat()
     owner = f"uid {st.st_uid}, mode {stat.filemode(st.st_mode)}"
     return Check("state_dir", "pass", f"{path} ({owner}; only uid {os.geteuid()} can write it)")
+
+
+def _check_missing_state_dir(path: Path) -> Check:
+    """A state dir that does not exist yet: ``carbond run`` creates it (mode 0755) below safe
+    ancestors when its nearest existing one is writable, so that is no failure."""
+    problems = state_dir_problems(path)
+    if problems:
+        return Check("state_dir", "fail", "; ".join(problems) + " (`carbond run` refuses it)")
+    nearest = next(p for p in Path(os.path.abspath(path)).parents if p.exists())
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        return Check("state_dir", "fail", f"{path} does not exist and uid {os.geteuid()} cannot "
+                     f"create it ({nearest} is not writable; systemd's StateDirectory= or "
+                     "`systemd-tmpfiles --create carbond.conf` creates it)")  # fmt: skip
+    return Check("state_dir", "pass", f"{path} does not exist yet: `carbond run` creates it "
+                 f"at start (mode 0755, below {nearest})")  # fmt: skip
 
 
 def _check_ledger(settings: Settings) -> Check:

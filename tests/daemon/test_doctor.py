@@ -299,6 +299,53 @@ def test_without_slurm_regions_the_slurm_line_is_skipped(tmp_path: Path) -> None
     assert _doctor(config)[1]["slurm"].startswith("skip: no region runs on Slurm")
 
 
+def test_a_missing_state_dir_that_run_would_create_passes(tmp_path: Path) -> None:
+    """Doctor failed (exit 1) on a state dir that did not exist yet, which `carbond run`
+    creates at start below a writable parent: a fresh install could not pass doctor."""
+    state = tmp_path / "new" / "state"
+    config = tmp_path / "carbond.toml"
+    config.write_text(CONFIG.format(state=state, policy="run-now"))
+
+    done = _carbond("doctor", "--config", str(config), "--json")
+
+    payload = json.loads(done.stdout)
+    checks = {c["check"]: c["status"] + ": " + c["detail"] for c in payload["checks"]}
+    assert done.returncode == 0 and payload["ok"], done.stdout
+    assert checks["state_dir"] == (
+        f"pass: {state} does not exist yet: `carbond run` creates it at start "
+        f"(mode 0755, below {tmp_path})"
+    )
+    assert not state.exists() and not (tmp_path / "new").exists()  # doctor creates nothing
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any directory")
+def test_a_missing_state_dir_below_an_unwritable_parent_fails(tmp_path: Path) -> None:
+    parent = tmp_path / "ro"
+    parent.mkdir(mode=0o555)
+    config = tmp_path / "carbond.toml"
+    config.write_text(CONFIG.format(state=parent / "state", policy="run-now"))
+
+    code, checks = _doctor(config)
+
+    assert code == 1 and checks["state_dir"].startswith(
+        f"fail: {parent / 'state'} does not exist and uid {os.geteuid()} cannot create it "
+        f"({parent} is not writable;"
+    )
+
+
+def test_a_missing_state_dir_below_an_unsafe_parent_fails(tmp_path: Path) -> None:
+    parent = tmp_path / "open"
+    parent.mkdir()
+    parent.chmod(0o777)  # writable by others and not sticky: run refuses it
+    config = tmp_path / "carbond.toml"
+    config.write_text(CONFIG.format(state=parent / "state", policy="run-now"))
+
+    code, checks = _doctor(config)
+
+    assert code == 1 and checks["state_dir"].startswith("fail: ")
+    assert "writable by group or others and not sticky" in checks["state_dir"]
+
+
 def test_a_ledger_path_that_is_not_a_file_is_named_so_not_missing(tmp_path: Path) -> None:
     # It said "no ledger (has `carbond run` started with this state_dir?)": the daemon had.
     state, config = _setup(tmp_path)
