@@ -38,6 +38,7 @@ from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
 from daemon.signals import build_signal_chain
 from daemon.sites import SiteView, build_sites
+from daemon.statedir import LEDGER_NAME  # re-exported: older imports of it from here
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 from policies.footprint.recalibration import Recalibration
 
@@ -57,7 +58,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-LEDGER_NAME = "ledger.db"
 LOG_DIR_NAME = "logs"  # the service puts every job's log_dir here
 
 

@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from daemon.assemble import LEDGER_NAME, build_slurm_executor
+from daemon.assemble import build_slurm_executor
 from daemon.doctor_health import describe_health
 from daemon.errors import DaemonError
 from daemon.inventory import build_inventory
@@ -36,7 +36,7 @@ from daemon.queue.files import spool_name_problem
 from daemon.queue.resume import resume
 from daemon.settings import ConfigError, Settings, config_path, load_settings
 from daemon.sites import SiteConfigError, build_sites
-from daemon.statedir import state_dir_problems
+from daemon.statedir import LEDGER_NAME, state_dir_problems
 from forecasts import ForecastsError, SeriesCache, SignalChain
 from policies import UnknownPolicyError, get_policy
 from policies.errors import PoliciesError

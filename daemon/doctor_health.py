@@ -13,10 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from daemon.assemble import LEDGER_NAME
 from daemon.health import HEALTH_NAME, HEARTBEAT_S, read_health
 from daemon.settings import Settings
-from daemon.statedir import holds_open
+from daemon.statedir import LEDGER_NAME, holds_open
 
 __all__ = ["describe_health"]
 

@@ -34,6 +34,7 @@ from daemon.errors import DaemonError
 from daemon.health import HEALTH_NAME, read_health
 
 __all__ = [
+    "LEDGER_NAME",
     "LOCK_NAME",
     "StateDirLockedError",
     "UnsafeStateDirError",
@@ -46,7 +47,8 @@ __all__ = [
 _OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _PRIVATE_DIRS = ("logs", "queue.retired", "cache")
 _SHARED_DIR = "queue.d"
-_NAMED_FILES = ("rejected.jsonl", "ledger.db")  # queue.jsonl: doctor's queue check
+LEDGER_NAME = "ledger.db"  # the one spelling of the ledger's file name in a state dir
+_NAMED_FILES = ("rejected.jsonl", LEDGER_NAME)  # queue.jsonl: doctor's queue check
 LOCK_NAME = "daemon.lock"
 
 
@@ -104,7 +106,7 @@ def _unlocked_daemon(state_dir: Path) -> int | None:
     if report is None or report.pid == os.getpid():
         return None
     # gone, or not ours to look at (None): not taken for a daemon
-    return report.pid if holds_open(report.pid, state_dir / "ledger.db") else None
+    return report.pid if holds_open(report.pid, state_dir / LEDGER_NAME) else None
 
 
 def holds_open(pid: int, path: Path) -> bool | None:

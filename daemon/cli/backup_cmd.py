@@ -27,9 +27,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from daemon.assemble import LEDGER_NAME
     from daemon.ledger.backup import backup_ledger
     from daemon.ledger.base import missing_ledger
+    from daemon.statedir import LEDGER_NAME
 
     settings = settings_from(args)
     ledger = settings.state_dir / LEDGER_NAME

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from daemon.errors import UsageError
 from daemon.settings import Settings, load_settings
+from daemon.statedir import LEDGER_NAME
 from policies.footprint import MAX_LIFETIME_YEARS, MIN_LIFETIME_YEARS
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def open_ledger(state_dir: Path) -> Ledger:
     from daemon.ledger import Ledger  # the commands that need no ledger start without sqlite3
     from daemon.ledger.base import missing_ledger
 
-    path = state_dir / "ledger.db"
+    path = state_dir / LEDGER_NAME
     if not path.is_file():
         raise UsageError(missing_ledger(path))
     return Ledger.open_readonly(path)

@@ -35,6 +35,7 @@ from daemon.ledger.export import EXPORT_SUFFIXES
 from daemon.queue import REJECTED_NAME, append_submission, new_job_id, submit_target
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings
+from daemon.statedir import LEDGER_NAME
 from daemon.states import FINAL_STATES, STATES
 
 __all__ = ["register"]
@@ -158,7 +159,7 @@ def _refuse_existing_id(settings: Settings, job_id: str, uid: int) -> None:
     """Refuse a client-chosen id the ledger already has (a line with it would be rejected, or
     dropped as a duplicate). Without a readable ledger there is nothing to compare with."""
     try:
-        with Ledger.open_readonly(settings.state_dir / "ledger.db") as ledger:
+        with Ledger.open_readonly(settings.state_dir / LEDGER_NAME) as ledger:
             owner = ledger.job_owner(job_id)
             state = ledger.job_state(job_id) if owner is not None else None
     except LedgerError:
@@ -334,7 +335,7 @@ def _cancel(args: argparse.Namespace) -> int:
 def _ledger_job(state_dir: Path, job_id: str) -> JobRecord | None:
     """``job_id``'s ledger record; None when the ledger has no such job, or there is no
     ledger yet (no daemon has started: only the queue files know the jobs)."""
-    if not (state_dir / "ledger.db").is_file():
+    if not (state_dir / LEDGER_NAME).is_file():
         return None
     with open_ledger(state_dir) as ledger:
         try:

@@ -22,6 +22,7 @@ from daemon.ledger.export import write_replacing
 from daemon.reports.lines import ledger_lines, signal_sources
 from daemon.reports.render import FORMATS, Format, render
 from daemon.reports.summary import GROUPINGS, summarise
+from daemon.statedir import LEDGER_NAME
 
 __all__ = ["parse_when", "register", "write_atomic"]
 
@@ -121,7 +122,7 @@ def _report(args: argparse.Namespace) -> int:
                 "counted": "the jobs that finished in [since, until), UTC, each in full in "
                 f"the period it finished{day}",
                 "running_at_until": ledger.running_at(until or now),
-                "ledger": str(settings.state_dir / "ledger.db"),
+                "ledger": str(settings.state_dir / LEDGER_NAME),
                 "signal": signal_sources(ledger, since, until),
                 "savings_against": "run-now counterfactual stored at submission (fastest GPU "
                 "free then, else the first to free up)",

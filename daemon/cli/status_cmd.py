@@ -17,6 +17,7 @@ from daemon.cli.unread import unread_job_file
 from daemon.errors import UsageError
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME
+from daemon.statedir import LEDGER_NAME
 from daemon.states import ACTIVE_STATES
 
 __all__ = ["register"]
@@ -36,7 +37,7 @@ def _status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     rejected = _rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id)
     state_dir = settings.state_dir
-    if not (state_dir / "ledger.db").is_file() and (unread := _unread(state_dir, args.job_id)):
+    if not (state_dir / LEDGER_NAME).is_file() and (unread := _unread(state_dir, args.job_id)):
         return _print_unread(args, unread)  # no daemon has started yet
     with open_ledger(state_dir) as ledger:
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from daemon.ledger import Ledger, QueueFileRecord
 from daemon.queue import has_job_line, submit_target
 from daemon.queue.resume import resume
+from daemon.statedir import LEDGER_NAME
 
 __all__ = ["unread_job_file"]
 
@@ -23,7 +24,7 @@ def unread_job_file(state_dir: Path, job_id: str, uid: int) -> Path | None:
     """
     target = submit_target(state_dir, uid)
     record: QueueFileRecord | None = None
-    ledger_path = state_dir / "ledger.db"
+    ledger_path = state_dir / LEDGER_NAME
     if ledger_path.is_file():  # no ledger: no daemon has started, nothing was read
         with Ledger.open_readonly(ledger_path) as ledger:
             record = ledger.queue_files().get(str(target.relative_to(state_dir)))

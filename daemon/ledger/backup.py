@@ -20,6 +20,7 @@ from pathlib import Path
 
 from daemon.ledger.base import LedgerError, missing_ledger
 from daemon.ledger.export import file_mode
+from daemon.statedir import LEDGER_NAME
 
 __all__ = ["LedgerBackup", "backup_ledger"]
 
@@ -71,7 +72,7 @@ def backup_ledger(source: Path, dest: Path) -> LedgerBackup:
 
 def _refuse_destination(source: Path, dest: Path) -> None:
     if dest.is_dir():
-        raise LedgerError(f"{dest} is a directory: name the backup file ({dest / 'ledger.db'})")
+        raise LedgerError(f"{dest} is a directory: name the backup file ({dest / LEDGER_NAME})")
     live = {os.path.realpath(source.with_name(source.name + end)) for end in ("", "-wal", "-shm")}
     if os.path.realpath(dest) in live:
         raise LedgerError(f"{dest}: that is the ledger itself; back it up to another file")

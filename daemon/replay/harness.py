@@ -36,6 +36,7 @@ from daemon.settings import (
     Settings,
 )
 from daemon.sites import SiteView, build_sites
+from daemon.statedir import LEDGER_NAME
 from daemon.states import FINAL_STATES, WAITING_STATES
 from policies import Alternative, Decision, Device, JobSpec, Policy, ZoneIntensity
 
@@ -151,7 +152,7 @@ class ServiceHarness:
         self._policy = _WatchedPolicy(policy)
         # Runs last truth_factor x their estimate (x log-normal noise): the estimator's error.
         self._executor = SimulatedExecutor(truth_factor=truth_factor, noise_sigma=duration_noise)
-        self.ledger = Ledger.open(state_dir / "ledger.db", durable=False, private=True)
+        self.ledger = Ledger.open(state_dir / LEDGER_NAME, durable=False, private=True)
         self.service = Service(
             settings=settings,
             ledger=self.ledger,

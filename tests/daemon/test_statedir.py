@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import sqlite3
@@ -18,6 +19,7 @@ from daemon.health import Health
 from daemon.queue import QueueError
 from daemon.queue.files import write_rejections
 from daemon.statedir import (
+    LEDGER_NAME,
     UnsafeStateDirError,
     ensure_safe_state_dir,
     lock_state_dir,
@@ -181,3 +183,17 @@ def test_private_files_and_rejections_never_follow_a_link(tmp_path: Path) -> Non
     with pytest.raises(QueueError, match="cannot record rejected lines"):
         write_rejections(state, [rejection])
     assert victim.read_text() == "secret\n"
+
+
+def test_the_ledger_file_name_is_spelled_once() -> None:
+    """``"ledger.db"`` was a literal in five modules beside ``assemble.LEDGER_NAME`` (the CLI's
+    ledger lookups, the unread-job check, the lock-less daemon check): a rename would have
+    left some looking for the old file. Only :mod:`daemon.statedir` spells it."""
+    root = Path(__file__).resolve().parents[2] / "daemon"
+    spelled = sorted(
+        str(path.relative_to(root.parent))
+        for path in root.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value == LEDGER_NAME
+    )
+    assert spelled == ["daemon/statedir.py"]
