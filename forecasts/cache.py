@@ -5,6 +5,10 @@ forecast, under one directory (the daemon uses ``<state_dir>/cache/intensity/``)
 a temporary file in the same directory, are fsynced and renamed over the old file, so a crash
 leaves either the old or the new file, never half of one. Each history is bounded to the most
 recent ``max_points`` points; new points are merged over old ones (newer values win).
+
+A temporary file a killed writer left (``.<name>.<random>.tmp``) is removed by a later
+write once it is :data:`STALE_TMP_S` older than that write's own temporary file (the file
+system's clock, not this process's).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,10 +28,12 @@ import numpy as np
 from forecasts.errors import CacheError, SeriesError
 from forecasts.series import SIGNAL_KINDS, IntensitySeries, SignalKind
 
-__all__ = ["CACHE_FORMAT_VERSION", "SeriesCache"]
+__all__ = ["CACHE_FORMAT_VERSION", "STALE_TMP_S", "SeriesCache"]
 
 CACHE_FORMAT_VERSION: Final = 1
+STALE_TMP_S: Final = 3600  # a write takes milliseconds: a temporary file this old was left
 _ZONE_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_TMP_RE: Final = re.compile(r"^\.[A-Za-z0-9_-]+\.[a-z]+\.(history|forecast)\.json\..+\.tmp$")
 
 
 class SeriesCache:
@@ -101,6 +108,23 @@ class SeriesCache:
         self._write(self._path(series.zone, series.kind, "forecast"), series)
 
     # -- files ---------------------------------------------------------------------------
+    def _remove_stale_tmp(self, fresh_mtime: float) -> None:
+        """Remove cache temporary files :data:`STALE_TMP_S` older than ``fresh_mtime`` (the
+        mtime of the temporary file this write just created): a writer killed between its
+        create and its rename left them. Best effort: a file that cannot go stays."""
+        try:
+            names = [n for n in os.listdir(self.directory) if _TMP_RE.match(n)]
+        except OSError:
+            return
+        for name in names:
+            left = self.directory / name
+            try:
+                st = os.lstat(left)
+                if stat.S_ISREG(st.st_mode) and st.st_mtime < fresh_mtime - STALE_TMP_S:
+                    left.unlink()
+            except OSError:
+                continue
+
     def _write(self, path: Path, series: IntensitySeries) -> None:
         payload = {
             "format": CACHE_FORMAT_VERSION,
@@ -121,6 +145,7 @@ class SeriesCache:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    self._remove_stale_tmp(os.fstat(handle.fileno()).st_mtime)
                     json.dump(payload, handle, separators=(",", ":"))
                     handle.flush()
                     os.fsync(handle.fileno())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 from forecasts import CacheError, IntensitySeries, SeriesCache
+from forecasts.cache import STALE_TMP_S
 from forecasts.series import SignalKind
 
 T0 = datetime(2023, 1, 1, tzinfo=UTC)
@@ -92,3 +95,26 @@ def test_unwritable_directory_is_a_cache_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(CacheError, match="cannot write"):
         SeriesCache(blocker / "sub").store(_series(T0, [1.0]))
+
+
+def test_a_killed_writers_temporary_file_is_removed_once_stale(tmp_path: Path) -> None:
+    """A writer killed between its create and its rename left ``.<name>.<random>.tmp``, and
+    nothing ever removed it. A later write removes those :data:`STALE_TMP_S` old; one that is
+    fresh (another writer's, in flight) and files not of the cache's shape stay."""
+    stale = tmp_path / ".DE.lifecycle.history.json.k1ll3d.tmp"
+    fresh = tmp_path / ".FR.lifecycle.forecast.json.inflight.tmp"
+    other = tmp_path / ".notes.tmp"
+    for path in (stale, fresh, other):
+        path.write_text("{")
+    old = time.time() - STALE_TMP_S - 600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+
+    SeriesCache(tmp_path).store_forecast(_series(T0, [1.0]))
+
+    assert not stale.exists() and fresh.exists() and other.exists()
+    assert {p.name for p in tmp_path.iterdir()} == {
+        fresh.name,
+        other.name,
+        "DE.lifecycle.forecast.json",
+    }
