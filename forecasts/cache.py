@@ -6,19 +6,25 @@ a temporary file in the same directory, are fsynced and renamed over the old fil
 leaves either the old or the new file, never half of one. Each history is bounded to the most
 recent ``max_points`` points; new points are merged over old ones (newer values win).
 
-A temporary file a killed writer left (``.<name>.<random>.tmp``) is removed by a later
+Two writers may share the directory (the daemon and ``carbond intensity``, two daemons' CLI
+runs): each store holds an exclusive ``flock`` on the directory from its read to its rename,
+so a history merge never overwrites points another writer stored meanwhile (the last rename
+won). A temporary file a killed writer left (``.<name>.<random>.tmp``) is removed by a later
 write once it is :data:`STALE_TMP_S` older than that write's own temporary file (the file
 system's clock, not this process's).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import re
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -74,20 +80,21 @@ class SeriesCache:
             CacheError: the file cannot be written, or the grids do not align.
         """
         path = self._path(series.zone, series.kind, "history")
-        try:
-            old = self._read(path, series.zone, series.kind)
-        except CacheError:
-            old = None  # a corrupt cache is replaced by fresh data
-        try:
-            merged = series if old is None else old.merge(series)
-        except SeriesError:
-            merged = series  # step or grid changed: the new data replaces the old
-        if len(merged) > self.max_points:
-            drop = len(merged) - self.max_points
-            merged = merged.slice(
-                merged.start + timedelta(seconds=merged.step_s * drop), merged.end
-            )
-        self._write(path, merged)
+        with self._locked(path):
+            try:
+                old = self._read(path, series.zone, series.kind)
+            except CacheError:
+                old = None  # a corrupt cache is replaced by fresh data
+            try:
+                merged = series if old is None else old.merge(series)
+            except SeriesError:
+                merged = series  # step or grid changed: the new data replaces the old
+            if len(merged) > self.max_points:
+                drop = len(merged) - self.max_points
+                merged = merged.slice(
+                    merged.start + timedelta(seconds=merged.step_s * drop), merged.end
+                )
+            self._write(path, merged)
         return merged
 
     # -- provider forecast ---------------------------------------------------------------
@@ -105,9 +112,30 @@ class SeriesCache:
         Raises:
             CacheError: the file cannot be written.
         """
-        self._write(self._path(series.zone, series.kind, "forecast"), series)
+        path = self._path(series.zone, series.kind, "forecast")
+        with self._locked(path):
+            self._write(path, series)
 
     # -- files ---------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self, path: Path) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on the cache directory (created if missing) while a
+        store reads, merges and renames: another writer's store waits for this one.
+
+        Raises:
+            CacheError: the directory cannot be created or opened.
+        """
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise CacheError(f"{path}: cannot write cache: {e.strerror or e}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def _remove_stale_tmp(self, fresh_mtime: float) -> None:
         """Remove cache temporary files :data:`STALE_TMP_S` older than ``fresh_mtime`` (the
         mtime of the temporary file this write just created): a writer killed between its

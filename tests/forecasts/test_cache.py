@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,6 +97,32 @@ def test_unwritable_directory_is_a_cache_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(CacheError, match="cannot write"):
         SeriesCache(blocker / "sub").store(_series(T0, [1.0]))
+
+
+def test_a_store_waits_for_another_writers_store_and_keeps_its_points(tmp_path: Path) -> None:
+    """Two writers (the daemon and ``carbond intensity``) each read, merged and renamed: the
+    last rename won and the other's new points were lost. A store now holds the directory's
+    lock from its read to its rename: one that starts while another writer holds it merges
+    over what that writer stored."""
+    cache_dir = tmp_path / "cache"
+    staging = tmp_path / "staging"
+    SeriesCache(staging).store(_series(T0, [1.0, 2.0]))  # the other writer's result
+    cache_dir.mkdir()
+    held = os.open(cache_dir, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # the other writer is between its read and its rename
+    ours = threading.Thread(
+        target=SeriesCache(cache_dir).store, args=(_series(T0 + timedelta(hours=2), [3.0]),)
+    )
+    ours.start()
+    ours.join(timeout=0.5)
+    assert ours.is_alive()  # waiting, not writing over the other writer
+    os.replace(staging / "DE.lifecycle.history.json", cache_dir / "DE.lifecycle.history.json")
+    os.close(held)  # the other writer is done
+    ours.join(timeout=30)
+
+    loaded = SeriesCache(cache_dir).load("DE")
+    assert loaded is not None
+    assert loaded.values_g_per_kwh.tolist() == [1.0, 2.0, 3.0]
 
 
 def test_a_killed_writers_temporary_file_is_removed_once_stale(tmp_path: Path) -> None:
