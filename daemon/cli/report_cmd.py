@@ -10,19 +10,29 @@ import argparse
 import re
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from daemon.cli.context import add_common_options, open_ledger, settings_from
 from daemon.cli.output import writable
 from daemon.errors import DaemonError, UsageError
 from daemon.ledger.export import write_replacing
-from daemon.reports.lines import ledger_lines, signal_sources
-from daemon.reports.render import FORMATS, Format, render
-from daemon.reports.summary import GROUPINGS, summarise
+from daemon.reports.lines import JobLine, ledger_lines, read_lines, signal_sources
+from daemon.reports.render import FORMATS, Format, write_report
+from daemon.reports.summary import (
+    GROUPINGS,
+    Grouping,
+    ReportRow,
+    job_row,
+    summarise,
+    totals_row,
+)
 from daemon.statedir import LEDGER_NAME
+
+if TYPE_CHECKING:
+    from daemon.ledger import Ledger
 
 __all__ = ["parse_when", "register", "write_atomic"]
 
@@ -105,14 +115,18 @@ def _report(args: argparse.Namespace) -> int:
         image_format(args.plot)
     writable(args.output)  # a file that cannot be written, before any work too
     writable(args.plot)
-    with open_ledger(settings.state_dir) as ledger:
-        lines = ledger_lines(ledger, since, until)
+    with open_ledger(settings.state_dir) as ledger, ledger.snapshot():
+        # --audit and --plot need every line; a report alone sums them as they are read
+        held = args.audit or args.plot is not None
+        lines = ledger_lines(ledger, since, until) if held else []
         if args.audit:
             from daemon.reports.audit import audit_statement
 
             text = audit_statement(ledger, lines, settings, since, until, now)
+
+            def write(out: TextIO) -> None:
+                out.write(text)
         else:
-            rows, totals = summarise(lines, args.by)
             day = "; a day is the UTC date a job finished" if args.by == "day" else ""
             meta = {
                 "title": f"carbond report by {args.by}",
@@ -127,9 +141,13 @@ def _report(args: argparse.Namespace) -> int:
                 "savings_against": "run-now counterfactual stored at submission (fastest GPU "
                 "free then, else the first to free up)",
             }
+            rows, totals = _rows(ledger, lines if held else None, args.by, since, until)
             tty = args.output is None and sys.stdout.isatty()  # boxed for a terminal only
             width = shutil.get_terminal_size().columns if tty else None  # its width, too
-            text = render(fmt, rows, totals, meta, width=width, tty=tty)
+
+            def write(out: TextIO) -> None:
+                write_report(out, fmt, rows, totals, meta, width=width, tty=tty)
+
         if args.plot is not None:
             from daemon.reports.plots import plot_report
 
@@ -138,8 +156,30 @@ def _report(args: argparse.Namespace) -> int:
             except OSError as exc:  # as --output: name the file
                 raise DaemonError(f"{args.plot}: cannot write: {exc.strerror or exc}") from exc
             print(f"wrote {args.plot}", file=sys.stderr)
-    _emit(text, args.output)
+        if args.output is None:
+            write(sys.stdout)
+        else:
+            write_atomic(args.output, write)
     return 0
+
+
+def _rows(
+    ledger: Ledger,
+    lines: list[JobLine] | None,
+    by: Grouping,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[Iterable[ReportRow], Callable[[], ReportRow]]:
+    """The report's rows and how to get its totals row. ``--by job`` (no ``lines`` held): each
+    row made and written as its job is read, in job id order, then the totals summed over a
+    second read in the order the jobs finished (the figures, to the last bit, of summing the
+    rows in that order), both in the caller's snapshot. 200,000 jobs took 37 s and 1.7 GB
+    holding every line, row and the JSON text."""
+    if lines is None and by == "job":
+        rows = (job_row(line) for line in read_lines(ledger, since, until, by_job=True))
+        return rows, lambda: totals_row(read_lines(ledger, since, until))
+    groups, totals = summarise(read_lines(ledger, since, until) if lines is None else lines, by)
+    return groups, lambda: totals
 
 
 def _format(args: argparse.Namespace) -> Format:
@@ -168,13 +208,6 @@ def _format(args: argparse.Namespace) -> Format:
 _SUFFIXES: dict[str, Format] = {".csv": "csv", ".json": "json", ".md": "md"}
 _NAMES: dict[Format, str] = {"table": "a text table", "csv": "CSV", "json": "JSON",
                              "md": "Markdown"}  # fmt: skip
-
-
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_atomic(output, lambda out: out.write(text))
 
 
 def write_atomic(output: Path, write: Callable[[TextIO], _T]) -> _T:

@@ -245,6 +245,19 @@ class Connection:
             raise LedgerError(f"{self.path}: commit failed: {exc}") from exc
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see one state of the ledger (a read transaction: in WAL mode the writes
+        the daemon commits meanwhile are not seen until it ends), e.g. a report that reads
+        the same outcomes twice. Not re-entrant."""
+        self._exec("BEGIN DEFERRED")
+        try:
+            yield
+        finally:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("COMMIT")
+
+    @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A nested step inside :meth:`transaction`: on an exception only this step's writes
         are undone (the exception propagates)."""

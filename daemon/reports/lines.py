@@ -11,7 +11,7 @@ import functools
 import json
 import math
 import pwd
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from daemon.accounting import is_measured
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import dt, req_dt
 
-__all__ = ["JobLine", "job_lines", "ledger_lines", "signal_sources", "user_name"]
+__all__ = ["JobLine", "job_lines", "ledger_lines", "read_lines", "signal_sources", "user_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +155,18 @@ def ledger_lines(
 ) -> list[JobLine]:
     """The lines of the jobs that finished in ``[since, until)``."""
     return job_lines(ledger.finished_outcomes(since, until))
+
+
+def read_lines(
+    ledger: Accounting,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    by_job: bool = False,
+) -> Iterator[JobLine]:
+    """:func:`ledger_lines`, made one at a time as they are read (``by_job``: in job id
+    order, not the order they finished in)."""
+    return (_line(row, user_name) for row in ledger.finished_outcomes(since, until, by_job=by_job))
 
 
 def signal_sources(

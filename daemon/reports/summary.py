@@ -19,13 +19,16 @@ same aggregation over all jobs and equals the sum of the groups. Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from daemon.reports.lines import JobLine
 
-__all__ = ["COLUMNS", "GROUPINGS", "Grouping", "ReportRow", "group_key", "summarise"]
+__all__ = [
+    "COLUMNS", "GROUPINGS", "Grouping", "ReportRow", "group_key", "job_row", "summarise",
+    "totals_row",
+]  # fmt: skip
 
 J_PER_KWH: Final = 3_600_000
 G_PER_KG: Final = 1000.0
@@ -83,71 +86,128 @@ class ReportRow:
 COLUMNS: Final = tuple(ReportRow.__dataclass_fields__)
 
 
-def _row(key: str, lines: Sequence[JobLine]) -> ReportRow:
-    energy_j = sum(line.energy_j or 0.0 for line in lines)
-    measured_j = sum(line.energy_j or 0.0 for line in lines if line.measured)
-    with_grams = [line for line in lines if line.total_g is not None]
-    total_g = sum(line.total_g or 0.0 for line in with_grams)
-    weighted = [
-        (line.grid_j, line.intensity_g_per_kwh)
-        for line in lines
-        if line.grid_j and line.intensity_g_per_kwh is not None
-    ]
-    weight = sum(e for e, _ in weighted)
-    per_request = [line for line in with_grams if line.requests > 0]
-    per_token = [line for line in with_grams if line.output_tokens > 0]
-    paired = [line for line in with_grams if line.run_now_total_g is not None]
-    run_now_g = sum(line.run_now_total_g or 0.0 for line in paired)
-    saved_g = sum(line.saved_g or 0.0 for line in paired)
-    return ReportRow(
-        key=key,
-        jobs=len(lines),
-        gpu_hours=sum((line.gpu_hours for line in lines), 0.0),
-        energy_kwh=energy_j / J_PER_KWH,
-        measured_share=measured_j / energy_j if energy_j > 0 else None,
-        operational_kg=sum(line.operational_g or 0.0 for line in with_grams) / G_PER_KG,
-        embodied_kg=sum(line.embodied_g or 0.0 for line in with_grams) / G_PER_KG,
-        total_kg=total_g / G_PER_KG,
-        unaccounted_jobs=len(lines) - len(with_grams),
-        intensity_g_per_kwh=sum(e * i for e, i in weighted) / weight if weight > 0 else None,
-        intensity_sources=_names(line.intensity_source for line in lines),
-        energy_methods=_names(line.energy_method for line in lines),
-        sci_g_per_request=_ratio(per_request, lambda line: line.requests),
-        sci_g_per_1k_output_tokens=_ratio(per_token, lambda line: line.output_tokens / 1000),
-        run_now_kg=run_now_g / G_PER_KG if paired else None,
-        saved_kg=saved_g / G_PER_KG if paired else None,
-        saved_share=saved_g / run_now_g if paired and run_now_g > 0 else None,
-        **_onsite(lines),
-    )
+class _Sums:
+    """The running sums of one group's lines, added one at a time in the order they are read
+    (the same additions in the same order as summing a list of them: the same floats)."""
 
+    __slots__ = (
+        "battery_j", "embodied_g", "energy_j", "facility_j", "gpu_hours", "jobs", "measured_j",
+        "methods", "operational_g", "paired", "pv_j", "request_g", "requests", "run_now_g",
+        "saved_g", "sources", "token_g", "tokens_k", "total_g", "weight_j", "weighted",
+        "with_grams",
+    )  # fmt: skip
 
-def _onsite(lines: Sequence[JobLine]) -> dict[str, Any]:
-    """Grid, PV and battery kWh of the group's facility energy and the on-site offset."""
-    pv = sum(line.site_pv_j or 0.0 for line in lines)
-    battery = sum(line.site_battery_j or 0.0 for line in lines)
-    facility = sum(line.facility_j for line in lines)
-    return {
-        "grid_kwh": max(facility - pv - battery, 0.0) / J_PER_KWH,
-        "pv_kwh": pv / J_PER_KWH,
-        "battery_kwh": battery / J_PER_KWH,
-        "offset": (pv + battery) / facility if facility > 0 else None,
-    }
+    def __init__(self) -> None:
+        self.jobs = self.with_grams = self.paired = self.requests = 0
+        self.gpu_hours = 0.0
+        self.energy_j: float = 0
+        self.measured_j: float = 0
+        self.operational_g: float = 0
+        self.embodied_g: float = 0
+        self.total_g: float = 0
+        self.weight_j: float = 0
+        self.weighted: float = 0
+        self.request_g: float = 0
+        self.token_g: float = 0
+        self.tokens_k: float = 0
+        self.run_now_g: float = 0
+        self.saved_g: float = 0
+        self.pv_j: float = 0
+        self.battery_j: float = 0
+        self.facility_j: float = 0
+        self.sources: set[str] = set()
+        self.methods: set[str] = set()
+
+    def add(self, line: JobLine) -> None:
+        """Count ``line`` in."""
+        self.jobs += 1
+        self.gpu_hours += line.gpu_hours
+        self.energy_j += line.energy_j or 0.0
+        if line.measured:
+            self.measured_j += line.energy_j or 0.0
+        if line.total_g is not None:
+            self.with_grams += 1
+            self.total_g += line.total_g
+            self.operational_g += line.operational_g or 0.0
+            self.embodied_g += line.embodied_g or 0.0
+            if line.requests > 0:
+                self.request_g += line.total_g
+                self.requests += line.requests
+            if line.output_tokens > 0:
+                self.token_g += line.total_g
+                self.tokens_k += line.output_tokens / 1000
+            if line.run_now_total_g is not None:
+                self.paired += 1
+                self.run_now_g += line.run_now_total_g
+                self.saved_g += line.saved_g or 0.0
+        grid_j = line.grid_j
+        if grid_j and line.intensity_g_per_kwh is not None:
+            self.weight_j += grid_j
+            self.weighted += grid_j * line.intensity_g_per_kwh
+        self.pv_j += line.site_pv_j or 0.0
+        self.battery_j += line.site_battery_j or 0.0
+        self.facility_j += line.facility_j
+        self.sources.add(line.intensity_source)
+        self.methods.add(line.energy_method)
+
+    def row(self, key: str) -> ReportRow:
+        """The group's figures under ``key``."""
+        paired, pv, battery, facility = self.paired, self.pv_j, self.battery_j, self.facility_j
+        return ReportRow(
+            key=key,
+            jobs=self.jobs,
+            gpu_hours=self.gpu_hours,
+            energy_kwh=self.energy_j / J_PER_KWH,
+            measured_share=self.measured_j / self.energy_j if self.energy_j > 0 else None,
+            operational_kg=self.operational_g / G_PER_KG,
+            embodied_kg=self.embodied_g / G_PER_KG,
+            total_kg=self.total_g / G_PER_KG,
+            unaccounted_jobs=self.jobs - self.with_grams,
+            intensity_g_per_kwh=self.weighted / self.weight_j if self.weight_j > 0 else None,
+            intensity_sources=_names(self.sources),
+            energy_methods=_names(self.methods),
+            sci_g_per_request=self.request_g / self.requests if self.requests > 0 else None,
+            sci_g_per_1k_output_tokens=self.token_g / self.tokens_k if self.tokens_k > 0 else None,
+            run_now_kg=self.run_now_g / G_PER_KG if paired else None,
+            saved_kg=self.saved_g / G_PER_KG if paired else None,
+            saved_share=self.saved_g / self.run_now_g if paired and self.run_now_g > 0 else None,
+            grid_kwh=max(facility - pv - battery, 0.0) / J_PER_KWH,
+            pv_kwh=pv / J_PER_KWH,
+            battery_kwh=battery / J_PER_KWH,
+            offset=(pv + battery) / facility if facility > 0 else None,
+        )
 
 
 def _names(values: Iterable[str]) -> str:
     return "+".join(sorted({part for value in values for part in value.split("+") if part}))
 
 
-def _ratio(lines: Sequence[JobLine], unit: Callable[[JobLine], float]) -> float | None:
-    units = sum(unit(line) for line in lines)
-    return sum(line.total_g or 0.0 for line in lines) / units if units > 0 else None
+def job_row(line: JobLine) -> ReportRow:
+    """The row of ``--by job`` of ``line`` (a job is its own group): made as it is read."""
+    sums = _Sums()
+    sums.add(line)
+    return sums.row(line.job_id)
 
 
-def summarise(lines: Sequence[JobLine], by: Grouping) -> tuple[list[ReportRow], ReportRow]:
-    """Rows per group (sorted by key) and the totals row over every line."""
-    key = group_key(by)
-    groups: dict[str, list[JobLine]] = {}
+def totals_row(lines: Iterable[JobLine]) -> ReportRow:
+    """The totals row over ``lines``, summed in their order as they are read."""
+    sums = _Sums()
     for line in lines:
-        groups.setdefault(key(line), []).append(line)
-    rows = [_row(name, groups[name]) for name in sorted(groups)]
-    return rows, _row("TOTAL", lines)
+        sums.add(line)
+    return sums.row("TOTAL")
+
+
+def summarise(lines: Iterable[JobLine], by: Grouping) -> tuple[list[ReportRow], ReportRow]:
+    """Rows per group (sorted by key) and the totals row over every line, summed in one pass
+    as the lines are read (none is held)."""
+    key = group_key(by)
+    groups: dict[str, _Sums] = {}
+    totals = _Sums()
+    for line in lines:
+        name = key(line)
+        sums = groups.get(name)
+        if sums is None:
+            sums = groups[name] = _Sums()
+        sums.add(line)
+        totals.add(line)
+    return [groups[name].row(name) for name in sorted(groups)], totals.row("TOTAL")
