@@ -106,6 +106,35 @@ def _onsite_section(
     ]  # fmt: skip
 
 
+def _sources_section(
+    ledger: Accounting, lines: Sequence[JobLine], since: datetime | None, until: datetime | None
+) -> list[str]:
+    """The intensity samples recorded over the period per zone and source, or, when there are
+    none, one line saying why (an empty table said nothing)."""
+    sources = [
+        [r["zone"], r["source"], r["samples"], r["first_at"], r["last_at"],
+         f"{float(r['mean_g_per_kwh']):.1f}"]
+        for r in ledger.intensity_sources(since, until)
+    ]  # fmt: skip
+    if sources:
+        return _table(["grid zone", "intensity source", "samples", "first", "last",
+                       "mean gCO2e/kWh"], sources)  # fmt: skip
+    recorded = ledger.intensity_sources()
+    if not lines:
+        why = "no job finished in the period and no intensity sample was recorded in it."
+    elif not recorded:
+        rungs = "+".join(sorted({line.intensity_source for line in lines}))
+        why = ("the ledger holds no intensity sample at all (the daemon records one per zone "
+               "at each intensity refresh); the emission factors above are those stored with "
+               f"each job's outcome (signal rung: {rungs}).")  # fmt: skip
+    else:
+        first = min(str(r["first_at"]) for r in recorded)
+        last = max(str(r["last_at"]) for r in recorded)
+        why = (f"none in the period (the ledger's samples run from {first} to {last}); the "
+               "emission factors above are those stored with each job's outcome.")  # fmt: skip
+    return [f"No intensity samples: {why}", ""]
+
+
 def audit_statement(
     ledger: Accounting,
     lines: Sequence[JobLine],
@@ -167,14 +196,7 @@ def audit_statement(
          "signal rung"],
         factors,
     )  # fmt: skip
-    out += ["## Data sources", ""]
-    sources = [
-        [r["zone"], r["source"], r["samples"], r["first_at"], r["last_at"],
-         f"{float(r['mean_g_per_kwh']):.1f}"]
-        for r in ledger.intensity_sources(since, until)
-    ]  # fmt: skip
-    out += _table(["grid zone", "intensity source", "samples", "first", "last",
-                   "mean gCO2e/kWh"], sources)  # fmt: skip
+    out += ["## Data sources", "", *_sources_section(ledger, lines, since, until)]
     out += ["## Embodied carbon assumptions", ""]
     assumptions = []
     catalog = gpu_catalog(settings)  # with the site's `[catalog]` overrides, as the daemon charges

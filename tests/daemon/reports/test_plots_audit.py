@@ -155,3 +155,44 @@ def test_many_jobs_are_drawn_as_one_collection_per_region_with_no_warning(
         import matplotlib.pyplot as plt  # after report_figure chose the Agg backend
 
         plt.close(figure)
+
+
+def test_an_audit_with_no_intensity_sample_says_why_not_an_empty_table(
+    demo_state: Path, carbond: Run, tmp_path: Path
+) -> None:
+    """The statement's "Data sources" was a table with a heading and no row when no sample was
+    recorded over the period: an auditor could not tell a fault from a quiet month. It says why
+    in one line: no sample in the ledger at all, none in the period, or no job and no sample."""
+    shutil.copy(demo_state / "ledger.db", tmp_path / "ledger.db")
+
+    def sources(*period: str) -> str:
+        text = carbond("report", "--state-dir", str(tmp_path), "--audit", *period)
+        return text.split("## Data sources\n\n")[1].split("\n\n## ")[0]
+
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    first = db.execute("SELECT min(at) FROM intensity_samples").fetchone()[0]
+    assert sources().startswith("| grid zone | intensity source |")  # samples: the table
+    period = ("--since", "2000-01-01", "--until", "2000-02-01")
+    assert sources(*period) == (
+        "No intensity samples: no job finished in the period and no intensity sample was "
+        "recorded in it."
+    )
+    with db:  # jobs before the first sample
+        db.execute("UPDATE intensity_samples SET at = '2999-01-01T00:00:00+00:00' WHERE at = ?",
+                   (first,))  # fmt: skip
+        db.execute("DELETE FROM intensity_samples WHERE at < '2999'")
+    assert sources("--until", "2998-01-01") == (
+        "No intensity samples: none in the period (the ledger's samples run from "
+        "2999-01-01T00:00:00+00:00 to 2999-01-01T00:00:00+00:00); the emission factors above "
+        "are those stored with each job's outcome."
+    )
+    with db:
+        db.execute("DELETE FROM intensity_samples")
+    rungs = "+".join(sorted(r[0] for r in db.execute(
+        "SELECT DISTINCT intensity_source FROM outcomes")))  # fmt: skip
+    db.close()
+    assert sources() == (
+        "No intensity samples: the ledger holds no intensity sample at all (the daemon records "
+        "one per zone at each intensity refresh); the emission factors above are those stored "
+        f"with each job's outcome (signal rung: {rungs})."
+    )
