@@ -135,6 +135,40 @@ def _sources_section(
     return [f"No intensity samples: {why}", ""]
 
 
+def _embodied_section(lines: Sequence[JobLine], settings: Settings) -> list[str]:
+    """Per GPU type: the embodied grams recorded with its jobs (what they were charged, with
+    the catalog and lifetime in force when each finished) beside the catalog as of now."""
+    rows = []
+    unrecorded = 0
+    catalog = gpu_catalog(settings)  # with the site's `[catalog]` overrides, as the daemon charges
+    for gpu in sorted({line.gpu for line in lines}):
+        gl = [line for line in lines if line.gpu == gpu]
+        recorded = [line for line in gl if line.embodied_g is not None]
+        unrecorded += len(gl) - len(recorded)
+        hours = sum(line.gpu_hours for line in recorded)
+        grams = sum(line.embodied_g or 0.0 for line in recorded)
+        try:
+            spec = catalog.get(gpu)
+            kg, method = f"{spec.embodied_kg:g}", spec.embodied_method
+        except PoliciesError:
+            kg, method = "-", "not in the catalog"
+        rows.append([gpu, kg, f"{settings.lifetime_years:g}", method,
+                     f"{sum(line.gpu_hours for line in gl):.4g}",
+                     _kg(grams) if recorded else "-",
+                     f"{grams / hours:.4g}" if recorded and hours > 0 else "-"])  # fmt: skip
+    note = (f" {unrecorded} jobs have no embodied grams recorded (\"-\"): for them the "
+            "catalog as of now is all there is." if unrecorded else "")  # fmt: skip
+    return [
+        "The embodied carbon per GPU, lifetime and method are the catalog as of now (this "
+        "statement's settings); the embodied kgCO2e and the grams per GPU-hour are those "
+        "recorded with each job when it finished, as charged then (the totals above)." + note,
+        "",
+        *_table(["GPU", "embodied kgCO2e per GPU (catalog as of now)", "lifetime years "
+                 "(as of now)", "method", "GPU-hours", "embodied kgCO2e (recorded)",
+                 "gCO2e per GPU-hour (recorded)"], rows),
+    ]  # fmt: skip
+
+
 def audit_statement(
     ledger: Accounting,
     lines: Sequence[JobLine],
@@ -197,19 +231,7 @@ def audit_statement(
         factors,
     )  # fmt: skip
     out += ["## Data sources", "", *_sources_section(ledger, lines, since, until)]
-    out += ["## Embodied carbon assumptions", ""]
-    assumptions = []
-    catalog = gpu_catalog(settings)  # with the site's `[catalog]` overrides, as the daemon charges
-    for gpu in sorted({line.gpu for line in lines}):
-        hours = sum(line.gpu_hours for line in lines if line.gpu == gpu)
-        try:
-            spec = catalog.get(gpu)
-            kg, method = f"{spec.embodied_kg:g}", spec.embodied_method
-        except PoliciesError:
-            kg, method = "-", "not in the catalog"
-        assumptions.append([gpu, kg, f"{settings.lifetime_years:g}", method, f"{hours:.4g}"])
-    out += _table(["GPU", "embodied kgCO2e per GPU", "lifetime years", "method", "GPU-hours"],
-                  assumptions)  # fmt: skip
+    out += ["## Embodied carbon assumptions", "", *_embodied_section(lines, settings)]
     out += ["## Energy measured and estimated", ""]
     total = sum(line.energy_j or 0.0 for line in lines)
     split = []

@@ -196,3 +196,42 @@ def test_an_audit_with_no_intensity_sample_says_why_not_an_empty_table(
         "one per zone at each intensity refresh); the emission factors above are those stored "
         f"with each job's outcome (signal rung: {rungs})."
     )
+
+
+def test_audit_embodied_figures_are_those_recorded_not_todays_catalog(
+    demo_state: Path, carbond: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embodied assumptions were today's catalog and lifetime only: after a site changed
+    a GPU's embodied carbon or ``lifetime_years``, the statement stated figures no job had been
+    charged with. The grams recorded with the jobs are shown beside the catalog, which is
+    labelled as of now; a job with none recorded is counted and said so."""
+    shutil.copy(demo_state / "ledger.db", tmp_path / "ledger.db")
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    recorded = dict(db.execute(
+        "SELECT gpu, sum(embodied_g) FROM outcomes GROUP BY gpu"))  # fmt: skip
+    per_hour = dict(db.execute(
+        "SELECT gpu, sum(embodied_g) / sum(gpus * duration_s / 3600.0) FROM outcomes"
+        " GROUP BY gpu"))  # fmt: skip
+    monkeypatch.setenv("CARBOND_CATALOG__GPUS", '{"T4": {"embodied_kg": 20}}')
+    monkeypatch.setenv("CARBOND_LIFETIME_YEARS", "3")
+
+    def rows() -> dict[str, list[str]]:
+        text = carbond("report", "--state-dir", str(tmp_path), "--audit")
+        section = text.split("## Embodied carbon assumptions\n\n", 1)[1].split("\n## ")[0]
+        assert "catalog as of now" in section.split("\n")[0]
+        cells = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ")]
+        return {c[0].strip(): [v.strip() for v in c[1:]] for c in cells[1:]}
+
+    got = rows()
+    assert got["T4"][:3] == ["20", "3", "config"]  # the catalog as of now
+    for gpu, grams in recorded.items():
+        assert float(got[gpu][4]) == pytest.approx(grams / 1000, rel=1e-5)
+        assert float(got[gpu][5]) == pytest.approx(per_hour[gpu], rel=1e-3)
+    with db:
+        db.execute("UPDATE outcomes SET embodied_g = NULL WHERE gpu = 'T4'")
+        t4_jobs = db.execute("SELECT count(*) FROM outcomes WHERE gpu = 'T4'").fetchone()[0]
+    db.close()
+    got = rows()
+    assert got["T4"][4:] == ["-", "-"] and got["T4"][:3] == ["20", "3", "config"]
+    text = carbond("report", "--state-dir", str(tmp_path), "--audit")
+    assert f" {t4_jobs} jobs have no embodied grams recorded" in text
