@@ -14,7 +14,7 @@ from typing import Final
 
 from daemon.catalog import gpu_catalog
 from daemon.ledger.accounting import Accounting
-from daemon.reports.lines import JobLine
+from daemon.reports.lines import UNKNOWN_ZONE, JobLine
 from daemon.settings import Settings
 from policies.errors import PoliciesError
 
@@ -221,7 +221,7 @@ def audit_statement(
             energy = sum(e for e, _ in weighted)
             factor = sum(e * (i or 0.0) for e, i in weighted) / energy if energy > 0 else None
             pues = sorted({line.pue for line in rl if line.pue is not None})
-            factors.append([month, region, rl[0].zone,
+            factors.append([month, region, ", ".join(sorted({line.zone for line in rl})),
                             "-" if factor is None else f"{factor:.1f}",
                             ", ".join(f"{p:g}" for p in pues) or "-",
                             "+".join(sorted({line.intensity_source for line in rl}))])  # fmt: skip
@@ -230,6 +230,9 @@ def audit_statement(
          "signal rung"],
         factors,
     )  # fmt: skip
+    if any(line.zone == UNKNOWN_ZONE for line in lines):
+        out += [f"Grid zone {UNKNOWN_ZONE}: jobs whose outcome was recorded before outcomes "
+                "stored their zone (ledger schema 1).", ""]  # fmt: skip
     out += ["## Data sources", "", *_sources_section(ledger, lines, since, until)]
     out += ["## Embodied carbon assumptions", "", *_embodied_section(lines, settings)]
     out += ["## Energy measured and estimated", ""]

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Final, TextIO
 
 from daemon.ledger.export import csv_cell
-from daemon.reports.lines import JobLine
+from daemon.reports.lines import UNKNOWN_ZONE, JobLine
 
 __all__ = ["CODECARBON_COLUMNS", "codecarbon_csv", "codecarbon_rows", "write_codecarbon"]
 
@@ -64,7 +64,7 @@ def _country(zone: str) -> tuple[str, str, str]:
     :data:`_COUNTRIES` has an empty name and code, as CodeCarbon writes a country it cannot
     name (its column is alpha-3: ``BR`` would be no code at all), and the whole zone key as
     its region, so that where the job ran is not lost."""
-    if zone == "?":  # not recorded (JobLine's placeholder)
+    if zone == UNKNOWN_ZONE:  # not recorded (schema 1): CodeCarbon leaves it empty
         return "", "", ""
     code, _, rest = zone.partition("-")
     known = _COUNTRIES.get(code.upper())

@@ -14,13 +14,25 @@ import pwd
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from daemon.accounting import is_measured
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import dt, req_dt
 
-__all__ = ["JobLine", "job_lines", "ledger_lines", "read_lines", "signal_sources", "user_name"]
+__all__ = [
+    "UNKNOWN_ZONE",
+    "JobLine",
+    "job_lines",
+    "ledger_lines",
+    "read_lines",
+    "signal_sources",
+    "user_name",
+]
+
+
+# The grid zone of a job whose outcome did not record one (ledger schema 1), as reports show it.
+UNKNOWN_ZONE: Final = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +137,7 @@ def _line(row: Mapping[str, Any], users: Callable[[int], str]) -> JobLine:
         user=users(int(row["uid"])) if row.get("uid") is not None else "?",
         model=str(model),
         region=str(row.get("region") or "?"),
-        zone=str(row.get("zone") or "?"),
+        zone=str(row.get("zone") or UNKNOWN_ZONE),
         gpu=str(row.get("gpu") or "?"),
         gpus=int(row.get("gpus") or 0),
         submitted_at=req_dt(str(row["submitted_at"])),

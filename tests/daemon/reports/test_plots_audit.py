@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import sqlite3
 from pathlib import Path
@@ -235,3 +237,43 @@ def test_audit_embodied_figures_are_those_recorded_not_todays_catalog(
     assert got["T4"][4:] == ["-", "-"] and got["T4"][:3] == ["20", "3", "config"]
     text = carbond("report", "--state-dir", str(tmp_path), "--audit")
     assert f" {t4_jobs} jobs have no embodied grams recorded" in text
+
+
+def test_a_zone_schema_1_did_not_record_is_unknown_not_a_question_mark_or_a_neighbours(
+    tmp_path: Path, carbond: Run
+) -> None:
+    """Outcomes of ledger schema 1 stored no grid zone: the statement showed ``?`` for it, and
+    a region whose month mixed such jobs with later ones showed the zone of whichever job came
+    first. Every zone of the region's month is listed, a missing one as ``unknown`` (explained
+    under the table), as the report says ``unknown`` of an energy method it lacks; CodeCarbon's
+    export leaves it empty, as before."""
+    from daemon.ledger.schema import MIGRATIONS
+    from tests.daemon.reports.test_codecarbon import _V1_ROWS
+
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    db.executescript(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at TEXT NOT NULL);\n" + MIGRATIONS[0][2] + _V1_ROWS
+    )
+    db.close()
+    Ledger.open(tmp_path / "ledger.db").close()  # migrated, as the daemon does when it starts
+
+    def factors() -> list[list[str]]:
+        text = carbond("report", "--state-dir", str(tmp_path), "--audit")
+        section = text.split("## Emission factors and PUE\n\n", 1)[1].split("\n## ")[0]
+        rows = [line.split(" | ")[1:3] for line in section.splitlines()[2:] if line[:2] == "| "]
+        return [*rows, section.splitlines()[-1:]]
+
+    note = ["Grid zone unknown: jobs whose outcome was recorded before outcomes stored their "
+            "zone (ledger schema 1)."]  # fmt: skip
+    assert factors() == [["ciso", "unknown"], ["qc", "unknown"], note]
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    with db:  # one job the later schema recorded, in the same region and month
+        db.execute("UPDATE outcomes SET zone = 'CA-QC' WHERE job_id = 'metered'")
+        db.execute("UPDATE outcomes SET region = 'qc' WHERE job_id = 'slurm'")
+    db.close()
+    assert factors() == [["qc", "CA-QC, unknown"], note]
+    out = carbond("export", "--state-dir", str(tmp_path), "--format", "codecarbon", "-")
+    rows = {row["run_id"]: row for row in csv.DictReader(io.StringIO(out))}
+    assert rows["slurm"]["region"] == rows["slurm"]["country_name"] == ""
+    assert rows["metered"]["country_name"] == "Canada"
