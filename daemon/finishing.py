@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -157,7 +157,7 @@ class Endings:
             killpoints.reached("reconcile_polled")
             finished = []
             for status in statuses:
-                if self._stopping.pop(status.job_id, None) is not None:  # recorded already
+                if self._stopped(status.job_id):  # its job's end is recorded already
                     continue
                 if isinstance(status, NotStarted):  # taken back before it started
                     requeue(status, now, "its executor took it back unstarted")
@@ -190,14 +190,29 @@ class Endings:
                 killpoints.reached("cancel_sent")
                 log.info("job_cancel_sent", job_id=run.job_id)
 
-    def stop(self, run: RunRecord, now: datetime) -> None:
-        """Stop ``run``, whose job is ended without it (its GPU was lost): its executor is
-        asked to cancel it now (again on each reconcile until it takes the request) and it is
-        polled until it is gone, so the executor escalates (the local one's SIGKILL after the
-        grace) and reaps it. Its end changes nothing recorded. Only this daemon remembers."""
+    def stop(self, run: RunRecord, now: datetime, reason: str) -> None:
+        """Stop ``run``, whose job is ended without it (its GPU was lost: ``reason``): its
+        executor is asked to cancel it now (again on each reconcile until it takes the
+        request) and it is polled until it is gone, so the executor escalates (the local
+        one's SIGKILL after the grace) and reaps it. Its end changes nothing recorded. The
+        ledger keeps the stop (``runs.stopping``, and when the cancel was first sent) until
+        then, so a restarted daemon goes on with it (:meth:`resume_stops`)."""
         if run.token:
+            with self._ledger.transaction():
+                self._ledger.set_stopping(run.job_id, reason)
             self._stopping[run.job_id] = (run_handle(run), False)
             self._send_stops(now)
+
+    def resume_stops(self) -> None:
+        """At start: the runs an earlier daemon was stopping (their jobs ended), cancelled
+        again at the next reconcile with when it first sent the cancel (the local executor's
+        SIGKILL comes when the grace from then is over) and polled until gone."""
+        for stopping in self._ledger.stopping_runs():
+            run = stopping.run
+            if run.token and run.job_id not in self._stopping:
+                handle = replace(run_handle(run), cancel_sent_at=stopping.cancel_sent_at)
+                self._stopping[run.job_id] = (handle, False)
+                log.info("job_stop_resumed", job_id=run.job_id, reason=stopping.reason)
 
     def _send_stops(self, now: datetime) -> None:
         for job_id, (handle, sent) in list(self._stopping.items()):
@@ -210,6 +225,16 @@ class Endings:
                 log.error("job_cancel_failed", job_id=job_id, error=str(exc))
                 continue
             self._stopping[job_id] = (handle, True)
+            with self._ledger.transaction():
+                self._ledger.set_cancel_sent(job_id, now)
+
+    def _stopped(self, job_id: str) -> bool:
+        """Whether ``job_id``'s run was one being stopped (now gone: the ledger forgets it)."""
+        if self._stopping.pop(job_id, None) is None:
+            return False
+        with self._ledger.transaction():
+            self._ledger.set_stopping(job_id, None)
+        return True
 
     # -- recording ends ---------------------------------------------------------------------
 

@@ -259,6 +259,7 @@ class Service:
         with self._lock:
             self.queue.prepare()
             self._adopt(self.ledger.active_runs(), now)
+            self._endings.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
             # learned factors survive a restart (GPU-metered and executor-measured runs): the
             # ledger's checkpoint of them and the runs since (daemon.learning_checkpoint)
             config = self.learning.recalibration.config
@@ -746,7 +747,7 @@ class Service:
                     self._finish(ended, now)  # was seen: as it ended
                     continue
                 if run is not None and ended is None:  # cancelled, polled until gone
-                    self._endings.stop(run, now)
+                    self._endings.stop(run, now, report.reason)
                 self._finish(ExitStatus(job_id, now, None, None, report.reason), now)
 
     def _ended_already(self, run: RunRecord, now: datetime) -> ExitStatus | None:

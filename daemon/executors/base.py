@@ -79,7 +79,10 @@ class RunHandle:
     released job waiting (Slurm) takes back one still waiting when its deadline passes
     (:class:`NotStarted`), and the service expires it, as it would a job it never released.
     ``uid``: the job's owner (None: not given); a handle without token is looked up among
-    that user's jobs only (Slurm: anyone may name a job as carbond names it)."""
+    that user's jobs only (Slurm: anyone may name a job as carbond names it).
+    ``cancel_sent_at``: when a cancel was first sent to the run, by this daemon or one since
+    restarted (None: never, as far as the ledger knows); an executor that escalates after a
+    grace period (the local one's SIGKILL) counts the grace from then."""
 
     job_id: str
     executor: str
@@ -87,6 +90,7 @@ class RunHandle:
     started_at: datetime
     deadline: datetime | None = None
     uid: int | None = None
+    cancel_sent_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -233,12 +233,17 @@ class LocalExecutor:
         return jobfiles.process_start_ticks(token.pid) == token.start_ticks
 
     def cancel(self, handle: RunHandle, now: datetime) -> None:
-        """SIGTERM the job's process group now; :meth:`poll` sends SIGKILL after the grace."""
+        """SIGTERM the job's process group now; :meth:`poll` sends SIGKILL after the grace,
+        counted from the handle's ``cancel_sent_at`` when an earlier daemon sent the cancel
+        (a restart does not give the job a new grace)."""
         token = _Token.decode(handle)
         if not self._alive(token):
             return
         _signal_group(token.pid, signal.SIGTERM)
-        self._kill_at.setdefault(handle.job_id, self._monotonic() + self._grace_s)
+        grace_s = self._grace_s
+        if handle.cancel_sent_at is not None:
+            grace_s -= max(0.0, (now - handle.cancel_sent_at).total_seconds())
+        self._kill_at.setdefault(handle.job_id, self._monotonic() + max(0.0, grace_s))
 
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
         """Each handle still running (same pid *and* start time) or its recovered status.

@@ -27,7 +27,7 @@ from daemon.states import FINAL_STATES, TRANSITIONS
 if TYPE_CHECKING:
     from daemon.ledger.kept import KeptRows
 
-__all__ = ["RunEnd", "RunStart", "Runs"]
+__all__ = ["RunEnd", "RunStart", "Runs", "run_record"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ class Runs(Connection):
             f" WHERE jobs.state IN ({','.join('?' * len(states))})",
             list(states),
         )
-        return {row["job_id"]: _run(row) for row in rows}
+        return {row["job_id"]: run_record(row) for row in rows}
 
     def started_runs(self, states: Sequence[str]) -> list[StartedRun]:
         """The runs of the jobs in ``states`` whose latest decision is ``start``, with that
@@ -350,9 +350,9 @@ class Runs(Connection):
         """The run of ``job_id``, if it was launched."""
         kept = self._kept.get(job_id)
         if kept is not None:
-            return None if kept.run is None else _run(kept.run)
+            return None if kept.run is None else run_record(kept.run)
         row = self._exec("SELECT * FROM runs WHERE job_id = ?", (job_id,)).fetchone()
-        return None if row is None else _run(row)
+        return None if row is None else run_record(row)
 
     def ending_job(self, job_id: str) -> tuple[str, datetime | None, datetime | None]:
         """What the ending of ``job_id``'s run reads of its job: ``(state, when its owner
@@ -392,7 +392,9 @@ class Runs(Connection):
         for row in rows:
             values = tuple(row)
             entry = known.get(values)
-            record = entry if entry is not None else _run(row, dt(row["deadline"]), row["uid"])
+            record = (
+                entry if entry is not None else run_record(row, dt(row["deadline"]), row["uid"])
+            )
             active[values] = record
             runs.append(record)
         self._active = active
@@ -481,7 +483,7 @@ def _exact_list_json(items: tuple[str | int, ...]) -> str:
     return json.dumps(list(items))
 
 
-def _run(
+def run_record(
     row: sqlite3.Row | dict[str, Any], deadline: datetime | None = None, uid: int | None = None
 ) -> RunRecord:
     return RunRecord(

@@ -258,6 +258,13 @@ DELETE FROM recalibration_checkpoint;
 DELETE FROM recalibration_checkpoint_factors;
 """
 
+# Why a run whose job has ended is still being stopped (its GPU was lost: the job is recorded
+# failed at once, its processes get SIGTERM, then SIGKILL after the executor's grace); NULL once
+# its executor reports it gone. A restarted daemon goes on stopping the runs it names.
+_V11: Final = """
+ALTER TABLE runs ADD COLUMN stopping TEXT;
+"""
+
 # (version, description, SQL script)
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
@@ -274,5 +281,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (8, "queue files: CRC-32 of the bytes before the offset, so a copied file is read on", _V8),
     (9, "runs: when a cancel was first sent; jobs: the uid that asked to cancel", _V9),
     (10, "recalibration checkpoint: the observations of each factor not yet in use", _V10),
+    (11, "runs: why a run whose job ended is still being stopped (a lost GPU)", _V11),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

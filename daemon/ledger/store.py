@@ -25,6 +25,7 @@ from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import JobRecord, TransitionRecord
 from daemon.ledger.runs import Runs
 from daemon.ledger.spec_json import plain_spec_json
+from daemon.ledger.stopping import StoppingRuns
 from daemon.ledger.waiting import Waiting, WaitingIndex
 from daemon.queue.line import JobRequest
 from daemon.states import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, check_transition
@@ -32,7 +33,7 @@ from daemon.states import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, check_transi
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
 
 
-class Ledger(Decisions, Runs, MeasuredRuns, Checkpoints, Accounting, QueueState):
+class Ledger(Decisions, Runs, StoppingRuns, MeasuredRuns, Checkpoints, Accounting, QueueState):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
 

@@ -135,9 +135,15 @@ def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger
         assert reader.counts_by_state() == ledger.counts_by_state()
 
 
-UNDO_VERSION_10 = """
+UNDO_VERSION_11 = """
+ALTER TABLE runs DROP COLUMN stopping;
+"""
+UNDO_VERSION_10 = (
+    UNDO_VERSION_11
+    + """
 ALTER TABLE recalibration_checkpoint_factors DROP COLUMN early_json;
 """
+)
 UNDO_VERSION_9 = (
     UNDO_VERSION_10
     + """

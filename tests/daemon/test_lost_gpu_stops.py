@@ -1,0 +1,85 @@
+"""A lost GPU's job is recorded ``failed`` at once and its run stopped (SIGTERM, SIGKILL after
+the local executor's grace): a daemon restarted within the grace goes on stopping it, with the
+grace counted from the first SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from daemon.executors.jobfiles import process_start_ticks
+from daemon.executors.local import LocalExecutor
+from daemon.testing import FakeClock
+from tests.daemon.helpers import append, job_line
+from tests.daemon.test_measurement import build
+
+STUBBORN = (
+    "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "pathlib.Path(sys.argv[1]).touch(); time.sleep(60)"
+)
+
+
+def _wait_until(done: object, what: str) -> None:
+    for _ in range(500):
+        if callable(done) and done():
+            return
+        time.sleep(0.01)
+    raise AssertionError(what)
+
+
+def test_a_restart_within_the_grace_goes_on_stopping_a_lost_gpus_job(tmp_path: Path) -> None:
+    """The stop of a lost GPU's run was kept in memory only: a daemon restarted within the
+    grace never sent the SIGKILL, and a job ignoring SIGTERM ran on, on a GPU the planner may
+    give away. The ledger keeps the stop now; the restarted daemon resumes it, SIGKILL when
+    the grace from the first SIGTERM is over (not a new grace)."""
+    clock, mono = FakeClock(), [1000.0]
+    first_executor = LocalExecutor(
+        grace_s=10.0, log_dir=tmp_path / "logs", monotonic=lambda: mono[0]
+    )
+    first, backend, monitor = build(tmp_path, clock, first_executor)
+    ready = tmp_path / "ready"
+    command = [sys.executable, "-c", STUBBORN, str(ready)]
+    append(first.queue.path, job_line(id="stubborn", command=command))
+    first.tick(clock())
+    run = first.ledger.run("stubborn")
+    assert run is not None and run.token is not None and run.gpu_indices is not None
+    pid = json.loads(run.token)["pid"]
+    ticks = process_start_ticks(pid)
+    try:
+        _wait_until(ready.exists, "the job did not start")
+        monitor.sampler.sample_once()
+        backend.lose(run.gpu_indices[0])
+        clock.advance(1)
+        monitor.sampler.sample_once()
+        first.tick(clock())  # SIGTERM sent (ignored), the job recorded failed
+        assert first.ledger.job("stubborn").state == "failed"
+        first.ledger.close()  # the daemon dies within the grace
+
+        clock.advance(4)  # restarted 4 s into the 10 s grace, with a new monotonic clock
+        restarted_mono = [50.0]
+        executor = LocalExecutor(grace_s=10.0, log_dir=tmp_path / "logs",
+                                 monotonic=lambda: restarted_mono[0])  # fmt: skip
+        service, _, _ = build(tmp_path, clock, executor)
+        service.tick(clock())
+        restarted_mono[0] += 5.0  # 9 s after the first SIGTERM: still within the grace
+        service.tick(clock.advance(5))
+        assert process_start_ticks(pid) == ticks
+        restarted_mono[0] += 2.0  # 11 s after it: the grace is over
+        for _ in range(200):
+            service.tick(clock.advance(0.01))
+            if process_start_ticks(pid) is None:
+                break
+            time.sleep(0.02)
+        assert process_start_ticks(pid) is None  # killed
+        assert first_executor._children[pid].wait(timeout=5) == -signal.SIGKILL
+        service.tick(clock.advance(1))
+        assert service.ledger.stopping_runs() == []  # gone: no later daemon stops it again
+        assert service.ledger.job("stubborn").state == "failed"
+        assert "GPU" in service.ledger.transitions("stubborn")[-1].reason
+    finally:
+        if process_start_ticks(pid) == ticks:
+            os.killpg(pid, signal.SIGKILL)
