@@ -724,8 +724,8 @@ class Service:
 
     def _check_gpus(self, now: datetime) -> None:
         """Advance realised intensities; fail the jobs of lost GPUs and take those GPUs out of
-        planning (the daemon goes on with the others). A job whose executor says it exited 0
-        (it ran to its end before the loss was seen) is recorded as it ended."""
+        planning (the daemon goes on with the others). A job whose executor says it had ended
+        before the loss was seen (exit 0, or a failure of its own) is recorded as it ended."""
         if self.measurement is None:
             return
         self.measurement.observe(now, self._forecasts)
@@ -743,8 +743,8 @@ class Service:
             for job_id in report.job_ids:
                 run = self.ledger.run(job_id)
                 ended = self._ended_already(run, now) if run is not None else None
-                if ended is not None and ended.succeeded:  # ran to its end before the loss
-                    self._finish(ended, now)  # was seen: as it ended
+                if ended is not None:  # it ended before the loss was seen: as it ended (its
+                    self._finish(ended, now)  # exit code or signal, not the loss)
                     continue
                 if run is not None and ended is None:  # cancelled, polled until gone
                     self._endings.stop(run, now, report.reason)

@@ -83,3 +83,31 @@ def test_a_restart_within_the_grace_goes_on_stopping_a_lost_gpus_job(tmp_path: P
     finally:
         if process_start_ticks(pid) == ticks:
             os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_job_that_failed_on_its_own_before_its_gpu_was_lost_keeps_its_exit_code(
+    tmp_path: Path,
+) -> None:
+    """A job that exited 3, then its GPU fell off the bus before the next reconcile saw the
+    end: it was recorded as failed by the loss (no exit code, the GPU's reason), hiding the
+    job's own failure. An end the executor had already recorded wins."""
+    clock = FakeClock()
+    executor = LocalExecutor(log_dir=tmp_path / "logs")
+    service, backend, monitor = build(tmp_path, clock, executor)
+    append(service.queue.path, job_line(id="broken", command=["sh", "-c", "exit 3"]))
+    service.ingest(clock())
+    service.plan(clock())  # started, not reconciled
+    run = service.ledger.run("broken")
+    assert run is not None and run.gpu_indices is not None
+    status = tmp_path / "logs" / "broken.status.json"
+    _wait_until(status.exists, "the job did not end")
+    monitor.sampler.sample_once()
+    backend.lose(run.gpu_indices[0])
+    clock.advance(1)
+    monitor.sampler.sample_once()
+    service.tick(clock())
+    assert service.ledger.job("broken").state == "failed"
+    assert service.ledger.transitions("broken")[-1].reason == "exit code 3"
+    ended = service.ledger.run("broken")
+    assert ended is not None and ended.exit_code == 3
+    assert service.ledger.stopping_runs() == []  # nothing left to stop
