@@ -172,15 +172,17 @@ class Endings:
         each; a failed request is tried again on the next reconcile). The ledger keeps when
         the first request was sent (a run that then exits 0 was stopped early, whichever
         daemon records its end; kill point ``cancel_sent`` after that commit); a restarted
-        daemon asks again (the local executor's SIGKILL after the grace is its own)."""
+        daemon asks again, with when the cancel was first sent (the local executor's SIGKILL
+        comes when the grace from then is over, not a new grace later)."""
         waiting = self._ledger.cancel_requested("running")
         for run in runs:
             if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
                 executor = self._executors.get(run.executor)
                 if executor is None:
                     continue
+                sent_at = self._ledger.cancel_sent_at(run.job_id)  # by a daemon since restarted
                 try:
-                    executor.cancel(run_handle(run), now)
+                    executor.cancel(replace(run_handle(run), cancel_sent_at=sent_at), now)
                 except (DaemonError, OSError) as exc:  # tried again on the next reconcile
                     log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
                     continue

@@ -133,7 +133,7 @@ def test_a_cancel_the_killed_daemon_had_sent_is_sent_again_after_a_restart(
         daemon.wait(timeout=30)
     with Ledger.open_readonly(session.state / "ledger.db") as ledger:
         run = ledger.run("c1")
-        assert run is not None and run.signal == signal.SIGKILL  # after the new grace period
+        assert run is not None and run.signal == signal.SIGKILL  # after the grace period
         assert ledger.outcome("c1") is not None
 
 

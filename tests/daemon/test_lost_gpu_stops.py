@@ -83,6 +83,8 @@ def test_a_restart_within_the_grace_goes_on_stopping_a_lost_gpus_job(tmp_path: P
     finally:
         if process_start_ticks(pid) == ticks:
             os.killpg(pid, signal.SIGKILL)
+        if pid in first_executor._children:  # the dead daemon's child: reaped here
+            first_executor._children[pid].wait(timeout=5)
 
 
 def test_a_job_that_failed_on_its_own_before_its_gpu_was_lost_keeps_its_exit_code(
@@ -111,3 +113,57 @@ def test_a_job_that_failed_on_its_own_before_its_gpu_was_lost_keeps_its_exit_cod
     ended = service.ledger.run("broken")
     assert ended is not None and ended.exit_code == 3
     assert service.ledger.stopping_runs() == []  # nothing left to stop
+
+
+def test_a_restart_within_the_grace_of_an_owners_cancel_does_not_start_a_new_grace(
+    tmp_path: Path,
+) -> None:
+    """The owner's cancel was sent (SIGTERM, ignored) and the daemon restarted 4 s into the
+    10 s grace: the restarted daemon sent SIGTERM again and waited a whole new grace, so a
+    job ignoring SIGTERM ran up to a grace longer per restart. The grace counts from the
+    first send (``runs.cancel_sent_at``) now."""
+    clock, mono = FakeClock(), [1000.0]
+    first_executor = LocalExecutor(
+        grace_s=10.0, log_dir=tmp_path / "logs", monotonic=lambda: mono[0]
+    )
+    first, _, _ = build(tmp_path, clock, first_executor)
+    ready = tmp_path / "ready"
+    command = [sys.executable, "-c", STUBBORN, str(ready)]
+    append(first.queue.path, job_line(id="stubborn", command=command))
+    first.tick(clock())
+    run = first.ledger.run("stubborn")
+    assert run is not None and run.token is not None
+    pid = json.loads(run.token)["pid"]
+    ticks = process_start_ticks(pid)
+    try:
+        _wait_until(ready.exists, "the job did not start")
+        append(first.queue.path, json.dumps({"cancel": "stubborn"}) + "\n")
+        first.tick(clock.advance(1))  # the cancel sent: SIGTERM, ignored
+        assert first.ledger.cancel_sent_at("stubborn") == clock()
+        first.ledger.close()  # the daemon dies within the grace
+
+        clock.advance(4)
+        restarted_mono = [50.0]
+        executor = LocalExecutor(grace_s=10.0, log_dir=tmp_path / "logs",
+                                 monotonic=lambda: restarted_mono[0])  # fmt: skip
+        service, _, _ = build(tmp_path, clock, executor)
+        service.tick(clock())  # SIGTERM again
+        restarted_mono[0] += 5.0  # 9 s after the first SIGTERM
+        service.tick(clock.advance(5))
+        assert process_start_ticks(pid) == ticks
+        restarted_mono[0] += 2.0  # 11 s after it (7 s after the restart)
+        for _ in range(200):
+            service.tick(clock.advance(0.01))
+            if service.ledger.job("stubborn").state != "running":
+                break
+            time.sleep(0.02)
+        assert process_start_ticks(pid) is None
+        assert first_executor._children[pid].wait(timeout=5) == -signal.SIGKILL  # reaped
+        assert service.ledger.job("stubborn").state == "cancelled"
+        ended = service.ledger.run("stubborn")
+        assert ended is not None and ended.signal == signal.SIGKILL
+    finally:
+        if process_start_ticks(pid) == ticks:
+            os.killpg(pid, signal.SIGKILL)
+        if pid in first_executor._children:  # the dead daemon's child: reaped here
+            first_executor._children[pid].wait(timeout=5)
