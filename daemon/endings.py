@@ -19,9 +19,6 @@ __all__ = [
 ]
 
 NEVER_STARTED_PREFIX = "never started"
-# An executor's end time may be cut to the second (sacct's End): a run cancelled within the
-# second its owner's request was read can seem to end before it.
-_END_SLACK = timedelta(seconds=1)
 
 
 def never_started(item: RunHandle | ExitStatus, tokenless: set[str]) -> bool:
@@ -68,19 +65,29 @@ def final_state(
     reconcile sent it, or while the daemon was down) did all its work: ``succeeded``.
     Otherwise: ``cancelled`` when its owner asked (at ``cancel_requested_at``) before it ended,
     else ``failed`` with the exit code or signal (also a run that failed on its own before the
-    owner's cancel request was read). Both comparisons allow ``_END_SLACK``. A cancel's
-    reason names ``cancelled_by`` (:func:`requester`: root may cancel any job)."""
+    owner's cancel request was read). Both comparisons are exact (the daemon's times and a
+    local run's end come from the same clock, to the microsecond), but for an end cut to the
+    whole second (``status.end_to_second``: sacct's End), against which a time in that second
+    counts as before it (it may be). A cancel's reason names ``cancelled_by``
+    (:func:`requester`: root may cancel any job)."""
     if status.succeeded:
-        if cancel_sent_at is not None and cancel_sent_at <= status.finished_at + _END_SLACK:
+        if cancel_sent_at is not None and _not_after(cancel_sent_at, status):
             return "cancelled", f"cancelled by {cancelled_by} while running (it exited 0)"
         return "succeeded", "exit code 0"
-    if cancel_requested_at is not None and cancel_requested_at <= status.finished_at + _END_SLACK:
+    if cancel_requested_at is not None and _not_after(cancel_requested_at, status):
         return "cancelled", f"cancelled by {cancelled_by} while running"
     if status.exit_code is not None:
         return "failed", f"exit code {status.exit_code}"
     if status.signal is not None:
         return "failed", f"killed by signal {status.signal}"
     return "failed", status.reason or "outcome unknown"
+
+
+def _not_after(at: datetime, status: ExitStatus) -> bool:
+    """Whether ``at`` may be before ``status``'s end, at the precision of its end time."""
+    if status.end_to_second:
+        at = at - timedelta(microseconds=at.microsecond)
+    return at <= status.finished_at
 
 
 def predicted_outcome(

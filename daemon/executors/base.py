@@ -102,7 +102,8 @@ class ExitStatus:
     as ``energy_j`` (GPU or node energy of the run, J) with ``energy_method`` naming how
     (``slurm-sacct``); the service uses it for a job no GPU meter on this node followed.
     ``started_at``: when the job really started, where the executor knows better than its
-    launch time (Slurm)."""
+    launch time (Slurm). ``end_to_second``: ``finished_at`` is cut to the whole second (sacct's
+    End), so a time within that second may be before or after the end."""
 
     job_id: str
     finished_at: datetime
@@ -112,6 +113,7 @@ class ExitStatus:
     energy_j: float | None = None
     energy_method: str | None = None
     started_at: datetime | None = None
+    end_to_second: bool = False
 
     def __post_init__(self) -> None:
         # The reason quotes what the job or its wrapper wrote (a status file's JSON may hold

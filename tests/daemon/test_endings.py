@@ -27,8 +27,23 @@ ASKED = NOW - timedelta(seconds=5)  # the owner's cancel request, read before th
             ("cancelled", "cancelled by its owner while running"),
         ),
         (  # sacct's End is cut to the second: the same second as the request counts
-            ExitStatus("j", NOW, None, 15),
+            ExitStatus("j", NOW, None, 15, end_to_second=True),
             NOW + timedelta(seconds=0.9),
+            ("cancelled", "cancelled by its owner while running"),
+        ),
+        (  # ... but not the next one
+            ExitStatus("j", NOW, None, 15, end_to_second=True),
+            NOW + timedelta(seconds=1),
+            ("failed", "killed by signal 15"),
+        ),
+        (  # a local run's end is exact: killed 0.3 s before its owner's request was read
+            ExitStatus("j", NOW, None, 15),
+            NOW + timedelta(seconds=0.3),
+            ("failed", "killed by signal 15"),
+        ),
+        (  # the request read a microsecond before the end
+            ExitStatus("j", NOW, 1),
+            NOW - timedelta(microseconds=1),
             ("cancelled", "cancelled by its owner while running"),
         ),
         # it had failed on its own before its owner asked: failed, with its exit code
@@ -68,6 +83,11 @@ SENT = ASKED + timedelta(seconds=2)  # the reconcile after the request sent the 
          ("cancelled", "cancelled by its owner while running (it exited 0)")),
         # it had ended on its own before the cancel was sent
         (ExitStatus("j", SENT - timedelta(seconds=2), 0), SENT, ("succeeded", "exit code 0")),
+        # ... also 0.4 s before (a local run's end is exact)
+        (ExitStatus("j", SENT - timedelta(seconds=0.4), 0), SENT, ("succeeded", "exit code 0")),
+        # an end cut to the second (sacct) in the second the cancel was sent: stopped by it
+        (ExitStatus("j", SENT, 0, end_to_second=True), SENT + timedelta(seconds=0.5),
+         ("cancelled", "cancelled by its owner while running (it exited 0)")),
         (ExitStatus("j", NOW, 0), None, ("succeeded", "exit code 0")),
         # a non-zero end after the request is the owner's cancel, sent or not
         (ExitStatus("j", NOW, None, 15), SENT,

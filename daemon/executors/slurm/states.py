@@ -75,9 +75,11 @@ def ended_status(
     by_uid: int | None = None,
     nodes: str = "",
     energy_j: float | None = None,
+    end_to_second: bool = False,
 ) -> ExitStatus:
     """The :class:`ExitStatus` of carbond job ``job_id`` whose Slurm job ended in ``state``;
-    ``energy_j`` (J, from ``sacct``) is flagged ``slurm-sacct``."""
+    ``energy_j`` (J, from ``sacct``) is flagged ``slurm-sacct``; ``end_to_second``:
+    ``finished_at`` is sacct's End, cut to the second."""
     reason = f"slurm {state}"
     if state == "CANCELLED" and by_uid is not None:
         reason += f" by uid {by_uid}"
@@ -97,4 +99,5 @@ def ended_status(
         energy_j=energy_j,
         energy_method=SLURM_SACCT if energy_j is not None else None,
         started_at=started_at,
+        end_to_second=end_to_second,
     )
