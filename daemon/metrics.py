@@ -1,17 +1,18 @@
 """Prometheus metrics: a text endpoint on localhost with the daemon's own registry.
 
 :class:`Metrics` has plain methods the service calls (it implements the service's
-``MetricsSink`` protocol: ``observe_queue``, ``observe_decision``, ``observe_outcome``,
-``observe_intensity``, ``observe_zones``, ``observe_totals``) and one the loop calls
-(``observe_step``); it owns a private ``CollectorRegistry`` (never the process-global one),
-and :meth:`Metrics.start` serves it over HTTP on ``127.0.0.1`` (``metrics.port`` in the
-settings; the composition root does not start it when the port is 0). Metric names (all
-prefixed ``carbond_``):
+``MetricsSink`` protocol: ``observe_queue``, ``observe_past_deadline``, ``observe_decision``,
+``observe_outcome``, ``observe_intensity``, ``observe_zones``, ``observe_totals``) and one the
+loop calls (``observe_step``); it owns a private ``CollectorRegistry`` (never the
+process-global one), and :meth:`Metrics.start` serves it over HTTP on ``127.0.0.1``
+(``metrics.port`` in the settings; the composition root does not start it when the port is
+0). Metric names (all prefixed ``carbond_``):
 
 ==========================================  =======  =============================================
 name                                        type     labels / meaning
 ==========================================  =======  =============================================
 ``jobs``                                    gauge    ``state``: jobs in each ledger state
+``jobs_past_deadline``                      gauge    running jobs past their deadline (run on)
 ``decisions_total``                         counter  ``policy``, ``action`` (start, hold, reject)
 ``expected_emissions_grams_total``          counter  ``policy``: expected gCO2e of started jobs
 ``run_now_emissions_grams_total``           counter  ``policy``: the run-now counterfactual's
@@ -157,6 +158,9 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._jobs = Gauge("carbond_jobs", "Jobs in each state", ["state"], registry=r)
+        self._past_deadline = Gauge(
+            "carbond_jobs_past_deadline", "Running jobs past their deadline", registry=r
+        )
         self._decisions = Counter(
             "carbond_decisions", "Planning decisions", ["policy", "action"], registry=r
         )
@@ -211,6 +215,10 @@ class Metrics:
         """Queue depth: jobs per state (states absent from the mapping are set to 0)."""
         for state in sorted({*STATES, *depth_by_state}):  # each state, 0 when empty
             self._jobs.labels(state=state).set(depth_by_state.get(state, 0))
+
+    def observe_past_deadline(self, running: int) -> None:
+        """Running jobs past their deadline, after each reconcile."""
+        self._past_deadline.set(running)
 
     def observe_decision(
         self,

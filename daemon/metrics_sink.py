@@ -18,6 +18,10 @@ class MetricsSink(Protocol):
         """Jobs per state, after each reconcile."""
         ...
 
+    def observe_past_deadline(self, running: int) -> None:
+        """Running jobs past their deadline (they run on), after each reconcile."""
+        ...
+
     def observe_decision(
         self,
         policy: str,
@@ -60,6 +64,9 @@ class NullMetrics:
     """A :class:`MetricsSink` that records nothing."""
 
     def observe_queue(self, depth_by_state: Mapping[str, int]) -> None:
+        """Ignored."""
+
+    def observe_past_deadline(self, running: int) -> None:
         """Ignored."""
 
     def observe_decision(

@@ -66,6 +66,7 @@ from daemon.learning_checkpoint import (
 from daemon.ledger import JobRecord, Ledger, LedgerError, RunRecord
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink, NullMetrics
+from daemon.overdue import Overdue
 from daemon.planning import (
     Seen,
     job_spec,
@@ -175,6 +176,7 @@ class Service:
         self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics)
         self._dispatch = Dispatch(ledger, self.executors, self._held, requeue=self._requeue,
                                   finish=self._finish, fail=self._fail_unstarted)  # fmt: skip
+        self._overdue = Overdue()  # running jobs past their deadline, each reported once
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
         self._executor_problems: set[str] = set()  # health keys the executors set
@@ -353,6 +355,7 @@ class Service:
         with self._lock:
             self._keep_departed({**previous._departed, **previous._by_device})
             self._endings.take_over(previous._endings)
+            self._overdue.take_over(previous._overdue)
 
     def _keep_departed(self, known: Mapping[str, InventoryGpu]) -> None:
         held = {device for run in self.ledger.active_runs() for device in run.device_ids}
@@ -453,8 +456,14 @@ class Service:
             ended = self._endings.reconcile(runs, now, self._ending_context(), self._requeue)
             if ended:
                 self._checkpoint_learning(now)
+            for run in self._overdue.check(self.ledger.active_runs(), now):  # runs on
+                assert run.deadline is not None
+                past_s = (now - run.deadline).total_seconds()
+                log.warning("deadline_missed", job_id=run.job_id,
+                            deadline=run.deadline.isoformat(), past_s=past_s)  # fmt: skip
             if not isinstance(self.metrics, NullMetrics):  # not read for a sink that drops it
                 self.metrics.observe_queue(self.ledger.counts_by_state())
+                self.metrics.observe_past_deadline(self._overdue.count)
             return ended
 
     def _checkpoint_learning(self, now: datetime) -> None:

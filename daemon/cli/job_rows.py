@@ -3,16 +3,19 @@ its outcome and the saving against the run-now counterfactual stored at submissi
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from daemon.ledger import JobRecord, Ledger
 from daemon.reports.lines import user_name  # cached: `jobs --json` asks once per row
+from daemon.states import ACTIVE_STATES
 
-__all__ = ["job_row", "user_name"]
+__all__ = ["deadline_missed", "job_row", "user_name"]
 
 
-def job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
-    """``job`` as a row: ids, owner, times, where it runs, expected and measured grams."""
+def job_row(ledger: Ledger, job: JobRecord, now: datetime) -> dict[str, Any]:
+    """``job`` as a row at ``now``: ids, owner, times, whether it missed its deadline, where
+    it runs, expected and measured grams."""
     decision = ledger.latest_decision(job.job_id)
     outcome = ledger.outcome(job.job_id) or {}
     measured, run_now = outcome.get("total_g"), outcome.get("run_now_total_g")
@@ -25,6 +28,7 @@ def job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
         "uid": job.uid,
         "submitted_at": job.submitted_at.isoformat(),
         "deadline": job.deadline.isoformat() if job.deadline else None,
+        "deadline_missed": deadline_missed(job, outcome.get("finished_at"), now),
         "region": decision.region if decision else None,
         "gpu": decision.gpu if decision else None,
         "planned_start": decision.planned_start.isoformat()
@@ -38,3 +42,16 @@ def job_row(ledger: Ledger, job: JobRecord) -> dict[str, Any]:
         "energy_method": outcome.get("energy_method"),
         "saved_g": run_now - measured if run_now is not None and measured is not None else None,
     }
+
+
+def deadline_missed(job: JobRecord, finished_at: str | None, now: datetime) -> bool | None:
+    """Whether ``job`` missed its deadline (None: it has none): expired unstarted, ended after
+    it (``finished_at``: its outcome's end), or still waiting or running at ``now`` past it (a
+    running job runs on past its deadline; ``daemon.overdue``)."""
+    if job.deadline is None:
+        return None
+    if job.state == "expired":
+        return True
+    if job.state in ACTIVE_STATES:
+        return job.deadline < now
+    return finished_at is not None and datetime.fromisoformat(finished_at) > job.deadline

@@ -246,7 +246,11 @@ _JOB_COLUMNS = ("job_id", "name", "state", "user", "region", "gpu", "planned_sta
 def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) -> None:
     """One page as a table, then the totals: how many match, by state, how to see more, and
     the grams over every matching job."""
-    rows = [job_row(ledger, job) for job in ledger.iter_jobs(states, limit, offset)]
+    now = datetime.now(UTC)
+    rows = [job_row(ledger, job, now) for job in ledger.iter_jobs(states, limit, offset)]
+    for row in rows:  # the table marks a missed deadline in its cell
+        if row["deadline_missed"]:
+            row["deadline"] = f"{row['deadline']} (missed)"
     print_table("jobs", _JOB_COLUMNS, [[row[c] for c in _JOB_COLUMNS] for row in rows])
     counts = ledger.counts_by_state()
     shown = {s: n for s, n in counts.items() if not states or s in states}
@@ -265,10 +269,10 @@ def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) 
 
 def _stream_json(ledger: Ledger, states: Sequence[str], limit: int | None, offset: int) -> None:
     """A JSON array written one job at a time (a consumer may read it as it comes)."""
-    out = sys.stdout
+    out, now = sys.stdout, datetime.now(UTC)
     separator = "[\n  "
     for job in ledger.iter_jobs(states, limit, offset):
-        out.write(separator + json.dumps(clean_json(job_row(ledger, job)), default=str))
+        out.write(separator + json.dumps(clean_json(job_row(ledger, job, now)), default=str))
         separator = ",\n  "
     out.write("[]\n" if separator.startswith("[") else "\n]\n")
     out.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -48,7 +49,7 @@ def _status(args: argparse.Namespace) -> int:
             if not rejected:
                 raise
             return _print_rejected(args, rejected)
-        payload = job_row(ledger, job)
+        payload = job_row(ledger, job, datetime.now(UTC))
         decision = ledger.latest_decision(job.job_id)
         run = ledger.run(job.job_id)
         payload["command"] = list(job.request.command)
@@ -153,6 +154,8 @@ def _print_status(payload: dict[str, Any]) -> None:
         f", cancel requested at {asked}" if asked and payload["state"] in ACTIVE_STATES else ""
     )
     name = printable(str(payload["name"]))
+    if payload["deadline_missed"]:
+        pending += f", past its deadline {payload['deadline']}"
     print(f"{payload['job_id']} ({name}): {payload['state']}, user {payload['user']}{pending}")
     decision = payload["decision"]
     if decision:

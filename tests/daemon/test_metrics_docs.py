@@ -26,6 +26,7 @@ def endpoint() -> tuple[set[str], set[str]]:
     with Metrics(clock=lambda: now) as metrics:
         port = metrics.start(0)
         metrics.observe_queue({"queued": 1})
+        metrics.observe_past_deadline(1)
         metrics.observe_decision("carbon-window", "start", 1.0, 2.0)
         metrics.observe_outcome("a", "succeeded", 1.0, 3600.0)
         metrics.observe_intensity("CA-QC", 31.0, 60.0)
