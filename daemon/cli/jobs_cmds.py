@@ -16,27 +16,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.cancel_cmd import cancel_job
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row, user_name
 from daemon.cli.output import clean_json, print_json, print_table, writable
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
-from daemon.cli.unread import unread_job_file
 from daemon.errors import UsageError
-from daemon.ledger import (
-    EXPORTABLE,
-    JobRecord,
-    Ledger,
-    LedgerError,
-    UnknownJobError,
-    export_table,
-)
+from daemon.ledger import EXPORTABLE, Ledger, LedgerError, export_table
 from daemon.ledger.export import EXPORT_SUFFIXES
-from daemon.queue import REJECTED_NAME, append_submission, new_job_id, submit_target
+from daemon.queue import REJECTED_NAME, append_submission, new_job_id
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
-from daemon.states import FINAL_STATES, STATES
+from daemon.states import STATES
 
 __all__ = ["register"]
 
@@ -96,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cancel = subparsers.add_parser("cancel", help="ask the daemon to cancel a job of yours")
     add_ledger_options(cancel)
     cancel.add_argument("job_id", metavar="ID")
-    cancel.set_defaults(func=_cancel)
+    cancel.set_defaults(func=cancel_job)
 
     export = subparsers.add_parser(
         "export",
@@ -303,49 +296,7 @@ def _rejected(args: argparse.Namespace, limit: int | None, offset: int, *, show_
     print_table(f"rejected lines ({path})", columns, table)
 
 
-# -- cancel, export -------------------------------------------------------------------------
-
-
-def _cancel(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    uid = os.getuid()
-    job = _ledger_job(settings.state_dir, args.job_id)
-    if job is None:  # not ingested yet (the daemon may be down): still in the caller's queue?
-        if unread_job_file(settings.state_dir, args.job_id, uid) is None:
-            raise UsageError(f"unknown job {args.job_id!r}: neither the ledger nor your queue "
-                             f"file {submit_target(settings.state_dir, uid)} has it")  # fmt: skip
-        job_id, state = args.job_id, None
-    else:
-        if uid not in (job.uid, 0):
-            raise UsageError(f"job {job.job_id} belongs to {user_name(job.uid)}, not to you")
-        if job.state in FINAL_STATES:
-            raise UsageError(f"job {job.job_id} is already {job.state}")
-        job_id, state = job.job_id, job.state
-    # after the job's own line in the same file: the daemon reads the job, then the cancel
-    target = append_submission(
-        settings.state_dir, uid, {"cancel": job_id}, settings.queue.max_line_bytes
-    )
-    if args.json:
-        print_json({"job_id": job_id, "cancel_requested": True, "state": state,
-                    "queue_file": str(target)})  # fmt: skip
-    elif state is None:
-        print(f"cancel requested for {job_id} (not read by the daemon yet: it will be "
-              f"cancelled before it starts)")  # fmt: skip
-    else:
-        print(f"cancel requested for {job_id} (was {state})")
-    return 0
-
-
-def _ledger_job(state_dir: Path, job_id: str) -> JobRecord | None:
-    """``job_id``'s ledger record; None when the ledger has no such job, or there is no
-    ledger yet (no daemon has started: only the queue files know the jobs)."""
-    if not (state_dir / LEDGER_NAME).is_file():
-        return None
-    with open_ledger(state_dir) as ledger:
-        try:
-            return ledger.job(job_id)
-        except UnknownJobError:
-            return None
+# -- export --------------------------------------------------------------------------------
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -1,17 +1,21 @@
-"""A job the caller submitted that the daemon has not read yet (it is down, or has not ingested
-the line yet): its line is still past the ledger's ingestion offset in the caller's own queue
-file. ``carbond cancel`` and ``status`` look for it when the ledger has no such id."""
+"""A job submitted that the daemon has not read yet (it is down, or has not ingested the line
+yet): its line is still past the ledger's ingestion offset in its queue file. ``carbond
+cancel`` and ``status`` look for it in the caller's own queue file when the ledger has no such
+id; root's ``carbond cancel`` also in every other queue file the daemon reads."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from daemon.ledger import Ledger, QueueFileRecord
-from daemon.queue import has_job_line, submit_target
+from daemon.queue import QUEUE_NAME, SPOOL_DIR, QueueError, has_job_line, submit_target
+from daemon.queue.files import attribution
 from daemon.queue.resume import resume
 from daemon.statedir import LEDGER_NAME
 
-__all__ = ["unread_job_file"]
+__all__ = ["unread_job_file", "unread_job_files"]
 
 
 def unread_job_file(state_dir: Path, job_id: str, uid: int) -> Path | None:
@@ -23,11 +27,53 @@ def unread_job_file(state_dir: Path, job_id: str, uid: int) -> Path | None:
         LedgerError: the ledger cannot be read.
     """
     target = submit_target(state_dir, uid)
-    record: QueueFileRecord | None = None
+    return target if _unread_in(state_dir, target, job_id, _offsets(state_dir)) else None
+
+
+def unread_job_files(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:
+    """Every queue file the daemon reads (``queue.jsonl`` and the spool files it attributes
+    to their owners) that holds a job line with ``job_id`` it has not read yet, each with its
+    owner's uid, whose job that line is.
+
+    Raises:
+        QueueError: the state dir or one of the files cannot be read.
+        LedgerError: the ledger cannot be read.
+    """
+    offsets = _offsets(state_dir)
+    names = [QUEUE_NAME]
+    spool = state_dir / SPOOL_DIR
+    try:
+        names += sorted(f"{SPOOL_DIR}/{p.name}" for p in spool.glob("*.jsonl"))
+    except OSError as exc:
+        raise QueueError(f"{spool}: cannot list: {exc.strerror}") from exc
+    found = []
+    for rel in names:
+        path = state_dir / rel
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise QueueError(f"{path}: cannot read: {exc.strerror}") from exc
+        if not stat.S_ISREG(st.st_mode) or isinstance(attribution(rel, st), str):
+            continue  # the daemon never reads its lines: not a job
+        if _unread_in(state_dir, path, job_id, offsets):
+            found.append((path, st.st_uid))
+    return found
+
+
+def _offsets(state_dir: Path) -> dict[str, QueueFileRecord]:
+    """The ledger's read offsets per queue file (none: no daemon has started, nothing read)."""
     ledger_path = state_dir / LEDGER_NAME
-    if ledger_path.is_file():  # no ledger: no daemon has started, nothing was read
-        with Ledger.open_readonly(ledger_path) as ledger:
-            record = ledger.queue_files().get(str(target.relative_to(state_dir)))
+    if not ledger_path.is_file():
+        return {}
+    with Ledger.open_readonly(ledger_path) as ledger:
+        return ledger.queue_files()
+
+
+def _unread_in(
+    state_dir: Path, path: Path, job_id: str, offsets: dict[str, QueueFileRecord]
+) -> bool:
+    record = offsets.get(str(path.relative_to(state_dir)))
     # from where the daemon goes on reading: also past a copy of the state dir (same bytes)
-    found = has_job_line(target, job_id, lambda fd, st: resume(fd, st, record).offset)
-    return target if found else None
+    return has_job_line(path, job_id, lambda fd, st: resume(fd, st, record).offset)

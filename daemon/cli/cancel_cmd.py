@@ -1,0 +1,93 @@
+"""``carbond cancel ID``: a cancel line appended where the daemon reads it after the job's own
+line: the caller's queue file, or, for root and a job the daemon has not read yet, the queue
+file of the user whose job it is."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from daemon.cli.context import open_ledger, settings_from
+from daemon.cli.job_rows import user_name
+from daemon.cli.output import print_json
+from daemon.cli.unread import unread_job_file, unread_job_files
+from daemon.errors import UsageError
+from daemon.ledger import JobRecord, UnknownJobError
+from daemon.queue import append_line, append_submission, submit_target
+from daemon.statedir import LEDGER_NAME
+from daemon.states import FINAL_STATES
+
+__all__ = ["cancel_job"]
+
+
+def cancel_job(args: argparse.Namespace) -> int:
+    """``carbond cancel ID``: append the cancel line where the daemon reads it after the job's."""
+    settings = settings_from(args)
+    uid = os.getuid()
+    job = _ledger_job(settings.state_dir, args.job_id)
+    other: tuple[Path, int] | None = None  # root: another user's queue file holding the job
+    if job is None:  # not ingested yet (the daemon may be down): still in a queue file?
+        other = _unread(settings.state_dir, args.job_id, uid)
+        job_id, state = args.job_id, None
+    else:
+        if uid not in (job.uid, 0):
+            raise UsageError(f"job {job.job_id} belongs to {user_name(job.uid)}, not to you")
+        if job.state in FINAL_STATES:
+            raise UsageError(f"job {job.job_id} is already {job.state}")
+        job_id, state = job.job_id, job.state
+    # after the job's own line in the same file: the daemon reads the job, then the cancel
+    if other is not None:  # that user's file, checked to be still theirs (never re-owned)
+        target = other[0]
+        append_line(target, {"cancel": job_id}, settings.queue.max_line_bytes, uid=other[1])
+    else:
+        target = append_submission(
+            settings.state_dir, uid, {"cancel": job_id}, settings.queue.max_line_bytes
+        )
+    if args.json:
+        print_json({"job_id": job_id, "cancel_requested": True, "state": state,
+                    "queue_file": str(target)})  # fmt: skip
+    elif state is None:
+        where = f"; appended to {user_name(other[1])}'s {target}" if other is not None else ""
+        print(f"cancel requested for {job_id} (not read by the daemon yet: it will be "
+              f"cancelled before it starts{where})")  # fmt: skip
+    else:
+        print(f"cancel requested for {job_id} (was {state})")
+    return 0
+
+
+def _unread(state_dir: Path, job_id: str, uid: int) -> tuple[Path, int] | None:
+    """Where the caller's cancel of ``job_id``, which the daemon has not read, must go: None
+    for the caller's own queue file (the job's line is there); for root, the file of another
+    user that holds it, with its owner (the daemon reads a file in order, so the cancel must
+    follow the job's line in that same file: it then reads as that user's own cancel).
+
+    Raises:
+        UsageError: no queue file the caller may cancel in holds it unread, or several users'
+            files do (root: whose job is meant is not known).
+    """
+    if unread_job_file(state_dir, job_id, uid) is not None:
+        return None
+    if uid != 0:
+        raise UsageError(f"unknown job {job_id!r}: neither the ledger nor your queue "
+                         f"file {submit_target(state_dir, uid)} has it")  # fmt: skip
+    found = unread_job_files(state_dir, job_id)
+    if not found:
+        raise UsageError(f"unknown job {job_id!r}: neither the ledger nor any queue file has it")
+    if len(found) > 1:
+        files = ", ".join(f"{path} ({user_name(owner)})" for path, owner in found)
+        raise UsageError(f"job {job_id!r} is unread in several users' queue files ({files}): "
+                         "cancel it once the daemon has read it")  # fmt: skip
+    return found[0]
+
+
+def _ledger_job(state_dir: Path, job_id: str) -> JobRecord | None:
+    """``job_id``'s ledger record; None when the ledger has no such job, or there is no
+    ledger yet (no daemon has started: only the queue files know the jobs)."""
+    if not (state_dir / LEDGER_NAME).is_file():
+        return None
+    with open_ledger(state_dir) as ledger:
+        try:
+            return ledger.job(job_id)
+        except UnknownJobError:
+            return None

@@ -1,0 +1,75 @@
+"""Root's ``carbond cancel`` of another user's job the daemon has not read yet: the cancel
+line goes into that user's queue file, after the job's line, and the file stays theirs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import job_line, make_service
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root cancels another user's job")
+
+ALICE, BOB = 4242, 4343  # uids without a daemon of their own: files owned by them
+
+
+def _spool_file(state: Path, uid: int, text: str) -> Path:
+    spool = state / "queue.d"
+    spool.mkdir(mode=0o1733, exist_ok=True)
+    path = spool / f"{uid}.jsonl"
+    path.write_text(text)
+    os.chown(path, uid, uid)
+    path.chmod(0o644)
+    return path
+
+
+def test_root_cancels_another_users_unread_job_in_their_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``carbond cancel`` looked only in the caller's own queue file for a job the daemon had
+    not read: root could not cancel another user's job while the daemon was down (`unknown
+    job`). Root's cancel now follows the job's line in the file that holds it."""
+    path = _spool_file(tmp_path, ALICE, job_line(id="theirs"))
+    assert main(["cancel", "theirs", "--state-dir", str(tmp_path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["queue_file"], shown["state"]) == (str(path), None)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line.get("id") or line.get("cancel") for line in lines] == ["theirs", "theirs"]
+    st = path.stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (ALICE, 0o644)  # still hers, as private
+    assert not (tmp_path / "queue.jsonl").exists()  # nothing of root's anywhere else
+
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    service.tick(clock())
+    assert service.ledger.job("theirs").state == "cancelled"
+    assert executor.launches == []
+    assert service.ledger.transitions("theirs")[-1].reason == "cancelled by its owner before start"
+
+
+def test_root_is_refused_a_job_id_unread_in_several_users_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alice = _spool_file(tmp_path, ALICE, job_line(id="same"))
+    bob = _spool_file(tmp_path, BOB, job_line(id="same"))
+    assert main(["cancel", "same", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unread in several users' queue files" in err and str(alice) in err and str(bob) in err
+    assert alice.read_text() == job_line(id="same") and bob.read_text() == job_line(id="same")
+
+
+def test_root_does_not_cancel_a_line_the_daemon_never_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spool file named for another uid than its owner is never read: its line is no job."""
+    path = _spool_file(tmp_path, ALICE, job_line(id="planted"))
+    os.chown(path, BOB, BOB)
+    assert main(["cancel", "planted", "--state-dir", str(tmp_path)]) == 2
+    assert "neither the ledger nor any queue file has it" in capsys.readouterr().err
+    assert path.read_text() == job_line(id="planted")
