@@ -454,6 +454,7 @@ class Service:
                 self._adopt([run for run in runs if run.token is None], now)
                 runs = self.ledger.active_runs()
             ended = self._endings.reconcile(runs, now, self._ending_context(), self._requeue)
+            self._held.watch(now)  # held jobs cancelled in their scheduler between plans
             if ended:
                 self._checkpoint_learning(now)
             for run in self._overdue.check(self.ledger.active_runs(), now):  # runs on

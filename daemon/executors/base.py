@@ -36,6 +36,7 @@ __all__ = [
     "Reporting",
     "Reserving",
     "RunHandle",
+    "WatchingHeld",
 ]
 
 
@@ -216,6 +217,18 @@ class Reserving(Protocol):
         it had already started it, it is left running and the answer is its token (the one
         found by ``job_id`` among the jobs of its owner ``uid`` when ``token`` is empty) and
         when it started."""
+        ...
+
+
+@runtime_checkable
+class WatchingHeld(Protocol):
+    """A :class:`Reserving` executor that can tell, between plans, which of the jobs it holds
+    its scheduler ended before they started (Slurm: a ``scancel`` of the pending job)."""
+
+    def ended_held(self, held: Sequence[RunHandle], now: datetime) -> dict[str, EndedUnstarted]:
+        """Of the held jobs ``held`` (each handle's ``token`` and owner ``uid``), those the
+        scheduler ended unstarted, by job id; a job whose end it has not recorded yet is
+        left out (asked again next time)."""
         ...
 
 

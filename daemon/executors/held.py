@@ -15,7 +15,14 @@ import structlog
 
 from daemon import killpoints
 from daemon.errors import DaemonError
-from daemon.executors.base import EndedUnstarted, Executor, LaunchSpec, Reserving
+from daemon.executors.base import (
+    EndedUnstarted,
+    Executor,
+    LaunchSpec,
+    Reserving,
+    RunHandle,
+    WatchingHeld,
+)
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger
 from daemon.planning import compared_start
@@ -140,6 +147,34 @@ class HeldJobs:
         with self._ledger.transaction():
             self._ledger.drop_run(job_id)
         return True
+
+    def watch(self, now: datetime) -> None:
+        """Between plans: end each held job its executor's scheduler ended before it started
+        (its owner ``scancel``-ed it in Slurm), :meth:`ended_unstarted`, rather than leave it
+        ``planned`` until its plan changes or its start comes. An executor that cannot be
+        asked now is asked again next time (``held_watch_failed``, logged once per error)."""
+        if not self.active:
+            return
+        by_executor: dict[str, list[RunHandle]] = {}
+        for run in self._ledger.runs(WAITING_STATES, owners=True).values():
+            if run.token:
+                handle = RunHandle(run.job_id, run.executor, run.token, run.launched_at,
+                                   uid=run.uid)  # fmt: skip
+                by_executor.setdefault(run.executor, []).append(handle)
+        for name, handles in by_executor.items():
+            executor = self._executors.get(name)
+            if not isinstance(executor, WatchingHeld):
+                continue
+            try:
+                ended = executor.ended_held(handles, now)
+            except (DaemonError, OSError) as exc:  # asked again next time, logged once
+                if self._failures.get(("held_watch_failed", name)) != str(exc):
+                    self._failures["held_watch_failed", name] = str(exc)
+                    log.error("held_watch_failed", executor=name, error=str(exc))
+                continue
+            self._failures.pop(("held_watch_failed", name), None)
+            for job_id, end in sorted(ended.items()):
+                self.ended_unstarted(job_id, end, now)
 
     def ended_unstarted(self, job_id: str, ended: EndedUnstarted, now: datetime) -> None:
         """A held job its executor's scheduler ended before it ever started (a ``scancel`` of

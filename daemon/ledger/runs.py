@@ -87,14 +87,15 @@ class Runs(Connection):
             self, job_id: str, new_state: str, at: datetime, reason: str, *, seen: str | None = None
         ) -> str: ...
 
-    def runs(self, states: Sequence[str]) -> dict[str, RunRecord]:
-        """The runs of the jobs in ``states``, by job id."""
+    def runs(self, states: Sequence[str], *, owners: bool = False) -> dict[str, RunRecord]:
+        """The runs of the jobs in ``states``, by job id (``owners``: each with its job's
+        ``uid``)."""
         rows = self._exec(
-            "SELECT runs.* FROM runs JOIN jobs USING (job_id)"
+            "SELECT runs.*, jobs.uid AS uid FROM runs JOIN jobs USING (job_id)"
             f" WHERE jobs.state IN ({','.join('?' * len(states))})",
             list(states),
         )
-        return {row["job_id"]: run_record(row) for row in rows}
+        return {row["job_id"]: run_record(row, uid=row["uid"] if owners else None) for row in rows}
 
     def started_runs(self, states: Sequence[str]) -> list[StartedRun]:
         """The runs of the jobs in ``states`` whose latest decision is ``start``, with that

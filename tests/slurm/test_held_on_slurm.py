@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from daemon.assemble import Daemon
-from daemon.executors.base import EndedUnstarted, LaunchSpec
+from daemon.executors.base import EndedUnstarted, LaunchSpec, RunHandle
 from daemon.executors.errors import HeldJobEndedError
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from tests.slurm.cluster import SlurmCluster
@@ -95,5 +95,67 @@ def test_a_planned_job_its_owner_cancels_in_slurm_is_cancelled_without_a_run(
             "planned",
             last.to_state,
         ]
+    assert daemon.ledger.run(job) is None and daemon.ledger.outcome(job) is None
+    assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]  # not resubmitted
+
+
+@pytest.mark.parametrize("by_owner", [True, False], ids=["owner", "admin"])
+def test_held_jobs_slurm_ended_unstarted_are_told_between_plans(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch, by_owner: bool
+) -> None:
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(), known_gpus=["T4"])
+    executor.discover("qc")
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    held, handles = {}, []
+    now = datetime.now(UTC)
+    for name in ("gone", "kept"):
+        job = f"{name}-{uuid.uuid4().hex[:8]}"
+        spec = LaunchSpec(job, ("true",), owner.pw_uid, owner.pw_gid, (0,), logs, region="qc",
+                          device_ids=("qc/0",))  # fmt: skip
+        held[name] = executor.hold(spec, now + timedelta(hours=1), "", now)
+        handles.append(RunHandle(job, "slurm", held[name].token, now, uid=owner.pw_uid))
+    assert executor.ended_held(handles, now) == {}  # both pending in Slurm
+    slurm_id = held["gone"].token.split('"')[3]
+    slurm_cluster.run(["scancel", slurm_id], user=slurm_cluster.user if by_owner else None)
+    slurm_cluster.wait_until(
+        lambda: slurm_cluster.job_state(int(slurm_id)).startswith("CANCELLED"),
+        what="sacct to have the cancel",
+    )
+    canceller = owner.pw_uid if by_owner else 0
+
+    assert executor.ended_held(handles, datetime.now(UTC)) == {
+        handles[0].job_id: EndedUnstarted(f"slurm CANCELLED by uid {canceller}", by_owner)
+    }
+    executor.withdraw(handles[1].job_id, held["kept"].token, now, uid=owner.pw_uid)
+
+
+def test_a_held_job_its_owner_cancels_in_slurm_ends_while_its_plan_stays_the_same(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    daemon, forecast = service
+    [job] = _ids("watched")
+    now = datetime.now(UTC)
+    forecast.dip = ("CA-QC", now + timedelta(hours=1), now + timedelta(hours=2), 10.0)
+    _append(daemon.settings.state_dir,
+            [_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
+    [row] = _until(slurm_cluster, daemon, "the job held in squeue",
+                   lambda: _squeue(slurm_cluster, [job], "PENDING"))  # fmt: skip
+    assert daemon.ledger.job(job).state == "planned"
+    slurm_cluster.run(["scancel", row["id"]])  # its owner (root, who wrote the queue line)
+    slurm_cluster.wait_until(
+        lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"),
+        what="sacct to have the cancel",
+    )
+
+    # the same forecast: the plan does not move, yet the next rounds see the cancel
+    _until(slurm_cluster, daemon, "the job final",
+           lambda: daemon.ledger.job(job).state not in ("queued", "planned"))  # fmt: skip
+
+    assert daemon.ledger.job(job).state == "cancelled"
+    assert daemon.ledger.transitions(job)[-1].reason == (
+        "ended in its executor by its owner before it started (slurm CANCELLED by uid 0)"
+    )
     assert daemon.ledger.run(job) is None and daemon.ledger.outcome(job) is None
     assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]  # not resubmitted

@@ -5,7 +5,8 @@ Life of a job (see docs/slurm.md):
 - planned for later: :meth:`SlurmExecutor.hold` submits it with ``--begin=<planned start>``
   pinned to the planned node, so it shows in ``squeue`` (reason ``BeginTime``) from the moment
   carbond has a plan; a new plan moves it in place (``scontrol update``: partition, node,
-  start; a move to another cluster or GRES name resubmits);
+  start; a move to another cluster or GRES name resubmits); between plans
+  :meth:`SlurmExecutor.ended_held` tells which held jobs Slurm ended unstarted (``scancel``);
 - start now: :meth:`release` sets its start to ``now`` (or :meth:`launch` submits it at once);
 - running and ended: :meth:`poll` reads ``squeue`` and then ``sacct`` (exit code, real start,
   and ``ConsumedEnergyRaw`` when Slurm accounts energy), every Slurm state mapped by
@@ -57,7 +58,7 @@ from daemon.executors.errors import (
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
 from daemon.executors.slurm.parse import AcctRow, QueueRow, parse_sbatch
-from daemon.executors.slurm.queries import SlurmQueries, Token, ended, said
+from daemon.executors.slurm.queries import SlurmQueries, Token, ended, ended_unstarted, said
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
 from daemon.executors.slurm.states import WAITING, is_ended
@@ -66,8 +67,6 @@ from policies import Device
 __all__ = ["SlurmExecutor"]
 
 log = structlog.get_logger(__name__)
-
-_NO_NODE = "None assigned"  # sacct's NodeList of a job that never got a node
 
 
 class SlurmExecutor:
@@ -304,12 +303,7 @@ class SlurmExecutor:
         if row is not None and not is_ended(row.state):
             return None
         acct = self._acct(current.cluster, [current.slurm_id])
-        job = next((r for r in acct if r.slurm_id == current.slurm_id and not r.step), None)
-        ran = job is not None and job.start is not None and job.nodes not in ("", _NO_NODE)
-        if job is None or ran or not is_ended(job.state):
-            return None
-        by = f" by uid {job.by_uid}" if job.by_uid is not None else ""
-        return EndedUnstarted(f"slurm {job.state}{by}", job.by_uid == uid)
+        return ended_unstarted(current.slurm_id, acct, uid)
 
     def _submit(self, spec: LaunchSpec, begin: datetime | None) -> Token:
         self._check(spec)
@@ -433,6 +427,27 @@ class SlurmExecutor:
                 if taken is not None:
                     ended.append(taken)
         return ended
+
+    def ended_held(self, held: Sequence[RunHandle], now: datetime) -> dict[str, EndedUnstarted]:
+        """Of the held jobs ``held``, those Slurm ended before they started (a ``scancel`` of
+        the pending job), read between plans: one ``squeue`` per cluster, and ``sacct`` of the
+        jobs it no longer shows waiting. A job whose end sacct has not recorded yet (it lags
+        squeue by about half a second; slurmdbd down) is left for the next call."""
+        self._reach.at(now)
+        by_cluster: dict[str | None, list[tuple[RunHandle, Token]]] = defaultdict(list)
+        for handle in held:
+            token = Token.decode(handle.job_id, handle.token)
+            by_cluster[token.cluster].append((handle, token))
+        out: dict[str, EndedUnstarted] = {}
+        for cluster, items in by_cluster.items():
+            queue = {r.slurm_id: r for r in self._q.squeue(cluster, [t.slurm_id for _, t in items])}
+            gone = [(h, t) for h, t in items
+                    if t.slurm_id not in queue or is_ended(queue[t.slurm_id].state)]  # fmt: skip
+            acct = self._acct(cluster, [t.slurm_id for _, t in gone])
+            for handle, token in gone:
+                if (end := ended_unstarted(token.slurm_id, acct, handle.uid)) is not None:
+                    out[handle.job_id] = end
+        return out
 
     def _overdue(self, handle: RunHandle, now: datetime) -> bool:
         """Pending longer than ``pending_grace_s``, or at or past the job's deadline (which

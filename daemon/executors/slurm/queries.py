@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from daemon.executors.base import ExitStatus, RunHandle
+from daemon.executors.base import EndedUnstarted, ExitStatus, RunHandle
 from daemon.executors.errors import ExecutorError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.parse import (
@@ -31,8 +31,9 @@ from daemon.executors.slurm.parse import (
 from daemon.executors.slurm.runner import CommandResult, Runner
 from daemon.executors.slurm.states import ended_status, is_ended
 
-__all__ = ["SlurmQueries", "Token", "ended", "said"]
+__all__ = ["SlurmQueries", "Token", "ended", "ended_unstarted", "said"]
 
+_NO_NODE = "None assigned"  # sacct's NodeList of a job that never got a node
 _ACCT_SETTLE_S = 5.0  # after its end, wait this long at most for a job's batch-step row
 
 
@@ -194,6 +195,19 @@ def ended(
         energy_j=energy_j(acct, slurm_id),
         end_to_second=job.end is not None,  # sacct's End has no fraction of a second
     )
+
+
+def ended_unstarted(slurm_id: str, acct: list[AcctRow], uid: int | None) -> EndedUnstarted | None:
+    """How Slurm ended ``slurm_id`` before it ever started (its pending job cancelled by its
+    owner ``uid`` or an admin), from its sacct rows: no node was ever assigned it (Slurm 22.05
+    gives a pending job its owner cancels a ``Start``, the cancel time; an admin's cancel
+    leaves none); None when it ran, or while sacct has no final row of it."""
+    job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
+    ran = job is not None and job.start is not None and job.nodes not in ("", _NO_NODE)
+    if job is None or ran or not is_ended(job.state):
+        return None
+    by = f" by uid {job.by_uid}" if job.by_uid is not None else ""
+    return EndedUnstarted(f"slurm {job.state}{by}", job.by_uid == uid)
 
 
 def said(result: CommandResult) -> str:

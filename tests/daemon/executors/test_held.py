@@ -3,6 +3,7 @@ moves, and a plan to start *now* (its devices not free yet) is not a new plan ev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,40 @@ def test_a_held_job_its_scheduler_ended_unstarted_by_someone_else_fails_without_
             "ended in its executor by someone else before it started (slurm CANCELLED by uid 0)"
         )
         assert ledger.run("j") is None and ledger.outcome("j") is None
+
+
+def test_held_jobs_are_watched_between_plans_and_ended_when_their_scheduler_ended_them(
+    tmp_path: Path,
+) -> None:
+    """A held job its owner ``scancel``-ed in Slurm showed ``planned`` until its plan moved or
+    its start came; each watch asks the executor about every held job (with its owner)."""
+    from daemon.executors.base import EndedUnstarted
+
+    class _Watching(_Reserving):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked: list[list[tuple[str, str, int | None]]] = []
+
+        def ended_held(self, held: Sequence[RunHandle], now: datetime) -> dict[str, EndedUnstarted]:
+            self.asked.append(sorted((h.job_id, h.token, h.uid) for h in held))
+            return {"a": EndedUnstarted("slurm CANCELLED by uid 1000", by_owner=True)}
+
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            for name in ("a", "b"):
+                ledger.add_job(job_request(name, T0), 1000, 1000, "queue.jsonl:1", T0)
+                ledger.transition(name, "planned", T0, "planned")
+                ledger.add_run(name, "fake", ["qc/0"], [0], 60.0, T0)
+                ledger.set_run_token(name, "t-" + name)
+        executor = _Watching()
+        held = HeldJobs(ledger, {"fake": executor})  # type: ignore[dict-item]
+
+        held.watch(T0 + timedelta(minutes=1))
+
+        assert executor.asked == [[("a", "t-a", 1000), ("b", "t-b", 1000)]]
+        assert ledger.job("a").state == "cancelled"
+        assert ledger.transitions("a")[-1].reason == (
+            "ended in its executor by its owner before it started (slurm CANCELLED by uid 1000)"
+        )
+        assert ledger.run("a") is None and ledger.outcome("a") is None
+        assert ledger.job("b").state == "planned" and ledger.run("b") is not None
