@@ -64,11 +64,12 @@ def final_state(
     before the cancel reached it (the request was read, but the run ended before the next
     reconcile sent it, or while the daemon was down) did all its work: ``succeeded``.
     Otherwise: ``cancelled`` when its owner asked (at ``cancel_requested_at``) before it ended,
-    else ``failed`` with the exit code or signal (also a run that failed on its own before the
-    owner's cancel request was read). Both comparisons are exact (the daemon's times and a
-    local run's end come from the same clock, to the microsecond), but for an end cut to the
-    whole second (``status.end_to_second``: sacct's End), against which a time in that second
-    counts as before it (it may be). A cancel's reason names ``cancelled_by``
+    or when the owner stopped it in the executor's scheduler (``cancelled_by_owner``: their own
+    ``scancel``), else ``failed`` with the exit code or signal (also a run that failed on its
+    own before the owner's cancel request was read). Both comparisons are exact (the daemon's
+    times and a local run's end come from the same clock, to the microsecond), but for an end
+    cut to the whole second (``status.end_to_second``: sacct's End), against which a time in
+    that second counts as before it (it may be). A cancel's reason names ``cancelled_by``
     (:func:`requester`: root may cancel any job)."""
     if status.succeeded:
         if cancel_sent_at is not None and _not_after(cancel_sent_at, status):
@@ -76,11 +77,18 @@ def final_state(
         return "succeeded", "exit code 0"
     if cancel_requested_at is not None and _not_after(cancel_requested_at, status):
         return "cancelled", f"cancelled by {cancelled_by} while running"
+    if status.cancelled_by_owner:  # e.g. their own scancel of the Slurm job
+        return "cancelled", f"cancelled by its owner in its executor ({status.reason})"
+    return "failed", _failure(status)
+
+
+def _failure(status: ExitStatus) -> str:
+    """The reason of a run that failed: its exit code, signal, or the executor's words."""
     if status.exit_code is not None:
-        return "failed", f"exit code {status.exit_code}"
+        return f"exit code {status.exit_code}"
     if status.signal is not None:
-        return "failed", f"killed by signal {status.signal}"
-    return "failed", status.reason or "outcome unknown"
+        return f"killed by signal {status.signal}"
+    return status.reason or "outcome unknown"
 
 
 def _not_after(at: datetime, status: ExitStatus) -> bool:

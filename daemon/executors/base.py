@@ -104,7 +104,9 @@ class ExitStatus:
     (``slurm-sacct``); the service uses it for a job no GPU meter on this node followed.
     ``started_at``: when the job really started, where the executor knows better than its
     launch time (Slurm). ``end_to_second``: ``finished_at`` is cut to the whole second (sacct's
-    End), so a time within that second may be before or after the end."""
+    End), so a time within that second may be before or after the end. ``cancelled_by_owner``:
+    the job's owner stopped it in the executor's scheduler itself (Slurm: their own
+    ``scancel``, not ``carbond cancel``): it is then ``cancelled``, not ``failed``."""
 
     job_id: str
     finished_at: datetime
@@ -115,6 +117,7 @@ class ExitStatus:
     energy_method: str | None = None
     started_at: datetime | None = None
     end_to_second: bool = False
+    cancelled_by_owner: bool = False
 
     def __post_init__(self) -> None:
         # The reason quotes what the job or its wrapper wrote (a status file's JSON may hold

@@ -50,6 +50,19 @@ ASKED = NOW - timedelta(seconds=5)  # the owner's cancel request, read before th
         (ExitStatus("j", ASKED, 2), NOW, ("failed", "exit code 2")),
         (ExitStatus("j", NOW, None, None, "pid gone"), None, ("failed", "pid gone")),
         (ExitStatus("j", NOW, None), None, ("failed", "outcome unknown")),
+        # its owner's own scancel of the Slurm job (not carbond cancel): cancelled, not failed
+        (
+            ExitStatus(
+                "j", NOW, None, None, "slurm CANCELLED by uid 1000", cancelled_by_owner=True
+            ),
+            None,
+            ("cancelled", "cancelled by its owner in its executor (slurm CANCELLED by uid 1000)"),
+        ),
+        (  # carbond cancel asked first: its reason
+            ExitStatus("j", NOW, None, None, "slurm CANCELLED by uid 0", cancelled_by_owner=True),
+            ASKED,
+            ("cancelled", "cancelled by its owner while running"),
+        ),
     ],
 )
 def test_final_state(

@@ -158,3 +158,24 @@ def test_a_job_that_failed_on_its_own_before_its_owners_cancel_is_recorded_faile
     assert daemon.ledger.transitions(job)[-1].reason == "exit code 3"
     outcome = daemon.ledger.outcome(job)
     assert outcome is not None and outcome["energy_method"] == "slurm-sacct"
+
+
+def test_a_running_job_its_owner_scancels_in_slurm_is_cancelled_not_failed(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    daemon, _ = service
+    [job] = _ids("ownscancel")
+    _append(daemon.settings.state_dir,
+            [_line(job, ["sleep", "60"], deadline="+20m", regions=["qc"])])  # fmt: skip
+    [row] = _until(slurm_cluster, daemon, "the job running in Slurm",
+                   lambda: _squeue(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+    assert daemon.ledger.job(job).state == "running"
+
+    slurm_cluster.run(["scancel", row["id"]])  # its owner (root, who wrote the queue line)
+    _until(slurm_cluster, daemon, "the job final",
+           lambda: daemon.ledger.job(job).state != "running")  # fmt: skip
+
+    assert daemon.ledger.job(job).state == "cancelled"
+    assert daemon.ledger.transitions(job)[-1].reason == (
+        "cancelled by its owner in its executor (slurm CANCELLED by uid 0)"
+    )

@@ -194,6 +194,7 @@ def ended(
         nodes=job.nodes,
         energy_j=energy_j(acct, slurm_id),
         end_to_second=job.end is not None,  # sacct's End has no fraction of a second
+        owner=handle.uid,
     )
 
 

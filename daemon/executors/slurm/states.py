@@ -76,10 +76,12 @@ def ended_status(
     nodes: str = "",
     energy_j: float | None = None,
     end_to_second: bool = False,
+    owner: int | None = None,
 ) -> ExitStatus:
     """The :class:`ExitStatus` of carbond job ``job_id`` whose Slurm job ended in ``state``;
     ``energy_j`` (J, from ``sacct``) is flagged ``slurm-sacct``; ``end_to_second``:
-    ``finished_at`` is sacct's End, cut to the second."""
+    ``finished_at`` is sacct's End, cut to the second. ``CANCELLED`` by ``owner`` (the job's
+    uid; None: not known) is ``cancelled_by_owner``."""
     reason = f"slurm {state}"
     if state == "CANCELLED" and by_uid is not None:
         reason += f" by uid {by_uid}"
@@ -100,4 +102,5 @@ def ended_status(
         energy_method=SLURM_SACCT if energy_j is not None else None,
         started_at=started_at,
         end_to_second=end_to_second,
+        cancelled_by_owner=state == "CANCELLED" and owner is not None and by_uid == owner,
     )

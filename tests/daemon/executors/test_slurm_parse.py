@@ -196,6 +196,25 @@ def test_every_final_state_maps_with_its_reason(
     assert status.succeeded == (state == "COMPLETED")
 
 
+@pytest.mark.parametrize(
+    ("state", "by_uid", "owner", "expected"),
+    [
+        ("CANCELLED", 1000, 1000, True),  # the owner's own scancel
+        ("CANCELLED", 0, 1000, False),  # root's (or carbond's) scancel
+        ("CANCELLED", None, 1000, False),
+        ("CANCELLED", 1000, None, False),  # owner not known
+        ("FAILED", 1000, 1000, False),
+    ],
+)
+def test_a_cancel_is_the_owners_only_when_slurm_names_the_owner(
+    state: str, by_uid: int | None, owner: int | None, expected: bool
+) -> None:
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    status = ended_status("j", state, exit_code=None, signal=None, finished_at=at,
+                          by_uid=by_uid, owner=owner)  # fmt: skip
+    assert status.cancelled_by_owner is expected
+
+
 @pytest.mark.parametrize("state", ["PENDING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED"])
 def test_waiting_and_active_states_are_not_ended(state: str) -> None:
     assert not is_ended(state)
