@@ -8,8 +8,10 @@
           ├── HeldJobEndedError      a held job to release was ended in its scheduler unstarted
           └── ExecutorUnavailableError  the executor's scheduler cannot be reached now
                │                         (e.g. Slurm down): jobs wait, they do not fail
-               └── LaunchUnconfirmedError  it was asked to start a job but did not answer:
-                                           the job may have started (looked up, not retried)
+               ├── LaunchUnconfirmedError  it was asked to start a job but did not answer:
+               │                           the job may have started (looked up, not retried)
+               └── EndNotRecordedError   a job left the scheduler's queue but its accounting
+                                         has no end of it yet (asked again later)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from daemon.errors import DaemonError
 from daemon.executors.base import EndedUnstarted
 
 __all__ = [
+    "EndNotRecordedError",
     "ExecutorError",
     "ExecutorUnavailableError",
     "HeldJobEndedError",
@@ -52,3 +55,10 @@ class LaunchUnconfirmedError(ExecutorUnavailableError):
     ``sbatch`` timed out against a controller that accepts connections but does not answer):
     it may have the job. The run is kept and looked up (``adopt`` with an empty token, by the
     job's name) rather than launched again, which could start it twice."""
+
+
+class EndNotRecordedError(ExecutorUnavailableError):
+    """A held job its scheduler no longer lists as waiting or running, whose end its
+    accounting has not recorded yet (Slurm: ``sacct`` lags ``squeue`` by about half a second,
+    or slurmdbd is down): whether it ever ran is not known yet, so nothing is decided; the
+    service asks again on a later round (the job stays held, its token kept)."""

@@ -49,6 +49,7 @@ from daemon.executors.base import (
     RunHandle,
 )
 from daemon.executors.errors import (
+    EndNotRecordedError,
     ExecutorError,
     ExecutorUnavailableError,
     HeldJobEndedError,
@@ -67,6 +68,10 @@ from policies import Device
 __all__ = ["SlurmExecutor"]
 
 log = structlog.get_logger(__name__)
+
+# How long a held job gone from squeue may wait for its end in sacct (about half a second
+# behind; longer while slurmdbd is down) before it is taken as started, as it was before.
+_SACCT_WAIT_S = 60.0
 
 
 class SlurmExecutor:
@@ -104,6 +109,7 @@ class SlurmExecutor:
         self._layout: dict[str, Layout] = {}
         self._undiscovered: dict[str, str] = {}  # region -> why Slurm gave no GPUs for it
         self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process
+        self._no_end: dict[str, datetime] = {}  # held jobs gone from squeue, no sacct end yet
 
     @property
     def name(self) -> str:
@@ -241,7 +247,7 @@ class SlurmExecutor:
         if found is None:
             return Held(self._submit(spec, start).encode())
         current, row = found
-        if (ended := self._ended_unstarted(current, row, spec.uid)) is not None:
+        if (ended := self._ended_unstarted(current, row, spec.uid, now)) is not None:
             return Held(current.encode(), ended=ended)
         if row is None or row.state not in WAITING:  # Slurm started it at its planned start
             return Held(current.encode(), (row.start if row else None) or now)
@@ -255,7 +261,7 @@ class SlurmExecutor:
         if found is None:
             return self.launch(spec, now)
         current, row = found
-        if (ended := self._ended_unstarted(current, row, spec.uid)) is not None:
+        if (ended := self._ended_unstarted(current, row, spec.uid, now)) is not None:
             raise HeldJobEndedError(
                 f"job {spec.job_id}: Slurm job {current.slurm_id} ended before it started "
                 f"({ended.reason})",
@@ -276,7 +282,7 @@ class SlurmExecutor:
         if found is None:
             return None
         current, row = found
-        if (ended := self._ended_unstarted(current, row, uid)) is not None:
+        if (ended := self._ended_unstarted(current, row, uid, now)) is not None:
             return Held(current.encode(), ended=ended)
         if row is None or row.state not in WAITING:
             return Held(current.encode(), (row.start if row else None) or now)
@@ -290,20 +296,39 @@ class SlurmExecutor:
         return None
 
     def _ended_unstarted(
-        self, current: Token, row: QueueRow | None, uid: int | None
+        self, current: Token, row: QueueRow | None, uid: int | None, now: datetime
     ) -> EndedUnstarted | None:
         """How Slurm ended the held job ``current`` before it ever started (its pending job
         cancelled by its owner ``uid`` or an admin), from its sacct row: no node was ever
         assigned it (Slurm 22.05 gives a pending job its owner cancels a ``Start``, the cancel
-        time; an admin's cancel leaves none); None
-        while squeue shows it waiting or running, once it has started, or when sacct has no
-        final row of it yet (slurmdbd down, or about half a second behind squeue: taken as
-        started, as before, and :meth:`poll` reads its end).
-        squeue's start of such a job is when it was cancelled, not when it ran."""
+        time; an admin's cancel leaves none); None while squeue shows it waiting or running,
+        or once it has started. squeue's start of such a job is when it was cancelled, not
+        when it ran.
+
+        Raises:
+            EndNotRecordedError: squeue no longer shows it waiting or running but sacct has no
+                end of it yet (about half a second behind squeue; slurmdbd down): asked again
+                later, for up to ``_SACCT_WAIT_S``; only then is it taken as started (as
+                before), and :meth:`poll` reads its end once sacct has it.
+        """
         if row is not None and not is_ended(row.state):
+            self._no_end.pop(current.slurm_id, None)
             return None
         acct = self._acct(current.cluster, [current.slurm_id])
-        return ended_unstarted(current.slurm_id, acct, uid)
+        job = next((r for r in acct if r.slurm_id == current.slurm_id and not r.step), None)
+        if job is not None and is_ended(job.state):
+            self._no_end.pop(current.slurm_id, None)
+            return ended_unstarted(current.slurm_id, acct, uid)
+        since = self._no_end.setdefault(current.slurm_id, now)
+        waited = (now - since).total_seconds()
+        if waited < _SACCT_WAIT_S:
+            raise EndNotRecordedError(
+                f"Slurm job {current.slurm_id} left squeue but sacct has no end of it yet "
+                f"(waited {waited:.0f} s of {_SACCT_WAIT_S:.0f}); asked again next round"
+            )
+        log.warning("slurm_sacct_no_end", slurm_id=current.slurm_id, waited_s=waited)
+        self._no_end.pop(current.slurm_id, None)
+        return None
 
     def _submit(self, spec: LaunchSpec, begin: datetime | None) -> Token:
         self._check(spec)

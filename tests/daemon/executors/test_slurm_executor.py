@@ -12,6 +12,7 @@ import pytest
 
 from daemon.executors.base import Held, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import (
+    EndNotRecordedError,
     ExecutorError,
     ExecutorUnavailableError,
     LaunchUnconfirmedError,
@@ -220,6 +221,34 @@ def test_a_job_slurm_already_started_is_reported_not_moved(tmp_path: Path) -> No
         held.token, T0 + timedelta(minutes=5)
     )
     assert job.state == "RUNNING"  # never cancelled behind the owner's back
+
+
+def test_a_held_job_gone_from_squeue_waits_for_its_end_in_sacct_before_anything_is_decided(
+    tmp_path: Path,
+) -> None:
+    """sacct lags squeue (about 0.5 s; slurmdbd down: longer): a held job squeue shows ended
+    but sacct has no end of yet was taken as started at once, and recorded as a run (of 0 s,
+    its end read later) even when its owner had cancelled it pending. Now nothing is decided
+    for up to a minute; then it is taken as started, as before."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    held = executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    job = next(iter(slurm.jobs.values()))
+    job.state = "CANCELLED"  # squeue has the cancel; sacct not yet
+    slurm.dbd_down = True
+
+    for at in (T0, T0 + timedelta(seconds=30)):
+        with pytest.raises(EndNotRecordedError, match="sacct has no end of it yet"):
+            executor.release(_spec(tmp_path), held.token, at)
+        with pytest.raises(EndNotRecordedError):
+            executor.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, at)
+        with pytest.raises(EndNotRecordedError):
+            executor.withdraw("j1", held.token, at, uid=0)
+    assert len(slurm.jobs) == 1  # nothing submitted again
+
+    late = T0 + timedelta(seconds=61)  # bounded: then taken as started, as before
+    taken = executor.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, late)
+    assert taken.started_at is not None and taken.ended is None
 
 
 def test_withdraw_holds_then_cancels_and_finds_an_unrecorded_submission_by_name(
