@@ -180,7 +180,11 @@ def build_slurm_executor(settings: Settings) -> SlurmExecutor | None:
     path = f"{cfg.bin_dir}:/usr/bin:/bin" if cfg.bin_dir else "/usr/local/bin:/usr/bin:/bin"
     return SlurmExecutor(
         targets,
-        runner=SubprocessRunner(timeout_s=cfg.command_timeout_s, path=path),
+        runner=SubprocessRunner(
+            timeout_s=cfg.command_timeout_s,
+            accounting_timeout_s=cfg.accounting_timeout_s,
+            path=path,
+        ),
         gpu_names={r.name: r.slurm.gpu_types for r in regions if r.slurm is not None},
         known_gpus=gpu_catalog(settings).names(),
         bin_dir=cfg.bin_dir,

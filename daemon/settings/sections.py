@@ -195,13 +195,15 @@ class SlurmExecutorSettings(_Section):
     in its ``[regions.slurm]`` table).
 
     ``bin_dir``: where ``sbatch``, ``squeue``, ``sacct``, ``scancel``, ``scontrol`` are (empty:
-    ``PATH``); ``command_timeout_s``: the most one Slurm command may take; ``pending_grace_s``:
-    how long a released job may stay pending (the partition busy with others' work) before
-    carbond takes it back and plans it again.
+    ``PATH``); ``command_timeout_s``: the most one Slurm command may take;
+    ``accounting_timeout_s``: the most one ``sacct`` may take (a hung slurmdbd then delays
+    only the ends that need it); ``pending_grace_s``: how long a released job may stay pending
+    (the partition busy with others' work) before carbond takes it back and plans it again.
     """
 
     bin_dir: Path | None = None
     command_timeout_s: float = Field(default=30.0, gt=0, le=MAX_DURATION_S)
+    accounting_timeout_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
     pending_grace_s: float = Field(default=300.0, gt=0, le=MAX_DURATION_S)
 
 

@@ -117,13 +117,20 @@ class SlurmExecutor:
 
     def problems(self) -> dict[str, str]:
         """Each cluster whose controller does not answer now (``slurm``: the local one,
-        ``slurm:<cluster>``), with what its first failing command said; empty when all do."""
+        ``slurm:<cluster>``), with what its first failing command said, and each whose
+        ``sacct`` got no answer in time (``slurmdbd``, ``slurmdbd:<cluster>``); empty when all
+        do."""
         problems = {}
         for cluster, outage in self._reach.outages().items():
             regions = ", ".join(r for r, t in self._targets.items() if t.cluster == cluster)
             problems["slurm" + (f":{cluster}" if cluster else "")] = (
                 f"controller unreachable ({outage.message}); the jobs of region(s) {regions} "
                 "wait, none fails"
+            )
+        for cluster, outage in self._reach.accounting().items():
+            problems["slurmdbd" + (f":{cluster}" if cluster else "")] = (
+                f"accounting unreachable ({outage.message}); the ends of jobs that left squeue "
+                f"wait (sacct asked again {outage.retry_s:g} s after the last try), none fails"
             )
         return problems
 

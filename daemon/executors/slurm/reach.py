@@ -15,6 +15,13 @@ past it is preceded by ``scontrol ping`` (one connection attempt: milliseconds a
 stopped controller) and runs only if a controller answers UP. A command that gets an answer
 ends the outage.
 
+``sacct`` reads slurmdbd, not the controller: one that gets no answer in time (a hung
+slurmdbd) starts an outage of that cluster's *accounting* only (:meth:`Reach.accounting`,
+``slurm_accounting_down``), with the same retry times but no ping (nothing cheaper asks
+slurmdbd), and raises :class:`SlurmAccountingError`, which is no
+:class:`~daemon.executors.errors.ExecutorUnavailableError`: the other commands keep running,
+and only the ends that need ``sacct`` wait.
+
 Time is the ``now`` the service hands the executor's methods (:meth:`Reach.at`), so one round
 (one ``now``) runs at most one failing command per cluster, and tests need no clock; without a
 time (discovery) a command during an outage always pings first. Nothing fails for an outage:
@@ -37,6 +44,7 @@ from daemon.executors.slurm.parse import controller_up, no_answer, unreachable
 from daemon.executors.slurm.runner import (
     CommandResult,
     Runner,
+    SlurmAccountingError,
     SlurmNoAnswerError,
     SlurmUnavailableError,
 )
@@ -87,6 +95,7 @@ class Reach:
         self._scontrol = scontrol
         self._now: datetime | None = None
         self._outages: dict[str | None, Outage] = {}
+        self._accounting: dict[str | None, Outage] = {}  # sacct unanswered (slurmdbd hung)
 
     def at(self, now: datetime | None) -> None:
         """The time of the executor's current call (None: none, e.g. discovery)."""
@@ -95,6 +104,10 @@ class Reach:
     def outages(self) -> dict[str | None, Outage]:
         """The clusters (None: the local one) whose controller does not answer now."""
         return dict(self._outages)
+
+    def accounting(self) -> dict[str | None, Outage]:
+        """The clusters whose ``sacct`` got no answer in time, not asked again yet."""
+        return dict(self._accounting)
 
     def __call__(
         self,
@@ -110,7 +123,36 @@ class Reach:
             SlurmNoAnswerError: the command got no answer in time (it may have been done).
             SlurmUnavailableError: the controller cannot be reached (now, or still: the
                 command did not run).
+            SlurmAccountingError: ``sacct`` got no answer in time (now, or still: not run).
         """
+        if Path(argv[0]).name == "sacct":
+            return self._sacct(argv, stdin=stdin, uid=uid, gid=gid)
+        return self._run(argv, stdin=stdin, uid=uid, gid=gid)
+
+    def _sacct(
+        self, argv: Sequence[str], *, stdin: str, uid: int | None, gid: int | None
+    ) -> CommandResult:
+        """``sacct``: its own outage, never the controller's."""
+        cluster = cmd.cluster_of(argv)
+        outage = self._accounting.get(cluster)
+        if outage is not None and not outage.due(self._now):
+            raise SlurmAccountingError(_not_run_message(argv, cluster, outage, "accounting"))
+        try:
+            result = self._runner(argv, stdin=stdin, uid=uid, gid=gid)
+        except SlurmNoAnswerError as exc:
+            if outage is None:
+                log.error("slurm_accounting_down", cluster=cluster, error=str(exc))
+                outage = Outage(str(exc), 0, self._now)
+            self._accounting[cluster] = replace(outage, failures=outage.failures + 1,
+                                                failed_at=self._now)  # fmt: skip
+            raise SlurmAccountingError(str(exc)) from exc
+        if self._accounting.pop(cluster, None) is not None:
+            log.info("slurm_accounting_back", cluster=cluster)
+        return result
+
+    def _run(
+        self, argv: Sequence[str], *, stdin: str, uid: int | None, gid: int | None
+    ) -> CommandResult:
         cluster = cmd.cluster_of(argv)
         outage = self._outages.get(cluster)
         if outage is not None:
@@ -152,8 +194,12 @@ class Reach:
 
 
 def _not_run(argv: Sequence[str], cluster: str | None, outage: Outage) -> SlurmUnavailableError:
+    return SlurmUnavailableError(_not_run_message(argv, cluster, outage, "Slurm"))
+
+
+def _not_run_message(argv: Sequence[str], cluster: str | None, outage: Outage, what: str) -> str:
     where = f" cluster {cluster}" if cluster else ""
-    return SlurmUnavailableError(
-        f"{Path(argv[0]).name}: not run: Slurm{where} unreachable ({outage.message}); "
+    return (
+        f"{Path(argv[0]).name}: not run: {what}{where} unreachable ({outage.message}); "
         f"asked again {outage.retry_s:g} s after the last try"
     )

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from daemon.executors.errors import ExecutorUnavailableError
+from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 
 __all__ = [
     "CommandResult",
     "Runner",
+    "SlurmAccountingError",
     "SlurmNoAnswerError",
     "SlurmUnavailableError",
     "SubprocessRunner",
@@ -37,6 +38,12 @@ class SlurmUnavailableError(ExecutorUnavailableError):
 class SlurmNoAnswerError(SlurmUnavailableError):
     """A Slurm command reached the controller, or may have, but got no answer in time (it
     timed out, or Slurm said ``Socket timed out``): what it asked for may have been done."""
+
+
+class SlurmAccountingError(ExecutorError):
+    """``sacct`` got no answer from slurmdbd in time (or is not asked again yet after that):
+    Slurm's accounting cannot be read now, but its controller may well answer; the ends that
+    need ``sacct`` wait, nothing else does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +78,21 @@ class SubprocessRunner:
 
     Args:
         timeout_s: the most one command may take.
+        accounting_timeout_s: the most one ``sacct`` may take (None: ``timeout_s``); a hung
+            slurmdbd keeps ``sacct`` waiting (45 s on the local cluster) while everything else
+            Slurm answers at once.
         path: ``PATH`` for the commands.
     """
 
-    def __init__(self, *, timeout_s: float = 30.0, path: str = "/usr/bin:/bin") -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 30.0,
+        accounting_timeout_s: float | None = None,
+        path: str = "/usr/bin:/bin",
+    ) -> None:
         self._timeout_s = timeout_s
+        self._accounting_timeout_s = accounting_timeout_s or timeout_s
         env = {"PATH": path, "LANG": "C.UTF-8", "TZ": "UTC"}
         env.update({k: os.environ[k] for k in _PASSED_ENV if k in os.environ})
         self._env = env
@@ -95,13 +112,15 @@ class SubprocessRunner:
             SlurmUnavailableError: the command is missing or could not start.
         """
         switch = uid is not None and uid != os.geteuid()
+        accounting = os.path.basename(argv[0]) == "sacct"
+        timeout_s = self._accounting_timeout_s if accounting else self._timeout_s
         try:
             done = subprocess.run(  # an argv, no shell
                 list(argv),
                 input=stdin,
                 capture_output=True,
                 text=True,
-                timeout=self._timeout_s,
+                timeout=timeout_s,
                 env=self._env,
                 cwd="/",
                 check=False,
@@ -110,7 +129,7 @@ class SubprocessRunner:
                 extra_groups=[] if switch else None,
             )
         except subprocess.TimeoutExpired as exc:
-            raise SlurmNoAnswerError(f"{argv[0]}: no answer within {self._timeout_s:g} s") from exc
+            raise SlurmNoAnswerError(f"{argv[0]}: no answer within {timeout_s:g} s") from exc
         except OSError as exc:
             raise SlurmUnavailableError(f"{argv[0]}: cannot run: {exc}") from exc
         return CommandResult(done.returncode, done.stdout, done.stderr)

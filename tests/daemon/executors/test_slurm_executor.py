@@ -20,7 +20,7 @@ from daemon.executors.errors import (
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
 from daemon.executors.slurm.commands import slurm_time
 from daemon.executors.slurm.queries import Token
-from daemon.executors.slurm.runner import SlurmUnavailableError
+from daemon.executors.slurm.runner import SlurmNoAnswerError, SlurmUnavailableError
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 
@@ -56,6 +56,7 @@ class FakeSlurm:
     down: bool = False  # every command times out
     stopped: bool = False  # slurmctld stopped: every command says it cannot contact it
     dbd_down: bool = False  # slurmdbd stopped: sacct fails (DBD_DOWN), the rest answers
+    dbd_hung: bool = False  # slurmdbd hung: sacct times out, the rest answers
     nodes: str = (
         (RECORDED / "scontrol_nodes_drained.txt").read_text().replace("MIXED+DRAIN", "IDLE")
     )
@@ -112,6 +113,8 @@ class FakeSlurm:
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
 
     def _sacct(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        if self.dbd_hung:
+            raise SlurmNoAnswerError("sacct: no answer within 10 s")
         if self.dbd_down:
             return CommandResult(1, "", DBD_DOWN)
         rows = []
@@ -419,6 +422,29 @@ def test_a_stopped_controller_is_asked_once_a_round_then_only_pinged_until_it_an
     assert executor.problems() == {}
     assert executor.poll([handle], T0 + timedelta(seconds=30)) == []  # still running
     assert [c[0] for c in slurm.calls].count("sbatch") == 0  # j2 was never submitted
+
+
+def test_a_hung_slurmdbd_delays_only_the_ends_that_need_sacct(tmp_path: Path) -> None:
+    """A sacct that timed out (slurmdbd hung, slurmctld fine) started an outage of the whole
+    cluster: the poll raised, and every later Slurm command of the round (and of the next
+    10-120 s) was 'not run: Slurm unreachable', so no held job moved and no job launched."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    done = executor.launch(_spec(tmp_path), T0)
+    next(iter(slurm.jobs.values())).state = "GONE"  # ended: its end is sacct's
+    slurm.dbd_hung, slurm.calls = True, []
+
+    assert executor.poll([done], T0) == []  # its end waits
+    launched = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)  # the controller is
+    assert executor.poll([launched], T0) == []  # asked as usual: j2 submitted, seen running
+    [(key, message)] = executor.problems().items()
+    assert key == "slurmdbd" and "accounting unreachable (sacct: no answer within 10 s)" in message
+    assert executor.poll([done], T0 + timedelta(seconds=5)) == []  # not asked again yet
+    assert _tools(slurm.calls).count("sacct") == 1
+
+    slurm.dbd_hung = False
+    [status] = executor.poll([done], T0 + timedelta(seconds=10))
+    assert status.succeeded and executor.problems() == {}
 
 
 def test_a_timed_out_command_starts_an_outage_too(tmp_path: Path) -> None:

@@ -1,0 +1,76 @@
+"""A hung slurmdbd (``sacct`` waits ~45 s, then fails) while slurmctld answers (``make
+slurm-up`` first): only the ends that need ``sacct`` wait, for ``accounting_timeout_s`` once;
+the controller is not taken for down, so other jobs are still submitted and watched."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.executors.base import LaunchSpec
+from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
+from tests.slurm import localcluster
+from tests.slurm.cluster import SlurmCluster
+
+pytestmark = pytest.mark.slurm
+
+
+@contextmanager
+def _slurmdbd_hung(cluster: SlurmCluster) -> Iterator[None]:
+    """slurmdbd stopped (SIGSTOP: it keeps its socket, answers nothing), resumed after."""
+    dbd = localcluster.daemon(cluster.layout, "slurmdbd")
+    pid = int(dbd.pid_file.read_text())
+    assert dbd.cmdline_word in Path(f"/proc/{pid}/cmdline").read_text()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_hung_slurmdbd_delays_only_the_ends_that_need_sacct(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    runner = SubprocessRunner(timeout_s=30, accounting_timeout_s=2)
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=runner, known_gpus=["T4"])
+    executor.discover("qc")
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+
+    def spec(job: str, *argv: str) -> LaunchSpec:
+        return LaunchSpec(job, argv, owner.pw_uid, owner.pw_gid, (0,), logs, region="qc",
+                          device_ids=("qc/0",))  # fmt: skip
+
+    done = executor.launch(spec(f"done-{uuid.uuid4().hex[:8]}", "true"), datetime.now(UTC))
+    slurm_id = int(done.token.split('"')[3])
+    slurm_cluster.wait_until(lambda: slurm_cluster.job_state(slurm_id) == "COMPLETED",
+                             what="the job to end in sacct")  # fmt: skip
+
+    with _slurmdbd_hung(slurm_cluster):
+        now = datetime.now(UTC)
+        began = time.monotonic()
+        assert executor.poll([done], now) == []  # its end waits for sacct
+        assert time.monotonic() - began < 10  # 2 s, not command_timeout_s (30)
+        assert executor.problems().keys() == {"slurmdbd"}  # not "slurm": slurmctld answers
+        began = time.monotonic()
+        assert executor.poll([done], now + timedelta(seconds=5)) == []  # not asked again yet
+        assert time.monotonic() - began < 1.5
+        other = executor.launch(spec(f"other-{uuid.uuid4().hex[:8]}", "sleep", "30"), now)
+        assert executor.poll([other], now) == []  # submitted and watched as usual
+        executor.cancel(other, now)
+
+    [status] = slurm_cluster.wait_until(
+        lambda: executor.poll([done], datetime.now(UTC) + timedelta(seconds=30)),
+        what="the end read once slurmdbd answers",
+    )
+    assert status.succeeded and executor.problems() == {}
