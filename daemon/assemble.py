@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -39,6 +39,7 @@ from daemon.settings import RegionSettings, Settings
 from daemon.signals import build_signal_chain
 from daemon.sites import SiteView, build_sites
 from daemon.statedir import LEDGER_NAME  # re-exported: older imports of it from here
+from daemon.states import WAITING_STATES
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 from policies.footprint.recalibration import Recalibration
 
@@ -135,12 +136,13 @@ def _configure_learning(learning: Learning, settings: Settings) -> Learning:
     return learning
 
 
-def build_executors(settings: Settings) -> dict[str, Executor]:
+def build_executors(settings: Settings, follow: Collection[str] = ()) -> dict[str, Executor]:
     """Every executor a region may name, configured from ``settings.executors`` (``slurm``
-    only when a region uses it)."""
+    only when a region uses it, or when it is in ``follow``: the executors the ledger's
+    unfinished runs are on, :func:`_unfinished_on`)."""
     local = settings.executors.local
     sim = settings.executors.simulated
-    slurm = build_slurm_executor(settings)
+    slurm = build_slurm_executor(settings, follow="slurm" in follow)
     return {
         **({"slurm": slurm} if slurm is not None else {}),
         "local": LocalExecutor(
@@ -158,6 +160,13 @@ def build_executors(settings: Settings) -> dict[str, Executor]:
     }
 
 
+def _unfinished_on(ledger: Ledger) -> set[str]:
+    """The executors of the ledger's runs not finished yet: running, or held for a waiting
+    job (a Slurm job held until its planned start)."""
+    held = ledger.runs(WAITING_STATES).values()
+    return {run.executor for run in (*ledger.active_runs(), *held)}
+
+
 _SIMULATED_MIN_DURATION_S = 0.001
 """The floor on the daemon's simulated runs (s): they last their raw estimate × truth, however
 short (the executor's default floor, 1 s, stays the replay's). Measured, a 0.18 s job floored
@@ -165,10 +174,14 @@ to 1 s taught its (model, GPU type) energy and time factors of 4 (the clip), whi
 longer jobs were then planned with."""
 
 
-def build_slurm_executor(settings: Settings) -> SlurmExecutor | None:
-    """The Slurm executor of the ``executor = "slurm"`` regions (None when there are none)."""
+def build_slurm_executor(settings: Settings, *, follow: bool = False) -> SlurmExecutor | None:
+    """The Slurm executor of the ``executor = "slurm"`` regions. Without such regions: None,
+    or with ``follow`` (jobs carbond handed to Slurm are not finished yet: a restart whose
+    config dropped the Slurm regions), one with no region, which only follows those jobs to
+    their end (``squeue``/``sacct``), cancels them when asked and withdraws the held ones;
+    nothing is submitted to it, and it discovers no GPUs."""
     regions = [r for r in settings.regions if r.executor == "slurm" and r.slurm is not None]
-    if not regions:
+    if not regions and not follow:
         return None
     cfg = settings.executors.slurm
     targets = {}
@@ -346,7 +359,9 @@ def build_daemon(
         release()
         raise
     try:
-        chosen = dict(executors) if executors is not None else build_executors(settings)
+        if executors is None:
+            executors = build_executors(settings, follow=_unfinished_on(ledger))
+        chosen = dict(executors)
         discover = with_slurm_discovery(discover, chosen)
         service = build_service(
             settings,

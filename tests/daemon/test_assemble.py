@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,34 @@ def test_executors_and_intervals_follow_the_settings(tmp_path: Path) -> None:
     assert isinstance(executors["simulated"], SimulatedExecutor)
     assert executors["simulated"].duration_s("j", 100.0) == 200.0
     assert intervals_of(settings) == Intervals(1.0, 60.0, 10.0, 3.0)
+
+
+def test_a_restart_without_slurm_regions_follows_the_jobs_still_on_slurm(tmp_path: Path) -> None:
+    """A restart whose config no longer had a Slurm region built no Slurm executor, so the
+    jobs carbond had handed to Slurm stayed ``running`` (or held in Slurm, to start there at
+    their planned time while carbond ran them elsewhere). A Slurm executor without regions is
+    built while the ledger has such runs, and only then."""
+    from daemon.executors.slurm import SlurmExecutor
+    from daemon.ledger import Ledger
+    from tests.daemon.helpers import job_request
+
+    region = RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=("T4",))
+    settings = Settings(state_dir=tmp_path, regions=(region,), policy={"name": "run-now"})
+    daemon = build_daemon(settings)
+    assert "slurm" not in daemon.executors
+    daemon.close()
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    with Ledger.open(tmp_path / "ledger.db") as ledger, ledger.transaction():
+        ledger.add_job(job_request("held", at), 0, 0, "queue.jsonl:1", at)
+        ledger.transition("held", "planned", at, "planned")
+        ledger.add_run("held", "slurm", ("qc/0",), (0,), 60.0, at)
+
+    daemon = build_daemon(settings)
+    try:
+        slurm = daemon.executors["slurm"]
+        assert isinstance(slurm, SlurmExecutor) and slurm.undiscovered() == {}
+    finally:
+        daemon.close()
 
 
 def test_discovered_gpus_become_devices_and_close_releases_them(tmp_path: Path) -> None:
