@@ -31,39 +31,30 @@ from __future__ import annotations
 
 import os
 import pwd
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import structlog
 
 from daemon.executors import jobfiles
-from daemon.executors.base import (
-    EndedUnstarted,
-    ExitStatus,
-    Held,
-    LaunchSpec,
-    NotStarted,
-    RunHandle,
-)
+from daemon.executors.base import EndedUnstarted, Held, LaunchSpec, RunHandle
 from daemon.executors.errors import (
     EndNotRecordedError,
     ExecutorError,
-    ExecutorUnavailableError,
     HeldJobEndedError,
     LaunchRefusedError,
     LaunchUnconfirmedError,
 )
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm.capacity import Layout, mark_devices
-from daemon.executors.slurm.parse import AcctRow, QueueRow, parse_sbatch
-from daemon.executors.slurm.queries import SlurmQueries, Token, ended, ended_unstarted, said
+from daemon.executors.slurm.capacity import Layout
+from daemon.executors.slurm.discovery import SlurmDiscovery
+from daemon.executors.slurm.parse import QueueRow, parse_sbatch
+from daemon.executors.slurm.queries import SlurmQueries, Token, ended_unstarted, said
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
 from daemon.executors.slurm.states import WAITING, is_ended
-from policies import Device
+from daemon.executors.slurm.watching import SlurmWatching
 
 __all__ = ["SlurmExecutor"]
 
@@ -74,7 +65,7 @@ log = structlog.get_logger(__name__)
 _SACCT_WAIT_S = 60.0
 
 
-class SlurmExecutor:
+class SlurmExecutor(SlurmDiscovery, SlurmWatching):
     """Jobs as Slurm batch jobs. Not thread-safe: the service calls it from one thread.
 
     Args:
@@ -133,102 +124,6 @@ class SlurmExecutor:
                 f"wait (sacct asked again {outage.retry_s:g} s after the last try), none fails"
             )
         return problems
-
-    # -- discovery and capacity -----------------------------------------------------------
-
-    def discover(self, region: str, now: datetime | None = None) -> list[tuple[int, str]]:
-        """The GPUs of ``region``'s partition, node by node (index = position), as
-        ``(index, GPU catalog name)``; remembered to map device ids to nodes. A region Slurm
-        does not answer for is :meth:`undiscovered` until a discovery of it gets an answer.
-        ``now``: the service's time (None at start-up: during an outage Slurm is pinged first).
-
-        Raises:
-            ExecutorUnavailableError: Slurm does not answer.
-            ExecutorError: Slurm refused, or a GRES type matches no catalog GPU.
-        """
-        self._reach.at(now)
-        target = self._q.target(region)
-        try:
-            nodes = self._q.nodes(target.cluster)
-        except ExecutorUnavailableError as exc:
-            self._undiscovered.setdefault(region, str(exc))  # the first message, kept stable
-            raise
-        self._undiscovered.pop(region, None)
-        layout: list[str] = []
-        types: list[str] = []
-        found: list[tuple[int, str]] = []
-        for node in sorted(nodes, key=lambda n: n.name):
-            if target.partition not in node.partitions:
-                continue
-            for gres in node.gres:
-                if gres.name != target.gres:
-                    continue
-                gpu = self._gpu_name(region, gres.type)
-                for _ in range(gres.count):
-                    found.append((len(layout), gpu))
-                    layout.append(node.name)
-                    types.append(gres.type)
-        self._layout[region] = Layout(tuple(layout), tuple(types))
-        log.info("slurm_gpus_discovered", region=region, partition=target.partition,
-                 gpus=len(found), nodes=sorted(set(layout)))  # fmt: skip
-        return found
-
-    def undiscovered(self) -> dict[str, str]:
-        """The regions whose GPUs Slurm did not answer for (at start-up, or at a reload), each
-        with what the failing command said."""
-        return dict(self._undiscovered)
-
-    def rediscover(self, now: datetime) -> dict[str, list[tuple[int, str]]]:
-        """:meth:`discover` of each :meth:`undiscovered` region, as far as :class:`Reach`
-        lets Slurm be asked at ``now`` (during an outage nothing runs before its retry time,
-        and then only after ``scontrol ping`` answers UP); the regions found. A region whose
-        answer cannot be used (a GRES type the catalog does not know) is logged
-        (``slurm_discovery_failed``), is no longer undiscovered and stays without GPUs."""
-        found = {}
-        for region in sorted(self._undiscovered):
-            try:
-                found[region] = self.discover(region, now)
-            except ExecutorUnavailableError:
-                continue  # asked again on a later round
-            except ExecutorError as exc:
-                log.error("slurm_discovery_failed", region=region, error=str(exc))
-        return found
-
-    def _gpu_name(self, region: str, gres_type: str) -> str:
-        mapped = self._gpu_names.get(region, {}).get(gres_type)
-        if mapped is not None:
-            return mapped
-        if (name := self._known.get(gres_type.lower())) is not None:
-            return name
-        raise ExecutorError(
-            f"region {region}: GRES type {gres_type!r} is no GPU of the catalog; map it in "
-            f'[regions.slurm] gpu_types (e.g. {{ {gres_type or "untyped"} = "A100-80GB" }})'
-        )
-
-    def available(self, devices: Sequence[Device], now: datetime) -> list[Device]:
-        """``devices`` with this executor's regions checked against Slurm: GPUs of down or
-        drained nodes unavailable, GPUs that jobs carbond did not submit hold busy until those
-        jobs' expected end. A region Slurm does not answer for is unavailable altogether
-        (``slurm_unreachable``)."""
-        self._reach.at(now)
-        out = list(devices)
-        by_cluster: dict[str | None, list[str]] = defaultdict(list)
-        for region, target in self._targets.items():
-            by_cluster[target.cluster].append(region)
-        for cluster, regions in by_cluster.items():
-            try:
-                nodes = self._q.nodes(cluster)
-                running = {r: self._q.running(self._targets[r]) for r in regions}
-            except ExecutorError as exc:
-                log.error("slurm_unreachable", cluster=cluster, regions=regions, error=str(exc))
-                out = [replace(d, available=False) if d.region in regions else d for d in out]
-                continue
-            for region in regions:
-                others = [row for row in running[region] if row.slurm_id not in self._mine]
-                reserved_ok = _into_reservation(self._targets[region])
-                out = mark_devices(out, region, self._layout.get(region), nodes, others, now,
-                                   in_reservation=reserved_ok)  # fmt: skip
-        return out
 
     # -- submitting -------------------------------------------------------------------------
 
@@ -435,156 +330,10 @@ class SlurmExecutor:
         types = {layout.type_of(device_id) for device_id in spec.device_ids}
         return types.pop() if len(types) == 1 else ""
 
-    def _find(
-        self, job_id: str, token: str, uid: int | None
-    ) -> tuple[Token, QueueRow | None] | None:
-        """:meth:`SlurmQueries.find`, remembering the job as carbond's."""
-        found = self._q.find(job_id, token, uid)
-        if found is not None:
-            self._mine.add(found[0].slurm_id)
-        return found
-
-    # -- watching ---------------------------------------------------------------------------
-
-    def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
-        """The jobs among ``handles`` that ended, or that Slurm kept pending too long or past
-        their deadline (taken back, :class:`NotStarted`)."""
-        self._reach.at(now)
-        ended: list[ExitStatus] = []
-        for handle, result in self._states(handles, now):
-            if isinstance(result, ExitStatus):
-                ended.append(result)
-            elif result.state in WAITING and self._overdue(handle, now):
-                taken = self._take_back(handle, result, now)
-                if taken is not None:
-                    ended.append(taken)
-        return ended
-
-    def ended_held(self, held: Sequence[RunHandle], now: datetime) -> dict[str, EndedUnstarted]:
-        """Of the held jobs ``held``, those Slurm ended before they started (a ``scancel`` of
-        the pending job), read between plans: one ``squeue`` per cluster, and ``sacct`` of the
-        jobs it no longer shows waiting. A job whose end sacct has not recorded yet (it lags
-        squeue by about half a second; slurmdbd down) is left for the next call."""
-        self._reach.at(now)
-        by_cluster: dict[str | None, list[tuple[RunHandle, Token]]] = defaultdict(list)
-        for handle in held:
-            token = Token.decode(handle.job_id, handle.token)
-            by_cluster[token.cluster].append((handle, token))
-        out: dict[str, EndedUnstarted] = {}
-        for cluster, items in by_cluster.items():
-            queue = {r.slurm_id: r for r in self._q.squeue(cluster, [t.slurm_id for _, t in items])}
-            gone = [(h, t) for h, t in items
-                    if t.slurm_id not in queue or is_ended(queue[t.slurm_id].state)]  # fmt: skip
-            acct = self._acct(cluster, [t.slurm_id for _, t in gone])
-            for handle, token in gone:
-                if (end := ended_unstarted(token.slurm_id, acct, handle.uid)) is not None:
-                    out[handle.job_id] = end
-        return out
-
-    def _overdue(self, handle: RunHandle, now: datetime) -> bool:
-        """Pending longer than ``pending_grace_s``, or at or past the job's deadline (which
-        expires a job that has not started, as the service does with one it holds back)."""
-        if handle.deadline is not None and handle.deadline <= now:
-            return True
-        return now - handle.started_at > timedelta(seconds=self._pending_grace_s)
-
-    def _take_back(self, handle: RunHandle, row: QueueRow, now: datetime) -> ExitStatus | None:
-        """Hold then cancel a job Slurm left pending: once held it cannot start, so a
-        successful hold proves it never ran."""
-        token = Token.decode(handle.job_id, handle.token)
-        held = self._run(cmd.hold_argv(self._tool("scontrol"), token.cluster, token.slurm_id))
-        if not held.ok:
-            return None  # it started meanwhile; the next poll sees it running
-        self._q.scancel(token)
-        waited = (now - handle.started_at).total_seconds()
-        log.warning("slurm_job_pending_too_long", job_id=handle.job_id, slurm_id=token.slurm_id,
-                    reason=row.reason, waited_s=waited,
-                    deadline=handle.deadline.isoformat() if handle.deadline else None)  # fmt: skip
-        why = f"never started: pending in Slurm for {waited:.0f} s ({row.reason or 'no reason'})"
-        if handle.deadline is not None and handle.deadline <= now:
-            why += f", past its deadline {handle.deadline.isoformat()}"
-        return NotStarted(handle.job_id, now, None, None, why)
-
-    def cancel(self, handle: RunHandle, now: datetime) -> None:
-        """``scancel`` the job; :meth:`poll` reports it ``CANCELLED``."""
-        self._reach.at(now)
-        self._q.scancel(Token.decode(handle.job_id, handle.token))
-
-    def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
-        """After a restart: each job still in Slurm (pending or running), its end as Slurm
-        recorded it, or :class:`NotStarted` when Slurm never got it (a handle without token is
-        looked up by name among the jobs of its ``uid``)."""
-        self._reach.at(now)
-        adopted: list[RunHandle | ExitStatus] = []
-        with_token = [h for h in handles if h.token]
-        for handle in handles:
-            if handle.token:
-                continue
-            found = self._find(handle.job_id, "", handle.uid)
-            if found is None:
-                why = "never started: Slurm has no job named " + cmd.job_name(handle.job_id)
-                adopted.append(NotStarted(handle.job_id, now, None, None, why))
-            else:
-                with_token.append(replace(handle, token=found[0].encode()))
-        for handle, result in self._states(with_token, now):
-            adopted.append(result if isinstance(result, ExitStatus) else handle)
-        return adopted
-
-    def _states(
-        self, handles: Sequence[RunHandle], now: datetime
-    ) -> list[tuple[RunHandle, QueueRow | ExitStatus]]:
-        """Each handle's squeue row while Slurm has it waiting or running, else its end."""
-        by_cluster: dict[str | None, list[tuple[RunHandle, Token]]] = defaultdict(list)
-        for handle in handles:
-            token = Token.decode(handle.job_id, handle.token)
-            self._mine.add(token.slurm_id)
-            by_cluster[token.cluster].append((handle, token))
-        out: list[tuple[RunHandle, QueueRow | ExitStatus]] = []
-        for cluster, items in by_cluster.items():
-            ids = [t.slurm_id for _, t in items]
-            queue = {r.slurm_id: r for r in self._q.squeue(cluster, ids)}
-            gone = [t.slurm_id for _, t in items if t.slurm_id not in queue
-                    or is_ended(queue[t.slurm_id].state)]  # fmt: skip
-            acct = self._acct(cluster, gone)
-            for handle, token in items:
-                row = queue.get(token.slurm_id)
-                if row is not None and not is_ended(row.state):
-                    out.append((handle, row))
-                    continue
-                status = ended(handle, token.slurm_id, acct, now)
-                if status is not None:
-                    out.append((handle, status))
-        return out
-
-    def _acct(self, cluster: str | None, ids: Sequence[str]) -> list[AcctRow]:
-        """The sacct rows of ``ids``; none while sacct fails but Slurm answers (slurmdbd down:
-        ``Problem talking to the database``): those jobs' ends are read on a later poll, and
-        the jobs squeue still shows are watched meanwhile (a pending one is still taken back
-        at its deadline).
-
-        Raises:
-            ExecutorUnavailableError: Slurm itself cannot be reached.
-        """
-        if not ids:
-            return []
-        try:
-            return self._q.sacct(cluster, ids)
-        except ExecutorUnavailableError:
-            raise
-        except ExecutorError as exc:
-            log.warning("slurm_sacct_failed", cluster=cluster, slurm_ids=list(ids), error=str(exc))
-            return []
-
 
 def _gpus(spec: LaunchSpec) -> int:
     """How many GPUs the job asks Slurm for."""
     return max(1, len(spec.device_ids) or len(spec.gpu_indices))
-
-
-def _into_reservation(target: cmd.Target) -> bool:
-    """Whether ``target``'s jobs are submitted into a reservation (``--reservation=NAME`` in
-    its ``sbatch_options``)."""
-    return any(o.startswith("--reservation") for o in target.sbatch_options)
 
 
 def _home(uid: int) -> Path:

@@ -1,0 +1,138 @@
+"""The Slurm executor's discovery and capacity (:class:`SlurmDiscovery`, a base of
+:class:`~daemon.executors.slurm.executor.SlurmExecutor`): a region's GPUs from its partition's
+nodes (``scontrol show node``), asked again while Slurm has not answered, and, every planning
+round, which of them are down, drained, reserved or held by others' jobs
+(:mod:`~daemon.executors.slurm.capacity`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import structlog
+
+from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
+from daemon.executors.slurm import commands as cmd
+from daemon.executors.slurm.capacity import Layout, mark_devices
+from daemon.executors.slurm.queries import SlurmQueries
+from daemon.executors.slurm.reach import Reach
+from policies import Device
+
+__all__ = ["SlurmDiscovery"]
+
+log = structlog.get_logger("daemon.executors.slurm.executor")
+
+
+class SlurmDiscovery:
+    """Discovery and capacity of the Slurm regions; the state is the executor's."""
+
+    _targets: dict[str, cmd.Target]
+    _reach: Reach
+    _q: SlurmQueries
+    _gpu_names: dict[str, dict[str, str]]
+    _known: dict[str, str]
+    _layout: dict[str, Layout]
+    _undiscovered: dict[str, str]
+    _mine: set[str]
+
+    def discover(self, region: str, now: datetime | None = None) -> list[tuple[int, str]]:
+        """The GPUs of ``region``'s partition, node by node (index = position), as
+        ``(index, GPU catalog name)``; remembered to map device ids to nodes. A region Slurm
+        does not answer for is :meth:`undiscovered` until a discovery of it gets an answer.
+        ``now``: the service's time (None at start-up: during an outage Slurm is pinged first).
+
+        Raises:
+            ExecutorUnavailableError: Slurm does not answer.
+            ExecutorError: Slurm refused, or a GRES type matches no catalog GPU.
+        """
+        self._reach.at(now)
+        target = self._q.target(region)
+        try:
+            nodes = self._q.nodes(target.cluster)
+        except ExecutorUnavailableError as exc:
+            self._undiscovered.setdefault(region, str(exc))  # the first message, kept stable
+            raise
+        self._undiscovered.pop(region, None)
+        layout: list[str] = []
+        types: list[str] = []
+        found: list[tuple[int, str]] = []
+        for node in sorted(nodes, key=lambda n: n.name):
+            if target.partition not in node.partitions:
+                continue
+            for gres in node.gres:
+                if gres.name != target.gres:
+                    continue
+                gpu = self._gpu_name(region, gres.type)
+                for _ in range(gres.count):
+                    found.append((len(layout), gpu))
+                    layout.append(node.name)
+                    types.append(gres.type)
+        self._layout[region] = Layout(tuple(layout), tuple(types))
+        log.info("slurm_gpus_discovered", region=region, partition=target.partition,
+                 gpus=len(found), nodes=sorted(set(layout)))  # fmt: skip
+        return found
+
+    def undiscovered(self) -> dict[str, str]:
+        """The regions whose GPUs Slurm did not answer for (at start-up, or at a reload), each
+        with what the failing command said."""
+        return dict(self._undiscovered)
+
+    def rediscover(self, now: datetime) -> dict[str, list[tuple[int, str]]]:
+        """:meth:`discover` of each :meth:`undiscovered` region, as far as :class:`Reach`
+        lets Slurm be asked at ``now`` (during an outage nothing runs before its retry time,
+        and then only after ``scontrol ping`` answers UP); the regions found. A region whose
+        answer cannot be used (a GRES type the catalog does not know) is logged
+        (``slurm_discovery_failed``), is no longer undiscovered and stays without GPUs."""
+        found = {}
+        for region in sorted(self._undiscovered):
+            try:
+                found[region] = self.discover(region, now)
+            except ExecutorUnavailableError:
+                continue  # asked again on a later round
+            except ExecutorError as exc:
+                log.error("slurm_discovery_failed", region=region, error=str(exc))
+        return found
+
+    def _gpu_name(self, region: str, gres_type: str) -> str:
+        mapped = self._gpu_names.get(region, {}).get(gres_type)
+        if mapped is not None:
+            return mapped
+        if (name := self._known.get(gres_type.lower())) is not None:
+            return name
+        raise ExecutorError(
+            f"region {region}: GRES type {gres_type!r} is no GPU of the catalog; map it in "
+            f'[regions.slurm] gpu_types (e.g. {{ {gres_type or "untyped"} = "A100-80GB" }})'
+        )
+
+    def available(self, devices: Sequence[Device], now: datetime) -> list[Device]:
+        """``devices`` with this executor's regions checked against Slurm: GPUs of down or
+        drained nodes unavailable, GPUs that jobs carbond did not submit hold busy until those
+        jobs' expected end. A region Slurm does not answer for is unavailable altogether
+        (``slurm_unreachable``)."""
+        self._reach.at(now)
+        out = list(devices)
+        by_cluster: dict[str | None, list[str]] = defaultdict(list)
+        for region, target in self._targets.items():
+            by_cluster[target.cluster].append(region)
+        for cluster, regions in by_cluster.items():
+            try:
+                nodes = self._q.nodes(cluster)
+                running = {r: self._q.running(self._targets[r]) for r in regions}
+            except ExecutorError as exc:
+                log.error("slurm_unreachable", cluster=cluster, regions=regions, error=str(exc))
+                out = [replace(d, available=False) if d.region in regions else d for d in out]
+                continue
+            for region in regions:
+                others = [row for row in running[region] if row.slurm_id not in self._mine]
+                reserved_ok = _into_reservation(self._targets[region])
+                out = mark_devices(out, region, self._layout.get(region), nodes, others, now,
+                                   in_reservation=reserved_ok)  # fmt: skip
+        return out
+
+
+def _into_reservation(target: cmd.Target) -> bool:
+    """Whether ``target``'s jobs are submitted into a reservation (``--reservation=NAME`` in
+    its ``sbatch_options``)."""
+    return any(o.startswith("--reservation") for o in target.sbatch_options)

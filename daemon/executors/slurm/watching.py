@@ -1,0 +1,178 @@
+"""The Slurm executor's watching (:class:`SlurmWatching`, a base of
+:class:`~daemon.executors.slurm.executor.SlurmExecutor`): each poll reads ``squeue`` and then
+``sacct`` of the jobs it no longer shows (exit code, real start, ``ConsumedEnergyRaw``), takes
+back a released job Slurm kept pending too long or past its deadline, tells which held jobs
+Slurm ended unstarted, cancels, and re-adopts the jobs after a restart."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import structlog
+
+from daemon.executors.base import EndedUnstarted, ExitStatus, NotStarted, RunHandle
+from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
+from daemon.executors.slurm import commands as cmd
+from daemon.executors.slurm.parse import AcctRow, QueueRow
+from daemon.executors.slurm.queries import SlurmQueries, Token, ended, ended_unstarted
+from daemon.executors.slurm.reach import Reach
+from daemon.executors.slurm.runner import Runner
+from daemon.executors.slurm.states import WAITING, is_ended
+
+__all__ = ["SlurmWatching"]
+
+log = structlog.get_logger("daemon.executors.slurm.executor")
+
+
+class SlurmWatching:
+    """Watching, cancelling and re-adopting Slurm jobs; the state is the executor's."""
+
+    _reach: Reach
+    _q: SlurmQueries
+    _run: Runner
+    _tool: Callable[[str], str]
+    _mine: set[str]
+    _pending_grace_s: float
+
+    def _find(
+        self, job_id: str, token: str, uid: int | None
+    ) -> tuple[Token, QueueRow | None] | None:
+        """:meth:`SlurmQueries.find`, remembering the job as carbond's."""
+        found = self._q.find(job_id, token, uid)
+        if found is not None:
+            self._mine.add(found[0].slurm_id)
+        return found
+
+    # -- watching ---------------------------------------------------------------------------
+
+    def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
+        """The jobs among ``handles`` that ended, or that Slurm kept pending too long or past
+        their deadline (taken back, :class:`NotStarted`)."""
+        self._reach.at(now)
+        ended: list[ExitStatus] = []
+        for handle, result in self._states(handles, now):
+            if isinstance(result, ExitStatus):
+                ended.append(result)
+            elif result.state in WAITING and self._overdue(handle, now):
+                taken = self._take_back(handle, result, now)
+                if taken is not None:
+                    ended.append(taken)
+        return ended
+
+    def ended_held(self, held: Sequence[RunHandle], now: datetime) -> dict[str, EndedUnstarted]:
+        """Of the held jobs ``held``, those Slurm ended before they started (a ``scancel`` of
+        the pending job), read between plans: one ``squeue`` per cluster, and ``sacct`` of the
+        jobs it no longer shows waiting. A job whose end sacct has not recorded yet (it lags
+        squeue by about half a second; slurmdbd down) is left for the next call."""
+        self._reach.at(now)
+        by_cluster: dict[str | None, list[tuple[RunHandle, Token]]] = defaultdict(list)
+        for handle in held:
+            token = Token.decode(handle.job_id, handle.token)
+            by_cluster[token.cluster].append((handle, token))
+        out: dict[str, EndedUnstarted] = {}
+        for cluster, items in by_cluster.items():
+            queue = {r.slurm_id: r for r in self._q.squeue(cluster, [t.slurm_id for _, t in items])}
+            gone = [(h, t) for h, t in items
+                    if t.slurm_id not in queue or is_ended(queue[t.slurm_id].state)]  # fmt: skip
+            acct = self._acct(cluster, [t.slurm_id for _, t in gone])
+            for handle, token in gone:
+                if (end := ended_unstarted(token.slurm_id, acct, handle.uid)) is not None:
+                    out[handle.job_id] = end
+        return out
+
+    def _overdue(self, handle: RunHandle, now: datetime) -> bool:
+        """Pending longer than ``pending_grace_s``, or at or past the job's deadline (which
+        expires a job that has not started, as the service does with one it holds back)."""
+        if handle.deadline is not None and handle.deadline <= now:
+            return True
+        return now - handle.started_at > timedelta(seconds=self._pending_grace_s)
+
+    def _take_back(self, handle: RunHandle, row: QueueRow, now: datetime) -> ExitStatus | None:
+        """Hold then cancel a job Slurm left pending: once held it cannot start, so a
+        successful hold proves it never ran."""
+        token = Token.decode(handle.job_id, handle.token)
+        held = self._run(cmd.hold_argv(self._tool("scontrol"), token.cluster, token.slurm_id))
+        if not held.ok:
+            return None  # it started meanwhile; the next poll sees it running
+        self._q.scancel(token)
+        waited = (now - handle.started_at).total_seconds()
+        log.warning("slurm_job_pending_too_long", job_id=handle.job_id, slurm_id=token.slurm_id,
+                    reason=row.reason, waited_s=waited,
+                    deadline=handle.deadline.isoformat() if handle.deadline else None)  # fmt: skip
+        why = f"never started: pending in Slurm for {waited:.0f} s ({row.reason or 'no reason'})"
+        if handle.deadline is not None and handle.deadline <= now:
+            why += f", past its deadline {handle.deadline.isoformat()}"
+        return NotStarted(handle.job_id, now, None, None, why)
+
+    def cancel(self, handle: RunHandle, now: datetime) -> None:
+        """``scancel`` the job; :meth:`poll` reports it ``CANCELLED``."""
+        self._reach.at(now)
+        self._q.scancel(Token.decode(handle.job_id, handle.token))
+
+    def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
+        """After a restart: each job still in Slurm (pending or running), its end as Slurm
+        recorded it, or :class:`NotStarted` when Slurm never got it (a handle without token is
+        looked up by name among the jobs of its ``uid``)."""
+        self._reach.at(now)
+        adopted: list[RunHandle | ExitStatus] = []
+        with_token = [h for h in handles if h.token]
+        for handle in handles:
+            if handle.token:
+                continue
+            found = self._find(handle.job_id, "", handle.uid)
+            if found is None:
+                why = "never started: Slurm has no job named " + cmd.job_name(handle.job_id)
+                adopted.append(NotStarted(handle.job_id, now, None, None, why))
+            else:
+                with_token.append(replace(handle, token=found[0].encode()))
+        for handle, result in self._states(with_token, now):
+            adopted.append(result if isinstance(result, ExitStatus) else handle)
+        return adopted
+
+    def _states(
+        self, handles: Sequence[RunHandle], now: datetime
+    ) -> list[tuple[RunHandle, QueueRow | ExitStatus]]:
+        """Each handle's squeue row while Slurm has it waiting or running, else its end."""
+        by_cluster: dict[str | None, list[tuple[RunHandle, Token]]] = defaultdict(list)
+        for handle in handles:
+            token = Token.decode(handle.job_id, handle.token)
+            self._mine.add(token.slurm_id)
+            by_cluster[token.cluster].append((handle, token))
+        out: list[tuple[RunHandle, QueueRow | ExitStatus]] = []
+        for cluster, items in by_cluster.items():
+            ids = [t.slurm_id for _, t in items]
+            queue = {r.slurm_id: r for r in self._q.squeue(cluster, ids)}
+            gone = [t.slurm_id for _, t in items if t.slurm_id not in queue
+                    or is_ended(queue[t.slurm_id].state)]  # fmt: skip
+            acct = self._acct(cluster, gone)
+            for handle, token in items:
+                row = queue.get(token.slurm_id)
+                if row is not None and not is_ended(row.state):
+                    out.append((handle, row))
+                    continue
+                status = ended(handle, token.slurm_id, acct, now)
+                if status is not None:
+                    out.append((handle, status))
+        return out
+
+    def _acct(self, cluster: str | None, ids: Sequence[str]) -> list[AcctRow]:
+        """The sacct rows of ``ids``; none while sacct fails but Slurm answers (slurmdbd down:
+        ``Problem talking to the database``): those jobs' ends are read on a later poll, and
+        the jobs squeue still shows are watched meanwhile (a pending one is still taken back
+        at its deadline).
+
+        Raises:
+            ExecutorUnavailableError: Slurm itself cannot be reached.
+        """
+        if not ids:
+            return []
+        try:
+            return self._q.sacct(cluster, ids)
+        except ExecutorUnavailableError:
+            raise
+        except ExecutorError as exc:
+            log.warning("slurm_sacct_failed", cluster=cluster, slurm_ids=list(ids), error=str(exc))
+            return []
