@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.replay.errors import ReplayInputError
 from daemon.settings import RegionSettings, SiteSettings
+from daemon.settings.regions import site_csvs_under
 from daemon.settings.toml_lines import line_of
 from daemon.sites import SiteConfigError, build_site, build_sites
 from policies import Device
@@ -144,6 +145,8 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         line = line_of(text, err["loc"])
         at = str(path) if line is None else f"{path}:{line}"
         raise ReplayInputError(f"{at}: {where}: {msg}") from exc
+    # a site's relative CSV is the cluster file's neighbour, not the working directory's
+    parsed = parsed.model_copy(update={"regions": site_csvs_under(parsed.regions, path.parent)})
     names = [r.name for r in parsed.regions]
     if len(set(names)) != len(names):
         raise ReplayInputError(f"{path}: region names must be unique, got {names}")

@@ -33,6 +33,7 @@ from daemon.settings.regions import (
     RegionSettings,
     SiteSettings,
     SlurmRegionSettings,
+    site_csvs_under,
 )
 from daemon.settings.sections import (
     CatalogSettings,
@@ -235,6 +236,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             when it exists.
         overrides: init kwargs, the highest-precedence source.
 
+    A site's relative ``pv_csv`` / ``other_load_csv`` is taken beside the TOML file.
+
     Raises:
         ConfigError: a missing file or invalid values, one line per problem.
     """
@@ -244,7 +247,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     Settings._secrets_dir = Path(creds) if creds and Path(creds).is_dir() else None
     where = str(path) if path else "settings"
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         text = _text(path)
         problems = [
@@ -258,3 +261,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     finally:
         Settings._toml_path = None
         Settings._secrets_dir = None
+    if path is None or not any(region.site for region in settings.regions):
+        return settings
+    # a site's relative CSV is the config file's neighbour, not the working directory's
+    return settings.model_copy(update={"regions": site_csvs_under(settings.regions, path.parent)})

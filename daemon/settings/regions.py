@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,7 +11,13 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from daemon.settings.sections import _Section
 
-__all__ = ["BatterySettings", "RegionSettings", "SiteSettings", "SlurmRegionSettings"]
+__all__ = [
+    "BatterySettings",
+    "RegionSettings",
+    "SiteSettings",
+    "SlurmRegionSettings",
+    "site_csvs_under",
+]
 
 _SLURM_NAME = r"^[A-Za-z0-9_.+-]+$"  # partition, cluster, account, qos, GRES names
 # Past any site (a finite 1e308 overflows the site's dispatch to inf): its powers, the largest
@@ -181,3 +188,26 @@ def _expand_gpu_entries(entries: list[Any] | tuple[Any, ...]) -> list[Any]:
             raise ValueError(f"entry {index}: {field}: {err['msg']}") from None
         names.extend([table.type] * table.count)
     return names
+
+
+def site_csvs_under(regions: tuple[RegionSettings, ...], base: Path) -> tuple[RegionSettings, ...]:
+    """``regions`` with each site's relative ``pv_csv`` and ``other_load_csv`` taken under
+    ``base``, the directory of the file that names them (``carbond.toml``, a replay cluster
+    file), made absolute: the daemon runs from ``/`` under systemd, where ``pv.csv`` beside the
+    config would name another file."""
+    base = Path(os.path.abspath(base))
+    out = []
+    for region in regions:
+        site = region.site
+        moved = {
+            name: base / path
+            for name in ("pv_csv", "other_load_csv")
+            if site is not None
+            and (path := getattr(site, name)) is not None
+            and not path.is_absolute()
+        }
+        if site is None or not moved:
+            out.append(region)
+        else:
+            out.append(region.model_copy(update={"site": site.model_copy(update=moved)}))
+    return tuple(out)
