@@ -19,6 +19,7 @@ Device ids are ``<region>/<index>``, as the daemon's inventory names them.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -119,6 +120,29 @@ class Cluster:
                         f"{trace.start:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}; the replay "
                         f"needs {start:%Y-%m-%d %H:%M} to {need:%Y-%m-%d %H:%M}{why}"
                     )
+
+    def site_notes(self, start: datetime, horizon: timedelta) -> list[str]:
+        """A note for each measured ``pv_csv`` whose first row is less than the planners'
+        look-back before ``start``: they forecast measured PV from the same hour of the
+        latest day measured (one day before, two past 24 h ahead), and see no PV where that
+        precedes the first row, so the replay's first day plans as if the site had none."""
+        back = timedelta(days=max(1, math.ceil(horizon.total_seconds() / 86_400)))
+        notes = []
+        for region in self.regions:
+            site = region.site
+            if site is None or site.pv_csv is None:
+                continue
+            trace = build_site(region.name, region.zone, site).pv_trace
+            if trace is None or trace.start <= start - back:
+                continue
+            notes.append(
+                f"regions.{region.name}.site.pv_csv: {site.pv_csv} starts "
+                f"{trace.start:%Y-%m-%d %H:%M}, less than {back.days} day(s) before the "
+                f"replay: until {trace.start + back:%Y-%m-%d %H:%M} planners see no PV ahead "
+                "where the day before precedes its first row (they forecast measured PV from "
+                "the days before; accounting reads the rows)"
+            )
+        return notes
 
 
 def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Cluster:

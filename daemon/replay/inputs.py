@@ -6,7 +6,7 @@ import itertools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -285,8 +285,9 @@ def build_setup(read: ReadInputs, slack_s: float) -> ReplaySetup:
     refuse_gaps(read.files, cluster.zones(), inputs.start - timedelta(days=7), max(end, until))
     signals.covers(inputs.start, end, until)
     cluster.sites_cover(inputs.start, end, until)
-    return ReplaySetup(
+    setup = ReplaySetup(
         tuple(jobs), cluster, signals, inputs.start, end, inputs.tick_s,
         truth_factor=inputs.truth_factor, duration_noise=inputs.duration_noise,
-        notes=tuple(notes),
     )  # fmt: skip
+    notes += cluster.site_notes(inputs.start, timedelta(seconds=setup.horizon_s))
+    return replace(setup, notes=tuple(notes))

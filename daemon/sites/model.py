@@ -130,7 +130,9 @@ class Site:
         before, never measured future generation)."""
         if self.pv_trace is None:
             return self.pv_w(start, step_s, count)
-        return _persisted(self.pv_w, now, start, step_s, count)
+        # a day before the first row is not measured: no PV is promised there (the first
+        # row's power held from it; a new logger's or a replay's first day saw it all day)
+        return _persisted(self.pv_w, now, start, step_s, count, self.pv_trace.start)
 
     def other_w(self, start: datetime, step_s: float, count: int) -> FloatArray:
         """Mean power (W) of the site's other load over each step."""
@@ -154,15 +156,21 @@ def _persisted(
     start: datetime,
     step_s: float,
     count: int,
+    first: datetime | None = None,
 ) -> FloatArray:
     """``measured`` on the grid where it is known by ``now``, and after ``now`` the same time
-    of the latest day measured by then (seasonal persistence, no peeking at the future)."""
-    ends = (start - now).total_seconds() + (np.arange(count) + 1.0) * step_s
+    of the latest day measured by then (seasonal persistence, no peeking at the future); 0 W
+    at a step read from before ``first`` (the first row: nothing measured then)."""
+    offsets = np.arange(count) * step_s
+    ends = (start - now).total_seconds() + offsets + step_s
     days_back = np.ceil(np.maximum(ends, 0.0) / _DAY_S)  # 0: measured by ``now``
     result: FloatArray = measured(start, step_s, count)
     for days in np.unique(days_back[days_back > 0]):
         earlier = measured(start - timedelta(days=float(days)), step_s, count)
         result = np.where(days_back == days, earlier, result)
+    if first is not None:
+        read_at = (start - first).total_seconds() + offsets - days_back * _DAY_S
+        result = np.where(read_at < 0, 0.0, result)
     return result
 
 

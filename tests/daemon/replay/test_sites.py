@@ -281,3 +281,26 @@ def test_outcomes_away_from_sites_are_all_grid(
         a is b for a, b in zip(again[3:], run.outcomes, strict=True)
     )
     assert again[:3] == list(run.outcomes[:3])
+
+
+@pytest.mark.parametrize("days_before", [0, 1])
+def test_a_pv_csv_without_a_day_before_the_replay_is_noted(
+    trace: Path, intensity_files: list[Path], tmp_path: Path, days_before: int
+) -> None:
+    """Planners forecast measured PV from the day before; on a replay's first day that
+    precedes a CSV starting with the replay, which was said nowhere (planners read its first
+    row all day): the replay now notes it, naming the region, the file and until when."""
+    first = START - timedelta(days=days_before)
+    pv = tmp_path / "pv.csv"
+    pv.write_text("datetime,power_w\n" + "".join(
+        f"{(first + timedelta(hours=k)).isoformat()},500\n" for k in range(72)
+    ))  # fmt: skip
+    setup = _setup(trace, _cluster(tmp_path, f"\n[regions.site]\npv_csv = '{pv}'\n"),
+                   intensity_files)  # fmt: skip
+    noted = [note for note in setup.notes if "pv_csv" in note]
+    if days_before:
+        assert noted == []
+        return
+    assert len(noted) == 1 and noted[0].startswith(f"regions.california.site.pv_csv: {pv} ")
+    until = START + timedelta(days=1)
+    assert f"until {until:%Y-%m-%d %H:%M} planners see no PV ahead" in noted[0]

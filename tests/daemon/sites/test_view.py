@@ -356,3 +356,23 @@ def test_a_failing_site_falls_back_to_the_grid_and_the_other_sites_plan_on(
         seen = view.forecasts(START + timedelta(hours=3), devices, _forecasts())
     assert [e["event"] for e in logs] == ["site_recovered"] and view.problems() == {}
     assert isinstance(seen["CA-QC"], SiteIntensity)
+
+
+def test_measured_pv_forecast_before_the_first_row_is_no_pv(tmp_path: Path) -> None:
+    """On a measured CSV's first day (a replay's, a new logger's) the day before precedes its
+    first row: the planner saw that row's power held all day (a midday first row: sun all
+    night). Such steps now promise no PV; a day later the measured day is seen."""
+    path = tmp_path / "pv.csv"
+    rows = ["datetime,power_w"]
+    rows += [f"{(START + timedelta(hours=h)).isoformat()},{500.0 + h}" for h in range(72)]
+    path.write_text("\n".join(rows) + "\n")
+    site = build_site("sf", "US-CAL-CISO", _site(pv_kwp=0.0, pv_csv=path))
+    now = START + timedelta(hours=2)
+    seen = site.pv_forecast_w(now, START, 3600, 48)
+    np.testing.assert_allclose(seen[:2], [500.0, 501.0])  # measured by now
+    # a step ending h hours after now reads the latest day measured by now: the day before
+    # up to 24 h ahead, two days before past that; measured only from START on
+    assert np.all(seen[2:24] == 0.0) and np.all(seen[26:] == 0.0)
+    np.testing.assert_allclose(seen[24:26], [500.0, 501.0])
+    later = site.pv_forecast_w(now + timedelta(days=1), now + timedelta(days=1), 3600, 3)
+    np.testing.assert_allclose(later, [502.0, 503.0, 504.0])
