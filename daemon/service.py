@@ -457,11 +457,15 @@ class Service:
             self._held.watch(now)  # held jobs cancelled in their scheduler between plans
             if ended:
                 self._checkpoint_learning(now)
-            for run in self._overdue.check(self.ledger.active_runs(), now):  # runs on
+            after = self.ledger.active_runs()  # the runs still on after the ends recorded
+            for run in self._overdue.check(after, now):  # runs on past its deadline
                 assert run.deadline is not None
                 past_s = (now - run.deadline).total_seconds()
                 log.warning("deadline_missed", job_id=run.job_id,
                             deadline=run.deadline.isoformat(), past_s=past_s)  # fmt: skip
+            if self.sites:  # every round, a job waiting or not: the batteries charge all day
+                plan_s = self.settings.intervals.plan_s
+                self.sites.observe(now, self._busy.devices(self.inventory, after, now, plan_s))
             if not isinstance(self.metrics, NullMetrics):  # not read for a sink that drops it
                 self.metrics.observe_queue(self.ledger.counts_by_state())
                 self.metrics.observe_past_deadline(self._overdue.count)

@@ -232,3 +232,28 @@ def test_a_job_started_live_draws_the_battery_at_its_own_load(tmp_path: Path) ->
     assert service.sites is not None
     assert service.sites.soc("node") == pytest.approx(1.0 - tdp * ran_s / (10.0 * J_PER_KWH))
     service.ledger.close()
+
+
+def test_the_battery_charges_in_the_sun_while_no_job_waits(tmp_path: Path) -> None:
+    """A daemon started in the morning with an empty queue: its rounds plan nothing all day,
+    yet the PV fills the battery, and a job at night draws it (the battery was advanced only
+    by rounds that planned or ended a job, so it still held its start's charge then)."""
+    battery = BatterySettings(capacity_kwh=5.0, charge_power_w=5000.0, discharge_power_w=5000.0,
+                              round_trip_efficiency=1.0, min_soc=0.2, initial_soc=0.2)  # fmt: skip
+    site = QUEBEC_PV.model_copy(update={"battery": battery})
+    service, _ = _service(tmp_path, site)
+    clock = FakeClock(datetime(2024, 6, 1, 12, tzinfo=UTC))  # 08:00 in Quebec
+    service.start(clock())
+    while clock() < datetime(2024, 6, 2, 3, tzinfo=UTC):  # 23:00 in Quebec: dark
+        assert service.tick(clock()).decisions == 0
+        clock.advance(600)
+    assert service.sites is not None and service.sites.soc("node") == pytest.approx(1.0)
+    append(service.queue.path, job_line(id="a", model="llama-3.1-8b", requests=64, batch_size=8))
+    assert service.tick(clock()).started == ("a",)
+    while not service.tick(clock.advance(60)).finished:
+        pass
+    outcome = service.ledger.outcome("a")
+    assert outcome is not None and outcome["site_pv_j"] == 0.0
+    facility = float(outcome["energy_j"]) * float(outcome["pue"])
+    assert outcome["site_battery_j"] == pytest.approx(facility)
+    service.ledger.close()
