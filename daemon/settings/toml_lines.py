@@ -1,7 +1,8 @@
 """The line of a TOML file that sets a value, so that a problem with it can name the line.
 
 ``tomllib`` keeps no positions, so :func:`line_of` reads the text again, line by line: table
-headers (``[a.b]``, ``[[a]]``, counted per array), ``key = value`` and dotted keys. Values that
+headers (``[a.b]``, ``[[a]]``, counted per array; ``[a.b]`` after ``[[a]]`` is a table of
+``a``'s latest entry), ``key = value`` and dotted keys. Values that
 span lines (arrays, inline tables, multi-line strings) are skipped as a whole. A key inside an
 inline table or an array is found at the line of the key that holds it.
 """
@@ -65,16 +66,28 @@ class _Scan:
             self._key(number, key.group(1), key.group(2))
 
     def _header(self, number: int, array: bool, dotted: str) -> None:
-        path = _parts(dotted)
-        if path is None:
+        parts = _parts(dotted)
+        if parts is None:
             return
         if array:
+            path = (*self._within(parts[:-1]), parts[-1])
             index = self._arrays.get(path, -1) + 1
             self._arrays[path] = index
             path = (*path, str(index))
+        else:  # [regions.site] after [[regions]]: a table of the array's latest entry
+            path = self._within(parts)
         self._table = path
         for depth in range(1, len(path) + 1):
             self.found.setdefault(path[:depth], number)
+
+    def _within(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        """``parts`` with the index of the latest entry after each array of tables in it."""
+        path: tuple[str, ...] = ()
+        for part in parts:
+            path = (*path, part)
+            if (index := self._arrays.get(path)) is not None:
+                path = (*path, str(index))
+        return path
 
     def _key(self, number: int, dotted: str, value: str) -> None:
         parts = _parts(dotted)

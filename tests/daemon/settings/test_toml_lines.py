@@ -33,6 +33,11 @@ gpus = [
 ]
 pue = 0.2
 
+[regions.site]
+pv_kwp = -1
+[regions.site.battery]
+capacity_kwh = 0
+
 [policy]
 name = "carbon-window"
 intervals.plan_s = 5
@@ -52,14 +57,19 @@ intervals.plan_s = 5
         (("regions", 1, "notes"), 12),
         (("regions", 1, "gpus", 0, "count"), 16),  # inside an array: the key that holds it
         (("regions", 1, "pue"), 20),  # not line 13 (inside a string) and after the array
-        (("policy",), 22),  # not line 14 (inside a string)
-        (("policy", "name"), 23),
-        (("policy", "intervals"), 24),
-        (("policy", "intervals", "plan_s"), 24),
-        (("policy", "a.b", "c"), 25),
-        (("policy", "plan_window"), 22),  # not in the file: its table
+        (("policy",), 27),  # not line 14 (inside a string)
+        (("policy", "name"), 28),
+        (("policy", "intervals"), 29),
+        (("policy", "intervals", "plan_s"), 29),
+        (("policy", "a.b", "c"), 30),
+        (("policy", "plan_window"), 27),  # not in the file: its table
         (("metrics",), None),  # nothing of it in the file
         (("regions", 2, "name"), 4),  # no third region: the array's first line
+        # a table of an array's entry: not the [[regions]] line (the site's errors named it)
+        (("regions", 1, "site"), 22),
+        (("regions", 1, "site", "pv_kwp"), 23),
+        (("regions", 1, "site", "battery", "capacity_kwh"), 25),
+        (("regions", 0, "site"), 4),  # the first region has none: its own line
     ],
 )
 def test_the_line_that_sets_a_value(loc: tuple[str | int, ...], line: int | None) -> None:
