@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.replay.errors import ReplayInputError
 from daemon.settings import RegionSettings, SiteSettings
-from daemon.settings.regions import site_csvs_under
+from daemon.settings.regions import region_names, site_csvs_under, site_field
 from daemon.settings.toml_lines import line_of
 from daemon.sites import SiteConfigError, build_site, build_sites
 from policies import Device
@@ -102,7 +102,7 @@ class Cluster:
         why = ""
         if need > end:
             why = f" (the jobs' last deadline; the span ends {end:%Y-%m-%d %H:%M})"
-        for i, region in enumerate(self.regions):
+        for region in self.regions:
             if region.site is None:
                 continue
             site = build_site(region.name, region.zone, region.site)
@@ -116,7 +116,7 @@ class Cluster:
                 last = trace.start + timedelta(seconds=trace.step_s * len(trace.values_w))
                 if trace.start > start or last < need:
                     raise ReplayInputError(
-                        f"regions.{i}.site.{field}: {path} covers "
+                        f"regions.{region.name}.site.{field}: {path} covers "
                         f"{trace.start:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}; the replay "
                         f"needs {start:%Y-%m-%d %H:%M} to {need:%Y-%m-%d %H:%M}{why}"
                     )
@@ -152,10 +152,11 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         ReplayInputError: unreadable file, not UTF-8, bad TOML, a bad field or an unknown GPU type
             (the message names the file and the field).
     """
-    text = ""
+    text, raw = "", None
     try:
         text = path.read_text(encoding="utf-8")
-        parsed = _ClusterFile.model_validate(tomllib.loads(text))
+        raw = tomllib.loads(text)
+        parsed = _ClusterFile.model_validate(raw)
     except OSError as exc:
         raise ReplayInputError(f"{path}: cannot read cluster file ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:  # was a traceback (a .gz or binary file named)
@@ -164,7 +165,7 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         raise ReplayInputError(f"{path}: not valid TOML ({exc})") from exc
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
+        where = site_field(err["loc"], region_names(raw))
         msg = err["msg"].removeprefix("Value error, ")
         line = line_of(text, err["loc"])
         at = str(path) if line is None else f"{path}:{line}"

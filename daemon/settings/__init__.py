@@ -14,6 +14,7 @@ The sections live in :mod:`daemon.settings.sections` and :mod:`daemon.settings.r
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +34,7 @@ from daemon.settings.regions import (
     RegionSettings,
     SiteSettings,
     SlurmRegionSettings,
+    region_names,
     site_csvs_under,
 )
 from daemon.settings.sections import (
@@ -218,6 +220,14 @@ def _text(path: Path | None) -> str | None:
         return None
 
 
+def _parsed(text: str | None) -> Any:
+    """``text`` as TOML data, None when there is none or it does not parse."""
+    try:
+        return tomllib.loads(text) if text is not None else None
+    except tomllib.TOMLDecodeError:
+        return None
+
+
 def config_path(explicit: Path | None = None) -> Path | None:
     """The TOML file :func:`load_settings` reads: ``explicit``, else ``$CARBOND_CONFIG``, else
     ``/etc/carbond/carbond.toml`` when it exists; None when there is none.
@@ -250,8 +260,10 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as exc:
         text = _text(path)
+        names = region_names(_parsed(text))
         problems = [
-            problem_line(err["loc"], err["msg"], where, Settings, text) for err in exc.errors()
+            problem_line(err["loc"], err["msg"], where, Settings, text, names)
+            for err in exc.errors()
         ]
         raise ConfigError(problems) from exc
     except SettingsError as exc:  # a CARBOND_* variable holding JSON that does not parse

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,9 +18,12 @@ __all__ = [
     "RegionSettings",
     "SiteSettings",
     "SlurmRegionSettings",
+    "region_names",
     "site_csvs_under",
+    "site_field",
 ]
 
+_REGION_NAME = r"^[A-Za-z0-9_.-]+$"
 _SLURM_NAME = r"^[A-Za-z0-9_.+-]+$"  # partition, cluster, account, qos, GRES names
 # Past any site (a finite 1e308 overflows the site's dispatch to inf): its powers, the largest
 # PV park's 10 GW as a measured CSV's rows (forecasts.solar.MAX_POWER_W); its battery, 1 TWh;
@@ -115,7 +120,7 @@ class RegionSettings(_Section):
     ``executor = "slurm"`` needs a ``[regions.slurm]`` table (:class:`SlurmRegionSettings`).
     """
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, pattern=_REGION_NAME)
     zone: str = Field(min_length=1)
     pue: float = Field(default=1.0, ge=1.0, le=3.0)
     executor: str = Field(default="local", min_length=1)
@@ -211,3 +216,30 @@ def site_csvs_under(regions: tuple[RegionSettings, ...], base: Path) -> tuple[Re
         else:
             out.append(region.model_copy(update={"site": site.model_copy(update=moved)}))
     return tuple(out)
+
+
+def region_names(raw: Any) -> list[str | None]:
+    """The ``name`` of each ``[[regions]]`` entry of a config's raw (parsed TOML) data, None
+    where it is missing or not a valid name."""
+    regions = raw.get("regions") if isinstance(raw, dict) else None
+    if not isinstance(regions, list):
+        return []
+    return [
+        name
+        if isinstance(entry, dict)
+        and isinstance(name := entry.get("name"), str)
+        and re.match(_REGION_NAME, name)
+        else None
+        for entry in regions
+    ]
+
+
+def site_field(loc: Sequence[int | str], names: Sequence[str | None]) -> str:
+    """The dotted field of a settings error at ``loc``, a site's region named as the sites'
+    own errors name it (``regions.1.site.battery`` is ``regions.california.site.battery``);
+    other fields, or a region without a valid name, as ``loc`` has them."""
+    parts = [str(part) for part in loc]
+    index = loc[1] if len(loc) > 2 and loc[0] == "regions" and loc[2] == "site" else None
+    if isinstance(index, int) and 0 <= index < len(names) and (name := names[index]):
+        parts[1] = name
+    return ".".join(parts)

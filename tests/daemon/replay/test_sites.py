@@ -163,15 +163,16 @@ def test_replay_cli_prints_site_table_and_draws_the_site(
 @pytest.mark.parametrize(
     ("site", "message"),
     [
-        ("\n[regions.site]\npv_kwp = 3.0\n", r"regions\.1\.site: .*latitude and longitude"),
+        ("\n[regions.site]\npv_kwp = 3.0\n",
+         r"site-cluster\.toml:\d+: regions\.california\.site: .*latitude and longitude"),
         (SITE_PV.format(kwp=1.0) + BATTERY.replace("min_soc = 0.2", "min_soc = 0.9"),
-         r"regions\.1\.site\.battery: .*initial_soc 0.8 is below min_soc 0.9"),
+         r"regions\.california\.site\.battery: .*initial_soc 0.8 is below min_soc 0.9"),
         ("\n[regions.site]\npv_csv = 'missing.csv'\n",
          r"regions\.california\.site: .*missing\.csv"),
         (SITE_PV.format(kwp=1.0) + "pv_csv = 'pv.csv'\n",
-         r"regions\.1\.site: pv_kwp and pv_csv both set"),
+         r"regions\.california\.site: pv_kwp and pv_csv both set"),
         (SITE_PV.format(kwp=1.0) + "other_load_w = 300\nother_load_csv = 'load.csv'\n",
-         r"regions\.1\.site: other_load_w and other_load_csv both set"),
+         r"regions\.california\.site: other_load_w and other_load_csv both set"),
     ],
 )  # fmt: skip
 def test_bad_site_config_names_file_and_field(tmp_path: Path, site: str, message: str) -> None:
@@ -204,7 +205,8 @@ def test_measured_site_csv_must_cover_the_replay(
     if ok:
         assert _setup(trace, cluster, intensity_files).cluster.regions[1].site is not None
         return
-    with pytest.raises(ReplayInputError, match=r"regions\.1\.site\.pv_csv: .*pv\.csv covers"):
+    covers = r"regions\.california\.site\.pv_csv: .*pv\.csv covers"
+    with pytest.raises(ReplayInputError, match=covers):
         _setup(trace, cluster, intensity_files)
 
 

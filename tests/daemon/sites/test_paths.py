@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from daemon.replay.cluster import load_cluster
-from daemon.settings import load_settings
-from daemon.sites import build_sites
+from daemon.settings import ConfigError, load_settings
+from daemon.sites import SiteConfigError, build_sites
 
 REGION = """
 [[regions]]
@@ -70,3 +70,44 @@ def test_an_absolute_site_csv_stays_as_given(
     config.write_text(config.read_text().replace('"pv.csv"', f'"{absolute}"'), encoding="utf-8")
     site = load_settings(config).regions[0].site
     assert site is not None and site.pv_csv == absolute
+
+
+BAD = """state_dir = "{state}"
+
+[[regions]]
+name = "sf"
+zone = "US-CAL-CISO"
+pue = {pue}
+gpus = ["RTX6000-Ada"]
+
+[regions.site]
+{site}
+"""
+
+
+def _line(text: str, starts: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith(starts))
+
+
+def test_a_bad_site_setting_names_its_region_as_a_bad_csv_does(tmp_path: Path) -> None:
+    """Settings errors named a site by list index (``regions.0.site.battery``) while a CSV it
+    could not read named it by region (``regions.sf.site``); both name the region now, with
+    the file's line. Other region fields keep the index."""
+    config = tmp_path / "carbond.toml"
+    battery = "[regions.site.battery]\ncapacity_kwh = -1\ncharge_power_w = 1\ndischarge_power_w = 1"
+    text = BAD.format(state=tmp_path, pue=9.0, site=battery)
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.problems == [
+        f"{config}:{_line(text, 'pue')}: regions.0.pue: Input should be less than or equal to 3",
+        f"{config}:{_line(text, 'capacity_kwh')}: regions.sf.site.battery.capacity_kwh: "
+        "Input should be greater than 0",
+    ]
+    text = BAD.format(state=tmp_path, pue=1.0, site="pv_kwp = 1.0")
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"toml:\d+: regions\.sf\.site: pv_kwp needs latitude"):
+        load_settings(config)
+    config.write_text(BAD.format(state=tmp_path, pue=1.0, site="pv_csv = 'missing.csv'"))
+    with pytest.raises(SiteConfigError, match=r"^regions\.sf\.site: .*missing\.csv"):
+        build_sites(load_settings(config).regions)
