@@ -4,7 +4,7 @@ grid, the battery and the life-cycle factors of on-site energy.
 Modelled PV (pvlib clear sky) is computed lazily, a few days at a time on a 5-minute grid, and
 kept: planning asks for it every tick, accounting once per replay. A measured CSV is reread when
 its file changes (a measurement logger appending rows) and said stale once ``now`` is past its
-last row (:meth:`Site.refresh`).
+last row by a grace (:meth:`Site.refresh`); past that grace measured PV is 0 W.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class Site:
     def refresh(self, now: datetime) -> None:
         """Reread each measured CSV whose file changed since it was read (size, time or inode;
         one that cannot be read now is logged and the rows read before are kept), and warn
-        once per last row when ``now`` is past it: the last row's power holds after it."""
+        once per last row when ``now`` is past it by the grace (:func:`_grace_s`): after it
+        there is no measured PV (0 W) and the other load's last row holds."""
         for name in ("pv_csv", "other_load_csv"):
             path: Path | None = getattr(self, name)
             trace = self.pv_trace if name == "pv_csv" else self.other_trace
@@ -74,21 +75,31 @@ class Site:
                 trace = self._reread(name, path, trace)
             end = _end(trace)
             late_s = (now - end).total_seconds()
-            if late_s > max(_STALE_AFTER_S, 2.0 * trace.step_s) and self._stale.get(name) != end:
+            if late_s > _grace_s(trace) and self._stale.get(name) != end:
                 self._stale[name] = end
                 log.warning("site_csv_stale", region=self.region, field=name, path=str(path),
                             last_row_end=end.isoformat(), late_s=late_s,
-                            held_w=float(trace.values_w[-1]))  # fmt: skip
+                            held_w=self._after_end_w(name, trace))  # fmt: skip
 
     def problems(self) -> list[str]:
         """The measured CSVs :meth:`refresh` last found stale, one line each."""
         lines = []
         for name, trace in (("pv_csv", self.pv_trace), ("other_load_csv", self.other_trace)):
             if trace is not None and self._stale.get(name) == (end := _end(trace)):
-                lines.append(f"{name} {getattr(self, name)} ends {end.isoformat()}: its last "
-                             f"row ({float(trace.values_w[-1]):g} W) stands for every step "
-                             "since")  # fmt: skip
+                since = end + timedelta(seconds=_grace_s(trace))
+                held = (
+                    f"no PV is counted after {since.isoformat()} (0 W)"
+                    if name == "pv_csv"
+                    else f"its last row ({float(trace.values_w[-1]):g} W) stands for every "
+                    "step since"
+                )
+                lines.append(f"{name} {getattr(self, name)} ends {end.isoformat()}: {held}")
         return lines
+
+    @staticmethod
+    def _after_end_w(name: str, trace: PowerSeries) -> float:
+        """The power a CSV stands for once past its last row by the grace."""
+        return 0.0 if name == "pv_csv" else float(trace.values_w[-1])
 
     def _reread(self, name: str, path: Path, trace: PowerSeries) -> PowerSeries:
         try:
@@ -107,8 +118,10 @@ class Site:
 
     def pv_w(self, start: datetime, step_s: float, count: int) -> FloatArray:
         """Mean PV power (W) over each of ``count`` steps of ``step_s`` from ``start``."""
-        if self.pv_trace is not None:
-            return self.pv_trace.on_grid(start, step_s, count)
+        if (trace := self.pv_trace) is not None:  # no PV measured past the last row's grace
+            after = (start - _end(trace)).total_seconds() + np.arange(count) * step_s
+            measured: FloatArray = trace.on_grid(start, step_s, count)
+            return np.where(after >= _grace_s(trace), 0.0, measured)
         if self.pv_array is None or self.pv_array.peak_kw == 0:
             return np.zeros(count)
         end = start + timedelta(seconds=step_s * count)
@@ -172,6 +185,13 @@ def _persisted(
         read_at = (start - first).total_seconds() + offsets - days_back * _DAY_S
         result = np.where(read_at < 0, 0.0, result)
     return result
+
+
+def _grace_s(series: PowerSeries) -> float:
+    """How long past its last row a measured CSV's last row stands (a logger a little behind):
+    an hour, or two rows. After it the CSV is stale: measured PV is taken as 0 W (nothing
+    measured is no PV claimed) and the other load's last row holds (the site still draws)."""
+    return max(_STALE_AFTER_S, 2.0 * series.step_s)
 
 
 def _end(series: PowerSeries) -> datetime:

@@ -376,3 +376,30 @@ def test_measured_pv_forecast_before_the_first_row_is_no_pv(tmp_path: Path) -> N
     np.testing.assert_allclose(seen[24:26], [500.0, 501.0])
     later = site.pv_forecast_w(now + timedelta(days=1), now + timedelta(days=1), 3600, 3)
     np.testing.assert_allclose(later, [502.0, 503.0, 504.0])
+
+
+def test_past_a_live_pv_csvs_last_row_and_its_grace_there_is_no_pv(tmp_path: Path) -> None:
+    """A measurement logger that stopped at noon had its last row's power held for good: a
+    night of sun for the battery, the jobs' on-site shares and the planner. The last row now
+    stands for an hour (or two rows) past it, then the site has no PV (0 W) until the file
+    grows again; a stale other load keeps its last row (the site still draws)."""
+    pv, other = tmp_path / "pv.csv", tmp_path / "other.csv"
+    _write_hours(pv, range(24), 800.0)
+    _write_hours(other, range(24), 200.0)
+    site = build_site("sf", "US-CAL-CISO", _site(pv_kwp=0.0, pv_csv=pv, other_load_csv=other))
+    np.testing.assert_allclose(
+        site.pv_w(START + timedelta(hours=23), 1800, 8), [800.0] * 6 + [0.0] * 2
+    )  # the last row ends at 00:00; the grace is two hourly rows: 0 W from 02:00
+    np.testing.assert_allclose(site.other_w(START + timedelta(hours=30), 3600, 2), [200.0] * 2)
+    view = SiteView({"sf": site})
+    with capture_logs() as logs:
+        view.observe(START + timedelta(hours=27), _devices())
+    stale = {e["field"]: e["held_w"] for e in logs if e["event"] == "site_csv_stale"}
+    assert stale == {"pv_csv": 0.0, "other_load_csv": 200.0}
+    [pv_line, other_line] = site.problems()
+    since = (START + timedelta(hours=26)).isoformat()
+    assert pv_line.endswith(f"no PV is counted after {since} (0 W)")
+    assert other_line.endswith("its last row (200 W) stands for every step since")
+    _write_hours(pv, range(30), 500.0)  # the logger caught up
+    view.observe(START + timedelta(hours=28), _devices())
+    np.testing.assert_allclose(site.pv_w(START + timedelta(hours=27), 3600, 1), [500.0])
