@@ -35,6 +35,7 @@ __all__ = [
     "stored_plan",
     "waiting_for_capacity",
     "with_plan",
+    "with_run_now_recorded",
 ]
 
 log = structlog.get_logger(__name__)
@@ -130,6 +131,7 @@ def with_plan(spec: JobSpec, decision: Decision) -> JobSpec:
 # name) costs about twice this. Taken from ``fields`` so a new field is copied too.
 _SPEC_FIELDS = tuple(f.name for f in fields(JobSpec))
 _PLANNED = _SPEC_FIELDS.index("planned")
+_RECORDED = _SPEC_FIELDS.index("run_now_recorded")
 _spec_values = operator.attrgetter(*_SPEC_FIELDS)
 assert all(f.init for f in fields(JobSpec)), "every JobSpec field is an __init__ argument"
 
@@ -138,6 +140,14 @@ def _replanned(spec: JobSpec, planned: PlannedStart | None) -> JobSpec:
     """``dataclasses.replace(spec, planned=planned)``."""
     values = list(_spec_values(spec))
     values[_PLANNED] = planned
+    return JobSpec(*values)
+
+
+def with_run_now_recorded(spec: JobSpec) -> JobSpec:
+    """``dataclasses.replace(spec, run_now_recorded=True)`` (once per job, at its first
+    decision with a counterfactual: :mod:`daemon.run_now_busy`)."""
+    values = list(_spec_values(spec))
+    values[_RECORDED] = True
     return JobSpec(*values)
 
 

@@ -74,9 +74,11 @@ from daemon.planning import (
     stored_plan,
     waiting_for_capacity,
     with_plan,
+    with_run_now_recorded,
 )
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
+from daemon.run_now_busy import RunNowBusy
 from daemon.settings import Settings
 from daemon.sites import SiteView
 from daemon.sites.view import SITES_NAME
@@ -173,6 +175,7 @@ class Service:
         self._specs: dict[str, tuple[JobRequest, JobSpec, Alternative | None]] = {}
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
         self._busy = BusyDevices()  # the planner's devices, kept between rounds
+        self._run_now_busy = RunNowBusy()  # the GPUs the recorded counterfactuals hold
         self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics)
         self._dispatch = Dispatch(ledger, self.executors, self._held, requeue=self._requeue,
                                   finish=self._finish, fail=self._fail_unstarted)  # fmt: skip
@@ -260,7 +263,10 @@ class Service:
         """Prepare the queue files and re-adopt the jobs a previous daemon left running."""
         with self._lock:
             self.queue.prepare()
-            self._adopt(self.ledger.active_runs(), now)
+            runs = self.ledger.active_runs()
+            for run in runs:  # their counterfactual runs may hold GPUs still
+                self._run_now_busy.hold_recorded(self.ledger.counterfactual(run.job_id))
+            self._adopt(runs, now)
             self._endings.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
             # learned factors survive a restart (GPU-metered and executor-measured runs): the
             # ledger's checkpoint of them and the runs since (daemon.learning_checkpoint)
@@ -351,11 +357,13 @@ class Service:
         The GPUs its inventory listed that this one does not (their region or GPU removed)
         and runs still hold, so those runs' ends are recorded with their GPU (zone, PUE,
         estimated energy and grams; never planned on); the cancels it sent and the runs of
-        lost GPUs it was stopping (:meth:`daemon.finishing.Endings.take_over`)."""
+        lost GPUs it was stopping (:meth:`daemon.finishing.Endings.take_over`), and the GPUs
+        its recorded run-now counterfactuals hold (:mod:`daemon.run_now_busy`)."""
         with self._lock:
             self._keep_departed({**previous._departed, **previous._by_device})
             self._endings.take_over(previous._endings)
             self._overdue.take_over(previous._overdue)
+            self._run_now_busy = previous._run_now_busy
 
     def _keep_departed(self, known: Mapping[str, InventoryGpu]) -> None:
         held = {device for run in self.ledger.active_runs() for device in run.device_ids}
@@ -514,7 +522,7 @@ class Service:
             self.refresh_intensity(now)
         runs = self.ledger.active_runs()
         configured = self._busy.devices(self.inventory, runs, now, self.settings.intervals.plan_s)
-        devices = self._devices(now, configured)
+        devices = self._run_now_busy.devices(self._devices(now, configured), now)
         policy = self.policy
         learned = self.learning.recalibration
         if learned.factors:  # plan on what the measured outcomes taught (none: no copy)
@@ -555,7 +563,7 @@ class Service:
         dispatch, and launch the prepared ones (:mod:`daemon.dispatch`); returns the jobs
         started. ``busy``: the devices carbond's runs hold."""
         stored = record_decisions(self.ledger, decided, now, self._decided)
-        self._keep_plans(decided)
+        self._keep_plans(decided, stored)
         observed = type(self.metrics) is not NullMetrics  # not called for a sink that drops it
         holding = self._held.active  # plans handed to a reserving executor (Slurm)
         context = DispatchContext(self._forecasts, self.measurement, self.settings.state_dir,
@@ -601,18 +609,30 @@ class Service:
                     continue
                 if job.state == "planned":
                     spec = replace(spec, planned=stored_plan(self.ledger, job.job_id))
+                if self._run_now_busy.hold_recorded(self.ledger.counterfactual(job.job_id)):
+                    spec = with_run_now_recorded(spec)  # as after a restart
                 entry = (job.request, spec, None)
             kept[job.job_id] = entry
             specs.append(entry[1])
         self._specs = kept
         return specs
 
-    def _keep_plans(self, decided: Sequence[tuple[JobRecord, Decision]]) -> None:
+    def _keep_plans(
+        self, decided: Sequence[tuple[JobRecord, Decision]], stored: Sequence[bool]
+    ) -> None:
         """Hand each decided job's plan back to the policy next round (``JobSpec.planned``:
-        a planner may keep it rather than trade cells of almost the same cost)."""
+        a planner may keep it rather than trade cells of almost the same cost), and whether
+        its run-now counterfactual is recorded (``stored``: whether each decision was), its
+        run then holding its GPUs in the counterfactual (:mod:`daemon.run_now_busy`)."""
         specs = self._specs
-        for record, decision in decided:
+        for (record, decision), new in zip(decided, stored, strict=True):
             entry = specs.get(record.job_id)
+            run_now = decision.run_now
+            if new and run_now is not None and entry is not None and not entry[1].run_now_recorded:
+                self._run_now_busy.hold(run_now.device_ids, run_now.start, run_now.duration_s)
+                entry = specs[record.job_id] = (
+                    entry[0], with_run_now_recorded(entry[1]), entry[2]
+                )  # fmt: skip
             # A held job whose cell did not change gets the same plan object as last round.
             if entry is not None and decision.chosen is not entry[2]:
                 specs[record.job_id] = (entry[0], with_plan(entry[1], decision), decision.chosen)

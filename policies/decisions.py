@@ -6,7 +6,6 @@ the devices and the forecasts, never the clock.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -17,7 +16,8 @@ import numpy.typing as npt
 from policies.candidates import unfit_reason
 from policies.footprint.accounting import operational_g
 from policies.placement import mean_intensity_g_per_kwh
-from policies.scoring import CostCube, Pool, SlotGrid
+from policies.run_now_claims import RunNowCell, run_now_cells, slot_at
+from policies.scoring import CostCube, Pool
 from policies.types import Alternative, Decision, Device, JobSpec, ZoneIntensity
 
 __all__ = [
@@ -90,16 +90,6 @@ def ready_devices(pool: Pool, at: datetime, need: int) -> tuple[datetime, list[D
     return max(at, chosen[-1].busy_until or at), chosen
 
 
-def slot_at(grid: SlotGrid, offsets_s: FloatArray, at: datetime) -> int:
-    """The first slot of ``grid`` (whose ``offsets_s``) starting at or after ``at``, counted
-    on past the horizon's last slot as the grid's steps go on."""
-    offset_s = (at - grid.start).total_seconds()
-    later = np.flatnonzero(offsets_s >= offset_s - 1e-6)
-    if later.size:
-        return int(later[0])
-    return max(grid.count, math.ceil((offset_s - 1e-6) / grid.step_s))
-
-
 def priced_at(
     alt: Alternative, start: datetime, forecast: ZoneIntensity, pue: float
 ) -> Alternative:
@@ -113,29 +103,18 @@ def priced_at(
 
 
 def run_now_alternative(
-    cube: CostCube, j: int, forecasts: Mapping[str, ZoneIntensity]
+    cube: CostCube, j: int, cell: RunNowCell | None, forecasts: Mapping[str, ZoneIntensity]
 ) -> Alternative | None:
-    """The counterfactual: the start the job could have had now, carbon ignored.
+    """The counterfactual: job ``j``'s run-now ``cell`` (:mod:`policies.run_now_claims`: the
+    start it could have had under ``run-now``, carbon ignored) as an alternative.
 
-    The fastest admissible pool with enough devices free now; when every admissible pool is
-    busy, the pool whose devices free up first (fastest among those), from the first slot after
-    they do. The devices named are ones free at that start, never a GPU another job holds then.
-    A start past the cube's last slot is priced from the zone's forecast (``forecasts``), as
-    :func:`policies.placement.place` would. None when the job fits no pool.
+    Priced at the first slot from the cell's start; a start past the cube's last slot is
+    priced from the zone's forecast (``forecasts``), as :func:`policies.placement.place`
+    would. None without a cell (the job fits no pool).
     """
-    now = cube.grid.time(0)
-    need = cube.jobs[j].workload.tensor_parallel
-    best: tuple[datetime, float, int, list[Device]] | None = None
-    for p in (int(p) for p in np.flatnonzero(cube.admissible[j])):
-        ready = ready_devices(cube.pools[p], now, need)
-        if ready is None:
-            continue
-        key = (ready[0], float(cube.duration_s[j, p]), p, ready[1])
-        if best is None or key[:3] < best[:3]:
-            best = key
-    if best is None:
+    if cell is None:
         return None
-    free_at, _, p, devices = best
+    p, free_at, devices = cell
     s = slot_at(cube.grid, cube.grid.offsets_s, free_at)
     last = cube.grid.count - 1
     alt = alternative_at(cube, j, p, min(s, last), devices)
@@ -195,10 +174,11 @@ def plan_immediately(
     """
     taken: set[str] = set()
     decisions: dict[int, Decision] = {}
+    cells = run_now_cells(cube.pools, cube.grid, cube.jobs, cube.duration_s, cube.admissible)
     for j in fifo_order(cube.jobs):
         job = cube.jobs[j]
         row = np.where(cube.admissible[j], metric[j], np.inf)
-        run_now = run_now_alternative(cube, j, forecasts)
+        run_now = run_now_alternative(cube, j, cells.get(j), forecasts)
         if not np.isfinite(row).any():
             devices = [d for pool in cube.pools for d in pool.devices]
             decisions[j] = Decision(job.job_id, "reject", unfit_reason(job, devices), policy)

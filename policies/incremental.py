@@ -225,7 +225,7 @@ class PlanState:
         times = self._times(grid)
         ready = round_alternatives.Ready(pools, grid)
         run_now = round_alternatives.RunNow(rows, at, pools, grid, times, now, ready, pue,
-                                            forecasts)  # fmt: skip
+                                            forecasts, [jobs[j] for j in fits])  # fmt: skip
         plans = round_alternatives.planned(rows, at, pool, slot, pools, times)
         held = slot > 0  # and the jobs planned now that find too few devices free
         n = np.flatnonzero(~held)

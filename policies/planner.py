@@ -26,7 +26,8 @@ between ticks and a compiled greedy, except for the look-ahead LP's rounds):
    ``home_only``).
 5. A plan for slot 0 starts on concrete free devices. Started jobs carry the best placement of
    each of the next-cheapest pools as alternatives; held jobs carry their plan and the run-now
-   counterfactual.
+   counterfactual (every job's, the round's jobs claiming GPUs first come, first served as
+   ``run-now`` would: :mod:`policies.run_now_claims`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assig
 from policies.lookahead import Rounding, plan_round
 from policies.parameters import LIFETIME_CHECK, Check, check_fields
 from policies.reasons import hold_reason, latest_text, saving, start_reason, waiting_reason
+from policies.run_now_claims import RunNowCell, run_now_cells
 from policies.scoring import (
     CostCube,
     Pool,
@@ -160,6 +162,7 @@ class _Tick:
     taken: set[str]
     planned: tuple[IntArray, IntArray]  # each job's plan as (pool, slot): planned_cells
     forecasts: Mapping[str, ZoneIntensity]
+    run_now: dict[int, RunNowCell]  # each job's run-now cell (none: it fits no pool)
 
 
 def _allowed(
@@ -368,7 +371,7 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
 def _decide(tick: _Tick, j: int, p: int, s: int, note: str, policy: str, limit: int) -> Decision:
     cube = tick.cube
     job = cube.jobs[j]
-    run_now = run_now_alternative(cube, j, tick.forecasts)
+    run_now = run_now_alternative(cube, j, tick.run_now.get(j), tick.forecasts)
     plan = alternative_at(cube, j, p, s)
     quoted = saving(plan, run_now)
     if s > 0:
@@ -425,6 +428,7 @@ def plan_window(
     capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
     taken: set[str] = set()
     decisions: dict[int, Decision] = {}
+    run_now = run_now_cells(pools, grid, jobs, duration, ok)  # the round's claims, FIFO
     joint = _joint(params, len(jobs) * len(pools) * grid.count)
     step = len(order) if joint else params.chunk_jobs
     for first in range(0, len(order), step):
@@ -437,7 +441,8 @@ def plan_window(
         )  # fmt: skip
         cost = np.where(allowed[chunk][:, :, None], cube.planning_g, np.inf)
         plans = planned_cells(cube.jobs, pools, grid)
-        tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken, plans, forecasts)
+        cells = {k: run_now[j] for k, j in enumerate(chunk) if j in run_now}
+        tick = _Tick(cube, cost, capacity, allowed[chunk], now, taken, plans, forecasts, cells)
         locals_ = list(range(len(chunk)))
         planned: dict[int, tuple[int, int, str]] = {}
         if joint:  # the cheaper of the greedy and the LP-rounded plan (policies.lookahead)

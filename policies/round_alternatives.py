@@ -13,10 +13,11 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.compiled import compiled
-from policies.decisions import priced_at, ready_devices, slot_at
+from policies.decisions import priced_at, ready_devices
 from policies.kept_rows import KeptRows, alternatives, grams
+from policies.run_now_claims import claimed_cells, run_now_ready, slot_at
 from policies.scoring import Pool, SlotGrid
-from policies.types import Alternative, Device, ZoneIntensity
+from policies.types import Alternative, Device, JobSpec, ZoneIntensity
 
 __all__ = ["Ready", "RunNow", "planned"]
 
@@ -63,10 +64,14 @@ class Ready:
 
 
 class RunNow:
-    """:func:`policies.decisions.run_now_alternative` of each row ``at[k]``: the fastest
-    admissible pool among those whose devices are free first (ties: the first pool).
+    """:func:`policies.decisions.run_now_alternative` of each row ``at[k]`` (job ``jobs[k]``):
+    the fastest admissible pool among those whose devices are free first in the run-now
+    counterfactual (ties: the first pool), :mod:`policies.run_now_claims`.
 
-    The cells are found for all the round's jobs at once; their grams are read from the rows
+    The cells of the jobs whose counterfactual is recorded already are found for all at once;
+    those of the others (the round's arrivals, few) one by one in FIFO order, each claiming
+    its devices from the later ones (:func:`~policies.run_now_claims.claimed_cells`). Their
+    grams are read from the rows
     (:meth:`total_g`), and an :class:`~policies.types.Alternative` is built only for the jobs
     asked (:meth:`alternatives`): those started, and the held ones whose decision is built
     again (a held decision repeated from last round keeps the counterfactual stored with it,
@@ -76,7 +81,7 @@ class RunNow:
     def __init__(
         self, rows: KeptRows, at: IntArray, pools: Sequence[Pool], grid: SlotGrid,
         times: Sequence[datetime], now: datetime, ready_of: Ready, pue: FloatArray,
-        forecasts: Mapping[str, ZoneIntensity],
+        forecasts: Mapping[str, ZoneIntensity], jobs: Sequence[JobSpec],
     ) -> None:  # fmt: skip
         self._rows, self._at, self._pools, self._times, self._pue = rows, at, pools, times, pue
         self._forecasts = forecasts
@@ -84,10 +89,11 @@ class RunNow:
         self.start = np.zeros(len(at), dtype=np.int64)  # its start slot, maybe past the grid
         self._grid = grid
         self._ids: dict[int, list[tuple[str, ...] | None]] = {}  # per GPU count, by pool
+        self._own: dict[int, tuple[str, ...]] = {}  # the devices a job claimed, by k
         need = rows.gpus[at]
         for g in np.unique(need).tolist():
             sel = np.flatnonzero(need == g)
-            ready = [ready_of(p, now, g) for p in range(len(pools))]
+            ready = [run_now_ready(pool, now, g, {}) for pool in pools]
             ready_s = np.array(
                 [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
             )
@@ -101,6 +107,17 @@ class RunNow:
             has = np.flatnonzero(p >= 0)
             self.pool[sel[has]] = p[has]
             self.start[sel[has]] = slot_of[p[has]]
+        new = [k for k, job in enumerate(jobs) if not job.run_now_recorded]
+        if new:
+            r = at[new]
+            cells = claimed_cells(pools, grid, [jobs[k] for k in new], rows.duration[r],
+                                  rows.ok[r], range(len(new)))  # fmt: skip
+            for i, k in enumerate(new):
+                cell = cells.get(i)
+                self.pool[k] = -1 if cell is None else cell[0]
+                if cell is not None:
+                    self.start[k] = slot_at(grid, ready_of.offsets_s, cell[1])
+                    self._own[k] = tuple(d.device_id for d in cell[2])
         self.slot = np.minimum(self.start, grid.count - 1)  # the cell it is priced at
 
     def total_g(self, ks: IntArray) -> FloatArray:
@@ -131,20 +148,23 @@ class RunNow:
         cell = rows.run_now_cell[r]
         past = self.start[ks[has]] > s  # a start past the grid: built again, its start set
         todo = ~((s > 0) & (cell[:, 0] == p) & (cell[:, 1] == s)) | past
-        kept, ids, at = rows.run_now, self._ids, has.tolist()
-        rs, gs, ps = r.tolist(), rows.gpus[r].tolist(), p.tolist()
+        kept, ids, own, at = rows.run_now, self._ids, self._own, has.tolist()
+        rs, gs, ps, k_of = r.tolist(), rows.gpus[r].tolist(), p.tolist(), ks[has].tolist()
+        named = [own.get(k_of[i]) or ids[gs[i]][ps[i]] for i in range(len(rs))]
         for i in np.flatnonzero(~todo).tolist():  # last round's object, if its devices too
             seen = kept[rs[i]]
-            if seen is not None and seen.device_ids == ids[gs[i]][ps[i]]:
+            if seen is not None and seen.device_ids == named[i]:
                 out[at[i]] = seen
             else:
                 todo[i] = True
         t = np.flatnonzero(todo)
         built = alternatives(rows, r[t], p[t], s[t], self._pools, self._times,
-                             [ids[gs[i]][ps[i]] for i in t.tolist()])  # fmt: skip
+                             [named[i] for i in t.tolist()])  # fmt: skip
         for i, alt in zip(t.tolist(), built, strict=True):
             out[at[i]] = kept[rs[i]] = self._priced(int(ks[has[i]]), alt) if past[i] else alt
-        rows.run_now_cell[r[t], 0] = p[t]
+        # A start past the grid is kept under no cell: once the grid moves on, the cell it
+        # was priced at (the last) would read as an earlier start of the same object.
+        rows.run_now_cell[r[t], 0] = np.where(past[t], -1, p[t])
         rows.run_now_cell[r[t], 1] = s[t]
         return out
 

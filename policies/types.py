@@ -55,6 +55,10 @@ class JobSpec:
     (None: not held with one); a planner may keep it rather than move the job between cells of
     almost the same cost (``replan_margin``, :mod:`policies.planner`). It is the planner's own
     output handed back, not a property of the job, so it takes no part in equality.
+    ``run_now_recorded``: the daemon has recorded the job's run-now counterfactual (an earlier
+    round's, whose run holds GPUs through :attr:`Device.run_now_busy_until`), so this round's
+    claims no GPU from the jobs that arrive now (:mod:`policies.run_now_claims`); also the
+    daemon's, not the job's, and no part of equality.
     """
 
     job_id: str
@@ -68,6 +72,7 @@ class JobSpec:
     min_gpu_memory_gb: float = 0.0
     priority: int = 0
     planned: PlannedStart | None = field(default=None, compare=False)
+    run_now_recorded: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,9 @@ class Device:
     """One GPU the planner may place work on.
 
     ``busy_until`` is when the GPU is free (None or <= now: free now); ``available`` is False for
-    a GPU that is lost or drained.
+    a GPU that is lost or drained. ``run_now_busy_until`` is when it is free in the run-now
+    counterfactual: held by the counterfactual runs of the jobs decided in earlier rounds
+    (None: none holds it), :mod:`policies.run_now_claims`.
     """
 
     device_id: str
@@ -85,6 +92,7 @@ class Device:
     pue: float = 1.0
     busy_until: datetime | None = None
     available: bool = True
+    run_now_busy_until: datetime | None = None
 
 
 class ZoneIntensity(Protocol):

@@ -152,21 +152,33 @@ def _fastest_free_now_s(r: Round, job: JobSpec) -> float | None:
 
 
 def _check_run_now(name: str, r: Round) -> None:
-    """The fastest pool free now, else the GPUs that free up first, free at its start
-    (docs/policies.md, "The policy interface"); run-now's own is the start it made."""
+    """Each counterfactual is a start the job could have had under run-now with the same
+    arrivals (docs/policies.md, "The policy interface"): on devices free then, that no job
+    ahead of it (FIFO) holds in its own counterfactual then; the first job gets the fastest
+    pool free now. Run-now's own is the start it made."""
     decisions = get_policy(name).plan(r.now, r.jobs, r.devices, r.forecasts)
-    for job, decision in zip(r.jobs, decisions, strict=True):
-        run_now = decision.run_now
+    held: dict[str, list[tuple[datetime, datetime]]] = {}  # by device: earlier jobs' runs
+    first = True
+    for j in sorted(range(len(r.jobs)), key=lambda k: (
+        -r.jobs[k].priority, r.jobs[k].submitted_at, r.jobs[k].job_id
+    )):  # fmt: skip
+        job, run_now = r.jobs[j], decisions[j].run_now
         if run_now is None:
             continue
         if name == "run-now":
-            assert run_now == decision.chosen
+            assert run_now == decisions[j].chosen
             continue
         devices = [_device(r, i) for i in run_now.device_ids]
         assert all(is_free(d, run_now.start) and job_allows(job, d) for d in devices), run_now
+        end = run_now.start + timedelta(seconds=run_now.duration_s)
+        for i in run_now.device_ids:
+            runs = held.setdefault(i, [])
+            assert all(end <= a or b <= run_now.start for a, b in runs), (job.job_id, i, runs)
+            runs.append((run_now.start, end))
         fastest = _fastest_free_now_s(r, job)
-        if fastest is not None:
+        if first and fastest is not None:
             assert run_now.start == r.now and math.isclose(run_now.duration_s, fastest)
+        first = False
 
 
 @pytest.mark.parametrize("name", ALL)

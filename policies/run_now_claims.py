@@ -1,0 +1,135 @@
+"""The run-now counterfactual of a planning round: where and when each job would have started
+under ``run-now`` with the same arrivals, as closely as the planner can know it.
+
+``run-now`` takes the jobs first come, first served (:func:`policies.decisions.fifo_order`)
+and gives each the fastest fitting pool among those whose GPUs free up first. So the
+counterfactual does the same, and **the jobs of one round claim GPUs from each other**: the
+first job takes the free GPU, the next one the next free GPU or waits for one to free up
+(priced at that later start). A GPU is free in the counterfactual from the later of its
+``busy_until`` (what holds it now) and its ``run_now_busy_until`` (the counterfactual runs of
+jobs decided in earlier rounds, kept by the daemon from the decisions it recorded).
+
+A job whose counterfactual is recorded already (:attr:`JobSpec.run_now_recorded`: its run
+holds its GPUs through ``run_now_busy_until``) claims nothing: its counterfactual this round
+(for the "% below run-now" of its reason) sees only the earlier rounds' runs, as before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from policies.scoring import Pool, SlotGrid
+from policies.types import Device, JobSpec
+
+__all__ = ["RunNowCell", "claimed_cells", "run_now_cells", "run_now_ready", "slot_at"]
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+# A job's counterfactual: its pool, its start and the devices it takes.
+RunNowCell = tuple[int, datetime, tuple[Device, ...]]
+
+
+def slot_at(grid: SlotGrid, offsets_s: FloatArray, at: datetime) -> int:
+    """The first slot of ``grid`` (whose ``offsets_s``) starting at or after ``at``, counted
+    on past the horizon's last slot as the grid's steps go on."""
+    offset_s = (at - grid.start).total_seconds()
+    first = int(np.searchsorted(offsets_s, offset_s - 1e-6))  # the offsets never decrease
+    if first < len(offsets_s):
+        return first
+    return max(grid.count, math.ceil((offset_s - 1e-6) / grid.step_s))
+
+
+def _free_at(device: Device, at: datetime, claimed: Mapping[str, datetime]) -> datetime:
+    """When ``device`` is free in the counterfactual, at ``at`` or later."""
+    free = at
+    busy, held = device.busy_until, device.run_now_busy_until
+    if busy is not None and busy > free:
+        free = busy
+    if held is not None and held > free:
+        free = held
+    if claimed and (mine := claimed.get(device.device_id)) is not None and mine > free:
+        free = mine
+    return free
+
+
+def run_now_ready(
+    pool: Pool, at: datetime, need: int, claimed: Mapping[str, datetime]
+) -> tuple[datetime, tuple[Device, ...]] | None:
+    """:func:`policies.decisions.ready_devices` in the counterfactual: when ``need`` of the
+    pool's available devices are all free there (``claimed``: this round's claims, by device
+    id), and which (those freeing first, then by id); None with fewer than ``need``."""
+    available = [(_free_at(d, at, claimed), d.device_id, d) for d in pool.devices if d.available]
+    if len(available) < need or need < 1:
+        return None
+    if need == 1:  # the usual case: the first to free up (then by id)
+        free, _, device = min(available, key=_by_time_and_id)
+        return free, (device,)
+    chosen = sorted(available, key=_by_time_and_id)[:need]
+    return chosen[-1][0], tuple(x[2] for x in chosen)
+
+
+def _by_time_and_id(x: tuple[datetime, str, Device]) -> tuple[datetime, str]:
+    return x[0], x[1]
+
+
+def claimed_cells(
+    pools: Sequence[Pool], grid: SlotGrid, jobs: Sequence[JobSpec], duration: FloatArray,
+    ok: BoolArray, ks: Sequence[int], claim: bool = True,
+) -> dict[int, RunNowCell]:  # fmt: skip
+    """The counterfactual cells of the jobs ``ks`` (indices into ``jobs``, ``duration`` and
+    ``ok`` ``(J, P)``): the admissible pool whose devices are free first, the fastest of those
+    (ties: the first pool), from the first slot of ``grid`` (whose slot 0 is now) at or after
+    they are. With ``claim``, the jobs are taken in FIFO order and each claims its devices
+    from the later ones until its run (from that slot) ends; without, none claims any. A job
+    that fits no pool has none (and claims nothing)."""
+    now = grid.time(0)
+    order = sorted(ks, key=lambda j: (-jobs[j].priority, jobs[j].submitted_at, jobs[j].job_id))
+    claimed: dict[str, datetime] = {}
+    seen: dict[tuple[int, int], tuple[datetime, tuple[Device, ...]] | None] = {}
+    out: dict[int, RunNowCell] = {}
+    for j in order:
+        need = jobs[j].workload.tensor_parallel
+        best: tuple[datetime, float, int, tuple[Device, ...]] | None = None
+        for p in np.flatnonzero(ok[j]).tolist():
+            key = (p, need)
+            if key not in seen:
+                seen[key] = run_now_ready(pools[p], now, need, claimed)
+            ready = seen[key]
+            if ready is None:
+                continue
+            d = float(duration[j, p])
+            if best is None or (ready[0], d) < (best[0], best[1]):
+                best = (ready[0], d, p, ready[1])
+        if best is None:
+            continue
+        free_at, d, p, devices = best
+        start = grid.time(slot_at(grid, grid.offsets_s, free_at))
+        out[j] = (p, start, devices)
+        if not claim:
+            continue
+        until = start + timedelta(seconds=d)
+        for device in devices:
+            claimed[device.device_id] = until
+        for key in [k for k in seen if k[0] == p]:  # the pool's readiness moved
+            del seen[key]
+    return out
+
+
+def run_now_cells(
+    pools: Sequence[Pool], grid: SlotGrid, jobs: Sequence[JobSpec], duration: FloatArray,
+    ok: BoolArray,
+) -> dict[int, RunNowCell]:  # fmt: skip
+    """Every job's counterfactual cell (see the module docstring): the jobs without a
+    recorded counterfactual claim GPUs first come, first served; the others claim none and
+    see none of this round's claims."""
+    new = [j for j, job in enumerate(jobs) if not job.run_now_recorded]
+    known = [j for j, job in enumerate(jobs) if job.run_now_recorded]
+    cells = claimed_cells(pools, grid, jobs, duration, ok, new)
+    cells.update(claimed_cells(pools, grid, jobs, duration, ok, known, claim=False))
+    return cells
