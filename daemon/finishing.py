@@ -311,6 +311,10 @@ class Endings:
                     context.lifetime_years, quiet=estimates_quiet,
                 )  # fmt: skip
                 columns = self._at_site(run, started, status, columns, ended, context)
+                if state != "succeeded" and "run_now_total_g" in columns:
+                    # Work not done saves nothing: its counterfactual is its own grams (the
+                    # one stored at submission stays in its decisions). docs/operations.md
+                    columns["run_now_total_g"] = columns.get("total_g")
                 if state == "succeeded" and not measured:  # the meter's runs: folded already
                     lesson = _executor_lesson(ledger, decision, columns, context.inventory)
                     if lesson is not None and not (

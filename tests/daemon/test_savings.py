@@ -1,0 +1,44 @@
+"""Savings against the run-now counterfactual (docs/operations.md, "Savings"): a job that did
+not succeed saves nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.settings import RegionSettings
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import append, job_line, make_service
+
+ONE_T4 = (RegionSettings(name="qc", zone="CA-QC", gpus=("T4",)),)
+
+
+@pytest.mark.parametrize("end", ["succeeded", "failed", "cancelled"])
+def test_a_job_that_did_not_finish_its_work_saves_nothing(tmp_path: Path, end: str) -> None:
+    """A long job ends after 10 s of its ~hour. Its few grams used to be counted against
+    the whole run's counterfactual, a saving of ~100 % for work never done."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", requests=2000))
+    service.tick(clock())
+    clock.advance(10)
+    if end == "cancelled":
+        append(service.queue.path, '{"cancel": "a"}\n')
+    else:
+        executor.finish("a", clock(), exit_code=0 if end == "succeeded" else 3)
+    service.tick(clock())
+    assert service.ledger.job("a").state == end
+    stored = service.ledger.counterfactual("a")
+    outcome = service.ledger.outcome("a")
+    assert stored is not None and outcome is not None and outcome["total_g"] > 0
+    assert outcome["total_g"] < stored["total_g"] / 10  # ended early
+    totals = service.ledger.outcome_totals()
+    if end == "succeeded":  # the whole run's counterfactual (run-now: the same start)
+        assert outcome["run_now_total_g"] == stored["total_g"]
+        assert totals["saved_g"] > 0
+    else:
+        assert outcome["run_now_total_g"] == outcome["total_g"]
+        assert totals["saved_g"] == 0
+        assert totals["run_now_total_g"] == totals["total_g"]
