@@ -5,6 +5,7 @@ realised intensity over the run, so that no finished job lacks carbon figures.""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from daemon.logs import dropped
 from policies import PoliciesError, ZoneIntensity
 from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
-__all__ = ["estimates_logged", "finished_columns"]
+__all__ = ["estimates_logged", "finished_columns", "like_the_run"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,9 +57,9 @@ def finished_columns(
     pue = gpu.device.pue if gpu is not None else None
     columns = predicted_outcome(started, run, decision, status, pue)
     period = columns["started_at"], columns["finished_at"]  # the run's ends, as stored
-    run_now_g = ledger.counterfactual_total_g(run.job_id)
-    if run_now_g is not None or ledger.counterfactual(run.job_id) is not None:
-        columns["run_now_total_g"] = run_now_g  # a counterfactual without a figure: NULL
+    recorded = ledger.counterfactual(run.job_id)
+    if recorded is not None:  # a counterfactual without a figure: NULL
+        columns["run_now_total_g"] = recorded.get("total_g")
     if gpu is not None:
         columns |= {"region": gpu.device.region, "zone": gpu.device.zone,
                     "gpu": gpu.device.gpu.name}  # fmt: skip
@@ -66,7 +67,7 @@ def finished_columns(
         columns |= {"region": decision.region, "gpu": decision.gpu}
     columns |= measured
     if measured.get("energy_j") is not None or gpu is None:
-        return columns
+        return like_the_run(columns, recorded)
     zone = gpu.device.zone
     realised = realised_from_samples(
         zone, ledger.intensity_samples(zone, *period), started, status.finished_at,
@@ -94,7 +95,38 @@ def finished_columns(
         log.warning("job_carbon_unknown", job_id=run.job_id,
                     energy_method=columns.get("energy_method"),
                     intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
+    return like_the_run(columns, recorded)
+
+
+def like_the_run(columns: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``columns`` with ``run_now_total_g`` the ``recorded`` counterfactual as the run turned
+    out: its operational grams scaled by the run's energy over the energy predicted for it,
+    its embodied grams by the run's duration over the duration predicted (the job's own
+    estimate error, which would read as a saving or a loss, is taken out: the saving is
+    place and time, at the counterfactual's forecast intensity). Unscaled where a figure is
+    missing."""
+    if recorded is None or columns.get("run_now_total_g") is None:
+        return columns
+    energy = _ratio(columns.get("energy_j"), columns.get("predicted_energy_j"))
+    duration = _ratio(columns.get("duration_s"), columns.get("predicted_duration_s"))
+    operational, embodied = recorded.get("operational_g"), recorded.get("embodied_g")
+    if (
+        energy is not None
+        and duration is not None
+        and isinstance(operational, int | float)
+        and isinstance(embodied, int | float)
+    ):
+        columns["run_now_total_g"] = operational * energy + embodied * duration
     return columns
+
+
+def _ratio(value: Any, predicted: Any) -> float | None:
+    """``value / predicted`` when both are finite numbers and ``predicted`` is above 0."""
+    if not isinstance(value, int | float) or not isinstance(predicted, int | float):
+        return None
+    if not (math.isfinite(value) and math.isfinite(predicted)) or predicted <= 0:
+        return None
+    return float(value) / float(predicted)
 
 
 def _realised_from_forecast(
