@@ -23,6 +23,7 @@ from policies.planner import (
     _Tick,
     planned_cells,
 )
+from policies.run_now_claims import run_now_cells
 from policies.scoring import SlotGrid, estimate_matrix, make_pools, score
 from tests.policies.conftest import NOW, devices
 from tests.policies.random_cluster import world
@@ -154,7 +155,8 @@ def _tick(seed: int, params: WindowParameters) -> tuple[_Tick, IntArray, list[in
     )  # fmt: skip
     cost = np.where(allowed[:, :, None], cube.planning_g, np.inf)
     plans = planned_cells(cube.jobs, pools, grid)
-    tick = _Tick(cube, cost, capacity, allowed, now, set(), plans, w.forecasts)
+    cells = run_now_cells(pools, grid, w.jobs, duration, ok)  # the round's run-now claims
+    tick = _Tick(cube, cost, capacity, allowed, now, set(), plans, w.forecasts, cells)
     gpus = np.array([j.workload.tensor_parallel for j in w.jobs], dtype=np.int64)
     order = [int(k) for k in np.random.default_rng(seed).permutation(len(w.jobs)) if ok[k].any()]
     return tick, gpus, order
