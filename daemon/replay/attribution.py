@@ -1,0 +1,94 @@
+"""Where a replay's savings come from: the spatial and temporal parts of each policy's saving
+over ``run-now``, and the most that shifting in time alone could save."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from daemon.replay.driver import PolicyRun, ReplaySetup
+from policies.bound import BoundInfeasibleError, lower_bound
+from policies.footprint.accounting import operational_g
+from policies.scoring import mean_intensities
+
+__all__ = ["split_savings", "temporal_potential"]
+
+
+def split_savings(
+    setup: ReplaySetup, runs: Sequence[PolicyRun], rows: list[dict[str, Any]]
+) -> None:
+    """Adds ``spatial_saving`` and ``temporal_saving`` to every row (fractions of run-now's
+    grams over the jobs both ran; they add up to ``savings_vs_run_now``).
+
+    Per job: the spatial part is what the policy's placement (region, GPU) saves had it started
+    when ``run-now`` started the job; the temporal part what its own start time saves on top,
+    both on the realised intensity. With on-site energy (a ``[regions.site]``) both are None:
+    the PV and battery energy a job would have had at another start depends on the whole
+    schedule's flows, which only the replay itself computes (grid grams alone split run-now's
+    own saving of 0 into two opposite parts).
+    """
+    base = next((run for run in runs if run.policy == "run-now"), None)
+    if base is None:
+        return
+    if any(region.site is not None for region in setup.cluster.regions):
+        for row in rows:
+            row["spatial_saving"] = row["temporal_saving"] = None
+        return
+    first = {o.job_id: o for o in base.outcomes}
+    pue = {r.name: r.pue for r in setup.cluster.regions}
+    for run, row in zip(runs, rows, strict=False):
+        row["spatial_saving"] = row["temporal_saving"] = None  # no job in common: none
+        common = [o for o in run.outcomes if o.job_id in first]
+        base_g = sum(first[o.job_id].total_g for o in common)
+        if not common or base_g <= 0:
+            continue
+        same_time = np.zeros(len(common))
+        by_zone: dict[str, list[int]] = {}
+        for i, o in enumerate(common):
+            by_zone.setdefault(o.zone, []).append(i)
+        for zone, index in by_zone.items():
+            actual = setup.signals.actual(zone)
+            starts = np.array(
+                [(first[common[i].job_id].started_at - actual.start).total_seconds() for i in index]
+            )
+            spans = np.array([(common[i].ended_at - common[i].started_at).total_seconds()
+                              for i in index])  # fmt: skip
+            means = mean_intensities(actual.values_g_per_kwh, actual.step_s, 0.0, starts, spans)
+            for k, i in enumerate(index):
+                o = common[i]
+                same_time[i] = (
+                    operational_g(o.energy_j, float(means[k]), pue[o.region]) + o.embodied_g
+                )
+        row["spatial_saving"] = (base_g - float(same_time.sum())) / base_g
+        row["temporal_saving"] = (float(same_time.sum()) - sum(o.total_g for o in common)) / base_g
+
+
+def temporal_potential(setup: ReplaySetup, runs: Sequence[PolicyRun]) -> float | None:
+    """The most that shifting in time alone could save: 1 - the LP bound with every job kept
+    on the region and GPU type ``run-now`` gave it, over run-now's grams (None without a
+    complete run-now)."""
+    base = next((run for run in runs if run.policy == "run-now"), None)
+    if (
+        base is None
+        or base.rejected
+        or len(base.outcomes) != len(setup.jobs)
+        or setup.duration_noise
+    ):
+        return None
+    placed = {o.job_id: o for o in base.outcomes}
+    pinned = [
+        replace(job, regions=(placed[job.job_id].region,), gpu_types=(placed[job.job_id].gpu,))
+        for job in setup.jobs
+    ]
+    actuals = setup.actuals()
+    try:
+        bound = lower_bound(pinned, setup.cluster.devices(), actuals,
+                            lifetime_years=setup.lifetime_years,
+                            duration_factor=setup.truth_factor)  # fmt: skip
+    except BoundInfeasibleError:  # run-now's placements cannot meet every deadline
+        return None
+    total = sum(o.total_g for o in base.outcomes)
+    return 1.0 - bound.total_g / total if total > 0 and not bound.unschedulable else None
