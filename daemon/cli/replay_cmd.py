@@ -5,33 +5,34 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import structlog
-
-from daemon.cli.output import print_json, print_table, printable, writable
+from daemon.cli.output import print_json, print_table, writable
+from daemon.cli.replay_common import (
+    add_inputs,
+    check_policies,
+    inputs_from,
+    parse_slacks,
+    print_notes,
+    progress,
+    quiet_logs,
+)
 from daemon.errors import UsageError
-from daemon.logs import configure_logging
 from daemon.replay.driver import PolicyRun, ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
-    JOBS_FORMATS,
     PolicySpec,
-    ReplayInputs,
     build_setup,
     load_setup,
     parse_duration_s,
     parse_grid,
     parse_policies,
-    parse_time,
     read_inputs,
 )
-from daemon.replay.parallel import Replays, RunProgress, available_workers, beside
+from daemon.replay.parallel import Replays, beside
 from daemon.replay.report import (
     Solved,
     bound_row,
@@ -48,117 +49,14 @@ from daemon.replay.report import (
     write_jobs_csv,
     write_optimum_csv,
 )
-from policies import PoliciesError, get_policy, policy_names
+from daemon.reports.pareto import mark_front, pareto
+from policies import policy_names
 from policies.bound import BoundInfeasibleError, LowerBound
-from policies.footprint.runtimes import STUDY_SUFFIX
 from policies.optimum import IntegerOptimum
 
-__all__ = ["register"]
+__all__ = ["mark_front", "pareto", "register"]
 
 DEFAULT_POLICIES = "run-now,lowest-energy,spatial,wait-awhile,carbon-window,oracle"
-
-
-def _add_inputs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--jobs",
-        type=Path,
-        action="append",
-        required=True,
-        metavar="FILE",
-        help="request or job trace (repeat to overlay several traces)",
-    )
-    parser.add_argument(
-        "--jobs-format",
-        choices=JOBS_FORMATS,
-        default="carbond",
-        help="request trace format, or ledger: the jobs of a carbond ledger.db (default carbond)",
-    )
-    parser.add_argument(
-        "--cluster",
-        type=Path,
-        required=True,
-        metavar="CLUSTER.toml",
-        help="[[regions]] with declared GPUs: a cluster file or the daemon's carbond.toml",
-    )
-    parser.add_argument(
-        "--intensity",
-        type=Path,
-        action="append",
-        required=True,
-        metavar="FILE",
-        help="Electricity Maps hourly CSV (repeat per zone; a zone's yearly files are joined)",
-    )
-    parser.add_argument("--start", required=True, help="replay start, e.g. 2023-06-05")
-    parser.add_argument("--days", type=float, default=7.0, help="replayed span (default 7)")
-    parser.add_argument(
-        "--requests-per-job",
-        type=int,
-        default=1024,
-        help="requests batched into one job (default 1024)",
-    )
-    parser.add_argument(
-        "--time-scale",
-        type=float,
-        default=1.0,
-        help="stretch the trace's arrival pattern by this factor (default 1)",
-    )
-    parser.add_argument("--model", default="llama-3b", help="catalog model (default llama-3b)")
-    parser.add_argument("--runtime", default="vllm", help="runtime profile (default vllm)")
-    parser.add_argument(
-        "--power-model",
-        choices=("calibrated", "study"),
-        default="calibrated",
-        help="GPU power curve: carbond's calibrated one, or the simulation study's MFU curve "
-        "(same as --runtime R+study)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=8, help="requests per batch, 1 to 1,000,000 (default 8)"
-    )
-    parser.add_argument(
-        "--tick",
-        type=int,
-        default=60,
-        metavar="SECONDS",
-        help="the daemon's planning interval in the replay, 1 to 86400 (default 60)",
-    )
-    parser.add_argument(
-        "--forecaster",
-        default="blend",
-        help="forecaster planning sees (forecasts package; default blend)",
-    )
-    parser.add_argument(
-        "--truth-factor",
-        type=float,
-        default=1.0,
-        metavar="X",
-        help="runs last X times their estimate (estimator error; up to 100, default 1)",
-    )
-    parser.add_argument(
-        "--duration-noise",
-        type=float,
-        default=0.0,
-        metavar="SIGMA",
-        help="log-normal sigma of each run's time around that (0 to 3, default 0)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=_workers,
-        default=available_workers(),
-        metavar="N",
-        help="replays run at once, one process each (default: the CPUs available, "
-        f"{available_workers()} here)",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON, not a table")  # fmt: skip
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of processes, at least 1")
-    return value
 
 
 def _span(text: str) -> float:
@@ -176,7 +74,7 @@ def _span(text: str) -> float:
 def register(subparsers: Any) -> None:
     """Add ``replay`` and ``tune``."""
     replay = subparsers.add_parser("replay", help="replay traces under several policies")
-    _add_inputs(replay)
+    add_inputs(replay)
     replay.add_argument(
         "--slack",
         default="4h",
@@ -204,7 +102,7 @@ def register(subparsers: Any) -> None:
     replay.set_defaults(func=_replay)
 
     tune = subparsers.add_parser("tune", help="sweep a policy's parameters: carbon vs waiting")
-    _add_inputs(tune)
+    add_inputs(tune)
     tune.add_argument("--slack", default="4h", help="deadline slack after arrival (default 4h)")
     tune.add_argument("--policy", default="carbon-window", help="the policy to tune")
     tune.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -212,22 +110,6 @@ def register(subparsers: Any) -> None:
     tune.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                       help="draw carbon vs mean wait with the Pareto front")  # fmt: skip
     tune.set_defaults(func=_tune)
-
-
-def _inputs(args: argparse.Namespace) -> ReplayInputs:
-    return ReplayInputs(
-        tuple(args.jobs), args.jobs_format, args.cluster, tuple(args.intensity),
-        parse_time(args.start), args.days, args.requests_per_job, args.time_scale, args.model,
-        _runtime(args), args.batch_size, args.tick, args.forecaster, args.truth_factor,
-        args.duration_noise,
-    )  # fmt: skip
-
-
-def _runtime(args: argparse.Namespace) -> str:
-    """The jobs' runtime profile, with the study's power curve when ``--power-model study``."""
-    if args.power_model == "study" and not args.runtime.lower().endswith(STUDY_SUFFIX):
-        return f"{args.runtime}{STUDY_SUFFIX}"
-    return str(args.runtime)
 
 
 def _solve(
@@ -244,67 +126,11 @@ def _solve(
     return bound, optimum
 
 
-@contextmanager
-def _progress(
-    runs: Sequence[PolicySpec], label: str, setup: ReplaySetup
-) -> Iterator[tuple[RunProgress, Callable[[str], None]]]:
-    """A rich progress bar on stderr when it is a TTY, over all ``runs`` (each advances by its
-    replay clock), and a way to say what is left once they are done; no-ops otherwise. On
-    stderr, so that ``--json > out.json`` still shows progress and stdout holds only results."""
-    if not sys.stderr.isatty():
-        yield (lambda index, now: None), (lambda text: None)
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    span = (setup.end - setup.start).total_seconds()
-    done = [0.0] * len(runs)
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        overall = bar.add_task(label, total=len(runs) * span)
-
-        def advance(index: int, now: datetime) -> None:
-            done[index] = min(max((now - setup.start).total_seconds(), 0.0), span)
-            bar.update(overall, completed=sum(done),
-                       description=f"{label} {runs[index].label}")  # fmt: skip
-
-        def status(text: str) -> None:
-            bar.update(overall, description=f"{label}: {text}")
-
-        yield advance, status
-
-
-def _check(specs: Sequence[PolicySpec]) -> None:
-    """Build each policy once so that a bad name or parameter fails before any replay."""
-    for spec in specs:
-        try:
-            get_policy(spec.name, **spec.params)
-        except (PoliciesError, TypeError, ValueError) as exc:  # a policy registered elsewhere
-            raise ReplayInputError(f"--policy {spec.label}: {exc}") from exc
-
-
-def _quiet_logs() -> None:
-    """Only warnings and errors, on stderr: the daemon's per-job events would drown the results.
-    Loggers are not cached, so a caller (or a test) can reconfigure structlog afterwards."""
-    configure_logging(level="WARNING")
-    structlog.configure(cache_logger_on_first_use=False)
-
-
-def _print_notes(setup: ReplaySetup, shown: set[str] | None = None) -> None:
-    """The input files' problems that the replay worked around, on stderr (JSON stays clean),
-    each once (``shown``: those printed before), their control characters escaped: a file's
-    zone name was written raw, and its escape sequences drove the terminal."""
-    shown = set() if shown is None else shown
-    for note in setup.notes:
-        if note not in shown:
-            print(f"carbond: note: {printable(note)}", file=sys.stderr)
-            shown.add(note)
-
-
 def _replay(args: argparse.Namespace) -> int:
-    _quiet_logs()
-    inputs = _inputs(args)
+    quiet_logs()
+    inputs = inputs_from(args)
     specs = parse_policies(args.policy)
-    _check(specs)
+    check_policies(specs)
     slacks, own = _replay_slacks(args)
     writable(args.out, make=True)
     rows: list[dict[str, Any]] = []
@@ -312,7 +138,7 @@ def _replay(args: argparse.Namespace) -> int:
     read = read_inputs(inputs)  # once, each slack's replay built from it
     for slack_s in slacks:
         setup = build_setup(read, slack_s)
-        _print_notes(setup, shown)
+        print_notes(setup, shown)
         label = "ledger" if own else f"slack {slack_s / 3600:g} h"
         solving = [name for name, asked in (("--bound", args.bound), ("--optimum", args.optimum))
                    if asked]  # fmt: skip
@@ -320,7 +146,7 @@ def _replay(args: argparse.Namespace) -> int:
             require_exact_runs(setup, option)  # before the replays, not after them
         with (
             Replays(setup, specs, args.workers) as replays,
-            _progress(specs, label, setup) as (bar, status),
+            progress(specs, label, setup) as (bar, status),
             beside(partial(_solve, setup, args)) as solved,  # needs no replay: solved meanwhile
         ):
             runs = replays.results(bar)
@@ -378,7 +204,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _replay_slacks(args: argparse.Namespace) -> tuple[list[float], bool]:
     """``replay``'s slacks, and whether the jobs keep their own deadlines instead (a ledger's:
     ``--slack`` does not apply, so one replay, its rows' ``slack_s`` None)."""
-    slacks = _slacks(args.slack, several=True)
+    slacks = parse_slacks(args.slack, several=True)
     own = args.jobs_format == "ledger"
     if own and len(slacks) > 1:
         raise ReplayInputError("--slack: a ledger's jobs keep their own deadlines (one replay)")
@@ -427,50 +253,8 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
-    """Which points no other point beats on both coordinates (lower is better)."""
-    return [
-        not any(
-            (a <= x and b <= y) and (a < x or b < y) for j, (a, b) in enumerate(points) if j != i
-        )
-        for i, (x, y) in enumerate(points)
-    ]
-
-
-def mark_front(rows: Sequence[dict[str, Any]]) -> None:
-    """Set each tuning row's ``pareto`` (on the carbon-vs-mean-wait front) and ``excluded``
-    (why it cannot be: rejected jobs or missed deadlines, else None). The front is drawn among
-    the settings that ran every job by its deadline only: fewer grams bought with a rejected
-    job or a missed deadline is no trade-off to offer an operator."""
-    for row in rows:
-        why = [f"{row['rejected']} rejected"] if row["rejected"] else []
-        if row["deadline_misses"]:
-            why.append(f"{row['deadline_misses']} deadline misses")
-        row["excluded"] = ", ".join(why) or None
-        row["pareto"] = False
-    eligible = [r for r in rows if r["excluded"] is None]
-    front = pareto([(r["total_g"], r["mean_wait_s"]) for r in eligible])
-    for row, on_front in zip(eligible, front, strict=True):
-        row["pareto"] = on_front
-
-
-def _slacks(text: str, *, several: bool) -> list[float]:
-    """``--slack``: one duration, or for ``replay`` a comma list of different ones."""
-    parts = text.split(",")
-    if len(parts) > 1 and not several:
-        raise ReplayInputError("--slack: tune sweeps one slack (replay takes a comma list)")
-    try:
-        slacks = [parse_duration_s(part) for part in parts]
-    except ReplayInputError as exc:
-        raise ReplayInputError(f"--slack: {exc}") from None
-    for k, slack_s in enumerate(slacks):
-        if slack_s in slacks[:k]:
-            raise ReplayInputError(f"--slack: {parts[k]!r} is a slack given before")
-    return slacks
-
-
 def _tune(args: argparse.Namespace) -> int:
-    _quiet_logs()
+    quiet_logs()
     if "," in args.policy:
         raise ReplayInputError("--policy: tune sweeps one policy")
     base = parse_policies(args.policy)[0]
@@ -484,7 +268,7 @@ def _tune(args: argparse.Namespace) -> int:
     tuned = [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
     # `--policy run-now` is the baseline itself: replayed once, not twice
     specs = [baseline, *(spec for spec in tuned if spec.label != baseline.label)]
-    _check(specs)  # before reading the inputs (a minute for a large trace), as replay does
+    check_policies(specs)  # before reading the inputs (a minute for a large trace), as replay does
     if args.plot is not None:  # a format matplotlib cannot draw, or a folder: before any replay
         from daemon.reports.plots import image_format
 
@@ -492,11 +276,11 @@ def _tune(args: argparse.Namespace) -> int:
         if args.plot.is_dir():
             raise UsageError(f"--plot {args.plot}: a folder, not a file to draw in")
     writable(args.plot)
-    setup = load_setup(_inputs(args), _slacks(args.slack, several=False)[0])
-    _print_notes(setup)
+    setup = load_setup(inputs_from(args), parse_slacks(args.slack, several=False)[0])
+    print_notes(setup)
     with (
         Replays(setup, specs, args.workers) as replays,
-        _progress(specs, "tune", setup) as (bar, _),
+        progress(specs, "tune", setup) as (bar, _),
     ):
         runs = replays.results(bar)
     summary = summarise(runs)

@@ -1,4 +1,5 @@
-"""``carbond tune --plot FILE.png``: the sweep's carbon vs waiting, with its Pareto front.
+"""``carbond tune``'s Pareto front: which settings are on it (:func:`mark_front`) and, with
+``--plot FILE.png``, the sweep's carbon vs waiting drawn with it (:func:`plot_pareto`).
 
 Each parameter combination is a point (mean wait on x, total gCO2e on y); the points no other
 beats on both are joined as the front, settings that rejected jobs or missed deadlines (kept
@@ -11,7 +12,34 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_pareto"]
+__all__ = ["mark_front", "pareto", "plot_pareto"]
+
+
+def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """Which points no other point beats on both coordinates (lower is better)."""
+    return [
+        not any(
+            (a <= x and b <= y) and (a < x or b < y) for j, (a, b) in enumerate(points) if j != i
+        )
+        for i, (x, y) in enumerate(points)
+    ]
+
+
+def mark_front(rows: Sequence[dict[str, Any]]) -> None:
+    """Set each tuning row's ``pareto`` (on the carbon-vs-mean-wait front) and ``excluded``
+    (why it cannot be: rejected jobs or missed deadlines, else None). The front is drawn among
+    the settings that ran every job by its deadline only: fewer grams bought with a rejected
+    job or a missed deadline is no trade-off to offer an operator."""
+    for row in rows:
+        why = [f"{row['rejected']} rejected"] if row["rejected"] else []
+        if row["deadline_misses"]:
+            why.append(f"{row['deadline_misses']} deadline misses")
+        row["excluded"] = ", ".join(why) or None
+        row["pareto"] = False
+    eligible = [r for r in rows if r["excluded"] is None]
+    front = pareto([(r["total_g"], r["mean_wait_s"]) for r in eligible])
+    for row, on_front in zip(eligible, front, strict=True):
+        row["pareto"] = on_front
 
 
 def _label(params: Mapping[str, Any]) -> str:
