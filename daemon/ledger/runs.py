@@ -1,5 +1,5 @@
 """The ledger's runs and outcomes: a launch recorded before it happens, its executor's handle,
-how it ended, and the outcome row of a finished job.
+and how it ended (with its job's outcome row: :mod:`daemon.ledger.outcomes`).
 
 A run row is written ahead of its launch (token NULL until the executor answers), in the
 transaction that moves its job to ``running``, and ended in the transaction that moves its job
@@ -11,17 +11,16 @@ moves and run rows), :meth:`Runs.set_runs_started` (the executors' handles) and
 
 from __future__ import annotations
 
-import functools
-import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daemon.ledger.base import Connection, LedgerError, dt, json_tuple, req_dt, ts
-from daemon.ledger.kept import integer, real
+from daemon.ledger.base import Connection, LedgerError, dt, json_tuple, ts
+from daemon.ledger.kept import integer
 from daemon.ledger.records import JobRecord, RunRecord, StartedRun
+from daemon.ledger.run_rows import kept_run_row, list_json, run_record
 from daemon.states import FINAL_STATES, TRANSITIONS
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ class RunEnd:
 
 
 class Runs(Connection):
-    """Runs and outcomes (a mixin of :class:`daemon.ledger.Ledger`)."""
+    """Runs (a mixin of :class:`daemon.ledger.Ledger`; outcome rows: :class:`Outcomes`)."""
 
     # The records active_runs() returned last, by their row's values; the list itself, as of
     # SQLite's data_version and this connection's writes of runs and job states then.
@@ -74,7 +73,7 @@ class Runs(Connection):
     _active_as_of: tuple[int, int] | None = None
     _run_writes = 0  # this connection's writes that may change what active_runs() returns
 
-    if TYPE_CHECKING:  # the Ledger's (daemon.ledger.store)
+    if TYPE_CHECKING:  # the Ledger's (daemon.ledger.store) and its Outcomes' (.outcomes)
 
         @property
         def _kept(self) -> KeptRows: ...
@@ -86,6 +85,10 @@ class Runs(Connection):
         def transition(
             self, job_id: str, new_state: str, at: datetime, reason: str, *, seen: str | None = None
         ) -> str: ...
+
+        def record_outcome(self, job_id: str, at: datetime, **columns: Any) -> None: ...
+
+        def _record_outcomes(self, ends: Sequence[RunEnd], when: str | None) -> None: ...
 
     def runs(self, states: Sequence[str], *, owners: bool = False) -> dict[str, RunRecord]:
         """The runs of the jobs in ``states``, by job id (``owners``: each with its job's
@@ -135,7 +138,7 @@ class Runs(Connection):
     ) -> None:
         """Record a launch about to happen (token still unknown)."""
         self._run_writes += 1
-        devices, indices, when = _list_json(device_ids), _list_json(gpu_indices), ts(at)
+        devices, indices, when = list_json(device_ids), list_json(gpu_indices), ts(at)
         self._exec(
             "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
             " expected_duration_s, launched_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -143,7 +146,7 @@ class Runs(Connection):
         )
         kept = self._kept.get(job_id)
         if kept is not None:
-            kept.run = _kept_run_row(job_id, executor, devices, indices, expected_duration_s,
+            kept.run = kept_run_row(job_id, executor, devices, indices, expected_duration_s,
                                      when)  # fmt: skip
 
     def start_runs(self, starts: Sequence[RunStart], at: datetime) -> None:
@@ -178,7 +181,7 @@ class Runs(Connection):
             " VALUES (?, ?, 'running', ?, ?)",
             [(s.job_id, s.seen, when, s.reason) for s in starts],
         )
-        rows = [(s, _list_json(s.device_ids), _list_json(s.gpu_indices)) for s in starts]
+        rows = [(s, list_json(s.device_ids), list_json(s.gpu_indices)) for s in starts]
         self._exec_many(
             "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
             " expected_duration_s, launched_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -190,7 +193,7 @@ class Runs(Connection):
             self._kept_state(s.job_id, "running", at)
             job = kept.get(s.job_id)
             if job is not None:
-                job.run = _kept_run_row(s.job_id, s.executor, devices, indices,
+                job.run = kept_run_row(s.job_id, s.executor, devices, indices,
                                         s.expected_duration_s, when)  # fmt: skip
 
     def _moved_all(self, name: str, sql: str, rows: Sequence[tuple[Any, ...]]) -> bool:
@@ -401,98 +404,3 @@ class Runs(Connection):
         self._active = active
         self._active_runs, self._active_as_of = tuple(runs), as_of
         return runs
-
-    # -- outcomes ---------------------------------------------------------------------------
-
-    def record_outcome(self, job_id: str, at: datetime, **columns: Any) -> None:
-        """Insert or replace the outcome row of ``job_id`` (columns of the ``outcomes`` table)."""
-        names = ["job_id", "recorded_at", *columns]
-        self._exec(
-            f"INSERT OR REPLACE INTO outcomes ({', '.join(names)})"
-            f" VALUES ({', '.join('?' * len(names))})",
-            (job_id, ts(at), *columns.values()),
-        )
-
-    def _record_outcomes(self, ends: Sequence[RunEnd], when: str | None) -> None:
-        """:meth:`record_outcome` of each of ``ends`` in order: one statement per stretch of
-        ends with the same columns."""
-        i = 0
-        while i < len(ends):
-            names = tuple(ends[i].columns)
-            j = i + 1
-            while j < len(ends) and tuple(ends[j].columns) == names:
-                j += 1
-            self._exec_many(
-                f"INSERT OR REPLACE INTO outcomes (job_id, recorded_at, {', '.join(names)})"
-                f" VALUES ({', '.join('?' * (len(names) + 2))})",
-                [(e.job_id, when, *e.columns.values()) for e in ends[i:j]],
-            )
-            i = j
-
-    def outcome(self, job_id: str) -> dict[str, Any] | None:
-        """The outcome row of ``job_id`` as a dict, if recorded."""
-        row = self._exec("SELECT * FROM outcomes WHERE job_id = ?", (job_id,)).fetchone()
-        return None if row is None else dict(row)
-
-    def grams_totals(self, states: Sequence[str] = ()) -> dict[str, float]:
-        """Totals over the jobs in ``states`` (all when empty): ``jobs``; ``expected_total_g``
-        (their latest decisions' expected grams); ``finished`` and ``measured_total_g`` (jobs
-        with an outcome's grams); ``saved_g`` (run-now counterfactual minus real grams, over
-        the finished jobs that have both)."""
-        where = f"WHERE j.state IN ({','.join('?' * len(states))})" if states else ""
-        row = self._exec(
-            "SELECT count(*), coalesce(sum(d.expected_total_g), 0), count(o.total_g),"
-            " coalesce(sum(o.total_g), 0), coalesce(sum(o.run_now_total_g - o.total_g), 0)"
-            " FROM jobs j LEFT JOIN outcomes o ON o.job_id = j.job_id"
-            " LEFT JOIN decisions d ON d.seq ="
-            " (SELECT max(seq) FROM decisions WHERE job_id = j.job_id) " + where,
-            list(states),
-        ).fetchone()
-        names = ("jobs", "expected_total_g", "finished", "measured_total_g", "saved_g")
-        return {name: float(value) for name, value in zip(names, row, strict=True)}
-
-
-def _kept_run_row(
-    job_id: str,
-    executor: str,
-    devices: str,
-    indices: str,
-    expected_duration_s: float,
-    launched_at: str | None,
-) -> dict[str, Any]:
-    """A new run row as a read returns it (token and end unknown)."""
-    return {
-        "job_id": job_id, "executor": executor, "token": None, "device_ids_json": devices,
-        "gpu_indices_json": indices, "expected_duration_s": real(expected_duration_s),
-        "launched_at": launched_at, "started_at": None, "finished_at": None, "exit_code": None,
-        "signal": None, "reason": None,
-    }  # fmt: skip
-
-
-def _list_json(items: Sequence[Any]) -> str:
-    """``items`` as a stored JSON list, ``json.dumps(list(items))`` (a run's device ids and
-    GPU indices repeat across runs: texts and ints are encoded once each; other values, which
-    may equal them and encode otherwise, such as ``1.0`` or ``True`` for ``1``, each time)."""
-    key = tuple(items)
-    if all(type(item) is str or type(item) is int for item in key):
-        return _exact_list_json(key)
-    return json.dumps(list(key))
-
-
-@functools.lru_cache(maxsize=4096)
-def _exact_list_json(items: tuple[str | int, ...]) -> str:
-    return json.dumps(list(items))
-
-
-def run_record(
-    row: sqlite3.Row | dict[str, Any], deadline: datetime | None = None, uid: int | None = None
-) -> RunRecord:
-    return RunRecord(
-        job_id=row["job_id"], executor=row["executor"], token=row["token"],
-        device_ids=json_tuple(row["device_ids_json"]),
-        gpu_indices=json_tuple(row["gpu_indices_json"]),
-        expected_duration_s=row["expected_duration_s"], launched_at=req_dt(row["launched_at"]),
-        started_at=dt(row["started_at"]), finished_at=dt(row["finished_at"]),
-        exit_code=row["exit_code"], signal=row["signal"], reason=row["reason"],
-        deadline=deadline, uid=uid,
-    )  # fmt: skip

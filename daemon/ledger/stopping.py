@@ -10,7 +10,7 @@ from datetime import datetime
 
 from daemon.ledger.base import Connection, dt
 from daemon.ledger.records import RunRecord
-from daemon.ledger.runs import run_record
+from daemon.ledger.run_rows import run_record
 
 __all__ = ["StoppingRun", "StoppingRuns"]
 

@@ -21,6 +21,7 @@ from daemon.ledger.checkpoint import Checkpoints
 from daemon.ledger.decisions import Decisions, alternative_json
 from daemon.ledger.kept import KeptRows, integer
 from daemon.ledger.measured import MeasuredRuns
+from daemon.ledger.outcomes import Outcomes
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import JobRecord, TransitionRecord
 from daemon.ledger.runs import Runs
@@ -33,7 +34,9 @@ from daemon.states import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, check_transi
 __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
 
 
-class Ledger(Decisions, Runs, StoppingRuns, MeasuredRuns, Checkpoints, Accounting, QueueState):
+class Ledger(
+    Decisions, Runs, Outcomes, StoppingRuns, MeasuredRuns, Checkpoints, Accounting, QueueState
+):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
 
