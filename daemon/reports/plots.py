@@ -89,9 +89,10 @@ def _intensity(ax: Axes, ledger: Accounting, lines: Sequence[JobLine]) -> None:
         if samples:
             ax.step(_days([s[0] for s in samples]), [s[1] for s in samples], where="post",
                     color=colour, alpha=0.6, label=f"{region} ({zone})")  # fmt: skip
-        # the region's jobs as one collection of bars: a line each took minutes and
-        # gigabytes over 100,000 jobs
-        here = [r for r in runs if r.region == region]
+        # the key's jobs (this region, this zone) as one collection of bars: a line each took
+        # minutes and gigabytes over 100,000 jobs; a region's jobs in another zone (``unknown``:
+        # recorded before outcomes kept one) are drawn under that key, not twice
+        here = [r for r in runs if (r.region, r.zone) == (region, zone)]
         ax.hlines([line.intensity_g_per_kwh or 0.0 for line in here],
                   _days([line.started_at for line in here if line.started_at]),
                   _days([line.finished_at for line in here if line.finished_at]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import shutil
 import sqlite3
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from daemon.ledger import Ledger
-from daemon.reports.lines import ledger_lines
+from daemon.reports.lines import UNKNOWN_ZONE, ledger_lines
 from daemon.reports.plots import report_figure
 from tests.daemon.reports.conftest import Run
 
@@ -277,3 +278,31 @@ def test_a_zone_schema_1_did_not_record_is_unknown_not_a_question_mark_or_a_neig
     rows = {row["run_id"]: row for row in csv.DictReader(io.StringIO(out))}
     assert rows["slurm"]["region"] == rows["slurm"]["country_name"] == ""
     assert rows["metered"]["country_name"] == "Canada"
+
+
+def test_a_region_with_an_unknown_and_a_recorded_zone_draws_each_job_once(
+    demo_state: Path,
+) -> None:
+    """The intensity panel keys its lines by (region, zone), and each key drew every job of its
+    region: a region whose older outcomes recorded no zone (``unknown``, ledger schema 1) and
+    newer ones a zone drew each of its jobs' bars twice, in two colours. Each key draws its own
+    jobs only."""
+    with Ledger.open_readonly(demo_state / "ledger.db") as ledger:
+        lines = ledger_lines(ledger)
+        runs = [line for line in lines if line.started_at and line.finished_at]
+        region = runs[0].region
+        here = [i for i, line in enumerate(lines) if line.region == region and line.started_at]
+        assert len(here) > 1
+        mixed = list(lines)
+        mixed[here[0]] = dataclasses.replace(lines[here[0]], zone=UNKNOWN_ZONE)
+        figure = report_figure(ledger, mixed)
+    try:
+        bars = [c for c in figure.axes[1].collections if c.get_linewidth()[0] == 6]
+        drawn = [len(c.get_segments()) for c in bars]
+        assert sum(drawn) == len(runs)
+        keys = sorted({(line.region, line.zone) for line in runs} | {(region, UNKNOWN_ZONE)})
+        assert len(bars) == len(keys)
+    finally:
+        import matplotlib.pyplot as plt  # after report_figure chose the Agg backend
+
+        plt.close(figure)
