@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from daemon.replay.errors import ReplayInputError
 from daemon.settings import RegionSettings, SiteSettings
 from daemon.settings.regions import region_names, site_csvs_under, site_field
 from daemon.settings.toml_lines import line_of
-from daemon.sites import SiteConfigError, build_site, build_sites
+from daemon.sites import Site, SiteConfigError, build_site, build_sites
 from policies import Device
 from policies.errors import UnknownGpuError
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
@@ -68,9 +70,29 @@ class Region:
 
 @dataclass(frozen=True, slots=True)
 class Cluster:
-    """The regions of a replay."""
+    """The regions of a replay, and the sites :func:`load_cluster` built (their CSVs read once:
+    checked, noted and accounted from these rows)."""
 
     regions: tuple[Region, ...]
+    built: Mapping[str, Site] = dc_field(default_factory=dict)  # by region name
+
+    def sites(self) -> dict[str, Site]:
+        """A new :class:`Site` of every region with one, by region name, from the rows read
+        with the cluster (a region's site not built yet, as in a cluster made in code, is
+        built here).
+
+        Raises:
+            SiteConfigError: a measured CSV of a site not built yet cannot be read.
+        """
+        return {
+            region.name: (
+                self.built[region.name].fresh()
+                if region.name in self.built
+                else build_site(region.name, region.zone, region.site)
+            )
+            for region in self.regions
+            if region.site is not None
+        }
 
     def devices(self) -> list[Device]:
         """Every GPU as a free planner :class:`Device` named ``<region>/<index>``."""
@@ -102,10 +124,11 @@ class Cluster:
         why = ""
         if need > end:
             why = f" (the jobs' last deadline; the span ends {end:%Y-%m-%d %H:%M})"
+        sites = self.sites()
         for region in self.regions:
             if region.site is None:
                 continue
-            site = build_site(region.name, region.zone, region.site)
+            site = sites[region.name]
             traces = (
                 ("pv_csv", region.site.pv_csv, site.pv_trace),
                 ("other_load_csv", region.site.other_load_csv, site.other_trace),
@@ -128,11 +151,12 @@ class Cluster:
         precedes the first row, so the replay's first day plans as if the site had none."""
         back = timedelta(days=max(1, math.ceil(horizon.total_seconds() / 86_400)))
         notes = []
+        sites = self.sites()
         for region in self.regions:
             site = region.site
             if site is None or site.pv_csv is None:
                 continue
-            trace = build_site(region.name, region.zone, site).pv_trace
+            trace = sites[region.name].pv_trace
             if trace is None or trace.start <= start - back:
                 continue
             notes.append(
@@ -187,11 +211,11 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         except UnknownGpuError as exc:
             raise ReplayInputError(f"{path}: regions.{i}.gpus: {exc}") from exc
         regions.append(Region(entry.name, entry.zone, entry.pue, _runs(specs), entry.site))
-    try:
-        build_sites(parsed.regions)  # measured CSVs readable, a zone of its own per site
+    try:  # measured CSVs readable (read here only), a zone of its own per site
+        sites = build_sites(parsed.regions)
     except SiteConfigError as exc:
         raise ReplayInputError(f"{path}: {exc}") from exc
-    return Cluster(tuple(regions))
+    return Cluster(tuple(regions), sites)
 
 
 def _runs(specs: list[GpuSpec]) -> tuple[tuple[GpuSpec, int], ...]:

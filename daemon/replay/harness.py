@@ -35,7 +35,7 @@ from daemon.settings import (
     RegionSettings,
     Settings,
 )
-from daemon.sites import SiteView, build_sites
+from daemon.sites import SiteView
 from daemon.statedir import LEDGER_NAME
 from daemon.states import FINAL_STATES, WAITING_STATES
 from policies import Alternative, Decision, Device, JobSpec, Policy, ZoneIntensity
@@ -161,7 +161,7 @@ class ServiceHarness:
             inventory=build_inventory(regions),
             intensity=ReplayIntensity(signals, self._policy.uses_actuals),
             policy=self._policy,
-            sites=SiteView(build_sites(regions)),
+            sites=SiteView(cluster.sites()),  # the rows read with the cluster
         )
         self._started = False
         self._uid, self._gid = os.getuid(), os.getgid()  # the jobs' owner, as ingestion records it

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from daemon.sites import build_site
 from policies.footprint.site import SiteFlows, dispatch, split_jobs
 from policies.scoring import mean_intensities
 
@@ -68,11 +67,12 @@ def account_sites(
         for o in outcomes
     ]
     records = []
+    sites = setup.cluster.sites()  # the rows read with the cluster
     for region in setup.cluster.regions:
         if region.site is None:
             continue
         index = [i for i, o in enumerate(result) if o.region == region.name]
-        site = build_site(region.name, region.zone, region.site)
+        site = sites[region.name]
         start = setup.start.replace(minute=0, second=0, microsecond=0)
         last = max([result[i].ended_at for i in index], default=setup.end)
         count = max(int(np.ceil((max(last, setup.end) - start).total_seconds() / SITE_STEP_S)), 1)

@@ -59,6 +59,16 @@ class Site:
     _stamps: dict[str, tuple[int, int, int] | None] = field(default_factory=dict, repr=False)
     _stale: dict[str, datetime] = field(default_factory=dict, repr=False)
 
+    def fresh(self) -> Site:
+        """A site of the same settings and rows read, with no state of its own yet (no
+        modelled PV kept, nothing said stale): one per service of a replay, the CSVs not read
+        again (a file changed since is reread by :meth:`refresh`, as by any site)."""
+        site = Site(self.region, self.zone, self.pv_array, self.pv_trace, self.other_load_w,
+                    self.other_trace, self.battery, self.factors, self.plan, self.pv_csv,
+                    self.other_load_csv)  # fmt: skip
+        site._stamps.update(self._stamps)
+        return site
+
     def refresh(self, now: datetime) -> None:
         """Reread each measured CSV whose file changed since it was read (size, time or inode;
         one that cannot be read now is logged and the rows read before are kept), and warn

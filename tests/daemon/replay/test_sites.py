@@ -306,3 +306,38 @@ def test_a_pv_csv_without_a_day_before_the_replay_is_noted(
     assert len(noted) == 1 and noted[0].startswith(f"regions.california.site.pv_csv: {pv} ")
     until = START + timedelta(days=1)
     assert f"until {until:%Y-%m-%d %H:%M} planners see no PV ahead" in noted[0]
+
+
+def test_a_replay_setup_reads_each_site_csv_once(
+    trace: Path, intensity_files: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the cluster file built its sites (reading every measured CSV), then the
+    coverage check and the first-day notes built them again: each CSV was read three times
+    before the first policy ran (long 1-minute CSVs of a year took seconds each). The sites
+    read with the cluster are the ones checked and noted; accounting reads them too."""
+    import daemon.sites.model
+
+    reads: list[Path] = []
+    real = daemon.sites.model.load_power_csv
+
+    def counted(path: Path) -> object:
+        reads.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(daemon.sites.model, "load_power_csv", counted)
+    pv, load = tmp_path / "pv.csv", tmp_path / "load.csv"
+    for path, power in ((pv, 500), (load, 200)):
+        path.write_text("datetime,power_w\n" + "".join(
+            f"{(START - timedelta(days=1) + timedelta(hours=k)).isoformat()},{power}\n"
+            for k in range(96)
+        ))  # fmt: skip
+    site = f"\n[regions.site]\npv_csv = '{pv}'\nother_load_csv = '{load}'\n"
+    setup = _setup(trace, _cluster(tmp_path, site), intensity_files)
+    assert sorted(reads) == [load, pv]
+    run = replay_policy(setup, "carbon-window")
+    outcomes, records = account_sites(setup, run.outcomes)
+    assert sorted(reads) == [load, pv] and len(records) == 1
+    flows = records[0].flows  # accounted from the rows read: 500 W of PV, 200 W of load
+    assert flows.pv_j[0] == pytest.approx(500 * flows.step_s)
+    assert flows.other_j[0] == pytest.approx(200 * flows.step_s)
+    assert len(outcomes) == len(run.outcomes)
