@@ -145,27 +145,37 @@ class Cluster:
                     )
 
     def site_notes(self, start: datetime, horizon: timedelta) -> list[str]:
-        """A note for each measured ``pv_csv`` whose first row is less than the planners'
-        look-back before ``start``: they forecast measured PV from the same hour of the
-        latest day measured (one day before, two past 24 h ahead), and see no PV where that
-        precedes the first row, so the replay's first day plans as if the site had none."""
+        """A note for each measured CSV (``pv_csv``, ``other_load_csv``) whose first row is
+        less than the planners' look-back before ``start``: they forecast it from the same
+        hour of the latest day measured (one day before, two past 24 h ahead). Where that
+        precedes a ``pv_csv``'s first row they see no PV, so the replay's first day plans as
+        if the site had none; where it precedes an ``other_load_csv``'s they see its first
+        row's power held (the conservative side for a load: 0 W would promise its share of
+        the PV to the GPUs), not the load's daily profile."""
         back = timedelta(days=max(1, math.ceil(horizon.total_seconds() / 86_400)))
         notes = []
         sites = self.sites()
         for region in self.regions:
-            site = region.site
-            if site is None or site.pv_csv is None:
+            if region.site is None:
                 continue
-            trace = sites[region.name].pv_trace
-            if trace is None or trace.start <= start - back:
-                continue
-            notes.append(
-                f"regions.{region.name}.site.pv_csv: {site.pv_csv} starts "
-                f"{trace.start:%Y-%m-%d %H:%M}, less than {back.days} day(s) before the "
-                f"replay: until {trace.start + back:%Y-%m-%d %H:%M} planners see no PV ahead "
-                "where the day before precedes its first row (they forecast measured PV from "
-                "the days before; accounting reads the rows)"
-            )
+            site = sites[region.name]
+            for name, path, trace in (("pv_csv", site.pv_csv, site.pv_trace),
+                                      ("other_load_csv", site.other_load_csv,
+                                       site.other_trace)):  # fmt: skip
+                if trace is None or trace.start <= start - back:
+                    continue
+                seen = (
+                    "no PV ahead"
+                    if name == "pv_csv"
+                    else f"its first row's power ({float(trace.values_w[0]):g} W) ahead, held,"
+                )
+                notes.append(
+                    f"regions.{region.name}.site.{name}: {path} starts "
+                    f"{trace.start:%Y-%m-%d %H:%M}, less than {back.days} day(s) before the "
+                    f"replay: until {trace.start + back:%Y-%m-%d %H:%M} planners see {seen} "
+                    "where the day before precedes its first row (they forecast a measured "
+                    "CSV from the days before; accounting reads the rows)"
+                )
         return notes
 
 

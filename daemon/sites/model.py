@@ -167,10 +167,13 @@ class Site:
         self, now: datetime, start: datetime, step_s: float, count: int
     ) -> FloatArray:
         """The other load as planners may know it at ``now``: a constant, or a measured trace
-        forecast as measured PV is (:meth:`pv_forecast_w`)."""
+        forecast as measured PV is (:meth:`pv_forecast_w`), except where the day read
+        precedes the first row: there its first row's power is held, not 0 W as for PV (the
+        conservative side for a load: 0 W would promise its share of the PV to the GPUs; a
+        replay notes it, :meth:`daemon.replay.cluster.Cluster.site_notes`)."""
         if self.other_trace is None:
             return self.other_w(start, step_s, count)
-        return _persisted(self.other_w, now, start, step_s, count)
+        return _persisted(self.other_w, now, start, step_s, count)  # no ``first``: held
 
 
 def _persisted(

@@ -341,3 +341,33 @@ def test_a_replay_setup_reads_each_site_csv_once(
     assert flows.pv_j[0] == pytest.approx(500 * flows.step_s)
     assert flows.other_j[0] == pytest.approx(200 * flows.step_s)
     assert len(outcomes) == len(run.outcomes)
+
+
+@pytest.mark.parametrize("days_before", [0, 1])
+def test_an_other_load_csv_without_a_day_before_the_replay_is_noted(
+    trace: Path, intensity_files: list[Path], tmp_path: Path, days_before: int
+) -> None:
+    """Planners forecast a measured other load from the day before, as measured PV; where that
+    precedes the CSV's first row they hold its first row (the conservative side for a load:
+    0 W would promise its share of the PV to the GPUs). A replay noted the PV CSV's first
+    day and not the load's, whose first day planned on a flat load: it is noted alike."""
+    first = START - timedelta(days=days_before)
+    load = tmp_path / "load.csv"
+    load.write_text("datetime,power_w\n" + "".join(
+        f"{(first + timedelta(hours=k)).isoformat()},{250 if k == 0 else 100 + k}\n"
+        for k in range(72)
+    ))  # fmt: skip
+    site = SITE_PV.format(kwp=1.0) + f"other_load_csv = '{load}'\n"
+    setup = _setup(trace, _cluster(tmp_path, site), intensity_files)
+    noted = [note for note in setup.notes if "other_load_csv" in note]
+    if days_before:
+        assert noted == []
+        return
+    assert len(noted) == 1
+    assert noted[0].startswith(f"regions.california.site.other_load_csv: {load} starts ")
+    until = START + timedelta(days=1)
+    assert f"until {until:%Y-%m-%d %H:%M} planners see its first row's power (250 W)" in noted[0]
+    # what the note says: a day ahead, before the first row, the first row's power is held
+    site_model = setup.cluster.sites()["california"]
+    ahead = site_model.other_forecast_w(START, START + timedelta(hours=6), 3600, 1)
+    assert float(ahead[0]) == 250.0
