@@ -5,8 +5,8 @@ Every sub-command module exposes ``register(subparsers)``, which adds its parser
 exit codes (0 ok, also when the reader of stdout stops early as ``| head`` does; 1 runtime
 failure, also output to a closed or full stdout (``>&-``, ``> /dev/full``), ``--help``'s
 too, an error naming stdout; 2 bad input; 130 interrupted). With stderr closed (``2>&-``) or
-full (``2>/dev/full``) error lines are dropped, never written to stdout; the exit code still
-says.
+full (``2>/dev/full``) error, note and warning lines are dropped, never written to stdout
+(:func:`daemon.cli.output.stderr_line`); the exit code still says.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.context import add_common_options, number_within, settings_from
-from daemon.cli.output import print_json, print_table
+from daemon.cli.output import note, print_json, print_table
 from daemon.errors import UsageError
 from daemon.settings.sections import MAX_HORIZON_S, MAX_INTERVAL_S
 from daemon.signals import build_signal_chain
@@ -152,7 +152,7 @@ def _intensity(args: argparse.Namespace) -> int:
         )
         traces = {zone: result.zone(zone)}
         for issue in result.issues:
-            print(f"carbond: note: {issue}", file=sys.stderr)
+            note(str(issue))
     now = args.at or datetime.now(UTC)
     with build_signal_chain(
         settings, cache_dir=args.cache_dir, traces=traces, offline=args.offline
@@ -243,7 +243,7 @@ def _backtest(args: argparse.Namespace) -> int:
         print_json(payload)
         return 0
     for issue in result.issues:
-        print(f"carbond: note: {issue}", file=sys.stderr)
+        note(str(issue))
     columns = ["forecaster", *(f"MAE {h}h" for h in horizons), *(f"MAPE% {h}h" for h in horizons)]
     rows = []
     for f in forecasters:

@@ -19,7 +19,14 @@ from typing import Any
 from daemon.cli.cancel_cmd import cancel_job
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row, user_name
-from daemon.cli.output import clean_json, print_json, print_table, writable
+from daemon.cli.output import (
+    clean_json,
+    print_json,
+    print_table,
+    printable,
+    stderr_line,
+    writable,
+)
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.errors import UsageError
@@ -144,7 +151,7 @@ def _submit(args: argparse.Namespace) -> int:
     else:
         print(f"submitted {request.job_id} to {target}")
     for warning in warnings:
-        print(f"carbond: warning: {warning}", file=sys.stderr)
+        stderr_line(f"carbond: warning: {printable(warning)}")
     return 0
 
 

@@ -20,8 +20,8 @@ from policies import UnknownPolicyError
 from policies.errors import CatalogError, InvalidWorkloadError
 
 __all__ = [
-    "EXIT_FAILURE", "EXIT_USAGE", "clean_json", "fail", "print_json", "print_table", "printable",
-    "writable",
+    "EXIT_FAILURE", "EXIT_USAGE", "clean_json", "fail", "note", "print_json", "print_table",
+    "printable", "stderr_line", "writable",
 ]  # fmt: skip
 
 EXIT_FAILURE = 1
@@ -57,11 +57,25 @@ def fail(exc: BaseException) -> int:
         text = "invalid configuration:" + "".join(f"\n  {printable(p)}" for p in exc.problems)
     else:
         text = printable(str(exc))
-    try:
-        print(f"carbond: error: {text}", file=sys.stderr)
-    except OSError:  # `2>/dev/full`: the line is lost, as with `2>&-`; the exit code still says
-        _drop_stderr()
+    stderr_line(f"carbond: error: {text}")  # the exit code still says, if the line is lost
     return code
+
+
+def note(text: str) -> None:
+    """Print ``text`` as one ``carbond: note:`` line on stderr (control characters escaped,
+    :func:`printable`), written as the error line is: a stderr that cannot take it loses the
+    line, not the command (its output and exit code stand)."""
+    stderr_line(f"carbond: note: {printable(text)}")
+
+
+def stderr_line(line: str) -> None:
+    """Write ``line`` (a ``carbond: note:``, ``warning:`` or ``error:`` line, or what a
+    command says it did) to stderr; where that fails (``2>/dev/full``) the line is lost, as with
+    ``2>&-``, and stderr is dropped for the rest of the command (:func:`_drop_stderr`)."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        _drop_stderr()
 
 
 def _drop_stderr() -> None:

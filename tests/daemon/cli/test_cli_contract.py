@@ -255,6 +255,42 @@ def test_a_full_stderr_keeps_the_exit_code(state: Path, command: str, code: int)
     assert (done.stdout == "") == (code != 0)
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [("intensity --zone CA-QC --trace {trace} --offline --at 2023-06-15T00:00:00Z", "CA-QC"),
+     ("forecast backtest --zone CA-QC --trace {trace} --horizon-hours 6", "MAE 6h"),
+     ("submit --state-dir {state} --json --model llama-1b --requests 8 --deadline "
+      "2000-01-01T00:00:00Z -- true", '"job_id"')],
+)  # fmt: skip
+def test_a_full_stderr_does_not_fail_a_command_that_notes(
+    tmp_path: Path, command: str, shown: str
+) -> None:
+    """``carbond intensity --trace T 2>/dev/full`` with a bad row in ``T`` exited 1 with no
+    output: its ``carbond: note:`` line failed to write, and that failure ended the command
+    (``forecast backtest`` printed its table, then exited 1; ``submit`` with a warning queued
+    the job and exited 1, so a script would submit it again). Only the error line was
+    guarded; notes and warnings are now written by the same guarded writer and lost, as the
+    error line is, while the command's output and exit code stand."""
+    trace = tmp_path / "trace.csv"
+    rows = ["Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (LCA)"]
+    for hour in range(24 * 20):
+        value = "bad" if hour == 5 else str(100 + hour % 24)
+        rows.append(f"2023-06-{1 + hour // 24:02d} {hour % 24:02d}:00:00,X,X,CA-QC,{value}")
+    trace.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    exe = Path(sys.executable).with_name("carbond")
+    (tmp_path / "state").mkdir()
+    argv = f"'{exe}' {command.format(trace=trace, state=tmp_path / 'state')}"
+    noted = subprocess.run(["bash", "-c", argv], capture_output=True, text=True, check=False,
+                           timeout=120)  # fmt: skip
+    assert noted.returncode == 0 and noted.stderr.startswith("carbond: ")  # a line to lose
+    assert "error" not in noted.stderr
+    done = subprocess.run(["bash", "-c", f"{argv} 2>/dev/full"], capture_output=True, text=True,
+                          check=False, timeout=120)  # fmt: skip
+    assert done.returncode == 0
+    assert shown in done.stdout and len(done.stdout.splitlines()) == len(noted.stdout.splitlines())
+
+
 @pytest.mark.parametrize(
     ("command", "code"),
     [("jobs --json --state-dir {state}", 0), ("status nope --state-dir {state}", 2),
