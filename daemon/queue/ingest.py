@@ -462,7 +462,9 @@ class Queue:
                 reject(f"line {line_no}: field 'cancel': unknown job {parsed.job_id!r}")
             elif uid not in (job_owner, 0):
                 reject(f"line {line_no}: field 'cancel': job {parsed.job_id!r} is not yours")
-            else:
+            else:  # credited to the file's owner: root's cancel of an unread job, written
+                # after its line in the owner's file, reads as the owner's (a "by" field in
+                # the line could be forged by that owner; docs/daemon.md)
                 self._ledger.request_cancel(parsed.job_id, now, uid)
                 batch.cancels.append(parsed.job_id)
             return
