@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from daemon.cli.context import add_common_options, open_ledger, settings_from
-from daemon.cli.output import writable
+from daemon.cli.output import printable, stderr_line, writable
 from daemon.errors import DaemonError, UsageError
 from daemon.ledger.export import write_replacing
 from daemon.reports.lines import JobLine, ledger_lines, read_lines, signal_sources
@@ -155,7 +155,7 @@ def _report(args: argparse.Namespace) -> int:
                 plot_report(ledger, lines, args.plot)
             except OSError as exc:  # as --output: name the file
                 raise DaemonError(f"{args.plot}: cannot write: {exc.strerror or exc}") from exc
-            print(f"wrote {args.plot}", file=sys.stderr)
+            stderr_line(f"wrote {printable(str(args.plot))}")  # lost, not failed: 2>/dev/full
         if args.output is None:
             write(sys.stdout)
         else:

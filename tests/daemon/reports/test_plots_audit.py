@@ -7,6 +7,8 @@ import dataclasses
 import io
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -306,3 +308,19 @@ def test_a_region_with_an_unknown_and_a_recorded_zone_draws_each_job_once(
         import matplotlib.pyplot as plt  # after report_figure chose the Agg backend
 
         plt.close(figure)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_stderr_does_not_fail_a_plot_that_was_written(
+    demo_state: Path, tmp_path: Path
+) -> None:
+    """``carbond report --plot F 2>/dev/full`` drew ``F``, then its ``wrote F`` line on stderr
+    failed and the command exited 1 with the report lost; that line is written by the
+    error line's guarded writer now: lost with a full stderr, the report and exit code stand."""
+    exe = Path(sys.executable).with_name("carbond")
+    path = tmp_path / "report.png"
+    argv = f"'{exe}' report --state-dir {demo_state} --plot {path} --format json 2>/dev/full"
+    done = subprocess.run(["bash", "-c", argv], capture_output=True, text=True, check=False,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and done.stdout.lstrip().startswith("{")
