@@ -4,13 +4,12 @@ daemon's tick loop (see :mod:`daemon.replay`)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.output import print_json, print_table, writable
+from daemon.cli.output import print_json, print_table, stderr_line, writable
 from daemon.cli.replay_common import (
     add_inputs,
     check_policies,
@@ -291,7 +290,7 @@ def _tune(args: argparse.Namespace) -> int:
 
         plot_pareto(rows, args.plot, title=f"Tuning {base.name}: carbon vs waiting",
                     run_now_g=summary[0]["total_g"])  # fmt: skip
-        print(f"wrote {args.plot}", file=sys.stderr)
+        stderr_line(f"wrote {args.plot}")
     if args.json:
         print_json(rows)
         return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import structlog
 
-from daemon.cli.output import printable
+from daemon.cli.output import note
 from daemon.logs import configure_logging
 from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayInputError
@@ -208,10 +208,10 @@ def print_notes(setup: ReplaySetup, shown: set[str] | None = None) -> None:
     each once (``shown``: those printed before), their control characters escaped: a file's
     zone name was written raw, and its escape sequences drove the terminal."""
     shown = set() if shown is None else shown
-    for note in setup.notes:
-        if note not in shown:
-            print(f"carbond: note: {printable(note)}", file=sys.stderr)
-            shown.add(note)
+    for text in setup.notes:
+        if text not in shown:
+            note(text)  # guarded: a full stderr loses the line, not the replay
+            shown.add(text)
 
 
 def parse_slacks(text: str, *, several: bool) -> list[float]:

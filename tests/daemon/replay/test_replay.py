@@ -6,6 +6,9 @@ import csv
 import itertools
 import json
 import re
+import shlex
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -199,6 +202,31 @@ def test_a_bad_trace_row_is_a_note_on_stderr_and_the_json_stays_clean(
     note = f"carbond: note: {damaged}:{lines}: TIMESTAMP is not a time: 'not a time'; row skipped"
     assert err.count(note) == 1
     assert [r["jobs"] for r in rows] == [r["jobs"] for r in clean]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("command", ["replay", "tune"])
+def test_a_full_stderr_keeps_a_replay_with_notes_and_a_tune_plot(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path, command: str
+) -> None:
+    """``carbond replay ... 2>/dev/full`` with a bad trace row: its ``carbond: note:`` line,
+    and ``tune --plot``'s ``wrote PLOT`` line, were printed straight to stderr, so the failed
+    write ended the command with exit 1 and no output. They go through the guarded writer
+    now: the lines are lost, the JSON (and the plot) stand, exit 0."""
+    damaged = tmp_path / "damaged.csv"
+    damaged.write_text(trace.read_text(encoding="utf-8") + "not a time,1,1\n", encoding="utf-8")
+    plot = tmp_path / "front.png"
+    argv = [command, *_inputs(damaged, cluster_file, intensity_files), "--days", "0.25",
+            "--slack", "0", "--model", "llama-1b", "--requests-per-job", "64", "--tick", "300",
+            "--json"]  # fmt: skip
+    argv += ["--policy", "run-now"] if command == "replay" else [
+        "--grid", "min_saving=0,0.5", "--plot", str(plot)]  # fmt: skip
+    exe = Path(sys.executable).with_name("carbond")
+    done = subprocess.run(["bash", "-c", f"{shlex.join([str(exe), *argv])} 2>/dev/full"],
+                          capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    assert done.returncode == 0
+    assert len(json.loads(done.stdout)) == (1 if command == "replay" else 2)
+    assert command == "replay" or plot.stat().st_size > 0
 
 
 def test_notes_escape_what_an_input_file_wrote(
