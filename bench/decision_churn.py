@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import daemon.service
+import daemon.service.plan_round
 from bench import bench_replay
 from daemon.ledger import JobRecord, Ledger
 from daemon.planning import DecisionKey, decision_key, record_decisions
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
                 previous[job.job_id] = key
         return stored
 
-    daemon.service.record_decisions = counting  # type: ignore[attr-defined]  # this run only
+    plan_round = daemon.service.plan_round
+    plan_round.record_decisions = counting  # type: ignore[attr-defined]  # this run only
     bench_replay.main(argv)
     total = counts.pop("stored")
     print(f"{total:,} decisions stored")

@@ -1,0 +1,354 @@
+"""The :class:`Service` itself: its parts, its lifecycle and the steps of a round.
+
+:meth:`Service.tick` runs one round at ``now`` (ingest, refresh intensity when due, plan and
+dispatch, reconcile); the loop fires the public steps on their own intervals. The concepts a
+step calls on live in the package's other modules (:mod:`daemon.service`), all over this one
+object's state and under its one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from daemon.busy import BusyDevices
+from daemon.dispatch import Dispatch
+from daemon.executors.base import (
+    CapacityAware,
+    Discovering,
+    Executor,
+    ExitStatus,
+    Reporting,
+)
+from daemon.executors.held import HeldJobs
+from daemon.finishing import EndingContext, Endings
+from daemon.health import HEALTH_NAME, Health
+from daemon.intensity import IntensityProvider
+from daemon.inventory import InventoryGpu
+from daemon.learning import Learning
+from daemon.learning_checkpoint import (
+    CHECKPOINT_EVERY_RUNS,
+    FoldInputs,
+    advance,
+    checkpoint_due,
+    restore,
+)
+from daemon.ledger import JobRecord, Ledger, LedgerError
+from daemon.measurement import JobMeasurement
+from daemon.metrics_sink import MetricsSink, NullMetrics
+from daemon.overdue import Overdue
+from daemon.planning import Seen
+from daemon.queue.ingest import IngestResult, Queue
+from daemon.queue.line import JobRequest
+from daemon.run_now_busy import RunNowBusy
+from daemon.service import gpus, problems, refresh, succession, unstarted
+from daemon.service.plan_round import plan_round
+from daemon.settings import Settings
+from daemon.sites import SiteView
+from daemon.sites.view import SITES_NAME
+from policies import Alternative, Decision, JobSpec, Policy, ZoneIntensity
+from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
+from policies.footprint.recalibration import RecalibrationConfig
+
+__all__ = ["Service", "TickReport"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    """What one :meth:`Service.tick` did."""
+
+    ingested: int
+    rejected: int
+    decisions: int
+    started: tuple[str, ...]
+    finished: tuple[str, ...]
+
+
+class Service:
+    """The daemon's core, built by a composition root from injected parts.
+
+    Args:
+        settings: the settings tree (state dir, intervals, intensity horizon).
+        ledger: the open ledger (owned by the caller, who closes it).
+        queue: the queue files of ``settings.state_dir``.
+        executors: by name; a region's ``executor`` picks one.
+        inventory: the GPUs jobs may run on.
+        intensity: the forecast source.
+        policy: the planner.
+        metrics: where counters go (default: nowhere).
+        on_close: called by :meth:`close` (resources built for this service alone).
+        measurement: GPU energy per job and lost GPUs on this node (None: nothing measured).
+        learning: the recalibration factors learned so far (default: none; a reload passes the
+            previous service's). With a measurement, the measurement's are used instead.
+        catalog: the GPU catalog, for the GPUs of a region discovered after the start.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        ledger: Ledger,
+        queue: Queue,
+        executors: Mapping[str, Executor],
+        inventory: Sequence[InventoryGpu],
+        intensity: IntensityProvider,
+        policy: Policy,
+        metrics: MetricsSink | None = None,
+        on_close: Sequence[Callable[[], None]] = (),
+        measurement: JobMeasurement | None = None,
+        sites: SiteView | None = None,
+        learning: Learning | None = None,
+        catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.queue = queue
+        self.executors = dict(executors)
+        # asked once (an isinstance check against a runtime Protocol costs ~15 us a round)
+        self._capacity_aware = [e for e in self.executors.values() if isinstance(e, CapacityAware)]
+        self._reporting = [e for e in self.executors.values() if isinstance(e, Reporting)]
+        self._discovering = {n: e for n, e in self.executors.items() if isinstance(e, Discovering)}
+        self._catalog = catalog
+        self.inventory = tuple(inventory)
+        self.intensity = intensity
+        self.policy = policy
+        self.metrics: MetricsSink = metrics or NullMetrics()
+        self._on_close = tuple(on_close)
+        self.measurement = measurement
+        self._learning = learning or Learning()
+        self.sites = sites
+        self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+        # GPUs a reload took out of the inventory that runs still hold (:meth:`take_over_runs`)
+        self._departed: dict[str, InventoryGpu] = {}
+        self._forecasts: dict[str, ZoneIntensity] = {}
+        self._last_refresh: datetime | None = None
+        self._decided: Seen = {}  # latest recorded decision per waiting job
+        # The planner's view per waiting job: its request, spec and the plan the spec carries.
+        self._specs: dict[str, tuple[JobRequest, JobSpec, Alternative | None]] = {}
+        self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
+        self._busy = BusyDevices()  # the planner's devices, kept between rounds
+        self._run_now_busy = RunNowBusy()  # the GPUs the recorded counterfactuals hold
+        self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics)
+        self._dispatch = Dispatch(ledger, self.executors, self._held, requeue=self._requeue,
+                                  finish=self._finish, fail=self._fail_unstarted)  # fmt: skip
+        self._overdue = Overdue()  # running jobs past their deadline, each reported once
+        self._lock = threading.RLock()
+        self.health = Health()  # what `carbond doctor` shows (health.json)
+        self._executor_problems: set[str] = set()  # health keys the executors set
+        # measured runs past the recalibration checkpoint that make it due (reconcile)
+        self.checkpoint_every_runs = CHECKPOINT_EVERY_RUNS
+        # the recalibration checkpoint's inputs, as of the config and inventory objects they
+        # were computed for (both are replaced, never changed, on a reload)
+        self._fold_inputs: tuple[RecalibrationConfig, object, FoldInputs] | None = None
+        # Live (``carbond run``): the wall clock, read once a round's planning is done, so its
+        # launches start when they do, not when the round began (a plan of many jobs, or the
+        # first one, takes seconds: a simulated run would end that much early, one shorter than
+        # the plan at once). None: the round's ``now`` (replay and the demo: time moves only
+        # between rounds).
+        self.launch_clock: Callable[[], datetime] | None = None
+
+    @property
+    def learning(self) -> Learning:
+        """What measured outcomes taught (:mod:`daemon.learning`): the measurement's when this
+        node meters GPUs (it folds its runs there), else the service's own."""
+        return self.measurement.learning if self.measurement is not None else self._learning
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def after_step(self, step: str, error: BaseException | None, now: datetime) -> None:
+        """The loop's report of a step: a failure (or its end) goes into ``health.json``,
+        which is then written if anything changed. Never raises."""
+        if error is None:
+            self.health.clear(f"step:{step}")
+        else:
+            self.health.set(f"step:{step}", f"{type(error).__name__}: {error}", now)
+        problems.report_problems(self, now)
+        self.health.write(self.settings.state_dir / HEALTH_NAME, now)
+        if self.sites:  # each battery's charge, for the next daemon
+            self.sites.save(self.settings.state_dir / SITES_NAME, now)
+
+    def clock_stepped(self, step_s: float, now: datetime) -> None:
+        """The loop saw the wall clock jump ``step_s`` seconds (negative: back) against the
+        monotonic clock; kept in the health file for an hour."""
+        direction = "back" if step_s < 0 else "forward"
+        self.health.set("clock", f"wall clock stepped {direction} {abs(step_s):.0f} s at "
+                        f"{now.isoformat()}: deadlines and planned starts follow the new time",
+                        now, for_s=3600.0)  # fmt: skip
+
+    def start(self, now: datetime) -> None:
+        """Prepare the queue files and re-adopt the jobs a previous daemon left running."""
+        with self._lock:
+            self.queue.prepare()
+            runs = self.ledger.active_runs()
+            for run in runs:  # their counterfactual runs may hold GPUs still
+                self._run_now_busy.hold_recorded(self.ledger.counterfactual(run.job_id))
+            succession.adopt(self, runs, now)
+            self._endings.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
+            # learned factors survive a restart (GPU-metered and executor-measured runs): the
+            # ledger's checkpoint of them and the runs since (daemon.learning_checkpoint)
+            config = self.learning.recalibration.config
+            restored = restore(self.ledger, self.inventory, config, now)
+            self.learning.recalibration = restored.recalibration
+            self._endings.load_totals()  # then kept up to date per job
+            if self.sites:  # batteries resume from the charge the last daemon saved
+                self.sites.restore(self.settings.state_dir / SITES_NAME, now)
+            log.info("service_started", jobs=self.ledger.counts_by_state(),
+                     devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
+
+    def reconfigure(
+        self,
+        settings: Settings,
+        *,
+        policy: Policy | None = None,
+        inventory: Sequence[InventoryGpu] | None = None,
+        intensity: IntensityProvider | None = None,
+    ) -> None:
+        """Swap in new settings (SIGHUP) and, when given, a new policy, inventory or intensity
+        source. Jobs keep running; the next plan uses the new parts."""
+        with self._lock:
+            self.settings = settings
+            self.policy = policy or self.policy
+            self.intensity = intensity or self.intensity
+            if inventory is not None:
+                before = {**self._departed, **self._by_device}
+                self.inventory = tuple(inventory)
+                self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+                gpus.keep_departed(self, before)
+            self._forecasts.clear()
+            self._last_refresh = None
+            log.info("service_reconfigured", policy=self.policy.name, devices=len(self.inventory))
+
+    def take_over_runs(self, previous: Service) -> None:
+        """After a reload built this service: what ``previous`` held of the runs in progress.
+        The GPUs its inventory listed that this one does not (their region or GPU removed)
+        and runs still hold, so those runs' ends are recorded with their GPU (zone, PUE,
+        estimated energy and grams; never planned on); the cancels it sent and the runs of
+        lost GPUs it was stopping (:meth:`daemon.finishing.Endings.take_over`), and the GPUs
+        its recorded run-now counterfactuals hold (:mod:`daemon.run_now_busy`); see
+        :func:`daemon.service.succession.take_over`."""
+        with self._lock:
+            succession.take_over(self, previous)
+
+    def close(self) -> None:
+        """Run the ``on_close`` callbacks (e.g. the signal chain's HTTP session). The ledger
+        and executors belong to the composition root, which closes them. Each battery's
+        charge is written for the next daemon."""
+        for callback in self._on_close:
+            callback()
+        if self.sites:
+            self.sites.save(self.settings.state_dir / SITES_NAME)
+
+    # -- the round --------------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> TickReport:
+        """One round: ingest, refresh intensity when due, plan and dispatch, reconcile."""
+        with self._lock:
+            ingested = self.ingest(now)
+            if self.refresh_due(now):
+                self.refresh_intensity(now)
+            decisions, started = plan_round(self, now)
+            finished = self.reconcile(now)
+            return TickReport(len(ingested.accepted), ingested.rejected, len(decisions),
+                              tuple(started), tuple(s.job_id for s in finished))  # fmt: skip
+
+    def refresh_due(self, now: datetime) -> bool:
+        """Whether ``intervals.refresh_s`` has passed since the last refresh."""
+        last = self._last_refresh
+        return last is None or (now - last).total_seconds() >= self.settings.intervals.refresh_s
+
+    def ingest(self, now: datetime) -> IngestResult:
+        """Ingest new queue lines (exactly once)."""
+        with self._lock:
+            return self.queue.ingest(now)
+
+    def refresh_intensity(self, now: datetime) -> None:
+        """Fetch every zone's forecast and current value; record the value in the ledger
+        (:func:`daemon.service.refresh.refresh_intensity`).
+
+        A failing zone keeps its last forecast, or falls back to the static annual figure.
+        """
+        with self._lock:
+            refresh.refresh_intensity(self, now)
+
+    def plan(self, now: datetime) -> list[Decision]:
+        """Cancel, expire, plan and dispatch the waiting jobs; returns the policy's decisions."""
+        with self._lock:
+            return plan_round(self, now)[0]
+
+    def reconcile(self, now: datetime) -> list[ExitStatus]:
+        """Forward cancel requests to running jobs and record the jobs that ended
+        (:meth:`daemon.finishing.Endings.reconcile`)."""
+        with self._lock:
+            gpus.check_gpus(self, now)
+            runs = self.ledger.active_runs()
+            if any(run.token is None for run in runs):  # a crash mid-launch; start() not run
+                succession.adopt(self, [run for run in runs if run.token is None], now)
+                runs = self.ledger.active_runs()
+            ended = self._endings.reconcile(runs, now, self._ending_context(), self._requeue)
+            self._held.watch(now)  # held jobs cancelled in their scheduler between plans
+            if ended:
+                self._checkpoint_learning(now)
+            after = self.ledger.active_runs()  # the runs still on after the ends recorded
+            for run in self._overdue.check(after, now):  # runs on past its deadline
+                assert run.deadline is not None
+                past_s = (now - run.deadline).total_seconds()
+                log.warning("deadline_missed", job_id=run.job_id,
+                            deadline=run.deadline.isoformat(), past_s=past_s)  # fmt: skip
+            if self.sites:  # every round, a job waiting or not: the batteries charge all day
+                plan_s = self.settings.intervals.plan_s
+                self.sites.observe(now, self._busy.devices(self.inventory, after, now, plan_s))
+            if not isinstance(self.metrics, NullMetrics):  # not read for a sink that drops it
+                self.metrics.observe_queue(self.ledger.counts_by_state())
+                self.metrics.observe_past_deadline(self._overdue.count)
+            return ended
+
+    def _checkpoint_learning(self, now: datetime) -> None:
+        """Move the recalibration checkpoint on once :attr:`checkpoint_every_runs` measured
+        runs are past it (or its inputs changed: a reload), folding at most that many runs
+        from the ledger (:func:`daemon.learning_checkpoint.advance`): a restart then folds at
+        most about that many. The live factors are not touched."""
+        config = self.learning.recalibration.config
+        kept = self._fold_inputs
+        if kept is None or kept[0] is not config or kept[1] is not self.inventory:
+            kept = self._fold_inputs = (
+                config,
+                self.inventory,
+                FoldInputs.of(config, self.inventory),
+            )
+        inputs = kept[2]
+        every = self.checkpoint_every_runs
+        try:
+            if checkpoint_due(self.ledger, inputs, every):
+                advance(self.ledger, self.inventory, config, now, limit=every, inputs=inputs)
+        except LedgerError as e:  # rolled back: the next start folds a longer tail
+            log.warning("recalibration_checkpoint_failed", error=str(e))
+
+    # -- endings (daemon.finishing, daemon.service.unstarted) -------------------------------
+
+    def _requeue(self, status: ExitStatus, now: datetime, why: str = "") -> None:
+        """Queue a job whose run never started again (:func:`daemon.service.unstarted.requeue`;
+        the dispatch's and the endings' callback)."""
+        unstarted.requeue(self, status, now, why)
+
+    def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
+        """End a job that did not start as ``failed`` (the dispatch's callback)."""
+        unstarted.fail(self, job, now, reason)
+
+    def _finish(self, status: ExitStatus, now: datetime) -> None:
+        """Record how ``status``'s run ended (skipped unless its job is ``running``)."""
+        self._endings.finish([status], now, self._ending_context())
+
+    def _ending_context(self) -> EndingContext:
+        return EndingContext(
+            inventory=self.inventory, forecasts=self._forecasts,
+            by_device={**self._departed, **self._by_device} if self._departed else self._by_device,
+            lifetime_years=self.settings.lifetime_years,
+            overrun_s=self.settings.intervals.plan_s, measurement=self.measurement,
+            learning=self.learning, sites=self.sites,
+        )  # fmt: skip

@@ -1,0 +1,140 @@
+"""The service's GPUs changing under it: lost, discovered late, departed at a reload.
+
+- Lost (:func:`check_gpus`): the measurement reports a GPU gone; its jobs fail (or are recorded
+  as they ended, when their executor says they had), their runs are stopped, and the GPU is
+  kept out of planning while the daemon goes on with the others (``health.json``:
+  ``gpu:<index>``).
+- Discovered late (:func:`discover_late`): a region whose
+  :class:`~daemon.executors.base.Discovering` executor could not ask for its GPUs (Slurm down
+  when the daemon started) is asked again each planning round; its GPUs join the inventory once
+  found (:func:`undiscovered`: those still missing, ``health.json``'s ``region:<name>``).
+- Departed (:func:`keep_departed`): the GPUs a reload took out of the inventory that runs still
+  hold, kept so those runs' ends are recorded with their GPU.
+
+Each runs under the :class:`~daemon.service.Service`'s lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from daemon.endings import run_handle
+from daemon.errors import DaemonError
+from daemon.executors.base import ExitStatus
+from daemon.inventory import InventoryGpu, build_inventory
+from daemon.ledger import RunRecord
+from policies import PoliciesError
+
+if TYPE_CHECKING:
+    from daemon.service.core import Service
+
+__all__ = ["check_gpus", "discover_late", "keep_departed", "undiscovered"]
+
+log = structlog.get_logger(__name__)
+
+
+def check_gpus(service: Service, now: datetime) -> None:
+    """Advance realised intensities; fail the jobs of lost GPUs and take those GPUs out of
+    planning (the daemon goes on with the others). A job whose executor says it had ended
+    before the loss was seen (exit 0, or a failure of its own) is recorded as it ended."""
+    measurement = service.measurement
+    if measurement is None:
+        return
+    measurement.observe(now, service._forecasts)
+    reports = measurement.lost()
+    if any(g.device.available and measurement.unavailable(g) for g in service.inventory):
+        service.inventory = tuple(
+            replace(g, device=replace(g.device, available=False))
+            if measurement.unavailable(g)
+            else g
+            for g in service.inventory
+        )  # also after a reconfigure() rebuilt the inventory
+        service._by_device = {gpu.device_id: gpu for gpu in service.inventory}
+    for report in reports:
+        service.health.set(f"gpu:{report.gpu.index}", f"lost: {report.reason}", now)
+        for job_id in report.job_ids:
+            run = service.ledger.run(job_id)
+            ended = _ended_already(service, run, now) if run is not None else None
+            if ended is not None:  # it ended before the loss was seen: as it ended (its
+                service._finish(ended, now)  # exit code or signal, not the loss)
+                continue
+            if run is not None and ended is None:  # cancelled, polled until gone
+                service._endings.stop(run, now, report.reason)
+            service._finish(ExitStatus(job_id, now, None, None, report.reason), now)
+
+
+def _ended_already(service: Service, run: RunRecord, now: datetime) -> ExitStatus | None:
+    """How ``run`` ended, if its executor says it has (None: running, or not asked)."""
+    executor = service.executors.get(run.executor)
+    if executor is None or not run.token:
+        return None
+    try:
+        statuses = executor.poll([run_handle(run)], now)
+    except (DaemonError, OSError) as exc:
+        log.error("executor_poll_failed", executor=run.executor, error=str(exc))
+        return None
+    return statuses[0] if statuses else None
+
+
+def undiscovered(service: Service) -> dict[str, str]:
+    """The regions of the settings that discover their GPUs through an executor that
+    could not ask for them yet (its scheduler did not answer), each with why."""
+    if not service._discovering:
+        return {}
+    missing: dict[str, str] = {}
+    for name, executor in service._discovering.items():
+        pending = executor.undiscovered()
+        if pending:
+            missing.update((r.name, pending[r.name]) for r in service.settings.regions
+                           if r.executor == name and r.gpus == "discover"
+                           and r.name in pending)  # fmt: skip
+    return missing
+
+
+def discover_late(service: Service, now: datetime) -> list[str]:
+    """Ask the executors again for the GPUs of the undiscovered regions and add those
+    found to the inventory (their zones' forecasts are fetched this round); returns the
+    regions still undiscovered."""
+    missing = undiscovered(service)
+    if not missing:
+        return []
+    have = {gpu.device.region for gpu in service.inventory}
+    wanted = [r for r in service.settings.regions if r.name in missing and r.name not in have]
+    found: dict[str, Sequence[tuple[int, str]]] = {}
+    for name in sorted({r.executor for r in wanted}):
+        found.update(service._discovering[name].rediscover(now))
+    regions = [r for r in wanted if r.name in found]
+    if regions:
+        try:
+            gpus = build_inventory(regions, service._catalog, lambda r: found[r.name])
+        except PoliciesError as exc:  # a name the catalog does not know: as at start-up
+            log.error("region_discovery_failed", regions=[r.name for r in regions],
+                      error=str(exc))  # fmt: skip
+            gpus = ()
+        if gpus:
+            service.inventory = (*service.inventory, *gpus)
+            service._by_device = {gpu.device_id: gpu for gpu in service.inventory}
+            service._last_refresh = None  # the new zones' forecasts, before planning
+        for region in regions:
+            log.info(
+                "region_discovered",
+                region=region.name,
+                gpus=[g.device.gpu.name for g in gpus if g.device.region == region.name],
+            )
+    return sorted(set(missing) - found.keys())
+
+
+def keep_departed(service: Service, known: Mapping[str, InventoryGpu]) -> None:
+    """Keep, of the GPUs ``known`` (by device id), those the active runs hold that the
+    service's inventory no longer lists (a reload removed their region or GPU)."""
+    held = {device for run in service.ledger.active_runs() for device in run.device_ids}
+    service._departed = {
+        device: known[device]
+        for device in sorted(held & known.keys())
+        if device not in service._by_device
+    }

@@ -1,0 +1,211 @@
+"""A planning round of the service: settle, plan, record the decisions, hold or dispatch.
+
+:func:`plan_round` is the service's ``plan`` step (run under its lock): it takes the lost and
+late-discovered GPUs into account (:mod:`daemon.service.gpus`), cancels or expires the waiting
+jobs that asked for it (:mod:`daemon.service.unstarted`), asks the policy about the
+``policy.plan_window`` most urgent others on the devices its executors can give now, records the
+decisions (one transaction) and hands each job to its reserving executor or dispatches it
+(:mod:`daemon.dispatch`). The planner's view of each waiting job (its spec and the plan it
+carries) is kept on the service between rounds. The per-job loops are here, one call deep from
+:meth:`~daemon.service.Service.tick`: replay speed depends on them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from daemon import killpoints
+from daemon.dispatch import DispatchContext, Launch, job_log_dir, launch_spec
+from daemon.ledger import JobRecord
+from daemon.metrics_sink import NullMetrics
+from daemon.planning import (
+    job_spec,
+    record_decisions,
+    stored_plan,
+    waiting_for_capacity,
+    with_plan,
+    with_run_now_recorded,
+)
+from daemon.service import gpus, unstarted
+from policies import Decision, Device, JobSpec, PoliciesError, ZoneIntensity, with_recalibration
+
+if TYPE_CHECKING:
+    from daemon.service.core import Service
+
+__all__ = ["plan_round"]
+
+log = structlog.get_logger(__name__)
+
+
+def plan_round(service: Service, now: datetime) -> tuple[list[Decision], list[str]]:
+    """Cancel, expire, plan and dispatch the waiting jobs; returns the policy's decisions and
+    the jobs started."""
+    gpus.check_gpus(service, now)
+    undiscovered = gpus.discover_late(service, now)
+    waiting = unstarted.settle(service, now)
+    specs = _job_specs(service, waiting, now)
+    if not specs:
+        return [], []
+    if not service._forecasts or service.refresh_due(now):
+        service.refresh_intensity(now)
+    runs = service.ledger.active_runs()
+    plan_s = service.settings.intervals.plan_s
+    configured = service._busy.devices(service.inventory, runs, now, plan_s)
+    devices = service._run_now_busy.devices(_devices(service, now, configured), now)
+    policy = service.policy
+    learned = service.learning.recalibration
+    if learned.factors:  # plan on what the measured outcomes taught (none: no copy)
+        policy = with_recalibration(policy, learned)
+    try:
+        decisions = policy.plan(now, specs, devices, _planning_forecasts(service, now, devices))
+    except (PoliciesError, KeyError) as exc:
+        log.error("plan_failed", policy=service.policy.name, error=str(exc))
+        return [], []
+    if service._capacity_aware or undiscovered:  # Slurm down or drained: wait, do not fail
+        decisions = waiting_for_capacity(
+            decisions, {spec.job_id: spec for spec in specs}, configured, undiscovered
+        )
+    jobs = {job.job_id: job for job in waiting}
+    if len(service._decided) > 2 * len(jobs):  # let go of the jobs that left (each entry
+        # stays true while its job waits unplanned: only this round records decisions)
+        service._decided = {k: v for k, v in service._decided.items() if k in jobs}
+    decided = []
+    for decision in decisions:
+        record = jobs.get(decision.job_id)
+        if record is None:
+            log.error("decision_for_unknown_job", job_id=decision.job_id, policy=decision.policy)
+            continue
+        decided.append((record, decision))
+    started = _act(service, decided, {d for run in runs for d in run.device_ids}, now)
+    if started and service.sites:  # from now on the sites carry the jobs just started too
+        after = service.ledger.active_runs()
+        service.sites.observe(now, service._busy.devices(service.inventory, after, now, plan_s))
+    return decisions, started
+
+
+def _planning_forecasts(
+    service: Service, now: datetime, devices: Sequence[Device]
+) -> Mapping[str, ZoneIntensity]:
+    """The zone forecasts, with each site's zone seen through its site (the intensity of
+    the next GPU kWh there: grid blended with spare PV and battery energy)."""
+    if not service.sites:
+        return service._forecasts
+    return service.sites.forecasts(now, devices, service._forecasts)
+
+
+def _act(
+    service: Service,
+    decided: Sequence[tuple[JobRecord, Decision]],
+    busy: set[str],
+    now: datetime,
+) -> list[str]:
+    """Record the round's decisions (one transaction), then hold each job or prepare its
+    dispatch, and launch the prepared ones (:mod:`daemon.dispatch`); returns the jobs
+    started. ``busy``: the devices carbond's runs hold."""
+    stored = record_decisions(service.ledger, decided, now, service._decided)
+    _keep_plans(service, decided, stored)
+    observed = type(service.metrics) is not NullMetrics  # not called for a sink that drops it
+    held = service._held
+    holding = held.active  # plans handed to a reserving executor (Slurm)
+    by_device, specs, dispatch = service._by_device, service._specs, service._dispatch
+    context = DispatchContext(service._forecasts, service.measurement,
+                              service.settings.state_dir,
+                              service.learning.recalibration)  # fmt: skip
+    spec_for = functools.partial(launch_spec, log_dir=job_log_dir(context.state_dir))
+    prepared: list[Launch] = []
+    for (record, decision), new in zip(decided, stored, strict=True):
+        if new and observed:
+            _observe(service, record, decision)
+        killpoints.reached("plan_decided")
+        if decision.action != "start" or decision.chosen is None:
+            if holding:
+                held.keep(record, decision, by_device, spec_for, now)
+            continue
+        chosen = set(decision.chosen.device_ids)
+        if chosen & busy or not chosen <= by_device.keys():
+            log.error("decision_conflict", job_id=record.job_id, policy=decision.policy,
+                      devices=sorted(chosen), busy=sorted(chosen & busy))  # fmt: skip
+            continue  # stays queued; planned again next round
+        entry = specs.get(record.job_id)  # planned this round: its spec
+        spec = entry[1] if entry is not None else None
+        launch = dispatch.prepare(record, decision, by_device, now, spec)
+        if launch is not None:
+            busy |= chosen
+            prepared.append(launch)
+    if prepared and service.launch_clock is not None:
+        now = max(now, service.launch_clock())
+    return dispatch.launch(prepared, now, context)
+
+
+def _job_specs(service: Service, waiting: Sequence[JobRecord], now: datetime) -> list[JobSpec]:
+    """:func:`daemon.planning.job_spec` of each waiting job, built once per job (its
+    request, times and id never change; the ledger hands back the same parsed request)
+    with its current plan (:func:`_keep_plans`; from the ledger for a job first seen
+    planned, as after a restart); a job whose spec is invalid fails."""
+    known, kept, specs = service._specs, {}, []
+    for job in waiting:
+        entry = known.get(job.job_id)
+        if entry is None or entry[0] is not job.request:
+            try:
+                spec = job_spec(job)
+            except PoliciesError as exc:
+                unstarted.fail(service, job, now, f"invalid job: {exc}")
+                continue
+            if job.state == "planned":
+                spec = replace(spec, planned=stored_plan(service.ledger, job.job_id))
+            if service._run_now_busy.hold_recorded(service.ledger.counterfactual(job.job_id)):
+                spec = with_run_now_recorded(spec)  # as after a restart
+            entry = (job.request, spec, None)
+        kept[job.job_id] = entry
+        specs.append(entry[1])
+    service._specs = kept
+    return specs
+
+
+def _keep_plans(
+    service: Service, decided: Sequence[tuple[JobRecord, Decision]], stored: Sequence[bool]
+) -> None:
+    """Hand each decided job's plan back to the policy next round (``JobSpec.planned``:
+    a planner may keep it rather than trade cells of almost the same cost), and whether
+    its run-now counterfactual is recorded (``stored``: whether each decision was), its
+    run then holding its GPUs in the counterfactual (:mod:`daemon.run_now_busy`)."""
+    specs = service._specs
+    for (record, decision), new in zip(decided, stored, strict=True):
+        entry = specs.get(record.job_id)
+        run_now = decision.run_now
+        if new and run_now is not None and entry is not None and not entry[1].run_now_recorded:
+            service._run_now_busy.hold(run_now.device_ids, run_now.start, run_now.duration_s)
+            entry = specs[record.job_id] = (
+                entry[0], with_run_now_recorded(entry[1]), entry[2]
+            )  # fmt: skip
+        # A held job whose cell did not change gets the same plan object as last round.
+        if entry is not None and decision.chosen is not entry[2]:
+            specs[record.job_id] = (entry[0], with_plan(entry[1], decision), decision.chosen)
+
+
+def _devices(service: Service, now: datetime, configured: Sequence[Device]) -> list[Device]:
+    """The planner's devices: ``configured`` (busy while carbond's runs hold them) as
+    capacity-aware executors (Slurm) see them (down nodes, GPUs other users hold)."""
+    devices = list(configured)
+    for executor in service._capacity_aware:
+        devices = executor.available(devices, now)
+    return devices
+
+
+def _observe(service: Service, job: JobRecord, decision: Decision) -> None:
+    """Count a recorded decision in the metrics."""
+    chosen = decision.chosen
+    run_now_g = decision.run_now.total_g if decision.run_now else None
+    if decision.action == "start" and not isinstance(service.metrics, NullMetrics):
+        # the counterfactual stored at submission (not read for a sink that drops it)
+        stored = service.ledger.counterfactual(job.job_id)
+        run_now_g = stored["total_g"] if stored is not None else run_now_g
+    service.metrics.observe_decision(decision.policy, decision.action,
+                                     chosen.total_g if chosen else None,
+                                     run_now_g)  # fmt: skip

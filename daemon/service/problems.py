@@ -1,0 +1,58 @@
+"""What ``health.json`` says of the service's parts, refreshed after every step.
+
+The executors' own problems (Slurm unreachable), the sites' (a model failing, a measured CSV
+stale), the running jobs of an executor this daemon does not have (``executor:<name>``: a
+restart with a config that no longer uses it; those jobs are not followed) and the regions whose
+GPUs are not discovered yet (``region:<name>``). Each is cleared once no longer reported.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from daemon.service.gpus import undiscovered
+
+if TYPE_CHECKING:
+    from daemon.service.core import Service
+
+__all__ = ["report_problems"]
+
+
+def report_problems(service: Service, now: datetime) -> None:
+    """The executors' own problems (Slurm unreachable), the sites' (a model failing, a
+    measured CSV stale), the running jobs of an executor this daemon does not have and
+    the undiscovered regions into ``health.json``, each cleared once no longer reported."""
+    current: dict[str, str] = {}
+    for executor in service._reporting:
+        current.update(executor.problems())
+    if service.sites:
+        current.update(service.sites.problems())
+    for name, jobs in _unfollowed(service).items():
+        shown = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
+        current[f"executor:{name}"] = (
+            f"{len(jobs)} running job(s) ({shown}) run on executor {name}, which this "
+            "daemon does not have (no region uses it): they are not polled, cancelled or "
+            "ended; restore a region that uses it until they end"
+        )
+    for region, why in undiscovered(service).items():
+        current[f"region:{region}"] = (
+            f"GPUs not discovered ({why}); the jobs only this region can run wait queued, "
+            "and it is asked again until its executor answers"
+        )
+    for key, message in current.items():
+        service.health.set(key, message, now)
+    for key in service._executor_problems - current.keys():
+        service.health.clear(key)
+    service._executor_problems = set(current)
+
+
+def _unfollowed(service: Service) -> dict[str, list[str]]:
+    """The running jobs whose executor this daemon does not have (a restart with a
+    config that no longer uses it), by executor name."""
+    jobs: dict[str, list[str]] = defaultdict(list)
+    for run in service.ledger.active_runs():
+        if run.executor not in service.executors:
+            jobs[run.executor].append(run.job_id)
+    return jobs

@@ -1,0 +1,87 @@
+"""The service's intensity refresh: every zone's forecast and current value, recorded.
+
+:func:`refresh_intensity` runs under the :class:`~daemon.service.Service`'s lock (its
+``refresh_intensity`` step); a zone whose provider fails keeps its last forecast or falls back to
+the static annual figure, and ``health.json`` says so (``intensity:<zone>``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from daemon.intensity import StaticIntensity
+from forecasts import ForecastsError
+
+if TYPE_CHECKING:
+    from daemon.service.core import Service
+
+__all__ = ["refresh_intensity"]
+
+log = structlog.get_logger(__name__)
+
+_NOT_A_FAILURE = frozenset({"ok", "no provider configured"})
+
+
+def refresh_intensity(service: Service, now: datetime) -> None:
+    """Fetch every zone's forecast and current value; record the value in the ledger.
+
+    A failing zone keeps its last forecast, or falls back to the static annual figure.
+    """
+    cfg = service.settings.intensity
+    zones = sorted({gpu.device.zone for gpu in service.inventory})
+    service.metrics.observe_zones(zones)  # a reload may have removed some
+    failed = _log_failed_calls(service.intensity.refresh(zones, now))
+    forecasts, health = service._forecasts, service.health
+    for zone in zones:
+        try:
+            series = service.intensity.forecast(zone, now, cfg.horizon_s, cfg.step_s)
+            reading = service.intensity.current(zone, now)
+        except ForecastsError as exc:
+            log.warning("intensity_refresh_failed", zone=zone, error=str(exc))
+            health.set(
+                f"intensity:{zone}",
+                f"no intensity ({exc}); planning on the last forecast or the static annual figure",
+                now,
+            )
+            if zone not in forecasts:
+                with contextlib.suppress(ForecastsError):  # no figure: plan logs it
+                    forecasts[zone] = StaticIntensity().forecast(
+                        zone, now, cfg.horizon_s, cfg.step_s
+                    )
+            continue
+        forecasts[zone] = series
+        if zone in failed:
+            health.set(f"intensity:{zone}", f"provider failing ({failed[zone]}); "
+                       f"planning on {reading.source}", now)  # fmt: skip
+        else:
+            health.clear(f"intensity:{zone}")
+        service.ledger.record_intensity(
+            zone, reading.at, reading.intensity_g_per_kwh, reading.source, now
+        )
+        service.metrics.observe_intensity(
+            zone, reading.intensity_g_per_kwh, reading.age_s, reading.rung
+        )
+    service._last_refresh = now
+
+
+def _log_failed_calls(outcome: object) -> dict[str, str]:
+    """One ``intensity_provider_failed`` warning per zone whose provider calls failed; those
+    problems by zone.
+
+    ``outcome`` is what the intensity source's ``refresh`` returned: the chain's
+    ``{zone: "ok" | problems}``; sources without a provider return None. The messages are the
+    provider client's, which never carry the token or anything the server sent.
+    """
+    if not isinstance(outcome, Mapping):
+        return {}
+    failed = {}
+    for zone, result in outcome.items():
+        if isinstance(result, str) and result not in _NOT_A_FAILURE:
+            log.warning("intensity_provider_failed", zone=zone, problem=result)
+            failed[str(zone)] = result
+    return failed

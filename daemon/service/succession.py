@@ -1,0 +1,74 @@
+"""What a service inherits of the runs in progress from the daemon before it.
+
+At start (:func:`adopt`): the runs the ledger says are active are handed back to their executors,
+which say whether each is still running, has ended, or never started (a run without a handle:
+the previous daemon died between writing its launch ahead and starting it; it is queued again,
+so a job never starts twice). At a reload (:func:`take_over`): what the replaced
+:class:`~daemon.service.Service` held in memory. Each runs under the service's lock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from daemon.endings import never_started, run_handle
+from daemon.errors import DaemonError
+from daemon.executors.base import ExitStatus, RunHandle
+from daemon.ledger import RunRecord
+from daemon.service.gpus import keep_departed
+from daemon.service.unstarted import requeue
+
+if TYPE_CHECKING:
+    from daemon.service.core import Service
+
+__all__ = ["adopt", "take_over"]
+
+log = structlog.get_logger(__name__)
+
+
+def adopt(service: Service, runs: Sequence[RunRecord], now: datetime) -> None:
+    """Hand ``runs`` back to their executors: still running, ended, or never started."""
+    by_executor: dict[str, list[RunHandle]] = defaultdict(list)
+    for run in runs:
+        by_executor[run.executor].append(run_handle(run))
+    for name, handles in by_executor.items():
+        executor = service.executors.get(name)
+        if executor is None:
+            log.error("executor_missing", executor=name, jobs=[h.job_id for h in handles])
+            continue
+        tokenless = {h.job_id for h in handles if not h.token}
+        try:
+            items = executor.adopt(handles, now)
+        except (DaemonError, OSError) as exc:  # retried on the next reconcile
+            log.error("executor_adopt_failed", executor=name, error=str(exc))
+            continue
+        for item in items:
+            if never_started(item, tokenless):
+                assert isinstance(item, ExitStatus)
+                requeue(service, item, now)
+            elif isinstance(item, ExitStatus):
+                service._finish(item, now)
+            else:
+                log.info("job_adopted", job_id=item.job_id, executor=name)
+                if item.job_id in tokenless and item.token:
+                    with service.ledger.transaction():
+                        service.ledger.set_run_started(item.job_id, item.token, item.started_at)
+
+
+def take_over(service: Service, previous: Service) -> None:
+    """After a reload built ``service``: what ``previous`` held of the runs in progress.
+    The GPUs its inventory listed that this one does not (their region or GPU removed)
+    and runs still hold, so those runs' ends are recorded with their GPU (zone, PUE,
+    estimated energy and grams; never planned on); the cancels it sent and the runs of
+    lost GPUs it was stopping (:meth:`daemon.finishing.Endings.take_over`), its overdue
+    runs already reported, and the GPUs its recorded run-now counterfactuals hold
+    (:mod:`daemon.run_now_busy`)."""
+    keep_departed(service, {**previous._departed, **previous._by_device})
+    service._endings.take_over(previous._endings)
+    service._overdue.take_over(previous._overdue)
+    service._run_now_busy = previous._run_now_busy
