@@ -27,7 +27,7 @@ from daemon.executors.simulated import SimulatedExecutor
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from daemon.intensity import IntensityProvider, build_intensity
 from daemon.inventory import Discover, build_inventory
-from daemon.learning import Learning
+from daemon.learning import Learning, refold_changed
 from daemon.ledger import Ledger
 from daemon.loop import Intervals
 from daemon.measurement import JobMeasurement, start_measurement
@@ -296,9 +296,11 @@ class Daemon:
 
 
 def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | None) -> Service:
-    """A new service for ``settings`` around the same ledger, executors and GPUs (SIGHUP);
-    the previous service is closed once the new one is built (a failure to close it is
-    logged as ``reload_close_failed``; the new service is returned all the same).
+    """A new service for ``settings`` around the same ledger, executors and GPUs (SIGHUP),
+    with the learned factors (a GPU type whose runs teach otherwise under the new inventory
+    refolded from the ledger, :func:`daemon.learning.refold_changed`); the previous service
+    is closed once the new one is built (a failure to close it is logged as
+    ``reload_close_failed``; the new service is returned all the same).
 
     Raises:
         DaemonError / PoliciesError / UnknownGpuError: the new settings cannot be wired.
@@ -315,6 +317,8 @@ def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | N
     if daemon.measurement is not None:  # the same GPUs and learned factors across reloads
         daemon.measurement.keep_only(service.inventory)
         service.measurement = daemon.measurement
+    # the types whose runs teach otherwise now (became mixed...) get what a restart would give
+    refold_changed(service.learning, daemon.ledger, daemon.service.inventory, service.inventory)
     service.health = daemon.service.health  # problems outlive a reload until they end
     service.take_over_runs(daemon.service)  # removed GPUs runs hold, cancels sent, stopping
     service.launch_clock = daemon.service.launch_clock

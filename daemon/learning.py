@@ -25,7 +25,7 @@ from policies import Device, JobSpec, PoliciesError
 from policies.candidates import estimate_on
 from policies.footprint.recalibration import Observation, Recalibration
 
-__all__ = ["Learning", "measured_history", "teaches"]
+__all__ = ["Learning", "measured_history", "refold_changed", "teaches"]
 
 log = structlog.get_logger(__name__)
 
@@ -134,6 +134,46 @@ def teaches(simulated: bool, gpu_type: str, inventory: Iterable[InventoryGpu]) -
     """
     kinds = {gpu.executor == "simulated" for gpu in inventory if gpu.device.gpu.name == gpu_type}
     return (not simulated and False in kinds) or (simulated and kinds == {True})
+
+
+def refold_changed(
+    learning: Learning,
+    ledger: Ledger,
+    before: Sequence[InventoryGpu],
+    after: Sequence[InventoryGpu],
+) -> list[str]:
+    """When the inventory goes from ``before`` to ``after`` (a reload): the GPU types of
+    ``after`` whose runs teach otherwise now (:func:`teaches`: a simulated-only type that got
+    real GPUs, a mixed one that lost them, a type new to the inventory) get in ``learning`` the
+    factors a restart would give them, a fold of the ledger's runs of those types
+    (:func:`measured_history`); the other types keep their live factors. Without it a type that
+    became mixed kept planning its real GPUs on what the simulation taught until a restart.
+    Logs ``recalibration_refolded`` (the types, the runs that taught them). Returns the types
+    refolded, sorted."""
+    then, now = _kinds(before), _kinds(after)
+    changed = sorted(name for name, kinds in now.items() if then.get(name) != kinds)
+    if not changed:
+        return []
+    keys = {name.strip().lower() for name in changed}  # as the factors are keyed
+    fold = Learning(Recalibration(learning.recalibration.config))
+    wanted = set(changed)
+    of_types = [gpu for gpu in after if gpu.device.gpu.name in wanted]
+    runs = sum(1 for job, device, e, t in measured_history(ledger, of_types)
+               if fold.taught(job, device, e, t))  # fmt: skip
+    kept = [f for f in learning.recalibration.factors.values() if f.gpu.strip().lower() not in keys]
+    learning.recalibration = Recalibration.from_factors(
+        (*kept, *fold.recalibration.factors.values()), learning.recalibration.config
+    )
+    log.info("recalibration_refolded", gpus=changed, runs=runs)
+    return changed
+
+
+def _kinds(inventory: Iterable[InventoryGpu]) -> dict[str, frozenset[bool]]:
+    """Per GPU type of ``inventory``: whether its GPUs are simulated (True), real, or both."""
+    kinds: dict[str, set[bool]] = {}
+    for gpu in inventory:
+        kinds.setdefault(gpu.device.gpu.name, set()).add(gpu.executor == "simulated")
+    return {name: frozenset(k) for name, k in kinds.items()}
 
 
 def measured_history(
