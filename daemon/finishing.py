@@ -72,6 +72,9 @@ class EndingContext:
     measurement: JobMeasurement | None
     learning: Learning
     sites: SiteView | None
+    # when a cancel is really sent (live: the wall clock, the service's ``launch_clock``);
+    # None: the round's ``now`` (replay and the demo: time moves only between rounds)
+    clock: Callable[[], datetime] | None = None
 
 
 class Endings:
@@ -140,8 +143,8 @@ class Endings:
         for run in runs:
             if run.token is not None:
                 by_executor[run.executor].append(run_handle(run))
-        self.send_cancels(runs, now)
-        self._send_stops(now)
+        self.send_cancels(runs, now, context.clock)
+        self._send_stops(now, context.clock)
         for handle, _ in self._stopping.values():
             by_executor[handle.executor].append(handle)
         ended: list[ExitStatus] = []
@@ -167,13 +170,20 @@ class Endings:
             ended.extend(finished)
         return ended
 
-    def send_cancels(self, runs: Sequence[RunRecord], now: datetime) -> None:
+    def send_cancels(
+        self,
+        runs: Sequence[RunRecord],
+        now: datetime,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         """Ask the executors of ``runs`` whose owners want them cancelled to stop them (once
         each; a failed request is tried again on the next reconcile). The ledger keeps when
         the first request was sent (a run that then exits 0 was stopped early, whichever
-        daemon records its end; kill point ``cancel_sent`` after that commit); a restarted
-        daemon asks again, with when the cancel was first sent (the local executor's SIGKILL
-        comes when the grace from then is over, not a new grace later)."""
+        daemon records its end; kill point ``cancel_sent`` after that commit): read from
+        ``clock`` just before each request (else the round's ``now``), so a run that exited 0
+        on its own after the round began but before its cancel went out succeeded. A
+        restarted daemon asks again, with when the cancel was first sent (the local executor's
+        SIGKILL comes when the grace from then is over, not a new grace later)."""
         waiting = self._ledger.cancel_requested("running")
         for run in runs:
             if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
@@ -181,14 +191,15 @@ class Endings:
                 if executor is None:
                     continue
                 sent_at = self._ledger.cancel_sent_at(run.job_id)  # by a daemon since restarted
+                sending = _sending_at(now, clock)
                 try:
-                    executor.cancel(replace(run_handle(run), cancel_sent_at=sent_at), now)
+                    executor.cancel(replace(run_handle(run), cancel_sent_at=sent_at), sending)
                 except (DaemonError, OSError) as exc:  # tried again on the next reconcile
                     log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
                     continue
                 self._cancel_sent.add(run.job_id)
                 with self._ledger.transaction():
-                    self._ledger.set_cancel_sent(run.job_id, now)
+                    self._ledger.set_cancel_sent(run.job_id, sending)
                 killpoints.reached("cancel_sent")
                 log.info("job_cancel_sent", job_id=run.job_id)
 
@@ -216,19 +227,20 @@ class Endings:
                 self._stopping[run.job_id] = (handle, False)
                 log.info("job_stop_resumed", job_id=run.job_id, reason=stopping.reason)
 
-    def _send_stops(self, now: datetime) -> None:
+    def _send_stops(self, now: datetime, clock: Callable[[], datetime] | None = None) -> None:
         for job_id, (handle, sent) in list(self._stopping.items()):
             executor = self._executors.get(handle.executor)
             if sent or executor is None:
                 continue
+            sending = _sending_at(now, clock)
             try:
-                executor.cancel(handle, now)
+                executor.cancel(handle, sending)
             except (DaemonError, OSError) as exc:  # tried again on the next reconcile
                 log.error("job_cancel_failed", job_id=job_id, error=str(exc))
                 continue
             self._stopping[job_id] = (handle, True)
             with self._ledger.transaction():
-                self._ledger.set_cancel_sent(job_id, now)
+                self._ledger.set_cancel_sent(job_id, sending)
 
     def _stopped(self, job_id: str) -> bool:
         """Whether ``job_id``'s run was one being stopped (now gone: the ledger forgets it)."""
@@ -365,6 +377,12 @@ class Endings:
         sites.observe(status.finished_at, devices)
         pv, battery = sites.shares(site.region, started, status.finished_at)
         return site_columns(columns, pv, battery, site.factors)
+
+
+def _sending_at(now: datetime, clock: Callable[[], datetime] | None) -> datetime:
+    """When a cancel goes out: ``clock``'s time (never before the round's ``now``), else
+    ``now``."""
+    return max(now, clock()) if clock is not None else now
 
 
 def _teaches(run: RunRecord, decision: DecisionRecord | None, context: EndingContext) -> bool:

@@ -350,5 +350,5 @@ class Service:
             by_device={**self._departed, **self._by_device} if self._departed else self._by_device,
             lifetime_years=self.settings.lifetime_years,
             overrun_s=self.settings.intervals.plan_s, measurement=self.measurement,
-            learning=self.learning, sites=self.sites,
+            learning=self.learning, sites=self.sites, clock=self.launch_clock,
         )  # fmt: skip

@@ -3,11 +3,13 @@ reports, each with its outcome row, committed together."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.executors.base import ExitStatus, RunHandle
+from daemon.executors.local import LocalExecutor
 from daemon.ledger import Ledger
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
@@ -135,3 +137,37 @@ def test_a_run_end_whose_reason_utf8_cannot_encode_is_stored(tmp_path: Path) -> 
     run = ledger.run("a")
     assert run is not None and run.reason == "command not found: \ufffdx"
     ledger.close()
+
+
+def test_a_run_that_exits_0_after_the_round_began_but_before_its_cancel_succeeded(
+    tmp_path: Path,
+) -> None:
+    """carbond run: the owner's cancel was read; the job (a real process) then exited 0 on its
+    own after the reconcile round began but before the cancel went out (nothing was left to
+    signal). The send was stamped with the round's start, before the job's end, so the job
+    was recorded "cancelled ... (it exited 0)" though it did all its work. The send is
+    stamped when it is made now (the service's wall clock)."""
+    executor = LocalExecutor(log_dir=tmp_path / "logs")
+    service = make_service(tmp_path, executor)
+    service.launch_clock = lambda: datetime.now(UTC)  # as carbond run
+    service.start(datetime.now(UTC))
+    append(service.queue.path, job_line(id="a", command=["sleep", "1"]))
+    service.ingest(datetime.now(UTC))
+    service.plan(datetime.now(UTC))
+    append(service.queue.path, '{"cancel": "a"}\n')
+    service.ingest(datetime.now(UTC))
+    assert service.ledger.job("a").state == "running"
+    round_began = datetime.now(UTC)
+    status = tmp_path / "logs" / "a.status.json"
+    for _ in range(500):  # the round works on while the job ends
+        if status.exists():
+            break
+        time.sleep(0.01)
+    service.reconcile(round_began)
+    run = service.ledger.run("a")
+    assert run is not None and run.finished_at is not None and run.exit_code == 0
+    assert run.finished_at > round_began
+    assert _ends(service.ledger, "a") == ["succeeded"]
+    sent_at = service.ledger.cancel_sent_at("a")
+    assert sent_at is not None and sent_at >= run.finished_at
+    service.ledger.close()
