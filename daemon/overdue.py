@@ -7,6 +7,11 @@ stops it). carbond says so instead, once per job and daemon: the ``deadline_miss
 the ``carbond_jobs_past_deadline`` gauge, and ``deadline_missed`` in ``carbond status`` and
 ``jobs``. The job's end counts in ``carbond_ledger_deadlines_missed`` as before. Pure: time is
 passed in.
+
+A restarted daemon reports once more the jobs still running past their deadline, on purpose:
+the ledger does not say when the previous daemon last checked (it may have been down when the
+deadline passed, and never reported it), so seeding the seen set from the ledger would silence
+exactly those; one line per such job per start is the price, and the new log names them all.
 """
 
 from __future__ import annotations

@@ -82,3 +82,27 @@ def test_a_job_that_ended_past_its_deadline_shows_it(
     assert json.loads(capsys.readouterr().out)["deadline_missed"] is True
     assert main(["status", "ok", "--state-dir", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["deadline_missed"] is False
+
+
+def test_a_restarted_daemon_reports_a_job_still_past_its_deadline_once_more(
+    tmp_path: Path,
+) -> None:
+    """Decided (daemon/overdue.py): the ledger does not say whether the previous daemon saw the
+    deadline pass, so a restart reports the job again, once, not at each round."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3))
+    executor = RecordingExecutor(auto_finish=False)  # its jobs run on across the restart
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="late", deadline="+1h"))
+    service.tick(clock())
+    with capture_logs() as before:
+        service.tick(clock.advance(3601))
+    service.ledger.close()
+    restarted = make_service(tmp_path, executor)
+    with capture_logs() as after:
+        restarted.start(clock())
+        for _ in range(3):
+            restarted.tick(clock.advance(60))
+    restarted.ledger.close()
+    for events in (before, after):
+        assert [e["job_id"] for e in events if e["event"] == "deadline_missed"] == ["late"]
