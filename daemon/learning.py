@@ -142,12 +142,13 @@ def refold_changed(
     before: Sequence[InventoryGpu],
     after: Sequence[InventoryGpu],
 ) -> list[str]:
-    """When the inventory goes from ``before`` to ``after`` (a reload): the GPU types of
-    ``after`` whose runs teach otherwise now (:func:`teaches`: a simulated-only type that got
-    real GPUs, a mixed one that lost them, a type new to the inventory) get in ``learning`` the
-    factors a restart would give them, a fold of the ledger's runs of those types
-    (:func:`measured_history`); the other types keep their live factors. Without it a type that
-    became mixed kept planning its real GPUs on what the simulation taught until a restart.
+    """When the inventory goes from ``before`` to ``after`` (a reload, a Slurm region's GPUs
+    discovered after the start): the GPU types of ``after`` whose runs teach otherwise now
+    (:func:`teaches`: a simulated-only type that got real GPUs, a mixed one that lost them, a
+    type new to the inventory) get in ``learning`` the factors a restart would give them, a
+    fold of the ledger's runs of those types (:func:`measured_history`); the other types keep
+    their live factors. Without it a type that became mixed kept planning its real GPUs on what
+    the simulation taught until a restart.
     Logs ``recalibration_refolded`` (the types, the runs that taught them). Returns the types
     refolded, sorted."""
     then, now = _kinds(before), _kinds(after)

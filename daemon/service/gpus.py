@@ -27,6 +27,7 @@ from daemon.endings import run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
 from daemon.inventory import InventoryGpu, build_inventory
+from daemon.learning import refold_changed
 from daemon.ledger import RunRecord
 from policies import PoliciesError
 
@@ -117,7 +118,9 @@ def discover_late(service: Service, now: datetime) -> list[str]:
                       error=str(exc))  # fmt: skip
             gpus = ()
         if gpus:
-            service.inventory = (*service.inventory, *gpus)
+            inventory = (*service.inventory, *gpus)
+            refold_changed(service.learning, service.ledger, service.inventory, inventory)
+            service.inventory = inventory
             service._by_device = {gpu.device_id: gpu for gpu in service.inventory}
             service._last_refresh = None  # the new zones' forecasts, before planning
         for region in regions:

@@ -1,15 +1,17 @@
-"""A reload that changes which runs teach a GPU type (:func:`daemon.learning.teaches`) refolds
-that type's factors from the ledger, as a restart would; the other types keep their live
-factors."""
+"""A reload (or a Slurm region discovered late) that changes which runs teach a GPU type
+(:func:`daemon.learning.teaches`) refolds that type's factors from the ledger, as a restart
+would; the other types keep their live factors."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from structlog.testing import capture_logs
 
 from daemon.assemble import Daemon, build_daemon, rebuild_service
-from daemon.settings import RegionSettings, Settings
+from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from policies.footprint.recalibration import Observation
 from tests.daemon.helpers import append, job_line
@@ -95,5 +97,48 @@ def test_a_reload_that_changes_no_gpu_type_refolds_nothing(tmp_path: Path) -> No
             reloaded = rebuild_service(daemon, _settings(tmp_path, SIM), None)
         assert reloaded.learning.recalibration.factors == live.factors
         assert "recalibration_refolded" not in [e["event"] for e in events]
+    finally:
+        daemon.close()
+
+
+class _LateSlurm(RecordingExecutor):
+    """A Slurm stand-in whose scheduler did not answer at start: it finds ``found`` (its
+    regions' GPUs) when asked again once ``up`` is set."""
+
+    def __init__(self, found: Mapping[str, Sequence[tuple[int, str]]]) -> None:
+        super().__init__("slurm")
+        self._found, self._answered, self.up = dict(found), False, False
+
+    def undiscovered(self) -> Mapping[str, str]:
+        return {} if self._answered else dict.fromkeys(self._found, "slurmctld down")
+
+    def rediscover(self, now: datetime) -> Mapping[str, Sequence[tuple[int, str]]]:
+        self._answered = self.up
+        return self._found if self.up else {}
+
+
+def test_a_slurm_region_of_a_simulated_type_discovered_late_drops_what_the_simulation_taught(
+    tmp_path: Path,
+) -> None:
+    """Slurm did not answer at start, so its A100s were not in the inventory: the simulated
+    A100s taught the A100's factor (as a start without them folds it). Once Slurm answered,
+    its real A100s were planned on that factor until a restart; the A100 is refolded then."""
+    clock = FakeClock()
+    hpc = RegionSettings(name="hpc", zone="CA-QC", executor="slurm", gpus="discover",
+                         slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
+    slurm = _LateSlurm({"hpc": [(0, GPU)]})
+    executors = {"simulated": RecordingExecutor("simulated"), "slurm": slurm}
+    daemon = build_daemon(_settings(tmp_path, SIM, hpc), executors=executors,
+                          gpu_clock=clock.monotonic())  # fmt: skip
+    try:
+        service = daemon.service
+        service.start(clock())
+        assert {gpu.executor for gpu in service.inventory} == {"simulated"}
+        _run_simulated(daemon, clock, "sim0")
+        assert service.learning.recalibration.get(MODEL, GPU).samples == 1
+        slurm.up = True
+        service.tick(clock.advance(60))  # asked again: Slurm answers
+        assert {gpu.executor for gpu in service.inventory} == {"simulated", "slurm"}
+        assert service.learning.recalibration.get(MODEL, GPU).samples == 0  # as a restart
     finally:
         daemon.close()
