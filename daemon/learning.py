@@ -19,7 +19,7 @@ from dataclasses import replace
 import structlog
 
 from daemon.inventory import InventoryGpu
-from daemon.ledger import Ledger, MeasuredRun
+from daemon.ledger import Ledger, LedgerError, MeasuredRun
 from daemon.planning import job_spec
 from policies import Device, JobSpec, PoliciesError
 from policies.candidates import estimate_on
@@ -150,7 +150,9 @@ def refold_changed(
     their live factors. Without it a type that became mixed kept planning its real GPUs on what
     the simulation taught until a restart.
     Logs ``recalibration_refolded`` (the types, the runs that taught them). Returns the types
-    refolded, sorted."""
+    refolded, sorted. A ledger that cannot be read changes nothing (logged
+    ``recalibration_refold_failed``; the next restart folds them): the reload or the discovery
+    goes on."""
     then, now = _kinds(before), _kinds(after)
     changed = sorted(name for name, kinds in now.items() if then.get(name) != kinds)
     if not changed:
@@ -159,8 +161,12 @@ def refold_changed(
     fold = Learning(Recalibration(learning.recalibration.config))
     wanted = set(changed)
     of_types = [gpu for gpu in after if gpu.device.gpu.name in wanted]
-    runs = sum(1 for job, device, e, t in measured_history(ledger, of_types)
-               if fold.taught(job, device, e, t))  # fmt: skip
+    try:
+        runs = sum(1 for job, device, e, t in measured_history(ledger, of_types)
+                   if fold.taught(job, device, e, t))  # fmt: skip
+    except LedgerError as e:
+        log.warning("recalibration_refold_failed", gpus=changed, error=str(e))
+        return []
     kept = [f for f in learning.recalibration.factors.values() if f.gpu.strip().lower() not in keys]
     learning.recalibration = Recalibration.from_factors(
         (*kept, *fold.recalibration.factors.values()), learning.recalibration.config

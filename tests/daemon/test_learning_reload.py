@@ -4,13 +4,17 @@ would; the other types keep their live factors."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from structlog.testing import capture_logs
 
 from daemon.assemble import Daemon, build_daemon, rebuild_service
+from daemon.inventory import build_inventory
+from daemon.learning import refold_changed
+from daemon.ledger import Ledger, LedgerError, MeasuredRun
+from daemon.ledger.measured import Watermark
 from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from policies.footprint.recalibration import Observation
@@ -140,5 +144,36 @@ def test_a_slurm_region_of_a_simulated_type_discovered_late_drops_what_the_simul
         service.tick(clock.advance(60))  # asked again: Slurm answers
         assert {gpu.executor for gpu in service.inventory} == {"simulated", "slurm"}
         assert service.learning.recalibration.get(MODEL, GPU).samples == 0  # as a restart
+    finally:
+        daemon.close()
+
+
+class _UnreadableLedger(Ledger):
+    """A ledger whose measured runs cannot be read (a damaged page, say)."""
+
+    def measured_runs(
+        self, after: Watermark | None = None, through: Watermark | None = None
+    ) -> Iterator[MeasuredRun]:
+        raise LedgerError("ledger.db: database disk image is malformed (test)")
+
+
+def test_a_refold_the_ledger_cannot_answer_keeps_the_live_factors(tmp_path: Path) -> None:
+    """The discovery (or reload) that asks for a refold must not fail with it: a discovered
+    region whose refold raised would never be added (its executor answered already)."""
+    clock = FakeClock()
+    daemon = _daemon(tmp_path, clock, SIM)
+    try:
+        _run_simulated(daemon, clock, "sim0")
+        learning = daemon.service.learning
+        live = learning.recalibration
+        ledger = _UnreadableLedger.open(tmp_path / "unreadable.db")
+        try:
+            with capture_logs() as events:
+                assert refold_changed(learning, ledger, daemon.service.inventory,
+                                      build_inventory((SIM, REAL))) == []  # fmt: skip
+        finally:
+            ledger.close()
+        assert learning.recalibration is live
+        assert "recalibration_refold_failed" in [e["event"] for e in events]
     finally:
         daemon.close()
