@@ -15,7 +15,7 @@ import numpy.typing as npt
 from policies.compiled import compiled
 from policies.decisions import priced_at, ready_devices
 from policies.kept_rows import KeptRows, alternatives, grams
-from policies.run_now_claims import claimed_cells, run_now_ready, slot_at
+from policies.run_now_claims import claimed_cells, run_now_holders, run_now_ready, slot_at
 from policies.scoring import Pool, SlotGrid
 from policies.types import Alternative, Device, JobSpec, ZoneIntensity
 
@@ -68,14 +68,15 @@ class RunNow:
     the fastest admissible pool among those whose devices are free first in the run-now
     counterfactual (ties: the first pool), :mod:`policies.run_now_claims`.
 
-    The cells of the jobs whose counterfactual is recorded already are found for all at once;
-    those of the others (the round's arrivals, few) one by one in FIFO order, each claiming
-    its devices from the later ones (:func:`~policies.run_now_claims.claimed_cells`). Their
-    grams are read from the rows
-    (:meth:`total_g`), and an :class:`~policies.types.Alternative` is built only for the jobs
-    asked (:meth:`alternatives`): those started, and the held ones whose decision is built
-    again (a held decision repeated from last round keeps the counterfactual stored with it,
-    :func:`policies.round_decisions.held`).
+    The cells of the jobs whose counterfactual is recorded already are found for all at once
+    (but those of the jobs whose own recorded run holds a GPU longest, which see it free
+    earlier: :attr:`~policies.types.Device.run_now_holder`, one by one); those of the others
+    (the round's arrivals, few) one by one in FIFO order, each claiming its devices from the
+    later ones (:func:`~policies.run_now_claims.claimed_cells`). Their grams are read from
+    the rows (:meth:`total_g`), and an :class:`~policies.types.Alternative` is built only for
+    the jobs asked (:meth:`alternatives`): those started, and the held ones whose decision is
+    built again (a held decision repeated from last round keeps the counterfactual stored
+    with it, :func:`policies.round_decisions.held`).
     """
 
     def __init__(
@@ -108,11 +109,15 @@ class RunNow:
             self.pool[sel[has]] = p[has]
             self.start[sel[has]] = slot_of[p[has]]
         new = [k for k, job in enumerate(jobs) if not job.run_now_recorded]
-        if new:
-            r = at[new]
-            cells = claimed_cells(pools, grid, [jobs[k] for k in new], rows.duration[r],
-                                  rows.ok[r], range(len(new)))  # fmt: skip
-            for i, k in enumerate(new):
+        holders = run_now_holders(pools)  # recorded jobs whose own run holds a GPU: one by one
+        own = [k for k, job in enumerate(jobs) if job.run_now_recorded and job.job_id in holders]
+        for ks, claim in ((new, True), (own, False)):
+            if not ks:
+                continue
+            r = at[ks]
+            cells = claimed_cells(pools, grid, [jobs[k] for k in ks], rows.duration[r],
+                                  rows.ok[r], range(len(ks)), claim)  # fmt: skip
+            for i, k in enumerate(ks):
                 cell = cells.get(i)
                 self.pool[k] = -1 if cell is None else cell[0]
                 if cell is not None:

@@ -11,7 +11,8 @@ jobs decided in earlier rounds, kept by the daemon from the decisions it recorde
 
 A job whose counterfactual is recorded already (:attr:`JobSpec.run_now_recorded`: its run
 holds its GPUs through ``run_now_busy_until``) claims nothing: its counterfactual this round
-(for the "% below run-now" of its reason) sees only the earlier rounds' runs, as before.
+(for the "% below run-now" of its reason) sees only the earlier rounds' runs, except its own
+(:attr:`Device.run_now_holder`: a job does not wait for its own run to end).
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ import numpy.typing as npt
 from policies.scoring import Pool, SlotGrid
 from policies.types import Device, JobSpec
 
-__all__ = ["RunNowCell", "claimed_cells", "run_now_cells", "run_now_ready", "slot_at"]
+__all__ = [
+    "RunNowCell",
+    "claimed_cells",
+    "run_now_cells",
+    "run_now_holders",
+    "run_now_ready",
+    "slot_at",
+]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -45,10 +53,14 @@ def slot_at(grid: SlotGrid, offsets_s: FloatArray, at: datetime) -> int:
     return max(grid.count, math.ceil((offset_s - 1e-6) / grid.step_s))
 
 
-def _free_at(device: Device, at: datetime, claimed: Mapping[str, datetime]) -> datetime:
-    """When ``device`` is free in the counterfactual, at ``at`` or later."""
+def _free_at(
+    device: Device, at: datetime, claimed: Mapping[str, datetime], job_id: str | None
+) -> datetime:
+    """When ``device`` is free in the counterfactual of job ``job_id``, at ``at`` or later."""
     free = at
     busy, held = device.busy_until, device.run_now_busy_until
+    if job_id is not None and device.run_now_holder == job_id:  # not its own run
+        held = device.run_now_others_until
     if busy is not None and busy > free:
         free = busy
     if held is not None and held > free:
@@ -59,12 +71,16 @@ def _free_at(device: Device, at: datetime, claimed: Mapping[str, datetime]) -> d
 
 
 def run_now_ready(
-    pool: Pool, at: datetime, need: int, claimed: Mapping[str, datetime]
-) -> tuple[datetime, tuple[Device, ...]] | None:
+    pool: Pool, at: datetime, need: int, claimed: Mapping[str, datetime],
+    job_id: str | None = None,
+) -> tuple[datetime, tuple[Device, ...]] | None:  # fmt: skip
     """:func:`policies.decisions.ready_devices` in the counterfactual: when ``need`` of the
     pool's available devices are all free there (``claimed``: this round's claims, by device
-    id), and which (those freeing first, then by id); None with fewer than ``need``."""
-    available = [(_free_at(d, at, claimed), d.device_id, d) for d in pool.devices if d.available]
+    id; ``job_id``: whose counterfactual, its own recorded run not holding any), and which
+    (those freeing first, then by id); None with fewer than ``need``."""
+    available = [
+        (_free_at(d, at, claimed, job_id), d.device_id, d) for d in pool.devices if d.available
+    ]
     if len(available) < need or need < 1:
         return None
     if need == 1:  # the usual case: the first to free up (then by id)
@@ -72,6 +88,14 @@ def run_now_ready(
         return free, (device,)
     chosen = sorted(available, key=_by_time_and_id)[:need]
     return chosen[-1][0], tuple(x[2] for x in chosen)
+
+
+def run_now_holders(pools: Sequence[Pool]) -> frozenset[str]:
+    """The jobs whose recorded counterfactual runs hold a GPU of ``pools`` the longest
+    (:attr:`Device.run_now_holder`): their own counterfactuals see a GPU free earlier."""
+    return frozenset(
+        d.run_now_holder for pool in pools for d in pool.devices if d.run_now_holder is not None
+    )
 
 
 def _by_time_and_id(x: tuple[datetime, str, Device]) -> tuple[datetime, str]:
@@ -91,15 +115,17 @@ def claimed_cells(
     now = grid.time(0)
     order = sorted(ks, key=lambda j: (-jobs[j].priority, jobs[j].submitted_at, jobs[j].job_id))
     claimed: dict[str, datetime] = {}
-    seen: dict[tuple[int, int], tuple[datetime, tuple[Device, ...]] | None] = {}
+    seen: dict[tuple[int, int, str | None], tuple[datetime, tuple[Device, ...]] | None] = {}
     out: dict[int, RunNowCell] = {}
+    holders = run_now_holders(pools)
     for j in order:
         need = jobs[j].workload.tensor_parallel
+        mine = jobs[j].job_id if jobs[j].job_id in holders else None
         best: tuple[datetime, float, int, tuple[Device, ...]] | None = None
         for p in np.flatnonzero(ok[j]).tolist():
-            key = (p, need)
+            key = (p, need, mine)
             if key not in seen:
-                seen[key] = run_now_ready(pools[p], now, need, claimed)
+                seen[key] = run_now_ready(pools[p], now, need, claimed, mine)
             ready = seen[key]
             if ready is None:
                 continue

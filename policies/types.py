@@ -82,7 +82,10 @@ class Device:
     ``busy_until`` is when the GPU is free (None or <= now: free now); ``available`` is False for
     a GPU that is lost or drained. ``run_now_busy_until`` is when it is free in the run-now
     counterfactual: held by the counterfactual runs of the jobs decided in earlier rounds
-    (None: none holds it), :mod:`policies.run_now_claims`.
+    (None: none holds it), :mod:`policies.run_now_claims`; ``run_now_holder`` is the job whose
+    run holds it that long, ``run_now_others_until`` when the other jobs' runs hold it until
+    (None: none), so that the job's own counterfactual, rebuilt for its reason, does not wait
+    for itself.
     """
 
     device_id: str
@@ -93,6 +96,8 @@ class Device:
     busy_until: datetime | None = None
     available: bool = True
     run_now_busy_until: datetime | None = None
+    run_now_holder: str | None = None
+    run_now_others_until: datetime | None = None
 
 
 class ZoneIntensity(Protocol):

@@ -186,8 +186,7 @@ class Service:
         with self._lock:
             self.queue.prepare()
             runs = self.ledger.active_runs()
-            for run in runs:  # their counterfactual runs may hold GPUs still
-                self._run_now_busy.hold_recorded(self.ledger.counterfactual(run.job_id))
+            self._run_now_busy.learn(self.ledger, runs, now)  # counterfactual runs holding GPUs
             succession.adopt(self, runs, now)
             self._endings.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
             # learned factors survive a restart (GPU-metered and executor-measured runs): the

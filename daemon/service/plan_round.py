@@ -159,7 +159,7 @@ def _job_specs(service: Service, waiting: Sequence[JobRecord], now: datetime) ->
                 continue
             if job.state == "planned":
                 spec = replace(spec, planned=stored_plan(service.ledger, job.job_id))
-            if service._run_now_busy.hold_recorded(service.ledger.counterfactual(job.job_id)):
+            if service._run_now_busy.learned(service.ledger, job.job_id):
                 spec = with_run_now_recorded(spec)  # as after a restart
             entry = (job.request, spec, None)
         kept[job.job_id] = entry
@@ -180,7 +180,7 @@ def _keep_plans(
         entry = specs.get(record.job_id)
         run_now = decision.run_now
         if new and run_now is not None and entry is not None and not entry[1].run_now_recorded:
-            service._run_now_busy.hold(run_now.device_ids, run_now.start, run_now.duration_s)
+            service._run_now_busy.hold(record.job_id, run_now)
             entry = specs[record.job_id] = (
                 entry[0], with_run_now_recorded(entry[1]), entry[2]
             )  # fmt: skip

@@ -1,7 +1,8 @@
 """The run-now counterfactual of a round is what ``run-now`` would have done with the same
 arrivals (policies/run_now_claims.py): the round's jobs claim GPUs first come, first served,
 the counterfactual runs of earlier rounds hold theirs (``Device.run_now_busy_until``), and a
-job whose counterfactual is recorded already (``JobSpec.run_now_recorded``) claims none."""
+job whose counterfactual is recorded already (``JobSpec.run_now_recorded``) claims none, and
+does not wait for its own recorded run (``Device.run_now_holder``)."""
 
 from __future__ import annotations
 
@@ -77,13 +78,53 @@ def test_a_recorded_counterfactual_claims_no_gpu(
     assert b is not None and (b.device_ids, b.start) == (("ca-0",), NOW)
 
 
+@pytest.mark.parametrize("name", POLICIES)
+def test_a_recorded_counterfactual_does_not_wait_for_its_own_run(
+    name: str, one_each: tuple[list[Device], dict[str, FakeForecast]]
+) -> None:
+    """Job "a"'s recorded counterfactual run holds the fast GPU for 2 h. Its counterfactual,
+    rebuilt for its reason, is that GPU now (it used to wait 2 h for its own run, its "% below
+    run-now" moving with that wait); a new job "b" still sees the GPU held."""
+    devs, fcs = one_each
+    held = [replace(d, run_now_busy_until=NOW + timedelta(hours=2), run_now_holder="a")
+            if d.region == "ca" else d for d in devs]  # fmt: skip
+    got = _run_now(name, [replace(job("a"), run_now_recorded=True), job("b")], held, fcs)
+    a, b = got["a"].run_now, got["b"].run_now
+    assert a is not None and (a.device_ids, a.start) == (("ca-0",), NOW)
+    assert b is not None and (b.device_ids, b.start) == (("qc-0",), NOW)
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_a_recorded_counterfactual_waits_for_the_others_runs(
+    name: str, one_each: tuple[list[Device], dict[str, FakeForecast]]
+) -> None:
+    """The fast GPU is held by "a"'s run for 2 h and by another job's for 1 h (the slow one
+    for 3 h): "a"'s own counterfactual waits for the other run only."""
+    devs, fcs = one_each
+    hold = {"ca": (NOW + timedelta(hours=2), "a", NOW + timedelta(hours=1)),
+            "qc": (NOW + timedelta(hours=3), "x", None)}  # fmt: skip
+    held = [replace(d, run_now_busy_until=hold[d.region][0], run_now_holder=hold[d.region][1],
+                    run_now_others_until=hold[d.region][2]) for d in devs]  # fmt: skip
+    got = _run_now(name, [replace(job("a"), run_now_recorded=True)], held, fcs)["a"].run_now
+    assert got is not None and got.device_ids == ("ca-0",)
+    assert NOW + timedelta(hours=1) <= got.start < NOW + timedelta(hours=2)
+
+
+@pytest.mark.parametrize("held", [False, True])
 def test_the_fast_path_claims_as_the_full_replan(
-    one_each: tuple[list[Device], dict[str, FakeForecast]],
+    one_each: tuple[list[Device], dict[str, FakeForecast]], held: bool
 ) -> None:
     """Over ticks with arrivals and recorded counterfactuals, the kept rows give the full
-    re-plan's counterfactuals (but a repeated held decision's, :mod:`policies.incremental`)."""
+    re-plan's counterfactuals (but a repeated held decision's, :mod:`policies.incremental`);
+    ``held``: with GPUs held by recorded runs, two of them the longest by recorded jobs."""
     devs, fcs = one_each
     devs = devs + devices("ca2", "US-CAL-CISO", "RTX6000-Ada", 1)
+    if held:
+        hold = {"ca": (NOW + timedelta(hours=2), "a", NOW + timedelta(minutes=30)),
+                "ca2": (NOW + timedelta(hours=1), "b", None),
+                "qc": (NOW + timedelta(minutes=40), "x", None)}  # fmt: skip
+        devs = [replace(d, run_now_busy_until=hold[d.region][0], run_now_holder=hold[d.region][1],
+                        run_now_others_until=hold[d.region][2]) for d in devs]  # fmt: skip
     policy = get_policy("carbon-window")
     params = WindowParameters()
     jobs = [job(k, requests=2048) for k in ("a", "b", "c", "d")]
