@@ -9,9 +9,10 @@ the policy as :attr:`policies.Device.run_now_busy_until`, with the job holding i
 (:attr:`~policies.Device.run_now_holder`: that job's own counterfactual, rebuilt each round
 for its reason, does not wait for its own run; :mod:`policies.run_now_claims`).
 
-Kept in memory from the decisions recorded; a restart learns again those of the jobs still
-waiting or running (their counterfactual read back from the ledger), not those of the jobs
-that ended while their counterfactual run would still hold its GPUs.
+Kept in memory from the decisions recorded; a restart learns them again from the ledger
+(:meth:`RunNowBusy.learn`): those of the jobs running, those of the jobs that ended in the
+last :data:`ENDED_LOOKBACK_S` (their counterfactual run may outlast the real one), and the
+daemon those of the jobs still waiting as it first sees them.
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ from typing import Any, Protocol
 
 from policies import Alternative, Device
 
-__all__ = ["RunNowBusy"]
+__all__ = ["ENDED_LOOKBACK_S", "RunNowBusy"]
+
+ENDED_LOOKBACK_S = 2 * 86400.0
+"""How far back a restart reads the counterfactuals of ended jobs (by their outcome's end):
+a counterfactual run outlasting its job's real run by more is not learned again."""
 
 
 class _Recorded(Protocol):
     """What :meth:`RunNowBusy.learn` reads from the ledger."""
 
     def counterfactual(self, job_id: str) -> dict[str, Any] | None: ...
+
+    def ended_counterfactuals(self, since: datetime) -> list[tuple[str, dict[str, Any]]]: ...
 
 
 class _Run(Protocol):
@@ -76,10 +83,14 @@ class RunNowBusy:
                 holds[job_id] = end
 
     def learn(self, ledger: _Recorded, runs: Iterable[_Run], now: datetime) -> None:
-        """At a restart: the counterfactual runs of the jobs ``runs`` (running); those ended
-        by ``now`` are dropped at the next :meth:`devices`."""
+        """At a restart: the counterfactual runs of the jobs ``runs`` (running) and of those
+        that ended in the last :data:`ENDED_LOOKBACK_S` (one bounded query); those ended by
+        ``now`` are dropped at the next :meth:`devices`."""
         for run in runs:
             self.learned(ledger, run.job_id)
+        since = now - timedelta(seconds=ENDED_LOOKBACK_S)
+        for job_id, recorded in ledger.ended_counterfactuals(since):
+            self._hold_recorded(job_id, recorded)
 
     def devices(self, devices: Sequence[Device], now: datetime) -> list[Device]:
         """``devices`` with ``run_now_busy_until`` (and its holder, and when the others hold

@@ -65,6 +65,18 @@ class Accounting(Connection):
         value: dict[str, Any] = json.loads(row[0])
         return value
 
+    def ended_counterfactuals(self, since: datetime) -> list[tuple[str, dict[str, Any]]]:
+        """The run-now counterfactuals (:meth:`counterfactual`) of the jobs whose outcome
+        finished at or after ``since``, by job id (one query over the recent outcomes: a
+        restart learns the counterfactual runs that may still hold GPUs)."""
+        rows = self._exec(
+            "SELECT o.job_id, (SELECT d.run_now_json FROM decisions d WHERE d.job_id = o.job_id"
+            " AND d.run_now_json IS NOT NULL ORDER BY d.seq LIMIT 1) FROM outcomes o"
+            " WHERE o.finished_at >= ? ORDER BY o.job_id",
+            (ts(since),),
+        ).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows if row[1] is not None]
+
     def counterfactual_total_g(self, job_id: str) -> float | None:
         """The ``total_g`` of :meth:`counterfactual` (None: no counterfactual): what an
         outcome row records as the run-now grams."""

@@ -96,3 +96,32 @@ def test_a_held_jobs_reason_does_not_wait_for_its_own_counterfactual_run(
     )
     assert run_now_g is not None and run_now_g == pytest.approx(want_g, rel=1e-9)
     assert reason.split(";")[0] == want_reason.split(";")[0]
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_an_ended_jobs_counterfactual_run_still_holds_its_gpu_after_a_restart(
+    tmp_path: Path, restart: bool
+) -> None:
+    """ "a" runs in clean Quebec and ends after 5 min; its counterfactual run would hold the
+    fast GPU for ~3 h. "b" arrives 10 min later: under run-now it waits for that run (or takes
+    the other GPU). A restart in between used to forget it ("a" was neither waiting nor
+    running), and "b" was counted on the fast GPU at once."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", **LONG))
+    service.tick(clock())
+    executor.finish("a", clock.advance(300))
+    service.tick(clock())
+    assert {j.job_id: j.state for j in service.ledger.jobs()} == {"a": "succeeded"}
+    if restart:
+        service.ledger.close()
+        service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
+        service.start(clock())
+    clock.advance(300)
+    append(service.queue.path, job_line(id="b", **LONG))
+    service.tick(clock())
+    a_devices, _, a_end = _run(service.ledger, "a")
+    b_devices, b_start, _ = _run(service.ledger, "b")
+    assert a_devices == ("ciso/0",) and a_end > clock() + timedelta(hours=1)
+    assert b_devices != a_devices or b_start >= a_end
