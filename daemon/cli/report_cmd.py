@@ -41,6 +41,17 @@ _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$", re.ASCII)  # not "-١d"
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
+SAVINGS_AGAINST = (
+    "the run-now counterfactual stored with each job's first decision: what run-now would "
+    "have done with the same arrivals (the fastest fitting GPU free then, else the first to "
+    "free up; a round's jobs claim GPUs first come, first served, and earlier rounds' "
+    "counterfactual runs hold theirs), scaled as the run turned out (operational grams by the "
+    "run's energy over the energy predicted, embodied grams by its duration over the duration "
+    "predicted); a job that failed or was cancelled saves nothing"
+)
+"""What a report's savings are against (its ``savings_against``; README "Reports")."""
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``report``."""
     report = subparsers.add_parser(
@@ -138,8 +149,7 @@ def _report(args: argparse.Namespace) -> int:
                 "running_at_until": ledger.running_at(until or now),
                 "ledger": str(settings.state_dir / LEDGER_NAME),
                 "signal": signal_sources(ledger, since, until),
-                "savings_against": "run-now counterfactual stored at submission (fastest GPU "
-                "free then, else the first to free up)",
+                "savings_against": SAVINGS_AGAINST,
             }
             rows, totals = _rows(ledger, lines if held else None, args.by, since, until)
             tty = args.output is None and sys.stdout.isatty()  # boxed for a terminal only

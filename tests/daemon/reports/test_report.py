@@ -289,6 +289,10 @@ def test_the_report_says_what_it_counted_and_what_was_running_at_its_end(
     assert report["running_at_until"] >= 1
     assert first not in {row["key"] for row in report["rows"]}
     assert report["counted"].startswith("the jobs that finished in [since, until), UTC")
+    # and what the savings are against: first-come claims, the scaling, no saving for a failure
+    against = report["savings_against"]
+    assert "first come, first served" in against and "scaled as the run turned out" in against
+    assert "saves nothing" in against
     whole = json.loads(carbond(*args, "--json"))
     assert first in {row["key"] for row in whole["rows"]}
     assert "a day is the UTC date a job finished" in carbond(
