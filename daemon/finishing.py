@@ -320,7 +320,7 @@ class Endings:
                 gpu = context.by_device.get(run.device_ids[0]) if run.device_ids else None
                 columns = finished_columns(
                     ledger, gpu, run, started, decision, status, measured, context.forecasts,
-                    context.lifetime_years, quiet=estimates_quiet,
+                    context.lifetime_years, quiet=estimates_quiet, by_device=context.by_device,
                 )  # fmt: skip
                 columns = self._at_site(run, started, status, columns, ended, context)
                 if state != "succeeded" and "run_now_total_g" in columns:

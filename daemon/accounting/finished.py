@@ -14,6 +14,7 @@ import structlog
 
 from daemon.accounting.methods import ESTIMATED
 from daemon.accounting.realised import realised_from_samples
+from daemon.accounting.run_now_priced import run_now_intensity_g_per_kwh, run_now_zone
 from daemon.accounting.unmetered import measured_energy_bound_j, unmetered_columns
 from daemon.endings import predicted_outcome
 from daemon.executors.base import ExitStatus
@@ -45,6 +46,7 @@ def finished_columns(
     lifetime_years: float,
     *,
     quiet: bool | None = None,
+    by_device: Mapping[str, InventoryGpu] | None = None,
 ) -> dict[str, Any]:
     """The row for ``run`` on ``gpu`` (its first device; None when no longer in the inventory),
     which really started at ``started`` (the executor's word, else the run row's).
@@ -52,7 +54,10 @@ def finished_columns(
     ``measured`` holds the columns the GPU meter filled (empty when nothing metered the run);
     the realised intensity comes from the ledger's samples over the run, else from the held
     forecast in ``forecasts``. Logs ``job_energy_estimated`` when the grams use the estimate
-    (``quiet``: known not to be logged, :func:`estimates_logged`; None: asked here).
+    (``quiet``: known not to be logged, :func:`estimates_logged`; None: asked here). The
+    run-now counterfactual is priced at the intensity realised over its own window where
+    ``by_device`` (the inventory by device id) knows its zone
+    (:mod:`daemon.accounting.run_now_priced`).
     """
     pue = gpu.device.pue if gpu is not None else None
     columns = predicted_outcome(started, run, decision, status, pue)
@@ -67,7 +72,7 @@ def finished_columns(
         columns |= {"region": decision.region, "gpu": decision.gpu}
     columns |= measured
     if measured.get("energy_j") is not None or gpu is None:
-        return like_the_run(columns, recorded)
+        return _as_turned_out(ledger, columns, recorded, by_device, forecasts, started, status)
     zone = gpu.device.zone
     realised = realised_from_samples(
         zone, ledger.intensity_samples(zone, *period), started, status.finished_at,
@@ -95,16 +100,61 @@ def finished_columns(
         log.warning("job_carbon_unknown", job_id=run.job_id,
                     energy_method=columns.get("energy_method"),
                     intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
-    return like_the_run(columns, recorded)
+    return _as_turned_out(ledger, columns, recorded, by_device, forecasts, started, status)
 
 
-def like_the_run(columns: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[str, Any]:
+def _as_turned_out(
+    ledger: Ledger,
+    columns: dict[str, Any],
+    recorded: Mapping[str, Any] | None,
+    by_device: Mapping[str, InventoryGpu] | None,
+    forecasts: Mapping[str, ZoneIntensity],
+    started: datetime,
+    status: ExitStatus,
+) -> dict[str, Any]:
+    """:func:`like_the_run`, at the intensity realised over the counterfactual's own window
+    (its duration scaled as the run's) where its zone is known and has samples: the samples'
+    mean there; in the run's own zone, times the run's realised intensity over the samples'
+    mean over the run (1 where the run's came from the samples: a meter tracks the held
+    series, which may read the same grid otherwise, and the counterfactual is read the way
+    the run was)."""
+    if recorded is None or columns.get("run_now_total_g") is None:
+        return columns
+    zone = run_now_zone(recorded, by_device)
+    try:
+        start = datetime.fromisoformat(str(recorded["start"]))
+        duration_s = float(recorded["duration_s"])
+    except (KeyError, TypeError, ValueError):
+        return like_the_run(columns, recorded)
+    if zone is None:
+        return like_the_run(columns, recorded)
+    scale = _ratio(columns.get("duration_s"), columns.get("predicted_duration_s"))
+    samples = ledger.intensity_samples
+    intensity = run_now_intensity_g_per_kwh(
+        samples, zone, start, duration_s * (scale or 1.0), status.finished_at,
+        forecasts.get(zone),
+    )  # fmt: skip
+    if intensity is not None and columns.get("zone") == zone:
+        own = realised_from_samples(zone, samples(zone, started, status.finished_at),
+                                    started, status.finished_at)  # fmt: skip
+        bias = _ratio(columns.get("realised_intensity_g_per_kwh"),
+                      None if own is None else own.intensity_g_per_kwh)  # fmt: skip
+        intensity *= bias or 1.0
+    return like_the_run(columns, recorded, intensity)
+
+
+def like_the_run(
+    columns: dict[str, Any],
+    recorded: Mapping[str, Any] | None,
+    intensity_g_per_kwh: float | None = None,
+) -> dict[str, Any]:
     """``columns`` with ``run_now_total_g`` the ``recorded`` counterfactual as the run turned
     out: its operational grams scaled by the run's energy over the energy predicted for it,
     its embodied grams by the run's duration over the duration predicted (the job's own
     estimate error, which would read as a saving or a loss, is taken out: the saving is
-    place and time, at the counterfactual's forecast intensity). Unscaled where a figure is
-    missing."""
+    place and time), and its operational grams by ``intensity_g_per_kwh`` (realised over its
+    window: None, the forecast it was priced at) over the intensity it was priced at.
+    Unscaled where a figure is missing."""
     if recorded is None or columns.get("run_now_total_g") is None:
         return columns
     energy = _ratio(columns.get("energy_j"), columns.get("predicted_energy_j"))
@@ -116,7 +166,9 @@ def like_the_run(columns: dict[str, Any], recorded: Mapping[str, Any] | None) ->
         and isinstance(operational, int | float)
         and isinstance(embodied, int | float)
     ):
-        columns["run_now_total_g"] = operational * energy + embodied * duration
+        operational *= energy * (_ratio(intensity_g_per_kwh, recorded.get("intensity_g_per_kwh"))
+                                 or 1.0)  # fmt: skip
+        columns["run_now_total_g"] = operational + embodied * duration
     return columns
 
 

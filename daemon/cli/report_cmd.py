@@ -47,7 +47,9 @@ SAVINGS_AGAINST = (
     "free up; a round's jobs claim GPUs first come, first served, and earlier rounds' "
     "counterfactual runs hold theirs), scaled as the run turned out (operational grams by the "
     "run's energy over the energy predicted, embodied grams by its duration over the duration "
-    "predicted); a job that failed or was cancelled saves nothing"
+    "predicted) and priced at the intensity realised over its own window (the ledger's samples "
+    "up to the job's end, the forecast past it); a job that failed or was cancelled saves "
+    "nothing"
 )
 """What a report's savings are against (its ``savings_against``; README "Reports")."""
 

@@ -1,5 +1,6 @@
 """Savings against the run-now counterfactual (README, "Reports"): a job that did not succeed
-saves nothing, and the job's own estimate error is no saving."""
+saves nothing, the job's own estimate error is no saving, and neither is the intensity's
+forecast error (the counterfactual is priced at the intensity realised over its window)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,33 @@ def test_the_jobs_estimate_error_is_no_saving(tmp_path: Path, factor: float) -> 
     assert outcome["total_g"] == pytest.approx(stored["total_g"] * factor, rel=0.2)
     saved = outcome["run_now_total_g"] - outcome["total_g"]
     assert abs(saved) < 0.05 * outcome["total_g"]
+
+
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_the_counterfactual_is_priced_at_the_intensity_realised_over_its_window(
+    tmp_path: Path, factor: float
+) -> None:
+    """The grid turns out three times dirtier than forecast over the run. Under run-now the
+    counterfactual is the run itself, in the same window: it used to stay at the forecast
+    while the run's grams used the realised intensity, a "loss" of two thirds of the grams;
+    now it is priced from the same samples over its own window (scaled as the run), and the
+    saving is 0."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a", requests=400))
+    service.tick(clock())
+    decision = service.ledger.latest_decision("a")
+    assert decision is not None and decision.expected_duration_s is not None
+    assert decision.expected_intensity_g_per_kwh is not None
+    dirty = 3 * decision.expected_intensity_g_per_kwh
+    service.ledger.record_intensity("CA-QC", clock(), dirty, "test", clock())
+    clock.advance(decision.expected_duration_s * factor)
+    executor.finish("a", clock(), exit_code=0)
+    service.tick(clock())
+    outcome = service.ledger.outcome("a")
+    stored = service.ledger.counterfactual("a")
+    assert outcome is not None and stored is not None
+    assert outcome["realised_intensity_g_per_kwh"] == pytest.approx(dirty, rel=1e-6)
+    assert outcome["run_now_total_g"] > 2 * stored["total_g"] * factor
+    assert outcome["run_now_total_g"] == pytest.approx(outcome["total_g"], rel=1e-9)

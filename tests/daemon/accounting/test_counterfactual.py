@@ -5,10 +5,12 @@ after a restart (not the one each later tick recomputes)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from daemon.accounting.realised import realised_from_samples
 from daemon.cli import main
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
@@ -74,11 +76,19 @@ def test_the_counterfactual_waits_for_the_busy_gpu_and_survives_a_restart(
             executor.finish(job_id, clock())
     outcome = restarted.ledger.outcome("second")
     assert outcome is not None
-    # that one, as the run turned out (its energy and duration over those predicted)
+    # that one, as the run turned out (its energy and duration over those predicted), at the
+    # intensity the ledger's samples realised over its own window (its duration so scaled)
     energy = outcome["energy_j"] / outcome["predicted_energy_j"]
     duration = outcome["duration_s"] / outcome["predicted_duration_s"]
+    start = datetime.fromisoformat(stored["start"])
+    end = start + timedelta(seconds=stored["duration_s"] * duration)
+    zone = outcome["zone"]
+    samples = restarted.ledger.intensity_samples(zone, start, end)
+    realised = realised_from_samples(zone, samples, start, end)
+    assert realised is not None
+    intensity = realised.intensity_g_per_kwh / stored["intensity_g_per_kwh"]
     assert outcome["run_now_total_g"] == pytest.approx(
-        stored["operational_g"] * energy + stored["embodied_g"] * duration
+        stored["operational_g"] * energy * intensity + stored["embodied_g"] * duration
     )
     latest = restarted.ledger.latest_decision("second")
     assert latest is not None and latest.run_now_total_g != stored["total_g"]
