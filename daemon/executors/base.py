@@ -201,9 +201,15 @@ class Reserving(Protocol):
     died while handing the job over, and the executor looks it up by ``job_id``.
     """
 
-    def hold(self, spec: LaunchSpec, start: datetime, token: str, now: datetime) -> Held:
+    def hold(
+        self, spec: LaunchSpec, start: datetime, token: str, now: datetime, *, new: bool = False
+    ) -> Held:
         """Hand the job over to start no earlier than ``start``, or move it there in place
-        (``ended``: the scheduler had ended it unstarted; it is not submitted again)."""
+        (``ended``: the scheduler had ended it unstarted; it is not submitted again). ``new``
+        (with an empty token): nothing of this job was ever sent to the scheduler (its run row
+        was just written), so a job of it the scheduler does not list now never existed and
+        none can have ended: its accounting (Slurm's ``sacct``, which needs slurmdbd) is not
+        asked."""
         ...
 
     def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:

@@ -23,6 +23,7 @@ from daemon.executors.base import (
     RunHandle,
     WatchingHeld,
 )
+from daemon.executors.errors import LaunchUnconfirmedError
 from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger
 from daemon.planning import compared_start
@@ -45,11 +46,15 @@ class HeldJobs:
         self._executors = executors
         self._held: dict[str, tuple[str, datetime | None, tuple[str, ...]]] = {}  # plan handed
         self._failures: dict[tuple[str, str], str] = {}  # (event, job id): the error logged
+        # jobs whose run row (no token) this process wrote and no hand-over of which can have
+        # reached the executor: none of them is looked for in its accounting
+        self._unsent: set[str] = set()
         self.active = any(isinstance(e, Reserving) for e in executors.values())
 
     def forget(self, job_id: str) -> None:
         """The job started or ended: nothing of it is held any more."""
         self._held.pop(job_id, None)
+        self._unsent.discard(job_id)
         self._failures.pop(("job_hold_failed", job_id), None)
         self._failures.pop(("job_withdraw_failed", job_id), None)
 
@@ -94,13 +99,19 @@ class HeldJobs:
             with self._ledger.transaction():
                 self._ledger.add_run(job.job_id, executor.name, chosen.device_ids, indices,
                                      chosen.duration_s, now)  # fmt: skip
+            self._unsent.add(job.job_id)
         token = (run.token or "") if run is not None else ""
+        new = not token and job.job_id in self._unsent
         try:
-            held = executor.hold(spec_for(job, chosen, indices), chosen.start, token, now)
+            spec = spec_for(job, chosen, indices)
+            held = executor.hold(spec, chosen.start, token, now, new=new)
         except (DaemonError, OSError) as exc:  # tried again next round
+            if isinstance(exc, LaunchUnconfirmedError):  # it may have the job: looked up in full
+                self._unsent.discard(job.job_id)
             self._failed("job_hold_failed", job.job_id, str(exc), executor=executor.name)
             return
         self._failures.pop(("job_hold_failed", job.job_id), None)
+        self._unsent.discard(job.job_id)
         if held.ended is not None:
             self.ended_unstarted(job.job_id, held.ended, now)
             return
@@ -129,7 +140,9 @@ class HeldJobs:
         if run is None:
             return True
         executor = self._executors.get(run.executor)
-        if isinstance(executor, Reserving):
+        unsent = not run.token and job_id in self._unsent  # nothing to take back
+        self._unsent.discard(job_id)
+        if isinstance(executor, Reserving) and not unsent:
             try:
                 uid = self._ledger.job(job_id).uid
                 started = executor.withdraw(job_id, run.token or "", now, uid=uid)

@@ -16,10 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from daemon.assemble import Daemon
 from daemon.executors.base import LaunchSpec
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from tests.slurm import localcluster
 from tests.slurm.cluster import SlurmCluster
+from tests.slurm.test_carbond_on_slurm import _append, _Forecast, _ids, _line, _squeue, _until
+from tests.slurm.test_carbond_on_slurm import service as _service
+
+service = _service  # the fixture: a service in-process (jobs owned by root), on the real Slurm
 
 pytestmark = pytest.mark.slurm
 
@@ -74,3 +79,24 @@ def test_a_hung_slurmdbd_delays_only_the_ends_that_need_sacct(
         what="the end read once slurmdbd answers",
     )
     assert status.succeeded and executor.problems() == {}
+
+
+def test_a_planned_job_is_handed_to_slurm_while_slurmdbd_hangs(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    """A job never handed over is looked up by name in squeue only: its hand-over needs no
+    sacct, so a hung slurmdbd (10 s per sacct, then an accounting outage) does not stop it."""
+    daemon, forecast = service
+    [job] = _ids("nodbd")
+    now = datetime.now(UTC)
+    forecast.dip = ("CA-QC", now + timedelta(hours=1), now + timedelta(hours=2), 10.0)
+    with _slurmdbd_hung(slurm_cluster):
+        _append(daemon.settings.state_dir,
+                [_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
+        [row] = _until(
+            slurm_cluster, daemon, "the job held in squeue", lambda: _squeue(slurm_cluster, [job])
+        )
+        assert (row["state"], row["reason"], row["partition"]) == ("PENDING", "BeginTime", "alpha")
+        run = daemon.ledger.run(job)
+        assert daemon.ledger.job(job).state == "planned"
+        assert run is not None and f'"{row["id"]}"' in (run.token or "")

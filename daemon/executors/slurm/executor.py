@@ -141,11 +141,15 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         token = self._submit(spec, None)
         return RunHandle(spec.job_id, self.name, token.encode(), now)
 
-    def hold(self, spec: LaunchSpec, start: datetime, token: str, now: datetime) -> Held:
+    def hold(
+        self, spec: LaunchSpec, start: datetime, token: str, now: datetime, *, new: bool = False
+    ) -> Held:
         """Submit ``spec`` to start no earlier than ``start`` (Slurm reason ``BeginTime``), or
-        move the submitted one there; a job Slurm already started is reported as started."""
+        move the submitted one there; a job Slurm already started is reported as started.
+        ``new``: never submitted, so it is looked up by name in ``squeue`` only, not in
+        ``sacct``: a hand-over needs no slurmdbd."""
         self._reach.at(now)
-        found = self._find(spec.job_id, token, spec.uid)
+        found = self._find(spec.job_id, token, spec.uid, may_have_ended=not new)
         if found is None:
             return Held(self._submit(spec, start).encode())
         current, row = found

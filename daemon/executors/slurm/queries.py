@@ -109,13 +109,15 @@ class SlurmQueries:
         return parse_sacct(self.ok(cmd.sacct_argv(self.tool("sacct"), cluster, ids)).stdout)
 
     def find(
-        self, job_id: str, token: str, uid: int | None
+        self, job_id: str, token: str, uid: int | None, *, may_have_ended: bool = True
     ) -> tuple[Token, QueueRow | None] | None:
         """The Slurm job of ``job_id`` (by token, else by name) with its squeue row (None:
         ended, only in sacct); None when Slurm has no such job. By name, among the jobs of
         ``uid`` (the job's owner: any user may name a job ``carbond-<id>``), the newest job
-        still waiting or running, else the newest that ran (earlier submissions taken back
-        unstarted are ignored).
+        still waiting or running in ``squeue``, else (only when it ``may_have_ended``: it may
+        have been submitted before) the newest that ran in ``sacct`` (earlier submissions
+        taken back unstarted are ignored). Without ``may_have_ended`` no ``sacct`` runs, so
+        a job never submitted is found missing while slurmdbd is down or hung.
 
         Raises:
             ExecutorError: no token and no owner to look the job up by.
@@ -133,6 +135,8 @@ class SlurmQueries:
                 row = max(rows, key=lambda r: int(r.slurm_id))
                 region = self.region_of(row.partition, cluster) or first
                 return Token(row.slurm_id, cluster, region), row
+            if not may_have_ended:
+                continue
             argv = cmd.sacct_argv(self.tool("sacct"), cluster, name=cmd.job_name(job_id), uid=uid)
             acct = [r for r in parse_sacct(self.ok(argv).stdout)
                     if not r.step and r.start is not None]  # fmt: skip  # ran: not a taken-back one

@@ -38,10 +38,10 @@ class SlurmWatching:
     _pending_grace_s: float
 
     def _find(
-        self, job_id: str, token: str, uid: int | None
+        self, job_id: str, token: str, uid: int | None, *, may_have_ended: bool = True
     ) -> tuple[Token, QueueRow | None] | None:
         """:meth:`SlurmQueries.find`, remembering the job as carbond's."""
-        found = self._q.find(job_id, token, uid)
+        found = self._q.find(job_id, token, uid, may_have_ended=may_have_ended)
         if found is not None:
             self._mine.add(found[0].slurm_id)
         return found

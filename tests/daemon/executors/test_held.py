@@ -27,7 +27,9 @@ class _Reserving:
     def __init__(self) -> None:
         self.holds: list[tuple[datetime, tuple[str, ...]]] = []
 
-    def hold(self, spec: LaunchSpec, start: datetime, token: str, now: datetime) -> Held:
+    def hold(
+        self, spec: LaunchSpec, start: datetime, token: str, now: datetime, *, new: bool = False
+    ) -> Held:
         self.holds.append((start, spec.device_ids))
         return Held(f"t{len(self.holds)}")
 
@@ -174,3 +176,61 @@ def test_held_jobs_are_watched_between_plans_and_ended_when_their_scheduler_ende
         )
         assert ledger.run("a") is None and ledger.outcome("a") is None
         assert ledger.job("b").state == "planned" and ledger.run("b") is not None
+
+
+def test_only_a_job_never_sent_is_handed_over_as_new(tmp_path: Path) -> None:
+    """``new`` (the executor skips its accounting, Slurm's sacct) only while nothing of the
+    job can have reached the scheduler: not after a hand-over it may have taken (unconfirmed),
+    not for a run row a previous daemon wrote; a withdrawn unsent job asks the executor
+    nothing."""
+    from daemon.executors.errors import ExecutorUnavailableError, LaunchUnconfirmedError
+
+    class _Unconfirmed(_Reserving):
+        def __init__(self) -> None:
+            super().__init__()
+            self.new: list[bool] = []
+            self.fail: Exception | None = None
+            self.withdrawn: list[str] = []
+
+        def hold(
+            self, spec: LaunchSpec, start: datetime, token: str, now: datetime, *,
+            new: bool = False,
+        ) -> Held:  # fmt: skip
+            self.new.append(new)
+            if self.fail is not None:
+                raise self.fail
+            return Held("t")
+
+        def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
+            self.withdrawn.append(job_id)
+            return None
+
+    t4 = DEFAULT_GPU_CATALOG.get("T4")
+    by_device = {"qc/0": InventoryGpu(Device("qc/0", "qc", "CA-QC", t4), 0, "fake")}
+
+    def spec_for(job: Any, chosen: Alternative, indices: tuple[int, ...]) -> LaunchSpec:
+        return LaunchSpec(job_id=job.job_id, argv=("true",), uid=0, gid=0, gpu_indices=indices,
+                          log_dir=tmp_path, region="qc", device_ids=chosen.device_ids)  # fmt: skip
+
+    later = T0 + timedelta(hours=2)
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            for job_id in ("a", "b"):
+                ledger.add_job(job_request(job_id, T0), 0, 0, "queue.jsonl:1", T0)
+        executor = _Unconfirmed()
+        held = HeldJobs(ledger, {"fake": executor})  # type: ignore[dict-item]
+        executor.fail = LaunchUnconfirmedError("sbatch got no answer")
+        held.keep(ledger.job("a"), _hold(later, "qc/0"), by_device, spec_for, T0)
+        executor.fail = None
+        held.keep(ledger.job("a"), _hold(later, "qc/0"), by_device, spec_for, T0)
+        assert executor.new == [True, False]  # the first sbatch may have reached Slurm
+
+        executor.fail = ExecutorUnavailableError("Unable to contact slurm controller")
+        held.keep(ledger.job("b"), _hold(later, "qc/0"), by_device, spec_for, T0)
+        held.keep(ledger.job("b"), _hold(later, "qc/0"), by_device, spec_for, T0)
+        assert executor.new[2:] == [True, True]  # refused: nothing sent
+        restarted = HeldJobs(ledger, {"fake": executor})  # type: ignore[dict-item]
+        restarted.keep(ledger.job("b"), _hold(later, "qc/0"), by_device, spec_for, T0)
+        assert executor.new[4:] == [False]  # a previous daemon's row: it may have sent it
+        assert held.withdraw("b", T0) and executor.withdrawn == []  # never sent: dropped
+        assert ledger.run("b") is None
