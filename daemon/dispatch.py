@@ -34,6 +34,7 @@ from daemon import killpoints
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, Reserving, RunHandle
 from daemon.executors.errors import (
+    EndNotRecordedError,
     ExecutorUnavailableError,
     HeldJobEndedError,
     LaunchUnconfirmedError,
@@ -202,7 +203,7 @@ class Dispatch:
             self._held.ended_unstarted(job.job_id, exc.ended, now)
         except ExecutorUnavailableError as exc:  # e.g. Slurm down: the job waits, not fails
             if item.held is not None:
-                self._unreleased(job.job_id, executor.name, now, str(exc))
+                self._unreleased(job.job_id, executor.name, now, exc)
             elif isinstance(exc, LaunchUnconfirmedError):  # it may have started: looked up
                 log.warning("job_launch_unconfirmed", job_id=job.job_id,
                             executor=executor.name, error=str(exc))  # fmt: skip
@@ -213,15 +214,22 @@ class Dispatch:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
         return None
 
-    def _unreleased(self, job_id: str, executor: str, now: datetime, why: str) -> None:
-        """A held job its executor could not be reached to release: queued again with its
-        run row (and token) kept, so the job stays held there and the next round releases,
-        moves or withdraws that one; a requeue that forgot it would submit it a second time."""
+    def _unreleased(
+        self, job_id: str, executor: str, now: datetime, exc: ExecutorUnavailableError
+    ) -> None:
+        """A held job its executor could not release now: queued again with its run row (and
+        token) kept, so the job stays held there and the next round releases, moves or
+        withdraws that one; a requeue that forgot it would submit it a second time. Either
+        the executor cannot be reached, or its job left its queue and its accounting has not
+        recorded how it ended yet (:class:`EndNotRecordedError`: Slurm's sacct, asked again
+        each round for up to a minute). Logged once per job and error, not every round."""
+        if isinstance(exc, EndNotRecordedError):
+            reason = f"requeued: waiting for {executor} accounting to record how its job ended"
+        else:
+            reason = f"requeued: {executor} cannot be reached"
         with self._ledger.transaction():
-            self._ledger.transition(
-                job_id, "queued", now, f"requeued: {executor} cannot be reached ({why})"
-            )
-        log.warning("job_release_failed", job_id=job_id, executor=executor, error=why)
+            self._ledger.transition(job_id, "queued", now, f"{reason} ({exc})")
+        self._held.failed("job_release_failed", job_id, str(exc), warning=True, executor=executor)
 
 
 def _raw_duration_s(item: Launch, learned: Recalibration | None) -> float | None:

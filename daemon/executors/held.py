@@ -55,16 +55,18 @@ class HeldJobs:
         """The job started or ended: nothing of it is held any more."""
         self._held.pop(job_id, None)
         self._unsent.discard(job_id)
-        self._failures.pop(("job_hold_failed", job_id), None)
-        self._failures.pop(("job_withdraw_failed", job_id), None)
+        for event in ("job_hold_failed", "job_withdraw_failed", "job_release_failed"):
+            self._failures.pop((event, job_id), None)
 
-    def _failed(self, event: str, job_id: str, error: str, **fields: object) -> None:
-        """A hand-over that failed (tried again next round), logged once per job and error,
-        not every round: a misconfigured executor (Slurm without ``SLURM_CONF``) fails the same
-        way each time."""
+    def failed(
+        self, event: str, job_id: str, error: str, *, warning: bool = False, **fields: object
+    ) -> None:
+        """A hand-over, withdrawal or release that failed (tried again next round), logged once
+        per job and error (as an error, or a ``warning``), not every round: a misconfigured
+        executor (Slurm without ``SLURM_CONF``) fails the same way each time."""
         if self._failures.get((event, job_id)) != error:
             self._failures[event, job_id] = error
-            log.error(event, job_id=job_id, error=error, **fields)
+            (log.warning if warning else log.error)(event, job_id=job_id, error=error, **fields)
 
     def keep(
         self,
@@ -108,7 +110,7 @@ class HeldJobs:
         except (DaemonError, OSError) as exc:  # tried again next round
             if isinstance(exc, LaunchUnconfirmedError):  # it may have the job: looked up in full
                 self._unsent.discard(job.job_id)
-            self._failed("job_hold_failed", job.job_id, str(exc), executor=executor.name)
+            self.failed("job_hold_failed", job.job_id, str(exc), executor=executor.name)
             return
         self._failures.pop(("job_hold_failed", job.job_id), None)
         self._unsent.discard(job.job_id)
@@ -147,7 +149,7 @@ class HeldJobs:
                 uid = self._ledger.job(job_id).uid
                 started = executor.withdraw(job_id, run.token or "", now, uid=uid)
             except (DaemonError, OSError) as exc:
-                self._failed("job_withdraw_failed", job_id, str(exc))
+                self.failed("job_withdraw_failed", job_id, str(exc))
                 return False
             self._failures.pop(("job_withdraw_failed", job_id), None)
             if started is not None and started.ended is not None:

@@ -15,13 +15,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.assemble import Daemon
 from daemon.executors.base import LaunchSpec
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from tests.slurm import localcluster
 from tests.slurm.cluster import SlurmCluster
-from tests.slurm.test_carbond_on_slurm import _append, _Forecast, _ids, _line, _squeue, _until
+from tests.slurm.test_carbond_on_slurm import (
+    _append,
+    _Forecast,
+    _ids,
+    _line,
+    _squeue,
+    _tick,
+    _until,
+)
 from tests.slurm.test_carbond_on_slurm import service as _service
 
 service = _service  # the fixture: a service in-process (jobs owned by root), on the real Slurm
@@ -100,3 +109,42 @@ def test_a_planned_job_is_handed_to_slurm_while_slurmdbd_hangs(
         run = daemon.ledger.run(job)
         assert daemon.ledger.job(job).state == "planned"
         assert run is not None and f'"{row["id"]}"' in (run.token or "")
+
+
+def test_a_release_waiting_for_sacct_says_so_and_is_logged_once(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    """A held job an admin cancelled in Slurm while slurmdbd hangs, then planned to start
+    now: whether it ever ran waits for sacct, so the job is queued again each round (its Slurm
+    job kept), saying it waits for Slurm's accounting (not that Slurm cannot be reached),
+    logged once."""
+    daemon, forecast = service
+    [job] = _ids("acct")
+    now = datetime.now(UTC)
+    forecast.dip = ("CA-QC", now + timedelta(hours=1), now + timedelta(hours=2), 10.0)
+    _append(daemon.settings.state_dir,
+            [_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
+    [row] = _until(slurm_cluster, daemon, "the job held", lambda: _squeue(slurm_cluster, [job]))
+    with _slurmdbd_hung(slurm_cluster), capture_logs() as logs:
+        slurm_cluster.run(["scancel", row["id"]])
+        forecast.dip = ("CA-QC", now - timedelta(hours=1), now + timedelta(hours=2), 10.0)
+
+        def requeues() -> list[str]:
+            return [t.reason for t in daemon.ledger.transitions(job)
+                    if t.reason.startswith("requeued")]  # fmt: skip
+
+        def requeued_thrice() -> bool:
+            _tick(daemon)
+            return len(requeues()) >= 3
+
+        slurm_cluster.wait_until(requeued_thrice, timeout_s=50, what="three release rounds")
+        assert daemon.ledger.job(job).state == "queued"
+    assert set(requeues()) == {
+        "requeued: waiting for slurm accounting to record how its job ended (Slurm job "
+        f"{row['id']} left squeue but sacct has no end of it yet (asked each round, for up "
+        "to 60 s))"
+    }
+    assert [e["event"] for e in logs].count("job_release_failed") == 1
+    run = daemon.ledger.run(job)  # its Slurm job kept: never resubmitted meanwhile
+    assert run is not None and f'"{row["id"]}"' in (run.token or "")
+    assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]

@@ -228,9 +228,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         since = self._no_end.setdefault(current.slurm_id, now)
         waited = (now - since).total_seconds()
         if waited < _SACCT_WAIT_S:
-            raise EndNotRecordedError(
+            raise EndNotRecordedError(  # the same words each round: logged once
                 f"Slurm job {current.slurm_id} left squeue but sacct has no end of it yet "
-                f"(waited {waited:.0f} s of {_SACCT_WAIT_S:.0f}); asked again next round"
+                f"(asked each round, for up to {_SACCT_WAIT_S:.0f} s)"
             )
         log.warning("slurm_sacct_no_end", slurm_id=current.slurm_id, waited_s=waited)
         self._no_end.pop(current.slurm_id, None)
