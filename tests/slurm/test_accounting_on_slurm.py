@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 from daemon.assemble import Daemon
 from daemon.executors.base import LaunchSpec
+from daemon.executors.errors import ExecutorUnavailableError
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from tests.slurm import localcluster
 from tests.slurm.cluster import SlurmCluster
@@ -148,3 +149,28 @@ def test_a_release_waiting_for_sacct_says_so_and_is_logged_once(
     run = daemon.ledger.run(job)  # its Slurm job kept: never resubmitted meanwhile
     assert run is not None and f'"{row["id"]}"' in (run.token or "")
     assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]
+
+
+def test_a_held_job_without_slurm_id_released_while_slurmdbd_hangs_waits_not_fails(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A held job whose Slurm id was never recorded (a hand-over that failed, or one a killed
+    daemon made), released while slurmdbd hangs, is not in squeue: sacct alone could tell
+    whether an earlier submission ran. That is unknown, not a refusal: the release raises
+    ExecutorUnavailableError (the service requeues it with its run row kept) rather than an
+    ExecutorError (the service recorded the job failed: "launch failed: sacct: ...")."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    runner = SubprocessRunner(timeout_s=30, accounting_timeout_s=2)
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=runner, known_gpus=["T4"])
+    executor.discover("qc")
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    job = f"unsent-{uuid.uuid4().hex[:8]}"
+    spec = LaunchSpec(job, ("true",), owner.pw_uid, owner.pw_gid, (0,), logs, region="qc",
+                      device_ids=("qc/0",))  # fmt: skip
+    with _slurmdbd_hung(slurm_cluster):
+        for wait_s in (0, 1):  # sacct timed out, then not asked again yet
+            now = datetime.now(UTC) + timedelta(seconds=wait_s)
+            with pytest.raises(ExecutorUnavailableError, match="cannot tell whether"):
+                executor.release(spec, "", now)
+    assert _squeue(slurm_cluster, [job]) == []  # nothing submitted while unknown

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from daemon.executors.base import EndedUnstarted, ExitStatus, RunHandle
-from daemon.executors.errors import ExecutorError
+from daemon.executors.errors import EndNotRecordedError, ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.parse import (
     AcctRow,
@@ -138,13 +138,32 @@ class SlurmQueries:
             if not may_have_ended:
                 continue
             argv = cmd.sacct_argv(self.tool("sacct"), cluster, name=cmd.job_name(job_id), uid=uid)
-            acct = [r for r in parse_sacct(self.ok(argv).stdout)
+            acct = [r for r in parse_sacct(self._acct_by_name(job_id, argv).stdout)
                     if not r.step and r.start is not None]  # fmt: skip  # ran: not a taken-back one
             if acct:
                 last = max(acct, key=lambda r: int(r.slurm_id))
                 region = self.region_of(last.partition, cluster) or first
                 return Token(last.slurm_id, cluster, region), None
         return None
+
+    def _acct_by_name(self, job_id: str, argv: list[str]) -> CommandResult:
+        """``sacct`` of a job looked up by name. One that fails while the controller answers
+        (slurmdbd down or hung) cannot tell whether an earlier submission of the job ran:
+        nothing is decided, the caller asks again later.
+
+        Raises:
+            EndNotRecordedError: sacct failed (slurmdbd down or hung).
+            ExecutorUnavailableError: Slurm itself cannot be reached.
+        """
+        try:
+            return self.ok(argv)
+        except ExecutorUnavailableError:
+            raise
+        except ExecutorError as exc:
+            raise EndNotRecordedError(
+                f"job {job_id}: not in squeue, and sacct cannot tell whether an earlier "
+                f"submission of it ran ({exc}); asked again next round"
+            ) from exc
 
     def region_of(self, partition: str, cluster: str | None) -> str | None:
         """carbond's region for a Slurm partition on ``cluster``, if it is one."""
