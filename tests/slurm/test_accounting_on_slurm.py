@@ -71,7 +71,7 @@ def test_a_hung_slurmdbd_delays_only_the_ends_that_need_sacct(
     slurm_cluster.wait_until(lambda: slurm_cluster.job_state(slurm_id) == "COMPLETED",
                              what="the job to end in sacct")  # fmt: skip
 
-    with _slurmdbd_hung(slurm_cluster):
+    with _slurmdbd_hung(slurm_cluster), capture_logs() as events:
         now = datetime.now(UTC)
         began = time.monotonic()
         assert executor.poll([done], now) == []  # its end waits for sacct
@@ -83,12 +83,18 @@ def test_a_hung_slurmdbd_delays_only_the_ends_that_need_sacct(
         other = executor.launch(spec(f"other-{uuid.uuid4().hex[:8]}", "sleep", "30"), now)
         assert executor.poll([other], now) == []  # submitted and watched as usual
         executor.cancel(other, now)
+        for s in (6, 7, 8):  # still waiting: the failure is not logged again each poll
+            assert executor.poll([done], now + timedelta(seconds=s)) == []
+        failed = [e for e in events if e["event"] == "slurm_sacct_failed"]
+        assert len(failed) == 1 and failed[0]["slurm_ids"] == [str(slurm_id)]
 
-    [status] = slurm_cluster.wait_until(
-        lambda: executor.poll([done], datetime.now(UTC) + timedelta(seconds=30)),
-        what="the end read once slurmdbd answers",
-    )
+    with capture_logs() as events:
+        [status] = slurm_cluster.wait_until(
+            lambda: executor.poll([done], datetime.now(UTC) + timedelta(seconds=30)),
+            what="the end read once slurmdbd answers",
+        )
     assert status.succeeded and executor.problems() == {}
+    assert "slurm_sacct_back" in [e["event"] for e in events]
 
 
 def test_a_planned_job_is_handed_to_slurm_while_slurmdbd_hangs(

@@ -101,6 +101,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._undiscovered: dict[str, str] = {}  # region -> why Slurm gave no GPUs for it
         self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process
         self._no_end: dict[str, datetime] = {}  # held jobs gone from squeue, no sacct end yet
+        self._sacct_failing: set[str | None] = set()  # clusters whose sacct fails (logged)
 
     @property
     def name(self) -> str:

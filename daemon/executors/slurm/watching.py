@@ -36,6 +36,7 @@ class SlurmWatching:
     _tool: Callable[[str], str]
     _mine: set[str]
     _pending_grace_s: float
+    _sacct_failing: set[str | None]  # clusters whose last sacct failed (logged once)
 
     def _find(
         self, job_id: str, token: str, uid: int | None, *, may_have_ended: bool = True
@@ -162,7 +163,8 @@ class SlurmWatching:
         """The sacct rows of ``ids``; none while sacct fails but Slurm answers (slurmdbd down:
         ``Problem talking to the database``): those jobs' ends are read on a later poll, and
         the jobs squeue still shows are watched meanwhile (a pending one is still taken back
-        at its deadline).
+        at its deadline). ``slurm_sacct_failed`` is logged once per cluster until a sacct of
+        it answers again (``slurm_sacct_back``), not every poll.
 
         Raises:
             ExecutorUnavailableError: Slurm itself cannot be reached.
@@ -170,9 +172,16 @@ class SlurmWatching:
         if not ids:
             return []
         try:
-            return self._q.sacct(cluster, ids)
+            rows = self._q.sacct(cluster, ids)
         except ExecutorUnavailableError:
             raise
         except ExecutorError as exc:
-            log.warning("slurm_sacct_failed", cluster=cluster, slurm_ids=list(ids), error=str(exc))
+            if cluster not in self._sacct_failing:
+                self._sacct_failing.add(cluster)
+                log.warning("slurm_sacct_failed", cluster=cluster, slurm_ids=list(ids),
+                            error=str(exc))  # fmt: skip
             return []
+        if cluster in self._sacct_failing:
+            self._sacct_failing.discard(cluster)
+            log.info("slurm_sacct_back", cluster=cluster)
+        return rows
