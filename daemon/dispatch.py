@@ -197,7 +197,9 @@ class Dispatch:
                            _raw_duration_s(item, learned))  # fmt: skip
         try:
             if item.held is not None and isinstance(executor, Reserving):
-                return executor.release(spec, item.held.token or "", now)
+                token = item.held.token or ""
+                new = not token and self._held.unsent(job.job_id)  # its hand-overs all failed
+                return executor.release(spec, token, now, new=new)
             return executor.launch(spec, now)
         except HeldJobEndedError as exc:  # cancelled in Slurm while held: no run happened
             self._held.ended_unstarted(job.job_id, exc.ended, now)

@@ -212,8 +212,11 @@ class Reserving(Protocol):
         asked."""
         ...
 
-    def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
-        """Let the held job start now in ``spec``'s region and GPUs; its run handle.
+    def release(
+        self, spec: LaunchSpec, token: str, now: datetime, *, new: bool = False
+    ) -> RunHandle:
+        """Let the held job start now in ``spec``'s region and GPUs; its run handle. ``new``:
+        as for :meth:`hold` (nothing of it ever sent: its hand-overs all failed).
 
         Raises:
             HeldJobEndedError: the scheduler had ended the held job before it started.

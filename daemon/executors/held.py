@@ -58,6 +58,11 @@ class HeldJobs:
         for event in ("job_hold_failed", "job_withdraw_failed", "job_release_failed"):
             self._failures.pop((event, job_id), None)
 
+    def unsent(self, job_id: str) -> bool:
+        """Whether ``job_id``'s run row (no token) was written by this process and no
+        hand-over of it can have reached its executor (all of them failed before sending)."""
+        return job_id in self._unsent
+
     def failed(
         self, event: str, job_id: str, error: str, *, warning: bool = False, **fields: object
     ) -> None:

@@ -161,10 +161,13 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         moved = self._move(spec, current, start)
         return Held(moved.encode())
 
-    def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
-        """Let the held job start now in ``spec``'s region (submitted afresh if it is gone)."""
+    def release(
+        self, spec: LaunchSpec, token: str, now: datetime, *, new: bool = False
+    ) -> RunHandle:
+        """Let the held job start now in ``spec``'s region (submitted afresh if it is gone;
+        ``new``: never submitted, looked up in ``squeue`` only, as in :meth:`hold`)."""
         self._reach.at(now)
-        found = self._find(spec.job_id, token, spec.uid)
+        found = self._find(spec.job_id, token, spec.uid, may_have_ended=not new)
         if found is None:
             return self.launch(spec, now)
         current, row = found

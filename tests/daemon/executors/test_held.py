@@ -33,7 +33,9 @@ class _Reserving:
         self.holds.append((start, spec.device_ids))
         return Held(f"t{len(self.holds)}")
 
-    def release(self, spec: LaunchSpec, token: str, now: datetime) -> RunHandle:
+    def release(
+        self, spec: LaunchSpec, token: str, now: datetime, *, new: bool = False
+    ) -> RunHandle:
         raise AssertionError("not released here")
 
     def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:

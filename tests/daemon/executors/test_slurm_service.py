@@ -534,3 +534,49 @@ def test_a_held_job_whose_cancel_slurm_refused_is_not_started_meanwhile(tmp_path
     assert ledger.job("b1").state == "cancelled" and job.state == "CANCELLED"
     assert ledger.run("b1") is None and ledger.outcome("b1") is None  # it never ran
     daemon.close()
+
+
+@dataclass
+class _RefusesFirstSbatch(FakeSlurm):
+    """The first ``sbatch`` is refused (nothing submitted); slurmdbd is down throughout."""
+
+    refused: bool = False
+
+    def __call__(
+        self, argv: Sequence[str], *, stdin: str = "", uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult:  # fmt: skip
+        if argv[0] == "sbatch" and not self.refused:
+            self.refused = True
+            self.calls.append(tuple(argv))
+            return CommandResult(1, "", "sbatch: error: Batch job submission failed: "
+                                 "Invalid account or account/partition combination "
+                                 "specified\n")  # fmt: skip
+        return super().__call__(argv, stdin=stdin, uid=uid, gid=gid)
+
+
+def test_a_held_job_whose_hand_over_failed_is_released_while_slurmdbd_is_down(
+    tmp_path: Path,
+) -> None:
+    """Its run row has no Slurm id, but no hand-over of it reached Slurm: its release looks in
+    squeue only and submits it, rather than wait for sacct (slurmdbd down) to say no earlier
+    submission of it ran."""
+    slurm, forecast = _RefusesFirstSbatch(dbd_down=True), _Dip(T0 + timedelta(hours=2))
+    daemon = _daemon(tmp_path, slurm, forecast)
+    service, ledger = daemon.service, daemon.ledger
+    line = {"id": "j9", "model": "llama-1b", "requests": 4, "command": ["true"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    service.start(T0)
+    service.tick(T0)
+    run = ledger.run("j9")
+    assert slurm.jobs == {} and run is not None and not run.token  # the hand-over failed
+
+    start = T0 + timedelta(hours=2)
+    service.refresh_intensity(start)
+    service.tick(start)
+    assert ledger.job("j9").state == "running", ledger.transitions("j9")[-1].reason
+    [job] = slurm.jobs.values()
+    assert job.name == "carbond-j9" and job.state == "RUNNING"
+    assert not [c for c in slurm.calls if c[0] == "sacct" and "--name=carbond-j9" in c]
+    daemon.close()
