@@ -44,22 +44,32 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "advise",
         help="recommend the lowest-carbon GPU, precision, batch and zone within a latency bound",
+        description="Sweep batch size, weight precision, GPU type and zone for one model, keep "
+        "the configurations within --max-latency-s, and print the lowest-carbon one (gCO2e per "
+        "request), its runners-up and what each factor saves.",
     )
     add_model_options(p)
     p.add_argument("--gpus", default=None, help="comma-separated GPU types (default: catalog)")
     p.add_argument("--zones", default=_PAPER_ZONES,
                    help=f"zones or ZONE=G_PER_KWH (default {_PAPER_ZONES})")  # fmt: skip
     p.add_argument("--max-latency-s", type=float, default=None,
-                   help="per-request latency bound in seconds (all output tokens)")  # fmt: skip
-    p.add_argument("--input-tokens", type=int, default=250, help="per request (mean)")
-    p.add_argument("--output-tokens", type=int, default=250, help="per request (mean)")
+                   help="per-request latency bound in seconds (all output tokens; default: "
+                        "none)")  # fmt: skip
+    p.add_argument("--input-tokens", type=int, default=250, help="per request (mean, default 250)")
+    p.add_argument("--output-tokens", type=int, default=250, help="per request (mean, default 250)")
     p.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCH_SIZES)),
-                   help="comma-separated requests in flight to try")  # fmt: skip
+                   help="comma-separated requests in flight to try (default "
+                   f"{','.join(map(str, DEFAULT_BATCH_SIZES))})")  # fmt: skip
     p.add_argument("--precisions", default=",".join(DEFAULT_PRECISIONS),
-                   help="weight precisions to try (bf16, fp16, fp8, int8, int4)")  # fmt: skip
-    p.add_argument("--runtime", default="vllm", help=f"one of {', '.join(DEFAULT_RUNTIMES)}")
+                   help="weight precisions to try, of fp32, fp16, bf16, fp8, int8, int4 "
+                   f"(default {','.join(DEFAULT_PRECISIONS)})")  # fmt: skip
+    p.add_argument(
+        "--runtime", default="vllm", help=f"one of {', '.join(DEFAULT_RUNTIMES)} (default vllm)"
+    )
     add_carbon_options(p)
-    p.add_argument("--runners-up", type=int, default=5, help="how many alternatives to show")
+    p.add_argument(
+        "--runners-up", type=int, default=5, help="how many alternatives to show (default 5)"
+    )
     add_common_options(p)
     p.set_defaults(func=_advise)
 

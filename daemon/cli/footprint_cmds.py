@@ -42,7 +42,13 @@ _OUTPUT_TOKENS = 150
 
 def register(subparsers: Any) -> None:
     """Add ``gpus`` and ``estimate``."""
-    gpus = subparsers.add_parser("gpus", help="list the GPU catalog with embodied carbon")
+    gpus = subparsers.add_parser(
+        "gpus",
+        help="list the GPU catalog with embodied carbon",
+        description="List the GPU catalog (memory, bandwidth, FP16/FP32 TFLOPS, TDP and idle "
+        "power in W, embodied kgCO2e and its method), with [catalog] overrides from the config; "
+        "--live: this node's GPUs; --learned: the recalibration factors from the ledger.",
+    )
     shown = gpus.add_mutually_exclusive_group()
     shown.add_argument(
         "--live", action="store_true", help="this node's GPUs read now (NVML or simulated)"
@@ -53,21 +59,32 @@ def register(subparsers: Any) -> None:
     add_ledger_options(gpus)
     gpus.set_defaults(func=_gpus)
 
-    est = subparsers.add_parser("estimate", help="predict a job's time, energy and carbon on a GPU")
+    est = subparsers.add_parser(
+        "estimate",
+        help="predict a job's time, energy and carbon on a GPU",
+        description="Predict a job's duration (s), energy (J), mean power (W) and grams "
+        "(operational + embodied gCO2e) on one GPU type at a zone's current intensity or a "
+        "given one, per job, per request and per 1k output tokens, with a 10-90 % interval. A "
+        'model that does not fit gives "fits": false and the reason.',
+    )
     add_model_options(est)
     est.add_argument("--gpu", required=True, help="catalog GPU name or alias (see `carbond gpus`)")
     est.add_argument("--gpus", type=int, default=1, help="GPUs in tensor parallel (default 1)")
-    est.add_argument("--batch-size", type=int, default=1)
+    est.add_argument("--batch-size", type=int, default=1, help="requests per batch (default 1)")
     est.add_argument("--input-tokens", type=int, default=None,
                      help=f"per request (mean, default {_INPUT_TOKENS})")  # fmt: skip
     est.add_argument("--output-tokens", type=int, default=None,
                      help=f"per request (mean, default {_OUTPUT_TOKENS})")  # fmt: skip
     est.add_argument("--requests", type=int, default=None, help="default: one full batch")
-    est.add_argument("--runtime", default="hf-eager", help=f"one of {', '.join(DEFAULT_RUNTIMES)}")
-    est.add_argument("--precision", default="fp16", help=f"one of {', '.join(PRECISION_BYTES)}")
+    est.add_argument("--runtime", default="hf-eager",
+                     help=f"one of {', '.join(DEFAULT_RUNTIMES)} (default hf-eager)")  # fmt: skip
+    est.add_argument("--precision", default="fp16",
+                     help=f"one of {', '.join(PRECISION_BYTES)} (default fp16)")  # fmt: skip
     where = est.add_mutually_exclusive_group(required=True)
     where.add_argument("--zone", help="grid zone (e.g. CA-QC, US-CAL-CISO, US-NW-PACE)")
-    where.add_argument("--intensity", type=float, metavar="G_PER_KWH", help="grid intensity")
+    where.add_argument(
+        "--intensity", type=float, metavar="G_PER_KWH", help="grid intensity in gCO2e/kWh"
+    )
     add_carbon_options(est)
     est.add_argument("--prompts", type=Path, default=None, metavar="FILE.jsonl",
                      help="per-prompt estimates: JSONL of {id, input_tokens, output_tokens}, "

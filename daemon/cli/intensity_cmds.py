@@ -48,7 +48,13 @@ _HOURS = number_within(0.01, MAX_HORIZON_S / 3600)  # a forecast horizon, as [in
 
 def register(subparsers: Any) -> None:
     """Add ``intensity`` and ``forecast`` to the ``carbond`` parser."""
-    p = subparsers.add_parser("intensity", help="show a zone's carbon intensity and forecast")
+    p = subparsers.add_parser(
+        "intensity",
+        help="show a zone's carbon intensity and forecast",
+        description="Show a zone's grid carbon intensity now (gCO2e/kWh) from the fallback "
+        "chain (live API, cache, forecast from history, static annual average), with its rung "
+        "and age, and with --forecast-hours the forecast ahead with its p90 error.",
+    )
     p.add_argument("--zone", required=True, help="Electricity Maps zone key, e.g. CA-QC")
     p.add_argument(
         "--forecast-hours", type=_HOURS, metavar="H", help="also print the next H hours (<= 720)"
@@ -58,7 +64,7 @@ def register(subparsers: Any) -> None:
         type=number_within(1, MAX_INTERVAL_S / 60),  # as [intensity] step_s
         default=60.0,
         metavar="MIN",
-        help="forecast step (1 to 1440)",
+        help="forecast step in minutes, 1 to 1440 (default 60)",
     )
     p.add_argument(
         "--trace", type=Path, metavar="FILE", help="CSV trace used as history for the zone"
@@ -76,20 +82,36 @@ def register(subparsers: Any) -> None:
     add_common_options(p)
     p.set_defaults(func=_intensity)
 
-    f = subparsers.add_parser("forecast", help="forecaster tools")
+    f = subparsers.add_parser(
+        "forecast",
+        help="forecaster tools",
+        description="Forecaster tools: backtest scores them on a CSV trace.",
+    )
     fsub = f.add_subparsers(dest="forecast_command", metavar="SUBCOMMAND", required=True)
-    b = fsub.add_parser("backtest", help="score forecasters on a trace by horizon")
+    b = fsub.add_parser(
+        "backtest",
+        help="score forecasters on a trace by horizon",
+        description="Issue a forecast every --every-hours over the trace from only the data "
+        "before it, and print each forecaster's MAE (gCO2e/kWh) and MAPE (%) by hours ahead, and "
+        "the one chosen (lowest MAE at the horizon).",
+    )
     b.add_argument(
         "--trace", type=Path, required=True, metavar="FILE", help="CSV trace (any format)"
     )
     b.add_argument("--zone", required=True, help="zone in the trace")
-    b.add_argument("--horizon-hours", type=_HOURS, default=48.0, metavar="H", help="default 48")
+    b.add_argument(
+        "--horizon-hours",
+        type=_HOURS,
+        default=48.0,
+        metavar="H",
+        help="hours ahead to score (default 48)",
+    )
     b.add_argument(
         "--every-hours",
         type=number_within(0.25, 8760),
         default=6.0,
         metavar="H",
-        help="between issues (6)",
+        help="hours between forecasts issued (default 6)",
     )
     b.add_argument(
         "--forecasters",
@@ -97,7 +119,9 @@ def register(subparsers: Any) -> None:
         default=",".join(FORECASTERS),
         help=f"comma-separated names (default all: {', '.join(FORECASTERS)})",
     )
-    b.add_argument("--kind", choices=["lifecycle", "direct"], default="lifecycle")
+    b.add_argument("--kind", choices=["lifecycle", "direct"], default="lifecycle",
+                   help="the trace's lifecycle or direct (operational) intensity (default "
+                   "lifecycle)")  # fmt: skip
     b.add_argument("--plot", type=Path, metavar="PNG", help="also draw MAPE by lead time")
     b.add_argument("--json", action="store_true", help="machine-readable output")
     b.set_defaults(func=_backtest)

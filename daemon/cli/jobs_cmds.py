@@ -42,22 +42,31 @@ __all__ = ["register"]
 
 # (flag, queue field, type, help)
 _FIELDS: tuple[tuple[str, str, type, str], ...] = (
-    ("--id", "id", str, "client-chosen id (an id the ledger already has is refused, exit 2)"),
-    ("--name", "name", str, "a label"),
-    ("--model", "model", str, "catalog model name (or give --params-b)"),
-    ("--params-b", "params_b", float, "model size in billions of parameters"),
-    ("--input-tokens", "input_tokens", int, "prompt tokens per request (mean)"),
-    ("--output-tokens", "output_tokens", int, "output tokens per request (mean)"),
-    ("--requests", "requests", int, "number of requests"),
-    ("--batch-size", "batch_size", int, "requests per batch"),
-    ("--tensor-parallel", "tensor_parallel", int, "GPUs per job"),
-    ("--deadline", "deadline", str, "latest end: RFC 3339, or relative like +8h"),
-    ("--min-gpu-memory-gb", "min_gpu_memory_gb", float, "smallest acceptable GPU memory"),
-    ("--priority", "priority", int, "higher runs first"),
-    ("--precision", "precision", str, "weight precision (fp16, bf16, int8, ...)"),
-    ("--runtime", "runtime", str, "serving runtime profile (hf-eager, vllm)"),
+    ("--id", "id", str, "client-chosen id (default: assigned; an id the ledger already has is "
+     "refused, exit 2)"),
+    ("--name", "name", str, "a label (default: --id if given, else the program)"),
+    ("--model", "model", str, "catalog model name or alias (or give --params-b)"),
+    ("--params-b", "params_b", float, "an unknown model's size in billions of parameters"),
+    ("--input-tokens", "input_tokens", int, "prompt tokens per request (mean, default 128)"),
+    ("--output-tokens", "output_tokens", int, "output tokens per request (mean, default 150)"),
+    ("--requests", "requests", int, "number of requests (default: one batch)"),
+    ("--batch-size", "batch_size", int, "requests per batch (default 1)"),
+    ("--tensor-parallel", "tensor_parallel", int, "GPUs per job, 1 to 64 (default 1)"),
+    ("--deadline", "deadline", str, "latest end: RFC 3339 with offset, or from now as +8h, "
+     "+1d12h, +30m, +90s (default: none)"),
+    ("--min-gpu-memory-gb", "min_gpu_memory_gb", float,
+     "smallest acceptable GPU memory in GB (default 0)"),
+    ("--priority", "priority", int, "-1000 to 1000, higher is planned first (default 0)"),
+    ("--precision", "precision", str, "weight precision: fp32, fp16, bf16, fp8, int8, int4 "
+     "(default fp16)"),
+    ("--runtime", "runtime", str, "serving runtime profile: hf-eager, vllm, vllm-v0 "
+     "(default hf-eager)"),
+)  # fmt: skip
+_LISTS = (
+    ("--region", "regions", "a configured region the job may run in (repeatable; default: any)"),
+    ("--gpu-type", "gpu_types", "a catalog GPU type the job may run on (repeatable; default: any)"),
+    ("--tag", "tags", "a free-form label (repeatable)"),
 )
-_LISTS = (("--region", "regions"), ("--gpu-type", "gpu_types"), ("--tag", "tags"))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,12 +84,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     for flag, field, kind, text in _FIELDS:
         submit.add_argument(flag, dest=field, type=kind, help=text)
-    for flag, field in _LISTS:
-        submit.add_argument(flag, dest=field, action="append", help="repeatable")
+    for flag, field, text in _LISTS:
+        submit.add_argument(flag, dest=field, action="append", help=text)
     submit.add_argument("command", nargs=argparse.REMAINDER, help="-- argv of the job")
     submit.set_defaults(func=_submit)
 
-    jobs = subparsers.add_parser("jobs", help="list jobs from the ledger")
+    jobs = subparsers.add_parser(
+        "jobs",
+        help="list jobs from the ledger",
+        description="List every user's jobs from the ledger, oldest first: a page of "
+        f"{PAGE} with deadline, region, GPU, planned start, expected, measured and saved grams "
+        "(gCO2e), then the counts per state and the totals over every matching job.",
+    )
     add_ledger_options(jobs)
     jobs.add_argument(
         "--state", choices=(*STATES, REJECTED), action="append",
@@ -93,9 +108,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     jobs.add_argument("--offset", type=int, default=0, help="skip this many first")
     jobs.set_defaults(func=_jobs)
 
-    cancel = subparsers.add_parser("cancel", help="ask the daemon to cancel a job of yours")
+    cancel = subparsers.add_parser(
+        "cancel",
+        help="ask the daemon to cancel a job of yours",
+        description="Append a cancel line for a job of yours (root: anyone's) to the queue; "
+        "the daemon acts on it: a waiting job is cancelled before it starts, a running one "
+        "gets SIGTERM, then SIGKILL after executors.local.grace_s (default 30 s; Slurm: "
+        "scancel). Works while the daemon is down, also for a job it has not read yet.",
+    )
     add_ledger_options(cancel)
-    cancel.add_argument("job_id", metavar="ID")
+    cancel.add_argument("job_id", metavar="ID", help="the job's id (carbond jobs)")
     cancel.set_defaults(func=cancel_job)
 
     export = subparsers.add_parser(
@@ -122,7 +144,7 @@ def _submit(args: argparse.Namespace) -> int:
     for _, field, _, _ in _FIELDS:
         if getattr(args, field) is not None:
             record[field] = getattr(args, field)
-    for _, field in _LISTS:
+    for _, field, _ in _LISTS:
         if getattr(args, field):
             record[field] = getattr(args, field)
     argv = args.command[1:] if args.command[:1] == ["--"] else args.command

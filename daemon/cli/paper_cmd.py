@@ -20,6 +20,10 @@ def register(subparsers: Any) -> None:
     paper = subparsers.add_parser(
         "paper",
         help="reproduce the HotCarbon'24 paper's characterisation (tables + PNG figures)",
+        description="Reproduce the HotCarbon'24 characterisation with carbond's model: "
+        "per-prompt latency, energy and carbon of the 1B/3B/7B Llama models at batch 1-64 on a "
+        "T4 and an RTX 6000 Ada in CA-QC, US-CAL-CISO and US-NW-PACE, and each of the paper's "
+        "findings next to carbond's figure.",
     )
     paper.add_argument("--out", type=Path, default=None, help="write PNG figures to this folder")
     paper.add_argument("--precision", default=None, help="one precision for every model "

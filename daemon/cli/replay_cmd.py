@@ -72,7 +72,13 @@ def _span(text: str) -> float:
 
 def register(subparsers: Any) -> None:
     """Add ``replay`` and ``tune``."""
-    replay = subparsers.add_parser("replay", help="replay traces under several policies")
+    replay = subparsers.add_parser(
+        "replay",
+        help="replay traces under several policies",
+        description="Drive the daemon's own Service with a simulated clock, the simulated "
+        "executor and CSV intensity traces over a request trace, once per policy and slack, "
+        "and print each one's total gCO2e, energy, waiting and missed deadlines.",
+    )
     add_inputs(replay)
     replay.add_argument(
         "--slack",
@@ -100,10 +106,17 @@ def register(subparsers: Any) -> None:
                         "--optimum) and PNG figures, one folder per slack")  # fmt: skip
     replay.set_defaults(func=_replay)
 
-    tune = subparsers.add_parser("tune", help="sweep a policy's parameters: carbon vs waiting")
+    tune = subparsers.add_parser(
+        "tune",
+        help="sweep a policy's parameters: carbon vs waiting",
+        description="Replay the traces once per combination of --grid values for one policy "
+        "and print each one's gCO2e and mean wait, marking the carbon / waiting Pareto front.",
+    )
     add_inputs(tune)
     tune.add_argument("--slack", default="4h", help="deadline slack after arrival (default 4h)")
-    tune.add_argument("--policy", default="carbon-window", help="the policy to tune")
+    tune.add_argument(
+        "--policy", default="carbon-window", help="the policy to tune (default carbon-window)"
+    )
     tune.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                       help="values to sweep for one parameter (repeat for more)")  # fmt: skip
     tune.add_argument("--plot", type=Path, default=None, metavar="FILE.png",

@@ -54,7 +54,13 @@ log = structlog.get_logger(__name__)
 def register(subparsers: Any) -> None:
     """Add ``run``."""
     run = subparsers.add_parser(
-        "run", help="run the daemon in the foreground (systemd: Type=notify, SIGHUP reloads)"
+        "run",
+        help="run the daemon in the foreground (systemd: Type=notify, SIGHUP reloads)",
+        description="Run the daemon in the foreground (what the systemd unit starts): ingest "
+        "the queue files, plan, start and reconcile jobs on the intervals.* timers, until "
+        "SIGTERM (exit 0). SIGHUP reloads the config. Logs JSON lines on stderr unless it is a "
+        "terminal. Exit 2 for an invalid config or one without [[regions]]; exit 1 when another "
+        "daemon holds the state dir. docs/operations.md.",
     )
     add_common_options(run, json_flag=False)
     run.add_argument(

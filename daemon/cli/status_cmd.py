@@ -28,9 +28,16 @@ J_PER_KWH: Final = 3_600_000
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``status``."""
-    status = subparsers.add_parser("status", help="one job: decision, alternatives, outcome")
+    status = subparsers.add_parser(
+        "status",
+        help="one job: decision, alternatives, outcome",
+        description="Show one job (anyone's): its state, the policy's latest decision and "
+        "reason, where and when it was planned, expected vs run-now grams (gCO2e), the "
+        "alternatives considered, every transition, the run and the outcome; also your queue "
+        "lines for that id the daemon rejected. Exit 2 for an unknown id.",
+    )
     add_ledger_options(status)
-    status.add_argument("job_id", metavar="ID")
+    status.add_argument("job_id", metavar="ID", help="the job's id (carbond jobs)")
     status.set_defaults(func=_status)
 
 

@@ -1,0 +1,61 @@
+"""Every sub-command's ``--help`` says what the command does, and every option says what it
+takes; the job fields of ``carbond submit`` say their defaults (those the daemon applies)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from daemon.cli import build_parser
+from daemon.cli.jobs_cmds import _FIELDS
+from daemon.queue.line import JobRequest, parse_line
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser, path: str = "carbond"
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield f"{path} {name}", sub
+                yield from _subcommands(sub, f"{path} {name}")
+
+
+def _help_of(parser: argparse.ArgumentParser, flag: str) -> str:
+    for action in parser._actions:
+        if flag in action.option_strings:
+            return action.help or ""
+    raise AssertionError(f"no {flag}")
+
+
+def test_every_subcommand_help_says_what_it_does() -> None:
+    missing = [name for name, sub in _subcommands(build_parser()) if not sub.description]
+    assert missing == []
+
+
+def test_every_option_and_argument_has_a_help_text() -> None:
+    missing = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, sub in _subcommands(build_parser())
+        for action in sub._actions
+        if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction)
+        and not action.help
+    ]
+    assert missing == []
+
+
+def test_submit_field_help_states_the_daemons_default() -> None:
+    """A bare line gets the defaults the daemon applies; ``--help`` must name the same ones."""
+    bare = parse_line('{"model": "llama-3.2-1b", "command": ["true"]}', datetime.now(UTC))
+    assert isinstance(bare, JobRequest)
+    submit = dict(_subcommands(build_parser()))["carbond submit"]
+    checked = 0
+    for flag, field, _, _ in _FIELDS:
+        if field in {"id", "name", "model", "params_b", "requests", "deadline"}:
+            continue  # no fixed default: assigned, or one batch, or none
+        default = getattr(bare, field)
+        shown = f"{default:g}" if isinstance(default, int | float) else str(default)
+        assert f"default {shown}" in _help_of(submit, flag), (flag, default)
+        checked += 1
+    assert checked == 8
