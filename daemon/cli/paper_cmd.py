@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from daemon.catalog import gpu_catalog
 from daemon.cli.context import add_common_options, settings_from
 from daemon.cli.output import print_json, print_table, writable
+from daemon.errors import DaemonError
 from daemon.reports.paper import cell_rows, plot_figure1, plot_figure4, takeaways
-from policies.footprint.paper import PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS, characterise
+from policies.footprint.paper import (
+    PAPER_INPUT_TOKENS,
+    PAPER_OUTPUT_TOKENS,
+    PaperCell,
+    characterise,
+)
 
 __all__ = ["register"]
+
+_Plot = Callable[[Sequence[PaperCell], Path], Path]
+# The figures ``--out`` gets, by file name.
+_FIGURES: tuple[tuple[str, _Plot], ...] = (
+    ("paper_fig1_latency_energy.png", plot_figure1),
+    ("paper_fig4_carbon_per_prompt.png", plot_figure4),
+)
 
 
 def register(subparsers: Any) -> None:
@@ -36,14 +52,9 @@ def _paper(args: argparse.Namespace) -> int:
     cells = list(
         characterise(precision=args.precision, gpu_catalog=gpu_catalog(settings_from(args)))
     )
+    targets = _figure_targets(args.out)  # after bad input (--precision) fails, before drawing
     found = takeaways(cells)
-    figures = []
-    if args.out is not None:
-        writable(args.out, make=True)
-        figures = [
-            str(plot_figure1(cells, args.out / "paper_fig1_latency_energy.png")),
-            str(plot_figure4(cells, args.out / "paper_fig4_carbon_per_prompt.png")),
-        ]
+    figures = [str(_write_figure(plot, cells, path)) for plot, path in targets]
     if args.json:
         print_json(
             {
@@ -65,6 +76,40 @@ def _paper(args: argparse.Namespace) -> int:
     for figure in figures:
         print(f"figure: {figure}")
     return 0
+
+
+def _figure_targets(out: Path | None) -> list[tuple[_Plot, Path]]:
+    """The figures to draw into ``out`` (none without ``--out``), checked before any is drawn:
+    a figure's name taken by a folder (or anything but a file) would otherwise fail after the
+    first figure had replaced the previous run's.
+
+    Raises:
+        DaemonError: ``out`` or a figure in it cannot be written (``<path>: cannot write: ...``).
+    """
+    if out is None:
+        return []
+    writable(out, make=True)
+    targets = []
+    for name, plot in _FIGURES:
+        path = out / name
+        if path.is_dir():
+            raise DaemonError(f"{path}: cannot write: {os.strerror(errno.EISDIR)}")
+        if path.exists() and not path.is_file():
+            raise DaemonError(f"{path}: cannot write: not a regular file")
+        targets.append((plot, path))
+    return targets
+
+
+def _write_figure(plot: _Plot, cells: Sequence[PaperCell], path: Path) -> Path:
+    """``plot(cells, path)``, its failure named as ``--out`` names others.
+
+    Raises:
+        DaemonError: the figure cannot be written (``<path>: cannot write: <reason>``).
+    """
+    try:
+        return plot(cells, path)
+    except OSError as exc:
+        raise DaemonError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
 def _print_tables(rows: list[dict[str, Any]]) -> None:

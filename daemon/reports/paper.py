@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daemon.ledger.export import file_mode
 from policies.footprint.paper import PAPER_ZONES, PaperCell
 
 if TYPE_CHECKING:
@@ -114,7 +117,8 @@ def takeaways(cells: Sequence[PaperCell]) -> list[Takeaway]:
 
 
 def plot_figure1(cells: Sequence[PaperCell], path: Path) -> Path:
-    """Latency and energy per prompt vs batch size, per model and GPU (log scale)."""
+    """Latency and energy per prompt vs batch size, per model and GPU (log scale), written to
+    ``path`` as a PNG through a temporary file renamed over it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,9 +140,29 @@ def plot_figure1(cells: Sequence[PaperCell], path: Path) -> Path:
     axes[1].legend(fontsize=7)
     fig.suptitle("carbond estimate, paper setup (hf-eager, 150 output tokens); missing = OOM")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        _save_png(fig, path)
+    finally:
+        plt.close(fig)
     return path
+
+
+def _save_png(fig: Figure, path: Path) -> None:
+    """``fig`` as a PNG in a temporary file beside ``path``, renamed over it: a failed write
+    leaves the previous figure whole, never part of a new one.
+
+    Raises:
+        OSError: ``path`` cannot be written (the temporary file is removed).
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, file_mode(path))
+        with os.fdopen(fd, "wb") as out:
+            fig.savefig(out, dpi=120, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _series_styles(cells: Sequence[PaperCell]) -> dict[tuple[str, str], str]:
@@ -194,12 +218,12 @@ def figure4(cells: Sequence[PaperCell], model: str = "llama-1b") -> Figure:
 
 
 def plot_figure4(cells: Sequence[PaperCell], path: Path, model: str = "llama-1b") -> Path:
-    """Write :func:`figure4` to ``path`` (PNG)."""
+    """Write :func:`figure4` to ``path`` (PNG, through a temporary file renamed over it)."""
     import matplotlib.pyplot as plt
 
     fig = figure4(cells, model)
     try:
-        fig.savefig(path, dpi=120)
+        _save_png(fig, path)
     finally:
         plt.close(fig)
     return path

@@ -258,6 +258,34 @@ def test_paper_json_reproduces_every_takeaway_but_the_documented_3b_one(
         assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_paper_writes_no_figure_when_one_of_them_cannot_be_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A folder under the second figure's name failed with "[Errno 21] Is a directory" after
+    the first figure had replaced the previous run's, leaving figures of two runs."""
+    code, out, _ = run(capsys, "paper", "--json", "--out", str(tmp_path))
+    assert code == 0
+    first, second = (Path(f) for f in json.loads(out)["figures"])
+    previous = first.read_bytes()
+    first.write_bytes(b"the previous run's figure")
+    second.unlink()
+    second.mkdir()
+    code, out, err = run(capsys, "paper", "--json", "--out", str(tmp_path))
+    assert (code, out) == (1, "")
+    assert err == f"carbond: error: {second}: cannot write: Is a directory\n"
+    assert first.read_bytes() == b"the previous run's figure" != previous
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, second.name])
+
+
+def test_paper_with_bad_input_creates_no_out_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run(capsys, "paper", "--precision", "fp7", "--out", str(tmp_path / "new"))
+    assert (code, out) == (2, "")
+    assert "unknown precision 'fp7'" in err
+    assert not (tmp_path / "new").exists()
+
+
 def test_invalid_config_exits_2_naming_file_and_field(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
