@@ -15,7 +15,15 @@ from policies.footprint.paper import PAPER_ZONES, PaperCell
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Takeaway", "cell_rows", "figure4", "plot_figure1", "plot_figure4", "takeaways"]
+__all__ = [
+    "Takeaway",
+    "cell_rows",
+    "figure1",
+    "figure4",
+    "plot_figure1",
+    "plot_figure4",
+    "takeaways",
+]
 
 
 def cell_rows(cells: Sequence[PaperCell]) -> list[dict[str, Any]]:
@@ -116,15 +124,18 @@ def takeaways(cells: Sequence[PaperCell]) -> list[Takeaway]:
     return out
 
 
-def plot_figure1(cells: Sequence[PaperCell], path: Path) -> Path:
-    """Latency and energy per prompt vs batch size, per model and GPU (log scale), written to
-    ``path`` as a PNG through a temporary file renamed over it."""
+def figure1(cells: Sequence[PaperCell]) -> Figure:
+    """Latency and energy per prompt vs batch size, per model and GPU, on log axes labelled
+    in plain numbers (batch 1 to 64 as the paper's Figure 1, not powers of two). The caller
+    closes the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, LogFormatter, NullLocator, ScalarFormatter
 
     zone = next(iter(PAPER_ZONES))
+    batches = sorted({c.batch_size for c in cells})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for (model, gpu), style in _series_styles(cells).items():
         pts = [c for c in cells if c.model == model and c.gpu == gpu and c.zone == zone and c.fits]
@@ -133,13 +144,26 @@ def plot_figure1(cells: Sequence[PaperCell], path: Path) -> Path:
         axes[1].plot(x, [c.energy_per_prompt_j for c in pts], style, label=f"{model} {gpu}")
     for ax, label in zip(axes, ("latency per prompt (s)", "energy per prompt (J)"), strict=True):
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(FixedLocator(batches))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(LogFormatter())
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
         ax.set_xlabel("batch size")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     axes[1].legend(fontsize=7)
     fig.suptitle("carbond estimate, paper setup (hf-eager, 150 output tokens); missing = OOM")
     fig.tight_layout()
+    return fig
+
+
+def plot_figure1(cells: Sequence[PaperCell], path: Path) -> Path:
+    """Write :func:`figure1` to ``path`` (PNG, through a temporary file renamed over it)."""
+    import matplotlib.pyplot as plt
+
+    fig = figure1(cells)
     try:
         _save_png(fig, path)
     finally:
