@@ -133,7 +133,8 @@ def _print_tables(rows: list[dict[str, Any]]) -> None:
                 ]
                 table.append([gpu, batch, first["latency_s"], first["energy_per_prompt_j"], *grams])
         print_table(
-            f"{model}: per prompt, {PAPER_INPUT_TOKENS} -> {PAPER_OUTPUT_TOKENS} tokens, hf-eager",
+            f"{model}: per prompt, {PAPER_INPUT_TOKENS} -> {PAPER_OUTPUT_TOKENS} tokens, hf-eager, "
+            f"{next(r['precision'] for r in rows if r['model'] == model)}",
             ("GPU", "batch", "latency s", "energy J", *(f"mg CO2e {z} (embodied)" for z in zones)),
             table,
         )

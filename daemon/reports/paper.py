@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.ledger.export import file_mode
-from policies.footprint.paper import PAPER_ZONES, PaperCell
+from policies.footprint.paper import (
+    PAPER_INPUT_TOKENS,
+    PAPER_OUTPUT_TOKENS,
+    PAPER_ZONES,
+    PaperCell,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -26,6 +31,13 @@ __all__ = [
 ]
 
 
+def precisions(cells: Sequence[PaperCell]) -> str:
+    """The weight precision of each model in ``cells``, e.g. ``llama-1b fp32, llama-7b fp16``
+    (the paper's setup or a ``--precision`` override: a figure must say which it shows)."""
+    found = dict.fromkeys((c.model, c.precision) for c in cells)
+    return ", ".join(f"{model} {precision}" for model, precision in found)
+
+
 def cell_rows(cells: Sequence[PaperCell]) -> list[dict[str, Any]]:
     """One JSON-ready row per cell (OOM cells carry ``fits: false`` and nulls)."""
     rows = []
@@ -36,6 +48,7 @@ def cell_rows(cells: Sequence[PaperCell]) -> list[dict[str, Any]]:
                 "model": c.model,
                 "gpu": c.gpu,
                 "batch_size": c.batch_size,
+                "precision": c.precision,
                 "zone": c.zone,
                 "intensity_g_per_kwh": c.intensity_g_per_kwh,
                 "fits": c.fits,
@@ -154,7 +167,8 @@ def figure1(cells: Sequence[PaperCell]) -> Figure:
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     axes[1].legend(fontsize=7)
-    fig.suptitle("carbond estimate, paper setup (hf-eager, 150 output tokens); missing = OOM")
+    fig.suptitle(f"carbond estimate, hf-eager, {PAPER_INPUT_TOKENS} -> {PAPER_OUTPUT_TOKENS} "
+                 f"tokens, weights {precisions(cells)}; missing = OOM")  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -235,8 +249,9 @@ def figure4(cells: Sequence[PaperCell], model: str = "llama-1b") -> Figure:
         ax.set_ylabel("gCO2e per prompt")
         ax.grid(True, axis="y", alpha=0.3)
     np.atleast_1d(axes)[-1].legend(fontsize=7)
-    fig.suptitle(f"Per-prompt carbon, {model} (carbond's model; cf. the paper's Figure 4); "
-                 "linear axes, one per zone")  # fmt: skip
+    weights = "/".join(dict.fromkeys(c.precision for c in cells if c.model == model))
+    fig.suptitle(f"Per-prompt carbon, {model} at {weights} (carbond's model; cf. the paper's "
+                 "Figure 4); linear axes, one per zone")  # fmt: skip
     fig.tight_layout()
     return fig
 

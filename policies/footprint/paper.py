@@ -66,6 +66,11 @@ class PaperCell:
         return self.estimate.fits
 
     @property
+    def precision(self) -> str:
+        """Weight precision the cell was estimated at (``fp32``, ``fp16``, ...)."""
+        return self.estimate.workload.precision
+
+    @property
     def latency_s(self) -> float:
         """Time to serve one prompt (its whole batch)."""
         return self.estimate.batch_latency_s
