@@ -12,7 +12,10 @@ import errno
 import json
 import os
 import pwd
+import shutil
 import stat
+import subprocess
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +27,7 @@ __all__ = [
     "find_wrapper",
     "open_log",
     "previous_attempt",
+    "process_environ",
     "process_start_ticks",
     "read_status",
     "session_members",
@@ -69,15 +73,63 @@ def job_members(sid: int, job_id: str) -> list[int]:
     environment, as a job's processes inherit it: the job's own, told apart from those of a
     later session under the same id (its wrapper gone, ``sid`` may be reused)."""
     wanted = f"CARBOND_JOB_ID={job_id}".encode()
-    found = []
-    for pid in session_members(sid):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if wanted in environ.split(b"\0"):
-            found.append(pid)
-    return found
+    deadline = time.monotonic() + _ENVIRON_READS_S
+    return [
+        pid
+        for pid in session_members(sid)
+        if wanted in (process_environ(pid, deadline) or b"").split(b"\0")
+    ]
+
+
+_ENVIRON_READS_S = 5.0  # for all of one job's: a user's stopped `cat` must not stall the daemon
+
+
+def process_environ(pid: int, deadline: float | None = None) -> bytes | None:
+    """``/proc/PID/environ`` (None: gone or unreadable, or ``deadline``, a ``time.monotonic``
+    time, passed before it could be read).
+
+    Reading another user's needs ``CAP_SYS_PTRACE``, which the systemd unit does not give the
+    daemon (root or not): then it is read by ``cat`` run as the process's own user (its real,
+    effective and saved uid and gid all alike, as the kernel requires of a reader without that
+    capability), who may always read it.
+    """
+    path = f"/proc/{pid}/environ"
+    try:
+        return Path(path).read_bytes()
+    except PermissionError:
+        pass
+    except OSError:
+        return None
+    ids = _process_ids(pid)
+    cat = shutil.which("cat", path=DEFAULT_PATH)
+    left = _ENVIRON_READS_S if deadline is None else deadline - time.monotonic()
+    if ids is None or cat is None or os.geteuid() != 0 or left <= 0:
+        return None
+    try:
+        read = subprocess.run(  # an argv, no shell
+            [cat, "--", path], capture_output=True, timeout=left,
+            check=False, env={}, cwd="/", user=ids[0], group=ids[1], extra_groups=[],
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return read.stdout if read.returncode == 0 else None
+
+
+def _process_ids(pid: int) -> tuple[int, int] | None:
+    """The uid and gid of ``pid`` when its real, effective, saved and file-system ids agree."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    found: dict[str, set[str]] = {}
+    for line in lines.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Uid", "Gid"):
+            found[key] = set(value.split())
+    uids, gids = found.get("Uid", set()), found.get("Gid", set())
+    if len(uids) != 1 or len(gids) != 1:
+        return None
+    return int(uids.pop()), int(gids.pop())
 
 
 def start_marker(spec_file: Path) -> Path | None:
