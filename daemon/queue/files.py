@@ -5,6 +5,7 @@ attribution of a file's lines to its owner, the rejected-lines file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -267,13 +268,18 @@ def has_job_line(
         QueueError: the file exists but cannot be read.
     """
     needle = json.dumps(job_id).encode()
-    try:
-        handle = path.open("rb")
+    try:  # never through a link, never blocking on a FIFO: queue.d is everyone's to swap in
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink: the daemon never reads its lines
+            return False
         raise QueueError(f"{path}: cannot read: {exc.strerror}") from exc
-    with handle:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, ...: no job line the daemon reads
+        os.close(fd)
+        return False
+    with os.fdopen(fd, "rb") as handle:
         if unread_from is not None:
             handle.seek(unread_from(handle.fileno(), os.fstat(handle.fileno())))
         for raw in handle:

@@ -1,0 +1,47 @@
+"""Looking for a job line the daemon has not read (``carbond cancel``/``status``), in files
+another user may swap under the caller: ``queue.d`` is writable by everyone."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from daemon.queue import has_job_line
+
+
+def _job(job_id: str) -> str:
+    return json.dumps({"id": job_id, "model": "llama-1b", "command": ["true"]}) + "\n"
+
+
+def test_a_fifo_swapped_in_for_a_queue_file_does_not_hang_the_lookup(tmp_path: Path) -> None:
+    """``carbond cancel`` (root's looks through every user's spool file) and ``status`` check
+    a spool file with ``lstat``, then opened it with a plain blocking ``open``: a FIFO its
+    owner put in its place meanwhile hung the command until someone wrote to the FIFO. Now
+    the file is opened without blocking and not followed, and anything but a regular file
+    holds no job (the daemon never reads its lines either)."""
+    fifo = tmp_path / "1001.jsonl"
+    os.mkfifo(fifo)
+    answer: list[bool] = []
+    lookup = threading.Thread(target=lambda: answer.append(has_job_line(fifo, "j1")), daemon=True)
+    lookup.start()
+    lookup.join(timeout=5)
+    hung = lookup.is_alive()
+    if hung:  # release the blocked reader before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        lookup.join(timeout=5)
+    assert not hung
+    assert answer == [False]
+
+
+def test_a_symlink_swapped_in_for_a_queue_file_is_not_followed(tmp_path: Path) -> None:
+    """A symlink in a spool file's place led root's lookup into whatever file it named
+    (whether it holds the id was the answer); the daemon never reads a symlink's lines."""
+    elsewhere = tmp_path / "private.jsonl"
+    elsewhere.write_text(_job("j1"))
+    link = tmp_path / "1001.jsonl"
+    link.symlink_to(elsewhere)
+
+    assert has_job_line(elsewhere, "j1")
+    assert not has_job_line(link, "j1")
