@@ -8,8 +8,10 @@ supplementary groups, the identity the wrapper gives the job; so is the final di
 symlink is read only once its directory has passed, so neither a symlink's target nor its
 existence is learnt through a directory the user may not search. Each component is opened
 with ``O_NOFOLLOW`` relative to the previous one and the wrapper ``fchdir``\\ s to the last,
-so a symlink swapped in after the check cannot lead the job elsewhere. POSIX ACLs are not
-read: a directory that only an ACL opens is refused (a clear reason, never a wider right).
+so a symlink swapped in after the check cannot lead the job elsewhere. A directory with a
+POSIX access ACL is judged by its entries as the kernel judges them (owner, named user and
+mask, owning and named groups and mask, other): an ACL that shuts the user out keeps them out
+though the mode bits, which then show the mask, would let them in; one that lets them in does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
 
 __all__ = ["WorkdirError", "open_workdir", "workdir_problem"]
 
@@ -27,6 +30,10 @@ _NOT_DIR = (errno.ENOTDIR, errno.ELOOP)  # O_NOFOLLOW on a symlink: ELOOP, or EN
 
 class WorkdirError(OSError):
     """The job's user cannot start in the directory; the message says which part and why."""
+
+
+class _UnreadableAclError(Exception):
+    """A directory's ACL could not be read or understood."""
 
 
 def open_workdir(path: str, uid: int, gid: int) -> int:
@@ -43,7 +50,11 @@ def open_workdir(path: str, uid: int, gid: int) -> int:
     walk = _Walk()
     try:
         while True:
-            if uid != 0 and not _may_search(os.fstat(walk.fd), uid, gid):
+            try:
+                allowed = uid == 0 or _may_search(walk.fd, uid, gid)
+            except _UnreadableAclError as exc:
+                raise WorkdirError(f"working directory {path}: {exc} on {walk.where}") from exc
+            if not allowed:
                 raise WorkdirError(
                     f"uid {uid} cannot enter working directory {path} "
                     f"(no search permission on {walk.where})"
@@ -147,9 +158,56 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _may_search(info: os.stat_result, uid: int, gid: int) -> bool:
+def _may_search(fd: int, uid: int, gid: int) -> bool:
+    """Whether ``uid`` with the one group ``gid`` may search directory ``fd`` (x)."""
+    info = os.fstat(fd)
+    acl = _access_acl(fd)
+    if acl is not None:
+        return _acl_allows(acl, info, uid, gid, _SEARCH)
     if info.st_uid == uid:
         return bool(info.st_mode & stat.S_IXUSR)
     if info.st_gid == gid:
         return bool(info.st_mode & stat.S_IXGRP)
     return bool(info.st_mode & stat.S_IXOTH)
+
+
+_SEARCH = 1  # the x bit of an ACL entry's permissions
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_VERSION = 2
+_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+_Entry = tuple[int, int, int]  # tag, permissions (rwx as 4, 2, 1), uid or gid
+
+
+def _access_acl(fd: int) -> list[_Entry] | None:
+    """The access ACL of ``fd`` (None: it has none, or the file system keeps none).
+
+    Raises:
+        _UnreadableAclError: an ACL that cannot be read or understood (refused, not guessed).
+    """
+    try:
+        raw = os.getxattr(fd, _ACL_XATTR)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return None
+        raise _UnreadableAclError(f"cannot read the ACL ({exc.strerror})") from exc
+    if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack_from("<I", raw)[0] != _ACL_VERSION:
+        raise _UnreadableAclError("an ACL in a format carbond does not know")
+    return [struct.unpack_from("<HHI", raw, at) for at in range(4, len(raw), 8)]
+
+
+def _acl_allows(acl: list[_Entry], info: os.stat_result, uid: int, gid: int, want: int) -> bool:
+    """The kernel's ``posix_acl_permission`` for ``uid`` with the one group ``gid``."""
+    mask = next((perm for tag, perm, _ in acl if tag == _MASK), 7)
+    found_group = False
+    for tag, perm, ident in acl:
+        if tag == _USER_OBJ and info.st_uid == uid:
+            return perm & want == want
+        if tag == _USER and ident == uid:
+            return perm & mask & want == want
+        if (tag == _GROUP_OBJ and info.st_gid == gid) or (tag == _GROUP and ident == gid):
+            found_group = True
+            if perm & want == want:
+                return perm & mask & want == want
+        if tag == _OTHER:
+            return not found_group and perm & want == want
+    return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,3 +115,64 @@ def test_symlinks_resolve_as_the_kernel_resolves_them(tree: Path) -> None:
     assert workdir_problem(str(tree / "loop"), os.getuid(), os.getgid()) == (
         f"working directory {tree}/loop: too many levels of symbolic links"
     )
+
+
+def _set_acl(path: Path, *entries: tuple[int, int, int]) -> None:
+    """Set ``path``'s access ACL from (tag, perm, id) entries in the kernel's order, in its
+    xattr format (``setfacl`` may be missing); skips where the file system has no ACLs."""
+    raw = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *entry) for entry in entries)
+    try:
+        os.setxattr(path, "system.posix_acl_access", raw)
+    except OSError as exc:
+        pytest.skip(f"cannot set a POSIX ACL on {path}: {exc}")
+
+
+_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+_ANY = 0xFFFFFFFF
+
+
+def test_an_acl_that_shuts_a_user_out_is_obeyed(tree: Path) -> None:
+    """A directory whose mode lets others search it (0755) but whose ACL denies one user
+    (``setfacl -m u:alice:---``): the kernel keeps alice out, but the check read the mode
+    bits only and let her job start inside, so it could read what lay below a directory she
+    may not enter. ACL entries are now applied as the kernel applies them."""
+    if not _others_can_reach(tree):
+        pytest.skip(f"{tree} is not reachable by other users on this machine")
+    gate = tree / "open"
+    _set_acl(gate, (_USER_OBJ, 7, _ANY), (_USER, 0, OTHER_UID), (_GROUP_OBJ, 5, _ANY),
+             (_MASK, 5, _ANY), (_OTHER, 5, _ANY))  # fmt: skip
+    (gate / "below").mkdir(mode=0o755)
+
+    assert workdir_problem(str(gate / "below"), OTHER_UID, OTHER_GID) == (
+        f"uid {OTHER_UID} cannot enter working directory {gate}/below "
+        f"(no search permission on {gate})"
+    )
+    assert workdir_problem(str(gate / "below"), OTHER_UID + 1, OTHER_GID + 1) is None
+
+
+def test_an_owning_group_the_acl_narrows_below_its_mask_is_obeyed(tree: Path) -> None:
+    """With an ACL the mode's group bits are the mask, not the owning group's entry: a
+    ``group::---`` under a ``mask::r-x`` reads as group r-x in the mode."""
+    if not _others_can_reach(tree):
+        pytest.skip(f"{tree} is not reachable by other users on this machine")
+    gate = tree / "open"
+    os.chown(gate, 0, OTHER_GID)
+    _set_acl(gate, (_USER_OBJ, 7, _ANY), (_GROUP_OBJ, 0, _ANY), (_MASK, 5, _ANY),
+             (_OTHER, 5, _ANY))  # fmt: skip
+    assert os.stat(gate).st_mode & 0o070 == 0o050
+
+    assert workdir_problem(str(gate), OTHER_UID, OTHER_GID) is not None
+    assert workdir_problem(str(gate), OTHER_UID + 1, OTHER_GID + 1) is None
+
+
+def test_an_acl_that_lets_a_user_in_is_obeyed_too(tree: Path) -> None:
+    """``setfacl -m u:alice:x`` on a 0700 directory: the kernel lets alice search it, so her
+    job may start below it (it was refused: ACLs were not read)."""
+    if not _others_can_reach(tree):
+        pytest.skip(f"{tree} is not reachable by other users on this machine")
+    shut = tree / "open" / "shut"
+    _set_acl(shut, (_USER_OBJ, 7, _ANY), (_USER, 1, OTHER_UID), (_GROUP_OBJ, 0, _ANY),
+             (_MASK, 1, _ANY), (_OTHER, 0, _ANY))  # fmt: skip
+
+    assert workdir_problem(str(shut / "inner"), OTHER_UID, OTHER_GID) is None
+    assert workdir_problem(str(shut / "inner"), OTHER_UID + 1, OTHER_GID + 1) is not None
