@@ -191,7 +191,7 @@ def open_log(path: Path, uid: int, gid: int) -> int:
         OSError: cannot be opened, or is a symlink, a hard link or not a regular file.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    fd = os.open(path, flags, 0o640)
+    fd = os.open(path, flags, 0o600)  # its user's alone: a primary group may be shared
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
