@@ -27,7 +27,7 @@ another (see :mod:`.ingest`).
 
 **Compaction** (a fully ingested file of at least ``compact_min_bytes``), under the file's
 ``flock`` so ``carbond submit`` waits: record the intent in the ledger, create an empty
-replacement with the same owner and mode, ``rename`` the old file into ``queue.retired/``,
+replacement with the same owner and permissions, ``rename`` the old file into ``queue.retired/``,
 ``link`` the replacement in (keeping a file a raw appender created meanwhile), then record the
 new offsets. Writers that opened the old file before the rename keep appending to it; it is
 still read until ``retired_grace_s`` after the rename, then deleted. A crash at any step is

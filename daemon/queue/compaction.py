@@ -2,11 +2,12 @@
 
 Under the file's ``flock`` (so ``carbond submit`` waits; taken without waiting, since anyone
 who can read the file can hold it: a locked file is compacted on a later pass): commit the
-intent to the ledger, create an empty replacement with the same owner and mode, ``rename`` the
-old file into ``queue.retired/``, ``link`` the replacement in (keeping a file a raw appender
-created meanwhile), then commit the new offsets. Writers that opened the old file before the rename
-keep appending to it; it is still read until ``retired_grace_s`` after the rename, then
-deleted. A crash at any step is finished (renamed) or undone (not renamed) by :meth:`recover`.
+intent to the ledger, create an empty replacement with the same owner and permissions,
+``rename`` the old file into ``queue.retired/``, ``link`` the replacement in (keeping a file a
+raw appender created meanwhile), then commit the new offsets. Writers that opened the old file
+before the rename keep appending to it; it is still read until ``retired_grace_s`` after the
+rename, then deleted. A crash at any step is finished (renamed) or undone (not renamed) by
+:meth:`recover`.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ class Compactor:
             try:
                 if os.geteuid() == 0:
                     os.fchown(new_fd, st.st_uid, st.st_gid)
-                os.fchmod(new_fd, stat.S_IMODE(st.st_mode))
+                # The permission bits only: the unit (RestrictSUIDSGID=) refuses set-ID bits,
+                # which the file's owner may have set, and they mean nothing on a queue file.
+                os.fchmod(new_fd, stat.S_IMODE(st.st_mode) & 0o777)
             finally:
                 os.close(new_fd)
             (self.state_dir / RETIRED_DIR).mkdir(mode=0o700, exist_ok=True)
