@@ -31,7 +31,9 @@ name                                        type     labels / meaning
 ``ledger_deadlines_missed``                 gauge    jobs ended past their deadline or expired
 ==========================================  =======  =============================================
 
-Counters start at 0 with each daemon; the ``ledger_*`` gauges are the ledger's own sums, set
+Counters start at 0 with each daemon, those whose labels are known beforehand (each step's
+errors, each final state's finished jobs) with a sample at 0 (else ``increase()`` misses the
+first one); the ``ledger_*`` gauges are the ledger's own sums, set
 when the daemon starts and after each finished job, so totals and savings survive restarts
 (absent until first set: never a 0 that the ledger does not hold).
 ``docs/metrics.md`` explains each metric, with the example Grafana dashboard and alert rules.
@@ -49,7 +51,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from daemon.errors import DaemonError
-from daemon.states import STATES
+from daemon.loop import STEP_NAMES
+from daemon.states import FINAL_STATES, STATES
 
 __all__ = ["Metrics"]
 
@@ -185,6 +188,8 @@ class Metrics:
         self._finished = Counter(
             "carbond_jobs_finished", "Jobs that reached a final state", ["state"], registry=r
         )
+        for state in sorted(FINAL_STATES):  # at 0 from the start: see _step_errors
+            self._finished.labels(state=state)
         self._intensity = Gauge(
             "carbond_intensity_g_per_kwh", "Latest carbon intensity per zone", ["zone"], registry=r
         )
@@ -204,6 +209,10 @@ class Metrics:
         self._step_errors = Counter(
             "carbond_step_errors", "Service steps that raised", ["step"], registry=r
         )
+        # Every known label value at 0 from the start: Prometheus' increase() and rate() count
+        # nothing for a series' first sample, so a series born at 1 loses its first error.
+        for step in STEP_NAMES:
+            self._step_errors.labels(step=step)
         self._ledger = _LedgerTotals()
         r.register(self._ledger)
         self._server: WSGIServer | None = None

@@ -14,10 +14,12 @@ from daemon.errors import DaemonError
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
+from daemon.loop import STEP_NAMES
 from daemon.metrics import Metrics
 from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import GpuSettings, RegionSettings, Settings
+from daemon.states import FINAL_STATES
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG
@@ -78,6 +80,20 @@ def test_scraped_values_follow_what_the_service_records() -> None:
     assert got[("carbond_intensity_age_seconds", (("zone", "CA-QC"),))] == 300.0
     assert got[("carbond_step_seconds_count", (("step", "plan"),))] == 2
     assert got[("carbond_step_errors_total", (("step", "plan"),))] == 1
+
+
+def test_known_labels_are_scraped_at_0_before_their_first_count() -> None:
+    """Prometheus' increase() and rate() count nothing for a series' first sample: a step's
+    error series born at 1 loses its first error (4 errors in 15 minutes read as 3.375 and
+    CarbondStepErrors said "raised 3.375 times"), a state's first finished job is not in the
+    dashboard's rate. Every step and final state has its series at 0 from the start."""
+    with Metrics() as metrics:
+        got = _scrape(metrics.start(0))
+
+    for step in STEP_NAMES:
+        assert got[("carbond_step_errors_total", (("step", step),))] == 0, step
+    for state in FINAL_STATES:
+        assert got[("carbond_jobs_finished_total", (("state", state),))] == 0, state
 
 
 def test_uses_its_own_registry_and_closes_its_port() -> None:
