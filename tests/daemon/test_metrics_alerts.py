@@ -188,3 +188,46 @@ def test_a_missed_deadline_fires_for_15_minutes_with_the_number_of_jobs(tmp_path
         _alert("CarbondDeadlineMissed", "35m"),
         _alert("CarbondDeadlineMissed", "50m"),
     )
+
+
+def _step_failing(step: str, errors: int) -> dict[str, Any]:
+    return {
+        "exp_labels": {"severity": "warning", "step": step, **GPU1},
+        "exp_annotations": {
+            "summary": f"carbond step {step} keeps failing",
+            "description": f"The service step raised {errors} times in 15 minutes "
+            "(logged as step_failed).",
+        },
+    }
+
+
+def test_a_step_failing_every_run_fires_though_it_runs_every_5_minutes(tmp_path: Path) -> None:
+    """refresh_intensity runs every 5 minutes (``intervals.refresh_s``): failing every run is
+    3 errors in 15 minutes, never "> 3". Its 2nd failure in a row, over half its runs in 15
+    minutes, fires; a single one does not."""
+    labels = 'job="carbond",instance="gpu1:9464",step="refresh_intensity"'
+    runs = " ".join(f"{n}x4" for n in range(1, 18))  # one run every 5 minutes from minute 0
+    errors = "0x19 " + " ".join(f"{n}x4" for n in range(1, 13))  # each run from minute 20 fails
+    _test_rules(
+        tmp_path,
+        {
+            f"carbond_step_seconds_count{{{labels}}}": runs,
+            f"carbond_step_errors_total{{{labels}}}": errors,
+        },
+        _alert("CarbondStepErrors", "24m"),
+        _alert("CarbondStepErrors", "25m", _step_failing("refresh_intensity", 2)),
+        _alert("CarbondStepErrors", "60m", _step_failing("refresh_intensity", 3)),
+    )
+
+
+def test_one_failed_refresh_does_not_fire(tmp_path: Path) -> None:
+    labels = 'job="carbond",instance="gpu1:9464",step="refresh_intensity"'
+    _test_rules(
+        tmp_path,
+        {
+            f"carbond_step_seconds_count{{{labels}}}": " ".join(f"{n}x4" for n in range(1, 13)),
+            f"carbond_step_errors_total{{{labels}}}": "0x19 1x40",
+        },
+        _alert("CarbondStepErrors", "22m"),
+        _alert("CarbondStepErrors", "30m"),
+    )
