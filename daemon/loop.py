@@ -243,7 +243,11 @@ class ServiceLoop:
         if result is not None:
             self._steps, self._intervals = result
             if self._scheduler is not None:
-                self._reschedule(self._scheduler)
+                self._reschedule(self._scheduler)  # each interval starts again from now
+            # The new service has no intensity yet and its zones may differ: refresh now, not
+            # refresh_s later (else the metrics keep removed zones and lack added ones, and
+            # reloads more often than refresh_s would never refresh an idle daemon)
+            self.trigger("refresh_intensity")
             log.info("reload_applied", intervals=self._intervals_fields())
         self._notifier.ready(status="carbond running")
 

@@ -142,6 +142,24 @@ def test_sighup_swaps_in_new_steps_and_a_failed_reload_keeps_the_old() -> None:
     assert answers == []
 
 
+def test_a_reload_refreshes_the_intensity_at_once() -> None:
+    """The new service's zones may differ and it has no intensity yet: its first refresh
+    comes with the reload, not ``refresh_s`` later (the reload restarts every interval, so
+    reloads more often than that never refreshed an idle daemon, and the intensity metrics
+    kept a removed zone and lacked an added one until then)."""
+    slow_refresh = Intervals(ingest_s=0.05, refresh_intensity_s=3600, plan_s=0.05,
+                             reconcile_s=0.05)  # fmt: skip
+    old, new = RecordingSteps("old"), RecordingSteps("new")
+    loop = ServiceLoop(old, slow_refresh, reload=lambda: (new, slow_refresh))  # type: ignore[arg-type]
+    _after(6, old, _kill_self(signal.SIGHUP))  # after the start-up pass
+    _after(12, new, _kill_self(signal.SIGTERM))
+
+    assert loop.run() == 0
+
+    assert [c[0] for c in old.calls].count("refresh_intensity") == 1  # the start-up pass
+    assert "refresh_intensity" in [c[0] for c in new.calls]
+
+
 def test_second_stop_signal_forces_the_stop_inside_a_stuck_step() -> None:
     steps = RecordingSteps()
     loop = ServiceLoop(steps, FAST)
