@@ -32,10 +32,11 @@ name                                        type     labels / meaning
 ==========================================  =======  =============================================
 
 Counters start at 0 with each daemon, those whose labels are known beforehand (each step's
-errors, each final state's finished jobs) with a sample at 0 (else ``increase()`` misses the
-first one); the ``ledger_*`` gauges are the ledger's own sums, set
-when the daemon starts and after each finished job, so totals and savings survive restarts
-(absent until first set: never a 0 that the ledger does not hold).
+errors, each final state's finished jobs, the decisions and grams of the policy in use:
+:meth:`Metrics.observe_policy`) with a sample at 0 (else ``increase()`` misses the first
+one); the ``ledger_*`` gauges are the ledger's own sums, set when the daemon starts and after
+each finished job, so totals and savings survive restarts (absent until first set: never a 0
+that the ledger does not hold).
 ``docs/metrics.md`` explains each metric, with the example Grafana dashboard and alert rules.
 """
 
@@ -44,6 +45,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Summary, start_http_server
@@ -53,6 +55,7 @@ from prometheus_client.registry import Collector
 from daemon.errors import DaemonError
 from daemon.loop import STEP_NAMES
 from daemon.states import FINAL_STATES, STATES
+from policies.types import Action
 
 __all__ = ["Metrics"]
 
@@ -217,6 +220,16 @@ class Metrics:
         r.register(self._ledger)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    # -- what the composition root calls ------------------------------------------------------
+
+    def observe_policy(self, policy: str) -> None:
+        """``policy`` plans from now on (at start, after a reload): its decision and grams
+        series are exported at 0 before its first decision, so increase() counts that one."""
+        for action in get_args(Action):
+            self._decisions.labels(policy=policy, action=action)
+        self._expected_g.labels(policy=policy)
+        self._run_now_g.labels(policy=policy)
 
     # -- what the service calls (daemon.metrics_sink.MetricsSink) ---------------------------
 

@@ -184,6 +184,7 @@ def _run_locked(
 ) -> int:
     metrics = Metrics()
     daemon = build_daemon(settings, metrics=metrics, launch_clock=lambda: datetime.now(UTC))
+    metrics.observe_policy(daemon.service.policy.name)
     notifier = notifier or Notifier()
     try:
         if settings.metrics.port:
@@ -216,6 +217,7 @@ def _run_locked(
                 log.error("reload_rejected", problems=[str(exc)])
                 return None
             _configure_logging(new)
+            metrics.observe_policy(service.policy.name)
             log.info("reload_settings", policy=service.policy.name, regions=len(new.regions))
             if kept := restart_only_changes(settings, new):
                 log.warning("reload_needs_restart", sections=kept, note=RESTART_NOTE)

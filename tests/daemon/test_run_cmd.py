@@ -156,6 +156,40 @@ def test_run_notifies_runs_jobs_reloads_and_stops(
     assert '"reload_needs_restart"' in log and '"sections": ["executors"]' in log
 
 
+def test_the_policy_in_use_has_its_decision_series_at_0_before_its_first_decision(
+    setup: tuple[Path, Path, int, list[Daemon]], tmp_path: Path
+) -> None:
+    """Prometheus' increase() and rate() count nothing for a series' first sample: a policy's
+    first decision (and its started job's grams) was missing from the dashboard's rates. The
+    policy in use, at start and after a reload that changes it, is exported at 0 at once."""
+    _, config, port, started = setup
+    daemon = Daemon(tmp_path, config)
+    started.append(daemon)
+    daemon.expect("READY=1")
+
+    def scrape() -> str:
+        return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(3, 10)).text
+
+    def zeros(policy: str) -> list[str]:
+        return [f'carbond_decisions_total{{action="{action}",policy="{policy}"}} 0.0'
+                for action in ("start", "hold", "reject")] + [
+                f'carbond_{kind}_emissions_grams_total{{policy="{policy}"}} 0.0'
+                for kind in ("expected", "run_now")]  # fmt: skip
+
+    text = scrape()
+    assert all(line in text for line in zeros("run-now")), text
+
+    config.write_text(config.read_text().replace('name = "run-now"', 'name = "carbon-window"'))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.expect("RELOADING=1")
+    daemon.expect("READY=1")
+    text = scrape()
+    assert all(line in text for line in zeros("carbon-window")), text
+
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=30) == 0
+
+
 def test_kill_9_leaves_the_job_running_and_the_next_daemon_adopts_it(
     setup: tuple[Path, Path, int, list[Daemon]], tmp_path: Path
 ) -> None:
