@@ -16,7 +16,7 @@ name                                        type     labels / meaning
 ``decisions_total``                         counter  ``policy``, ``action`` (start, hold, reject)
 ``expected_emissions_grams_total``          counter  ``policy``: expected gCO2e of started jobs
 ``run_now_emissions_grams_total``           counter  ``policy``: the run-now counterfactual's
-``measured_emissions_grams_total``          counter  gCO2e measured for finished jobs
+``measured_emissions_grams_total``          counter  gCO2e of finished jobs (measured or estimated)
 ``measured_energy_joules_total``            counter  GPU energy measured for finished jobs
 ``jobs_finished_total``                     counter  ``state``: succeeded, failed, cancelled, ...
 ``intensity_g_per_kwh``                     gauge    ``zone``: latest carbon intensity
@@ -178,12 +178,15 @@ class Metrics:
         )
         self._run_now_g = Counter(
             "carbond_run_now_emissions_grams",
-            "Expected gCO2e of the same jobs had they run at once on the fastest GPU",
+            "Expected gCO2e of the same jobs under run-now (fastest GPU free at submission, else"
+            " the first to free up), stored with each job's first decision",
             ["policy"],
             registry=r,
         )
         self._measured_g = Counter(
-            "carbond_measured_emissions_grams", "Measured gCO2e of finished jobs", registry=r
+            "carbond_measured_emissions_grams",
+            "gCO2e of finished jobs, their energy measured or estimated (energy_method)",
+            registry=r,
         )
         self._measured_j = Counter(
             "carbond_measured_energy_joules", "Measured GPU energy of finished jobs", registry=r

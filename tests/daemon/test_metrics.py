@@ -96,6 +96,20 @@ def test_known_labels_are_scraped_at_0_before_their_first_count() -> None:
         assert got[("carbond_jobs_finished_total", (("state", state),))] == 0, state
 
 
+def test_help_texts_say_what_docs_metrics_md_says() -> None:
+    """Grafana's metric browser shows HELP: carbond_measured_emissions_grams_total counts the
+    grams of every finished job, its energy metered or estimated (not "Measured gCO2e"); the
+    run-now grams are the counterfactual stored with each job's first decision."""
+    with Metrics() as metrics:
+        port = metrics.start(0)
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(3, 10)).text
+    helps = {f.name: f.documentation for f in text_string_to_metric_families(text)}
+
+    measured = helps["carbond_measured_emissions_grams"]
+    assert "estimated" in measured and not measured.startswith("Measured"), measured
+    assert "first decision" in helps["carbond_run_now_emissions_grams"]
+
+
 def test_uses_its_own_registry_and_closes_its_port() -> None:
     metrics = Metrics()
     port = metrics.start(0)
