@@ -2,8 +2,9 @@
 
 :class:`Metrics` has plain methods the service calls (it implements the service's
 ``MetricsSink`` protocol: ``observe_queue``, ``observe_past_deadline``, ``observe_decision``,
-``observe_outcome``, ``observe_intensity``, ``observe_zones``, ``observe_totals``) and one the
-loop calls (``observe_step``); it owns a private ``CollectorRegistry`` (never the
+``observe_outcome``, ``observe_intensity``, ``observe_zones``, ``observe_totals``), one the loop
+calls (``observe_step``) and two the composition root calls at start and after a reload
+(``observe_policy``, ``observe_source``); it owns a private ``CollectorRegistry`` (never the
 process-global one), and :meth:`Metrics.start` serves it over HTTP on ``127.0.0.1``
 (``metrics.port`` in the settings; the composition root does not start it when the port is
 0). Metric names (all prefixed ``carbond_``):
@@ -21,6 +22,8 @@ name                                        type     labels / meaning
 ``jobs_finished_total``                     counter  ``state``: succeeded, failed, cancelled, ...
 ``intensity_g_per_kwh``                     gauge    ``zone``: latest carbon intensity
 ``intensity_age_seconds``                   gauge    ``zone``: age of that value at scrape time
+``intensity_rung``                          gauge    ``zone``, ``rung``: 1 for the rung in use
+``intensity_source``                        gauge    ``source``: 1 for ``[intensity] source``
 ``step_seconds``                            summary  ``step``: duration of each service step
 ``step_errors_total``                       counter  ``step``: steps that raised
 ``ledger_jobs``                             gauge    finished jobs with an outcome in the ledger
@@ -206,6 +209,13 @@ class Metrics:
             registry=r,
         )
         self._rungs: dict[str, str] = {}  # zone -> the rung exported
+        self._source = Gauge(
+            "carbond_intensity_source",
+            "The configured intensity source ([intensity] source): 1 for the one in use",
+            ["source"],
+            registry=r,
+        )
+        self._source_name: str | None = None
         self._clock = clock
         self._age = _IntensityAge(clock)
         r.register(self._age)
@@ -233,6 +243,15 @@ class Metrics:
             self._decisions.labels(policy=policy, action=action)
         self._expected_g.labels(policy=policy)
         self._run_now_g.labels(policy=policy)
+
+    def observe_source(self, source: str) -> None:
+        """``[intensity] source`` (``chain``, ``static``, ``embedded``) feeds the intensities
+        from now on (at start, after a reload); the previous one is no longer exported. Only
+        the chain falls back: a ``static`` rung under a ``static`` source is no fallback."""
+        if self._source_name is not None and self._source_name != source:
+            self._source.remove(self._source_name)
+        self._source.labels(source=source).set(1)
+        self._source_name = source
 
     # -- what the service calls (daemon.metrics_sink.MetricsSink) ---------------------------
 

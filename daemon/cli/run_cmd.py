@@ -185,6 +185,7 @@ def _run_locked(
     metrics = Metrics()
     daemon = build_daemon(settings, metrics=metrics, launch_clock=lambda: datetime.now(UTC))
     metrics.observe_policy(daemon.service.policy.name)
+    metrics.observe_source(settings.intensity.source)
     notifier = notifier or Notifier()
     try:
         if settings.metrics.port:
@@ -218,6 +219,7 @@ def _run_locked(
                 return None
             _configure_logging(new)
             metrics.observe_policy(service.policy.name)
+            metrics.observe_source(new.intensity.source)
             log.info("reload_settings", policy=service.policy.name, regions=len(new.regions))
             if kept := restart_only_changes(settings, new):
                 log.warning("reload_needs_restart", sections=kept, note=RESTART_NOTE)

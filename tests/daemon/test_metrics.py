@@ -82,6 +82,26 @@ def test_scraped_values_follow_what_the_service_records() -> None:
     assert got[("carbond_step_errors_total", (("step", "plan"),))] == 1
 
 
+def test_the_configured_source_is_exported_next_to_the_rung() -> None:
+    """``[intensity] source = "static"`` exports the rung ``static`` on purpose, as the chain
+    does when it falls back: CarbondSignalStatic told them apart by the configured source.
+    One source at a time: a reload's replaces the previous one."""
+    with Metrics() as metrics:
+        port = metrics.start(0)
+        metrics.observe_source("static")
+        metrics.observe_intensity("DE", 367.0, 0.0, "static")
+        before = _scrape(port)
+        metrics.observe_source("chain")
+        after = _scrape(port)
+
+    def sources(got: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float]:
+        return {dict(k[1])["source"]: v for k, v in got.items()
+                if k[0] == "carbond_intensity_source"}  # fmt: skip
+
+    assert sources(before) == {"static": 1}
+    assert sources(after) == {"chain": 1}
+
+
 def test_known_labels_are_scraped_at_0_before_their_first_count() -> None:
     """Prometheus' increase() and rate() count nothing for a series' first sample: a step's
     error series born at 1 loses its first error (4 errors in 15 minutes read as 3.375 and

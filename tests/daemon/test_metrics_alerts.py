@@ -145,6 +145,35 @@ def test_a_zone_on_its_static_average_fires_after_30_minutes(tmp_path: Path) -> 
     )
 
 
+def test_a_static_source_chosen_in_the_config_is_no_fallback(tmp_path: Path) -> None:
+    """``[intensity] source = "static"`` exports the rung ``static`` for good: that alert
+    fired for ever on a choice. gpu1 chose static; gpu2 runs the chain and falls back to
+    static in FR from minute 10 (fires, for FR only); gpu1's DE never does."""
+    gpu1, gpu2 = 'job="carbond",instance="gpu1:9464"', 'job="carbond",instance="gpu2:9464"'
+    fallback = {
+        "exp_labels": {"severity": "warning", "zone": "FR"},
+        "exp_annotations": {
+            "summary": "carbond plans FR on its static annual average",
+            "description": "No live, cached or recent history for this zone: carbond cannot "
+            "shift work by time there. Check the Electricity Maps token and network, "
+            "`carbond doctor`.",
+        },
+    }
+    _test_rules(
+        tmp_path,
+        {
+            f'carbond_intensity_source{{{gpu1},source="static"}}': "1x90",
+            f'carbond_intensity_rung{{{gpu1},zone="DE",rung="static"}}': "1x90",
+            f'carbond_intensity_source{{{gpu2},source="chain"}}': "1x90",
+            f'carbond_intensity_rung{{{gpu2},zone="FR",rung="live"}}': "1x10 _x80",
+            f'carbond_intensity_rung{{{gpu2},zone="FR",rung="static"}}': "_x10 1x80",
+        },
+        _alert("CarbondSignalStatic", "39m"),
+        _alert("CarbondSignalStatic", "40m", fallback),
+        _alert("CarbondSignalStatic", "90m", fallback),
+    )
+
+
 def test_step_errors_fire_past_3_in_15_minutes(tmp_path: Path) -> None:
     errors = 'carbond_step_errors_total{job="carbond",instance="gpu1:9464",step="plan"}'
     failing = {

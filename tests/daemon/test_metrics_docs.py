@@ -30,6 +30,7 @@ def endpoint() -> tuple[set[str], set[str]]:
         metrics.observe_decision("carbon-window", "start", 1.0, 2.0)
         metrics.observe_outcome("a", "succeeded", 1.0, 3600.0)
         metrics.observe_intensity("CA-QC", 31.0, 60.0)
+        metrics.observe_source("chain")
         metrics.observe_step("plan", 0.1, failed=True)
         metrics.observe_totals({"jobs": 1, "energy_j": 10.0, "measured_energy_j": 5.0,
                                 "total_g": 1.0, "saved_g": 0.5})  # fmt: skip

@@ -190,6 +190,34 @@ def test_the_policy_in_use_has_its_decision_series_at_0_before_its_first_decisio
     assert daemon.proc.wait(timeout=30) == 0
 
 
+def test_the_configured_intensity_source_is_exported_at_start_and_after_a_reload(
+    setup: tuple[Path, Path, int, list[Daemon]], tmp_path: Path
+) -> None:
+    """The alert on a zone planned on its static average fired for ever where the operator
+    chose ``source = "static"``: the daemon exports the source it runs with, so the alert can
+    tell a choice from a fallback."""
+    _, config, port, started = setup
+    config.write_text(config.read_text() + '[intensity]\nsource = "static"\n')
+    daemon = Daemon(tmp_path, config)
+    started.append(daemon)
+    daemon.expect("READY=1")
+
+    def sources() -> list[str]:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(3, 10)).text
+        return re.findall(r'^carbond_intensity_source\{source="([a-z]+)"\} 1\.0$', text, re.M)
+
+    assert sources() == ["static"]
+
+    config.write_text(config.read_text().replace('source = "static"', 'source = "embedded"'))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.expect("RELOADING=1")
+    daemon.expect("READY=1")
+    assert sources() == ["embedded"]
+
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=30) == 0
+
+
 def test_kill_9_leaves_the_job_running_and_the_next_daemon_adopts_it(
     setup: tuple[Path, Path, int, list[Daemon]], tmp_path: Path
 ) -> None:
