@@ -149,8 +149,8 @@ class Service:
         # Live (``carbond run``): the wall clock, read once a round's planning is done, so its
         # launches start when they do, not when the round began (a plan of many jobs, or the
         # first one, takes seconds: a simulated run would end that much early, one shorter than
-        # the plan at once). None: the round's ``now`` (replay and the demo: time moves only
-        # between rounds).
+        # the plan at once); and when health.json is written, after each step. None: the
+        # round's ``now`` (replay and the demo: time moves only between rounds).
         self.launch_clock: Callable[[], datetime] | None = None
 
     @property
@@ -162,14 +162,17 @@ class Service:
     # -- lifecycle --------------------------------------------------------------------------
 
     def after_step(self, step: str, error: BaseException | None, now: datetime) -> None:
-        """The loop's report of a step: a failure (or its end) goes into ``health.json``,
-        which is then written if anything changed. Never raises."""
+        """The loop's report of a step that began at ``now``: a failure (or its end) goes into
+        ``health.json``, which is then written if anything changed, stamped with the time it is
+        written (live: :attr:`launch_clock`; a slow step's start would read as a stuck daemon
+        to ``carbond doctor``). Never raises."""
         if error is None:
             self.health.clear(f"step:{step}")
         else:
             self.health.set(f"step:{step}", f"{type(error).__name__}: {error}", now)
         problems.report_problems(self, now)
-        self.health.write(self.settings.state_dir / HEALTH_NAME, now)
+        written_at = now if self.launch_clock is None else self.launch_clock()
+        self.health.write(self.settings.state_dir / HEALTH_NAME, written_at)
         if self.sites:  # each battery's charge, for the next daemon
             self.sites.save(self.settings.state_dir / SITES_NAME, now)
 
