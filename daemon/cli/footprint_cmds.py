@@ -231,8 +231,9 @@ def _estimate_payload(
         "lifetime_years": lifetime_years,
     }
     if not est.fits:
-        for key in ("duration_s", "prefill_s", "decode_s", "energy_j", "mean_power_w",
-                    "operational_g", "embodied_g", "total_g", "embodied_share"):  # fmt: skip
+        for key in ("duration_s", "prefill_s", "decode_s", "energy_j", "prefill_energy_j",
+                    "decode_energy_j", "mean_power_w", "operational_g", "embodied_g", "total_g",
+                    "embodied_share"):  # fmt: skip
             payload[key] = None  # the keys of a fitting estimate, in its order
         payload["per_request"] = None
         payload["per_1k_output_tokens"] = None
@@ -246,6 +247,8 @@ def _estimate_payload(
         prefill_s=est.prefill_s,
         decode_s=est.decode_s,
         energy_j=est.energy_j,
+        prefill_energy_j=est.prefill_energy_j,
+        decode_energy_j=est.decode_energy_j,
         mean_power_w=est.mean_power_w,
         operational_g=grams.operational_g,
         embodied_g=grams.embodied_g,

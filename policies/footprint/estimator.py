@@ -174,7 +174,10 @@ class Estimate:
     """Predicted time and energy of a job on ``gpus`` GPUs of one type.
 
     ``duration_s`` and ``energy_j`` are ``inf`` when the job does not fit (``fits`` False,
-    ``reason`` says why). Energy counts every GPU the job holds.
+    ``reason`` says why). Energy counts every GPU the job holds. ``prefill_s`` and
+    ``prefill_energy_j`` are the prompt passes of all batches (each yields a batch's first
+    token), ``decode_s`` and ``decode_energy_j`` the other ``output_tokens - 1`` steps; the two
+    energies add up to ``energy_j``.
     """
 
     model: str
@@ -192,6 +195,8 @@ class Estimate:
     decode_s: float
     batches: int
     batch_latency_s: float
+    prefill_energy_j: float
+    decode_energy_j: float
 
     @property
     def mean_power_w(self) -> float:
@@ -384,13 +389,12 @@ def estimate(
     available = gpu.memory_gb * runtime.usable_memory_fraction
     batches = full + (1 if rest else 0)
 
-    def result(
-        fits: bool, reason: str, times: tuple[float, float, float], energy: float
-    ) -> Estimate:
-        prefill_s, decode_s, latency_s = times
+    def result(fits: bool, reason: str, times: tuple[float, ...], joules: tuple[float, ...]
+               ) -> Estimate:  # fmt: skip
+        (prefill_s, decode_s, latency_s), (energy_j, prefill_j, decode_j) = times, joules
         return Estimate(model.name, gpu.name, runtime.name, workload, workload.tensor_parallel,
-                        fits, reason, required, available, prefill_s + decode_s, energy,
-                        prefill_s, decode_s, batches, latency_s)  # fmt: skip
+                        fits, reason, required, available, prefill_s + decode_s, energy_j,
+                        prefill_s, decode_s, batches, latency_s, prefill_j, decode_j)  # fmt: skip
 
     if required > available:
         reason = (
@@ -398,16 +402,20 @@ def estimate(
             f"{required:.1f} GB per GPU but {gpu.name} x{workload.tensor_parallel} offers "
             f"{available:.1f} GB"
         )
-        return result(False, reason, (math.inf, math.inf, math.inf), math.inf)
+        return result(False, reason, (math.inf, math.inf, math.inf), (math.inf,) * 3)
 
     prefill, decode = _batch(model, gpu, runtime, workload, batch, power)
     prefill_s = full * prefill.duration_s
     decode_s = full * decode.duration_s
     energy_j = full * (prefill.energy_j + decode.energy_j)
+    prefill_j = full * prefill.energy_j
+    decode_j = full * decode.energy_j
     if rest:
         last_prefill, last_decode = _batch(model, gpu, runtime, workload, rest, power)
         prefill_s += last_prefill.duration_s
         decode_s += last_decode.duration_s
         energy_j += last_prefill.energy_j + last_decode.energy_j
+        prefill_j += last_prefill.energy_j
+        decode_j += last_decode.energy_j
     latency_s = prefill.duration_s + decode.duration_s
-    return result(True, "", (prefill_s, decode_s, latency_s), energy_j)
+    return result(True, "", (prefill_s, decode_s, latency_s), (energy_j, prefill_j, decode_j))

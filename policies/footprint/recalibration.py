@@ -278,6 +278,8 @@ class Recalibration:
         return replace(
             estimate,
             energy_j=estimate.energy_j * energy,
+            prefill_energy_j=estimate.prefill_energy_j * energy,
+            decode_energy_j=estimate.decode_energy_j * energy,
             duration_s=estimate.duration_s * duration,
             prefill_s=estimate.prefill_s * duration,
             decode_s=estimate.decode_s * duration,

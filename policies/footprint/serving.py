@@ -187,12 +187,13 @@ def estimate_continuous(
     g = workload.tensor_parallel
 
     def result(
-        fits: bool, reason: str, times: tuple[float, float, float], energy: float
+        fits: bool, reason: str, times: tuple[float, float, float], energy: tuple[float, float]
     ) -> Estimate:
         prefill_s, decode_s, latency_s = times
+        prefill_j, decode_j = energy
         return Estimate(model.name, gpu.name, runtime.name, workload, g, fits, reason, required,
-                        available, prefill_s + decode_s, energy, prefill_s, decode_s, waves,
-                        latency_s)  # fmt: skip
+                        available, prefill_s + decode_s, prefill_j + decode_j, prefill_s,
+                        decode_s, waves, latency_s, prefill_j, decode_j)  # fmt: skip
 
     if batch < 1:
         reason = (
@@ -200,7 +201,7 @@ def estimate_continuous(
             f"GPU for its weights and one request's KV cache, but {gpu.name} x{g} offers "
             f"{available:.1f} GB"
         )
-        return result(False, reason, (math.inf, math.inf, math.inf), math.inf)
+        return result(False, reason, (math.inf, math.inf, math.inf), (math.inf, math.inf))
     state = steady_state(model, gpu, runtime, _with_batch(workload, batch), power)
     tokens = workload.request_count * workload.output_tokens
     duration_s = tokens * state.step_s / batch
@@ -208,7 +209,9 @@ def estimate_continuous(
     latency_s = workload.output_tokens * state.step_s
     energy_j = tokens * state.energy_per_output_token_j
     times = (duration_s * prefill_share, duration_s * (1.0 - prefill_share), latency_s)
-    return result(True, "", times, energy_j)
+    # a mixed step draws one power: its energy splits between the phases as its time does
+    prefill_j = energy_j * prefill_share
+    return result(True, "", times, (prefill_j, energy_j - prefill_j))
 
 
 def admitted_batch(

@@ -172,6 +172,15 @@ def test_estimate_out_of_memory_is_an_answer_not_an_error(
     _, fitting, _ = run(capsys, "estimate", "--model", "llama-1b", "--gpu", "T4",
                         "--zone", "CA-QC", "--json")  # fmt: skip
     assert list(data) == list(json.loads(fitting))
+    assert data["prefill_energy_j"] is None
+
+
+def test_estimate_json_gives_each_phase_energy(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "estimate", "--model", "llama-1b", "--gpu", "T4",
+                       "--zone", "CA-QC", "--json")  # fmt: skip
+    data = json.loads(out)
+    assert code == 0 and data["prefill_energy_j"] > 0 and data["decode_energy_j"] > 0
+    assert data["prefill_energy_j"] + data["decode_energy_j"] == pytest.approx(data["energy_j"])
 
 
 def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) -> None:

@@ -240,3 +240,27 @@ def test_a_curve_of_another_type_is_computed_each_time() -> None:
     curve.power_w_each = 200.0
     high = estimate(LLAMA_1B, H100, EAGER, Workload(), curve)
     assert high.energy_j == pytest.approx(2.0 * low.energy_j)
+
+
+@pytest.mark.parametrize("requests", [64, 100])  # whole batches, and a partial last one
+@pytest.mark.parametrize("runtime", [EAGER, VLLM])
+def test_the_estimate_keeps_each_phase_energy(requests: int, runtime: RuntimeProfile) -> None:
+    """Prefill (the prompt passes) and decode energy were computed per batch and dropped: only
+    their sum reached the estimate, so no report could show the paper's per-phase figures."""
+    work = Workload(batch_size=16, input_tokens=512, output_tokens=64, requests=requests)
+    est = estimate(LLAMA_1B, H100, runtime, work)
+    assert est.prefill_energy_j > 0 and est.decode_energy_j > 0
+    assert est.prefill_energy_j + est.decode_energy_j == pytest.approx(est.energy_j, rel=1e-12)
+    # each phase's energy over its time is a power between idle and TDP
+    for joules, seconds in ((est.prefill_energy_j, est.prefill_s), (est.decode_energy_j,
+                                                                     est.decode_s)):  # fmt: skip
+        assert H100.idle_w <= joules / seconds <= H100.tdp_w * (1 + 1e-12)
+    # one output token: no decode step, all the energy is the prefill's
+    one = estimate(LLAMA_1B, H100, runtime, dataclasses.replace(work, output_tokens=1))
+    assert one.decode_energy_j == 0 and one.prefill_energy_j == one.energy_j
+
+
+def test_a_job_that_does_not_fit_has_no_phase_energy() -> None:
+    est = estimate(LLAMA_70B, T4, VLLM, Workload())
+    assert not est.fits
+    assert est.prefill_energy_j == est.decode_energy_j == math.inf

@@ -167,6 +167,9 @@ def test_apply_scales_energy_and_duration() -> None:
     calibrated = calibration.apply(raw)
     assert calibrated.energy_j == pytest.approx(raw.energy_j * 1.3)
     assert calibrated.duration_s == pytest.approx(raw.duration_s * 1.3)
+    # the phases' energies scale with their sum (they would no longer add up to it)
+    assert calibrated.prefill_energy_j == pytest.approx(raw.prefill_energy_j * 1.3)
+    assert calibrated.decode_energy_j == pytest.approx(raw.decode_energy_j * 1.3)
     assert Recalibration().apply(raw) is raw
 
 

@@ -104,3 +104,10 @@ def test_estimate_continuous_reports_out_of_memory() -> None:
 def test_invalid_workload_is_rejected() -> None:
     with pytest.raises(InvalidWorkloadError, match="batch_size"):
         steady_state(LLAMA8, H100, VLLM, Workload(batch_size=0))
+
+
+def test_continuous_estimate_splits_its_energy_between_the_phases_as_its_time() -> None:
+    est = estimate_continuous(LLAMA8, H100, VLLM, Workload(batch_size=32, requests=200))
+    assert est.prefill_energy_j > 0 and est.decode_energy_j > 0
+    assert est.prefill_energy_j + est.decode_energy_j == pytest.approx(est.energy_j)
+    assert est.prefill_energy_j / est.energy_j == pytest.approx(est.prefill_s / est.duration_s)
