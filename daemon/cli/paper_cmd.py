@@ -14,21 +14,37 @@ from daemon.cli.context import add_common_options, settings_from
 from daemon.cli.output import print_json, print_table, writable
 from daemon.errors import DaemonError
 from daemon.reports.paper import cell_rows, plot_figure1, plot_figure4, takeaways
+from daemon.reports.paper_phases import (
+    phase_rows,
+    phase_takeaways,
+    plot_phase,
+    plot_phase_carbon,
+)
 from policies.footprint.paper import (
     PAPER_INPUT_TOKENS,
     PAPER_OUTPUT_TOKENS,
     PaperCell,
+    PhaseCell,
     characterise,
+    phase_cells,
 )
 
 __all__ = ["register"]
 
-_Plot = Callable[[Sequence[PaperCell], Path], Path]
+_Plot = Callable[[Sequence[PaperCell], Sequence[PhaseCell], Path], Path]
 # The figures ``--out`` gets, by file name.
 _FIGURES: tuple[tuple[str, _Plot], ...] = (
-    ("paper_fig1_latency_energy.png", plot_figure1),
-    ("paper_fig4_carbon_per_prompt.png", plot_figure4),
-)
+    ("paper_fig1_latency_energy.png", lambda cells, _, path: plot_figure1(cells, path)),
+    ("paper_fig2_prefill_throughput_energy.png",
+     lambda _, phases, path: plot_phase(phases, "prefill", path)),
+    ("paper_fig3_decode_throughput_energy.png",
+     lambda _, phases, path: plot_phase(phases, "decode", path)),
+    ("paper_fig4_carbon_per_prompt.png", lambda cells, _, path: plot_figure4(cells, path)),
+    ("paper_fig5_prefill_carbon_per_token.png",
+     lambda _, phases, path: plot_phase_carbon(phases, "prefill", path)),
+    ("paper_fig6_decode_carbon_per_token.png",
+     lambda _, phases, path: plot_phase_carbon(phases, "decode", path)),
+)  # fmt: skip
 
 
 def register(subparsers: Any) -> None:
@@ -38,8 +54,9 @@ def register(subparsers: Any) -> None:
         help="reproduce the HotCarbon'24 paper's characterisation (tables + PNG figures)",
         description="Reproduce the HotCarbon'24 characterisation with carbond's model: "
         "per-prompt latency, energy and carbon of the 1B/3B/7B Llama models at batch 1-64 on a "
-        "T4 and an RTX 6000 Ada in CA-QC, US-CAL-CISO and US-NW-PACE, and each of the paper's "
-        "findings next to carbond's figure.",
+        "T4 and an RTX 6000 Ada in CA-QC, US-CAL-CISO and US-NW-PACE; the 1B model's prefill "
+        "and decode phases per token (tokens/s, J/token, gCO2e/token in CA-QC); and each of "
+        "the paper's findings next to carbond's figure.",
     )
     paper.add_argument("--out", type=Path, default=None, help="write PNG figures to this folder")
     paper.add_argument("--precision", default=None, help="one precision for every model "
@@ -49,16 +66,17 @@ def register(subparsers: Any) -> None:
 
 
 def _paper(args: argparse.Namespace) -> int:
-    cells = list(
-        characterise(precision=args.precision, gpu_catalog=gpu_catalog(settings_from(args)))
-    )
+    catalog = gpu_catalog(settings_from(args))
+    cells = list(characterise(precision=args.precision, gpu_catalog=catalog))
+    phases = phase_cells(cells, gpu_catalog=catalog)
     targets = _figure_targets(args.out)  # after bad input (--precision) fails, before drawing
-    found = takeaways(cells)
-    figures = [str(_write_figure(plot, cells, path)) for plot, path in targets]
+    found = takeaways(cells) + phase_takeaways(phases)
+    figures = [str(_write_figure(plot, cells, phases, path)) for plot, path in targets]
     if args.json:
         print_json(
             {
                 "cells": cell_rows(cells),
+                "phases": phase_rows(phases),
                 "takeaways": [
                     {"claim": t.claim, "paper": t.paper, "carbond": t.carbond, "holds": t.holds}
                     for t in found
@@ -68,6 +86,7 @@ def _paper(args: argparse.Namespace) -> int:
         )
         return 0
     _print_tables(cell_rows(cells))
+    _print_phase_tables(phase_rows(phases))
     print_table(
         "The paper's findings vs carbond's model",
         ("finding", "paper", "carbond", "same direction"),
@@ -100,14 +119,16 @@ def _figure_targets(out: Path | None) -> list[tuple[_Plot, Path]]:
     return targets
 
 
-def _write_figure(plot: _Plot, cells: Sequence[PaperCell], path: Path) -> Path:
-    """``plot(cells, path)``, its failure named as ``--out`` names others.
+def _write_figure(
+    plot: _Plot, cells: Sequence[PaperCell], phases: Sequence[PhaseCell], path: Path
+) -> Path:
+    """``plot(cells, phases, path)``, its failure named as ``--out`` names others.
 
     Raises:
         DaemonError: the figure cannot be written (``<path>: cannot write: <reason>``).
     """
     try:
-        return plot(cells, path)
+        return plot(cells, phases, path)
     except OSError as exc:
         raise DaemonError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
@@ -136,5 +157,27 @@ def _print_tables(rows: list[dict[str, Any]]) -> None:
             f"{model}: per prompt, {PAPER_INPUT_TOKENS} -> {PAPER_OUTPUT_TOKENS} tokens, hf-eager, "
             f"{next(r['precision'] for r in rows if r['model'] == model)}",
             ("GPU", "batch", "latency s", "energy J", *(f"mg CO2e {z} (embodied)" for z in zones)),
+            table,
+        )
+
+
+def _print_phase_tables(rows: list[dict[str, Any]]) -> None:
+    """One table per phase (Figures 2/3 and 5/6 as numbers): per token, one row per GPU and
+    batch size."""
+    for phase in dict.fromkeys(r["phase"] for r in rows):
+        mine = [r for r in rows if r["phase"] == phase]
+        table: list[list[object]] = []
+        for r in mine:
+            if not r["fits"]:
+                table.append([r["gpu"], r["batch_size"], "OOM", "OOM", "OOM"])
+                continue
+            grams = f"{r['total_g_per_token'] * 1e6:.3g} ({r['embodied_share']:.0%})"
+            table.append([r["gpu"], r["batch_size"], r["throughput_tokens_per_s"],
+                          r["energy_per_token_j"], grams])  # fmt: skip
+        tokens = "prompt tokens" if phase == "prefill" else "generated tokens"
+        print_table(
+            f"{mine[0]['model']} {phase}: per {tokens[:-1]}, {PAPER_INPUT_TOKENS} -> "
+            f"{PAPER_OUTPUT_TOKENS} tokens, hf-eager",
+            ("GPU", "batch", "tokens/s", "J/token", f"µg CO2e/token {mine[0]['zone']} (embodied)"),
             table,
         )

@@ -1,4 +1,5 @@
-"""The paper's characterisation as tables, takeaways and PNG figures (Figures 1 and 4)."""
+"""The paper's characterisation as tables, takeaways and PNG figures (Figures 1 and 4; the
+phases' Figures 2, 3, 5 and 6 are in :mod:`daemon.reports.paper_phases`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ __all__ = [
     "figure4",
     "plot_figure1",
     "plot_figure4",
+    "save_png",
     "takeaways",
 ]
 
@@ -179,13 +181,13 @@ def plot_figure1(cells: Sequence[PaperCell], path: Path) -> Path:
 
     fig = figure1(cells)
     try:
-        _save_png(fig, path)
+        save_png(fig, path)
     finally:
         plt.close(fig)
     return path
 
 
-def _save_png(fig: Figure, path: Path) -> None:
+def save_png(fig: Figure, path: Path) -> None:
     """``fig`` as a PNG in a temporary file beside ``path``, renamed over it: a failed write
     leaves the previous figure whole, never part of a new one.
 
@@ -262,7 +264,7 @@ def plot_figure4(cells: Sequence[PaperCell], path: Path, model: str = "llama-1b"
 
     fig = figure4(cells, model)
     try:
-        _save_png(fig, path)
+        save_png(fig, path)
     finally:
         plt.close(fig)
     return path

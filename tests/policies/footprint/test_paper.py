@@ -11,10 +11,13 @@ import pytest
 
 from policies.footprint.paper import (
     PAPER_BATCH_SIZES,
+    PAPER_INPUT_TOKENS,
     PAPER_MODELS,
+    PAPER_OUTPUT_TOKENS,
     PAPER_ZONES,
     PaperCell,
     characterise,
+    phase_cells,
 )
 
 CELLS = list(characterise())
@@ -111,3 +114,44 @@ def test_longer_lifetime_lowers_the_embodied_share() -> None:
         assert cells[0].per_prompt is not None
         shares.append(cells[0].per_prompt.embodied_share)
     assert shares == sorted(shares, reverse=True)
+
+
+def test_phases_split_each_1b_prompt_into_prefill_and_decode_per_token() -> None:
+    """Figures 2, 3, 5 and 6: the 1B model's two phases per token, in Québec (Section 3.3)."""
+    phases = phase_cells(CELLS)
+    assert {(c.model, c.zone) for c in phases} == {("llama-1b", QC)}
+    assert [c.phase for c in phases] == ["prefill"] * 14 + ["decode"] * 14
+    for c in phases:
+        whole = cell(c.model, c.gpu, c.batch_size)
+        per_request = PAPER_INPUT_TOKENS if c.phase == "prefill" else PAPER_OUTPUT_TOKENS - 1
+        assert c.tokens == c.batch_size * per_request
+        assert c.per_token is not None and whole.per_prompt is not None
+        assert c.throughput_tokens_per_s == pytest.approx(c.tokens / c.duration_s)
+        assert c.energy_per_token_j == pytest.approx(c.energy_j / c.tokens)
+    # the phases' grams (operational for their energy, embodied for their time) add up to
+    # the prompt's: Figures 5 and 6 split Figure 4's bars, they do not recount them
+    for gpu in ("T4", "RTX6000-Ada"):
+        for batch in PAPER_BATCH_SIZES:
+            two = [c for c in phases if (c.gpu, c.batch_size) == (gpu, batch)]
+            whole = cell("llama-1b", gpu, batch)
+            assert whole.per_prompt is not None
+            for part in ("operational_g", "embodied_g"):
+                grams = sum(getattr(c.per_token, part) * c.tokens for c in two)
+                assert grams == pytest.approx(getattr(whole.per_prompt, part) * batch)
+
+
+def test_prefill_is_compute_bound_and_decode_memory_bound_per_token() -> None:
+    """Section 2.3: the RTX6000-Ada's lead is larger in the compute-bound prefill than in the
+    memory-bound decode, where batching keeps raising throughput."""
+    phases = phase_cells(CELLS)
+
+    def rate(phase: str, gpu: str, batch: int) -> float:
+        return next(c.throughput_tokens_per_s for c in phases
+                    if (c.phase, c.gpu, c.batch_size) == (phase, gpu, batch))  # fmt: skip
+
+    for batch in PAPER_BATCH_SIZES:
+        prefill_lead = rate("prefill", "RTX6000-Ada", batch) / rate("prefill", "T4", batch)
+        decode_lead = rate("decode", "RTX6000-Ada", batch) / rate("decode", "T4", batch)
+        assert prefill_lead > decode_lead > 1
+    decode = [rate("decode", "RTX6000-Ada", b) for b in PAPER_BATCH_SIZES]
+    assert decode == sorted(decode)
