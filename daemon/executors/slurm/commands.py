@@ -115,15 +115,17 @@ def slurm_time(at: datetime) -> str:
 
 
 def batch_script(sub: Submission) -> str:
-    """The batch script: exports the job's environment, enters its working directory (or
-    exits 1 saying so) and ``exec``s its argv, every word single-quoted by :func:`shlex.quote`
-    (no expansion, no word splitting).
+    """The batch script: sets umask 022 (as the local executor's jobs get; ``sbatch`` runs with
+    077, which Slurm gives the job, so that the output files Slurm creates are private),
+    exports the job's environment, enters its working directory (or exits 1 saying so) and
+    ``exec``s its argv, every word single-quoted by :func:`shlex.quote` (no expansion, no word
+    splitting).
 
     The ``cd`` is needed because ``--chdir`` is not enough: when the job's user cannot enter
     that directory, slurmstepd only logs ``couldn't chdir ... going to /tmp instead`` and runs
     the job in ``/tmp``, where it would run (and succeed) in the wrong place.
     """
-    lines = ["#!/bin/sh", f"# carbond job {sub.job_id}: generated, do not edit"]
+    lines = ["#!/bin/sh", f"# carbond job {sub.job_id}: generated, do not edit", "umask 022"]
     for key, value in sorted(sub.env.items()):
         if not key.isidentifier():
             continue

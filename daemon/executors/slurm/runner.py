@@ -1,8 +1,11 @@
 """How Slurm commands run: the injected seam between the executor and ``subprocess``.
 
-:class:`SubprocessRunner` runs one argv without a shell, with a bounded time, ``TZ=UTC`` and a
+:class:`SubprocessRunner` runs one argv without a shell, with a bounded time, ``TZ=UTC``, a
 small environment (``PATH``, ``LANG``, ``SLURM_CONF`` when the daemon has one; never the
-daemon's own environment, which may hold tokens). Given a ``uid``/``gid`` it runs the command
+daemon's own environment, which may hold tokens) and umask 077: Slurm creates a job's
+``--output``/``--error`` files that are missing when it starts with ``sbatch``'s umask
+(``SLURM_UMASK``), and they must be the job's user's alone, as a local job's are (the batch
+script sets the job's own umask back to 022). Given a ``uid``/``gid`` it runs the command
 as that user (``subprocess``'s ``user``/``group``/``extra_groups``: a setuid in the child
 before ``exec``), which is how a root daemon's ``sbatch`` submits as the job's owner: Slurm
 authenticates the command through MUNGE as that user, so the job is the user's in every Slurm
@@ -29,6 +32,7 @@ __all__ = [
 ]
 
 _PASSED_ENV = ("SLURM_CONF",)
+_UMASK = 0o077  # sbatch's, which Slurm creates a job's output files with (SLURM_UMASK)
 
 
 class SlurmUnavailableError(ExecutorUnavailableError):
@@ -123,6 +127,7 @@ class SubprocessRunner:
                 timeout=timeout_s,
                 env=self._env,
                 cwd="/",
+                umask=_UMASK,
                 check=False,
                 user=uid if switch else None,
                 group=gid if switch else None,

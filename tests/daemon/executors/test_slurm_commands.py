@@ -23,6 +23,7 @@ from daemon.executors.slurm.commands import (
     slurm_time,
     update_argv,
 )
+from daemon.executors.slurm.runner import SubprocessRunner
 
 HOSTILE = ("printf", "%s\\0", "a b", "$HOME", "it's", "`id`", "; rm -rf /", "\n", "*")
 
@@ -139,3 +140,15 @@ def test_sacct_by_name_is_only_ever_of_the_owners_jobs() -> None:
     assert "--uid=1000" in argv and "--allusers" not in argv
     with pytest.raises(ValueError, match="uid"):
         sacct_argv("sacct", None, name="carbond-j1")
+
+
+def test_slurm_commands_run_with_umask_077_and_the_job_with_022(tmp_path: Path) -> None:
+    # Slurm creates a job's missing --output/--error with sbatch's umask (SLURM_UMASK): the
+    # daemon's 022 made them world-readable; the job itself still gets 022, as a local job
+    umask = SubprocessRunner()(["/bin/sh", "-c", "umask"])
+    assert umask.stdout.strip() == "0077"
+    script = tmp_path / "job.sh"
+    script.write_text(batch_script(_sub(argv=("sh", "-c", "umask"), chdir=tmp_path)))
+    out = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, check=True,
+                         umask=0o077)  # fmt: skip
+    assert out.stdout == "0022\n"

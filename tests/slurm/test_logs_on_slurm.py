@@ -1,0 +1,59 @@
+"""A carbond job's ``.out``/``.err`` on the real local Slurm (``make slurm-up``) are its user's
+alone, as a local job's are, even when Slurm itself has to create them."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from daemon.executors.base import LaunchSpec
+from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
+from tests.slurm.cluster import SlurmCluster
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture
+def executor(slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch) -> SlurmExecutor:
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(), known_gpus=["T4"])
+    executor.discover("qc")
+    return executor
+
+
+def test_output_files_slurm_creates_are_private_and_the_job_keeps_umask_022(
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor
+) -> None:
+    """The daemon (umask 022) ran ``sbatch`` with its umask, and Slurm creates a job's output
+    files with the submitter's umask: carbond creates them 0600 first, but where the job's
+    user may write the log dir (their own, under a carbond not running as root) one gone by
+    the time the job starts (a held job's, removed while it waited) came back 0644, the job's
+    output readable by every user. ``sbatch`` now runs with umask 077; the job itself still starts
+    with umask 022, as a local job does."""
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / f"logs-{uuid.uuid4().hex[:8]}"
+    job = f"logs-{uuid.uuid4().hex[:8]}"
+    spec = LaunchSpec(job, ("sh", "-c", "umask; echo oops >&2"), owner.pw_uid, owner.pw_gid,
+                      (0,), logs, region="qc", device_ids=("qc/0",))  # fmt: skip
+    now = datetime.now(UTC)
+    held = executor.hold(spec, now + timedelta(hours=1), "", now, new=True)
+    out, err = logs / f"{job}.out", logs / f"{job}.err"
+    os.chown(logs, owner.pw_uid, owner.pw_gid)  # the user's own log dir (a non-root carbond's)
+    out.unlink()  # gone while the job waited: Slurm creates them as the job starts
+    err.unlink()
+
+    handle = executor.release(spec, held.token, datetime.now(UTC))
+    [status] = slurm_cluster.wait_until(
+        lambda: executor.poll([handle], datetime.now(UTC)), what="the job to end"
+    )
+
+    assert status.succeeded
+    assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in (out, err)] == ["0o600", "0o600"]
+    assert [p.stat().st_uid for p in (out, err)] == [owner.pw_uid, owner.pw_uid]
+    assert out.read_text().strip() == "0022"
+    assert err.read_text().strip() == "oops"
