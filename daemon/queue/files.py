@@ -154,8 +154,10 @@ def append_line(
     with an unfinished line someone left), and a write that fails part-way (disk full) is cut
     back off, or, if another writer appended meanwhile, ended with a newline: a later line can
     never merge into it. If compaction renamed the file while we waited for the lock, the line
-    goes to the new file. With ``uid``, the file must be that user's own private regular file.
-    The lock is waited for at most ``lock_wait_s``.
+    goes to the new file. With ``uid``, the file must be that user's own private regular file;
+    with another ``uid`` than the caller's (root appending to a user's file) it must exist
+    already: one created here would be the caller's, left empty in that user's name. The lock
+    is waited for at most ``lock_wait_s``.
 
     Raises:
         QueueError: the line is too long, the file cannot be written (or is not ``uid``'s), or
@@ -164,10 +166,17 @@ def append_line(
     data = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
     if len(data) > max_line_bytes:
         raise QueueError(f"{path}: line of {len(data)} bytes exceeds {max_line_bytes}")
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    others = uid is not None and uid != os.geteuid()
+    if not others:
+        flags |= os.O_CREAT
     for _ in range(20):
         try:
             fd = os.open(path, flags, 0o644)
+        except FileNotFoundError as exc:
+            if others:
+                raise QueueError(f"{path}: no longer exists (removed by its owner?)") from exc
+            raise QueueError(f"{path}: cannot open the queue for appending: {exc}") from exc
         except OSError as exc:
             raise QueueError(f"{path}: cannot open the queue for appending: {exc}") from exc
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from daemon.cli import cancel_cmd, main
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import job_line, make_service
 
@@ -73,3 +73,26 @@ def test_root_does_not_cancel_a_line_the_daemon_never_reads(
     assert main(["cancel", "planted", "--state-dir", str(tmp_path)]) == 2
     assert "neither the ledger nor any queue file has it" in capsys.readouterr().err
     assert path.read_text() == job_line(id="planted")
+
+
+def test_roots_cancel_never_creates_the_file_of_a_user_whose_file_went_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When the owner's queue file disappeared between root's lookup and the append (the
+    owner removed it), ``append_line`` created it, root-owned, before its check that it was
+    the owner's: the cancel failed, and left an empty root-owned ``queue.d/<uid>.jsonl`` in
+    the user's name. The file of another user is now never created: the cancel fails saying
+    the file is gone, and leaves nothing."""
+    path = _spool_file(tmp_path, ALICE, job_line(id="theirs"))
+    found = cancel_cmd.unread_job_files
+
+    def then_removed(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:
+        files = found(state_dir, job_id)  # the real lookup, then the owner removes the file
+        path.unlink()
+        return files
+
+    monkeypatch.setattr(cancel_cmd, "unread_job_files", then_removed)
+    assert main(["cancel", "theirs", "--state-dir", str(tmp_path)]) == 1
+    assert "no longer exists" in capsys.readouterr().err
+    assert not path.exists()
+    assert list((tmp_path / "queue.d").iterdir()) == []
