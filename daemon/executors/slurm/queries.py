@@ -34,6 +34,7 @@ from daemon.executors.slurm.states import ended_status, is_ended
 __all__ = ["SlurmQueries", "Token", "ended", "ended_unstarted", "said"]
 
 _NO_NODE = "None assigned"  # sacct's NodeList of a job that never got a node
+_UNKNOWN_ID = "Invalid job id specified"  # squeue of one id Slurm does not (or no longer) know
 _ACCT_SETTLE_S = 5.0  # after its end, wait this long at most for a job's batch-step row
 
 
@@ -94,12 +95,18 @@ class SlurmQueries:
         return parse_running(self.ok(argv).stdout, target.gres)
 
     def squeue(self, cluster: str | None, ids: Sequence[str]) -> list[QueueRow]:
-        """The squeue rows of ``ids`` (an id squeue no longer knows is left out)."""
+        """The squeue rows of ``ids`` (an id squeue no longer knows is left out).
+
+        ``squeue --jobs=A,B`` lists the ids Slurm knows and exits 0 whatever the others are;
+        only a single id it does not know fails (``Invalid job id specified``), which is read
+        as no rows. An id it cannot read at all (``Invalid job id: abc``) fails the call.
+
+        Raises:
+            ExecutorError: squeue failed.
+        """
         result = self.run(cmd.squeue_argv(self.tool("squeue"), cluster, ids))
-        if not result.ok:  # squeue refuses the whole call when one id is unknown to it
-            if "Invalid job id" in result.stderr and len(ids) > 1:
-                return [row for i in ids for row in self.squeue(cluster, [i])]
-            if "Invalid job id" in result.stderr:
+        if not result.ok:
+            if len(ids) == 1 and _UNKNOWN_ID in result.stderr:
                 return []
             raise ExecutorError(f"squeue failed: {said(result)}")
         return parse_squeue(result.stdout)
