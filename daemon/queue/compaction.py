@@ -155,7 +155,7 @@ class Compactor:
                 f"line {line_no}: incomplete (no newline) when its retired queue file was deleted",
             )  # fmt: skip
             with self._ledger.transaction():
-                write_rejections(self.state_dir, [rejection])
+                write_rejections(self.state_dir, [rejection], st)
                 self._ledger.set_queue_file(
                     rel, current.inode, size, current.line_no + 1, current.retired_at
                 )

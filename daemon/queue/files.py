@@ -345,16 +345,25 @@ def _claimed_id(raw: bytes) -> str | None:
     return job_id[:64] if isinstance(job_id, str) else None
 
 
-def write_rejections(state_dir: Path, rejections: list[dict[str, Any]]) -> None:
+def write_rejections(
+    state_dir: Path, rejections: list[dict[str, Any]], source: os.stat_result | None = None
+) -> None:
     """Append ``rejections`` to ``rejected.jsonl`` and fsync, on a fresh line; a write that
     fails part-way (disk full) is cut back off, so the records written again on the retry are
     not glued to a torn one (which would make them unreadable).
+
+    ``rejected.jsonl`` is readable by every user (``carbond jobs --state rejected`` reads each
+    user's own records from it), so the text of a line is copied there only from a ``source``
+    file every user may read too; a line from a private file (a 0600 spool file) gets
+    ``"line": null``, its file, line number, offset and reason kept.
 
     Raises:
         QueueError: the file cannot be written.
     """
     if not rejections:
         return
+    if source is not None and not source.st_mode & stat.S_IROTH:
+        rejections = [{**r, "line": None} for r in rejections]
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejections).encode()
     path = state_dir / REJECTED_NAME
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -343,7 +343,7 @@ class Queue:
                 moved = self._chunk(rel, data, position, owner, now, batch)
                 moved = replace(moved, crc=zlib.crc32(data[: moved.offset - position.offset],
                                                       position.crc))  # fmt: skip
-                write_rejections(self.state_dir, batch.rejections[batch.written :])
+                write_rejections(self.state_dir, batch.rejections[batch.written :], st)
                 batch.written = len(batch.rejections)
                 if moved.offset != position.offset:
                     tail = os.pread(fd, min(_TAIL_BYTES, moved.offset),
