@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from daemon.logs import dropped
 from policies import PoliciesError, ZoneIntensity
 from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
-__all__ = ["estimates_logged", "finished_columns", "like_the_run"]
+__all__ = ["estimates_logged", "finished_columns", "is_the_run", "like_the_run"]
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +72,7 @@ def finished_columns(
         columns |= {"region": decision.region, "gpu": decision.gpu}
     columns |= measured
     if measured.get("energy_j") is not None or gpu is None:
-        return _as_turned_out(ledger, columns, recorded, by_device, forecasts, started, status)
+        return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status)
     zone = gpu.device.zone
     realised = realised_from_samples(
         zone, ledger.intensity_samples(zone, *period), started, status.finished_at,
@@ -100,7 +100,7 @@ def finished_columns(
         log.warning("job_carbon_unknown", job_id=run.job_id,
                     energy_method=columns.get("energy_method"),
                     intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
-    return _as_turned_out(ledger, columns, recorded, by_device, forecasts, started, status)
+    return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status)
 
 
 def _as_turned_out(
@@ -109,6 +109,7 @@ def _as_turned_out(
     recorded: Mapping[str, Any] | None,
     by_device: Mapping[str, InventoryGpu] | None,
     forecasts: Mapping[str, ZoneIntensity],
+    run: RunRecord,
     started: datetime,
     status: ExitStatus,
 ) -> dict[str, Any]:
@@ -117,9 +118,15 @@ def _as_turned_out(
     mean there; in the run's own zone, times the run's realised intensity over the samples'
     mean over the run (1 where the run's came from the samples: a meter tracks the held
     series, which may read the same grid otherwise, and the counterfactual is read the way
-    the run was)."""
+    the run was). A counterfactual that is the run itself (:func:`is_the_run`) costs the
+    run's grams exactly: it saved nothing, not the rounding of a rescaled figure."""
     if recorded is None or columns.get("run_now_total_g") is None:
         return columns
+    total = columns.get("total_g")
+    if total is not None and is_the_run(
+        recorded, run.device_ids, started, columns.get("predicted_duration_s")
+    ):
+        return columns | {"run_now_total_g": total}
     zone = run_now_zone(recorded, by_device)
     try:
         start = datetime.fromisoformat(str(recorded["start"]))
@@ -141,6 +148,28 @@ def _as_turned_out(
                       None if own is None else own.intensity_g_per_kwh)  # fmt: skip
         intensity *= bias or 1.0
     return like_the_run(columns, recorded, intensity)
+
+
+def is_the_run(
+    recorded: Mapping[str, Any],
+    device_ids: Sequence[str],
+    started: datetime,
+    predicted_duration_s: Any,
+) -> bool:
+    """Whether the ``recorded`` counterfactual is the run itself: the same devices
+    (``device_ids``), the start it really had (``started``) and the duration predicted for it
+    (to a relative 1e-9: the same estimate). False where a figure is missing or malformed."""
+    try:
+        same_start = datetime.fromisoformat(str(recorded["start"])) == started
+        duration_s = float(recorded["duration_s"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return (
+        same_start
+        and list(recorded.get("device_ids") or ()) == list(device_ids)
+        and isinstance(predicted_duration_s, int | float)
+        and math.isclose(duration_s, predicted_duration_s, rel_tol=1e-9)
+    )
 
 
 def like_the_run(

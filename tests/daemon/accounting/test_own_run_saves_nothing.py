@@ -1,0 +1,72 @@
+"""A job whose run-now counterfactual is its own run (same devices, start and duration) saved
+exactly nothing: its run-now grams are its grams, not a rescaled figure a rounding error off
+(which `jobs`, `status` and `report` showed as ``-0.00`` g, ``-0%`` and ``-3.553e-15``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.accounting.finished import is_the_run
+from daemon.cli import main
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import append, job_line, make_service
+
+MODELS = ("llama-3.2-1b", "llama-2-7b", "llama-3.2-3b", "llama-3.1-8b")
+
+
+def test_jobs_run_where_and_when_run_now_would_have_saved_exactly_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock, executor = FakeClock(), RecordingExecutor()
+    executor.reported_power_w = 187.3  # an executor's energy: a figure not predicted exactly
+    service = make_service(tmp_path, executor)  # run-now: each decision is its counterfactual
+    service.start(clock())
+    for i, model in enumerate(MODELS * 3):
+        append(service.queue.path, job_line(id=f"j{i}", model=model, requests=37 + 101 * i))
+        service.tick(clock())
+        clock.advance(1234)
+    for _ in range(200):
+        if not executor.running():
+            break
+        service.tick(clock())
+        clock.advance(600)
+    outcomes = [service.ledger.outcome(f"j{i}") for i in range(len(MODELS) * 3)]
+    assert all(o is not None and o["total_g"] is not None for o in outcomes)
+    for outcome in outcomes:
+        assert outcome is not None
+        stored = service.ledger.counterfactual(outcome["job_id"])
+        run = service.ledger.run(outcome["job_id"])
+        assert stored is not None and run is not None
+        started = datetime.fromisoformat(outcome["started_at"])
+        assert is_the_run(stored, run.device_ids, started, outcome["predicted_duration_s"])
+        assert outcome["run_now_total_g"] == outcome["total_g"]
+    assert service.ledger.grams_totals([])["saved_g"] == 0
+    service.ledger.close()
+
+    monkeypatch.setenv("CARBOND_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+    capsys.readouterr()
+    assert main(["jobs", "--json"]) == 0
+    assert {row["saved_g"] for row in json.loads(capsys.readouterr().out)} == {0.0}
+    assert main(["jobs"]) == 0
+    assert "saved 0.00 g" in capsys.readouterr().out
+    assert main(["report", "--by", "job", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {row["saved_kg"] for row in report["rows"]} == {0.0}
+    assert report["totals"]["saved_kg"] == 0.0
+
+
+def test_a_counterfactual_elsewhere_or_later_is_not_the_run() -> None:
+    start = datetime.fromisoformat("2026-03-02T00:00:00+00:00")
+    own = {"device_ids": ["qc/0"], "start": start.isoformat(), "duration_s": 600.0}
+    assert is_the_run(own, ("qc/0",), start, 600.0)
+    assert not is_the_run(own | {"device_ids": ["qc/1"]}, ("qc/0",), start, 600.0)
+    assert not is_the_run(own | {"start": "2026-03-02T00:05:00+00:00"}, ("qc/0",), start, 600.0)
+    assert not is_the_run(own | {"duration_s": 900.0}, ("qc/0",), start, 600.0)
+    assert not is_the_run({"device_ids": ["qc/0"]}, ("qc/0",), start, 600.0)
+    assert not is_the_run(own, ("qc/0",), start, None)
