@@ -34,6 +34,7 @@ from daemon.ledger import EXPORTABLE, Ledger, LedgerError, export_table
 from daemon.ledger.export import EXPORT_SUFFIXES
 from daemon.queue import REJECTED_NAME, append_submission, new_job_id
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
+from daemon.reports.render import unsigned_zero
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 from daemon.states import STATES
@@ -305,7 +306,8 @@ def _grams_line(totals: dict[str, float]) -> str:
     return (
         f"total over {totals['jobs']:,.0f} jobs: expected {totals['expected_total_g']:,.2f} g; "
         f"measured {totals['measured_total_g']:,.2f} g over {totals['finished']:,.0f} finished, "
-        f"saved {totals['saved_g']:,.2f} g against running each at once (run-now)"
+        f"saved {unsigned_zero(format(totals['saved_g'], ',.2f'))} g against running each at "
+        "once (run-now)"
     )
 
 

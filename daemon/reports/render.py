@@ -13,7 +13,9 @@ from typing import Any, Final, Literal, TextIO
 from daemon.ledger.export import csv_cell
 from daemon.reports.summary import COLUMNS, ReportRow
 
-__all__ = ["FORMATS", "TABLE_ROWS", "Format", "render", "report_payload", "write_report"]
+__all__ = [
+    "FORMATS", "TABLE_ROWS", "Format", "render", "report_payload", "unsigned_zero", "write_report",
+]  # fmt: skip
 
 Format = Literal["table", "csv", "json", "md"]
 FORMATS: Final[tuple[Format, ...]] = ("table", "csv", "json", "md")
@@ -224,10 +226,18 @@ def _cell(name: str, value: Any) -> str:
     if value is None:
         return "-"
     if name in ("measured_share", "saved_share", "offset"):
-        return f"{value:.0%}"
+        return unsigned_zero(f"{value:.0%}")
     if isinstance(value, float):
         return _sig(value)
     return str(value)
+
+
+def unsigned_zero(text: str) -> str:
+    """``text``, a formatted figure, without its minus sign where it shows zero: a saving
+    rounded to ``-0.00`` or ``-0%`` is shown ``0.00``, ``0%`` (it is not a loss)."""
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        return text[1:]
+    return text
 
 
 def _sig(value: float) -> str:
