@@ -1,5 +1,6 @@
 """One job as a row of ``carbond jobs`` and the head of ``carbond status``: its latest decision,
-its outcome and the saving against the run-now counterfactual stored at submission."""
+its outcome and the saving against the run-now counterfactual stored at submission, as the run
+turned out (the outcome's ``run_now_total_g``, :mod:`daemon.accounting.finished`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ __all__ = ["deadline_missed", "job_row", "user_name"]
 
 def job_row(ledger: Ledger, job: JobRecord, now: datetime) -> dict[str, Any]:
     """``job`` as a row at ``now``: ids, owner, times, whether it missed its deadline, where
-    it runs, expected and measured grams."""
+    it runs, expected and measured grams; ``run_now_total_g`` is the counterfactual as stored
+    at submission, ``run_now_realised_g`` the same as the run turned out (rescaled and
+    re-priced: the figure ``saved_g`` subtracts the measured grams from)."""
     decision = ledger.latest_decision(job.job_id)
     outcome = ledger.outcome(job.job_id) or {}
     measured, run_now = outcome.get("total_g"), outcome.get("run_now_total_g")
@@ -40,6 +43,7 @@ def job_row(ledger: Ledger, job: JobRecord, now: datetime) -> dict[str, Any]:
         else (decision.run_now_total_g if decision else None),
         "measured_total_g": measured,
         "energy_method": outcome.get("energy_method"),
+        "run_now_realised_g": run_now,
         "saved_g": run_now - measured if run_now is not None and measured is not None else None,
     }
 
