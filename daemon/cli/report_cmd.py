@@ -149,6 +149,7 @@ def _report(args: argparse.Namespace) -> int:
                 "counted": "the jobs that finished in [since, until), UTC, each in full in "
                 f"the period it finished{day}",
                 "running_at_until": ledger.running_at(until or now),
+                "expired_unstarted": ledger.expired_unstarted(since, until),
                 "ledger": str(settings.state_dir / LEDGER_NAME),
                 "signal": signal_sources(ledger, since, until),
                 "savings_against": SAVINGS_AGAINST,

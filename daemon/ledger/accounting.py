@@ -92,7 +92,7 @@ class Accounting(Connection):
     ) -> Iterator[dict[str, Any]]:
         """Outcome rows of jobs that finished in ``[since, until)`` (open ends: unbounded),
         oldest first (``by_job``: in job id order), each with its job's ``uid``, ``name``,
-        ``state``, ``submitted_at`` and ``spec_json``: every outcome column but
+        ``state``, ``submitted_at``, ``deadline`` and ``spec_json``: every outcome column but
         ``details_json`` (a job's power curves, which no report reads and which, over many
         jobs, would not fit in memory). Read one at a time as they are iterated: a report over
         200,000 jobs held every row as a dict beside its line, 0.4 GB of its 0.7.
@@ -101,12 +101,21 @@ class Accounting(Connection):
             LedgerError: SQLite failed (a column an unmigrated ledger lacks is named here)."""
         sql = (
             f"SELECT {_OUTCOME_COLUMNS}, jobs.uid, jobs.name, jobs.state, jobs.submitted_at,"
-            " jobs.spec_json FROM outcomes JOIN jobs USING (job_id) WHERE 1 = 1"
+            " jobs.deadline, jobs.spec_json FROM outcomes JOIN jobs USING (job_id) WHERE 1 = 1"
         )
         where, params = _period("outcomes.finished_at", since, until)
         order = "outcomes.job_id" if by_job else "outcomes.finished_at, outcomes.job_id"
         sql += f"{where} ORDER BY {order}"
         return (dict(r) for r in self._iterate(self._exec(sql, params)))
+
+    def expired_unstarted(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> int:
+        """How many jobs expired before they started (a missed deadline, with no outcome row)
+        whose deadline, when they expired, fell in ``[since, until)`` (open ends: unbounded)."""
+        where, params = _period("deadline", since, until)
+        sql = f"SELECT count(*) FROM jobs WHERE state = 'expired'{where}"
+        return int(self._exec(sql, params).fetchone()[0])
 
     def running_at(self, at: datetime) -> int:
         """How many jobs were running at ``at``: an outcome that started before it and ended

@@ -69,6 +69,7 @@ class JobLine:
     site_pv_j: float | None = None
     site_battery_j: float | None = None
     site_grid_j: float | None = None
+    deadline: datetime | None = None
 
     @property
     def facility_j(self) -> float:
@@ -94,6 +95,15 @@ class JobLine:
     def measured(self) -> bool:
         """Whether the energy was measured (not estimated)."""
         return self.energy_j is not None and is_measured(self.energy_method)
+
+    @property
+    def deadline_missed(self) -> bool:
+        """Whether the job ended after its deadline (False without one)."""
+        return (
+            self.deadline is not None
+            and self.finished_at is not None
+            and self.finished_at > self.deadline
+        )
 
     @property
     def saved_g(self) -> float | None:
@@ -159,6 +169,7 @@ def _line(row: Mapping[str, Any], users: Callable[[int], str]) -> JobLine:
         site_pv_j=_num(row.get("site_pv_j")),
         site_battery_j=_num(row.get("site_battery_j")),
         site_grid_j=_num(row.get("site_grid_j")),
+        deadline=dt(row.get("deadline")),
     )
 
 

@@ -35,6 +35,7 @@ _HEADINGS: Final = {
     "embodied_kg": "embod. kg",
     "total_kg": "total kgCO2e",
     "unaccounted_jobs": "no grams",
+    "deadlines_missed": "late",
     "intensity_g_per_kwh": "grid g/kWh",  # the grid's, energy-weighted: not on-site energy
     "intensity_sources": "signal rung",
     "energy_methods": "energy method",

@@ -12,6 +12,8 @@ same aggregation over all jobs and equals the sum of the groups. Conventions:
   and per 1,000 output tokens, over the jobs that declare them;
 - savings: run-now counterfactual grams (stored at submission) minus real grams, over jobs that
   have both; ``saved_share`` is their ratio to the counterfactual;
+- deadlines: ``deadlines_missed``, the jobs that ended after their deadline (a job that
+  expired unstarted has no line: the report's ``expired_unstarted`` counts those);
 - on-site energy (regions with a site, docs/sites.md): facility energy (energy x PUE) from the
   grid, PV and battery (kWh) and ``offset``, the share covered on site; a job at a region
   without a site is all grid.
@@ -64,6 +66,7 @@ class ReportRow:
     embodied_kg: float
     total_kg: float
     unaccounted_jobs: int
+    deadlines_missed: int
     intensity_g_per_kwh: float | None
     intensity_sources: str
     energy_methods: str
@@ -91,14 +94,14 @@ class _Sums:
     (the same additions in the same order as summing a list of them: the same floats)."""
 
     __slots__ = (
-        "battery_j", "embodied_g", "energy_j", "facility_j", "gpu_hours", "jobs", "measured_j",
-        "methods", "operational_g", "paired", "pv_j", "request_g", "requests", "run_now_g",
-        "saved_g", "sources", "token_g", "tokens_k", "total_g", "weight_j", "weighted",
-        "with_grams",
+        "battery_j", "embodied_g", "energy_j", "facility_j", "gpu_hours", "jobs", "late",
+        "measured_j", "methods", "operational_g", "paired", "pv_j", "request_g", "requests",
+        "run_now_g", "saved_g", "sources", "token_g", "tokens_k", "total_g", "weight_j",
+        "weighted", "with_grams",
     )  # fmt: skip
 
     def __init__(self) -> None:
-        self.jobs = self.with_grams = self.paired = self.requests = 0
+        self.jobs = self.with_grams = self.paired = self.requests = self.late = 0
         self.gpu_hours = 0.0
         self.energy_j: float = 0
         self.measured_j: float = 0
@@ -121,6 +124,7 @@ class _Sums:
     def add(self, line: JobLine) -> None:
         """Count ``line`` in."""
         self.jobs += 1
+        self.late += line.deadline_missed
         self.gpu_hours += line.gpu_hours
         self.energy_j += line.energy_j or 0.0
         if line.measured:
@@ -163,6 +167,7 @@ class _Sums:
             embodied_kg=self.embodied_g / G_PER_KG,
             total_kg=self.total_g / G_PER_KG,
             unaccounted_jobs=self.jobs - self.with_grams,
+            deadlines_missed=self.late,
             intensity_g_per_kwh=self.weighted / self.weight_j if self.weight_j > 0 else None,
             intensity_sources=_names(self.sources),
             energy_methods=_names(self.methods),

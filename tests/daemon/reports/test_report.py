@@ -25,7 +25,7 @@ from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
 from tests.daemon.reports.conftest import Run
 
-JOB_COLUMNS = {"uid", "name", "state", "submitted_at", "spec_json"}
+JOB_COLUMNS = {"uid", "name", "state", "submitted_at", "deadline", "spec_json"}
 SUMMED = ("jobs", "gpu_hours", "energy_kwh", "operational_kg", "embodied_kg", "total_kg",
           "run_now_kg", "saved_kg")  # fmt: skip
 
