@@ -15,9 +15,14 @@ CHEAPEST = "cheapest feasible (device, region, start) over the horizon"
 
 
 def saving(plan: Alternative, run_now: Alternative | None) -> str:
-    """``" (N% below run-now)"``, or nothing without a run-now counterfactual above 0 g."""
+    """``" (N% below run-now)"``, ``" (N% above run-now)"`` for a plan that costs more
+    (``0% above``: more, by less than half a percent), or nothing without a run-now
+    counterfactual above 0 g."""
     if run_now is not None and run_now.total_g > 0:
-        return f" ({1 - plan.total_g / run_now.total_g:.0%} below run-now)"
+        share = f"{1 - plan.total_g / run_now.total_g:.0%}"
+        if share.startswith("-"):
+            return f" ({share[1:]} above run-now)"
+        return f" ({share} below run-now)"
     return ""
 
 

@@ -155,13 +155,13 @@ def saving_keys(plan_g: FloatArray, run_now_g: FloatArray) -> list[float | None]
     their grams (``total_g``; NaN for no run-now), computed for all at once: None where it
     quotes nothing (no run-now, or run-now's grams not above 0), else the share as
     ``format(x, ".0%")`` rounds it (``x * 100`` rounded half to even: ``np.rint``, the same
-    double arithmetic), a negative zero as 0.5 (it reads "-0%"). Equal keys read the same
+    double arithmetic), a negative zero as 0.5 (it reads "0% above"). Equal keys read the same
     text; NaN equals no key, itself included."""
     if not len(plan_g):
         return []
     with np.errstate(all="ignore"):  # inf and NaN figures read as their texts
         percent = np.rint((1 - plan_g / run_now_g) * 100)
-    percent = np.where((percent == 0) & np.signbit(percent), 0.5, percent)  # -0%: its own key
+    percent = np.where((percent == 0) & np.signbit(percent), 0.5, percent)  # 0% above: own key
     quoted = (run_now_g > 0).tolist()
     return [key if q else None for key, q in zip(percent.tolist(), quoted, strict=True)]
 

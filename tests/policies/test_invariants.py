@@ -107,10 +107,12 @@ def _quoted_share(decision: Decision) -> None:
         assert f"{chosen.total_g:.3g} g" in decision.reason
     if "waiting for a free GPU" in decision.reason:
         return
-    share = re.search(r"\((-?\d+)% below run-now\)", decision.reason)
+    share = re.search(r"\((\d+)% (below|above) run-now\)", decision.reason)
     if run_now is not None and run_now.total_g > 0:
-        assert share is not None and f"{share.group(1)}%" == (
-            f"{1 - chosen.total_g / run_now.total_g:.0%}"
+        assert share is not None, decision.reason
+        signed = ("-" if share.group(2) == "above" else "") + f"{share.group(1)}%"
+        assert signed.replace("-0%", "0%") == (
+            f"{1 - chosen.total_g / run_now.total_g:.0%}".replace("-0%", "0%")
         ), decision.reason
     else:
         assert share is None, decision.reason

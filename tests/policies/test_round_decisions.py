@@ -61,5 +61,5 @@ def test_a_share_that_rounds_to_zero_keeps_its_sign() -> None:
     plans = [_alt(100.4, 0.0), _alt(99.6, 0.0), _alt(100.0, 0.0)]
     texts: dict[float, str] = {}
     got = savings(plans, [_alt(100.0, 0.0)] * 3, texts)
-    assert got == [" (-0% below run-now)", " (0% below run-now)", " (0% below run-now)"]
-    assert _keys(plans, [_alt(100.0, 0.0)] * 3) == [0.5, 0.0, 0.0]  # "-0%": its own key
+    assert got == [" (0% above run-now)", " (0% below run-now)", " (0% below run-now)"]
+    assert _keys(plans, [_alt(100.0, 0.0)] * 3) == [0.5, 0.0, 0.0]  # "0% above": its own key
