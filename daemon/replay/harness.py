@@ -192,15 +192,10 @@ class ServiceHarness:
 
     def tick(self, now: datetime) -> None:
         """One round of the daemon at ``now``: the steps of :meth:`Service.tick` (which the
-        live loop fires one by one), reconcile first.
-
-        Runs that ended by ``now`` are reconciled before planning: the simulated clock jumps to
-        run ends, and ``Service.tick`` plans before it reconciles, so a GPU whose run ended at
-        ``now`` would sit idle until the next tick (for every policy alike). Two of its steps
-        have nothing to do here and are not run: the queue files (jobs are submitted straight
-        into the ledger) and the reconcile after planning (a simulated run lasts at least its
-        executor's ``min_duration_s``, so none started at ``now`` has ended, and nothing in a
-        replay asks to cancel one).
+        live loop fires one by one), reconcile first, as there: runs that ended by ``now`` are
+        reconciled before planning, so a GPU whose run ended at ``now`` is planned on at once.
+        The queue files' step has nothing to do here and is not run (jobs are submitted
+        straight into the ledger).
         """
         if not self._started:
             self.service.start(now)

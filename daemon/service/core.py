@@ -249,13 +249,17 @@ class Service:
     # -- the round --------------------------------------------------------------------------
 
     def tick(self, now: datetime) -> TickReport:
-        """One round: ingest, refresh intensity when due, plan and dispatch, reconcile."""
+        """One round: ingest, reconcile (a GPU whose run ended by ``now`` is free for the
+        plan), refresh intensity when due, plan and dispatch, reconcile again (what the plan
+        started or found, and the cancels read with it), as the live loop's frequent
+        reconcile step would."""
         with self._lock:
             ingested = self.ingest(now)
+            finished = self.reconcile(now)
             if self.refresh_due(now):
                 self.refresh_intensity(now)
             decisions, started = plan_round(self, now)
-            finished = self.reconcile(now)
+            finished += self.reconcile(now)
             return TickReport(len(ingested.accepted), ingested.rejected, len(decisions),
                               tuple(started), tuple(s.job_id for s in finished))  # fmt: skip
 

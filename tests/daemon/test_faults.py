@@ -141,13 +141,14 @@ def test_the_wall_clock_stepping_back_and_forward(tmp_path: Path) -> None:
     clock.now -= timedelta(hours=3)  # NTP steps the clock back
     service.tick(clock())
     assert service.ledger.job("waits").state in {"queued", "planned"}  # not expired early
-    executor.finish("running", clock())
+    stepped_back = clock()
+    clock.now += timedelta(days=1)  # and a day forward ("running" still holds the GPU)
+    service.tick(clock())
+    assert service.ledger.job("waits").state == "expired"  # by the time now in force
+    executor.finish("running", stepped_back)  # its end stamped while the clock was back
     service.tick(clock())
     outcome = service.ledger.outcome("running")
     assert service.ledger.job("running").state == "succeeded" and outcome is not None
-    clock.now += timedelta(days=1)  # and a day forward
-    service.tick(clock())
-    assert service.ledger.job("waits").state == "expired"  # by the time now in force
     append(service.queue.path, job_line(id="after"))
     service.tick(clock())
     assert service.ledger.job("after").state == "running"

@@ -469,3 +469,20 @@ def test_a_launch_reads_the_planners_spec_else_parses_the_request(tmp_path: Path
     assert planned is not None and parsed is not None
     assert planned.job_spec() is spec
     assert parsed.job_spec() == spec and parsed.job_spec() is not spec
+
+
+def test_a_gpu_freed_by_now_is_planned_on_in_the_same_tick(tmp_path: Path) -> None:
+    """``Service.tick`` planned before it reconciled: a run that had ended by ``now`` still
+    held its GPU through the round's plan (busy until ``now`` + the overrun), so the next job
+    waited a whole tick, or went to a dirtier GPU that looked free (the demo, and anyone
+    driving ``tick``). A round reconciles first now, as the replay's rounds do."""
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor, regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="first") + job_line(id="second", deadline="+6h"))
+    assert service.tick(clock()).started == ("first",)
+    run = service.ledger.run("first")
+    assert run is not None
+    clock.advance(run.expected_duration_s + 1)  # "first" has ended by this round
+    report = service.tick(clock())
+    assert (report.finished, report.started) == (("first",), ("second",))
