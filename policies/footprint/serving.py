@@ -187,12 +187,15 @@ def estimate_continuous(
     g = workload.tensor_parallel
 
     def result(
-        fits: bool, reason: str, times: tuple[float, float, float], energy: tuple[float, float]
+        fits: bool,
+        reason: str,
+        times: tuple[float, float, float],
+        energy: tuple[float, float, float],
     ) -> Estimate:
         prefill_s, decode_s, latency_s = times
-        prefill_j, decode_j = energy
+        energy_j, prefill_j, decode_j = energy  # the total as computed, not the phases' sum
         return Estimate(model.name, gpu.name, runtime.name, workload, g, fits, reason, required,
-                        available, prefill_s + decode_s, prefill_j + decode_j, prefill_s,
+                        available, prefill_s + decode_s, energy_j, prefill_s,
                         decode_s, waves, latency_s, prefill_j, decode_j)  # fmt: skip
 
     if batch < 1:
@@ -201,7 +204,7 @@ def estimate_continuous(
             f"GPU for its weights and one request's KV cache, but {gpu.name} x{g} offers "
             f"{available:.1f} GB"
         )
-        return result(False, reason, (math.inf, math.inf, math.inf), (math.inf, math.inf))
+        return result(False, reason, (math.inf, math.inf, math.inf), (math.inf, math.inf, math.inf))
     state = steady_state(model, gpu, runtime, _with_batch(workload, batch), power)
     tokens = workload.request_count * workload.output_tokens
     duration_s = tokens * state.step_s / batch
@@ -211,7 +214,7 @@ def estimate_continuous(
     times = (duration_s * prefill_share, duration_s * (1.0 - prefill_share), latency_s)
     # a mixed step draws one power: its energy splits between the phases as its time does
     prefill_j = energy_j * prefill_share
-    return result(True, "", times, (prefill_j, energy_j - prefill_j))
+    return result(True, "", times, (energy_j, prefill_j, energy_j - prefill_j))
 
 
 def admitted_batch(

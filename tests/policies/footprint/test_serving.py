@@ -9,7 +9,12 @@ import pytest
 from policies.errors import InvalidWorkloadError
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, PowerModel, Workload
 from policies.footprint.runtimes import get_runtime
-from policies.footprint.serving import estimate_continuous, kv_capacity_tokens, steady_state
+from policies.footprint.serving import (
+    admitted_batch,
+    estimate_continuous,
+    kv_capacity_tokens,
+    steady_state,
+)
 
 H100 = DEFAULT_GPU_CATALOG.get("H100-SXM")
 A100 = DEFAULT_GPU_CATALOG.get("A100-40GB")
@@ -111,3 +116,19 @@ def test_continuous_estimate_splits_its_energy_between_the_phases_as_its_time() 
     assert est.prefill_energy_j > 0 and est.decode_energy_j > 0
     assert est.prefill_energy_j + est.decode_energy_j == pytest.approx(est.energy_j)
     assert est.prefill_energy_j / est.energy_j == pytest.approx(est.prefill_s / est.duration_s)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7, 32, 100])
+@pytest.mark.parametrize("requests", [1, 7, 13, 100])
+def test_the_total_energy_is_computed_not_the_phases_sum(batch: int, requests: int) -> None:
+    """Splitting a continuous-batching job's energy into prefill and decode made its total
+    ``prefill_j + (energy_j - prefill_j)``, which is not ``energy_j`` in floating point: a
+    replay's June half-day read ``operational_g`` 1157.079072847713 as ...7134. The total is
+    the one computed, bit for bit; the phases still add up to it within rounding."""
+    workload = Workload(batch_size=batch, requests=requests, input_tokens=333,
+                        output_tokens=171)  # fmt: skip
+    admitted = admitted_batch(LLAMA8, H100, VLLM, workload)
+    state = steady_state(LLAMA8, H100, VLLM, replace(workload, batch_size=admitted))
+    est = estimate_continuous(LLAMA8, H100, VLLM, workload)
+    assert est.energy_j == requests * 171 * state.energy_per_output_token_j  # exact
+    assert est.prefill_energy_j + est.decode_energy_j == pytest.approx(est.energy_j, rel=1e-12)
