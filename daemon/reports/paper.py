@@ -177,32 +177,32 @@ def figure1(cells: Sequence[PaperCell]) -> Figure:
 
 def plot_figure1(cells: Sequence[PaperCell], path: Path) -> Path:
     """Write :func:`figure1` to ``path`` (PNG, through a temporary file renamed over it)."""
-    import matplotlib.pyplot as plt
 
-    fig = figure1(cells)
-    try:
-        save_png(fig, path)
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(figure1(cells), path)
 
 
-def save_png(fig: Figure, path: Path) -> None:
-    """``fig`` as a PNG in a temporary file beside ``path``, renamed over it: a failed write
-    leaves the previous figure whole, never part of a new one.
+def save_png(fig: Figure, path: Path) -> Path:
+    """``fig`` as a PNG in a temporary file beside ``path``, renamed over it (a failed write
+    leaves the previous figure whole, never part of a new one), then closed; ``path``.
 
     Raises:
         OSError: ``path`` cannot be written (the temporary file is removed).
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    import matplotlib.pyplot as plt
+
     try:
-        os.fchmod(fd, file_mode(path))
-        with os.fdopen(fd, "wb") as out:
-            fig.savefig(out, dpi=120, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, file_mode(path))
+            with os.fdopen(fd, "wb") as out:
+                fig.savefig(out, dpi=120, format="png")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    finally:
+        plt.close(fig)
+    return path
 
 
 def _series_styles(cells: Sequence[PaperCell]) -> dict[tuple[str, str], str]:
@@ -260,11 +260,5 @@ def figure4(cells: Sequence[PaperCell], model: str = "llama-1b") -> Figure:
 
 def plot_figure4(cells: Sequence[PaperCell], path: Path, model: str = "llama-1b") -> Path:
     """Write :func:`figure4` to ``path`` (PNG, through a temporary file renamed over it)."""
-    import matplotlib.pyplot as plt
 
-    fig = figure4(cells, model)
-    try:
-        save_png(fig, path)
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(figure4(cells, model), path)

@@ -250,23 +250,11 @@ def phase_carbon_figure(phases: Sequence[PhaseCell], phase: str) -> Figure:
 
 def plot_phase(phases: Sequence[PhaseCell], phase: str, path: Path) -> Path:
     """Write :func:`phase_figure` to ``path`` (PNG, through a temporary file renamed over it)."""
-    import matplotlib.pyplot as plt
 
-    fig = phase_figure(phases, phase)
-    try:
-        save_png(fig, path)
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(phase_figure(phases, phase), path)
 
 
 def plot_phase_carbon(phases: Sequence[PhaseCell], phase: str, path: Path) -> Path:
     """Write :func:`phase_carbon_figure` to ``path`` (PNG, as :func:`plot_phase`)."""
-    import matplotlib.pyplot as plt
 
-    fig = phase_carbon_figure(phases, phase)
-    try:
-        save_png(fig, path)
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(phase_carbon_figure(phases, phase), path)
