@@ -74,9 +74,12 @@ def finished_columns(
     if measured.get("energy_j") is not None or gpu is None:
         return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status)
     zone = gpu.device.zone
-    realised = realised_from_samples(
+    from_samples = realised_from_samples(
         zone, ledger.intensity_samples(zone, *period), started, status.finished_at,
-    ) or _realised_from_forecast(forecasts.get(zone), started, status.finished_at)  # fmt: skip
+    )  # fmt: skip
+    realised = from_samples or _realised_from_forecast(
+        forecasts.get(zone), started, status.finished_at
+    )
     columns |= unmetered_columns(
         started_at=started, finished_at=status.finished_at, gpu=gpu.device.gpu.name,
         gpus=len(run.device_ids), gpu_embodied_g=gpu.device.gpu.embodied_g,
@@ -100,7 +103,8 @@ def finished_columns(
         log.warning("job_carbon_unknown", job_id=run.job_id,
                     energy_method=columns.get("energy_method"),
                     intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
-    return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status)
+    return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status,
+                          own=from_samples, own_read=True)  # fmt: skip
 
 
 def _as_turned_out(
@@ -112,13 +116,17 @@ def _as_turned_out(
     run: RunRecord,
     started: datetime,
     status: ExitStatus,
+    *,
+    own: RealisedIntensity | None = None,
+    own_read: bool = False,
 ) -> dict[str, Any]:
     """:func:`like_the_run`, at the intensity realised over the counterfactual's own window
     (its duration scaled as the run's) where its zone is known and has samples: the samples'
     mean there; in the run's own zone, times the run's realised intensity over the samples'
     mean over the run (1 where the run's came from the samples: a meter tracks the held
     series, which may read the same grid otherwise, and the counterfactual is read the way
-    the run was). A counterfactual that is the run itself (:func:`is_the_run`) costs the
+    the run was; ``own``: that samples' mean, where ``own_read`` says the caller read it
+    already). A counterfactual that is the run itself (:func:`is_the_run`) costs the
     run's grams exactly: it saved nothing, not the rounding of a rescaled figure."""
     if recorded is None or columns.get("run_now_total_g") is None:
         return columns
@@ -142,8 +150,9 @@ def _as_turned_out(
         forecasts.get(zone),
     )  # fmt: skip
     if intensity is not None and columns.get("zone") == zone:
-        own = realised_from_samples(zone, samples(zone, started, status.finished_at),
-                                    started, status.finished_at)  # fmt: skip
+        if not own_read:  # a metered run: its samples were not read for its own grams
+            own = realised_from_samples(zone, samples(zone, started, status.finished_at),
+                                        started, status.finished_at)  # fmt: skip
         bias = _ratio(columns.get("realised_intensity_g_per_kwh"),
                       None if own is None else own.intensity_g_per_kwh)  # fmt: skip
         intensity *= bias or 1.0
