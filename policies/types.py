@@ -15,9 +15,9 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from policies.footprint.estimator import Workload
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
+from policies.footprint.workload import Workload
 
 __all__ = [
     "Action",

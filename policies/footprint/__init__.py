@@ -3,7 +3,8 @@
 - :mod:`.gpus` and :mod:`.embodied`: GPU catalog and embodied carbon (paper anchors + ACT).
 - :mod:`.models`: LLM shapes and weight precisions.
 - :mod:`.runtimes`: serving-runtime profiles (``hf-eager``, ``vllm``).
-- :mod:`.estimator`: energy and time of a job on a GPU before it runs.
+- :mod:`.workload`: what a job asks for, and its bounds.
+- :mod:`.estimator`: energy and time of a job on a GPU before it runs; :mod:`.power`: power curves.
 - :mod:`.serving`: the continuous-batching (vLLM) steady state.
 - :mod:`.calibration`: fitted serving parameters and 10-90 % intervals per GPU class.
 - :mod:`.accounting`: ``C = E * CI * PUE + (t / LT) * C_em``.
@@ -28,19 +29,7 @@ from policies.footprint.calibration import (
     estimate_interval,
 )
 from policies.footprint.embodied import DEFAULT_ACT, ActParameters, act_embodied_g
-from policies.footprint.estimator import (
-    DEFAULT_POWER,
-    MAX_BATCH_SIZE,
-    MAX_REQUESTS,
-    MAX_TENSOR_PARALLEL,
-    MAX_TOKENS,
-    Estimate,
-    PowerCurve,
-    PowerModel,
-    StudyPowerModel,
-    Workload,
-    estimate,
-)
+from policies.footprint.estimator import Estimate, estimate
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
 from policies.footprint.models import (
     DEFAULT_MODEL_CATALOG,
@@ -50,8 +39,16 @@ from policies.footprint.models import (
     ModelSpec,
     precision_bytes,
 )
+from policies.footprint.power import DEFAULT_POWER, PowerCurve, PowerModel, StudyPowerModel
 from policies.footprint.runtimes import DEFAULT_RUNTIMES, RuntimeProfile, get_runtime
 from policies.footprint.serving import SteadyState, estimate_continuous, steady_state
+from policies.footprint.workload import (
+    MAX_BATCH_SIZE,
+    MAX_REQUESTS,
+    MAX_TENSOR_PARALLEL,
+    MAX_TOKENS,
+    Workload,
+)
 
 __all__ = [
     "DEFAULT_ACT",

@@ -30,11 +30,12 @@ from typing import Final
 from policies.errors import InvalidWorkloadError
 from policies.footprint.accounting import embodied_g, operational_g
 from policies.footprint.calibration import band_for, calibrated
-from policies.footprint.estimator import Workload, memory_required_gb
+from policies.footprint.estimator import memory_required_gb
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
 from policies.footprint.runtimes import RuntimeProfile
 from policies.footprint.serving import admitted_batch, steady_state
+from policies.footprint.workload import Workload
 
 __all__ = [
     "DEFAULT_BATCH_SIZES",

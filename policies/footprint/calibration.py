@@ -26,18 +26,13 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from policies.footprint._calibrated import CALIBRATIONS, FIT_ROWS
-from policies.footprint.estimator import (
-    Estimate,
-    PowerCurve,
-    PowerModel,
-    StudyPowerModel,
-    Workload,
-    estimate,
-)
+from policies.footprint.estimator import Estimate, estimate
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
+from policies.footprint.power import PowerCurve, PowerModel, StudyPowerModel
 from policies.footprint.runtimes import RuntimeProfile
 from policies.footprint.serving import estimate_continuous
+from policies.footprint.workload import Workload
 
 __all__ = [
     "POOLED",

@@ -20,153 +20,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
-from policies.errors import InvalidWorkloadError
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec, precision_bytes
+from policies.footprint.power import DEFAULT_POWER, PowerCurve, PowerModel, StudyPowerModel
 from policies.footprint.runtimes import RuntimeProfile
+from policies.footprint.workload import Workload
 
-__all__ = [
-    "DEFAULT_POWER",
-    "MAX_BATCH_SIZE",
-    "MAX_REQUESTS",
-    "MAX_TENSOR_PARALLEL",
-    "MAX_TOKENS",
-    "POWER_MODELS",
-    "Estimate",
-    "PowerCurve",
-    "PowerModel",
-    "StudyPowerModel",
-    "Workload",
-    "estimate",
-]
+__all__ = ["Estimate", "estimate"]
 
 _GB: Final = 1e9
 _TFLOPS: Final = 1e12
 _FP8_ARCHITECTURES: Final = frozenset({"Ada Lovelace", "Hopper", "Blackwell"})
-
-
-class PowerCurve(Protocol):
-    """Board power of one GPU over a step, from how busy the step keeps it.
-
-    ``t_compute_s`` and ``t_memory_s``: the step's time if bound by FLOPs (at the runtime's
-    utilisation) or by bytes alone; ``t_step_s``: the step's time; ``t_peak_s``: the time its
-    FLOPs would take at the GPU's peak rate (so ``t_peak_s / t_step_s`` is the achieved MFU).
-    """
-
-    def utilisation(
-        self, t_compute_s: float, t_memory_s: float, t_step_s: float, t_peak_s: float = ...
-    ) -> float:
-        """The fraction of ``tdp - idle`` drawn, in [0, 1]."""
-        ...
-
-    def power_w(self, gpu: GpuSpec, utilisation: float) -> float:
-        """Board power in watts at ``utilisation``."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class PowerModel:
-    """Board power as a function of how busy the GPU is.
-
-    ``u = compute_weight * t_compute / t + memory_weight * t_memory / t``, clipped to
-    ``[active_floor, 1]``; power is ``idle + (tdp - idle) * u``. ``t_compute`` and ``t_memory``
-    are the times the step would take if bound by FLOPs or by bytes alone, ``t`` the step time.
-    ``active_floor`` is the draw of a GPU that is held by a job but waiting on the host.
-    """
-
-    compute_weight: float = 1.0
-    memory_weight: float = 0.7
-    active_floor: float = 0.1
-
-    def utilisation(
-        self, t_compute_s: float, t_memory_s: float, t_step_s: float, t_peak_s: float = 0.0
-    ) -> float:
-        """The busy fraction ``u`` in [active_floor, 1] (``t_peak_s`` is not used)."""
-        busy = (self.compute_weight * t_compute_s + self.memory_weight * t_memory_s) / t_step_s
-        return min(1.0, max(self.active_floor, busy))
-
-    def power_w(self, gpu: GpuSpec, utilisation: float) -> float:
-        """Board power in watts at ``utilisation``."""
-        return gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * utilisation
-
-
-DEFAULT_POWER: Final = PowerModel()
-
-
-@dataclass(frozen=True, slots=True)
-class StudyPowerModel:
-    """The power curve of the simulation study carbond's site model follows (Özcan, Wiesner,
-    Weiß and Kao, 2025, fitted on Vidur's GPU profiles)::
-
-        P = P_idle + (P_max - P_idle) * min(1, (MFU / 0.45) ** 0.7)
-
-    ``MFU`` is the step's achieved model-FLOPs utilisation (``t_peak_s / t_step_s``); ``P_max`` is
-    the GPU's TDP. Memory traffic draws nothing of its own here (the study's model sees FLOPs
-    only), which is what separates it from carbond's calibrated :class:`PowerModel`.
-    """
-
-    saturation_mfu: float = 0.45
-    exponent: float = 0.7
-
-    def utilisation(
-        self, t_compute_s: float, t_memory_s: float, t_step_s: float, t_peak_s: float = 0.0
-    ) -> float:
-        """``min(1, (MFU / saturation_mfu) ** exponent)``."""
-        mfu = max(t_peak_s, 0.0) / t_step_s if t_step_s > 0 else 0.0
-        return float(min(1.0, (mfu / self.saturation_mfu) ** self.exponent))
-
-    def power_w(self, gpu: GpuSpec, utilisation: float) -> float:
-        """Board power in watts at ``utilisation``."""
-        return gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * utilisation
-
-
-# Power models a runtime profile may name (``RuntimeProfile.power_model``; ``vllm+study``).
-POWER_MODELS: Final = ("calibrated", "study")
-
-
-# A workload's bounds (queue lines, replay traces and the CLI's flags take the same):
-MAX_TOKENS: Final = 10_000_000  # per request, input or output
-MAX_REQUESTS: Final = 1_000_000_000  # per job
-MAX_BATCH_SIZE: Final = 1_000_000
-MAX_TENSOR_PARALLEL: Final = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    """What a job asks for. Token counts are per request (means)."""
-
-    batch_size: int = 1
-    input_tokens: int = 128
-    output_tokens: int = 150
-    requests: int | None = None
-    precision: str = "fp16"
-    tensor_parallel: int = 1
-
-    @property
-    def request_count(self) -> int:
-        """Requests in the job (default: one full batch)."""
-        return self.batch_size if self.requests is None else self.requests
-
-    def validate(self) -> None:
-        """Raises InvalidWorkloadError naming the first field out of range (bounds above:
-        a count past them would only overflow the float arithmetic)."""
-        for field_name, value, minimum, maximum in (
-            ("batch_size", self.batch_size, 1, MAX_BATCH_SIZE),
-            ("input_tokens", self.input_tokens, 0, MAX_TOKENS),
-            ("output_tokens", self.output_tokens, 1, MAX_TOKENS),
-            ("requests", self.request_count, 1, MAX_REQUESTS),
-            ("tensor_parallel", self.tensor_parallel, 1, MAX_TENSOR_PARALLEL),
-        ):
-            if value < minimum:
-                raise InvalidWorkloadError(f"{field_name} must be >= {minimum}, got {value}")
-            if value > maximum:
-                shown = str(value)
-                if len(shown) > 24:
-                    shown = f"{shown[:12]}... ({len(shown)} digits)"
-                raise InvalidWorkloadError(f"{field_name} must be <= {maximum:,}, got {shown}")
-        precision_bytes(self.precision)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,11 @@ from types import MappingProxyType
 from typing import Final
 
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, CarbonFootprint, footprint
-from policies.footprint.estimator import Estimate, Workload, estimate
+from policies.footprint.estimator import Estimate, estimate
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GpuCatalog, GpuSpec
 from policies.footprint.models import DEFAULT_MODEL_CATALOG, ModelCatalog
 from policies.footprint.runtimes import get_runtime
+from policies.footprint.workload import Workload
 
 __all__ = [
     "PAPER_BATCH_SIZES",

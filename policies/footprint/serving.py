@@ -14,8 +14,8 @@ tensor-parallel GPUs:
 - the GPU time is the roofline maximum of compute and memory time, plus two all-reduces per layer
   over the interconnect when ``g > 1``; host time per step (scheduling, sampling) sits between
   steps (``host_overlaps_gpu`` False) or overlaps them.
-- every GPU draws the power curve's ``power_w`` over the step (:class:`.estimator.PowerModel`,
-  calibrated, or the study's :class:`.estimator.StudyPowerModel`).
+- every GPU draws the power curve's ``power_w`` over the step (:class:`.power.PowerModel`,
+  calibrated, or the study's :class:`.power.StudyPowerModel`).
 
 Energy per output token is step energy over ``b``; energy per request is that times ``n_out``;
 the inter-token latency (TPOT) is the step time. This is what the ML.ENERGY benchmark measures
@@ -29,16 +29,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from policies.footprint.estimator import (
-    DEFAULT_POWER,
     Estimate,
-    PowerCurve,
-    Workload,
     _peak_flops,  # one rule for which tensor-core rate a precision gets
     memory_required_gb,
 )
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
+from policies.footprint.power import DEFAULT_POWER, PowerCurve
 from policies.footprint.runtimes import RuntimeProfile
+from policies.footprint.workload import Workload
 
 __all__ = [
     "SteadyState",

@@ -10,19 +10,12 @@ from hypothesis import strategies as st
 from policies.errors import InvalidWorkloadError
 from policies.footprint import estimator
 from policies.footprint.calibration import calibrated
-from policies.footprint.estimator import (
-    DEFAULT_POWER,
-    Estimate,
-    PowerCurve,
-    PowerModel,
-    StudyPowerModel,
-    Workload,
-    estimate,
-    memory_required_gb,
-)
+from policies.footprint.estimator import Estimate, estimate, memory_required_gb
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GpuSpec
 from policies.footprint.models import DEFAULT_MODEL_CATALOG, PRECISION_BYTES, ModelSpec
+from policies.footprint.power import DEFAULT_POWER, PowerCurve, PowerModel, StudyPowerModel
 from policies.footprint.runtimes import RuntimeProfile, get_runtime
+from policies.footprint.workload import Workload
 
 LLAMA_1B = DEFAULT_MODEL_CATALOG.get("llama-1b")
 LLAMA_70B = DEFAULT_MODEL_CATALOG.get("llama-3.1-70b")

@@ -7,7 +7,7 @@ import pytest
 from policies.errors import InvalidWorkloadError
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, StudyPowerModel, Workload
 from policies.footprint.calibration import calibrated, estimate_interval
-from policies.footprint.estimator import PowerModel
+from policies.footprint.power import PowerModel
 from policies.footprint.runtimes import get_runtime
 
 H100 = DEFAULT_GPU_CATALOG.get("H100-SXM")

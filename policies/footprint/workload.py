@@ -1,0 +1,54 @@
+"""What a job asks for (:class:`Workload`) and the bounds every reader of one takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from policies.errors import InvalidWorkloadError
+from policies.footprint.models import precision_bytes
+
+__all__ = ["MAX_BATCH_SIZE", "MAX_REQUESTS", "MAX_TENSOR_PARALLEL", "MAX_TOKENS", "Workload"]
+
+
+# A workload's bounds (queue lines, replay traces and the CLI's flags take the same):
+MAX_TOKENS: Final = 10_000_000  # per request, input or output
+MAX_REQUESTS: Final = 1_000_000_000  # per job
+MAX_BATCH_SIZE: Final = 1_000_000
+MAX_TENSOR_PARALLEL: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What a job asks for. Token counts are per request (means)."""
+
+    batch_size: int = 1
+    input_tokens: int = 128
+    output_tokens: int = 150
+    requests: int | None = None
+    precision: str = "fp16"
+    tensor_parallel: int = 1
+
+    @property
+    def request_count(self) -> int:
+        """Requests in the job (default: one full batch)."""
+        return self.batch_size if self.requests is None else self.requests
+
+    def validate(self) -> None:
+        """Raises InvalidWorkloadError naming the first field out of range (bounds above:
+        a count past them would only overflow the float arithmetic)."""
+        for field_name, value, minimum, maximum in (
+            ("batch_size", self.batch_size, 1, MAX_BATCH_SIZE),
+            ("input_tokens", self.input_tokens, 0, MAX_TOKENS),
+            ("output_tokens", self.output_tokens, 1, MAX_TOKENS),
+            ("requests", self.request_count, 1, MAX_REQUESTS),
+            ("tensor_parallel", self.tensor_parallel, 1, MAX_TENSOR_PARALLEL),
+        ):
+            if value < minimum:
+                raise InvalidWorkloadError(f"{field_name} must be >= {minimum}, got {value}")
+            if value > maximum:
+                shown = str(value)
+                if len(shown) > 24:
+                    shown = f"{shown[:12]}... ({len(shown)} digits)"
+                raise InvalidWorkloadError(f"{field_name} must be <= {maximum:,}, got {shown}")
+        precision_bytes(self.precision)
