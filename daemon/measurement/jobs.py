@@ -1,30 +1,15 @@
-"""Measured outcomes for the service: GPU energy per job, realised intensity, the outcome row.
+"""Metering one job on this node's GPUs, start to end, into its ``outcomes`` columns.
 
-The service calls :meth:`JobMeasurement.started` after a job's launch, :meth:`observe` on every
-tick, :meth:`finished` when the job ends (its columns go into the ``outcomes`` row next to the
-predicted ones) and :meth:`lost` on every tick (each lost GPU once, with its jobs to fail).
-
-Only jobs on measured GPUs are measured: ``index_of`` maps a device id (``region/index``) to
-the backend's device index — this node's ``local``-executor GPUs on NVML, or one simulated
-device per ``simulated``-executor GPU on the simulated backend (:func:`start_measurement`);
-other jobs keep NULL measured columns. Realised intensity is time-weighted over the run from the
-series the service held at each tick (the signal it had), with the worst rung and largest age
-seen. On the simulated backend a started job loads its GPUs at the utilisation of its raw
-catalog estimate, so simulated measurements follow the (possibly mis-calibrated) hardware, not
-the prediction.
-
-A job metered here to its end teaches the recalibration factors (:attr:`JobMeasurement.learning`,
-the service's :class:`~daemon.learning.Learning`). Jobs this node does not meter (Slurm's) get
-their measured energy from their executor (``sacct``) and teach the same factors once their end
-is committed (:mod:`daemon.finishing`), whether or not a measurement exists.
+:class:`JobMeasurement` follows the service's job life cycle (see :mod:`daemon.measurement`):
+GPU energy from the monitor, charged up to the job's real end; realised intensity time-weighted
+over the run; the measured columns of the outcome row; the recalibration factors it teaches.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -33,24 +18,19 @@ import structlog
 
 from daemon.accounting import meter_method, predicted_alternative
 from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measured_run
-from daemon.gpu.backend import GpuBackend
 from daemon.gpu.curves import DeviceCurve
-from daemon.gpu.errors import GpuError, NvmlUnavailableError
-from daemon.gpu.factory import simulated_spec
-from daemon.gpu.nvml import NvmlBackend
+from daemon.gpu.errors import GpuError
 from daemon.gpu.simulated import SimulatedGpuBackend
 from daemon.inventory import InventoryGpu
 from daemon.learning import Learning
 from daemon.ledger import DecisionRecord
-from daemon.settings import Settings
 from policies import Decision, JobSpec, PoliciesError, ZoneIntensity
 from policies.candidates import estimate_on
-from policies.footprint.gpus import GpuCatalog
 from policies.footprint.outcome import RealisedIntensity, compute_outcome
 from policies.footprint.recalibration import Recalibration
 from policies.placement import mean_intensity_g_per_kwh
 
-__all__ = ["JobMeasurement", "start_measurement"]
+__all__ = ["JobMeasurement"]
 
 log = structlog.get_logger(__name__)
 
@@ -341,60 +321,3 @@ def _load(backend: SimulatedGpuBackend, tracked: _Tracked, job: JobSpec) -> None
         span = spec.tdp_w - spec.idle_w
         utilisation = (per_gpu_w - spec.idle_w) / span if span > 0 else 1.0
         backend.set_utilisation(index, min(1.0, max(0.0, utilisation)))
-
-
-def start_measurement(
-    settings: Settings,
-    catalog: GpuCatalog,
-    inventory: Sequence[InventoryGpu],
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    sample: bool = True,
-    nvml_module: Any | None = None,
-) -> JobMeasurement | None:
-    """For the composition root: the measurement of ``inventory``'s GPUs, started.
-
-    - ``local``-executor GPUs are measured through NVML when ``gpu.backend`` is ``nvml`` or
-      ``auto`` and NVML works (``auto`` without NVML: not measured, ``gpu_measurement_off``);
-    - otherwise ``simulated``-executor GPUs get one simulated device each (catalog idle..TDP
-      times ``gpu.simulated_power_factor``), so ``carbond run`` and the demo measure like real
-      GPUs (``carbond replay`` attaches no measurement: its planner never recalibrates).
-
-    ``clock`` (monotonic seconds) must follow the service's clock: the wall clock live, the
-    simulated one in the demo (with ``sample=False``: no sampler thread; simulated
-    devices have exact counters). ``nvml_module`` stands in for ``pynvml`` (tests). Returns None
-    when no GPU is measured. The caller closes it.
-
-    Raises:
-        NvmlUnavailableError: ``gpu.backend = "nvml"`` and NVML cannot be used.
-    """
-    local = [g for g in inventory if g.executor == "local"]
-    simulated = [g for g in inventory if g.executor == "simulated"]
-    backend: GpuBackend | None = None
-    index_of: dict[str, int] = {}
-    if local and settings.gpu.backend != "simulated":
-        nvml = NvmlBackend(nvml_module, clock=clock)
-        try:
-            nvml.start()
-        except NvmlUnavailableError as e:
-            if settings.gpu.backend == "nvml":
-                raise
-            log.warning("gpu_measurement_off", executor="local", reason=str(e))
-        else:
-            backend, index_of = nvml, {g.device_id: g.index for g in local}
-    if backend is None and simulated:
-        specs = [
-            simulated_spec(g.device.gpu, energy_counter=settings.gpu.simulated_energy_counter)
-            for g in simulated
-        ]
-        backend = SimulatedGpuBackend(
-            specs, true_power_factor=settings.gpu.simulated_power_factor, clock=clock
-        )
-        backend.start()
-        index_of = {g.device_id: i for i, g in enumerate(simulated)}
-    if backend is None:
-        return None
-    monitor = GpuMonitor(backend, settings.gpu, clock=clock, sample=sample)
-    monitor.start()
-    log.info("gpu_measurement_on", backend=backend.name, gpus=sorted(index_of))
-    return JobMeasurement(monitor, lifetime_years=settings.lifetime_years, index_of=index_of)
