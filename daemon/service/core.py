@@ -22,7 +22,6 @@ from daemon.executors.base import (
     Discovering,
     Executor,
     ExitStatus,
-    Reporting,
 )
 from daemon.executors.held import HeldJobs
 from daemon.finishing import EndingContext, Endings
@@ -112,7 +111,7 @@ class Service:
         self.executors = dict(executors)
         # asked once (an isinstance check against a runtime Protocol costs ~15 us a round)
         self._capacity_aware = [e for e in self.executors.values() if isinstance(e, CapacityAware)]
-        self._reporting = [e for e in self.executors.values() if isinstance(e, Reporting)]
+        self._problems = problems.Problems(self.executors)  # health.json's problem lines
         self._discovering = {n: e for n, e in self.executors.items() if isinstance(e, Discovering)}
         self._catalog = catalog
         self.inventory = tuple(inventory)
@@ -140,7 +139,6 @@ class Service:
         self._overdue = Overdue()  # running jobs past their deadline, each reported once
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
-        self._executor_problems: set[str] = set()  # health keys the executors set
         # measured runs past the recalibration checkpoint that make it due (reconcile)
         self.checkpoint_every_runs = CHECKPOINT_EVERY_RUNS
         # the recalibration checkpoint's inputs, as of the config and inventory objects they
@@ -170,7 +168,7 @@ class Service:
             self.health.clear(f"step:{step}")
         else:
             self.health.set(f"step:{step}", f"{type(error).__name__}: {error}", now)
-        problems.report_problems(self, now)
+        self._problems.report(self, now)
         written_at = now if self.launch_clock is None else self.launch_clock()
         self.health.write(self.settings.state_dir / HEALTH_NAME, written_at)
         if self.sites:  # each battery's charge, for the next daemon

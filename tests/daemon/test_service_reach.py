@@ -1,0 +1,61 @@
+"""Which private attributes of a :class:`~daemon.service.Service` the package's other modules
+reach into (``service._forecasts``): no more than they do today, none in a new module.
+
+A module that needs more of the service's state asks for it in the open (a parameter, a
+public read-only property, an object of its own that the service holds, as
+:class:`daemon.service.problems.Problems` holds the health keys it set). The lists below only
+shrink.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SERVICE = Path(__file__).resolve().parents[2] / "daemon" / "service"
+
+# The reaches left, by module (a parameter annotated ``Service`` followed by ``._name``).
+KNOWN: dict[str, set[str]] = {
+    "gpus.py": {"_by_device", "_catalog", "_departed", "_discovering", "_endings", "_finish",
+                "_forecasts", "_last_refresh"},
+    "plan_round.py": {"_busy", "_by_device", "_capacity_aware", "_decided", "_dispatch",
+                      "_forecasts", "_held", "_run_now_busy", "_specs"},
+    "refresh.py": {"_forecasts", "_last_refresh"},
+    "succession.py": {"_by_device", "_departed", "_endings", "_finish", "_overdue",
+                      "_run_now_busy"},
+    "unstarted.py": {"_endings", "_held"},
+}  # fmt: skip
+
+MODULES = sorted(p.name for p in SERVICE.glob("*.py") if p.name not in {"__init__.py", "core.py"})
+
+
+def _reaches(path: Path) -> set[str]:
+    """The private attributes read or written through a parameter annotated ``Service``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    services = {
+        arg.arg
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for arg in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)
+        if isinstance(arg.annotation, ast.Name) and arg.annotation.id == "Service"
+    }
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in services
+        and node.attr.startswith("_")
+    }
+
+
+def test_the_scan_sees_the_reaches() -> None:
+    assert _reaches(SERVICE / "refresh.py") >= {"_forecasts", "_last_refresh"}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_no_module_reaches_further_into_the_service(module: str) -> None:
+    new = _reaches(SERVICE / module) - KNOWN.get(module, set())
+    assert not new, f"daemon/service/{module} reaches into Service's {sorted(new)}"
