@@ -397,10 +397,11 @@ def _report(result: Relearned, memory: dict[str, float]) -> list[str]:
         f"({memory['before_mib']:.0f} MiB before relearning)",
     ]
     recalibration = result.learning.recalibration
-    for state in sorted(recalibration.factors.values(), key=lambda s: (s.model, s.gpu)):
-        in_use = "in use" if recalibration.in_use(state.model, state.gpu) else "not in use"
+    for state in sorted(recalibration.factors.values(), key=lambda s: (s.model, s.gpu, s.key)):
+        in_use = "in use" if recalibration.in_use(*state.key) else "not in use"
+        key = "" if state.coarse else f" ({state.runtime}, {state.precision})"
         lines.append(
-            f"  {state.model} on {state.gpu}: {state.samples:,} runs, energy x"
+            f"  {state.model} on {state.gpu}{key}: {state.samples:,} runs, energy x"
             f"{state.energy_factor:.3f}, duration x{state.duration_factor:.3f} ({in_use})"
         )
     return lines

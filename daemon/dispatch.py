@@ -42,6 +42,7 @@ from daemon.executors.errors import (
 from daemon.executors.held import HeldJobs
 from daemon.finishing import Requeue
 from daemon.inventory import InventoryGpu
+from daemon.learning import fine_key
 from daemon.ledger import JobRecord, Ledger, RunRecord, RunStart
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
@@ -236,13 +237,14 @@ class Dispatch:
 
 def _raw_duration_s(item: Launch, learned: Recalibration | None) -> float | None:
     """``item``'s planned duration without the learned duration factor the planner used (the
-    one ``learned`` has in use for its model on its GPU type); None when no factor applies."""
+    one ``learned`` has in use for its model on its GPU type with its runtime and precision);
+    None when no factor applies."""
     if learned is None or not learned.factors:
         return None
     spec = item.job_spec()
     if spec is None:
         return None
-    factor = learned.duration_factor(spec.model.name, item.chosen.gpu)
+    factor = learned.duration_factor(spec.model.name, item.chosen.gpu, *fine_key(spec))
     return None if factor == 1.0 else item.chosen.duration_s / factor
 
 

@@ -1,5 +1,5 @@
 """What the daemon learns from measured outcomes: the recalibration factors per (model, GPU
-type), whoever measured the energy.
+type, runtime, precision) and per (model, GPU type), whoever measured the energy.
 
 Every service holds one :class:`Learning`. Its factors are folded from each succeeded run whose
 energy was measured: by carbond's own GPU meter (:class:`daemon.measurement.JobMeasurement`,
@@ -24,8 +24,9 @@ from daemon.planning import job_spec
 from policies import Device, JobSpec, PoliciesError
 from policies.candidates import estimate_on
 from policies.footprint.recalibration import Observation, Recalibration
+from policies.footprint.runtimes import get_runtime
 
-__all__ = ["Learning", "measured_history", "refold_changed", "teaches"]
+__all__ = ["Learning", "fine_key", "measured_history", "refold_changed", "teaches"]
 
 log = structlog.get_logger(__name__)
 
@@ -45,8 +46,10 @@ class Learning:
     def learn(
         self, job: JobSpec, device: Device, measured_energy_j: float, measured_duration_s: float
     ) -> bool:
-        """Fold one measured run in (:meth:`observe`) and log ``recalibrated`` with the
-        (model, GPU type)'s state, or ``recalibration_ignored`` when the run taught nothing (a
+        """Fold one measured run in (:meth:`observe`) and log ``recalibrated`` with the state of
+        its (model, GPU type, runtime, precision) factor, the coarse (model, GPU type) one's
+        samples and the level the planner now uses for such runs (``level``: ``fine``,
+        ``coarse`` or ``none``), or ``recalibration_ignored`` when the run taught nothing (a
         measured energy or time that is not a positive number); False when the run could not
         be estimated."""
         before = self.recalibration
@@ -58,17 +61,24 @@ class Learning:
                      measured_energy_j=measured_energy_j,
                      measured_duration_s=measured_duration_s)  # fmt: skip
             return True
-        state = self.recalibration.get(model, gpu)
+        learned = self.recalibration
+        runtime, precision = fine_key(job)
+        state = learned.get(model, gpu, runtime, precision)
+        used = learned.level(model, gpu, runtime, precision)
         log.info(
             "recalibrated",
             model=model,
             gpu=gpu,
+            runtime=runtime,
+            precision=precision,
             samples=state.samples,
             measured_s=state.measured_s,
             learned_energy_factor=state.energy_factor,
             learned_duration_factor=state.duration_factor,
-            in_use=self.recalibration.in_use(model, gpu),
-            energy_factor=self.recalibration.energy_factor(model, gpu),
+            coarse_samples=learned.get(model, gpu).samples,
+            in_use=learned.in_use(model, gpu, runtime, precision),
+            level="none" if used is None else "coarse" if used.coarse else "fine",
+            energy_factor=learned.energy_factor(model, gpu, runtime, precision),
         )
         return True
 
@@ -90,6 +100,8 @@ class Learning:
                 measured_energy_j,
                 raw.duration_s,
                 measured_duration_s,
+                raw.runtime,
+                raw.workload.precision,
             )
         )
         return True
@@ -117,9 +129,21 @@ class Learning:
         self.recalibration = Recalibration(self.recalibration.config)  # idempotent: from scratch
         folded = sum(1 for job, device, e, t in history if self.taught(job, device, e, t))
         if folded:
-            log.info("recalibration_relearned", runs=folded,
-                     pairs=len(self.recalibration.factors))  # fmt: skip
+            log.info("recalibration_relearned", runs=folded, pairs=self.recalibration.pairs,
+                     keys=len(self.recalibration.factors))  # fmt: skip
         return folded
+
+
+def fine_key(job: JobSpec) -> tuple[str, str]:
+    """The runtime and weight precision of ``job``'s fine factor key, as its estimate names
+    them (:meth:`Recalibration.apply <policies.footprint.recalibration.Recalibration.apply>`
+    looks the factors up by the estimate's): the runtime profile's name (``VLLM`` is ``vllm``;
+    an unknown runtime as written, such a job is never estimated) and the precision."""
+    try:
+        runtime = get_runtime(job.runtime).name
+    except PoliciesError:
+        runtime = job.runtime
+    return runtime, job.workload.precision
 
 
 def teaches(simulated: bool, gpu_type: str, inventory: Iterable[InventoryGpu]) -> bool:

@@ -1,6 +1,7 @@
 """The recalibration checkpoint: the factors a restart would fold from the ledger's measured
-runs up to a watermark, stored in the ledger (schema version 7), so a restart folds only the
-runs recorded since instead of every run the ledger ever measured.
+runs up to a watermark, stored in the ledger (schema version 7; per runtime and precision since
+version 12), so a restart folds only the runs recorded since instead of every run the ledger
+ever measured.
 
 A restart's factors must equal a fold of every measured run from scratch
 (:meth:`Learning.relearn <daemon.learning.Learning.relearn>` of
@@ -176,10 +177,12 @@ def restore(
     if folded.from_checkpoint:
         log.info("recalibration_checkpoint_loaded", runs=folded.runs,
                  checkpoint_runs=folded.runs - folded.tail_runs, tail_runs=folded.tail_runs,
-                 tail_rows=folded.tail_rows, pairs=len(folded.recalibration.factors))  # fmt: skip
+                 tail_rows=folded.tail_rows, pairs=folded.recalibration.pairs,
+                 keys=len(folded.recalibration.factors))  # fmt: skip
     elif folded.runs:
         log.info("recalibration_relearned", runs=folded.runs,
-                 pairs=len(folded.recalibration.factors))  # fmt: skip
+                 pairs=folded.recalibration.pairs,
+                 keys=len(folded.recalibration.factors))  # fmt: skip
     return folded
 
 
@@ -315,7 +318,8 @@ def _out_of_range(stored: StoredCheckpoint, config: RecalibrationConfig) -> str 
         early = [log for log, _ in (*f.early_energy, *f.early_duration)]
         logs = max(abs(f.energy_log), abs(f.duration_log), *(abs(log) for log in early))
         if f.samples < 1 or f.measured_s < 0 or logs > bound:
-            return f"recalibration checkpoint: factors of ({f.model}, {f.gpu}) out of range"
+            key = ", ".join(name for name in (f.model, f.gpu, f.runtime, f.precision) if name)
+            return f"recalibration checkpoint: factors of ({key}) out of range"
     return None
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.footprint.gpus import GpuSpec
-from policies.footprint.recalibration import Recalibration
+from policies.footprint.recalibration import Key, Recalibration
 from policies.planner import WindowParameters
 from policies.scoring import Pool, SlotGrid, upper_values
 from policies.types import ZoneIntensity
@@ -25,7 +25,7 @@ __all__ = ["KeptContext"]
 
 FloatArray = npt.NDArray[np.float64]
 
-_Factors = tuple[tuple[tuple[str, str], float, float], ...]
+_Factors = tuple[tuple[Key, float, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +40,12 @@ class _Context:
 
 def _in_use(recalibration: Recalibration | None) -> _Factors:
     """The factors that change estimates (``Recalibration.apply`` uses only these): a new
-    observation of a pair whose factors are not yet in use changes no row."""
+    observation of a key whose factors are not yet in use changes no row."""
     if recalibration is None:
         return ()
     return tuple(sorted(
-        (key, recalibration.energy_factor(*key), recalibration.duration_factor(*key))
-        for key in recalibration.factors
+        (key, factor.energy_factor, factor.duration_factor)
+        for key, factor in recalibration.factors.items()
         if recalibration.in_use(*key)
     ))  # fmt: skip
 

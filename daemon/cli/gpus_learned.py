@@ -1,5 +1,6 @@
 """``carbond gpus --learned``: the recalibration factors learned from measured runs, per
-(model, GPU type), as a restart of ``carbond run`` would fold them from the ledger now.
+(model, GPU type) and per (model, GPU type, runtime, precision), as a restart of ``carbond run``
+would fold them from the ledger now, and which of the two levels an estimate uses.
 
 Read-only and from the ledger alone, so it works while the daemon runs and after it stopped:
 the ledger's recalibration checkpoint plus the measured runs since, or every measured run when
@@ -25,11 +26,12 @@ from daemon.errors import DaemonError
 from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning_checkpoint import peek
 from daemon.settings import Settings
-from policies.footprint.recalibration import DEFAULT_RECALIBRATION
+from policies.footprint.recalibration import DEFAULT_RECALIBRATION, RecalibrationFactor
 
 __all__ = ["learned_gpus", "learned_payload"]
 
-_COLUMNS = ("model", "gpu", "energy_factor", "duration_factor", "samples", "measured_s", "in_use")
+_COLUMNS = ("model", "gpu", "runtime", "precision", "energy_factor", "duration_factor", "samples",
+            "measured_s", "in_use", "uses")  # fmt: skip
 
 
 def learned_payload(settings: Settings) -> dict[str, Any]:
@@ -41,9 +43,15 @@ def learned_payload(settings: Settings) -> dict[str, Any]:
     skips as well),
     whether the ledger's checkpoint was used (``from_checkpoint``) or why not
     (``checkpoint_discarded``), the regions whose GPUs could not be discovered
-    (``undiscovered``: region -> why), and one row per (model, GPU type) in ``factors``:
-    ``model, gpu, energy_factor, duration_factor`` (measured ÷ estimated, as learned: the
-    planner uses them only while ``in_use``, else 1), ``samples, measured_s``.
+    (``undiscovered``: region -> why), and in ``factors`` one row per (model, GPU type), its
+    ``runtime`` and ``precision`` null (every run of the pair taught it), followed by one per
+    runtime and precision the pair ran with: ``model, gpu, runtime, precision, energy_factor,
+    duration_factor`` (measured ÷ estimated, as learned), ``samples, measured_s``, ``in_use``
+    (this row's factors have the evidence to be used) and ``uses``: the level an estimate of
+    that key uses now (:meth:`~policies.footprint.recalibration.Recalibration.level`):
+    ``fine`` (its own runtime and precision's factors), ``coarse`` (the (model, GPU type)
+    factors: the fine ones are not yet in use) or ``none`` (factor 1); a (model, GPU type)
+    row says what a runtime and precision it has not learned uses.
 
     Raises:
         UsageError: no ledger in the state dir.
@@ -57,7 +65,7 @@ def learned_payload(settings: Settings) -> dict[str, Any]:
         folded = peek(ledger, inventory, config)
         rows = ledger.measured_rows_after(None)
     learned = folded.recalibration
-    factors = sorted(learned.factors.values(), key=lambda f: (f.model.lower(), f.gpu.lower()))
+    factors = sorted(learned.factors.values(), key=lambda f: (*f.key[:2], not f.coarse, f.key))
     return {
         "min_samples": config.min_samples,
         "min_measured_s": config.min_measured_s,
@@ -70,15 +78,33 @@ def learned_payload(settings: Settings) -> dict[str, Any]:
             {
                 "model": f.model,
                 "gpu": f.gpu,
+                "runtime": None if f.coarse else f.runtime,
+                "precision": None if f.coarse else f.precision,
                 "energy_factor": f.energy_factor,
                 "duration_factor": f.duration_factor,
                 "samples": f.samples,
                 "measured_s": f.measured_s,
-                "in_use": learned.in_use(f.model, f.gpu),
+                "in_use": learned.in_use(*f.key),
+                "uses": _uses(learned.level(*f.key)),
             }
             for f in factors
         ],
     }
+
+
+def _cell(column: str, value: Any) -> Any:
+    """A table cell: a (model, GPU type) row's runtime and precision as ``*``, ``in_use`` as
+    yes or no."""
+    if column in ("runtime", "precision"):
+        return value or "*"
+    if column == "in_use":
+        return "yes" if value else "no"
+    return value
+
+
+def _uses(level: RecalibrationFactor | None) -> str:
+    """``fine``, ``coarse`` or ``none``: which factors an estimate uses (``level``)."""
+    return "none" if level is None else "coarse" if level.coarse else "fine"
 
 
 def learned_gpus(args: argparse.Namespace) -> int:
@@ -95,9 +121,9 @@ def learned_gpus(args: argparse.Namespace) -> int:
     if not payload["factors"]:
         print("nothing learned")
         return 0
-    title = "Recalibration factors per (model, GPU type)"
-    rows = [[f[c] for c in _COLUMNS] for f in payload["factors"]]
-    print_table(title, _COLUMNS, [[*row[:-1], "yes" if row[-1] else "no"] for row in rows])
+    title = "Recalibration factors per (model, GPU type: runtime and precision *) and per runtime"
+    rows = [[_cell(c, f[c]) for c in _COLUMNS] for f in payload["factors"]]
+    print_table(title, _COLUMNS, rows)
     return 0
 
 

@@ -1,10 +1,11 @@
 """The recalibration checkpoint's rows (schema version 7; since version 10 with the
-observations each factor not yet in use keeps for its median, ``early_json``): the factors a
-restart would fold from the measured outcome rows up to a
-:class:`~daemon.ledger.measured.Watermark`, and what the ledger held then (:class:`LedgerMarks`),
-so a later start can tell, with a few counts on indexes, whether the rows up to the watermark
-are still the ones folded (:meth:`Checkpoints.changed_since`). What to fold and when is
-:mod:`daemon.learning_checkpoint`'s.
+observations each factor not yet in use keeps for its median, ``early_json``; since version 12
+one row per (model, GPU type, runtime, precision) and per (model, GPU type), the latter with an
+empty runtime and precision): the factors a restart would fold from the measured outcome rows
+up to a :class:`~daemon.ledger.measured.Watermark`, and what the ledger held then
+(:class:`LedgerMarks`), so a later start can tell, with a few counts on indexes, whether the rows
+up to the watermark are still the ones folded (:meth:`Checkpoints.changed_since`). What to
+fold and when is :mod:`daemon.learning_checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class LedgerMarks:
 class StoredCheckpoint:
     """A checkpoint as stored: the fold's inputs (``fingerprint``, JSON text), how far it
     folded (``watermark``; ``runs_folded`` runs taught the factors), the ledger's marks then,
-    and the folded state per (model, GPU type)."""
+    and the folded state per (model, GPU type, runtime, precision) and per (model, GPU type)."""
 
     fingerprint: str
     watermark: Watermark
@@ -73,16 +74,18 @@ class Checkpoints(Connection):
         if row is None:
             return None
         rows = self._exec(
-            "SELECT model, gpu, samples, energy_log, duration_log, measured_s, early_json"
-            " FROM recalibration_checkpoint_factors ORDER BY model, gpu"
+            "SELECT model, gpu, runtime, precision, samples, energy_log, duration_log,"
+            " measured_s, early_json FROM recalibration_checkpoint_factors"
+            " ORDER BY model, gpu, runtime, precision"
         ).fetchall() if factors else []  # fmt: skip
         try:
             folded = tuple(
                 RecalibrationFactor(
-                    str(m), str(g), _integer(n), _finite(e), _finite(d), _finite(s), *_early(early)
+                    str(m), str(g), _integer(n), _finite(e), _finite(d), _finite(s), *_early(early),
+                    runtime=str(r), precision=str(p),
                 )
-                for m, g, n, e, d, s, early in rows
-            )
+                for m, g, r, p, n, e, d, s, early in rows
+            )  # fmt: skip
             marks = LedgerMarks(*(_integer(v) for v in tuple(row)[3:8]))
             return StoredCheckpoint(str(row[0]), Watermark(str(row[1]), _integer(row[2])),
                                     marks, _integer(row[8]), folded)  # fmt: skip
@@ -198,9 +201,11 @@ class Checkpoints(Connection):
              marks.decisions_seq, runs_folded, ts(now)),
         )  # fmt: skip
         self._exec_many(
-            "INSERT INTO recalibration_checkpoint_factors VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(f.model, f.gpu, f.samples, f.energy_log, f.duration_log, f.measured_s,
-              _early_json(f)) for f in factors],
+            "INSERT INTO recalibration_checkpoint_factors (model, gpu, runtime, precision,"
+            " samples, energy_log, duration_log, measured_s, early_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(f.model, f.gpu, f.runtime, f.precision, f.samples, f.energy_log, f.duration_log,
+              f.measured_s, _early_json(f)) for f in factors],
         )  # fmt: skip
         return marks
 

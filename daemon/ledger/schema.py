@@ -265,6 +265,28 @@ _V11: Final = """
 ALTER TABLE runs ADD COLUMN stopping TEXT;
 """
 
+# The recalibration factors are kept per (model, GPU type, runtime, precision) as well as per
+# (model, GPU type) (policies.footprint.recalibration; the coarse rows have an empty runtime and
+# precision), so the factors' table gets those two columns in its key. An older carbond's
+# checkpoint (one factor per pair, runtimes mixed) is dropped: derived state, the next start
+# folds the measured runs from scratch.
+_V12: Final = """
+DROP TABLE recalibration_checkpoint_factors;
+CREATE TABLE recalibration_checkpoint_factors (
+    model TEXT NOT NULL,
+    gpu TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    energy_log REAL NOT NULL,
+    duration_log REAL NOT NULL,
+    measured_s REAL NOT NULL,
+    early_json TEXT,
+    PRIMARY KEY (model, gpu, runtime, precision)
+);
+DELETE FROM recalibration_checkpoint;
+"""
+
 # (version, description, SQL script)
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets", _V1),
@@ -282,5 +304,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (9, "runs: when a cancel was first sent; jobs: the uid that asked to cancel", _V9),
     (10, "recalibration checkpoint: the observations of each factor not yet in use", _V10),
     (11, "runs: why a run whose job ended is still being stopped (a lost GPU)", _V11),
+    (12, "recalibration checkpoint: factors per runtime and precision as well", _V12),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]

@@ -40,7 +40,7 @@ from daemon.settings import (
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import Device, JobSpec, PoliciesError, get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG
-from policies.footprint.recalibration import Recalibration, RecalibrationFactor
+from policies.footprint.recalibration import Key, Recalibration, RecalibrationFactor
 from tests.daemon.helpers import append, job_line
 
 MODEL, GPU = "llama-3.1-8b", "A100-80GB"
@@ -331,20 +331,25 @@ def _mixed_service(tmp_path: Path, clock: FakeClock) -> tuple[Service, JobMeasur
 
 def _mixed_jobs() -> Iterator[dict[str, object]]:
     """24 jobs: a few workloads submitted again and again (some with deadlines), on the node
-    and on the cluster's A100s and T4s; three of them fail."""
-    shapes = [("node", "llama-3.1-8b", GPU, 256), ("hpc", "llama-3.1-8b", GPU, 512),
-              ("hpc", "llama-3.2-1b", T4, 256), ("hpc", "llama-3.2-3b", T4, 128)]  # fmt: skip
+    and on the cluster's A100s and T4s, the 8B model eager on the node and with vLLM on the
+    cluster, the T4s' models in fp16 and in fp32; three of them fail."""
+    shapes = [("node", "llama-3.1-8b", GPU, 256, "hf-eager"),
+              ("hpc", "llama-3.1-8b", GPU, 512, "vllm"),
+              ("hpc", "llama-3.2-1b", T4, 256, "hf-eager"),
+              ("hpc", "llama-3.2-3b", T4, 128, "hf-eager")]  # fmt: skip
     for n in range(24):
-        region, model, gpu, requests = shapes[n % len(shapes)]
+        region, model, gpu, requests, runtime = shapes[n % len(shapes)]
+        precision = "fp32" if gpu == T4 and n % 8 >= 4 else "fp16"
         deadline = {"deadline": f"+{24 + n}h"} if n % 3 == 0 else {}
         yield {"id": f"m{n:02d}", "model": model, "requests": requests, "batch_size": 8,
-               "regions": [region], "gpu_types": [gpu], **deadline}  # fmt: skip
+               "regions": [region], "gpu_types": [gpu], "runtime": runtime,
+               "precision": precision, **deadline}  # fmt: skip
 
 
 FAILING = ("m05", "m09", "m14")
 
 
-def _run_mixed(tmp_path: Path) -> tuple[dict[tuple[str, str], RecalibrationFactor], list[Lesson]]:
+def _run_mixed(tmp_path: Path) -> tuple[dict[Key, RecalibrationFactor], list[Lesson]]:
     """Run :func:`_mixed_jobs` to their ends (all queued at once: several end in one poll);
     the factors learned live and every run taught, in order."""
     clock = FakeClock()
@@ -399,8 +404,14 @@ def test_a_restart_relearns_what_a_mixed_ledger_taught_live(
     ending in one poll, some failing (measured, teaching nothing): a restart relearns exactly
     the factors folded live, reading what the per-row reads read."""
     live, lessons = _run_mixed(tmp_path)
-    assert {(m, g) for m, g in live} == {("llama-3.1-8b", "a100-80gb"), ("llama-3.2-1b", "t4"),
-                                         ("llama-3.2-3b", "t4")}  # fmt: skip
+    assert set(live) == {
+        ("llama-3.1-8b", "a100-80gb", "", ""), ("llama-3.2-1b", "t4", "", ""),
+        ("llama-3.2-3b", "t4", "", ""),  # per (model, GPU type), and per runtime and precision:
+        ("llama-3.1-8b", "a100-80gb", "hf-eager", "fp16"),
+        ("llama-3.1-8b", "a100-80gb", "vllm", "fp16"),
+        ("llama-3.2-1b", "t4", "hf-eager", "fp16"), ("llama-3.2-1b", "t4", "hf-eager", "fp32"),
+        ("llama-3.2-3b", "t4", "hf-eager", "fp16"), ("llama-3.2-3b", "t4", "hf-eager", "fp32"),
+    }  # fmt: skip
     assert len(lessons) == 21 and not {job.job_id for job, *_ in lessons} & set(FAILING)
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         failed = ledger.outcome("m05")
@@ -422,6 +433,14 @@ def test_a_restart_relearns_what_a_mixed_ledger_taught_live(
     restarted.start(FakeClock()())
     assert dict(restarted.learning.recalibration.factors) == live
     restarted.close()
+    measurement.close()
+    again, measurement = _mixed_service(tmp_path, FakeClock())  # from the checkpoint's table
+    with capture_logs() as logs:
+        again.start(FakeClock()())
+    loaded = [e for e in logs if e["event"] == "recalibration_checkpoint_loaded"]
+    assert [(e["runs"], e["tail_runs"], e["pairs"], e["keys"]) for e in loaded] == [(21, 0, 3, 9)]
+    assert dict(again.learning.recalibration.factors) == live
+    again.close()
     measurement.close()
 
 

@@ -37,7 +37,7 @@ from policies import Alternative, Decision
 from policies.footprint import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig
 from tests.daemon.helpers import job_line
-from tests.daemon.test_ledger import UNDO_VERSION_7, UNDO_VERSION_10
+from tests.daemon.test_ledger import UNDO_VERSION_7, UNDO_VERSION_10, UNDO_VERSION_12
 from tests.fuzzing import examples
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,10 +63,13 @@ class Run:
     duration_s: float
     state: str
     minute: int
+    runtime: str = "hf-eager"
+    precision: str = "fp16"
 
 
 def _request(job_id: str, run: Run) -> JobRequest:
-    line = job_line(id=job_id, model=run.model, requests=run.requests, batch_size=8)
+    line = job_line(id=job_id, model=run.model, requests=run.requests, batch_size=8,
+                    runtime=run.runtime, precision=run.precision)  # fmt: skip
     request = parse_line(line.strip(), T0)
     assert isinstance(request, JobRequest)
     return request
@@ -151,6 +154,8 @@ _runs = st.builds(
     duration_s=st.floats(0.5, 1e5),
     state=st.sampled_from(("succeeded", "succeeded", "succeeded", "failed")),
     minute=st.integers(-4, 12),  # after the previous run's: repeats, and goes back (stepped)
+    runtime=st.sampled_from(("hf-eager", "vllm")),  # factors per runtime and precision too
+    precision=st.sampled_from(("fp16", "bf16", "fp32")),
 )
 _steps = st.lists(
     st.one_of(
@@ -541,6 +546,34 @@ def test_a_schema_9_checkpoint_is_dropped_and_folded_again(tmp_path: Path) -> No
         folded = restore(ledger, INVENTORY, CONFIG, T0)
         assert (folded.from_checkpoint, folded.written) == (False, True)
         _assert_same(folded, expected)
+
+
+def test_a_schema_11_checkpoint_of_pairs_only_is_dropped_and_folded_again(tmp_path: Path) -> None:
+    # carbond 11 kept one factor per (model, GPU type), eager and vLLM runs mixed: resuming
+    # from it would lose the runtimes' own factors until a fold from scratch
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        for n in range(9):
+            _record(ledger, f"j{n}", replace(_run(n), runtime="vllm" if n % 2 else "hf-eager"))
+        restore(ledger, INVENTORY, CONFIG, T0)
+        stored = ledger.recalibration_checkpoint()
+        expected = _from_scratch(ledger)
+    assert stored is not None and {f.runtime for f in stored.factors} == {"", "hf-eager", "vllm"}
+    db = sqlite3.connect(path)  # as carbond 11 left it: a row per pair
+    db.executescript(UNDO_VERSION_12 + "DELETE FROM schema_migrations WHERE version > 11;"
+                     "PRAGMA user_version = 11;")  # fmt: skip
+    db.executemany("INSERT INTO recalibration_checkpoint_factors VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                   [(f.model, f.gpu, f.samples, f.energy_log, f.duration_log, f.measured_s)
+                    for f in stored.factors if f.coarse])  # fmt: skip
+    db.commit()
+    db.close()
+    with Ledger.open(path) as ledger:
+        assert ledger.schema_version() == SCHEMA_VERSION
+        assert ledger.recalibration_checkpoint() is None
+        folded = restore(ledger, INVENTORY, CONFIG, T0)
+        assert (folded.from_checkpoint, folded.written) == (False, True)
+        _assert_same(folded, expected)
+        assert ledger.recalibration_checkpoint() == stored
 
 
 _KILLED = """

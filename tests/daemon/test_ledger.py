@@ -135,9 +135,25 @@ def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger
         assert reader.counts_by_state() == ledger.counts_by_state()
 
 
-UNDO_VERSION_11 = """
+UNDO_VERSION_12 = """
+DROP TABLE recalibration_checkpoint_factors;
+CREATE TABLE recalibration_checkpoint_factors (
+    model TEXT NOT NULL,
+    gpu TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    energy_log REAL NOT NULL,
+    duration_log REAL NOT NULL,
+    measured_s REAL NOT NULL,
+    early_json TEXT,
+    PRIMARY KEY (model, gpu)
+);
+"""
+UNDO_VERSION_11 = (
+    UNDO_VERSION_12
+    + """
 ALTER TABLE runs DROP COLUMN stopping;
 """
+)
 UNDO_VERSION_10 = (
     UNDO_VERSION_11
     + """

@@ -5,6 +5,7 @@ already carries the learned factor in its planned duration)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from daemon.settings import RegionSettings
 from daemon.testing import FakeClock
 from policies import Decision, Device, JobSpec, Policy, ZoneIntensity
 from policies.footprint import DEFAULT_MODEL_CATALOG
+from policies.footprint.recalibration import Recalibration, RecalibrationFactor
 
 TRUTH = 1.5
 MODEL = DEFAULT_MODEL_CATALOG.get("llama-1b").name  # the factors are kept by catalog name
@@ -171,3 +173,42 @@ def test_a_sub_second_job_lasts_its_estimate_and_teaches_no_factor(tmp_path: Pat
     assert learned.samples == 3
     assert learned.duration_factor == pytest.approx(1.0, rel=0.01)
     assert learned.energy_factor == pytest.approx(1.0, rel=0.05)
+
+
+def test_a_launch_carries_the_raw_estimate_of_the_factor_its_runtime_was_planned_with(
+    tmp_path: Path,
+) -> None:
+    # the pair (llama-1b, T4) learned durations 2x the estimate from eager runs, its vLLM runs
+    # 1x: a vLLM job is planned on vLLM's factor (1), but its launch divided the planned
+    # duration by the pair's (2), so the simulated executor ran it for half its estimate
+    base = demo_settings(tmp_path, "run-now")
+    settings = base.model_copy(update={
+        "regions": (RegionSettings(name="qc", zone="CA-QC", executor="simulated", gpus=("T4",)),),
+    })  # fmt: skip
+    clock = FakeClock(DEMO_START)
+    daemon = build_daemon(settings, gpu_clock=clock.monotonic(), launch_clock=clock)
+    try:
+        service = daemon.service
+        service.start(clock())
+        learned = (RecalibrationFactor(MODEL, "T4", 5, 0.0, math.log(2.0), 3600.0),
+                   RecalibrationFactor(MODEL, "T4", 5, 0.0, 0.0, 3600.0, runtime="vllm",
+                                       precision="fp16"))  # fmt: skip
+        service.learning.recalibration = Recalibration.from_factors(
+            learned, service.learning.recalibration.config
+        )
+        append_line(tmp_path / QUEUE_NAME, {"id": "v", "model": "llama-1b", "requests": 200,
+                                            "runtime": "vllm", "deadline": "+1h",
+                                            "command": ["infer"]})  # fmt: skip
+        for _ in range(500):
+            service.tick(clock())
+            if daemon.ledger.job("v").state == "succeeded":
+                break
+            clock.advance(2.0)
+        else:
+            pytest.fail("the job did not finish")
+        run = daemon.ledger.run("v")
+    finally:
+        daemon.close()
+    assert run is not None and run.started_at is not None and run.finished_at is not None
+    true_s = (run.finished_at - run.started_at).total_seconds()
+    assert true_s == pytest.approx(run.expected_duration_s, rel=0.01)  # planned x 1, not / 2

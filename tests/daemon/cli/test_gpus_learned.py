@@ -52,18 +52,28 @@ def _learned(capsys: pytest.CaptureFixture[str], config: Path, state: Path) -> d
 
 
 def _expected(ledger: Ledger) -> list[dict[str, object]]:
-    """Every (model, GPU type) a fold of every measured run from scratch learns (the test
-    module's inventory and thresholds are this config's)."""
+    """Every key a fold of every measured run from scratch learns, each (model, GPU type)
+    before its runtimes and precisions (the test module's inventory and thresholds are this
+    config's)."""
     learned, _ = _from_scratch(ledger)
-    return sorted(
-        (
-            {"model": f.model, "gpu": f.gpu, "energy_factor": f.energy_factor,
-             "duration_factor": f.duration_factor, "samples": f.samples,
-             "measured_s": f.measured_s, "in_use": learned.in_use(f.model, f.gpu)}
-            for f in learned.factors.values()
-        ),
-        key=lambda row: (str(row["model"]).lower(), str(row["gpu"]).lower()),
-    )  # fmt: skip
+    rows = []
+    for f in learned.factors.values():
+        level = learned.level(f.model, f.gpu, f.runtime, f.precision)
+        rows.append({
+            "model": f.model, "gpu": f.gpu, "runtime": f.runtime or None,
+            "precision": f.precision or None, "energy_factor": f.energy_factor,
+            "duration_factor": f.duration_factor, "samples": f.samples,
+            "measured_s": f.measured_s, "in_use": learned.in_use(*f.key),
+            "uses": "none" if level is None else "coarse" if level.coarse else "fine",
+        })  # fmt: skip
+    return sorted(rows, key=lambda row: (str(row["model"]).lower(), str(row["gpu"]).lower(),
+                                         row["runtime"] is not None, str(row["runtime"]),
+                                         str(row["precision"])))  # fmt: skip
+
+
+def _coarse(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The (model, GPU type) rows of ``payload``'s factors."""
+    return [r for r in payload["factors"] if r["runtime"] is None and r["precision"] is None]
 
 
 def test_the_factors_a_restart_would_fold_while_the_daemon_holds_the_ledger(
@@ -77,11 +87,15 @@ def test_the_factors_a_restart_would_fold_while_the_daemon_holds_the_ledger(
     _record(ledger, "elsewhere", _run(9, gpu="H100"))  # a type no region has: not folded
     payload = _learned(capsys, config, state)
     assert payload["factors"] == _expected(ledger)
-    assert [(r["model"], r["gpu"], r["samples"]) for r in payload["factors"]] == [
-        ("llama-3.1-8b", "A100-80GB", 3),
-        ("llama-3.2-1b", "A100-80GB", 3),
-        ("llama-3.2-3b", "A100-80GB", 3),
-    ]
+    assert [(r["model"], r["gpu"], r["runtime"], r["precision"], r["samples"], r["uses"])
+            for r in payload["factors"]] == [
+        ("llama-3.1-8b", "A100-80GB", None, None, 3, "coarse"),
+        ("llama-3.1-8b", "A100-80GB", "hf-eager", "fp16", 3, "fine"),
+        ("llama-3.2-1b", "A100-80GB", None, None, 3, "coarse"),
+        ("llama-3.2-1b", "A100-80GB", "hf-eager", "fp16", 3, "fine"),
+        ("llama-3.2-3b", "A100-80GB", None, None, 3, "coarse"),
+        ("llama-3.2-3b", "A100-80GB", "hf-eager", "fp16", 3, "fine"),
+    ]  # fmt: skip
     assert {k: payload[k] for k in ("min_samples", "min_measured_s", "runs", "measured_rows",
                                     "from_checkpoint", "checkpoint_discarded")} == {
         "min_samples": 2, "min_measured_s": 0.0, "runs": 9, "measured_rows": 10,
@@ -107,7 +121,8 @@ def test_the_factors_a_restart_would_fold_while_the_daemon_holds_the_ledger(
     out = capsys.readouterr().out
     assert out.startswith("13 of 14 measured rows taught the factors; factors in use from 2 "
                           "samples covering 0 s\n")  # fmt: skip
-    assert "| llama-3.2-1b | A100-80GB | 3.211         | 2.118           | 4       |" in out
+    assert "| llama-3.2-1b | A100-80GB | *        | *         | 3.211         | 2.118 " in out
+    assert "| llama-3.2-1b | A100-80GB | hf-eager | fp16      | 3.211         | 2.118 " in out
 
 
 def test_in_use_follows_the_configured_thresholds(
@@ -120,8 +135,9 @@ def test_in_use_follows_the_configured_thresholds(
             _record(ledger, f"j{n}", _run(n))
     config.write_text(CONFIG.replace("min_samples = 2", "min_samples = 3"))
     assert all(row["in_use"] is False for row in _learned(capsys, config, state)["factors"])
+    assert {row["uses"] for row in _learned(capsys, config, state)["factors"]} == {"none"}
     config.write_text(CONFIG)
-    rows = _learned(capsys, config, state)["factors"]
+    rows = _coarse(_learned(capsys, config, state))
     assert [(r["samples"], r["in_use"]) for r in rows] == [(2, True), (1, False), (1, False)]
 
 
@@ -136,14 +152,14 @@ def test_runs_counts_only_the_runs_that_taught(
         for n in range(6):
             _record(ledger, f"j{n}", _run(n) if n % 3 else replace(_run(n), energy_j=0.0))
         payload = _learned(capsys, config, state)
-        assert payload["runs"] == sum(r["samples"] for r in payload["factors"]) == 4
+        assert payload["runs"] == sum(r["samples"] for r in _coarse(payload)) == 4
         assert payload["measured_rows"] == 6
         restore(ledger, INVENTORY, FOLD_CONFIG, T0 + timedelta(hours=1))
         _record(ledger, "j6", replace(_run(6, minute=70), energy_j=0.0))
         _record(ledger, "j7", _run(7, minute=71))
         payload = _learned(capsys, config, state)
         assert payload["from_checkpoint"] is True
-        assert payload["runs"] == sum(r["samples"] for r in payload["factors"]) == 5
+        assert payload["runs"] == sum(r["samples"] for r in _coarse(payload)) == 5
 
 
 def test_an_empty_ledger_has_learned_nothing(
@@ -169,3 +185,26 @@ def test_no_ledger_is_one_line_and_exit_2(
     assert err.startswith("carbond: error: ") and "no ledger" in err
     with pytest.raises(SystemExit):
         main(["gpus", "--learned", "--live"])  # one or the other
+
+
+def test_each_runtime_and_precision_shows_the_level_it_uses(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the 8B model on A100s eagerly three times, once with vLLM: vLLM's estimates use the
+    # pair's factors until its own have min_samples (2 here) runs
+    state = tmp_path / "state"
+    state.mkdir()
+    with Ledger.open(state / "ledger.db") as ledger:
+        for n in (0, 3, 6):
+            _record(ledger, f"j{n}", _run(n))
+        _record(ledger, "v", replace(_run(9), runtime="vllm"))
+        payload = _learned(capsys, config, state)
+        assert payload["factors"] == _expected(ledger)
+    rows = [(r["runtime"], r["precision"], r["samples"], r["in_use"], r["uses"])
+            for r in payload["factors"]]  # fmt: skip
+    assert rows == [(None, None, 4, True, "coarse"), ("hf-eager", "fp16", 3, True, "fine"),
+                    ("vllm", "fp16", 1, False, "coarse")]  # fmt: skip
+    assert main(["gpus", "--learned", "--config", str(config), "--state-dir", str(state)]) == 0
+    table = capsys.readouterr().out
+    assert "| model        | gpu       | runtime  | precision | energy_factor |" in table
+    assert "| no     | coarse |" in table.splitlines()[-2]  # the vLLM row, last
