@@ -46,6 +46,7 @@ from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink
 from daemon.planning import spec_or_none
+from daemon.run_now_busy import Cut, run_end_cut
 from daemon.sites import SiteView
 from daemon.sites.outcome import site_columns
 from policies import Device, JobSpec, ZoneIntensity
@@ -86,6 +87,8 @@ class Endings:
         held: the plans handed to reserving executors (an ended job's is forgotten).
         busy: the planner's devices, kept between rounds (a site's load at an ending).
         metrics: where outcomes and totals go.
+        cut: told each recorded end's cut of its job's run-now counterfactual run
+            (:func:`daemon.run_now_busy.ending_cut`; None: it runs on whole).
     """
 
     def __init__(
@@ -95,8 +98,10 @@ class Endings:
         held: HeldJobs,
         busy: BusyDevices,
         metrics: MetricsSink,
+        cut: Callable[[str, Cut | None], None] | None = None,
     ) -> None:
         self._ledger = ledger
+        self._cut = cut
         self._executors = executors
         self._held = held
         self._busy = busy
@@ -278,6 +283,9 @@ class Endings:
             self._ended(e, quiet)
             if e.lesson is not None:  # committed: now it may teach
                 context.learning.learn(*e.lesson)
+            if self._cut is not None:  # its run-now copy ends as it did (cancelled, failed)
+                self._cut(e.end.job_id, run_end_cut(e.end.state, e.status, e.cancel_requested_at,
+                                                    e.end.columns))  # fmt: skip
             if e.end.columns:
                 counted.append((e.end.columns, e.deadline))
         if counted:
@@ -335,7 +343,7 @@ class Endings:
                         lesson = None
         end = RunEnd(job_id, status.finished_at, status.exit_code, status.signal,
                      status.reason or reason, state, reason, columns)  # fmt: skip
-        return _Ending(end, status, deadline, lesson)
+        return _Ending(end, status, deadline, lesson, cancel_requested_at)
 
     def _ended(self, e: _Ending, quiet: bool) -> None:
         """After ``e`` is committed: forget its cancel and hold, log (unless ``quiet``: the
@@ -408,6 +416,7 @@ class _Ending:
     status: ExitStatus
     deadline: datetime | None
     lesson: tuple[JobSpec, Device, float, float] | None = None  # taught after the commit
+    cancel_requested_at: datetime | None = None  # when its owner asked to cancel it
 
 
 def _executor_lesson(

@@ -9,26 +9,100 @@ the policy as :attr:`policies.Device.run_now_busy_until`, with the job holding i
 (:attr:`~policies.Device.run_now_holder`: that job's own counterfactual, rebuilt each round
 for its reason, does not wait for its own run; :mod:`policies.run_now_claims`).
 
+A job's end can cut its counterfactual run short, where ``run-now`` running the same jobs
+would have ended that run early too (:func:`ending_cut`, :func:`held_until`): a cancel its
+owner asked for at T cancels the run-now copy at T (if it is running then; not yet started, it
+never runs), and a job that failed on its own (an exit code or a signal) after running a share
+of its predicted duration fails after the same share of its counterfactual run's. A job that
+failed for another reason (its GPU lost, its launch refused), or that expired waiting, keeps
+its counterfactual run whole: run-now would have run it.
+
 Kept in memory from the decisions recorded; a restart learns them again from the ledger
-(:meth:`RunNowBusy.learn`): those of the jobs running, those of the jobs that ended in the
-last :data:`ENDED_LOOKBACK_S` (their counterfactual run may outlast the real one), and the
-daemon those of the jobs still waiting as it first sees them.
+(:meth:`RunNowBusy.learn`), cut by the same rule: those of the jobs running, those of the jobs
+that ended in the last :data:`ENDED_LOOKBACK_S` (their counterfactual run may outlast the
+real one), and the daemon those of the jobs still waiting as it first sees them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from daemon.executors.base import ExitStatus
+from daemon.ledger import EndedCounterfactual
 from policies import Alternative, Device
 
-__all__ = ["ENDED_LOOKBACK_S", "RunNowBusy"]
+__all__ = ["ENDED_LOOKBACK_S", "Cut", "RunNowBusy", "ending_cut", "held_until", "run_end_cut"]
 
 ENDED_LOOKBACK_S = 2 * 86400.0
 """How far back a restart reads the counterfactuals of ended jobs (by their outcome's end):
 a counterfactual run outlasting its job's real run by more is not learned again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """How a job's end cuts its run-now counterfactual run short: at ``at`` (its owner's
+    cancel), after ``share`` (0 to 1) of its duration (the job failed on its own after that
+    share of its predicted duration), or the earlier of both."""
+
+    at: datetime | None = None
+    share: float | None = None
+
+
+def ending_cut(
+    state: str,
+    *,
+    ended_at: datetime,
+    cancel_requested_at: datetime | None,
+    own_failure: bool,
+    duration_s: float | None = None,
+    predicted_duration_s: float | None = None,
+) -> Cut | None:
+    """What ``run-now`` running the same jobs would have done to a job's counterfactual run,
+    the job having ended in ``state`` at ``ended_at`` (None: its run stays whole).
+
+    Its owner's cancel, read at ``cancel_requested_at``, cancels the copy then too, whatever
+    became of the real run (one that ended first succeeded); a job ``cancelled`` without one
+    (its owner's ``scancel``) was cancelled at its end. A job that ``failed`` on its own
+    (``own_failure``: an exit code or a signal) after running ``duration_s`` of its
+    ``predicted_duration_s`` fails after the same share of its copy's run (at most the whole).
+    """
+    at = cancel_requested_at
+    if at is None and state == "cancelled":
+        at = ended_at
+    share = None
+    if state == "failed" and own_failure and duration_s is not None and predicted_duration_s:
+        share = min(1.0, max(0.0, duration_s / predicted_duration_s))
+    return None if at is None and share is None else Cut(at, share)
+
+
+def run_end_cut(
+    state: str,
+    status: ExitStatus,
+    cancel_requested_at: datetime | None,
+    columns: Mapping[str, Any],
+) -> Cut | None:
+    """:func:`ending_cut` of a run that ended with ``status``, its job in ``state`` (its
+    outcome's ``columns``: ``duration_s``, ``predicted_duration_s``)."""
+    own_failure = status.exit_code is not None or status.signal is not None
+    return ending_cut(state, ended_at=status.finished_at,
+                      cancel_requested_at=cancel_requested_at, own_failure=own_failure,
+                      duration_s=columns.get("duration_s"),
+                      predicted_duration_s=columns.get("predicted_duration_s"))  # fmt: skip
+
+
+def held_until(start: datetime, duration_s: float, cut: Cut | None = None) -> datetime:
+    """When a counterfactual run from ``start`` for ``duration_s`` seconds ends, ``cut``
+    short (:func:`ending_cut`); at or before ``start``: it never ran."""
+    end = start + timedelta(seconds=duration_s)
+    if cut is not None:
+        if cut.at is not None:
+            end = min(end, cut.at)
+        if cut.share is not None:
+            end = min(end, start + timedelta(seconds=duration_s * cut.share))
+    return end
 
 
 class _Recorded(Protocol):
@@ -36,7 +110,9 @@ class _Recorded(Protocol):
 
     def counterfactual(self, job_id: str) -> dict[str, Any] | None: ...
 
-    def ended_counterfactuals(self, since: datetime) -> list[tuple[str, dict[str, Any]]]: ...
+    def ended_counterfactuals(self, since: datetime) -> Sequence[EndedCounterfactual]: ...
+
+    def ending_job(self, job_id: str) -> tuple[str, datetime | None, datetime | None]: ...
 
 
 class _Run(Protocol):
@@ -54,6 +130,8 @@ class RunNowBusy:
     def __init__(self) -> None:
         self._until: dict[str, dict[str, datetime]] = {}
         self._built: dict[str, _Built] = {}
+        # by job: its counterfactual run's devices, start and duration, while it holds them
+        self._runs: dict[str, tuple[tuple[str, ...], datetime, float]] = {}
 
     def hold(self, job_id: str, run: Alternative) -> None:
         """Job ``job_id``'s recorded counterfactual ``run`` (on its ``device_ids`` from its
@@ -65,32 +143,74 @@ class RunNowBusy:
         first seen, as after a restart); False where none is."""
         return self._hold_recorded(job_id, ledger.counterfactual(job_id))
 
-    def _hold_recorded(self, job_id: str, recorded: Mapping[str, Any] | None) -> bool:
+    def cut(self, job_id: str, cut: Cut | None) -> None:
+        """Job ``job_id``'s counterfactual run is ``cut`` short (its owner's cancel was read, or
+        it ended: :func:`ending_cut`; None: it runs on whole)."""
+        if cut is None:
+            return
+        run = self._runs.get(job_id)
+        if run is None:
+            return
+        device_ids, start, duration_s = run
+        end = held_until(start, duration_s, cut)
+        for device_id in device_ids:
+            holds = self._until.get(device_id)
+            if holds is None or job_id not in holds:
+                continue
+            if end <= start:
+                del holds[job_id]
+                if not holds:
+                    del self._until[device_id]
+            elif end < holds[job_id]:
+                holds[job_id] = end
+        if end <= start:
+            del self._runs[job_id]
+
+    def _hold_recorded(
+        self, job_id: str, recorded: Mapping[str, Any] | None, cut: Cut | None = None
+    ) -> bool:
         if recorded is None:
             return False
         start = datetime.fromisoformat(recorded["start"])
-        self._hold(job_id, recorded["device_ids"], start, float(recorded["duration_s"]))
+        self._hold(job_id, recorded["device_ids"], start, float(recorded["duration_s"]), cut)
         return True
 
     def _hold(
-        self, job_id: str, device_ids: Iterable[str], start: datetime, duration_s: float
+        self,
+        job_id: str,
+        device_ids: Iterable[str],
+        start: datetime,
+        duration_s: float,
+        cut: Cut | None = None,
     ) -> None:
-        end = start + timedelta(seconds=duration_s)
-        for device_id in device_ids:
+        end = held_until(start, duration_s, cut)
+        if end <= start:  # cut before it started: it never ran
+            return
+        devices = tuple(device_ids)
+        self._runs[job_id] = (devices, start, duration_s)
+        for device_id in devices:
             holds = self._until.setdefault(device_id, {})
             before = holds.get(job_id)
             if before is None or end > before:
                 holds[job_id] = end
 
     def learn(self, ledger: _Recorded, runs: Iterable[_Run], now: datetime) -> None:
-        """At a restart: the counterfactual runs of the jobs ``runs`` (running) and of those
-        that ended in the last :data:`ENDED_LOOKBACK_S` (one bounded query); those ended by
-        ``now`` are dropped at the next :meth:`devices`."""
+        """At a restart: the counterfactual runs of the jobs ``runs`` (running; cut at their
+        owner's cancel when one was asked for) and of those that ended in the last
+        :data:`ENDED_LOOKBACK_S` (one bounded query), each cut short as its end cuts it
+        (:func:`ending_cut`); those ended by ``now`` are dropped at the next :meth:`devices`."""
         for run in runs:
-            self.learned(ledger, run.job_id)
+            cancel_requested_at = ledger.ending_job(run.job_id)[1]
+            cut = None if cancel_requested_at is None else Cut(at=cancel_requested_at)
+            self._hold_recorded(run.job_id, ledger.counterfactual(run.job_id), cut)
         since = now - timedelta(seconds=ENDED_LOOKBACK_S)
-        for job_id, recorded in ledger.ended_counterfactuals(since):
-            self._hold_recorded(job_id, recorded)
+        for ended in ledger.ended_counterfactuals(since):
+            own = ended.exit_code is not None or ended.signal is not None
+            cut = ending_cut(ended.state, ended_at=ended.ended_at,
+                             cancel_requested_at=ended.cancel_requested_at, own_failure=own,
+                             duration_s=ended.duration_s,
+                             predicted_duration_s=ended.predicted_duration_s)  # fmt: skip
+            self._hold_recorded(ended.job_id, ended.recorded, cut)
 
     def devices(self, devices: Sequence[Device], now: datetime) -> list[Device]:
         """``devices`` with ``run_now_busy_until`` (and its holder, and when the others hold
@@ -101,6 +221,7 @@ class RunNowBusy:
             kept = until[device_id]
             for job_id in [k for k, end in kept.items() if end <= now]:
                 del kept[job_id]
+                self._runs.pop(job_id, None)
             if not kept:
                 del until[device_id]
         if not until:

@@ -5,6 +5,7 @@ from daemon.ledger.export import export_table
 from daemon.ledger.measured import MeasuredRun
 from daemon.ledger.records import (
     DecisionRecord,
+    EndedCounterfactual,
     JobRecord,
     QueueFileRecord,
     RunRecord,
@@ -20,6 +21,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "DecisionRecord",
+    "EndedCounterfactual",
     "JobRecord",
     "Ledger",
     "LedgerError",

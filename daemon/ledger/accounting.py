@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from daemon.ledger.base import Connection, req_dt, ts
+from daemon.ledger.base import Connection, dt, req_dt, ts
+from daemon.ledger.records import EndedCounterfactual
 from daemon.ledger.samples import KeptSamples
 
 __all__ = ["Accounting", "IntensitySample"]
@@ -65,17 +66,21 @@ class Accounting(Connection):
         value: dict[str, Any] = json.loads(row[0])
         return value
 
-    def ended_counterfactuals(self, since: datetime) -> list[tuple[str, dict[str, Any]]]:
+    def ended_counterfactuals(self, since: datetime) -> list[EndedCounterfactual]:
         """The run-now counterfactuals (:meth:`counterfactual`) of the jobs whose outcome
-        finished at or after ``since``, by job id (one query over the recent outcomes: a
-        restart learns the counterfactual runs that may still hold GPUs)."""
+        finished at or after ``since``, by job id, each with how its job ended (one query over
+        the recent outcomes: a restart learns the counterfactual runs that may still hold
+        GPUs, cut short where the job's end cuts them, :mod:`daemon.run_now_busy`)."""
         rows = self._exec(
             "SELECT o.job_id, (SELECT d.run_now_json FROM decisions d WHERE d.job_id = o.job_id"
-            " AND d.run_now_json IS NOT NULL ORDER BY d.seq LIMIT 1) FROM outcomes o"
+            " AND d.run_now_json IS NOT NULL ORDER BY d.seq LIMIT 1) AS run_now_json,"
+            " j.state, o.finished_at, j.cancel_requested_at, r.exit_code, r.signal,"
+            " o.duration_s, o.predicted_duration_s"
+            " FROM outcomes o JOIN jobs j USING (job_id) LEFT JOIN runs r USING (job_id)"
             " WHERE o.finished_at >= ? ORDER BY o.job_id",
             (ts(since),),
         ).fetchall()
-        return [(row[0], json.loads(row[1])) for row in rows if row[1] is not None]
+        return [_ended(row) for row in rows if row["run_now_json"] is not None]
 
     def counterfactual_total_g(self, job_id: str) -> float | None:
         """The ``total_g`` of :meth:`counterfactual` (None: no counterfactual): what an
@@ -187,3 +192,12 @@ def _period(column: str, since: datetime | None, until: datetime | None) -> tupl
     if until is not None:
         where, params = where + f" AND {column} < ?", [*params, ts(until)]
     return where, params
+
+
+def _ended(row: Any) -> EndedCounterfactual:
+    """An :meth:`Accounting.ended_counterfactuals` row's record."""
+    return EndedCounterfactual(
+        row["job_id"], json.loads(row["run_now_json"]), row["state"], req_dt(row["finished_at"]),
+        dt(row["cancel_requested_at"]), row["exit_code"], row["signal"], row["duration_s"],
+        row["predicted_duration_s"],
+    )  # fmt: skip

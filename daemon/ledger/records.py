@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from daemon.queue.line import JobRequest
 
@@ -109,6 +110,24 @@ class StartedRun:
     expected_intensity_g_per_kwh: float | None
     expected_operational_g: float | None
     expected_embodied_g: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndedCounterfactual:
+    """An ended job's run-now counterfactual (``recorded``: as its first decision stored it)
+    and how the job ended: its final ``state`` at ``ended_at``, when its owner asked to cancel
+    it, its run's ``exit_code`` and ``signal``, and its outcome's ``duration_s`` and
+    ``predicted_duration_s`` (None: no such run or outcome)."""
+
+    job_id: str
+    recorded: dict[str, Any]
+    state: str
+    ended_at: datetime
+    cancel_requested_at: datetime | None
+    exit_code: int | None
+    signal: int | None
+    duration_s: float | None
+    predicted_duration_s: float | None
 
 
 @dataclass(frozen=True, slots=True)

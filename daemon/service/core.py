@@ -43,7 +43,7 @@ from daemon.overdue import Overdue
 from daemon.planning import Seen
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
-from daemon.run_now_busy import RunNowBusy
+from daemon.run_now_busy import Cut, RunNowBusy
 from daemon.service import gpus, problems, refresh, succession, unstarted
 from daemon.service.plan_round import plan_round
 from daemon.settings import Settings
@@ -133,7 +133,8 @@ class Service:
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
         self._busy = BusyDevices()  # the planner's devices, kept between rounds
         self._run_now_busy = RunNowBusy()  # the GPUs the recorded counterfactuals hold
-        self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics)
+        self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics,
+                                cut=self._cut_counterfactual)  # fmt: skip
         self._dispatch = Dispatch(ledger, self.executors, self._held, requeue=self._requeue,
                                   finish=self._finish, fail=self._fail_unstarted)  # fmt: skip
         self._overdue = Overdue()  # running jobs past their deadline, each reported once
@@ -267,9 +268,16 @@ class Service:
         return last is None or (now - last).total_seconds() >= self.settings.intervals.refresh_s
 
     def ingest(self, now: datetime) -> IngestResult:
-        """Ingest new queue lines (exactly once)."""
+        """Ingest new queue lines (exactly once). A cancel read cancels its job's run-now
+        counterfactual run at once (:mod:`daemon.run_now_busy`: run-now's copy is cancelled
+        when the cancel is read, whenever the job itself ends)."""
         with self._lock:
-            return self.queue.ingest(now)
+            result = self.queue.ingest(now)
+            for job_id in result.cancels:
+                cancel_requested_at = self.ledger.ending_job(job_id)[1]  # None: it had ended
+                if cancel_requested_at is not None:
+                    self._run_now_busy.cut(job_id, Cut(at=cancel_requested_at))
+            return result
 
     def refresh_intensity(self, now: datetime) -> None:
         """Fetch every zone's forecast and current value; record the value in the ledger
@@ -339,6 +347,11 @@ class Service:
         """Queue a job whose run never started again (:func:`daemon.service.unstarted.requeue`;
         the dispatch's and the endings' callback)."""
         unstarted.requeue(self, status, now, why)
+
+    def _cut_counterfactual(self, job_id: str, cut: Cut | None) -> None:
+        """Job ``job_id`` ended: its run-now counterfactual run is ``cut`` short (the endings'
+        callback; :meth:`daemon.run_now_busy.RunNowBusy.cut`)."""
+        self._run_now_busy.cut(job_id, cut)
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         """End a job that did not start as ``failed`` (the dispatch's callback)."""

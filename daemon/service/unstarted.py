@@ -18,6 +18,7 @@ import structlog
 from daemon.endings import requester
 from daemon.executors.base import ExitStatus
 from daemon.ledger import JobRecord
+from daemon.run_now_busy import ending_cut
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
@@ -78,6 +79,10 @@ def end(service: Service, job: JobRecord, state: str, now: datetime, reason: str
     with service.ledger.transaction():
         service.ledger.transition(job.job_id, state, now, reason)
     log.info("job_" + state, job_id=job.job_id, reason=reason)
+    # its run-now copy, cancelled then too (one that expired or failed here still runs)
+    service._run_now_busy.cut(job.job_id, ending_cut(
+        state, ended_at=now, cancel_requested_at=job.cancel_requested_at, own_failure=False
+    ))  # fmt: skip
     service.metrics.observe_outcome(job.job_id, state, None)
     if state == "expired":
         service._endings.count_expired()
