@@ -20,7 +20,8 @@ its counterfactual run whole: run-now would have run it.
 Kept in memory from the decisions recorded; a restart learns them again from the ledger
 (:meth:`RunNowBusy.learn`), cut by the same rule: those of the jobs running, those of the jobs
 that ended in the last :data:`ENDED_LOOKBACK_S` (their counterfactual run may outlast the
-real one), and the daemon those of the jobs still waiting as it first sees them.
+real one), those that expired or failed without running too, and the daemon those of the jobs
+still waiting as it first sees them (to plan them, or to end them unplanned).
 """
 
 from __future__ import annotations
@@ -143,6 +144,10 @@ class RunNowBusy:
         first seen, as after a restart); False where none is."""
         return self._hold_recorded(job_id, ledger.counterfactual(job_id))
 
+    def holds(self, job_id: str) -> bool:
+        """Whether job ``job_id``'s counterfactual run is held (it may have ended by now)."""
+        return job_id in self._runs
+
     def cut(self, job_id: str, cut: Cut | None) -> None:
         """Job ``job_id``'s counterfactual run is ``cut`` short (its owner's cancel was read, or
         it ended: :func:`ending_cut`; None: it runs on whole)."""
@@ -197,8 +202,10 @@ class RunNowBusy:
     def learn(self, ledger: _Recorded, runs: Iterable[_Run], now: datetime) -> None:
         """At a restart: the counterfactual runs of the jobs ``runs`` (running; cut at their
         owner's cancel when one was asked for) and of those that ended in the last
-        :data:`ENDED_LOOKBACK_S` (one bounded query), each cut short as its end cuts it
-        (:func:`ending_cut`); those ended by ``now`` are dropped at the next :meth:`devices`."""
+        :data:`ENDED_LOOKBACK_S`, run or not (expired or failed waiting: their copy ran), each
+        cut short as its end cuts it (:func:`ending_cut`); those ended by ``now`` are dropped
+        at the next :meth:`devices`. A job still waiting is learned as the daemon first plans
+        it, or ends it unplanned."""
         for run in runs:
             cancel_requested_at = ledger.ending_job(run.job_id)[1]
             cut = None if cancel_requested_at is None else Cut(at=cancel_requested_at)

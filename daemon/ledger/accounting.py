@@ -68,18 +68,31 @@ class Accounting(Connection):
 
     def ended_counterfactuals(self, since: datetime) -> list[EndedCounterfactual]:
         """The run-now counterfactuals (:meth:`counterfactual`) of the jobs whose outcome
-        finished at or after ``since``, by job id, each with how its job ended (one query over
-        the recent outcomes: a restart learns the counterfactual runs that may still hold
-        GPUs, cut short where the job's end cuts them, :mod:`daemon.run_now_busy`)."""
-        rows = self._exec(
-            "SELECT o.job_id, (SELECT d.run_now_json FROM decisions d WHERE d.job_id = o.job_id"
-            " AND d.run_now_json IS NOT NULL ORDER BY d.seq LIMIT 1) AS run_now_json,"
-            " j.state, o.finished_at, j.cancel_requested_at, r.exit_code, r.signal,"
-            " o.duration_s, o.predicted_duration_s"
+        finished at or after ``since``, and of the jobs that expired or failed without
+        running (no outcome) since then, by job id, each with how its job ended (two queries:
+        a restart learns the counterfactual runs that may still hold GPUs, cut short where the
+        job's end cuts them, :mod:`daemon.run_now_busy`; a job cancelled before it ran cut its
+        copy at its cancel, before now, and is not read)."""
+        first = (
+            "(SELECT d.run_now_json FROM decisions d WHERE d.job_id = j.job_id"
+            " AND d.run_now_json IS NOT NULL ORDER BY d.seq LIMIT 1) AS run_now_json"
+        )
+        ran = self._exec(
+            f"SELECT j.job_id, {first}, j.state, o.finished_at, j.cancel_requested_at,"
+            " r.exit_code, r.signal, o.duration_s, o.predicted_duration_s"
             " FROM outcomes o JOIN jobs j USING (job_id) LEFT JOIN runs r USING (job_id)"
-            " WHERE o.finished_at >= ? ORDER BY o.job_id",
+            " WHERE o.finished_at >= ?",
             (ts(since),),
         ).fetchall()
+        unran = self._exec(
+            f"SELECT j.job_id, {first}, j.state, j.updated_at AS finished_at,"
+            " j.cancel_requested_at, NULL AS exit_code, NULL AS signal, NULL AS duration_s,"
+            " NULL AS predicted_duration_s FROM jobs j"
+            " WHERE j.state IN ('expired', 'failed') AND j.updated_at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.job_id = j.job_id)",
+            (ts(since),),
+        ).fetchall()
+        rows = sorted(ran + unran, key=lambda row: str(row["job_id"]))
         return [_ended(row) for row in rows if row["run_now_json"] is not None]
 
     def counterfactual_total_g(self, job_id: str) -> float | None:

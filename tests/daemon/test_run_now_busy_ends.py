@@ -178,3 +178,44 @@ def test_ending_cut(
 )
 def test_held_until(cut: Cut | None, want_min: float) -> None:
     assert held_until(T0, 3600.0, cut) == _at(want_min)
+
+
+@pytest.mark.parametrize("restart", ["none", "after", "across"])
+def test_an_expired_jobs_counterfactual_run_still_holds_its_gpu_after_a_restart(
+    tmp_path: Path, restart: str
+) -> None:
+    """ "x" runs on the only GPU past its expected end (02:30); "a" waits for it and expires
+    at its deadline, 04:01. run-now's copy of "a" started at 02:30 and runs to 05:00, so "b"
+    arriving at 04:31 waits for it. A restart after the expiry ("after": "a" ran no run, it
+    has no outcome) or across it (the daemon down at the deadline: its first round expires
+    "a" before planning it) used to forget that run, and "b" was counted on the GPU at once."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
+    service.start(clock())
+    append(service.queue.path, job_line(id="x", model="llama-3b", requests=2000))
+    service.tick(clock())
+    clock.advance(60)
+    append(service.queue.path, job_line(id="a", model="llama-3b", requests=2000, deadline="+4h"))
+    service.tick(clock())
+    _, a_start, a_end = _run(service.ledger, "a")
+    deadline = service.ledger.job("a").deadline
+    assert deadline is not None and a_start < deadline < a_end
+    clock.advance(3 * 3600)  # 03:01
+    if restart != "across":
+        service.tick(clock())
+    clock.advance(3600)  # 04:01: "a" expires
+    if restart != "across":
+        service.tick(clock())
+        assert service.ledger.job("a").state == "expired"
+    if restart != "none":
+        service.ledger.close()
+        service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
+        service.start(clock())
+    clock.advance(1800)  # 04:31
+    append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000))
+    service.tick(clock())
+    assert {j.job_id: j.state for j in service.ledger.jobs()} == {
+        "x": "running", "a": "expired", "b": "planned"
+    }  # fmt: skip
+    _, b_start, _ = _run(service.ledger, "b")
+    assert b_start >= a_end
