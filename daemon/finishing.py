@@ -232,6 +232,10 @@ class Endings:
                 self._stopping[run.job_id] = (handle, False)
                 log.info("job_stop_resumed", job_id=run.job_id, reason=stopping.reason)
 
+    def stopping(self) -> list[RunHandle]:
+        """The runs being stopped (their jobs ended: a lost GPU's), until they are gone."""
+        return [handle for handle, _ in self._stopping.values()]
+
     def _send_stops(self, now: datetime, clock: Callable[[], datetime] | None = None) -> None:
         for job_id, (handle, sent) in list(self._stopping.items()):
             executor = self._executors.get(handle.executor)

@@ -75,6 +75,8 @@ def _status(args: argparse.Namespace) -> int:
             "started_at": run.started_at.isoformat() if run.started_at else None,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "exit_code": run.exit_code, "signal": run.signal, "reason": run.reason,
+            "stopping": next((s.reason for s in ledger.stopping_runs()
+                              if s.run.job_id == job.job_id), None),
         }  # fmt: skip
         payload["outcome"] = ledger.outcome(job.job_id)
         payload["rejected_lines"] = rejected
@@ -186,6 +188,7 @@ def _print_status(payload: dict[str, Any]) -> None:
         print(printable(
             f"run: {run['executor']} on {', '.join(run['devices'])} from {run['started_at']}"
             + (f", ended {run['finished_at']} ({run['reason']})" if run["finished_at"] else "")
+            + (f"; still being stopped ({run['stopping']})" if run["stopping"] else "")
         ))  # fmt: skip
     if outcome and outcome.get("total_g") is not None:
         method = outcome["energy_method"]

@@ -111,7 +111,6 @@ class Service:
         self.executors = dict(executors)
         # asked once (an isinstance check against a runtime Protocol costs ~15 us a round)
         self._capacity_aware = [e for e in self.executors.values() if isinstance(e, CapacityAware)]
-        self._problems = problems.Problems(self.executors)  # health.json's problem lines
         self._discovering = {n: e for n, e in self.executors.items() if isinstance(e, Discovering)}
         self._catalog = catalog
         self.inventory = tuple(inventory)
@@ -135,6 +134,8 @@ class Service:
         self._run_now_busy = RunNowBusy()  # the GPUs the recorded counterfactuals hold
         self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics,
                                 cut=self._cut_counterfactual)  # fmt: skip
+        # health.json's problem lines
+        self._problems = problems.Problems(self.executors, self._endings)
         self._dispatch = Dispatch(ledger, self.executors, self._held, requeue=self._requeue,
                                   finish=self._finish, fail=self._fail_unstarted)  # fmt: skip
         self._overdue = Overdue()  # running jobs past their deadline, each reported once

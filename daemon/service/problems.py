@@ -1,9 +1,10 @@
 """What ``health.json`` says of the service's parts, refreshed after every step.
 
 The executors' own problems (Slurm unreachable), the sites' (a model failing, a measured CSV
-stale), the running jobs of an executor this daemon does not have (``executor:<name>``: a
-restart with a config that no longer uses it; those jobs are not followed) and the regions whose
-GPUs are not discovered yet (``region:<name>``). Each is cleared once no longer reported.
+stale), the running jobs and the runs being stopped of an executor this daemon does not have
+(``executor:<name>``: a restart with a config that no longer uses it; those runs are not
+followed) and the regions whose GPUs are not discovered yet (``region:<name>``). Each is
+cleared once no longer reported.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from daemon.executors.base import Executor, Reporting
+from daemon.finishing import Endings
 from daemon.service.gpus import undiscovered
 
 if TYPE_CHECKING:
@@ -28,26 +30,34 @@ class Problems:
     runtime Protocol costs ~15 us a round) and the health keys :meth:`report` set. One per
     :class:`~daemon.service.Service`, which reports after every step."""
 
-    def __init__(self, executors: Mapping[str, Executor]) -> None:
+    def __init__(self, executors: Mapping[str, Executor], endings: Endings) -> None:
         self._reporting = [e for e in executors.values() if isinstance(e, Reporting)]
+        self._endings = endings  # its runs being stopped (a lost GPU's)
         self._keys: set[str] = set()  # the health keys the last report set
 
     def report(self, service: Service, now: datetime) -> None:
         """The executors' own problems (Slurm unreachable), the sites' (a model failing, a
-        measured CSV stale), the running jobs of an executor this daemon does not have and
-        the undiscovered regions into ``service``'s ``health.json``, each cleared once no
-        longer reported."""
+        measured CSV stale), the running jobs and the runs being stopped (a lost GPU's) of an
+        executor this daemon does not have and the undiscovered regions into
+        ``service``'s ``health.json``, each cleared once no longer reported."""
         current: dict[str, str] = {}
         for executor in self._reporting:
             current.update(executor.problems())
         if service.sites:
             current.update(service.sites.problems())
-        for name, jobs in _unfollowed(service).items():
-            shown = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
+        running, stopping = _unfollowed(service), _unfollowed_stops(service, self._endings)
+        for name in sorted(running.keys() | stopping.keys()):
+            what = []
+            if jobs := running.get(name):
+                what.append(f"{len(jobs)} running job(s) ({_shown(jobs)})")
+            if stops := stopping.get(name):
+                what.append(
+                    f"{len(stops)} run(s) being stopped, their jobs ended ({_shown(stops)})"
+                )
             current[f"executor:{name}"] = (
-                f"{len(jobs)} running job(s) ({shown}) run on executor {name}, which this "
-                "daemon does not have (no region uses it): they are not polled, cancelled or "
-                "ended; restore a region that uses it until they end"
+                f"{' and '.join(what)} run on executor {name}, which this daemon does not have "
+                "(no region uses it): they are not polled, cancelled or ended; restore a region "
+                "that uses it until they end"
             )
         for region, why in undiscovered(service).items():
             current[f"region:{region}"] = (
@@ -59,6 +69,21 @@ class Problems:
         for key in self._keys - current.keys():
             service.health.clear(key)
         self._keys = set(current)
+
+
+def _shown(jobs: list[str]) -> str:
+    """The first five of ``jobs``, and how many more."""
+    return ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
+
+
+def _unfollowed_stops(service: Service, endings: Endings) -> dict[str, list[str]]:
+    """The jobs of the runs being stopped (their jobs ended: a lost GPU's) whose executor
+    this daemon does not have, by executor name."""
+    jobs: dict[str, list[str]] = defaultdict(list)
+    for handle in endings.stopping():
+        if handle.executor not in service.executors:
+            jobs[handle.executor].append(handle.job_id)
+    return jobs
 
 
 def _unfollowed(service: Service) -> dict[str, list[str]]:

@@ -61,6 +61,35 @@ def test_a_restart_without_slurm_regions_follows_the_jobs_still_on_slurm(tmp_pat
         daemon.close()
 
 
+def test_a_restart_without_slurm_regions_follows_a_run_still_being_stopped_on_slurm(
+    tmp_path: Path,
+) -> None:
+    """A lost GPU's job ended while its Slurm run was still being stopped: a restart whose
+    config had no Slurm region built no Slurm executor for it (only for running or held
+    jobs), so the run was never cancelled nor polled again. It is followed now."""
+    from daemon.executors.slurm import SlurmExecutor
+    from daemon.ledger import Ledger
+    from tests.daemon.helpers import job_request
+
+    region = RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=("T4",))
+    settings = Settings(state_dir=tmp_path, regions=(region,), policy={"name": "run-now"})
+    build_daemon(settings).close()
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    with Ledger.open(tmp_path / "ledger.db") as ledger, ledger.transaction():
+        ledger.add_job(job_request("lost", at), 0, 0, "queue.jsonl:1", at)
+        ledger.transition("lost", "running", at, "started")
+        ledger.add_run("lost", "slurm", ("qc/0",), (0,), 60.0, at)
+        ledger.set_run_started("lost", "4242", at)
+        ledger.set_stopping("lost", "gpu 0 lost")
+        ledger.transition("lost", "failed", at, "gpu 0 lost")
+
+    daemon = build_daemon(settings)
+    try:
+        assert isinstance(daemon.executors["slurm"], SlurmExecutor)
+    finally:
+        daemon.close()
+
+
 def test_discovered_gpus_become_devices_and_close_releases_them(tmp_path: Path) -> None:
     released: list[bool] = []
     region = RegionSettings(name="here", zone="CA-QC", executor="local", gpus="discover")

@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.assemble import build_service
+from daemon.cli import main
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
 from daemon.intensity import EmbeddedIntensity
@@ -185,6 +186,39 @@ def test_jobs_running_on_an_executor_the_daemon_no_longer_has_are_reported(
     health = json.loads((tmp_path / "health.json").read_text())
     message = health["problems"]["executor:slurm"]["message"]
     assert "hpc-1" in message and "not polled" in message
+
+
+def test_runs_being_stopped_on_an_executor_the_daemon_no_longer_has_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lost GPU's job ended ``failed`` while its run on Slurm was still being stopped; a
+    daemon restarted without that executor neither polled nor stopped the run, and said
+    nothing of it (health.json named only running jobs; ``carbond status`` showed a failed
+    job). Both name it now."""
+    clock = FakeClock()
+    on_slurm = (RegionSettings(name="hpc", zone="CA-QC", executor="slurm", gpus=("T4",),
+                               slurm={"partition": "gpu"}),)  # fmt: skip
+    first = make_service(tmp_path, RecordingExecutor("slurm", auto_finish=False), regions=on_slurm)
+    first.start(clock())
+    append(first.queue.path, job_line(id="hpc-1"))
+    first.tick(clock())
+    with first.ledger.transaction():  # as Endings.stop, then the job's end, record them
+        first.ledger.set_stopping("hpc-1", "gpu 0 lost")
+        first.ledger.transition("hpc-1", "failed", clock(), "gpu 0 lost")
+    first.ledger.close()
+
+    service = make_service(tmp_path, RecordingExecutor(), regions=ONE_T4)
+    service.start(clock.advance(60))
+    service.tick(clock())
+    service.after_step("reconcile", None, clock())
+    health = json.loads((tmp_path / "health.json").read_text())
+    message = health["problems"]["executor:slurm"]["message"]
+    assert message.startswith("1 run(s) being stopped, their jobs ended (hpc-1) run on")
+    assert "not polled" in message
+    assert main(["status", "hpc-1", "--state-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["run"]["stopping"] == "gpu 0 lost"
+    assert main(["status", "hpc-1", "--state-dir", str(tmp_path)]) == 0
+    assert "; still being stopped (gpu 0 lost)" in capsys.readouterr().out
 
 
 def test_a_job_that_failed_before_its_owner_asked_to_cancel_it_is_failed(tmp_path: Path) -> None:
