@@ -32,13 +32,15 @@ class StoppingRuns(Connection):
         """Record that ``job_id``'s run is being stopped for ``reason`` (None: it is gone)."""
         self._exec("UPDATE runs SET stopping = ? WHERE job_id = ?", (reason, job_id))
 
-    def stopping_runs(self) -> list[StoppingRun]:
-        """The runs being stopped whose jobs have ended (a job still ``running`` is polled as
-        any other: the daemon died before it recorded the end that goes with the stop)."""
+    def stopping_runs(self, *, interrupted: bool = False) -> list[StoppingRun]:
+        """The runs being stopped whose jobs have ended; ``interrupted``: instead those whose
+        job is still ``running`` (the daemon died between the stop and the end that goes with
+        it, :func:`daemon.service.succession.end_interrupted_stops`)."""
+        running = "=" if interrupted else "!="
         rows = self._exec(
             "SELECT runs.*, jobs.deadline AS deadline, jobs.uid AS uid"
             " FROM runs JOIN jobs USING (job_id)"
-            " WHERE runs.stopping IS NOT NULL AND jobs.state != 'running'"
+            f" WHERE runs.stopping IS NOT NULL AND jobs.state {running} 'running'"
             " ORDER BY runs.launched_at"
         )
         return [

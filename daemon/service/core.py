@@ -190,6 +190,7 @@ class Service:
             self.queue.prepare()
             runs = self.ledger.active_runs()
             self._run_now_busy.learn(self.ledger, runs, now)  # counterfactual runs holding GPUs
+            runs = succession.end_interrupted_stops(self, runs, now)  # a lost GPU's, mid-way
             succession.adopt(self, runs, now)
             self._endings.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
             # learned factors survive a restart (GPU-metered and executor-measured runs): the

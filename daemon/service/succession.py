@@ -26,7 +26,7 @@ from daemon.service.unstarted import requeue
 if TYPE_CHECKING:
     from daemon.service.core import Service
 
-__all__ = ["adopt", "take_over"]
+__all__ = ["adopt", "end_interrupted_stops", "take_over"]
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +58,28 @@ def adopt(service: Service, runs: Sequence[RunRecord], now: datetime) -> None:
                 if item.job_id in tokenless and item.token:
                     with service.ledger.transaction():
                         service.ledger.set_run_started(item.job_id, item.token, item.started_at)
+
+
+def end_interrupted_stops(
+    service: Service, runs: Sequence[RunRecord], now: datetime
+) -> list[RunRecord]:
+    """At start, before :func:`adopt`: the runs of ``runs`` a previous daemon had begun to
+    stop for a lost GPU (``runs.stopping``) but died before it recorded their jobs' end. Each
+    job ends now as that daemon would have ended it, ``failed`` with the loss as its reason
+    (at the first cancel sent, else ``now``), and its run is stopped from there
+    (:meth:`daemon.finishing.Endings.resume_stops`), whatever its executor says of it: a run
+    adopted instead ran on (a job ignoring SIGTERM was never killed, the loss not seen again
+    with its GPU gone from the inventory), or ended "killed by signal 15" without the loss
+    named, its ``runs.stopping`` left for every later restart to stop again. Returns the
+    others."""
+    interrupted = {s.run.job_id: s for s in service.ledger.stopping_runs(interrupted=True)}
+    if not interrupted:
+        return list(runs)
+    for job_id, stopping in interrupted.items():
+        at = stopping.cancel_sent_at or now
+        log.warning("job_stop_interrupted", job_id=job_id, reason=stopping.reason)
+        service._finish(ExitStatus(job_id, at, None, None, stopping.reason), now)
+    return [run for run in runs if run.job_id not in interrupted]
 
 
 def take_over(service: Service, previous: Service) -> None:

@@ -167,3 +167,63 @@ def test_a_restart_within_the_grace_of_an_owners_cancel_does_not_start_a_new_gra
             os.killpg(pid, signal.SIGKILL)
         if pid in first_executor._children:  # the dead daemon's child: reaped here
             first_executor._children[pid].wait(timeout=5)
+
+
+def test_a_daemon_killed_between_a_lost_gpus_stop_and_its_jobs_end_ends_it_at_restart(
+    tmp_path: Path,
+) -> None:
+    """The daemon sent a lost GPU's job SIGTERM (ignored) and recorded the stop, then died
+    before it recorded the job's end. The restarted one, whose inventory has the GPU again
+    (the loss not seen anew), adopted the job as running: never killed, its ``runs.stopping``
+    left behind, ``carbond status`` showing it running. It ends the job as the first daemon
+    would have (failed, the loss its reason) and goes on stopping its run: SIGKILL after the
+    grace from the first SIGTERM, then the stop is cleared."""
+    clock, mono = FakeClock(), [1000.0]
+    first_executor = LocalExecutor(
+        grace_s=10.0, log_dir=tmp_path / "logs", monotonic=lambda: mono[0]
+    )
+    first, _, _ = build(tmp_path, clock, first_executor)
+    ready = tmp_path / "ready"
+    command = [sys.executable, "-c", STUBBORN, str(ready)]
+    append(first.queue.path, job_line(id="stubborn", command=command))
+    first.tick(clock())
+    run = first.ledger.run("stubborn")
+    assert run is not None and run.token is not None
+    pid = json.loads(run.token)["pid"]
+    ticks = process_start_ticks(pid)
+    try:
+        _wait_until(ready.exists, "the job did not start")
+        lost_at = clock.advance(1)
+        # what check_gpus does first for a lost GPU's running job; then the daemon dies
+        first._endings.stop(run, lost_at, "GPU 0 lost: fell off the bus")
+        assert first.ledger.job("stubborn").state == "running"
+        first.ledger.close()
+
+        clock.advance(4)  # restarted 4 s into the 10 s grace
+        restarted_mono = [50.0]
+        executor = LocalExecutor(grace_s=10.0, log_dir=tmp_path / "logs",
+                                 monotonic=lambda: restarted_mono[0])  # fmt: skip
+        service, _, _ = build(tmp_path, clock, executor)
+        assert service.ledger.job("stubborn").state == "failed"
+        assert service.ledger.transitions("stubborn")[-1].reason == "GPU 0 lost: fell off the bus"
+        ended = service.ledger.run("stubborn")
+        assert ended is not None and ended.finished_at == lost_at  # when its SIGTERM went out
+        assert [s.run.job_id for s in service.ledger.stopping_runs()] == ["stubborn"]
+        service.tick(clock())
+        assert process_start_ticks(pid) == ticks  # within the grace
+        restarted_mono[0] += 7.0  # 11 s after the first SIGTERM: the grace is over
+        for _ in range(200):
+            service.tick(clock.advance(0.01))
+            if process_start_ticks(pid) is None:
+                break
+            time.sleep(0.02)
+        assert process_start_ticks(pid) is None  # killed
+        assert first_executor._children[pid].wait(timeout=5) == -signal.SIGKILL
+        service.tick(clock.advance(1))
+        assert service.ledger.stopping_runs() == []
+        assert service.ledger.stopping_runs(interrupted=True) == []
+    finally:
+        if process_start_ticks(pid) == ticks:
+            os.killpg(pid, signal.SIGKILL)
+        if pid in first_executor._children:
+            first_executor._children[pid].wait(timeout=5)
