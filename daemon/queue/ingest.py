@@ -28,11 +28,11 @@ from daemon.queue.files import (
     QueueError,
     attribution,
     new_job_id,
-    rejection_record,
     spool_name_problem,
     write_rejections,
 )
 from daemon.queue.line import CancelRequest, InvalidLineError, JobRequest, parse_line
+from daemon.queue.reasons import rejection
 from daemon.queue.resume import resume
 from daemon.settings import Settings
 
@@ -66,6 +66,7 @@ class _Batch:
     rejections: list[dict[str, Any]]
     duplicates: int = 0
     written: int = 0  # rejections already appended to rejected.jsonl
+    private: bool = False  # the file is not readable by every user: see _rejection
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,20 +81,6 @@ class _Position:
 
 
 _TAIL_BYTES = 32  # bytes before the offset kept to recognise a rewritten file
-
-
-def _rejection(
-    rel: str,
-    raw: bytes,
-    line_no: int,
-    offset: int,
-    owner: tuple[int, int] | str,
-    now: datetime,
-    reason: str,
-) -> dict[str, Any]:
-    log.warning("queue_line_rejected", file=rel, line_no=line_no, reason=reason)
-    uid = owner[0] if isinstance(owner, tuple) else None
-    return rejection_record(rel, raw, line_no, offset, uid, now, reason)
 
 
 class Queue:
@@ -331,7 +318,7 @@ class Queue:
         position = start
         finished = False
         owner = attribution(rel, st)
-        batch = _Batch([], [], [])
+        batch = _Batch([], [], [], private=not st.st_mode & stat.S_IROTH)
         while True:
             size = os.fstat(fd).st_size
             data = os.pread(fd, min(max(size - position.offset, 0), self.read_chunk_bytes),
@@ -397,7 +384,7 @@ class Queue:
         if rest + 1 > self._max_line_bytes:
             line_no += 1
             raw = data[used:]
-            batch.rejections.append(_rejection(rel, raw, line_no, offset + used, owner, now,
+            batch.rejections.append(rejection(rel, raw, line_no, offset + used, owner, now,
                                                f"line {line_no}: longer than "
                                                f"{self._max_line_bytes} bytes"))  # fmt: skip
             return _Position(offset + len(data), line_no, skipping=True)
@@ -417,8 +404,9 @@ class Queue:
         whatever it holds. Its ledger writes are one savepoint: a line that fails half-way
         leaves nothing behind and is rejected."""
 
-        def reject(reason: str) -> None:
-            batch.rejections.append(_rejection(rel, raw, line_no, offset, owner, now, reason))
+        def reject(reason: str, public: str | None = None) -> None:
+            batch.rejections.append(rejection(rel, raw, line_no, offset, owner, now, reason,
+                                               public=public, private=batch.private))  # fmt: skip
 
         if not raw.strip():
             return
@@ -453,15 +441,17 @@ class Queue:
         try:
             parsed = parse_line(raw, now, self._known_regions)
         except InvalidLineError as exc:
-            reject(f"line {line_no}: {exc}")
+            reject(f"line {line_no}: {exc}", f"line {line_no}: {exc.public}")
             return
         uid, gid = owner
         if isinstance(parsed, CancelRequest):
             job_owner = self._ledger.job_owner(parsed.job_id)
             if job_owner is None:
-                reject(f"line {line_no}: field 'cancel': unknown job {parsed.job_id!r}")
+                reject(f"line {line_no}: field 'cancel': unknown job {parsed.job_id!r}",
+                       f"line {line_no}: field 'cancel': unknown job")  # fmt: skip
             elif uid not in (job_owner, 0):
-                reject(f"line {line_no}: field 'cancel': job {parsed.job_id!r} is not yours")
+                reject(f"line {line_no}: field 'cancel': job {parsed.job_id!r} is not yours",
+                       f"line {line_no}: field 'cancel': the job is not yours")  # fmt: skip
             else:  # credited to the file's owner: root's cancel of an unread job, written
                 # after its line in the owner's file, reads as the owner's (a "by" field in
                 # the line could be forged by that owner; docs/daemon.md)
@@ -490,4 +480,5 @@ class Queue:
             batch.duplicates += 1
             log.info("queue_line_duplicate", file=rel, line_no=line_no, job_id=job_id)
         else:
-            reject(f"line {line_no}: field 'id': {job_id!r} is already used by another user")
+            reject(f"line {line_no}: field 'id': {job_id!r} is already used by another user",
+                   f"line {line_no}: field 'id': already used by another user")  # fmt: skip

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from daemon.errors import DaemonError
+from daemon.queue.reasons import InvalidLineError, QuotingError, catalog_name, problems
 from policies.errors import PoliciesError
 from policies.footprint import (
     DEFAULT_GPU_CATALOG,
@@ -47,10 +47,6 @@ _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _RELATIVE = re.compile(r"^\+(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$", re.ASCII)  # not "+١h"
 
 
-class InvalidLineError(DaemonError, ValueError):
-    """A queue line that cannot be accepted; the message names the field and the problem."""
-
-
 def parse_deadline(text: str, now: datetime) -> datetime:
     """An absolute RFC 3339 time with an offset, or ``+8h``/``+1d12h``/``+30m``/``+90s`` after
     ``now``; returned in UTC.
@@ -64,19 +60,21 @@ def parse_deadline(text: str, now: datetime) -> datetime:
         try:
             return now + timedelta(days=d, hours=h, minutes=m, seconds=s)
         except (OverflowError, ValueError):
-            raise ValueError(f"deadline {text[:40]!r} is too far away") from None
+            raise _quoting(text, "is too far away") from None
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
-            f"deadline {text[:40]!r} is neither RFC 3339 nor relative like '+8h'"
-        ) from None
+        raise _quoting(text, "is neither RFC 3339 nor relative like '+8h'") from None
     if value.tzinfo is None:
-        raise ValueError(f"deadline {text[:40]!r} has no UTC offset (add 'Z' or '+00:00')")
+        raise _quoting(text, "has no UTC offset (add 'Z' or '+00:00')")
     try:
         return value.astimezone(UTC)
     except (OverflowError, ValueError):
-        raise ValueError(f"deadline {text[:40]!r} is outside years 1-9999 in UTC") from None
+        raise _quoting(text, "is outside years 1-9999 in UTC") from None
+
+
+def _quoting(text: str, problem: str) -> QuotingError:
+    return QuotingError(f"deadline {text[:40]!r} {problem}", f"the deadline {problem}")
 
 
 class _JobLine(BaseModel):
@@ -111,7 +109,9 @@ class _JobLine(BaseModel):
         if "\0" in value:
             raise ValueError("contains a NUL byte")
         if not value.startswith("/"):
-            raise ValueError(f"must be an absolute path, got {value!r}")
+            raise QuotingError(
+                f"must be an absolute path, got {value!r}", "must be an absolute path"
+            )
         return os.path.normpath(value)
 
     @field_validator("command", mode="before")
@@ -138,23 +138,28 @@ class _JobLine(BaseModel):
     @field_validator("model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
-        return None if value is None else _catalog(lambda: DEFAULT_MODEL_CATALOG.get(value).name)
+        if value is None:
+            return None
+        name: str = catalog_name(value, lambda: DEFAULT_MODEL_CATALOG.get(value).name)
+        return name
 
     @field_validator("gpu_types")
     @classmethod
     def _gpus(cls, value: list[str]) -> list[str]:
-        return [_catalog(lambda n=name: DEFAULT_GPU_CATALOG.get(n).name) for name in value]
+        return [
+            catalog_name(name, lambda n=name: DEFAULT_GPU_CATALOG.get(n).name) for name in value
+        ]
 
     @field_validator("precision")
     @classmethod
     def _precision(cls, value: str) -> str:
-        _catalog(lambda: precision_bytes(value))
+        catalog_name(value, lambda: precision_bytes(value))
         return value.lower()
 
     @field_validator("runtime")
     @classmethod
     def _runtime(cls, value: str) -> str:
-        name: str = _catalog(lambda: get_runtime(value).name)
+        name: str = catalog_name(value, lambda: get_runtime(value).name)
         return name
 
 
@@ -171,15 +176,11 @@ def _unicode(items: list[str]) -> list[str]:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError(f"item {index} is not Unicode text: {text[:40]!r}") from None
+            raise QuotingError(
+                f"item {index} is not Unicode text: {text[:40]!r}",
+                f"item {index} is not Unicode text (a lone surrogate)",
+            ) from None
     return items
-
-
-def _catalog(lookup: Any) -> Any:
-    try:
-        return lookup()
-    except PoliciesError as exc:
-        raise ValueError(str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,17 +301,6 @@ class CancelRequest:
     job_id: str
 
 
-def _problems(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "<line>"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        parts.append(f"field {where!r}: {message}")
-    return "; ".join(parts)
-
-
 def parse_line(
     raw: bytes | str, now: datetime, known_regions: Sequence[str] | None = None
 ) -> JobRequest | CancelRequest:
@@ -329,7 +319,10 @@ def parse_line(
     except InvalidLineError:
         raise
     except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
-        raise InvalidLineError(f"cannot be read: {type(exc).__name__}: {str(exc)[:120]}") from exc
+        name = type(exc).__name__
+        raise InvalidLineError(
+            f"cannot be read: {name}: {str(exc)[:120]}", f"cannot be read: {name}"
+        ) from exc
 
 
 def _parse(
@@ -357,7 +350,7 @@ def _parse(
     try:
         line = _JobLine.model_validate(obj)
     except ValidationError as exc:
-        raise InvalidLineError(_problems(exc)) from exc
+        raise problems(exc) from exc
     return _convert(line, now, known_regions)
 
 
@@ -374,13 +367,15 @@ def _convert(line: _JobLine, now: datetime, known_regions: Sequence[str] | None)
         try:
             deadline = parse_deadline(line.deadline, now)
         except ValueError as exc:
-            raise InvalidLineError(f"field 'deadline': {exc}") from exc
+            said = exc.public if isinstance(exc, QuotingError) else "not a time"
+            raise InvalidLineError(f"field 'deadline': {exc}", f"field 'deadline': {said}") from exc
     if known_regions is not None:
         unknown = [r for r in line.regions if r not in known_regions]
         if unknown:
             known = ", ".join(known_regions) or "none configured"
             raise InvalidLineError(
-                f"field 'regions': unknown region {unknown[0]!r} (known: {known})"
+                f"field 'regions': unknown region {unknown[0]!r} (known: {known})",
+                f"field 'regions': an unknown region (known: {known})",
             )
     return JobRequest(
         job_id=line.id,

@@ -261,3 +261,34 @@ def test_every_parsed_line_is_plain() -> None:
 def test_a_stand_in_of_a_size_takes_any_tensor_parallel_size() -> None:
     request = parse_line(_with(model=..., params_b=7, tensor_parallel=3), NOW)
     assert isinstance(request, JobRequest) and request.tensor_parallel == 3
+
+
+_PRIVATE = "zzprivatezz"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"model": _PRIVATE}, "model"),
+        ({"gpu_types": [_PRIVATE]}, "gpu_types"),
+        ({"precision": _PRIVATE}, "precision"),
+        ({"runtime": _PRIVATE}, "runtime"),
+        ({"cwd": f"{_PRIVATE}/dir"}, "cwd"),
+        ({"deadline": _PRIVATE}, "deadline"),
+        ({"regions": [_PRIVATE]}, "regions"),
+        ({"tags": [f"\ud800{_PRIVATE}"]}, "tags"),
+        ({_PRIVATE: 1}, "unknown field"),
+    ],
+)
+def test_a_reasons_public_form_names_the_field_and_problem_but_quotes_nothing(
+    fields: dict[str, Any], field: str
+) -> None:
+    """A refused line's reason quoted what the user wrote (``unknown model 'NAME'``, the
+    ``cwd``, the deadline, an unknown field's name), and it went to the logs and to the
+    world-readable ``rejected.jsonl`` for a line of a private file too. Its public form names
+    the field and the problem without the text; the owner's message still quotes it."""
+    with pytest.raises(InvalidLineError) as caught:
+        parse_line(_with(**fields), NOW, known_regions=["us-east"])
+    assert _PRIVATE in str(caught.value)
+    assert _PRIVATE not in caught.value.public
+    assert field in caught.value.public

@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import structlog
 
 from daemon.cli import main
 from daemon.testing import FakeClock, RecordingExecutor
@@ -56,3 +57,44 @@ def test_a_private_files_rejected_line_is_not_copied_for_everyone_to_read(
     assert "requests" in hers["reason"]
     assert hers["line"] is None
     assert his["line"] == job_line(id="his", requests=0).strip()
+
+
+def test_a_private_files_rejection_reason_quotes_none_of_its_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the line's text left out, its reason still quoted it: an unknown model, GPU or
+    region, a relative ``cwd``, a bad deadline, an unknown field's name went to the 0644
+    ``rejected.jsonl`` and to the log for every user to read. For a line of a private file both
+    now get a reason naming the field and the problem only; a line of a file everyone can read
+    keeps the quote (its text is there anyway)."""
+    word = "ProjectNightjar"
+    bad = [
+        job_line(model=word), job_line(gpu_types=[word]), job_line(regions=[word]),
+        job_line(cwd=f"{word}/run"), job_line(deadline=word), job_line(precision=word),
+        job_line(runtime=word), job_line(**{word: 1}),
+    ]  # fmt: skip
+    _spool_file(tmp_path, ALICE, "".join(bad), 0o600)
+    _spool_file(tmp_path, BOB, job_line(model=word), 0o644)
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor())
+    service.start(clock())
+    with structlog.testing.capture_logs() as logs:
+        service.tick(clock())
+
+    assert main(["jobs", "--state", "rejected", "--state-dir", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    hers = [r for r in rows if r["uid"] == ALICE]
+    assert [r["line_no"] for r in hers] == list(range(1, len(bad) + 1))
+    fields = ["model", "gpu_types", "regions", "cwd", "deadline", "precision", "runtime"]
+    for row, field in zip(hers, [*fields, "unknown field"], strict=True):
+        assert field in row["reason"]
+        assert word not in row["reason"]
+    (his,) = [r for r in rows if r["uid"] == BOB]
+    assert word in his["reason"]
+    stored = [json.loads(t) for t in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [r for r in stored if word in json.dumps(r, ensure_ascii=False)] == [his]
+    refused = [e for e in logs if e["event"] == "queue_line_rejected"]
+    assert len(refused) == len(bad) + 1
+    assert [e for e in refused if word in e["reason"]] == [
+        e for e in refused if e["file"] == f"queue.d/{BOB}.jsonl"
+    ]
