@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -32,8 +32,9 @@ from daemon.queue.files import (
     write_rejections,
 )
 from daemon.queue.line import CancelRequest, InvalidLineError, JobRequest, parse_line
-from daemon.queue.reasons import rejection
+from daemon.queue.reasons import over_limit_record, rejection
 from daemon.queue.resume import resume
+from daemon.queue.spool import list_spool
 from daemon.settings import Settings
 
 __all__ = ["IngestResult", "Queue"]
@@ -95,8 +96,11 @@ class Queue:
         compact_min_bytes: int = 1_048_576,
         retired_grace_s: float = 60.0,
         known_regions: Sequence[str] | None = None,
+        max_files_per_user: int = 32,
     ) -> None:
         self.state_dir = state_dir
+        self._max_files_per_user = max_files_per_user
+        self._over: dict[int, int] = {}  # uid -> spool files left unread, as last told
         self._ledger = ledger
         self._max_line_bytes = max_line_bytes
         self._compact_min_bytes = compact_min_bytes
@@ -116,6 +120,7 @@ class Queue:
             max_line_bytes=settings.queue.max_line_bytes,
             compact_min_bytes=settings.queue.compact_min_bytes,
             retired_grace_s=settings.queue.retired_grace_s,
+            max_files_per_user=settings.queue.max_files_per_user,
             known_regions=[region.name for region in settings.regions] or None,
         )
 
@@ -161,7 +166,9 @@ class Queue:
         records = self._ledger.queue_files()
         result = IngestResult()
         errors: list[Exception] = []
-        live = self._live_files()
+        listing = list_spool(self.state_dir, records, self._max_files_per_user)
+        live = [QUEUE_NAME, *listing.read]
+        self._tell_over(listing.over, now, errors)
         self._unusable = {rel: seen for rel, seen in self._unusable.items() if rel in live}
         for rel in live:
             result += self._ingest_path(rel, records.get(rel), now, errors, retired=False)
@@ -176,7 +183,8 @@ class Queue:
         """Bytes appended to live queue files but not yet ingested (queue health)."""
         records = self._ledger.queue_files()
         total = 0
-        for rel in self._live_files():
+        listing = list_spool(self.state_dir, records, self._max_files_per_user)
+        for rel in (QUEUE_NAME, *listing.read):
             try:
                 size = os.stat(self.state_dir / rel, follow_symlinks=False).st_size
             except FileNotFoundError:
@@ -192,12 +200,19 @@ class Queue:
 
     # -- one file ---------------------------------------------------------------------------
 
-    def _live_files(self) -> list[str]:
-        names = [QUEUE_NAME]
-        spool = self.state_dir / SPOOL_DIR
-        if spool.is_dir():
-            names += sorted(f"{SPOOL_DIR}/{p.name}" for p in spool.glob("*.jsonl"))
-        return names
+    def _tell_over(self, over: Mapping[int, int], now: datetime, errors: list[Exception]) -> None:
+        """Log, and record in ``rejected.jsonl`` for the owner to see, each user who has more
+        spool files than a pass reads, once each time they go over (not at every pass)."""
+        told = [uid for uid in over if uid not in self._over]
+        self._over = dict(over)
+        limit = self._max_files_per_user
+        for uid in told:
+            log.warning("queue_files_over_limit", uid=uid, unread_files=over[uid], limit=limit)
+        notices = [over_limit_record(uid, over[uid], limit, now) for uid in told]
+        try:
+            write_rejections(self.state_dir, notices)
+        except QueueError as exc:
+            errors.append(exc)
 
     def _ingest_path(
         self,

@@ -16,10 +16,17 @@ import structlog
 from pydantic import ValidationError
 
 from daemon.errors import DaemonError
-from daemon.queue.files import rejection_record
+from daemon.queue.files import SPOOL_DIR, rejection_record
 from policies.errors import PoliciesError
 
-__all__ = ["InvalidLineError", "QuotingError", "catalog_name", "problems", "rejection"]
+__all__ = [
+    "InvalidLineError",
+    "QuotingError",
+    "catalog_name",
+    "over_limit_record",
+    "problems",
+    "rejection",
+]
 
 log = structlog.get_logger("daemon.queue.ingest")  # its events are ingestion's
 
@@ -96,3 +103,17 @@ def rejection(
     log.warning("queue_line_rejected", file=rel, line_no=line_no, reason=shown)
     uid = owner[0] if isinstance(owner, tuple) else None
     return rejection_record(rel, raw, line_no, offset, uid, now, shown)
+
+
+def over_limit_record(uid: int, unread: int, limit: int, now: datetime) -> dict[str, Any]:
+    """The ``rejected.jsonl`` record telling ``uid`` that a pass leaves ``unread`` of their
+    spool files unread (:mod:`daemon.queue.spool`); ``carbond jobs --state rejected`` shows it."""
+    reason = (
+        f"queue.d holds {limit + unread} files of yours, more than queue.max_files_per_user "
+        f"({limit}): each pass reads only {limit} of them, those with new lines first, so your "
+        "lines are read late (none is lost); remove the files you no longer need"
+    )
+    return {
+        "file": SPOOL_DIR, "line_no": None, "offset": None, "reason": reason, "uid": uid,
+        "rejected_at": now.isoformat(), "job_id": None, "line": None,
+    }  # fmt: skip

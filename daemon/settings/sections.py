@@ -159,11 +159,12 @@ class IntensitySettings(_Section):
 
 
 class QueueSettings(_Section):
-    """The queue file and its compaction."""
+    """The queue file and its compaction; how many of each user's spool files are read."""
 
     max_line_bytes: int = Field(default=65_536, ge=256)
     compact_min_bytes: int = Field(default=1_048_576, ge=0)
     retired_grace_s: float = Field(default=60.0, ge=0, le=MAX_DURATION_S)
+    max_files_per_user: int = Field(default=32, ge=1, le=1_000_000)
 
 
 class MetricsSettings(_Section):

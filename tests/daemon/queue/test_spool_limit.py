@@ -1,0 +1,68 @@
+"""A user's many spool files cannot slow every pass for everyone: each pass reads at most
+``queue.max_files_per_user`` of one owner's files, tells the owner once, and loses no line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import structlog
+
+from daemon.ledger import Ledger
+from daemon.queue.ingest import Queue
+from daemon.testing import FakeClock
+from tests.daemon.helpers import job_line
+from tests.daemon.queue.conftest import rejections
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="spool files owned by other uids")
+
+ALICE, BOB = 4242, 4343
+LIMIT = 4
+
+
+def _spool_file(state: Path, name: str, uid: int, text: str) -> None:
+    spool = state / "queue.d"
+    path = spool / name
+    path.write_text(text)
+    os.chown(path, uid, uid)
+    path.chmod(0o600)
+
+
+def test_a_pass_reads_at_most_the_limit_of_one_users_spool_files(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """Anyone may create files in queue.d and every pass opened and read each of them, so one
+    user with thousands of files made every pass slow for every user. Now a pass reads at most
+    ``max_files_per_user`` of an owner's files (those with new lines first, their
+    ``<uid>.jsonl`` first of these); the owner is told once, in the log and in
+    ``rejected.jsonl``; later passes read the rest, so no line is lost, and another user's
+    file is read at once."""
+    queue = Queue(tmp_path, ledger, compact_min_bytes=10**9, max_files_per_user=LIMIT)
+    queue.prepare()
+    _spool_file(tmp_path, f"{ALICE}.jsonl", ALICE, job_line(id="own"))
+    flood = 30
+    for n in range(flood):
+        _spool_file(tmp_path, f"{ALICE}.{n:04x}.jsonl", ALICE, job_line(id=f"a{n}"))
+    _spool_file(tmp_path, f"{BOB}.jsonl", BOB, job_line(id="bob"))
+    clock = FakeClock()
+
+    with structlog.testing.capture_logs() as logs:
+        first = queue.ingest(clock())
+    assert "bob" in first.accepted and "own" in first.accepted
+    assert len([j for j in first.accepted if j != "bob"]) == LIMIT
+    (notice,) = rejections(tmp_path)
+    assert notice["uid"] == ALICE
+    assert "max_files_per_user" in str(notice["reason"])
+    assert [e["uid"] for e in logs if e["event"] == "queue_files_over_limit"] == [ALICE]
+
+    accepted = set(first.accepted)
+    for _ in range(flood // LIMIT + 1):
+        clock.advance(2)
+        with structlog.testing.capture_logs() as logs:
+            result = queue.ingest(clock())
+        assert len(result.accepted) <= LIMIT
+        accepted |= set(result.accepted)
+        assert not [e for e in logs if e["event"] == "queue_files_over_limit"]
+    assert accepted == {"own", "bob", *(f"a{n}" for n in range(flood))}
+    assert len(rejections(tmp_path)) == 1  # told once
