@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import stat
 import uuid
 from datetime import datetime
@@ -133,6 +134,27 @@ class Compactor:
         if spool.is_dir():
             for stray in spool.glob(".*.jsonl.new-*"):
                 stray.unlink(missing_ok=True)
+
+    def delete_odd_retired(self, rel: str, found: str) -> None:
+        """Remove retired ``rel``, which is not a regular file, and forget it.
+
+        Only the daemon writes in ``queue.retired/``, but a spool file's owner can swap a
+        symlink, a FIFO or a directory in for their file between the compaction's check and
+        its rename, which then moves that into ``queue.retired/``: never readable, it was
+        never deleted either, and was tried again at every pass. ``unlink`` removes a symlink
+        itself, never what it points to; a directory is removed without following any link
+        in it.
+        """
+        path = self.state_dir / rel
+        try:
+            if stat.S_ISDIR(os.stat(path, follow_symlinks=False).st_mode):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        self._ledger.forget_queue_file(rel)
+        log.warning("queue_retired_odd_deleted", path=rel, found=found)
 
     def maybe_delete_retired(
         self, rel: str, fd: int, record: QueueFileRecord | None, now: datetime

@@ -7,6 +7,7 @@ job rows. A partial last line stays for the next pass; a bad line never stops th
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import zlib
@@ -245,12 +246,13 @@ class Queue:
                 self._ledger.forget_queue_file(rel)
             return IngestResult()
         except OSError as exc:  # a symlink (ELOOP), ...
-            self._unusable_once(rel, "queue_file_unreadable", error=str(exc))
+            self._unusable_once(rel, "queue_file_unreadable", error=str(exc),
+                                delete=retired and exc.errno == errno.ELOOP)  # fmt: skip
             return IngestResult()
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):  # a FIFO, a directory, ...
-                self._unusable_once(rel, "queue_file_not_regular", inode=st.st_ino)
+                self._unusable_once(rel, "queue_file_not_regular", st.st_ino, delete=retired)
                 return IngestResult()
             self._unusable.pop(rel, None)
             if not retired and self._ignore(rel, st):
@@ -268,9 +270,15 @@ class Queue:
         finally:
             os.close(fd)
 
-    def _unusable_once(self, rel: str, event: str, inode: int | None = None, **fields: str) -> None:
+    def _unusable_once(
+        self, rel: str, event: str, inode: int | None = None, *, delete: bool = False, **fields: str
+    ) -> None:
         """Log ``event`` for a file that cannot be read once per file and problem, not at every
-        pass: anyone can make thousands of FIFOs or symlinks in ``queue.d``."""
+        pass: anyone can make thousands of FIFOs or symlinks in ``queue.d``. ``delete``: it is
+        in ``queue.retired/``, where it can only have been swapped in: remove it instead."""
+        if delete:
+            self._compactor.delete_odd_retired(rel, event)
+            return
         if inode is None:
             try:
                 inode = os.stat(self.state_dir / rel, follow_symlinks=False).st_ino
