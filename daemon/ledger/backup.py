@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.ledger.base import LedgerError, missing_ledger
-from daemon.ledger.export import file_mode
 from daemon.statedir import LEDGER_NAME
 
 __all__ = ["LedgerBackup", "backup_ledger"]
@@ -38,8 +38,8 @@ class LedgerBackup:
 
 def backup_ledger(source: Path, dest: Path) -> LedgerBackup:
     """Copy the ledger at ``source`` to ``dest`` (replaced, if it exists, once the copy is
-    whole), consistent while a daemon writes ``source``. ``dest`` gets the permissions of the
-    file it replaces, else the umask's.
+    whole), consistent while a daemon writes ``source``. ``dest`` is 0600, or 0640 where the
+    file it replaces let its group read it (:func:`_backup_mode`).
 
     Raises:
         LedgerError: no ledger at ``source``, ``dest`` is the ledger itself (or its ``-wal`` or
@@ -56,7 +56,7 @@ def backup_ledger(source: Path, dest: Path) -> LedgerBackup:
     tmp = Path(name)
     try:
         os.close(fd)
-        os.chmod(tmp, file_mode(dest))
+        os.chmod(tmp, _backup_mode(dest))
         version, jobs = _copy(source, tmp)
         _fsync(tmp)
         os.replace(tmp, dest)
@@ -68,6 +68,20 @@ def backup_ledger(source: Path, dest: Path) -> LedgerBackup:
     finally:
         tmp.unlink(missing_ok=True)
     return LedgerBackup(source, dest, dest.stat().st_size, version, jobs)
+
+
+def _backup_mode(dest: Path) -> int:
+    """A backup's permissions: ``0o600``, plus group read where the file it replaces had it.
+
+    The copy took the replaced file's whole mode (set-user/group-ID and execute bits, which its
+    owner may have set, and write or read for others), or the umask's (0644: every user could
+    read a copy of the whole ledger). A backup is plain data, only ever read by an admin.
+    """
+    try:
+        replaced = os.stat(dest).st_mode
+    except OSError:
+        return 0o600
+    return 0o600 | (replaced & stat.S_IRGRP)
 
 
 def _refuse_destination(source: Path, dest: Path) -> None:

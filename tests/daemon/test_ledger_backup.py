@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -130,3 +132,34 @@ def test_carbond_backup_without_a_ledger_says_so(
         "this state_dir?)\n"
     )
     assert not (tmp_path / "b.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("replaced", "expected"),
+    [
+        (None, 0o600),  # a new file, whatever the umask
+        (0o6755, 0o640),  # set-ID and execute bits, world-readable
+        (0o4700, 0o600),
+        (0o1666, 0o640),
+    ],
+)
+def test_a_backup_is_plain_and_private_whatever_file_it_replaces(
+    tmp_path: Path, replaced: int | None, expected: int
+) -> None:
+    """The backup took the mode of the file it replaced, set-user/group-ID, sticky and
+    execute bits included, and others' read and write; a new one got the umask's 0644, so any
+    user could read a copy of the whole ledger. It is 0600 now, 0640 where the replaced file
+    let its group read it."""
+    ledger = tmp_path / "ledger.db"
+    Ledger.open(ledger).close()
+    backup = tmp_path / "b.db"
+    if replaced is not None:
+        backup.write_bytes(b"an older backup")
+        backup.chmod(replaced)
+        assert stat.S_IMODE(backup.stat().st_mode) == replaced  # the premise
+    old = os.umask(0o022)
+    try:
+        backup_ledger(ledger, backup)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(backup.stat().st_mode) == expected
