@@ -9,8 +9,8 @@ without a shell (switching to the job's uid/gid with no supplementary groups whe
 root), waits for it, and writes the exit status atomically (temp file + rename) to the status
 path. SIGTERM, SIGINT and SIGHUP sent to the process group reach the job; the wrapper itself
 catches and drops them so that it can still record the job's end. Only the standard library is used:
-the wrapper is tiny and starts fast (its one carbond import, :mod:`daemon.executors.workdir`,
-is standard library only).
+the wrapper is tiny and starts fast (its carbond imports, :mod:`daemon.executors.workdir` and
+:mod:`daemon.executors.pidsignal`, are standard library only).
 
 Status file (JSON): ``{"exit_code": int | null, "signal": int | null, "reason": str,
 "finished_at": RFC 3339 UTC}``.
@@ -18,7 +18,6 @@ Status file (JSON): ``{"exit_code": int | null, "signal": int | null, "reason": 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.executors.pidsignal import session_of, signal_if
 from daemon.executors.workdir import open_workdir
 
 __all__ = ["EXIT_NOT_FOUND", "EXIT_NOT_RUNNABLE", "main", "write_status"]
@@ -144,17 +144,25 @@ def _end_stragglers() -> int:
     """After the job's main process ended: SIGTERM what it left in its session (a job that
     forked and exited would keep its GPU busy after carbond freed it), SIGKILL what is still
     there after ``STRAGGLER_GRACE_S``. Returns how many there were. (A process that left the
-    session with setsid escapes this; only a cgroup would hold it.)"""
+    session with setsid escapes this; only a cgroup would hold it.)
+
+    Each is signalled only if it is still in this session once a pidfd on it is open
+    (:mod:`daemon.executors.pidsignal`): one that ended after the scan, its pid given to
+    another user's process meanwhile, is not signalled (the wrapper may run as root). This
+    session's id cannot be reused meanwhile: the wrapper leads it."""
+    session = os.getsid(0)
+
+    def ours(pid: int) -> bool:
+        return session_of(pid) == session
+
     pids = _session_members()
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
+        signal_if(pid, signal.SIGTERM, ours)
     deadline = time.monotonic() + STRAGGLER_GRACE_S
     while _session_members() and time.monotonic() < deadline:
         time.sleep(0.05)
     for pid in _session_members():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+        signal_if(pid, signal.SIGKILL, ours)
     return len(pids)
 
 
