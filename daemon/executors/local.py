@@ -24,7 +24,6 @@ built from scratch (never the daemon's, which may hold tokens): ``PATH``, ``HOME
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -41,6 +40,7 @@ from pathlib import Path
 from daemon.executors import jobfiles
 from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
+from daemon.executors.pidsignal import session_of, signal_group_if, signal_if
 from daemon.executors.workdir import workdir_problem
 
 __all__ = ["DEFAULT_GRACE_S", "LocalExecutor"]
@@ -175,16 +175,16 @@ class LocalExecutor:
                 ended.append(result)
                 self._kill_at.pop(handle.job_id, None)
             elif self._monotonic() >= self._kill_at.get(handle.job_id, math.inf):
-                _kill_session(token.pid)
+                _kill_session(token.pid, self._leader(token))
         for pid in self._children.keys() - polled:  # their runs were reported already
             if self._children[pid].poll() is not None:
                 del self._children[pid]
         return ended
 
     def _check_one(self, handle: RunHandle, token: _Token, now: datetime) -> ExitStatus | None:
+        """The run's end, or None while its wrapper runs. Our own wrapper is reaped only once
+        what it left is killed: until then its pid (the session's id) cannot be reused."""
         child = self._children.get(token.pid)
-        if child is not None and child.poll() is not None:
-            del self._children[token.pid]  # reaped: no zombie left behind
         recorded = jobfiles.read_status(handle.job_id, token.status_file, now)
         if recorded is not None:
             self._reap(token.pid)
@@ -195,15 +195,16 @@ class LocalExecutor:
             handle.job_id, token.status_file, now
         )  # written just before exit
         if recorded is not None:
+            self._reap(token.pid)
             return recorded
         if child is not None:  # our wrapper died alone (the OOM killer): the job it left
-            # would run on, on a GPU now free. Its pid stays taken while anything of its
-            # session lives, so the session is the job's.
-            _kill_session(token.pid)
+            # would run on, on a GPU now free. Not reaped yet, the wrapper holds its pid, so
+            # the session of that id is the job's; then it is reaped.
+            _kill_session(token.pid, self._leader(token))
+            self._reap(token.pid)
         else:  # adopted: the pid may name a later session by now; only the job's processes
             for member in jobfiles.job_members(token.pid, handle.job_id):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(member, signal.SIGKILL)
+                signal_if(member, signal.SIGKILL, _job_member(token.pid, handle.job_id))
         killed = handle.job_id in self._kill_at
         return ExitStatus(
             handle.job_id,
@@ -229,8 +230,16 @@ class LocalExecutor:
     def _alive(self, token: _Token) -> bool:
         child = self._children.get(token.pid)
         if child is not None:
-            return child.returncode is None
+            return child.returncode is None and not _exited(token.pid)
         return jobfiles.process_start_ticks(token.pid) == token.start_ticks
+
+    def _leader(self, token: _Token) -> Callable[[int], bool]:
+        """Whether a pid is still the run's wrapper: our child not reaped yet (then its pid
+        cannot name anything else), or the process started at the token's tick."""
+        child = self._children.get(token.pid)
+        if child is not None and child.returncode is None:
+            return lambda pid: True
+        return lambda pid: jobfiles.process_start_ticks(pid) == token.start_ticks
 
     def cancel(self, handle: RunHandle, now: datetime) -> None:
         """SIGTERM the job's process group now; :meth:`poll` sends SIGKILL after the grace,
@@ -239,7 +248,7 @@ class LocalExecutor:
         token = _Token.decode(handle)
         if not self._alive(token):
             return
-        _signal_group(token.pid, signal.SIGTERM)
+        signal_group_if(token.pid, signal.SIGTERM, self._leader(token))
         grace_s = self._grace_s
         if handle.cancel_sent_at is not None:
             grace_s -= max(0.0, (now - handle.cancel_sent_at).total_seconds())
@@ -303,19 +312,37 @@ def _never_started(handle: RunHandle, now: datetime, why: str) -> ExitStatus:
     return NotStarted(handle.job_id, now, None, None, f"never started: {why}")
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # gone: poll reports it
-        os.killpg(pid, sig)
-
-
-def _kill_session(pid: int) -> None:
+def _kill_session(pid: int, is_leader: Callable[[int], bool]) -> None:
     """SIGKILL the wrapper ``pid``'s process group and every process of its session (it leads
     it): the wrapper dies too, so nothing would be left to end what the job moved to another
-    group (``setpgid``, a shell's job control), which would keep running on its GPU."""
-    _signal_group(pid, signal.SIGKILL)
+    group (``setpgid``, a shell's job control), which would keep running on its GPU.
+
+    Through pidfds (:mod:`daemon.executors.pidsignal`): the group only if ``pid`` is still
+    the wrapper, each member only if it is still in that session, checked once a pidfd on it
+    is open, so a pid that ended and went to another process meanwhile is not signalled."""
+    signal_group_if(pid, signal.SIGKILL, is_leader)
     for member in jobfiles.session_members(pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(member, signal.SIGKILL)
+        signal_if(member, signal.SIGKILL, lambda p: session_of(p) == pid)
+
+
+def _job_member(sid: int, job_id: str) -> Callable[[int], bool]:
+    """Whether a pid is (still) one of job ``job_id``'s processes in session ``sid``."""
+    wanted = f"CARBOND_JOB_ID={job_id}".encode()
+
+    def check(pid: int) -> bool:
+        environ = jobfiles.process_environ(pid, time.monotonic() + 1.0) or b""
+        return session_of(pid) == sid and wanted in environ.split(b"\0")
+
+    return check
+
+
+def _exited(pid: int) -> bool:
+    """Whether our child ``pid`` has exited, without reaping it (``WNOWAIT``)."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True  # reaped already
+    return info is not None
 
 
 def _make_log_dir(log_dir: Path) -> None:
