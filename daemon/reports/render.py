@@ -47,12 +47,12 @@ _HEADINGS: Final = {
     "grid_kwh": "grid kWh",
     "pv_kwh": "PV kWh",
     "battery_kwh": "batt. kWh",
-    "offset": "on-site",
+    "offset_share": "on-site",
 }
 
 
 # The terminal table leaves out the on-site columns when no job used on-site energy.
-_SITE_COLUMNS: Final = ("grid_kwh", "pv_kwh", "battery_kwh", "offset")
+_SITE_COLUMNS: Final = ("grid_kwh", "pv_kwh", "battery_kwh", "offset_share")
 _NO_SITE: Final = tuple(c for c in COLUMNS if c not in _SITE_COLUMNS)
 
 
@@ -226,7 +226,7 @@ def _table(
 def _cell(name: str, value: Any) -> str:
     if value is None:
         return "-"
-    if name in ("measured_share", "saved_share", "offset"):
+    if name in ("measured_share", "saved_share", "offset_share"):
         return unsigned_zero(f"{value:.0%}")
     if isinstance(value, float):
         return _sig(value)

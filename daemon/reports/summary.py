@@ -15,7 +15,8 @@ same aggregation over all jobs and equals the sum of the groups. Conventions:
 - deadlines: ``deadlines_missed``, the jobs that ended after their deadline (a job that
   expired unstarted has no line: the report's ``expired_unstarted`` counts those);
 - on-site energy (regions with a site, docs/sites.md): facility energy (energy x PUE) from the
-  grid, PV and battery (kWh) and ``offset``, the share covered on site; a job at a region
+  grid, PV and battery (kWh) and ``offset_share``, the share covered on site (as
+  ``measured_share`` and ``saved_share`` are shares); a job at a region
   without a site is all grid.
 """
 
@@ -78,7 +79,7 @@ class ReportRow:
     grid_kwh: float = 0.0
     pv_kwh: float = 0.0
     battery_kwh: float = 0.0
-    offset: float | None = None
+    offset_share: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain fields, in column order (``dataclasses.asdict`` deep-copies each value: a
@@ -179,7 +180,7 @@ class _Sums:
             grid_kwh=max(facility - pv - battery, 0.0) / J_PER_KWH,
             pv_kwh=pv / J_PER_KWH,
             battery_kwh=battery / J_PER_KWH,
-            offset=(pv + battery) / facility if facility > 0 else None,
+            offset_share=(pv + battery) / facility if facility > 0 else None,
         )
 
 

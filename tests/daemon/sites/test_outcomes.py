@@ -17,7 +17,7 @@ from daemon.queue.ingest import Queue
 from daemon.reports.audit import audit_statement
 from daemon.reports.lines import ledger_lines
 from daemon.reports.render import render
-from daemon.reports.summary import summarise
+from daemon.reports.summary import COLUMNS, summarise
 from daemon.service import Service
 from daemon.settings import BatterySettings, RegionSettings, Settings, SiteSettings
 from daemon.sites import SiteView, build_sites
@@ -74,14 +74,14 @@ def test_a_job_in_the_sun_is_covered_by_pv_and_charged_at_its_factor(tmp_path: P
         float(outcome["operational_g"]) + float(outcome["embodied_g"])
     )
     rows, totals = summarise(ledger_lines(service.ledger), "day")
-    assert totals.offset == pytest.approx(1.0) and totals.pv_kwh == pytest.approx(
+    assert totals.offset_share == pytest.approx(1.0) and totals.pv_kwh == pytest.approx(
         energy / J_PER_KWH
     )
-    assert rows[0].offset == pytest.approx(1.0)
+    assert rows[0].offset_share == pytest.approx(1.0)
     text = render("table", rows, totals, {"title": "t"})
     assert "PV kWh" in text and "on-site" in text
     payload = json.loads(render("json", rows, totals, {"title": "t"}))
-    assert payload["totals"]["offset"] == pytest.approx(1.0)
+    assert payload["totals"]["offset_share"] == pytest.approx(1.0)
     lines = ledger_lines(service.ledger)
     statement = audit_statement(service.ledger, lines, service.settings, None, None, clock())
     assert "## On-site energy" in statement and "| 100.0% | 40 / 41 |" in statement
@@ -99,7 +99,8 @@ def test_at_night_the_site_changes_nothing(tmp_path: Path) -> None:
     for key in ("energy_j", "operational_g", "embodied_g", "total_g"):
         assert a[key] == pytest.approx(b[key], rel=1e-12), key
     rows, totals = summarise(ledger_lines(without.ledger), "job")
-    assert totals.offset == 0.0 and totals.grid_kwh == pytest.approx(b["energy_j"] / J_PER_KWH)
+    assert totals.offset_share == 0.0
+    assert totals.grid_kwh == pytest.approx(b["energy_j"] / J_PER_KWH)
     assert "PV kWh" not in render("table", rows, totals, {"title": "t"})
     lines = ledger_lines(without.ledger)
     statement = audit_statement(without.ledger, lines, without.settings, None, None, night)
@@ -257,3 +258,11 @@ def test_the_battery_charges_in_the_sun_while_no_job_waits(tmp_path: Path) -> No
     facility = float(outcome["energy_j"]) * float(outcome["pue"])
     assert outcome["site_battery_j"] == pytest.approx(facility)
     service.ledger.close()
+
+
+def test_every_share_of_the_report_is_named_as_one() -> None:
+    """The on-site share was ``offset`` beside ``measured_share`` and ``saved_share``: a
+    script reading the report's JSON or CSV for the shares (fractions, 0 to 1) missed it."""
+    shares = {"measured_share", "saved_share", "offset_share"}
+    assert shares <= set(COLUMNS)
+    assert "offset" not in COLUMNS
