@@ -14,7 +14,7 @@ from typing import Final
 
 from daemon.catalog import gpu_catalog
 from daemon.ledger.accounting import Accounting
-from daemon.reports.lines import UNKNOWN_ZONE, JobLine
+from daemon.reports.lines import UNKNOWN_ZONE, JobLine, in_order, shown
 from daemon.settings import Settings
 from policies.errors import PoliciesError
 
@@ -83,13 +83,13 @@ def _onsite_section(
     factors = {r.name: r.site for r in settings.regions if r.site is not None}
     rows = []
     for month in months:
-        for region in sorted({line.region for line in sited if month_of(line) == month}):
+        for region in in_order(line.region for line in sited if month_of(line) == month):
             rl = [line for line in sited if month_of(line) == month and line.region == region]
             pv = sum(line.site_pv_j or 0.0 for line in rl)
             battery = sum(line.site_battery_j or 0.0 for line in rl)
             facility = sum(line.facility_j for line in rl)
-            site = factors.get(region)
-            rows.append([month, region, _kwh(facility), _kwh(pv), _kwh(battery),
+            site = None if region is None else factors.get(region)
+            rows.append([month, shown(region), _kwh(facility), _kwh(pv), _kwh(battery),
                          _kwh(max(facility - pv - battery, 0.0)),
                          f"{(pv + battery) / facility:.1%}" if facility > 0 else "-",
                          "-" if site is None else f"{site.pv_g_per_kwh:g} / "
@@ -141,18 +141,21 @@ def _embodied_section(lines: Sequence[JobLine], settings: Settings) -> list[str]
     rows = []
     unrecorded = 0
     catalog = gpu_catalog(settings)  # with the site's `[catalog]` overrides, as the daemon charges
-    for gpu in sorted({line.gpu for line in lines}):
+    for gpu in in_order(line.gpu for line in lines):
         gl = [line for line in lines if line.gpu == gpu]
         recorded = [line for line in gl if line.embodied_g is not None]
         unrecorded += len(gl) - len(recorded)
         hours = sum(line.gpu_hours for line in recorded)
         grams = sum(line.embodied_g or 0.0 for line in recorded)
         try:
-            spec = catalog.get(gpu)
-            kg, method = f"{spec.embodied_kg:g}", spec.embodied_method
+            if gpu is None:
+                kg, method = "-", "GPU not recorded"
+            else:
+                spec = catalog.get(gpu)
+                kg, method = f"{spec.embodied_kg:g}", spec.embodied_method
         except PoliciesError:
             kg, method = "-", "not in the catalog"
-        rows.append([gpu, kg, f"{settings.lifetime_years:g}", method,
+        rows.append([shown(gpu), kg, f"{settings.lifetime_years:g}", method,
                      f"{sum(line.gpu_hours for line in gl):.4g}",
                      _kg(grams) if recorded else "-",
                      f"{grams / hours:.4g}" if recorded and hours > 0 else "-"])  # fmt: skip
@@ -214,14 +217,14 @@ def audit_statement(
     out += ["## Emission factors and PUE", ""]
     factors = []
     for month in months:
-        for region in sorted({line.region for line in lines if month_of(line) == month}):
+        for region in in_order(line.region for line in lines if month_of(line) == month):
             rl = [line for line in lines if month_of(line) == month and line.region == region]
             weighted = [(line.grid_j, line.intensity_g_per_kwh) for line in rl
                         if line.intensity_g_per_kwh is not None]  # fmt: skip
             energy = sum(e for e, _ in weighted)
             factor = sum(e * (i or 0.0) for e, i in weighted) / energy if energy > 0 else None
             pues = sorted({line.pue for line in rl if line.pue is not None})
-            factors.append([month, region, ", ".join(sorted({line.zone for line in rl})),
+            factors.append([month, shown(region), ", ".join(sorted({line.zone for line in rl})),
                             "-" if factor is None else f"{factor:.1f}",
                             ", ".join(f"{p:g}" for p in pues) or "-",
                             "+".join(sorted({line.intensity_source for line in rl}))])  # fmt: skip

@@ -113,7 +113,7 @@ def codecarbon_rows(lines: Iterable[JobLine]) -> Iterator[dict[str, Any]]:
             "cpu_count": 0,
             "cpu_model": "",
             "gpu_count": line.gpus,
-            "gpu_model": f"{line.gpus} x {line.gpu}",
+            "gpu_model": "" if line.gpu is None else f"{line.gpus} x {line.gpu}",
             "longitude": "",
             "latitude": "",
             "ram_total_size": 0,

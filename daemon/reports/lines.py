@@ -21,33 +21,41 @@ from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import dt, req_dt
 
 __all__ = [
+    "UNKNOWN",
     "UNKNOWN_ZONE",
     "JobLine",
+    "in_order",
     "job_lines",
     "ledger_lines",
     "read_lines",
+    "shown",
     "signal_sources",
     "user_name",
 ]
 
 
+# What reports write for anything the ledger did not record (a job's user, model, region, GPU,
+# grid zone, energy method or signal rung): one word in text; ``null`` in JSON, an empty cell
+# in CSV (a report's group, :mod:`daemon.reports.render`).
+UNKNOWN: Final = "unknown"
 # The grid zone of a job whose outcome did not record one (ledger schema 1), as reports show it.
-UNKNOWN_ZONE: Final = "unknown"
+UNKNOWN_ZONE: Final = UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
 class JobLine:
-    """A finished job's accounting. Grams and energies are None where unknown; ``gpus`` is the
-    number of GPUs it held."""
+    """A finished job's accounting. Grams and energies are None where unknown, and so are the
+    user, model, region and GPU the ledger did not record (:func:`shown` writes them);
+    ``gpus`` is the number of GPUs it held."""
 
     job_id: str
     name: str
     state: str
-    user: str
-    model: str
-    region: str
+    user: str | None
+    model: str | None
+    region: str | None
     zone: str
-    gpu: str
+    gpu: str | None
     gpus: int
     submitted_at: datetime
     started_at: datetime | None
@@ -122,6 +130,16 @@ def user_name(uid: int) -> str:
         return str(uid)
 
 
+def shown(value: str | None) -> str:
+    """``value`` as text: :data:`UNKNOWN` for None (not recorded)."""
+    return UNKNOWN if value is None else value
+
+
+def in_order(names: Iterable[str | None]) -> list[str | None]:
+    """The distinct ``names``, sorted, None (not recorded) last."""
+    return sorted(set(names), key=lambda name: (name is None, name or ""))
+
+
 def job_lines(
     rows: Iterable[Mapping[str, Any]], users: Callable[[int], str] = user_name
 ) -> list[JobLine]:
@@ -136,29 +154,33 @@ def _num(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
 def _line(row: Mapping[str, Any], users: Callable[[int], str]) -> JobLine:
     spec = json.loads(row.get("spec_json") or "{}")
-    model = spec.get("model") or (f"{spec['params_b']}B" if spec.get("params_b") else "?")
+    model = spec.get("model") or (f"{spec['params_b']}B" if spec.get("params_b") else None)
     requests = int(spec.get("requests") or 0)
     return JobLine(
         job_id=str(row["job_id"]),
         name=str(row.get("name") or ""),
         state=str(row.get("state") or ""),
-        user=users(int(row["uid"])) if row.get("uid") is not None else "?",
-        model=str(model),
-        region=str(row.get("region") or "?"),
+        user=users(int(row["uid"])) if row.get("uid") is not None else None,
+        model=None if model is None else str(model),
+        region=_text(row.get("region")),
         zone=str(row.get("zone") or UNKNOWN_ZONE),
-        gpu=str(row.get("gpu") or "?"),
+        gpu=_text(row.get("gpu")),
         gpus=int(row.get("gpus") or 0),
         submitted_at=req_dt(str(row["submitted_at"])),
         started_at=dt(row.get("started_at")),
         finished_at=dt(row.get("finished_at")),
         duration_s=_num(row.get("duration_s")) or 0.0,
         energy_j=_num(row.get("energy_j")),
-        energy_method=str(row.get("energy_method") or "unknown"),
+        energy_method=str(row.get("energy_method") or UNKNOWN),
         predicted_energy_j=_num(row.get("predicted_energy_j")),
         intensity_g_per_kwh=_num(row.get("realised_intensity_g_per_kwh")),
-        intensity_source=str(row.get("intensity_source") or "none"),
+        intensity_source=str(row.get("intensity_source") or UNKNOWN),
         pue=_num(row.get("pue")),
         operational_g=_num(row.get("operational_g")),
         embodied_g=_num(row.get("embodied_g")),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from daemon.errors import UsageError
 from daemon.ledger.accounting import Accounting
-from daemon.reports.lines import JobLine
+from daemon.reports.lines import JobLine, shown
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -82,13 +82,14 @@ def _intensity(ax: Axes, ledger: Accounting, lines: Sequence[JobLine]) -> None:
     end = max(line.finished_at for line in runs if line.finished_at) + timedelta(hours=1)
     ax.xaxis_date()
     colours = ["#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#dd1c77"]
-    regions = sorted({(line.region, line.zone) for line in runs})
+    regions = sorted({(line.region, line.zone) for line in runs},
+                     key=lambda pair: (pair[0] is None, pair[0] or "", pair[1]))  # fmt: skip
     for i, (region, zone) in enumerate(regions):
         colour = colours[i % len(colours)]
         samples = ledger.intensity_samples(zone, start, end)
         if samples:
             ax.step(_days([s[0] for s in samples]), [s[1] for s in samples], where="post",
-                    color=colour, alpha=0.6, label=f"{region} ({zone})")  # fmt: skip
+                    color=colour, alpha=0.6, label=f"{shown(region)} ({zone})")  # fmt: skip
         # the key's jobs (this region, this zone) as one collection of bars: a line each took
         # minutes and gigabytes over 100,000 jobs; a region's jobs in another zone (``unknown``:
         # recorded before outcomes kept one) are drawn under that key, not twice

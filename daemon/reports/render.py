@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal, TextIO
 
 from daemon.ledger.export import csv_cell
+from daemon.reports.lines import shown
 from daemon.reports.summary import COLUMNS, ReportRow
 
 __all__ = [
@@ -224,6 +225,8 @@ def _table(
 
 
 def _cell(name: str, value: Any) -> str:
+    if name == "key":  # a group not recorded (None) has a name in text
+        return shown(value)
     if value is None:
         return "-"
     if name in ("measured_share", "saved_share", "offset_share"):

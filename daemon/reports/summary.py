@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from daemon.reports.lines import JobLine
+from daemon.reports.lines import JobLine, in_order
 
 __all__ = [
     "COLUMNS", "GROUPINGS", "Grouping", "ReportRow", "group_key", "job_row", "summarise",
@@ -39,7 +39,9 @@ G_PER_KG: Final = 1000.0
 Grouping = Literal["job", "user", "model", "gpu", "region", "day"]
 GROUPINGS: Final[tuple[Grouping, ...]] = ("job", "user", "model", "gpu", "region", "day")
 
-_KEYS: Final[dict[str, Callable[[JobLine], str]]] = {
+# A group's name; None: the jobs whose user, model, GPU or region the ledger did not record
+# (``unknown`` in text, ``null`` in JSON: never a name a real group may have).
+_KEYS: Final[dict[str, Callable[[JobLine], str | None]]] = {
     "job": lambda line: line.job_id,
     "user": lambda line: line.user,
     "model": lambda line: line.model,
@@ -49,16 +51,17 @@ _KEYS: Final[dict[str, Callable[[JobLine], str]]] = {
 }
 
 
-def group_key(by: Grouping) -> Callable[[JobLine], str]:
+def group_key(by: Grouping) -> Callable[[JobLine], str | None]:
     """The function naming a line's group for ``--by``."""
     return _KEYS[by]
 
 
 @dataclass(frozen=True, slots=True)
 class ReportRow:
-    """One group's figures (``key`` is the group's name, ``TOTAL`` for the totals row)."""
+    """One group's figures (``key`` is the group's name, ``TOTAL`` for the totals row, None
+    for the jobs whose user, model, GPU or region was not recorded)."""
 
-    key: str
+    key: str | None
     jobs: int
     gpu_hours: float
     energy_kwh: float
@@ -155,7 +158,7 @@ class _Sums:
         self.sources.add(line.intensity_source)
         self.methods.add(line.energy_method)
 
-    def row(self, key: str) -> ReportRow:
+    def row(self, key: str | None) -> ReportRow:
         """The group's figures under ``key``."""
         paired, pv, battery, facility = self.paired, self.pv_j, self.battery_j, self.facility_j
         return ReportRow(
@@ -204,10 +207,10 @@ def totals_row(lines: Iterable[JobLine]) -> ReportRow:
 
 
 def summarise(lines: Iterable[JobLine], by: Grouping) -> tuple[list[ReportRow], ReportRow]:
-    """Rows per group (sorted by key) and the totals row over every line, summed in one pass
-    as the lines are read (none is held)."""
+    """Rows per group (sorted by key, the unknown group last) and the totals row over every
+    line, summed in one pass as the lines are read (none is held)."""
     key = group_key(by)
-    groups: dict[str, _Sums] = {}
+    groups: dict[str | None, _Sums] = {}
     totals = _Sums()
     for line in lines:
         name = key(line)
@@ -216,4 +219,4 @@ def summarise(lines: Iterable[JobLine], by: Grouping) -> tuple[list[ReportRow], 
             sums = groups[name] = _Sums()
         sums.add(line)
         totals.add(line)
-    return [groups[name].row(name) for name in sorted(groups)], totals.row("TOTAL")
+    return [groups[name].row(name) for name in in_order(groups)], totals.row("TOTAL")
