@@ -82,10 +82,14 @@ def plan_round(service: Service, now: datetime) -> tuple[list[Decision], list[st
             log.error("decision_for_unknown_job", job_id=decision.job_id, policy=decision.policy)
             continue
         decided.append((record, decision))
-    started = _act(service, decided, {d for run in runs for d in run.device_ids}, now)
-    if started and service.sites:  # from now on the sites carry the jobs just started too
+    started, launched_at = _act(service, decided, {d for run in runs for d in run.device_ids}, now)
+    if started and service.sites:  # from their launch on the sites carry the jobs started too
+        # (live, the wall clock once planning is done: advanced to the round's start, a plan
+        # of minutes had the battery carry them for those minutes, and sites.json stamped
+        # that start on a state as of the launches, so a restart resumed from the wrong time)
         after = service.ledger.active_runs()
-        service.sites.observe(now, service._busy.devices(service.inventory, after, now, plan_s))
+        busy = service._busy.devices(service.inventory, after, launched_at, plan_s)
+        service.sites.observe(launched_at, busy)
     return decisions, started
 
 
@@ -104,10 +108,11 @@ def _act(
     decided: Sequence[tuple[JobRecord, Decision]],
     busy: set[str],
     now: datetime,
-) -> list[str]:
+) -> tuple[list[str], datetime]:
     """Record the round's decisions (one transaction), then hold each job or prepare its
     dispatch, and launch the prepared ones (:mod:`daemon.dispatch`); returns the jobs
-    started. ``busy``: the devices carbond's runs hold."""
+    started and when they were launched (live: the wall clock then; else ``now``).
+    ``busy``: the devices carbond's runs hold."""
     stored = record_decisions(service.ledger, decided, now, service._decided)
     _keep_plans(service, decided, stored)
     observed = type(service.metrics) is not NullMetrics  # not called for a sink that drops it
@@ -140,7 +145,7 @@ def _act(
             prepared.append(launch)
     if prepared and service.launch_clock is not None:
         now = max(now, service.launch_clock())
-    return dispatch.launch(prepared, now, context)
+    return dispatch.launch(prepared, now, context), now
 
 
 def _job_specs(service: Service, waiting: Sequence[JobRecord], now: datetime) -> list[JobSpec]:

@@ -93,3 +93,58 @@ def test_a_saved_round_far_from_the_start_keeps_the_charge_but_not_the_gap(
     drawn_j = gpu.tdp_w * 600 / BATTERY.round_trip_efficiency**0.5
     assert service.sites.soc("node") == pytest.approx(0.5 - drawn_j / 7.2e6)
     service.ledger.close()
+
+
+NOON = datetime(2024, 6, 1, 16, tzinfo=UTC)  # noon in Quebec: PV charges the battery
+BIG = BatterySettings(capacity_kwh=200.0, charge_power_w=3000, discharge_power_w=3000,
+                      min_soc=0.1, initial_soc=0.2)  # fmt: skip
+SUNNY = SiteSettings(pv_kwp=3.0, latitude=46.8, longitude=-71.2, battery=BIG)
+PLAN_S = 600.0  # a planning round of ten minutes (a large queue, the LP)
+
+
+def test_a_restart_mid_day_resumes_from_when_the_jobs_were_launched(tmp_path: Path) -> None:
+    """Live, a round's jobs are launched when its planning is done (the wall clock), not at
+    the round's start. The site took them on from the round's start: the battery carried a
+    job for the ten minutes before it existed, and ``sites.json`` stamped that start on a
+    state that held the job, so a daemon restarted mid-day resumed from the wrong point. The
+    battery is now advanced to the launch and the state stamped there: a restart an hour
+    later ends where a daemon that had launched the job at that time, and never stopped,
+    does."""
+    job = job_line(id="a", model="llama-3.1-8b", requests=200_000, batch_size=8)
+    clock = FakeClock(NOON)
+    first, _ = _service(tmp_path / "live", SUNNY)
+    first.launch_clock = lambda: clock() + timedelta(seconds=PLAN_S)
+    first.start(clock())
+    append(first.queue.path, job)
+    first.tick(clock())
+    first.after_step("plan", None, clock())
+    launched = NOON + timedelta(seconds=PLAN_S)
+    run = first.ledger.active_runs()[0]
+    assert run.started_at == launched
+    saved = json.loads((tmp_path / "live" / SITES_NAME).read_text())["batteries"]["node"]
+    assert datetime.fromisoformat(saved["at"]) == launched and saved["running_w"] > 0
+    clock.advance(PLAN_S)
+    first.close()
+    first.ledger.close()
+
+    clock.advance(3000)  # down for 50 minutes; the job runs on
+    second, _ = _service(tmp_path / "live", SUNNY)
+    second.start(clock())
+    second.tick(clock())
+    assert second.sites is not None
+
+    # the same job launched at the same time by a round then, and no restart
+    truth_clock = FakeClock(NOON)
+    truth, _ = _service(tmp_path / "truth", SUNNY)
+    truth.start(truth_clock())
+    truth.tick(truth_clock())  # the round before: nothing runs
+    truth_clock.advance(PLAN_S)
+    append(truth.queue.path, job)
+    truth.tick(truth_clock())
+    assert truth.ledger.active_runs()[0].started_at == launched
+    truth_clock.advance(3000)
+    truth.tick(truth_clock())
+    assert truth.sites is not None and truth_clock() == clock()
+    assert second.sites.soc("node") == pytest.approx(truth.sites.soc("node"), rel=1e-9)
+    second.ledger.close()
+    truth.ledger.close()
