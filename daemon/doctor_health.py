@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from daemon.health import HEALTH_NAME, HEARTBEAT_S, read_health
+from daemon.health import HEALTH_NAME, HEARTBEAT_S, STALE_S, read_health
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME, holds_open
 
@@ -47,9 +47,14 @@ def describe_health(settings: Settings, now: datetime) -> tuple[Status, str]:
     alive = _still_the_daemon(report.pid, state / LEDGER_NAME)
     if not alive and not problems:
         return "skip", f"daemon not running (pid {report.pid} wrote {HEALTH_NAME} {when})"
-    if alive and age_s > _HEALTH_STALE_S:
-        problems.append(f"pid {report.pid} last wrote {HEALTH_NAME} {when}: stuck, "
-                        "or it cannot write the state dir")  # fmt: skip
+    step = report.step  # the step it was in when it wrote the file, and when that is stuck
+    in_step = step is not None and age_s > STALE_S and now <= step[2]
+    if alive and age_s > STALE_S and not in_step:
+        stuck = f"pid {report.pid} last wrote {HEALTH_NAME} {when}"
+        if step is not None:  # a step that may run long, past the time it was given
+            stuck += (f", in its {step[0]} step since {step[1].isoformat()}, which may "
+                      f"take until {step[2].isoformat()}")  # fmt: skip
+        problems.append(f"{stuck}: stuck, or it cannot write the state dir")
     elif alive and ahead:  # a running daemon writes it at its next step after a clock step
         problems.append(f"pid {report.pid} last wrote {HEALTH_NAME} {when}: the clock was "
                         "stepped back and it has not written it since: stuck, or it cannot "
@@ -57,6 +62,10 @@ def describe_health(settings: Settings, now: datetime) -> tuple[Status, str]:
     problems += [f"{key}: {message}" for key, message in report.problems.items()]
     if problems:
         return "fail", "; ".join(problems)
+    if in_step and step is not None:
+        return "pass", (f"pid {report.pid} reports no problem ({when}); in its {step[0]} step "
+                        f"since {step[1].isoformat()}, which may take until "
+                        f"{step[2].isoformat()}")  # fmt: skip
     return "pass", f"pid {report.pid} reports no problem ({when})"
 
 
@@ -69,7 +78,6 @@ def _still_the_daemon(pid: int, ledger: Path) -> bool:
     return Path(f"/proc/{pid}").exists() if held is None else held
 
 
-_HEALTH_STALE_S: Final = 3 * HEARTBEAT_S
 # How far ahead of doctor's ``now`` a fresh file may be: the daemon may write it while doctor's
 # earlier checks run; further ahead, the clock was stepped back since the write.
 _AHEAD_S: Final = HEARTBEAT_S

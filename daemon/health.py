@@ -8,6 +8,12 @@ that changed something, and at least every ``HEARTBEAT_S``, atomically (temp fil
 so ``doctor`` (another process) sees the problems and, from ``updated_at``, whether the daemon
 is still writing at all: a full disk or a read-only state dir stops the writes, which is itself
 the clue. Messages never carry a token (they come from carbond's own errors).
+
+A step that may run longer than ``STALE_S`` (a plan of many jobs, a refresh retrying a failing
+API) is not a stuck daemon: the loop says when each step begins and how long it may take
+(:func:`step_allowance_s`), and the file then carries that step (``step``: its name, when it
+began and ``until``, when a daemon still in it is stuck), rewritten at a step's start only when
+the file does not already vouch for that long (about once a heartbeat).
 """
 
 from __future__ import annotations
@@ -21,10 +27,24 @@ from typing import Final
 
 import structlog
 
-__all__ = ["HEALTH_NAME", "HEARTBEAT_S", "Health", "HealthReport", "read_health"]
+__all__ = [
+    "HEALTH_NAME", "HEARTBEAT_S", "STALE_S", "Health", "HealthReport", "read_health",
+    "step_allowance_s",
+]  # fmt: skip
 
 HEALTH_NAME: Final = "health.json"
 HEARTBEAT_S: Final = 30.0
+# A live daemon that has not written the file for this long, and is in no step it said may
+# take longer, is stuck (``carbond doctor``).
+STALE_S: Final = 3 * HEARTBEAT_S
+
+
+def step_allowance_s(interval_s: float, watchdog_s: float | None = None) -> float:
+    """How long a step that runs every ``interval_s`` may take before the daemon in it is
+    stuck: :data:`STALE_S`, three of its own periods, or systemd's ``WatchdogSec``
+    (``watchdog_s``: past it systemd restarts the daemon anyway), whichever is longest."""
+    return max(STALE_S, 3.0 * interval_s, watchdog_s or 0.0)
+
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +64,8 @@ class Health:
         self._changed = True
         self._written_at: datetime | None = None
         self._write_failed = False
+        self._step: tuple[str, datetime, datetime] | None = None  # (name, since, stuck after)
+        self._vouched: datetime | None = None  # until when the written file says all is well
 
     def set(self, key: str, message: str, now: datetime, *, for_s: float | None = None) -> None:
         """Record (or update) problem ``key``; ``for_s``: it clears itself after that long."""
@@ -57,6 +79,20 @@ class Health:
         """Problem ``key`` is over (nothing if there was none)."""
         if self._problems.pop(key, None) is not None:
             self._changed = True
+
+    def begin_step(self, step: str, now: datetime, allowance_s: float) -> None:
+        """The loop begins ``step`` at ``now``; it may take ``allowance_s``
+        (:func:`step_allowance_s`). The next :meth:`write` records it when the file written
+        last does not already vouch for that long (a heartbeat's margin is added, so steps
+        beginning within a heartbeat of a write need none)."""
+        until = now + timedelta(seconds=allowance_s)
+        self._step = (step, now, until + timedelta(seconds=HEARTBEAT_S))
+        if self._vouched is None or self._vouched < until:
+            self._changed = True
+
+    def end_step(self) -> None:
+        """The step begun last is over (the file is rewritten as usual, not for this)."""
+        self._step = None
 
     def problems(self, now: datetime) -> dict[str, str]:
         """Current problems by key (expired ones dropped)."""
@@ -75,7 +111,7 @@ class Health:
         )
         if fresh and not self._changed:
             return
-        record = {
+        record: dict[str, object] = {
             "updated_at": now.isoformat(),
             "pid": os.getpid(),
             "problems": {
@@ -83,6 +119,11 @@ class Health:
                 for key, message in problems.items()
             },
         }
+        vouched = now + timedelta(seconds=STALE_S)
+        if self._step is not None:
+            name, since, until = self._step
+            record["step"] = {"name": name, "since": since.isoformat(), "until": until.isoformat()}
+            vouched = max(vouched, until)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
@@ -97,6 +138,7 @@ class Health:
         self._write_failed = False
         self._changed = False
         self._written_at = now
+        self._vouched = vouched
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +148,8 @@ class HealthReport:
     updated_at: datetime
     pid: int
     problems: dict[str, str]
+    # the step the daemon was in when it wrote the file: (name, since, stuck after it)
+    step: tuple[str, datetime, datetime] | None = None
 
 
 def read_health(path: Path) -> HealthReport | None:
@@ -117,10 +161,23 @@ def read_health(path: Path) -> HealthReport | None:
         updated_at = datetime.fromisoformat(record["updated_at"])
         if updated_at.tzinfo is None:  # carbond writes UTC with its offset; ages need one
             raise ValueError("updated_at has no UTC offset")
+        step = record.get("step")
+        during = None
+        if step is not None:
+            during = (str(step["name"]), _aware(step["since"]), _aware(step["until"]))
         return HealthReport(
             updated_at,
             int(record["pid"]),
             {str(k): str(v["message"]) for k, v in record["problems"].items()},
+            during,
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _aware(text: object) -> datetime:
+    """``text`` as an aware time (ValueError: not one)."""
+    when = datetime.fromisoformat(str(text))
+    if when.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return when

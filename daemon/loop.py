@@ -18,7 +18,9 @@ handlers are restored afterwards):
   ones (it logs why, e.g. an invalid new config).
 
 The main thread also sends ``WATCHDOG=1`` at half of ``WatchdogSec``, so systemd restarts a
-daemon whose main thread is stuck, not just one whose process died.
+daemon whose main thread is stuck, not just one whose process died. Before each step it tells
+the steps' ``before_step`` hook how long that step may take (``health.json``, for ``carbond
+doctor``), and after it ``after_step``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from daemon.health import step_allowance_s
 from daemon.sdnotify import Notifier
 
 __all__ = ["STEP_NAMES", "Intervals", "ServiceLoop", "StepSink", "Steps"]
@@ -193,6 +196,7 @@ class ServiceLoop:
         started = time.monotonic()
         now = self._clock()
         self._watch_clock(now, started)
+        self._hook("before_step", step, now, self._allowance_s(step))
         error: Exception | None = None
         try:
             result = method(now)
@@ -208,6 +212,12 @@ class ServiceLoop:
         if self._sink is not None:
             self._sink.observe_step(step, time.monotonic() - started, failed=error is not None)
         self._hook("after_step", step, error, now)
+
+    def _allowance_s(self, step: str) -> float:
+        """How long ``step`` may run before the daemon in it is stuck: its own period's worth
+        or systemd's ``WatchdogSec`` (:func:`daemon.health.step_allowance_s`)."""
+        ping_s = self._notifier.watchdog_interval_s()  # half of WatchdogSec
+        return step_allowance_s(self._intervals.of(step), None if ping_s is None else 2 * ping_s)
 
     def _watch_clock(self, now: datetime, monotonic_s: float) -> None:
         """Log ``clock_stepped`` when the wall clock moved ``CLOCK_STEP_S`` more or less than

@@ -161,11 +161,20 @@ class Service:
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    def before_step(self, step: str, now: datetime, allowance_s: float) -> None:
+        """The loop begins ``step`` at ``now``, which may take ``allowance_s``
+        (:func:`daemon.health.step_allowance_s`): ``health.json`` says so, so a step longer
+        than doctor's 90 s reads as a step in progress, not a stuck daemon, until that
+        allowance is spent. Never raises."""
+        self.health.begin_step(step, now, allowance_s)
+        self.health.write(self.settings.state_dir / HEALTH_NAME, now)
+
     def after_step(self, step: str, error: BaseException | None, now: datetime) -> None:
         """The loop's report of a step that began at ``now``: a failure (or its end) goes into
         ``health.json``, which is then written if anything changed, stamped with the time it is
         written (live: :attr:`launch_clock`; a slow step's start would read as a stuck daemon
         to ``carbond doctor``). Never raises."""
+        self.health.end_step()
         if error is None:
             self.health.clear(f"step:{step}")
         else:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.doctor import run_checks
-from daemon.health import HEARTBEAT_S, Health
+from daemon.health import HEARTBEAT_S, STALE_S, Health, step_allowance_s
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import make_service
 
@@ -58,3 +58,67 @@ def test_without_a_wall_clock_health_json_carries_the_step_time(tmp_path: Path) 
         assert _updated_at(tmp_path / "health.json") == now
     finally:
         service.close()
+
+
+def _doctor(state: Path, now: datetime) -> tuple[str, str]:
+    [health] = [c for c in run_checks(None, now, state_dir=state) if c.name == "health"]
+    return health.status, health.detail
+
+
+def test_a_step_longer_than_90_s_is_in_progress_until_its_own_allowance(tmp_path: Path) -> None:
+    """``health.json`` is written between steps: a plan of many jobs (or a refresh retrying
+    a failing API) that ran past 90 s had ``carbond doctor`` call the live daemon stuck while
+    it worked. The loop now says when a step begins and how long it may take (its own period's
+    worth, or systemd's WatchdogSec); doctor passes until then and fails after."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor())
+    service.launch_clock = clock
+    try:
+        began = clock()
+        service.before_step("plan", began, step_allowance_s(30.0, 300.0))  # what the loop does
+        clock.advance(200.0)  # still planning
+        status, detail = _doctor(tmp_path, clock())
+        assert status == "pass", detail
+        assert f"in its plan step since {began.isoformat()}" in detail
+        clock.advance(140.0)  # past WatchdogSec and a heartbeat's margin: stuck
+        status, detail = _doctor(tmp_path, clock())
+        assert status == "fail" and "in its plan step since" in detail and "stuck" in detail
+        service.after_step("plan", None, began)  # it ends at last: written, no step in it
+        assert "step" not in json.loads((tmp_path / "health.json").read_text())
+        assert _doctor(tmp_path, clock() + timedelta(seconds=5))[0] == "pass"
+    finally:
+        service.close()
+
+
+def test_without_a_step_in_progress_90_s_of_silence_is_still_stuck(tmp_path: Path) -> None:
+    service = make_service(tmp_path, RecordingExecutor())
+    try:
+        now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+        service.after_step("plan", None, now)
+        assert _doctor(tmp_path, now + timedelta(seconds=STALE_S - 1))[0] == "pass"
+        status, detail = _doctor(tmp_path, now + timedelta(seconds=STALE_S + 1))
+        assert status == "fail" and "stuck" in detail and "step since" not in detail
+    finally:
+        service.close()
+
+
+def test_steps_beginning_within_a_heartbeat_of_a_write_do_not_rewrite_the_file(
+    tmp_path: Path,
+) -> None:
+    """Ingest runs every 2 s: saying so at each start would rewrite the file every second."""
+    path, health = tmp_path / "health.json", Health()
+    t0 = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    health.begin_step("ingest", t0, step_allowance_s(2.0))
+    health.write(path, t0)
+    for n in range(1, 15):  # 28 s of 2-s steps
+        health.end_step()
+        health.begin_step("ingest", t0 + timedelta(seconds=2 * n), step_allowance_s(2.0))
+        health.write(path, t0 + timedelta(seconds=2 * n))
+    assert _updated_at(path) == t0
+    health.begin_step("plan", t0 + timedelta(seconds=40), step_allowance_s(200.0))
+    health.write(path, t0 + timedelta(seconds=40))  # longer than the file vouches for
+    assert _updated_at(path) == t0 + timedelta(seconds=40)
+    step = json.loads(path.read_text())["step"]
+    assert step["name"] == "plan" and datetime.fromisoformat(step["until"]) == t0 + timedelta(
+        seconds=40 + 600 + HEARTBEAT_S
+    )

@@ -226,3 +226,30 @@ def test_an_ingest_that_accepts_jobs_plans_at_once() -> None:
     assert "plan" in after_start, "a plan must follow an ingest that accepted jobs"
     first_ingest = after_start.index("ingest")
     assert after_start[first_ingest + 1] == "plan"
+
+
+class AllowanceSteps(RecordingSteps):
+    """Also records what the loop says before each step: how long it may take."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.allowances: list[tuple[str, float]] = []
+
+    def before_step(self, step: str, now: datetime, allowance_s: float) -> None:
+        self.allowances.append((step, allowance_s))
+
+
+@pytest.mark.parametrize(("environ", "allowance_s"),
+                         [({}, 90.0), ({"WATCHDOG_USEC": "300000000"}, 300.0)])  # fmt: skip
+def test_each_step_is_announced_with_how_long_it_may_take(
+    environ: dict[str, str], allowance_s: float
+) -> None:
+    """``health.json`` learns of a step before it runs, with its allowance: at least 90 s
+    (doctor's heartbeat rule), three of its periods, or systemd's WatchdogSec."""
+    steps = AllowanceSteps()
+    slow = Intervals(ingest_s=0.05, refresh_intensity_s=0.05, plan_s=0.05, reconcile_s=0.05)
+    loop = ServiceLoop(steps, slow, notifier=Notifier(environ))
+    _after(6, steps, loop.request_stop)
+    assert loop.run() == 0
+    assert [s for s, _ in steps.allowances][:4] == list(STEP_NAMES)
+    assert {a for _, a in steps.allowances} == {allowance_s}
