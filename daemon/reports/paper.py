@@ -3,9 +3,10 @@ phases' Figures 2, 3, 5 and 6 are in :mod:`daemon.reports.paper_phases`)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ __all__ = [
     "cell_rows",
     "figure1",
     "figure4",
+    "places",
     "plot_figure1",
     "plot_figure4",
     "save_png",
@@ -66,6 +68,18 @@ def cell_rows(cells: Sequence[PaperCell]) -> list[dict[str, Any]]:
     return rows
 
 
+def places(pairs: Iterable[tuple[float, float]], fewest: int, most: int = 6) -> int:
+    """The fewest decimal places, from ``fewest`` up to ``most``, at which the two values of
+    every pair that differ print apart (in the units printed: pass percentages x 100). A
+    finding is judged on the values themselves: a ratio of 1.003 judged "more" than 1 and
+    printed "1.00x" read as equal, and the same "1.00x" said NO at 0.997; each pair is a value
+    and what the finding compares it with (a threshold, or another value printed beside it)."""
+    for n in range(fewest, most + 1):
+        if all(a == b or round(a, n) != round(b, n) for a, b in pairs):
+            return n
+    return most
+
+
 @dataclass(frozen=True, slots=True)
 class Takeaway:
     """A finding of the paper next to what carbond's model gives."""
@@ -104,19 +118,23 @@ def takeaways(cells: Sequence[PaperCell]) -> list[Takeaway]:
         t4 = _cell(cells, model, "T4", 1, qc)
         rtx = _cell(cells, model, "RTX6000-Ada", 1, qc)
         ratio = t4.energy_per_prompt_j / rtx.energy_per_prompt_j
-        ours = f"{1 - ratio:.0%} less" if ratio < 1 else f"{ratio:.2f}x more"
+        if ratio < 1:
+            ours = f"{1 - ratio:.{places([(100 * (1 - ratio), 0.0)], 0)}%} less"
+        else:
+            ours = f"{ratio:.{places([(ratio, 1.0)], 2)}f}x more"
         out.append(Takeaway(
             f"{model}, batch 1: T4 energy per prompt vs RTX6000-Ada", paper_energy, ours,
             (ratio < 1) == t4_less))  # fmt: skip
         slow = t4.latency_s / rtx.latency_s
         out.append(Takeaway(
             f"{model}, batch 1: T4 latency vs RTX6000-Ada", f"{paper_slow} slower",
-            f"{slow:.2f}x slower", slow > 1))  # fmt: skip
+            f"{slow:.{places([(slow, 1.0)], 2)}f}x slower", slow > 1))  # fmt: skip
     t4 = _cell(cells, "llama-1b", "T4", 64, qc)
     rtx = _cell(cells, "llama-1b", "RTX6000-Ada", 64, qc)
     ratio = t4.energy_per_prompt_j / rtx.energy_per_prompt_j
     out.append(Takeaway("llama-1b, batch 64: T4 energy per prompt vs RTX6000-Ada",
-                        "more (up to 2.9x)", f"{ratio:.2f}x", ratio > 1))  # fmt: skip
+                        "more (up to 2.9x)", f"{ratio:.{places([(ratio, 1.0)], 2)}f}x",
+                        ratio > 1))  # fmt: skip
     # Section 2.2: the T4 ran 7B at batch 4 ("up to 11.4x slower ... with a batch size of 4")
     # and ran out of memory at larger batches.
     oom = [c.batch_size for c in cells if c.model == "llama-7b" and c.gpu == "T4" and not c.fits]
@@ -130,12 +148,17 @@ def takeaways(cells: Sequence[PaperCell]) -> list[Takeaway]:
         g: [_max_share(cells, g, zone) for zone in PAPER_ZONES] for g in ("T4", "RTX6000-Ada")
     }
     rtx_above = all(r > t for t, r in zip(shares["T4"], shares["RTX6000-Ada"], strict=True))
+    # the shares compared (each zone's with the next, each GPU's with the other's) print apart
+    pct = {gpu: [100 * s for s in own] for gpu, own in shares.items()}
+    compared = [*zip(pct["T4"], pct["RTX6000-Ada"], strict=True),
+                *(pair for own in pct.values() for pair in itertools.pairwise(own))]  # fmt: skip
+    digits = places(compared, 1)
     for gpu, paper_shares in (("T4", "19.7 / 2.8 / 1.2 %"), ("RTX6000-Ada", "30.7 / 5.0 / 2.1 %")):
         own = shares[gpu]
         falls = own[0] > own[1] > own[2]
         out.append(Takeaway(
             f"{gpu}: max embodied share, QC / CISO / PACE (1B)", paper_shares,
-            " / ".join(f"{s:.1%}" for s in own), falls and rtx_above))  # fmt: skip
+            " / ".join(f"{s:.{digits}%}" for s in own), falls and rtx_above))  # fmt: skip
     return out
 
 

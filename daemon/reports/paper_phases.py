@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.reports.paper import Takeaway, save_png
+from daemon.reports.paper import Takeaway, places, save_png
 from policies.footprint.paper import PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS, PhaseCell
 
 if TYPE_CHECKING:
@@ -92,9 +92,10 @@ def phase_takeaways(phases: Sequence[PhaseCell]) -> list[Takeaway]:
     # Section 2.3, prefill: the RTX6000-Ada is more efficient in throughput and energy.
     ratios = [_j(pre[rtx][b]) / _j(pre[t4][b]) for b in both]
     faster = all(_rate(pre[rtx][b]) > _rate(pre[t4][b]) for b in both)
+    n = places([(max(ratios), 1.0)], 2)
     out.append(Takeaway(
         "prefill: RTX6000-Ada J/token vs T4, every batch", "lower, and higher tokens/s",
-        f"{min(ratios):.2f}x to {max(ratios):.2f}x the T4's",
+        f"{min(ratios):.{n}f}x to {max(ratios):.{n}f}x the T4's",
         faster and max(ratios) < 1))  # fmt: skip
     # Takeaway 2, prefill: the batch of highest throughput is not the batch of lowest J/token.
     best = {g: (_best(list(pre[g].values()), _rate, low=False),
@@ -108,13 +109,15 @@ def phase_takeaways(phases: Sequence[PhaseCell]) -> list[Takeaway]:
     if 1 in dec[t4] and 1 in dec[rtx]:
         saving = 1 - _j(dec[t4][1]) / _j(dec[rtx][1])
         slower = 1 - _rate(dec[t4][1]) / _rate(dec[rtx][1])
+        n = places([(100 * saving, 0.0), (100 * slower, 0.0)], 1)
+        less = f"{saving:.{n}%} {'less' if saving > 0 else 'more'}"
         out.append(Takeaway(
             "decode, batch 1: T4 J/token vs RTX6000-Ada (tokens/s)", "27.1 % less (9.5 % lower)",
-            f"{saving:.1%} {'less' if saving > 0 else 'more'} ({slower:.1%} lower)",
-            saving > 0 and slower > 0))  # fmt: skip
+            f"{less} ({slower:.{n}%} lower)", saving > 0 and slower > 0))  # fmt: skip
     if 16 in dec[t4] and 16 in dec[rtx]:
         ratio = _j(dec[rtx][16]) / _j(dec[t4][16])
-        ours = f"{1 - ratio:.1%} lower" if ratio < 1 else f"{ratio - 1:.1%} higher"
+        n = places([(100 * (1 - ratio), 0.0)], 1)
+        ours = f"{1 - ratio:.{n}%} lower" if ratio < 1 else f"{ratio - 1:.{n}%} higher"
         out.append(Takeaway("decode, batch 16: RTX6000-Ada J/token vs T4", "57.5 % lower",
                             ours, ratio < 1))  # fmt: skip
     # Takeaway 2, decode: the best batch for energy differs between the GPUs.
@@ -139,9 +142,10 @@ def phase_takeaways(phases: Sequence[PhaseCell]) -> list[Takeaway]:
     # embodied carbon), i.e. the RTX6000-Ada/T4 ratio is higher in grams than in joules.
     shifts = [(_g(dec[rtx][b]) / _g(dec[t4][b])) / (_j(dec[rtx][b]) / _j(dec[t4][b]))
               for b in both]  # fmt: skip
+    n = places([(min(shifts), 1.0)], 3)
     out.append(Takeaway(
         "decode: RTX6000-Ada/T4 ratio, gCO2e/token over J/token, every batch",
-        "above 1 (T4's lower embodied)", f"{min(shifts):.3f} to {max(shifts):.3f}",
+        "above 1 (T4's lower embodied)", f"{min(shifts):.{n}f} to {max(shifts):.{n}f}",
         min(shifts) > 1))  # fmt: skip
     return out
 
