@@ -285,6 +285,29 @@ def test_paper_json_reproduces_every_takeaway_but_the_documented_3b_one(
         assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_paper_keeps_the_papers_gpus_whatever_the_sites_catalog_says(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A site's ``[catalog.gpus.T4]`` override (the operator's own embodied figure) was
+    applied to the paper's reproduction, unsaid: every embodied figure and the share rows
+    moved, and the findings were judged on GPUs that are not the paper's. The paper keeps
+    its Table 1 and says which overrides it left out."""
+    code, out, _ = run(capsys, "paper", "--json")
+    assert code == 0
+    paper = json.loads(out)
+    config = tmp_path / "carbond.toml"
+    config.write_text("[catalog.gpus.T4]\nembodied_kg = 100.0\n[catalog.gpus.L4]\ntdp_w = 80\n")
+    code, out, _ = run(capsys, "paper", "--json", "--config", str(config))
+    assert code == 0
+    site = json.loads(out)
+    assert site["cells"] == paper["cells"] and site["takeaways"] == paper["takeaways"]
+    assert paper["notes"] == []
+    [note] = site["notes"]
+    assert "overrides of T4 are not applied" in note and "L4" not in note
+    code, out, _ = run(capsys, "paper", "--config", str(config))
+    assert code == 0 and "note: the site's [catalog] overrides of T4 are not applied" in out
+
+
 def test_paper_writes_no_figure_when_one_of_them_cannot_be_written(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
