@@ -25,6 +25,7 @@ from policies.footprint.paper import (
     PAPER_GPUS,
     PAPER_INPUT_TOKENS,
     PAPER_OUTPUT_TOKENS,
+    PAPER_PRECISION,
     PaperCell,
     PhaseCell,
     characterise,
@@ -76,6 +77,10 @@ def _paper(args: argparse.Namespace) -> int:
     phases = phase_cells(cells, gpu_catalog=catalog)
     targets = _figure_targets(args.out)  # after bad input (--precision) fails, before drawing
     found = takeaways(cells) + phase_takeaways(phases)
+    own = {c.model: c.precision for c in cells}  # what --precision made of the paper's
+    paper_setup = all(PAPER_PRECISION.get(model) == prec for model, prec in own.items())
+    if not paper_setup:
+        notes.append(_precision_note(own))
     figures = [str(_write_figure(plot, cells, phases, path)) for plot, path in targets]
     if args.json:
         print_json(
@@ -87,14 +92,16 @@ def _paper(args: argparse.Namespace) -> int:
                     for t in found
                 ],
                 "figures": figures,
+                "paper_setup": paper_setup,
                 "notes": notes,
             }
         )
         return 0
     _print_tables(cell_rows(cells))
     _print_phase_tables(phase_rows(phases))
+    outside = "" if paper_setup else f" at --precision {args.precision}, not the paper's setup"
     print_table(
-        "The paper's findings vs carbond's model",
+        f"The paper's findings vs carbond's model{outside}",
         ("finding", "paper", "carbond", "same direction"),
         [(t.claim, t.paper, t.carbond, "yes" if t.holds else "NO") for t in found],
     )
@@ -103,6 +110,16 @@ def _paper(args: argparse.Namespace) -> int:
     for figure in figures:
         print(f"figure: {figure}")
     return 0
+
+
+def _precision_note(own: dict[str, str]) -> str:
+    """What a ``--precision`` run's findings are judged on: another setup than the paper's."""
+    theirs = ", ".join(f"{m} {p}" for m, p in PAPER_PRECISION.items())
+    ours = ", ".join(f"{m} {p}" for m, p in own.items())
+    return (
+        f"weights {ours}: not the paper's setup ({theirs}); the findings' "
+        "'same direction' compares the paper's measurements with this other setup"
+    )
 
 
 def _setup_notes(site: GpuCatalog) -> list[str]:

@@ -308,6 +308,30 @@ def test_paper_keeps_the_papers_gpus_whatever_the_sites_catalog_says(
     assert code == 0 and "note: the site's [catalog] overrides of T4 are not applied" in out
 
 
+def test_paper_says_when_its_findings_are_judged_outside_the_papers_setup(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--precision fp16`` judged every finding ("same direction": yes / NO) on weights the
+    paper's setup does not have (fp32 for 1B and 3B), and nothing in the table or the JSON
+    said so: its NO rows read as the paper's findings failing."""
+    code, out, _ = run(capsys, "paper", "--json")
+    assert code == 0
+    assert json.loads(out)["paper_setup"] is True
+    code, out, _ = run(capsys, "paper", "--json", "--precision", "fp16")
+    assert code == 0
+    data = json.loads(out)
+    assert data["paper_setup"] is False
+    [note] = data["notes"]
+    assert note.startswith(
+        "weights llama-1b fp16, llama-3b fp16, llama-7b fp16: not the paper's setup "
+        "(llama-1b fp32, llama-3b fp32, llama-7b fp16)"
+    )
+    code, out, _ = run(capsys, "paper", "--precision", "fp16")
+    assert code == 0
+    assert "findings vs carbond's model at --precision fp16, not the paper's setup" in out
+    assert f"note: {note}" in out
+
+
 def test_paper_writes_no_figure_when_one_of_them_cannot_be_written(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
