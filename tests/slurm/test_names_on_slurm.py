@@ -4,6 +4,7 @@ slurm-up`` first)."""
 
 from __future__ import annotations
 
+import json
 import pwd
 import uuid
 from datetime import UTC, datetime
@@ -64,3 +65,40 @@ def test_a_job_whose_steps_have_odd_names_is_seen_to_end(
     )
 
     assert (status.succeeded, status.reason) == (True, "slurm COMPLETED")
+
+
+def test_a_job_its_owner_renames_oddly_does_not_stop_polling_the_others(
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor
+) -> None:
+    """Its owner may rename a carbond job (``scontrol update JobName=...``): squeue printed the
+    new name raw, '|' and newlines included, and one such row failed every poll of the
+    cluster (``squeue: expected 8 '|'-separated fields``), so no job of it was seen to end.
+    The poll no longer reads the name; both jobs are followed to their end."""
+    executor.discover("qc")
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    tag = uuid.uuid4().hex[:8]
+    handles = []
+    for i, name in enumerate(ODD_NAMES):
+        spec = LaunchSpec(f"renamed-{i}-{tag}", ("sleep", "3"), owner.pw_uid, owner.pw_gid,
+                          (i,), logs, region="qc", device_ids=(f"qc/{i}",))  # fmt: skip
+        handle = executor.launch(spec, datetime.now(UTC))
+        slurm_id = str(json.loads(handle.token)["slurm_id"])
+        slurm_cluster.run(["scontrol", "update", f"JobId={slurm_id}", f"JobName={name}"],
+                          user=slurm_cluster.user)  # fmt: skip
+        handles.append(handle)
+    plain = LaunchSpec(f"plain-{tag}", ("sleep", "3"), owner.pw_uid, owner.pw_gid, (0,), logs,
+                       region="qc", device_ids=("qc/1",))  # fmt: skip
+    handles.append(executor.launch(plain, datetime.now(UTC)))
+
+    ended: dict[str, bool] = {}
+
+    def all_ended() -> bool:
+        for status in executor.poll([h for h in handles if h.job_id not in ended],
+                                    datetime.now(UTC)):  # fmt: skip
+            ended[status.job_id] = status.succeeded
+        return len(ended) == len(handles)
+
+    slurm_cluster.wait_until(all_ended, timeout_s=60, what="all three jobs to end")
+
+    assert ended == {h.job_id: True for h in handles}

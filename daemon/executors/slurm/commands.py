@@ -41,8 +41,10 @@ __all__ = [
 ]
 
 JOB_NAME_PREFIX = "carbond-"
-# squeue --format: id, state, reason, start (expected or actual), end, nodes, partition, name
-SQUEUE_FORMAT = "%i|%T|%r|%S|%e|%N|%P|%j"
+# squeue --format: id, state, reason, start (expected or actual), end, nodes, partition. Never
+# the name: a job's owner may rename it (``scontrol update JobName=``), and Slurm prints the
+# name raw, '|' and newlines included (the by-name lookup filters with ``--name`` instead).
+SQUEUE_FORMAT = "%i|%T|%r|%S|%e|%N|%P"
 # squeue --Format of others' running jobs: id, user, nodes, GRES asked per node, TRES allocated
 # (a job asking --gpus=N or --gpus-per-task has no GRES per node: "N/A"), end; each field
 # unpadded (":0"), "|" after all but the last. Never their name: Slurm prints the name a user

@@ -10,10 +10,10 @@ Formats (all under ``TZ=UTC``, see :mod:`daemon.executors.slurm.commands`):
 - ``scontrol --oneliner show node``: ``Key=value`` pairs, one node per line; ``Reason=`` runs
   to the end of its value and may contain spaces.
 
-None of them asks for the names of others' jobs or of steps: Slurm prints a name as its user
-chose it, ``|`` and newlines included. Times ``N/A``, ``Unknown``, ``None`` and empty read as
-None. Each parser raises :class:`SlurmOutputError` naming the command and the line it could not
-read.
+None of them asks for a job's or a step's name, carbond's own jobs' included (their owners may
+rename them): Slurm prints a name as its user chose it, ``|`` and newlines included. Times
+``N/A``, ``Unknown``, ``None`` and empty read as None. Each parser raises
+:class:`SlurmOutputError` naming the command and the line it could not read.
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ class QueueRow:
     end: datetime | None
     nodes: str
     partition: str
-    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +193,7 @@ def parse_squeue(stdout: str) -> list[QueueRow]:
     """
     rows = []
     for line in _data_lines(stdout):
-        i, state, reason, start, end, nodes, partition, name = _fields("squeue", line, 8)
+        i, state, reason, start, end, nodes, partition = _fields("squeue", line, 7)
         rows.append(
             QueueRow(
                 i.strip(),
@@ -204,7 +203,6 @@ def parse_squeue(stdout: str) -> list[QueueRow]:
                 _time("squeue", end, line),
                 nodes.strip(),
                 partition.strip(),
-                name.strip(),
             )
         )
     return rows

@@ -106,7 +106,7 @@ class FakeSlurm:
             return CommandResult(0, self.running_beta if "beta" in str(argv) else "", "")
         wanted = opts["jobs"].split(",") if "jobs" in opts else list(self.jobs)
         rows = [
-            f"{i}|{j.state}|{j.reason}|{j.start}|NONE|{j.node}|{j.partition}|{j.name}"
+            f"{i}|{j.state}|{j.reason}|{j.start}|NONE|{j.node}|{j.partition}"
             for i, j in self.jobs.items()
             if i in wanted and opts.get("name", j.name) == j.name and j.state != "GONE"
         ]
