@@ -102,6 +102,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process
         self._no_end: dict[str, datetime] = {}  # held jobs gone from squeue, no sacct end yet
         self._sacct_failing: set[str | None] = set()  # clusters whose sacct fails (logged)
+        self._unreadable: set[str] = set()  # jobs whose run token cannot be read (logged)
 
     @property
     def name(self) -> str:

@@ -37,6 +37,7 @@ class SlurmWatching:
     _mine: set[str]
     _pending_grace_s: float
     _sacct_failing: set[str | None]  # clusters whose last sacct failed (logged once)
+    _unreadable: set[str]  # jobs whose run token cannot be read (logged once, set aside)
 
     def _find(
         self, job_id: str, token: str, uid: int | None, *, may_have_ended: bool = True
@@ -69,12 +70,8 @@ class SlurmWatching:
         jobs it no longer shows waiting. A job whose end sacct has not recorded yet (it lags
         squeue by about half a second; slurmdbd down) is left for the next call."""
         self._reach.at(now)
-        by_cluster: dict[str | None, list[tuple[RunHandle, Token]]] = defaultdict(list)
-        for handle in held:
-            token = Token.decode(handle.job_id, handle.token)
-            by_cluster[token.cluster].append((handle, token))
         out: dict[str, EndedUnstarted] = {}
-        for cluster, items in by_cluster.items():
+        for cluster, items in self._by_cluster(held).items():
             queue = {r.slurm_id: r for r in self._q.squeue(cluster, [t.slurm_id for _, t in items])}
             gone = [(h, t) for h, t in items
                     if t.slurm_id not in queue or is_ended(queue[t.slurm_id].state)]  # fmt: skip
@@ -137,13 +134,8 @@ class SlurmWatching:
         self, handles: Sequence[RunHandle], now: datetime
     ) -> list[tuple[RunHandle, QueueRow | ExitStatus]]:
         """Each handle's squeue row while Slurm has it waiting or running, else its end."""
-        by_cluster: dict[str | None, list[tuple[RunHandle, Token]]] = defaultdict(list)
-        for handle in handles:
-            token = Token.decode(handle.job_id, handle.token)
-            self._mine.add(token.slurm_id)
-            by_cluster[token.cluster].append((handle, token))
         out: list[tuple[RunHandle, QueueRow | ExitStatus]] = []
-        for cluster, items in by_cluster.items():
+        for cluster, items in self._by_cluster(handles, mine=True).items():
             ids = [t.slurm_id for _, t in items]
             queue = {r.slurm_id: r for r in self._q.squeue(cluster, ids)}
             gone = [t.slurm_id for _, t in items if t.slurm_id not in queue
@@ -158,6 +150,29 @@ class SlurmWatching:
                 if status is not None:
                     out.append((handle, status))
         return out
+
+    def _by_cluster(
+        self, handles: Sequence[RunHandle], *, mine: bool = False
+    ) -> dict[str | None, list[tuple[RunHandle, Token]]]:
+        """``handles`` with their tokens, by cluster. A handle whose token cannot be read (not
+        a Slurm run token: hand-edited, truncated) is set aside, named once
+        (``slurm_run_token_unreadable``), rather than stop every other job being followed; its
+        job stays as the ledger has it. ``mine``: remember the Slurm ids as carbond's jobs'."""
+        by_cluster: dict[str | None, list[tuple[RunHandle, Token]]] = defaultdict(list)
+        for handle in handles:
+            try:
+                token = Token.decode(handle.job_id, handle.token)
+            except ExecutorError as exc:
+                if handle.job_id not in self._unreadable:
+                    self._unreadable.add(handle.job_id)
+                    log.error("slurm_run_token_unreadable", job_id=handle.job_id, field="token",
+                              token=handle.token[:200], error=str(exc))  # fmt: skip
+                continue
+            self._unreadable.discard(handle.job_id)
+            if mine:
+                self._mine.add(token.slurm_id)
+            by_cluster[token.cluster].append((handle, token))
+        return by_cluster
 
     def _acct(self, cluster: str | None, ids: Sequence[str]) -> list[AcctRow]:
         """The sacct rows of ``ids``; none while sacct fails but Slurm answers (slurmdbd down:

@@ -1,0 +1,44 @@
+"""Watching Slurm jobs (:mod:`daemon.executors.slurm.watching`) when one job's stored data
+cannot be read: that job is set aside and named once, every other job is still followed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from daemon.executors.base import RunHandle
+from daemon.executors.slurm.queries import Token
+from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
+
+
+def test_one_unreadable_run_token_sets_that_job_aside_and_the_others_are_still_followed(
+    tmp_path: Path,
+) -> None:
+    """A run token the ledger holds that is not a Slurm token (hand-edited, truncated) failed
+    the whole poll (``job bad: unreadable slurm run token``, ``executor_poll_failed`` every
+    round), so no other Slurm job was seen to end, and every held job's watch failed the
+    same way. Now that job is named once (``slurm_run_token_unreadable``) and left as it is;
+    the others are asked about and their ends read."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    good = executor.launch(_spec(tmp_path), T0)
+    bad = RunHandle("bad", "slurm", '{"slurm_id": 7', T0, uid=0)
+    held = executor.hold(replace(_spec(tmp_path), job_id="later"), T0 + timedelta(hours=1),
+                         "", T0)  # fmt: skip
+    later = RunHandle("later", "slurm", held.token, T0, uid=0)
+    slurm.jobs[Token.decode("j1", good.token).slurm_id].state = "GONE"  # ended
+
+    with capture_logs() as logs:
+        [status] = executor.poll([bad, good], T0 + timedelta(minutes=1))
+        assert executor.poll([bad], T0 + timedelta(minutes=2)) == []
+        slurm.calls.clear()
+        ended = executor.ended_held([bad, later], T0 + timedelta(minutes=3))
+
+    assert (status.job_id, status.succeeded) == ("j1", True)
+    assert ended == {}  # "later" is still pending in Slurm: asked, and not ended
+    assert [c[0] for c in slurm.calls] == ["squeue"]
+    named = [e for e in logs if e["event"] == "slurm_run_token_unreadable"]
+    assert [(e["job_id"], e["field"]) for e in named] == [("bad", "token")]  # once
