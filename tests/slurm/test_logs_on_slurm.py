@@ -57,3 +57,34 @@ def test_output_files_slurm_creates_are_private_and_the_job_keeps_umask_022(
     assert [p.stat().st_uid for p in (out, err)] == [owner.pw_uid, owner.pw_uid]
     assert out.read_text().strip() == "0022"
     assert err.read_text().strip() == "oops"
+
+
+def test_a_held_job_whose_output_files_were_removed_gets_them_back_at_release(
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor
+) -> None:
+    """A held job's ``.out``/``.err`` removed while it waited (its owner, a tmp cleaner) in
+    carbond's own log dir (root's, 0755: the job's user may not create files there) made
+    Slurm fail the job as it started (slurmstepd could not open them as the user): it ended
+    ``slurm FAILED`` without running. Release now creates them again first, as submission
+    does: the job's user's, 0600."""
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / f"logs-{uuid.uuid4().hex[:8]}"
+    job = f"gone-{uuid.uuid4().hex[:8]}"
+    spec = LaunchSpec(job, ("sh", "-c", "echo out; echo err >&2"), owner.pw_uid, owner.pw_gid,
+                      (0,), logs, region="qc", device_ids=("qc/0",))  # fmt: skip
+    now = datetime.now(UTC)
+    held = executor.hold(spec, now + timedelta(hours=1), "", now, new=True)
+    out, err = logs / f"{job}.out", logs / f"{job}.err"
+    assert logs.stat().st_uid == 0  # carbond's, as under a root daemon's state_dir
+    out.unlink()
+    err.unlink()
+
+    handle = executor.release(spec, held.token, datetime.now(UTC))
+    [status] = slurm_cluster.wait_until(
+        lambda: executor.poll([handle], datetime.now(UTC)), what="the job to end"
+    )
+
+    assert (status.succeeded, status.reason) == (True, "slurm COMPLETED")
+    assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in (out, err)] == ["0o600", "0o600"]
+    assert [p.stat().st_uid for p in (out, err)] == [owner.pw_uid, owner.pw_uid]
+    assert (out.read_text(), err.read_text()) == ("out\n", "err\n")

@@ -166,7 +166,15 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self, spec: LaunchSpec, token: str, now: datetime, *, new: bool = False
     ) -> RunHandle:
         """Let the held job start now in ``spec``'s region (submitted afresh if it is gone;
-        ``new``: never submitted, looked up in ``squeue`` only, as in :meth:`hold`)."""
+        ``new``: never submitted, looked up in ``squeue`` only, as in :meth:`hold`). Its
+        output files are created again first where they were removed while it waited (its
+        owner, a tmp cleaner): slurmstepd opens them as the job's user, who may not create
+        files in carbond's log dir, and would fail the job as it starts.
+
+        Raises:
+            ExecutorError: its output files cannot be created (its Slurm job is cancelled
+                first: left held, it would start at its planned time unseen).
+        """
         self._reach.at(now)
         found = self._find(spec.job_id, token, spec.uid, may_have_ended=not new)
         if found is None:
@@ -181,6 +189,12 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         if row is None or row.state not in WAITING:
             started = (row.start if row else None) or now
             return RunHandle(spec.job_id, self.name, current.encode(), started)
+        try:
+            self._prepare_logs(spec)
+        except ExecutorError as exc:
+            self._q.scancel(current)
+            why = f"{exc}; its held Slurm job {current.slurm_id} is cancelled"
+            raise ExecutorError(why) from exc
         moved = self._move(spec, current, None)
         return RunHandle(spec.job_id, self.name, moved.encode(), now)
 
