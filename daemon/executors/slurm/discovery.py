@@ -36,6 +36,7 @@ class SlurmDiscovery:
     _layout: dict[str, Layout]
     _undiscovered: dict[str, str]
     _mine: set[str]
+    _unreachable_said: dict[str | None, str]  # cluster -> the slurm_unreachable logged last
 
     def discover(self, region: str, now: datetime | None = None) -> list[tuple[int, str]]:
         """The GPUs of ``region``'s partition, node by node (index = position), as
@@ -110,7 +111,7 @@ class SlurmDiscovery:
         """``devices`` with this executor's regions checked against Slurm: GPUs of down or
         drained nodes unavailable, GPUs that jobs carbond did not submit hold busy until those
         jobs' expected end. A region Slurm does not answer for is unavailable altogether
-        (``slurm_unreachable``)."""
+        (``slurm_unreachable``, logged once per cluster and error until Slurm answers it)."""
         self._reach.at(now)
         out = list(devices)
         by_cluster: dict[str | None, list[str]] = defaultdict(list)
@@ -121,9 +122,13 @@ class SlurmDiscovery:
                 nodes = self._q.nodes(cluster)
                 running = {r: self._q.running(self._targets[r]) for r in regions}
             except ExecutorError as exc:
-                log.error("slurm_unreachable", cluster=cluster, regions=regions, error=str(exc))
+                if self._unreachable_said.get(cluster) != str(exc):  # once per outage and error
+                    self._unreachable_said[cluster] = str(exc)
+                    log.error("slurm_unreachable", cluster=cluster, regions=regions,
+                              error=str(exc))  # fmt: skip
                 out = [replace(d, available=False) if d.region in regions else d for d in out]
                 continue
+            self._unreachable_said.pop(cluster, None)
             for region in regions:
                 others = [row for row in running[region] if row.slurm_id not in self._mine]
                 reserved_ok = _into_reservation(self._targets[region])

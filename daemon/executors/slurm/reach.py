@@ -8,7 +8,10 @@ held the daemon's one loop thread (ingestion, local jobs, cancels) for 27 s ever
 :class:`Reach` wraps the executor's runner. A command that cannot run or times out
 (:class:`SlurmUnavailableError` from the runner), or whose answer says the controller cannot
 be reached (:func:`~daemon.executors.slurm.parse.unreachable`), starts an :class:`Outage` of
-its cluster and raises :class:`SlurmUnavailableError`. During an outage a command for that
+its cluster and raises :class:`SlurmUnavailableError`, whose message is the same for every
+command of that cluster until the outage ends (``Slurm unreachable (<what the first failing
+command said>)``): callers log a failure once per message, so once per outage. During an
+outage a command for that
 cluster raises at once, without running, until the outage's retry time (``RETRY_S`` after the
 last failure, doubled after each further one up to ``MAX_RETRY_S``); the first command at or
 past it is preceded by ``scontrol ping`` (one connection attempt: milliseconds against a
@@ -136,16 +139,16 @@ class Reach:
         cluster = cmd.cluster_of(argv)
         outage = self._accounting.get(cluster)
         if outage is not None and not outage.due(self._now):
-            raise SlurmAccountingError(_not_run_message(argv, cluster, outage, "accounting"))
+            raise SlurmAccountingError(_message(cluster, outage, "Slurm accounting"))
         try:
             result = self._runner(argv, stdin=stdin, uid=uid, gid=gid)
         except SlurmNoAnswerError as exc:
             if outage is None:
                 log.error("slurm_accounting_down", cluster=cluster, error=str(exc))
                 outage = Outage(str(exc), 0, self._now)
-            self._accounting[cluster] = replace(outage, failures=outage.failures + 1,
-                                                failed_at=self._now)  # fmt: skip
-            raise SlurmAccountingError(str(exc)) from exc
+            outage = replace(outage, failures=outage.failures + 1, failed_at=self._now)
+            self._accounting[cluster] = outage
+            raise SlurmAccountingError(_message(cluster, outage, "Slurm accounting")) from exc
         if self._accounting.pop(cluster, None) is not None:
             log.info("slurm_accounting_back", cluster=cluster)
         return result
@@ -157,19 +160,19 @@ class Reach:
         outage = self._outages.get(cluster)
         if outage is not None:
             if not outage.due(self._now):
-                raise _not_run(argv, cluster, outage)
+                raise SlurmUnavailableError(_message(cluster, outage))
             if not self._pings(cluster):
-                raise _not_run(argv, cluster, self._failed(cluster, outage.message))
+                pinged = self._failed(cluster, outage.message)
+                raise SlurmUnavailableError(_message(cluster, pinged))
         try:
             result = self._runner(argv, stdin=stdin, uid=uid, gid=gid)
         except SlurmUnavailableError as exc:
-            self._failed(cluster, str(exc))
-            raise
+            raise type(exc)(_message(cluster, self._failed(cluster, str(exc)))) from exc
         if unreachable(result.returncode, result.stderr):
             lines = result.stderr.strip().splitlines()
             said = f"{Path(argv[0]).name}: {lines[-1]}"
-            self._failed(cluster, said)
-            raise (SlurmNoAnswerError if no_answer(result.stderr) else SlurmUnavailableError)(said)
+            error = SlurmNoAnswerError if no_answer(result.stderr) else SlurmUnavailableError
+            raise error(_message(cluster, self._failed(cluster, said)))
         if self._outages.pop(cluster, None) is not None:
             log.info("slurm_controller_back", cluster=cluster)
         return result
@@ -193,13 +196,10 @@ class Reach:
         return new
 
 
-def _not_run(argv: Sequence[str], cluster: str | None, outage: Outage) -> SlurmUnavailableError:
-    return SlurmUnavailableError(_not_run_message(argv, cluster, outage, "Slurm"))
-
-
-def _not_run_message(argv: Sequence[str], cluster: str | None, outage: Outage, what: str) -> str:
+def _message(cluster: str | None, outage: Outage, what: str = "Slurm") -> str:
+    """What every command of ``cluster`` that fails, or is not run, during ``outage`` says:
+    the same words from its first failure to its end (what its first failing command said;
+    not the retry time, which grows), so a caller that logs an error once per job and message
+    logs it once per outage, not again at each retry."""
     where = f" cluster {cluster}" if cluster else ""
-    return (
-        f"{Path(argv[0]).name}: not run: {what}{where} unreachable ({outage.message}); "
-        f"asked again {outage.retry_s:g} s after the last try"
-    )
+    return f"{what}{where} unreachable ({outage.message})"
