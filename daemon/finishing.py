@@ -111,11 +111,13 @@ class Endings:
         # with whether its executor took the cancel (False: asked again each reconcile).
         self._stopping: dict[str, tuple[RunHandle, bool]] = {}
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
+        self._poll_failed: dict[str, str] = {}  # executor -> the poll error logged last
 
     def take_over(self, previous: Endings) -> None:
         """After a reload: what ``previous`` (the replaced service's) knew of the runs in
         progress that the ledger does not say: the cancels it sent, the runs it was stopping."""
         self._cancel_sent |= previous._cancel_sent
+        self._poll_failed.update(previous._poll_failed)
         self._stopping.update(previous._stopping)
 
     # -- totals -----------------------------------------------------------------------------
@@ -160,8 +162,11 @@ class Endings:
             try:
                 statuses = executor.poll(handles, now)
             except (DaemonError, OSError) as exc:  # the jobs stay running; polled again
-                log.error("executor_poll_failed", executor=name, error=str(exc))
+                if self._poll_failed.get(name) != str(exc):  # once per error, not each round
+                    self._poll_failed[name] = str(exc)
+                    log.error("executor_poll_failed", executor=name, error=str(exc))
                 continue
+            self._poll_failed.pop(name, None)
             killpoints.reached("reconcile_polled")
             finished = []
             for status in statuses:

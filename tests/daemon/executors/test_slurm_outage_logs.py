@@ -59,3 +59,13 @@ def test_a_slurm_outage_logs_each_failure_once_not_at_each_retry(tmp_path: Path)
     said = {e["error"] for e in logs if e["event"] == "held_watch_failed"}
     assert said == {"Slurm unreachable (squeue: slurm_load_jobs error: Unable to contact "
                     "slurm controller (connect failure))"}  # fmt: skip
+
+
+def test_a_slurm_outage_logs_the_failing_poll_once_not_every_reconcile(tmp_path: Path) -> None:
+    """executor_poll_failed was logged at every reconcile while Slurm did not answer (every
+    5 s live: 80 times in these ten minutes of 15 s rounds, each ticking and reconciling);
+    it is logged once per executor and error now, again after a poll that answered."""
+    logs = _outage_logs(tmp_path, outages=2)
+
+    failed = [e for e in logs if e["event"] == "executor_poll_failed"]
+    assert [e["executor"] for e in failed] == ["slurm", "slurm"]
