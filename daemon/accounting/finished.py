@@ -4,6 +4,7 @@ realised intensity over the run, so that no finished job lacks carbon figures.""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -71,6 +72,8 @@ def finished_columns(
     else:
         columns |= {"region": decision.region, "gpu": decision.gpu}
     columns |= measured
+    if gpu is None:  # its region or GPU left the configuration (a reload or restart)
+        columns |= _no_grams(run, decision, columns)
     if measured.get("energy_j") is not None or gpu is None:
         return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status)
     zone = gpu.device.zone
@@ -105,6 +108,25 @@ def finished_columns(
                     intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
     return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status,
                           own=from_samples, own_read=True)  # fmt: skip
+
+
+def _no_grams(
+    run: RunRecord, decision: DecisionRecord, columns: Mapping[str, Any]
+) -> dict[str, Any]:
+    """For a run whose GPU is no longer configured (the daemon restarted without its region,
+    e.g. a Slurm one it still follows to the end): no zone or PUE is known, so no grams are
+    recorded; ``details_json`` says why (``no_grams``, shown by ``carbond status``), and
+    ``job_carbon_unknown`` is logged with the reason."""
+    device = run.device_ids[0] if run.device_ids else "?"
+    why = (f"region {decision.region} (device {device}) is no longer configured: its zone "
+           "and PUE are not known")  # fmt: skip
+    log.warning("job_carbon_unknown", job_id=run.job_id, region=decision.region,
+                energy_method=columns.get("energy_method"), reason=why)  # fmt: skip
+    try:
+        details = json.loads(str(columns.get("details_json") or "{}"))
+    except ValueError:
+        details = {}
+    return {"details_json": json.dumps({**details, "no_grams": why})}
 
 
 def _as_turned_out(

@@ -4,6 +4,7 @@ and the caller's queue lines naming it that the daemon rejected."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,6 +197,8 @@ def _print_status(payload: dict[str, Any]) -> None:
         print(f"outcome: {_g(outcome['total_g'])} {energy}, "
               f"predicted {_g(outcome['predicted_total_g'])}")  # fmt: skip
         _print_on_site(outcome)
+    elif outcome and (why := _no_grams(outcome)):
+        print(f"outcome: no grams: {why}")
     print_table(
         "transitions",
         ("at", "from", "to", "reason"),
@@ -204,6 +207,16 @@ def _print_status(payload: dict[str, Any]) -> None:
     for line in payload["rejected_lines"]:
         print(f"your line naming it was rejected ({line['file']} line {line['line_no']}): "
               f"{printable(str(line['reason']))}")  # fmt: skip
+
+
+def _no_grams(outcome: dict[str, Any]) -> str:
+    """Why an outcome has no grams, where its ending said (its region no longer configured);
+    else empty."""
+    try:
+        details = json.loads(str(outcome.get("details_json") or "{}"))
+    except ValueError:
+        return ""
+    return str(details.get("no_grams") or "") if isinstance(details, dict) else ""
 
 
 def _print_on_site(outcome: dict[str, Any]) -> None:

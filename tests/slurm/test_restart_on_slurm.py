@@ -4,6 +4,7 @@ end (``squeue``/``sacct``) and withdraws the held ones, submitting nothing."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def test_jobs_on_slurm_are_followed_to_their_end_after_a_restart_without_slurm_r
         assert again.ledger.job(held).state == "succeeded", again.ledger.transitions(held)
         outcome = again.ledger.outcome(running)
         assert outcome is not None and outcome["duration_s"] >= 3  # sacct's Start and End
+        assert outcome["total_g"] is None  # its region's zone and PUE are gone: and it says so
+        assert "region qc" in json.loads(outcome["details_json"])["no_grams"]
         run = again.ledger.run(held)
         assert run is not None and run.executor == "simulated"
         assert slurm_cluster.job_state(int(kept["id"])).startswith("CANCELLED")  # withdrawn
