@@ -202,11 +202,42 @@ def _print_status(payload: dict[str, Any]) -> None:
     print_table(
         "transitions",
         ("at", "from", "to", "reason"),
-        [[t["at"], t["from"], t["to"], t["reason"]] for t in payload["transitions"]],
+        _transition_rows(payload["transitions"]),
     )
     for line in payload["rejected_lines"]:
         print(f"your line naming it was rejected ({line['file']} line {line['line_no']}): "
               f"{printable(str(line['reason']))}")  # fmt: skip
+
+
+def _transition_rows(transitions: list[dict[str, Any]]) -> list[list[Any]]:
+    """The transitions table's rows; a pair of transitions repeated back to back (a held
+    job's release retried each planning round: ``dispatched`` written ahead of the release,
+    then ``requeued`` when it failed, e.g. while Slurm's accounting has not recorded its
+    job's end) is shown once, then one row saying how many more times and until when.
+    ``--json`` keeps every transition."""
+    rows: list[list[Any]] = []
+    shown: list[tuple[Any, ...]] = []  # (from, to, reason) of the rows shown
+    repeats, last_at, i = 0, "", 0
+
+    def flush() -> None:
+        nonlocal repeats
+        if repeats:
+            rows.append([last_at, "...", "...", f"the two transitions above, {repeats} more "
+                         f"time{'s' if repeats > 1 else ''} until {last_at}"])  # fmt: skip
+            repeats = 0
+
+    while i < len(transitions):
+        pair = [(t["from"], t["to"], t["reason"]) for t in transitions[i : i + 2]]
+        if len(shown) >= 2 and pair == shown[-2:]:
+            repeats, last_at, i = repeats + 1, transitions[i + 1]["at"], i + 2
+            continue
+        flush()
+        t = transitions[i]
+        rows.append([t["at"], t["from"], t["to"], t["reason"]])
+        shown.append((t["from"], t["to"], t["reason"]))
+        i += 1
+    flush()
+    return rows
 
 
 def _no_grams(outcome: dict[str, Any]) -> str:

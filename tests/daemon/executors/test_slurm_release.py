@@ -1,16 +1,19 @@
-"""Releasing a held Slurm job whose output files are gone (the real cluster's side is in
-tests/slurm/test_logs_on_slurm.py)."""
+"""Releasing a held Slurm job: one whose output files are gone (the real cluster's side is in
+tests/slurm/test_logs_on_slurm.py), one whose release is retried each round."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from daemon.cli import main
 from daemon.executors.errors import ExecutorError
 from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.test_slurm_service import _daemon, _Dip
 
 
 def test_a_held_job_whose_log_dir_cannot_be_made_again_fails_with_its_slurm_job_cancelled(
@@ -30,3 +33,37 @@ def test_a_held_job_whose_log_dir_cannot_be_made_again_fails_with_its_slurm_job_
 
     [job] = slurm.jobs.values()
     assert job.state == "CANCELLED" and job.start != "now"  # never released
+
+
+def test_a_release_retried_each_round_shows_its_two_transitions_once_in_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A held job whose release waits for sacct (its Slurm job left squeue, no end recorded
+    yet) is dispatched (written ahead) and requeued again each planning round: carbond
+    status listed the same two transitions once a round, four pairs in a minute here, each
+    saying it was running. They are shown once, then how many more times and until when;
+    --json keeps them all."""
+    slurm = FakeSlurm()
+    daemon = _daemon(tmp_path, slurm, _Dip(T0 + timedelta(hours=2)))
+    line = {"id": "j8", "model": "llama-1b", "requests": 4, "command": ["true"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    daemon.service.start(T0)
+    daemon.service.tick(T0)
+    [job] = slurm.jobs.values()
+    job.state, slurm.dbd_down = "CANCELLED", True  # gone from squeue; sacct has no end yet
+    start = T0 + timedelta(hours=2)
+    for k in range(4):
+        daemon.service.refresh_intensity(start + timedelta(seconds=15 * k))
+        daemon.service.tick(start + timedelta(seconds=15 * k))
+    daemon.close()
+    capsys.readouterr()
+
+    assert main(["status", "j8", "--state-dir", str(tmp_path)]) == 0
+    shown = capsys.readouterr().out
+    assert main(["status", "j8", "--state-dir", str(tmp_path), "--json"]) == 0
+    every = json.loads(capsys.readouterr().out)["transitions"]
+
+    assert [t["to"] for t in every] == ["queued", "planned", *["running", "queued"] * 4]
+    assert (shown.count("| dispatched:"), shown.count("| requeued: waiting")) == (2, 2)
+    assert "the two transitions above, 2 more times until 2026-12-04T23:00:45+00:00" in shown
