@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.executors.base import LaunchSpec
+from daemon.executors.base import LaunchSpec, RunHandle
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from tests.slurm.cluster import SlurmCluster
 
@@ -81,6 +81,36 @@ def test_a_held_job_whose_output_files_were_removed_gets_them_back_at_release(
 
     handle = executor.release(spec, held.token, datetime.now(UTC))
     [status] = slurm_cluster.wait_until(
+        lambda: executor.poll([handle], datetime.now(UTC)), what="the job to end"
+    )
+
+    assert (status.succeeded, status.reason) == (True, "slurm COMPLETED")
+    assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in (out, err)] == ["0o600", "0o600"]
+    assert [p.stat().st_uid for p in (out, err)] == [owner.pw_uid, owner.pw_uid]
+    assert (out.read_text(), err.read_text()) == ("out\n", "err\n")
+
+
+def test_a_held_job_slurm_starts_on_its_own_gets_its_removed_output_files_back(
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor
+) -> None:
+    """Slurm starts a held job on its own at its ``--begin`` (the planned start), maybe before
+    carbond's release round: with its ``.out``/``.err`` removed while it waited, it ended
+    ``slurm FAILED`` without running. The watch of held jobs (every reconcile) makes them
+    again first, so the job Slurm starts by itself runs and writes them."""
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / f"logs-{uuid.uuid4().hex[:8]}"
+    job = f"begins-{uuid.uuid4().hex[:8]}"
+    spec = LaunchSpec(job, ("sh", "-c", "echo out; echo err >&2"), owner.pw_uid, owner.pw_gid,
+                      (0,), logs, region="qc", device_ids=("qc/0",))  # fmt: skip
+    now = datetime.now(UTC)
+    held = executor.hold(spec, now + timedelta(seconds=4), "", now, new=True)
+    out, err = logs / f"{job}.out", logs / f"{job}.err"
+    out.unlink()
+    err.unlink()
+    handle = RunHandle(job, "slurm", held.token, now, uid=owner.pw_uid)
+
+    assert executor.ended_held([handle], datetime.now(UTC)) == {}  # still held: files back
+    [status] = slurm_cluster.wait_until(  # never released: Slurm starts it at its begin time
         lambda: executor.poll([handle], datetime.now(UTC)), what="the job to end"
     )
 

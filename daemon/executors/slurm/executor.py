@@ -47,6 +47,7 @@ from daemon.executors.errors import (
     LaunchUnconfirmedError,
 )
 from daemon.executors.slurm import commands as cmd
+from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
 from daemon.executors.slurm.parse import QueueRow, parse_sbatch
@@ -104,6 +105,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._sacct_failing: set[str | None] = set()  # clusters whose sacct fails (logged)
         self._unreadable: set[str] = set()  # jobs whose run token cannot be read (logged)
         self._unreachable_said: dict[str | None, str] = {}  # slurm_unreachable, logged once
+        self._held_specs: dict[str, LaunchSpec] = {}  # held jobs: their files made again
 
     @property
     def name(self) -> str:
@@ -152,16 +154,38 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         ``new``: never submitted, so it is looked up by name in ``squeue`` only, not in
         ``sacct``: a hand-over needs no slurmdbd."""
         self._reach.at(now)
+        self._held_specs.pop(spec.job_id, None)
         found = self._find(spec.job_id, token, spec.uid, may_have_ended=not new)
         if found is None:
-            return Held(self._submit(spec, start).encode())
+            held = Held(self._submit(spec, start).encode())
+            self._held_specs[spec.job_id] = spec
+            return held
         current, row = found
         if (ended := self._ended_unstarted(current, row, spec.uid, now)) is not None:
             return Held(current.encode(), ended=ended)
         if row is None or row.state not in WAITING:  # Slurm started it at its planned start
             return Held(current.encode(), (row.start if row else None) or now)
         moved = self._move(spec, current, start)
+        self._held_specs[spec.job_id] = spec
         return Held(moved.encode())
+
+    def ended_held(self, held: Sequence[RunHandle], now: datetime) -> dict[str, EndedUnstarted]:
+        """:meth:`SlurmWatching.ended_held`; first, the output files of the held jobs this
+        process handed over or moved are made again where they were removed while the jobs
+        wait, as at release: Slurm starts a held job on its own at its ``--begin``, maybe
+        before carbond's release round, and slurmstepd, opening them as the job's user, would
+        fail it. One that cannot be made is logged once (``slurm_job_logs_failed``); release
+        then fails the job naming why."""
+        for handle in held:
+            spec = self._held_specs.get(handle.job_id)
+            if spec is None or not joblogs.missing(spec):
+                continue
+            try:
+                joblogs.prepare(spec)
+            except ExecutorError as exc:
+                del self._held_specs[handle.job_id]  # not tried again until it moves
+                log.warning("slurm_job_logs_failed", job_id=handle.job_id, error=str(exc))
+        return SlurmWatching.ended_held(self, held, now)
 
     def release(
         self, spec: LaunchSpec, token: str, now: datetime, *, new: bool = False
@@ -177,6 +201,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 first: left held, it would start at its planned time unseen).
         """
         self._reach.at(now)
+        self._held_specs.pop(spec.job_id, None)
         found = self._find(spec.job_id, token, spec.uid, may_have_ended=not new)
         if found is None:
             return self.launch(spec, now)
@@ -191,7 +216,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             started = (row.start if row else None) or now
             return RunHandle(spec.job_id, self.name, current.encode(), started)
         try:
-            self._prepare_logs(spec)
+            joblogs.prepare(spec)
         except ExecutorError as exc:
             self._q.scancel(current)
             why = f"{exc}; its held Slurm job {current.slurm_id} is cancelled"
@@ -204,6 +229,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         when ``token`` is empty); once held it cannot start. A job Slurm already started is
         left alone: its token and start time."""
         self._reach.at(now)
+        self._held_specs.pop(job_id, None)
         found = self._find(job_id, token, uid)
         if found is None:
             return None
@@ -260,7 +286,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._check(spec)
         target = self._q.target(spec.region)
         home = _home(spec.uid)
-        self._prepare_logs(spec)
+        joblogs.prepare(spec)
         sub = cmd.Submission(
             job_id=spec.job_id,
             argv=spec.argv,
@@ -325,17 +351,6 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 f"job {spec.job_id}: submitted by uid {spec.uid} but the daemon runs as uid "
                 f"{euid} and is not root; it cannot submit jobs as another user"
             )
-
-    def _prepare_logs(self, spec: LaunchSpec) -> None:
-        """The log directory, and the job's output files owned by its user (slurmd opens them
-        as the user, who may not write the directory)."""
-        try:
-            spec.log_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-            for suffix in (".out", ".err"):
-                path = spec.log_dir / (spec.job_id + suffix)
-                os.close(jobfiles.open_log(path, spec.uid, spec.gid))
-        except OSError as exc:
-            raise ExecutorError(f"job {spec.job_id}: cannot prepare {spec.log_dir}: {exc}") from exc
 
     def _node(self, spec: LaunchSpec) -> str | None:
         """The node of the planned GPUs, when they are all on one known node."""
