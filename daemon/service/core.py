@@ -297,7 +297,8 @@ class Service:
         A failing zone keeps its last forecast, or falls back to the static annual figure.
         """
         with self._lock:
-            refresh.refresh_intensity(self, now)
+            refresh.refresh_intensity(self, self._forecasts, now)
+            self._last_refresh = now  # not when it raised: the next round tries again
 
     def plan(self, now: datetime) -> list[Decision]:
         """Cancel, expire, plan and dispatch the waiting jobs; returns the policy's decisions."""

@@ -1,14 +1,15 @@
 """The service's intensity refresh: every zone's forecast and current value, recorded.
 
 :func:`refresh_intensity` runs under the :class:`~daemon.service.Service`'s lock (its
-``refresh_intensity`` step); a zone whose provider fails keeps its last forecast or falls back to
-the static annual figure, and ``health.json`` says so (``intensity:<zone>``).
+``refresh_intensity`` step, which then notes the time of the refresh); a zone whose provider fails
+keeps its last forecast or falls back to the static annual figure, and ``health.json`` says so
+(``intensity:<zone>``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ import structlog
 
 from daemon.intensity import StaticIntensity
 from forecasts import ForecastsError
+from policies import ZoneIntensity
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
@@ -27,8 +29,11 @@ log = structlog.get_logger(__name__)
 _NOT_A_FAILURE = frozenset({"ok", "no provider configured"})
 
 
-def refresh_intensity(service: Service, now: datetime) -> None:
-    """Fetch every zone's forecast and current value; record the value in the ledger.
+def refresh_intensity(
+    service: Service, forecasts: MutableMapping[str, ZoneIntensity], now: datetime
+) -> None:
+    """Fetch every zone's forecast into ``forecasts`` (the service's, by zone) and its current
+    value; record the value in the ledger.
 
     A failing zone keeps its last forecast, or falls back to the static annual figure.
     """
@@ -36,7 +41,7 @@ def refresh_intensity(service: Service, now: datetime) -> None:
     zones = sorted({gpu.device.zone for gpu in service.inventory})
     service.metrics.observe_zones(zones)  # a reload may have removed some
     failed = _log_failed_calls(service.intensity.refresh(zones, now))
-    forecasts, health = service._forecasts, service.health
+    health = service.health
     for zone in zones:
         try:
             series = service.intensity.forecast(zone, now, cfg.horizon_s, cfg.step_s)
@@ -66,7 +71,6 @@ def refresh_intensity(service: Service, now: datetime) -> None:
         service.metrics.observe_intensity(
             zone, reading.intensity_g_per_kwh, reading.age_s, reading.rung
         )
-    service._last_refresh = now
 
 
 def _log_failed_calls(outcome: object) -> dict[str, str]:
