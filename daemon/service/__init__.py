@@ -31,8 +31,8 @@ Modules, one concept each, all over the one :class:`Service`'s state and under i
 - ``plan_round.py``: a planning round (settle, plan, record, hold or dispatch: the per-job path);
 - ``refresh.py``: the intensity refresh of every zone;
 - ``unstarted.py``: jobs that end (cancelled, expired, failed) or are queued again unstarted;
-- ``succession.py``: the runs inherited from the daemon before (adopted at start, taken over at
-  a reload);
+- ``succession.py``: the runs inherited from the daemon before at start (adopted; a reload's
+  are taken over by :meth:`Service.take_over_runs`);
 - ``gpus.py``: GPUs lost (their jobs' ends and stops), discovered late, departed at a reload;
 - ``problems.py``: what ``health.json`` says of the executors, sites, unfollowed jobs and
   undiscovered regions.

@@ -241,11 +241,14 @@ class Service:
         The GPUs its inventory listed that this one does not (their region or GPU removed)
         and runs still hold, so those runs' ends are recorded with their GPU (zone, PUE,
         estimated energy and grams; never planned on); the cancels it sent and the runs of
-        lost GPUs it was stopping (:meth:`daemon.finishing.Endings.take_over`), and the GPUs
-        its recorded run-now counterfactuals hold (:mod:`daemon.run_now_busy`); see
-        :func:`daemon.service.succession.take_over`."""
+        lost GPUs it was stopping (:meth:`daemon.finishing.Endings.take_over`), its overdue
+        runs already reported, and the GPUs its recorded run-now counterfactuals hold
+        (:mod:`daemon.run_now_busy`)."""
         with self._lock:
-            succession.take_over(self, previous)
+            gpus.keep_departed(self, {**previous._departed, **previous._by_device})
+            self._endings.take_over(previous._endings)
+            self._overdue.take_over(previous._overdue)
+            self._run_now_busy = previous._run_now_busy
 
     def close(self) -> None:
         """Run the ``on_close`` callbacks (e.g. the signal chain's HTTP session). The ledger

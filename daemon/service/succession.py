@@ -1,10 +1,11 @@
-"""What a service inherits of the runs in progress from the daemon before it.
+"""What a service inherits of the runs in progress from the daemon before it, at start.
 
-At start (:func:`adopt`): the runs the ledger says are active are handed back to their executors,
-which say whether each is still running, has ended, or never started (a run without a handle:
-the previous daemon died between writing its launch ahead and starting it; it is queued again,
-so a job never starts twice). At a reload (:func:`take_over`): what the replaced
-:class:`~daemon.service.Service` held in memory. Each runs under the service's lock.
+:func:`adopt`: the runs the ledger says are active are handed back to their executors, which say
+whether each is still running, has ended, or never started (a run without a handle: the previous
+daemon died between writing its launch ahead and starting it; it is queued again, so a job never
+starts twice); :func:`end_interrupted_stops`: the runs a previous daemon was stopping for a lost
+GPU. Each runs under the :class:`~daemon.service.Service`'s lock. (At a reload, what the replaced
+service held in memory: :meth:`~daemon.service.Service.take_over_runs`.)
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from daemon.endings import never_started, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus, RunHandle
 from daemon.ledger import RunRecord
-from daemon.service.gpus import keep_departed
 from daemon.service.unstarted import requeue
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
 
-__all__ = ["adopt", "end_interrupted_stops", "take_over"]
+__all__ = ["adopt", "end_interrupted_stops"]
 
 log = structlog.get_logger(__name__)
 
@@ -80,17 +80,3 @@ def end_interrupted_stops(
         log.warning("job_stop_interrupted", job_id=job_id, reason=stopping.reason)
         service._finish(ExitStatus(job_id, at, None, None, stopping.reason), now)
     return [run for run in runs if run.job_id not in interrupted]
-
-
-def take_over(service: Service, previous: Service) -> None:
-    """After a reload built ``service``: what ``previous`` held of the runs in progress.
-    The GPUs its inventory listed that this one does not (their region or GPU removed)
-    and runs still hold, so those runs' ends are recorded with their GPU (zone, PUE,
-    estimated energy and grams; never planned on); the cancels it sent and the runs of
-    lost GPUs it was stopping (:meth:`daemon.finishing.Endings.take_over`), its overdue
-    runs already reported, and the GPUs its recorded run-now counterfactuals hold
-    (:mod:`daemon.run_now_busy`)."""
-    keep_departed(service, {**previous._departed, **previous._by_device})
-    service._endings.take_over(previous._endings)
-    service._overdue.take_over(previous._overdue)
-    service._run_now_busy = previous._run_now_busy

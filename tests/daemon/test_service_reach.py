@@ -22,8 +22,7 @@ KNOWN: dict[str, set[str]] = {
                 "_forecasts", "_last_refresh"},
     "plan_round.py": {"_busy", "_by_device", "_capacity_aware", "_decided", "_dispatch",
                       "_forecasts", "_held", "_run_now_busy", "_specs"},
-    "succession.py": {"_by_device", "_departed", "_endings", "_finish", "_overdue",
-                      "_run_now_busy"},
+    "succession.py": {"_finish"},
     "unstarted.py": {"_endings", "_held", "_run_now_busy"},
 }  # fmt: skip
 
