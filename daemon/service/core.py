@@ -9,7 +9,7 @@ object's state and under its one lock.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -111,8 +111,8 @@ class Service:
         self.executors = dict(executors)
         # asked once (an isinstance check against a runtime Protocol costs ~15 us a round)
         self._capacity_aware = [e for e in self.executors.values() if isinstance(e, CapacityAware)]
-        self._discovering = {n: e for n, e in self.executors.items() if isinstance(e, Discovering)}
-        self._catalog = catalog
+        self.discovering = {n: e for n, e in self.executors.items() if isinstance(e, Discovering)}
+        self.catalog = catalog
         self.inventory = tuple(inventory)
         self.intensity = intensity
         self.policy = policy
@@ -158,6 +158,19 @@ class Service:
         """What measured outcomes taught (:mod:`daemon.learning`): the measurement's when this
         node meters GPUs (it folds its runs there), else the service's own."""
         return self.measurement.learning if self.measurement is not None else self._learning
+
+    @property
+    def forecasts(self) -> Mapping[str, ZoneIntensity]:
+        """Each zone's forecast as of the last refresh (:meth:`refresh_intensity` fills it)."""
+        return self._forecasts
+
+    def set_inventory(self, inventory: Iterable[InventoryGpu], *, refresh: bool = False) -> None:
+        """The GPUs jobs may run on are now ``inventory`` (a GPU lost or discovered late, a
+        reload). ``refresh``: fetch every zone's forecast before the next plan (new zones)."""
+        self.inventory = tuple(inventory)
+        self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
+        if refresh:
+            self._last_refresh = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -229,9 +242,8 @@ class Service:
             self.intensity = intensity or self.intensity
             if inventory is not None:
                 before = {**self._departed, **self._by_device}
-                self.inventory = tuple(inventory)
-                self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
-                gpus.keep_departed(self, before)
+                self.set_inventory(inventory)
+                self._departed = gpus.departed(self.ledger, self._by_device, before)
             self._forecasts.clear()
             self._last_refresh = None
             log.info("service_reconfigured", policy=self.policy.name, devices=len(self.inventory))
@@ -245,7 +257,8 @@ class Service:
         runs already reported, and the GPUs its recorded run-now counterfactuals hold
         (:mod:`daemon.run_now_busy`)."""
         with self._lock:
-            gpus.keep_departed(self, {**previous._departed, **previous._by_device})
+            known = {**previous._departed, **previous._by_device}
+            self._departed = gpus.departed(self.ledger, self._by_device, known)
             self._endings.take_over(previous._endings)
             self._overdue.take_over(previous._overdue)
             self._run_now_busy = previous._run_now_busy

@@ -8,7 +8,7 @@
   :class:`~daemon.executors.base.Discovering` executor could not ask for its GPUs (Slurm down
   when the daemon started) is asked again each planning round; its GPUs join the inventory once
   found (:func:`undiscovered`: those still missing, ``health.json``'s ``region:<name>``).
-- Departed (:func:`keep_departed`): the GPUs a reload took out of the inventory that runs still
+- Departed (:func:`departed`): the GPUs a reload took out of the inventory that runs still
   hold, kept so those runs' ends are recorded with their GPU.
 
 Each runs under the :class:`~daemon.service.Service`'s lock.
@@ -28,13 +28,13 @@ from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
 from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning import refold_changed
-from daemon.ledger import RunRecord
+from daemon.ledger import Ledger, RunRecord
 from policies import PoliciesError
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
 
-__all__ = ["check_gpus", "discover_late", "keep_departed", "undiscovered"]
+__all__ = ["check_gpus", "departed", "discover_late", "undiscovered"]
 
 log = structlog.get_logger(__name__)
 
@@ -46,16 +46,15 @@ def check_gpus(service: Service, now: datetime) -> None:
     measurement = service.measurement
     if measurement is None:
         return
-    measurement.observe(now, service._forecasts)
+    measurement.observe(now, service.forecasts)
     reports = measurement.lost()
     if any(g.device.available and measurement.unavailable(g) for g in service.inventory):
-        service.inventory = tuple(
+        service.set_inventory(
             replace(g, device=replace(g.device, available=False))
             if measurement.unavailable(g)
             else g
             for g in service.inventory
         )  # also after a reconfigure() rebuilt the inventory
-        service._by_device = {gpu.device_id: gpu for gpu in service.inventory}
     for report in reports:
         service.health.set(f"gpu:{report.gpu.index}", f"lost: {report.reason}", now)
         for job_id in report.job_ids:
@@ -85,10 +84,10 @@ def _ended_already(service: Service, run: RunRecord, now: datetime) -> ExitStatu
 def undiscovered(service: Service) -> dict[str, str]:
     """The regions of the settings that discover their GPUs through an executor that
     could not ask for them yet (its scheduler did not answer), each with why."""
-    if not service._discovering:
+    if not service.discovering:
         return {}
     missing: dict[str, str] = {}
-    for name, executor in service._discovering.items():
+    for name, executor in service.discovering.items():
         pending = executor.undiscovered()
         if pending:
             missing.update((r.name, pending[r.name]) for r in service.settings.regions
@@ -108,11 +107,11 @@ def discover_late(service: Service, now: datetime) -> list[str]:
     wanted = [r for r in service.settings.regions if r.name in missing and r.name not in have]
     found: dict[str, Sequence[tuple[int, str]]] = {}
     for name in sorted({r.executor for r in wanted}):
-        found.update(service._discovering[name].rediscover(now))
+        found.update(service.discovering[name].rediscover(now))
     regions = [r for r in wanted if r.name in found]
     if regions:
         try:
-            gpus = build_inventory(regions, service._catalog, lambda r: found[r.name])
+            gpus = build_inventory(regions, service.catalog, lambda r: found[r.name])
         except PoliciesError as exc:  # a name the catalog does not know: as at start-up
             log.error("region_discovery_failed", regions=[r.name for r in regions],
                       error=str(exc))  # fmt: skip
@@ -120,9 +119,7 @@ def discover_late(service: Service, now: datetime) -> list[str]:
         if gpus:
             inventory = (*service.inventory, *gpus)
             refold_changed(service.learning, service.ledger, service.inventory, inventory)
-            service.inventory = inventory
-            service._by_device = {gpu.device_id: gpu for gpu in service.inventory}
-            service._last_refresh = None  # the new zones' forecasts, before planning
+            service.set_inventory(inventory, refresh=True)  # new zones' forecasts first
         for region in regions:
             log.info(
                 "region_discovered",
@@ -132,12 +129,12 @@ def discover_late(service: Service, now: datetime) -> list[str]:
     return sorted(set(missing) - found.keys())
 
 
-def keep_departed(service: Service, known: Mapping[str, InventoryGpu]) -> None:
-    """Keep, of the GPUs ``known`` (by device id), those the active runs hold that the
-    service's inventory no longer lists (a reload removed their region or GPU)."""
-    held = {device for run in service.ledger.active_runs() for device in run.device_ids}
-    service._departed = {
-        device: known[device]
-        for device in sorted(held & known.keys())
-        if device not in service._by_device
+def departed(
+    ledger: Ledger, by_device: Mapping[str, InventoryGpu], known: Mapping[str, InventoryGpu]
+) -> dict[str, InventoryGpu]:
+    """Of the GPUs ``known`` (by device id), those the ledger's active runs hold that the
+    inventory (``by_device``) no longer lists: a reload removed their region or GPU."""
+    held = {device for run in ledger.active_runs() for device in run.device_ids}
+    return {
+        device: known[device] for device in sorted(held & known.keys()) if device not in by_device
     }

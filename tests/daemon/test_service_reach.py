@@ -18,8 +18,7 @@ SERVICE = Path(__file__).resolve().parents[2] / "daemon" / "service"
 
 # The reaches left, by module (a parameter annotated ``Service`` followed by ``._name``).
 KNOWN: dict[str, set[str]] = {
-    "gpus.py": {"_by_device", "_catalog", "_departed", "_discovering", "_endings", "_finish",
-                "_forecasts", "_last_refresh"},
+    "gpus.py": {"_endings", "_finish"},
     "plan_round.py": {"_busy", "_by_device", "_capacity_aware", "_decided", "_dispatch",
                       "_forecasts", "_held", "_run_now_busy", "_specs"},
     "succession.py": {"_finish"},
