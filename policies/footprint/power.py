@@ -13,7 +13,7 @@ from typing import Final, Protocol
 
 from policies.footprint.gpus import GpuSpec
 
-__all__ = ["DEFAULT_POWER", "POWER_MODELS", "PowerCurve", "PowerModel", "StudyPowerModel"]
+__all__ = ["DEFAULT_POWER", "PowerCurve", "PowerModel", "StudyPowerModel"]
 
 
 class PowerCurve(Protocol):
@@ -89,7 +89,3 @@ class StudyPowerModel:
     def power_w(self, gpu: GpuSpec, utilisation: float) -> float:
         """Board power in watts at ``utilisation``."""
         return gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * utilisation
-
-
-# Power models a runtime profile may name (``RuntimeProfile.power_model``; ``vllm+study``).
-POWER_MODELS: Final = ("calibrated", "study")
