@@ -28,7 +28,7 @@ from policies.footprint.power import DEFAULT_POWER, PowerCurve, PowerModel, Stud
 from policies.footprint.runtimes import RuntimeProfile
 from policies.footprint.workload import Workload
 
-__all__ = ["Estimate", "estimate"]
+__all__ = ["Estimate", "estimate", "memory_required_gb"]
 
 _GB: Final = 1e9
 _TFLOPS: Final = 1e12

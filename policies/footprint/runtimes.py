@@ -20,7 +20,7 @@ from typing import Final
 
 from policies.errors import InvalidWorkloadError
 
-__all__ = ["DEFAULT_RUNTIMES", "RuntimeProfile", "get_runtime"]
+__all__ = ["DEFAULT_RUNTIMES", "STUDY_SUFFIX", "RuntimeProfile", "get_runtime"]
 
 
 @dataclass(frozen=True, slots=True)
