@@ -166,7 +166,8 @@ class JobMeasurement:
         self._sample(tracked, finished_at, forecasts)
         if job is not None and energy.failed_reason is None:
             self._recalibrate(job, tracked, energy)
-        return self._columns(energy, tracked, started_at, decision)
+        return _columns(energy, tracked, started_at, decision, lifetime_years=self._lifetime_years,
+                        backend=self.monitor.backend.name)  # fmt: skip
 
     def _to_real_end(self, energy: JobEnergy, tracked: _Tracked, real_s: float) -> JobEnergy:
         """``energy`` charged up to the job's real end, ``real_s`` after its start, not to
@@ -233,74 +234,79 @@ class JobMeasurement:
             tracked.age_s = max(tracked.age_s, float(getattr(series, "age_s", 0.0)))
         tracked.last_at = max(tracked.last_at, now)
 
-    def _columns(
-        self,
-        energy: JobEnergy,
-        tracked: _Tracked,
-        started_at: datetime,
-        decision: DecisionRecord | None,
-    ) -> dict[str, Any]:
-        device = tracked.gpus[0].device
-        intensity_value = (
-            tracked.weighted / tracked.seconds if tracked.seconds > 0 else tracked.value
-        )
-        run = measured_run(energy, started_at=started_at, gpu=device.gpu.name)
-        realised = RealisedIntensity(
-            zone=tracked.zone,
-            intensity_g_per_kwh=math.nan if intensity_value is None else intensity_value,
-            rung="+".join(sorted(tracked.rungs)) or "none",
-            age_s=tracked.age_s,
-            coverage=1.0 if intensity_value is not None else 0.0,
-        )
-        outcome = compute_outcome(
-            run,
-            predicted_alternative(decision, started_at),
-            realised,
-            gpu_embodied_g=device.gpu.embodied_g,
-            pue=device.pue,
-            lifetime_years=self._lifetime_years,
-        )
-        details = {
-            "energy_shared": energy.shared,
-            "energy_failed_reason": energy.failed_reason,
-            "energy_error_rel": _finite(outcome.energy_error_rel),
-            "duration_error_rel": _finite(outcome.duration_error_rel),
-            "intensity_error_rel": _finite(outcome.intensity_error_rel),
-            "total_error_rel": _finite(outcome.total_error_rel),
-            "measured_duration_s": energy.duration_s,
-            "devices": [
-                {
-                    "index": d.index,
-                    "energy_j": d.energy_j,
-                    "method": d.method.value,
-                    "shared": d.shared,
-                }
-                for d in energy.devices
-            ],
-            "curves": [
-                {
-                    "index": c.index,
-                    "resolution_s": c.resolution_s,
-                    "offset_s": c.offset_s,
-                    "power_w": c.power_w,
-                    "temperature_c": c.temperature_c,
-                    "fan_pct": c.fan_pct,
-                }
-                for c in energy.curves
-            ],
-        }
-        return {
-            "measured_energy_j": outcome.measured_energy_j,
-            "energy_j": outcome.measured_energy_j,
-            "energy_method": meter_method(self.monitor.backend.name, outcome.energy_method),
-            "realised_intensity_g_per_kwh": _finite(outcome.realised_intensity_g_per_kwh),
-            "intensity_source": outcome.intensity_rung,
-            "intensity_age_s": outcome.intensity_age_s,
-            "operational_g": _finite(outcome.operational_g),
-            "embodied_g": outcome.embodied_g,
-            "total_g": _finite(outcome.total_g),
-            "details_json": json.dumps(details, allow_nan=False),
-        }
+
+def _columns(
+    energy: JobEnergy,
+    tracked: _Tracked,
+    started_at: datetime,
+    decision: DecisionRecord | None,
+    *,
+    lifetime_years: float,
+    backend: str,
+) -> dict[str, Any]:
+    """The measured ``outcomes`` columns of a job metered to its end: ``energy`` as charged to
+    its real end, the intensity ``tracked`` over its run, the outcome against ``decision``'s
+    prediction (embodied carbon amortised over ``lifetime_years``), the meter method named
+    after the GPU ``backend``."""
+    device = tracked.gpus[0].device
+    intensity_value = tracked.weighted / tracked.seconds if tracked.seconds > 0 else tracked.value
+    run = measured_run(energy, started_at=started_at, gpu=device.gpu.name)
+    realised = RealisedIntensity(
+        zone=tracked.zone,
+        intensity_g_per_kwh=math.nan if intensity_value is None else intensity_value,
+        rung="+".join(sorted(tracked.rungs)) or "none",
+        age_s=tracked.age_s,
+        coverage=1.0 if intensity_value is not None else 0.0,
+    )
+    outcome = compute_outcome(
+        run,
+        predicted_alternative(decision, started_at),
+        realised,
+        gpu_embodied_g=device.gpu.embodied_g,
+        pue=device.pue,
+        lifetime_years=lifetime_years,
+    )
+    details = {
+        "energy_shared": energy.shared,
+        "energy_failed_reason": energy.failed_reason,
+        "energy_error_rel": _finite(outcome.energy_error_rel),
+        "duration_error_rel": _finite(outcome.duration_error_rel),
+        "intensity_error_rel": _finite(outcome.intensity_error_rel),
+        "total_error_rel": _finite(outcome.total_error_rel),
+        "measured_duration_s": energy.duration_s,
+        "devices": [
+            {
+                "index": d.index,
+                "energy_j": d.energy_j,
+                "method": d.method.value,
+                "shared": d.shared,
+            }
+            for d in energy.devices
+        ],
+        "curves": [
+            {
+                "index": c.index,
+                "resolution_s": c.resolution_s,
+                "offset_s": c.offset_s,
+                "power_w": c.power_w,
+                "temperature_c": c.temperature_c,
+                "fan_pct": c.fan_pct,
+            }
+            for c in energy.curves
+        ],
+    }
+    return {
+        "measured_energy_j": outcome.measured_energy_j,
+        "energy_j": outcome.measured_energy_j,
+        "energy_method": meter_method(backend, outcome.energy_method),
+        "realised_intensity_g_per_kwh": _finite(outcome.realised_intensity_g_per_kwh),
+        "intensity_source": outcome.intensity_rung,
+        "intensity_age_s": outcome.intensity_age_s,
+        "operational_g": _finite(outcome.operational_g),
+        "embodied_g": outcome.embodied_g,
+        "total_g": _finite(outcome.total_g),
+        "details_json": json.dumps(details, allow_nan=False),
+    }
 
 
 def _finite(value: float) -> float | None:
