@@ -85,7 +85,8 @@ class Decisions(Accounting):
             ))  # fmt: skip
         self._exec_many(_INSERT_DECISION, rows)
         kept = self._kept.get
-        for row in rows:  # kept as written; read back as stored (_kept_decision)
+        # kept as written; read back as stored (_kept_decision)
+        for decision, row in zip(decisions, rows, strict=True):
             job = kept(row[0])
             if job is not None:
                 job.decision = row
@@ -95,6 +96,9 @@ class Decisions(Accounting):
                     # a float or an int reads back from its JSON as itself (a NaN as a NaN)
                     if type(total) is float or type(total) is int:
                         job.run_now_total_g = total
+                    run_now = decision.run_now
+                    if run_now is not None and _reads_back_as_itself(run_now):
+                        job.run_now = run_now
 
     def latest_decision(self, job_id: str, *, alternatives: bool = True) -> DecisionRecord | None:
         """The most recent decision about ``job_id``, if any. ``alternatives=False``: the
@@ -116,6 +120,8 @@ class Decisions(Accounting):
             return super().counterfactual(job_id)
         if kept.run_now_json is None:
             return None
+        if kept.run_now is not None:  # its JSON would read back as this (not parsed)
+            return alternative_json(kept.run_now)
         value: dict[str, Any] = json.loads(kept.run_now_json)
         return value
 
@@ -188,6 +194,28 @@ def alternative_json(alt: Any) -> dict[str, Any]:
         "embodied_g": alt.embodied_g,
         "total_g": alt.total_g,
     }
+
+
+def _reads_back_as_itself(alt: Any) -> bool:
+    """Whether ``json.loads`` of ``alt``'s JSON (:meth:`_DecisionTexts.alternative`) surely
+    gives exactly :func:`alternative_json` of it, values and types: plain strings (its
+    devices' in a tuple, which nothing changes), a plain datetime and finite floats (a float
+    subclass reads back as a float, a NaN as another NaN; anything else is parsed)."""
+    if type(alt.start) is not datetime or type(alt.region) is not str or type(alt.gpu) is not str:
+        return False
+    ids = alt.device_ids
+    if type(ids) is not tuple:
+        return False
+    for device_id in ids:  # a loop, not all() of a generator: asked once per job
+        if type(device_id) is not str:
+            return False
+    duration, energy, intensity = alt.duration_s, alt.energy_j, alt.intensity_g_per_kwh
+    operational, embodied, total = alt.operational_g, alt.embodied_g, alt.total_g
+    return (
+        type(duration) is float and type(energy) is float and type(intensity) is float
+        and type(operational) is float and type(embodied) is float and type(total) is float
+        and math.isfinite(duration + energy + intensity + operational + embodied + total)
+    )  # fmt: skip
 
 
 class _DecisionTexts:

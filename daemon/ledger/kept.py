@@ -37,6 +37,9 @@ class Rows:
     run_now_json: str | None = None  # the first decision's counterfactual that had one
     # its total_g as the JSON reads back (None: not known without parsing the JSON)
     run_now_total_g: float | None = None
+    # the Alternative that JSON was written from, where the JSON reads back as exactly its
+    # ``alternative_json`` (not parsed: :meth:`daemon.ledger.decisions.Decisions.counterfactual`)
+    run_now: Any = None
     run: Row | None = None
 
 

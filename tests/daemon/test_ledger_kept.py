@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,46 @@ def test_a_kept_run_now_total_is_the_one_its_json_reads_back(
             assert repr(total) == repr(stored["total_g"])
             assert type(total) is type(stored["total_g"])
             assert repr(total) == repr(reader.counterfactual_total_g("a"))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"operational_g": 1, "embodied_g": 2}, {"operational_g": -0.0, "embodied_g": -0.0},
+     {"energy_j": math.nan}, {"energy_j": math.inf}, {"operational_g": 1e308, "embodied_g": 1e308},
+     {"operational_g": np.float64(0.1)}, {"duration_s": True}, {"device_ids": ("qc/0", 1)},
+     {"device_ids": ("qc/0", "qc/1")}, {"region": None},
+     {"start": NOW.astimezone(timezone(timedelta(hours=2)))},
+     {"start": NOW.replace(tzinfo=None, microsecond=7)}],
+)  # fmt: skip
+def test_a_kept_counterfactual_is_the_one_its_json_reads_back(
+    tmp_path: Path, changes: dict[str, Any]
+) -> None:
+    """The run-now counterfactual of a job added here (kept, not parsed where its JSON reads
+    back as itself) equals a read of the file in every value and type; only the first
+    one counts."""
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        with ledger.transaction():
+            ledger.add_job(job_request("a", NOW), 1000, 1000, "queue.jsonl:1", NOW)
+        run_now = replace(_alternative(NOW, 1000.0, 60.0), **changes)
+        for k, alt in enumerate([run_now, _alternative(NOW, 2000.0)]):
+            at = NOW + timedelta(minutes=k)
+            with ledger.transaction():
+                ledger.record_decision(Decision("a", "hold", "wait", "test", alt, alt), at)
+        with Ledger.open_readonly(path) as reader:
+            stored = reader.counterfactual("a")
+            assert stored is not None
+            for _ in range(2):  # each answer its own dict
+                mine = ledger.counterfactual("a")
+                assert mine is not None
+                assert repr(mine) == repr(stored)  # repr: NaN equals NaN
+                assert {k: type(v) for k, v in mine.items()} == {
+                    k: type(v) for k, v in stored.items()
+                }
+                assert [type(d) for d in mine["device_ids"]] == [
+                    type(d) for d in stored["device_ids"]
+                ]
+                mine["device_ids"].append("changed")
 
 
 def test_a_rolled_back_transaction_leaves_nothing_kept_that_was_not_committed(
