@@ -232,7 +232,8 @@ def _refuse_runs_past_data(setup: ReplaySetup, name: str, runs: Sequence[Run]) -
     """
     zones = {r.name: r.zone for r in setup.cluster.regions}
     actuals = setup.actuals()
-    late = [r for r in runs if r.ends_at > actuals[zones[r.plan.region]].end]
+    ends = {region: actuals[zone].end for region, zone in zones.items()}  # once per region
+    late = [r for r in runs if r.ends_at > ends[r.plan.region]]
     if late:
         run, more = late[0], f" and {len(late) - 1:,} more" if len(late) > 1 else ""
         zone = zones[run.plan.region]
