@@ -20,14 +20,18 @@ from daemon.accounting.unmetered import measured_energy_bound_j, unmetered_colum
 from daemon.endings import predicted_outcome
 from daemon.executors.base import ExitStatus
 from daemon.inventory import InventoryGpu
-from daemon.ledger import DecisionRecord, Ledger, RunRecord
+from daemon.ledger import DecisionRecord, Ledger, RunRecord, alternative_json
 from daemon.logs import dropped
-from policies import PoliciesError, ZoneIntensity
+from policies import Alternative, PoliciesError, ZoneIntensity
 from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
-__all__ = ["estimates_logged", "finished_columns", "is_the_run", "like_the_run"]
+__all__ = ["estimates_logged", "finished_columns", "is_the_kept_run", "is_the_run", "like_the_run"]
 
 log = structlog.get_logger(__name__)
+
+Recorded = Mapping[str, Any] | Alternative
+"""A run-now counterfactual as the ledger reads it back, or the Alternative it was written from
+(:meth:`daemon.ledger.Ledger.counterfactual_run`: the same figures, not parsed)."""
 
 
 def estimates_logged() -> bool:
@@ -63,9 +67,15 @@ def finished_columns(
     pue = gpu.device.pue if gpu is not None else None
     columns = predicted_outcome(started, run, decision, status, pue)
     period = columns["started_at"], columns["finished_at"]  # the run's ends, as stored
-    recorded = ledger.counterfactual(run.job_id)
-    if recorded is not None:  # a counterfactual without a figure: NULL
-        columns["run_now_total_g"] = recorded.get("total_g")
+    # the counterfactual as written (not parsed: its JSON reads back as alternative_json of
+    # it), else as the ledger reads it
+    kept = ledger.counterfactual_run(run.job_id)
+    recorded: Recorded | None = kept
+    if kept is not None:
+        columns["run_now_total_g"] = kept.total_g
+    elif (read := ledger.counterfactual(run.job_id)) is not None:
+        columns["run_now_total_g"] = read.get("total_g")  # without a figure: NULL
+        recorded = read
     if gpu is not None:
         columns |= {"region": gpu.device.region, "zone": gpu.device.zone,
                     "gpu": gpu.device.gpu.name}  # fmt: skip
@@ -132,7 +142,7 @@ def _no_grams(
 def _as_turned_out(
     ledger: Ledger,
     columns: dict[str, Any],
-    recorded: Mapping[str, Any] | None,
+    recorded: Recorded | None,
     by_device: Mapping[str, InventoryGpu] | None,
     forecasts: Mapping[str, ZoneIntensity],
     run: RunRecord,
@@ -153,10 +163,16 @@ def _as_turned_out(
     if recorded is None or columns.get("run_now_total_g") is None:
         return columns
     total = columns.get("total_g")
-    if total is not None and is_the_run(
-        recorded, run.device_ids, started, columns.get("predicted_duration_s")
+    predicted_s = columns.get("predicted_duration_s")
+    if total is not None and (
+        is_the_kept_run(recorded, run.device_ids, started, predicted_s)
+        if isinstance(recorded, Alternative)
+        else is_the_run(recorded, run.device_ids, started, predicted_s)
     ):
-        return columns | {"run_now_total_g": total}
+        columns["run_now_total_g"] = total
+        return columns
+    if isinstance(recorded, Alternative):  # as the ledger would read it back
+        recorded = alternative_json(recorded)
     zone = run_now_zone(recorded, by_device)
     try:
         start = datetime.fromisoformat(str(recorded["start"]))
@@ -200,6 +216,23 @@ def is_the_run(
         and list(recorded.get("device_ids") or ()) == list(device_ids)
         and isinstance(predicted_duration_s, int | float)
         and math.isclose(duration_s, predicted_duration_s, rel_tol=1e-9)
+    )
+
+
+def is_the_kept_run(
+    recorded: Alternative,
+    device_ids: Sequence[str],
+    started: datetime,
+    predicted_duration_s: Any,
+) -> bool:
+    """:func:`is_the_run` of ``alternative_json(recorded)``, not formatted and parsed back
+    (``recorded``: from :meth:`daemon.ledger.Ledger.counterfactual_run`, whose start is naive
+    or in UTC and whose figures are plain floats)."""
+    return (
+        recorded.start == started
+        and list(recorded.device_ids) == list(device_ids)
+        and isinstance(predicted_duration_s, int | float)
+        and math.isclose(recorded.duration_s, predicted_duration_s, rel_tol=1e-9)
     )
 
 

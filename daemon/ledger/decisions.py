@@ -8,14 +8,14 @@ import json
 import math
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import dt, json_tuple, req_dt, ts
 from daemon.ledger.kept import real
 from daemon.ledger.records import DecisionRecord
-from policies import Decision
+from policies import Alternative, Decision
 
 if TYPE_CHECKING:
     from daemon.ledger.kept import KeptRows
@@ -124,6 +124,17 @@ class Decisions(Accounting):
             return alternative_json(kept.run_now)
         value: dict[str, Any] = json.loads(kept.run_now_json)
         return value
+
+    def counterfactual_run(self, job_id: str) -> Alternative | None:
+        """The Alternative the run-now counterfactual of a job added here was written from,
+        where :meth:`counterfactual` is exactly its :func:`alternative_json` and its start is
+        naive or in UTC (so it compares as the parsed text would); None: ask
+        :meth:`counterfactual` (a job not kept, no counterfactual, or one that is parsed)."""
+        kept = self._kept.get(job_id)
+        if kept is None or kept.run_now is None:
+            return None
+        tz = kept.run_now.start.tzinfo
+        return kept.run_now if tz is None or tz is UTC else None
 
     def counterfactual_total_g(self, job_id: str) -> float | None:
         """:meth:`Accounting.counterfactual_total_g`, from the kept rows of a job added here

@@ -5,15 +5,20 @@ exactly nothing: its run-now grams are its grams, not a rescaled figure a roundi
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from daemon.accounting.finished import is_the_run
+from daemon.accounting.finished import is_the_kept_run, is_the_run
 from daemon.cli import main
+from daemon.ledger import Ledger, alternative_json
 from daemon.testing import FakeClock, RecordingExecutor
-from tests.daemon.helpers import append, job_line, make_service
+from policies import Alternative, Decision
+from tests.daemon.helpers import append, job_line, job_request, make_service
+
+NOW = datetime(2026, 3, 2, tzinfo=UTC)
 
 MODELS = ("llama-3.2-1b", "llama-2-7b", "llama-3.2-3b", "llama-3.1-8b")
 
@@ -70,3 +75,44 @@ def test_a_counterfactual_elsewhere_or_later_is_not_the_run() -> None:
     assert not is_the_run(own | {"duration_s": 900.0}, ("qc/0",), start, 600.0)
     assert not is_the_run({"device_ids": ["qc/0"]}, ("qc/0",), start, 600.0)
     assert not is_the_run(own, ("qc/0",), start, None)
+
+
+def test_the_kept_counterfactual_is_the_run_exactly_when_its_read_back_json_is() -> None:
+    """A run's end compares the counterfactual the ledger kept (not formatted and parsed
+    back) with the run: the same answer as the JSON read back, for runs elsewhere, earlier,
+    later, in another time zone, naive, or of another predicted duration."""
+    start = datetime.fromisoformat("2026-03-02T00:00:00+00:00")
+    kept = Alternative(("qc/0",), "qc", "T4", start, 600.0, 1e5, 30.0, 0.8, 0.1)
+    other_zone = start.astimezone(timezone(timedelta(hours=-5)))
+    starts = [start, start + timedelta(seconds=1), start - timedelta(microseconds=1),
+              other_zone, start.replace(tzinfo=None)]  # fmt: skip
+    naive = replace(kept, start=start.replace(tzinfo=None))
+    for recorded in (kept, naive, replace(kept, device_ids=("qc/0", "qc/1"))):
+        for devices in [("qc/0",), ("qc/1",), ("qc/0", "qc/1"), ()]:
+            for started in starts:
+                for predicted in (600.0, 600, 600.0 + 1e-7, 601.0, None, "600"):
+                    read = json.loads(json.dumps(alternative_json(recorded)))
+                    assert is_the_kept_run(recorded, devices, started, predicted) == is_the_run(
+                        read, devices, started, predicted
+                    ), (recorded, devices, started, predicted)
+
+
+@pytest.mark.parametrize(
+    ("start", "kept"),
+    [(NOW, True), (NOW.replace(tzinfo=None), True),
+     (NOW.astimezone(timezone(timedelta(hours=2))), False)],
+)  # fmt: skip
+def test_the_ledger_hands_back_the_alternative_only_where_it_compares_as_its_text(
+    tmp_path: Path, start: datetime, kept: bool
+) -> None:
+    """``counterfactual_run``: the kept Alternative where its start is naive or in UTC (an
+    equal time in another zone compares as its parsed text would only by instant), else None
+    (the ending reads the JSON); the counterfactual read back is the same either way."""
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            ledger.add_job(job_request("a", NOW), 1000, 1000, "queue.jsonl:1", NOW)
+        alt = Alternative(("qc/0",), "qc", "T4", start, 600.0, 1e5, 30.0, 0.8, 0.1)
+        with ledger.transaction():
+            ledger.record_decision(Decision("a", "start", "go", "test", alt, alt), NOW)
+        assert (ledger.counterfactual_run("a") is alt) is kept
+        assert ledger.counterfactual("a") == json.loads(json.dumps(alternative_json(alt)))
