@@ -15,7 +15,11 @@ owner asked for at T cancels the run-now copy at T (if it is running then; not y
 never runs), and a job that failed on its own (an exit code or a signal) after running a share
 of its predicted duration fails after the same share of its counterfactual run's. A job that
 failed for another reason (its GPU lost, its launch refused), or that expired waiting, keeps
-its counterfactual run whole: run-now would have run it.
+its counterfactual run whole: run-now would have run it. A job that succeeded after ``k``
+times its predicted duration has its copy end after ``k`` times its own, shorter or longer:
+the window its grams are priced over (:mod:`daemon.accounting.run_now_priced`), so the later
+arrivals' counterfactuals find its GPUs free when that window ends (a copy outlasting its
+predicted end, dropped then, is held again from the ledger when its job ends).
 
 Kept in memory from the decisions recorded; a restart learns them again from the ledger
 (:meth:`RunNowBusy.learn`), cut by the same rule: those of the jobs running, those of the jobs
@@ -26,6 +30,7 @@ still waiting as it first sees them (to plan them, or to end them unplanned).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -46,10 +51,13 @@ a counterfactual run outlasting its job's real run by more is not learned again.
 class Cut:
     """How a job's end cuts its run-now counterfactual run short: at ``at`` (its owner's
     cancel), after ``share`` (0 to 1) of its duration (the job failed on its own after that
-    share of its predicted duration), or the earlier of both."""
+    share of its predicted duration), or the earlier of both; or how its success sets the
+    run's length: ``scale`` (above 0) times its duration (the job ran that many times its
+    predicted duration), ended at ``at`` if that is earlier."""
 
     at: datetime | None = None
     share: float | None = None
+    scale: float | None = None
 
 
 def ending_cut(
@@ -69,14 +77,30 @@ def ending_cut(
     (its owner's ``scancel``) was cancelled at its end. A job that ``failed`` on its own
     (``own_failure``: an exit code or a signal) after running ``duration_s`` of its
     ``predicted_duration_s`` fails after the same share of its copy's run (at most the whole).
+    A job that ``succeeded`` after ``duration_s`` has its copy run the same multiple of its
+    duration (the window :mod:`daemon.accounting.run_now_priced` prices it over).
     """
     at = cancel_requested_at
     if at is None and state == "cancelled":
         at = ended_at
-    share = None
-    if state == "failed" and own_failure and duration_s is not None and predicted_duration_s:
-        share = min(1.0, max(0.0, duration_s / predicted_duration_s))
-    return None if at is None and share is None else Cut(at, share)
+    share = scale = None
+    ratio = _ratio(duration_s, predicted_duration_s)
+    if state == "failed" and own_failure and ratio is not None:
+        share = min(1.0, max(0.0, ratio))
+    elif state == "succeeded" and ratio is not None and ratio > 0 and ratio != 1.0:
+        scale = ratio
+    if at is None and share is None and scale is None:
+        return None
+    return Cut(at, share, scale)
+
+
+def _ratio(duration_s: float | None, predicted_duration_s: float | None) -> float | None:
+    """``duration_s / predicted_duration_s`` where both are finite and the latter above 0."""
+    if duration_s is None or predicted_duration_s is None:
+        return None
+    if not (math.isfinite(duration_s) and math.isfinite(predicted_duration_s)):
+        return None
+    return duration_s / predicted_duration_s if predicted_duration_s > 0 else None
 
 
 def run_end_cut(
@@ -96,8 +120,9 @@ def run_end_cut(
 
 def held_until(start: datetime, duration_s: float, cut: Cut | None = None) -> datetime:
     """When a counterfactual run from ``start`` for ``duration_s`` seconds ends, ``cut``
-    short (:func:`ending_cut`); at or before ``start``: it never ran."""
-    end = start + timedelta(seconds=duration_s)
+    short, or scaled (:func:`ending_cut`); at or before ``start``: it never ran."""
+    scale = cut.scale if cut is not None and cut.scale is not None else 1.0
+    end = start + timedelta(seconds=duration_s * scale)
     if cut is not None:
         if cut.at is not None:
             end = min(end, cut.at)
@@ -139,37 +164,38 @@ class RunNowBusy:
         ``start`` for its ``duration_s``)."""
         self._hold(job_id, run.device_ids, run.start, run.duration_s)
 
-    def learned(self, ledger: _Recorded, job_id: str) -> bool:
+    def learned(self, ledger: _Recorded, job_id: str, cut: Cut | None = None) -> bool:
         """:meth:`hold` of job ``job_id``'s counterfactual as the ledger stored it (a job
-        first seen, as after a restart); False where none is."""
-        return self._hold_recorded(job_id, ledger.counterfactual(job_id))
+        first seen, as after a restart), ``cut`` as its end cut it; False where none is."""
+        return self._hold_recorded(job_id, ledger.counterfactual(job_id), cut)
 
     def holds(self, job_id: str) -> bool:
         """Whether job ``job_id``'s counterfactual run is held (it may have ended by now)."""
         return job_id in self._runs
 
-    def cut(self, job_id: str, cut: Cut | None) -> None:
-        """Job ``job_id``'s counterfactual run is ``cut`` short (its owner's cancel was read, or
-        it ended: :func:`ending_cut`; None: it runs on whole)."""
-        if cut is None:
-            return
+    def cut(self, job_id: str, cut: Cut | None) -> bool:
+        """Job ``job_id``'s counterfactual run is ``cut`` short, or scaled (its owner's
+        cancel was read, or it ended: :func:`ending_cut`; None: it runs on as recorded);
+        False where its run is not held (none recorded, cut to nothing, or ended by a
+        round's now: a run a ``scale`` above 1 lengthens is held again by :meth:`learned`)."""
         run = self._runs.get(job_id)
         if run is None:
-            return
+            return False
+        if cut is None:
+            return True
         device_ids, start, duration_s = run
-        end = held_until(start, duration_s, cut)
+        end = held_until(start, duration_s, cut)  # every cut names all it knows: it replaces
         for device_id in device_ids:
-            holds = self._until.get(device_id)
-            if holds is None or job_id not in holds:
-                continue
-            if end <= start:
-                del holds[job_id]
-                if not holds:
-                    del self._until[device_id]
-            elif end < holds[job_id]:
+            holds = self._until.setdefault(device_id, {})
+            if end > start:
                 holds[job_id] = end
+                continue
+            holds.pop(job_id, None)
+            if not holds:
+                del self._until[device_id]
         if end <= start:
             del self._runs[job_id]
+        return True
 
     def _hold_recorded(
         self, job_id: str, recorded: Mapping[str, Any] | None, cut: Cut | None = None

@@ -99,29 +99,84 @@ def test_a_held_jobs_reason_does_not_wait_for_its_own_counterfactual_run(
 
 
 @pytest.mark.parametrize("restart", [False, True])
-def test_an_ended_jobs_counterfactual_run_still_holds_its_gpu_after_a_restart(
+def test_a_succeeded_jobs_counterfactual_run_ends_where_its_priced_window_ends(
     tmp_path: Path, restart: bool
 ) -> None:
-    """ "a" runs in clean Quebec and ends after 5 min; its counterfactual run would hold the
-    fast GPU for ~3 h. "b" arrives 10 min later: under run-now it waits for that run (or takes
-    the other GPU). A restart in between used to forget it ("a" was neither waiting nor
-    running), and "b" was counted on the fast GPU at once."""
+    """ "x" runs in clean Quebec; its counterfactual run holds the fast GPU for ~3 h. "a",
+    only allowed in California and without a deadline, runs on that GPU at once; its
+    counterfactual waits for "x"'s copy. "a" succeeds after 30 min, a share of its predicted
+    run: its copy, priced over the same share of its own duration, ends 30 min after it
+    started, not after the whole prediction. "b" (California only) arrives 10 min after "a"
+    ended and waits for "a"'s copy, outlasting "a" (also after a restart), then starts: it
+    used to wait for the whole predicted copy, the GPU held ~2 h past run-now's end."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
     service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
     service.start(clock())
-    append(service.queue.path, job_line(id="a", **LONG))
+    append(service.queue.path, job_line(id="x", **LONG))
     service.tick(clock())
-    executor.finish("a", clock.advance(300))
+    clock.advance(60)
+    append(service.queue.path, job_line(id="a", model="llama-3b", requests=2000,
+                                        regions=["ciso"]))  # fmt: skip
     service.tick(clock())
-    assert {j.job_id: j.state for j in service.ledger.jobs()} == {"a": "succeeded"}
+    assert [launch.job_id for launch in executor.launches] == ["x", "a"]
+    x_devices, _, x_end = _run(service.ledger, "x")
+    a_devices, a_start, a_end = _run(service.ledger, "a")
+    assert x_devices == a_devices == ("ciso/0",) and a_start >= x_end
+    executor.finish("a", clock.advance(1800))
+    service.tick(clock())
+    assert service.ledger.job("a").state == "succeeded"
+    outcome = next(iter(service.ledger.finished_outcomes(by_job=True)))
+    scale = outcome["duration_s"] / outcome["predicted_duration_s"]
+    assert 0.1 < scale < 0.5
     if restart:
         service.ledger.close()
         service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
         service.start(clock())
-    clock.advance(300)
-    append(service.queue.path, job_line(id="b", **LONG))
+    clock.advance(600)
+    append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000,
+                                        regions=["ciso"], deadline="+36h"))  # fmt: skip
     service.tick(clock())
-    a_devices, _, a_end = _run(service.ledger, "a")
     b_devices, b_start, _ = _run(service.ledger, "b")
-    assert a_devices == ("ciso/0",) and a_end > clock() + timedelta(hours=1)
-    assert b_devices != a_devices or b_start >= a_end
+    scaled_end = a_start + (a_end - a_start) * scale
+    assert b_devices == ("ciso/0",)
+    assert scaled_end <= b_start < scaled_end + timedelta(minutes=15)  # its slot
+
+
+def test_a_succeeded_jobs_counterfactual_run_outlasting_its_prediction_is_held_again(
+    tmp_path: Path,
+) -> None:
+    """As above, but "a" runs three times its predicted duration: its copy (waiting for "x"'s)
+    runs three times its own too, past its predicted end, where the rounds meanwhile (kept
+    going by "y", waiting for the busy T4) let it go. "b", arriving 10 min after "a" ended,
+    waits for that copy's scaled end; it used to get the GPU at once."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
+    service.start(clock())
+    append(service.queue.path, job_line(id="x", **LONG))
+    service.tick(clock())
+    clock.advance(60)
+    append(service.queue.path, job_line(id="a", model="llama-3b", requests=2000,
+                                        regions=["ciso"]))  # fmt: skip
+    append(service.queue.path, job_line(id="y", model="llama-3b", requests=2000,
+                                        regions=["qc"], deadline="+36h"))  # fmt: skip
+    service.tick(clock())
+    _, a_start, a_end = _run(service.ledger, "a")
+    a_launched = clock()
+    predicted_s = (a_end - a_start).total_seconds()
+    while clock() < a_launched + timedelta(seconds=3 * predicted_s):  # "a" runs on, rounds go
+        service.tick(clock.advance(1800))
+        assert service.ledger.job("y").state in ("queued", "planned")
+    executor.finish("a", a_launched + timedelta(seconds=3 * predicted_s))
+    service.tick(clock())
+    assert service.ledger.job("a").state == "succeeded"
+    outcome = next(o for o in service.ledger.finished_outcomes(by_job=True) if o["job_id"] == "a")
+    scale = outcome["duration_s"] / outcome["predicted_duration_s"]
+    assert scale > 2.5
+    clock.advance(600)
+    append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000,
+                                        regions=["ciso"], deadline="+36h"))  # fmt: skip
+    service.tick(clock())
+    b_devices, b_start, _ = _run(service.ledger, "b")
+    scaled_end = a_start + (a_end - a_start) * scale
+    assert clock() < scaled_end and b_devices == ("ciso/0",)
+    assert scaled_end <= b_start < scaled_end + timedelta(minutes=15)  # its slot

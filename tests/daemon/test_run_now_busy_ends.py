@@ -140,6 +140,10 @@ def _at(minutes: float) -> datetime:
     [
         ("succeeded", None, False, 600.0, 600.0, None),  # ran whole: the copy too
         ("succeeded", 5, False, 600.0, 600.0, Cut(at=_at(5))),  # ended before the cancel
+        ("succeeded", None, False, 300.0, 600.0, Cut(scale=0.5)),  # its copy as priced
+        ("succeeded", None, False, 900.0, 600.0, Cut(scale=1.5)),  # longer, too
+        ("succeeded", 5, False, 300.0, 600.0, Cut(at=_at(5), scale=0.5)),
+        ("succeeded", None, False, 300.0, 0.0, None),  # no prediction to scale by
         ("cancelled", 5, False, 300.0, 600.0, Cut(at=_at(5))),  # its owner's cancel
         ("cancelled", None, False, 300.0, 600.0, Cut(at=_at(30))),  # their own scancel
         ("failed", None, True, 150.0, 600.0, Cut(share=0.25)),  # exit 1 a quarter in
@@ -174,6 +178,9 @@ def test_ending_cut(
         (Cut(at=_at(-5)), -5),  # cancelled before the copy started: it never ran
         (Cut(share=0.25), 15),
         (Cut(at=_at(10), share=0.25), 10),
+        (Cut(scale=0.5), 30),
+        (Cut(scale=1.5), 90),
+        (Cut(at=_at(80), scale=1.5), 80),
     ],
 )
 def test_held_until(cut: Cut | None, want_min: float) -> None:
