@@ -19,7 +19,9 @@ its counterfactual run whole: run-now would have run it. A job that succeeded af
 times its predicted duration has its copy end after ``k`` times its own, shorter or longer:
 the window its grams are priced over (:mod:`daemon.accounting.run_now_priced`), so the later
 arrivals' counterfactuals find its GPUs free when that window ends (a copy outlasting its
-predicted end, dropped then, is held again from the ledger when its job ends).
+predicted end, dropped then, is held again from the ledger when its job ends). A copy that
+would start at or after its job's deadline holds nothing: ``run-now`` expires such a job
+waiting (:func:`policies.run_now_claims.expires_unstarted`).
 
 Kept in memory from the decisions recorded; a restart learns them again from the ledger
 (:meth:`RunNowBusy.learn`), cut by the same rule: those of the jobs running, those of the jobs
@@ -39,6 +41,7 @@ from typing import Any, Protocol
 from daemon.executors.base import ExitStatus
 from daemon.ledger import EndedCounterfactual
 from policies import Alternative, Device
+from policies.run_now_claims import expires_unstarted
 
 __all__ = ["ENDED_LOOKBACK_S", "Cut", "RunNowBusy", "ending_cut", "held_until", "run_end_cut"]
 
@@ -145,6 +148,9 @@ class _Run(Protocol):
     @property
     def job_id(self) -> str: ...
 
+    @property
+    def deadline(self) -> datetime | None: ...
+
 
 # Per device: its holders' (end, job id), and the device built from them.
 _Built = tuple[Device, tuple[datetime, str, datetime | None], Device]
@@ -159,15 +165,23 @@ class RunNowBusy:
         # by job: its counterfactual run's devices, start and duration, while it holds them
         self._runs: dict[str, tuple[tuple[str, ...], datetime, float]] = {}
 
-    def hold(self, job_id: str, run: Alternative) -> None:
+    def hold(self, job_id: str, run: Alternative, deadline: datetime | None) -> None:
         """Job ``job_id``'s recorded counterfactual ``run`` (on its ``device_ids`` from its
-        ``start`` for its ``duration_s``)."""
-        self._hold(job_id, run.device_ids, run.start, run.duration_s)
+        ``start`` for its ``duration_s``; none from the job's ``deadline`` on: it expired)."""
+        self._hold(job_id, run.device_ids, run.start, run.duration_s, None, deadline)
 
-    def learned(self, ledger: _Recorded, job_id: str, cut: Cut | None = None) -> bool:
+    def learned(
+        self,
+        ledger: _Recorded,
+        job_id: str,
+        cut: Cut | None = None,
+        *,
+        deadline: datetime | None,
+    ) -> bool:
         """:meth:`hold` of job ``job_id``'s counterfactual as the ledger stored it (a job
-        first seen, as after a restart), ``cut`` as its end cut it; False where none is."""
-        return self._hold_recorded(job_id, ledger.counterfactual(job_id), cut)
+        first seen, as after a restart), ``cut`` as its end cut it (none where it starts at
+        or after the job's ``deadline``: it never ran); False where none is recorded."""
+        return self._hold_recorded(job_id, ledger.counterfactual(job_id), cut, deadline)
 
     def holds(self, job_id: str) -> bool:
         """Whether job ``job_id``'s counterfactual run is held (it may have ended by now)."""
@@ -198,12 +212,17 @@ class RunNowBusy:
         return True
 
     def _hold_recorded(
-        self, job_id: str, recorded: Mapping[str, Any] | None, cut: Cut | None = None
+        self,
+        job_id: str,
+        recorded: Mapping[str, Any] | None,
+        cut: Cut | None,
+        deadline: datetime | None,
     ) -> bool:
         if recorded is None:
             return False
         start = datetime.fromisoformat(recorded["start"])
-        self._hold(job_id, recorded["device_ids"], start, float(recorded["duration_s"]), cut)
+        duration_s = float(recorded["duration_s"])
+        self._hold(job_id, recorded["device_ids"], start, duration_s, cut, deadline)
         return True
 
     def _hold(
@@ -212,8 +231,11 @@ class RunNowBusy:
         device_ids: Iterable[str],
         start: datetime,
         duration_s: float,
-        cut: Cut | None = None,
+        cut: Cut | None,
+        deadline: datetime | None,
     ) -> None:
+        if expires_unstarted(deadline, start):  # run-now's copy expired waiting
+            return
         end = held_until(start, duration_s, cut)
         if end <= start:  # cut before it started: it never ran
             return
@@ -229,13 +251,15 @@ class RunNowBusy:
         """At a restart: the counterfactual runs of the jobs ``runs`` (running; cut at their
         owner's cancel when one was asked for) and of those that ended in the last
         :data:`ENDED_LOOKBACK_S`, run or not (expired or failed waiting: their copy ran), each
-        cut short as its end cuts it (:func:`ending_cut`); those ended by ``now`` are dropped
+        cut short as its end cuts it (:func:`ending_cut`), none starting at or after its job's
+        deadline (it expired waiting); those ended by ``now`` are dropped
         at the next :meth:`devices`. A job still waiting is learned as the daemon first plans
         it, or ends it unplanned."""
         for run in runs:
             cancel_requested_at = ledger.ending_job(run.job_id)[1]
             cut = None if cancel_requested_at is None else Cut(at=cancel_requested_at)
-            self._hold_recorded(run.job_id, ledger.counterfactual(run.job_id), cut)
+            recorded = ledger.counterfactual(run.job_id)
+            self._hold_recorded(run.job_id, recorded, cut, run.deadline)
         since = now - timedelta(seconds=ENDED_LOOKBACK_S)
         for ended in ledger.ended_counterfactuals(since):
             own = ended.exit_code is not None or ended.signal is not None
@@ -243,7 +267,7 @@ class RunNowBusy:
                              cancel_requested_at=ended.cancel_requested_at, own_failure=own,
                              duration_s=ended.duration_s,
                              predicted_duration_s=ended.predicted_duration_s)  # fmt: skip
-            self._hold_recorded(ended.job_id, ended.recorded, cut)
+            self._hold_recorded(ended.job_id, ended.recorded, cut, ended.deadline)
 
     def devices(self, devices: Sequence[Device], now: datetime) -> list[Device]:
         """``devices`` with ``run_now_busy_until`` (and its holder, and when the others hold

@@ -5,9 +5,10 @@ under ``run-now`` with the same arrivals, as closely as the planner can know it.
 and gives each the fastest fitting pool among those whose GPUs free up first. So the
 counterfactual does the same, and **the jobs of one round claim GPUs from each other**: the
 first job takes the free GPU, the next one the next free GPU or waits for one to free up
-(priced at that later start). A GPU is free in the counterfactual from the later of its
-``busy_until`` (what holds it now) and its ``run_now_busy_until`` (the counterfactual runs of
-jobs decided in earlier rounds, kept by the daemon from the decisions it recorded).
+(priced at that later start); a job whose copy would start at or after its deadline claims
+nothing, as ``run-now`` expires it waiting. A GPU is free in the counterfactual from the later
+of its ``busy_until`` (what holds it now) and its ``run_now_busy_until`` (the counterfactual
+runs of jobs decided in earlier rounds, kept by the daemon from the decisions it recorded).
 
 A job whose counterfactual is recorded already (:attr:`JobSpec.run_now_recorded`: its run
 holds its GPUs through ``run_now_busy_until``) claims nothing: its counterfactual this round
@@ -30,6 +31,7 @@ from policies.types import Device, JobSpec
 __all__ = [
     "RunNowCell",
     "claimed_cells",
+    "expires_unstarted",
     "run_now_cells",
     "run_now_holders",
     "run_now_ready",
@@ -102,6 +104,14 @@ def _by_time_and_id(x: tuple[datetime, str, Device]) -> tuple[datetime, str]:
     return x[0], x[1]
 
 
+def expires_unstarted(deadline: datetime | None, start: datetime) -> bool:
+    """Whether a counterfactual run from ``start`` is one ``run-now`` never starts: at or
+    after its job's ``deadline`` the job expires waiting (the daemon ends a waiting job whose
+    deadline has come before it plans), so its copy claims and holds no GPU. The run priced
+    stays the job's counterfactual (what its start would have cost)."""
+    return deadline is not None and start >= deadline
+
+
 def claimed_cells(
     pools: Sequence[Pool], grid: SlotGrid, jobs: Sequence[JobSpec], duration: FloatArray,
     ok: BoolArray, ks: Sequence[int], claim: bool = True,
@@ -110,8 +120,9 @@ def claimed_cells(
     ``ok`` ``(J, P)``): the admissible pool whose devices are free first, the fastest of those
     (ties: the first pool), from the first slot of ``grid`` (whose slot 0 is now) at or after
     they are. With ``claim``, the jobs are taken in FIFO order and each claims its devices
-    from the later ones until its run (from that slot) ends; without, none claims any. A job
-    that fits no pool has none (and claims nothing)."""
+    from the later ones until its run (from that slot) ends, but one whose run would start at
+    or after its deadline (:func:`expires_unstarted`); without, none claims any. A job that
+    fits no pool has none (and claims nothing)."""
     now = grid.time(0)
     order = sorted(ks, key=lambda j: (-jobs[j].priority, jobs[j].submitted_at, jobs[j].job_id))
     claimed: dict[str, datetime] = {}
@@ -137,7 +148,7 @@ def claimed_cells(
         free_at, d, p, devices = best
         start = grid.time(slot_at(grid, grid.offsets_s, free_at))
         out[j] = (p, start, devices)
-        if not claim:
+        if not claim or expires_unstarted(jobs[j].deadline, start):
             continue
         until = start + timedelta(seconds=d)
         for device in devices:

@@ -79,7 +79,7 @@ class Accounting(Connection):
         )
         ran = self._exec(
             f"SELECT j.job_id, {first}, j.state, o.finished_at, j.cancel_requested_at,"
-            " r.exit_code, r.signal, o.duration_s, o.predicted_duration_s"
+            " r.exit_code, r.signal, o.duration_s, o.predicted_duration_s, j.deadline"
             " FROM outcomes o JOIN jobs j USING (job_id) LEFT JOIN runs r USING (job_id)"
             " WHERE o.finished_at >= ?",
             (ts(since),),
@@ -87,7 +87,7 @@ class Accounting(Connection):
         unran = self._exec(
             f"SELECT j.job_id, {first}, j.state, j.updated_at AS finished_at,"
             " j.cancel_requested_at, NULL AS exit_code, NULL AS signal, NULL AS duration_s,"
-            " NULL AS predicted_duration_s FROM jobs j"
+            " NULL AS predicted_duration_s, j.deadline FROM jobs j"
             " WHERE j.state IN ('expired', 'failed') AND j.updated_at >= ?"
             " AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.job_id = j.job_id)",
             (ts(since),),
@@ -212,5 +212,5 @@ def _ended(row: Any) -> EndedCounterfactual:
     return EndedCounterfactual(
         row["job_id"], json.loads(row["run_now_json"]), row["state"], req_dt(row["finished_at"]),
         dt(row["cancel_requested_at"]), row["exit_code"], row["signal"], row["duration_s"],
-        row["predicted_duration_s"],
+        row["predicted_duration_s"], dt(row["deadline"]),
     )  # fmt: skip

@@ -117,7 +117,7 @@ class EndedCounterfactual:
     """An ended job's run-now counterfactual (``recorded``: as its first decision stored it)
     and how the job ended: its final ``state`` at ``ended_at``, when its owner asked to cancel
     it, its run's ``exit_code`` and ``signal``, and its outcome's ``duration_s`` and
-    ``predicted_duration_s`` (None: no such run or outcome)."""
+    ``predicted_duration_s`` (None: no such run or outcome), and the job's ``deadline``."""
 
     job_id: str
     recorded: dict[str, Any]
@@ -128,6 +128,7 @@ class EndedCounterfactual:
     signal: int | None
     duration_s: float | None
     predicted_duration_s: float | None
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -382,7 +382,8 @@ class Service:
         than predicted lengthens a copy whose hold ended at its predicted end: held again."""
         held = self._run_now_busy.cut(job_id, cut)
         if not held and cut is not None and cut.scale is not None and cut.scale > 1.0:
-            self._run_now_busy.learned(self.ledger, job_id, cut)
+            deadline = self.ledger.ending_job(job_id)[2]
+            self._run_now_busy.learned(self.ledger, job_id, cut, deadline=deadline)
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         """End a job that did not start as ``failed`` (the dispatch's callback)."""

@@ -164,7 +164,7 @@ def _job_specs(service: Service, waiting: Sequence[JobRecord], now: datetime) ->
                 continue
             if job.state == "planned":
                 spec = replace(spec, planned=stored_plan(service.ledger, job.job_id))
-            if service._run_now_busy.learned(service.ledger, job.job_id):
+            if service._run_now_busy.learned(service.ledger, job.job_id, deadline=job.deadline):
                 spec = with_run_now_recorded(spec)  # as after a restart
             entry = (job.request, spec, None)
         kept[job.job_id] = entry
@@ -185,7 +185,7 @@ def _keep_plans(
         entry = specs.get(record.job_id)
         run_now = decision.run_now
         if new and run_now is not None and entry is not None and not entry[1].run_now_recorded:
-            service._run_now_busy.hold(record.job_id, run_now)
+            service._run_now_busy.hold(record.job_id, run_now, entry[1].deadline)
             entry = specs[record.job_id] = (
                 entry[0], with_run_now_recorded(entry[1]), entry[2]
             )  # fmt: skip

@@ -86,7 +86,7 @@ def end(service: Service, job: JobRecord, state: str, now: datetime, reason: str
             state, ended_at=now, cancel_requested_at=job.cancel_requested_at, own_failure=False
         ))  # fmt: skip
     elif not service._run_now_busy.holds(job.job_id):
-        service._run_now_busy.learned(service.ledger, job.job_id)
+        service._run_now_busy.learned(service.ledger, job.job_id, deadline=job.deadline)
     service.metrics.observe_outcome(job.job_id, state, None)
     if state == "expired":
         service._endings.count_expired()

@@ -139,3 +139,28 @@ def test_the_fast_path_claims_as_the_full_replan(
         last = {d.job_id: d for d in got}
         jobs = [replace(j, run_now_recorded=True) for j in jobs[: 2 + tick]] + jobs[2 + tick :]
         jobs.append(job(f"new{tick}", submitted=now))
+
+
+@pytest.mark.parametrize("name", POLICIES)
+@pytest.mark.parametrize(("hours", "claims"), [(1.0, False), (2.0, False), (2.5, True)])
+def test_a_counterfactual_starting_at_or_after_its_deadline_claims_no_gpu(
+    name: str, hours: float, claims: bool, one_each: tuple[list[Device], dict[str, FakeForecast]]
+) -> None:
+    """Earlier rounds' counterfactual runs hold the fast GPU for 2 h and the slow one for 3 h.
+    Job "a" (first in FIFO order) would start on the fast GPU in 2 h: with its deadline
+    before then, or then, run-now expires it waiting, so its copy claims nothing and "b"
+    starts on that GPU in 2 h (it used to wait for "a"'s copy, a run that never happens). "a"
+    keeps its counterfactual (what that start would have cost). With a deadline after that
+    start "a"'s copy runs, and "b" waits for it."""
+    devs, fcs = one_each
+    until = {"ca": NOW + timedelta(hours=2), "qc": NOW + timedelta(hours=3)}
+    held = [replace(d, run_now_busy_until=until[d.region]) for d in devs]
+    got = _run_now(name, [job("a", hours=hours), job("b", submitted=NOW + timedelta(seconds=1))],
+                   held, fcs)  # fmt: skip
+    a, b = got["a"].run_now, got["b"].run_now
+    assert a is not None and (a.device_ids, a.start) == (("ca-0",), until["ca"])
+    assert b is not None
+    if claims:
+        assert b.start > until["ca"]
+    else:
+        assert (b.device_ids, b.start) == (("ca-0",), until["ca"])
