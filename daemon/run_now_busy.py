@@ -26,8 +26,9 @@ waiting (:func:`policies.run_now_claims.expires_unstarted`).
 Kept in memory from the decisions recorded; a restart learns them again from the ledger
 (:meth:`RunNowBusy.learn`), cut by the same rule: those of the jobs running, those of the jobs
 that ended in the last :data:`ENDED_LOOKBACK_S` (their counterfactual run may outlast the
-real one), those that expired or failed without running too, and the daemon those of the jobs
-still waiting as it first sees them (to plan them, or to end them unplanned).
+real one), those that expired or failed without running too, and those of the jobs still
+waiting (planned in an earlier life, they may be outside this one's planning window for many
+rounds while their copies hold GPUs); one query each, at the start only.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from daemon.executors.base import ExitStatus
-from daemon.ledger import EndedCounterfactual
+from daemon.ledger import EndedCounterfactual, WaitingCounterfactual
 from policies import Alternative, Device
 from policies.run_now_claims import expires_unstarted
 
@@ -140,6 +141,8 @@ class _Recorded(Protocol):
     def counterfactual(self, job_id: str) -> dict[str, Any] | None: ...
 
     def ended_counterfactuals(self, since: datetime) -> Sequence[EndedCounterfactual]: ...
+
+    def waiting_counterfactuals(self) -> Sequence[WaitingCounterfactual]: ...
 
     def ending_job(self, job_id: str) -> tuple[str, datetime | None, datetime | None]: ...
 
@@ -252,9 +255,9 @@ class RunNowBusy:
         owner's cancel when one was asked for) and of those that ended in the last
         :data:`ENDED_LOOKBACK_S`, run or not (expired or failed waiting: their copy ran), each
         cut short as its end cuts it (:func:`ending_cut`), none starting at or after its job's
-        deadline (it expired waiting); those ended by ``now`` are dropped
-        at the next :meth:`devices`. A job still waiting is learned as the daemon first plans
-        it, or ends it unplanned."""
+        deadline (it expired waiting); and of the jobs still waiting (cut at their owner's
+        cancel when one was asked for: not yet read, it is read as they are settled). Those
+        ended by ``now`` are dropped at the next :meth:`devices`."""
         for run in runs:
             cancel_requested_at = ledger.ending_job(run.job_id)[1]
             cut = None if cancel_requested_at is None else Cut(at=cancel_requested_at)
@@ -268,6 +271,9 @@ class RunNowBusy:
                              duration_s=ended.duration_s,
                              predicted_duration_s=ended.predicted_duration_s)  # fmt: skip
             self._hold_recorded(ended.job_id, ended.recorded, cut, ended.deadline)
+        for w in ledger.waiting_counterfactuals():
+            cut = None if w.cancel_requested_at is None else Cut(at=w.cancel_requested_at)
+            self._hold(w.job_id, w.device_ids, w.start, w.duration_s, cut, w.deadline)
 
     def devices(self, devices: Sequence[Device], now: datetime) -> list[Device]:
         """``devices`` with ``run_now_busy_until`` (and its holder, and when the others hold

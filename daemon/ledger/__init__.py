@@ -11,6 +11,7 @@ from daemon.ledger.records import (
     RunRecord,
     StartedRun,
     TransitionRecord,
+    WaitingCounterfactual,
 )
 from daemon.ledger.runs import RunEnd, RunStart
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
@@ -33,6 +34,7 @@ __all__ = [
     "StartedRun",
     "TransitionRecord",
     "UnknownJobError",
+    "WaitingCounterfactual",
     "alternative_json",
     "export_table",
 ]

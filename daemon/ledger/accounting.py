@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.ledger.base import Connection, dt, req_dt, ts
-from daemon.ledger.records import EndedCounterfactual
+from daemon.ledger.records import EndedCounterfactual, WaitingCounterfactual
 from daemon.ledger.samples import KeptSamples
 
 __all__ = ["Accounting", "IntensitySample"]
@@ -94,6 +94,30 @@ class Accounting(Connection):
         ).fetchall()
         rows = sorted(ran + unran, key=lambda row: str(row["job_id"]))
         return [_ended(row) for row in rows if row["run_now_json"] is not None]
+
+    def waiting_counterfactuals(self) -> list[WaitingCounterfactual]:
+        """The run-now counterfactual runs (:meth:`counterfactual`: its devices, start and
+        duration) of the jobs still waiting (``queued`` or ``planned``) that have one, by job
+        id, each with its cancel request and deadline (one query, only the run's three fields
+        read out of the stored JSON: a restart learns the counterfactual runs the jobs outside
+        the planning window hold, :mod:`daemon.run_now_busy`)."""
+        rows = self._exec(
+            "SELECT job_id, (SELECT group_concat(value, char(31))"
+            " FROM json_each(r, '$.device_ids')), json_extract(r, '$.start'),"
+            " json_extract(r, '$.duration_s'), cancel_requested_at, deadline FROM ("
+            " SELECT j.job_id, j.cancel_requested_at, j.deadline,"
+            " (SELECT d.run_now_json FROM decisions d WHERE d.job_id = j.job_id"
+            " AND d.run_now_json IS NOT NULL ORDER BY d.seq LIMIT 1) AS r"
+            " FROM jobs j WHERE j.state IN ('queued', 'planned'))"
+            " WHERE r IS NOT NULL ORDER BY job_id"
+        ).fetchall()
+        out = []
+        for job_id, ids, start, duration_s, asked, deadline in rows:
+            if ids and start and duration_s is not None:  # a malformed record holds nothing
+                out.append(WaitingCounterfactual(str(job_id), tuple(ids.split("\x1f")),
+                                                 datetime.fromisoformat(start), float(duration_s),
+                                                 dt(asked), dt(deadline)))  # fmt: skip
+        return out
 
     def counterfactual_total_g(self, job_id: str) -> float | None:
         """The ``total_g`` of :meth:`counterfactual` (None: no counterfactual): what an

@@ -132,6 +132,20 @@ class EndedCounterfactual:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingCounterfactual:
+    """A waiting job's run-now counterfactual run as its first decision stored it (its
+    ``device_ids``, ``start`` and ``duration_s``), when its owner asked to cancel the job
+    (None: not asked) and its ``deadline``."""
+
+    job_id: str
+    device_ids: tuple[str, ...]
+    start: datetime
+    duration_s: float
+    cancel_requested_at: datetime | None
+    deadline: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueFileRecord:
     """How far a queue file has been ingested (``retired_at`` set: renamed by compaction).
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import Ledger
-from daemon.settings import RegionSettings
+from daemon.settings import PolicySettings, RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
 
@@ -180,3 +180,32 @@ def test_a_succeeded_jobs_counterfactual_run_outlasting_its_prediction_is_held_a
     scaled_end = a_start + (a_end - a_start) * scale
     assert clock() < scaled_end and b_devices == ("ciso/0",)
     assert scaled_end <= b_start < scaled_end + timedelta(minutes=15)  # its slot
+
+
+def test_a_waiting_jobs_counterfactual_run_holds_its_gpu_after_a_restart_outside_the_window(
+    tmp_path: Path,
+) -> None:
+    """ "w" is held for a cleaner hour on the only GPU; its counterfactual run holds that GPU
+    for ~2.5 h. The daemon restarts planning one job a round, and "b" (more urgent) arrives
+    10 min later: "w" stays outside the window, but its copy, started under run-now long
+    before, holds the GPU, and "b"'s counterfactual waits for it. It used to be counted on
+    the GPU at once, as if "w"'s copy had vanished with the restart."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
+    service.start(clock())
+    append(service.queue.path, job_line(id="w", **LONG))
+    service.tick(clock())
+    assert service.ledger.job("w").state == "planned"
+    _, _, w_end = _run(service.ledger, "w")
+    service.ledger.close()
+    service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
+    window = PolicySettings(name="carbon-window", plan_window=1)
+    service.reconfigure(service.settings.model_copy(update={"policy": window}))
+    clock.advance(600)
+    service.start(clock())
+    decided = len(service.ledger.rows("decisions"))
+    append(service.queue.path, job_line(id="b", priority=5, **LONG))
+    service.tick(clock())
+    assert {r["job_id"] for r in service.ledger.rows("decisions")[decided:]} == {"b"}
+    b_devices, b_start, _ = _run(service.ledger, "b")
+    assert b_devices == ("ciso/0",) and b_start == w_end
