@@ -33,6 +33,7 @@ POINTS: Final = (
     "reconcile_polled",  # the executor reported the ended jobs, none recorded yet
     "job_exit",  # one job's end observed and measured, its outcome not yet committed
     "job_exit_done",  # one job's outcome committed
+    "gpu_lost_stop",  # a lost GPU's run being stopped (recorded, SIGTERM sent), its end not yet
     "compact_begun",  # a compaction recorded in the ledger, the queue file not yet renamed
     "compact_renamed",  # the queue file renamed into queue.retired/, no replacement linked
     "compact_linked",  # the replacement linked, the new offsets not yet committed

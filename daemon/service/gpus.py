@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from daemon import killpoints
 from daemon.endings import run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
@@ -65,6 +66,7 @@ def check_gpus(service: Service, now: datetime) -> None:
                 continue
             if run is not None and ended is None:  # cancelled, polled until gone
                 service._endings.stop(run, now, report.reason)
+                killpoints.reached("gpu_lost_stop")  # a restart ends it (end_interrupted_stops)
             service._finish(ExitStatus(job_id, now, None, None, report.reason), now)
 
 

@@ -15,8 +15,12 @@ from pathlib import Path
 import pytest
 
 from daemon import killpoints
+from daemon.executors.jobfiles import process_start_ticks
+from daemon.executors.local import LocalExecutor
 from daemon.ledger import Ledger, LedgerError, UnknownJobError
+from daemon.testing import FakeClock
 from tests.daemon.killharness import FINAL, REPO, STARTUP_S, Session
+from tests.daemon.test_measurement import build
 
 REACH_TWICE = (
     "from daemon import killpoints\n"
@@ -174,3 +178,85 @@ def test_a_job_that_exits_0_on_the_cancel_a_killed_daemon_sent_is_cancelled_afte
         assert run is not None and run.exit_code == 0
         reason = ledger.transitions("c0")[-1].reason
         assert reason == "cancelled by its owner while running (it exited 0)"
+
+
+# A daemon measuring two simulated A100s (tests/daemon/test_measurement.py) runs a job that
+# ignores SIGTERM, loses its GPU and is killed where check_gpus has recorded the run's stop
+# and sent SIGTERM, before the job's end is recorded.
+LOSE_A_GPU = """
+import json, sys, time
+from pathlib import Path
+from daemon.executors.local import LocalExecutor
+from daemon.testing import FakeClock
+from tests.daemon.helpers import append, job_line
+from tests.daemon.test_measurement import build
+state, ready = Path(sys.argv[1]), Path(sys.argv[2])
+clock = FakeClock()
+executor = LocalExecutor(grace_s=10.0, log_dir=state / "logs", monotonic=lambda: 1000.0)
+service, backend, monitor = build(state, clock, executor)
+stubborn = ("import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "pathlib.Path(sys.argv[1]).touch(); time.sleep(120)")
+append(service.queue.path, job_line(id="stubborn", command=[sys.executable, "-c", stubborn,
+                                                            str(ready)]))
+service.tick(clock())
+run = service.ledger.run("stubborn")
+(state / "pid").write_text(str(json.loads(run.token)["pid"]))
+while not ready.exists():
+    time.sleep(0.01)
+monitor.sampler.sample_once()
+backend.lose(run.gpu_indices[0])
+clock.advance(1)
+monitor.sampler.sample_once()
+service.tick(clock())
+print("not killed", flush=True)
+"""
+
+
+def test_a_daemon_killed_at_a_lost_gpus_stop_ends_its_job_failed_at_restart(
+    tmp_path: Path,
+) -> None:
+    """Killed at ``gpu_lost_stop``: the restarted daemon ends the job ``failed`` with the loss
+    as its reason, at the SIGTERM the dead one sent, and goes on stopping its run (SIGKILL
+    when the grace from that SIGTERM is over), rather than adopting it as running."""
+    env = {k: v for k, v in os.environ.items() if k != killpoints.ENV}
+    env[killpoints.ENV] = "gpu_lost_stop"
+    env["PYTHONPATH"] = str(REPO)
+    ready = tmp_path / "ready"
+    done = subprocess.run(
+        [sys.executable, "-c", LOSE_A_GPU, str(tmp_path), str(ready)],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=STARTUP_S,
+    )  # fmt: skip
+    pid = int((tmp_path / "pid").read_text())
+    try:
+        assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+        assert "not killed" not in done.stdout
+        with Ledger.open_readonly(tmp_path / "ledger.db") as ledger:
+            assert ledger.job("stubborn").state == "running"  # its end not recorded
+            assert [s.run.job_id for s in ledger.stopping_runs(interrupted=True)] == ["stubborn"]
+            sent_at = ledger.cancel_sent_at("stubborn")
+        assert sent_at is not None and process_start_ticks(pid) is not None  # SIGTERM ignored
+
+        clock = FakeClock()
+        clock.advance(5)  # restarted 4 s after the SIGTERM, within the 10 s grace
+        mono = [50.0]
+        executor = LocalExecutor(grace_s=10.0, log_dir=tmp_path / "logs",
+                                 monotonic=lambda: mono[0])  # fmt: skip
+        service, _, _ = build(tmp_path, clock, executor)
+        assert service.ledger.job("stubborn").state == "failed"
+        assert "lost" in service.ledger.transitions("stubborn")[-1].reason
+        ended = service.ledger.run("stubborn")
+        assert ended is not None and ended.finished_at == sent_at
+        service.tick(clock())
+        assert process_start_ticks(pid) is not None  # within the grace
+        mono[0] += 7.0  # 11 s after the SIGTERM: the grace is over
+        for _ in range(200):
+            service.tick(clock.advance(0.01))
+            if process_start_ticks(pid) is None:
+                break
+            time.sleep(0.02)
+        assert process_start_ticks(pid) is None  # killed
+        service.tick(clock.advance(1))
+        assert service.ledger.stopping_runs() == []
+    finally:
+        if process_start_ticks(pid) is not None:
+            os.killpg(pid, signal.SIGKILL)
