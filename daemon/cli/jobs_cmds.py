@@ -21,6 +21,7 @@ from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row, user_name
 from daemon.cli.output import (
     clean_json,
+    held_stdout,
     print_json,
     print_table,
     printable,
@@ -104,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )  # fmt: skip
     jobs.add_argument(
         "--limit", type=int, default=None,
-        help=f"at most this many (default: a page of {PAGE} with totals; --json: all, streamed)",
+        help=f"at most this many (default: a page of {PAGE} with totals; --json: all)",
     )  # fmt: skip
     jobs.add_argument("--offset", type=int, default=0, help="skip this many first")
     jobs.set_defaults(func=_jobs)
@@ -251,9 +252,9 @@ def _jobs(args: argparse.Namespace) -> int:
         _rejected(args, limit, offset, show_jobs=bool(states))
         if not states:
             return 0
-    with _open(args) as ledger:
+    with held_stdout(), _open(args) as ledger:  # closed before stdout is written (a pager)
         if args.json:
-            _stream_json(ledger, states, limit, offset)
+            _write_json(ledger, states, limit, offset)
         else:
             _print_page(ledger, states, PAGE if limit is None else limit, offset)
     return 0
@@ -290,8 +291,9 @@ def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) 
     print(_grams_line(ledger.grams_totals(states)))
 
 
-def _stream_json(ledger: Ledger, states: Sequence[str], limit: int | None, offset: int) -> None:
-    """A JSON array written one job at a time (a consumer may read it as it comes)."""
+def _write_json(ledger: Ledger, states: Sequence[str], limit: int | None, offset: int) -> None:
+    """A JSON array written one job at a time (into :func:`held_stdout`'s file: no job list is
+    held in memory)."""
     out, now = sys.stdout, datetime.now(UTC)
     separator = "[\n  "
     for job in ledger.iter_jobs(states, limit, offset):
@@ -346,9 +348,9 @@ def _export(args: argparse.Namespace) -> int:
     if args.table is None:
         raise UsageError("export: name a table (" + ", ".join(EXPORTABLE) + ") or use "
                          "--format codecarbon")  # fmt: skip
-    if output is None:
-        with _open(args) as ledger:
-            export_table(ledger, args.table, sys.stdout, args.fmt or "csv")
+    if output is None:  # held_stdout: the table read whole before stdout is written
+        with held_stdout() as stdout, _open(args) as ledger:
+            export_table(ledger, args.table, stdout, args.fmt or "csv")
         return 0
     if args.fmt is None and output.suffix.lower() not in EXPORT_SUFFIXES:
         known = " or ".join(EXPORT_SUFFIXES)

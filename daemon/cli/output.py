@@ -6,11 +6,14 @@ import errno
 import json
 import math
 import os
+import shutil
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from daemon.errors import DaemonError, UsageError
 from daemon.ledger import UnknownJobError
@@ -20,8 +23,8 @@ from policies import UnknownPolicyError
 from policies.errors import CatalogError, InvalidWorkloadError
 
 __all__ = [
-    "EXIT_FAILURE", "EXIT_USAGE", "clean_json", "fail", "note", "print_json", "print_table",
-    "printable", "stderr_line", "writable",
+    "EXIT_FAILURE", "EXIT_USAGE", "SPOOL_BYTES", "clean_json", "fail", "held_stdout", "note",
+    "print_json", "print_table", "printable", "stderr_line", "writable",
 ]  # fmt: skip
 
 EXIT_FAILURE = 1
@@ -108,6 +111,47 @@ def print_json(payload: Any) -> None:
     while piece := "".join(islice(tokens, _JSON_TOKENS_A_WRITE)):
         sys.stdout.write(piece)
     sys.stdout.write("\n")
+
+
+# What a command's output holds in memory before it goes to a temporary file (a report --by
+# job over 200,000 jobs is 0.3 GB of JSON).
+SPOOL_BYTES = 8 << 20
+
+
+class _Spool(tempfile.SpooledTemporaryFile[str]):
+    """A command's output on its way to stdout: says it is a terminal when stdout is one (a
+    table is boxed, as printed straight to it)."""
+
+    def __init__(self, tty: bool) -> None:
+        super().__init__(max_size=SPOOL_BYTES, mode="w+", encoding="utf-8", newline="")
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+@contextmanager
+def held_stdout() -> Iterator[TextIO]:
+    """Hold what the block writes to stdout (``print``, :func:`print_json`, a table, or the
+    file it yields) in a temporary file, in memory up to :data:`SPOOL_BYTES`, then on disk,
+    and copy it to stdout once the block has ended; a block that raises writes nothing.
+
+    Open the ledger inside it: its read transaction has ended before the first byte reaches
+    stdout, so a pager reading slowly, or a pipe nobody reads, never keeps the daemon's WAL
+    checkpoints from completing for as long as it sits there.
+    """
+    real = sys.stdout
+    spool = _Spool(real.isatty())
+    try:
+        sys.stdout = cast(TextIO, spool)
+        try:
+            yield sys.stdout
+        finally:
+            sys.stdout = real
+        spool.seek(0)
+        shutil.copyfileobj(spool, real)
+    finally:
+        spool.close()
 
 
 def printable(text: str) -> str:

@@ -12,14 +12,13 @@ import argparse
 import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from daemon.cli.context import add_common_options, open_ledger, settings_from
-from daemon.cli.output import printable, stderr_line, writable
+from daemon.cli.output import held_stdout, printable, stderr_line, writable
 from daemon.errors import DaemonError, UsageError
 from daemon.ledger.export import write_replacing
 from daemon.reports.lines import JobLine, ledger_lines, read_lines, signal_sources
@@ -131,7 +130,10 @@ def _report(args: argparse.Namespace) -> int:
         image_format(args.plot)
     writable(args.output)  # a file that cannot be written, before any work too
     writable(args.plot)
-    with open_ledger(settings.state_dir) as ledger, ledger.snapshot():
+    # The report is read whole and the ledger closed before stdout is written (held_stdout):
+    # a pager reading slowly, or a pipe nobody reads, held the read transaction open and kept
+    # the daemon's WAL checkpoints from completing for as long as it sat there.
+    with held_stdout() as stdout, open_ledger(settings.state_dir) as ledger, ledger.snapshot():
         # --audit and --plot need every line; a report alone sums them as they are read
         held = args.audit or args.plot is not None
         lines = ledger_lines(ledger, since, until) if held else []
@@ -175,28 +177,8 @@ def _report(args: argparse.Namespace) -> int:
         if args.output is not None:
             write_atomic(args.output, write)
             return 0
-        spool = _spooled()
-        write(spool)
-    # The ledger is closed (its read transaction ended) before stdout is written: a pager
-    # reading slowly, or a pipe nobody reads, held the transaction open and kept the daemon's
-    # WAL checkpoints from completing for as long as it sat there.
-    spool.seek(0)
-    shutil.copyfileobj(spool, sys.stdout)
-    spool.close()
+        write(stdout)
     return 0
-
-
-# What a report held in memory before it goes to a temporary file (a --by job report over
-# 200,000 jobs is 0.3 GB of JSON).
-SPOOL_BYTES = 8 << 20
-
-
-def _spooled() -> TextIO:
-    """A text file for the report: in memory up to :data:`SPOOL_BYTES`, then on disk."""
-    spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 -- closed after it is copied out
-        max_size=SPOOL_BYTES, mode="w+", encoding="utf-8", newline=""
-    )
-    return cast(TextIO, spool)
 
 
 def _rows(
