@@ -17,9 +17,11 @@ handlers are restored afterwards):
   which builds new settings and returns new steps and intervals, or None to keep the current
   ones (it logs why, e.g. an invalid new config).
 
-The main thread also sends ``WATCHDOG=1`` at half of ``WatchdogSec``, so systemd restarts a
-daemon whose main thread is stuck, not just one whose process died. Before each step it tells
-the steps' ``before_step`` hook how long that step may take (``health.json``, for ``carbond
+The main thread also sends ``WATCHDOG=1`` at half of ``WatchdogSec`` between steps, and a
+thread does during a step while it is within its allowance (:mod:`daemon.watchdog`), so
+systemd restarts a daemon whose main thread is stuck, not just one whose process died, and
+never one in a long step that is still within its time. Before each step the loop tells the
+steps' ``before_step`` hook how long that step may take (``health.json``, for ``carbond
 doctor``), and after it ``after_step``.
 """
 
@@ -42,6 +44,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon.health import step_allowance_s
 from daemon.sdnotify import Notifier
+from daemon.watchdog import StepWatchdog
 
 __all__ = ["STEP_NAMES", "Intervals", "ServiceLoop", "StepSink", "Steps"]
 
@@ -114,6 +117,7 @@ class ServiceLoop:
         self._steps = steps
         self._intervals = intervals
         self._notifier = notifier or Notifier({})
+        self._watchdog = StepWatchdog(self._notifier)
         self._sink = sink
         self._reload = reload
         self._clock = clock
@@ -157,6 +161,7 @@ class ServiceLoop:
         log.info("daemon_ready", intervals=self._intervals_fields())
         code = 0
         try:
+            self._watchdog.start()
             self._in_main = True
             self._main()
         except _ForcedStop:
@@ -164,6 +169,7 @@ class ServiceLoop:
             code = 1
         finally:
             self._in_main = False
+            self._watchdog.stop()
             self._notifier.stopping(status="carbond stopping")
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
@@ -172,12 +178,9 @@ class ServiceLoop:
         return code
 
     def _main(self) -> None:
-        interval = self._notifier.watchdog_interval_s()
-        next_ping = time.monotonic()
+        interval = self._watchdog.interval_s
         while not self._stop.is_set():
-            if interval is not None and time.monotonic() >= next_ping:
-                self._notifier.watchdog()
-                next_ping = time.monotonic() + interval
+            self._watchdog.ping_if_due()
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
                 self._do_reload()
@@ -196,8 +199,10 @@ class ServiceLoop:
         started = time.monotonic()
         now = self._clock()
         self._watch_clock(now, started)
-        self._hook("before_step", step, now, self._allowance_s(step))
+        allowance_s = self._allowance_s(step)
+        self._hook("before_step", step, now, allowance_s)
         error: Exception | None = None
+        self._watchdog.begin_step(step, allowance_s)  # pinged for while within its allowance
         try:
             result = method(now)
         except Exception as exc:  # a failing step must not stop the daemon; logged and counted
@@ -209,6 +214,8 @@ class ServiceLoop:
                 getattr(result, "accepted", None) or getattr(result, "cancels", None)
             ):
                 self.trigger("plan")
+        finally:
+            self._watchdog.end_step()
         if self._sink is not None:
             self._sink.observe_step(step, time.monotonic() - started, failed=error is not None)
         self._hook("after_step", step, error, now)
