@@ -12,8 +12,9 @@ the clue. Messages never carry a token (they come from carbond's own errors).
 A step that may run longer than ``STALE_S`` (a plan of many jobs, a refresh retrying a failing
 API) is not a stuck daemon: the loop says when each step begins and how long it may take
 (:func:`step_allowance_s`), and the file then carries that step (``step``: its name, when it
-began and ``until``, when a daemon still in it is stuck), rewritten at a step's start only when
-the file does not already vouch for that long (about once a heartbeat).
+began and ``until``, when a daemon still in it is stuck), rewritten at a step's start when the
+file does not already vouch for that long (about once a heartbeat) or names another step (or
+none): a daemon stuck in a step is named stuck in that step, not in the one written before it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Health:
         self._write_failed = False
         self._step: tuple[str, datetime, datetime] | None = None  # (name, since, stuck after)
         self._vouched: datetime | None = None  # until when the written file says all is well
+        self._written_step: str | None = None  # the step the written file names
 
     def set(self, key: str, message: str, now: datetime, *, for_s: float | None = None) -> None:
         """Record (or update) problem ``key``; ``for_s``: it clears itself after that long."""
@@ -84,10 +86,11 @@ class Health:
         """The loop begins ``step`` at ``now``; it may take ``allowance_s``
         (:func:`step_allowance_s`). The next :meth:`write` records it when the file written
         last does not already vouch for that long (a heartbeat's margin is added, so steps
-        beginning within a heartbeat of a write need none)."""
+        beginning within a heartbeat of a write need none), or names another step: doctor
+        named a daemon stuck in a reconcile "stuck in its ingest step", the step written last."""
         until = now + timedelta(seconds=allowance_s)
         self._step = (step, now, until + timedelta(seconds=HEARTBEAT_S))
-        if self._vouched is None or self._vouched < until:
+        if self._vouched is None or self._vouched < until or self._written_step != step:
             self._changed = True
 
     def end_step(self) -> None:
@@ -139,6 +142,7 @@ class Health:
         self._changed = False
         self._written_at = now
         self._vouched = vouched
+        self._written_step = None if self._step is None else self._step[0]
 
 
 @dataclass(frozen=True, slots=True)

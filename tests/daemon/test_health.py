@@ -122,3 +122,28 @@ def test_steps_beginning_within_a_heartbeat_of_a_write_do_not_rewrite_the_file(
     assert step["name"] == "plan" and datetime.fromisoformat(step["until"]) == t0 + timedelta(
         seconds=40 + 600 + HEARTBEAT_S
     )
+
+
+def test_a_daemon_stuck_in_a_later_step_is_named_stuck_in_that_step(tmp_path: Path) -> None:
+    """A step that began inside the window the file already vouched for left the file naming
+    the step written before it: a daemon hung in its reconcile was "in its ingest step since
+    ..." to doctor, then "stuck ... in its ingest step". A step of another name is written."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor())
+    service.launch_clock = clock
+    try:
+        allowance_s = step_allowance_s(5.0, 300.0)  # what the loop gives each, under systemd
+        service.before_step("ingest", clock(), allowance_s)
+        service.after_step("ingest", None, clock())
+        began = clock.advance(1.0)
+        service.before_step("reconcile", began, allowance_s)  # ... and hangs there
+        clock.advance(200.0)
+        status, detail = _doctor(tmp_path, clock())
+        assert status == "pass", detail
+        assert f"in its reconcile step since {began.isoformat()}" in detail
+        clock.advance(allowance_s)
+        status, detail = _doctor(tmp_path, clock())
+        assert status == "fail" and "stuck" in detail, detail
+        assert f"in its reconcile step since {began.isoformat()}" in detail
+    finally:
+        service.close()
