@@ -33,7 +33,7 @@ from daemon.queue.files import (
     write_rejections,
 )
 from daemon.queue.line import CancelRequest, InvalidLineError, JobRequest, parse_line
-from daemon.queue.reasons import over_limit_record, rejection
+from daemon.queue.reasons import failure_fields, over_limit_record, rejection
 from daemon.queue.resume import resume
 from daemon.queue.spool import list_spool
 from daemon.settings import Settings
@@ -448,7 +448,7 @@ class Queue:
         except Exception as exc:  # the line boundary: nothing a line holds stops the next
             del batch.accepted[accepted:], batch.cancels[cancels:]
             log.error("queue_line_failed", file=rel, line_no=line_no,
-                      error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
+                      **failure_fields(exc, private=batch.private))  # fmt: skip
             reject(f"line {line_no}: cannot be ingested ({type(exc).__name__})")
 
     def _apply(

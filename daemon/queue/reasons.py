@@ -9,7 +9,9 @@ line of a file other users cannot read (a 0600 ``queue.d/<uid>.jsonl``).
 
 from __future__ import annotations
 
+import traceback
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -23,6 +25,7 @@ __all__ = [
     "InvalidLineError",
     "QuotingError",
     "catalog_name",
+    "failure_fields",
     "over_limit_record",
     "problems",
     "rejection",
@@ -103,6 +106,18 @@ def rejection(
     log.warning("queue_line_rejected", file=rel, line_no=line_no, reason=shown)
     uid = owner[0] if isinstance(owner, tuple) else None
     return rejection_record(rel, raw, line_no, offset, uid, now, shown)
+
+
+def failure_fields(exc: BaseException, *, private: bool) -> dict[str, str]:
+    """What the log says of a line that failed unexpectedly (a bug, not a refusal): the
+    exception's type and where it was raised (``file.py:LINE (function)``), and for a line of a
+    file every user can read its message too. The message may quote the line (a value it
+    holds), so a ``private`` file's gets the type and place only: other users read the logs."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1] if frames else None
+    where = "unknown" if last is None else f"{Path(last.filename).name}:{last.lineno} ({last.name})"
+    error = type(exc).__name__ if private else f"{type(exc).__name__}: {str(exc)[:200]}"
+    return {"error": error, "where": where}
 
 
 def over_limit_record(uid: int, unread: int, limit: int, now: datetime) -> dict[str, Any]:

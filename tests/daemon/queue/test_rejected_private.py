@@ -98,3 +98,43 @@ def test_a_private_files_rejection_reason_quotes_none_of_its_text(
     assert [e for e in refused if word in e["reason"]] == [
         e for e in refused if e["file"] == f"queue.d/{BOB}.jsonl"
     ]
+
+
+def test_a_private_lines_unexpected_failure_logs_its_type_and_place_not_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line that fails for a reason carbond did not foresee (a bug) is logged as
+    ``queue_line_failed`` with the exception's message, which may quote the line: a private
+    file's token reached the logs every user reads. For a private file the log now has the
+    exception's type and where it was raised; a file everyone reads keeps the message."""
+    from daemon.queue import ingest
+
+    parse = ingest.parse_line
+
+    def buggy(raw: bytes, *args: object, **kwargs: object) -> object:
+        if b"buggy" in raw:  # a bug whose message quotes what it choked on
+            raise KeyError(f"cannot handle {raw.decode()!r}")
+        return parse(raw, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "parse_line", buggy)
+    _spool_file(tmp_path, ALICE, job_line(id="buggy-hers", env={"HF_TOKEN": SECRET}), 0o600)
+    _spool_file(tmp_path, BOB, job_line(id="buggy-his", env={"HF_TOKEN": "public"}), 0o644)
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor())
+    service.start(clock())
+    with structlog.testing.capture_logs() as logs:
+        service.tick(clock())
+
+    failed = {e["file"]: e for e in logs if e["event"] == "queue_line_failed"}
+    hers, his = failed[f"queue.d/{ALICE}.jsonl"], failed[f"queue.d/{BOB}.jsonl"]
+    assert SECRET not in json.dumps(logs, default=str)
+    assert hers["error"] == "KeyError" and hers["line_no"] == 1
+    assert hers["where"].startswith("test_rejected_private.py:") and "(buggy)" in hers["where"]
+    assert his["error"].startswith("KeyError: ") and "buggy-his" in his["error"]
+    assert his["where"] == hers["where"]
+    reasons = {
+        r["uid"]: r["reason"]
+        for r in (json.loads(t) for t in (tmp_path / "rejected.jsonl").read_text().splitlines())
+    }
+    assert reasons == {ALICE: "line 1: cannot be ingested (KeyError)",
+                       BOB: "line 1: cannot be ingested (KeyError)"}  # fmt: skip
