@@ -171,6 +171,8 @@ class Queue:
         live = [QUEUE_NAME, *listing.read]
         self._tell_over(listing.over, now, errors)
         self._unusable = {rel: seen for rel, seen in self._unusable.items() if rel in live}
+        # a file ignored (and logged once) is forgotten once gone, not when a pass skips it
+        self._ignored = {rel: i for rel, i in self._ignored.items() if rel in listing.present}
         for rel in live:
             result += self._ingest_path(rel, records.get(rel), now, errors, retired=False)
         for rel, record in records.items():
@@ -195,8 +197,8 @@ class Queue:
         return total
 
     def ignored_files(self) -> dict[str, str]:
-        """Spool files the last pass ignored (named for a uid that does not own them), with
-        why; each was logged once as ``queue_file_ignored``."""
+        """Spool files ignored (named for a uid that does not own them) that are still there,
+        with why; each was logged once as ``queue_file_ignored``."""
         return {rel: reason for rel, (_, reason) in self._ignored.items()}
 
     # -- one file ---------------------------------------------------------------------------

@@ -26,11 +26,13 @@ __all__ = ["SpoolListing", "list_spool"]
 
 @dataclass(frozen=True, slots=True)
 class SpoolListing:
-    """The spool files to read (``queue.d/NAME``, sorted), and for each owner over the limit
-    how many of their files this pass leaves unread."""
+    """The spool files to read (``queue.d/NAME``, sorted), for each owner over the limit
+    how many of their files this pass leaves unread, and every spool file there is (read or
+    not: what the queue remembers of a file is forgotten once it is gone)."""
 
     read: tuple[str, ...]
     over: Mapping[int, int]
+    present: frozenset[str] = frozenset()
 
 
 def list_spool(
@@ -61,7 +63,8 @@ def list_spool(
         read += [rel for _, _, rel in keys[:max_files_per_user]]
         if len(keys) > max_files_per_user:
             over[uid] = len(keys) - max_files_per_user
-    return SpoolListing(tuple(sorted(read)), over)
+    present = frozenset(rel for keys in by_owner.values() for _, _, rel in keys)
+    return SpoolListing(tuple(sorted(read)), over, present)
 
 
 def _unread(st: os.stat_result, record: QueueFileRecord | None) -> bool:

@@ -441,3 +441,23 @@ def test_a_queue_offset_from_before_its_crc_was_kept_learns_it_then_survives_a_c
     assert ledger.queue_files()[QUEUE_NAME].prefix_crc is not None
     _copy_in_place(queue.path)
     assert queue.ingest(NOW).accepted == ()
+
+
+def test_an_ignored_spool_file_is_forgotten_once_it_is_gone(queue: Queue, ledger: Ledger) -> None:
+    """The queue remembered each ignored file (to log it once) for as long as the daemon ran:
+    a user planting files under fresh names, and removing them, grew that record without end.
+    A file gone from ``queue.d`` is forgotten; one still there is still logged only once."""
+    other = os.getuid() + 1
+    spool = queue.state_dir / SPOOL_DIR
+    for n in range(20):  # fewer than a pass reads of one owner's
+        append(spool / f"{other}.{n:04x}.jsonl", job_line(id=f"squatter-{n}"))
+    with structlog.testing.capture_logs() as logs:
+        queue.ingest(NOW)
+        assert len(queue.ignored_files()) == 20
+        for n in range(19):
+            (spool / f"{other}.{n:04x}.jsonl").unlink()
+        queue.ingest(NOW)
+        assert list(queue.ignored_files()) == [f"{SPOOL_DIR}/{other}.0013.jsonl"]
+        queue.ingest(NOW)
+    assert len([e for e in logs if e["event"] == "queue_file_ignored"]) == 20  # each once
+    assert ledger.jobs() == []
