@@ -44,6 +44,7 @@ RETIRED_DIR = "queue.retired"
 REJECTED_NAME = "rejected.jsonl"
 _OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _SPOOL_NAME = re.compile(r"^(\d{1,10})(?:\.[0-9a-f]{1,32})?\.jsonl$")
+FALLBACK_NAMES = 16  # fixed names after <uid>.jsonl: another user must plant them all
 
 
 class QueueError(DaemonError):
@@ -60,8 +61,8 @@ def submit_target(state_dir: Path, uid: int) -> Path:
     owns the state dir and it does not exist yet), else its spool file ``queue.d/<uid>.jsonl``.
 
     Anyone may create files in ``queue.d``, so that name may be taken by another user (a file
-    or a symlink they own): then ``uid``'s own ``queue.d/<uid>.<suffix>.jsonl`` is used, an
-    existing one or a new, unguessable name.
+    or a symlink they own): then a fallback name of theirs, the same each time
+    (:func:`_spool_target`; a user cannot list the 1733 ``queue.d`` to find one).
 
     Raises:
         QueueError: the state dir does not exist.
@@ -79,19 +80,35 @@ def submit_target(state_dir: Path, uid: int) -> Path:
     else:
         if st.st_uid == uid and not st.st_mode & _OTHERS_WRITE:
             return main
-    spool = state_dir / SPOOL_DIR
-    preferred = spool / f"{uid}.jsonl"
-    usable = _own_spool_file(preferred, uid)
-    if usable is not False:
-        return preferred
+    return _spool_target(state_dir / SPOOL_DIR, uid)
+
+
+def _spool_target(spool: Path, uid: int) -> Path:
+    """``uid``'s spool file: the first of ``<uid>.jsonl``, ``<uid>.1.jsonl`` ..
+    ``<uid>.16.jsonl`` that is theirs, else the first free one (one ``lstat`` each: no
+    listing), else one of theirs of another suffix, else a new, unguessable name."""
+    names = [f"{uid}.jsonl", *(f"{uid}.{n}.jsonl" for n in range(1, FALLBACK_NAMES + 1))]
+    free: Path | None = None
+    for name in names:
+        usable = _own_spool_file(spool / name, uid)
+        if usable is True:
+            return spool / name
+        if usable is None and free is None:
+            free = spool / name
+    if free is not None:
+        return free
     try:
-        others = sorted(spool.glob(f"{uid}.*.jsonl"))
+        others = sorted(spool.glob(f"{uid}.*.jsonl"))  # only root, or the daemon, may list
     except OSError:
         others = []
     for path in others:
         if _SPOOL_NAME.match(path.name) and _own_spool_file(path, uid) is True:
             return path
-    return spool / f"{uid}.{uuid.uuid4().hex[:12]}.jsonl"
+    return _unguessable(spool.parent, uid)
+
+
+def _unguessable(state_dir: Path, uid: int) -> Path:
+    return state_dir / SPOOL_DIR / f"{uid}.{uuid.uuid4().hex[:12]}.jsonl"
 
 
 def _own_spool_file(path: Path, uid: int) -> bool | None:
@@ -256,13 +273,16 @@ def append_submission(
     Raises:
         QueueError: the line cannot be written.
     """
-    target = submit_target(state_dir, uid)
-    check = uid if target.parent.name == SPOOL_DIR else None
-    try:
-        append_line(target, record, max_line_bytes, uid=check)
-    except _NotYoursError:
-        target = state_dir / SPOOL_DIR / f"{uid}.{uuid.uuid4().hex[:12]}.jsonl"
-        append_line(target, record, max_line_bytes, uid=uid)
+    for _ in range(3):  # a name planted between the look and the open: look again
+        target = submit_target(state_dir, uid)
+        check = uid if target.parent.name == SPOOL_DIR else None
+        try:
+            append_line(target, record, max_line_bytes, uid=check)
+        except _NotYoursError:
+            continue
+        return target
+    target = _unguessable(state_dir, uid)
+    append_line(target, record, max_line_bytes, uid=uid)
     return target
 
 
