@@ -29,8 +29,8 @@ from typing import Final
 import structlog
 
 __all__ = [
-    "HEALTH_NAME", "HEARTBEAT_S", "STALE_S", "Health", "HealthReport", "read_health",
-    "step_allowance_s",
+    "HEALTH_NAME", "HEARTBEAT_S", "MAX_PERIODS_ALLOWANCE_S", "STALE_S", "Health",
+    "HealthReport", "read_health", "step_allowance_s",
 ]  # fmt: skip
 
 HEALTH_NAME: Final = "health.json"
@@ -40,11 +40,19 @@ HEARTBEAT_S: Final = 30.0
 STALE_S: Final = 3 * HEARTBEAT_S
 
 
+# The most three of a step's periods give it: what a step takes does not grow with its period
+# (a refresh every day still retries its API for minutes, not days), and a step hung past its
+# allowance is restarted by systemd's watchdog only then (daemon.watchdog).
+MAX_PERIODS_ALLOWANCE_S: Final = 900.0
+
+
 def step_allowance_s(interval_s: float, watchdog_s: float | None = None) -> float:
     """How long a step that runs every ``interval_s`` may take before the daemon in it is
-    stuck: :data:`STALE_S`, three of its own periods, or systemd's ``WatchdogSec``
-    (``watchdog_s``: past it systemd restarts the daemon anyway), whichever is longest."""
-    return max(STALE_S, 3.0 * interval_s, watchdog_s or 0.0)
+    stuck: :data:`STALE_S`, three of its own periods (at most
+    :data:`MAX_PERIODS_ALLOWANCE_S`), or systemd's ``WatchdogSec`` (``watchdog_s``), whichever
+    is longest."""
+    periods_s = min(3.0 * interval_s, MAX_PERIODS_ALLOWANCE_S)
+    return max(STALE_S, periods_s, watchdog_s or 0.0)
 
 
 log = structlog.get_logger(__name__)

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from daemon.loop import Intervals, ServiceLoop
 from daemon.sdnotify import Notifier
 from daemon.watchdog import StepWatchdog
-from tests.daemon.test_loop import RecordingSteps
+from tests.daemon.test_loop import AllowanceSteps, RecordingSteps
 
 WATCHDOG_S = 1.0  # WatchdogSec: systemd restarts a daemon silent for this long
 ENVIRON_USEC = str(int(WATCHDOG_S * 1_000_000))
@@ -129,3 +129,23 @@ def test_no_thread_and_no_ping_without_a_watchdog() -> None:
     watchdog.ping_if_due()
     watchdog.end_step()
     watchdog.stop()
+
+
+def test_a_step_with_a_long_period_is_allowed_15_minutes_not_three_periods() -> None:
+    """Three of a step's periods was its allowance whatever the period: with a daily
+    ``refresh_s`` a refresh hung for three days read as in progress to doctor, and (pinged for
+    within its allowance) would not be restarted by systemd until then. What a step takes does
+    not grow with its period: three periods count for at most 15 minutes."""
+    steps = AllowanceSteps()
+    daily = Intervals(ingest_s=2.0, refresh_intensity_s=86_400.0, plan_s=600.0, reconcile_s=5.0)
+    loop = ServiceLoop(steps, daily, notifier=Notifier({"WATCHDOG_USEC": "300000000"}))
+
+    def on(step: str) -> None:
+        if step == "reconcile":  # the start-up pass is over
+            loop.request_stop()
+
+    steps.on = on
+    assert loop.run() == 0
+    assert steps.allowances == [
+        ("ingest", 300.0), ("refresh_intensity", 900.0), ("plan", 900.0), ("reconcile", 300.0)
+    ]  # fmt: skip
