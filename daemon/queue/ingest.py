@@ -170,9 +170,11 @@ class Queue:
         listing = list_spool(self.state_dir, records, self._max_files_per_user)
         live = [QUEUE_NAME, *listing.read]
         self._tell_over(listing.over, now, errors)
-        self._unusable = {rel: seen for rel, seen in self._unusable.items() if rel in live}
-        # a file ignored (and logged once) is forgotten once gone, not when a pass skips it
-        self._ignored = {rel: i for rel, i in self._ignored.items() if rel in listing.present}
+        # a file logged once (unusable, ignored) is forgotten once gone, not when a pass
+        # leaves it unread (queue.max_files_per_user): read again, it is not logged again
+        there = listing.present | {QUEUE_NAME}
+        self._unusable = {rel: seen for rel, seen in self._unusable.items() if rel in there}
+        self._ignored = {rel: i for rel, i in self._ignored.items() if rel in there}
         for rel in live:
             result += self._ingest_path(rel, records.get(rel), now, errors, retired=False)
         for rel, record in records.items():

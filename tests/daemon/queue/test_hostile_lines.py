@@ -461,3 +461,28 @@ def test_an_ignored_spool_file_is_forgotten_once_it_is_gone(queue: Queue, ledger
         queue.ingest(NOW)
     assert len([e for e in logs if e["event"] == "queue_file_ignored"]) == 20  # each once
     assert ledger.jobs() == []
+
+
+def test_a_fifo_left_unread_by_the_per_user_limit_is_not_logged_again(
+    queue: Queue, ledger: Ledger
+) -> None:
+    """What was logged once of a file that cannot be read (a FIFO) was forgotten as soon as a
+    pass did not read it: with more files than a pass reads of one owner, a new file with
+    lines pushed the last FIFO out for a pass, and it was logged again when it came back.
+    It is forgotten once gone from ``queue.d``, not when a pass leaves it unread."""
+    spool, me = queue.state_dir / SPOOL_DIR, os.getuid()
+    for n in range(32):  # as many as a pass reads of one owner's
+        os.mkfifo(spool / f"{me}.a{n:02x}.jsonl")
+    with structlog.testing.capture_logs() as logs:
+        queue.ingest(NOW)
+        append(spool / f"{me}.ff.jsonl", job_line(id="pushes-one-out"))
+        assert queue.ingest(NOW).accepted == ("pushes-one-out",)  # a1f left unread
+        queue.ingest(NOW)  # ff.jsonl read to its end: a1f is read again
+        (spool / f"{me}.a00.jsonl").unlink()
+        queue.ingest(NOW)
+        os.mkfifo(spool / f"{me}.a00.jsonl")  # gone for a pass, then back: logged again
+        queue.ingest(NOW)
+    logged = [Path(e["path"]).name for e in logs if e["event"] == "queue_file_not_regular"]
+    assert sorted(logged) == sorted(
+        [f"{me}.a{n:02x}.jsonl" for n in range(32)] + [f"{me}.a00.jsonl"]
+    )
