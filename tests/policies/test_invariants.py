@@ -29,6 +29,7 @@ from policies import Alternative, Decision, Device, JobSpec, PlannedStart, get_p
 from policies.candidates import estimate_on, fit_problem, is_free, job_allows, unfit_reason
 from policies.placement import place
 from policies.planner import WindowParameters, plan_window
+from policies.run_now_claims import expires_unstarted
 from policies.scoring import SlotGrid, make_pools
 from tests.fuzzing import examples
 from tests.policies.strategies import REGIONS, Round, forecasts_for, job_specs, rounds
@@ -157,7 +158,8 @@ def _check_run_now(name: str, r: Round) -> None:
     """Each counterfactual is a start the job could have had under run-now with the same
     arrivals (docs/policies.md, "The policy interface"): on devices free then, that no job
     ahead of it (FIFO) holds in its own counterfactual then; the first job gets the fastest
-    pool free now. Run-now's own is the start it made."""
+    pool free now. Run-now's own is the start it made. A copy that would start at or after its
+    job's deadline holds nothing: run-now expires that job waiting (:func:`expires_unstarted`)."""
     decisions = get_policy(name).plan(r.now, r.jobs, r.devices, r.forecasts)
     held: dict[str, list[tuple[datetime, datetime]]] = {}  # by device: earlier jobs' runs
     first = True
@@ -176,7 +178,8 @@ def _check_run_now(name: str, r: Round) -> None:
         for i in run_now.device_ids:
             runs = held.setdefault(i, [])
             assert all(end <= a or b <= run_now.start for a, b in runs), (job.job_id, i, runs)
-            runs.append((run_now.start, end))
+            if not expires_unstarted(job.deadline, run_now.start):
+                runs.append((run_now.start, end))
         fastest = _fastest_free_now_s(r, job)
         if first and fastest is not None:
             assert run_now.start == r.now and math.isclose(run_now.duration_s, fastest)
