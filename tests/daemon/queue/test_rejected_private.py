@@ -107,7 +107,7 @@ def test_a_private_lines_unexpected_failure_logs_its_type_and_place_not_its_text
     ``queue_line_failed`` with the exception's message, which may quote the line: a private
     file's token reached the logs every user reads. For a private file the log now has the
     exception's type and where it was raised; a file everyone reads keeps the message."""
-    from daemon.queue import ingest
+    from daemon.queue import reader as ingest
 
     parse = ingest.parse_line
 
