@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,8 +40,10 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
 from daemon.executors.held import HeldJobs
 from daemon.inventory import InventoryGpu
-from daemon.learning import Learning, teaches
-from daemon.ledger import DecisionRecord, Ledger, RunEnd, RunRecord
+from daemon.learning import Learning
+from daemon.ledger import Ledger, RunEnd, RunRecord
+from daemon.lessons import executor_lesson as _executor_lesson
+from daemon.lessons import run_teaches as _teaches
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink
@@ -49,6 +51,7 @@ from daemon.planning import spec_or_none
 from daemon.run_now_busy import Cut, run_end_cut
 from daemon.sites import SiteView
 from daemon.sites.outcome import site_columns
+from daemon.stopping import RunStops
 from policies import Device, JobSpec, ZoneIntensity
 
 __all__ = ["EndingContext", "Endings", "Requeue"]
@@ -78,7 +81,7 @@ class EndingContext:
     clock: Callable[[], datetime] | None = None
 
 
-class Endings:
+class Endings(RunStops):
     """The run-ending half of the service.
 
     Args:
@@ -179,90 +182,6 @@ class Endings:
             self.finish(finished, now, context)
             ended.extend(finished)
         return ended
-
-    def send_cancels(
-        self,
-        runs: Sequence[RunRecord],
-        now: datetime,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        """Ask the executors of ``runs`` whose owners want them cancelled to stop them (once
-        each; a failed request is tried again on the next reconcile). The ledger keeps when
-        the first request was sent (a run that then exits 0 was stopped early, whichever
-        daemon records its end; kill point ``cancel_sent`` after that commit): read from
-        ``clock`` just before each request (else the round's ``now``), so a run that exited 0
-        on its own after the round began but before its cancel went out succeeded. A
-        restarted daemon asks again, with when the cancel was first sent (the local executor's
-        SIGKILL comes when the grace from then is over, not a new grace later)."""
-        waiting = self._ledger.cancel_requested("running")
-        for run in runs:
-            if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
-                executor = self._executors.get(run.executor)
-                if executor is None:
-                    continue
-                sent_at = self._ledger.cancel_sent_at(run.job_id)  # by a daemon since restarted
-                sending = _sending_at(now, clock)
-                try:
-                    executor.cancel(replace(run_handle(run), cancel_sent_at=sent_at), sending)
-                except (DaemonError, OSError) as exc:  # tried again on the next reconcile
-                    log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
-                    continue
-                self._cancel_sent.add(run.job_id)
-                with self._ledger.transaction():
-                    self._ledger.set_cancel_sent(run.job_id, sending)
-                killpoints.reached("cancel_sent")
-                log.info("job_cancel_sent", job_id=run.job_id)
-
-    def stop(self, run: RunRecord, now: datetime, reason: str) -> None:
-        """Stop ``run``, whose job is ended without it (its GPU was lost: ``reason``): its
-        executor is asked to cancel it now (again on each reconcile until it takes the
-        request) and it is polled until it is gone, so the executor escalates (the local
-        one's SIGKILL after the grace) and reaps it. Its end changes nothing recorded. The
-        ledger keeps the stop (``runs.stopping``, and when the cancel was first sent) until
-        then, so a restarted daemon goes on with it (:meth:`resume_stops`)."""
-        if run.token:
-            with self._ledger.transaction():
-                self._ledger.set_stopping(run.job_id, reason)
-            self._stopping[run.job_id] = (run_handle(run), False)
-            self._send_stops(now)
-
-    def resume_stops(self) -> None:
-        """At start: the runs an earlier daemon was stopping (their jobs ended), cancelled
-        again at the next reconcile with when it first sent the cancel (the local executor's
-        SIGKILL comes when the grace from then is over) and polled until gone."""
-        for stopping in self._ledger.stopping_runs():
-            run = stopping.run
-            if run.token and run.job_id not in self._stopping:
-                handle = replace(run_handle(run), cancel_sent_at=stopping.cancel_sent_at)
-                self._stopping[run.job_id] = (handle, False)
-                log.info("job_stop_resumed", job_id=run.job_id, reason=stopping.reason)
-
-    def stopping(self) -> list[RunHandle]:
-        """The runs being stopped (their jobs ended: a lost GPU's), until they are gone."""
-        return [handle for handle, _ in self._stopping.values()]
-
-    def _send_stops(self, now: datetime, clock: Callable[[], datetime] | None = None) -> None:
-        for job_id, (handle, sent) in list(self._stopping.items()):
-            executor = self._executors.get(handle.executor)
-            if sent or executor is None:
-                continue
-            sending = _sending_at(now, clock)
-            try:
-                executor.cancel(handle, sending)
-            except (DaemonError, OSError) as exc:  # tried again on the next reconcile
-                log.error("job_cancel_failed", job_id=job_id, error=str(exc))
-                continue
-            self._stopping[job_id] = (handle, True)
-            with self._ledger.transaction():
-                self._ledger.set_cancel_sent(job_id, sending)
-
-    def _stopped(self, job_id: str) -> bool:
-        """Whether ``job_id``'s run was one being stopped (now gone: the ledger forgets it)."""
-        if self._stopping.pop(job_id, None) is None:
-            return False
-        with self._ledger.transaction():
-            self._ledger.set_stopping(job_id, None)
-        return True
 
     # -- recording ends ---------------------------------------------------------------------
 
@@ -396,26 +315,6 @@ class Endings:
         return site_columns(columns, pv, battery, site.factors)
 
 
-def _sending_at(now: datetime, clock: Callable[[], datetime] | None) -> datetime:
-    """When a cancel goes out: ``clock``'s time (never before the round's ``now``), else
-    ``now``."""
-    return max(now, clock()) if clock is not None else now
-
-
-def _teaches(run: RunRecord, decision: DecisionRecord | None, context: EndingContext) -> bool:
-    """Whether ``run`` (succeeded) may teach its GPU type's factors: by the rule a restart
-    folds the ledger with (:func:`daemon.learning.teaches`: not a simulated run of a type with
-    real GPUs); logged ``recalibration_ignored`` when not."""
-    gpu = decision.gpu if decision is not None else None
-    simulated = run.executor == "simulated"
-    if gpu is not None and teaches(simulated, gpu, context.inventory):
-        return True
-    log.info("recalibration_ignored", job_id=run.job_id, gpu=gpu, executor=run.executor,
-             reason="a simulated run of a GPU type with real GPUs" if simulated
-             else "its GPU type has no GPU of its executor kind here")  # fmt: skip
-    return False
-
-
 @dataclass(frozen=True, slots=True)
 class _Ending:
     """A run's end as it will be recorded, the executor's status, the job's deadline (for the
@@ -426,23 +325,3 @@ class _Ending:
     deadline: datetime | None
     lesson: tuple[JobSpec, Device, float, float] | None = None  # taught after the commit
     cancel_requested_at: datetime | None = None  # when its owner asked to cancel it
-
-
-def _executor_lesson(
-    ledger: Ledger,
-    decision: DecisionRecord,
-    columns: Mapping[str, Any],
-    inventory: Sequence[InventoryGpu],
-) -> tuple[JobSpec, Device, float, float] | None:
-    """What a succeeded run (its ``decision``) no GPU meter here followed teaches: ``(job, device,
-    measured_energy_j, duration_s)`` when its executor measured its energy, else None. The
-    same row fields and GPU type as :func:`daemon.learning.measured_history` reads after a
-    restart, so a restart relearns the same factors."""
-    energy_j, duration_s = columns.get("measured_energy_j"), columns.get("duration_s")
-    if energy_j is None or not duration_s:
-        return None
-    device = next((g.device for g in inventory if g.device.gpu.name == decision.gpu), None)
-    spec = spec_or_none(ledger.job(decision.job_id)) if device is not None else None
-    if device is None or spec is None:
-        return None
-    return spec, device, float(energy_j), float(duration_s)
