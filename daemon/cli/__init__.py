@@ -33,6 +33,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.advise_cmd",
     "daemon.cli.intensity_cmds",
     "daemon.cli.jobs_cmds",
+    "daemon.cli.export_cmd",
     "daemon.cli.status_cmd",
     "daemon.cli.run_cmd",
     "daemon.cli.doctor_cmd",

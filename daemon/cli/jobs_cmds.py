@@ -1,8 +1,8 @@
-"""``carbond submit``, ``jobs``, ``cancel`` and ``export``: the user's side of the queue file and
-the ledger (``status`` is :mod:`daemon.cli.status_cmd`).
+"""``carbond submit``, ``jobs`` and ``cancel``: the user's side of the queue file and the ledger
+(``status`` is :mod:`daemon.cli.status_cmd`, ``export`` :mod:`daemon.cli.export_cmd`).
 
 ``submit`` and ``cancel`` only append a line to the queue (the daemon acts on it), so they work
-while the daemon is down; ``jobs`` and ``export`` read the ledger.
+while the daemon is down; ``jobs`` reads the ledger.
 """
 
 from __future__ import annotations
@@ -26,13 +26,11 @@ from daemon.cli.output import (
     print_table,
     printable,
     stderr_line,
-    writable,
 )
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.errors import UsageError
-from daemon.ledger import EXPORTABLE, Ledger, LedgerError, export_table
-from daemon.ledger.export import EXPORT_SUFFIXES
+from daemon.ledger import Ledger, LedgerError
 from daemon.queue import REJECTED_NAME, append_submission, new_job_id
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.reports.render import unsigned_zero
@@ -72,7 +70,7 @@ _LISTS = (
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``submit``, ``jobs``, ``cancel`` and ``export``."""
+    """Add ``submit``, ``jobs`` and ``cancel``."""
     submit = subparsers.add_parser(
         "submit",
         help="append a job to the queue",
@@ -121,20 +119,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_ledger_options(cancel)
     cancel.add_argument("job_id", metavar="ID", help="the job's id (carbond jobs)")
     cancel.set_defaults(func=cancel_job)
-
-    export = subparsers.add_parser(
-        "export",
-        help="write a ledger table as CSV or JSON, or finished jobs as CodeCarbon emissions.csv",
-        description="carbond export TABLE FILE writes a ledger table (format from --format or "
-        "the suffix); carbond export --format codecarbon FILE writes every finished job as a "
-        "row of CodeCarbon's emissions.csv.",
-    )
-    add_ledger_options(export)
-    export.add_argument("table", nargs="?", choices=EXPORTABLE, help="ledger table")
-    export.add_argument("output", help="file to write (.csv or .json); - for stdout")
-    export.add_argument("--format", dest="fmt", choices=("csv", "json", "codecarbon"),
-                        help="default: from the file suffix")  # fmt: skip
-    export.set_defaults(func=_export)
 
 
 # -- submit ---------------------------------------------------------------------------------
@@ -327,74 +311,3 @@ def _rejected(args: argparse.Namespace, limit: int | None, offset: int, *, show_
         for r in rows
     ]  # fmt: skip
     print_table(f"rejected lines ({path})", columns, table)
-
-
-# -- export --------------------------------------------------------------------------------
-
-
-def _export(args: argparse.Namespace) -> int:
-    # "-": stdout (CSV unless --format json), the data only; "./-" is a file named "-".
-    output = None if args.output == "-" else Path(args.output)
-    if output is None and args.json:
-        raise UsageError("export to - writes the rows themselves to stdout: drop --json "
-                         "(--format json writes them as JSON)")  # fmt: skip
-    if args.fmt is not None and output is not None:
-        _suffix_agrees(output, "csv" if args.fmt == "codecarbon" else args.fmt, args.fmt)
-    if args.fmt == "codecarbon":
-        return _export_codecarbon(args, output)
-    if args.table is None and args.output in EXPORTABLE:  # `export outcomes`: no file
-        raise UsageError(f"export {args.output}: name the file to write "
-                         f"(carbond export {args.output} {args.output}.csv)")  # fmt: skip
-    if args.table is None:
-        raise UsageError("export: name a table (" + ", ".join(EXPORTABLE) + ") or use "
-                         "--format codecarbon")  # fmt: skip
-    if output is None:  # held_stdout: the table read whole before stdout is written
-        with held_stdout() as stdout, _open(args) as ledger:
-            export_table(ledger, args.table, stdout, args.fmt or "csv")
-        return 0
-    if args.fmt is None and output.suffix.lower() not in EXPORT_SUFFIXES:
-        known = " or ".join(EXPORT_SUFFIXES)
-        raise UsageError(f"{output}: unknown extension {output.suffix!r} (use {known})")
-    with _open(args) as ledger:
-        rows = export_table(ledger, args.table, output, args.fmt)
-    if args.json:
-        print_json({"table": args.table, "path": str(output), "rows": rows})
-    else:
-        print(f"wrote {rows} rows of {args.table} to {output}")
-    return 0
-
-
-def _suffix_agrees(output: Path, kind: str, fmt: str) -> None:
-    """Refuse a file whose suffix names the other format than ``--format`` writes
-    (``--format codecarbon x.json`` wrote CSV into x.json); another suffix is taken as asked.
-
-    Raises:
-        UsageError: ``.csv`` for JSON or ``.json`` for CSV (names the file and the fix).
-    """
-    named = EXPORT_SUFFIXES.get(output.suffix.lower())
-    if named is not None and named != kind:
-        raise UsageError(
-            f"{output}: a .{named} file, but --format {fmt} writes {kind.upper()} "
-            f"(name it {output.with_suffix('.' + kind)})"
-        )
-
-
-def _export_codecarbon(args: argparse.Namespace, output: Path | None) -> int:
-    from daemon.cli.report_cmd import write_atomic
-    from daemon.reports.codecarbon import write_codecarbon
-    from daemon.reports.lines import ledger_lines
-
-    if args.table is not None:
-        raise UsageError("export --format codecarbon writes finished jobs; drop the table name")
-    writable(output)  # before reading every finished job
-    with _open(args) as ledger:
-        lines = ledger_lines(ledger)
-    if output is None:
-        write_codecarbon(lines, sys.stdout)
-        return 0
-    rows = write_atomic(output, lambda out: write_codecarbon(lines, out))
-    if args.json:
-        print_json({"format": "codecarbon", "path": str(output), "rows": rows})
-    else:
-        print(f"wrote {rows} finished jobs to {output} (CodeCarbon emissions.csv)")
-    return 0
