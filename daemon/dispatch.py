@@ -50,7 +50,15 @@ from daemon.planning import spec_or_none
 from policies import Alternative, Decision, JobSpec, ZoneIntensity
 from policies.footprint.recalibration import Recalibration
 
-__all__ = ["Dispatch", "DispatchContext", "FailUnstarted", "Finish", "Launch", "launch_spec"]
+__all__ = [
+    "Dispatch",
+    "DispatchContext",
+    "FailUnstarted",
+    "Finish",
+    "Launch",
+    "job_log_dir",
+    "launch_spec",
+]
 
 log = structlog.get_logger(__name__)
 

@@ -63,7 +63,7 @@ from policies.types import Device, JobSpec, ZoneIntensity
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
-__all__ = ["BoundError", "BoundInfeasibleError", "LowerBound", "lower_bound"]
+__all__ = ["BoundError", "BoundInfeasibleError", "LowerBound", "cell_grams", "lower_bound"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -13,6 +13,7 @@ from policies.footprint.runtimes import get_runtime
 from policies.types import Device, JobSpec
 
 __all__ = [
+    "UNFIT",
     "device_groups",
     "estimate_on",
     "fit_problem",

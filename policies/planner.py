@@ -67,7 +67,7 @@ from policies.types import Decision, Device, JobSpec, ZoneIntensity
 if TYPE_CHECKING:
     from policies.incremental import PlanState
 
-__all__ = ["WindowParameters", "plan_window", "planned_cells"]
+__all__ = ["NOTES", "WindowParameters", "plan_window", "planned_cells"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

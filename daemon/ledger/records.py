@@ -10,11 +10,13 @@ from daemon.queue.line import JobRequest
 
 __all__ = [
     "DecisionRecord",
+    "EndedCounterfactual",
     "JobRecord",
     "QueueFileRecord",
     "RunRecord",
     "StartedRun",
     "TransitionRecord",
+    "WaitingCounterfactual",
 ]
 
 

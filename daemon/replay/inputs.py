@@ -40,6 +40,7 @@ __all__ = [
     "parse_grid",
     "parse_policies",
     "parse_time",
+    "read_inputs",
 ]
 
 JOBS_FORMATS = (*TRACE_FORMATS, "ledger")  # ledger: an operator's own jobs (ledger_jobs)

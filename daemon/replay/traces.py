@@ -42,6 +42,7 @@ __all__ = [
     "MAX_REQUESTS",
     "MAX_TOKENS",
     "TRACE_FORMATS",
+    "IntArray",
     "RequestTrace",
     "TraceFormat",
     "read_requests",
