@@ -86,6 +86,7 @@ class AcctRow:
     nodes: str
     partition: str
     energy_j: float | None
+    unreadable: tuple[str, ...] = ()  # "ExitCode '0:x'": fields read as unknown (None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,22 +213,28 @@ _EXIT = re.compile(r"^(\d+):(\d+)$")
 
 
 def parse_sacct(stdout: str) -> list[AcctRow]:
-    """Rows of ``sacct --parsable2 --format=SACCT_FIELDS`` (jobs and steps).
+    """Rows of ``sacct --parsable2 --format=SACCT_FIELDS`` (jobs and steps). An ``ExitCode``
+    or ``ConsumedEnergyRaw`` that cannot be read is None, named in the row's ``unreadable``:
+    one odd row does not hide the other jobs' ends.
 
     Raises:
-        SlurmOutputError: a line with the wrong number of fields, or an unreadable time, exit
-            code or energy.
+        SlurmOutputError: a line with the wrong number of fields, or an unreadable time.
     """
     rows = []
     for line in _data_lines(stdout):
         job, state, exit_code, start, end, nodes, partition, energy = _fields("sacct", line, 8)
         slurm_id, _, step = job.partition(".")
         state_word, _, by = state.partition(" by ")
-        code, sig = None, None
+        code, sig, bad = None, None, []
         if (m := _EXIT.match(exit_code.strip())) is not None:
             code, sig = int(m.group(1)), int(m.group(2))
         elif exit_code.strip():
-            raise SlurmOutputError(f"sacct: unreadable exit code {exit_code!r} in {line!r}")
+            bad.append(f"ExitCode {exit_code.strip()!r}")
+        try:
+            joules = float(energy) if energy.strip() else None
+        except ValueError:
+            joules = None
+            bad.append(f"ConsumedEnergyRaw {energy.strip()!r}")
         rows.append(
             AcctRow(
                 slurm_id=slurm_id,
@@ -240,26 +247,17 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
                 end=_time("sacct", end, line),
                 nodes=nodes.strip(),
                 partition=partition.strip(),
-                energy_j=_energy(energy, line),
+                energy_j=joules if joules is not None and 0 < joules < _NO_VAL64 else None,
+                unreadable=tuple(bad),
             )
         )
     return rows
 
 
-def _energy(text: str, line: str) -> float | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise SlurmOutputError(f"sacct: unreadable ConsumedEnergyRaw {text!r} in {line!r}") from exc
-    return value if 0 < value < _NO_VAL64 else None
-
-
 def energy_j(rows: list[AcctRow], slurm_id: str) -> float | None:
     """The energy Slurm accounted to job ``slurm_id``, in joules, or None when it has none
-    (energy accounting not configured: every row empty or 0).
+    (energy accounting not configured: every row empty or 0; or the value it would be read
+    from unreadable).
 
     The job's own row when it has a value, else the largest of its steps: the ``batch`` step
     spans the whole script (other steps run inside it on the same node, so adding them would
@@ -269,6 +267,8 @@ def energy_j(rows: list[AcctRow], slurm_id: str) -> float | None:
     own = [row.energy_j for row in mine if not row.step and row.energy_j is not None]
     if own:
         return own[0]
+    if any(u.startswith("ConsumedEnergyRaw") for row in mine for u in row.unreadable):
+        return None  # the largest step's may be the one unread: unknown, not an undercount
     steps = [row.energy_j for row in mine if row.step and row.energy_j is not None]
     return max(steps) if steps else None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -204,7 +204,8 @@ def ended(
     handle: RunHandle, slurm_id: str, acct: list[AcctRow], now: datetime
 ) -> ExitStatus | None:
     """The end of ``slurm_id`` from its sacct rows; None while the rows are not final yet
-    (sacct lags the controller by about half a second)."""
+    (sacct lags the controller by about half a second). A field sacct printed that cannot be
+    read is unknown, and the reason names it (``sacct unreadable: ExitCode '0:x'``)."""
     job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
     if job is None or not is_ended(job.state):
         return None
@@ -213,7 +214,7 @@ def ended(
     settling = (now - end).total_seconds() < _ACCT_SETTLE_S
     if job.start is not None and (batch is None or not is_ended(batch.state)) and settling:
         return None  # the batch step's row (and its energy) is still being written
-    return ended_status(
+    status = ended_status(
         handle.job_id,
         job.state,
         exit_code=job.exit_code,
@@ -225,6 +226,12 @@ def ended(
         energy_j=energy_j(acct, slurm_id),
         end_to_second=job.end is not None,  # sacct's End has no fraction of a second
         owner=handle.uid,
+    )
+    bad = [f"{u} ({r.step or 'job'})" for r in acct if r.slurm_id == slurm_id for u in r.unreadable]
+    return (
+        replace(status, reason=f"{status.reason}; sacct unreadable: {', '.join(bad)}")
+        if bad
+        else status
     )
 
 

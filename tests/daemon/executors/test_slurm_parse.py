@@ -78,6 +78,17 @@ def test_energy_is_the_batch_step_s_joules_and_none_without_accounting() -> None
     assert energy_j(parse_sacct(huge), "9") is None  # Slurm's NO_VAL64
 
 
+def test_an_unreadable_exit_code_or_energy_is_unknown_and_named_not_the_whole_answer() -> None:
+    """One row's odd ExitCode or ConsumedEnergyRaw failed the parse of every row."""
+    text = _read("sacct_mixed.txt").replace("1|COMPLETED|0:0|", "1|COMPLETED|0:x|", 1)
+    text = text.replace("||298", "||29 8")
+    rows = {(r.slurm_id, r.step): r for r in parse_sacct(text)}
+    assert rows[("1", "")].exit_code is None and rows[("1", "")].unreadable == ("ExitCode '0:x'",)
+    assert rows[("1", "batch")].unreadable == ("ConsumedEnergyRaw '29 8'",)
+    assert energy_j(list(rows.values()), "1") is None  # not the other steps' joules instead
+    assert energy_j(list(rows.values()), "2") == 401.0 and rows[("2", "")].unreadable == ()
+
+
 def test_nodes_read_gres_partitions_state_and_the_free_text_reason() -> None:
     nodes = {n.name: n for n in parse_nodes(_read("scontrol_nodes_drained.txt"))}
     n1, n2 = nodes["n1"], nodes["n2"]

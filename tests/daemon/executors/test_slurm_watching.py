@@ -42,3 +42,28 @@ def test_one_unreadable_run_token_sets_that_job_aside_and_the_others_are_still_f
     assert [c[0] for c in slurm.calls] == ["squeue"]
     named = [e for e in logs if e["event"] == "slurm_run_token_unreadable"]
     assert [(e["job_id"], e["field"]) for e in named] == [("bad", "token")]  # once
+
+
+def test_one_unreadable_sacct_energy_records_that_end_without_energy_and_the_others_whole(
+    tmp_path: Path,
+) -> None:
+    """A ``ConsumedEnergyRaw`` sacct printed that is no number failed the parse of the whole
+    answer (``slurm_sacct_failed``), so no job of that cluster was ever seen to end. Now
+    that job ends with its energy unknown, the reason naming the field; the others keep
+    theirs."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    odd = executor.launch(_spec(tmp_path), T0)
+    fine = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)
+    for handle, energy in ((odd, "12.5kJ"), (fine, "300")):
+        job = slurm.jobs[Token.decode(handle.job_id, handle.token).slurm_id]
+        job.state, job.energy = "GONE", energy
+
+    with capture_logs() as logs:
+        ends = {s.job_id: s for s in executor.poll([odd, fine], T0 + timedelta(minutes=1))}
+
+    assert ends["j1"].succeeded and ends["j1"].energy_j is None
+    assert "sacct unreadable: ConsumedEnergyRaw '12.5kJ' (batch)" in ends["j1"].reason
+    assert ends["j2"].succeeded and ends["j2"].energy_j == 300.0
+    assert ends["j2"].reason == "slurm COMPLETED"
+    assert not [e for e in logs if e["event"] == "slurm_sacct_failed"]
