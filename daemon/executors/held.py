@@ -55,6 +55,11 @@ class HeldJobs:
         """The job started or ended: nothing of it is held any more."""
         self._held.pop(job_id, None)
         self._unsent.discard(job_id)
+        self._answered(job_id)
+
+    def _answered(self, job_id: str) -> None:
+        """The executor took a hand-over or withdrawal of the job: the failures logged of it
+        are over, so the same error in a later outage is logged again."""
         for event in ("job_hold_failed", "job_withdraw_failed", "job_release_failed"):
             self._failures.pop((event, job_id), None)
 
@@ -117,7 +122,7 @@ class HeldJobs:
                 self._unsent.discard(job.job_id)
             self.failed("job_hold_failed", job.job_id, str(exc), executor=executor.name)
             return
-        self._failures.pop(("job_hold_failed", job.job_id), None)
+        self._answered(job.job_id)
         self._unsent.discard(job.job_id)
         if held.ended is not None:
             self.ended_unstarted(job.job_id, held.ended, now)
@@ -156,7 +161,7 @@ class HeldJobs:
             except (DaemonError, OSError) as exc:
                 self.failed("job_withdraw_failed", job_id, str(exc))
                 return False
-            self._failures.pop(("job_withdraw_failed", job_id), None)
+            self._answered(job_id)
             if started is not None and started.ended is not None:
                 self.ended_unstarted(job_id, started.ended, now)
                 return False

@@ -118,6 +118,50 @@ def test_a_hand_over_failing_the_same_way_every_round_is_logged_once(tmp_path: P
         ]
 
 
+def test_a_failure_is_logged_again_after_a_successful_hold_in_between(tmp_path: Path) -> None:
+    """A withdrawal failing in an outage, then a successful hold of the job, then the same
+    failure in a later outage: the hold did not clear the ``job_withdraw_failed`` it had
+    logged, so the second outage's was not logged at all. Any answer from the executor about
+    the job now ends what was logged of it."""
+    from structlog.testing import capture_logs
+
+    from daemon.errors import DaemonError
+
+    class _Flaky(_Reserving):
+        error = ""
+
+        def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
+            if self.error:
+                raise DaemonError(self.error)
+            return None
+
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            ledger.add_job(job_request("j", T0), 0, 0, "queue.jsonl:1", T0)
+        executor = _Flaky()
+        held = HeldJobs(ledger, {"fake": executor})  # type: ignore[dict-item]
+        t4 = DEFAULT_GPU_CATALOG.get("T4")
+        by_device = {"qc/0": InventoryGpu(Device("qc/0", "qc", "CA-QC", t4), 0, "fake")}
+
+        def spec_for(job: Any, chosen: Alternative, indices: tuple[int, ...]) -> LaunchSpec:
+            return LaunchSpec(job_id="j", argv=("true",), uid=0, gid=0, gpu_indices=indices,
+                              log_dir=tmp_path, expected_duration_s=60.0, region="qc",
+                              device_ids=chosen.device_ids, name="j")  # fmt: skip
+
+        later = T0 + timedelta(hours=2)
+        held.keep(ledger.job("j"), _hold(later, "qc/0"), by_device, spec_for, T0)
+        with capture_logs() as logs:
+            for minute, error in ((1, "Socket timed out"), (3, "Socket timed out")):
+                executor.error = error  # an outage: the plan leaves Slurm, not taken back
+                assert not held.withdraw("j", T0 + timedelta(minutes=minute))
+                executor.error = ""  # back: the plan returns, handed over again
+                at = T0 + timedelta(minutes=minute + 1)
+                held.keep(ledger.job("j"), _hold(later, "qc/0"), by_device, spec_for, at)
+        assert len(executor.holds) == 3
+        failed = [e["error"] for e in logs if e["event"] == "job_withdraw_failed"]
+        assert failed == ["Socket timed out", "Socket timed out"]
+
+
 def test_a_held_job_its_scheduler_ended_unstarted_by_someone_else_fails_without_a_run(
     tmp_path: Path,
 ) -> None:
