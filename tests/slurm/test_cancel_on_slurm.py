@@ -179,3 +179,26 @@ def test_a_running_job_its_owner_scancels_in_slurm_is_cancelled_not_failed(
     assert daemon.ledger.transitions(job)[-1].reason == (
         "cancelled by its owner in its executor (slurm CANCELLED by uid 0)"
     )
+
+
+def test_a_running_job_whose_run_token_is_unreadable_is_cancelled_by_name(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    """``carbond cancel`` of a job whose ledger run token cannot be read (hand-edited) failed
+    every reconcile (``job_cancel_failed``); its Slurm job is now found by name among its
+    owner's jobs and cancelled, and the job ends ``cancelled`` once squeue has it no more."""
+    daemon, _ = service
+    [job] = _ids("badtoken")
+    _append(daemon.settings.state_dir,
+            [_line(job, ["sleep", "60"], deadline="+20m", regions=["qc"])])  # fmt: skip
+    [row] = _until(slurm_cluster, daemon, "the job running in Slurm",
+                   lambda: _squeue(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+    with daemon.ledger.transaction():
+        daemon.ledger.set_run_token(job, '{"slurm_id": ')  # cut short
+
+    daemon_cli_cancel(daemon, job)
+    _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
+
+    assert daemon.ledger.job(job).state == "cancelled"
+    _wait(slurm_cluster, "sacct to have the job's end",
+          lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip

@@ -104,6 +104,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._no_end: dict[str, datetime] = {}  # held jobs gone from squeue, no sacct end yet
         self._sacct_failing: set[str | None] = set()  # clusters whose sacct fails (logged)
         self._unreadable: set[str] = set()  # jobs whose run token cannot be read (logged)
+        self._by_name: set[str] = set()  # of those, the ones cancelled by name: ended when gone
         self._unreachable_said: dict[str | None, str] = {}  # slurm_unreachable, logged once
         self._held_specs: dict[str, LaunchSpec] = {}  # held jobs: their files made again
 

@@ -38,6 +38,7 @@ class SlurmWatching:
     _pending_grace_s: float
     _sacct_failing: set[str | None]  # clusters whose last sacct failed (logged once)
     _unreadable: set[str]  # jobs whose run token cannot be read (logged once, set aside)
+    _by_name: set[str]  # of those, the ones cancelled by name: ended once squeue has none
 
     def _find(
         self, job_id: str, token: str, uid: int | None, *, may_have_ended: bool = True
@@ -54,7 +55,8 @@ class SlurmWatching:
         """The jobs among ``handles`` that ended, or that Slurm kept pending too long or past
         their deadline (taken back, :class:`NotStarted`)."""
         self._reach.at(now)
-        ended: list[ExitStatus] = []
+        gone = (self._gone(h, now) for h in handles if h.job_id in self._by_name)
+        ended: list[ExitStatus] = [end for end in gone if end is not None]
         for handle, result in self._states(handles, now):
             if isinstance(result, ExitStatus):
                 ended.append(result)
@@ -106,9 +108,38 @@ class SlurmWatching:
         return NotStarted(handle.job_id, now, None, None, why)
 
     def cancel(self, handle: RunHandle, now: datetime) -> None:
-        """``scancel`` the job; :meth:`poll` reports it ``CANCELLED``."""
+        """``scancel`` the job; :meth:`poll` reports it ``CANCELLED``. A job whose run token
+        cannot be read is looked up in ``squeue`` by its name ``carbond-<id>`` among its
+        owner's jobs, and that one cancelled (``slurm_job_cancelled_by_name``); :meth:`poll`
+        ends it once ``squeue`` shows none (:meth:`_gone`).
+
+        Raises:
+            ExecutorError: Slurm refused, or a job with an unreadable token has no owner.
+        """
         self._reach.at(now)
-        self._q.scancel(Token.decode(handle.job_id, handle.token))
+        try:
+            token = Token.decode(handle.job_id, handle.token)
+        except ExecutorError:
+            found = self._find(handle.job_id, "", handle.uid, may_have_ended=False)
+            if found is not None:
+                self._q.scancel(found[0])
+            log.warning("slurm_job_cancelled_by_name", job_id=handle.job_id, uid=handle.uid,
+                        slurm_id=found[0].slurm_id if found else None)  # fmt: skip
+            self._by_name.add(handle.job_id)
+            return
+        self._q.scancel(token)
+
+    def _gone(self, handle: RunHandle, now: datetime) -> ExitStatus | None:
+        """The end of a job cancelled by name (its run token unreadable), once ``squeue`` has
+        no job of that name among its owner's waiting or running: its exit and energy are not
+        known (carbond cannot tell which Slurm job was its run)."""
+        if self._q.find(handle.job_id, "", handle.uid, may_have_ended=False) is not None:
+            return None
+        self._by_name.discard(handle.job_id)
+        name = cmd.job_name(handle.job_id)
+        why = (f"cancelled by name: its run token is unreadable, and no {name} of uid "
+               f"{handle.uid} is left in squeue (exit code and energy unknown)")  # fmt: skip
+        return ExitStatus(handle.job_id, now, None, None, why)
 
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
         """After a restart: each job still in Slurm (pending or running), its end as Slurm

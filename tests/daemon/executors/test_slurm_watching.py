@@ -67,3 +67,33 @@ def test_one_unreadable_sacct_energy_records_that_end_without_energy_and_the_oth
     assert ends["j2"].succeeded and ends["j2"].energy_j == 300.0
     assert ends["j2"].reason == "slurm COMPLETED"
     assert not [e for e in logs if e["event"] == "slurm_sacct_failed"]
+
+
+def test_a_job_with_an_unreadable_run_token_is_cancelled_by_name_and_ended_once_gone(
+    tmp_path: Path,
+) -> None:
+    """``carbond cancel`` of a job whose run token cannot be read failed every reconcile
+    (``job_cancel_failed``: unreadable slurm run token) and the job stayed running for good.
+    Its Slurm job is now found by name among its owner's jobs and cancelled; the next poll
+    that finds none of that name waiting or running ends the job, saying what is unknown."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    good = executor.launch(_spec(tmp_path), T0)
+    other = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)
+    job = slurm.jobs[Token.decode("j1", good.token).slurm_id]
+    bad = replace(good, token='{"slurm_id": 7', uid=0)
+
+    with capture_logs() as logs:
+        executor.cancel(bad, T0 + timedelta(minutes=1))
+    assert job.state == "CANCELLED"
+    assert slurm.jobs[Token.decode("j2", other.token).slurm_id].state == "RUNNING"
+    [named] = [e for e in logs if e["event"] == "slurm_job_cancelled_by_name"]
+    assert (named["job_id"], named["slurm_id"]) == ("j1", Token.decode("j1", good.token).slurm_id)
+
+    job.state = "COMPLETING"  # its processes still being killed
+    assert executor.poll([bad, other], T0 + timedelta(minutes=2)) == []
+    job.state = "GONE"
+    [end] = executor.poll([bad, other], T0 + timedelta(minutes=3))
+    assert (end.job_id, end.exit_code, end.energy_j) == ("j1", None, None)
+    assert "run token is unreadable" in end.reason and "carbond-j1" in end.reason
+    assert executor.poll([bad, other], T0 + timedelta(minutes=4)) == []  # ended once
