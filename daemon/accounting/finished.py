@@ -16,6 +16,7 @@ import structlog
 from daemon.accounting.methods import ESTIMATED
 from daemon.accounting.realised import realised_from_samples
 from daemon.accounting.run_now_priced import run_now_intensity_g_per_kwh, run_now_zone
+from daemon.accounting.unconfigured import reported_energy_columns
 from daemon.accounting.unmetered import measured_energy_bound_j, unmetered_columns
 from daemon.endings import predicted_outcome
 from daemon.executors.base import ExitStatus
@@ -83,6 +84,8 @@ def finished_columns(
         columns |= {"region": decision.region, "gpu": decision.gpu}
     columns |= measured
     if gpu is None:  # its region or GPU left the configuration (a reload or restart)
+        if measured.get("energy_j") is None:  # the executor's measurement, if plausible
+            columns |= reported_energy_columns(run, decision, started, status)
         columns |= _no_grams(run, decision, columns)
     if measured.get("energy_j") is not None or gpu is None:
         return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status)

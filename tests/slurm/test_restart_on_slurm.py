@@ -61,6 +61,8 @@ def test_jobs_on_slurm_are_followed_to_their_end_after_a_restart_without_slurm_r
         assert outcome is not None and outcome["duration_s"] >= 3  # sacct's Start and End
         assert outcome["total_g"] is None  # its region's zone and PUE are gone: and it says so
         assert "region qc" in json.loads(outcome["details_json"])["no_grams"]
+        assert outcome["energy_method"] == "slurm-sacct"  # Slurm's measurement is kept
+        assert outcome["measured_energy_j"] == outcome["energy_j"] > 0
         run = again.ledger.run(held)
         assert run is not None and run.executor == "simulated"
         assert slurm_cluster.job_state(int(kept["id"])).startswith("CANCELLED")  # withdrawn

@@ -56,3 +56,41 @@ def test_a_job_followed_without_its_region_ends_with_no_grams_and_says_why(
     capsys.readouterr()
     assert main(["status", "j1", "--state-dir", str(tmp_path)]) == 0
     assert f"outcome: no grams: {why}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("sacct_j", "kept_j"), [("5400", 5400.0), ("1e12", None)])
+def test_a_job_followed_without_its_region_keeps_slurm_s_plausible_measured_energy(
+    tmp_path: Path, sacct_j: str, kept_j: float | None
+) -> None:
+    """Slurm's own measurement (sacct ConsumedEnergyRaw) of such a job was dropped with its
+    region: its outcome had no energy at all. It is kept now, when no more than its GPUs of
+    the type its decision named (T4, 70 W) could draw over the run, grams still unknown; a
+    figure above that is set aside (``job_energy_implausible``)."""
+    slurm = FakeSlurm()
+    slurm.ran = ("2026-12-04T21:00:01", "2026-12-04T21:10:01")  # 600 s: T4 bound 841,400 J
+    first = _daemon(tmp_path, slurm, _Dip(T0))
+    line = {"id": "j1", "model": "llama-1b", "requests": 4, "command": ["true"]}
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    first.service.start(T0)
+    first.service.tick(T0)
+    assert first.ledger.job("j1").state == "running"
+    first.close()
+
+    region = RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=("T4",))
+    settings = Settings(state_dir=tmp_path, regions=(region,), policy={"name": "run-now"},
+                        intensity={"source": "static"})  # fmt: skip
+    executors = build_executors(settings) | {"slurm": SlurmExecutor({}, runner=slurm)}
+    again = build_daemon(settings, executors=executors)
+    again.service.start(T0 + timedelta(minutes=5))
+    job = next(iter(slurm.jobs.values()))
+    job.state, job.energy = "GONE", sacct_j
+    with capture_logs() as logs:
+        again.service.tick(T0 + timedelta(minutes=11))
+    outcome = again.ledger.outcome("j1")
+    again.close()
+
+    assert outcome is not None and outcome["total_g"] is None
+    assert (outcome["energy_j"], outcome["measured_energy_j"]) == (kept_j, kept_j)
+    assert outcome["energy_method"] == ("slurm-sacct" if kept_j else None)
+    implausible = [e["max_energy_j"] for e in logs if e["event"] == "job_energy_implausible"]
+    assert implausible == ([] if kept_j else [20 * 70 * 601.0])
