@@ -119,7 +119,8 @@ class SlurmQueries:
         self, job_id: str, token: str, uid: int | None, *, may_have_ended: bool = True
     ) -> tuple[Token, QueueRow | None] | None:
         """The Slurm job of ``job_id`` (by token, else by name) with its squeue row (None:
-        ended, only in sacct); None when Slurm has no such job. By name, among the jobs of
+        ended, only in sacct); None when Slurm has no such job. By name (also when the token
+        cannot be read: hand-edited, cut short), among the jobs of
         ``uid`` (the job's owner: any user may name a job ``carbond-<id>``), the newest job
         still waiting or running in ``squeue``, else (only when it ``may_have_ended``: it may
         have been submitted before) the newest that ran in ``sacct`` (earlier submissions
@@ -127,12 +128,17 @@ class SlurmQueries:
         a job never submitted is found missing while slurmdbd is down or hung.
 
         Raises:
-            ExecutorError: no token and no owner to look the job up by.
+            ExecutorError: no readable token and no owner to look the job up by.
         """
         if token:
-            current = Token.decode(job_id, token)
-            rows = self.squeue(current.cluster, [current.slurm_id])
-            return current, rows[0] if rows else None
+            try:
+                current = Token.decode(job_id, token)
+            except ExecutorError:
+                if uid is None:
+                    raise
+            else:
+                rows = self.squeue(current.cluster, [current.slurm_id])
+                return current, rows[0] if rows else None
         if uid is None:
             raise ExecutorError(f"job {job_id}: no Slurm id recorded and no owner to find it by")
         for cluster, first in {t.cluster: r for r, t in self._targets.items()}.items():

@@ -97,3 +97,23 @@ def test_a_job_with_an_unreadable_run_token_is_cancelled_by_name_and_ended_once_
     assert (end.job_id, end.exit_code, end.energy_j) == ("j1", None, None)
     assert "run token is unreadable" in end.reason and "carbond-j1" in end.reason
     assert executor.poll([bad, other], T0 + timedelta(minutes=4)) == []  # ended once
+
+
+def test_a_held_job_with_an_unreadable_run_token_is_withdrawn_and_moved_by_name(
+    tmp_path: Path,
+) -> None:
+    """A held job whose run token cannot be read could be neither moved nor taken back
+    (``job_hold_failed`` / ``job_withdraw_failed``: unreadable slurm run token, every
+    round), so a cancelled or expired planned job stayed held in Slurm and would start there
+    at its planned time. Its Slurm job is now found by name among its owner's jobs: a hold
+    moves it and hands back a readable token; a withdrawal cancels it."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    spec = _spec(tmp_path)
+    token = executor.hold(spec, T0 + timedelta(hours=1), "", T0).token
+    job = slurm.jobs[Token.decode("j1", token).slurm_id]
+
+    moved = executor.hold(spec, T0 + timedelta(hours=2), '{"slurm_id": 7', T0)
+    assert moved.token == token and job.state == "PENDING"  # the same job, its token again
+    assert executor.withdraw("j1", '{"slurm_id": 7', T0, uid=0) is None
+    assert job.state == "CANCELLED" and len(slurm.jobs) == 1  # taken back, none submitted
