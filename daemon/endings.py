@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from daemon.executors.base import ExitStatus, NotStarted, RunHandle
+from daemon.isotime import isoformat
 from daemon.ledger import DecisionRecord, RunRecord
 
 __all__ = [
@@ -109,8 +110,8 @@ def predicted_outcome(
     really started), GPUs, what was predicted at dispatch and the run-now counterfactual.
     Measured columns stay NULL for the NVML part."""
     return {
-        "started_at": started.isoformat(),
-        "finished_at": status.finished_at.isoformat(),
+        "started_at": isoformat(started),
+        "finished_at": isoformat(status.finished_at),
         "duration_s": (status.finished_at - started).total_seconds(),
         "gpus": len(run.device_ids),
         "pue": pue,

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from daemon.isotime import isoformat
+
 __all__ = ["add_expired", "add_outcome", "add_outcomes"]
 
 
@@ -42,7 +44,7 @@ def add_outcomes(
             add("run_now_total_g", run_now)
             add("saved_g", run_now - total)
         finished = columns.get("finished_at")
-        if deadline is not None and finished is not None and finished > deadline.isoformat():
+        if deadline is not None and finished is not None and finished > isoformat(deadline):
             add("deadlines_missed", 1)
     return out
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError
+from daemon.isotime import isoformat
 
 __all__ = ["SimulatedExecutor"]
 
@@ -109,7 +110,7 @@ class SimulatedExecutor:
         fails = self._failure_rate > 0 and self._rng(spec.job_id + "/exit").random() < (
             self._failure_rate
         )
-        ends_at = (now + timedelta(seconds=duration)).isoformat()
+        ends_at = isoformat(now + timedelta(seconds=duration))
         # json.dumps({"ends_at": ends_at, "exit_code": 0 or 1}): an ISO time needs no escapes
         token = f'{{"ends_at": "{ends_at}", "exit_code": {1 if fails else 0}}}'
         self._cancelled.pop(spec.job_id, None)

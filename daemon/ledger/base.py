@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from daemon import killpoints
 from daemon.errors import DaemonError
+from daemon.isotime import isoformat
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
@@ -45,7 +46,7 @@ def ts(value: datetime | None) -> str | None:
     last = _last_ts[0]
     if value is last[0]:  # the same object: a round writes its ``now`` many times
         return last[1]
-    text = value.isoformat()
+    text = isoformat(value)
     _last_ts[0] = (value, text)  # one reference swapped: safe across threads
     return text
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from daemon.isotime import isoformat
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import dt, json_tuple, req_dt, ts
 from daemon.ledger.kept import real
@@ -197,7 +198,7 @@ def alternative_json(alt: Any) -> dict[str, Any]:
         "device_ids": list(alt.device_ids),
         "region": alt.region,
         "gpu": alt.gpu,
-        "start": alt.start.isoformat(),
+        "start": isoformat(alt.start),
         "duration_s": alt.duration_s,
         "energy_j": alt.energy_j,
         "intensity_g_per_kwh": alt.intensity_g_per_kwh,
@@ -268,7 +269,7 @@ class _DecisionTexts:
         """``at.isoformat()``."""
         seen = self._times.get(id(at))
         if seen is None:
-            seen = self._times[id(at)] = (at, at.isoformat())
+            seen = self._times[id(at)] = (at, isoformat(at))
         return seen[1]
 
     def alternative(self, alt: Any) -> str:

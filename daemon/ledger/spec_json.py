@@ -10,6 +10,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from daemon.isotime import isoformat
 from daemon.queue.line import JobRequest
 
 __all__ = ["plain_spec_json"]
@@ -24,7 +25,7 @@ def plain_spec_json(request: JobRequest) -> tuple[str | None, str]:
     texts (which repeat across jobs) are encoded once each."""
     r, text, deadline = request, encode_basestring_ascii, request.deadline
     assert r.job_id is not None  # add_jobs' requests have their ids
-    at = None if deadline is None else deadline.isoformat()
+    at = None if deadline is None else isoformat(deadline)
     quoted = "null" if at is None else f'"{at}"'  # an ISO time needs no escapes
     return at, (
         f'{{"id": {text(r.job_id)}, "name": {text(r.name)}, "model": {_or_null(r.model, text)}, '
