@@ -42,6 +42,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from daemon.planning import with_run_now_recorded
+from daemon.run_now_busy import RunNowBusy
 from policies import Decision, Device, JobSpec, Policy, get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload
 from policies.scoring import SlotGrid, make_pools, score
@@ -107,7 +109,11 @@ def _a_minute_later(
     jobs: list[JobSpec], devices: list[Device], decisions: list[Decision], arrivals: int
 ) -> tuple[datetime, list[JobSpec], list[Device]]:
     """The queue and devices of the next tick: started jobs run, new ones arrive, and the
-    run on the first busy device ends."""
+    run on the first busy device ends. As the daemon hands them on (daemon/service/
+    plan_round.py ``_keep_plans``): the jobs decided last tick have their run-now
+    counterfactual recorded (``run_now_recorded``), and those counterfactual runs hold their
+    GPUs (:class:`daemon.run_now_busy.RunNowBusy`), so only the arrivals claim GPUs one by
+    one."""
     now = NOW + timedelta(minutes=1)
     started = {d.job_id: d.chosen for d in decisions if d.action == "start" and d.chosen}
     until = {
@@ -117,8 +123,13 @@ def _a_minute_later(
     }
     if until:
         until[min(until)] = now  # ended early
-    devices = [replace(d, busy_until=until.get(d.device_id)) for d in devices]
-    queue = [j for j in jobs if j.job_id not in started]
+    held = RunNowBusy()
+    deadlines = {j.job_id: j.deadline for j in jobs}
+    for d in decisions:
+        if d.run_now is not None:
+            held.hold(d.job_id, d.run_now, deadlines[d.job_id])
+    devices = held.devices([replace(d, busy_until=until.get(d.device_id)) for d in devices], now)
+    queue = [with_run_now_recorded(j) for j in jobs if j.job_id not in started]
     fresh = [replace(j, job_id=f"new{i}", submitted_at=now) for i, j in enumerate(jobs[:arrivals])]
     return now, queue + fresh, devices
 
