@@ -33,12 +33,12 @@ rounds while their copies hold GPUs); one query each, at the start only.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from daemon.accounting.run_now_priced import ratio
 from daemon.executors.base import ExitStatus
 from daemon.ledger import EndedCounterfactual, WaitingCounterfactual
 from policies import Alternative, Device
@@ -88,23 +88,14 @@ def ending_cut(
     if at is None and state == "cancelled":
         at = ended_at
     share = scale = None
-    ratio = _ratio(duration_s, predicted_duration_s)
-    if state == "failed" and own_failure and ratio is not None:
-        share = min(1.0, max(0.0, ratio))
-    elif state == "succeeded" and ratio is not None and ratio > 0 and ratio != 1.0:
-        scale = ratio
+    scaled = ratio(duration_s, predicted_duration_s)
+    if state == "failed" and own_failure and scaled is not None:
+        share = min(1.0, max(0.0, scaled))
+    elif state == "succeeded" and scaled is not None and scaled > 0 and scaled != 1.0:
+        scale = scaled
     if at is None and share is None and scale is None:
         return None
     return Cut(at, share, scale)
-
-
-def _ratio(duration_s: float | None, predicted_duration_s: float | None) -> float | None:
-    """``duration_s / predicted_duration_s`` where both are finite and the latter above 0."""
-    if duration_s is None or predicted_duration_s is None:
-        return None
-    if not (math.isfinite(duration_s) and math.isfinite(predicted_duration_s)):
-        return None
-    return duration_s / predicted_duration_s if predicted_duration_s > 0 else None
 
 
 def run_end_cut(

@@ -15,7 +15,7 @@ import structlog
 
 from daemon.accounting.methods import ESTIMATED
 from daemon.accounting.realised import realised_from_samples
-from daemon.accounting.run_now_priced import run_now_intensity_g_per_kwh, run_now_zone
+from daemon.accounting.run_now_priced import ratio, run_now_intensity_g_per_kwh, run_now_zone
 from daemon.accounting.unconfigured import reported_energy_columns
 from daemon.accounting.unmetered import measured_energy_bound_j, unmetered_columns
 from daemon.endings import predicted_outcome
@@ -184,7 +184,7 @@ def _as_turned_out(
         return like_the_run(columns, recorded)
     if zone is None:
         return like_the_run(columns, recorded)
-    scale = _ratio(columns.get("duration_s"), columns.get("predicted_duration_s"))
+    scale = ratio(columns.get("duration_s"), columns.get("predicted_duration_s"))
     samples = ledger.intensity_samples
     intensity = run_now_intensity_g_per_kwh(
         samples, zone, start, duration_s * (scale or 1.0), status.finished_at,
@@ -194,7 +194,7 @@ def _as_turned_out(
         if not own_read:  # a metered run: its samples were not read for its own grams
             own = realised_from_samples(zone, samples(zone, started, status.finished_at),
                                         started, status.finished_at)  # fmt: skip
-        bias = _ratio(columns.get("realised_intensity_g_per_kwh"),
+        bias = ratio(columns.get("realised_intensity_g_per_kwh"),
                       None if own is None else own.intensity_g_per_kwh)  # fmt: skip
         intensity *= bias or 1.0
     return like_the_run(columns, recorded, intensity)
@@ -253,8 +253,8 @@ def like_the_run(
     Unscaled where a figure is missing."""
     if recorded is None or columns.get("run_now_total_g") is None:
         return columns
-    energy = _ratio(columns.get("energy_j"), columns.get("predicted_energy_j"))
-    duration = _ratio(columns.get("duration_s"), columns.get("predicted_duration_s"))
+    energy = ratio(columns.get("energy_j"), columns.get("predicted_energy_j"))
+    duration = ratio(columns.get("duration_s"), columns.get("predicted_duration_s"))
     operational, embodied = recorded.get("operational_g"), recorded.get("embodied_g")
     if (
         energy is not None
@@ -262,19 +262,10 @@ def like_the_run(
         and isinstance(operational, int | float)
         and isinstance(embodied, int | float)
     ):
-        operational *= energy * (_ratio(intensity_g_per_kwh, recorded.get("intensity_g_per_kwh"))
+        operational *= energy * (ratio(intensity_g_per_kwh, recorded.get("intensity_g_per_kwh"))
                                  or 1.0)  # fmt: skip
         columns["run_now_total_g"] = operational + embodied * duration
     return columns
-
-
-def _ratio(value: Any, predicted: Any) -> float | None:
-    """``value / predicted`` when both are finite numbers and ``predicted`` is above 0."""
-    if not isinstance(value, int | float) or not isinstance(predicted, int | float):
-        return None
-    if not (math.isfinite(value) and math.isfinite(predicted)) or predicted <= 0:
-        return None
-    return float(value) / float(predicted)
 
 
 def _realised_from_forecast(

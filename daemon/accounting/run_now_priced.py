@@ -12,6 +12,7 @@ forecast.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,10 +22,22 @@ from daemon.inventory import InventoryGpu
 from policies import PoliciesError, ZoneIntensity
 from policies.footprint.outcome import time_weighted_intensity
 
-__all__ = ["run_now_intensity_g_per_kwh", "run_now_zone"]
+__all__ = ["ratio", "run_now_intensity_g_per_kwh", "run_now_zone"]
 
 Samples = Callable[[str, datetime, datetime], Sequence[tuple[datetime, float, str]]]
 """The ledger's ``intensity_samples(zone, since, until)``."""
+
+
+def ratio(value: Any, predicted: Any) -> float | None:
+    """``value / predicted`` when both are finite numbers and ``predicted`` is above 0 (None
+    otherwise): how a run turned out against its prediction (its duration, its energy), which
+    scales its counterfactual's priced window and the window it holds GPUs over
+    (:mod:`daemon.run_now_busy`) alike."""
+    if not isinstance(value, int | float) or not isinstance(predicted, int | float):
+        return None
+    if not (math.isfinite(value) and math.isfinite(predicted)) or predicted <= 0:
+        return None
+    return float(value) / float(predicted)
 
 
 def run_now_zone(
