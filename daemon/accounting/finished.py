@@ -210,16 +210,12 @@ def is_the_run(
     (``device_ids``), the start it really had (``started``) and the duration predicted for it
     (to a relative 1e-9: the same estimate). False where a figure is missing or malformed."""
     try:
-        same_start = datetime.fromisoformat(str(recorded["start"])) == started
+        start = datetime.fromisoformat(str(recorded["start"]))
         duration_s = float(recorded["duration_s"])
     except (KeyError, TypeError, ValueError):
         return False
-    return (
-        same_start
-        and list(recorded.get("device_ids") or ()) == list(device_ids)
-        and isinstance(predicted_duration_s, int | float)
-        and math.isclose(duration_s, predicted_duration_s, rel_tol=1e-9)
-    )
+    return _same_run(start, recorded.get("device_ids") or (), duration_s,
+                     started, device_ids, predicted_duration_s)  # fmt: skip
 
 
 def is_the_kept_run(
@@ -231,11 +227,26 @@ def is_the_kept_run(
     """:func:`is_the_run` of ``alternative_json(recorded)``, not formatted and parsed back
     (``recorded``: from :meth:`daemon.ledger.Ledger.counterfactual_run`, whose start is naive
     or in UTC and whose figures are plain floats)."""
+    return _same_run(recorded.start, recorded.device_ids, recorded.duration_s,
+                     started, device_ids, predicted_duration_s)  # fmt: skip
+
+
+def _same_run(
+    start: datetime,
+    device_ids: Sequence[str],
+    duration_s: float,
+    started: datetime,
+    run_device_ids: Sequence[str],
+    predicted_duration_s: Any,
+) -> bool:
+    """Whether a counterfactual from ``start`` on ``device_ids`` for ``duration_s`` is the run
+    that started at ``started`` on ``run_device_ids`` with ``predicted_duration_s`` (to a
+    relative 1e-9: the same estimate)."""
     return (
-        recorded.start == started
-        and list(recorded.device_ids) == list(device_ids)
+        start == started
+        and list(device_ids) == list(run_device_ids)
         and isinstance(predicted_duration_s, int | float)
-        and math.isclose(recorded.duration_s, predicted_duration_s, rel_tol=1e-9)
+        and math.isclose(duration_s, predicted_duration_s, rel_tol=1e-9)
     )
 
 
