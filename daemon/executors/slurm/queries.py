@@ -211,7 +211,9 @@ def ended(
 ) -> ExitStatus | None:
     """The end of ``slurm_id`` from its sacct rows; None while the rows are not final yet
     (sacct lags the controller by about half a second). A field sacct printed that cannot be
-    read is unknown, and the reason names it (``sacct unreadable: ExitCode '0:x'``)."""
+    read is unknown, and the reason names it (``sacct unreadable: ExitCode '0:x'``). A
+    ``COMPLETED`` job's exit code is 0 all the same: Slurm records ``COMPLETED`` only when
+    every step exited 0, so an unreadable ``ExitCode`` does not make it fail."""
     job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
     if job is None or not is_ended(job.state):
         return None
@@ -220,10 +222,13 @@ def ended(
     settling = (now - end).total_seconds() < _ACCT_SETTLE_S
     if job.start is not None and (batch is None or not is_ended(batch.state)) and settling:
         return None  # the batch step's row (and its energy) is still being written
+    code, from_state = job.exit_code, False
+    if job.state == "COMPLETED" and code is None and job.signal is None:
+        code, from_state = 0, True  # COMPLETED: every step exited 0
     status = ended_status(
         handle.job_id,
         job.state,
-        exit_code=job.exit_code,
+        exit_code=code,
         signal=job.signal,
         finished_at=end,
         started_at=job.start or end,  # no Start: it never ran (cancelled while pending)
@@ -234,11 +239,12 @@ def ended(
         owner=handle.uid,
     )
     bad = [f"{u} ({r.step or 'job'})" for r in acct if r.slurm_id == slurm_id for u in r.unreadable]
-    return (
-        replace(status, reason=f"{status.reason}; sacct unreadable: {', '.join(bad)}")
-        if bad
-        else status
-    )
+    if not bad and not from_state:
+        return status
+    reason = status.reason + (f"; sacct unreadable: {', '.join(bad)}" if bad else "")
+    if from_state:
+        reason += "; exit code 0 from its state (Slurm's COMPLETED: every step exited 0)"
+    return replace(status, reason=reason)
 
 
 def ended_unstarted(slurm_id: str, acct: list[AcctRow], uid: int | None) -> EndedUnstarted | None:

@@ -7,7 +7,7 @@ an :class:`~daemon.executors.base.ExitStatus`:
 ==============  ==========================================  ==================================
 Slurm           exit code / signal                          reason kept
 ==============  ==========================================  ==================================
-COMPLETED       the job's exit code (0)                     ``slurm COMPLETED``
+COMPLETED       the job's exit code (0; 0 when unreadable)  ``slurm COMPLETED``
 FAILED          its exit code, or the signal that killed it ``slurm FAILED``
 CANCELLED       none                                        ``slurm CANCELLED (by uid N)``
 TIMEOUT         none                                        ``slurm TIMEOUT: time limit ...``

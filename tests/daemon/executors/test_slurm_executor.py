@@ -45,6 +45,7 @@ class _Job:
     node: str = ""
     held: bool = False
     energy: str = ""
+    exit: str = "0:0"  # sacct's ExitCode of the job's row
 
 
 @dataclass
@@ -122,7 +123,7 @@ class FakeSlurm:
             if i in opts.get("jobs", "").split(",") or j.name == opts.get("name"):
                 state = "COMPLETED" if j.state == "GONE" else j.state
                 times = f"{self.ran[0]}|{self.ran[1]}|n1"
-                rows.append(f"{i}|{state}|0:0|{times}|{j.partition}|")
+                rows.append(f"{i}|{state}|{j.exit}|{times}|{j.partition}|")
                 rows.append(f"{i}.batch|{state}|0:0|{times}||{j.energy}")
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
 

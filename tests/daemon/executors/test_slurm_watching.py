@@ -69,6 +69,32 @@ def test_one_unreadable_sacct_energy_records_that_end_without_energy_and_the_oth
     assert not [e for e in logs if e["event"] == "slurm_sacct_failed"]
 
 
+def test_a_completed_job_whose_exit_code_cannot_be_read_succeeds_saying_so(
+    tmp_path: Path,
+) -> None:
+    """A ``COMPLETED`` job whose sacct ``ExitCode`` could not be read ended ``failed`` (no exit
+    code). Slurm records ``COMPLETED`` only when every step exited 0, so it now succeeds, the
+    reason naming the unreadable field and where its exit code came from; a ``FAILED`` job
+    with an unreadable ``ExitCode`` still fails, its exit code unknown."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    odd = executor.launch(_spec(tmp_path), T0)
+    failed = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)
+    for handle, state in ((odd, "GONE"), (failed, "FAILED")):
+        job = slurm.jobs[Token.decode(handle.job_id, handle.token).slurm_id]
+        job.state, job.exit = state, "0:x"
+
+    ends = {s.job_id: s for s in executor.poll([odd, failed], T0 + timedelta(minutes=1))}
+
+    assert ends["j1"].succeeded and ends["j1"].exit_code == 0
+    assert ends["j1"].reason == (
+        "slurm COMPLETED; sacct unreadable: ExitCode '0:x' (job); exit code 0 from its state "
+        "(Slurm's COMPLETED: every step exited 0)"
+    )
+    assert not ends["j2"].succeeded and ends["j2"].exit_code is None
+    assert ends["j2"].reason == "slurm FAILED; sacct unreadable: ExitCode '0:x' (job)"
+
+
 def test_a_job_with_an_unreadable_run_token_is_cancelled_by_name_and_ended_once_gone(
     tmp_path: Path,
 ) -> None:
