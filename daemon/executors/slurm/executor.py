@@ -103,6 +103,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process
         self._no_end: dict[str, datetime] = {}  # held jobs gone from squeue, no sacct end yet
         self._sacct_failing: set[str | None] = set()  # clusters whose sacct fails (logged)
+        self._sacct_odd: set[str] = set()  # Slurm jobs whose sacct rows were unreadable (logged)
         self._unreadable: set[str] = set()  # jobs whose run token cannot be read (logged)
         self._by_name: set[str] = set()  # of those, the ones cancelled by name: ended when gone
         self._unreachable_said: dict[str | None, str] = {}  # slurm_unreachable, logged once

@@ -4,16 +4,15 @@ Formats (all under ``TZ=UTC``, see :mod:`daemon.executors.slurm.commands`):
 
 - ``sbatch --parsable``: ``<id>`` or ``<id>;<cluster>``;
 - ``squeue --format`` with ``|`` between fields; ``-M`` adds ``CLUSTER: name`` lines;
-- ``sacct --parsable2``: ``|`` between fields, one row per job and per step (``<id>.batch``,
-  ``<id>.extern``, ``<id>.0``); ``State`` may read ``CANCELLED by <uid>``; ``ExitCode`` is
-  ``<code>:<signal>``; ``ConsumedEnergyRaw`` is joules (empty or 0 without energy accounting);
+- ``sacct --parsable2``: read by :mod:`daemon.executors.slurm.acct`;
 - ``scontrol --oneliner show node``: ``Key=value`` pairs, one node per line; ``Reason=`` runs
   to the end of its value and may contain spaces.
 
 None of them asks for a job's or a step's name, carbond's own jobs' included (their owners may
 rename them): Slurm prints a name as its user chose it, ``|`` and newlines included. Times
-``N/A``, ``Unknown``, ``None`` and empty read as None. Each parser raises
-:class:`SlurmOutputError` naming the command and the line it could not read.
+``N/A``, ``Unknown``, ``None`` and empty read as None. Each parser here raises
+:class:`SlurmOutputError` naming the command and the line it could not read (``sacct``'s reads
+what it can, line by line).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from datetime import UTC, datetime
 from daemon.executors.errors import ExecutorError
 
 __all__ = [
-    "AcctRow",
     "GresCount",
     "NodeRow",
     "QueueRow",
@@ -34,13 +32,12 @@ __all__ = [
     "SlurmOutputError",
     "allocated_count",
     "controller_up",
-    "energy_j",
+    "data_lines",
     "expand_hostlist",
     "gpu_count",
     "no_answer",
     "parse_nodes",
     "parse_running",
-    "parse_sacct",
     "parse_sbatch",
     "parse_squeue",
     "parse_time",
@@ -51,7 +48,7 @@ __all__ = [
 # error: Unable to contact slurm controller (connect failure)"; with --clusters, "'west' can't
 # be reached now"; a controller that accepts but does not answer: "Socket timed out").
 _UNREACHABLE = ("unable to contact slurm controller", "can't be reached now", "socket timed out")
-_NO_VAL64 = 2**63  # Slurm's "no value" markers are at the top of the 64-bit range
+NO_VAL64 = 2**63  # Slurm's "no value" markers are at the top of the 64-bit range
 
 
 class SlurmOutputError(ExecutorError):
@@ -69,24 +66,6 @@ class QueueRow:
     end: datetime | None
     nodes: str
     partition: str
-
-
-@dataclass(frozen=True, slots=True)
-class AcctRow:
-    """One ``sacct`` row: a job (``step`` empty) or one of its steps (``batch``, ``0``, ...)."""
-
-    slurm_id: str
-    step: str
-    state: str
-    by_uid: int | None
-    exit_code: int | None
-    signal: int | None
-    start: datetime | None
-    end: datetime | None
-    nodes: str
-    partition: str
-    energy_j: float | None
-    unreadable: tuple[str, ...] = ()  # "ExitCode '0:x'": fields read as unknown (None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +157,7 @@ def _time(command: str, text: str, line: str) -> datetime | None:
         raise SlurmOutputError(f"{command}: unreadable time {text!r} in {line!r}") from exc
 
 
-def _data_lines(stdout: str) -> Iterator[str]:
+def data_lines(stdout: str) -> Iterator[str]:
     """The non-blank lines of a Slurm listing, without the ``CLUSTER: name`` banners ``-M``
     adds."""
     for line in stdout.splitlines():
@@ -193,7 +172,7 @@ def parse_squeue(stdout: str) -> list[QueueRow]:
         SlurmOutputError: a line with the wrong number of fields or an unreadable time.
     """
     rows = []
-    for line in _data_lines(stdout):
+    for line in data_lines(stdout):
         i, state, reason, start, end, nodes, partition = _fields("squeue", line, 7)
         rows.append(
             QueueRow(
@@ -207,70 +186,6 @@ def parse_squeue(stdout: str) -> list[QueueRow]:
             )
         )
     return rows
-
-
-_EXIT = re.compile(r"^(\d+):(\d+)$")
-
-
-def parse_sacct(stdout: str) -> list[AcctRow]:
-    """Rows of ``sacct --parsable2 --format=SACCT_FIELDS`` (jobs and steps). An ``ExitCode``
-    or ``ConsumedEnergyRaw`` that cannot be read is None, named in the row's ``unreadable``:
-    one odd row does not hide the other jobs' ends.
-
-    Raises:
-        SlurmOutputError: a line with the wrong number of fields, or an unreadable time.
-    """
-    rows = []
-    for line in _data_lines(stdout):
-        job, state, exit_code, start, end, nodes, partition, energy = _fields("sacct", line, 8)
-        slurm_id, _, step = job.partition(".")
-        state_word, _, by = state.partition(" by ")
-        code, sig, bad = None, None, []
-        if (m := _EXIT.match(exit_code.strip())) is not None:
-            code, sig = int(m.group(1)), int(m.group(2))
-        elif exit_code.strip():
-            bad.append(f"ExitCode {exit_code.strip()!r}")
-        try:
-            joules = float(energy) if energy.strip() else None
-        except ValueError:
-            joules = None
-            bad.append(f"ConsumedEnergyRaw {energy.strip()!r}")
-        rows.append(
-            AcctRow(
-                slurm_id=slurm_id,
-                step=step,
-                state=state_word.strip(),
-                by_uid=int(by) if by.strip().isdigit() else None,
-                exit_code=code if sig == 0 else None,
-                signal=sig or None,
-                start=_time("sacct", start, line),
-                end=_time("sacct", end, line),
-                nodes=nodes.strip(),
-                partition=partition.strip(),
-                energy_j=joules if joules is not None and 0 < joules < _NO_VAL64 else None,
-                unreadable=tuple(bad),
-            )
-        )
-    return rows
-
-
-def energy_j(rows: list[AcctRow], slurm_id: str) -> float | None:
-    """The energy Slurm accounted to job ``slurm_id``, in joules, or None when it has none
-    (energy accounting not configured: every row empty or 0; or the value it would be read
-    from unreadable).
-
-    The job's own row when it has a value, else the largest of its steps: the ``batch`` step
-    spans the whole script (other steps run inside it on the same node, so adding them would
-    count their joules twice).
-    """
-    mine = [row for row in rows if row.slurm_id == slurm_id]
-    own = [row.energy_j for row in mine if not row.step and row.energy_j is not None]
-    if own:
-        return own[0]
-    if any(u.startswith("ConsumedEnergyRaw") for row in mine for u in row.unreadable):
-        return None  # the largest step's may be the one unread: unknown, not an undercount
-    steps = [row.energy_j for row in mine if row.step and row.energy_j is not None]
-    return max(steps) if steps else None
 
 
 _PAIR = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_/]*)=")
@@ -308,7 +223,7 @@ def parse_nodes(stdout: str) -> list[NodeRow]:
         SlurmOutputError: a node line without ``NodeName``.
     """
     nodes = []
-    for line in _data_lines(stdout):
+    for line in data_lines(stdout):
         pairs = _pairs(line)
         if "NodeName" not in pairs:
             raise SlurmOutputError(f"scontrol show node: no NodeName in {line!r}")
@@ -359,7 +274,7 @@ def parse_running(stdout: str, gres: str = "gpu") -> list[RunningRow]:
         SlurmOutputError: a line with the wrong number of fields or an unreadable time.
     """
     rows = []
-    for line in _data_lines(stdout):
+    for line in data_lines(stdout):
         i, user, nodes, per_node, alloc, end = _fields("squeue", line, 6)
         hosts = expand_hostlist(nodes.strip())
         spread = -(-allocated_count(alloc, gres) // max(1, len(hosts)))

@@ -17,15 +17,13 @@ from pathlib import Path
 from daemon.executors.base import EndedUnstarted, ExitStatus, RunHandle
 from daemon.executors.errors import EndNotRecordedError, ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
+from daemon.executors.slurm.acct import AcctRow, energy_j, parse_sacct
 from daemon.executors.slurm.parse import (
-    AcctRow,
     NodeRow,
     QueueRow,
     RunningRow,
-    energy_j,
     parse_nodes,
     parse_running,
-    parse_sacct,
     parse_squeue,
 )
 from daemon.executors.slurm.runner import CommandResult, Runner
@@ -129,6 +127,7 @@ class SlurmQueries:
 
         Raises:
             ExecutorError: no readable token and no owner to look the job up by.
+            EndNotRecordedError: sacct failed, or its answer was cut short (asked again later).
         """
         if token:
             try:
@@ -151,8 +150,14 @@ class SlurmQueries:
             if not may_have_ended:
                 continue
             argv = cmd.sacct_argv(self.tool("sacct"), cluster, name=cmd.job_name(job_id), uid=uid)
-            acct = [r for r in parse_sacct(self._acct_by_name(job_id, argv).stdout)
-                    if not r.step and r.start is not None]  # fmt: skip  # ran: not a taken-back one
+            answer = parse_sacct(self._acct_by_name(job_id, argv).stdout)
+            if lost := [u for r in answer if r.lost for u in r.unreadable]:  # ran or not: unknown
+                raise EndNotRecordedError(
+                    f"job {job_id}: not in squeue, and sacct's answer is cut short ({lost[0]}): "
+                    "whether an earlier submission of it ran is not known; asked again next round"
+                )
+            # ran (a Start, or one unreadable): not a submission taken back unstarted
+            acct = [r for r in answer if not r.step and (r.start is not None or r.start_unknown)]
             if acct:
                 last = max(acct, key=lambda r: int(r.slurm_id))
                 region = self.region_of(last.partition, cluster) or first
@@ -210,8 +215,10 @@ def ended(
     handle: RunHandle, slurm_id: str, acct: list[AcctRow], now: datetime
 ) -> ExitStatus | None:
     """The end of ``slurm_id`` from its sacct rows; None while the rows are not final yet
-    (sacct lags the controller by about half a second). A field sacct printed that cannot be
-    read is unknown, and the reason names it (``sacct unreadable: ExitCode '0:x'``). A
+    (sacct lags the controller by about half a second), or while its job row is lost (cut
+    short: read again on the next poll). A field sacct printed that cannot be read is unknown,
+    and the reason names it (``sacct unreadable: ExitCode '0:x'``): an unreadable ``End`` is
+    ``now``, an unreadable ``Start`` leaves the start to the service (its launch time). A
     ``COMPLETED`` job's exit code is 0 all the same: Slurm records ``COMPLETED`` only when
     every step exited 0, so an unreadable ``ExitCode`` does not make it fail."""
     job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
@@ -219,8 +226,9 @@ def ended(
         return None
     batch = next((r for r in acct if r.slurm_id == slurm_id and r.step == "batch"), None)
     end = job.end or now
-    settling = (now - end).total_seconds() < _ACCT_SETTLE_S
-    if job.start is not None and (batch is None or not is_ended(batch.state)) and settling:
+    settling = job.end is not None and (now - job.end).total_seconds() < _ACCT_SETTLE_S
+    ran = job.start is not None or job.start_unknown
+    if ran and (batch is None or not is_ended(batch.state)) and settling:
         return None  # the batch step's row (and its energy) is still being written
     code, from_state = job.exit_code, False
     if job.state == "COMPLETED" and code is None and job.signal is None:
@@ -231,7 +239,8 @@ def ended(
         exit_code=code,
         signal=job.signal,
         finished_at=end,
-        started_at=job.start or end,  # no Start: it never ran (cancelled while pending)
+        # no Start: it never ran (cancelled while pending); an unreadable one: not known here
+        started_at=None if job.start_unknown else job.start or end,
         by_uid=job.by_uid,
         nodes=job.nodes,
         energy_j=energy_j(acct, slurm_id),
@@ -253,7 +262,8 @@ def ended_unstarted(slurm_id: str, acct: list[AcctRow], uid: int | None) -> Ende
     gives a pending job its owner cancels a ``Start``, the cancel time; an admin's cancel
     leaves none); None when it ran, or while sacct has no final row of it."""
     job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
-    ran = job is not None and job.start is not None and job.nodes not in ("", _NO_NODE)
+    ran = (job is not None and (job.start is not None or job.start_unknown)
+           and job.nodes not in ("", _NO_NODE))  # fmt: skip
     if job is None or ran or not is_ended(job.state):
         return None
     by = f" by uid {job.by_uid}" if job.by_uid is not None else ""

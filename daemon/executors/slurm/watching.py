@@ -16,7 +16,8 @@ import structlog
 from daemon.executors.base import EndedUnstarted, ExitStatus, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm.parse import AcctRow, QueueRow
+from daemon.executors.slurm.acct import AcctRow
+from daemon.executors.slurm.parse import QueueRow
 from daemon.executors.slurm.queries import SlurmQueries, Token, ended, ended_unstarted
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner
@@ -37,6 +38,7 @@ class SlurmWatching:
     _mine: set[str]
     _pending_grace_s: float
     _sacct_failing: set[str | None]  # clusters whose last sacct failed (logged once)
+    _sacct_odd: set[str]  # Slurm jobs with a field or row of sacct unreadable (logged once)
     _unreadable: set[str]  # jobs whose run token cannot be read (logged once, set aside)
     _by_name: set[str]  # of those, the ones cancelled by name: ended once squeue has none
 
@@ -230,4 +232,18 @@ class SlurmWatching:
         if cluster in self._sacct_failing:
             self._sacct_failing.discard(cluster)
             log.info("slurm_sacct_back", cluster=cluster)
+        self._name_unreadable(cluster, rows)
         return rows
+
+    def _name_unreadable(self, cluster: str | None, rows: Sequence[AcctRow]) -> None:
+        """Log once per Slurm job what sacct printed of it that cannot be read
+        (``slurm_sacct_unreadable``): a field is unknown, a lost row (cut short) keeps its end
+        for a later poll, when sacct is asked again; every other job is read as usual."""
+        odd: dict[str, list[str]] = defaultdict(list)
+        for row in rows:
+            if row.unreadable and row.slurm_id not in self._sacct_odd:
+                odd[row.slurm_id] += [f"{u} ({row.step or 'job'})" for u in row.unreadable]
+        for slurm_id, fields in odd.items():
+            self._sacct_odd.add(slurm_id)
+            log.warning("slurm_sacct_unreadable", cluster=cluster, slurm_id=slurm_id,
+                        fields=fields)  # fmt: skip

@@ -46,6 +46,8 @@ class _Job:
     held: bool = False
     energy: str = ""
     exit: str = "0:0"  # sacct's ExitCode of the job's row
+    ran: tuple[str, str] | None = None  # its sacct Start and End (None: FakeSlurm.ran)
+    cut: bool = False  # its sacct job row is cut short after its Start
 
 
 @dataclass
@@ -122,8 +124,10 @@ class FakeSlurm:
         for i, j in self.jobs.items():
             if i in opts.get("jobs", "").split(",") or j.name == opts.get("name"):
                 state = "COMPLETED" if j.state == "GONE" else j.state
-                times = f"{self.ran[0]}|{self.ran[1]}|n1"
-                rows.append(f"{i}|{state}|{j.exit}|{times}|{j.partition}|")
+                start, end = j.ran or self.ran
+                times = f"{start}|{end}|n1"
+                row = f"{i}|{state}|{j.exit}|{times}|{j.partition}|"
+                rows.append(row if not j.cut else row[: row.index(start) + len(start)])
                 rows.append(f"{i}.batch|{state}|0:0|{times}||{j.energy}")
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
 

@@ -7,22 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from daemon.executors.slurm.acct import energy_j, parse_sacct
 from daemon.executors.slurm.parse import (
     SlurmOutputError,
     allocated_count,
     controller_up,
-    energy_j,
     expand_hostlist,
     gpu_count,
     no_answer,
     parse_nodes,
     parse_running,
-    parse_sacct,
     parse_sbatch,
     parse_squeue,
     parse_time,
     unreachable,
 )
+from daemon.executors.slurm.queries import ended_unstarted
 from daemon.executors.slurm.states import ended_status, is_ended
 
 RECORDED = Path(__file__).parent / "slurm_outputs"
@@ -87,6 +87,35 @@ def test_an_unreadable_exit_code_or_energy_is_unknown_and_named_not_the_whole_an
     assert rows[("1", "batch")].unreadable == ("ConsumedEnergyRaw '29 8'",)
     assert energy_j(list(rows.values()), "1") is None  # not the other steps' joules instead
     assert energy_j(list(rows.values()), "2") == 401.0 and rows[("2", "")].unreadable == ()
+
+
+def test_a_cut_short_row_or_unreadable_time_is_kept_to_its_row_not_the_whole_answer() -> None:
+    """A sacct line with the wrong number of fields, or a Start or End that is no time,
+    failed the parse of every row. The line is now a lost row of the job its first field
+    names (its state unknown), a time is unknown and named; the other rows are read."""
+    text = _read("sacct_mixed.txt")
+    first = next(line for line in text.splitlines() if line.startswith("1|"))
+    text = text.replace(first, first[:25], 1)
+    text = text.replace("2|COMPLETED|0:0|2026-12-04T21:10:", "2|COMPLETED|0:0|2026-12-04T25:10:")
+    rows = {(r.slurm_id, r.step): r for r in parse_sacct(text)}
+    lost = rows[("1", "")]
+    assert lost.lost and lost.state == "" and lost.start_unknown
+    assert lost.unreadable[0].startswith("row of 4 '|'-separated fields, not 8: '1|COMPLETED")
+    assert energy_j(list(rows.values()), "1") is None  # the job's own row may have held it
+    odd = rows[("2", "")]
+    assert (odd.state, odd.start, odd.start_unknown) == ("COMPLETED", None, True)
+    assert odd.unreadable[0].startswith("Start '2026-12-04T25:10:") and odd.end is not None
+    assert rows[("3", "")].unreadable == () and rows[("3", "")].exit_code == 3
+    assert energy_j(list(rows.values()), "2") == 401.0  # its energy is still read
+
+
+def test_a_job_whose_start_cannot_be_read_ended_unstarted_only_without_a_node() -> None:
+    """An unreadable Start is not "never started": whether a held job ran is then told by
+    the node Slurm assigned it, as for a job that has a Start."""
+    row = "7|CANCELLED by 0|0:0|2026-12-04T2x|2026-12-04T21:10:34|{}|alpha|\n"
+    assert ended_unstarted("7", parse_sacct(row.format("n1")), 0) is None  # it ran on n1
+    unstarted = ended_unstarted("7", parse_sacct(row.format("None assigned")), 0)
+    assert unstarted is not None and unstarted.reason == "slurm CANCELLED by uid 0"
 
 
 def test_nodes_read_gres_partitions_state_and_the_free_text_reason() -> None:

@@ -7,11 +7,15 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from daemon.executors.base import RunHandle
+from daemon.executors.errors import EndNotRecordedError
 from daemon.executors.slurm.queries import Token
 from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
+
+ONE_S = timedelta(seconds=1)  # FakeSlurm's jobs start 1 s after T0
 
 
 def test_one_unreadable_run_token_sets_that_job_aside_and_the_others_are_still_followed(
@@ -93,6 +97,64 @@ def test_a_completed_job_whose_exit_code_cannot_be_read_succeeds_saying_so(
     )
     assert not ends["j2"].succeeded and ends["j2"].exit_code is None
     assert ends["j2"].reason == "slurm FAILED; sacct unreadable: ExitCode '0:x' (job)"
+
+
+def test_one_cut_short_or_unreadably_timed_sacct_row_affects_that_job_only(
+    tmp_path: Path,
+) -> None:
+    """A sacct row with the wrong number of fields, or a Start or End that is no time, failed
+    the parse of the whole answer (``slurm_sacct_failed``), so no job of the poll was seen to
+    end. Now each is named once (``slurm_sacct_unreadable``): a job whose row is cut short
+    keeps running until a later poll reads it; one with unreadable times ends, at the poll's
+    time for its End and at its launch for its Start (the reason naming both); the others
+    end as Slurm recorded them."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2, 3)]
+    jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
+    for job in jobs:
+        job.state = "GONE"
+    jobs[0].cut = True
+    jobs[1].ran = ("2026-12-04T21:00:0x", "yesterday")
+    now = T0 + timedelta(minutes=1)
+
+    with capture_logs() as logs:
+        ends = {s.job_id: s for s in executor.poll(handles, now)}
+        assert executor.poll(handles[:1], now + timedelta(minutes=1)) == []  # still cut short
+        jobs[0].cut = False
+        [later] = executor.poll(handles[:1], now + timedelta(minutes=2))
+
+    assert sorted(ends) == ["j2", "j3"]
+    assert ends["j2"].succeeded and ends["j2"].started_at is None
+    assert (ends["j2"].finished_at, ends["j2"].end_to_second) == (now, False)
+    assert "sacct unreadable: Start '2026-12-04T21:00:0x' (job), End 'yesterday' (job)" in (
+        ends["j2"].reason
+    )
+    assert (ends["j3"].reason, ends["j3"].started_at) == ("slurm COMPLETED", T0 + ONE_S)
+    assert (later.job_id, later.succeeded, later.reason) == ("j1", True, "slurm COMPLETED")
+    named = [e for e in logs if e["event"] == "slurm_sacct_unreadable"]
+    ids = [Token.decode(h.job_id, h.token).slurm_id for h in handles]
+    assert [e["slurm_id"] for e in named] == ids[:2]  # once each
+    assert "row of 4 '|'-separated fields, not 8" in named[0]["fields"][0]
+    assert not [e for e in logs if e["event"] == "slurm_sacct_failed"]
+
+
+def test_a_cut_short_sacct_answer_of_a_job_looked_up_by_name_decides_nothing(
+    tmp_path: Path,
+) -> None:
+    """A job released with no Slurm id recorded, gone from squeue, is looked up in sacct by
+    name: a cut-short answer failed the hand-over (``sacct: expected 8 fields``) as if Slurm
+    had refused it. Whether an earlier submission ran is not known then: it now waits for a
+    later round (:class:`EndNotRecordedError`), nothing submitted again."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    executor.launch(_spec(tmp_path), T0)  # its token lost in a crash
+    [job] = slurm.jobs.values()
+    job.state, job.cut = "GONE", True
+
+    with pytest.raises(EndNotRecordedError, match="cut short"):
+        executor.release(_spec(tmp_path), "", T0 + timedelta(minutes=1))
+    assert len(slurm.jobs) == 1
 
 
 def test_a_job_with_an_unreadable_run_token_is_cancelled_by_name_and_ended_once_gone(

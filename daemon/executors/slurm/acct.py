@@ -1,0 +1,129 @@
+"""``sacct``'s answer as frozen values (pure; tested against outputs recorded from Slurm 22.05).
+
+``sacct --parsable2`` prints ``|`` between fields, one row per job and per step
+(``<id>.batch``, ``<id>.extern``, ``<id>.0``); ``State`` may read ``CANCELLED by <uid>``;
+``ExitCode`` is ``<code>:<signal>``; ``ConsumedEnergyRaw`` is joules (empty or 0 without
+energy accounting); times are printed under ``TZ=UTC``.
+
+One answer covers every job of a poll, so what cannot be read is kept to its row: a field
+(``ExitCode``, ``Start``, ``End``, ``ConsumedEnergyRaw``) is unknown (None) and named in the
+row's ``unreadable``; a line with the wrong number of fields (output cut short) is a *lost*
+row of the job its first field names, its state unknown, so that job's end waits for a later
+answer while every other job's is read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from daemon.executors.slurm.commands import SACCT_FIELDS
+from daemon.executors.slurm.parse import NO_VAL64, data_lines, parse_time
+
+__all__ = ["FIELDS", "LOST", "AcctRow", "energy_j", "parse_sacct"]
+
+FIELDS = len(SACCT_FIELDS)  # JobID|State|ExitCode|Start|End|NodeList|Partition|ConsumedEnergyRaw
+LOST = "row"  # how a lost row's ``unreadable`` begins
+_EXIT = re.compile(r"^(\d+):(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class AcctRow:
+    """One ``sacct`` row: a job (``step`` empty) or one of its steps (``batch``, ``0``, ...)."""
+
+    slurm_id: str
+    step: str
+    state: str
+    by_uid: int | None
+    exit_code: int | None
+    signal: int | None
+    start: datetime | None
+    end: datetime | None
+    nodes: str
+    partition: str
+    energy_j: float | None
+    unreadable: tuple[str, ...] = ()  # "ExitCode '0:x'": fields read as unknown (None)
+
+    @property
+    def lost(self) -> bool:
+        """The line had the wrong number of fields: nothing of it but its id is known."""
+        return any(u.startswith(LOST) for u in self.unreadable)
+
+    @property
+    def start_unknown(self) -> bool:
+        """sacct printed a ``Start`` that cannot be read: the job may have started."""
+        return self.lost or any(u.startswith("Start ") for u in self.unreadable)
+
+
+def parse_sacct(stdout: str) -> list[AcctRow]:
+    """Rows of ``sacct --parsable2 --format=SACCT_FIELDS`` (jobs and steps). A field that
+    cannot be read is None, named in the row's ``unreadable``; a line with the wrong number
+    of fields is a :attr:`~AcctRow.lost` row of the job its first field names (state empty):
+    one odd row does not hide the other jobs' ends."""
+    rows = []
+    for line in data_lines(stdout):
+        parts = line.split("|")
+        if len(parts) != FIELDS:
+            slurm_id, _, step = parts[0].strip().partition(".")
+            why = f"{LOST} of {len(parts)} '|'-separated fields, not {FIELDS}: {line[:200]!r}"
+            rows.append(AcctRow(slurm_id, step, "", None, None, None, None, None, "", "", None,
+                                (why,)))  # fmt: skip
+            continue
+        job, state, exit_code, start, end, nodes, partition, energy = parts
+        slurm_id, _, step = job.partition(".")
+        state_word, _, by = state.partition(" by ")
+        code, sig, bad = None, None, []
+        if (m := _EXIT.match(exit_code.strip())) is not None:
+            code, sig = int(m.group(1)), int(m.group(2))
+        elif exit_code.strip():
+            bad.append(f"ExitCode {exit_code.strip()!r}")
+        times = []
+        for name, text in (("Start", start), ("End", end)):
+            try:
+                times.append(parse_time(text))
+            except ValueError:
+                times.append(None)
+                bad.append(f"{name} {text.strip()!r}")
+        try:
+            joules = float(energy) if energy.strip() else None
+        except ValueError:
+            joules = None
+            bad.append(f"ConsumedEnergyRaw {energy.strip()!r}")
+        rows.append(
+            AcctRow(
+                slurm_id=slurm_id,
+                step=step,
+                state=state_word.strip(),
+                by_uid=int(by) if by.strip().isdigit() else None,
+                exit_code=code if sig == 0 else None,
+                signal=sig or None,
+                start=times[0],
+                end=times[1],
+                nodes=nodes.strip(),
+                partition=partition.strip(),
+                energy_j=joules if joules is not None and 0 < joules < NO_VAL64 else None,
+                unreadable=tuple(bad),
+            )
+        )
+    return rows
+
+
+def energy_j(rows: list[AcctRow], slurm_id: str) -> float | None:
+    """The energy Slurm accounted to job ``slurm_id``, in joules, or None when it has none
+    (energy accounting not configured: every row empty or 0; or the value it would be read
+    from unreadable, or a row of the job lost).
+
+    The job's own row when it has a value, else the largest of its steps: the ``batch`` step
+    spans the whole script (other steps run inside it on the same node, so adding them would
+    count their joules twice).
+    """
+    mine = [row for row in rows if row.slurm_id == slurm_id]
+    own = [row.energy_j for row in mine if not row.step and row.energy_j is not None]
+    if own:
+        return own[0]
+    if any(row.lost or any(u.startswith("ConsumedEnergyRaw") for u in row.unreadable)
+           for row in mine):  # fmt: skip
+        return None  # the largest step's may be the one unread: unknown, not an undercount
+    steps = [row.energy_j for row in mine if row.step and row.energy_j is not None]
+    return max(steps) if steps else None
