@@ -53,6 +53,7 @@ from daemon.sites import SiteView
 from daemon.sites.outcome import site_columns
 from daemon.stopping import RunStops
 from policies import Device, JobSpec, ZoneIntensity
+from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 
 __all__ = ["EndingContext", "Endings", "Requeue"]
 
@@ -79,6 +80,9 @@ class EndingContext:
     # when a cancel is really sent (live: the wall clock, the service's ``launch_clock``);
     # None: the round's ``now`` (replay and the demo: time moves only between rounds)
     clock: Callable[[], datetime] | None = None
+    # the site's GPU catalog (``[catalog]`` applied): the TDP that bounds the energy an
+    # executor measured for a run whose GPU left the configuration
+    catalog: GpuCatalog = DEFAULT_GPU_CATALOG
 
 
 class Endings(RunStops):
@@ -257,6 +261,7 @@ class Endings(RunStops):
                 columns = finished_columns(
                     ledger, gpu, run, started, decision, status, measured, context.forecasts,
                     context.lifetime_years, quiet=estimates_quiet, by_device=context.by_device,
+                    catalog=context.catalog,
                 )  # fmt: skip
                 columns = self._at_site(run, started, status, columns, ended, context)
                 if state != "succeeded" and "run_now_total_g" in columns:

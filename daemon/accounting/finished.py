@@ -24,6 +24,7 @@ from daemon.inventory import InventoryGpu
 from daemon.ledger import DecisionRecord, Ledger, RunRecord, alternative_json
 from daemon.logs import dropped
 from policies import Alternative, PoliciesError, ZoneIntensity
+from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 from policies.footprint.outcome import RealisedIntensity, realised_intensity
 
 __all__ = ["estimates_logged", "finished_columns", "is_the_kept_run", "is_the_run", "like_the_run"]
@@ -53,6 +54,7 @@ def finished_columns(
     *,
     quiet: bool | None = None,
     by_device: Mapping[str, InventoryGpu] | None = None,
+    catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
 ) -> dict[str, Any]:
     """The row for ``run`` on ``gpu`` (its first device; None when no longer in the inventory),
     which really started at ``started`` (the executor's word, else the run row's).
@@ -63,7 +65,8 @@ def finished_columns(
     (``quiet``: known not to be logged, :func:`estimates_logged`; None: asked here). The
     run-now counterfactual is priced at the intensity realised over its own window where
     ``by_device`` (the inventory by device id) knows its zone
-    (:mod:`daemon.accounting.run_now_priced`).
+    (:mod:`daemon.accounting.run_now_priced`). ``catalog`` (the site's) gives the TDP that
+    bounds the executor's measured energy of a run whose GPU left the inventory.
     """
     pue = gpu.device.pue if gpu is not None else None
     columns = predicted_outcome(started, run, decision, status, pue)
@@ -85,7 +88,7 @@ def finished_columns(
     columns |= measured
     if gpu is None:  # its region or GPU left the configuration (a reload or restart)
         if measured.get("energy_j") is None:  # the executor's measurement, if plausible
-            columns |= reported_energy_columns(run, decision, started, status)
+            columns |= reported_energy_columns(run, decision, started, status, catalog)
         columns |= _no_grams(run, decision, columns)
     if measured.get("energy_j") is not None or gpu is None:
         return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status)

@@ -85,7 +85,7 @@ class Service:
         measurement: GPU energy per job and lost GPUs on this node (None: nothing measured).
         learning: the recalibration factors learned so far (default: none; a reload passes the
             previous service's). With a measurement, the measurement's are used instead.
-        catalog: the GPU catalog, for the GPUs of a region discovered after the start.
+        catalog: the GPU catalog (GPUs of a region discovered later; TDPs bounding energy).
     """
 
     def __init__(
@@ -395,7 +395,7 @@ class Service:
 
     def _ending_context(self) -> EndingContext:
         return EndingContext(
-            inventory=self.inventory, forecasts=self._forecasts,
+            inventory=self.inventory, forecasts=self._forecasts, catalog=self.catalog,
             by_device={**self._departed, **self._by_device} if self._departed else self._by_device,
             lifetime_years=self.settings.lifetime_years,
             overrun_s=self.settings.intervals.plan_s, measurement=self.measurement,

@@ -94,3 +94,38 @@ def test_a_job_followed_without_its_region_keeps_slurm_s_plausible_measured_ener
     assert outcome["energy_method"] == ("slurm-sacct" if kept_j else None)
     implausible = [e["max_energy_j"] for e in logs if e["event"] == "job_energy_implausible"]
     assert implausible == ([] if kept_j else [20 * 70 * 601.0])
+
+
+def test_the_energy_bound_of_a_job_followed_without_its_region_is_the_site_s_tdp(
+    tmp_path: Path,
+) -> None:
+    """Slurm's measured energy of a job followed without its region was bounded by the
+    built-in catalog's TDP of its GPU type (T4: 70 W), even where the site's ``[catalog]``
+    says otherwise, so a site whose T4s draw 300 W (its override) lost plausible
+    measurements as implausible. The daemon's catalog, the site's, bounds it now."""
+    slurm = FakeSlurm()
+    slurm.ran = ("2026-12-04T21:00:01", "2026-12-04T21:10:01")  # 601 s
+    first = _daemon(tmp_path, slurm, _Dip(T0))
+    line = {"id": "j1", "model": "llama-1b", "requests": 4, "command": ["true"]}
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    first.service.start(T0)
+    first.service.tick(T0)
+    first.close()
+
+    region = RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=("T4",))
+    settings = Settings(state_dir=tmp_path, regions=(region,), policy={"name": "run-now"},
+                        intensity={"source": "static"},
+                        catalog={"gpus": {"T4": {"tdp_w": 300}}})  # fmt: skip
+    executors = build_executors(settings) | {"slurm": SlurmExecutor({}, runner=slurm)}
+    again = build_daemon(settings, executors=executors)
+    again.service.start(T0 + timedelta(minutes=5))
+    job = next(iter(slurm.jobs.values()))
+    job.state, job.energy = "GONE", "2000000"  # above 20 x 70 W x 601 s, below 20 x 300 W
+    with capture_logs() as logs:
+        again.service.tick(T0 + timedelta(minutes=11))
+    outcome = again.ledger.outcome("j1")
+    again.close()
+
+    assert outcome is not None and outcome["total_g"] is None
+    assert (outcome["energy_j"], outcome["energy_method"]) == (2_000_000.0, "slurm-sacct")
+    assert not [e for e in logs if e["event"] == "job_energy_implausible"]
