@@ -159,3 +159,57 @@ def test_a_held_job_its_owner_cancels_in_slurm_ends_while_its_plan_stays_the_sam
     )
     assert daemon.ledger.run(job) is None and daemon.ledger.outcome(job) is None
     assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]  # not resubmitted
+
+
+def test_a_held_job_whose_run_token_is_unreadable_is_moved_released_and_withdrawn_by_name(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A held job whose ledger run token cannot be read (hand-edited, cut short) could be
+    neither moved, released nor withdrawn (``unreadable slurm run token``, every round), so
+    a cancelled planned job stayed held and would start at its planned time. Its Slurm job
+    is now found by its name ``carbond-<id>`` among its owner's jobs only: a move updates
+    that one's start and hands back its token, a release starts it, a withdrawal cancels it;
+    another user's pending job of the same name, newer, is never touched."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(), known_gpus=["T4"])
+    executor.discover("qc")
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    cut = '{"slurm_id": '  # the ledger's token, cut short
+    now = datetime.now(UTC)
+    specs = {
+        name: LaunchSpec(f"{name}-{uuid.uuid4().hex[:8]}", ("true",), owner.pw_uid,
+                         owner.pw_gid, (0,), logs, region="qc", device_ids=("qc/0",))
+        for name in ("moved", "withdrawn")
+    }  # fmt: skip
+    held = {n: executor.hold(s, now + timedelta(hours=1), "", now) for n, s in specs.items()}
+    ids = {n: h.token.split('"')[3] for n, h in held.items()}
+    decoys = [
+        str(slurm_cluster.sbatch("-p", "alpha", "--begin=now+1hour",
+                                 f"--job-name=carbond-{s.job_id}", wrap="true",
+                                 user=slurm_cluster.other_user))
+        for s in specs.values()
+    ]  # fmt: skip
+    jobs = [s.job_id for s in specs.values()]
+
+    def start(slurm_id: str) -> datetime:  # squeue's start (its local time: only differences)
+        row = next(r for r in _squeue(slurm_cluster, jobs) if r["id"] == slurm_id)
+        return datetime.strptime(row["start"], "%Y-%m-%dT%H:%M:%S")
+
+    planned = start(ids["moved"])
+    moved = executor.hold(specs["moved"], now + timedelta(hours=2), cut, now)
+    assert (moved.token, moved.started_at, moved.ended) == (held["moved"].token, None, None)
+    assert abs(start(ids["moved"]) - planned - timedelta(hours=1)) <= timedelta(seconds=1)
+
+    handle = executor.release(specs["moved"], cut, datetime.now(UTC))
+    assert handle.token == held["moved"].token
+    slurm_cluster.wait_until(lambda: slurm_cluster.job_state(int(ids["moved"])) == "COMPLETED",
+                             what="the released job to run")  # fmt: skip
+
+    assert executor.withdraw(jobs[1], cut, datetime.now(UTC), uid=owner.pw_uid) is None
+    slurm_cluster.wait_until(
+        lambda: slurm_cluster.job_state(int(ids["withdrawn"])).startswith("CANCELLED"),
+        what="the withdrawn job cancelled",
+    )
+    states = {r["id"]: (r["state"], r["reason"]) for r in _squeue(slurm_cluster, jobs)}
+    assert [states.get(d) for d in decoys] == [("PENDING", "BeginTime")] * 2  # others' untouched
