@@ -18,8 +18,10 @@ failed for another reason (its GPU lost, its launch refused), or that expired wa
 its counterfactual run whole: run-now would have run it. A job that succeeded after ``k``
 times its predicted duration has its copy end after ``k`` times its own, shorter or longer:
 the window its grams are priced over (:mod:`daemon.accounting.run_now_priced`), so the later
-arrivals' counterfactuals find its GPUs free when that window ends (a copy outlasting its
-predicted end, dropped then, is held again from the ledger when its job ends). A copy that
+arrivals' counterfactuals find its GPUs free when that window ends. While a job runs past its
+predicted end its copy holds as the run is turning out (:meth:`RunNowBusy.devices`): its
+duration times the job's run so far, to the round after (as its own GPUs are held), over its
+predicted duration, until the job ends and its end sets the copy's length. A copy that
 would start at or after its job's deadline holds nothing: ``run-now`` expires such a job
 waiting (:func:`policies.run_now_claims.expires_unstarted`).
 
@@ -146,6 +148,22 @@ class _Run(Protocol):
     def deadline(self) -> datetime | None: ...
 
 
+class _Running(Protocol):
+    """A running job's run, as :meth:`daemon.ledger.Ledger.active_runs` reads it."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def launched_at(self) -> datetime: ...
+
+    @property
+    def started_at(self) -> datetime | None: ...
+
+    @property
+    def expected_duration_s(self) -> float: ...
+
+
 # Per device: its holders' (end, job id), and the device built from them.
 _Built = tuple[Device, tuple[datetime, str, datetime | None], Device]
 
@@ -156,8 +174,9 @@ class RunNowBusy:
     def __init__(self) -> None:
         self._until: dict[str, dict[str, datetime]] = {}
         self._built: dict[str, _Built] = {}
-        # by job: its counterfactual run's devices, start and duration, while it holds them
-        self._runs: dict[str, tuple[tuple[str, ...], datetime, float]] = {}
+        # by job: its counterfactual run's devices, start, duration and cut, while it holds
+        # them or its job runs
+        self._runs: dict[str, tuple[tuple[str, ...], datetime, float, Cut | None]] = {}
 
     def hold(self, job_id: str, run: Alternative, deadline: datetime | None) -> None:
         """Job ``job_id``'s recorded counterfactual ``run`` (on its ``device_ids`` from its
@@ -183,15 +202,18 @@ class RunNowBusy:
 
     def cut(self, job_id: str, cut: Cut | None) -> bool:
         """Job ``job_id``'s counterfactual run is ``cut`` short, or scaled (its owner's
-        cancel was read, or it ended: :func:`ending_cut`; None: it runs on as recorded);
-        False where its run is not held (none recorded, cut to nothing, or ended by a
-        round's now: a run a ``scale`` above 1 lengthens is held again by :meth:`learned`)."""
+        cancel was read, or it ended: :func:`ending_cut`; None: it runs on as held, its
+        job ended); False where its run is not held (none recorded, cut to nothing, or
+        ended by a round's now while its job did not run: a run a ``scale`` above 1
+        lengthens is held again by :meth:`learned`)."""
         run = self._runs.get(job_id)
         if run is None:
             return False
-        if cut is None:
+        if cut is None:  # kept while its job ran: now only while it holds a GPU
+            if not any(job_id in self._until.get(d, {}) for d in run[0]):
+                del self._runs[job_id]
             return True
-        device_ids, start, duration_s = run
+        device_ids, start, duration_s, _ = run
         end = held_until(start, duration_s, cut)  # every cut names all it knows: it replaces
         for device_id in device_ids:
             holds = self._until.setdefault(device_id, {})
@@ -203,6 +225,8 @@ class RunNowBusy:
                 del self._until[device_id]
         if end <= start:
             del self._runs[job_id]
+        else:
+            self._runs[job_id] = (device_ids, start, duration_s, cut)
         return True
 
     def _hold_recorded(
@@ -234,7 +258,7 @@ class RunNowBusy:
         if end <= start:  # cut before it started: it never ran
             return
         devices = tuple(device_ids)
-        self._runs[job_id] = (devices, start, duration_s)
+        self._runs[job_id] = (devices, start, duration_s, cut)
         for device_id in devices:
             holds = self._until.setdefault(device_id, {})
             before = holds.get(job_id)
@@ -266,16 +290,25 @@ class RunNowBusy:
             cut = None if w.cancel_requested_at is None else Cut(at=w.cancel_requested_at)
             self._hold(w.job_id, w.device_ids, w.start, w.duration_s, cut, w.deadline)
 
-    def devices(self, devices: Sequence[Device], now: datetime) -> list[Device]:
+    def devices(
+        self,
+        devices: Sequence[Device],
+        now: datetime,
+        running: Sequence[_Running] = (),
+        overrun_s: float = 0.0,
+    ) -> list[Device]:
         """``devices`` with ``run_now_busy_until`` (and its holder, and when the others hold
         it until) set where a counterfactual run holds the GPU past ``now`` (last round's
-        object where those are the same)."""
+        object where those are the same). The copies of the jobs ``running`` past their
+        predicted end hold as their runs are turning out (:meth:`_overrunning`)."""
+        going = self._overrunning(running, now, overrun_s) if running else frozenset()
         until = self._until
         for device_id in list(until):
             kept = until[device_id]
             for job_id in [k for k, end in kept.items() if end <= now]:
                 del kept[job_id]
-                self._runs.pop(job_id, None)
+                if job_id not in going:  # a running job's copy may hold again next round
+                    self._runs.pop(job_id, None)
             if not kept:
                 del until[device_id]
         if not until:
@@ -299,6 +332,39 @@ class RunNowBusy:
             out.append(entry[2])
         self._built = built
         return out
+
+    def _overrunning(
+        self, running: Sequence[_Running], now: datetime, overrun_s: float
+    ) -> frozenset[str]:
+        """Hold the copies of the jobs ``running`` as each run is turning out: one past its
+        expected end at ``now`` plus ``overrun_s`` (its GPUs are held that long more: the next
+        round) has run ``k`` times its predicted duration by then, so its copy runs at least
+        ``k`` times its own (its owner's cancel still ending it). Returns the running jobs
+        whose copies are known (kept while they run, to hold again as they go on)."""
+        going = set()
+        runs, horizon = self._runs, now + timedelta(seconds=overrun_s)
+        for run in running:
+            held = runs.get(run.job_id)
+            if held is None:
+                continue
+            going.add(run.job_id)
+            started = run.started_at or run.launched_at
+            scale = ratio((horizon - started).total_seconds(), run.expected_duration_s)
+            device_ids, start, duration_s, cut = held
+            if scale is None or scale <= 1.0:
+                continue
+            if cut is not None and (cut.share is not None or cut.scale is not None):
+                continue  # its end is known
+            at = cut.at if cut is not None else None
+            end = held_until(start, duration_s, Cut(at=at, scale=scale))
+            if end <= now:
+                continue
+            for device_id in device_ids:
+                holds = self._until.setdefault(device_id, {})
+                before = holds.get(run.job_id)
+                if before is None or end > before:
+                    holds[run.job_id] = end
+        return frozenset(going)
 
 
 def _holding(holds: Mapping[str, datetime]) -> tuple[datetime, str, datetime | None]:

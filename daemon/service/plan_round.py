@@ -57,7 +57,7 @@ def plan_round(service: Service, now: datetime) -> tuple[list[Decision], list[st
     runs = service.ledger.active_runs()
     plan_s = service.settings.intervals.plan_s
     configured = service._busy.devices(service.inventory, runs, now, plan_s)
-    devices = service._run_now_busy.devices(_devices(service, now, configured), now)
+    devices = service._run_now_busy.devices(_devices(service, now, configured), now, runs, plan_s)
     policy = service.policy
     learned = service.learning.recalibration
     if learned.factors:  # plan on what the measured outcomes taught (none: no copy)
