@@ -37,9 +37,11 @@ from daemon.executors.errors import (
     EndNotRecordedError,
     ExecutorUnavailableError,
     HeldJobEndedError,
+    JobNotRunnableError,
     LaunchUnconfirmedError,
 )
 from daemon.executors.held import HeldJobs
+from daemon.executors.wrapper import EXIT_NOT_RUNNABLE
 from daemon.finishing import Requeue
 from daemon.inventory import InventoryGpu
 from daemon.learning import fine_key
@@ -221,6 +223,9 @@ class Dispatch:
             else:
                 status = ExitStatus(job.job_id, now, None, None, str(exc))
                 self._requeue(status, now, f"{executor.name} cannot be reached")
+        except JobNotRunnableError as exc:  # its own fault: run-now's copy fails at its start
+            self._finish(ExitStatus(job.job_id, now, EXIT_NOT_RUNNABLE, None,
+                                    f"launch failed: {exc}", not_runnable=True), now)  # fmt: skip
         except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
         return None

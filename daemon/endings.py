@@ -84,7 +84,10 @@ def final_state(
 
 
 def _failure(status: ExitStatus) -> str:
-    """The reason of a run that failed: its exit code, signal, or the executor's words."""
+    """The reason of a run that failed: its exit code, signal, or the executor's words (also
+    for a job its executor refused as submitted: ``not_runnable``)."""
+    if status.not_runnable and status.reason:
+        return status.reason
     if status.exit_code is not None:
         return f"exit code {status.exit_code}"
     if status.signal is not None:

@@ -13,9 +13,11 @@ A job's end can cut its counterfactual run short, where ``run-now`` running the 
 would have ended that run early too (:func:`ending_cut`, :func:`held_until`): a cancel its
 owner asked for at T cancels the run-now copy at T (if it is running then; not yet started, it
 never runs), and a job that failed on its own (an exit code or a signal) after running a share
-of its predicted duration fails after the same share of its counterfactual run's. A job that
-failed for another reason (its GPU lost, its launch refused), or that expired waiting, keeps
-its counterfactual run whole: run-now would have run it. A job that succeeded after ``k``
+of its predicted duration fails after the same share of its counterfactual run's (one whose
+launch was refused as submitted, its command unable to start, at its copy's start: exit code
+126, :class:`daemon.executors.errors.JobNotRunnableError`). A job that failed for another
+reason (its GPU lost, its launch refused by carbond or the cluster), or that expired waiting,
+keeps its counterfactual run whole: run-now would have run it. A job that succeeded after ``k``
 times its predicted duration has its copy end after ``k`` times its own, shorter or longer:
 the window its grams are priced over (:mod:`daemon.accounting.run_now_priced`), so the later
 arrivals' counterfactuals find its GPUs free when that window ends. While a job runs past its

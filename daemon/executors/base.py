@@ -106,7 +106,11 @@ class ExitStatus:
     launch time (Slurm). ``end_to_second``: ``finished_at`` is cut to the whole second (sacct's
     End), so a time within that second may be before or after the end. ``cancelled_by_owner``:
     the job's owner stopped it in the executor's scheduler itself (Slurm: their own
-    ``scancel``, not ``carbond cancel``): it is then ``cancelled``, not ``failed``."""
+    ``scancel``, not ``carbond cancel``): it is then ``cancelled``, not ``failed``.
+    ``not_runnable``: the executor refused the job as submitted before it ran
+    (:class:`~daemon.executors.errors.JobNotRunnableError`), ``exit_code`` the wrapper's 126
+    for it (a failure of its own, as one the job's process cannot start), ``reason`` the
+    refusal (its failure's reason)."""
 
     job_id: str
     finished_at: datetime
@@ -118,6 +122,7 @@ class ExitStatus:
     started_at: datetime | None = None
     end_to_second: bool = False
     cancelled_by_owner: bool = False
+    not_runnable: bool = False
 
     def __post_init__(self) -> None:
         # The reason quotes what the job or its wrapper wrote (a status file's JSON may hold

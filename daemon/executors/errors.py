@@ -5,6 +5,8 @@
     DaemonError
      └── ExecutorError               a job could not be started, watched or stopped
           ├── LaunchRefusedError     starting it would break a rule (wrong user, root, bad id)
+          │    └── JobNotRunnableError  the job as submitted cannot start (its command, its
+          │                             working directory, its id), wherever and whenever
           ├── HeldJobEndedError      a held job to release was ended in its scheduler unstarted
           └── ExecutorUnavailableError  the executor's scheduler cannot be reached now
                │                         (e.g. Slurm down): jobs wait, they do not fail
@@ -24,6 +26,7 @@ __all__ = [
     "ExecutorError",
     "ExecutorUnavailableError",
     "HeldJobEndedError",
+    "JobNotRunnableError",
     "LaunchRefusedError",
     "LaunchUnconfirmedError",
 ]
@@ -35,6 +38,13 @@ class ExecutorError(DaemonError):
 
 class LaunchRefusedError(ExecutorError):
     """The executor refuses to start a job (e.g. as another user while not root)."""
+
+
+class JobNotRunnableError(LaunchRefusedError):
+    """The job cannot start as it was submitted (an empty command, a working directory its
+    user cannot enter, an id unusable as a file name): a fault of its own, not of carbond or
+    the cluster, so a launch anywhere, at any time, would fail the same (as the wrapper's
+    ``cannot start``, exit code 126, does once the job's process is being started)."""
 
 
 class HeldJobEndedError(ExecutorError):

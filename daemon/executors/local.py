@@ -39,7 +39,7 @@ from pathlib import Path
 
 from daemon.executors import jobfiles
 from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
-from daemon.executors.errors import ExecutorError, LaunchRefusedError
+from daemon.executors.errors import ExecutorError, JobNotRunnableError, LaunchRefusedError
 from daemon.executors.pidsignal import session_of, signal_group_if, signal_if
 from daemon.executors.workdir import workdir_problem
 
@@ -108,8 +108,9 @@ class LocalExecutor:
         """Start ``spec`` under the wrapper; return at once.
 
         Raises:
-            LaunchRefusedError: bad job id, empty argv, another user's job while not root, a
-                root job when not allowed, or a working directory the user cannot enter.
+            LaunchRefusedError: another user's job while not root, or a root job when not
+                allowed; :class:`JobNotRunnableError` (a fault of the job's own): bad job
+                id, empty argv, or a working directory the user cannot enter.
             ExecutorError: the log directory or the wrapper could not be set up.
         """
         self._check(spec)
@@ -145,9 +146,9 @@ class LocalExecutor:
 
     def _check(self, spec: LaunchSpec) -> None:
         if not _SAFE_ID.match(spec.job_id):
-            raise LaunchRefusedError(f"job {spec.job_id!r}: id unusable as a file name")
+            raise JobNotRunnableError(f"job {spec.job_id!r}: id unusable as a file name")
         if not spec.argv:
-            raise LaunchRefusedError(f"job {spec.job_id}: empty command")
+            raise JobNotRunnableError(f"job {spec.job_id}: empty command")
         if spec.uid == 0 and not self._allow_root:
             raise LaunchRefusedError(f"job {spec.job_id}: refusing to run a job as root")
         euid = os.geteuid()
@@ -157,7 +158,7 @@ class LocalExecutor:
                 f"{euid} and is not root; it cannot run jobs as another user"
             )
         if spec.cwd is not None and (problem := workdir_problem(spec.cwd, spec.uid, spec.gid)):
-            raise LaunchRefusedError(f"job {spec.job_id}: {problem}")
+            raise JobNotRunnableError(f"job {spec.job_id}: {problem}")
 
     def poll(self, handles: Sequence[RunHandle], now: datetime) -> list[ExitStatus]:
         """Exit statuses of the jobs that have ended; escalates overdue cancels to SIGKILL;

@@ -43,6 +43,7 @@ from daemon.executors.errors import (
     EndNotRecordedError,
     ExecutorError,
     HeldJobEndedError,
+    JobNotRunnableError,
     LaunchRefusedError,
     LaunchUnconfirmedError,
 )
@@ -138,7 +139,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         """Submit ``spec`` to start as soon as Slurm can.
 
         Raises:
-            LaunchRefusedError: another user's job while the daemon is not root, or no region.
+            LaunchRefusedError: another user's job while the daemon is not root, or no region;
+                :class:`JobNotRunnableError`: an empty command.
             LaunchUnconfirmedError: ``sbatch`` got no answer in time: Slurm may have the job
                 (:meth:`adopt` finds it by name).
             ExecutorUnavailableError: Slurm cannot be reached (it does not have the job).
@@ -342,7 +344,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
 
     def _check(self, spec: LaunchSpec) -> None:
         if not spec.argv:
-            raise LaunchRefusedError(f"job {spec.job_id}: empty command")
+            raise JobNotRunnableError(f"job {spec.job_id}: empty command")
         if spec.region not in self._targets:
             raise LaunchRefusedError(
                 f"job {spec.job_id}: region {spec.region!r} is no Slurm region"
