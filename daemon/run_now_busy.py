@@ -198,10 +198,6 @@ class RunNowBusy:
         or after the job's ``deadline``: it never ran); False where none is recorded."""
         return self._hold_recorded(job_id, ledger.counterfactual(job_id), cut, deadline)
 
-    def holds(self, job_id: str) -> bool:
-        """Whether job ``job_id``'s counterfactual run is held (it may have ended by now)."""
-        return job_id in self._runs
-
     def cut(self, job_id: str, cut: Cut | None) -> bool:
         """Job ``job_id``'s counterfactual run is ``cut`` short, or scaled (its owner's
         cancel was read, or it ended: :func:`ending_cut`; None: it runs on as held, its

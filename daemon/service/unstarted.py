@@ -79,14 +79,12 @@ def end(service: Service, job: JobRecord, state: str, now: datetime, reason: str
     with service.ledger.transaction():
         service.ledger.transition(job.job_id, state, now, reason)
     log.info("job_" + state, job_id=job.job_id, reason=reason)
-    # its run-now copy, cancelled then too; one that expired or failed here runs on (held
-    # also when this daemon had not planned it yet: it waited across a restart)
+    # its run-now copy, cancelled then too; one that expired or failed here runs on, held
+    # since its decision (or, waiting across a restart, since the start: RunNowBusy.learn)
     if state == "cancelled":
         service._run_now_busy.cut(job.job_id, ending_cut(
             state, ended_at=now, cancel_requested_at=job.cancel_requested_at, own_failure=False
         ))  # fmt: skip
-    elif not service._run_now_busy.holds(job.job_id):
-        service._run_now_busy.learned(service.ledger, job.job_id, deadline=job.deadline)
     service.metrics.observe_outcome(job.job_id, state, None)
     if state == "expired":
         service._endings.count_expired()
