@@ -202,8 +202,8 @@ class RunNowBusy:
         """Job ``job_id``'s counterfactual run is ``cut`` short, or scaled (its owner's
         cancel was read, or it ended: :func:`ending_cut`; None: it runs on as held, its
         job ended); False where its run is not held (none recorded, cut to nothing, or
-        ended by a round's now while its job did not run: a run a ``scale`` above 1
-        lengthens is held again by :meth:`learned`)."""
+        ended by a round's now while its job did not run). A running job's copy is kept
+        (:meth:`devices`), so one its success lengthens is held again here."""
         run = self._runs.get(job_id)
         if run is None:
             return False

@@ -377,13 +377,10 @@ class Service:
         unstarted.requeue(self, status, now, why)
 
     def _cut_counterfactual(self, job_id: str, cut: Cut | None) -> None:
-        """Job ``job_id`` ended: its run-now counterfactual run is ``cut`` short (the endings'
-        callback; :meth:`daemon.run_now_busy.RunNowBusy.cut`). A success that ran longer
-        than predicted lengthens a copy whose hold ended at its predicted end: held again."""
-        held = self._run_now_busy.cut(job_id, cut)
-        if not held and cut is not None and cut.scale is not None and cut.scale > 1.0:
-            deadline = self.ledger.ending_job(job_id)[2]
-            self._run_now_busy.learned(self.ledger, job_id, cut, deadline=deadline)
+        """Job ``job_id``: its run-now counterfactual run is ``cut`` short, or scaled (the
+        endings' callback; :meth:`daemon.run_now_busy.RunNowBusy.cut`: a copy is kept while
+        its job runs, so one a success lengthens is held again from its own record)."""
+        self._run_now_busy.cut(job_id, cut)
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         """End a job that did not start as ``failed`` (the dispatch's callback)."""
