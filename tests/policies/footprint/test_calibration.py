@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload, estimate
@@ -77,3 +79,25 @@ def test_class_band_only_for_the_engine_the_fit_measured(
     runtime: str, gpu: str, expected: str
 ) -> None:
     assert band_for(get_runtime(runtime), DEFAULT_GPU_CATALOG.get(gpu)).gpu_class == expected
+
+
+RUNTIME_NAMES = ("vllm", "vllm-v0", "hf-eager", "vllm+study", "hf-eager+study")
+
+
+@pytest.mark.parametrize("name", RUNTIME_NAMES)
+def test_calibrated_is_kept_per_runtime_and_gpu_and_answers_as_computed(name: str) -> None:
+    for gpu in DEFAULT_GPU_CATALOG:
+        runtime = get_runtime(name)
+        first = calibrated(runtime, gpu)
+        again = calibrated(runtime, gpu)
+        assert again[0] is first[0] and again[1] is first[1]  # kept, not rebuilt
+        fresh = calibrated(dataclasses.replace(runtime), gpu)  # an equal other: computed
+        assert fresh == first
+        assert type(fresh[1]) is type(first[1])
+        assert calibrated(runtime, dataclasses.replace(gpu)) == first
+    other = DEFAULT_GPU_CATALOG.get("B200")
+    h100 = DEFAULT_GPU_CATALOG.get("H100-SXM")
+    runtime = get_runtime(name)
+    if runtime.continuous_batching:  # the answer is the GPU's, not the last one asked
+        assert calibrated(runtime, h100)[0].mbu == calibration_for(h100).mbu
+        assert calibrated(runtime, other)[0].mbu == calibration_for(other).mbu
