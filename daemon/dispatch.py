@@ -50,6 +50,7 @@ from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
 from daemon.planning import spec_or_none
 from policies import Alternative, Decision, JobSpec, ZoneIntensity
+from policies.fast_init import fast_init
 from policies.footprint.recalibration import Recalibration
 
 __all__ = [
@@ -82,6 +83,7 @@ class DispatchContext:
     recalibration: Recalibration | None = None  # the factors the round was planned with
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Launch:
     """A job the round dispatches: the decision acted on, its executor and GPUs, the run its

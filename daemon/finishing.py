@@ -53,6 +53,7 @@ from daemon.sites import SiteView
 from daemon.sites.outcome import site_columns
 from daemon.stopping import RunStops
 from policies import Device, JobSpec, ZoneIntensity
+from policies.fast_init import fast_init
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 
 __all__ = ["EndingContext", "Endings", "Requeue"]
@@ -320,6 +321,7 @@ class Endings(RunStops):
         return site_columns(columns, pv, battery, site.factors)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class _Ending:
     """A run's end as it will be recorded, the executor's status, the job's deadline (for the

@@ -46,6 +46,7 @@ from daemon.accounting.run_now_priced import ratio
 from daemon.executors.base import ExitStatus
 from daemon.ledger import EndedCounterfactual, WaitingCounterfactual
 from policies import Alternative, Device
+from policies.fast_init import fast_init
 from policies.run_now_claims import expires_unstarted
 
 __all__ = ["ENDED_LOOKBACK_S", "Cut", "RunNowBusy", "ending_cut", "held_until", "run_end_cut"]
@@ -55,6 +56,7 @@ ENDED_LOOKBACK_S = 2 * 86400.0
 a counterfactual run outlasting its job's real run by more is not learned again."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Cut:
     """How a job's end cuts its run-now counterfactual run short: at ``at`` (its owner's

@@ -15,6 +15,7 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from policies.fast_init import fast_init
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
 from policies.footprint.workload import Workload
@@ -45,6 +46,7 @@ class PlannedStart:
     start: datetime
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """A queued job as the planner sees it.
@@ -119,6 +121,7 @@ class ZoneIntensity(Protocol):
     def values_g_per_kwh(self) -> npt.NDArray[np.float64]: ...
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Alternative:
     """One scored placement: devices, start time and the expected footprint."""
@@ -139,6 +142,7 @@ class Alternative:
         return self.operational_g + self.embodied_g
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What to do with one job now.

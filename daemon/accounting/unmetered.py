@@ -20,6 +20,7 @@ from typing import Any
 from daemon.accounting.methods import ESTIMATED
 from daemon.ledger import DecisionRecord
 from policies import Alternative
+from policies.fast_init import fast_init
 from policies.footprint.outcome import RealisedIntensity, measured_footprint
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
 MEASURED_POWER_MARGIN = 20.0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EnergySource:
     """The energy a job's grams use (J), how it was obtained, and whether it was measured."""

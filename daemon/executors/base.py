@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from policies import Device
+from policies.fast_init import fast_init
 
 __all__ = [
     "CapacityAware",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LaunchSpec:
     """Everything needed to start one job.
@@ -72,6 +74,7 @@ class LaunchSpec:
     cwd: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RunHandle:
     """A started job. ``token`` is the executor's own reference (e.g. a pid and its start time,
@@ -94,6 +97,7 @@ class RunHandle:
     cancel_sent_at: datetime | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ExitStatus:
     """How a job ended. ``exit_code`` None with ``signal`` set: killed by that signal;

@@ -31,10 +31,12 @@ import numpy as np
 from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError
 from daemon.isotime import isoformat
+from policies.fast_init import fast_init
 
 __all__ = ["SimulatedExecutor"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class _Run:
     ends_at: datetime

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.queue.line import JobRequest
+from policies.fast_init import fast_init
 
 __all__ = [
     "DecisionRecord",
@@ -20,6 +21,7 @@ __all__ = [
 ]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JobRecord:
     """One job. ``uid``/``gid``: the submitting user, from the file owner or the caller."""
@@ -49,6 +51,7 @@ class TransitionRecord:
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DecisionRecord:
     """A planning decision as recorded (grams are expected, not measured)."""
@@ -72,6 +75,7 @@ class DecisionRecord:
     alternatives: tuple[dict[str, object], ...]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """A launched job. ``token`` None: the daemon died between recording and launching.
@@ -94,6 +98,7 @@ class RunRecord:
     uid: int | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StartedRun:
     """A run whose job's latest decision is the ``start`` that launched it: the run's devices

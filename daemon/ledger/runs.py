@@ -22,6 +22,7 @@ from daemon.ledger.kept import integer
 from daemon.ledger.records import JobRecord, RunRecord, StartedRun
 from daemon.ledger.run_rows import kept_run_row, list_json, run_record
 from daemon.states import FINAL_STATES, TRANSITIONS
+from policies.fast_init import fast_init
 
 if TYPE_CHECKING:
     from daemon.ledger.kept import KeptRows
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["RunEnd", "RunStart", "Runs", "run_record"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RunStart:
     """A launch about to happen, as :meth:`Runs.start_runs` records it: its job's move from
@@ -47,6 +49,7 @@ class RunStart:
     token: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RunEnd:
     """How one run ended, as :meth:`Runs.finish_runs` records it: the run's end (``reason``:

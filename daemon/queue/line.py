@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from daemon.queue.reasons import InvalidLineError, QuotingError, catalog_name, problems
 from policies.errors import PoliciesError
+from policies.fast_init import fast_init
 from policies.footprint import (
     DEFAULT_GPU_CATALOG,
     DEFAULT_MODEL_CATALOG,
@@ -183,6 +184,7 @@ def _unicode(items: list[str]) -> list[str]:
     return items
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JobRequest:
     """A validated job line. ``job_id`` None: the daemon assigns one at ingestion.

@@ -36,6 +36,7 @@ from daemon.replay.signals import ReplaySignals
 from daemon.replay.sites import SiteRecord, account_sites
 from forecasts import IntensitySeries
 from policies import JobSpec, Policy, get_policy
+from policies.fast_init import fast_init
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, operational_g
 from policies.scoring import mean_intensities
 
@@ -72,6 +73,7 @@ class ReplaySetup:
         return {zone: self.signals.actual(zone) for zone in self.cluster.zones()}
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
     """What happened to one job, accounted on the realised intensity."""

@@ -39,10 +39,12 @@ from daemon.sites import SiteView
 from daemon.statedir import LEDGER_NAME
 from daemon.states import FINAL_STATES, WAITING_STATES
 from policies import Alternative, Decision, Device, JobSpec, Policy, ZoneIntensity
+from policies.fast_init import fast_init
 
 __all__ = ["ReplayIntensity", "Run", "ServiceHarness"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Run:
     """A dispatched job: when it ran and the decision's expected placement."""

@@ -16,6 +16,8 @@ from typing import Final, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from policies.fast_init import fast_init
+
 __all__ = [
     "DEFAULT_LIFETIME_YEARS",
     "J_PER_KWH",
@@ -56,6 +58,7 @@ def embodied_g(
     return duration_s / (lifetime_years * SECONDS_PER_YEAR) * gpu_embodied_g * gpus
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CarbonFootprint:
     """Operational and embodied grams CO2e of one job (or one request)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Final
 
+from policies.fast_init import fast_init
 from policies.footprint._calibrated import CALIBRATIONS, FIT_ROWS
 from policies.footprint.estimator import Estimate, estimate
 from policies.footprint.gpus import GpuSpec
@@ -152,6 +153,7 @@ def band_for(runtime: RuntimeProfile, gpu: GpuSpec) -> Calibration:
     return _BY_CLASS[POOLED]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EstimateInterval:
     """A point estimate with its 10th-90th percentile band.

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from policies.fast_init import fast_init
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec, precision_bytes
 from policies.footprint.power import DEFAULT_POWER, PowerCurve, PowerModel, StudyPowerModel
@@ -35,6 +36,7 @@ _TFLOPS: Final = 1e12
 _FP8_ARCHITECTURES: Final = frozenset({"Ada Lovelace", "Hopper", "Blackwell"})
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Estimate:
     """Predicted time and energy of a job on ``gpus`` GPUs of one type.

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from policies.errors import InvalidOutcomeError
+from policies.fast_init import fast_init
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, CarbonFootprint, footprint
 from policies.placement import mean_intensity_g_per_kwh
 from policies.types import Alternative, ZoneIntensity
@@ -63,6 +64,7 @@ class MeasuredRun:
         return (self.ended_at - self.started_at).total_seconds()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RealisedIntensity:
     """The intensity a run saw, and how good the signal was: its fallback ``rung`` (``api``,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from policies.fast_init import fast_init
 from policies.footprint.gpus import GpuSpec
 
 __all__ = ["DEFAULT_POWER", "PowerCurve", "PowerModel", "StudyPowerModel"]
@@ -35,6 +36,7 @@ class PowerCurve(Protocol):
         ...
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PowerModel:
     """Board power as a function of how busy the GPU is.

@@ -19,10 +19,12 @@ from types import MappingProxyType
 from typing import Final
 
 from policies.errors import InvalidWorkloadError
+from policies.fast_init import fast_init
 
 __all__ = ["DEFAULT_RUNTIMES", "STUDY_SUFFIX", "RuntimeProfile", "get_runtime"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RuntimeProfile:
     """How a serving runtime uses a GPU.

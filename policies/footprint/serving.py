@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from policies.fast_init import fast_init
 from policies.footprint.estimator import (
     Estimate,
     _peak_flops,  # one rule for which tensor-core rate a precision gets
@@ -50,6 +51,7 @@ __all__ = [
 _GB: Final = 1e9
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SteadyState:
     """One step of a continuous-batching engine at steady state, all ``gpus`` GPUs together.

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from policies.errors import InvalidWorkloadError
+from policies.fast_init import fast_init
 from policies.footprint.models import precision_bytes
 
 __all__ = ["MAX_BATCH_SIZE", "MAX_REQUESTS", "MAX_TENSOR_PARALLEL", "MAX_TOKENS", "Workload"]
@@ -18,6 +19,7 @@ MAX_BATCH_SIZE: Final = 1_000_000
 MAX_TENSOR_PARALLEL: Final = 64
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Workload:
     """What a job asks for. Token counts are per request (means)."""
