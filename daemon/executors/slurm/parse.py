@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from daemon.executors.errors import ExecutorError
 
 __all__ = [
+    "NO_VAL64",
     "GresCount",
     "NodeRow",
     "QueueRow",
