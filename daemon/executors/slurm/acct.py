@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from daemon.executors.slurm.commands import SACCT_FIELDS
-from daemon.executors.slurm.parse import NO_VAL64, data_lines, parse_time
+from daemon.executors.slurm.parse import LOST, NO_VAL64, data_lines, parse_time
 
 __all__ = ["FIELDS", "LOST", "AcctRow", "energy_j", "parse_sacct"]
 
 FIELDS = len(SACCT_FIELDS)  # JobID|State|ExitCode|Start|End|NodeList|Partition|ConsumedEnergyRaw
-LOST = "row"  # how a lost row's ``unreadable`` begins
 _EXIT = re.compile(r"^(\d+):(\d+)$")
 
 

@@ -16,6 +16,7 @@ import structlog
 from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
+from daemon.executors.slurm.parse import RunningRow
 from daemon.executors.slurm.queries import SlurmQueries
 from daemon.executors.slurm.reach import Reach
 from policies import Device
@@ -37,6 +38,7 @@ class SlurmDiscovery:
     _undiscovered: dict[str, str]
     _mine: set[str]
     _unreachable_said: dict[str | None, str]  # cluster -> the slurm_unreachable logged last
+    _running_odd: dict[str | None, set[str]]  # cluster -> others' jobs unreadable in squeue now
 
     def discover(self, region: str, now: datetime | None = None) -> list[tuple[int, str]]:
         """The GPUs of ``region``'s partition, node by node (index = position), as
@@ -129,12 +131,27 @@ class SlurmDiscovery:
                 out = [replace(d, available=False) if d.region in regions else d for d in out]
                 continue
             self._unreachable_said.pop(cluster, None)
+            self._name_odd_running(cluster, [r for rows in running.values() for r in rows])
             for region in regions:
                 others = [row for row in running[region] if row.slurm_id not in self._mine]
                 reserved_ok = _into_reservation(self._targets[region])
                 out = mark_devices(out, region, self._layout.get(region), nodes, others, now,
                                    in_reservation=reserved_ok)  # fmt: skip
         return out
+
+    def _name_odd_running(self, cluster: str | None, rows: Sequence[RunningRow]) -> None:
+        """Log once while it lasts each job carbond did not submit whose running row squeue
+        printed unreadable (``slurm_running_unreadable``): an unread end is taken as an hour
+        from now, as when Slurm gives none; a row cut short or an unread host list counts no
+        GPUs of that job this round; every other job's GPUs are counted as usual."""
+        odd = {r.slurm_id: r.unreadable for r in rows
+               if r.unreadable and r.slurm_id not in self._mine}  # fmt: skip
+        said = self._running_odd.get(cluster, set())
+        for slurm_id, fields in odd.items():
+            if slurm_id not in said:
+                log.warning("slurm_running_unreadable", cluster=cluster, slurm_id=slurm_id,
+                            fields=list(fields))  # fmt: skip
+        self._running_odd[cluster] = set(odd)
 
 
 def _into_reservation(target: cmd.Target) -> bool:

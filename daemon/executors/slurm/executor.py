@@ -51,8 +51,8 @@ from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
-from daemon.executors.slurm.parse import QueueRow, parse_sbatch
-from daemon.executors.slurm.queries import SlurmQueries, Token, ended_unstarted, said
+from daemon.executors.slurm.parse import QueueRow, by_id, parse_sbatch
+from daemon.executors.slurm.queries import SlurmQueries, Token, ended_unstarted, known, said
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
 from daemon.executors.slurm.states import WAITING, is_ended
@@ -105,6 +105,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._no_end: dict[str, datetime] = {}  # held jobs gone from squeue, no sacct end yet
         self._sacct_failing: set[str | None] = set()  # clusters whose sacct fails (logged)
         self._sacct_odd: set[str] = set()  # Slurm jobs whose sacct rows were unreadable (logged)
+        self._queue_odd: set[tuple[str | None, str]] = set()  # unreadable squeue rows (logged)
+        self._running_odd: dict[str | None, set[str]] = {}  # others' unreadable (logged)
         self._unreadable: set[str] = set()  # jobs whose run token cannot be read (logged)
         self._by_name: set[str] = set()  # of those, the ones cancelled by name: ended when gone
         self._unreachable_said: dict[str | None, str] = {}  # slurm_unreachable, logged once
@@ -244,9 +246,10 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             return Held(current.encode(), (row.start if row else None) or now)
         hold = self._run(cmd.hold_argv(self._tool("scontrol"), current.cluster, current.slurm_id))
         if not hold.ok and row.state == "PENDING":
-            rows = self._q.squeue(current.cluster, [current.slurm_id])
-            if not rows or rows[0].state not in WAITING:
-                return Held(current.encode(), (rows[0].start if rows else None) or now)
+            again = known(current, by_id(self._q.squeue(current.cluster, [current.slurm_id]))
+                          .get(current.slurm_id))  # fmt: skip
+            if again is None or again.state not in WAITING:
+                return Held(current.encode(), (again.start if again else None) or now)
         self._q.scancel(current)
         log.info("slurm_job_withdrawn", job_id=job_id, slurm_id=current.slurm_id)
         return None
@@ -266,7 +269,10 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 end of it yet (about half a second behind squeue; slurmdbd down): asked again
                 later, for up to ``_SACCT_WAIT_S``; only then is it taken as started (as
                 before), and :meth:`poll` reads its end once sacct has it.
+            ExecutorUnavailableError: squeue printed its row cut short: its state is not
+                known this round (:func:`~daemon.executors.slurm.queries.known`).
         """
+        row = known(current, row)
         if row is not None and not is_ended(row.state):
             self._no_end.pop(current.slurm_id, None)
             return None

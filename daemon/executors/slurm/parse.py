@@ -10,9 +10,15 @@ Formats (all under ``TZ=UTC``, see :mod:`daemon.executors.slurm.commands`):
 
 None of them asks for a job's or a step's name, carbond's own jobs' included (their owners may
 rename them): Slurm prints a name as its user chose it, ``|`` and newlines included. Times
-``N/A``, ``Unknown``, ``None`` and empty read as None. Each parser here raises
-:class:`SlurmOutputError` naming the command and the line it could not read (``sacct``'s reads
-what it can, line by line).
+``N/A``, ``Unknown``, ``None`` and empty read as None.
+
+One ``squeue`` answer covers every job of a poll (or every running job of a partition), so
+what cannot be read is kept to its row, as ``sacct``'s is (:mod:`~daemon.executors.slurm.acct`):
+a time or host list that cannot be read is unknown (None, no hosts) and named in the row's
+``unreadable``; a line with the wrong number of fields (output cut short) is a *lost* row of
+the job its first field names, its state empty (unknown this poll: neither waiting, running
+nor ended). The other parsers raise :class:`SlurmOutputError` naming the command and the line
+they could not read.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from datetime import UTC, datetime
 from daemon.executors.errors import ExecutorError
 
 __all__ = [
+    "LOST",
     "NO_VAL64",
     "GresCount",
     "NodeRow",
@@ -32,6 +39,7 @@ __all__ = [
     "RunningRow",
     "SlurmOutputError",
     "allocated_count",
+    "by_id",
     "controller_up",
     "data_lines",
     "expand_hostlist",
@@ -50,6 +58,7 @@ __all__ = [
 # be reached now"; a controller that accepts but does not answer: "Socket timed out").
 _UNREACHABLE = ("unable to contact slurm controller", "can't be reached now", "socket timed out")
 NO_VAL64 = 2**63  # Slurm's "no value" markers are at the top of the 64-bit range
+LOST = "row"  # how a lost row's ``unreadable`` begins (sacct's too)
 
 
 class SlurmOutputError(ExecutorError):
@@ -67,6 +76,12 @@ class QueueRow:
     end: datetime | None
     nodes: str
     partition: str
+    unreadable: tuple[str, ...] = ()  # "End 'x'": fields read as unknown; a lost row: "row ..."
+
+    @property
+    def lost(self) -> bool:
+        """The line had the wrong number of fields: nothing of it but its id is known."""
+        return any(u.startswith(LOST) for u in self.unreadable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +128,7 @@ class RunningRow:
     nodes: tuple[str, ...]
     gpus_per_node: int
     end: datetime | None
+    unreadable: tuple[str, ...] = ()  # as :attr:`QueueRow.unreadable`
 
 
 def parse_time(text: str) -> datetime | None:
@@ -142,20 +158,23 @@ def parse_sbatch(stdout: str) -> tuple[str, str | None]:
     return slurm_id, cluster or None
 
 
-def _fields(command: str, line: str, count: int) -> list[str]:
+def _lost(line: str, count: int) -> tuple[str, str] | None:
+    """``(slurm id, why)`` of a ``|``-separated line without ``count`` fields; None when it
+    has them."""
     parts = line.split("|")
-    if len(parts) != count:
-        raise SlurmOutputError(
-            f"{command}: expected {count} '|'-separated fields, got {len(parts)}: {line!r}"
-        )
-    return parts
+    if len(parts) == count:
+        return None
+    why = f"{LOST} of {len(parts)} '|'-separated fields, not {count}: {line[:200]!r}"
+    return parts[0].strip(), why
 
 
-def _time(command: str, text: str, line: str) -> datetime | None:
+def _time(name: str, text: str, bad: list[str]) -> datetime | None:
+    """``text`` read as a time, or None with ``name`` and ``text`` added to ``bad``."""
     try:
         return parse_time(text)
-    except ValueError as exc:
-        raise SlurmOutputError(f"{command}: unreadable time {text!r} in {line!r}") from exc
+    except ValueError:
+        bad.append(f"{name} {text.strip()!r}")
+        return None
 
 
 def data_lines(stdout: str) -> Iterator[str]:
@@ -167,26 +186,31 @@ def data_lines(stdout: str) -> Iterator[str]:
 
 
 def parse_squeue(stdout: str) -> list[QueueRow]:
-    """Rows of ``squeue --format=SQUEUE_FORMAT``.
-
-    Raises:
-        SlurmOutputError: a line with the wrong number of fields or an unreadable time.
-    """
+    """Rows of ``squeue --format=SQUEUE_FORMAT``. A time that cannot be read is None, named
+    in the row's ``unreadable``; a line with the wrong number of fields is a
+    :attr:`~QueueRow.lost` row of the job its first field names (state empty): one odd row
+    does not hide the other jobs' states."""
     rows = []
     for line in data_lines(stdout):
-        i, state, reason, start, end, nodes, partition = _fields("squeue", line, 7)
-        rows.append(
-            QueueRow(
-                i.strip(),
-                state.strip(),
-                reason.strip(),
-                _time("squeue", start, line),
-                _time("squeue", end, line),
-                nodes.strip(),
-                partition.strip(),
-            )
-        )
+        if (lost := _lost(line, 7)) is not None:
+            rows.append(QueueRow(lost[0], "", "", None, None, "", "", (lost[1],)))
+            continue
+        i, state, reason, start, end, nodes, partition = line.split("|")
+        bad: list[str] = []
+        times = _time("StartTime", start, bad), _time("EndTime", end, bad)
+        rows.append(QueueRow(i.strip(), state.strip(), reason.strip(), *times, nodes.strip(),
+                             partition.strip(), tuple(bad)))  # fmt: skip
     return rows
+
+
+def by_id(rows: list[QueueRow]) -> dict[str, QueueRow]:
+    """``rows`` by Slurm id; a readable row wins over a lost one of the same id (a line cut
+    in two leaves a fragment whose first field may read as any id)."""
+    out: dict[str, QueueRow] = {}
+    for row in rows:
+        if row.slurm_id not in out or out[row.slurm_id].lost:
+            out[row.slurm_id] = row
+    return out
 
 
 _PAIR = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_/]*)=")
@@ -269,25 +293,26 @@ def allocated_count(tres: str, gres: str = "gpu") -> int:
 def parse_running(stdout: str, gres: str = "gpu") -> list[RunningRow]:
     """Rows of ``squeue --Format=SQUEUE_JOBS_FORMAT`` (jobs holding resources now). A job's
     GPUs per node are those it asked per node, or its allocated GPUs spread over its nodes
-    (rounded up) when more: ``--gpus=N`` asks nothing per node.
-
-    Raises:
-        SlurmOutputError: a line with the wrong number of fields or an unreadable time.
-    """
+    (rounded up) when more: ``--gpus=N`` asks nothing per node. An end or host list that
+    cannot be read is unknown (None; no hosts, so no GPUs counted), named in the row's
+    ``unreadable``; a line with the wrong number of fields is a lost row (no hosts): one odd
+    row does not hide the others' GPUs."""
     rows = []
     for line in data_lines(stdout):
-        i, user, nodes, per_node, alloc, end = _fields("squeue", line, 6)
-        hosts = expand_hostlist(nodes.strip())
+        if (lost := _lost(line, 6)) is not None:
+            rows.append(RunningRow(lost[0], "", (), 0, None, (lost[1],)))
+            continue
+        i, user, nodes, per_node, alloc, end = line.split("|")
+        bad: list[str] = []
+        try:
+            hosts = expand_hostlist(nodes.strip())
+        except SlurmOutputError:
+            hosts = ()
+            bad.append(f"NodeList {nodes.strip()!r}")
         spread = -(-allocated_count(alloc, gres) // max(1, len(hosts)))
-        rows.append(
-            RunningRow(
-                i.strip(),
-                user.strip(),
-                hosts,
-                max(gpu_count(per_node, gres), spread),
-                _time("squeue", end, line),
-            )
-        )
+        per = max(gpu_count(per_node, gres), spread)
+        rows.append(RunningRow(i.strip(), user.strip(), hosts, per, _time("EndTime", end, bad),
+                               tuple(bad)))  # fmt: skip
     return rows
 
 

@@ -22,6 +22,7 @@ from daemon.executors.slurm.parse import (
     NodeRow,
     QueueRow,
     RunningRow,
+    by_id,
     parse_nodes,
     parse_running,
     parse_squeue,
@@ -29,7 +30,7 @@ from daemon.executors.slurm.parse import (
 from daemon.executors.slurm.runner import CommandResult, Runner
 from daemon.executors.slurm.states import ended_status, is_ended
 
-__all__ = ["SlurmQueries", "Token", "ended", "ended_unstarted", "said"]
+__all__ = ["SlurmQueries", "Token", "ended", "ended_unstarted", "known", "said"]
 
 _NO_NODE = "None assigned"  # sacct's NodeList of a job that never got a node
 _UNKNOWN_ID = "Invalid job id specified"  # squeue of one id Slurm does not (or no longer) know
@@ -136,8 +137,8 @@ class SlurmQueries:
                 if uid is None:
                     raise
             else:
-                rows = self.squeue(current.cluster, [current.slurm_id])
-                return current, rows[0] if rows else None
+                queue = by_id(self.squeue(current.cluster, [current.slurm_id]))
+                return current, queue.get(current.slurm_id)
         if uid is None:
             raise ExecutorError(f"job {job_id}: no Slurm id recorded and no owner to find it by")
         for cluster, first in {t.cluster: r for r, t in self._targets.items()}.items():
@@ -268,6 +269,22 @@ def ended_unstarted(slurm_id: str, acct: list[AcctRow], uid: int | None) -> Ende
         return None
     by = f" by uid {job.by_uid}" if job.by_uid is not None else ""
     return EndedUnstarted(f"slurm {job.state}{by}", job.by_uid == uid)
+
+
+def known(current: Token, row: QueueRow | None) -> QueueRow | None:
+    """``row``, when squeue's row of ``current`` could be read whole.
+
+    Raises:
+        ExecutorUnavailableError: its row was cut short (a :attr:`~QueueRow.lost` row): the
+            job is in squeue but whether it waits, runs or ended is not known, so nothing is
+            decided on it (not taken as started); asked again next round.
+    """
+    if row is not None and row.lost:
+        raise ExecutorUnavailableError(
+            f"Slurm job {current.slurm_id}: squeue printed its row cut short (wrong number "
+            "of fields): whether it waits, runs or ended is not known; asked again next round"
+        )
+    return row
 
 
 def said(result: CommandResult) -> str:

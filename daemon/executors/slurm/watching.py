@@ -17,7 +17,7 @@ from daemon.executors.base import EndedUnstarted, ExitStatus, NotStarted, RunHan
 from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.acct import AcctRow
-from daemon.executors.slurm.parse import QueueRow
+from daemon.executors.slurm.parse import QueueRow, by_id
 from daemon.executors.slurm.queries import SlurmQueries, Token, ended, ended_unstarted
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner
@@ -39,6 +39,7 @@ class SlurmWatching:
     _pending_grace_s: float
     _sacct_failing: set[str | None]  # clusters whose last sacct failed (logged once)
     _sacct_odd: set[str]  # Slurm jobs with a field or row of sacct unreadable (logged once)
+    _queue_odd: set[tuple[str | None, str]]  # (cluster, Slurm id): squeue row unreadable now
     _unreadable: set[str]  # jobs whose run token cannot be read (logged once, set aside)
     _by_name: set[str]  # of those, the ones cancelled by name: ended once squeue has none
 
@@ -76,7 +77,7 @@ class SlurmWatching:
         self._reach.at(now)
         out: dict[str, EndedUnstarted] = {}
         for cluster, items in self._by_cluster(held).items():
-            queue = {r.slurm_id: r for r in self._q.squeue(cluster, [t.slurm_id for _, t in items])}
+            queue = self._queue(cluster, [t.slurm_id for _, t in items])
             gone = [(h, t) for h, t in items
                     if t.slurm_id not in queue or is_ended(queue[t.slurm_id].state)]  # fmt: skip
             acct = self._acct(cluster, [t.slurm_id for _, t in gone])
@@ -169,8 +170,7 @@ class SlurmWatching:
         """Each handle's squeue row while Slurm has it waiting or running, else its end."""
         out: list[tuple[RunHandle, QueueRow | ExitStatus]] = []
         for cluster, items in self._by_cluster(handles, mine=True).items():
-            ids = [t.slurm_id for _, t in items]
-            queue = {r.slurm_id: r for r in self._q.squeue(cluster, ids)}
+            queue = self._queue(cluster, [t.slurm_id for _, t in items])
             gone = [t.slurm_id for _, t in items if t.slurm_id not in queue
                     or is_ended(queue[t.slurm_id].state)]  # fmt: skip
             acct = self._acct(cluster, gone)
@@ -183,6 +183,23 @@ class SlurmWatching:
                 if status is not None:
                     out.append((handle, status))
         return out
+
+    def _queue(self, cluster: str | None, ids: Sequence[str]) -> dict[str, QueueRow]:
+        """The squeue rows of ``ids`` by Slurm id. A job whose row cannot be read is named
+        once while it stays so (``slurm_squeue_unreadable``, with the fields): a lost row
+        (cut short) leaves that job's state unknown this poll (not waiting, running nor
+        ended: nothing is decided on it, and sacct is not asked); a time unread is unknown;
+        every other job is read as usual."""
+        queue = by_id(self._q.squeue(cluster, ids))
+        for slurm_id in ids:
+            row = queue.get(slurm_id)
+            if row is None or not row.unreadable:
+                self._queue_odd.discard((cluster, slurm_id))
+            elif (cluster, slurm_id) not in self._queue_odd:
+                self._queue_odd.add((cluster, slurm_id))
+                log.warning("slurm_squeue_unreadable", cluster=cluster, slurm_id=slurm_id,
+                            fields=list(row.unreadable))  # fmt: skip
+        return queue
 
     def _by_cluster(
         self, handles: Sequence[RunHandle], *, mine: bool = False

@@ -48,6 +48,7 @@ class _Job:
     exit: str = "0:0"  # sacct's ExitCode of the job's row
     ran: tuple[str, str] | None = None  # its sacct Start and End (None: FakeSlurm.ran)
     cut: bool = False  # its sacct job row is cut short after its Start
+    queue_cut: bool = False  # its squeue row is cut short after its state
 
 
 @dataclass
@@ -109,10 +110,11 @@ class FakeSlurm:
             return CommandResult(0, self.running_beta if "beta" in str(argv) else "", "")
         wanted = opts["jobs"].split(",") if "jobs" in opts else list(self.jobs)
         rows = [
-            f"{i}|{j.state}|{j.reason}|{j.start}|NONE|{j.node}|{j.partition}"
+            f"{i}|{j.state}" if j.queue_cut
+            else f"{i}|{j.state}|{j.reason}|{j.start}|NONE|{j.node}|{j.partition}"
             for i, j in self.jobs.items()
             if i in wanted and opts.get("name", j.name) == j.name and j.state != "GONE"
-        ]
+        ]  # fmt: skip
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
 
     def _sacct(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:

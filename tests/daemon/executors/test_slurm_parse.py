@@ -11,6 +11,7 @@ from daemon.executors.slurm.acct import energy_j, parse_sacct
 from daemon.executors.slurm.parse import (
     SlurmOutputError,
     allocated_count,
+    by_id,
     controller_up,
     expand_hostlist,
     gpu_count,
@@ -50,11 +51,31 @@ def test_squeue_rows_keep_state_reason_and_planned_start() -> None:
     assert rows["3"].state == "FAILED"
 
 
-def test_squeue_skips_cluster_banners_and_refuses_short_lines() -> None:
+def test_squeue_skips_cluster_banners() -> None:
     text = "CLUSTER: west\n" + _read("squeue_states.txt")
     assert len(parse_squeue(text)) == len(parse_squeue(_read("squeue_states.txt")))
-    with pytest.raises(SlurmOutputError, match="expected 7"):
-        parse_squeue("12|RUNNING\n")
+
+
+def test_a_cut_short_squeue_row_or_unreadable_time_is_kept_to_its_row() -> None:
+    """A squeue line with the wrong number of fields, or a time that is no time, failed the
+    parse of every row (``squeue: expected 7 '|'-separated fields``), so no job of the
+    cluster was followed. The line is now a lost row of the job its first field names (its
+    state unknown), a time is unknown and named; the other rows are read; a readable row of
+    an id wins over a fragment that reads as the same id."""
+    text = _read("squeue_states.txt").replace("||alpha\n4|RUNNING|None", "\n4|RUNNING|None")
+    text = text.replace("7|RUNNING|None|2026-12-04T21:10:45|", "7|RUNNING|None|2026-12-04T2x|")
+    rows = parse_squeue(text + "5|RUNN\n")
+    lost = [r for r in rows if r.lost]
+    assert [(r.slurm_id, r.state) for r in lost] == [("6", ""), ("5", "")]
+    assert lost[0].unreadable[0].startswith("row of 5 '|'-separated fields, not 7: '6|PENDING")
+    queue = by_id(rows)
+    assert (queue["7"].state, queue["7"].start, queue["7"].unreadable) == (
+        "RUNNING", None, ("StartTime '2026-12-04T2x'",),
+    )  # fmt: skip
+    assert queue["7"].end == datetime(2026, 12, 4, 21, 11, 45, tzinfo=UTC)
+    assert queue["4"].state == "RUNNING" and not queue["4"].unreadable
+    assert queue["5"].state == "RUNNING" and not queue["5"].lost  # the readable row
+    assert queue["6"].lost and not is_ended(queue["6"].state)  # state unknown, not ended
 
 
 def test_sacct_rows_split_steps_exit_codes_and_cancelling_uid() -> None:
@@ -162,6 +183,23 @@ def test_running_jobs_expand_hosts_and_count_gpus_per_node() -> None:
 )
 def test_allocated_gpus_are_read_from_the_tres(tres: str, gpus: int) -> None:
     assert allocated_count(tres) == gpus
+
+
+def test_a_cut_short_running_row_or_unreadable_field_counts_only_that_job_s_gpus() -> None:
+    """A running job's squeue line with the wrong number of fields, an unreadable end or host
+    list failed the parse of every row, so no GPU of the cluster was counted as held. Now
+    that row alone is unknown (named): no hosts (no GPUs counted) or no end; the others are
+    read."""
+    text = _read("squeue_running_beta.txt")
+    rows = parse_running(text + "31|alice|n[1-\n32|bob|n[1-2|N/A|gres/gpu=2|NONE\n"
+                         "33|carol|n1|gres:gpu:1|cpu=1|tomorrow\n")  # fmt: skip
+    assert rows[:2] == parse_running(text)
+    cut, hosts, end = rows[2:]
+    assert (cut.slurm_id, cut.nodes, cut.gpus_per_node) == ("31", (), 0)
+    assert cut.unreadable[0].startswith("row of 3 '|'-separated fields, not 6")
+    assert (hosts.nodes, hosts.unreadable) == ((), ("NodeList 'n[1-2'",))
+    assert (end.nodes, end.gpus_per_node, end.end) == (("n1",), 1, None)
+    assert end.unreadable == ("EndTime 'tomorrow'",)
 
 
 def test_allocated_gpus_spread_over_a_job_s_nodes_rounded_up() -> None:
