@@ -104,7 +104,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process
         self._no_end: dict[str, datetime] = {}  # held jobs gone from squeue, no sacct end yet
         self._sacct_failing: set[str | None] = set()  # clusters whose sacct fails (logged)
-        self._sacct_odd: set[str] = set()  # Slurm jobs whose sacct rows were unreadable (logged)
+        self._sacct_odd: set[tuple[str | None, str]] = set()  # unreadable sacct rows (logged)
         self._queue_odd: set[tuple[str | None, str]] = set()  # unreadable squeue rows (logged)
         self._running_odd: dict[str | None, set[str]] = {}  # others' unreadable (logged)
         self._unreadable: set[str] = set()  # jobs whose run token cannot be read (logged)
@@ -280,7 +280,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         job = next((r for r in acct if r.slurm_id == current.slurm_id and not r.step), None)
         if job is not None and is_ended(job.state):
             self._no_end.pop(current.slurm_id, None)
-            return ended_unstarted(current.slurm_id, acct, uid)
+            if (end := ended_unstarted(current.slurm_id, acct, uid)) is not None:
+                self._sacct_odd.discard((current.cluster, current.slurm_id))  # named no more
+            return end
         since = self._no_end.setdefault(current.slurm_id, now)
         waited = (now - since).total_seconds()
         if waited < _SACCT_WAIT_S:

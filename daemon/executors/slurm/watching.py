@@ -38,7 +38,7 @@ class SlurmWatching:
     _mine: set[str]
     _pending_grace_s: float
     _sacct_failing: set[str | None]  # clusters whose last sacct failed (logged once)
-    _sacct_odd: set[str]  # Slurm jobs with a field or row of sacct unreadable (logged once)
+    _sacct_odd: set[tuple[str | None, str]]  # (cluster, Slurm id): sacct unreadable (logged)
     _queue_odd: set[tuple[str | None, str]]  # (cluster, Slurm id): squeue row unreadable now
     _unreadable: set[str]  # jobs whose run token cannot be read (logged once, set aside)
     _by_name: set[str]  # of those, the ones cancelled by name: ended once squeue has none
@@ -84,6 +84,7 @@ class SlurmWatching:
             for handle, token in gone:
                 if (end := ended_unstarted(token.slurm_id, acct, handle.uid)) is not None:
                     out[handle.job_id] = end
+                    self._sacct_odd.discard((cluster, token.slurm_id))
         return out
 
     def _overdue(self, handle: RunHandle, now: datetime) -> bool:
@@ -181,6 +182,7 @@ class SlurmWatching:
                     continue
                 status = ended(handle, token.slurm_id, acct, now)
                 if status is not None:
+                    self._sacct_odd.discard((cluster, token.slurm_id))  # ended: named no more
                     out.append((handle, status))
         return out
 
@@ -253,14 +255,16 @@ class SlurmWatching:
         return rows
 
     def _name_unreadable(self, cluster: str | None, rows: Sequence[AcctRow]) -> None:
-        """Log once per Slurm job what sacct printed of it that cannot be read
+        """Log once per Slurm job of ``cluster`` what sacct printed of it that cannot be read
         (``slurm_sacct_unreadable``): a field is unknown, a lost row (cut short) keeps its end
-        for a later poll, when sacct is asked again; every other job is read as usual."""
+        for a later poll, when sacct is asked again; every other job is read as usual. Slurm
+        ids repeat across clusters (and on one rebuilt), so a job is known by its cluster and
+        id, and forgotten when it ends (:meth:`_states`, :meth:`ended_held`)."""
         odd: dict[str, list[str]] = defaultdict(list)
         for row in rows:
-            if row.unreadable and row.slurm_id not in self._sacct_odd:
+            if row.unreadable and (cluster, row.slurm_id) not in self._sacct_odd:
                 odd[row.slurm_id] += [f"{u} ({row.step or 'job'})" for u in row.unreadable]
         for slurm_id, fields in odd.items():
-            self._sacct_odd.add(slurm_id)
+            self._sacct_odd.add((cluster, slurm_id))
             log.warning("slurm_sacct_unreadable", cluster=cluster, slurm_id=slurm_id,
                         fields=fields)  # fmt: skip

@@ -298,3 +298,28 @@ def test_one_unreadable_running_row_counts_only_that_job_s_gpus(tmp_path: Path) 
         ("91", "row of 5 '|'-separated fields, not 6: '")
     ]
     assert not [e for e in logs if e["event"] == "slurm_unreachable"]
+
+
+def test_an_unreadable_sacct_row_is_named_per_cluster_and_again_for_a_later_job_of_its_id(
+    tmp_path: Path,
+) -> None:
+    """``slurm_sacct_unreadable`` was logged once per Slurm id, whatever the cluster, and the
+    id was never forgotten: job 100 of a second cluster (ids repeat across clusters, and on a
+    cluster rebuilt) was never named, nor a later job reusing an id, and the set grew for the
+    daemon's life. It is now kept by (cluster, id) and dropped when the job ends."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    first = executor.launch(_spec(tmp_path), T0)
+    slurm_id = Token.decode("j1", first.token).slurm_id
+    west = replace(first, job_id="j2", token=Token(slurm_id, "west", "pace").encode())
+    job = slurm.jobs[slurm_id]
+    job.state, job.energy = "GONE", "12.5kJ"  # its batch row's energy unreadable
+
+    with capture_logs() as logs:
+        ends = executor.poll([first, west], T0 + timedelta(minutes=1))
+        again = replace(first, job_id="j3")  # a later carbond job given the same Slurm id
+        [later] = executor.poll([again], T0 + timedelta(minutes=2))
+
+    assert sorted(e.job_id for e in ends) == ["j1", "j2"] and later.job_id == "j3"
+    named = [(e["cluster"], e["slurm_id"]) for e in logs if e["event"] == "slurm_sacct_unreadable"]
+    assert named == [(None, slurm_id), ("west", slurm_id), (None, slurm_id)]
