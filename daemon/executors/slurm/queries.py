@@ -218,15 +218,21 @@ def ended(
     """The end of ``slurm_id`` from its sacct rows; None while the rows are not final yet
     (sacct lags the controller by about half a second), or while its job row is lost (cut
     short: read again on the next poll). A field sacct printed that cannot be read is unknown,
-    and the reason names it (``sacct unreadable: ExitCode '0:x'``): an unreadable ``End`` is
-    ``now``, an unreadable ``Start`` leaves the start to the service (its launch time). A
+    and the reason names it (``sacct unreadable: ExitCode '0:x'``): a job whose ``End`` is
+    unknown ended at its ``batch`` step's ``End`` where that is readable, else at ``now`` (the
+    poll's time, late by however long carbond was down), the reason saying which; an
+    unreadable ``Start`` leaves the start to the service (its launch time). A
     ``COMPLETED`` job's exit code is 0 all the same: Slurm records ``COMPLETED`` only when
     every step exited 0, so an unreadable ``ExitCode`` does not make it fail."""
     job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
     if job is None or not is_ended(job.state):
         return None
     batch = next((r for r in acct if r.slurm_id == slurm_id and r.step == "batch"), None)
-    end = job.end or now
+    end, end_from, to_second = job.end, "", True  # end_from: where an end the row lacks is from
+    if end is None and batch is not None and batch.end is not None:
+        end, end_from = batch.end, "end from its batch step's End"
+    elif end is None:
+        end, end_from, to_second = now, "end unknown: taken as the poll's time", False
     settling = job.end is not None and (now - job.end).total_seconds() < _ACCT_SETTLE_S
     ran = job.start is not None or job.start_unknown
     if ran and (batch is None or not is_ended(batch.state)) and settling:
@@ -245,13 +251,15 @@ def ended(
         by_uid=job.by_uid,
         nodes=job.nodes,
         energy_j=energy_j(acct, slurm_id),
-        end_to_second=job.end is not None,  # sacct's End has no fraction of a second
+        end_to_second=to_second,  # sacct's End has no fraction of a second
         owner=handle.uid,
     )
     bad = [f"{u} ({r.step or 'job'})" for r in acct if r.slurm_id == slurm_id for u in r.unreadable]
-    if not bad and not from_state:
+    if not bad and not from_state and not end_from:
         return status
     reason = status.reason + (f"; sacct unreadable: {', '.join(bad)}" if bad else "")
+    if end_from:
+        reason += f"; {end_from}"
     if from_state:
         reason += "; exit code 0 from its state (Slurm's COMPLETED: every step exited 0)"
     return replace(status, reason=reason)

@@ -323,3 +323,32 @@ def test_an_unreadable_sacct_row_is_named_per_cluster_and_again_for_a_later_job_
     assert sorted(e.job_id for e in ends) == ["j1", "j2"] and later.job_id == "j3"
     named = [(e["cluster"], e["slurm_id"]) for e in logs if e["event"] == "slurm_sacct_unreadable"]
     assert named == [(None, slurm_id), ("west", slurm_id), (None, slurm_id)]
+
+
+def test_a_job_whose_sacct_end_cannot_be_read_ends_at_its_batch_step_s_end(
+    tmp_path: Path,
+) -> None:
+    """A job whose sacct End could not be read ended at the poll's time, so after carbond had
+    been down for hours its run (and the grid intensity, energy estimate and grams over it)
+    stretched to hours. It now ends at its batch step's End where that is readable, to the
+    second; only without one at the poll's time; the reason says which."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
+    jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
+    for job in jobs:
+        job.state, job.job_end = "GONE", "yesterday"
+    jobs[1].ran = ("2026-12-04T21:00:01", "yesterday")  # its batch step's End too
+    now = T0 + timedelta(hours=3)  # carbond was down meanwhile
+
+    ends = {s.job_id: s for s in executor.poll(handles, now)}
+
+    batch = ends["j1"]
+    assert (batch.started_at, batch.finished_at) == (T0 + ONE_S, T0 + 5 * ONE_S)
+    assert batch.succeeded and batch.end_to_second
+    assert batch.reason == (
+        "slurm COMPLETED; sacct unreadable: End 'yesterday' (job); end from its batch step's End"
+    )
+    late = ends["j2"]
+    assert (late.finished_at, late.end_to_second) == (now, False)
+    assert late.reason.endswith("End 'yesterday' (batch); end unknown: taken as the poll's time")
