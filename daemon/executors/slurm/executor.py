@@ -106,6 +106,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._sacct_failing: set[str | None] = set()  # clusters whose sacct fails (logged)
         self._sacct_odd: set[tuple[str | None, str]] = set()  # unreadable sacct rows (logged)
         self._queue_odd: set[tuple[str | None, str]] = set()  # unreadable squeue rows (logged)
+        self._sacct_lost: dict[tuple[str | None, str], datetime] = {}  # cut-short job rows
         self._running_odd: dict[str | None, set[str]] = {}  # others' unreadable (logged)
         self._unreadable: set[str] = set()  # jobs whose run token cannot be read (logged)
         self._by_name: set[str] = set()  # of those, the ones cancelled by name: ended when gone

@@ -27,6 +27,10 @@ __all__ = ["SlurmWatching"]
 
 log = structlog.get_logger("daemon.executors.slurm.executor")
 
+# How long a job gone from squeue may keep a cut-short sacct job row (a lost row: its state
+# unknown) before it is ended failed, rather than asked again every poll for ever.
+LOST_LIMIT_S = 600.0
+
 
 class SlurmWatching:
     """Watching, cancelling and re-adopting Slurm jobs; the state is the executor's."""
@@ -40,6 +44,7 @@ class SlurmWatching:
     _sacct_failing: set[str | None]  # clusters whose last sacct failed (logged once)
     _sacct_odd: set[tuple[str | None, str]]  # (cluster, Slurm id): sacct unreadable (logged)
     _queue_odd: set[tuple[str | None, str]]  # (cluster, Slurm id): squeue row unreadable now
+    _sacct_lost: dict[tuple[str | None, str], datetime]  # (cluster, id): job row lost since
     _unreadable: set[str]  # jobs whose run token cannot be read (logged once, set aside)
     _by_name: set[str]  # of those, the ones cancelled by name: ended once squeue has none
 
@@ -180,11 +185,38 @@ class SlurmWatching:
                 if row is not None and not is_ended(row.state):
                     out.append((handle, row))
                     continue
-                status = ended(handle, token.slurm_id, acct, now)
+                status = ended(handle, token.slurm_id, acct, now) or self._lost_too_long(
+                    handle, cluster, token.slurm_id, acct, now
+                )
                 if status is not None:
                     self._sacct_odd.discard((cluster, token.slurm_id))  # ended: named no more
+                    self._sacct_lost.pop((cluster, token.slurm_id), None)
                     out.append((handle, status))
         return out
+
+    def _lost_too_long(
+        self, handle: RunHandle, cluster: str | None, slurm_id: str, acct: list[AcctRow],
+        now: datetime,
+    ) -> ExitStatus | None:  # fmt: skip
+        """The end of a job gone from squeue whose sacct job row has stayed cut short (a
+        :attr:`~AcctRow.lost` row, its state unknown) for :data:`LOST_LIMIT_S`: ``failed``, its
+        exit code, start and energy unknown, ended at the first poll that found it so, the
+        reason naming the row (``slurm_sacct_lost_given_up``). None before that, or once its
+        row reads whole again (or sacct has none of it): asked again next poll."""
+        job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
+        if job is None or not job.lost:
+            self._sacct_lost.pop((cluster, slurm_id), None)
+            return None
+        since = self._sacct_lost.setdefault((cluster, slurm_id), now)
+        waited = (now - since).total_seconds()
+        if waited < LOST_LIMIT_S:
+            return None
+        log.warning("slurm_sacct_lost_given_up", cluster=cluster, slurm_id=slurm_id,
+                    job_id=handle.job_id, waited_s=waited, fields=list(job.unreadable))  # fmt: skip
+        why = (f"slurm state unknown: sacct printed Slurm job {slurm_id}'s row cut short for "
+               f"{waited:.0f} s ({job.unreadable[0][:120]}); exit code, start and energy "
+               "unknown")  # fmt: skip
+        return ExitStatus(handle.job_id, since, None, None, why)
 
     def _queue(self, cluster: str | None, ids: Sequence[str]) -> dict[str, QueueRow]:
         """The squeue rows of ``ids`` by Slurm id. A job whose row cannot be read is named

@@ -352,3 +352,40 @@ def test_a_job_whose_sacct_end_cannot_be_read_ends_at_its_batch_step_s_end(
     late = ends["j2"]
     assert (late.finished_at, late.end_to_second) == (now, False)
     assert late.reason.endswith("End 'yesterday' (batch); end unknown: taken as the poll's time")
+
+
+def test_a_job_whose_sacct_row_stays_cut_short_ends_failed_after_ten_minutes(
+    tmp_path: Path,
+) -> None:
+    """A job gone from squeue whose sacct job row stayed cut short was asked about every poll
+    for ever, logged once, and stayed ``running``. It now ends ``failed`` once its row has
+    been cut short for ten minutes, at the first poll that found it so, the reason naming the
+    row; one whose row reads whole meanwhile ends as Slurm recorded it."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
+    jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
+    for job in jobs:
+        job.state, job.cut = "GONE", True
+    first = T0 + timedelta(minutes=1)
+
+    with capture_logs() as logs:
+        for m in (0, 5, 9):
+            assert executor.poll(handles, first + timedelta(minutes=m)) == []
+        jobs[1].cut = False
+        [read] = executor.poll(handles, first + timedelta(minutes=9, seconds=30))
+        [lost] = executor.poll(handles[:1], first + timedelta(minutes=10))
+
+    assert (read.job_id, read.succeeded, read.reason) == ("j2", True, "slurm COMPLETED")
+    assert (lost.job_id, lost.finished_at, lost.exit_code, lost.energy_j) == (
+        "j1", first, None, None,
+    )  # fmt: skip
+    slurm_id = Token.decode("j1", handles[0].token).slurm_id
+    assert lost.reason.startswith(
+        f"slurm state unknown: sacct printed Slurm job {slurm_id}'s row cut short for 600 s "
+        "(row of 4 '|'-separated fields, not 8: "
+    )
+    assert not lost.succeeded and lost.started_at is None
+    given_up = [e["job_id"] for e in logs if e["event"] == "slurm_sacct_lost_given_up"]
+    assert given_up == ["j1"]
+    assert len([e for e in logs if e["event"] == "slurm_sacct_unreadable"]) == 2  # once each
