@@ -1,15 +1,23 @@
 """What ``squeue --jobs`` answers on the real local Slurm 22.05 (``make slurm-up``) for ids it
-does not know, and how :class:`SlurmQueries` reads it."""
+does not know, and how :class:`SlurmQueries` reads it; one row of its answer cut short."""
 
 from __future__ import annotations
 
+import pwd
+import uuid
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.executors.errors import ExecutorError
-from daemon.executors.slurm.queries import SlurmQueries
+from daemon.executors.base import LaunchSpec
+from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
+from daemon.executors.slurm import SlurmExecutor, Target
+from daemon.executors.slurm.queries import SlurmQueries, Token
 from daemon.executors.slurm.runner import CommandResult, SubprocessRunner
+from policies import Device
+from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.slurm.cluster import SlurmCluster
 
 pytestmark = pytest.mark.slurm
@@ -68,3 +76,80 @@ def test_an_id_squeue_cannot_read_is_an_error_not_a_job_gone(
     with pytest.raises(ExecutorError, match=f"Invalid job id: {bad}"):
         queries.squeue(None, [bad])
     assert len(counted.argvs) == 2
+
+
+class _Cutting:
+    """The real runner; ``squeue``'s row of each Slurm id in ``cut`` is printed cut short
+    after its second field, as an answer truncated mid-line."""
+
+    def __init__(self) -> None:
+        self.cut: set[str] = set()
+        self._runner = SubprocessRunner()
+
+    def __call__(
+        self, argv: Sequence[str], *, stdin: str = "", uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult:  # fmt: skip
+        result = self._runner(argv, stdin=stdin, uid=uid, gid=gid)
+        if not argv[0].endswith("squeue"):
+            return result
+        lines = [
+            "|".join(line.split("|")[:2]) if line.split("|")[0] in self.cut else line
+            for line in result.stdout.splitlines()
+        ]
+        return replace(result, stdout="".join(line + "\n" for line in lines))
+
+
+def test_a_cut_short_squeue_row_affects_that_job_only(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One squeue row cut short failed the whole answer (``squeue: expected 7 '|'-separated
+    fields``): no job of the cluster was seen to end, and one of another user's running jobs
+    made every GPU of the cluster unavailable. On the real Slurm, with one row cut: the
+    other job's end is read, the cut one stays unknown (not ended, not taken as started), a
+    held job whose row is cut is not withdrawn (asked again), and the others' GPUs are still
+    counted."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    runner = _Cutting()
+    executor = SlurmExecutor({"qc": Target("alpha"), "pace": Target("beta")}, runner=runner,
+                             known_gpus=DEFAULT_GPU_CATALOG.names())  # fmt: skip
+    executor.discover("qc")
+    executor.discover("pace")
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    tag = uuid.uuid4().hex[:8]
+    specs = [
+        LaunchSpec(f"{name}-{tag}", argv, owner.pw_uid, owner.pw_gid, (0,), logs,
+                   region="qc", device_ids=("qc/0",))
+        for name, argv in (("done", ("true",)), ("cut", ("sleep", "60")))
+    ]  # fmt: skip
+    now = datetime.now(UTC)
+    done, cut = (executor.launch(spec, now) for spec in specs)
+    held = executor.hold(replace(specs[0], job_id=f"held-{tag}"), now + timedelta(hours=1), "",
+                         now)  # fmt: skip
+    ids = [Token.decode("", t).slurm_id for t in (done.token, cut.token, held.token)]
+    slurm_cluster.wait_for_job_end(int(ids[0]))
+    runner.cut = {ids[1], ids[2]}
+
+    [end] = executor.poll([done, cut], datetime.now(UTC))
+    assert (end.job_id, end.succeeded) == (done.job_id, True)
+    with pytest.raises(ExecutorUnavailableError, match="squeue printed its row cut short"):
+        executor.withdraw(f"held-{tag}", held.token, datetime.now(UTC), uid=owner.pw_uid)
+    pending = ["squeue", "--noheader", f"--jobs={ids[2]}", "--format=%T|%r"]
+    assert slurm_cluster.run(pending).stdout.split() == ["PENDING|BeginTime"]  # not withdrawn
+
+    others = [str(slurm_cluster.sbatch("-p", "beta", "--gres=gpu:1", wrap="sleep 60",
+                                       user=slurm_cluster.other_user)) for _ in (1, 2)]  # fmt: skip
+    slurm_cluster.wait_until(
+        lambda: all(slurm_cluster.job_state(int(o)) == "RUNNING" for o in others),
+        what="another user's two jobs running on n2",
+    )
+    runner.cut = {others[1]}
+    devices = [Device(f"pace/{i}", "pace", "Z", DEFAULT_GPU_CATALOG.get("L4")) for i in (0, 1)]
+    pace = executor.available(devices, datetime.now(UTC))
+    assert all(d.available for d in pace)  # not the whole cluster unavailable
+    assert [d.busy_until is not None for d in pace] == [True, False]  # only the readable job's
+
+    runner.cut = set()
+    assert executor.poll([cut], datetime.now(UTC)) == []  # read whole again: still running
+    assert executor.withdraw(f"held-{tag}", held.token, datetime.now(UTC), uid=owner.pw_uid) is None
