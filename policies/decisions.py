@@ -108,9 +108,10 @@ def run_now_alternative(
     """The counterfactual: job ``j``'s run-now ``cell`` (:mod:`policies.run_now_claims`: the
     start it could have had under ``run-now``, carbon ignored) as an alternative.
 
-    Priced at the first slot from the cell's start; a start past the cube's last slot is
-    priced from the zone's forecast (``forecasts``), as :func:`policies.placement.place`
-    would. None without a cell (the job fits no pool).
+    Its start is the cell's (when its devices are free, between slots maybe), priced at the
+    first slot from it; a start past the cube's last slot is priced from the zone's forecast
+    (``forecasts``), as :func:`policies.placement.place` would. None without a cell (the job
+    fits no pool).
     """
     if cell is None:
         return None
@@ -118,10 +119,10 @@ def run_now_alternative(
     s = slot_at(cube.grid, cube.grid.offsets_s, free_at)
     last = cube.grid.count - 1
     alt = alternative_at(cube, j, p, min(s, last), devices)
-    if s <= last:
-        return alt
-    pool = cube.pools[p]
-    return priced_at(alt, cube.grid.time(s), forecasts[pool.zone], pool.pue)
+    if s > last:
+        pool = cube.pools[p]
+        alt = priced_at(alt, cube.grid.time(s), forecasts[pool.zone], pool.pue)
+    return alt if alt.start == free_at else replace(alt, start=free_at)
 
 
 def best_alternatives(

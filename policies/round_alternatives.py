@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -88,6 +89,7 @@ class RunNow:
         self._forecasts = forecasts
         self.pool = np.full(len(at), -1, dtype=np.int64)  # -1: no pool has devices for it
         self.start = np.zeros(len(at), dtype=np.int64)  # its start slot, maybe past the grid
+        self.free_at = np.full(len(at), now, dtype=object)  # its start: when its devices are
         self._grid = grid
         self._ids: dict[int, list[tuple[str, ...] | None]] = {}  # per GPU count, by pool
         self._own: dict[int, tuple[str, ...]] = {}  # the devices a job claimed, by k
@@ -103,11 +105,13 @@ class RunNow:
                 dtype=np.int64,
             )
             self._ids[g] = [None if x is None else tuple(d.device_id for d in x[1]) for x in ready]
+            free_at = np.array([now if x is None else x[0] for x in ready], dtype=object)
             p = np.empty(len(sel), dtype=np.int64)
             _first_ready(at[sel], rows.ok, rows.duration, ready_s, p)
             has = np.flatnonzero(p >= 0)
             self.pool[sel[has]] = p[has]
             self.start[sel[has]] = slot_of[p[has]]
+            self.free_at[sel[has]] = free_at[p[has]]
         new = [k for k, job in enumerate(jobs) if not job.run_now_recorded]
         holders = run_now_holders(pools)  # recorded jobs whose own run holds a GPU: one by one
         own = [k for k, job in enumerate(jobs) if job.run_now_recorded and job.job_id in holders]
@@ -122,6 +126,7 @@ class RunNow:
                 self.pool[k] = -1 if cell is None else cell[0]
                 if cell is not None:
                     self.start[k] = slot_at(grid, ready_of.offsets_s, cell[1])
+                    self.free_at[k] = cell[1]
                     self._own[k] = tuple(d.device_id for d in cell[2])
         self.slot = np.minimum(self.start, grid.count - 1)  # the cell it is priced at
 
@@ -156,17 +161,21 @@ class RunNow:
         kept, ids, own, at = rows.run_now, self._ids, self._own, has.tolist()
         rs, gs, ps, k_of = r.tolist(), rows.gpus[r].tolist(), p.tolist(), ks[has].tolist()
         named = [own.get(k_of[i]) or ids[gs[i]][ps[i]] for i in range(len(rs))]
+        starts = self.free_at[ks[has]].tolist()
         for i in np.flatnonzero(~todo).tolist():  # last round's object, if its devices too
             seen = kept[rs[i]]
-            if seen is not None and seen.device_ids == named[i]:
+            if seen is not None and seen.device_ids == named[i] and seen.start == starts[i]:
                 out[at[i]] = seen
             else:
                 todo[i] = True
         t = np.flatnonzero(todo)
         built = alternatives(rows, r[t], p[t], s[t], self._pools, self._times,
                              [named[i] for i in t.tolist()])  # fmt: skip
-        for i, alt in zip(t.tolist(), built, strict=True):
-            out[at[i]] = kept[rs[i]] = self._priced(int(ks[has[i]]), alt) if past[i] else alt
+        for i, built_alt in zip(t.tolist(), built, strict=True):
+            alt = self._priced(int(ks[has[i]]), built_alt) if past[i] else built_alt
+            if alt.start != starts[i]:  # its devices free between slots: priced at the next
+                alt = replace(alt, start=starts[i])
+            out[at[i]] = kept[rs[i]] = alt
         # A start past the grid is kept under no cell: once the grid moves on, the cell it
         # was priced at (the last) would read as an earlier start of the same object.
         rows.run_now_cell[r[t], 0] = np.where(past[t], -1, p[t])

@@ -118,11 +118,11 @@ def claimed_cells(
 ) -> dict[int, RunNowCell]:  # fmt: skip
     """The counterfactual cells of the jobs ``ks`` (indices into ``jobs``, ``duration`` and
     ``ok`` ``(J, P)``): the admissible pool whose devices are free first, the fastest of those
-    (ties: the first pool), from the first slot of ``grid`` (whose slot 0 is now) at or after
-    they are. With ``claim``, the jobs are taken in FIFO order and each claims its devices
-    from the later ones until its run (from that slot) ends, but one whose run would start at
-    or after its deadline (:func:`expires_unstarted`); without, none claims any. A job that
-    fits no pool has none (and claims nothing)."""
+    (ties: the first pool), starting when they are (``grid``'s slot 0 is now; a start between
+    its slots is priced at the first slot from it, :func:`slot_at`). With ``claim``, the jobs
+    are taken in FIFO order and each claims its devices from the later ones until its run
+    ends, but one whose run would start at or after its deadline (:func:`expires_unstarted`);
+    without, none claims any. A job that fits no pool has none (and claims nothing)."""
     now = grid.time(0)
     order = sorted(ks, key=lambda j: (-jobs[j].priority, jobs[j].submitted_at, jobs[j].job_id))
     claimed: dict[str, datetime] = {}
@@ -145,8 +145,7 @@ def claimed_cells(
                 best = (ready[0], d, p, ready[1])
         if best is None:
             continue
-        free_at, d, p, devices = best
-        start = grid.time(slot_at(grid, grid.offsets_s, free_at))
+        start, d, p, devices = best  # from when its devices are free, to the microsecond
         out[j] = (p, start, devices)
         if not claim or expires_unstarted(jobs[j].deadline, start):
             continue

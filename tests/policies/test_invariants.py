@@ -29,7 +29,7 @@ from policies import Alternative, Decision, Device, JobSpec, PlannedStart, get_p
 from policies.candidates import estimate_on, fit_problem, is_free, job_allows, unfit_reason
 from policies.placement import place
 from policies.planner import WindowParameters, plan_window
-from policies.run_now_claims import expires_unstarted
+from policies.run_now_claims import expires_unstarted, slot_at
 from policies.scoring import SlotGrid, make_pools
 from tests.fuzzing import examples
 from tests.policies.strategies import REGIONS, Round, forecasts_for, job_specs, rounds
@@ -90,11 +90,14 @@ def test_each_job_gets_one_sound_decision(name: str, r: Round) -> None:
     assert len(started) == len(set(started)), "a device was given to two jobs"
 
 
-def _same_grams(r: Round, job: JobSpec, alt: Alternative) -> None:
-    """``alt`` is what :func:`policies.placement.place` gives its devices and start."""
+def _same_grams(
+    r: Round, job: JobSpec, alt: Alternative, priced_from: datetime | None = None
+) -> None:
+    """``alt`` is what :func:`policies.placement.place` gives its devices and start (or the
+    start ``priced_from``, with its own start)."""
     devices = tuple(_device(r, i) for i in alt.device_ids)
-    want = place(estimate_on(job, devices[0]), devices, alt.start, r.forecasts[devices[0].zone],
-                 lifetime_years=5.0)  # fmt: skip
+    want = place(estimate_on(job, devices[0]), devices, priced_from or alt.start,
+                 r.forecasts[devices[0].zone], lifetime_years=5.0)  # fmt: skip
     for f in ("duration_s", "energy_j", "intensity_g_per_kwh", "operational_g", "embodied_g"):
         assert math.isclose(getattr(alt, f), getattr(want, f), rel_tol=1e-6, abs_tol=1e-9), f
 
@@ -128,8 +131,16 @@ def test_grams_are_the_scalar_placements_and_alternatives_are_free(name: str, r:
         if decision.action == "reject":
             continue
         start = decision.chosen if decision.action == "start" else None
-        for alt in (a for a in (start, decision.run_now, *decision.alternatives) if a):
+        for alt in (a for a in (start, *decision.alternatives) if a):
             _same_grams(r, job, alt)
+        if decision.run_now is not None:  # from when its GPUs are free, priced at the next slot
+            grid = (  # the policy's grid: the window planners', the immediate ones' minutes
+                SlotGrid.aligned(r.now, _params(get_policy(name)).slot_s, 1)
+                if name in WINDOW
+                else SlotGrid(r.now, 60, 1)
+            )
+            at = decision.run_now.start
+            _same_grams(r, job, decision.run_now, grid.time(slot_at(grid, grid.offsets_s, at)))
         if name in WINDOW:
             _quoted_share(decision)
         pools = [(a.region, a.gpu) for a in decision.alternatives]

@@ -54,6 +54,25 @@ def test_the_jobs_of_one_round_do_not_share_a_gpu(
 
 
 @pytest.mark.parametrize("name", POLICIES)
+def test_a_waiting_counterfactual_starts_when_its_gpu_frees_up(
+    name: str, one_each: tuple[list[Device], dict[str, FakeForecast]]
+) -> None:
+    """Earlier rounds' runs hold both GPUs for 7 and 9 minutes, and the first of two arriving
+    jobs runs ~1 min: the second starts when that run ends, not at the next 15-min slot. It
+    used to start at a slot boundary, so one GPU served one copy per slot and on a busy day
+    the copies queued for hours (their savings inflated)."""
+    devs, fcs = one_each
+    until = {"ca": NOW + timedelta(minutes=7), "qc": NOW + timedelta(minutes=9)}
+    held = [replace(d, run_now_busy_until=until[d.region]) for d in devs]
+    got = _run_now(name, [job("a"), job("b", submitted=NOW + timedelta(seconds=1))], held, fcs)
+    a, b = got["a"].run_now, got["b"].run_now
+    assert a is not None and (a.device_ids, a.start) == (("ca-0",), until["ca"])
+    a_end = a.start + timedelta(seconds=a.duration_s)
+    assert b is not None and a_end < until["qc"]
+    assert (b.device_ids, b.start) == (("ca-0",), a_end)
+
+
+@pytest.mark.parametrize("name", POLICIES)
 def test_earlier_rounds_counterfactual_runs_hold_their_gpus(
     name: str, one_each: tuple[list[Device], dict[str, FakeForecast]]
 ) -> None:
