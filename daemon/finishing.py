@@ -41,7 +41,7 @@ from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
 from daemon.executors.held import HeldJobs
 from daemon.inventory import InventoryGpu
 from daemon.learning import Learning
-from daemon.ledger import Ledger, RunEnd, RunRecord
+from daemon.ledger import Ledger, RunEnd, RunRecord, missed_by_run_now
 from daemon.lessons import executor_lesson as _executor_lesson
 from daemon.lessons import run_teaches as _teaches
 from daemon.logs import dropped
@@ -265,9 +265,12 @@ class Endings(RunStops):
                     catalog=context.catalog,
                 )  # fmt: skip
                 columns = self._at_site(run, started, status, columns, ended, context)
-                if state != "succeeded" and "run_now_total_g" in columns:
+                if "run_now_total_g" in columns and (
+                    state != "succeeded" or _missed(ledger, job_id, deadline)
+                ):
                     # Work not done saves nothing: its counterfactual is its own grams (the
                     # one stored at submission stays in its decisions). docs/operations.md
+                    # Nor does work run-now would have missed (its copy expired waiting).
                     columns["run_now_total_g"] = columns.get("total_g")
                 if state == "succeeded" and not measured:  # the meter's runs: folded already
                     lesson = _executor_lesson(ledger, decision, columns, context.inventory)
@@ -332,3 +335,15 @@ class _Ending:
     deadline: datetime | None
     lesson: tuple[JobSpec, Device, float, float] | None = None  # taught after the commit
     cancel_requested_at: datetime | None = None  # when its owner asked to cancel it
+
+
+def _missed(ledger: Ledger, job_id: str, deadline: datetime | None) -> bool:
+    """Whether run-now would have missed job ``job_id`` (due at ``deadline``): its stored
+    counterfactual starts at or after it (:func:`daemon.ledger.missed_by_run_now`)."""
+    if deadline is None:
+        return False
+    kept = ledger.counterfactual_run(job_id)  # as written, else as the ledger reads it
+    if kept is not None:
+        return missed_by_run_now(deadline, kept.start)
+    read = ledger.counterfactual(job_id)
+    return read is not None and missed_by_run_now(deadline, read.get("start"))

@@ -51,7 +51,8 @@ SAVINGS_AGAINST = (
     "run's energy over the energy predicted, embodied grams by its duration over the duration "
     "predicted) and priced at the intensity realised over its own window (the ledger's samples "
     "up to the job's end, the forecast past it); a job that failed or was cancelled saves "
-    "nothing"
+    "nothing, nor does one run-now would have missed (its counterfactual starting at or after "
+    "its deadline: run-now expires it waiting; counted in run_now_missed)"
 )
 """What a report's savings are against (its ``savings_against``; README "Reports")."""
 
@@ -155,6 +156,7 @@ def _report(args: argparse.Namespace) -> int:
                 f"the period it finished{day}",
                 "running_at_until": ledger.running_at(until or now),
                 "expired_unstarted": ledger.expired_unstarted(since, until),
+                "run_now_missed": ledger.run_now_missed(since, until),
                 "ledger": str(settings.state_dir / LEDGER_NAME),
                 "signal": signal_sources(ledger, since, until),
                 "savings_against": SAVINGS_AGAINST,

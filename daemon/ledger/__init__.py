@@ -1,5 +1,6 @@
 """The ledger: jobs, transitions, decisions, runs, outcomes, intensity samples, queue offsets."""
 
+from daemon.ledger.accounting import missed_by_run_now
 from daemon.ledger.decisions import alternative_json
 from daemon.ledger.export import export_table
 from daemon.ledger.measured import MeasuredRun
@@ -37,4 +38,5 @@ __all__ = [
     "WaitingCounterfactual",
     "alternative_json",
     "export_table",
+    "missed_by_run_now",
 ]

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from daemon.ledger.base import Connection, dt, req_dt, ts
 from daemon.ledger.records import EndedCounterfactual, WaitingCounterfactual
 from daemon.ledger.samples import KeptSamples
+from policies.run_now_claims import expires_unstarted
 
-__all__ = ["Accounting", "IntensitySample"]
+__all__ = ["Accounting", "IntensitySample", "missed_by_run_now"]
 
 IntensitySample = tuple[datetime, float, str]
 """``(at, intensity_g_per_kwh, source)``."""
@@ -159,6 +160,23 @@ class Accounting(Connection):
         sql = f"SELECT count(*) FROM jobs WHERE state = 'expired'{where}"
         return int(self._exec(sql, params).fetchone()[0])
 
+    def run_now_missed(self, since: datetime | None = None, until: datetime | None = None) -> int:
+        """How many jobs whose outcome finished in ``[since, until)`` (open ends: unbounded)
+        run-now would have missed: their run-now counterfactual (:meth:`counterfactual`)
+        starts at or after their deadline, where run-now expires them waiting
+        (:func:`missed_by_run_now`: they claim no saving, :mod:`daemon.finishing`)."""
+        where, params = _period("o.finished_at", since, until)
+        sql = (
+            "SELECT j.deadline, (SELECT json_extract(d.run_now_json, '$.start') FROM decisions d"
+            " WHERE d.job_id = o.job_id AND d.run_now_json IS NOT NULL ORDER BY d.seq LIMIT 1)"
+            f" FROM outcomes o JOIN jobs j USING (job_id) WHERE j.deadline IS NOT NULL{where}"
+        )
+        return sum(
+            1
+            for deadline, start in self._exec(sql, params)
+            if isinstance(start, str) and missed_by_run_now(req_dt(deadline), start)
+        )
+
     def running_at(self, at: datetime) -> int:
         """How many jobs were running at ``at``: an outcome that started before it and ended
         at or after it, or a ``running`` job with no outcome whose run started before it (a
@@ -219,6 +237,21 @@ _OUTCOME_COLUMNS = ", ".join(
                  "predicted_total_g", "run_now_total_g", "recorded_at", "energy_j", "region",
                  "zone", "gpu", "site_pv_j", "site_battery_j", "site_grid_j")
 )  # fmt: skip
+
+
+def missed_by_run_now(deadline: datetime | None, start: datetime | str | None) -> bool:
+    """Whether a job due at ``deadline`` is one run-now would have missed: its run-now
+    counterfactual's ``start`` (as stored: ISO text, one without an offset in UTC) is at or
+    after it (:func:`policies.run_now_claims.expires_unstarted`: run-now expires it waiting,
+    its copy never runs). False without a deadline or a readable start."""
+    if deadline is None or start is None:
+        return False
+    if isinstance(start, str):
+        try:
+            start = datetime.fromisoformat(start)
+        except ValueError:
+            return False
+    return expires_unstarted(deadline, start if start.tzinfo else start.replace(tzinfo=UTC))
 
 
 def _period(column: str, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
