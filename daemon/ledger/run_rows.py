@@ -14,7 +14,13 @@ from daemon.ledger.base import dt, json_tuple, req_dt
 from daemon.ledger.kept import real
 from daemon.ledger.records import RunRecord
 
-__all__ = ["kept_run_row", "list_json", "run_record"]
+__all__ = [
+    "ACTIVE_RUN_COLUMNS",
+    "active_run_record",
+    "kept_run_row",
+    "list_json",
+    "run_record",
+]
 
 
 def kept_run_row(
@@ -60,4 +66,24 @@ def run_record(
         started_at=dt(row["started_at"]), finished_at=dt(row["finished_at"]),
         exit_code=row["exit_code"], signal=row["signal"], reason=row["reason"],
         deadline=deadline, uid=uid,
+    )  # fmt: skip
+
+
+# A running job's run with its job's deadline and owner, in the order active_run_record takes
+ACTIVE_RUN_COLUMNS = (
+    "runs.job_id, runs.executor, runs.token, runs.device_ids_json, runs.gpu_indices_json,"
+    " runs.expected_duration_s, runs.launched_at, runs.started_at, runs.finished_at,"
+    " runs.exit_code, runs.signal, runs.reason, jobs.deadline, jobs.uid"
+)
+
+
+def active_run_record(values: tuple[Any, ...]) -> RunRecord:
+    """:func:`run_record` of a row of :data:`ACTIVE_RUN_COLUMNS` as a plain tuple, with its
+    job's deadline and owner: the same record, its columns taken by position (a
+    :class:`sqlite3.Row` finds each by name, comparing it with the names before it)."""
+    (job_id, executor, token, devices, indices, expected_s, launched, started, finished,
+     exit_code, signal, reason, deadline, uid) = values  # fmt: skip
+    return RunRecord(
+        job_id, executor, token, json_tuple(devices), json_tuple(indices), expected_s,
+        req_dt(launched), dt(started), dt(finished), exit_code, signal, reason, dt(deadline), uid,
     )  # fmt: skip

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 from daemon.ledger.base import Connection, LedgerError, dt, json_tuple, ts
 from daemon.ledger.kept import integer
 from daemon.ledger.records import JobRecord, RunRecord, StartedRun
-from daemon.ledger.run_rows import kept_run_row, list_json, run_record
+from daemon.ledger.run_rows import (
+    ACTIVE_RUN_COLUMNS,
+    active_run_record,
+    kept_run_row,
+    list_json,
+    run_record,
+)
 from daemon.states import FINAL_STATES, TRANSITIONS
 from policies.fast_init import fast_init
 
@@ -389,19 +395,17 @@ class Runs(Connection):
         as_of = (self._exec("PRAGMA data_version").fetchone()[0], self._run_writes)
         if as_of == self._active_as_of:
             return list(self._active_runs)
-        rows = self._exec(
-            "SELECT runs.*, jobs.deadline AS deadline, jobs.uid AS uid"
-            " FROM runs JOIN jobs USING (job_id)"
+        cursor = self._exec(
+            f"SELECT {ACTIVE_RUN_COLUMNS} FROM runs JOIN jobs USING (job_id)"
             " WHERE jobs.state = 'running' ORDER BY runs.launched_at"
         )
+        cursor.row_factory = None  # plain tuples: each run's columns by position
         # Asked several times a round: a row as last time is the same record, not parsed again.
         known, runs, active = self._active or {}, [], {}
-        for row in rows:
-            values = tuple(row)
-            entry = known.get(values)
-            record = (
-                entry if entry is not None else run_record(row, dt(row["deadline"]), row["uid"])
-            )
+        for values in cursor:
+            record = known.get(values)
+            if record is None:
+                record = active_run_record(values)
             active[values] = record
             runs.append(record)
         self._active = active

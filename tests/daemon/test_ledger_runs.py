@@ -271,3 +271,63 @@ def test_active_runs_carry_their_owner_for_executors_to_find_them_by(tmp_path: P
     assert [r.uid for r in runs] == [1000] * len(JOBS)
     assert run_handle(runs[0]).uid == 1000  # a Slurm job found by name must be its owner's
     ledger.close()
+
+
+def test_active_runs_read_by_position_are_the_records_read_by_name(tmp_path: Path) -> None:
+    """``active_runs`` takes each column by position (``active_run_record``): the same records,
+    field by field and type by type, in the same order, as ``run_record`` of the named row."""
+    from daemon.ledger.base import dt
+    from daemon.ledger.run_rows import active_run_record, run_record
+    from daemon.queue.line import JobRequest, parse_line
+    from tests.daemon.helpers import job_line
+
+    path = tmp_path / "l.db"
+    ledger = Ledger.open(path, durable=False)
+    ids = [f"j{n}" for n in range(8)]
+    deadlines = {"j1": "2024-06-02T00:00:00+00:00", "j4": "2024-06-01T05:30:00+02:00"}
+    jobs = []
+    for n, job_id in enumerate(ids):
+        line = job_line(
+            id=job_id, **({"deadline": deadlines[job_id]} if job_id in deadlines else {})
+        )
+        request = parse_line(line.strip(), NOW)
+        assert isinstance(request, JobRequest)
+        jobs.append((request, 1000 + n, 1000, f"q.jsonl:{n}", NOW))
+    with ledger.transaction():
+        ledger.add_jobs(jobs)
+    for n, job_id in enumerate(ids):
+        at = NOW + timedelta(seconds=(n % 3) * 7.25)  # ties: three launch times
+        with ledger.transaction():
+            ledger.transition(job_id, "running", at, "dispatched", seen="queued")
+            ledger.add_run(job_id, "local", [f"qc/{n}", f"qc/{n + 1}"][: 1 + n % 2], [n], 60.0 + n,
+                           at)  # fmt: skip
+            if n != 2:  # j2: the daemon died before the launch answered (no token)
+                ledger.set_run_started(job_id, f"tok-{job_id}", at + timedelta(microseconds=n))
+            if n in (5, 6):  # its end written, its job not moved yet
+                ledger.finish_run(job_id, LATER, 0 if n == 5 else None, None if n == 5 else 9,
+                                  "exit code 0" if n == 5 else "killed")  # fmt: skip
+    with ledger.transaction():
+        ledger.transition("j7", "failed", LATER, "gone", seen="running")
+    runs = ledger.active_runs()
+    con = sqlite3.connect(path)
+    con.row_factory = sqlite3.Row
+    rows = con.execute(
+        "SELECT runs.*, jobs.deadline AS deadline, jobs.uid AS uid"
+        " FROM runs JOIN jobs USING (job_id)"
+        " WHERE jobs.state = 'running' ORDER BY runs.launched_at"
+    ).fetchall()
+    con.close()
+    named = [run_record(row, dt(row["deadline"]), row["uid"]) for row in rows]
+    assert [r.job_id for r in named] == ["j0", "j3", "j6", "j1", "j4", "j2", "j5"]
+    assert runs == named
+    for got, want in zip(runs, named, strict=True):
+        for field in want.__dataclass_fields__:
+            value, expected = getattr(got, field), getattr(want, field)
+            assert (value, type(value)) == (expected, type(expected)), field
+            if isinstance(expected, datetime):
+                assert value.tzinfo == expected.tzinfo, field
+    assert {r.deadline for r in runs} > {None} and {r.token for r in runs} > {None}
+    values = ("x", "local", None, '["a/0"]', "[0]", 1.0, NOW.isoformat(), None, None, None,
+              None, None, None, None)  # fmt: skip
+    assert active_run_record(values).device_ids == ("a/0",)
+    ledger.close()
