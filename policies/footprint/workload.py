@@ -7,7 +7,7 @@ from typing import Final
 
 from policies.errors import InvalidWorkloadError
 from policies.fast_init import fast_init
-from policies.footprint.models import precision_bytes
+from policies.footprint.models import PRECISION_BYTES, precision_bytes
 
 __all__ = ["MAX_BATCH_SIZE", "MAX_REQUESTS", "MAX_TENSOR_PARALLEL", "MAX_TOKENS", "Workload"]
 
@@ -39,6 +39,18 @@ class Workload:
     def validate(self) -> None:
         """Raises InvalidWorkloadError naming the first field out of range (bounds above:
         a count past them would only overflow the float arithmetic)."""
+        if (  # asked several times a job: plain counts in range and a known precision, named
+            # in lower case as PRECISION_BYTES has it, pass here (requests None is batch_size,
+            # within MAX_REQUESTS then); the checks below say why not (or pass a NaN, "FP16")
+            1 <= self.batch_size <= MAX_BATCH_SIZE
+            and 0 <= self.input_tokens <= MAX_TOKENS
+            and 1 <= self.output_tokens <= MAX_TOKENS
+            and (self.requests is None or 1 <= self.requests <= MAX_REQUESTS)
+            and 1 <= self.tensor_parallel <= MAX_TENSOR_PARALLEL
+            and type(self.precision) is str
+            and self.precision in PRECISION_BYTES
+        ):
+            return
         for field_name, value, minimum, maximum in (
             ("batch_size", self.batch_size, 1, MAX_BATCH_SIZE),
             ("input_tokens", self.input_tokens, 0, MAX_TOKENS),
