@@ -12,6 +12,7 @@ from typing import Any
 from daemon.cli.output import print_json, print_table, stderr_line, writable
 from daemon.cli.replay_common import (
     add_inputs,
+    check_grid,
     check_policies,
     inputs_from,
     parse_slacks,
@@ -280,7 +281,7 @@ def _tune(args: argparse.Namespace) -> int:
     tuned = [PolicySpec(base.name, {**base.params, **combo}) for combo in grid]
     # `--policy run-now` is the baseline itself: replayed once, not twice
     specs = [baseline, *(spec for spec in tuned if spec.label != baseline.label)]
-    check_policies(specs)  # before reading the inputs (a minute for a large trace), as replay does
+    check_grid(base, grid)  # before reading the inputs (a minute for a large trace), as replay does
     if args.plot is not None:  # a format matplotlib cannot draw, or a folder: before any replay
         from daemon.reports.plots import image_format
 

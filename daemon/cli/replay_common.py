@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -30,6 +31,7 @@ from policies.footprint.runtimes import STUDY_SUFFIX
 
 __all__ = [
     "add_inputs",
+    "check_grid",
     "check_policies",
     "inputs_from",
     "parse_slacks",
@@ -194,6 +196,23 @@ def check_policies(specs: Sequence[PolicySpec]) -> None:
             get_policy(spec.name, **spec.params)
         except (PoliciesError, TypeError, ValueError) as exc:  # a policy registered elsewhere
             raise ReplayInputError(f"--policy {spec.label}: {exc}") from exc
+
+
+def check_grid(base: PolicySpec, grid: Sequence[dict[str, Any]]) -> None:
+    """``carbond tune``'s check: ``base`` (what ``--policy`` gave) first, then each ``--grid``
+    value on it, named as the grid gave it (``--grid nokey=1: ...``; ``--policy
+    carbon-window:nokey=1`` named an option and a policy the operator never wrote), then
+    each combination of them (``--grid a=1 b=2: ...``)."""
+    check_policies([base])
+    values = {(key, repr(value)): value for combo in grid for key, value in combo.items()}
+    settings = [{key: value} for (key, _), value in values.items()]
+    settings += [combo for combo in grid if len(combo) > 1]
+    for setting in settings:
+        try:
+            get_policy(base.name, **base.params, **setting)
+        except (PoliciesError, TypeError, ValueError) as exc:
+            named = " ".join(f"{key}={value}" for key, value in setting.items())
+            raise ReplayInputError(f"--grid {named}: {exc}") from exc
 
 
 # The daemon's per-job warnings that a replay's results count: `deadline_missed` is logged for

@@ -518,8 +518,9 @@ def test_a_bad_policy_parameter_is_one_error_line(
     assert main(["replay", *argv, "--policy", policy]) == 2
     assert main(["tune", *argv, "--policy", name, "--grid", grid]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 2 and err.count(f"carbond: error: --policy {policy}: ") == 2
-    assert err.count(message) == 2
+    assert err.count("\n") == 2 and err.count(message) == 2
+    assert err.count(f"carbond: error: --policy {policy}: ") == 1  # replay's
+    assert err.count(f"carbond: error: --grid {grid}: ") == 1  # tune's names what it was given
 
 
 def test_replay_goes_through_the_daemon_service(
@@ -860,3 +861,28 @@ def test_replay_out_files_get_the_umasks_permissions(
     finally:
         os.umask(old)
     assert stat.S_IMODE((out / "slack_4h" / "jobs.csv").stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [(["min_saving=0.1,abc"], "--grid min_saving=abc: invalid parameter min_saving='abc': "
+                              "not a number"),
+     (["guard_s=60", "nokey=1,2"], "--grid nokey=1: carbon-window: unknown parameter(s) nokey"),
+     (["slot_s=0,300"], "--grid slot_s=0: invalid parameter slot_s=0: must be more than 0")],
+)  # fmt: skip
+def test_a_bad_grid_value_is_named_as_the_grid_gave_it(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], grid: list[str], message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """``tune --grid nokey=1,2`` said ``--policy carbon-window:nokey=1: ...``: an option the
+    operator did not give, spelling a policy they did not write. The error names the --grid
+    value, and --policy only for what --policy gave."""
+    argv = ["tune", *_inputs(trace, cluster_file, intensity_files), "--days", "0.5"]
+    for item in grid:
+        argv += ["--grid", item]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"carbond: error: {message}") and err.count("\n") == 1
+    assert "--policy" not in err
+    assert main([*argv[:-2], "--policy", "carbon-window:nokey=1"]) == 2
+    assert capsys.readouterr().err.startswith("carbond: error: --policy carbon-window:nokey=1: ")
