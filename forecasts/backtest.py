@@ -48,7 +48,8 @@ class HorizonScore:
 
 @dataclass(frozen=True, slots=True)
 class BacktestResult:
-    """Scores of every forecaster on one zone, and the chosen one (lowest MAE at 24 h).
+    """Scores of every forecaster on one zone, and the chosen one (lowest MAE at 24 h, or at
+    the longest horizon scored below it: ``chosen_at_h``; None when none was scored).
 
     ``abs_error_p90_g_per_kwh[name]`` is, per lead step, the 90th percentile of absolute error;
     ``mape_by_lead_pct[name]`` the MAPE per lead step.
@@ -63,6 +64,7 @@ class BacktestResult:
     last_issue: datetime | None
     scores: tuple[HorizonScore, ...]
     chosen: str
+    chosen_at_h: float | None = None
     abs_error_p90_g_per_kwh: Mapping[str, FloatArray] = field(default_factory=dict)
     mape_by_lead_pct: Mapping[str, FloatArray] = field(default_factory=dict)
 
@@ -88,6 +90,7 @@ class BacktestResult:
             "first_issue": self.first_issue.isoformat() if self.first_issue else None,
             "last_issue": self.last_issue.isoformat() if self.last_issue else None,
             "chosen": self.chosen,
+            "chosen_at_h": self.chosen_at_h,
             "scores": [
                 {
                     "forecaster": s.forecaster,
@@ -185,7 +188,7 @@ def backtest(
                     int(ok.sum()),
                 )
             )
-    chosen = _choose(scores, [f.name for f in forecasters], horizons_h)
+    chosen, chosen_at_h = _choose(scores, [f.name for f in forecasters])
     start = series.start
     return BacktestResult(
         zone=series.zone,
@@ -197,6 +200,7 @@ def backtest(
         last_issue=start + timedelta(seconds=step * int(issues[-1])),
         scores=tuple(scores),
         chosen=chosen,
+        chosen_at_h=chosen_at_h,
         abs_error_p90_g_per_kwh=p90,
         mape_by_lead_pct=mape_lead,
     )
@@ -212,13 +216,12 @@ def _by_lead(errors: FloatArray, stat: Callable[[FloatArray], FloatArray]) -> Fl
     return out
 
 
-def _choose(
-    scores: Sequence[HorizonScore], names: Sequence[str], horizons_h: Sequence[float]
-) -> str:
-    """Lowest MAE at 24 h (or the longest scored horizon below it); ties keep list order."""
+def _choose(scores: Sequence[HorizonScore], names: Sequence[str]) -> tuple[str, float | None]:
+    """Lowest MAE at 24 h (or the longest scored horizon below it), and that horizon; ties
+    keep list order. No horizon scored: the first name, and None."""
     scored = sorted({s.horizon_h for s in scores})
     if not scored:
-        return names[0]
+        return names[0], None
     at = max((h for h in scored if h <= CHOOSE_AT_H), default=scored[0])
     best = names[0]
     best_mae = math.inf
@@ -229,7 +232,7 @@ def _choose(
         )
         if math.isfinite(mae) and mae < best_mae:
             best, best_mae = name, mae
-    return best
+    return best, at
 
 
 def score_recent(

@@ -93,7 +93,8 @@ def register(subparsers: Any) -> None:
         help="score forecasters on a trace by horizon",
         description="Issue a forecast every --every-hours over the trace from only the data "
         "before it, and print each forecaster's MAE (gCO2e/kWh) and MAPE (%) by hours ahead, and "
-        "the one chosen (lowest MAE at the horizon).",
+        "the one chosen (lowest MAE at 24 h, as the daemon chooses, or at the longest horizon "
+        "scored below it).",
     )
     b.add_argument(
         "--trace", type=Path, required=True, metavar="FILE", help="CSV trace (any format)"
@@ -280,5 +281,7 @@ def _backtest(args: argparse.Namespace) -> int:
         f"({scored.kind}, MAE gCO2e/kWh)"
     )
     print_table(title, columns, rows)
-    print(f"chosen: {scored.chosen} (lowest MAE at 24 h)")
+    at = scored.chosen_at_h
+    print(f"chosen: {scored.chosen} " + ("(no horizon scored: the first named)" if at is None
+                                         else f"(lowest MAE at {at:g} h)"))  # fmt: skip
     return 0

@@ -211,6 +211,35 @@ def test_backtest_command_on_a_small_trace(
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize(("horizon", "at"), [("6", 6), ("48", 24), ("2", 1)])
+def test_backtest_says_at_which_horizon_it_chose(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, horizon: str, at: int
+) -> None:
+    """The choice is the lowest MAE at 24 h, or at the longest horizon scored below it: with
+    ``--horizon-hours 6`` it is made at 6 h, yet the table said ``(lowest MAE at 24 h)``, a
+    horizon not even scored, and ``--help`` said "at the horizon" (48 h by default, where it
+    is not made). Both now say the horizon it was made at, and ``--json`` gives it."""
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
+    for k in range(24 * 20):
+        value = 200 + 80 * ((k % 24) / 24) + (k * 7919 % 13)
+        lines.append(f"{(start + timedelta(hours=k)).isoformat()},XX,{value}")
+    trace = tmp_path / "t.csv"
+    trace.write_text("\n".join(lines) + "\n")
+    argv = ["forecast", "backtest", "--trace", str(trace), "--zone", "XX", "--horizon-hours",
+            horizon]  # fmt: skip
+    code, result, _ = _run(capsys, *argv, "--json")
+    assert code == 0 and result["chosen_at_h"] == at
+    maes = {s["forecaster"]: s["mae_g_per_kwh"] for s in result["scores"] if s["horizon_h"] == at}
+    assert maes[result["chosen"]] == min(maes.values())
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"chosen: {result['chosen']} (lowest MAE at {at} h)" in out
+    with pytest.raises(SystemExit):
+        main(["forecast", "backtest", "--help"])
+    assert "at the horizon)" not in " ".join(capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize(
     "argv",
     [
