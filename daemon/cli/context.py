@@ -102,7 +102,13 @@ def model_from(args: argparse.Namespace) -> ModelSpec:
 
 def add_carbon_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--pue`` and ``--lifetime-years`` (defaults from the settings)."""
-    parser.add_argument("--pue", type=float, default=None, help="site PUE (default: settings, 1.0)")
+    parser.add_argument(
+        "--pue",
+        type=float,
+        default=None,
+        help="site PUE (default: the pue of the configured regions in the zone, else "
+        "default_pue, 1.0)",
+    )
     parser.add_argument(
         "--lifetime-years", type=float, default=None, help="GPU lifetime (default: settings, 5)"
     )

@@ -4,10 +4,14 @@ takes; the job fields of ``carbond submit`` say their defaults (those the daemon
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
-from daemon.cli import build_parser
+from daemon.cli import build_parser, main
 from daemon.cli.jobs_cmds import _FIELDS
 from daemon.queue.line import JobRequest, parse_line
 
@@ -59,3 +63,21 @@ def test_submit_field_help_states_the_daemons_default() -> None:
         assert f"default {shown}" in _help_of(submit, flag), (flag, default)
         checked += 1
     assert checked == 8
+
+
+def test_pue_help_says_a_zones_regions_set_it(tmp_path: Path) -> None:
+    """``estimate --zone Z`` and ``advise --zones`` take the PUE of the configured regions in
+    the zone (README, Configuration), but ``--pue``'s help said ``default: settings, 1.0``: an
+    operator with ``pue = 1.3`` regions read that 1.0 was applied. The help names both rules,
+    and the one that applied here shows in ``--json``."""
+    config = tmp_path / "carbond.toml"
+    config.write_text('[[regions]]\nname = "qc"\nzone = "CA-QC"\npue = 1.3\ngpus = ["T4"]\n')
+    argv = ["--model", "llama-1b", "--config", str(config), "--json"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["advise", *argv, "--zones", "CA-QC", "--gpus", "T4"]) == 0
+    assert json.loads(out.getvalue())["pue"] == {"CA-QC": 1.3}
+    parsers = dict(_subcommands(build_parser()))
+    for command in ("carbond estimate", "carbond advise"):
+        text = _help_of(parsers[command], "--pue")
+        assert "regions" in text and "default_pue" in text, (command, text)
