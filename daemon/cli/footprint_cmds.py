@@ -45,9 +45,11 @@ def register(subparsers: Any) -> None:
     gpus = subparsers.add_parser(
         "gpus",
         help="list the GPU catalog with embodied carbon",
-        description="List the GPU catalog (memory, bandwidth, FP16/FP32 TFLOPS, TDP and idle "
-        "power in W, embodied kgCO2e and its method), with [catalog] overrides from the config; "
-        "--live: this node's GPUs; --learned: the recalibration factors from the ledger.",
+        description="List the GPU catalog (architecture, year, memory, bandwidth, TDP and idle "
+        "power in W, embodied kgCO2e and its method; --json adds die area, process node, "
+        "memory type, FP16/FP32 TFLOPS, the ACT estimate and aliases), with [catalog] overrides "
+        "from the config; --live: this node's GPUs; --learned: the recalibration factors from "
+        "the ledger.",
     )
     shown = gpus.add_mutually_exclusive_group()
     shown.add_argument(
@@ -55,7 +57,8 @@ def register(subparsers: Any) -> None:
     )
     shown.add_argument("--learned", action="store_true",
                        help="the recalibration factors learned from measured runs, per (model, "
-                            "GPU type), as a restart would fold them from the ledger")  # fmt: skip
+                            "GPU type) and per (model, GPU type, runtime, precision), as a "
+                            "restart would fold them from the ledger")  # fmt: skip
     add_ledger_options(gpus)
     gpus.set_defaults(func=_gpus)
 

@@ -81,3 +81,25 @@ def test_pue_help_says_a_zones_regions_set_it(tmp_path: Path) -> None:
     for command in ("carbond estimate", "carbond advise"):
         text = _help_of(parsers[command], "--pue")
         assert "regions" in text and "default_pue" in text, (command, text)
+
+
+def test_gpus_help_says_what_the_table_and_json_show(tmp_path: Path) -> None:
+    """``carbond gpus --help`` listed FP16/FP32 TFLOPS among what it shows, though only
+    ``--json`` has them, and ``--learned`` "per (model, GPU type)", though its table has a row
+    per runtime and precision too. Each column the help names for the table is in it, and
+    what it says only ``--json`` gives is in the JSON."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["gpus", "--state-dir", str(tmp_path)]) == 0
+    header = next(line for line in out.getvalue().splitlines() if "| name" in line)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["gpus", "--state-dir", str(tmp_path), "--json"]) == 0
+    row = json.loads(out.getvalue())[0]
+    gpus = dict(_subcommands(build_parser()))["carbond gpus"]
+    description = " ".join((gpus.description or "").split())
+    table, _, json_only = description.partition("; --json adds ")
+    assert "TFLOPS" not in table and "tdp_w" in header and "memory_gb" in header
+    assert "fp16_tflops" not in header and {"fp16_tflops", "fp32_tflops"} <= set(row)
+    assert "TFLOPS" in json_only
+    assert "runtime, precision" in _help_of(gpus, "--learned")
