@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from daemon.replay.errors import ReplayInputError
 from daemon.settings import RegionSettings, SiteSettings
 from daemon.settings.regions import region_names, site_csvs_under, site_field
-from daemon.settings.toml_lines import line_of
+from daemon.settings.toml_lines import line_of, syntax_problem
 from daemon.sites import Site, SiteConfigError, build_site, build_sites
 from policies import Device
 from policies.errors import UnknownGpuError
@@ -196,7 +196,7 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
     except UnicodeDecodeError as exc:  # was a traceback (a .gz or binary file named)
         raise ReplayInputError(f"{path}: not a cluster file (not UTF-8 text)") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ReplayInputError(f"{path}: not valid TOML ({exc})") from exc
+        raise ReplayInputError(syntax_problem(exc, str(path))) from exc
     except ValidationError as exc:
         err = exc.errors()[0]
         where = site_field(err["loc"], region_names(raw))

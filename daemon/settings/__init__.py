@@ -54,6 +54,7 @@ from daemon.settings.sections import (
     SimulatedExecutorSettings,
     SlurmExecutorSettings,
 )
+from daemon.settings.toml_lines import syntax_problem
 from policies.footprint import MAX_LIFETIME_YEARS, MIN_LIFETIME_YEARS
 
 __all__ = [
@@ -268,7 +269,9 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(problems) from exc
     except SettingsError as exc:  # a CARBOND_* variable holding JSON that does not parse
         raise ConfigError([unparsable_line(exc, where, Settings)]) from exc
-    except (OSError, ValueError) as exc:  # unreadable file, TOML syntax error
+    except tomllib.TOMLDecodeError as exc:  # a ValueError: named FILE:LINE, as a bad value is
+        raise ConfigError([syntax_problem(exc, where)]) from exc
+    except (OSError, ValueError) as exc:  # unreadable file
         raise ConfigError([f"{where}: {exc}"]) from exc
     finally:
         Settings._toml_path = None

@@ -10,9 +10,10 @@ inline table or an array is found at the line of the key that holds it.
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Sequence
 
-__all__ = ["line_of"]
+__all__ = ["line_of", "syntax_problem"]
 
 _PART = re.compile(r"""\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*""")
 _KEY_LINE = re.compile(
@@ -21,6 +22,21 @@ _KEY_LINE = re.compile(
 )
 _HEADER = re.compile(r"^\s*(\[\[?)([^\[\]]+)\]\]?\s*(?:#.*)?$")
 _STRING = re.compile(r'"""|\'\'\'|"(?:[^"\\]|\\.)*"|\'[^\']*\'')
+_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_AT_END = re.compile(r"\s*\(at end of document\)$")
+
+
+def syntax_problem(exc: tomllib.TOMLDecodeError, where: str) -> str:
+    """A TOML syntax error as a bad value is named, ``FILE:LINE: not valid TOML: WHY (column
+    C)`` (``tomllib`` puts the position in its message: ``Invalid value (at line 3, column
+    8)``), or ``FILE: not valid TOML: WHY (at the end of the file)``."""
+    message = str(exc)
+    if found := _AT.search(message):
+        why = message[: found.start()]
+        return f"{where}:{found[1]}: not valid TOML: {why} (column {found[2]})"
+    if found := _AT_END.search(message):
+        return f"{where}: not valid TOML: {message[: found.start()]} (at the end of the file)"
+    return f"{where}: not valid TOML: {message}"
 
 
 def line_of(text: str, loc: Sequence[int | str]) -> int | None:

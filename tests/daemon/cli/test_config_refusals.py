@@ -3,12 +3,15 @@ region, a misspelt policy, a bad value in a ``CARBOND_*`` variable (named, with 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from daemon.cli import main
 from daemon.cli.run_cmd import missing_regions, restart_only_changes
+from daemon.replay.cluster import load_cluster
+from daemon.replay.errors import ReplayInputError
 from daemon.settings import (
     ConfigError,
     ExecutorSettings,
@@ -183,3 +186,26 @@ def test_a_reload_names_the_sections_that_need_a_restart() -> None:
     )
     assert restart_only_changes(started, new) == ["metrics", "executors"]
     assert restart_only_changes(started, Settings(regions=PAPER_REGIONS[:1])) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [('[policy]\nname = carbon-window\n', ":3: not valid TOML: Invalid value (column 8)"),
+     (REGION + 'gpus = ["T4"]\n', ":6: not valid TOML: Cannot overwrite a value (column 14)"),
+     ('[[regions]]\ngpus = ["T4"\n', ": not valid TOML: Unclosed array (at the end of the file)")],
+)  # fmt: skip
+def test_a_toml_syntax_error_is_named_as_a_bad_value_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    """An unquoted string said ``carbond.toml: Invalid value (at line 3, column 8)``: not
+    ``FILE:LINE:`` as every other config problem (so an editor or ``grep -n`` user cannot jump
+    to it), nor that the file is not TOML at all. ``run`` and the commands that read the
+    config say the file, the line and what is wrong with it; a cluster file too."""
+    config = _config(tmp_path, text)
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"carbond: error: invalid configuration:\n  {config}{expected}\n"
+    assert main(["jobs", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.endswith(f"  {config}{expected}\n")
+    with pytest.raises(ReplayInputError, match=re.escape(f"{config}{expected}")):
+        load_cluster(config)
