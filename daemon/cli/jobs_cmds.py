@@ -13,8 +13,6 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from daemon.cli.cancel_cmd import cancel_job
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
@@ -29,6 +27,7 @@ from daemon.cli.output import (
 )
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
+from daemon.cli.submit_file import name_file_fields, read_job_file
 from daemon.errors import UsageError
 from daemon.ledger import Ledger, LedgerError
 from daemon.queue import REJECTED_NAME, append_submission, new_job_id
@@ -126,16 +125,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _submit(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    record = _read_file(args.file) if args.file else {}
+    record, text = read_job_file(args.file) if args.file else ({}, "")
+    from_file = set(record)  # less the fields a flag replaces, below
     for _, field, _, _ in _FIELDS:
         if getattr(args, field) is not None:
             record[field] = getattr(args, field)
+            from_file.discard(field)
     for _, field, _ in _LISTS:
         if getattr(args, field):
             record[field] = getattr(args, field)
+            from_file.discard(field)
     argv = args.command[1:] if args.command[:1] == ["--"] else args.command
     if argv:
         record["command"] = argv
+        from_file.discard("command")
     record.pop("user", None)
     record["cwd"] = workdir(args.cwd, record.get("cwd"))
     warnings = resolve_program(record)
@@ -143,6 +146,10 @@ def _submit(args: argparse.Namespace) -> int:
     try:
         parsed = parse_line(json.dumps(record), datetime.now(UTC), known)
     except InvalidLineError as exc:
+        if from_file:
+            raise UsageError(
+                f"invalid job: {name_file_fields(str(exc), args.file, text, from_file)}"
+            ) from exc
         raise UsageError(f"invalid job: {exc}") from exc
     if not isinstance(parsed, JobRequest):
         raise UsageError("use `carbond cancel ID` to cancel a job")
@@ -185,26 +192,6 @@ def _refuse_existing_id(settings: Settings, job_id: str, uid: int) -> None:
 def _who(uid: int) -> str:
     name = user_name(uid)
     return f"uid {uid}" if name == str(uid) else f"{name} (uid {uid})"
-
-
-def _read_file(name: str) -> dict[str, Any]:
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{name}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{name}: not UTF-8 text (byte {exc.start})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{name}: not JSON: {exc.msg} at line {exc.lineno}") from exc
-    except ValueError as exc:  # an integer past Python's digit limit
-        raise UsageError(f"{name}: not acceptable JSON: {str(exc)[:120]}") from exc
-    except RecursionError as exc:
-        raise UsageError(f"{name}: not acceptable JSON: nested too deeply") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"{name}: a job is a JSON object")
-    return data
 
 
 # -- jobs ------------------------------------------------------------------------------------

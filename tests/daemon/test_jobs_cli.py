@@ -98,6 +98,32 @@ def test_submit_refuses_bad_jobs_with_exit_2(
     assert not (tmp_path / "queue.jsonl").exists()
 
 
+def test_a_bad_field_of_a_job_file_names_the_file_and_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``submit --file job.json`` with ``"requests": "many"`` said ``invalid job: field
+    'requests': ...``, the same as a bad ``--requests`` flag: which of the two, and where in
+    the file, was left to guess. A field the file gives (and no flag replaces) is named with
+    the file and the line that sets it; a flag's stays as it was."""
+    job = tmp_path / "job.json"
+    job.write_text('{\n  "model": "llama-1b",\n  "command": ["true"],\n  "requests": "many",\n'
+                   '  "tags": ["a", 7]\n}\n')  # fmt: skip
+    code, out, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", str(job))
+    assert (code, out) == (2, "")
+    assert err == (f"carbond: error: invalid job: {job}:4: field 'requests': Input should be a "
+                   f"valid integer; {job}:5: field "
+                   "'tags.1': Input should be a valid string\n")  # fmt: skip
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", str(job),
+                        "--requests", "0", "--tag", "b")  # fmt: skip
+    assert code == 2
+    assert err == ("carbond: error: invalid job: field 'requests': Input should be greater than "
+                   "or equal to 1\n")  # fmt: skip
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"model": "llama-1b", "command": "true"}'))
+    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", "-")
+    assert code == 2 and err.startswith("carbond: error: invalid job: stdin:1: field 'command'")
+    assert not (tmp_path / "queue.jsonl").exists()
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
