@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 
 from daemon.settings import ConfigError, Settings
-from policies.footprint import DEFAULT_ACT, ActParameters, GpuCatalog
+from policies.footprint import DEFAULT_ACT, GpuCatalog
 
 __all__ = ["gpu_catalog"]
 
-_SCALAR_ACT_FIELDS = frozenset(f.name for f in fields(ActParameters) if f.type in {"float", float})
-
 
 def gpu_catalog(settings: Settings) -> GpuCatalog:
-    """The GPU catalog with ``[catalog.act]`` and ``[catalog.gpus.NAME]`` applied.
+    """The GPU catalog with ``[catalog.act]`` and ``[catalog.gpus.NAME]`` applied (each name,
+    field and value checked with the settings: :class:`daemon.settings.CatalogSettings`).
 
     Raises:
-        ConfigError: an override names an unknown GPU, field or ACT parameter.
+        ConfigError: the overrides make a GPU that cannot be built (a settings object built
+            around the checks).
     """
-    known = ", ".join(sorted(_SCALAR_ACT_FIELDS))
-    problems = [
-        f"catalog.act.{name}: unknown ACT parameter (known: {known})"
-        for name in settings.catalog.act
-        if name not in _SCALAR_ACT_FIELDS
-    ]
-    if problems:
-        raise ConfigError(problems)
-    params: ActParameters = replace(DEFAULT_ACT, **settings.catalog.act)  # type: ignore[arg-type]  # only float fields, checked above
+    params = replace(DEFAULT_ACT, **settings.catalog.act)  # type: ignore[arg-type]  # only scalar fields (ACT_PARAMETERS), checked by the settings
     catalog = GpuCatalog.default(params)
+    overrides = {name: gpu.fields() for name, gpu in settings.catalog.gpus.items()}
     try:
-        return catalog.with_overrides(settings.catalog.gpus)
-    except LookupError as exc:
-        raise ConfigError([f"catalog.gpus: {exc}"]) from exc
-    except TypeError as exc:
+        return catalog.with_overrides(overrides)
+    except (LookupError, TypeError) as exc:
         raise ConfigError([f"catalog.gpus: {exc}"]) from exc

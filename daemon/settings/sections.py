@@ -9,15 +9,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from policies.footprint.embodied import DEFAULT_ACT
+from policies.footprint.gpus import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION
 
 __all__ = [
+    "ACT_PARAMETERS",
     "MAX_DURATION_S",
     "MAX_HORIZON_S",
     "MAX_INTERVAL_S",
     "CatalogSettings",
     "ElectricityMapsSettings",
     "ExecutorSettings",
+    "GpuOverride",
     "GpuSettings",
     "IntensitySettings",
     "IntervalSettings",
@@ -98,16 +102,78 @@ class GpuSettings(_Section):
     simulated_energy_counter: bool = True
 
 
+class GpuOverride(_Section):
+    """The fields of one GPU a site replaces (``[catalog.gpus.NAME]``), as
+    :class:`policies.footprint.GpuSpec` names them: sizes and rates above 0, powers,
+    interconnect and embodied carbon not below (a negative figure charged negative grams), a
+    memory type the ACT model has a carbon-per-GB figure for."""
+
+    architecture: str | None = None
+    year: int | None = Field(default=None, gt=0)
+    die_area_mm2: float | None = Field(default=None, gt=0)
+    process_node_nm: int | None = Field(default=None, gt=0)
+    memory_gb: float | None = Field(default=None, gt=0)
+    memory_type: str | None = None
+    memory_bandwidth_gb_s: float | None = Field(default=None, gt=0)
+    fp16_tflops: float | None = Field(default=None, gt=0)
+    fp32_tflops: float | None = Field(default=None, gt=0)
+    int8_tops: float | None = Field(default=None, gt=0)
+    tdp_w: float | None = Field(default=None, gt=0)
+    idle_w: float | None = Field(default=None, ge=0)
+    interconnect_gb_s: float | None = Field(default=None, ge=0)
+    embodied_kg: float | None = Field(default=None, ge=0)
+    embodied_method: str | None = None
+
+    @field_validator("memory_type")
+    @classmethod
+    def _known_memory(cls, value: str | None) -> str | None:
+        known = DEFAULT_ACT.memory_g_per_gb
+        if value is not None and value not in known:
+            raise ValueError(f"unknown memory type {value!r} (known: {', '.join(known)})")
+        return value
+
+    def fields(self) -> dict[str, Any]:
+        """The fields the site set, for :meth:`policies.footprint.GpuCatalog.with_overrides`."""
+        return self.model_dump(exclude_none=True)
+
+
+# The ACT parameters a site may replace: the scalar ones (the per-node tables stay ACT's).
+ACT_PARAMETERS = ("fab_intensity_g_per_kwh", "fab_yield", "mpa_g_per_cm2", "packaging_g")
+
+
 class CatalogSettings(_Section):
     """Site overrides of the GPU catalog.
 
     ``act`` replaces ACT-model parameters (``fab_intensity_g_per_kwh``, ``fab_yield``,
     ``mpa_g_per_cm2``, ``packaging_g``) for every ACT-estimated GPU; ``gpus.<NAME>`` replaces
-    fields of one GPU (e.g. ``embodied_kg``, ``idle_w``, ``tdp_w``).
+    fields of one GPU (e.g. ``embodied_kg``, ``idle_w``, ``tdp_w``; :class:`GpuOverride`).
     """
 
     act: dict[str, float] = Field(default_factory=dict)
-    gpus: dict[str, dict[str, float | int | str]] = Field(default_factory=dict)
+    gpus: dict[str, GpuOverride] = Field(default_factory=dict)
+
+    @field_validator("act")
+    @classmethod
+    def _act_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, number in value.items():
+            if name not in ACT_PARAMETERS:
+                known = ", ".join(ACT_PARAMETERS)
+                raise ValueError(f"{name}: unknown ACT parameter (known: {known})")
+            if name == "fab_yield" and not 0 < number <= 1:  # the die carbon is over the yield
+                raise ValueError(f"fab_yield must be more than 0 and at most 1, got {number:g}")
+            if number < 0:
+                raise ValueError(f"{name} must not be negative, got {number:g}")
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _known_gpus(cls, value: dict[str, GpuOverride]) -> dict[str, GpuOverride]:
+        for name in value:
+            try:
+                DEFAULT_GPU_CATALOG.get(name)
+            except LookupError as exc:  # UnknownGpuError: its message names the known ones
+                raise ValueError(str(exc)) from exc
+        return value
 
 
 class PolicySettings(_Section):

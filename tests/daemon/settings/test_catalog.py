@@ -1,0 +1,61 @@
+"""``[catalog]``: a site's GPU and ACT overrides are checked as every other setting is, one line
+per problem naming the file, the line and the field, before any command uses them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [('[catalog.gpus.L4]\nembodied_kg = "lots"\n',
+      ":2: catalog.gpus.L4.embodied_kg: Input should be a valid number"),
+     ("[catalog.gpus.L4]\nembodied_kg = -5.0\n",
+      ":2: catalog.gpus.L4.embodied_kg: Input should be greater than or equal to 0"),
+     ('[catalog.gpus.T4]\ntdp_w = "abc"\n',
+      ":2: catalog.gpus.T4.tdp_w: Input should be a valid number"),
+     ('[catalog.gpus.L4]\nmemory_type = "XYZ"\n',
+      ":2: catalog.gpus.L4.memory_type: unknown memory type 'XYZ' (known: GDDR6, HBM2"),
+     ("[catalog.gpus.L4]\nembodid_kg = 3.0\n",
+      ":2: catalog.gpus.L4.embodid_kg: Extra inputs are not permitted"),
+     ("[catalog.gpus.L5]\nembodied_kg = 3.0\n", ":1: catalog.gpus: unknown GPU 'L5' (known: T4,"),
+     ("[catalog.act]\nfab_yield = 0.0\n",
+      ":1: catalog.act: fab_yield must be more than 0 and at most 1, got 0"),
+     ("[catalog.act]\npackaging_g = -100.0\n", ":1: catalog.act: packaging_g must not be negative"),
+     ("[catalog.act]\nnope = 1.0\n", ":1: catalog.act: nope: unknown ACT parameter (known: ")],
+)  # fmt: skip
+def test_a_bad_override_is_a_config_problem_not_a_traceback_or_negative_grams(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, problem: str
+) -> None:
+    """A string, a zero yield or an unknown memory type in ``[catalog]`` was a traceback in
+    every command that builds the catalog (``gpus``, ``estimate``, ``submit``, the daemon's
+    start); a negative embodied figure or yield was taken, and its GPUs charged negative
+    grams; the rest said ``catalog.gpus: ...`` without the file or line (an unknown field
+    as ``GpuSpec.__init__() got an unexpected keyword argument``). Each is now refused as
+    any bad setting is: exit 2, ``FILE:LINE: field: why``."""
+    config = tmp_path / "carbond.toml"
+    config.write_text(text)
+    for command in (["gpus", "--json"], ["doctor"]):
+        code = main([*command, "--config", str(config)])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        assert f"{config}{problem}" in out + err, (command, out + err)
+        assert code == (2 if command[0] == "gpus" else 1)
+
+
+def test_good_overrides_still_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "carbond.toml"
+    config.write_text('[catalog.gpus."nvidia l4"]\nembodied_kg = 12\ntdp_w = 80\n'
+                      'memory_type = "GDDR6"\n[catalog.act]\nfab_yield = 1\n')  # fmt: skip
+    assert main(["gpus", "--json", "--config", str(config)]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert (rows["L4"]["embodied_kg"], rows["L4"]["embodied_method"]) == (12.0, "config")
+    assert rows["L4"]["tdp_w"] == 80.0 and rows["L4"]["memory_type"] == "GDDR6"
+    assert main(["gpus", "--json"]) == 0
+    base = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["H100-SXM"]["embodied_kg"] < base["H100-SXM"]["embodied_kg"]  # a better yield
