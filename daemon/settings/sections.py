@@ -101,6 +101,22 @@ class GpuSettings(_Section):
     simulated_power_factor: float = Field(default=1.0, gt=0, le=10)
     simulated_energy_counter: bool = True
 
+    @field_validator("simulated_gpus")
+    @classmethod
+    def _known_gpus(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """A name the catalog does not know passed ``doctor`` and stopped ``carbond run``."""
+        for name in value:
+            _known_gpu(name)
+        return value
+
+
+def _known_gpu(name: str) -> None:
+    """Raises ValueError (a settings problem) when the GPU catalog does not know ``name``."""
+    try:
+        DEFAULT_GPU_CATALOG.get(name)
+    except LookupError as exc:  # UnknownGpuError: its message names the known ones
+        raise ValueError(str(exc)) from exc
+
 
 class GpuOverride(_Section):
     """The fields of one GPU a site replaces (``[catalog.gpus.NAME]``), as
@@ -169,10 +185,7 @@ class CatalogSettings(_Section):
     @classmethod
     def _known_gpus(cls, value: dict[str, GpuOverride]) -> dict[str, GpuOverride]:
         for name in value:
-            try:
-                DEFAULT_GPU_CATALOG.get(name)
-            except LookupError as exc:  # UnknownGpuError: its message names the known ones
-                raise ValueError(str(exc)) from exc
+            _known_gpu(name)
         return value
 
 

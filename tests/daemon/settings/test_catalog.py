@@ -59,3 +59,25 @@ def test_good_overrides_still_apply(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["gpus", "--json"]) == 0
     base = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows["H100-SXM"]["embodied_kg"] < base["H100-SXM"]["embodied_kg"]  # a better yield
+
+
+def test_an_unknown_simulated_gpu_is_a_config_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``gpu.simulated_gpus = ["T5"]`` passed ``doctor`` (``qc discover simulated T5``), then
+    ``carbond run`` stopped with exit 1, a runtime failure, naming neither file nor line.
+    It is refused with the settings: exit 2, ``FILE:LINE: gpu.simulated_gpus: unknown GPU``;
+    a catalog alias is still a name."""
+    config = tmp_path / "carbond.toml"
+    text = (f'state_dir = "{tmp_path / "state"}"\n[[regions]]\nname = "qc"\nzone = "CA-QC"\n'
+            'gpus = "discover"\n[gpu]\nbackend = "simulated"\nsimulated_gpus = ["t4", "T5"]\n'
+            "[metrics]\nport = 0\n")  # fmt: skip
+    config.write_text(text)
+    problem = f"{config}:8: gpu.simulated_gpus: unknown GPU 'T5' (known: T4,"
+    assert main(["doctor", "--config", str(config)]) == 1
+    assert f"FAIL  config     {problem}" in capsys.readouterr().out
+    assert main(["run", "--config", str(config)]) == 2
+    assert problem in capsys.readouterr().err
+    config.write_text(text.replace(', "T5"', ', "nvidia h100 80gb hbm3"'))
+    assert main(["gpus", "--live", "--config", str(config), "--json"]) == 0
+    assert [g["catalog_name"] for g in json.loads(capsys.readouterr().out)] == ["T4", "H100-SXM"]
