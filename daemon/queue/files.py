@@ -19,13 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.errors import DaemonError
+from daemon.errors import DaemonError, UsageError
 
 __all__ = [
     "QUEUE_NAME",
     "REJECTED_NAME",
     "RETIRED_DIR",
     "SPOOL_DIR",
+    "MissingStateDirError",
     "QueueError",
     "append_line",
     "append_submission",
@@ -51,6 +52,11 @@ class QueueError(DaemonError):
     """A queue file cannot be written or read (names the file)."""
 
 
+class MissingStateDirError(QueueError, UsageError):
+    """The state dir to append to does not exist: a wrong ``--state-dir`` or ``state_dir``,
+    bad input (exit 2), as a state dir without a ledger is to the commands that read it."""
+
+
 def new_job_id() -> str:
     """A fresh job id: ``j`` and 12 hex digits."""
     return "j" + uuid.uuid4().hex[:12]
@@ -65,11 +71,11 @@ def submit_target(state_dir: Path, uid: int) -> Path:
     (:func:`_spool_target`; a user cannot list the 1733 ``queue.d`` to find one).
 
     Raises:
-        QueueError: the state dir does not exist.
+        MissingStateDirError: the state dir does not exist.
     """
     main = state_dir / QUEUE_NAME
     if not state_dir.is_dir():
-        raise QueueError(
+        raise MissingStateDirError(
             f"{state_dir}: no such state directory (is the daemon set up? --state-dir)"
         )
     try:

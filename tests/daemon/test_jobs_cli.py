@@ -343,10 +343,18 @@ def test_another_user_sees_a_job_in_jobs_and_status_alike_but_cannot_cancel_it(
 def test_submit_to_a_missing_state_dir_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path / "nope"), "--model",
-                        "llama-1b", "--", "true")  # fmt: skip
-    assert code == 1
-    assert "no such state directory" in err
+    """A wrong --state-dir is bad input, exit 2, as ``jobs``, ``status``, ``export`` and
+    ``report`` answer it (docs/daemon.md, Exit codes); ``submit`` and ``cancel`` exited 1, a
+    runtime failure, so a script could not tell a typo from a full disk."""
+    missing = str(tmp_path / "nope")
+    code, _, err = _run(capsys, "submit", "--state-dir", missing, "--model", "llama-1b", "--",
+                        "true")  # fmt: skip
+    assert code == 2
+    assert err.startswith(f"carbond: error: {missing}: no such state directory (is the daemon")
+    assert err.count("\n") == 1
+    assert _run(capsys, "cancel", "j1", "--state-dir", missing)[0] == 2
+    assert _run(capsys, "status", "j1", "--state-dir", missing)[0] == 2
+    assert not Path(missing).exists()
 
 
 def test_jobs_without_a_ledger_is_a_one_line_error(
