@@ -115,6 +115,9 @@ def _report(args: argparse.Namespace) -> int:
     if args.audit and (args.json or args.format not in (None, "md")):
         flag = "--json" if args.json else f"--format {args.format}"
         raise UsageError(f"--audit writes a Markdown statement, not {flag}: drop {flag}")
+    if args.json and args.format not in (None, "json"):  # --json won, the --format dropped
+        raise UsageError(f"--json and --format {args.format} ask for two formats: give one "
+                         "(--json is --format json)")  # fmt: skip
     fmt = _format(args)
     if since is not None and until is not None and until <= since:
         raise UsageError(

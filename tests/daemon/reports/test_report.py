@@ -357,6 +357,20 @@ def test_the_output_files_suffix_names_its_format(
         assert not (tmp_path / name).exists()
 
 
+def test_json_and_another_format_are_refused_not_one_silently_dropped(
+    demo_state: Path, carbond: Run
+) -> None:
+    """``report --json --format csv`` printed JSON, the --format dropped without a word (while
+    ``--json -o x.csv`` is refused): a script asking for CSV parsed JSON. Two formats asked
+    for are refused (exit 2); ``--json --format json`` is one."""
+    args = ("report", "--state-dir", str(demo_state))
+    for fmt in ("csv", "md", "table"):
+        err = carbond(*args, "--json", "--format", fmt, code=2)
+        assert err == (f"carbond: error: --json and --format {fmt} ask for two formats: give "
+                       "one (--json is --format json)\n")  # fmt: skip
+    assert json.loads(carbond(*args, "--json", "--format", "json"))["totals"]["jobs"] > 0
+
+
 def test_the_report_holds_its_lines_not_every_outcome_row_as_well(
     demo_state: Path, tmp_path: Path
 ) -> None:
