@@ -11,10 +11,11 @@ from pathlib import Path
 from daemon.cli.context import open_ledger, settings_from
 from daemon.cli.job_rows import user_name
 from daemon.cli.output import print_json
+from daemon.cli.rejected import rejected_naming
 from daemon.cli.unread import unread_job_file, unread_job_files
 from daemon.errors import UsageError
 from daemon.ledger import JobRecord, UnknownJobError
-from daemon.queue import append_line, append_submission, submit_target
+from daemon.queue import REJECTED_NAME, append_line, append_submission, submit_target
 from daemon.statedir import LEDGER_NAME
 from daemon.states import FINAL_STATES
 
@@ -68,6 +69,13 @@ def _unread(state_dir: Path, job_id: str, uid: int) -> tuple[Path, int] | None:
     """
     if unread_job_file(state_dir, job_id, uid) is not None:
         return None
+    rejected = rejected_naming(state_dir / REJECTED_NAME, job_id, uid)
+    if rejected:  # its line is in a queue file all the same: say why it is no job
+        last = rejected[-1]
+        where = f"{last['file']} line {last['line_no']}: {last['reason']}"
+        raise UsageError(
+            f"job {job_id!r} was never queued: its line was rejected ({where}); nothing to cancel"
+        )
     if uid != 0:
         raise UsageError(f"unknown job {job_id!r}: neither the ledger nor your queue "
                          f"file {submit_target(state_dir, uid)} has it")  # fmt: skip

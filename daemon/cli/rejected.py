@@ -9,7 +9,7 @@ from typing import Any
 
 from daemon.errors import UsageError
 
-__all__ = ["REJECTED", "claimed_id", "rejected_lines"]
+__all__ = ["REJECTED", "claimed_id", "rejected_lines", "rejected_naming"]
 
 REJECTED = "rejected"  # the pseudo-state `carbond jobs --state` takes for them
 
@@ -52,3 +52,14 @@ def claimed_id(record: dict[str, Any]) -> str | None:
         return None
     value = line.get("id") if isinstance(line, dict) else None
     return value if isinstance(value, str) else None
+
+
+def rejected_naming(path: Path, job_id: str, uid: int) -> list[dict[str, Any]]:
+    """``uid``'s rejected lines (uid 0: anyone's) that named ``job_id``, as ``status`` and
+    ``cancel`` show them; none when the file cannot be read."""
+    try:
+        rows = rejected_lines(path, uid)
+    except UsageError:
+        return []
+    keys = ("file", "line_no", "reason", "rejected_at", "uid")
+    return [{k: r.get(k) for k in keys} for r in rows if claimed_id(r) == job_id]

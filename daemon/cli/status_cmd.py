@@ -14,9 +14,8 @@ from daemon.accounting import is_measured
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row
 from daemon.cli.output import print_json, print_table, printable
-from daemon.cli.rejected import claimed_id, rejected_lines
+from daemon.cli.rejected import rejected_naming
 from daemon.cli.unread import unread_job_file
-from daemon.errors import UsageError
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME
 from daemon.statedir import LEDGER_NAME
@@ -44,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    rejected = _rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id)
+    rejected = rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id, os.getuid())
     state_dir = settings.state_dir
     if not (state_dir / LEDGER_NAME).is_file() and (unread := _unread(state_dir, args.job_id)):
         return _print_unread(args, unread)  # no daemon has started yet
@@ -86,17 +85,6 @@ def _status(args: argparse.Namespace) -> int:
     else:
         _print_status(payload)
     return 0
-
-
-def _rejected_naming(path: Path, job_id: str) -> list[dict[str, Any]]:
-    """The caller's rejected lines (root: anyone's) that named ``job_id``; none when the file
-    cannot be read (status still shows the job)."""
-    try:
-        rows = rejected_lines(path, os.getuid())
-    except UsageError:
-        return []
-    keys = ("file", "line_no", "reason", "rejected_at", "uid")
-    return [{k: r.get(k) for k in keys} for r in rows if claimed_id(r) == job_id]
 
 
 def _unread(state_dir: Path, job_id: str) -> Path | None:

@@ -303,7 +303,8 @@ def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
     append(service.queue.path, '{"id": "bad", "model": "llama-1b", "command": "true"}\n')
     service.tick(clock())
     code, _, err = _run(capsys, "cancel", "bad", "--state-dir", str(tmp_path))
-    assert (code, "unknown job 'bad'" in err) == (2, True)
+    assert (code, "'bad' was never queued: its line was rejected (queue.jsonl line 4" in err) == (
+        2, True)  # fmt: skip
     code, out, _ = _run(capsys, "status", "bad", "--state-dir", str(tmp_path))
     assert code == 2 and out.startswith("bad: rejected (queue.jsonl line 4): ")
     # nor after a copy of the state dir (the same bytes, another inode: the daemon reads on)
@@ -311,7 +312,8 @@ def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
     shutil.copy2(service.queue.path, copy)
     copy.replace(service.queue.path)
     code, _, err = _run(capsys, "cancel", "bad", "--state-dir", str(tmp_path))
-    assert (code, "unknown job 'bad'" in err) == (2, True)
+    assert (code, "'bad' was never queued: its line was rejected (queue.jsonl line 4" in err) == (
+        2, True)  # fmt: skip
     service.close()
 
 
@@ -505,6 +507,30 @@ def test_status_shows_ones_own_rejected_lines(
     code, out, _ = _run(capsys, "status", "bad1", "--state-dir", str(tmp_path))
     assert code == 2
     assert out.startswith("bad1: rejected (queue.jsonl line 1): line 1: field 'batch_size'")
+
+
+def test_cancel_of_a_rejected_line_says_it_was_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``carbond cancel bad1`` for a line the daemon rejected said ``neither the ledger nor any
+    queue file has it``, though the queue file holds that line and ``status bad1`` shows why it
+    was refused. Cancel now says the same (exit 2, nothing appended)."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    queue = tmp_path / "queue.jsonl"
+    append(queue, '{"id": "bad1", "model": "llama-1b", "command": ["true"], "batch_size": 0}\n')
+    service.tick(clock())
+    before = queue.read_bytes()
+    code, out, err = _run(capsys, "cancel", "bad1", "--state-dir", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err == ("carbond: error: job 'bad1' was never queued: its line was rejected "
+                   "(queue.jsonl line 1: line 1: field 'batch_size': Input should be greater "
+                   "than or equal to 1); nothing to cancel\n")  # fmt: skip
+    assert queue.read_bytes() == before
+    code, _, err = _run(capsys, "cancel", "nosuch", "--state-dir", str(tmp_path))
+    assert code == 2 and "neither the ledger nor" in err
+    service.close()
 
 
 def test_jobs_shows_a_page_with_totals_and_streams_json(
