@@ -202,15 +202,20 @@ class _CredentialsSource(PydanticBaseSettingsSource):
 def _config_path(explicit: Path | None) -> Path | None:
     if explicit is not None:
         if not explicit.is_file():
-            raise ConfigError([f"{explicit}: config file not found"])
+            raise ConfigError([f"{explicit}: {_not_a_file(explicit)}"])
         return explicit
     from_env = os.environ.get("CARBOND_CONFIG")
     if from_env:
         path = Path(from_env)
         if not path.is_file():
-            raise ConfigError([f"{path}: config file not found (from CARBOND_CONFIG)"])
+            raise ConfigError([f"{path}: {_not_a_file(path)} (from CARBOND_CONFIG)"])
         return path
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` is no config file: a folder named for one said "not found"."""
+    return "a folder, not a config file" if path.is_dir() else "config file not found"
 
 
 def _text(path: Path | None) -> str | None:
@@ -271,6 +276,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError([unparsable_line(exc, where, Settings)]) from exc
     except tomllib.TOMLDecodeError as exc:  # a ValueError: named FILE:LINE, as a bad value is
         raise ConfigError([syntax_problem(exc, where)]) from exc
+    except UnicodeDecodeError as exc:  # a ValueError too: Python's own words were shown
+        raise ConfigError([f"{where}: not UTF-8 text (byte {exc.start})"]) from exc
     except (OSError, ValueError) as exc:  # unreadable file
         raise ConfigError([f"{where}: {exc}"]) from exc
     finally:

@@ -209,3 +209,27 @@ def test_a_toml_syntax_error_is_named_as_a_bad_value_is(
     assert capsys.readouterr().err.endswith(f"  {config}{expected}\n")
     with pytest.raises(ReplayInputError, match=re.escape(f"{config}{expected}")):
         load_cluster(config)
+
+
+def test_a_config_path_that_is_a_folder_or_not_text_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--config /etc/carbond`` (the folder) said ``config file not found``, though it is
+    right there; a binary file gave Python's ``'utf-8' codec can't decode byte 0xff in
+    position 0: invalid start byte``. Each now says what the path is, as ``submit --file``
+    does."""
+    folder = tmp_path / "carbond"
+    folder.mkdir()
+    assert main(["run", "--config", str(folder)]) == 2
+    assert capsys.readouterr().err.endswith(f"  {folder}: a folder, not a config file\n")
+    monkeypatch.setenv("CARBOND_CONFIG", str(folder))
+    assert main(["doctor"]) == 1
+    assert f"{folder}: a folder, not a config file (from CARBOND_CONFIG)" in capsys.readouterr().out
+    monkeypatch.delenv("CARBOND_CONFIG")
+    binary = tmp_path / "carbond.toml"
+    binary.write_bytes(b'state_dir = "/tmp/x"\n\xff\xfe')
+    assert main(["run", "--config", str(binary)]) == 2
+    assert capsys.readouterr().err.endswith(f"  {binary}: not UTF-8 text (byte 21)\n")
+    missing = tmp_path / "absent.toml"
+    assert main(["run", "--config", str(missing)]) == 2
+    assert capsys.readouterr().err.endswith(f"  {missing}: config file not found\n")
