@@ -21,7 +21,7 @@ from datetime import datetime
 from daemon.executors.slurm.commands import SACCT_FIELDS
 from daemon.executors.slurm.parse import LOST, NO_VAL64, data_lines, parse_time
 
-__all__ = ["FIELDS", "LOST", "AcctRow", "energy_j", "parse_sacct"]
+__all__ = ["FIELDS", "LOST", "AcctRow", "energy_j", "parse_sacct", "row_of", "rows_of"]
 
 FIELDS = len(SACCT_FIELDS)  # JobID|State|ExitCode|Start|End|NodeList|Partition|ConsumedEnergyRaw
 _EXIT = re.compile(r"^(\d+):(\d+)$")
@@ -108,6 +108,25 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
     return rows
 
 
+def row_of(rows: list[AcctRow], slurm_id: str, step: str = "") -> AcctRow | None:
+    """Job ``slurm_id``'s row (``step`` empty) or its step's: a readable one wins over a
+    :attr:`~AcctRow.lost` one of the same id printed before it (a line cut in two leaves a
+    fragment whose first field may read as any id), as squeue's ``by_id`` does; None when
+    sacct printed none."""
+    mine = [r for r in rows if r.slurm_id == slurm_id and r.step == step]
+    return next((r for r in mine if not r.lost), mine[0] if mine else None)
+
+
+def rows_of(rows: list[AcctRow], slurm_id: str) -> list[AcctRow]:
+    """Job ``slurm_id``'s rows (its own and its steps'), less a lost fragment of an id and
+    step that also has a readable row (:func:`row_of`): that fragment is not what is read."""
+    return [
+        r
+        for r in rows
+        if r.slurm_id == slurm_id and (not r.lost or row_of(rows, slurm_id, r.step) is r)
+    ]
+
+
 def energy_j(rows: list[AcctRow], slurm_id: str) -> float | None:
     """The energy Slurm accounted to job ``slurm_id``, in joules, or None when it has none
     (energy accounting not configured: every row empty or 0; or the value it would be read
@@ -117,7 +136,7 @@ def energy_j(rows: list[AcctRow], slurm_id: str) -> float | None:
     spans the whole script (other steps run inside it on the same node, so adding them would
     count their joules twice).
     """
-    mine = [row for row in rows if row.slurm_id == slurm_id]
+    mine = rows_of(rows, slurm_id)
     own = [row.energy_j for row in mine if not row.step and row.energy_j is not None]
     if own:
         return own[0]

@@ -49,6 +49,7 @@ from daemon.executors.errors import (
 )
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm import joblogs
+from daemon.executors.slurm.acct import row_of
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
 from daemon.executors.slurm.parse import QueueRow, by_id, parse_sbatch
@@ -278,7 +279,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             self._no_end.pop(current.slurm_id, None)
             return None
         acct = self._acct(current.cluster, [current.slurm_id])
-        job = next((r for r in acct if r.slurm_id == current.slurm_id and not r.step), None)
+        job = row_of(acct, current.slurm_id)
         if job is not None and is_ended(job.state):
             self._no_end.pop(current.slurm_id, None)
             if (end := ended_unstarted(current.slurm_id, acct, uid)) is not None:

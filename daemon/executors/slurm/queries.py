@@ -17,7 +17,7 @@ from pathlib import Path
 from daemon.executors.base import EndedUnstarted, ExitStatus, RunHandle
 from daemon.executors.errors import EndNotRecordedError, ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm.acct import AcctRow, energy_j, parse_sacct
+from daemon.executors.slurm.acct import AcctRow, energy_j, parse_sacct, row_of, rows_of
 from daemon.executors.slurm.parse import (
     NodeRow,
     QueueRow,
@@ -224,10 +224,10 @@ def ended(
     unreadable ``Start`` leaves the start to the service (its launch time). A
     ``COMPLETED`` job's exit code is 0 all the same: Slurm records ``COMPLETED`` only when
     every step exited 0, so an unreadable ``ExitCode`` does not make it fail."""
-    job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
+    job = row_of(acct, slurm_id)
     if job is None or not is_ended(job.state):
         return None
-    batch = next((r for r in acct if r.slurm_id == slurm_id and r.step == "batch"), None)
+    batch = row_of(acct, slurm_id, "batch")
     end, end_from, to_second = job.end, "", True  # end_from: where an end the row lacks is from
     if end is None and batch is not None and batch.end is not None:
         end, end_from = batch.end, "end from its batch step's End"
@@ -254,7 +254,7 @@ def ended(
         end_to_second=to_second,  # sacct's End has no fraction of a second
         owner=handle.uid,
     )
-    bad = [f"{u} ({r.step or 'job'})" for r in acct if r.slurm_id == slurm_id for u in r.unreadable]
+    bad = [f"{u} ({r.step or 'job'})" for r in rows_of(acct, slurm_id) for u in r.unreadable]
     if not bad and not from_state and not end_from:
         return status
     reason = status.reason + (f"; sacct unreadable: {', '.join(bad)}" if bad else "")
@@ -270,7 +270,7 @@ def ended_unstarted(slurm_id: str, acct: list[AcctRow], uid: int | None) -> Ende
     owner ``uid`` or an admin), from its sacct rows: no node was ever assigned it (Slurm 22.05
     gives a pending job its owner cancels a ``Start``, the cancel time; an admin's cancel
     leaves none); None when it ran, or while sacct has no final row of it."""
-    job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
+    job = row_of(acct, slurm_id)
     ran = (job is not None and (job.start is not None or job.start_unknown)
            and job.nodes not in ("", _NO_NODE))  # fmt: skip
     if job is None or ran or not is_ended(job.state):

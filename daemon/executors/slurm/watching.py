@@ -16,7 +16,7 @@ import structlog
 from daemon.executors.base import EndedUnstarted, ExitStatus, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm.acct import AcctRow
+from daemon.executors.slurm.acct import AcctRow, row_of
 from daemon.executors.slurm.parse import QueueRow, by_id
 from daemon.executors.slurm.queries import SlurmQueries, Token, ended, ended_unstarted
 from daemon.executors.slurm.reach import Reach
@@ -203,7 +203,7 @@ class SlurmWatching:
         exit code, start and energy unknown, ended at the first poll that found it so, the
         reason naming the row (``slurm_sacct_lost_given_up``). None before that, or once its
         row reads whole again (or sacct has none of it): asked again next poll."""
-        job = next((r for r in acct if r.slurm_id == slurm_id and not r.step), None)
+        job = row_of(acct, slurm_id)
         if job is None or not job.lost:
             self._sacct_lost.pop((cluster, slurm_id), None)
             return None
