@@ -220,19 +220,29 @@ def ended(
     short: read again on the next poll). A field sacct printed that cannot be read is unknown,
     and the reason names it (``sacct unreadable: ExitCode '0:x'``): a job whose ``End`` is
     unknown ended at its ``batch`` step's ``End`` where that is readable, else at ``now`` (the
-    poll's time, late by however long carbond was down), the reason saying which; an
-    unreadable ``Start`` leaves the start to the service (its launch time). A
+    poll's time, late by however long carbond was down), the reason saying which; one whose
+    ``Start`` is unknown started at its ``batch`` step's ``Start`` where that is readable,
+    else the start is left to the service (its release), the reason saying which. A
     ``COMPLETED`` job's exit code is 0 all the same: Slurm records ``COMPLETED`` only when
     every step exited 0, so an unreadable ``ExitCode`` does not make it fail."""
     job = row_of(acct, slurm_id)
     if job is None or not is_ended(job.state):
         return None
     batch = row_of(acct, slurm_id, "batch")
-    end, end_from, to_second = job.end, "", True  # end_from: where an end the row lacks is from
+    end, to_second, taken = job.end, True, []  # taken: where a time the row lacks is from
     if end is None and batch is not None and batch.end is not None:
-        end, end_from = batch.end, "end from its batch step's End"
+        end = batch.end
+        taken.append("end from its batch step's End")
     elif end is None:
-        end, end_from, to_second = now, "end unknown: taken as the poll's time", False
+        end, to_second = now, False
+        taken.append("end unknown: taken as the poll's time")
+    # no Start: it never ran (cancelled while pending); an unreadable one: its batch step's
+    start = job.start or (None if job.start_unknown else end)
+    if job.start_unknown and batch is not None and batch.start is not None:
+        start = batch.start
+        taken.append("start from its batch step's Start")
+    elif job.start_unknown:
+        taken.append("start unknown: taken as its release")
     settling = job.end is not None and (now - job.end).total_seconds() < _ACCT_SETTLE_S
     ran = job.start is not None or job.start_unknown
     if ran and (batch is None or not is_ended(batch.state)) and settling:
@@ -246,8 +256,7 @@ def ended(
         exit_code=code,
         signal=job.signal,
         finished_at=end,
-        # no Start: it never ran (cancelled while pending); an unreadable one: not known here
-        started_at=None if job.start_unknown else job.start or end,
+        started_at=start,
         by_uid=job.by_uid,
         nodes=job.nodes,
         energy_j=energy_j(acct, slurm_id),
@@ -255,11 +264,10 @@ def ended(
         owner=handle.uid,
     )
     bad = [f"{u} ({r.step or 'job'})" for r in rows_of(acct, slurm_id) for u in r.unreadable]
-    if not bad and not from_state and not end_from:
+    if not bad and not from_state and not taken:
         return status
     reason = status.reason + (f"; sacct unreadable: {', '.join(bad)}" if bad else "")
-    if end_from:
-        reason += f"; {end_from}"
+    reason += "".join(f"; {note}" for note in taken)
     if from_state:
         reason += "; exit code 0 from its state (Slurm's COMPLETED: every step exited 0)"
     return replace(status, reason=reason)

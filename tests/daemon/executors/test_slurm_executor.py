@@ -50,6 +50,7 @@ class _Job:
     cut: bool = False  # its sacct job row is cut short after its Start
     queue_cut: bool = False  # its squeue row is cut short after its state
     job_end: str | None = None  # its sacct job row's End, when not its batch step's
+    job_start: str | None = None  # its sacct job row's Start, when not its batch step's
 
 
 @dataclass
@@ -129,8 +130,9 @@ class FakeSlurm:
                 state = "COMPLETED" if j.state == "GONE" else j.state
                 start, end = j.ran or self.ran
                 times = f"{start}|{end}|n1"
-                row = f"{i}|{state}|{j.exit}|{start}|{j.job_end or end}|n1|{j.partition}|"
-                rows.append(row if not j.cut else row[: row.index(start) + len(start)])
+                own = j.job_start or start
+                row = f"{i}|{state}|{j.exit}|{own}|{j.job_end or end}|n1|{j.partition}|"
+                rows.append(row if not j.cut else row[: row.index(own) + len(own)])
                 rows.append(f"{i}.batch|{state}|0:0|{times}||{j.energy}")
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
 

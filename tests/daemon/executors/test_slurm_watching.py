@@ -389,3 +389,32 @@ def test_a_job_whose_sacct_row_stays_cut_short_ends_failed_after_ten_minutes(
     given_up = [e["job_id"] for e in logs if e["event"] == "slurm_sacct_lost_given_up"]
     assert given_up == ["j1"]
     assert len([e for e in logs if e["event"] == "slurm_sacct_unreadable"]) == 2  # once each
+
+
+def test_a_job_whose_sacct_start_cannot_be_read_started_at_its_batch_step_s_start(
+    tmp_path: Path,
+) -> None:
+    """A job whose sacct Start could not be read was taken as started at its release, however
+    long Slurm kept it pending after that (its run, and the grid intensity and grams over
+    it, stretched back to the release), and the reason did not say so. It now starts at its
+    batch step's Start where that is readable; only without one at its release; the reason
+    says which."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
+    jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
+    for job in jobs:
+        job.state, job.job_start = "GONE", "2026-12-04T21:00:0x"
+    jobs[1].ran = ("Unknwn", "2026-12-04T21:00:05")  # its batch step's Start too
+
+    ends = {s.job_id: s for s in executor.poll(handles, T0 + timedelta(minutes=1))}
+
+    batch = ends["j1"]
+    assert (batch.started_at, batch.finished_at) == (T0 + ONE_S, T0 + 5 * ONE_S)
+    assert batch.reason == (
+        "slurm COMPLETED; sacct unreadable: Start '2026-12-04T21:00:0x' (job); "
+        "start from its batch step's Start"
+    )
+    unknown = ends["j2"]
+    assert unknown.started_at is None and unknown.finished_at == T0 + 5 * ONE_S
+    assert unknown.reason.endswith("Start 'Unknwn' (batch); start unknown: taken as its release")
