@@ -16,6 +16,7 @@ import structlog
 from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
+from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.parse import RunningRow
 from daemon.executors.slurm.queries import SlurmQueries
 from daemon.executors.slurm.reach import Reach
@@ -37,8 +38,7 @@ class SlurmDiscovery:
     _layout: dict[str, Layout]
     _undiscovered: dict[str, str]
     _mine: set[str]
-    _unreachable_said: dict[str | None, str]  # cluster -> the slurm_unreachable logged last
-    _running_odd: dict[str | None, set[str]]  # cluster -> others' jobs unreadable in squeue now
+    _notes: Notes  # what is logged once
 
     def discover(self, region: str, now: datetime | None = None) -> list[tuple[int, str]]:
         """The GPUs of ``region``'s partition, node by node (index = position), as
@@ -124,13 +124,13 @@ class SlurmDiscovery:
                 nodes = self._q.nodes(cluster)
                 running = {r: self._q.running(self._targets[r]) for r in regions}
             except ExecutorError as exc:
-                if self._unreachable_said.get(cluster) != str(exc):  # once per outage and error
-                    self._unreachable_said[cluster] = str(exc)
+                if self._notes.unreachable.get(cluster) != str(exc):  # once per outage and error
+                    self._notes.unreachable[cluster] = str(exc)
                     log.error("slurm_unreachable", cluster=cluster, regions=regions,
                               error=str(exc))  # fmt: skip
                 out = [replace(d, available=False) if d.region in regions else d for d in out]
                 continue
-            self._unreachable_said.pop(cluster, None)
+            self._notes.unreachable.pop(cluster, None)
             self._name_odd_running(cluster, [r for rows in running.values() for r in rows])
             for region in regions:
                 others = [row for row in running[region] if row.slurm_id not in self._mine]
@@ -146,12 +146,12 @@ class SlurmDiscovery:
         GPUs of that job this round; every other job's GPUs are counted as usual."""
         odd = {r.slurm_id: r.unreadable for r in rows
                if r.unreadable and r.slurm_id not in self._mine}  # fmt: skip
-        said = self._running_odd.get(cluster, set())
+        said = self._notes.running_odd.get(cluster, set())
         for slurm_id, fields in odd.items():
             if slurm_id not in said:
                 log.warning("slurm_running_unreadable", cluster=cluster, slurm_id=slurm_id,
                             fields=list(fields))  # fmt: skip
-        self._running_odd[cluster] = set(odd)
+        self._notes.running_odd[cluster] = set(odd)
 
 
 def _into_reservation(target: cmd.Target) -> bool:

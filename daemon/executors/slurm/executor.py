@@ -40,7 +40,6 @@ import structlog
 from daemon.executors import jobfiles
 from daemon.executors.base import EndedUnstarted, Held, LaunchSpec, RunHandle
 from daemon.executors.errors import (
-    EndNotRecordedError,
     ExecutorError,
     HeldJobEndedError,
     JobNotRunnableError,
@@ -49,23 +48,19 @@ from daemon.executors.errors import (
 )
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm import joblogs
-from daemon.executors.slurm.acct import row_of
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
-from daemon.executors.slurm.parse import QueueRow, by_id, parse_sbatch
-from daemon.executors.slurm.queries import SlurmQueries, Token, ended_unstarted, known, said
+from daemon.executors.slurm.notes import Notes
+from daemon.executors.slurm.parse import by_id, parse_sbatch
+from daemon.executors.slurm.queries import SlurmQueries, Token, known, said
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
-from daemon.executors.slurm.states import WAITING, is_ended
+from daemon.executors.slurm.states import WAITING
 from daemon.executors.slurm.watching import SlurmWatching
 
 __all__ = ["SlurmExecutor"]
 
 log = structlog.get_logger(__name__)
-
-# How long a held job gone from squeue may wait for its end in sacct (about half a second
-# behind; longer while slurmdbd is down) before it is taken as started, as it was before.
-_SACCT_WAIT_S = 60.0
 
 
 class SlurmExecutor(SlurmDiscovery, SlurmWatching):
@@ -103,15 +98,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._layout: dict[str, Layout] = {}
         self._undiscovered: dict[str, str] = {}  # region -> why Slurm gave no GPUs for it
         self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process
-        self._no_end: dict[str, datetime] = {}  # held jobs gone from squeue, no sacct end yet
-        self._sacct_failing: set[str | None] = set()  # clusters whose sacct fails (logged)
-        self._sacct_odd: set[tuple[str | None, str]] = set()  # unreadable sacct rows (logged)
-        self._queue_odd: set[tuple[str | None, str]] = set()  # unreadable squeue rows (logged)
-        self._sacct_lost: dict[tuple[str | None, str], datetime] = {}  # cut-short job rows
-        self._running_odd: dict[str | None, set[str]] = {}  # others' unreadable (logged)
-        self._unreadable: set[str] = set()  # jobs whose run token cannot be read (logged)
-        self._by_name: set[str] = set()  # of those, the ones cancelled by name: ended when gone
-        self._unreachable_said: dict[str | None, str] = {}  # slurm_unreachable, logged once
+        self._by_name: set[str] = set()  # cancelled by name (token unreadable): ended when gone
+        self._notes = Notes()  # what is logged once, and since when a job waits
         self._held_specs: dict[str, LaunchSpec] = {}  # held jobs: their files made again
 
     @property
@@ -254,46 +242,6 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 return Held(current.encode(), (again.start if again else None) or now)
         self._q.scancel(current)
         log.info("slurm_job_withdrawn", job_id=job_id, slurm_id=current.slurm_id)
-        return None
-
-    def _ended_unstarted(
-        self, current: Token, row: QueueRow | None, uid: int | None, now: datetime
-    ) -> EndedUnstarted | None:
-        """How Slurm ended the held job ``current`` before it ever started (its pending job
-        cancelled by its owner ``uid`` or an admin), from its sacct row: no node was ever
-        assigned it (Slurm 22.05 gives a pending job its owner cancels a ``Start``, the cancel
-        time; an admin's cancel leaves none); None while squeue shows it waiting or running,
-        or once it has started. squeue's start of such a job is when it was cancelled, not
-        when it ran.
-
-        Raises:
-            EndNotRecordedError: squeue no longer shows it waiting or running but sacct has no
-                end of it yet (about half a second behind squeue; slurmdbd down): asked again
-                later, for up to ``_SACCT_WAIT_S``; only then is it taken as started (as
-                before), and :meth:`poll` reads its end once sacct has it.
-            ExecutorUnavailableError: squeue printed its row cut short: its state is not
-                known this round (:func:`~daemon.executors.slurm.queries.known`).
-        """
-        row = known(current, row)
-        if row is not None and not is_ended(row.state):
-            self._no_end.pop(current.slurm_id, None)
-            return None
-        acct = self._acct(current.cluster, [current.slurm_id])
-        job = row_of(acct, current.slurm_id)
-        if job is not None and is_ended(job.state):
-            self._no_end.pop(current.slurm_id, None)
-            if (end := ended_unstarted(current.slurm_id, acct, uid)) is not None:
-                self._sacct_odd.discard((current.cluster, current.slurm_id))  # named no more
-            return end
-        since = self._no_end.setdefault(current.slurm_id, now)
-        waited = (now - since).total_seconds()
-        if waited < _SACCT_WAIT_S:
-            raise EndNotRecordedError(  # the same words each round: logged once
-                f"Slurm job {current.slurm_id} left squeue but sacct has no end of it yet "
-                f"(asked each round, for up to {_SACCT_WAIT_S:.0f} s)"
-            )
-        log.warning("slurm_sacct_no_end", slurm_id=current.slurm_id, waited_s=waited)
-        self._no_end.pop(current.slurm_id, None)
         return None
 
     def _submit(self, spec: LaunchSpec, begin: datetime | None) -> Token:

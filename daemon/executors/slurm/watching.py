@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 import structlog
 
 from daemon.executors.base import EndedUnstarted, ExitStatus, NotStarted, RunHandle
-from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
+from daemon.executors.errors import EndNotRecordedError, ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.acct import AcctRow, row_of
+from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.parse import QueueRow, by_id
-from daemon.executors.slurm.queries import SlurmQueries, Token, ended, ended_unstarted
+from daemon.executors.slurm.queries import SlurmQueries, Token, ended, ended_unstarted, known
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner
 from daemon.executors.slurm.states import WAITING, is_ended
@@ -31,6 +32,10 @@ log = structlog.get_logger("daemon.executors.slurm.executor")
 # unknown) before it is ended failed, rather than asked again every poll for ever.
 LOST_LIMIT_S = 600.0
 
+# How long a held job gone from squeue may wait for its end in sacct (about half a second
+# behind; longer while slurmdbd is down) before it is taken as started, as it was before.
+_SACCT_WAIT_S = 60.0
+
 
 class SlurmWatching:
     """Watching, cancelling and re-adopting Slurm jobs; the state is the executor's."""
@@ -41,12 +46,8 @@ class SlurmWatching:
     _tool: Callable[[str], str]
     _mine: set[str]
     _pending_grace_s: float
-    _sacct_failing: set[str | None]  # clusters whose last sacct failed (logged once)
-    _sacct_odd: set[tuple[str | None, str]]  # (cluster, Slurm id): sacct unreadable (logged)
-    _queue_odd: set[tuple[str | None, str]]  # (cluster, Slurm id): squeue row unreadable now
-    _sacct_lost: dict[tuple[str | None, str], datetime]  # (cluster, id): job row lost since
-    _unreadable: set[str]  # jobs whose run token cannot be read (logged once, set aside)
-    _by_name: set[str]  # of those, the ones cancelled by name: ended once squeue has none
+    _by_name: set[str]  # jobs cancelled by name (token unreadable): ended once squeue has none
+    _notes: Notes  # what is logged once, and since when a job waits
 
     def _find(
         self, job_id: str, token: str, uid: int | None, *, may_have_ended: bool = True
@@ -89,8 +90,48 @@ class SlurmWatching:
             for handle, token in gone:
                 if (end := ended_unstarted(token.slurm_id, acct, handle.uid)) is not None:
                     out[handle.job_id] = end
-                    self._sacct_odd.discard((cluster, token.slurm_id))
+                    self._notes.sacct_odd.discard((cluster, token.slurm_id))
         return out
+
+    def _ended_unstarted(
+        self, current: Token, row: QueueRow | None, uid: int | None, now: datetime
+    ) -> EndedUnstarted | None:
+        """How Slurm ended the held job ``current`` before it ever started (its pending job
+        cancelled by its owner ``uid`` or an admin), from its sacct row: no node was ever
+        assigned it (Slurm 22.05 gives a pending job its owner cancels a ``Start``, the cancel
+        time; an admin's cancel leaves none); None while squeue shows it waiting or running,
+        or once it has started. squeue's start of such a job is when it was cancelled, not
+        when it ran.
+
+        Raises:
+            EndNotRecordedError: squeue no longer shows it waiting or running but sacct has no
+                end of it yet (about half a second behind squeue; slurmdbd down): asked again
+                later, for up to ``_SACCT_WAIT_S``; only then is it taken as started (as
+                before), and :meth:`poll` reads its end once sacct has it.
+            ExecutorUnavailableError: squeue printed its row cut short: its state is not
+                known this round (:func:`~daemon.executors.slurm.queries.known`).
+        """
+        row = known(current, row)
+        if row is not None and not is_ended(row.state):
+            self._notes.no_end.pop(current.slurm_id, None)
+            return None
+        acct = self._acct(current.cluster, [current.slurm_id])
+        job = row_of(acct, current.slurm_id)
+        if job is not None and is_ended(job.state):
+            self._notes.no_end.pop(current.slurm_id, None)
+            if (end := ended_unstarted(current.slurm_id, acct, uid)) is not None:
+                self._notes.sacct_odd.discard((current.cluster, current.slurm_id))  # named no more
+            return end
+        since = self._notes.no_end.setdefault(current.slurm_id, now)
+        waited = (now - since).total_seconds()
+        if waited < _SACCT_WAIT_S:
+            raise EndNotRecordedError(  # the same words each round: logged once
+                f"Slurm job {current.slurm_id} left squeue but sacct has no end of it yet "
+                f"(asked each round, for up to {_SACCT_WAIT_S:.0f} s)"
+            )
+        log.warning("slurm_sacct_no_end", slurm_id=current.slurm_id, waited_s=waited)
+        self._notes.no_end.pop(current.slurm_id, None)
+        return None
 
     def _overdue(self, handle: RunHandle, now: datetime) -> bool:
         """Pending longer than ``pending_grace_s``, or at or past the job's deadline (which
@@ -189,8 +230,8 @@ class SlurmWatching:
                     handle, cluster, token.slurm_id, acct, now
                 )
                 if status is not None:
-                    self._sacct_odd.discard((cluster, token.slurm_id))  # ended: named no more
-                    self._sacct_lost.pop((cluster, token.slurm_id), None)
+                    self._notes.sacct_odd.discard((cluster, token.slurm_id))  # ended: named no more
+                    self._notes.sacct_lost.pop((cluster, token.slurm_id), None)
                     out.append((handle, status))
         return out
 
@@ -205,9 +246,9 @@ class SlurmWatching:
         row reads whole again (or sacct has none of it): asked again next poll."""
         job = row_of(acct, slurm_id)
         if job is None or not job.lost:
-            self._sacct_lost.pop((cluster, slurm_id), None)
+            self._notes.sacct_lost.pop((cluster, slurm_id), None)
             return None
-        since = self._sacct_lost.setdefault((cluster, slurm_id), now)
+        since = self._notes.sacct_lost.setdefault((cluster, slurm_id), now)
         waited = (now - since).total_seconds()
         if waited < LOST_LIMIT_S:
             return None
@@ -228,9 +269,9 @@ class SlurmWatching:
         for slurm_id in ids:
             row = queue.get(slurm_id)
             if row is None or not row.unreadable:
-                self._queue_odd.discard((cluster, slurm_id))
-            elif (cluster, slurm_id) not in self._queue_odd:
-                self._queue_odd.add((cluster, slurm_id))
+                self._notes.queue_odd.discard((cluster, slurm_id))
+            elif (cluster, slurm_id) not in self._notes.queue_odd:
+                self._notes.queue_odd.add((cluster, slurm_id))
                 log.warning("slurm_squeue_unreadable", cluster=cluster, slurm_id=slurm_id,
                             fields=list(row.unreadable))  # fmt: skip
         return queue
@@ -247,12 +288,12 @@ class SlurmWatching:
             try:
                 token = Token.decode(handle.job_id, handle.token)
             except ExecutorError as exc:
-                if handle.job_id not in self._unreadable:
-                    self._unreadable.add(handle.job_id)
+                if handle.job_id not in self._notes.unreadable:
+                    self._notes.unreadable.add(handle.job_id)
                     log.error("slurm_run_token_unreadable", job_id=handle.job_id, field="token",
                               token=handle.token[:200], error=str(exc))  # fmt: skip
                 continue
-            self._unreadable.discard(handle.job_id)
+            self._notes.unreadable.discard(handle.job_id)
             if mine:
                 self._mine.add(token.slurm_id)
             by_cluster[token.cluster].append((handle, token))
@@ -275,13 +316,13 @@ class SlurmWatching:
         except ExecutorUnavailableError:
             raise
         except ExecutorError as exc:
-            if cluster not in self._sacct_failing:
-                self._sacct_failing.add(cluster)
+            if cluster not in self._notes.sacct_failing:
+                self._notes.sacct_failing.add(cluster)
                 log.warning("slurm_sacct_failed", cluster=cluster, slurm_ids=list(ids),
                             error=str(exc))  # fmt: skip
             return []
-        if cluster in self._sacct_failing:
-            self._sacct_failing.discard(cluster)
+        if cluster in self._notes.sacct_failing:
+            self._notes.sacct_failing.discard(cluster)
             log.info("slurm_sacct_back", cluster=cluster)
         self._name_unreadable(cluster, rows)
         return rows
@@ -294,9 +335,9 @@ class SlurmWatching:
         id, and forgotten when it ends (:meth:`_states`, :meth:`ended_held`)."""
         odd: dict[str, list[str]] = defaultdict(list)
         for row in rows:
-            if row.unreadable and (cluster, row.slurm_id) not in self._sacct_odd:
+            if row.unreadable and (cluster, row.slurm_id) not in self._notes.sacct_odd:
                 odd[row.slurm_id] += [f"{u} ({row.step or 'job'})" for u in row.unreadable]
         for slurm_id, fields in odd.items():
-            self._sacct_odd.add((cluster, slurm_id))
+            self._notes.sacct_odd.add((cluster, slurm_id))
             log.warning("slurm_sacct_unreadable", cluster=cluster, slurm_id=slurm_id,
                         fields=fields)  # fmt: skip

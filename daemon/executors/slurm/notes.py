@@ -1,0 +1,29 @@
+"""What the Slurm executor remembers between calls of what it logged and since when a job
+waits (:class:`Notes`), in memory only: a restarted daemon logs each condition once more and
+counts each wait afresh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = ["Notes"]
+
+Key = tuple[str | None, str]  # (cluster, Slurm id): Slurm ids repeat across clusters
+
+
+@dataclass(slots=True)
+class Notes:
+    """Each set or map is logged once while what it names lasts (forgotten when it ends, so a
+    later occurrence is logged again), or says since when a job has waited."""
+
+    # logged once
+    sacct_failing: set[str | None] = field(default_factory=set)  # clusters whose sacct fails
+    sacct_odd: set[Key] = field(default_factory=set)  # sacct rows unreadable
+    queue_odd: set[Key] = field(default_factory=set)  # squeue rows unreadable now
+    running_odd: dict[str | None, set[str]] = field(default_factory=dict)  # others' jobs
+    unreadable: set[str] = field(default_factory=set)  # carbond jobs whose token is unreadable
+    unreachable: dict[str | None, str] = field(default_factory=dict)  # slurm_unreachable said
+    # waiting since
+    no_end: dict[str, datetime] = field(default_factory=dict)  # held jobs gone, no sacct end
+    sacct_lost: dict[Key, datetime] = field(default_factory=dict)  # cut-short sacct job rows
