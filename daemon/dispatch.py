@@ -34,6 +34,7 @@ from daemon import killpoints
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, Reserving, RunHandle
 from daemon.executors.errors import (
+    AnswerUnreadableError,
     EndNotRecordedError,
     ExecutorUnavailableError,
     HeldJobEndedError,
@@ -240,9 +241,13 @@ class Dispatch:
         withdraws that one; a requeue that forgot it would submit it a second time. Either
         the executor cannot be reached, or its job left its queue and its accounting has not
         recorded how it ended yet (:class:`EndNotRecordedError`: Slurm's sacct, asked again
-        each round for up to a minute). Logged once per job and error, not every round."""
+        each round for up to a minute), or it answered but its row of the job could not be
+        read (:class:`AnswerUnreadableError`: cut short). Logged once per job and error, not
+        every round."""
         if isinstance(exc, EndNotRecordedError):
             reason = f"requeued: waiting for {executor} accounting to record how its job ended"
+        elif isinstance(exc, AnswerUnreadableError):
+            reason = f"requeued: {executor}'s answer about its job could not be read"
         else:
             reason = f"requeued: {executor} cannot be reached"
         with self._ledger.transaction():

@@ -12,6 +12,8 @@
                │                         (e.g. Slurm down): jobs wait, they do not fail
                ├── LaunchUnconfirmedError  it was asked to start a job but did not answer:
                │                           the job may have started (looked up, not retried)
+               ├── AnswerUnreadableError  it answered, but what it printed of the job cannot
+               │                          be read (cut short): nothing decided, asked again
                └── EndNotRecordedError   a job left the scheduler's queue but its accounting
                                          has no end of it yet (asked again later)
 """
@@ -22,6 +24,7 @@ from daemon.errors import DaemonError
 from daemon.executors.base import EndedUnstarted
 
 __all__ = [
+    "AnswerUnreadableError",
     "EndNotRecordedError",
     "ExecutorError",
     "ExecutorUnavailableError",
@@ -65,6 +68,12 @@ class LaunchUnconfirmedError(ExecutorUnavailableError):
     ``sbatch`` timed out against a controller that accepts connections but does not answer):
     it may have the job. The run is kept and looked up (``adopt`` with an empty token, by the
     job's name) rather than launched again, which could start it twice."""
+
+
+class AnswerUnreadableError(ExecutorUnavailableError):
+    """The scheduler answered, but what it printed of the job cannot be read (Slurm: its
+    ``squeue`` row cut short, the wrong number of fields): whether it waits, runs or ended is
+    not known, so nothing is decided on it; the service asks again on a later round."""
 
 
 class EndNotRecordedError(ExecutorUnavailableError):

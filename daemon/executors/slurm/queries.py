@@ -15,7 +15,12 @@ from datetime import datetime
 from pathlib import Path
 
 from daemon.executors.base import EndedUnstarted, ExitStatus, RunHandle
-from daemon.executors.errors import EndNotRecordedError, ExecutorError, ExecutorUnavailableError
+from daemon.executors.errors import (
+    AnswerUnreadableError,
+    EndNotRecordedError,
+    ExecutorError,
+    ExecutorUnavailableError,
+)
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.acct import AcctRow, energy_j, parse_sacct, row_of, rows_of
 from daemon.executors.slurm.parse import (
@@ -291,12 +296,12 @@ def known(current: Token, row: QueueRow | None) -> QueueRow | None:
     """``row``, when squeue's row of ``current`` could be read whole.
 
     Raises:
-        ExecutorUnavailableError: its row was cut short (a :attr:`~QueueRow.lost` row): the
+        AnswerUnreadableError: its row was cut short (a :attr:`~QueueRow.lost` row): the
             job is in squeue but whether it waits, runs or ended is not known, so nothing is
             decided on it (not taken as started); asked again next round.
     """
     if row is not None and row.lost:
-        raise ExecutorUnavailableError(
+        raise AnswerUnreadableError(
             f"Slurm job {current.slurm_id}: squeue printed its row cut short (wrong number "
             "of fields): whether it waits, runs or ended is not known; asked again next round"
         )

@@ -108,7 +108,7 @@ class SlurmWatching:
                 end of it yet (about half a second behind squeue; slurmdbd down): asked again
                 later, for up to ``_SACCT_WAIT_S``; only then is it taken as started (as
                 before), and :meth:`poll` reads its end once sacct has it.
-            ExecutorUnavailableError: squeue printed its row cut short: its state is not
+            AnswerUnreadableError: squeue printed its row cut short: its state is not
                 known this round (:func:`~daemon.executors.slurm.queries.known`).
         """
         row = known(current, row)

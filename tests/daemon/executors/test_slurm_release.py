@@ -67,3 +67,37 @@ def test_a_release_retried_each_round_shows_its_two_transitions_once_in_status(
     assert [t["to"] for t in every] == ["queued", "planned", *["running", "queued"] * 4]
     assert (shown.count("| dispatched:"), shown.count("| requeued: waiting")) == (2, 2)
     assert "the two transitions above, 2 more times until 2026-12-04T23:00:45+00:00" in shown
+
+
+def test_a_held_job_whose_squeue_row_is_cut_short_at_release_is_requeued_saying_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A held job whose squeue row was cut short at its release was requeued as "requeued:
+    slurm cannot be reached (...)", while Slurm had answered. The reason now says what
+    happened: Slurm's answer about its job could not be read; the job stays held and its
+    release is retried, and goes ahead once the row reads whole."""
+    slurm = FakeSlurm()
+    daemon = _daemon(tmp_path, slurm, _Dip(T0 + timedelta(hours=2)))
+    line = {"id": "j8", "model": "llama-1b", "requests": 4, "command": ["true"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    daemon.service.start(T0)
+    daemon.service.tick(T0)
+    [job] = slurm.jobs.values()
+    job.queue_cut = True
+    start = T0 + timedelta(hours=2)
+    daemon.service.refresh_intensity(start)
+    daemon.service.tick(start)
+    job.queue_cut = False
+    daemon.service.tick(start + timedelta(seconds=15))
+    daemon.close()
+    capsys.readouterr()
+
+    assert main(["status", "j8", "--state-dir", str(tmp_path), "--json"]) == 0
+    every = json.loads(capsys.readouterr().out)["transitions"]
+    assert [t["to"] for t in every] == ["queued", "planned", "running", "queued", "running"]
+    requeued = every[3]["reason"]
+    assert requeued.startswith("requeued: slurm's answer about its job could not be read (")
+    assert "squeue printed its row cut short" in requeued
+    assert "cannot be reached" not in requeued
+    assert (len(slurm.jobs), job.state) == (1, "RUNNING")
