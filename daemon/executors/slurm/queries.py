@@ -133,6 +133,8 @@ class SlurmQueries:
 
         Raises:
             ExecutorError: no readable token and no owner to look the job up by.
+            AnswerUnreadableError: by name, squeue printed a row of it cut short: neither its
+                Slurm id nor its partition (so its region) is known (asked again later).
             EndNotRecordedError: sacct failed, or its answer was cut short (asked again later).
         """
         if token:
@@ -149,6 +151,12 @@ class SlurmQueries:
         for cluster, first in {t.cluster: r for r, t in self._targets.items()}.items():
             argv = cmd.squeue_by_name_argv(self.tool("squeue"), cluster, job_id, uid)
             rows = [r for r in parse_squeue(self.ok(argv).stdout) if not is_ended(r.state)]
+            if lost := [u for r in rows if r.lost for u in r.unreadable]:  # which, where: unknown
+                raise AnswerUnreadableError(
+                    f"job {job_id}: squeue printed a row of {cmd.job_name(job_id)} cut short "
+                    f"({lost[0][:120]}): which Slurm job is its newest, and in which partition, "
+                    "is not known; asked again next round"
+                )
             if rows:
                 row = max(rows, key=lambda r: int(r.slurm_id))
                 region = self.region_of(row.partition, cluster) or first

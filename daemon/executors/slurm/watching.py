@@ -14,7 +14,12 @@ from datetime import datetime, timedelta
 import structlog
 
 from daemon.executors.base import EndedUnstarted, ExitStatus, NotStarted, RunHandle
-from daemon.executors.errors import EndNotRecordedError, ExecutorError, ExecutorUnavailableError
+from daemon.executors.errors import (
+    AnswerUnreadableError,
+    EndNotRecordedError,
+    ExecutorError,
+    ExecutorUnavailableError,
+)
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.acct import AcctRow, row_of
 from daemon.executors.slurm.notes import Notes
@@ -183,7 +188,10 @@ class SlurmWatching:
         """The end of a job cancelled by name (its run token unreadable), once ``squeue`` has
         no job of that name among its owner's waiting or running: its exit and energy are not
         known (carbond cannot tell which Slurm job was its run)."""
-        if self._q.find(handle.job_id, "", handle.uid, may_have_ended=False) is not None:
+        try:
+            if self._q.find(handle.job_id, "", handle.uid, may_have_ended=False) is not None:
+                return None
+        except AnswerUnreadableError:  # a row of that name cut short: not known to be gone
             return None
         self._by_name.discard(handle.job_id)
         name = cmd.job_name(handle.job_id)
