@@ -204,6 +204,7 @@ def build_slurm_executor(settings: Settings, *, follow: bool = False) -> SlurmEx
         known_gpus=gpu_catalog(settings).names(),
         bin_dir=cfg.bin_dir,
         pending_grace_s=cfg.pending_grace_s,
+        cut_short_limit_s=cfg.cut_short_limit_s,
     )
 
 

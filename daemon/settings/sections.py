@@ -278,13 +278,16 @@ class SlurmExecutorSettings(_Section):
     ``PATH``); ``command_timeout_s``: the most one Slurm command may take;
     ``accounting_timeout_s``: the most one ``sacct`` may take (a hung slurmdbd then delays
     only the ends that need it); ``pending_grace_s``: how long a released job may stay pending
-    (the partition busy with others' work) before carbond takes it back and plans it again.
+    (the partition busy with others' work) before carbond takes it back and plans it again;
+    ``cut_short_limit_s``: how long a job gone from ``squeue`` may keep a cut-short ``sacct``
+    row (its state unknown) before it ends ``failed`` (counted in memory: afresh on restart).
     """
 
     bin_dir: Path | None = None
     command_timeout_s: float = Field(default=30.0, gt=0, le=MAX_DURATION_S)
     accounting_timeout_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
     pending_grace_s: float = Field(default=300.0, gt=0, le=MAX_DURATION_S)
+    cut_short_limit_s: float = Field(default=600.0, gt=0, le=MAX_DURATION_S)
 
 
 class ExecutorSettings(_Section):

@@ -56,7 +56,7 @@ from daemon.executors.slurm.queries import SlurmQueries, Token, known, said
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
 from daemon.executors.slurm.states import WAITING
-from daemon.executors.slurm.watching import SlurmWatching
+from daemon.executors.slurm.watching import LOST_LIMIT_S, SlurmWatching
 
 __all__ = ["SlurmExecutor"]
 
@@ -74,6 +74,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         known_gpus: the GPU catalog's names.
         bin_dir: where the Slurm commands are (None: found on ``PATH``).
         pending_grace_s: how long a released job may stay pending before it is taken back.
+        cut_short_limit_s: how long a job gone from squeue may keep a cut-short sacct job row
+            before it ends failed (:meth:`SlurmWatching._lost_too_long`).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         known_gpus: Sequence[str] = (),
         bin_dir: Path | None = None,
         pending_grace_s: float = 300.0,
+        cut_short_limit_s: float = LOST_LIMIT_S,
     ) -> None:
         self._targets = dict(targets)
         # every command goes through it: an unreachable controller is asked once, not per call
@@ -95,6 +98,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._gpu_names = {r: dict(m) for r, m in (gpu_names or {}).items()}
         self._known = {name.lower(): name for name in known_gpus}
         self._pending_grace_s = pending_grace_s
+        self._cut_short_limit_s = cut_short_limit_s
         self._layout: dict[str, Layout] = {}
         self._undiscovered: dict[str, str] = {}  # region -> why Slurm gave no GPUs for it
         self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process

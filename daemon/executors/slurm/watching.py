@@ -34,7 +34,8 @@ __all__ = ["SlurmWatching"]
 log = structlog.get_logger("daemon.executors.slurm.executor")
 
 # How long a job gone from squeue may keep a cut-short sacct job row (a lost row: its state
-# unknown) before it is ended failed, rather than asked again every poll for ever.
+# unknown) before it is ended failed, rather than asked again every poll for ever; the
+# default of [executors.slurm] cut_short_limit_s.
 LOST_LIMIT_S = 600.0
 
 # How long a held job gone from squeue may wait for its end in sacct (about half a second
@@ -51,6 +52,7 @@ class SlurmWatching:
     _tool: Callable[[str], str]
     _mine: set[str]
     _pending_grace_s: float
+    _cut_short_limit_s: float  # how long a cut-short sacct job row is asked again
     _by_name: set[str]  # jobs cancelled by name (token unreadable): ended once squeue has none
     _notes: Notes  # what is logged once, and since when a job waits
 
@@ -248,9 +250,10 @@ class SlurmWatching:
         now: datetime,
     ) -> ExitStatus | None:  # fmt: skip
         """The end of a job gone from squeue whose sacct job row has stayed cut short (a
-        :attr:`~AcctRow.lost` row, its state unknown) for :data:`LOST_LIMIT_S`: ``failed``, its
-        exit code, start and energy unknown, ended at the first poll that found it so, the
-        reason naming the row (``slurm_sacct_lost_given_up``). None before that, or once its
+        :attr:`~AcctRow.lost` row, its state unknown) for ``cut_short_limit_s`` (counted in
+        memory: afresh after a restart): ``failed``, its exit code, start and energy unknown,
+        ended at the first poll that found it so, the reason naming the row
+        (``slurm_sacct_lost_given_up``). None before that, or once its
         row reads whole again (or sacct has none of it): asked again next poll."""
         job = row_of(acct, slurm_id)
         if job is None or not job.lost:
@@ -258,7 +261,7 @@ class SlurmWatching:
             return None
         since = self._notes.sacct_lost.setdefault((cluster, slurm_id), now)
         waited = (now - since).total_seconds()
-        if waited < LOST_LIMIT_S:
+        if waited < self._cut_short_limit_s:
             return None
         log.warning("slurm_sacct_lost_given_up", cluster=cluster, slurm_id=slurm_id,
                     job_id=handle.job_id, waited_s=waited, fields=list(job.unreadable))  # fmt: skip

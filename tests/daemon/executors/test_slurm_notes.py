@@ -1,5 +1,6 @@
 """What the Slurm executor remembers of what it logged (:class:`~daemon.executors.slurm.notes.
-Notes`): each executor its own, in memory only."""
+Notes`): each executor its own, in memory only; and how long it waits for a cut-short sacct
+row."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from daemon.assemble import build_slurm_executor
+from daemon.executors.base import RunHandle
 from daemon.executors.slurm.queries import Token
+from daemon.settings import load_settings
 from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
 
 
@@ -45,3 +49,35 @@ def test_each_executor_logs_a_lasting_condition_once_and_a_restarted_one_once_mo
         "slurm_sacct_unreadable", "slurm_sacct_lost_given_up",
     ]  # fmt: skip
     assert given_up.finished_at == later  # counted from the restarted executor's first poll
+
+
+def test_cut_short_limit_s_sets_how_long_a_cut_short_sacct_row_is_asked_again(
+    tmp_path: Path,
+) -> None:
+    """A job whose sacct row stays cut short ended failed after ten minutes, a figure an
+    operator could not change (a slurmdbd that garbles its answers for longer lost every job
+    that ended meanwhile). ``[executors.slurm] cut_short_limit_s`` sets it: the executor the
+    daemon builds from the TOML file (its Slurm commands real processes here) gives up after
+    that long."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, out in (("squeue", ""), ("sacct", "100|COMPLETED|0:0|2026-12-04T21:00:01\\n")):
+        (bin_dir / name).write_text(f"#!/bin/sh\nprintf '{out}'\n")
+        (bin_dir / name).chmod(0o755)
+    config = tmp_path / "carbond.toml"
+    config.write_text(
+        '[[regions]]\nname = "qc"\nzone = "CA-QC"\nexecutor = "slurm"\n'
+        '[regions.slurm]\npartition = "alpha"\n'
+        f'[executors.slurm]\nbin_dir = "{bin_dir}"\ncut_short_limit_s = 60\n'
+    )
+    executor = build_slurm_executor(load_settings(config, state_dir=tmp_path))
+    assert executor is not None
+    token = Token("100", None, "qc").encode()
+    handle = RunHandle("j1", "slurm", token, T0, uid=0)
+
+    assert executor.poll([handle], T0) == []
+    assert executor.poll([handle], T0 + timedelta(seconds=59)) == []
+    [lost] = executor.poll([handle], T0 + timedelta(seconds=60))
+
+    assert (lost.job_id, lost.finished_at, lost.succeeded) == ("j1", T0, False)
+    assert "row cut short for 60 s" in lost.reason
