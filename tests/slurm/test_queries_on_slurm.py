@@ -1,5 +1,6 @@
 """What ``squeue --jobs`` answers on the real local Slurm 22.05 (``make slurm-up``) for ids it
-does not know, and how :class:`SlurmQueries` reads it; one row of its answer cut short."""
+does not know, and how :class:`SlurmQueries` reads it; one row of its answer cut short, and
+of ``sacct``'s a fragment and an unreadable Start."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.executors.base import LaunchSpec
-from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
+from daemon.executors.base import LaunchSpec, RunHandle
+from daemon.executors.errors import AnswerUnreadableError, ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import SlurmExecutor, Target
 from daemon.executors.slurm.queries import SlurmQueries, Token
 from daemon.executors.slurm.runner import CommandResult, SubprocessRunner
@@ -153,3 +154,76 @@ def test_a_cut_short_squeue_row_affects_that_job_only(
     runner.cut = set()
     assert executor.poll([cut], datetime.now(UTC)) == []  # read whole again: still running
     assert executor.withdraw(f"held-{tag}", held.token, datetime.now(UTC), uid=owner.pw_uid) is None
+
+
+class _Garbling(_Cutting):
+    """:class:`_Cutting`; and ``sacct``'s job row of each Slurm id in ``garble`` printed with
+    its Start no time, after a cut-short fragment of the same id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.garble: set[str] = set()
+
+    def __call__(
+        self, argv: Sequence[str], *, stdin: str = "", uid: int | None = None,
+        gid: int | None = None,
+    ) -> CommandResult:  # fmt: skip
+        result = super().__call__(argv, stdin=stdin, uid=uid, gid=gid)
+        if not argv[0].endswith("sacct"):
+            return result
+        lines = []
+        for line in result.stdout.splitlines():
+            fields = line.split("|")
+            if fields[0] in self.garble:
+                lines.append(f"{fields[0]}|COMPLETED|1:0")
+                fields[3] = fields[3][:-1] + "x"  # sacct's Start, its last digit garbled
+            lines.append("|".join(fields))
+        return replace(result, stdout="".join(line + "\n" for line in lines))
+
+
+def test_unreadable_sacct_and_squeue_rows_guess_neither_a_start_nor_a_region(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the real Slurm: a job whose sacct row follows a cut-short fragment of its id, its
+    Start unreadable, ends as Slurm recorded it, started at its batch step's Start (not at
+    its launch); a job looked up by name whose squeue row is cut short is not given a
+    guessed region (``pace`` for a job of ``qc``): it is asked again, and found in ``qc``
+    once the row reads whole."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    runner = _Garbling()
+    executor = SlurmExecutor({"qc": Target("alpha"), "pace": Target("beta")}, runner=runner,
+                             known_gpus=DEFAULT_GPU_CATALOG.names())  # fmt: skip
+    executor.discover("qc")
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    tag = uuid.uuid4().hex[:8]
+    specs = [
+        LaunchSpec(f"{name}-{tag}", argv, owner.pw_uid, owner.pw_gid, (0,), logs,
+                   region="qc", device_ids=("qc/0",))
+        for name, argv in (("done", ("true",)), ("lost", ("sleep", "60")))
+    ]  # fmt: skip
+    done = executor.launch(specs[0], datetime.now(UTC))
+    executor.launch(specs[1], datetime.now(UTC))  # its token lost in a crash
+    done_id = Token.decode("", done.token).slurm_id
+    slurm_cluster.wait_for_job_end(int(done_id))
+    rows = {r["JobID"]: r["Start"] for r in slurm_cluster.sacct(int(done_id), ("JobID", "Start"))}
+    start, batch_start = rows[done_id], rows[f"{done_id}.batch"]
+    runner.garble = {done_id}
+
+    [end] = executor.poll([done], datetime.now(UTC))
+    assert (end.job_id, end.succeeded, end.exit_code) == (done.job_id, True, 0)
+    assert end.started_at == datetime.fromisoformat(batch_start).replace(tzinfo=UTC)
+    assert end.reason.startswith(f"slurm COMPLETED; sacct unreadable: Start '{start[:-1]}x'")
+    assert end.reason.endswith("; start from its batch step's Start")
+
+    tokenless = RunHandle(specs[1].job_id, "slurm", "", datetime.now(UTC), uid=owner.pw_uid)
+    lost_id = slurm_cluster.run(["squeue", "--noheader", f"--name=carbond-{specs[1].job_id}",
+                                 "--format=%i"]).stdout.strip()  # fmt: skip
+    runner.cut = {lost_id}
+    with pytest.raises(AnswerUnreadableError, match="cut short"):
+        executor.adopt([tokenless], datetime.now(UTC))
+    runner.cut = set()
+    [adopted] = executor.adopt([tokenless], datetime.now(UTC))
+    assert isinstance(adopted, RunHandle)
+    assert Token.decode("", adopted.token) == Token(lost_id, None, "qc")
+    executor.cancel(adopted, datetime.now(UTC))
