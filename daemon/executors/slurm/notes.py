@@ -25,5 +25,5 @@ class Notes:
     unreadable: set[str] = field(default_factory=set)  # carbond jobs whose token is unreadable
     unreachable: dict[str | None, str] = field(default_factory=dict)  # slurm_unreachable said
     # waiting since
-    no_end: dict[str, datetime] = field(default_factory=dict)  # held jobs gone, no sacct end
+    no_end: dict[Key, datetime] = field(default_factory=dict)  # held jobs gone, no sacct end
     sacct_lost: dict[Key, datetime] = field(default_factory=dict)  # cut-short sacct job rows

@@ -120,24 +120,25 @@ class SlurmWatching:
         """
         row = known(current, row)
         if row is not None and not is_ended(row.state):
-            self._notes.no_end.pop(current.slurm_id, None)
+            self._notes.no_end.pop((current.cluster, current.slurm_id), None)
             return None
         acct = self._acct(current.cluster, [current.slurm_id])
         job = row_of(acct, current.slurm_id)
         if job is not None and is_ended(job.state):
-            self._notes.no_end.pop(current.slurm_id, None)
+            self._notes.no_end.pop((current.cluster, current.slurm_id), None)
             if (end := ended_unstarted(current.slurm_id, acct, uid)) is not None:
                 self._notes.sacct_odd.discard((current.cluster, current.slurm_id))  # named no more
             return end
-        since = self._notes.no_end.setdefault(current.slurm_id, now)
+        since = self._notes.no_end.setdefault((current.cluster, current.slurm_id), now)
         waited = (now - since).total_seconds()
         if waited < _SACCT_WAIT_S:
             raise EndNotRecordedError(  # the same words each round: logged once
                 f"Slurm job {current.slurm_id} left squeue but sacct has no end of it yet "
                 f"(asked each round, for up to {_SACCT_WAIT_S:.0f} s)"
             )
-        log.warning("slurm_sacct_no_end", slurm_id=current.slurm_id, waited_s=waited)
-        self._notes.no_end.pop(current.slurm_id, None)
+        log.warning("slurm_sacct_no_end", cluster=current.cluster, slurm_id=current.slurm_id,
+                    waited_s=waited)  # fmt: skip
+        self._notes.no_end.pop((current.cluster, current.slurm_id), None)
         return None
 
     def _overdue(self, handle: RunHandle, now: datetime) -> bool:

@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from daemon.assemble import build_slurm_executor
 from daemon.executors.base import RunHandle
+from daemon.executors.errors import EndNotRecordedError
 from daemon.executors.slurm.queries import Token
 from daemon.settings import load_settings
 from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
@@ -81,3 +83,30 @@ def test_cut_short_limit_s_sets_how_long_a_cut_short_sacct_row_is_asked_again(
 
     assert (lost.job_id, lost.finished_at, lost.succeeded) == ("j1", T0, False)
     assert "row cut short for 60 s" in lost.reason
+
+
+def test_held_jobs_of_one_slurm_id_on_two_clusters_each_wait_their_own_minute_for_sacct(
+    tmp_path: Path,
+) -> None:
+    """A held job gone from squeue waits up to a minute for its end in sacct. The wait was
+    kept by Slurm id alone, though ids repeat across clusters: job 100 of cluster ``west``,
+    first found gone 50 s after job 100 of the local cluster, was taken as started after 11 s
+    of its own, and an end read for either cleared the other's wait. Each now waits its own
+    minute, kept by cluster and id."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    held = executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    slurm_id = Token.decode("j1", held.token).slurm_id
+    west = Token(slurm_id, "west", "pace").encode()
+    slurm.jobs[slurm_id].state, slurm.dbd_down = "CANCELLED", True  # no end in sacct yet
+
+    with pytest.raises(EndNotRecordedError):
+        executor.withdraw("j1", held.token, T0, uid=0)
+    for at in (T0 + timedelta(seconds=50), T0 + timedelta(seconds=61)):
+        with pytest.raises(EndNotRecordedError):
+            executor.withdraw("j2", west, at, uid=0)
+    taken = executor.withdraw("j1", held.token, T0 + timedelta(seconds=61), uid=0)
+    assert taken is not None and taken.started_at is not None  # its own minute is up
+    with pytest.raises(EndNotRecordedError):
+        executor.withdraw("j2", west, T0 + timedelta(seconds=109), uid=0)
+    assert executor.withdraw("j2", west, T0 + timedelta(seconds=110), uid=0) is not None
