@@ -220,8 +220,9 @@ def test_unreadable_sacct_and_squeue_rows_guess_neither_a_start_nor_a_region(
     lost_id = slurm_cluster.run(["squeue", "--noheader", f"--name=carbond-{specs[1].job_id}",
                                  "--format=%i"]).stdout.strip()  # fmt: skip
     runner.cut = {lost_id}
-    with pytest.raises(AnswerUnreadableError, match="cut short"):
-        executor.adopt([tokenless], datetime.now(UTC))
+    assert executor.adopt([tokenless], datetime.now(UTC)) == []  # asked again next call
+    with pytest.raises(AnswerUnreadableError, match="cut short"):  # nor held in a guessed one
+        executor.hold(specs[1], datetime.now(UTC) + timedelta(hours=1), "", datetime.now(UTC))
     runner.cut = set()
     [adopted] = executor.adopt([tokenless], datetime.now(UTC))
     assert isinstance(adopted, RunHandle)

@@ -205,14 +205,28 @@ class SlurmWatching:
     def adopt(self, handles: Sequence[RunHandle], now: datetime) -> list[RunHandle | ExitStatus]:
         """After a restart: each job still in Slurm (pending or running), its end as Slurm
         recorded it, or :class:`NotStarted` when Slurm never got it (a handle without token is
-        looked up by name among the jobs of its ``uid``)."""
+        looked up by name among the jobs of its ``uid``). One whose lookup by name is not
+        decided yet (a row of it cut short, sacct lagging or down) is left out, asked again at
+        the next call (``slurm_adopt_deferred``, logged once per job and error), so the
+        others are adopted meanwhile.
+
+        Raises:
+            ExecutorUnavailableError: Slurm itself cannot be reached.
+        """
         self._reach.at(now)
         adopted: list[RunHandle | ExitStatus] = []
         with_token = [h for h in handles if h.token]
         for handle in handles:
             if handle.token:
                 continue
-            found = self._find(handle.job_id, "", handle.uid)
+            try:
+                found = self._find(handle.job_id, "", handle.uid)
+            except (AnswerUnreadableError, EndNotRecordedError) as exc:  # that job only
+                if self._notes.deferred.get(handle.job_id) != str(exc):
+                    self._notes.deferred[handle.job_id] = str(exc)
+                    log.warning("slurm_adopt_deferred", job_id=handle.job_id, error=str(exc))
+                continue
+            self._notes.deferred.pop(handle.job_id, None)
             if found is None:
                 why = "never started: Slurm has no job named " + cmd.job_name(handle.job_id)
                 adopted.append(NotStarted(handle.job_id, now, None, None, why))

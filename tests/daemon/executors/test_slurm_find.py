@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.executors.base import RunHandle
 from daemon.executors.errors import AnswerUnreadableError
@@ -21,7 +22,8 @@ def test_a_job_found_by_name_whose_squeue_row_is_cut_short_is_looked_up_again_la
     """A cut-short squeue row of a job looked up by name counted as that job waiting or
     running in no known partition, so its region fell back to a guess: on a multi-region
     cluster adoption recorded the wrong region (``pace`` for a job of ``qc``). Nothing is
-    decided on it now (:class:`AnswerUnreadableError`, asked again next round); once the row
+    decided on it now (:class:`AnswerUnreadableError`, asked again next round: adoption
+    leaves it out, a hold raises it); once the row
     reads whole the job is found in its own region. A job cancelled by name is not taken as
     gone while its row is cut short, and the other jobs of the poll are still followed."""
     slurm = FakeSlurm()
@@ -32,9 +34,8 @@ def test_a_job_found_by_name_whose_squeue_row_is_cut_short_is_looked_up_again_la
     tokenless = RunHandle("j1", "slurm", "", T0, uid=0)
     job.queue_cut = True
 
+    assert executor.adopt([tokenless], T0 + timedelta(minutes=1)) == []  # asked again later
     with pytest.raises(AnswerUnreadableError, match="squeue printed a row of carbond-j1 cut"):
-        executor.adopt([tokenless], T0 + timedelta(minutes=1))
-    with pytest.raises(AnswerUnreadableError):
         executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0 + timedelta(minutes=1))
     assert len(slurm.jobs) == 2  # nothing submitted again
 
@@ -49,3 +50,30 @@ def test_a_job_found_by_name_whose_squeue_row_is_cut_short_is_looked_up_again_la
     [adopted] = executor.adopt([tokenless], T0 + timedelta(minutes=4))
     assert isinstance(adopted, RunHandle)
     assert Token.decode("j1", adopted.token).region == "qc"
+
+
+def test_one_job_whose_lookup_by_name_is_undecided_does_not_hold_up_the_others_adoption(
+    tmp_path: Path,
+) -> None:
+    """After a crash, the jobs without a Slurm id recorded are adopted by name together: one
+    whose lookup could not be decided (its squeue row cut short, or sacct's answer about it)
+    failed the whole adoption (``executor_adopt_failed``), so no other such job was adopted
+    until that one's row read whole. That job alone is now left for the next call, named once
+    (``slurm_adopt_deferred``); the others are adopted."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    for job_id in ("j1", "j2"):
+        executor.launch(replace(_spec(tmp_path), job_id=job_id), T0)  # tokens lost in a crash
+    [job, _] = slurm.jobs.values()
+    job.queue_cut = True
+    tokenless = [RunHandle(j, "slurm", "", T0, uid=0) for j in ("j1", "j2")]
+
+    with capture_logs() as logs:
+        for minutes in (1, 2):
+            [other] = executor.adopt(tokenless, T0 + timedelta(minutes=minutes))
+            assert isinstance(other, RunHandle) and other.job_id == "j2" and other.token
+        job.queue_cut = False
+        assert len(executor.adopt(tokenless, T0 + timedelta(minutes=3))) == 2
+
+    [deferred] = [e for e in logs if e["event"] == "slurm_adopt_deferred"]
+    assert deferred["job_id"] == "j1" and "cut short" in deferred["error"]
