@@ -29,7 +29,7 @@ from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner
 from daemon.executors.slurm.states import WAITING, is_ended
 
-__all__ = ["SlurmWatching"]
+__all__ = ["LOST_LIMIT_S", "SlurmWatching"]
 
 log = structlog.get_logger("daemon.executors.slurm.executor")
 
