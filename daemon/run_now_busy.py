@@ -23,7 +23,11 @@ the window its grams are priced over (:mod:`daemon.accounting.run_now_priced`), 
 arrivals' counterfactuals find its GPUs free when that window ends. While a job runs past its
 predicted end its copy holds as the run is turning out (:meth:`RunNowBusy.devices`): its
 duration times the job's run so far, to the round after (as its own GPUs are held), over its
-predicted duration, until the job ends and its end sets the copy's length. A copy that
+predicted duration, until the job ends and its end sets the copy's length: however it ended,
+a job that ran ``k`` times its predicted duration, ``k`` above 1, has its copy run ``k`` times
+its own (a failure of its own, after the same share of it; any other end, at least that long:
+run-now would have run it), its owner's cancel still cutting it, never back to its predicted
+end. A copy that
 would start at or after its job's deadline holds nothing: ``run-now`` expires such a job
 waiting (:func:`policies.run_now_claims.expires_unstarted`).
 
@@ -63,7 +67,8 @@ class Cut:
     cancel), after ``share`` (0 to 1) of its duration (the job failed on its own after that
     share of its predicted duration), or the earlier of both; or how its success sets the
     run's length: ``scale`` (above 0) times its duration (the job ran that many times its
-    predicted duration), ended at ``at`` if that is earlier."""
+    predicted duration; also any job's end after running past its predicted end), ended at
+    ``at`` if that is earlier."""
 
     at: datetime | None = None
     share: float | None = None
@@ -86,17 +91,22 @@ def ending_cut(
     became of the real run (one that ended first succeeded); a job ``cancelled`` without one
     (its owner's ``scancel``) was cancelled at its end. A job that ``failed`` on its own
     (``own_failure``: an exit code or a signal) after running ``duration_s`` of its
-    ``predicted_duration_s`` fails after the same share of its copy's run (at most the whole).
-    A job that ``succeeded`` after ``duration_s`` has its copy run the same multiple of its
-    duration (the window :mod:`daemon.accounting.run_now_priced` prices it over).
+    ``predicted_duration_s`` fails after the same share of its copy's run. A job that
+    ``succeeded`` after ``duration_s`` has its copy run the same multiple of its duration (the
+    window :mod:`daemon.accounting.run_now_priced` prices it over). A job that ran past its
+    predicted end, however it ended, has its copy run the same multiple of its duration (a
+    failure of its own fails it then; any other end, run-now ran it at least that long), as
+    it was held while the job ran (:meth:`RunNowBusy.devices`); its owner's cancel cuts it.
     """
     at = cancel_requested_at
     if at is None and state == "cancelled":
         at = ended_at
     share = scale = None
     scaled = ratio(duration_s, predicted_duration_s)
-    if state == "failed" and own_failure and scaled is not None:
-        share = min(1.0, max(0.0, scaled))
+    if scaled is not None and scaled > 1.0:  # past its predicted end: its copy ran as long
+        scale = scaled
+    elif state == "failed" and own_failure and scaled is not None:
+        share = max(0.0, scaled)
     elif state == "succeeded" and scaled is not None and scaled > 0 and scaled != 1.0:
         scale = scaled
     if at is None and share is None and scale is None:

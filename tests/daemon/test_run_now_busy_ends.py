@@ -147,12 +147,16 @@ def _at(minutes: float) -> datetime:
         ("cancelled", 5, False, 300.0, 600.0, Cut(at=_at(5))),  # its owner's cancel
         ("cancelled", None, False, 300.0, 600.0, Cut(at=_at(30))),  # their own scancel
         ("failed", None, True, 150.0, 600.0, Cut(share=0.25)),  # exit 1 a quarter in
-        ("failed", None, True, 900.0, 600.0, Cut(share=1.0)),  # never past its whole run
+        ("failed", None, True, 900.0, 600.0, Cut(scale=1.5)),  # after its whole run: as long
         ("failed", 5, True, 150.0, 600.0, Cut(at=_at(5), share=0.25)),
         ("failed", None, False, 150.0, 600.0, None),  # its GPU lost: run-now ran it
         ("failed", None, False, None, None, None),  # its launch refused
         ("expired", None, False, None, None, None),  # run-now ran it at once
         ("cancelled", 5, False, None, None, Cut(at=_at(5))),  # before it started
+        # ran past its predicted end, then stopped: its copy at least as long, to the cancel
+        ("cancelled", 25, False, 900.0, 600.0, Cut(at=_at(25), scale=1.5)),
+        ("failed", None, False, 900.0, 600.0, Cut(scale=1.5)),  # its GPU lost, late
+        ("failed", 25, True, 900.0, 600.0, Cut(at=_at(25), scale=1.5)),
     ],
 )
 def test_ending_cut(

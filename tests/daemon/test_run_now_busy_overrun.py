@@ -97,3 +97,49 @@ def test_a_copy_kept_for_its_running_job_is_let_go_when_the_job_ends() -> None:
     assert busy.devices([device], later, [run], 30.0)[0].run_now_busy_until is None
     assert busy.cut("a", None)  # kept while the job ran
     assert not busy.cut("a", None)  # let go once it ended
+
+
+@pytest.mark.parametrize("restart", [False, True])
+@pytest.mark.parametrize("exit_code", [1, None])
+def test_a_copy_held_while_its_job_overran_is_not_cut_back_when_the_job_fails(
+    tmp_path: Path, exit_code: int | None, restart: bool
+) -> None:
+    """As above, "a" runs on the fast GPU past twice its predicted duration, its copy held as
+    the run turns out. Then "a" fails: exit 1 (on its own: run-now's copy fails after the
+    same multiple of its duration), or its outcome lost (not on its own: run-now runs its
+    copy on, at least as long). "b" (California only) arrives: "a"'s copy still holds the
+    GPU. The failure used to cut that copy back to its predicted end (exit 1: "never past
+    its whole run"; lost: after a restart, learned whole), "b"'s copy counted on the GPU at
+    once, though it waited for that copy while "a" ran."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
+    service.start(clock())
+    append(service.queue.path, job_line(id="x", **LONG))
+    service.tick(clock())
+    clock.advance(60)
+    append(service.queue.path, job_line(id="a", model="llama-3b", requests=2000,
+                                        regions=["ciso"]))  # fmt: skip
+    append(service.queue.path, job_line(id="y", model="llama-3b", requests=2000,
+                                        regions=["qc"], deadline="+36h"))  # fmt: skip
+    service.tick(clock())
+    assert [launch.job_id for launch in executor.launches] == ["x", "a"]
+    _, a_start, a_end = _run(service.ledger, "a")
+    a_launched = clock()
+    predicted_s = service.ledger.run("a").expected_duration_s
+    while clock() < a_launched + timedelta(seconds=2 * predicted_s):
+        service.tick(clock.advance(1800))
+    executor.finish("a", clock(), exit_code=exit_code)
+    service.tick(clock())
+    assert service.ledger.job("a").state == "failed"
+    so_far = (clock() - a_launched).total_seconds() / predicted_s
+    held_to = a_start + (a_end - a_start) * so_far
+    assert held_to > clock() + timedelta(hours=1)
+    if restart:
+        service.ledger.close()
+        service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
+        service.start(clock())
+    append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000,
+                                        regions=["ciso"], deadline="+36h"))  # fmt: skip
+    service.tick(clock())
+    b_devices, b_start, _ = _run(service.ledger, "b")
+    assert b_devices == ("ciso/0",) and b_start >= held_to
