@@ -22,7 +22,7 @@ import structlog
 
 from daemon import killpoints
 from daemon.dispatch import DispatchContext, Launch, job_log_dir, launch_spec
-from daemon.ledger import JobRecord
+from daemon.ledger import JobRecord, missed_by_run_now
 from daemon.metrics_sink import NullMetrics
 from daemon.planning import (
     job_spec,
@@ -204,13 +204,21 @@ def _devices(service: Service, now: datetime, configured: Sequence[Device]) -> l
 
 
 def _observe(service: Service, job: JobRecord, decision: Decision) -> None:
-    """Count a recorded decision in the metrics."""
+    """Count a recorded decision in the metrics. A started job's run-now grams are those of
+    the counterfactual stored at submission, but its own expected grams where that
+    counterfactual starts at or after its deadline: run-now would have missed it (its copy
+    expires waiting, :func:`daemon.ledger.missed_by_run_now`), so it claims no saving, as its
+    outcome row does (:mod:`daemon.finishing`)."""
     chosen = decision.chosen
+    expected_g = chosen.total_g if chosen else None
     run_now_g = decision.run_now.total_g if decision.run_now else None
     if decision.action == "start" and not isinstance(service.metrics, NullMetrics):
         # the counterfactual stored at submission (not read for a sink that drops it)
         stored = service.ledger.counterfactual(job.job_id)
-        run_now_g = stored["total_g"] if stored is not None else run_now_g
-    service.metrics.observe_decision(decision.policy, decision.action,
-                                     chosen.total_g if chosen else None,
-                                     run_now_g)  # fmt: skip
+        if stored is not None:
+            run_now_g, start = stored["total_g"], stored.get("start")
+        else:
+            start = decision.run_now.start if decision.run_now else None
+        if missed_by_run_now(job.deadline, start):
+            run_now_g = expected_g
+    service.metrics.observe_decision(decision.policy, decision.action, expected_g, run_now_g)
