@@ -83,12 +83,21 @@ def final_state(
     return "failed", _failure(status)
 
 
+_CANNOT_RUN = frozenset({126, 127})
+"""The exit codes of a command that could not be executed (126) or was not found (127): the
+wrapper's (:mod:`daemon.executors.wrapper`) and the shell's convention."""
+
+
 def _failure(status: ExitStatus) -> str:
     """The reason of a run that failed: its exit code, signal, or the executor's words (also
-    for a job its executor refused as submitted: ``not_runnable``)."""
+    for a job its executor refused as submitted: ``not_runnable``). An exit code of 126 or
+    127 keeps the executor's words after it (``exit code 127: command not found: vllm``):
+    the code alone does not say which command."""
     if status.not_runnable and status.reason:
         return status.reason
     if status.exit_code is not None:
+        if status.exit_code in _CANNOT_RUN and status.reason:
+            return f"exit code {status.exit_code}: {status.reason}"
         return f"exit code {status.exit_code}"
     if status.signal is not None:
         return f"killed by signal {status.signal}"

@@ -49,6 +49,19 @@ ASKED = NOW - timedelta(seconds=5)  # the owner's cancel request, read before th
         # it had failed on its own before its owner asked: failed, with its exit code
         (ExitStatus("j", ASKED, 2), NOW, ("failed", "exit code 2")),
         (ExitStatus("j", NOW, None, None, "pid gone"), None, ("failed", "pid gone")),
+        # the wrapper's words on a command it could not run: which one, and why
+        (
+            ExitStatus("j", NOW, 127, None, "command not found: vllm"),
+            None,
+            ("failed", "exit code 127: command not found: vllm"),
+        ),
+        (
+            ExitStatus("j", NOW, 126, None, "cannot start: [Errno 13] Permission denied"),
+            None,
+            ("failed", "exit code 126: cannot start: [Errno 13] Permission denied"),
+        ),
+        (ExitStatus("j", NOW, 127), None, ("failed", "exit code 127")),  # no words
+        (ExitStatus("j", NOW, 2, None, "1 process(es) ..."), None, ("failed", "exit code 2")),
         (ExitStatus("j", NOW, None), None, ("failed", "outcome unknown")),
         # its owner's own scancel of the Slurm job (not carbond cancel): cancelled, not failed
         (

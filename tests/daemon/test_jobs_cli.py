@@ -616,6 +616,8 @@ def test_a_run_reason_from_a_jobs_argv_never_drives_the_terminal(
     code, out, _ = _run(capsys, "status", "esc", "--state-dir", str(state))
     assert code == 0 and "command not found: /no\\x1b]0;owned\\x07such" in out
     assert "\x1b" not in out and "\x07" not in out
+    # the job's reason (its failed transition) says which command, not just "exit code 127"
+    assert "exit code 127: command not found: /no\\x1b]0;owned\\x07such" in out
 
 
 def test_status_says_an_estimated_energy_is_estimated(
