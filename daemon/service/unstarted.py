@@ -45,6 +45,8 @@ def requeue(service: Service, status: ExitStatus, now: datetime, why: str = "") 
     log.warning("job_requeued", job_id=status.job_id, reason=status.reason)
     if late is not None:
         log.info("job_expired", job_id=status.job_id, reason=late)
+        # its run-now copy, kept while it ran, runs on as held: let go once it holds nothing
+        service._run_now_busy.cut(status.job_id, None)
         service.metrics.observe_outcome(status.job_id, "expired", None)
         service._endings.count_expired()
 
@@ -80,11 +82,13 @@ def end(service: Service, job: JobRecord, state: str, now: datetime, reason: str
         service.ledger.transition(job.job_id, state, now, reason)
     log.info("job_" + state, job_id=job.job_id, reason=reason)
     # its run-now copy, cancelled then too; one that expired or failed here runs on, held
-    # since its decision (or, waiting across a restart, since the start: RunNowBusy.learn)
+    # since its decision (or, waiting across a restart, since the start: RunNowBusy.learn),
+    # and is let go once it holds nothing (kept while a run taken back since went on)
+    cut = None
     if state == "cancelled":
-        service._run_now_busy.cut(job.job_id, ending_cut(
-            state, ended_at=now, cancel_requested_at=job.cancel_requested_at, own_failure=False
-        ))  # fmt: skip
+        cut = ending_cut(state, ended_at=now, cancel_requested_at=job.cancel_requested_at,
+                         own_failure=False)  # fmt: skip
+    service._run_now_busy.cut(job.job_id, cut)
     service.metrics.observe_outcome(job.job_id, state, None)
     if state == "expired":
         service._endings.count_expired()
