@@ -91,7 +91,8 @@ def finished_columns(
             columns |= reported_energy_columns(run, decision, started, status, catalog)
         columns |= _no_grams(run, decision, columns)
     if measured.get("energy_j") is not None or gpu is None:
-        return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status)
+        return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status,
+                              planned=decision.planned_start)  # fmt: skip
     zone = gpu.device.zone
     from_samples = realised_from_samples(
         zone, ledger.intensity_samples(zone, *period), started, status.finished_at,
@@ -123,7 +124,8 @@ def finished_columns(
                     energy_method=columns.get("energy_method"),
                     intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
     return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status,
-                          own=from_samples, own_read=True)  # fmt: skip
+                          own=from_samples, own_read=True,
+                          planned=decision.planned_start)  # fmt: skip
 
 
 def _no_grams(
@@ -157,6 +159,7 @@ def _as_turned_out(
     *,
     own: RealisedIntensity | None = None,
     own_read: bool = False,
+    planned: datetime | None = None,
 ) -> dict[str, Any]:
     """:func:`like_the_run`, at the intensity realised over the counterfactual's own window
     (its duration scaled as the run's) where its zone is known and has samples: the samples'
@@ -164,16 +167,21 @@ def _as_turned_out(
     mean over the run (1 where the run's came from the samples: a meter tracks the held
     series, which may read the same grid otherwise, and the counterfactual is read the way
     the run was; ``own``: that samples' mean, where ``own_read`` says the caller read it
-    already). A counterfactual that is the run itself (:func:`is_the_run`) costs the
-    run's grams exactly: it saved nothing, not the rounding of a rescaled figure."""
+    already). A counterfactual that is the run itself (:func:`is_the_run`, at the start the
+    run really had or the one its start decision ``planned``: a live round's launches are
+    stamped by the wall clock a moment after the round's time, run-now's copy at that time)
+    costs the run's grams exactly: it saved nothing, not the rounding of a rescaled figure
+    nor the intensity of the launch's lag."""
     if recorded is None or columns.get("run_now_total_g") is None:
         return columns
     total = columns.get("total_g")
     predicted_s = columns.get("predicted_duration_s")
-    if total is not None and (
-        is_the_kept_run(recorded, run.device_ids, started, predicted_s)
+    starts = (started,) if planned is None or planned == started else (started, planned)
+    if total is not None and any(
+        is_the_kept_run(recorded, run.device_ids, start, predicted_s)
         if isinstance(recorded, Alternative)
-        else is_the_run(recorded, run.device_ids, started, predicted_s)
+        else is_the_run(recorded, run.device_ids, start, predicted_s)
+        for start in starts
     ):
         columns["run_now_total_g"] = total
         return columns
