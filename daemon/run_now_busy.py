@@ -191,11 +191,22 @@ class RunNowBusy:
         # by job: its counterfactual run's devices, start, duration and cut, while it holds
         # them or its job runs
         self._runs: dict[str, tuple[tuple[str, ...], datetime, float, Cut | None]] = {}
+        # the waiting jobs whose counterfactuals learn() read, until each is first planned
+        self._waiting: set[str] = set()
 
     def hold(self, job_id: str, run: Alternative, deadline: datetime | None) -> None:
         """Job ``job_id``'s recorded counterfactual ``run`` (on its ``device_ids`` from its
         ``start`` for its ``duration_s``; none from the job's ``deadline`` on: it expired)."""
         self._hold(job_id, run.device_ids, run.start, run.duration_s, None, deadline)
+
+    def recorded(self, job_id: str) -> bool:
+        """Whether :meth:`learn` read waiting job ``job_id``'s counterfactual (held as it
+        holds, or ended): True once, for its first planning after the restart, which needs
+        no :meth:`learned` (a query, and a hold that is there already)."""
+        if job_id in self._waiting:
+            self._waiting.discard(job_id)
+            return True
+        return False
 
     def learned(
         self,
@@ -216,6 +227,7 @@ class RunNowBusy:
         job ended); False where its run is not held (none recorded, cut to nothing, or
         ended by a round's now while its job did not run). A running job's copy is kept
         (:meth:`devices`), so one its success lengthens is held again here."""
+        self._waiting.discard(job_id)  # it ended unplanned: not asked for
         run = self._runs.get(job_id)
         if run is None:
             return False
@@ -281,8 +293,9 @@ class RunNowBusy:
         :data:`ENDED_LOOKBACK_S`, run or not (expired or failed waiting: their copy ran), each
         cut short as its end cuts it (:func:`ending_cut`), none starting at or after its job's
         deadline (it expired waiting); and of the jobs still waiting (cut at their owner's
-        cancel when one was asked for: not yet read, it is read as they are settled). Those
-        ended by ``now`` are dropped at the next :meth:`devices`."""
+        cancel when one was asked for: not yet read, it is read as they are settled), which
+        their first planning asks no more of the ledger (:meth:`recorded`). Those ended by
+        ``now`` are dropped at the next :meth:`devices`."""
         for run in runs:
             cancel_requested_at = ledger.ending_job(run.job_id)[1]
             cut = None if cancel_requested_at is None else Cut(at=cancel_requested_at)
@@ -299,6 +312,7 @@ class RunNowBusy:
         for w in ledger.waiting_counterfactuals():
             cut = None if w.cancel_requested_at is None else Cut(at=w.cancel_requested_at)
             self._hold(w.job_id, w.device_ids, w.start, w.duration_s, cut, w.deadline)
+            self._waiting.add(w.job_id)
 
     def devices(
         self,

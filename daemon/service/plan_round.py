@@ -164,8 +164,10 @@ def _job_specs(service: Service, waiting: Sequence[JobRecord], now: datetime) ->
                 continue
             if job.state == "planned":
                 spec = replace(spec, planned=stored_plan(service.ledger, job.job_id))
-            if service._run_now_busy.learned(service.ledger, job.job_id, deadline=job.deadline):
-                spec = with_run_now_recorded(spec)  # as after a restart
+            busy = service._run_now_busy
+            if busy.recorded(job.job_id) or busy.learned(service.ledger, job.job_id,
+                                                         deadline=job.deadline):  # fmt: skip
+                spec = with_run_now_recorded(spec)  # as after a restart (learned there)
             entry = (job.request, spec, None)
         kept[job.job_id] = entry
         specs.append(entry[1])

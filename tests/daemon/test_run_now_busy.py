@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,3 +210,36 @@ def test_a_waiting_jobs_counterfactual_run_holds_its_gpu_after_a_restart_outside
     assert {r["job_id"] for r in service.ledger.rows("decisions")[decided:]} == {"b"}
     b_devices, b_start, _ = _run(service.ledger, "b")
     assert b_devices == ("ciso/0",) and b_start == w_end
+
+
+def test_a_restart_reads_each_waiting_jobs_counterfactual_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart learns the waiting jobs' counterfactuals in one query; their first planning
+    after it used to read each one again (one query per job, up to the planning window),
+    and hold it again, only to know it was recorded. It still is."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS[:1])
+    service.start(clock())
+    ids = ("x", "y", "z")
+    for job_id in ids:
+        append(service.queue.path, job_line(id=job_id, **LONG))
+        service.tick(clock.advance(60))
+    waiting = {j for j in ids if service.ledger.job(j).state in ("queued", "planned")}
+    assert len(waiting) >= 2
+    service.ledger.close()
+    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS[:1])
+    service.start(clock.advance(60))
+    read: list[str] = []
+    counterfactual = service.ledger.counterfactual
+
+    def counted(job_id: str) -> dict[str, Any] | None:
+        read.append(job_id)
+        return counterfactual(job_id)
+
+    monkeypatch.setattr(service.ledger, "counterfactual", counted)
+    service.tick(clock())
+    assert not waiting & set(read)
+    planned = {job_id: entry[1] for job_id, entry in service._specs.items()}
+    assert waiting <= planned.keys()
+    assert all(planned[j].run_now_recorded for j in waiting)
