@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import UsageError
+from daemon.queue.line import InvalidLineError, json_value
 
 __all__ = ["name_file_fields", "read_job_file"]
 
@@ -31,13 +32,9 @@ def read_job_file(name: str) -> tuple[dict[str, Any], str]:
     except UnicodeDecodeError as exc:
         raise UsageError(f"{name}: not UTF-8 text (byte {exc.start})") from exc
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{name}: not JSON: {exc.msg} at line {exc.lineno}") from exc
-    except ValueError as exc:  # an integer past Python's digit limit
-        raise UsageError(f"{name}: not acceptable JSON: {str(exc)[:120]}") from exc
-    except RecursionError as exc:
-        raise UsageError(f"{name}: not acceptable JSON: nested too deeply") from exc
+        data = json_value(text)
+    except InvalidLineError as exc:
+        raise UsageError(f"{name}: {exc}") from exc
     if not isinstance(data, dict):
         raise UsageError(f"{name}: a job is a JSON object")
     return data, text

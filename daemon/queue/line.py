@@ -40,6 +40,7 @@ __all__ = [
     "CancelRequest",
     "InvalidLineError",
     "JobRequest",
+    "json_value",
     "parse_deadline",
     "parse_line",
 ]
@@ -327,6 +328,20 @@ def parse_line(
         ) from exc
 
 
+def json_value(text: str, at_line: bool = True) -> Any:
+    """``json.loads(text)``, or :class:`InvalidLineError` saying why not in one line (where:
+    the line with ``at_line``, a multi-line file's; else the column, a queue line's)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}" if at_line else f"column {exc.colno}"
+        raise InvalidLineError(f"not JSON: {exc.msg} at {where}") from exc
+    except ValueError as exc:  # an integer past Python's digit limit
+        raise InvalidLineError(f"not acceptable JSON: {str(exc)[:120]}") from exc
+    except RecursionError as exc:
+        raise InvalidLineError("not acceptable JSON: nested too deeply") from exc
+
+
 def _parse(
     raw: bytes | str, now: datetime, known_regions: Sequence[str] | None
 ) -> JobRequest | CancelRequest:
@@ -334,14 +349,7 @@ def _parse(
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
         raise InvalidLineError(f"not UTF-8 text (byte {exc.start})") from exc
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidLineError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
-    except ValueError as exc:  # an integer past Python's digit limit
-        raise InvalidLineError(f"not acceptable JSON: {str(exc)[:120]}") from exc
-    except RecursionError as exc:
-        raise InvalidLineError("not acceptable JSON: nested too deeply") from exc
+    obj = json_value(text, at_line=False)
     if not isinstance(obj, dict):
         raise InvalidLineError(f"a line must be a JSON object, got {type(obj).__name__}")
     if "cancel" in obj:
