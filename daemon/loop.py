@@ -23,6 +23,11 @@ systemd restarts a daemon whose main thread is stuck, not just one whose process
 never one in a long step that is still within its time. Before each step the loop tells the
 steps' ``before_step`` hook how long that step may take (``health.json``, for ``carbond
 doctor``), and after it ``after_step``.
+
+Given a warm-up (:class:`daemon.warmup.PlannerWarmup`), the loop starts it with the daemon and
+defers the plan steps until it has compiled the planner (logging ``plan_deferred`` once), so
+that on a fresh install the jobs submitted meanwhile are ingested, not left unread behind a
+first plan that compiles; the warm-up's end triggers a plan at once.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -45,6 +50,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from daemon.health import step_allowance_s
 from daemon.sdnotify import Notifier
 from daemon.watchdog import StepWatchdog
+
+if TYPE_CHECKING:
+    from daemon.warmup import PlannerWarmup
 
 __all__ = ["STEP_NAMES", "Intervals", "ServiceLoop", "StepSink", "Steps"]
 
@@ -102,6 +110,7 @@ class ServiceLoop:
         sink: receives each step's duration (metrics); optional.
         reload: called on SIGHUP; returns the new steps and intervals, or None to keep them.
         clock: the wall clock handed to steps (tests may pin it).
+        warmup: started with the loop; plan steps wait until it is done (None: plan at once).
     """
 
     def __init__(
@@ -113,6 +122,7 @@ class ServiceLoop:
         sink: StepSink | None = None,
         reload: Reload | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        warmup: PlannerWarmup | None = None,
     ) -> None:
         self._steps = steps
         self._intervals = intervals
@@ -121,6 +131,8 @@ class ServiceLoop:
         self._sink = sink
         self._reload = reload
         self._clock = clock
+        self._warmup = warmup
+        self._deferred_logged = False
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
@@ -155,6 +167,8 @@ class ServiceLoop:
         """Run until stopped; return 0 after a graceful stop, 1 after a forced one."""
         previous = self._install_signals()
         self._scheduler = self._start_scheduler()
+        if self._warmup is not None:
+            self._warmup.start(lambda: self.trigger("plan"))
         for step in STEP_NAMES:  # one full pass at start-up, in tick order
             self.trigger(step)
         self._notifier.ready(status="carbond running")
@@ -191,8 +205,20 @@ class ServiceLoop:
                 continue
             with self._pending_lock:
                 self._pending.discard(step)
-            if not self._stop.is_set():
-                self._run_step(step)
+            if self._stop.is_set():
+                continue
+            if step == "plan" and self._compiling():
+                continue  # the warm-up's end triggers it
+            self._run_step(step)
+
+    def _compiling(self) -> bool:
+        """Whether the warm-up is still compiling the planner (logged the first time)."""
+        if self._warmup is None or self._warmup.done:
+            return False
+        if not self._deferred_logged:
+            self._deferred_logged = True
+            log.info("plan_deferred", reason="compiling the planner")
+        return True
 
     def _run_step(self, step: str) -> None:
         method: Callable[[datetime], object] = getattr(self._steps, step)

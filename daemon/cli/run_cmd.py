@@ -37,6 +37,7 @@ from daemon.settings import (
     load_settings,
 )
 from daemon.statedir import ensure_safe_state_dir, lock_state_dir
+from daemon.warmup import PlannerWarmup
 from policies import PoliciesError
 
 __all__ = [
@@ -226,7 +227,12 @@ def _run_locked(
             return service, intervals_of(new)
 
         loop = ServiceLoop(
-            daemon.service, intervals_of(settings), notifier=notifier, sink=metrics, reload=reload
+            daemon.service,
+            intervals_of(settings),
+            notifier=notifier,
+            sink=metrics,
+            reload=reload,
+            warmup=PlannerWarmup(settings),
         )
         return loop.run()
     finally:

@@ -15,6 +15,8 @@ import pytest
 
 from daemon.loop import STEP_NAMES, Intervals, ServiceLoop
 from daemon.sdnotify import Notifier
+from daemon.settings import Settings
+from daemon.warmup import PlannerWarmup
 
 FAST = Intervals(ingest_s=0.05, refresh_intensity_s=0.05, plan_s=0.05, reconcile_s=0.05)
 PINNED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -253,3 +255,40 @@ def test_each_step_is_announced_with_how_long_it_may_take(
     assert loop.run() == 0
     assert [s for s, _ in steps.allowances][:4] == list(STEP_NAMES)
     assert {a for _, a in steps.allowances} == {allowance_s}
+
+
+def test_plans_wait_for_the_planner_warmup_while_ingests_go_on() -> None:
+    """A fresh install compiles the planner in the warm-up's thread: the jobs submitted
+    meanwhile are ingested, no plan runs before the warm-up ends, and its end plans at once."""
+    release = threading.Event()
+    warmup = PlannerWarmup(Settings(), warm=lambda settings: release.wait(30) and None)
+    slow_plan = Intervals(ingest_s=0.05, refresh_intensity_s=60, plan_s=60, reconcile_s=60)
+    steps = RecordingSteps()
+    loop = ServiceLoop(steps, slow_plan, clock=lambda: PINNED, warmup=warmup)
+
+    def on(step: str) -> None:
+        names = [name for name, _, _ in steps.calls]
+        if names.count("ingest") == 5:
+            release.set()
+        if step == "plan":
+            loop.request_stop()
+
+    steps.on = on
+    started = time.monotonic()
+    assert loop.run() == 0
+
+    names = [name for name, _, _ in steps.calls]
+    assert names.index("plan") > [i for i, n in enumerate(names) if n == "ingest"][4]
+    assert time.monotonic() - started < 30, "the warm-up's end must plan, not the plan interval"
+
+
+def test_a_failed_warmup_still_lets_the_daemon_plan() -> None:
+    def broken(settings: Settings) -> None:
+        raise RuntimeError("numba broke")
+
+    steps = RecordingSteps()
+    loop = ServiceLoop(steps, FAST, warmup=PlannerWarmup(Settings(), warm=broken))
+    _after(12, steps, loop.request_stop)
+
+    assert loop.run() == 0
+    assert "plan" in [name for name, _, _ in steps.calls]
