@@ -10,12 +10,19 @@ import stat
 from pathlib import Path
 
 from daemon.ledger import Ledger, QueueFileRecord
-from daemon.queue import QUEUE_NAME, SPOOL_DIR, QueueError, has_job_line, submit_target
+from daemon.queue import (
+    QUEUE_NAME,
+    SPOOL_DIR,
+    QueueError,
+    UnreadLines,
+    submit_target,
+    unread_lines,
+)
 from daemon.queue.files import attribution
 from daemon.queue.resume import resume
 from daemon.statedir import LEDGER_NAME
 
-__all__ = ["unread_job_file", "unread_job_files"]
+__all__ = ["unread_job", "unread_job_file", "unread_job_files"]
 
 
 def unread_job_file(state_dir: Path, job_id: str, uid: int) -> Path | None:
@@ -26,8 +33,21 @@ def unread_job_file(state_dir: Path, job_id: str, uid: int) -> Path | None:
         QueueError: the state dir or the file cannot be read.
         LedgerError: the ledger cannot be read.
     """
+    found = unread_job(state_dir, job_id, uid)
+    return None if found is None else found[0]
+
+
+def unread_job(state_dir: Path, job_id: str, uid: int) -> tuple[Path, UnreadLines] | None:
+    """:func:`unread_job_file`, with whether a cancel line for the job follows its line there
+    (``carbond cancel`` before the daemon read either).
+
+    Raises:
+        QueueError: the state dir or the file cannot be read.
+        LedgerError: the ledger cannot be read.
+    """
     target = submit_target(state_dir, uid)
-    return target if _unread_in(state_dir, target, job_id, _offsets(state_dir)) else None
+    lines = _unread_lines(state_dir, target, job_id, _offsets(state_dir))
+    return (target, lines) if lines.job else None
 
 
 def unread_job_files(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:
@@ -57,7 +77,7 @@ def unread_job_files(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:
             raise QueueError(f"{path}: cannot read: {exc.strerror}") from exc
         if not stat.S_ISREG(st.st_mode) or isinstance(attribution(rel, st), str):
             continue  # the daemon never reads its lines: not a job
-        if _unread_in(state_dir, path, job_id, offsets):
+        if _unread_lines(state_dir, path, job_id, offsets).job:
             found.append((path, st.st_uid))
     return found
 
@@ -71,9 +91,9 @@ def _offsets(state_dir: Path) -> dict[str, QueueFileRecord]:
         return ledger.queue_files()
 
 
-def _unread_in(
+def _unread_lines(
     state_dir: Path, path: Path, job_id: str, offsets: dict[str, QueueFileRecord]
-) -> bool:
+) -> UnreadLines:
     record = offsets.get(str(path.relative_to(state_dir)))
     # from where the daemon goes on reading: also past a copy of the state dir (same bytes)
-    return has_job_line(path, job_id, lambda fd, st: resume(fd, st, record).offset)
+    return unread_lines(path, job_id, lambda fd, st: resume(fd, st, record).offset)

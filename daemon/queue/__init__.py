@@ -42,7 +42,6 @@ from daemon.queue.files import (
     QueueError,
     append_line,
     append_submission,
-    has_job_line,
     new_job_id,
     submit_target,
 )
@@ -53,6 +52,7 @@ from daemon.queue.line import (
     parse_deadline,
     parse_line,
 )
+from daemon.queue.unread_lines import UnreadLines, has_job_line, unread_lines
 
 __all__ = [
     "QUEUE_NAME",
@@ -63,6 +63,7 @@ __all__ = [
     "InvalidLineError",
     "JobRequest",
     "QueueError",
+    "UnreadLines",
     "append_line",
     "append_submission",
     "has_job_line",
@@ -70,4 +71,5 @@ __all__ = [
     "parse_deadline",
     "parse_line",
     "submit_target",
+    "unread_lines",
 ]

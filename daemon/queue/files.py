@@ -5,7 +5,6 @@ attribution of a file's lines to its owner, the rejected-lines file.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -14,7 +13,6 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ __all__ = [
     "append_line",
     "append_submission",
     "attribution",
-    "has_job_line",
     "new_job_id",
     "rejection_record",
     "spool_name_problem",
@@ -290,43 +287,6 @@ def append_submission(
     target = _unguessable(state_dir, uid)
     append_line(target, record, max_line_bytes, uid=uid)
     return target
-
-
-def has_job_line(
-    path: Path, job_id: str, unread_from: Callable[[int, os.stat_result], int] | None = None
-) -> bool:
-    """Whether the queue file ``path`` holds a job line with ``job_id`` that the daemon has not
-    read: from the offset ``unread_from(fd, stat)`` gives for the open file (the ingest's own
-    rule, :func:`daemon.queue.resume.resume`; None: from its start).
-
-    Raises:
-        QueueError: the file exists but cannot be read.
-    """
-    needle = json.dumps(job_id).encode()
-    try:  # never through a link, never blocking on a FIFO: queue.d is everyone's to swap in
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # a symlink: the daemon never reads its lines
-            return False
-        raise QueueError(f"{path}: cannot read: {exc.strerror}") from exc
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, ...: no job line the daemon reads
-        os.close(fd)
-        return False
-    with os.fdopen(fd, "rb") as handle:
-        if unread_from is not None:
-            handle.seek(unread_from(handle.fileno(), os.fstat(handle.fileno())))
-        for raw in handle:
-            if needle not in raw:
-                continue
-            try:
-                record = json.loads(raw)
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(record, dict) and record.get("id") == job_id:
-                return True
-    return False
 
 
 def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str:

@@ -290,8 +290,14 @@ def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
     assert (code, "unknown job 'zzz'" in err) == (2, True)
     code, out, err = _run(capsys, "status", "b", "--state-dir", str(tmp_path), "--json")
     assert code == 0, err  # not "unknown job": it is there, waiting for the daemon
-    assert json.loads(out) == {"job_id": "b", "state": "submitted",
+    assert json.loads(out) == {"job_id": "b", "state": "submitted", "cancel_requested": False,
                                "queue_file": str(tmp_path / "queue.jsonl")}  # fmt: skip
+    # a's cancel waits in the same file, after its line: status says so
+    code, out, err = _run(capsys, "status", "a", "--state-dir", str(tmp_path), "--json")
+    assert (code, json.loads(out)["cancel_requested"]) == (0, True), err
+    code, out, _ = _run(capsys, "status", "a", "--state-dir", str(tmp_path))
+    assert out == (f"a: submitted to {tmp_path / 'queue.jsonl'}, not read by the daemon yet; "
+                   "cancel requested (it will be cancelled before it starts)\n")  # fmt: skip
     service = make_service(tmp_path, executor)
     service.start(clock())
     service.tick(clock())

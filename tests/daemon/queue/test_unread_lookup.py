@@ -8,7 +8,7 @@ import os
 import threading
 from pathlib import Path
 
-from daemon.queue import has_job_line
+from daemon.queue import UnreadLines, has_job_line, unread_lines
 
 
 def _job(job_id: str) -> str:
@@ -45,3 +45,14 @@ def test_a_symlink_swapped_in_for_a_queue_file_is_not_followed(tmp_path: Path) -
 
     assert has_job_line(elsewhere, "j1")
     assert not has_job_line(link, "j1")
+
+
+def test_a_cancel_counts_only_after_the_jobs_own_line(tmp_path: Path) -> None:
+    """The daemon reads in order: a cancel line before the job's line cancels nothing."""
+    queue = tmp_path / "queue.jsonl"
+    queue.write_text('{"cancel": "j1"}\n{"id": "j1", "command": "true"}\n{"cancel": "j2"}\n')
+    assert unread_lines(queue, "j1") == UnreadLines(job=True, cancel=False)
+    with queue.open("a") as handle:
+        handle.write('{"cancel":"j1"}\n')
+    assert unread_lines(queue, "j1") == UnreadLines(job=True, cancel=True)
+    assert unread_lines(queue, "j2") == UnreadLines(job=False, cancel=False)
