@@ -12,7 +12,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from daemon.cli.cancel_cmd import cancel_job
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
@@ -125,6 +127,43 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _submit(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    record, text, from_file = _record(args)
+    written = record.get("command")  # before resolving: the default name is the word written
+    warnings = resolve_program(record)
+    known = [r.name for r in settings.regions] or None
+    try:
+        parsed = parse_line(json.dumps(record), datetime.now(UTC), known)
+    except InvalidLineError as exc:
+        if from_file:
+            raise UsageError(
+                f"invalid job: {name_file_fields(str(exc), args.file, text, from_file)}"
+            ) from exc
+        raise UsageError(f"invalid job: {exc}") from exc
+    if not isinstance(parsed, JobRequest):
+        raise UsageError("use `carbond cancel ID` to cancel a job")
+    if record.get("name") is None and not parsed.job_id and isinstance(written, list):
+        # as a raw line's: `python`, not the path it resolved to (which the job runs)
+        parsed = replace(parsed, name=written[0])
+    if parsed.job_id:
+        _refuse_existing_id(settings, parsed.job_id, os.getuid())
+    request = parsed if parsed.job_id else parsed.with_id(new_job_id())
+    warnings += submit_warnings(settings, request, datetime.now(UTC))
+    target = append_submission(
+        settings.state_dir, os.getuid(), request.to_json(), settings.queue.max_line_bytes
+    )
+    if args.json:
+        print_json({"job_id": request.job_id, "queue_file": str(target),
+                    "deadline": request.to_json()["deadline"], "warnings": warnings})  # fmt: skip
+    else:
+        print(f"submitted {request.job_id} to {target}")
+    for warning in warnings:
+        stderr_line(f"carbond: warning: {printable(warning)}")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> tuple[dict[str, Any], str, set[str]]:
+    """The job line ``submit``'s ``--file`` and flags make (the flags on top), the file's
+    text, and the fields still from the file (named with its lines in an error)."""
     record, text = read_job_file(args.file) if args.file else ({}, "")
     from_file = set(record)  # less the fields a flag replaces, below
     for _, field, _, _ in _FIELDS:
@@ -141,33 +180,7 @@ def _submit(args: argparse.Namespace) -> int:
         from_file.discard("command")
     record.pop("user", None)
     record["cwd"] = workdir(args.cwd, record.get("cwd"))
-    warnings = resolve_program(record)
-    known = [r.name for r in settings.regions] or None
-    try:
-        parsed = parse_line(json.dumps(record), datetime.now(UTC), known)
-    except InvalidLineError as exc:
-        if from_file:
-            raise UsageError(
-                f"invalid job: {name_file_fields(str(exc), args.file, text, from_file)}"
-            ) from exc
-        raise UsageError(f"invalid job: {exc}") from exc
-    if not isinstance(parsed, JobRequest):
-        raise UsageError("use `carbond cancel ID` to cancel a job")
-    if parsed.job_id:
-        _refuse_existing_id(settings, parsed.job_id, os.getuid())
-    request = parsed if parsed.job_id else parsed.with_id(new_job_id())
-    warnings += submit_warnings(settings, request, datetime.now(UTC))
-    target = append_submission(
-        settings.state_dir, os.getuid(), request.to_json(), settings.queue.max_line_bytes
-    )
-    if args.json:
-        print_json({"job_id": request.job_id, "queue_file": str(target),
-                    "deadline": request.to_json()["deadline"], "warnings": warnings})  # fmt: skip
-    else:
-        print(f"submitted {request.job_id} to {target}")
-    for warning in warnings:
-        stderr_line(f"carbond: warning: {printable(warning)}")
-    return 0
+    return record, text, from_file
 
 
 def _refuse_existing_id(settings: Settings, job_id: str, uid: int) -> None:

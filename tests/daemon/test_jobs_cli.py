@@ -24,7 +24,7 @@ from daemon.cli.job_rows import user_name
 from daemon.executors.local import LocalExecutor
 from daemon.intensity import StaticIntensity
 from daemon.ledger import Ledger
-from daemon.queue.line import JobRequest
+from daemon.queue.line import JobRequest, parse_line
 from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import PAPER_REGIONS, append, job_line, make_service
@@ -58,6 +58,9 @@ def test_submit_appends_one_normalised_line(
     python = shutil.which("python")
     expected = os.path.abspath(python) if python else "python"  # resolved on the caller's PATH
     assert line["command"] == [expected, "-c", "print('--')"]
+    # named by the word written, as the same line written by hand is (the path is for running)
+    raw = parse_line(json.dumps({"model": "llama-1b", "command": ["python"]}), datetime.now(UTC))
+    assert line["name"] == raw.name == "python"  # type: ignore[union-attr]
     assert line["cwd"] == os.getcwd()  # the job starts where submit ran
     assert line["tags"] == ["a", "b"]
     assert line["deadline"] == payload["deadline"]  # relative deadlines become absolute
