@@ -192,12 +192,12 @@ def _replay(args: argparse.Namespace) -> int:
         return 0
     optimum_column = ("gap_to_optimum",) if args.optimum else ()
     columns = ("slack_h", "policy", "total_g", "operational_g", "embodied_g", "energy_kwh",
-               "jobs_run", "rejected", "misses", "g_per_job", "mean_wait_s", "p95_wait_s",
-               "vs_run_now", "spatial", "temporal", "of_oracle", "gap_to_bound", *optimum_column,
-               "regions")  # fmt: skip
+               "jobs_run", "rejected", "unfinished", "misses", "g_per_job", "mean_wait_s",
+               "p95_wait_s", "vs_run_now", "spatial", "temporal", "of_oracle", "gap_to_bound",
+               *optimum_column, "regions")  # fmt: skip
     print_table("Replay (realised lifecycle intensity; savings per job run vs run-now)", columns, [
         (_hours(r["slack_s"]), _name(r), r["total_g"], r.get("operational_g"),
-         r.get("embodied_g"), r.get("energy_kwh"), r["jobs"], r["rejected"],
+         r.get("embodied_g"), r.get("energy_kwh"), r["jobs"], r["rejected"], r.get("unfinished"),
          r.get("deadline_misses"), r["g_per_job"], r.get("mean_wait_s"), r.get("p95_wait_s"),
          _pct(r["savings_vs_run_now"]), _pct(r.get("spatial_saving")),
          _pct(r.get("temporal_saving", r.get("temporal_only_potential"))),

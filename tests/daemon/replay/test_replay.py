@@ -886,3 +886,22 @@ def test_a_bad_grid_value_is_named_as_the_grid_gave_it(
     assert "--policy" not in err
     assert main([*argv[:-2], "--policy", "carbon-window:nokey=1"]) == 2
     assert capsys.readouterr().err.startswith("carbond: error: --policy carbon-window:nokey=1: ")
+
+
+def test_the_replay_table_counts_the_unfinished_jobs_as_the_json_does(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", str(45 / 1440),
+            "--slack", "0", "--policy", "run-now", "--requests-per-job", "64", "--model",
+            "llama-1b", "--tick", "300", "--forecaster", "seasonal-24h"]  # fmt: skip
+    assert main([*argv, "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["unfinished"] > 0
+    assert main(argv) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("|")]  # fmt: skip
+    rule = next(i for i, cells in enumerate(rows) if cells[0].startswith("-"))
+    header = ["".join(cells).replace(" ", "") for cells in zip(*rows[:rule], strict=True)]
+    values = [cell.strip() for cell in rows[rule + 1]]  # a piped table folds long headers
+    assert values[header.index("unfinished")] == str(row["unfinished"])
