@@ -207,25 +207,37 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
     # a site's relative CSV is the cluster file's neighbour, not the working directory's
     parsed = parsed.model_copy(update={"regions": site_csvs_under(parsed.regions, path.parent)})
     names = [r.name for r in parsed.regions]
-    if len(set(names)) != len(names):
-        raise ReplayInputError(f"{path}: region names must be unique, got {names}")
+    for i, name in enumerate(names):
+        if name in names[:i]:  # the second one named, at its line
+            first = names.index(name)
+            raise ReplayInputError(f"{_at(path, text, i, 'name')}: regions.{i}.name: duplicate "
+                                   f"region name {name!r} (also regions.{first})")  # fmt: skip
     regions = []
     for i, entry in enumerate(parsed.regions):
         if entry.gpus == "discover":
             raise ReplayInputError(
-                f"{path}: regions.{i}.gpus: region {entry.name!r} discovers its GPUs with NVML; "
-                "a replay needs them declared (a list of catalog names or { type, count } tables)"
+                f"{_at(path, text, i, 'gpus')}: regions.{i}.gpus: region {entry.name!r} "
+                "discovers its GPUs with NVML; a replay needs them declared (a list of catalog "
+                "names or { type, count } tables)"
             )
         try:
             specs = [catalog.get(name) for name in entry.gpus]
         except UnknownGpuError as exc:
-            raise ReplayInputError(f"{path}: regions.{i}.gpus: {exc}") from exc
+            at = _at(path, text, i, "gpus")
+            raise ReplayInputError(f"{at}: regions.{i}.gpus: {exc}") from exc
         regions.append(Region(entry.name, entry.zone, entry.pue, _runs(specs), entry.site))
     try:  # measured CSVs readable (read here only), a zone of its own per site
         sites = build_sites(parsed.regions)
     except SiteConfigError as exc:
         raise ReplayInputError(f"{path}: {exc}") from exc
     return Cluster(tuple(regions), sites)
+
+
+def _at(path: Path, text: str, region: int, field: str) -> str:
+    """``FILE:LINE`` of ``regions[region].field`` in the cluster file (``FILE`` alone if the
+    scan cannot place it)."""
+    line = line_of(text, ("regions", region, field))
+    return str(path) if line is None else f"{path}:{line}"
 
 
 def _runs(specs: list[GpuSpec]) -> tuple[tuple[GpuSpec, int], ...]:

@@ -510,6 +510,15 @@ def test_deadline_allows_twice_the_planners_estimate_on_the_slowest_gpu(
         ("[[regions]]\nname = 'a b'\nzone = 'X'\ngpus = ['T4']\n", r"c\.toml:2: regions\.0\.name"),
         ("regions = [\n", "not valid TOML"),
         ("[[regions]]\nname = 'a'\nzone = 'X'\npue = 0.5\ngpus = ['T4']\n", ":4: regions.0.pue"),
+        (
+            "[[regions]]\nname = 'a'\nzone = 'X'\ngpus = ['T4']\n[[regions]]\nzone = 'Y'\n"
+            "name = 'a'\ngpus = ['T4']\n",
+            r"c\.toml:7: regions\.1\.name: duplicate region name 'a' \(also regions\.0\)",
+        ),
+        (
+            "[[regions]]\nname = 'a'\nzone = 'X'\ngpus = 'discover'\n",
+            r"c\.toml:4: regions\.0\.gpus: region 'a' discovers",
+        ),
     ],
 )
 def test_bad_cluster_files(tmp_path: Path, text: str, message: str) -> None:
