@@ -7,7 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from policies.footprint.embodied import DEFAULT_ACT
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG
@@ -184,9 +193,31 @@ class CatalogSettings(_Section):
     @field_validator("gpus")
     @classmethod
     def _known_gpus(cls, value: dict[str, GpuOverride]) -> dict[str, GpuOverride]:
-        for name in value:
+        for name, override in value.items():
             _known_gpu(name)
+            _idle_below_tdp(name, override)
         return value
+
+
+def _idle_below_tdp(name: str, override: GpuOverride) -> None:
+    """Raises a ValidationError at ``NAME.idle_w`` (or ``NAME.tdp_w`` when only that is set:
+    the file's line of the field) when the override leaves the GPU idling above its TDP, which
+    charged each idle second more than a busy one."""
+    spec = DEFAULT_GPU_CATALOG.get(name)
+    idle = spec.idle_w if override.idle_w is None else override.idle_w
+    tdp = spec.tdp_w if override.tdp_w is None else override.tdp_w
+    if idle <= tdp:
+        return
+    field = "idle_w" if override.idle_w is not None else "tdp_w"
+    idle_note = " (the catalog's)" if override.idle_w is None else ""
+    tdp_note = " (the catalog's)" if override.tdp_w is None else ""
+    message = (f"idle_w {idle:g} W{idle_note} is above tdp_w {tdp:g} W{tdp_note}: a GPU idles "
+               "below its full power")  # fmt: skip
+    error = PydanticCustomError("value_error", "{message}", {"message": message})
+    raise ValidationError.from_exception_data(
+        "GpuOverride",
+        [InitErrorDetails(type=error, loc=(name, field), input=getattr(override, field))],
+    )
 
 
 class PolicySettings(_Section):

@@ -27,7 +27,13 @@ from daemon.cli import main
      ("[catalog.act]\nfab_yield = 0.0\n",
       ":1: catalog.act: fab_yield must be more than 0 and at most 1, got 0"),
      ("[catalog.act]\npackaging_g = -100.0\n", ":1: catalog.act: packaging_g must not be negative"),
-     ("[catalog.act]\nnope = 1.0\n", ":1: catalog.act: nope: unknown ACT parameter (known: ")],
+     ("[catalog.act]\nnope = 1.0\n", ":1: catalog.act: nope: unknown ACT parameter (known: "),
+     ("[catalog.gpus.T4]\nidle_w = 80\n",
+      ":2: catalog.gpus.T4.idle_w: idle_w 80 W is above tdp_w 70 W (the catalog's): a GPU idles"),
+     ("[catalog.gpus.T4]\ntdp_w = 50\nidle_w = 60\n",
+      ":3: catalog.gpus.T4.idle_w: idle_w 60 W is above tdp_w 50 W: "),
+     ("[catalog.gpus.L4]\nembodied_kg = 3.0\n[catalog.gpus.T4]\ntdp_w = 5\n",
+      ":4: catalog.gpus.T4.tdp_w: idle_w 10 W (the catalog's) is above tdp_w 5 W: ")],
 )  # fmt: skip
 def test_a_bad_override_is_a_config_problem_not_a_traceback_or_negative_grams(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, problem: str
