@@ -157,12 +157,22 @@ def _check_ledger(settings: Settings) -> Check:
 
 
 def _check_policy(settings: Settings) -> Check:
+    """The policy builds; says so when it looks further ahead than the forecast reaches
+    (``intensity.horizon_s``): past the forecast's end it plans on its last value, flat."""
     name = settings.policy.name
     try:
-        get_policy(name, **settings.policy.params)
+        policy = get_policy(name, **settings.policy.params)
     except UnknownPolicyError as exc:
         return Check("policy", "fail", f"{exc}; the daemon refuses to start")
-    return Check("policy", "pass", f"{name} {settings.policy.params or ''}".strip())
+    detail = f"{name} {settings.policy.params or ''}".strip()
+    params = getattr(policy, "params", None)
+    ahead_s = getattr(params, "slot_s", 0) * getattr(params, "horizon_slots", 0)
+    horizon_s = settings.intensity.horizon_s
+    if horizon_s < ahead_s:
+        detail += (f"; note: it looks {ahead_s / 3600:g} h ahead, the forecast reaches "
+                   f"{horizon_s / 3600:g} h (intensity.horizon_s): past that it plans on the "
+                   "forecast's last value, flat")  # fmt: skip
+    return Check("policy", "pass", detail)
 
 
 def _check_gpus(settings: Settings) -> Check:

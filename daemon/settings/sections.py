@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -53,6 +54,10 @@ MAX_DURATION_S = 1e9
 MAX_INTERVAL_S = 86_400.0
 # The longest intensity forecast asked for: 30 days (a forecast is a list of that many steps).
 MAX_HORIZON_S = 30 * 86_400
+# The shortest forecast and its finest step: an hour of it, a minute a step (less is a unit
+# mistake: the planner sees a flat forecast past a short one, and no source is that fine).
+MIN_HORIZON_S = 3_600
+MIN_STEP_S = 60
 
 
 class _Section(BaseModel):
@@ -266,6 +271,31 @@ class IntensitySettings(_Section):
     source: Literal["chain", "static", "embedded"] = "chain"
     horizon_s: int = Field(default=48 * 3600, gt=0, le=MAX_HORIZON_S)
     step_s: int = Field(default=900, gt=0, le=MAX_INTERVAL_S)
+
+    @field_validator("horizon_s")
+    @classmethod
+    def _an_hour_at_least(cls, value: int) -> int:
+        """``horizon_s = 60`` (minutes or hours meant) was taken: the planner then saw a minute
+        of forecast and the last value, flat, after it, so it could not shift any job."""
+        if value < MIN_HORIZON_S:
+            raise ValueError(f"{value} s is less than an hour ({MIN_HORIZON_S} s): the planner "
+                             "sees the forecast's last value, flat, past it (seconds: 48 h is "
+                             "172800, the default)")  # fmt: skip
+        return value
+
+    @field_validator("step_s")
+    @classmethod
+    def _a_minute_to_the_horizon(cls, value: int, info: ValidationInfo) -> int:
+        """``step_s = 7`` was taken: 24,686 points a zone each refresh, none of them data (no
+        source forecasts finer than 5 minutes)."""
+        if value < MIN_STEP_S:
+            raise ValueError(f"{value} s is less than a minute ({MIN_STEP_S} s): no source "
+                             "forecasts finer than 5 minutes (default 900)")  # fmt: skip
+        horizon = info.data.get("horizon_s")
+        if horizon is not None and value > horizon:
+            raise ValueError(f"{value} s is longer than horizon_s ({horizon} s): the forecast "
+                             "would hold one value")  # fmt: skip
+        return value
 
 
 class QueueSettings(_Section):

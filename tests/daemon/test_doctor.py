@@ -512,3 +512,19 @@ def test_the_config_line_names_the_default_file_it_read(
     checks = {c.name: c for c in run_checks(None, datetime.now(UTC))}
 
     assert checks["config"].detail == f"{config}: 1 region(s), policy run-now"
+
+
+def test_the_policy_check_says_when_the_forecast_ends_before_the_look_ahead(
+    tmp_path: Path,
+) -> None:
+    """A 4 h forecast under carbon-window's 24 h look-ahead passed without a word, the planner
+    seeing the forecast's last value, flat, past its end: the policy line now says so."""
+    _, config = _setup(tmp_path, policy="carbon-window")
+    assert "note" not in _doctor(config)[1]["policy"]
+    config.write_text(config.read_text() + "\n[intensity]\nhorizon_s = 14400\n")
+    code, checks = _doctor(config)
+    assert code == 0
+    assert checks["policy"] == (
+        "pass: carbon-window; note: it looks 24 h ahead, the forecast reaches 4 h "
+        "(intensity.horizon_s): past that it plans on the forecast's last value, flat"
+    )

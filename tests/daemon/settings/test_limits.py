@@ -104,3 +104,20 @@ def test_a_gpu_lifetime_no_gpu_has_is_refused_naming_the_field(tmp_path: Path) -
     [problem] = _problems(tmp_path, "lifetime_years = 1e308\n")
     assert problem.endswith("lifetime_years: Input should be less than or equal to 100")
     assert load_settings(None, lifetime_years=100).lifetime_years == 100
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("[intensity]\nhorizon_s = 60\n", ":2: intensity.horizon_s: 60 s is less than an hour"),
+     ("[intensity]\nstep_s = 7\n", ":2: intensity.step_s: 7 s is less than a minute"),
+     ("[intensity]\nhorizon_s = 7200\nstep_s = 9000\n",
+      ":3: intensity.step_s: 9000 s is longer than horizon_s (7200 s)")],
+)  # fmt: skip
+def test_a_forecast_too_short_or_too_fine_to_plan_on_is_refused(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    """``horizon_s = 60`` and ``step_s = 7`` (a unit mistake) were taken: the planner saw a
+    minute of forecast, flat after it, and each refresh built thousands of points of nothing."""
+    [found] = _problems(tmp_path, text)
+    assert problem in found
+    assert load_settings(None, intensity={"horizon_s": 3600, "step_s": 60}).intensity.step_s == 60
