@@ -4,7 +4,9 @@ Checks, in order: ``config`` (the settings load and every region's site builds: 
 CSVs read, its zone its own), ``state_dir``, ``ledger``, ``policy``, ``gpus`` (regions and
 their devices), ``nvml`` (through the GPU backend when this build has one), ``slurm`` (each
 ``executor = "slurm"`` region's partition asked as ``carbond run`` asks it), ``signals`` (each
-zone's intensity source, and whether an Electricity Maps token is set, never its value),
+zone's intensity source, whether an Electricity Maps token is set, never its value, and
+whether a configured ``signals.cache_dir`` can be written),
+``metrics`` (the endpoint's port is free, or served by a running carbond),
 ``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines),
 ``wrapper`` (the job wrapper starts under ``python -I``) and ``health`` (the running daemon's
 problems from ``health.json``, whether it still writes it, a read-only or full state dir).
@@ -28,6 +30,7 @@ from typing import Literal
 
 from daemon.assemble import build_slurm_executor
 from daemon.doctor_health import describe_health
+from daemon.doctor_service import cache_dir_problem, metrics_port_status
 from daemon.errors import DaemonError
 from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
@@ -62,7 +65,8 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
         settings = load_settings(config, **overrides)
     except ConfigError as exc:
         skipped = "needs a valid config"
-        names = ("state_dir", "ledger", "policy", "gpus", "nvml", "slurm", "signals", "queue")
+        names = ("state_dir", "ledger", "policy", "gpus", "nvml", "slurm", "signals", "metrics",
+                 "queue")  # fmt: skip
         return [
             Check("config", "fail", "; ".join(exc.problems)),
             *(Check(name, "skip", skipped) for name in names),
@@ -82,6 +86,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
     ):
         checks.append(_guarded(name, partial(check, settings)))
     checks.insert(-1, _guarded("signals", partial(_check_signals, settings, now)))
+    checks.insert(-1, Check("metrics", *metrics_port_status(settings)))
     checks.append(_check_wrapper())
     checks.append(_guarded("health", partial(_check_health, settings, now)))
     return checks
@@ -271,9 +276,11 @@ def _check_signals(settings: Settings, now: datetime) -> Check:
         token = "NOT set (live API unused)"
     shown = "; ".join(values) or "no zones configured"
     where = f"cache {cache_dir}" if cache is not None else f"no cache yet at {cache_dir}"
+    if problem := cache_dir_problem(settings):  # the daemon would run without a cache
+        where = f"{problem}: the daemon runs without a cache (no history across restarts)"
     return Check(
         "signals",
-        "pass",
+        "fail" if problem else "pass",
         f"planner source {settings.intensity.source}; chain offline: {shown}; {where}; "
         f"Electricity Maps token {token}",
     )

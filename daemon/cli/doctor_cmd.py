@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
         help="check config, state dir, ledger, policy, GPUs/NVML, signal sources, queue, wrapper",
         description="Check a node as carbond run would see it (run it as the daemon's user, "
         "root): one line per check, PASS, FAIL or SKIP (config, state_dir, ledger, policy, gpus, "
-        "nvml, slurm, signals, queue, wrapper, health). Exit 1 when any check fails (SKIP "
+        "nvml, slurm, signals, metrics, queue, wrapper, health). Exit 1 when any check fails (SKIP "
         "is not a failure). docs/operations.md lists what each check fails on.",
     )
     add_common_options(doctor)

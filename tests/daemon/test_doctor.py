@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from daemon.doctor import run_checks
 from daemon.ledger import SCHEMA_VERSION, Ledger
+from daemon.metrics import Metrics
 from daemon.queue.ingest import Queue
 
 CONFIG = """
@@ -40,13 +42,15 @@ def _setup(tmp_path: Path, policy: str = "run-now") -> tuple[Path, Path]:
 
 
 def _carbond(*argv: str) -> subprocess.CompletedProcess[str]:
-    """The CLI in a process of its own (it configures logging, which must not leak here)."""
+    """The CLI in a process of its own (it configures logging, which must not leak here),
+    without a metrics endpoint (whether this machine's 9464 is free is not what these test)."""
     return subprocess.run(
         [sys.executable, "-m", "daemon", *argv],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, "CARBOND_METRICS__PORT": "0"},
     )
 
 
@@ -64,8 +68,8 @@ def test_a_healthy_setup_passes(tmp_path: Path) -> None:
     payload = json.loads(done.stdout)
     assert done.returncode == 0 and payload["ok"], done.stdout
     checks = {c["check"]: c["status"] + ": " + c["detail"] for c in payload["checks"]}
-    assert list(checks) == ["config", "state_dir", "ledger", "policy", "gpus", "nvml",
-                            "slurm", "signals", "queue", "wrapper", "health"]  # fmt: skip
+    assert list(checks) == ["config", "state_dir", "ledger", "policy", "gpus", "nvml", "slurm",
+                            "signals", "metrics", "queue", "wrapper", "health"]  # fmt: skip
     assert all(v.startswith(("pass", "skip")) for v in checks.values())
     assert "CA-QC 31 g/kWh (static" in checks["signals"]
     assert "token NOT set" in checks["signals"]
@@ -193,7 +197,7 @@ def test_human_output_is_one_line_per_check_and_failure_exits_1(tmp_path: Path) 
 
     assert done.returncode == 1
     lines = done.stdout.splitlines()
-    assert len(lines) == 11
+    assert len(lines) == 12
     assert [line[:4] for line in lines].count("FAIL") == 1
 
 
@@ -528,3 +532,49 @@ def test_the_policy_check_says_when_the_forecast_ends_before_the_look_ahead(
         "pass: carbon-window; note: it looks 24 h ahead, the forecast reaches 4 h "
         "(intensity.horizon_s): past that it plans on the forecast's last value, flat"
     )
+
+
+def test_the_metrics_port_is_free_served_by_carbond_or_refused(tmp_path: Path) -> None:
+    """A metrics port another program holds passed doctor, then stopped ``carbond run`` at
+    start; one a running carbond serves is no problem."""
+    _, config = _setup(tmp_path)
+    text = config.read_text()
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    config.write_text(f"{text}[metrics]\nport = {port}\n")
+    with held:
+        code, checks = _doctor(config)
+        assert code == 1
+        assert checks["metrics"].startswith(f"fail: 127.0.0.1:{port}: cannot listen (")
+    with Metrics() as metrics:
+        metrics.start(port)
+        assert (
+            _doctor(config)[1]["metrics"] == f"pass: 127.0.0.1:{port}: served by a running carbond"
+        )
+    assert _doctor(config)[1]["metrics"] == f"pass: 127.0.0.1:{port} is free"
+    config.write_text(f"{text}[metrics]\nport = 0\n")
+    assert _doctor(config)[1]["metrics"] == "skip: metrics.port = 0: no endpoint"
+
+
+def test_a_cache_dir_the_daemon_cannot_write_fails_the_signals_check(tmp_path: Path) -> None:
+    """``signals.cache_dir`` that cannot be written passed doctor; the daemon then ran without
+    a cache (no intensity history across restarts), saying so only in its log."""
+    _, config = _setup(tmp_path)
+    text = config.read_text()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    uid = os.geteuid()
+    for cache_dir, problem in (
+        (blocker, f"signals.cache_dir {blocker} is not a directory"),
+        (blocker / "cache", f"signals.cache_dir {blocker / 'cache'} does not exist and uid "
+                            f"{uid} cannot create it"),
+    ):  # fmt: skip
+        config.write_text(f'{text}[signals]\ncache_dir = "{cache_dir}"\n')
+        code, checks = _doctor(config)
+        assert code == 1
+        assert checks["signals"].startswith("fail: ")
+        assert f"{problem}: the daemon runs without a cache" in checks["signals"]
+    config.write_text(f'{text}[signals]\ncache_dir = "{tmp_path / "new" / "cache"}"\n')
+    assert _doctor(config)[1]["signals"].startswith("pass: ")

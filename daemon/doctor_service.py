@@ -1,0 +1,75 @@
+"""``carbond doctor``'s look at what ``carbond run`` sets up beside the state dir: the metrics
+endpoint's port (``metrics``) and the intensity cache directory (part of ``signals``).
+
+Nothing is created and nothing stays bound: the port is bound and released at once, the cache
+directory's writability is judged from it or from its nearest existing parent.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.request
+from pathlib import Path
+from typing import Literal
+
+from daemon.settings import Settings
+
+__all__ = ["cache_dir_problem", "metrics_port_status"]
+
+_HOST = "127.0.0.1"  # the endpoint's only address (daemon.metrics)
+_PROBE_TIMEOUT_S = 2.0
+
+
+def metrics_port_status(settings: Settings) -> tuple[Literal["pass", "fail", "skip"], str]:
+    """``("pass" | "fail" | "skip", detail)`` for ``metrics.port``: free, served by a running
+    carbond (its ``/metrics`` has carbond's series), or held by something else, which stops
+    ``carbond run`` at start."""
+    port = settings.metrics.port
+    if not port:
+        return "skip", "metrics.port = 0: no endpoint"
+    address = f"{_HOST}:{port}"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # as the endpoint's server binds: a port left in TIME_WAIT by a stopped daemon is free
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((_HOST, port))
+    except OSError as exc:
+        if _serves_carbond(port):
+            return "pass", f"{address}: served by a running carbond"
+        return "fail", (
+            f"{address}: cannot listen ({exc.strerror}); another program holds it: "
+            "`carbond run` would stop at start (set metrics.port, or 0 for no endpoint)"
+        )
+    return "pass", f"{address} is free"
+
+
+def _serves_carbond(port: int) -> bool:
+    """Whether ``/metrics`` on ``port`` answers with carbond's series."""
+    try:
+        with urllib.request.urlopen(
+            f"http://{_HOST}:{port}/metrics", timeout=_PROBE_TIMEOUT_S
+        ) as answer:
+            return b"carbond_" in answer.read(1 << 20)
+    except (OSError, ValueError):
+        return False
+
+
+def cache_dir_problem(settings: Settings) -> str | None:
+    """Why ``signals.cache_dir``, when set, cannot be written by this user (the daemon then
+    runs without a cache: no history survives a restart); None when it can or is not set
+    (the default falls back to ``~/.cache/carbond/intensity``)."""
+    path = settings.signals.cache_dir
+    if path is None:
+        return None
+    uid = os.geteuid()
+    if path.exists():
+        if not path.is_dir():
+            return f"signals.cache_dir {path} is not a directory"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"signals.cache_dir {path} is not writable by uid {uid}"
+        return None
+    nearest = next(p for p in Path(os.path.abspath(path)).parents if p.exists())
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+        return f"signals.cache_dir {path} does not exist and uid {uid} cannot create it"
+    return None
