@@ -51,10 +51,10 @@ def _from_environment(
     parts: list[str], root: type[BaseModel], *, missing: bool = False
 ) -> str | None:
     """``NAME='value'`` of the ``CARBOND_*`` variable that holds the value at ``parts`` (the
-    variable of the field itself, or of an enclosing section given as JSON that contains it,
-    or, for a ``missing`` field, the section without it; for a problem with a whole section,
-    every variable setting part of it), secrets hidden and long values cut; None when the
-    environment did not supply it."""
+    variable of the field itself; for a problem with a whole section, every variable setting
+    part of it), or ``NAME (at PATH: value)`` for a value inside a section given as JSON (the
+    JSON at that path in it; for a ``missing`` field, the section without it), secrets hidden
+    and long values cut; None when the environment did not supply it."""
     env = {key.upper(): value for key, value in os.environ.items()}
     for depth in range(len(parts), 0, -1):
         name = _ENV_PREFIX + "__".join(parts[:depth]).upper()
@@ -71,6 +71,9 @@ def _from_environment(
                     continue  # this variable's section is not the one without the field
             except (ValueError, KeyError, IndexError, TypeError):
                 continue  # this section's variable does not hold the bad value
+            if path:  # a part of the variable's value, not its value: say which part
+                shown = _shown(parts, json.dumps(raw), root, quoted=False)
+                return f"{name} (at {'.'.join(path)}: {shown})"
             raw = raw if isinstance(raw, str) else json.dumps(raw)
         return f"{name}={_shown(parts, str(raw), root)}"
     inner = _ENV_PREFIX + "__".join(parts).upper() + "__"
@@ -78,13 +81,14 @@ def _from_environment(
     return ", ".join(f"{name}={_shown([name], env[name], root)}" for name in names) or None
 
 
-def _shown(parts: list[str], value: str, root: type[BaseModel]) -> str:
-    """``value`` quoted and cut, or ``<hidden>`` when it is, or may hold, a secret: a token
-    field, or a whole section that has one (``CARBOND_ELECTRICITYMAPS='{"token": ...}'``)."""
+def _shown(parts: list[str], value: str, root: type[BaseModel], *, quoted: bool = True) -> str:
+    """``value`` cut and quoted (unless it is JSON, ``quoted`` False), or ``<hidden>`` when it
+    is, or may hold, a secret: a token field, or a whole section that has one
+    (``CARBOND_ELECTRICITYMAPS='{"token": ...}'``)."""
     if any("token" in part.lower() for part in parts) or _holds_secret(parts, root):
         return "<hidden>"
     cut = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "..."
-    return repr(cut)
+    return repr(cut) if quoted else cut
 
 
 def _holds_secret(parts: list[str], root: type[BaseModel]) -> bool:

@@ -93,13 +93,15 @@ def test_a_misspelt_policy_or_parameter_refuses_to_start(
         ("CARBOND_POLICY__NAME", "carbon-windw",
          "environment variable CARBOND_POLICY__NAME='carbon-windw': policy: unknown policy"),
         ("CARBOND_REGIONS", '[{"name": "x", "zone": "DE", "gpus": ["Voodoo2"]}]',
-         "environment variable CARBOND_REGIONS='[\"Voodoo2\"]': regions.0.gpus: unknown GPU"),
+         "environment variable CARBOND_REGIONS (at 0.gpus: [\"Voodoo2\"]): regions.0.gpus: "
+         "unknown GPU"),
         ("CARBOND_METRICS", '{"port": "x"}',
-         "environment variable CARBOND_METRICS='x': metrics.port: Input should be a valid "
+         "environment variable CARBOND_METRICS (at port: \"x\"): metrics.port: Input should be a "
+         "valid "
          "integer"),
         ("CARBOND_REGIONS", "[{", "environment variable CARBOND_REGIONS='[{': not valid JSON"),
         ("CARBOND_REGIONS", '[{"name": "x"}]',
-         "environment variable CARBOND_REGIONS='{\"name\": \"x\"}': regions.0.zone: "
+         "environment variable CARBOND_REGIONS (at 0: {\"name\": \"x\"}): regions.0.zone: "
          "Field required"),
         ("CARBOND_REGIONS", '[{"name": "x", "zone": "DE", "gpus": ["T4"]}, '
          '{"name": "x", "zone": "FR", "gpus": ["T4"]}]',
