@@ -166,7 +166,7 @@ def _payload(
         "candidates": advice.candidates,
         "rejected_latency": advice.rejected_latency,
         "rejected_memory": advice.rejected_memory,
-        "intensity_source": "static-annual-average or given",
+        "intensity_source": "static-annual or given",
     }
 
 

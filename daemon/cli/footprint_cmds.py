@@ -143,7 +143,7 @@ def _intensity(args: argparse.Namespace) -> tuple[float, str]:
                 f"got {args.intensity}"
             )
         return args.intensity, "given"
-    return static_annual_intensity(args.zone), "static-annual-average"
+    return static_annual_intensity(args.zone), "static-annual"  # as `carbond intensity` says
 
 
 def _refuse_workload_options(args: argparse.Namespace) -> None:

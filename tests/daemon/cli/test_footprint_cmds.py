@@ -86,6 +86,25 @@ def test_estimate_names_the_zone_as_carbond_intensity_does(
     assert json.loads(out)["recommendation"]["zone"] == "CA-QC"
 
 
+def test_estimate_labels_the_static_figure_as_carbond_intensity_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`carbond intensity --zone DE` says ``"source": "static-annual"``, estimate said
+    ``static-annual-average`` for the same figure, so the two did not match up."""
+    _, out, _ = run(
+        capsys, "intensity", "--zone", "DE", "--offline", "--cache-dir", str(tmp_path), "--json"
+    )  # no history here: the static figure
+    intensity = json.loads(out)
+    assert intensity["rung"] == "static"
+    _, out, _ = run(capsys, *ESTIMATE, "--zone", "DE", "--json")
+    estimate = json.loads(out)
+    assert estimate["intensity_source"] == intensity["source"]
+    assert estimate["intensity_g_per_kwh"] == intensity["intensity_g_per_kwh"]
+    _, out, _ = run(capsys, "advise", "--model", "llama-1b", "--gpus", "T4", "--zones", "DE",
+                    "--json")  # fmt: skip
+    assert json.loads(out)["intensity_source"].startswith(intensity["source"] + " ")
+
+
 def test_estimate_intensity_and_pue_scale_operational(capsys: pytest.CaptureFixture[str]) -> None:
     _, a, _ = run(capsys, *ESTIMATE, "--intensity", "100", "--json")
     _, b, _ = run(capsys, *ESTIMATE, "--intensity", "100", "--pue", "1.5", "--json")
