@@ -181,6 +181,7 @@ def _report(args: argparse.Namespace) -> int:
             stderr_line(f"wrote {printable(str(args.plot))}")  # lost, not failed: 2>/dev/full
         if args.output is not None:
             write_atomic(args.output, write)
+            stderr_line(f"wrote {printable(str(args.output))}")  # as --plot says; stdout empty
             return 0
         write(stdout)
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli import main
 from daemon.ledger import Ledger
 from daemon.reports import render as render_module
 from daemon.reports.lines import user_name
@@ -133,6 +134,17 @@ def test_a_file_that_cannot_be_written_is_named(
     # said before any work (a year's ledger takes a while): before the ledger is even opened
     err = carbond("report", "--state-dir", str(tmp_path), flag, str(target), code=1)
     assert err == f"carbond: error: {target}: cannot write: No such file or directory\n"
+
+
+def test_output_says_what_it_wrote_as_plot_does(
+    demo_state: Path, capsys: pytest.CaptureFixture[str], carbond: Run, tmp_path: Path
+) -> None:
+    """``report --plot x.png`` said ``wrote x.png`` on stderr; ``-o x.csv`` wrote silently."""
+    target = tmp_path / "report.csv"
+    assert carbond("report", "--state-dir", str(demo_state), "-o", str(target)) == ""
+    assert target.read_text().startswith("key,jobs,")
+    main(["report", "--state-dir", str(demo_state), "-o", str(target)])
+    assert capsys.readouterr() == ("", f"wrote {target}\n")
 
 
 def test_the_report_leaves_the_power_curves_in_the_ledger(
