@@ -198,8 +198,8 @@ def _fmt(cell: object) -> str:
     if isinstance(cell, float):
         if cell == 0:
             return "0"
-        if abs(cell) >= 100:
-            return f"{cell:,.1f}"
+        if abs(cell) >= 100:  # a whole number as below 100 writes it: 300, not 300.0 beside 70
+            return f"{cell:,.0f}" if cell.is_integer() else f"{cell:,.1f}"
         return f"{cell:.4g}"
     if cell is None:
         return "-"
