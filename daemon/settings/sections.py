@@ -199,9 +199,21 @@ class CatalogSettings(_Section):
     @classmethod
     def _known_gpus(cls, value: dict[str, GpuOverride]) -> dict[str, GpuOverride]:
         for name, override in value.items():
-            _known_gpu(name)
+            try:
+                _known_gpu(name)
+            except ValueError as exc:  # at its own table's line, not the first [catalog.gpus.X]'s
+                raise _error_at((name,), str(exc), name) from exc
             _idle_below_tdp(name, override)
         return value
+
+
+def _error_at(loc: tuple[str, ...], message: str, value: object) -> ValidationError:
+    """A settings problem at ``loc`` below the field being validated (pydantic prefixes the
+    field's own location), so that its line is the file's line of that key or table."""
+    error = PydanticCustomError("value_error", "{message}", {"message": message})
+    return ValidationError.from_exception_data(
+        "GpuOverride", [InitErrorDetails(type=error, loc=loc, input=value)]
+    )
 
 
 def _idle_below_tdp(name: str, override: GpuOverride) -> None:
@@ -218,11 +230,7 @@ def _idle_below_tdp(name: str, override: GpuOverride) -> None:
     tdp_note = " (the catalog's)" if override.tdp_w is None else ""
     message = (f"idle_w {idle:g} W{idle_note} is above tdp_w {tdp:g} W{tdp_note}: a GPU idles "
                "below its full power")  # fmt: skip
-    error = PydanticCustomError("value_error", "{message}", {"message": message})
-    raise ValidationError.from_exception_data(
-        "GpuOverride",
-        [InitErrorDetails(type=error, loc=(name, field), input=getattr(override, field))],
-    )
+    raise _error_at((name, field), message, getattr(override, field))
 
 
 class PolicySettings(_Section):
