@@ -148,9 +148,11 @@ class KeptRows:
 def alternatives(
     rows: KeptRows, r: IntArray, p: IntArray, s: IntArray, pools: Sequence[Pool],
     times: Sequence[datetime], devices: Sequence[tuple[str, ...] | None],
+    starts: Sequence[datetime] | None = None,
 ) -> list[Alternative]:  # fmt: skip
     """:func:`policies.decisions.alternative_at` for the cells ``(r[k], p[k], s[k])`` of the
-    stored rows (``devices[k]`` None: the pool's first ``tensor_parallel`` devices)."""
+    stored rows (``devices[k]`` None: the pool's first ``tensor_parallel`` devices), starting
+    at their slots' ``times`` or at ``starts[k]`` (priced at the slot all the same)."""
     energy, intensity, operational = _figures(rows, r, p, s, np.array([q.pue for q in pools]))
     first_ids: dict[tuple[int, int], tuple[str, ...]] = {}
     ids = list(devices)
@@ -165,7 +167,8 @@ def alternatives(
     gpus = [q.gpu.name for q in pools]
     return list(map(
         new_alternative, ids, map(regions.__getitem__, at), map(gpus.__getitem__, at),
-        map(times.__getitem__, s.tolist()), rows.duration[r, p].tolist(), energy.tolist(),
+        map(times.__getitem__, s.tolist()) if starts is None else starts,
+        rows.duration[r, p].tolist(), energy.tolist(),
         intensity.tolist(), operational.tolist(), rows.embodied[r, p].tolist(),
     ))  # fmt: skip
 

@@ -170,12 +170,12 @@ class RunNow:
                 todo[i] = True
         t = np.flatnonzero(todo)
         built = alternatives(rows, r[t], p[t], s[t], self._pools, self._times,
-                             [named[i] for i in t.tolist()])  # fmt: skip
-        for i, built_alt in zip(t.tolist(), built, strict=True):
-            alt = self._priced(int(ks[has[i]]), built_alt) if past[i] else built_alt
-            if alt.start != starts[i]:  # its devices free between slots: priced at the next
-                alt = replace(alt, start=starts[i])
-            out[at[i]] = kept[rs[i]] = alt
+                             [named[i] for i in t.tolist()],
+                             [starts[i] for i in t.tolist()])  # fmt: skip
+        for i, alt in zip(t.tolist(), built, strict=True):  # past the grid: priced there
+            out[at[i]] = kept[rs[i]] = (
+                replace(self._priced(int(ks[has[i]]), alt), start=starts[i]) if past[i] else alt
+            )
         # A start past the grid is kept under no cell: once the grid moves on, the cell it
         # was priced at (the last) would read as an earlier start of the same object.
         rows.run_now_cell[r[t], 0] = np.where(past[t], -1, p[t])
