@@ -17,13 +17,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import numpy.typing as npt
 import structlog
 
+from daemon.intensity import ZoneSeries
 from daemon.planning import build_policy, with_run_now_recorded
 from daemon.settings import Settings
 from policies import Device, JobSpec, Policy
@@ -36,15 +36,6 @@ log = structlog.get_logger(__name__)
 _NOW = datetime(2024, 6, 1, tzinfo=UTC)
 _ZONES = ("CA-QC", "DE")
 _GPUS = ("T4", "A100-40GB")
-
-
-@dataclass(frozen=True, slots=True)
-class _Forecast:
-    zone: str
-    start: datetime
-    step_s: int
-    values_g_per_kwh: npt.NDArray[np.float64]
-    upper_g_per_kwh: npt.NDArray[np.float64] | None = None
 
 
 def warm_planner(settings: Settings) -> None:
@@ -63,7 +54,7 @@ def warm_planner(settings: Settings) -> None:
     ]
     hours = np.arange(60, dtype=np.float64)
     forecasts = {
-        zone: _Forecast(zone, _NOW, 3600, 200.0 + 100.0 * np.sin(hours / 24 * 2 * np.pi + k))
+        zone: ZoneSeries(zone, _NOW, 3600, 200.0 + 100.0 * np.sin(hours / 24 * 2 * np.pi + k))
         for k, zone in enumerate(_ZONES)
     }
     jobs = [_job(i) for i in range(12)]  # more than the GPUs: some wait, some move
@@ -88,7 +79,7 @@ def _plan(
     now: datetime,
     jobs: list[JobSpec],
     devices: list[Device],
-    forecasts: dict[str, _Forecast],
+    forecasts: dict[str, ZoneSeries],
 ) -> None:
     policy.plan(now, jobs, devices, forecasts)
 
