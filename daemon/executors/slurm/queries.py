@@ -148,7 +148,7 @@ class SlurmQueries:
                 return current, queue.get(current.slurm_id)
         if uid is None:
             raise ExecutorError(f"job {job_id}: no Slurm id recorded and no owner to find it by")
-        for cluster, first in {t.cluster: r for r, t in self._targets.items()}.items():
+        for cluster, first in self._first_regions().items():
             argv = cmd.squeue_by_name_argv(self.tool("squeue"), cluster, job_id, uid)
             rows = [r for r in parse_squeue(self.ok(argv).stdout) if not is_ended(r.state)]
             if lost := [u for r in rows if r.lost for u in r.unreadable]:  # which, where: unknown
@@ -177,6 +177,14 @@ class SlurmQueries:
                 region = self.region_of(last.partition, cluster) or first
                 return Token(last.slurm_id, cluster, region), None
         return None
+
+    def _first_regions(self) -> dict[str | None, str]:
+        """Each cluster's first region listed (a job found by name in a partition no region
+        names is recorded there), in the order the clusters first appear."""
+        first: dict[str | None, str] = {}
+        for region, target in self._targets.items():
+            first.setdefault(target.cluster, region)
+        return first
 
     def _acct_by_name(self, job_id: str, argv: list[str]) -> CommandResult:
         """``sacct`` of a job looked up by name. One that fails while the controller answers

@@ -77,3 +77,20 @@ def test_one_job_whose_lookup_by_name_is_undecided_does_not_hold_up_the_others_a
 
     [deferred] = [e for e in logs if e["event"] == "slurm_adopt_deferred"]
     assert deferred["job_id"] == "j1" and "cut short" in deferred["error"]
+
+
+def test_a_job_found_by_name_in_a_partition_no_region_names_takes_the_first_region_listed(
+    tmp_path: Path,
+) -> None:
+    """A job found by name in a partition no region names (moved there by an admin) is
+    recorded in its cluster's first region listed; it took the last one (``pace``
+    for a cluster whose regions are ``qc`` then ``pace``): the regions were gathered by
+    cluster in a dict that kept each cluster's last."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    executor.launch(_spec(tmp_path), T0)  # its token lost in a crash
+    [job] = slurm.jobs.values()
+    job.state, job.partition = "RUNNING", "debug"
+    [adopted] = executor.adopt([RunHandle("j1", "slurm", "", T0, uid=0)], T0 + timedelta(minutes=1))
+    assert isinstance(adopted, RunHandle)
+    assert Token.decode("j1", adopted.token).region == "qc"
