@@ -55,9 +55,11 @@ def free_devices(pool: Pool, now: datetime, taken: set[str]) -> list[Device]:
 
 
 def alternative_at(
-    cube: CostCube, j: int, p: int, s: int, devices: Iterable[Device] | None = None
-) -> Alternative:
-    """The scored cell (job ``j``, pool ``p``, slot ``s``) as an :class:`Alternative`.
+    cube: CostCube, j: int, p: int, s: int, devices: Iterable[Device] | None = None,
+    start: datetime | None = None,
+) -> Alternative:  # fmt: skip
+    """The scored cell (job ``j``, pool ``p``, slot ``s``) as an :class:`Alternative`,
+    starting at the slot or at ``start`` (priced at the slot all the same).
 
     Without ``devices`` the first ``tensor_parallel`` devices of the pool are named.
     """
@@ -68,7 +70,7 @@ def alternative_at(
         device_ids=tuple(d.device_id for d in chosen),
         region=pool.region,
         gpu=pool.gpu.name,
-        start=cube.grid.time(s),
+        start=cube.grid.time(s) if start is None else start,
         duration_s=float(cube.duration_s[j, p]),
         energy_j=float(cube.energy_j[j, p]),
         intensity_g_per_kwh=float(cube.intensity_g_per_kwh[j, p, s]),
@@ -118,11 +120,12 @@ def run_now_alternative(
     p, free_at, devices = cell
     s = slot_at(cube.grid, cube.grid.offsets_s, free_at)
     last = cube.grid.count - 1
-    alt = alternative_at(cube, j, p, min(s, last), devices)
-    if s > last:
-        pool = cube.pools[p]
-        alt = priced_at(alt, cube.grid.time(s), forecasts[pool.zone], pool.pue)
-    return alt if alt.start == free_at else replace(alt, start=free_at)
+    if s <= last:
+        return alternative_at(cube, j, p, s, devices, free_at)
+    pool = cube.pools[p]
+    alt = priced_at(alternative_at(cube, j, p, last, devices), cube.grid.time(s),
+                    forecasts[pool.zone], pool.pue)  # fmt: skip
+    return replace(alt, start=free_at)
 
 
 def best_alternatives(
