@@ -27,7 +27,9 @@ doctor``), and after it ``after_step``.
 Given a warm-up (:class:`daemon.warmup.PlannerWarmup`), the loop starts it with the daemon and
 defers the plan steps until it has compiled the planner (logging ``plan_deferred`` once), so
 that on a fresh install the jobs submitted meanwhile are ingested, not left unread behind a
-first plan that compiles; the warm-up's end triggers a plan at once.
+first plan that compiles; the warm-up's end triggers a plan at once. A reload whose policy
+warms again (:meth:`daemon.warmup.PlannerWarmup.follow`, which the ``reload`` callback calls)
+defers the plan steps the same way (``plan_deferred`` logged once per reload).
 """
 
 from __future__ import annotations
@@ -285,6 +287,7 @@ class ServiceLoop:
             result = None
         if result is not None:
             self._steps, self._intervals = result
+            self._deferred_logged = False  # a new policy's warm-up defers its plans anew
             if self._scheduler is not None:
                 self._reschedule(self._scheduler)  # each interval starts again from now
             # The new service has no intensity yet and its zones may differ: refresh now, not

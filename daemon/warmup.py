@@ -6,7 +6,9 @@ thread did nothing else meanwhile, so the jobs submitted then were not read unti
 :class:`PlannerWarmup` plans two small made-up rounds with its own copy of the configured
 policy in a thread at start; the service loop defers its plan steps until it is done (and
 ingests, refreshes and reconciles meanwhile), then plans at once. Later starts load the
-compiled code from numba's cache: the warm-up then takes well under a second.
+compiled code from numba's cache: the warm-up then takes well under a second. A reload
+(SIGHUP) that changes the policy or its parameters warms the new policy the same way
+(:meth:`PlannerWarmup.follow`), plans deferred until it is done.
 
 The made-up rounds decide nothing and touch nothing of the daemon's: the policy is pure
 (:class:`policies.Policy`) and the copy is the thread's alone.
@@ -86,33 +88,68 @@ def _plan(
 
 class PlannerWarmup:
     """:func:`warm_planner` in a daemon thread; :attr:`done` once it returned or failed (a
-    failure is logged, never raised: the first plan then compiles what it needs itself)."""
+    failure is logged, never raised: the first plan then compiles what it needs itself).
+    A reload that changes the policy warms the new one the same way (:meth:`follow`)."""
 
     def __init__(self, settings: Settings, warm: Callable[[Settings], None] = warm_planner):
         self._settings = settings
         self._warm = warm
         self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._running = 0  # warm-ups not ended yet (a reload's may start before the first ends)
+        self._on_done: Callable[[], None] | None = None
 
     @property
     def done(self) -> bool:
-        """Whether the warm-up has ended (compiled or failed)."""
+        """Whether every warm-up started has ended (compiled or failed)."""
         return self._done.is_set()
 
     def start(self, on_done: Callable[[], None]) -> None:
         """Start the thread; ``on_done`` is called from it at the end (the loop's plan
-        trigger)."""
+        trigger), and at the end of each warm-up :meth:`follow` starts."""
+        self._on_done = on_done
+        self._spawn(self._settings)
+
+    def follow(self, settings: Settings) -> bool:
+        """The daemon plans with ``settings`` from now on (SIGHUP): where its policy, the
+        policy's parameters or the lifetime it plans with changed, warm the new policy as at
+        start (the first plan of a newly compiled policy took ~20 s in the main thread, the
+        jobs submitted meanwhile left unread): :attr:`done` is False until it ends. Returns
+        whether a warm-up started (not before :meth:`start`: it warms ``settings`` then)."""
+        before, self._settings = self._settings, settings
+        if self._on_done is None or _planner_of(before) == _planner_of(settings):
+            return False
+        log.info("planner_warmup_started", policy=settings.policy.name, reason="reload")
+        self._spawn(settings)
+        return True
+
+    def _spawn(self, settings: Settings) -> None:
+        with self._lock:
+            self._running += 1
+            self._done.clear()
         threading.Thread(
-            target=self._run, args=(on_done,), name="carbond-warmup", daemon=True
+            target=self._run, args=(settings,), name="carbond-warmup", daemon=True
         ).start()
 
-    def _run(self, on_done: Callable[[], None]) -> None:
+    def _run(self, settings: Settings) -> None:
         started = time.monotonic()
         try:
-            self._warm(self._settings)
+            self._warm(settings)
         except Exception:  # the first plan compiles what it needs; never stop the daemon
             log.exception("planner_warmup_failed")
         else:
-            log.info("planner_warm", duration_s=round(time.monotonic() - started, 2))
+            log.info("planner_warm", policy=settings.policy.name,
+                     duration_s=round(time.monotonic() - started, 2))  # fmt: skip
         finally:
-            self._done.set()
-            on_done()
+            with self._lock:
+                self._running -= 1
+                last = self._running == 0
+                if last:
+                    self._done.set()
+            if last and self._on_done is not None:
+                self._on_done()
+
+
+def _planner_of(settings: Settings) -> tuple[str, dict[str, object], float]:
+    """What :func:`warm_planner` builds its policy from."""
+    return settings.policy.name, settings.policy.params, settings.lifetime_years

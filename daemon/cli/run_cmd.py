@@ -194,6 +194,7 @@ def _run_locked(
             log.info("metrics_listening", address=f"127.0.0.1:{port}")
         notifier.open()
         daemon.service.start(datetime.now(UTC))
+        warmup = PlannerWarmup(settings)
 
         def reload() -> tuple[Steps, Intervals] | None:
             if load is None:
@@ -224,6 +225,7 @@ def _run_locked(
             log.info("reload_settings", policy=service.policy.name, regions=len(new.regions))
             if kept := restart_only_changes(settings, new):
                 log.warning("reload_needs_restart", sections=kept, note=RESTART_NOTE)
+            warmup.follow(new)  # a new policy compiles in a thread, its plans deferred
             return service, intervals_of(new)
 
         loop = ServiceLoop(
@@ -232,7 +234,7 @@ def _run_locked(
             notifier=notifier,
             sink=metrics,
             reload=reload,
-            warmup=PlannerWarmup(settings),
+            warmup=warmup,
         )
         return loop.run()
     finally:

@@ -15,7 +15,7 @@ import pytest
 
 from daemon.loop import STEP_NAMES, Intervals, ServiceLoop
 from daemon.sdnotify import Notifier
-from daemon.settings import Settings
+from daemon.settings import PolicySettings, Settings
 from daemon.warmup import PlannerWarmup
 
 FAST = Intervals(ingest_s=0.05, refresh_intensity_s=0.05, plan_s=0.05, reconcile_s=0.05)
@@ -280,6 +280,67 @@ def test_plans_wait_for_the_planner_warmup_while_ingests_go_on() -> None:
     names = [name for name, _, _ in steps.calls]
     assert names.index("plan") > [i for i, n in enumerate(names) if n == "ingest"][4]
     assert time.monotonic() - started < 30, "the warm-up's end must plan, not the plan interval"
+
+
+def test_a_reload_that_changes_the_policy_defers_plans_until_it_is_warm() -> None:
+    """A SIGHUP from run-now to carbon-window compiled the new policy's loops in its first
+    plan, in the main thread (~20 s on a fresh install), the jobs submitted meanwhile unread:
+    the reload warms it in the warm-up's thread instead, the new steps ingest meanwhile, plan
+    only once it ends, and its end plans at once."""
+    warmed: list[str] = []
+    release = threading.Event()
+
+    def warm(settings: Settings) -> None:
+        warmed.append(settings.policy.name)
+        if len(warmed) > 1:
+            release.wait(30)
+
+    warmup = PlannerWarmup(Settings(policy=PolicySettings(name="run-now")), warm=warm)
+    intervals = Intervals(ingest_s=0.05, refresh_intensity_s=60, plan_s=0.05, reconcile_s=60)
+    old, new = RecordingSteps("old"), RecordingSteps("new")
+
+    def reload() -> tuple[RecordingSteps, Intervals]:
+        warmup.follow(Settings(policy=PolicySettings(name="carbon-window")))
+        return new, intervals
+
+    loop = ServiceLoop(old, intervals, reload=reload, warmup=warmup)  # type: ignore[arg-type]
+
+    def on_old(step: str) -> None:
+        if step == "plan":
+            loop.request_reload()
+        if [name for name, _, _ in old.calls].count("plan") == 3:
+            loop.request_stop()  # the reload failed
+
+    def on_new(step: str) -> None:
+        if [name for name, _, _ in new.calls].count("ingest") == 5:
+            release.set()
+        if step == "plan":
+            loop.request_stop()
+
+    old.on, new.on = on_old, on_new
+    started = time.monotonic()
+    assert loop.run() == 0
+
+    assert warmed == ["run-now", "carbon-window"]
+    names = [name for name, _, _ in new.calls]
+    assert names.index("plan") > [i for i, n in enumerate(names) if n == "ingest"][4]
+    assert time.monotonic() - started < 30, "the warm-up's end must plan"
+
+
+def test_a_reload_that_keeps_the_policy_warms_nothing_again() -> None:
+    warmed: list[str] = []
+    settings = Settings(policy=PolicySettings(name="carbon-window", params={"slot_s": 900}))
+    warmup = PlannerWarmup(settings, warm=lambda s: warmed.append(s.policy.name))
+    ended = threading.Event()
+    warmup.start(ended.set)
+    assert ended.wait(10)
+
+    assert not warmup.follow(settings.model_copy(update={"plan_window": 5}))
+    assert warmup.done and warmed == ["carbon-window"]
+    changed = Settings(policy=PolicySettings(name="carbon-window", params={"slot_s": 1800}))
+    ended.clear()
+    assert warmup.follow(changed)  # its parameters changed: warmed again
+    assert ended.wait(10) and warmup.done and warmed == ["carbon-window"] * 2
 
 
 def test_a_failed_warmup_still_lets_the_daemon_plan() -> None:

@@ -114,6 +114,12 @@ def _state_of(state: Path, job_id: str) -> str | None:
         return None
 
 
+def _warmed(log: Path) -> list[str]:
+    """The policies the daemon logged ``planner_warm`` for, in order."""
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [e["policy"] for e in events if e.get("event") == "planner_warm"]
+
+
 def test_run_notifies_runs_jobs_reloads_and_stops(
     setup: tuple[Path, Path, int, list[Daemon]], tmp_path: Path
 ) -> None:
@@ -185,6 +191,33 @@ def test_the_policy_in_use_has_its_decision_series_at_0_before_its_first_decisio
     daemon.expect("READY=1")
     text = scrape()
     assert all(line in text for line in zeros("carbon-window")), text
+
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=30) == 0
+
+
+def test_a_reload_that_changes_the_policy_warms_it_in_the_warmup_thread(
+    setup: tuple[Path, Path, int, list[Daemon]], tmp_path: Path
+) -> None:
+    """A SIGHUP from run-now to carbon-window compiled the new policy in its first plan, in
+    the main thread (~20 s on a fresh install, the jobs submitted meanwhile unread): the
+    reload warms it as the start does, and a job submitted after it still runs."""
+    state, config, _, started = setup
+    daemon = Daemon(tmp_path, config)
+    started.append(daemon)
+    daemon.expect("READY=1")
+    log = tmp_path / "daemon.log"
+    _until("the start's warm-up", lambda: _warmed(log) == ["run-now"])
+
+    config.write_text(config.read_text().replace('name = "run-now"', 'name = "carbon-window"'))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.expect("RELOADING=1")
+    daemon.expect("READY=1")
+    _until("the new policy's warm-up", lambda: _warmed(log) == ["run-now", "carbon-window"],
+           timeout_s=60)  # fmt: skip
+    _submit(state, "after-reload", [sys.executable, "-c", "pass"])
+    _until("a job after the reload", lambda: _state_of(state, "after-reload") in
+           {"planned", "running", "succeeded"})  # fmt: skip
 
     daemon.proc.send_signal(signal.SIGTERM)
     assert daemon.proc.wait(timeout=30) == 0
