@@ -1,4 +1,4 @@
-"""The run-now counterfactual across planning rounds (daemon/run_now_busy.py): a job's
+"""The run-now counterfactual across planning rounds (daemon/run_now_busy/): a job's
 recorded counterfactual run holds its GPU in the counterfactual, so a job arriving in a later
 round does not get that GPU then, also after a restart."""
 

@@ -1,5 +1,5 @@
 """A run-now counterfactual that would start at or after its job's deadline holds no GPU
-(daemon/run_now_busy.py, policies/run_now_claims.py): run-now expires such a job waiting, so
+(daemon/run_now_busy/, policies/run_now_claims.py): run-now expires such a job waiting, so
 its copy never runs; also after a restart."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A job's end cuts its run-now counterfactual run short where run-now would have ended it
-too (daemon/run_now_busy.py): its owner's cancel at T cancels the copy at T, a failure of its
+too (daemon/run_now_busy/): its owner's cancel at T cancels the copy at T, a failure of its
 own after a share of its predicted run fails the copy after the same share of its own; also
 after a restart."""
 

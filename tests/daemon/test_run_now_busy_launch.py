@@ -1,6 +1,6 @@
 """A job whose launch fails through a fault of its own (its command cannot start: an empty
 command, a working directory its user cannot enter) fails its run-now counterfactual at its
-start too (daemon/run_now_busy.py): run-now would have failed the same launch at once. A launch
+start too (daemon/run_now_busy/): run-now would have failed the same launch at once. A launch
 failing for carbond or the cluster leaves the copy whole; also after a restart."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A job running past its predicted end keeps its run-now counterfactual run holding its GPUs
-as the run is turning out (daemon/run_now_busy.py): a later arrival's counterfactual waits
+as the run is turning out (daemon/run_now_busy/): a later arrival's counterfactual waits
 for that copy, scaled by the run so far, not for its predicted end; also after a restart."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A job taken back unstarted (its launch never confirmed, its executor gave it back) past its
-deadline is expired at once: its run-now copy, kept while the job ran (daemon/run_now_busy.py:
+deadline is expired at once: its run-now copy, kept while the job ran (daemon/run_now_busy/:
 to hold again as the run went on), is let go then, not kept for the daemon's lifetime."""
 
 from __future__ import annotations

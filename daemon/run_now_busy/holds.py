@@ -1,145 +1,25 @@
-"""The run-now counterfactual's GPUs across planning rounds.
-
-Each job's run-now counterfactual is recorded with its first decision that has one: where and
-when ``run-now`` would have started it. In the run-now world that run then holds its GPUs
-until it ends, so a job arriving in a later round cannot have them meanwhile. The policy
-cannot know this from the real devices (the real runs are elsewhere, or later), so the daemon
-keeps, per GPU, which jobs' recorded counterfactual runs hold it until when, and hands it to
-the policy as :attr:`policies.Device.run_now_busy_until`, with the job holding it longest
-(:attr:`~policies.Device.run_now_holder`: that job's own counterfactual, rebuilt each round
-for its reason, does not wait for its own run; :mod:`policies.run_now_claims`).
-
-A job's end can cut its counterfactual run short, where ``run-now`` running the same jobs
-would have ended that run early too (:func:`ending_cut`, :func:`held_until`): a cancel its
-owner asked for at T cancels the run-now copy at T (if it is running then; not yet started, it
-never runs), and a job that failed on its own (an exit code or a signal) after running a share
-of its predicted duration fails after the same share of its counterfactual run's (one whose
-launch was refused as submitted, its command unable to start, at its copy's start: exit code
-126, :class:`daemon.executors.errors.JobNotRunnableError`). A job that failed for another
-reason (its GPU lost, its launch refused by carbond or the cluster), or that expired waiting,
-keeps its counterfactual run whole: run-now would have run it. A job that succeeded after ``k``
-times its predicted duration has its copy end after ``k`` times its own, shorter or longer:
-the window its grams are priced over (:mod:`daemon.accounting.run_now_priced`), so the later
-arrivals' counterfactuals find its GPUs free when that window ends. While a job runs past its
-predicted end its copy holds as the run is turning out (:meth:`RunNowBusy.devices`): its
-duration times the job's run so far, to the round after (as its own GPUs are held), over its
-predicted duration, until the job ends and its end sets the copy's length: however it ended,
-a job that ran ``k`` times its predicted duration, ``k`` above 1, has its copy run ``k`` times
-its own (a failure of its own, after the same share of it; any other end, at least that long:
-run-now would have run it), its owner's cancel still cutting it, never back to its predicted
-end. A copy that
-would start at or after its job's deadline holds nothing: ``run-now`` expires such a job
-waiting (:func:`policies.run_now_claims.expires_unstarted`).
-
-Kept in memory from the decisions recorded; a restart learns them again from the ledger
-(:meth:`RunNowBusy.learn`), cut by the same rule: those of the jobs running, those of the jobs
-that ended in the last :data:`ENDED_LOOKBACK_S` (their counterfactual run may outlast the
-real one), those that expired or failed without running too, and those of the jobs still
-waiting (planned in an earlier life, they may be outside this one's planning window for many
-rounds while their copies hold GPUs); one query each, at the start only.
-"""
+"""The GPUs the recorded run-now counterfactual runs hold, by device and job, across planning
+rounds (:class:`RunNowBusy`), learned again from the ledger at a restart
+(:meth:`RunNowBusy.learn`): the package's overview (:mod:`daemon.run_now_busy`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from daemon.accounting.run_now_priced import ratio
-from daemon.executors.base import ExitStatus
 from daemon.ledger import EndedCounterfactual, WaitingCounterfactual
+from daemon.run_now_busy.cuts import Cut, ending_cut, held_until
 from policies import Alternative, Device
-from policies.fast_init import fast_init
 from policies.run_now_claims import expires_unstarted
 
-__all__ = ["ENDED_LOOKBACK_S", "Cut", "RunNowBusy", "ending_cut", "held_until", "run_end_cut"]
+__all__ = ["ENDED_LOOKBACK_S", "RunNowBusy"]
 
 ENDED_LOOKBACK_S = 2 * 86400.0
 """How far back a restart reads the counterfactuals of ended jobs (by their outcome's end):
 a counterfactual run outlasting its job's real run by more is not learned again."""
-
-
-@fast_init
-@dataclass(frozen=True, slots=True)
-class Cut:
-    """How a job's end cuts its run-now counterfactual run short: at ``at`` (its owner's
-    cancel), after ``share`` (0 to 1) of its duration (the job failed on its own after that
-    share of its predicted duration), or the earlier of both; or how its success sets the
-    run's length: ``scale`` (above 0) times its duration (the job ran that many times its
-    predicted duration; also any job's end after running past its predicted end), ended at
-    ``at`` if that is earlier."""
-
-    at: datetime | None = None
-    share: float | None = None
-    scale: float | None = None
-
-
-def ending_cut(
-    state: str,
-    *,
-    ended_at: datetime,
-    cancel_requested_at: datetime | None,
-    own_failure: bool,
-    duration_s: float | None = None,
-    predicted_duration_s: float | None = None,
-) -> Cut | None:
-    """What ``run-now`` running the same jobs would have done to a job's counterfactual run,
-    the job having ended in ``state`` at ``ended_at`` (None: its run stays whole).
-
-    Its owner's cancel, read at ``cancel_requested_at``, cancels the copy then too, whatever
-    became of the real run (one that ended first succeeded); a job ``cancelled`` without one
-    (its owner's ``scancel``) was cancelled at its end. A job that ``failed`` on its own
-    (``own_failure``: an exit code or a signal) after running ``duration_s`` of its
-    ``predicted_duration_s`` fails after the same share of its copy's run. A job that
-    ``succeeded`` after ``duration_s`` has its copy run the same multiple of its duration (the
-    window :mod:`daemon.accounting.run_now_priced` prices it over). A job that ran past its
-    predicted end, however it ended, has its copy run the same multiple of its duration (a
-    failure of its own fails it then; any other end, run-now ran it at least that long), as
-    it was held while the job ran (:meth:`RunNowBusy.devices`); its owner's cancel cuts it.
-    """
-    at = cancel_requested_at
-    if at is None and state == "cancelled":
-        at = ended_at
-    share = scale = None
-    scaled = ratio(duration_s, predicted_duration_s)
-    if scaled is not None and scaled > 1.0:  # past its predicted end: its copy ran as long
-        scale = scaled
-    elif state == "failed" and own_failure and scaled is not None:
-        share = max(0.0, scaled)
-    elif state == "succeeded" and scaled is not None and scaled > 0 and scaled != 1.0:
-        scale = scaled
-    if at is None and share is None and scale is None:
-        return None
-    return Cut(at, share, scale)
-
-
-def run_end_cut(
-    state: str,
-    status: ExitStatus,
-    cancel_requested_at: datetime | None,
-    columns: Mapping[str, Any],
-) -> Cut | None:
-    """:func:`ending_cut` of a run that ended with ``status``, its job in ``state`` (its
-    outcome's ``columns``: ``duration_s``, ``predicted_duration_s``)."""
-    own_failure = status.exit_code is not None or status.signal is not None
-    return ending_cut(state, ended_at=status.finished_at,
-                      cancel_requested_at=cancel_requested_at, own_failure=own_failure,
-                      duration_s=columns.get("duration_s"),
-                      predicted_duration_s=columns.get("predicted_duration_s"))  # fmt: skip
-
-
-def held_until(start: datetime, duration_s: float, cut: Cut | None = None) -> datetime:
-    """When a counterfactual run from ``start`` for ``duration_s`` seconds ends, ``cut``
-    short, or scaled (:func:`ending_cut`); at or before ``start``: it never ran."""
-    scale = cut.scale if cut is not None and cut.scale is not None else 1.0
-    end = start + timedelta(seconds=duration_s * scale)
-    if cut is not None:
-        if cut.at is not None:
-            end = min(end, cut.at)
-        if cut.share is not None:
-            end = min(end, start + timedelta(seconds=duration_s * cut.share))
-    return end
 
 
 class _Recorded(Protocol):
