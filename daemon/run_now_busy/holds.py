@@ -88,6 +88,14 @@ class RunNowBusy:
             return True
         return False
 
+    def known(self, job_ids: Iterable[str]) -> None:
+        """Waiting jobs ``job_ids`` had their counterfactual held here when the service that
+        planned them was replaced (a reload: :meth:`daemon.service.Service.take_over_runs`):
+        their first planning by the new one needs no :meth:`learned` (:meth:`recorded` says
+        True once), as after :meth:`learn`; a reload of ~5,000 waiting jobs read each one's
+        copy back from the ledger one by one."""
+        self._waiting.update(job_ids)
+
     def learned(
         self,
         ledger: _Recorded,

@@ -255,13 +255,15 @@ class Service:
         estimated energy and grams; never planned on); the cancels it sent and the runs of
         lost GPUs it was stopping (:meth:`daemon.finishing.Endings.take_over`), its overdue
         runs already reported, and the GPUs its recorded run-now counterfactuals hold
-        (:mod:`daemon.run_now_busy`)."""
+        (:mod:`daemon.run_now_busy`) and which waiting jobs' copies, and each waiting job's
+        latest decision recorded: not read back from the ledger job by job in the first plan."""
         with self._lock:
             known = {**previous._departed, **previous._by_device}
             self._departed = gpus.departed(self.ledger, self._by_device, known)
             self._endings.take_over(previous._endings)
             self._overdue.take_over(previous._overdue)
-            self._run_now_busy = previous._run_now_busy
+            self._run_now_busy, self._decided = previous._run_now_busy, previous._decided
+            self._run_now_busy.known(j for j, e in previous._specs.items() if e[1].run_now_recorded)
 
     def close(self) -> None:
         """Run the ``on_close`` callbacks (e.g. the signal chain's HTTP session). The ledger
