@@ -33,6 +33,26 @@ def test_gpus_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str])
     assert rows["H100-SXM"]["embodied_method"] == "act-estimate"
 
 
+def test_gpus_json_shows_every_field_a_catalog_override_sets(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The README lists the catalog's GPU interconnect, and ``[catalog.gpus.X]`` may override
+    it and the int8 rate, but ``carbond gpus --json`` left both out: an operator could not see
+    the figure tensor-parallel estimates use, nor check an override took. Every field an
+    override may set is in each row, with the override's value."""
+    from daemon.settings.sections import GpuOverride
+
+    config = tmp_path / "carbond.toml"
+    config.write_text("[catalog.gpus.L4]\ninterconnect_gb_s = 50.0\nint8_tops = 400.0\n")
+    code, out, _ = run(capsys, "gpus", "--json", "--config", str(config))
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    missing = [f for f in GpuOverride.model_fields if f not in rows["L4"]]
+    assert not missing, missing
+    assert (rows["L4"]["interconnect_gb_s"], rows["L4"]["int8_tops"]) == (50.0, 400.0)
+    assert rows["H100-SXM"]["interconnect_gb_s"] > rows["L4"]["interconnect_gb_s"]  # NVLink
+
+
 def test_gpus_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "gpus")
     assert code == 0 and "RTX6000-Ada" in out and "paper-table-1" in out
