@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import tomllib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from daemon.settings import Settings, load_settings
+from policies.footprint.embodied import ActParameters
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "systemd"
@@ -288,3 +290,32 @@ def test_no_path_the_unit_opens_to_jobs_is_hidden_by_its_private_tmp() -> None:
     hidden = [p for p in paths if p in ("/tmp", "/var/tmp") or p.startswith(("/tmp/", "/var/tmp/"))]
     assert not hidden, hidden
     assert re.search(r"^d\s+/var/lib/carbond/scratch\s+1777\b", tmpfiles, re.M)
+
+
+def test_the_example_configs_commented_lines_show_the_defaults() -> None:
+    """The example says a commented line shows the default, so an operator who uncomments one
+    changes nothing. Its ``[catalog]`` line read ``act = { fab_intensity_g_per_kwh = 820.0,
+    ... }`` while the ACT default is 583 g/kWh: uncommented, every estimated GPU's embodied
+    carbon rose. A key whose default is empty or unset (the token, a cache_dir that defaults to
+    the state dir's, Slurm's PATH) may show an example; ``act``'s parameters are the defaults."""
+    defaults = Settings().model_dump()
+    act = {f.name: getattr(ActParameters(), f.name) for f in fields(ActParameters)}
+    wrong, section = [], ""
+    for number, line in enumerate((SYSTEMD / "carbond.example.toml").read_text().splitlines(), 1):
+        if head := re.match(r"^\[+([\w.]+)\]+", line):
+            section = head.group(1)
+        elif (
+            m := re.match(r"^#\s*([a-z][a-z0-9_]*)\s*=\s*([^#]+?)\s*(#.*)?$", line)
+        ) and not section.startswith("regions"):
+            value = tomllib.loads(f"v = {m.group(2)}")["v"]
+            place: Any = defaults
+            for part in [*filter(None, section.split(".")), m.group(1)]:
+                place = place[part]
+            if section == "catalog" and m.group(1) == "act":
+                wrong += [f"{number}: act.{k} = {v}, default {act[k]}"
+                          for k, v in value.items() if act[k] != v]  # fmt: skip
+            elif place not in (None, {}, "") and value != (
+                list(place) if isinstance(place, tuple) else place
+            ):
+                wrong.append(f"{number}: {m.group(1)} = {value!r}, default {place!r}")
+    assert not wrong, wrong
