@@ -375,11 +375,13 @@ class LogSettings(_Section):
 
 
 class RecalibrationSettings(_Section):
-    """How much measured evidence a (model, GPU type) needs before the planner uses the factors
-    learned from it (docs/gpus.md, "Recalibration"): at least ``min_samples`` succeeded
-    measured runs that together cover ``min_measured_s`` seconds of run time. Until then its
-    estimates stay the catalog's. Lower ``min_measured_s`` where jobs are short and the meter
-    is trusted; raise either to wait for more evidence.
+    """How much measured evidence a (model, GPU type, runtime, precision), or its coarser
+    (model, GPU type), needs before the planner uses the factors learned from it (docs/gpus.md,
+    "Recalibration"): at least ``min_samples`` succeeded measured runs that together cover
+    ``min_measured_s`` seconds of run time. Until then the fine key uses the pair's factors,
+    once those have the evidence, and otherwise its estimates stay the catalog's. Lower
+    ``min_measured_s`` where jobs are short and the meter is trusted; raise either to wait for
+    more evidence.
     """
 
     min_samples: int = Field(default=DEFAULT_RECALIBRATION.min_samples, ge=1, le=1_000_000)
