@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
     """Add ``doctor``."""
     doctor = subparsers.add_parser(
         "doctor",
-        help="check config, state dir, ledger, policy, GPUs/NVML, signal sources, queue, wrapper",
+        help="check config, state dir, ledger, policy, GPUs, NVML, Slurm, signals, metrics port, "
+        "queue, wrapper, daemon health",
         description="Check a node as carbond run would see it (run it as the daemon's user, "
         "root): one line per check, PASS, FAIL or SKIP (config, state_dir, ledger, policy, gpus, "
         "nvml, slurm, signals, metrics, queue, wrapper, health). Exit 1 when any check fails (SKIP "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli import build_parser
 from daemon.doctor import run_checks
 from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.metrics import Metrics
@@ -578,3 +580,17 @@ def test_a_cache_dir_the_daemon_cannot_write_fails_the_signals_check(tmp_path: P
         assert f"{problem}: the daemon runs without a cache" in checks["signals"]
     config.write_text(f'{text}[signals]\ncache_dir = "{tmp_path / "new" / "cache"}"\n')
     assert _doctor(config)[1]["signals"].startswith("pass: ")
+
+
+def test_carbond_help_names_every_check_doctor_runs(tmp_path: Path) -> None:
+    """``carbond --help`` said doctor checks "config, state dir, ledger, policy, GPUs/NVML,
+    signal sources, queue, wrapper": no Slurm, metrics port or daemon health, three of its
+    twelve lines (the README's command list and doctor's own description name them all)."""
+    names = [c.name for c in run_checks(tmp_path / "absent.toml", datetime.now(UTC))]
+    assert len(names) == 12, names
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    line = next(a.help for a in sub._choices_actions if a.dest == "doctor") or ""
+    said = line.lower().replace("state dir", "state_dir").replace("/", ", ")
+    missing = [name for name in names if not re.search(rf"\b{name}", said)]
+    assert not missing, (missing, line)
