@@ -62,9 +62,11 @@ fi
 install -d "$destdir/usr/local/bin"
 ln -sf "$prefix/bin/carbond" "$destdir/usr/local/bin/carbond"
 
-# 2. The documentation the unit's Documentation= points at.
+# 2. The documentation the unit's Documentation= points at, and the pages those link to.
 install -d "$destdir$docdir"
-install -m 0644 "$here/../docs/operations.md" "$here/../docs/daemon.md" "$destdir$docdir/"
+for page in operations daemon gpus metrics sites slurm; do
+    install -m 0644 "$here/../docs/$page.md" "$destdir$docdir/"
+done
 
 # 3. The unit; its ExecStart= is the venv's carbond (step 1), its Documentation= step 2's files.
 install -d "$destdir/etc/systemd/system"

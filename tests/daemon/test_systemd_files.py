@@ -319,3 +319,17 @@ def test_the_example_configs_commented_lines_show_the_defaults() -> None:
             ):
                 wrong.append(f"{number}: {m.group(1)} = {value!r}, default {place!r}")
     assert not wrong, wrong
+
+
+def test_the_installed_documentation_has_the_pages_it_links_to(tmp_path: Path) -> None:
+    """install.sh copied operations.md and daemon.md alone, but they link to sites.md, gpus.md,
+    metrics.md and slurm.md ("[sites.md](sites.md)"): an operator reading the installed copy
+    under /usr/local/share/doc/carbond found no such page. Every page a staged page links to
+    (within docs/) is staged beside it."""
+    docs = _installed(tmp_path) / "usr/local/share/doc/carbond"
+    wrong = []
+    for page in sorted(docs.glob("*.md")):
+        for target in re.findall(r"\]\(([\w.-]+\.md)(?:#[^)\s]*)?\)", page.read_text("utf-8")):
+            if not (docs / target).is_file():
+                wrong.append(f"{page.name} links to {target}, not installed")
+    assert not wrong, wrong
