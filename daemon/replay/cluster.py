@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.replay.errors import ReplayInputError
 from daemon.settings import RegionSettings, SiteSettings
-from daemon.settings.regions import region_names, site_csvs_under, site_field
+from daemon.settings.regions import region_field, region_names, site_csvs_under
 from daemon.settings.toml_lines import line_of, syntax_problem
 from daemon.sites import Site, SiteConfigError, build_site, build_sites
 from policies import Device
@@ -199,7 +199,7 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         raise ReplayInputError(syntax_problem(exc, str(path))) from exc
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = site_field(err["loc"], region_names(raw))
+        where = region_field(err["loc"], region_names(raw))
         msg = err["msg"].removeprefix("Value error, ")
         line = line_of(text, err["loc"])
         at = str(path) if line is None else f"{path}:{line}"
@@ -216,7 +216,7 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
     for i, entry in enumerate(parsed.regions):
         if entry.gpus == "discover":
             raise ReplayInputError(
-                f"{_at(path, text, i, 'gpus')}: regions.{i}.gpus: region {entry.name!r} "
+                f"{_at(path, text, i, 'gpus')}: regions.{entry.name}.gpus: region {entry.name!r} "
                 "discovers its GPUs with NVML; a replay needs them declared (a list of catalog "
                 "names or { type, count } tables)"
             )
@@ -224,7 +224,7 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
             specs = [catalog.get(name) for name in entry.gpus]
         except UnknownGpuError as exc:
             at = _at(path, text, i, "gpus")
-            raise ReplayInputError(f"{at}: regions.{i}.gpus: {exc}") from exc
+            raise ReplayInputError(f"{at}: regions.{entry.name}.gpus: {exc}") from exc
         regions.append(Region(entry.name, entry.zone, entry.pue, _runs(specs), entry.site))
     try:  # measured CSVs readable (read here only), a zone of its own per site
         sites = build_sites(parsed.regions)

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_settings import SettingsError
 
-from daemon.settings.regions import site_field
+from daemon.settings.regions import region_field
 from daemon.settings.toml_lines import line_of
 
 __all__ = ["problem_line", "unparsable_line"]
@@ -32,13 +32,14 @@ def problem_line(
     """One problem line, naming where the bad value came from: the ``CARBOND_*`` variable and
     its value when the environment supplied it (it overrides the file), else the file, and the
     line of the file's ``text`` that sets it (or its nearest enclosing key or table) when given.
-    ``names``: the file's region names, by which a site's field is named (:func:`site_field`)."""
+    ``names``: the file's region names, by which a region's field is named
+    (:func:`region_field`)."""
     field = ".".join(str(p) for p in loc) or "<root>"
     message = message.removeprefix("Value error, ")
     found = _from_environment([str(p) for p in loc], root, missing=message == "Field required")
     if found is not None:
         return f"environment variable {found}: {field}: {message}"
-    field = site_field(loc, names) or field
+    field = region_field(loc, names) or field
     line = line_of(text, loc) if text is not None else None
     return (
         f"{where}:{line}: {field}: {message}"

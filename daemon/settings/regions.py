@@ -18,9 +18,9 @@ __all__ = [
     "RegionSettings",
     "SiteSettings",
     "SlurmRegionSettings",
+    "region_field",
     "region_names",
     "site_csvs_under",
-    "site_field",
 ]
 
 _REGION_NAME = r"^[A-Za-z0-9_.-]+$"
@@ -220,11 +220,11 @@ def site_csvs_under(regions: tuple[RegionSettings, ...], base: Path) -> tuple[Re
 
 def region_names(raw: Any) -> list[str | None]:
     """The ``name`` of each ``[[regions]]`` entry of a config's raw (parsed TOML) data, None
-    where it is missing or not a valid name."""
+    where it is missing, not a valid name, or shared with another entry (it names neither)."""
     regions = raw.get("regions") if isinstance(raw, dict) else None
     if not isinstance(regions, list):
         return []
-    return [
+    names = [
         name
         if isinstance(entry, dict)
         and isinstance(name := entry.get("name"), str)
@@ -232,14 +232,16 @@ def region_names(raw: Any) -> list[str | None]:
         else None
         for entry in regions
     ]
+    return [name if names.count(name) == 1 else None for name in names]
 
 
-def site_field(loc: Sequence[int | str], names: Sequence[str | None]) -> str:
-    """The dotted field of a settings error at ``loc``, a site's region named as the sites'
-    own errors name it (``regions.1.site.battery`` is ``regions.california.site.battery``);
-    other fields, or a region without a valid name, as ``loc`` has them."""
+def region_field(loc: Sequence[int | str], names: Sequence[str | None]) -> str:
+    """The dotted field of a settings error at ``loc``, a region named by its ``name`` as an
+    operator finds it (``regions.1.pue`` is ``regions.california.pue``, ``regions.1.site.battery``
+    is ``regions.california.site.battery``, as a site's own errors name it); other fields, or a
+    region without a valid name of its own, as ``loc`` has them."""
     parts = [str(part) for part in loc]
-    index = loc[1] if len(loc) > 2 and loc[0] == "regions" and loc[2] == "site" else None
+    index = loc[1] if len(loc) > 1 and loc[0] == "regions" else None
     if isinstance(index, int) and 0 <= index < len(names) and (name := names[index]):
         parts[1] = name
     return ".".join(parts)

@@ -63,15 +63,15 @@ def test_replay_reads_the_daemons_config(tmp_path: Path) -> None:
 def test_replay_refuses_a_region_that_discovers_its_gpus(tmp_path: Path) -> None:
     config = tmp_path / "carbond.toml"
     config.write_text('[[regions]]\nname = "a"\nzone = "DE"\ngpus = "discover"\n')
-    with pytest.raises(ReplayInputError, match=r"regions\.0\.gpus: .*declared"):
+    with pytest.raises(ReplayInputError, match=r"regions\.a\.gpus: .*declared"):
         load_cluster(config)
 
 
 @pytest.mark.parametrize(
     ("gpus", "message"),
     [
-        ("[{ type = 'T4', count = 0 }]", r"regions\.0\.gpus: entry 0: count"),
-        ("['T4', { type = 'T4' }]", r"regions\.0\.gpus: entry 1: count: Field required"),
+        ("[{ type = 'T4', count = 0 }]", r"regions\.a\.gpus: entry 0: count"),
+        ("['T4', { type = 'T4' }]", r"regions\.a\.gpus: entry 1: count: Field required"),
         ("[{ type = 'T4', count = 1, colour = 'red' }]", r"entry 0: colour"),
         ("[{ type = 'Z9', count = 1 }]", "Z9"),
     ],

@@ -506,10 +506,10 @@ def test_deadline_allows_twice_the_planners_estimate_on_the_slowest_gpu(
     ("text", "message"),
     [
         ("[[regions]]\nname = 'a'\nzone = 'X'\ngpus = [{ type = 'Z9', count = 1 }]\n", "Z9"),
-        ("[[regions]]\nname = 'a'\nzone = 'X'\ngpus = []\n", r"c\.toml:4: regions\.0\.gpus"),
+        ("[[regions]]\nname = 'a'\nzone = 'X'\ngpus = []\n", r"c\.toml:4: regions\.a\.gpus"),
         ("[[regions]]\nname = 'a b'\nzone = 'X'\ngpus = ['T4']\n", r"c\.toml:2: regions\.0\.name"),
         ("regions = [\n", "not valid TOML"),
-        ("[[regions]]\nname = 'a'\nzone = 'X'\npue = 0.5\ngpus = ['T4']\n", ":4: regions.0.pue"),
+        ("[[regions]]\nname = 'a'\nzone = 'X'\npue = 0.5\ngpus = ['T4']\n", ":4: regions.a.pue"),
         (
             "[[regions]]\nname = 'a'\nzone = 'X'\ngpus = ['T4']\n[[regions]]\nzone = 'Y'\n"
             "name = 'a'\ngpus = ['T4']\n",
@@ -517,7 +517,7 @@ def test_deadline_allows_twice_the_planners_estimate_on_the_slowest_gpu(
         ),
         (
             "[[regions]]\nname = 'a'\nzone = 'X'\ngpus = 'discover'\n",
-            r"c\.toml:4: regions\.0\.gpus: region 'a' discovers",
+            r"c\.toml:4: regions\.a\.gpus: region 'a' discovers",
         ),
     ],
 )

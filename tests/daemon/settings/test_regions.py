@@ -83,11 +83,12 @@ def test_every_problem_is_one_line(tmp_path: Path) -> None:
         load_settings(config)
     problems = info.value.problems
     assert any("intervals.ingest_s" in p for p in problems)
+    # the two regions named "qc" are named by their place: the name names neither
     assert any("regions.0.gpus" in p and "unknown GPU 'Voodoo2'" in p for p in problems)
     assert any("regions.1.pue" in p for p in problems)
     assert any("regions.1.colour" in p for p in problems)
-    assert [p for p in problems if "regions.2" in p] == [
-        f'{config}:19: regions.2.gpus: must be "discover" or a list of GPU catalog '
+    assert [p for p in problems if "regions.x" in p or "regions.2" in p] == [
+        f'{config}:19: regions.x.gpus: must be "discover" or a list of GPU catalog '
         "names, got 'discovr'"
     ]
     assert all(p.startswith(str(config)) for p in problems)
@@ -125,3 +126,21 @@ def test_invalid_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert err.startswith("carbond: error: invalid configuration:")
     assert "regions.1.pue" in err
+
+
+def test_a_region_field_is_named_by_the_region_name_as_a_site_field_is(tmp_path: Path) -> None:
+    """``regions.1.pue`` named a region by its place while its site's fields were named by
+    the region (``regions.b.site.pv_kwp``): both name the region now, with the line."""
+    config = tmp_path / "named.toml"
+    config.write_text(
+        '[[regions]]\nname = "a"\nzone = "DE"\n\n[[regions]]\nname = "b"\nzone = "FR"\n'
+        'pue = 9.0\n\n[regions.site]\npv_kwp = -1.0\n\n[[regions]]\nzone = "PL"\npue = 0.5\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [
+        f"{config}:8: regions.b.pue: Input should be less than or equal to 3",
+        f"{config}:11: regions.b.site.pv_kwp: Input should be greater than or equal to 0",
+        f"{config}:13: regions.2.name: Field required",  # no name: its place
+        f"{config}:15: regions.2.pue: Input should be greater than or equal to 1",
+    ]

@@ -86,7 +86,7 @@ def test_a_bad_value_in_a_config_file_names_its_line(tmp_path: Path) -> None:
         load_settings(config)
     assert sorted(info.value.problems) == [
         f"{config}:11: policy.plan_window: Input should be greater than or equal to 1",
-        f"{config}:7: regions.0.pue: Input should be greater than or equal to 1",
+        f"{config}:7: regions.qc.pue: Input should be greater than or equal to 1",
     ]
 
 

@@ -92,7 +92,7 @@ def _line(text: str, starts: str) -> int:
 def test_a_bad_site_setting_names_its_region_as_a_bad_csv_does(tmp_path: Path) -> None:
     """Settings errors named a site by list index (``regions.0.site.battery``) while a CSV it
     could not read named it by region (``regions.sf.site``); both name the region now, with
-    the file's line. Other region fields keep the index."""
+    the file's line. Other region fields are named by the region's name too."""
     config = tmp_path / "carbond.toml"
     battery = "[regions.site.battery]\ncapacity_kwh = -1\ncharge_power_w = 1\ndischarge_power_w = 1"
     text = BAD.format(state=tmp_path, pue=9.0, site=battery)
@@ -100,7 +100,7 @@ def test_a_bad_site_setting_names_its_region_as_a_bad_csv_does(tmp_path: Path) -
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     assert caught.value.problems == [
-        f"{config}:{_line(text, 'pue')}: regions.0.pue: Input should be less than or equal to 3",
+        f"{config}:{_line(text, 'pue')}: regions.sf.pue: Input should be less than or equal to 3",
         f"{config}:{_line(text, 'capacity_kwh')}: regions.sf.site.battery.capacity_kwh: "
         "Input should be greater than 0",
     ]
