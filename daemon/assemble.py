@@ -37,7 +37,7 @@ from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
 from daemon.signals import build_signal_chain
-from daemon.sites import SiteView, build_sites
+from daemon.sites import SiteView, sites_of
 from daemon.statedir import LEDGER_NAME  # re-exported: older imports of it from here
 from daemon.states import WAITING_STATES
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
@@ -111,7 +111,7 @@ def build_service(
             metrics=metrics,
             on_close=on_close,
             measurement=measurement,
-            sites=SiteView(build_sites(settings.regions)),
+            sites=SiteView(sites_of(settings)),
             learning=_configure_learning(learning or Learning(), settings),
             catalog=catalog,
         )

@@ -38,7 +38,7 @@ from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
 from daemon.queue.files import spool_name_problem
 from daemon.queue.resume import resume
 from daemon.settings import ConfigError, Settings, config_path, load_settings
-from daemon.sites import SiteConfigError, build_sites
+from daemon.sites import SiteConfigError, sites_of
 from daemon.statedir import LEDGER_NAME, state_dir_problems
 from forecasts import ForecastsError, SeriesCache, SignalChain
 from policies import UnknownPolicyError, get_policy
@@ -96,9 +96,9 @@ def _check_config(settings: Settings, where: str) -> Check:
     """The settings loaded; their sites must build too (``carbond run`` refuses a site whose
     measured CSV cannot be read or whose zone another region shares)."""
     try:
-        build_sites(settings.regions)
-    except SiteConfigError as exc:
-        return Check("config", "fail", f"{where}: {exc} (`carbond run` refuses it)")
+        sites_of(settings)
+    except SiteConfigError as exc:  # FILE:LINE: regions.REGION.FIELD: why
+        return Check("config", "fail", f"{exc} (`carbond run` refuses it)")
     return Check(
         "config",
         "pass",

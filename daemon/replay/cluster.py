@@ -228,8 +228,10 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         regions.append(Region(entry.name, entry.zone, entry.pue, _runs(specs), entry.site))
     try:  # measured CSVs readable (read here only), a zone of its own per site
         sites = build_sites(parsed.regions)
-    except SiteConfigError as exc:
-        raise ReplayInputError(f"{path}: {exc}") from exc
+    except SiteConfigError as exc:  # at the line of the field at fault, as a bad value
+        line = line_of(text, exc.loc(names))
+        at = str(path) if line is None else f"{path}:{line}"
+        raise ReplayInputError(f"{at}: {exc}") from exc
     return Cluster(tuple(regions), sites)
 
 

@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -81,6 +81,7 @@ __all__ = [
     "SlurmExecutorSettings",
     "SlurmRegionSettings",
     "config_path",
+    "config_problem",
     "load_settings",
 ]
 
@@ -108,6 +109,10 @@ class Settings(BaseSettings):
     # Set per load by load_settings(); pydantic-settings reads them through the source hook.
     _toml_path: ClassVar[Path | None] = None
     _secrets_dir: ClassVar[Path | None] = None
+    # The file these settings were read from and its text then (load_settings()), so that a
+    # problem found later (a site's CSV) names its line as a bad value does (config_problem()).
+    _source: Path | None = PrivateAttr(default=None)
+    _source_text: str | None = PrivateAttr(default=None)
 
     state_dir: Path = Path("/var/lib/carbond")
     default_pue: float = Field(default=1.0, ge=1.0, le=3.0)
@@ -262,10 +267,10 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     Settings._toml_path = path
     Settings._secrets_dir = Path(creds) if creds and Path(creds).is_dir() else None
     where = str(path) if path else "settings"
+    text = _text(path)
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        text = _text(path)
         names = region_names(_parsed(text))
         problems = [
             problem_line(err["loc"], err["msg"], where, Settings, text, names)
@@ -283,7 +288,21 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     finally:
         Settings._toml_path = None
         Settings._secrets_dir = None
-    if path is None or not any(region.site for region in settings.regions):
+    if path is None:
         return settings
-    # a site's relative CSV is the config file's neighbour, not the working directory's
-    return settings.model_copy(update={"regions": site_csvs_under(settings.regions, path.parent)})
+    if any(region.site for region in settings.regions):
+        # a site's relative CSV is the config file's neighbour, not the working directory's
+        regions = site_csvs_under(settings.regions, path.parent)
+        settings = settings.model_copy(update={"regions": regions})
+    settings._source, settings._source_text = path, text
+    return settings
+
+
+def config_problem(settings: Settings, loc: tuple[int | str, ...], message: str) -> str:
+    """A problem with the value at ``loc`` of ``settings`` found after they loaded (a site's
+    CSV cannot be read) as one line, named as :func:`load_settings` names a bad value: the
+    ``CARBOND_*`` variable that set it, or the file, the line that sets it (as the file read
+    then) and the field (a region by its name)."""
+    path, text = settings._source, settings._source_text
+    where = str(path) if path is not None else "settings"
+    return problem_line(loc, message, where, Settings, text, region_names(_parsed(text)))

@@ -7,7 +7,15 @@ The pure model (dispatch, job shares, effective intensity) is
 :mod:`policies.footprint.site`; replay accounting uses it in :mod:`daemon.replay.sites`.
 """
 
-from daemon.sites.model import Site, SiteConfigError, build_site, build_sites
+from daemon.sites.model import Site, SiteConfigError, build_site, build_sites, sites_of
 from daemon.sites.view import SiteIntensity, SiteView
 
-__all__ = ["Site", "SiteConfigError", "SiteIntensity", "SiteView", "build_site", "build_sites"]
+__all__ = [
+    "Site",
+    "SiteConfigError",
+    "SiteIntensity",
+    "SiteView",
+    "build_site",
+    "build_sites",
+    "sites_of",
+]

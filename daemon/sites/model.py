@@ -9,7 +9,7 @@ last row by a grace (:meth:`Site.refresh`); past that grace measured PV is 0 W.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,12 +19,12 @@ import numpy.typing as npt
 import structlog
 
 from daemon.errors import UsageError
-from daemon.settings import RegionSettings, SiteSettings
+from daemon.settings import RegionSettings, Settings, SiteSettings, config_problem
 from forecasts import ForecastsError
 from forecasts.solar import PowerSeries, PvArray, clear_sky_pv, load_power_csv
 from policies.footprint.site import Battery, SiteFactors
 
-__all__ = ["Site", "SiteConfigError", "build_site", "build_sites"]
+__all__ = ["Site", "SiteConfigError", "build_site", "build_sites", "sites_of"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -37,7 +37,22 @@ log = structlog.get_logger(__name__)
 
 
 class SiteConfigError(UsageError):
-    """A site that cannot be built (unreadable CSV, a zone shared with another region)."""
+    """A site that cannot be built (unreadable CSV, a zone shared with another region).
+
+    ``region`` and ``field`` (its dotted path in the region: ``site.pv_csv``, ``zone``) say
+    which setting is at fault; ``reason`` why. Its message is ``regions.REGION.FIELD:
+    REASON``, or the whole ``line`` given (``FILE:LINE: ...``, :func:`sites_of`)."""
+
+    def __init__(self, reason: str, *, region: str, field: str, line: str | None = None) -> None:
+        self.reason = reason
+        self.region = region
+        self.field = field
+        super().__init__(line or f"regions.{region}.{field}: {reason}")
+
+    def loc(self, names: Sequence[str]) -> tuple[int | str, ...]:
+        """The setting's location as a settings error has it (``("regions", 1, "site",
+        "pv_csv")``), ``names`` the regions' names in their order."""
+        return ("regions", names.index(self.region), *self.field.split("."))
 
 
 @dataclass(slots=True)
@@ -224,7 +239,8 @@ def build_site(region: str, zone: str, cfg: SiteSettings) -> Site:
     """The site of ``region`` (in ``zone``) from its settings.
 
     Raises:
-        SiteConfigError: a measured CSV cannot be read (the message names region and file).
+        SiteConfigError: a measured CSV cannot be read (the message names region, field and
+            file).
     """
     pv_array = None
     if cfg.pv_kwp > 0 and cfg.latitude is not None and cfg.longitude is not None:
@@ -239,16 +255,26 @@ def build_site(region: str, zone: str, cfg: SiteSettings) -> Site:
     other_csv = Path(cfg.other_load_csv) if cfg.other_load_csv is not None else None
     paths = {"pv_csv": pv_csv, "other_load_csv": other_csv}
     stamps = {name: _stamp(path) for name, path in paths.items() if path is not None}
-    try:  # stamped before reading: a change while it is read is read again
-        pv_trace = load_power_csv(pv_csv) if pv_csv is not None else None
-        other = load_power_csv(other_csv) if other_csv is not None else None
-    except ForecastsError as exc:
-        raise SiteConfigError(f"regions.{region}.site: {exc}") from exc
+    # stamped before reading: a change while it is read is read again
+    pv_trace = _read_csv(region, "pv_csv", pv_csv)
+    other = _read_csv(region, "other_load_csv", other_csv)
     factors = SiteFactors(cfg.pv_g_per_kwh, cfg.battery_g_per_kwh)
     site = Site(region, zone, pv_array, pv_trace, cfg.other_load_w, other,
                 battery, factors, cfg.plan, pv_csv, other_csv)  # fmt: skip
     site._stamps.update(stamps)
     return site
+
+
+def _read_csv(region: str, name: str, path: Path | None) -> PowerSeries | None:
+    """The rows of a site's measured CSV ``name`` at ``path`` (None: not set).
+
+    Raises:
+        SiteConfigError: it cannot be read, naming the region and the field.
+    """
+    try:
+        return load_power_csv(path) if path is not None else None
+    except ForecastsError as exc:
+        raise SiteConfigError(str(exc), region=region, field=f"site.{name}") from exc
 
 
 def build_sites(regions: Iterable[RegionSettings]) -> Mapping[str, Site]:
@@ -264,7 +290,24 @@ def build_sites(regions: Iterable[RegionSettings]) -> Mapping[str, Site]:
         others = [r.name for r in regions if r.zone == site.zone and r.name != name]
         if others:
             raise SiteConfigError(
-                f"regions.{name}.site: zone {site.zone} is shared with {', '.join(others)}; "
-                "a region with a site needs a zone of its own"
+                f"zone {site.zone} is shared with {', '.join(others)}; "
+                "a region with a site needs a zone of its own",
+                region=name,
+                field="zone",
             )
     return sites
+
+
+def sites_of(settings: Settings) -> Mapping[str, Site]:
+    """:func:`build_sites` of the settings' regions, a problem named as a bad value of the
+    config is: ``FILE:LINE: regions.REGION.FIELD: REASON`` (:func:`config_problem`).
+
+    Raises:
+        SiteConfigError: as :func:`build_sites`, its message naming the file and line.
+    """
+    try:
+        return build_sites(settings.regions)
+    except SiteConfigError as exc:
+        loc = exc.loc([region.name for region in settings.regions])
+        line = config_problem(settings, loc, exc.reason)
+        raise SiteConfigError(exc.reason, region=exc.region, field=exc.field, line=line) from exc

@@ -231,7 +231,10 @@ def test_a_fifo_site_csv_fails_without_hanging(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("site", "message"),
     [
-        ("pv_csv = '{missing}'\n", r"regions\.qc\.site: .*missing\.csv: cannot read"),
+        (
+            "pv_csv = '{missing}'\n",
+            r"toml:\d+: regions\.qc\.site\.pv_csv: .*missing\.csv: cannot read",
+        ),
         ("pv_csv = '{latin1}'\n", r"latin1\.csv: not a UTF-8 CSV file"),
     ],
 )

@@ -90,7 +90,8 @@ def test_a_reload_the_running_daemon_cannot_wire_is_rejected_saying_why(tmp_path
         config.write_text(config.read_text() + SITE_WITH_A_MISSING_CSV.format(csv=missing))
         proc.send_signal(signal.SIGHUP)
         (first,) = _wait_for(log, "reload_rejected", 1)
-        assert first["problems"][0].startswith("regions.solar.site: ")
+        line = config.read_text().splitlines().index(f'pv_csv = "{missing}"') + 1
+        assert first["problems"][0].startswith(f"{config}:{line}: regions.solar.site.pv_csv: ")
         assert str(missing) in first["problems"][0]
 
         config.write_text(CONFIG.format(state=tmp_path / "state") + SLURM_REGION)

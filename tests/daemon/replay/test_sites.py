@@ -168,7 +168,7 @@ def test_replay_cli_prints_site_table_and_draws_the_site(
         (SITE_PV.format(kwp=1.0) + BATTERY.replace("min_soc = 0.2", "min_soc = 0.9"),
          r"regions\.california\.site\.battery: .*initial_soc 0.8 is below min_soc 0.9"),
         ("\n[regions.site]\npv_csv = 'missing.csv'\n",
-         r"regions\.california\.site: .*missing\.csv"),
+         r"site-cluster\.toml:\d+: regions\.california\.site\.pv_csv: .*missing\.csv"),
         (SITE_PV.format(kwp=1.0) + "pv_csv = 'pv.csv'\n",
          r"regions\.california\.site: pv_kwp and pv_csv both set"),
         (SITE_PV.format(kwp=1.0) + "other_load_w = 300\nother_load_csv = 'load.csv'\n",

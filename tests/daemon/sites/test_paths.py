@@ -109,5 +109,5 @@ def test_a_bad_site_setting_names_its_region_as_a_bad_csv_does(tmp_path: Path) -
     with pytest.raises(ConfigError, match=r"toml:\d+: regions\.sf\.site: pv_kwp needs latitude"):
         load_settings(config)
     config.write_text(BAD.format(state=tmp_path, pue=1.0, site="pv_csv = 'missing.csv'"))
-    with pytest.raises(SiteConfigError, match=r"^regions\.sf\.site: .*missing\.csv"):
+    with pytest.raises(SiteConfigError, match=r"^regions\.sf\.site\.pv_csv: .*missing\.csv"):
         build_sites(load_settings(config).regions)

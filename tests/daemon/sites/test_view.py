@@ -125,10 +125,10 @@ def test_measured_pv_more_than_a_day_ahead_is_forecast_from_a_day_already_measur
 def test_a_site_needs_its_zone_alone_and_readable_csvs(tmp_path: Path) -> None:
     a = RegionSettings(name="a", zone="DE", gpus=("T4",), site=_site())
     b = RegionSettings(name="b", zone="DE", gpus=("T4",))
-    with pytest.raises(SiteConfigError, match="zone DE is shared with b"):
+    with pytest.raises(SiteConfigError, match=r"^regions\.a\.zone: zone DE is shared with b"):
         build_sites([a, b])
     missing = replace_site(a, pv_csv=tmp_path / "nope.csv")
-    with pytest.raises(SiteConfigError, match=r"regions\.a\.site: .*nope\.csv"):
+    with pytest.raises(SiteConfigError, match=r"^regions\.a\.site\.pv_csv: .*nope\.csv"):
         build_sites([missing])
 
 
