@@ -245,7 +245,7 @@ def _print_sites(rows: Sequence[dict[str, Any]]) -> None:
                 ("slack_h", "policy", "grid_kwh", "pv_kwh", "battery_kwh", "offset",
                  "operational_g", "total_g"),
                 [(_hours(r["slack_s"]), _name(r), r["grid_kwh"], r["pv_kwh"], r["battery_kwh"],
-                  _pct(r["offset"]), r["operational_g"], r["total_g"])
+                  _pct(r["offset_share"]), r["operational_g"], r["total_g"])
                  for r in rows if "grid_kwh" in r])  # fmt: skip
 
 

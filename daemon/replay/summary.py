@@ -3,7 +3,10 @@
 Summary fields (stable, snake_case; also the ``--json`` output of ``carbond replay``):
 ``policy, params, total_g, operational_g, embodied_g, energy_kwh, jobs, rejected,
 unfinished, deadline_misses, g_per_job, mean_wait_s, p95_wait_s, region_share,
-savings_vs_run_now, compared_jobs`` and, when an ``oracle`` ran, ``oracle_savings_captured``
+savings_vs_run_now, compared_jobs, grid_kwh, pv_kwh, battery_kwh, offset_share`` (the share
+of the facility energy covered on site, as ``carbond report --json`` names it; ``offset``, its
+name until 2026-12-07, is kept beside it for one release, deprecated), ``offset_by_day`` when
+a region has a site, and, when an ``oracle`` ran, ``oracle_savings_captured``
 (this policy's savings over the oracle's; None where the oracle saved nothing on the jobs
 compared, or there are none).
 
@@ -76,14 +79,21 @@ def _over(grams: dict[str, float], common: set[str]) -> float:
 
 
 def _site_summary(run: PolicyRun) -> dict[str, Any]:
-    """On-site energy of a run: grid, PV and battery kWh, the offset, per day with sites."""
+    """On-site energy of a run: grid, PV and battery kWh, the share covered on site, per day
+    with sites."""
     outcomes = run.outcomes
     grid = sum(o.grid_j for o in outcomes) / J_PER_KWH
     pv = sum(o.pv_j for o in outcomes) / J_PER_KWH
     battery = sum(o.battery_j for o in outcomes) / J_PER_KWH
     total = grid + pv + battery
-    row: dict[str, Any] = {"grid_kwh": grid, "pv_kwh": pv, "battery_kwh": battery,
-                           "offset": (pv + battery) / total if total else 0.0}  # fmt: skip
+    share = (pv + battery) / total if total else 0.0
+    row: dict[str, Any] = {
+        "grid_kwh": grid,
+        "pv_kwh": pv,
+        "battery_kwh": battery,
+        "offset_share": share,
+        "offset": share,  # deprecated, offset_share's name until 2026-12-07: one release more
+    }
     if run.sites:
         row["offset_by_day"] = daily_offset(outcomes)
     return row

@@ -4,7 +4,7 @@ local surplus; with zero PV and no battery every figure equals a replay without 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import ReplayInputs, load_setup, parse_duration_s
 from daemon.replay.report import summarise
 from daemon.replay.sites import account_sites
+from daemon.reports.summary import ReportRow
 from tests.daemon.replay.conftest import CLUSTER, START, write_azure
 
 SITE_PV = """
@@ -79,7 +80,7 @@ def test_zero_pv_and_no_battery_change_nothing(
     rows_a, rows_b = summarise([plain]), summarise([sited])
     for key in ("total_g", "operational_g", "embodied_g", "energy_kwh", "grid_kwh", "jobs"):
         assert rows_b[0][key] == pytest.approx(rows_a[0][key], rel=1e-9), key
-    assert rows_b[0]["offset"] == rows_a[0]["offset"] == 0.0
+    assert rows_b[0]["offset_share"] == rows_a[0]["offset_share"] == 0.0
 
 
 def test_pv_and_battery_offset_the_load_and_balance_at_every_step(
@@ -99,7 +100,7 @@ def test_pv_and_battery_offset_the_load_and_balance_at_every_step(
     assert sum(o.pv_j for o in at_site) == pytest.approx(flows.gpu_pv_j.sum(), rel=1e-6)
     assert sum(o.battery_j for o in at_site) == pytest.approx(flows.gpu_battery_j.sum(), rel=1e-6)
     row = summarise([run])[0]
-    assert 0 < row["offset"] < 1
+    assert 0 < row["offset_share"] < 1
     assert set(row["offset_by_day"]) and all(0 <= v <= 1 for v in row["offset_by_day"].values())
 
 
@@ -155,6 +156,9 @@ def test_replay_cli_prints_site_table_and_draws_the_site(
     assert main([*argv, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["pv_kwh"] > 0 and "offset_by_day" in rows[0]
+    # the share covered on site has `carbond report --json`'s name; the old one stays a release
+    assert "offset_share" in {f.name for f in fields(ReportRow)}
+    assert 0 < rows[0]["offset_share"] < 1 and rows[0]["offset"] == rows[0]["offset_share"]
     # no spatial/temporal split with a site: grid grams alone split run-now's own saving of 0
     # into two opposite parts (the PV a job would have had at another start is not known)
     assert rows[0]["spatial_saving"] is None and rows[0]["temporal_saving"] is None
@@ -260,7 +264,7 @@ def test_the_studys_solar_case_on_the_real_2023_traces(shared_data: Path) -> Non
                                                for p in ("run-now", "carbon-window")])}  # fmt: skip
     now, window = rows["run-now"], rows["carbon-window"]
     assert now["deadline_misses"] == window["deadline_misses"] == 0
-    assert 0.4 < now["offset"] < window["offset"] < 1.0
+    assert 0.4 < now["offset_share"] < window["offset_share"] < 1.0
     assert window["grid_kwh"] < now["grid_kwh"]
     assert window["total_g"] < now["total_g"]
 
