@@ -1,8 +1,8 @@
 """Measured outcomes: what a finished job really emitted, next to what was predicted.
 
 Pure: the daemon passes the measured run, the prediction made at dispatch (the decision's
-chosen :class:`~policies.types.Alternative`), the intensity series it had and the run-now
-counterfactual; this module returns a frozen :class:`Outcome`. Grams come from
+chosen :class:`~policies.types.Alternative`) and the intensity it saw; this module returns a
+frozen :class:`Outcome`. Grams come from
 :func:`policies.footprint.accounting.footprint` only.
 
 Realised intensity is the time-weighted mean of the series over the run: each grid value holds
@@ -12,18 +12,16 @@ for its step; where the run reaches past the series, the edge value is held and 
 Errors are relative, as fractions: ``(measured − predicted) / predicted`` (positive: the job cost
 more than predicted).
 
-Run-now counterfactual: the same job started at submission on the run-now device. On the same
-GPU type and count as the real run, its energy and duration are the measured ones; elsewhere they
-are the run-now estimate made at decision time. Its intensity is the realised intensity over
-``[submitted_at, submitted_at + duration]`` in the run-now zone.
+The run-now counterfactual is not priced here: the ledger's ``run_now_total_g`` is the one
+stored with the job's first decision, scaled as the run turned out and priced over its own
+window (:mod:`daemon.accounting.finished`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -80,7 +78,7 @@ class RealisedIntensity:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A finished job's measured footprint, its prediction, the errors and the counterfactual."""
+    """A finished job's measured footprint, its prediction and the errors."""
 
     started_at: datetime
     ended_at: datetime
@@ -107,15 +105,6 @@ class Outcome:
     duration_error_rel: float
     intensity_error_rel: float
     total_error_rel: float
-    run_now_total_g: float | None
-    saved_vs_run_now_g: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain fields for the ledger and ``--json`` (datetimes as RFC 3339 strings)."""
-        fields = asdict(self)
-        for key in ("started_at", "ended_at"):
-            fields[key] = fields[key].isoformat()
-        return fields
 
 
 def relative_error(measured: float, predicted: float) -> float:
@@ -211,10 +200,6 @@ def compute_outcome(
     gpu_embodied_g: float,
     pue: float = 1.0,
     lifetime_years: float = DEFAULT_LIFETIME_YEARS,
-    run_now: Alternative | None = None,
-    run_now_intensity: ZoneIntensity | None = None,
-    submitted_at: datetime | None = None,
-    run_now_gpu_embodied_g: float | None = None,
 ) -> Outcome:
     """The outcome of ``run``, which was dispatched with prediction ``predicted``.
 
@@ -225,11 +210,9 @@ def compute_outcome(
         gpu_embodied_g: embodied grams of one GPU of ``run.gpu``.
         pue: the site's PUE.
         lifetime_years: GPU lifetime for amortising embodied carbon.
-        run_now, run_now_intensity, submitted_at, run_now_gpu_embodied_g: the run-now
-            counterfactual (all needed for it; else its fields are None).
 
     Raises:
-        InvalidOutcomeError: negative energy or duration, or a bad intensity interval.
+        InvalidOutcomeError: negative energy or duration.
     """
     duration_s = run.duration_s
     measured = measured_footprint(
@@ -241,22 +224,6 @@ def compute_outcome(
         lifetime_years=lifetime_years,
         gpus=run.gpus,
     )
-    run_now_g: float | None = None
-    if run_now and run_now_intensity and submitted_at and run_now_gpu_embodied_g is not None:
-        same = run_now.gpu == run.gpu and len(run_now.device_ids) == run.gpus
-        energy_j = run.energy_j if same else run_now.energy_j
-        run_now_s = duration_s if same else run_now.duration_s
-        end = submitted_at + timedelta(seconds=run_now_s)
-        value, _ = time_weighted_intensity(run_now_intensity, submitted_at, end)
-        run_now_g = footprint(
-            energy_j,
-            run_now_s,
-            value,
-            run_now_gpu_embodied_g,
-            pue=pue,
-            lifetime_years=lifetime_years,
-            gpus=len(run_now.device_ids),
-        ).total_g
     return Outcome(
         started_at=run.started_at,
         ended_at=run.ended_at,
@@ -285,6 +252,4 @@ def compute_outcome(
             intensity.intensity_g_per_kwh, predicted.intensity_g_per_kwh
         ),
         total_error_rel=relative_error(measured.total_g, predicted.total_g),
-        run_now_total_g=run_now_g,
-        saved_vs_run_now_g=None if run_now_g is None else run_now_g - measured.total_g,
     )

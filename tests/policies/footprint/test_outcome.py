@@ -1,4 +1,4 @@
-"""Outcome maths: time-weighted realised intensity, grams, errors, run-now counterfactual."""
+"""Outcome maths: time-weighted realised intensity, grams, errors."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def alternative(gpu: str = "A100-80GB", **fields: object) -> Alternative:
 RUN = MeasuredRun(T0, T0 + H, "A100-80GB", 1, 3_600_000.0, "counter")
 
 
-def test_outcome_grams_errors_and_counterfactual() -> None:
+def test_outcome_grams_and_errors() -> None:
     intensity = realised_intensity(
         Series(), RUN.started_at, RUN.ended_at, rung="api", signal_time=RUN.ended_at
     )
@@ -98,10 +98,6 @@ def test_outcome_grams_errors_and_counterfactual() -> None:
         gpu_embodied_g=26_600.0,
         pue=1.2,
         lifetime_years=5.0,
-        run_now=alternative(start=T0 - 2 * H),
-        run_now_intensity=Series(),
-        submitted_at=T0 + 2 * H,  # would have run at 300 g/kWh
-        run_now_gpu_embodied_g=26_600.0,
     )
     embodied = 26_600.0 * 3600 / (5 * SECONDS_PER_YEAR)
     assert outcome.operational_g == pytest.approx(1.0 * 100.0 * 1.2)  # 1 kWh at 100 g/kWh
@@ -112,36 +108,11 @@ def test_outcome_grams_errors_and_counterfactual() -> None:
     assert outcome.intensity_error_rel == pytest.approx(100 / 120 - 1)
     assert outcome.predicted_total_g == 120.0
     assert outcome.total_error_rel == pytest.approx((120.0 + embodied) / 120.0 - 1)
-    # Same GPU type and count: the counterfactual uses the measured energy and duration.
-    assert outcome.run_now_total_g == pytest.approx(300.0 * 1.2 + embodied)
-    assert outcome.saved_vs_run_now_g == pytest.approx(300.0 * 1.2 - 120.0)
-    fields = outcome.as_dict()
-    assert fields["started_at"] == "2024-03-01T00:00:00+00:00"
-    assert fields["energy_method"] == "counter"
-    assert fields["intensity_rung"] == "api"
-
-
-def test_counterfactual_on_another_gpu_uses_its_estimate() -> None:
-    intensity = realised_intensity(Series(), T0, T0 + H, rung="api", signal_time=T0)
-    run_now = alternative("H100-SXM", energy_j=1_800_000.0, duration_s=1800.0)
-    outcome = compute_outcome(
-        RUN,
-        alternative(),
-        intensity,
-        gpu_embodied_g=0.0,
-        run_now=run_now,
-        run_now_intensity=Series(),
-        submitted_at=T0,
-        run_now_gpu_embodied_g=0.0,
+    assert (outcome.started_at, outcome.energy_method, outcome.intensity_rung) == (
+        T0,
+        "counter",
+        "api",
     )
-    assert outcome.run_now_total_g == pytest.approx(0.5 * 100.0)
-
-
-def test_without_counterfactual_inputs_its_fields_are_none() -> None:
-    intensity = realised_intensity(Series(), T0, T0 + H, rung="static", signal_time=T0)
-    outcome = compute_outcome(RUN, alternative(), intensity, gpu_embodied_g=0.0)
-    assert outcome.run_now_total_g is None
-    assert outcome.saved_vs_run_now_g is None
 
 
 def test_negative_energy_is_refused() -> None:
