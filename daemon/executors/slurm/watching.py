@@ -21,7 +21,7 @@ from daemon.executors.errors import (
     ExecutorUnavailableError,
 )
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm.acct import AcctRow, row_of
+from daemon.executors.slurm.acct import AcctRow, row_of, rows_of
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.parse import QueueRow, by_id
 from daemon.executors.slurm.queries import SlurmQueries, Token, ended, ended_unstarted, known
@@ -353,17 +353,18 @@ class SlurmWatching:
         self._name_unreadable(cluster, rows)
         return rows
 
-    def _name_unreadable(self, cluster: str | None, rows: Sequence[AcctRow]) -> None:
+    def _name_unreadable(self, cluster: str | None, rows: list[AcctRow]) -> None:
         """Log once per Slurm job of ``cluster`` what sacct printed of it that cannot be read
         (``slurm_sacct_unreadable``): a field is unknown, a lost row (cut short) keeps its end
-        for a later poll, when sacct is asked again; every other job is read as usual. Slurm
+        for a later poll, when sacct is asked again; every other job is read as usual. A lost
+        fragment that a readable row of the same id and step replaced is not what was read
+        (:func:`~daemon.executors.slurm.acct.rows_of`), so it is not named. Slurm
         ids repeat across clusters (and on one rebuilt), so a job is known by its cluster and
         id, and forgotten when it ends (:meth:`_states`, :meth:`ended_held`)."""
-        odd: dict[str, list[str]] = defaultdict(list)
-        for row in rows:
-            if row.unreadable and (cluster, row.slurm_id) not in self._notes.sacct_odd:
-                odd[row.slurm_id] += [f"{u} ({row.step or 'job'})" for u in row.unreadable]
-        for slurm_id, fields in odd.items():
-            self._notes.sacct_odd.add((cluster, slurm_id))
-            log.warning("slurm_sacct_unreadable", cluster=cluster, slurm_id=slurm_id,
-                        fields=fields)  # fmt: skip
+        for slurm_id in dict.fromkeys(row.slurm_id for row in rows if row.unreadable):
+            fields = [f"{u} ({row.step or 'job'})" for row in rows_of(rows, slurm_id)
+                      for u in row.unreadable]  # fmt: skip
+            if fields and (cluster, slurm_id) not in self._notes.sacct_odd:
+                self._notes.sacct_odd.add((cluster, slurm_id))
+                log.warning("slurm_sacct_unreadable", cluster=cluster, slurm_id=slurm_id,
+                            fields=fields)  # fmt: skip

@@ -3,6 +3,7 @@ cannot be read: that job is set aside and named once, every other job is still f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from structlog.testing import capture_logs
 from daemon.executors.base import RunHandle
 from daemon.executors.errors import EndNotRecordedError, ExecutorUnavailableError
 from daemon.executors.slurm.queries import Token
+from daemon.executors.slurm.runner import CommandResult
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.test_slurm_executor import (
@@ -418,3 +420,46 @@ def test_a_job_whose_sacct_start_cannot_be_read_started_at_its_batch_step_s_star
     unknown = ends["j2"]
     assert unknown.started_at is None and unknown.finished_at == T0 + 5 * ONE_S
     assert unknown.reason.endswith("Start 'Unknwn' (batch); start unknown: taken as its release")
+
+
+class _Fragments(FakeSlurm):
+    """:class:`FakeSlurm` whose sacct answer starts with a fragment of job ``fragment``'s row
+    (a line cut in two) and prints job ``cut_batch``'s batch row cut short."""
+
+    fragment = ""
+    cut_batch = ""
+
+    def _sacct(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        result = super()._sacct(argv, opts)
+        lines = [f"{self.fragment}|COMPLETED|0:0"] + [
+            line[:30] if line.startswith(f"{self.cut_batch}.batch|") else line
+            for line in result.stdout.splitlines()
+        ]
+        return replace(result, stdout="".join(line + "\n" for line in lines))
+
+
+def test_a_sacct_fragment_a_readable_row_of_its_id_replaced_is_not_named_unreadable(
+    tmp_path: Path,
+) -> None:
+    """A line cut in two leaves a fragment whose first field reads as some job's id; the
+    readable row of that id printed after it is what the end is read from. The fragment was
+    still named (``slurm_sacct_unreadable``, ``row of 3 '|'-separated fields``) for a job
+    whose end was read whole, sending the operator to look for a problem that did not affect
+    it. Only what stays unreadable once the readable row wins is named: here the other job's
+    fragment of its batch step, which no readable row replaced."""
+    slurm = _Fragments()
+    executor = _executor(slurm)
+    whole = executor.launch(_spec(tmp_path), T0)
+    cut = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)
+    whole_id, cut_id = (Token.decode("", h.token).slurm_id for h in (whole, cut))
+    for slurm_id in (whole_id, cut_id):
+        slurm.jobs[slurm_id].state = "GONE"
+    slurm.fragment, slurm.cut_batch = whole_id, cut_id
+
+    with capture_logs() as logs:
+        ends = {e.job_id: e for e in executor.poll([whole, cut], T0 + timedelta(minutes=1))}
+
+    assert (ends["j1"].succeeded, ends["j1"].reason) == (True, "slurm COMPLETED")
+    named = [(e["slurm_id"], e["fields"]) for e in logs if e["event"] == "slurm_sacct_unreadable"]
+    assert [slurm_id for slurm_id, _ in named] == [cut_id]
+    assert len(named[0][1]) == 1 and named[0][1][0].endswith("(batch)")
