@@ -1,5 +1,6 @@
 """A carbond job's ``.out``/``.err`` on the real local Slurm (``make slurm-up``) are its user's
-alone, as a local job's are, even when Slurm itself has to create them."""
+alone, as a local job's are, even when Slurm itself has to create them; a command not found
+is read back from its ``.err``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from daemon.assemble import Daemon
 from daemon.executors.base import LaunchSpec, RunHandle
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from tests.slurm.cluster import SlurmCluster
+from tests.slurm.test_carbond_on_slurm import FINAL, _append, _Forecast, _ids, _line, _until
+from tests.slurm.test_carbond_on_slurm import service as _service
+
+service = _service  # the fixture: the service in-process, against the same real Slurm
 
 pytestmark = pytest.mark.slurm
 
@@ -118,3 +124,28 @@ def test_a_held_job_slurm_starts_on_its_own_gets_its_removed_output_files_back(
     assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in (out, err)] == ["0o600", "0o600"]
     assert [p.stat().st_uid for p in (out, err)] == [owner.pw_uid, owner.pw_uid]
     assert (out.read_text(), err.read_text()) == ("out\n", "err\n")
+
+
+def test_a_job_whose_command_is_not_found_says_so_as_a_local_job_does(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    """A Slurm job whose command its ``PATH`` does not have failed ``exit code 127: slurm
+    FAILED`` (Slurm records only the exit code), where the local executor says ``exit code
+    127: command not found: vllm``. Its batch script now checks the command before ``exec``
+    and says so on its ``.err``, which carbond reads back: the same words. A job whose own
+    command exits 127 is not said to be not found."""
+    daemon, _ = service
+    missing, own = _ids("missing", "own127")
+    command = f"vllm-{missing}"  # on no PATH
+    _append(daemon.settings.state_dir,
+            [_line(missing, [command, "serve"], deadline="+1h", regions=["qc"]),
+             _line(own, ["sh", "-c", "exit 127"], deadline="+1h", regions=["qc"])])  # fmt: skip
+    _until(slurm_cluster, daemon, "both jobs final",
+           lambda: all(daemon.ledger.job(j).state in FINAL for j in (missing, own)))  # fmt: skip
+
+    assert [daemon.ledger.job(j).state for j in (missing, own)] == ["failed", "failed"]
+    reasons = [daemon.ledger.transitions(j)[-1].reason for j in (missing, own)]
+    assert reasons == [f"exit code 127: command not found: {command}",
+                       "exit code 127: slurm FAILED"]  # fmt: skip
+    err = daemon.settings.state_dir / "logs" / f"{missing}.err"
+    assert err.read_text() == f"carbond: command not found: {command}\n"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 __all__ = [
     "JOB_NAME_PREFIX",
+    "NOT_FOUND",
     "SACCT_FIELDS",
     "SQUEUE_FORMAT",
     "SQUEUE_JOBS_FORMAT",
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 JOB_NAME_PREFIX = "carbond-"
+# what the batch script prints (then the command) when the job's PATH has no such command
+NOT_FOUND = "carbond: command not found: "
 # squeue --format: id, state, reason, start (expected or actual), end, nodes, partition. Never
 # the name: a job's owner may rename it (``scontrol update JobName=``), and Slurm prints the
 # name raw, '|' and newlines included (the by-name lookup filters with ``--name`` instead).
@@ -125,6 +128,11 @@ def batch_script(sub: Submission) -> str:
     ``exec``s its argv, every word single-quoted by :func:`shlex.quote` (no expansion, no word
     splitting).
 
+    A command the job's ``PATH`` does not have (``command -v``, what ``exec`` looks up) ends
+    it with exit code 127 and the line ``carbond: command not found: NAME`` as the last of its
+    ``.err`` (:data:`NOT_FOUND`), which carbond reads back for its reason
+    (:func:`~daemon.executors.slurm.joblogs.not_found`): Slurm records only the exit code.
+
     The ``cd`` is needed because ``--chdir`` is not enough: when the job's user cannot enter
     that directory, slurmstepd only logs ``couldn't chdir ... going to /tmp instead`` and runs
     the job in ``/tmp``, where it would run (and succeed) in the wrong place.
@@ -138,6 +146,11 @@ def batch_script(sub: Submission) -> str:
     lines.append(
         f"cd -- {where} || {{ printf 'carbond: job %s cannot enter its working directory %s\\n' "
         f"{shlex.quote(sub.job_id)} {where} >&2; exit 1; }}"
+    )
+    command = shlex.quote(sub.argv[0])
+    lines.append(
+        f"command -v -- {command} >/dev/null || {{ printf '{NOT_FOUND}%s\\n' {command} >&2; "
+        "exit 127; }"
     )
     lines.append("exec " + " ".join(shlex.quote(word) for word in sub.argv))
     return "\n".join(lines) + "\n"

@@ -76,6 +76,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         pending_grace_s: how long a released job may stay pending before it is taken back.
         cut_short_limit_s: how long a job gone from squeue may keep a cut-short sacct job row
             before it ends failed (:meth:`SlurmWatching._lost_too_long`).
+        log_dir: where the service puts the jobs' ``.out``/``.err`` (``<state_dir>/logs``),
+            to read back why a job exited 127 (None: not read).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         bin_dir: Path | None = None,
         pending_grace_s: float = 300.0,
         cut_short_limit_s: float = LOST_LIMIT_S,
+        log_dir: Path | None = None,
     ) -> None:
         self._targets = dict(targets)
         # every command goes through it: an unreachable controller is asked once, not per call
@@ -99,6 +102,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._known = {name.lower(): name for name in known_gpus}
         self._pending_grace_s = pending_grace_s
         self._cut_short_limit_s = cut_short_limit_s
+        self._log_dir = log_dir
         self._layout: dict[str, Layout] = {}
         self._undiscovered: dict[str, str] = {}  # region -> why Slurm gave no GPUs for it
         self._mine: set[str] = set()  # Slurm ids of carbond's jobs seen by this process

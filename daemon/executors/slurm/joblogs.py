@@ -11,10 +11,12 @@ from pathlib import Path
 from daemon.executors import jobfiles
 from daemon.executors.base import LaunchSpec
 from daemon.executors.errors import ExecutorError
+from daemon.executors.slurm.commands import NOT_FOUND
 
-__all__ = ["missing", "prepare"]
+__all__ = ["missing", "not_found", "prepare"]
 
 _SUFFIXES = (".out", ".err")
+_TAIL = 4096  # bytes of a job's .err read for its last line
 
 
 def _paths(spec: LaunchSpec) -> list[Path]:
@@ -39,3 +41,28 @@ def prepare(spec: LaunchSpec) -> None:
             os.close(jobfiles.open_log(path, spec.uid, spec.gid))
     except OSError as exc:
         raise ExecutorError(f"job {spec.job_id}: cannot prepare {spec.log_dir}: {exc}") from exc
+
+
+def not_found(log_dir: Path, job_id: str) -> str | None:
+    """``command not found: NAME`` when the last line of job ``job_id``'s ``.err`` in
+    ``log_dir`` is the one its batch script prints before it exits 127 because the job's
+    ``PATH`` has no such command (:data:`~daemon.executors.slurm.commands.NOT_FOUND`); None
+    otherwise (its own command exited 127, or the file cannot be read): Slurm records only the
+    exit code, so nothing else is claimed. The file is the job's user's: only its last
+    ``_TAIL`` bytes are read, a link is not followed, and the name is kept printable."""
+    try:
+        fd = os.open(log_dir / (job_id + ".err"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        tail = os.pread(fd, _TAIL, max(0, size - _TAIL))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    last = tail.decode("utf-8", "replace").removesuffix("\n").rpartition("\n")[2]
+    if not last.startswith(NOT_FOUND) or len(last) == len(NOT_FOUND):
+        return None
+    name = "".join(c if c.isprintable() else "?" for c in last[len(NOT_FOUND) :])
+    return f"command not found: {name[:200]}"

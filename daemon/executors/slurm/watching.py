@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import structlog
 
@@ -21,6 +22,7 @@ from daemon.executors.errors import (
     ExecutorUnavailableError,
 )
 from daemon.executors.slurm import commands as cmd
+from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.acct import AcctRow, row_of, rows_of
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.parse import QueueRow, by_id
@@ -54,6 +56,7 @@ class SlurmWatching:
     _pending_grace_s: float
     _cut_short_limit_s: float  # how long a cut-short sacct job row is asked again
     _by_name: set[str]  # jobs cancelled by name (token unreadable): ended once squeue has none
+    _log_dir: Path | None  # where the jobs' .out/.err are (None: not read back)
     _notes: Notes  # what is logged once, and since when a job waits
 
     def _find(
@@ -257,8 +260,20 @@ class SlurmWatching:
                 if status is not None:
                     self._notes.sacct_odd.discard((cluster, token.slurm_id))  # ended: named no more
                     self._notes.sacct_lost.pop((cluster, token.slurm_id), None)
-                    out.append((handle, status))
+                    out.append((handle, self._not_found(status)))
         return out
+
+    def _not_found(self, status: ExitStatus) -> ExitStatus:
+        """``status``, its reason ``command not found: NAME`` where its job exited 127
+        because its batch script did not find its command (the last line of its ``.err``:
+        :func:`~daemon.executors.slurm.joblogs.not_found`), as the local executor says; Slurm
+        records only ``FAILED`` and the exit code."""
+        if self._log_dir is None or status.exit_code != 127:
+            return status
+        why = joblogs.not_found(self._log_dir, status.job_id)
+        if why is None:
+            return status
+        return replace(status, reason=why + status.reason.removeprefix("slurm FAILED"))
 
     def _lost_too_long(
         self, handle: RunHandle, cluster: str | None, slurm_id: str, acct: list[AcctRow],

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.commands import (
     Submission,
     Target,
@@ -152,3 +153,34 @@ def test_slurm_commands_run_with_umask_077_and_the_job_with_022(tmp_path: Path) 
     out = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, check=True,
                          umask=0o077)  # fmt: skip
     assert out.stdout == "0022\n"
+
+
+def test_a_command_the_job_s_path_lacks_exits_127_saying_so_and_carbond_reads_it_back(
+    tmp_path: Path,
+) -> None:
+    """Slurm records only a job's exit code, so a command not found read ``exit code 127:
+    slurm FAILED``. The script checks the command first (``command -v``, the lookup ``exec``
+    makes) and ends its ``.err`` with ``carbond: command not found: NAME``, which
+    :func:`joblogs.not_found` reads back; a job whose own command exits 127, or whose
+    ``.err`` is a link, is not said to be not found."""
+    odd = "no such 'tool' $HOME"
+    script = tmp_path / "job.sh"
+    script.write_text(batch_script(_sub(argv=(odd, "serve"), chdir=tmp_path)))
+    err = tmp_path / "j1.err"
+    with err.open("w") as stderr:
+        out = subprocess.run(["/bin/sh", str(script)], stderr=stderr, check=False)
+    assert out.returncode == 127
+    assert joblogs.not_found(tmp_path, "j1") == f"command not found: {odd}"
+
+    script.write_text(batch_script(_sub(argv=("sh", "-c", "echo x >&2; exit 127"),
+                                        chdir=tmp_path)))  # fmt: skip
+    with err.open("a") as stderr:
+        out = subprocess.run(["/bin/sh", str(script)], stderr=stderr, check=False)
+    assert out.returncode == 127
+    assert joblogs.not_found(tmp_path, "j1") is None  # its own 127: found, ran, exited so
+
+    (tmp_path / "j2.err").write_text("x" * 10_000 + "\ncarbond: command not found: a\x1bb\n")
+    assert joblogs.not_found(tmp_path, "j2") == "command not found: a?b"
+    (tmp_path / "j3.err").symlink_to(tmp_path / "j2.err")
+    assert joblogs.not_found(tmp_path, "j3") is None
+    assert joblogs.not_found(tmp_path, "gone") is None
