@@ -9,13 +9,16 @@ Partition ``alpha`` (node n1, 2 x T4) is region ``qc``; the jobs are confined to
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from daemon.assemble import Daemon
+from daemon.assemble import Daemon, build_daemon
+from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
 from tests.slurm.cluster import SlurmCluster
 from tests.slurm.test_carbond_on_slurm import (
     CONFIG,
@@ -202,3 +205,78 @@ def test_a_running_job_whose_run_token_is_unreadable_is_cancelled_by_name(
     assert daemon.ledger.job(job).state == "cancelled"
     _wait(slurm_cluster, "sacct to have the job's end",
           lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
+
+
+def _cutting_bin(where: Path) -> tuple[Path, Path]:
+    """A ``bin_dir`` of the real Slurm commands whose ``squeue`` prints the row of each Slurm id
+    listed in the returned file cut short after its second field (an answer truncated
+    mid-line); the other commands are Slurm's own."""
+    where.mkdir()
+    cut = where / "cut"
+    cut.write_text("")
+    for name in ("sbatch", "sacct", "scancel", "scontrol"):
+        (where / name).symlink_to(shutil.which(name) or f"/usr/bin/{name}")
+    squeue = shutil.which("squeue") or "/usr/bin/squeue"
+    (where / "squeue").write_text(
+        "#!/bin/sh\n"
+        f'out=$({squeue} "$@") || exit $?\n'
+        f"printf '%s\\n' \"$out\" | awk -F'|' -v OFS='|' "
+        f'\'FILENAME != "-" {{ cut[$1]; next }} $0 == "" {{ next }} '
+        f"($1 in cut) {{ print $1, $2; next }} {{ print }}' {cut} -\n"
+    )
+    (where / "squeue").chmod(0o755)
+    return where, cut
+
+
+def test_a_cancel_by_name_whose_squeue_row_is_cut_short_is_sent_once_the_row_reads_whole(
+    tmp_path: Path, slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service with its Slurm commands in a ``bin_dir`` whose ``squeue`` cuts one row
+    short: a running job whose run token is unreadable is cancelled by name, but its row is
+    cut, so which Slurm job is its newest is not known. Nothing is cancelled nor taken as
+    gone (the job stays ``running``, its Slurm job runs on) and the cancel is tried again
+    each reconcile; once the row reads whole the Slurm job is cancelled and the job ends
+    ``cancelled``."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    _settled(slurm_cluster)
+    bin_dir, cut = _cutting_bin(tmp_path / "bin")
+    regions = (RegionSettings(name="qc", zone="CA-QC", executor="slurm",
+                              slurm=SlurmRegionSettings(partition="alpha")),)  # fmt: skip
+    settings = Settings(
+        state_dir=tmp_path / "state", regions=regions, policy={"name": "carbon-window"},
+        intensity={"source": "static", "horizon_s": 4 * 3600, "step_s": 600},
+        intervals={"refresh_s": 0.01},
+        executors={"slurm": {"pending_grace_s": 60, "bin_dir": str(bin_dir)}},
+    )  # fmt: skip
+    daemon = build_daemon(settings, intensity=_Forecast({"CA-QC": 100.0}))
+    daemon.service.start(datetime.now(UTC))
+    try:
+        [job] = _ids("cutcancel")
+        _append(daemon.settings.state_dir,
+                [_line(job, ["sleep", "300"], deadline="+20m", regions=["qc"])])  # fmt: skip
+        [row] = _until(slurm_cluster, daemon, "the job running in Slurm",
+                       lambda: _squeue(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+        with daemon.ledger.transaction():
+            daemon.ledger.set_run_token(job, '{"slurm_id": ')  # cut short
+        cut.write_text(row["id"] + "\n")
+
+        with capture_logs() as logs:
+            daemon_cli_cancel(daemon, job)
+            for _ in range(5):
+                daemon.service.tick(datetime.now(UTC))
+                time.sleep(0.3)
+            assert daemon.ledger.job(job).state == "running"  # not taken as gone
+            assert [r["state"] for r in _squeue(slurm_cluster, [job])] == ["RUNNING"]
+            cut.write_text("")
+            _until(slurm_cluster, daemon, "the job final",
+                   lambda: daemon.ledger.job(job).state in FINAL)  # fmt: skip
+        assert daemon.ledger.job(job).state == "cancelled"
+    finally:
+        daemon.close()
+
+    _wait(slurm_cluster, "sacct to have the job's end",
+          lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
+    failed = [e for e in logs if e["event"] == "job_cancel_failed"]
+    assert failed and all("cut short" in e["error"] for e in failed)
+    by_name = [e for e in logs if e["event"] == "slurm_job_cancelled_by_name"]
+    assert [e["slurm_id"] for e in by_name] == [row["id"]]
