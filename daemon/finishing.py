@@ -120,12 +120,14 @@ class Endings(RunStops):
         self._stopping: dict[str, tuple[RunHandle, bool]] = {}
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
         self._poll_failed: dict[str, str] = {}  # executor -> the poll error logged last
+        self._cancel_failing: dict[str, str] = {}  # job -> the cancel error logged last
 
     def take_over(self, previous: Endings) -> None:
         """After a reload: what ``previous`` (the replaced service's) knew of the runs in
         progress that the ledger does not say: the cancels it sent, the runs it was stopping."""
         self._cancel_sent |= previous._cancel_sent
         self._poll_failed.update(previous._poll_failed)
+        self._cancel_failing.update(previous._cancel_failing)
         self._stopping.update(previous._stopping)
 
     # -- totals -----------------------------------------------------------------------------
@@ -287,6 +289,7 @@ class Endings(RunStops):
         level drops it), report the outcome to the metrics sink (the totals: per batch)."""
         job_id, columns, status = e.end.job_id, e.end.columns, e.status
         self._cancel_sent.discard(job_id)
+        self._cancel_failing.pop(job_id, None)
         self._held.forget(job_id)
         if not quiet:
             log.info("job_finished", job_id=job_id, state=e.end.state, reason=e.end.state_reason,

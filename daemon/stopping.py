@@ -34,6 +34,7 @@ class RunStops:
     _cancel_sent: set[str]  # jobs this daemon sent their cancel (the ledger: when)
     # runs whose jobs ended without them, each with whether its executor took the cancel
     _stopping: dict[str, tuple[RunHandle, bool]]
+    _cancel_failing: dict[str, str]  # job -> the cancel error logged last (logged once each)
 
     def send_cancels(
         self,
@@ -48,7 +49,8 @@ class RunStops:
         ``clock`` just before each request (else the round's ``now``), so a run that exited 0
         on its own after the round began but before its cancel went out succeeded. A
         restarted daemon asks again, with when the cancel was first sent (the local executor's
-        SIGKILL comes when the grace from then is over, not a new grace later)."""
+        SIGKILL comes when the grace from then is over, not a new grace later). A request that
+        keeps failing the same way is logged once (:meth:`_cancel_failed`)."""
         waiting = self._ledger.cancel_requested("running")
         for run in runs:
             if run.job_id in waiting and run.job_id not in self._cancel_sent and run.token:
@@ -60,8 +62,9 @@ class RunStops:
                 try:
                     executor.cancel(replace(run_handle(run), cancel_sent_at=sent_at), sending)
                 except (DaemonError, OSError) as exc:  # tried again on the next reconcile
-                    log.error("job_cancel_failed", job_id=run.job_id, error=str(exc))
+                    self._cancel_failed(run.job_id, exc)
                     continue
+                self._cancel_failing.pop(run.job_id, None)
                 self._cancel_sent.add(run.job_id)
                 with self._ledger.transaction():
                     self._ledger.set_cancel_sent(run.job_id, sending)
@@ -105,16 +108,28 @@ class RunStops:
             try:
                 executor.cancel(handle, sending)
             except (DaemonError, OSError) as exc:  # tried again on the next reconcile
-                log.error("job_cancel_failed", job_id=job_id, error=str(exc))
+                self._cancel_failed(job_id, exc)
                 continue
+            self._cancel_failing.pop(job_id, None)
             self._stopping[job_id] = (handle, True)
             with self._ledger.transaction():
                 self._ledger.set_cancel_sent(job_id, sending)
+
+    def _cancel_failed(self, job_id: str, exc: Exception) -> None:
+        """Log a cancel of ``job_id`` its executor did not take (``job_cancel_failed``) once
+        per job and error: it is asked again every reconcile (every second or so) while the
+        cause lasts (Slurm unreachable, a row of it cut short), and each retry that fails the
+        same way is not logged again; a new error is, and so is the same one after a cancel
+        that was taken."""
+        if self._cancel_failing.get(job_id) != str(exc):
+            self._cancel_failing[job_id] = str(exc)
+            log.error("job_cancel_failed", job_id=job_id, error=str(exc))
 
     def _stopped(self, job_id: str) -> bool:
         """Whether ``job_id``'s run was one being stopped (now gone: the ledger forgets it)."""
         if self._stopping.pop(job_id, None) is None:
             return False
+        self._cancel_failing.pop(job_id, None)
         with self._ledger.transaction():
             self._ledger.set_stopping(job_id, None)
         return True

@@ -8,7 +8,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from daemon.executors.base import ExitStatus, RunHandle
+from daemon.executors.errors import ExecutorError
 from daemon.executors.local import LocalExecutor
 from daemon.ledger import Ledger
 from daemon.testing import FakeClock, RecordingExecutor
@@ -170,4 +173,44 @@ def test_a_run_that_exits_0_after_the_round_began_but_before_its_cancel_succeede
     assert _ends(service.ledger, "a") == ["succeeded"]
     sent_at = service.ledger.cancel_sent_at("a")
     assert sent_at is not None and sent_at >= run.finished_at
+    service.ledger.close()
+
+
+class _RefusesCancels(RecordingExecutor):
+    """An executor whose cancels fail with ``error`` while it is set."""
+
+    error = ""
+
+    def cancel(self, handle: RunHandle, now: datetime) -> None:
+        if self.error:
+            raise ExecutorError(self.error)
+        super().cancel(handle, now)
+
+
+def test_a_cancel_that_keeps_failing_the_same_way_is_logged_once(tmp_path: Path) -> None:
+    """A cancel the executor does not take is sent again every reconcile (every second or
+    so), and each retry logged ``job_cancel_failed`` again: a Slurm job whose squeue row
+    stayed cut short for a minute wrote sixty identical errors. It is now logged once per
+    job and error: again when the error changes, and not after the cancel is taken."""
+    clock, executor = FakeClock(), _RefusesCancels(auto_finish=False)
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="a"))
+    service.tick(clock())
+    executor.error = "squeue printed a row of carbond-a cut short"
+    append(service.queue.path, '{"cancel": "a"}\n')
+
+    with capture_logs() as logs:
+        for _ in range(3):
+            service.tick(clock.advance(1))
+        executor.error = "Slurm unreachable (no answer)"
+        for _ in range(2):
+            service.tick(clock.advance(1))
+        executor.error = ""
+        service.tick(clock.advance(1))
+
+    failed = [e["error"] for e in logs if e["event"] == "job_cancel_failed"]
+    assert failed == ["squeue printed a row of carbond-a cut short",
+                      "Slurm unreachable (no answer)"]  # fmt: skip
+    assert executor.cancels == ["a"]
     service.ledger.close()
