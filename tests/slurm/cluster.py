@@ -209,7 +209,10 @@ class SlurmCluster:
     # -- between tests -------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Cancel every job, bring every node back, reset the meters: a clean slate for a test."""
+        """Cancel every job, bring every node and partition back, reset the meters: a clean
+        slate for a test."""
+        for partition in self.partitions:
+            self.run(["scontrol", "update", f"PartitionName={partition}", "State=UP"], check=False)
         for n in self.nodes:
             if localcluster.live_pid(localcluster.daemon(self.layout, f"slurmd-{n.name}")) is None:
                 self.start_node(n.name)

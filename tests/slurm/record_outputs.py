@@ -148,6 +148,13 @@ def record(cluster: SlurmCluster, out: Path) -> None:
     c.run(["scancel", str(running)])
     c.wait_until(lambda: c.node_flags("n1") == "IDLE+DRAIN", what="n1 to be drained")
     r.nodes("drained", "n1 drained (idle and drained), n2 down")
+    c.run(["scontrol", "update", "PartitionName=alpha", "State=DOWN"])
+    r.save(
+        "scontrol_show_partition_down.txt",
+        ["scontrol", "--all", "--oneliner", "show", "partition"],
+        "partition alpha down (jobs are queued, none starts: PartitionDown), beta up",
+    )
+    c.run(["scontrol", "update", "PartitionName=alpha", "State=UP"])
     for j in (timeout, stranded, running):
         c.wait_for_job_end(j, timeout_s=60)
     time.sleep(1)

@@ -1,5 +1,5 @@
 """What the planner is told about a partition's GPUs, read from the real local Slurm (``make
-slurm-up`` first): nodes another group has reserved."""
+slurm-up`` first): nodes another group has reserved, GPUs others hold, a partition not up."""
 
 from __future__ import annotations
 
@@ -7,11 +7,25 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from structlog.testing import capture_logs
 
+from daemon.assemble import Daemon
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.slurm.cluster import SlurmCluster
+from tests.slurm.test_carbond_on_slurm import (
+    FINAL,
+    _append,
+    _Forecast,
+    _ids,
+    _line,
+    _tick,
+    _until,
+)
+from tests.slurm.test_carbond_on_slurm import service as _service
+
+service = _service  # the fixture: the service in-process, against the same real Slurm
 
 pytestmark = pytest.mark.slurm
 
@@ -84,3 +98,50 @@ def test_a_gpu_another_user_holds_is_busy_however_they_asked_for_it(
 
     assert qc0.busy_until is not None and qc0.busy_until > now  # squeue %b is N/A for --gpus
     assert qc1.busy_until is None and qc1.available
+
+
+@pytest.mark.parametrize("state", ["DOWN", "INACTIVE"])
+def test_a_partition_not_up_is_not_planned_onto(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster, state: str
+) -> None:
+    """An operator set partition alpha (region ``qc``, the cleaner one) ``State=DOWN`` in
+    Slurm (``sinfo``: ``down``), its node idle: carbond still planned onto it and handed the
+    job over, Slurm kept it ``PENDING`` (``PartitionDown``), carbond took it back after
+    ``pending_grace_s`` and handed it to alpha again, round after round, the job never
+    running while beta was free. A partition not up now makes its region's GPUs
+    unavailable: the job runs in ``pace``, one that may only run in ``qc`` waits queued
+    (not handed over), and runs there once the partition is up again."""
+    daemon, _ = service
+    slurm_cluster.run(["scontrol", "update", "PartitionName=alpha", f"State={state}"])
+    anywhere, only_qc = _ids("anywhere", "onlyqc")
+    with capture_logs() as logs:
+        _append(daemon.settings.state_dir,
+                [_line(anywhere, ["true"], deadline="+1h"),
+                 _line(only_qc, ["true"], deadline="+1h", regions=["qc"])])  # fmt: skip
+        _until(slurm_cluster, daemon, "the job free to go anywhere final",
+               lambda: daemon.ledger.job(anywhere).state in FINAL)  # fmt: skip
+        _tick(daemon)
+
+        assert daemon.ledger.job(anywhere).state == "succeeded"
+        ran = slurm_cluster.wait_until(lambda: _sacct_rows(slurm_cluster, anywhere),
+                                       what="sacct to list it")  # fmt: skip
+        assert [r["partition"] for r in ran] == ["beta"]
+        assert daemon.ledger.job(only_qc).state == "queued"
+        assert _sacct_rows(slurm_cluster, only_qc) == []  # never handed to the down partition
+
+        slurm_cluster.run(["scontrol", "update", "PartitionName=alpha", "State=UP"])
+        _until(slurm_cluster, daemon, "the qc job final",
+               lambda: daemon.ledger.job(only_qc).state in FINAL)  # fmt: skip
+
+    assert daemon.ledger.job(only_qc).state == "succeeded"
+    said = [(e["event"], e.get("state")) for e in logs
+            if e["event"] in ("slurm_partition_unavailable", "slurm_partition_up")]  # fmt: skip
+    assert said == [("slurm_partition_unavailable", state), ("slurm_partition_up", None)]
+
+
+def _sacct_rows(cluster: SlurmCluster, job_id: str) -> list[dict[str, str]]:
+    """The Slurm jobs named after carbond job ``job_id``, with their partition."""
+    out = cluster.run(["sacct", "-a", "-X", "-n", "-P", "-S", "now-1hours", "-E", "now",
+                       f"--name=carbond-{job_id}", "-o", "JobID,Partition"]).stdout  # fmt: skip
+    return [dict(zip(("id", "partition"), line.split("|"), strict=True))
+            for line in out.splitlines()]  # fmt: skip

@@ -32,6 +32,7 @@ __all__ = [
     "hold_argv",
     "job_name",
     "nodes_argv",
+    "partitions_argv",
     "ping_argv",
     "sacct_argv",
     "sbatch_argv",
@@ -293,6 +294,12 @@ def sacct_argv(
 def nodes_argv(scontrol: str, cluster: str | None) -> list[str]:
     """``scontrol show node`` one node per line (``--oneliner``)."""
     return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "--oneliner", "show", "node"]
+
+
+def partitions_argv(scontrol: str, cluster: str | None) -> list[str]:
+    """``scontrol show partition`` one partition per line, hidden ones too (``--all``)."""
+    where = [f"--clusters={cluster}"] if cluster else []
+    return [scontrol, *where, "--all", "--oneliner", "show", "partition"]
 
 
 def ping_argv(scontrol: str, cluster: str | None) -> list[str]:

@@ -1,8 +1,8 @@
 """The Slurm executor's discovery and capacity (:class:`SlurmDiscovery`, a base of
 :class:`~daemon.executors.slurm.executor.SlurmExecutor`): a region's GPUs from its partition's
 nodes (``scontrol show node``), asked again while Slurm has not answered, and, every planning
-round, which of them are down, drained, reserved or held by others' jobs
-(:mod:`~daemon.executors.slurm.capacity`)."""
+round, which of them are down, drained, reserved, in a partition not up, or held by others'
+jobs (:mod:`~daemon.executors.slurm.capacity`)."""
 
 from __future__ import annotations
 
@@ -111,9 +111,10 @@ class SlurmDiscovery:
 
     def available(self, devices: Sequence[Device], now: datetime) -> list[Device]:
         """``devices`` with this executor's regions checked against Slurm: GPUs of down or
-        drained nodes unavailable, GPUs that jobs carbond did not submit hold busy until those
-        jobs' expected end. A region Slurm does not answer for is unavailable altogether
-        (``slurm_unreachable``, logged once per cluster and error until Slurm answers it)."""
+        drained nodes, and of partitions not up (:meth:`_partition_up`), unavailable; GPUs
+        that jobs carbond did not submit hold busy until those jobs' expected end. A region
+        Slurm does not answer for is unavailable altogether (``slurm_unreachable``, logged
+        once per cluster and error until Slurm answers it)."""
         self._reach.at(now)
         out = list(devices)
         by_cluster: dict[str | None, list[str]] = defaultdict(list)
@@ -122,6 +123,7 @@ class SlurmDiscovery:
         for cluster, regions in by_cluster.items():
             try:
                 nodes = self._q.nodes(cluster)
+                states = self._q.partitions(cluster)
                 running = {r: self._q.running(self._targets[r]) for r in regions}
             except ExecutorError as exc:
                 if self._notes.unreachable.get(cluster) != str(exc):  # once per outage and error
@@ -133,11 +135,35 @@ class SlurmDiscovery:
             self._notes.unreachable.pop(cluster, None)
             self._name_odd_running(cluster, [r for rows in running.values() for r in rows])
             for region in regions:
+                if not self._partition_up(cluster, region, states):
+                    out = [replace(d, available=False) if d.region == region else d for d in out]
+                    continue
                 others = [row for row in running[region] if row.slurm_id not in self._mine]
                 reserved_ok = _into_reservation(self._targets[region])
                 out = mark_devices(out, region, self._layout.get(region), nodes, others, now,
                                    in_reservation=reserved_ok)  # fmt: skip
         return out
+
+    def _partition_up(self, cluster: str | None, region: str, states: dict[str, str]) -> bool:
+        """Whether ``region``'s partition takes and starts jobs (``State=UP``). One ``DOWN``
+        (jobs queue, none starts: ``PartitionDown``), ``DRAIN`` or ``INACTIVE`` (none is
+        taken), or gone from Slurm, makes the region's GPUs unavailable this round, logged
+        once while it lasts (``slurm_partition_unavailable``; ``slurm_partition_up`` once it
+        is up again)."""
+        partition = self._targets[region].partition
+        state = states.get(partition, "not in Slurm")
+        said = self._notes.partitions.get((cluster, partition))
+        if state == "UP":
+            if said is not None:
+                del self._notes.partitions[(cluster, partition)]
+                log.info("slurm_partition_up", cluster=cluster, region=region,
+                         partition=partition)  # fmt: skip
+            return True
+        if said != state:
+            self._notes.partitions[(cluster, partition)] = state
+            log.warning("slurm_partition_unavailable", cluster=cluster, region=region,
+                        partition=partition, state=state)  # fmt: skip
+        return False
 
     def _name_odd_running(self, cluster: str | None, rows: Sequence[RunningRow]) -> None:
         """Log once while it lasts each job carbond did not submit whose running row squeue

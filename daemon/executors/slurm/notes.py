@@ -25,6 +25,7 @@ class Notes:
     unreadable: set[str] = field(default_factory=set)  # carbond jobs whose token is unreadable
     unreachable: dict[str | None, str] = field(default_factory=dict)  # slurm_unreachable said
     deferred: dict[str, str] = field(default_factory=dict)  # carbond job -> adoption put off
+    partitions: dict[Key, str] = field(default_factory=dict)  # (cluster, partition) not UP
     # waiting since
     no_end: dict[Key, datetime] = field(default_factory=dict)  # held jobs gone, no sacct end
     sacct_lost: dict[Key, datetime] = field(default_factory=dict)  # cut-short sacct job rows

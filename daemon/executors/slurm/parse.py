@@ -46,6 +46,7 @@ __all__ = [
     "gpu_count",
     "no_answer",
     "parse_nodes",
+    "parse_partitions",
     "parse_running",
     "parse_sbatch",
     "parse_squeue",
@@ -262,6 +263,22 @@ def parse_nodes(stdout: str) -> list[NodeRow]:
             )
         )
     return nodes
+
+
+def parse_partitions(stdout: str) -> dict[str, str]:
+    """Each partition's ``State`` (``UP``, ``DOWN``, ``DRAIN``, ``INACTIVE``) from
+    ``scontrol --oneliner show partition``.
+
+    Raises:
+        SlurmOutputError: a partition line without ``PartitionName``.
+    """
+    states = {}
+    for line in data_lines(stdout):
+        pairs = _pairs(line)
+        if "PartitionName" not in pairs:
+            raise SlurmOutputError(f"scontrol show partition: no PartitionName in {line!r}")
+        states[pairs["PartitionName"]] = pairs.get("State", "")
+    return states
 
 
 def gpu_count(text: str, gres: str = "gpu") -> int:

@@ -29,6 +29,7 @@ from daemon.executors.slurm.parse import (
     RunningRow,
     by_id,
     parse_nodes,
+    parse_partitions,
     parse_running,
     parse_squeue,
 )
@@ -92,6 +93,11 @@ class SlurmQueries:
     def nodes(self, cluster: str | None) -> list[NodeRow]:
         """``scontrol show nodes`` of ``cluster``: each node's state, partitions and GRES."""
         return parse_nodes(self.ok(cmd.nodes_argv(self.tool("scontrol"), cluster)).stdout)
+
+    def partitions(self, cluster: str | None) -> dict[str, str]:
+        """``scontrol show partition`` of ``cluster``: each partition's state (``UP``, ...)."""
+        argv = cmd.partitions_argv(self.tool("scontrol"), cluster)
+        return parse_partitions(self.ok(argv).stdout)
 
     def running(self, target: cmd.Target) -> list[RunningRow]:
         """The jobs running in ``target``'s partition, with the GRES they hold."""

@@ -66,6 +66,10 @@ class FakeSlurm:
     nodes: str = (
         (RECORDED / "scontrol_nodes_drained.txt").read_text().replace("MIXED+DRAIN", "IDLE")
     )
+    partitions: str = (  # scontrol show partition: both up
+        (RECORDED / "states" / "scontrol_show_partition_down.txt").read_text()
+        .replace("State=DOWN", "State=UP")
+    )  # fmt: skip
     running_beta: str = ""
     ran: tuple[str, str] = ("2026-12-04T21:00:01", "2026-12-04T21:00:05")  # sacct Start, End
 
@@ -91,7 +95,7 @@ class FakeSlurm:
         if handler is not None:
             return handler(argv, opts)
         if "show" in argv:
-            return CommandResult(0, self.nodes, "")
+            return CommandResult(0, self.partitions if "partition" in argv else self.nodes, "")
         if "hold" in argv:
             return self._hold(argv[-1])
         assert "update" in argv, f"unexpected command {argv}"
@@ -428,7 +432,9 @@ def test_a_stopped_controller_is_asked_once_a_round_then_only_pinged_until_it_an
     slurm.stopped = False  # back: the next due round pings, then asks, and the problem is gone
     marked = executor.available(devices, T0 + timedelta(seconds=30))
     assert all(d.available for d in marked)
-    assert _tools(slurm.calls)[2:] == ["scontrol ping", "scontrol node", "squeue", "squeue"]
+    assert _tools(slurm.calls)[2:] == [
+        "scontrol ping", "scontrol node", "scontrol partition", "squeue", "squeue",
+    ]  # fmt: skip
     assert executor.problems() == {}
     assert executor.poll([handle], T0 + timedelta(seconds=30)) == []  # still running
     assert [c[0] for c in slurm.calls].count("sbatch") == 0  # j2 was never submitted
