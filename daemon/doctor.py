@@ -183,7 +183,9 @@ def _check_policy(settings: Settings) -> Check:
 def _check_gpus(settings: Settings) -> Check:
     if not settings.regions:
         return Check("gpus", "fail", "no [[regions]] configured: the daemon has nowhere to run")
-    devices = build_inventory(settings.regions)
+    # a "discover" region's GPUs are Slurm's answer (the slurm line asks it): none here, and
+    # no region_without_gpus warning printed above the table for a region that has them
+    devices = build_inventory([r for r in settings.regions if r.gpus != "discover"])
     empty = [r.name for r in settings.regions if not any(d.device.region == r.name
                                                          for d in devices)]  # fmt: skip
     detail = ", ".join(

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.cli import build_parser
 from daemon.doctor import run_checks
@@ -301,6 +302,25 @@ def test_the_slurm_line_asks_each_partition_as_the_daemon_would(
     assert checks["slurm"].startswith(f"{status}: ") and words in checks["slurm"], checks
     assert code == (1 if status == "fail" else 0)
     assert "simulated" not in checks["nvml"]  # its GPUs come from Slurm, not NVML
+
+
+def test_a_discovered_region_is_not_warned_as_a_region_without_gpus(tmp_path: Path) -> None:
+    """``carbond doctor`` printed ``region_without_gpus`` warnings (one per ``gpus =
+    "discover"`` region) above its table, then passed the slurm line with the GPUs Slurm
+    has: the operator read that the regions had no GPUs. Their GPUs are asked on the slurm
+    line only; nothing is warned."""
+    state, config = _setup(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\ncat {RECORDED_NODES}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition="alpha"))
+
+    with capture_logs() as logs:
+        code, checks = _doctor(config)
+
+    assert code == 0 and checks["gpus"].startswith("pass: ") and checks["slurm"].startswith("pass")
+    assert [e for e in logs if e["event"] == "region_without_gpus"] == []
 
 
 def test_without_slurm_regions_the_slurm_line_is_skipped(tmp_path: Path) -> None:
