@@ -30,7 +30,7 @@ from typing import Literal
 
 from daemon.assemble import build_slurm_executor
 from daemon.doctor_health import describe_health
-from daemon.doctor_service import cache_dir_problem, metrics_port_status
+from daemon.doctor_service import cache_dir_problem, metrics_port_status, partition_note
 from daemon.errors import DaemonError
 from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
@@ -242,7 +242,8 @@ def _check_slurm(settings: Settings) -> Check:
             problems.append(f"{where}: no node of the partition has GRES {region.slurm.gres}")
             continue
         counts = Counter(name for _, name in gpus)
-        found.append(f"{where}: " + ", ".join(f"{n}x {name}" for name, n in counts.items()))
+        found.append(f"{where}: " + ", ".join(f"{n}x {name}" for name, n in counts.items())
+                     + partition_note(executor, region.name))  # fmt: skip
     if problems:
         return Check("slurm", "fail", "; ".join(problems + found))
     return Check("slurm", "pass", "; ".join(found))

@@ -1,5 +1,6 @@
 """``carbond doctor``'s look at what ``carbond run`` sets up beside the state dir: the metrics
-endpoint's port (``metrics``) and the intensity cache directory (part of ``signals``).
+endpoint's port (``metrics``), the intensity cache directory (part of ``signals``) and whether
+a Slurm region's partition is up (part of ``slurm``).
 
 Nothing is created and nothing stays bound: the port is bound and released at once, the cache
 directory's writability is judged from it or from its nearest existing parent.
@@ -13,9 +14,11 @@ import urllib.request
 from pathlib import Path
 from typing import Literal
 
+from daemon.errors import DaemonError
+from daemon.executors.slurm import SlurmExecutor
 from daemon.settings import Settings
 
-__all__ = ["cache_dir_problem", "metrics_port_status"]
+__all__ = ["cache_dir_problem", "metrics_port_status", "partition_note"]
 
 _HOST = "127.0.0.1"  # the endpoint's only address (daemon.metrics)
 _PROBE_TIMEOUT_S = 2.0
@@ -73,3 +76,16 @@ def cache_dir_problem(settings: Settings) -> str | None:
     if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
         return f"signals.cache_dir {path} does not exist and uid {uid} cannot create it"
     return None
+
+
+def partition_note(executor: SlurmExecutor, region: str) -> str:
+    """A note when ``region``'s partition is not up in Slurm (``carbond run`` then plans no
+    job onto it: its GPUs are unavailable until it is); empty when it is up, or when Slurm's
+    answer about it cannot be had (its nodes answered the check: not worth failing for)."""
+    try:
+        state = executor.partition_state(region)
+    except DaemonError:
+        return ""
+    if state == "UP":
+        return ""
+    return f" (note: partition {state} in Slurm: no job is planned there until it is up)"

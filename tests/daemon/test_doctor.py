@@ -323,6 +323,30 @@ def test_a_discovered_region_is_not_warned_as_a_region_without_gpus(tmp_path: Pa
     assert [e for e in logs if e["event"] == "region_without_gpus"] == []
 
 
+def test_the_slurm_line_notes_a_partition_that_is_not_up(tmp_path: Path) -> None:
+    """A partition an operator set down passed doctor without a word (its nodes have their
+    GPUs), though ``carbond run`` plans no job onto it while it is down: the slurm line
+    still passes, noting it."""
+    state, config = _setup(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    partitions = RECORDED_NODES.parent / "scontrol_show_partition_down.txt"
+    (bin_dir / "scontrol").write_text(
+        f'#!/bin/sh\ncase "$*" in *partition*) cat {partitions} ;;\n'
+        f"*) cat {RECORDED_NODES} ;; esac\n"
+    )
+    (bin_dir / "scontrol").chmod(0o755)
+    config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition="alpha"))
+
+    code, checks = _doctor(config)
+
+    assert code == 0
+    assert checks["slurm"] == (
+        "pass: qc (partition alpha): 2x T4 (note: partition DOWN in Slurm: no job is planned "
+        "there until it is up)"
+    )
+
+
 def test_without_slurm_regions_the_slurm_line_is_skipped(tmp_path: Path) -> None:
     _, config = _setup(tmp_path)
     assert _doctor(config)[1]["slurm"].startswith("skip: no region runs on Slurm")

@@ -144,6 +144,16 @@ class SlurmDiscovery:
                                    in_reservation=reserved_ok)  # fmt: skip
         return out
 
+    def partition_state(self, region: str) -> str:
+        """The state of ``region``'s partition as Slurm has it now (``UP``, ``DOWN``,
+        ``DRAIN``, ``INACTIVE``; ``not in Slurm``).
+
+        Raises:
+            ExecutorError: Slurm did not answer, or refused.
+        """
+        target = self._q.target(region)
+        return self._q.partitions(target.cluster).get(target.partition, "not in Slurm")
+
     def _partition_up(self, cluster: str | None, region: str, states: dict[str, str]) -> bool:
         """Whether ``region``'s partition takes and starts jobs (``State=UP``). One ``DOWN``
         (jobs queue, none starts: ``PartitionDown``), ``DRAIN`` or ``INACTIVE`` (none is
