@@ -180,8 +180,11 @@ def _print_status(payload: dict[str, Any]) -> None:
             )
     run, outcome = payload["run"], payload["outcome"]
     if run:  # its reason may quote the job's argv ("command not found: ..."): the user's text
+        started = (f" from {run['started_at']}" if run["started_at"]
+                   else ", held there for its planned start (not started yet)"
+                   if payload["state"] == "planned" else ", not started")  # fmt: skip
         print(printable(
-            f"run: {run['executor']} on {', '.join(run['devices'])} from {run['started_at']}"
+            f"run: {run['executor']} on {', '.join(run['devices'])}{started}"
             + (f", ended {run['finished_at']} ({run['reason']})" if run["finished_at"] else "")
             + (f"; still being stopped ({run['stopping']})" if run["stopping"] else "")
         ))  # fmt: skip

@@ -27,7 +27,7 @@ from daemon.ledger import Ledger
 from daemon.queue.line import JobRequest, parse_line
 from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
-from tests.daemon.helpers import PAPER_REGIONS, append, job_line, make_service
+from tests.daemon.helpers import PAPER_REGIONS, append, job_line, job_request, make_service
 from tests.daemon.users import cli_as
 
 REPO = Path(__file__).resolve().parents[2]
@@ -644,3 +644,24 @@ def test_status_says_an_estimated_energy_is_estimated(
     code, out, _ = _run(capsys, "status", "a", "--state-dir", str(tmp_path))
     [line] = [line for line in out.splitlines() if line.startswith("outcome:")]
     assert code == 0 and " g energy estimated, predicted " in line and "measured" not in line
+
+
+def test_status_says_a_held_job_has_not_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job held in Slurm for its planned start (its run recorded, its Slurm job pending)
+    read ``run: slurm on qc/0 from None``. It now says where it is held and that it has not
+    started; --json keeps ``started_at`` null."""
+    at = datetime(2026, 12, 7, 3, 33, tzinfo=UTC)
+    with Ledger.open(tmp_path / "ledger.db") as ledger, ledger.transaction():
+        ledger.add_job(job_request("held", at), 0, 0, "queue.jsonl:1", at)
+        ledger.transition("held", "planned", at, "hold: plan T4 in qc at 04:30")
+        ledger.add_run("held", "slurm", ["qc/0"], [0], 60.0, at)
+        ledger.set_run_token("held", '{"slurm_id": "34", "cluster": null, "region": "qc"}')
+
+    code, out, _ = _run(capsys, "status", "held", "--state-dir", str(tmp_path))
+    [line] = [line for line in out.splitlines() if line.startswith("run:")]
+    assert code == 0
+    assert line == "run: slurm on qc/0, held there for its planned start (not started yet)"
+    code, out, _ = _run(capsys, "status", "held", "--state-dir", str(tmp_path), "--json")
+    assert json.loads(out)["run"]["started_at"] is None
