@@ -53,6 +53,7 @@ from daemon.settings.sections import (
     SignalsSettings,
     SimulatedExecutorSettings,
     SlurmExecutorSettings,
+    _errors_at,
 )
 from daemon.settings.toml_lines import syntax_problem
 from policies.footprint import MAX_LIFETIME_YEARS, MIN_LIFETIME_YEARS
@@ -151,9 +152,13 @@ class Settings(BaseSettings):
     @classmethod
     def _unique_regions(cls, regions: tuple[RegionSettings, ...]) -> tuple[RegionSettings, ...]:
         names = [region.name for region in regions]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate region names: {', '.join(duplicates)}")
+        repeats = [
+            ((i, "name"), f"duplicate region name {name!r} (also regions.{first})", name)
+            for i, name in enumerate(names)
+            if (first := names.index(name)) < i
+        ]
+        if repeats:  # each at the entry that names it again, not at the first [[regions]]
+            raise _errors_at(repeats)
         return regions
 
     @classmethod

@@ -4,6 +4,7 @@ executors, logging and recalibration. Every section is frozen and refuses unknow
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -210,9 +211,22 @@ class CatalogSettings(_Section):
 def _error_at(loc: tuple[str, ...], message: str, value: object) -> ValidationError:
     """A settings problem at ``loc`` below the field being validated (pydantic prefixes the
     field's own location), so that its line is the file's line of that key or table."""
-    error = PydanticCustomError("value_error", "{message}", {"message": message})
+    return _errors_at([(loc, message, value)])
+
+
+def _errors_at(problems: Sequence[tuple[tuple[int | str, ...], str, object]]) -> ValidationError:
+    """Settings problems, each ``(loc, message, value)`` at its ``loc`` below the field being
+    validated, as :func:`_error_at`'s."""
     return ValidationError.from_exception_data(
-        "GpuOverride", [InitErrorDetails(type=error, loc=loc, input=value)]
+        "Settings",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "{message}", {"message": message}),
+                loc=loc,
+                input=value,
+            )
+            for loc, message, value in problems
+        ],
     )
 
 

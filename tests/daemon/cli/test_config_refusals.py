@@ -105,9 +105,8 @@ def test_a_misspelt_policy_or_parameter_refuses_to_start(
          "Field required"),
         ("CARBOND_REGIONS", '[{"name": "x", "zone": "DE", "gpus": ["T4"]}, '
          '{"name": "x", "zone": "FR", "gpus": ["T4"]}]',
-         "environment variable CARBOND_REGIONS='[{\"name\": \"x\", \"zone\": \"DE\", "
-         "\"gpus\": [\"T4\"]}, {\"name\": \"x\", \"zone\": \"FR\", \"gpus\": [\"T4\"]}]': "
-         "regions: duplicate region names: x"),
+         "environment variable CARBOND_REGIONS (at 1.name: \"x\"): regions.1.name: "
+         "duplicate region name 'x' (also regions.0)"),
         ("CARBOND_ELECTRICITYMAPS__TOKEN", "", ""),  # valid: no problem to report
     ],
 )  # fmt: skip

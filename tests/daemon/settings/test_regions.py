@@ -99,8 +99,26 @@ def test_duplicate_region_names(tmp_path: Path) -> None:
     config.write_text(
         '[[regions]]\nname = "a"\nzone = "DE"\n[[regions]]\nname = "a"\nzone = "FR"\n'
     )
-    with pytest.raises(ConfigError, match="duplicate region names: a"):
+    with pytest.raises(ConfigError, match="duplicate region name 'a'"):
         load_settings(config)
+
+
+def test_each_duplicate_region_name_is_named_at_its_own_line(tmp_path: Path) -> None:
+    # was one line at the first [[regions]] ('dup.toml:1: regions: duplicate region names:
+    # a, b'), sending the operator to a table that is not the one to rename
+    config = tmp_path / "dup.toml"
+    config.write_text(
+        '[[regions]]\nname = "a"\nzone = "DE"\n\n'
+        '[[regions]]\nname = "b"\nzone = "FR"\n\n'
+        '[[regions]]\nzone = "FR"\nname = "a"\n'
+        '[[regions]]\nname = "b"\nzone = "PL"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [
+        f"{config}:11: regions.2.name: duplicate region name 'a' (also regions.0)",
+        f"{config}:13: regions.3.name: duplicate region name 'b' (also regions.1)",
+    ]
 
 
 @pytest.mark.parametrize("value", ["0", "-5", '"many"', "1000001"])
