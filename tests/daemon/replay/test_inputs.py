@@ -21,7 +21,7 @@ from daemon.replay.traces import read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs, tile
 from policies import Device
 from policies.candidates import estimate_on
-from policies.footprint import estimate, get_runtime
+from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog, estimate, get_runtime
 from tests.daemon.replay.conftest import START, replay_inputs, write_azure, write_intensity
 
 
@@ -542,6 +542,25 @@ def test_cluster_devices(cluster_file: Path) -> None:
     assert ids == ["quebec/0", "quebec/1", "california/0"]
     assert cluster.devices()[2].pue == 1.1
     assert cluster.zones() == ("CA-QC", "US-CAL-CISO")
+
+
+def test_a_custom_catalog_gives_the_gpus_and_refuses_one_it_lacks(cluster_file: Path) -> None:
+    """The cluster's GPU names are looked up in the catalog handed in, not the built-in one
+    the region model checks them against: its specs are the devices', and a name it lacks
+    is refused at its region's gpus line."""
+    catalog = DEFAULT_GPU_CATALOG.with_overrides({"T4": {"tdp_w": 55.0}})
+    cluster = load_cluster(cluster_file, catalog)
+    assert [d.gpu.tdp_w for d in cluster.devices()] == [
+        55.0,
+        55.0,
+        DEFAULT_GPU_CATALOG.get("RTX6000-Ada").tdp_w,
+    ]
+    without_ada = GpuCatalog(spec for spec in catalog if spec.name != "RTX6000-Ada")
+    with pytest.raises(ReplayInputError) as info:
+        load_cluster(cluster_file, without_ada)
+    assert str(info.value).startswith(
+        f"{cluster_file}:11: regions.1.gpus: unknown GPU 'RTX6000-Ada' (known: "
+    )
 
 
 def test_forecasts_use_only_the_past(intensity_files: list[Path]) -> None:
