@@ -123,7 +123,9 @@ class RegionSettings(_Section):
     name: str = Field(min_length=1, pattern=_REGION_NAME)
     zone: str = Field(min_length=1)
     pue: float = Field(default=1.0, ge=1.0, le=3.0)
-    executor: str = Field(default="local", min_length=1)
+    # the executors carbond has (daemon.assemble.build_executors): a typo was a valid config
+    # that doctor passed and `carbond run` refused without naming the file or the line
+    executor: Literal["local", "simulated", "slurm"] = "local"
     gpus: Literal["discover"] | tuple[str, ...] = "discover"
     site: SiteSettings | None = None
     slurm: SlurmRegionSettings | None = None

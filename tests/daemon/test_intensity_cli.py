@@ -340,11 +340,11 @@ def test_the_daemon_logs_failed_provider_calls_without_the_token(
         None,
         state_dir=tmp_path,
         intensity={"source": "chain"},
-        regions=(RegionSettings(name="de", zone="DE", executor="recording", gpus=("T4",)),),
+        regions=(RegionSettings(name="de", zone="DE", gpus=("T4",)),),
     )
     now = datetime.now(UTC)
     with Ledger.open(tmp_path / "ledger.db") as ledger:
-        service = build_service(settings, ledger, {"recording": RecordingExecutor()})
+        service = build_service(settings, ledger, {"local": RecordingExecutor()})
         try:
             for mode in ("500", "echo"):
                 fake_em.mode = mode

@@ -146,6 +146,21 @@ def test_invalid_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "regions.1.pue" in err
 
 
+def test_an_unknown_executor_is_named_at_its_line(tmp_path: Path) -> None:
+    # was a valid config (doctor's config check passed) that `carbond run` refused as
+    # 'regions use executor(s) lokal but only local, simulated exist': no file, line or field
+    config = tmp_path / "executor.toml"
+    config.write_text(
+        '[[regions]]\nname = "a"\nzone = "DE"\ngpus = ["T4"]\n\n'
+        '[[regions]]\nname = "b"\nzone = "FR"\nexecutor = "lokal"\ngpus = ["T4"]\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [
+        f"{config}:9: regions.b.executor: Input should be 'local', 'simulated' or 'slurm'"
+    ]
+
+
 def test_a_region_field_is_named_by_the_region_name_as_a_site_field_is(tmp_path: Path) -> None:
     """``regions.1.pue`` named a region by its place while its site's fields were named by
     the region (``regions.b.site.pv_kwp``): both name the region now, with the line."""
