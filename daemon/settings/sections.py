@@ -263,12 +263,15 @@ class PolicySettings(_Section):
 
     @model_validator(mode="after")
     def _registered(self) -> PolicySettings:
-        from policies import PoliciesError, get_policy
+        from policies import PoliciesError, UnknownPolicyError, get_policy
 
+        # each at its own key's line (policy.name, policy.params), not the [policy] header's
         try:
             get_policy(self.name, **self.params)
+        except UnknownPolicyError as exc:
+            raise _error_at(("name",), str(exc), self.name) from exc
         except (PoliciesError, TypeError, ValueError) as exc:
-            raise ValueError(str(exc)) from exc
+            raise _error_at(("params",), str(exc), self.params) from exc
         return self
 
 

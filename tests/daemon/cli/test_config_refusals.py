@@ -55,22 +55,26 @@ def test_a_reload_without_regions_is_refused_too() -> None:
 
 @pytest.mark.parametrize(
     ("policy", "expected"),
-    [
+    [  # each at its key's line, not the [policy] header's (line 6, field 'policy', before)
         (
             'name = "carbon-windw"',
-            "policy: unknown policy 'carbon-windw' (known: ",
+            "7: policy.name: unknown policy 'carbon-windw' (known: ",
         ),
         (
             'name = "carbon-window"\nparams = { slot = 5 }',
-            "policy: carbon-window: unknown parameter(s) slot",
+            "8: policy.params: carbon-window: unknown parameter(s) slot",
+        ),
+        (
+            'name = "carbon-window"\n\n[policy.params]\nslot_s = 900\nslot = 5',
+            "9: policy.params: carbon-window: unknown parameter(s) slot",
         ),
         (  # these two started the daemon, which failed in its first plan
             'name = "run-now"\nparams = { lifetime_years = "5" }',
-            "policy: invalid parameter lifetime_years='5': not a number",
+            "8: policy.params: invalid parameter lifetime_years='5': not a number",
         ),
         (
             'name = "spatial"\nparams = { alternatives = 2.5 }',
-            "policy: invalid parameter alternatives=2.5: not a whole number",
+            "8: policy.params: invalid parameter alternatives=2.5: not a whole number",
         ),
     ],
 )
@@ -80,7 +84,7 @@ def test_a_misspelt_policy_or_parameter_refuses_to_start(
     config = _config(tmp_path, f"{REGION}[policy]\n{policy}\n")
     assert main(["run", "--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert f"  {config}:6: {expected}" in err
+    assert f"  {config}:{expected}" in err
     assert not (tmp_path / "ledger.db").exists()
 
 
@@ -91,7 +95,8 @@ def test_a_misspelt_policy_or_parameter_refuses_to_start(
          "environment variable CARBOND_GPU__SAMPLE_PERIOD_S='-1': gpu.sample_period_s: "
          "Input should be greater than 0"),
         ("CARBOND_POLICY__NAME", "carbon-windw",
-         "environment variable CARBOND_POLICY__NAME='carbon-windw': policy: unknown policy"),
+         "environment variable CARBOND_POLICY__NAME='carbon-windw': policy.name: unknown "
+         "policy"),
         ("CARBOND_REGIONS", '[{"name": "x", "zone": "DE", "gpus": ["Voodoo2"]}]',
          "environment variable CARBOND_REGIONS (at 0.gpus: [\"Voodoo2\"]): regions.0.gpus: "
          "unknown GPU"),
