@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.output import print_json, print_table
-from daemon.errors import UsageError
+from daemon.errors import DaemonError
 from daemon.ledger.export import write_replacing
 from daemon.prompts import read_prompts
 from policies.footprint import (
@@ -154,9 +154,10 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     it replaces, else the umask's).
 
     Raises:
-        UsageError: the file cannot be written (names ``path``, never the temporary file).
+        DaemonError: the file cannot be written (names ``path``, never the temporary file), a
+            runtime failure worded as ``export``'s and ``report -o``'s (exit 1, not 2).
     """
     try:
         write_replacing(path, lambda out: out.writelines(json.dumps(row) + "\n" for row in rows))
     except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror or e}") from e
+        raise DaemonError(f"{path}: cannot write: {e.strerror or e}") from e

@@ -153,6 +153,22 @@ def test_out_never_writes_through_a_planted_temporary_name(
     assert kept.stat().st_mode & 0o777 == 0o640
 
 
+@pytest.mark.parametrize("name", ["missing/est.jsonl", "."], ids=["no-folder", "a-folder"])
+def test_an_out_file_that_cannot_be_written_is_a_runtime_failure_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    """``--out`` that could not be written exited 2, bad input, worded 'cannot write PATH:
+    ...', where ``export`` and ``report -o`` say 'PATH: cannot write: ...' and exit 1, as
+    docs/daemon.md's exit codes have a file system failure."""
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"input_tokens": 10, "output_tokens": 5}\n')
+    target = tmp_path / name
+    code, out, err = run(capsys, *VLLM, "--prompts", str(prompts), "--out", str(target))
+    reason = "No such file or directory" if name != "." else "Is a directory"
+    assert (code, out) == (1, "")
+    assert err == f"carbond: error: {target}: cannot write: {reason}\n"
+
+
 def test_out_without_prompts_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """``--out`` without ``--prompts`` printed the estimate and wrote nothing, exit 0."""
     out_file = tmp_path / "estimates.jsonl"
