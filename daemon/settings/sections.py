@@ -186,14 +186,18 @@ class CatalogSettings(_Section):
     @field_validator("act")
     @classmethod
     def _act_in_range(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, number in value.items():
+        problems: list[tuple[tuple[int | str, ...], str, object]] = []
+        for name, number in value.items():  # each at its own key's line, not [catalog.act]'s
             if name not in ACT_PARAMETERS:
                 known = ", ".join(ACT_PARAMETERS)
-                raise ValueError(f"{name}: unknown ACT parameter (known: {known})")
-            if name == "fab_yield" and not 0 < number <= 1:  # the die carbon is over the yield
-                raise ValueError(f"fab_yield must be more than 0 and at most 1, got {number:g}")
-            if number < 0:
-                raise ValueError(f"{name} must not be negative, got {number:g}")
+                problems.append(((name,), f"unknown ACT parameter (known: {known})", number))
+            elif name == "fab_yield" and not 0 < number <= 1:  # the die carbon over the yield
+                message = f"must be more than 0 and at most 1, got {number:g}"
+                problems.append(((name,), message, number))
+            elif number < 0:
+                problems.append(((name,), f"must not be negative, got {number:g}", number))
+        if problems:
+            raise _errors_at(problems)
         return value
 
     @field_validator("gpus")
