@@ -7,7 +7,8 @@ same ledger and executors (so running jobs stay tracked), an invalid one is logg
 (``reload_rejected`` with one problem per line) and the running config is kept.
 ``state_dir`` cannot change, nor Slurm regions or a first ``gpus = "discover"`` region be
 added; ``metrics``, ``executors``, ``gpu`` and ``[regions.slurm]`` changes need a restart
-(``reload_needs_restart`` names them).
+(``reload_needs_restart`` names them); GPUs a reload adds are metered from the next restart
+(``reload_gpus_unmetered`` names them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ import structlog
 from daemon.assemble import build_daemon, intervals_of, rebuild_service
 from daemon.cli.context import add_common_options
 from daemon.errors import DaemonError, UsageError
+from daemon.inventory import InventoryGpu
 from daemon.logs import configure_logging
 from daemon.loop import Intervals, ServiceLoop, Steps
+from daemon.measurement import JobMeasurement
 from daemon.metrics import Metrics
 from daemon.sdnotify import Notifier
 from daemon.settings import (
@@ -47,6 +50,7 @@ __all__ = [
     "restart_only_changes",
     "run_daemon",
     "slurm_regions_added",
+    "unmetered_added",
 ]
 
 log = structlog.get_logger(__name__)
@@ -99,6 +103,27 @@ def missing_regions(settings: Settings, config: Path | None) -> str | None:
 # sampler are built once, at start-up, and outlive every rebuilt service.
 RESTART_ONLY = ("metrics", "executors", "gpu")
 RESTART_NOTE = "changed in the config, but they keep their start-up values until a restart"
+UNMETERED_NOTE = (
+    "added by the reload on an executor whose GPUs carbond meters; the GPU meter is set up "
+    "at start-up: their jobs' energy is estimated until a restart"
+)
+
+
+def unmetered_added(
+    measurement: JobMeasurement | None,
+    before: Sequence[InventoryGpu],
+    after: Sequence[InventoryGpu],
+) -> list[str]:
+    """The device ids of ``after`` (a reload's inventory) that ``before`` (the one replaced)
+    did not have, on an executor whose GPUs ``measurement`` meters: a restart would meter
+    them, the measurement built at start-up does not (their jobs end ``estimated``)."""
+    if measurement is None:
+        return []
+    metered = {gpu.executor for gpu in before if measurement.measures((gpu,))}
+    known = {gpu.device_id for gpu in before}
+    return sorted(
+        gpu.device_id for gpu in after if gpu.device_id not in known and gpu.executor in metered
+    )
 
 
 def _slurm_targets(settings: Settings) -> dict[str, SlurmRegionSettings | None]:
@@ -214,6 +239,7 @@ def _run_locked(
             ):
                 log.error("reload_rejected", problems=[problem])
                 return None
+            before = daemon.service.inventory
             try:
                 service = rebuild_service(daemon, new, metrics)
             except (DaemonError, PoliciesError) as exc:  # valid alone, not here: a site's CSV
@@ -225,6 +251,8 @@ def _run_locked(
             log.info("reload_settings", policy=service.policy.name, regions=len(new.regions))
             if kept := restart_only_changes(settings, new):
                 log.warning("reload_needs_restart", sections=kept, note=RESTART_NOTE)
+            if unmetered := unmetered_added(daemon.measurement, before, service.inventory):
+                log.warning("reload_gpus_unmetered", gpus=unmetered, note=UNMETERED_NOTE)
             warmup.follow(new)  # a new policy compiles in a thread, its plans deferred
             return service, intervals_of(new)
 

@@ -154,3 +154,43 @@ def test_a_reload_that_adds_the_first_discovering_region_is_refused() -> None:
         discovery_added(again, Settings(regions=(found, found.model_copy(update={"name": "c"}))))
         is None
     )
+
+
+def test_a_reload_that_adds_gpus_carbond_meters_says_they_are_not_metered(
+    tmp_path: Path,
+) -> None:
+    """A reload adding a simulated region was applied without a word, and its jobs ended with
+    their energy ``estimated``: the GPU meter, built at start-up, meters only the GPUs the
+    daemon started with. The reload now says which GPUs it is not metering until a restart."""
+    config = tmp_path / "carbond.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"))
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run", "--config", str(config)],
+            env={**os.environ, "NOTIFY_SOCKET": ""},
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        _wait_for(log, "daemon_ready", 1)
+        proc.send_signal(signal.SIGHUP)  # the same GPUs: nothing to say
+        _wait_for(log, "reload_applied", 1)
+        config.write_text(
+            config.read_text() + '[[regions]]\nname = "de"\nzone = "DE"\nexecutor = "simulated"\n'
+            'gpus = ["T4", "L4"]\n'
+        )
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(log, "reload_applied", 2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    events = _events(log)
+    started = next(e for e in events if e["event"] == "gpu_measurement_on")
+    assert started["gpus"] == ["qc/0"]
+    (unmetered,) = [e for e in events if e["event"] == "reload_gpus_unmetered"]
+    assert unmetered["gpus"] == ["de/0", "de/1"]
+    assert unmetered["level"] == "warning"
