@@ -35,7 +35,8 @@ def cancel_job(args: argparse.Namespace) -> int:
         if uid not in (job.uid, 0):
             raise UsageError(f"job {job.job_id} belongs to {user_name(job.uid)}, not to you")
         if job.state in FINAL_STATES:
-            raise UsageError(f"job {job.job_id} is already {job.state}")
+            # not 'is already succeeded': the state is how it ended
+            raise UsageError(f"job {job.job_id} has already ended ({job.state}): nothing to cancel")
         job_id, state = job.job_id, job.state
     # after the job's own line in the same file: the daemon reads the job, then the cancel
     if other is not None:  # that user's file, checked to be still theirs (never re-owned)

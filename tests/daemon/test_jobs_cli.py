@@ -262,7 +262,11 @@ def test_jobs_status_cancel_against_a_running_service(
     assert executor.cancels == ["a"]
     assert service.ledger.job_state("a") == "cancelled"
     code, _, err = _run(capsys, "cancel", "a", "--state-dir", str(tmp_path))
-    assert (code, "already cancelled" in err) == (2, True)
+    # was 'job a is already cancelled' ('... is already succeeded' for a job that ran)
+    assert (code, err) == (
+        2,
+        "carbond: error: job a has already ended (cancelled): nothing to cancel\n",
+    )
     code, _, err = _run(capsys, "status", "zzz", "--state-dir", str(tmp_path))
     assert (code, "unknown job 'zzz'" in err) == (2, True)  # bad input: exit 2 (issue 14 item 13)
 
