@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from daemon.settings.sections import _Section
+from daemon.settings.sections import _error_at, _Section
 
 __all__ = [
     "BatterySettings",
@@ -70,8 +70,10 @@ class BatterySettings(_Section):
 
     @model_validator(mode="after")
     def _initial_above_floor(self) -> BatterySettings:
-        if self.initial_soc < self.min_soc:
-            raise ValueError(f"initial_soc {self.initial_soc} is below min_soc {self.min_soc}")
+        if self.initial_soc < self.min_soc:  # at the line that set initial_soc, else min_soc's
+            field = "initial_soc" if "initial_soc" in self.model_fields_set else "min_soc"
+            message = f"initial_soc {self.initial_soc} is below min_soc {self.min_soc}"
+            raise _error_at((field,), message, getattr(self, field))
         return self
 
 
@@ -99,12 +101,16 @@ class SiteSettings(_Section):
 
     @model_validator(mode="after")
     def _pv_has_a_place(self) -> SiteSettings:
+        # each at the line of the key that makes it a problem, not the [regions.site] header
         if self.pv_kwp > 0 and self.pv_csv is not None:  # the CSV would win
-            raise ValueError("pv_kwp and pv_csv both set: give one of them")
+            message = "pv_kwp and pv_csv both set: give one of them"
+            raise _error_at(("pv_csv",), message, str(self.pv_csv))
         if self.pv_kwp > 0 and None in (self.latitude, self.longitude):
-            raise ValueError("pv_kwp needs latitude and longitude (or a measured pv_csv instead)")
+            message = "pv_kwp needs latitude and longitude (or a measured pv_csv instead)"
+            raise _error_at(("pv_kwp",), message, self.pv_kwp)
         if self.other_load_w > 0 and self.other_load_csv is not None:  # the CSV would win
-            raise ValueError("other_load_w and other_load_csv both set: give one of them")
+            message = "other_load_w and other_load_csv both set: give one of them"
+            raise _error_at(("other_load_csv",), message, str(self.other_load_csv))
         return self
 
 
@@ -132,15 +138,16 @@ class RegionSettings(_Section):
 
     @model_validator(mode="after")
     def _slurm_table(self) -> RegionSettings:
+        # at the executor's line, or the [regions.slurm] table's, not the [[regions]] header
         if self.executor == "slurm" and self.slurm is None:
-            raise ValueError(
+            message = (
                 f'region {self.name}: executor = "slurm" needs a [regions.slurm] table '
                 "with at least a partition"
             )
+            raise _error_at(("executor",), message, self.executor)
         if self.executor != "slurm" and self.slurm is not None:
-            raise ValueError(
-                f'region {self.name}: a [regions.slurm] table needs executor = "slurm"'
-            )
+            message = f'region {self.name}: a [regions.slurm] table needs executor = "slurm"'
+            raise _error_at(("slurm",), message, self.slurm.partition)
         return self
 
     @field_validator("gpus", mode="before")

@@ -168,15 +168,15 @@ def test_replay_cli_prints_site_table_and_draws_the_site(
     ("site", "message"),
     [
         ("\n[regions.site]\npv_kwp = 3.0\n",
-         r"site-cluster\.toml:\d+: regions\.california\.site: .*latitude and longitude"),
+         r"site-cluster\.toml:\d+: regions\.california\.site\.pv_kwp: .*latitude and longitude"),
         (SITE_PV.format(kwp=1.0) + BATTERY.replace("min_soc = 0.2", "min_soc = 0.9"),
-         r"regions\.california\.site\.battery: .*initial_soc 0.8 is below min_soc 0.9"),
+         r"regions\.california\.site\.battery\.initial_soc: initial_soc 0.8 is below min_soc 0.9"),
         ("\n[regions.site]\npv_csv = 'missing.csv'\n",
          r"site-cluster\.toml:\d+: regions\.california\.site\.pv_csv: .*missing\.csv"),
         (SITE_PV.format(kwp=1.0) + "pv_csv = 'pv.csv'\n",
-         r"regions\.california\.site: pv_kwp and pv_csv both set"),
+         r"regions\.california\.site\.pv_csv: pv_kwp and pv_csv both set"),
         (SITE_PV.format(kwp=1.0) + "other_load_w = 300\nother_load_csv = 'load.csv'\n",
-         r"regions\.california\.site: other_load_w and other_load_csv both set"),
+         r"regions\.california\.site\.other_load_csv: other_load_w and other_load_csv both set"),
     ],
 )  # fmt: skip
 def test_bad_site_config_names_file_and_field(tmp_path: Path, site: str, message: str) -> None:

@@ -177,3 +177,34 @@ def test_a_region_field_is_named_by_the_region_name_as_a_site_field_is(tmp_path:
         f"{config}:13: regions.2.name: Field required",  # no name: its place
         f"{config}:15: regions.2.pue: Input should be greater than or equal to 1",
     ]
+
+
+@pytest.mark.parametrize(
+    ("tail", "problem"),
+    [  # each was at line 5, the [[regions]] header of the second region, as 'regions.1'
+        ('executor = "slurm"\n',
+         '9: regions.1.executor: region b: executor = "slurm" needs a [regions.slurm] table'),
+        ('[regions.slurm]\npartition = "gpu"\n',
+         '9: regions.1.slurm: region b: a [regions.slurm] table needs executor = "slurm"'),
+        # the site's by its region's name, at the key's line, not the table's
+        ("[regions.site]\nother_load_w = 5\nother_load_csv = 'load.csv'\n",
+         "11: regions.b.site.other_load_csv: other_load_w and other_load_csv both set"),
+        ("[regions.site]\npv_kwp = 5\n", "10: regions.b.site.pv_kwp: pv_kwp needs latitude"),
+        ("[regions.site.battery]\ncapacity_kwh = 1\ncharge_power_w = 1\ndischarge_power_w = 1\n"
+         "min_soc = 0.8\n", "13: regions.b.site.battery.min_soc: initial_soc 0.5 is below "),
+        ("[regions.site.battery]\ncapacity_kwh = 1\ncharge_power_w = 1\ndischarge_power_w = 1\n"
+         "initial_soc = 0.05\n", "13: regions.b.site.battery.initial_soc: initial_soc 0.05 is "),
+    ],
+)  # fmt: skip
+def test_a_problem_between_fields_is_named_at_the_key_that_makes_it(
+    tmp_path: Path, tail: str, problem: str
+) -> None:
+    config = tmp_path / "cross.toml"
+    config.write_text(
+        '[[regions]]\nname = "a"\nzone = "DE"\ngpus = ["T4"]\n'
+        f'[[regions]]\nname = "b"\nzone = "FR"\ngpus = ["T4"]\n{tail}'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith(f"{config}:{problem}")

@@ -106,8 +106,12 @@ def test_a_bad_site_setting_names_its_region_as_a_bad_csv_does(tmp_path: Path) -
     ]
     text = BAD.format(state=tmp_path, pue=1.0, site="pv_kwp = 1.0")
     config.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"toml:\d+: regions\.sf\.site: pv_kwp needs latitude"):
+    with pytest.raises(ConfigError) as caught:  # at pv_kwp's line, not [regions.site]'s
         load_settings(config)
+    assert caught.value.problems == [
+        f"{config}:{_line(text, 'pv_kwp')}: regions.sf.site.pv_kwp: pv_kwp needs latitude and "
+        "longitude (or a measured pv_csv instead)"
+    ]
     config.write_text(BAD.format(state=tmp_path, pue=1.0, site="pv_csv = 'missing.csv'"))
     with pytest.raises(SiteConfigError, match=r"^regions\.sf\.site\.pv_csv: .*missing\.csv"):
         build_sites(load_settings(config).regions)
