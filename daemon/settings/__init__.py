@@ -6,9 +6,9 @@ or ``--config`` / ``CARBOND_CONFIG``) > secret files in ``$CREDENTIALS_DIRECTORY
 ``LoadCredential=``; a file named ``electricitymaps__token`` fills ``electricitymaps.token``).
 Tokens are ``SecretStr`` and are never logged.
 
-The sections live in :mod:`daemon.settings.sections` and :mod:`daemon.settings.regions`
-(re-exported here); a bad value becomes one line naming its file or variable
-(:mod:`daemon.settings.problems`).
+The sections live in :mod:`daemon.settings.sections`, :mod:`daemon.settings.regions` and
+:mod:`daemon.settings.catalog` (re-exported here); a bad value becomes one line naming its file
+or variable (:mod:`daemon.settings.problems`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from daemon.errors import UsageError
+from daemon.settings.catalog import CatalogSettings
 from daemon.settings.problems import problem_line, unparsable_line
 from daemon.settings.regions import (
     BatterySettings,
@@ -38,7 +39,6 @@ from daemon.settings.regions import (
     site_csvs_under,
 )
 from daemon.settings.sections import (
-    CatalogSettings,
     ElectricityMapsSettings,
     ExecutorSettings,
     GpuSettings,

@@ -1,6 +1,7 @@
-"""The settings tree's sections other than the regions' (:mod:`daemon.settings.regions`):
-API access, signals, GPUs, catalog overrides, policy, intervals, intensity, queue, metrics,
-executors, logging and recalibration. Every section is frozen and refuses unknown keys."""
+"""The settings tree's sections other than the regions' (:mod:`daemon.settings.regions`) and
+the catalog overrides' (:mod:`daemon.settings.catalog`): API access, signals, GPUs, policy,
+intervals, intensity, queue, metrics, executors, logging and recalibration. Every section is
+frozen and refuses unknown keys."""
 
 from __future__ import annotations
 
@@ -20,19 +21,15 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from policies.footprint.embodied import DEFAULT_ACT
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION
 
 __all__ = [
-    "ACT_PARAMETERS",
     "MAX_DURATION_S",
     "MAX_HORIZON_S",
     "MAX_INTERVAL_S",
-    "CatalogSettings",
     "ElectricityMapsSettings",
     "ExecutorSettings",
-    "GpuOverride",
     "GpuSettings",
     "IntensitySettings",
     "IntervalSettings",
@@ -133,85 +130,6 @@ def _known_gpu(name: str) -> None:
         raise ValueError(str(exc)) from exc
 
 
-class GpuOverride(_Section):
-    """The fields of one GPU a site replaces (``[catalog.gpus.NAME]``), as
-    :class:`policies.footprint.GpuSpec` names them: sizes and rates above 0, powers,
-    interconnect and embodied carbon not below (a negative figure charged negative grams), a
-    memory type the ACT model has a carbon-per-GB figure for."""
-
-    architecture: str | None = None
-    year: int | None = Field(default=None, gt=0)
-    die_area_mm2: float | None = Field(default=None, gt=0)
-    process_node_nm: int | None = Field(default=None, gt=0)
-    memory_gb: float | None = Field(default=None, gt=0)
-    memory_type: str | None = None
-    memory_bandwidth_gb_s: float | None = Field(default=None, gt=0)
-    fp16_tflops: float | None = Field(default=None, gt=0)
-    fp32_tflops: float | None = Field(default=None, gt=0)
-    int8_tops: float | None = Field(default=None, gt=0)
-    tdp_w: float | None = Field(default=None, gt=0)
-    idle_w: float | None = Field(default=None, ge=0)
-    interconnect_gb_s: float | None = Field(default=None, ge=0)
-    embodied_kg: float | None = Field(default=None, ge=0)
-    embodied_method: str | None = None
-
-    @field_validator("memory_type")
-    @classmethod
-    def _known_memory(cls, value: str | None) -> str | None:
-        known = DEFAULT_ACT.memory_g_per_gb
-        if value is not None and value not in known:
-            raise ValueError(f"unknown memory type {value!r} (known: {', '.join(known)})")
-        return value
-
-    def fields(self) -> dict[str, Any]:
-        """The fields the site set, for :meth:`policies.footprint.GpuCatalog.with_overrides`."""
-        return self.model_dump(exclude_none=True)
-
-
-# The ACT parameters a site may replace: the scalar ones (the per-node tables stay ACT's).
-ACT_PARAMETERS = ("fab_intensity_g_per_kwh", "fab_yield", "mpa_g_per_cm2", "packaging_g")
-
-
-class CatalogSettings(_Section):
-    """Site overrides of the GPU catalog.
-
-    ``act`` replaces ACT-model parameters (``fab_intensity_g_per_kwh``, ``fab_yield``,
-    ``mpa_g_per_cm2``, ``packaging_g``) for every ACT-estimated GPU; ``gpus.<NAME>`` replaces
-    fields of one GPU (e.g. ``embodied_kg``, ``idle_w``, ``tdp_w``; :class:`GpuOverride`).
-    """
-
-    act: dict[str, float] = Field(default_factory=dict)
-    gpus: dict[str, GpuOverride] = Field(default_factory=dict)
-
-    @field_validator("act")
-    @classmethod
-    def _act_in_range(cls, value: dict[str, float]) -> dict[str, float]:
-        problems: list[tuple[tuple[int | str, ...], str, object]] = []
-        for name, number in value.items():  # each at its own key's line, not [catalog.act]'s
-            if name not in ACT_PARAMETERS:
-                known = ", ".join(ACT_PARAMETERS)
-                problems.append(((name,), f"unknown ACT parameter (known: {known})", number))
-            elif name == "fab_yield" and not 0 < number <= 1:  # the die carbon over the yield
-                message = f"must be more than 0 and at most 1, got {number:g}"
-                problems.append(((name,), message, number))
-            elif number < 0:
-                problems.append(((name,), f"must not be negative, got {number:g}", number))
-        if problems:
-            raise _errors_at(problems)
-        return value
-
-    @field_validator("gpus")
-    @classmethod
-    def _known_gpus(cls, value: dict[str, GpuOverride]) -> dict[str, GpuOverride]:
-        for name, override in value.items():
-            try:
-                _known_gpu(name)
-            except ValueError as exc:  # at its own table's line, not the first [catalog.gpus.X]'s
-                raise _error_at((name,), str(exc), name) from exc
-            _idle_below_tdp(name, override)
-        return value
-
-
 def _error_at(loc: tuple[str, ...], message: str, value: object) -> ValidationError:
     """A settings problem at ``loc`` below the field being validated (pydantic prefixes the
     field's own location), so that its line is the file's line of that key or table."""
@@ -232,23 +150,6 @@ def _errors_at(problems: Sequence[tuple[tuple[int | str, ...], str, object]]) ->
             for loc, message, value in problems
         ],
     )
-
-
-def _idle_below_tdp(name: str, override: GpuOverride) -> None:
-    """Raises a ValidationError at ``NAME.idle_w`` (or ``NAME.tdp_w`` when only that is set:
-    the file's line of the field) when the override leaves the GPU idling above its TDP, which
-    charged each idle second more than a busy one."""
-    spec = DEFAULT_GPU_CATALOG.get(name)
-    idle = spec.idle_w if override.idle_w is None else override.idle_w
-    tdp = spec.tdp_w if override.tdp_w is None else override.tdp_w
-    if idle <= tdp:
-        return
-    field = "idle_w" if override.idle_w is not None else "tdp_w"
-    idle_note = " (the catalog's)" if override.idle_w is None else ""
-    tdp_note = " (the catalog's)" if override.tdp_w is None else ""
-    message = (f"idle_w {idle:g} W{idle_note} is above tdp_w {tdp:g} W{tdp_note}: a GPU idles "
-               "below its full power")  # fmt: skip
-    raise _error_at((name, field), message, getattr(override, field))
 
 
 class PolicySettings(_Section):
