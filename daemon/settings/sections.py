@@ -95,6 +95,25 @@ class SignalsSettings(_Section):
     max_history_gap_s: float = Field(default=7 * 86_400.0, gt=0, le=MAX_DURATION_S)
     rescore_every_s: float = Field(default=6 * 3600.0, gt=0, le=MAX_DURATION_S)
 
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _cache_dir_given(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():  # Path("") is the working directory
+            raise ValueError("must not be empty (leave it out for <state_dir>/cache/intensity)")
+        return value
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _absolute_cache_dir(cls, value: Path | None) -> Path | None:
+        # The daemon runs from / (systemd): a relative directory named another one there than
+        # in the shell where doctor checked it could be written.
+        if value is not None and not value.is_absolute():
+            raise ValueError(
+                f"must be an absolute path, got {str(value)!r}: the daemon runs from /, where "
+                "a relative one names another directory"
+            )
+        return value
+
 
 class GpuSettings(_Section):
     """How carbond finds and measures GPUs.

@@ -641,3 +641,27 @@ def test_carbond_help_names_every_check_doctor_runs(tmp_path: Path) -> None:
     said = line.lower().replace("state dir", "state_dir").replace("/", ", ")
     missing = [name for name in names if not re.search(rf"\b{name}", said)]
     assert not missing, (missing, line)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("cache", "must be an absolute path, got 'cache': the daemon runs from /, where a "
+                  "relative one names another directory"),
+        ("", "must not be empty (leave it out for <state_dir>/cache/intensity)"),
+    ],
+)  # fmt: skip
+def test_a_relative_cache_dir_is_a_config_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    """A relative ``signals.cache_dir`` (or an empty one, the working directory) passed
+    doctor, checked where doctor ran; the daemon, run from / by systemd, looked for it there
+    (``/cache``, read-only under ``ProtectSystem=strict``) and ran without a cache."""
+    _, config = _setup(tmp_path)
+    monkeypatch.chdir(tmp_path)  # where doctor would have found ./cache writable
+    text = config.read_text()
+    config.write_text(f'{text}[signals]\ncache_dir = "{value}"\n')
+    line = len(text.splitlines()) + 2
+    code, checks = _doctor(config)
+    assert code == 1
+    assert checks["config"] == f"fail: {config}:{line}: signals.cache_dir: {problem}"
