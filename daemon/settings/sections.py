@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -63,15 +64,28 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+_EM_DEFAULT_URL = "https://api.electricitymaps.com/v3"
+
+
 class ElectricityMapsSettings(_Section):
     """Electricity Maps v3 API access."""
 
-    base_url: str = "https://api.electricitymaps.com/v3"
+    base_url: str = _EM_DEFAULT_URL
     token: SecretStr | None = None
     connect_timeout_s: float = Field(default=3.05, gt=0, le=MAX_DURATION_S)
     read_timeout_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
     max_retries: int = Field(default=3, ge=0, le=10)
     emission_factor_type: Literal["lifecycle", "direct"] = "lifecycle"
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        """A URL without its scheme or host passed doctor; every request then failed
+        (``MissingSchema``) and the daemon planned on static averages, saying so in notes."""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL such as {_EM_DEFAULT_URL!r}, got {value!r}")
+        return value
 
     @field_validator("token", mode="before")
     @classmethod

@@ -239,3 +239,19 @@ def test_a_config_path_that_is_a_folder_or_not_text_says_so(
     missing = tmp_path / "absent.toml"
     assert main(["run", "--config", str(missing)]) == 2
     assert capsys.readouterr().err.endswith(f"  {missing}: config file not found\n")
+
+
+@pytest.mark.parametrize("url", ["api.electricitymaps.com/v3", "ftp://em.example/v3", "https://"])
+def test_an_electricity_maps_url_without_its_scheme_or_host_is_refused(
+    tmp_path: Path, url: str
+) -> None:
+    """Such a base_url passed doctor; every request then failed (``MissingSchema``,
+    ``InvalidSchema``) and the daemon planned on static annual averages, noting why only in
+    the intensity notes."""
+    config = _config(tmp_path, f'{REGION}[electricitymaps]\nbase_url = "{url}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [
+        f"{config}:7: electricitymaps.base_url: must be an http(s) URL such as "
+        f"'https://api.electricitymaps.com/v3', got {url!r}"
+    ]
