@@ -268,7 +268,9 @@ def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) 
         print(f"jobs {offset + 1:,}-{offset + len(rows):,} of {total:,} ({by_state or 'none'})")
     elif limit == 0:  # the totals only, as ``--json --limit 0`` gives no rows
         print(f"{total:,} jobs ({by_state or 'none'}), none shown: --limit 0")
-    else:  # an empty ledger, or an offset past the last job
+    elif total == 0:  # was 'no jobs from --offset 0: 0 in all (none)', no --offset given
+        print(f"no {', '.join(states)} jobs" if states else "no jobs yet")
+    else:  # an offset past the last job
         print(f"no jobs from --offset {offset:,}: {total:,} in all ({by_state or 'none'})")
     if limit and offset + len(rows) < total:
         print(f"more: --offset {offset + len(rows)} (--limit N for a bigger page, --json for all)")

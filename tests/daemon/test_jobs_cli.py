@@ -669,3 +669,16 @@ def test_status_says_a_held_job_has_not_started(
     assert line == "run: slurm on qc/0, held there for its planned start (not started yet)"
     code, out, _ = _run(capsys, "status", "held", "--state-dir", str(tmp_path), "--json")
     assert json.loads(out)["run"]["started_at"] is None
+
+
+def test_an_empty_ledger_says_there_are_no_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh ledger's ``carbond jobs`` said 'no jobs from --offset 0: 0 in all (none)', an
+    offset the operator never gave."""
+    Ledger.open(tmp_path / "ledger.db").close()
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path))
+    assert code == 0 and out.splitlines()[-2] == "no jobs yet"
+    code, out, _ = _run(capsys, "jobs", "--state", "queued", "--state", "failed",
+                        "--state-dir", str(tmp_path))  # fmt: skip
+    assert code == 0 and out.splitlines()[-2] == "no queued, failed jobs"
