@@ -665,3 +665,19 @@ def test_a_relative_cache_dir_is_a_config_problem(
     code, checks = _doctor(config)
     assert code == 1
     assert checks["config"] == f"fail: {config}:{line}: signals.cache_dir: {problem}"
+
+
+def test_a_discovering_region_leaves_no_log_line_beside_the_report(tmp_path: Path) -> None:
+    """The gpus check built the inventory without discovery, so a ``gpus = "discover"``
+    region logged ``region_without_gpus`` on stderr (a JSON warning that it has no GPU) while
+    the nvml line said it discovers a simulated A100-80GB and the check passed."""
+    state, config = _setup(tmp_path)
+    config.write_text(
+        f'state_dir = "{state}"\n[gpu]\nbackend = "simulated"\n'
+        '[[regions]]\nname = "a"\nzone = "DE"\ngpus = "discover"\n'
+    )
+    done = _carbond("doctor", "--config", str(config), "--json")
+    checks = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
+    assert checks["gpus"]["status"] == "pass"
+    assert "a discover simulated A100-80GB" in checks["nvml"]["detail"]
+    assert done.stderr == ""

@@ -7,22 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from daemon.ledger import Ledger
+
 
 def test_json_stdout_is_pure_even_when_the_daemon_warns(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    state.mkdir()
-    config = tmp_path / "carbond.toml"  # doctor's inventory warns: it discovers no GPU
+    Ledger.open(state / "ledger.db").close()
+    config = tmp_path / "carbond.toml"  # the inventory warns: it discovers no GPU
     config.write_text(
-        f'state_dir = "{state}"\n[gpu]\nbackend = "simulated"\n'
+        f'state_dir = "{state}"\n[gpu]\nbackend = "simulated"\nsimulated_gpus = []\n'
         '[[regions]]\nname = "a"\nzone = "CA-QC"\ngpus = "discover"\n'
     )
     exe = Path(sys.executable).with_name("carbond")
     proc = subprocess.run(
-        [str(exe), "doctor", "--json", "--config", str(config)],
+        [str(exe), "gpus", "--learned", "--json", "--config", str(config)],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
-    assert proc.returncode in (0, 1), proc.stderr
-    assert "checks" in json.loads(proc.stdout)  # nothing but the document
+    assert proc.returncode == 0, proc.stderr
+    assert "factors" in json.loads(proc.stdout)  # nothing but the document
     assert "region_without_gpus" in proc.stderr
 
 
