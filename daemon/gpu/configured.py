@@ -29,7 +29,8 @@ def describe_configured_gpus(
     settings: Settings, catalog: GpuCatalog, nvml_module: Any | None = None
 ) -> tuple[Status, str]:
     """``(status, detail)`` for the regions' GPUs; ``fail`` when ``gpu.backend = "nvml"`` and
-    NVML cannot be used, or a local region declares a GPU NVML does not have at that index.
+    NVML cannot be used, a local region declares a GPU NVML does not have at that index, or a
+    region that discovers its GPUs would find none (no GPU seen, no simulated stand-in).
 
     ``nvml_module`` stands in for ``pynvml`` (tests).
     """
@@ -40,16 +41,33 @@ def describe_configured_gpus(
     described = "; ".join(_declared(r) for r in declared) or "no declared GPU"
     stand_ins = ", ".join(settings.gpu.simulated_gpus)
     if settings.gpu.backend == "simulated":
+        if discovering and not stand_ins:
+            return "fail", f"gpu.backend simulated: {described}; {_none_found(discovering)}"
         found = f"; {_names(discovering)} discover simulated {stand_ins}" if discovering else ""
         return "pass", f"gpu.backend simulated: {described}{found}; local GPUs not metered"
     if not local and not discovering:
         return "skip", f"NVML not needed: {described}"
+    return _against_nvml(settings, catalog, nvml_module, described, discovering, local)
+
+
+def _against_nvml(
+    settings: Settings,
+    catalog: GpuCatalog,
+    nvml_module: Any | None,
+    described: str,
+    discovering: Sequence[RegionSettings],
+    local: Sequence[RegionSettings],
+) -> tuple[Status, str]:
+    """The line of ``gpu.backend`` ``auto`` or ``nvml``, from what NVML sees (or why not)."""
+    stand_ins = ", ".join(settings.gpu.simulated_gpus)
     nvml = NvmlBackend(nvml_module)
     try:
         nvml.start()
     except NvmlUnavailableError as exc:
         if settings.gpu.backend == "nvml":
             return "fail", f"gpu.backend nvml but NVML is unusable: {exc}"
+        if discovering and not stand_ins:
+            return "fail", f"NVML unavailable ({exc}); {described}; {_none_found(discovering)}"
         return "pass", _without_nvml(str(exc), described, discovering, local, stand_ins)
     try:
         devices = nvml.devices()
@@ -60,10 +78,24 @@ def describe_configured_gpus(
     if problems:
         return "fail", f"NVML sees {seen}; " + "; ".join(problems)
     parts = [f"NVML sees {seen}", described + (" (metered by NVML)" if local else "")]
+    if discovering and not devices and (settings.gpu.backend == "nvml" or not stand_ins):
+        # the daemon falls back to the stand-ins only under "auto", and only to those listed
+        why = "gpu.backend nvml" if settings.gpu.backend == "nvml" else None
+        return "fail", "; ".join([*parts, _none_found(discovering, why)])
     if discovering:
         found = seen if devices else f"nothing, so simulated {stand_ins}"
         parts.append(f"{_names(discovering)} discover {found}")
     return "pass", "; ".join(parts)
+
+
+def _none_found(discovering: Sequence[RegionSettings], why: str | None = None) -> str:
+    """Why the ``discovering`` regions get no GPU: the daemon starts them without any
+    (``region_without_gpus``) and rejects every job that may only run there."""
+    why = why or "gpu.simulated_gpus is empty"
+    return (
+        f"{_names(discovering)} discover no GPU ({why}: no simulated stand-ins): the daemon "
+        "starts them without GPUs and rejects the jobs that may only run there"
+    )
 
 
 def _without_nvml(

@@ -72,3 +72,36 @@ def test_doctor_describes_the_configured_gpus_not_a_default(tmp_path: Path) -> N
     [nvml] = [c for c in run_checks(config, datetime.now(UTC)) if c.name == "nvml"]
     assert nvml.status == "pass"
     assert nvml.detail == "gpu.backend simulated: qc: 2x T4 (local); local GPUs not metered"
+
+
+def test_a_discovering_region_that_would_find_no_gpu_fails(clock: FakeClock) -> None:
+    """Each passed as 'node discover simulated ' (an empty list) or 'nothing, so simulated
+    A100-80GB', while the daemon's backend found no GPU and started the region without any
+    (region_without_gpus), rejecting the jobs that may only run there."""
+    from daemon.gpu.factory import start_backend
+
+    cases = [  # (backend, simulated_gpus, the NVML the node has)
+        ("simulated", [], make_nvml(clock, fake_gpu(clock))),
+        ("auto", [], FakeNvml([fake_gpu(clock)], clock, driver_loaded=False)),
+        ("nvml", ["A100-80GB"], FakeNvml([], clock)),  # NVML works, sees no GPU: no stand-in
+    ]
+    for backend, stand_ins, nvml in cases:
+        settings = Settings(
+            regions=(DISCOVER,), gpu={"backend": backend, "simulated_gpus": stand_ins}
+        )
+        found = start_backend(settings.gpu, DEFAULT_GPU_CATALOG, nvml_module=nvml)
+        try:
+            assert not found.devices()  # what the daemon's discovery gets
+        finally:
+            found.close()
+        status, detail = describe_configured_gpus(settings, DEFAULT_GPU_CATALOG, nvml)
+        assert status == "fail", (backend, detail)
+        assert detail.endswith(
+            "node discover no GPU (" + ("gpu.backend nvml" if backend == "nvml" else
+                                        "gpu.simulated_gpus is empty")
+            + ": no simulated stand-ins): the daemon starts them without GPUs and rejects the "
+            "jobs that may only run there"
+        )  # fmt: skip
+    # with stand-ins, auto falls back to them: a pass, as before
+    status, detail = _describe(FakeNvml([fake_gpu(clock)], clock, driver_loaded=False), DISCOVER)
+    assert status == "pass" and "node discover simulated A100-80GB" in detail
