@@ -40,7 +40,7 @@ def test_gpus_json_shows_every_field_a_catalog_override_sets(
     it and the int8 rate, but ``carbond gpus --json`` left both out: an operator could not see
     the figure tensor-parallel estimates use, nor check an override took. Every field an
     override may set is in each row, with the override's value."""
-    from daemon.settings.sections import GpuOverride
+    from daemon.settings.catalog import GpuOverride
 
     config = tmp_path / "carbond.toml"
     config.write_text("[catalog.gpus.L4]\ninterconnect_gb_s = 50.0\nint8_tops = 400.0\n")

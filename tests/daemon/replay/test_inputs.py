@@ -559,7 +559,7 @@ def test_a_custom_catalog_gives_the_gpus_and_refuses_one_it_lacks(cluster_file: 
     with pytest.raises(ReplayInputError) as info:
         load_cluster(cluster_file, without_ada)
     assert str(info.value).startswith(
-        f"{cluster_file}:11: regions.1.gpus: unknown GPU 'RTX6000-Ada' (known: "
+        f"{cluster_file}:11: regions.california.gpus: unknown GPU 'RTX6000-Ada' (known: "
     )
 
 

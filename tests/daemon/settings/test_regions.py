@@ -183,9 +183,9 @@ def test_a_region_field_is_named_by_the_region_name_as_a_site_field_is(tmp_path:
     ("tail", "problem"),
     [  # each was at line 5, the [[regions]] header of the second region, as 'regions.1'
         ('executor = "slurm"\n',
-         '9: regions.1.executor: region b: executor = "slurm" needs a [regions.slurm] table'),
+         '9: regions.b.executor: region b: executor = "slurm" needs a [regions.slurm] table'),
         ('[regions.slurm]\npartition = "gpu"\n',
-         '9: regions.1.slurm: region b: a [regions.slurm] table needs executor = "slurm"'),
+         '9: regions.b.slurm: region b: a [regions.slurm] table needs executor = "slurm"'),
         # the site's by its region's name, at the key's line, not the table's
         ("[regions.site]\nother_load_w = 5\nother_load_csv = 'load.csv'\n",
          "11: regions.b.site.other_load_csv: other_load_w and other_load_csv both set"),
