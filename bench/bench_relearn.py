@@ -1,6 +1,7 @@
 """Restart relearning on a large ledger: what ``Service.start`` spends relearning the
-recalibration factors (:mod:`daemon.learning`) from N finished jobs with measured energy, before
-the daemon tells systemd it is ready (``TimeoutStartSec=60s`` in ``systemd/carbond.service``).
+recalibration factors (:mod:`daemon.learning.factors`) from N finished jobs with measured energy,
+before the daemon tells systemd it is ready (``TimeoutStartSec=60s`` in
+``systemd/carbond.service``).
 
 The ledger is one the daemon wrote. A real :class:`~daemon.service.Service` (run-now) runs a
 template of jobs to their ends on a simulated clock: on a Slurm region whose stand-in executor
@@ -12,15 +13,15 @@ previous copy's (a fast fill: every row is one the daemon wrote; the decisions' 
 and the outcomes' details are copied as they are).
 
 Then, as a restart does, the ledger is opened afresh and timed: the relearning alone
-(:func:`daemon.learning.measured_history` folded by :meth:`Learning.relearn`), and the whole
+(:func:`daemon.learning.factors.measured_history` folded by :meth:`Learning.relearn`), and the whole
 ``Service.start`` (which also re-adopts runs and loads the totals) without a recalibration
 checkpoint (the first start after an upgrade or a settings change), CPU (``time.process_time``)
 and wall, with the factors learned; and, in a child process that only opens the ledger and
 relearns, the memory it takes (peak RSS before and after the relearning).
 
-Then the restart with a checkpoint (:mod:`daemon.learning_checkpoint`): the last start left one
+Then the restart with a checkpoint (:mod:`daemon.learning.checkpoint`): the last start left one
 of the N jobs; ``--tail`` more jobs (default 1,000) are copied in after them and the restart is
-timed again (:func:`daemon.learning_checkpoint.restore` alone, and the whole ``Service.start``),
+timed again (:func:`daemon.learning.checkpoint.restore` alone, and the whole ``Service.start``),
 each try from that same checkpoint, beside a fold of all N + tail jobs from scratch (once); the
 factors must be equal.
 
@@ -50,8 +51,8 @@ from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
-from daemon.learning import Learning, measured_history
-from daemon.learning_checkpoint import restore
+from daemon.learning.checkpoint import restore
+from daemon.learning.factors import Learning, measured_history
 from daemon.ledger import Ledger
 from daemon.ledger.base import dt, req_dt, ts
 from daemon.logs import configure_logging
@@ -325,7 +326,7 @@ def _set_checkpoint(path: Path, rows: dict[str, list[tuple[Any, ...]]]) -> None:
 def resume(state: Path, jobs: int, tail: int, distinct: bool, repeat: int = 1) -> Resumed:
     """Time a restart from the checkpoint of the ledger in ``state`` (its ``jobs`` finished
     jobs, left by the last start) after ``tail`` more jobs were added: the relearning
-    (:func:`~daemon.learning_checkpoint.restore`) and the whole ``Service.start``, best of
+    (:func:`~daemon.learning.checkpoint.restore`) and the whole ``Service.start``, best of
     ``repeat`` tries, each from that checkpoint; and a fold from scratch of all of them."""
     path = state / "ledger.db"
     saved = _checkpoint(path)

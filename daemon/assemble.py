@@ -27,7 +27,7 @@ from daemon.executors.simulated import SimulatedExecutor
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from daemon.intensity import IntensityProvider, build_intensity
 from daemon.inventory import Discover, build_inventory
-from daemon.learning import Learning, refold_changed
+from daemon.learning.factors import Learning, refold_changed
 from daemon.ledger import Ledger
 from daemon.loop import Intervals
 from daemon.measurement import JobMeasurement, start_measurement
@@ -79,7 +79,7 @@ def build_service(
     the :mod:`forecasts` fallback chain from ``[electricitymaps]`` and ``[signals]``, closed by
     ``Service.close()``), and the configured policy (``run-now`` when its name is not
     registered). ``measurement`` meters jobs on this node's GPUs (:mod:`daemon.measurement`);
-    ``learning`` holds the recalibration factors learned so far (:mod:`daemon.learning`).
+    ``learning`` holds the recalibration factors learned so far (:mod:`daemon.learning.factors`).
 
     Raises:
         UnknownGpuError: a GPU name the catalog does not know.
@@ -302,7 +302,7 @@ class Daemon:
 def rebuild_service(daemon: Daemon, settings: Settings, metrics: MetricsSink | None) -> Service:
     """A new service for ``settings`` around the same ledger, executors and GPUs (SIGHUP),
     with the learned factors (a GPU type whose runs teach otherwise under the new inventory
-    refolded from the ledger, :func:`daemon.learning.refold_changed`); the previous service
+    refolded from the ledger, :func:`daemon.learning.factors.refold_changed`); the previous service
     is closed once the new one is built (a failure to close it is logged as
     ``reload_close_failed``; the new service is returned all the same).
 

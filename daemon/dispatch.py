@@ -45,7 +45,7 @@ from daemon.executors.held import HeldJobs
 from daemon.executors.wrapper import EXIT_NOT_RUNNABLE
 from daemon.finishing import Requeue
 from daemon.inventory import InventoryGpu
-from daemon.learning import fine_key
+from daemon.learning.factors import fine_key
 from daemon.ledger import JobRecord, Ledger, RunRecord, RunStart
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement

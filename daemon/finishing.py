@@ -14,10 +14,10 @@ it finds them ended. The commit writes each table's rows for the whole batch in 
 
 Learning: a succeeded run whose measured energy came from its executor (Slurm's ``sacct``), not
 from this node's GPU meter, is folded into the service's recalibration factors
-(:class:`~daemon.learning.Learning`) after the commit, so an ending that rolls back teaches
+(:class:`~daemon.learning.factors.Learning`) after the commit, so an ending that rolls back teaches
 nothing; runs the meter followed are folded by :meth:`JobMeasurement.finished
 <daemon.measurement.JobMeasurement.finished>`, once. A restart relearns both from the outcome
-rows (:func:`daemon.learning.measured_history`).
+rows (:func:`daemon.learning.factors.measured_history`).
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
 from daemon.executors.held import HeldJobs
 from daemon.inventory import InventoryGpu
-from daemon.learning import Learning
+from daemon.learning.factors import Learning
+from daemon.learning.lessons import executor_lesson as _executor_lesson
+from daemon.learning.lessons import run_teaches as _teaches
 from daemon.ledger import Ledger, RunEnd, RunRecord, missed_by_run_now
-from daemon.lessons import executor_lesson as _executor_lesson
-from daemon.lessons import run_teaches as _teaches
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink

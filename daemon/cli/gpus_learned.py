@@ -4,7 +4,7 @@ would fold them from the ledger now, and which of the two levels an estimate use
 
 Read-only and from the ledger alone, so it works while the daemon runs and after it stopped:
 the ledger's recalibration checkpoint plus the measured runs since, or every measured run when
-the checkpoint cannot be used (:func:`daemon.learning_checkpoint.peek`; nothing is written).
+the checkpoint cannot be used (:func:`daemon.learning.checkpoint.peek`; nothing is written).
 The fold takes ``[recalibration]`` and the regions' GPUs from the settings, as the daemon does:
 a region with ``gpus = "discover"`` is discovered the way ``carbond run`` discovers it (NVML or
 the simulated backend, Slurm's partition); one that cannot be is named, and runs on GPU types
@@ -24,7 +24,7 @@ from daemon.cli.context import open_ledger, settings_from
 from daemon.cli.output import print_json, print_table
 from daemon.errors import DaemonError
 from daemon.inventory import InventoryGpu, build_inventory
-from daemon.learning_checkpoint import peek
+from daemon.learning.checkpoint import peek
 from daemon.settings import Settings
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION, RecalibrationFactor
 
@@ -39,8 +39,8 @@ def learned_payload(settings: Settings) -> dict[str, Any]:
     ``min_measured_s``), the measured runs that taught the factors (``runs``: the sum of their
     ``samples``; a run whose measurement is unusable, e.g. 0 J, taught nothing) of the ledger's
     measured outcome rows (``measured_rows``: failed jobs' too, and runs on GPU types no region
-    has here or that do not teach their type, :func:`daemon.learning.teaches`, which a restart
-    skips as well),
+    has here or that do not teach their type, :func:`daemon.learning.factors.teaches`, which a
+    restart skips as well),
     whether the ledger's checkpoint was used (``from_checkpoint``) or why not
     (``checkpoint_discarded``), the regions whose GPUs could not be discovered
     (``undiscovered``: region -> why), and in ``factors`` one row per (model, GPU type), its

@@ -5,7 +5,7 @@ empty runtime and precision): the factors a restart would fold from the measured
 up to a :class:`~daemon.ledger.measured.Watermark`, and what the ledger held then
 (:class:`LedgerMarks`), so a later start can tell, with a few counts on indexes, whether the rows
 up to the watermark are still the ones folded (:meth:`Checkpoints.changed_since`). What to
-fold and when is :mod:`daemon.learning_checkpoint`'s.
+fold and when is :mod:`daemon.learning.checkpoint`'s.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The ledger's measured runs, as a restart relearns the recalibration factors from them
-(:func:`daemon.learning.measured_history`): one query over outcomes, jobs and decisions, oldest
-outcome first, instead of a job read and a decision read per outcome row; or only those after a
-:class:`Watermark` (a recalibration checkpoint's, :mod:`daemon.learning_checkpoint`), read on
+(:func:`daemon.learning.factors.measured_history`): one query over outcomes, jobs and decisions,
+oldest outcome first, instead of a job read and a decision read per outcome row; or only those after
+a :class:`Watermark` (a recalibration checkpoint's, :mod:`daemon.learning.checkpoint`), read on
 the ``outcomes_measured`` index without a scan of the older rows."""
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ DROP TABLE job_state_counts;
 """
 
 # The recalibration factors a restart would fold from the measured outcomes up to a watermark,
-# so a restart folds only the outcomes recorded since (daemon.learning_checkpoint): one row
+# so a restart folds only the outcomes recorded since (daemon.learning.checkpoint): one row
 # saying what was folded and under which inputs, one row per (model, GPU type) folded. The
 # partial index keeps the measured outcomes in the order a restart folds them (``recorded_at``,
 # then rowid), so the rows since a watermark, and the count up to it, are read without a scan.

@@ -14,8 +14,8 @@ catalog estimate, so simulated measurements follow the (possibly mis-calibrated)
 the prediction.
 
 A job metered here to its end teaches the recalibration factors (:attr:`JobMeasurement.learning`,
-the service's :class:`~daemon.learning.Learning`). Jobs this node does not meter (Slurm's) get
-their measured energy from their executor (``sacct``) and teach the same factors once their end
+the service's :class:`~daemon.learning.factors.Learning`). Jobs this node does not meter (Slurm's)
+get their measured energy from their executor (``sacct``) and teach the same factors once their end
 is committed (:mod:`daemon.finishing`), whether or not a measurement exists.
 """
 

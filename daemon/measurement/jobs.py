@@ -22,7 +22,7 @@ from daemon.gpu.curves import DeviceCurve
 from daemon.gpu.errors import GpuError
 from daemon.gpu.simulated import SimulatedGpuBackend
 from daemon.inventory import InventoryGpu
-from daemon.learning import Learning
+from daemon.learning.factors import Learning
 from daemon.ledger import DecisionRecord
 from policies import Decision, JobSpec, PoliciesError, ZoneIntensity
 from policies.candidates import estimate_on
@@ -60,7 +60,7 @@ class JobMeasurement:
 
     :attr:`learning` holds the online factors per (model, GPU type), updated by every job
     metered here to its end (:meth:`finished`); the service uses it as its own, so GPU-metered
-    and executor-measured runs teach one :class:`~daemon.learning.Learning`.
+    and executor-measured runs teach one :class:`~daemon.learning.factors.Learning`.
     """
 
     def __init__(

@@ -28,14 +28,14 @@ from daemon.finishing import EndingContext, Endings
 from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider
 from daemon.inventory import InventoryGpu
-from daemon.learning import Learning
-from daemon.learning_checkpoint import (
+from daemon.learning.checkpoint import (
     CHECKPOINT_EVERY_RUNS,
     FoldInputs,
     advance,
     checkpoint_due,
     restore,
 )
+from daemon.learning.factors import Learning
 from daemon.ledger import JobRecord, Ledger, LedgerError
 from daemon.measurement import JobMeasurement
 from daemon.metrics_sink import MetricsSink, NullMetrics
@@ -155,8 +155,8 @@ class Service:
 
     @property
     def learning(self) -> Learning:
-        """What measured outcomes taught (:mod:`daemon.learning`): the measurement's when this
-        node meters GPUs (it folds its runs there), else the service's own."""
+        """What measured outcomes taught (:mod:`daemon.learning.factors`): the measurement's when
+        this node meters GPUs (it folds its runs there), else the service's own."""
         return self.measurement.learning if self.measurement is not None else self._learning
 
     @property
@@ -216,7 +216,7 @@ class Service:
             succession.adopt(self, runs, now)
             self._endings.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
             # learned factors survive a restart (GPU-metered and executor-measured runs): the
-            # ledger's checkpoint of them and the runs since (daemon.learning_checkpoint)
+            # ledger's checkpoint of them and the runs since (daemon.learning.checkpoint)
             config = self.learning.recalibration.config
             restored = restore(self.ledger, self.inventory, config, now)
             self.learning.recalibration = restored.recalibration
@@ -353,7 +353,7 @@ class Service:
     def _checkpoint_learning(self, now: datetime) -> None:
         """Move the recalibration checkpoint on once :attr:`checkpoint_every_runs` measured
         runs are past it (or its inputs changed: a reload), folding at most that many runs
-        from the ledger (:func:`daemon.learning_checkpoint.advance`): a restart then folds at
+        from the ledger (:func:`daemon.learning.checkpoint.advance`): a restart then folds at
         most about that many. The live factors are not touched."""
         config = self.learning.recalibration.config
         kept = self._fold_inputs

@@ -28,7 +28,7 @@ from daemon.endings import run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
 from daemon.inventory import InventoryGpu, build_inventory
-from daemon.learning import refold_changed
+from daemon.learning.factors import refold_changed
 from daemon.ledger import Ledger, RunRecord
 from policies import PoliciesError
 

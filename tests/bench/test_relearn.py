@@ -8,7 +8,7 @@ import pytest
 
 from bench.bench_relearn import REGIONS, TEMPLATE, build_ledger, main
 from daemon.inventory import build_inventory
-from daemon.learning import measured_history
+from daemon.learning.factors import measured_history
 from daemon.ledger import Ledger
 
 

@@ -47,7 +47,7 @@ STARTUP_S = 120.0  # for `carbond run` to log service_started (imports on a load
 # checkpoint's, which a daemon that measures no energy (this one) never reaches, nor a lost
 # GPU's stop, which needs a GPU meter to see a GPU lost, nor a held job's hand-over, which
 # needs a reserving executor (Slurm); their own tests kill a real process there
-# (tests/daemon/test_learning_checkpoint.py, tests/daemon/test_killpoints.py,
+# (tests/daemon/learning/test_checkpoint.py, tests/daemon/test_killpoints.py,
 # tests/daemon/executors/test_slurm_service.py).
 HARNESS_POINTS = tuple(
     p for p in POINTS[1:] if p not in ("recalibration_checkpoint", "gpu_lost_stop", "hold_handed")

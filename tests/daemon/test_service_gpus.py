@@ -9,7 +9,7 @@ from daemon.intensity import EmbeddedIntensity
 from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line
-from tests.daemon.test_learning_reload import _LateSlurm
+from tests.daemon.learning.test_reload import _LateSlurm
 
 SIM = RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=("T4",))
 HPC = RegionSettings(name="hpc", zone="US-CAL-CISO", executor="slurm", gpus="discover",

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from daemon.cli import main
-from daemon.learning_checkpoint import restore
+from daemon.learning.checkpoint import restore
 from daemon.ledger import Ledger
-from tests.daemon.test_learning_checkpoint import CONFIG as FOLD_CONFIG
-from tests.daemon.test_learning_checkpoint import INVENTORY, T0, _from_scratch, _record, _run
+from tests.daemon.learning.test_checkpoint import CONFIG as FOLD_CONFIG
+from tests.daemon.learning.test_checkpoint import INVENTORY, T0, _from_scratch, _record, _run
 
 CONFIG = """
 [recalibration]

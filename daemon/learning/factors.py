@@ -6,7 +6,7 @@ energy was measured: by carbond's own GPU meter (:class:`daemon.measurement.JobM
 which uses the service's :class:`Learning`) or by the run's executor (Slurm's ``sacct``,
 folded by :mod:`daemon.finishing` once the run's end is committed). At start the service
 relearns them from the ledger's outcome rows (:func:`measured_history`): they are derived state,
-of which the ledger also keeps a checkpoint (:mod:`daemon.learning_checkpoint`: the fold up to
+of which the ledger also keeps a checkpoint (:mod:`daemon.learning.checkpoint`: the fold up to
 a watermark, so a restart folds only the runs since). Replay attaches no measurement and its
 executor reports no energy, so nothing is learned there.
 """
@@ -123,7 +123,7 @@ class Learning:
         Each item is ``(job, device, measured_energy_j, measured_duration_s)``; ``device`` only
         names the GPU type. The factors are derived state: the ledger's outcome rows are their
         record (the service's start resumes from the ledger's checkpoint of this fold instead,
-        :func:`daemon.learning_checkpoint.restore`). Starts from no factors, so calling it
+        :func:`daemon.learning.checkpoint.restore`). Starts from no factors, so calling it
         twice is safe. Returns how many runs taught the factors (:meth:`taught`).
         """
         self.recalibration = Recalibration(self.recalibration.config)  # idempotent: from scratch

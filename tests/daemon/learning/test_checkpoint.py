@@ -1,4 +1,4 @@
-"""daemon.learning_checkpoint: a restart resumes from the ledger's recalibration checkpoint and
+"""daemon.learning.checkpoint: a restart resumes from the ledger's recalibration checkpoint and
 folds only the measured runs since, with factors equal (==, every field) to a fold of every run
 from scratch; whenever that would not hold (the fold's inputs changed, rows up to the watermark
 added, replaced or removed, a folded job's state or decision changed) it folds from scratch;
@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from daemon.inventory import InventoryGpu, build_inventory
-from daemon.learning import Learning, measured_history
-from daemon.learning_checkpoint import (
+from daemon.learning.checkpoint import (
+    _DAEMON_DIR,
+    _DAEMON_SOURCES,
     Folded,
     FoldInputs,
     advance,
@@ -30,6 +31,7 @@ from daemon.learning_checkpoint import (
     peek,
     restore,
 )
+from daemon.learning.factors import Learning, measured_history
 from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.queue.line import JobRequest, parse_line
 from daemon.settings import RegionSettings
@@ -40,7 +42,7 @@ from tests.daemon.helpers import job_line
 from tests.daemon.test_ledger import UNDO_VERSION_7, UNDO_VERSION_10, UNDO_VERSION_12
 from tests.fuzzing import examples
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 MODELS = ("llama-3.1-8b", "llama-3.2-3b", "llama-3.2-1b")
 GPUS = ("A100-80GB", "T4", "H100")  # H100 is in no inventory below: its runs are skipped
@@ -307,6 +309,14 @@ def test_changed_inputs_fold_from_scratch(
     again = restore(ledger, inventory, config, T0, inputs=inputs)  # the new one is used
     assert (again.from_checkpoint, again.discarded) == (True, None)
     _assert_same(again, _from_scratch(ledger, inventory, config))
+
+
+def test_the_code_digest_reads_every_source_it_names() -> None:
+    """A source moved or renamed would be digested as missing (``?``), so a change to it would
+    no longer tell a restart that the checkpoint's fold is stale."""
+    assert _DAEMON_DIR == REPO / "daemon"
+    missing = [name for name in _DAEMON_SOURCES if not (_DAEMON_DIR / name).is_file()]
+    assert not missing, f"code_digest names sources that are not there: {missing}"
 
 
 def _sql(ledger: Ledger, *statements: str) -> None:
@@ -580,9 +590,9 @@ _KILLED = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from daemon.learning_checkpoint import restore
+from daemon.learning.checkpoint import restore
 from daemon.ledger import Ledger
-from tests.daemon.test_learning_checkpoint import CONFIG, INVENTORY
+from tests.daemon.learning.test_checkpoint import CONFIG, INVENTORY
 with Ledger.open(Path(sys.argv[1])) as ledger:
     restore(ledger, INVENTORY, CONFIG, datetime(2024, 6, 1, tzinfo=UTC))
 print("not killed")

@@ -1,5 +1,5 @@
 """A reload (or a Slurm region discovered late) that changes which runs teach a GPU type
-(:func:`daemon.learning.teaches`) refolds that type's factors from the ledger, as a restart
+(:func:`daemon.learning.factors.teaches`) refolds that type's factors from the ledger, as a restart
 would; the other types keep their live factors."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from daemon.assemble import Daemon, build_daemon, rebuild_service
 from daemon.inventory import build_inventory
-from daemon.learning import refold_changed
+from daemon.learning.factors import refold_changed
 from daemon.ledger import Ledger, LedgerError, MeasuredRun
 from daemon.ledger.measured import Watermark
 from daemon.settings import RegionSettings, Settings, SlurmRegionSettings

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from daemon import learning
 from daemon.assemble import _configure_learning
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import InventoryGpu, build_inventory
-from daemon.learning import Learning, measured_history
-from daemon.learning_checkpoint import FoldInputs
+from daemon.learning import factors
+from daemon.learning.checkpoint import FoldInputs
+from daemon.learning.factors import Learning, measured_history
 from daemon.ledger import Ledger, LedgerError, RunEnd
 from daemon.ledger.checkpoint import LedgerMarks
 from daemon.measurement import JobMeasurement
@@ -426,7 +426,7 @@ def test_a_restart_relearns_what_a_mixed_ledger_taught_live(
         ledger._json_functions = False  # as on an SQLite without them: no keys, a parse per run
         assert list(measured_history(ledger, inventory)) == history
         ledger._json_functions = None
-        monkeypatch.setattr(learning, "_VIEWS_KEPT", 2)  # the parsed views emptied as they fill
+        monkeypatch.setattr(factors, "_VIEWS_KEPT", 2)  # the parsed views emptied as they fill
         assert list(measured_history(ledger, inventory)) == history
 
     restarted, measurement = _mixed_service(tmp_path, FakeClock())

@@ -1,7 +1,7 @@
 """What a recorded end teaches the recalibration factors: whether a succeeded run may teach
 its GPU type's (the rule a restart folds the ledger with), and what a run its executor measured
 (Slurm's ``sacct``), not this node's GPU meter, teaches once its end is committed
-(:class:`~daemon.finishing.Endings` folds it into :class:`~daemon.learning.Learning`).
+(:class:`~daemon.finishing.Endings` folds it into :class:`~daemon.learning.factors.Learning`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from daemon.inventory import InventoryGpu
-from daemon.learning import teaches
+from daemon.learning.factors import teaches
 from daemon.ledger import DecisionRecord, Ledger, RunRecord
 from daemon.planning import spec_or_none
 from policies import Device, JobSpec
@@ -27,8 +27,8 @@ log = structlog.get_logger("daemon.finishing")  # its events are the endings'
 
 def run_teaches(run: RunRecord, decision: DecisionRecord | None, context: EndingContext) -> bool:
     """Whether ``run`` (succeeded) may teach its GPU type's factors: by the rule a restart
-    folds the ledger with (:func:`daemon.learning.teaches`: not a simulated run of a type with
-    real GPUs); logged ``recalibration_ignored`` when not."""
+    folds the ledger with (:func:`daemon.learning.factors.teaches`: not a simulated run of a type
+    with real GPUs); logged ``recalibration_ignored`` when not."""
     gpu = decision.gpu if decision is not None else None
     simulated = run.executor == "simulated"
     if gpu is not None and teaches(simulated, gpu, context.inventory):
@@ -47,7 +47,7 @@ def executor_lesson(
 ) -> tuple[JobSpec, Device, float, float] | None:
     """What a succeeded run (its ``decision``) no GPU meter here followed teaches: ``(job, device,
     measured_energy_j, duration_s)`` when its executor measured its energy, else None. The
-    same row fields and GPU type as :func:`daemon.learning.measured_history` reads after a
+    same row fields and GPU type as :func:`daemon.learning.factors.measured_history` reads after a
     restart, so a restart relearns the same factors."""
     energy_j, duration_s = columns.get("measured_energy_j"), columns.get("duration_s")
     if energy_j is None or not duration_s:

@@ -4,8 +4,8 @@ version 12), so a restart folds only the runs recorded since instead of every ru
 ever measured.
 
 A restart's factors must equal a fold of every measured run from scratch
-(:meth:`Learning.relearn <daemon.learning.Learning.relearn>` of
-:func:`~daemon.learning.measured_history`). So the checkpoint is always computed from the
+(:meth:`Learning.relearn <daemon.learning.factors.Learning.relearn>` of
+:func:`~daemon.learning.factors.measured_history`). So the checkpoint is always computed from the
 ledger's rows in the order a restart reads them (never from the live fold, whose order is the
 order runs ended), and it is used only while that holds:
 
@@ -52,7 +52,7 @@ import structlog
 import policies
 from daemon import killpoints
 from daemon.inventory import InventoryGpu
-from daemon.learning import Learning, measured_history
+from daemon.learning.factors import Learning, measured_history
 from daemon.ledger import Ledger, LedgerError, MeasuredRun
 from daemon.ledger.checkpoint import StoredCheckpoint, UnreadableCheckpointError
 from daemon.ledger.measured import Watermark
@@ -70,7 +70,8 @@ folded in one round (~0.15-0.5 s of CPU on the dev VM, bench/RESULTS.md)."""
 
 # The daemon's sources the fold runs besides ``policies/`` (all of it: estimator, catalogs,
 # recalibration): request parsing, the planner's view of a job, the history reader, this module.
-_DAEMON_SOURCES = ("learning.py", "learning_checkpoint.py", "planning.py",
+_DAEMON_DIR = Path(__file__).resolve().parents[1]
+_DAEMON_SOURCES = ("learning/factors.py", "learning/checkpoint.py", "planning.py",
                    "ledger/measured.py", "queue/line.py")  # fmt: skip
 
 
@@ -81,7 +82,7 @@ class FoldInputs:
     the inventory's GPU types with a digest of each one's catalog spec; ``code``: a digest of
     the sources the fold runs (:func:`code_digest`); ``version``: carbond's; ``kinds``: each
     GPU type's ``real``, ``simulated`` (on the simulated executor) or ``real+simulated`` GPUs
-    (which runs it learns from, :func:`~daemon.learning.measured_history`)."""
+    (which runs it learns from, :func:`~daemon.learning.factors.measured_history`)."""
 
     config: tuple[tuple[str, float], ...]
     gpus: tuple[tuple[str, str], ...]
@@ -251,7 +252,7 @@ class _Tail:
     """One fold of the runs past the stored checkpoint (from scratch when it is unusable:
     ``discarded`` says why): the stored and the resumed checkpoint, the factors, the watermark
     resumed from and the last row folded, and the runs of the rows read that taught the factors
-    (:meth:`Learning.taught <daemon.learning.Learning.taught>`)."""
+    (:meth:`Learning.taught <daemon.learning.factors.Learning.taught>`)."""
 
     stored: StoredCheckpoint | None
     resumed: StoredCheckpoint | None
@@ -347,9 +348,8 @@ def code_digest() -> str:
     """A digest of the sources a fold runs: every file of the ``policies`` package and the
     daemon's modules that read and parse the history (computed once per process)."""
     digest = hashlib.sha256()
-    daemon_dir = Path(__file__).parent
     files = sorted(Path(policies.__file__).parent.rglob("*.py"))
-    files += [daemon_dir / name for name in _DAEMON_SOURCES]
+    files += [_DAEMON_DIR / name for name in _DAEMON_SOURCES]
     for path in files:
         digest.update(path.name.encode() + b"\0")
         try:
