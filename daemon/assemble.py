@@ -31,7 +31,7 @@ from daemon.learning.factors import Learning, refold_changed
 from daemon.ledger import Ledger
 from daemon.loop import Intervals
 from daemon.measurement import JobMeasurement, start_measurement
-from daemon.metrics_sink import MetricsSink
+from daemon.metrics.sink import MetricsSink
 from daemon.planning import build_policy
 from daemon.queue.ingest import Queue
 from daemon.service import Service

@@ -20,7 +20,7 @@ from daemon.settings import Settings
 
 __all__ = ["cache_dir_problem", "metrics_port_status", "partition_note"]
 
-_HOST = "127.0.0.1"  # the endpoint's only address (daemon.metrics)
+_HOST = "127.0.0.1"  # the endpoint's only address (daemon.metrics.prometheus)
 _PROBE_TIMEOUT_S = 2.0
 
 

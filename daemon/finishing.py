@@ -46,7 +46,7 @@ from daemon.learning.lessons import run_teaches as _teaches
 from daemon.ledger import Ledger, RunEnd, RunRecord, missed_by_run_now
 from daemon.logs import dropped
 from daemon.measurement import JobMeasurement
-from daemon.metrics_sink import MetricsSink
+from daemon.metrics.sink import MetricsSink
 from daemon.planning import spec_or_none
 from daemon.run_now_busy import Cut, run_end_cut
 from daemon.sites import SiteView

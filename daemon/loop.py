@@ -75,7 +75,7 @@ class Steps(Protocol):
 
 
 class StepSink(Protocol):
-    """Where step timings go (:class:`daemon.metrics.Metrics` is one)."""
+    """Where step timings go (:class:`daemon.metrics.prometheus.Metrics` is one)."""
 
     def observe_step(self, step: str, duration_s: float, *, failed: bool = False) -> None: ...
 

@@ -4,7 +4,7 @@ Makefile, every ``python -m`` module is a file of the repository, and every rela
 (with its ``#anchor``) leads to a file and heading that exist.
 
 Figures and example outputs are checked elsewhere (tests/daemon/test_demo.py,
-tests/daemon/test_metrics_docs.py, tests/bench/test_accuracy_shared.py)."""
+tests/daemon/metrics/test_metrics_docs.py, tests/bench/test_accuracy_shared.py)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from daemon.inventory import InventoryGpu
 from daemon.logs import configure_logging
 from daemon.loop import Intervals, ServiceLoop, Steps
 from daemon.measurement import JobMeasurement
-from daemon.metrics import Metrics
+from daemon.metrics.prometheus import Metrics
 from daemon.sdnotify import Notifier
 from daemon.settings import (
     ConfigError,

@@ -38,7 +38,7 @@ from daemon.learning.checkpoint import (
 from daemon.learning.factors import Learning
 from daemon.ledger import JobRecord, Ledger, LedgerError
 from daemon.measurement import JobMeasurement
-from daemon.metrics_sink import MetricsSink, NullMetrics
+from daemon.metrics.sink import MetricsSink, NullMetrics
 from daemon.overdue import Overdue
 from daemon.planning import Seen
 from daemon.queue.ingest import IngestResult, Queue

@@ -23,7 +23,7 @@ import structlog
 from daemon import killpoints
 from daemon.dispatch import DispatchContext, Launch, job_log_dir, launch_spec
 from daemon.ledger import JobRecord, missed_by_run_now
-from daemon.metrics_sink import NullMetrics
+from daemon.metrics.sink import NullMetrics
 from daemon.planning import (
     job_spec,
     record_decisions,

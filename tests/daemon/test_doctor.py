@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 from daemon.cli import build_parser
 from daemon.doctor import run_checks
 from daemon.ledger import SCHEMA_VERSION, Ledger
-from daemon.metrics import Metrics
+from daemon.metrics.prometheus import Metrics
 from daemon.queue.ingest import Queue
 
 CONFIG = """

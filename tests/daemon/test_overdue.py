@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.cli import main
-from daemon.metrics import Metrics
+from daemon.metrics.prometheus import Metrics
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
 

@@ -11,7 +11,7 @@ from daemon.accounting.totals import add_expired
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
-from daemon.metrics_sink import NullMetrics
+from daemon.metrics.sink import NullMetrics
 from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings

@@ -1,6 +1,6 @@
 """What the service reports to metrics: a small protocol, and a sink that drops everything.
 
-``daemon.metrics.Metrics`` (the Prometheus endpoint) implements :class:`MetricsSink`.
+``daemon.metrics.prometheus.Metrics`` (the Prometheus endpoint) implements :class:`MetricsSink`.
 """
 
 from __future__ import annotations

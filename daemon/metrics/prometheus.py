@@ -254,7 +254,7 @@ class Metrics:
         self._source.labels(source=source).set(1)
         self._source_name = source
 
-    # -- what the service calls (daemon.metrics_sink.MetricsSink) ---------------------------
+    # -- what the service calls (daemon.metrics.sink.MetricsSink) ---------------------------
 
     def observe_queue(self, depth_by_state: Mapping[str, int]) -> None:
         """Queue depth: jobs per state (states absent from the mapping are set to 0)."""

@@ -15,7 +15,7 @@ from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.loop import STEP_NAMES
-from daemon.metrics import Metrics
+from daemon.metrics.prometheus import Metrics
 from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import GpuSettings, RegionSettings, Settings
