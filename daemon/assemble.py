@@ -29,7 +29,6 @@ from daemon.intensity import IntensityProvider, build_intensity
 from daemon.inventory import Discover, build_inventory
 from daemon.learning.factors import Learning, refold_changed
 from daemon.ledger import Ledger
-from daemon.loop import Intervals
 from daemon.measurement import JobMeasurement, start_measurement
 from daemon.metrics.sink import MetricsSink
 from daemon.planning import build_policy
@@ -40,6 +39,7 @@ from daemon.signals import build_signal_chain
 from daemon.sites import SiteView, sites_of
 from daemon.statedir import LEDGER_NAME  # re-exported: older imports of it from here
 from daemon.states import WAITING_STATES
+from daemon.supervision.loop import Intervals
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 from policies.footprint.recalibration import Recalibration
 

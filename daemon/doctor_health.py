@@ -1,6 +1,6 @@
 """``carbond doctor``'s ``health`` check: the running daemon's health file and its disk.
 
-``health.json`` (:mod:`daemon.health`) says what the daemon finds wrong and, from
+``health.json`` (:mod:`daemon.supervision.health`) says what the daemon finds wrong and, from
 ``updated_at``, whether it still writes the file; the pid in it is checked to still be that
 daemon (alive and holding the ledger open); the state dir's file system is checked for being
 read-only or nearly full, which stops those writes.
@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from daemon.health import HEALTH_NAME, HEARTBEAT_S, STALE_S, read_health
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME, holds_open
+from daemon.supervision.health import HEALTH_NAME, HEARTBEAT_S, STALE_S, read_health
 
 __all__ = ["describe_health"]
 

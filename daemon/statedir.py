@@ -31,7 +31,7 @@ import stat
 from pathlib import Path
 
 from daemon.errors import DaemonError
-from daemon.health import HEALTH_NAME, read_health
+from daemon.supervision.health import HEALTH_NAME, read_health
 
 __all__ = [
     "LEDGER_NAME",

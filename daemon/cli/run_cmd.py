@@ -28,10 +28,8 @@ from daemon.cli.context import add_common_options
 from daemon.errors import DaemonError, UsageError
 from daemon.inventory import InventoryGpu
 from daemon.logs import configure_logging
-from daemon.loop import Intervals, ServiceLoop, Steps
 from daemon.measurement import JobMeasurement
 from daemon.metrics.prometheus import Metrics
-from daemon.sdnotify import Notifier
 from daemon.settings import (
     ConfigError,
     Settings,
@@ -40,7 +38,9 @@ from daemon.settings import (
     load_settings,
 )
 from daemon.statedir import ensure_safe_state_dir, lock_state_dir
-from daemon.warmup import PlannerWarmup
+from daemon.supervision.loop import Intervals, ServiceLoop, Steps
+from daemon.supervision.sdnotify import Notifier
+from daemon.supervision.warmup import PlannerWarmup
 from policies import PoliciesError
 
 __all__ = [

@@ -56,8 +56,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from daemon.errors import DaemonError
-from daemon.loop import STEP_NAMES
 from daemon.states import FINAL_STATES, STATES
+from daemon.supervision.loop import STEP_NAMES
 from policies.types import Action
 
 __all__ = ["Metrics"]

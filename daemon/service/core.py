@@ -25,7 +25,6 @@ from daemon.executors.base import (
 )
 from daemon.executors.held import HeldJobs
 from daemon.finishing import EndingContext, Endings
-from daemon.health import HEALTH_NAME, Health
 from daemon.intensity import IntensityProvider
 from daemon.inventory import InventoryGpu
 from daemon.learning.checkpoint import (
@@ -49,6 +48,7 @@ from daemon.service.plan_round import plan_round
 from daemon.settings import Settings
 from daemon.sites import SiteView
 from daemon.sites.view import SITES_NAME
+from daemon.supervision.health import HEALTH_NAME, Health
 from policies import Alternative, Decision, JobSpec, Policy, ZoneIntensity
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 from policies.footprint.recalibration import RecalibrationConfig
@@ -176,8 +176,8 @@ class Service:
 
     def before_step(self, step: str, now: datetime, allowance_s: float) -> None:
         """The loop begins ``step`` at ``now``, which may take ``allowance_s``
-        (:func:`daemon.health.step_allowance_s`): ``health.json`` says so, so a step longer
-        than doctor's 90 s reads as a step in progress, not a stuck daemon, until that
+        (:func:`daemon.supervision.health.step_allowance_s`): ``health.json`` says so, so a step
+        longer than doctor's 90 s reads as a step in progress, not a stuck daemon, until that
         allowance is spent. Never raises."""
         self.health.begin_step(step, now, allowance_s)
         self.health.write(self.settings.state_dir / HEALTH_NAME, now)

@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 from daemon.assemble import build_daemon, build_executors, intervals_of, rebuild_service
 from daemon.executors.local import LocalExecutor
 from daemon.executors.simulated import SimulatedExecutor
-from daemon.loop import Intervals
 from daemon.settings import RegionSettings, Settings
+from daemon.supervision.loop import Intervals
 from policies.footprint.recalibration import Observation
 
 

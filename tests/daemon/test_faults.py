@@ -26,8 +26,8 @@ from daemon.assemble import build_service
 from daemon.doctor import Check, run_checks
 from daemon.errors import DaemonError
 from daemon.ledger import Ledger
-from daemon.loop import Intervals, ServiceLoop
 from daemon.settings import RegionSettings, Settings
+from daemon.supervision.loop import Intervals, ServiceLoop
 from daemon.testing import FakeClock, RecordingExecutor
 from forecasts import ElectricityMapsClient, SeriesCache, SignalChain
 from tests.daemon.helpers import append, job_line, make_service

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from daemon.executors.jobfiles import open_log, write_private
-from daemon.health import Health
 from daemon.queue import QueueError
 from daemon.queue.files import write_rejections
 from daemon.statedir import (
@@ -25,6 +24,7 @@ from daemon.statedir import (
     lock_state_dir,
     state_dir_problems,
 )
+from daemon.supervision.health import Health
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown to another uid")
 

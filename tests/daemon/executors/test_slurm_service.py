@@ -22,7 +22,6 @@ from daemon import killpoints
 from daemon.assemble import Daemon, build_daemon
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
 from daemon.executors.slurm.runner import SlurmNoAnswerError
-from daemon.health import HEALTH_NAME, read_health
 from daemon.intensity import IntensityReading, ZoneSeries
 from daemon.ledger import Ledger
 from daemon.settings import (
@@ -32,6 +31,7 @@ from daemon.settings import (
     Settings,
     SlurmRegionSettings,
 )
+from daemon.supervision.health import HEALTH_NAME, read_health
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.test_slurm_executor import RECORDED, FakeSlurm
 from tests.daemon.killharness import REPO

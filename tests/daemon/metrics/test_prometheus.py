@@ -14,12 +14,12 @@ from daemon.errors import DaemonError
 from daemon.intensity import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
-from daemon.loop import STEP_NAMES
 from daemon.metrics.prometheus import Metrics
 from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import GpuSettings, RegionSettings, Settings
 from daemon.states import FINAL_STATES
+from daemon.supervision.loop import STEP_NAMES
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG

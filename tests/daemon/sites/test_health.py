@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from daemon.health import HEALTH_NAME, read_health
 from daemon.settings import SiteSettings
+from daemon.supervision.health import HEALTH_NAME, read_health
 from daemon.testing import FakeClock
 from tests.daemon.helpers import append, job_line
 from tests.daemon.sites.test_outcomes import _service

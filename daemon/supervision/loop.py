@@ -18,18 +18,18 @@ handlers are restored afterwards):
   ones (it logs why, e.g. an invalid new config).
 
 The main thread also sends ``WATCHDOG=1`` at half of ``WatchdogSec`` between steps, and a
-thread does during a step while it is within its allowance (:mod:`daemon.watchdog`), so
+thread does during a step while it is within its allowance (:mod:`daemon.supervision.watchdog`), so
 systemd restarts a daemon whose main thread is stuck, not just one whose process died, and
 never one in a long step that is still within its time. Before each step the loop tells the
 steps' ``before_step`` hook how long that step may take (``health.json``, for ``carbond
 doctor``), and after it ``after_step``.
 
-Given a warm-up (:class:`daemon.warmup.PlannerWarmup`), the loop starts it with the daemon and
-defers the plan steps until it has compiled the planner (logging ``plan_deferred`` once), so
-that on a fresh install the jobs submitted meanwhile are ingested, not left unread behind a
+Given a warm-up (:class:`daemon.supervision.warmup.PlannerWarmup`), the loop starts it with the
+daemon and defers the plan steps until it has compiled the planner (logging ``plan_deferred`` once),
+so that on a fresh install the jobs submitted meanwhile are ingested, not left unread behind a
 first plan that compiles; the warm-up's end triggers a plan at once. A reload whose policy
-warms again (:meth:`daemon.warmup.PlannerWarmup.follow`, which the ``reload`` callback calls)
-defers the plan steps the same way (``plan_deferred`` logged once per reload).
+warms again (:meth:`daemon.supervision.warmup.PlannerWarmup.follow`, which the ``reload`` callback
+calls) defers the plan steps the same way (``plan_deferred`` logged once per reload).
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.health import step_allowance_s
-from daemon.sdnotify import Notifier
-from daemon.watchdog import StepWatchdog
+from daemon.supervision.health import step_allowance_s
+from daemon.supervision.sdnotify import Notifier
+from daemon.supervision.watchdog import StepWatchdog
 
 if TYPE_CHECKING:
-    from daemon.warmup import PlannerWarmup
+    from daemon.supervision.warmup import PlannerWarmup
 
 __all__ = ["STEP_NAMES", "Intervals", "ServiceLoop", "StepSink", "Steps"]
 
@@ -250,7 +250,7 @@ class ServiceLoop:
 
     def _allowance_s(self, step: str) -> float:
         """How long ``step`` may run before the daemon in it is stuck: its own period's worth
-        or systemd's ``WatchdogSec`` (:func:`daemon.health.step_allowance_s`)."""
+        or systemd's ``WatchdogSec`` (:func:`daemon.supervision.health.step_allowance_s`)."""
         ping_s = self._notifier.watchdog_interval_s()  # half of WatchdogSec
         return step_allowance_s(self._intervals.of(step), None if ping_s is None else 2 * ping_s)
 

@@ -9,7 +9,7 @@ import sys
 # (this one's tests may have compiled them already), numba's cache shared with the tests'.
 _CHECK = """
 from daemon.settings import Settings
-from daemon.warmup import warm_planner
+from daemon.supervision.warmup import warm_planner
 from policies import capacity, greedy, means, now_cells, round_alternatives, scoring
 loops = {"greedy._assign": greedy._assign, "means._pool_means": means._pool_means,
          "scoring._cells": scoring._cells, "capacity._build": capacity._build,

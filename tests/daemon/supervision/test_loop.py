@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.loop import STEP_NAMES, Intervals, ServiceLoop
-from daemon.sdnotify import Notifier
 from daemon.settings import PolicySettings, Settings
-from daemon.warmup import PlannerWarmup
+from daemon.supervision.loop import STEP_NAMES, Intervals, ServiceLoop
+from daemon.supervision.sdnotify import Notifier
+from daemon.supervision.warmup import PlannerWarmup
 
 FAST = Intervals(ingest_s=0.05, refresh_intensity_s=0.05, plan_s=0.05, reconcile_s=0.05)
 PINNED = datetime(2026, 1, 1, tzinfo=UTC)

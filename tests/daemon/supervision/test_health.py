@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.doctor import run_checks
-from daemon.health import HEARTBEAT_S, STALE_S, Health, step_allowance_s
+from daemon.supervision.health import HEARTBEAT_S, STALE_S, Health, step_allowance_s
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import make_service
 

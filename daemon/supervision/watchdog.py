@@ -4,9 +4,9 @@ while it is within its allowance.
 The loop's main thread pings between steps (every half of ``WatchdogSec``). A step may run
 longer than ``WatchdogSec`` and be working (a plan of many jobs, a refresh retrying a failing
 API for several zones): the loop gives each step an allowance
-(:func:`daemon.health.step_allowance_s`, what ``health.json`` tells ``carbond doctor``), and a
-thread of this module pings for the step while it runs within it. Past its allowance the thread
-pings no more and logs ``watchdog_withheld`` once: a step hung there is a daemon systemd
+(:func:`daemon.supervision.health.step_allowance_s`, what ``health.json`` tells ``carbond doctor``),
+and a thread of this module pings for the step while it runs within it. Past its allowance the
+thread pings no more and logs ``watchdog_withheld`` once: a step hung there is a daemon systemd
 restarts, within one ``WatchdogSec`` of the allowance's end. A main thread stuck anywhere else
 (never in a step) is restarted as before, ``WatchdogSec`` after its last ping.
 """
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import structlog
 
-from daemon.sdnotify import Notifier
+from daemon.supervision.sdnotify import Notifier
 
 __all__ = ["StepWatchdog"]
 

@@ -42,7 +42,7 @@ STALE_S: Final = 3 * HEARTBEAT_S
 
 # The most three of a step's periods give it: what a step takes does not grow with its period
 # (a refresh every day still retries its API for minutes, not days), and a step hung past its
-# allowance is restarted by systemd's watchdog only then (daemon.watchdog).
+# allowance is restarted by systemd's watchdog only then (daemon.supervision.watchdog).
 MAX_PERIODS_ALLOWANCE_S: Final = 900.0
 
 

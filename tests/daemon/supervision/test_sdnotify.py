@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sdnotify import Notifier
+from daemon.supervision.sdnotify import Notifier
 
 
 @pytest.fixture
