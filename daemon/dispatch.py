@@ -31,6 +31,7 @@ from pathlib import Path
 import structlog
 
 from daemon import killpoints
+from daemon.endings.finishing import Requeue
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, Reserving, RunHandle
 from daemon.executors.errors import (
@@ -43,7 +44,6 @@ from daemon.executors.errors import (
 )
 from daemon.executors.held import HeldJobs
 from daemon.executors.wrapper import EXIT_NOT_RUNNABLE
-from daemon.finishing import Requeue
 from daemon.inventory import InventoryGpu
 from daemon.learning.factors import fine_key
 from daemon.ledger import JobRecord, Ledger, RunRecord, RunStart

@@ -18,7 +18,7 @@ from daemon.accounting.realised import realised_from_samples
 from daemon.accounting.run_now_priced import ratio, run_now_intensity_g_per_kwh, run_now_zone
 from daemon.accounting.unconfigured import reported_energy_columns
 from daemon.accounting.unmetered import measured_energy_bound_j, unmetered_columns
-from daemon.endings import predicted_outcome
+from daemon.endings.rules import predicted_outcome
 from daemon.executors.base import ExitStatus
 from daemon.inventory import InventoryGpu
 from daemon.ledger import DecisionRecord, Ledger, RunRecord, alternative_json

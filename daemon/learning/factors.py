@@ -4,7 +4,7 @@ type, runtime, precision) and per (model, GPU type), whoever measured the energy
 Every service holds one :class:`Learning`. Its factors are folded from each succeeded run whose
 energy was measured: by carbond's own GPU meter (:class:`daemon.measurement.JobMeasurement`,
 which uses the service's :class:`Learning`) or by the run's executor (Slurm's ``sacct``,
-folded by :mod:`daemon.finishing` once the run's end is committed). At start the service
+folded by :mod:`daemon.endings.finishing` once the run's end is committed). At start the service
 relearns them from the ledger's outcome rows (:func:`measured_history`): they are derived state,
 of which the ledger also keeps a checkpoint (:mod:`daemon.learning.checkpoint`: the fold up to
 a watermark, so a restart folds only the runs since). Replay attaches no measurement and its

@@ -1,7 +1,8 @@
 """What a recorded end teaches the recalibration factors: whether a succeeded run may teach
 its GPU type's (the rule a restart folds the ledger with), and what a run its executor measured
 (Slurm's ``sacct``), not this node's GPU meter, teaches once its end is committed
-(:class:`~daemon.finishing.Endings` folds it into :class:`~daemon.learning.factors.Learning`).
+(:class:`~daemon.endings.finishing.Endings` folds it into
+:class:`~daemon.learning.factors.Learning`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from daemon.ledger import DecisionRecord, Ledger, RunRecord
 from daemon.planning import spec_or_none
 from policies import Device, JobSpec
 
-if TYPE_CHECKING:  # daemon.finishing imports this module
-    from daemon.finishing import EndingContext
+if TYPE_CHECKING:  # daemon.endings.finishing imports this module
+    from daemon.endings.finishing import EndingContext
 
 __all__ = ["executor_lesson", "run_teaches"]
 
-log = structlog.get_logger("daemon.finishing")  # its events are the endings'
+log = structlog.get_logger("daemon.endings.finishing")  # its events are the endings'
 
 
 def run_teaches(run: RunRecord, decision: DecisionRecord | None, context: EndingContext) -> bool:

@@ -164,7 +164,7 @@ class Accounting(Connection):
         """How many jobs whose outcome finished in ``[since, until)`` (open ends: unbounded)
         run-now would have missed: their run-now counterfactual (:meth:`counterfactual`)
         starts at or after their deadline, where run-now expires them waiting
-        (:func:`missed_by_run_now`: they claim no saving, :mod:`daemon.finishing`)."""
+        (:func:`missed_by_run_now`: they claim no saving, :mod:`daemon.endings.finishing`)."""
         where, params = _period("o.finished_at", since, until)
         sql = (
             "SELECT j.deadline, (SELECT json_extract(d.run_now_json, '$.start') FROM decisions d"

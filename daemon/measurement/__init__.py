@@ -16,7 +16,7 @@ the prediction.
 A job metered here to its end teaches the recalibration factors (:attr:`JobMeasurement.learning`,
 the service's :class:`~daemon.learning.factors.Learning`). Jobs this node does not meter (Slurm's)
 get their measured energy from their executor (``sacct``) and teach the same factors once their end
-is committed (:mod:`daemon.finishing`), whether or not a measurement exists.
+is committed (:mod:`daemon.endings.finishing`), whether or not a measurement exists.
 """
 
 from daemon.measurement.jobs import JobMeasurement

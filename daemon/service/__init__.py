@@ -11,7 +11,7 @@ round's dispatches are committed (one transaction) before any executor starts an
 executors' handles after (one transaction). A daemon killed in between finds runs without a
 handle on restart and asks their executors (``adopt`` with an empty token) whether those jobs
 started; so a job never starts twice. The ends a reconcile observes are committed together too
-(:mod:`daemon.finishing`).
+(:mod:`daemon.endings.finishing`).
 
 A job planned for later on a :class:`~daemon.executors.base.Reserving` executor (Slurm) is
 handed to it at once, held until its planned start, with a run row (same write-ahead rule) whose

@@ -17,6 +17,7 @@ import structlog
 
 from daemon.busy import BusyDevices
 from daemon.dispatch import Dispatch
+from daemon.endings.finishing import EndingContext, Endings
 from daemon.executors.base import (
     CapacityAware,
     Discovering,
@@ -24,7 +25,6 @@ from daemon.executors.base import (
     ExitStatus,
 )
 from daemon.executors.held import HeldJobs
-from daemon.finishing import EndingContext, Endings
 from daemon.intensity import IntensityProvider
 from daemon.inventory import InventoryGpu
 from daemon.learning.checkpoint import (
@@ -253,7 +253,7 @@ class Service:
         The GPUs its inventory listed that this one does not (their region or GPU removed)
         and runs still hold, so those runs' ends are recorded with their GPU (zone, PUE,
         estimated energy and grams; never planned on); the cancels it sent and the runs of
-        lost GPUs it was stopping (:meth:`daemon.finishing.Endings.take_over`), its overdue
+        lost GPUs it was stopping (:meth:`daemon.endings.finishing.Endings.take_over`), its overdue
         runs already reported, and the GPUs its recorded run-now counterfactuals hold
         (:mod:`daemon.run_now_busy`) and which waiting jobs' copies, and each waiting job's
         latest decision recorded: not read back from the ledger job by job in the first plan."""
@@ -325,7 +325,7 @@ class Service:
 
     def reconcile(self, now: datetime) -> list[ExitStatus]:
         """Forward cancel requests to running jobs and record the jobs that ended
-        (:meth:`daemon.finishing.Endings.reconcile`)."""
+        (:meth:`daemon.endings.finishing.Endings.reconcile`)."""
         with self._lock:
             gpus.check_gpus(self, now)
             runs = self.ledger.active_runs()
@@ -371,7 +371,7 @@ class Service:
         except LedgerError as e:  # rolled back: the next start folds a longer tail
             log.warning("recalibration_checkpoint_failed", error=str(e))
 
-    # -- endings (daemon.finishing, daemon.service.unstarted) -------------------------------
+    # -- endings (daemon.endings.finishing, daemon.service.unstarted) -----------------------
 
     def _requeue(self, status: ExitStatus, now: datetime, why: str = "") -> None:
         """Queue a job whose run never started again (:func:`daemon.service.unstarted.requeue`;

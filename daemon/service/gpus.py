@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from daemon import killpoints
-from daemon.endings import run_handle
+from daemon.endings.rules import run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
 from daemon.inventory import InventoryGpu, build_inventory

@@ -210,7 +210,7 @@ def _observe(service: Service, job: JobRecord, decision: Decision) -> None:
     the counterfactual stored at submission, but its own expected grams where that
     counterfactual starts at or after its deadline: run-now would have missed it (its copy
     expires waiting, :func:`daemon.ledger.missed_by_run_now`), so it claims no saving, as its
-    outcome row does (:mod:`daemon.finishing`)."""
+    outcome row does (:mod:`daemon.endings.finishing`)."""
     chosen = decision.chosen
     expected_g = chosen.total_g if chosen else None
     run_now_g = decision.run_now.total_g if decision.run_now else None

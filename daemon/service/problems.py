@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from daemon.endings.finishing import Endings
 from daemon.executors.base import Executor, Reporting
-from daemon.finishing import Endings
 from daemon.service.gpus import undiscovered
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from daemon.endings import never_started, run_handle
+from daemon.endings.rules import never_started, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus, RunHandle
 from daemon.ledger import RunRecord
@@ -67,7 +67,7 @@ def end_interrupted_stops(
     stop for a lost GPU (``runs.stopping``) but died before it recorded their jobs' end. Each
     job ends now as that daemon would have ended it, ``failed`` with the loss as its reason
     (at the first cancel sent, else ``now``), and its run is stopped from there
-    (:meth:`daemon.finishing.Endings.resume_stops`), whatever its executor says of it: a run
+    (:meth:`daemon.endings.finishing.Endings.resume_stops`), whatever its executor says of it: a run
     adopted instead ran on (a job ignoring SIGTERM was never killed, the loss not seen again
     with its GPU gone from the inventory), or ended "killed by signal 15" without the loss
     named, its ``runs.stopping`` left for every later restart to stop again. Returns the

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from daemon.endings import requester
+from daemon.endings.rules import requester
 from daemon.executors.base import ExitStatus
 from daemon.ledger import JobRecord
 from daemon.run_now_busy import ending_cut

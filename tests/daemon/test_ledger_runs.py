@@ -264,7 +264,7 @@ def test_no_launches_write_nothing(tmp_path: Path) -> None:
 
 
 def test_active_runs_carry_their_owner_for_executors_to_find_them_by(tmp_path: Path) -> None:
-    from daemon.endings import run_handle
+    from daemon.endings.rules import run_handle
 
     ledger = _running(tmp_path / "l.db")
     runs = ledger.active_runs()

@@ -20,7 +20,7 @@ PER_JOB = {
     "daemon.dispatch": ["Launch"],
     "daemon.executors.base": ["ExitStatus", "LaunchSpec", "RunHandle"],
     "daemon.executors.simulated": ["_Run"],
-    "daemon.finishing": ["_Ending"],
+    "daemon.endings.finishing": ["_Ending"],
     "daemon.ledger.records": ["DecisionRecord", "JobRecord", "RunRecord", "StartedRun"],
     "daemon.ledger.runs": ["RunEnd", "RunStart"],
     "daemon.queue.line": ["JobRequest"],

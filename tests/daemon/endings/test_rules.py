@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.endings import final_state, never_started
+from daemon.endings.rules import final_state, never_started
 from daemon.executors.base import ExitStatus, NotStarted, RunHandle
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

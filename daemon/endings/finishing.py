@@ -35,7 +35,8 @@ from daemon import killpoints
 from daemon.accounting.finished import estimates_logged, finished_columns
 from daemon.accounting.totals import add_expired, add_outcomes
 from daemon.busy import BusyDevices
-from daemon.endings import final_state, requester, run_handle
+from daemon.endings.rules import final_state, requester, run_handle
+from daemon.endings.stopping import RunStops
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
 from daemon.executors.held import HeldJobs
@@ -51,7 +52,6 @@ from daemon.planning import spec_or_none
 from daemon.run_now_busy import Cut, run_end_cut
 from daemon.sites import SiteView
 from daemon.sites.outcome import site_columns
-from daemon.stopping import RunStops
 from policies import Device, JobSpec, ZoneIntensity
 from policies.fast_init import fast_init
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog

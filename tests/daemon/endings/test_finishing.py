@@ -1,4 +1,4 @@
-"""How the service records runs' ends (daemon.finishing): one end per job, whatever the poll
+"""How the service records runs' ends (daemon.endings.finishing): one end per job, whatever the poll
 reports, each with its outcome row, committed together."""
 
 from __future__ import annotations

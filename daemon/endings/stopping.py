@@ -1,8 +1,8 @@
 """Stopping runs: the cancels their owners asked for, sent to their executors once each, and
 the runs whose jobs ended without them (a lost GPU's), cancelled and polled until gone.
 
-:class:`RunStops` is the stopping half of :class:`~daemon.finishing.Endings`, which polls the
-runs and records their ends; what it sends is kept in the ledger (when a cancel was first
+:class:`RunStops` is the stopping half of :class:`~daemon.endings.finishing.Endings`, which polls
+the runs and records their ends; what it sends is kept in the ledger (when a cancel was first
 sent, ``runs.stopping``), so a restarted daemon goes on with it.
 """
 
@@ -15,19 +15,19 @@ from datetime import datetime
 import structlog
 
 from daemon import killpoints
-from daemon.endings import run_handle
+from daemon.endings.rules import run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, RunHandle
 from daemon.ledger import Ledger, RunRecord
 
 __all__ = ["RunStops"]
 
-log = structlog.get_logger("daemon.finishing")  # its events are the endings'
+log = structlog.get_logger("daemon.endings.finishing")  # its events are the endings'
 
 
 class RunStops:
     """Sends the cancels and stops of runs (the stopping half of
-    :class:`~daemon.finishing.Endings`, which sets these attributes)."""
+    :class:`~daemon.endings.finishing.Endings`, which sets these attributes)."""
 
     _ledger: Ledger
     _executors: Mapping[str, Executor]
