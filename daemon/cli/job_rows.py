@@ -51,7 +51,7 @@ def job_row(ledger: Ledger, job: JobRecord, now: datetime) -> dict[str, Any]:
 def deadline_missed(job: JobRecord, finished_at: str | None, now: datetime) -> bool | None:
     """Whether ``job`` missed its deadline (None: it has none): expired unstarted, ended after
     it (``finished_at``: its outcome's end), or still waiting or running at ``now`` past it (a
-    running job runs on past its deadline; ``daemon.overdue``)."""
+    running job runs on past its deadline; ``daemon.service.overdue``)."""
     if job.deadline is None:
         return None
     if job.state == "expired":

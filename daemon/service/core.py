@@ -38,12 +38,12 @@ from daemon.learning.factors import Learning
 from daemon.ledger import JobRecord, Ledger, LedgerError
 from daemon.measurement import JobMeasurement
 from daemon.metrics.sink import MetricsSink, NullMetrics
-from daemon.overdue import Overdue
 from daemon.planning import Seen
 from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.run_now_busy import Cut, RunNowBusy
 from daemon.service import gpus, problems, refresh, succession, unstarted
+from daemon.service.overdue import Overdue
 from daemon.service.plan_round import plan_round
 from daemon.settings import Settings
 from daemon.sites import SiteView

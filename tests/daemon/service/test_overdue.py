@@ -87,8 +87,8 @@ def test_a_job_that_ended_past_its_deadline_shows_it(
 def test_a_restarted_daemon_reports_a_job_still_past_its_deadline_once_more(
     tmp_path: Path,
 ) -> None:
-    """Decided (daemon/overdue.py): the ledger does not say whether the previous daemon saw the
-    deadline pass, so a restart reports the job again, once, not at each round."""
+    """Decided (daemon/service/overdue.py): the ledger does not say whether the previous daemon saw
+    the deadline pass, so a restart reports the job again, once, not at each round."""
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3))
     executor = RecordingExecutor(auto_finish=False)  # its jobs run on across the restart
     service = make_service(tmp_path, executor)
