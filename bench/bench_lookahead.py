@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from bench import bench_replay
-from daemon.intensity import ZoneSeries
+from daemon.intensity.providers import ZoneSeries
 from policies import Device, JobSpec, get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Workload
 

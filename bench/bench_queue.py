@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue

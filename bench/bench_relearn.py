@@ -49,7 +49,7 @@ from typing import Any
 
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.learning.checkpoint import restore
 from daemon.learning.factors import Learning, measured_history

@@ -25,7 +25,8 @@ from daemon.executors.base import Executor
 from daemon.executors.local import LocalExecutor
 from daemon.executors.simulated import SimulatedExecutor
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
-from daemon.intensity import IntensityProvider, build_intensity
+from daemon.intensity.providers import IntensityProvider, build_intensity
+from daemon.intensity.signals import build_signal_chain
 from daemon.inventory import Discover, build_inventory
 from daemon.learning.factors import Learning, refold_changed
 from daemon.ledger import Ledger
@@ -35,7 +36,6 @@ from daemon.planning import build_policy
 from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
-from daemon.signals import build_signal_chain
 from daemon.sites import SiteView, sites_of
 from daemon.statedir import LEDGER_NAME  # re-exported: older imports of it from here
 from daemon.states import WAITING_STATES

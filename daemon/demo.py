@@ -5,7 +5,7 @@ Everything is embedded, nothing outside the repository is needed:
 - regions (the paper's setup, simulated GPUs): one T4 in Quebec (``CA-QC``), two RTX 6000 Ada
   in California (``US-CAL-CISO``) and two in Utah/PacifiCorp East (``US-NW-PACE``);
 - intensity: the daemon's embedded synthetic diurnal curve per zone
-  (:class:`daemon.intensity.EmbeddedIntensity`, an LCA average-signal stand-in);
+  (:class:`daemon.intensity.providers.EmbeddedIntensity`, an LCA average-signal stand-in);
 - a handful of jobs, appended to ``queue.jsonl`` with the same locked append as
   ``carbond submit``, some of them later in the run;
 - the simulated executor (jobs end after their estimated duration).

@@ -17,8 +17,8 @@ from typing import Any
 from daemon.cli.context import add_common_options, number_within, settings_from
 from daemon.cli.output import note, print_json, print_table
 from daemon.errors import UsageError
+from daemon.intensity.signals import build_signal_chain
 from daemon.settings.sections import MAX_HORIZON_S, MAX_INTERVAL_S
-from daemon.signals import build_signal_chain
 from forecasts import (
     BACKTEST_HORIZONS_H,
     FORECASTERS,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.executors.simulated import SimulatedExecutor
-from daemon.intensity import IntensityReading
+from daemon.intensity.providers import IntensityReading
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue

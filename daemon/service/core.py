@@ -25,7 +25,7 @@ from daemon.executors.base import (
     ExitStatus,
 )
 from daemon.executors.held import HeldJobs
-from daemon.intensity import IntensityProvider
+from daemon.intensity.providers import IntensityProvider
 from daemon.inventory import InventoryGpu
 from daemon.learning.checkpoint import (
     CHECKPOINT_EVERY_RUNS,

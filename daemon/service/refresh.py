@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from daemon.intensity import StaticIntensity
+from daemon.intensity.providers import StaticIntensity
 from forecasts import ForecastsError
 from policies import ZoneIntensity
 

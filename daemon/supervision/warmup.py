@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import structlog
 
-from daemon.intensity import ZoneSeries
+from daemon.intensity.providers import ZoneSeries
 from daemon.planning import build_policy, with_run_now_recorded
 from daemon.settings import Settings
 from policies import Device, JobSpec, Policy

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue

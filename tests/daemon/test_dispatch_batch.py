@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.killpoints import ENV
 from daemon.ledger import Ledger

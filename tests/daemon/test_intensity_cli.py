@@ -22,7 +22,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.cli import main
-from daemon.signals import refresh_signals
+from daemon.intensity.signals import refresh_signals
 from forecasts import SignalChain
 
 TOKEN = "cli-test-token"

@@ -22,7 +22,7 @@ from daemon.assemble import build_service
 from daemon.cli import main
 from daemon.cli.job_rows import user_name
 from daemon.executors.local import LocalExecutor
-from daemon.intensity import StaticIntensity
+from daemon.intensity.providers import StaticIntensity
 from daemon.ledger import Ledger
 from daemon.queue.line import JobRequest, parse_line
 from daemon.settings import Settings

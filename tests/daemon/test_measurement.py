@@ -21,7 +21,7 @@ from daemon.executors.local import LocalExecutor
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
 from daemon.gpu.fake_nvml import FakeNvml
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.measurement import JobMeasurement, start_measurement

@@ -16,7 +16,7 @@ from daemon.assemble import build_service
 from daemon.cli import main
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.planning import build_policy, job_spec

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from daemon.assemble import build_daemon
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line

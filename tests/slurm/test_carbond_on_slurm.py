@@ -27,7 +27,7 @@ import pytest
 from daemon.assemble import Daemon, build_daemon
 from daemon.executors.base import LaunchSpec
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
-from daemon.intensity import IntensityReading, ZoneSeries
+from daemon.intensity.providers import IntensityReading, ZoneSeries
 from daemon.ledger import Ledger
 from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
 from tests.slurm.cluster import SlurmCluster

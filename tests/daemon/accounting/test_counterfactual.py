@@ -12,7 +12,7 @@ import pytest
 
 from daemon.accounting.realised import realised_from_samples
 from daemon.cli import main
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue

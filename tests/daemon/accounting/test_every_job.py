@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.gpu.fake_nvml import FakeNvml
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.measurement import start_measurement

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.accounting.totals import add_expired
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.metrics.sink import NullMetrics

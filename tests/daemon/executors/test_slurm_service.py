@@ -22,7 +22,7 @@ from daemon import killpoints
 from daemon.assemble import Daemon, build_daemon
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
 from daemon.executors.slurm.runner import SlurmNoAnswerError
-from daemon.intensity import IntensityReading, ZoneSeries
+from daemon.intensity.providers import IntensityReading, ZoneSeries
 from daemon.ledger import Ledger
 from daemon.settings import (
     IntensitySettings,

@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 from daemon.assemble import _configure_learning
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning import factors
 from daemon.learning.checkpoint import FoldInputs

@@ -12,7 +12,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.metrics.prometheus import Metrics

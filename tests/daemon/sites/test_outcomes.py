@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.intensity import EmbeddedIntensity
+from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue
