@@ -94,6 +94,7 @@ class RunNow:
         self._ids: dict[int, list[tuple[str, ...] | None]] = {}  # per GPU count, by pool
         self._own: dict[int, tuple[str, ...]] = {}  # the devices a job claimed, by k
         need = rows.gpus[at]
+        offsets = ready_of.offsets_s.tolist()  # slot_at's quickest
         for g in np.unique(need).tolist():
             sel = np.flatnonzero(need == g)
             ready = [run_now_ready(pool, now, g, {}) for pool in pools]
@@ -101,7 +102,7 @@ class RunNow:
                 [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
             )
             slot_of = np.array(  # counted on past the horizon (priced there: _priced)
-                [0 if x is None else slot_at(grid, ready_of.offsets_s, x[0]) for x in ready],
+                [0 if x is None else slot_at(grid, offsets, x[0]) for x in ready],
                 dtype=np.int64,
             )
             self._ids[g] = [None if x is None else tuple(d.device_id for d in x[1]) for x in ready]
@@ -114,7 +115,11 @@ class RunNow:
             self.free_at[sel[has]] = free_at[p[has]]
         new = [k for k, job in enumerate(jobs) if not job.run_now_recorded]
         holders = run_now_holders(pools)  # recorded jobs whose own run holds a GPU: one by one
-        own = [k for k, job in enumerate(jobs) if job.run_now_recorded and job.job_id in holders]
+        own = (
+            [k for k, job in enumerate(jobs) if job.run_now_recorded and job.job_id in holders]
+            if holders
+            else []
+        )
         for ks, claim in ((new, True), (own, False)):
             if not ks:
                 continue
@@ -125,7 +130,7 @@ class RunNow:
                 cell = cells.get(i)
                 self.pool[k] = -1 if cell is None else cell[0]
                 if cell is not None:
-                    self.start[k] = slot_at(grid, ready_of.offsets_s, cell[1])
+                    self.start[k] = slot_at(grid, offsets, cell[1])
                     self.free_at[k] = cell[1]
                     self._own[k] = tuple(d.device_id for d in cell[2])
         self.slot = np.minimum(self.start, grid.count - 1)  # the cell it is priced at

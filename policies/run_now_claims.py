@@ -19,8 +19,10 @@ holds its GPUs through ``run_now_busy_until``) claims nothing: its counterfactua
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -44,32 +46,18 @@ BoolArray = npt.NDArray[np.bool_]
 # A job's counterfactual: its pool, its start and the devices it takes.
 RunNowCell = tuple[int, datetime, tuple[Device, ...]]
 
+# The order of a pool's (free, device id, device): by when free, then by id.
+_BY_TIME_AND_ID = itemgetter(0, 1)
 
-def slot_at(grid: SlotGrid, offsets_s: FloatArray, at: datetime) -> int:
-    """The first slot of ``grid`` (whose ``offsets_s``) starting at or after ``at``, counted
-    on past the horizon's last slot as the grid's steps go on."""
+
+def slot_at(grid: SlotGrid, offsets_s: Sequence[float] | FloatArray, at: datetime) -> int:
+    """The first slot of ``grid`` (whose ``offsets_s``: a list is quickest) starting at or
+    after ``at``, counted on past the horizon's last slot as the grid's steps go on."""
     offset_s = (at - grid.start).total_seconds()
-    first = int(np.searchsorted(offsets_s, offset_s - 1e-6))  # the offsets never decrease
+    first = bisect_left(offsets_s, offset_s - 1e-6)  # the offsets never decrease
     if first < len(offsets_s):
         return first
     return max(grid.count, math.ceil((offset_s - 1e-6) / grid.step_s))
-
-
-def _free_at(
-    device: Device, at: datetime, claimed: Mapping[str, datetime], job_id: str | None
-) -> datetime:
-    """When ``device`` is free in the counterfactual of job ``job_id``, at ``at`` or later."""
-    free = at
-    busy, held = device.busy_until, device.run_now_busy_until
-    if job_id is not None and device.run_now_holder == job_id:  # not its own run
-        held = device.run_now_others_until
-    if busy is not None and busy > free:
-        free = busy
-    if held is not None and held > free:
-        free = held
-    if claimed and (mine := claimed.get(device.device_id)) is not None and mine > free:
-        free = mine
-    return free
 
 
 def run_now_ready(
@@ -80,15 +68,26 @@ def run_now_ready(
     pool's available devices are all free there (``claimed``: this round's claims, by device
     id; ``job_id``: whose counterfactual, its own recorded run not holding any), and which
     (those freeing first, then by id); None with fewer than ``need``."""
-    available = [
-        (_free_at(d, at, claimed, job_id), d.device_id, d) for d in pool.devices if d.available
-    ]
+    available = []
+    for d in pool.devices:  # when each is free, at ``at`` or later (one loop: no call each)
+        if not d.available:
+            continue
+        free, busy, held = at, d.busy_until, d.run_now_busy_until
+        if job_id is not None and d.run_now_holder == job_id:  # not its own run
+            held = d.run_now_others_until
+        if busy is not None and busy > free:
+            free = busy
+        if held is not None and held > free:
+            free = held
+        if claimed and (mine := claimed.get(d.device_id)) is not None and mine > free:
+            free = mine
+        available.append((free, d.device_id, d))
     if len(available) < need or need < 1:
         return None
     if need == 1:  # the usual case: the first to free up (then by id)
-        free, _, device = min(available, key=_by_time_and_id)
+        free, _, device = min(available, key=_BY_TIME_AND_ID)
         return free, (device,)
-    chosen = sorted(available, key=_by_time_and_id)[:need]
+    chosen = sorted(available, key=_BY_TIME_AND_ID)[:need]
     return chosen[-1][0], tuple(x[2] for x in chosen)
 
 
@@ -98,10 +97,6 @@ def run_now_holders(pools: Sequence[Pool]) -> frozenset[str]:
     return frozenset(
         d.run_now_holder for pool in pools for d in pool.devices if d.run_now_holder is not None
     )
-
-
-def _by_time_and_id(x: tuple[datetime, str, Device]) -> tuple[datetime, str]:
-    return x[0], x[1]
 
 
 def expires_unstarted(deadline: datetime | None, start: datetime) -> bool:
@@ -128,19 +123,25 @@ def claimed_cells(
     claimed: dict[str, datetime] = {}
     seen: dict[tuple[int, int, str | None], tuple[datetime, tuple[Device, ...]] | None] = {}
     out: dict[int, RunNowCell] = {}
-    holders = run_now_holders(pools)
+    # A job's own run changes a pool's readiness only where it holds one of its GPUs: in
+    # the others its counterfactual sees what any job's does (shared, computed once).
+    held = [{d.run_now_holder for d in pool.devices} for pool in pools]
+    rows = list(ks)  # their admissible pools and durations as Python values, read once
+    fits = dict(zip(rows, ok[rows].tolist(), strict=True))
+    seconds = dict(zip(rows, duration[rows].tolist(), strict=True))
     for j in order:
-        need = jobs[j].workload.tensor_parallel
-        mine = jobs[j].job_id if jobs[j].job_id in holders else None
+        need, mine = jobs[j].workload.tensor_parallel, jobs[j].job_id
         best: tuple[datetime, float, int, tuple[Device, ...]] | None = None
-        for p in np.flatnonzero(ok[j]).tolist():
-            key = (p, need, mine)
+        for p, admissible in enumerate(fits[j]):
+            if not admissible:
+                continue
+            key = (p, need, mine if mine in held[p] else None)
             if key not in seen:
-                seen[key] = run_now_ready(pools[p], now, need, claimed, mine)
+                seen[key] = run_now_ready(pools[p], now, need, claimed, key[2])
             ready = seen[key]
             if ready is None:
                 continue
-            d = float(duration[j, p])
+            d = seconds[j][p]
             if best is None or (ready[0], d) < (best[0], best[1]):
                 best = (ready[0], d, p, ready[1])
         if best is None:
