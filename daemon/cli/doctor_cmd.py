@@ -9,7 +9,7 @@ from typing import Any
 
 from daemon.cli.context import add_common_options
 from daemon.cli.output import EXIT_FAILURE, print_json, printable
-from daemon.doctor import run_checks
+from daemon.doctor.checks import run_checks
 from daemon.logs import configure_logging
 
 __all__ = ["register"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.doctor import run_checks
+from daemon.doctor.checks import run_checks
 from daemon.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

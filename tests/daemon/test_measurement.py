@@ -14,7 +14,7 @@ import pytest
 
 from daemon.assemble import Daemon, rebuild_service
 from daemon.cli import main
-from daemon.doctor import run_checks
+from daemon.doctor.checks import run_checks
 from daemon.executors.base import Executor
 from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.doctor import run_checks
+from daemon.doctor.checks import run_checks
 from daemon.gpu.configured import describe_configured_gpus
 from daemon.gpu.fake_nvml import FakeNvml
 from daemon.settings import RegionSettings, Settings

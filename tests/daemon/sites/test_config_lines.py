@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.doctor import run_checks
+from daemon.doctor.checks import run_checks
 from daemon.replay.cluster import load_cluster
 from daemon.replay.errors import ReplayInputError
 from daemon.settings import load_settings

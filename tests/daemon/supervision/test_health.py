@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from daemon.doctor import run_checks
+from daemon.doctor.checks import run_checks
 from daemon.supervision.health import HEARTBEAT_S, STALE_S, Health, step_allowance_s
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import make_service

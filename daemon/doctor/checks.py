@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Literal
 
 from daemon.assemble import build_slurm_executor
-from daemon.doctor_health import describe_health
-from daemon.doctor_service import cache_dir_problem, metrics_port_status, partition_note
+from daemon.doctor.health import describe_health
+from daemon.doctor.service import cache_dir_problem, metrics_port_status, partition_note
 from daemon.errors import DaemonError
 from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord

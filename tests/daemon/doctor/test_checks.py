@@ -18,7 +18,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.cli import build_parser
-from daemon.doctor import run_checks
+from daemon.doctor.checks import run_checks
 from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.metrics.prometheus import Metrics
 from daemon.queue.ingest import Queue
@@ -271,7 +271,11 @@ gpus = "discover"
 partition = "{partition}"
 """
 RECORDED_NODES = (
-    Path(__file__).parent / "executors" / "slurm_outputs" / "states" / "scontrol_show_node_idle.txt"
+    Path(__file__).parents[1]
+    / "executors"
+    / "slurm_outputs"
+    / "states"
+    / "scontrol_show_node_idle.txt"
 )
 
 
