@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.output import print_json, print_table
+from daemon.cli.prompts import read_prompts
 from daemon.errors import DaemonError
 from daemon.ledger.export import write_replacing
-from daemon.prompts import read_prompts
 from policies.footprint import (
     EstimateInterval,
     GpuSpec,
