@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SERVICE = Path(__file__).resolve().parents[2] / "daemon" / "service"
+SERVICE = Path(__file__).resolve().parents[3] / "daemon" / "service"
 
 # The reaches left, by module (a parameter annotated ``Service`` followed by ``._name``).
 KNOWN: dict[str, set[str]] = {
