@@ -39,7 +39,7 @@ from policies import Alternative, Decision
 from policies.footprint import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig
 from tests.daemon.helpers import job_line
-from tests.daemon.test_ledger import UNDO_VERSION_7, UNDO_VERSION_10, UNDO_VERSION_12
+from tests.daemon.ledger.test_store import UNDO_VERSION_7, UNDO_VERSION_10, UNDO_VERSION_12
 from tests.fuzzing import examples
 
 REPO = Path(__file__).resolve().parents[3]

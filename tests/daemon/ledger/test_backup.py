@@ -47,7 +47,7 @@ def _rows(path: Path) -> tuple[str, int, int, int]:
 
 def test_backups_taken_while_another_process_writes_are_whole_commits(tmp_path: Path) -> None:
     ledger = tmp_path / "state" / "ledger.db"
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     seen = []
     with subprocess.Popen([sys.executable, "-c", WRITER, str(ledger)], cwd=root,
                           stdout=subprocess.PIPE, text=True) as writer:  # fmt: skip
