@@ -2,8 +2,8 @@
 garbage for hours (on a simulated clock), the wall clock stepping back and forward, and (as
 root) a full disk and a read-only state dir mid-run. Each test shows the daemon going on, saying
 what is wrong in its log and in ``carbond doctor``, keeping deadlines on the fallback signal,
-and recovering. (A lost GPU: ``test_measurement``; a job ignoring SIGTERM and one that forks and
-exits: ``executors/test_local``.)
+and recovering. (A lost GPU: ``measurement/test_jobs``; a job ignoring SIGTERM and one that
+forks and exits: ``executors/test_local``.)
 """
 
 from __future__ import annotations

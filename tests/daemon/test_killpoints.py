@@ -20,7 +20,7 @@ from daemon.executors.local import LocalExecutor
 from daemon.ledger import Ledger, LedgerError, UnknownJobError
 from daemon.testing import FakeClock
 from tests.daemon.killharness import FINAL, REPO, STARTUP_S, Session
-from tests.daemon.test_measurement import build
+from tests.daemon.measurement.test_jobs import build
 
 REACH_TWICE = (
     "from daemon import killpoints\n"
@@ -180,8 +180,8 @@ def test_a_job_that_exits_0_on_the_cancel_a_killed_daemon_sent_is_cancelled_afte
         assert reason == "cancelled by its owner while running (it exited 0)"
 
 
-# A daemon measuring two simulated A100s (tests/daemon/test_measurement.py) runs a job that
-# ignores SIGTERM, loses its GPU and is killed where check_gpus has recorded the run's stop
+# A daemon measuring two simulated A100s (tests/daemon/measurement/test_jobs.py) runs a job
+# that ignores SIGTERM, loses its GPU and is killed where check_gpus has recorded the run's stop
 # and sent SIGTERM, before the job's end is recorded.
 LOSE_A_GPU = """
 import json, sys, time
@@ -189,7 +189,7 @@ from pathlib import Path
 from daemon.executors.local import LocalExecutor
 from daemon.testing import FakeClock
 from tests.daemon.helpers import append, job_line
-from tests.daemon.test_measurement import build
+from tests.daemon.measurement.test_jobs import build
 state, ready = Path(sys.argv[1]), Path(sys.argv[2])
 clock = FakeClock()
 executor = LocalExecutor(grace_s=10.0, log_dir=state / "logs", monotonic=lambda: 1000.0)

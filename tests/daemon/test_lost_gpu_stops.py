@@ -15,7 +15,7 @@ from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
 from daemon.testing import FakeClock
 from tests.daemon.helpers import append, job_line
-from tests.daemon.test_measurement import build
+from tests.daemon.measurement.test_jobs import build
 
 STUBBORN = (
     "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
