@@ -23,6 +23,12 @@ from daemon.cli.context import (
     zone_pue,
 )
 from daemon.cli.output import print_json, print_table
+from daemon.cli.workload_flags import (
+    check_batch_size,
+    check_max_latency,
+    check_precision,
+    check_tokens,
+)
 from daemon.errors import UsageError
 from forecasts import MAX_INTENSITY_G_PER_KWH, static_annual_intensity
 from policies.footprint import DEFAULT_RUNTIMES, get_runtime
@@ -86,8 +92,8 @@ def _ints(text: str, option: str) -> list[int]:
         values = [int(item) for item in _split(text, option)]
     except ValueError as e:
         raise UsageError(f"{option} takes comma-separated integers, got {text!r}") from e
-    if min(values) < 1:
-        raise UsageError(f"{option} values must be >= 1, got {text!r}")
+    for value in values:
+        check_batch_size(option, value)
     return values
 
 
@@ -186,14 +192,18 @@ def _advise(args: argparse.Namespace) -> int:
     if not runtime.continuous_batching:
         raise UsageError(f"--runtime {runtime.name} is not a serving engine; use vllm")
     zones = _zones(args.zones)
+    check_max_latency(args.max_latency_s)  # named as typed, not as advise()'s argument
+    check_tokens(args.input_tokens, args.output_tokens)
+    batch_sizes = _ints(args.batch_sizes, "--batch-sizes")
+    precisions = _split(args.precisions, "--precisions")
+    check_precision("--precisions", precisions)
     # as `estimate --zone`: a zone of configured regions takes their PUE unless --pue is given
     pues = {z: pue if args.pue is not None else zone_pue(settings, z.upper(), pue, "--zones")
             for z in zones}  # fmt: skip
     advice = advise(
         model, gpus, zones, runtime,
         input_tokens=args.input_tokens, output_tokens=args.output_tokens,
-        batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
-        precisions=_split(args.precisions, "--precisions"),
+        batch_sizes=batch_sizes, precisions=precisions,
         max_latency_s=args.max_latency_s, pue=pues, lifetime_years=lifetime,
         runners_up=args.runners_up,
     )  # fmt: skip

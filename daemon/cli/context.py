@@ -91,12 +91,14 @@ def model_from(args: argparse.Namespace) -> ModelSpec:
     """The model named by ``--model`` or described by ``--params-b``.
 
     Raises:
-        UnknownModelError, InvalidWorkloadError: exit 2.
+        UnknownModelError, UsageError: exit 2.
     """
+    from daemon.cli.workload_flags import check_params_b
     from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec
 
     if args.model is not None:
         return DEFAULT_MODEL_CATALOG.get(args.model)
+    check_params_b(args.params_b)  # named as typed, not as ModelSpec's field
     return ModelSpec.from_params(args.params_b)
 
 

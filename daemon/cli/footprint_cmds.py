@@ -21,6 +21,13 @@ from daemon.cli.estimate_extras import Carbon, estimate_prompts, interval_payloa
 from daemon.cli.gpus_learned import learned_gpus
 from daemon.cli.gpus_live import live_gpus
 from daemon.cli.output import print_json, print_table
+from daemon.cli.workload_flags import (
+    check_batch_size,
+    check_precision,
+    check_requests,
+    check_tensor_parallel,
+    check_tokens,
+)
 from daemon.errors import UsageError
 from forecasts import MAX_INTENSITY_G_PER_KWH, static_annual_intensity
 from policies.errors import InvalidWorkloadError
@@ -179,6 +186,11 @@ def _estimate(args: argparse.Namespace) -> int:
     runtime = get_runtime(args.runtime)
     input_tokens = _INPUT_TOKENS if args.input_tokens is None else args.input_tokens
     output_tokens = _OUTPUT_TOKENS if args.output_tokens is None else args.output_tokens
+    check_batch_size("--batch-size", args.batch_size)  # named as typed, not as the workload's
+    check_tokens(input_tokens, output_tokens)
+    check_requests(args.requests)
+    check_tensor_parallel(args.gpus)
+    check_precision("--precision", [args.precision])
     workload = Workload(args.batch_size, input_tokens, output_tokens, args.requests,
                         args.precision.lower(), args.gpus)  # fmt: skip
     workload.validate()

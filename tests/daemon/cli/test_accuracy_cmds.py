@@ -248,13 +248,13 @@ def test_advise_nothing_meets_the_bound_exits_1(capsys: pytest.CaptureFixture[st
         (("--zones", "CA-QC,ca-qc"), "ca-qc is given twice"),
         (("--zones", "CA-QC,CA-QC=10"), "CA-QC is given twice"),
         (("--batch-sizes", "8,zero"), "--batch-sizes"),
-        (("--batch-sizes", "0"), ">= 1"),
+        (("--batch-sizes", "0"), "--batch-sizes must be 1 to 1,000,000, got 0"),
         (("--precisions", "fp7"), "fp7"),
         (("--gpus", "gtx-9000"), "gtx-9000"),
         (("--runtime", "hf-eager"), "serving engine"),
-        (("--max-latency-s", "-1"), "max_latency_s"),
+        (("--max-latency-s", "-1"), "--max-latency-s must be a positive number of seconds"),
         (("--pue", "9"), "--pue"),
-        (("--input-tokens", "1" + "0" * 400), "input_tokens must be <= 10,000,000"),
+        (("--input-tokens", "1" + "0" * 400), "--input-tokens must be 0 to 10,000,000"),
     ],
 )
 def test_advise_bad_arguments_exit_2(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -235,9 +236,9 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
         (("--gpu", "t4", "--model", "gpt-17", "--zone", "CA-QC"), "'gpt-17'"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "MARS-1"), "'MARS-1'"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--output-tokens", "-5"),
-         "output_tokens"),
+         "--output-tokens must be 1 to 10,000,000, got -5"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--input-tokens", "-1"),
-         "input_tokens"),
+         "--input-tokens must be 0 to 10,000,000, got -1"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--runtime", "tgi"), "'tgi'"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--precision", "fp7"),
          "'fp7'"),
@@ -247,9 +248,9 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
          "--intensity must be 0 to 10,000 g/kWh, got 1e+308"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--pue", "0.5"), "0.5"),
         # infinite sizes: an OverflowError traceback, or no embodied carbon at all, before
-        (("--gpu", "t4", "--params-b", "inf", "--zone", "CA-QC"), "params_b"),
+        (("--gpu", "t4", "--params-b", "inf", "--zone", "CA-QC"), "--params-b"),
         (("--gpu", "t4", "--params-b", "1e300", "--zone", "CA-QC"),
-         "params_b must be positive and at most 10,000 (billion), got 1e+300"),
+         "--params-b must be positive and at most 10,000 (billion), got 1e+300"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--lifetime-years", "inf"),
          "--lifetime-years"),
         # infinite embodied grams, printed as "total_g": null with "fits": true, before
@@ -263,12 +264,12 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
          "--gpus 3: llama-3.1-8b's 32 attention heads (8 KV heads) do not split over 3 GPUs, "
          "which vLLM refuses: use 1, 2, 4, 8, 16 or 32"),
         (("--gpu", "h100", "--model", "llama-3.1-8b", "--zone", "CA-QC", "--gpus", "0"),
-         "tensor_parallel must be >= 1, got 0"),
+         "--gpus must be 1 to 64, got 0"),
         # a count past what a float holds was an OverflowError traceback
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--input-tokens",
-          "1" + "0" * 400), "input_tokens must be <= 10,000,000"),
+          "1" + "0" * 400), "--input-tokens must be 0 to 10,000,000, got 100000000000... (401"),
         (("--gpu", "t4", "--model", "llama-1b", "--zone", "CA-QC", "--batch-size",
-          "1" + "0" * 400), "batch_size must be <= 1,000,000"),
+          "1" + "0" * 400), "--batch-size must be 1 to 1,000,000, got 100000000000... (401"),
     ],
 )  # fmt: skip
 def test_bad_arguments_exit_2_with_one_line(
@@ -279,6 +280,50 @@ def test_bad_arguments_exit_2_with_one_line(
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("carbond: error:") and needle in lines[0]
+
+
+_WORKLOAD_FIELDS = ("batch_size", "input_tokens", "output_tokens", "requests", "tensor_parallel",
+                    "max_latency_s", "params_b")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (("estimate", "--model", "llama-1b", "--gpu", "t4", "--zone", "CA-QC", "--batch-size",
+          "0"), "--batch-size"),
+        (("estimate", "--model", "llama-1b", "--gpu", "t4", "--zone", "CA-QC", "--output-tokens",
+          "0"), "--output-tokens"),
+        (("estimate", "--model", "llama-1b", "--gpu", "t4", "--zone", "CA-QC", "--requests",
+          "0"), "--requests"),
+        (("estimate", "--model", "llama-1b", "--gpu", "t4", "--zone", "CA-QC", "--gpus", "65"),
+         "--gpus"),
+        (("estimate", "--model", "llama-1b", "--gpu", "t4", "--zone", "CA-QC", "--precision",
+          "fp7"), "--precision"),
+        (("estimate", "--params-b", "0", "--gpu", "t4", "--zone", "CA-QC"), "--params-b"),
+        # argparse takes the prefix --max-latency for --max-latency-s
+        (("advise", "--model", "llama-1b", "--gpus", "t4", "--max-latency", "0"),
+         "--max-latency-s"),
+        (("advise", "--model", "llama-1b", "--gpus", "t4", "--max-latency-s", "nan"),
+         "--max-latency-s"),
+        (("advise", "--model", "llama-1b", "--gpus", "t4", "--batch-sizes", "8,2000000"),
+         "--batch-sizes"),
+        (("advise", "--model", "llama-1b", "--gpus", "t4", "--input-tokens", "-1"),
+         "--input-tokens"),
+        (("advise", "--model", "llama-1b", "--gpus", "t4", "--precisions", "fp16,fp7"),
+         "--precisions"),
+    ],
+)  # fmt: skip
+def test_workload_errors_name_the_flag_typed(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], flag: str
+) -> None:
+    """``estimate --batch-size 0`` said 'batch_size must be >= 1, got 0' and ``advise
+    --max-latency 0`` 'max_latency_s must be positive': the workload's field names, not the
+    flags the user typed. The one error line names the flag and no internal field."""
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    line = err.strip()
+    assert len(line.splitlines()) == 1 and line.startswith(f"carbond: error: {flag}")
+    assert not [f for f in _WORKLOAD_FIELDS if re.search(rf"(?<![-\w]){f}\b", line)], line
 
 
 def test_installed_command_never_prints_a_traceback() -> None:
