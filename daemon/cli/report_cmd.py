@@ -41,6 +41,10 @@ __all__ = ["parse_when", "register", "write_atomic"]
 _T = TypeVar("_T")
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$", re.ASCII)  # not "-١d"
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_FORMS = (
+    "RFC 3339 (2026-03-01T00:00Z), a date (2026-03-01), or a span before now: -N followed by "
+    "s, m, h, d or w (-90m, -12h, -7d, -2w)"
+)
 
 
 SAVINGS_AGAINST = (
@@ -67,7 +71,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_common_options(report)
     report.add_argument("--state-dir", type=Path, help="override state_dir (the ledger's home)")
-    report.add_argument("--since", help="jobs finished from: RFC 3339, a date, or -7d / -12h")
+    report.add_argument(
+        "--since",
+        help="jobs finished from: RFC 3339, a date, or a span before now (-90m, -12h, -7d, -2w)",
+    )
     report.add_argument("--until", help="jobs finished before: as --since (default: now)")
     report.add_argument("--by", choices=GROUPINGS, default="region", help="group rows by")
     report.add_argument("--format", choices=FORMATS, default=None,
@@ -98,9 +105,7 @@ def parse_when(text: str, now: datetime, flag: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(
-            f"{flag} {text!r}: expected RFC 3339 (2026-03-01T00:00Z), a date, or -7d"
-        ) from None
+        raise UsageError(f"{flag} {text!r}: expected {_FORMS}") from None
     try:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
@@ -119,15 +124,7 @@ def _report(args: argparse.Namespace) -> int:
         raise UsageError(f"--json and --format {args.format} ask for two formats: give one "
                          "(--json is --format json)")  # fmt: skip
     fmt = _format(args)
-    if since is not None and until is not None and until <= since:
-        raise UsageError(
-            f"--until ({until.isoformat()}) is not after --since ({since.isoformat()})"
-        )
-    if since is not None and until is None and since > now:
-        raise UsageError(
-            f"--since ({since.isoformat()}) is in the future: no job has finished then yet "
-            "(give --until too for a period ahead)"
-        )
+    _check_period(args.since, since, until, now)
     if args.plot is not None:  # a format matplotlib cannot draw, before any work
         from daemon.reports.plots import image_format
 
@@ -185,6 +182,33 @@ def _report(args: argparse.Namespace) -> int:
             return 0
         write(stdout)
     return 0
+
+
+def _check_period(
+    text: str | None, since: datetime | None, until: datetime | None, now: datetime
+) -> None:
+    """Refuse a period that holds no time: ``--until`` not after ``--since``, a ``--since``
+    in the future without ``--until``, or one that is now (``-0d``: ``[now, now)``).
+
+    Raises:
+        UsageError: names the flags and the times they gave.
+    """
+    if since is None:
+        return
+    if until is not None and until <= since:
+        raise UsageError(
+            f"--until ({until.isoformat()}) is not after --since ({since.isoformat()})"
+        )
+    if until is None and since > now:
+        raise UsageError(
+            f"--since ({since.isoformat()}) is in the future: no job has finished then yet "
+            "(give --until too for a period ahead)"
+        )
+    if until is None and since == now:
+        raise UsageError(
+            f"--since {text!r} is now, which leaves an empty period up to now: give a span "
+            "before now (-90m, -12h, -7d, -2w) or a time"
+        )
 
 
 def _rows(

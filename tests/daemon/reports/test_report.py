@@ -116,7 +116,12 @@ def test_other_formats_carry_the_same_rows(demo_state: Path, carbond: Run, fmt: 
      (("--since", "0001-01-01T00:00+01:00"), "outside years 1-9999 in UTC"),  # and these
      (("--until", "9999-12-31T23:00-05:00"), "outside years 1-9999 in UTC"),
      (("--since", "2999-01-01"), "is in the future"),  # showed until = now, before since
-     (("--since=-١d",), "--since '-١d': expected RFC 3339")],  # read as -1d: \d is Unicode
+     (("--since=-١d",), "--since '-١d': expected RFC 3339"),  # read as -1d: \d is Unicode
+     # an empty period [now, now): printed a report of nothing, where --until <= --since is
+     # refused; and the forms the error lists name the units -12h has, not -7d alone
+     (("--since=-0d",), "--since '-0d' is now, which leaves an empty period up to now"),
+     (("--since=-0.0h",), "--since '-0.0h' is now"),
+     (("--since", "yesterday"), "-N followed by s, m, h, d or w (-90m, -12h, -7d, -2w)")],
 )  # fmt: skip
 def test_bad_periods_are_usage_errors(
     demo_state: Path, carbond: Run, args: tuple[str, ...], message: str
