@@ -298,8 +298,8 @@ class SlurmExecutorSettings(_Section):
     """How carbond talks to Slurm (``executor = "slurm"`` regions; each region's partition is
     in its ``[regions.slurm]`` table).
 
-    ``bin_dir``: where ``sbatch``, ``squeue``, ``sacct``, ``scancel``, ``scontrol`` are (empty:
-    ``PATH``); ``command_timeout_s``: the most one Slurm command may take;
+    ``bin_dir``: where ``sbatch``, ``squeue``, ``sacct``, ``scancel``, ``scontrol`` are, an
+    absolute path (left out: ``PATH``); ``command_timeout_s``: the most one Slurm command may take;
     ``accounting_timeout_s``: the most one ``sacct`` may take (a hung slurmdbd then delays
     only the ends that need it); ``pending_grace_s``: how long a released job may stay pending
     (the partition busy with others' work) before carbond takes it back and plans it again;
@@ -312,6 +312,25 @@ class SlurmExecutorSettings(_Section):
     accounting_timeout_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
     pending_grace_s: float = Field(default=300.0, gt=0, le=MAX_DURATION_S)
     cut_short_limit_s: float = Field(default=600.0, gt=0, le=MAX_DURATION_S)
+
+    @field_validator("bin_dir", mode="before")
+    @classmethod
+    def _bin_dir_given(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():  # Path("") is the working directory
+            raise ValueError("must not be empty (leave it out to find the Slurm commands on PATH)")
+        return value
+
+    @field_validator("bin_dir")
+    @classmethod
+    def _absolute_bin_dir(cls, value: Path | None) -> Path | None:
+        # As signals.cache_dir: the daemon runs from / (systemd), so a relative directory
+        # named another one there than in the shell where doctor found scontrol in it.
+        if value is not None and not value.is_absolute():
+            raise ValueError(
+                f"must be an absolute path, got {str(value)!r}: the daemon runs from /, where "
+                "a relative one names another directory"
+            )
+        return value
 
 
 class ExecutorSettings(_Section):

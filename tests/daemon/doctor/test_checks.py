@@ -685,3 +685,33 @@ def test_a_discovering_region_leaves_no_log_line_beside_the_report(tmp_path: Pat
     assert checks["gpus"]["status"] == "pass"
     assert "a discover simulated A100-80GB" in checks["nvml"]["detail"]
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("bin", "must be an absolute path, got 'bin': the daemon runs from /, where a relative "
+                "one names another directory"),
+        ("./bin", "must be an absolute path, got 'bin'"),
+        ("", "must not be empty (leave it out to find the Slurm commands on PATH)"),
+    ],
+)  # fmt: skip
+def test_a_relative_slurm_bin_dir_is_a_config_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    """A relative ``executors.slurm.bin_dir`` (or an empty one, the working directory) passed
+    the config check: the Slurm commands run from / (as the daemon does under systemd), so
+    ``bin`` named ``/bin/scontrol``, not the ``./bin/scontrol`` beside the config, and doctor's
+    slurm line reported what another Slurm (or none) said. It is a config problem at its line,
+    as a relative ``signals.cache_dir`` is."""
+    state, config = _setup(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\ncat {RECORDED_NODES}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.chdir(tmp_path)  # where doctor found ./bin/scontrol
+    config.write_text(SLURM_CONFIG.format(state=state, bin=value, partition="alpha"))
+    line = SLURM_CONFIG.splitlines().index('bin_dir = "{bin}"') + 1
+    code, checks = _doctor(config)
+    assert code == 1
+    assert checks["config"].startswith(f"fail: {config}:{line}: executors.slurm.bin_dir: {problem}")
