@@ -7,8 +7,8 @@ same ledger and executors (so running jobs stay tracked), an invalid one is logg
 (``reload_rejected`` with one problem per line) and the running config is kept.
 ``state_dir`` cannot change, nor Slurm regions or a first ``gpus = "discover"`` region be
 added; ``metrics``, ``executors``, ``gpu`` and ``[regions.slurm]`` changes need a restart
-(``reload_needs_restart`` names them); GPUs a reload adds are metered from the next restart
-(``reload_gpus_unmetered`` names them).
+(``reload_needs_restart`` names them); GPUs a reload adds, or gives another simulated GPU
+type, are metered from the next restart (``reload_gpus_unmetered`` names them).
 """
 
 from __future__ import annotations
@@ -45,12 +45,13 @@ from policies import PoliciesError
 
 __all__ = [
     "discovery_added",
+    "metered_ids",
     "missing_regions",
     "register",
     "restart_only_changes",
     "run_daemon",
     "slurm_regions_added",
-    "unmetered_added",
+    "unmetered_by_reload",
 ]
 
 log = structlog.get_logger(__name__)
@@ -104,25 +105,43 @@ def missing_regions(settings: Settings, config: Path | None) -> str | None:
 RESTART_ONLY = ("metrics", "executors", "gpu")
 RESTART_NOTE = "changed in the config, but they keep their start-up values until a restart"
 UNMETERED_NOTE = (
-    "added by the reload on an executor whose GPUs carbond meters; the GPU meter is set up "
-    "at start-up: their jobs' energy is estimated until a restart"
+    "added, or given another GPU type, by the reload on an executor whose GPUs carbond "
+    "meters; the GPU meter is set up at start-up: their jobs' energy is estimated until a "
+    "restart"
 )
 
 
-def unmetered_added(
+def metered_ids(
+    measurement: JobMeasurement | None, inventory: Sequence[InventoryGpu]
+) -> frozenset[str]:
+    """The device ids of ``inventory`` that ``measurement`` meters (before a reload)."""
+    if measurement is None:
+        return frozenset()
+    return frozenset(gpu.device_id for gpu in inventory if measurement.measures((gpu,)))
+
+
+def unmetered_by_reload(
     measurement: JobMeasurement | None,
     before: Sequence[InventoryGpu],
+    metered: frozenset[str],
     after: Sequence[InventoryGpu],
 ) -> list[str]:
-    """The device ids of ``after`` (a reload's inventory) that ``before`` (the one replaced)
-    did not have, on an executor whose GPUs ``measurement`` meters: a restart would meter
-    them, the measurement built at start-up does not (their jobs end ``estimated``)."""
+    """The device ids of ``after`` (a reload's inventory), on an executor whose GPUs
+    ``measurement`` metered in ``before`` (the ids ``metered`` then), that it does not meter
+    now: those ``before`` did not have, and those whose simulated GPU type the reload changed
+    (:meth:`JobMeasurement.keep_only` stops metering them: their simulated device is the old
+    type's). A restart would meter them; until then their jobs end ``estimated``. A GPU not
+    metered before the reload either is not named again."""
     if measurement is None:
         return []
-    metered = {gpu.executor for gpu in before if measurement.measures((gpu,))}
-    known = {gpu.device_id for gpu in before}
+    executors = {gpu.executor for gpu in before if gpu.device_id in metered}
+    unmetered_before = {gpu.device_id for gpu in before} - metered
     return sorted(
-        gpu.device_id for gpu in after if gpu.device_id not in known and gpu.executor in metered
+        gpu.device_id
+        for gpu in after
+        if gpu.executor in executors
+        and gpu.device_id not in unmetered_before
+        and not measurement.measures((gpu,))
     )
 
 
@@ -240,6 +259,7 @@ def _run_locked(
                 log.error("reload_rejected", problems=[problem])
                 return None
             before = daemon.service.inventory
+            metered = metered_ids(daemon.measurement, before)  # before keep_only drops any
             try:
                 service = rebuild_service(daemon, new, metrics)
             except (DaemonError, PoliciesError) as exc:  # valid alone, not here: a site's CSV
@@ -251,7 +271,9 @@ def _run_locked(
             log.info("reload_settings", policy=service.policy.name, regions=len(new.regions))
             if kept := restart_only_changes(settings, new):
                 log.warning("reload_needs_restart", sections=kept, note=RESTART_NOTE)
-            if unmetered := unmetered_added(daemon.measurement, before, service.inventory):
+            if unmetered := unmetered_by_reload(
+                daemon.measurement, before, metered, service.inventory
+            ):
                 log.warning("reload_gpus_unmetered", gpus=unmetered, note=UNMETERED_NOTE)
             warmup.follow(new)  # a new policy compiles in a thread, its plans deferred
             return service, intervals_of(new)

@@ -92,9 +92,18 @@ class JobMeasurement:
         return bool(gpus) and all(g.device_id in self._index_of for g in gpus)
 
     def keep_only(self, inventory: Sequence[InventoryGpu]) -> None:
-        """After a reload: stop measuring device ids that left the inventory."""
-        ids = {g.device_id for g in inventory}
-        self._index_of = {d: i for d, i in self._index_of.items() if d in ids}
+        """After a reload: stop measuring device ids that left the inventory, and simulated
+        ones whose GPU type the reload changed (their simulated device, built at start-up, is
+        the old type's: its power is not the new GPU's). An NVML device is the hardware
+        itself, whatever type the config declares: it stays measured."""
+        now = {g.device_id: g.device.gpu.name for g in inventory}
+        simulated = isinstance(self.monitor.backend, SimulatedGpuBackend)
+        names = {d.index: d.name for d in self.monitor.devices()} if simulated else {}
+        self._index_of = {
+            d: i
+            for d, i in self._index_of.items()
+            if d in now and (not simulated or names.get(i) == now[d])
+        }
 
     def unavailable(self, gpu: InventoryGpu) -> bool:
         """Whether ``gpu`` is one of this node's measured GPUs and has been lost."""
