@@ -1,6 +1,6 @@
 """A carbond job's ``.out``/``.err`` on the real local Slurm (``make slurm-up``) are its user's
-alone, as a local job's are, even when Slurm itself has to create them; a command not found
-is read back from its ``.err``."""
+alone, as a local job's are, even when Slurm itself has to create them; a command not found,
+or found but not executable, is read back from its ``.err``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pwd
 import stat
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,37 @@ def test_a_job_whose_command_is_not_found_says_so_as_a_local_job_does(
                        "exit code 127: slurm FAILED"]  # fmt: skip
     err = daemon.settings.state_dir / "logs" / f"{missing}.err"
     assert err.read_text() == f"carbond: command not found: {command}\n"
+
+
+def test_a_job_whose_command_cannot_be_executed_says_why_as_a_local_job_does(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """A Slurm job whose command exists but cannot be executed (a file without execute
+    permission, a directory) failed ``exit code 126: slurm FAILED``, where the local executor
+    says ``cannot start: ...``. Its batch script now names the file and why on its ``.err``
+    and exits 126; carbond reads it back. A job whose own command exits 126 is not said to be
+    unrunnable."""
+    daemon, _ = service
+    plain, folder, own = _ids("plain", "folder", "own126")
+    tool = tmp_path / f"tool-{plain}"
+    tool.write_text("#!/bin/sh\necho ran\n")
+    tool.chmod(0o644)  # readable, not executable (root included)
+    _append(daemon.settings.state_dir,
+            [_line(plain, [str(tool), "serve"], deadline="+1h", regions=["qc"]),
+             _line(folder, [str(tmp_path)], deadline="+1h", regions=["qc"]),
+             _line(own, ["sh", "-c", "exit 126"], deadline="+1h", regions=["qc"])])  # fmt: skip
+    jobs = (plain, folder, own)
+    _until(slurm_cluster, daemon, "the three jobs final",
+           lambda: all(daemon.ledger.job(j).state in FINAL for j in jobs))  # fmt: skip
+
+    assert [daemon.ledger.job(j).state for j in jobs] == ["failed"] * 3
+    reasons = [daemon.ledger.transitions(j)[-1].reason for j in jobs]
+    assert reasons == [
+        f"exit code 126: cannot start: {tool}: not executable (no execute permission)",
+        f"exit code 126: cannot start: {tmp_path}: a directory",
+        "exit code 126: slurm FAILED",
+    ]
+    err = daemon.settings.state_dir / "logs" / f"{plain}.err"
+    assert err.read_text() == (
+        f"carbond: cannot start: {tool}: not executable (no execute permission)\n"
+    )

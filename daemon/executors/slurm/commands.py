@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 __all__ = [
+    "CANNOT_START",
     "JOB_NAME_PREFIX",
     "NOT_FOUND",
     "SACCT_FIELDS",
@@ -47,6 +48,35 @@ __all__ = [
 JOB_NAME_PREFIX = "carbond-"
 # what the batch script prints (then the command) when the job's PATH has no such command
 NOT_FOUND = "carbond: command not found: "
+# ... (then the file and why) when the command is found but cannot be executed: exit 126
+CANNOT_START = "carbond: cannot start: "
+# The batch script's check before its exec, in a subshell (nothing it sets reaches the job):
+# the file exec would run (a name with a slash as it is; else what command -v finds, and where
+# it finds nothing, as dash does for a file without execute permission, the first file of that
+# name on PATH), then 127 when there is none, 126 for a directory or a file the job's user
+# cannot execute; a builtin (echo) passes, exec finds it on PATH.
+_RUNNABLE = f"""\
+carbond_runnable() (
+  case $1 in
+    */*) found=$1 ;;
+    *) found=$(command -v -- "$1") || found=
+       case $found in
+         */*) ;;
+         '') set -f; IFS=:
+             for dir in $PATH; do
+               if [ -e "${{dir:-.}}/$1" ]; then found=${{dir:-.}}/$1; break; fi
+             done ;;
+         *) exit 0 ;;
+       esac ;;
+  esac
+  if [ -z "$found" ] || [ ! -e "$found" ]; then
+    printf '{NOT_FOUND}%s\\n' "$1" >&2; exit 127
+  fi
+  if [ -d "$found" ]; then printf '{CANNOT_START}%s: a directory\\n' "$found" >&2; exit 126; fi
+  if [ ! -x "$found" ]; then
+    printf '{CANNOT_START}%s: not executable (no execute permission)\\n' "$found" >&2; exit 126
+  fi
+)"""
 # squeue --format: id, state, reason, start (expected or actual), end, nodes, partition. Never
 # the name: a job's owner may rename it (``scontrol update JobName=``), and Slurm prints the
 # name raw, '|' and newlines included (the by-name lookup filters with ``--name`` instead).
@@ -131,8 +161,10 @@ def batch_script(sub: Submission) -> str:
 
     A command the job's ``PATH`` does not have (``command -v``, what ``exec`` looks up) ends
     it with exit code 127 and the line ``carbond: command not found: NAME`` as the last of its
-    ``.err`` (:data:`NOT_FOUND`), which carbond reads back for its reason
-    (:func:`~daemon.executors.slurm.joblogs.not_found`): Slurm records only the exit code.
+    ``.err`` (:data:`NOT_FOUND`); one found but not executable (a directory, a file without
+    execute permission for the job's user) with exit code 126 and ``carbond: cannot start:
+    FILE: WHY`` (:data:`CANNOT_START`). carbond reads that line back for its reason
+    (:func:`~daemon.executors.slurm.joblogs.cannot_run`): Slurm records only the exit code.
 
     The ``cd`` is needed because ``--chdir`` is not enough: when the job's user cannot enter
     that directory, slurmstepd only logs ``couldn't chdir ... going to /tmp instead`` and runs
@@ -148,11 +180,8 @@ def batch_script(sub: Submission) -> str:
         f"cd -- {where} || {{ printf 'carbond: job %s cannot enter its working directory %s\\n' "
         f"{shlex.quote(sub.job_id)} {where} >&2; exit 1; }}"
     )
-    command = shlex.quote(sub.argv[0])
-    lines.append(
-        f"command -v -- {command} >/dev/null || {{ printf '{NOT_FOUND}%s\\n' {command} >&2; "
-        "exit 127; }"
-    )
+    lines.append(_RUNNABLE)
+    lines.append(f"carbond_runnable {shlex.quote(sub.argv[0])} || exit")
     lines.append("exec " + " ".join(shlex.quote(word) for word in sub.argv))
     return "\n".join(lines) + "\n"
 

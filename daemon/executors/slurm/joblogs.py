@@ -11,9 +11,9 @@ from pathlib import Path
 from daemon.executors import jobfiles
 from daemon.executors.base import LaunchSpec
 from daemon.executors.errors import ExecutorError
-from daemon.executors.slurm.commands import NOT_FOUND
+from daemon.executors.slurm.commands import CANNOT_START, NOT_FOUND
 
-__all__ = ["missing", "not_found", "prepare"]
+__all__ = ["cannot_run", "missing", "not_found", "prepare"]
 
 _SUFFIXES = (".out", ".err")
 _TAIL = 4096  # bytes of a job's .err read for its last line
@@ -50,6 +50,26 @@ def not_found(log_dir: Path, job_id: str) -> str | None:
     otherwise (its own command exited 127, or the file cannot be read): Slurm records only the
     exit code, so nothing else is claimed. The file is the job's user's: only its last
     ``_TAIL`` bytes are read, a link is not followed, and the name is kept printable."""
+    return _said(log_dir, job_id, NOT_FOUND, "command not found: ")
+
+
+def cannot_run(log_dir: Path, job_id: str, exit_code: int | None) -> str | None:
+    """Why job ``job_id`` could not run its command, as its batch script said on the last
+    line of its ``.err`` before it exited: ``command not found: NAME`` for exit code 127
+    (:func:`not_found`), ``cannot start: FILE: WHY`` for 126, the command found but not
+    executable (:data:`~daemon.executors.slurm.commands.CANNOT_START`), as the local
+    executor says; None for another code, or where the script did not say so (the job's own
+    command exited 126 or 127)."""
+    if exit_code == 127:
+        return not_found(log_dir, job_id)
+    if exit_code == 126:
+        return _said(log_dir, job_id, CANNOT_START, "cannot start: ")
+    return None
+
+
+def _said(log_dir: Path, job_id: str, prefix: str, words: str) -> str | None:
+    """``words`` and the rest of the last line of job ``job_id``'s ``.err`` when that line
+    starts with ``prefix`` and goes on; None otherwise (see :func:`not_found`)."""
     try:
         fd = os.open(log_dir / (job_id + ".err"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -62,7 +82,7 @@ def not_found(log_dir: Path, job_id: str) -> str | None:
     finally:
         os.close(fd)
     last = tail.decode("utf-8", "replace").removesuffix("\n").rpartition("\n")[2]
-    if not last.startswith(NOT_FOUND) or len(last) == len(NOT_FOUND):
+    if not last.startswith(prefix) or len(last) == len(prefix):
         return None
-    name = "".join(c if c.isprintable() else "?" for c in last[len(NOT_FOUND) :])
-    return f"command not found: {name[:200]}"
+    rest = "".join(c if c.isprintable() else "?" for c in last[len(prefix) :])
+    return f"{words}{rest[:200]}"

@@ -20,8 +20,9 @@ others          none                                        ``slurm <STATE>``
 ==============  ==========================================  ==================================
 
 A ``FAILED`` job whose batch script did not find its command (exit code 127) is given the
-reason ``command not found: NAME`` by the watching, from the job's ``.err``
-(:func:`~daemon.executors.slurm.joblogs.not_found`).
+reason ``command not found: NAME`` by the watching, one whose command was found but cannot be
+executed (126) ``cannot start: FILE: WHY``, from the job's ``.err``
+(:func:`~daemon.executors.slurm.joblogs.cannot_run`).
 
 With no exit code and no signal the service records ``failed`` with the reason (or
 ``cancelled`` when the owner asked), so the Slurm state is never lost.

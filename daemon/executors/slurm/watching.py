@@ -260,17 +260,18 @@ class SlurmWatching:
                 if status is not None:
                     self._notes.sacct_odd.discard((cluster, token.slurm_id))  # ended: named no more
                     self._notes.sacct_lost.pop((cluster, token.slurm_id), None)
-                    out.append((handle, self._not_found(status)))
+                    out.append((handle, self._cannot_run(status)))
         return out
 
-    def _not_found(self, status: ExitStatus) -> ExitStatus:
+    def _cannot_run(self, status: ExitStatus) -> ExitStatus:
         """``status``, its reason ``command not found: NAME`` where its job exited 127
-        because its batch script did not find its command (the last line of its ``.err``:
-        :func:`~daemon.executors.slurm.joblogs.not_found`), as the local executor says; Slurm
-        records only ``FAILED`` and the exit code."""
-        if self._log_dir is None or status.exit_code != 127:
+        because its batch script did not find its command, ``cannot start: FILE: WHY`` where
+        it exited 126 because the command found cannot be executed (the last line of its
+        ``.err``: :func:`~daemon.executors.slurm.joblogs.cannot_run`), as the local executor
+        says; Slurm records only ``FAILED`` and the exit code."""
+        if self._log_dir is None or status.exit_code not in (126, 127):
             return status
-        why = joblogs.not_found(self._log_dir, status.job_id)
+        why = joblogs.cannot_run(self._log_dir, status.job_id, status.exit_code)
         if why is None:
             return status
         return replace(status, reason=why + status.reason.removeprefix("slurm FAILED"))

@@ -184,3 +184,50 @@ def test_a_command_the_job_s_path_lacks_exits_127_saying_so_and_carbond_reads_it
     (tmp_path / "j3.err").symlink_to(tmp_path / "j2.err")
     assert joblogs.not_found(tmp_path, "j3") is None
     assert joblogs.not_found(tmp_path, "gone") is None
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_command_found_but_not_executable_exits_126_saying_so_and_carbond_reads_it_back(
+    tmp_path: Path, shell: str
+) -> None:
+    """A Slurm job whose command exists but cannot be executed read ``exit code 126: slurm
+    FAILED`` (dash even said 'command not found' for a file on PATH without execute
+    permission: its ``command -v`` skips it), where the local executor says ``cannot start:
+    ...``. The script names the file and why, exits 126, and :func:`joblogs.cannot_run` reads
+    it back; under dash and bash alike (a cluster's /bin/sh may be either). A job whose own
+    command exits 126 is not said to be unrunnable, and nothing the check sets reaches the
+    job."""
+    if not Path(shell).exists():
+        pytest.skip(f"no {shell}")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    plain = bin_dir / "tool"
+    plain.write_text("#!/bin/sh\necho ran\n")
+    plain.chmod(0o644)  # no execute bit: not even root may exec it
+    (bin_dir / "adir").mkdir()
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+    def run(*argv: str) -> tuple[int, str | None, str]:
+        script = tmp_path / "job.sh"
+        script.write_text(batch_script(_sub(argv=argv, chdir=tmp_path, env=env)))
+        with (tmp_path / "j1.err").open("w") as stderr:
+            out = subprocess.run([shell, str(script)], stderr=stderr, stdout=subprocess.PIPE,
+                                 text=True, check=False, env=env)  # fmt: skip
+        return out.returncode, joblogs.cannot_run(tmp_path, "j1", out.returncode), out.stdout
+
+    assert run("tool", "serve")[:2] == (
+        126,
+        f"cannot start: {plain}: not executable (no execute permission)",
+    )
+    assert run(str(plain))[:2] == (
+        126,
+        f"cannot start: {plain}: not executable (no execute permission)",
+    )
+    assert run("adir")[:2] == (126, f"cannot start: {bin_dir / 'adir'}: a directory")
+    assert run("no-such-tool")[:2] == (127, "command not found: no-such-tool")
+    assert run("sh", "-c", "echo x >&2; exit 126")[:2] == (126, None)  # its own 126
+    code, why, out = run("sh", "-c", 'echo "${found-unset}|${dir-unset}|$IFS|$-"')
+    assert (code, why) == (0, None)
+    assert out.startswith("unset|unset| \t\n|") and "f" not in out.split("|")[-1]
+    plain.chmod(0o755)
+    assert run("tool")[2] == "ran\n"
