@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from policies.capacity import CapacityTimeline, _sparse_table
-from policies.greedy import _reserve
+from policies.greedy_kernels import _reserve
 from policies.scoring import Pool, SlotGrid, make_pools
 from tests.policies.conftest import NOW, devices
 
