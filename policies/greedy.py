@@ -5,10 +5,13 @@ the tests compare it with, decision by decision) as one numba loop over the jobs
 the :class:`~policies.capacity.CapacityTimeline`'s own arrays. Per job:
 
 - the cheapest (pool, slot) that the devices allow for the whole run, each cell's cost raised
-  by ``herd_penalty`` x the slot's used share; ties go to the first cell in (pool, slot) order,
-  as ``np.argmin`` over the flattened row does. Pools are visited by their cheapest cell, and a
-  pool whose cheapest cell costs more than the best found is skipped (the penalty factor is at
-  least 1, so it cannot win), as is a pool busy at every start instant;
+  by ``herd_penalty`` x the slot's used share; costs within ``tolerance`` (relative) of the
+  cheapest are ties, which go to the earliest slot, then the first pool
+  (:func:`policies.near_ties.earliest_near`). Pools are visited by their cheapest cell, and a
+  pool whose cheapest cell costs at least the best found is skipped (the penalty factor is at
+  least 1, so it cannot be cheaper; near-ties are looked for after, in the pools whose cheapest
+  cell is within the tolerance, at the slots before the candidate's), as is a pool busy at
+  every start instant;
 - the job's planned cell instead, if it is free and costs at most ``replan_margin`` more;
 - the ``min_saving`` rule: a later start that does not beat the best start now by that share
   becomes the start now;
@@ -129,10 +132,11 @@ def assign_weighted(
     ``inputs``'): each takes the free cell of largest weight, less ``1e-9`` x its cost over
     (the row's dearest free cost + 1), so that equal weights go to the cheaper cell (the first
     in (pool, slot) order when all is equal); with no weight above ``1e-6`` on a free cell, the
-    cheapest free cell (no ``replan_margin``: the LP decides). Then the ``min_saving`` rule and
-    the rescue path as :func:`assign`. Returns (pool, slot, note) per job and leaves their
-    runs reserved on ``capacity``. Unlike :func:`assign` it scans every slot: ``inputs.cost``
-    must be ``inf`` after each latest safe start, as the cost cube's planning cost is."""
+    cheapest free cell (near-ties: the earliest; no ``replan_margin``: the LP decides). Then
+    the ``min_saving`` rule and the rescue path as :func:`assign`. Returns (pool, slot, note)
+    per job and leaves their runs reserved on ``capacity``. Unlike :func:`assign` it scans
+    every slot: ``inputs.cost`` must be ``inf`` after each latest safe start, as the cost
+    cube's planning cost is."""
     n = len(rows)
     pool = np.zeros(n, dtype=np.int64)
     slot = np.zeros(n, dtype=np.int64)

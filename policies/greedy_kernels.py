@@ -31,16 +31,43 @@ def _feasible(p, s, d, g, offsets, step, busy, levels, level_of, widths, size): 
 
 
 @compiled
-def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, pue, emb,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912, PLR0915
+def _late_earliest(r, ok, duration_s, left, inten, inten0, energy, pue, emb, margin, g, offsets,  # type: ignore[no-untyped-def]
+                   step, count, busy, levels, level_of, widths, size, min_busy, first_open,
+                   near):  # fmt: skip
+    """The rescue's later start: of the free cells of the pools ``ok`` that end by ``left``
+    with the margin and cost at most ``near`` grams, the earliest slot, then the first pool
+    (:func:`policies.near_ties.earliest_near`); the grams as :func:`_rescue` computes them."""
+    for s in range(count):
+        for p in range(duration_s.shape[1]):
+            d = duration_s[r, p]
+            if not ok[r, p] or not math.isfinite(d) or min_busy[p] + g > size[p]:
+                continue
+            if g >= 1 and s < first_open[p]:
+                continue
+            end = offsets[s] + d
+            if end > left or end + d * margin > left:
+                continue
+            i = inten0[r, p] if s == 0 else inten[r, p, s]
+            grams = energy[r, p] / J_PER_KWH * i * pue[p] + emb[r, p]
+            if grams <= near and _feasible(
+                p, s, d, g, offsets, step, busy, levels, level_of, widths, size
+            ):
+                return p, s
+    return -1, -1  # not reached: the cheapest cell is within
+
+
+@compiled
+def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, pue, emb,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
             margin, g, offsets, step, count, busy, levels, level_of, widths, size, min_busy,
-            first_open):  # fmt: skip
-    """``planner._rescue``: (pool, slot) for a job with no free cell before its latest start."""
+            first_open, tolerance):  # fmt: skip
+    """``planner._rescue``: (pool, slot) for a job with no free cell before its latest start
+    (near-ties of grams, within ``tolerance``: the earliest start, then the first pool)."""
     n_pools = duration_s.shape[1]
     left = left_s[r]
     for rule in range(2):
         any_cell = False
         end_best, end_p, end_s = np.inf, 0, 0
-        late_best, late_p, late_s, late_any = np.inf, 0, 0, False
+        late_best, late_any = np.inf, False
         now_best, now_p, now_any = np.inf, 0, False  # the same, at slot 0 only
         soon_best, soon_p, soon_s, soon_any = np.inf, 0, 0, False
         for p in range(n_pools):
@@ -63,8 +90,7 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, 
                     # operational_g: energy_j / J_PER_KWH * intensity * pue, in that order
                     i = inten0[r, p] if s == 0 else inten[r, p, s]
                     grams = energy[r, p] / J_PER_KWH * i * pue[p] + emb[r, p]
-                    if grams < late_best:
-                        late_best, late_p, late_s = grams, p, s
+                    late_best = min(late_best, grams)
                     if s == 0 and grams < now_best:
                         now_best, now_p, now_any = grams, p, True
                 soon_any = True
@@ -76,8 +102,11 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, 
             return end_p, end_s
         if now_any:  # free now and in time with the margin: a late job does not wait
             return now_p, 0
-        if late_any:
-            return late_p, late_s
+        if late_any:  # of the near-ties of the cheapest, the earliest start
+            return _late_earliest(r, pools_ok if rule == 0 else admissible, duration_s, left,
+                                  inten, inten0, energy, pue, emb, margin, g, offsets, step,
+                                  count, busy, levels, level_of, widths, size, min_busy,
+                                  first_open, late_best + tolerance * abs(late_best))  # fmt: skip
         if soon_any:
             return soon_p, soon_s
     # Any admissible pool, ending soonest; else the fastest admissible pool now.
@@ -161,6 +190,49 @@ def _cheapest_now(r, g, cost0, used, herd, duration_s, offsets, step, busy, leve
 
 
 @compiled
+def _earliest_near(r, g, k, by_lower, best, bp, bs, cost, cost0, lower, latest, duration_s,  # type: ignore[no-untyped-def]
+                   offsets, step, count, busy, levels, level_of, widths, size, used, min_busy,
+                   first_open, herd, tolerance):  # fmt: skip
+    """Of the free cells within ``tolerance`` of the cheapest, ``best`` at (``bp``, ``bs``),
+    the earliest slot, then the first pool (:func:`policies.near_ties.earliest_near`): its
+    (cost, pool, slot). Only a pool whose cheapest cell is within the tolerance can hold one,
+    and only its slots up to the candidate's."""
+    near = best + tolerance * abs(best)
+    for p in by_lower[k]:
+        lb = lower[r, p]
+        if not lb < np.inf or (lb >= 0.0 and lb > near):
+            break  # this pool and the rest have no cell within the tolerance
+        if min_busy[p] + g > size[p]:
+            continue
+        d = duration_s[r, p]
+        for s in range(first_open[p] if g >= 1 else 0, bs + 1):
+            if (s == bs and p >= bp) or offsets[s] > latest[r, p]:
+                break  # not before the candidate, or past the latest safe start
+            c = cost0[r, p] if s == 0 else cost[r, p, s]
+            if not c < np.inf:
+                continue
+            pen = c * (1.0 + herd * used[p, s]) if herd > 0 else c
+            if pen <= near and _feasible(
+                p, s, d, g, offsets, step, busy, levels, level_of, widths, size
+            ):
+                best, bp, bs = pen, p, s
+                break  # this pool's earliest
+    return best, bp, bs
+
+
+@compiled
+def _earliest_in_row(row, best, count, tolerance):  # type: ignore[no-untyped-def]
+    """:func:`_earliest_near` over a row of free costs (``inf``: not free) whose cheapest is
+    ``best``: the first (slot, pool) within the tolerance, as (cost, pool, slot)."""
+    near = best + tolerance * abs(best)
+    for s in range(count):
+        for p in range(row.shape[0]):
+            if row[p, s] <= near:
+                return row[p, s], p, s
+    return best, -1, -1  # not reached: the cheapest cell is within
+
+
+@compiled
 def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower, latest, allowed,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
             admissible, duration_s, left_s, gpus, offsets, hi, step, count, busy, levels,
             level_of, widths, size, load, used, full, min_busy, first_open, herd, min_saving,
@@ -175,10 +247,9 @@ def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower,
             lb = lower[r, p]
             if not lb < np.inf:
                 break  # this pool and the rest have no allowed cell
-            if lb >= 0.0 and lb > best:
-                break  # the penalty never lowers a cost: no later pool can win
-            if lb == best and p > bp:
-                continue  # at best a tie, which the earlier cell wins
+            if lb >= 0.0 and lb >= best:
+                break  # the penalty never lowers a cost: no later pool is cheaper (a tie:
+                # _earliest_near below)
             if min_busy[p] + g > size[p]:
                 continue  # busy at every start instant
             d = duration_s[r, p]
@@ -189,11 +260,16 @@ def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower,
                 if not c < np.inf:
                     continue
                 pen = c * (1.0 + herd * used[p, s]) if herd > 0 else c
-                better = pen < best or (pen == best and (p < bp or (p == bp and s < bs)))
-                if better and _feasible(
+                if pen < best and _feasible(
                     p, s, d, g, offsets, step, busy, levels, level_of, widths, size
                 ):
                     best, bp, bs = pen, p, s
+        if bp >= 0:
+            best, bp, bs = _earliest_near(
+                r, g, k, by_lower, best, bp, bs, cost, cost0, lower, latest, duration_s,
+                offsets, step, count, busy, levels, level_of, widths, size, used, min_busy,
+                first_open, herd, tolerance,
+            )  # fmt: skip
         kp, ks = kept_pool[k], kept_slot[k]
         if (
             replan > 0
@@ -210,10 +286,8 @@ def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower,
                 best, bp, bs = pen, kp, ks  # the plan it has: not moved for a near-equal cell
         if bp < 0:
             bp, bs = _rescue(r, allowed, admissible, duration_s, left_s, inten, inten0, energy,
-                             pue, emb,
-                             margin, g,
-                             offsets, step, count, busy, levels, level_of, widths, size,
-                             min_busy, first_open)  # fmt: skip
+                            pue, emb, margin, g, offsets, step, count, busy, levels, level_of,
+                            widths, size, min_busy, first_open, tolerance)  # fmt: skip
             out_note[k] = 2 if allowed[r].any() else 1
         elif bs > 0:
             now, now_p = _cheapest_now(r, g, cost0, used, herd, duration_s, offsets, step, busy,
@@ -232,7 +306,7 @@ def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed
                      min_saving, tolerance, margin, row, out_pool, out_slot,
                      out_note):  # fmt: skip
     """``planner._choose`` with weights, job after job: its row of free costs (``inf``: not
-    allowed or not free), the cheapest cell (``np.argmin``: the first), the weighted choice
+    allowed or not free), the cheapest cell (near-ties: the earliest), the weighted choice
     over the whole row (``np.argmax`` of the score: the first), the ``min_saving`` rule."""
     n_pools = cost.shape[1]
     keep = 1.0 - min_saving - tolerance
@@ -258,10 +332,11 @@ def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed
                     heaviest = max(heaviest, weights[r, p, s])
         if bp < 0:
             bp, bs = _rescue(r, allowed, admissible, duration_s, left_s, inten, inten0, energy,
-                             pue, emb, margin, g, offsets, step, count, busy, levels, level_of,
-                             widths, size, min_busy, first_open)  # fmt: skip
+                            pue, emb, margin, g, offsets, step, count, busy, levels, level_of,
+                            widths, size, min_busy, first_open, tolerance)  # fmt: skip
             out_note[k] = 2 if allowed[r].any() else 1
         else:
+            best, bp, bs = _earliest_in_row(row, best, count, tolerance)
             if heaviest > 1e-6:
                 top = -np.inf
                 for p in range(n_pools):

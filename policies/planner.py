@@ -49,6 +49,7 @@ from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
 from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign, assign_weighted
 from policies.lookahead import Rounding, plan_round
+from policies.near_ties import earliest_near
 from policies.parameters import LIFETIME_CHECK, Check, check_fields
 from policies.reasons import hold_reason, latest_text, saving, start_reason, waiting_reason
 from policies.run_now_claims import RunNowCell, run_now_cells
@@ -71,7 +72,7 @@ __all__ = ["NOTES", "WindowParameters", "plan_window", "planned_cells"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-_TOLERANCE = 1e-9  # relative: float noise must not turn into a hold
+_TOLERANCE = 1e-9  # relative: float noise must not turn into a hold (nor a later start)
 HOME_NOTE = "its home region cannot run it: the earliest devices that end in time"
 LATE_NOTE = "past its latest safe start: the earliest devices that end in time"
 NOTES = {NOTE_NONE: "", NOTE_HOME: HOME_NOTE, NOTE_LATE: LATE_NOTE}  # the compiled greedy's
@@ -238,8 +239,9 @@ def _choose(
     """The (pool, slot) for job ``j`` and a phrase saying why; reserves its devices.
 
     With ``weights`` (the look-ahead LP's, ``(P, S)``): the free cell of largest weight (ties:
-    the cheaper); else, or with no weight on a free cell, the cheapest free cell, or the job's
-    plan if it is free and costs at most ``replan_margin`` more.
+    the cheaper); else, or with no weight on a free cell, the cheapest free cell (of those
+    within ``_TOLERANCE`` of it, the earliest start: :func:`policies.near_ties.earliest_near`),
+    or the job's plan if it is free and costs at most ``replan_margin`` more.
 
     The full re-plan calls it without weights; with them it is only the reference of the
     look-ahead's compiled rounding (:func:`policies.greedy.assign_weighted`, which
@@ -257,7 +259,7 @@ def _choose(
         p, s = _rescue(tick, j, free, params.duration_margin)
         cap.reserve(p, s, float(duration[p]), tp)
         return p, s, LATE_NOTE if tick.allowed[j].any() else HOME_NOTE
-    p, s = (int(i) for i in np.unravel_index(int(np.argmin(row)), row.shape))
+    p, s = earliest_near(row, _TOLERANCE)  # a near-tie goes to the earlier start
     kept_p, kept_s = int(tick.planned[0][j]), int(tick.planned[1][j])
     if (
         weights is None
@@ -330,10 +332,10 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
     miss its deadline goes wherever it can, even under ``home_only``) in any admissible pool:
     the cheapest start now that still ends by the deadline with the duration margin (a job
     past its latest safe start does not wait for a cheaper slot), else the cheapest later
-    start that does, else the one that ends soonest among those that end in time (for a job
-    without a deadline: the one that ends soonest). Else the start that ends soonest
-    anywhere; with no free start in the whole horizon, the fastest admissible pool now (the
-    job waits there for a GPU).
+    start that does (of those within ``_TOLERANCE`` of it, the earliest), else the one that
+    ends soonest among those that end in time (for a job without a deadline: the one that ends
+    soonest). Else the start that ends soonest anywhere; with no free start in the whole
+    horizon, the fastest admissible pool now (the job waits there for a GPU).
     """
     cube = tick.cube
     duration = np.where(np.isfinite(cube.duration_s[j]), cube.duration_s[j], np.inf)
@@ -358,8 +360,8 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
         safe = cells & (late <= left_s)
         if safe[:, 0].any():  # free now and in time with the margin: a late job does not wait
             return best(safe & (np.arange(safe.shape[1]) == 0), grams)
-        if safe.any():
-            return best(safe, grams)
+        if safe.any():  # of the near-ties of the cheapest, the earliest start
+            return earliest_near(np.where(safe, grams, np.inf), _TOLERANCE)
         if (cells & (end <= left_s)).any():
             return best(cells & (end <= left_s), end)
     cells = free & cube.admissible[j][:, None] & np.isfinite(end)

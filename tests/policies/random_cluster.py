@@ -35,6 +35,15 @@ class World:
             upper = values + self.rng.uniform(5, 60, 36) if hedged else None
             self.forecasts[zone] = FakeForecast(zone, start, 3600, values, upper)
 
+    def flatten_forecasts(self) -> None:
+        """Every zone's forecast (and bound) the same at every hour, each zone's value one of
+        a few, so zones may share one: its slots cost the same but for float noise."""
+        for zone, fc in self.forecasts.items():
+            value = float(self.rng.choice([31.0, 30.999, 17.3, 123.4]))
+            values = np.full(len(fc.values_g_per_kwh), value)
+            upper = None if fc.upper_g_per_kwh is None else values + 7.7
+            self.forecasts[zone] = replace(fc, values_g_per_kwh=values, upper_g_per_kwh=upper)
+
     def keep_plans(self, decisions: list[Decision]) -> None:
         """Each held job's plan goes back into its spec for the next tick, as the daemon does
         (the other jobs' specs lose theirs)."""

@@ -134,11 +134,15 @@ def test_some_instances_move_jobs() -> None:
     assert moved >= 20
 
 
-def _tick(seed: int, params: WindowParameters) -> tuple[_Tick, IntArray, list[int]]:
+def _tick(
+    seed: int, params: WindowParameters, flat: bool = False
+) -> tuple[_Tick, IntArray, list[int]]:
     """A tick of a random cluster as ``plan_window`` builds it for the look-ahead (one chunk),
     its jobs' devices and their planning order (the jobs that fit); half the jobs come with
-    the plans a first tick held them to."""
+    the plans a first tick held them to. ``flat``: flat forecasts (near-ties everywhere)."""
     w = world(seed, n_devices=9, n_jobs=30, hedged=seed % 2 == 0)
+    if flat:
+        w.flatten_forecasts()
     first = get_policy("carbon-window").plan(NOW, w.jobs, w.devices, w.forecasts)
     w.keep_plans(first[: len(first) // 2])
     now = NOW + timedelta(minutes=int(np.random.default_rng(seed).integers(1, 20)))
@@ -188,7 +192,27 @@ def _weights(seed: int, tick: _Tick, gpus: IntArray) -> FloatArray:
 def test_the_compiled_rounding_decides_as_choose(seed: int, params: WindowParameters) -> None:
     """Job after job on copies of one timeline: the same cells and notes as ``_choose``, with
     and without weights, and the same devices, loads and used shares left reserved."""
-    tick, gpus, order = _tick(seed, params)
+    _rounds_as_choose(*_tick(seed, params), seed, params)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(
+    "params",
+    [WindowParameters(lookahead=True),
+     WindowParameters(lookahead=True, herd_penalty=0.0, min_saving=0.0, replan_margin=0.05)],
+    ids=["defaults", "no-herd-replan"],
+)  # fmt: skip
+def test_the_compiled_rounding_takes_the_near_ties_choose_takes(
+    seed: int, params: WindowParameters
+) -> None:
+    """The same on flat forecasts, where every slot is a near-tie of the others: the compiled
+    greedy and rescue path take the same earliest cells as the NumPy reference."""
+    _rounds_as_choose(*_tick(seed, params, flat=True), seed, params)
+
+
+def _rounds_as_choose(
+    tick: _Tick, gpus: IntArray, order: list[int], seed: int, params: WindowParameters
+) -> None:
     rounding = _rounding(tick, params, gpus)
     for weights in (None, _weights(seed, tick, gpus)):
         working = copy.deepcopy(tick.capacity)

@@ -1,0 +1,28 @@
+"""Near-ties between planning costs: float noise must not decide a later start.
+
+A flat forecast's slot means differ in their last bits (a zone at 31 g/kWh plans at
+30.999999999998806 in one slot and 30.99999999999999 in the next), so "the cheapest cell"
+alone would hold a job for hours for a saving of 1e-14. Costs within a relative ``tolerance``
+of the cheapest (``cost <= least + tolerance x |least|``) are ties, and a tie goes to the
+earliest start, then to the first pool. :func:`earliest_near` is the NumPy reference of
+the planner (:func:`policies.planner._choose`, ``_rescue``); the compiled greedy
+(:mod:`policies.greedy_kernels`) takes the same cell with the same
+floating-point operations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["earliest_near"]
+
+
+def earliest_near(row: npt.NDArray[np.float64], tolerance: float) -> tuple[int, int]:
+    """The (pool, slot) of ``row`` ``(P, S)`` (``inf``: not a candidate) to take: of the
+    cells within ``tolerance`` (relative) of the cheapest, the earliest slot, then the first
+    pool. ``row`` must hold a finite cell."""
+    least = row.min()
+    near = row <= least + tolerance * abs(least)
+    s = int(np.argmax(near.any(axis=0)))
+    return int(np.argmax(near[:, s])), s

@@ -1,0 +1,104 @@
+"""Near-ties between planning costs go to the earlier start: on a flat forecast the slot means
+differ in their last bits only, and float noise must not decide a hold of hours for nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from policies import get_policy
+from policies.near_ties import earliest_near
+from policies.planner import WindowParameters, plan_window
+from policies.types import Decision, Device, JobSpec, ZoneIntensity
+from tests.policies.conftest import NOW, devices, forecast, job
+from tests.policies.random_cluster import world
+
+TICK = NOW + timedelta(minutes=7)
+
+
+def _both_all(
+    policy_name: str, jobs: Sequence[JobSpec], devs: Sequence[Device],
+    fc: Mapping[str, ZoneIntensity], **params: object,
+) -> list[Decision]:  # fmt: skip
+    """The decisions of the fast path (compiled greedy) and the full re-plan (the NumPy
+    reference), which must agree."""
+    policy = get_policy(policy_name, **params)
+    fast = policy.plan(TICK, jobs, devs, fc)
+    window: WindowParameters = policy.params  # type: ignore[attr-defined]
+    full = plan_window(policy.name, TICK, jobs, devs, fc, window)
+    assert fast == full
+    return fast
+
+
+def _both(
+    policy_name: str, jobs: Sequence[JobSpec], devs: Sequence[Device],
+    fc: Mapping[str, ZoneIntensity], **params: object,
+) -> Decision:  # fmt: skip
+    """The first job's decision, as :func:`_both_all`."""
+    return _both_all(policy_name, jobs, devs, fc, **params)[0]
+
+
+@pytest.mark.parametrize("value", [31.0, 30.999, 17.3, 0.1])
+@pytest.mark.parametrize("min_saving", [0.0, 0.2])
+@pytest.mark.parametrize("policy", ["carbon-window", "wait-awhile", "carbon-lookahead"])
+@pytest.mark.parametrize("busy_h", [1, 3])
+def test_a_flat_forecast_plans_the_first_free_slot(
+    value: float, min_saving: float, policy: str, busy_h: int
+) -> None:
+    """Both GPUs are busy for ``busy_h`` hours; every later slot costs the same but for float
+    noise in the slot means: the job is planned for the first slot with a free GPU."""
+    devs = devices("qc", "CA-QC", "T4", 2, busy_until=NOW + timedelta(hours=busy_h))
+    fc = {"CA-QC": forecast("CA-QC", [value] * 40)}
+    d = _both(policy, [job("a", hours=20.0, requests=2048)], devs, fc, min_saving=min_saving)
+    assert d.action == "hold" and d.chosen is not None
+    assert d.chosen.start == NOW + timedelta(hours=busy_h)
+
+
+@pytest.mark.parametrize("policy", ["carbon-window", "wait-awhile", "carbon-lookahead"])
+def test_a_real_saving_still_waits(policy: str) -> None:
+    """A later slot cheaper by more than the tolerance (here 1 %) is still planned."""
+    devs = devices("qc", "CA-QC", "T4", 2, busy_until=NOW + timedelta(hours=1))
+    fc = {"CA-QC": forecast("CA-QC", [31.0] * 6 + [30.69] * 3 + [31.0] * 31)}
+    d = _both(policy, [job("a", hours=20.0, requests=2048)], devs, fc, min_saving=0.0)
+    assert d.chosen is not None and d.chosen.start == NOW + timedelta(hours=6)
+
+
+@pytest.mark.parametrize("value", [31.0, 30.999, 123.4])
+@pytest.mark.parametrize("busy_h", [1, 2])
+def test_a_late_job_takes_the_first_safe_start_of_a_flat_forecast(
+    value: float, busy_h: int
+) -> None:
+    """The rescue path: the job is past its latest safe start (a guard of all but 25 minutes
+    of its 3 hours) and both GPUs are busy for ``busy_h`` hours; of the later starts that
+    still end by its deadline with the margin, all of one cost but for float noise, it takes
+    the first."""
+    devs = devices("qc", "CA-QC", "T4", 2, busy_until=NOW + timedelta(hours=busy_h))
+    fc = {"CA-QC": forecast("CA-QC", [value] * 40)}
+    late = job("a", hours=3.0, requests=2048)
+    guard_s = 3 * 3600.0 - 1500.0
+    d = _both("carbon-window", [late], devs, fc, guard_s=guard_s, min_saving=0.0)
+    assert d.chosen is not None and d.chosen.start == NOW + timedelta(hours=busy_h)
+    assert late.deadline is not None
+    latest = late.deadline - timedelta(seconds=d.chosen.duration_s * 1.25 + guard_s)
+    assert latest < TICK  # the rescue path chose it, not the greedy
+
+
+def test_earliest_near_takes_the_first_slot_within_the_tolerance_then_the_first_pool() -> None:
+    inf = np.inf
+    row = np.array([[inf, 5.0 + 6e-9, 5.0], [inf, 5.0 + 1e-9, 5.0 + 2e-9]])
+    assert earliest_near(row, 1e-9) == (1, 1)  # 5 + 1e-9 is within 5e-9 of 5; pool 0's not
+    assert earliest_near(row, 0.0) == (0, 2)  # no tolerance: the cheapest
+    assert earliest_near(np.array([[inf, 2.0], [2.0, inf]]), 1e-9) == (1, 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("policy", ["carbon-window", "wait-awhile"])
+def test_the_fast_path_takes_the_near_ties_the_full_replan_takes(seed: int, policy: str) -> None:
+    """A random cluster on flat forecasts (near-ties in every pool and slot, tight and late
+    jobs taking the rescue path): the compiled greedy decides as the NumPy reference."""
+    w = world(seed, n_devices=8 + seed, n_jobs=40)
+    w.flatten_forecasts()
+    _both_all(policy, w.jobs, w.devices, w.forecasts)
