@@ -19,9 +19,9 @@ from __future__ import annotations
 import sys
 
 from bench.parts import Part, time_parts
-from daemon.dispatch import Dispatch
 from daemon.ledger import Ledger
 from daemon.service import core, plan_round, unstarted
+from daemon.service.dispatch import Dispatch
 from policies.incremental import PlanState
 
 _PARTS: tuple[Part, ...] = (

@@ -6,12 +6,12 @@ here reads the clock or sleeps, but for the live daemon's ``Service.launch_clock
 launches are stamped when they happen, after its planning). Every step holds one lock, so a
 loop that fires steps from several threads still runs them one at a time.
 
-Dispatch is write-ahead (:mod:`daemon.dispatch`): the ``running`` transitions and run rows of a
-round's dispatches are committed (one transaction) before any executor starts anything, and the
-executors' handles after (one transaction). A daemon killed in between finds runs without a
-handle on restart and asks their executors (``adopt`` with an empty token) whether those jobs
-started; so a job never starts twice. The ends a reconcile observes are committed together too
-(:mod:`daemon.endings.finishing`).
+Dispatch is write-ahead (:mod:`daemon.service.dispatch`): the ``running`` transitions and run
+rows of a round's dispatches are committed (one transaction) before any executor starts
+anything, and the executors' handles after (one transaction). A daemon killed in between finds
+runs without a handle on restart and asks their executors (``adopt`` with an empty token)
+whether those jobs started; so a job never starts twice. The ends a reconcile observes are
+committed together too (:mod:`daemon.endings.finishing`).
 
 A job planned for later on a :class:`~daemon.executors.base.Reserving` executor (Slurm) is
 handed to it at once, held until its planned start, with a run row (same write-ahead rule) whose

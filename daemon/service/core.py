@@ -16,7 +16,6 @@ from datetime import datetime
 import structlog
 
 from daemon.busy import BusyDevices
-from daemon.dispatch import Dispatch
 from daemon.endings.finishing import EndingContext, Endings
 from daemon.executors.base import (
     CapacityAware,
@@ -43,6 +42,7 @@ from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.run_now_busy import Cut, RunNowBusy
 from daemon.service import gpus, problems, refresh, succession, unstarted
+from daemon.service.dispatch import Dispatch
 from daemon.service.overdue import Overdue
 from daemon.service.plan_round import plan_round
 from daemon.settings import Settings

@@ -5,7 +5,7 @@ late-discovered GPUs into account (:mod:`daemon.service.gpus`), cancels or expir
 jobs that asked for it (:mod:`daemon.service.unstarted`), asks the policy about the
 ``policy.plan_window`` most urgent others on the devices its executors can give now, records the
 decisions (one transaction) and hands each job to its reserving executor or dispatches it
-(:mod:`daemon.dispatch`). The planner's view of each waiting job (its spec and the plan it
+(:mod:`daemon.service.dispatch`). The planner's view of each waiting job (its spec and the plan it
 carries) is kept on the service between rounds. The per-job loops are here, one call deep from
 :meth:`~daemon.service.Service.tick`: replay speed depends on them.
 """
@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from daemon import killpoints
-from daemon.dispatch import DispatchContext, Launch, job_log_dir, launch_spec
 from daemon.ledger import JobRecord, missed_by_run_now
 from daemon.metrics.sink import NullMetrics
 from daemon.planning import (
@@ -33,6 +32,7 @@ from daemon.planning import (
     with_run_now_recorded,
 )
 from daemon.service import gpus, unstarted
+from daemon.service.dispatch import DispatchContext, Launch, job_log_dir, launch_spec
 from policies import Decision, Device, JobSpec, PoliciesError, ZoneIntensity, with_recalibration
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def _act(
     now: datetime,
 ) -> tuple[list[str], datetime]:
     """Record the round's decisions (one transaction), then hold each job or prepare its
-    dispatch, and launch the prepared ones (:mod:`daemon.dispatch`); returns the jobs
+    dispatch, and launch the prepared ones (:mod:`daemon.service.dispatch`); returns the jobs
     started and when they were launched (live: the wall clock then; else ``now``).
     ``busy``: the devices carbond's runs hold."""
     stored = record_decisions(service.ledger, decided, now, service._decided)

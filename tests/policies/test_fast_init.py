@@ -17,7 +17,7 @@ from policies.fast_init import DATACLASS_INIT, fast_init
 # The records a run-now replay builds once or more per job (bench/RESULTS.md, Issue 15).
 PER_JOB = {
     "daemon.accounting.unmetered": ["EnergySource"],
-    "daemon.dispatch": ["Launch"],
+    "daemon.service.dispatch": ["Launch"],
     "daemon.executors.base": ["ExitStatus", "LaunchSpec", "RunHandle"],
     "daemon.executors.simulated": ["_Run"],
     "daemon.endings.finishing": ["_Ending"],

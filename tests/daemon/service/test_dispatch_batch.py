@@ -25,7 +25,7 @@ from daemon.settings import RegionSettings, Settings
 from policies import get_policy
 from tests.daemon.helpers import append, job_line
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 THREE_T4 = (RegionSettings(name="qc", zone="CA-QC", gpus=("T4", "T4", "T4")),)
 JOBS = ("a", "b", "c")
@@ -104,7 +104,7 @@ def crash_while_ending(state_dir: str) -> None:
 
 def _kill(function: str, state_dir: Path, point: str) -> None:
     child = subprocess.run(
-        [sys.executable, "-c", "import sys; from tests.daemon.test_dispatch_batch import "
+        [sys.executable, "-c", "import sys; from tests.daemon.service.test_dispatch_batch import "
          f"{function} as f; f(sys.argv[1])", str(state_dir)],
         cwd=REPO, env={**os.environ, ENV: point}, capture_output=True, text=True, timeout=120,
         check=False,
