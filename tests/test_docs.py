@@ -3,7 +3,7 @@ show (in code spans and code blocks) is one the parser has, every ``make`` targe
 Makefile, every ``python -m`` module is a file of the repository, and every relative link
 (with its ``#anchor``) leads to a file and heading that exist.
 
-Figures and example outputs are checked elsewhere (tests/daemon/test_demo.py,
+Figures and example outputs are checked elsewhere (tests/daemon/cli/test_demo.py,
 tests/daemon/metrics/test_metrics_docs.py, tests/bench/test_accuracy_shared.py)."""
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.context import number_within
+from daemon.cli.demo import DEMO_REGIONS, DEMO_START, DemoResult, run_demo
 from daemon.cli.output import print_json, print_table
-from daemon.demo import DEMO_REGIONS, DEMO_START, DemoResult, run_demo
 from daemon.logs import configure_logging
 from daemon.settings.sections import MAX_INTERVAL_S
 from policies import get_policy

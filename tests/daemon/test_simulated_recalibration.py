@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.assemble import build_daemon, rebuild_service
-from daemon.demo import DEMO_START, demo_settings
+from daemon.cli.demo import DEMO_START, demo_settings
 from daemon.queue import QUEUE_NAME, append_line
 from daemon.settings import RegionSettings
 from daemon.testing import FakeClock

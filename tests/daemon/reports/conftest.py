@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.demo import run_demo
+from daemon.cli.demo import run_demo
 
 Run = Callable[..., str]
 

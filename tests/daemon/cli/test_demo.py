@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli.demo import DEMO_JOBS, DemoResult, run_demo
 from daemon.cli.demo_cmd import print_demo
-from daemon.demo import DEMO_JOBS, DemoResult, run_demo
 from policies import policy_names
 
 
@@ -68,7 +68,7 @@ def test_the_command_prints_json_and_keeps_its_state_dir(tmp_path: Path) -> None
     assert (tmp_path / "run-now" / "queue.jsonl").is_file()
 
 
-OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+OPERATIONS = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
 _VOLATILE = re.compile(r"\d+\.\d s wall; state in \S+")
 
 
