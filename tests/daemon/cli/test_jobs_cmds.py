@@ -30,7 +30,7 @@ from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import PAPER_REGIONS, append, job_line, job_request, make_service
 from tests.daemon.users import cli_as
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -311,7 +311,7 @@ def test_a_job_runs_as_the_user_who_queued_it(
 
 def _documented_backup_command() -> list[str]:
     """The arguments of the backup command docs/operations.md gives."""
-    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
     found = re.search(r"^sudo carbond (backup) (/var/backups/carbond-ledger\.db)$", guide,
                       re.MULTILINE)  # fmt: skip
     assert found, "docs/operations.md shows no backup command"
