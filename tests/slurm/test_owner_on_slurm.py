@@ -6,10 +6,12 @@ from __future__ import annotations
 import pwd
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from daemon.executors.base import NotStarted, RunHandle
+from daemon.executors.base import LaunchSpec, NotStarted, RunHandle
+from daemon.executors.errors import LaunchRefusedError
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from tests.slurm.cluster import SlurmCluster
 
@@ -81,3 +83,30 @@ def test_by_name_the_owners_job_is_found_not_a_newer_one_of_another_user(
     slurm_cluster.wait_until(lambda: slurm_cluster.job_state(mine).startswith("CANCELLED"),
                              what="the owner's job to be cancelled")  # fmt: skip
     assert _squeue(slurm_cluster, other) == "PENDING|BeginTime"
+
+
+def _uid_without_user() -> int:
+    """A uid with no passwd entry on this host."""
+    uid = 54321
+    while True:
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
+        uid += 1
+
+
+def test_an_owner_without_a_passwd_entry_is_refused_not_requeued_by_slurm_for_ever(
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor, tmp_path: Path
+) -> None:
+    # Slurm takes such a user's sbatch, then slurmctld cannot make its credential
+    # (getpwuid failed) and requeues it with a BeginTime 2 minutes on, again and again.
+    uid = _uid_without_user()
+    job = f"nopw-{uuid.uuid4().hex[:8]}"
+    spec = LaunchSpec(job, ("true",), uid, uid, (0,), tmp_path, region="qc", device_ids=("qc/0",))
+
+    with pytest.raises(LaunchRefusedError, match=rf"uid {uid}, has no user on this host"):
+        executor.launch(spec, datetime.now(UTC))
+
+    names = slurm_cluster.run(["squeue", "-h", "-a", "-o", "%j"]).stdout.split()
+    assert f"carbond-{job}" not in names  # nothing submitted

@@ -139,7 +139,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         """Submit ``spec`` to start as soon as Slurm can.
 
         Raises:
-            LaunchRefusedError: another user's job while the daemon is not root, or no region;
+            LaunchRefusedError: another user's job while the daemon is not root, an owner with
+                no passwd entry, or no region;
                 :class:`JobNotRunnableError`: an empty command.
             LaunchUnconfirmedError: ``sbatch`` got no answer in time: Slurm may have the job
                 (:meth:`adopt` finds it by name).
@@ -321,6 +322,14 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 f"job {spec.job_id}: submitted by uid {spec.uid} but the daemon runs as uid "
                 f"{euid} and is not root; it cannot submit jobs as another user"
             )
+        try:
+            pwd.getpwuid(spec.uid)
+        except KeyError:  # sbatch takes it; slurmctld then requeues it every 2 min, for ever
+            raise LaunchRefusedError(
+                f"job {spec.job_id}: its owner, uid {spec.uid}, has no user on this host (no "
+                "passwd entry): Slurm would accept its sbatch but never start it (slurmctld "
+                "cannot give it credentials and requeues it), so it is not submitted"
+            ) from None
 
     def _node(self, spec: LaunchSpec) -> str | None:
         """The node of the planned GPUs, when they are all on one known node."""
