@@ -99,6 +99,21 @@ def test_energy_is_the_batch_step_s_joules_and_none_without_accounting() -> None
     assert energy_j(parse_sacct(huge), "9") is None  # Slurm's NO_VAL64
 
 
+def test_energy_with_srun_steps_is_the_batch_step_s_not_the_job_row_s_sum_of_steps() -> None:
+    """Recorded on the local cluster (150 W on n1): ``srun sleep 4; srun sleep 4; sleep 2``.
+    Slurm fills the job's own row with the sum of the two srun steps (1,185 J), leaving out
+    the script's 2 s outside them; the batch step spans the whole script (1,524 J, 10 s)."""
+    text = (
+        "14|COMPLETED|0:0|2026-12-07T04:26:06|2026-12-07T04:26:16|n1|alpha|1185\n"
+        "14.batch|COMPLETED|0:0|2026-12-07T04:26:06|2026-12-07T04:26:16|n1||1524\n"
+        "14.0|COMPLETED|0:0|2026-12-07T04:26:06|2026-12-07T04:26:10|n1||591\n"
+        "14.1|COMPLETED|0:0|2026-12-07T04:26:10|2026-12-07T04:26:14|n1||594\n"
+    )
+    assert energy_j(parse_sacct(text), "14") == 1524.0
+    no_batch_value = text.replace("n1||1524", "n1||0")
+    assert energy_j(parse_sacct(no_batch_value), "14") == 1185.0  # the job's row, else
+
+
 def test_an_unreadable_exit_code_or_energy_is_unknown_and_named_not_the_whole_answer() -> None:
     """One row's odd ExitCode or ConsumedEnergyRaw failed the parse of every row."""
     text = _read("sacct_mixed.txt").replace("1|COMPLETED|0:0|", "1|COMPLETED|0:x|", 1)
@@ -122,7 +137,7 @@ def test_a_cut_short_row_or_unreadable_time_is_kept_to_its_row_not_the_whole_ans
     lost = rows[("1", "")]
     assert lost.lost and lost.state == "" and lost.start_unknown
     assert lost.unreadable[0].startswith("row of 4 '|'-separated fields, not 8: '1|COMPLETED")
-    assert energy_j(list(rows.values()), "1") is None  # the job's own row may have held it
+    assert energy_j(list(rows.values()), "1") == 298.0  # its batch step's, read whole
     odd = rows[("2", "")]
     assert (odd.state, odd.start, odd.start_unknown) == ("COMPLETED", None, True)
     assert odd.unreadable[0].startswith("Start '2026-12-04T25:10:") and odd.end is not None
