@@ -50,6 +50,7 @@ import numpy.typing as npt
 from policies.capacity import CapacityTimeline
 from policies.compiled import compiled
 from policies.errors import PoliciesError
+from policies.greedy_kernels import _earliest_in_row
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -58,6 +59,8 @@ __all__ = ["RoundPlan", "Rounding", "plan_round", "preferred_cells"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+_TOLERANCE = 1e-9  # relative, as policies.planner's: float noise must not move a job
 
 
 def _coverage(
@@ -193,10 +196,12 @@ def _improve(
 
     ``capacity`` holds every job of ``cells`` reserved (it is left as it is). Only jobs on an
     allowed cell move, only to an allowed cell free for their whole run; a move to a later slot
-    must also beat the job's cheapest start-now cell (ignoring capacity) by ``min_saving``, as a
-    hold must. Each pass takes the movable jobs in plan order; a job moves to the cheapest such
-    cell (ties: the first in (pool, slot) order) when it is cheaper than its own by more than
-    float noise (:func:`_moves`, compiled).
+    must also beat the job's cheapest start-now cell (ignoring capacity) by ``min_saving`` and
+    the tolerance, as a hold must. Each pass takes the movable jobs in plan order; of the free
+    cells within ``_TOLERANCE`` (relative) of the cheapest such cell, a job's target is the
+    earliest start, then the first pool (:func:`policies.near_ties.earliest_near`), and it
+    moves there when that is cheaper than its own cell by more than the tolerance
+    (:func:`_moves`, compiled), so float noise neither picks a later slot nor makes a move.
     """
     n_pools, n_slots = cost.shape[1:]
     least = cost.reshape(len(cost), -1).min(axis=1, initial=np.inf)
@@ -217,7 +222,7 @@ def _improve(
         _moves(
             np.ascontiguousarray(cost[jobs]), ends.reshape(len(jobs), n_pools, n_slots),
             np.ascontiguousarray(gpus[jobs], dtype=np.int64), capacity.busy.copy(),
-            capacity.size, float(min_saving), passes, pool, slot,
+            capacity.size, float(min_saving), passes, pool, slot, _TOLERANCE,
         )
     )  # fmt: skip
     for m, i in enumerate(movable):
@@ -228,17 +233,20 @@ def _improve(
 
 # A kernel over arrays that mirrors the NumPy reference's steps: hence the noqa.
 @compiled
-def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot):  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot, tolerance):  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
     """:func:`_improve`'s passes over the movable jobs (row ``m``: its cost ``(P, S)``, the
     ends of its runs, its devices; its cell in ``pool[m], slot[m]``, updated in place) on
     ``busy``, the devices in use per (pool, instant), updated in place. Returns the moves.
 
     The reference it replaced, per job: take its run off ``busy``; the cells whose run finds
     ``gpus`` devices free at every instant it covers keep their cost, the others ``inf``; from
-    a start now, later cells not below ``(1 - min_saving)`` x the cheapest start-now cost
-    become ``inf``; ``np.argmin`` over the (pool, slot) row (the first of equal costs, or the
-    first NaN); a move when that is below ``cost * (1 - 1e-9)``; the run put back where it is."""
+    a start now, later cells not below ``(1 - min_saving - tolerance)`` x the cheapest
+    start-now cost become ``inf``; ``np.argmin`` over the (pool, slot) row (the first of equal
+    costs, or the first NaN); where that is finite, of the cells within ``tolerance``
+    (relative) of it the earliest slot, then the first pool (``_earliest_in_row``); a move
+    when that cell is below ``cost * (1 - tolerance)``; the run put back where it is."""
     n_pools, n_slots = cost.shape[1], cost.shape[2]
+    row = np.empty((n_pools, n_slots))
     moves = 0
     for _ in range(passes):
         moved = False
@@ -255,7 +263,7 @@ def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot):  # typ
                         hold_below = c
                         if math.isnan(c):
                             break
-                hold_below = (1.0 - min_saving) * hold_below
+                hold_below = (1.0 - min_saving - tolerance) * hold_below
             best, bq, bt = np.inf, 0, 0
             first = True
             for q in range(n_pools):
@@ -266,10 +274,13 @@ def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot):  # typ
                     v = cost[m, q, t] if in_use + g <= size[q] else np.inf
                     if s == 0 and t > 0 and not v < hold_below:
                         v = np.inf
+                    row[q, t] = v
                     if first or v < best or (math.isnan(v) and not math.isnan(best)):
                         best, bq, bt = v, q, t
                         first = False
-            if best < cost[m, p, s] * (1.0 - 1e-9):
+            if best < np.inf:  # finite (no NaN in the row): a near-tie goes to the earlier start
+                best, bq, bt = _earliest_in_row(row, best, n_slots, tolerance)
+            if best < cost[m, p, s] * (1.0 - tolerance):
                 pool[m], slot[m] = bq, bt
                 moves += 1
                 moved = True

@@ -15,6 +15,7 @@ import pytest
 from policies import get_policy
 from policies.capacity import CapacityTimeline
 from policies.lookahead import _coverage, _improve, preferred_cells
+from policies.near_ties import earliest_near
 from policies.planner import (
     WindowParameters,
     _allowed,
@@ -69,9 +70,11 @@ def _improve_reference(
             in_use = np.where(inside[i], windows, 0).max(axis=2)
             row = np.where(in_use + gpus[k] <= size, cost[k], np.inf)
             if s == 0:
-                hold_below = (1.0 - min_saving) * float(cost[k, :, 0].min())
+                hold_below = (1.0 - min_saving - 1e-9) * float(cost[k, :, 0].min())
                 row[:, 1:] = np.where(row[:, 1:] < hold_below, row[:, 1:], np.inf)
             q, t = (int(x) for x in np.unravel_index(int(np.argmin(row)), row.shape))
+            if row[q, t] < np.inf:  # finite, no NaN: of the near-ties, the earliest start
+                q, t = earliest_near(row, 1e-9)
             if row[q, t] < cost[k, p, s] * (1.0 - 1e-9):
                 cells[i] = (k, q, t, note)
                 moves += 1

@@ -4,14 +4,17 @@ differ in their last bits only, and float noise must not decide a hold of hours 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
 from policies import get_policy
+from policies.capacity import CapacityTimeline
+from policies.lookahead import _improve
 from policies.near_ties import earliest_near
 from policies.planner import WindowParameters, plan_window
+from policies.scoring import SlotGrid, estimate_matrix, make_pools, score
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 from tests.policies.conftest import NOW, devices, forecast, job
 from tests.policies.random_cluster import world
@@ -102,3 +105,49 @@ def test_the_fast_path_takes_the_near_ties_the_full_replan_takes(seed: int, poli
     w = world(seed, n_devices=8 + seed, n_jobs=40)
     w.flatten_forecasts()
     _both_all(policy, w.jobs, w.devices, w.forecasts)
+
+
+def _moved(value: float, min_saving: float, busy_h: int, slot: int) -> tuple[str, datetime]:
+    """carbon-lookahead's single-job moves (:func:`policies.lookahead._improve`) for a job
+    that the rounding left in a dirty zone at ``slot``, while the flat clean zone's GPU is busy
+    for ``busy_h`` hours: the region and start of the cell it ends on."""
+    params = WindowParameters(lookahead=True)
+    devs = devices("qc", "CA-QC", "T4", 1, busy_until=NOW + timedelta(hours=busy_h))
+    devs += devices("pl", "PL", "T4", 1)
+    fc = {"CA-QC": forecast("CA-QC", [value] * 40), "PL": forecast("PL", [700.0] * 40)}
+    jobs = [job("a", hours=20.0, requests=2048)]
+    grid = SlotGrid.aligned(TICK, params.slot_s, 48)
+    pools = make_pools(devs)
+    duration, energy, ok = estimate_matrix(jobs, pools)
+    capacity = CapacityTimeline(pools, grid, int(np.ceil(duration.max() / params.slot_s)) + 1)
+    cube = score(jobs, pools, fc, grid, estimates=(duration, energy, ok))
+    cost = np.where(ok[:, :, None], cube.planning_g, np.inf)
+    dirty = [p.region for p in pools].index("pl")
+    capacity.reserve(dirty, slot, float(duration[0, dirty]), 1)
+    cells = [(0, dirty, slot, "rounded")]
+    _improve(cost, duration, np.ones(1, dtype=np.int64), capacity, cells, min_saving)
+    ((_, p, s, _),) = cells
+    return pools[p].region, grid.time(s)
+
+
+@pytest.mark.parametrize("value", [31.0, 30.999, 17.3, 0.1])
+@pytest.mark.parametrize("min_saving", [0.0, 0.2])
+@pytest.mark.parametrize("busy_h", [1, 3])
+def test_the_lookaheads_local_search_moves_a_job_to_the_first_free_slot(
+    value: float, min_saving: float, busy_h: int
+) -> None:
+    """A job held in the dirty zone moves to the clean zone, whose later slots all cost the
+    same but for float noise: to its first free slot, not to whichever the noise makes
+    cheapest."""
+    assert _moved(value, min_saving, busy_h, 2) == ("qc", NOW + timedelta(hours=busy_h))
+
+
+@pytest.mark.parametrize("value", [31.0, 30.999, 17.3, 0.1])
+@pytest.mark.parametrize("busy_h", [1, 3])
+def test_the_lookaheads_local_search_holds_no_job_for_float_noise(
+    value: float, busy_h: int
+) -> None:
+    """A job starting now in the dirty zone: a move to a later slot must beat the job's
+    cheapest start-now cell (the clean zone's, busy or not) as a hold must, and the clean
+    zone's later slots beat it by float noise only, so it stays."""
+    assert _moved(value, 0.0, busy_h, 0) == ("pl", TICK)
