@@ -54,9 +54,9 @@ from policies.footprint.recalibration import Recalibration
 from policies.greedy import GreedyInputs, assign
 from policies.kept_context import KeptContext
 from policies.kept_rows import KeptRows
+from policies.near_ties import TOLERANCE as _TOLERANCE
 from policies.now_cells import regret_rows, score_cells_now
 from policies.planner import (
-    _TOLERANCE,
     NOTES,
     WindowParameters,
     _allowed,

@@ -51,6 +51,7 @@ from policies.capacity import CapacityTimeline
 from policies.compiled import compiled
 from policies.errors import PoliciesError
 from policies.greedy_kernels import _earliest_in_row
+from policies.near_ties import TOLERANCE as _TOLERANCE
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -59,8 +60,6 @@ __all__ = ["RoundPlan", "Rounding", "plan_round", "preferred_cells"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-_TOLERANCE = 1e-9  # relative, as policies.planner's: float noise must not move a job
 
 
 def _coverage(
@@ -207,7 +206,7 @@ def _improve(
     least = cost.reshape(len(cost), -1).min(axis=1, initial=np.inf)
     movable = [
         i for i, (k, p, s, _) in enumerate(cells) if np.isfinite(cost[k, p, s])
-        and cost[k, p, s] > least[k] * (1.0 + 1e-9)
+        and cost[k, p, s] > least[k] * (1.0 + _TOLERANCE)
     ]  # fmt: skip
     if not movable:
         return 0
@@ -395,7 +394,7 @@ def _plan_level(
     greedy = plan(cells, "greedy", 0)
     least = cost.reshape(len(cost), -1).min(axis=1, initial=np.inf)
     if not relaxed[list(order)].any() or all(
-        cost[k, p, s] <= least[k] * (1.0 + 1e-9) for k, p, s, _ in cells
+        cost[k, p, s] <= least[k] * (1.0 + _TOLERANCE) for k, p, s, _ in cells
     ):
         return greedy
     plans = [greedy]
@@ -408,6 +407,6 @@ def _plan_level(
         moves = _improve(cost, duration_s, gpus, working, cells, min_saving)
         plans.append(plan(cells, "lp", moves))
     best = min(plans, key=lambda x: (x.unsafe, x.planned_g))
-    if best.unsafe == greedy.unsafe and best.planned_g >= greedy.planned_g * (1.0 - 1e-9):
+    if best.unsafe == greedy.unsafe and best.planned_g >= greedy.planned_g * (1.0 - _TOLERANCE):
         best = greedy
     return best

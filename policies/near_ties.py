@@ -15,7 +15,11 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["earliest_near"]
+__all__ = ["TOLERANCE", "earliest_near"]
+
+TOLERANCE = 1e-9
+"""The planners' relative tolerance: costs this close are ties (float noise must not decide a
+hold, a later start or a look-ahead move)."""
 
 
 def earliest_near(row: npt.NDArray[np.float64], tolerance: float) -> tuple[int, int]:

@@ -49,6 +49,7 @@ from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
 from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign, assign_weighted
 from policies.lookahead import Rounding, plan_round
+from policies.near_ties import TOLERANCE as _TOLERANCE
 from policies.near_ties import earliest_near
 from policies.parameters import LIFETIME_CHECK, Check, check_fields
 from policies.reasons import hold_reason, latest_text, saving, start_reason, waiting_reason
@@ -72,7 +73,6 @@ __all__ = ["NOTES", "WindowParameters", "plan_window", "planned_cells"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-_TOLERANCE = 1e-9  # relative: float noise must not turn into a hold (nor a later start)
 HOME_NOTE = "its home region cannot run it: the earliest devices that end in time"
 LATE_NOTE = "past its latest safe start: the earliest devices that end in time"
 NOTES = {NOTE_NONE: "", NOTE_HOME: HOME_NOTE, NOTE_LATE: LATE_NOTE}  # the compiled greedy's
