@@ -205,6 +205,7 @@ def build_slurm_executor(settings: Settings, *, follow: bool = False) -> SlurmEx
         bin_dir=cfg.bin_dir,
         pending_grace_s=cfg.pending_grace_s,
         cut_short_limit_s=cfg.cut_short_limit_s,
+        allow_root_jobs=cfg.allow_root_jobs,
         log_dir=settings.state_dir / LOG_DIR_NAME,
     )
 

@@ -304,7 +304,9 @@ class SlurmExecutorSettings(_Section):
     only the ends that need it); ``pending_grace_s``: how long a released job may stay pending
     (the partition busy with others' work) before carbond takes it back and plans it again;
     ``cut_short_limit_s``: how long a job gone from ``squeue`` may keep a cut-short ``sacct``
-    row (its state unknown) before it ends ``failed`` (counted in memory: afresh on restart).
+    row (its state unknown) before it ends ``failed`` (counted in memory: afresh on restart);
+    ``allow_root_jobs``: whether a job submitted by root (uid 0) is submitted to Slurm, where
+    it runs as root (as ``executors.local.allow_root_jobs`` for local jobs).
     """
 
     bin_dir: Path | None = None
@@ -312,6 +314,7 @@ class SlurmExecutorSettings(_Section):
     accounting_timeout_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
     pending_grace_s: float = Field(default=300.0, gt=0, le=MAX_DURATION_S)
     cut_short_limit_s: float = Field(default=600.0, gt=0, le=MAX_DURATION_S)
+    allow_root_jobs: bool = True
 
     @field_validator("bin_dir", mode="before")
     @classmethod

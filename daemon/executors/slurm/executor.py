@@ -76,6 +76,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         pending_grace_s: how long a released job may stay pending before it is taken back.
         cut_short_limit_s: how long a job gone from squeue may keep a cut-short sacct job row
             before it ends failed (:meth:`SlurmWatching._lost_too_long`).
+        allow_root_jobs: whether a job submitted by root (uid 0) is submitted (it runs as
+            root in Slurm).
         log_dir: where the service puts the jobs' ``.out``/``.err`` (``<state_dir>/logs``),
             to read back why a job exited 127 (None: not read).
     """
@@ -90,6 +92,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         bin_dir: Path | None = None,
         pending_grace_s: float = 300.0,
         cut_short_limit_s: float = LOST_LIMIT_S,
+        allow_root_jobs: bool = True,
         log_dir: Path | None = None,
     ) -> None:
         self._targets = dict(targets)
@@ -102,6 +105,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._known = {name.lower(): name for name in known_gpus}
         self._pending_grace_s = pending_grace_s
         self._cut_short_limit_s = cut_short_limit_s
+        self._allow_root = allow_root_jobs
         self._log_dir = log_dir
         self._layout: dict[str, Layout] = {}
         self._undiscovered: dict[str, str] = {}  # region -> why Slurm gave no GPUs for it
@@ -139,8 +143,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         """Submit ``spec`` to start as soon as Slurm can.
 
         Raises:
-            LaunchRefusedError: another user's job while the daemon is not root, an owner with
-                no passwd entry, or no region;
+            LaunchRefusedError: another user's job while the daemon is not root, a root job
+                when not ``allow_root_jobs``, an owner with no passwd entry, or no region;
                 :class:`JobNotRunnableError`: an empty command.
             LaunchUnconfirmedError: ``sbatch`` got no answer in time: Slurm may have the job
                 (:meth:`adopt` finds it by name).
@@ -202,8 +206,10 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         files in carbond's log dir, and would fail the job as it starts.
 
         Raises:
-            ExecutorError: its output files cannot be created (its Slurm job is cancelled
-                first: left held, it would start at its planned time unseen).
+            ExecutorError: its output files cannot be created, or it is root's and root's
+                jobs are not allowed (``allow_root_jobs`` turned off since it was held); its
+                Slurm job is cancelled first: left held, it would start at its planned time
+                unseen.
         """
         self._reach.at(now)
         self._held_specs.pop(spec.job_id, None)
@@ -221,6 +227,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             started = (row.start if row else None) or now
             return RunHandle(spec.job_id, self.name, current.encode(), started)
         try:
+            self._refuse_root(spec)  # held before a restart turned allow_root_jobs off
             joblogs.prepare(spec)
         except ExecutorError as exc:
             self._q.scancel(current)
@@ -316,6 +323,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             raise LaunchRefusedError(
                 f"job {spec.job_id}: region {spec.region!r} is no Slurm region"
             )
+        self._refuse_root(spec)
         euid = os.geteuid()
         if euid not in (0, spec.uid):
             raise LaunchRefusedError(
@@ -330,6 +338,11 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 "passwd entry): Slurm would accept its sbatch but never start it (slurmctld "
                 "cannot give it credentials and requeues it), so it is not submitted"
             ) from None
+
+    def _refuse_root(self, spec: LaunchSpec) -> None:
+        """A job of root's, when root's jobs are not allowed: Slurm would run it as root."""
+        if spec.uid == 0 and not self._allow_root:
+            raise LaunchRefusedError(f"job {spec.job_id}: refusing to run a job as root")
 
     def _node(self, spec: LaunchSpec) -> str | None:
         """The node of the planned GPUs, when they are all on one known node."""
