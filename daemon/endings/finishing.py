@@ -35,7 +35,7 @@ from daemon import killpoints
 from daemon.accounting.finished import estimates_logged, finished_columns
 from daemon.accounting.totals import add_expired, add_outcomes
 from daemon.busy import BusyDevices
-from daemon.endings.rules import final_state, requester, run_handle
+from daemon.endings.rules import NEVER_STARTED_PREFIX, final_state, requester, run_handle
 from daemon.endings.stopping import RunStops
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, NotStarted, RunHandle
@@ -182,8 +182,10 @@ class Endings(RunStops):
             for status in statuses:
                 if self._stopped(status.job_id):  # its job's end is recorded already
                     continue
-                if isinstance(status, NotStarted):  # taken back before it started
-                    requeue(status, now, "its executor took it back unstarted")
+                if isinstance(status, NotStarted):  # taken back before it started (again)
+                    again = not status.reason.startswith(NEVER_STARTED_PREFIX)  # Slurm requeued
+                    requeue(status, now, "its executor took it back " + (
+                        "before it ran again" if again else "unstarted"))  # fmt: skip
                     continue
                 finished.append(status)
             self.finish(finished, now, context)

@@ -301,16 +301,21 @@ def sacct_argv(
     slurm_ids: Sequence[str] = (),
     name: str | None = None,
     uid: int | None = None,
+    *,
+    every_run: bool = False,
 ) -> list[str]:
     """``sacct`` rows (:data:`SACCT_FIELDS`, ``|``-separated, one per job and step) of the
     given jobs, or of the jobs named ``name`` of user ``uid``: never of every user's, since
-    any user may name a job ``carbond-<id>``.
+    any user may name a job ``carbond-<id>``. ``every_run``: each run of a job Slurm requeued
+    (``--duplicates``), not its latest only.
 
     Raises:
         ValueError: ``name`` without ``uid``.
     """
     argv = [sacct, *([f"--clusters={cluster}"] if cluster else []), "--noheader", "--parsable2"]
     argv.append(f"--format={','.join(SACCT_FIELDS)}")
+    if every_run:
+        argv.append("--duplicates")
     if slurm_ids:
         argv.append(f"--jobs={','.join(slurm_ids)}")
     if name is not None:

@@ -36,7 +36,7 @@ from daemon.executors.slurm.parse import (
 from daemon.executors.slurm.runner import CommandResult, Runner
 from daemon.executors.slurm.states import ended_status, is_ended
 
-__all__ = ["SlurmQueries", "Token", "ended", "ended_unstarted", "known", "said"]
+__all__ = ["SlurmQueries", "Token", "ended", "ended_unstarted", "known", "ran_before", "said"]
 
 _NO_NODE = "None assigned"  # sacct's NodeList of a job that never got a node
 _UNKNOWN_ID = "Invalid job id specified"  # squeue of one id Slurm does not (or no longer) know
@@ -124,6 +124,13 @@ class SlurmQueries:
     def sacct(self, cluster: str | None, ids: Sequence[str]) -> list[AcctRow]:
         """The sacct rows (job and steps) of ``ids``."""
         return parse_sacct(self.ok(cmd.sacct_argv(self.tool("sacct"), cluster, ids)).stdout)
+
+    def every_run(self, cluster: str | None, slurm_id: str) -> list[AcctRow]:
+        """The sacct rows of each run of ``slurm_id`` (``--duplicates``): a job Slurm
+        requeued after it started (``scontrol requeue``, a node failure) keeps a job row of
+        each earlier run, which plain ``sacct`` no longer shows."""
+        argv = cmd.sacct_argv(self.tool("sacct"), cluster, [slurm_id], every_run=True)
+        return parse_sacct(self.ok(argv).stdout)
 
     def find(
         self, job_id: str, token: str, uid: int | None, *, may_have_ended: bool = True
@@ -312,6 +319,20 @@ def ended_unstarted(slurm_id: str, acct: list[AcctRow], uid: int | None) -> Ende
         return None
     by = f" by uid {job.by_uid}" if job.by_uid is not None else ""
     return EndedUnstarted(f"slurm {job.state}{by}", job.by_uid == uid)
+
+
+def ran_before(slurm_id: str, acct: list[AcctRow]) -> str | None:
+    """How the latest run of ``slurm_id`` that Slurm started and then requeued went, from
+    its ``sacct --duplicates`` rows (:meth:`SlurmQueries.every_run`): ``ran from START to
+    END on NODES (STATE)``; None when no job row of it has a node and a start (it never ran)."""
+    runs = [r for r in acct if r.slurm_id == slurm_id and not r.step and not r.lost
+            and r.start is not None and r.nodes not in ("", _NO_NODE)]  # fmt: skip
+    if not runs:
+        return None
+    run = max(runs, key=lambda r: r.start or datetime.min)
+    assert run.start is not None
+    end = run.end.isoformat() if run.end else "an unknown time"
+    return f"ran from {run.start.isoformat()} to {end} on {run.nodes} ({run.state})"
 
 
 def known(current: Token, row: QueueRow | None) -> QueueRow | None:

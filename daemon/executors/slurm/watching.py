@@ -26,7 +26,14 @@ from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.acct import AcctRow, row_of, rows_of
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.parse import QueueRow, by_id
-from daemon.executors.slurm.queries import SlurmQueries, Token, ended, ended_unstarted, known
+from daemon.executors.slurm.queries import (
+    SlurmQueries,
+    Token,
+    ended,
+    ended_unstarted,
+    known,
+    ran_before,
+)
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.runner import Runner
 from daemon.executors.slurm.states import WAITING, is_ended
@@ -153,7 +160,8 @@ class SlurmWatching:
 
     def _take_back(self, handle: RunHandle, row: QueueRow, now: datetime) -> ExitStatus | None:
         """Hold then cancel a job Slurm left pending: once held it cannot start, so a
-        successful hold proves it never ran."""
+        successful hold proves it does not run now; ``sacct --duplicates`` tells whether it
+        ran before (Slurm requeued it after it started), which the reason then says."""
         token = Token.decode(handle.job_id, handle.token)
         held = self._run(cmd.hold_argv(self._tool("scontrol"), token.cluster, token.slurm_id))
         if not held.ok:
@@ -163,9 +171,19 @@ class SlurmWatching:
         log.warning("slurm_job_pending_too_long", job_id=handle.job_id, slurm_id=token.slurm_id,
                     reason=row.reason, waited_s=waited,
                     deadline=handle.deadline.isoformat() if handle.deadline else None)  # fmt: skip
-        why = f"never started: pending in Slurm for {waited:.0f} s ({row.reason or 'no reason'})"
+        reason, late = row.reason or "no reason", ""
         if handle.deadline is not None and handle.deadline <= now:
-            why += f", past its deadline {handle.deadline.isoformat()}"
+            late = f", past its deadline {handle.deadline.isoformat()}"
+        why = f"never started: pending in Slurm for {waited:.0f} s ({reason}){late}"
+        try:  # a run Slurm requeued (scontrol requeue) is pending again: it did run
+            ran = ran_before(token.slurm_id, self._q.every_run(token.cluster, token.slurm_id))
+        except ExecutorError as exc:  # sacct cannot tell now: "never started", as before
+            log.warning("slurm_earlier_runs_unread", slurm_id=token.slurm_id, error=str(exc))
+            ran = None
+        if ran is not None:
+            why = (f"requeued by Slurm after it {ran}, then pending again ({reason}) "
+                   f"{waited:.0f} s after its release{late}; that run's energy is not "
+                   "recorded")  # fmt: skip
         return NotStarted(handle.job_id, now, None, None, why)
 
     def cancel(self, handle: RunHandle, now: datetime) -> None:

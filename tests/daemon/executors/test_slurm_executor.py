@@ -51,6 +51,7 @@ class _Job:
     queue_cut: bool = False  # its squeue row is cut short after its state
     job_end: str | None = None  # its sacct job row's End, when not its batch step's
     job_start: str | None = None  # its sacct job row's Start, when not its batch step's
+    requeued: tuple[tuple[str, str], ...] = ()  # runs Slurm started, then requeued: Start, End
 
 
 @dataclass
@@ -128,6 +129,8 @@ class FakeSlurm:
             raise SlurmNoAnswerError("sacct: no answer within 10 s")
         if self.dbd_down:
             return CommandResult(1, "", DBD_DOWN)
+        if "--duplicates" in argv:  # every run of a job taken back pending, as Slurm 22.05
+            return self._every_run(opts["jobs"])
         rows = []
         for i, j in self.jobs.items():
             if i in opts.get("jobs", "").split(",") or j.name == opts.get("name"):
@@ -139,6 +142,16 @@ class FakeSlurm:
                 rows.append(row if not j.cut else row[: row.index(own) + len(own)])
                 rows.append(f"{i}.batch|{state}|0:0|{times}||{j.energy}")
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
+
+    def _every_run(self, slurm_id: str) -> CommandResult:
+        """``sacct --duplicates`` of a job carbond took back pending: a ``REQUEUED`` row of each
+        run Slurm started and requeued, then the pending one, which no node ever ran."""
+        j = self.jobs[slurm_id]
+        rows = [f"{slurm_id}|REQUEUED|0:0|{s}|{e}|n1|{j.partition}|\n"
+                f"{slurm_id}.batch|CANCELLED|0:15|{s}|{e}|n1||400\n"
+                for s, e in j.requeued]  # fmt: skip
+        last = f"{slurm_id}|{j.state} by 0|0:0|None|{self.ran[1]}|None assigned|{j.partition}|0\n"
+        return CommandResult(0, "".join(rows) + last, "")
 
     def _scancel(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
         self.jobs[argv[-1]].state = "CANCELLED"
