@@ -6,8 +6,11 @@ then. The job's own grams use the intensity realised over its run (the ledger's 
 placements. Here the counterfactual is priced the same way: the mean of the samples its zone
 recorded over its own window (its start, for its duration as the run turned out) up to the
 job's end, when the samples are known; past that end (a counterfactual run that would still be
-running), the forecast held now. Without a sample over the known part, None: it keeps its
-forecast.
+running, or one that starts after it: a copy that waited for a GPU while the job ran), the
+forecast held now, over the window itself. Without a sample over the known part, or past it
+without that forecast, None: it keeps the forecast it was priced at (with its decision, at the
+first slot of the planner's grid from its start, 15 minutes apart by default, for its
+predicted duration).
 """
 
 from __future__ import annotations
@@ -60,25 +63,34 @@ def run_now_intensity_g_per_kwh(
     forecast: ZoneIntensity | None,
 ) -> float | None:
     """The mean intensity over ``[start, start + duration_s]`` in ``zone``: the recorded
-    samples up to ``known_until`` (the job's end), ``forecast`` after it; None without a
-    sample over the known part, or past it without a forecast covering the rest."""
+    samples up to ``known_until`` (the job's end), ``forecast`` after it (a window wholly
+    after it: ``forecast`` over it all); None without a sample over the known part, or past
+    it without a forecast covering the rest."""
     if not duration_s > 0:
         return None
     end = start + timedelta(seconds=duration_s)
     known_end = min(end, known_until)
-    if known_end <= start:
-        return None
+    if known_end <= start:  # it starts after the job's end: nothing recorded over it yet
+        return _forecast_mean(forecast, start, end)
     realised = realised_from_samples(zone, samples(zone, start, known_end), start, known_end)
     if realised is None:
         return None
     known_s = (known_end - start).total_seconds()
     weighted = realised.intensity_g_per_kwh * known_s
     if end > known_end:
-        if forecast is None:
-            return None
-        try:
-            rest, _ = time_weighted_intensity(forecast, known_end, end)
-        except PoliciesError:
+        rest = _forecast_mean(forecast, known_end, end)
+        if rest is None:
             return None
         weighted += rest * (end - known_end).total_seconds()
     return weighted / duration_s
+
+
+def _forecast_mean(forecast: ZoneIntensity | None, start: datetime, end: datetime) -> float | None:
+    """``forecast``'s mean over ``[start, end]`` (None: no forecast, or one that cannot say)."""
+    if forecast is None:
+        return None
+    try:
+        mean, _ = time_weighted_intensity(forecast, start, end)
+    except PoliciesError:
+        return None
+    return mean

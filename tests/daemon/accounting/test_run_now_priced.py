@@ -62,3 +62,17 @@ def test_without_samples_or_forecast_it_keeps_its_forecast() -> None:
     samples = _samples([(0.0, 100.0)])
     assert run_now_intensity_g_per_kwh(samples, "Z", T0, 2 * HOUR, end, None) is None
     assert run_now_intensity_g_per_kwh(samples, "Z", end, HOUR, end, None) is None
+
+
+def test_a_window_wholly_after_the_jobs_end_is_priced_at_the_held_forecast() -> None:
+    """A counterfactual run that starts after its job ended (it waited for a GPU): nothing
+    recorded over it, the held forecast over its own window (its start between two 15-min
+    values: 10 min at 400, 20 min at 700), not None (the price stored with its decision,
+    from the next slot); a forecast that cannot say (none) still gives None."""
+    end = T0 + timedelta(hours=1)
+    samples = _samples([(0.0, 100.0)])
+    forecast = _Series("Z", end, 900, np.array([100.0, 400.0, 700.0, 700.0]))
+    start = end + timedelta(minutes=20)
+    got = run_now_intensity_g_per_kwh(samples, "Z", start, 1800.0, end, forecast)
+    assert got == pytest.approx((400.0 * 10 + 700.0 * 20) / 30)
+    assert run_now_intensity_g_per_kwh(samples, "Z", start, 1800.0, end, None) is None
