@@ -50,7 +50,32 @@ class UnknownModelError(CatalogError):
 
 
 class InvalidWorkloadError(PoliciesError, ValueError):
-    """A workload parameter out of range (negative tokens, zero batch, ...)."""
+    """A workload parameter out of range (negative tokens, zero batch, ...).
+
+    Where one parameter is at fault the error names it, so that a caller that took it under
+    another name (the CLI's ``--batch-size``) can say so without checking the bounds again:
+
+    Attributes:
+        field: the parameter as the code names it (``batch_size``, ``precision``), or None
+            where no one parameter is at fault.
+        value: the value refused, as the message shows it (a count past 24 digits shortened),
+            or None.
+        allowed: the values it takes, in words (``1 to 1,000,000``), or None where the
+            message says what is wrong another way (an unknown precision).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        value: str | None = None,
+        allowed: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+        self.allowed = allowed
 
 
 class InvalidOutcomeError(PoliciesError, ValueError):

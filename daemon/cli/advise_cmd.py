@@ -23,12 +23,7 @@ from daemon.cli.context import (
     zone_pue,
 )
 from daemon.cli.output import print_json, print_table
-from daemon.cli.workload_flags import (
-    check_batch_size,
-    check_max_latency,
-    check_precision,
-    check_tokens,
-)
+from daemon.cli.workload_flags import flags_named
 from daemon.errors import UsageError
 from forecasts import MAX_INTENSITY_G_PER_KWH, static_annual_intensity
 from policies.footprint import DEFAULT_RUNTIMES, get_runtime
@@ -43,6 +38,13 @@ from policies.footprint.advice import (
 __all__ = ["register"]
 
 _PAPER_ZONES = "CA-QC,US-CAL-CISO,US-NW-PACE"
+_FLAGS = {  # advise()'s arguments and its workloads' fields, named as typed
+    "max_latency_s": "--max-latency-s",
+    "input_tokens": "--input-tokens",
+    "output_tokens": "--output-tokens",
+    "batch_size": "--batch-sizes",
+    "precision": "--precisions",
+}
 
 
 def register(subparsers: Any) -> None:
@@ -92,8 +94,6 @@ def _ints(text: str, option: str) -> list[int]:
         values = [int(item) for item in _split(text, option)]
     except ValueError as e:
         raise UsageError(f"{option} takes comma-separated integers, got {text!r}") from e
-    for value in values:
-        check_batch_size(option, value)
     return values
 
 
@@ -192,21 +192,19 @@ def _advise(args: argparse.Namespace) -> int:
     if not runtime.continuous_batching:
         raise UsageError(f"--runtime {runtime.name} is not a serving engine; use vllm")
     zones = _zones(args.zones)
-    check_max_latency(args.max_latency_s)  # named as typed, not as advise()'s argument
-    check_tokens(args.input_tokens, args.output_tokens)
     batch_sizes = _ints(args.batch_sizes, "--batch-sizes")
     precisions = _split(args.precisions, "--precisions")
-    check_precision("--precisions", precisions)
     # as `estimate --zone`: a zone of configured regions takes their PUE unless --pue is given
     pues = {z: pue if args.pue is not None else zone_pue(settings, z.upper(), pue, "--zones")
             for z in zones}  # fmt: skip
-    advice = advise(
-        model, gpus, zones, runtime,
-        input_tokens=args.input_tokens, output_tokens=args.output_tokens,
-        batch_sizes=batch_sizes, precisions=precisions,
-        max_latency_s=args.max_latency_s, pue=pues, lifetime_years=lifetime,
-        runners_up=args.runners_up,
-    )  # fmt: skip
+    with flags_named(_FLAGS):
+        advice = advise(
+            model, gpus, zones, runtime,
+            input_tokens=args.input_tokens, output_tokens=args.output_tokens,
+            batch_sizes=batch_sizes, precisions=precisions,
+            max_latency_s=args.max_latency_s, pue=pues, lifetime_years=lifetime,
+            runners_up=args.runners_up,
+        )  # fmt: skip
     payload = _payload(advice, model.name, runtime.name, args.max_latency_s)
     payload["pue"] = pues
     if args.json:

@@ -93,13 +93,13 @@ def model_from(args: argparse.Namespace) -> ModelSpec:
     Raises:
         UnknownModelError, UsageError: exit 2.
     """
-    from daemon.cli.workload_flags import check_params_b
+    from daemon.cli.workload_flags import flags_named
     from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec
 
     if args.model is not None:
         return DEFAULT_MODEL_CATALOG.get(args.model)
-    check_params_b(args.params_b)  # named as typed, not as ModelSpec's field
-    return ModelSpec.from_params(args.params_b)
+    with flags_named({"params_b": "--params-b"}):  # named as typed, not as ModelSpec's field
+        return ModelSpec.from_params(args.params_b)
 
 
 def add_carbon_options(parser: argparse.ArgumentParser) -> None:

@@ -21,13 +21,7 @@ from daemon.cli.estimate_extras import Carbon, estimate_prompts, interval_payloa
 from daemon.cli.gpus_learned import learned_gpus
 from daemon.cli.gpus_live import live_gpus
 from daemon.cli.output import print_json, print_table
-from daemon.cli.workload_flags import (
-    check_batch_size,
-    check_precision,
-    check_requests,
-    check_tensor_parallel,
-    check_tokens,
-)
+from daemon.cli.workload_flags import flags_named
 from daemon.errors import UsageError
 from forecasts import MAX_INTENSITY_G_PER_KWH, static_annual_intensity
 from policies.errors import InvalidWorkloadError
@@ -155,6 +149,16 @@ def _intensity(args: argparse.Namespace) -> tuple[float, str]:
     return static_annual_intensity(args.zone), "static-annual"  # as `carbond intensity` says
 
 
+_ESTIMATE_FLAGS = {
+    "batch_size": "--batch-size",
+    "input_tokens": "--input-tokens",
+    "output_tokens": "--output-tokens",
+    "requests": "--requests",
+    "tensor_parallel": "--gpus",
+    "precision": "--precision",
+}
+
+
 def _refuse_workload_options(args: argparse.Namespace) -> None:
     """With ``--prompts`` each line gives its own token counts and is priced as one request
     of a ``--batch-size`` batch: ``--requests`` and the mean token counts were accepted and
@@ -186,14 +190,10 @@ def _estimate(args: argparse.Namespace) -> int:
     runtime = get_runtime(args.runtime)
     input_tokens = _INPUT_TOKENS if args.input_tokens is None else args.input_tokens
     output_tokens = _OUTPUT_TOKENS if args.output_tokens is None else args.output_tokens
-    check_batch_size("--batch-size", args.batch_size)  # named as typed, not as the workload's
-    check_tokens(input_tokens, output_tokens)
-    check_requests(args.requests)
-    check_tensor_parallel(args.gpus)
-    check_precision("--precision", [args.precision])
     workload = Workload(args.batch_size, input_tokens, output_tokens, args.requests,
                         args.precision.lower(), args.gpus)  # fmt: skip
-    workload.validate()
+    with flags_named(_ESTIMATE_FLAGS):  # named as typed, not as the workload's fields
+        workload.validate()
     try:
         model.check_split(args.gpus)
     except InvalidWorkloadError as exc:

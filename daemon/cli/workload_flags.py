@@ -1,84 +1,48 @@
-"""The workload flags of ``carbond estimate`` and ``carbond advise``, checked as typed.
+"""The workload flags of ``carbond estimate`` and ``carbond advise``, named as typed.
 
-:meth:`policies.footprint.Workload.validate` names its fields as the code does
-(``batch_size must be >= 1``); the user typed ``--batch-size 0``. These checks take the same
-bounds and name the flag; the workload's own check stays behind them.
+:meth:`policies.footprint.Workload.validate` (and ``ModelSpec.from_params``, ``advise``)
+check the bounds and name their fields as the code does (``batch_size must be >= 1``); the
+user typed ``--batch-size 0``. The error names its field, its value and what the field takes
+(:class:`policies.errors.InvalidWorkloadError`), so the CLI only renames the field to its
+flag: the bounds are checked once, where they are defined.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from daemon.errors import UsageError
-from policies.footprint import (
-    MAX_BATCH_SIZE,
-    MAX_PARAMS_B,
-    MAX_REQUESTS,
-    MAX_TENSOR_PARALLEL,
-    MAX_TOKENS,
-    PRECISION_BYTES,
-)
+from policies.errors import InvalidWorkloadError
 
-__all__ = [
-    "check_batch_size",
-    "check_max_latency",
-    "check_params_b",
-    "check_precision",
-    "check_requests",
-    "check_tensor_parallel",
-    "check_tokens",
-]
+__all__ = ["as_flag_error", "flags_named"]
 
 
-def _count(flag: str, value: int, minimum: int, maximum: int) -> None:
-    if minimum <= value <= maximum:
-        return
-    shown = str(value)
-    if len(shown) > 24:  # a count of 400 digits, as Workload.validate shows it
-        shown = f"{shown[:12]}... ({len(shown)} digits)"
-    raise UsageError(f"{flag} must be {minimum} to {maximum:,}, got {shown}")
+def as_flag_error(exc: InvalidWorkloadError, flags: Mapping[str, str]) -> Exception:
+    """``exc`` worded with the flag that ``flags`` maps its field to (``--batch-size must be
+    1 to 1,000,000, got 0``; an unknown precision ``--precision: unknown precision 'fp7'
+    (known: ...)``); ``exc`` itself where its field is none of ``flags``'."""
+    flag = flags.get(exc.field) if exc.field is not None else None
+    if flag is None:
+        return exc
+    if exc.allowed is None:  # its message says what is wrong without the field's name
+        return UsageError(f"{flag}: {exc}")
+    return UsageError(f"{flag} must be {exc.allowed}, got {exc.value}")
 
 
-def check_batch_size(flag: str, value: int) -> None:
-    """``--batch-size`` (or one of ``--batch-sizes``): 1 to ``MAX_BATCH_SIZE``."""
-    _count(flag, value, 1, MAX_BATCH_SIZE)
+@contextmanager
+def flags_named(flags: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise an :class:`InvalidWorkloadError` of a field in ``flags`` (field name to the
+    flag that gave it) as a :class:`UsageError` naming the flag (:func:`as_flag_error`).
 
-
-def check_tokens(input_tokens: int, output_tokens: int) -> None:
-    """``--input-tokens`` 0 to ``MAX_TOKENS``, ``--output-tokens`` 1 to ``MAX_TOKENS``."""
-    _count("--input-tokens", input_tokens, 0, MAX_TOKENS)
-    _count("--output-tokens", output_tokens, 1, MAX_TOKENS)
-
-
-def check_requests(value: int | None) -> None:
-    """``--requests`` when given: 1 to ``MAX_REQUESTS``."""
-    if value is not None:
-        _count("--requests", value, 1, MAX_REQUESTS)
-
-
-def check_tensor_parallel(value: int) -> None:
-    """``--gpus`` of ``estimate`` (GPUs in tensor parallel): 1 to ``MAX_TENSOR_PARALLEL``."""
-    _count("--gpus", value, 1, MAX_TENSOR_PARALLEL)
-
-
-def check_precision(flag: str, names: Iterable[str]) -> None:
-    """Each precision named (any case, as the workload lower-cases it) is a known one."""
-    for name in names:
-        if name.lower() not in PRECISION_BYTES:
-            raise UsageError(
-                f"{flag}: unknown precision {name!r} (known: {', '.join(PRECISION_BYTES)})"
-            )
-
-
-def check_max_latency(value: float | None) -> None:
-    """``--max-latency-s`` when given: a positive number of seconds (NaN fails too)."""
-    if value is not None and not value > 0:
-        raise UsageError(f"--max-latency-s must be a positive number of seconds, got {value}")
-
-
-def check_params_b(value: float) -> None:
-    """``--params-b``: a positive size up to ``MAX_PARAMS_B`` billion (NaN fails too)."""
-    if not 0 < value <= MAX_PARAMS_B:
-        raise UsageError(
-            f"--params-b must be positive and at most {MAX_PARAMS_B:,} (billion), got {value}"
-        )
+    Raises:
+        UsageError: a field that ``flags`` names is out of range.
+        InvalidWorkloadError: any other workload error, as raised.
+    """
+    try:
+        yield
+    except InvalidWorkloadError as exc:
+        error = as_flag_error(exc, flags)
+        if error is exc:
+            raise
+        raise error from exc

@@ -240,7 +240,12 @@ def advise(
     if not gpus or not zones:
         raise InvalidWorkloadError("advice needs at least one GPU and one zone")
     if max_latency_s is not None and not max_latency_s > 0:
-        raise InvalidWorkloadError(f"max_latency_s must be positive, got {max_latency_s}")
+        raise InvalidWorkloadError(
+            f"max_latency_s must be positive, got {max_latency_s}",
+            field="max_latency_s",
+            value=str(max_latency_s),
+            allowed="a positive number of seconds",
+        )
     pues = {zone: pue if isinstance(pue, float | int) else pue.get(zone, 1.0) for zone in zones}
     pool: list[Candidate] = []
     scored: set[tuple[str, str, int, int]] = set()

@@ -49,7 +49,11 @@ def precision_bytes(precision: str) -> float:
         return PRECISION_BYTES[precision.lower()]
     except KeyError:
         known = ", ".join(get_args(Precision))
-        raise InvalidWorkloadError(f"unknown precision {precision!r} (known: {known})") from None
+        raise InvalidWorkloadError(
+            f"unknown precision {precision!r} (known: {known})",
+            field="precision",
+            value=repr(precision),
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +131,12 @@ class ModelSpec:
                 :data:`MAX_PARAMS_B`.
         """
         if not 0 < params_b <= MAX_PARAMS_B:
+            allowed = f"positive and at most {MAX_PARAMS_B:,} (billion)"
             raise InvalidWorkloadError(
-                f"params_b must be positive and at most {MAX_PARAMS_B:,} (billion), got {params_b}"
+                f"params_b must be {allowed}, got {params_b}",
+                field="params_b",
+                value=str(params_b),
+                allowed=allowed,
             )
         layers = max(2, round(16 * params_b**0.37))
         hidden = max(256, 128 * round(math.sqrt(params_b * 1e9 / (12 * layers)) / 128))

@@ -59,10 +59,18 @@ class Workload:
             ("tensor_parallel", self.tensor_parallel, 1, MAX_TENSOR_PARALLEL),
         ):
             if value < minimum:
-                raise InvalidWorkloadError(f"{field_name} must be >= {minimum}, got {value}")
-            if value > maximum:
-                shown = str(value)
-                if len(shown) > 24:
-                    shown = f"{shown[:12]}... ({len(shown)} digits)"
-                raise InvalidWorkloadError(f"{field_name} must be <= {maximum:,}, got {shown}")
+                bound = f">= {minimum}"
+            elif value > maximum:
+                bound = f"<= {maximum:,}"
+            else:  # in range (or a NaN, left to the precision check and the estimate)
+                continue
+            shown = str(value)
+            if len(shown) > 24:  # a count of 400 digits
+                shown = f"{shown[:12]}... ({len(shown)} digits)"
+            raise InvalidWorkloadError(
+                f"{field_name} must be {bound}, got {shown}",
+                field=field_name,
+                value=shown,
+                allowed=f"{minimum} to {maximum:,}",
+            )
         precision_bytes(self.precision)

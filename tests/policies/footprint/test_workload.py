@@ -97,3 +97,32 @@ def test_a_workload_in_range_passes_without_the_per_field_checks(
     assert asked == []
     Workload(precision="FP16").validate()  # an upper-case name: the checks, which pass it
     assert asked == ["FP16"]
+
+
+@pytest.mark.parametrize(
+    ("changed", "field", "value", "allowed"),
+    [
+        ({"batch_size": 0}, "batch_size", "0", "1 to 1,000,000"),
+        ({"input_tokens": -1}, "input_tokens", "-1", "0 to 10,000,000"),
+        ({"output_tokens": 10**400}, "output_tokens", "100000000000... (401 digits)",
+         "1 to 10,000,000"),
+        ({"requests": MAX_REQUESTS + 1}, "requests", "1000000001", "1 to 1,000,000,000"),
+        ({"batch_size": 2, "requests": 0}, "requests", "0", "1 to 1,000,000,000"),
+        ({"tensor_parallel": 65}, "tensor_parallel", "65", "1 to 64"),
+        ({"precision": "fp12"}, "precision", "'fp12'", None),
+    ],
+)  # fmt: skip
+def test_the_error_names_the_field_its_value_and_what_it_takes(
+    changed: dict[str, Any], field: str, value: str, allowed: str | None
+) -> None:
+    """A caller that took the field under another name (the CLI's flags) words the error
+    from these, without checking the bounds again."""
+    with pytest.raises(InvalidWorkloadError) as info:
+        Workload(**changed).validate()
+    assert (info.value.field, info.value.value, info.value.allowed) == (field, value, allowed)
+    assert value in str(info.value) and str(info.value).startswith(field) == (allowed is not None)
+
+
+def test_an_error_of_no_one_field_names_none() -> None:
+    error = InvalidWorkloadError("advice needs at least one GPU and one zone")
+    assert (error.field, error.value, error.allowed) == (None, None, None)
