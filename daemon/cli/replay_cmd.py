@@ -209,7 +209,7 @@ def _replay(args: argparse.Namespace) -> int:
     notes = [r["note"] for r in rows if r.get("note")]
     for note in notes:
         print(note)
-    if any("offset_by_day" in r for r in rows):
+    if any("offset_share_by_day" in r for r in rows):
         _print_sites(rows)
     return 0
 

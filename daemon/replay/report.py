@@ -50,7 +50,8 @@ CSV_FIELDS = (
     "policy", "job_id", "arrival", "deadline", "started_at", "ended_at", "wait_s", "region",
     "zone", "gpu", "energy_j", "planned_intensity_g_per_kwh", "intensity_g_per_kwh",
     "operational_g", "embodied_g", "total_g", "missed_deadline", "grid_j", "pv_j", "battery_j",
-    "offset",
+    "offset_share",  # the share of the job's facility energy covered on site, as the report's
+    "offset",  # deprecated: offset_share's name until 2026-12-07, written one release more
 )  # fmt: skip
 
 
@@ -89,7 +90,7 @@ def _row(policy: str, o: JobOutcome) -> list[object]:
         round(o.energy_j, 3), round(o.planned_intensity_g_per_kwh, 3),
         round(o.intensity_g_per_kwh, 3), round(o.operational_g, 6), round(o.embodied_g, 6),
         round(o.total_g, 6), int(o.missed_deadline), round(o.grid_j, 3), round(o.pv_j, 3),
-        round(o.battery_j, 3), round(o.offset, 6),
+        round(o.battery_j, 3), round(o.offset, 6), round(o.offset, 6),
     ]  # fmt: skip
 
 

@@ -5,10 +5,11 @@ Summary fields (stable, snake_case; also the ``--json`` output of ``carbond repl
 unfinished, deadline_misses, g_per_job, mean_wait_s, p95_wait_s, region_share,
 savings_vs_run_now, compared_jobs, grid_kwh, pv_kwh, battery_kwh, offset_share`` (the share
 of the facility energy covered on site, as ``carbond report --json`` names it; ``offset``, its
-name until 2026-12-07, is kept beside it for one release, deprecated), ``offset_by_day`` when
-a region has a site, and, when an ``oracle`` ran, ``oracle_savings_captured``
-(this policy's savings over the oracle's; None where the oracle saved nothing on the jobs
-compared, or there are none).
+name until 2026-12-07, is kept beside it for one release, deprecated),
+``offset_share_by_day`` (UTC day of the jobs' starts to their offset share; ``offset_by_day``
+until 2026-12-07, kept beside it for one release, deprecated) when a region has a site, and,
+when an ``oracle`` ran, ``oracle_savings_captured`` (this policy's savings over the oracle's;
+None where the oracle saved nothing on the jobs compared, or there are none).
 
 ``jobs`` counts the jobs that ran, ``rejected`` those that never ran (refused, or expired
 before they could start), ``unfinished`` those that ran and were still running when the
@@ -95,7 +96,9 @@ def _site_summary(run: PolicyRun) -> dict[str, Any]:
         "offset": share,  # deprecated, offset_share's name until 2026-12-07: one release more
     }
     if run.sites:
-        row["offset_by_day"] = daily_offset(outcomes)
+        by_day = daily_offset(outcomes)
+        row["offset_share_by_day"] = by_day
+        row["offset_by_day"] = dict(by_day)  # deprecated, as "offset": one release more
     return row
 
 

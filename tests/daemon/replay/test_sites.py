@@ -3,6 +3,7 @@ local surplus; with zero PV and no battery every figure equals a replay without 
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
@@ -101,7 +102,9 @@ def test_pv_and_battery_offset_the_load_and_balance_at_every_step(
     assert sum(o.battery_j for o in at_site) == pytest.approx(flows.gpu_battery_j.sum(), rel=1e-6)
     row = summarise([run])[0]
     assert 0 < row["offset_share"] < 1
-    assert set(row["offset_by_day"]) and all(0 <= v <= 1 for v in row["offset_by_day"].values())
+    by_day = row["offset_share_by_day"]
+    assert set(by_day) and all(0 <= v <= 1 for v in by_day.values())
+    assert row["offset_by_day"] == by_day  # its name until 2026-12-07, deprecated
 
 
 def test_carbon_window_moves_work_into_the_surplus(
@@ -151,11 +154,17 @@ def test_replay_cli_prints_site_table_and_draws_the_site(
     assert "On-site energy" in text
     png = out / "slack_4h" / "site-california.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    header = (out / "slack_4h" / "jobs.csv").read_text().splitlines()[0]
-    assert header.endswith("grid_j,pv_j,battery_j,offset")
+    # jobs.csv names the share as the report and replay --json do (offset_share); the old
+    # column, `offset` until 2026-12-07, stays beside it a release, deprecated, the same value
+    with (out / "slack_4h" / "jobs.csv").open(newline="") as handle:
+        jobs = list(csv.DictReader(handle))
+    assert list(jobs[0])[-5:] == ["grid_j", "pv_j", "battery_j", "offset_share", "offset"]
+    assert any(0 < float(j["offset_share"]) <= 1 for j in jobs)
+    assert all(j["offset"] == j["offset_share"] for j in jobs)
     assert main([*argv, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["pv_kwh"] > 0 and "offset_by_day" in rows[0]
+    assert rows[0]["pv_kwh"] > 0 and rows[0]["offset_share_by_day"]
+    assert rows[0]["offset_by_day"] == rows[0]["offset_share_by_day"]
     # the share covered on site has `carbond report --json`'s name; the old one stays a release
     assert "offset_share" in {f.name for f in fields(ReportRow)}
     assert 0 < rows[0]["offset_share"] < 1 and rows[0]["offset"] == rows[0]["offset_share"]
