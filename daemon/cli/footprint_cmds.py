@@ -49,12 +49,14 @@ def register(subparsers: Any) -> None:
         description="List the GPU catalog (architecture, year, memory, bandwidth, TDP and idle "
         "power in W, embodied kgCO2e and its method; --json adds die area, process node, "
         "memory type, FP16/FP32 TFLOPS, the ACT estimate and aliases), with [catalog] overrides "
-        "from the config; --live: this node's GPUs; --learned: the recalibration factors from "
-        "the ledger.",
+        "from the config; --live: the GPUs the daemon runs on, per region (with no region on "
+        "this node: this node's GPUs); --learned: the recalibration factors from the ledger.",
     )
     shown = gpus.add_mutually_exclusive_group()
     shown.add_argument(
-        "--live", action="store_true", help="this node's GPUs read now (NVML or simulated)"
+        "--live",
+        action="store_true",
+        help="the daemon's GPUs per region (else this node's), read now (NVML or simulated)",
     )
     shown.add_argument("--learned", action="store_true",
                        help="the recalibration factors learned from measured runs, per (model, "

@@ -87,6 +87,10 @@ class JobMeasurement:
         """Stop the sampler and close the GPU backend."""
         self.monitor.close()
 
+    def device_index(self, device_id: str) -> int | None:
+        """The backend's index of inventory GPU ``device_id``, None where it is not metered."""
+        return self._index_of.get(device_id)
+
     def measures(self, gpus: Sequence[InventoryGpu]) -> bool:
         """Whether a job on ``gpus`` runs on this node's measured GPUs."""
         return bool(gpus) and all(g.device_id in self._index_of for g in gpus)

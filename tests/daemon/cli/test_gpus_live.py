@@ -62,3 +62,86 @@ def test_without_nvml_one_line_says_what_to_set(
     assert err.count("\n") == 0
     assert "Driver Not Loaded" in err
     assert "CARBOND_GPU__BACKEND=simulated" in err
+
+
+_REGIONS = """
+[gpu]
+backend = "{backend}"
+simulated_gpus = ["A100-80GB"]
+simulated_power_factor = 1.5
+
+[[regions]]
+name = "qc"
+zone = "CA-QC"
+executor = "simulated"
+gpus = ["T4", "L4"]
+
+[[regions]]
+name = "here"
+zone = "DE"
+gpus = {here}
+
+[[regions]]
+name = "far"
+zone = "FR"
+executor = "slurm"
+gpus = ["H100-SXM"]
+[regions.slurm]
+partition = "gpu"
+"""
+
+
+def _config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: str, here: str) -> None:
+    path = tmp_path / "carbond.toml"
+    path.write_text(_REGIONS.format(backend=backend, here=here))
+    monkeypatch.setenv("CARBOND_CONFIG", str(path))
+
+
+def test_live_lists_the_simulated_gpus_the_daemon_runs_per_region(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``gpu.backend = "simulated"`` listed the ``gpu.simulated_gpus`` devices (an A100 here)
+    whatever the regions: not the T4 and L4 the daemon simulates and meters for region qc.
+    Now the daemon's own GPUs, per region: qc's simulated devices, drawing the catalog's idle
+    power times simulated_power_factor as the daemon's do; the discovering local region's
+    stand-in, which the daemon does not meter (no readings); no Slurm region (not this node)."""
+    _config(monkeypatch, tmp_path, "simulated", '"discover"')
+    assert main(["gpus", "--live", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["region"], r["device_id"], r["executor"], r["catalog_name"], r["metered"],
+             r["backend"], r["power_w"]) for r in rows] == [
+        ("qc", "qc/0", "simulated", "T4", True, "simulated", 10.0 * 1.5),
+        ("qc", "qc/1", "simulated", "L4", True, "simulated", 16.0 * 1.5),
+        ("here", "here/0", "local", "A100-80GB", False, None, None),
+    ]  # fmt: skip
+    assert rows[0]["power_limit_w"] == 70.0 and rows[2]["memory_total_gb"] is None
+    assert main(["gpus", "--live"]) == 0
+    text = capsys.readouterr().out
+    assert "GPUs the daemon runs on, per region" in text and "qc/1" in text and "far" not in text
+
+
+def test_live_reads_local_gpus_through_nvml_as_the_daemon_meters_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With NVML working the daemon meters its local GPUs there, and its simulated regions'
+    not at all (one backend a daemon): the rows say so."""
+    fake_pynvml(monkeypatch, driver_loaded=True)
+    _config(monkeypatch, tmp_path, "auto", '["H100-SXM"]')
+    assert main(["gpus", "--live", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["device_id"], r["name"], r["metered"], r["backend"], r["power_w"])
+            for r in rows] == [
+        ("qc/0", "T4", False, None, None),
+        ("qc/1", "L4", False, None, None),
+        ("here/0", "NVIDIA H100 80GB HBM3", True, "nvml", 123.0),
+    ]  # fmt: skip
+
+
+def test_live_with_regions_and_nvml_unusable_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_pynvml(monkeypatch, driver_loaded=False)
+    _config(monkeypatch, tmp_path, "nvml", '["H100-SXM"]')
+    assert main(["gpus", "--live"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "CARBOND_GPU__BACKEND=simulated" in err
