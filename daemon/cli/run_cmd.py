@@ -8,7 +8,8 @@ same ledger and executors (so running jobs stay tracked), an invalid one is logg
 ``state_dir`` cannot change, nor Slurm regions or a first ``gpus = "discover"`` region be
 added; ``metrics``, ``executors``, ``gpu`` and ``[regions.slurm]`` changes need a restart
 (``reload_needs_restart`` names them); GPUs a reload adds, or gives another simulated GPU
-type, are metered from the next restart (``reload_gpus_unmetered`` names them).
+type or catalog power (``[catalog.gpus.X]`` ``idle_w``, ``tdp_w``, ``memory_gb``), are metered
+from the next restart (``reload_gpus_unmetered`` names them).
 """
 
 from __future__ import annotations
@@ -105,9 +106,9 @@ def missing_regions(settings: Settings, config: Path | None) -> str | None:
 RESTART_ONLY = ("metrics", "executors", "gpu")
 RESTART_NOTE = "changed in the config, but they keep their start-up values until a restart"
 UNMETERED_NOTE = (
-    "added, or given another GPU type, by the reload on an executor whose GPUs carbond "
-    "meters; the GPU meter is set up at start-up: their jobs' energy is estimated until a "
-    "restart"
+    "added, or given another GPU type or (simulated GPUs) another catalog idle_w, tdp_w or "
+    "memory_gb, by the reload on an executor whose GPUs carbond meters; the GPU meter is set "
+    "up at start-up: their jobs' energy is estimated until a restart"
 )
 
 
@@ -128,10 +129,11 @@ def unmetered_by_reload(
 ) -> list[str]:
     """The device ids of ``after`` (a reload's inventory), on an executor whose GPUs
     ``measurement`` metered in ``before`` (the ids ``metered`` then), that it does not meter
-    now: those ``before`` did not have, and those whose simulated GPU type the reload changed
-    (:meth:`JobMeasurement.keep_only` stops metering them: their simulated device is the old
-    type's). A restart would meter them; until then their jobs end ``estimated``. A GPU not
-    metered before the reload either is not named again."""
+    now: those ``before`` did not have, and those whose simulated GPU type, or its catalog
+    power or memory, the reload changed (:meth:`JobMeasurement.keep_only` stops metering them:
+    their simulated device, built at start-up, draws the old GPU's power). A restart would
+    meter them; until then their jobs end ``estimated``. A GPU not metered before the reload
+    either is not named again."""
     if measurement is None:
         return []
     executors = {gpu.executor for gpu in before if gpu.device_id in metered}

@@ -103,6 +103,14 @@ class SimulatedGpuBackend:
     def read(self, index: int) -> GpuReading:
         return self._nvml.read(index)
 
+    def spec(self, index: int) -> SimulatedGpuSpec:
+        """What device ``index`` was built as (its power and memory stay so).
+
+        Raises:
+            GpuError: no such device.
+        """
+        return self._device(index)[1]
+
     def now_s(self) -> float:
         """The backend's clock (monotonic seconds)."""
         return self._clock()

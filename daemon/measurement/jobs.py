@@ -20,12 +20,14 @@ from daemon.accounting import meter_method, predicted_alternative
 from daemon.gpu import GpuLostError, GpuMonitor, JobEnergy, LostGpuReport, measured_run
 from daemon.gpu.curves import DeviceCurve
 from daemon.gpu.errors import GpuError
+from daemon.gpu.factory import simulated_spec
 from daemon.gpu.simulated import SimulatedGpuBackend
 from daemon.inventory import InventoryGpu
 from daemon.learning.factors import Learning
 from daemon.ledger import DecisionRecord
 from policies import Decision, JobSpec, PoliciesError, ZoneIntensity
 from policies.candidates import estimate_on
+from policies.footprint.gpus import GpuSpec
 from policies.footprint.outcome import RealisedIntensity, compute_outcome
 from policies.footprint.recalibration import Recalibration
 from policies.placement import mean_intensity_g_per_kwh
@@ -97,16 +99,17 @@ class JobMeasurement:
 
     def keep_only(self, inventory: Sequence[InventoryGpu]) -> None:
         """After a reload: stop measuring device ids that left the inventory, and simulated
-        ones whose GPU type the reload changed (their simulated device, built at start-up, is
-        the old type's: its power is not the new GPU's). An NVML device is the hardware
-        itself, whatever type the config declares: it stays measured."""
-        now = {g.device_id: g.device.gpu.name for g in inventory}
-        simulated = isinstance(self.monitor.backend, SimulatedGpuBackend)
-        names = {d.index: d.name for d in self.monitor.devices()} if simulated else {}
+        ones whose GPU the reload changed: another type, or its type's catalog power or memory
+        (``[catalog.gpus.X]`` idle_w, tdp_w, memory_gb). Their simulated device, built at
+        start-up, draws the old GPU's power, not the new one's. An NVML device is the hardware
+        itself, whatever the config declares: it stays measured."""
+        now = {g.device_id: g.device.gpu for g in inventory}
+        backend = self.monitor.backend
         self._index_of = {
             d: i
             for d, i in self._index_of.items()
-            if d in now and (not simulated or names.get(i) == now[d])
+            if d in now
+            and (not isinstance(backend, SimulatedGpuBackend) or _built_as(backend, i, now[d]))
         }
 
     def unavailable(self, gpu: InventoryGpu) -> bool:
@@ -324,6 +327,15 @@ def _columns(
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def _built_as(backend: SimulatedGpuBackend, index: int, gpu: GpuSpec) -> bool:
+    """Whether simulated device ``index`` is what the daemon would build for ``gpu`` now."""
+    try:
+        built = backend.spec(index)
+    except GpuError:
+        return False
+    return built == simulated_spec(gpu, energy_counter=built.energy_counter)
 
 
 def _load(backend: SimulatedGpuBackend, tracked: _Tracked, job: JobSpec) -> None:
