@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from daemon.assemble import build_slurm_executor
-from daemon.doctor.health import describe_health
+from daemon.doctor.running_daemon import describe_health
 from daemon.doctor.service import cache_dir_problem, metrics_port_status, partition_note
 from daemon.errors import DaemonError
 from daemon.inventory import build_inventory
