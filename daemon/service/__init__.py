@@ -28,6 +28,7 @@ Modules, one concept each, all over the one :class:`Service`'s state and under i
 
 - ``core.py``: :class:`Service` (its parts, start/reload/close, the steps) and
   :class:`TickReport`;
+- ``checkpointing.py``: the recalibration checkpoint moved on while the service runs;
 - ``plan_round.py``: a planning round (settle, plan, record, hold or dispatch: the per-job path);
 - ``refresh.py``: the intensity refresh of every zone;
 - ``unstarted.py``: jobs that end (cancelled, expired, failed) or are queued again unstarted;

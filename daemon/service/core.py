@@ -17,24 +17,13 @@ import structlog
 
 from daemon.busy import BusyDevices
 from daemon.endings.finishing import EndingContext, Endings
-from daemon.executors.base import (
-    CapacityAware,
-    Discovering,
-    Executor,
-    ExitStatus,
-)
+from daemon.executors.base import CapacityAware, Discovering, Executor, ExitStatus
 from daemon.executors.held import HeldJobs
 from daemon.intensity.providers import IntensityProvider
 from daemon.inventory import InventoryGpu
-from daemon.learning.checkpoint import (
-    CHECKPOINT_EVERY_RUNS,
-    FoldInputs,
-    advance,
-    checkpoint_due,
-    restore,
-)
+from daemon.learning.checkpoint import CHECKPOINT_EVERY_RUNS, restore
 from daemon.learning.factors import Learning
-from daemon.ledger import JobRecord, Ledger, LedgerError
+from daemon.ledger import JobRecord, Ledger
 from daemon.measurement import JobMeasurement
 from daemon.metrics.sink import MetricsSink, NullMetrics
 from daemon.planning import Seen
@@ -42,6 +31,7 @@ from daemon.queue.ingest import IngestResult, Queue
 from daemon.queue.line import JobRequest
 from daemon.run_now_busy import Cut, RunNowBusy
 from daemon.service import gpus, problems, refresh, succession, unstarted
+from daemon.service.checkpointing import LearningCheckpoint
 from daemon.service.dispatch import Dispatch
 from daemon.service.overdue import Overdue
 from daemon.service.plan_round import plan_round
@@ -51,7 +41,6 @@ from daemon.sites.view import SITES_NAME
 from daemon.supervision.health import HEALTH_NAME, Health
 from policies import Alternative, Decision, JobSpec, Policy, ZoneIntensity
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
-from policies.footprint.recalibration import RecalibrationConfig
 
 __all__ = ["Service", "TickReport"]
 
@@ -141,11 +130,8 @@ class Service:
         self._overdue = Overdue()  # running jobs past their deadline, each reported once
         self._lock = threading.RLock()
         self.health = Health()  # what `carbond doctor` shows (health.json)
-        # measured runs past the recalibration checkpoint that make it due (reconcile)
-        self.checkpoint_every_runs = CHECKPOINT_EVERY_RUNS
-        # the recalibration checkpoint's inputs, as of the config and inventory objects they
-        # were computed for (both are replaced, never changed, on a reload)
-        self._fold_inputs: tuple[RecalibrationConfig, object, FoldInputs] | None = None
+        self._checkpoint = LearningCheckpoint()  # moved on by reconcile, once due:
+        self.checkpoint_every_runs = CHECKPOINT_EVERY_RUNS  # measured runs past it
         # Live (``carbond run``): the wall clock, read once a round's planning is done, so its
         # launches start when they do, not when the round began (a plan of many jobs, or the
         # first one, takes seconds: a simulated run would end that much early, one shorter than
@@ -334,8 +320,9 @@ class Service:
                 runs = self.ledger.active_runs()
             ended = self._endings.reconcile(runs, now, self._ending_context(), self._requeue)
             self._held.watch(now)  # held jobs cancelled in their scheduler between plans
-            if ended:
-                self._checkpoint_learning(now)
+            if ended:  # measured runs past the recalibration checkpoint make it due
+                config, every = self.learning.recalibration.config, self.checkpoint_every_runs
+                self._checkpoint.after_ends(self.ledger, config, self.inventory, now, every)
             after = self.ledger.active_runs()  # the runs still on after the ends recorded
             for run in self._overdue.check(after, now):  # runs on past its deadline
                 assert run.deadline is not None
@@ -349,27 +336,6 @@ class Service:
                 self.metrics.observe_queue(self.ledger.counts_by_state())
                 self.metrics.observe_past_deadline(self._overdue.count)
             return ended
-
-    def _checkpoint_learning(self, now: datetime) -> None:
-        """Move the recalibration checkpoint on once :attr:`checkpoint_every_runs` measured
-        runs are past it (or its inputs changed: a reload), folding at most that many runs
-        from the ledger (:func:`daemon.learning.checkpoint.advance`): a restart then folds at
-        most about that many. The live factors are not touched."""
-        config = self.learning.recalibration.config
-        kept = self._fold_inputs
-        if kept is None or kept[0] is not config or kept[1] is not self.inventory:
-            kept = self._fold_inputs = (
-                config,
-                self.inventory,
-                FoldInputs.of(config, self.inventory),
-            )
-        inputs = kept[2]
-        every = self.checkpoint_every_runs
-        try:
-            if checkpoint_due(self.ledger, inputs, every):
-                advance(self.ledger, self.inventory, config, now, limit=every, inputs=inputs)
-        except LedgerError as e:  # rolled back: the next start folds a longer tail
-            log.warning("recalibration_checkpoint_failed", error=str(e))
 
     # -- endings (daemon.endings.finishing, daemon.service.unstarted) -----------------------
 
