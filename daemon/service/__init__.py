@@ -24,11 +24,15 @@ when the daemon started) is asked again each planning round, as often as the exe
 allows; its GPUs join the inventory once found, and meanwhile the jobs only it could run wait
 ``queued`` and ``health.json`` names it (``region:<name>``).
 
-Modules, one concept each, all over the one :class:`Service`'s state and under its lock:
+Modules, one concept each, all over the one :class:`Service`'s state (its public attributes,
+or the parts it hands a step, never its private ones but where ``tests/daemon/service/
+test_reach.py`` lists them) and under its lock:
 
 - ``core.py``: :class:`Service` (its parts, start/reload/close, the steps) and
   :class:`TickReport`;
 - ``checkpointing.py``: the recalibration checkpoint moved on while the service runs;
+- ``memory.py``: what the planning rounds keep between them (forecasts, the waiting jobs' specs
+  and decisions, busy GPUs), part of it taken over at a reload;
 - ``plan_round.py``: a planning round (settle, plan, record, hold or dispatch: the per-job path);
 - ``refresh.py``: the intensity refresh of every zone;
 - ``unstarted.py``: jobs that end (cancelled, expired, failed) or are queued again unstarted;

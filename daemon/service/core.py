@@ -3,7 +3,8 @@
 :meth:`Service.tick` runs one round at ``now`` (ingest, refresh intensity when due, plan and
 dispatch, reconcile); the loop fires the public steps on their own intervals. The concepts a
 step calls on live in the package's other modules (:mod:`daemon.service`), all over this one
-object's state and under its one lock.
+object's state, handed to them (its public attributes, or the parts a step uses:
+:class:`~daemon.service.plan_round.RoundParts`), and under its one lock.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import datetime
 
 import structlog
 
-from daemon.busy import BusyDevices
 from daemon.endings.finishing import EndingContext, Endings
 from daemon.executors.base import CapacityAware, Discovering, Executor, ExitStatus
 from daemon.executors.held import HeldJobs
@@ -26,20 +26,19 @@ from daemon.learning.factors import Learning
 from daemon.ledger import JobRecord, Ledger
 from daemon.measurement import JobMeasurement
 from daemon.metrics.sink import MetricsSink, NullMetrics
-from daemon.planning import Seen
 from daemon.queue.ingest import IngestResult, Queue
-from daemon.queue.line import JobRequest
-from daemon.run_now_busy import Cut, RunNowBusy
+from daemon.run_now_busy import Cut
 from daemon.service import gpus, problems, refresh, succession, unstarted
 from daemon.service.checkpointing import LearningCheckpoint
 from daemon.service.dispatch import Dispatch
+from daemon.service.memory import PlanMemory
 from daemon.service.overdue import Overdue
-from daemon.service.plan_round import plan_round
+from daemon.service.plan_round import RoundParts, plan_round
 from daemon.settings import Settings
 from daemon.sites import SiteView
 from daemon.sites.view import SITES_NAME
 from daemon.supervision.health import HEALTH_NAME, Health
-from policies import Alternative, Decision, JobSpec, Policy, ZoneIntensity
+from policies import Decision, Policy, ZoneIntensity
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 
 __all__ = ["Service", "TickReport"]
@@ -113,16 +112,10 @@ class Service:
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         # GPUs a reload took out of the inventory that runs still hold (:meth:`take_over_runs`)
         self._departed: dict[str, InventoryGpu] = {}
-        self._forecasts: dict[str, ZoneIntensity] = {}
-        self._last_refresh: datetime | None = None
-        self._decided: Seen = {}  # latest recorded decision per waiting job
-        # The planner's view per waiting job: its request, spec and the plan the spec carries.
-        self._specs: dict[str, tuple[JobRequest, JobSpec, Alternative | None]] = {}
+        self._memory = PlanMemory()  # what the planning rounds keep between them
         self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
-        self._busy = BusyDevices()  # the planner's devices, kept between rounds
-        self._run_now_busy = RunNowBusy()  # the GPUs the recorded counterfactuals hold
-        self._endings = Endings(ledger, self.executors, self._held, self._busy, self.metrics,
-                                cut=self._cut_counterfactual)  # fmt: skip
+        self._endings = Endings(ledger, self.executors, self._held, self._memory.busy,
+                                self.metrics, cut=self._cut_counterfactual)  # fmt: skip
         # health.json's problem lines
         self._problems = problems.Problems(self.executors, self._endings)
         self._dispatch = Dispatch(ledger, self.executors, self._held, requeue=self._requeue,
@@ -148,7 +141,12 @@ class Service:
     @property
     def forecasts(self) -> Mapping[str, ZoneIntensity]:
         """Each zone's forecast as of the last refresh (:meth:`refresh_intensity` fills it)."""
-        return self._forecasts
+        return self._memory.forecasts
+
+    @property
+    def by_device(self) -> Mapping[str, InventoryGpu]:
+        """The inventory's GPUs by device id (a lost GPU or a late region's replace it)."""
+        return self._by_device
 
     def set_inventory(self, inventory: Iterable[InventoryGpu], *, refresh: bool = False) -> None:
         """The GPUs jobs may run on are now ``inventory`` (a GPU lost or discovered late, a
@@ -156,7 +154,7 @@ class Service:
         self.inventory = tuple(inventory)
         self._by_device = {gpu.device_id: gpu for gpu in self.inventory}
         if refresh:
-            self._last_refresh = None
+            self._memory.last_refresh = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -197,9 +195,9 @@ class Service:
         with self._lock:
             self.queue.prepare()
             runs = self.ledger.active_runs()
-            self._run_now_busy.learn(self.ledger, runs, now)  # counterfactual runs holding GPUs
+            self._memory.run_now_busy.learn(self.ledger, runs, now)  # counterfactuals' GPUs
             runs = succession.end_interrupted_stops(self, runs, now)  # a lost GPU's, mid-way
-            succession.adopt(self, runs, now)
+            succession.adopt(self, runs, now, self._requeue)
             self._endings.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
             # learned factors survive a restart (GPU-metered and executor-measured runs): the
             # ledger's checkpoint of them and the runs since (daemon.learning.checkpoint)
@@ -230,8 +228,7 @@ class Service:
                 before = {**self._departed, **self._by_device}
                 self.set_inventory(inventory)
                 self._departed = gpus.departed(self.ledger, self._by_device, before)
-            self._forecasts.clear()
-            self._last_refresh = None
+            self._memory.forget_forecasts()
             log.info("service_reconfigured", policy=self.policy.name, devices=len(self.inventory))
 
     def take_over_runs(self, previous: Service) -> None:
@@ -240,16 +237,14 @@ class Service:
         and runs still hold, so those runs' ends are recorded with their GPU (zone, PUE,
         estimated energy and grams; never planned on); the cancels it sent and the runs of
         lost GPUs it was stopping (:meth:`daemon.endings.finishing.Endings.take_over`), its overdue
-        runs already reported, and the GPUs its recorded run-now counterfactuals hold
-        (:mod:`daemon.run_now_busy`) and which waiting jobs' copies, and each waiting job's
-        latest decision recorded: not read back from the ledger job by job in the first plan."""
+        runs already reported, and what its planning rounds keep that the ledger would be read
+        for job by job in the first plan (:meth:`daemon.service.memory.PlanMemory.take_over`)."""
         with self._lock:
             known = {**previous._departed, **previous._by_device}
             self._departed = gpus.departed(self.ledger, self._by_device, known)
             self._endings.take_over(previous._endings)
             self._overdue.take_over(previous._overdue)
-            self._run_now_busy, self._decided = previous._run_now_busy, previous._decided
-            self._run_now_busy.known(j for j, e in previous._specs.items() if e[1].run_now_recorded)
+            self._memory.take_over(previous._memory)
 
     def close(self) -> None:
         """Run the ``on_close`` callbacks (e.g. the signal chain's HTTP session). The ledger
@@ -272,15 +267,14 @@ class Service:
             finished = self.reconcile(now)
             if self.refresh_due(now):
                 self.refresh_intensity(now)
-            decisions, started = plan_round(self, now)
+            decisions, started = plan_round(self, self._round_parts(), now)
             finished += self.reconcile(now)
             return TickReport(len(ingested.accepted), ingested.rejected, len(decisions),
                               tuple(started), tuple(s.job_id for s in finished))  # fmt: skip
 
     def refresh_due(self, now: datetime) -> bool:
         """Whether ``intervals.refresh_s`` has passed since the last refresh."""
-        last = self._last_refresh
-        return last is None or (now - last).total_seconds() >= self.settings.intervals.refresh_s
+        return self._memory.refresh_due(now, self.settings.intervals.refresh_s)
 
     def ingest(self, now: datetime) -> IngestResult:
         """Ingest new queue lines (exactly once). A cancel read cancels its job's run-now
@@ -291,7 +285,7 @@ class Service:
             for job_id in result.cancels:
                 cancel_requested_at = self.ledger.ending_job(job_id)[1]  # None: it had ended
                 if cancel_requested_at is not None:
-                    self._run_now_busy.cut(job_id, Cut(at=cancel_requested_at))
+                    self._memory.run_now_busy.cut(job_id, Cut(at=cancel_requested_at))
             return result
 
     def refresh_intensity(self, now: datetime) -> None:
@@ -301,13 +295,13 @@ class Service:
         A failing zone keeps its last forecast, or falls back to the static annual figure.
         """
         with self._lock:
-            refresh.refresh_intensity(self, self._forecasts, now)
-            self._last_refresh = now  # not when it raised: the next round tries again
+            refresh.refresh_intensity(self, self._memory.forecasts, now)
+            self._memory.last_refresh = now  # not when it raised: the next round tries again
 
     def plan(self, now: datetime) -> list[Decision]:
         """Cancel, expire, plan and dispatch the waiting jobs; returns the policy's decisions."""
         with self._lock:
-            return plan_round(self, now)[0]
+            return plan_round(self, self._round_parts(), now)[0]
 
     def reconcile(self, now: datetime) -> list[ExitStatus]:
         """Forward cancel requests to running jobs and record the jobs that ended
@@ -316,7 +310,7 @@ class Service:
             gpus.check_gpus(self, now)
             runs = self.ledger.active_runs()
             if any(run.token is None for run in runs):  # a crash mid-launch; start() not run
-                succession.adopt(self, [run for run in runs if run.token is None], now)
+                succession.adopt(self, [r for r in runs if r.token is None], now, self._requeue)
                 runs = self.ledger.active_runs()
             ended = self._endings.reconcile(runs, now, self._ending_context(), self._requeue)
             self._held.watch(now)  # held jobs cancelled in their scheduler between plans
@@ -331,7 +325,8 @@ class Service:
                             deadline=run.deadline.isoformat(), past_s=past_s)  # fmt: skip
             if self.sites:  # every round, a job waiting or not: the batteries charge all day
                 plan_s = self.settings.intervals.plan_s
-                self.sites.observe(now, self._busy.devices(self.inventory, after, now, plan_s))
+                busy = self._memory.busy.devices(self.inventory, after, now, plan_s)
+                self.sites.observe(now, busy)
             if not isinstance(self.metrics, NullMetrics):  # not read for a sink that drops it
                 self.metrics.observe_queue(self.ledger.counts_by_state())
                 self.metrics.observe_past_deadline(self._overdue.count)
@@ -342,17 +337,17 @@ class Service:
     def _requeue(self, status: ExitStatus, now: datetime, why: str = "") -> None:
         """Queue a job whose run never started again (:func:`daemon.service.unstarted.requeue`;
         the dispatch's and the endings' callback)."""
-        unstarted.requeue(self, status, now, why)
+        unstarted.requeue(self._unstarted(), status, now, why)
 
     def _cut_counterfactual(self, job_id: str, cut: Cut | None) -> None:
         """Job ``job_id``: its run-now counterfactual run is ``cut`` short, or scaled (the
         endings' callback; :meth:`daemon.run_now_busy.RunNowBusy.cut`: a copy is kept while
         its job runs, so one a success lengthens is held again from its own record)."""
-        self._run_now_busy.cut(job_id, cut)
+        self._memory.run_now_busy.cut(job_id, cut)
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:
         """End a job that did not start as ``failed`` (the dispatch's callback)."""
-        unstarted.fail(self, job, now, reason)
+        unstarted.fail(self._unstarted(), job, now, reason)
 
     def _finish(self, status: ExitStatus, now: datetime) -> None:
         """Record how ``status``'s run ended (skipped unless its job is ``running``)."""
@@ -360,9 +355,19 @@ class Service:
 
     def _ending_context(self) -> EndingContext:
         return EndingContext(
-            inventory=self.inventory, forecasts=self._forecasts, catalog=self.catalog,
+            inventory=self.inventory, forecasts=self._memory.forecasts, catalog=self.catalog,
             by_device={**self._departed, **self._by_device} if self._departed else self._by_device,
             lifetime_years=self.settings.lifetime_years,
             overrun_s=self.settings.intervals.plan_s, measurement=self.measurement,
             learning=self.learning, sites=self.sites, clock=self.launch_clock,
         )  # fmt: skip
+
+    def _round_parts(self) -> RoundParts:
+        """The parts a planning round uses besides the public ones, as they are now."""
+        return RoundParts(self._memory, self._capacity_aware, self._held, self._dispatch,
+                          self._unstarted())  # fmt: skip
+
+    def _unstarted(self) -> unstarted.Unstarted:
+        """The parts that end or queue again a job that did not start, as they are now."""
+        return unstarted.Unstarted(self.ledger, self.metrics, self._held, self._endings,
+                                   self._memory.run_now_busy)  # fmt: skip

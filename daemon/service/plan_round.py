@@ -6,21 +6,24 @@ jobs that asked for it (:mod:`daemon.service.unstarted`), asks the policy about 
 ``policy.plan_window`` most urgent others on the devices its executors can give now, records the
 decisions (one transaction) and hands each job to its reserving executor or dispatches it
 (:mod:`daemon.service.dispatch`). The planner's view of each waiting job (its spec and the plan it
-carries) is kept on the service between rounds. The per-job loops are here, one call deep from
-:meth:`~daemon.service.Service.tick`: replay speed depends on them.
+carries) is kept between rounds in the service's :class:`~daemon.service.memory.PlanMemory`, which
+the service hands over with its other parts a round uses (:class:`RoundParts`). The per-job loops
+are here, one call deep from :meth:`~daemon.service.Service.tick`: replay speed depends on them.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
 from daemon import killpoints
+from daemon.executors.base import CapacityAware
+from daemon.executors.held import HeldJobs
 from daemon.ledger import JobRecord, missed_by_run_now
 from daemon.metrics.sink import NullMetrics
 from daemon.planning import (
@@ -32,49 +35,67 @@ from daemon.planning import (
     with_run_now_recorded,
 )
 from daemon.service import gpus, unstarted
-from daemon.service.dispatch import DispatchContext, Launch, job_log_dir, launch_spec
+from daemon.service.dispatch import Dispatch, DispatchContext, Launch, job_log_dir, launch_spec
+from daemon.service.memory import PlanMemory
 from policies import Decision, Device, JobSpec, PoliciesError, ZoneIntensity, with_recalibration
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
 
-__all__ = ["plan_round"]
+__all__ = ["RoundParts", "plan_round"]
 
 log = structlog.get_logger(__name__)
 
 
-def plan_round(service: Service, now: datetime) -> tuple[list[Decision], list[str]]:
+@dataclass(frozen=True, slots=True)
+class RoundParts:
+    """The service's own parts a planning round uses besides its public attributes, as they
+    are when the service hands them over (a reload replaces some)."""
+
+    memory: PlanMemory  # forecasts, waiting jobs' specs and decisions, busy GPUs
+    capacity_aware: Sequence[CapacityAware]  # the executors that correct the planner's view
+    held: HeldJobs  # plans handed to a reserving executor (Slurm) before their start
+    dispatch: Dispatch
+    unstarted: unstarted.Unstarted  # to end a job that did not start
+
+
+def plan_round(
+    service: Service, parts: RoundParts, now: datetime
+) -> tuple[list[Decision], list[str]]:
     """Cancel, expire, plan and dispatch the waiting jobs; returns the policy's decisions and
     the jobs started."""
     gpus.check_gpus(service, now)
     undiscovered = gpus.discover_late(service, now)
-    waiting = unstarted.settle(service, now)
-    specs = _job_specs(service, waiting, now)
+    waiting = unstarted.settle(parts.unstarted, now, service.settings.policy.plan_window)
+    specs = _job_specs(service, parts, waiting, now)
     if not specs:
         return [], []
-    if not service._forecasts or service.refresh_due(now):
+    memory = parts.memory
+    if not memory.forecasts or service.refresh_due(now):
         service.refresh_intensity(now)
     runs = service.ledger.active_runs()
     plan_s = service.settings.intervals.plan_s
-    configured = service._busy.devices(service.inventory, runs, now, plan_s)
-    devices = service._run_now_busy.devices(_devices(service, now, configured), now, runs, plan_s)
+    configured = memory.busy.devices(service.inventory, runs, now, plan_s)
+    available = _devices(parts.capacity_aware, now, configured)
+    devices = memory.run_now_busy.devices(available, now, runs, plan_s)
     policy = service.policy
     learned = service.learning.recalibration
     if learned.factors:  # plan on what the measured outcomes taught (none: no copy)
         policy = with_recalibration(policy, learned)
     try:
-        decisions = policy.plan(now, specs, devices, _planning_forecasts(service, now, devices))
+        forecasts = _planning_forecasts(service, memory.forecasts, now, devices)
+        decisions = policy.plan(now, specs, devices, forecasts)
     except (PoliciesError, KeyError) as exc:
         log.error("plan_failed", policy=service.policy.name, error=str(exc))
         return [], []
-    if service._capacity_aware or undiscovered:  # Slurm down or drained: wait, do not fail
+    if parts.capacity_aware or undiscovered:  # Slurm down or drained: wait, do not fail
         decisions = waiting_for_capacity(
             decisions, {spec.job_id: spec for spec in specs}, configured, undiscovered
         )
     jobs = {job.job_id: job for job in waiting}
-    if len(service._decided) > 2 * len(jobs):  # let go of the jobs that left (each entry
+    if len(memory.decided) > 2 * len(jobs):  # let go of the jobs that left (each entry
         # stays true while its job waits unplanned: only this round records decisions)
-        service._decided = {k: v for k, v in service._decided.items() if k in jobs}
+        memory.decided = {k: v for k, v in memory.decided.items() if k in jobs}
     decided = []
     for decision in decisions:
         record = jobs.get(decision.job_id)
@@ -82,29 +103,34 @@ def plan_round(service: Service, now: datetime) -> tuple[list[Decision], list[st
             log.error("decision_for_unknown_job", job_id=decision.job_id, policy=decision.policy)
             continue
         decided.append((record, decision))
-    started, launched_at = _act(service, decided, {d for run in runs for d in run.device_ids}, now)
+    busy = {d for run in runs for d in run.device_ids}
+    started, launched_at = _act(service, parts, decided, busy, now)
     if started and service.sites:  # from their launch on the sites carry the jobs started too
         # (live, the wall clock once planning is done: advanced to the round's start, a plan
         # of minutes had the battery carry them for those minutes, and sites.json stamped
         # that start on a state as of the launches, so a restart resumed from the wrong time)
         after = service.ledger.active_runs()
-        busy = service._busy.devices(service.inventory, after, launched_at, plan_s)
-        service.sites.observe(launched_at, busy)
+        held_gpus = memory.busy.devices(service.inventory, after, launched_at, plan_s)
+        service.sites.observe(launched_at, held_gpus)
     return decisions, started
 
 
 def _planning_forecasts(
-    service: Service, now: datetime, devices: Sequence[Device]
+    service: Service,
+    forecasts: Mapping[str, ZoneIntensity],
+    now: datetime,
+    devices: Sequence[Device],
 ) -> Mapping[str, ZoneIntensity]:
-    """The zone forecasts, with each site's zone seen through its site (the intensity of
+    """The zone ``forecasts``, with each site's zone seen through its site (the intensity of
     the next GPU kWh there: grid blended with spare PV and battery energy)."""
     if not service.sites:
-        return service._forecasts
-    return service.sites.forecasts(now, devices, service._forecasts)
+        return forecasts
+    return service.sites.forecasts(now, devices, forecasts)
 
 
 def _act(
     service: Service,
+    parts: RoundParts,
     decided: Sequence[tuple[JobRecord, Decision]],
     busy: set[str],
     now: datetime,
@@ -113,13 +139,14 @@ def _act(
     dispatch, and launch the prepared ones (:mod:`daemon.service.dispatch`); returns the jobs
     started and when they were launched (live: the wall clock then; else ``now``).
     ``busy``: the devices carbond's runs hold."""
-    stored = record_decisions(service.ledger, decided, now, service._decided)
-    _keep_plans(service, decided, stored)
+    memory = parts.memory
+    stored = record_decisions(service.ledger, decided, now, memory.decided)
+    _keep_plans(memory, decided, stored)
     observed = type(service.metrics) is not NullMetrics  # not called for a sink that drops it
-    held = service._held
+    held = parts.held
     holding = held.active  # plans handed to a reserving executor (Slurm)
-    by_device, specs, dispatch = service._by_device, service._specs, service._dispatch
-    context = DispatchContext(service._forecasts, service.measurement,
+    by_device, specs, dispatch = service.by_device, memory.specs, parts.dispatch
+    context = DispatchContext(memory.forecasts, service.measurement,
                               service.settings.state_dir,
                               service.learning.recalibration)  # fmt: skip
     spec_for = functools.partial(launch_spec, log_dir=job_log_dir(context.state_dir))
@@ -148,46 +175,49 @@ def _act(
     return dispatch.launch(prepared, now, context), now
 
 
-def _job_specs(service: Service, waiting: Sequence[JobRecord], now: datetime) -> list[JobSpec]:
+def _job_specs(
+    service: Service, parts: RoundParts, waiting: Sequence[JobRecord], now: datetime
+) -> list[JobSpec]:
     """:func:`daemon.planning.job_spec` of each waiting job, built once per job (its
     request, times and id never change; the ledger hands back the same parsed request)
     with its current plan (:func:`_keep_plans`; from the ledger for a job first seen
     planned, as after a restart); a job whose spec is invalid fails."""
-    known, kept, specs = service._specs, {}, []
+    memory = parts.memory
+    known, kept, specs = memory.specs, {}, []
     for job in waiting:
         entry = known.get(job.job_id)
         if entry is None or entry[0] is not job.request:
             try:
                 spec = job_spec(job)
             except PoliciesError as exc:
-                unstarted.fail(service, job, now, f"invalid job: {exc}")
+                unstarted.fail(parts.unstarted, job, now, f"invalid job: {exc}")
                 continue
             if job.state == "planned":
                 spec = replace(spec, planned=stored_plan(service.ledger, job.job_id))
-            busy = service._run_now_busy
+            busy = memory.run_now_busy
             if busy.recorded(job.job_id) or busy.learned(service.ledger, job.job_id,
                                                          deadline=job.deadline):  # fmt: skip
                 spec = with_run_now_recorded(spec)  # as after a restart (learned there)
             entry = (job.request, spec, None)
         kept[job.job_id] = entry
         specs.append(entry[1])
-    service._specs = kept
+    memory.specs = kept
     return specs
 
 
 def _keep_plans(
-    service: Service, decided: Sequence[tuple[JobRecord, Decision]], stored: Sequence[bool]
+    memory: PlanMemory, decided: Sequence[tuple[JobRecord, Decision]], stored: Sequence[bool]
 ) -> None:
     """Hand each decided job's plan back to the policy next round (``JobSpec.planned``:
     a planner may keep it rather than trade cells of almost the same cost), and whether
     its run-now counterfactual is recorded (``stored``: whether each decision was), its
     run then holding its GPUs in the counterfactual (:mod:`daemon.run_now_busy`)."""
-    specs = service._specs
+    specs = memory.specs
     for (record, decision), new in zip(decided, stored, strict=True):
         entry = specs.get(record.job_id)
         run_now = decision.run_now
         if new and run_now is not None and entry is not None and not entry[1].run_now_recorded:
-            service._run_now_busy.hold(record.job_id, run_now, entry[1].deadline)
+            memory.run_now_busy.hold(record.job_id, run_now, entry[1].deadline)
             entry = specs[record.job_id] = (
                 entry[0], with_run_now_recorded(entry[1]), entry[2]
             )  # fmt: skip
@@ -196,11 +226,13 @@ def _keep_plans(
             specs[record.job_id] = (entry[0], with_plan(entry[1], decision), decision.chosen)
 
 
-def _devices(service: Service, now: datetime, configured: Sequence[Device]) -> list[Device]:
+def _devices(
+    capacity_aware: Sequence[CapacityAware], now: datetime, configured: Sequence[Device]
+) -> list[Device]:
     """The planner's devices: ``configured`` (busy while carbond's runs hold them) as
-    capacity-aware executors (Slurm) see them (down nodes, GPUs other users hold)."""
+    ``capacity_aware`` executors (Slurm) see them (down nodes, GPUs other users hold)."""
     devices = list(configured)
-    for executor in service._capacity_aware:
+    for executor in capacity_aware:
         devices = executor.available(devices, now)
     return devices
 

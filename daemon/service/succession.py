@@ -11,7 +11,7 @@ service held in memory: :meth:`~daemon.service.Service.take_over_runs`.)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,6 @@ from daemon.endings.rules import never_started, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus, RunHandle
 from daemon.ledger import RunRecord
-from daemon.service.unstarted import requeue
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
@@ -31,8 +30,14 @@ __all__ = ["adopt", "end_interrupted_stops"]
 log = structlog.get_logger(__name__)
 
 
-def adopt(service: Service, runs: Sequence[RunRecord], now: datetime) -> None:
-    """Hand ``runs`` back to their executors: still running, ended, or never started."""
+def adopt(
+    service: Service,
+    runs: Sequence[RunRecord],
+    now: datetime,
+    requeue: Callable[[ExitStatus, datetime], None],
+) -> None:
+    """Hand ``runs`` back to their executors: still running, ended, or never started (queued
+    again with ``requeue``: :func:`daemon.service.unstarted.requeue`)."""
     by_executor: dict[str, list[RunHandle]] = defaultdict(list)
     for run in runs:
         by_executor[run.executor].append(run_handle(run))
@@ -50,7 +55,7 @@ def adopt(service: Service, runs: Sequence[RunRecord], now: datetime) -> None:
         for item in items:
             if never_started(item, tokenless):
                 assert isinstance(item, ExitStatus)
-                requeue(service, item, now)
+                requeue(item, now)
             elif isinstance(item, ExitStatus):
                 service._finish(item, now)
             else:

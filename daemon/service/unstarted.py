@@ -5,36 +5,49 @@ whose spec is invalid or that cannot be dispatched fails (:func:`fail`), and a r
 started (its launch unconfirmed: the daemon died, or its executor did not answer) is queued
 again (:func:`requeue`), or expired at once when its deadline has passed. A job handed to a
 reserving executor (Slurm) is withdrawn from it first. Each runs under the
-:class:`~daemon.service.Service`'s lock.
+:class:`~daemon.service.Service`'s lock, over the parts of it that the service hands over
+(:class:`Unstarted`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import structlog
 
+from daemon.endings.finishing import Endings
 from daemon.endings.rules import requester
 from daemon.executors.base import ExitStatus
-from daemon.ledger import JobRecord
-from daemon.run_now_busy import ending_cut
+from daemon.executors.held import HeldJobs
+from daemon.ledger import JobRecord, Ledger
+from daemon.metrics.sink import MetricsSink
+from daemon.run_now_busy import RunNowBusy, ending_cut
 
-if TYPE_CHECKING:
-    from daemon.service.core import Service
-
-__all__ = ["end", "fail", "missed", "requeue", "settle"]
+__all__ = ["Unstarted", "end", "fail", "missed", "requeue", "settle"]
 
 log = structlog.get_logger(__name__)
 
 
-def requeue(service: Service, status: ExitStatus, now: datetime, why: str = "") -> None:
+@dataclass(frozen=True, slots=True)
+class Unstarted:
+    """The service's parts that ending or queueing again a job that did not start touches, as
+    they are when the service hands them over (a reload swaps the run-now busy GPUs)."""
+
+    ledger: Ledger
+    metrics: MetricsSink
+    held: HeldJobs  # the plans handed to a reserving executor: withdrawn first
+    endings: Endings  # counts the jobs expired
+    run_now_busy: RunNowBusy  # the job's run-now copy, cut or let go
+
+
+def requeue(parts: Unstarted, status: ExitStatus, now: datetime, why: str = "") -> None:
     """Queue a job whose run never started again; one whose deadline has passed is
     expired in the same transaction (a job taken back at its deadline does not wait a
     round ``queued``)."""
     why = why or "its launch was never confirmed (the daemon died, or its executor did not answer)"
     reason = f"requeued: {why} ({status.reason})"
-    ledger = service.ledger
+    ledger = parts.ledger
     deadline = ledger.job(status.job_id).deadline
     late = missed(deadline) if deadline is not None and deadline <= now else None
     with ledger.transaction():
@@ -46,18 +59,18 @@ def requeue(service: Service, status: ExitStatus, now: datetime, why: str = "") 
     if late is not None:
         log.info("job_expired", job_id=status.job_id, reason=late)
         # its run-now copy, kept while it ran, runs on as held: let go once it holds nothing
-        service._run_now_busy.cut(status.job_id, None)
-        service.metrics.observe_outcome(status.job_id, "expired", None)
-        service._endings.count_expired()
+        parts.run_now_busy.cut(status.job_id, None)
+        parts.metrics.observe_outcome(status.job_id, "expired", None)
+        parts.endings.count_expired()
 
 
-def settle(service: Service, now: datetime) -> list[JobRecord]:
-    """Cancel or expire waiting jobs that asked for it; return the ``policy.plan_window``
-    most urgent others (the rest wait for a later round: planning every waiting job each
-    round would hold the loop, and so ingestion, for seconds per 10,000 jobs). A job
-    that could not be settled now (its executor did not give it back) is not planned
-    this round either: it is settled on a later one, never started."""
-    ledger = service.ledger
+def settle(parts: Unstarted, now: datetime, plan_window: int) -> list[JobRecord]:
+    """Cancel or expire waiting jobs that asked for it; return the ``plan_window`` (the
+    settings' ``policy.plan_window``) most urgent others (the rest wait for a later round:
+    planning every waiting job each round would hold the loop, and so ingestion, for seconds
+    per 10,000 jobs). A job that could not be settled now (its executor did not give it
+    back) is not planned this round either: it is settled on a later one, never started."""
+    ledger = parts.ledger
     unsettled = set()
     for job in ledger.waiting_to_settle(now):
         if job.cancel_requested_at is not None:
@@ -67,19 +80,19 @@ def settle(service: Service, now: datetime) -> list[JobRecord]:
             state, reason = "expired", missed(job.deadline)
         else:
             continue
-        if not end(service, job, state, now, reason):
+        if not end(parts, job, state, now, reason):
             unsettled.add(job.job_id)
-    waiting = ledger.most_urgent_waiting(service.settings.policy.plan_window)
+    waiting = ledger.most_urgent_waiting(plan_window)
     return [job for job in waiting if job.job_id not in unsettled] if unsettled else waiting
 
 
-def end(service: Service, job: JobRecord, state: str, now: datetime, reason: str) -> bool:
+def end(parts: Unstarted, job: JobRecord, state: str, now: datetime, reason: str) -> bool:
     """End a job that did not start; False when its executor did not give it back
     (tried again next round) or had started it (it is running now)."""
-    if not service._held.withdraw(job.job_id, now):
+    if not parts.held.withdraw(job.job_id, now):
         return False
-    with service.ledger.transaction():
-        service.ledger.transition(job.job_id, state, now, reason)
+    with parts.ledger.transaction():
+        parts.ledger.transition(job.job_id, state, now, reason)
     log.info("job_" + state, job_id=job.job_id, reason=reason)
     # its run-now copy, cancelled then too; one that expired or failed here runs on, held
     # since its decision (or, waiting across a restart, since the start: RunNowBusy.learn),
@@ -88,17 +101,17 @@ def end(service: Service, job: JobRecord, state: str, now: datetime, reason: str
     if state == "cancelled":
         cut = ending_cut(state, ended_at=now, cancel_requested_at=job.cancel_requested_at,
                          own_failure=False)  # fmt: skip
-    service._run_now_busy.cut(job.job_id, cut)
-    service.metrics.observe_outcome(job.job_id, state, None)
+    parts.run_now_busy.cut(job.job_id, cut)
+    parts.metrics.observe_outcome(job.job_id, state, None)
     if state == "expired":
-        service._endings.count_expired()
+        parts.endings.count_expired()
     return True
 
 
-def fail(service: Service, job: JobRecord, now: datetime, reason: str) -> None:
+def fail(parts: Unstarted, job: JobRecord, now: datetime, reason: str) -> None:
     """End a job that did not start as ``failed`` (its spec invalid, or no executor can
     take it)."""
-    end(service, job, "failed", now, reason)
+    end(parts, job, "failed", now, reason)
 
 
 def missed(deadline: datetime) -> str:

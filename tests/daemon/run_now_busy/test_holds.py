@@ -240,6 +240,6 @@ def test_a_restart_reads_each_waiting_jobs_counterfactual_once(
     monkeypatch.setattr(service.ledger, "counterfactual", counted)
     service.tick(clock())
     assert not waiting & set(read)
-    planned = {job_id: entry[1] for job_id, entry in service._specs.items()}
+    planned = {job_id: entry[1] for job_id, entry in service._memory.specs.items()}
     assert waiting <= planned.keys()
     assert all(planned[j].run_now_recorded for j in waiting)

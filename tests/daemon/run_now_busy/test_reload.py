@@ -63,7 +63,7 @@ def test_a_reload_reads_no_waiting_jobs_copy_or_decision_back_one_by_one(
         planned = sorted(j for j, state in waiting.items() if state == "planned")
         assert sorted(j for what, j in read if what == "latest_decision") == planned
         assert len(ledger.rows("decisions")) == decided  # the same decisions: none recorded
-        specs = {job_id: entry[1] for job_id, entry in service._specs.items()}
+        specs = {job_id: entry[1] for job_id, entry in service._memory.specs.items()}
         assert waiting.keys() <= specs.keys()
         assert all(specs[j].run_now_recorded for j in waiting)
     finally:

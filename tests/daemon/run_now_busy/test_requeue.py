@@ -65,4 +65,4 @@ def test_a_job_taken_back_past_its_deadline_lets_its_kept_copy_go(tmp_path: Path
     service.tick(clock.advance(60))
     assert service.ledger.job("a").state == "expired"
     service.tick(clock.advance(60))
-    assert not service._run_now_busy.cut("a", None)  # not kept: nothing to let go
+    assert not service._memory.run_now_busy.cut("a", None)  # not kept: nothing to let go

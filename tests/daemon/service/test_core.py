@@ -496,7 +496,7 @@ def test_a_launch_reads_the_planners_spec_else_parses_the_request(tmp_path: Path
     spec = job_spec(job)
     devices = [gpu.device for gpu in service.inventory]
     service.refresh_intensity(clock())
-    [decision] = RunNow().plan(clock(), [spec], devices, service._forecasts)
+    [decision] = RunNow().plan(clock(), [spec], devices, service.forecasts)
     dispatch, by_device = service._dispatch, service._by_device  # the service's own parts
     planned = dispatch.prepare(job, decision, by_device, clock(), spec)
     parsed = dispatch.prepare(job, decision, by_device, clock())
