@@ -36,8 +36,9 @@ test_reach.py`` lists them) and under its lock:
 - ``plan_round.py``: a planning round (settle, plan, record, hold or dispatch: the per-job path);
 - ``refresh.py``: the intensity refresh of every zone;
 - ``unstarted.py``: jobs that end (cancelled, expired, failed) or are queued again unstarted;
-- ``succession.py``: the runs inherited from the daemon before at start (adopted; a reload's
-  are taken over by :meth:`Service.take_over_runs`);
+- ``succession.py``: what a start takes up from the daemon before (its runs adopted, the
+  learned factors, totals and batteries; a reload's are taken over by
+  :meth:`Service.take_over_runs`);
 - ``gpus.py``: GPUs lost (their jobs' ends and stops), discovered late, departed at a reload;
 - ``problems.py``: what ``health.json`` says of the executors, sites, unfollowed jobs and
   undiscovered regions.

@@ -21,7 +21,7 @@ from daemon.executors.base import CapacityAware, Discovering, Executor, ExitStat
 from daemon.executors.held import HeldJobs
 from daemon.intensity.providers import IntensityProvider
 from daemon.inventory import InventoryGpu
-from daemon.learning.checkpoint import CHECKPOINT_EVERY_RUNS, restore
+from daemon.learning.checkpoint import CHECKPOINT_EVERY_RUNS
 from daemon.learning.factors import Learning
 from daemon.ledger import JobRecord, Ledger
 from daemon.measurement import JobMeasurement
@@ -191,22 +191,11 @@ class Service:
                         now, for_s=3600.0)  # fmt: skip
 
     def start(self, now: datetime) -> None:
-        """Prepare the queue files and re-adopt the jobs a previous daemon left running."""
+        """Prepare the queue files and take up what the daemon before left: the jobs it left
+        running, the learned factors, the totals, the batteries' charge
+        (:func:`daemon.service.succession.start`)."""
         with self._lock:
-            self.queue.prepare()
-            runs = self.ledger.active_runs()
-            self._memory.run_now_busy.learn(self.ledger, runs, now)  # counterfactuals' GPUs
-            runs = succession.end_interrupted_stops(self, runs, now)  # a lost GPU's, mid-way
-            succession.adopt(self, runs, now, self._requeue)
-            self._endings.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
-            # learned factors survive a restart (GPU-metered and executor-measured runs): the
-            # ledger's checkpoint of them and the runs since (daemon.learning.checkpoint)
-            config = self.learning.recalibration.config
-            restored = restore(self.ledger, self.inventory, config, now)
-            self.learning.recalibration = restored.recalibration
-            self._endings.load_totals()  # then kept up to date per job
-            if self.sites:  # batteries resume from the charge the last daemon saved
-                self.sites.restore(self.settings.state_dir / SITES_NAME, now)
+            succession.start(self, now, self._memory.run_now_busy, self._endings, self._requeue)
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 

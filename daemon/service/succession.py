@@ -1,4 +1,6 @@
-"""What a service inherits of the runs in progress from the daemon before it, at start.
+"""What a service inherits from the daemon before it, at start (:func:`start`): the runs in
+progress, the run-now counterfactuals' GPUs, the learned factors, the totals and the batteries'
+charge.
 
 :func:`adopt`: the runs the ledger says are active are handed back to their executors, which say
 whether each is still running, has ended, or never started (a run without a handle: the previous
@@ -17,24 +19,58 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from daemon.endings.finishing import Endings
 from daemon.endings.rules import never_started, run_handle
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus, RunHandle
+from daemon.learning.checkpoint import restore
 from daemon.ledger import RunRecord
+from daemon.run_now_busy import RunNowBusy
+from daemon.sites.view import SITES_NAME
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
 
-__all__ = ["adopt", "end_interrupted_stops"]
+__all__ = ["adopt", "end_interrupted_stops", "start"]
 
 log = structlog.get_logger(__name__)
+
+Requeue = Callable[[ExitStatus, datetime], None]
+
+
+def start(
+    service: Service,
+    now: datetime,
+    run_now_busy: RunNowBusy,
+    endings: Endings,
+    requeue: Requeue,
+) -> None:
+    """Prepare ``service``'s queue files and take up what the daemon before it left: the GPUs
+    the recorded run-now counterfactuals hold (``run_now_busy``), the runs it was stopping for
+    a lost GPU (:func:`end_interrupted_stops`, then ``endings``), the runs it left running
+    (:func:`adopt`; one that never started is queued again with ``requeue``), the learned
+    factors and the outcome totals, and each battery's charge."""
+    service.queue.prepare()
+    runs = service.ledger.active_runs()
+    run_now_busy.learn(service.ledger, runs, now)  # counterfactual runs holding GPUs
+    runs = end_interrupted_stops(service, runs, now)  # a lost GPU's, mid-way
+    adopt(service, runs, now, requeue)
+    endings.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
+    # learned factors survive a restart (GPU-metered and executor-measured runs): the
+    # ledger's checkpoint of them and the runs since (daemon.learning.checkpoint)
+    config = service.learning.recalibration.config
+    restored = restore(service.ledger, service.inventory, config, now)
+    service.learning.recalibration = restored.recalibration
+    endings.load_totals()  # then kept up to date per job
+    if service.sites:  # batteries resume from the charge the last daemon saved
+        service.sites.restore(service.settings.state_dir / SITES_NAME, now)
 
 
 def adopt(
     service: Service,
     runs: Sequence[RunRecord],
     now: datetime,
-    requeue: Callable[[ExitStatus, datetime], None],
+    requeue: Requeue,
 ) -> None:
     """Hand ``runs`` back to their executors: still running, ended, or never started (queued
     again with ``requeue``: :func:`daemon.service.unstarted.requeue`)."""
