@@ -163,7 +163,7 @@ def build_executors(settings: Settings, follow: Collection[str] = ()) -> dict[st
 def _unfinished_on(ledger: Ledger) -> set[str]:
     """The executors of the ledger's runs not finished yet: running, held for a waiting
     job (a Slurm job held until its planned start), or still being stopped after their job
-    ended (a lost GPU's: :meth:`daemon.endings.finishing.Endings.resume_stops`)."""
+    ended (a lost GPU's: :meth:`daemon.endings.stopping.RunStops.resume_stops`)."""
     held = ledger.runs(WAITING_STATES).values()
     stopping = (s.run for s in ledger.stopping_runs())
     return {run.executor for run in (*ledger.active_runs(), *held, *stopping)}

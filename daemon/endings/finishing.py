@@ -86,8 +86,8 @@ class EndingContext:
     catalog: GpuCatalog = DEFAULT_GPU_CATALOG
 
 
-class Endings(RunStops):
-    """The run-ending half of the service.
+class Endings:
+    """The run-ending half of the service; the cancels and stops it sends: :attr:`stops`.
 
     Args:
         ledger: the service's ledger.
@@ -114,21 +114,15 @@ class Endings(RunStops):
         self._held = held
         self._busy = busy
         self._metrics = metrics
-        self._cancel_sent: set[str] = set()  # jobs this daemon sent their cancel (the ledger: when)
-        # Runs whose jobs ended without them (a lost GPU), polled until they are gone; each
-        # with whether its executor took the cancel (False: asked again each reconcile).
-        self._stopping: dict[str, tuple[RunHandle, bool]] = {}
+        self.stops = RunStops(ledger, executors)  # cancels sent, runs of lost GPUs stopped
         self._totals: dict[str, float] | None = None  # the ledger's outcome totals
         self._poll_failed: dict[str, str] = {}  # executor -> the poll error logged last
-        self._cancel_failing: dict[str, str] = {}  # job -> the cancel error logged last
 
     def take_over(self, previous: Endings) -> None:
         """After a reload: what ``previous`` (the replaced service's) knew of the runs in
         progress that the ledger does not say: the cancels it sent, the runs it was stopping."""
-        self._cancel_sent |= previous._cancel_sent
+        self.stops.take_over(previous.stops)
         self._poll_failed.update(previous._poll_failed)
-        self._cancel_failing.update(previous._cancel_failing)
-        self._stopping.update(previous._stopping)
 
     # -- totals -----------------------------------------------------------------------------
 
@@ -160,9 +154,10 @@ class Endings(RunStops):
         for run in runs:
             if run.token is not None:
                 by_executor[run.executor].append(run_handle(run))
-        self.send_cancels(runs, now, context.clock)
-        self._send_stops(now, context.clock)
-        for handle, _ in self._stopping.values():
+        stops = self.stops
+        stops.send_cancels(runs, now, context.clock)
+        stops.send_stops(now, context.clock)
+        for handle in stops.stopping():
             by_executor[handle.executor].append(handle)
         ended: list[ExitStatus] = []
         for name, handles in by_executor.items():
@@ -180,7 +175,7 @@ class Endings(RunStops):
             killpoints.reached("reconcile_polled")
             finished = []
             for status in statuses:
-                if self._stopped(status.job_id):  # its job's end is recorded already
+                if stops.stopped(status.job_id):  # its job's end is recorded already
                     continue
                 if isinstance(status, NotStarted):  # taken back before it started (again)
                     again = not status.reason.startswith(NEVER_STARTED_PREFIX)  # Slurm requeued
@@ -290,8 +285,7 @@ class Endings(RunStops):
         """After ``e`` is committed: forget its cancel and hold, log (unless ``quiet``: the
         level drops it), report the outcome to the metrics sink (the totals: per batch)."""
         job_id, columns, status = e.end.job_id, e.end.columns, e.status
-        self._cancel_sent.discard(job_id)
-        self._cancel_failing.pop(job_id, None)
+        self.stops.forget(job_id)
         self._held.forget(job_id)
         if not quiet:
             log.info("job_finished", job_id=job_id, state=e.end.state, reason=e.end.state_reason,

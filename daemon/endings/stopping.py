@@ -1,9 +1,9 @@
 """Stopping runs: the cancels their owners asked for, sent to their executors once each, and
 the runs whose jobs ended without them (a lost GPU's), cancelled and polled until gone.
 
-:class:`RunStops` is the stopping half of :class:`~daemon.endings.finishing.Endings`, which polls
-the runs and records their ends; what it sends is kept in the ledger (when a cancel was first
-sent, ``runs.stopping``), so a restarted daemon goes on with it.
+:class:`RunStops` is held by :class:`~daemon.endings.finishing.Endings` (its ``stops``), which
+polls the runs and records their ends; what it sends is kept in the ledger (when a cancel was
+first sent, ``runs.stopping``), so a restarted daemon goes on with it.
 """
 
 from __future__ import annotations
@@ -26,15 +26,29 @@ log = structlog.get_logger("daemon.endings.finishing")  # its events are the end
 
 
 class RunStops:
-    """Sends the cancels and stops of runs (the stopping half of
-    :class:`~daemon.endings.finishing.Endings`, which sets these attributes)."""
+    """Sends the cancels and stops of runs to their ``executors`` (by name), keeping them in
+    ``ledger``."""
 
-    _ledger: Ledger
-    _executors: Mapping[str, Executor]
-    _cancel_sent: set[str]  # jobs this daemon sent their cancel (the ledger: when)
-    # runs whose jobs ended without them, each with whether its executor took the cancel
-    _stopping: dict[str, tuple[RunHandle, bool]]
-    _cancel_failing: dict[str, str]  # job -> the cancel error logged last (logged once each)
+    def __init__(self, ledger: Ledger, executors: Mapping[str, Executor]) -> None:
+        self._ledger = ledger
+        self._executors = executors
+        self._cancel_sent: set[str] = set()  # jobs this daemon sent their cancel (the ledger: when)
+        # Runs whose jobs ended without them (a lost GPU), polled until they are gone; each
+        # with whether its executor took the cancel (False: asked again each reconcile).
+        self._stopping: dict[str, tuple[RunHandle, bool]] = {}
+        self._cancel_failing: dict[str, str] = {}  # job -> the cancel error logged last
+
+    def take_over(self, previous: RunStops) -> None:
+        """After a reload: the cancels ``previous`` (the replaced service's) sent and the runs
+        it was stopping."""
+        self._cancel_sent |= previous._cancel_sent
+        self._cancel_failing.update(previous._cancel_failing)
+        self._stopping.update(previous._stopping)
+
+    def forget(self, job_id: str) -> None:
+        """Job ``job_id`` ended (its end recorded): its cancel is not sent again."""
+        self._cancel_sent.discard(job_id)
+        self._cancel_failing.pop(job_id, None)
 
     def send_cancels(
         self,
@@ -82,7 +96,7 @@ class RunStops:
             with self._ledger.transaction():
                 self._ledger.set_stopping(run.job_id, reason)
             self._stopping[run.job_id] = (run_handle(run), False)
-            self._send_stops(now)
+            self.send_stops(now)
 
     def resume_stops(self) -> None:
         """At start: the runs an earlier daemon was stopping (their jobs ended), cancelled
@@ -99,7 +113,9 @@ class RunStops:
         """The runs being stopped (their jobs ended: a lost GPU's), until they are gone."""
         return [handle for handle, _ in self._stopping.values()]
 
-    def _send_stops(self, now: datetime, clock: Callable[[], datetime] | None = None) -> None:
+    def send_stops(self, now: datetime, clock: Callable[[], datetime] | None = None) -> None:
+        """Ask the executors of the runs being stopped that have not taken the cancel yet
+        (again each reconcile until they do)."""
         for job_id, (handle, sent) in list(self._stopping.items()):
             executor = self._executors.get(handle.executor)
             if sent or executor is None:
@@ -125,7 +141,7 @@ class RunStops:
             self._cancel_failing[job_id] = str(exc)
             log.error("job_cancel_failed", job_id=job_id, error=str(exc))
 
-    def _stopped(self, job_id: str) -> bool:
+    def stopped(self, job_id: str) -> bool:
         """Whether ``job_id``'s run was one being stopped (now gone: the ledger forgets it)."""
         if self._stopping.pop(job_id, None) is None:
             return False

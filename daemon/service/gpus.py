@@ -65,7 +65,7 @@ def check_gpus(service: Service, now: datetime) -> None:
                 service._finish(ended, now)  # exit code or signal, not the loss)
                 continue
             if run is not None and ended is None:  # cancelled, polled until gone
-                service._endings.stop(run, now, report.reason)
+                service._endings.stops.stop(run, now, report.reason)
                 killpoints.reached("gpu_lost_stop")  # a restart ends it (end_interrupted_stops)
             service._finish(ExitStatus(job_id, now, None, None, report.reason), now)
 

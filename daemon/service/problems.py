@@ -80,7 +80,7 @@ def _unfollowed_stops(service: Service, endings: Endings) -> dict[str, list[str]
     """The jobs of the runs being stopped (their jobs ended: a lost GPU's) whose executor
     this daemon does not have, by executor name."""
     jobs: dict[str, list[str]] = defaultdict(list)
-    for handle in endings.stopping():
+    for handle in endings.stops.stopping():
         if handle.executor not in service.executors:
             jobs[handle.executor].append(handle.job_id)
     return jobs

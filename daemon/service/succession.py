@@ -55,7 +55,7 @@ def start(
     run_now_busy.learn(service.ledger, runs, now)  # counterfactual runs holding GPUs
     runs = end_interrupted_stops(service, runs, now)  # a lost GPU's, mid-way
     adopt(service, runs, now, requeue)
-    endings.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
+    endings.stops.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
     # learned factors survive a restart (GPU-metered and executor-measured runs): the
     # ledger's checkpoint of them and the runs since (daemon.learning.checkpoint)
     config = service.learning.recalibration.config
@@ -108,7 +108,7 @@ def end_interrupted_stops(
     stop for a lost GPU (``runs.stopping``) but died before it recorded their jobs' end. Each
     job ends now as that daemon would have ended it, ``failed`` with the loss as its reason
     (at the first cancel sent, else ``now``), and its run is stopped from there
-    (:meth:`daemon.endings.finishing.Endings.resume_stops`), whatever its executor says of it: a run
+    (:meth:`daemon.endings.stopping.RunStops.resume_stops`), whatever its executor says of it: a run
     adopted instead ran on (a job ignoring SIGTERM was never killed, the loss not seen again
     with its GPU gone from the inventory), or ended "killed by signal 15" without the loss
     named, its ``runs.stopping`` left for every later restart to stop again. Returns the

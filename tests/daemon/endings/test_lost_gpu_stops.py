@@ -195,7 +195,7 @@ def test_a_daemon_killed_between_a_lost_gpus_stop_and_its_jobs_end_ends_it_at_re
         _wait_until(ready.exists, "the job did not start")
         lost_at = clock.advance(1)
         # what check_gpus does first for a lost GPU's running job; then the daemon dies
-        first._endings.stop(run, lost_at, "GPU 0 lost: fell off the bus")
+        first._endings.stops.stop(run, lost_at, "GPU 0 lost: fell off the bus")
         assert first.ledger.job("stubborn").state == "running"
         first.ledger.close()
 
