@@ -63,7 +63,7 @@ def _build(state: Path) -> None:
             "".join(json.dumps({**LINE, "id": f"w{i}"}) + "\n" for i in range(JOBS))
         )
         accepted = 0
-        while accepted < JOBS:  # a pass reads at most ``Queue.pass_bytes`` of one file
+        while accepted < JOBS:  # a pass reads at most ``FileReader.pass_bytes`` of one file
             batch = len(queue.ingest(datetime.now(UTC)).accepted)
             assert batch, f"ingestion stopped at {accepted} of {JOBS} jobs"
             accepted += batch

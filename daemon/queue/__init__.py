@@ -21,7 +21,8 @@ by others cannot vouch for who wrote a line, so its lines are rejected.
 **Exactly once**: each pass reads a file from the byte offset stored in the ledger, handles its
 complete lines, and commits the new offset in the same SQLite transaction as the job rows. A
 partial last line stays for the next pass, unless it is already over-long: then it is rejected
-once and skipped to its newline. At most ``Queue.pass_bytes`` of one file are read per pass.
+once and skipped to its newline. At most ``Queue.reader.pass_bytes`` of one file are read per
+pass.
 Every line ends ingested or rejected, whatever it holds, and one file's trouble never stops
 another (see :mod:`.ingest`).
 

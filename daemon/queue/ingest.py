@@ -39,8 +39,9 @@ __all__ = ["IngestResult", "Queue"]
 log = structlog.get_logger(__name__)
 
 
-class Queue(FileReader):
-    """The queue files of one state dir, ingested into ``ledger``."""
+class Queue:
+    """The queue files of one state dir, ingested into ``ledger``; each file read by
+    :attr:`reader`."""
 
     def __init__(
         self,
@@ -57,12 +58,10 @@ class Queue(FileReader):
         self._max_files_per_user = max_files_per_user
         self._over: dict[int, int] = {}  # uid -> spool files left unread, as last told
         self._ledger = ledger
-        self._max_line_bytes = max_line_bytes
         self._compact_min_bytes = compact_min_bytes
         self._compactor = Compactor(state_dir, ledger, retired_grace_s)
-        self._known_regions = known_regions
-        self.read_chunk_bytes = max(65_536, 4 * max_line_bytes)
-        self.pass_bytes = 16 * self.read_chunk_bytes  # of one file per pass: see _read_lines
+        self.reader = FileReader(state_dir, ledger, max_line_bytes=max_line_bytes,
+                                 known_regions=known_regions)  # fmt: skip
         self._ignored: dict[str, tuple[int, str]] = {}
         self._unusable: dict[str, tuple[str, int]] = {}  # file -> (event, inode) logged
 
@@ -215,9 +214,7 @@ class Queue(FileReader):
             self._unusable.pop(rel, None)
             if not retired and self._ignore(rel, st):
                 return IngestResult()
-            start = self._start(rel, record, fd, st)
-            retired_at = record.retired_at if record is not None else None
-            result, finished = self._read_lines(rel, fd, st, start, retired_at, now)
+            result, finished = self.reader.read(rel, record, fd, st, now)
             if not finished:
                 return result  # the rest next pass: neither deleted nor compacted before
             if retired:

@@ -1,8 +1,8 @@
 """Reading one queue file from where the last pass stopped: in chunks, one transaction each,
 every complete line handled (a job, a cancel, a duplicate, a rejection) under its own savepoint.
 
-:class:`FileReader` is the reading half of :class:`~daemon.queue.ingest.Queue`, which holds
-the ledger and the limits it reads with and decides which files are read, and when.
+:class:`FileReader` is held by :class:`~daemon.queue.ingest.Queue` (its ``reader``), which
+decides which files are read, and when, and compacts them.
 """
 
 from __future__ import annotations
@@ -73,15 +73,38 @@ _TAIL_BYTES = 32  # bytes before the offset kept to recognise a rewritten file
 
 
 class FileReader:
-    """Reads a queue file from its stored position into the ledger (the reading half of
-    :class:`~daemon.queue.ingest.Queue`, which sets these attributes)."""
+    """Reads a queue file of ``state_dir`` from its stored position into ``ledger``: lines
+    of at most ``max_line_bytes``, naming only ``known_regions`` (None: any)."""
 
-    state_dir: Path
-    read_chunk_bytes: int
-    pass_bytes: int
-    _ledger: Ledger
-    _max_line_bytes: int
-    _known_regions: Sequence[str] | None
+    def __init__(
+        self,
+        state_dir: Path,
+        ledger: Ledger,
+        *,
+        max_line_bytes: int,
+        known_regions: Sequence[str] | None,
+    ) -> None:
+        self.state_dir = state_dir
+        self._ledger = ledger
+        self._max_line_bytes = max_line_bytes
+        self._known_regions = known_regions
+        self.read_chunk_bytes = max(65_536, 4 * max_line_bytes)
+        self.pass_bytes = 16 * self.read_chunk_bytes  # of one file per pass: see _read_lines
+
+    def read(
+        self,
+        rel: str,
+        record: QueueFileRecord | None,
+        fd: int,
+        st: os.stat_result,
+        now: datetime,
+    ) -> tuple[IngestResult, bool]:
+        """Read file ``rel`` (open as ``fd``, ``st`` its stat) from where ``record`` says the
+        last pass stopped (from its start when it is new, truncated, rewritten or replaced);
+        False: it is not finished (:meth:`_read_lines`)."""
+        start = self._start(rel, record, fd, st)
+        retired_at = record.retired_at if record is not None else None
+        return self._read_lines(rel, fd, st, start, retired_at, now)
 
     def _start(
         self, rel: str, record: QueueFileRecord | None, fd: int, st: os.stat_result

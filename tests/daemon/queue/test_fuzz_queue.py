@@ -165,7 +165,7 @@ def test_a_bad_line_never_stops_the_lines_around_it(
         queue = Queue(state, ledger, max_line_bytes=max_line, compact_min_bytes=10**9,
                       known_regions=["qc"])  # fmt: skip
         queue.prepare()
-        queue.read_chunk_bytes = int(max_line * chunk_factor)
+        queue.reader.read_chunk_bytes = int(max_line * chunk_factor)
         files = {
             queue.path: (*_content(main[0], prefix), main[1]),
             state / SPOOL_DIR / f"{os.getuid()}.jsonl": (*_content(spool[0], prefix + "s"),

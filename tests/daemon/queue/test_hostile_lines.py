@@ -289,8 +289,8 @@ def test_a_big_backlog_is_read_in_bounded_chunks(
     monkeypatch.setattr(os, "pread", counting)  # observes the read sizes, changes nothing
     accepted = queue.ingest(NOW).accepted
     assert len(accepted) == 2000
-    assert max(reads) <= queue.read_chunk_bytes
-    assert queue.read_chunk_bytes < queue.path.stat().st_size
+    assert max(reads) <= queue.reader.read_chunk_bytes
+    assert queue.reader.read_chunk_bytes < queue.path.stat().st_size
 
 
 def test_a_flooded_file_is_read_a_bounded_amount_per_pass_and_delays_nobody(
@@ -301,12 +301,13 @@ def test_a_flooded_file_is_read_a_bounded_amount_per_pass_and_delays_nobody(
     queue = Queue(tmp_path, ledger, max_line_bytes=1024, compact_min_bytes=10**9)
     queue.prepare()
     with queue.path.open("ab") as out:
-        out.truncate(64 * queue.pass_bytes)  # NUL bytes, no newline: one over-long line
+        out.truncate(64 * queue.reader.pass_bytes)  # NUL bytes, no newline: one over-long line
     append(tmp_path / SPOOL_DIR / f"{os.getuid()}.jsonl", job_line(id="victim"))
     first = queue.ingest(NOW)
     assert (first.accepted, first.rejected) == (("victim",), 1)
     offset = ledger.queue_files()[QUEUE_NAME].byte_offset
-    assert queue.pass_bytes <= offset < queue.pass_bytes + queue.read_chunk_bytes
+    reader = queue.reader
+    assert reader.pass_bytes <= offset < reader.pass_bytes + reader.read_chunk_bytes
     append(queue.path, "\n" + job_line(id="after"))
     passes = 1
     while ledger.queue_files()[QUEUE_NAME].byte_offset < queue.path.stat().st_size:
@@ -322,11 +323,11 @@ def test_a_retired_files_backlog_is_read_to_its_end_before_it_is_deleted(
 ) -> None:
     queue = Queue(tmp_path, ledger, max_line_bytes=1024, compact_min_bytes=1, retired_grace_s=1)
     queue.prepare()
-    queue.pass_bytes = queue.read_chunk_bytes
+    queue.reader.pass_bytes = queue.reader.read_chunk_bytes
     append(queue.path, job_line(id="a"))
     queue.ingest(NOW)
     [retired] = (tmp_path / RETIRED_DIR).iterdir()
-    ids = [f"late-{i}" for i in range(3 * queue.pass_bytes // len(job_line(id="late-0000")))]
+    ids = [f"late-{i}" for i in range(3 * queue.reader.pass_bytes // len(job_line(id="late-0000")))]
     append(retired, "".join(job_line(id=i) for i in ids))  # a writer that opened it before
     later = NOW + timedelta(seconds=5)
     accepted = [*queue.ingest(later).accepted]
