@@ -34,6 +34,7 @@ test_reach.py`` lists them) and under its lock:
 - ``memory.py``: what the planning rounds keep between them (forecasts, the waiting jobs' specs
   and decisions, busy GPUs), part of it taken over at a reload;
 - ``plan_round.py``: a planning round (settle, plan, record, hold or dispatch: the per-job path);
+- ``reconcile.py``: the reconcile step (cancels forwarded, ends recorded, then what follows);
 - ``refresh.py``: the intensity refresh of every zone;
 - ``unstarted.py``: jobs that end (cancelled, expired, failed) or are queued again unstarted;
 - ``succession.py``: what a start takes up from the daemon before (its runs adopted, the

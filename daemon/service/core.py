@@ -34,6 +34,7 @@ from daemon.service.dispatch import Dispatch
 from daemon.service.memory import PlanMemory
 from daemon.service.overdue import Overdue
 from daemon.service.plan_round import RoundParts, plan_round
+from daemon.service.reconcile import ReconcileParts, reconcile_round
 from daemon.settings import Settings
 from daemon.sites import SiteView
 from daemon.sites.view import SITES_NAME
@@ -294,32 +295,11 @@ class Service:
 
     def reconcile(self, now: datetime) -> list[ExitStatus]:
         """Forward cancel requests to running jobs and record the jobs that ended
-        (:meth:`daemon.endings.finishing.Endings.reconcile`)."""
+        (:func:`daemon.service.reconcile.reconcile_round`)."""
         with self._lock:
-            gpus.check_gpus(self, now)
-            runs = self.ledger.active_runs()
-            if any(run.token is None for run in runs):  # a crash mid-launch; start() not run
-                succession.adopt(self, [r for r in runs if r.token is None], now, self._requeue)
-                runs = self.ledger.active_runs()
-            ended = self._endings.reconcile(runs, now, self._ending_context(), self._requeue)
-            self._held.watch(now)  # held jobs cancelled in their scheduler between plans
-            if ended:  # measured runs past the recalibration checkpoint make it due
-                config, every = self.learning.recalibration.config, self.checkpoint_every_runs
-                self._checkpoint.after_ends(self.ledger, config, self.inventory, now, every)
-            after = self.ledger.active_runs()  # the runs still on after the ends recorded
-            for run in self._overdue.check(after, now):  # runs on past its deadline
-                assert run.deadline is not None
-                past_s = (now - run.deadline).total_seconds()
-                log.warning("deadline_missed", job_id=run.job_id,
-                            deadline=run.deadline.isoformat(), past_s=past_s)  # fmt: skip
-            if self.sites:  # every round, a job waiting or not: the batteries charge all day
-                plan_s = self.settings.intervals.plan_s
-                busy = self._memory.busy.devices(self.inventory, after, now, plan_s)
-                self.sites.observe(now, busy)
-            if not isinstance(self.metrics, NullMetrics):  # not read for a sink that drops it
-                self.metrics.observe_queue(self.ledger.counts_by_state())
-                self.metrics.observe_past_deadline(self._overdue.count)
-            return ended
+            parts = ReconcileParts(self._endings, self._ending_context, self._requeue, self._held,
+                                   self._checkpoint, self._overdue, self._memory.busy)  # fmt: skip
+            return reconcile_round(self, parts, now)
 
     # -- endings (daemon.endings.finishing, daemon.service.unstarted) -----------------------
 

@@ -13,9 +13,9 @@ service held in memory: :meth:`~daemon.service.Service.take_over_runs`.)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -31,11 +31,17 @@ from daemon.sites.view import SITES_NAME
 if TYPE_CHECKING:
     from daemon.service.core import Service
 
-__all__ = ["adopt", "end_interrupted_stops", "start"]
+__all__ = ["Requeue", "adopt", "end_interrupted_stops", "start"]
 
 log = structlog.get_logger(__name__)
 
-Requeue = Callable[[ExitStatus, datetime], None]
+
+class Requeue(Protocol):
+    """Queue again a job whose run never started (the service's
+    :func:`daemon.service.unstarted.requeue`), saying ``why`` (default: its launch was never
+    confirmed)."""
+
+    def __call__(self, status: ExitStatus, now: datetime, why: str = "") -> None: ...
 
 
 def start(
