@@ -182,10 +182,13 @@ class EndedUnstarted:
     """A held job its scheduler ended before it ever started (Slurm: a ``scancel`` of the
     pending job by its owner or an admin): no run happened. ``reason``: the scheduler's words
     (``slurm CANCELLED by uid 0``); ``by_owner``: the job's owner ended it (the job is then
-    ``cancelled``, else ``failed``)."""
+    ``cancelled``, else ``failed``); ``refused``: the executor itself cancelled it, as it would
+    now refuse to launch it (a root job held before ``allow_root_jobs`` was turned off), and
+    ``reason`` is that refusal (the job then fails as a refused launch does)."""
 
     reason: str
     by_owner: bool
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

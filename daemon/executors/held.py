@@ -204,11 +204,15 @@ class HeldJobs:
     def ended_unstarted(self, job_id: str, ended: EndedUnstarted, now: datetime) -> None:
         """A held job its executor's scheduler ended before it ever started (a ``scancel`` of
         the pending Slurm job): no run happened, so none is recorded; the job is ``cancelled``
-        when its owner ended it, else ``failed``, with the scheduler's words."""
+        when its owner ended it, else ``failed``, with the scheduler's words; one the executor
+        cancelled as it would now refuse it (``refused``) fails as a refused launch does
+        (``launch failed: <the refusal>``)."""
         self.forget(job_id)
         state = "cancelled" if ended.by_owner else "failed"
         who = "its owner" if ended.by_owner else "someone else"
         reason = f"ended in its executor by {who} before it started ({ended.reason})"
+        if ended.refused:
+            reason = f"launch failed: {ended.reason}"
         with self._ledger.transaction():
             self._ledger.drop_run(job_id)
             if self._ledger.job(job_id).state in (*WAITING_STATES, "running"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pwd
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -110,3 +110,37 @@ def test_an_owner_without_a_passwd_entry_is_refused_not_requeued_by_slurm_for_ev
 
     names = slurm_cluster.run(["squeue", "-h", "-a", "-o", "%j"]).stdout.split()
     assert f"carbond-{job}" not in names  # nothing submitted
+
+
+def test_a_root_job_held_before_root_jobs_were_turned_off_is_cancelled_not_left_to_start(
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor, tmp_path: Path
+) -> None:
+    # held by a daemon that allowed root's jobs; one restarted with allow_root_jobs = false
+    # cancels it in Slurm the first time it sees it (watched, or moved by a new plan), before
+    # Slurm can start it as root at its --begin
+    refusing = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(),
+                             known_gpus=["T4"], allow_root_jobs=False)  # fmt: skip
+    refusing.discover("qc")
+    now = datetime.now(UTC)
+    specs = [LaunchSpec(f"root-{uuid.uuid4().hex[:8]}", ("id",), 0, 0, (0,), tmp_path,
+                        region="qc", device_ids=("qc/0",)) for _ in range(2)]  # fmt: skip
+    watched, moved = (executor.hold(s, now + timedelta(hours=1), "", now) for s in specs)
+    ids = [int(h.token.split('"')[3]) for h in (watched, moved)]
+    assert [_squeue(slurm_cluster, i) for i in ids] == ["PENDING|BeginTime"] * 2
+
+    ended = refusing.ended_held([RunHandle(specs[0].job_id, "slurm", watched.token, now,
+                                           uid=0)], now)  # fmt: skip
+    again = refusing.hold(specs[1], now + timedelta(hours=2), moved.token, now)
+
+    assert ended[specs[0].job_id].refused and again.ended is not None and again.ended.refused
+    assert ended[specs[0].job_id].reason == (
+        f"job {specs[0].job_id}: refusing to run a job as root; its held Slurm job {ids[0]} "
+        "is cancelled"
+    )
+    for slurm_id in ids:
+        slurm_cluster.wait_until(
+            lambda i=slurm_id: slurm_cluster.job_state(i).startswith("CANCELLED"),
+            what="the held root job to be cancelled",
+        )
+        [row] = slurm_cluster.sacct(slurm_id, ("JobID", "NodeList"))
+        assert row["NodeList"] == "None assigned"  # never ran

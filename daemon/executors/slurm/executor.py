@@ -51,6 +51,7 @@ from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
 from daemon.executors.slurm.notes import Notes
+from daemon.executors.slurm.owners import cancel_held_root, cancel_refused, refusal
 from daemon.executors.slurm.parse import by_id, parse_sbatch
 from daemon.executors.slurm.queries import SlurmQueries, Token, known, said
 from daemon.executors.slurm.reach import Reach
@@ -174,6 +175,11 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             return Held(current.encode(), ended=ended)
         if row is None or row.state not in WAITING:  # Slurm started it at its planned start
             return Held(current.encode(), (row.start if row else None) or now)
+        if (why := refusal(spec.job_id, spec.uid, self._allow_root)) is not None:
+            # held by a daemon that allowed root's jobs: cancelled, not moved
+            if (refused := cancel_refused(self._q, current, why)) is None:
+                raise ExecutorError(f"{why}; its Slurm job {current.slurm_id} cannot be held")
+            return Held(current.encode(), ended=refused)
         moved = self._move(spec, current, start)
         self._held_specs[spec.job_id] = spec
         return Held(moved.encode())
@@ -184,7 +190,12 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         wait, as at release: Slurm starts a held job on its own at its ``--begin``, maybe
         before carbond's release round, and slurmstepd, opening them as the job's user, would
         fail it. One that cannot be made is logged once (``slurm_job_logs_failed``); release
-        then fails the job naming why."""
+        then fails the job naming why. Root's held jobs, when root's jobs are not allowed
+        (held by a daemon that allowed them), are cancelled and reported refused
+        (:func:`~daemon.executors.slurm.owners.cancel_held_root`), not left to start as root
+        at their planned time."""
+        refused = cancel_held_root(self._q, held, self._allow_root)
+        held = [handle for handle in held if handle.job_id not in refused]
         for handle in held:
             spec = self._held_specs.get(handle.job_id)
             if spec is None or not joblogs.missing(spec):
@@ -194,7 +205,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             except ExecutorError as exc:
                 del self._held_specs[handle.job_id]  # not tried again until it moves
                 log.warning("slurm_job_logs_failed", job_id=handle.job_id, error=str(exc))
-        return SlurmWatching.ended_held(self, held, now)
+        return {**refused, **SlurmWatching.ended_held(self, held, now)}
 
     def release(
         self, spec: LaunchSpec, token: str, now: datetime, *, new: bool = False
@@ -341,8 +352,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
 
     def _refuse_root(self, spec: LaunchSpec) -> None:
         """A job of root's, when root's jobs are not allowed: Slurm would run it as root."""
-        if spec.uid == 0 and not self._allow_root:
-            raise LaunchRefusedError(f"job {spec.job_id}: refusing to run a job as root")
+        if (why := refusal(spec.job_id, spec.uid, self._allow_root)) is not None:
+            raise LaunchRefusedError(why)
 
     def _node(self, spec: LaunchSpec) -> str | None:
         """The node of the planned GPUs, when they are all on one known node."""

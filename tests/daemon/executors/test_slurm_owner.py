@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 
 from daemon.assemble import build_slurm_executor
+from daemon.executors.base import EndedUnstarted, Held
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
-from daemon.executors.slurm.commands import Target
+from daemon.executors.held import HeldJobs
+from daemon.executors.slurm.commands import Target, slurm_time
 from daemon.executors.slurm.executor import SlurmExecutor
+from daemon.ledger import Ledger
 from daemon.settings import load_settings
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
+from tests.daemon.helpers import job_request
 
 
 def _uid_without_user() -> int:
@@ -97,3 +101,55 @@ def test_a_root_job_held_before_root_jobs_were_turned_off_is_cancelled_at_releas
 
     [job] = slurm.jobs.values()
     assert job.state == "CANCELLED" and job.start != "now"  # never released
+
+
+def test_a_root_job_held_before_root_jobs_were_turned_off_is_cancelled_when_first_seen(
+    tmp_path: Path,
+) -> None:
+    """It was cancelled only at its release: a carbond late for that round (a long plan, a
+    Slurm outage) left Slurm to start it as root at its ``--begin``. A restarted executor with
+    ``allow_root_jobs = false`` now cancels it the first time it sees it: watched between
+    plans (the service's held jobs, the job failing with the refusal's words) or moved by a
+    new plan (not moved); another user's held job is left alone."""
+    slurm = FakeSlurm()
+    allowing = _executor(slurm)
+    later = T0 + timedelta(hours=1)
+    watched = allowing.hold(_spec(tmp_path), later, "", T0)  # Slurm job 100, root's
+    moved = allowing.hold(replace(_spec(tmp_path), job_id="j2"), later, "", T0)  # 101
+    users = replace(_spec(tmp_path), job_id="j3", uid=1000, gid=1000)
+    user_held = allowing.hold(users, later, "", T0)  # 102
+    restarted = SlurmExecutor(
+        {"qc": Target("alpha"), "pace": Target("beta")}, runner=slurm,
+        known_gpus=DEFAULT_GPU_CATALOG.names(), allow_root_jobs=False,
+    )  # fmt: skip
+    restarted.discover("qc")
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            for job_id, uid, token in (("j1", 0, watched.token), ("j3", 1000, user_held.token)):
+                ledger.add_job(job_request(job_id, T0), uid, uid, "queue.jsonl:1", T0)
+                ledger.transition(job_id, "planned", T0, "planned")
+                ledger.add_run(job_id, "slurm", ["qc/0"], [0], 60.0, T0)
+                ledger.set_run_token(job_id, token)
+        calls = len(slurm.calls)
+
+        HeldJobs(ledger, {"slurm": restarted}).watch(T0 + timedelta(minutes=1))
+
+        assert ledger.job("j1").state == "failed"
+        assert ledger.transitions("j1")[-1].reason == (
+            "launch failed: job j1: refusing to run a job as root; its held Slurm job 100 is "
+            "cancelled"
+        )
+        assert ledger.run("j1") is None and ledger.outcome("j1") is None
+        assert ledger.job("j3").state == "planned"
+    assert slurm.jobs["100"].held and slurm.jobs["100"].state == "CANCELLED"
+    assert slurm.jobs["102"].state == "PENDING" and not slurm.jobs["102"].held
+    assert not [c for c in slurm.calls[calls:] if "update" in c]
+
+    again = restarted.hold(replace(_spec(tmp_path), job_id="j2"), later + timedelta(hours=1),
+                           moved.token, T0 + timedelta(minutes=2))  # fmt: skip
+
+    assert again == Held(moved.token, ended=EndedUnstarted(
+        "job j2: refusing to run a job as root; its held Slurm job 101 is cancelled",
+        by_owner=False, refused=True))  # fmt: skip
+    assert slurm.jobs["101"].state == "CANCELLED" and slurm.jobs["101"].start == slurm_time(later)
+    assert not [c for c in slurm.calls[calls:] if "update" in c]  # neither was moved

@@ -1,0 +1,71 @@
+"""Root's jobs when ``[executors.slurm] allow_root_jobs`` is false: a root job is refused
+before ``sbatch`` (:func:`refusal`), and one a daemon that allowed them left held in Slurm
+(submitted ``--begin``, then a restart turned the setting off) is cancelled there as soon as
+this daemon sees it (:func:`cancel_refused`), moved or watched, not only at its release: left
+held, Slurm would start it as root at its planned time if carbond's release round came late."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from daemon.executors.base import EndedUnstarted, RunHandle
+from daemon.executors.errors import ExecutorError
+from daemon.executors.slurm import commands as cmd
+from daemon.executors.slurm.parse import by_id
+from daemon.executors.slurm.queries import SlurmQueries, Token, known
+from daemon.executors.slurm.states import WAITING
+
+__all__ = ["cancel_held_root", "cancel_refused", "refusal"]
+
+log = structlog.get_logger("daemon.executors.slurm.executor")
+
+
+def refusal(job_id: str, uid: int | None, allow_root: bool) -> str | None:
+    """Why ``job_id`` of owner ``uid`` is not run (root's, root's jobs not allowed: Slurm
+    would run it as root), in the words a refused launch uses; None when it may run."""
+    if uid == 0 and not allow_root:
+        return f"job {job_id}: refusing to run a job as root"
+    return None
+
+
+def cancel_refused(q: SlurmQueries, current: Token, why: str) -> EndedUnstarted | None:
+    """Hold then cancel the held Slurm job ``current`` that carbond now refuses (``why``):
+    once held it cannot start. None when the hold fails (Slurm started or ended it meanwhile:
+    the usual paths read it)."""
+    held = q.run(cmd.hold_argv(q.tool("scontrol"), current.cluster, current.slurm_id))
+    if not held.ok:
+        return None
+    q.scancel(current)
+    reason = f"{why}; its held Slurm job {current.slurm_id} is cancelled"
+    log.warning("slurm_held_job_refused", slurm_id=current.slurm_id, cluster=current.cluster,
+                reason=reason)  # fmt: skip
+    return EndedUnstarted(reason, by_owner=False, refused=True)
+
+
+def cancel_held_root(
+    q: SlurmQueries, held: Sequence[RunHandle], allow_root: bool
+) -> dict[str, EndedUnstarted]:
+    """Of the held jobs ``held``, those of root's that Slurm still has waiting, cancelled
+    (:func:`cancel_refused`) when root's jobs are not allowed; by job id.
+
+    Raises:
+        ExecutorError: Slurm cannot be asked, or a row of such a job cannot be read (the
+            caller asks again next round).
+    """
+    out: dict[str, EndedUnstarted] = {}
+    for handle in held:
+        why = refusal(handle.job_id, handle.uid, allow_root)
+        if why is None or not handle.token:
+            continue
+        try:
+            current = Token.decode(handle.job_id, handle.token)
+        except ExecutorError:  # named once by the watching (slurm_run_token_unreadable)
+            continue
+        row = known(current, by_id(q.squeue(current.cluster, [current.slurm_id]))
+                    .get(current.slurm_id))  # fmt: skip
+        waiting = row is not None and row.state in WAITING
+        if waiting and (end := cancel_refused(q, current, why)) is not None:
+            out[handle.job_id] = end
+    return out
