@@ -7,14 +7,21 @@ requeue`` is refused; an admin who sets ``Requeue=1`` first (or a region whose
 from __future__ import annotations
 
 import pwd
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from daemon.assemble import Daemon
 from daemon.executors.base import LaunchSpec, NotStarted
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from tests.slurm.cluster import SlurmCluster
+from tests.slurm.test_carbond_on_slurm import _append, _Forecast, _ids, _line, _until
+from tests.slurm.test_carbond_on_slurm import _squeue as _carbond_jobs
+from tests.slurm.test_carbond_on_slurm import service as _service
+
+service = _service  # the fixture: a service in-process (jobs owned by root), on the real Slurm
 
 pytestmark = pytest.mark.slurm
 
@@ -55,3 +62,43 @@ def test_a_job_requeued_after_it_ran_is_taken_back_saying_it_ran(
     assert status.reason.endswith(" s after its release; that run's energy is not recorded")
     slurm_cluster.wait_until(lambda: slurm_cluster.job_state(int(slurm_id)).startswith("CANCEL"),
                              what="sacct to have the take-back")  # fmt: skip
+
+
+def test_a_job_requeued_after_it_ran_that_runs_again_is_charged_the_energy_of_both_runs(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    """Its outcome took the energy of its last run only (plain ``sacct`` shows no other): the
+    run Slurm requeued went uncounted. sacct ``--duplicates`` keeps that run's rows; carbond
+    now charges the sum and its reason says so."""
+    daemon, forecast = service
+    [job] = _ids("rerun")
+    now = datetime.now(UTC)
+    forecast.dip = ("CA-QC", now - timedelta(hours=1), now + timedelta(hours=3), 1.0)  # now
+    _append(daemon.settings.state_dir,
+            [_line(job, ["sleep", "4"], deadline="+3h", regions=["qc"])])  # fmt: skip
+    [row] = _until(slurm_cluster, daemon, "the job to run",
+                   lambda: _carbond_jobs(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+    time.sleep(2)  # its first run draws for a while
+    slurm_cluster.run(["scontrol", "update", f"JobId={row['id']}", "Requeue=1"])  # an admin's
+    slurm_cluster.run(["scontrol", "requeue", row["id"]])
+    slurm_cluster.wait_until(lambda: _squeue(slurm_cluster, row["id"]).startswith("PENDING"),
+                             what="the requeued job to wait")  # fmt: skip
+    slurm_cluster.run(["scontrol", "update", f"JobId={row['id']}", "StartTime=now"])  # again
+
+    _until(slurm_cluster, daemon, "the job final",
+           lambda: daemon.ledger.job(job).state in ("succeeded", "failed"))  # fmt: skip
+
+    assert daemon.ledger.job(job).state == "succeeded"
+    batches = [r for r in slurm_cluster.run(
+        ["sacct", "-D", "-j", row["id"], "-n", "-P", "-o", "JobID,ConsumedEnergyRaw"]
+    ).stdout.split() if r.startswith(f"{row['id']}.batch|")]  # fmt: skip
+    runs_j = [float(r.split("|")[1]) for r in batches]
+    assert len(runs_j) == 2 and min(runs_j) > 0  # the requeued run's, then the last run's
+    outcome = daemon.ledger.outcome(job)
+    assert outcome is not None and outcome["energy_method"] == "slurm-sacct"
+    assert outcome["measured_energy_j"] == pytest.approx(sum(runs_j))
+    run = daemon.ledger.run(job)  # its run's reason: carbond status ID's "run ended"
+    assert run is not None and run.reason is not None
+    reason = run.reason
+    assert f"energy {sum(runs_j):.0f} J over its 2 runs: {runs_j[1]:.0f} J of the last" in reason
+    assert f" on n1 (REQUEUED): {runs_j[0]:.0f} J)" in reason

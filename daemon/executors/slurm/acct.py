@@ -10,12 +10,18 @@ One answer covers every job of a poll, so what cannot be read is kept to its row
 row's ``unreadable``; a line with the wrong number of fields (output cut short) is a *lost*
 row of the job its first field names, its state unknown, so that job's end waits for a later
 answer while every other job's is read.
+
+Read with ``--duplicates`` (every poll is), a job Slurm requeued after it started (an admin's
+``scontrol requeue``, a node failure) prints a job row and its steps for each of its runs,
+oldest first (its earlier runs' job rows say ``REQUEUED``): each row carries the run it belongs
+to (:attr:`AcctRow.run`, 0 the latest), and a job's rows (:func:`row_of`, :func:`rows_of`,
+:func:`energy_j`) are those of its latest run unless another is asked for.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from daemon.executors.slurm.commands import SACCT_FIELDS
@@ -43,6 +49,7 @@ class AcctRow:
     partition: str
     energy_j: float | None
     unreadable: tuple[str, ...] = ()  # "ExitCode '0:x'": fields read as unknown (None)
+    run: int = 0  # 0: the job's latest run; 1: the one before it Slurm requeued, ...
 
     @property
     def lost(self) -> bool:
@@ -105,30 +112,51 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
                 unreadable=tuple(bad),
             )
         )
-    return rows
+    return _numbered(rows)
 
 
-def row_of(rows: list[AcctRow], slurm_id: str, step: str = "") -> AcctRow | None:
-    """Job ``slurm_id``'s row (``step`` empty) or its step's: a readable one wins over a
+def _numbered(rows: list[AcctRow]) -> list[AcctRow]:
+    """``rows`` with their :attr:`~AcctRow.run`: each readable job row of an id starts a run
+    of it (``--duplicates`` prints each run's job row, then its steps, oldest run first); its
+    steps, and a lost row (a fragment: its id may not even be its own), belong to the run
+    before them (the first, when none is); the last run is 0."""
+    runs: dict[str, int] = {}  # readable job rows of each id so far
+    index = []
+    for row in rows:
+        if not row.step and not row.lost:
+            runs[row.slurm_id] = runs.get(row.slurm_id, 0) + 1
+        index.append(max(runs.get(row.slurm_id, 0) - 1, 0))
+    return [row if runs.get(row.slurm_id, 0) <= 1
+            else replace(row, run=runs[row.slurm_id] - 1 - at)
+            for row, at in zip(rows, index, strict=True)]  # fmt: skip
+
+
+def row_of(rows: list[AcctRow], slurm_id: str, step: str = "", run: int = 0) -> AcctRow | None:
+    """Job ``slurm_id``'s row (``step`` empty) or its step's, of its latest run (or ``run``):
+    a readable one wins over a
     :attr:`~AcctRow.lost` one of the same id printed before it (a line cut in two leaves a
     fragment whose first field may read as any id), as squeue's ``by_id`` does; None when
     sacct printed none."""
-    mine = [r for r in rows if r.slurm_id == slurm_id and r.step == step]
+    mine = [r for r in rows if r.slurm_id == slurm_id and r.step == step and r.run == run]
     return next((r for r in mine if not r.lost), mine[0] if mine else None)
 
 
-def rows_of(rows: list[AcctRow], slurm_id: str) -> list[AcctRow]:
-    """Job ``slurm_id``'s rows (its own and its steps'), less a lost fragment of an id and
-    step that also has a readable row (:func:`row_of`): that fragment is not what is read."""
+def rows_of(rows: list[AcctRow], slurm_id: str, run: int = 0) -> list[AcctRow]:
+    """Job ``slurm_id``'s rows (its own and its steps') of its latest run (or ``run``), less
+    a lost fragment of an id and step that also has a readable row (:func:`row_of`): that
+    fragment is not what is read."""
     return [
         r
         for r in rows
-        if r.slurm_id == slurm_id and (not r.lost or row_of(rows, slurm_id, r.step) is r)
+        if r.slurm_id == slurm_id
+        and r.run == run
+        and (not r.lost or row_of(rows, slurm_id, r.step, run) is r)
     ]
 
 
-def energy_j(rows: list[AcctRow], slurm_id: str) -> float | None:
-    """The energy Slurm accounted to job ``slurm_id``, in joules, or None when it has none
+def energy_j(rows: list[AcctRow], slurm_id: str, run: int = 0) -> float | None:
+    """The energy Slurm accounted to job ``slurm_id``'s latest run (or ``run``), in joules,
+    or None when it has none
     (energy accounting not configured: every row empty or 0; or the value it would be read
     from unreadable, or a row of the job lost).
 
@@ -140,7 +168,7 @@ def energy_j(rows: list[AcctRow], slurm_id: str) -> float | None:
     two steps run at once. Else the job's own row, else the largest of its steps (other
     steps run inside the batch one on the same node: adding them would count twice).
     """
-    mine = rows_of(rows, slurm_id)
+    mine = rows_of(rows, slurm_id, run)
     batch = [row.energy_j for row in mine if row.step == "batch" and not row.lost]
     if batch and batch[0] is not None:
         return batch[0]

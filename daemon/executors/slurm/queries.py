@@ -122,14 +122,11 @@ class SlurmQueries:
         return parse_squeue(result.stdout)
 
     def sacct(self, cluster: str | None, ids: Sequence[str]) -> list[AcctRow]:
-        """The sacct rows (job and steps) of ``ids``."""
-        return parse_sacct(self.ok(cmd.sacct_argv(self.tool("sacct"), cluster, ids)).stdout)
-
-    def every_run(self, cluster: str | None, slurm_id: str) -> list[AcctRow]:
-        """The sacct rows of each run of ``slurm_id`` (``--duplicates``): a job Slurm
-        requeued after it started (``scontrol requeue``, a node failure) keeps a job row of
-        each earlier run, which plain ``sacct`` no longer shows."""
-        argv = cmd.sacct_argv(self.tool("sacct"), cluster, [slurm_id], every_run=True)
+        """The sacct rows (job and steps) of each run of ``ids`` (``--duplicates``): a job
+        Slurm requeued after it started (``scontrol requeue``, a node failure) keeps a job row
+        and steps of each earlier run, which plain ``sacct`` no longer shows
+        (:attr:`AcctRow.run`)."""
+        argv = cmd.sacct_argv(self.tool("sacct"), cluster, ids, every_run=True)
         return parse_sacct(self.ok(argv).stdout)
 
     def find(
@@ -258,7 +255,9 @@ def ended(
     ``Start`` is unknown started at its ``batch`` step's ``Start`` where that is readable,
     else the start is left to the service (its release), the reason saying which. A
     ``COMPLETED`` job's exit code is 0 all the same: Slurm records ``COMPLETED`` only when
-    every step exited 0, so an unreadable ``ExitCode`` does not make it fail."""
+    every step exited 0, so an unreadable ``ExitCode`` does not make it fail. Its energy is
+    that of every run (``acct`` read ``--duplicates``): a run Slurm started, then requeued,
+    adds its own, the reason naming each (its times stay the last run's)."""
     job = row_of(acct, slurm_id)
     if job is None or not is_ended(job.state):
         return None
@@ -281,6 +280,10 @@ def ended(
     ran = job.start is not None or job.start_unknown
     if ran and (batch is None or not is_ended(batch.state)) and settling:
         return None  # the batch step's row (and its energy) is still being written
+    energy = energy_j(acct, slurm_id)
+    if energy is not None and (every := _every_run_energy(slurm_id, acct, energy)) is not None:
+        energy, note = every
+        taken.append(note)
     code, from_state = job.exit_code, False
     if job.state == "COMPLETED" and code is None and job.signal is None:
         code, from_state = 0, True  # COMPLETED: every step exited 0
@@ -293,7 +296,7 @@ def ended(
         started_at=start,
         by_uid=job.by_uid,
         nodes=job.nodes,
-        energy_j=energy_j(acct, slurm_id),
+        energy_j=energy,
         end_to_second=to_second,  # sacct's End has no fraction of a second
         owner=handle.uid,
     )
@@ -321,18 +324,50 @@ def ended_unstarted(slurm_id: str, acct: list[AcctRow], uid: int | None) -> Ende
     return EndedUnstarted(f"slurm {job.state}{by}", job.by_uid == uid)
 
 
-def ran_before(slurm_id: str, acct: list[AcctRow]) -> str | None:
-    """How the latest run of ``slurm_id`` that Slurm started and then requeued went, from
-    its ``sacct --duplicates`` rows (:meth:`SlurmQueries.every_run`): ``ran from START to
-    END on NODES (STATE)``; None when no job row of it has a node and a start (it never ran)."""
+def _started(slurm_id: str, acct: list[AcctRow]) -> list[AcctRow]:
+    """The job rows of ``slurm_id``'s runs that Slurm started (a node and a start), oldest
+    first, from its ``sacct --duplicates`` rows."""
     runs = [r for r in acct if r.slurm_id == slurm_id and not r.step and not r.lost
             and r.start is not None and r.nodes not in ("", _NO_NODE)]  # fmt: skip
+    return sorted(runs, key=lambda r: -r.run)
+
+
+def _ran(run: AcctRow) -> str:
+    """``ran from START to END on NODES (STATE)`` of a run's job row."""
+    start = run.start.isoformat() if run.start else "an unknown time"
+    end = run.end.isoformat() if run.end else "an unknown time"
+    return f"ran from {start} to {end} on {run.nodes} ({run.state})"
+
+
+def ran_before(slurm_id: str, acct: list[AcctRow]) -> str | None:
+    """How the latest run of ``slurm_id`` that Slurm started went, from the ``sacct
+    --duplicates`` rows of a job pending again (Slurm requeued it after it started; until
+    carbond cancels it, its pending run has no record yet, so the ``REQUEUED`` one is the
+    latest): ``ran from START to END on NODES (STATE)``; None when no job row of it has a node
+    and a start (it never ran)."""
+    runs = _started(slurm_id, acct)
+    return _ran(runs[-1]) if runs else None
+
+
+def _every_run_energy(
+    slurm_id: str, acct: list[AcctRow], latest_j: float
+) -> tuple[float, str] | None:
+    """The energy of every run of ``slurm_id`` (its latest run's ``latest_j`` plus each
+    earlier run Slurm started and then requeued), and the words its end's reason adds; None
+    when it had no such run. An earlier run sacct has no energy for leaves the latest run's
+    alone (the reason says so), not a sum that misses a run."""
+    runs = [run for run in _started(slurm_id, acct) if run.run > 0]  # before the last
     if not runs:
         return None
-    run = max(runs, key=lambda r: r.start or datetime.min)
-    assert run.start is not None
-    end = run.end.isoformat() if run.end else "an unknown time"
-    return f"ran from {run.start.isoformat()} to {end} on {run.nodes} ({run.state})"
+    each = [(run, energy_j(acct, slurm_id, run.run)) for run in runs]
+    words = "; ".join(f"{_ran(run)}: {f'{j:.0f} J' if j is not None else 'no energy'}"
+                      for run, j in each)  # fmt: skip
+    if any(j is None for _, j in each):
+        return latest_j, (f"energy {latest_j:.0f} J of its last run only: sacct has none for "
+                          f"a run Slurm requeued before ({words})")  # fmt: skip
+    total = latest_j + sum(j for _, j in each if j is not None)
+    return total, (f"energy {total:.0f} J over its {len(runs) + 1} runs: {latest_j:.0f} J of "
+                   f"the last, and of each Slurm requeued before ({words})")  # fmt: skip
 
 
 def known(current: Token, row: QueueRow | None) -> QueueRow | None:

@@ -83,11 +83,15 @@ class SlurmWatching:
         self._reach.at(now)
         gone = (self._gone(h, now) for h in handles if h.job_id in self._by_name)
         ended: list[ExitStatus] = [end for end in gone if end is not None]
-        for handle, result in self._states(handles, now):
+
+        def overdue(handle: RunHandle, row: QueueRow) -> bool:
+            return row.state in WAITING and self._overdue(handle, now)
+
+        for handle, result, acct in self._states(handles, now, also=overdue):
             if isinstance(result, ExitStatus):
                 ended.append(result)
-            elif result.state in WAITING and self._overdue(handle, now):
-                taken = self._take_back(handle, result, now)
+            elif overdue(handle, result):
+                taken = self._take_back(handle, result, now, acct)
                 if taken is not None:
                     ended.append(taken)
         return ended
@@ -158,10 +162,13 @@ class SlurmWatching:
             return True
         return now - handle.started_at > timedelta(seconds=self._pending_grace_s)
 
-    def _take_back(self, handle: RunHandle, row: QueueRow, now: datetime) -> ExitStatus | None:
+    def _take_back(
+        self, handle: RunHandle, row: QueueRow, now: datetime, acct: list[AcctRow]
+    ) -> ExitStatus | None:
         """Hold then cancel a job Slurm left pending: once held it cannot start, so a
-        successful hold proves it does not run now; ``sacct --duplicates`` tells whether it
-        ran before (Slurm requeued it after it started), which the reason then says."""
+        successful hold proves it does not run now; its sacct rows of every run ``acct``
+        (the poll's one ``sacct --duplicates``) tell whether it ran before (Slurm requeued it
+        after it started), which the reason then says."""
         token = Token.decode(handle.job_id, handle.token)
         held = self._run(cmd.hold_argv(self._tool("scontrol"), token.cluster, token.slurm_id))
         if not held.ok:
@@ -175,12 +182,9 @@ class SlurmWatching:
         if handle.deadline is not None and handle.deadline <= now:
             late = f", past its deadline {handle.deadline.isoformat()}"
         why = f"never started: pending in Slurm for {waited:.0f} s ({reason}){late}"
-        try:  # a run Slurm requeued (scontrol requeue) is pending again: it did run
-            ran = ran_before(token.slurm_id, self._q.every_run(token.cluster, token.slurm_id))
-        except ExecutorError as exc:  # sacct cannot tell now: "never started", as before
-            log.warning("slurm_earlier_runs_unread", slurm_id=token.slurm_id, error=str(exc))
-            ran = None
-        if ran is not None:
+        # a run Slurm requeued (scontrol requeue) is pending again: it did run; no rows
+        # (sacct cannot tell now: slurm_sacct_failed) say "never started", as before
+        if (ran := ran_before(token.slurm_id, acct)) is not None:
             why = (f"requeued by Slurm after it {ran}, then pending again ({reason}) "
                    f"{waited:.0f} s after its release{late}; that run's energy is not "
                    "recorded")  # fmt: skip
@@ -253,24 +257,31 @@ class SlurmWatching:
                 adopted.append(NotStarted(handle.job_id, now, None, None, why))
             else:
                 with_token.append(replace(handle, token=found[0].encode()))
-        for handle, result in self._states(with_token, now):
+        for handle, result, _ in self._states(with_token, now):
             adopted.append(result if isinstance(result, ExitStatus) else handle)
         return adopted
 
     def _states(
-        self, handles: Sequence[RunHandle], now: datetime
-    ) -> list[tuple[RunHandle, QueueRow | ExitStatus]]:
-        """Each handle's squeue row while Slurm has it waiting or running, else its end."""
-        out: list[tuple[RunHandle, QueueRow | ExitStatus]] = []
+        self,
+        handles: Sequence[RunHandle],
+        now: datetime,
+        also: Callable[[RunHandle, QueueRow], bool] | None = None,
+    ) -> list[tuple[RunHandle, QueueRow | ExitStatus, list[AcctRow]]]:
+        """Each handle's squeue row while Slurm has it waiting or running, else its end; with
+        its cluster's sacct rows, asked (one ``sacct`` per cluster) of the jobs squeue no
+        longer shows waiting or running and of those ``also`` picks of the others (the jobs
+        :meth:`poll` takes back)."""
+        out: list[tuple[RunHandle, QueueRow | ExitStatus, list[AcctRow]]] = []
         for cluster, items in self._by_cluster(handles, mine=True).items():
             queue = self._queue(cluster, [t.slurm_id for _, t in items])
-            gone = [t.slurm_id for _, t in items if t.slurm_id not in queue
-                    or is_ended(queue[t.slurm_id].state)]  # fmt: skip
-            acct = self._acct(cluster, gone)
+            asked = [t.slurm_id for h, t in items if t.slurm_id not in queue
+                     or is_ended(queue[t.slurm_id].state)
+                     or (also is not None and also(h, queue[t.slurm_id]))]  # fmt: skip
+            acct = self._acct(cluster, asked)
             for handle, token in items:
                 row = queue.get(token.slurm_id)
                 if row is not None and not is_ended(row.state):
-                    out.append((handle, row))
+                    out.append((handle, row, acct))
                     continue
                 status = ended(handle, token.slurm_id, acct, now) or self._lost_too_long(
                     handle, cluster, token.slurm_id, acct, now
@@ -278,7 +289,7 @@ class SlurmWatching:
                 if status is not None:
                     self._notes.sacct_odd.discard((cluster, token.slurm_id))  # ended: named no more
                     self._notes.sacct_lost.pop((cluster, token.slurm_id), None)
-                    out.append((handle, self._cannot_run(status)))
+                    out.append((handle, self._cannot_run(status), acct))
         return out
 
     def _cannot_run(self, status: ExitStatus) -> ExitStatus:

@@ -129,11 +129,15 @@ class FakeSlurm:
             raise SlurmNoAnswerError("sacct: no answer within 10 s")
         if self.dbd_down:
             return CommandResult(1, "", DBD_DOWN)
-        if "--duplicates" in argv:  # every run of a job taken back pending, as Slurm 22.05
-            return self._every_run(opts["jobs"])
         rows = []
         for i, j in self.jobs.items():
             if i in opts.get("jobs", "").split(",") or j.name == opts.get("name"):
+                if "--duplicates" in argv:  # every run, oldest first, as Slurm 22.05
+                    rows += self._requeued_runs(i)
+                if j.state == "PENDING":  # a requeued one's pending run has no record yet
+                    none = "Unknown|Unknown|None assigned"
+                    rows += [] if j.requeued else [f"{i}|PENDING|0:0|{none}|{j.partition}|"]
+                    continue
                 state = "COMPLETED" if j.state == "GONE" else j.state
                 start, end = j.ran or self.ran
                 times = f"{start}|{end}|n1"
@@ -143,15 +147,13 @@ class FakeSlurm:
                 rows.append(f"{i}.batch|{state}|0:0|{times}||{j.energy}")
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
 
-    def _every_run(self, slurm_id: str) -> CommandResult:
-        """``sacct --duplicates`` of a job carbond took back pending: a ``REQUEUED`` row of each
-        run Slurm started and requeued, then the pending one, which no node ever ran."""
+    def _requeued_runs(self, slurm_id: str) -> list[str]:
+        """``sacct --duplicates``'s rows of the runs Slurm started and requeued before the
+        job's latest: a ``REQUEUED`` job row and its batch step (400 J) each."""
         j = self.jobs[slurm_id]
-        rows = [f"{slurm_id}|REQUEUED|0:0|{s}|{e}|n1|{j.partition}|\n"
-                f"{slurm_id}.batch|CANCELLED|0:15|{s}|{e}|n1||400\n"
-                for s, e in j.requeued]  # fmt: skip
-        last = f"{slurm_id}|{j.state} by 0|0:0|None|{self.ran[1]}|None assigned|{j.partition}|0\n"
-        return CommandResult(0, "".join(rows) + last, "")
+        return [row for s, e in j.requeued for row in (
+            f"{slurm_id}|REQUEUED|0:0|{s}|{e}|n1|{j.partition}|",
+            f"{slurm_id}.batch|CANCELLED|0:15|{s}|{e}|n1||400")]  # fmt: skip
 
     def _scancel(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
         self.jobs[argv[-1]].state = "CANCELLED"

@@ -5,12 +5,14 @@ pending again; carbond's take-back says it ran (the real cluster's side is in
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from daemon.executors.base import NotStarted
+from daemon.executors.base import NotStarted, RunHandle
 from daemon.executors.slurm.acct import parse_sacct
-from daemon.executors.slurm.queries import ran_before
+from daemon.executors.slurm.commands import SACCT_FIELDS
+from daemon.executors.slurm.queries import ended, ran_before
 from tests.daemon.executors.test_slurm_executor import RECORDED, T0, FakeSlurm, _executor, _spec
 from tests.daemon.executors.test_slurm_service import _daemon, _Dip
 
@@ -82,3 +84,68 @@ def test_the_service_records_a_job_slurm_requeued_as_taken_back_before_it_ran_ag
     )
     assert job.held and job.state == "CANCELLED"
     daemon.close()
+
+
+def test_the_end_of_a_job_that_ran_twice_counts_the_energy_of_both_runs() -> None:
+    """``sacct --duplicates`` of a job requeued 2 s after it started, then run again to its
+    end (recorded on the local cluster): its outcome's energy was the last run's alone (599
+    J, plain sacct shows no other); it is now both runs' (902 J), the reason saying so."""
+    rows = parse_sacct((RECORDED / "sacct_requeued_ran_again.txt").read_text())
+    handle = RunHandle("j9", "slurm", "", T0, uid=0)
+
+    status = ended(handle, "9", rows, T0 + timedelta(hours=1))
+
+    assert status is not None and status.exit_code == 0
+    assert status.energy_j == 303 + 599
+    assert status.started_at is not None and f"{status.started_at:%H:%M:%S}" == "05:41:01"
+    assert status.reason == (
+        "slurm COMPLETED; energy 902 J over its 2 runs: 599 J of the last, and of each Slurm "
+        "requeued before (ran from 2026-12-07T05:40:57+00:00 to 2026-12-07T05:40:59+00:00 on "
+        "n1 (REQUEUED): 303 J)"
+    )
+    assert ended(handle, "9", rows[2:], T0 + timedelta(hours=1)) == replace(
+        status, energy_j=599, reason="slurm COMPLETED"
+    )  # one run: as before
+
+
+def test_a_job_slurm_requeued_and_ran_again_is_charged_both_runs_by_the_executor(
+    tmp_path: Path,
+) -> None:
+    """The executor's poll asks sacct with ``--duplicates`` (one sacct per cluster, as
+    before), so the run Slurm requeued (400 J) adds to the last run's (250 J)."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    handle = executor.launch(_spec(tmp_path), T0)
+    [job] = slurm.jobs.values()
+    job.requeued = (("2026-12-04T20:59:01", "2026-12-04T20:59:30"),)
+    job.state, job.energy = "GONE", "250"  # ran again, completed, left squeue
+
+    [status] = executor.poll([handle], T0 + timedelta(minutes=1))
+
+    assert status.exit_code == 0 and status.energy_j == 650
+    assert "energy 650 J over its 2 runs: 250 J of the last" in status.reason
+    assert sum(call[0] == "sacct" for call in slurm.calls) == 1
+
+
+def test_one_sacct_per_poll_reads_the_ends_and_the_earlier_runs_of_the_jobs_taken_back(
+    tmp_path: Path,
+) -> None:
+    """Each take-back ran its own ``sacct --duplicates`` after the poll's ``sacct``; the
+    poll's one query (``--duplicates``) now covers the jobs it takes back too."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm, pending_grace_s=60)
+    handles = [executor.launch(_spec(tmp_path), T0) for _ in range(3)]
+    for job in list(slurm.jobs.values())[:2]:  # requeued after they ran, pending again
+        job.state, job.reason = "PENDING", "BeginTime"
+        job.requeued = (("2026-12-04T21:00:01", "2026-12-04T21:00:30"),)
+    slurm.jobs["102"].state = "GONE"  # the third ended
+    calls = len(slurm.calls)
+
+    ends = executor.poll(handles, T0 + timedelta(seconds=90))
+
+    assert [type(e).__name__ for e in ends] == ["NotStarted", "NotStarted", "ExitStatus"]
+    assert all(e.reason.startswith("requeued by Slurm after it ran") for e in ends[:2])
+    assert [c for c in slurm.calls[calls:] if c[0] == "sacct"] == [
+        ("sacct", "--noheader", "--parsable2", "--format=" + ",".join(SACCT_FIELDS),
+         "--duplicates", "--jobs=100,101,102")
+    ]  # fmt: skip
