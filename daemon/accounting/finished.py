@@ -102,14 +102,15 @@ def finished_columns(
     )
     columns |= unmetered_columns(
         started_at=started, finished_at=status.finished_at, gpu=gpu.device.gpu.name,
-        gpus=len(run.device_ids), gpu_embodied_g=gpu.device.gpu.embodied_g,
+        gpus=status.gpus or len(run.device_ids), gpu_embodied_g=gpu.device.gpu.embodied_g,
         pue=gpu.device.pue, lifetime_years=lifetime_years, decision=decision,
         realised=realised, reported_energy_j=status.energy_j,
         reported_method=status.energy_method, gpu_tdp_w=gpu.device.gpu.tdp_w,
     )  # fmt: skip
     if status.energy_j is not None and columns.get("measured_energy_j") is None:
         duration_s = max(0.0, (status.finished_at - started).total_seconds())
-        bound_j = measured_energy_bound_j(gpu.device.gpu.tdp_w, len(run.device_ids), duration_s)
+        gpus = status.gpus or len(run.device_ids)
+        bound_j = measured_energy_bound_j(gpu.device.gpu.tdp_w, gpus, duration_s)
         log.warning("job_energy_implausible", job_id=run.job_id,
                     reported_energy_j=status.energy_j, energy_method=status.energy_method,
                     duration_s=duration_s, max_energy_j=bound_j, energy_j=columns["energy_j"],

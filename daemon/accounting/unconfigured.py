@@ -41,7 +41,7 @@ def reported_energy_columns(
     except UnknownGpuError:
         return {}
     duration_s = max(0.0, (status.finished_at - started).total_seconds())
-    bound_j = measured_energy_bound_j(tdp_w, len(run.device_ids), duration_s)
+    bound_j = measured_energy_bound_j(tdp_w, status.gpus or len(run.device_ids), duration_s)
     source = best_energy(duration_s, None, reported, status.energy_method, bound_j)
     if source is None:
         log.warning("job_energy_implausible", job_id=run.job_id, reported_energy_j=reported,

@@ -39,7 +39,8 @@ def never_started(item: RunHandle | ExitStatus, tokenless: set[str]) -> bool:
 def run_handle(run: RunRecord) -> RunHandle:
     """The executor's handle of a recorded run (empty token: the launch was not confirmed)."""
     started = run.started_at or run.launched_at
-    return RunHandle(run.job_id, run.executor, run.token or "", started, run.deadline, run.uid)
+    return RunHandle(run.job_id, run.executor, run.token or "", started, run.deadline, run.uid,
+                     gpus=len(run.device_ids))  # fmt: skip
 
 
 def requester(uid: int | None) -> str:
@@ -125,7 +126,7 @@ def predicted_outcome(
         "started_at": isoformat(started),
         "finished_at": isoformat(status.finished_at),
         "duration_s": (status.finished_at - started).total_seconds(),
-        "gpus": len(run.device_ids),
+        "gpus": status.gpus or len(run.device_ids),
         "pue": pue,
         "predicted_energy_j": decision.expected_energy_j,
         "predicted_duration_s": decision.expected_duration_s,

@@ -95,6 +95,7 @@ class RunHandle:
     deadline: datetime | None = None
     uid: int | None = None
     cancel_sent_at: datetime | None = None
+    gpus: int | None = None  # the GPUs its plan gave it (None: not given)
 
 
 @fast_init
@@ -114,7 +115,9 @@ class ExitStatus:
     ``not_runnable``: the executor refused the job as submitted before it ran
     (:class:`~daemon.executors.errors.JobNotRunnableError`), ``exit_code`` the wrapper's 126
     for it (a failure of its own, as one the job's process cannot start), ``reason`` the
-    refusal (its failure's reason)."""
+    refusal (its failure's reason). ``gpus``: the GPUs the run really held, where its
+    executor saw it hold other than its plan gave it (Slurm: its owner's ``scontrol update``
+    of its GRES); its GPU-hours are charged for those (None: as planned)."""
 
     job_id: str
     finished_at: datetime
@@ -127,6 +130,7 @@ class ExitStatus:
     end_to_second: bool = False
     cancelled_by_owner: bool = False
     not_runnable: bool = False
+    gpus: int | None = None
 
     def __post_init__(self) -> None:
         # The reason quotes what the job or its wrapper wrote (a status file's JSON may hold

@@ -3,13 +3,16 @@ slurm-up`` first): nodes another group has reserved, GPUs others hold, a partiti
 
 from __future__ import annotations
 
+import pwd
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
 
 from daemon.assemble import Daemon
+from daemon.executors.base import LaunchSpec, RunHandle
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
@@ -145,3 +148,53 @@ def _sacct_rows(cluster: SlurmCluster, job_id: str) -> list[dict[str, str]]:
                        f"--name=carbond-{job_id}", "-o", "JobID,Partition"]).stdout  # fmt: skip
     return [dict(zip(("id", "partition"), line.split("|"), strict=True))
             for line in out.splitlines()]  # fmt: skip
+
+
+def test_a_gpu_a_user_added_to_their_carbond_job_is_busy_and_charged(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's owner may ``scontrol update`` their own planned job (``Gres=gpu:t4:2``, then
+    ``StartTime=now``): Slurm runs it on two GPUs. carbond counted its own job's GPUs from its
+    plan (one): the second looked free to the planner, and the run was charged one GPU's
+    embodied carbon. It now reads the GPUs Slurm gave it (squeue's tres-per-node/tres-alloc),
+    counts the extra one busy, logs the change once, and charges the GPUs it held."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(),
+                             known_gpus=["T4"])  # fmt: skip
+    executor.discover("qc")
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    job = f"regres-{uuid.uuid4().hex[:8]}"
+    spec = LaunchSpec(job, ("sleep", "4"), owner.pw_uid, owner.pw_gid, (0,), logs, region="qc",
+                      device_ids=("qc/0",))  # fmt: skip
+    now = datetime.now(UTC)
+    held = executor.hold(spec, now + timedelta(hours=1), "", now)
+    slurm_id = held.token.split('"')[3]
+    for change in ("Gres=gpu:t4:2", "StartTime=now"):  # the owner's, not carbond's
+        slurm_cluster.run(["scontrol", "update", f"JobId={slurm_id}", change],
+                          user=slurm_cluster.user)  # fmt: skip
+    slurm_cluster.wait_until(lambda: slurm_cluster.job_state(int(slurm_id)) == "RUNNING",
+                             what="the job to run on its owner's two GPUs")  # fmt: skip
+    t4 = DEFAULT_GPU_CATALOG.get("T4")
+    now = datetime.now(UTC)
+    mine = Device("qc/0", "qc", "CA-QC", t4, busy_until=now + timedelta(hours=1))  # its plan
+    devices = [mine, Device("qc/1", "qc", "CA-QC", t4)]
+
+    with capture_logs() as logs_seen:
+        marked = executor.available(devices, now)
+        executor.available(devices, now)  # logged once
+
+    assert marked[1].busy_until is not None and marked[1].busy_until > now
+    changed = [e for e in logs_seen if e["event"] == "slurm_job_changed_outside"]
+    assert [(e["job_id"], e["slurm_id"], e["field"], e["planned"], e["actual"])
+            for e in changed] == [(job, slurm_id, "gres/gpu", 1, 2)]  # fmt: skip
+    slurm_cluster.wait_for_job_end(int(slurm_id))
+    handle = RunHandle(job, "slurm", held.token, now, uid=owner.pw_uid, gpus=1)
+    [status] = slurm_cluster.wait_until(
+        lambda: executor.poll([handle], datetime.now(UTC) + timedelta(seconds=10)),
+        what="the job's end in sacct",
+    )
+    assert status.exit_code == 0 and status.gpus == 2
+    assert status.reason.endswith(
+        "; it held 2 GPUs, not the 1 planned (its Slurm job's GRES changed outside carbond)"
+    )

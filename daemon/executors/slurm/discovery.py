@@ -17,6 +17,7 @@ from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
 from daemon.executors.slurm.notes import Notes
+from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import RunningRow
 from daemon.executors.slurm.queries import SlurmQueries
 from daemon.executors.slurm.reach import Reach
@@ -39,6 +40,7 @@ class SlurmDiscovery:
     _undiscovered: dict[str, str]
     _mine: set[str]
     _notes: Notes  # what is logged once
+    _own_gpus: OwnGpus  # carbond's jobs' planned GPUs, and Slurm's where others
 
     def discover(self, region: str, now: datetime | None = None) -> list[tuple[int, str]]:
         """The GPUs of ``region``'s partition, node by node (index = position), as
@@ -112,7 +114,9 @@ class SlurmDiscovery:
     def available(self, devices: Sequence[Device], now: datetime) -> list[Device]:
         """``devices`` with this executor's regions checked against Slurm: GPUs of down or
         drained nodes, and of partitions not up (:meth:`_partition_up`), unavailable; GPUs
-        that jobs carbond did not submit hold busy until those jobs' expected end. A region
+        that jobs carbond did not submit hold busy until those jobs' expected end, and so
+        are those carbond's own jobs hold beyond their plans (their owner changed their GRES:
+        :class:`~daemon.executors.slurm.owngpus.OwnGpus`). A region
         Slurm does not answer for is unavailable altogether (``slurm_unreachable``, logged
         once per cluster and error until Slurm answers it)."""
         self._reach.at(now)
@@ -139,6 +143,8 @@ class SlurmDiscovery:
                     out = [replace(d, available=False) if d.region == region else d for d in out]
                     continue
                 others = [row for row in running[region] if row.slurm_id not in self._mine]
+                mine = [row for row in running[region] if row.slurm_id in self._mine]
+                others += self._own_gpus.extra(cluster, mine)  # GPUs beyond their plans
                 reserved_ok = _into_reservation(self._targets[region])
                 out = mark_devices(out, region, self._layout.get(region), nodes, others, now,
                                    in_reservation=reserved_ok)  # fmt: skip

@@ -51,7 +51,8 @@ from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
 from daemon.executors.slurm.notes import Notes
-from daemon.executors.slurm.owners import cancel_held_root, cancel_refused, refusal
+from daemon.executors.slurm.owners import cancel_held_root, cancel_refused, refusal, refuse_root
+from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import by_id, parse_sbatch
 from daemon.executors.slurm.queries import SlurmQueries, Token, known, said
 from daemon.executors.slurm.reach import Reach
@@ -114,6 +115,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._by_name: set[str] = set()  # cancelled by name (token unreadable): ended when gone
         self._notes = Notes()  # what is logged once, and since when a job waits
         self._held_specs: dict[str, LaunchSpec] = {}  # held jobs: their files made again
+        self._own_gpus = OwnGpus()  # carbond's jobs' planned GPUs, and Slurm's where others
 
     @property
     def name(self) -> str:
@@ -238,7 +240,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             started = (row.start if row else None) or now
             return RunHandle(spec.job_id, self.name, current.encode(), started)
         try:
-            self._refuse_root(spec)  # held before a restart turned allow_root_jobs off
+            refuse_root(spec.job_id, spec.uid, self._allow_root)  # turned off since it was held
             joblogs.prepare(spec)
         except ExecutorError as exc:
             self._q.scancel(current)
@@ -301,6 +303,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             raise ExecutorError(f"job {spec.job_id}: sbatch refused it: {said(result)}")
         slurm_id, cluster = parse_sbatch(result.stdout)
         self._mine.add(slurm_id)
+        self._own_gpus.plan(cluster or target.cluster, slurm_id, spec.job_id, _gpus(spec))
         log.info("slurm_job_submitted", job_id=spec.job_id, slurm_id=slurm_id,
                  partition=target.partition, node=sub.node,
                  begin=begin.isoformat() if begin else "now")  # fmt: skip
@@ -322,6 +325,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 f"job {spec.job_id}: scontrol update of Slurm job {current.slurm_id} failed: "
                 f"{said(result)}"
             )
+        self._own_gpus.plan(current.cluster, current.slurm_id, spec.job_id, _gpus(spec))
         when = start.isoformat() if start else "now"
         log.info("slurm_job_moved", job_id=spec.job_id, slurm_id=current.slurm_id,
                  partition=target.partition, start=when)  # fmt: skip
@@ -334,7 +338,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             raise LaunchRefusedError(
                 f"job {spec.job_id}: region {spec.region!r} is no Slurm region"
             )
-        self._refuse_root(spec)
+        refuse_root(spec.job_id, spec.uid, self._allow_root)
         euid = os.geteuid()
         if euid not in (0, spec.uid):
             raise LaunchRefusedError(
@@ -349,11 +353,6 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 "passwd entry): Slurm would accept its sbatch but never start it (slurmctld "
                 "cannot give it credentials and requeues it), so it is not submitted"
             ) from None
-
-    def _refuse_root(self, spec: LaunchSpec) -> None:
-        """A job of root's, when root's jobs are not allowed: Slurm would run it as root."""
-        if (why := refusal(spec.job_id, spec.uid, self._allow_root)) is not None:
-            raise LaunchRefusedError(why)
 
     def _node(self, spec: LaunchSpec) -> str | None:
         """The node of the planned GPUs, when they are all on one known node."""

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 import structlog
 
 from daemon.executors.base import EndedUnstarted, RunHandle
-from daemon.executors.errors import ExecutorError
+from daemon.executors.errors import ExecutorError, LaunchRefusedError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.parse import by_id
 from daemon.executors.slurm.queries import SlurmQueries, Token, known
 from daemon.executors.slurm.states import WAITING
 
-__all__ = ["cancel_held_root", "cancel_refused", "refusal"]
+__all__ = ["cancel_held_root", "cancel_refused", "refusal", "refuse_root"]
 
 log = structlog.get_logger("daemon.executors.slurm.executor")
 
@@ -28,6 +28,16 @@ def refusal(job_id: str, uid: int | None, allow_root: bool) -> str | None:
     if uid == 0 and not allow_root:
         return f"job {job_id}: refusing to run a job as root"
     return None
+
+
+def refuse_root(job_id: str, uid: int | None, allow_root: bool) -> None:
+    """Refuse ``job_id`` when :func:`refusal` says so.
+
+    Raises:
+        LaunchRefusedError: a job of root's, when root's jobs are not allowed.
+    """
+    if (why := refusal(job_id, uid, allow_root)) is not None:
+        raise LaunchRefusedError(why)
 
 
 def cancel_refused(q: SlurmQueries, current: Token, why: str) -> EndedUnstarted | None:

@@ -25,6 +25,7 @@ from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.acct import AcctRow, row_of, rows_of
 from daemon.executors.slurm.notes import Notes
+from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import QueueRow, by_id
 from daemon.executors.slurm.queries import (
     SlurmQueries,
@@ -65,6 +66,7 @@ class SlurmWatching:
     _by_name: set[str]  # jobs cancelled by name (token unreadable): ended once squeue has none
     _log_dir: Path | None  # where the jobs' .out/.err are (None: not read back)
     _notes: Notes  # what is logged once, and since when a job waits
+    _own_gpus: OwnGpus  # carbond's jobs' planned GPUs, and Slurm's where others
 
     def _find(
         self, job_id: str, token: str, uid: int | None, *, may_have_ended: bool = True
@@ -289,7 +291,9 @@ class SlurmWatching:
                 if status is not None:
                     self._notes.sacct_odd.discard((cluster, token.slurm_id))  # ended: named no more
                     self._notes.sacct_lost.pop((cluster, token.slurm_id), None)
-                    out.append((handle, self._cannot_run(status), acct))
+                    status = self._cannot_run(status)
+                    out.append((handle, self._own_gpus.charged(cluster, token.slurm_id, status),
+                                acct))  # fmt: skip
         return out
 
     def _cannot_run(self, status: ExitStatus) -> ExitStatus:
@@ -367,6 +371,7 @@ class SlurmWatching:
             self._notes.unreadable.discard(handle.job_id)
             if mine:
                 self._mine.add(token.slurm_id)
+                self._own_gpus.plan(token.cluster, token.slurm_id, handle.job_id, handle.gpus)
             by_cluster[token.cluster].append((handle, token))
         return by_cluster
 

@@ -72,6 +72,7 @@ class FakeSlurm:
         .replace("State=DOWN", "State=UP")
     )  # fmt: skip
     running_beta: str = ""
+    running_alpha: str = ""  # squeue of partition alpha's running jobs (tres-per-node, ...)
     ran: tuple[str, str] = ("2026-12-04T21:00:01", "2026-12-04T21:00:05")  # sacct Start, End
 
     def __call__(
@@ -114,7 +115,8 @@ class FakeSlurm:
 
     def _squeue(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
         if "Format" in opts:  # a partition's running jobs
-            return CommandResult(0, self.running_beta if "beta" in str(argv) else "", "")
+            running = self.running_beta if "beta" in str(argv) else self.running_alpha
+            return CommandResult(0, running, "")
         wanted = opts["jobs"].split(",") if "jobs" in opts else list(self.jobs)
         rows = [
             f"{i}|{j.state}" if j.queue_cut

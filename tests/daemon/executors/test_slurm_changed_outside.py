@@ -1,0 +1,68 @@
+"""carbond's own Slurm job changed behind its back by its owner (``scontrol update
+JobId=N Gres=gpu:t4:2``): the GPUs Slurm gave it count for capacity and for the GPU-hours it is
+charged (the real cluster's side is in ``tests/slurm/test_capacity_on_slurm.py``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.service.plan_round import _devices
+from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm
+from tests.daemon.executors.test_slurm_service import _daemon, _Dip
+
+_ALLOC = "cpu=1,mem=100M,node=1,billing=1,gres/gpu={n}"
+
+
+def _run(tmp_path: Path, gpus: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A one-GPU job released at once, seen running on ``gpus`` GPUs (squeue's row of the
+    partition's running jobs), then ended: its outcome, and what was logged."""
+    slurm = FakeSlurm()
+    slurm.ran = ("2026-12-04T21:00:01", "2026-12-04T22:00:01")  # one hour
+    daemon = _daemon(tmp_path, slurm, _Dip(T0))  # cleanest now: released at once
+    line = {"id": "j8", "model": "llama-1b", "requests": 4, "command": ["true"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    daemon.service.start(T0)
+    daemon.service.tick(T0)
+    [(slurm_id, job)] = slurm.jobs.items()
+    assert job.state == "RUNNING" and daemon.ledger.job("j8").state == "running"
+    slurm.running_alpha = f"{slurm_id}|root|n1|gres:gpu:t4:{gpus}|{_ALLOC.format(n=gpus)}|NONE\n"
+    service, at = daemon.service, T0 + timedelta(minutes=1)
+    with capture_logs() as logs:
+        # the planner's devices, as a planning round sees them (the job's own GPU busy)
+        configured = service._busy.devices(service.inventory, daemon.ledger.active_runs(), at,
+                                           service.settings.intervals.plan_s)  # fmt: skip
+        devices = _devices(service, at, configured)
+        daemon.service.tick(at)  # a planning round reads it too
+        job.state = "GONE"  # it ended
+        daemon.service.tick(T0 + timedelta(hours=1, minutes=1))
+    assert daemon.ledger.job("j8").state == "succeeded"
+    outcome = daemon.ledger.outcome("j8")
+    assert outcome is not None
+    daemon.close()
+    free = [d.device_id for d in devices if d.busy_until is None or d.busy_until <= at]
+    return outcome | {"free": free}, logs
+
+
+def test_a_gpu_its_owner_added_to_a_running_carbond_job_is_busy_and_charged(
+    tmp_path: Path,
+) -> None:
+    """The second GPU looked free to the planner (carbond counted its own job's GPUs from its
+    plan) and the run was charged one GPU's embodied carbon; both now follow what Slurm gave
+    the job, the change logged once."""
+    plain, plain_logs = _run(tmp_path / "plain", 1)
+    changed, logs = _run(tmp_path / "changed", 2)
+
+    assert plain["free"] == ["qc/1"] and changed["free"] == []
+    assert (plain["gpus"], changed["gpus"]) == (1, 2)
+    assert changed["embodied_g"] == pytest.approx(2 * plain["embodied_g"])
+    events = [(e["job_id"], e["field"], e["planned"], e["actual"])
+              for e in logs if e["event"] == "slurm_job_changed_outside"]  # fmt: skip
+    assert events == [("j8", "gres/gpu", 1, 2)]
+    assert not [e for e in plain_logs if e["event"] == "slurm_job_changed_outside"]
