@@ -56,9 +56,10 @@ from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import by_id, parse_sbatch
 from daemon.executors.slurm.queries import SlurmQueries, Token, known, said
 from daemon.executors.slurm.reach import Reach
+from daemon.executors.slurm.reading import LOST_LIMIT_S
 from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
 from daemon.executors.slurm.states import WAITING
-from daemon.executors.slurm.watching import LOST_LIMIT_S, SlurmWatching
+from daemon.executors.slurm.watching import SlurmWatching
 
 __all__ = ["SlurmExecutor"]
 
@@ -77,7 +78,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         bin_dir: where the Slurm commands are (None: found on ``PATH``).
         pending_grace_s: how long a released job may stay pending before it is taken back.
         cut_short_limit_s: how long a job gone from squeue may keep a cut-short sacct job row
-            before it ends failed (:meth:`SlurmWatching._lost_too_long`).
+            before it ends failed
+            (:meth:`~daemon.executors.slurm.reading.SlurmReading._lost_too_long`).
         allow_root_jobs: whether a job submitted by root (uid 0) is submitted (it runs as
             root in Slurm).
         log_dir: where the service puts the jobs' ``.out``/``.err`` (``<state_dir>/logs``),
