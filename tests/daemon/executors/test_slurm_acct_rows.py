@@ -11,7 +11,7 @@ from pathlib import Path
 
 from daemon.executors.slurm import CommandResult
 from daemon.executors.slurm.queries import Token
-from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
 
 
 @dataclass

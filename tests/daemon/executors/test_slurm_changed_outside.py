@@ -13,7 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.service.plan_round import _devices
-from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm
 from tests.daemon.executors.test_slurm_service import _daemon, _Dip
 
 _ALLOC = "cpu=1,mem=100M,node=1,billing=1,gres/gpu={n}"

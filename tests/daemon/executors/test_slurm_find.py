@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from daemon.executors.base import RunHandle
 from daemon.executors.errors import AnswerUnreadableError
 from daemon.executors.slurm.queries import Token
-from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
 
 
 def test_a_job_found_by_name_whose_squeue_row_is_cut_short_is_looked_up_again_later(

@@ -15,7 +15,7 @@ from daemon.assemble import build_daemon, build_executors
 from daemon.cli import main
 from daemon.executors.slurm import SlurmExecutor
 from daemon.settings import RegionSettings, Settings
-from tests.daemon.executors.test_slurm_executor import FakeSlurm
+from tests.daemon.executors.fake_slurm import FakeSlurm
 from tests.daemon.executors.test_slurm_service import T0, _daemon, _Dip
 
 

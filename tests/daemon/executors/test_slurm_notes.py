@@ -15,7 +15,7 @@ from daemon.executors.base import RunHandle
 from daemon.executors.errors import EndNotRecordedError
 from daemon.executors.slurm.queries import Token
 from daemon.settings import load_settings
-from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
 
 
 def test_each_executor_logs_a_lasting_condition_once_and_a_restarted_one_once_more(

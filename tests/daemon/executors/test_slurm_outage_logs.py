@@ -11,7 +11,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from tests.daemon.executors.test_slurm_executor import FakeSlurm
+from tests.daemon.executors.fake_slurm import FakeSlurm
 from tests.daemon.executors.test_slurm_service import T0, _daemon, _Dip
 
 

@@ -20,7 +20,7 @@ from daemon.executors.slurm.executor import SlurmExecutor
 from daemon.ledger import Ledger
 from daemon.settings import load_settings
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
 from tests.daemon.helpers import job_request
 
 

@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 from daemon.executors.slurm.parse import SlurmOutputError, parse_partitions
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.test_slurm_executor import RECORDED, T0, FakeSlurm, _executor
+from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, _executor
 
 DOWN = (RECORDED / "states" / "scontrol_show_partition_down.txt").read_text()
 

@@ -12,7 +12,7 @@ import pytest
 
 from daemon.cli import main
 from daemon.executors.errors import ExecutorError
-from tests.daemon.executors.test_slurm_executor import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
 from tests.daemon.executors.test_slurm_service import _daemon, _Dip
 
 

@@ -33,7 +33,7 @@ from daemon.settings import (
 )
 from daemon.supervision.health import HEALTH_NAME, read_health
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.test_slurm_executor import RECORDED, FakeSlurm
+from tests.daemon.executors.fake_slurm import RECORDED, FakeSlurm
 from tests.daemon.killharness import REPO
 
 T0 = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
@@ -428,7 +428,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from tests.daemon.executors.test_slurm_service import T0, _daemon, _Dip
-from tests.daemon.executors.test_slurm_executor import FakeSlurm
+from tests.daemon.executors.fake_slurm import FakeSlurm
 
 state, store, minutes = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 

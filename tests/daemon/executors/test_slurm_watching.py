@@ -17,7 +17,7 @@ from daemon.executors.slurm.queries import Token
 from daemon.executors.slurm.runner import CommandResult
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.test_slurm_executor import (
+from tests.daemon.executors.fake_slurm import (
     RECORDED,
     T0,
     FakeSlurm,
