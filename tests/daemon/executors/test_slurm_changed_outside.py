@@ -36,9 +36,9 @@ def _run(tmp_path: Path, gpus: int) -> tuple[dict[str, Any], list[dict[str, Any]
     service, at = daemon.service, T0 + timedelta(minutes=1)
     with capture_logs() as logs:
         # the planner's devices, as a planning round sees them (the job's own GPU busy)
-        configured = service._busy.devices(service.inventory, daemon.ledger.active_runs(), at,
-                                           service.settings.intervals.plan_s)  # fmt: skip
-        devices = _devices(service, at, configured)
+        runs, plan_s = daemon.ledger.active_runs(), service.settings.intervals.plan_s
+        configured = service._memory.busy.devices(service.inventory, runs, at, plan_s)
+        devices = _devices(service._capacity_aware, at, configured)
         daemon.service.tick(at)  # a planning round reads it too
         job.state = "GONE"  # it ended
         daemon.service.tick(T0 + timedelta(hours=1, minutes=1))
