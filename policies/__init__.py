@@ -11,6 +11,7 @@ from policies.base import (
     get_policy,
     policy_names,
     register_policy,
+    with_plan_interval,
     with_recalibration,
 )
 from policies.errors import PoliciesError
@@ -39,5 +40,6 @@ __all__ = [
     "get_policy",
     "policy_names",
     "register_policy",
+    "with_plan_interval",
     "with_recalibration",
 ]

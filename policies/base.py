@@ -19,6 +19,7 @@ __all__ = [
     "get_policy",
     "policy_names",
     "register_policy",
+    "with_plan_interval",
     "with_recalibration",
 ]
 
@@ -89,8 +90,9 @@ def get_policy(name: str, /, **params: Any) -> Policy:
 
 
 # A dataclass policy's fields that are not the user's to set: the registered name, the
-# factors the daemon learns (``with_recalibration``) and private caches.
-_NOT_PARAMS = frozenset({"name", "recalibration", "_cache"})
+# factors the daemon learns (``with_recalibration``), its planning interval
+# (``with_plan_interval``) and private caches.
+_NOT_PARAMS = frozenset({"name", "recalibration", "plan_interval_s", "_cache"})
 
 
 def with_recalibration(policy: Policy, recalibration: Recalibration) -> Policy:
@@ -102,4 +104,18 @@ def with_recalibration(policy: Policy, recalibration: Recalibration) -> Policy:
         return replace(policy, recalibration=recalibration)
     clone = copy.copy(policy)
     clone.recalibration = recalibration
+    return clone
+
+
+def with_plan_interval(policy: Policy, plan_s: float) -> Policy:
+    """``policy`` planned every ``plan_s`` seconds (the daemon's ``intervals.plan_s``, the
+    replay's tick), as a copy, when it has a ``plan_interval_s`` attribute and another value:
+    its run-now copies then start at those rounds, as ``run-now`` starts a job
+    (:mod:`policies.run_now_claims`). Any other policy, or one planned so already, as is."""
+    if getattr(policy, "plan_interval_s", plan_s) == plan_s:
+        return policy
+    if is_dataclass(policy):
+        return replace(policy, plan_interval_s=plan_s)
+    clone = copy.copy(policy)
+    clone.plan_interval_s = plan_s  # type: ignore[attr-defined]
     return clone

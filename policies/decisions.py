@@ -170,15 +170,19 @@ def plan_immediately(
     what: str,
     forecasts: Mapping[str, ZoneIntensity],
     alternatives: int = 3,
+    round_s: float | None = None,
 ) -> list[Decision]:
     """Start each job now on the free admissible pool with the least ``metric`` ``(J, P)``.
 
     Jobs are taken in FIFO order (:func:`fifo_order`); a job with no free fitting GPU is held,
-    one that fits nowhere is rejected. ``what`` names the metric in reasons.
+    one that fits nowhere is rejected. ``what`` names the metric in reasons. ``round_s``: the
+    planning interval, at whose rounds the run-now copies start (:mod:`policies.run_now_claims`).
     """
     taken: set[str] = set()
     decisions: dict[int, Decision] = {}
-    cells = run_now_cells(cube.pools, cube.grid, cube.jobs, cube.duration_s, cube.admissible)
+    cells = run_now_cells(
+        cube.pools, cube.grid, cube.jobs, cube.duration_s, cube.admissible, round_s
+    )
     for j in fifo_order(cube.jobs):
         job = cube.jobs[j]
         row = np.where(cube.admissible[j], metric[j], np.inf)

@@ -178,6 +178,7 @@ class PlanState:
         params: WindowParameters,
         cache: EstimateCache,
         recalibration: Recalibration | None,
+        round_s: float | None = None,
     ) -> list[Decision]:
         """One decision per job, as :func:`policies.planner.plan_window` decides it.
 
@@ -225,7 +226,8 @@ class PlanState:
         times = self._times(grid)
         ready = round_alternatives.Ready(pools, grid)
         run_now = round_alternatives.RunNow(rows, at, pools, grid, times, now, ready, pue,
-                                            forecasts, [jobs[j] for j in fits])  # fmt: skip
+                                            forecasts, [jobs[j] for j in fits],
+                                            round_s)  # fmt: skip
         plans = round_alternatives.planned(rows, at, pool, slot, pools, times)
         held = slot > 0  # and the jobs planned now that find too few devices free
         n = np.flatnonzero(~held)

@@ -403,13 +403,16 @@ def plan_window(
     cache: dict[tuple[object, ...], Estimate] | None = None,
     recalibration: Recalibration | None = None,
     state: PlanState | None = None,
+    round_s: float | None = None,
 ) -> list[Decision]:
     """Plan every job jointly over devices, regions and start slots (see module docstring).
 
     With ``state`` (the rows kept from earlier ticks, :mod:`policies.incremental`), the same
     decisions come from the fast path (but a held decision repeated from the last tick, which
     keeps the run-now counterfactual it was built with), except for the look-ahead LP's rounds
-    and a queue with two jobs of one id (rows are kept by id), which plan here.
+    and a queue with two jobs of one id (rows are kept by id), which plan here. ``round_s``:
+    the caller's planning interval, at whose rounds the run-now copies start
+    (:mod:`policies.run_now_claims`; None: when their GPUs free up).
 
     Raises:
         MissingForecastError: a device's zone has no forecast.
@@ -421,7 +424,9 @@ def plan_window(
     pools = make_pools(devices)
     fast = state is not None and not _joint(params, len(jobs) * len(pools) * grid.count)
     if fast and state is not None and len({job.job_id for job in jobs}) == len(jobs):
-        return state.plan(policy, now, jobs, devices, forecasts, params, cache, recalibration)
+        return state.plan(
+            policy, now, jobs, devices, forecasts, params, cache, recalibration, round_s
+        )
     duration, energy, ok = estimate_matrix(jobs, pools, cache, recalibration)
     allowed = _allowed(jobs, pools, ok, params.home_only)
     typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok), params.lifetime_years)
@@ -430,7 +435,7 @@ def plan_window(
     capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
     taken: set[str] = set()
     decisions: dict[int, Decision] = {}
-    run_now = run_now_cells(pools, grid, jobs, duration, ok)  # the round's claims, FIFO
+    run_now = run_now_cells(pools, grid, jobs, duration, ok, round_s)  # the round's, FIFO
     joint = _joint(params, len(jobs) * len(pools) * grid.count)
     step = len(order) if joint else params.chunk_jobs
     for first in range(0, len(order), step):

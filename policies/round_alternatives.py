@@ -77,13 +77,15 @@ class RunNow:
     the rows (:meth:`total_g`), and an :class:`~policies.types.Alternative` is built only for
     the jobs asked (:meth:`alternatives`): those started, and the held ones whose decision is
     built again (a held decision repeated from last round keeps the counterfactual stored
-    with it, :func:`policies.round_decisions.held`).
+    with it, :func:`policies.round_decisions.held`). ``round_s``: the planning interval, a
+    copy starting at the first round from when its devices are free.
     """
 
     def __init__(
         self, rows: KeptRows, at: IntArray, pools: Sequence[Pool], grid: SlotGrid,
         times: Sequence[datetime], now: datetime, ready_of: Ready, pue: FloatArray,
         forecasts: Mapping[str, ZoneIntensity], jobs: Sequence[JobSpec],
+        round_s: float | None = None,
     ) -> None:  # fmt: skip
         self._rows, self._at, self._pools, self._times, self._pue = rows, at, pools, times, pue
         self._forecasts = forecasts
@@ -97,7 +99,7 @@ class RunNow:
         offsets = ready_of.offsets_s.tolist()  # slot_at's quickest
         for g in np.unique(need).tolist():
             sel = np.flatnonzero(need == g)
-            ready = [run_now_ready(pool, now, g, {}) for pool in pools]
+            ready = [run_now_ready(pool, now, g, {}, None, round_s) for pool in pools]
             ready_s = np.array(
                 [math.inf if x is None else (x[0] - grid.start).total_seconds() for x in ready]
             )
@@ -125,7 +127,7 @@ class RunNow:
                 continue
             r = at[ks]
             cells = claimed_cells(pools, grid, [jobs[k] for k in ks], rows.duration[r],
-                                  rows.ok[r], range(len(ks)), claim)  # fmt: skip
+                                  rows.ok[r], range(len(ks)), claim, round_s)  # fmt: skip
             for i, k in enumerate(ks):
                 cell = cells.get(i)
                 self.pool[k] = -1 if cell is None else cell[0]

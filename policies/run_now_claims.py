@@ -10,6 +10,13 @@ nothing, as ``run-now`` expires it waiting. A GPU is free in the counterfactual 
 of its ``busy_until`` (what holds it now) and its ``run_now_busy_until`` (the counterfactual
 runs of jobs decided in earlier rounds, kept by the daemon from the decisions it recorded).
 
+A copy starts at a **planning round**: ``run-now`` starts a waiting job only when the daemon
+plans (every ``intervals.plan_s``; the replay's tick), so with ``round_s`` (that interval) a
+copy starts at the first round at or after its GPUs free up, ``now`` (the round that builds
+it, at or after its job's arrival) plus a whole number of ``round_s``
+(:func:`run_now_ready`); its claim on them, and the deadline it is compared with
+(:func:`expires_unstarted`), run from there. Without (None), from the moment they free up.
+
 A job whose counterfactual is recorded already (:attr:`JobSpec.run_now_recorded`: its run
 holds its GPUs through ``run_now_busy_until``) claims nothing: its counterfactual this round
 (for the "% below run-now" of its reason) sees only the earlier rounds' runs, except its own
@@ -62,12 +69,16 @@ def slot_at(grid: SlotGrid, offsets_s: Sequence[float] | FloatArray, at: datetim
 
 def run_now_ready(
     pool: Pool, at: datetime, need: int, claimed: Mapping[str, datetime],
-    job_id: str | None = None,
+    job_id: str | None = None, round_s: float | None = None,
 ) -> tuple[datetime, tuple[Device, ...]] | None:  # fmt: skip
     """:func:`policies.decisions.ready_devices` in the counterfactual: when ``need`` of the
     pool's available devices are all free there (``claimed``: this round's claims, by device
     id; ``job_id``: whose counterfactual, its own recorded run not holding any), and which
-    (those freeing first, then by id); None with fewer than ``need``."""
+    (those free first, then by id); None with fewer than ``need``. With ``round_s``, a
+    device is free from the first planning round at or after it frees up, ``at`` (a round)
+    plus a whole number of ``round_s``, to the microsecond: ``run-now`` starts a job only
+    when it plans, and finds the devices freed since its last round free together."""
+    step = timedelta(seconds=round_s) if round_s else None
     available = []
     for d in pool.devices:  # when each is free, at ``at`` or later (one loop: no call each)
         if not d.available:
@@ -81,6 +92,8 @@ def run_now_ready(
             free = held
         if claimed and (mine := claimed.get(d.device_id)) is not None and mine > free:
             free = mine
+        if step is not None and free > at:  # the first round from then (-floor: ceiling)
+            free = at - ((at - free) // step) * step
         available.append((free, d.device_id, d))
     if len(available) < need or need < 1:
         return None
@@ -102,19 +115,22 @@ def run_now_holders(pools: Sequence[Pool]) -> frozenset[str]:
 def expires_unstarted(deadline: datetime | None, start: datetime) -> bool:
     """Whether a counterfactual run from ``start`` is one ``run-now`` never starts: at or
     after its job's ``deadline`` the job expires waiting (the daemon ends a waiting job whose
-    deadline has come before it plans), so its copy claims and holds no GPU. The run priced
-    stays the job's counterfactual (what its start would have cost)."""
+    deadline has come before it plans), so its copy claims and holds no GPU. ``start`` is the
+    copy's as built, at a planning round where the policy knows its interval
+    (:func:`run_now_ready`): the round ``run-now`` would find the deadline passed at. The run
+    priced stays the job's counterfactual (what its start would have cost)."""
     return deadline is not None and start >= deadline
 
 
 def claimed_cells(
     pools: Sequence[Pool], grid: SlotGrid, jobs: Sequence[JobSpec], duration: FloatArray,
-    ok: BoolArray, ks: Sequence[int], claim: bool = True,
+    ok: BoolArray, ks: Sequence[int], claim: bool = True, round_s: float | None = None,
 ) -> dict[int, RunNowCell]:  # fmt: skip
     """The counterfactual cells of the jobs ``ks`` (indices into ``jobs``, ``duration`` and
     ``ok`` ``(J, P)``): the admissible pool whose devices are free first, the fastest of those
     (ties: the first pool), starting when they are (``grid``'s slot 0 is now; a start between
-    its slots is priced at the first slot from it, :func:`slot_at`). With ``claim``, the jobs
+    its slots is priced at the first slot from it, :func:`slot_at`; with ``round_s``, at the
+    first planning round from when they are, :func:`run_now_ready`). With ``claim``, the jobs
     are taken in FIFO order and each claims its devices from the later ones until its run
     ends, but one whose run would start at or after its deadline (:func:`expires_unstarted`);
     without, none claims any. A job that fits no pool has none (and claims nothing)."""
@@ -137,7 +153,7 @@ def claimed_cells(
                 continue
             key = (p, need, mine if mine in held[p] else None)
             if key not in seen:
-                seen[key] = run_now_ready(pools[p], now, need, claimed, key[2])
+                seen[key] = run_now_ready(pools[p], now, need, claimed, key[2], round_s)
             ready = seen[key]
             if ready is None:
                 continue
@@ -146,7 +162,7 @@ def claimed_cells(
                 best = (ready[0], d, p, ready[1])
         if best is None:
             continue
-        start, d, p, devices = best  # from when its devices are free, to the microsecond
+        start, d, p, devices = best  # from when its devices are free (at a round: round_s)
         out[j] = (p, start, devices)
         if not claim or expires_unstarted(jobs[j].deadline, start):
             continue
@@ -160,13 +176,15 @@ def claimed_cells(
 
 def run_now_cells(
     pools: Sequence[Pool], grid: SlotGrid, jobs: Sequence[JobSpec], duration: FloatArray,
-    ok: BoolArray,
+    ok: BoolArray, round_s: float | None = None,
 ) -> dict[int, RunNowCell]:  # fmt: skip
     """Every job's counterfactual cell (see the module docstring): the jobs without a
     recorded counterfactual claim GPUs first come, first served; the others claim none and
-    see none of this round's claims."""
+    see none of this round's claims. ``round_s``: the planning interval (starts at rounds)."""
     new = [j for j, job in enumerate(jobs) if not job.run_now_recorded]
     known = [j for j, job in enumerate(jobs) if job.run_now_recorded]
-    cells = claimed_cells(pools, grid, jobs, duration, ok, new)
-    cells.update(claimed_cells(pools, grid, jobs, duration, ok, known, claim=False))
+    cells = claimed_cells(pools, grid, jobs, duration, ok, new, round_s=round_s)
+    cells.update(
+        claimed_cells(pools, grid, jobs, duration, ok, known, claim=False, round_s=round_s)
+    )
     return cells

@@ -50,13 +50,14 @@ _FORMS = (
 SAVINGS_AGAINST = (
     "the run-now counterfactual stored with each job's first decision: what run-now would "
     "have done with the same arrivals (the fastest fitting GPU free then, else the first to "
-    "free up; a round's jobs claim GPUs first come, first served, and earlier rounds' "
-    "counterfactual runs hold theirs), scaled as the run turned out (operational grams by the "
-    "run's energy over the energy predicted, embodied grams by its duration over the duration "
-    "predicted) and priced at the intensity realised over its own window (the ledger's samples "
-    "up to the job's end, the forecast past it); a job that failed or was cancelled saves "
-    "nothing, nor does one run-now would have missed (its counterfactual starting at or after "
-    "its deadline: run-now expires it waiting; counted in run_now_missed)"
+    "free up, from the first planning round at or after it does; a round's jobs claim GPUs "
+    "first come, first served, and earlier rounds' counterfactual runs hold theirs), scaled "
+    "as the run turned out (operational grams by the run's energy over the energy predicted, "
+    "embodied grams by its duration over the duration predicted) and priced at the intensity "
+    "realised over its own window (the ledger's samples up to the job's end, the forecast "
+    "past it); a job that failed or was cancelled saves nothing, nor does one run-now would "
+    "have missed (its counterfactual starting at or after its deadline: run-now expires it "
+    "waiting; counted in run_now_missed)"
 )
 """What a report's savings are against (its ``savings_against``; README "Reports")."""
 

@@ -243,7 +243,9 @@ def missed_by_run_now(deadline: datetime | None, start: datetime | str | None) -
     """Whether a job due at ``deadline`` is one run-now would have missed: its run-now
     counterfactual's ``start`` (as stored: ISO text, one without an offset in UTC) is at or
     after it (:func:`policies.run_now_claims.expires_unstarted`: run-now expires it waiting,
-    its copy never runs). False without a deadline or a readable start."""
+    its copy never runs), the start the copy was built with (at the planning round run-now
+    would start it in), so the ledger and the policy count the same copies missed. False
+    without a deadline or a readable start."""
     if deadline is None or start is None:
         return False
     if isinstance(start, str):

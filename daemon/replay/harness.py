@@ -38,7 +38,15 @@ from daemon.settings import (
 from daemon.sites import SiteView
 from daemon.statedir import LEDGER_NAME
 from daemon.states import FINAL_STATES, WAITING_STATES
-from policies import Alternative, Decision, Device, JobSpec, Policy, ZoneIntensity
+from policies import (
+    Alternative,
+    Decision,
+    Device,
+    JobSpec,
+    Policy,
+    ZoneIntensity,
+    with_plan_interval,
+)
 from policies.fast_init import fast_init
 
 __all__ = ["ReplayIntensity", "Run", "ServiceHarness"]
@@ -151,7 +159,8 @@ class ServiceHarness:
             intensity=IntensitySettings(source="static", horizon_s=horizon_s, step_s=3600),
         )  # fmt: skip
         self._jobs: dict[str, JobSpec] = {}
-        self._policy = _WatchedPolicy(policy)
+        # planned every tick: its run-now copies start at ticks, as run-now's own runs do
+        self._policy = _WatchedPolicy(with_plan_interval(policy, float(tick_s)))
         # Runs last truth_factor x their estimate (x log-normal noise): the estimator's error.
         self._executor = SimulatedExecutor(truth_factor=truth_factor, noise_sigma=duration_noise)
         self.ledger = Ledger.open(state_dir / LEDGER_NAME, durable=False, private=True)

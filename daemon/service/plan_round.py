@@ -37,7 +37,15 @@ from daemon.planning import (
 from daemon.service import gpus, unstarted
 from daemon.service.dispatch import Dispatch, DispatchContext, Launch, job_log_dir, launch_spec
 from daemon.service.memory import PlanMemory
-from policies import Decision, Device, JobSpec, PoliciesError, ZoneIntensity, with_recalibration
+from policies import (
+    Decision,
+    Device,
+    JobSpec,
+    PoliciesError,
+    ZoneIntensity,
+    with_plan_interval,
+    with_recalibration,
+)
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
@@ -78,7 +86,7 @@ def plan_round(
     configured = memory.busy.devices(service.inventory, runs, now, plan_s)
     available = _devices(parts.capacity_aware, now, configured)
     devices = memory.run_now_busy.devices(available, now, runs, plan_s)
-    policy = service.policy
+    policy = with_plan_interval(service.policy, plan_s)  # run-now's copies start at rounds
     learned = service.learning.recalibration
     if learned.factors:  # plan on what the measured outcomes taught (none: no copy)
         policy = with_recalibration(policy, learned)

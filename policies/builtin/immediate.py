@@ -33,6 +33,7 @@ class _Immediate:
     lifetime_years: float = DEFAULT_LIFETIME_YEARS
     alternatives: int = 3
     recalibration: Recalibration | None = None  # online factors from measured outcomes
+    plan_interval_s: float | None = None  # its caller's rounds (with_plan_interval)
     _cache: dict[tuple[object, ...], Estimate] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -70,7 +71,10 @@ class _Immediate:
                 cube.admissible, cube.operational_g[:, :, 0] + cube.embodied_g, np.inf
             )
             what = "carbon"
-        return plan_immediately(self.name, cube, metric, now, what, forecasts, self.alternatives)
+        return plan_immediately(
+            self.name, cube, metric, now, what, forecasts, self.alternatives,
+            self.plan_interval_s,
+        )  # fmt: skip
 
 
 @register_policy("lowest-energy")

@@ -49,6 +49,7 @@ class CarbonWindow:
         self._cache: dict[tuple[object, ...], Estimate] = {}  # raw estimates, shared by copies
         self._state = PlanState()  # scored rows kept between ticks, shared by copies
         self.recalibration: Recalibration | None = None  # online factors (with_recalibration)
+        self.plan_interval_s: float | None = None  # its caller's rounds (with_plan_interval)
 
     @property
     def name(self) -> str:
@@ -76,6 +77,7 @@ class CarbonWindow:
             self._cache,
             self.recalibration,
             self._state,
+            self.plan_interval_s,
         )
 
 
