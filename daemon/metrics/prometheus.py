@@ -182,7 +182,8 @@ class Metrics:
         self._run_now_g = Counter(
             "carbond_run_now_emissions_grams",
             "Expected gCO2e of the same jobs under run-now (fastest GPU free at submission, else"
-            " the first to free up), stored with each job's first decision; a job run-now"
+            " the first to free up, from the first planning round at or after it does), stored"
+            " with each job's first decision; a job run-now"
             " would have missed (that start at or after its deadline): its own expected gCO2e",
             ["policy"],
             registry=r,
