@@ -15,11 +15,19 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TextIO, TypeVar
+from typing import Any, BinaryIO, Literal, Protocol, TextIO, TypeVar
 
 from daemon.ledger.store import Ledger, LedgerError
 
-__all__ = ["EXPORT_SUFFIXES", "csv_cell", "export_table", "file_mode", "write_replacing"]
+__all__ = [
+    "EXPORT_SUFFIXES",
+    "csv_cell",
+    "export_table",
+    "file_mode",
+    "save_figure",
+    "write_replacing",
+    "write_replacing_bytes",
+]
 
 EXPORT_SUFFIXES = {".csv": "csv", ".json": "json"}
 _T = TypeVar("_T")
@@ -98,6 +106,46 @@ def write_replacing(path: Path, write: Callable[[TextIO], _T]) -> _T:
         Path(tmp).unlink(missing_ok=True)
         raise
     return result
+
+
+def write_replacing_bytes(path: Path, write: Callable[[BinaryIO], _T]) -> _T:
+    """:func:`write_replacing` for bytes (a figure): a fresh temporary file beside ``path``,
+    renamed over it, so a symlink or hard link someone left at ``path`` is replaced, never
+    written through.
+
+    Raises:
+        OSError: the file cannot be written (the temporary file is removed).
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, file_mode(path))
+        with os.fdopen(fd, "wb") as out:
+            result = write(out)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return result
+
+
+class _Savable(Protocol):
+    def savefig(self, fname: BinaryIO, *, dpi: float, format: str) -> None: ...
+
+
+def save_figure(fig: _Savable, path: Path, *, dpi: float, fmt: str | None = None) -> Path:
+    """Save a matplotlib figure to ``path`` through :func:`write_replacing_bytes`, in format
+    ``fmt`` (default: ``path``'s suffix, PNG without one). Returns ``path``.
+
+    matplotlib's ``savefig(path)`` opens ``path`` itself and follows a link there: run as root
+    in a directory others can write (a shared results folder), it would overwrite whatever file
+    a planted symlink names.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    kind = fmt or path.suffix.lower().removeprefix(".") or "png"
+    write_replacing_bytes(path, lambda out: fig.savefig(out, dpi=dpi, format=kind))
+    return path
 
 
 def _write(columns: Sequence[str], rows: Iterable[Sequence[Any]], path: Path, kind: str) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from daemon.ledger.export import save_figure
 from daemon.replay.driver import PolicyRun
 from daemon.replay.summary import run_label
 
@@ -56,7 +57,7 @@ def plot_runs(directory: Path, runs: Sequence[PolicyRun], actuals: dict[str, Any
     axes[0, 0].set_title("Realised grid intensity (Electricity Maps lifecycle) and job starts")
     fig.tight_layout()
     paths = [directory / "intensity.png", directory / "cumulative.png"]
-    fig.savefig(paths[0], dpi=110)
+    save_figure(fig, paths[0], dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(11, 4))
     for run in runs:
@@ -68,7 +69,7 @@ def plot_runs(directory: Path, runs: Sequence[PolicyRun], actuals: dict[str, Any
     ax.set_title("Cumulative emissions per policy (realised lifecycle intensity)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(paths[1], dpi=110)
+    save_figure(fig, paths[1], dpi=110)
     plt.close(fig)
     return paths
 
@@ -115,7 +116,7 @@ def plot_sites(directory: Path, runs: Sequence[PolicyRun]) -> list[Path]:
         fig.tight_layout()
         path = directory / f"site-{region}.png"
         directory.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path, dpi=110)
         plt.close(fig)
         paths.append(path)
     return paths

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from daemon.ledger.export import save_figure
 from forecasts import BacktestResult
 
 __all__ = ["plot_backtest"]
@@ -42,6 +43,6 @@ def plot_backtest(result: BacktestResult, path: Path) -> Path:
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from daemon.ledger.export import save_figure
+
 __all__ = ["mark_front", "pareto", "plot_pareto"]
 
 
@@ -99,7 +101,7 @@ def plot_pareto(
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, dpi=110, format=fmt)
+        save_figure(fig, path, dpi=110, fmt=fmt)
     finally:
         plt.close(fig)
     return path

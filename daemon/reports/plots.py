@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from daemon.errors import UsageError
 from daemon.ledger.accounting import Accounting
+from daemon.ledger.export import save_figure
 from daemon.reports.lines import JobLine, shown
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ def plot_report(ledger: Accounting, lines: Sequence[JobLine], path: Path) -> Pat
     fmt = image_format(path)
     fig = report_figure(ledger, lines)
     try:
-        fig.savefig(path, dpi=100, format=fmt)
+        save_figure(fig, path, dpi=100, fmt=fmt)
     finally:
         plt.close(fig)
     return path
