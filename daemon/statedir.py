@@ -28,7 +28,10 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import tempfile
 from pathlib import Path
+
+import structlog
 
 from daemon.errors import DaemonError
 from daemon.supervision.health import HEALTH_NAME, read_health
@@ -51,6 +54,8 @@ LEDGER_NAME = "ledger.db"  # the one spelling of the ledger's file name in a sta
 _NAMED_FILES = ("rejected.jsonl", LEDGER_NAME)  # queue.jsonl: doctor's queue check
 LOCK_NAME = "daemon.lock"
 
+log = structlog.get_logger(__name__)
+
 
 class UnsafeStateDirError(DaemonError):
     """The state dir could be written by someone other than the daemon's user (one line)."""
@@ -65,26 +70,38 @@ def lock_state_dir(state_dir: Path) -> int:
     however it exits) and write its pid there; return the descriptor to keep open.
 
     The descriptor is close-on-exec: the jobs a daemon starts (which outlive it) never hold it.
+    The file is the daemon's alone (0600; one an older carbond left 0644 is made so): ``flock``
+    needs only a descriptor open for reading, so while every user could open it, any of them
+    could hold the lock and keep every later daemon from starting. A lock held by a process
+    of another uid than this one's (one who opened it while it was readable) is no daemon's:
+    the file is replaced by a fresh one, locked, and ``daemon_lock_replaced`` logged.
 
     Raises:
-        StateDirLockedError: another process holds it: a second daemon with this ledger.
+        StateDirLockedError: a process of this uid holds it: a second daemon with this ledger.
         DaemonError: it cannot be opened (a symlink, a permission).
     """
     path = state_dir / LOCK_NAME
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags, 0o644)
+        fd = _open_lock(path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _foreign_holder(fd)
+            if holder is None:
+                pid = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                raise StateDirLockedError(
+                    f"another carbond daemon (pid {pid}) runs with state dir {state_dir}; "
+                    "one daemon per state dir (stop it, or give this one another state_dir)"
+                ) from None
+            os.close(fd)
+            fd = _replace_lock(path)
+            log.warning("daemon_lock_replaced", path=str(path), holder_pid=holder[0],
+                        holder_uid=holder[1])  # fmt: skip
+    except StateDirLockedError:
+        raise
     except OSError as exc:
         raise DaemonError(f"{path}: cannot open the daemon's lock: {exc.strerror}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
-        os.close(fd)
-        raise StateDirLockedError(
-            f"another carbond daemon (pid {holder}) runs with state dir {state_dir}; "
-            "one daemon per state dir (stop it, or give this one another state_dir)"
-        ) from None
     if (older := _unlocked_daemon(state_dir)) is not None:
         os.close(fd)
         raise StateDirLockedError(
@@ -95,6 +112,68 @@ def lock_state_dir(state_dir: Path) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode("ascii"))
     return fd
+
+
+def _open_lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+        os.fchmod(fd, 0o600)  # an older carbond's 0644 lock: no new reader may open it
+    return fd
+
+
+def _replace_lock(path: Path) -> int:
+    """A fresh 0600 lock file, locked, renamed over ``path`` (whose lock someone else holds)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new inode: nobody else has it
+        os.set_inheritable(fd, False)
+        os.replace(tmp, path)
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fd
+
+
+def _foreign_holder(fd: int) -> tuple[int, int] | None:
+    """``(pid, uid)`` of the holder of the ``flock`` on ``fd``'s file when every holder runs
+    under another uid than this process (``/proc/locks``): no daemon of this state dir, which
+    runs as its owner. None when a holder is of this uid, or cannot be told (not Linux, a pid
+    of another pid namespace): then it may be a daemon."""
+    st = os.fstat(fd)
+    key = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    holders: list[tuple[int, int]] = []
+    try:
+        lines = Path("/proc/locks").read_text(encoding="ascii", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK":  # "->": a waiter, not a holder
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) != key:
+                continue
+            pid = int(fields[4])
+        except ValueError:
+            continue
+        uid = _real_uid(pid)
+        if pid <= 0 or uid is None or uid == os.geteuid():
+            return None
+        holders.append((pid, uid))
+    return holders[0] if holders else None
+
+
+def _real_uid(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    return None
 
 
 def _unlocked_daemon(state_dir: Path) -> int | None:
