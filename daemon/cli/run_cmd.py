@@ -214,8 +214,9 @@ def run_daemon(
         notifier: systemd notifications (default: from ``$NOTIFY_SOCKET``).
 
     Raises:
-        DaemonError: the ledger, the state dir or the metrics port cannot be set up, the
-            state dir is unsafe (:mod:`daemon.statedir`: writable by someone else), or another
+        DaemonError: the ledger or the state dir cannot be set up (a metrics port that
+            cannot be bound is logged, not raised: :func:`_start_metrics`), the state dir is
+            unsafe (:mod:`daemon.statedir`: writable by someone else), or another
             daemon runs with it.
     """
     ensure_safe_state_dir(settings.state_dir)
@@ -224,6 +225,24 @@ def run_daemon(
         return _run_locked(settings, load, notifier)
     finally:
         os.close(lock)
+
+
+def _start_metrics(metrics: Metrics, port: int) -> None:
+    """Serve ``/metrics``; a port that cannot be bound is logged (``metrics_unavailable``) and
+    the daemon runs on without it: any local user may bind an unprivileged port on 127.0.0.1
+    first, and the jobs must not wait on the metrics (until 2026-12-07 ``carbond run`` stopped
+    at start, and a restart could never come up while that user held the port)."""
+    try:
+        bound = metrics.start(port)
+    except DaemonError as exc:
+        log.error(
+            "metrics_unavailable",
+            address=f"127.0.0.1:{port}",
+            error=str(exc),
+            note="the daemon runs without /metrics; carbond doctor says what holds the port",
+        )
+        return
+    log.info("metrics_listening", address=f"127.0.0.1:{bound}")
 
 
 def _run_locked(
@@ -236,8 +255,7 @@ def _run_locked(
     notifier = notifier or Notifier()
     try:
         if settings.metrics.port:
-            port = metrics.start(settings.metrics.port)
-            log.info("metrics_listening", address=f"127.0.0.1:{port}")
+            _start_metrics(metrics, settings.metrics.port)
         notifier.open()
         daemon.service.start(datetime.now(UTC))
         warmup = PlannerWarmup(settings)

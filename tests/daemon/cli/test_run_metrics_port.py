@@ -1,0 +1,42 @@
+"""``carbond run`` whose metrics port another program holds: any local user may bind an
+unprivileged port on 127.0.0.1 before the daemon (re)starts. It used to stop at start ("metrics:
+cannot listen"), so that user kept the scheduler down; it now logs ``metrics_unavailable`` and
+runs the jobs."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.cli.test_run_cmd import CONFIG, Daemon, _state_of, _submit, _until
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_held_metrics_port_does_not_stop_the_daemon(tmp_path: Path) -> None:
+    squatter = socket.socket()  # a real listener on the daemon's port, as another user's
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    port = squatter.getsockname()[1]
+    state = tmp_path / "state"
+    config = tmp_path / "carbond.toml"
+    config.write_text(CONFIG.format(state=state, port=port))
+    daemon = Daemon(tmp_path, config)
+    try:
+        daemon.expect("READY=1")
+        _submit(state, "despite-metrics", [sys.executable, "-c", "print('ran')"])
+        _until("the job to succeed", lambda: _state_of(state, "despite-metrics") == "succeeded")
+        assert (state / "logs" / "despite-metrics.out").read_text() == "ran\n"
+    finally:
+        daemon.close()
+        squatter.close()
+    events = [json.loads(line) for line in (tmp_path / "daemon.log").read_text().splitlines()
+              if line.startswith("{")]  # fmt: skip
+    [event] = [e for e in events if e.get("event") == "metrics_unavailable"]
+    assert event["address"] == f"127.0.0.1:{port}"
+    assert "cannot listen" in event["error"]
+    assert not [e for e in events if e.get("event") == "metrics_listening"]
