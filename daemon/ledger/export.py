@@ -46,15 +46,24 @@ def csv_cell(value: Any) -> Any:
 
 
 def file_mode(path: Path) -> int:
-    """The permissions a file written at ``path`` through a temporary file should get: those
-    of the file it replaces, else what ``open`` would give a new file (``0o666`` less the
-    umask); the temporary file itself is created ``0o600``."""
+    """The permissions a file written at ``path`` through a temporary file should get: the
+    read/write/execute bits of the regular file it replaces, else what ``open`` would give a
+    new file (``0o666`` less the umask); the temporary file itself is created ``0o600``.
+
+    Never a set-user/group-ID or sticky bit, and never a mode read through a symlink at
+    ``path`` (which the rename replaces): whoever planted the file or the link there (run as
+    root into a folder others can write) would otherwise choose the mode of root's new file,
+    e.g. set-user-ID, or that of a file the link names.
+    """
     try:
-        return stat.S_IMODE(path.stat().st_mode)
+        st = os.stat(path, follow_symlinks=False)
     except OSError:
-        umask = os.umask(0o022)  # read it (a CLI, one thread), then put it back
-        os.umask(umask)
-        return 0o666 & ~umask
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode):
+        return stat.S_IMODE(st.st_mode) & 0o777
+    umask = os.umask(0o022)  # read it (a CLI, one thread), then put it back
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def export_table(

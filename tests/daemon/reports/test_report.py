@@ -260,6 +260,36 @@ def test_written_files_get_the_usual_permissions(
     assert shared.read_text() != "old\n"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("report", "--format", "csv", "--output"), ("export", "outcomes"),
+     ("export", "--format", "codecarbon")],
+)  # fmt: skip
+def test_a_replaced_file_lends_no_set_id_bits_nor_a_link_targets_mode(
+    demo_state: Path, carbond: Run, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """The new file took the whole mode of what was at the path, following a symlink: run as
+    root into a folder others can write, a planted 06777 file (or a link to a set-user-ID
+    program) made root's report a set-user-ID, world-writable file."""
+    planted, linked = tmp_path / "planted.csv", tmp_path / "linked.csv"
+    planted.write_text("old\n")
+    planted.chmod(0o6777)
+    program = tmp_path / "program"
+    program.write_text("")
+    program.chmod(0o4755)
+    linked.symlink_to(program)
+    umask = os.umask(0o022)
+    try:
+        for path in (planted, linked):
+            carbond(*args, str(path), "--state-dir", str(demo_state))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(planted.stat().st_mode) == 0o777  # its permission bits only
+    assert not linked.is_symlink()
+    assert stat.S_IMODE(linked.stat().st_mode) == 0o644  # a new file's, not the program's
+    assert stat.S_IMODE(program.stat().st_mode) == 0o4755 and program.read_text() == ""
+
+
 def test_grid_intensity_times_grid_energy_is_the_operational_grams(
     tmp_path: Path, carbond: Run
 ) -> None:
