@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -147,3 +148,19 @@ def test_a_daemon_stuck_in_a_later_step_is_named_stuck_in_that_step(tmp_path: Pa
         assert f"in its reconcile step since {began.isoformat()}" in detail
     finally:
         service.close()
+
+
+def test_health_is_never_written_through_a_link_at_its_temporary_name(tmp_path: Path) -> None:
+    """The temporary file was opened with O_TRUNC, not O_EXCL: a hard link left at
+    ``.health.json.tmp`` had the daemon truncate and overwrite the file it names (the state
+    dir's safety check keeps others from planting one; this keeps a leftover from mattering,
+    as every other temporary file carbond writes is created)."""
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    os.link(victim, state / ".health.json.tmp")
+    Health().write(state / "health.json", datetime(2026, 1, 1, tzinfo=UTC))
+    assert victim.read_text() == "keep me\n"
+    assert json.loads((state / "health.json").read_text())["problems"] == {}
+    assert not (state / ".health.json.tmp").exists()
