@@ -195,9 +195,10 @@ def _improve(
 
     ``capacity`` holds every job of ``cells`` reserved (it is left as it is). Only jobs on an
     allowed cell move, only to an allowed cell free for their whole run; a move to a later slot
-    must also beat the job's cheapest start-now cell (ignoring capacity) by ``min_saving`` and
-    the tolerance, as a hold must. Each pass takes the movable jobs in plan order; of the free
-    cells within ``_TOLERANCE`` (relative) of the cheapest such cell, a job's target is the
+    must also beat the job's cheapest start-now cell free for its whole run (the other jobs'
+    runs reserved; none free: no bound) by ``min_saving`` and the tolerance, as a hold must
+    (``planner._choose``'s ``best_now``). Each pass takes the movable jobs in plan order; of
+    the free cells within ``_TOLERANCE`` (relative) of the cheapest such cell, a job's target is the
     earliest start, then the first pool (:func:`policies.near_ties.earliest_near`), and it
     moves there when that is cheaper than its own cell by more than the tolerance
     (:func:`_moves`, compiled), so float noise neither picks a later slot nor makes a move.
@@ -240,7 +241,7 @@ def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot, toleran
     The reference it replaced, per job: take its run off ``busy``; the cells whose run finds
     ``gpus`` devices free at every instant it covers keep their cost, the others ``inf``; from
     a start now, later cells not below ``(1 - min_saving - tolerance)`` x the cheapest
-    start-now cost become ``inf``; ``np.argmin`` over the (pool, slot) row (the first of equal
+    free start-now cost become ``inf``; ``np.argmin`` over the (pool, slot) row (the first of equal
     costs, or the first NaN); where that is finite, of the cells within ``tolerance``
     (relative) of it the earliest slot, then the first pool (``_earliest_in_row``); a move
     when that cell is below ``cost * (1 - tolerance)``; the run put back where it is."""
@@ -253,11 +254,17 @@ def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot, toleran
             p, s, g = pool[m], slot[m], gpus[m]
             for i in range(s, ends[m, p, s]):
                 busy[p, i] -= g
+            for q in range(n_pools):
+                for t in range(n_slots):
+                    in_use = 0
+                    for i in range(t, ends[m, q, t]):
+                        in_use = max(in_use, busy[q, i])
+                    row[q, t] = cost[m, q, t] if in_use + g <= size[q] else np.inf
             hold_below = np.inf
-            if s == 0:
-                hold_below = cost[m, 0, 0]
+            if s == 0:  # a later slot must beat the cheapest free start now (none: any)
+                hold_below = row[0, 0]
                 for q in range(1, n_pools):
-                    c = cost[m, q, 0]
+                    c = row[q, 0]
                     if c < hold_below or math.isnan(c):
                         hold_below = c
                         if math.isnan(c):
@@ -267,13 +274,10 @@ def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot, toleran
             first = True
             for q in range(n_pools):
                 for t in range(n_slots):
-                    in_use = 0
-                    for i in range(t, ends[m, q, t]):
-                        in_use = max(in_use, busy[q, i])
-                    v = cost[m, q, t] if in_use + g <= size[q] else np.inf
+                    v = row[q, t]
                     if s == 0 and t > 0 and not v < hold_below:
                         v = np.inf
-                    row[q, t] = v
+                        row[q, t] = v
                     if first or v < best or (math.isnan(v) and not math.isnan(best)):
                         best, bq, bt = v, q, t
                         first = False

@@ -70,7 +70,7 @@ def _improve_reference(
             in_use = np.where(inside[i], windows, 0).max(axis=2)
             row = np.where(in_use + gpus[k] <= size, cost[k], np.inf)
             if s == 0:
-                hold_below = (1.0 - min_saving - 1e-9) * float(cost[k, :, 0].min())
+                hold_below = (1.0 - min_saving - 1e-9) * float(row[:, 0].min())  # free now
                 row[:, 1:] = np.where(row[:, 1:] < hold_below, row[:, 1:], np.inf)
             q, t = (int(x) for x in np.unravel_index(int(np.argmin(row)), row.shape))
             if row[q, t] < np.inf:  # finite, no NaN: of the near-ties, the earliest start
@@ -126,6 +126,38 @@ def test_the_compiled_local_search_moves_as_the_reference(seed: int, min_saving:
     assert _improve(cost, duration, gpus, capacity, cells, min_saving) == moves
     assert cells == expected
     assert (capacity.busy == busy).all()
+
+
+def _busy(
+    capacity: CapacityTimeline, duration: FloatArray, gpus: IntArray, before: Cells, after: Cells
+) -> IntArray:
+    """``capacity.busy`` (``before``'s runs reserved) with ``before``'s runs replaced by
+    ``after``'s, instant by instant as ``CapacityTimeline.reserve`` covers them."""
+    busy = capacity.busy.copy()
+    for cells, sign in ((before, -1), (after, 1)):
+        for k, p, s, _ in cells:
+            _, end = _coverage(capacity, np.array([s]), np.array([duration[k, p]]))
+            busy[p, s : int(end[0])] += sign * int(gpus[k])
+    return busy
+
+
+@pytest.mark.parametrize("seed", range(60))
+@pytest.mark.parametrize("min_saving", [0.0, 0.2])
+def test_the_local_search_puts_no_run_where_its_devices_are_not_free(
+    seed: int, min_saving: float
+) -> None:
+    """After the moves no pool runs more devices at an instant than it has, except where the
+    plan given already did (a rescue can over-commit a pool): a move (a hold included) takes
+    only devices free for the whole run."""
+    cost, duration, gpus, capacity, cells = _instance(seed)
+    before = list(cells)
+    _improve(cost, duration, gpus, capacity, cells, min_saving)
+    busy = _busy(capacity, duration, gpus, before, cells)
+    assert (busy <= np.maximum(capacity.size[:, None], capacity.busy)).all()
+    moved = [a for a, b in zip(cells, before, strict=True) if a != b]
+    for k, p, s, _ in moved:
+        _, end = _coverage(capacity, np.array([s]), np.array([duration[k, p]]))
+        assert (busy[p, s : int(end[0])] <= capacity.size[p]).all()
 
 
 def test_some_instances_move_jobs() -> None:

@@ -133,21 +133,25 @@ def _moved(value: float, min_saving: float, busy_h: int, slot: int) -> tuple[str
 @pytest.mark.parametrize("value", [31.0, 30.999, 17.3, 0.1])
 @pytest.mark.parametrize("min_saving", [0.0, 0.2])
 @pytest.mark.parametrize("busy_h", [1, 3])
+@pytest.mark.parametrize("slot", [2, 0])
 def test_the_lookaheads_local_search_moves_a_job_to_the_first_free_slot(
-    value: float, min_saving: float, busy_h: int
+    value: float, min_saving: float, busy_h: int, slot: int
 ) -> None:
-    """A job held in the dirty zone moves to the clean zone, whose later slots all cost the
-    same but for float noise: to its first free slot, not to whichever the noise makes
-    cheapest."""
-    assert _moved(value, min_saving, busy_h, 2) == ("qc", NOW + timedelta(hours=busy_h))
+    """A job left in the dirty zone, held (slot 2) or starting now (slot 0), moves to the
+    clean zone, whose later slots all cost the same but for float noise: to its first free
+    slot, not to whichever the noise makes cheapest. Starting now, the move is a hold, and it
+    beats the cheapest start-now cell free for the run (the dirty zone's: the clean zone's
+    GPU is busy) by far more than ``min_saving``, as the greedy's hold must; until
+    2026-12-07 the busy clean start-now cell was the bound, and the job stayed at 700 g/kWh."""
+    assert _moved(value, min_saving, busy_h, slot) == ("qc", NOW + timedelta(hours=busy_h))
 
 
-@pytest.mark.parametrize("value", [31.0, 30.999, 17.3, 0.1])
 @pytest.mark.parametrize("busy_h", [1, 3])
-def test_the_lookaheads_local_search_holds_no_job_for_float_noise(
-    value: float, busy_h: int
+def test_the_lookaheads_local_search_holds_a_started_job_only_for_min_saving(
+    busy_h: int,
 ) -> None:
-    """A job starting now in the dirty zone: a move to a later slot must beat the job's
-    cheapest start-now cell (the clean zone's, busy or not) as a hold must, and the clean
-    zone's later slots beat it by float noise only, so it stays."""
-    assert _moved(value, 0.0, busy_h, 0) == ("pl", TICK)
+    """A job starting now in the dirty zone (700 g/kWh), the clean zone (600) busy for a
+    while: waiting for the clean zone saves ~14 % against the free start now, a hold at
+    ``min_saving`` 0 and not at 0.2."""
+    assert _moved(600.0, 0.0, busy_h, 0) == ("qc", NOW + timedelta(hours=busy_h))
+    assert _moved(600.0, 0.2, busy_h, 0) == ("pl", TICK)
