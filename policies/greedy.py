@@ -23,7 +23,8 @@ same order as the NumPy reference, so the two agree exactly. The kernels are in
 
 :func:`assign_weighted` is the look-ahead's rounding (:mod:`policies.lookahead`): ``_choose``
 given the LP's weights, which takes the free cell of largest weight instead of the cheapest
-(ties: the cheaper), with the same ``min_saving`` rule and rescue path.
+(ties, within :data:`policies.near_ties.WEIGHT_TOLERANCE`: the cheapest, and of its near-ties
+the earliest start, then the first pool), with the same ``min_saving`` rule and rescue path.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy.typing as npt
 
 from policies.capacity import CapacityTimeline
 from policies.greedy_kernels import _assign, _assign_weighted
+from policies.near_ties import WEIGHT_TOLERANCE
 
 __all__ = ["NOTE_HOME", "NOTE_LATE", "NOTE_NONE", "GreedyInputs", "assign", "assign_weighted"]
 
@@ -129,10 +131,11 @@ def assign_weighted(
     duration_margin: float,
 ) -> tuple[IntArray, IntArray, npt.NDArray[np.int8]]:
     """Assign the jobs ``rows`` in that order by the LP's ``weights`` (``(N, P, S)``, rows as
-    ``inputs``'): each takes the free cell of largest weight, less ``1e-9`` x its cost over
-    (the row's dearest free cost + 1), so that equal weights go to the cheaper cell (the first
-    in (pool, slot) order when all is equal); with no weight above ``1e-6`` on a free cell, the
-    cheapest free cell (near-ties: the earliest; no ``replan_margin``: the LP decides). Then
+    ``inputs``'): each takes the free cell of largest weight; weights within
+    ``WEIGHT_TOLERANCE`` of it are ties, which go to the cheapest cell, and costs within
+    ``tolerance`` (relative) of that to the earliest start, then the first pool
+    (:func:`policies.near_ties.earliest_near`); with no weight above ``1e-6`` on a free cell,
+    the cheapest free cell (near-ties: the earliest; no ``replan_margin``: the LP decides). Then
     the ``min_saving`` rule and the rescue path as :func:`assign`. Returns (pool, slot, note)
     per job and leaves their runs reserved on ``capacity``. Unlike :func:`assign` it scans
     every slot: ``inputs.cost`` must be ``inf`` after each latest safe start, as the cost
@@ -150,7 +153,7 @@ def assign_weighted(
         inputs.gpus, weights,
         c.offsets_s, c.hi_s, float(c.step_s), c.count, c.busy, c.levels, c.level_of, c.widths,
         c.size, c.load_gpu_s, c.used, c.full_gpu_s, c.min_busy, c.first_open,
-        float(herd_penalty), float(min_saving), float(tolerance), float(duration_margin),
-        row, pool, slot, note,
+        float(herd_penalty), float(min_saving), float(tolerance), WEIGHT_TOLERANCE,
+        float(duration_margin), row, pool, slot, note,
     )  # fmt: skip
     return pool, slot, note

@@ -303,18 +303,20 @@ def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower,
 def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed, admissible,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
                      duration_s, left_s, gpus, weights, offsets, hi, step, count, busy, levels,
                      level_of, widths, size, load, used, full, min_busy, first_open, herd,
-                     min_saving, tolerance, margin, row, out_pool, out_slot,
+                     min_saving, tolerance, weight_tie, margin, row, out_pool, out_slot,
                      out_note):  # fmt: skip
     """``planner._choose`` with weights, job after job: its row of free costs (``inf``: not
-    allowed or not free), the cheapest cell (near-ties: the earliest), the weighted choice
-    over the whole row (``np.argmax`` of the score: the first), the ``min_saving`` rule."""
+    allowed or not free), the cheapest cell (near-ties: the earliest); with a weight above
+    ``1e-6`` on a free cell, the free cells of weight within ``weight_tie`` of the heaviest
+    (the others set to ``inf`` in ``row``), of those the cheapest (near-ties: the earliest);
+    the ``min_saving`` rule."""
     n_pools = cost.shape[1]
     keep = 1.0 - min_saving - tolerance
     for k in range(len(rows)):
         r = rows[k]
         g = gpus[r]
         best, bp, bs = np.inf, -1, -1
-        dearest, heaviest = 0.0, 0.0  # the free costs' and their weights' maxima (initial 0)
+        heaviest = 0.0  # the free cells' largest weight (initial 0)
         for p in range(n_pools):
             d = duration_s[r, p]
             for s in range(count):
@@ -328,7 +330,6 @@ def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed
                 if v < best:
                     best, bp, bs = v, p, s
                 if v < np.inf:
-                    dearest = max(dearest, v)
                     heaviest = max(heaviest, weights[r, p, s])
         if bp < 0:
             bp, bs = _rescue(r, allowed, admissible, duration_s, left_s, inten, inten0, energy,
@@ -337,16 +338,15 @@ def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed
             out_note[k] = 2 if allowed[r].any() else 1
         else:
             best, bp, bs = _earliest_in_row(row, best, count, tolerance)
-            if heaviest > 1e-6:
-                top = -np.inf
+            if heaviest > 1e-6:  # of the heaviest cells, the cheapest (near-ties: earliest)
+                floor = heaviest - weight_tie
+                best = np.inf
                 for p in range(n_pools):
                     for s in range(count):
-                        v = row[p, s]
-                        w, f = (weights[r, p, s], v) if v < np.inf else (0.0, 0.0)
-                        score = w - 1e-9 * f / (dearest + 1.0)
-                        if score > top or (p == 0 and s == 0):
-                            top, bp, bs = score, p, s
-                best = row[bp, bs]
+                        if not weights[r, p, s] >= floor:
+                            row[p, s] = np.inf
+                        best = min(best, row[p, s])
+                best, bp, bs = _earliest_in_row(row, best, count, tolerance)
             if bs > 0:
                 now, now_p = _cheapest_now(r, g, cost0, used, herd, duration_s, offsets, step,
                                            busy, levels, level_of, widths, size)  # fmt: skip

@@ -17,9 +17,9 @@ decides who gets the clean device-slots:
 
 Rounding (alpha-point order, as for time-indexed scheduling LPs): the planner takes the jobs
 by their mean start slot under the LP's weights, earliest first (jobs the LP leaves out last,
-in the usual order), and gives each the free cell of largest weight (ties: the cheaper), else
-its cheapest free cell; the usual rules hold (``min_saving`` against the free start-now cells,
-deadline safety, the rescue path).
+in the usual order), and gives each the free cell of largest weight (ties: the cheapest, then
+the earliest start, as near-ties of cost go), else its cheapest free cell; the usual rules
+hold (``min_saving`` against the free start-now cells, deadline safety, the rescue path).
 
 Priorities are planned in turn, as the greedy plans them: the plans below are made per
 priority level, highest first, each on the capacity the levels above took, so a job's joint

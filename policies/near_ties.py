@@ -15,11 +15,16 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TOLERANCE", "earliest_near"]
+__all__ = ["TOLERANCE", "WEIGHT_TOLERANCE", "earliest_near"]
 
 TOLERANCE = 1e-9
 """The planners' relative tolerance: costs this close are ties (float noise must not decide a
 hold, a later start or a look-ahead move)."""
+
+WEIGHT_TOLERANCE = 1e-9
+"""The look-ahead's rounding: LP weights (in [0, 1]) this close to the largest are ties (the
+solver's noise must not decide a cell); of those cells the cheapest is taken, and of its
+near-ties the earliest start, then the first pool, as the planners' own."""
 
 
 def earliest_near(row: npt.NDArray[np.float64], tolerance: float) -> tuple[int, int]:

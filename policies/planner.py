@@ -50,7 +50,7 @@ from policies.footprint.recalibration import Recalibration
 from policies.greedy import NOTE_HOME, NOTE_LATE, NOTE_NONE, GreedyInputs, assign, assign_weighted
 from policies.lookahead import Rounding, plan_round
 from policies.near_ties import TOLERANCE as _TOLERANCE
-from policies.near_ties import earliest_near
+from policies.near_ties import WEIGHT_TOLERANCE, earliest_near
 from policies.parameters import LIFETIME_CHECK, Check, check_fields
 from policies.reasons import hold_reason, latest_text, saving, start_reason, waiting_reason
 from policies.run_now_claims import RunNowCell, run_now_cells
@@ -238,10 +238,12 @@ def _choose(
 ) -> tuple[int, int, str]:
     """The (pool, slot) for job ``j`` and a phrase saying why; reserves its devices.
 
-    With ``weights`` (the look-ahead LP's, ``(P, S)``): the free cell of largest weight (ties:
-    the cheaper); else, or with no weight on a free cell, the cheapest free cell (of those
-    within ``_TOLERANCE`` of it, the earliest start: :func:`policies.near_ties.earliest_near`),
-    or the job's plan if it is free and costs at most ``replan_margin`` more.
+    With ``weights`` (the look-ahead LP's, ``(P, S)``): of the free cells of largest weight
+    (within ``WEIGHT_TOLERANCE``), the cheapest (of those within ``_TOLERANCE`` of it, the
+    earliest start, then the first pool); else, or with no weight on a free cell, the cheapest
+    free cell (of those within ``_TOLERANCE`` of it, the earliest start:
+    :func:`policies.near_ties.earliest_near`), or the job's plan if it is free and costs at
+    most ``replan_margin`` more.
 
     The full re-plan calls it without weights; with them it is only the reference of the
     look-ahead's compiled rounding (:func:`policies.greedy.assign_weighted`, which
@@ -271,10 +273,10 @@ def _choose(
         p, s = kept_p, kept_s
     if weights is not None:
         usable = np.where(np.isfinite(row), weights, 0.0)
-        if usable.max(initial=0.0) > 1e-6:
-            finite = np.where(np.isfinite(row), row, 0.0)
-            score = usable - 1e-9 * finite / (float(finite.max(initial=0.0)) + 1.0)
-            p, s = (int(i) for i in np.unravel_index(int(np.argmax(score)), row.shape))
+        heaviest = float(usable.max(initial=0.0))
+        if heaviest > 1e-6:  # of the heaviest free cells, the cheapest (near-ties: earliest)
+            heavy = np.isfinite(row) & (weights >= heaviest - WEIGHT_TOLERANCE)
+            p, s = earliest_near(np.where(heavy, row, np.inf), _TOLERANCE)
     best_now = float(row[:, 0].min())
     if (
         s > 0

@@ -3,7 +3,9 @@ differ in their last bits only, and float noise must not decide a hold of hours 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -13,7 +15,14 @@ from policies import get_policy
 from policies.capacity import CapacityTimeline
 from policies.lookahead import _improve
 from policies.near_ties import earliest_near
-from policies.planner import WindowParameters, plan_window
+from policies.planner import (
+    WindowParameters,
+    _choose,
+    _rounding,
+    _Tick,
+    plan_window,
+    planned_cells,
+)
 from policies.scoring import SlotGrid, estimate_matrix, make_pools, score
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 from tests.policies.conftest import NOW, devices, forecast, job
@@ -155,3 +164,53 @@ def test_the_lookaheads_local_search_holds_a_started_job_only_for_min_saving(
     ``min_saving`` 0 and not at 0.2."""
     assert _moved(600.0, 0.0, busy_h, 0) == ("qc", NOW + timedelta(hours=busy_h))
     assert _moved(600.0, 0.2, busy_h, 0) == ("pl", TICK)
+
+
+def _weighted(weights: dict[tuple[str, int], float], values: list[float]) -> set[tuple[str, int]]:
+    """The look-ahead's rounding of one job given LP ``weights`` on (region, slot) cells, in
+    the NumPy reference (``planner._choose``) and compiled (``greedy.assign_weighted``), which
+    must agree: the cells they take (one cell, or both where they differ). Two regions with the
+    same GPU and the same forecast (``values``, hourly; 15-minute slots), so the two pools'
+    cells cost the same but for float noise."""
+    params = WindowParameters(lookahead=True)
+    devs = devices("a", "CA-QC", "T4", 1) + devices("b", "US-CAL-CISO", "T4", 1)
+    fc = {z: forecast(z, values) for z in ("CA-QC", "US-CAL-CISO")}
+    jobs = [job("j", hours=20.0)]
+    grid = SlotGrid.aligned(TICK, params.slot_s, 48)
+    pools = make_pools(devs)
+    duration, energy, ok = estimate_matrix(jobs, pools)
+    capacity = CapacityTimeline(pools, grid, int(np.ceil(duration.max() / params.slot_s)) + 1)
+    cube = score(jobs, pools, fc, grid, estimates=(duration, energy, ok))
+    cost = np.where(ok[:, :, None], cube.planning_g, np.inf)
+    tick = _Tick(
+        cube, cost, capacity, ok, TICK, set(), planned_cells(cube.jobs, pools, grid), fc, {}
+    )
+    lp = np.zeros(cost.shape)
+    regions = [p.region for p in pools]
+    for (region, s), w in weights.items():
+        lp[0, regions.index(region), s] = w
+    gpus = np.ones(1, dtype=np.int64)
+    ((_, p, s, _),) = _rounding(tick, params, gpus)(copy.deepcopy(capacity), [0], lp)
+    q, t, _ = _choose(replace(tick, capacity=copy.deepcopy(capacity)), 0, params, lp[0])
+    return {(regions[p], s), (regions[q], t)}
+
+
+@pytest.mark.parametrize("value", [31.0, 30.999, 17.3])
+def test_equal_lp_weights_go_to_the_earliest_start_then_the_first_pool(value: float) -> None:
+    """The LP splits a job half and half between two later cells of the same (flat, clean)
+    cost: the rounding takes the earlier start, whichever pool it is in, and at one start the
+    first pool, as every near-tie of the planner goes; until 2026-12-07 the first pool's cell
+    was taken whatever its start (ties by index, pool first), or whichever the float noise
+    made cheaper."""
+    values = [700.0] + [value] * 30  # start-now dear, later slots clean: the hold stands
+    assert _weighted({("a", 12): 0.5, ("b", 8): 0.5}, values) == {("b", 8)}
+    assert _weighted({("a", 8): 0.5, ("b", 12): 0.5}, values) == {("a", 8)}
+    assert _weighted({("b", 8): 0.5, ("a", 8): 0.5}, values) == {("a", 8)}
+
+
+def test_a_heavier_lp_weight_still_decides_over_an_earlier_start() -> None:
+    """Weights that differ by more than the solver's noise are no tie: the heavier cell, even
+    at a later start (and a cheaper cell of lighter weight does not take it either)."""
+    values = [700.0] + [31.0] * 30
+    assert _weighted({("a", 8): 0.4, ("b", 12): 0.6}, values) == {("b", 12)}
+    assert _weighted({("a", 8): 0.5 - 1e-12, ("b", 12): 0.5}, values) == {("a", 8)}
