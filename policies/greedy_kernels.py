@@ -1,10 +1,14 @@
-"""The compiled greedy's kernels (:mod:`policies.greedy` calls them; read its docstring).
+"""The compiled greedy's kernels (:mod:`policies.greedy` calls them; read its docstring), and
+the look-ahead's local search (``_moves``, :func:`policies.lookahead._improve` calls it), which
+takes the greedy's near-ties (``_earliest_in_row``).
 
-Every numba kernel of the greedy lives in this one module: numba's on-disk cache
+Every numba kernel that calls another lives in this one module with it: numba's on-disk cache
 (``cache=True``, :mod:`policies.compiled`) tracks only the file of the function it compiles,
 so a kernel calling a kernel of another module would keep the callee it was compiled with
-after an edit to that module alone. Kernels take arrays, not objects, and mirror the NumPy
-reference's branches (``planner._choose``, ``planner._rescue``): hence the noqa.
+after an edit to that module alone (``tests/policies/test_compiled_kernels.py``). Kernels take
+arrays, not objects, and mirror the NumPy reference's branches (``planner._choose``,
+``planner._rescue``, the local search's reference in ``tests/policies/test_lookahead_compiled.py``):
+hence the noqa.
 """
 
 from __future__ import annotations
@@ -355,3 +359,67 @@ def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed
         out_pool[k], out_slot[k] = bp, bs
         _reserve(bp, bs, duration_s[r, bp], g, offsets, hi, step, count, busy, levels, widths,
                  size, load, used, full, min_busy, first_open)  # fmt: skip
+
+
+@compiled
+def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot, tolerance):  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+    """:func:`policies.lookahead._improve`'s passes over the movable jobs (row ``m``: its cost
+    ``(P, S)``, the ends of its runs, its devices; its cell in ``pool[m], slot[m]``, updated in
+    place) on ``busy``, the devices in use per (pool, instant), updated in place. Returns the
+    moves.
+
+    The reference it replaced, per job: take its run off ``busy``; the cells whose run finds
+    ``gpus`` devices free at every instant it covers keep their cost, the others ``inf``; from
+    a start now, later cells not below ``(1 - min_saving - tolerance)`` x the cheapest
+    free start-now cost become ``inf``; ``np.argmin`` over the (pool, slot) row (the first of equal
+    costs, or the first NaN); where that is finite, of the cells within ``tolerance``
+    (relative) of it the earliest slot, then the first pool (``_earliest_in_row``); a move
+    when that cell is below ``cost * (1 - tolerance)``; the run put back where it is."""
+    n_pools, n_slots = cost.shape[1], cost.shape[2]
+    row = np.empty((n_pools, n_slots))
+    moves = 0
+    for _ in range(passes):
+        moved = False
+        for m in range(len(pool)):
+            p, s, g = pool[m], slot[m], gpus[m]
+            for i in range(s, ends[m, p, s]):
+                busy[p, i] -= g
+            for q in range(n_pools):
+                for t in range(n_slots):
+                    in_use = 0
+                    for i in range(t, ends[m, q, t]):
+                        in_use = max(in_use, busy[q, i])
+                    row[q, t] = cost[m, q, t] if in_use + g <= size[q] else np.inf
+            hold_below = np.inf
+            if s == 0:  # a later slot must beat the cheapest free start now (none: any)
+                hold_below = row[0, 0]
+                for q in range(1, n_pools):
+                    c = row[q, 0]
+                    if c < hold_below or math.isnan(c):
+                        hold_below = c
+                        if math.isnan(c):
+                            break
+                hold_below = (1.0 - min_saving - tolerance) * hold_below
+            best, bq, bt = np.inf, 0, 0
+            first = True
+            for q in range(n_pools):
+                for t in range(n_slots):
+                    v = row[q, t]
+                    if s == 0 and t > 0 and not v < hold_below:
+                        v = np.inf
+                        row[q, t] = v
+                    if first or v < best or (math.isnan(v) and not math.isnan(best)):
+                        best, bq, bt = v, q, t
+                        first = False
+            if best < np.inf:  # finite (no NaN in the row): a near-tie goes to the earlier start
+                best, bq, bt = _earliest_in_row(row, best, n_slots, tolerance)
+            if best < cost[m, p, s] * (1.0 - tolerance):
+                pool[m], slot[m] = bq, bt
+                moves += 1
+                moved = True
+            p, s = pool[m], slot[m]
+            for i in range(s, ends[m, p, s]):
+                busy[p, i] += g
+        if not moved:
+            break
+    return moves
