@@ -174,6 +174,17 @@ class CapacityTimeline:
         self._first_open[pool] = self._open_from(pool)
 
 
+def _coverage(
+    capacity: CapacityTimeline, slot: IntArray, duration_s: FloatArray
+) -> tuple[IntArray, IntArray]:
+    """(first, one past the last) instant each run covers (as ``CapacityTimeline.reserve``)."""
+    step = capacity.grid.step_s
+    finite = np.where(np.isfinite(duration_s), duration_s, 0.0)
+    end = np.ceil((capacity.offsets_s[slot] + finite) / step).astype(np.int64)
+    end = np.minimum(np.maximum(end, slot + 1), len(capacity.offsets_s))
+    return slot, end
+
+
 def _sparse_table(rows: IntArray, widths: IntArray) -> IntArray:
     """``table[k, r, i] = rows[r, i : i + widths[k]].max()`` (zeros past the end)."""
     table = np.zeros((len(widths), *rows.shape), dtype=np.int64)

@@ -1,6 +1,6 @@
 """The look-ahead's compiled loops decide as the NumPy references, bit for bit: its rounding
 (``planner._choose`` job after job, with and without the LP's weights) and the local search
-after it (``lookahead._improve``)."""
+after it (``local_search._improve``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy.typing as npt
 import pytest
 
 from policies import get_policy
-from policies.capacity import CapacityTimeline
-from policies.lookahead import _coverage, _improve, preferred_cells
+from policies.capacity import CapacityTimeline, _coverage
+from policies.local_search import _improve
+from policies.lookahead import preferred_cells
 from policies.near_ties import earliest_near
 from policies.planner import (
     WindowParameters,
@@ -38,7 +39,7 @@ def _improve_reference(
     cost: FloatArray, duration_s: FloatArray, gpus: IntArray, capacity: CapacityTimeline,
     cells: Cells, min_saving: float, passes: int = 2,
 ) -> int:  # fmt: skip
-    """``lookahead._improve`` as NumPy expressions per job (before it was compiled)."""
+    """``local_search._improve`` as NumPy expressions per job (before it was compiled)."""
     n_pools, n_slots = cost.shape[1:]
     slots = np.broadcast_to(np.arange(n_slots), (n_pools, n_slots))
     least = cost.reshape(len(cost), -1).min(axis=1, initial=np.inf)

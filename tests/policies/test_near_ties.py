@@ -13,7 +13,7 @@ import pytest
 
 from policies import get_policy
 from policies.capacity import CapacityTimeline
-from policies.lookahead import _improve
+from policies.local_search import _improve
 from policies.near_ties import earliest_near
 from policies.planner import (
     WindowParameters,
@@ -117,7 +117,7 @@ def test_the_fast_path_takes_the_near_ties_the_full_replan_takes(seed: int, poli
 
 
 def _moved(value: float, min_saving: float, busy_h: int, slot: int) -> tuple[str, datetime]:
-    """carbon-lookahead's single-job moves (:func:`policies.lookahead._improve`) for a job
+    """carbon-lookahead's single-job moves (:func:`policies.local_search._improve`) for a job
     that the rounding left in a dirty zone at ``slot``, while the flat clean zone's GPU is busy
     for ``busy_h`` hours: the region and start of the cell it ends on."""
     params = WindowParameters(lookahead=True)
