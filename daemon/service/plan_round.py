@@ -246,8 +246,9 @@ def _devices(
 
 
 def _observe(service: Service, job: JobRecord, decision: Decision) -> None:
-    """Count a recorded decision in the metrics. A started job's run-now grams are those of
-    the counterfactual stored at submission, but its own expected grams where that
+    """Count a recorded decision in the metrics (a reject also as a job finished ``failed``:
+    :func:`daemon.planning.record_decisions` failed it). A started job's run-now grams are
+    those of the counterfactual stored at submission, but its own expected grams where that
     counterfactual starts at or after its deadline: run-now would have missed it (its copy
     expires waiting, :func:`daemon.ledger.missed_by_run_now`), so it claims no saving, as its
     outcome row does (:mod:`daemon.endings.finishing`)."""
@@ -264,3 +265,5 @@ def _observe(service: Service, job: JobRecord, decision: Decision) -> None:
         if missed_by_run_now(job.deadline, start):
             run_now_g = expected_g
     service.metrics.observe_decision(decision.policy, decision.action, expected_g, run_now_g)
+    if decision.action == "reject":  # failed now, with no run: a final state, as any other
+        service.metrics.observe_outcome(job.job_id, "failed", None)

@@ -274,3 +274,23 @@ def test_ledger_gauges_are_absent_until_the_ledger_totals_are_read() -> None:
     assert after[("carbond_ledger_deadlines_missed", ())] == 2
     assert after[("carbond_ledger_saved_grams", ())] == 1.5
     assert after[("carbond_ledger_emissions_grams", (("part", "total"),))] == 0
+
+
+def test_a_rejected_job_counts_as_finished_failed(tmp_path: Path) -> None:
+    """A job the policy rejects (it fits no GPU) is failed in the ledger, and in
+    ``carbond jobs`` and the ``carbond_jobs{state="failed"}`` gauge, but
+    ``carbond_jobs_finished_total{state="failed"}`` did not count it: a dashboard's failure
+    rate missed every rejection. Every final state reached counts, whatever the path."""
+    executor, clock = RecordingExecutor(), FakeClock(NOW)
+    with Metrics(clock=clock) as metrics:
+        port = metrics.start(0)
+        service = _service(tmp_path, metrics, executor, clock)
+        append(service.queue.path, job_line(id="huge", model="llama-3.1-70b", requests=4))
+        service.tick(clock())
+        assert service.ledger.job("huge").state == "failed"
+        got = _scrape(port)
+        service.ledger.close()
+    cw = ("policy", "carbon-window")
+    assert got[("carbond_decisions_total", (("action", "reject"), cw))] == 1
+    assert got[("carbond_jobs", (("state", "failed"),))] == 1
+    assert got[("carbond_jobs_finished_total", (("state", "failed"),))] == 1
