@@ -91,8 +91,9 @@ def write_report(
 ) -> None:
     """Write the report in ``fmt`` to ``out``. CSV, JSON and Markdown write each row as it is
     made, then the totals row (``totals()``, asked for after the last row), so a report over
-    every job holds none of them. The table is sized to ``width`` columns, boxed for a
-    terminal (``tty``) and drawn with ``+ - |`` otherwise, and shows at most
+    every job holds none of them. The table is sized to ``width`` columns (None: a pipe or a
+    file, as wide as its cells, none folded), boxed for a terminal (``tty``) and drawn with
+    ``+ - |`` otherwise, and shows at most
     :data:`TABLE_ROWS` groups, then the totals over every group."""
     if fmt == "json":
         _write_json(out, rows, totals, meta)
@@ -218,10 +219,26 @@ def _table(
         # cells as text, never markup: a group is a login name, a region, a job id
         table.add_row(*(Text(c) for c in row), end_section=i == len(cells) - 2)
     out = io.StringIO()
-    console = Console(file=out, width=width or 220, force_terminal=False, color_system=None)
+    if width is None:  # a pipe or a file: as wide as the table is, no cell folded
+        width = max(_natural_width(table), _PIPED_WIDTH)
+    console = Console(file=out, width=width, force_terminal=False, color_system=None)
     console.print(table)
     notes = [f"{k}: {v}" for k, v in meta.items() if k != "title" and v is not None]
     return out.getvalue() + "\n".join(notes) + ("\n" if notes else "")
+
+
+# The least width a piped or written table is laid out for (its title centred over it).
+_PIPED_WIDTH: Final = 220
+
+
+def _natural_width(table: Any) -> int:
+    """The columns ``table`` takes with no cell folded: a pipe or a file has no edge, and a
+    figure folded over two lines reads as two (``0.00510`` above ``8``)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    probe = Console(file=io.StringIO(), width=1_000_000, color_system=None)
+    return Measurement.get(probe, probe.options, table).maximum
 
 
 def _cell(name: str, value: Any) -> str:
