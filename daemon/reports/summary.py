@@ -9,7 +9,9 @@ same aggregation over all jobs and equals the sum of the groups. Conventions:
   from the grid (facility energy, energy x PUE, less on-site PV and battery), so that grid kWh
   x intensity gives the grid's operational grams, and the signal rungs seen;
 - SCI (Green Software Foundation): (operational + embodied) per functional unit, per request
-  and per 1,000 output tokens, over the jobs that declare them;
+  and per 1,000 output tokens: the grams of every job that declares them over the units of
+  the jobs that succeeded (a failed or cancelled job's grams were spent, its requests not
+  served; a group with none succeeded has no SCI);
 - savings: run-now counterfactual grams (stored at submission) minus real grams, over jobs that
   have both; ``saved_share`` is their ratio to the counterfactual;
 - deadlines: ``deadlines_missed``, the jobs that ended after their deadline (a job that
@@ -138,12 +140,13 @@ class _Sums:
             self.total_g += line.total_g
             self.operational_g += line.operational_g or 0.0
             self.embodied_g += line.embodied_g or 0.0
+            served = line.state == "succeeded"  # else its requests were not (all) served
             if line.requests > 0:
                 self.request_g += line.total_g
-                self.requests += line.requests
+                self.requests += line.requests if served else 0
             if line.output_tokens > 0:
                 self.token_g += line.total_g
-                self.tokens_k += line.output_tokens / 1000
+                self.tokens_k += line.output_tokens / 1000 if served else 0.0
             if line.run_now_total_g is not None:
                 self.paired += 1
                 self.run_now_g += line.run_now_total_g
