@@ -95,8 +95,11 @@ def parse_when(text: str, now: datetime, flag: str) -> datetime:
     ``-N{s,m,h,d,w}`` before ``now``.
 
     Raises:
-        UsageError: none of those (names ``flag``).
+        UsageError: none of those (names ``flag``), or nothing (``--since "$START"`` with the
+            variable unset was taken as no ``--since``: a report over the whole ledger).
     """
+    if not text.strip():
+        raise UsageError(f"{flag} is empty: expected {_FORMS}")
     match = _RELATIVE.match(text.strip())
     if match:
         try:
@@ -116,8 +119,8 @@ def parse_when(text: str, now: datetime, flag: str) -> datetime:
 def _report(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     now = datetime.now(UTC)
-    since = parse_when(args.since, now, "--since") if args.since else None
-    until = parse_when(args.until, now, "--until") if args.until else None
+    since = parse_when(args.since, now, "--since") if args.since is not None else None
+    until = parse_when(args.until, now, "--until") if args.until is not None else None
     if args.audit and (args.json or args.format not in (None, "md")):
         flag = "--json" if args.json else f"--format {args.format}"
         raise UsageError(f"--audit writes a Markdown statement, not {flag}: drop {flag}")

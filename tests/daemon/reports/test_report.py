@@ -121,6 +121,10 @@ def test_other_formats_carry_the_same_rows(demo_state: Path, carbond: Run, fmt: 
      # refused; and the forms the error lists name the units -12h has, not -7d alone
      (("--since=-0d",), "--since '-0d' is now, which leaves an empty period up to now"),
      (("--since=-0.0h",), "--since '-0.0h' is now"),
+     # an empty value (`--since "$START"`, the variable unset) was no --since: a report
+     # over the whole ledger, titled as asked for
+     (("--since=",), "--since is empty: expected RFC 3339"),
+     (("--until", " "), "--until is empty: expected RFC 3339"),
      (("--since", "yesterday"), "-N followed by s, m, h, d or w (-90m, -12h, -7d, -2w)")],
 )  # fmt: skip
 def test_bad_periods_are_usage_errors(
