@@ -120,8 +120,11 @@ class Endings:
 
     def take_over(self, previous: Endings) -> None:
         """After a reload: what ``previous`` (the replaced service's) knew of the runs in
-        progress that the ledger does not say: the cancels it sent, the runs it was stopping."""
+        progress that the ledger does not say: the cancels it sent, the runs it was stopping;
+        and its running totals of the ledger's outcomes."""
         self.stops.take_over(previous.stops)
+        if self._totals is None:  # its running totals: read back, they would count twice
+            self._totals = previous._totals
         self._poll_failed.update(previous._poll_failed)
 
     # -- totals -----------------------------------------------------------------------------
@@ -132,15 +135,13 @@ class Endings:
         self._metrics.observe_totals(self._totals)
 
     def count_expired(self) -> None:
-        """One more job expired before it started (a missed deadline)."""
-        self._totals = add_expired(self._current_totals())
-        self._metrics.observe_totals(self._totals)
-
-    def _current_totals(self) -> dict[str, float]:
-        """The ledger's totals (loaded once, then kept up to date by each ending)."""
+        """One more job expired before it started (a missed deadline), its state committed:
+        totals not loaded yet are read from the ledger, which counts it already."""
         if self._totals is None:
-            self._totals = self._ledger.outcome_totals()
-        return self._totals
+            self.load_totals()
+            return
+        self._totals = add_expired(self._totals)
+        self._metrics.observe_totals(self._totals)
 
     # -- reconciling ------------------------------------------------------------------------
 
@@ -220,8 +221,12 @@ class Endings:
                                                     e.end.columns))  # fmt: skip
             if e.end.columns:
                 counted.append((e.end.columns, e.deadline))
-        if counted:
-            self._totals = add_outcomes(self._current_totals(), counted)
+        if not counted:
+            return
+        if self._totals is None:  # the ledger has their rows now: read, not added again
+            self.load_totals()
+        else:
+            self._totals = add_outcomes(self._totals, counted)
             self._metrics.observe_totals(self._totals)
 
     def _ending(
