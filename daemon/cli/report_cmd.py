@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="jobs finished from: RFC 3339, a date, or a span before now (-90m, -12h, -7d, -2w)",
     )
     report.add_argument("--until", help="jobs finished before: as --since (default: now)")
-    report.add_argument("--by", choices=GROUPINGS, default="region", help="group rows by")
+    report.add_argument("--by", choices=GROUPINGS, help="group rows by (default region)")
     report.add_argument("--format", choices=FORMATS, default=None,
                         help="table, csv, json or md (default: --output's suffix, .csv, .json "
                         "or .md, else table)")  # fmt: skip
@@ -128,6 +128,10 @@ def _report(args: argparse.Namespace) -> int:
         raise UsageError(f"--json and --format {args.format} ask for two formats: give one "
                          "(--json is --format json)")  # fmt: skip
     fmt = _format(args)
+    if args.audit and args.by is not None:  # the statement's grouping is its own
+        raise UsageError(f"--audit writes the statement by month (and region), not --by "
+                         f"{args.by}: drop --by {args.by}")  # fmt: skip
+    args.by = args.by or "region"
     _check_period(args.since, since, until, now)
     if args.plot is not None:  # a format matplotlib cannot draw, before any work
         from daemon.reports.plots import image_format

@@ -135,6 +135,17 @@ def test_audit_asked_for_another_format_says_so(
     assert statement.startswith("# Location-based")
 
 
+@pytest.mark.parametrize("by", ["user", "region"])
+def test_audit_asked_for_a_grouping_says_so(demo_state: Path, carbond: Run, by: str) -> None:
+    """``--audit --by user`` printed the statement by month and region as if it were by
+    user, the grouping dropped without a word; it is a usage error naming the flag."""
+    err = carbond("report", "--state-dir", str(demo_state), "--audit", "--by", by, code=2)
+    assert err == (
+        f"carbond: error: --audit writes the statement by month (and region), not --by {by}: "
+        f"drop --by {by}\n"
+    )
+
+
 def test_many_jobs_are_drawn_as_one_collection_per_region_with_no_warning(
     demo_state: Path, tmp_path: Path
 ) -> None:
