@@ -133,6 +133,9 @@ def _report(args: argparse.Namespace) -> int:
                          f"{args.by}: drop --by {args.by}")  # fmt: skip
     args.by = args.by or "region"
     _check_period(args.since, since, until, now)
+    if args.plot is not None and args.output is not None and _one_file(args.plot, args.output):
+        # the report would be written over the figure drawn first
+        raise UsageError(f"--output {args.output} and --plot {args.plot} are one file: name two")
     if args.plot is not None:  # a format matplotlib cannot draw, before any work
         from daemon.reports.plots import image_format
 
@@ -190,6 +193,16 @@ def _report(args: argparse.Namespace) -> int:
             return 0
         write(stdout)
     return 0
+
+
+def _one_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file (``r.png`` and ``./r.png``, a link and its target)."""
+    try:
+        if first.exists() and second.exists():
+            return first.samefile(second)
+        return first.resolve() == second.resolve()
+    except OSError:  # unreadable: writable() names it
+        return False
 
 
 def _check_period(

@@ -146,6 +146,23 @@ def test_audit_asked_for_a_grouping_says_so(demo_state: Path, carbond: Run, by: 
     )
 
 
+@pytest.mark.parametrize("audit", [(), ("--audit",)])
+def test_the_plot_and_the_output_cannot_be_one_file(
+    demo_state: Path, carbond: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    audit: tuple[str, ...],
+) -> None:  # fmt: skip
+    """``report --plot r.png -o r.png`` drew the figure, then wrote the report over it: the
+    figure was lost though stderr said ``wrote r.png`` twice. Refused before anything is
+    written, however the two paths spell the file."""
+    monkeypatch.chdir(tmp_path)
+    err = carbond("report", "--state-dir", str(demo_state), *audit, "--plot", "r.png",
+                  "-o", str(tmp_path / "r.png"), code=2)  # fmt: skip
+    assert err == (
+        f"carbond: error: --output {tmp_path / 'r.png'} and --plot r.png are one file: name two\n"
+    )
+    assert not (tmp_path / "r.png").exists()
+
+
 def test_many_jobs_are_drawn_as_one_collection_per_region_with_no_warning(
     demo_state: Path, tmp_path: Path
 ) -> None:
