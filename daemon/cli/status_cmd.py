@@ -18,6 +18,7 @@ from daemon.cli.rejected import rejected_naming
 from daemon.cli.unread import unread_job
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME, UnreadLines
+from daemon.reports.render import unsigned_zero
 from daemon.statedir import LEDGER_NAME
 from daemon.states import ACTIVE_STATES
 
@@ -193,6 +194,9 @@ def _print_status(payload: dict[str, Any]) -> None:
         energy = f"measured ({method})" if is_measured(method) else f"energy {method}"
         print(f"outcome: {_g(outcome['total_g'])} {energy}, "
               f"predicted {_g(outcome['predicted_total_g'])}")  # fmt: skip
+        if payload["saved_g"] is not None:  # the saving jobs and report give, and its run-now
+            print(f"  saved {unsigned_zero(_g(payload['saved_g']))} against run-now as the run "
+                  f"turned out ({_g(payload['run_now_realised_g'])})")  # fmt: skip
         _print_on_site(outcome)
     elif outcome and (why := _no_grams(outcome)):
         print(f"outcome: no grams: {why}")
