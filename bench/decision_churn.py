@@ -55,8 +55,12 @@ def main(argv: list[str] | None = None) -> None:
         return stored
 
     plan_round = daemon.service.plan_round
+    original = plan_round.record_decisions  # type: ignore[attr-defined]  # raises if gone
     plan_round.record_decisions = counting  # type: ignore[attr-defined]  # this run only
-    bench_replay.main(argv)
+    try:
+        bench_replay.main(argv)
+    finally:
+        plan_round.record_decisions = original  # type: ignore[attr-defined]
     total = counts.pop("stored")
     print(f"{total:,} decisions stored")
     for what, n in counts.most_common():

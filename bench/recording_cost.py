@@ -4,24 +4,24 @@ planning rounds.
 ``python -m bench.recording_cost --jobs 10000 --days 0.7 --policy carbon-window`` replays the
 synthetic workload of :mod:`bench.bench_replay` (its arguments) and sums, with
 ``time.process_time()`` around each call (no profiler, whose per-call cost overstates
-Python-heavy code), the time inside ``Service._act`` (recording the round's decisions, then
-acting on them), ``planning.record_decisions`` (comparing each decision with the job's latest,
-the round's transaction) and ``Ledger.record_decisions`` (the rows themselves). The same
-decisions, the same ledger: the functions are only wrapped, for this run.
+Python-heavy code), the time inside ``_act`` (:mod:`daemon.service.plan_round`: recording the
+round's decisions, then acting on them), ``planning.record_decisions`` (comparing each decision
+with the job's latest, the round's transaction; wrapped where ``plan_round`` calls it) and
+``Ledger.record_decisions`` (the rows themselves). The same decisions, the same ledger: the
+functions are only wrapped, for this run.
 """
 
 from __future__ import annotations
 
 import sys
 
-import daemon.service
 from bench.parts import Part, time_parts
 from daemon.ledger import Ledger
-from daemon.service import Service
+from daemon.service import plan_round
 
 _PARTS: tuple[Part, ...] = (
-    (Service, "_act", "Service._act"),
-    (daemon.service, "record_decisions", "planning.record_decisions"),
+    (plan_round, "_act", "_act"),
+    (plan_round, "record_decisions", "planning.record_decisions"),
     (Ledger, "record_decisions", "Ledger.record_decisions"),
 )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bench import policy_parts, service_parts
 from bench.parts import time_parts
 from daemon.ledger import Ledger
 from policies.builtin import run_now
@@ -37,10 +36,3 @@ def test_time_parts_counts_the_named_calls_and_restores_them(
     assert spent["policy"] > 0.0
     out = capsys.readouterr().out
     assert "run-now:" in out and "submissions " in out and "policy " in out
-
-
-@pytest.mark.parametrize("module", [policy_parts, service_parts])
-def test_the_benches_name_parts_that_exist(module: object) -> None:
-    """Each part the two benches time is still there (a renamed function would stop them)."""
-    for owner, name, label in module._PARTS:  # type: ignore[attr-defined]
-        assert callable(getattr(owner, name, None)), f"{label}: {owner!r} has no {name}"
