@@ -196,7 +196,8 @@ class Service:
         running, the learned factors, the totals, the batteries' charge
         (:func:`daemon.service.succession.start`)."""
         with self._lock:
-            succession.start(self, now, self._memory.run_now_busy, self._endings, self._requeue)
+            succession.start(self, now, self._memory.run_now_busy, self._endings, self._requeue,
+                             self._finish)  # fmt: skip
             log.info("service_started", jobs=self.ledger.counts_by_state(),
                      devices=len(self.inventory), policy=self.policy.name)  # fmt: skip
 
@@ -297,8 +298,9 @@ class Service:
         """Forward cancel requests to running jobs and record the jobs that ended
         (:func:`daemon.service.reconcile.reconcile_round`)."""
         with self._lock:
-            parts = ReconcileParts(self._endings, self._ending_context, self._requeue, self._held,
-                                   self._checkpoint, self._overdue, self._memory.busy)  # fmt: skip
+            parts = ReconcileParts(self._endings, self._ending_context, self._requeue,
+                                   self._finish, self._held, self._checkpoint, self._overdue,
+                                   self._memory.busy)  # fmt: skip
             return reconcile_round(self, parts, now)
 
     # -- endings (daemon.endings.finishing, daemon.service.unstarted) -----------------------
@@ -334,7 +336,7 @@ class Service:
     def _round_parts(self) -> RoundParts:
         """The parts a planning round uses besides the public ones, as they are now."""
         return RoundParts(self._memory, self._capacity_aware, self._held, self._dispatch,
-                          self._unstarted())  # fmt: skip
+                          self._unstarted(), self._finish)  # fmt: skip
 
     def _unstarted(self) -> unstarted.Unstarted:
         """The parts that end or queue again a job that did not start, as they are now."""

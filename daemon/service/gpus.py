@@ -25,6 +25,7 @@ import structlog
 
 from daemon import killpoints
 from daemon.endings.rules import run_handle
+from daemon.endings.stopping import RunStops
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
 from daemon.inventory import InventoryGpu, build_inventory
@@ -34,16 +35,18 @@ from policies import PoliciesError
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
+    from daemon.service.succession import Finish
 
 __all__ = ["check_gpus", "departed", "discover_late", "undiscovered"]
 
 log = structlog.get_logger(__name__)
 
 
-def check_gpus(service: Service, now: datetime) -> None:
-    """Advance realised intensities; fail the jobs of lost GPUs and take those GPUs out of
-    planning (the daemon goes on with the others). A job whose executor says it had ended
-    before the loss was seen (exit 0, or a failure of its own) is recorded as it ended."""
+def check_gpus(service: Service, now: datetime, stops: RunStops, finish: Finish) -> None:
+    """Advance realised intensities; fail the jobs of lost GPUs (``finish``, once their runs
+    are stopped with ``stops``) and take those GPUs out of planning (the daemon goes on with
+    the others). A job whose executor says it had ended before the loss was seen (exit 0, or
+    a failure of its own) is recorded as it ended."""
     measurement = service.measurement
     if measurement is None:
         return
@@ -62,12 +65,12 @@ def check_gpus(service: Service, now: datetime) -> None:
             run = service.ledger.run(job_id)
             ended = _ended_already(service, run, now) if run is not None else None
             if ended is not None:  # it ended before the loss was seen: as it ended (its
-                service._finish(ended, now)  # exit code or signal, not the loss)
+                finish(ended, now)  # exit code or signal, not the loss)
                 continue
             if run is not None and ended is None:  # cancelled, polled until gone
-                service._endings.stops.stop(run, now, report.reason)
+                stops.stop(run, now, report.reason)
                 killpoints.reached("gpu_lost_stop")  # a restart ends it (end_interrupted_stops)
-            service._finish(ExitStatus(job_id, now, None, None, report.reason), now)
+            finish(ExitStatus(job_id, now, None, None, report.reason), now)
 
 
 def _ended_already(service: Service, run: RunRecord, now: datetime) -> ExitStatus | None:

@@ -37,6 +37,7 @@ from daemon.planning import (
 from daemon.service import gpus, unstarted
 from daemon.service.dispatch import Dispatch, DispatchContext, Launch, job_log_dir, launch_spec
 from daemon.service.memory import PlanMemory
+from daemon.service.succession import Finish
 from policies import (
     Decision,
     Device,
@@ -65,6 +66,7 @@ class RoundParts:
     held: HeldJobs  # plans handed to a reserving executor (Slurm) before their start
     dispatch: Dispatch
     unstarted: unstarted.Unstarted  # to end a job that did not start
+    finish: Finish  # to record a run's end (a lost GPU's jobs)
 
 
 def plan_round(
@@ -72,7 +74,7 @@ def plan_round(
 ) -> tuple[list[Decision], list[str]]:
     """Cancel, expire, plan and dispatch the waiting jobs; returns the policy's decisions and
     the jobs started."""
-    gpus.check_gpus(service, now)
+    gpus.check_gpus(service, now, parts.unstarted.endings.stops, parts.finish)
     undiscovered = gpus.discover_late(service, now)
     waiting = unstarted.settle(parts.unstarted, now, service.settings.policy.plan_window)
     specs = _job_specs(service, parts, waiting, now)

@@ -43,6 +43,7 @@ class ReconcileParts:
     # how an end is recorded, built when asked (a GPU lost in this step changes the inventory)
     context: Callable[[], EndingContext]
     requeue: succession.Requeue  # a run that never started, queued again
+    finish: succession.Finish  # a run's end recorded (with the context as it is then)
     held: HeldJobs  # plans handed to a reserving executor (Slurm), watched
     checkpoint: LearningCheckpoint
     overdue: Overdue  # running jobs past their deadline, each reported once
@@ -54,10 +55,11 @@ def reconcile_round(service: Service, parts: ReconcileParts, now: datetime) -> l
     jobs are watched, the recalibration checkpoint moved on when due, the runs past their
     deadline reported (``deadline_missed``, once each), the sites' load and the queue's
     gauges observed. Returns the statuses recorded or skipped (not those requeued)."""
-    gpus.check_gpus(service, now)
+    gpus.check_gpus(service, now, parts.endings.stops, parts.finish)
     runs = service.ledger.active_runs()
     if any(run.token is None for run in runs):  # a crash mid-launch; start() not run
-        succession.adopt(service, [r for r in runs if r.token is None], now, parts.requeue)
+        tokenless = [r for r in runs if r.token is None]
+        succession.adopt(service, tokenless, now, parts.requeue, parts.finish)
         runs = service.ledger.active_runs()
     ended = parts.endings.reconcile(runs, now, parts.context(), parts.requeue)
     parts.held.watch(now)  # held jobs cancelled in their scheduler between plans

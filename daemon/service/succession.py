@@ -31,7 +31,7 @@ from daemon.sites.view import SITES_NAME
 if TYPE_CHECKING:
     from daemon.service.core import Service
 
-__all__ = ["Requeue", "adopt", "end_interrupted_stops", "start"]
+__all__ = ["Finish", "Requeue", "adopt", "end_interrupted_stops", "start"]
 
 log = structlog.get_logger(__name__)
 
@@ -44,23 +44,33 @@ class Requeue(Protocol):
     def __call__(self, status: ExitStatus, now: datetime, why: str = "") -> None: ...
 
 
+class Finish(Protocol):
+    """Record how ``status``'s run ended (the service's, with its ending context as it is
+    when called: a GPU lost in the same step changes it; skipped unless the job is
+    ``running``)."""
+
+    def __call__(self, status: ExitStatus, now: datetime) -> None: ...
+
+
 def start(
     service: Service,
     now: datetime,
     run_now_busy: RunNowBusy,
     endings: Endings,
     requeue: Requeue,
+    finish: Finish,
 ) -> None:
     """Prepare ``service``'s queue files and take up what the daemon before it left: the GPUs
     the recorded run-now counterfactuals hold (``run_now_busy``), the runs it was stopping for
     a lost GPU (:func:`end_interrupted_stops`, then ``endings``), the runs it left running
-    (:func:`adopt`; one that never started is queued again with ``requeue``), the learned
-    factors and the outcome totals, and each battery's charge."""
+    (:func:`adopt`; one that never started is queued again with ``requeue``, one that ended is
+    recorded with ``finish``), the learned factors and the outcome totals, and each battery's
+    charge."""
     service.queue.prepare()
     runs = service.ledger.active_runs()
     run_now_busy.learn(service.ledger, runs, now)  # counterfactual runs holding GPUs
-    runs = end_interrupted_stops(service, runs, now)  # a lost GPU's, mid-way
-    adopt(service, runs, now, requeue)
+    runs = end_interrupted_stops(service, runs, now, finish)  # a lost GPU's, mid-way
+    adopt(service, runs, now, requeue, finish)
     endings.stops.resume_stops()  # the runs of lost GPUs a previous daemon was stopping
     # learned factors survive a restart (GPU-metered and executor-measured runs): the
     # ledger's checkpoint of them and the runs since (daemon.learning.checkpoint)
@@ -77,9 +87,10 @@ def adopt(
     runs: Sequence[RunRecord],
     now: datetime,
     requeue: Requeue,
+    finish: Finish,
 ) -> None:
-    """Hand ``runs`` back to their executors: still running, ended, or never started (queued
-    again with ``requeue``: :func:`daemon.service.unstarted.requeue`)."""
+    """Hand ``runs`` back to their executors: still running, ended (recorded with ``finish``),
+    or never started (queued again with ``requeue``: :func:`daemon.service.unstarted.requeue`)."""
     by_executor: dict[str, list[RunHandle]] = defaultdict(list)
     for run in runs:
         by_executor[run.executor].append(run_handle(run))
@@ -99,7 +110,7 @@ def adopt(
                 assert isinstance(item, ExitStatus)
                 requeue(item, now)
             elif isinstance(item, ExitStatus):
-                service._finish(item, now)
+                finish(item, now)
             else:
                 log.info("job_adopted", job_id=item.job_id, executor=name)
                 if item.job_id in tokenless and item.token:
@@ -108,7 +119,7 @@ def adopt(
 
 
 def end_interrupted_stops(
-    service: Service, runs: Sequence[RunRecord], now: datetime
+    service: Service, runs: Sequence[RunRecord], now: datetime, finish: Finish
 ) -> list[RunRecord]:
     """At start, before :func:`adopt`: the runs of ``runs`` a previous daemon had begun to
     stop for a lost GPU (``runs.stopping``) but died before it recorded their jobs' end. Each
@@ -117,13 +128,13 @@ def end_interrupted_stops(
     (:meth:`daemon.endings.stopping.RunStops.resume_stops`), whatever its executor says of it: a run
     adopted instead ran on (a job ignoring SIGTERM was never killed, the loss not seen again
     with its GPU gone from the inventory), or ended "killed by signal 15" without the loss
-    named, its ``runs.stopping`` left for every later restart to stop again. Returns the
-    others."""
+    named, its ``runs.stopping`` left for every later restart to stop again. Each end is
+    recorded with ``finish``. Returns the others."""
     interrupted = {s.run.job_id: s for s in service.ledger.stopping_runs(interrupted=True)}
     if not interrupted:
         return list(runs)
     for job_id, stopping in interrupted.items():
         at = stopping.cancel_sent_at or now
         log.warning("job_stop_interrupted", job_id=job_id, reason=stopping.reason)
-        service._finish(ExitStatus(job_id, at, None, None, stopping.reason), now)
+        finish(ExitStatus(job_id, at, None, None, stopping.reason), now)
     return [run for run in runs if run.job_id not in interrupted]

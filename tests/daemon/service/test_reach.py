@@ -1,10 +1,11 @@
-"""Which private attributes of a :class:`~daemon.service.Service` the package's other modules
-reach into (``service._forecasts``): no more than they do today, none in a new module.
+"""No module of the package but the service's own (``core.py``) reaches into a
+:class:`~daemon.service.Service`'s private attributes (``service._endings``).
 
 A module that needs more of the service's state asks for it in the open (a parameter, a
 public read-only property, an object of its own that the service holds, as
-:class:`daemon.service.problems.Problems` holds the health keys it set). The lists below only
-shrink.
+:class:`daemon.service.problems.Problems` holds the health keys it set, or the parts a step
+uses handed over: :class:`daemon.service.plan_round.RoundParts`,
+:class:`daemon.service.reconcile.ReconcileParts`).
 """
 
 from __future__ import annotations
@@ -16,18 +17,12 @@ import pytest
 
 SERVICE = Path(__file__).resolve().parents[3] / "daemon" / "service"
 
-# The reaches left, by module (a parameter annotated ``Service`` followed by ``._name``).
-KNOWN: dict[str, set[str]] = {
-    "gpus.py": {"_endings", "_finish"},
-    "succession.py": {"_finish"},
-}  # fmt: skip
-
 MODULES = sorted(p.name for p in SERVICE.glob("*.py") if p.name not in {"__init__.py", "core.py"})
 
 
-def _reaches(path: Path) -> set[str]:
+def _reaches(source: str) -> set[str]:
     """The private attributes read or written through a parameter annotated ``Service``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = ast.parse(source)
     services = {
         arg.arg
         for node in ast.walk(tree)
@@ -46,16 +41,16 @@ def _reaches(path: Path) -> set[str]:
 
 
 def test_the_scan_sees_the_reaches() -> None:
-    assert _reaches(SERVICE / "gpus.py") >= {"_endings", "_finish"}
-
-
-@pytest.mark.parametrize("module", sorted(KNOWN))
-def test_the_lists_name_only_the_reaches_left(module: str) -> None:
-    gone = KNOWN[module] - _reaches(SERVICE / module)
-    assert not gone, f"daemon/service/{module} no longer reaches {sorted(gone)}: drop them"
+    source = (
+        "def check(service: Service, now: datetime, *, other: Service) -> None:\n"
+        "    service._finish(service.ledger, now)\n"
+        "    other._endings.stops.stop()\n"
+        "    service._held = None\n"
+    )
+    assert _reaches(source) == {"_finish", "_endings", "_held"}
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_no_module_reaches_further_into_the_service(module: str) -> None:
-    new = _reaches(SERVICE / module) - KNOWN.get(module, set())
-    assert not new, f"daemon/service/{module} reaches into Service's {sorted(new)}"
+def test_no_module_reaches_into_the_service(module: str) -> None:
+    found = _reaches((SERVICE / module).read_text(encoding="utf-8"))
+    assert not found, f"daemon/service/{module} reaches into Service's {sorted(found)}"
