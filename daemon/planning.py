@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from daemon.ledger import JobRecord, Ledger
+from daemon.ledger import DecisionRecord, JobRecord, LatestPlan, Ledger
 from daemon.logs import dropped
 from daemon.queue.line import JobRequest
 from policies import Decision, Device, JobSpec, PlannedStart, PoliciesError, Policy, get_policy
@@ -33,6 +33,7 @@ __all__ = [
     "request_spec",
     "spec_or_none",
     "stored_plan",
+    "stored_plans",
     "waiting_for_capacity",
     "with_plan",
     "with_run_now_recorded",
@@ -158,7 +159,23 @@ def stored_plan(ledger: Ledger, job_id: str) -> PlannedStart | None:
     Raises:
         LedgerError: the ledger cannot be read.
     """
-    record = ledger.latest_decision(job_id, alternatives=False)
+    return _plan_of(ledger.latest_decision(job_id, alternatives=False))
+
+
+def stored_plans(ledger: Ledger, job_ids: Collection[str]) -> dict[str, PlannedStart | None]:
+    """:func:`stored_plan` of each of ``job_ids``, read together
+    (:meth:`daemon.ledger.Ledger.latest_plans`: the planned jobs a restarted or reloaded
+    daemon's first round sees, in one query rather than one each).
+
+    Raises:
+        LedgerError: the ledger cannot be read.
+    """
+    latest = ledger.latest_plans(job_ids)
+    return {job_id: _plan_of(latest.get(job_id)) for job_id in job_ids}
+
+
+def _plan_of(record: DecisionRecord | LatestPlan | None) -> PlannedStart | None:
+    """The plan ``record`` (a job's latest decision) carries: a hold's, with its start."""
     if record is None or record.action != "hold" or record.planned_start is None:
         return None
     if record.region is None or record.gpu is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -15,7 +15,7 @@ from daemon.isotime import isoformat
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import dt, json_tuple, req_dt, ts
 from daemon.ledger.kept import real
-from daemon.ledger.records import DecisionRecord
+from daemon.ledger.records import DecisionRecord, LatestPlan
 from policies import Alternative, Decision
 
 if TYPE_CHECKING:
@@ -114,6 +114,36 @@ class Decisions(Accounting):
         ).fetchone()
         return None if row is None else _decision(row, alternatives)
 
+    def latest_plans(self, job_ids: Collection[str]) -> dict[str, LatestPlan]:
+        """What the latest decision about each of ``job_ids`` that has one planned, by job id
+        (:meth:`latest_decision`'s action, region, GPU and planned start): those of the jobs
+        added here from their kept rows, the others read together, as a restarted or
+        reloaded daemon's first round needs them (one query per :data:`_IDS_PER_QUERY` jobs,
+        of those four columns; each job's latest row found through the index on ``decisions
+        (job_id)``, whose keys end with ``seq``: not :meth:`latest_decisions`, which groups
+        every decision ever recorded)."""
+        found: dict[str, LatestPlan] = {}
+        kept, unread = self._kept.get, []
+        for job_id in job_ids:
+            job = kept(job_id)
+            if job is None:
+                unread.append(job_id)
+            elif job.decision is not None:  # as written: its start as a read gives it
+                row = job.decision
+                found[job_id] = LatestPlan(row[3], row[5], row[6], dt(row[8]))
+        for k in range(0, len(unread), _IDS_PER_QUERY):
+            ids = unread[k : k + _IDS_PER_QUERY]
+            rows = self._exec(
+                "SELECT d.job_id, d.action, d.region, d.gpu, d.planned_start FROM jobs"
+                " JOIN decisions d ON d.seq = (SELECT max(seq) FROM decisions"
+                " WHERE decisions.job_id = jobs.job_id)"
+                f" WHERE jobs.job_id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+            for job_id, action, region, gpu, start in rows:
+                found[job_id] = LatestPlan(action, region, gpu, dt(start))
+        return found
+
     def counterfactual(self, job_id: str) -> dict[str, Any] | None:
         """:meth:`Accounting.counterfactual`, from the kept rows of a job added here."""
         kept = self._kept.get(job_id)
@@ -168,6 +198,8 @@ _INSERT_DECISION = (
     " run_now_json, alternatives_json)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# job ids bound in one query of latest_plans (SQLite's limit: 999 before 3.32)
+_IDS_PER_QUERY: Final = 500
 # the row's places (_INSERT_DECISION's columns); 9 to 15 are REAL
 _RUN_NOW_TOTAL_G = 15
 _RUN_NOW_JSON = 16

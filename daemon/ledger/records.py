@@ -13,6 +13,7 @@ __all__ = [
     "DecisionRecord",
     "EndedCounterfactual",
     "JobRecord",
+    "LatestPlan",
     "QueueFileRecord",
     "RunRecord",
     "StartedRun",
@@ -73,6 +74,17 @@ class DecisionRecord:
     expected_total_g: float | None
     run_now_total_g: float | None
     alternatives: tuple[dict[str, object], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LatestPlan:
+    """What a job's latest decision planned (:meth:`daemon.ledger.Ledger.latest_plans`): its
+    action, and the region, GPU and start of its chosen alternative (None: it chose none)."""
+
+    action: str
+    region: str | None
+    gpu: str | None
+    planned_start: datetime | None
 
 
 @fast_init

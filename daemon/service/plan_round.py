@@ -29,19 +29,20 @@ from daemon.metrics.sink import NullMetrics
 from daemon.planning import (
     job_spec,
     record_decisions,
-    stored_plan,
+    stored_plans,
     waiting_for_capacity,
     with_plan,
     with_run_now_recorded,
 )
 from daemon.service import gpus, unstarted
 from daemon.service.dispatch import Dispatch, DispatchContext, Launch, job_log_dir, launch_spec
-from daemon.service.memory import PlanMemory
+from daemon.service.memory import PlanMemory, SpecEntry
 from daemon.service.succession import Finish
 from policies import (
     Decision,
     Device,
     JobSpec,
+    PlannedStart,
     PoliciesError,
     ZoneIntensity,
     with_plan_interval,
@@ -194,6 +195,7 @@ def _job_specs(
     planned, as after a restart); a job whose spec is invalid fails."""
     memory = parts.memory
     known, kept, specs = memory.specs, {}, []
+    plans: dict[str, PlannedStart | None] | None = None  # read at the first one needed
     for job in waiting:
         entry = known.get(job.job_id)
         if entry is None or entry[0] is not job.request:
@@ -203,7 +205,9 @@ def _job_specs(
                 unstarted.fail(parts.unstarted, job, now, f"invalid job: {exc}")
                 continue
             if job.state == "planned":
-                spec = replace(spec, planned=stored_plan(service.ledger, job.job_id))
+                if plans is None:  # every planned job first seen, in one read
+                    plans = stored_plans(service.ledger, _unseen_planned(known, waiting))
+                spec = replace(spec, planned=plans[job.job_id])
             busy = memory.run_now_busy
             if busy.recorded(job.job_id) or busy.learned(service.ledger, job.job_id,
                                                          deadline=job.deadline):  # fmt: skip
@@ -213,6 +217,17 @@ def _job_specs(
         specs.append(entry[1])
     memory.specs = kept
     return specs
+
+
+def _unseen_planned(known: Mapping[str, SpecEntry], waiting: Sequence[JobRecord]) -> list[str]:
+    """The ``planned`` jobs of ``waiting`` whose spec is not ``known`` (as after a restart or
+    a reload, whose first round sees every planned job anew): their plans are read at once."""
+    return [
+        job.job_id
+        for job in waiting
+        if job.state == "planned"
+        and ((entry := known.get(job.job_id)) is None or entry[0] is not job.request)
+    ]
 
 
 def _keep_plans(

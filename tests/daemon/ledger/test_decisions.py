@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.ledger import Ledger, LedgerError
+from daemon.ledger import LatestPlan, Ledger, LedgerError
 from daemon.ledger.decisions import _DecisionTexts, alternative_json
+from daemon.planning import stored_plan, stored_plans
 from policies import Alternative, Decision
 from tests.daemon.helpers import job_request
 
@@ -155,3 +156,58 @@ def test_a_latest_decision_without_its_alternatives_is_the_same_record_less_them
             bare = ledger.latest_decision(name, alternatives=False)
             assert repr(bare) == repr(replace(full, alternatives=()))  # repr: NaN equals NaN
         assert ledger.latest_decision("nobody", alternatives=False) is None
+
+
+def test_the_latest_plans_read_together_are_those_read_one_by_one(tmp_path: Path) -> None:
+    """Kept (added here), read (added by another connection, more than one query's worth),
+    none decided, unknown: the same plans as each job's latest decision, on this connection
+    and on a fresh one (as after a restart) that keeps none."""
+    path = tmp_path / "ledger.db"
+    others = [f"j{k:03d}" for k in range(600)]
+
+    def alt(device: str, minutes: int) -> Alternative:
+        start = NOW + timedelta(minutes=minutes)
+        return Alternative((device,), "qc", "T4", start, 60.0, 3.6e5, 30.0, 2.0, 1.0)
+
+    with Ledger.open(path) as ledger:
+        with ledger.transaction():
+            for name in "abc":
+                ledger.add_job(job_request(name, NOW), 1000, 1000, "queue.jsonl:1", NOW)
+        with Ledger.open(path) as other, other.transaction():
+            for k, name in enumerate(["d", "e", *others]):
+                other.add_job(job_request(name, NOW), 1000, 1000, f"queue.jsonl:{k + 2}", NOW)
+        then = [
+            Decision(name, "hold", "hold: first", "test", alt("qc/0", 10 + k))
+            for k, name in enumerate(others)
+        ]
+        moved = (
+            lambda name, k: Decision(name, "hold", "hold: moved", "test", alt("qc/1", k)),
+            lambda name, k: Decision(name, "start", "start: now", "test", alt("qc/2", 0)),
+            lambda name, k: Decision(name, "reject", "reject: fits nowhere", "test"),
+        )
+        with ledger.transaction():
+            ledger.record_decisions([*_decisions(), *then], NOW)
+            ledger.record_decisions(
+                [moved[k % 3](name, 20 + k) for k, name in enumerate(others)], NOW
+            )
+        asked = ["a", "b", "c", "d", "e", "nobody", *others]
+        together = _same_plans(ledger, asked)
+        with Ledger.open(path) as fresh:
+            assert _same_plans(fresh, asked) == together
+    assert together.keys() == set(asked) - {"e", "nobody"}
+    assert sum(p.action == "hold" for p in together.values()) == 2 + 200  # a, b, every 3rd
+
+
+def _same_plans(reader: Ledger, asked: list[str]) -> dict[str, LatestPlan]:
+    """``reader``'s latest plans of ``asked``, checked against its reads one job at a time."""
+    one_by_one = {
+        name: (d.action, d.region, d.gpu, d.planned_start)
+        for name in asked
+        if (d := reader.latest_decision(name, alternatives=False)) is not None
+    }
+    together = reader.latest_plans(asked)
+    assert {n: (p.action, p.region, p.gpu, p.planned_start) for n, p in together.items()} == (
+        one_by_one
+    )
+    assert stored_plans(reader, asked) == {name: stored_plan(reader, name) for name in asked}
+    return together

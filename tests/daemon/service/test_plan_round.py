@@ -96,3 +96,35 @@ def test_held_jobs_carry_their_plans_into_the_next_round_and_across_a_restart(
     restarted.plan(clock())
     plans = {k: spec.planned for k, spec in spy.seen[0].items()}
     assert plans == {k: _plan_of(d) if d.action == "hold" else None for k, d in last.items()}
+
+
+def test_a_reloaded_service_reads_the_plans_of_the_jobs_it_did_not_add_together(
+    tmp_path: Path,
+) -> None:
+    """After a restart and then a reload (a new service on the same ledger), the planned jobs a
+    daemon before the restart added (not kept by this connection) carry their stored plans
+    into the reload's first round, read in one query, not one per job."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    first = make_service(tmp_path, executor, policy="carbon-window")
+    first.start(clock())
+    append(first.queue.path, "".join(job_line(id=f"j{k}", deadline="+12h") for k in range(6)))
+    first.tick(clock())
+    first.ledger.close()
+    restarted = make_service(tmp_path, executor, policy="carbon-window")
+    last = {d.job_id: d for d in restarted.plan(clock())}
+    assert any(d.action == "hold" for d in last.values())
+
+    reloaded = make_service(tmp_path, executor, policy="carbon-window", ledger=restarted.ledger)
+    reloaded.take_over_runs(restarted)
+    spy = reloaded.policy = _Spy(reloaded.policy)  # type: ignore[assignment]
+    statements: list[str] = []
+    reloaded.ledger._db.set_trace_callback(statements.append)
+    try:
+        reloaded.plan(clock())
+    finally:
+        reloaded.ledger._db.set_trace_callback(None)
+    plans = {k: spec.planned for k, spec in spy.seen[0].items()}
+    assert plans == {k: _plan_of(d) if d.action == "hold" else None for k, d in last.items()}
+    one_by_one = [s for s in statements if "FROM decisions WHERE job_id =" in s]
+    assert not one_by_one, one_by_one
+    assert sum("JOIN decisions" in s for s in statements) == 1
