@@ -141,6 +141,7 @@ def _solve(
 
 def _replay(args: argparse.Namespace) -> int:
     quiet_logs()
+    _check_bound_options(args)
     inputs = inputs_from(args)
     specs = parse_policies(args.policy)
     check_policies(specs)
@@ -212,6 +213,13 @@ def _replay(args: argparse.Namespace) -> int:
     if any("offset_share_by_day" in r for r in rows):
         _print_sites(rows)
     return 0
+
+
+def _check_bound_options(args: argparse.Namespace) -> None:
+    """``--bound-window`` shapes ``--bound``'s LP: alone it is refused, before any input is read
+    (until 2026-12-07 it was ignored, the replays printed with no bound and no word)."""
+    if args.bound_window is not None and not args.bound:
+        raise ReplayInputError("--bound-window: the windows of --bound's LP; give --bound too")
 
 
 def _replay_slacks(args: argparse.Namespace) -> tuple[list[float], bool]:

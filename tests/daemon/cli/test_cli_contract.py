@@ -388,6 +388,17 @@ def test_a_bad_bound_window_exits_2_in_one_line(
     assert err.splitlines()[-1] == f"carbond replay: error: argument --bound-window: {message}"
 
 
+def test_a_bound_window_without_the_bound_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--bound-window`` shapes ``--bound``'s LP: given alone it was ignored, the replays run
+    and printed with no bound and no word, as if the window had been solved; now it fails at
+    once, before any input is read (the files here do not exist), in one line, exit 2."""
+    code, out, err = _run(capsys, "replay", "--jobs", "t.csv", "--cluster", "c.toml",
+                          "--intensity", "i.csv", "--start", "2023-06-05",
+                          "--bound-window", "2h")  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err == "carbond: error: --bound-window: the windows of --bound's LP; give --bound too\n"
+
+
 def test_paper_figures_that_cannot_be_written_name_the_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
