@@ -28,6 +28,8 @@ __all__ = [
 ]  # fmt: skip
 
 EXIT_FAILURE = 1
+_PIPED_WIDTH = 200  # piped tables are at least this wide (a long title's line)
+_UNFOLDED = 1_000_000  # the width a piped table is measured in: no cell folds
 EXIT_USAGE = 2
 _JSON_TOKENS_A_WRITE = 65_536
 
@@ -164,12 +166,18 @@ def printable(text: str) -> str:
 
 
 def print_table(
-    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    unfolded: bool = False,
 ) -> None:
     """Print a table with rich (boxed on a TTY, plain ASCII when piped: ``+``, ``-`` and ``|``
     for ``grep``, ``awk`` and files). The title and cells are text as given: rich's
     ``[markup]`` in them is shown, not applied, and control characters are escaped
-    (:func:`printable`)."""
+    (:func:`printable`). Piped, a table is 200 characters wide, a longer cell folded over
+    lines; ``unfolded`` (tables of figures, whose rows grep and awk read: ``carbond replay``,
+    ``carbond tune``) keeps each row on one line however wide."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -181,9 +189,7 @@ def print_table(
             self.quiet = True
             raise BrokenPipeError
 
-    # Piped output gets a wide fixed width so tables do not fold into unreadable columns.
     tty = sys.stdout.isatty()
-    console = _Console() if tty else _Console(width=200)
     # a title may quote a path (`jobs --state rejected`): "[/x]" in it was a MarkupError
     shown = None if title is None else Text(printable(title))
     table = Table(title=shown, show_lines=False, box=box.HEAVY_HEAD if tty else box.ASCII)
@@ -191,7 +197,13 @@ def print_table(
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(Text(printable(_fmt(cell))) for cell in row))
-    console.print(table)
+    if tty:
+        _Console().print(table)
+        return
+    # Unfolded: until 2026-12-07 carbond replay's 19 columns, 200 wide, folded their cells over
+    # lines, "carbon-w" above "indow", so `grep carbon-window` found no row.
+    natural = _Console(width=_UNFOLDED).measure(table).maximum if unfolded else 0
+    _Console(width=max(_PIPED_WIDTH, natural)).print(table)
 
 
 def _fmt(cell: object) -> str:

@@ -206,7 +206,7 @@ def _replay(args: argparse.Namespace) -> int:
          *(_pct(r.get("gap_to_optimum")) for _ in optimum_column),
          " ".join(f"{k}:{v:.0%}" for k, v in r.get("region_share", {}).items()))
         for r in rows
-    ])  # fmt: skip
+    ], unfolded=True)  # fmt: skip
     notes = [r["note"] for r in rows if r.get("note")]
     for note in notes:
         print(note)
@@ -254,7 +254,7 @@ def _print_sites(rows: Sequence[dict[str, Any]]) -> None:
                  "operational_g", "total_g"),
                 [(_hours(r["slack_s"]), _name(r), r["grid_kwh"], r["pv_kwh"], r["battery_kwh"],
                   _pct(r["offset_share"]), r["operational_g"], r["total_g"])
-                 for r in rows if "grid_kwh" in r])  # fmt: skip
+                 for r in rows if "grid_kwh" in r], unfolded=True)  # fmt: skip
 
 
 def _name(row: dict[str, Any]) -> str:
@@ -326,5 +326,6 @@ def _tune(args: argparse.Namespace) -> int:
           _pct(r["savings_vs_run_now"]), r["mean_wait_s"], r["p95_wait_s"], r["deadline_misses"],
           "*" if r["pareto"] else (f"no: {r['excluded']}" if r["excluded"] else ""))
          for r in sorted(rows, key=lambda r: r["total_g"])],
+        unfolded=True,
     )  # fmt: skip
     return 0

@@ -180,6 +180,28 @@ def test_two_settings_of_one_policy_are_told_apart_in_the_table_and_jobs_csv(
     assert list(counts) == policies.split(",") and len(set(counts.values())) == 1
 
 
+def test_the_piped_table_keeps_each_row_on_one_line(
+    trace: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The replay's table has 19 columns; piped (here: captured, not a TTY) it was 200
+    characters wide and folded its cells over lines ("carbon-w" above "indow", "califor" above
+    "nia:50%"), so `grep carbon-window` found no row and awk could not read a column. Each
+    row is now one line, every cell whole, its columns the header's."""
+    argv = ["replay", *_inputs(trace, cluster_file, intensity_files), "--days", "0.1",
+            "--policy", "run-now,carbon-window", "--model", "llama-1b",
+            "--requests-per-job", "64", "--tick", "300", "--workers", "1"]  # fmt: skip
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    table = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
+    header, rows = table[0], table[1:]
+    assert header[:3] == ["slack_h", "policy", "total_g"] and header[-1] == "regions"
+    assert [row[1] for row in rows] == ["run-now", "carbon-window"]
+    for row in rows:
+        assert len(row) == len(header) and all(row), row
+        assert all(re.fullmatch(r"[a-z]+:\d+%", share) for share in row[-1].split()), row
+
+
 def test_a_bad_trace_row_is_a_note_on_stderr_and_the_json_stays_clean(
     trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
