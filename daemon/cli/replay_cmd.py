@@ -50,6 +50,7 @@ from daemon.replay.report import (
     write_optimum_csv,
 )
 from daemon.reports.pareto import mark_front, pareto
+from daemon.reports.render import unsigned_zero
 from policies import policy_names
 from policies.bound import BoundInfeasibleError, LowerBound
 from policies.optimum import IntegerOptimum
@@ -271,7 +272,8 @@ def _hours(seconds: float | None) -> float | str:
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+    """A share to one decimal; one that rounds to zero unsigned (``-0.0%`` read as a loss)."""
+    return "-" if value is None else unsigned_zero(f"{value:.1%}")
 
 
 def _tune(args: argparse.Namespace) -> int:

@@ -202,6 +202,18 @@ def test_the_piped_table_keeps_each_row_on_one_line(
         assert all(re.fullmatch(r"[a-z]+:\d+%", share) for share in row[-1].split()), row
 
 
+@pytest.mark.parametrize(
+    ("share", "shown"),
+    [(-0.0002, "0.0%"), (-0.0, "0.0%"), (0.0004, "0.0%"), (-0.0006, "-0.1%"), (0.7438, "74.4%"),
+     (None, "-")],
+)  # fmt: skip
+def test_a_share_that_rounds_to_zero_is_shown_unsigned(share: float | None, shown: str) -> None:
+    """The replay table's shares: carbon-window's temporal saving of -0.02 % (its saving all
+    placement) read ``-0.0%``, a loss that is none; shown ``0.0%`` now, as ``carbond report``
+    shows its shares, and a share that rounds to -0.1 % keeps its sign."""
+    assert replay_cmd._pct(share) == shown
+
+
 def test_a_bad_trace_row_is_a_note_on_stderr_and_the_json_stays_clean(
     trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
