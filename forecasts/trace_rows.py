@@ -220,8 +220,15 @@ def _parse_row(
 
 
 def read_rows(
-    path: Path, kind: SignalKind, zones: Collection[str] | None, bad: BadRows
+    path: Path,
+    kind: SignalKind,
+    zones: Collection[str] | None,
+    bad: BadRows,
+    others: set[str] | None = None,
 ) -> tuple[_Format, dict[str, TraceRows], Counter[str]]:
+    """The rows of ``zones`` (all where None) by zone, bad rows to ``bad``, and the zones of
+    the rows left out by ``zones`` added to ``others`` (for an error naming what the file has).
+    """
     name = str(path)
     wanted = {z.lower() for z in zones} if zones else None
     rows: dict[str, TraceRows] = {}
@@ -248,6 +255,8 @@ def read_rows(
                     continue
                 zone = record[i_zone].strip() if i_zone < len(record) else ""
                 if wanted is not None and zone.lower() not in wanted:
+                    if others is not None and zone:
+                        others.add(zone)
                     continue
                 try:
                     # a field past the header's (a decimal comma: 123,45 was read as 123); a

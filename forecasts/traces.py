@@ -85,7 +85,8 @@ def read_trace(
     """
     path = Path(path)
     bad = BadRows()
-    fmt, rows, notes = read_rows(path, kind, zones, bad)
+    others: set[str] = set()
+    fmt, rows, notes = read_rows(path, kind, zones, bad, others)
     name = str(path)
     issues: list[DataIssue] = bad.summary(name)
     if notes["offset"]:
@@ -108,8 +109,17 @@ def read_trace(
     if not rows:
         if bad.first is not None:
             raise bad.first
-        what = f" for zones {sorted(zones)}" if zones else ""
-        raise TraceFormatError(name, None, None, f"no data rows{what}")
+        if not zones:
+            raise TraceFormatError(name, None, None, "no data rows")
+        # until 2026-12-07 "no data rows for zones ['XX']", not saying which zones it has
+        asked = ", ".join(repr(z) for z in sorted(zones))
+        has = ", ".join(sorted(others)) or "none"
+        raise TraceFormatError(
+            name,
+            None,
+            None,
+            f"no rows for zone{'s' if len(zones) > 1 else ''} {asked} (has: {has})",
+        )
     series: dict[str, IntensitySeries] = {}
     for zone, bucket in rows.items():
         s, found = to_series(name, zone, bucket, kind, path.name)

@@ -57,6 +57,13 @@ def test_normalized_gzip(tmp_path: Path) -> None:
     assert set(result.series) == {"DE", "GB"}
     assert list(result.zone("DE").values_g_per_kwh) == [300.0, 310.0]
     assert set(read_trace(path, zones=["gb"]).series) == {"GB"}
+    # a zone the file lacks names the zones it has (was "no data rows for zones ['FR']")
+    with pytest.raises(
+        TraceFormatError, match=r"n\.csv\.gz: no rows for zone 'FR' \(has: DE, GB\)$"
+    ):
+        read_trace(path, zones=["FR"])
+    with pytest.raises(TraceFormatError, match=r": no rows for zones 'ES', 'FR' \(has: DE, GB\)$"):
+        read_trace(path, zones=["FR", "ES"])
 
 
 def test_minimal_with_every_problem_reported(tmp_path: Path) -> None:
