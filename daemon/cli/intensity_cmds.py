@@ -198,8 +198,10 @@ def _intensity(args: argparse.Namespace) -> int:
         print_json(payload)
         return 0
     columns = ["zone", "intensity_g_per_kwh", "datetime", "source", "stale", "age_s", "rung"]
-    print_table(
-        f"{zone} carbon intensity ({reading.kind})", columns, [[payload[c] for c in columns]]
+    print_table(  # the zone as the reading names it: `--zone ca-qc` titled "ca-qc" over CA-QC
+        f"{reading.zone} carbon intensity ({reading.kind})",
+        columns,
+        [[payload[c] for c in columns]],
     )
     if reading.problem:
         print(f"note: {reading.problem}")

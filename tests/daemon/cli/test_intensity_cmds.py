@@ -185,6 +185,16 @@ def test_human_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert "US-NW-PACE" in out and "647" in out and "static" in out
 
 
+def test_the_table_names_the_zone_as_its_row_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Zone keys are matched without case; ``--zone ca-qc`` titled the table "ca-qc carbon
+    intensity" over a row (and a --json) saying CA-QC."""
+    assert main(["intensity", "--zone", "ca-qc", "--offline", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "CA-QC carbon intensity (lifecycle)" in out and "ca-qc" not in out
+
+
 def test_backtest_command_on_a_small_trace(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
