@@ -299,7 +299,8 @@ def _tune(args: argparse.Namespace) -> int:
         if args.plot.is_dir():
             raise UsageError(f"--plot {args.plot}: a folder, not a file to draw in")
     writable(args.plot)
-    setup = load_setup(inputs_from(args), parse_slacks(args.slack, several=False)[0])
+    slack_s = parse_slacks(args.slack, several=False)[0]
+    setup = load_setup(inputs_from(args), slack_s)
     print_notes(setup)
     with (
         Replays(setup, specs, args.workers) as replays,
@@ -309,6 +310,8 @@ def _tune(args: argparse.Namespace) -> int:
     summary = summarise(runs)
     rows = summary[1:] if len(specs) > len(tuned) else summary
     mark_front(rows)
+    for row in rows:  # as replay's rows (a ledger's jobs keep their own deadlines: None)
+        row["slack_s"] = None if args.jobs_format == "ledger" else slack_s
     if args.plot is not None:
         from daemon.reports.pareto import plot_pareto
 

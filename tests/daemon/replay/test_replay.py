@@ -292,6 +292,8 @@ def test_tune_marks_the_pareto_front(
     rows = json.loads(capsys.readouterr().out)
     assert [r["params"] for r in rows] == [{"min_saving": 0}, {"min_saving": 0.5}]
     assert any(r["pareto"] for r in rows)
+    # each row says its slack, as replay's rows do (until 2026-12-07 tune's had none)
+    assert [r["slack_s"] for r in rows] == [4 * 3600.0] * 2
 
 
 def test_tuning_run_now_replays_it_once(
