@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.context import add_common_options, number_within, settings_from
-from daemon.cli.output import note, print_json, print_table
+from daemon.cli.output import note, print_json, print_table, writable
 from daemon.errors import UsageError
 from daemon.intensity.signals import build_signal_chain
 from daemon.settings.sections import MAX_HORIZON_S, MAX_INTERVAL_S
@@ -239,6 +239,18 @@ def _spinner(message: str, quiet: bool) -> AbstractContextManager[object]:
     return Console().status(message)
 
 
+def _check_plot(path: Path) -> None:
+    """``--plot`` before the backtest (seconds a zone-year), as ``carbond tune`` checks its
+    own: until 2026-12-07 a ``.txt`` was a traceback after the backtest, a folder ``F`` wrote
+    ``F.png`` beside it and a missing one ``[Errno 2]``. Its folder is made now if missing."""
+    from daemon.reports.plots import image_format
+
+    image_format(path)
+    if path.is_dir():
+        raise UsageError(f"--plot {path}: a folder, not a file to draw in")
+    writable(path.parent, make=True)
+
+
 def _backtest(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.forecasters.split(",") if n.strip()]
     try:
@@ -247,6 +259,8 @@ def _backtest(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from e
     if not forecasters:
         raise UsageError("--forecasters names none")
+    if args.plot is not None:
+        _check_plot(args.plot)
     result = read_trace(args.trace, zones=[args.zone], kind=args.kind)
     series = result.zone(args.zone)
     horizon_s = round(args.horizon_hours * 3600)

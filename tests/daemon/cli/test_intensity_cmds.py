@@ -221,6 +221,38 @@ def test_backtest_command_on_a_small_trace(
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("mape.txt", "cannot draw a .txt file (use "), ("folder", "a folder, not a file to draw in"),
+     ("no-folder/mape.png", None), ("mape", None)],
+)  # fmt: skip
+def test_backtest_checks_its_plot_before_the_backtest(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, problem: str | None
+) -> None:
+    """``--plot mape.txt`` ran the backtest, then ended in matplotlib's traceback; a folder
+    ``F`` was drawn as ``F.png`` beside it, exit 0, and a name without a suffix as
+    ``NAME.png``. A format matplotlib cannot write or a folder is now a one-line error, exit
+    2, before the trace is read (here it does not exist); a file is drawn at its own name, its
+    folder made where missing."""
+    plot = tmp_path / name
+    if name == "folder":
+        plot.mkdir()
+    argv = ["forecast", "backtest", "--zone", "XX", "--every-hours", "24", "--plot", str(plot)]
+    if problem is not None:
+        assert main([*argv, "--trace", str(tmp_path / "missing.csv")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"carbond: error: --plot {plot}: {problem}") and err.count("\n") == 1
+        assert not list(tmp_path.glob("*.png"))
+        return
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
+    lines += [f"{(start + timedelta(hours=k)).isoformat()},XX,{200 + k % 24}" for k in range(480)]
+    trace = tmp_path / "t.csv"
+    trace.write_text("\n".join(lines) + "\n")
+    assert main([*argv, "--trace", str(trace)]) == 0
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize(("horizon", "at"), [("6", 6), ("48", 24), ("2", 1)])
 def test_backtest_says_at_which_horizon_it_chose(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, horizon: str, at: int
