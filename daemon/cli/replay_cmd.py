@@ -32,6 +32,7 @@ from daemon.replay.inputs import (
     parse_policies,
     read_inputs,
 )
+from daemon.replay.ledger_jobs import count_unfit
 from daemon.replay.parallel import Replays, beside
 from daemon.replay.report import (
     Solved,
@@ -309,7 +310,11 @@ def _tune(args: argparse.Namespace) -> int:
         runs = replays.results(bar)
     summary = summarise(runs)
     rows = summary[1:] if len(specs) > len(tuned) else summary
-    mark_front(rows)
+    # the jobs no GPU can run, counted only where some setting rejected a job (a fit test per job)
+    unfit = (
+        count_unfit(setup.jobs, setup.cluster.devices()) if any(r["rejected"] for r in rows) else 0
+    )
+    mark_front(rows, unrunnable=unfit)
     for row in rows:  # as replay's rows (a ledger's jobs keep their own deadlines: None)
         row["slack_s"] = None if args.jobs_format == "ledger" else slack_s
     if args.plot is not None:

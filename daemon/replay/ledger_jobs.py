@@ -28,7 +28,7 @@ from daemon.replay.errors import ReplayInputError
 from policies import Device, JobSpec, PoliciesError
 from policies.candidates import fit_problem
 
-__all__ = ["distinct_ids", "jobs_from_ledger", "note_unfit"]
+__all__ = ["count_unfit", "distinct_ids", "jobs_from_ledger", "note_unfit"]
 
 
 def jobs_from_ledger(
@@ -98,6 +98,11 @@ def note_unfit(
             f"{path}: {len(ids):,} of {len(jobs):,} jobs ({named}): {problem}: every policy "
             "rejects them"
         )
+
+
+def count_unfit(jobs: Sequence[JobSpec], devices: Sequence[Device]) -> int:
+    """How many of ``jobs`` no GPU of ``devices`` can run (every policy rejects them)."""
+    return sum(fit_problem(job, devices) is not None for job in jobs)
 
 
 def _shifted(when: datetime | None, shift: timedelta) -> datetime | None:

@@ -27,13 +27,16 @@ def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
     ]
 
 
-def mark_front(rows: Sequence[dict[str, Any]]) -> None:
+def mark_front(rows: Sequence[dict[str, Any]], *, unrunnable: int = 0) -> None:
     """Set each tuning row's ``pareto`` (on the carbon-vs-mean-wait front) and ``excluded``
     (why it cannot be: rejected jobs or missed deadlines, else None). The front is drawn among
     the settings that ran every job by its deadline only: fewer grams bought with a rejected
-    job or a missed deadline is no trade-off to offer an operator."""
+    job or a missed deadline is no trade-off to offer an operator. ``unrunnable`` jobs (that no
+    GPU of the cluster can run: every setting rejects them) are not held against a setting:
+    until 2026-12-07 one such job in an operator's ledger left the front empty."""
     for row in rows:
-        why = [f"{row['rejected']} rejected"] if row["rejected"] else []
+        rejected = row["rejected"] - unrunnable
+        why = [f"{rejected} rejected"] if rejected > 0 else []
         if row["deadline_misses"]:
             why.append(f"{row['deadline_misses']} deadline misses")
         row["excluded"] = ", ".join(why) or None

@@ -135,6 +135,32 @@ def test_jobs_no_gpu_of_the_cluster_can_run_are_named_in_a_note(
     ]
 
 
+def test_tune_does_not_hold_a_job_no_gpu_can_run_against_every_setting(
+    tmp_path: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A ledger job whose region the cluster lacks is rejected by every setting, run-now too;
+    tune marked each one "no: 1 rejected" and its front was empty, nothing to choose from.
+    Such jobs no longer exclude a setting (a rejection beyond them still does)."""
+    path = tmp_path / "ledger.db"
+    job = {"model": "llama-1b", "input_tokens": 500, "output_tokens": 100, "deadline": "+6h"}
+    jobs = [{**job, "id": f"j{k}"} for k in range(4)] + [{**job, "id": "x", "regions": ["paris"]}]
+    with Ledger.open(path) as ledger:
+        for k, line in enumerate(jobs):
+            at = LIVE + timedelta(seconds=600 * k)
+            ledger.add_job(_request(line, 600 * k), 1000, 1000, "queue.jsonl", at)
+    argv = ["tune", "--jobs", str(path), "--jobs-format", "ledger",
+            "--cluster", str(cluster_file), "--start", START.date().isoformat(), "--days", "1",
+            "--tick", "300", "--forecaster", "seasonal-24h", "--grid", "min_saving=0,0.5",
+            "--json"]  # fmt: skip
+    for zone_file in intensity_files:
+        argv += ["--intensity", str(zone_file)]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["rejected"], r["deadline_misses"]) for r in rows] == [(1, 0), (1, 0)]
+    assert [r["excluded"] for r in rows] == [None, None] and any(r["pareto"] for r in rows)
+
+
 @pytest.mark.parametrize(
     ("requests", "count", "message"),
     [  # one job running past the files' end; three, the later two waiting when they end
