@@ -68,7 +68,7 @@ def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[st
     cover)."""
     bound = solved.value
     for row in rows:
-        complete = _feasible(row, bound.jobs) and bound.total_g > 0
+        complete = _feasible(row, bound.jobs, len(bound.unschedulable)) and bound.total_g > 0
         row["gap_to_bound"] = row["total_g"] / bound.total_g - 1.0 if complete else None
     how = "one LP" if bound.windows == 1 else f"{bound.windows} windows of {bound.window_s}s"
     how += f", {bound.variables:,} variables, {bound.constraints:,} rows"
@@ -82,7 +82,9 @@ def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[st
     note = (f"lp-bound: {_g(bound.total_g)} g over {bound.jobs} jobs ({how}"
             f" {solved.cpu_s:.1f} s CPU)")  # fmt: skip
     if bound.unschedulable:
-        note += f"; {len(bound.unschedulable)} jobs cannot meet their deadline even alone"
+        n = len(bound.unschedulable)
+        note += f"; {n} job{'s' if n > 1 else ''} cannot meet {'their' if n > 1 else 'its'} "
+        note += "deadline even alone (or fit no GPU): left out"
     return {
         "policy": "lp-bound",
         "params": {},
@@ -107,11 +109,15 @@ def _g(grams: float) -> str:
     return f"{grams:,.1f}" if abs(grams) >= 100 else f"{grams:.4g}"
 
 
-def _feasible(row: dict[str, Any], jobs: int) -> bool:
+def _feasible(row: dict[str, Any], jobs: int, left_out: int) -> bool:
     """Whether a policy's row is a schedule that the bound and the optimum compare with: it
-    ran all ``jobs``, rejected none and missed no deadline (a late run can emit less than any
-    schedule that meets every deadline, so its gap would read as beating the bound)."""
-    return row["jobs"] == jobs and not row["rejected"] and not row.get("deadline_misses")
+    ran all ``jobs``, rejected only as many as the solver left out (those that cannot meet
+    their deadline even alone, or fit no GPU: every policy rejects them or runs them late) and
+    missed no deadline (a late run can emit less than any schedule that meets every deadline,
+    so its gap would read as beating the bound). Run by their deadlines, its ``jobs`` are then
+    the solver's. Until 2026-12-07 a single job that no GPU could run (a ledger's, for a region
+    the cluster lacks) left every policy without a gap."""
+    return row["jobs"] == jobs and row["rejected"] == left_out and not row.get("deadline_misses")
 
 
 def no_bound_row(
@@ -164,7 +170,7 @@ def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> d
     best = solved.value
     total = best.total_g
     for row in rows:
-        complete = _feasible(row, best.jobs) and total
+        complete = _feasible(row, best.jobs, len(best.unschedulable)) and total
         row["gap_to_optimum"] = row["total_g"] / total - 1.0 if complete and total else None
     found = "no schedule found" if total is None else f"{_g(total)} g"
     status = (

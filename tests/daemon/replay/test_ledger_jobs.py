@@ -161,6 +161,38 @@ def test_tune_does_not_hold_a_job_no_gpu_can_run_against_every_setting(
     assert [r["excluded"] for r in rows] == [None, None] and any(r["pareto"] for r in rows)
 
 
+def test_a_job_no_gpu_can_run_leaves_the_gap_to_the_bound(
+    tmp_path: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The bound leaves out a job no GPU can run, and every policy rejects it; each policy's
+    gap_to_bound was None all the same ("-" in the table), as for a policy that rejected a job
+    the bound placed, and the note said "1 jobs cannot meet their deadline even alone"."""
+    path = tmp_path / "ledger.db"
+    job = {"model": "llama-1b", "input_tokens": 500, "output_tokens": 100, "deadline": "+6h"}
+    jobs = [{**job, "id": f"j{k}"} for k in range(4)] + [{**job, "id": "x", "regions": ["paris"]}]
+    with Ledger.open(path) as ledger:
+        for k, line in enumerate(jobs):
+            at = LIVE + timedelta(seconds=600 * k)
+            ledger.add_job(_request(line, 600 * k), 1000, 1000, "queue.jsonl", at)
+    argv = ["replay", "--jobs", str(path), "--jobs-format", "ledger",
+            "--cluster", str(cluster_file), "--start", START.date().isoformat(), "--days", "1",
+            "--tick", "300", "--forecaster", "seasonal-24h", "--policy", "run-now,carbon-window",
+            "--bound", "--json"]  # fmt: skip
+    for zone_file in intensity_files:
+        argv += ["--intensity", str(zone_file)]
+    assert main(argv) == 0
+    rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    bound = rows.pop("lp-bound")
+    assert (bound["jobs"], bound["rejected"]) == (4, 1)
+    assert bound["note"].endswith("; 1 job cannot meet its deadline even alone (or fit no GPU): "
+                                  "left out")  # fmt: skip
+    for name, row in rows.items():
+        assert (row["jobs"], row["rejected"], row["deadline_misses"]) == (4, 1, 0), name
+        assert row["gap_to_bound"] == pytest.approx(row["total_g"] / bound["total_g"] - 1), name
+        assert row["gap_to_bound"] >= -1e-9, name
+
+
 @pytest.mark.parametrize(
     ("requests", "count", "message"),
     [  # one job running past the files' end; three, the later two waiting when they end
