@@ -240,7 +240,7 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
     files: list[tuple[dict[str, IntensitySeries], list[Gap]]] = []
     for path in inputs.intensity:
         gaps: list[Gap] = []
-        files.append((read_intensity(path, notes, gaps), gaps))
+        files.append((read_intensity(path, notes, gaps, cluster.zones()), gaps))
     series = join_zones([found for found, _ in files], notes)
     ReplaySignals([series], cluster.zones(), inputs.forecaster)  # a zone missing: before the jobs
     ledger_jobs: list[JobSpec] = []

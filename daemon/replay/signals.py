@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -78,12 +78,19 @@ class Gap:
 
 
 def read_intensity(
-    path: Path, notes: list[str] | None = None, gaps: list[Gap] | None = None
+    path: Path,
+    notes: list[str] | None = None,
+    gaps: list[Gap] | None = None,
+    zones: Collection[str] | None = None,
 ) -> dict[str, IntensitySeries]:
     """Series per zone from an intensity CSV (any format :func:`forecasts.read_trace` knows);
     the data problems it found and worked around (bad rows skipped, gaps filled) are added to
     ``notes``, and its zones' gaps longer than :data:`MAX_JOIN_GAP_S` to ``gaps`` (before they
     are filled: a zone's ``is_estimated`` also marks the points the file itself calls estimated).
+    With ``zones`` (the cluster's), the notes are those of these zones, of the file as a whole
+    and its rows that could not be read (their zone may be a cluster zone mistyped): until
+    2026-12-07 the normalized file's 24 empty cells of US-NW-PACW were two notes of every
+    replay that read it, whatever its cluster's zones.
 
     Raises:
         ReplayInputError: unreadable file or bad content (the message names file and line).
@@ -102,7 +109,15 @@ def read_intensity(
             message = f"{n} points interpolated, flagged estimated"
             issues.append(DataIssue(read.path, zone, "filled", message, None, n))
     if notes is not None:
-        notes.extend(str(issue) for issue in issues)
+        wanted = None if zones is None else {zone.lower() for zone in zones}
+        notes.extend(
+            str(issue)
+            for issue in issues
+            if wanted is None
+            or issue.zone is None
+            or issue.kind == "bad_row"
+            or issue.zone.lower() in wanted
+        )
     return filled
 
 

@@ -238,6 +238,38 @@ def test_a_bad_trace_row_is_a_note_on_stderr_and_the_json_stays_clean(
     assert [r["jobs"] for r in rows] == [r["jobs"] for r in clean]
 
 
+def test_an_intensity_file_notes_only_the_cluster_zones_problems(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """One file of several zones (as the normalized one): the problems of a zone the cluster
+    does not use (here FR's empty cell and missing hour, filled) were notes of every replay
+    that read it; only the cluster's zones' are now, with the file's own and its unreadable
+    rows (whose zone may be a cluster zone mistyped)."""
+    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
+    begin = START - timedelta(days=8)
+    for path in intensity_files:  # the two zones' rows, then FR's with a bad one
+        for row in path.read_text(encoding="utf-8").splitlines()[1:]:
+            stamp, _, _, zone, value = row.split(",")
+            lines.append(f"{stamp.replace(' ', 'T')}Z,{zone},{value}")
+    lines += [f"{(begin + timedelta(hours=h)).isoformat()},FR,{'' if h == 5 else 50}"
+              for h in range(11 * 24) if h != 9]  # fmt: skip
+    lines.append(f"{begin.isoformat()},CA-Q C,z")  # unreadable: named whatever its zone
+    lines[3] = lines[3].replace(",30.0", ",y")  # a bad CA-QC row: still a note
+    joined = tmp_path / "zones.csv"
+    joined.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster",
+            str(cluster_file), "--intensity", str(joined), "--start", "2023-06-05", "--days",
+            "0.1", "--policy", "run-now", "--model", "llama-1b", "--requests-per-job", "64",
+            "--tick", "300", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert any(f"{joined}:4: CA-QC: bad_row" in line for line in err), err
+    assert any(f"{joined}: CA-QC: filled" in line for line in err), err
+    assert any(f"{joined}:{len(lines)}: CA-Q C: bad_row" in line for line in err), err
+    assert not [line for line in err if ": FR: " in line]
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 @pytest.mark.parametrize("command", ["replay", "tune"])
 def test_a_full_stderr_keeps_a_replay_with_notes_and_a_tune_plot(
