@@ -167,7 +167,8 @@ def test_a_job_no_gpu_can_run_leaves_the_gap_to_the_bound(
 ) -> None:  # fmt: skip
     """The bound leaves out a job no GPU can run, and every policy rejects it; each policy's
     gap_to_bound was None all the same ("-" in the table), as for a policy that rejected a job
-    the bound placed, and the note said "1 jobs cannot meet their deadline even alone"."""
+    the bound placed, and the note said "1 jobs cannot meet their deadline even alone"; its
+    temporal-only potential (run-now's placements, shifted in time) was None as well."""
     path = tmp_path / "ledger.db"
     job = {"model": "llama-1b", "input_tokens": 500, "output_tokens": 100, "deadline": "+6h"}
     jobs = [{**job, "id": f"j{k}"} for k in range(4)] + [{**job, "id": "x", "regions": ["paris"]}]
@@ -187,6 +188,9 @@ def test_a_job_no_gpu_can_run_leaves_the_gap_to_the_bound(
     assert (bound["jobs"], bound["rejected"]) == (4, 1)
     assert bound["note"].endswith("; 1 job cannot meet its deadline even alone (or fit no GPU): "
                                   "left out")  # fmt: skip
+    # and the temporal-only potential, over the jobs run-now ran (it was None too)
+    assert bound["temporal_only_potential"] is not None
+    assert 0 <= bound["temporal_only_potential"] < 1
     for name, row in rows.items():
         assert (row["jobs"], row["rejected"], row["deadline_misses"]) == (4, 1, 0), name
         assert row["gap_to_bound"] == pytest.approx(row["total_g"] / bound["total_g"] - 1), name
