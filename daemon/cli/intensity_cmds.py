@@ -205,9 +205,9 @@ def _intensity(args: argparse.Namespace) -> int:
     )
     if reading.problem:
         print(f"note: {reading.problem}")
-    if traces and reading.rung == "static":
-        ends = traces[zone].end.isoformat()
-        print(f"note: the trace ends {ends}; use --at TIME to read a time it covers")
+    if traces and reading.rung == "static":  # --at before the trace said "the trace ends ..."
+        covers = f"{traces[zone].start.isoformat()} to {traces[zone].end.isoformat()}"
+        print(f"note: the trace covers {covers}; use --at TIME to read a time it covers")
     if forecast is not None:
         fc = payload["forecast"]
         title = f"forecast: {fc['forecaster']} ({fc['rung']}, p90 error from backtest)"

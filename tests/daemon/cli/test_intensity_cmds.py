@@ -221,6 +221,26 @@ def test_backtest_command_on_a_small_trace(
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize("at", ["2022-06-01T00:00Z", "2026-06-01T00:00Z"])
+def test_a_time_the_trace_does_not_cover_names_its_span(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, at: str
+) -> None:
+    """``--at`` before the trace's first point fell back to the static value with "note: the
+    trace ends 2023-01-11...", as if the time were past its end; the note gives the span."""
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
+    lines += [f"{(start + timedelta(hours=k)).isoformat()},CA-QC,{30 + k % 5}" for k in range(240)]
+    trace = tmp_path / "t.csv"
+    trace.write_text("\n".join(lines) + "\n")
+    argv = ["intensity", "--zone", "CA-QC", "--offline", "--cache-dir", str(tmp_path / "c"),
+            "--trace", str(trace), "--at", at]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "static" in out
+    assert ("note: the trace covers 2023-01-01T00:00:00+00:00 to 2023-01-11T00:00:00+00:00; use "
+            "--at TIME to read a time it covers") in out  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("name", "problem"),
     [("mape.txt", "cannot draw a .txt file (use "), ("folder", "a folder, not a file to draw in"),
