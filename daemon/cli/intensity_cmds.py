@@ -22,6 +22,7 @@ from daemon.settings.sections import MAX_HORIZON_S, MAX_INTERVAL_S
 from forecasts import (
     BACKTEST_HORIZONS_H,
     FORECASTERS,
+    ForecastsError,
     IntensityReading,
     NoSignalError,
     SignalChain,
@@ -266,13 +267,18 @@ def _backtest(args: argparse.Namespace) -> int:
     horizon_s = round(args.horizon_hours * 3600)
     horizons = [h for h in BACKTEST_HORIZONS_H if h <= args.horizon_hours]
     with _spinner(f"backtesting {len(forecasters)} forecasters on {series.zone}", args.json):
-        scored = backtest(
-            series,
-            forecasters,
-            horizon_s=horizon_s,
-            issue_every_s=round(args.every_hours * 3600),
-            horizons_h=horizons,
-        )
+        try:
+            scored = backtest(
+                series,
+                forecasters,
+                horizon_s=horizon_s,
+                issue_every_s=round(args.every_hours * 3600),
+                horizons_h=horizons,
+            )
+        except ForecastsError as exc:  # a trace too short for the horizon: bad input (was 1)
+            raise UsageError(
+                f"{args.trace}: {exc}; give a longer trace or a shorter --horizon-hours"
+            ) from exc
     if args.plot is not None:
         from daemon.reports.forecasts import plot_backtest
 

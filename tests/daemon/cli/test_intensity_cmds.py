@@ -221,6 +221,26 @@ def test_backtest_command_on_a_small_trace(
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
+def test_a_trace_too_short_for_the_backtest_is_bad_input(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Nine days of a trace are too few for a 48 h backtest after its 8 days of warm-up: the
+    error exited 1, as a failure of carbond's own; it is the input's (exit 2) and says what
+    to change."""
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
+    lines += [f"{(start + timedelta(hours=k)).isoformat()},XX,{200 + k % 24}" for k in range(216)]
+    trace = tmp_path / "t.csv"
+    trace.write_text("\n".join(lines) + "\n")
+    code, out, err = _run(capsys, "forecast", "backtest", "--trace", str(trace), "--zone", "XX")
+    assert (code, out) == (2, {})
+    assert err == (f"carbond: error: {trace}: XX: 216 points of 3600s are too few for a 48 h "
+                   "backtest after 8 days of warm-up; give a longer trace or a shorter "
+                   "--horizon-hours\n")  # fmt: skip
+    assert main(["forecast", "backtest", "--trace", str(trace), "--zone", "XX",
+                 "--horizon-hours", "6"]) == 0  # fmt: skip
+
+
 @pytest.mark.parametrize("at", ["2022-06-01T00:00Z", "2026-06-01T00:00Z"])
 def test_a_time_the_trace_does_not_cover_names_its_span(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, at: str
