@@ -211,7 +211,10 @@ def _intensity(args: argparse.Namespace) -> int:
         print(f"note: the trace covers {covers}; use --at TIME to read a time it covers")
     if forecast is not None:
         fc = payload["forecast"]
-        title = f"forecast: {fc['forecaster']} ({fc['rung']}, p90 error from backtest)"
+        # a forecast no backtest scored (static: 50 % of the value; too little history: 25 %)
+        # was titled "p90 error from backtest" too
+        how = "from backtest" if fc["mape_24h_pct"] is not None else "assumed, not backtested"
+        title = f"forecast: {fc['forecaster']} ({fc['rung']}, p90 error {how})"
         rows = [
             [p["datetime"], p["intensity_g_per_kwh"], p["abs_error_p90_g_per_kwh"]]
             for p in fc["points"]

@@ -185,6 +185,19 @@ def test_human_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert "US-NW-PACE" in out and "647" in out and "static" in out
 
 
+def test_a_static_forecast_does_not_claim_a_backtested_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Offline with no history the forecast is the static annual value with an assumed p90
+    error (half the value); its table said "p90 error from backtest", as a scored one's does."""
+    argv = ["intensity", "--zone", "CA-QC", "--offline", "--cache-dir", str(tmp_path),
+            "--forecast-hours", "2"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "forecast: static (static, p90 error assumed, not backtested)" in out
+    assert "from backtest" not in out
+
+
 def test_the_table_names_the_zone_as_its_row_does(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
