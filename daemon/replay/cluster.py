@@ -27,11 +27,11 @@ from dataclasses import field as dc_field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from daemon.replay.errors import ReplayInputError
 from daemon.settings import RegionSettings, SiteSettings
-from daemon.settings.regions import region_field, region_names, site_csvs_under
+from daemon.settings.regions import region_field, region_names, regions_listed, site_csvs_under
 from daemon.settings.toml_lines import line_of, syntax_problem
 from daemon.sites import Site, SiteConfigError, build_site, build_sites
 from policies import Device
@@ -46,6 +46,8 @@ class _ClusterFile(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     regions: tuple[RegionSettings, ...] = Field(min_length=1)
+
+    _regions_listed = field_validator("regions", mode="before")(regions_listed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from daemon.settings.regions import (
     SiteSettings,
     SlurmRegionSettings,
     region_names,
+    regions_listed,
     site_csvs_under,
 )
 from daemon.settings.sections import (
@@ -147,6 +148,8 @@ class Settings(BaseSettings):
         # The job wrapper runs from "/" and is handed paths in the state dir: a relative one
         # would name another file there (every local job would fail).
         return Path(os.path.abspath(value))
+
+    _regions_listed = field_validator("regions", mode="before")(regions_listed)
 
     @field_validator("regions")
     @classmethod

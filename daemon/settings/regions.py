@@ -20,6 +20,7 @@ __all__ = [
     "SlurmRegionSettings",
     "region_field",
     "region_names",
+    "regions_listed",
     "site_csvs_under",
 ]
 
@@ -254,3 +255,17 @@ def region_field(loc: Sequence[int | str], names: Sequence[str | None]) -> str:
     if isinstance(index, int) and 0 <= index < len(names) and (name := names[index]):
         parts[1] = name
     return ".".join(parts)
+
+
+def regions_listed(value: Any) -> Any:
+    """A ``regions`` value before validation: one ``[regions]`` table (single brackets, a
+    common slip) is refused in words, where pydantic said "Input should be a valid tuple".
+
+    Raises:
+        ValueError: ``value`` is a table, not a list of them.
+    """
+    if isinstance(value, dict):
+        raise ValueError(
+            "a list of tables: write [[regions]] (double brackets) above each region, not [regions]"
+        )
+    return value

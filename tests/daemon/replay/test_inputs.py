@@ -519,6 +519,10 @@ def test_deadline_allows_twice_the_planners_estimate_on_the_slowest_gpu(
             "[[regions]]\nname = 'a'\nzone = 'X'\ngpus = 'discover'\n",
             r"c\.toml:4: regions\.a\.gpus: region 'a' discovers",
         ),
+        (  # was "regions: Input should be a valid tuple"
+            "[regions]\nname = 'a'\nzone = 'X'\ngpus = ['T4']\n",
+            r"c\.toml:1: regions: a list of tables: write \[\[regions\]\] \(double brackets\)",
+        ),
     ],
 )
 def test_bad_cluster_files(tmp_path: Path, text: str, message: str) -> None:

@@ -103,6 +103,19 @@ def test_duplicate_region_names(tmp_path: Path) -> None:
         load_settings(config)
 
 
+def test_one_regions_table_says_to_write_double_brackets(tmp_path: Path) -> None:
+    """``[regions]`` (one table, single brackets) for ``[[regions]]`` read "regions: Input
+    should be a valid tuple", words of pydantic's; it now says what to write."""
+    config = tmp_path / "one.toml"
+    config.write_text('[regions]\nname = "a"\nzone = "DE"\ngpus = ["T4"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [
+        f"{config}:1: regions: a list of tables: write [[regions]] (double brackets) above each "
+        "region, not [regions]"
+    ]
+
+
 def test_each_duplicate_region_name_is_named_at_its_own_line(tmp_path: Path) -> None:
     # was one line at the first [[regions]] ('dup.toml:1: regions: duplicate region names:
     # a, b'), sending the operator to a table that is not the one to rename
