@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from forecasts.urls import is_loopback
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION
 
@@ -85,6 +86,12 @@ class ElectricityMapsSettings(_Section):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"must be an http(s) URL such as {_EM_DEFAULT_URL!r}, got {value!r}")
+        if parts.scheme == "http" and not is_loopback(value):
+            # the token goes in every request's header: over http, in clear text
+            raise ValueError(
+                f"must be https (the token would cross the network in clear text), or http "
+                f"to this machine (localhost, 127.0.0.1, ::1), got {value!r}"
+            )
         return value
 
     @field_validator("token", mode="before")

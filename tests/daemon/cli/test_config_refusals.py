@@ -255,3 +255,39 @@ def test_an_electricity_maps_url_without_its_scheme_or_host_is_refused(
         f"{config}:7: electricitymaps.base_url: must be an http(s) URL such as "
         f"'https://api.electricitymaps.com/v3', got {url!r}"
     ]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://api.electricitymaps.com/v3", "http://10.0.0.5:8080/v3", "http://127.example/v3"]
+)
+def test_an_electricity_maps_url_that_sends_the_token_in_clear_text_is_refused(
+    tmp_path: Path, url: str
+) -> None:
+    """An ``http://`` base_url to another host was taken: the token then crossed the network
+    in clear text in every request's ``auth-token`` header."""
+    config = _config(tmp_path, f'{REGION}[electricitymaps]\nbase_url = "{url}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [
+        f"{config}:7: electricitymaps.base_url: must be https (the token would cross the "
+        "network in clear text), or http to this machine (localhost, 127.0.0.1, ::1), "
+        f"got {url!r}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://em.example/v3",
+        "http://127.0.0.1:8080/v3",
+        "http://127.3.4.5/v3",
+        "http://localhost:9/v3",
+        "http://[::1]:8080/v3",
+    ],
+)
+def test_an_electricity_maps_url_over_https_or_to_this_machine_is_taken(
+    tmp_path: Path, url: str
+) -> None:
+    config = _config(tmp_path, f'{REGION}[electricitymaps]\nbase_url = "{url}"\n')
+    assert load_settings(config).electricitymaps.base_url == url
+
