@@ -47,6 +47,7 @@ from forecasts.errors import (
     RateLimitedError,
 )
 from forecasts.series import MAX_INTENSITY_G_PER_KWH, IntensitySeries, SignalKind
+from forecasts.urls import without_userinfo
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -187,7 +188,8 @@ class ElectricityMapsClient:
 
     def __repr__(self) -> str:
         token = "set" if self._token else "none"
-        return f"ElectricityMapsClient(base_url={self._base_url!r}, token={token})"
+        shown = without_userinfo(self._base_url)
+        return f"ElectricityMapsClient(base_url={shown!r}, token={token})"
 
     def close(self) -> None:
         """Close the HTTP session."""
@@ -384,7 +386,8 @@ class ElectricityMapsClient:
         except requests.Timeout as e:
             return _Retry(ProviderTimeoutError(f"{what}: timed out ({type(e).__name__})"), None)
         except requests.ConnectionError:
-            return _Retry(ProviderTimeoutError(f"{what}: cannot connect to {self._base_url}"), None)
+            where = without_userinfo(self._base_url)  # its password is never shown
+            return _Retry(ProviderTimeoutError(f"{what}: cannot connect to {where}"), None)
         except requests.RequestException as e:
             raise ProviderError(f"{what}: request failed: {type(e).__name__}") from e
         status = response.status_code

@@ -1,11 +1,22 @@
-"""Which URLs may carry a token in clear text."""
+"""URLs as they may be shown, and which ones may carry a token in clear text."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
-__all__ = ["is_loopback"]
+__all__ = ["is_loopback", "without_userinfo"]
+
+# ``scheme://user:password@`` anywhere in a text: the user info, up to the netloc's last ``@``
+# (a password may hold one) before the path.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` with the user info of every URL in it (``user:password@``) shown as ``***@``:
+    a URL is logged and shown (errors, ``carbond doctor``), its password never is."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def is_loopback(url: str) -> bool:

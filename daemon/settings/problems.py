@@ -14,6 +14,7 @@ from pydantic_settings import SettingsError
 
 from daemon.settings.regions import region_field
 from daemon.settings.toml_lines import line_of
+from forecasts.urls import without_userinfo
 
 __all__ = ["problem_line", "unparsable_line"]
 
@@ -88,6 +89,7 @@ def _shown(parts: list[str], value: str, root: type[BaseModel], *, quoted: bool 
     (``CARBOND_ELECTRICITYMAPS='{"token": ...}'``)."""
     if any("token" in part.lower() for part in parts) or _holds_secret(parts, root):
         return "<hidden>"
+    value = without_userinfo(value)  # a URL's password (electricitymaps.base_url's) hidden
     cut = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "..."
     return repr(cut) if quoted else cut
 

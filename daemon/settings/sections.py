@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from forecasts.urls import is_loopback
+from forecasts.urls import is_loopback, without_userinfo
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION
 
@@ -84,13 +84,14 @@ class ElectricityMapsSettings(_Section):
         """A URL without its scheme or host passed doctor; every request then failed
         (``MissingSchema``) and the daemon planned on static averages, saying so in notes."""
         parts = urlsplit(value)
+        shown = without_userinfo(value)  # a password in it is never shown
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"must be an http(s) URL such as {_EM_DEFAULT_URL!r}, got {value!r}")
+            raise ValueError(f"must be an http(s) URL such as {_EM_DEFAULT_URL!r}, got {shown!r}")
         if parts.scheme == "http" and not is_loopback(value):
             # the token goes in every request's header: over http, in clear text
             raise ValueError(
                 f"must be https (the token would cross the network in clear text), or http "
-                f"to this machine (localhost, 127.0.0.1, ::1), got {value!r}"
+                f"to this machine (localhost, 127.0.0.1, ::1), got {shown!r}"
             )
         return value
 

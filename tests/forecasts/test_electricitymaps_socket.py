@@ -8,6 +8,7 @@ headers the server sends are what a hostile server controls.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -175,3 +176,16 @@ def test_a_huge_body_is_refused_unread(servers: Callable[[Reply], _Server]) -> N
     with _client(endless.url) as client, pytest.raises(MalformedPayloadError, match="longer"):
         client.latest("DE")
     assert MAX_BODY_BYTES < 5 * 2**21
+
+
+def test_a_password_in_the_base_url_is_never_shown() -> None:
+    """``cannot connect to {base_url}`` (logged, and in the intensity notes ``carbond doctor``
+    and ``health.json`` show) and the client's repr showed ``user:password@`` of the URL."""
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with _client(f"http://alice:s3cret@127.0.0.1:{port}/v3") as client:
+        assert "s3cret" not in repr(client)
+        with pytest.raises(ProviderTimeoutError) as info:
+            client.latest("DE")
+    assert str(info.value) == f"latest for DE: cannot connect to http://***@127.0.0.1:{port}/v3"

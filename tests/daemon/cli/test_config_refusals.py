@@ -291,3 +291,27 @@ def test_an_electricity_maps_url_over_https_or_to_this_machine_is_taken(
     config = _config(tmp_path, f'{REGION}[electricitymaps]\nbase_url = "{url}"\n')
     assert load_settings(config).electricitymaps.base_url == url
 
+
+@pytest.mark.parametrize(
+    "url", ["http://alice:s3cret@em.example/v3", "http://alice:s3@cret@em.example/v3"]
+)
+def test_a_password_in_the_electricity_maps_url_is_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """``user:password@`` in a refused base_url was echoed in the problem line, from the file
+    or from ``CARBOND_ELECTRICITYMAPS__BASE_URL``'s value."""
+    config = _config(tmp_path, f'{REGION}[electricitymaps]\nbase_url = "{url}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    (line,) = info.value.problems
+    assert "cret" not in line and "alice" not in line
+    assert line.endswith("got 'http://***@em.example/v3'")
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS__BASE_URL", url)
+    with pytest.raises(ConfigError) as info:
+        load_settings(_config(tmp_path, REGION))
+    (line,) = info.value.problems
+    assert "cret" not in line and "alice" not in line
+    assert line.startswith(
+        "environment variable CARBOND_ELECTRICITYMAPS__BASE_URL='http://***@em.example/v3': "
+        "electricitymaps.base_url: must be https"
+    )
