@@ -38,7 +38,7 @@ from daemon.settings import (
     config_path,
     load_settings,
 )
-from daemon.statedir import ensure_safe_state_dir, lock_state_dir
+from daemon.statedir import LEDGER_NAME, ensure_safe_state_dir, lock_state_dir
 from daemon.supervision.loop import Intervals, ServiceLoop, Steps
 from daemon.supervision.sdnotify import Notifier
 from daemon.supervision.warmup import PlannerWarmup
@@ -102,8 +102,9 @@ def missing_regions(settings: Settings, config: Path | None) -> str | None:
 
 
 # Sections a reload cannot apply: the metrics endpoint, the executors and the GPU backend and
-# sampler are built once, at start-up, and outlive every rebuilt service.
-RESTART_ONLY = ("metrics", "executors", "gpu")
+# sampler are built once, at start-up, and outlive every rebuilt service; the ledger is
+# opened (and made private) once.
+RESTART_ONLY = ("metrics", "executors", "gpu", "ledger")
 RESTART_NOTE = "changed in the config, but they keep their start-up values until a restart"
 UNMETERED_NOTE = (
     "added, or given another GPU type or (simulated GPUs) another catalog idle_w, tdp_w or "
@@ -245,9 +246,25 @@ def _start_metrics(metrics: Metrics, port: int) -> None:
     log.info("metrics_listening", address=f"127.0.0.1:{bound}")
 
 
+def _private_ledger(path: Path) -> None:
+    """``[ledger] private = true``: the ledger made the daemon's alone before it is opened
+    (:func:`daemon.ledger.privacy.make_private`), logged when it was open to others."""
+    from daemon.ledger.privacy import make_private
+
+    if found := make_private(path):
+        log.warning(
+            "ledger_made_private",
+            files={str(file): f"{mode:04o}" for file, mode in found},
+            note="moved to fresh 0600 files: descriptors other users opened before see the "
+            "old ones only",
+        )
+
+
 def _run_locked(
     settings: Settings, load: Callable[[], Settings] | None, notifier: Notifier | None
 ) -> int:
+    if settings.ledger.private:
+        _private_ledger(settings.state_dir / LEDGER_NAME)
     metrics = Metrics()
     daemon = build_daemon(settings, metrics=metrics, launch_clock=lambda: datetime.now(UTC))
     metrics.observe_policy(daemon.service.policy.name)

@@ -30,7 +30,12 @@ from typing import Literal
 
 from daemon.assemble import build_slurm_executor
 from daemon.doctor.running_daemon import describe_health
-from daemon.doctor.service import cache_dir_problem, metrics_port_status, partition_note
+from daemon.doctor.service import (
+    cache_dir_problem,
+    ledger_access_note,
+    metrics_port_status,
+    partition_note,
+)
 from daemon.errors import DaemonError
 from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
@@ -158,7 +163,8 @@ def _check_ledger(settings: Settings) -> Check:
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs"
     if version < SCHEMA_VERSION:
         summary += f" (the daemon migrates it to v{SCHEMA_VERSION} when it starts)"
-    return Check("ledger", "pass", f"{path}: schema v{version}, {summary}")
+    note = ledger_access_note(settings, path)
+    return Check("ledger", "pass", f"{path}: schema v{version}, {summary}{note}")
 
 
 def _check_policy(settings: Settings) -> Check:

@@ -16,9 +16,10 @@ from typing import Literal
 
 from daemon.errors import DaemonError
 from daemon.executors.slurm import SlurmExecutor
+from daemon.ledger.privacy import open_to_others
 from daemon.settings import Settings
 
-__all__ = ["cache_dir_problem", "metrics_port_status", "partition_note"]
+__all__ = ["cache_dir_problem", "ledger_access_note", "metrics_port_status", "partition_note"]
 
 _HOST = "127.0.0.1"  # the endpoint's only address (daemon.metrics.prometheus)
 _PROBE_TIMEOUT_S = 2.0
@@ -89,3 +90,20 @@ def partition_note(executor: SlurmExecutor, region: str) -> str:
     if state == "UP":
         return ""
     return f" (note: partition {state} in Slurm: no job is planned there until it is up)"
+
+
+def ledger_access_note(settings: Settings, path: Path) -> str:
+    """A note (never a failure) when the ledger's files are open to other users: any of them
+    can stall the daemon's writes and read every job's argv (``[ledger] private``); empty
+    when they are not."""
+    found = open_to_others(path)
+    if not found:
+        return ""
+    modes = ", ".join(f"{file.name} {mode:04o}" for file, mode in found)
+    if settings.ledger.private:
+        return f"; note: {modes}: `carbond run` makes them private (0600) when it next starts"
+    return (
+        f"; note: readable by other users ({modes}): any of them can read every job's argv and "
+        "cwd, and stall the daemon's ledger writes by locking ledger.db-shm; `[ledger] private "
+        '= true` closes this (docs/operations.md, "Who can read the ledger")'
+    )

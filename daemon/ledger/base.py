@@ -6,7 +6,9 @@ import contextlib
 import functools
 import json
 import os
+import pwd
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -84,6 +86,20 @@ def missing_ledger(path: Path) -> str:
     return f"{path}: no ledger (has `carbond run` started with this state_dir?)"
 
 
+def _not_yours(path: Path) -> str:
+    """Why this user cannot read the ledger at ``path``, and whom to ask."""
+    st = path.stat()
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = f"uid {st.st_uid}"
+    return (
+        f"{path}: not readable by you (mode {stat.S_IMODE(st.st_mode):04o}, owner {owner}): "
+        "this carbond keeps its ledger private (`[ledger] private = true`); ask an "
+        "administrator to run the command for you (sudo)"
+    )
+
+
 def _refuse_foreign(path: Path, done: dict[int, str]) -> None:
     """Refuse a ledger whose migration N is not this carbond's migration N (another build,
     a fork, a development branch that numbered its migrations otherwise): its tables are not
@@ -151,6 +167,8 @@ class Connection:
         """Open an existing ledger for reading (the CLI's view)."""
         if not path.is_file():
             raise LedgerError(missing_ledger(path))
+        if not os.access(path, os.R_OK):
+            raise LedgerError(_not_yours(path))
         try:
             # With no daemon running, the WAL is checkpointed and removed; a reader that may
             # not create ``-shm`` (a user reading root's ledger) then opens it as immutable.

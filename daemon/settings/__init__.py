@@ -45,6 +45,7 @@ from daemon.settings.sections import (
     GpuSettings,
     IntensitySettings,
     IntervalSettings,
+    LedgerSettings,
     LocalExecutorSettings,
     LogSettings,
     MetricsSettings,
@@ -69,6 +70,7 @@ __all__ = [
     "GpuSettings",
     "IntensitySettings",
     "IntervalSettings",
+    "LedgerSettings",
     "LocalExecutorSettings",
     "LogSettings",
     "MetricsSettings",
@@ -125,6 +127,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     executors: ExecutorSettings = ExecutorSettings()
     log: LogSettings = LogSettings()
+    ledger: LedgerSettings = LedgerSettings()
     catalog: CatalogSettings = CatalogSettings()
     regions: tuple[RegionSettings, ...] = ()
     policy: PolicySettings = PolicySettings()

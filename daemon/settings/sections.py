@@ -35,6 +35,7 @@ __all__ = [
     "GpuSettings",
     "IntensitySettings",
     "IntervalSettings",
+    "LedgerSettings",
     "LocalExecutorSettings",
     "LogSettings",
     "MetricsSettings",
@@ -350,6 +351,19 @@ class ExecutorSettings(_Section):
     local: LocalExecutorSettings = LocalExecutorSettings()
     simulated: SimulatedExecutorSettings = SimulatedExecutorSettings()
     slurm: SlurmExecutorSettings = SlurmExecutorSettings()
+
+
+class LedgerSettings(_Section):
+    """Who may open the ledger (docs/operations.md, "Who can read the ledger").
+
+    ``private = false`` (the default): ``ledger.db`` and its ``-wal``/``-shm`` are readable by
+    every local user, so that ``carbond jobs``, ``status``, ``report`` and ``cancel`` work for
+    them; any of them can then read every job's argv and cwd, and stall the daemon's writes by
+    holding a lock on ``-shm``. ``private = true``: the daemon's uid alone may open them (0600,
+    made so at start); the users' ledger commands then say they cannot read it.
+    """
+
+    private: bool = False
 
 
 class LogSettings(_Section):
