@@ -16,7 +16,8 @@ Layout in ``state_dir``::
     rejected.jsonl       every refused line with its file, line number and reason
 
 A line is attributed to the uid that owns the file it is in. A file writable by its group or
-by others cannot vouch for who wrote a line, so its lines are rejected.
+by others cannot vouch for who wrote a line, so its lines are rejected. Its jobs run in the
+owner's primary group from passwd; while that lookup fails, the file waits unread.
 
 **Exactly once**: each pass reads a file from the byte offset stored in the ledger, handles its
 complete lines, and commits the new offset in the same SQLite transaction as the job rows. A

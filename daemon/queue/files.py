@@ -13,6 +13,7 @@ import re
 import stat
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "RETIRED_DIR",
     "SPOOL_DIR",
     "MissingStateDirError",
+    "OwnerUnknown",
     "QueueError",
     "append_line",
     "append_submission",
@@ -289,8 +291,23 @@ def append_submission(
     return target
 
 
-def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str:
-    """The (uid, gid) the lines of ``rel`` run as, or why they cannot be attributed."""
+@dataclass(frozen=True, slots=True)
+class OwnerUnknown:
+    """The owner of a queue file has no passwd entry now, so the group its jobs run as is
+    unknown: its lines wait, unread, and are tried again at the next pass. ``reason`` says so."""
+
+    uid: int
+    reason: str
+
+
+def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str | OwnerUnknown:
+    """The (uid, gid) the lines of ``rel`` run as (the gid: the owner's primary group, from
+    passwd), why they cannot be attributed, or :class:`OwnerUnknown` when the owner's passwd
+    lookup fails (an LDAP or sssd outage, a deleted user).
+
+    The file's own group is never used instead: its owner may set it (``chgrp``, a setgid
+    directory), so a failed lookup would let them pick the job's group. A daemon that is not
+    root runs jobs as itself, in its own group, so a file of its own uid gets that group."""
     if st.st_mode & _OTHERS_WRITE:
         return (
             f"{rel} is writable by other users, so its lines cannot be attributed to its "
@@ -302,10 +319,16 @@ def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str:
     if problem is not None:
         return problem
     try:
-        gid = pwd.getpwuid(st.st_uid).pw_gid
+        return st.st_uid, pwd.getpwuid(st.st_uid).pw_gid
     except KeyError:
-        gid = st.st_gid
-    return st.st_uid, gid
+        pass
+    if st.st_uid == os.geteuid() != 0:
+        return st.st_uid, os.getegid()
+    return OwnerUnknown(
+        st.st_uid,
+        f"{rel}: no passwd entry for its owner uid {st.st_uid} (a user database outage?), so "
+        "its jobs' group is unknown; its lines wait and are read once the lookup succeeds",
+    )
 
 
 def rejection_record(

@@ -20,7 +20,7 @@ import structlog
 
 from daemon import killpoints
 from daemon.ledger import Ledger, LedgerError, QueueFileRecord
-from daemon.queue.files import attribution, new_job_id, write_rejections
+from daemon.queue.files import OwnerUnknown, attribution, new_job_id, write_rejections
 from daemon.queue.line import CancelRequest, InvalidLineError, JobRequest, parse_line
 from daemon.queue.reasons import failure_fields, rejection
 from daemon.queue.resume import resume
@@ -90,6 +90,7 @@ class FileReader:
         self._known_regions = known_regions
         self.read_chunk_bytes = max(65_536, 4 * max_line_bytes)
         self.pass_bytes = 16 * self.read_chunk_bytes  # of one file per pass: see _read_lines
+        self._owner_unknown: set[str] = set()  # files left unread for that, as logged
 
     def read(
         self,
@@ -101,10 +102,22 @@ class FileReader:
     ) -> tuple[IngestResult, bool]:
         """Read file ``rel`` (open as ``fd``, ``st`` its stat) from where ``record`` says the
         last pass stopped (from its start when it is new, truncated, rewritten or replaced);
-        False: it is not finished (:meth:`_read_lines`)."""
+        False: it is not finished (:meth:`_read_lines`), or its owner's passwd lookup failed
+        (:class:`~daemon.queue.files.OwnerUnknown`): nothing is read, it waits for a pass
+        where the lookup succeeds (logged once as ``queue_file_owner_unknown``)."""
+        owner = attribution(rel, st)
+        if isinstance(owner, OwnerUnknown):
+            if rel not in self._owner_unknown:
+                log.warning("queue_file_owner_unknown", path=rel, uid=owner.uid,
+                            reason=owner.reason)  # fmt: skip
+            self._owner_unknown.add(rel)
+            return IngestResult(), False
+        if rel in self._owner_unknown:
+            self._owner_unknown.discard(rel)
+            log.info("queue_file_owner_known", path=rel, uid=st.st_uid)
         start = self._start(rel, record, fd, st)
         retired_at = record.retired_at if record is not None else None
-        return self._read_lines(rel, fd, st, start, retired_at, now)
+        return self._read_lines(rel, fd, st, start, retired_at, owner, now)
 
     def _start(
         self, rel: str, record: QueueFileRecord | None, fd: int, st: os.stat_result
@@ -139,6 +152,7 @@ class FileReader:
         st: os.stat_result,
         start: _Position,
         retired_at: datetime | None,
+        owner: tuple[int, int] | str,
         now: datetime,
     ) -> tuple[IngestResult, bool]:
         """Read from ``start`` in chunks of at most :attr:`read_chunk_bytes`, one transaction
@@ -147,7 +161,6 @@ class FileReader:
         floods a file, or a huge sparse one, delays the other files and steps by at most that)."""
         position = start
         finished = False
-        owner = attribution(rel, st)
         batch = _Batch([], [], [], private=not st.st_mode & stat.S_IROTH)
         while True:
             size = os.fstat(fd).st_size

@@ -40,6 +40,29 @@ def local_user(name: str) -> pwd.struct_passwd:
     return pwd.getpwnam(name)
 
 
+def user_with_uid(uid: int) -> pwd.struct_passwd:
+    """A passwd entry for ``uid``, as every real submitter has (the daemon reads a queue file's
+    lines only once its owner's passwd lookup succeeds: the jobs' group is the owner's primary
+    group): ``uid``'s own, else a system user ``carbond-test-<uid>`` (no home) created with that
+    uid. Skips unless root with ``useradd``. Give it a uid no other test uses: the user stays,
+    and a test may expect its made-up uid to have no passwd entry (shown as a number)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create another user")
+    try:
+        return pwd.getpwuid(uid)
+    except KeyError:
+        pass
+    if shutil.which("useradd") is None:
+        pytest.skip("useradd is not installed")
+    name = f"carbond-test-{uid}"
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--uid", str(uid), name],
+        check=False,
+        capture_output=True,
+    )  # fmt: skip  (a parallel test's may win)
+    return pwd.getpwuid(uid)
+
+
 def as_user(
     user: pwd.struct_passwd,
     argv: Sequence[str],

@@ -12,10 +12,21 @@ import pytest
 from daemon.cli import cancel_cmd, main
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import job_line, make_service
+from tests.daemon.users import user_with_uid
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root cancels another user's job")
 
-ALICE, BOB = 4242, 4343  # uids without a daemon of their own: files owned by them
+# uids without a daemon of their own: files owned by them (users made for them, with no
+# other test's uid, which may expect no passwd entry: tests/daemon/users.py user_with_uid)
+ALICE, BOB = 14242, 14343
+
+
+@pytest.fixture(autouse=True)
+def _owners_have_passwd_entries() -> None:
+    """Real submitters have one; a file of an owner without one is not read (its group is
+    unknown): tests/daemon/queue/test_owner_lookup.py."""
+    for uid in (ALICE, BOB):
+        user_with_uid(uid)
 
 
 def _spool_file(state: Path, uid: int, text: str) -> Path:

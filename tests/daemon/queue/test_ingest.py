@@ -16,6 +16,7 @@ from daemon.queue import QUEUE_NAME, RETIRED_DIR, SPOOL_DIR, append_line, submit
 from daemon.queue.ingest import Queue
 from tests.daemon.helpers import append, job_line
 from tests.daemon.queue.conftest import rejections
+from tests.daemon.users import user_with_uid
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown files to others")
@@ -125,12 +126,13 @@ def test_spool_files_that_could_lie_about_their_owner_are_refused(
 
 @needs_root
 def test_spool_files_are_attributed_to_their_owner(queue: Queue, ledger: Ledger) -> None:
-    spool = queue.state_dir / SPOOL_DIR / "4242.jsonl"
+    user_with_uid(14242)  # a real submitter (an owner without one is not read)
+    spool = queue.state_dir / SPOOL_DIR / "14242.jsonl"
     append(spool, job_line(id="alice-1"))
-    os.chown(spool, 4242, 4242)
+    os.chown(spool, 14242, 14242)
     append(queue.path, job_line(id="root-1"))
     queue.ingest(NOW)
-    assert ledger.job("alice-1").uid == 4242
+    assert ledger.job("alice-1").uid == 14242
     assert ledger.job("root-1").uid == 0
     # alice may not take over root's id, nor cancel root's job; she may cancel her own.
     append(spool, job_line(id="root-1") + '{"cancel": "root-1"}\n{"cancel": "alice-1"}\n')

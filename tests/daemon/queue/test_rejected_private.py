@@ -14,11 +14,22 @@ import structlog
 from daemon.cli import main
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import job_line, make_service
+from tests.daemon.users import user_with_uid
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="spool files owned by other uids")
 
-ALICE, BOB = 4242, 4343  # uids without a daemon of their own: files owned by them
+# uids without a daemon of their own: files owned by them (users made for them, with no
+# other test's uid, which may expect no passwd entry: tests/daemon/users.py user_with_uid)
+ALICE, BOB = 14242, 14343
 SECRET = "hf_SECRET-token-in-the-env"
+
+
+@pytest.fixture(autouse=True)
+def _owners_have_passwd_entries() -> None:
+    """Real submitters have one; a file of an owner without one is not read (its group is
+    unknown): tests/daemon/queue/test_owner_lookup.py."""
+    for uid in (ALICE, BOB):
+        user_with_uid(uid)
 
 
 def _spool_file(state: Path, uid: int, text: str, mode: int) -> Path:
@@ -53,7 +64,7 @@ def test_a_private_files_rejected_line_is_not_copied_for_everyone_to_read(
     assert main(["jobs", "--state", "rejected", "--state-dir", str(tmp_path), "--json"]) == 0
     rows = {r["uid"]: r for r in json.loads(capsys.readouterr().out)}
     hers, his = rows[ALICE], rows[BOB]
-    assert (hers["file"], hers["line_no"], hers["job_id"]) == ("queue.d/4242.jsonl", 1, "hers")
+    assert (hers["file"], hers["line_no"], hers["job_id"]) == (f"queue.d/{ALICE}.jsonl", 1, "hers")
     assert "requests" in hers["reason"]
     assert hers["line"] is None
     assert his["line"] == job_line(id="his", requests=0).strip()

@@ -14,11 +14,20 @@ from daemon.queue.ingest import Queue
 from daemon.testing import FakeClock
 from tests.daemon.helpers import job_line
 from tests.daemon.queue.conftest import rejections
+from tests.daemon.users import user_with_uid
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="spool files owned by other uids")
 
-ALICE, BOB = 4242, 4343
+ALICE, BOB = 14242, 14343  # users made for them: tests/daemon/users.py user_with_uid
 LIMIT = 4
+
+
+@pytest.fixture(autouse=True)
+def _owners_have_passwd_entries() -> None:
+    """Real submitters have one; a file of an owner without one is not read (its group is
+    unknown): tests/daemon/queue/test_owner_lookup.py."""
+    for uid in (ALICE, BOB):
+        user_with_uid(uid)
 
 
 def _spool_file(state: Path, name: str, uid: int, text: str) -> None:

@@ -27,6 +27,7 @@ from forecasts import SignalChain
 from policies import Decision, PlannedStart, UnknownPolicyError
 from policies.builtin.run_now import RunNow
 from tests.daemon.helpers import append, job_line, make_service
+from tests.daemon.users import user_with_uid
 
 ONE_T4 = (RegionSettings(name="qc", zone="CA-QC", gpus=("T4",)),)
 
@@ -141,14 +142,15 @@ def test_a_cancel_by_root_is_recorded_as_roots_not_the_owners(tmp_path: Path) ->
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
     service = make_service(tmp_path, executor, regions=ONE_T4)
     service.start(clock())
-    spool = submit_target(tmp_path, 4242)
+    user_with_uid(14242)  # a real submitter (an owner without one is not read)
+    spool = submit_target(tmp_path, 14242)
     append(spool, job_line(id="run"))
-    os.chown(spool, 4242, 4242)
+    os.chown(spool, 14242, 14242)
     service.tick(clock())
     append(spool, job_line(id="wait") + job_line(id="own"))  # the one T4 is busy: they wait
     service.tick(clock.advance(5))
     assert {job.job_id: job.uid for job in service.ledger.jobs()} == dict.fromkeys(
-        ("run", "wait", "own"), 4242
+        ("run", "wait", "own"), 14242
     )
     append(service.queue.path, '{"cancel": "run"}\n{"cancel": "wait"}\n')  # root's
     append(spool, '{"cancel": "own"}\n')  # the owner's
