@@ -6,11 +6,12 @@ user, as the leader of a new session (so the job's process group is the wrapper'
 reads the spec the daemon wrote (argv, env, uid, gid, cwd, status path), claims the start
 marker (``O_EXCL``; if a recovering daemon took it first, the job is not started), starts the job
 without a shell (switching to the job's uid/gid with no supplementary groups when it runs as
-root), waits for it, and writes the exit status atomically (temp file + rename) to the status
-path. SIGTERM, SIGINT and SIGHUP sent to the process group reach the job; the wrapper itself
-catches and drops them so that it can still record the job's end. Only the standard library is used:
-the wrapper is tiny and starts fast (its carbond imports, :mod:`daemon.executors.workdir` and
-:mod:`daemon.executors.pidsignal`, are standard library only).
+root; with ``oom_score_adj`` 0, not the daemon's -500), waits for it, and writes the exit
+status atomically (temp file + rename) to the status path. SIGTERM, SIGINT and SIGHUP sent
+to the process group reach the job; the wrapper itself catches and drops them so that it can
+still record the job's end. Only the standard library is used: the wrapper is tiny and starts
+fast (its carbond imports, :mod:`daemon.executors.workdir` and :mod:`daemon.executors.pidsignal`,
+are standard library only).
 
 Status file (JSON): ``{"exit_code": int | null, "signal": int | null, "reason": str,
 "finished_at": RFC 3339 UTC}``.
@@ -18,12 +19,14 @@ Status file (JSON): ``{"exit_code": int | null, "signal": int | null, "reason": 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,15 +69,52 @@ def _start(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
         os.fchdir(fd)
     finally:
         os.close(fd)
-    return subprocess.Popen(  # an argv list, no shell, by design
-        [str(a) for a in spec["argv"]],
-        env={str(k): str(v) for k, v in spec["env"].items()},
-        stdin=subprocess.DEVNULL,
-        user=int(spec["uid"]) if switch else None,
-        group=int(spec["gid"]) if switch else None,
-        extra_groups=[] if switch else None,
-        umask=0o022,
-    )
+    with _job_oom_score():
+        return subprocess.Popen(  # an argv list, no shell, by design
+            [str(a) for a in spec["argv"]],
+            env={str(k): str(v) for k, v in spec["env"].items()},
+            stdin=subprocess.DEVNULL,
+            user=int(spec["uid"]) if switch else None,
+            group=int(spec["gid"]) if switch else None,
+            extra_groups=[] if switch else None,
+            umask=0o022,
+        )
+
+
+JOB_OOM_SCORE_ADJ = 0  # the kernel's default: the OOM killer picks a job before the daemon
+_OOM_SCORE_ADJ = "/proc/self/oom_score_adj"
+
+
+@contextlib.contextmanager
+def _job_oom_score() -> Iterator[None]:
+    """While the job is started, this process's ``oom_score_adj`` is :data:`JOB_OOM_SCORE_ADJ`,
+    which the job inherits; then the wrapper's own (the daemon's: the unit's
+    ``OOMScoreAdjust=-500``) again, so the OOM killer picks jobs, not the daemon nor a wrapper.
+
+    Here, not in the job after its uid switch: a process that changed uid is not dumpable
+    until it execs, so its ``/proc/self`` files are root's and it cannot write them. Raising
+    the value needs no privilege; lowering it back needs none either down to the floor
+    systemd set (``oom_score_adj_min``). A failure is only told on stderr (the job's log)."""
+    try:
+        with open(_OOM_SCORE_ADJ, encoding="ascii") as handle:
+            own = int(handle.read())
+    except (OSError, ValueError):
+        own = JOB_OOM_SCORE_ADJ  # no such file: nothing to change
+    if own != JOB_OOM_SCORE_ADJ:
+        _write_oom_score(JOB_OOM_SCORE_ADJ)
+    try:
+        yield
+    finally:
+        if own != JOB_OOM_SCORE_ADJ:
+            _write_oom_score(own)
+
+
+def _write_oom_score(value: int) -> None:
+    try:
+        with open(_OOM_SCORE_ADJ, "w", encoding="ascii") as handle:
+            handle.write(str(value))
+    except OSError as exc:
+        print(f"carbond-wrapper: cannot set oom_score_adj to {value}: {exc}", file=sys.stderr)
 
 
 def _ignore(signum: int, frame: object) -> None:
