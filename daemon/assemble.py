@@ -149,6 +149,7 @@ def build_executors(settings: Settings, follow: Collection[str] = ()) -> dict[st
             grace_s=local.grace_s,
             allow_root_jobs=local.allow_root_jobs,
             log_dir=settings.state_dir / LOG_DIR_NAME,
+            job_limits=local.limits.as_rlimits(),
         ),
         "simulated": SimulatedExecutor(
             truth_factor=sim.truth_factor,

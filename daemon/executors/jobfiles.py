@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -219,9 +220,13 @@ def previous_attempt(spec_file: Path) -> int:
         return 0
 
 
-def wrapper_spec(spec: LaunchSpec, status: Path, attempt: int) -> dict[str, object]:
+def wrapper_spec(
+    spec: LaunchSpec, status: Path, attempt: int, limits: Mapping[str, int] | None = None
+) -> dict[str, object]:
     """What the wrapper runs: argv, a from-scratch environment, uid/gid, cwd (the spec's, else
-    the user's home or ``/``), the status file and this attempt's start marker."""
+    the user's home or ``/``), the resource limits set in the job's process (by name, as
+    :data:`daemon.executors.wrapper.JOB_LIMITS`), the status file and this attempt's start
+    marker."""
     try:
         user = pwd.getpwuid(spec.uid)
         home, login = user.pw_dir, user.pw_name
@@ -244,6 +249,7 @@ def wrapper_spec(spec: LaunchSpec, status: Path, attempt: int) -> dict[str, obje
         "uid": spec.uid,
         "gid": spec.gid,
         "cwd": spec.cwd or (home if os.path.isdir(home) else "/"),
+        "limits": dict(limits or {}),
         "status_file": str(status),
         "attempt": attempt,
         "start_marker": str(status.with_name(f"{spec.job_id}.started.{attempt}")),

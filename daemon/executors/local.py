@@ -20,6 +20,7 @@ Rules: the job runs as exactly ``spec.uid``; a daemon that is not root runs only
 user's jobs; a root job runs only when ``allow_root_jobs`` is set. The job's environment is
 built from scratch (never the daemon's, which may hold tokens): ``PATH``, ``HOME``, ``USER``,
 ``LOGNAME``, ``LANG``, the spec's ``env``, ``CUDA_VISIBLE_DEVICES`` and ``CARBOND_JOB_ID``.
+It starts with ``oom_score_adj`` 0 and the configured resource limits (``job_limits``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError, JobNotRunnableError, LaunchRefusedError
 from daemon.executors.pidsignal import session_of, signal_group_if, signal_if
 from daemon.executors.workdir import workdir_problem
+from daemon.executors.wrapper import JOB_LIMITS
 
 __all__ = ["DEFAULT_GRACE_S", "LocalExecutor"]
 
@@ -81,6 +83,12 @@ class LocalExecutor:
             ``<state_dir>/logs``, the ``log_dir`` the service puts in every spec.
         python: the interpreter that runs the wrapper (default: this one).
         monotonic: the clock for the grace period (tests inject a fake one).
+        job_limits: resource limits set in each job's process before it starts, by name
+            (:data:`~daemon.executors.wrapper.JOB_LIMITS`: ``nproc``, ``nofile``,
+            ``core_bytes``, ``fsize_bytes``); one left out is the daemon's own.
+
+    Raises:
+        ValueError: ``job_limits`` names a limit the wrapper does not know.
     """
 
     def __init__(
@@ -91,7 +99,12 @@ class LocalExecutor:
         log_dir: Path | None = None,
         python: str = sys.executable,
         monotonic: Callable[[], float] = time.monotonic,
+        job_limits: Mapping[str, int] | None = None,
     ) -> None:
+        unknown = sorted(set(job_limits or {}) - set(JOB_LIMITS))
+        if unknown:
+            raise ValueError(f"unknown job limits {unknown} (known: {sorted(JOB_LIMITS)})")
+        self._job_limits = dict(job_limits or {})
         self._grace_s = grace_s
         self._allow_root = allow_root_jobs
         self._log_dir = log_dir
@@ -124,7 +137,9 @@ class LocalExecutor:
             err = jobfiles.open_log(log_dir / f"{spec.job_id}.err", spec.uid, spec.gid)
             attempt = jobfiles.previous_attempt(spec_file) + 1
             try:
-                jobfiles.write_private(spec_file, jobfiles.wrapper_spec(spec, status, attempt))
+                jobfiles.write_private(
+                    spec_file, jobfiles.wrapper_spec(spec, status, attempt, self._job_limits)
+                )
                 child = subprocess.Popen(  # a fixed argv, no shell
                     [self._python, "-I", "-m", "daemon.executors.wrapper", str(spec_file)],
                     stdin=subprocess.DEVNULL,

@@ -6,8 +6,9 @@ user, as the leader of a new session (so the job's process group is the wrapper'
 reads the spec the daemon wrote (argv, env, uid, gid, cwd, status path), claims the start
 marker (``O_EXCL``; if a recovering daemon took it first, the job is not started), starts the job
 without a shell (switching to the job's uid/gid with no supplementary groups when it runs as
-root; with ``oom_score_adj`` 0, not the daemon's -500), waits for it, and writes the exit
-status atomically (temp file + rename) to the status path. SIGTERM, SIGINT and SIGHUP sent
+root; with ``oom_score_adj`` 0, not the daemon's -500, and the spec's resource limits:
+:data:`JOB_LIMITS`), waits for it, and writes the exit status atomically (temp file + rename)
+to the status path. SIGTERM, SIGINT and SIGHUP sent
 to the process group reach the job; the wrapper itself catches and drops them so that it can
 still record the job's end. Only the standard library is used: the wrapper is tiny and starts
 fast (its carbond imports, :mod:`daemon.executors.workdir` and :mod:`daemon.executors.pidsignal`,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -34,10 +36,18 @@ from typing import Any
 from daemon.executors.pidsignal import session_of, signal_if
 from daemon.executors.workdir import open_workdir
 
-__all__ = ["EXIT_NOT_FOUND", "EXIT_NOT_RUNNABLE", "main", "write_status"]
+__all__ = ["EXIT_NOT_FOUND", "EXIT_NOT_RUNNABLE", "JOB_LIMITS", "main", "write_status"]
 
 EXIT_NOT_FOUND = 127
 EXIT_NOT_RUNNABLE = 126
+# The resource limits a spec may set in its job's process, by the name the settings give them
+# (``[executors.local.limits]``).
+JOB_LIMITS = {
+    "nproc": resource.RLIMIT_NPROC,
+    "nofile": resource.RLIMIT_NOFILE,
+    "core_bytes": resource.RLIMIT_CORE,
+    "fsize_bytes": resource.RLIMIT_FSIZE,
+}
 
 
 def write_status(
@@ -69,6 +79,7 @@ def _start(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
         os.fchdir(fd)
     finally:
         os.close(fd)
+    limits = _limits(spec.get("limits", {}))
     with _job_oom_score():
         return subprocess.Popen(  # an argv list, no shell, by design
             [str(a) for a in spec["argv"]],
@@ -78,7 +89,39 @@ def _start(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
             group=int(spec["gid"]) if switch else None,
             extra_groups=[] if switch else None,
             umask=0o022,
+            # in the job's process once it is the job's user, before exec: RLIMIT_NPROC
+            # counts the processes of the process's real uid (the wrapper's are root's)
+            # (the wrapper has one thread: preexec_fn is safe here)
+            preexec_fn=(lambda: _set_limits(limits)) if limits else None,  # noqa: PLW1509
         )
+
+
+def _limits(wanted: dict[str, Any]) -> list[tuple[int, int]]:
+    """``(resource, value)`` for each limit of ``wanted`` (:data:`JOB_LIMITS`), at most this
+    process's hard limit (raising one needs a privilege the unit does not give): one above it
+    is that limit, said on stderr (the job's log); ``RLIM_INFINITY`` (-1) is that limit too.
+
+    Raises:
+        KeyError: a name not in :data:`JOB_LIMITS`.
+    """
+    found = []
+    for name, asked in sorted(wanted.items()):
+        which, value = JOB_LIMITS[name], int(asked)
+        hard = resource.getrlimit(which)[1]
+        if value == resource.RLIM_INFINITY:
+            value = hard
+        elif hard != resource.RLIM_INFINITY and value > hard:
+            print(f"carbond-wrapper: limits.{name} = {value} is above the daemon's hard limit "
+                  f"{hard}; the job gets {hard}", file=sys.stderr)  # fmt: skip
+            value = hard
+        found.append((which, value))
+    return found
+
+
+def _set_limits(limits: list[tuple[int, int]]) -> None:
+    """Set each limit, soft and hard alike (the job cannot raise them again)."""
+    for which, value in limits:
+        resource.setrlimit(which, (value, value))
 
 
 JOB_OOM_SCORE_ADJ = 0  # the kernel's default: the OOM killer picks a job before the daemon
@@ -141,7 +184,8 @@ def run(spec_path: Path) -> int:
         print(f"carbond-wrapper: command not found: {exc.filename}", file=sys.stderr)
         write_status(status, EXIT_NOT_FOUND, None, f"command not found: {spec['argv'][0]}")
         return 0
-    except (PermissionError, OSError) as exc:
+    except (OSError, subprocess.SubprocessError) as exc:
+        # SubprocessError: the limits could not be set in the job's process
         print(f"carbond-wrapper: cannot start the job: {exc}", file=sys.stderr)
         write_status(status, EXIT_NOT_RUNNABLE, None, f"cannot start: {exc}")
         return 0

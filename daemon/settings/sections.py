@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from daemon.settings.job_limits import JobLimitsSettings
 from forecasts.urls import is_loopback, without_userinfo
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION
@@ -35,6 +36,7 @@ __all__ = [
     "GpuSettings",
     "IntensitySettings",
     "IntervalSettings",
+    "JobLimitsSettings",
     "LedgerSettings",
     "LocalExecutorSettings",
     "LogSettings",
@@ -292,6 +294,7 @@ class LocalExecutorSettings(_Section):
         default=30.0, gt=0, le=MAX_DURATION_S, description="SIGTERM to SIGKILL on cancel"
     )
     allow_root_jobs: bool = True
+    limits: JobLimitsSettings = JobLimitsSettings()
 
 
 class SimulatedExecutorSettings(_Section):
