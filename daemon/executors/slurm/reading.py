@@ -19,10 +19,11 @@ from daemon.executors.base import ExitStatus, RunHandle
 from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.acct import AcctRow, row_of, rows_of
+from daemon.executors.slurm.ends import ended
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import QueueRow, by_id
-from daemon.executors.slurm.queries import SlurmQueries, Token, ended
+from daemon.executors.slurm.queries import SlurmQueries, Token
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.states import is_ended
 

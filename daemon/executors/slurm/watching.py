@@ -16,8 +16,9 @@ from daemon.executors.base import EndedUnstarted, ExitStatus, NotStarted, RunHan
 from daemon.executors.errors import AnswerUnreadableError, EndNotRecordedError, ExecutorError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.acct import AcctRow, row_of
+from daemon.executors.slurm.ends import ended_unstarted, ran_before
 from daemon.executors.slurm.parse import QueueRow
-from daemon.executors.slurm.queries import Token, ended_unstarted, known, ran_before
+from daemon.executors.slurm.queries import Token, known
 from daemon.executors.slurm.reading import SlurmReading
 from daemon.executors.slurm.runner import Runner
 from daemon.executors.slurm.states import WAITING, is_ended

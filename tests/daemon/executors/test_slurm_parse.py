@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.executors.slurm.acct import energy_j, parse_sacct
+from daemon.executors.slurm.ends import ended_unstarted
 from daemon.executors.slurm.parse import (
     SlurmOutputError,
     allocated_count,
@@ -23,7 +24,6 @@ from daemon.executors.slurm.parse import (
     parse_time,
     unreachable,
 )
-from daemon.executors.slurm.queries import ended_unstarted
 from daemon.executors.slurm.states import ended_status, is_ended
 
 RECORDED = Path(__file__).parent / "slurm_outputs"

@@ -12,7 +12,7 @@ from pathlib import Path
 from daemon.executors.base import NotStarted, RunHandle
 from daemon.executors.slurm.acct import parse_sacct
 from daemon.executors.slurm.commands import SACCT_FIELDS
-from daemon.executors.slurm.queries import ended, ran_before
+from daemon.executors.slurm.ends import ended, ran_before
 from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, _executor, _spec
 from tests.daemon.executors.test_slurm_service import _daemon, _Dip
 
