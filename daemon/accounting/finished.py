@@ -106,9 +106,11 @@ def finished_columns(
         pue=gpu.device.pue, lifetime_years=lifetime_years, decision=decision,
         realised=realised, reported_energy_j=status.energy_j,
         reported_method=status.energy_method, gpu_tdp_w=gpu.device.gpu.tdp_w,
+        reported_over_s=status.earlier_runs_s,
     )  # fmt: skip
     if status.energy_j is not None and columns.get("measured_energy_j") is None:
         duration_s = max(0.0, (status.finished_at - started).total_seconds())
+        duration_s += status.earlier_runs_s
         gpus = status.gpus or len(run.device_ids)
         bound_j = measured_energy_bound_j(gpu.device.gpu.tdp_w, gpus, duration_s)
         log.warning("job_energy_implausible", job_id=run.job_id,

@@ -41,11 +41,12 @@ def reported_energy_columns(
     except UnknownGpuError:
         return {}
     duration_s = max(0.0, (status.finished_at - started).total_seconds())
-    bound_j = measured_energy_bound_j(tdp_w, status.gpus or len(run.device_ids), duration_s)
+    over_s = duration_s + status.earlier_runs_s  # a requeued job's energy: every run's
+    bound_j = measured_energy_bound_j(tdp_w, status.gpus or len(run.device_ids), over_s)
     source = best_energy(duration_s, None, reported, status.energy_method, bound_j)
     if source is None:
         log.warning("job_energy_implausible", job_id=run.job_id, reported_energy_j=reported,
-                    energy_method=status.energy_method, duration_s=duration_s,
+                    energy_method=status.energy_method, duration_s=over_s,
                     max_energy_j=bound_j, gpu=decision.gpu,
                     reason="not finite, or more than its GPUs could draw: set aside")  # fmt: skip
         return {}

@@ -93,19 +93,23 @@ def unmetered_columns(
     reported_energy_j: float | None = None,
     reported_method: str | None = None,
     gpu_tdp_w: float | None = None,
+    reported_over_s: float = 0.0,
 ) -> dict[str, Any]:
     """The measured side of the ``outcomes`` row of an unmetered job.
 
     Realised intensity is always filled when ``realised`` is known; grams need an energy too
     (:func:`best_energy`). ``measured_energy_j`` stays NULL unless the executor measured it
     plausibly: with ``gpu_tdp_w`` (W, one GPU's), a reported energy above
-    :func:`measured_energy_bound_j` is set aside for the estimate.
+    :func:`measured_energy_bound_j` is set aside for the estimate. ``reported_over_s``: the
+    seconds of earlier runs the reported energy also covers (a Slurm job requeued after it
+    started), added to this run's for that bound only.
     """
     # A wall clock stepped back while the job ran ends it before it started: count it as a
     # zero-length run rather than fail the job's ending (and every reconcile after it).
     finished_at = max(finished_at, started_at)
     duration_s = (finished_at - started_at).total_seconds()
-    bound = None if gpu_tdp_w is None else measured_energy_bound_j(gpu_tdp_w, gpus, duration_s)
+    over_s = duration_s + reported_over_s
+    bound = None if gpu_tdp_w is None else measured_energy_bound_j(gpu_tdp_w, gpus, over_s)
     source = best_energy(duration_s, decision, reported_energy_j, reported_method, bound)
     columns: dict[str, Any] = {
         "energy_j": None if source is None else source.energy_j,

@@ -117,7 +117,10 @@ class ExitStatus:
     for it (a failure of its own, as one the job's process cannot start), ``reason`` the
     refusal (its failure's reason). ``gpus``: the GPUs the run really held, where its
     executor saw it hold other than its plan gave it (Slurm: its owner's ``scontrol update``
-    of its GRES); its GPU-hours are charged for those (None: as planned)."""
+    of its GRES); its GPU-hours are charged for those (None: as planned). ``earlier_runs_s``:
+    the seconds the earlier runs ``energy_j`` also covers ran (Slurm: a job requeued after it
+    started, measured over every run; each run's Start to End plus a second, sacct's times
+    being whole seconds), so its energy is checked against them too; 0: its run's alone."""
 
     job_id: str
     finished_at: datetime
@@ -131,6 +134,7 @@ class ExitStatus:
     cancelled_by_owner: bool = False
     not_runnable: bool = False
     gpus: int | None = None
+    earlier_runs_s: float = 0.0
 
     def __post_init__(self) -> None:
         # The reason quotes what the job or its wrapper wrote (a status file's JSON may hold

@@ -31,7 +31,8 @@ def ended(
     ``COMPLETED`` job's exit code is 0 all the same: Slurm records ``COMPLETED`` only when
     every step exited 0, so an unreadable ``ExitCode`` does not make it fail. Its energy is
     that of every run (``acct`` read ``--duplicates``): a run Slurm started, then requeued,
-    adds its own, the reason naming each (its times stay the last run's)."""
+    adds its own, the reason naming each (its times stay the last run's; the earlier runs'
+    length is its ``earlier_runs_s``, which the energy's plausibility check counts)."""
     job = row_of(acct, slurm_id)
     if job is None or not is_ended(job.state):
         return None
@@ -54,9 +55,9 @@ def ended(
     ran = job.start is not None or job.start_unknown
     if ran and (batch is None or not is_ended(batch.state)) and settling:
         return None  # the batch step's row (and its energy) is still being written
-    energy = energy_j(acct, slurm_id)
+    energy, earlier_s = energy_j(acct, slurm_id), 0.0
     if energy is not None and (every := _every_run_energy(slurm_id, acct, energy)) is not None:
-        energy, note = every
+        energy, earlier_s, note = every
         taken.append(note)
     code, from_state = job.exit_code, False
     if job.state == "COMPLETED" and code is None and job.signal is None:
@@ -74,6 +75,7 @@ def ended(
         end_to_second=to_second,  # sacct's End has no fraction of a second
         owner=handle.uid,
     )
+    status = replace(status, earlier_runs_s=earlier_s) if earlier_s else status
     bad = [f"{u} ({r.step or 'job'})" for r in rows_of(acct, slurm_id) for u in r.unreadable]
     if not bad and not from_state and not taken:
         return status
@@ -125,20 +127,35 @@ def ran_before(slurm_id: str, acct: list[AcctRow]) -> str | None:
 
 def _every_run_energy(
     slurm_id: str, acct: list[AcctRow], latest_j: float
-) -> tuple[float, str] | None:
+) -> tuple[float, float, str] | None:
     """The energy of every run of ``slurm_id`` (its latest run's ``latest_j`` plus each
-    earlier run Slurm started and then requeued), and the words its end's reason adds; None
-    when it had no such run. An earlier run sacct has no energy for leaves the latest run's
-    alone (the reason says so), not a sum that misses a run."""
-    runs = [run for run in _started(slurm_id, acct) if run.run > 0]  # before the last
+    earlier run Slurm started and then requeued), how long those earlier runs ran (s, each
+    plus a second: :func:`_ran_s`) and the words its end's reason adds; None when it had no
+    such run. An earlier run sacct has no energy for leaves the latest run's alone (the
+    reason says so, and no earlier run's time counts), not a sum that misses a run."""
+    started = _started(slurm_id, acct)
+    runs = [run for run in started if run.run > 0]  # before the last
     if not runs:
         return None
     each = [(run, energy_j(acct, slurm_id, run.run)) for run in runs]
     words = "; ".join(f"{_ran(run)}: {f'{j:.0f} J' if j is not None else 'no energy'}"
                       for run, j in each)  # fmt: skip
     if any(j is None for _, j in each):
-        return latest_j, (f"energy {latest_j:.0f} J of its last run only: sacct has none for "
-                          f"a run Slurm requeued before ({words})")  # fmt: skip
+        return latest_j, 0.0, (f"energy {latest_j:.0f} J of its last run only: sacct has none "
+                               f"for a run Slurm requeued before ({words})")  # fmt: skip
     total = latest_j + sum(j for _, j in each if j is not None)
-    return total, (f"energy {total:.0f} J over its {len(runs) + 1} runs: {latest_j:.0f} J of "
-                   f"the last, and of each Slurm requeued before ({words})")  # fmt: skip
+    after = [run.start for run in started[1:]] + [None]  # each ended before the next began
+    earlier_s = sum(_ran_s(run, then) for run, then in zip(started, after, strict=True) if run.run)
+    return total, earlier_s, (f"energy {total:.0f} J over its {len(runs) + 1} runs: "
+                              f"{latest_j:.0f} J of the last, and of each Slurm requeued "
+                              f"before ({words})")  # fmt: skip
+
+
+def _ran_s(run: AcctRow, next_start: datetime | None) -> float:
+    """How long a run Slurm requeued ran (s): its job row's Start to End plus a second (sacct's
+    times are whole seconds); an End that could not be read is taken as the next run's Start
+    (it ended before that one began), else the run counts one second."""
+    end = run.end or next_start
+    if run.start is None or end is None:
+        return 1.0
+    return max(0.0, (end - run.start).total_seconds()) + 1.0

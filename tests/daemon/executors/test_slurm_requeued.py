@@ -5,11 +5,16 @@ pending again; carbond's take-back says it ran (the real cluster's side is in
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from datetime import timedelta
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from daemon.executors.base import NotStarted, RunHandle
+from daemon.executors.slurm import CommandResult
 from daemon.executors.slurm.acct import parse_sacct
 from daemon.executors.slurm.commands import SACCT_FIELDS
 from daemon.executors.slurm.ends import ended, ran_before
@@ -103,8 +108,9 @@ def test_the_end_of_a_job_that_ran_twice_counts_the_energy_of_both_runs() -> Non
         "requeued before (ran from 2026-12-07T05:40:57+00:00 to 2026-12-07T05:40:59+00:00 on "
         "n1 (REQUEUED): 303 J)"
     )
+    assert status.earlier_runs_s == 2 + 1  # its first run's 2 s, plus sacct's whole second
     assert ended(handle, "9", rows[2:], T0 + timedelta(hours=1)) == replace(
-        status, energy_j=599, reason="slurm COMPLETED"
+        status, energy_j=599, reason="slurm COMPLETED", earlier_runs_s=0.0
     )  # one run: as before
 
 
@@ -149,3 +155,49 @@ def test_one_sacct_per_poll_reads_the_ends_and_the_earlier_runs_of_the_jobs_take
         ("sacct", "--noheader", "--parsable2", "--format=" + ",".join(SACCT_FIELDS),
          "--duplicates", "--jobs=100,101,102")
     ]  # fmt: skip
+
+
+@dataclass
+class _RanAgain(FakeSlurm):
+    """Answers ``sacct`` with the recorded ``sacct -D`` of a job requeued and run again
+    (``sacct_requeued_ran_again.txt``), as its Slurm job's, on the test's day; its first run
+    made an hour long (``first_s``), at the fake meter's 150 W."""
+
+    first_s: int = 3600
+
+    def _sacct(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        [slurm_id] = self.jobs
+        text = (RECORDED / "sacct_requeued_ran_again.txt").read_text()
+        text = re.sub(r"^9(?=[|.])", slurm_id, text, flags=re.MULTILINE)
+        text = text.replace("2026-12-07T05:", "2026-12-04T22:")  # after its release at T0
+        start = datetime(2026, 12, 4, 22, 40, 57) - timedelta(seconds=self.first_s)
+        text = text.replace("|2026-12-04T22:40:57|", f"|{start:%Y-%m-%dT%H:%M:%S}|")
+        return CommandResult(0, text.replace("||303", f"||{150 * (self.first_s + 2)}"), "")
+
+
+def test_a_long_run_slurm_requeued_keeps_its_measured_energy_in_the_outcome(
+    tmp_path: Path,
+) -> None:
+    """A job that ran an hour, was requeued and ran again for 4 s: its energy over both runs
+    (540,300 J + 599 J) is far more than its T4 could draw in the last run's 4 s, so the
+    plausibility check (on the last run's length only) set it aside for the estimate
+    (``job_energy_implausible``), undoing the sum; it is now checked against both runs' time
+    and kept, measured."""
+    slurm = _RanAgain()
+    daemon = _daemon(tmp_path, slurm, _Dip(T0))  # cleanest now: released at once
+    line = {"id": "j9", "model": "llama-1b", "requests": 4, "command": ["true"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
+    daemon.service.start(T0)
+    daemon.service.tick(T0)
+    [job] = slurm.jobs.values()
+    job.state = "GONE"  # requeued, ran again, ended: only sacct has it
+    with capture_logs() as logs:
+        daemon.service.tick(T0 + timedelta(hours=2))
+
+    outcome = daemon.ledger.outcome("j9")
+    daemon.close()
+    assert outcome is not None and outcome["energy_method"] == "slurm-sacct"
+    assert outcome["measured_energy_j"] == outcome["energy_j"] == 150 * 3602 + 599
+    assert outcome["duration_s"] == 4  # its times stay the last run's
+    assert not [e for e in logs if e["event"] == "job_energy_implausible"]
