@@ -228,3 +228,25 @@ def test_unreadable_sacct_and_squeue_rows_guess_neither_a_start_nor_a_region(
     assert isinstance(adopted, RunHandle)
     assert Token.decode("", adopted.token) == Token(lost_id, None, "qc")
     executor.cancel(adopted, datetime.now(UTC))
+
+
+def test_a_hold_of_a_running_job_succeeds_so_only_its_row_after_says_it_is_held_unstarted(
+    slurm_cluster: SlurmCluster, counted: _Counting
+) -> None:
+    """Slurm 22.05's ``scontrol hold`` of a job it already started exits 0 (the job keeps
+    running, reason ``JobHeldAdmin``): carbond took a successful hold as proof that a job it
+    was about to cancel (a take-back, a withdrawal, a refused release) had not started.
+    :meth:`SlurmQueries.hold` reads its row after the hold: held unstarted only while it
+    still waits."""
+    queries = SlurmQueries({}, counted, None)
+    running = str(slurm_cluster.sbatch("-p", "alpha", wrap="sleep 60"))
+    pending = str(slurm_cluster.sbatch("-p", "alpha", "--begin=now+1hour", wrap="true"))
+    slurm_cluster.wait_until(lambda: [r.state for r in queries.squeue(None, [running])]
+                             == ["RUNNING"], what="the job to run")  # fmt: skip
+    bare = slurm_cluster.run(["scontrol", "hold", running], check=False)
+    assert bare.returncode == 0  # Slurm takes it, and the job runs on
+
+    held, row = queries.hold(Token(running, None, "qc"))
+    assert not held and row is not None and row.state == "RUNNING"
+    held, row = queries.hold(Token(pending, None, "qc"))
+    assert held and row is not None and row.state == "PENDING"

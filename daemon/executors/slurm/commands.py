@@ -248,7 +248,8 @@ def update_argv(
 
 
 def hold_argv(scontrol: str, cluster: str | None, slurm_id: str) -> list[str]:
-    """``scontrol hold``: a pending job can then no longer start (fails on a started one)."""
+    """``scontrol hold``: a pending job can then no longer start (fails on an ended one; a
+    running one is held too, exit 0, and keeps running)."""
     return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "hold", slurm_id]
 
 

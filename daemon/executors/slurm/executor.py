@@ -51,10 +51,16 @@ from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
 from daemon.executors.slurm.notes import Notes
-from daemon.executors.slurm.owners import cancel_held_root, cancel_refused, refusal, refuse_root
+from daemon.executors.slurm.owners import (
+    cancel_held_root,
+    cancel_refused,
+    cancel_unreleased,
+    refusal,
+    refuse_root,
+)
 from daemon.executors.slurm.owngpus import OwnGpus
-from daemon.executors.slurm.parse import by_id, parse_sbatch
-from daemon.executors.slurm.queries import SlurmQueries, Token, known, said
+from daemon.executors.slurm.parse import parse_sbatch
+from daemon.executors.slurm.queries import SlurmQueries, Token, said
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.reading import LOST_LIMIT_S
 from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
@@ -244,10 +250,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         try:
             refuse_root(spec.job_id, spec.uid, self._allow_root)  # turned off since it was held
             joblogs.prepare(spec)
-        except ExecutorError as exc:
-            self._q.scancel(current)
-            why = f"{exc}; its held Slurm job {current.slurm_id} is cancelled"
-            raise ExecutorError(why) from exc
+        except ExecutorError as exc:  # its BeginTime has come: Slurm may start it any moment
+            raise ExecutorError(cancel_unreleased(self._q, current, str(exc))) from exc
         moved = self._move(spec, current, None)
         return RunHandle(spec.job_id, self.name, moved.encode(), now)
 
@@ -265,12 +269,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             return Held(current.encode(), ended=ended)
         if row is None or row.state not in WAITING:
             return Held(current.encode(), (row.start if row else None) or now)
-        hold = self._run(cmd.hold_argv(self._tool("scontrol"), current.cluster, current.slurm_id))
-        if not hold.ok and row.state == "PENDING":
-            again = known(current, by_id(self._q.squeue(current.cluster, [current.slurm_id]))
-                          .get(current.slurm_id))  # fmt: skip
-            if again is None or again.state not in WAITING:
-                return Held(current.encode(), (again.start if again else None) or now)
+        held, again = self._q.hold(current)
+        if not held and (again is None or again.state not in WAITING):  # Slurm started it
+            return Held(current.encode(), (again.start if again else None) or now)
         self._q.scancel(current)
         log.info("slurm_job_withdrawn", job_id=job_id, slurm_id=current.slurm_id)
         return None

@@ -2,7 +2,10 @@
 before ``sbatch`` (:func:`refusal`), and one a daemon that allowed them left held in Slurm
 (submitted ``--begin``, then a restart turned the setting off) is cancelled there as soon as
 this daemon sees it (:func:`cancel_refused`), moved or watched, not only at its release: left
-held, Slurm would start it as root at its planned time if carbond's release round came late."""
+held, Slurm would start it as root at its planned time if carbond's release round came late.
+One a release refuses (root's, or its output files cannot be made) is held before it is
+cancelled (:func:`cancel_unreleased`): its planned start has come, so Slurm may start it
+between carbond's look and the cancel."""
 
 from __future__ import annotations
 
@@ -12,12 +15,11 @@ import structlog
 
 from daemon.executors.base import EndedUnstarted, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
-from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.parse import by_id
 from daemon.executors.slurm.queries import SlurmQueries, Token, known
 from daemon.executors.slurm.states import WAITING
 
-__all__ = ["cancel_held_root", "cancel_refused", "refusal", "refuse_root"]
+__all__ = ["cancel_held_root", "cancel_refused", "cancel_unreleased", "refusal", "refuse_root"]
 
 log = structlog.get_logger("daemon.executors.slurm.executor")
 
@@ -42,16 +44,38 @@ def refuse_root(job_id: str, uid: int | None, allow_root: bool) -> None:
 
 def cancel_refused(q: SlurmQueries, current: Token, why: str) -> EndedUnstarted | None:
     """Hold then cancel the held Slurm job ``current`` that carbond now refuses (``why``):
-    once held it cannot start. None when the hold fails (Slurm started or ended it meanwhile:
-    the usual paths read it)."""
-    held = q.run(cmd.hold_argv(q.tool("scontrol"), current.cluster, current.slurm_id))
-    if not held.ok:
+    once held it cannot start. None when it is not held unstarted after the hold
+    (:meth:`SlurmQueries.hold`: Slurm started or ended it meanwhile; the usual paths read it).
+
+    Raises:
+        ExecutorError: Slurm cannot be asked, or its row after the hold cannot be read.
+    """
+    held, _ = q.hold(current)
+    if not held:
         return None
     q.scancel(current)
     reason = f"{why}; its held Slurm job {current.slurm_id} is cancelled"
     log.warning("slurm_held_job_refused", slurm_id=current.slurm_id, cluster=current.cluster,
                 reason=reason)  # fmt: skip
     return EndedUnstarted(reason, by_owner=False, refused=True)
+
+
+def cancel_unreleased(q: SlurmQueries, current: Token, why: str) -> str:
+    """Cancel the Slurm job ``current`` that a release refuses (``why``), holding it first:
+    its ``BeginTime`` (the planned start) has come, so Slurm may start it any moment; once
+    held it cannot. The release's failure: ``WHY; its held Slurm job N is cancelled``, or,
+    where Slurm had started it before the hold (:meth:`SlurmQueries.hold`), ``WHY; Slurm
+    started its job N before carbond could hold it: cancelled after it started``.
+
+    Raises:
+        ExecutorError: Slurm cannot be asked, or its row after the hold cannot be read.
+    """
+    held, _ = q.hold(current)
+    q.scancel(current)
+    if held:
+        return f"{why}; its held Slurm job {current.slurm_id} is cancelled"
+    return (f"{why}; Slurm started its job {current.slurm_id} before carbond could hold it: "
+            "cancelled after it started")  # fmt: skip
 
 
 def cancel_held_root(

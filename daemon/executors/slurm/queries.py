@@ -32,7 +32,7 @@ from daemon.executors.slurm.parse import (
     parse_squeue,
 )
 from daemon.executors.slurm.runner import CommandResult, Runner
-from daemon.executors.slurm.states import is_ended
+from daemon.executors.slurm.states import WAITING, is_ended
 
 __all__ = ["SlurmQueries", "Token", "known", "said"]
 
@@ -217,6 +217,22 @@ class SlurmQueries:
             if target.partition == partition and target.cluster == cluster:
                 return region
         return None
+
+    def hold(self, current: Token) -> tuple[bool, QueueRow | None]:
+        """``scontrol hold`` the job ``current``, then read its squeue row: whether it is held
+        unstarted (the hold taken and the job still waiting after it: it can no longer start),
+        and that row (None: gone from squeue). A successful hold proves nothing alone: Slurm
+        22.05 holds a running job too (exit 0; it keeps running, reason ``JobHeldAdmin``), so
+        one Slurm started since carbond last looked reads as held without the row.
+
+        Raises:
+            AnswerUnreadableError: its row after the hold was cut short.
+            ExecutorError: squeue failed.
+        """
+        held = self.run(cmd.hold_argv(self.tool("scontrol"), current.cluster, current.slurm_id))
+        row = known(current, by_id(self.squeue(current.cluster, [current.slurm_id]))
+                    .get(current.slurm_id))  # fmt: skip
+        return held.ok and row is not None and row.state in WAITING, row
 
     def scancel(self, token: Token) -> None:
         """``scancel`` the job (one already ending is fine)."""

@@ -139,14 +139,14 @@ class SlurmWatching(SlurmReading):
     def _take_back(
         self, handle: RunHandle, row: QueueRow, now: datetime, acct: list[AcctRow]
     ) -> ExitStatus | None:
-        """Hold then cancel a job Slurm left pending: once held it cannot start, so a
-        successful hold proves it does not run now; its sacct rows of every run ``acct``
-        (the poll's one ``sacct --duplicates``) tell whether it ran before (Slurm requeued it
-        after it started), which the reason then says."""
+        """Hold then cancel a job Slurm left pending: once held it cannot start, so one still
+        waiting after the hold does not run now (:meth:`SlurmQueries.hold`); its sacct rows
+        of every run ``acct`` (the poll's one ``sacct --duplicates``) tell whether it ran
+        before (Slurm requeued it after it started), which the reason then says."""
         token = Token.decode(handle.job_id, handle.token)
-        held = self._run(cmd.hold_argv(self._tool("scontrol"), token.cluster, token.slurm_id))
-        if not held.ok:
-            return None  # it started meanwhile; the next poll sees it running
+        held, _ = self._q.hold(token)  # a hold alone: Slurm 22.05 holds a running job too
+        if not held:
+            return None  # it started (or ended) meanwhile; the next poll sees it
         self._q.scancel(token)
         waited = (now - handle.started_at).total_seconds()
         log.warning("slurm_job_pending_too_long", job_id=handle.job_id, slurm_id=token.slurm_id,

@@ -153,9 +153,9 @@ class FakeSlurm:
 
     def _hold(self, slurm_id: str) -> CommandResult:
         job = self.jobs[slurm_id]
-        if job.state != "PENDING":
+        if job.state not in ("PENDING", "RUNNING"):
             return CommandResult(1, "", "slurm_suspend error: Job has already finished")
-        job.held = True
+        job.held = True  # Slurm 22.05 holds a running job too (exit 0): it keeps running
         return CommandResult(0, "", "")
 
     def _update(self, argv: Sequence[str]) -> CommandResult:

@@ -128,9 +128,9 @@ def test_withdraw_holds_then_cancels_and_finds_an_unrecorded_submission_by_name(
     assert executor.withdraw("j1", "", T0, uid=0) is None
     job = next(iter(slurm.jobs.values()))
     assert job.held and job.state == "CANCELLED"
-    tools = [c[0] + (" " + c[1] if c[0] == "scontrol" else "") for c in slurm.calls[-3:]]
-    assert tools == ["squeue", "scontrol hold", "scancel"]
-    assert "--user=0" in slurm.calls[-3]  # by name among its owner's jobs only
+    tools = [c[0] + (" " + c[1] if c[0] == "scontrol" else "") for c in slurm.calls[-4:]]
+    assert tools == ["squeue", "scontrol hold", "squeue", "scancel"]  # still waiting once held
+    assert "--user=0" in slurm.calls[-4]  # by name among its owner's jobs only
 
 
 def test_a_released_job_left_pending_past_the_grace_is_taken_back_unstarted(
