@@ -3,7 +3,9 @@
 ``sacct --parsable2`` prints ``|`` between fields, one row per job and per step
 (``<id>.batch``, ``<id>.extern``, ``<id>.0``); ``State`` may read ``CANCELLED by <uid>``;
 ``ExitCode`` is ``<code>:<signal>``; ``ConsumedEnergyRaw`` is joules (empty or 0 without
-energy accounting); times are printed under ``TZ=UTC``.
+energy accounting); ``AllocTRES`` what Slurm allocated the run (``billing=1,cpu=1,gres/gpu=2,
+mem=100M,node=1``: its GPUs, where ``AccountingStorageTRES`` has ``gres/gpu``; empty for a
+job that never ran); times are printed under ``TZ=UTC``.
 
 One answer covers every job of a poll, so what cannot be read is kept to its row: a field
 (``ExitCode``, ``Start``, ``End``, ``ConsumedEnergyRaw``) is unknown (None) and named in the
@@ -29,8 +31,10 @@ from daemon.executors.slurm.parse import LOST, NO_VAL64, data_lines, parse_time
 
 __all__ = ["FIELDS", "LOST", "AcctRow", "energy_j", "parse_sacct", "row_of", "rows_of"]
 
-FIELDS = len(SACCT_FIELDS)  # JobID|State|ExitCode|Start|End|NodeList|Partition|ConsumedEnergyRaw
+FIELDS = len(SACCT_FIELDS)  # JobID|State|...|ConsumedEnergyRaw|AllocTRES
 _EXIT = re.compile(r"^(\d+):(\d+)$")
+_GPUS = re.compile(r"(?:^|,)gres/gpu=(\d+)(?=,|$)")  # untyped: every type's together
+_TYPED_GPUS = re.compile(r"(?:^|,)gres/gpu:[^=,]+=(\d+)(?=,|$)")  # gres/gpu:t4=2
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,7 @@ class AcctRow:
     energy_j: float | None
     unreadable: tuple[str, ...] = ()  # "ExitCode '0:x'": fields read as unknown (None)
     run: int = 0  # 0: the job's latest run; 1: the one before it Slurm requeued, ...
+    gpus: int | None = None  # AllocTRES's gres/gpu (None: not printed, as for a job never run)
 
     @property
     def lost(self) -> bool:
@@ -76,7 +81,7 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
             rows.append(AcctRow(slurm_id, step, "", None, None, None, None, None, "", "", None,
                                 (why,)))  # fmt: skip
             continue
-        job, state, exit_code, start, end, nodes, partition, energy = parts
+        job, state, exit_code, start, end, nodes, partition, energy, tres = parts
         slurm_id, _, step = job.partition(".")
         state_word, _, by = state.partition(" by ")
         code, sig, bad = None, None, []
@@ -110,9 +115,19 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
                 partition=partition.strip(),
                 energy_j=joules if joules is not None and 0 < joules < NO_VAL64 else None,
                 unreadable=tuple(bad),
+                gpus=_gpus(tres.strip()),
             )
         )
     return _numbered(rows)
+
+
+def _gpus(tres: str) -> int | None:
+    """The GPUs an ``AllocTRES`` names: its ``gres/gpu=N``, else the sum of its typed
+    ``gres/gpu:TYPE=N`` (accounting that tracks only types); None when it names none."""
+    if (untyped := _GPUS.search(tres)) is not None:
+        return int(untyped.group(1))
+    typed = [int(n) for n in _TYPED_GPUS.findall(tres)]
+    return sum(typed) if typed else None
 
 
 def _numbered(rows: list[AcctRow]) -> list[AcctRow]:

@@ -97,6 +97,7 @@ SACCT_FIELDS = (
     "NodeList",
     "Partition",
     "ConsumedEnergyRaw",
+    "AllocTRES",  # the GPUs Slurm gave a run: gres/gpu=N (empty: it never ran)
 )
 
 

@@ -252,8 +252,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             joblogs.prepare(spec)
         except ExecutorError as exc:  # its BeginTime has come: Slurm may start it any moment
             raise ExecutorError(cancel_unreleased(self._q, current, str(exc))) from exc
-        moved = self._move(spec, current, None)
-        return RunHandle(spec.job_id, self.name, moved.encode(), now)
+        return RunHandle(spec.job_id, self.name, self._move(spec, current, None).encode(), now)
 
     def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
         """Hold and cancel the held job (looked up by name among the jobs of its owner ``uid``
@@ -273,6 +272,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         if not held and (again is None or again.state not in WAITING):  # Slurm started it
             return Held(current.encode(), (again.start if again else None) or now)
         self._q.scancel(current)
+        self._own_gpus.forget(current.cluster, current.slurm_id)
         log.info("slurm_job_withdrawn", job_id=job_id, slurm_id=current.slurm_id)
         return None
 

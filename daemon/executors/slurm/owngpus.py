@@ -6,10 +6,13 @@ extra GPU was invisible to the planner and charged as one in embodied carbon.
 :class:`OwnGpus` remembers, in memory, each of carbond's jobs' planned GPU count and the
 count Slurm gave it (the partition's running rows, ``squeue`` ``tres-per-node``/``tres-alloc``,
 read every planning round): the extra GPUs are busy for the planner as another user's would
-be (:meth:`extra`), the change is logged once (``slurm_job_changed_outside``), and the job's
-end is charged the GPUs it held (:meth:`charged`: :attr:`ExitStatus.gpus`, its reason saying
-so). A restarted daemon knows the plan from the ledger again at its first poll, and what Slurm
-gave the job from its next planning round while it still runs.
+be (:meth:`extra`), the change is logged once (``slurm_job_changed_outside``). The job's end
+is charged the GPUs it held (:meth:`charged`: :attr:`ExitStatus.gpus`, its reason saying so)
+as its ``sacct`` row says (``AllocTRES``, read with its end), so the charge does not depend on
+a planning round having seen it run (a job that started and ended between rounds, or while
+carbond was down); what a round saw counts only where sacct does not say. A restarted daemon
+knows the plan from the ledger again at its first poll. A job carbond takes back or withdraws
+is forgotten (:meth:`forget`).
 """
 
 from __future__ import annotations
@@ -65,12 +68,21 @@ class OwnGpus:
                 out.append(replace(row, gpus_per_node=per_node))
         return out
 
-    def charged(self, cluster: str | None, slurm_id: str, status: ExitStatus) -> ExitStatus:
+    def forget(self, cluster: str | None, slurm_id: str) -> None:
+        """Slurm job ``slurm_id`` is no longer carbond's to follow (taken back, withdrawn)."""
+        self.planned.pop((cluster, slurm_id), None)
+        self.held.pop((cluster, slurm_id), None)
+
+    def charged(
+        self, cluster: str | None, slurm_id: str, status: ExitStatus, gpus: int | None = None
+    ) -> ExitStatus:
         """``status`` of the ended job, with the GPUs it held where Slurm gave it other than
-        planned (its reason saying so); the job is forgotten."""
+        planned (its reason saying so): ``gpus``, its sacct row's (None: not printed), else
+        those a planning round saw; the job is forgotten."""
         planned = self.planned.pop((cluster, slurm_id), None)
-        actual = self.held.pop((cluster, slurm_id), None)
-        if planned is None or actual is None:
+        seen = self.held.pop((cluster, slurm_id), None)
+        actual = gpus if gpus is not None else seen
+        if planned is None or actual is None or actual == planned[1]:
             return status
         note = (f"; it held {actual} GPUs, not the {planned[1]} planned (its Slurm job's GRES "
                 "changed outside carbond)")  # fmt: skip

@@ -77,8 +77,9 @@ class SlurmReading:
                     self._notes.sacct_odd.discard((cluster, token.slurm_id))  # ended: named no more
                     self._notes.sacct_lost.pop((cluster, token.slurm_id), None)
                     status = self._cannot_run(status)
-                    out.append((handle, self._own_gpus.charged(cluster, token.slurm_id, status),
-                                acct))  # fmt: skip
+                    gpus = job.gpus if (job := row_of(acct, token.slurm_id)) else None
+                    status = self._own_gpus.charged(cluster, token.slurm_id, status, gpus)
+                    out.append((handle, status, acct))
         return out
 
     def _cannot_run(self, status: ExitStatus) -> ExitStatus:

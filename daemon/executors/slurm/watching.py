@@ -148,6 +148,7 @@ class SlurmWatching(SlurmReading):
         if not held:
             return None  # it started (or ended) meanwhile; the next poll sees it
         self._q.scancel(token)
+        self._own_gpus.forget(token.cluster, token.slurm_id)
         waited = (now - handle.started_at).total_seconds()
         log.warning("slurm_job_pending_too_long", job_id=handle.job_id, slurm_id=token.slurm_id,
                     reason=row.reason, waited_s=waited,

@@ -42,6 +42,7 @@ class _Job:
     job_end: str | None = None  # its sacct job row's End, when not its batch step's
     job_start: str | None = None  # its sacct job row's Start, when not its batch step's
     requeued: tuple[tuple[str, str], ...] = ()  # runs Slurm started, then requeued: Start, End
+    gpus: int = 1  # the GPUs Slurm gives it (sacct's AllocTRES gres/gpu): its --gres's count
 
 
 @dataclass
@@ -97,7 +98,8 @@ class FakeSlurm:
         slurm_id = str(100 + len(self.jobs))
         begin = opts.get("begin")
         job = _Job(opts["job-name"], opts["partition"], start=begin or "N/A",
-                   node=opts.get("nodelist", ""))  # fmt: skip
+                   node=opts.get("nodelist", ""),
+                   gpus=int(opts.get("gres", "gpu:1").rsplit(":", 1)[-1]))  # fmt: skip
         if begin is None:
             job.state, job.reason = "RUNNING", "None"
         self.jobs[slurm_id] = job
@@ -128,15 +130,16 @@ class FakeSlurm:
                     rows += self._requeued_runs(i)
                 if j.state == "PENDING":  # a requeued one's pending run has no record yet
                     none = "Unknown|Unknown|None assigned"
-                    rows += [] if j.requeued else [f"{i}|PENDING|0:0|{none}|{j.partition}|"]
+                    rows += [] if j.requeued else [f"{i}|PENDING|0:0|{none}|{j.partition}||"]
                     continue
                 state = "COMPLETED" if j.state == "GONE" else j.state
                 start, end = j.ran or self.ran
                 times = f"{start}|{end}|n1"
                 own = j.job_start or start
-                row = f"{i}|{state}|{j.exit}|{own}|{j.job_end or end}|n1|{j.partition}|"
-                rows.append(row if not j.cut else row[: row.index(own) + len(own)])
-                rows.append(f"{i}.batch|{state}|0:0|{times}||{j.energy}")
+                row = f"{i}|{state}|{j.exit}|{own}|{j.job_end or end}|n1|{j.partition}||"
+                rows.append(row + _tres(j.gpus, job=True) if not j.cut
+                            else row[: row.index(own) + len(own)])  # fmt: skip
+                rows.append(f"{i}.batch|{state}|0:0|{times}||{j.energy}|{_tres(j.gpus)}")
         return CommandResult(0, "".join(row + "\n" for row in rows), "")
 
     def _requeued_runs(self, slurm_id: str) -> list[str]:
@@ -144,8 +147,8 @@ class FakeSlurm:
         job's latest: a ``REQUEUED`` job row and its batch step (400 J) each."""
         j = self.jobs[slurm_id]
         return [row for s, e in j.requeued for row in (
-            f"{slurm_id}|REQUEUED|0:0|{s}|{e}|n1|{j.partition}|",
-            f"{slurm_id}.batch|CANCELLED|0:15|{s}|{e}|n1||400")]  # fmt: skip
+            f"{slurm_id}|REQUEUED|0:0|{s}|{e}|n1|{j.partition}||{_tres(j.gpus, job=True)}",
+            f"{slurm_id}.batch|CANCELLED|0:15|{s}|{e}|n1||400|{_tres(j.gpus)}")]  # fmt: skip
 
     def _scancel(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
         self.jobs[argv[-1]].state = "CANCELLED"
@@ -165,6 +168,12 @@ class FakeSlurm:
         if fields["StartTime"] == "now":  # Slurm starts it and prints its real start
             job.state, job.reason, job.start = "RUNNING", "None", self.ran[0]
         return CommandResult(0, "", "")
+
+
+def _tres(gpus: int, *, job: bool = False) -> str:
+    """sacct's AllocTRES of a run on ``gpus`` GPUs, as the local cluster prints it (a job row
+    has ``billing``, its steps not)."""
+    return ("billing=1," if job else "") + f"cpu=1,gres/gpu={gpus},mem=100M,node=1"
 
 
 def _executor(slurm: FakeSlurm, **kw: float) -> SlurmExecutor:

@@ -5,6 +5,7 @@ charged (the real cluster's side is in ``tests/slurm/test_capacity_on_slurm.py``
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from daemon.executors.base import NotStarted
 from daemon.service.plan_round import _devices
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
 from tests.daemon.executors.test_slurm_service import _daemon, _Dip
 
 _ALLOC = "cpu=1,mem=100M,node=1,billing=1,gres/gpu={n}"
@@ -33,6 +35,7 @@ def _run(tmp_path: Path, gpus: int) -> tuple[dict[str, Any], list[dict[str, Any]
     [(slurm_id, job)] = slurm.jobs.items()
     assert job.state == "RUNNING" and daemon.ledger.job("j8").state == "running"
     slurm.running_alpha = f"{slurm_id}|root|n1|gres:gpu:t4:{gpus}|{_ALLOC.format(n=gpus)}|NONE\n"
+    job.gpus = gpus  # and so its sacct rows' AllocTRES
     service, at = daemon.service, T0 + timedelta(minutes=1)
     with capture_logs() as logs:
         # the planner's devices, as a planning round sees them (the job's own GPU busy)
@@ -66,3 +69,52 @@ def test_a_gpu_its_owner_added_to_a_running_carbond_job_is_busy_and_charged(
               for e in logs if e["event"] == "slurm_job_changed_outside"]  # fmt: skip
     assert events == [("j8", "gres/gpu", 1, 2)]
     assert not [e for e in plain_logs if e["event"] == "slurm_job_changed_outside"]
+
+
+def test_the_gpus_a_job_held_are_read_from_sacct_at_its_end_not_only_at_planning_rounds(
+    tmp_path: Path,
+) -> None:
+    """A one-GPU job its owner re-GRESed to two that started and ended between planning
+    rounds (or while carbond was down) was charged its planned GPU: what Slurm gave it was
+    read only from a round's squeue. Its end now reads it from the sacct row the poll reads
+    anyway (AllocTRES gres/gpu), for the executor that launched it and for a restarted one."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    handle = replace(executor.launch(_spec(tmp_path), T0), gpus=1)
+    [job] = slurm.jobs.values()
+    job.gpus, job.state = 2, "GONE"  # ran on two GPUs, ended: only sacct has it
+
+    [status] = executor.poll([handle], T0 + timedelta(minutes=1))
+    [again] = _executor(slurm).poll([handle], T0 + timedelta(minutes=1))  # restarted
+
+    assert status.gpus == again.gpus == 2
+    assert (
+        status.reason
+        == again.reason
+        == (
+            "slurm COMPLETED; it held 2 GPUs, not the 1 planned (its Slurm job's GRES changed "
+            "outside carbond)"
+        )
+    )
+    job.gpus = 1
+    [planned] = _executor(slurm).poll([handle], T0 + timedelta(minutes=1))
+    assert planned.gpus is None and planned.reason == "slurm COMPLETED"  # as planned
+
+
+def test_a_job_taken_back_or_withdrawn_is_forgotten_by_the_gpus_followed(
+    tmp_path: Path,
+) -> None:
+    """The planned GPUs of each Slurm job carbond submitted were forgotten only at its end:
+    a job taken back (pending past pending_grace_s) or withdrawn (held, planned elsewhere)
+    stayed in memory for as long as the daemon ran."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm, pending_grace_s=60)
+    released = executor.launch(_spec(tmp_path), T0)
+    held = executor.hold(replace(_spec(tmp_path), job_id="j2"), T0 + timedelta(hours=1), "", T0)
+    slurm.jobs["100"].state, slurm.jobs["100"].reason = "PENDING", "Resources"
+
+    [taken] = executor.poll([replace(released, gpus=1)], T0 + timedelta(seconds=90))
+    assert executor.withdraw("j2", held.token, T0 + timedelta(seconds=90), uid=0) is None
+
+    assert isinstance(taken, NotStarted)
+    assert executor._own_gpus.planned == {} and executor._own_gpus.held == {}

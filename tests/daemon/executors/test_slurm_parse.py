@@ -93,7 +93,7 @@ def test_energy_is_the_batch_step_s_joules_and_none_without_accounting() -> None
     assert energy_j(rows, "1") == 298.0  # 2 s on the 150 W fake meter
     assert energy_j(rows, "2") == 401.0  # 2 s at 200 W
     assert energy_j(rows, "3") is None  # ran for no time: 0 J reads as unmeasured
-    no_energy = "9|COMPLETED|0:0|2026-12-04T21:10:32|2026-12-04T21:10:34|n1|alpha|\n"
+    no_energy = "9|COMPLETED|0:0|2026-12-04T21:10:32|2026-12-04T21:10:34|n1|alpha||\n"
     assert energy_j(parse_sacct(no_energy), "9") is None
     huge = no_energy.replace("alpha|", "alpha|18446744073709551614")
     assert energy_j(parse_sacct(huge), "9") is None  # Slurm's NO_VAL64
@@ -104,10 +104,10 @@ def test_energy_with_srun_steps_is_the_batch_step_s_not_the_job_row_s_sum_of_ste
     Slurm fills the job's own row with the sum of the two srun steps (1,185 J), leaving out
     the script's 2 s outside them; the batch step spans the whole script (1,524 J, 10 s)."""
     text = (
-        "14|COMPLETED|0:0|2026-12-07T04:26:06|2026-12-07T04:26:16|n1|alpha|1185\n"
-        "14.batch|COMPLETED|0:0|2026-12-07T04:26:06|2026-12-07T04:26:16|n1||1524\n"
-        "14.0|COMPLETED|0:0|2026-12-07T04:26:06|2026-12-07T04:26:10|n1||591\n"
-        "14.1|COMPLETED|0:0|2026-12-07T04:26:10|2026-12-07T04:26:14|n1||594\n"
+        "14|COMPLETED|0:0|2026-12-07T04:26:06|2026-12-07T04:26:16|n1|alpha|1185|\n"
+        "14.batch|COMPLETED|0:0|2026-12-07T04:26:06|2026-12-07T04:26:16|n1||1524|\n"
+        "14.0|COMPLETED|0:0|2026-12-07T04:26:06|2026-12-07T04:26:10|n1||591|\n"
+        "14.1|COMPLETED|0:0|2026-12-07T04:26:10|2026-12-07T04:26:14|n1||594|\n"
     )
     assert energy_j(parse_sacct(text), "14") == 1524.0
     no_batch_value = text.replace("n1||1524", "n1||0")
@@ -117,7 +117,7 @@ def test_energy_with_srun_steps_is_the_batch_step_s_not_the_job_row_s_sum_of_ste
 def test_an_unreadable_exit_code_or_energy_is_unknown_and_named_not_the_whole_answer() -> None:
     """One row's odd ExitCode or ConsumedEnergyRaw failed the parse of every row."""
     text = _read("sacct_mixed.txt").replace("1|COMPLETED|0:0|", "1|COMPLETED|0:x|", 1)
-    text = text.replace("||298", "||29 8")
+    text = text.replace("||298|", "||29 8|")
     rows = {(r.slurm_id, r.step): r for r in parse_sacct(text)}
     assert rows[("1", "")].exit_code is None and rows[("1", "")].unreadable == ("ExitCode '0:x'",)
     assert rows[("1", "batch")].unreadable == ("ConsumedEnergyRaw '29 8'",)
@@ -136,7 +136,7 @@ def test_a_cut_short_row_or_unreadable_time_is_kept_to_its_row_not_the_whole_ans
     rows = {(r.slurm_id, r.step): r for r in parse_sacct(text)}
     lost = rows[("1", "")]
     assert lost.lost and lost.state == "" and lost.start_unknown
-    assert lost.unreadable[0].startswith("row of 4 '|'-separated fields, not 8: '1|COMPLETED")
+    assert lost.unreadable[0].startswith("row of 4 '|'-separated fields, not 9: '1|COMPLETED")
     assert energy_j(list(rows.values()), "1") == 298.0  # its batch step's, read whole
     odd = rows[("2", "")]
     assert (odd.state, odd.start, odd.start_unknown) == ("COMPLETED", None, True)
@@ -148,7 +148,7 @@ def test_a_cut_short_row_or_unreadable_time_is_kept_to_its_row_not_the_whole_ans
 def test_a_job_whose_start_cannot_be_read_ended_unstarted_only_without_a_node() -> None:
     """An unreadable Start is not "never started": whether a held job ran is then told by
     the node Slurm assigned it, as for a job that has a Start."""
-    row = "7|CANCELLED by 0|0:0|2026-12-04T2x|2026-12-04T21:10:34|{}|alpha|\n"
+    row = "7|CANCELLED by 0|0:0|2026-12-04T2x|2026-12-04T21:10:34|{}|alpha||\n"
     assert ended_unstarted("7", parse_sacct(row.format("n1")), 0) is None  # it ran on n1
     unstarted = ended_unstarted("7", parse_sacct(row.format("None assigned")), 0)
     assert unstarted is not None and unstarted.reason == "slurm CANCELLED by uid 0"
@@ -368,3 +368,21 @@ def test_a_request_the_controller_may_have_acted_on_is_told_from_one_it_never_go
     stderr: str, expected: bool
 ) -> None:
     assert no_answer(stderr) is expected
+
+
+def test_the_gpus_a_run_held_are_read_from_sacct_s_alloc_tres() -> None:
+    """``AllocTRES`` as the local cluster prints it (``AccountingStorageTRES=gres/gpu``):
+    the job row and its batch step name ``gres/gpu=N``; a job that never ran names none;
+    accounting that tracks GPU types only names ``gres/gpu:TYPE=N``."""
+    text = (
+        "7|COMPLETED|0:0|2026-12-07T06:18:00|2026-12-07T06:18:04|n1|alpha|0|"
+        "billing=1,cpu=1,gres/gpu=2,mem=100M,node=1\n"
+        "7.batch|COMPLETED|0:0|2026-12-07T06:18:00|2026-12-07T06:18:04|n1||599|"
+        "cpu=1,gres/gpu=2,mem=100M,node=1\n"
+        "8|CANCELLED by 0|0:0|None|2026-12-07T06:19:00|None assigned|alpha||\n"
+        "9|COMPLETED|0:0|2026-12-07T06:18:00|2026-12-07T06:18:04|n1|alpha|0|"
+        "cpu=1,gres/gpu:l4=1,gres/gpu:t4=2,node=1\n"
+    )
+    rows = {(r.slurm_id, r.step): r for r in parse_sacct(text)}
+    assert rows[("7", "")].gpus == rows[("7", "batch")].gpus == 2
+    assert rows[("8", "")].gpus is None and rows[("9", "")].gpus == 3

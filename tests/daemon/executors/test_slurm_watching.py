@@ -145,7 +145,7 @@ def test_one_cut_short_or_unreadably_timed_sacct_row_affects_that_job_only(
     named = [e for e in logs if e["event"] == "slurm_sacct_unreadable"]
     ids = [Token.decode(h.job_id, h.token).slurm_id for h in handles]
     assert [e["slurm_id"] for e in named] == ids[:2]  # once each
-    assert "row of 4 '|'-separated fields, not 8" in named[0]["fields"][0]
+    assert "row of 4 '|'-separated fields, not 9" in named[0]["fields"][0]
     assert not [e for e in logs if e["event"] == "slurm_sacct_failed"]
 
 
@@ -385,7 +385,7 @@ def test_a_job_whose_sacct_row_stays_cut_short_ends_failed_after_ten_minutes(
     slurm_id = Token.decode("j1", handles[0].token).slurm_id
     assert lost.reason.startswith(
         f"slurm state unknown: sacct printed Slurm job {slurm_id}'s row cut short for 600 s "
-        "(row of 4 '|'-separated fields, not 8: "
+        "(row of 4 '|'-separated fields, not 9: "
     )
     assert not lost.succeeded and lost.started_at is None
     given_up = [e["job_id"] for e in logs if e["event"] == "slurm_sacct_lost_given_up"]
