@@ -184,3 +184,26 @@ def test_a_job_whose_command_cannot_be_executed_says_why_as_a_local_job_does(
     assert err.read_text() == (
         f"carbond: cannot start: {tool}: not executable (no execute permission)\n"
     )
+
+
+def test_a_job_whose_command_has_no_interpreter_says_cannot_start_not_slurm_failed(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """A Slurm job whose command is an executable script with a ``#!`` interpreter that does
+    not exist passes the batch script's check; its ``exec`` fails, and dash exits 127 with
+    ``.../slurm_script: N: exec: FILE: not found`` on the ``.err``. carbond said ``exit code
+    127: slurm FAILED``; it now reads the shell's words back."""
+    daemon, _ = service
+    [job] = _ids("nointerp")
+    tool = tmp_path / f"tool-{job}"
+    tool.write_text("#!/nonexistent/python3\nprint(1)\n")
+    tool.chmod(0o755)
+    _append(daemon.settings.state_dir,
+            [_line(job, [str(tool), "serve"], deadline="+1h", regions=["qc"])])  # fmt: skip
+    _until(slurm_cluster, daemon, "the job final",
+           lambda: daemon.ledger.job(job).state in FINAL)  # fmt: skip
+
+    assert daemon.ledger.job(job).state == "failed"
+    assert daemon.ledger.transitions(job)[-1].reason == (
+        f"exit code 127: cannot start: {tool}: not found (its #! interpreter or loader is missing)"
+    )

@@ -231,3 +231,41 @@ def test_a_command_found_but_not_executable_exits_126_saying_so_and_carbond_read
     assert out.startswith("unset|unset| \t\n|") and "f" not in out.split("|")[-1]
     plain.chmod(0o755)
     assert run("tool")[2] == "ran\n"
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_command_the_kernel_will_not_run_says_so_from_the_shell_s_words(
+    tmp_path: Path, shell: str
+) -> None:
+    """A job whose command is there and executable but cannot be run (its ``#!``
+    interpreter missing, not a format the kernel runs) passes the script's check, then its
+    ``exec`` fails: the shell exits 127 or 126 and its words end the ``.err``, which carbond
+    did not read (``exit code 127: slurm FAILED``). It now says ``cannot start: FILE: ...``
+    from them; dash's ``not found`` names the missing interpreter. A job whose own command
+    exits 127 is still not said to be unrunnable. Slurm runs the script as ``slurm_script``
+    (on the local cluster its ``.err`` read ``.../job00126/slurm_script: 2: exec: FILE: not
+    found``)."""
+    if not Path(shell).exists():
+        pytest.skip(f"no {shell}")
+    tool, binary = tmp_path / "tool", tmp_path / "binary"
+    tool.write_text("#!/nonexistent/python3\nprint(1)\n")
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00garbage")
+    for path in (tool, binary):
+        path.chmod(0o755)
+    (tmp_path / "spool").mkdir()
+    script = tmp_path / "spool" / "slurm_script"
+
+    def run(*argv: str) -> tuple[int, str | None]:
+        script.write_text(batch_script(_sub(argv=argv, chdir=tmp_path, env={"PATH": "/bin"})))
+        with (tmp_path / "j1.err").open("w") as stderr:
+            code = subprocess.run([shell, str(script)], stderr=stderr, check=False).returncode
+        return code, joblogs.cannot_run(tmp_path, "j1", code)
+
+    code, why = run(str(tool))
+    assert code in (126, 127) and why is not None and why.startswith(f"cannot start: {tool}: ")
+    if Path(shell).resolve().name == "dash":
+        assert why.endswith(": not found (its #! interpreter or loader is missing)")
+    code, why = run(str(binary))
+    assert code in (126, 127) and why is not None and why.startswith(f"cannot start: {binary}: ")
+    assert "format error" in why.lower() or "cannot execute" in why
+    assert run("sh", "-c", "echo x >&2; exit 127") == (127, None)  # its own 127
