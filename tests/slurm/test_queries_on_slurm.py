@@ -246,7 +246,10 @@ def test_a_hold_of_a_running_job_succeeds_so_only_its_row_after_says_it_is_held_
     bare = slurm_cluster.run(["scontrol", "hold", running], check=False)
     assert bare.returncode == 0  # Slurm takes it, and the job runs on
 
+    slurm_cluster.run(["scontrol", "release", running])
     held, row = queries.hold(Token(running, None, "qc"))
     assert not held and row is not None and row.state == "RUNNING"
+    [after] = queries.squeue(None, [running])  # its hold lifted again: not JobHeldAdmin
+    assert (after.state, after.reason) == ("RUNNING", "None")
     held, row = queries.hold(Token(pending, None, "qc"))
     assert held and row is not None and row.state == "PENDING"

@@ -42,6 +42,7 @@ __all__ = [
     "squeue_argv",
     "squeue_by_name_argv",
     "squeue_running_argv",
+    "unhold_argv",
     "update_argv",
 ]
 
@@ -252,6 +253,11 @@ def hold_argv(scontrol: str, cluster: str | None, slurm_id: str) -> list[str]:
     """``scontrol hold``: a pending job can then no longer start (fails on an ended one; a
     running one is held too, exit 0, and keeps running)."""
     return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "hold", slurm_id]
+
+
+def unhold_argv(scontrol: str, cluster: str | None, slurm_id: str) -> list[str]:
+    """``scontrol release``: a job's hold lifted (of a running one: its ``JobHeldAdmin``)."""
+    return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "release", slurm_id]
 
 
 def scancel_argv(scancel: str, cluster: str | None, slurm_id: str) -> list[str]:

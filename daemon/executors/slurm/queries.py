@@ -223,15 +223,19 @@ class SlurmQueries:
         unstarted (the hold taken and the job still waiting after it: it can no longer start),
         and that row (None: gone from squeue). A successful hold proves nothing alone: Slurm
         22.05 holds a running job too (exit 0; it keeps running, reason ``JobHeldAdmin``), so
-        one Slurm started since carbond last looked reads as held without the row.
+        one Slurm started since carbond last looked reads as held without the row; such a
+        job's hold is lifted again (``scontrol release``: its users would see it running
+        ``JobHeldAdmin``, and a requeue would leave it held), whatever that answers.
 
         Raises:
             AnswerUnreadableError: its row after the hold was cut short.
             ExecutorError: squeue failed.
         """
-        held = self.run(cmd.hold_argv(self.tool("scontrol"), current.cluster, current.slurm_id))
-        row = known(current, by_id(self.squeue(current.cluster, [current.slurm_id]))
-                    .get(current.slurm_id))  # fmt: skip
+        scontrol, cluster, slurm_id = self.tool("scontrol"), current.cluster, current.slurm_id
+        held = self.run(cmd.hold_argv(scontrol, cluster, slurm_id))
+        row = known(current, by_id(self.squeue(cluster, [slurm_id])).get(slurm_id))
+        if held.ok and row is not None and row.state not in WAITING and not is_ended(row.state):
+            self.run(cmd.unhold_argv(scontrol, cluster, slurm_id))  # started: left as it was
         return held.ok and row is not None and row.state in WAITING, row
 
     def scancel(self, token: Token) -> None:

@@ -89,8 +89,8 @@ class FakeSlurm:
             return handler(argv, opts)
         if "show" in argv:
             return CommandResult(0, self.partitions if "partition" in argv else self.nodes, "")
-        if "hold" in argv:
-            return self._hold(argv[-1])
+        if "hold" in argv or "release" in argv:
+            return self._hold(argv[-1], release="release" in argv)
         assert "update" in argv, f"unexpected command {argv}"
         return self._update(argv)
 
@@ -154,11 +154,11 @@ class FakeSlurm:
         self.jobs[argv[-1]].state = "CANCELLED"
         return CommandResult(0, "", "")
 
-    def _hold(self, slurm_id: str) -> CommandResult:
+    def _hold(self, slurm_id: str, *, release: bool = False) -> CommandResult:
         job = self.jobs[slurm_id]
         if job.state not in ("PENDING", "RUNNING"):
             return CommandResult(1, "", "slurm_suspend error: Job has already finished")
-        job.held = True  # Slurm 22.05 holds a running job too (exit 0): it keeps running
+        job.held = not release  # Slurm 22.05 holds a running job too (exit 0): it keeps running
         return CommandResult(0, "", "")
 
     def _update(self, argv: Sequence[str]) -> CommandResult:

@@ -107,3 +107,19 @@ def test_a_held_job_slurm_starts_as_carbond_withdraws_it_is_reported_started(
     assert started.started_at is not None and started.ended is None
     [job] = slurm.jobs.values()
     assert job.state == "RUNNING"
+
+
+def test_a_job_found_started_after_carbond_s_hold_is_not_left_held(tmp_path: Path) -> None:
+    """Slurm holds a job it started too (reason ``JobHeldAdmin`` while it runs, and held
+    again were it requeued); one carbond finds started after its hold (a take-back, a
+    withdrawal) had its hold left on; it is lifted (``scontrol release``)."""
+    slurm = _StartsAfterLook()
+    executor = _executor(slurm, pending_grace_s=60)
+    handle = executor.launch(_spec(tmp_path), T0)
+    [job] = slurm.jobs.values()
+    job.state, job.reason = "PENDING", "Resources"
+    slurm.armed = True
+
+    assert executor.poll([handle], T0 + timedelta(seconds=90)) == []
+    assert job.state == "RUNNING" and not job.held
+    assert [c[1] for c in slurm.calls if c[0] == "scontrol"][-2:] == ["hold", "release"]
