@@ -184,8 +184,21 @@ def batch_script(sub: Submission) -> str:
     )
     lines.append(_RUNNABLE)
     lines.append(f"carbond_runnable {shlex.quote(sub.argv[0])} || exit")
-    lines.append("exec " + " ".join(shlex.quote(word) for word in sub.argv))
+    words = " ".join(shlex.quote(word) for word in sub.argv[1:])
+    lines.append(f"exec {_exec_name(sub.argv[0])} {words}".rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _exec_name(name: str) -> str:
+    """``name`` as ``exec``'s first word. A name starting with ``-`` would be read as an option
+    (bash: ``exec: -f: invalid option``; dash's ``exec`` takes no ``--``), so a path such a
+    name is rewritten to the same file (``./-x/y``), and a bare name to what the shell's own
+    PATH search finds (``carbond_runnable`` has just checked that it finds one)."""
+    if not name.startswith("-"):
+        return shlex.quote(name)
+    if "/" in name:
+        return shlex.quote(f"./{name}")
+    return f'"$(command -v -- {shlex.quote(name)})"'
 
 
 def _printable(label: str) -> str:

@@ -269,3 +269,27 @@ def test_a_command_the_kernel_will_not_run_says_so_from_the_shell_s_words(
     assert code in (126, 127) and why is not None and why.startswith(f"cannot start: {binary}: ")
     assert "format error" in why.lower() or "cannot execute" in why
     assert run("sh", "-c", "echo x >&2; exit 127") == (127, None)  # its own 127
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_command_whose_name_starts_with_a_dash_runs_under_dash_and_bash(
+    tmp_path: Path, shell: str
+) -> None:
+    """``exec -tool`` read the name as an option under bash (``exec: -t: invalid option``,
+    exit 2), and dash's ``exec`` takes no ``--``: a command named ``-tool`` (on PATH, or a
+    path ``-dir/tool``) ran locally (an argv list) but never on Slurm."""
+    if not Path(shell).exists():
+        pytest.skip(f"no {shell}")
+    (tmp_path / "-dir").mkdir()
+    for path in (tmp_path / "-tool", tmp_path / "-dir" / "tool"):
+        path.write_text('#!/bin/sh\nprintf "%s|" "$0" "$@"\n')
+        path.chmod(0o755)
+    script = tmp_path / "job.sh"
+    for argv, file in ((("-tool", "-a b", "c"), tmp_path / "-tool"),
+                       (("-dir/tool", "-a b", "c"), tmp_path / "-dir" / "tool")):  # fmt: skip
+        env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+        script.write_text(batch_script(_sub(argv=argv, chdir=tmp_path, env=env)))
+        out = subprocess.run([shell, str(script)], capture_output=True, text=True, check=False)
+        assert (out.returncode, out.stderr) == (0, "")
+        ran, *args = out.stdout.split("|")
+        assert ((tmp_path / ran).resolve(), args) == (file, ["-a b", "c", ""])
