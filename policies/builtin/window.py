@@ -59,6 +59,15 @@ class CarbonWindow:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
 
+    def preload_estimates(self, estimates: Mapping[tuple[object, ...], Estimate]) -> None:
+        """Plan from ``estimates`` as if it had made them: raw footprint estimates by the
+        scorer's key, as :func:`policies.scoring.score` fills its ``cache`` for the same jobs
+        and GPU types. A policy estimates each job on each GPU type once and keeps it (shared
+        by its copies), so a running daemon's policy holds its queue's; a benchmark that times
+        a new policy's plan in that steady state starts it from them
+        (``bench/bench_planner.py``)."""
+        self._cache.update(estimates)
+
     def plan(
         self,
         now: datetime,
