@@ -140,7 +140,7 @@ class Decisions(Accounting):
                 f" WHERE jobs.job_id IN ({','.join('?' * len(ids))})",
                 ids,
             )
-            for job_id, action, region, gpu, start in rows:
+            for job_id, action, region, gpu, start in self._iterate(rows):
                 found[job_id] = LatestPlan(action, region, gpu, dt(start))
         return found
 
