@@ -12,6 +12,8 @@ from policies.types import Alternative
 __all__ = ["hold_reason", "latest_text", "saving", "start_reason", "waiting_reason"]
 
 CHEAPEST = "cheapest feasible (device, region, start) over the horizon"
+LATE_HOLD = "planned past its latest safe start"
+LATE_HOLD_THEN = "starts on the first suitable GPU that frees"
 
 
 def saving(plan: Alternative, run_now: Alternative | None) -> str:
@@ -36,11 +38,16 @@ def latest_text(anchor: datetime, latest_s: float) -> str:
 
 def hold_reason(plan: Alternative, start_txt: str, quoted: str, latest_txt: str) -> str:
     """A job held with a plan later than now (``start_txt``: its start to the minute;
-    ``quoted``: :func:`saving`; ``latest_txt``: :func:`latest_text`)."""
-    return (
-        f"hold: plan {plan.gpu} in {plan.region} at {start_txt}"
-        f" for {plan.total_g:.3g} g{quoted}; latest safe start {latest_txt}"
-    )
+    ``quoted``: :func:`saving`; ``latest_txt``: :func:`latest_text`).
+
+    A plan later than the latest safe start (to the minute, as both print) is the rescue's
+    (``planner._rescue``: no free slot before it): the job is planned again every round and
+    starts on the first device that frees and still suits it, not at that slot; the reason
+    says so, as a start on the rescue path says ``LATE_NOTE``."""
+    head = f"hold: plan {plan.gpu} in {plan.region} at {start_txt} for {plan.total_g:.3g} g"
+    if latest_txt != "none" and start_txt > latest_txt:  # same offset: ISO texts sort in time
+        return f"{head}{quoted}; {LATE_HOLD} {latest_txt}: {LATE_HOLD_THEN}"
+    return f"{head}{quoted}; latest safe start {latest_txt}"
 
 
 def waiting_reason(plan: Alternative) -> str:
