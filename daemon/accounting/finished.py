@@ -172,18 +172,20 @@ def _as_turned_out(
     the run was; ``own``: that samples' mean, where ``own_read`` says the caller read it
     already). A counterfactual that is the run itself (:func:`is_the_run`, at the start the
     run really had or the one its start decision ``planned``: a live round's launches are
-    stamped by the wall clock a moment after the round's time, run-now's copy at that time)
-    costs the run's grams exactly: it saved nothing, not the rounding of a rescaled figure
-    nor the intensity of the launch's lag."""
+    stamped by the wall clock a moment after the round's time, run-now's copy at that time;
+    on its devices or as many sibling GPUs of its type in its region) costs the run's grams
+    exactly: it saved nothing, not the rounding of a rescaled figure nor the intensity of the
+    launch's lag."""
     if recorded is None or columns.get("run_now_total_g") is None:
         return columns
     total = columns.get("total_g")
     predicted_s = columns.get("predicted_duration_s")
     starts = (started,) if planned is None or planned == started else (started, planned)
+    where = columns.get("region"), columns.get("gpu")
     if total is not None and any(
-        is_the_kept_run(recorded, run.device_ids, start, predicted_s)
+        is_the_kept_run(recorded, run.device_ids, start, predicted_s, where)
         if isinstance(recorded, Alternative)
-        else is_the_run(recorded, run.device_ids, start, predicted_s)
+        else is_the_run(recorded, run.device_ids, start, predicted_s, where)
         for start in starts
     ):
         columns["run_now_total_g"] = total
@@ -219,17 +221,22 @@ def is_the_run(
     device_ids: Sequence[str],
     started: datetime,
     predicted_duration_s: Any,
+    where: tuple[object, object] = (None, None),
 ) -> bool:
-    """Whether the ``recorded`` counterfactual is the run itself: the same devices
-    (``device_ids``), the start it really had (``started``) and the duration predicted for it
-    (to a relative 1e-9: the same estimate). False where a figure is missing or malformed."""
+    """Whether the ``recorded`` counterfactual is the run itself: the start it really had
+    (``started``), the duration predicted for it (to a relative 1e-9: the same estimate), and
+    the same devices (``device_ids``) or, with ``where`` (the run's region and GPU type), as
+    many GPUs of that type in that region (a sibling GPU: the same place, time and work, so
+    the same grams but for the rounding of figures priced apart). False where a figure is
+    missing or malformed."""
     try:
         start = datetime.fromisoformat(str(recorded["start"]))
         duration_s = float(recorded["duration_s"])
     except (KeyError, TypeError, ValueError):
         return False
-    return _same_run(start, recorded.get("device_ids") or (), duration_s,
-                     started, device_ids, predicted_duration_s)  # fmt: skip
+    place = recorded.get("region"), recorded.get("gpu")
+    return _same_run(start, recorded.get("device_ids") or (), duration_s, place,
+                     started, device_ids, predicted_duration_s, where)  # fmt: skip
 
 
 def is_the_kept_run(
@@ -237,30 +244,42 @@ def is_the_kept_run(
     device_ids: Sequence[str],
     started: datetime,
     predicted_duration_s: Any,
+    where: tuple[object, object] = (None, None),
 ) -> bool:
     """:func:`is_the_run` of ``alternative_json(recorded)``, not formatted and parsed back
     (``recorded``: from :meth:`daemon.ledger.Ledger.counterfactual_run`, whose start is naive
     or in UTC and whose figures are plain floats)."""
     return _same_run(recorded.start, recorded.device_ids, recorded.duration_s,
-                     started, device_ids, predicted_duration_s)  # fmt: skip
+                     (recorded.region, recorded.gpu), started, device_ids, predicted_duration_s,
+                     where)  # fmt: skip
 
 
 def _same_run(
     start: datetime,
     device_ids: Sequence[str],
     duration_s: float,
+    place: tuple[object, object],
     started: datetime,
     run_device_ids: Sequence[str],
     predicted_duration_s: Any,
+    where: tuple[object, object],
 ) -> bool:
-    """Whether a counterfactual from ``start`` on ``device_ids`` for ``duration_s`` is the run
-    that started at ``started`` on ``run_device_ids`` with ``predicted_duration_s`` (to a
-    relative 1e-9: the same estimate)."""
+    """Whether a counterfactual from ``start`` on ``device_ids`` (in ``place``: region, GPU
+    type) for ``duration_s`` is the run that started at ``started`` on ``run_device_ids`` (in
+    ``where``) with ``predicted_duration_s`` (to a relative 1e-9: the same estimate)."""
+    devices = list(device_ids)
     return (
         start == started
-        and list(device_ids) == list(run_device_ids)
         and isinstance(predicted_duration_s, int | float)
         and math.isclose(duration_s, predicted_duration_s, rel_tol=1e-9)
+        and (
+            devices == list(run_device_ids)
+            or (
+                all(isinstance(x, str) for x in where)
+                and place == where
+                and len(devices) == len(run_device_ids) > 0
+            )
+        )
     )
 
 

@@ -14,8 +14,10 @@ import pytest
 from daemon.accounting.finished import is_the_kept_run, is_the_run
 from daemon.cli import main
 from daemon.ledger import Ledger, alternative_json
+from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import Alternative, Decision
+from policies.builtin.run_now import RunNow
 from tests.daemon.helpers import append, job_line, job_request, make_service
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
@@ -129,3 +131,79 @@ def test_the_ledger_hands_back_the_alternative_only_where_it_compares_as_its_tex
             ledger.record_decision(Decision("a", "start", "go", "test", alt, alt), NOW)
         assert (ledger.counterfactual_run("a") is alt) is kept
         assert ledger.counterfactual("a") == json.loads(json.dumps(alternative_json(alt)))
+
+
+CISO_PAIR = (RegionSettings(name="ciso", zone="US-CAL-CISO", gpus=("RTX6000-Ada",) * 2),)
+
+
+class _OnTheSibling:
+    """``run-now``, but each start on the other of the region's two GPUs: run-now's copy
+    stays on the first, the run goes to its sibling, at the same time for the same work."""
+
+    name = "on-the-sibling"
+
+    def plan(self, now, jobs, devices, forecasts):  # type: ignore[no-untyped-def]
+        out = []
+        for planned in RunNow().plan(now, jobs, devices, forecasts):
+            chosen = planned.chosen
+            if planned.action == "start" and chosen is not None:
+                sibling = tuple("ciso/1" if d == "ciso/0" else "ciso/0" for d in chosen.device_ids)
+                moved = replace(chosen, device_ids=sibling)
+                out.append(replace(planned, chosen=moved, run_now=chosen))
+            else:
+                out.append(planned)
+        return out
+
+
+def test_a_run_on_a_sibling_gpu_of_run_nows_copy_saved_exactly_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run-now's copy on ``ciso/0``, the run on ``ciso/1``: the same GPU type, region, start
+    and predicted duration. ``jobs`` and ``report --by job`` showed ``saved 5.551e-17`` and
+    ``-1.11e-16`` g for such runs (the copy rescaled and re-priced apart from the run); a
+    saving is place and time, so such a copy is the run itself and saved exactly nothing."""
+    clock, executor = FakeClock(), RecordingExecutor()
+    executor.reported_power_w = 187.3  # an executor's energy: a figure not predicted exactly
+    service = make_service(tmp_path, executor, regions=CISO_PAIR)
+    service.policy = _OnTheSibling()
+    service.start(clock())
+    ids = [f"j{i}" for i in range(len(MODELS) * 3)]
+    for i, job_id in enumerate(ids):
+        append(service.queue.path, job_line(id=job_id, model=MODELS[i % 4], requests=37 + 101 * i))
+        for _ in range(100):
+            service.tick(clock())
+            clock.advance(600)
+            if service.ledger.outcome(job_id) is not None:
+                break
+    for job_id in ids:
+        outcome, run = service.ledger.outcome(job_id), service.ledger.run(job_id)
+        stored = service.ledger.counterfactual(job_id)
+        assert outcome is not None and run is not None and stored is not None
+        assert run.device_ids == ("ciso/1",) and stored["device_ids"] == ["ciso/0"]
+        assert outcome["total_g"] is not None
+        assert outcome["run_now_total_g"] == outcome["total_g"], job_id
+    service.ledger.close()
+    monkeypatch.setenv("CARBOND_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+    capsys.readouterr()
+    assert main(["jobs", "--json"]) == 0
+    assert {row["saved_g"] for row in json.loads(capsys.readouterr().out)} == {0.0}
+    assert main(["report", "--by", "job", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {row["saved_kg"] for row in report["rows"]} == {0.0}
+    assert report["totals"]["saved_kg"] == 0.0
+
+
+def test_a_copy_in_another_region_or_of_another_type_or_size_is_not_the_run() -> None:
+    start = datetime.fromisoformat("2026-03-02T00:00:00+00:00")
+    own = {"device_ids": ["qc/0"], "region": "qc", "gpu": "T4", "start": start.isoformat(),
+           "duration_s": 600.0}  # fmt: skip
+    where = ("qc", "T4")
+    assert is_the_run(own | {"device_ids": ["qc/1"]}, ("qc/0",), start, 600.0, where)
+    assert not is_the_run(own | {"device_ids": ["qc/1"]}, ("qc/0",), start, 600.0)
+    assert not is_the_run(own | {"region": "pace"}, ("pace/0",), start, 600.0, where)
+    assert not is_the_run(own | {"gpu": "A100"}, ("qc/1",), start, 600.0, where)
+    assert not is_the_run(own, ("qc/1", "qc/2"), start, 600.0, where)
+    assert not is_the_run(own | {"device_ids": ["qc/1"]}, ("qc/0",), start, 601.0, where)
+    assert not is_the_run(own, ("qc/1",), start + timedelta(seconds=1), 600.0, where)
