@@ -19,6 +19,7 @@ from typing import Any, Final
 from daemon.accounting import is_measured
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.base import dt, req_dt
+from daemon.natural_order import natural_key
 
 __all__ = [
     "UNKNOWN",
@@ -136,8 +137,9 @@ def shown(value: str | None) -> str:
 
 
 def in_order(names: Iterable[str | None]) -> list[str | None]:
-    """The distinct ``names``, sorted, None (not recorded) last."""
-    return sorted(set(names), key=lambda name: (name is None, name or ""))
+    """The distinct ``names``, in natural order (:mod:`daemon.natural_order`: ``r2`` before
+    ``r10``), None (not recorded) last."""
+    return sorted(set(names), key=lambda name: (name is None, natural_key(name or ""), name or ""))
 
 
 def job_lines(

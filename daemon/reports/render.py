@@ -8,11 +8,12 @@ import io
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final, Literal, TextIO
 
 from daemon.ledger.export import csv_cell
 from daemon.reports.lines import shown
-from daemon.reports.summary import COLUMNS, ReportRow
+from daemon.reports.summary import COLUMNS, TOTALS_KEY, ReportRow
 
 __all__ = [
     "FORMATS", "TABLE_ROWS", "Format", "render", "report_payload", "unsigned_zero", "write_report",
@@ -94,7 +95,12 @@ def write_report(
     every job holds none of them. The table is sized to ``width`` columns (None: a pipe or a
     file, as wide as its cells, none folded), boxed for a terminal (``tty``) and drawn with
     ``+ - |`` otherwise, and shows at most
-    :data:`TABLE_ROWS` groups, then the totals over every group."""
+    :data:`TABLE_ROWS` groups, then the totals over every group. In all but JSON (whose
+    totals are apart, and which keeps every value as stored) a group named as the totals row
+    (a job ``TOTAL``, a user ``TOTAL``) reads ``'TOTAL``, as a formula-like cell is marked
+    (:func:`~daemon.ledger.export.csv_cell`): the last row is the only ``TOTAL``."""
+    if fmt != "json":
+        rows = map(_not_totals, rows)
     if fmt == "json":
         _write_json(out, rows, totals, meta)
     elif fmt == "csv":
@@ -112,6 +118,11 @@ def write_report(
             out.write("| " + " | ".join(_cells(row, COLUMNS)) + " |\n")
     else:
         out.write(_table_text(rows, totals, meta, width, tty))
+
+
+def _not_totals(row: ReportRow) -> ReportRow:
+    """``row``, a group's, with a name that would read as the totals row's marked ``'``."""
+    return replace(row, key="'" + TOTALS_KEY) if row.key == TOTALS_KEY else row
 
 
 def _then(rows: Iterable[ReportRow], totals: Callable[[], ReportRow]) -> Iterator[ReportRow]:

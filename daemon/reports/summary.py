@@ -31,9 +31,11 @@ from typing import Any, Final, Literal
 from daemon.reports.lines import JobLine, in_order
 
 __all__ = [
-    "COLUMNS", "GROUPINGS", "Grouping", "ReportRow", "group_key", "job_row", "summarise",
-    "totals_row",
+    "COLUMNS", "GROUPINGS", "TOTALS_KEY", "Grouping", "ReportRow", "group_key", "job_row",
+    "summarise", "totals_row",
 ]  # fmt: skip
+
+TOTALS_KEY: Final = "TOTAL"  # the totals row's key
 
 J_PER_KWH: Final = 3_600_000
 G_PER_KG: Final = 1000.0
@@ -206,7 +208,7 @@ def totals_row(lines: Iterable[JobLine]) -> ReportRow:
     sums = _Sums()
     for line in lines:
         sums.add(line)
-    return sums.row("TOTAL")
+    return sums.row(TOTALS_KEY)
 
 
 def summarise(lines: Iterable[JobLine], by: Grouping) -> tuple[list[ReportRow], ReportRow]:
@@ -222,4 +224,4 @@ def summarise(lines: Iterable[JobLine], by: Grouping) -> tuple[list[ReportRow], 
             sums = groups[name] = _Sums()
         sums.add(line)
         totals.add(line)
-    return [groups[name].row(name) for name in in_order(groups)], totals.row("TOTAL")
+    return [groups[name].row(name) for name in in_order(groups)], totals.row(TOTALS_KEY)
