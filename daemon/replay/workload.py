@@ -34,6 +34,7 @@ import numpy.typing as npt
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.traces import MAX_REQUESTS, IntArray, RequestTrace
 from policies import JobSpec
+from policies.errors import PoliciesError
 from policies.footprint import (
     DEFAULT_MODEL_CATALOG,
     MAX_BATCH_SIZE,
@@ -210,11 +211,18 @@ def build_jobs(
     one job only).
 
     Raises:
-        ReplayInputError: an option is out of range, or the model fits no GPU of the cluster.
+        ReplayInputError: an option is out of range, the model or runtime is unknown (named with
+            its option), or the model fits no GPU of the cluster.
     """
     options.validate()
-    model = DEFAULT_MODEL_CATALOG.get(options.model)
-    runtime = get_runtime(options.runtime)
+    try:  # the catalog's "unknown model 'nope' (known: ...)" did not say which option
+        model = DEFAULT_MODEL_CATALOG.get(options.model)
+    except PoliciesError as exc:
+        raise ReplayInputError(f"--model {options.model}: {exc}") from exc
+    try:
+        runtime = get_runtime(options.runtime)
+    except PoliciesError as exc:
+        raise ReplayInputError(f"--runtime {options.runtime}: {exc}") from exc
     homes = _homes(regions)
     names = [name for name, _ in regions]
     rows: list[tuple[float, str, Workload]] = []
