@@ -108,6 +108,13 @@ class Cluster:
         """The distinct zones, in region order."""
         return tuple(dict.fromkeys(region.zone for region in self.regions))
 
+    def zone_regions(self) -> dict[str, tuple[str, ...]]:
+        """The regions in each zone, by zone, in region order."""
+        out: dict[str, tuple[str, ...]] = {}
+        for region in self.regions:
+            out[region.zone] = (*out.get(region.zone, ()), region.name)
+        return out
+
     def gpu_types(self) -> tuple[GpuSpec, ...]:
         """The distinct GPU types."""
         return tuple({spec.name: spec for r in self.regions for spec, _ in r.gpus}.values())

@@ -242,7 +242,10 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
         gaps: list[Gap] = []
         files.append((read_intensity(path, notes, gaps, cluster.zones()), gaps))
     series = join_zones([found for found, _ in files], notes)
-    ReplaySignals([series], cluster.zones(), inputs.forecaster)  # a zone missing: before the jobs
+    # a zone missing: refused before the jobs are read
+    zones = cluster.zone_regions()
+    ReplaySignals([series], cluster.zones(), inputs.forecaster, needed_by=zones,
+                  cluster_file=inputs.cluster)  # fmt: skip
     ledger_jobs: list[JobSpec] = []
     traces: list[RequestTrace] = []
     if inputs.jobs_format == "ledger":
@@ -271,7 +274,9 @@ def build_setup(read: ReadInputs, slack_s: float) -> ReplaySetup:
     """
     inputs, cluster, notes = read.inputs, read.cluster, list(read.notes)
     end = inputs.start + timedelta(days=inputs.days)
-    signals = ReplaySignals([read.series], cluster.zones(), inputs.forecaster)
+    zones = cluster.zone_regions()
+    signals = ReplaySignals([read.series], cluster.zones(), inputs.forecaster, needed_by=zones,
+                            cluster_file=inputs.cluster)  # fmt: skip
     if inputs.jobs_format == "ledger":
         jobs = list(read.ledger_jobs)
     else:

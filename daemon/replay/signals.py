@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -245,8 +245,30 @@ def _between(ordered: Sequence[tuple[IntensitySeries, str]]) -> list[str]:
     return gaps
 
 
+def _no_intensity(
+    missing: Sequence[str], found: Iterable[str], needed_by: Mapping[str, Sequence[str]],
+    cluster_file: object,
+) -> str:  # fmt: skip
+    """The error for the ``missing`` zones: each with the regions that need it, and the
+    cluster file they are in (the file to change, or the zone to add an --intensity file
+    for)."""
+    zones = []
+    for zone in missing:
+        regions = needed_by.get(zone, ())
+        named = f" ({'region' if len(regions) == 1 else 'regions'} {', '.join(regions)})"
+        zones.append(zone + (named if regions else ""))
+    where = f" of cluster file {cluster_file}" if cluster_file is not None else ""
+    return (
+        f"no intensity for zone(s) {', '.join(zones)}{where} in the --intensity files "
+        f"(found: {', '.join(sorted(found)) or 'none'})"
+    )
+
+
 class ReplaySignals:
     """Realised intensity per zone, and the forecasts a planner could have had at any time.
+
+    ``needed_by``: the regions that need each zone, and ``cluster_file`` the file they are in,
+    for the error that names them.
 
     Raises (constructor):
         ReplayInputError: a zone the cluster needs is in none of the files, or the forecaster
@@ -258,14 +280,14 @@ class ReplaySignals:
         series: Sequence[Mapping[str, IntensitySeries]],
         zones: Sequence[str],
         forecaster: str = DEFAULT_FORECASTER,
+        *,
+        needed_by: Mapping[str, Sequence[str]] | None = None,
+        cluster_file: object = None,
     ) -> None:
         merged = join_zones(series)
         missing = [z for z in zones if z.upper() not in merged]
         if missing:
-            raise ReplayInputError(
-                f"no intensity for zone(s) {', '.join(missing)} in --intensity files "
-                f"(found: {', '.join(sorted(merged)) or 'none'})"
-            )
+            raise ReplayInputError(_no_intensity(missing, merged, needed_by or {}, cluster_file))
         try:
             make = make_forecaster(forecaster)
         except ForecastsError as exc:
