@@ -9,6 +9,7 @@ value as stored.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import stat
@@ -105,16 +106,12 @@ def write_replacing(path: Path, write: Callable[[TextIO], _T]) -> _T:
     Raises:
         OSError: the file cannot be written (the temporary file is removed).
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, file_mode(path))
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            result = write(out)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return result
+
+    def text(out: BinaryIO) -> _T:
+        with io.TextIOWrapper(out, encoding="utf-8", newline="") as wrapper:
+            return write(wrapper)
+
+    return write_replacing_bytes(path, text)
 
 
 def write_replacing_bytes(path: Path, write: Callable[[BinaryIO], _T]) -> _T:
