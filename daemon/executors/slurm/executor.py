@@ -37,7 +37,6 @@ from pathlib import Path
 
 import structlog
 
-from daemon.executors import jobfiles
 from daemon.executors.base import EndedUnstarted, Held, LaunchSpec, RunHandle
 from daemon.executors.errors import (
     ExecutorError,
@@ -47,7 +46,7 @@ from daemon.executors.errors import (
     LaunchUnconfirmedError,
 )
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm import joblogs
+from daemon.executors.slurm import jobenv, joblogs
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
 from daemon.executors.slurm.notes import Notes
@@ -279,7 +278,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
     def _submit(self, spec: LaunchSpec, begin: datetime | None) -> Token:
         self._check(spec)
         target = self._q.target(spec.region)
-        home = _home(spec.uid)
+        home = jobenv.home(spec.uid)
         joblogs.prepare(spec)
         sub = cmd.Submission(
             job_id=spec.job_id,
@@ -290,7 +289,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             begin=begin,
             node=self._node(spec),
             comment=spec.name,
-            env=_job_env(spec, home),
+            env=jobenv.job_env(spec, home),
             gres_type=self._gres_type(spec),
         )
         argv = cmd.sbatch_argv(self._tool("sbatch"), target, sub)
@@ -378,23 +377,3 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
 def _gpus(spec: LaunchSpec) -> int:
     """How many GPUs the job asks Slurm for."""
     return max(1, len(spec.device_ids) or len(spec.gpu_indices))
-
-
-def _home(uid: int) -> Path:
-    """The job's working directory: its user's home, or ``/`` when it has none."""
-    try:
-        home = Path(pwd.getpwuid(uid).pw_dir)
-    except KeyError:
-        return Path("/")
-    return home if home.is_dir() else Path("/")
-
-
-def _job_env(spec: LaunchSpec, home: Path) -> dict[str, str]:
-    """The job's environment, set by its batch script on top of ``sbatch``'s from-scratch one
-    (never the daemon's); Slurm adds its own ``SLURM_*`` and ``CUDA_VISIBLE_DEVICES``."""
-    try:
-        user = pwd.getpwuid(spec.uid).pw_name
-    except KeyError:
-        user = str(spec.uid)
-    return {"PATH": jobfiles.DEFAULT_PATH, "HOME": str(home), "USER": user, "LOGNAME": user,
-            "LANG": "C.UTF-8", **spec.env}  # fmt: skip
