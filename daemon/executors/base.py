@@ -192,7 +192,9 @@ class EndedUnstarted:
     (``slurm CANCELLED by uid 0``); ``by_owner``: the job's owner ended it (the job is then
     ``cancelled``, else ``failed``); ``refused``: the executor itself cancelled it, as it would
     now refuse to launch it (a root job held before ``allow_root_jobs`` was turned off), and
-    ``reason`` is that refusal (the job then fails as a refused launch does)."""
+    ``reason`` is that refusal (the job then fails as a refused launch does; where the
+    scheduler started it just before the executor could hold it, it was cancelled running
+    and ``reason`` says so)."""
 
     reason: str
     by_owner: bool

@@ -2,7 +2,8 @@
 before ``sbatch`` (:func:`refusal`), and one a daemon that allowed them left held in Slurm
 (submitted ``--begin``, then a restart turned the setting off) is cancelled there as soon as
 this daemon sees it (:func:`cancel_refused`), moved or watched, not only at its release: left
-held, Slurm would start it as root at its planned time if carbond's release round came late.
+held, Slurm would start it as root at its planned time if carbond's release round came late;
+one Slurm starts between carbond's look and its hold is cancelled running.
 One a release refuses (root's, or its output files cannot be made) is held before it is
 cancelled (:func:`cancel_unreleased`): its planned start has come, so Slurm may start it
 between carbond's look and the cancel."""
@@ -17,7 +18,7 @@ from daemon.executors.base import EndedUnstarted, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
 from daemon.executors.slurm.parse import by_id
 from daemon.executors.slurm.queries import SlurmQueries, Token, known
-from daemon.executors.slurm.states import WAITING
+from daemon.executors.slurm.states import WAITING, is_ended
 
 __all__ = ["cancel_held_root", "cancel_refused", "cancel_unreleased", "refusal", "refuse_root"]
 
@@ -44,19 +45,26 @@ def refuse_root(job_id: str, uid: int | None, allow_root: bool) -> None:
 
 def cancel_refused(q: SlurmQueries, current: Token, why: str) -> EndedUnstarted | None:
     """Hold then cancel the held Slurm job ``current`` that carbond now refuses (``why``):
-    once held it cannot start. None when it is not held unstarted after the hold
-    (:meth:`SlurmQueries.hold`: Slurm started or ended it meanwhile; the usual paths read it).
+    once held it cannot start. One Slurm started between carbond's look and the hold
+    (:meth:`SlurmQueries.hold`) is cancelled all the same, running: root's jobs are not to
+    run, and followed as a normal run it would run on as root; its reason says it started.
+    None when it is neither held unstarted nor running after the hold (Slurm ended it
+    meanwhile, or the hold failed; the usual paths read it).
 
     Raises:
         ExecutorError: Slurm cannot be asked, or its row after the hold cannot be read.
     """
-    held, _ = q.hold(current)
-    if not held:
+    held, row = q.hold(current)
+    started = row is not None and row.state not in WAITING and not is_ended(row.state)
+    if not held and not started:
         return None
     q.scancel(current)
     reason = f"{why}; its held Slurm job {current.slurm_id} is cancelled"
+    if started:
+        reason = (f"{why}; Slurm started its job {current.slurm_id} before carbond could hold "
+                  "it: cancelled after it started")  # fmt: skip
     log.warning("slurm_held_job_refused", slurm_id=current.slurm_id, cluster=current.cluster,
-                reason=reason)  # fmt: skip
+                reason=reason, started=started)  # fmt: skip
     return EndedUnstarted(reason, by_owner=False, refused=True)
 
 

@@ -11,12 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from daemon.executors.base import Held
+from daemon.executors.base import EndedUnstarted, Held
 from daemon.executors.errors import ExecutorError
+from daemon.executors.held import HeldJobs
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
+from daemon.ledger import Ledger
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
+from tests.daemon.helpers import job_request
 
 
 @dataclass
@@ -123,3 +127,56 @@ def test_a_job_found_started_after_carbond_s_hold_is_not_left_held(tmp_path: Pat
     assert executor.poll([handle], T0 + timedelta(seconds=90)) == []
     assert job.state == "RUNNING" and not job.held
     assert [c[1] for c in slurm.calls if c[0] == "scontrol"][-2:] == ["hold", "release"]
+
+
+def test_a_refused_root_job_slurm_starts_at_its_hold_is_cancelled_running(
+    tmp_path: Path,
+) -> None:
+    """A root job held by a daemon that allowed root's jobs, seen by one restarted with
+    ``allow_root_jobs = false`` between plans: Slurm starts it right after carbond's look,
+    before its hold. It was left running as root and followed as a normal run; root's jobs
+    must not run, so it is cancelled anyway, and fails with the refusal's words saying it had
+    started (``slurm_held_job_refused``, ``started`` true)."""
+    slurm = _StartsAfterLook()
+    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    refusing = _refusing(slurm)
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            ledger.add_job(job_request("j1", T0), 0, 0, "queue.jsonl:1", T0)
+            ledger.transition("j1", "planned", T0, "planned")
+            ledger.add_run("j1", "slurm", ["qc/0"], [0], 60.0, T0)
+            ledger.set_run_token("j1", held.token)
+        slurm.armed = True
+
+        with capture_logs() as logs:
+            HeldJobs(ledger, {"slurm": refusing}).watch(T0 + timedelta(minutes=1))
+
+        assert ledger.job("j1").state == "failed"
+        assert ledger.transitions("j1")[-1].reason == (
+            "launch failed: job j1: refusing to run a job as root; Slurm started its job 100 "
+            "before carbond could hold it: cancelled after it started"
+        )
+    [job] = slurm.jobs.values()
+    assert job.state == "CANCELLED"
+    [event] = [e for e in logs if e["event"] == "slurm_held_job_refused"]
+    assert event["slurm_id"] == "100" and event["started"] is True
+
+
+def test_a_refused_root_job_slurm_starts_as_a_new_plan_moves_it_is_cancelled_running(
+    tmp_path: Path,
+) -> None:
+    """The same race when a new plan moves the job: the move failed (``cannot be held``) and
+    the job ran on as root; it is now cancelled and reported ended, refused, saying so."""
+    slurm = _StartsAfterLook()
+    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    refusing = _refusing(slurm)
+    slurm.armed = True
+
+    again = refusing.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token,
+                          T0 + timedelta(minutes=1))  # fmt: skip
+
+    assert again == Held(held.token, ended=EndedUnstarted(
+        "job j1: refusing to run a job as root; Slurm started its job 100 before carbond "
+        "could hold it: cancelled after it started", by_owner=False, refused=True))  # fmt: skip
+    [job] = slurm.jobs.values()
+    assert job.state == "CANCELLED"
