@@ -186,7 +186,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             return Held(current.encode(), (row.start if row else None) or now)
         if (why := refusal(spec.job_id, spec.uid, self._allow_root)) is not None:
             # held by a daemon that allowed root's jobs: cancelled, not moved
-            if (refused := cancel_refused(self._q, current, why)) is None:
+            if (refused := cancel_refused(self._q, current, why, self._own_gpus)) is None:
                 raise ExecutorError(f"{why}; its Slurm job {current.slurm_id} cannot be held")
             return Held(current.encode(), ended=refused)
         moved = self._move(spec, current, start)
@@ -203,7 +203,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         (held by a daemon that allowed them), are cancelled and reported refused
         (:func:`~daemon.executors.slurm.owners.cancel_held_root`), not left to start as root
         at their planned time."""
-        refused = cancel_held_root(self._q, held, self._allow_root)
+        refused = cancel_held_root(self._q, held, self._allow_root, self._own_gpus)
         held = [handle for handle in held if handle.job_id not in refused]
         for handle in held:
             spec = self._held_specs.get(handle.job_id)
@@ -250,7 +250,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             refuse_root(spec.job_id, spec.uid, self._allow_root)  # turned off since it was held
             joblogs.prepare(spec)
         except ExecutorError as exc:  # its BeginTime has come: Slurm may start it any moment
-            raise ExecutorError(cancel_unreleased(self._q, current, str(exc))) from exc
+            raise ExecutorError(
+                cancel_unreleased(self._q, current, str(exc), self._own_gpus)
+            ) from exc
         return RunHandle(spec.job_id, self.name, self._move(spec, current, None).encode(), now)
 
     def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
@@ -317,6 +319,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         old = self._targets.get(current.region)
         if old is None or old.cluster != target.cluster or old.gres != target.gres:
             self._q.scancel(current)
+            self._own_gpus.forget(current.cluster, current.slurm_id)
             return self._submit(spec, start)
         gres = cmd.gres_request(target.gres, self._gres_type(spec), _gpus(spec))
         argv = cmd.update_argv(self._tool("scontrol"), target, current.slurm_id, start=start,

@@ -16,6 +16,7 @@ import structlog
 
 from daemon.executors.base import EndedUnstarted, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
+from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import by_id
 from daemon.executors.slurm.queries import SlurmQueries, Token, known
 from daemon.executors.slurm.states import WAITING, is_ended
@@ -43,13 +44,16 @@ def refuse_root(job_id: str, uid: int | None, allow_root: bool) -> None:
         raise LaunchRefusedError(why)
 
 
-def cancel_refused(q: SlurmQueries, current: Token, why: str) -> EndedUnstarted | None:
+def cancel_refused(
+    q: SlurmQueries, current: Token, why: str, own: OwnGpus
+) -> EndedUnstarted | None:
     """Hold then cancel the held Slurm job ``current`` that carbond now refuses (``why``):
     once held it cannot start. One Slurm started between carbond's look and the hold
     (:meth:`SlurmQueries.hold`) is cancelled all the same, running: root's jobs are not to
     run, and followed as a normal run it would run on as root; its reason says it started.
     None when it is neither held unstarted nor running after the hold (Slurm ended it
-    meanwhile, or the hold failed; the usual paths read it).
+    meanwhile, or the hold failed; the usual paths read it). A cancelled job's GPUs are no
+    longer followed (``own``).
 
     Raises:
         ExecutorError: Slurm cannot be asked, or its row after the hold cannot be read.
@@ -59,6 +63,7 @@ def cancel_refused(q: SlurmQueries, current: Token, why: str) -> EndedUnstarted 
     if not held and not started:
         return None
     q.scancel(current)
+    own.forget(current.cluster, current.slurm_id)
     reason = f"{why}; its held Slurm job {current.slurm_id} is cancelled"
     if started:
         reason = (f"{why}; Slurm started its job {current.slurm_id} before carbond could hold "
@@ -68,18 +73,20 @@ def cancel_refused(q: SlurmQueries, current: Token, why: str) -> EndedUnstarted 
     return EndedUnstarted(reason, by_owner=False, refused=True)
 
 
-def cancel_unreleased(q: SlurmQueries, current: Token, why: str) -> str:
+def cancel_unreleased(q: SlurmQueries, current: Token, why: str, own: OwnGpus) -> str:
     """Cancel the Slurm job ``current`` that a release refuses (``why``), holding it first:
     its ``BeginTime`` (the planned start) has come, so Slurm may start it any moment; once
     held it cannot. The release's failure: ``WHY; its held Slurm job N is cancelled``, or,
     where Slurm had started it before the hold (:meth:`SlurmQueries.hold`), ``WHY; Slurm
-    started its job N before carbond could hold it: cancelled after it started``.
+    started its job N before carbond could hold it: cancelled after it started``. Its GPUs
+    are no longer followed (``own``).
 
     Raises:
         ExecutorError: Slurm cannot be asked, or its row after the hold cannot be read.
     """
     held, _ = q.hold(current)
     q.scancel(current)
+    own.forget(current.cluster, current.slurm_id)
     if held:
         return f"{why}; its held Slurm job {current.slurm_id} is cancelled"
     return (f"{why}; Slurm started its job {current.slurm_id} before carbond could hold it: "
@@ -87,7 +94,7 @@ def cancel_unreleased(q: SlurmQueries, current: Token, why: str) -> str:
 
 
 def cancel_held_root(
-    q: SlurmQueries, held: Sequence[RunHandle], allow_root: bool
+    q: SlurmQueries, held: Sequence[RunHandle], allow_root: bool, own: OwnGpus
 ) -> dict[str, EndedUnstarted]:
     """Of the held jobs ``held``, those of root's that Slurm still has waiting, cancelled
     (:func:`cancel_refused`) when root's jobs are not allowed; by job id.
@@ -108,6 +115,6 @@ def cancel_held_root(
         row = known(current, by_id(q.squeue(current.cluster, [current.slurm_id]))
                     .get(current.slurm_id))  # fmt: skip
         waiting = row is not None and row.state in WAITING
-        if waiting and (end := cancel_refused(q, current, why)) is not None:
+        if waiting and (end := cancel_refused(q, current, why, own)) is not None:
             out[handle.job_id] = end
     return out

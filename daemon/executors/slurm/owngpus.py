@@ -11,8 +11,9 @@ is charged the GPUs it held (:meth:`charged`: :attr:`ExitStatus.gpus`, its reaso
 as its ``sacct`` row says (``AllocTRES``, read with its end), so the charge does not depend on
 a planning round having seen it run (a job that started and ended between rounds, or while
 carbond was down); what a round saw counts only where sacct does not say. A restarted daemon
-knows the plan from the ledger again at its first poll. A job carbond takes back or withdraws
-is forgotten (:meth:`forget`).
+knows the plan from the ledger again at its first poll. A job carbond takes back, withdraws,
+cancels refusing it (root's, a refused release) or resubmits elsewhere (a move to another
+cluster), and a held job Slurm ended unstarted, is forgotten (:meth:`forget`).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class OwnGpus:
         return out
 
     def forget(self, cluster: str | None, slurm_id: str) -> None:
-        """Slurm job ``slurm_id`` is no longer carbond's to follow (taken back, withdrawn)."""
+        """Slurm job ``slurm_id`` is no longer carbond's to follow (taken back, withdrawn,
+        cancelled refused or to resubmit it elsewhere, ended unstarted by Slurm)."""
         self.planned.pop((cluster, slurm_id), None)
         self.held.pop((cluster, slurm_id), None)
 

@@ -85,6 +85,7 @@ class SlurmWatching(SlurmReading):
             for handle, token in gone:
                 if (end := ended_unstarted(token.slurm_id, acct, handle.uid)) is not None:
                     out[handle.job_id] = end
+                    self._own_gpus.forget(cluster, token.slurm_id)
                     self._notes.sacct_odd.discard((cluster, token.slurm_id))
         return out
 
@@ -116,6 +117,7 @@ class SlurmWatching(SlurmReading):
             self._notes.no_end.pop((current.cluster, current.slurm_id), None)
             if (end := ended_unstarted(current.slurm_id, acct, uid)) is not None:
                 self._notes.sacct_odd.discard((current.cluster, current.slurm_id))  # named no more
+                self._own_gpus.forget(current.cluster, current.slurm_id)
             return end
         since = self._notes.no_end.setdefault((current.cluster, current.slurm_id), now)
         waited = (now - since).total_seconds()

@@ -43,6 +43,7 @@ class _Job:
     job_start: str | None = None  # its sacct job row's Start, when not its batch step's
     requeued: tuple[tuple[str, str], ...] = ()  # runs Slurm started, then requeued: Start, End
     gpus: int = 1  # the GPUs Slurm gives it (sacct's AllocTRES gres/gpu): its --gres's count
+    unstarted: bool = False  # ended before it ever started (its owner's scancel while pending)
 
 
 @dataclass
@@ -131,6 +132,10 @@ class FakeSlurm:
                 if j.state == "PENDING":  # a requeued one's pending run has no record yet
                     none = "Unknown|Unknown|None assigned"
                     rows += [] if j.requeued else [f"{i}|PENDING|0:0|{none}|{j.partition}||"]
+                    continue
+                if j.unstarted:  # as Slurm 22.05: no node, no step, its Start the cancel's
+                    rows.append(f"{i}|CANCELLED by 0|0:0|{self.ran[1]}|{self.ran[1]}|"
+                                f"None assigned|{j.partition}||")  # fmt: skip
                     continue
                 state = "COMPLETED" if j.state == "GONE" else j.state
                 start, end = j.ran or self.ran

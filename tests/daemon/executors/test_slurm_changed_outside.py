@@ -13,8 +13,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.executors.base import NotStarted
+from daemon.executors.base import NotStarted, RunHandle
+from daemon.executors.errors import ExecutorError
+from daemon.executors.slurm import SlurmExecutor, Target
+from daemon.executors.slurm.queries import Token
 from daemon.service.plan_round import _devices
+from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
 from tests.daemon.executors.test_slurm_service import _daemon, _Dip
 
@@ -118,3 +122,55 @@ def test_a_job_taken_back_or_withdrawn_is_forgotten_by_the_gpus_followed(
 
     assert isinstance(taken, NotStarted)
     assert executor._own_gpus.planned == {} and executor._own_gpus.held == {}
+
+
+def test_no_gpus_followed_outlive_a_held_job_slurm_ended_or_carbond_refused(
+    tmp_path: Path,
+) -> None:
+    """The planned GPUs of a held job were forgotten only at a run's end, a take-back or a
+    withdrawal: one Slurm ended unstarted (its owner's scancel), seen between plans or by a
+    new plan, and one carbond cancelled refusing it (a root job when root's are no longer
+    allowed: watched, or at its release) stayed in memory for as long as the daemon ran."""
+    slurm = FakeSlurm()
+    allowing = _executor(slurm)
+    later = T0 + timedelta(hours=1)
+    held = {job_id: allowing.hold(replace(_spec(tmp_path), job_id=job_id), later, "", T0)
+            for job_id in ("j1", "j2", "j3", "j4")}  # Slurm jobs 100..103  # fmt: skip
+    for slurm_id in ("100", "101"):  # their owner cancels them while they wait
+        slurm.jobs[slurm_id].state, slurm.jobs[slurm_id].unstarted = "CANCELLED", True
+    refusing = SlurmExecutor({"qc": Target("alpha"), "pace": Target("beta")}, runner=slurm,
+                             known_gpus=DEFAULT_GPU_CATALOG.names(),
+                             allow_root_jobs=False)  # fmt: skip
+    handles = [RunHandle(job_id, "slurm", h.token, T0, uid=0, gpus=1)
+               for job_id, h in held.items()]  # fmt: skip
+    refusing.adopt(handles, T0)  # a restarted daemon learns the plan from the ledger
+    refusing.poll(handles, T0)
+    assert len(refusing._own_gpus.planned) == 4
+    at = T0 + timedelta(minutes=1)
+
+    ended = refusing.ended_held([handles[0], handles[2]], at)  # j1 ended, j3 refused
+    moved = refusing.hold(replace(_spec(tmp_path), job_id="j2"), later, held["j2"].token, at)
+    with pytest.raises(ExecutorError, match="refusing to run a job as root"):
+        refusing.release(replace(_spec(tmp_path), job_id="j4"), held["j4"].token, later)
+
+    assert ended["j1"].reason == "slurm CANCELLED by uid 0" and ended["j3"].refused
+    assert moved.ended is not None and not moved.ended.refused
+    assert refusing._own_gpus.planned == {} and refusing._own_gpus.held == {}
+
+
+def test_a_held_job_resubmitted_to_another_cluster_leaves_no_gpus_followed(
+    tmp_path: Path,
+) -> None:
+    """A new plan that moves a held job to another cluster cancels it there and submits it
+    afresh: the cancelled Slurm job's planned GPUs stayed followed beside the new one's."""
+    slurm = FakeSlurm()
+    executor = SlurmExecutor({"qc": Target("alpha"), "far": Target("beta", cluster="west")},
+                             runner=slurm, known_gpus=DEFAULT_GPU_CATALOG.names())  # fmt: skip
+    later = T0 + timedelta(hours=1)
+    held = executor.hold(_spec(tmp_path), later, "", T0)  # Slurm job 100
+
+    moved = executor.hold(_spec(tmp_path, region="far", device="far/0"), later, held.token, T0)
+
+    assert slurm.jobs["100"].state == "CANCELLED"
+    assert Token.decode("j1", moved.token) == Token("101", "west", "far")
+    assert executor._own_gpus.planned == {("west", "101"): ("j1", 1)}
