@@ -323,6 +323,9 @@ def _run_locked(
             reload=reload,
             warmup=warmup,
         )
+        # SIGTERM must end a wait for another process's lock on the ledger (a user's on the
+        # -shm, an sqlite3 shell's write transaction): else the stop waits on their lock.
+        daemon.ledger.stop_waiting_when(loop.stop_requested)
         return loop.run()
     finally:
         notifier.close()

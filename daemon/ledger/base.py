@@ -9,12 +9,13 @@ import os
 import pwd
 import sqlite3
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self, TypeVar
 
 from daemon import killpoints
 from daemon.errors import DaemonError
@@ -22,8 +23,10 @@ from daemon.isotime import isoformat
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
+    "BUSY_TIMEOUT_S",
     "Connection",
     "LedgerError",
+    "LockWaitStoppedError",
     "UnknownJobError",
     "dt",
     "json_tuple",
@@ -39,6 +42,25 @@ class LedgerError(DaemonError):
 
 class UnknownJobError(LedgerError, LookupError):
     """No job has that id."""
+
+
+class LockWaitStoppedError(LedgerError):
+    """A statement stopped waiting for another connection's lock: the daemon is stopping
+    (:meth:`Connection.stop_waiting_when`). Nothing of it was written."""
+
+
+# How long a statement waits for another process's lock ("database is locked" after it).
+BUSY_TIMEOUT_S: Final = 10.0
+# With a stop to watch, SQLite waits this long at a time; between two, the stop is looked at.
+_BUSY_SLICE_MS: Final = 100
+
+_T = TypeVar("_T")
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` is SQLITE_BUSY (any extended code): another connection's lock."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def ts(value: datetime | None) -> str | None:
@@ -132,6 +154,40 @@ class Connection:
         # A read-only view of a ledger an older carbond wrote, not migrated yet (the daemon
         # migrates it when it starts): its version, named when a read misses a newer column.
         self._unmigrated_version: int | None = None
+        self._stopping: Callable[[], bool] | None = None  # stop_waiting_when's
+
+    def stop_waiting_when(self, stopping: Callable[[], bool]) -> None:
+        """From now on a statement that finds another process's lock in its way (a user's
+        ``fcntl`` lock on the ``-shm``, an ``sqlite3`` shell's write transaction) waits for
+        it up to :data:`BUSY_TIMEOUT_S` as before, but gives up within about 0.1 s of
+        ``stopping()`` (:class:`LockWaitStoppedError`, nothing of it written): SQLite sleeps
+        in C, where no signal handler runs, so a daemon asked to stop waited on the lock."""
+        self._db.execute(f"PRAGMA busy_timeout = {_BUSY_SLICE_MS}")
+        self._stopping = stopping
+
+    def _retry_busy(self, exc: sqlite3.Error, attempt: Callable[[], _T]) -> _T:
+        """After ``attempt`` failed with ``exc``: ``attempt`` again while another process's
+        lock is in its way, up to :data:`BUSY_TIMEOUT_S` in all, unless the stop comes. Only
+        a statement outside a transaction (or its ``BEGIN``) is tried again: SQLite undid it.
+
+        Raises:
+            sqlite3.Error: ``exc`` or the last attempt's (the caller translates it).
+            LockWaitStoppedError: the stop came first.
+        """
+        stopping = self._stopping
+        if stopping is None or not _busy(exc) or self._db.in_transaction:
+            raise exc
+        deadline = time.monotonic() + BUSY_TIMEOUT_S - _BUSY_SLICE_MS / 1000
+        while not stopping():
+            try:
+                return attempt()
+            except sqlite3.Error as again:
+                if not _busy(again) or self._db.in_transaction or time.monotonic() >= deadline:
+                    raise
+        raise LockWaitStoppedError(
+            f"{self.path}: gave up waiting for another process's lock on the ledger: "
+            "the daemon is stopping (nothing of this write was made)"
+        )
 
     @classmethod
     def open(cls, path: Path, *, durable: bool = True, private: bool = False) -> Self:
@@ -150,7 +206,9 @@ class Connection:
             raise ValueError("a private ledger is a scratch ledger: open it with durable=False")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+            db = sqlite3.connect(
+                path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+            )
             if private:
                 db.execute("PRAGMA locking_mode=EXCLUSIVE")
             db.execute(f"PRAGMA journal_mode={'MEMORY' if private else 'WAL'}")
@@ -242,7 +300,7 @@ class Connection:
     def transaction(self) -> Iterator[None]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception. Not re-entrant."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin_immediate()
         except sqlite3.Error as exc:
             raise LedgerError(f"{self.path}: cannot begin a transaction: {exc}") from exc
         try:
@@ -262,6 +320,13 @@ class Connection:
                     self._db.execute("ROLLBACK")
             self._rolled_back()
             raise LedgerError(f"{self.path}: commit failed: {exc}") from exc
+
+    def _begin_immediate(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting for another process's write lock (:meth:`_retry_busy`)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._retry_busy(exc, functools.partial(self._db.execute, "BEGIN IMMEDIATE"))
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -296,8 +361,11 @@ class Connection:
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._db.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: {exc}{self._unmigrated(exc)}") from exc
+        except sqlite3.Error as first:
+            try:
+                return self._retry_busy(first, functools.partial(self._db.execute, sql, params))
+            except sqlite3.Error as exc:
+                raise LedgerError(f"{self.path}: {exc}{self._unmigrated(exc)}") from exc
 
     def _iterate(self, cursor: sqlite3.Cursor) -> Iterator[Any]:
         """``cursor``'s rows, read one at a time as they are iterated.
@@ -314,6 +382,8 @@ class Connection:
             raise LedgerError(f"{self.path}: {exc}") from exc
 
     def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """``sql`` for each row; never tried again when busy (outside a transaction the rows
+        before the busy one are written): callers write many rows inside :meth:`transaction`."""
         try:
             self._db.executemany(sql, rows)
         except sqlite3.Error as exc:

@@ -11,8 +11,10 @@ handlers are restored afterwards):
 
 - SIGTERM / SIGINT: graceful stop. The handler sets an event; the main thread finishes the
   step it is in, tells systemd ``STOPPING=1`` and returns. Running jobs are left running (the
-  next daemon adopts them). A second SIGTERM/SIGINT forces the stop at once, interrupting the
-  step (the ledger's transactions make that safe).
+  next daemon adopts them). A step waiting for another process's lock on the ledger gives up
+  at once (``carbond run`` wires :meth:`ServiceLoop.stop_requested` to the ledger), as one
+  whose wait timed out would: nothing of that write is made. A second SIGTERM/SIGINT forces
+  the stop at once, interrupting the step (the ledger's transactions make that safe).
 - SIGHUP: reload. The handler sets an event; the main thread calls the ``reload`` callback,
   which builds new settings and returns new steps and intervals, or None to keep the current
   ones (it logs why, e.g. an invalid new config).
@@ -150,6 +152,12 @@ class ServiceLoop:
     def request_stop(self) -> None:
         """Ask for a graceful stop after the current step."""
         self._stop.set()
+
+    def stop_requested(self) -> bool:
+        """Whether a stop was asked for (a signal, :meth:`request_stop`): what the ledger's
+        lock waits look at, so that a step waiting on another process's lock gives up
+        (:meth:`daemon.ledger.base.Connection.stop_waiting_when`)."""
+        return self._stop.is_set()
 
     def request_reload(self) -> None:
         """Ask for a reload before the next step."""

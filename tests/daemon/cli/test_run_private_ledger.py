@@ -62,8 +62,9 @@ def _lock_as(user: pwd.struct_passwd, shm: Path) -> subprocess.Popen[str]:
 
 
 def _stop(daemon: Daemon) -> None:
-    """``systemctl stop``: SIGTERM, then SIGKILL when it has not stopped (with the lock held,
-    a frozen daemon does not stop: systemd's TimeoutStopSec= ends it with SIGKILL)."""
+    """``systemctl stop``: SIGTERM, then SIGKILL when it has not stopped (systemd's
+    TimeoutStopSec=; a daemon whose write waits on the lock gives the wait up and stops,
+    tests/daemon/cli/test_run_stop_locked.py)."""
     daemon.proc.terminate()
     try:
         daemon.proc.wait(timeout=15)
