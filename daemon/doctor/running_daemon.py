@@ -59,7 +59,10 @@ def describe_health(settings: Settings, now: datetime) -> tuple[Status, str]:
         problems.append(f"pid {report.pid} last wrote {HEALTH_NAME} {when}: the clock was "
                         "stepped back and it has not written it since: stuck, or it cannot "
                         "write the state dir")  # fmt: skip
-    problems += [f"{key}: {message}" for key, message in report.problems.items()]
+    problems += [
+        f"{key}{_lasting(report.since.get(key), now)}: {message}"
+        for key, message in report.problems.items()
+    ]
     if problems:
         return "fail", "; ".join(problems)
     if in_step and step is not None:
@@ -67,6 +70,14 @@ def describe_health(settings: Settings, now: datetime) -> tuple[Status, str]:
                         f"since {step[1].isoformat()}, which may take until "
                         f"{step[2].isoformat()}")  # fmt: skip
     return "pass", f"pid {report.pid} reports no problem ({when})"
+
+
+def _lasting(since: datetime | None, now: datetime) -> str:
+    """`` (for N s, since T)``: how long a problem has lasted (a ledger locked by another
+    process fails every step the same way: how long, not only that); empty when unknown."""
+    if since is None:
+        return ""
+    return f" (for {max((now - since).total_seconds(), 0.0):.0f} s, since {since.isoformat()})"
 
 
 def _still_the_daemon(pid: int, ledger: Path) -> bool:

@@ -172,6 +172,7 @@ class Connection:
 
         Raises:
             sqlite3.Error: ``exc`` or the last attempt's (the caller translates it).
+            LedgerError: the lock was held all along (what may hold it: ``carbond doctor``).
             LockWaitStoppedError: the stop came first.
         """
         stopping = self._stopping
@@ -182,8 +183,15 @@ class Connection:
             try:
                 return attempt()
             except sqlite3.Error as again:
-                if not _busy(again) or self._db.in_transaction or time.monotonic() >= deadline:
+                if not _busy(again) or self._db.in_transaction:
                     raise
+                if time.monotonic() >= deadline:
+                    raise LedgerError(
+                        f"{self.path}: {again}: another process held a lock on it for "
+                        f"{BUSY_TIMEOUT_S:g} s (a lock on {self.path.name}-shm, an sqlite3 "
+                        "shell's write transaction: docs/operations.md, \"Who can read the "
+                        'ledger")'
+                    ) from again
         raise LockWaitStoppedError(
             f"{self.path}: gave up waiting for another process's lock on the ledger: "
             "the daemon is stopping (nothing of this write was made)"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -164,6 +164,8 @@ class HealthReport:
     problems: dict[str, str]
     # the step the daemon was in when it wrote the file: (name, since, stuck after it)
     step: tuple[str, datetime, datetime] | None = None
+    # when each problem began (a step failing the same way each time keeps its first failure)
+    since: dict[str, datetime] = field(default_factory=dict)
 
 
 def read_health(path: Path) -> HealthReport | None:
@@ -179,13 +181,23 @@ def read_health(path: Path) -> HealthReport | None:
         during = None
         if step is not None:
             during = (str(step["name"]), _aware(step["since"]), _aware(step["until"]))
+        problems = record["problems"]
         return HealthReport(
             updated_at,
             int(record["pid"]),
-            {str(k): str(v["message"]) for k, v in record["problems"].items()},
+            {str(k): str(v["message"]) for k, v in problems.items()},
             during,
+            {str(k): since for k, v in problems.items() if (since := _since(v)) is not None},
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _since(problem: object) -> datetime | None:
+    """When ``problem`` (a record of the file) began; None when it does not say."""
+    try:
+        return _aware(problem["since"])  # type: ignore[index]  # a dict, or not one: caught
+    except (ValueError, KeyError, TypeError):
         return None
 
 
