@@ -22,6 +22,11 @@ __all__ = ["Notifier"]
 
 log = structlog.get_logger(__name__)
 
+# The longest a notification waits for room in systemd's socket queue (it holds a few
+# datagrams: a reader that stops reading filled it, and every later send then blocked
+# forever, the watchdog thread with the loop's lock held, so SIGTERM could not stop the loop).
+SEND_TIMEOUT_S = 1.0
+
 
 class Notifier:
     """Sends state changes to systemd. Open with :meth:`open` (or as a context manager).
@@ -50,6 +55,7 @@ class Notifier:
         """Create the datagram socket (idempotent; nothing when not under systemd)."""
         if self._address is not None and self._sock is None:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.settimeout(SEND_TIMEOUT_S)
 
     def close(self) -> None:
         """Close the socket."""
@@ -68,7 +74,7 @@ class Notifier:
         """Send one datagram ``KEY=value`` per line (keys upper-cased); True when sent.
 
         A failure to send is logged, never raised: the daemon must not stop because systemd
-        went away.
+        went away. A socket whose queue stays full fails the send after ``SEND_TIMEOUT_S``.
         """
         if self._address is None:
             return False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +70,31 @@ def test_a_vanished_socket_is_logged_not_raised(tmp_path: Path) -> None:
     notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
     assert notifier.enabled
     assert not notifier.ready()
+    notifier.close()
+
+
+def test_a_socket_nobody_reads_fails_a_send_after_a_timeout_not_forever(
+    fake_systemd: tuple[socket.socket, str],
+) -> None:
+    """Its queue full, every send blocked for good: the watchdog thread, holding the loop's
+    lock, hung and the main thread with it (a test daemon whose notify socket was not read
+    ignored two SIGTERMs for 40 s, until SIGKILL)."""
+    _, path = fake_systemd  # never read
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    took: list[float] = []
+
+    def ping_until_one_fails() -> None:
+        for _ in range(1000):  # Linux queues 10 datagrams by default (max_dgram_qlen)
+            started = time.monotonic()
+            if not notifier.watchdog():
+                took.append(time.monotonic() - started)
+                return
+
+    pinger = threading.Thread(target=ping_until_one_fails, daemon=True)
+    pinger.start()
+    pinger.join(timeout=15)
+    assert not pinger.is_alive(), "a send to a full socket blocks"
+    assert took and took[0] < 3  # SEND_TIMEOUT_S, 1 s
     notifier.close()
 
 
