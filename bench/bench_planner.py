@@ -54,9 +54,16 @@ NOW = datetime(2023, 6, 5, tzinfo=UTC)
 GPUS = ("T4", "RTX6000-Ada", "L4", "A100-40GB")
 ZONES = ("CA-QC", "US-CAL-CISO", "US-NW-PACE", "DE", "FR", "GB", "ES", "NO")
 
+# A policy, its cold decisions, their CPU seconds, (now, queue, busy devices) a minute later,
+# the steady decisions then and their CPU seconds (:func:`_cold_then_steady`).
+_Run = tuple[
+    Policy, list[Decision], float, tuple[datetime, list[JobSpec], list[Device]],
+    list[Decision], float,
+]  # fmt: skip
+
 
 class _Forecast:
-    def __init__(self, zone: str, values: np.ndarray) -> None:  # type: ignore[type-arg]
+    def __init__(self, zone: str, values: np.ndarray) -> None:
         self.zone, self.start, self.step_s, self.values_g_per_kwh = zone, NOW, 3600, values
 
 
@@ -136,11 +143,19 @@ def _a_minute_later(
     return now, queue + fresh, devices
 
 
+def _at_least_1(text: str) -> int:
+    """An ``--repeats`` count: a whole number of at least 1 (none would time nothing)."""
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text}: at least 1")
+    return count
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_planner")
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--arrivals", type=int, default=50, help="new jobs in the second tick")
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=_at_least_1, default=3,
                         help="cold and steady ticks from scratch (median steady)")  # fmt: skip
     args = parser.parse_args(argv if argv is not None else [])
     devices, forecasts = _cluster()
@@ -156,13 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     for first in range(0, len(jobs), chunk):
         score(jobs[first : first + chunk], pools, forecasts, grid, cache=cache, risk_aversion=0.5)
     scorer_s = time.process_time() - t0
-    get_policy("carbon-window").plan(NOW, jobs[:10], devices, forecasts)  # type: ignore[arg-type]  # JIT
-    colds, ticks = [], []
-    for _ in range(args.repeats):  # one policy's rows at a time (~1 GB for 10,000 jobs)
-        run = None
-        run = _cold_then_steady(jobs, devices, forecasts, cache, args.arrivals)
-        colds.append(run[2])
-        ticks.append(run[-1])
+    get_policy("carbon-window").plan(NOW, jobs[:10], devices, forecasts)  # JIT
+    run, colds, ticks = _repeated(jobs, devices, forecasts, cache, args.arrivals, args.repeats)
     policy, decisions, _, (now, queue, busy), steady, _ = run
     tick_s = statistics.median(ticks)
     t0 = time.process_time()
@@ -171,12 +181,12 @@ def main(argv: list[str] | None = None) -> None:
     anew = _anew(decisions, steady)
     gc.collect()
     t0 = time.process_time()
-    again = policy.plan(now + timedelta(seconds=10), queue, busy, forecasts)  # type: ignore[arg-type]
+    again = policy.plan(now + timedelta(seconds=10), queue, busy, forecasts)
     again_s = time.process_time() - t0
     later = now + timedelta(minutes=15)  # the grid crosses a slot boundary: rows shift
     gc.collect()
     t0 = time.process_time()
-    policy.plan(later, queue, busy, forecasts)  # type: ignore[arg-type]
+    policy.plan(later, queue, busy, forecasts)
     boundary_s = time.process_time() - t0
     numpy_s = _numpy_pass_s(cells, chunk * len(pools) * grid.count)
     print(f"cells: {len(jobs)} jobs x {len(pools)} GPUs x {grid.count} slots = {cells:,}")
@@ -205,22 +215,43 @@ def main(argv: list[str] | None = None) -> None:
           "tick, not in it)")  # fmt: skip
 
 
-def _cold_then_steady(
+def _repeated(
     jobs: list[JobSpec], devices: list[Device], forecasts: dict[str, _Forecast],
-    cache: Mapping[tuple[object, ...], Estimate], arrivals: int,
-) -> tuple[Policy, list[Decision], float, tuple[datetime, list[JobSpec], list[Device]],
-           list[Decision], float]:  # fmt: skip
+    cache: Mapping[tuple[object, ...], Estimate], arrivals: int, repeats: int,
+) -> tuple[_Run, list[float], list[float]]:  # fmt: skip
+    """``repeats`` (at least 1) cold-then-steady runs from scratch, one policy's rows at a time
+    (~1 GB for 10,000 jobs): the last run, and the cold and steady CPU seconds of each."""
+    colds: list[float] = []
+    ticks: list[float] = []
+    run = None
+    for _ in range(repeats):
+        run = None  # the previous run's rows are freed before the next is built
+        run = _cold_then_steady(jobs, devices, forecasts, cache, arrivals)
+        colds.append(run[2])
+        ticks.append(run[-1])
+    if run is None:
+        raise ValueError(f"repeats: at least 1, not {repeats}")
+    return run, colds, ticks
+
+
+def _cold_then_steady(
+    jobs: list[JobSpec],
+    devices: list[Device],
+    forecasts: dict[str, _Forecast],
+    cache: Mapping[tuple[object, ...], Estimate],
+    arrivals: int,
+) -> _Run:
     """A new ``carbon-window`` (estimates cached, as in a running daemon): its cold tick, then
     the steady tick a minute later; the policy, the decisions and CPU seconds of each."""
     policy = warmed_policy(cache)
     gc.collect()
     t0 = time.process_time()
-    decisions = policy.plan(NOW, jobs, devices, forecasts)  # type: ignore[arg-type]
+    decisions = policy.plan(NOW, jobs, devices, forecasts)
     cold_s = time.process_time() - t0
     later = _a_minute_later(jobs, devices, decisions, arrivals)
     gc.collect()
     t0 = time.process_time()
-    steady = policy.plan(*later[:3], forecasts)  # type: ignore[arg-type]
+    steady = policy.plan(*later[:3], forecasts)
     return policy, decisions, cold_s, later, steady, time.process_time() - t0
 
 

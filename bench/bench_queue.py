@@ -21,7 +21,7 @@ from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue
 from daemon.service import Service
-from daemon.settings import RegionSettings, Settings
+from daemon.settings import PolicySettings, RegionSettings, Settings
 from daemon.testing import RecordingExecutor
 from policies import get_policy
 
@@ -59,7 +59,8 @@ def _tick() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
         with Ledger.open(state / "ledger.db", durable=False) as ledger:
-            settings = Settings(state_dir=state, regions=REGIONS, policy={"name": "run-now"})
+            policy = PolicySettings(name="run-now")
+            settings = Settings(state_dir=state, regions=REGIONS, policy=policy)
             executor = RecordingExecutor(auto_finish=False)
             service = Service(
                 settings=settings, ledger=ledger, queue=Queue.from_settings(settings, ledger),

@@ -19,7 +19,7 @@ import re
 import sqlite3
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,7 +52,7 @@ class SqliteTime:
     """CPU seconds, statements and rows inside a connection's calls, per statement kind."""
 
     def __init__(self) -> None:
-        self.seconds: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)  # Counter counts ints only
         self.statements: Counter[str] = Counter()
         self.rows: Counter[str] = Counter()
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float, int]]:
               f"{sum(spent.statements.values()) / jobs:.1f} statements and "
               f"{sum(spent.rows.values()) / jobs:.1f} rows a job; SQLite alone allows "
               f"{jobs / sqlite_s:,.0f} jobs/s, the rest is {python_us:.0f} us a job")  # fmt: skip
-        for kind, seconds in spent.seconds.most_common(8):
+        for kind, seconds in sorted(spent.seconds.items(), key=lambda kv: kv[1], reverse=True)[:8]:
             print(f"    {kind:<32} {seconds:6.2f} s  {spent.statements[kind] / jobs:5.2f} "
                   f"statements, {spent.rows[kind] / jobs:5.2f} rows a job")  # fmt: skip
         out.append((label, elapsed, sqlite_s, jobs))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from bench.mlenergy import Measured
-from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, PowerModel, Workload
+from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, PowerCurve, Workload
 from policies.footprint.calibration import Calibration, band_for, calibrated
 from policies.footprint.runtimes import RuntimeProfile, get_runtime
 from policies.footprint.serving import SteadyState, admitted_batch, steady_state
@@ -90,7 +90,7 @@ class Result:
 def predict(
     measured: Measured,
     runtime: RuntimeProfile | None = None,
-    power: PowerModel | None = None,
+    power: PowerCurve | None = None,
 ) -> Result:
     """carbond's prediction for ``measured``'s configuration.
 

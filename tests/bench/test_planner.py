@@ -33,3 +33,13 @@ def test_bench_planner_runs_on_a_small_queue(capsys: pytest.CaptureFixture[str])
     assert "carbon-window cold tick (every job scored)" in out
     assert "the median of 2 runs from scratch" in out
     assert "carbon-window tick 15 min later, across a slot boundary" in out
+
+
+def test_bench_planner_refuses_no_repeats_naming_the_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--repeats 0`` scored the whole queue, then died on an unbound ``run``: it timed nothing."""
+    with pytest.raises(SystemExit) as exited:
+        bench_planner.main(["--jobs", "40", "--repeats", "0"])
+    assert exited.value.code == 2
+    assert "argument --repeats: 0: at least 1" in capsys.readouterr().err
