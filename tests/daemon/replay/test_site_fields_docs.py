@@ -10,7 +10,7 @@ from daemon.replay.driver import replay_policy
 from daemon.replay.inputs import ReplayInputs, load_setup, parse_duration_s
 from daemon.replay.report import summarise
 from tests.daemon.replay.conftest import START
-from tests.daemon.replay.test_sites import BATTERY, SITE_PV, _cluster
+from tests.daemon.replay.site_cluster import BATTERY, SITE_PV, site_cluster
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "policies.md"
 ON_SITE = ("grid_kwh", "pv_kwh", "battery_kwh", "offset_share", "offset_share_by_day")
@@ -29,7 +29,7 @@ def test_the_docs_name_as_site_only_exactly_the_fields_a_site_adds(
     to each summary, but every replay --json row carries them (all grid energy without a
     site); only offset_share_by_day comes with a site."""
     plain = _summary(trace, cluster_file, intensity_files)
-    sited = _summary(trace, _cluster(tmp_path, SITE_PV.format(kwp=0.5) + BATTERY),
+    sited = _summary(trace, site_cluster(tmp_path, SITE_PV.format(kwp=0.5) + BATTERY),
                      intensity_files)  # fmt: skip
     assert plain["pv_kwh"] == plain["battery_kwh"] == plain["offset_share"] == 0.0
     added = [f for f in ON_SITE if f in sited and f not in plain]

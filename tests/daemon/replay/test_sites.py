@@ -20,29 +20,7 @@ from daemon.replay.report import summarise
 from daemon.replay.sites import account_sites
 from daemon.reports.summary import ReportRow
 from tests.daemon.replay.conftest import CLUSTER, START, write_azure
-
-SITE_PV = """
-[regions.site]
-pv_kwp = {kwp}
-latitude = 37.77
-longitude = -122.42
-"""
-BATTERY = """
-[regions.site.battery]
-capacity_kwh = 1.0
-charge_power_w = 500
-discharge_power_w = 500
-round_trip_efficiency = 0.9
-min_soc = 0.2
-initial_soc = 0.8
-"""
-
-
-def _cluster(tmp_path: Path, site: str) -> Path:
-    """The conftest cluster with ``site`` added to its California region (the last one)."""
-    path = tmp_path / "site-cluster.toml"
-    path.write_text(CLUSTER + site, encoding="utf-8")
-    return path
+from tests.daemon.replay.site_cluster import BATTERY, SITE_PV, site_cluster
 
 
 @pytest.fixture
@@ -63,7 +41,7 @@ def test_zero_pv_and_no_battery_change_nothing(
     trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path, policy: str
 ) -> None:
     plain = replay_policy(_setup(trace, cluster_file, intensity_files), policy)
-    zero_pv = _cluster(tmp_path, SITE_PV.format(kwp=0.0))
+    zero_pv = site_cluster(tmp_path, SITE_PV.format(kwp=0.0))
     sited = replay_policy(_setup(trace, zero_pv, intensity_files), policy)
     assert len(sited.sites) == 1 and sited.sites[0].flows.offset == 0.0
     assert len(plain.outcomes) == len(sited.outcomes) > 0
@@ -87,7 +65,9 @@ def test_zero_pv_and_no_battery_change_nothing(
 def test_pv_and_battery_offset_the_load_and_balance_at_every_step(
     trace: Path, intensity_files: list[Path], tmp_path: Path
 ) -> None:
-    setup = _setup(trace, _cluster(tmp_path, SITE_PV.format(kwp=0.5) + BATTERY), intensity_files)
+    setup = _setup(
+        trace, site_cluster(tmp_path, SITE_PV.format(kwp=0.5) + BATTERY), intensity_files
+    )
     run = replay_policy(setup, "run-now")
     flows = run.sites[0].flows
     scale = float(np.max(flows.pv_j + flows.gpu_j))
@@ -141,7 +121,7 @@ def test_a_site_kept_out_of_planning_changes_no_decision(
 def test_replay_cli_prints_site_table_and_draws_the_site(
     trace: Path, intensity_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cluster = _cluster(tmp_path, SITE_PV.format(kwp=0.5) + BATTERY)
+    cluster = site_cluster(tmp_path, SITE_PV.format(kwp=0.5) + BATTERY)
     out = tmp_path / "out"
     argv = ["replay", "--jobs", str(trace), "--jobs-format", "azure", "--cluster", str(cluster),
             "--start", "2023-06-05", "--days", "1", "--slack", "4h", "--policy", "run-now",
@@ -192,7 +172,7 @@ def test_bad_site_config_names_file_and_field(tmp_path: Path, site: str, message
     from daemon.replay.cluster import load_cluster
 
     with pytest.raises(ReplayInputError, match=message):
-        load_cluster(_cluster(tmp_path, site))
+        load_cluster(site_cluster(tmp_path, site))
 
 
 @pytest.mark.parametrize(
@@ -214,7 +194,7 @@ def test_measured_site_csv_must_cover_the_replay(
     pv.write_text("datetime,power_w\n" + "".join(
         f"{(start + timedelta(hours=k)).isoformat()},500\n" for k in range(rows)
     ))  # fmt: skip
-    cluster = _cluster(tmp_path, f"\n[regions.site]\npv_csv = '{pv}'\n")
+    cluster = site_cluster(tmp_path, f"\n[regions.site]\npv_csv = '{pv}'\n")
     if ok:
         assert _setup(trace, cluster, intensity_files).cluster.regions[1].site is not None
         return
@@ -310,7 +290,7 @@ def test_a_pv_csv_without_a_day_before_the_replay_is_noted(
     pv.write_text("datetime,power_w\n" + "".join(
         f"{(first + timedelta(hours=k)).isoformat()},500\n" for k in range(72)
     ))  # fmt: skip
-    setup = _setup(trace, _cluster(tmp_path, f"\n[regions.site]\npv_csv = '{pv}'\n"),
+    setup = _setup(trace, site_cluster(tmp_path, f"\n[regions.site]\npv_csv = '{pv}'\n"),
                    intensity_files)  # fmt: skip
     noted = [note for note in setup.notes if "pv_csv" in note]
     if days_before:
@@ -345,7 +325,7 @@ def test_a_replay_setup_reads_each_site_csv_once(
             for k in range(96)
         ))  # fmt: skip
     site = f"\n[regions.site]\npv_csv = '{pv}'\nother_load_csv = '{load}'\n"
-    setup = _setup(trace, _cluster(tmp_path, site), intensity_files)
+    setup = _setup(trace, site_cluster(tmp_path, site), intensity_files)
     assert sorted(reads) == [load, pv]
     run = replay_policy(setup, "carbon-window")
     outcomes, records = account_sites(setup, run.outcomes)
@@ -371,7 +351,7 @@ def test_an_other_load_csv_without_a_day_before_the_replay_is_noted(
         for k in range(72)
     ))  # fmt: skip
     site = SITE_PV.format(kwp=1.0) + f"other_load_csv = '{load}'\n"
-    setup = _setup(trace, _cluster(tmp_path, site), intensity_files)
+    setup = _setup(trace, site_cluster(tmp_path, site), intensity_files)
     noted = [note for note in setup.notes if "other_load_csv" in note]
     if days_before:
         assert noted == []
