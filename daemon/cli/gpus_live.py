@@ -6,7 +6,8 @@ of a ``"discover"`` region where it falls back to them), and read through the ba
 meters them on (:func:`daemon.measurement.start_measurement`: NVML for local GPUs, one
 simulated device per GPU of a simulated region, built from its catalog entry). A GPU the
 daemon does not meter (local GPUs under ``gpu.backend = "simulated"``, or without NVML) is
-listed with ``metered`` false and no readings: inventing them would mislead.
+listed with ``metered`` false and no readings: inventing them would mislead. Why NVML could
+not meter them is one ``carbond: note:`` line on stderr, not the daemon's JSON log lines.
 
 With no such region, this node's GPUs as the configured backend reads them: NVML under
 ``nvml`` or ``auto`` (``auto`` does not fall back to simulated devices here), the
@@ -17,7 +18,10 @@ with one line saying why and what to set.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from daemon.catalog import gpu_catalog
@@ -51,6 +55,47 @@ _ON_THIS_NODE = ("local", "simulated")  # a Slurm region's GPUs are on its parti
 _NO_NVML = (
     'for simulated devices set gpu.backend = "simulated", e.g. CARBOND_GPU__BACKEND=simulated'
 )
+
+
+# The daemon's own warnings while this command builds its GPUs, said in one line instead
+_UNMETERED_EVENTS = {
+    "daemon.measurement.start": "gpu_measurement_off",  # the rows show metered false
+    "daemon.gpu.factory": "gpu_backend_fallback",  # a "discover" region's stand-ins
+}
+
+
+class _Held(logging.Filter):
+    """Holds back the daemon's ``event`` log lines (a JSON line next to a table), keeping
+    each one's ``reason``."""
+
+    def __init__(self, event: str, reasons: list[str]) -> None:
+        super().__init__()
+        self._event, self._reasons = event, reasons
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = record.msg
+        if isinstance(fields, dict) and fields.get("event") == self._event:
+            self._reasons.append(str(fields.get("reason", "")))
+            return False
+        return True
+
+
+@contextmanager
+def _said_in_one_line() -> Iterator[None]:
+    """The daemon's NVML warnings, said on stderr as one readable line when the block ends."""
+    reasons: list[str] = []
+    held = [(logging.getLogger(name), _Held(event, reasons))
+            for name, event in _UNMETERED_EVENTS.items()]  # fmt: skip
+    for logger, check in held:
+        logger.addFilter(check)
+    try:
+        yield
+    finally:
+        for logger, check in held:
+            logger.removeFilter(check)
+    if reasons:
+        why = "; ".join(dict.fromkeys(reasons))  # the same NVML error once
+        print(f"carbond: note: local GPUs not metered ({why})", file=sys.stderr)
 
 
 def _readings(backend: GpuBackend, device: GpuDevice, catalog_name: str | None) -> dict[str, Any]:
@@ -146,7 +191,8 @@ def live_gpus(args: argparse.Namespace) -> int:
     regions = [r for r in settings.regions if r.executor in _ON_THIS_NODE]
     if regions:
         try:
-            rows = region_rows(settings, catalog, regions)
+            with _said_in_one_line():
+                rows = region_rows(settings, catalog, regions)
         except NvmlUnavailableError as e:
             raise DaemonError(f"no live GPU readings: {e} ({_NO_NVML})") from e
         if args.json:

@@ -145,3 +145,24 @@ def test_live_with_regions_and_nvml_unusable_says_what_to_set(
     assert main(["gpus", "--live"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "CARBOND_GPU__BACKEND=simulated" in err
+
+
+@pytest.mark.parametrize("here", ['"discover"', '["H100-SXM"]'])
+def test_live_without_nvml_says_in_one_line_why_the_local_gpus_are_unmetered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], here: str
+) -> None:
+    """``gpu.backend = "auto"`` without NVML printed the daemon's own ``gpu_backend_fallback``
+    and ``gpu_measurement_off`` warnings as JSON log lines next to the table; now one
+    readable line says why the local GPUs are unmetered, and the rows show it."""
+    fake_pynvml(monkeypatch, driver_loaded=False)
+    _config(monkeypatch, tmp_path, "auto", here)
+    for argv in (["gpus", "--live"], ["gpus", "--live", "--json"]):
+        assert main(argv) == 0
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and "{" not in err, err
+        assert err.startswith("carbond: note: local GPUs not metered (NVML: ")
+        assert "Driver Not Loaded" in err
+    rows = json.loads(out)
+    assert [(r["device_id"], r["metered"]) for r in rows] == [
+        ("qc/0", True), ("qc/1", True), ("here/0", False),
+    ]  # fmt: skip
