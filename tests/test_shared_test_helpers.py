@@ -15,8 +15,6 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 STILL_TO_MOVE = frozenset({
     "tests/daemon/cli/test_gpus_learned.py",
-    "tests/daemon/cli/test_run_metrics_port.py",
-    "tests/daemon/cli/test_run_private_ledger.py",
     "tests/daemon/doctor/test_ledger_note.py",
     "tests/daemon/executors/test_slurm_changed_outside.py",
     "tests/daemon/executors/test_slurm_followed_unconfigured.py",

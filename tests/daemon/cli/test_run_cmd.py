@@ -5,147 +5,40 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from daemon.ledger import Ledger
+from tests.daemon.cli.real_daemon import (
+    CONFIG,
+    DEADLINE_S,
+    Daemon,
+    free_port,
+    state_of,
+    submit,
+    until,
+)
 
 pytestmark = pytest.mark.slow
-
-CONFIG = """
-state_dir = "{state}"
-[policy]
-name = "run-now"
-[intervals]
-ingest_s = 0.1
-plan_s = 0.2
-reconcile_s = 0.1
-[metrics]
-port = {port}
-[executors.local]
-grace_s = 2
-[[regions]]
-name = "qc"
-zone = "CA-QC"
-executor = "local"
-gpus = ["T4", "T4"]
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-# A real daemon on a loaded 2-core runner, with a cold numba cache, took over 30 s to be ready
-# and over 60 s to warm a policy: every wait is on its condition, with a deadline only a hang
-# reaches (a healthy run returns as soon as the condition holds).
-DEADLINE_S = 300.0
-
-
-def _until(what: str, check: Callable[[], bool], timeout_s: float = DEADLINE_S) -> None:
-    end = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-class Daemon:
-    """One ``carbond run`` process with a fake systemd notify socket, read as systemd does.
-
-    The socket is drained by a thread from the start: unread, its queue (10 datagrams) filled
-    with the ``WATCHDOG=1`` pings (every 0.5 s) while a test waited on something else, and the
-    daemon's next ``sd_notify`` blocked its main loop (a slow warm-up under load hung it).
-    """
-
-    def __init__(self, tmp_path: Path, config: Path) -> None:
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        path = tmp_path / f"notify-{time.monotonic_ns()}"
-        self.notify.bind(str(path))
-        self.notify.settimeout(0.1)  # how soon the reader sees close()
-        self._messages: queue.Queue[str] = queue.Queue()
-        self._closing = threading.Event()
-        self._reader = threading.Thread(target=self._read, name="notify-reader", daemon=True)
-        self._reader.start()
-        env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
-        self.log = (tmp_path / "daemon.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run", "--config", str(config)],
-            env=env,
-            stdout=self.log,
-            stderr=self.log,
-        )
-
-    def _read(self) -> None:
-        while not self._closing.is_set():
-            try:
-                self._messages.put(self.notify.recv(4096).decode())
-            except TimeoutError:
-                continue
-
-    def expect(self, message: str, timeout_s: float = DEADLINE_S) -> None:
-        """Wait for the daemon to notify ``message`` (one deadline for all, not per datagram)."""
-        end = time.monotonic() + timeout_s
-        while True:
-            left_s = end - time.monotonic()
-            if left_s <= 0:
-                raise AssertionError(f"timed out waiting for {message} from the daemon")
-            try:
-                got = self._messages.get(timeout=left_s)
-            except queue.Empty:
-                continue  # the deadline check above says so
-            if got.startswith(message):
-                return
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._closing.set()
-        self._reader.join()
-        self.notify.close()
-        self.log.close()
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[Path, Path, int, list[Daemon]]]:
     state = tmp_path / "state"
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "carbond.toml"
     config.write_text(CONFIG.format(state=state, port=port))
     started: list[Daemon] = []
     yield state, config, port, started
     for daemon in started:
         daemon.close()
-
-
-def _submit(state: Path, job_id: str, argv: list[str]) -> None:
-    line = {"id": job_id, "model": "llama-1b", "requests": 1, "command": argv}
-    with (state / "queue.jsonl").open("a") as queue:
-        queue.write(json.dumps(line) + "\n")
-
-
-def _state_of(state: Path, job_id: str) -> str | None:
-    try:
-        with Ledger.open_readonly(state / "ledger.db") as ledger:
-            return ledger.job(job_id).state
-    except Exception:  # not ingested yet (or the ledger is being created)
-        return None
 
 
 def _warmed(log: Path) -> list[str]:
@@ -163,16 +56,16 @@ def test_run_notifies_runs_jobs_reloads_and_stops(
     daemon.expect("READY=1")
     daemon.expect("WATCHDOG=1")
 
-    _submit(state, "hello", [sys.executable, "-c", "print('hello from a job')"])
-    _until("the job to succeed", lambda: _state_of(state, "hello") == "succeeded")
+    submit(state, "hello", [sys.executable, "-c", "print('hello from a job')"])
+    until("the job to succeed", lambda: state_of(state, "hello") == "succeeded")
     assert (state / "logs" / "hello.out").read_text() == "hello from a job\n"
 
     config.write_text(config.read_text() + "\nbogus_key = 1\n")
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.expect("RELOADING=1")
     daemon.expect("READY=1")  # the old configuration goes on
-    _submit(state, "after-bad-reload", [sys.executable, "-c", "pass"])
-    _until("a job after a rejected reload", lambda: _state_of(state, "after-bad-reload")
+    submit(state, "after-bad-reload", [sys.executable, "-c", "pass"])
+    until("a job after a rejected reload", lambda: state_of(state, "after-bad-reload")
            == "succeeded")  # fmt: skip
 
     config.write_text(config.read_text().replace("bogus_key = 1", "").replace("0.2", "0.3")
@@ -180,8 +73,8 @@ def test_run_notifies_runs_jobs_reloads_and_stops(
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.expect("RELOADING=1")
     daemon.expect("READY=1")
-    _submit(state, "after-reload", [sys.executable, "-c", "pass"])
-    _until("a job after a reload", lambda: _state_of(state, "after-reload") == "succeeded")
+    submit(state, "after-reload", [sys.executable, "-c", "pass"])
+    until("a job after a reload", lambda: state_of(state, "after-reload") == "succeeded")
 
     metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=DEADLINE_S).text
     assert 'carbond_jobs{state="succeeded"} 3.0' in metrics
@@ -241,15 +134,15 @@ def test_a_reload_that_changes_the_policy_warms_it_in_the_warmup_thread(
     started.append(daemon)
     daemon.expect("READY=1")
     log = tmp_path / "daemon.log"
-    _until("the start's warm-up", lambda: _warmed(log) == ["run-now"])
+    until("the start's warm-up", lambda: _warmed(log) == ["run-now"])
 
     config.write_text(config.read_text().replace('name = "run-now"', 'name = "carbon-window"'))
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.expect("RELOADING=1")
     daemon.expect("READY=1")
-    _until("the new policy's warm-up", lambda: _warmed(log) == ["run-now", "carbon-window"])
-    _submit(state, "after-reload", [sys.executable, "-c", "pass"])
-    _until("a job after the reload", lambda: _state_of(state, "after-reload") in
+    until("the new policy's warm-up", lambda: _warmed(log) == ["run-now", "carbon-window"])
+    submit(state, "after-reload", [sys.executable, "-c", "pass"])
+    until("a job after the reload", lambda: state_of(state, "after-reload") in
            {"planned", "running", "succeeded"})  # fmt: skip
 
     daemon.proc.send_signal(signal.SIGTERM)
@@ -298,19 +191,19 @@ def test_kill_9_leaves_the_job_running_and_the_next_daemon_adopts_it(
         first = Daemon(tmp_path, config)
         started.append(first)
         first.expect("READY=1")
-        _submit(state, "survivor", [sys.executable, "-c", code])
-        _until("the job to start", runs.exists)
+        submit(state, "survivor", [sys.executable, "-c", code])
+        until("the job to start", runs.exists)
 
         first.proc.kill()  # kill -9: no chance to clean up
         first.proc.wait()
-        assert _state_of(state, "survivor") == "running"
+        assert state_of(state, "survivor") == "running"
 
         second = Daemon(tmp_path, config)
         started.append(second)
         second.expect("READY=1")
     finally:
         go.touch()  # the job ends even if the test fails
-    _until("the adopted job to succeed", lambda: _state_of(state, "survivor") == "succeeded")
+    until("the adopted job to succeed", lambda: state_of(state, "survivor") == "succeeded")
 
     assert runs.read_text() == "ran\n"  # ran exactly once
     second.proc.send_signal(signal.SIGTERM)
@@ -335,7 +228,7 @@ def test_a_job_runs_as_the_user_who_queued_it(
     os.chown(spool, nobody.pw_uid, nobody.pw_gid)  # the file's owner is the submitter
     os.chmod(spool, 0o644)
 
-    _until("the user's job to succeed", lambda: _state_of(state, "as-nobody") == "succeeded")
+    until("the user's job to succeed", lambda: state_of(state, "as-nobody") == "succeeded")
 
     out = state / "logs" / "as-nobody.out"
     assert out.read_text() == f"{nobody.pw_uid}\n"
@@ -367,8 +260,8 @@ def test_the_documented_backup_restores_a_ledger_the_daemon_reopens(
     first = Daemon(tmp_path, config)
     started.append(first)
     first.expect("READY=1")
-    _submit(state, "before", job("before"))
-    _until("the first job to succeed", lambda: _state_of(state, "before") == "succeeded")
+    submit(state, "before", job("before"))
+    until("the first job to succeed", lambda: state_of(state, "before") == "succeeded")
     command, documented = _documented_backup_command()
     assert Path(documented).name == backup.name
     done = subprocess.run(
@@ -376,8 +269,8 @@ def test_the_documented_backup_restores_a_ledger_the_daemon_reopens(
         capture_output=True, text=True, timeout=DEADLINE_S, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    _submit(state, "after", job("after"))
-    _until("the second job to succeed", lambda: _state_of(state, "after") == "succeeded")
+    submit(state, "after", job("after"))
+    until("the second job to succeed", lambda: state_of(state, "after") == "succeeded")
     first.proc.send_signal(signal.SIGTERM)
     assert first.proc.wait(timeout=DEADLINE_S) == 0
 
@@ -385,13 +278,13 @@ def test_the_documented_backup_restores_a_ledger_the_daemon_reopens(
         (state / leftover).unlink(missing_ok=True)
     shutil.copyfile(backup, state / "ledger.db")
     os.chmod(state / "ledger.db", 0o644)
-    assert _state_of(state, "after") is None
+    assert state_of(state, "after") is None
     second = Daemon(tmp_path, config)
     started.append(second)
     second.expect("READY=1")
-    _until("the later job to run again", lambda: _state_of(state, "after") == "succeeded")
+    until("the later job to run again", lambda: state_of(state, "after") == "succeeded")
 
-    assert _state_of(state, "before") == "succeeded"
+    assert state_of(state, "before") == "succeeded"
     assert runs.read_text() == "before\nafter\nafter\n"
     second.proc.send_signal(signal.SIGTERM)
     assert second.proc.wait(timeout=DEADLINE_S) == 0

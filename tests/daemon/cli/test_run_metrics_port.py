@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.cli.test_run_cmd import CONFIG, Daemon, _state_of, _submit, _until
+from tests.daemon.cli.real_daemon import CONFIG, Daemon, state_of, submit, until
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +28,8 @@ def test_a_held_metrics_port_does_not_stop_the_daemon(tmp_path: Path) -> None:
     daemon = Daemon(tmp_path, config)
     try:
         daemon.expect("READY=1")
-        _submit(state, "despite-metrics", [sys.executable, "-c", "print('ran')"])
-        _until("the job to succeed", lambda: _state_of(state, "despite-metrics") == "succeeded")
+        submit(state, "despite-metrics", [sys.executable, "-c", "print('ran')"])
+        until("the job to succeed", lambda: state_of(state, "despite-metrics") == "succeeded")
         assert (state / "logs" / "despite-metrics.out").read_text() == "ran\n"
     finally:
         daemon.close()

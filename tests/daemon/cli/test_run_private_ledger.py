@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.cli.test_run_cmd import CONFIG, Daemon, _free_port, _state_of, _submit, _until
+from tests.daemon.cli.real_daemon import CONFIG, Daemon, free_port, state_of, submit, until
 from tests.daemon.users import cli_as, local_user, open_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -81,22 +81,22 @@ def test_a_users_lock_on_the_shm_freezes_ingest_until_the_ledger_is_private(
     top = open_dir()
     state = top / "state"
     config = top / "carbond.toml"
-    config.write_text(CONFIG.format(state=state, port=_free_port()))
+    config.write_text(CONFIG.format(state=state, port=free_port()))
     shm = state / "ledger.db-shm"
     ok = [sys.executable, "-c", "print('ran')"]
     lockers: list[subprocess.Popen[str]] = []
     daemon = Daemon(top, config)
     try:
         daemon.expect("READY=1")
-        _submit(state, "first", ok)
-        _until("the first job to succeed", lambda: _state_of(state, "first") == "succeeded")
+        submit(state, "first", ok)
+        until("the first job to succeed", lambda: state_of(state, "first") == "succeeded")
         assert stat.S_IMODE(shm.stat().st_mode) == 0o644  # private = false: readable by all
 
         # the freeze: while the user holds the lock, no job is ingested
         lockers.append(_lock_as(user, shm))
-        _submit(state, "frozen", ok)
+        submit(state, "frozen", ok)
         time.sleep(12)  # more than the ledger's 10 s busy timeout: ingest gave up at least once
-        assert _state_of(state, "frozen") is None
+        assert state_of(state, "frozen") is None
         assert "database is locked" in (top / "daemon.log").read_text()
         _stop(daemon)
 
@@ -106,10 +106,10 @@ def test_a_users_lock_on_the_shm_freezes_ingest_until_the_ledger_is_private(
             toml.write("[ledger]\nprivate = true\n")
         daemon = Daemon(top, config)
         daemon.expect("READY=1")
-        _submit(state, "after", ok)
-        _until(  # the two start together and may end in either order
+        submit(state, "after", ok)
+        until(  # the two start together and may end in either order
             "both jobs to be ingested and succeed",
-            lambda: all(_state_of(state, j) == "succeeded" for j in ("frozen", "after")),
+            lambda: all(state_of(state, j) == "succeeded" for j in ("frozen", "after")),
         )
         assert lockers[0].poll() is None  # still holding its lock on the old file
         for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):

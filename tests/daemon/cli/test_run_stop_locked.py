@@ -14,14 +14,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemon.cli.test_run_cmd import CONFIG, Daemon, _free_port, _state_of, _submit, _until
+from tests.daemon.cli.real_daemon import CONFIG, Daemon, free_port, state_of, submit, until
 
 pytestmark = pytest.mark.slow
 
@@ -44,23 +43,6 @@ sys.stdin.read()
 }
 
 
-def _drained(daemon: Daemon) -> list[str]:
-    """Read the daemon's notifications from now on, as systemd does (a full notify socket
-    would block its watchdog pings); the messages read, as they come."""
-    got: list[str] = []
-    daemon.notify.settimeout(None)
-
-    def drain() -> None:
-        try:
-            while True:
-                got.append(daemon.notify.recv(4096).decode())
-        except OSError:  # closed by Daemon.close
-            return
-
-    threading.Thread(target=drain, daemon=True).start()
-    return got
-
-
 @pytest.fixture
 def started(tmp_path: Path) -> Iterator[list[Daemon]]:
     daemons: list[Daemon] = []
@@ -75,13 +57,12 @@ def test_sigterm_stops_a_daemon_whose_write_waits_on_a_lock_and_nothing_is_lost(
 ) -> None:
     state = tmp_path / "state"
     config = tmp_path / "carbond.toml"
-    config.write_text(CONFIG.format(state=state, port=_free_port()))
+    config.write_text(CONFIG.format(state=state, port=free_port()))
     first = Daemon(tmp_path, config)
     started.append(first)
-    first.expect("READY=1")
-    notes = _drained(first)
-    _submit(state, "before", [sys.executable, "-c", "pass"])
-    _until("the first job", lambda: _state_of(state, "before") == "succeeded")
+    first.expect("READY=1")  # its notify socket is read from now on, as systemd does
+    submit(state, "before", [sys.executable, "-c", "pass"])
+    until("the first job", lambda: state_of(state, "before") == "succeeded")
 
     with subprocess.Popen(
         [sys.executable, "-c", LOCKERS[holder], str(state / "ledger.db")],
@@ -89,7 +70,7 @@ def test_sigterm_stops_a_daemon_whose_write_waits_on_a_lock_and_nothing_is_lost(
     ) as locker:  # fmt: skip
         assert locker.stdout is not None
         assert locker.stdout.readline() == "held\n"
-        _submit(state, "locked-out", [sys.executable, "-c", "pass"])
+        submit(state, "locked-out", [sys.executable, "-c", "pass"])
         time.sleep(1.0)  # the ingest's write waits on the lock (SQLite gives up after 10 s)
         sent = time.monotonic()
         first.proc.send_signal(signal.SIGTERM)
@@ -102,15 +83,14 @@ def test_sigterm_stops_a_daemon_whose_write_waits_on_a_lock_and_nothing_is_lost(
         locker.stdin.close()  # the lock goes with the locker
     assert code == 0, f"carbond run still up {waited_s:.1f} s after SIGTERM with {holder} held"
     assert waited_s < 4
-    assert any(note.startswith("STOPPING=1") for note in notes)
-    assert _state_of(state, "locked-out") is None  # not ingested: its write was given up
+    first.expect("STOPPING=1", timeout_s=5)  # sent before it exited
+    assert state_of(state, "locked-out") is None  # not ingested: its write was given up
 
     second = Daemon(tmp_path, config)
     started.append(second)
     second.expect("READY=1")
-    _drained(second)
-    _until("the job the stopped daemon could not ingest",
-           lambda: _state_of(state, "locked-out") == "succeeded")  # fmt: skip
+    until("the job the stopped daemon could not ingest",
+           lambda: state_of(state, "locked-out") == "succeeded")  # fmt: skip
     second.proc.send_signal(signal.SIGTERM)
     assert second.proc.wait(timeout=30) == 0
     log = (tmp_path / "daemon.log").read_text()

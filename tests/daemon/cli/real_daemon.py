@@ -1,0 +1,128 @@
+"""One real ``carbond run`` process for the tests that drive it (``test_run_*.py``): its
+config, a notify socket read as systemd reads it, and waits on conditions."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from daemon.ledger import Ledger
+
+CONFIG = """
+state_dir = "{state}"
+[policy]
+name = "run-now"
+[intervals]
+ingest_s = 0.1
+plan_s = 0.2
+reconcile_s = 0.1
+[metrics]
+port = {port}
+[executors.local]
+grace_s = 2
+[[regions]]
+name = "qc"
+zone = "CA-QC"
+executor = "local"
+gpus = ["T4", "T4"]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# A real daemon on a loaded 2-core runner, with a cold numba cache, took over 30 s to be ready
+# and over 60 s to warm a policy: every wait is on its condition, with a deadline only a hang
+# reaches (a healthy run returns as soon as the condition holds).
+DEADLINE_S = 300.0
+
+
+def until(what: str, check: Callable[[], bool], timeout_s: float = DEADLINE_S) -> None:
+    end = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Daemon:
+    """One ``carbond run`` process with a fake systemd notify socket, read as systemd does.
+
+    The socket is drained by a thread from the start: unread, its queue (10 datagrams) filled
+    with the ``WATCHDOG=1`` pings (every 0.5 s) while a test waited on something else, and the
+    daemon's next ``sd_notify`` blocked its main loop (a slow warm-up under load hung it).
+    """
+
+    def __init__(self, tmp_path: Path, config: Path) -> None:
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        path = tmp_path / f"notify-{time.monotonic_ns()}"
+        self.notify.bind(str(path))
+        self.notify.settimeout(0.1)  # how soon the reader sees close()
+        self._messages: queue.Queue[str] = queue.Queue()
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="notify-reader", daemon=True)
+        self._reader.start()
+        env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
+        self.log = (tmp_path / "daemon.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run", "--config", str(config)],
+            env=env,
+            stdout=self.log,
+            stderr=self.log,
+        )
+
+    def _read(self) -> None:
+        while not self._closing.is_set():
+            try:
+                self._messages.put(self.notify.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def expect(self, message: str, timeout_s: float = DEADLINE_S) -> None:
+        """Wait for the daemon to notify ``message`` (one deadline for all, not per datagram)."""
+        end = time.monotonic() + timeout_s
+        while True:
+            left_s = end - time.monotonic()
+            if left_s <= 0:
+                raise AssertionError(f"timed out waiting for {message} from the daemon")
+            try:
+                got = self._messages.get(timeout=left_s)
+            except queue.Empty:
+                continue  # the deadline check above says so
+            if got.startswith(message):
+                return
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._closing.set()
+        self._reader.join()
+        self.notify.close()
+        self.log.close()
+
+
+def submit(state: Path, job_id: str, argv: list[str]) -> None:
+    line = {"id": job_id, "model": "llama-1b", "requests": 1, "command": argv}
+    with (state / "queue.jsonl").open("a") as queue:
+        queue.write(json.dumps(line) + "\n")
+
+
+def state_of(state: Path, job_id: str) -> str | None:
+    try:
+        with Ledger.open_readonly(state / "ledger.db") as ledger:
+            return ledger.job(job_id).state
+    except Exception:  # not ingested yet (or the ledger is being created)
+        return None
