@@ -36,7 +36,7 @@ from daemon.statedir import LEDGER_NAME
 if TYPE_CHECKING:
     from daemon.ledger import Ledger
 
-__all__ = ["parse_when", "register", "write_atomic"]
+__all__ = ["add_period_options", "parse_when", "period", "register", "write_atomic"]
 
 _T = TypeVar("_T")
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$", re.ASCII)  # not "-١d"
@@ -72,11 +72,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_common_options(report)
     report.add_argument("--state-dir", type=Path, help="override state_dir (the ledger's home)")
-    report.add_argument(
-        "--since",
-        help="jobs finished from: RFC 3339, a date, or a span before now (-90m, -12h, -7d, -2w)",
-    )
-    report.add_argument("--until", help="jobs finished before: as --since (default: now)")
+    add_period_options(report)
     report.add_argument("--by", choices=GROUPINGS, help="group rows by (default region)")
     report.add_argument("--format", choices=FORMATS, default=None,
                         help="table, csv, json or md (default: --output's suffix, .csv, .json "
@@ -88,6 +84,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("--audit", action="store_true",
                         help="monthly location-based emissions statement (Markdown)")  # fmt: skip
     report.set_defaults(func=_report)
+
+
+def add_period_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--since`` and ``--until`` (read by :func:`period`): ``report``'s and ``export``'s."""
+    parser.add_argument(
+        "--since",
+        help="jobs finished from: RFC 3339, a date, or a span before now (-90m, -12h, -7d, -2w)",
+    )
+    parser.add_argument("--until", help="jobs finished before: as --since (default: now)")
+
+
+def period(args: argparse.Namespace, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` as aware UTC times (None: not given), read with
+    :func:`parse_when`; the period ``[since, until)`` they leave is checked to hold time.
+
+    Raises:
+        UsageError: a time that does not parse, or a period that holds none (names the flag).
+    """
+    since = parse_when(args.since, now, "--since") if args.since is not None else None
+    until = parse_when(args.until, now, "--until") if args.until is not None else None
+    _check_period(args.since, since, until, now)
+    return since, until
 
 
 def parse_when(text: str, now: datetime, flag: str) -> datetime:
@@ -119,8 +137,7 @@ def parse_when(text: str, now: datetime, flag: str) -> datetime:
 def _report(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     now = datetime.now(UTC)
-    since = parse_when(args.since, now, "--since") if args.since is not None else None
-    until = parse_when(args.until, now, "--until") if args.until is not None else None
+    since, until = period(args, now)
     if args.audit and (args.json or args.format not in (None, "md")):
         flag = "--json" if args.json else f"--format {args.format}"
         raise UsageError(f"--audit writes a Markdown statement, not {flag}: drop {flag}")
@@ -132,7 +149,6 @@ def _report(args: argparse.Namespace) -> int:
         raise UsageError(f"--audit writes the statement by month (and region), not --by "
                          f"{args.by}: drop --by {args.by}")  # fmt: skip
     args.by = args.by or "region"
-    _check_period(args.since, since, until, now)
     if args.plot is not None and args.output is not None and _one_file(args.plot, args.output):
         # the report would be written over the figure drawn first
         raise UsageError(f"--output {args.output} and --plot {args.plot} are one file: name two")

@@ -14,7 +14,7 @@ from daemon.ledger.samples import KeptSamples
 from daemon.natural_order import SQL_FUNCTION, register
 from policies.run_now_claims import expires_unstarted
 
-__all__ = ["Accounting", "IntensitySample", "missed_by_run_now"]
+__all__ = ["Accounting", "IntensitySample", "missed_by_run_now", "period_where"]
 
 IntensitySample = tuple[datetime, float, str]
 """``(at, intensity_g_per_kwh, source)``."""
@@ -148,7 +148,7 @@ class Accounting(Connection):
             f"SELECT {_OUTCOME_COLUMNS}, jobs.uid, jobs.name, jobs.state, jobs.submitted_at,"
             " jobs.deadline, jobs.spec_json FROM outcomes JOIN jobs USING (job_id) WHERE 1 = 1"
         )
-        where, params = _period("outcomes.finished_at", since, until)
+        where, params = period_where("outcomes.finished_at", since, until)
         order = "outcomes.finished_at, outcomes.job_id"
         if by_job:  # natural order (r2 before r10), as a report sorted in memory lists them
             register(self._db)
@@ -161,7 +161,7 @@ class Accounting(Connection):
     ) -> int:
         """How many jobs expired before they started (a missed deadline, with no outcome row)
         whose deadline, when they expired, fell in ``[since, until)`` (open ends: unbounded)."""
-        where, params = _period("deadline", since, until)
+        where, params = period_where("deadline", since, until)
         sql = f"SELECT count(*) FROM jobs WHERE state = 'expired'{where}"
         return int(self._exec(sql, params).fetchone()[0])
 
@@ -170,7 +170,7 @@ class Accounting(Connection):
         run-now would have missed: their run-now counterfactual (:meth:`counterfactual`)
         starts at or after their deadline, where run-now expires them waiting
         (:func:`missed_by_run_now`: they claim no saving, :mod:`daemon.endings.finishing`)."""
-        where, params = _period("o.finished_at", since, until)
+        where, params = period_where("o.finished_at", since, until)
         sql = (
             "SELECT j.deadline, (SELECT json_extract(d.run_now_json, '$.start') FROM decisions d"
             " WHERE d.job_id = o.job_id AND d.run_now_json IS NOT NULL ORDER BY d.seq LIMIT 1)"
@@ -227,7 +227,7 @@ class Accounting(Connection):
             "SELECT zone, source, count(*) AS samples, min(at) AS first_at, max(at) AS last_at,"
             " avg(intensity_g_per_kwh) AS mean_g_per_kwh FROM intensity_samples WHERE 1 = 1"
         )
-        where, params = _period("at", since, until)
+        where, params = period_where("at", since, until)
         sql += where + " GROUP BY zone, source ORDER BY zone, source"
         return [dict(r) for r in self._exec(sql, params)]
 
@@ -261,7 +261,9 @@ def missed_by_run_now(deadline: datetime | None, start: datetime | str | None) -
     return expires_unstarted(deadline, start if start.tzinfo else start.replace(tzinfo=UTC))
 
 
-def _period(column: str, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+def period_where(
+    column: str, since: datetime | None, until: datetime | None
+) -> tuple[str, list[Any]]:
     """`` AND column >= ? AND column < ?`` for the ends given, and their parameters."""
     where, params = "", list[Any]()
     if since is not None:

@@ -15,6 +15,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol, TextIO, TypeVar
 
@@ -72,9 +73,12 @@ def export_table(
     table: str,
     path: Path | TextIO,
     fmt: Literal["csv", "json"] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> int:
     """Write every row of ``table`` to ``path`` (a file, or an open text stream such as
-    stdout); returns the number of rows.
+    stdout); returns the number of rows. With ``since`` or ``until``, the rows of that
+    period only (:meth:`Ledger.table_rows`).
 
     The format is ``fmt``, else the file suffix (``.csv`` or ``.json``); a stream needs
     ``fmt``.
@@ -85,13 +89,13 @@ def export_table(
             temporary file).
     """
     if not isinstance(path, Path):
-        columns, rows = ledger.table_rows(table)
+        columns, rows = ledger.table_rows(table, since, until)
         return _write_rows(columns, rows, path, fmt or "csv")
     kind = fmt or EXPORT_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         known = " or ".join(EXPORT_SUFFIXES)
         raise LedgerError(f"{path}: unknown extension {path.suffix!r} (use {known})")
-    columns, rows = ledger.table_rows(table)
+    columns, rows = ledger.table_rows(table, since, until)
     try:
         return _write(columns, rows, path, kind)
     except OSError as exc:
