@@ -184,7 +184,8 @@ def _replay(args: argparse.Namespace) -> int:
             row["temporal_only_potential"] = potential
             summaries.append(row)
         if optimum is not None:
-            summaries.append(optimum_row(optimum, summaries))
+            ticks = (setup.start, float(setup.tick_s))  # where the replays start jobs
+            summaries.append(optimum_row(optimum, summaries, ticks=ticks))
         for summary in summaries:
             summary["slack_s"] = None if own else slack_s
         rows.extend(summaries)

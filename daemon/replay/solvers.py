@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from daemon.replay.driver import ReplaySetup
@@ -17,6 +18,7 @@ __all__ = [
     "Solved",
     "bound_row",
     "no_bound_row",
+    "on_grid",
     "optimum_row",
     "require_exact_runs",
     "solve_bound",
@@ -163,10 +165,23 @@ def solve_optimum(
     return Solved(best, time.thread_time() - started)
 
 
-def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def optimum_row(
+    solved: Solved[IntegerOptimum],
+    rows: list[dict[str, Any]],
+    *,
+    ticks: tuple[datetime, float] | None = None,
+) -> dict[str, Any]:
     """The optimum as a row named ``mip-optimum``; adds ``gap_to_optimum`` to every row of a
     policy that ran every job it covers by its deadline. Its ``dual_g`` is HiGHS's lower bound
-    for grid schedules (= ``total_g`` when optimal)."""
+    for grid schedules (= ``total_g`` when optimal).
+
+    ``ticks``: the replays' clock (its start and tick, s), where jobs start. The row's
+    ``like_for_like`` says whether every tick is a grid instant, so every policy's schedule is
+    one the MIP could have chosen and no gap is below 0 (None: not known). Where not (a 60 s
+    tick, starts every 300 s), a policy may start between the grid's instants and come in
+    under the grid's best schedule: its note says so, and that ``--tick`` equal to the grid
+    (or a multiple of it) compares like for like. Until 2026-12-07 a negative gap at the
+    default 60 s tick was printed unexplained, read as a policy beating the optimum."""
     best = solved.value
     total = best.total_g
     for row in rows:
@@ -180,6 +195,12 @@ def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> d
     )  # fmt: skip
     note = (f"mip-optimum: {found} over {best.jobs} jobs (starts every {best.grid_s:g} s, "
             f"{status}, {best.variables:,} binaries, {solved.cpu_s:.1f} s CPU)")  # fmt: skip
+    like = None if ticks is None else on_grid(ticks[0], ticks[1], best.grid_s)
+    if ticks is not None and not like:
+        note += (f"; the replays start jobs on a {ticks[1]:g} s tick, between this grid's "
+                 "instants too, so a policy can come in under it (a negative gap_to_optimum: "
+                 "a schedule off the grid, not one below the true optimum); --tick "
+                 f"{best.grid_s:g} compares like for like")  # fmt: skip
     schedule = best.schedule
     placement = (
         placement_fields([s.wait_s for s in schedule], [s.region for s in schedule])
@@ -189,6 +210,7 @@ def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> d
     return {
         "policy": "mip-optimum",
         "params": {"grid_s": best.grid_s},
+        "like_for_like": like,
         "total_g": total,
         "dual_g": best.dual_g,
         "optimal": best.optimal,
@@ -199,6 +221,16 @@ def optimum_row(solved: Solved[IntegerOptimum], rows: list[dict[str, Any]]) -> d
         **placement,
         "note": note,
     }
+
+
+def on_grid(start: datetime, tick_s: float, grid_s: float) -> bool:
+    """Whether every tick ``start + k * tick_s`` is an instant of the MIP's grid (multiples of
+    ``grid_s`` seconds since the epoch, :func:`policies.optimum.integer_optimum`)."""
+    return _multiple(tick_s, grid_s) and _multiple(start.timestamp(), grid_s)
+
+
+def _multiple(value: float, of: float) -> bool:
+    return abs(value / of - round(value / of)) < 1e-9
 
 
 def _bound_saving(rows: list[dict[str, Any]], total_g: float, jobs: int) -> float | None:

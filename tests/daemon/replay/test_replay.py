@@ -703,6 +703,7 @@ def test_replay_optimum_lies_between_the_bound_and_every_policy(
     rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
     best, bound = rows.pop("mip-optimum"), rows.pop("lp-bound")
     assert best["optimal"] and best["jobs"] == bound["jobs"] == rows["run-now"]["jobs"]
+    assert best["like_for_like"] is True and "like for like" not in best["note"]
     with (tmp_path / "slack_2h" / "optimum.csv").open() as handle:
         schedule = list(csv.DictReader(handle))
     assert len(schedule) == best["jobs"]
