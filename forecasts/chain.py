@@ -388,10 +388,11 @@ class SignalChain:
             series = provided.slice(issue, end)
             series = series if series.step_s == step_s else series.resample(step_s)
             error = series.values_g_per_kwh * UNSCORED_REL_ERROR
-            mape = None
+            mape, note = None, None
         else:
             series = self._overlay(base.series, provided)
             error, mape = base.abs_error_p90_g_per_kwh, base.mape_24h_pct
+            note = base.error_note
         fetched = provided.fetched_at or issue
         age_s = max(0.0, (now - fetched).total_seconds())
         fresh = (
@@ -408,6 +409,7 @@ class SignalChain:
             abs_error_p90_g_per_kwh=error,
             mape_24h_pct=mape,
             problem="; ".join(why) or None,
+            error_note=note,
         )
 
     @staticmethod

@@ -80,6 +80,8 @@ class ZoneForecast:
     abs_error_p90_g_per_kwh: FloatArray
     mape_24h_pct: float | None = None
     problem: str | None = None
+    error_note: str | None = None  # why the p90 error is assumed though a backtest ran ("not
+    # enough history (1 backtest issue, 10 needed)"); None: backtested, or none ran
 
     @property
     def zone(self) -> str:

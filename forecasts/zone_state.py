@@ -21,9 +21,12 @@ from forecasts.forecasters import VectorForecaster
 from forecasts.readings import ZoneForecast
 from forecasts.series import FloatArray, IntensitySeries
 
-__all__ = ["UNSCORED_REL_ERROR", "ZoneState", "floor_hour"]
+__all__ = ["MIN_SCORED_ISSUES", "UNSCORED_REL_ERROR", "ZoneState", "floor_hour"]
 
 UNSCORED_REL_ERROR: Final = 0.25  # p90 error assumed before a forecaster could be scored
+# Backtest issues a p90 error needs: a 90th percentile of fewer errors is their largest, or
+# less (of one issue, that one error: 0.0 on a flat history, claimed as a certain forecast).
+MIN_SCORED_ISSUES: Final = 10
 DEFAULT_FORECASTER: Final = "seasonal-24h"
 
 
@@ -84,7 +87,7 @@ class ZoneState:
         series = raw.slice(issue, issue + timedelta(seconds=horizon_s))
         if step_s != series.step_s:
             series = series.resample(step_s)
-        error, mape = _uncertainty(score, chosen.name, series, gap_s)
+        error, mape, note = _uncertainty(score, chosen.name, series, gap_s)
         age_s = max(0.0, (now - (last[0] + timedelta(seconds=known.step_s))).total_seconds())
         return ZoneForecast(
             series=series,
@@ -95,6 +98,7 @@ class ZoneState:
             abs_error_p90_g_per_kwh=error,
             mape_24h_pct=mape,
             problem="; ".join(self.problems) or None,
+            error_note=note,
         )
 
     def _rescore(
@@ -120,10 +124,19 @@ def _pick(forecasters: Sequence[VectorForecaster], name: str) -> VectorForecaste
 
 def _uncertainty(
     score: BacktestResult | None, name: str, series: IntensitySeries, gap_s: float
-) -> tuple[FloatArray, float | None]:
-    """Per-point p90 absolute error (by lead time) and the 24 h MAPE of ``name``."""
+) -> tuple[FloatArray, float | None, str | None]:
+    """Per-point p90 absolute error (by lead time) and the 24 h MAPE of ``name``, and why the
+    error is assumed (:data:`UNSCORED_REL_ERROR` of each value) rather than backtested, where
+    a backtest ran (None: it is the backtest's, or none ran: no history to score). Fewer than
+    :data:`MIN_SCORED_ISSUES` issues are not enough history for either: until 2026-12-07 one
+    issue (under two weeks of history) gave that issue's error as the p90 and the MAPE, 0.0
+    on a flat history."""
     if score is None or name not in score.abs_error_p90_g_per_kwh:
-        return series.values_g_per_kwh * UNSCORED_REL_ERROR, None
+        return series.values_g_per_kwh * UNSCORED_REL_ERROR, None, None
+    if score.n_issues < MIN_SCORED_ISSUES:
+        issues = f"{score.n_issues} backtest issue{'s' if score.n_issues != 1 else ''}"
+        note = f"not enough history ({issues}, {MIN_SCORED_ISSUES} needed)"
+        return series.values_g_per_kwh * UNSCORED_REL_ERROR, None, note
     p90 = score.abs_error_p90_g_per_kwh[name]
     ends_s = (np.arange(len(series)) + 1) * series.step_s + gap_s
     lead = np.clip(np.ceil(ends_s / score.step_s).astype(int) - 1, 0, len(p90) - 1)
@@ -132,4 +145,4 @@ def _uncertainty(
     # error, not none: it gets the unscored guess
     unscored = series.values_g_per_kwh * UNSCORED_REL_ERROR
     error = np.where(np.isfinite(p90[lead]), p90[lead], unscored)
-    return np.nan_to_num(error, nan=0.0), (at_24h[0] if at_24h else None)
+    return np.nan_to_num(error, nan=0.0), (at_24h[0] if at_24h else None), None

@@ -152,6 +152,7 @@ def _forecast_dict(f: ZoneForecast) -> dict[str, Any]:
         "source": f.source,
         "age_s": round(f.age_s, 1),
         "mape_24h_pct": None if f.mape_24h_pct is None else round(f.mape_24h_pct, 2),
+        "error_note": f.error_note,
         "step_s": s.step_s,
         "points": [
             {
@@ -214,6 +215,8 @@ def _intensity(args: argparse.Namespace) -> int:
         # a forecast no backtest scored (static: 50 % of the value; too little history: 25 %)
         # was titled "p90 error from backtest" too
         how = "from backtest" if fc["mape_24h_pct"] is not None else "assumed, not backtested"
+        if fc["error_note"]:  # one issue gave its own error as the p90: 0.0 on a flat history
+            how = f"assumed: {fc['error_note']}"
         title = f"forecast: {fc['forecaster']} ({fc['rung']}, p90 error {how})"
         rows = [
             [p["datetime"], p["intensity_g_per_kwh"], p["abs_error_p90_g_per_kwh"]]

@@ -20,6 +20,7 @@ from forecasts import (
     SignalKind,
     TraceProvider,
 )
+from forecasts.zone_state import MIN_SCORED_ISSUES, UNSCORED_REL_ERROR
 from policies.placement import mean_intensity_g_per_kwh
 
 NOW = datetime(2024, 3, 1, 12, 20, tzinfo=UTC)
@@ -297,3 +298,28 @@ def test_a_zone_named_in_lower_case_reads_its_cache(tmp_path: Path) -> None:
     chain = SignalChain(cache=SeriesCache(tmp_path))
     assert chain.problems("de") == ()
     assert chain.current("DE", NOW).rung == "cache"
+
+
+@pytest.mark.parametrize(("days", "issues"), [(4, 1), (11, 5)])
+def test_too_few_backtest_issues_give_no_p90_error_of_their_own(days: int, issues: int) -> None:
+    """Under two weeks of a flat history the backtest has a handful of issues (one at four
+    days), every forecaster exact on them: the chain claimed a p90 error and a 24 h MAPE of
+    0.0, a certain forecast. Too few issues are not enough history: the error is the assumed
+    one, with why, and no MAPE."""
+    trace = IntensitySeries("DE", NOW_HOUR - days * 24 * H, 3600, np.full(days * 24, 300.0))
+    forecast = SignalChain(traces={"DE": trace}).forecast("DE", NOW, 6 * 3600, 3600)
+    assert forecast.rung == "history-forecast"
+    assert np.all(forecast.abs_error_p90_g_per_kwh == 300.0 * UNSCORED_REL_ERROR)
+    assert forecast.mape_24h_pct is None
+    s = "" if issues == 1 else "s"
+    assert forecast.error_note == (
+        f"not enough history ({issues} backtest issue{s}, {MIN_SCORED_ISSUES} needed)"
+    )
+
+
+def test_enough_backtest_issues_give_the_backtests_p90_error() -> None:
+    """Twenty days of the same flat history: 41 issues, every one exact, a p90 of 0 earned."""
+    trace = IntensitySeries("DE", NOW_HOUR - 20 * 24 * H, 3600, np.full(20 * 24, 300.0))
+    forecast = SignalChain(traces={"DE": trace}).forecast("DE", NOW, 6 * 3600, 3600)
+    assert forecast.error_note is None and forecast.mape_24h_pct == 0.0
+    assert np.all(forecast.abs_error_p90_g_per_kwh == 0.0)

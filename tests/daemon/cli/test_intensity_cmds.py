@@ -198,6 +198,32 @@ def test_a_static_forecast_does_not_claim_a_backtested_error(
     assert "from backtest" not in out
 
 
+def test_a_forecast_from_one_backtest_issue_says_not_enough_history(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Four days of a flat trace: one backtest issue, its errors all 0, were printed as the
+    forecast's p90 error (0.0) and 24 h MAPE, "from backtest"; now not enough history, in the
+    table's title and in --json (no MAPE, the note)."""
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
+    lines += [f"{(start + timedelta(hours=k)).isoformat()},XX,200" for k in range(96)]
+    trace = tmp_path / "t.csv"
+    trace.write_text("\n".join(lines) + "\n")
+    argv = ["intensity", "--zone", "XX", "--offline", "--cache-dir", str(tmp_path / "c"),
+            "--trace", str(trace), "--at", "2023-01-04T23:30Z",
+            "--forecast-hours", "2"]  # fmt: skip
+    code, result, _ = _run(capsys, *argv, "--json")
+    forecast = result["forecast"]
+    assert code == 0 and forecast["rung"] == "history-forecast"
+    assert forecast["mape_24h_pct"] is None
+    assert forecast["error_note"] == "not enough history (1 backtest issue, 10 needed)"
+    assert all(p["abs_error_p90_g_per_kwh"] > 0 for p in forecast["points"])
+    assert main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the title is wrapped to the table
+    assert "p90 error assumed: not enough history (1 backtest issue, 10 needed)" in out
+    assert "from backtest" not in out
+
+
 def test_the_table_names_the_zone_as_its_row_does(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
