@@ -249,13 +249,17 @@ def _spinner(message: str, quiet: bool) -> AbstractContextManager[object]:
 def _check_plot(path: Path) -> None:
     """``--plot`` before the backtest (seconds a zone-year), as ``carbond tune`` checks its
     own: until 2026-12-07 a ``.txt`` was a traceback after the backtest, a folder ``F`` wrote
-    ``F.png`` beside it and a missing one ``[Errno 2]``. Its folder is made now if missing."""
+    ``F.png`` beside it and a missing one ``[Errno 2]``. Its folder is made now if missing,
+    and the file checked as ``report --plot`` checks its own (``/proc/x.png`` failed only
+    after the backtest: :func:`writable` creates a file there now)."""
     from daemon.reports.plots import image_format
 
     image_format(path)
     if path.is_dir():
         raise UsageError(f"--plot {path}: a folder, not a file to draw in")
-    writable(path.parent, make=True)
+    if not path.parent.is_dir():
+        writable(path.parent, make=True)
+    writable(path)
 
 
 def _backtest(args: argparse.Namespace) -> int:

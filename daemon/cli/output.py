@@ -220,7 +220,10 @@ def _fmt(cell: object) -> str:
 
 def writable(path: Path | None, *, make: bool = False) -> None:
     """Check an output path before the work that writes it, not after: a folder (``make``) is
-    created now, a file's folder must exist; either must be writable (None: not asked for).
+    created now, a file's folder must exist; either must be writable (None: not asked for),
+    which a file created there and removed proves: ``os.access`` says yes to root for any
+    folder, ``/proc`` too (until 2026-12-07 ``forecast backtest --plot /proc/x.png`` and
+    ``report --plot`` failed only after all their work).
 
     Raises:
         DaemonError: ``path`` cannot be written: ``<path>: cannot write: <reason>``, as
@@ -238,5 +241,18 @@ def writable(path: Path | None, *, make: bool = False) -> None:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
         if not os.access(folder, os.W_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        _probe(folder)
     except OSError as exc:
         raise DaemonError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _probe(folder: Path) -> None:
+    """Create a file in ``folder`` as the writers do (a temporary file beside the target,
+    :func:`daemon.ledger.export.write_replacing`) and remove it.
+
+    Raises:
+        OSError: it cannot be created there.
+    """
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".carbond-check-", suffix=".tmp")
+    os.close(fd)
+    os.unlink(name)

@@ -332,6 +332,36 @@ def test_backtest_checks_its_plot_before_the_backtest(
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_backtest_checks_that_its_plot_can_be_written_before_the_backtest(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``--plot /proc/x.png`` passed the check (``os.access`` says yes to root for any folder)
+    and failed after the whole backtest; now a file is created where the plot goes first: one
+    line naming it, as ``report --plot`` words it (exit 1, a file system failure), before the
+    trace is read (here it does not exist)."""
+    plot = Path("/proc/x.png")
+    argv = ["forecast", "backtest", "--zone", "XX", "--plot", str(plot),
+            "--trace", str(tmp_path / "missing.csv")]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"carbond: error: {plot}: cannot write: ") and err.count("\n") == 1
+    assert "missing.csv" not in err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_report_checks_its_plot_with_the_same_check(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``report --plot /proc/x.png`` alike, before the ledger is opened (here there is none);
+    the check leaves no file behind where it can write."""
+    argv = ["report", "--state-dir", str(tmp_path), "--plot", "/proc/x.png"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.startswith("carbond: error: /proc/x.png: cannot write: ")
+    assert main([*argv[:-1], str(tmp_path / "x.png")]) == 2  # no ledger: after the check
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(("horizon", "at"), [("6", 6), ("48", 24), ("2", 1)])
 def test_backtest_says_at_which_horizon_it_chose(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, horizon: str, at: int
