@@ -205,7 +205,45 @@ def _table_text(
                 "total over all (--format csv, md or json lists every group)"}  # fmt: skip
     shown = COLUMNS if total.pv_kwh or total.battery_kwh else _NO_SITE
     cells = [_cells(r, shown) for r in (*shown_rows, total)]
+    if width is not None:  # a terminal: the columns that fit its width, none folded
+        kept = _fitting(shown, cells, width)
+        if len(kept) < len(shown):
+            left = ", ".join(_HEADINGS[c] for c in shown if c not in kept)
+            meta = {**meta, "left_out": f"{left} (at {width} columns; a wider terminal shows "
+                    "them, --format csv, md or json has every column)"}  # fmt: skip
+            at = [shown.index(c) for c in kept]
+            shown, cells = tuple(kept), [[row[i] for i in at] for row in cells]
     return _table([_HEADINGS[c] for c in shown], cells, meta, width, tty)
+
+
+# The order in which a terminal too narrow for every column keeps them (shown in the table's
+# own order): the group and its carbon first, the breakdowns and labels last.
+_KEPT_FIRST: Final = (
+    "key", "total_kg", "saved_kg", "saved_share", "jobs", "energy_kwh", "intensity_g_per_kwh",
+    "run_now_kg", "operational_kg", "embodied_kg", "offset_share", "deadlines_missed",
+    "unaccounted_jobs", "gpu_hours", "measured_share", "sci_g_per_request",
+    "sci_g_per_1k_output_tokens", "grid_kwh", "pv_kwh", "battery_kwh", "energy_methods",
+    "intensity_sources",
+)  # fmt: skip
+
+
+def _fitting(shown: Sequence[str], cells: Sequence[Sequence[str]], width: int) -> list[str]:
+    """The columns of ``shown`` a table ``width`` wide holds with no cell folded, taken in
+    :data:`_KEPT_FIRST` order while they fit (the group and total always), in ``shown``'s
+    order. Until 2026-12-07 an 80-column terminal folded all 18 columns' cells a character
+    or two wide: every figure read down, over up to nine lines."""
+    from rich.cells import cell_len
+
+    def needs(name: str) -> int:  # its widest cell or heading, the padding and a border
+        i = shown.index(name)
+        return max(cell_len(_HEADINGS[name]), *(cell_len(row[i]) for row in cells)) + 3
+
+    kept, used = set[str](), 1  # the left border
+    for name in (c for c in _KEPT_FIRST if c in shown):
+        if used + needs(name) <= width or name in ("key", "total_kg"):
+            kept.add(name)
+            used += needs(name)
+    return [c for c in shown if c in kept]
 
 
 def _table(

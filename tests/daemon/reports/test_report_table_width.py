@@ -1,4 +1,5 @@
-"""A piped or written report table shows every figure on one line."""
+"""A piped or written report table shows every figure on one line; a terminal's table fits its
+width."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from daemon.cli.context import open_ledger
+from daemon.reports.lines import ledger_lines
+from daemon.reports.render import render
+from daemon.reports.summary import COLUMNS, Grouping, summarise
 from tests.daemon.reports.conftest import Run
 
 
@@ -42,3 +49,37 @@ def test_no_figure_is_folded_over_two_lines(demo_state: Path, tmp_path: Path, ca
         assert total["total kgCO2e"] == f"{totals['total_kg']:.4g}"
         assert total["batt. kWh"] == f"{totals['battery_kwh']:.4g}"
         assert total["run-now kg"] == f"{totals['run_now_kg']:.4g}"
+
+
+@pytest.mark.parametrize(("by", "width"), [("region", 80), ("job", 80), ("gpu", 100)])
+def test_a_terminal_table_fits_its_width(
+    demo_state: Path, tmp_path: Path, by: Grouping, width: int
+) -> None:
+    """At an 80-column terminal the report's 18 columns were folded a character or two wide,
+    every figure read down over up to nine lines. The table keeps the columns that fit (the
+    group and its carbon first), each row on one line, and says which it left out; CSV and
+    JSON keep every column."""
+    with open_ledger(Path(_with_site(demo_state, tmp_path))) as ledger:
+        lines = ledger_lines(ledger)
+    rows, totals = summarise(lines, by)
+    text = render("table", rows, totals, {"title": f"carbond report by {by}"}, width=width,
+                  tty=True)  # fmt: skip
+    table = [line for line in text.splitlines() if line.startswith(("┃", "│"))]
+    assert all(len(line) <= width for line in text.splitlines() if line[:1] in "┏┃│└"), text
+    assert len(table) == len(rows) + 2, text  # the headings, each group, TOTAL: one line each
+    headings = [c.strip() for c in table[0].strip("┃").split("┃")]
+    total = dict(zip(headings, (c.strip() for c in table[-1].strip("│").split("│")), strict=True))
+    assert total["group"] == "TOTAL" and total["total kgCO2e"] == f"{totals.total_kg:.4g}"
+    left = text.split("left_out: ", 1)[1].split(" (at ", 1)[0].split(", ")
+    assert left and not set(left) & set(headings)
+    assert len(left) + len(headings) == len(COLUMNS)  # the on-site four too: every column
+    csv_header = render("csv", rows, totals, {}).splitlines()[0]
+    assert csv_header == ",".join(COLUMNS)
+    assert set(json.loads(render("json", rows, totals, {}))["totals"]) == set(COLUMNS)
+
+
+def test_a_terminal_wide_enough_shows_every_column(demo_state: Path) -> None:
+    with open_ledger(demo_state) as ledger:
+        rows, totals = summarise(ledger_lines(ledger), "region")
+    text = render("table", rows, totals, {}, width=300, tty=True)
+    assert "left_out" not in text and "g/1k tok" in text and "signal rung" in text
