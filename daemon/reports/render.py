@@ -98,7 +98,8 @@ def write_report(
     :data:`TABLE_ROWS` groups, then the totals over every group. In all but JSON (whose
     totals are apart, and which keeps every value as stored) a group named as the totals row
     (a job ``TOTAL``, a user ``TOTAL``) reads ``'TOTAL``, as a formula-like cell is marked
-    (:func:`~daemon.ledger.export.csv_cell`): the last row is the only ``TOTAL``."""
+    (:func:`~daemon.ledger.export.csv_cell`), and a name that begins with ``'`` gets one more
+    (:func:`_not_totals`): the last row is the only ``TOTAL``, and no two groups read alike."""
     if fmt != "json":
         rows = map(_not_totals, rows)
     if fmt == "json":
@@ -121,8 +122,14 @@ def write_report(
 
 
 def _not_totals(row: ReportRow) -> ReportRow:
-    """``row``, a group's, with a name that would read as the totals row's marked ``'``."""
-    return replace(row, key="'" + TOTALS_KEY) if row.key == TOTALS_KEY else row
+    """``row``, a group's, with a name that would read as the totals row's marked ``'``, and
+    so too a name that begins with ``'``: a reader drops one leading ``'`` of a group's name to
+    have it as recorded. Until 2026-12-07 a group ``'TOTAL`` read ``'TOTAL`` as a group
+    ``TOTAL`` did, and a group ``'=x`` as ``=x``'s CSV cell: two groups, one name."""
+    key = row.key
+    if key is not None and (key == TOTALS_KEY or key.startswith("'")):
+        return replace(row, key="'" + key)
+    return row
 
 
 def _then(rows: Iterable[ReportRow], totals: Callable[[], ReportRow]) -> Iterator[ReportRow]:

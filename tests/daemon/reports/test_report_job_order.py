@@ -69,3 +69,33 @@ def test_groups_are_in_natural_order_unknown_last() -> None:
     ]  # fmt: skip
     assert sorted(IDS, key=lambda i: (natural_key(i), i)) == NATURAL
     assert natural_key("x007") == natural_key("x7") < natural_key("x10") < natural_key("xa")
+
+
+REGIONS = ("TOTAL", "'TOTAL", "=x", "'=x", "''")
+
+
+def test_no_two_groups_read_alike_nor_as_the_totals_row(
+    demo_state: Path, tmp_path: Path, carbond: Run
+) -> None:
+    """A group ``TOTAL`` read ``'TOTAL`` in CSV, Markdown and the table, and so did a group
+    named ``'TOTAL``; a group ``=x`` read ``'=x`` in CSV (a formula marked), as ``'=x`` did.
+    A name that begins with ``'`` now gets one more: dropping one leading ``'`` gives every
+    group's name as recorded (JSON's), and the last row is the only ``TOTAL``."""
+    shutil.copy(demo_state / "ledger.db", tmp_path / "ledger.db")
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    with db:
+        jobs = [r[0] for r in db.execute("SELECT job_id FROM outcomes ORDER BY job_id")]
+        for i, job_id in enumerate(jobs):
+            region = REGIONS[i % len(REGIONS)]
+            db.execute("UPDATE outcomes SET region = ? WHERE job_id = ?", (region, job_id))
+    db.close()
+    args = ("report", "--state-dir", str(tmp_path), "--until", "2100-01-01", "--by", "region")
+    recorded = [row["key"] for row in json.loads(carbond(*args, "--json"))["rows"]]
+    assert sorted(recorded) == sorted(REGIONS)
+    rows = list(csv.reader(io.StringIO(carbond(*args, "--format", "csv"))))
+    keys = [row[0] for row in rows[1:-1]]
+    assert len(set(keys)) == len(keys) and rows[-1][0] == "TOTAL" and "TOTAL" not in keys
+    assert [k.removeprefix("'") for k in keys] == recorded
+    md = carbond(*args, "--format", "md").splitlines()
+    cells = [line.split(" | ")[0].removeprefix("| ") for line in md if line.startswith("| ")]
+    assert [c.removeprefix("'") for c in cells[1:-1]] == recorded and cells[-1] == "TOTAL"
