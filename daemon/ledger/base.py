@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 from daemon import killpoints
-from daemon.errors import DaemonError
+from daemon.errors import DaemonError, StoppingError
 from daemon.isotime import isoformat
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -44,7 +44,7 @@ class UnknownJobError(LedgerError, LookupError):
     """No job has that id."""
 
 
-class LockWaitStoppedError(LedgerError):
+class LockWaitStoppedError(LedgerError, StoppingError):
     """A statement stopped waiting for another connection's lock: the daemon is stopping
     (:meth:`Connection.stop_waiting_when`). Nothing of it was written."""
 

@@ -13,8 +13,10 @@ handlers are restored afterwards):
   step it is in, tells systemd ``STOPPING=1`` and returns. Running jobs are left running (the
   next daemon adopts them). A step waiting for another process's lock on the ledger gives up
   at once (``carbond run`` wires :meth:`ServiceLoop.stop_requested` to the ledger), as one
-  whose wait timed out would: nothing of that write is made. A second SIGTERM/SIGINT forces
-  the stop at once, interrupting the step (the ledger's transactions make that safe).
+  whose wait timed out would: nothing of that write is made, and the log says
+  ``step_abandoned`` (its step and reason, no traceback: :class:`daemon.errors.StoppingError`)
+  rather than ``step_failed``. A second SIGTERM/SIGINT forces the stop at once, interrupting
+  the step (the ledger's transactions make that safe).
 - SIGHUP: reload. The handler sets an event; the main thread calls the ``reload`` callback,
   which builds new settings and returns new steps and intervals, or None to keep the current
   ones (it logs why, e.g. an invalid new config).
@@ -51,6 +53,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from daemon.errors import StoppingError
 from daemon.supervision.health import step_allowance_s
 from daemon.supervision.sdnotify import Notifier
 from daemon.supervision.watchdog import StepWatchdog
@@ -243,7 +246,11 @@ class ServiceLoop:
             result = method(now)
         except Exception as exc:  # a failing step must not stop the daemon; logged and counted
             error = exc
-            log.exception("step_failed", step=step)
+            if isinstance(exc, StoppingError) and self._stop.is_set():
+                # Given up because of the stop (nothing of it done): expected, no traceback.
+                log.info("step_abandoned", step=step, reason=str(exc))
+            else:
+                log.exception("step_failed", step=step)
         else:
             # New jobs (or cancels) are planned at once rather than at the next plan interval.
             if step == "ingest" and (

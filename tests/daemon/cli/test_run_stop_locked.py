@@ -6,11 +6,13 @@ write transaction) makes every write of the daemon wait for it. SQLite waits in 
 SIGTERM handler cannot run: until 2026-12-07 the daemon stopped only when that wait timed out
 (10 s a write), a second SIGTERM did not force it (both arrived during one wait), and
 systemd's stop waited on the lock. Now the wait gives up at the stop, nothing written, and the
-next daemon ingests the job the stopped one could not.
+next daemon ingests the job the stopped one could not. The step given up so is logged
+``step_abandoned`` (until 2026-12-07: ``step_failed``, an error with a traceback).
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -85,6 +87,16 @@ def test_sigterm_stops_a_daemon_whose_write_waits_on_a_lock_and_nothing_is_lost(
     assert waited_s < 4
     first.expect("STOPPING=1", timeout_s=5)  # sent before it exited
     assert state_of(state, "locked-out") is None  # not ingested: its write was given up
+    # The step given up at the stop is logged as that, quietly: no error, no traceback.
+    events = [json.loads(line) for line in (tmp_path / "daemon.log").read_text().splitlines()]
+    assert [e for e in events if e["event"] == "step_failed"] == []
+    (abandoned,) = [e for e in events if e["event"] == "step_abandoned"]
+    assert abandoned["step"] == "ingest" and abandoned["level"] == "info"
+    assert "exception" not in abandoned
+    assert abandoned["reason"] == (
+        f"{state / 'ledger.db'}: gave up waiting for another process's lock on the ledger: "
+        "the daemon is stopping (nothing of this write was made)"
+    )
 
     second = Daemon(tmp_path, config)
     started.append(second)

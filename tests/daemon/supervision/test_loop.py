@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from daemon.errors import StoppingError
 from daemon.settings import PolicySettings, Settings
 from daemon.supervision.loop import STEP_NAMES, Intervals, ServiceLoop
 from daemon.supervision.sdnotify import Notifier
@@ -119,6 +121,45 @@ def test_a_failing_step_is_logged_counted_and_the_loop_goes_on() -> None:
 
     assert ("plan", True) in sink.seen and ("ingest", False) in sink.seen
     assert len(steps.calls) >= 10
+
+
+class _GivenUpError(StoppingError):
+    """A step's work given up because the daemon is stopping."""
+
+
+@pytest.mark.parametrize(
+    ("error", "stopped", "event"),
+    [
+        (_GivenUpError("gave up: stopping"), True, "step_abandoned"),
+        (_GivenUpError("gave up: stopping"), False, "step_failed"),  # no stop was asked for
+        (RuntimeError("broke"), True, "step_failed"),  # another failure during the stop
+    ],
+)
+def test_only_a_step_given_up_at_the_stop_is_logged_abandoned(
+    error: Exception, stopped: bool, event: str
+) -> None:
+    steps = RecordingSteps()
+    loop = ServiceLoop(steps, FAST)
+
+    def on(step: str) -> None:
+        if step == "plan":
+            if stopped:
+                loop.request_stop()
+            raise error
+        if step == "reconcile":
+            loop.request_stop()
+
+    steps.on = on
+    with capture_logs() as logs:
+        assert loop.run() == 0
+
+    (logged,) = [e for e in logs if e["event"] in ("step_failed", "step_abandoned")]
+    assert logged["event"] == event and logged["step"] == "plan"
+    if event == "step_abandoned":
+        assert logged["reason"] == "gave up: stopping" and logged["log_level"] == "info"
+        assert "exc_info" not in logged
+    else:
+        assert logged["exc_info"] is True and logged["log_level"] == "error"
 
 
 def test_sighup_swaps_in_new_steps_and_a_failed_reload_keeps_the_old() -> None:
