@@ -54,7 +54,7 @@ from daemon.inventory import build_inventory
 from daemon.learning.checkpoint import restore
 from daemon.learning.factors import Learning, measured_history
 from daemon.ledger import Ledger
-from daemon.ledger.base import dt, req_dt, ts
+from daemon.ledger.values import dt, req_dt, ts
 from daemon.logs import configure_logging
 from daemon.measurement import JobMeasurement
 from daemon.planning import job_spec

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from daemon.ledger.base import Connection, dt, req_dt, ts
+from daemon.ledger.base import Connection
 from daemon.ledger.records import EndedCounterfactual, WaitingCounterfactual
 from daemon.ledger.samples import KeptSamples
+from daemon.ledger.values import dt, req_dt, ts
 from daemon.natural_order import SQL_FUNCTION, register
 from policies.run_now_claims import expires_unstarted
 

@@ -1,10 +1,10 @@
-"""The ledger's connection: opening, migrating, transactions, and its errors."""
+"""The ledger's connection: opening, migrating, transactions, and its errors (how values are
+stored in its columns: :mod:`daemon.ledger.values`)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import pwd
 import sqlite3
@@ -12,14 +12,12 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 from daemon import killpoints
 from daemon.errors import DaemonError, StoppingError
-from daemon.isotime import isoformat
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
@@ -28,11 +26,7 @@ __all__ = [
     "LedgerError",
     "LockWaitStoppedError",
     "UnknownJobError",
-    "dt",
-    "json_tuple",
     "missing_ledger",
-    "req_dt",
-    "ts",
 ]
 
 
@@ -61,40 +55,6 @@ def _busy(exc: sqlite3.Error) -> bool:
     """Whether ``exc`` is SQLITE_BUSY (any extended code): another connection's lock."""
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
-
-
-def ts(value: datetime | None) -> str | None:
-    """A datetime as stored (RFC 3339 text)."""
-    if value is None:
-        return None
-    last = _last_ts[0]
-    if value is last[0]:  # the same object: a round writes its ``now`` many times
-        return last[1]
-    text = isoformat(value)
-    _last_ts[0] = (value, text)  # one reference swapped: safe across threads
-    return text
-
-
-# The last datetime ts() formatted (compared by identity: equal instants in two time zones
-# are two texts), with its text.
-_last_ts: list[tuple[datetime | None, str]] = [(None, "")]
-
-
-def dt(value: str | None) -> datetime | None:
-    """A stored time back as a datetime (None stays None)."""
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def req_dt(value: str) -> datetime:
-    """A stored, required time back as a datetime."""
-    return datetime.fromisoformat(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def json_tuple(text: str) -> tuple[Any, ...]:
-    """A stored JSON list as a tuple (device ids and GPU indices repeat across runs and
-    decisions: parsed once each)."""
-    return tuple(json.loads(text))
 
 
 def _quote(text: str) -> str:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from daemon.isotime import isoformat
 from daemon.ledger.accounting import Accounting
-from daemon.ledger.base import dt, json_tuple, req_dt, ts
 from daemon.ledger.kept import real
 from daemon.ledger.records import DecisionRecord, LatestPlan
+from daemon.ledger.values import dt, json_tuple, req_dt, ts
 from policies import Alternative, Decision
 
 if TYPE_CHECKING:

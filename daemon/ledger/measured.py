@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.ledger.base import Connection, dt, req_dt
+from daemon.ledger.base import Connection
+from daemon.ledger.values import dt, req_dt
 
 __all__ = ["MEASURED", "MeasuredRun", "MeasuredRuns", "Watermark", "measured", "position_sql"]
 

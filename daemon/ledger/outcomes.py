@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daemon.ledger.base import Connection, ts
+from daemon.ledger.base import Connection
+from daemon.ledger.values import ts
 
 if TYPE_CHECKING:
     from daemon.ledger.runs import RunEnd

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from daemon.ledger.base import Connection, dt, ts
+from daemon.ledger.base import Connection
 from daemon.ledger.records import QueueFileRecord
+from daemon.ledger.values import dt, ts
 
 __all__ = ["QueueState"]
 

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from daemon.ledger.base import dt, json_tuple, req_dt
 from daemon.ledger.kept import real
 from daemon.ledger.records import RunRecord
+from daemon.ledger.values import dt, json_tuple, req_dt
 
 __all__ = [
     "ACTIVE_RUN_COLUMNS",

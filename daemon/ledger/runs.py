@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daemon.ledger.base import Connection, LedgerError, dt, json_tuple, ts
+from daemon.ledger.base import Connection, LedgerError
 from daemon.ledger.kept import integer
 from daemon.ledger.records import JobRecord, RunRecord, StartedRun
 from daemon.ledger.run_rows import (
@@ -27,6 +27,7 @@ from daemon.ledger.run_rows import (
     list_json,
     run_record,
 )
+from daemon.ledger.values import dt, json_tuple, ts
 from daemon.states import FINAL_STATES, TRANSITIONS
 from policies.fast_init import fast_init
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.ledger.base import Connection, dt
+from daemon.ledger.base import Connection
 from daemon.ledger.records import RunRecord
 from daemon.ledger.run_rows import run_record
+from daemon.ledger.values import dt
 
 __all__ = ["StoppingRun", "StoppingRuns"]
 

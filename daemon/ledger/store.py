@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.ledger.accounting import Accounting, period_where
-from daemon.ledger.base import LedgerError, UnknownJobError, dt, req_dt, ts
+from daemon.ledger.base import LedgerError, UnknownJobError
 from daemon.ledger.checkpoint import Checkpoints
 from daemon.ledger.decisions import Decisions, alternative_json
 from daemon.ledger.kept import KeptRows, integer
@@ -27,6 +27,7 @@ from daemon.ledger.records import JobRecord, TransitionRecord
 from daemon.ledger.runs import Runs
 from daemon.ledger.spec_json import plain_spec_json
 from daemon.ledger.stopping import StoppingRuns
+from daemon.ledger.values import dt, req_dt, ts
 from daemon.ledger.waiting import Waiting, WaitingIndex
 from daemon.queue.line import JobRequest
 from daemon.states import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, check_transition

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from daemon.accounting import is_measured
 from daemon.ledger.accounting import Accounting
-from daemon.ledger.base import dt, req_dt
+from daemon.ledger.values import dt, req_dt
 from daemon.natural_order import natural_key
 
 __all__ = [

@@ -276,8 +276,8 @@ def test_active_runs_carry_their_owner_for_executors_to_find_them_by(tmp_path: P
 def test_active_runs_read_by_position_are_the_records_read_by_name(tmp_path: Path) -> None:
     """``active_runs`` takes each column by position (``active_run_record``): the same records,
     field by field and type by type, in the same order, as ``run_record`` of the named row."""
-    from daemon.ledger.base import dt
     from daemon.ledger.run_rows import active_run_record, run_record
+    from daemon.ledger.values import dt
     from daemon.queue.line import JobRequest, parse_line
     from tests.daemon.helpers import job_line
 
