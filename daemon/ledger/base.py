@@ -336,7 +336,11 @@ class Connection:
                 raise LedgerError(f"{self.path}: {exc}{self._unmigrated(exc)}") from exc
 
     def _iterate(self, cursor: sqlite3.Cursor) -> Iterator[Any]:
-        """``cursor``'s rows, read one at a time as they are iterated.
+        """``cursor``'s rows, read one at a time as they are iterated. ``cursor`` comes from
+        :meth:`_exec`, whose first step began its read (any wait on another process's lock
+        is there, retried as any statement's): the later steps read that snapshot under the
+        lock it took, so they never find one in their way and need no retry, in a
+        transaction or not.
 
         Raises:
             LedgerError: SQLite failed while stepping.
@@ -350,8 +354,20 @@ class Connection:
             raise LedgerError(f"{self.path}: {exc}") from exc
 
     def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """``sql`` for each row; never tried again when busy (outside a transaction the rows
-        before the busy one are written): callers write many rows inside :meth:`transaction`."""
+        """``sql`` for each row, all or none. Inside the caller's :meth:`transaction` (which
+        holds the write lock: no statement in it waits on another's) as they come; outside
+        one, in a transaction of their own, whose ``BEGIN IMMEDIATE`` waits on another
+        process's lock as :meth:`_exec` does (``executemany`` alone is never tried again when
+        busy: it would have written the rows before the busy one, a commit each).
+
+        Raises:
+            LedgerError: SQLite failed; outside a transaction, nothing was written.
+            LockWaitStoppedError: the stop came while waiting for the lock (nothing written).
+        """
+        if not self._db.in_transaction:
+            with self.transaction():
+                self._exec_many(sql, rows)
+            return
         try:
             self._db.executemany(sql, rows)
         except sqlite3.Error as exc:
