@@ -1,5 +1,6 @@
 """``carbond doctor``'s checks: the checks themselves, each one pass/fail/skip line
-(:mod:`.checks`), the running daemon's health file and its disk (:mod:`.running_daemon`), and what
-``carbond run`` sets up beside the state dir: the metrics port, the intensity cache directory,
-a Slurm region's partition (:mod:`.service`).
+(:mod:`.checks`), the running daemon's health file and its disk (:mod:`.running_daemon`), the
+job wrapper and the job limits it would set (:mod:`.wrapper`), and what ``carbond run`` sets up
+beside the state dir: the metrics port, the intensity cache directory, a Slurm region's
+partition (:mod:`.service`).
 """

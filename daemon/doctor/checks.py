@@ -8,7 +8,8 @@ zone's intensity source, whether an Electricity Maps token is set, never its val
 whether a configured ``signals.cache_dir`` can be written),
 ``metrics`` (the endpoint's port is free, or served by a running carbond),
 ``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines),
-``wrapper`` (the job wrapper starts under ``python -I``) and ``health`` (the running daemon's
+``wrapper`` (the job wrapper starts under ``python -I``; each ``[executors.local.limits]``
+value within the daemon's hard limit) and ``health`` (the running daemon's
 problems from ``health.json``, whether it still writes it, a read-only or full state dir).
 ``skip`` is not a failure.
 """
@@ -18,8 +19,6 @@ from __future__ import annotations
 import importlib
 import os
 import stat
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from daemon.doctor.service import (
     metrics_port_status,
     partition_note,
 )
+from daemon.doctor.wrapper import describe_wrapper
 from daemon.errors import DaemonError
 from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
@@ -75,7 +75,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
         return [
             Check("config", "fail", "; ".join(exc.problems)),
             *(Check(name, "skip", skipped) for name in names),
-            _check_wrapper(),
+            _check_wrapper(None),
             Check("health", "skip", skipped),
         ]
     where = str(config_path(config) or "defaults and environment")  # /etc/carbond/ too
@@ -92,7 +92,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
         checks.append(_guarded(name, partial(check, settings)))
     checks.insert(-1, _guarded("signals", partial(_check_signals, settings, now)))
     checks.insert(-1, Check("metrics", *metrics_port_status(settings)))
-    checks.append(_check_wrapper())
+    checks.append(_guarded("wrapper", partial(_check_wrapper, settings)))
     checks.append(_guarded("health", partial(_check_health, settings, now)))
     return checks
 
@@ -372,19 +372,8 @@ def _count_rejected(settings: Settings) -> int:
         return sum(1 for _ in handle)
 
 
-def _check_wrapper() -> Check:
-    argv = [sys.executable, "-I", "-c", "import daemon.executors.wrapper"]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check("wrapper", "fail", f"cannot start {sys.executable}: {exc}")
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return Check("wrapper", "fail", f"`{sys.executable} -I` cannot import the job wrapper: "
-                     f"{last}")  # fmt: skip
-    who = "root: jobs run as their submitters" if os.geteuid() == 0 else (
-        f"uid {os.geteuid()}: only this user's jobs can run")  # fmt: skip
-    return Check("wrapper", "pass", f"{sys.executable} -I -m daemon.executors.wrapper; {who}")
+def _check_wrapper(settings: Settings | None) -> Check:
+    return Check("wrapper", *describe_wrapper(settings))
 
 
 def _check_health(settings: Settings, now: datetime) -> Check:

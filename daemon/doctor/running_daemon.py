@@ -17,7 +17,7 @@ from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME, holds_open
 from daemon.supervision.health import HEALTH_NAME, HEARTBEAT_S, STALE_S, read_health
 
-__all__ = ["describe_health"]
+__all__ = ["describe_health", "running_pid"]
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -70,6 +70,16 @@ def describe_health(settings: Settings, now: datetime) -> tuple[Status, str]:
                         f"since {step[1].isoformat()}, which may take until "
                         f"{step[2].isoformat()}")  # fmt: skip
     return "pass", f"pid {report.pid} reports no problem ({when})"
+
+
+def running_pid(settings: Settings) -> int | None:
+    """The pid of the daemon running on ``settings.state_dir``: the one ``health.json`` names,
+    if it still holds the ledger open (None when none runs, or when this user cannot tell:
+    another user's process whose fds it cannot read may be a reused pid)."""
+    report = read_health(settings.state_dir / HEALTH_NAME)
+    if report is None or holds_open(report.pid, settings.state_dir / LEDGER_NAME) is not True:
+        return None
+    return report.pid
 
 
 def _lasting(since: datetime | None, now: datetime) -> str:

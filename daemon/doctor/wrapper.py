@@ -1,0 +1,125 @@
+"""``carbond doctor``'s ``wrapper`` line: the job wrapper starts under ``python -I``, and each
+``[executors.local.limits]`` value it would set is within the daemon's hard limit of that
+resource. The wrapper cannot give a job more than its own hard limit (raising one needs
+``CAP_SYS_RESOURCE``, which the unit drops): a value above it becomes that limit at each job's
+start, said only in the job's stderr (:func:`daemon.executors.wrapper._limits`), so the
+configured value is never what a job gets.
+
+The daemon's hard limits are the running daemon's (``/proc/PID/limits``, readable by every
+user) when one runs; else doctor's own (``resource.getrlimit``): from a shell they may differ
+from what the unit's ``Limit*=`` gives the daemon, and the line says whose they are.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Final, Literal
+
+from daemon.doctor.running_daemon import running_pid
+from daemon.executors.wrapper import JOB_LIMITS
+from daemon.settings import Settings, config_problem
+
+__all__ = ["describe_wrapper", "hard_limits", "limit_problems"]
+
+Status = Literal["pass", "fail", "skip"]
+
+# Each job limit's row in ``/proc/PID/limits`` and the unit's directive that sets it.
+_PROC_ROWS: Final = {
+    "nproc": "Max processes",
+    "nofile": "Max open files",
+    "core_bytes": "Max core file size",
+    "fsize_bytes": "Max file size",
+}
+_UNIT_DIRECTIVES: Final = {
+    "nproc": "LimitNPROC=",
+    "nofile": "LimitNOFILE=",
+    "core_bytes": "LimitCORE=",
+    "fsize_bytes": "LimitFSIZE=",
+}
+
+
+def describe_wrapper(settings: Settings | None) -> tuple[Status, str]:
+    """``(status, detail)``: whether ``python -I`` imports the job wrapper, whom jobs can run
+    as, and (given ``settings``) each job limit above the daemon's hard limit, as a problem."""
+    argv = [sys.executable, "-I", "-c", "import daemon.executors.wrapper"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "fail", f"cannot start {sys.executable}: {exc}"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return "fail", f"`{sys.executable} -I` cannot import the job wrapper: {last}"
+    who = "root: jobs run as their submitters" if os.geteuid() == 0 else (
+        f"uid {os.geteuid()}: only this user's jobs can run")  # fmt: skip
+    detail = f"{sys.executable} -I -m daemon.executors.wrapper; {who}"
+    problems = [] if settings is None else limit_problems(settings, running_pid(settings))
+    if problems:
+        return "fail", "; ".join([*problems, detail])
+    return "pass", detail
+
+
+def hard_limits(pid: int | None) -> tuple[dict[str, int], str]:
+    """The hard limit of each job limit (by its settings name; ``RLIM_INFINITY``, -1, for
+    unlimited) and whose they are: process ``pid``'s from ``/proc/PID/limits`` (the running
+    daemon's), or this process's when ``pid`` is None or its file cannot be read."""
+    if pid is not None:
+        try:
+            text = Path(f"/proc/{pid}/limits").read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            pass
+        else:
+            found = _parse_proc_limits(text)
+            if found is not None:
+                return found, f"the running daemon's, pid {pid}"
+    own = {name: resource.getrlimit(which)[1] for name, which in JOB_LIMITS.items()}
+    return own, "doctor's own: no running daemon here to ask"
+
+
+def _parse_proc_limits(text: str) -> dict[str, int] | None:
+    """The hard limits of ``/proc/PID/limits`` (columns: name, soft, hard, units); None when
+    a row is missing or unreadable."""
+    found = {}
+    for name, row in _PROC_ROWS.items():
+        line = next((line for line in text.splitlines() if line.startswith(row + " ")), None)
+        if line is None:
+            return None
+        fields = line[len(row) :].split()
+        if len(fields) < 2:
+            return None
+        hard = fields[1]
+        if hard == "unlimited":
+            found[name] = resource.RLIM_INFINITY
+        elif hard.isdigit():
+            found[name] = int(hard)
+        else:
+            return None
+    return found
+
+
+def limit_problems(settings: Settings, pid: int | None) -> list[str]:
+    """One line per ``[executors.local.limits]`` value above the daemon's hard limit (the
+    running daemon's, ``pid``, or doctor's own): ``FILE:LINE: executors.local.limits.KEY:
+    VALUE is above the daemon's hard limit N (whose) ...``; none when no region runs jobs
+    locally."""
+    if not any(region.executor == "local" for region in settings.regions):
+        return []
+    wanted = settings.executors.local.limits.as_rlimits()  # "unlimited": the hard limit
+    if not wanted:
+        return []
+    hard, whose = hard_limits(pid)
+    problems = []
+    for name, value in sorted(wanted.items()):
+        limit = hard[name]
+        if resource.RLIM_INFINITY in (value, limit) or value <= limit:
+            continue
+        message = (
+            f"{value} is above the daemon's hard limit {limit} ({whose}): each local job gets "
+            f"{limit} (raising a hard limit needs CAP_SYS_RESOURCE, which the unit drops: lower "
+            f"the value, or raise the unit's {_UNIT_DIRECTIVES[name]} and restart the daemon)"
+        )
+        problems.append(config_problem(settings, ("executors", "local", "limits", name), message))
+    return problems
