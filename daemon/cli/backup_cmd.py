@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _backup(args: argparse.Namespace) -> int:
     from daemon.ledger.backup import backup_ledger
-    from daemon.ledger.base import missing_ledger
+    from daemon.ledger.readonly import missing_ledger
     from daemon.statedir import LEDGER_NAME
 
     settings = settings_from(args)

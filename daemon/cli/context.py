@@ -69,7 +69,7 @@ def open_ledger(state_dir: Path) -> Ledger:
         LedgerError: it cannot be read.
     """
     from daemon.ledger import Ledger  # the commands that need no ledger start without sqlite3
-    from daemon.ledger.base import missing_ledger
+    from daemon.ledger.readonly import missing_ledger
 
     path = state_dir / LEDGER_NAME
     if not path.is_file():

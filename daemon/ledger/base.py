@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import pwd
 import sqlite3
-import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +16,7 @@ from typing import Any, Final, Self, TypeVar
 
 from daemon import killpoints
 from daemon.errors import DaemonError, StoppingError
+from daemon.ledger.readonly import FileState, changed_under, file_state, missing_ledger, not_yours
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
@@ -26,7 +25,6 @@ __all__ = [
     "LedgerError",
     "LockWaitStoppedError",
     "UnknownJobError",
-    "missing_ledger",
 ]
 
 
@@ -59,27 +57,6 @@ def _busy(exc: sqlite3.Error) -> bool:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def missing_ledger(path: Path) -> str:
-    """Why there is no ledger file at ``path``: nothing there, or something else is."""
-    if os.path.lexists(path):
-        return f"{path}: not a regular file, so not a ledger (move it aside)"
-    return f"{path}: no ledger (has `carbond run` started with this state_dir?)"
-
-
-def _not_yours(path: Path) -> str:
-    """Why this user cannot read the ledger at ``path``, and whom to ask."""
-    st = path.stat()
-    try:
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except KeyError:
-        owner = f"uid {st.st_uid}"
-    return (
-        f"{path}: not readable by you (mode {stat.S_IMODE(st.st_mode):04o}, owner {owner}): "
-        "this carbond keeps its ledger private (`[ledger] private = true`); ask an "
-        "administrator to run the command for you (sudo)"
-    )
 
 
 def _refuse_foreign(path: Path, done: dict[int, str]) -> None:
@@ -115,6 +92,8 @@ class Connection:
         # migrates it when it starts): its version, named when a read misses a newer column.
         self._unmigrated_version: int | None = None
         self._stopping: Callable[[], bool] | None = None  # stop_waiting_when's
+        # Opened immutable (no daemon ran): the file as it was then (:meth:`_unchanged`).
+        self._unlocked_file: FileState | None = None
 
     def stop_waiting_when(self, stopping: Callable[[], bool]) -> None:
         """From now on a statement that finds another process's lock in its way (a user's
@@ -194,12 +173,14 @@ class Connection:
         if not path.is_file():
             raise LedgerError(missing_ledger(path))
         if not os.access(path, os.R_OK):
-            raise LedgerError(_not_yours(path))
+            raise LedgerError(not_yours(path))
         try:
             # With no daemon running, the WAL is checkpointed and removed; a reader that may
-            # not create ``-shm`` (a user reading root's ledger) then opens it as immutable.
-            wal = path.with_name(path.name + "-wal")
-            flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+            # not create ``-shm`` (a user reading root's ledger) then opens it as immutable:
+            # without locks, so a daemon started meanwhile may checkpoint into the file under
+            # its reads. Its state then (taken first) tells that apart (:meth:`_unchanged`).
+            unlocked = None if path.with_name(path.name + "-wal").exists() else file_state(path)
+            flags = "mode=ro" if unlocked is None else "mode=ro&immutable=1"
             db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None)
             db.execute("PRAGMA query_only=ON")
             db.execute("SELECT 1 FROM jobs LIMIT 1")
@@ -209,8 +190,10 @@ class Connection:
         _refuse_foreign(path, done)
         version = max(done, default=None)
         ledger = cls(path, db)
+        ledger._unlocked_file = unlocked
         if version is not None and version < SCHEMA_VERSION:
             ledger._unmigrated_version = version
+        ledger._unchanged()
         return ledger
 
     def close(self) -> None:
@@ -223,7 +206,23 @@ class Connection:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        try:
+            if kind is None:
+                self._unchanged()  # what the block read last may have spanned a checkpoint
+        finally:
+            self.close()
+
+    def _unchanged(self) -> None:
+        """For a view opened immutable (no daemon ran then): raise if a daemon has written
+        the file since (:func:`daemon.ledger.readonly.changed_under`).
+
+        Raises:
+            LedgerError: it did; naming the file and what to do (run the command again).
+        """
+        if self._unlocked_file is not None:
+            problem = changed_under(self.path, self._unlocked_file)
+            if problem is not None:
+                raise LedgerError(problem)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -328,19 +327,23 @@ class Connection:
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
-            return self._db.execute(sql, params)
+            cursor = self._db.execute(sql, params)
         except sqlite3.Error as first:
             try:
-                return self._retry_busy(first, functools.partial(self._db.execute, sql, params))
+                cursor = self._retry_busy(first, functools.partial(self._db.execute, sql, params))
             except sqlite3.Error as exc:
+                self._unchanged()  # "malformed": said as what it is
                 raise LedgerError(f"{self.path}: {exc}{self._unmigrated(exc)}") from exc
+        if self._unlocked_file is not None:
+            self._unchanged()
+        return cursor
 
     def _iterate(self, cursor: sqlite3.Cursor) -> Iterator[Any]:
         """``cursor``'s rows, read one at a time as they are iterated. ``cursor`` comes from
         :meth:`_exec`, whose first step began its read (any wait on another process's lock
         is there, retried as any statement's): the later steps read that snapshot under the
         lock it took, so they never find one in their way and need no retry, in a
-        transaction or not.
+        transaction or not. (A view opened immutable takes no lock: :meth:`_unchanged`.)
 
         Raises:
             LedgerError: SQLite failed while stepping.
@@ -351,7 +354,9 @@ class Connection:
             for row in cursor:  # noqa: UP028 (see above)
                 yield row
         except sqlite3.Error as exc:
+            self._unchanged()  # "malformed": said as what it is
             raise LedgerError(f"{self.path}: {exc}") from exc
+        self._unchanged()
 
     def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """``sql`` for each row, all or none. Inside the caller's :meth:`transaction` (which
