@@ -259,10 +259,15 @@ class WatchingHeld(Protocol):
     """A :class:`Reserving` executor that can tell, between plans, which of the jobs it holds
     its scheduler ended before they started (Slurm: a ``scancel`` of the pending job)."""
 
-    def ended_held(self, held: Sequence[RunHandle], now: datetime) -> dict[str, EndedUnstarted]:
+    def ended_held(
+        self, held: Sequence[RunHandle], now: datetime
+    ) -> dict[str, EndedUnstarted | Held]:
         """Of the held jobs ``held`` (each handle's ``token`` and owner ``uid``), those the
         scheduler ended unstarted, by job id; a job whose end it has not recorded yet is
-        left out (asked again next time)."""
+        left out (asked again next time). One the executor found started as it stopped it (a
+        job it refuses now that its scheduler started just before) is answered
+        :class:`Held` (its token and ``started_at``): it ran, and :meth:`Executor.poll`
+        reports its end."""
         ...
 
 

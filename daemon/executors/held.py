@@ -18,6 +18,7 @@ from daemon.errors import DaemonError
 from daemon.executors.base import (
     EndedUnstarted,
     Executor,
+    Held,
     LaunchSpec,
     Reserving,
     RunHandle,
@@ -176,8 +177,10 @@ class HeldJobs:
     def watch(self, now: datetime) -> None:
         """Between plans: end each held job its executor's scheduler ended before it started
         (its owner ``scancel``-ed it in Slurm), :meth:`ended_unstarted`, rather than leave it
-        ``planned`` until its plan changes or its start comes. An executor that cannot be
-        asked now is asked again next time (``held_watch_failed``, logged once per error)."""
+        ``planned`` until its plan changes or its start comes; one it answers started (it
+        stopped a job it now refuses just after its scheduler started it) is ``running``,
+        its end read by the executor's poll like any run's. An executor that cannot be asked
+        now is asked again next time (``held_watch_failed``, logged once per error)."""
         if not self.active:
             return
         by_executor: dict[str, list[RunHandle]] = {}
@@ -199,7 +202,10 @@ class HeldJobs:
                 continue
             self._failures.pop(("held_watch_failed", name), None)
             for job_id, end in sorted(ended.items()):
-                self.ended_unstarted(job_id, end, now)
+                if isinstance(end, Held):  # it ran: its end comes from the executor's poll
+                    self._started_by_executor(job_id, end.token, end.started_at or now, now)
+                else:
+                    self.ended_unstarted(job_id, end, now)
 
     def ended_unstarted(self, job_id: str, ended: EndedUnstarted, now: datetime) -> None:
         """A held job its executor's scheduler ended before it ever started (a ``scancel`` of

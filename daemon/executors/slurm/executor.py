@@ -186,14 +186,18 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             return Held(current.encode(), (row.start if row else None) or now)
         if (why := refusal(spec.job_id, spec.uid, self._allow_root)) is not None:
             # held by a daemon that allowed root's jobs: cancelled, not moved
-            if (refused := cancel_refused(self._q, current, why, self._own_gpus)) is None:
+            refused = cancel_refused(self._q, current, why, own=self._own_gpus,
+                                     notes=self._notes, now=now)  # fmt: skip
+            if refused is None:
                 raise ExecutorError(f"{why}; its Slurm job {current.slurm_id} cannot be held")
-            return Held(current.encode(), ended=refused)
+            return refused
         moved = self._move(spec, current, start)
         self._held_specs[spec.job_id] = spec
         return Held(moved.encode())
 
-    def ended_held(self, held: Sequence[RunHandle], now: datetime) -> dict[str, EndedUnstarted]:
+    def ended_held(
+        self, held: Sequence[RunHandle], now: datetime
+    ) -> dict[str, EndedUnstarted | Held]:
         """:meth:`SlurmWatching.ended_held`; first, the output files of the held jobs this
         process handed over or moved are made again where they were removed while the jobs
         wait, as at release: Slurm starts a held job on its own at its ``--begin``, maybe
@@ -202,8 +206,14 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         then fails the job naming why. Root's held jobs, when root's jobs are not allowed
         (held by a daemon that allowed them), are cancelled and reported refused
         (:func:`~daemon.executors.slurm.owners.cancel_held_root`), not left to start as root
-        at their planned time."""
-        refused = cancel_held_root(self._q, held, self._allow_root, self._own_gpus)
+        at their planned time; one Slurm started before carbond could hold it is cancelled
+        running and reported started (:class:`Held`), its end read by :meth:`poll`."""
+        refused: dict[str, EndedUnstarted | Held] = {
+            job_id: end.ended or end
+            for job_id, end in cancel_held_root(self._q, held, self._allow_root,
+                                                own=self._own_gpus, notes=self._notes,
+                                                now=now).items()
+        }  # fmt: skip
         held = [handle for handle in held if handle.job_id not in refused]
         for handle in held:
             spec = self._held_specs.get(handle.job_id)

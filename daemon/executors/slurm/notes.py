@@ -1,6 +1,7 @@
-"""What the Slurm executor remembers between calls of what it logged and since when a job
-waits (:class:`Notes`), in memory only: a restarted daemon logs each condition once more and
-counts each wait afresh."""
+"""What the Slurm executor remembers between calls of what it logged, since when a job waits
+and why it cancelled a running job it refused (:class:`Notes`), in memory only: a restarted
+daemon logs each condition once more and counts each wait afresh (and reads such a job's end
+as Slurm's, ``slurm CANCELLED by uid 0``)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,5 @@ class Notes:
     # waiting since
     no_end: dict[Key, datetime] = field(default_factory=dict)  # held jobs gone, no sacct end
     sacct_lost: dict[Key, datetime] = field(default_factory=dict)  # cut-short sacct job rows
+    # until their end is read
+    refused: dict[Key, str] = field(default_factory=dict)  # cancelled running: the refusal

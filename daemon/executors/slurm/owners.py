@@ -3,7 +3,8 @@ before ``sbatch`` (:func:`refusal`), and one a daemon that allowed them left hel
 (submitted ``--begin``, then a restart turned the setting off) is cancelled there as soon as
 this daemon sees it (:func:`cancel_refused`), moved or watched, not only at its release: left
 held, Slurm would start it as root at its planned time if carbond's release round came late;
-one Slurm starts between carbond's look and its hold is cancelled running.
+one Slurm starts between carbond's look and its hold is cancelled running, and its brief run
+recorded (its end read from sacct like any run's, failed with the refusal's words).
 One a release refuses (root's, or its output files cannot be made) is held before it is
 cancelled (:func:`cancel_unreleased`): its planned start has come, so Slurm may start it
 between carbond's look and the cancel."""
@@ -11,11 +12,13 @@ between carbond's look and the cancel."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import structlog
 
-from daemon.executors.base import EndedUnstarted, RunHandle
+from daemon.executors.base import EndedUnstarted, Held, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
+from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import by_id
 from daemon.executors.slurm.queries import SlurmQueries, Token, known
@@ -45,15 +48,18 @@ def refuse_root(job_id: str, uid: int | None, allow_root: bool) -> None:
 
 
 def cancel_refused(
-    q: SlurmQueries, current: Token, why: str, own: OwnGpus
-) -> EndedUnstarted | None:
+    q: SlurmQueries, current: Token, why: str, *, own: OwnGpus, notes: Notes, now: datetime
+) -> Held | None:
     """Hold then cancel the held Slurm job ``current`` that carbond now refuses (``why``):
-    once held it cannot start. One Slurm started between carbond's look and the hold
-    (:meth:`SlurmQueries.hold`) is cancelled all the same, running: root's jobs are not to
-    run, and followed as a normal run it would run on as root; its reason says it started.
-    None when it is neither held unstarted nor running after the hold (Slurm ended it
-    meanwhile, or the hold failed; the usual paths read it). A cancelled job's GPUs are no
-    longer followed (``own``).
+    once held it cannot start; the answer is its token and its end (``ended``, refused).
+    One Slurm started between carbond's look and the hold (:meth:`SlurmQueries.hold`) is
+    cancelled all the same, running: root's jobs are not to run, and followed as a normal run
+    it would run on as root. That one did run, so it is answered started (its token and
+    ``started_at``: squeue's, else ``now``): its run is followed to its end like any
+    (sacct's times and energy), and that end fails with the refusal's words
+    (``notes.refused`` keeps them until the end is read). None when it is neither held
+    unstarted nor running after the hold (Slurm ended it meanwhile, or the hold failed; the
+    usual paths read it). A cancelled job's GPUs are no longer followed (``own``).
 
     Raises:
         ExecutorError: Slurm cannot be asked, or its row after the hold cannot be read.
@@ -70,7 +76,10 @@ def cancel_refused(
                   "it: cancelled after it started")  # fmt: skip
     log.warning("slurm_held_job_refused", slurm_id=current.slurm_id, cluster=current.cluster,
                 reason=reason, started=started)  # fmt: skip
-    return EndedUnstarted(reason, by_owner=False, refused=True)
+    if started and row is not None:
+        notes.refused[current.cluster, current.slurm_id] = reason
+        return Held(current.encode(), row.start or now)
+    return Held(current.encode(), ended=EndedUnstarted(reason, by_owner=False, refused=True))
 
 
 def cancel_unreleased(q: SlurmQueries, current: Token, why: str, own: OwnGpus) -> str:
@@ -94,16 +103,18 @@ def cancel_unreleased(q: SlurmQueries, current: Token, why: str, own: OwnGpus) -
 
 
 def cancel_held_root(
-    q: SlurmQueries, held: Sequence[RunHandle], allow_root: bool, own: OwnGpus
-) -> dict[str, EndedUnstarted]:
+    q: SlurmQueries, held: Sequence[RunHandle], allow_root: bool, *, own: OwnGpus,
+    notes: Notes, now: datetime,
+) -> dict[str, Held]:  # fmt: skip
     """Of the held jobs ``held``, those of root's that Slurm still has waiting, cancelled
-    (:func:`cancel_refused`) when root's jobs are not allowed; by job id.
+    (:func:`cancel_refused`: ended, or started when Slurm started it before the hold) when
+    root's jobs are not allowed; by job id.
 
     Raises:
         ExecutorError: Slurm cannot be asked, or a row of such a job cannot be read (the
             caller asks again next round).
     """
-    out: dict[str, EndedUnstarted] = {}
+    out: dict[str, Held] = {}
     for handle in held:
         why = refusal(handle.job_id, handle.uid, allow_root)
         if why is None or not handle.token:
@@ -115,6 +126,9 @@ def cancel_held_root(
         row = known(current, by_id(q.squeue(current.cluster, [current.slurm_id]))
                     .get(current.slurm_id))  # fmt: skip
         waiting = row is not None and row.state in WAITING
-        if waiting and (end := cancel_refused(q, current, why, own)) is not None:
+        if (
+            waiting
+            and (end := cancel_refused(q, current, why, own=own, notes=notes, now=now)) is not None
+        ):
             out[handle.job_id] = end
     return out

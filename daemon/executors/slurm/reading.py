@@ -79,8 +79,19 @@ class SlurmReading:
                     status = self._cannot_run(status)
                     gpus = job.gpus if (job := row_of(acct, token.slurm_id)) else None
                     status = self._own_gpus.charged(cluster, token.slurm_id, status, gpus)
-                    out.append((handle, status, acct))
+                    out.append((handle, self._refused(cluster, token.slurm_id, status), acct))
         return out
+
+    def _refused(self, cluster: str | None, slurm_id: str, status: ExitStatus) -> ExitStatus:
+        """``status`` of a job carbond cancelled running, refusing it (root's, after Slurm
+        started it as carbond held it: :func:`~daemon.executors.slurm.owners.cancel_refused`):
+        not its owner's cancel (carbond's ``scancel`` runs as root, root's job's owner), but a
+        failure with the refusal's words, its times and energy sacct's. One that ended on its
+        own first (an exit code or signal) ends as it did."""
+        why = self._notes.refused.pop((cluster, slurm_id), None)
+        if why is None or status.exit_code is not None or status.signal is not None:
+            return status
+        return replace(status, reason=f"launch failed: {why}", cancelled_by_owner=False)
 
     def _cannot_run(self, status: ExitStatus) -> ExitStatus:
         """``status``, its reason ``command not found: NAME`` where its job exited 127

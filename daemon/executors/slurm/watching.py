@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from daemon.executors.base import EndedUnstarted, ExitStatus, NotStarted, RunHandle
+from daemon.executors.base import EndedUnstarted, ExitStatus, Held, NotStarted, RunHandle
 from daemon.executors.errors import AnswerUnreadableError, EndNotRecordedError, ExecutorError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.acct import AcctRow, row_of
@@ -70,13 +70,15 @@ class SlurmWatching(SlurmReading):
                     ended.append(taken)
         return ended
 
-    def ended_held(self, held: Sequence[RunHandle], now: datetime) -> dict[str, EndedUnstarted]:
+    def ended_held(
+        self, held: Sequence[RunHandle], now: datetime
+    ) -> dict[str, EndedUnstarted | Held]:
         """Of the held jobs ``held``, those Slurm ended before they started (a ``scancel`` of
         the pending job), read between plans: one ``squeue`` per cluster, and ``sacct`` of the
         jobs it no longer shows waiting. A job whose end sacct has not recorded yet (it lags
         squeue by about half a second; slurmdbd down) is left for the next call."""
         self._reach.at(now)
-        out: dict[str, EndedUnstarted] = {}
+        out: dict[str, EndedUnstarted | Held] = {}
         for cluster, items in self._by_cluster(held).items():
             queue = self._queue(cluster, [t.slurm_id for _, t in items])
             gone = [(h, t) for h, t in items

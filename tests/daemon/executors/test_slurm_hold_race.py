@@ -5,6 +5,7 @@ that succeeds does not prove the job has not started; only its row after the hol
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,13 +14,22 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.executors.base import EndedUnstarted, Held
+from daemon.assemble import Daemon, build_daemon
+from daemon.executors.base import Held, RunHandle
 from daemon.executors.errors import ExecutorError
 from daemon.executors.held import HeldJobs
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
 from daemon.ledger import Ledger
+from daemon.settings import (
+    IntensitySettings,
+    PolicySettings,
+    RegionSettings,
+    Settings,
+    SlurmRegionSettings,
+)
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.test_slurm_service import _Dip
 from tests.daemon.helpers import job_request
 
 
@@ -129,14 +139,72 @@ def test_a_job_found_started_after_carbond_s_hold_is_not_left_held(tmp_path: Pat
     assert [c[1] for c in slurm.calls if c[0] == "scontrol"][-2:] == ["hold", "release"]
 
 
+def _daemon(tmp_path: Path, slurm: FakeSlurm, *, allow_root: bool) -> Daemon:
+    """carbond on ``slurm`` (region qc, partition alpha), its cleanest hour two hours on."""
+    region = RegionSettings(name="qc", zone="CA-QC", executor="slurm",
+                            slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
+    settings = Settings(
+        state_dir=tmp_path, regions=(region,), policy=PolicySettings(name="carbon-window"),
+        intensity=IntensitySettings(source="static", horizon_s=6 * 3600, step_s=900),
+    )  # fmt: skip
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=slurm,
+                             known_gpus=DEFAULT_GPU_CATALOG.names(),
+                             allow_root_jobs=allow_root)  # fmt: skip
+    intensity = _Dip(T0 + timedelta(hours=2))
+    return build_daemon(settings, executors={"slurm": executor}, intensity=intensity)
+
+
+def test_a_refused_root_job_slurm_starts_at_its_hold_has_its_run_recorded(
+    tmp_path: Path,
+) -> None:
+    """A root job held by a daemon that allowed root's jobs, which Slurm starts as the
+    restarted daemon (``allow_root_jobs = false``) holds it to cancel it: it was cancelled
+    running but ended as if it never ran, with no outcome row, its brief run's time and
+    energy never read from sacct. Its run is now recorded like any cancelled run: ``running``
+    once carbond knows Slurm started it, then ended from sacct (its start, end and
+    ``ConsumedEnergyRaw``), failed with the refusal's words."""
+    slurm = _StartsAfterLook()
+    line = {"id": "j1", "model": "llama-1b", "requests": 4, "command": ["sleep", "60"],
+            "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
+    (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")  # root's: tests run as root
+    allowing = _daemon(tmp_path, slurm, allow_root=True)
+    allowing.service.start(T0)
+    allowing.service.tick(T0)
+    [job] = slurm.jobs.values()
+    assert allowing.ledger.job("j1").state == "planned" and job.state == "PENDING"
+    allowing.close()
+
+    restarted = _daemon(tmp_path, slurm, allow_root=False)
+    service, ledger = restarted.service, restarted.ledger
+    service.start(T0 + timedelta(minutes=1))
+    slurm.armed = True  # Slurm starts it right after carbond's next look
+    job.energy = "50"  # what the node's meter drew over the seconds it ran
+
+    service.tick(T0 + timedelta(minutes=1))  # held (to be cancelled), then polled
+
+    assert job.state == "CANCELLED"
+    assert ledger.job("j1").state == "failed"
+    assert ledger.transitions("j1")[-1].reason == (
+        "launch failed: job j1: refusing to run a job as root; Slurm started its job 100 "
+        "before carbond could hold it: cancelled after it started"
+    )
+    outcome = ledger.outcome("j1")
+    assert outcome is not None
+    assert (outcome["energy_method"], outcome["measured_energy_j"]) == ("slurm-sacct", 50.0)
+    assert outcome["started_at"] == "2026-12-04T21:00:01+00:00"
+    assert outcome["finished_at"] == "2026-12-04T21:00:05+00:00"
+    restarted.close()
+
+
 def test_a_refused_root_job_slurm_starts_at_its_hold_is_cancelled_running(
     tmp_path: Path,
 ) -> None:
     """A root job held by a daemon that allowed root's jobs, seen by one restarted with
     ``allow_root_jobs = false`` between plans: Slurm starts it right after carbond's look,
     before its hold. It was left running as root and followed as a normal run; root's jobs
-    must not run, so it is cancelled anyway, and fails with the refusal's words saying it had
-    started (``slurm_held_job_refused``, ``started`` true)."""
+    must not run, so it is cancelled anyway (``slurm_held_job_refused``, ``started`` true),
+    recorded as the run it was, and its end, read by the poll, fails with the refusal's
+    words saying it had started."""
     slurm = _StartsAfterLook()
     held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = _refusing(slurm)
@@ -151,13 +219,19 @@ def test_a_refused_root_job_slurm_starts_at_its_hold_is_cancelled_running(
         with capture_logs() as logs:
             HeldJobs(ledger, {"slurm": refusing}).watch(T0 + timedelta(minutes=1))
 
-        assert ledger.job("j1").state == "failed"
-        assert ledger.transitions("j1")[-1].reason == (
-            "launch failed: job j1: refusing to run a job as root; Slurm started its job 100 "
-            "before carbond could hold it: cancelled after it started"
-        )
+        assert ledger.job("j1").state == "running"
+        run = ledger.run("j1")
+        assert run is not None and run.token == held.token
     [job] = slurm.jobs.values()
     assert job.state == "CANCELLED"
+    handle = RunHandle("j1", "slurm", held.token, T0, uid=0)
+    [end] = refusing.poll([handle], T0 + timedelta(minutes=2))
+    assert end.reason == (
+        "launch failed: job j1: refusing to run a job as root; Slurm started its job 100 "
+        "before carbond could hold it: cancelled after it started"
+    )
+    assert not end.cancelled_by_owner  # carbond's scancel runs as root, the job's owner
+    assert end.started_at is not None and end.exit_code is None
     [event] = [e for e in logs if e["event"] == "slurm_held_job_refused"]
     assert event["slurm_id"] == "100" and event["started"] is True
 
@@ -166,7 +240,8 @@ def test_a_refused_root_job_slurm_starts_as_a_new_plan_moves_it_is_cancelled_run
     tmp_path: Path,
 ) -> None:
     """The same race when a new plan moves the job: the move failed (``cannot be held``) and
-    the job ran on as root; it is now cancelled and reported ended, refused, saying so."""
+    the job ran on as root; it is now cancelled and reported started (its run recorded), its
+    end, read by the poll, refused, saying so."""
     slurm = _StartsAfterLook()
     held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = _refusing(slurm)
@@ -175,8 +250,12 @@ def test_a_refused_root_job_slurm_starts_as_a_new_plan_moves_it_is_cancelled_run
     again = refusing.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token,
                           T0 + timedelta(minutes=1))  # fmt: skip
 
-    assert again == Held(held.token, ended=EndedUnstarted(
-        "job j1: refusing to run a job as root; Slurm started its job 100 before carbond "
-        "could hold it: cancelled after it started", by_owner=False, refused=True))  # fmt: skip
+    assert again == Held(held.token, T0 + timedelta(seconds=1))  # its start in Slurm
     [job] = slurm.jobs.values()
     assert job.state == "CANCELLED"
+    handle = RunHandle("j1", "slurm", held.token, T0, uid=0)
+    [end] = refusing.poll([handle], T0 + timedelta(minutes=2))
+    assert end.reason == (
+        "launch failed: job j1: refusing to run a job as root; Slurm started its job 100 "
+        "before carbond could hold it: cancelled after it started"
+    )
