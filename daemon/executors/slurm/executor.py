@@ -188,6 +188,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             # held by a daemon that allowed root's jobs: cancelled, not moved
             refused = cancel_refused(self._q, current, why, own=self._own_gpus,
                                      notes=self._notes, now=now)  # fmt: skip
+            if refused is None and (current.cluster, current.slurm_id) in self._notes.refused:
+                raise ExecutorError(f"{why}; its Slurm job {current.slurm_id} is cancelled "
+                                    "without a hold: its end is read next round")  # fmt: skip
             if refused is None:
                 raise ExecutorError(f"{why}; its Slurm job {current.slurm_id} cannot be held")
             return refused

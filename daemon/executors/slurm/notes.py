@@ -30,5 +30,7 @@ class Notes:
     # waiting since
     no_end: dict[Key, datetime] = field(default_factory=dict)  # held jobs gone, no sacct end
     sacct_lost: dict[Key, datetime] = field(default_factory=dict)  # cut-short sacct job rows
-    # until their end is read
-    refused: dict[Key, str] = field(default_factory=dict)  # cancelled running: the refusal
+    # refused held jobs: the refusal of one cancelled running (or unheld), until its end is
+    # read; how many times the hold of one still waiting failed
+    refused: dict[Key, str] = field(default_factory=dict)
+    hold_failed: dict[Key, int] = field(default_factory=dict)

@@ -21,12 +21,16 @@ from daemon.executors.errors import ExecutorError, LaunchRefusedError
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import by_id
-from daemon.executors.slurm.queries import SlurmQueries, Token, known
+from daemon.executors.slurm.queries import SlurmQueries, Token, known, said
 from daemon.executors.slurm.states import WAITING, is_ended
 
 __all__ = ["cancel_held_root", "cancel_refused", "cancel_unreleased", "refusal", "refuse_root"]
 
 log = structlog.get_logger("daemon.executors.slurm.executor")
+
+# How many times the hold of a refused held job may fail while it waits (one look each, every
+# reconcile_s) before it is cancelled without one.
+_HOLD_TRIES = 3
 
 
 def refusal(job_id: str, uid: int | None, allow_root: bool) -> str | None:
@@ -58,16 +62,24 @@ def cancel_refused(
     ``started_at``: squeue's, else ``now``): its run is followed to its end like any
     (sacct's times and energy), and that end fails with the refusal's words
     (``notes.refused`` keeps them until the end is read). None when it is neither held
-    unstarted nor running after the hold (Slurm ended it meanwhile, or the hold failed; the
-    usual paths read it). A cancelled job's GPUs are no longer followed (``own``).
+    unstarted nor running after the hold: Slurm ended it meanwhile (the usual paths read
+    it), or the hold failed while it waits (:func:`_hold_failed`: asked again next time, at
+    most ``_HOLD_TRIES`` times, then cancelled without a hold). A cancelled job's GPUs are no
+    longer followed (``own``).
 
     Raises:
         ExecutorError: Slurm cannot be asked, or its row after the hold cannot be read.
     """
-    held, row = q.hold(current)
+    result, row = q.hold_said(current)
+    held = result.ok and row is not None and row.state in WAITING
     started = row is not None and row.state not in WAITING and not is_ended(row.state)
     if not held and not started:
+        if row is not None and row.state in WAITING:
+            _hold_failed(q, current, why, said(result), own=own, notes=notes)
+        else:
+            notes.hold_failed.pop((current.cluster, current.slurm_id), None)
         return None
+    notes.hold_failed.pop((current.cluster, current.slurm_id), None)
     q.scancel(current)
     own.forget(current.cluster, current.slurm_id)
     reason = f"{why}; its held Slurm job {current.slurm_id} is cancelled"
@@ -80,6 +92,36 @@ def cancel_refused(
         notes.refused[current.cluster, current.slurm_id] = reason
         return Held(current.encode(), row.start or now)
     return Held(current.encode(), ended=EndedUnstarted(reason, by_owner=False, refused=True))
+
+
+def _hold_failed(
+    q: SlurmQueries, current: Token, why: str, error: str, *, own: OwnGpus, notes: Notes
+) -> None:
+    """``scontrol hold`` of the refused job ``current`` failed (``error``) while it waits.
+    The first failure is logged (``slurm_held_job_hold_failed``, once per job), and the job
+    is asked again at the next look (the watching's, every ``reconcile_s``, or a new plan's
+    hold); after ``_HOLD_TRIES`` failures it is cancelled without a hold (``scancel``), not
+    left to start as root at its planned time while the holds keep failing. Without the hold
+    carbond cannot tell at once whether Slurm started it just before: its end is read by the
+    usual paths (unstarted: ended refused; started: its run followed and failed), with the
+    refusal's words (``notes.refused``)."""
+    key = (current.cluster, current.slurm_id)
+    tries = notes.hold_failed.get(key, 0) + 1
+    if tries < _HOLD_TRIES:
+        notes.hold_failed[key] = tries
+        if tries == 1:
+            log.warning("slurm_held_job_hold_failed", slurm_id=current.slurm_id,
+                        cluster=current.cluster, error=error, reason=why,
+                        tries=_HOLD_TRIES)  # fmt: skip
+        return
+    notes.hold_failed.pop(key, None)
+    q.scancel(current)
+    own.forget(current.cluster, current.slurm_id)
+    reason = (f"{why}; its held Slurm job {current.slurm_id} is cancelled without a hold "
+              f"(scontrol hold failed {tries} times: {error})")  # fmt: skip
+    notes.refused[key] = reason
+    log.warning("slurm_held_job_refused", slurm_id=current.slurm_id, cluster=current.cluster,
+                reason=reason, started=None)  # fmt: skip
 
 
 def cancel_unreleased(q: SlurmQueries, current: Token, why: str, own: OwnGpus) -> str:

@@ -231,12 +231,23 @@ class SlurmQueries:
             AnswerUnreadableError: its row after the hold was cut short.
             ExecutorError: squeue failed.
         """
+        held, row = self.hold_said(current)
+        return held.ok and row is not None and row.state in WAITING, row
+
+    def hold_said(self, current: Token) -> tuple[CommandResult, QueueRow | None]:
+        """:meth:`hold`, answering what ``scontrol hold`` said (its words where it failed)
+        and the row after it.
+
+        Raises:
+            AnswerUnreadableError: its row after the hold was cut short.
+            ExecutorError: squeue failed.
+        """
         scontrol, cluster, slurm_id = self.tool("scontrol"), current.cluster, current.slurm_id
         held = self.run(cmd.hold_argv(scontrol, cluster, slurm_id))
         row = known(current, by_id(self.squeue(cluster, [slurm_id])).get(slurm_id))
         if held.ok and row is not None and row.state not in WAITING and not is_ended(row.state):
             self.run(cmd.unhold_argv(scontrol, cluster, slurm_id))  # started: left as it was
-        return held.ok and row is not None and row.state in WAITING, row
+        return held, row
 
     def scancel(self, token: Token) -> None:
         """``scancel`` the job (one already ending is fine)."""

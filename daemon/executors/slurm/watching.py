@@ -86,7 +86,7 @@ class SlurmWatching(SlurmReading):
             acct = self._acct(cluster, [t.slurm_id for _, t in gone])
             for handle, token in gone:
                 if (end := ended_unstarted(token.slurm_id, acct, handle.uid)) is not None:
-                    out[handle.job_id] = end
+                    out[handle.job_id] = self._refused_unstarted(cluster, token.slurm_id, end)
                     self._own_gpus.forget(cluster, token.slurm_id)
                     self._notes.sacct_odd.discard((cluster, token.slurm_id))
         return out
@@ -120,6 +120,7 @@ class SlurmWatching(SlurmReading):
             if (end := ended_unstarted(current.slurm_id, acct, uid)) is not None:
                 self._notes.sacct_odd.discard((current.cluster, current.slurm_id))  # named no more
                 self._own_gpus.forget(current.cluster, current.slurm_id)
+                end = self._refused_unstarted(current.cluster, current.slurm_id, end)
             return end
         since = self._notes.no_end.setdefault((current.cluster, current.slurm_id), now)
         waited = (now - since).total_seconds()
@@ -132,6 +133,16 @@ class SlurmWatching(SlurmReading):
                     waited_s=waited)  # fmt: skip
         self._notes.no_end.pop((current.cluster, current.slurm_id), None)
         return None
+
+    def _refused_unstarted(
+        self, cluster: str | None, slurm_id: str, end: EndedUnstarted
+    ) -> EndedUnstarted:
+        """``end`` of a held job Slurm ended unstarted, or, where carbond cancelled it
+        refusing it without a hold (its holds failed:
+        :func:`~daemon.executors.slurm.owners.cancel_refused`), that refusal: not its
+        owner's cancel (carbond's ``scancel`` runs as root, a root job's owner)."""
+        why = self._notes.refused.pop((cluster, slurm_id), None)
+        return end if why is None else EndedUnstarted(why, by_owner=False, refused=True)
 
     def _overdue(self, handle: RunHandle, now: datetime) -> bool:
         """Pending longer than ``pending_grace_s``, or at or past the job's deadline (which

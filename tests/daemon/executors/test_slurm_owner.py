@@ -5,16 +5,19 @@ not allowed, is refused before ``sbatch`` (the real cluster's behaviour:
 from __future__ import annotations
 
 import pwd
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.assemble import build_slurm_executor
 from daemon.executors.base import EndedUnstarted, Held
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
 from daemon.executors.held import HeldJobs
+from daemon.executors.slurm import CommandResult
 from daemon.executors.slurm.commands import Target, slurm_time
 from daemon.executors.slurm.executor import SlurmExecutor
 from daemon.ledger import Ledger
@@ -153,3 +156,59 @@ def test_a_root_job_held_before_root_jobs_were_turned_off_is_cancelled_when_firs
         by_owner=False, refused=True))  # fmt: skip
     assert slurm.jobs["101"].state == "CANCELLED" and slurm.jobs["101"].start == slurm_time(later)
     assert not [c for c in slurm.calls[calls:] if "update" in c]  # neither was moved
+
+
+@dataclass
+class _HoldFails(FakeSlurm):
+    """``scontrol hold`` refused (an operator's rights withdrawn, a controller plugin), the
+    rest answered; a job cancelled while pending ends unstarted, as on Slurm 22.05."""
+
+    def _hold(self, slurm_id: str, *, release: bool = False) -> CommandResult:
+        if release:
+            return super()._hold(slurm_id, release=True)
+        return CommandResult(1, "", f"Access/permission denied for job {slurm_id}\n")
+
+    def _scancel(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        self.jobs[argv[-1]].unstarted = self.jobs[argv[-1]].state == "PENDING"
+        return super()._scancel(argv, opts)
+
+
+def test_a_refused_root_job_whose_hold_keeps_failing_is_named_once_then_cancelled(
+    tmp_path: Path,
+) -> None:
+    """A root job held by a daemon that allowed root's jobs, watched by one restarted with
+    ``allow_root_jobs = false`` whose ``scontrol hold`` fails: it was asked again every
+    watch, silently and for ever, and left to start as root at its planned time. The first
+    failure is now named (``slurm_held_job_hold_failed``, once), and after three the job is
+    cancelled without a hold and fails with the refusal's words."""
+    slurm = _HoldFails()
+    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    refusing = SlurmExecutor({"qc": Target("alpha")}, runner=slurm,
+                             known_gpus=DEFAULT_GPU_CATALOG.names(),
+                             allow_root_jobs=False)  # fmt: skip
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        with ledger.transaction():
+            ledger.add_job(job_request("j1", T0), 0, 0, "queue.jsonl:1", T0)
+            ledger.transition("j1", "planned", T0, "planned")
+            ledger.add_run("j1", "slurm", ["qc/0"], [0], 60.0, T0)
+            ledger.set_run_token("j1", held.token)
+        watching = HeldJobs(ledger, {"slurm": refusing})
+
+        with capture_logs() as logs:
+            for minute in (1, 2):
+                watching.watch(T0 + timedelta(minutes=minute))
+                assert ledger.job("j1").state == "planned"  # asked again next time
+            assert slurm.jobs["100"].state == "PENDING"
+            watching.watch(T0 + timedelta(minutes=3))
+
+        assert slurm.jobs["100"].state == "CANCELLED"
+        assert ledger.job("j1").state == "failed"
+        assert ledger.transitions("j1")[-1].reason == (
+            "launch failed: job j1: refusing to run a job as root; its held Slurm job 100 is "
+            "cancelled without a hold (scontrol hold failed 3 times: Access/permission denied "
+            "for job 100)"
+        )
+    [failed] = [e for e in logs if e["event"] == "slurm_held_job_hold_failed"]
+    assert failed["slurm_id"] == "100" and failed["error"] == "Access/permission denied for job 100"
+    [refused] = [e for e in logs if e["event"] == "slurm_held_job_refused"]
+    assert refused["started"] is None
