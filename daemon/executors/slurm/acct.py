@@ -71,13 +71,24 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
     """Rows of ``sacct --parsable2 --format=SACCT_FIELDS`` (jobs and steps). A field that
     cannot be read is None, named in the row's ``unreadable``; a line with the wrong number
     of fields is a :attr:`~AcctRow.lost` row of the job its first field names (state empty):
-    one odd row does not hide the other jobs' ends."""
+    one odd row does not hide the other jobs' ends. So is a last line without its newline
+    (sacct ends every line with one): the answer was cut short inside it, maybe inside its
+    last field (``AllocTRES``: ``gres/gpu=12`` cut to ``gres/gpu=1``), whose field count
+    alone cannot tell."""
     rows = []
-    for line in data_lines(stdout):
+    lines = list(data_lines(stdout))
+    every = stdout.splitlines()
+    cut = bool(lines) and not stdout.endswith(("\n", "\r")) and every[-1] == lines[-1]
+    for index, line in enumerate(lines):
         parts = line.split("|")
-        if len(parts) != FIELDS:
+        unterminated = cut and index == len(lines) - 1
+        if len(parts) != FIELDS or unterminated:
             slurm_id, _, step = parts[0].strip().partition(".")
             why = f"{LOST} of {len(parts)} '|'-separated fields, not {FIELDS}: {line[:200]!r}"
+            if len(parts) == FIELDS:  # whole but for its newline: its last field may be cut
+                why = (f"{LOST} cut short: sacct's answer ends inside its line {len(every)}, "
+                       f"with no end of line, so its last field ({SACCT_FIELDS[-1]}) may be "
+                       f"cut: {line[:200]!r}")  # fmt: skip
             rows.append(AcctRow(slurm_id, step, "", None, None, None, None, None, "", "", None,
                                 (why,)))  # fmt: skip
             continue

@@ -21,11 +21,12 @@ def ended(
     handle: RunHandle, slurm_id: str, acct: list[AcctRow], now: datetime
 ) -> ExitStatus | None:
     """The end of ``slurm_id`` from its sacct rows; None while the rows are not final yet
-    (sacct lags the controller by about half a second), or while its job row is lost (cut
-    short: read again on the next poll). A field sacct printed that cannot be read is unknown,
-    and the reason names it (``sacct unreadable: ExitCode '0:x'``): a job whose ``End`` is
-    unknown ended at its ``batch`` step's ``End`` where that is readable, else at ``now`` (the
-    poll's time, late by however long carbond was down), the reason saying which; one whose
+    (sacct lags the controller by about half a second), or while its job row or its batch
+    step's is lost (cut short: read again on the next poll). A field sacct printed that
+    cannot be read is unknown, and the reason names it (``sacct unreadable: ExitCode
+    '0:x'``): a job whose ``End`` is unknown ended at its ``batch`` step's ``End`` where that
+    is readable, else at ``now`` (the poll's time, late by however long carbond was down),
+    the reason saying which; one whose
     ``Start`` is unknown started at its ``batch`` step's ``Start`` where that is readable,
     else the start is left to the service (its release), the reason saying which. A
     ``COMPLETED`` job's exit code is 0 all the same: Slurm records ``COMPLETED`` only when
@@ -37,6 +38,8 @@ def ended(
     if job is None or not is_ended(job.state):
         return None
     batch = row_of(acct, slurm_id, "batch")
+    if batch is not None and batch.lost:
+        return None  # its energy and times cut short: read again on the next poll
     end, to_second, taken = job.end, True, []  # taken: where a time the row lacks is from
     if end is None and batch is not None and batch.end is not None:
         end = batch.end

@@ -114,10 +114,13 @@ class SlurmReading:
         :attr:`~AcctRow.lost` row, its state unknown) for ``cut_short_limit_s`` (counted in
         memory: afresh after a restart): ``failed``, its exit code, start and energy unknown,
         ended at the first poll that found it so, the reason naming the row
-        (``slurm_sacct_lost_given_up``). None before that, or once its
+        (``slurm_sacct_lost_given_up``); one whose batch step's row alone stayed cut short
+        ends as its job row says, that step's row left out (its energy, then, the job row's or
+        none), the reason naming it. None before that, or once its
         row reads whole again (or sacct has none of it): asked again next poll."""
-        job = row_of(acct, slurm_id)
-        if job is None or not job.lost:
+        job, batch = row_of(acct, slurm_id), row_of(acct, slurm_id, "batch")
+        lost = next((r for r in (job, batch) if r is not None and r.lost), None)
+        if lost is None:
             self._notes.sacct_lost.pop((cluster, slurm_id), None)
             return None
         since = self._notes.sacct_lost.setdefault((cluster, slurm_id), now)
@@ -125,7 +128,15 @@ class SlurmReading:
         if waited < self._cut_short_limit_s:
             return None
         log.warning("slurm_sacct_lost_given_up", cluster=cluster, slurm_id=slurm_id,
-                    job_id=handle.job_id, waited_s=waited, fields=list(job.unreadable))  # fmt: skip
+                    job_id=handle.job_id, waited_s=waited,
+                    fields=list(lost.unreadable))  # fmt: skip
+        if lost is batch:  # the job row is whole: its end, without the cut step row
+            whole = ended(handle, slurm_id, [r for r in acct if r is not batch], now)
+            if whole is not None:
+                note = (f"; its batch step's sacct row cut short for {waited:.0f} s "
+                        f"({lost.unreadable[0][:120]}): left out")  # fmt: skip
+                return replace(whole, reason=whole.reason + note)
+        job = lost
         why = (f"slurm state unknown: sacct printed Slurm job {slurm_id}'s row cut short for "
                f"{waited:.0f} s ({job.unreadable[0][:120]}); exit code, start and energy "
                "unknown")  # fmt: skip
