@@ -198,3 +198,45 @@ def test_a_gpu_a_user_added_to_their_carbond_job_is_busy_and_charged(
     assert status.reason.endswith(
         "; it held 2 GPUs, not the 1 planned (its Slurm job's GRES changed outside carbond)"
     )
+
+
+def test_a_partition_set_down_while_its_states_are_kept_is_noticed_by_a_job_pending_there(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partition states all up are kept a minute, not read every round. An operator sets
+    alpha ``State=DOWN`` within that minute: carbond's job released there waits
+    ``PartitionDown`` in squeue, and the next round reads the states again: qc's GPUs are
+    unavailable (``slurm_partition_unavailable``), not planned onto for the rest of the
+    minute."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(),
+                             known_gpus=["T4"])  # fmt: skip
+    executor.discover("qc")
+    start = datetime.now(UTC)
+    assert all(d.available for d in executor.available(_devices()[:2], start))  # kept now
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    spec = LaunchSpec(f"down-{uuid.uuid4().hex[:8]}", ("true",), owner.pw_uid, owner.pw_gid,
+                      (0,), logs, region="qc", device_ids=("qc/0",))  # fmt: skip
+    slurm_cluster.run(["scontrol", "update", "PartitionName=alpha", "State=DOWN"])
+    try:
+        handle = executor.launch(spec, datetime.now(UTC))
+        slurm_id = int(handle.token.split('"')[3])
+        assert all(d.available for d in executor.available(_devices()[:2], start))  # kept
+
+        def pending_down() -> bool:
+            assert executor.poll([handle], datetime.now(UTC)) == []
+            reason = slurm_cluster.run(["squeue", "-h", "-j", str(slurm_id), "-o", "%r"]).stdout
+            return reason.strip() == "PartitionDown"
+
+        slurm_cluster.wait_until(pending_down, what="carbond's job to wait PartitionDown")
+        executor.poll([handle], datetime.now(UTC))  # the poll that reads it so
+        with capture_logs() as seen:
+            marked = executor.available(_devices()[:2], start + timedelta(seconds=1))
+    finally:
+        slurm_cluster.run(["scontrol", "update", "PartitionName=alpha", "State=UP"])
+
+    assert [d.available for d in marked] == [False, False]
+    assert [(e["event"], e["state"]) for e in seen
+            if e["event"] == "slurm_partition_unavailable"] == [
+        ("slurm_partition_unavailable", "DOWN")]  # fmt: skip

@@ -1,8 +1,10 @@
 """The Slurm executor's discovery and capacity (:class:`SlurmDiscovery`, a base of
 :class:`~daemon.executors.slurm.executor.SlurmExecutor`): a region's GPUs from its partition's
 nodes (``scontrol show node``), asked again while Slurm has not answered, and, every planning
-round, which of them are down, drained, reserved, in a partition not up, or held by others'
-jobs (:mod:`~daemon.executors.slurm.capacity`)."""
+round, which of them are down, drained, reserved, in a partition not up (its state read
+again at most every ``partitions_ttl_s`` while all are up:
+:mod:`~daemon.executors.slurm.partitions`), or held by others' jobs
+(:mod:`~daemon.executors.slurm.capacity`)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from daemon.executors.slurm.capacity import Layout, mark_devices
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import RunningRow
+from daemon.executors.slurm.partitions import PartitionStates
 from daemon.executors.slurm.queries import SlurmQueries
 from daemon.executors.slurm.reach import Reach
 from policies import Device
@@ -41,6 +44,7 @@ class SlurmDiscovery:
     _mine: set[str]
     _notes: Notes  # what is logged once
     _own_gpus: OwnGpus  # carbond's jobs' planned GPUs, and Slurm's where others
+    _partitions: PartitionStates  # partition states, kept while all up (for a while)
 
     def discover(self, region: str, now: datetime | None = None) -> list[tuple[int, str]]:
         """The GPUs of ``region``'s partition, node by node (index = position), as
@@ -127,7 +131,8 @@ class SlurmDiscovery:
         for cluster, regions in by_cluster.items():
             try:
                 nodes = self._q.nodes(cluster)
-                states = self._q.partitions(cluster)
+                ours = {self._targets[r].partition for r in regions}
+                states = self._partitions.get(cluster, ours, now, self._q.partitions)
                 running = {r: self._q.running(self._targets[r]) for r in regions}
             except ExecutorError as exc:
                 if self._notes.unreachable.get(cluster) != str(exc):  # once per outage and error

@@ -59,6 +59,7 @@ from daemon.executors.slurm.owners import (
 )
 from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import parse_sbatch
+from daemon.executors.slurm.partitions import PARTITIONS_TTL_S, PartitionStates
 from daemon.executors.slurm.queries import SlurmQueries, Token, said
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.reading import LOST_LIMIT_S
@@ -89,6 +90,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             root in Slurm).
         log_dir: where the service puts the jobs' ``.out``/``.err`` (``<state_dir>/logs``),
             to read back why a job exited 127 (None: not read).
+        partitions_ttl_s: how long partition states read all up are kept (:mod:`partitions`).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         cut_short_limit_s: float = LOST_LIMIT_S,
         allow_root_jobs: bool = True,
         log_dir: Path | None = None,
+        partitions_ttl_s: float = PARTITIONS_TTL_S,
     ) -> None:
         self._targets = dict(targets)
         # every command goes through it: an unreachable controller is asked once, not per call
@@ -123,6 +126,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._notes = Notes()  # what is logged once, and since when a job waits
         self._held_specs: dict[str, LaunchSpec] = {}  # held jobs: their files made again
         self._own_gpus = OwnGpus()  # carbond's jobs' planned GPUs, and Slurm's where others
+        self._partitions = PartitionStates(partitions_ttl_s)  # read again when not all up
 
     @property
     def name(self) -> str:
@@ -316,7 +320,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 f"so it is looked up by its name {cmd.job_name(spec.job_id)} before any new "
                 "submission"
             ) from exc
-        if not result.ok:
+        if not result.ok:  # the partition may be down: its state read again next round
+            self._partitions.changed(target.cluster)
             raise ExecutorError(f"job {spec.job_id}: sbatch refused it: {said(result)}")
         slurm_id, cluster = parse_sbatch(result.stdout)
         self._mine.add(slurm_id)

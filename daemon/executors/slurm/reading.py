@@ -23,6 +23,7 @@ from daemon.executors.slurm.ends import ended
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import QueueRow, by_id
+from daemon.executors.slurm.partitions import DOWN_REASONS, PartitionStates
 from daemon.executors.slurm.queries import SlurmQueries, Token
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.states import is_ended
@@ -47,6 +48,7 @@ class SlurmReading:
     _log_dir: Path | None  # where the jobs' .out/.err are (None: not read back)
     _notes: Notes  # what is logged once, and since when a job waits
     _own_gpus: OwnGpus  # carbond's jobs' planned GPUs, and Slurm's where others
+    _partitions: PartitionStates  # partition states, kept while all up (for a while)
 
     def _states(
         self,
@@ -143,12 +145,16 @@ class SlurmReading:
         return ExitStatus(handle.job_id, since, None, None, why)
 
     def _queue(self, cluster: str | None, ids: Sequence[str]) -> dict[str, QueueRow]:
-        """The squeue rows of ``ids`` by Slurm id. A job whose row cannot be read is named
+        """The squeue rows of ``ids`` by Slurm id (one pending ``PartitionDown`` or
+        ``PartitionInactive`` has its cluster's partition states read again at the next
+        round: :mod:`~daemon.executors.slurm.partitions`). A job whose row cannot be read is named
         once while it stays so (``slurm_squeue_unreadable``, with the fields): a lost row
         (cut short) leaves that job's state unknown this poll (not waiting, running nor
         ended: nothing is decided on it, and sacct is not asked); a time unread is unknown;
         every other job is read as usual."""
         queue = by_id(self._q.squeue(cluster, ids))
+        if any(row.reason in DOWN_REASONS for row in queue.values()):
+            self._partitions.changed(cluster)  # a partition went down: read again next round
         for slurm_id in ids:
             row = queue.get(slurm_id)
             if row is None or not row.unreadable:

@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 from structlog.testing import capture_logs
 
+from daemon.executors.errors import ExecutorError
+from daemon.executors.slurm import CommandResult
 from daemon.executors.slurm.parse import SlurmOutputError, parse_partitions
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, _executor
+from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, _executor, _spec
 
 DOWN = (RECORDED / "states" / "scontrol_show_partition_down.txt").read_text()
 
@@ -52,3 +58,74 @@ def test_a_partition_not_up_makes_its_region_unavailable_logged_once_while_it_la
         ("slurm_partition_unavailable", "qc", "not in Slurm"),
         ("slurm_partition_up", "qc", None),
     ]
+
+
+def _reads(slurm: FakeSlurm) -> int:
+    """How many times ``scontrol show partition`` ran."""
+    return sum(1 for c in slurm.calls if "show" in c and "partition" in c)
+
+
+def test_partition_states_all_up_are_read_once_a_minute_not_every_round(
+    tmp_path: Path,
+) -> None:
+    """``scontrol show partition`` ran every planning round (every ``plan_s``, 30 s by
+    default), for states that seldom change. While every partition of carbond's regions is
+    up they are now kept for ``partitions_ttl_s`` (60 s); one not up is read every round, so
+    its return is noticed at once."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    before = _reads(slurm)
+
+    for seconds in (0, 30, 59):
+        assert all(
+            d.available for d in executor.available(_devices(), T0 + timedelta(seconds=seconds))
+        )
+    assert _reads(slurm) - before == 1
+    slurm.partitions = DOWN
+    executor.available(_devices(), T0 + timedelta(seconds=60))  # kept no longer: read
+    assert _reads(slurm) - before == 2
+    for seconds in (61, 62):  # alpha down: read each round until it is up
+        marked = executor.available(_devices(), T0 + timedelta(seconds=seconds))
+        assert [d.available for d in marked] == [False, False, True, True]
+    slurm.partitions = DOWN.replace("State=DOWN", "State=UP")
+    assert all(d.available for d in executor.available(_devices(), T0 + timedelta(seconds=63)))
+    assert _reads(slurm) - before == 5
+
+
+def test_a_sign_that_a_partition_went_down_has_its_state_read_at_the_next_round(
+    tmp_path: Path,
+) -> None:
+    """Within the minute partition states are kept, a carbond job Slurm keeps pending
+    ``PartitionDown`` (a poll's squeue), or an ``sbatch`` Slurm refused, has them read again
+    at the next round, so the region is not planned onto meanwhile."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    executor.available(_devices(), T0)
+    handle = executor.launch(_spec(tmp_path), T0)
+    [job] = slurm.jobs.values()
+    slurm.partitions = DOWN
+    assert all(d.available for d in executor.available(_devices(), T0 + timedelta(seconds=1)))
+
+    job.state, job.reason = "PENDING", "PartitionDown"
+    assert executor.poll([handle], T0 + timedelta(seconds=2)) == []
+
+    marked = executor.available(_devices(), T0 + timedelta(seconds=3))
+    assert [d.available for d in marked] == [False, False, True, True]
+
+    refusing = _SbatchRefused(partitions=slurm.partitions)
+    executor = _executor(refusing)
+    executor.available(_devices(), T0)
+    reads = _reads(refusing)
+    with pytest.raises(ExecutorError, match="sbatch refused it"):
+        executor.launch(_spec(tmp_path), T0 + timedelta(seconds=1))
+    executor.available(_devices(), T0 + timedelta(seconds=2))
+    assert _reads(refusing) == reads + 1
+
+
+class _SbatchRefused(FakeSlurm):
+    """``sbatch`` refused, as Slurm 22.05 refuses a job for a partition set ``INACTIVE``."""
+
+    def _sbatch(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        return CommandResult(
+            1, "", "sbatch: error: Batch job submission failed: Requested partition is inactive\n"
+        )
