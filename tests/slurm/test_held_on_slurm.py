@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.assemble import Daemon
 from daemon.executors.base import EndedUnstarted, LaunchSpec, RunHandle
@@ -213,3 +214,46 @@ def test_a_held_job_whose_run_token_is_unreadable_is_moved_released_and_withdraw
     )
     states = {r["id"]: (r["state"], r["reason"]) for r in _squeue(slurm_cluster, jobs)}
     assert [states.get(d) for d in decoys] == [("PENDING", "BeginTime")] * 2  # others' untouched
+
+
+def test_a_held_job_s_start_its_owner_moves_in_slurm_is_logged_once_per_change(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The owner of a job carbond holds moves its start (``scontrol update StartTime=``):
+    carbond logged nothing, and its users saw a start it had not planned. Each change is
+    now logged once by the watching between plans (``slurm_job_changed_outside``, field
+    ``StartTime``, planned and actual); moved back to the plan, nothing more is said."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(), known_gpus=["T4"])
+    executor.discover("qc")
+    owner = pwd.getpwnam(slurm_cluster.user)
+    logs = slurm_cluster.work_dir(slurm_cluster.user) / "logs"
+    job = f"moved-{uuid.uuid4().hex[:8]}"
+    spec = LaunchSpec(job, ("true",), owner.pw_uid, owner.pw_gid, (0,), logs, region="qc",
+                      device_ids=("qc/0",))  # fmt: skip
+    now = datetime.now(UTC).replace(microsecond=0)
+    planned = now + timedelta(hours=1)
+    held = executor.hold(spec, planned, "", now)
+    slurm_id = held.token.split('"')[3]
+    handle = RunHandle(job, "slurm", held.token, now, uid=owner.pw_uid)
+
+    def moved_to(start: datetime) -> list[tuple[str, str]]:
+        """Its owner moves it to ``start``; what two watches then log of it."""
+        slurm_cluster.run(["scontrol", "update", f"JobId={slurm_id}",
+                           f"StartTime={start.strftime('%Y-%m-%dT%H:%M:%S')}"],
+                          user=slurm_cluster.user)  # fmt: skip
+        with capture_logs() as logs_seen:
+            for _ in range(2):
+                assert executor.ended_held([handle], datetime.now(UTC)) == {}
+        return [
+            (e["planned"], e["actual"])
+            for e in logs_seen
+            if e["event"] == "slurm_job_changed_outside" and e["field"] == "StartTime"
+        ]
+
+    later, latest = planned + timedelta(hours=1), planned + timedelta(hours=2)
+    assert moved_to(later) == [(planned.isoformat(), later.isoformat())]
+    assert moved_to(latest) == [(planned.isoformat(), latest.isoformat())]
+    assert moved_to(planned) == []  # back to the plan
+    [row] = _squeue(slurm_cluster, [job], "PENDING")  # still held, where its owner put it
+    assert (row["id"], row["start"]) == (slurm_id, planned.strftime("%Y-%m-%dT%H:%M:%S"))

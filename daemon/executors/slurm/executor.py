@@ -6,7 +6,8 @@ Life of a job (see docs/slurm.md):
   pinned to the planned node, so it shows in ``squeue`` (reason ``BeginTime``) from the moment
   carbond has a plan; a new plan moves it in place (``scontrol update``: partition, node,
   start; a move to another cluster or GRES name resubmits); between plans
-  :meth:`SlurmExecutor.ended_held` tells which held jobs Slurm ended unstarted (``scancel``);
+  :meth:`SlurmExecutor.ended_held` tells which held jobs Slurm ended unstarted (``scancel``)
+  and logs a start their owner moved (``slurm_job_changed_outside``);
 - start now: :meth:`release` sets its start to ``now`` (or :meth:`launch` submits it at once);
 - running and ended: :meth:`poll` reads ``squeue`` and then ``sacct`` (exit code, real start,
   and ``ConsumedEnergyRaw`` when Slurm accounts energy), every Slurm state mapped by
@@ -22,9 +23,7 @@ The run token is ``{"slurm_id", "cluster", "region"}``. Commands run through an 
 :class:`~daemon.executors.slurm.runner.Runner`, wrapped in a
 :class:`~daemon.executors.slurm.reach.Reach` so that a controller that does not answer is not
 asked again every call (:meth:`SlurmExecutor.problems` reports it); ``sbatch`` runs as the
-job's owner. What is
-read from Slurm (``squeue``, ``sacct``, nodes) and ``scancel`` are in
-:mod:`~daemon.executors.slurm.queries`.
+job's owner. What is read from Slurm and ``scancel`` are in :mod:`~.queries`.
 """
 
 from __future__ import annotations
@@ -181,7 +180,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         found = self._find(spec.job_id, token, spec.uid, may_have_ended=not new)
         if found is None:
             held = Held(self._submit(spec, start).encode())
-            self._held_specs[spec.job_id] = spec
+            self._held_specs[spec.job_id], self._notes.begins[spec.job_id] = spec, start
             return held
         current, row = found
         if (ended := self._ended_unstarted(current, row, spec.uid, now)) is not None:
@@ -199,7 +198,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 raise ExecutorError(f"{why}; its Slurm job {current.slurm_id} cannot be held")
             return refused
         moved = self._move(spec, current, start)
-        self._held_specs[spec.job_id] = spec
+        self._held_specs[spec.job_id], self._notes.begins[spec.job_id] = spec, start
         return Held(moved.encode())
 
     def ended_held(

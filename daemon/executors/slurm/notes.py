@@ -27,6 +27,8 @@ class Notes:
     unreachable: dict[str | None, str] = field(default_factory=dict)  # slurm_unreachable said
     deferred: dict[str, str] = field(default_factory=dict)  # carbond job -> adoption put off
     partitions: dict[Key, str] = field(default_factory=dict)  # (cluster, partition) not UP
+    begins: dict[str, datetime] = field(default_factory=dict)  # held job -> planned start
+    begin_said: dict[str, datetime] = field(default_factory=dict)  # -> its start moved to
     # waiting since
     no_end: dict[Key, datetime] = field(default_factory=dict)  # held jobs gone, no sacct end
     sacct_lost: dict[Key, datetime] = field(default_factory=dict)  # cut-short sacct job rows

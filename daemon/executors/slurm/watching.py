@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -79,8 +79,13 @@ class SlurmWatching(SlurmReading):
         squeue by about half a second; slurmdbd down) is left for the next call."""
         self._reach.at(now)
         out: dict[str, EndedUnstarted | Held] = {}
+        for stale in set(self._notes.begins) - {h.job_id for h in held}:  # released, withdrawn
+            self._notes.begins.pop(stale, None)
+            self._notes.begin_said.pop(stale, None)
         for cluster, items in self._by_cluster(held).items():
             queue = self._queue(cluster, [t.slurm_id for _, t in items])
+            for handle, token in items:
+                self._begin_moved(cluster, handle.job_id, queue.get(token.slurm_id), now)
             gone = [(h, t) for h, t in items
                     if t.slurm_id not in queue or is_ended(queue[t.slurm_id].state)]  # fmt: skip
             acct = self._acct(cluster, [t.slurm_id for _, t in gone])
@@ -133,6 +138,30 @@ class SlurmWatching(SlurmReading):
                     waited_s=waited)  # fmt: skip
         self._notes.no_end.pop((current.cluster, current.slurm_id), None)
         return None
+
+    def _begin_moved(
+        self, cluster: str | None, job_id: str, row: QueueRow | None, now: datetime
+    ) -> None:
+        """Log once per change (``slurm_job_changed_outside``, field ``StartTime``) a held
+        job's start that someone else moved in Slurm (its owner's ``scontrol update
+        StartTime=``): squeue's start, still to come, of a job still waiting for it (reason
+        ``BeginTime``; ``None`` until Slurm's next scheduling pass after the change) that is
+        not the one this process last handed it (:meth:`hold`; after a restart, from the
+        first planning round, which hands every held job over again). carbond leaves it there
+        until its plan changes."""
+        planned = self._notes.begins.get(job_id)
+        if planned is None or row is None or row.state not in WAITING:
+            return
+        if row.reason not in ("BeginTime", "None") or row.start is None or row.start <= now:
+            return  # an estimate (Resources, Priority, ...), or its start has come
+        planned = datetime.fromisoformat(cmd.slurm_time(planned)).replace(tzinfo=UTC)
+        if row.start == planned:
+            self._notes.begin_said.pop(job_id, None)
+        elif self._notes.begin_said.get(job_id) != row.start:
+            self._notes.begin_said[job_id] = row.start
+            log.warning("slurm_job_changed_outside", job_id=job_id, cluster=cluster,
+                        slurm_id=row.slurm_id, field="StartTime", planned=planned.isoformat(),
+                        actual=row.start.isoformat())  # fmt: skip
 
     def _refused_unstarted(
         self, cluster: str | None, slurm_id: str, end: EndedUnstarted

@@ -174,3 +174,32 @@ def test_a_held_job_resubmitted_to_another_cluster_leaves_no_gpus_followed(
     assert slurm.jobs["100"].state == "CANCELLED"
     assert Token.decode("j1", moved.token) == Token("101", "west", "far")
     assert executor._own_gpus.planned == {("west", "101"): ("j1", 1)}
+
+
+def test_a_held_job_s_start_moved_outside_carbond_is_logged_once_per_change(
+    tmp_path: Path,
+) -> None:
+    """A held job whose start its owner moved (``scontrol update StartTime=``) was not
+    logged; it is now, once per change, by the watching between plans; a start that is
+    Slurm's estimate (the job waiting ``Resources`` past its begin) is no such change."""
+    slurm = FakeSlurm()
+    executor = _executor(slurm)
+    held = executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    handle = RunHandle("j1", "slurm", held.token, T0, uid=0)
+    [job] = slurm.jobs.values()
+
+    with capture_logs() as logs:
+        for start, reason in (("2026-12-04T23:00:00", "BeginTime"),
+                              ("2026-12-04T23:00:00", "BeginTime"),
+                              ("2026-12-05T01:00:00", "None"),
+                              ("2026-12-04T22:00:00", "BeginTime"),
+                              ("2026-12-05T03:00:00", "Resources")):  # fmt: skip
+            job.start, job.reason = start, reason
+            assert executor.ended_held([handle], T0 + timedelta(minutes=1)) == {}
+
+    moved = [(e["field"], e["planned"], e["actual"]) for e in logs
+             if e["event"] == "slurm_job_changed_outside"]  # fmt: skip
+    assert moved == [
+        ("StartTime", "2026-12-04T22:00:00+00:00", "2026-12-04T23:00:00+00:00"),
+        ("StartTime", "2026-12-04T22:00:00+00:00", "2026-12-05T01:00:00+00:00"),
+    ]
