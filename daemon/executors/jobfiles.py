@@ -221,12 +221,16 @@ def previous_attempt(spec_file: Path) -> int:
 
 
 def wrapper_spec(
-    spec: LaunchSpec, status: Path, attempt: int, limits: Mapping[str, int] | None = None
+    spec: LaunchSpec,
+    status: Path,
+    attempt: int,
+    limits: Mapping[str, int] | None = None,
+    cgroup: Path | None = None,
 ) -> dict[str, object]:
     """What the wrapper runs: argv, a from-scratch environment, uid/gid, cwd (the spec's, else
     the user's home or ``/``), the resource limits set in the job's process (by name, as
-    :data:`daemon.executors.wrapper.JOB_LIMITS`), the status file and this attempt's start
-    marker."""
+    :data:`daemon.executors.wrapper.JOB_LIMITS`), the status file, this attempt's start
+    marker and the cgroup the wrapper enters before it starts the job ("": none)."""
     try:
         user = pwd.getpwuid(spec.uid)
         home, login = user.pw_dir, user.pw_name
@@ -253,6 +257,7 @@ def wrapper_spec(
         "status_file": str(status),
         "attempt": attempt,
         "start_marker": str(status.with_name(f"{spec.job_id}.started.{attempt}")),
+        "cgroup": str(cgroup) if cgroup is not None else "",
     }
 
 

@@ -2,7 +2,9 @@
 
 Each job runs under the wrapper (:mod:`daemon.executors.wrapper`), started without a shell as
 the leader of a new session, so ``kill(-pid)`` reaches the whole job and the job outlives a
-daemon restart (the unit uses ``KillMode=process``). The wrapper switches to the job's
+daemon restart (the unit uses ``KillMode=process``); with a cgroup subtree of the daemon's,
+each job also runs in a cgroup of its own, which its stop kills whole
+(:mod:`daemon.executors.local_cgroup`). The wrapper switches to the job's
 uid/gid (no supplementary groups) when the daemon is root, and records the exit status to
 ``<log_dir>/<job_id>.status.json`` so the outcome survives a daemon crash.
 
@@ -41,6 +43,7 @@ from pathlib import Path
 from daemon.executors import jobfiles
 from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError, JobNotRunnableError, LaunchRefusedError
+from daemon.executors.local_cgroup import JobCgroups
 from daemon.executors.pidsignal import session_of, signal_group_if, signal_if
 from daemon.executors.workdir import workdir_problem
 from daemon.executors.wrapper import JOB_LIMITS
@@ -86,6 +89,9 @@ class LocalExecutor:
         job_limits: resource limits set in each job's process before it starts, by name
             (:data:`~daemon.executors.wrapper.JOB_LIMITS`: ``nproc``, ``nofile``,
             ``core_bytes``, ``fsize_bytes``); one left out is the daemon's own.
+        cgroups: where each job gets a cgroup of its own
+            (:mod:`daemon.executors.local_cgroup`), which its stop kills whole; None: jobs
+            are followed by their session only (a process that calls ``setsid`` escapes).
 
     Raises:
         ValueError: ``job_limits`` names a limit the wrapper does not know.
@@ -100,6 +106,7 @@ class LocalExecutor:
         python: str = sys.executable,
         monotonic: Callable[[], float] = time.monotonic,
         job_limits: Mapping[str, int] | None = None,
+        cgroups: JobCgroups | None = None,
     ) -> None:
         unknown = sorted(set(job_limits or {}) - set(JOB_LIMITS))
         if unknown:
@@ -112,6 +119,8 @@ class LocalExecutor:
         self._monotonic = monotonic
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # ours, reaped in poll
         self._kill_at: dict[str, float] = {}  # job_id -> monotonic time of the SIGKILL
+        self.cgroups = cgroups
+        self._unremoved: set[str] = set()  # ended jobs whose cgroups are still to remove
 
     @property
     def name(self) -> str:
@@ -137,8 +146,10 @@ class LocalExecutor:
             err = jobfiles.open_log(log_dir / f"{spec.job_id}.err", spec.uid, spec.gid)
             attempt = jobfiles.previous_attempt(spec_file) + 1
             try:
+                cgroup = self.cgroups.create(spec.job_id) if self.cgroups else None
                 jobfiles.write_private(
-                    spec_file, jobfiles.wrapper_spec(spec, status, attempt, self._job_limits)
+                    spec_file,
+                    jobfiles.wrapper_spec(spec, status, attempt, self._job_limits, cgroup),
                 )
                 child = subprocess.Popen(  # a fixed argv, no shell
                     [self._python, "-I", "-m", "daemon.executors.wrapper", str(spec_file)],
@@ -153,6 +164,8 @@ class LocalExecutor:
                 os.close(out)
                 os.close(err)
         except OSError as exc:
+            if self.cgroups is not None:
+                self.cgroups.remove(spec.job_id)
             raise ExecutorError(f"job {spec.job_id}: cannot start in {log_dir}: {exc}") from exc
         ticks = jobfiles.process_start_ticks(child.pid)
         self._children[child.pid] = child
@@ -192,6 +205,9 @@ class LocalExecutor:
                 self._kill_at.pop(handle.job_id, None)
             elif self._monotonic() >= self._kill_at.get(handle.job_id, math.inf):
                 _kill_session(token.pid, self._leader(token))
+                if self.cgroups is not None:  # the wrapper stays, to record the job's end
+                    self.cgroups.signal(handle.job_id, signal.SIGKILL, spare=token.pid)
+        self._remove_cgroups()
         for pid in self._children.keys() - polled:  # their runs were reported already
             if self._children[pid].poll() is not None:
                 del self._children[pid]
@@ -203,6 +219,7 @@ class LocalExecutor:
         child = self._children.get(token.pid)
         recorded = jobfiles.read_status(handle.job_id, token.status_file, now)
         if recorded is not None:
+            self._end_cgroup(handle.job_id)
             self._reap(token.pid)
             return recorded
         if self._alive(token):
@@ -211,8 +228,10 @@ class LocalExecutor:
             handle.job_id, token.status_file, now
         )  # written just before exit
         if recorded is not None:
+            self._end_cgroup(handle.job_id)
             self._reap(token.pid)
             return recorded
+        self._end_cgroup(handle.job_id)
         if child is not None:  # our wrapper died alone (the OOM killer): the job it left
             # would run on, on a GPU now free. Not reaped yet, the wrapper holds its pid, so
             # the session of that id is the job's; then it is reaped.
@@ -231,6 +250,16 @@ class LocalExecutor:
             if killed
             else "the job's wrapper ended without recording a status",
         )
+
+    def _end_cgroup(self, job_id: str) -> None:
+        """The job ended: kill what it left in its cgroup (a process that left its session)
+        and remove the cgroup; one not empty yet is retried at each poll."""
+        if self.cgroups is not None and not self.cgroups.remove(job_id):
+            self._unremoved.add(job_id)
+
+    def _remove_cgroups(self) -> None:
+        if self.cgroups is not None:
+            self._unremoved = {j for j in self._unremoved if not self.cgroups.remove(j, 0.0)}
 
     def _reap(self, pid: int) -> None:
         """The wrapper exits right after writing the status: collect it (briefly blocking)."""
@@ -258,13 +287,16 @@ class LocalExecutor:
         return lambda pid: jobfiles.process_start_ticks(pid) == token.start_ticks
 
     def cancel(self, handle: RunHandle, now: datetime) -> None:
-        """SIGTERM the job's process group now; :meth:`poll` sends SIGKILL after the grace,
+        """SIGTERM the job's process group (and its cgroup) now; :meth:`poll` sends SIGKILL
+        after the grace,
         counted from the handle's ``cancel_sent_at`` when an earlier daemon sent the cancel
         (a restart does not give the job a new grace)."""
         token = _Token.decode(handle)
         if not self._alive(token):
             return
         signal_group_if(token.pid, signal.SIGTERM, self._leader(token))
+        if self.cgroups is not None:  # also those that left the session (the wrapper ignores it)
+            self.cgroups.signal(handle.job_id, signal.SIGTERM, spare=token.pid)
         grace_s = self._grace_s
         if handle.cancel_sent_at is not None:
             grace_s -= max(0.0, (now - handle.cancel_sent_at).total_seconds())
@@ -279,7 +311,10 @@ class LocalExecutor:
         adopted: list[RunHandle | ExitStatus] = []
         for handle in handles:
             if not handle.token:
-                adopted.append(self._recover(handle, now))
+                recovered = self._recover(handle, now)
+                if isinstance(recovered, ExitStatus):  # never started, or ended meanwhile
+                    self._end_cgroup(handle.job_id)
+                adopted.append(recovered)
                 continue
             token = _Token.decode(handle)
             result = self._check_one(handle, token, now)

@@ -178,6 +178,19 @@ def run(spec_path: Path) -> int:
             "carbond-wrapper: a recovering daemon claimed the start; not starting", file=sys.stderr
         )
         return 0
+    cgroup = str(spec.get("cgroup") or "")
+    if cgroup:  # before the job starts: its first instruction runs inside
+        try:  # never O_CREAT: a cgroup has the file, a plain directory must not pass
+            procs = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(procs, str(os.getpid()).encode())
+            finally:
+                os.close(procs)
+        except OSError as exc:
+            print(f"carbond-wrapper: cannot enter the job's cgroup {cgroup}: {exc}",
+                  file=sys.stderr)  # fmt: skip
+            write_status(status, EXIT_NOT_RUNNABLE, None, f"cannot enter its cgroup: {exc}")
+            return 0
     try:
         child = _start(spec)
     except FileNotFoundError as exc:
@@ -190,7 +203,7 @@ def run(spec_path: Path) -> int:
         write_status(status, EXIT_NOT_RUNNABLE, None, f"cannot start: {exc}")
         return 0
     code = child.wait()
-    left = _end_stragglers()
+    left = _end_stragglers(cgroup)
     note = f"; {left} process(es) it left running were terminated" if left else ""
     if code < 0:
         write_status(status, None, -code, f"killed by {signal.Signals(-code).name}{note}")
@@ -224,28 +237,45 @@ def _session_members() -> list[int]:
     return pids
 
 
-def _end_stragglers() -> int:
-    """After the job's main process ended: SIGTERM what it left in its session (a job that
-    forked and exited would keep its GPU busy after carbond freed it), SIGKILL what is still
-    there after ``STRAGGLER_GRACE_S``. Returns how many there were. (A process that left the
-    session with setsid escapes this; only a cgroup would hold it.)
+def _members(cgroup: str) -> list[int]:
+    """The job's pids, the wrapper excepted: its session's (:func:`_session_members`) and
+    those in its cgroup (none when it has none)."""
+    return sorted((set(_session_members()) | _cgroup_procs(cgroup)) - {os.getpid()})
 
-    Each is signalled only if it is still in this session once a pidfd on it is open
-    (:mod:`daemon.executors.pidsignal`): one that ended after the scan, its pid given to
-    another user's process meanwhile, is not signalled (the wrapper may run as root). This
+
+def _cgroup_procs(cgroup: str) -> set[int]:
+    if not cgroup:
+        return set()
+    try:
+        with open(os.path.join(cgroup, "cgroup.procs"), encoding="ascii") as handle:
+            return {int(pid) for pid in handle.read().split()}
+    except (OSError, ValueError):
+        return set()
+
+
+def _end_stragglers(cgroup: str = "") -> int:
+    """After the job's main process ended: SIGTERM what it left in its session and in its
+    cgroup (a job that forked and exited would keep its GPU busy after carbond freed it),
+    SIGKILL what is still there after ``STRAGGLER_GRACE_S``. Returns how many there were. (A
+    process that left the session with setsid escapes this unless the job has a cgroup,
+    which it cannot leave: :mod:`daemon.executors.local_cgroup`.)
+
+    Each is signalled only if it is still in this session or this cgroup once a pidfd on it
+    is open (:mod:`daemon.executors.pidsignal`): one that ended after the scan, its pid given
+    to another user's process meanwhile, is not signalled (the wrapper may run as root). This
     session's id cannot be reused meanwhile: the wrapper leads it."""
     session = os.getsid(0)
 
     def ours(pid: int) -> bool:
-        return session_of(pid) == session
+        return session_of(pid) == session or pid in _cgroup_procs(cgroup)
 
-    pids = _session_members()
+    pids = _members(cgroup)
     for pid in pids:
         signal_if(pid, signal.SIGTERM, ours)
     deadline = time.monotonic() + STRAGGLER_GRACE_S
-    while _session_members() and time.monotonic() < deadline:
+    while _members(cgroup) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in _session_members():
+    for pid in _members(cgroup):
         signal_if(pid, signal.SIGKILL, ours)
     return len(pids)
 

@@ -1,0 +1,289 @@
+"""Each local job in a cgroup of its own, so that nothing it starts outlives its stop.
+
+A job's processes are found by their session (:mod:`daemon.executors.wrapper`); one that
+leaves it (``setsid``, a double fork into a new session) escapes that. A cgroup v2 holds it:
+a process cannot leave its cgroup without write access to ``cgroup.procs`` of a common
+ancestor, which here are root's (0644) and the job runs as its user.
+
+Where the daemon has a writable cgroup v2 subtree of its own (the unit's ``Delegate=yes``,
+found by :func:`probe`; or ``[executors.local] cgroup = "PATH"``), each job gets
+``<subtree>/job-<id>``, made by the daemon before its wrapper starts; the wrapper writes its
+own pid to that cgroup's ``cgroup.procs`` before it starts the job (as root, before the uid
+switch), so the job's first instruction runs inside. Stopping the job kills the whole cgroup
+(``cgroup.kill``, Linux 5.14; else SIGKILL to each pid of ``cgroup.procs`` until none is
+left, the cgroup frozen meanwhile where it can be), then removes it. The daemon itself moves
+to the leaf ``<subtree>/daemon`` (the "no internal processes" rule: an inner cgroup with
+processes cannot hand controllers to its children).
+
+Without such a subtree, jobs run as before: a process group in a session of its own.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.executors.pidsignal import signal_if
+
+__all__ = [
+    "AUTO",
+    "DAEMON_LEAF",
+    "OFF",
+    "CgroupProbe",
+    "JobCgroups",
+    "cgroup2_mounts",
+    "enter_leaf",
+    "own_cgroup",
+    "probe",
+]
+
+AUTO = "auto"
+OFF = "off"
+DAEMON_LEAF = "daemon"
+_JOB_PREFIX = "job-"
+_DELEGATE_XATTRS = ("user.delegate", "trusted.delegate")  # set by systemd (251+) on Delegate=
+_KILL_TIMEOUT_S = 1.0  # the most one stop waits for a cgroup to empty; a later poll retries
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupProbe:
+    """The subtree jobs' cgroups go in (None: none usable) and, in words, how it was found
+    or why there is none."""
+
+    path: Path | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Mount:
+    point: Path  # where it is mounted
+    root: str  # the cgroup path it shows at ``point``
+    read_only: bool
+
+
+def cgroup2_mounts(mountinfo: str) -> list[_Mount]:
+    """The cgroup2 mounts of a ``/proc/PID/mountinfo`` text, in order."""
+    mounts = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        dash = fields.index("-")
+        if len(fields) < dash + 3 or dash < 6 or fields[dash + 1] != "cgroup2":
+            continue
+        options = set(fields[5].split(",")) | set(fields[dash + 3].split(","))
+        point = fields[4].encode().decode("unicode_escape")  # \040 for a space
+        mounts.append(_Mount(Path(point), fields[3], "ro" in options))
+    return mounts
+
+
+def own_cgroup(proc_cgroup: str) -> str | None:
+    """The cgroup v2 path of a ``/proc/PID/cgroup`` text (its ``0::`` line); None without."""
+    for line in proc_cgroup.splitlines():
+        if line.startswith("0::"):
+            return line[3:].strip() or None
+    return None
+
+
+def probe(
+    setting: str = AUTO,
+    *,
+    proc_cgroup: Path = Path("/proc/self/cgroup"),
+    mountinfo: Path = Path("/proc/self/mountinfo"),
+) -> CgroupProbe:
+    """The subtree for ``[executors.local] cgroup`` = ``setting``: ``"off"`` (none),
+    ``"auto"`` (the cgroup ``proc_cgroup`` names, if systemd delegated it: its
+    ``user.delegate`` or ``trusted.delegate`` attribute is 1; or its parent, where the
+    daemon already moved itself to :data:`DAEMON_LEAF`), or an absolute path. Either must be
+    on a writable cgroup2 mount (as ``mountinfo`` shows it) and writable by this uid. Never
+    raises: a reason says why there is none."""
+    if setting == OFF:
+        return CgroupProbe(None, "off in the settings (executors.local.cgroup)")
+    try:
+        mounts = cgroup2_mounts(mountinfo.read_text(encoding="utf-8"))
+        own = own_cgroup(proc_cgroup.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return CgroupProbe(None, f"cannot read {exc.filename}: {exc.strerror}")
+    if not mounts:
+        return CgroupProbe(None, "no cgroup2 file system is mounted (cgroup v1 only)")
+    if setting != AUTO:
+        return _usable(Path(setting), mounts, "set in executors.local.cgroup")
+    return _delegated_to_us(own, mounts)
+
+
+def _delegated_to_us(own: str | None, mounts: list[_Mount]) -> CgroupProbe:
+    """The daemon's own cgroup ``own`` (or the parent of its leaf) if systemd delegated it."""
+    path = _on_mount(own, mounts) if own is not None else None
+    if path is None:
+        return CgroupProbe(None, f"the daemon's cgroup ({own or 'none in cgroup v2'}) is "
+                           "not under a cgroup2 mount it can see")  # fmt: skip
+    if path.name == DAEMON_LEAF and _delegated(path.parent):
+        path = path.parent
+    if not _delegated(path):
+        return CgroupProbe(None, f"its cgroup {path} is not delegated to it (the systemd "
+                           "unit needs Delegate=yes, or set executors.local.cgroup)")  # fmt: skip
+    return _usable(path, mounts, "delegated by systemd")
+
+
+def _on_mount(own: str, mounts: list[_Mount]) -> Path | None:
+    for mount in mounts:
+        root = mount.root.rstrip("/")
+        if own == mount.root or own.startswith(root + "/"):
+            return mount.point / own[len(root) :].lstrip("/")
+    return None
+
+
+def _delegated(path: Path) -> bool:
+    for name in _DELEGATE_XATTRS:
+        try:
+            if os.getxattr(path, name).strip() in (b"1", b"yes", b"true"):
+                return True
+        except OSError:  # no such attribute, or trusted.* unreadable without CAP_SYS_ADMIN
+            continue
+    return False
+
+
+def _usable(path: Path, mounts: list[_Mount], how: str) -> CgroupProbe:
+    """``path`` with ``how`` it was found, or None with what makes it unusable."""
+    mount = max(
+        (m for m in mounts if path == m.point or m.point in path.parents),
+        key=lambda m: len(m.point.parts),
+        default=None,
+    )
+    problem = None
+    if not path.is_absolute():
+        problem = "is not an absolute path"
+    elif mount is None:
+        problem = "is not on a cgroup2 mount"
+    elif path == mount.point and mount.root == "/":
+        problem = "is the root cgroup, not a subtree of the daemon's"
+    elif mount.read_only:
+        problem = "is on a read-only cgroup2 mount (the unit's ProtectControlGroups=yes does that)"
+    elif not (path / "cgroup.procs").is_file():
+        problem = "is not a cgroup (no cgroup.procs)"
+    elif not (os.access(path, os.W_OK) and os.access(path / "cgroup.procs", os.W_OK)):
+        problem = f"is not writable by uid {os.geteuid()}"
+    if problem is not None:
+        return CgroupProbe(None, f"{path} {problem}")
+    return CgroupProbe(path, f"{path} ({how})")
+
+
+def enter_leaf(subtree: Path) -> Path:
+    """Move this process to ``<subtree>/daemon`` (made if missing) unless it is there; the
+    leaf's path.
+
+    Raises:
+        OSError: the leaf cannot be made or entered.
+    """
+    leaf = subtree / DAEMON_LEAF
+    leaf.mkdir(mode=0o755, exist_ok=True)
+    if str(os.getpid()) not in _read_procs(leaf):
+        (leaf / "cgroup.procs").write_text(str(os.getpid()), encoding="ascii")
+    return leaf
+
+
+def _read_procs(cgroup: Path) -> list[str]:
+    return (cgroup / "cgroup.procs").read_text(encoding="ascii").split()
+
+
+class JobCgroups:
+    """The jobs' cgroups under ``root`` (a :func:`probe` path): ``job-<id>`` each.
+
+    Args:
+        root: the subtree.
+        kill_file: whether to use ``cgroup.kill`` where the kernel has it (False: the SIGKILL
+            loop every kernel supports, as on one before 5.14).
+        monotonic: the clock for the wait for a killed cgroup to empty.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        kill_file: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = root
+        self._kill_file = kill_file
+        self._monotonic = monotonic
+
+    def path_of(self, job_id: str) -> Path:
+        """Job ``job_id``'s cgroup, a child of :attr:`root`.
+
+        Raises:
+            ValueError: ``job_id`` would name a path elsewhere (a ``/`` in it): the daemon
+                kills and removes what this names.
+        """
+        if "/" in job_id or "\0" in job_id:
+            raise ValueError(f"job id {job_id!r} cannot name a cgroup")
+        return self.root / f"{_JOB_PREFIX}{job_id}"
+
+    def create(self, job_id: str) -> Path:
+        """A new, empty cgroup for job ``job_id`` (one left by an earlier attempt is killed
+        and removed first), root's and 0755: its control files are root's, 0644 or tighter,
+        so the job (its user) cannot move itself out nor make sub-cgroups.
+
+        Raises:
+            OSError: it cannot be made (or the earlier one not removed).
+        """
+        path = self.path_of(job_id)
+        if path.exists() and not self.remove(job_id):
+            raise OSError(errno.EBUSY, "an earlier attempt's cgroup is still in use", str(path))
+        path.mkdir(mode=0o755)
+        return path
+
+    def members(self, job_id: str) -> list[int]:
+        """The pids in job ``job_id``'s cgroup (none when it has no cgroup)."""
+        try:
+            return [int(pid) for pid in _read_procs(self.path_of(job_id))]
+        except (OSError, ValueError):  # ValueError: no such cgroup name, or a bad line
+            return []
+
+    def signal(self, job_id: str, sig: int, *, spare: int | None = None) -> int:
+        """Send ``sig`` to each process in job ``job_id``'s cgroup but ``spare``; each only if
+        still in it once a pidfd on it is open (a pid that ended and went to another process
+        meanwhile is not signalled). How many were signalled."""
+
+        def still_in(pid: int) -> bool:
+            return pid in self.members(job_id)
+
+        return sum(signal_if(pid, sig, still_in) for pid in self.members(job_id) if pid != spare)
+
+    def remove(self, job_id: str, wait_s: float = _KILL_TIMEOUT_S) -> bool:
+        """Kill every process in job ``job_id``'s cgroup and remove it, waiting at most
+        ``wait_s`` for them to die; whether it is gone (a process slow to die, as a GPU
+        process tearing down its context, keeps it: call again later). True when there was
+        none (or ``job_id`` names none)."""
+        try:
+            path = self.path_of(job_id)
+        except ValueError:
+            return True
+        if not path.exists():
+            return True
+        deadline = self._monotonic() + wait_s
+        kill = path / "cgroup.kill"
+        freeze = path / "cgroup.freeze"
+        try:
+            if self._kill_file and kill.exists():
+                kill.write_text("1", encoding="ascii")
+            elif freeze.exists():  # no forks while the loop below kills: none is missed
+                freeze.write_text("1", encoding="ascii")
+        except OSError:
+            pass  # gone meanwhile, or not allowed: the loop below still kills
+        while True:
+            if not self._kill_file or not kill.exists():
+                self.signal(job_id, signal.SIGKILL)
+            try:
+                path.rmdir()
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or self._monotonic() >= deadline:
+                    return False
+            time.sleep(0.01)
