@@ -23,6 +23,7 @@ from daemon.catalog import gpu_catalog
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor
 from daemon.executors.local import LocalExecutor
+from daemon.executors.local_cgroup import job_cgroups
 from daemon.executors.simulated import SimulatedExecutor
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from daemon.intensity.providers import IntensityProvider, build_intensity
@@ -150,6 +151,7 @@ def build_executors(settings: Settings, follow: Collection[str] = ()) -> dict[st
             allow_root_jobs=local.allow_root_jobs,
             log_dir=settings.state_dir / LOG_DIR_NAME,
             job_limits=local.limits.as_rlimits(),
+            cgroups=job_cgroups(local.cgroup),
         ),
         "simulated": SimulatedExecutor(
             truth_factor=sim.truth_factor,

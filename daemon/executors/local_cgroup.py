@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from daemon.executors.pidsignal import signal_if
 
 __all__ = [
@@ -38,9 +40,12 @@ __all__ = [
     "JobCgroups",
     "cgroup2_mounts",
     "enter_leaf",
+    "job_cgroups",
     "own_cgroup",
     "probe",
 ]
+
+log = structlog.get_logger(__name__)
 
 AUTO = "auto"
 OFF = "off"
@@ -171,6 +176,37 @@ def _usable(path: Path, mounts: list[_Mount], how: str) -> CgroupProbe:
     if problem is not None:
         return CgroupProbe(None, f"{path} {problem}")
     return CgroupProbe(path, f"{path} ({how})")
+
+
+def job_cgroups(
+    setting: str = AUTO,
+    *,
+    proc_cgroup: Path = Path("/proc/self/cgroup"),
+    mountinfo: Path = Path("/proc/self/mountinfo"),
+) -> JobCgroups | None:
+    """The jobs' cgroups for ``[executors.local] cgroup`` = ``setting`` (:func:`probe`), this
+    process moved to the subtree's leaf :data:`DAEMON_LEAF` if it is in the subtree's top;
+    None, jobs then followed by their session only, when there is no usable subtree or the
+    daemon cannot leave its top. Says which once: ``local_cgroups_enabled`` or
+    ``local_cgroups_unavailable`` (with the reason)."""
+    found = probe(setting, proc_cgroup=proc_cgroup, mountinfo=mountinfo)
+    if found.path is not None and str(os.getpid()) in _read_procs(found.path):
+        try:
+            enter_leaf(found.path)
+        except OSError as exc:
+            leaf = found.path / DAEMON_LEAF
+            found = CgroupProbe(None, f"cannot move the daemon to {leaf} (a cgroup with "
+                                f"processes cannot hold jobs' cgroups): {exc}")  # fmt: skip
+    if found.path is None:
+        log.warning(
+            "local_cgroups_unavailable",
+            reason=found.reason,
+            effect="local jobs are followed by their session only: a process that leaves it "
+            "(setsid) outlives the job's stop",
+        )
+        return None
+    log.info("local_cgroups_enabled", cgroup=str(found.path), how=found.reason)
+    return JobCgroups(found.path)
 
 
 def enter_leaf(subtree: Path) -> Path:

@@ -295,6 +295,18 @@ class LocalExecutorSettings(_Section):
     )
     allow_root_jobs: bool = True
     limits: JobLimitsSettings = JobLimitsSettings()
+    cgroup: str = Field(
+        default="auto",
+        description='"auto" (the cgroup v2 subtree systemd delegates: Delegate=yes), "off", '
+        "or the absolute path of a cgroup the daemon may write: each job gets one of its own",
+    )
+
+    @field_validator("cgroup")
+    @classmethod
+    def _cgroup_setting(cls, value: str) -> str:
+        if value not in ("auto", "off") and not value.startswith("/"):
+            raise ValueError(f'{value!r}: "auto", "off" or an absolute path to a cgroup')
+        return value
 
 
 class SimulatedExecutorSettings(_Section):

@@ -1,0 +1,95 @@
+"""The daemon's side of the jobs' cgroups: the ``[executors.local] cgroup`` setting, the one
+event saying whether jobs get cgroups (and why not), and the daemon moving itself to a leaf
+of its subtree. Cases on a real cgroup run on one the tests make (skipped where there is
+none)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.assemble import build_executors
+from daemon.executors.local import LocalExecutor
+from daemon.executors.local_cgroup import DAEMON_LEAF, job_cgroups
+from daemon.settings import ConfigError, Settings, load_settings
+from tests.daemon.executors.cgroup_subtree import cgroup_subtree
+
+REPO = Path(__file__).resolve().parents[3]
+V1_ONLY = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+
+
+def test_the_setting_is_auto_off_or_an_absolute_path_at_its_line(tmp_path: Path) -> None:
+    assert Settings().executors.local.cgroup == "auto"
+    config = tmp_path / "carbond.toml"
+    config.write_text('[executors.local]\ncgroup = "/sys/fs/cgroup/carbond"\n')
+    assert load_settings(config).executors.local.cgroup == "/sys/fs/cgroup/carbond"
+    config.write_text('[executors.local]\ngrace_s = 5\ncgroup = "carbond.slice"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{config}:3: executors.local.cgroup: ")
+    assert '"auto", "off" or an absolute path' in problem
+
+
+def test_without_a_usable_cgroup_jobs_run_as_before_and_it_is_said_once(tmp_path: Path) -> None:
+    (tmp_path / "mountinfo").write_text(V1_ONLY)
+    (tmp_path / "cgroup").write_text("4:memory:/x\n")
+    with capture_logs() as events:
+        cgroups = job_cgroups(
+            proc_cgroup=tmp_path / "cgroup", mountinfo=tmp_path / "mountinfo"
+        )  # fmt: skip
+    assert cgroups is None
+    (event,) = events
+    assert event["event"] == "local_cgroups_unavailable"
+    assert "no cgroup2 file system is mounted" in event["reason"]
+    assert "setsid" in event["effect"]
+
+
+def test_off_gives_the_local_executor_no_cgroups(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, executors={"local": {"cgroup": "off"}})
+    with capture_logs() as events:
+        local = build_executors(settings)["local"]
+    assert isinstance(local, LocalExecutor) and local.cgroups is None
+    assert [e["reason"] for e in events if e["event"] == "local_cgroups_unavailable"] == [
+        "off in the settings (executors.local.cgroup)"
+    ]
+
+
+def test_an_explicit_subtree_gives_the_local_executor_its_cgroups(tmp_path: Path) -> None:
+    with cgroup_subtree() as (path, _):
+        settings = Settings(state_dir=tmp_path, executors={"local": {"cgroup": str(path)}})
+        with capture_logs() as events:
+            local = build_executors(settings)["local"]
+    assert isinstance(local, LocalExecutor) and local.cgroups is not None
+    assert local.cgroups.root == path
+    (event,) = (e for e in events if e["event"].startswith("local_cgroups"))
+    assert event["event"] == "local_cgroups_enabled" and event["cgroup"] == str(path)
+
+
+def test_a_daemon_in_its_subtrees_top_moves_itself_to_a_leaf() -> None:
+    """Processes in the subtree's top would keep it from handing controllers to the jobs'
+    cgroups (the "no internal processes" rule): the daemon moves to ``<subtree>/daemon``."""
+    code = (
+        "import os, sys\n"
+        "from daemon.executors.local_cgroup import job_cgroups\n"
+        "open(os.path.join(sys.argv[1], 'cgroup.procs'), 'w').write(str(os.getpid()))\n"
+        "cgroups = job_cgroups(sys.argv[1])\n"
+        "print('ROOT', cgroups.root if cgroups else None, file=sys.stderr)\n"
+        "print(open('/proc/self/cgroup').read(), file=sys.stderr)\n"
+    )
+    with cgroup_subtree() as (path, _):
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60, check=False,
+        )  # fmt: skip
+        left_in_top = (path / "cgroup.procs").read_text()
+    assert done.returncode == 0, done.stderr
+    cgroup = done.stderr.split("ROOT ", 1)[1]
+    assert cgroup.startswith(f"{path}\n"), done.stderr
+    assert f"0::/{path.name}/{DAEMON_LEAF}\n" in cgroup, cgroup
+    assert left_in_top == ""
