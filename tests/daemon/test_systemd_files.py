@@ -84,10 +84,25 @@ def _directives(text: str) -> dict[str, list[str]]:
         ("Restart", "on-failure"),
         ("LoadCredential", "electricitymaps__token:/etc/carbond/electricitymaps.token"),
         ("OOMScoreAdjust", "-500"),  # the OOM killer picks a job (its wrapper resets it to 0)
+        ("Delegate", "yes"),  # each job in a cgroup of its own (daemon/executors/local_cgroup)
+        ("ProtectControlGroups", "yes"),  # still: only the unit's own cgroup is writable
     ],
 )
 def test_the_unit_has_the_issue_s_settings(key: str, value: str) -> None:
     assert value in _directives((SYSTEMD / "carbond.service").read_text())[key]
+
+
+def test_the_units_own_cgroup_is_all_it_may_write_of_the_cgroup_hierarchy() -> None:
+    """Delegate=yes hands the unit its cgroup, but ProtectControlGroups=yes mounts
+    /sys/fs/cgroup read-only for it: without its own cgroup in ReadWritePaths= the daemon
+    could not make the jobs' cgroups. Nothing else of the hierarchy is opened."""
+    unit = _directives((SYSTEMD / "carbond.service").read_text())
+    paths = [p.lstrip("-") for line in unit["ReadWritePaths"] for p in line.split()]
+    cgroups = sorted(p for p in paths if p.startswith("/sys/fs/cgroup"))
+    assert cgroups == [
+        "/sys/fs/cgroup/system.slice/carbond.service",
+        "/sys/fs/cgroup/unified/system.slice/carbond.service",
+    ]
 
 
 def test_capabilities_are_only_what_running_jobs_as_users_needs() -> None:
