@@ -22,11 +22,11 @@ def register(subparsers: Any) -> None:
     doctor = subparsers.add_parser(
         "doctor",
         help="check config, state dir, ledger, policy, GPUs, NVML, Slurm, signals, metrics port, "
-        "queue, wrapper, daemon health",
+        "queue, wrapper, jobs' cgroup, daemon health",
         description="Check a node as carbond run would see it (run it as the daemon's user, "
         "root): one line per check, PASS, FAIL or SKIP (config, state_dir, ledger, policy, gpus, "
-        "nvml, slurm, signals, metrics, queue, wrapper, health). Exit 1 when any check fails (SKIP "
-        "is not a failure). docs/operations.md lists what each check fails on.",
+        "nvml, slurm, signals, metrics, queue, wrapper, cgroup, health). Exit 1 when any check "
+        "fails (SKIP is not a failure). docs/operations.md lists what each check fails on.",
     )
     add_common_options(doctor)
     doctor.add_argument(

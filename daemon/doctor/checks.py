@@ -9,7 +9,8 @@ whether a configured ``signals.cache_dir`` can be written),
 ``metrics`` (the endpoint's port is free, or served by a running carbond),
 ``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines),
 ``wrapper`` (the job wrapper starts under ``python -I``; each ``[executors.local.limits]``
-value within the daemon's hard limit) and ``health`` (the running daemon's
+value within the daemon's hard limit), ``cgroup`` (whether local jobs get cgroups of their
+own: :mod:`daemon.doctor.cgroup`) and ``health`` (the running daemon's
 problems from ``health.json``, whether it still writes it, a read-only or full state dir).
 ``skip`` is not a failure.
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from daemon.assemble import build_slurm_executor
+from daemon.doctor.cgroup import describe_cgroup
 from daemon.doctor.running_daemon import describe_health
 from daemon.doctor.service import (
     cache_dir_problem,
@@ -76,6 +78,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
             Check("config", "fail", "; ".join(exc.problems)),
             *(Check(name, "skip", skipped) for name in names),
             _check_wrapper(None),
+            Check("cgroup", "skip", skipped),
             Check("health", "skip", skipped),
         ]
     where = str(config_path(config) or "defaults and environment")  # /etc/carbond/ too
@@ -93,6 +96,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
     checks.insert(-1, _guarded("signals", partial(_check_signals, settings, now)))
     checks.insert(-1, Check("metrics", *metrics_port_status(settings)))
     checks.append(_guarded("wrapper", partial(_check_wrapper, settings)))
+    checks.append(_guarded("cgroup", lambda: Check("cgroup", *describe_cgroup(settings))))
     checks.append(_guarded("health", partial(_check_health, settings, now)))
     return checks
 

@@ -72,7 +72,8 @@ def test_a_healthy_setup_passes(tmp_path: Path) -> None:
     assert done.returncode == 0 and payload["ok"], done.stdout
     checks = {c["check"]: c["status"] + ": " + c["detail"] for c in payload["checks"]}
     assert list(checks) == ["config", "state_dir", "ledger", "policy", "gpus", "nvml", "slurm",
-                            "signals", "metrics", "queue", "wrapper", "health"]  # fmt: skip
+                            "signals", "metrics", "queue", "wrapper", "cgroup",
+                            "health"]  # fmt: skip
     assert all(v.startswith(("pass", "skip")) for v in checks.values())
     assert "CA-QC 31 g/kWh (static" in checks["signals"]
     assert "token NOT set" in checks["signals"]
@@ -200,7 +201,7 @@ def test_human_output_is_one_line_per_check_and_failure_exits_1(tmp_path: Path) 
 
     assert done.returncode == 1
     lines = done.stdout.splitlines()
-    assert len(lines) == 12
+    assert len(lines) == 13
     assert [line[:4] for line in lines].count("FAIL") == 1
 
 
@@ -638,7 +639,7 @@ def test_carbond_help_names_every_check_doctor_runs(tmp_path: Path) -> None:
     signal sources, queue, wrapper": no Slurm, metrics port or daemon health, three of its
     twelve lines (the README's command list and doctor's own description name them all)."""
     names = [c.name for c in run_checks(tmp_path / "absent.toml", datetime.now(UTC))]
-    assert len(names) == 12, names
+    assert len(names) == 13, names
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     line = next(a.help for a in sub._choices_actions if a.dest == "doctor") or ""

@@ -1,0 +1,59 @@
+"""``carbond doctor``'s ``cgroup`` check: whether local jobs get cgroups of their own.
+
+The running daemon's view decides (:func:`daemon.executors.local_cgroup.probe` on its
+``/proc/PID/cgroup`` and ``/proc/PID/mountinfo``: doctor runs in another cgroup, and under
+``ProtectControlGroups=`` in another mount view). Without a running daemon, only an explicit
+``executors.local.cgroup`` path can be checked (as doctor sees it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from daemon.executors.local_cgroup import AUTO, OFF, probe
+from daemon.settings import Settings
+from daemon.statedir import LEDGER_NAME, holds_open
+from daemon.supervision.health import HEALTH_NAME, read_health
+
+__all__ = ["describe_cgroup"]
+
+Status = Literal["pass", "fail", "skip"]
+
+_WITHOUT = "local jobs are followed by their session only: a process that leaves it (setsid) "
+_WITHOUT += "outlives the job's stop"
+
+
+def describe_cgroup(settings: Settings) -> tuple[Status, str]:
+    """``(status, detail)``: PASS with the subtree the jobs' cgroups go in; SKIP when off,
+    or on "auto" without one (the daemon runs jobs as before) or without a running daemon
+    to ask; FAIL when an explicit ``executors.local.cgroup`` path is unusable. Never
+    raises."""
+    setting = settings.executors.local.cgroup
+    if setting == OFF:
+        return "skip", f'off (executors.local.cgroup = "off"): {_WITHOUT}'
+    pid = _running_daemon(settings.state_dir)
+    if pid is None and setting == AUTO:
+        return "skip", ("no running daemon to ask: it looks for a delegated cgroup at start "
+                        "(logs local_cgroups_enabled or local_cgroups_unavailable)")  # fmt: skip
+    if pid is None:
+        found, whose = probe(setting), "as doctor sees it; the daemon checks at start"
+    else:
+        proc = Path(f"/proc/{pid}")
+        found = probe(setting, proc_cgroup=proc / "cgroup", mountinfo=proc / "mountinfo")
+        whose = f"daemon pid {pid}"
+    if found.path is not None:
+        return "pass", f"each local job in a cgroup of its own under {found.reason} ({whose})"
+    status: Status = "skip" if setting == AUTO else "fail"
+    return status, f"{found.reason} ({whose}): {_WITHOUT}"
+
+
+def _running_daemon(state_dir: Path) -> int | None:
+    """The pid in ``health.json`` if it still runs the daemon (holds the ledger open, or is
+    alive where its fds cannot be read)."""
+    report = read_health(state_dir / HEALTH_NAME)
+    if report is None:
+        return None
+    held = holds_open(report.pid, state_dir / LEDGER_NAME)
+    alive = Path(f"/proc/{report.pid}").exists() if held is None else held
+    return report.pid if alive else None

@@ -1,0 +1,58 @@
+"""``carbond doctor``'s ``cgroup`` line: whether local jobs get cgroups of their own, as the
+running daemon finds them (its /proc files), or an explicit path as doctor sees it."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from daemon.doctor.cgroup import describe_cgroup
+from daemon.settings import Settings
+from daemon.statedir import LEDGER_NAME
+from daemon.supervision.health import HEALTH_NAME, Health
+from tests.daemon.executors.cgroup_subtree import cgroup_subtree
+
+
+def _settings(tmp_path: Path, cgroup: str = "auto") -> Settings:
+    return Settings(state_dir=tmp_path, executors={"local": {"cgroup": cgroup}})
+
+
+def test_off_is_a_skip_that_says_what_jobs_lose(tmp_path: Path) -> None:
+    status, detail = describe_cgroup(_settings(tmp_path, "off"))
+    assert status == "skip" and detail.startswith('off (executors.local.cgroup = "off")')
+    assert "setsid" in detail
+
+
+def test_auto_without_a_running_daemon_has_nothing_to_ask(tmp_path: Path) -> None:
+    status, detail = describe_cgroup(_settings(tmp_path))
+    assert status == "skip" and "no running daemon" in detail
+
+
+def test_an_explicit_path_that_is_no_cgroup_fails(tmp_path: Path) -> None:
+    status, detail = describe_cgroup(_settings(tmp_path, str(tmp_path)))
+    assert status == "fail"
+    assert f"{tmp_path} is not on a cgroup2 mount" in detail
+    assert "as doctor sees it" in detail
+
+
+def test_an_explicit_cgroup_passes(tmp_path: Path) -> None:
+    with cgroup_subtree() as (path, _):
+        status, detail = describe_cgroup(_settings(tmp_path, str(path)))
+    assert status == "pass", detail
+    assert f"each local job in a cgroup of its own under {path}" in detail
+
+
+def test_the_running_daemons_own_cgroup_is_judged(tmp_path: Path) -> None:
+    """A running daemon (here: this process, holding the ledger open and named in
+    health.json) whose cgroup systemd did not delegate: SKIP, with why, from its view."""
+    Health().write(tmp_path / HEALTH_NAME, datetime.now(UTC))
+    with (tmp_path / LEDGER_NAME).open("w"):
+        status, detail = describe_cgroup(_settings(tmp_path))
+    own = Path("/proc/self/cgroup").read_text()
+    if "0::" not in own:
+        assert status == "skip" and "no cgroup v2" in detail, detail
+        return
+    assert status == "skip", detail  # a test runner's cgroup is nobody's delegated subtree
+    assert f"(daemon pid {os.getpid()})" in detail
+    assert "Delegate=yes" in detail or "not under a cgroup2 mount" in detail, detail
