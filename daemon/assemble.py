@@ -144,6 +144,9 @@ def build_executors(settings: Settings, follow: Collection[str] = ()) -> dict[st
     local = settings.executors.local
     sim = settings.executors.simulated
     slurm = build_slurm_executor(settings, follow="slurm" in follow)
+    # The jobs' cgroups only where jobs run here: a daemon (or the demo) with no local region
+    # and no local run to follow neither probes nor moves itself into a leaf.
+    runs_local = "local" in follow or any(r.executor == "local" for r in settings.regions)
     return {
         **({"slurm": slurm} if slurm is not None else {}),
         "local": LocalExecutor(
@@ -151,7 +154,7 @@ def build_executors(settings: Settings, follow: Collection[str] = ()) -> dict[st
             allow_root_jobs=local.allow_root_jobs,
             log_dir=settings.state_dir / LOG_DIR_NAME,
             job_limits=local.limits.as_rlimits(),
-            cgroups=job_cgroups(local.cgroup),
+            cgroups=job_cgroups(local.cgroup) if runs_local else None,
         ),
         "simulated": SimulatedExecutor(
             truth_factor=sim.truth_factor,

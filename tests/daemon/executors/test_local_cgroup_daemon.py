@@ -21,6 +21,8 @@ from tests.daemon.executors.cgroup_subtree import cgroup_subtree
 
 REPO = Path(__file__).resolve().parents[3]
 V1_ONLY = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+HERE = {"name": "here", "zone": "CA-QC", "executor": "local",
+        "gpus": [{"type": "A100-80GB", "count": 1}]}  # fmt: skip
 
 
 def test_the_setting_is_auto_off_or_an_absolute_path_at_its_line(tmp_path: Path) -> None:
@@ -51,7 +53,8 @@ def test_without_a_usable_cgroup_jobs_run_as_before_and_it_is_said_once(tmp_path
 
 
 def test_off_gives_the_local_executor_no_cgroups(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path, executors={"local": {"cgroup": "off"}})
+    settings = Settings(state_dir=tmp_path, executors={"local": {"cgroup": "off"}},
+                        regions=[HERE])  # fmt: skip
     with capture_logs() as events:
         local = build_executors(settings)["local"]
     assert isinstance(local, LocalExecutor) and local.cgroups is None
@@ -62,7 +65,8 @@ def test_off_gives_the_local_executor_no_cgroups(tmp_path: Path) -> None:
 
 def test_an_explicit_subtree_gives_the_local_executor_its_cgroups(tmp_path: Path) -> None:
     with cgroup_subtree() as (path, _):
-        settings = Settings(state_dir=tmp_path, executors={"local": {"cgroup": str(path)}})
+        settings = Settings(state_dir=tmp_path, executors={"local": {"cgroup": str(path)}},
+                            regions=[HERE])  # fmt: skip
         with capture_logs() as events:
             local = build_executors(settings)["local"]
     assert isinstance(local, LocalExecutor) and local.cgroups is not None
@@ -93,3 +97,21 @@ def test_a_daemon_in_its_subtrees_top_moves_itself_to_a_leaf() -> None:
     assert cgroup.startswith(f"{path}\n"), done.stderr
     assert f"0::/{path.name}/{DAEMON_LEAF}\n" in cgroup, cgroup
     assert left_in_top == ""
+
+
+def test_a_daemon_with_no_local_region_neither_probes_nor_moves(tmp_path: Path) -> None:
+    """The demo and simulated or Slurm-only daemons run no job here: no cgroup is probed
+    (no event, no move into a leaf), even with an explicit subtree named."""
+    settings = Settings(
+        state_dir=tmp_path,
+        executors={"local": {"cgroup": "/sys/fs/cgroup/nowhere"}},
+        regions=[{**HERE, "name": "sim", "executor": "simulated"}],
+    )
+    with capture_logs() as events:
+        local = build_executors(settings)["local"]
+        followed = build_executors(settings, follow={"local"})["local"]
+    assert isinstance(local, LocalExecutor) and local.cgroups is None
+    assert isinstance(followed, LocalExecutor) and followed.cgroups is None
+    assert [e["event"] for e in events if e["event"].startswith("local_cgroups")] == [
+        "local_cgroups_unavailable"  # only the follower of a local run probes
+    ]
