@@ -13,7 +13,7 @@ from typing import Any, Final
 from daemon.accounting import is_measured
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row
-from daemon.cli.output import print_json, print_table, printable
+from daemon.cli.output import held_stdout, print_json, print_table, printable
 from daemon.cli.rejected import rejected_naming
 from daemon.cli.unread import unread_job
 from daemon.ledger import UnknownJobError
@@ -48,7 +48,9 @@ def _status(args: argparse.Namespace) -> int:
     state_dir = settings.state_dir
     if not (state_dir / LEDGER_NAME).is_file() and (unread := _unread(state_dir, args.job_id)):
         return _print_unread(args, unread)  # no daemon has started yet
-    with open_ledger(state_dir) as ledger:
+    # What it prints is held until the ledger is closed (held_stdout): a daemon started during
+    # the read fails the command at its close (daemon/ledger/readonly.py), with nothing printed.
+    with held_stdout(), open_ledger(state_dir) as ledger:
         try:
             job = ledger.job(args.job_id)
         except UnknownJobError:
