@@ -2,8 +2,8 @@
 
 Rows are read and written one at a time, so a table larger than memory exports too. Text a
 submitter chose (a job's name) reaches CSV cells that a spreadsheet may open: a cell that would
-start a formula there is written with a leading ``'`` (:func:`csv_cell`); JSON keeps every
-value as stored.
+start a formula there, or that starts with ``'``, is written with a leading ``'``
+(:func:`csv_cell`); JSON keeps every value as stored.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = [
     "csv_cell",
     "export_table",
     "file_mode",
+    "marked",
     "save_figure",
     "write_replacing",
     "write_replacing_bytes",
@@ -41,10 +42,19 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def csv_cell(value: Any) -> Any:
     """``value`` as a CSV cell: text that a spreadsheet would run as a formula (``=cmd|...``,
     ``+``, ``-``, ``@``, a leading tab or carriage return) gets a leading ``'``, which the
-    spreadsheet shows as text; numbers and other text are unchanged."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
+    spreadsheet shows as text (:func:`marked`); numbers and other text are unchanged."""
+    return marked(value, formula=True) if isinstance(value, str) else value
+
+
+def marked(text: str, *, formula: bool = False) -> str:
+    """``text`` with a leading ``'`` where it begins with one, and (``formula``) where a
+    spreadsheet would run it as a formula: so a reader drops one leading ``'`` of any such
+    cell to have the text as stored. The one rule of every CSV carbond writes (and of
+    ``report``'s group names in all its formats but JSON). Until 2026-12-07 a cell that
+    began with ``'`` was left as it was: a stored ``'=x`` and ``=x`` read alike."""
+    if text.startswith("'") or (formula and text.startswith(_FORMULA_STARTS)):
+        return "'" + text
+    return text
 
 
 def file_mode(path: Path) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Literal, TextIO
 
-from daemon.ledger.export import csv_cell
+from daemon.ledger.export import csv_cell, marked
 from daemon.reports.lines import shown
 from daemon.reports.summary import COLUMNS, TOTALS_KEY, ReportRow
 
@@ -101,7 +101,7 @@ def write_report(
     (:func:`~daemon.ledger.export.csv_cell`), and a name that begins with ``'`` gets one more
     (:func:`_not_totals`): the last row is the only ``TOTAL``, and no two groups read alike."""
     if fmt != "json":
-        rows = map(_not_totals, rows)
+        rows = (_not_totals(row, formula=fmt == "csv") for row in rows)
     if fmt == "json":
         _write_json(out, rows, totals, meta)
     elif fmt == "csv":
@@ -121,15 +121,16 @@ def write_report(
         out.write(_table_text(rows, totals, meta, width, tty))
 
 
-def _not_totals(row: ReportRow) -> ReportRow:
+def _not_totals(row: ReportRow, *, formula: bool) -> ReportRow:
     """``row``, a group's, with a name that would read as the totals row's marked ``'``, and
-    so too a name that begins with ``'``: a reader drops one leading ``'`` of a group's name to
-    have it as recorded. Until 2026-12-07 a group ``'TOTAL`` read ``'TOTAL`` as a group
+    so too a name that begins with ``'`` and (``formula``: CSV) one a spreadsheet would run
+    (:func:`~daemon.ledger.export.marked`): a reader drops one leading ``'`` of a group's name
+    to have it as recorded. Until 2026-12-07 a group ``'TOTAL`` read ``'TOTAL`` as a group
     ``TOTAL`` did, and a group ``'=x`` as ``=x``'s CSV cell: two groups, one name."""
     key = row.key
-    if key is not None and (key == TOTALS_KEY or key.startswith("'")):
-        return replace(row, key="'" + key)
-    return row
+    if key is None:
+        return row
+    return replace(row, key="'" + key if key == TOTALS_KEY else marked(key, formula=formula))
 
 
 def _then(rows: Iterable[ReportRow], totals: Callable[[], ReportRow]) -> Iterator[ReportRow]:
@@ -138,7 +139,10 @@ def _then(rows: Iterable[ReportRow], totals: Callable[[], ReportRow]) -> Iterato
 
 
 def _csv_cells(row: ReportRow) -> list[str]:
-    return ["" if v is None else csv_cell(v) for v in row.as_dict().values()]
+    """A row's CSV cells; its name (``key``) as :func:`_not_totals` marked it (a group's) or
+    as it is (the totals row's ``TOTAL``)."""
+    return ["" if v is None else v if name == "key" else csv_cell(v)
+            for name, v in row.as_dict().items()]  # fmt: skip
 
 
 def _cells(row: ReportRow, shown: Sequence[str]) -> list[str]:

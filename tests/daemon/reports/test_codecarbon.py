@@ -132,14 +132,17 @@ def test_energy_includes_the_pue_in_every_column_as_codecarbon_does() -> None:
     assert float(row["pue"]) == pue
 
 
-HOSTILE_NAMES = ['=cmd|" /C calc"!A0', "+SUM(1,2)", "-2+3", "@x", "\tTAB", 'a,b "c"\nd']
+HOSTILE_NAMES = ['=cmd|" /C calc"!A0', "+SUM(1,2)", "-2+3", "@x", "\tTAB", 'a,b "c"\nd',
+                 "'=cmd|\" /C calc\"!A0", "'quoted"]  # fmt: skip
 
 
 def test_a_submitters_job_name_reaches_no_spreadsheet_as_a_formula(
     tmp_path: Path, carbond: Run
 ) -> None:
     """Any user names their job; the operator opens the exports in a spreadsheet, which ran a
-    name like ``=cmd|...`` as a formula. Such cells now start with ``'``; JSON is as stored."""
+    name like ``=cmd|...`` as a formula. Such cells now start with ``'``; JSON is as stored.
+    A name that starts with ``'`` gets one more (until 2026-12-07 it was kept as it was, so
+    ``'=cmd...`` read as the marked ``=cmd...``): drop one leading ``'`` to have any name."""
     clock, executor = FakeClock(), RecordingExecutor()
     service = make_service(tmp_path, executor)
     service.start(clock())
