@@ -25,7 +25,7 @@ name                                        type     labels / meaning
 ``intensity_rung``                          gauge    ``zone``, ``rung``: 1 for the rung in use
 ``intensity_source``                        gauge    ``source``: 1 for ``[intensity] source``
 ``step_seconds``                            summary  ``step``: duration of each service step
-``step_errors_total``                       counter  ``step``: steps that raised
+``step_errors_total``                       counter  ``step``: steps that failed (not given up)
 ``ledger_jobs``                             gauge    finished jobs with an outcome in the ledger
 ``ledger_energy_joules``                    gauge    ``source`` (measured, estimated): their energy
 ``ledger_emissions_grams``                  gauge    ``part`` (operational, embodied, total): gCO2e
@@ -225,7 +225,10 @@ class Metrics:
             "carbond_step_seconds", "Duration of each service step", ["step"], registry=r
         )
         self._step_errors = Counter(
-            "carbond_step_errors", "Service steps that raised", ["step"], registry=r
+            "carbond_step_errors",
+            "Service steps that failed (not given up at a stop)",
+            ["step"],
+            registry=r,
         )
         # Every known label value at 0 from the start: Prometheus' increase() and rate() count
         # nothing for a series' first sample, so a series born at 1 loses its first error.

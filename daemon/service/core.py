@@ -17,6 +17,7 @@ from datetime import datetime
 import structlog
 
 from daemon.endings.finishing import EndingContext, Endings
+from daemon.errors import StoppingError
 from daemon.executors.base import CapacityAware, Discovering, Executor, ExitStatus
 from daemon.executors.held import HeldJobs
 from daemon.intensity.providers import IntensityProvider
@@ -171,11 +172,13 @@ class Service:
         """The loop's report of a step that began at ``now``: a failure (or its end) goes into
         ``health.json``, which is then written if anything changed, stamped with the time it is
         written (live: :attr:`launch_clock`; a slow step's start would read as a stuck daemon
-        to ``carbond doctor``). Never raises."""
+        to ``carbond doctor``). A step given up at a stop (:class:`~daemon.errors.StoppingError`,
+        logged ``step_abandoned``) is no problem, nor the end of one: the step's entry stays as
+        it was (until 2026-12-07 the stop was recorded as the step failing). Never raises."""
         self.health.end_step()
         if error is None:
             self.health.clear(f"step:{step}")
-        else:
+        elif not isinstance(error, StoppingError):
             self.health.set(f"step:{step}", f"{type(error).__name__}: {error}", now)
         self._problems.report(self, now)
         written_at = now if self.launch_clock is None else self.launch_clock()

@@ -15,8 +15,9 @@ handlers are restored afterwards):
   at once (``carbond run`` wires :meth:`ServiceLoop.stop_requested` to the ledger), as one
   whose wait timed out would: nothing of that write is made, and the log says
   ``step_abandoned`` (its step and reason, no traceback: :class:`daemon.errors.StoppingError`)
-  rather than ``step_failed``. A second SIGTERM/SIGINT forces the stop at once, interrupting
-  the step (the ledger's transactions make that safe).
+  rather than ``step_failed``; a clean stop is no error: not counted in ``step_errors_total``,
+  nor recorded as a problem in ``health.json``. A second SIGTERM/SIGINT forces the stop at
+  once, interrupting the step (the ledger's transactions make that safe).
 - SIGHUP: reload. The handler sets an event; the main thread calls the ``reload`` callback,
   which builds new settings and returns new steps and intervals, or None to keep the current
   ones (it logs why, e.g. an invalid new config).
@@ -241,13 +242,16 @@ class ServiceLoop:
         allowance_s = self._allowance_s(step)
         self._hook("before_step", step, now, allowance_s)
         error: Exception | None = None
+        abandoned = False
         self._watchdog.begin_step(step, allowance_s)  # pinged for while within its allowance
         try:
             result = method(now)
         except Exception as exc:  # a failing step must not stop the daemon; logged and counted
             error = exc
-            if isinstance(exc, StoppingError) and self._stop.is_set():
-                # Given up because of the stop (nothing of it done): expected, no traceback.
+            abandoned = isinstance(exc, StoppingError) and self._stop.is_set()
+            if abandoned:
+                # Given up because of the stop (nothing of it done): expected, no traceback,
+                # not counted as a step error (nor a problem in health.json: after_step).
                 log.info("step_abandoned", step=step, reason=str(exc))
             else:
                 log.exception("step_failed", step=step)
@@ -260,7 +264,8 @@ class ServiceLoop:
         finally:
             self._watchdog.end_step()
         if self._sink is not None:
-            self._sink.observe_step(step, time.monotonic() - started, failed=error is not None)
+            failed = error is not None and not abandoned
+            self._sink.observe_step(step, time.monotonic() - started, failed=failed)
         self._hook("after_step", step, error, now)
 
     def _allowance_s(self, step: str) -> float:

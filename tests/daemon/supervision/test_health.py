@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.doctor.checks import run_checks
+from daemon.ledger.base import LedgerError, LockWaitStoppedError
 from daemon.supervision.health import HEARTBEAT_S, STALE_S, Health, step_allowance_s
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import make_service
@@ -164,3 +165,26 @@ def test_health_is_never_written_through_a_link_at_its_temporary_name(tmp_path: 
     assert victim.read_text() == "keep me\n"
     assert json.loads((state / "health.json").read_text())["problems"] == {}
     assert not (state / ".health.json.tmp").exists()
+
+
+def test_a_step_given_up_at_a_stop_is_no_problem_in_health_json(tmp_path: Path) -> None:
+    """A step given up at a clean stop (its ledger write stopped waiting on another process's
+    lock: logged ``step_abandoned``) left ``step:ingest: LockWaitStoppedError: ...`` in
+    ``health.json`` as a failure. It is none, nor the end of one: a failure the step had
+    before (the lock held for minutes) stays as it was, and none is added."""
+    service = make_service(tmp_path, RecordingExecutor())
+    path = tmp_path / "health.json"
+    try:
+        now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+        given_up = LockWaitStoppedError(f"{tmp_path / 'ledger.db'}: gave up waiting ...")
+        service.after_step("ingest", given_up, now)
+        assert json.loads(path.read_text())["problems"] == {}
+        locked = LedgerError("database is locked")
+        service.after_step("plan", locked, now)
+        service.after_step("plan", given_up, now + timedelta(seconds=30))
+        problems = json.loads(path.read_text())["problems"]
+        assert list(problems) == ["step:plan"]
+        assert problems["step:plan"] == {"message": "LedgerError: database is locked",
+                                         "since": now.isoformat()}  # fmt: skip
+    finally:
+        service.close()

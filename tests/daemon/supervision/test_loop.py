@@ -138,8 +138,11 @@ class _GivenUpError(StoppingError):
 def test_only_a_step_given_up_at_the_stop_is_logged_abandoned(
     error: Exception, stopped: bool, event: str
 ) -> None:
+    """... and only a failure counts in ``carbond_step_errors_total``: a step given up at a
+    clean stop is no error (until 2026-12-07 it was counted as one)."""
     steps = RecordingSteps()
-    loop = ServiceLoop(steps, FAST)
+    sink = RecordingSink()
+    loop = ServiceLoop(steps, FAST, sink=sink)
 
     def on(step: str) -> None:
         if step == "plan":
@@ -155,6 +158,8 @@ def test_only_a_step_given_up_at_the_stop_is_logged_abandoned(
 
     (logged,) = [e for e in logs if e["event"] in ("step_failed", "step_abandoned")]
     assert logged["event"] == event and logged["step"] == "plan"
+    counted = [step for step, failed in sink.seen if failed]  # as the step errors counter
+    assert counted == ([] if event == "step_abandoned" else ["plan"])
     if event == "step_abandoned":
         assert logged["reason"] == "gave up: stopping" and logged["log_level"] == "info"
         assert "exc_info" not in logged
