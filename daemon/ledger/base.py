@@ -299,14 +299,29 @@ class Connection:
     def snapshot(self) -> Iterator[None]:
         """Reads that see one state of the ledger (a read transaction: in WAL mode the writes
         the daemon commits meanwhile are not seen until it ends), e.g. a report that reads
-        the same outcomes twice. Not re-entrant."""
-        self._exec("BEGIN DEFERRED")
-        try:
+        the same outcomes twice; inside the caller's own transaction, that one. Its own is
+        read-only (``PRAGMA query_only``): a write in it, which would get no wait on another
+        process's lock (:meth:`_retry_busy`), fails, nothing of it made (until 2026-12-07
+        nothing enforced it)."""
+        if self._db.in_transaction:
             yield
+            return
+        query_only = bool(self._db.execute("PRAGMA query_only").fetchone()[0])  # a view's: ON
+        self._db.execute("PRAGMA query_only = ON")
+        try:
+            self._exec("BEGIN DEFERRED")
+            try:
+                yield
+            finally:
+                self._db.execute("COMMIT")
+        except LedgerError as exc:
+            if query_only or getattr(exc.__cause__, "sqlite_errorname", "") != "SQLITE_READONLY":
+                raise
+            raise LedgerError(f"{exc} (a write inside Ledger.snapshot(), which is read-only: "
+                              "write in Ledger.transaction())") from exc.__cause__  # fmt: skip
         finally:
-            if self._db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("COMMIT")
+            if not query_only:
+                self._db.execute("PRAGMA query_only = OFF")
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -255,19 +254,6 @@ class Ledger(
         counts = {str(state): int(n) for state, n in active}
         counts.update((state, n) for state, n in finished.items() if n > 0)
         return dict(sorted(counts.items()))
-
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """The reads inside see one committed state of the ledger (a read transaction), or
-        the caller's own transaction when one is open."""
-        if self._db.in_transaction:
-            yield
-            return
-        self._exec("BEGIN")
-        try:
-            yield
-        finally:
-            self._db.execute("COMMIT")
 
     def transition(
         self, job_id: str, new_state: str, at: datetime, reason: str, *, seen: str | None = None
