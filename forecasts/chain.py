@@ -431,6 +431,6 @@ class SignalChain:
         )
 
     def chosen_forecaster(self, zone: str) -> str | None:
-        """The forecaster last chosen for ``zone`` (None before the first scoring)."""
-        score = self._state(zone).score
-        return score.chosen if score is not None else None
+        """The forecaster last chosen for ``zone`` (None before the first scoring; the
+        default while its backtest has too few issues: :meth:`ZoneState.chosen`)."""
+        return self._state(zone).chosen()

@@ -1,8 +1,9 @@
 """Per-zone state of the fallback chain: what was fetched, the history, the forecaster scores.
 
 :meth:`ZoneState.history_forecast` is the ``history-forecast`` rung: the forecaster with the
-best recent backtest (re-scored every ``rescore_every_s``) run on the history before ``now``,
-with a p90 error per point from that backtest.
+best recent backtest (re-scored every ``rescore_every_s``; the default one while the backtest
+has fewer than :data:`MIN_SCORED_ISSUES` issues) run on the history before ``now``, with a
+p90 error per point from that backtest.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from forecasts.forecasters import VectorForecaster
 from forecasts.readings import ZoneForecast
 from forecasts.series import FloatArray, IntensitySeries
 
-__all__ = ["MIN_SCORED_ISSUES", "UNSCORED_REL_ERROR", "ZoneState", "floor_hour"]
+__all__ = [
+    "DEFAULT_FORECASTER",
+    "MIN_SCORED_ISSUES",
+    "UNSCORED_REL_ERROR",
+    "ZoneState",
+    "floor_hour",
+]
 
 UNSCORED_REL_ERROR: Final = 0.25  # p90 error assumed before a forecaster could be scored
 # Backtest issues a p90 error needs: a 90th percentile of fewer errors is their largest, or
@@ -82,7 +89,7 @@ class ZoneState:
         if gap_s > max_gap_s:
             raise ForecastsError(f"history ends {gap_s / 86_400:.1f} days before now")
         score = self._rescore(forecasters, known, now, rescore_every_s)
-        chosen = _pick(forecasters, score.chosen if score is not None else DEFAULT_FORECASTER)
+        chosen = _pick(forecasters, self.chosen() or DEFAULT_FORECASTER)
         raw = chosen.forecast(known, known.end, int(gap_s) + horizon_s, known.step_s)
         series = raw.slice(issue, issue + timedelta(seconds=horizon_s))
         if step_s != series.step_s:
@@ -100,6 +107,15 @@ class ZoneState:
             problem="; ".join(self.problems) or None,
             error_note=note,
         )
+
+    def chosen(self) -> str | None:
+        """The forecaster the last scoring chose (None before one scored): the default while
+        it had fewer than :data:`MIN_SCORED_ISSUES` issues, as a pick from so few is one from
+        noise (until 2026-12-07 the best on one issue, under two weeks of history)."""
+        score = self.score
+        if score is None:
+            return None
+        return score.chosen if score.n_issues >= MIN_SCORED_ISSUES else DEFAULT_FORECASTER
 
     def _rescore(
         self,
@@ -128,15 +144,19 @@ def _uncertainty(
     """Per-point p90 absolute error (by lead time) and the 24 h MAPE of ``name``, and why the
     error is assumed (:data:`UNSCORED_REL_ERROR` of each value) rather than backtested, where
     a backtest ran (None: it is the backtest's, or none ran: no history to score). Fewer than
-    :data:`MIN_SCORED_ISSUES` issues are not enough history for either: until 2026-12-07 one
-    issue (under two weeks of history) gave that issue's error as the p90 and the MAPE, 0.0
-    on a flat history."""
-    if score is None or name not in score.abs_error_p90_g_per_kwh:
+    :data:`MIN_SCORED_ISSUES` issues are not enough history for either, nor to pick the
+    forecaster (the default is used): until 2026-12-07 one issue (under two weeks of history)
+    gave that issue's error as the p90 and the MAPE, 0.0 on a flat history, and chose the
+    forecaster best on it."""
+    if score is None:
         return series.values_g_per_kwh * UNSCORED_REL_ERROR, None, None
     if score.n_issues < MIN_SCORED_ISSUES:
         issues = f"{score.n_issues} backtest issue{'s' if score.n_issues != 1 else ''}"
-        note = f"not enough history ({issues}, {MIN_SCORED_ISSUES} needed)"
+        note = (f"not enough history ({issues}, {MIN_SCORED_ISSUES} needed): the default "
+                "forecaster, none picked from so few")  # fmt: skip
         return series.values_g_per_kwh * UNSCORED_REL_ERROR, None, note
+    if name not in score.abs_error_p90_g_per_kwh:
+        return series.values_g_per_kwh * UNSCORED_REL_ERROR, None, None
     p90 = score.abs_error_p90_g_per_kwh[name]
     ends_s = (np.arange(len(series)) + 1) * series.step_s + gap_s
     lead = np.clip(np.ceil(ends_s / score.step_s).astype(int) - 1, 0, len(p90) - 1)

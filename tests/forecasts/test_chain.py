@@ -20,7 +20,7 @@ from forecasts import (
     SignalKind,
     TraceProvider,
 )
-from forecasts.zone_state import MIN_SCORED_ISSUES, UNSCORED_REL_ERROR
+from forecasts.zone_state import DEFAULT_FORECASTER, MIN_SCORED_ISSUES, UNSCORED_REL_ERROR
 from policies.placement import mean_intensity_g_per_kwh
 
 NOW = datetime(2024, 3, 1, 12, 20, tzinfo=UTC)
@@ -313,8 +313,35 @@ def test_too_few_backtest_issues_give_no_p90_error_of_their_own(days: int, issue
     assert forecast.mape_24h_pct is None
     s = "" if issues == 1 else "s"
     assert forecast.error_note == (
-        f"not enough history ({issues} backtest issue{s}, {MIN_SCORED_ISSUES} needed)"
+        f"not enough history ({issues} backtest issue{s}, {MIN_SCORED_ISSUES} needed): the "
+        "default forecaster, none picked from so few"
     )
+
+
+@pytest.mark.parametrize(("days", "issues"), [(4, 1), (11, 5)])
+def test_too_few_backtest_issues_pick_no_forecaster(days: int, issues: int) -> None:
+    """On a rising history persistence is best on the few issues under two weeks give: the
+    chain forecast with it, a pick from noise. It keeps the default now, and says so."""
+    ramp = 100.0 + np.arange(days * 24, dtype=float)
+    trace = IntensitySeries("DE", NOW_HOUR - days * 24 * H, 3600, ramp)
+    chain = SignalChain(traces={"DE": trace})
+    forecast = chain.forecast("DE", NOW, 6 * 3600, 3600)
+    assert forecast.forecaster == chain.chosen_forecaster("DE") == DEFAULT_FORECASTER  # was:
+    # persistence, which chosen_forecaster named too
+    assert forecast.error_note is not None
+    assert forecast.error_note.startswith(f"not enough history ({issues} backtest issue")
+    assert forecast.error_note.endswith(": the default forecaster, none picked from so few")
+    assumed = forecast.series.values_g_per_kwh * UNSCORED_REL_ERROR
+    assert np.all(forecast.abs_error_p90_g_per_kwh == assumed)
+
+
+def test_enough_backtest_issues_pick_the_forecaster() -> None:
+    """Twenty days of the same ramp: 41 issues, the backtest's pick is used."""
+    trace = IntensitySeries("DE", NOW_HOUR - 20 * 24 * H, 3600, 100.0 + np.arange(20 * 24.0))
+    chain = SignalChain(traces={"DE": trace})
+    forecast = chain.forecast("DE", NOW, 6 * 3600, 3600)
+    assert forecast.forecaster == chain.chosen_forecaster("DE") != DEFAULT_FORECASTER
+    assert forecast.error_note is None
 
 
 def test_enough_backtest_issues_give_the_backtests_p90_error() -> None:

@@ -216,7 +216,9 @@ def test_a_forecast_from_one_backtest_issue_says_not_enough_history(
     forecast = result["forecast"]
     assert code == 0 and forecast["rung"] == "history-forecast"
     assert forecast["mape_24h_pct"] is None
-    assert forecast["error_note"] == "not enough history (1 backtest issue, 10 needed)"
+    assert forecast["error_note"] == ("not enough history (1 backtest issue, 10 needed): the "
+                                      "default forecaster, none picked from so few")  # fmt: skip
+    assert forecast["forecaster"] == "seasonal-24h"
     assert all(p["abs_error_p90_g_per_kwh"] > 0 for p in forecast["points"])
     assert main(argv) == 0
     out = " ".join(capsys.readouterr().out.split())  # the title is wrapped to the table
