@@ -60,8 +60,10 @@ def learned_payload(settings: Settings) -> dict[str, Any]:
     wanted = settings.recalibration  # as daemon.assemble configures the service's Learning
     config = replace(DEFAULT_RECALIBRATION, min_samples=wanted.min_samples,
                      min_measured_s=wanted.min_measured_s)  # fmt: skip
+    # GPUs discovered first (NVML, Slurm's partitions: seconds): the ledger is open only for
+    # the read, so a daemon starting meanwhile spoils no read (daemon/ledger/readonly.py).
+    inventory, undiscovered = _inventory(settings)
     with open_ledger(settings.state_dir) as ledger:
-        inventory, undiscovered = _inventory(settings)
         folded = peek(ledger, inventory, config)
         rows = ledger.measured_rows_after(None)
     learned = folded.recalibration

@@ -5,6 +5,8 @@ daemon holds the ledger and after it stopped, on an empty ledger, as JSON and as
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -12,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from daemon.cli import main
+from daemon.cli import gpus_learned, main
 from daemon.learning.checkpoint import restore
 from daemon.ledger import Ledger
 from tests.daemon.learning.test_checkpoint import CONFIG as FOLD_CONFIG
 from tests.daemon.learning.test_checkpoint import INVENTORY, T0, _from_scratch, _record, _run
 
+ROOT = Path(__file__).resolve().parents[3]
 CONFIG = """
 [recalibration]
 min_samples = 2
@@ -208,3 +211,37 @@ def test_each_runtime_and_precision_shows_the_level_it_uses(
     table = capsys.readouterr().out
     assert "| model        | gpu       | runtime  | precision | energy_factor |" in table
     assert "| no     | coarse |" in table.splitlines()[-2]  # the vLLM row, last
+
+
+_DAEMON_STARTS = """
+import sys
+from pathlib import Path
+from daemon.ledger import Ledger
+with Ledger.open(Path(sys.argv[1])) as ledger, ledger.transaction():
+    ledger._exec("CREATE TABLE daemon_wrote (n INTEGER)")
+"""
+
+
+def test_a_daemon_starting_during_the_gpus_discovery_spoils_no_read(
+    tmp_path: Path,
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ledger was opened (without locks: no daemon ran) before the GPUs were discovered
+    (NVML, Slurm: seconds), so a daemon that started and wrote it meanwhile failed the
+    command ("the daemon started and wrote the ledger while this command read it") though
+    nothing had been read yet. It is opened once they are."""
+    state = tmp_path / "state"
+    state.mkdir()
+    Ledger.open(state / "ledger.db").close()
+    discover = gpus_learned._inventory
+
+    def slow_discovery(settings: Any) -> Any:  # a real second process writes the ledger
+        subprocess.run([sys.executable, "-c", _DAEMON_STARTS, str(state / "ledger.db")],
+                       check=True, cwd=ROOT)  # fmt: skip
+        return discover(settings)
+
+    monkeypatch.setattr(gpus_learned, "_inventory", slow_discovery)
+    payload = _learned(capsys, config, state)  # was: exit 1, the line above
+    assert (payload["factors"], payload["runs"]) == ([], 0)
