@@ -29,7 +29,7 @@ from daemon.settings import (
 )
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
-from tests.daemon.executors.test_slurm_service import _Dip
+from tests.daemon.executors.test_slurm_service import Dip
 from tests.daemon.helpers import job_request
 
 
@@ -150,7 +150,7 @@ def _daemon(tmp_path: Path, slurm: FakeSlurm, *, allow_root: bool) -> Daemon:
     executor = SlurmExecutor({"qc": Target("alpha")}, runner=slurm,
                              known_gpus=DEFAULT_GPU_CATALOG.names(),
                              allow_root_jobs=allow_root)  # fmt: skip
-    intensity = _Dip(T0 + timedelta(hours=2))
+    intensity = Dip(T0 + timedelta(hours=2))
     return build_daemon(settings, executors={"slurm": executor}, intensity=intensity)
 
 

@@ -39,7 +39,7 @@ from tests.daemon.killharness import REPO
 T0 = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
 
 
-class _Dip:
+class Dip:
     """CA-QC at 300 g/kWh except 20 g/kWh in [start, start + 1 h)."""
 
     def __init__(self, start: datetime) -> None:
@@ -99,7 +99,7 @@ class _SbatchGetsNoAnswer(FakeSlurm):
         raise SlurmNoAnswerError(f"{argv[0]}: no answer within 30 s")
 
 
-def _daemon(tmp_path: Path, slurm: FakeSlurm, forecast: _Dip) -> Daemon:
+def _daemon(tmp_path: Path, slurm: FakeSlurm, forecast: Dip) -> Daemon:
     region = RegionSettings(name="qc", zone="CA-QC", executor="slurm",
                             slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
     settings = Settings(
@@ -116,7 +116,7 @@ def _daemon(tmp_path: Path, slurm: FakeSlurm, forecast: _Dip) -> Daemon:
 def test_a_planned_job_waits_in_slurm_moves_with_the_forecast_and_runs_at_its_start(
     tmp_path: Path,
 ) -> None:
-    slurm, forecast = FakeSlurm(), _Dip(T0 + timedelta(hours=2))
+    slurm, forecast = FakeSlurm(), Dip(T0 + timedelta(hours=2))
     slurm.ran = ("2026-12-05T00:00:01", "2026-12-05T00:00:05")  # when it runs, after the move
     daemon = _daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
@@ -156,7 +156,7 @@ def test_a_planned_job_waits_in_slurm_moves_with_the_forecast_and_runs_at_its_st
 
 
 def test_without_slurm_energy_the_outcome_is_the_estimate_flagged_so(tmp_path: Path) -> None:
-    slurm, forecast = FakeSlurm(), _Dip(T0)  # cleanest now: starts at once
+    slurm, forecast = FakeSlurm(), Dip(T0)  # cleanest now: starts at once
     daemon = _daemon(tmp_path, slurm, forecast)
     (tmp_path / "queue.jsonl").write_text(
         json.dumps({"id": "j2", "model": "llama-1b", "requests": 4, "command": ["true"]}) + "\n"
@@ -178,7 +178,7 @@ def test_without_slurm_energy_the_outcome_is_the_estimate_flagged_so(tmp_path: P
 def test_a_job_cancelled_while_still_pending_in_slurm_is_charged_no_energy(
     tmp_path: Path,
 ) -> None:
-    slurm, forecast = FakeSlurm(), _Dip(T0)  # cleanest now: released at once
+    slurm, forecast = FakeSlurm(), Dip(T0)  # cleanest now: released at once
     slurm.ran = ("None", "2026-12-04T21:10:00")  # sacct of a job cancelled before it started
     daemon = _daemon(tmp_path, slurm, forecast)
     queue = tmp_path / "queue.jsonl"
@@ -204,7 +204,7 @@ def test_a_job_cancelled_while_still_pending_in_slurm_is_charged_no_energy(
 def test_a_released_job_slurm_keeps_pending_past_its_deadline_expires_and_never_runs(
     tmp_path: Path,
 ) -> None:
-    slurm, forecast = FakeSlurm(), _Dip(T0)  # cleanest now: released at once
+    slurm, forecast = FakeSlurm(), Dip(T0)  # cleanest now: released at once
     daemon = _daemon(tmp_path, slurm, forecast)  # pending_grace_s 300 s
     service, ledger = daemon.service, daemon.ledger
     deadline = T0 + timedelta(minutes=2)
@@ -232,7 +232,7 @@ def test_a_released_job_slurm_keeps_pending_past_its_deadline_expires_and_never_
 def test_a_job_waits_while_slurm_cannot_be_reached_or_its_nodes_are_drained(
     tmp_path: Path,
 ) -> None:
-    slurm, forecast = FakeSlurm(), _Dip(T0)
+    slurm, forecast = FakeSlurm(), Dip(T0)
     daemon = _daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     service.start(T0)  # discovery while Slurm answers: qc has n1's two T4s
@@ -265,7 +265,7 @@ def test_a_job_waits_while_slurm_cannot_be_reached_or_its_nodes_are_drained(
 def test_slurm_unreachable_is_in_health_json_while_it_lasts_and_asked_once_a_round(
     tmp_path: Path,
 ) -> None:
-    slurm, forecast = FakeSlurm(), _Dip(T0)
+    slurm, forecast = FakeSlurm(), Dip(T0)
     daemon = _daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     service.start(T0)
@@ -301,7 +301,7 @@ def test_slurm_unreachable_is_in_health_json_while_it_lasts_and_asked_once_a_rou
 def test_a_held_job_whose_release_finds_slurm_gone_is_released_later_not_submitted_twice(
     tmp_path: Path,
 ) -> None:
-    slurm, forecast = _StopsAtRelease(), _Dip(T0 + timedelta(hours=2))
+    slurm, forecast = _StopsAtRelease(), Dip(T0 + timedelta(hours=2))
     daemon = _daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     line = {"id": "j8", "model": "llama-1b", "requests": 4, "command": ["true"],
@@ -329,7 +329,7 @@ def test_a_held_job_whose_release_finds_slurm_gone_is_released_later_not_submitt
 def test_a_region_slurm_did_not_answer_for_at_start_is_discovered_once_it_answers(
     tmp_path: Path,
 ) -> None:
-    slurm, forecast = FakeSlurm(stopped=True), _Dip(T0)  # slurmctld down when carbond starts
+    slurm, forecast = FakeSlurm(stopped=True), Dip(T0)  # slurmctld down when carbond starts
     daemon = _daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     assert service.inventory == ()  # qc's GPUs could not be asked for
@@ -368,7 +368,7 @@ def test_a_region_slurm_did_not_answer_for_at_start_is_discovered_once_it_answer
 def test_an_sbatch_without_answer_is_looked_up_by_name_never_submitted_twice(
     tmp_path: Path, accepted: bool
 ) -> None:
-    slurm, forecast = _SbatchGetsNoAnswer(armed=True, accepted=accepted), _Dip(T0)
+    slurm, forecast = _SbatchGetsNoAnswer(armed=True, accepted=accepted), Dip(T0)
     daemon = _daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     service.start(T0)
@@ -392,7 +392,7 @@ def test_an_sbatch_without_answer_is_looked_up_by_name_never_submitted_twice(
 def test_a_held_job_slurm_started_unconfirmed_is_cancelled_in_slurm_not_left_running(
     tmp_path: Path,
 ) -> None:
-    slurm, forecast = _SbatchGetsNoAnswer(), _Dip(T0 + timedelta(hours=2))
+    slurm, forecast = _SbatchGetsNoAnswer(), Dip(T0 + timedelta(hours=2))
     daemon = _daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     queue = tmp_path / "queue.jsonl"
@@ -427,7 +427,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from tests.daemon.executors.test_slurm_service import T0, _daemon, _Dip
+from tests.daemon.executors.test_slurm_service import T0, _daemon, Dip
 from tests.daemon.executors.fake_slurm import FakeSlurm
 
 state, store, minutes = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
@@ -444,7 +444,7 @@ class Kept(FakeSlurm):  # Slurm outlives the daemon: its jobs are kept in a file
 slurm = Kept()
 if store.exists():
     slurm.jobs, slurm.calls = pickle.loads(store.read_bytes())
-daemon = _daemon(state, slurm, _Dip(T0 + timedelta(hours=2)))
+daemon = _daemon(state, slurm, Dip(T0 + timedelta(hours=2)))
 now = T0 + timedelta(minutes=minutes)
 daemon.service.start(now)
 daemon.service.tick(now)
@@ -510,7 +510,7 @@ class _ScancelRefused(FakeSlurm):
 
 
 def test_a_held_job_whose_cancel_slurm_refused_is_not_started_meanwhile(tmp_path: Path) -> None:
-    slurm, forecast = _ScancelRefused(), _Dip(T0 + timedelta(hours=2))
+    slurm, forecast = _ScancelRefused(), Dip(T0 + timedelta(hours=2))
     daemon = _daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     queue = tmp_path / "queue.jsonl"
@@ -561,7 +561,7 @@ def test_a_held_job_whose_hand_over_failed_is_released_while_slurmdbd_is_down(
     """Its run row has no Slurm id, but no hand-over of it reached Slurm: its release looks in
     squeue only and submits it, rather than wait for sacct (slurmdbd down) to say no earlier
     submission of it ran."""
-    slurm, forecast = _RefusesFirstSbatch(dbd_down=True), _Dip(T0 + timedelta(hours=2))
+    slurm, forecast = _RefusesFirstSbatch(dbd_down=True), Dip(T0 + timedelta(hours=2))
     daemon = _daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     line = {"id": "j9", "model": "llama-1b", "requests": 4, "command": ["true"],
