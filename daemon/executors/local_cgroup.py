@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import errno
 import os
+import pwd
 import signal
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,8 +107,9 @@ def probe(
     ``"auto"`` (the cgroup ``proc_cgroup`` names, if systemd delegated it: its
     ``user.delegate`` or ``trusted.delegate`` attribute is 1; or its parent, where the
     daemon already moved itself to :data:`DAEMON_LEAF`), or an absolute path. Either must be
-    on a writable cgroup2 mount (as ``mountinfo`` shows it) and writable by this uid. Never
-    raises: a reason says why there is none."""
+    on a writable cgroup2 mount (as ``mountinfo`` shows it), writable by this uid, and this
+    uid's alone (:func:`_writable_by_others`). Never raises: a reason says why there is
+    none."""
     if setting == OFF:
         return CgroupProbe(None, "off in the settings (executors.local.cgroup)")
     try:
@@ -173,9 +176,50 @@ def _usable(path: Path, mounts: list[_Mount], how: str) -> CgroupProbe:
         problem = "is not a cgroup (no cgroup.procs)"
     elif not (os.access(path, os.W_OK) and os.access(path / "cgroup.procs", os.W_OK)):
         problem = f"is not writable by uid {os.geteuid()}"
+    else:
+        problem = _writable_by_others(path, mount.point)
     if problem is not None:
         return CgroupProbe(None, f"{path} {problem}")
     return CgroupProbe(path, f"{path} ({how})")
+
+
+# What another user who may write one of these, in the subtree or a cgroup above it, could do:
+# move a job's process out of its cgroup (write access to a common ancestor's and the
+# destination's ``cgroup.procs`` is all cgroup v2 asks, whoever owns the process), move the
+# daemon into a cgroup it then kills, make the ``daemon`` leaf or freeze the subtree.
+_GUARDED = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "cgroup.freeze")
+
+
+def _writable_by_others(path: Path, top: Path) -> str | None:
+    """Why ``path`` is not the daemon's alone: the first of it or a cgroup above it (up to the
+    mount point ``top``), or of their control files in :data:`_GUARDED`, owned by a uid other
+    than root and this one, or writable by group or others; None when none is."""
+    own = {0, os.geteuid()}
+    for cgroup in (path, *(p for p in path.parents if p == top or top in p.parents)):
+        for entry in (cgroup, *(cgroup / name for name in _GUARDED)):
+            try:
+                st = entry.lstat()
+            except FileNotFoundError:
+                continue  # a control file this kernel has not (cgroup.freeze before 5.2)
+            except OSError as exc:
+                return f"cannot be checked: {entry}: {exc.strerror}"
+            if st.st_uid not in own or st.st_mode & 0o022:
+                return (
+                    f"is not the daemon's alone: {entry} is {_whose(st)}, who could move jobs "
+                    "out of their cgroups, or the daemon into one it kills (a cgroup delegated "
+                    "to that user is not the daemon's to divide)"
+                )
+    return None
+
+
+def _whose(st: os.stat_result) -> str:
+    mode = f"mode {stat.S_IMODE(st.st_mode):04o}"
+    if st.st_uid not in (0, os.geteuid()):
+        try:
+            return f"owned by {pwd.getpwuid(st.st_uid).pw_name} (uid {st.st_uid}, {mode})"
+        except KeyError:
+            return f"owned by uid {st.st_uid} ({mode})"
+    return f"writable by group or others ({mode})"
 
 
 def job_cgroups(

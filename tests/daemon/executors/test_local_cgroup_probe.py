@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from daemon.executors.local_cgroup import DAEMON_LEAF, cgroup2_mounts, own_cgroup, probe
 from tests.daemon.executors.cgroup_subtree import cgroup_subtree
+from tests.daemon.users import local_user
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -131,3 +132,68 @@ def test_an_explicit_cgroup_is_used_without_the_mark(tmp_path: Path) -> None:
     with cgroup_subtree() as (path, mount):
         found = probe(str(path), **_files(tmp_path, _mountinfo_for(mount), "0::/\n"))
     assert found.path == path and "executors.local.cgroup" in found.reason
+
+
+def _give(path: Path, uid: int) -> None:
+    """What systemd does to a cgroup it delegates to a user: the directory and the files that
+    move processes and divide it become theirs."""
+    for entry in (path, path / "cgroup.procs", path / "cgroup.threads",
+                  path / "cgroup.subtree_control"):  # fmt: skip
+        os.chown(entry, uid, -1)
+
+
+def _as_user(uid: int, gid: int, act: Callable[[], None]) -> None:
+    """Run ``act`` in a child process that is ``uid``/``gid`` alone; fail if it raises."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            act()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"failed as uid {uid}"
+
+
+def test_a_cgroup_delegated_to_another_user_is_not_taken(tmp_path: Path) -> None:
+    """A root daemon started in a user's cgroup (a ``sudo carbond run`` in their tmux, which
+    their systemd put in their ``user@UID.service``): the cgroup is that user's, who may set
+    ``user.delegate`` on it, and who could then move another user's job out of its cgroup
+    (cgroup v2 asks only for write access to a common ancestor's ``cgroup.procs``) or the
+    daemon into one it kills. Checked with that user's real write."""
+    user = local_user("carbond-cgowner")
+    with cgroup_subtree() as (path, mount):
+        _give(path, user.pw_uid)
+        _as_user(user.pw_uid, user.pw_gid, lambda: os.setxattr(path, "user.delegate", b"1"))
+        files = _files(tmp_path, _mountinfo_for(mount), f"0::{_relative(path, mount)}\n")
+        found = probe(**files)
+        explicit = probe(str(path), **files)
+    assert found.path is None and explicit.path is None, (found, explicit)
+    assert f"{path} is owned by carbond-cgowner (uid {user.pw_uid}" in found.reason
+    assert "not the daemon's alone" in explicit.reason
+
+
+def test_a_subtree_under_a_cgroup_another_user_may_write_is_not_taken(tmp_path: Path) -> None:
+    """The subtree itself root's, but a cgroup above it another user's: moving a job's
+    process from the subtree to that cgroup is a write that user may make."""
+    user = local_user("carbond-cgowner")
+    with cgroup_subtree() as (top, mount):
+        _give(top, user.pw_uid)
+        (top / "carbond").mkdir()
+        os.setxattr(top / "carbond", "user.delegate", b"1")
+        rel = _relative(top / "carbond", mount)
+        found = probe(**_files(tmp_path, _mountinfo_for(mount), f"0::{rel}\n"))
+    assert found.path is None
+    assert f"{top} is owned by carbond-cgowner" in found.reason
+
+
+def test_a_subtree_others_may_write_is_not_taken(tmp_path: Path) -> None:
+    with cgroup_subtree() as (path, mount):
+        os.chmod(path / "cgroup.procs", 0o666)
+        found = probe(str(path), **_files(tmp_path, _mountinfo_for(mount), "0::/\n"))
+    assert found.path is None
+    assert f"{path / 'cgroup.procs'} is writable by group or others (mode 0666)" in found.reason
