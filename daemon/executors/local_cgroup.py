@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import pwd
+import re
 import signal
 import stat
 import time
@@ -45,6 +46,7 @@ __all__ = [
     "job_cgroups",
     "own_cgroup",
     "probe",
+    "read_proc",
 ]
 
 log = structlog.get_logger(__name__)
@@ -74,26 +76,46 @@ class _Mount:
 
 
 def cgroup2_mounts(mountinfo: str) -> list[_Mount]:
-    """The cgroup2 mounts of a ``/proc/PID/mountinfo`` text, in order."""
+    """The cgroup2 mounts of a ``/proc/PID/mountinfo`` text (:func:`read_proc`), in order."""
     mounts = []
-    for line in mountinfo.splitlines():
-        fields = line.split()
+    for line in mountinfo.split("\n"):  # the kernel's separators only: a path's other
+        fields = line.split(" ")  # whitespace (\x1f, \x0c, ...) is its own, not escaped
         if "-" not in fields:
             continue
         dash = fields.index("-")
         if len(fields) < dash + 3 or dash < 6 or fields[dash + 1] != "cgroup2":
             continue
         options = set(fields[5].split(",")) | set(fields[dash + 3].split(","))
-        point = fields[4].encode().decode("unicode_escape")  # \040 for a space
-        mounts.append(_Mount(Path(point), fields[3], "ro" in options))
+        point = _unescape(fields[4])
+        mounts.append(_Mount(Path(point), _unescape(fields[3]), "ro" in options))
     return mounts
+
+
+def read_proc(path: Path) -> str:
+    """A ``/proc`` text as the kernel wrote it: paths in it are bytes, not always UTF-8 (any
+    mount point on the host, a user's FUSE mount under their home too), kept as
+    :func:`os.fsdecode` keeps them (surrogate escapes), so that they name the same files.
+
+    Raises:
+        OSError: it cannot be read.
+    """
+    return path.read_bytes().decode("utf-8", "surrogateescape")
+
+
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path field as the path it is: the kernel writes a space, tab, newline and
+    backslash as ``\\ooo`` and every other byte as itself."""
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 def own_cgroup(proc_cgroup: str) -> str | None:
     """The cgroup v2 path of a ``/proc/PID/cgroup`` text (its ``0::`` line); None without."""
-    for line in proc_cgroup.splitlines():
+    for line in proc_cgroup.split("\n"):
         if line.startswith("0::"):
-            return line[3:].strip() or None
+            return line[3:] or None
     return None
 
 
@@ -113,8 +135,8 @@ def probe(
     if setting == OFF:
         return CgroupProbe(None, "off in the settings (executors.local.cgroup)")
     try:
-        mounts = cgroup2_mounts(mountinfo.read_text(encoding="utf-8"))
-        own = own_cgroup(proc_cgroup.read_text(encoding="utf-8"))
+        mounts = cgroup2_mounts(read_proc(mountinfo))
+        own = own_cgroup(read_proc(proc_cgroup))
     except OSError as exc:
         return CgroupProbe(None, f"cannot read {exc.filename}: {exc.strerror}")
     if not mounts:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.executors.local_cgroup import cgroup2_mounts
+from daemon.executors.local_cgroup import cgroup2_mounts, read_proc
 
 
 def _remove_tree(path: Path) -> None:
@@ -48,7 +48,7 @@ def cgroup_subtree() -> Iterator[tuple[Path, Path]]:
     """``(subtree, mount point)``: a new, empty cgroup at the top of a writable cgroup2
     mount, removed (with whatever is left in it) afterwards. Skips when there is none."""
     try:
-        mounts = cgroup2_mounts(Path("/proc/self/mountinfo").read_text())
+        mounts = cgroup2_mounts(read_proc(Path("/proc/self/mountinfo")))
     except OSError as exc:
         pytest.skip(f"cannot read /proc/self/mountinfo: {exc}")
     usable = [m for m in mounts if not m.read_only]
