@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from daemon.doctor.running_daemon import still_the_daemon
 from daemon.executors.local_cgroup import AUTO, OFF, probe
 from daemon.settings import Settings
-from daemon.statedir import LEDGER_NAME, holds_open
 from daemon.supervision.health import HEALTH_NAME, read_health
 
 __all__ = ["describe_cgroup"]
@@ -49,11 +49,8 @@ def describe_cgroup(settings: Settings) -> tuple[Status, str]:
 
 
 def _running_daemon(state_dir: Path) -> int | None:
-    """The pid in ``health.json`` if it still runs the daemon (holds the ledger open, or is
-    alive where its fds cannot be read)."""
+    """The pid in ``health.json`` if it still runs the daemon (:func:`still_the_daemon`)."""
     report = read_health(state_dir / HEALTH_NAME)
     if report is None:
         return None
-    held = holds_open(report.pid, state_dir / LEDGER_NAME)
-    alive = Path(f"/proc/{report.pid}").exists() if held is None else held
-    return report.pid if alive else None
+    return report.pid if still_the_daemon(report.pid, state_dir) else None

@@ -2,8 +2,8 @@
 
 ``health.json`` (:mod:`daemon.supervision.health`) says what the daemon finds wrong and, from
 ``updated_at``, whether it still writes the file; the pid in it is checked to still be that
-daemon (alive and holding the ledger open); the state dir's file system is checked for being
-read-only or nearly full, which stops those writes.
+daemon (alive, run as the state dir's owner and holding the ledger open); the state dir's
+file system is checked for being read-only or nearly full, which stops those writes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME, holds_open
 from daemon.supervision.health import HEALTH_NAME, HEARTBEAT_S, STALE_S, read_health
 
-__all__ = ["describe_health", "running_pid"]
+__all__ = ["describe_health", "running_pid", "still_the_daemon"]
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -44,7 +44,7 @@ def describe_health(settings: Settings, now: datetime) -> tuple[Status, str]:
         if ahead
         else f"{max(age_s, 0.0):.0f} s ago"
     )
-    alive = _still_the_daemon(report.pid, state / LEDGER_NAME)
+    alive = still_the_daemon(report.pid, state)
     if not alive and not problems:
         return "skip", f"daemon not running (pid {report.pid} wrote {HEALTH_NAME} {when})"
     step = report.step  # the step it was in when it wrote the file, and when that is stuck
@@ -74,12 +74,14 @@ def describe_health(settings: Settings, now: datetime) -> tuple[Status, str]:
 
 def running_pid(settings: Settings) -> int | None:
     """The pid of the daemon running on ``settings.state_dir``: the one ``health.json`` names,
-    if it still holds the ledger open (None when none runs, or when this user cannot tell:
-    another user's process whose fds it cannot read may be a reused pid)."""
-    report = read_health(settings.state_dir / HEALTH_NAME)
-    if report is None or holds_open(report.pid, settings.state_dir / LEDGER_NAME) is not True:
+    if it still holds the ledger open as the state dir's owner (:func:`still_the_daemon`;
+    None when none runs, or when this user cannot tell: another user's process whose fds it
+    cannot read may be a reused pid)."""
+    state = settings.state_dir
+    report = read_health(state / HEALTH_NAME)
+    if report is None or holds_open(report.pid, state / LEDGER_NAME) is not True:
         return None
-    return report.pid
+    return report.pid if still_the_daemon(report.pid, state) else None
 
 
 def _lasting(since: datetime | None, now: datetime) -> str:
@@ -90,13 +92,38 @@ def _lasting(since: datetime | None, now: datetime) -> str:
     return f" (for {max((now - since).total_seconds(), 0.0):.0f} s, since {since.isoformat()})"
 
 
-def _still_the_daemon(pid: int, ledger: Path) -> bool:
-    """Whether ``pid`` still runs the daemon that wrote ``health.json``: alive and holding
-    ``ledger`` open. After a crash or a reboot the pid is reused by any process, and taking
-    that for the daemon said it was stuck. Of another user's process (its fds unreadable)
-    only that it is alive can be told."""
-    held = holds_open(pid, ledger)
+def still_the_daemon(pid: int, state_dir: Path) -> bool:
+    """Whether ``pid`` still runs the daemon that wrote ``health.json`` in ``state_dir``: alive,
+    running as the state dir's owner (the daemon's user: :mod:`daemon.statedir`) and holding
+    its ledger open. After a crash or a reboot the pid is reused by any process, and taking
+    that for the daemon said it was stuck; a reader holds the ledger open too, and the ledger
+    is readable by every user unless ``[ledger] private``, so a user's process given the pid
+    was taken for the daemon, and doctor (root) reported its limits, cgroup and mounts as the
+    daemon's. Of a process whose fds this user cannot read, only that it is alive and whose it
+    is can be told."""
+    if _effective_uid(pid) != _owner(state_dir):
+        return False
+    held = holds_open(pid, state_dir / LEDGER_NAME)
     return Path(f"/proc/{pid}").exists() if held is None else held
+
+
+def _effective_uid(pid: int) -> int | None:
+    """Process ``pid``'s effective uid (``/proc/PID/status``); None when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("Uid:") and len(line.split()) > 2:
+            return int(line.split()[2])
+    return None
+
+
+def _owner(path: Path) -> int | None:
+    try:
+        return path.stat().st_uid
+    except OSError:
+        return None
 
 
 # How far ahead of doctor's ``now`` a fresh file may be: the daemon may write it while doctor's
