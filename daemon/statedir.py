@@ -178,11 +178,14 @@ def _real_uid(pid: int) -> int | None:
 
 def _unlocked_daemon(state_dir: Path) -> int | None:
     """The pid of a daemon running with ``state_dir`` without its lock (a carbond from before
-    ``daemon.lock``, still running after an upgrade): the pid its ``health.json`` names, alive
-    and holding this state dir's ``ledger.db`` open (a pid reused since is not, nor is any
-    reader: readers write no ``health.json``). None when there is none or it cannot be told."""
+    ``daemon.lock``, still running after an upgrade): the pid its ``health.json`` names, alive,
+    run as this uid (the state dir's daemon runs as its owner) and holding this state dir's
+    ``ledger.db`` open (a pid reused since is not, nor is any reader: readers write no
+    ``health.json``; the ledger is readable by every user unless ``[ledger] private``, and a
+    user's reader given that pid would keep every later daemon from starting). None when there
+    is none or it cannot be told."""
     report = read_health(state_dir / HEALTH_NAME)
-    if report is None or report.pid == os.getpid():
+    if report is None or report.pid == os.getpid() or _real_uid(report.pid) != os.geteuid():
         return None
     # gone, or not ours to look at (None): not taken for a daemon
     return report.pid if holds_open(report.pid, state_dir / LEDGER_NAME) else None

@@ -5,17 +5,26 @@ every later ``carbond run`` from starting ("another carbond daemon (pid N) runs"
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import stat
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from daemon.statedir import LOCK_NAME, StateDirLockedError, lock_state_dir
+from daemon.statedir import (
+    LEDGER_NAME,
+    LOCK_NAME,
+    StateDirLockedError,
+    holds_open,
+    lock_state_dir,
+)
+from daemon.supervision.health import HEALTH_NAME, Health
 from tests.daemon.users import local_user, open_dir
 
 pytestmark = pytest.mark.root
@@ -92,3 +101,31 @@ def test_the_lock_file_is_the_daemons_alone(state: Path) -> None:
     (state / LOCK_NAME).chmod(0o644)
     os.close(lock_state_dir(state))
     assert stat.S_IMODE(os.stat(state / LOCK_NAME).st_mode) == 0o600
+
+
+def test_a_users_reader_given_the_old_daemons_pid_does_not_keep_the_daemon_from_starting(
+    state: Path,
+) -> None:
+    """After the daemon stopped, another user's process got its pid (named in health.json)
+    and holds the ledger open, which every user may read unless ``[ledger] private``: it was
+    taken for an older daemon without the lock ("another carbond daemon (pid N, a version
+    that takes no daemon.lock) runs"), and no daemon started until an admin killed it."""
+    user = local_user(USER)
+    ledger = state / LEDGER_NAME
+    ledger.write_bytes(b"")
+    ledger.chmod(0o644)
+    with ledger.open("rb") as held:  # the reader's own fd once it runs
+        reader = subprocess.Popen(
+            ["sleep", "60"], stdin=held, user=user.pw_uid, group=user.pw_gid,
+            extra_groups=[], cwd="/",
+        )  # fmt: skip
+    try:
+        Health().write(state / HEALTH_NAME, datetime.now(UTC))
+        record = json.loads((state / HEALTH_NAME).read_text())
+        (state / HEALTH_NAME).write_text(json.dumps({**record, "pid": reader.pid}))
+        assert holds_open(reader.pid, ledger)  # the user's process, with the ledger open
+
+        os.close(lock_state_dir(state))
+    finally:
+        reader.kill()
+        reader.wait()
