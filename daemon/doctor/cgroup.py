@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from daemon.doctor.running_daemon import still_the_daemon
+from daemon.doctor.running_daemon import effective_uid, still_the_daemon
 from daemon.executors.local_cgroup import AUTO, OFF, probe
 from daemon.settings import Settings
 from daemon.supervision.health import HEALTH_NAME, read_health
@@ -40,7 +40,12 @@ def describe_cgroup(settings: Settings) -> tuple[Status, str]:
         found, whose = probe(setting), "as doctor sees it; the daemon checks at start"
     else:
         proc = Path(f"/proc/{pid}")
-        found = probe(setting, proc_cgroup=proc / "cgroup", mountinfo=proc / "mountinfo")
+        found = probe(
+            setting,
+            proc_cgroup=proc / "cgroup",
+            mountinfo=proc / "mountinfo",
+            uid=effective_uid(pid),  # the daemon's: a User= one has its subtree chowned to it
+        )
         whose = f"daemon pid {pid}"
     if found.path is not None:
         return "pass", f"each local job in a cgroup of its own under {found.reason} ({whose})"

@@ -17,7 +17,7 @@ from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME, holds_open
 from daemon.supervision.health import HEALTH_NAME, HEARTBEAT_S, STALE_S, read_health
 
-__all__ = ["describe_health", "running_pid", "still_the_daemon"]
+__all__ = ["describe_health", "effective_uid", "running_pid", "still_the_daemon"]
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -101,13 +101,13 @@ def still_the_daemon(pid: int, state_dir: Path) -> bool:
     was taken for the daemon, and doctor (root) reported its limits, cgroup and mounts as the
     daemon's. Of a process whose fds this user cannot read, only that it is alive and whose it
     is can be told."""
-    if _effective_uid(pid) != _owner(state_dir):
+    if effective_uid(pid) != _owner(state_dir):
         return False
     held = holds_open(pid, state_dir / LEDGER_NAME)
     return Path(f"/proc/{pid}").exists() if held is None else held
 
 
-def _effective_uid(pid: int) -> int | None:
+def effective_uid(pid: int) -> int | None:
     """Process ``pid``'s effective uid (``/proc/PID/status``); None when it is gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")

@@ -124,13 +124,15 @@ def probe(
     *,
     proc_cgroup: Path = Path("/proc/self/cgroup"),
     mountinfo: Path = Path("/proc/self/mountinfo"),
+    uid: int | None = None,
 ) -> CgroupProbe:
     """The subtree for ``[executors.local] cgroup`` = ``setting``: ``"off"`` (none),
     ``"auto"`` (the cgroup ``proc_cgroup`` names, if systemd delegated it: its
     ``user.delegate`` or ``trusted.delegate`` attribute is 1; or its parent, where the
     daemon already moved itself to :data:`DAEMON_LEAF`), or an absolute path. Either must be
     on a writable cgroup2 mount (as ``mountinfo`` shows it), writable by this uid, and this
-    uid's alone (:func:`_writable_by_others`). Never raises: a reason says why there is
+    uid's alone (:func:`_writable_by_others`; ``uid``: the daemon's, when another process,
+    doctor, asks for it; default this process's). Never raises: a reason says why there is
     none."""
     if setting == OFF:
         return CgroupProbe(None, "off in the settings (executors.local.cgroup)")
@@ -142,11 +144,11 @@ def probe(
     if not mounts:
         return CgroupProbe(None, "no cgroup2 file system is mounted (cgroup v1 only)")
     if setting != AUTO:
-        return _usable(Path(setting), mounts, "set in executors.local.cgroup")
-    return _delegated_to_us(own, mounts)
+        return _usable(Path(setting), mounts, "set in executors.local.cgroup", uid)
+    return _delegated_to_us(own, mounts, uid)
 
 
-def _delegated_to_us(own: str | None, mounts: list[_Mount]) -> CgroupProbe:
+def _delegated_to_us(own: str | None, mounts: list[_Mount], uid: int | None) -> CgroupProbe:
     """The daemon's own cgroup ``own`` (or the parent of its leaf) if systemd delegated it."""
     path = _on_mount(own, mounts) if own is not None else None
     if path is None:
@@ -157,7 +159,7 @@ def _delegated_to_us(own: str | None, mounts: list[_Mount]) -> CgroupProbe:
     if not _delegated(path):
         return CgroupProbe(None, f"its cgroup {path} is not delegated to it (the systemd "
                            "unit needs Delegate=yes, or set executors.local.cgroup)")  # fmt: skip
-    return _usable(path, mounts, "delegated by systemd")
+    return _usable(path, mounts, "delegated by systemd", uid)
 
 
 def _on_mount(own: str, mounts: list[_Mount]) -> Path | None:
@@ -178,7 +180,7 @@ def _delegated(path: Path) -> bool:
     return False
 
 
-def _usable(path: Path, mounts: list[_Mount], how: str) -> CgroupProbe:
+def _usable(path: Path, mounts: list[_Mount], how: str, uid: int | None = None) -> CgroupProbe:
     """``path`` with ``how`` it was found, or None with what makes it unusable."""
     mount = max(
         (m for m in mounts if path == m.point or m.point in path.parents),
@@ -199,7 +201,7 @@ def _usable(path: Path, mounts: list[_Mount], how: str) -> CgroupProbe:
     elif not (os.access(path, os.W_OK) and os.access(path / "cgroup.procs", os.W_OK)):
         problem = f"is not writable by uid {os.geteuid()}"
     else:
-        problem = _writable_by_others(path, mount.point)
+        problem = _writable_by_others(path, mount.point, os.geteuid() if uid is None else uid)
     if problem is not None:
         return CgroupProbe(None, f"{path} {problem}")
     return CgroupProbe(path, f"{path} ({how})")
@@ -212,11 +214,11 @@ def _usable(path: Path, mounts: list[_Mount], how: str) -> CgroupProbe:
 _GUARDED = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "cgroup.freeze")
 
 
-def _writable_by_others(path: Path, top: Path) -> str | None:
+def _writable_by_others(path: Path, top: Path, uid: int) -> str | None:
     """Why ``path`` is not the daemon's alone: the first of it or a cgroup above it (up to the
     mount point ``top``), or of their control files in :data:`_GUARDED`, owned by a uid other
-    than root and this one, or writable by group or others; None when none is."""
-    own = {0, os.geteuid()}
+    than root and ``uid`` (the daemon's), or writable by group or others; None when none is."""
+    own = {0, uid}
     for cgroup in (path, *(p for p in path.parents if p == top or top in p.parents)):
         for entry in (cgroup, *(cgroup / name for name in _GUARDED)):
             try:
@@ -227,16 +229,16 @@ def _writable_by_others(path: Path, top: Path) -> str | None:
                 return f"cannot be checked: {entry}: {exc.strerror}"
             if st.st_uid not in own or st.st_mode & 0o022:
                 return (
-                    f"is not the daemon's alone: {entry} is {_whose(st)}, who could move jobs "
+                    f"is not the daemon's alone: {entry} is {_whose(st, own)}, who could move jobs "
                     "out of their cgroups, or the daemon into one it kills (a cgroup delegated "
                     "to that user is not the daemon's to divide)"
                 )
     return None
 
 
-def _whose(st: os.stat_result) -> str:
+def _whose(st: os.stat_result, own: set[int]) -> str:
     mode = f"mode {stat.S_IMODE(st.st_mode):04o}"
-    if st.st_uid not in (0, os.geteuid()):
+    if st.st_uid not in own:
         try:
             return f"owned by {pwd.getpwuid(st.st_uid).pw_name} (uid {st.st_uid}, {mode})"
         except KeyError:

@@ -3,7 +3,9 @@ running daemon finds them (its /proc files), or an explicit path as doctor sees 
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 from daemon.supervision.health import HEALTH_NAME, Health
 from tests.daemon.executors.cgroup_subtree import cgroup_subtree
+from tests.daemon.users import local_user
 
 
 def _settings(tmp_path: Path, cgroup: str = "auto") -> Settings:
@@ -56,3 +59,35 @@ def test_the_running_daemons_own_cgroup_is_judged(tmp_path: Path) -> None:
     assert status == "skip", detail  # a test runner's cgroup is nobody's delegated subtree
     assert f"(daemon pid {os.getpid()})" in detail
     assert "Delegate=yes" in detail or "not under a cgroup2 mount" in detail, detail
+
+
+def test_a_daemon_running_as_its_own_user_is_judged_as_that_user(tmp_path: Path) -> None:
+    """A daemon of ``User=carbond`` with ``Delegate=yes``: systemd hands the unit's cgroup to
+    that user, which is then the daemon's alone. doctor, as root, judged it as root's and
+    said it was another user's (so SKIP, jobs without cgroups) while the daemon used it."""
+    user = local_user("carbond-cgdaemon")
+    os.chown(tmp_path, user.pw_uid, user.pw_gid)  # the daemon's state dir is its user's
+    ledger = tmp_path / LEDGER_NAME
+    ledger.write_bytes(b"")
+    with cgroup_subtree() as (path, _):
+        for entry in (path, path / "cgroup.procs", path / "cgroup.threads",
+                      path / "cgroup.subtree_control"):  # fmt: skip
+            os.chown(entry, user.pw_uid, user.pw_gid)
+        os.setxattr(path, "user.delegate", b"1")
+        with ledger.open("rb") as held:
+            daemon = subprocess.Popen(
+                ["sleep", "60"], stdin=held, user=user.pw_uid, group=user.pw_gid,
+                extra_groups=[], cwd="/",
+            )  # fmt: skip
+        try:
+            (path / "cgroup.procs").write_text(str(daemon.pid))  # as systemd starts it there
+            Health().write(tmp_path / HEALTH_NAME, datetime.now(UTC))
+            record = json.loads((tmp_path / HEALTH_NAME).read_text())
+            (tmp_path / HEALTH_NAME).write_text(json.dumps({**record, "pid": daemon.pid}))
+
+            status, detail = describe_cgroup(_settings(tmp_path))
+        finally:
+            daemon.kill()
+            daemon.wait()
+    assert status == "pass", detail
+    assert f"under {path} (delegated by systemd) (daemon pid {daemon.pid})" in detail
