@@ -147,6 +147,7 @@ class LocalExecutor:
             attempt = jobfiles.previous_attempt(spec_file) + 1
             try:
                 cgroup = self.cgroups.create(spec.job_id) if self.cgroups else None
+                self._unremoved.discard(spec.job_id)  # an earlier attempt's: create() removed it
                 jobfiles.write_private(
                     spec_file,
                     jobfiles.wrapper_spec(spec, status, attempt, self._job_limits, cgroup),

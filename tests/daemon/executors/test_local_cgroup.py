@@ -258,3 +258,31 @@ def test_a_job_id_never_names_a_cgroup_outside_the_subtree(subtree: Path) -> Non
     with pytest.raises(ValueError, match="cannot name a cgroup"):
         cgroups.path_of("x/../../victim")
     assert (subtree / "victim").is_dir()
+
+
+def test_a_later_attempt_is_not_killed_as_the_earlier_attempts_leftover(
+    tmp_path: Path, subtree: Path
+) -> None:
+    """An attempt's cgroup not removable at its end (a process slow to die: here a child
+    cgroup keeps it) is retried at each poll. Once the next attempt of the same job made its
+    own cgroup under that name (the leftover gone by then), that retry killed the new
+    attempt, its wrapper too ("ended without recording a status")."""
+    cgroups = JobCgroups(subtree)
+    executor = LocalExecutor(cgroups=cgroups)
+    first = executor.launch(_spec(tmp_path, "job-a", "/bin/true"), NOW)
+    blocker = cgroups.path_of("job-a") / "slow-to-die"
+    blocker.mkdir()
+    assert _wait(executor, first).exit_code == 0
+    assert cgroups.path_of("job-a").exists()  # left for a later poll
+    blocker.rmdir()
+
+    second = executor.launch(_spec(tmp_path, "job-a", "/bin/sleep", "30"), NOW)
+    try:
+        time.sleep(0.5)  # the wrapper is in its new cgroup, the job started
+        assert executor.poll([second], NOW) == []
+        time.sleep(0.2)
+        assert executor.poll([second], NOW) == [], "the second attempt was killed"
+        assert len(cgroups.members("job-a")) == 2  # its wrapper and its job
+    finally:
+        cgroups.remove("job-a")
+        executor.poll([second], NOW)
