@@ -14,9 +14,8 @@ the wrapper runs), ``<id>.started.<attempt>`` (claimed by the wrapper just befor
 the job, or by a recovering daemon to stop it from ever starting), ``<id>.status.json`` (how
 it ended).
 
-The run token is ``{"pid", "start_ticks", "status_file"}``: the wrapper's pid with its start
-time in clock ticks since boot (``/proc/PID/stat`` field 22), so a re-used pid is never
-mistaken for the job after a restart.
+The run token (the wrapper's pid and start time) and the recovery of a run whose token was
+never recorded: :mod:`daemon.executors.local_recover`.
 
 Rules: the job runs as exactly ``spec.uid``; a daemon that is not root runs only its own
 user's jobs; a root job runs only when ``allow_root_jobs`` is set. The job's environment is
@@ -27,23 +26,21 @@ It starts with ``oom_score_adj`` 0 and the configured resource limits (``job_lim
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from daemon.executors import jobfiles
-from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
+from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
 from daemon.executors.errors import ExecutorError, JobNotRunnableError, LaunchRefusedError
 from daemon.executors.local_cgroup import JobCgroups
+from daemon.executors.local_recover import SAFE_ID, Token, recover
 from daemon.executors.pidsignal import session_of, signal_group_if, signal_if
 from daemon.executors.workdir import workdir_problem
 from daemon.executors.wrapper import JOB_LIMITS
@@ -51,28 +48,7 @@ from daemon.executors.wrapper import JOB_LIMITS
 __all__ = ["DEFAULT_GRACE_S", "LocalExecutor"]
 
 DEFAULT_GRACE_S = 30.0
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _REAP_TIMEOUT_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    pid: int
-    start_ticks: int
-    status_file: Path
-
-    def encode(self) -> str:
-        return json.dumps(
-            {"pid": self.pid, "start_ticks": self.start_ticks, "status_file": str(self.status_file)}
-        )
-
-    @classmethod
-    def decode(cls, handle: RunHandle) -> _Token:
-        try:
-            raw = json.loads(handle.token)
-            return cls(int(raw["pid"]), int(raw["start_ticks"]), Path(raw["status_file"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ExecutorError(f"job {handle.job_id}: unreadable local run token") from exc
 
 
 class LocalExecutor:
@@ -170,11 +146,11 @@ class LocalExecutor:
             raise ExecutorError(f"job {spec.job_id}: cannot start in {log_dir}: {exc}") from exc
         ticks = jobfiles.process_start_ticks(child.pid)
         self._children[child.pid] = child
-        token = _Token(child.pid, ticks if ticks is not None else -1, status)
+        token = Token(child.pid, ticks if ticks is not None else -1, status)
         return RunHandle(spec.job_id, self.name, token.encode(), now)
 
     def _check(self, spec: LaunchSpec) -> None:
-        if not _SAFE_ID.match(spec.job_id):
+        if not SAFE_ID.match(spec.job_id):
             raise JobNotRunnableError(f"job {spec.job_id!r}: id unusable as a file name")
         if not spec.argv:
             raise JobNotRunnableError(f"job {spec.job_id}: empty command")
@@ -195,7 +171,7 @@ class LocalExecutor:
         ended, polled = [], set()
         for handle in handles:
             try:
-                token = _Token.decode(handle)
+                token = Token.decode(handle)
             except ExecutorError as exc:  # one bad row must not stop every other job's poll
                 ended.append(ExitStatus(handle.job_id, now, None, None, f"{exc}: not followed"))
                 continue
@@ -214,7 +190,7 @@ class LocalExecutor:
                 del self._children[pid]
         return ended
 
-    def _check_one(self, handle: RunHandle, token: _Token, now: datetime) -> ExitStatus | None:
+    def _check_one(self, handle: RunHandle, token: Token, now: datetime) -> ExitStatus | None:
         """The run's end, or None while its wrapper runs. Our own wrapper is reaped only once
         what it left is killed: until then its pid (the session's id) cannot be reused."""
         child = self._children.get(token.pid)
@@ -273,13 +249,13 @@ class LocalExecutor:
             return  # still finishing; a later poll reaps it (whichever jobs it polls)
         del self._children[pid]
 
-    def _alive(self, token: _Token) -> bool:
+    def _alive(self, token: Token) -> bool:
         child = self._children.get(token.pid)
         if child is not None:
             return child.returncode is None and not _exited(token.pid)
         return jobfiles.process_start_ticks(token.pid) == token.start_ticks
 
-    def _leader(self, token: _Token) -> Callable[[int], bool]:
+    def _leader(self, token: Token) -> Callable[[int], bool]:
         """Whether a pid is still the run's wrapper: our child not reaped yet (then its pid
         cannot name anything else), or the process started at the token's tick."""
         child = self._children.get(token.pid)
@@ -292,7 +268,7 @@ class LocalExecutor:
         after the grace,
         counted from the handle's ``cancel_sent_at`` when an earlier daemon sent the cancel
         (a restart does not give the job a new grace)."""
-        token = _Token.decode(handle)
+        token = Token.decode(handle)
         if not self._alive(token):
             return
         signal_group_if(token.pid, signal.SIGTERM, self._leader(token))
@@ -312,56 +288,15 @@ class LocalExecutor:
         adopted: list[RunHandle | ExitStatus] = []
         for handle in handles:
             if not handle.token:
-                recovered = self._recover(handle, now)
+                recovered = recover(self._log_dir, self.name, handle, now)
                 if isinstance(recovered, ExitStatus):  # never started, or ended meanwhile
                     self._end_cgroup(handle.job_id)
                 adopted.append(recovered)
                 continue
-            token = _Token.decode(handle)
+            token = Token.decode(handle)
             result = self._check_one(handle, token, now)
             adopted.append(handle if result is None else result)
         return adopted
-
-    def _recover(self, handle: RunHandle, now: datetime) -> RunHandle | ExitStatus:
-        """Find a run whose token was never recorded, race-free against a starting wrapper.
-
-        The wrapper claims ``<id>.started.<attempt>`` (``O_EXCL``) before it starts the job;
-        here the same claim is tried first. If it succeeds, the job never started and now
-        never will (a late wrapper finds the claim taken and exits): :func:`_never_started`.
-        If the wrapper holds the claim, the job started: it is found in ``/proc`` or its
-        status is read.
-        """
-        if self._log_dir is None or not _SAFE_ID.match(handle.job_id):
-            return ExitStatus(handle.job_id, now, None, None, "run token lost; no log_dir to look")
-        status = self._log_dir / f"{handle.job_id}.status.json"
-        spec_file = self._log_dir / f"{handle.job_id}.spec.json"
-        if (recorded := jobfiles.read_status(handle.job_id, status, now)) is not None:
-            return recorded
-        marker = jobfiles.start_marker(spec_file)
-        if marker is None:
-            return _never_started(handle, now, "the daemon stopped before writing its spec")
-        if jobfiles.claim(marker):
-            return _never_started(handle, now, "the daemon stopped before its wrapper started it")
-        return self._started(handle, spec_file, status, now)
-
-    def _started(
-        self, handle: RunHandle, spec_file: Path, status: Path, now: datetime
-    ) -> RunHandle | ExitStatus:
-        """The wrapper claimed the start: the job runs (found in ``/proc``) or has ended."""
-        if (pid := jobfiles.find_wrapper(spec_file)) is not None:
-            ticks = jobfiles.process_start_ticks(pid)
-            if ticks is not None:
-                token = _Token(pid, ticks, status).encode()
-                return RunHandle(handle.job_id, self.name, token, handle.started_at)
-        if (recorded := jobfiles.read_status(handle.job_id, status, now)) is not None:
-            return recorded
-        reason = "started, but its wrapper ended without recording a status"
-        return ExitStatus(handle.job_id, now, None, None, reason)
-
-
-def _never_started(handle: RunHandle, now: datetime, why: str) -> ExitStatus:
-    """A run that provably never started (the service queues the job again)."""
-    return NotStarted(handle.job_id, now, None, None, f"never started: {why}")
 
 
 def _kill_session(pid: int, is_leader: Callable[[int], bool]) -> None:
