@@ -39,7 +39,7 @@ from pathlib import Path
 from daemon.executors import jobfiles
 from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
 from daemon.executors.errors import ExecutorError, JobNotRunnableError, LaunchRefusedError
-from daemon.executors.local_cgroup import JobCgroups
+from daemon.executors.local_cgroup_jobs import JobCgroups
 from daemon.executors.local_recover import SAFE_ID, Token, recover
 from daemon.executors.pidsignal import session_of, signal_group_if, signal_if
 from daemon.executors.workdir import workdir_problem

@@ -13,34 +13,30 @@ switch), so the job's first instruction runs inside. Stopping the job kills the 
 (``cgroup.kill``, Linux 5.14; else SIGKILL to each pid of ``cgroup.procs`` until none is
 left, the cgroup frozen meanwhile where it can be), then removes it. The daemon itself moves
 to the leaf ``<subtree>/daemon`` (the "no internal processes" rule: an inner cgroup with
-processes cannot hand controllers to its children).
+processes cannot hand controllers to its children). Here: which subtree (:func:`probe`) and the
+daemon's leaf; the jobs' cgroups themselves: :mod:`daemon.executors.local_cgroup_jobs`.
 
 Without such a subtree, jobs run as before: a process group in a session of its own.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import pwd
 import re
-import signal
 import stat
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
-from daemon.executors.pidsignal import signal_if
+from daemon.executors.local_cgroup_jobs import JobCgroups, read_procs
 
 __all__ = [
     "AUTO",
     "DAEMON_LEAF",
     "OFF",
     "CgroupProbe",
-    "JobCgroups",
     "cgroup2_mounts",
     "enter_leaf",
     "job_cgroups",
@@ -54,9 +50,7 @@ log = structlog.get_logger(__name__)
 AUTO = "auto"
 OFF = "off"
 DAEMON_LEAF = "daemon"
-_JOB_PREFIX = "job-"
 _DELEGATE_XATTRS = ("user.delegate", "trusted.delegate")  # set by systemd (251+) on Delegate=
-_KILL_TIMEOUT_S = 1.0  # the most one stop waits for a cgroup to empty; a later poll retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +252,7 @@ def job_cgroups(
     daemon cannot leave its top. Says which once: ``local_cgroups_enabled`` or
     ``local_cgroups_unavailable`` (with the reason)."""
     found = probe(setting, proc_cgroup=proc_cgroup, mountinfo=mountinfo)
-    if found.path is not None and str(os.getpid()) in _read_procs(found.path):
+    if found.path is not None and str(os.getpid()) in read_procs(found.path):
         try:
             enter_leaf(found.path)
         except OSError as exc:
@@ -286,108 +280,6 @@ def enter_leaf(subtree: Path) -> Path:
     """
     leaf = subtree / DAEMON_LEAF
     leaf.mkdir(mode=0o755, exist_ok=True)
-    if str(os.getpid()) not in _read_procs(leaf):
+    if str(os.getpid()) not in read_procs(leaf):
         (leaf / "cgroup.procs").write_text(str(os.getpid()), encoding="ascii")
     return leaf
-
-
-def _read_procs(cgroup: Path) -> list[str]:
-    return (cgroup / "cgroup.procs").read_text(encoding="ascii").split()
-
-
-class JobCgroups:
-    """The jobs' cgroups under ``root`` (a :func:`probe` path): ``job-<id>`` each.
-
-    Args:
-        root: the subtree.
-        kill_file: whether to use ``cgroup.kill`` where the kernel has it (False: the SIGKILL
-            loop every kernel supports, as on one before 5.14).
-        monotonic: the clock for the wait for a killed cgroup to empty.
-    """
-
-    def __init__(
-        self,
-        root: Path,
-        *,
-        kill_file: bool = True,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.root = root
-        self._kill_file = kill_file
-        self._monotonic = monotonic
-
-    def path_of(self, job_id: str) -> Path:
-        """Job ``job_id``'s cgroup, a child of :attr:`root`.
-
-        Raises:
-            ValueError: ``job_id`` would name a path elsewhere (a ``/`` in it): the daemon
-                kills and removes what this names.
-        """
-        if "/" in job_id or "\0" in job_id:
-            raise ValueError(f"job id {job_id!r} cannot name a cgroup")
-        return self.root / f"{_JOB_PREFIX}{job_id}"
-
-    def create(self, job_id: str) -> Path:
-        """A new, empty cgroup for job ``job_id`` (one left by an earlier attempt is killed
-        and removed first), root's and 0755: its control files are root's, 0644 or tighter,
-        so the job (its user) cannot move itself out nor make sub-cgroups.
-
-        Raises:
-            OSError: it cannot be made (or the earlier one not removed).
-        """
-        path = self.path_of(job_id)
-        if path.exists() and not self.remove(job_id):
-            raise OSError(errno.EBUSY, "an earlier attempt's cgroup is still in use", str(path))
-        path.mkdir(mode=0o755)
-        return path
-
-    def members(self, job_id: str) -> list[int]:
-        """The pids in job ``job_id``'s cgroup (none when it has no cgroup)."""
-        try:
-            return [int(pid) for pid in _read_procs(self.path_of(job_id))]
-        except (OSError, ValueError):  # ValueError: no such cgroup name, or a bad line
-            return []
-
-    def signal(self, job_id: str, sig: int, *, spare: int | None = None) -> int:
-        """Send ``sig`` to each process in job ``job_id``'s cgroup but ``spare``; each only if
-        still in it once a pidfd on it is open (a pid that ended and went to another process
-        meanwhile is not signalled). How many were signalled."""
-
-        def still_in(pid: int) -> bool:
-            return pid in self.members(job_id)
-
-        return sum(signal_if(pid, sig, still_in) for pid in self.members(job_id) if pid != spare)
-
-    def remove(self, job_id: str, wait_s: float = _KILL_TIMEOUT_S) -> bool:
-        """Kill every process in job ``job_id``'s cgroup and remove it, waiting at most
-        ``wait_s`` for them to die; whether it is gone (a process slow to die, as a GPU
-        process tearing down its context, keeps it: call again later). True when there was
-        none (or ``job_id`` names none)."""
-        try:
-            path = self.path_of(job_id)
-        except ValueError:
-            return True
-        if not path.exists():
-            return True
-        deadline = self._monotonic() + wait_s
-        kill = path / "cgroup.kill"
-        freeze = path / "cgroup.freeze"
-        try:
-            if self._kill_file and kill.exists():
-                kill.write_text("1", encoding="ascii")
-            elif freeze.exists():  # no forks while the loop below kills: none is missed
-                freeze.write_text("1", encoding="ascii")
-        except OSError:
-            pass  # gone meanwhile, or not allowed: the loop below still kills
-        while True:
-            if not self._kill_file or not kill.exists():
-                self.signal(job_id, signal.SIGKILL)
-            try:
-                path.rmdir()
-                return True
-            except FileNotFoundError:
-                return True
-            except OSError as exc:
-                if exc.errno != errno.EBUSY or self._monotonic() >= deadline:
-                    return False
-            time.sleep(0.01)

@@ -18,7 +18,7 @@ import pytest
 from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
-from daemon.executors.local_cgroup import JobCgroups
+from daemon.executors.local_cgroup_jobs import JobCgroups
 from tests.daemon.executors.cgroup_subtree import cgroup_subtree
 from tests.daemon.users import local_user
 

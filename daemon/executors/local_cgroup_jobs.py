@@ -1,0 +1,127 @@
+"""The jobs' cgroups on the daemon's subtree (:class:`JobCgroups`): ``<subtree>/job-<id>``
+each, made before the job's wrapper starts, killed whole and removed when the job stops.
+
+Which subtree, and the daemon's own leaf in it: :mod:`daemon.executors.local_cgroup`.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from daemon.executors.pidsignal import signal_if
+
+__all__ = ["JobCgroups", "read_procs"]
+
+_JOB_PREFIX = "job-"
+_KILL_TIMEOUT_S = 1.0  # the most one stop waits for a cgroup to empty; a later poll retries
+
+
+def read_procs(cgroup: Path) -> list[str]:
+    """The pids a cgroup's ``cgroup.procs`` lists, as text.
+
+    Raises:
+        OSError: it cannot be read (no such cgroup).
+    """
+    return (cgroup / "cgroup.procs").read_text(encoding="ascii").split()
+
+
+class JobCgroups:
+    """The jobs' cgroups under ``root`` (a :func:`probe` path): ``job-<id>`` each.
+
+    Args:
+        root: the subtree.
+        kill_file: whether to use ``cgroup.kill`` where the kernel has it (False: the SIGKILL
+            loop every kernel supports, as on one before 5.14).
+        monotonic: the clock for the wait for a killed cgroup to empty.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        kill_file: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = root
+        self._kill_file = kill_file
+        self._monotonic = monotonic
+
+    def path_of(self, job_id: str) -> Path:
+        """Job ``job_id``'s cgroup, a child of :attr:`root`.
+
+        Raises:
+            ValueError: ``job_id`` would name a path elsewhere (a ``/`` in it): the daemon
+                kills and removes what this names.
+        """
+        if "/" in job_id or "\0" in job_id:
+            raise ValueError(f"job id {job_id!r} cannot name a cgroup")
+        return self.root / f"{_JOB_PREFIX}{job_id}"
+
+    def create(self, job_id: str) -> Path:
+        """A new, empty cgroup for job ``job_id`` (one left by an earlier attempt is killed
+        and removed first), root's and 0755: its control files are root's, 0644 or tighter,
+        so the job (its user) cannot move itself out nor make sub-cgroups.
+
+        Raises:
+            OSError: it cannot be made (or the earlier one not removed).
+        """
+        path = self.path_of(job_id)
+        if path.exists() and not self.remove(job_id):
+            raise OSError(errno.EBUSY, "an earlier attempt's cgroup is still in use", str(path))
+        path.mkdir(mode=0o755)
+        return path
+
+    def members(self, job_id: str) -> list[int]:
+        """The pids in job ``job_id``'s cgroup (none when it has no cgroup)."""
+        try:
+            return [int(pid) for pid in read_procs(self.path_of(job_id))]
+        except (OSError, ValueError):  # ValueError: no such cgroup name, or a bad line
+            return []
+
+    def signal(self, job_id: str, sig: int, *, spare: int | None = None) -> int:
+        """Send ``sig`` to each process in job ``job_id``'s cgroup but ``spare``; each only if
+        still in it once a pidfd on it is open (a pid that ended and went to another process
+        meanwhile is not signalled). How many were signalled."""
+
+        def still_in(pid: int) -> bool:
+            return pid in self.members(job_id)
+
+        return sum(signal_if(pid, sig, still_in) for pid in self.members(job_id) if pid != spare)
+
+    def remove(self, job_id: str, wait_s: float = _KILL_TIMEOUT_S) -> bool:
+        """Kill every process in job ``job_id``'s cgroup and remove it, waiting at most
+        ``wait_s`` for them to die; whether it is gone (a process slow to die, as a GPU
+        process tearing down its context, keeps it: call again later). True when there was
+        none (or ``job_id`` names none)."""
+        try:
+            path = self.path_of(job_id)
+        except ValueError:
+            return True
+        if not path.exists():
+            return True
+        deadline = self._monotonic() + wait_s
+        kill = path / "cgroup.kill"
+        freeze = path / "cgroup.freeze"
+        try:
+            if self._kill_file and kill.exists():
+                kill.write_text("1", encoding="ascii")
+            elif freeze.exists():  # no forks while the loop below kills: none is missed
+                freeze.write_text("1", encoding="ascii")
+        except OSError:
+            pass  # gone meanwhile, or not allowed: the loop below still kills
+        while True:
+            if not self._kill_file or not kill.exists():
+                self.signal(job_id, signal.SIGKILL)
+            try:
+                path.rmdir()
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or self._monotonic() >= deadline:
+                    return False
+            time.sleep(0.01)
