@@ -7,6 +7,7 @@ Which subtree, and the daemon's own leaf in it: :mod:`daemon.executors.local_cgr
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -76,11 +77,24 @@ class JobCgroups:
         return path
 
     def members(self, job_id: str) -> list[int]:
-        """The pids in job ``job_id``'s cgroup (none when it has no cgroup)."""
+        """The pids in job ``job_id``'s cgroup and in the cgroups a root job made under it
+        (none when it has no cgroup)."""
+        pids: list[int] = []
+        for cgroup in self._tree(job_id):
+            try:
+                pids.extend(int(pid) for pid in read_procs(cgroup))
+            except (OSError, ValueError):  # removed meanwhile, or a bad line
+                continue
+        return pids
+
+    def _tree(self, job_id: str) -> list[Path]:
+        """Job ``job_id``'s cgroup and every cgroup under it (a root job may make some and
+        move processes there), deepest first; none when it has no cgroup."""
         try:
-            return [int(pid) for pid in read_procs(self.path_of(job_id))]
-        except (OSError, ValueError):  # ValueError: no such cgroup name, or a bad line
+            top = self.path_of(job_id)
+        except ValueError:  # no such cgroup name
             return []
+        return [Path(d) for d, _, _ in os.walk(top, topdown=False)]
 
     def signal(self, job_id: str, sig: int, *, spare: int | None = None) -> int:
         """Send ``sig`` to each process in job ``job_id``'s cgroup but ``spare``; each only if
@@ -93,7 +107,8 @@ class JobCgroups:
         return sum(signal_if(pid, sig, still_in) for pid in self.members(job_id) if pid != spare)
 
     def remove(self, job_id: str, wait_s: float = _KILL_TIMEOUT_S) -> bool:
-        """Kill every process in job ``job_id``'s cgroup and remove it, waiting at most
+        """Kill every process in job ``job_id``'s cgroup (and in the cgroups a root job made
+        under it) and remove them, deepest first, waiting at most
         ``wait_s`` for them to die; whether it is gone (a process slow to die, as a GPU
         process tearing down its context, keeps it: call again later). True when there was
         none (or ``job_id`` names none)."""
@@ -117,10 +132,11 @@ class JobCgroups:
             if not self._kill_file or not kill.exists():
                 self.signal(job_id, signal.SIGKILL)
             try:
-                path.rmdir()
-                return True
+                for cgroup in self._tree(job_id):  # deepest first: a cgroup with children stays
+                    cgroup.rmdir()
+                return not path.exists()
             except FileNotFoundError:
-                return True
+                continue  # one removed meanwhile: the others are tried again
             except OSError as exc:
                 if exc.errno != errno.EBUSY or self._monotonic() >= deadline:
                     return False

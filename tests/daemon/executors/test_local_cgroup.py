@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -264,17 +265,21 @@ def test_a_later_attempt_is_not_killed_as_the_earlier_attempts_leftover(
     tmp_path: Path, subtree: Path
 ) -> None:
     """An attempt's cgroup not removable at its end (a process slow to die: here a child
-    cgroup keeps it) is retried at each poll. Once the next attempt of the same job made its
-    own cgroup under that name (the leftover gone by then), that retry killed the new
-    attempt, its wrapper too ("ended without recording a status")."""
+    cgroup that is a mount point keeps it) is retried at each poll. Once the next attempt of
+    the same job made its own cgroup under that name (the leftover gone by then), that retry
+    killed the new attempt, its wrapper too ("ended without recording a status")."""
     cgroups = JobCgroups(subtree)
     executor = LocalExecutor(cgroups=cgroups)
     first = executor.launch(_spec(tmp_path, "job-a", "/bin/true"), NOW)
     blocker = cgroups.path_of("job-a") / "slow-to-die"
     blocker.mkdir()
-    assert _wait(executor, first).exit_code == 0
-    assert cgroups.path_of("job-a").exists()  # left for a later poll
-    blocker.rmdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "none", str(blocker)], check=False).returncode:
+        pytest.skip(f"cannot mount a tmpfs on {blocker} (needs root)")
+    try:
+        assert _wait(executor, first).exit_code == 0
+        assert cgroups.path_of("job-a").exists()  # left for a later poll
+    finally:
+        subprocess.run(["umount", str(blocker)], check=True)
 
     second = executor.launch(_spec(tmp_path, "job-a", "/bin/sleep", "30"), NOW)
     try:
