@@ -11,12 +11,13 @@ before it runs and it is moved in place when the plan changes; a :class:`Capacit
 executor tells the planner which of its GPUs others hold or are down; a :class:`Reporting`
 executor says what is wrong with it now (Slurm unreachable), for ``health.json``; a
 :class:`Discovering` executor finds its regions' GPUs itself and asks again for those of the
-regions its scheduler did not answer for.
+regions its scheduler did not answer for; a :class:`Sweeping` executor removes at start what
+runs no daemon follows any more left behind (the local executor's jobs' cgroups).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "Reporting",
     "Reserving",
     "RunHandle",
+    "Sweeping",
     "WatchingHeld",
 ]
 
@@ -303,4 +305,16 @@ class Discovering(Protocol):
     def rediscover(self, now: datetime) -> Mapping[str, Sequence[tuple[int, str]]]:
         """Ask again for the undiscovered regions' GPUs, as often as the scheduler's outage
         allows at ``now``; the regions found, each with its ``(index, GPU catalog name)``s."""
+        ...
+
+
+@runtime_checkable
+class Sweeping(Protocol):
+    """An executor that keeps something per run past the run's end until it can be removed
+    (the local executor: a job's cgroup, whose processes may be slow to die), remembered in
+    memory only: a restart forgets it."""
+
+    def sweep(self, followed: Collection[str]) -> None:
+        """At start, before :meth:`Executor.adopt`: remove what any run left that is not one
+        of ``followed`` (the job ids of the runs the daemon follows on this executor)."""
         ...

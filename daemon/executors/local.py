@@ -32,9 +32,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+
+import structlog
 
 from daemon.executors import jobfiles
 from daemon.executors.base import ExitStatus, LaunchSpec, RunHandle
@@ -49,6 +51,8 @@ __all__ = ["DEFAULT_GRACE_S", "LocalExecutor"]
 
 DEFAULT_GRACE_S = 30.0
 _REAP_TIMEOUT_S = 1.0
+
+log = structlog.get_logger(__name__)
 
 
 class LocalExecutor:
@@ -233,6 +237,21 @@ class LocalExecutor:
         and remove the cgroup; one not empty yet is retried at each poll."""
         if self.cgroups is not None and not self.cgroups.remove(job_id):
             self._unremoved.add(job_id)
+
+    def sweep(self, followed: Collection[str]) -> None:
+        """At start: kill and remove each job's cgroup whose job is not one of ``followed``
+        (the runs the daemon follows here), as a job's end does: the previous daemon's list of
+        those still to remove (a process slow to die) was in its memory. One not removable
+        yet is retried at each poll. Logs ``local_cgroups_swept`` once when there were any."""
+        if self.cgroups is None:
+            return
+        left = [j for j in self.cgroups.job_ids() if j not in followed]
+        if not left:
+            return
+        kept = [j for j in left if not self.cgroups.remove(j, 0.0)]  # each killed first
+        kept = [j for j in kept if not self.cgroups.remove(j)]  # a second for the slow
+        self._unremoved.update(kept)
+        log.info("local_cgroups_swept", count=len(left), jobs=left, not_removed_yet=kept)
 
     def _remove_cgroups(self) -> None:
         if self.cgroups is not None:

@@ -62,6 +62,14 @@ class JobCgroups:
             raise ValueError(f"job id {job_id!r} cannot name a cgroup")
         return self.root / f"{_JOB_PREFIX}{job_id}"
 
+    def job_ids(self) -> list[str]:
+        """The job ids of the ``job-<id>`` cgroups under :attr:`root`, whoever made them."""
+        try:
+            names = sorted(entry.name for entry in self.root.iterdir() if entry.is_dir())
+        except OSError:  # no subtree any more: no job's cgroup either
+            return []
+        return [name.removeprefix(_JOB_PREFIX) for name in names if name.startswith(_JOB_PREFIX)]
+
     def create(self, job_id: str) -> Path:
         """A new, empty cgroup for job ``job_id`` (one left by an earlier attempt is killed
         and removed first), root's and 0755: its control files are root's, 0644 or tighter,

@@ -1,6 +1,6 @@
 """What a service inherits from the daemon before it, at start (:func:`start`): the runs in
-progress, the run-now counterfactuals' GPUs, the learned factors, the totals and the batteries'
-charge.
+progress (and what ended runs left that no one follows any more: :func:`sweep`), the run-now
+counterfactuals' GPUs, the learned factors, the totals and the batteries' charge.
 
 :func:`adopt`: the runs the ledger says are active are handed back to their executors, which say
 whether each is still running, has ended, or never started (a run without a handle: the previous
@@ -22,16 +22,17 @@ import structlog
 from daemon.endings.finishing import Endings
 from daemon.endings.rules import never_started, run_handle
 from daemon.errors import DaemonError
-from daemon.executors.base import ExitStatus, RunHandle
+from daemon.executors.base import ExitStatus, RunHandle, Sweeping
 from daemon.learning.checkpoint import restore
 from daemon.ledger import RunRecord
 from daemon.run_now_busy import RunNowBusy
 from daemon.sites.view import SITES_NAME
+from daemon.states import WAITING_STATES
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
 
-__all__ = ["Finish", "Requeue", "adopt", "end_interrupted_stops", "start"]
+__all__ = ["Finish", "Requeue", "adopt", "end_interrupted_stops", "start", "sweep"]
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +69,7 @@ def start(
     charge."""
     service.queue.prepare()
     runs = service.ledger.active_runs()
+    sweep(service, runs)  # what runs no one follows left (a job's cgroup), before adopting
     run_now_busy.learn(service.ledger, runs, now)  # counterfactual runs holding GPUs
     runs = end_interrupted_stops(service, runs, now, finish)  # a lost GPU's, mid-way
     adopt(service, runs, now, requeue, finish)
@@ -80,6 +82,21 @@ def start(
     endings.load_totals()  # then kept up to date per job
     if service.sites:  # batteries resume from the charge the last daemon saved
         service.sites.restore(service.settings.state_dir / SITES_NAME, now)
+
+
+def sweep(service: Service, runs: Sequence[RunRecord]) -> None:
+    """Have each :class:`~daemon.executors.base.Sweeping` executor remove what runs left that
+    the daemon no longer follows: ``runs`` (the active runs), those held for a waiting job and
+    those still being stopped are followed; the previous daemon's list of what it still had
+    to remove was in its memory only."""
+    followed: dict[str, set[str]] = defaultdict(set)
+    held = service.ledger.runs(WAITING_STATES).values()
+    stopping = (s.run for s in service.ledger.stopping_runs())
+    for run in (*runs, *held, *stopping):
+        followed[run.executor].add(run.job_id)
+    for name, executor in service.executors.items():
+        if isinstance(executor, Sweeping):
+            executor.sweep(frozenset(followed[name]))
 
 
 def adopt(
