@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from daemon.doctor.running_daemon import effective_uid, still_the_daemon
-from daemon.executors.local_cgroup import AUTO, OFF, probe
+from daemon.executors.local_cgroup import AUTO, OFF, probe, shared_with_jobs
 from daemon.settings import Settings
 from daemon.supervision.health import HEALTH_NAME, read_health
 
@@ -36,6 +36,7 @@ def describe_cgroup(settings: Settings) -> tuple[Status, str]:
     if pid is None and setting == AUTO:
         return "skip", ("no running daemon to ask: it looks for a delegated cgroup at start "
                         "(logs local_cgroups_enabled or local_cgroups_unavailable)")  # fmt: skip
+    uid = None if pid is None else effective_uid(pid)
     if pid is None:
         found, whose = probe(setting), "as doctor sees it; the daemon checks at start"
     else:
@@ -44,11 +45,13 @@ def describe_cgroup(settings: Settings) -> tuple[Status, str]:
             setting,
             proc_cgroup=proc / "cgroup",
             mountinfo=proc / "mountinfo",
-            uid=effective_uid(pid),  # the daemon's: a User= one has its subtree chowned to it
+            uid=uid,  # the daemon's: a User= one has its subtree chowned to it
         )
         whose = f"daemon pid {pid}"
     if found.path is not None:
-        return "pass", f"each local job in a cgroup of its own under {found.reason} ({whose})"
+        detail = f"each local job in a cgroup of its own under {found.reason} ({whose})"
+        note = shared_with_jobs(uid)  # a daemon not root: its jobs own their cgroups
+        return "pass", f"{detail}; but {note}" if note else detail
     status: Status = "skip" if setting == AUTO else "fail"
     return status, f"{found.reason} ({whose}): {_WITHOUT}"
 

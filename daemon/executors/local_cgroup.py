@@ -3,7 +3,9 @@
 A job's processes are found by their session (:mod:`daemon.executors.wrapper`); one that
 leaves it (``setsid``, a double fork into a new session) escapes that. A cgroup v2 holds it:
 a process cannot leave its cgroup without write access to ``cgroup.procs`` of a common
-ancestor, which here are root's (0644) and the job runs as its user.
+ancestor, which a root daemon's are (root's, 0644) while the job runs as its user. A daemon
+that is not root runs only its own user's jobs, which own their cgroups as it does: they may
+leave them (:func:`shared_with_jobs` says so).
 
 Where the daemon has a writable cgroup v2 subtree of its own (the unit's ``Delegate=yes``,
 found by :func:`probe`; or ``[executors.local] cgroup = "PATH"``), each job gets
@@ -43,6 +45,7 @@ __all__ = [
     "own_cgroup",
     "probe",
     "read_proc",
+    "shared_with_jobs",
 ]
 
 log = structlog.get_logger(__name__)
@@ -267,8 +270,21 @@ def job_cgroups(
             "(setsid) outlives the job's stop",
         )
         return None
-    log.info("local_cgroups_enabled", cgroup=str(found.path), how=found.reason)
+    note = shared_with_jobs(os.geteuid())
+    log.info("local_cgroups_enabled", cgroup=str(found.path), how=found.reason,
+             **({"note": note} if note else {}))  # fmt: skip
     return JobCgroups(found.path)
+
+
+def shared_with_jobs(uid: int | None) -> str | None:
+    """What the jobs' cgroups do not hold when the daemon runs as ``uid`` (None: unknown) and
+    that is not root, in words; None otherwise. Such a daemon runs only its own user's jobs,
+    which then own their cgroups as it does (they share its uid)."""
+    if uid is None or uid == 0:
+        return None
+    return (f"the daemon is not root (uid {uid}): its jobs run as its user, who owns their "
+            "cgroups, so a job's process may move itself out of its cgroup, or kill or freeze "
+            "it; a job's stop reaches only what stays in its cgroup")  # fmt: skip
 
 
 def enter_leaf(subtree: Path) -> Path:

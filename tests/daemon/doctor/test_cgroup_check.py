@@ -44,6 +44,7 @@ def test_an_explicit_cgroup_passes(tmp_path: Path) -> None:
         status, detail = describe_cgroup(_settings(tmp_path, str(path)))
     assert status == "pass", detail
     assert f"each local job in a cgroup of its own under {path}" in detail
+    assert "not root" not in detail
 
 
 def test_the_running_daemons_own_cgroup_is_judged(tmp_path: Path) -> None:
@@ -91,3 +92,8 @@ def test_a_daemon_running_as_its_own_user_is_judged_as_that_user(tmp_path: Path)
             daemon.wait()
     assert status == "pass", detail
     assert f"under {path} (delegated by systemd) (daemon pid {daemon.pid})" in detail
+    # its jobs run as its user, who owns their cgroups: they may leave them
+    assert detail.endswith(f"; but the daemon is not root (uid {user.pw_uid}): its jobs run "
+                           "as its user, who owns their cgroups, so a job's process may move "
+                           "itself out of its cgroup, or kill or freeze it; a job's stop "
+                           "reaches only what stays in its cgroup"), detail  # fmt: skip

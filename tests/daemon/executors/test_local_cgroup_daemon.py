@@ -5,6 +5,7 @@ none)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup import DAEMON_LEAF, job_cgroups
 from daemon.settings import ConfigError, Settings, load_settings
 from tests.daemon.executors.cgroup_subtree import cgroup_subtree
+from tests.daemon.users import as_user, cli_as, local_user, open_dir
 
 REPO = Path(__file__).resolve().parents[3]
 V1_ONLY = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
@@ -73,6 +75,34 @@ def test_an_explicit_subtree_gives_the_local_executor_its_cgroups(tmp_path: Path
     assert local.cgroups.root == path
     (event,) = (e for e in events if e["event"].startswith("local_cgroups"))
     assert event["event"] == "local_cgroups_enabled" and event["cgroup"] == str(path)
+    if os.geteuid() == 0:  # a root daemon's jobs cannot leave their cgroups: nothing to note
+        assert "note" not in event
+
+
+def test_a_daemon_not_root_says_its_jobs_may_leave_their_cgroups(tmp_path: Path) -> None:
+    """A daemon run as its own user runs only that user's jobs: they own their cgroups as
+    it does, so they may move out of them. It said "each local job in a cgroup of its own"
+    all the same; its local_cgroups_enabled event notes it."""
+    user = local_user("carbond-cgdaemon")
+    cli = cli_as(user, open_dir())
+    code = (
+        "import json, sys\n"
+        "from structlog.testing import capture_logs\n"
+        "from daemon.executors.local_cgroup import job_cgroups\n"
+        "with capture_logs() as events:\n"
+        "    job_cgroups(sys.argv[1])\n"
+        "print(json.dumps(events))\n"
+    )
+    with cgroup_subtree() as (path, _):
+        for entry in (path, path / "cgroup.procs", path / "cgroup.threads",
+                      path / "cgroup.subtree_control"):  # fmt: skip
+            os.chown(entry, user.pw_uid, user.pw_gid)  # as systemd delegates it to User=
+        done = as_user(user, [cli.python, "-c", code, str(path)], cli.env)
+    assert done.returncode == 0, done.stderr
+    (event,) = json.loads(done.stdout)
+    assert event["event"] == "local_cgroups_enabled" and event["cgroup"] == str(path)
+    assert event["note"].startswith(f"the daemon is not root (uid {user.pw_uid}): its jobs "
+                                    "run as its user, who owns their cgroups"), event  # fmt: skip
 
 
 def test_a_daemon_in_its_subtrees_top_moves_itself_to_a_leaf() -> None:
