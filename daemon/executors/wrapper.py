@@ -239,18 +239,21 @@ def _session_members() -> list[int]:
 
 def _members(cgroup: str) -> list[int]:
     """The job's pids, the wrapper excepted: its session's (:func:`_session_members`) and
-    those in its cgroup (none when it has none)."""
+    those in its cgroup and the cgroups under it (none when it has none)."""
     return sorted((set(_session_members()) | _cgroup_procs(cgroup)) - {os.getpid()})
 
 
 def _cgroup_procs(cgroup: str) -> set[int]:
-    if not cgroup:
-        return set()
-    try:
-        with open(os.path.join(cgroup, "cgroup.procs"), encoding="ascii") as handle:
-            return {int(pid) for pid in handle.read().split()}
-    except (OSError, ValueError):
-        return set()
+    """The pids in the job's cgroup and in every cgroup under it (a root job may make some
+    and move processes there); none when it has no cgroup."""
+    pids: set[int] = set()
+    for path, _, _ in os.walk(cgroup) if cgroup else ():
+        try:
+            with open(os.path.join(path, "cgroup.procs"), encoding="ascii") as handle:
+                pids.update(int(pid) for pid in handle.read().split())
+        except (OSError, ValueError):  # removed meanwhile, or a bad line
+            continue
+    return pids
 
 
 def _end_stragglers(cgroup: str = "") -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.executors import wrapper
 from daemon.executors.base import RunHandle
 from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
@@ -129,3 +131,25 @@ def test_a_jobs_end_removes_the_cgroups_it_made(tmp_path: Path, subtree: Path) -
     assert status.exit_code == 0
     assert _gone(child, ticks), "the child in the job's inner cgroup outlived its job"
     assert list(subtree.iterdir()) == [p for p in subtree.iterdir() if not p.is_dir()]
+
+
+def test_the_wrappers_straggler_cleanup_reaches_a_cgroup_the_job_made(
+    subtree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the job's end the wrapper SIGTERMs what it left (and counts it in the status's
+    reason) before the daemon's SIGKILL: a process in a cgroup under the job's was neither
+    signalled nor counted. Here the wrapper's function, in this process (whose session is
+    not a job's: only the cgroup counts), on a real job cgroup with a child cgroup."""
+    monkeypatch.setattr(wrapper, "_session_members", list)
+    inner = JobCgroups(subtree).create("job-w") / "inner"
+    inner.mkdir()
+    left = subprocess.Popen(["sleep", "300"])
+    try:
+        (inner / "cgroup.procs").write_text(str(left.pid))
+
+        assert wrapper._end_stragglers(str(subtree / "job-job-w")) == 1
+
+        assert left.wait(timeout=10) == -signal.SIGTERM  # the SIGTERM first, as for any
+    finally:
+        left.kill()
+        left.wait()
