@@ -11,19 +11,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
+from daemon.executors.base import NotStarted, RunHandle
 from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup_jobs import JobCgroups
-from tests.daemon.executors.cgroup_subtree import cgroup_subtree
+from tests.daemon.executors.cgroup_subtree import (
+    NOW,
+    cgroup_subtree,
+    gone,
+    job_spec,
+    read_pid,
+    wait_ended,
+)
 from tests.daemon.users import local_user
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PY = sys.executable
 
 # A job whose child leaves the job's session (setsid) and ignores SIGTERM, the child's pid
@@ -57,45 +62,6 @@ def subtree() -> Iterator[Path]:
         yield path
 
 
-def _spec(tmp_path: Path, job_id: str, *argv: str, **kw: object) -> LaunchSpec:
-    args: dict[str, object] = {
-        "uid": os.geteuid(),
-        "gid": os.getegid(),
-        "gpu_indices": (0,),
-        "log_dir": tmp_path / "logs",
-    }
-    args.update(kw)
-    return LaunchSpec(job_id, tuple(argv), **args)  # type: ignore[arg-type]
-
-
-def _wait(executor: LocalExecutor, handle: RunHandle, timeout_s: float = 30.0) -> ExitStatus:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        done = executor.poll([handle], NOW)
-        if done:
-            return done[0]
-        time.sleep(0.02)
-    raise AssertionError(f"job {handle.job_id} did not end within {timeout_s} s")
-
-
-def _read_pid(path: Path, timeout_s: float = 30.0) -> int:
-    end = time.monotonic() + timeout_s
-    while not path.exists():
-        assert time.monotonic() < end, f"{path} never appeared"
-        time.sleep(0.02)
-    return int(path.read_text())
-
-
-def _gone(pid: int, ticks: int | None, timeout_s: float = 5.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while process_start_ticks(pid) == ticks:
-        if time.monotonic() > end:
-            os.kill(pid, signal.SIGKILL)  # not left behind by a failing test
-            return False
-        time.sleep(0.02)
-    return True
-
-
 @pytest.mark.parametrize("kill_file", [True, False], ids=["cgroup.kill", "sigkill-loop"])
 def test_a_job_that_setsids_a_sleeper_is_fully_gone_after_cancel(
     tmp_path: Path, subtree: Path, kill_file: bool
@@ -107,18 +73,18 @@ def test_a_job_that_setsids_a_sleeper_is_fully_gone_after_cancel(
     executor = LocalExecutor(grace_s=10.0, monotonic=clock, cgroups=cgroups)
     pid_file = tmp_path / "child.pid"
     handle = executor.launch(
-        _spec(tmp_path, "job-s", PY, "-c", SETSID_SLEEPER, str(pid_file), "300"), NOW
+        job_spec(tmp_path, "job-s", PY, "-c", SETSID_SLEEPER, str(pid_file), "300"), NOW
     )
-    child = _read_pid(pid_file)
+    child = read_pid(pid_file)
     ticks = process_start_ticks(child)
     assert ticks is not None and os.getsid(child) == child  # a session of its own
 
     executor.cancel(handle, NOW)
     clock.t += 11.0
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert status.signal == signal.SIGKILL
-    assert _gone(child, ticks), "the setsid child outlived the cancel"
+    assert gone(child, ticks), "the setsid child outlived the cancel"
     assert not cgroups.path_of("job-s").exists(), "the job's cgroup was left behind"
 
 
@@ -127,8 +93,8 @@ def test_a_jobs_processes_are_in_its_cgroup_from_the_start(tmp_path: Path, subtr
     entered it before starting the job."""
     cgroups = JobCgroups(subtree)
     executor = LocalExecutor(cgroups=cgroups)
-    handle = executor.launch(_spec(tmp_path, "job-c", "/bin/cat", "/proc/self/cgroup"), NOW)
-    status = _wait(executor, handle)
+    handle = executor.launch(job_spec(tmp_path, "job-c", "/bin/cat", "/proc/self/cgroup"), NOW)
+    status = wait_ended(executor, handle)
 
     assert status.succeeded
     line = next(
@@ -143,14 +109,14 @@ def test_a_running_jobs_pids_are_all_in_its_cgroup(tmp_path: Path, subtree: Path
     executor = LocalExecutor(grace_s=1.0, monotonic=clock, cgroups=cgroups)
     pid_file = tmp_path / "child.pid"
     handle = executor.launch(
-        _spec(tmp_path, "job-p", PY, "-c", SETSID_SLEEPER, str(pid_file), "300"), NOW
+        job_spec(tmp_path, "job-p", PY, "-c", SETSID_SLEEPER, str(pid_file), "300"), NOW
     )
-    child = _read_pid(pid_file)
+    child = read_pid(pid_file)
     token_pid = int(handle.token.split('"pid": ')[1].split(",")[0])
     members = set(cgroups.members("job-p"))
     executor.cancel(handle, NOW)
     clock.t += 2.0
-    _wait(executor, handle)
+    wait_ended(executor, handle)
 
     assert {token_pid, child} <= members and len(members) == 3  # wrapper, job, child
 
@@ -164,15 +130,15 @@ def test_a_jobs_cgroup_is_removed_at_its_end_with_what_it_left(
     executor = LocalExecutor(cgroups=cgroups)
     pid_file = tmp_path / "child.pid"
     handle = executor.launch(
-        _spec(tmp_path, "job-e", PY, "-c", SETSID_SLEEPER, str(pid_file), "0"), NOW
+        job_spec(tmp_path, "job-e", PY, "-c", SETSID_SLEEPER, str(pid_file), "0"), NOW
     )
-    child = _read_pid(pid_file)
+    child = read_pid(pid_file)
     ticks = process_start_ticks(child)
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert status.exit_code == 0
     assert "1 process(es) it left running were terminated" in status.reason
-    assert _gone(child, ticks), "the setsid child outlived its job"
+    assert gone(child, ticks), "the setsid child outlived its job"
     assert not cgroups.path_of("job-e").exists()
     assert list(subtree.glob("job-*")) == []
 
@@ -196,9 +162,9 @@ def test_a_job_as_another_user_cannot_write_its_cgroups_control_files(
         'sleep 5 & echo "$!" > child.pid 2>/dev/null; '
         "grep '^0::' /proc/self/cgroup"
     )
-    spec = _spec(tmp_path, "job-u", "/bin/sh", "-c", script, uid=user.pw_uid, gid=user.pw_gid)
+    spec = job_spec(tmp_path, "job-u", "/bin/sh", "-c", script, uid=user.pw_uid, gid=user.pw_gid)
     handle = executor.launch(spec, NOW)
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     out = (tmp_path / "logs" / "job-u.out").read_text()
     assert status.exit_code == 0, (status, out, (tmp_path / "logs" / "job-u.err").read_text())
@@ -226,8 +192,8 @@ def test_a_wrapper_that_cannot_enter_its_cgroup_does_not_start_the_job(tmp_path:
     executor = LocalExecutor(cgroups=JobCgroups(tmp_path / "not-a-cgroup"))
     (tmp_path / "not-a-cgroup").mkdir()
     ran = tmp_path / "ran"
-    handle = executor.launch(_spec(tmp_path, "job-x", "/usr/bin/touch", str(ran)), NOW)
-    status = _wait(executor, handle)
+    handle = executor.launch(job_spec(tmp_path, "job-x", "/usr/bin/touch", str(ran)), NOW)
+    status = wait_ended(executor, handle)
 
     assert status.exit_code == 126 and "cannot enter its cgroup" in status.reason
     assert not ran.exists()
@@ -270,18 +236,18 @@ def test_a_later_attempt_is_not_killed_as_the_earlier_attempts_leftover(
     killed the new attempt, its wrapper too ("ended without recording a status")."""
     cgroups = JobCgroups(subtree)
     executor = LocalExecutor(cgroups=cgroups)
-    first = executor.launch(_spec(tmp_path, "job-a", "/bin/true"), NOW)
+    first = executor.launch(job_spec(tmp_path, "job-a", "/bin/true"), NOW)
     blocker = cgroups.path_of("job-a") / "slow-to-die"
     blocker.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "none", str(blocker)], check=False).returncode:
         pytest.skip(f"cannot mount a tmpfs on {blocker} (needs root)")
     try:
-        assert _wait(executor, first).exit_code == 0
+        assert wait_ended(executor, first).exit_code == 0
         assert cgroups.path_of("job-a").exists()  # left for a later poll
     finally:
         subprocess.run(["umount", str(blocker)], check=True)
 
-    second = executor.launch(_spec(tmp_path, "job-a", "/bin/sleep", "30"), NOW)
+    second = executor.launch(job_spec(tmp_path, "job-a", "/bin/sleep", "30"), NOW)
     try:
         time.sleep(0.5)  # the wrapper is in its new cgroup, the job started
         assert executor.poll([second], NOW) == []

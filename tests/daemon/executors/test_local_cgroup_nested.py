@@ -20,15 +20,15 @@ from daemon.executors.base import RunHandle
 from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup_jobs import JobCgroups
-from tests.daemon.executors.cgroup_subtree import cgroup_subtree
-from tests.daemon.executors.test_local_cgroup import (
+from tests.daemon.executors.cgroup_subtree import (
     NOW,
-    FakeMonotonic,
-    _gone,
-    _read_pid,
-    _spec,
-    _wait,
+    cgroup_subtree,
+    gone,
+    job_spec,
+    read_pid,
+    wait_ended,
 )
+from tests.daemon.executors.test_local_cgroup import FakeMonotonic
 
 # The job (argv: its cgroup, a pid file, "ignore"|"default" for the child's SIGTERM, how long
 # the job sleeps) makes <its cgroup>/inner and forks a child that leaves its session, moves
@@ -68,8 +68,8 @@ def _launch(
     cgroup = executor.cgroups.path_of(job_id)
     pid_file = tmp_path / f"{job_id}.pid"
     argv = (sys.executable, "-c", NESTED_SLEEPER, str(cgroup), str(pid_file), child_term, sleep_s)
-    handle = executor.launch(_spec(tmp_path, job_id, *argv, uid=0, gid=0), NOW)
-    child = _read_pid(pid_file)
+    handle = executor.launch(job_spec(tmp_path, job_id, *argv, uid=0, gid=0), NOW)
+    child = read_pid(pid_file)
     assert (cgroup / "inner" / "cgroup.procs").read_text().split() == [str(child)]
     return handle, child, process_start_ticks(child)
 
@@ -87,11 +87,11 @@ def test_a_cancel_reaches_a_process_in_a_cgroup_the_job_made(
 
     executor.cancel(handle, NOW)
     try:
-        assert _gone(child, ticks), "the child in the job's inner cgroup missed the SIGTERM"
+        assert gone(child, ticks), "the child in the job's inner cgroup missed the SIGTERM"
         assert executor.poll([handle], NOW) == []
     finally:
         clock.t += 61.0
-        _wait(executor, handle)
+        wait_ended(executor, handle)
 
 
 @pytest.mark.parametrize("kill_file", [True, False], ids=["cgroup.kill", "sigkill-loop"])
@@ -108,10 +108,10 @@ def test_a_kill_and_the_end_reach_a_cgroup_the_job_made(
 
     executor.cancel(handle, NOW)
     clock.t += 2.0
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert status.signal == signal.SIGKILL
-    assert _gone(child, ticks), "the child in the job's inner cgroup outlived the kill"
+    assert gone(child, ticks), "the child in the job's inner cgroup outlived the kill"
     assert not cgroups.path_of("job-k").exists(), "the job's cgroup was left behind"
 
 
@@ -122,14 +122,14 @@ def test_a_jobs_end_removes_the_cgroups_it_made(tmp_path: Path, subtree: Path) -
     executor = LocalExecutor(cgroups=cgroups)
     handle, child, ticks = _launch(executor, tmp_path, "job-e", "ignore", "0")
 
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
     deadline = time.monotonic() + 5.0
     while cgroups.path_of("job-e").exists() and time.monotonic() < deadline:
         executor.poll([], NOW)  # the retry at each poll
         time.sleep(0.05)
 
     assert status.exit_code == 0
-    assert _gone(child, ticks), "the child in the job's inner cgroup outlived its job"
+    assert gone(child, ticks), "the child in the job's inner cgroup outlived its job"
     assert list(subtree.iterdir()) == [p for p in subtree.iterdir() if not p.is_dir()]
 
 

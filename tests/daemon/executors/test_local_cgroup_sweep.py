@@ -18,8 +18,9 @@ from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup_jobs import JobCgroups
 from daemon.settings import RegionSettings
-from tests.daemon.executors.cgroup_subtree import cgroup_subtree
-from tests.daemon.executors.test_local_cgroup import _gone
+from tests.daemon.executors.cgroup_subtree import (
+    cgroup_subtree,
+)
 from tests.daemon.helpers import append, job_line, make_service
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -63,16 +64,16 @@ def test_a_restarted_daemon_removes_the_cgroups_of_runs_it_does_not_follow(
     while len(running := cgroups.members("run")) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert len(running) == 2  # its wrapper and its job
-    gone = _leftover(cgroups, "gone")
-    ticks = process_start_ticks(gone.pid)
+    leftover = _leftover(cgroups, "gone")
+    ticks = process_start_ticks(leftover.pid)
 
     executor = _executor(tmp_path, subtree)
     with capture_logs() as events:
         second = make_service(tmp_path, executor, regions=HERE)  # type: ignore[arg-type]
         second.start(NOW)
 
-    assert _gone(gone.pid, ticks), "the leftover cgroup's process was not killed"
-    gone.wait()
+    assert gone(leftover.pid, ticks), "the leftover cgroup's process was not killed"
+    leftover.wait()
     assert not cgroups.path_of("gone").exists(), "the leftover cgroup was not removed"
     assert cgroups.members("run") == running and second.ledger.job("run").state == "running"
     swept = [e for e in events if e["event"] == "local_cgroups_swept"]
