@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from daemon.assemble import build_daemon
+from daemon.errors import UsageError
 from daemon.ledger import Ledger
 from daemon.queue import QUEUE_NAME, append_line
 from daemon.settings import (
@@ -35,6 +36,7 @@ from daemon.settings import (
     RegionSettings,
     Settings,
 )
+from daemon.statedir import LEDGER_NAME
 
 __all__ = [
     "DEMO_JOBS",
@@ -155,7 +157,11 @@ def run_demo(
         tick_s: simulated seconds per service tick.
         max_simulated_s: stop even if some job is not final (it then shows its state).
         progress: called as ``progress(policy, simulated_s)`` after each tick.
+
+    Raises:
+        UsageError: ``state_dir`` already holds a run of either (:func:`refuse_used_state_dir`).
     """
+    refuse_used_state_dir(state_dir, policy)
     name, jobs, simulated_s, ticks = _simulate(
         state_dir / policy, policy, tick_s, max_simulated_s, progress
     )
@@ -166,6 +172,26 @@ def run_demo(
     run_now_g = {job.job_id: job.expected_total_g for job in baseline}
     jobs = tuple(replace(job, run_now_total_g=run_now_g.get(job.job_id)) for job in jobs)
     return DemoResult(name, jobs, simulated_s, ticks, state_dir)
+
+
+def refuse_used_state_dir(state_dir: Path, policy: str) -> None:
+    """Refuse a ``state_dir`` whose ``<policy>/`` or ``run-now/`` an earlier demo used.
+
+    The demo's jobs have fixed ids, so in a ledger that has them already every line is a
+    resubmission the daemon ignores: the demo would read the earlier run back (in a few ticks,
+    under this run's ``tick_s`` and policy) and print it as a new one.
+
+    Raises:
+        UsageError: naming the directory that holds a queue file or a ledger.
+    """
+    for run in dict.fromkeys((policy, "run-now")):
+        used = [name for name in (QUEUE_NAME, LEDGER_NAME) if (state_dir / run / name).exists()]
+        if used:
+            raise UsageError(
+                f"--state-dir {state_dir}: {state_dir / run} already holds an earlier demo's "
+                f"{' and '.join(used)}, which this one would print again as its own run; "
+                "remove it or give another --state-dir"
+            )
 
 
 def _simulate(

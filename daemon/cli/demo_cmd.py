@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.context import number_within
-from daemon.cli.demo import DEMO_REGIONS, DEMO_START, DemoResult, run_demo
+from daemon.cli.demo import (
+    DEMO_REGIONS,
+    DEMO_START,
+    DemoResult,
+    refuse_used_state_dir,
+    run_demo,
+)
 from daemon.cli.output import print_json, print_table
 from daemon.logs import configure_logging
 from daemon.settings.sections import MAX_INTERVAL_S
@@ -56,6 +62,8 @@ def register(subparsers: Any) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     get_policy(args.policy)  # a misspelt name: one line, exit 2, before any work
+    if args.state_dir is not None:  # an earlier demo's state dir too
+        refuse_used_state_dir(args.state_dir, args.policy)
     configure_logging(level="INFO" if args.verbose else "WARNING", json=args.json or None)
     started = time.monotonic()
     if args.state_dir is not None:

@@ -13,6 +13,7 @@ import pytest
 
 from daemon.cli.demo import DEMO_JOBS, DemoResult, run_demo
 from daemon.cli.demo_cmd import print_demo
+from daemon.errors import UsageError
 from policies import policy_names
 
 
@@ -66,6 +67,33 @@ def test_the_command_prints_json_and_keeps_its_state_dir(tmp_path: Path) -> None
     assert [r["zone"] for r in payload["regions"]] == ["CA-QC", "US-CAL-CISO", "US-NW-PACE"]
     assert (tmp_path / "run-now" / "ledger.db").is_file()
     assert (tmp_path / "run-now" / "queue.jsonl").is_file()
+
+
+def test_a_state_dir_an_earlier_demo_used_is_refused(
+    demo: DemoResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`carbond demo --state-dir DIR` run again (without `make demo`'s `rm -rf`) found the
+    seven jobs' ids in its ledger, ignored them as resubmissions and printed the earlier run
+    back as a new one (of 25 ticks at the default `--tick-s`). It is refused (one line,
+    exit 2) before anything is appended or simulated."""
+    from daemon.cli import main
+
+    queue = demo.state_dir / "carbon-window" / "queue.jsonl"
+    before = queue.read_bytes()
+    used = re.escape("already holds an earlier demo's queue.jsonl and ledger.db")
+    with pytest.raises(UsageError, match=used):
+        run_demo(demo.state_dir)
+    assert main(["demo", "--tick-s", "600", "--state-dir", str(demo.state_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"carbond: error: --state-dir {demo.state_dir}: {demo.state_dir / 'carbon-window'} "
+        "already holds an earlier demo's queue.jsonl and ledger.db, which this one would print "
+        "again as its own run; remove it or give another --state-dir\n"
+    )
+    # run-now alone uses only run-now/, which the fixture's baseline run filled as well
+    with pytest.raises(UsageError, match=re.escape(f"{demo.state_dir / 'run-now'} already holds")):
+        run_demo(demo.state_dir, policy="run-now")
+    assert queue.read_bytes() == before
 
 
 OPERATIONS = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
