@@ -52,8 +52,9 @@ class QueueError(DaemonError):
 
 
 class MissingStateDirError(QueueError, UsageError):
-    """The state dir to append to does not exist: a wrong ``--state-dir`` or ``state_dir``,
-    bad input (exit 2), as a state dir without a ledger is to the commands that read it."""
+    """The state dir to append to does not exist (a wrong ``--state-dir`` or ``state_dir``),
+    or has no ``queue.d`` for the caller's spool file yet (no daemon set it up): bad input
+    (exit 2), as a state dir without a ledger is to the commands that read it."""
 
 
 def new_job_id() -> str:
@@ -276,10 +277,17 @@ def append_submission(
     between the look and the open. Return the file written.
 
     Raises:
+        MissingStateDirError: no state dir, or the spool file's ``queue.d`` is not there yet.
         QueueError: the line cannot be written.
     """
     for _ in range(3):  # a name planted between the look and the open: look again
         target = submit_target(state_dir, uid)
+        if target.parent.name == SPOOL_DIR and not target.parent.is_dir():
+            raise MissingStateDirError(
+                f"{target.parent}: no such directory: no daemon has set up {state_dir} yet "
+                "(`carbond run` creates queue.d at its start, the unit's tmpfiles at install); "
+                "nothing appended"
+            )
         check = uid if target.parent.name == SPOOL_DIR else None
         try:
             append_line(target, record, max_line_bytes, uid=check)

@@ -372,6 +372,29 @@ def test_submit_to_a_missing_state_dir_says_so(
     assert not Path(missing).exists()
 
 
+def test_submit_before_a_daemon_set_up_the_state_dir_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's first `carbond submit` into a state dir no daemon has started in yet (made by
+    hand, no `queue.d`) said `...queue.d/UID.jsonl: cannot open the queue for appending: [Errno
+    2] No such file or directory: ...`, exit 1, as for a full disk. It says that the spool
+    directory is missing and why, exit 2, and creates nothing."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the state dir to another uid")
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, 4242, 4242)  # the daemon's, not the caller's: the caller's spool file then
+    code, out, err = _run(capsys, "submit", "--state-dir", str(state), "--model", "llama-1b",
+                          "--", "/bin/true")  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err == (
+        f"carbond: error: {state / 'queue.d'}: no such directory: no daemon has set up {state} "
+        "yet (`carbond run` creates queue.d at its start, the unit's tmpfiles at install); "
+        "nothing appended\n"
+    )
+    assert list(state.iterdir()) == []
+
+
 def test_jobs_without_a_ledger_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import Ledger, LedgerError
-from daemon.queue import QUEUE_NAME, RETIRED_DIR, SPOOL_DIR, append_line, submit_target
+from daemon.queue import (
+    QUEUE_NAME,
+    RETIRED_DIR,
+    SPOOL_DIR,
+    append_line,
+    append_submission,
+    submit_target,
+)
+from daemon.queue.files import MissingStateDirError
 from daemon.queue.ingest import Queue
 from tests.daemon.helpers import append, job_line
 from tests.daemon.queue.conftest import rejections
@@ -147,6 +155,19 @@ def test_spool_files_are_attributed_to_their_owner(queue: Queue, ledger: Ledger)
 def test_submit_target_uses_the_spool_for_non_owners(tmp_path: Path) -> None:
     assert submit_target(tmp_path, tmp_path.stat().st_uid) == tmp_path / QUEUE_NAME
     assert submit_target(tmp_path, 4242) == tmp_path / SPOOL_DIR / "4242.jsonl"
+
+
+def test_a_spool_file_without_its_queue_d_is_a_missing_state_dir(tmp_path: Path) -> None:
+    """Before any daemon set up the state dir there is no ``queue.d``: a non-owner's submit
+    is told so (bad input, as a missing state dir), not an open's ``[Errno 2]``."""
+    with pytest.raises(MissingStateDirError) as info:
+        append_submission(tmp_path, 4242, {"cancel": "j1"})
+    assert str(info.value) == (
+        f"{tmp_path / SPOOL_DIR}: no such directory: no daemon has set up {tmp_path} yet "
+        "(`carbond run` creates queue.d at its start, the unit's tmpfiles at install); nothing "
+        "appended"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_compaction_retires_the_file_and_keeps_reading_it(tmp_path: Path, ledger: Ledger) -> None:
