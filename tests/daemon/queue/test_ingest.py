@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -168,6 +169,27 @@ def test_a_spool_file_without_its_queue_d_is_a_missing_state_dir(tmp_path: Path)
         "appended"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_spool_file_mode_docs_daemon_md_gives_is_the_one_submit_creates(
+    tmp_path: Path,
+) -> None:
+    """docs/daemon.md called a user's spool file "your 0600 `queue.d/<uid>.jsonl`", while
+    `carbond submit` creates it 0644 under the usual umask: readable by every user, as the
+    "Who sees and touches a job" section says of the queue files. It states the mode made."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "daemon.md").read_text()
+    found = re.search(r"`carbond\s+submit` creates it (0[0-7]{3}) under the usual umask of "
+                      r"(0[0-7]+)", text)  # fmt: skip
+    assert found is not None, "docs/daemon.md no longer says which mode submit gives it"
+    spool = tmp_path / SPOOL_DIR
+    spool.mkdir()
+    old = os.umask(int(found.group(2), 8))
+    try:
+        append_line(spool / f"{os.geteuid()}.jsonl", {"cancel": "j1"}, uid=os.geteuid())
+    finally:
+        os.umask(old)
+    mode = (spool / f"{os.geteuid()}.jsonl").stat().st_mode & 0o777
+    assert f"{mode:04o}" == found.group(1)
 
 
 def test_compaction_retires_the_file_and_keeps_reading_it(tmp_path: Path, ledger: Ledger) -> None:
