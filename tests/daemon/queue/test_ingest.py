@@ -192,6 +192,35 @@ def test_the_spool_file_mode_docs_daemon_md_gives_is_the_one_submit_creates(
     assert f"{mode:04o}" == found.group(1)
 
 
+def test_the_private_spool_file_docs_operations_md_gives_is_the_one_submit_creates(
+    tmp_path: Path,
+) -> None:
+    """README and docs/operations.md said `[ledger] private = true` keeps other users from
+    reading every job's argv, while the queue files, 0644 as `carbond submit` creates them,
+    hold every job's line until compaction. The page now says so and how a user keeps their
+    own spool file private: the umask it names gives the mode it names, kept by later
+    appends under the usual umask."""
+    root = Path(__file__).resolve().parents[3]
+    text = (root / "docs" / "operations.md").read_text()
+    found = re.search(r"makes their first submit under `umask (0[0-7]+)`: the\s+file is then "
+                      r"created (0[0-7]{3}) and stays so", text)  # fmt: skip
+    assert found is not None, "docs/operations.md no longer says how to keep a spool file private"
+    readme = (root / "README.md").read_text()
+    assert f"its first submit ran under `umask {found.group(1)}`" in readme
+    spool = tmp_path / SPOOL_DIR
+    spool.mkdir()
+    path = spool / f"{os.geteuid()}.jsonl"
+    old = os.umask(int(found.group(1), 8))
+    try:
+        append_line(path, {"cancel": "j1"}, uid=os.geteuid())
+        os.umask(0o022)
+        append_line(path, {"cancel": "j2"}, uid=os.geteuid())
+    finally:
+        os.umask(old)
+    assert f"{path.stat().st_mode & 0o777:04o}" == found.group(2)
+    assert len(path.read_text().splitlines()) == 2
+
+
 def test_compaction_retires_the_file_and_keeps_reading_it(tmp_path: Path, ledger: Ledger) -> None:
     queue = Queue(tmp_path, ledger, compact_min_bytes=1, retired_grace_s=60)
     queue.prepare()
