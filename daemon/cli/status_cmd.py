@@ -12,10 +12,10 @@ from typing import Any, Final
 
 from daemon.accounting import is_measured
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
-from daemon.cli.job_rows import job_row
+from daemon.cli.job_rows import job_row, user_name
 from daemon.cli.output import held_stdout, print_json, print_table, printable
 from daemon.cli.rejected import rejected_naming
-from daemon.cli.unread import unread_job
+from daemon.cli.unread import unread_job_anywhere
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME, UnreadLines
 from daemon.reports.render import unsigned_zero
@@ -90,25 +90,27 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unread(state_dir: Path, job_id: str) -> tuple[Path, UnreadLines] | None:
-    """The caller's queue file if it holds ``job_id``'s line, not read yet, with whether a
-    cancel line follows it (None without a state dir: open_ledger says what is wrong)."""
-    return unread_job(state_dir, job_id, os.getuid()) if state_dir.is_dir() else None
+def _unread(state_dir: Path, job_id: str) -> tuple[Path, int, UnreadLines] | None:
+    """The caller's queue file (root: any user's) if it holds ``job_id``'s line, not read
+    yet, with its owner and whether a cancel line follows it (None without a state dir:
+    open_ledger says what is wrong)."""
+    return unread_job_anywhere(state_dir, job_id, os.getuid()) if state_dir.is_dir() else None
 
 
-def _print_unread(args: argparse.Namespace, unread: tuple[Path, UnreadLines]) -> int:
-    """The ledger has no such job, but the caller's queue file holds its line, not read yet
-    (the daemon is down, or has not ingested it): say so, and whether its cancel is pending
-    there too (exit 0: the job exists)."""
-    queue_file, lines = unread
+def _print_unread(args: argparse.Namespace, unread: tuple[Path, int, UnreadLines]) -> int:
+    """The ledger has no such job, but the caller's queue file (root: a user's) holds its
+    line, not read yet (the daemon is down, or has not ingested it): say so, and whether its
+    cancel is pending there too (exit 0: the job exists)."""
+    queue_file, owner, lines = unread
+    whose = f" ({user_name(owner)}'s)" if owner != os.getuid() else ""
     if args.json:
         print_json({"job_id": args.job_id, "state": "submitted", "queue_file": str(queue_file),
                     "cancel_requested": lines.cancel})  # fmt: skip
     elif lines.cancel:
-        print(f"{args.job_id}: submitted to {queue_file}, not read by the daemon yet; cancel "
-              "requested (it will be cancelled before it starts)")  # fmt: skip
+        print(f"{args.job_id}: submitted to {queue_file}{whose}, not read by the daemon yet; "
+              "cancel requested (it will be cancelled before it starts)")  # fmt: skip
     else:
-        print(f"{args.job_id}: submitted to {queue_file}, not read by the daemon yet")
+        print(f"{args.job_id}: submitted to {queue_file}{whose}, not read by the daemon yet")
     return 0
 
 

@@ -1,7 +1,7 @@
 """A job submitted that the daemon has not read yet (it is down, or has not ingested the line
 yet): its line is still past the ledger's ingestion offset in its queue file. ``carbond
 cancel`` and ``status`` look for it in the caller's own queue file when the ledger has no such
-id; root's ``carbond cancel`` also in every other queue file the daemon reads."""
+id; root's also in every other queue file the daemon reads."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import stat
 from pathlib import Path
 
+from daemon.errors import UsageError
 from daemon.ledger import Ledger, QueueFileRecord
 from daemon.queue import (
     QUEUE_NAME,
@@ -22,7 +23,7 @@ from daemon.queue.files import attribution
 from daemon.queue.resume import resume
 from daemon.statedir import LEDGER_NAME
 
-__all__ = ["unread_job", "unread_job_file", "unread_job_files"]
+__all__ = ["unread_job", "unread_job_anywhere", "unread_job_file", "unread_job_files"]
 
 
 def unread_job_file(state_dir: Path, job_id: str, uid: int) -> Path | None:
@@ -48,6 +49,33 @@ def unread_job(state_dir: Path, job_id: str, uid: int) -> tuple[Path, UnreadLine
     target = submit_target(state_dir, uid)
     lines = _unread_lines(state_dir, target, job_id, _offsets(state_dir))
     return (target, lines) if lines.job else None
+
+
+def unread_job_anywhere(
+    state_dir: Path, job_id: str, uid: int
+) -> tuple[Path, int, UnreadLines] | None:
+    """:func:`unread_job` with the file's owner; for root, when its own file does not hold the
+    job, the one other queue file that does (``carbond status``, as root's ``cancel`` finds it).
+
+    Raises:
+        UsageError: several users' files hold it unread (whose job is meant is not known).
+        QueueError: the state dir or a file cannot be read.
+        LedgerError: the ledger cannot be read.
+    """
+    own = unread_job(state_dir, job_id, uid)
+    if own is not None:
+        return own[0], uid, own[1]
+    if uid != 0:
+        return None
+    found = unread_job_files(state_dir, job_id)
+    if len(found) > 1:
+        files = ", ".join(f"{path} (uid {owner})" for path, owner in found)
+        raise UsageError(f"job {job_id!r} is unread in several users' queue files ({files}): "
+                         "which is meant is known once the daemon has read them")  # fmt: skip
+    if not found:
+        return None
+    path, owner = found[0]
+    return path, owner, _unread_lines(state_dir, path, job_id, _offsets(state_dir))
 
 
 def unread_job_files(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:

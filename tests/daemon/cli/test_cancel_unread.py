@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import cancel_cmd, main
+from daemon.cli.job_rows import user_name
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import job_line, make_service
 from tests.daemon.users import user_with_uid
@@ -62,6 +63,30 @@ def test_root_cancels_another_users_unread_job_in_their_file(
     assert service.ledger.job("theirs").state == "cancelled"
     assert executor.launches == []
     assert service.ledger.transitions("theirs")[-1].reason == "cancelled by its owner before start"
+
+
+def test_roots_status_finds_another_users_unread_job_as_its_cancel_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the daemon down, root's ``carbond status ID`` of a user's job said `unknown job`
+    (exit 2), while root's ``carbond cancel ID`` found and cancelled it: status looked in
+    root's own queue file only. It shows the job as submitted, in whose file, and the
+    pending cancel, as for the user."""
+    path = _spool_file(tmp_path, ALICE, job_line(id="theirs"))
+    whose = f"{path} ({user_name(ALICE)}'s)"
+    assert main(["status", "theirs", "--state-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"theirs: submitted to {whose}, not read by the daemon yet\n"
+    assert main(["cancel", "theirs", "--state-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["status", "theirs", "--state-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "job_id": "theirs", "state": "submitted", "queue_file": str(path),
+        "cancel_requested": True,
+    }  # fmt: skip
+    bob = _spool_file(tmp_path, BOB, job_line(id="theirs"))
+    assert main(["status", "theirs", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unread in several users' queue files" in err and str(bob) in err
 
 
 def test_root_is_refused_a_job_id_unread_in_several_users_files(
