@@ -292,11 +292,19 @@ def _write_json(ledger: Ledger, states: Sequence[str], limit: int | None, offset
 def _grams_line(totals: dict[str, float]) -> str:
     """The totals under the table, over every job matching the states (not just those shown)."""
     return (
-        f"total over {totals['jobs']:,.0f} jobs: expected {totals['expected_total_g']:,.2f} g; "
-        f"measured {totals['measured_total_g']:,.2f} g over {totals['finished']:,.0f} finished, "
-        f"saved {unsigned_zero(format(totals['saved_g'], ',.2f'))} g against running each at "
-        "once (run-now)"
+        f"total over {totals['jobs']:,.0f} jobs: expected {_grams(totals['expected_total_g'])} "
+        f"g; measured {_grams(totals['measured_total_g'])} g over {totals['finished']:,.0f} "
+        f"finished, saved {_grams(totals['saved_g'])} g against running each at once (run-now)"
     )
+
+
+def _grams(value: float) -> str:
+    """A total of grams: from 1 g on to two decimals (``1,234.57``), below it to three
+    significant digits (``0.0976``, ``0.000413``): short jobs weigh milligrams, which two
+    decimals showed as ``0.00`` or ``0.01``."""
+    if value == 0 or abs(value) >= 0.995:
+        return unsigned_zero(f"{value:,.2f}")
+    return f"{value:.3g}"
 
 
 def _rejected(args: argparse.Namespace, limit: int | None, offset: int, *, show_jobs: bool) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,11 +72,41 @@ def test_jobs_shows_deadline_measured_and_saved_with_totals(
     for column in ("deadline", "expected_total_g", "measured_total_g", "saved_g"):
         assert column in header
     measured, saved = 2.0 + b_total, 3.0 + b_run_now - b_total
+    assert expected < 1 <= measured  # below 1 g three significant digits, from 1 g two decimals
     assert out.splitlines()[-2:] == [
         "jobs 1-3 of 3 (failed 1, succeeded 2)",  # the page line (issue 13, defect 10)
-        f"total over 3 jobs: expected {expected:,.2f} g; measured {measured:,.2f} g over "
+        f"total over 3 jobs: expected {expected:.3g} g; measured {measured:,.2f} g over "
         f"2 finished, saved {saved:,.2f} g against running each at once (run-now)",
     ]
+
+
+def test_jobs_totals_never_show_a_few_milligrams_as_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first day's test jobs (`/bin/true`, a second's run) weigh milligrams: the totals line
+    read `measured 0.00 g over 1 finished, saved 0.00 g` under a table showing 0.000413. Each
+    total now reads as its value (three significant digits below 1 g)."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor())
+    service.start(clock())
+    append(service.queue.path, job_line(id="t", requests=1))
+    for _ in range(3):
+        service.tick(clock.advance(600))
+    service.ledger.record_outcome("t", clock(), total_g=0.000413, run_now_total_g=0.0052)
+    service.close()
+    service.ledger.close()
+    with Ledger.open_readonly(tmp_path / "ledger.db") as ledger:
+        totals = ledger.grams_totals()
+    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path))
+    assert code == 0
+    line = out.splitlines()[-1]
+    shown = re.fullmatch(r"total over 1 jobs: expected (\S+) g; measured (\S+) g over 1 "
+                         r"finished, saved (\S+) g against running each at once \(run-now\)",
+                         line)  # fmt: skip
+    assert shown is not None, line
+    keys = ("expected_total_g", "measured_total_g", "saved_g")
+    for text, key in zip(shown.groups(), keys, strict=True):
+        assert totals[key] > 0 and float(text) == pytest.approx(totals[key], rel=5e-3), key
 
 
 def test_jobs_state_rejected_lists_ones_own_refused_lines(
