@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout = cast(TextIO, _NamedStdout(stdout))
     try:
         # `--help` writes through the named stdout too; a usage error still exits 2 in argparse
-        args = build_parser().parse_args(joined_past_spans(sys.argv[1:] if argv is None else argv))
+        args = _parse(build_parser(), joined_past_spans(sys.argv[1:] if argv is None else argv))
         # Log events go to stderr so stdout holds only the command's output (tables, --json);
         # long-running commands (run, demo, doctor) reconfigure with their own level and format.
         configure_logging(level="WARNING")
@@ -116,6 +116,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.stdout = stdout
     return code
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, but an option no command has (``submit --modle``) is
+    refused by the command's own parser, with its usage (the options it does have), not by
+    the top-level one, whose usage is only ``carbond [-h] COMMAND ...``."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        own = _command_parser(parser, args.func) or parser
+        own.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _command_parser(parser: argparse.ArgumentParser, func: Any) -> argparse.ArgumentParser | None:
+    """The (sub-)parser that runs ``func``, found by it: ``args.command`` is not the command's
+    name (submit's argv is a positional of that name), and ``forecast backtest`` is nested."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            subs: dict[str, argparse.ArgumentParser] = action.choices
+            for sub in subs.values():
+                if sub.get_default("func") is func:
+                    return sub
+                if (nested := _command_parser(sub, func)) is not None:
+                    return nested
+    return None
 
 
 class _NamedStdout:

@@ -164,6 +164,27 @@ def test_bad_input_exits_2_in_one_line(
     assert message.format(state=state) in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "command", "unknown"),
+    [(["submit", "--modle", "llama-1b", "--", "/bin/true"], "submit", "--modle"),
+     (["jobs", "--bogus", "x"], "jobs", "--bogus x"),
+     (["forecast", "backtest", "--trace", "t.csv", "--zone", "DE", "--horizn", "4"],
+      "forecast backtest", "--horizn 4")],
+)  # fmt: skip
+def test_a_mistyped_option_is_refused_with_its_commands_usage(
+    capsys: pytest.CaptureFixture[str], argv: list[str], command: str, unknown: str
+) -> None:
+    """`carbond submit --modle llama-1b -- ...` printed `usage: carbond [-h] COMMAND ...`, the
+    top-level usage, which names no option, so the user could not see the one they meant. The
+    command's own parser refuses it, with the command's usage, exit 2."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: carbond {command} [-h]")
+    assert err.endswith(f"carbond {command}: error: unrecognized arguments: {unknown}\n")
+
+
 def test_an_export_that_cannot_be_written_names_the_target(
     state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
