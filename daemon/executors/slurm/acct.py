@@ -27,7 +27,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from daemon.executors.slurm.commands import SACCT_FIELDS
-from daemon.executors.slurm.parse import LOST, NO_VAL64, data_lines, parse_time
+from daemon.executors.slurm.parse import (
+    LOST,
+    NO_VAL64,
+    cut_last,
+    cut_why,
+    data_lines,
+    parse_time,
+)
 
 __all__ = ["FIELDS", "LOST", "AcctRow", "energy_j", "parse_sacct", "row_of", "rows_of"]
 
@@ -77,8 +84,7 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
     alone cannot tell."""
     rows = []
     lines = list(data_lines(stdout))
-    every = stdout.splitlines()
-    cut = bool(lines) and not stdout.endswith(("\n", "\r")) and every[-1] == lines[-1]
+    cut = cut_last(stdout, lines)
     for index, line in enumerate(lines):
         parts = line.split("|")
         unterminated = cut and index == len(lines) - 1
@@ -86,9 +92,7 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
             slurm_id, _, step = parts[0].strip().partition(".")
             why = f"{LOST} of {len(parts)} '|'-separated fields, not {FIELDS}: {line[:200]!r}"
             if len(parts) == FIELDS:  # whole but for its newline: its last field may be cut
-                why = (f"{LOST} cut short: sacct's answer ends inside its line {len(every)}, "
-                       f"with no end of line, so its last field ({SACCT_FIELDS[-1]}) may be "
-                       f"cut: {line[:200]!r}")  # fmt: skip
+                why = cut_why("sacct", stdout, SACCT_FIELDS[-1], line)
             rows.append(AcctRow(slurm_id, step, "", None, None, None, None, None, "", "", None,
                                 (why,)))  # fmt: skip
             continue

@@ -41,6 +41,8 @@ __all__ = [
     "allocated_count",
     "by_id",
     "controller_up",
+    "cut_last",
+    "cut_why",
     "data_lines",
     "expand_hostlist",
     "gpu_count",
@@ -159,6 +161,21 @@ def parse_sbatch(stdout: str) -> tuple[str, str | None]:
     return slurm_id, cluster or None
 
 
+def cut_last(stdout: str, lines: list[str]) -> bool:
+    """Whether ``stdout`` (a Slurm listing, its :func:`data_lines` ``lines``) ends inside
+    its last line: Slurm ends every line with a newline, so one without it was cut short,
+    maybe inside its last field, with every field there."""
+    ended = stdout.endswith(("\n", "\r"))
+    return bool(lines) and not ended and stdout.splitlines()[-1] == lines[-1]
+
+
+def cut_why(command: str, stdout: str, field: str, line: str) -> str:
+    """How a last line :func:`cut_last` found is named in its lost row's ``unreadable``."""
+    return (f"{LOST} cut short: {command}'s answer ends inside its line "
+            f"{len(stdout.splitlines())}, with no end of line, so its last field ({field}) "
+            f"may be cut: {line[:200]!r}")  # fmt: skip
+
+
 def _lost(line: str, count: int) -> tuple[str, str] | None:
     """``(slurm id, why)`` of a ``|``-separated line without ``count`` fields; None when it
     has them."""
@@ -190,10 +207,17 @@ def parse_squeue(stdout: str) -> list[QueueRow]:
     """Rows of ``squeue --format=SQUEUE_FORMAT``. A time that cannot be read is None, named
     in the row's ``unreadable``; a line with the wrong number of fields is a
     :attr:`~QueueRow.lost` row of the job its first field names (state empty): one odd row
-    does not hide the other jobs' states."""
+    does not hide the other jobs' states. So is a last line without its newline (squeue ends
+    every line with one): the answer was cut short inside it, maybe inside its last field
+    (``Partition``: ``alpha2`` cut to ``alpha``), whose field count alone cannot tell."""
     rows = []
-    for line in data_lines(stdout):
-        if (lost := _lost(line, 7)) is not None:
+    lines = list(data_lines(stdout))
+    cut = cut_last(stdout, lines)
+    for index, line in enumerate(lines):
+        lost = _lost(line, 7)
+        if lost is None and cut and index == len(lines) - 1:
+            lost = line.split("|")[0].strip(), cut_why("squeue", stdout, "Partition", line)
+        if lost is not None:
             rows.append(QueueRow(lost[0], "", "", None, None, "", "", (lost[1],)))
             continue
         i, state, reason, start, end, nodes, partition = line.split("|")

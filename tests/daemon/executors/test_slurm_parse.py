@@ -386,3 +386,22 @@ def test_the_gpus_a_run_held_are_read_from_sacct_s_alloc_tres() -> None:
     rows = {(r.slurm_id, r.step): r for r in parse_sacct(text)}
     assert rows[("7", "")].gpus == rows[("7", "batch")].gpus == 2
     assert rows[("8", "")].gpus is None and rows[("9", "")].gpus == 3
+
+
+def test_a_squeue_answer_cut_inside_its_last_line_s_last_field_is_a_lost_row() -> None:
+    """A read cut short inside the last line's last field (``Partition``) has every field,
+    so it was read as whole: ``alpha`` cut to ``alp`` was a job in partition ``alp``. squeue
+    ends every line with a newline, so a last line without one is now a lost row of the job
+    its first field names, naming the line and the field; the rows before it are read."""
+    text = "4|RUNNING|None|2026-12-04T21:10:45|2026-12-04T21:11:45|n1|alpha\n"
+    cut = text + "6|PENDING|BeginTime|2026-12-04T22:10:45|N/A||alp"
+    queue = by_id(parse_squeue(cut))
+    assert queue["4"].partition == "alpha" and not queue["4"].unreadable
+    assert queue["6"].lost and queue["6"].state == "" and queue["6"].partition == ""
+    assert queue["6"].unreadable == (
+        "row cut short: squeue's answer ends inside its line 2, with no end of line, so its "
+        "last field (Partition) may be cut: '6|PENDING|BeginTime|2026-12-04T22:10:45|N/A||alp'",
+    )
+    whole = by_id(parse_squeue(cut + "ha\n"))  # with its newline it is read
+    assert whole["6"].partition == "alpha" and not whole["6"].unreadable
+    assert by_id(parse_squeue(text.rstrip("\n")))["4"].lost  # a single line, too
