@@ -28,8 +28,6 @@ job's owner. What is read from Slurm and ``scancel`` are in :mod:`~.queries`.
 
 from __future__ import annotations
 
-import os
-import pwd
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -40,12 +38,10 @@ from daemon.executors.base import EndedUnstarted, Held, LaunchSpec, RunHandle
 from daemon.executors.errors import (
     ExecutorError,
     HeldJobEndedError,
-    JobNotRunnableError,
-    LaunchRefusedError,
     LaunchUnconfirmedError,
 )
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm import jobenv, joblogs
+from daemon.executors.slurm import jobenv, joblogs, submission
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
 from daemon.executors.slurm.notes import Notes
@@ -294,21 +290,22 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         return None
 
     def _submit(self, spec: LaunchSpec, begin: datetime | None) -> Token:
-        self._check(spec)
+        submission.check(spec, self._targets, self._allow_root)
         target = self._q.target(spec.region)
         home = jobenv.home(spec.uid)
         joblogs.prepare(spec)
+        layout, gpus = self._layout.get(spec.region), submission.gpus(spec)
         sub = cmd.Submission(
             job_id=spec.job_id,
             argv=spec.argv,
-            gpus=_gpus(spec),
+            gpus=gpus,
             log_dir=spec.log_dir,
             chdir=Path(spec.cwd) if spec.cwd else home,
             begin=begin,
-            node=self._node(spec),
+            node=submission.node(layout, spec),
             comment=spec.name,
             env=jobenv.job_env(spec, home),
-            gres_type=self._gres_type(spec),
+            gres_type=submission.gres_type(layout, spec),
         )
         argv = cmd.sbatch_argv(self._tool("sbatch"), target, sub)
         try:
@@ -324,7 +321,7 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             raise ExecutorError(f"job {spec.job_id}: sbatch refused it: {said(result)}")
         slurm_id, cluster = parse_sbatch(result.stdout)
         self._mine.add(slurm_id)
-        self._own_gpus.plan(cluster or target.cluster, slurm_id, spec.job_id, _gpus(spec))
+        self._own_gpus.plan(cluster or target.cluster, slurm_id, spec.job_id, gpus)
         log.info("slurm_job_submitted", job_id=spec.job_id, slurm_id=slurm_id,
                  partition=target.partition, node=sub.node,
                  begin=begin.isoformat() if begin else "now")  # fmt: skip
@@ -338,62 +335,18 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             self._q.scancel(current)
             self._own_gpus.forget(current.cluster, current.slurm_id)
             return self._submit(spec, start)
-        gres = cmd.gres_request(target.gres, self._gres_type(spec), _gpus(spec))
+        layout, gpus = self._layout.get(spec.region), submission.gpus(spec)
+        gres = cmd.gres_request(target.gres, submission.gres_type(layout, spec), gpus)
         argv = cmd.update_argv(self._tool("scontrol"), target, current.slurm_id, start=start,
-                               node=self._node(spec), gres=gres)  # fmt: skip
+                               node=submission.node(layout, spec), gres=gres)  # fmt: skip
         result = self._run(argv)
         if not result.ok:
             raise ExecutorError(
                 f"job {spec.job_id}: scontrol update of Slurm job {current.slurm_id} failed: "
                 f"{said(result)}"
             )
-        self._own_gpus.plan(current.cluster, current.slurm_id, spec.job_id, _gpus(spec))
+        self._own_gpus.plan(current.cluster, current.slurm_id, spec.job_id, gpus)
         when = start.isoformat() if start else "now"
         log.info("slurm_job_moved", job_id=spec.job_id, slurm_id=current.slurm_id,
                  partition=target.partition, start=when)  # fmt: skip
         return Token(current.slurm_id, current.cluster, spec.region)
-
-    def _check(self, spec: LaunchSpec) -> None:
-        if not spec.argv:
-            raise JobNotRunnableError(f"job {spec.job_id}: empty command")
-        if spec.region not in self._targets:
-            raise LaunchRefusedError(
-                f"job {spec.job_id}: region {spec.region!r} is no Slurm region"
-            )
-        refuse_root(spec.job_id, spec.uid, self._allow_root)
-        euid = os.geteuid()
-        if euid not in (0, spec.uid):
-            raise LaunchRefusedError(
-                f"job {spec.job_id}: submitted by uid {spec.uid} but the daemon runs as uid "
-                f"{euid} and is not root; it cannot submit jobs as another user"
-            )
-        try:
-            pwd.getpwuid(spec.uid)
-        except KeyError:  # sbatch takes it; slurmctld then requeues it every 2 min, for ever
-            raise LaunchRefusedError(
-                f"job {spec.job_id}: its owner, uid {spec.uid}, has no user on this host (no "
-                "passwd entry): Slurm would accept its sbatch but never start it (slurmctld "
-                "cannot give it credentials and requeues it), so it is not submitted"
-            ) from None
-
-    def _node(self, spec: LaunchSpec) -> str | None:
-        """The node of the planned GPUs, when they are all on one known node."""
-        layout = self._layout.get(spec.region)
-        if layout is None:
-            return None
-        nodes = {layout.node_of(device_id) for device_id in spec.device_ids}
-        return nodes.pop() if len(nodes) == 1 and None not in nodes else None
-
-    def _gres_type(self, spec: LaunchSpec) -> str:
-        """The GRES type of the planned GPUs, when they all have the same one (else empty: any
-        type)."""
-        layout = self._layout.get(spec.region)
-        if layout is None:
-            return ""
-        types = {layout.type_of(device_id) for device_id in spec.device_ids}
-        return types.pop() if len(types) == 1 else ""
-
-
-def _gpus(spec: LaunchSpec) -> int:
-    """How many GPUs the job asks Slurm for."""
-    return max(1, len(spec.device_ids) or len(spec.gpu_indices))
