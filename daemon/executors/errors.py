@@ -10,6 +10,8 @@
           ├── HeldJobEndedError      a held job to release was ended in its scheduler unstarted
           └── ExecutorUnavailableError  the executor's scheduler cannot be reached now
                │                         (e.g. Slurm down): jobs wait, they do not fail
+               ├── RegionClosedError      the scheduler refused the job because the region's
+               │                          part of it takes no jobs now (a partition drained)
                ├── LaunchUnconfirmedError  it was asked to start a job but did not answer:
                │                           the job may have started (looked up, not retried)
                ├── AnswerUnreadableError  it answered, but what it printed of the job cannot
@@ -32,6 +34,7 @@ __all__ = [
     "JobNotRunnableError",
     "LaunchRefusedError",
     "LaunchUnconfirmedError",
+    "RegionClosedError",
 ]
 
 
@@ -61,6 +64,13 @@ class HeldJobEndedError(ExecutorError):
 
 class ExecutorUnavailableError(ExecutorError):
     """The executor's scheduler cannot be reached now (e.g. Slurm's controller is down)."""
+
+
+class RegionClosedError(ExecutorUnavailableError):
+    """The scheduler refused to take a job because the part of it the job's region is
+    takes no jobs now (Slurm: its partition set ``DRAIN``, ``INACTIVE`` or ``DOWN`` by an
+    operator, or gone): not the job's fault, so it waits, queued and planned again (where
+    the region is unavailable meanwhile), rather than fail."""
 
 
 class LaunchUnconfirmedError(ExecutorUnavailableError):

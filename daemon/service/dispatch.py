@@ -41,6 +41,7 @@ from daemon.executors.errors import (
     HeldJobEndedError,
     JobNotRunnableError,
     LaunchUnconfirmedError,
+    RegionClosedError,
 )
 from daemon.executors.held import HeldJobs
 from daemon.executors.wrapper import EXIT_NOT_RUNNABLE
@@ -225,7 +226,7 @@ class Dispatch:
                             executor=executor.name, error=str(exc))  # fmt: skip
             else:
                 status = ExitStatus(job.job_id, now, None, None, str(exc))
-                self._requeue(status, now, f"{executor.name} cannot be reached")
+                self._requeue(status, now, _unavailable(executor.name, exc))
         except JobNotRunnableError as exc:  # its own fault: run-now's copy fails at its start
             self._finish(ExitStatus(job.job_id, now, EXIT_NOT_RUNNABLE, None,
                                     f"launch failed: {exc}", not_runnable=True), now)  # fmt: skip
@@ -249,10 +250,17 @@ class Dispatch:
         elif isinstance(exc, AnswerUnreadableError):
             reason = f"requeued: {executor}'s answer about its job could not be read"
         else:
-            reason = f"requeued: {executor} cannot be reached"
+            reason = f"requeued: {_unavailable(executor, exc)}"
         with self._ledger.transaction():
             self._ledger.transition(job_id, "queued", now, f"{reason} ({exc})")
         self._held.failed("job_release_failed", job_id, str(exc), warning=True, executor=executor)
+
+
+def _unavailable(executor: str, exc: ExecutorUnavailableError) -> str:
+    """Why a job ``executor`` could not start now waits (its requeue's reason)."""
+    if isinstance(exc, RegionClosedError):  # a partition drained: not Slurm unreachable
+        return f"{executor} takes no jobs in its region now"
+    return f"{executor} cannot be reached"
 
 
 def _raw_duration_s(item: Launch, learned: Recalibration | None) -> float | None:

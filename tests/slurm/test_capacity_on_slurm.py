@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from daemon.assemble import Daemon
 from daemon.executors.base import LaunchSpec, RunHandle
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
+from daemon.ledger import TransitionRecord
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.slurm.cluster import SlurmCluster
@@ -240,3 +241,45 @@ def test_a_partition_set_down_while_its_states_are_kept_is_noticed_by_a_job_pend
     assert [(e["event"], e["state"]) for e in seen
             if e["event"] == "slurm_partition_unavailable"] == [
         ("slurm_partition_unavailable", "DOWN")]  # fmt: skip
+
+
+def test_a_partition_drained_while_its_states_are_kept_makes_a_launch_there_wait_not_fail(
+    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+) -> None:
+    """Partition states all up are kept a minute. An operator sets alpha ``State=DRAIN``
+    within it, and a job that may only run in ``qc`` arrives: carbond, its kept state saying
+    UP, hands it to alpha at once, and sbatch refuses it there. It failed ('launch failed:
+    job ID: sbatch refused it: ...'). sbatch's refusal now has alpha's state read at once:
+    DRAIN, so the job waits queued, its reason saying why, is not handed to alpha again
+    while it is drained, and runs there once it is up."""
+    daemon, _ = service
+    warm, job = _ids("warm", "drained")
+    _append(daemon.settings.state_dir, [_line(warm, ["true"], deadline="+1h", regions=["qc"])])
+    _until(slurm_cluster, daemon, "a first job in qc final",
+           lambda: daemon.ledger.job(warm).state in FINAL)  # fmt: skip
+    assert daemon.ledger.job(warm).state == "succeeded"  # alpha read UP: kept for the minute
+    slurm_cluster.run(["scontrol", "update", "PartitionName=alpha", "State=DRAIN"])
+    try:
+        _append(daemon.settings.state_dir,
+                [_line(job, ["true"], deadline="+1h", regions=["qc"])])  # fmt: skip
+        refused = _until(slurm_cluster, daemon, "the launch to be refused",
+                         lambda: _after_running(daemon, job))  # fmt: skip
+        _tick(daemon)  # alpha read again: qc unavailable, the job not handed over
+        _tick(daemon)
+        waiting = daemon.ledger.job(job).state
+        attempts = [t.to_state for t in daemon.ledger.transitions(job)].count("running")
+    finally:
+        slurm_cluster.run(["scontrol", "update", "PartitionName=alpha", "State=UP"])
+
+    assert (refused.from_state, refused.to_state) == ("running", "queued")
+    assert refused.reason.startswith(f"requeued: slurm takes no jobs in its region now (job {job}:"
+                                     " sbatch refused it: ")  # fmt: skip
+    assert "partition alpha is DRAIN now: the job waits, planned again" in refused.reason
+    assert (waiting, attempts) == ("queued", 1)
+    _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
+    assert daemon.ledger.job(job).state == "succeeded"
+
+
+def _after_running(daemon: Daemon, job: str) -> TransitionRecord | None:
+    """``job``'s first transition out of ``running`` (None while there is none)."""
+    return next((t for t in daemon.ledger.transitions(job) if t.from_state == "running"), None)

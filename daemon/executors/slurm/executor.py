@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -39,6 +40,7 @@ from daemon.executors.errors import (
     ExecutorError,
     HeldJobEndedError,
     LaunchUnconfirmedError,
+    RegionClosedError,
 )
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm import jobenv, joblogs, submission
@@ -54,7 +56,7 @@ from daemon.executors.slurm.owners import (
 )
 from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import parse_sbatch
-from daemon.executors.slurm.partitions import PARTITIONS_TTL_S, PartitionStates
+from daemon.executors.slurm.partitions import PARTITIONS_TTL_S, PartitionStates, closed_now
 from daemon.executors.slurm.queries import SlurmQueries, Token, said
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.reading import LOST_LIMIT_S
@@ -157,7 +159,10 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 :class:`JobNotRunnableError`: an empty command.
             LaunchUnconfirmedError: ``sbatch`` got no answer in time: Slurm may have the job
                 (:meth:`adopt` finds it by name).
-            ExecutorUnavailableError: Slurm cannot be reached (it does not have the job).
+            ExecutorUnavailableError: Slurm cannot be reached (it does not have the job);
+                :class:`RegionClosedError`: ``sbatch`` refused it and its partition, read
+                again at once, is not ``UP`` (drained since its state was kept) or sbatch
+                says it is not available: the job waits.
             ExecutorError: ``sbatch`` refused it (its message is kept).
         """
         self._reach.at(now)
@@ -318,7 +323,11 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             ) from exc
         if not result.ok:  # the partition may be down: its state read again next round
             self._partitions.changed(target.cluster)
-            raise ExecutorError(f"job {spec.job_id}: sbatch refused it: {said(result)}")
+            refused = f"job {spec.job_id}: sbatch refused it: {said(result)}"
+            read = partial(self._q.partitions, target.cluster)
+            if (closed := closed_now(target.partition, result.stderr, read)) is not None:
+                raise RegionClosedError(f"{refused}; {closed}: the job waits, planned again")
+            raise ExecutorError(refused)
         slurm_id, cluster = parse_sbatch(result.stdout)
         self._mine.add(slurm_id)
         self._own_gpus.plan(cluster or target.cluster, slurm_id, spec.job_id, gpus)

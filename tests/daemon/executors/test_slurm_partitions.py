@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.executors.errors import ExecutorError
+from daemon.executors.errors import ExecutorError, RegionClosedError
 from daemon.executors.slurm import CommandResult
 from daemon.executors.slurm.parse import SlurmOutputError, parse_partitions
 from policies import Device
@@ -119,13 +120,38 @@ def test_a_sign_that_a_partition_went_down_has_its_state_read_at_the_next_round(
     with pytest.raises(ExecutorError, match="sbatch refused it"):
         executor.launch(_spec(tmp_path), T0 + timedelta(seconds=1))
     executor.available(_devices(), T0 + timedelta(seconds=2))
-    assert _reads(refusing) == reads + 1
+    assert _reads(refusing) == reads + 2  # at once, for the refusal; then the next round
 
 
+@dataclass
 class _SbatchRefused(FakeSlurm):
-    """``sbatch`` refused, as Slurm 22.05 refuses a job for a partition set ``INACTIVE``."""
+    """``sbatch`` refused, as Slurm 22.05 refuses a job for a partition set ``DRAIN`` or
+    ``INACTIVE`` (measured on the local cluster), or with other words ``said``."""
+
+    said: str = "Required partition not available (inactive or drain)"
 
     def _sbatch(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
-        return CommandResult(
-            1, "", "sbatch: error: Batch job submission failed: Requested partition is inactive\n"
-        )
+        return CommandResult(1, "", f"sbatch: error: Batch job submission failed: {self.said}\n")
+
+
+def test_an_sbatch_refused_for_its_partition_makes_the_job_wait_not_fail(tmp_path: Path) -> None:
+    """sbatch refused a job because its partition takes none (set DRAIN or INACTIVE since
+    its state was kept): the launch failed with a plain ExecutorError, so the job failed.
+    Its partition is now read at once: not UP, the launch raises RegionClosedError (the job
+    waits), naming the state; UP again by then, sbatch's own words decide; a refusal of the
+    job's own (an account Slurm does not know) on an UP partition still fails it."""
+    drained = _SbatchRefused(partitions=DOWN)
+    with pytest.raises(RegionClosedError) as raised:
+        _executor(drained).launch(_spec(tmp_path), T0)
+    assert str(raised.value) == (
+        "job j1: sbatch refused it: sbatch: error: Batch job submission failed: Required "
+        "partition not available (inactive or drain); partition alpha is DOWN now: the job "
+        "waits, planned again"
+    )
+    up_again = _SbatchRefused()  # the operator set it UP between the sbatch and the read
+    with pytest.raises(RegionClosedError, match="partition alpha is not available now"):
+        _executor(up_again).launch(_spec(tmp_path), T0)
+    own_fault = _SbatchRefused(said="Invalid account or account/partition combination")
+    with pytest.raises(ExecutorError) as failed:
+        _executor(own_fault).launch(_spec(tmp_path), T0)
+    assert not isinstance(failed.value, RegionClosedError)
