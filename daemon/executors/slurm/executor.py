@@ -242,6 +242,11 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         owner, a tmp cleaner): slurmstepd opens them as the job's user, who may not create
         files in carbond's log dir, and would fail the job as it starts.
 
+        Such a refused job Slurm started before carbond could hold it (its start had come)
+        is cancelled running and answered started (its token and squeue's start): its run is
+        followed to its end like any, sacct's times and energy recorded, and that end fails
+        with the refusal's words (:func:`~daemon.executors.slurm.owners.cancel_unreleased`).
+
         Raises:
             ExecutorError: its output files cannot be created, or it is root's and root's
                 jobs are not allowed (``allow_root_jobs`` turned off since it was held); its
@@ -267,9 +272,11 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             refuse_root(spec.job_id, spec.uid, self._allow_root)  # turned off since it was held
             joblogs.prepare(spec)
         except ExecutorError as exc:  # its BeginTime has come: Slurm may start it any moment
-            raise ExecutorError(
-                cancel_unreleased(self._q, current, str(exc), self._own_gpus)
-            ) from exc
+            refused = cancel_unreleased(self._q, current, str(exc), own=self._own_gpus,
+                                        notes=self._notes, now=now)  # fmt: skip
+            if refused.started_at is None:  # held or ended before it started
+                raise ExecutorError(refused.ended.reason if refused.ended else str(exc)) from exc
+            return RunHandle(spec.job_id, self.name, refused.token, refused.started_at)
         return RunHandle(spec.job_id, self.name, self._move(spec, current, None).encode(), now)
 
     def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:

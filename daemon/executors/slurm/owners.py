@@ -24,7 +24,13 @@ from daemon.executors.slurm.parse import by_id
 from daemon.executors.slurm.queries import SlurmQueries, Token, known, said
 from daemon.executors.slurm.states import WAITING, is_ended
 
-__all__ = ["cancel_held_root", "cancel_refused", "cancel_unreleased", "refusal", "refuse_root"]
+__all__ = [
+    "cancel_held_root",
+    "cancel_refused",
+    "cancel_unreleased",
+    "refusal",
+    "refuse_root",
+]
 
 log = structlog.get_logger("daemon.executors.slurm.executor")
 
@@ -86,12 +92,22 @@ def cancel_refused(
     if started:
         reason = (f"{why}; Slurm started its job {current.slurm_id} before carbond could hold "
                   "it: cancelled after it started")  # fmt: skip
+    if started and row is not None:
+        return _cancelled_running(current, reason, row.start or now, notes)
     log.warning("slurm_held_job_refused", slurm_id=current.slurm_id, cluster=current.cluster,
                 reason=reason, started=started)  # fmt: skip
-    if started and row is not None:
-        notes.refused[current.cluster, current.slurm_id] = reason
-        return Held(current.encode(), row.start or now)
     return Held(current.encode(), ended=EndedUnstarted(reason, by_owner=False, refused=True))
+
+
+def _cancelled_running(current: Token, reason: str, started: datetime, notes: Notes) -> Held:
+    """The refused Slurm job ``current``, cancelled running (``reason``), answered started
+    at ``started``: its run is followed to its end like any (the poll's sacct: its times and
+    energy), and that end fails with ``reason`` (``notes.refused`` keeps it until the end is
+    read)."""
+    notes.refused[current.cluster, current.slurm_id] = reason
+    log.warning("slurm_held_job_refused", slurm_id=current.slurm_id, cluster=current.cluster,
+                reason=reason, started=True)  # fmt: skip
+    return Held(current.encode(), started)
 
 
 def _hold_failed(
@@ -124,24 +140,32 @@ def _hold_failed(
                 reason=reason, started=None)  # fmt: skip
 
 
-def cancel_unreleased(q: SlurmQueries, current: Token, why: str, own: OwnGpus) -> str:
+def cancel_unreleased(
+    q: SlurmQueries, current: Token, why: str, *, own: OwnGpus, notes: Notes, now: datetime
+) -> Held:
     """Cancel the Slurm job ``current`` that a release refuses (``why``), holding it first:
     its ``BeginTime`` (the planned start) has come, so Slurm may start it any moment; once
-    held it cannot. The release's failure: ``WHY; its held Slurm job N is cancelled``, or,
-    where Slurm had started it before the hold (:meth:`SlurmQueries.hold`), ``WHY; Slurm
-    started its job N before carbond could hold it: cancelled after it started``. Its GPUs
-    are no longer followed (``own``).
+    held it cannot. Answered ended (``WHY; its held Slurm job N is cancelled``), or, where
+    Slurm had started it before the hold (:meth:`SlurmQueries.hold`: running after it),
+    started (``WHY; Slurm started its job N before carbond could hold it: cancelled after
+    it started``): that run is followed to its end like any, sacct's times and energy
+    recorded, the end failed with those words (:func:`_cancelled_running`). Its GPUs are
+    no longer followed (``own``).
 
     Raises:
         ExecutorError: Slurm cannot be asked, or its row after the hold cannot be read.
     """
-    held, _ = q.hold(current)
+    held, row = q.hold(current)
     q.scancel(current)
     own.forget(current.cluster, current.slurm_id)
     if held:
-        return f"{why}; its held Slurm job {current.slurm_id} is cancelled"
-    return (f"{why}; Slurm started its job {current.slurm_id} before carbond could hold it: "
-            "cancelled after it started")  # fmt: skip
+        reason = f"{why}; its held Slurm job {current.slurm_id} is cancelled"
+        return Held(current.encode(), ended=EndedUnstarted(reason, by_owner=False, refused=True))
+    reason = (f"{why}; Slurm started its job {current.slurm_id} before carbond could hold it: "
+              "cancelled after it started")  # fmt: skip
+    if row is not None and not is_ended(row.state):  # running: not held, not waiting
+        return _cancelled_running(current, reason, row.start or now, notes)
+    return Held(current.encode(), ended=EndedUnstarted(reason, by_owner=False, refused=True))
 
 
 def cancel_held_root(

@@ -70,23 +70,36 @@ def test_a_release_refused_holds_the_job_before_it_cancels_it(tmp_path: Path) ->
     assert job.held and job.state == "CANCELLED"
 
 
-def test_a_release_refused_says_so_where_slurm_started_the_job_first(tmp_path: Path) -> None:
-    """Slurm started the job between carbond's look and its hold: the failure said its held
-    job was cancelled; it now says Slurm started it and it was cancelled after it started."""
+def test_a_release_refused_where_slurm_started_the_job_first_has_its_run_recorded(
+    tmp_path: Path,
+) -> None:
+    """A root job held by a daemon that allowed root's jobs, released by one that refuses
+    them at its planned start, which Slurm starts between carbond's look and its hold: the
+    release failed ('... cancelled after it started'), so the job failed at once with no run
+    recorded, the seconds it ran as root and their energy never read from sacct. It is now
+    cancelled running and answered started (its token, squeue's start); the poll reads its
+    end from sacct (times and energy), failed with the refusal's words."""
     slurm = _StartsAfterLook()
     held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = _refusing(slurm)
     slurm.armed = True
 
-    with pytest.raises(ExecutorError) as raised:
-        refusing.release(_spec(tmp_path), held.token, T0 + timedelta(hours=1))
+    with capture_logs() as logs:
+        handle = refusing.release(_spec(tmp_path), held.token, T0 + timedelta(hours=1))
 
-    assert str(raised.value) == (
-        "job j1: refusing to run a job as root; Slurm started its job 100 before carbond "
-        "could hold it: cancelled after it started"
-    )
+    assert (handle.token, handle.started_at) == (held.token, T0 + timedelta(seconds=1))
     [job] = slurm.jobs.values()
     assert job.state == "CANCELLED"
+    job.energy = "50"  # what the node's meter drew over the seconds it ran
+    [end] = refusing.poll([handle], T0 + timedelta(hours=1, minutes=1))
+    assert end.reason == (
+        "launch failed: job j1: refusing to run a job as root; Slurm started its job 100 "
+        "before carbond could hold it: cancelled after it started"
+    )
+    assert (end.energy_j, end.energy_method) == (50.0, "slurm-sacct")
+    assert not end.cancelled_by_owner and end.exit_code is None
+    [event] = [e for e in logs if e["event"] == "slurm_held_job_refused"]
+    assert event["slurm_id"] == "100" and event["started"] is True
 
 
 def test_a_job_slurm_starts_as_carbond_takes_it_back_is_left_running(tmp_path: Path) -> None:
