@@ -144,3 +144,38 @@ def test_a_root_job_held_before_root_jobs_were_turned_off_is_cancelled_not_left_
         )
         [row] = slurm_cluster.sacct(slurm_id, ("JobID", "NodeList"))
         assert row["NodeList"] == "None assigned"  # never ran
+
+
+def test_a_root_job_slurm_started_at_its_planned_start_before_a_restart_is_cancelled(
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor, tmp_path: Path
+) -> None:
+    # held by a daemon that allowed root's jobs; Slurm starts it at its --begin while no
+    # daemon looks; the one restarted with allow_root_jobs = false hands it over again (its
+    # first round's hold): it cancels it running, answers it started at Slurm's start, and
+    # its end, read from sacct, fails with the refusal's words (it reported it started and
+    # left it running as root)
+    refusing = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(),
+                             known_gpus=["T4"], allow_root_jobs=False)  # fmt: skip
+    refusing.discover("qc")
+    now = datetime.now(UTC)
+    spec = LaunchSpec(f"root-{uuid.uuid4().hex[:8]}", ("sleep", "60"), 0, 0, (0,), tmp_path,
+                      region="qc", device_ids=("qc/0",))  # fmt: skip
+    held = executor.hold(spec, now + timedelta(seconds=2), "", now)
+    slurm_id = int(held.token.split('"')[3])
+    slurm_cluster.wait_until(lambda: _squeue(slurm_cluster, slurm_id) == "RUNNING|None",
+                             what="Slurm to start it at its planned start")  # fmt: skip
+
+    later = datetime.now(UTC)
+    again = refusing.hold(spec, later + timedelta(hours=1), held.token, later)
+
+    assert again.token == held.token and again.ended is None and again.started_at is not None
+    slurm_cluster.wait_until(lambda: slurm_cluster.job_state(slurm_id).startswith("CANCELLED"),
+                             what="the started root job to be cancelled")  # fmt: skip
+    handle = RunHandle(spec.job_id, "slurm", held.token, again.started_at, uid=0)
+    [end] = slurm_cluster.wait_until(lambda: refusing.poll([handle], datetime.now(UTC)),
+                                     what="its end read from sacct")  # fmt: skip
+    assert end.reason == (
+        f"launch failed: job {spec.job_id}: refusing to run a job as root; Slurm started its "
+        f"job {slurm_id} at its planned start before carbond saw it: cancelled after it started"
+    )
+    assert end.started_at == again.started_at and not end.cancelled_by_owner

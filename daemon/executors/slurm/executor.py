@@ -50,6 +50,7 @@ from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owners import (
     cancel_held_root,
     cancel_refused,
+    cancel_started,
     cancel_unreleased,
     refusal,
     refuse_root,
@@ -61,7 +62,7 @@ from daemon.executors.slurm.queries import SlurmQueries, Token, said
 from daemon.executors.slurm.reach import Reach
 from daemon.executors.slurm.reading import LOST_LIMIT_S
 from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
-from daemon.executors.slurm.states import WAITING
+from daemon.executors.slurm.states import WAITING, is_ended
 from daemon.executors.slurm.watching import SlurmWatching
 
 __all__ = ["SlurmExecutor"]
@@ -173,7 +174,11 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self, spec: LaunchSpec, start: datetime, token: str, now: datetime, *, new: bool = False
     ) -> Held:
         """Submit ``spec`` to start no earlier than ``start`` (Slurm reason ``BeginTime``), or
-        move the submitted one there; a job Slurm already started is reported as started.
+        move the submitted one there; a job Slurm already started is reported as started
+        (one carbond now refuses, root's when root's jobs are not allowed, that Slurm started
+        at its planned start while no daemon looked, is cancelled running first: its run is
+        recorded and fails with the refusal's words,
+        :func:`~daemon.executors.slurm.owners.cancel_started`; so in :meth:`release`).
         ``new``: never submitted, so it is looked up by name in ``squeue`` only, not in
         ``sacct``: a hand-over needs no slurmdbd."""
         self._reach.at(now)
@@ -186,9 +191,14 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         current, row = found
         if (ended := self._ended_unstarted(current, row, spec.uid, now)) is not None:
             return Held(current.encode(), ended=ended)
+        why = refusal(spec.job_id, spec.uid, self._allow_root)
         if row is None or row.state not in WAITING:  # Slurm started it at its planned start
-            return Held(current.encode(), (row.start if row else None) or now)
-        if (why := refusal(spec.job_id, spec.uid, self._allow_root)) is not None:
+            started = (row.start if row else None) or now
+            if why is not None and row is not None and not is_ended(row.state):
+                return cancel_started(self._q, current, why, started, own=self._own_gpus,
+                                      notes=self._notes)  # fmt: skip
+            return Held(current.encode(), started)
+        if why is not None:
             # held by a daemon that allowed root's jobs: cancelled, not moved
             refused = cancel_refused(self._q, current, why, own=self._own_gpus,
                                      notes=self._notes, now=now)  # fmt: skip
@@ -267,6 +277,10 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             )
         if row is None or row.state not in WAITING:
             started = (row.start if row else None) or now
+            why = refusal(spec.job_id, spec.uid, self._allow_root)
+            if why is not None and row is not None and not is_ended(row.state):  # as in hold
+                cancel_started(self._q, current, why, started, own=self._own_gpus,
+                               notes=self._notes)  # fmt: skip
             return RunHandle(spec.job_id, self.name, current.encode(), started)
         try:
             refuse_root(spec.job_id, spec.uid, self._allow_root)  # turned off since it was held

@@ -27,6 +27,7 @@ from daemon.executors.slurm.states import WAITING, is_ended
 __all__ = [
     "cancel_held_root",
     "cancel_refused",
+    "cancel_started",
     "cancel_unreleased",
     "refusal",
     "refuse_root",
@@ -166,6 +167,26 @@ def cancel_unreleased(
     if row is not None and not is_ended(row.state):  # running: not held, not waiting
         return _cancelled_running(current, reason, row.start or now, notes)
     return Held(current.encode(), ended=EndedUnstarted(reason, by_owner=False, refused=True))
+
+
+def cancel_started(
+    q: SlurmQueries, current: Token, why: str, started: datetime, *, own: OwnGpus, notes: Notes
+) -> Held:
+    """Cancel the held Slurm job ``current`` that carbond now refuses (``why``) and that
+    Slurm started on its own at its planned start (``started``) before carbond looked (a
+    daemon restarted refusing root's jobs after one that allowed them held it): followed as
+    a normal run it would run on as root. It ran, so it is answered started, its run
+    recorded and its end failed with the refusal's words (:func:`_cancelled_running`). Its
+    GPUs are no longer followed (``own``).
+
+    Raises:
+        ExecutorError: Slurm cannot be asked, or refused the ``scancel``.
+    """
+    q.scancel(current)
+    own.forget(current.cluster, current.slurm_id)
+    reason = (f"{why}; Slurm started its job {current.slurm_id} at its planned start before "
+              "carbond saw it: cancelled after it started")  # fmt: skip
+    return _cancelled_running(current, reason, started, notes)
 
 
 def cancel_held_root(

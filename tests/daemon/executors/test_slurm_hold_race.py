@@ -272,3 +272,43 @@ def test_a_refused_root_job_slurm_starts_as_a_new_plan_moves_it_is_cancelled_run
         "launch failed: job j1: refusing to run a job as root; Slurm started its job 100 "
         "before carbond could hold it: cancelled after it started"
     )
+
+
+@pytest.mark.parametrize("step", ["hold", "release"])
+def test_a_refused_root_job_slurm_started_at_its_planned_start_before_a_restart_is_cancelled(
+    tmp_path: Path, step: str
+) -> None:
+    """A root job held by a daemon that allowed root's jobs, which Slurm started on its own
+    at its planned start while the daemon was down; the one restarted with
+    ``allow_root_jobs = false`` hands it over again (its first planning round's hold, or the
+    release of a start that has come): the job was reported started (``row.state not in
+    WAITING`` is checked before the refusal) and ran on as root. It is now cancelled running
+    and reported started at Slurm's start, its run recorded; its end, read by the poll from
+    sacct with its energy, fails with the refusal's words."""
+    slurm = FakeSlurm()
+    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    [job] = slurm.jobs.values()
+    job.state, job.reason, job.start = "RUNNING", "None", slurm.ran[0]  # its start came
+    refusing = _refusing(slurm)
+    now = T0 + timedelta(hours=1, minutes=1)
+
+    with capture_logs() as logs:
+        if step == "hold":
+            again = refusing.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, now)
+            token, started = again.token, again.started_at
+        else:
+            handle = refusing.release(_spec(tmp_path), held.token, now)
+            token, started = handle.token, handle.started_at
+
+    assert (token, started) == (held.token, T0 + timedelta(seconds=1))  # its start in Slurm
+    assert job.state == "CANCELLED"
+    job.energy = "50"
+    [end] = refusing.poll([RunHandle("j1", "slurm", held.token, T0, uid=0)], now)
+    assert end.reason == (
+        "launch failed: job j1: refusing to run a job as root; Slurm started its job 100 at "
+        "its planned start before carbond saw it: cancelled after it started"
+    )
+    assert (end.energy_j, end.energy_method) == (50.0, "slurm-sacct")
+    assert not end.cancelled_by_owner
+    [event] = [e for e in logs if e["event"] == "slurm_held_job_refused"]
+    assert event["slurm_id"] == "100" and event["started"] is True
