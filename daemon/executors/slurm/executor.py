@@ -56,7 +56,7 @@ from daemon.executors.slurm.owners import (
     refuse_root,
 )
 from daemon.executors.slurm.owngpus import OwnGpus
-from daemon.executors.slurm.parse import parse_sbatch
+from daemon.executors.slurm.parse import QueueRow, parse_sbatch
 from daemon.executors.slurm.partitions import PARTITIONS_TTL_S, PartitionStates, closed_now
 from daemon.executors.slurm.queries import SlurmQueries, Token, said
 from daemon.executors.slurm.reach import Reach
@@ -191,14 +191,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         current, row = found
         if (ended := self._ended_unstarted(current, row, spec.uid, now)) is not None:
             return Held(current.encode(), ended=ended)
-        why = refusal(spec.job_id, spec.uid, self._allow_root)
         if row is None or row.state not in WAITING:  # Slurm started it at its planned start
-            started = (row.start if row else None) or now
-            if why is not None and row is not None and not is_ended(row.state):
-                return cancel_started(self._q, current, why, started, own=self._own_gpus,
-                                      notes=self._notes)  # fmt: skip
-            return Held(current.encode(), started)
-        if why is not None:
+            return self._started(spec.job_id, spec.uid, current, row, now)
+        if (why := refusal(spec.job_id, spec.uid, self._allow_root)) is not None:
             # held by a daemon that allowed root's jobs: cancelled, not moved
             refused = cancel_refused(self._q, current, why, own=self._own_gpus,
                                      notes=self._notes, now=now)  # fmt: skip
@@ -276,12 +271,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                 ended,
             )
         if row is None or row.state not in WAITING:
-            started = (row.start if row else None) or now
-            why = refusal(spec.job_id, spec.uid, self._allow_root)
-            if why is not None and row is not None and not is_ended(row.state):  # as in hold
-                cancel_started(self._q, current, why, started, own=self._own_gpus,
-                               notes=self._notes)  # fmt: skip
-            return RunHandle(spec.job_id, self.name, current.encode(), started)
+            started = self._started(spec.job_id, spec.uid, current, row, now).started_at
+            return RunHandle(spec.job_id, self.name, current.encode(), started or now)
         try:
             refuse_root(spec.job_id, spec.uid, self._allow_root)  # turned off since it was held
             joblogs.prepare(spec)
@@ -296,7 +287,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
     def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
         """Hold and cancel the held job (looked up by name among the jobs of its owner ``uid``
         when ``token`` is empty); once held it cannot start. A job Slurm already started is
-        left alone: its token and start time."""
+        left alone: its token and start time (:meth:`_started`: one carbond now refuses is
+        cancelled running, its run recorded)."""
         self._reach.at(now)
         self._held_specs.pop(job_id, None)
         found = self._find(job_id, token, uid)
@@ -306,14 +298,31 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         if (ended := self._ended_unstarted(current, row, uid, now)) is not None:
             return Held(current.encode(), ended=ended)
         if row is None or row.state not in WAITING:
-            return Held(current.encode(), (row.start if row else None) or now)
+            return self._started(job_id, uid, current, row, now)
         held, again = self._q.hold(current)
         if not held and (again is None or again.state not in WAITING):  # Slurm started it
-            return Held(current.encode(), (again.start if again else None) or now)
+            return self._started(job_id, uid, current, again, now, raced=True)
         self._q.scancel(current)
         self._own_gpus.forget(current.cluster, current.slurm_id)
         log.info("slurm_job_withdrawn", job_id=job_id, slurm_id=current.slurm_id)
         return None
+
+    def _started(
+        self, job_id: str, uid: int | None, current: Token, row: QueueRow | None,
+        now: datetime, *, raced: bool = False,
+    ) -> Held:  # fmt: skip
+        """The held job ``current`` that Slurm started (``row``: squeue's after it), answered
+        started: its token and start (squeue's, else ``now``). One carbond now refuses
+        (root's, root's jobs not allowed) that still runs is cancelled first
+        (:func:`~daemon.executors.slurm.owners.cancel_started`; ``raced``: Slurm started it
+        between carbond's look and its hold), not left to run on as root: its run is
+        recorded and its end fails with the refusal's words."""
+        started = (row.start if row else None) or now
+        why = refusal(job_id, uid, self._allow_root)
+        if why is None or row is None or is_ended(row.state):
+            return Held(current.encode(), started)
+        return cancel_started(self._q, current, why, started, own=self._own_gpus,
+                              notes=self._notes, raced=raced)  # fmt: skip
 
     def _submit(self, spec: LaunchSpec, begin: datetime | None) -> Token:
         submission.check(spec, self._targets, self._allow_root)

@@ -170,22 +170,24 @@ def cancel_unreleased(
 
 
 def cancel_started(
-    q: SlurmQueries, current: Token, why: str, started: datetime, *, own: OwnGpus, notes: Notes
-) -> Held:
+    q: SlurmQueries, current: Token, why: str, started: datetime, *, own: OwnGpus,
+    notes: Notes, raced: bool = False,
+) -> Held:  # fmt: skip
     """Cancel the held Slurm job ``current`` that carbond now refuses (``why``) and that
     Slurm started on its own at its planned start (``started``) before carbond looked (a
     daemon restarted refusing root's jobs after one that allowed them held it): followed as
     a normal run it would run on as root. It ran, so it is answered started, its run
-    recorded and its end failed with the refusal's words (:func:`_cancelled_running`). Its
-    GPUs are no longer followed (``own``).
+    recorded and its end failed with the refusal's words (:func:`_cancelled_running`);
+    ``raced``: Slurm started it between carbond's look and its hold (a withdrawal), said so.
+    Its GPUs are no longer followed (``own``).
 
     Raises:
         ExecutorError: Slurm cannot be asked, or refused the ``scancel``.
     """
     q.scancel(current)
     own.forget(current.cluster, current.slurm_id)
-    reason = (f"{why}; Slurm started its job {current.slurm_id} at its planned start before "
-              "carbond saw it: cancelled after it started")  # fmt: skip
+    when = "before carbond could hold it" if raced else "at its planned start before carbond saw it"
+    reason = f"{why}; Slurm started its job {current.slurm_id} {when}: cancelled after it started"
     return _cancelled_running(current, reason, started, notes)
 
 

@@ -312,3 +312,34 @@ def test_a_refused_root_job_slurm_started_at_its_planned_start_before_a_restart_
     assert not end.cancelled_by_owner
     [event] = [e for e in logs if e["event"] == "slurm_held_job_refused"]
     assert event["slurm_id"] == "100" and event["started"] is True
+
+
+@pytest.mark.parametrize("raced", [False, True])
+def test_a_refused_root_job_slurm_started_is_cancelled_when_withdrawn(
+    tmp_path: Path, raced: bool
+) -> None:
+    """The held root job a restarted daemon refusing root's jobs withdraws (cancelled by its
+    user, planned elsewhere) had been started by Slurm, before carbond's look (at its planned
+    start while no daemon looked) or between that look and its hold: it was reported started
+    and ran on as root. It is now cancelled running and reported started, its run recorded,
+    its end failing with the refusal's words."""
+    slurm = _StartsAfterLook()
+    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    [job] = slurm.jobs.values()
+    if raced:
+        slurm.armed = True
+    else:
+        job.state, job.reason, job.start = "RUNNING", "None", slurm.ran[0]
+    refusing = _refusing(slurm)
+    now = T0 + timedelta(hours=1, minutes=1)
+
+    started = refusing.withdraw("j1", held.token, now, uid=0)
+
+    assert started == Held(held.token, T0 + timedelta(seconds=1))
+    assert job.state == "CANCELLED"
+    [end] = refusing.poll([RunHandle("j1", "slurm", held.token, T0, uid=0)], now)
+    when = "before carbond could hold it" if raced else "at its planned start before carbond saw it"
+    assert end.reason == (
+        f"launch failed: job j1: refusing to run a job as root; Slurm started its job 100 {when}: "
+        "cancelled after it started"
+    )
