@@ -34,6 +34,7 @@ from pathlib import Path
 import structlog
 
 from daemon.errors import DaemonError
+from daemon.procs import process_uids
 from daemon.supervision.health import HEALTH_NAME, read_health
 
 __all__ = [
@@ -158,22 +159,12 @@ def _foreign_holder(fd: int) -> tuple[int, int] | None:
             pid = int(fields[4])
         except ValueError:
             continue
-        uid = _real_uid(pid)
+        uids = process_uids(pid)
+        uid = None if uids is None else uids.real
         if pid <= 0 or uid is None or uid == os.geteuid():
             return None
         holders.append((pid, uid))
     return holders[0] if holders else None
-
-
-def _real_uid(pid: int) -> int | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    return None
 
 
 def _unlocked_daemon(state_dir: Path) -> int | None:
@@ -185,7 +176,10 @@ def _unlocked_daemon(state_dir: Path) -> int | None:
     user's reader given that pid would keep every later daemon from starting). None when there
     is none or it cannot be told."""
     report = read_health(state_dir / HEALTH_NAME)
-    if report is None or report.pid == os.getpid() or _real_uid(report.pid) != os.geteuid():
+    if report is None or report.pid == os.getpid():
+        return None
+    uids = process_uids(report.pid)
+    if uids is None or uids.real != os.geteuid():
         return None
     # gone, or not ours to look at (None): not taken for a daemon
     return report.pid if holds_open(report.pid, state_dir / LEDGER_NAME) else None

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
+from daemon.procs import process_uids
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME, holds_open
 from daemon.supervision.health import HEALTH_NAME, HEARTBEAT_S, STALE_S, read_health
@@ -108,15 +109,9 @@ def still_the_daemon(pid: int, state_dir: Path) -> bool:
 
 
 def effective_uid(pid: int) -> int | None:
-    """Process ``pid``'s effective uid (``/proc/PID/status``); None when it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("Uid:") and len(line.split()) > 2:
-            return int(line.split()[2])
-    return None
+    """Process ``pid``'s effective uid; None when it is gone."""
+    uids = process_uids(pid)
+    return None if uids is None else uids.effective
 
 
 def _owner(path: Path) -> int | None:

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from daemon.executors.base import ExitStatus, LaunchSpec
+from daemon.procs import process_uids
 
 __all__ = [
     "DEFAULT_PATH",
@@ -165,20 +166,12 @@ def find_wrapper(spec_file: Path) -> int | None:
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if argv[1:] != wanted or _real_uid(entry) != me:
+            uids = process_uids(int(entry.name))
+            if argv[1:] != wanted or uids is None or uids.real != me:
                 continue
         except OSError:
             continue
         return int(entry.name)
-    return None
-
-
-def _real_uid(proc: Path) -> int | None:
-    """The real uid in ``/proc/PID/status`` (the directory's owner is root for a process that
-    made itself non-dumpable, whoever runs it)."""
-    for line in (proc / "status").read_text(encoding="ascii", errors="replace").splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
     return None
 
 
