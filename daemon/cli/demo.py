@@ -45,6 +45,7 @@ __all__ = [
     "DemoJob",
     "DemoResult",
     "demo_settings",
+    "refuse_used_state_dir",
     "run_demo",
 ]
 
