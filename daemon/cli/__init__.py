@@ -23,6 +23,7 @@ from typing import Any, TextIO, cast
 from daemon.cli.output import fail
 from daemon.errors import DaemonError
 from daemon.logs import configure_logging
+from daemon.package_version import carbond_version
 
 __all__ = ["build_parser", "joined_past_spans", "main"]
 
@@ -51,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="carbond",
         description="Carbon-aware scheduling daemon for LLM inference on GPU clusters.",
     )
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        nargs=0,
+        help="print this install's carbond version (the installed package's) and exit",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -68,6 +75,23 @@ class _Parser(argparse.ArgumentParser):
             return
         sys.stdout.write(self.format_help())
         sys.stdout.flush()  # a full or closed stdout shows here, before argparse exits 0
+
+
+class _Version(argparse.Action):
+    """``carbond --version``: ``carbond 0.1.0`` on stdout, exit 0. Not argparse's own
+    ``version`` action, which drops a failed write (``> /dev/full``) and exits 0 as
+    ``--help`` did; this one writes through the named stdout, as :meth:`_Parser.print_help`."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"carbond {carbond_version()}\n")
+        sys.stdout.flush()
+        parser.exit()
 
 
 # A relative time or span before now ("-7d", "-12h", "-1.5d"): a value, not an option.

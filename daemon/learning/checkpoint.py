@@ -43,7 +43,6 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,7 @@ from daemon.learning.factors import Learning, measured_history
 from daemon.ledger import Ledger, LedgerError, MeasuredRun
 from daemon.ledger.checkpoint import StoredCheckpoint, UnreadableCheckpointError
 from daemon.ledger.measured import Watermark
+from daemon.package_version import carbond_version
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig
 
 __all__ = [
@@ -108,7 +108,7 @@ class FoldInputs:
             kinds.setdefault(gpu.device.gpu.name, set()).add(kind)
         kind_of = tuple(sorted((name, "+".join(sorted(k))) for name, k in kinds.items()))
         return cls(tuple(sorted(asdict(config).items())), gpus, code or code_digest(),
-                   version or _version(), kind_of)  # fmt: skip
+                   version or carbond_version(), kind_of)  # fmt: skip
 
     def text(self) -> str:
         """As stored (JSON)."""
@@ -361,11 +361,3 @@ def code_digest() -> str:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@functools.cache
-def _version() -> str:
-    try:
-        return metadata.version("carbond")
-    except metadata.PackageNotFoundError:  # a source checkout that is not installed
-        return "unknown"
