@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import resource
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,13 @@ from daemon.doctor.running_daemon import running_pid
 from daemon.executors.wrapper import JOB_LIMITS
 from daemon.settings import Settings, config_problem
 
-__all__ = ["describe_wrapper", "hard_limits", "limit_problems"]
+__all__ = [
+    "SHARED_LINK",
+    "blocked_for_others",
+    "describe_wrapper",
+    "hard_limits",
+    "limit_problems",
+]
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -42,24 +49,83 @@ _UNIT_DIRECTIVES: Final = {
 }
 
 
-def describe_wrapper(settings: Settings | None) -> tuple[Status, str]:
-    """``(status, detail)``: whether ``python -I`` imports the job wrapper, whom jobs can run
-    as, and (given ``settings``) each job limit above the daemon's hard limit, as a problem."""
-    argv = [sys.executable, "-I", "-c", "import daemon.executors.wrapper"]
+# install.sh's link that puts ``carbond`` on every user's PATH.
+SHARED_LINK: Final = Path("/usr/local/bin/carbond")
+
+
+def describe_wrapper(
+    settings: Settings | None, *, executable: str | None = None, shared_link: Path = SHARED_LINK
+) -> tuple[Status, str]:
+    """``(status, detail)``: whether ``python -I`` (``executable``: this one's) imports the
+    job wrapper, whom jobs can run as, and (given ``settings``) each job limit above the
+    daemon's hard limit, as a problem. An interpreter other users cannot run
+    (:func:`blocked_for_others`) is a problem when ``shared_link`` (install.sh's
+    ``/usr/local/bin/carbond``) is this interpreter's ``carbond``: every user runs it, and
+    install.sh refuses such an interpreter; else a note."""
+    python = executable or sys.executable
+    argv = [python, "-I", "-c", "import daemon.executors.wrapper"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return "fail", f"cannot start {sys.executable}: {exc}"
+        return "fail", f"cannot start {python}: {exc}"
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return "fail", f"`{sys.executable} -I` cannot import the job wrapper: {last}"
+        return "fail", f"`{python} -I` cannot import the job wrapper: {last}"
     who = "root: jobs run as their submitters" if os.geteuid() == 0 else (
         f"uid {os.geteuid()}: only this user's jobs can run")  # fmt: skip
-    detail = f"{sys.executable} -I -m daemon.executors.wrapper; {who}"
+    detail = f"{python} -I -m daemon.executors.wrapper; {who}"
     problems = [] if settings is None else limit_problems(settings, running_pid(settings))
+    blocked = blocked_for_others(python)
+    if blocked is not None:
+        message = (
+            f"other users cannot run {python}: {blocked}, so their `carbond submit`, `jobs`, "
+            "`status` and `cancel` fail with 'Permission denied' (make the venv with an "
+            "interpreter every user can run: PYTHON=/usr/bin/python3 systemd/install.sh)"
+        )
+        if _on_every_users_path(python, shared_link):
+            problems.append(message)
+        else:
+            detail += f"; note: {message} (fine while {shared_link} is not this carbond)"
     if problems:
         return "fail", "; ".join([*problems, detail])
     return "pass", detail
+
+
+def _on_every_users_path(python: str, shared_link: Path) -> bool:
+    """Whether ``shared_link`` resolves to a ``carbond`` beside ``python`` (its venv's)."""
+    if not shared_link.exists():
+        return False
+    beside = os.path.realpath(os.path.dirname(os.path.abspath(python)))
+    return os.path.dirname(os.path.realpath(shared_link)) == beside
+
+
+def blocked_for_others(executable: str) -> str | None:
+    """What keeps a user other than the owner (and not in its group) from running
+    ``executable``, by its mode bits: ``DIR is not searchable by others (drwx------)`` for the
+    first directory on its path, as given or with every link resolved, without ``o+x``, or
+    ``FILE is not executable by others (-rwxr-x---)``; None when nothing does (ACLs are not
+    read). A job's argv does not need it (the wrapper runs as root); every user's CLI does."""
+    given = Path(os.path.abspath(executable))
+    resolved = Path(os.path.realpath(executable))
+    seen: set[Path] = set()
+    for path in (given, resolved):
+        for directory in reversed(path.parents):
+            if directory in seen:
+                continue
+            seen.add(directory)
+            try:
+                mode = directory.stat().st_mode
+            except OSError as exc:
+                return f"{directory}: {exc.strerror or exc}"
+            if not mode & stat.S_IXOTH:
+                return f"{directory} is not searchable by others ({stat.filemode(mode)})"
+    try:
+        mode = resolved.stat().st_mode
+    except OSError as exc:
+        return f"{resolved}: {exc.strerror or exc}"
+    if not mode & stat.S_IXOTH:
+        return f"{resolved} is not executable by others ({stat.filemode(mode)})"
+    return None
 
 
 def hard_limits(pid: int | None) -> tuple[dict[str, int], str]:
