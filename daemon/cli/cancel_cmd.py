@@ -11,11 +11,12 @@ from pathlib import Path
 from daemon.cli.context import open_ledger, settings_from
 from daemon.cli.job_rows import user_name
 from daemon.cli.output import print_json
+from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import rejected_naming
 from daemon.cli.unread import unread_job_file, unread_job_files
 from daemon.errors import UsageError
 from daemon.ledger import JobRecord, UnknownJobError
-from daemon.queue import REJECTED_NAME, append_line, append_submission, submit_target
+from daemon.queue import REJECTED_NAME, append_line, submit_target
 from daemon.statedir import LEDGER_NAME
 from daemon.states import FINAL_STATES
 
@@ -43,9 +44,7 @@ def cancel_job(args: argparse.Namespace) -> int:
         target = other[0]
         append_line(target, {"cancel": job_id}, settings.queue.max_line_bytes, uid=other[1])
     else:
-        target = append_submission(
-            settings.state_dir, uid, {"cancel": job_id}, settings.queue.max_line_bytes
-        )
+        target = append_own_line(settings, {"cancel": job_id})
     if args.json:
         print_json({"job_id": job_id, "cancel_requested": True, "state": state,
                     "queue_file": str(target)})  # fmt: skip

@@ -27,12 +27,13 @@ from daemon.cli.output import (
     printable,
     stderr_line,
 )
+from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.cli.submit_file import name_file_fields, read_job_file
 from daemon.errors import UsageError
 from daemon.ledger import Ledger, LedgerError
-from daemon.queue import REJECTED_NAME, append_submission, new_job_id
+from daemon.queue import REJECTED_NAME, new_job_id
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.reports.render import unsigned_zero
 from daemon.settings import Settings
@@ -148,9 +149,7 @@ def _submit(args: argparse.Namespace) -> int:
         _refuse_existing_id(settings, parsed.job_id, os.getuid())
     request = parsed if parsed.job_id else parsed.with_id(new_job_id())
     warnings += submit_warnings(settings, request, datetime.now(UTC))
-    target = append_submission(
-        settings.state_dir, os.getuid(), request.to_json(), settings.queue.max_line_bytes
-    )
+    target = append_own_line(settings, request.to_json())
     if args.json:
         print_json({"job_id": request.job_id, "queue_file": str(target),
                     "deadline": request.to_json()["deadline"], "warnings": warnings})  # fmt: skip

@@ -170,6 +170,7 @@ def append_line(
     *,
     uid: int | None = None,
     lock_wait_s: float = LOCK_WAIT_S,
+    create_mode: int = 0o644,
 ) -> None:
     """Append ``record`` as one JSON line to ``path`` under ``flock``, then fsync.
 
@@ -180,7 +181,8 @@ def append_line(
     goes to the new file. With ``uid``, the file must be that user's own private regular file;
     with another ``uid`` than the caller's (root appending to a user's file) it must exist
     already: one created here would be the caller's, left empty in that user's name. The lock
-    is waited for at most ``lock_wait_s``.
+    is waited for at most ``lock_wait_s``. A file created here gets ``create_mode`` (less
+    the umask); an existing file's mode is left as it is.
 
     Raises:
         QueueError: the line is too long, the file cannot be written (or is not ``uid``'s), or
@@ -195,7 +197,7 @@ def append_line(
         flags |= os.O_CREAT
     for _ in range(20):
         try:
-            fd = os.open(path, flags, 0o644)
+            fd = os.open(path, flags, create_mode)
         except FileNotFoundError as exc:
             if others:
                 raise QueueError(f"{path}: no longer exists (removed by its owner?)") from exc
@@ -270,16 +272,23 @@ def _write_whole_line(fd: int, data: bytes) -> None:
 
 
 def append_submission(
-    state_dir: Path, uid: int, record: dict[str, Any], max_line_bytes: int = 65_536
+    state_dir: Path,
+    uid: int,
+    record: dict[str, Any],
+    max_line_bytes: int = 65_536,
+    *,
+    private: bool = False,
 ) -> Path:
     """Append ``record`` for ``uid`` (``carbond submit``/``cancel``) where it is attributed to
     them (:func:`submit_target`), going around a spool file another user planted in its place
-    between the look and the open. Return the file written.
+    between the look and the open. Return the file written. A file created here is 0644, or
+    0600 when ``private`` (``[ledger] private = true``: its lines are the user's own).
 
     Raises:
         MissingStateDirError: no state dir, or the spool file's ``queue.d`` is not there yet.
         QueueError: the line cannot be written.
     """
+    mode = 0o600 if private else 0o644
     for _ in range(3):  # a name planted between the look and the open: look again
         target = submit_target(state_dir, uid)
         if target.parent.name == SPOOL_DIR and not target.parent.is_dir():
@@ -290,12 +299,12 @@ def append_submission(
             )
         check = uid if target.parent.name == SPOOL_DIR else None
         try:
-            append_line(target, record, max_line_bytes, uid=check)
+            append_line(target, record, max_line_bytes, uid=check, create_mode=mode)
         except _NotYoursError:
             continue
         return target
     target = _unguessable(state_dir, uid)
-    append_line(target, record, max_line_bytes, uid=uid)
+    append_line(target, record, max_line_bytes, uid=uid, create_mode=mode)
     return target
 
 

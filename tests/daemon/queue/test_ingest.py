@@ -197,27 +197,28 @@ def test_the_private_spool_file_docs_operations_md_gives_is_the_one_submit_creat
 ) -> None:
     """README and docs/operations.md said `[ledger] private = true` keeps other users from
     reading every job's argv, while the queue files, 0644 as `carbond submit` creates them,
-    hold every job's line until compaction. The page now says so and how a user keeps their
-    own spool file private: the umask it names gives the mode it names, kept by later
-    appends under the usual umask."""
+    hold every job's line until compaction; then they gave a umask workaround. With a private
+    ledger submit now creates the spool file private itself: the mode the page names, under
+    the usual umask, kept by later appends."""
     root = Path(__file__).resolve().parents[3]
     text = (root / "docs" / "operations.md").read_text()
-    found = re.search(r"makes their first submit under `umask (0[0-7]+)`: the\s+file is then "
-                      r"created (0[0-7]{3}) and stays so", text)  # fmt: skip
-    assert found is not None, "docs/operations.md no longer says how to keep a spool file private"
+    found = re.search(r"with `private = true`, `carbond\s+submit` and `cancel` \(which read the "
+                      r"same config as the daemon\) create the caller's spool file\s+"
+                      r"(0[0-7]{3})", text)  # fmt: skip
+    assert found is not None, "docs/operations.md no longer says how private spool files are made"
     readme = (root / "README.md").read_text()
-    assert f"its first submit ran under `umask {found.group(1)}`" in readme
-    spool = tmp_path / SPOOL_DIR
-    spool.mkdir()
-    path = spool / f"{os.geteuid()}.jsonl"
-    old = os.umask(int(found.group(1), 8))
+    assert f"`carbond submit` and `cancel` create a user's spool file {found.group(1)}" in readme
+    (tmp_path / QUEUE_NAME).write_text("")  # not the caller's own private file: the spool
+    (tmp_path / QUEUE_NAME).chmod(0o664)
+    (tmp_path / SPOOL_DIR).mkdir()
+    old = os.umask(0o022)
     try:
-        append_line(path, {"cancel": "j1"}, uid=os.geteuid())
-        os.umask(0o022)
-        append_line(path, {"cancel": "j2"}, uid=os.geteuid())
+        path = append_submission(tmp_path, os.geteuid(), {"cancel": "j1"}, private=True)
+        append_submission(tmp_path, os.geteuid(), {"cancel": "j2"}, private=False)
     finally:
         os.umask(old)
-    assert f"{path.stat().st_mode & 0o777:04o}" == found.group(2)
+    assert path == tmp_path / SPOOL_DIR / f"{os.geteuid()}.jsonl"
+    assert f"{path.stat().st_mode & 0o777:04o}" == found.group(1)
     assert len(path.read_text().splitlines()) == 2
 
 
