@@ -142,7 +142,8 @@ def estimate_prompts(
     title = (f"{model.name} on {gpu.name} x{workload.tensor_parallel} ({runtime.name}), "
              f"batch {batch}, {carbon.intensity_g_per_kwh:g} gCO2e/kWh")  # fmt: skip
     print_table(title, columns, [[r.get(c, "OOM") for c in columns] for r in rows])
-    print(f"total over {len(fitting)} prompts: {total['energy_j']:.1f} J "
+    noun = "prompt" if len(fitting) == 1 else "prompts"
+    print(f"total over {len(fitting)} {noun}: {total['energy_j']:.1f} J "
           f"({total['energy_j_p10']:.1f}-{total['energy_j_p90']:.1f}), {total['total_g']:.4g} g "
           f"({total['total_g_p10']:.4g}-{total['total_g_p90']:.4g})")  # fmt: skip
     return 0

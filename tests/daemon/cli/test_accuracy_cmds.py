@@ -263,3 +263,15 @@ def test_advise_bad_arguments_exit_2(
     code, out, err = run(capsys, *ADVISE, *argv)
     assert code == 2 and out == ""
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_total_over_one_prompt_is_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``total over 1 prompts`` (as ``carbond jobs`` said ``total over 1 jobs``)."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "only", "input_tokens": 100, "output_tokens": 50}\n')
+
+    code, table, _ = run(capsys, *VLLM, "--prompts", str(prompts))
+
+    assert code == 0 and "\ntotal over 1 prompt: " in table

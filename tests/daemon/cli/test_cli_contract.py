@@ -100,7 +100,7 @@ def test_jobs_totals_never_show_a_few_milligrams_as_zero(
     code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path))
     assert code == 0
     line = out.splitlines()[-1]
-    shown = re.fullmatch(r"total over 1 jobs: expected (\S+) g; measured (\S+) g over 1 "
+    shown = re.fullmatch(r"total over 1 job: expected (\S+) g; measured (\S+) g over 1 "
                          r"finished, saved (\S+) g against running each at once \(run-now\)",
                          line)  # fmt: skip
     assert shown is not None, line
