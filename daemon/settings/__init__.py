@@ -14,6 +14,7 @@ or variable (:mod:`daemon.settings.problems`).
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
@@ -230,8 +231,20 @@ def _config_path(explicit: Path | None) -> Path | None:
 
 
 def _not_a_file(path: Path) -> str:
-    """Why ``path`` is no config file: a folder named for one said "not found"."""
-    return "a folder, not a config file" if path.is_dir() else "config file not found"
+    """Why ``path`` is no config file: a folder named for one said "not found", and so did
+    ``--config /dev/null``, which is there (a character device)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a symlink to nothing, not a config file" if path.is_symlink() else (
+            "config file not found")  # fmt: skip
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"{kind}, not a config file"
 
 
 def _text(path: Path | None) -> str | None:

@@ -3,6 +3,7 @@ region, a misspelt policy, a bad value in a ``CARBOND_*`` variable (named, with 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -239,6 +240,27 @@ def test_a_config_path_that_is_a_folder_or_not_text_says_so(
     missing = tmp_path / "absent.toml"
     assert main(["run", "--config", str(missing)]) == 2
     assert capsys.readouterr().err.endswith(f"  {missing}: config file not found\n")
+
+
+def test_a_config_path_that_is_there_but_no_file_says_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--config /dev/null`` (an operator's "no config") said ``config file not found``,
+    though it is right there; so did a link whose target is gone."""
+    assert main(["jobs", "--config", os.devnull]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"  {os.devnull}: a character device, not a config file\n"
+    )
+    fifo = tmp_path / "carbond.toml"
+    os.mkfifo(fifo)
+    assert main(["jobs", "--config", str(fifo)]) == 2
+    assert capsys.readouterr().err.endswith(f"  {fifo}: a FIFO, not a config file\n")
+    dangling = tmp_path / "linked.toml"
+    dangling.symlink_to(tmp_path / "gone.toml")
+    assert main(["jobs", "--config", str(dangling)]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"  {dangling}: a symlink to nothing, not a config file\n"
+    )
 
 
 @pytest.mark.parametrize("url", ["api.electricitymaps.com/v3", "ftp://em.example/v3", "https://"])
