@@ -205,11 +205,13 @@ def _intensity(args: argparse.Namespace) -> int:
         columns,
         [[payload[c] for c in columns]],
     )
+    # notes go to stderr, as the trace's own: stdout holds the table (until 2026-12-07 these
+    # two were printed into it as `note: ...`)
     if reading.problem:
-        print(f"note: {reading.problem}")
+        note(reading.problem)
     if traces and reading.rung == "static":  # --at before the trace said "the trace ends ..."
         covers = f"{traces[zone].start.isoformat()} to {traces[zone].end.isoformat()}"
-        print(f"note: the trace covers {covers}; use --at TIME to read a time it covers")
+        note(f"the trace covers {covers}; use --at TIME to read a time it covers")
     if forecast is not None:
         fc = payload["forecast"]
         # a forecast no backtest scored (static: 50 % of the value; too little history: 25 %)
