@@ -349,3 +349,17 @@ def test_the_installed_documentation_has_the_pages_it_links_to(tmp_path: Path) -
             if not (docs / target).is_file():
                 wrong.append(f"{page.name} links to {target}, not installed")
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("name", ["carbond.tmpfiles.conf", "carbond.sysusers.conf"])
+def test_each_snippet_names_where_the_install_script_installs_it(name: str) -> None:
+    """The snippets' first lines said "install as /usr/lib/tmpfiles.d/carbond.conf" (and
+    sysusers.d), while install.sh and docs/operations.md put them in /etc/: an operator
+    following the comment had two copies, the vendor one shadowed by the other."""
+    script = (SYSTEMD / "install.sh").read_text(encoding="utf-8")
+    found = re.search(rf'install -m 0644 "\$here/{re.escape(name)}" "\$destdir(/\S+)"', script)
+    assert found is not None, f"install.sh no longer installs {name}"
+    first = (SYSTEMD / name).read_text(encoding="utf-8").splitlines()[0]
+    named = re.findall(r"(/(?:usr|etc)/\S+?\.conf)", first)
+    assert named == [found.group(1)], first
+    assert found.group(1) in (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
