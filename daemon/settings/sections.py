@@ -328,7 +328,8 @@ class SlurmExecutorSettings(_Section):
     only the ends that need it); ``pending_grace_s``: how long a released job may stay pending
     (the partition busy with others' work) before carbond takes it back and plans it again;
     ``cut_short_limit_s``: how long a job gone from ``squeue`` may keep a cut-short ``sacct``
-    row (its state unknown) before it ends ``failed`` (counted in memory: afresh on restart);
+    row (its state unknown) before it ends ``failed``, or an ended one without the ``End``
+    or exit code sacct has not recorded yet (counted in memory: afresh on restart);
     ``allow_root_jobs``: whether a job submitted by root (uid 0) is submitted to Slurm, where
     it runs as root (as ``executors.local.allow_root_jobs`` for local jobs).
     """

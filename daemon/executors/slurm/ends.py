@@ -11,22 +11,49 @@ from daemon.executors.base import EndedUnstarted, ExitStatus, RunHandle
 from daemon.executors.slurm.acct import AcctRow, energy_j, row_of, rows_of
 from daemon.executors.slurm.states import ended_status, is_ended
 
-__all__ = ["ended", "ended_unstarted", "ran_before"]
+__all__ = ["ended", "ended_unstarted", "ran_before", "unrecorded"]
 
 _NO_NODE = "None assigned"  # sacct's NodeList of a job that never got a node
+_WHEN = {True: "the poll's time", False: "the first poll that found it ended"}
 _ACCT_SETTLE_S = 5.0  # after its end, wait this long at most for a job's batch-step row
 
 
+def unrecorded(slurm_id: str, acct: list[AcctRow]) -> str | None:
+    """What sacct has not recorded yet of ``slurm_id``'s ended job row (``End``, ``ExitCode``),
+    or None when nothing is missing (or the job has not ended). slurmdbd writes a job's
+    ``End`` and ``ExitCode`` when it ends, a moment after its state: a job that failed within
+    a second can read ``FAILED`` with ``End`` ``Unknown`` and no exit code yet (seen on the
+    local cluster), so its end waits a poll or two rather than be taken as the poll's. An
+    ``End`` printed that cannot be read is not missing: it is unknown for good."""
+    job = row_of(acct, slurm_id)
+    if job is None or job.lost or not is_ended(job.state):
+        return None
+    fields = job.unreadable
+    missing = []
+    if job.end is None and not any(u.startswith("End ") for u in fields):
+        missing.append("End")
+    if (job.state == "FAILED" and job.exit_code is None and job.signal is None
+            and not any(u.startswith("ExitCode ") for u in fields)):  # fmt: skip
+        missing.append("ExitCode")
+    return " or ".join(missing) or None
+
+
 def ended(
-    handle: RunHandle, slurm_id: str, acct: list[AcctRow], now: datetime
+    handle: RunHandle,
+    slurm_id: str,
+    acct: list[AcctRow],
+    now: datetime,
+    *,
+    found_at: datetime | None = None,
 ) -> ExitStatus | None:
     """The end of ``slurm_id`` from its sacct rows; None while the rows are not final yet
     (sacct lags the controller by about half a second), or while its job row or its batch
     step's is lost (cut short: read again on the next poll). A field sacct printed that
     cannot be read is unknown, and the reason names it (``sacct unreadable: ExitCode
     '0:x'``): a job whose ``End`` is unknown ended at its ``batch`` step's ``End`` where that
-    is readable, else at ``now`` (the poll's time, late by however long carbond was down),
-    the reason saying which; one whose
+    is readable, else at ``now`` (the poll's time, late by however long carbond was down;
+    ``found_at`` instead where given: the first poll that found it ended, for a job whose
+    End sacct never recorded, :func:`unrecorded`), the reason saying which; one whose
     ``Start`` is unknown started at its ``batch`` step's ``Start`` where that is readable,
     else the start is left to the service (its release), the reason saying which. A
     ``COMPLETED`` job's exit code is 0 all the same: Slurm records ``COMPLETED`` only when
@@ -45,8 +72,8 @@ def ended(
         end = batch.end
         taken.append("end from its batch step's End")
     elif end is None:
-        end, to_second = now, False
-        taken.append("end unknown: taken as the poll's time")
+        end, to_second = found_at or now, False
+        taken.append(f"end unknown: taken as {_WHEN[found_at is None]}")
     # no Start: it never ran (cancelled while pending); an unreadable one: its batch step's
     start = job.start or (None if job.start_unknown else end)
     if job.start_unknown and batch is not None and batch.start is not None:

@@ -83,7 +83,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         pending_grace_s: how long a released job may stay pending before it is taken back.
         cut_short_limit_s: how long a job gone from squeue may keep a cut-short sacct job row
             before it ends failed
-            (:meth:`~daemon.executors.slurm.reading.SlurmReading._lost_too_long`).
+            (:meth:`~daemon.executors.slurm.reading.SlurmReading._lost_too_long`), or an
+            ended one without the End or exit code sacct has not recorded yet
+            (:meth:`~daemon.executors.slurm.reading.SlurmReading._ended`).
         allow_root_jobs: whether a job submitted by root (uid 0) is submitted (it runs as
             root in Slurm).
         log_dir: where the service puts the jobs' ``.out``/``.err`` (``<state_dir>/logs``),

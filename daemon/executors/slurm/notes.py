@@ -32,6 +32,7 @@ class Notes:
     # waiting since
     no_end: dict[Key, datetime] = field(default_factory=dict)  # held jobs gone, no sacct end
     sacct_lost: dict[Key, datetime] = field(default_factory=dict)  # cut-short sacct job rows
+    unrecorded: dict[Key, datetime] = field(default_factory=dict)  # ended, End not recorded
     # refused held jobs: the refusal of one cancelled running (or unheld), until its end is
     # read; how many times the hold of one still waiting failed
     refused: dict[Key, str] = field(default_factory=dict)

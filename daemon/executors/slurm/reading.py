@@ -19,7 +19,7 @@ from daemon.executors.base import ExitStatus, RunHandle
 from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.acct import AcctRow, row_of, rows_of
-from daemon.executors.slurm.ends import ended
+from daemon.executors.slurm.ends import ended, unrecorded
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import QueueRow, by_id
@@ -72,12 +72,13 @@ class SlurmReading:
                 if row is not None and not is_ended(row.state):
                     out.append((handle, row, acct))
                     continue
-                status = ended(handle, token.slurm_id, acct, now) or self._lost_too_long(
+                status = self._ended(
                     handle, cluster, token.slurm_id, acct, now
-                )
+                ) or self._lost_too_long(handle, cluster, token.slurm_id, acct, now)
                 if status is not None:
                     self._notes.sacct_odd.discard((cluster, token.slurm_id))  # ended: named no more
                     self._notes.sacct_lost.pop((cluster, token.slurm_id), None)
+                    self._notes.unrecorded.pop((cluster, token.slurm_id), None)
                     status = self._cannot_run(status)
                     gpus = job.gpus if (job := row_of(acct, token.slurm_id)) else None
                     status = self._own_gpus.charged(cluster, token.slurm_id, status, gpus)
@@ -107,6 +108,33 @@ class SlurmReading:
         if why is None:
             return status
         return replace(status, reason=why + status.reason.removeprefix("slurm FAILED"))
+
+    def _ended(
+        self, handle: RunHandle, cluster: str | None, slurm_id: str, acct: list[AcctRow],
+        now: datetime,
+    ) -> ExitStatus | None:  # fmt: skip
+        """The end of ``slurm_id`` from its sacct rows (:func:`~daemon.executors.slurm.ends.
+        ended`); None while its ended job row lacks an ``End`` or exit code sacct has not
+        recorded yet (:func:`~daemon.executors.slurm.ends.unrecorded`), for at most
+        ``cut_short_limit_s`` (counted in memory, as a cut-short row's): after that it ends
+        as its rows say, a missing End taken as the first poll that found it ended, the
+        reason saying how long sacct recorded none (``slurm_sacct_unrecorded_given_up``)."""
+        key = (cluster, slurm_id)
+        missing = unrecorded(slurm_id, acct)
+        if missing is None:
+            self._notes.unrecorded.pop(key, None)
+            return ended(handle, slurm_id, acct, now)
+        since = self._notes.unrecorded.setdefault(key, now)
+        waited = (now - since).total_seconds()
+        if waited < self._cut_short_limit_s:
+            return None  # written a moment after its state: read again on the next poll
+        status = ended(handle, slurm_id, acct, now, found_at=since)
+        if status is None:
+            return None
+        log.warning("slurm_sacct_unrecorded_given_up", cluster=cluster, slurm_id=slurm_id,
+                    job_id=handle.job_id, waited_s=waited, fields=missing)  # fmt: skip
+        return replace(status, reason=f"{status.reason}; sacct recorded no {missing} "
+                                      f"in {waited:.0f} s")  # fmt: skip
 
     def _lost_too_long(
         self, handle: RunHandle, cluster: str | None, slurm_id: str, acct: list[AcctRow],
