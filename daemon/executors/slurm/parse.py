@@ -337,14 +337,21 @@ def parse_running(stdout: str, gres: str = "gpu") -> list[RunningRow]:
     (rounded up) when more: ``--gpus=N`` asks nothing per node. An end or host list that
     cannot be read is unknown (None; no hosts, so no GPUs counted), named in the row's
     ``unreadable``; a line with the wrong number of fields is a lost row (no hosts): one odd
-    row does not hide the others' GPUs."""
+    row does not hide the others' GPUs. A last line without its newline (squeue ends every
+    line with one) was cut short inside its last field, ``EndTime`` (``...T16:37:44`` cut to
+    ``...T16:37:4`` still reads, 40 s early): its end is unknown, its hosts and GPUs whole."""
     rows = []
-    for line in data_lines(stdout):
+    lines = list(data_lines(stdout))
+    cut = cut_last(stdout, lines)
+    for index, line in enumerate(lines):
         if (lost := _lost(line, 6)) is not None:
             rows.append(RunningRow(lost[0], "", (), 0, None, (lost[1],)))
             continue
         i, user, nodes, per_node, alloc, end = line.split("|")
         bad: list[str] = []
+        if cut and index == len(lines) - 1:
+            bad.append(f"EndTime {end.strip()!r}: {cut_why('squeue', stdout, 'EndTime', line)}")
+            end = "Unknown"
         try:
             hosts = expand_hostlist(nodes.strip())
         except SlurmOutputError:
