@@ -298,12 +298,15 @@ def _grams_line(totals: dict[str, float]) -> str:
     )
 
 
+_NOISE_G = 1e-6
+
+
 def _grams(value: float) -> str:
     """A total of grams: from 1 g on to two decimals (``1,234.57``), below it to three
     significant digits (``0.0976``, ``0.000413``): short jobs weigh milligrams, which two
     decimals showed as ``0.00`` or ``0.01``."""
-    if value == 0 or abs(value) >= 0.995:
-        return unsigned_zero(f"{value:,.2f}")
+    if abs(value) < _NOISE_G or abs(value) >= 0.995:  # below a microgram: sums' float noise
+        return unsigned_zero(f"{0.0 if abs(value) < _NOISE_G else value:,.2f}")
     return f"{value:.3g}"
 
 
