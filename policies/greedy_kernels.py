@@ -35,44 +35,18 @@ def _feasible(p, s, d, g, offsets, step, busy, levels, level_of, widths, size): 
 
 
 @compiled
-def _late_earliest(r, ok, duration_s, left, inten, inten0, energy, pue, emb, margin, g, offsets,  # type: ignore[no-untyped-def]
-                   step, count, busy, levels, level_of, widths, size, min_busy, first_open,
-                   near):  # fmt: skip
-    """The rescue's later start: of the free cells of the pools ``ok`` that end by ``left``
-    with the margin and cost at most ``near`` grams, the earliest slot, then the first pool
-    (:func:`policies.near_ties.earliest_near`); the grams as :func:`_rescue` computes them."""
-    for s in range(count):
-        for p in range(duration_s.shape[1]):
-            d = duration_s[r, p]
-            if not ok[r, p] or not math.isfinite(d) or min_busy[p] + g > size[p]:
-                continue
-            if g >= 1 and s < first_open[p]:
-                continue
-            end = offsets[s] + d
-            if end > left or end + d * margin > left:
-                continue
-            i = inten0[r, p] if s == 0 else inten[r, p, s]
-            grams = energy[r, p] / J_PER_KWH * i * pue[p] + emb[r, p]
-            if grams <= near and _feasible(
-                p, s, d, g, offsets, step, busy, levels, level_of, widths, size
-            ):
-                return p, s
-    return -1, -1  # not reached: the cheapest cell is within
-
-
-@compiled
 def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, pue, emb,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
             margin, g, offsets, step, count, busy, levels, level_of, widths, size, min_busy,
             first_open, tolerance):  # fmt: skip
     """``planner._rescue``: (pool, slot) for a job with no free cell before its latest start
-    (near-ties of grams, within ``tolerance``: the earliest start, then the first pool)."""
+    (the earliest start in time with the margin, in its cheapest pool; ``tolerance`` is
+    unused, kept for the greedy's call)."""
     n_pools = duration_s.shape[1]
     left = left_s[r]
     for rule in range(2):
         any_cell = False
         end_best, end_p, end_s = np.inf, 0, 0
-        late_best, late_any = np.inf, False
-        now_best, now_p, now_any = np.inf, 0, False  # the same, at slot 0 only
+        first_best, first_p, first_s = np.inf, 0, count  # the first start in time, cheapest
         soon_best, soon_p, soon_s, soon_any = np.inf, 0, 0, False
         for p in range(n_pools):
             ok = pools_ok[r, p] if rule == 0 else admissible[r, p]
@@ -89,14 +63,12 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, 
                 any_cell = True
                 if end < end_best:
                     end_best, end_p, end_s = end, p, s
-                if end + d * margin <= left:
-                    late_any = True
+                if end + d * margin <= left and s <= first_s:
                     # operational_g: energy_j / J_PER_KWH * intensity * pue, in that order
                     i = inten0[r, p] if s == 0 else inten[r, p, s]
                     grams = energy[r, p] / J_PER_KWH * i * pue[p] + emb[r, p]
-                    late_best = min(late_best, grams)
-                    if s == 0 and grams < now_best:
-                        now_best, now_p, now_any = grams, p, True
+                    if s < first_s or grams < first_best:  # np.argmin: the first pool of ties
+                        first_best, first_p, first_s = grams, p, s
                 soon_any = True
                 if end < soon_best:
                     soon_best, soon_p, soon_s = end, p, s
@@ -104,13 +76,8 @@ def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, 
                     break
         if not math.isfinite(left) and any_cell:
             return end_p, end_s
-        if now_any:  # free now and in time with the margin: a late job does not wait
-            return now_p, 0
-        if late_any:  # of the near-ties of the cheapest, the earliest start
-            return _late_earliest(r, pools_ok if rule == 0 else admissible, duration_s, left,
-                                  inten, inten0, energy, pue, emb, margin, g, offsets, step,
-                                  count, busy, levels, level_of, widths, size, min_busy,
-                                  first_open, late_best + tolerance * abs(late_best))  # fmt: skip
+        if first_s < count:  # a late job does not wait: its first start in time (now if it can)
+            return first_p, first_s
         if soon_any:
             return soon_p, soon_s
     # Any admissible pool, ending soonest; else the fastest admissible pool now.

@@ -332,10 +332,11 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
 
     Among the starts that the devices allow, first in the allowed pools, then (a job about to
     miss its deadline goes wherever it can, even under ``home_only``) in any admissible pool:
-    the cheapest start now that still ends by the deadline with the duration margin (a job
-    past its latest safe start does not wait for a cheaper slot), else the cheapest later
-    start that does (of those within ``_TOLERANCE`` of it, the earliest), else the one that
-    ends soonest among those that end in time (for a job without a deadline: the one that ends
+    the earliest start that still ends by the deadline with the duration margin, in the
+    cheapest pool that has it (now where a device is free: a job past its latest safe start
+    does not wait for a cheaper slot; with none free, the first that frees, where the job,
+    planned again every round, will start, not a cheaper later one), else the one that ends
+    soonest among those that end in time (for a job without a deadline: the one that ends
     soonest). Else the start that ends soonest anywhere; with no free start in the whole
     horizon, the fastest admissible pool now (the job waits there for a GPU).
     """
@@ -360,10 +361,9 @@ def _rescue(tick: _Tick, j: int, free: npt.NDArray[np.bool_], margin: float) -> 
         if deadline is None and cells.any():
             return best(cells, end)
         safe = cells & (late <= left_s)
-        if safe[:, 0].any():  # free now and in time with the margin: a late job does not wait
-            return best(safe & (np.arange(safe.shape[1]) == 0), grams)
-        if safe.any():  # of the near-ties of the cheapest, the earliest start
-            return earliest_near(np.where(safe, grams, np.inf), _TOLERANCE)
+        if safe.any():  # a late job does not wait: its first start in time, now if it can
+            first = int(np.argmax(safe.any(axis=0)))
+            return best(safe & (np.arange(safe.shape[1]) == first), grams)
         if (cells & (end <= left_s)).any():
             return best(cells & (end <= left_s), end)
     cells = free & cube.admissible[j][:, None] & np.isfinite(end)
