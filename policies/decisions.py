@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from policies.candidates import unfit_reason
 from policies.footprint.accounting import operational_g
+from policies.near_ties import TOLERANCE, earliest_near_slots
 from policies.placement import mean_intensity_g_per_kwh
 from policies.run_now_claims import RunNowCell, run_now_cells, slot_at
 from policies.scoring import CostCube, Pool
@@ -131,7 +132,9 @@ def run_now_alternative(
 def best_alternatives(
     cube: CostCube, j: int, cost: FloatArray, exclude: int, limit: int
 ) -> tuple[Alternative, ...]:
-    """The best slot of each of the ``limit`` cheapest other pools, by ``cost`` ``(P, S)``.
+    """The best slot of each of the ``limit`` cheapest other pools, by ``cost`` ``(P, S)``
+    (of a pool's slots within :data:`~policies.near_ties.TOLERANCE` of its cheapest, the
+    earliest, as the planners take near-ties).
 
     Only slots at which the pool has enough devices free count, and the devices named are
     free then: an alternative is always a start the job could have had.
@@ -150,7 +153,7 @@ def best_alternatives(
             continue
         ready_at[p] = ready[0]
         masked[p, offsets < (ready[0] - cube.grid.start).total_seconds() - 1e-6] = np.inf
-    best_slot = np.argmin(masked, axis=1)
+    best_slot = earliest_near_slots(masked, TOLERANCE)  # near-ties: the earliest start
     best_cost = masked[np.arange(masked.shape[0]), best_slot]
     order = [int(p) for p in np.argsort(best_cost) if p != exclude and np.isfinite(best_cost[p])]
     result = []

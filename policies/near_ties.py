@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TOLERANCE", "WEIGHT_TOLERANCE", "earliest_near"]
+__all__ = ["TOLERANCE", "WEIGHT_TOLERANCE", "earliest_near", "earliest_near_slots"]
 
 TOLERANCE = 1e-9
 """The planners' relative tolerance: costs this close are ties (float noise must not decide a
@@ -35,3 +35,13 @@ def earliest_near(row: npt.NDArray[np.float64], tolerance: float) -> tuple[int, 
     near = row <= least + tolerance * abs(least)
     s = int(np.argmax(near.any(axis=0)))
     return int(np.argmax(near[:, s])), s
+
+
+def earliest_near_slots(cost: npt.NDArray[np.float64], tolerance: float) -> npt.NDArray[np.intp]:
+    """Per row of ``cost`` (its last axis the slots; ``inf``: not a candidate), the earliest
+    slot within ``tolerance`` (relative) of the row's cheapest: :func:`earliest_near` of one
+    pool, for every pool at once (a row with no finite cell: slot 0, at ``inf``)."""
+    least = cost.min(axis=-1, keepdims=True)
+    near = cost <= least + tolerance * np.abs(least)
+    slots: npt.NDArray[np.intp] = np.argmax(near, axis=-1)
+    return slots

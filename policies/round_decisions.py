@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from policies.decisions import free_devices
 from policies.kept_rows import KeptRows, alternatives, grams
+from policies.near_ties import TOLERANCE, earliest_near_slots
 from policies.reasons import hold_reason, latest_text, saving, start_reason, waiting_reason
 from policies.round_alternatives import Ready, RunNow
 from policies.scoring import Pool, SlotGrid
@@ -94,7 +95,7 @@ def _others(
                       rows.cost[r])  # fmt: skip
     masked[:, :, 0] = rows.cost_now[r]
     masked[np.stack([blocked[g][0] for g in need])] = np.inf
-    best_slot = np.argmin(masked, axis=2)
+    best_slot = earliest_near_slots(masked, TOLERANCE)  # near-ties: the earliest start
     best_cost = np.take_along_axis(masked, best_slot[:, :, None], axis=2)[:, :, 0]
     finite = np.isfinite(best_cost).tolist()
     ranked = np.argsort(best_cost, axis=1).tolist()

@@ -214,3 +214,17 @@ def test_a_heavier_lp_weight_still_decides_over_an_earlier_start() -> None:
     values = [700.0] + [31.0] * 30
     assert _weighted({("a", 8): 0.4, ("b", 12): 0.6}, values) == {("b", 12)}
     assert _weighted({("a", 8): 0.5 - 1e-12, ("b", 12): 0.5}, values) == {("a", 8)}
+
+
+@pytest.mark.parametrize("value", [31.0, 30.999, 17.3, 123.4])
+@pytest.mark.parametrize("policy", ["carbon-window", "carbon-lookahead", "oracle"])
+def test_a_started_jobs_alternatives_take_the_earliest_near_tie(value: float, policy: str) -> None:
+    """The job starts now in the cleaner zone; the other zone's forecast is flat, so its slots
+    cost the same but for float noise, and its alternative is its start now (free), not
+    whichever later slot the noise makes cheapest (a display only, but the same rule as the
+    plans: until 2026-12-07 it showed hours-later starts such as 09:00)."""
+    devs = devices("qc", "CA-QC", "T4", 1) + devices("de", "DE", "T4", 1)
+    fc = {"CA-QC": forecast("CA-QC", [1.0] * 40), "DE": forecast("DE", [value] * 40)}
+    d = _both(policy, [job("a", hours=20.0, requests=2048)], devs, fc)
+    assert d.action == "start" and d.chosen is not None and d.chosen.region == "qc"
+    assert [(a.region, a.start) for a in d.alternatives] == [("de", TICK)]
