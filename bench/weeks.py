@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import REPO_ROOT, shared_data_dir
+from daemon.reports.render import unsigned_zero
 
 POLICIES = (
     "run-now", "lowest-energy", "spatial", "wait-awhile", "carbon-window", "carbon-lookahead",
@@ -142,7 +143,8 @@ def _g(value: Any) -> str:
 def _pct(value: Any, sign: bool = False) -> str:
     if value is None:
         return "—"
-    return f"{value:+.1%}" if sign else f"{value:.1%}"
+    text = f"{value:+.1%}" if sign else f"{value:.1%}"
+    return unsigned_zero(text) if not sign else text  # no "-0.0%": a float-noise share
 
 
 def _rows(out_dir: Path, cluster: str, slack: str) -> tuple[list[dict[str, Any]], list[str]]:
