@@ -40,20 +40,17 @@ __all__ = [
     "SlurmOutputError",
     "allocated_count",
     "by_id",
-    "controller_up",
     "cut_last",
     "cut_why",
     "data_lines",
     "expand_hostlist",
     "gpu_count",
-    "no_answer",
     "parse_nodes",
     "parse_partitions",
     "parse_running",
     "parse_sbatch",
     "parse_squeue",
     "parse_time",
-    "unreachable",
 ]
 
 # What Slurm's commands print when the controller does not answer (22.05: "slurm_load_jobs
@@ -386,22 +383,3 @@ def expand_hostlist(text: str) -> tuple[str, ...]:
     if text.count("[") != text.count("]"):
         raise SlurmOutputError(f"unreadable host list {text!r}")
     return tuple(n for n in names if n and n not in {"(null)", "None"})
-
-
-def unreachable(returncode: int, stderr: str) -> bool:
-    """Whether a command failed because Slurm's controller could not be reached (rather than
-    because it refused the request)."""
-    text = stderr.lower()
-    return returncode != 0 and any(marker in text for marker in _UNREACHABLE)
-
-
-def no_answer(stderr: str) -> bool:
-    """Whether a command's failure says the controller took the request but did not answer
-    (``Socket timed out on send/recv operation``): it may have acted on it."""
-    return "socket timed out" in stderr.lower()
-
-
-def controller_up(returncode: int, stdout: str) -> bool:
-    """Whether ``scontrol ping`` found a controller answering (``Slurmctld(primary) at vm is
-    UP``; it exits 1 when one is DOWN, and a backup may be the one answering)."""
-    return returncode == 0 or " is UP" in stdout

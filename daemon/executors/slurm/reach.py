@@ -7,7 +7,7 @@ held the daemon's one loop thread (ingestion, local jobs, cancels) for 27 s ever
 
 :class:`Reach` wraps the executor's runner. A command that cannot run or times out
 (:class:`SlurmUnavailableError` from the runner), or whose answer says the controller cannot
-be reached (:func:`~daemon.executors.slurm.parse.unreachable`), starts an :class:`Outage` of
+be reached (:func:`unreachable`), starts an :class:`Outage` of
 its cluster and raises :class:`SlurmUnavailableError`, whose message is the same for every
 command of that cluster until the outage ends (``Slurm unreachable (<what the first failing
 command said>)``): callers log a failure once per message, so once per outage. During an
@@ -43,7 +43,6 @@ from typing import Final
 import structlog
 
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm.parse import controller_up, no_answer, unreachable
 from daemon.executors.slurm.runner import (
     CommandResult,
     Runner,
@@ -52,12 +51,25 @@ from daemon.executors.slurm.runner import (
     SlurmUnavailableError,
 )
 
-__all__ = ["MAX_RETRY_S", "RETRY_S", "Outage", "Reach"]
+__all__ = [
+    "MAX_RETRY_S",
+    "RETRY_S",
+    "Outage",
+    "Reach",
+    "controller_up",
+    "no_answer",
+    "unreachable",
+]
 
 log = structlog.get_logger(__name__)
 
 RETRY_S: Final = 10.0
 MAX_RETRY_S: Final = 120.0
+
+# What Slurm's commands print when the controller does not answer (22.05: "slurm_load_jobs
+# error: Unable to contact slurm controller (connect failure)"; with --clusters, "'west' can't
+# be reached now"; a controller that accepts but does not answer: "Socket timed out").
+_UNREACHABLE = ("unable to contact slurm controller", "can't be reached now", "socket timed out")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +215,22 @@ def _message(cluster: str | None, outage: Outage, what: str = "Slurm") -> str:
     logs it once per outage, not again at each retry."""
     where = f" cluster {cluster}" if cluster else ""
     return f"{what}{where} unreachable ({outage.message})"
+
+
+def unreachable(returncode: int, stderr: str) -> bool:
+    """Whether a command failed because Slurm's controller could not be reached (rather than
+    because it refused the request)."""
+    text = stderr.lower()
+    return returncode != 0 and any(marker in text for marker in _UNREACHABLE)
+
+
+def no_answer(stderr: str) -> bool:
+    """Whether a command's failure says the controller took the request but did not answer
+    (``Socket timed out on send/recv operation``): it may have acted on it."""
+    return "socket timed out" in stderr.lower()
+
+
+def controller_up(returncode: int, stdout: str) -> bool:
+    """Whether ``scontrol ping`` found a controller answering (``Slurmctld(primary) at vm is
+    UP``; it exits 1 when one is DOWN, and a backup may be the one answering)."""
+    return returncode == 0 or " is UP" in stdout

@@ -13,17 +13,15 @@ from daemon.executors.slurm.parse import (
     SlurmOutputError,
     allocated_count,
     by_id,
-    controller_up,
     expand_hostlist,
     gpu_count,
-    no_answer,
     parse_nodes,
     parse_running,
     parse_sbatch,
     parse_squeue,
     parse_time,
-    unreachable,
 )
+from daemon.executors.slurm.reach import controller_up, no_answer, unreachable
 from daemon.executors.slurm.states import ended_status, is_ended
 
 RECORDED = Path(__file__).parent / "slurm_outputs"
