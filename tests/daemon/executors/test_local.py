@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,8 @@ from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
 from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
+from tests.daemon.executors.local_jobs import NOW, job_spec, wait_ended
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PY = sys.executable
 
 
@@ -49,24 +48,8 @@ def reaper() -> Iterator[list[RunHandle]]:
 
 
 def _spec(tmp_path: Path, job_id: str, *argv: str, **kw: object) -> LaunchSpec:
-    args: dict[str, object] = {
-        "uid": os.geteuid(),
-        "gid": os.getegid(),
-        "gpu_indices": (0, 2),
-        "log_dir": tmp_path / "logs",
-    }
-    args.update(kw)
-    return LaunchSpec(job_id, tuple(argv), **args)  # type: ignore[arg-type]
-
-
-def _wait(executor: LocalExecutor, handle: RunHandle, timeout_s: float = 30.0) -> ExitStatus:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        done = executor.poll([handle], NOW)
-        if done:
-            return done[0]
-        time.sleep(0.02)
-    raise AssertionError(f"job {handle.job_id} did not end within {timeout_s} s")
+    """:func:`job_spec` on GPUs 0 and 2 unless ``kw`` says otherwise."""
+    return job_spec(tmp_path, job_id, *argv, **{"gpu_indices": (0, 2), **kw})
 
 
 def _wait_for_file(path: Path, timeout_s: float = 30.0) -> None:
@@ -89,7 +72,7 @@ def test_runs_argv_without_shell_with_gpus_logs_and_clean_env(
     spec = _spec(tmp_path, "job-1", PY, "-c", code, "$HOME; rm -rf /", env={"HF_HOME": "/x"})
     handle = executor.launch(spec, NOW)
 
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert status.succeeded and status.exit_code == 0 and status.signal is None
     out = (tmp_path / "logs" / "job-1.out").read_text().splitlines()
@@ -122,7 +105,7 @@ def test_exit_status_is_recorded(
     executor = LocalExecutor()
     handle = executor.launch(_spec(tmp_path, "job-x", *argv), NOW)
 
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert (status.exit_code, status.signal) == (exit_code, signal_number)
     assert reason in status.reason
@@ -138,7 +121,7 @@ def test_cancel_sends_sigterm_to_the_process_group(tmp_path: Path, reaper: list[
     _wait_for_file(marker)
 
     executor.cancel(handle, NOW)
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert status.signal == signal.SIGTERM and status.exit_code is None
 
@@ -160,7 +143,7 @@ def test_cancel_escalates_to_sigkill_after_the_grace_period(
     executor.cancel(handle, NOW)  # ignored by the job
     assert executor.poll([handle], NOW) == []  # still inside the grace period: no SIGKILL yet
     clock.t += 11.0
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert status.signal == signal.SIGKILL
     assert "grace" in status.reason
@@ -191,7 +174,7 @@ def test_sigkill_after_the_grace_reaches_what_the_job_moved_to_another_process_g
 
     executor.cancel(handle, NOW)
     clock.t += 11.0
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert status.signal == signal.SIGKILL
     for _ in range(100):  # SIGKILL is delivered at once; the zombie is reaped by init
@@ -223,7 +206,7 @@ def test_a_restarted_daemon_adopts_a_running_job_and_reads_its_status(
     after = LocalExecutor()  # a new daemon: it did not start the process
     assert after.adopt([handle], NOW) == [handle]
     go.touch()
-    status = _wait(after, handle)
+    status = wait_ended(after, handle)
 
     assert status.exit_code == 4
     before.poll([handle], NOW)  # reap the child in this test process
@@ -277,7 +260,7 @@ def test_a_job_runs_as_the_submitting_user_with_no_extra_groups(tmp_path: Path) 
     spec = _spec(tmp_path, "job-n", "id", uid=nobody.pw_uid, gid=nobody.pw_gid)
     handle = executor.launch(spec, NOW)
 
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert status.succeeded
     out = (tmp_path / "logs" / "job-n.out").read_text()
@@ -315,7 +298,7 @@ def test_a_run_whose_token_was_never_recorded_is_found_by_its_files(
     assert isinstance(ended, ExitStatus) and ended.exit_code == 5
     assert isinstance(never, NotStarted)
     go.touch()
-    assert _wait(after, found).succeeded
+    assert wait_ended(after, found).succeeded
     before.poll([running, finished], NOW)  # reap the children in this test process
 
 
@@ -355,7 +338,7 @@ def test_a_decoy_with_the_wrappers_command_line_is_not_taken_for_the_job(
 
         assert isinstance(found, RunHandle) and found.token == running.token
         os.killpg(json.loads(running.token)["pid"], signal.SIGKILL)
-        _wait(executor, running)
+        wait_ended(executor, running)
     finally:
         if writer is not None:
             os.close(writer)
@@ -415,7 +398,7 @@ def test_a_job_starts_in_its_working_directory(tmp_path: Path) -> None:
     executor = LocalExecutor()
     handle = executor.launch(_spec(tmp_path, "job-cwd", PY, "serve_batch.py", cwd=str(work)), NOW)
 
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert status.succeeded, status.reason
     assert (tmp_path / "logs" / "job-cwd.out").read_text().strip() == str(work)
@@ -427,7 +410,7 @@ def test_without_a_working_directory_a_job_starts_in_its_users_home(tmp_path: Pa
         _spec(tmp_path, "job-home", PY, "-c", "import os; print(os.getcwd())"), NOW
     )
 
-    assert _wait(executor, handle).succeeded
+    assert wait_ended(executor, handle).succeeded
     home = pwd.getpwuid(os.geteuid()).pw_dir
     expected = home if os.path.isdir(home) else "/"
     assert (tmp_path / "logs" / "job-home.out").read_text().strip() == os.path.realpath(expected)
@@ -474,7 +457,7 @@ def test_a_job_that_forks_and_exits_leaves_nothing_running(
     handle = executor.launch(_spec(tmp_path, "job-f", "/bin/sh", "-c", script), NOW)
     reaper.append(handle)
 
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     assert status.exit_code == 0
     assert "1 process(es) it left running were terminated" in status.reason
@@ -501,7 +484,7 @@ def test_a_child_in_a_process_group_of_its_own_does_not_outlive_its_job(
     handle = executor.launch(_spec(tmp_path, "job-g", PY, "-c", code), NOW)
     reaper.append(handle)
 
-    status = _wait(executor, handle)
+    status = wait_ended(executor, handle)
 
     child = int(pid_file.read_text())
     try:
@@ -536,7 +519,7 @@ def test_a_job_whose_wrapper_was_killed_alone_does_not_outlive_its_reported_end(
 
     try:
         os.kill(json.loads(handle.token)["pid"], signal.SIGKILL)  # the wrapper only
-        status = _wait(executor, handle)
+        status = wait_ended(executor, handle)
 
         assert not status.succeeded and "without recording a status" in status.reason
         for _ in range(100):  # SIGKILL is delivered at once; the zombie is reaped by init
@@ -562,7 +545,7 @@ def test_a_wrapper_slow_to_exit_after_writing_its_status_is_reaped_later(
     first = executor.launch(_spec(tmp_path, "job-slow", "true"), NOW)
     pid = json.loads(first.token)["pid"]
 
-    assert _wait(executor, first).succeeded
+    assert wait_ended(executor, first).succeeded
     assert pid in executor._children  # its wrapper had not exited within the reap's second
     time.sleep(1.0)  # now it has: a zombie
     other = executor.launch(_spec(tmp_path, "job-other", PY, "-c", "import time; time.sleep(60)"),
@@ -573,7 +556,7 @@ def test_a_wrapper_slow_to_exit_after_writing_its_status_is_reaped_later(
     assert pid not in executor._children
     assert not Path(f"/proc/{pid}").exists()  # reaped, not a zombie
     executor.cancel(other, NOW)
-    assert not _wait(executor, other).succeeded
+    assert not wait_ended(executor, other).succeeded
 
 
 def test_an_adopted_job_whose_wrapper_was_killed_alone_does_not_outlive_its_reported_end(
@@ -599,7 +582,7 @@ def test_an_adopted_job_whose_wrapper_was_killed_alone_does_not_outlive_its_repo
     assert after.adopt([handle], NOW) == [handle]
     try:
         os.kill(json.loads(handle.token)["pid"], signal.SIGKILL)  # the wrapper only
-        status = _wait(after, handle)
+        status = wait_ended(after, handle)
 
         assert not status.succeeded and "without recording a status" in status.reason
         for _ in range(100):

@@ -18,7 +18,8 @@ from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup_jobs import JobCgroups
 from daemon.settings import RegionSettings
-from tests.daemon.executors.cgroup_subtree import cgroup_subtree, gone
+from tests.daemon.executors.cgroup_subtree import cgroup_subtree
+from tests.daemon.executors.local_jobs import gone
 from tests.daemon.helpers import append, job_line, make_service
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
