@@ -113,18 +113,20 @@ def blocked_for_others(executable: str) -> str | None:
             if directory in seen:
                 continue
             seen.add(directory)
-            try:
-                mode = directory.stat().st_mode
-            except OSError as exc:
-                return f"{directory}: {exc.strerror or exc}"
-            if not mode & stat.S_IXOTH:
-                return f"{directory} is not searchable by others ({stat.filemode(mode)})"
+            if (why := _not_for_others(directory, "searchable")) is not None:
+                return why
+    return _not_for_others(resolved, "executable")
+
+
+def _not_for_others(path: Path, what: str) -> str | None:
+    """Why others cannot use ``path`` (no ``o+x``: ``PATH is not WHAT by others (MODE)``, or
+    why it cannot be read); None when they can."""
     try:
-        mode = resolved.stat().st_mode
+        mode = path.stat().st_mode
     except OSError as exc:
-        return f"{resolved}: {exc.strerror or exc}"
+        return f"{path}: {exc.strerror or exc}"
     if not mode & stat.S_IXOTH:
-        return f"{resolved} is not executable by others ({stat.filemode(mode)})"
+        return f"{path} is not {what} by others ({stat.filemode(mode)})"
     return None
 
 
