@@ -55,6 +55,7 @@ __all__ = ["Check", "Status", "run_checks"]
 
 Status = Literal["pass", "fail", "skip"]
 _GROUP_OR_OTHER_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_GROUP_OR_OTHER_READ = stat.S_IRGRP | stat.S_IROTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +314,11 @@ def _check_queue(settings: Settings) -> Check:
     if st.st_mode & _GROUP_OR_OTHER_WRITE:
         problems.append(f"{queue} is group/world-writable ({stat.filemode(st.st_mode)}): its "
                         "lines cannot be attributed and are rejected")  # fmt: skip
+    if settings.ledger.private and st.st_mode & _GROUP_OR_OTHER_READ:
+        mode = stat.S_IMODE(st.st_mode)
+        problems.append(f"{queue} is readable by other users (mode {mode:04o}), though the "
+                        "ledger is private: every job queued there shows its argv and cwd; "
+                        f"`chmod 600 {queue}` makes it private")  # fmt: skip
     if st.st_size and _last_byte(queue) != b"\n":
         problems.append(f"{queue} ends with an unfinished line (left for later)")
     backlog = "backlog unknown (no ledger yet)"

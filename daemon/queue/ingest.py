@@ -53,8 +53,10 @@ class Queue:
         retired_grace_s: float = 60.0,
         known_regions: Sequence[str] | None = None,
         max_files_per_user: int = 32,
+        private: bool = False,
     ) -> None:
         self.state_dir = state_dir
+        self._private = private
         self._max_files_per_user = max_files_per_user
         self._over: dict[int, int] = {}  # uid -> spool files left unread, as last told
         self._ledger = ledger
@@ -76,6 +78,7 @@ class Queue:
             retired_grace_s=settings.queue.retired_grace_s,
             max_files_per_user=settings.queue.max_files_per_user,
             known_regions=[region.name for region in settings.regions] or None,
+            private=settings.ledger.private,
         )
 
     @property
@@ -84,8 +87,10 @@ class Queue:
         return self.state_dir / QUEUE_NAME
 
     def prepare(self) -> None:
-        """Create the state dir layout: ``queue.jsonl`` (0644), ``queue.d`` (1733, sticky),
-        ``queue.retired`` (0700). Existing files keep their owner and mode.
+        """Create the state dir layout: ``queue.jsonl`` (0644, or 0600 when ``private``:
+        ``[ledger] private = true``, whose ledger hides the argv and cwd its lines hold),
+        ``queue.d`` (1733, sticky), ``queue.retired`` (0700). Existing files keep their owner
+        and mode (``carbond doctor`` names a ``queue.jsonl`` others can read then).
 
         Raises:
             QueueError: the state dir cannot be written.
@@ -94,7 +99,8 @@ class Queue:
             if not self.state_dir.exists():
                 self.state_dir.mkdir(parents=True, mode=0o755)
                 os.chmod(self.state_dir, 0o755)  # whatever the umask: see daemon.statedir
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            mode = 0o600 if self._private else 0o644
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
             os.close(fd)
             spool = self.state_dir / SPOOL_DIR
             if not spool.exists():
