@@ -20,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="remove the files in logs/ of jobs that ended more than --days days ago",
         description="Removes state_dir/logs/<job>.* (stdout, stderr, spec, status, start "
         "claims) of every job final in the ledger for more than --days days and whose files "
-        "were not written since; files of other jobs, and of jobs the ledger does not know, "
-        "are left. Safe while the daemon runs.",
+        "were not written since; files of other jobs (also of a job whose run is still being "
+        "stopped), and of jobs the ledger does not know, are left. Safe while the daemon runs.",
     )
     add_ledger_options(prune)
     prune.add_argument(
@@ -41,11 +41,16 @@ def _prune(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     log_dir = settings.state_dir / LOG_DIR_NAME
     cutoff = datetime.now(UTC) - timedelta(days=args.days)
-    with open_ledger(settings.state_dir) as ledger:
+    # One read of the ledger: a lost GPU's job is final while its run is still being stopped
+    # (its wrapper runs on and writes its files), and both are read as of the same moment.
+    with open_ledger(settings.state_dir) as ledger, ledger.snapshot():
+        stopping = {s.run.job_id for s in ledger.stopping_runs()}
 
         def ended_at(job_id: str) -> datetime | None:
             job = ledger.job(job_id)  # UnknownJobError is a LookupError: an unknown job
-            return job.updated_at if job.state in FINAL_STATES else None
+            if job.state not in FINAL_STATES or job_id in stopping:
+                return None
+            return job.updated_at
 
         try:
             done = prune_logs(log_dir, ended_at, cutoff, dry_run=args.dry_run)
@@ -63,7 +68,8 @@ def _prune(args: argparse.Namespace) -> int:
     verb = "would remove" if args.dry_run else "removed"
     print(f"{log_dir}: {verb} {done.files} files ({done.size_bytes / 2**20:.1f} MiB) of "
           f"{len(done.jobs)} jobs that ended before {cutoff:%Y-%m-%d %H:%M} UTC; kept the files "
-          f"of {done.kept_jobs} jobs (not final, or ended or written since)")  # fmt: skip
+          f"of {done.kept_jobs} jobs (not final or still being stopped, or ended or written "
+          "since)")  # fmt: skip
     if done.unknown_files:
         print(f"left {len(done.unknown_files)} files of jobs the ledger does not know, e.g. "
               f"{done.unknown_files[0]}")  # fmt: skip
