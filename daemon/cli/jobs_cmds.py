@@ -36,7 +36,7 @@ from daemon.ledger import Ledger, LedgerError
 from daemon.queue import REJECTED_NAME, new_job_id
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.reports.render import unsigned_zero
-from daemon.settings import Settings
+from daemon.settings import Settings, config_path
 from daemon.statedir import LEDGER_NAME
 from daemon.states import STATES
 
@@ -148,7 +148,7 @@ def _submit(args: argparse.Namespace) -> int:
     if parsed.job_id:
         _refuse_existing_id(settings, parsed.job_id, os.getuid())
     request = parsed if parsed.job_id else parsed.with_id(new_job_id())
-    warnings += submit_warnings(settings, request, datetime.now(UTC))
+    warnings += submit_warnings(settings, request, datetime.now(UTC), config_path(args.config))
     target = append_own_line(settings, request.to_json())
     if args.json:
         print_json({"job_id": request.job_id, "queue_file": str(target),

@@ -2,8 +2,9 @@
 
 It fills in the job's working directory (:func:`workdir`) and resolves a bare program name on the
 caller's ``PATH`` (:func:`resolve_program`). It warns at once, instead of letting the daemon fail
-the job later (:func:`submit_warnings`), about a deadline already past, a job that fits none of
-the configured GPUs (with the numbers), or a deadline the fastest configured GPU cannot meet.
+the job later (:func:`submit_warnings`), about a deadline already past, a config with no region
+at all (no daemon of it can run the job), a job that fits none of the configured GPUs (with the
+numbers), or a deadline the fastest configured GPU cannot meet.
 Warnings only: the line is still appended (the configuration may change before the daemon
 plans it)."""
 
@@ -13,6 +14,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from daemon.catalog import gpu_catalog
@@ -29,13 +31,17 @@ from policies.candidates import device_groups, estimate_on, unfit_reason
 __all__ = ["resolve_program", "submit_warnings", "workdir"]
 
 
-def submit_warnings(settings: Settings, request: JobRequest, now: datetime) -> list[str]:
-    """The problems the daemon would meet with ``request``, one sentence each.
+def submit_warnings(
+    settings: Settings, request: JobRequest, now: datetime, config: Path | None = None
+) -> list[str]:
+    """The problems the daemon would meet with ``request``, one sentence each; ``config``
+    is the file ``settings`` came from (named when it has no region).
 
     The GPU checks use the regions' declared GPUs. A region that discovers its GPUs (only the
     daemon's node knows them) may have any catalog type, as many as the job needs: the job is
     checked against those too, so what fits no GPU of the catalog, or misses its deadline even
-    on the fastest, is still warned about. No GPU check without a configured region.
+    on the fastest, is still warned about. Without a configured region no daemon of this
+    config runs (``carbond run`` refuses to start): that is the warning, no GPU check.
     """
     warnings = []
     deadline = request.deadline
@@ -44,6 +50,11 @@ def submit_warnings(settings: Settings, request: JobRequest, now: datetime) -> l
             f"deadline {deadline.isoformat()} is already past: the job will expire without running"
         )
     if not settings.regions:
+        where = str(config) if config is not None else "no config file, no CARBOND_REGIONS"
+        warnings.append(
+            f"no [[regions]] configured ({where}): no daemon can run the job until a region is "
+            "added (`carbond run` refuses to start without one); it is queued all the same"
+        )
         return warnings
     spec = request_spec(request, request.job_id or "new", now, deadline)
     need = spec.workload.tensor_parallel

@@ -210,9 +210,12 @@ def test_the_readme_submit_example_runs_as_written(
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin")
     state = tmp_path / "state"
     state.mkdir()
+    config = tmp_path / "carbond.toml"  # the daemon's, as /etc/carbond/carbond.toml would be
+    config.write_text(f'state_dir = "{state}"\n[[regions]]\nname = "ciso"\n'
+                      'zone = "US-CAL-CISO"\ngpus = ["RTX6000-Ada", "RTX6000-Ada"]\n')  # fmt: skip
+    monkeypatch.setenv("CARBOND_CONFIG", str(config))
     argv = _readme_submit_example()
-    code, _, err = _run(capsys, *argv[:1], "--state-dir", str(state), "--id", "readme",
-                          *argv[1:])  # fmt: skip
+    code, _, err = _run(capsys, *argv[:1], "--id", "readme", *argv[1:])
     assert (code, err) == (0, ""), err
 
     settings = Settings(state_dir=state, regions=PAPER_REGIONS[1:2], policy={"name": "run-now"})

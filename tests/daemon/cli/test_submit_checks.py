@@ -71,13 +71,28 @@ def test_the_deadline_is_said_in_the_unit_a_person_would_use(
     assert f"but its deadline is {said} away" in warning
 
 
-@pytest.mark.parametrize("regions", [ADA, DISCOVER, ""])
+@pytest.mark.parametrize("regions", [ADA, DISCOVER])
 def test_no_warning_when_it_fits_or_the_gpus_are_unknown_here(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], regions: str
 ) -> None:
     warnings, _ = _submit(tmp_path, capsys, regions, "--model", "llama-3.1-70b"
                           if regions != ADA else "llama-1b", "--deadline", "+8h")  # fmt: skip
     assert warnings == []
+
+
+def test_a_config_with_no_region_is_warned_about_and_the_job_queued(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config with no ``[[regions]]`` took the job silently, though no daemon of it can
+    run one (``carbond run`` refuses to start): the job is still queued (a region may be
+    added before the daemon starts), with one warning naming the config."""
+    [warning], err = _submit(tmp_path, capsys, "", "--model", "llama-1b", "--deadline", "+8h")
+    assert warning == (
+        f"no [[regions]] configured ({tmp_path / 'carbond.toml'}): no daemon can run the job "
+        "until a region is added (`carbond run` refuses to start without one); it is queued "
+        "all the same"
+    )
+    assert err == [f"carbond: warning: {warning}"]
 
 
 @pytest.mark.parametrize(
