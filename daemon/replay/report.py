@@ -6,12 +6,12 @@ figures (:mod:`daemon.replay.plots`) are re-exported here for the callers that i
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon.ledger.export import write_replacing
+from daemon.ledger.export import csv_cell, write_replacing
 from daemon.replay.attribution import split_savings, temporal_potential
 from daemon.replay.driver import JobOutcome, PolicyRun
 from daemon.replay.plots import plot_runs, plot_sites
@@ -63,21 +63,25 @@ OPTIMUM_CSV_FIELDS = (
 def write_optimum_csv(path: Path, optimum: IntegerOptimum) -> None:
     """The best schedule's jobs (``--optimum --out``), one row each: where and when each
     starts and its grams (written to a temp file, then renamed)."""
+    rows = (
+        (s.job_id, s.start.isoformat(), (s.start + timedelta(seconds=s.duration_s)).isoformat(),
+         round(s.wait_s, 3), s.region, s.zone, s.gpu, round(s.total_g, 6))
+        for s in optimum.schedule
+    )  # fmt: skip
+    _write_csv(path, OPTIMUM_CSV_FIELDS, rows)
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """``header`` and ``rows`` as CSV at ``path`` (a temp file, then renamed), each text cell
+    through :func:`~daemon.ledger.export.csv_cell`, the rule of every CSV carbond writes: job
+    ids, region, zone and policy names come from the user's files, and one a spreadsheet
+    would run as a formula (``=cmd|...``) is written with a leading ``'``."""
 
     def write(handle: Any) -> None:
         writer = csv.writer(handle)
-        writer.writerow(OPTIMUM_CSV_FIELDS)
-        writer.writerows(
-            (s.job_id, s.start.isoformat(),
-             (s.start + timedelta(seconds=s.duration_s)).isoformat(), round(s.wait_s, 3),
-             s.region, s.zone, s.gpu, round(s.total_g, 6))
-            for s in optimum.schedule
-        )  # fmt: skip
+        writer.writerow(header)
+        writer.writerows([csv_cell(value) for value in row] for row in rows)
 
-    _atomic_write(path, write)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_replacing(path, write)
 
@@ -96,11 +100,4 @@ def _row(policy: str, o: JobOutcome) -> list[object]:
 
 def write_jobs_csv(path: Path, runs: Sequence[PolicyRun]) -> None:
     """Every job of every run, one row each (written to a temp file, then renamed)."""
-
-    def write(handle: Any) -> None:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_FIELDS)
-        for run in runs:
-            writer.writerows(_row(run_label(run), o) for o in run.outcomes)
-
-    _atomic_write(path, write)
+    _write_csv(path, CSV_FIELDS, (_row(run_label(run), o) for run in runs for o in run.outcomes))
