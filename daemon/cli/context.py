@@ -42,7 +42,7 @@ def add_common_options(parser: argparse.ArgumentParser, *, json_flag: bool = Tru
         help="TOML config (default: $CARBOND_CONFIG or /etc/carbond/carbond.toml if present)",
     )
     if json_flag:
-        parser.add_argument("--json", action="store_true", help="print JSON, not a table")
+        parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def add_ledger_options(parser: argparse.ArgumentParser) -> None:

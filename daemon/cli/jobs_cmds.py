@@ -101,7 +101,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_ledger_options(jobs)
     jobs.add_argument(
         "--state", choices=(*STATES, REJECTED), action="append",
-        help="only these states; 'rejected': your queue lines the daemon refused, with the reason",
+        help="only jobs in this state (repeatable: --state queued --state running); 'rejected': "
+        "your queue lines the daemon refused, with the reason",
     )  # fmt: skip
     jobs.add_argument(
         "--limit", type=int, default=None,

@@ -106,7 +106,8 @@ def register(subparsers: Any) -> None:
                         "(HiGHS MIP, at most 5 minutes; for a day or less of jobs)")  # fmt: skip
     replay.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="write jobs.csv (and the best schedule's optimum.csv with "
-                        "--optimum) and PNG figures, one folder per slack")  # fmt: skip
+                        "--optimum) and PNG figures, one folder slack_<H>h per slack (a "
+                        "ledger's jobs: in DIR itself)")  # fmt: skip
     replay.set_defaults(func=_replay)
 
     tune = subparsers.add_parser(

@@ -54,7 +54,9 @@ def add_inputs(parser: argparse.ArgumentParser) -> None:
         "--jobs-format",
         choices=JOBS_FORMATS,
         default="carbond",
-        help="request trace format, or ledger: the jobs of a carbond ledger.db (default carbond)",
+        help="request trace format, or ledger: the jobs of a carbond ledger.db, each with its "
+        "own model, workload and deadline (--slack, --model and --requests-per-job do not "
+        "apply) (default carbond)",
     )
     parser.add_argument(
         "--cluster",
@@ -92,7 +94,7 @@ def add_inputs(parser: argparse.ArgumentParser) -> None:
         choices=("calibrated", "study"),
         default="calibrated",
         help="GPU power curve: carbond's calibrated one, or the simulation study's MFU curve "
-        "(same as --runtime R+study)",
+        "(same as --runtime R+study; default calibrated)",
     )
     parser.add_argument(
         "--batch-size", type=int, default=8, help="requests per batch, 1 to 1,000,000 (default 8)"

@@ -77,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("--format", choices=FORMATS, default=None,
                         help="table, csv, json or md (default: --output's suffix, .csv, .json "
                         "or .md, else table)")  # fmt: skip
-    report.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
+    report.add_argument("--output", "-o", type=Path, metavar="FILE",
+                        help="write to FILE instead of stdout")  # fmt: skip
     report.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="also draw emissions over time, intensity per region with the jobs, "
                         "and predicted vs measured energy")  # fmt: skip

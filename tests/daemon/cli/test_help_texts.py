@@ -15,6 +15,8 @@ from daemon.cli import build_parser, main
 from daemon.cli.jobs_cmds import _FIELDS
 from daemon.queue.line import JobRequest, parse_line
 
+ROOT = Path(__file__).resolve().parents[3]
+
 
 def _subcommands(
     parser: argparse.ArgumentParser, path: str = "carbond"
@@ -103,3 +105,40 @@ def test_gpus_help_says_what_the_table_and_json_show(tmp_path: Path) -> None:
     assert "fp16_tflops" not in header and {"fp16_tflops", "fp32_tflops"} <= set(row)
     assert "TFLOPS" in json_only
     assert "runtime, precision" in _help_of(gpus, "--learned")
+
+
+def test_every_option_with_a_default_says_it() -> None:
+    """``replay --power-model`` (and ``tune``'s) did not say it defaults to ``calibrated``."""
+    silent = [
+        f"{name} {action.option_strings[0]} (default {action.default!r})"
+        for name, sub in _subcommands(build_parser())
+        for action in sub._actions
+        if action.option_strings
+        and action.default not in (None, False, [], argparse.SUPPRESS)
+        and "default" not in (action.help or "")
+    ]
+    assert silent == []
+
+
+def _flat_help(command: str) -> str:
+    return " ".join(dict(_subcommands(build_parser()))[command].format_help().split())
+
+
+def test_report_output_reads_as_the_docs_write_it() -> None:
+    """``report --help`` showed ``--output OUTPUT`` ("write to FILE"); the README and
+    docs/daemon.md write ``--output FILE``."""
+    for page in ("README.md", "docs/daemon.md"):
+        assert "[--output FILE]" in (ROOT / page).read_text(encoding="utf-8"), page
+    assert "--output FILE, -o FILE write to FILE" in _flat_help("carbond report")
+
+
+def test_replay_help_says_what_a_ledgers_jobs_change() -> None:
+    """docs/policies.md: with ``--jobs-format ledger`` the jobs keep their own model, workload
+    and deadline (``--slack``, ``--model``, ``--requests-per-job`` do not apply) and ``--out
+    DIR`` writes into DIR itself; the help said ``--out`` wrote one folder per slack."""
+    docs = " ".join((ROOT / "docs" / "policies.md").read_text(encoding="utf-8").split())
+    assert "`--out DIR` writes into DIR itself" in docs
+    assert "`--slack`, `--model`, `--requests-per-job` and the other trace options" in docs
+    text = _flat_help("carbond replay")
+    assert "one folder slack_<H>h per slack (a ledger's jobs: in DIR itself)" in text
+    assert "(--slack, --model and --requests-per-job do not apply)" in text
