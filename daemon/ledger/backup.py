@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.ledger.base import LedgerError
+from daemon.ledger.errors import LedgerError
 from daemon.ledger.readonly import missing_ledger
 from daemon.statedir import LEDGER_NAME
 

@@ -1,5 +1,5 @@
-"""The ledger's connection: opening, migrating, transactions, and its errors (how values are
-stored in its columns: :mod:`daemon.ledger.values`)."""
+"""The ledger's connection: opening, migrating, transactions (its errors:
+:mod:`daemon.ledger.errors`; how values are stored in its columns: :mod:`daemon.ledger.values`)."""
 
 from __future__ import annotations
 
@@ -15,30 +15,11 @@ from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 from daemon import killpoints
-from daemon.errors import DaemonError, StoppingError
+from daemon.ledger.errors import LedgerError, LockWaitStoppedError
 from daemon.ledger.readonly import FileState, changed_under, file_state, missing_ledger, not_yours
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = [
-    "BUSY_TIMEOUT_S",
-    "Connection",
-    "LedgerError",
-    "LockWaitStoppedError",
-    "UnknownJobError",
-]
-
-
-class LedgerError(DaemonError):
-    """The ledger cannot be opened, migrated or written (names the file)."""
-
-
-class UnknownJobError(LedgerError, LookupError):
-    """No job has that id."""
-
-
-class LockWaitStoppedError(LedgerError, StoppingError):
-    """A statement stopped waiting for another connection's lock: the daemon is stopping
-    (:meth:`Connection.stop_waiting_when`). Nothing of it was written."""
+__all__ = ["BUSY_TIMEOUT_S", "Connection"]
 
 
 # How long a statement waits for another process's lock ("database is locked" after it).

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.ledger.base import Connection, LedgerError
+from daemon.ledger.base import Connection
+from daemon.ledger.errors import LedgerError
 from daemon.ledger.measured import MEASURED, Watermark, measured, position_sql
 from daemon.ledger.values import ts
 from policies.footprint.recalibration import Points, RecalibrationFactor

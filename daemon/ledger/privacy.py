@@ -20,7 +20,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from daemon.ledger.base import LedgerError
+from daemon.ledger.errors import LedgerError
 
 __all__ = ["ledger_files", "make_private", "open_to_others"]
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daemon.ledger.base import Connection, LedgerError
+from daemon.ledger.base import Connection
+from daemon.ledger.errors import LedgerError
 from daemon.ledger.kept import integer
 from daemon.ledger.records import JobRecord, RunRecord, StartedRun
 from daemon.ledger.run_rows import (

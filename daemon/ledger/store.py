@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from daemon.ledger.accounting import Accounting, period_where
-from daemon.ledger.base import LedgerError, UnknownJobError
 from daemon.ledger.checkpoint import Checkpoints
 from daemon.ledger.decisions import Decisions, alternative_json
+from daemon.ledger.errors import LedgerError, UnknownJobError
 from daemon.ledger.kept import KeptRows, integer
 from daemon.ledger.measured import MeasuredRuns
 from daemon.ledger.outcomes import Outcomes

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import Ledger
-from daemon.ledger.base import LockWaitStoppedError
+from daemon.ledger.errors import LockWaitStoppedError
 from tests.daemon.helpers import job_request
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.doctor.checks import run_checks
-from daemon.ledger.base import LedgerError, LockWaitStoppedError
+from daemon.ledger.errors import LedgerError, LockWaitStoppedError
 from daemon.supervision.health import HEARTBEAT_S, STALE_S, Health, step_allowance_s
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import make_service

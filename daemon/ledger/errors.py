@@ -1,0 +1,27 @@
+"""Errors raised by :mod:`daemon.ledger` (under :class:`daemon.errors.DaemonError`)::
+
+LedgerError             the ledger cannot be opened, migrated, read or written
+ ├── UnknownJobError    no job has that id (also a LookupError)
+ └── LockWaitStoppedError
+                        a statement stopped waiting for another connection's lock
+                        because the daemon is stopping (also a StoppingError)
+"""
+
+from __future__ import annotations
+
+from daemon.errors import DaemonError, StoppingError
+
+__all__ = ["LedgerError", "LockWaitStoppedError", "UnknownJobError"]
+
+
+class LedgerError(DaemonError):
+    """The ledger cannot be opened, migrated or written (names the file)."""
+
+
+class UnknownJobError(LedgerError, LookupError):
+    """No job has that id."""
+
+
+class LockWaitStoppedError(LedgerError, StoppingError):
+    """A statement stopped waiting for another connection's lock: the daemon is stopping
+    (:meth:`daemon.ledger.base.Connection.stop_waiting_when`). Nothing of it was written."""
