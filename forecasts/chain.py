@@ -17,25 +17,16 @@ from typing import Final
 import numpy as np
 
 from forecasts.cache import SeriesCache
-from forecasts.errors import (
-    ForecastsError,
-    NoSignalError,
-    ProviderAuthError,
-    ProviderError,
-    ProviderZoneError,
-)
+from forecasts.errors import ForecastsError, NoSignalError
 from forecasts.forecasters import FORECASTERS, VectorForecaster
 from forecasts.readings import IntensityProvider, IntensityReading, ZoneForecast
+from forecasts.refresh import FORECAST_REFETCH_S, HOUR_S, refresh_forecast, refresh_live
 from forecasts.series import IntensitySeries, SignalKind, check_same_kind
 from forecasts.static import STATIC_KIND, static_annual_intensity
 from forecasts.zone_state import UNSCORED_REL_ERROR, ZoneState, floor_hour
 
 __all__ = ["SignalChain"]
 
-HOUR_S: Final = 3600
-HISTORY_REFETCH_S: Final = 2 * 3600  # fetch /history when the newest known point is older
-FORECAST_REFETCH_S: Final = 3600  # provider forecasts are refreshed at most hourly
-FORECAST_BACKOFF_S: Final = 6 * 3600  # after 401/403/404 on /forecast (not in the plan)
 STATIC_REL_ERROR: Final = 0.5  # rough p90 error of an annual mean against hourly values
 
 
@@ -108,14 +99,6 @@ class SignalChain:
             state.history = history
         return state
 
-    def _remember(self, state: ZoneState, series: IntensitySeries) -> None:
-        if self._cache is not None:
-            try:
-                series = self._cache.store(series)
-            except ForecastsError as e:
-                state.problems.append(f"cache: {e}")
-        state.merge_history(series)
-
     def problems(self, zone: str) -> tuple[str, ...]:
         """What went wrong for ``zone`` in the last refresh (for logs and ``doctor``)."""
         return tuple(self._state(zone).problems)
@@ -127,9 +110,9 @@ class SignalChain:
         Per zone: ``latest`` every time; the last 24 h only when the history has a hole of
         more than ``HISTORY_REFETCH_S`` before now; the provider's forecast when the stored one
         is older than ``FORECAST_REFETCH_S`` (and, after a 401/403/404 there, not again for
-        ``FORECAST_BACKOFF_S``). Never raises for a provider failure: the outcome per zone is
-        ``"ok"`` or the messages of the calls that failed, joined with ``"; "`` (also in
-        :meth:`problems`, with the calls deliberately not made).
+        ``FORECAST_BACKOFF_S``: :mod:`forecasts.refresh`). Never raises for a provider
+        failure: the outcome per zone is ``"ok"`` or the messages of the calls that failed,
+        joined with ``"; "`` (also in :meth:`problems`, with the calls deliberately not made).
         """
         outcome: dict[str, str] = {}
         for zone in map(_canonical, zones):
@@ -138,87 +121,21 @@ class SignalChain:
             if self._provider is None:
                 outcome[zone] = "no provider configured"
                 continue
-            live = self._refresh_live(zone, state, now)
+            live = refresh_live(
+                self._provider,
+                self._cache,
+                zone,
+                state,
+                now,
+                kind=self.kind,
+                max_history_gap_s=self.max_history_gap_s,
+            )
             failed = [] if live == "ok" else [live]
-            forecast = self._refresh_forecast(zone, state, now)
+            forecast = refresh_forecast(self._provider, self._cache, zone, state, now)
             if forecast is not None:
                 failed.append(forecast)
             outcome[zone] = "; ".join(failed) or "ok"
         return outcome
-
-    def _refresh_live(self, zone: str, state: ZoneState, now: datetime) -> str:
-        assert self._provider is not None
-        last = state.history.last_valid(before=now) if state.history is not None else None
-        hole = last is None or (now - last[0]).total_seconds() > HISTORY_REFETCH_S
-        try:
-            reading = self._provider.latest(zone)
-        except ProviderError as e:
-            state.live = None
-            state.problems.append(f"live: {e}")
-            return state.problems[-1]
-        misdated = self._misdated(reading.at, now)
-        if misdated is not None:  # merged, it would push the real history out of the cache
-            state.live = None
-            state.problems.append(f"live: latest for {zone}: {misdated}; ignored")
-            return state.problems[-1]
-        state.live, state.live_at = reading, now
-        point = IntensitySeries.from_points(
-            zone,
-            [reading.at],
-            [reading.intensity_g_per_kwh],
-            [reading.is_estimated],
-            step_s=HOUR_S,
-            kind=self.kind,
-            source=reading.source,
-            fetched_at=reading.fetched_at,
-        )
-        if hole:
-            try:
-                history = self._provider.history(zone)
-                newest = history.end - timedelta(seconds=history.step_s)
-                misdated = self._misdated(newest, now)
-                if misdated is None:
-                    point = history.merge(point)
-                else:
-                    state.problems.append(f"history: history for {zone}: {misdated}; ignored")
-            except ForecastsError as e:
-                state.problems.append(f"history: {e}")
-        self._remember(state, point)
-        return "ok"
-
-    def _misdated(self, newest: datetime, now: datetime) -> str | None:
-        """Why provider data whose newest point starts at ``newest`` cannot be about ``now``
-        (it starts more than an hour after ``now``, or ``max_history_gap_s`` before), else None.
-        """
-        if (newest - now).total_seconds() > HOUR_S:
-            return f"its newest point is for {newest.isoformat()}, after now"
-        if (now - newest).total_seconds() > self.max_history_gap_s:
-            return f"its newest point is for {newest.isoformat()}, too long before now"
-        return None
-
-    def _refresh_forecast(self, zone: str, state: ZoneState, now: datetime) -> str | None:
-        """Fetch the provider's forecast when due; the failed call's problem, else None."""
-        assert self._provider is not None
-        stored = state.provider_forecast
-        fetched = stored.fetched_at if stored is not None else None
-        if fetched is not None and (now - fetched).total_seconds() < FORECAST_REFETCH_S:
-            return None
-        if state.forecast_retry_at is not None and now < state.forecast_retry_at:
-            until = state.forecast_retry_at.isoformat()
-            state.problems.append(f"provider forecast: not retried until {until}")
-            return None
-        try:
-            state.provider_forecast = self._provider.forecast(zone, 72)
-            if self._cache is not None:
-                self._cache.store_forecast(state.provider_forecast)
-        except (ProviderAuthError, ProviderZoneError) as e:
-            state.forecast_retry_at = now + timedelta(seconds=FORECAST_BACKOFF_S)
-            state.problems.append(f"provider forecast: {e}")
-            return state.problems[-1]
-        except ForecastsError as e:
-            state.problems.append(f"provider forecast: {e}")
-            return state.problems[-1]
-        return None
 
     # -- current -------------------------------------------------------------------------
     def current(self, zone: str, now: datetime) -> IntensityReading:

@@ -1,0 +1,139 @@
+"""One zone's fetch from the live provider, written through to the cache: the only network
+I/O of the fallback chain (:meth:`forecasts.chain.SignalChain.refresh` calls it per zone).
+
+What is fetched and when: ``latest`` every time; the last 24 h only when the history has a
+hole of more than :data:`HISTORY_REFETCH_S` before now; the provider's forecast when the
+stored one is older than :data:`FORECAST_REFETCH_S` (and, after a 401/403/404 there, not again
+for :data:`FORECAST_BACKOFF_S`). Provider data whose newest point cannot be about now
+(:func:`misdated`) is ignored. Failures are recorded in the zone's ``problems``, never raised.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Final
+
+from forecasts.cache import SeriesCache
+from forecasts.errors import ForecastsError, ProviderAuthError, ProviderError, ProviderZoneError
+from forecasts.readings import IntensityProvider
+from forecasts.series import IntensitySeries, SignalKind
+from forecasts.zone_state import ZoneState
+
+__all__ = [
+    "FORECAST_BACKOFF_S",
+    "FORECAST_REFETCH_S",
+    "HISTORY_REFETCH_S",
+    "HOUR_S",
+    "misdated",
+    "refresh_forecast",
+    "refresh_live",
+    "remember",
+]
+
+HOUR_S: Final = 3600
+HISTORY_REFETCH_S: Final = 2 * 3600  # fetch /history when the newest known point is older
+FORECAST_REFETCH_S: Final = 3600  # provider forecasts are refreshed at most hourly
+FORECAST_BACKOFF_S: Final = 6 * 3600  # after 401/403/404 on /forecast (not in the plan)
+
+
+def remember(cache: SeriesCache | None, state: ZoneState, series: IntensitySeries) -> None:
+    """Write ``series`` through to ``cache`` (a failure is one of the zone's problems) and
+    merge it into the zone's history."""
+    if cache is not None:
+        try:
+            series = cache.store(series)
+        except ForecastsError as e:
+            state.problems.append(f"cache: {e}")
+    state.merge_history(series)
+
+
+def refresh_live(
+    provider: IntensityProvider,
+    cache: SeriesCache | None,
+    zone: str,
+    state: ZoneState,
+    now: datetime,
+    *,
+    kind: SignalKind,
+    max_history_gap_s: float,
+) -> str:
+    """Fetch ``zone``'s latest value (and its last 24 h when the history has a hole): ``"ok"``
+    or the problem of the call that failed."""
+    last = state.history.last_valid(before=now) if state.history is not None else None
+    hole = last is None or (now - last[0]).total_seconds() > HISTORY_REFETCH_S
+    try:
+        reading = provider.latest(zone)
+    except ProviderError as e:
+        state.live = None
+        state.problems.append(f"live: {e}")
+        return state.problems[-1]
+    why = misdated(reading.at, now, max_history_gap_s)
+    if why is not None:  # merged, it would push the real history out of the cache
+        state.live = None
+        state.problems.append(f"live: latest for {zone}: {why}; ignored")
+        return state.problems[-1]
+    state.live, state.live_at = reading, now
+    point = IntensitySeries.from_points(
+        zone,
+        [reading.at],
+        [reading.intensity_g_per_kwh],
+        [reading.is_estimated],
+        step_s=HOUR_S,
+        kind=kind,
+        source=reading.source,
+        fetched_at=reading.fetched_at,
+    )
+    if hole:
+        try:
+            history = provider.history(zone)
+            newest = history.end - timedelta(seconds=history.step_s)
+            why = misdated(newest, now, max_history_gap_s)
+            if why is None:
+                point = history.merge(point)
+            else:
+                state.problems.append(f"history: history for {zone}: {why}; ignored")
+        except ForecastsError as e:
+            state.problems.append(f"history: {e}")
+    remember(cache, state, point)
+    return "ok"
+
+
+def misdated(newest: datetime, now: datetime, max_history_gap_s: float) -> str | None:
+    """Why provider data whose newest point starts at ``newest`` cannot be about ``now``
+    (it starts more than an hour after ``now``, or ``max_history_gap_s`` before), else None.
+    """
+    if (newest - now).total_seconds() > HOUR_S:
+        return f"its newest point is for {newest.isoformat()}, after now"
+    if (now - newest).total_seconds() > max_history_gap_s:
+        return f"its newest point is for {newest.isoformat()}, too long before now"
+    return None
+
+
+def refresh_forecast(
+    provider: IntensityProvider,
+    cache: SeriesCache | None,
+    zone: str,
+    state: ZoneState,
+    now: datetime,
+) -> str | None:
+    """Fetch the provider's forecast when due; the failed call's problem, else None."""
+    stored = state.provider_forecast
+    fetched = stored.fetched_at if stored is not None else None
+    if fetched is not None and (now - fetched).total_seconds() < FORECAST_REFETCH_S:
+        return None
+    if state.forecast_retry_at is not None and now < state.forecast_retry_at:
+        until = state.forecast_retry_at.isoformat()
+        state.problems.append(f"provider forecast: not retried until {until}")
+        return None
+    try:
+        state.provider_forecast = provider.forecast(zone, 72)
+        if cache is not None:
+            cache.store_forecast(state.provider_forecast)
+    except (ProviderAuthError, ProviderZoneError) as e:
+        state.forecast_retry_at = now + timedelta(seconds=FORECAST_BACKOFF_S)
+        state.problems.append(f"provider forecast: {e}")
+        return state.problems[-1]
+    except ForecastsError as e:
+        state.problems.append(f"provider forecast: {e}")
+        return state.problems[-1]
+    return None
