@@ -23,7 +23,7 @@ from forecasts import (
     ProviderError,
     ProviderTimeoutError,
 )
-from forecasts.electricitymaps import MAX_BODY_BYTES
+from forecasts.electricitymaps_http import MAX_BODY_BYTES
 
 TOKEN = "socket-test-token"
 LATEST = {"zone": "DE", "carbonIntensity": 302, "datetime": "2024-01-01T00:00:00Z"}
