@@ -1,8 +1,8 @@
 """The planner's greedy assignment, compiled: each job in order takes its cheapest free cell.
 
-This is :func:`policies.planner._choose` and :func:`policies.planner._rescue` (the reference
-the tests compare it with, decision by decision) as one numba loop over the jobs, reserving on
-the :class:`~policies.capacity.CapacityTimeline`'s own arrays. Per job:
+This is :func:`policies.greedy_reference.choose` and :func:`~policies.greedy_reference.rescue`
+(the reference the tests compare it with, decision by decision) as one numba loop over the
+jobs, reserving on the :class:`~policies.capacity.CapacityTimeline`'s own arrays. Per job:
 
 - the cheapest (pool, slot) that the devices allow for the whole run, each cell's cost raised
   by ``herd_penalty`` x the slot's used share; costs within ``tolerance`` (relative) of the
@@ -15,13 +15,13 @@ the :class:`~policies.capacity.CapacityTimeline`'s own arrays. Per job:
 - the job's planned cell instead, if it is free and costs at most ``replan_margin`` more;
 - the ``min_saving`` rule: a later start that does not beat the best start now by that share
   becomes the start now;
-- with no free cell before the latest safe start, the rescue path (``_rescue``).
+- with no free cell before the latest safe start, the rescue path (``rescue``).
 
 Costs, feasibility and reservations are computed with the same floating-point operations in the
 same order as the NumPy reference, so the two agree exactly. The kernels are in
 :mod:`policies.greedy_kernels`; this module holds their inputs and the calls.
 
-:func:`assign_weighted` is the look-ahead's rounding (:mod:`policies.lookahead`): ``_choose``
+:func:`assign_weighted` is the look-ahead's rounding (:mod:`policies.lookahead`): ``choose``
 given the LP's weights, which takes the free cell of largest weight instead of the cheapest
 (ties, within :data:`policies.near_ties.WEIGHT_TOLERANCE`: the cheapest, and of its near-ties
 the earliest start, then the first pool), with the same ``min_saving`` rule and rescue path.

@@ -6,9 +6,9 @@ Every numba kernel that calls another lives in this one module with it: numba's 
 (``cache=True``, :mod:`policies.compiled`) tracks only the file of the function it compiles,
 so a kernel calling a kernel of another module would keep the callee it was compiled with
 after an edit to that module alone (``tests/policies/test_compiled_kernels.py``). Kernels take
-arrays, not objects, and mirror the NumPy reference's branches (``planner._choose``,
-``planner._rescue``, the local search's reference in ``tests/policies/test_lookahead_compiled.py``):
-hence the noqa.
+arrays, not objects, and mirror the NumPy reference's branches (``greedy_reference.choose``,
+``greedy_reference.rescue``, the local search's reference in
+``tests/policies/test_lookahead_compiled.py``): hence the noqa.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _feasible(p, s, d, g, offsets, step, busy, levels, level_of, widths, size): 
 def _rescue(r, pools_ok, admissible, duration_s, left_s, inten, inten0, energy, pue, emb,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
             margin, g, offsets, step, count, busy, levels, level_of, widths, size, min_busy,
             first_open, tolerance):  # fmt: skip
-    """``planner._rescue``: (pool, slot) for a job with no free cell before its latest start
+    """``greedy_reference.rescue``: (pool, slot) for a job with no free cell before its latest start
     (the earliest start in time with the margin, in its cheapest pool; ``tolerance`` is
     unused, kept for the greedy's call)."""
     n_pools = duration_s.shape[1]
@@ -276,7 +276,7 @@ def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed
                      level_of, widths, size, load, used, full, min_busy, first_open, herd,
                      min_saving, tolerance, weight_tie, margin, row, out_pool, out_slot,
                      out_note):  # fmt: skip
-    """``planner._choose`` with weights, job after job: its row of free costs (``inf``: not
+    """``greedy_reference.choose`` with weights, job after job: its row of free costs (``inf``: not
     allowed or not free), the cheapest cell (near-ties: the earliest); with a weight above
     ``1e-6`` on a free cell, the free cells of weight within ``weight_tie`` of the heaviest
     (the others set to ``inf`` in ``row``), of those the cheapest (near-ties: the earliest);

@@ -52,12 +52,12 @@ from policies.capacity import CapacityTimeline
 from policies.errors import PoliciesError
 from policies.footprint.recalibration import Recalibration
 from policies.greedy import GreedyInputs, assign
+from policies.greedy_reference import NOTES
 from policies.kept_context import KeptContext
 from policies.kept_rows import KeptRows
 from policies.near_ties import TOLERANCE as _TOLERANCE
 from policies.now_cells import regret_rows, score_cells_now
 from policies.planner import (
-    NOTES,
     WindowParameters,
     _allowed,
     _order,

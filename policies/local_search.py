@@ -30,7 +30,7 @@ def _improve(
     allowed cell move, only to an allowed cell free for their whole run; a move to a later slot
     must also beat the job's cheapest start-now cell free for its whole run (the other jobs'
     runs reserved; none free: no bound) by ``min_saving`` and the tolerance, as a hold must
-    (``planner._choose``'s ``best_now``). Each pass takes the movable jobs in plan order; of
+    (``greedy_reference.choose``'s ``best_now``). Each pass takes the movable jobs in plan order; of
     the free cells within ``_TOLERANCE`` (relative) of the cheapest such cell, a job's target is the
     earliest start, then the first pool (:func:`policies.near_ties.earliest_near`), and it
     moves there when that is cheaper than its own cell by more than the tolerance

@@ -5,7 +5,7 @@ A flat forecast's slot means differ in their last bits (a zone at 31 g/kWh plans
 alone would hold a job for hours for a saving of 1e-14. Costs within a relative ``tolerance``
 of the cheapest (``cost <= least + tolerance x |least|``) are ties, and a tie goes to the
 earliest start, then to the first pool. :func:`earliest_near` is the NumPy reference of
-the planner (:func:`policies.planner._choose`, ``_rescue``); the compiled greedy
+the planner (:func:`policies.greedy_reference.choose`, ``rescue``); the compiled greedy
 (:mod:`policies.greedy_kernels`) takes the same cell with the same
 floating-point operations.
 """

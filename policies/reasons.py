@@ -41,7 +41,7 @@ def hold_reason(plan: Alternative, start_txt: str, quoted: str, latest_txt: str)
     ``quoted``: :func:`saving`; ``latest_txt``: :func:`latest_text`).
 
     A plan later than the latest safe start (to the minute, as both print) is the rescue's
-    (``planner._rescue``: no free slot before it): the job is planned again every round and
+    (``greedy_reference.rescue``: no free slot before it): the job is planned again every round and
     starts on the first device that frees and still suits it, not at that slot; the reason
     says so, as a start on the rescue path says ``LATE_NOTE``."""
     head = f"hold: plan {plan.gpu} in {plan.region} at {start_txt} for {plan.total_g:.3g} g"

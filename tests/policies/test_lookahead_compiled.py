@@ -1,6 +1,6 @@
 """The look-ahead's compiled loops decide as the NumPy references, bit for bit: its rounding
-(``planner._choose`` job after job, with and without the LP's weights) and the local search
-after it (``local_search._improve``)."""
+(``greedy_reference.choose`` job after job, with and without the LP's weights) and the local
+search after it (``local_search._improve``)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,14 @@ import pytest
 
 from policies import get_policy
 from policies.capacity import CapacityTimeline, _coverage
+from policies.greedy_reference import Tick, choose
 from policies.local_search import _improve
 from policies.lookahead import preferred_cells
 from policies.near_ties import earliest_near
 from policies.planner import (
     WindowParameters,
     _allowed,
-    _choose,
     _rounding,
-    _Tick,
     planned_cells,
 )
 from policies.run_now_claims import run_now_cells
@@ -172,7 +171,7 @@ def test_some_instances_move_jobs() -> None:
 
 def _tick(
     seed: int, params: WindowParameters, flat: bool = False
-) -> tuple[_Tick, IntArray, list[int]]:
+) -> tuple[Tick, IntArray, list[int]]:
     """A tick of a random cluster as ``plan_window`` builds it for the look-ahead (one chunk),
     its jobs' devices and their planning order (the jobs that fit); half the jobs come with
     the plans a first tick held them to. ``flat``: flat forecasts (near-ties everywhere)."""
@@ -196,13 +195,13 @@ def _tick(
     cost = np.where(allowed[:, :, None], cube.planning_g, np.inf)
     plans = planned_cells(cube.jobs, pools, grid)
     cells = run_now_cells(pools, grid, w.jobs, duration, ok)  # the round's run-now claims
-    tick = _Tick(cube, cost, capacity, allowed, now, set(), plans, w.forecasts, cells)
+    tick = Tick(cube, cost, capacity, allowed, now, set(), plans, w.forecasts, cells)
     gpus = np.array([j.workload.tensor_parallel for j in w.jobs], dtype=np.int64)
     order = [int(k) for k in np.random.default_rng(seed).permutation(len(w.jobs)) if ok[k].any()]
     return tick, gpus, order
 
 
-def _weights(seed: int, tick: _Tick, gpus: IntArray) -> FloatArray:
+def _weights(seed: int, tick: Tick, gpus: IntArray) -> FloatArray:
     """The LP's weights for even seeds; for odd ones random sparse weights with ties, rows
     without weight, rows of weights below the 1e-6 that counts as none and rows just above."""
     if seed % 2 == 0:
@@ -226,7 +225,7 @@ def _weights(seed: int, tick: _Tick, gpus: IntArray) -> FloatArray:
     ids=["defaults", "no-herd-replan", "herd-home"],
 )  # fmt: skip
 def test_the_compiled_rounding_decides_as_choose(seed: int, params: WindowParameters) -> None:
-    """Job after job on copies of one timeline: the same cells and notes as ``_choose``, with
+    """Job after job on copies of one timeline: the same cells and notes as ``choose``, with
     and without weights, and the same devices, loads and used shares left reserved."""
     _rounds_as_choose(*_tick(seed, params), seed, params)
 
@@ -247,7 +246,7 @@ def test_the_compiled_rounding_takes_the_near_ties_choose_takes(
 
 
 def _rounds_as_choose(
-    tick: _Tick, gpus: IntArray, order: list[int], seed: int, params: WindowParameters
+    tick: Tick, gpus: IntArray, order: list[int], seed: int, params: WindowParameters
 ) -> None:
     rounding = _rounding(tick, params, gpus)
     for weights in (None, _weights(seed, tick, gpus)):
@@ -255,7 +254,7 @@ def _rounds_as_choose(
         expected = []
         for k in order:
             ref = replace(tick, capacity=working, taken=set())
-            p, s, note = _choose(ref, k, params, None if weights is None else weights[k])
+            p, s, note = choose(ref, k, params, None if weights is None else weights[k])
             expected.append((k, p, s, note))
         compiled = copy.deepcopy(tick.capacity)
         assert rounding(compiled, order, weights) == expected

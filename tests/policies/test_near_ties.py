@@ -13,13 +13,12 @@ import pytest
 
 from policies import get_policy
 from policies.capacity import CapacityTimeline
+from policies.greedy_reference import Tick, choose
 from policies.local_search import _improve
 from policies.near_ties import earliest_near
 from policies.planner import (
     WindowParameters,
-    _choose,
     _rounding,
-    _Tick,
     plan_window,
     planned_cells,
 )
@@ -168,10 +167,10 @@ def test_the_lookaheads_local_search_holds_a_started_job_only_for_min_saving(
 
 def _weighted(weights: dict[tuple[str, int], float], values: list[float]) -> set[tuple[str, int]]:
     """The look-ahead's rounding of one job given LP ``weights`` on (region, slot) cells, in
-    the NumPy reference (``planner._choose``) and compiled (``greedy.assign_weighted``), which
-    must agree: the cells they take (one cell, or both where they differ). Two regions with the
-    same GPU and the same forecast (``values``, hourly; 15-minute slots), so the two pools'
-    cells cost the same but for float noise."""
+    the NumPy reference (``greedy_reference.choose``) and compiled (``greedy.assign_weighted``),
+    which must agree: the cells they take (one cell, or both where they differ). Two regions
+    with the same GPU and the same forecast (``values``, hourly; 15-minute slots), so the two
+    pools' cells cost the same but for float noise."""
     params = WindowParameters(lookahead=True)
     devs = devices("a", "CA-QC", "T4", 1) + devices("b", "US-CAL-CISO", "T4", 1)
     fc = {z: forecast(z, values) for z in ("CA-QC", "US-CAL-CISO")}
@@ -182,7 +181,7 @@ def _weighted(weights: dict[tuple[str, int], float], values: list[float]) -> set
     capacity = CapacityTimeline(pools, grid, int(np.ceil(duration.max() / params.slot_s)) + 1)
     cube = score(jobs, pools, fc, grid, estimates=(duration, energy, ok))
     cost = np.where(ok[:, :, None], cube.planning_g, np.inf)
-    tick = _Tick(
+    tick = Tick(
         cube, cost, capacity, ok, TICK, set(), planned_cells(cube.jobs, pools, grid), fc, {}
     )
     lp = np.zeros(cost.shape)
@@ -191,7 +190,7 @@ def _weighted(weights: dict[tuple[str, int], float], values: list[float]) -> set
         lp[0, regions.index(region), s] = w
     gpus = np.ones(1, dtype=np.int64)
     ((_, p, s, _),) = _rounding(tick, params, gpus)(copy.deepcopy(capacity), [0], lp)
-    q, t, _ = _choose(replace(tick, capacity=copy.deepcopy(capacity)), 0, params, lp[0])
+    q, t, _ = choose(replace(tick, capacity=copy.deepcopy(capacity)), 0, params, lp[0])
     return {(regions[p], s), (regions[q], t)}
 
 
