@@ -47,8 +47,9 @@ from daemon.planning import with_run_now_recorded
 from daemon.run_now_busy import RunNowBusy
 from policies import Decision, Device, JobSpec, Policy, get_policy
 from policies.builtin.window import CarbonWindow
+from policies.estimates import EstimateCache
 from policies.footprint import DEFAULT_GPU_CATALOG, DEFAULT_MODEL_CATALOG, Estimate, Workload
-from policies.scoring import EstimateCache, SlotGrid, make_pools, score
+from policies.scoring import SlotGrid, make_pools, score
 
 NOW = datetime(2023, 6, 5, tzinfo=UTC)
 GPUS = ("T4", "RTX6000-Ada", "L4", "A100-40GB")

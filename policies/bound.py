@@ -55,9 +55,10 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.errors import PoliciesError
+from policies.estimates import EstimateCache, estimate_matrix
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
 from policies.lagrangian import lagrangian_bound
-from policies.scoring import EstimateCache, Pool, estimate_matrix, make_pools, mean_intensities
+from policies.scoring import Pool, make_pools, mean_intensities
 from policies.types import Device, JobSpec, ZoneIntensity
 
 if TYPE_CHECKING:

@@ -50,6 +50,7 @@ from policies import round_alternatives, round_decisions
 from policies.candidates import unfit_reason
 from policies.capacity import CapacityTimeline
 from policies.errors import PoliciesError
+from policies.estimates import EstimateCache, estimate_matrix
 from policies.footprint.recalibration import Recalibration
 from policies.greedy import GreedyInputs, assign
 from policies.greedy_reference import NOTES
@@ -65,16 +66,14 @@ from policies.planner import (
 )
 from policies.scoring import (
     CostCube,
-    EstimateCache,
     Pool,
     SlotGrid,
-    estimate_matrix,
     horizon_means,
     make_pools,
     now_means,
     score,
     seconds_to_deadline,
-)  # fmt: skip
+)
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
 __all__ = ["PlanState"]

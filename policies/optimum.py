@@ -29,15 +29,9 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.bound import _NO_DEADLINE_S, BoundError, cell_grams
+from policies.estimates import EstimateCache, estimate_matrix
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
-from policies.scoring import (
-    EstimateCache,
-    Pool,
-    estimate_matrix,
-    make_pools,
-    mean_intensities,
-    seconds_to_deadline,
-)
+from policies.scoring import Pool, make_pools, mean_intensities, seconds_to_deadline
 from policies.types import Device, JobSpec, ZoneIntensity
 
 __all__ = ["GRID_S", "IntegerOptimum", "OptimalStart", "integer_optimum"]

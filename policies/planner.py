@@ -46,6 +46,7 @@ import numpy.typing as npt
 from policies.candidates import unfit_reason
 from policies.capacity import CapacityTimeline
 from policies.decisions import alternative_at, best_alternatives, free_devices, run_now_alternative
+from policies.estimates import estimate_matrix
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
@@ -56,15 +57,7 @@ from policies.near_ties import TOLERANCE as _TOLERANCE
 from policies.parameters import LIFETIME_CHECK, Check, check_fields
 from policies.reasons import hold_reason, latest_text, saving, start_reason, waiting_reason
 from policies.run_now_claims import run_now_cells
-from policies.scoring import (
-    Pool,
-    SlotGrid,
-    estimate_matrix,
-    make_pools,
-    score,
-    seconds_to_deadline,
-    typical_g,
-)
+from policies.scoring import Pool, SlotGrid, make_pools, score, seconds_to_deadline, typical_g
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 
 if TYPE_CHECKING:

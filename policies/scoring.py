@@ -1,11 +1,12 @@
 """The vectorised scorer: the cost of every (job, device pool, start slot) as NumPy arrays.
 
 A *pool* is the set of admissible devices of one GPU type in one region (they share a zone, a
-PUE and an estimate). Estimates are computed once per (job, GPU type) and cached; intensity
-means over each job's run are read from the zone's cumulative integral for all start slots at
-once; grams come from :mod:`policies.footprint.accounting`'s formula in one compiled pass over
-the cells (:func:`_cells`). The result agrees with the scalar :func:`policies.placement.place`
-cell by cell (a test checks it).
+PUE and an estimate). Estimates are computed once per (job, GPU type) and cached
+(:mod:`policies.estimates`); intensity means over each job's run are read from the zone's
+cumulative integral for all start slots at once; grams come from
+:mod:`policies.footprint.accounting`'s formula in one compiled pass over the cells
+(:func:`_cells`). The result agrees with the scalar :func:`policies.placement.place` cell by
+cell (a test checks it).
 
 Shapes: ``J`` jobs, ``P`` pools, ``S`` start slots; slot ``s`` starts at
 ``grid.start + s * grid.step_s``.
@@ -14,7 +15,7 @@ Shapes: ``J`` jobs, ``P`` pools, ``S`` start slots; slot ``s`` starts at
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -22,16 +23,15 @@ from itertools import groupby
 import numpy as np
 import numpy.typing as npt
 
-from policies.candidates import estimate_on
 from policies.compiled import compiled
 from policies.errors import PoliciesError
+from policies.estimates import EstimateCache, estimate_matrix
 from policies.footprint.accounting import (
     DEFAULT_LIFETIME_YEARS,
     J_PER_KWH,
     embodied_g,
     operational_g,
 )
-from policies.footprint.estimator import Estimate
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.recalibration import Recalibration
 from policies.means import ZoneSeries, mean_intensities, pool_means
@@ -39,11 +39,9 @@ from policies.types import Device, JobSpec, ZoneIntensity
 
 __all__ = [
     "CostCube",
-    "EstimateCache",
     "MissingForecastError",
     "Pool",
     "SlotGrid",
-    "estimate_matrix",
     "horizon_means",
     "make_pools",
     "mean_intensities",
@@ -56,7 +54,6 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-EstimateCache = MutableMapping[tuple[object, ...], Estimate]
 
 
 class MissingForecastError(PoliciesError, LookupError):
@@ -123,69 +120,6 @@ def make_pools(devices: Sequence[Device]) -> tuple[Pool, ...]:
         first = members[0]
         pools.append(Pool(region, first.zone, first.gpu, first.pue, members))
     return tuple(pools)
-
-
-def estimate_matrix(
-    jobs: Sequence[JobSpec],
-    pools: Sequence[Pool],
-    cache: EstimateCache | None = None,
-    recalibration: Recalibration | None = None,
-) -> tuple[FloatArray, FloatArray, BoolArray]:
-    """Duration (s), energy (J) and admissibility of every job on every pool, shape ``(J, P)``.
-
-    Each (job workload, GPU type) is estimated once; ``cache`` keeps estimates across calls.
-    ``recalibration``'s factors (learned from measured outcomes) scale the cached estimates.
-    Inadmissible cells (constraints, out of memory, too few devices) hold ``inf``.
-    """
-    cache = {} if cache is None else cache
-    n_jobs, n_pools = len(jobs), len(pools)
-    # Filled as flat lists, one row of P cells per job, made arrays once at the end.
-    duration_cells: list[float] = []
-    energy_cells: list[float] = []
-    ok_cells: list[bool] = []
-    sizes = [pool.size for pool in pools]
-    memory = [pool.gpu.memory_gb for pool in pools]
-    regions = [pool.region for pool in pools]
-    gpu_names = [pool.gpu.name.lower() for pool in pools]
-    # One device per GPU type stands for its type: estimates go through the same path as the
-    # scalar policies (``estimate_on``: the calibrated serving model for continuous batching).
-    types = {pool.gpu.name: pool.devices[0] for pool in pools}
-    of_type = {name: [p for p, pool in enumerate(pools) if pool.gpu.name == name] for name in types}
-    for job in jobs:  # a few pools: plain Python beats small-array NumPy here
-        tp, need_gb = job.workload.tensor_parallel, job.min_gpu_memory_gb
-        in_regions = set(job.regions) if job.regions else None
-        in_types = {t.lower() for t in job.gpu_types} if job.gpu_types else None
-        fits = [
-            sizes[p] >= tp and memory[p] >= need_gb
-            and (in_regions is None or regions[p] in in_regions)
-            and (in_types is None or gpu_names[p] in in_types)
-            for p in range(n_pools)
-        ]  # fmt: skip
-        first = len(duration_cells)
-        duration_cells += [math.inf] * n_pools
-        energy_cells += [math.inf] * n_pools
-        ok_cells += [False] * n_pools
-        for name, device in types.items():
-            columns = [p for p in of_type[name] if fits[p]]
-            if not columns:
-                continue
-            key = (job.model, job.runtime, job.workload, name)
-            est = cache.get(key)
-            if est is None:
-                est = estimate_on(job, device)
-                cache[key] = est
-            if recalibration is not None:
-                est = recalibration.apply(est)
-            if est.fits:
-                for p in columns:
-                    duration_cells[first + p] = est.duration_s
-                    energy_cells[first + p] = est.energy_j
-                    ok_cells[first + p] = True
-    shape = (n_jobs, n_pools)
-    duration = np.array(duration_cells, dtype=np.float64).reshape(shape)
-    energy = np.array(energy_cells, dtype=np.float64).reshape(shape)
-    ok = np.array(ok_cells, dtype=np.bool_).reshape(shape)
-    return duration, energy, ok
 
 
 def upper_values(forecast: ZoneIntensity) -> FloatArray | None:

@@ -9,7 +9,8 @@ import pytest
 
 from bench import bench_planner
 from policies import get_policy
-from policies.scoring import EstimateCache, SlotGrid, make_pools, score
+from policies.estimates import EstimateCache
+from policies.scoring import SlotGrid, make_pools, score
 
 
 def test_the_timed_policies_plan_from_the_benchs_estimates() -> None:

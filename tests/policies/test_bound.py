@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from policies.bound import _capacity, _cells, _costs, _rows_of, lower_bound
+from policies.estimates import estimate_matrix
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
-from policies.scoring import estimate_matrix, make_pools, mean_intensities
+from policies.scoring import make_pools, mean_intensities
 from policies.types import Device, JobSpec
 from tests.policies.conftest import NOW, FakeForecast, devices, forecast, job
 

@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 from policies import get_policy, with_recalibration
+from policies.estimates import estimate_matrix
 from policies.footprint.recalibration import Recalibration, RecalibrationFactor
 from policies.planner import WindowParameters, _order, _regret, plan_window
-from policies.scoring import estimate_matrix, make_pools
+from policies.scoring import make_pools
 from policies.types import Decision
 from tests.policies.conftest import NOW
 from tests.policies.random_cluster import World, world

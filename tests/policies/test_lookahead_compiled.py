@@ -14,6 +14,7 @@ import pytest
 
 from policies import get_policy
 from policies.capacity import CapacityTimeline, _coverage
+from policies.estimates import estimate_matrix
 from policies.greedy_reference import Tick, choose
 from policies.local_search import _improve
 from policies.lookahead import preferred_cells
@@ -25,7 +26,7 @@ from policies.planner import (
     planned_cells,
 )
 from policies.run_now_claims import run_now_cells
-from policies.scoring import SlotGrid, estimate_matrix, make_pools, score
+from policies.scoring import SlotGrid, make_pools, score
 from tests.policies.conftest import NOW, devices
 from tests.policies.random_cluster import world
 

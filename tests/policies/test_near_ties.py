@@ -13,6 +13,7 @@ import pytest
 
 from policies import get_policy
 from policies.capacity import CapacityTimeline
+from policies.estimates import estimate_matrix
 from policies.greedy_reference import Tick, choose
 from policies.local_search import _improve
 from policies.near_ties import earliest_near
@@ -22,7 +23,7 @@ from policies.planner import (
     plan_window,
     planned_cells,
 )
-from policies.scoring import SlotGrid, estimate_matrix, make_pools, score
+from policies.scoring import SlotGrid, make_pools, score
 from policies.types import Decision, Device, JobSpec, ZoneIntensity
 from tests.policies.conftest import NOW, devices, forecast, job
 from tests.policies.random_cluster import world

@@ -8,17 +8,10 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
+from policies.estimates import estimate_matrix
 from policies.now_cells import regret_rows, score_cells_now
 from policies.planner import _regret
-from policies.scoring import (
-    SlotGrid,
-    estimate_matrix,
-    horizon_means,
-    make_pools,
-    now_means,
-    score,
-    typical_g,
-)
+from policies.scoring import SlotGrid, horizon_means, make_pools, now_means, score, typical_g
 from tests.policies.conftest import NOW
 from tests.policies.random_cluster import world
 

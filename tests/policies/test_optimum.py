@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 
 from policies.bound import lower_bound
+from policies.estimates import estimate_matrix
 from policies.optimum import integer_optimum
-from policies.scoring import estimate_matrix, make_pools
+from policies.scoring import make_pools
 from tests.policies.conftest import NOW
 from tests.policies.test_bound import GRID_S, _brute_force, _cluster, _fits, _jobs, _options
 

@@ -9,8 +9,9 @@ import pytest
 
 from policies import get_policy
 from policies.builtin.window import CarbonWindow
+from policies.estimates import estimate_matrix
 from policies.footprint import Estimate
-from policies.scoring import estimate_matrix, make_pools
+from policies.scoring import make_pools
 from policies.types import Device
 from tests.policies.conftest import NOW, FakeForecast, job
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from policies.candidates import estimate_on
+from policies.estimates import estimate_matrix
 from policies.placement import mean_intensity_g_per_kwh, place
 from policies.scoring import (
     MissingForecastError,
     SlotGrid,
-    estimate_matrix,
     make_pools,
     mean_intensities,
     score,

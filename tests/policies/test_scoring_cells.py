@@ -9,8 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from policies.estimates import estimate_matrix
 from policies.footprint.accounting import operational_g
-from policies.scoring import SlotGrid, _cells, _zone_means, estimate_matrix, make_pools, score
+from policies.scoring import SlotGrid, _cells, _zone_means, make_pools, score
 from tests.policies.conftest import NOW
 from tests.policies.random_cluster import world
 
