@@ -15,7 +15,7 @@ from daemon.ledger.records import (
     TransitionRecord,
     WaitingCounterfactual,
 )
-from daemon.ledger.runs import RunEnd, RunStart
+from daemon.ledger.run_batches import RunEnd, RunStart
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from daemon.ledger.store import EXPORTABLE, Ledger, LedgerError, UnknownJobError
 

@@ -1,5 +1,5 @@
 """The ledger's outcome rows: one per finished job (its measured energy, grams and run-now
-counterfactual, written with the run's end: :mod:`daemon.ledger.runs`), and the totals over
+counterfactual, written with the run's end: :mod:`daemon.ledger.run_batches`), and the totals over
 them."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from daemon.ledger.base import Connection
 from daemon.ledger.values import ts
 
 if TYPE_CHECKING:
-    from daemon.ledger.runs import RunEnd
+    from daemon.ledger.run_batches import RunEnd
 
 __all__ = ["Outcomes"]
 

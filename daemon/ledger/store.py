@@ -23,7 +23,7 @@ from daemon.ledger.measured import MeasuredRuns
 from daemon.ledger.outcomes import Outcomes
 from daemon.ledger.queue_state import QueueState
 from daemon.ledger.records import JobRecord, TransitionRecord
-from daemon.ledger.runs import Runs
+from daemon.ledger.run_batches import RunBatches
 from daemon.ledger.spec_json import plain_spec_json
 from daemon.ledger.stopping import StoppingRuns
 from daemon.ledger.values import dt, req_dt, ts
@@ -37,7 +37,7 @@ __all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternativ
 class Ledger(
     WaitingJobs,
     Decisions,
-    Runs,
+    RunBatches,
     Outcomes,
     StoppingRuns,
     MeasuredRuns,

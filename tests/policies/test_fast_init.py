@@ -22,7 +22,7 @@ PER_JOB = {
     "daemon.executors.simulated": ["_Run"],
     "daemon.endings.finishing": ["_Ending"],
     "daemon.ledger.records": ["DecisionRecord", "JobRecord", "RunRecord", "StartedRun"],
-    "daemon.ledger.runs": ["RunEnd", "RunStart"],
+    "daemon.ledger.run_batches": ["RunEnd", "RunStart"],
     "daemon.queue.line": ["JobRequest"],
     "daemon.replay.driver": ["JobOutcome"],
     "daemon.replay.harness": ["Run"],
