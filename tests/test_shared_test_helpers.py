@@ -16,11 +16,6 @@ ROOT = TESTS.parent
 STILL_TO_MOVE = frozenset({
     "tests/daemon/cli/test_gpus_learned.py",
     "tests/daemon/doctor/test_ledger_note.py",
-    "tests/daemon/executors/test_slurm_changed_outside.py",
-    "tests/daemon/executors/test_slurm_followed_unconfigured.py",
-    "tests/daemon/executors/test_slurm_outage_logs.py",
-    "tests/daemon/executors/test_slurm_release.py",
-    "tests/daemon/executors/test_slurm_requeued.py",
     "tests/daemon/reports/test_plots_audit.py",
     "tests/daemon/reports/test_report_pager.py",
     "tests/daemon/service/test_gpus.py",

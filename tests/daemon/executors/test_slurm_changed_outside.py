@@ -20,7 +20,7 @@ from daemon.executors.slurm.queries import Token
 from daemon.service.plan_round import _devices
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
-from tests.daemon.executors.test_slurm_service import Dip, _daemon
+from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 
 _ALLOC = "cpu=1,mem=100M,node=1,billing=1,gres/gpu={n}"
 
@@ -30,7 +30,7 @@ def _run(tmp_path: Path, gpus: int) -> tuple[dict[str, Any], list[dict[str, Any]
     partition's running jobs), then ended: its outcome, and what was logged."""
     slurm = FakeSlurm()
     slurm.ran = ("2026-12-04T21:00:01", "2026-12-04T22:00:01")  # one hour
-    daemon = _daemon(tmp_path, slurm, Dip(T0))  # cleanest now: released at once
+    daemon = slurm_daemon(tmp_path, slurm, Dip(T0))  # cleanest now: released at once
     line = {"id": "j8", "model": "llama-1b", "requests": 4, "command": ["true"],
             "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
     (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")

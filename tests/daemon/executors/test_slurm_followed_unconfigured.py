@@ -15,8 +15,8 @@ from daemon.assemble import build_daemon, build_executors
 from daemon.cli import main
 from daemon.executors.slurm import SlurmExecutor
 from daemon.settings import RegionSettings, Settings
-from tests.daemon.executors.fake_slurm import FakeSlurm
-from tests.daemon.executors.test_slurm_service import T0, Dip, _daemon
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm
+from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 
 
 def test_a_job_followed_without_its_region_ends_with_no_grams_and_says_why(
@@ -28,7 +28,7 @@ def test_a_job_followed_without_its_region_ends_with_no_grams_and_says_why(
     ``carbond status`` prints it, and ``job_carbon_unknown`` is logged with the reason."""
     slurm = FakeSlurm()
     slurm.ran = ("2026-12-04T21:00:01", "2026-12-04T21:10:01")
-    first = _daemon(tmp_path, slurm, Dip(T0))
+    first = slurm_daemon(tmp_path, slurm, Dip(T0))
     line = {"id": "j1", "model": "llama-1b", "requests": 4, "command": ["true"]}
     (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
     first.service.start(T0)
@@ -68,7 +68,7 @@ def test_a_job_followed_without_its_region_keeps_slurm_s_plausible_measured_ener
     figure above that is set aside (``job_energy_implausible``)."""
     slurm = FakeSlurm()
     slurm.ran = ("2026-12-04T21:00:01", "2026-12-04T21:10:01")  # 600 s: T4 bound 841,400 J
-    first = _daemon(tmp_path, slurm, Dip(T0))
+    first = slurm_daemon(tmp_path, slurm, Dip(T0))
     line = {"id": "j1", "model": "llama-1b", "requests": 4, "command": ["true"]}
     (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
     first.service.start(T0)
@@ -105,7 +105,7 @@ def test_the_energy_bound_of_a_job_followed_without_its_region_is_the_site_s_tdp
     measurements as implausible. The daemon's catalog, the site's, bounds it now."""
     slurm = FakeSlurm()
     slurm.ran = ("2026-12-04T21:00:01", "2026-12-04T21:10:01")  # 601 s
-    first = _daemon(tmp_path, slurm, Dip(T0))
+    first = slurm_daemon(tmp_path, slurm, Dip(T0))
     line = {"id": "j1", "model": "llama-1b", "requests": 4, "command": ["true"]}
     (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
     first.service.start(T0)

@@ -29,7 +29,7 @@ from daemon.settings import (
 )
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
-from tests.daemon.executors.test_slurm_service import Dip
+from tests.daemon.executors.slurm_daemon import Dip
 from tests.daemon.helpers import job_request
 
 

@@ -11,15 +11,15 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from tests.daemon.executors.fake_slurm import FakeSlurm
-from tests.daemon.executors.test_slurm_service import T0, Dip, _daemon
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm
+from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 
 
 def _outage_logs(tmp_path: Path, *, outages: int = 1) -> list[dict[str, Any]]:
     """The warnings and errors of ``outages`` ten-minute outages (Slurm back for three minutes
     after each), with a job running in Slurm and one planned there for later."""
     slurm, forecast = FakeSlurm(), Dip(T0 + timedelta(hours=2))
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     service = daemon.service
     line = {"id": "now", "model": "llama-1b", "requests": 4, "command": ["true"]}
     later = {**line, "id": "later", "deadline": (T0 + timedelta(hours=5)).isoformat()}

@@ -13,7 +13,7 @@ import pytest
 from daemon.cli import main
 from daemon.executors.errors import ExecutorError
 from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
-from tests.daemon.executors.test_slurm_service import Dip, _daemon
+from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 
 
 def test_a_held_job_whose_log_dir_cannot_be_made_again_fails_with_its_slurm_job_cancelled(
@@ -44,7 +44,7 @@ def test_a_release_retried_each_round_shows_its_two_transitions_once_in_status(
     saying it was running. They are shown once, then how many more times and until when;
     --json keeps them all."""
     slurm = FakeSlurm()
-    daemon = _daemon(tmp_path, slurm, Dip(T0 + timedelta(hours=2)))
+    daemon = slurm_daemon(tmp_path, slurm, Dip(T0 + timedelta(hours=2)))
     line = {"id": "j8", "model": "llama-1b", "requests": 4, "command": ["true"],
             "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
     (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
@@ -77,7 +77,7 @@ def test_a_held_job_whose_squeue_row_is_cut_short_at_release_is_requeued_saying_
     happened: Slurm's answer about its job could not be read; the job stays held and its
     release is retried, and goes ahead once the row reads whole."""
     slurm = FakeSlurm()
-    daemon = _daemon(tmp_path, slurm, Dip(T0 + timedelta(hours=2)))
+    daemon = slurm_daemon(tmp_path, slurm, Dip(T0 + timedelta(hours=2)))
     line = {"id": "j8", "model": "llama-1b", "requests": 4, "command": ["true"],
             "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
     (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")

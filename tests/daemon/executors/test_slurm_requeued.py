@@ -19,7 +19,7 @@ from daemon.executors.slurm.acct import parse_sacct
 from daemon.executors.slurm.commands import SACCT_FIELDS
 from daemon.executors.slurm.ends import ended, ran_before
 from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, _executor, _spec
-from tests.daemon.executors.test_slurm_service import Dip, _daemon
+from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 
 
 def test_the_recorded_sacct_of_every_run_tells_a_requeued_run_from_one_that_never_ran() -> None:
@@ -70,7 +70,7 @@ def test_the_service_records_a_job_slurm_requeued_as_taken_back_before_it_ran_ag
     whatever the executor's reason said; for a job Slurm requeued after it ran it now says
     ``before it ran again``, then the executor's reason. The job is planned again."""
     slurm = FakeSlurm()
-    daemon = _daemon(tmp_path, slurm, Dip(T0))  # cleanest now: released at once
+    daemon = slurm_daemon(tmp_path, slurm, Dip(T0))  # cleanest now: released at once
     line = {"id": "j7", "model": "llama-1b", "requests": 4, "command": ["true"],
             "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
     (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")
@@ -184,7 +184,7 @@ def test_a_long_run_slurm_requeued_keeps_its_measured_energy_in_the_outcome(
     (``job_energy_implausible``), undoing the sum; it is now checked against both runs' time
     and kept, measured."""
     slurm = _RanAgain()
-    daemon = _daemon(tmp_path, slurm, Dip(T0))  # cleanest now: released at once
+    daemon = slurm_daemon(tmp_path, slurm, Dip(T0))  # cleanest now: released at once
     line = {"id": "j9", "model": "llama-1b", "requests": 4, "command": ["true"],
             "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
     (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")

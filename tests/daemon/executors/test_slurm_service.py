@@ -12,54 +12,19 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from daemon import killpoints
-from daemon.assemble import Daemon, build_daemon
-from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
+from daemon.executors.slurm import CommandResult
 from daemon.executors.slurm.runner import SlurmNoAnswerError
-from daemon.intensity.providers import IntensityReading, ZoneSeries
 from daemon.ledger import Ledger
-from daemon.settings import (
-    IntensitySettings,
-    PolicySettings,
-    RegionSettings,
-    Settings,
-    SlurmRegionSettings,
-)
 from daemon.supervision.health import HEALTH_NAME, read_health
-from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.fake_slurm import RECORDED, FakeSlurm
+from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm
+from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 from tests.daemon.killharness import REPO
-
-T0 = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
-
-
-class Dip:
-    """CA-QC at 300 g/kWh except 20 g/kWh in [start, start + 1 h)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.start = start
-
-    def refresh(self, zones: object, now: datetime) -> None:
-        return None
-
-    def _at(self, at: datetime) -> float:
-        return 20.0 if self.start <= at < self.start + timedelta(hours=1) else 300.0
-
-    def forecast(self, zone: str, now: datetime, horizon_s: int, step_s: int) -> ZoneSeries:
-        start = datetime.fromtimestamp(now.timestamp() - now.timestamp() % step_s, UTC)
-        values = [
-            self._at(start + timedelta(seconds=k * step_s)) for k in range(horizon_s // step_s)
-        ]
-        return ZoneSeries(zone, start, step_s, np.array(values, dtype=np.float64), "test")
-
-    def current(self, zone: str, now: datetime) -> IntensityReading:
-        return IntensityReading(zone, now, self._at(now), "test")
 
 
 @dataclass
@@ -99,26 +64,12 @@ class _SbatchGetsNoAnswer(FakeSlurm):
         raise SlurmNoAnswerError(f"{argv[0]}: no answer within 30 s")
 
 
-def _daemon(tmp_path: Path, slurm: FakeSlurm, forecast: Dip) -> Daemon:
-    region = RegionSettings(name="qc", zone="CA-QC", executor="slurm",
-                            slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
-    settings = Settings(
-        state_dir=tmp_path,
-        regions=(region,),
-        policy=PolicySettings(name="carbon-window"),
-        intensity=IntensitySettings(source="static", horizon_s=6 * 3600, step_s=900),
-    )
-    executor = SlurmExecutor({"qc": Target("alpha")}, runner=slurm,
-                             known_gpus=DEFAULT_GPU_CATALOG.names())  # fmt: skip
-    return build_daemon(settings, executors={"slurm": executor}, intensity=forecast)
-
-
 def test_a_planned_job_waits_in_slurm_moves_with_the_forecast_and_runs_at_its_start(
     tmp_path: Path,
 ) -> None:
     slurm, forecast = FakeSlurm(), Dip(T0 + timedelta(hours=2))
     slurm.ran = ("2026-12-05T00:00:01", "2026-12-05T00:00:05")  # when it runs, after the move
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     line = {"id": "j1", "model": "llama-1b", "requests": 4, "command": ["sleep", "1"],
             "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
@@ -157,7 +108,7 @@ def test_a_planned_job_waits_in_slurm_moves_with_the_forecast_and_runs_at_its_st
 
 def test_without_slurm_energy_the_outcome_is_the_estimate_flagged_so(tmp_path: Path) -> None:
     slurm, forecast = FakeSlurm(), Dip(T0)  # cleanest now: starts at once
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     (tmp_path / "queue.jsonl").write_text(
         json.dumps({"id": "j2", "model": "llama-1b", "requests": 4, "command": ["true"]}) + "\n"
     )
@@ -180,7 +131,7 @@ def test_a_job_cancelled_while_still_pending_in_slurm_is_charged_no_energy(
 ) -> None:
     slurm, forecast = FakeSlurm(), Dip(T0)  # cleanest now: released at once
     slurm.ran = ("None", "2026-12-04T21:10:00")  # sacct of a job cancelled before it started
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     queue = tmp_path / "queue.jsonl"
     line = {"id": "j3", "model": "llama-1b", "requests": 4, "command": ["sleep", "60"]}
     queue.write_text(json.dumps(line) + "\n")
@@ -205,7 +156,7 @@ def test_a_released_job_slurm_keeps_pending_past_its_deadline_expires_and_never_
     tmp_path: Path,
 ) -> None:
     slurm, forecast = FakeSlurm(), Dip(T0)  # cleanest now: released at once
-    daemon = _daemon(tmp_path, slurm, forecast)  # pending_grace_s 300 s
+    daemon = slurm_daemon(tmp_path, slurm, forecast)  # pending_grace_s 300 s
     service, ledger = daemon.service, daemon.ledger
     deadline = T0 + timedelta(minutes=2)
     line = {"id": "j6", "model": "llama-1b", "requests": 4, "command": ["true"],
@@ -233,7 +184,7 @@ def test_a_job_waits_while_slurm_cannot_be_reached_or_its_nodes_are_drained(
     tmp_path: Path,
 ) -> None:
     slurm, forecast = FakeSlurm(), Dip(T0)
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     service.start(T0)  # discovery while Slurm answers: qc has n1's two T4s
     queue = tmp_path / "queue.jsonl"
@@ -266,7 +217,7 @@ def test_slurm_unreachable_is_in_health_json_while_it_lasts_and_asked_once_a_rou
     tmp_path: Path,
 ) -> None:
     slurm, forecast = FakeSlurm(), Dip(T0)
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     service.start(T0)
     queue = tmp_path / "queue.jsonl"
@@ -302,7 +253,7 @@ def test_a_held_job_whose_release_finds_slurm_gone_is_released_later_not_submitt
     tmp_path: Path,
 ) -> None:
     slurm, forecast = _StopsAtRelease(), Dip(T0 + timedelta(hours=2))
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     line = {"id": "j8", "model": "llama-1b", "requests": 4, "command": ["true"],
             "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
@@ -330,7 +281,7 @@ def test_a_region_slurm_did_not_answer_for_at_start_is_discovered_once_it_answer
     tmp_path: Path,
 ) -> None:
     slurm, forecast = FakeSlurm(stopped=True), Dip(T0)  # slurmctld down when carbond starts
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     assert service.inventory == ()  # qc's GPUs could not be asked for
     service.start(T0)
@@ -369,7 +320,7 @@ def test_an_sbatch_without_answer_is_looked_up_by_name_never_submitted_twice(
     tmp_path: Path, accepted: bool
 ) -> None:
     slurm, forecast = _SbatchGetsNoAnswer(armed=True, accepted=accepted), Dip(T0)
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     service.start(T0)
     line = {"id": "j12", "model": "llama-1b", "requests": 4, "command": ["sleep", "60"]}
@@ -393,7 +344,7 @@ def test_a_held_job_slurm_started_unconfirmed_is_cancelled_in_slurm_not_left_run
     tmp_path: Path,
 ) -> None:
     slurm, forecast = _SbatchGetsNoAnswer(), Dip(T0 + timedelta(hours=2))
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     queue = tmp_path / "queue.jsonl"
     line = {"id": "h1", "model": "llama-1b", "requests": 4, "command": ["sleep", "600"],
@@ -427,8 +378,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from tests.daemon.executors.test_slurm_service import T0, _daemon, Dip
-from tests.daemon.executors.fake_slurm import FakeSlurm
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm
+from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 
 state, store, minutes = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 
@@ -444,7 +395,7 @@ class Kept(FakeSlurm):  # Slurm outlives the daemon: its jobs are kept in a file
 slurm = Kept()
 if store.exists():
     slurm.jobs, slurm.calls = pickle.loads(store.read_bytes())
-daemon = _daemon(state, slurm, Dip(T0 + timedelta(hours=2)))
+daemon = slurm_daemon(state, slurm, Dip(T0 + timedelta(hours=2)))
 now = T0 + timedelta(minutes=minutes)
 daemon.service.start(now)
 daemon.service.tick(now)
@@ -511,7 +462,7 @@ class _ScancelRefused(FakeSlurm):
 
 def test_a_held_job_whose_cancel_slurm_refused_is_not_started_meanwhile(tmp_path: Path) -> None:
     slurm, forecast = _ScancelRefused(), Dip(T0 + timedelta(hours=2))
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     queue = tmp_path / "queue.jsonl"
     line = {"id": "b1", "model": "llama-1b", "requests": 4, "command": ["sleep", "600"],
@@ -562,7 +513,7 @@ def test_a_held_job_whose_hand_over_failed_is_released_while_slurmdbd_is_down(
     squeue only and submits it, rather than wait for sacct (slurmdbd down) to say no earlier
     submission of it ran."""
     slurm, forecast = _RefusesFirstSbatch(dbd_down=True), Dip(T0 + timedelta(hours=2))
-    daemon = _daemon(tmp_path, slurm, forecast)
+    daemon = slurm_daemon(tmp_path, slurm, forecast)
     service, ledger = daemon.service, daemon.ledger
     line = {"id": "j9", "model": "llama-1b", "requests": 4, "command": ["true"],
             "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
