@@ -16,8 +16,6 @@ ROOT = TESTS.parent
 STILL_TO_MOVE = frozenset({
     "tests/daemon/cli/test_gpus_learned.py",
     "tests/daemon/doctor/test_ledger_note.py",
-    "tests/daemon/reports/test_plots_audit.py",
-    "tests/daemon/reports/test_report_pager.py",
     "tests/daemon/service/test_gpus.py",
     "tests/daemon/sites/test_health.py",
     "tests/daemon/sites/test_restart.py",

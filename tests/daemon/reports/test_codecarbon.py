@@ -20,6 +20,7 @@ from daemon.reports.lines import JobLine
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
 from tests.daemon.reports.conftest import Run
+from tests.daemon.reports.ledgers import V1_ROWS
 
 # CodeCarbon 2.x ``EmissionsData`` field order (codecarbon/output_methods/emissions_data.py),
 # the header its file output writes to emissions.csv: the contract, written out by hand.
@@ -262,33 +263,6 @@ def test_a_country_carbond_cannot_name_has_no_iso_code(
     assert (row["country_name"], row["country_iso_code"], row["region"]) == country
 
 
-# Two outcomes as a carbond of ledger schema 1 recorded them: a job its GPU meter followed
-# (method, energy and grams) and one nothing metered (a Slurm job: the prediction only).
-_V1_SPEC = '{"id": "%s", "name": "%s", "model": "llama-3.2-1b", "requests": 2}'
-_V1_ROWS = f"""
-INSERT INTO jobs VALUES ('metered', 1000, 1000, 'metered', 'succeeded', 0,
-    '2026-05-31T10:00:00+00:00', NULL, '{_V1_SPEC % ("metered", "metered")}', 'q:1',
-    '2026-05-31T11:00:00+00:00', NULL);
-INSERT INTO jobs VALUES ('slurm', 1000, 1000, 'slurm', 'succeeded', 0,
-    '2026-05-31T10:00:00+00:00', NULL, '{_V1_SPEC % ("slurm", "slurm")}', 'q:2',
-    '2026-05-31T11:00:00+00:00', NULL);
-INSERT INTO decisions (job_id, at, policy, action, reason, region, gpu) VALUES
-    ('metered', '2026-05-31T10:00:00+00:00', 'run-now', 'start', 'now', 'qc', 'T4'),
-    ('slurm', '2026-05-31T10:00:00+00:00', 'run-now', 'start', 'now', 'ciso', 'A100');
-INSERT INTO outcomes (job_id, started_at, finished_at, duration_s, gpus, pue,
-    measured_energy_j, energy_method, realised_intensity_g_per_kwh, intensity_source,
-    operational_g, embodied_g, total_g, predicted_energy_j, predicted_total_g, run_now_total_g,
-    recorded_at) VALUES
-    ('metered', '2026-05-31T10:00:00+00:00', '2026-05-31T11:00:00+00:00', 3600, 1, 1.0,
-     3600000.0, 'counter', 30.0, 'electricitymaps', 30.0, 2.0, 32.0, 3500000.0, 31.0, 60.0,
-     '2026-05-31T11:00:00+00:00'),
-    ('slurm', '2026-05-31T10:00:00+00:00', '2026-05-31T11:00:00+00:00', 3600, 1, 1.2,
-     NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3500000.0, 230.0, 300.0,
-     '2026-05-31T11:00:00+00:00');
-INSERT INTO schema_migrations VALUES (1, '{MIGRATIONS[0][1]}', '2026-05-31T09:00:00Z');
-"""
-
-
 def test_what_a_schema_1_ledger_did_not_record_is_exported_empty_not_zero(
     tmp_path: Path, carbond: Run
 ) -> None:
@@ -299,7 +273,7 @@ def test_what_a_schema_1_ledger_did_not_record_is_exported_empty_not_zero(
     db = sqlite3.connect(tmp_path / "ledger.db")
     db.executescript(
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-        "description TEXT NOT NULL, applied_at TEXT NOT NULL);\n" + MIGRATIONS[0][2] + _V1_ROWS
+        "description TEXT NOT NULL, applied_at TEXT NOT NULL);\n" + MIGRATIONS[0][2] + V1_ROWS
     )
     db.close()
     Ledger.open(tmp_path / "ledger.db").close()  # migrated, as the daemon does when it starts

@@ -26,6 +26,7 @@ from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
 from tests.daemon.reports.conftest import Run
+from tests.daemon.reports.ledgers import ledger_copies
 
 JOB_COLUMNS = {"uid", "name", "state", "submitted_at", "deadline", "spec_json"}
 SUMMED = ("jobs", "gpu_hours", "energy_kwh", "operational_kg", "embodied_kg", "total_kg",
@@ -445,26 +446,6 @@ def test_table_cells_and_title_are_shown_as_written_not_as_markup() -> None:
     assert "ann[/x]" in text and "[bold]bob" in text and "by [i]user" in text
 
 
-def _copies(state: Path, into: Path, copies: int) -> int:
-    """``state``'s ledger at ``into`` with each finished job also there ``copies`` more times
-    under new ids (``<id>~<n>``); returns the jobs with an outcome."""
-    shutil.copy(state / "ledger.db", into / "ledger.db")
-    db = sqlite3.connect(into / "ledger.db")
-    with db:
-        for table in ("jobs", "outcomes"):
-            names = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-            values = ", ".join("job_id || '~' || ?" if n == "job_id" else n for n in names)
-            for n in range(copies):
-                db.execute(
-                    f"INSERT INTO {table} ({', '.join(names)}) SELECT {values} FROM {table}"
-                    " WHERE job_id IN (SELECT job_id FROM outcomes) AND job_id NOT LIKE '%~%'",
-                    (n,),
-                )
-    jobs: int = db.execute("SELECT count(*) FROM outcomes").fetchone()[0]
-    db.close()
-    return jobs
-
-
 def test_a_report_by_job_writes_each_row_as_it_reads_its_job(
     demo_state: Path, carbond: Run, tmp_path: Path
 ) -> None:
@@ -472,7 +453,7 @@ def test_a_report_by_job_writes_each_row_as_it_reads_its_job(
     JSON text before writing a byte: 37 s and 1.7 GB over 200,000 jobs. Rows are written as
     their jobs are read (in job id order) and the totals, summed in the order the jobs
     finished, are to the bit those of any other grouping."""
-    jobs = _copies(demo_state, tmp_path, 600)
+    jobs = ledger_copies(demo_state, tmp_path, 600)
     out = tmp_path / "jobs.json"
     args = ("report", "--state-dir", str(tmp_path), "--until", "2100-01-01", "--by", "job")
     carbond(*args, "--json", "-o", str(out))  # imports done

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.daemon.reports.test_report import _copies
+from tests.daemon.reports.ledgers import ledger_copies
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,7 +22,7 @@ def test_a_report_nobody_reads_yet_does_not_hold_the_ledger_open(
     piped into a pager that sat on its first page, it kept the daemon's ``wal_checkpoint``
     from resetting the WAL for as long as the pager stayed open. Now it reads everything,
     closes the ledger, then writes: once its first byte is out, a checkpoint completes."""
-    jobs = _copies(demo_state, tmp_path, 100)  # a JSON report well past a pipe's 64 KiB
+    jobs = ledger_copies(demo_state, tmp_path, 100)  # a JSON report well past a pipe's 64 KiB
     daemon = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)  # the daemon's
     try:
         assert daemon.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
