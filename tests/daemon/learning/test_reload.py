@@ -4,8 +4,7 @@ would; the other types keep their live factors."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterator
 from pathlib import Path
 
 from structlog.testing import capture_logs
@@ -19,6 +18,7 @@ from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from policies.footprint.recalibration import Observation
 from tests.daemon.helpers import append, job_line
+from tests.daemon.late_slurm import LateSlurm
 
 MODEL, GPU = "llama-3.1-8b", "A100-80GB"
 SIM = RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=(GPU, "T4"))
@@ -105,22 +105,6 @@ def test_a_reload_that_changes_no_gpu_type_refolds_nothing(tmp_path: Path) -> No
         daemon.close()
 
 
-class _LateSlurm(RecordingExecutor):
-    """A Slurm stand-in whose scheduler did not answer at start: it finds ``found`` (its
-    regions' GPUs) when asked again once ``up`` is set."""
-
-    def __init__(self, found: Mapping[str, Sequence[tuple[int, str]]]) -> None:
-        super().__init__("slurm")
-        self._found, self._answered, self.up = dict(found), False, False
-
-    def undiscovered(self) -> Mapping[str, str]:
-        return {} if self._answered else dict.fromkeys(self._found, "slurmctld down")
-
-    def rediscover(self, now: datetime) -> Mapping[str, Sequence[tuple[int, str]]]:
-        self._answered = self.up
-        return self._found if self.up else {}
-
-
 def test_a_slurm_region_of_a_simulated_type_discovered_late_drops_what_the_simulation_taught(
     tmp_path: Path,
 ) -> None:
@@ -130,7 +114,7 @@ def test_a_slurm_region_of_a_simulated_type_discovered_late_drops_what_the_simul
     clock = FakeClock()
     hpc = RegionSettings(name="hpc", zone="CA-QC", executor="slurm", gpus="discover",
                          slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
-    slurm = _LateSlurm({"hpc": [(0, GPU)]})
+    slurm = LateSlurm({"hpc": [(0, GPU)]})
     executors = {"simulated": RecordingExecutor("simulated"), "slurm": slurm}
     daemon = build_daemon(_settings(tmp_path, SIM, hpc), executors=executors,
                           gpu_clock=clock.monotonic())  # fmt: skip

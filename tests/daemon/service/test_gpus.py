@@ -9,7 +9,7 @@ from daemon.intensity.providers import EmbeddedIntensity
 from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line
-from tests.daemon.learning.test_reload import _LateSlurm
+from tests.daemon.late_slurm import LateSlurm
 
 SIM = RegionSettings(name="sim", zone="CA-QC", executor="simulated", gpus=("T4",))
 HPC = RegionSettings(name="hpc", zone="US-CAL-CISO", executor="slurm", gpus="discover",
@@ -23,7 +23,7 @@ def test_a_region_discovered_late_in_a_new_zone_is_planned_on_that_zones_forecas
     finds the Slurm region's GPUs fetches its zone's forecast before planning on them, not
     ``intervals.refresh_s`` (300 s) after the last refresh."""
     clock = FakeClock()
-    slurm = _LateSlurm({"hpc": [(0, "T4")]})
+    slurm = LateSlurm({"hpc": [(0, "T4")]})
     settings = Settings(state_dir=tmp_path, regions=(SIM, HPC), policy={"name": "run-now"})
     executors = {"simulated": RecordingExecutor("simulated"), "slurm": slurm}
     daemon = build_daemon(settings, executors=executors, intensity=EmbeddedIntensity(),

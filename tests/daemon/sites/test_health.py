@@ -9,7 +9,7 @@ from daemon.settings import SiteSettings
 from daemon.supervision.health import HEALTH_NAME, read_health
 from daemon.testing import FakeClock
 from tests.daemon.helpers import append, job_line
-from tests.daemon.sites.test_outcomes import _service
+from tests.daemon.sites.site_service import site_service
 
 NIGHT = datetime(2024, 6, 1, 5, tzinfo=UTC)
 
@@ -21,7 +21,7 @@ def test_a_stale_or_failing_site_is_a_problem_doctor_shows(tmp_path: Path) -> No
     rows = [f"{(NIGHT - timedelta(hours=30 - h)).isoformat()},0\n" for h in range(24)]
     pv.write_text("datetime,power_w\n" + "".join(rows))  # ends 6 h before NIGHT
     clock = FakeClock(NIGHT)
-    service, _ = _service(tmp_path, SiteSettings(pv_csv=pv))
+    service, _ = site_service(tmp_path, SiteSettings(pv_csv=pv))
     service.start(clock())
     append(service.queue.path, job_line(id="a", model="llama-3.1-8b"))
     service.tick(clock())

@@ -10,42 +10,19 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.intensity.providers import EmbeddedIntensity
-from daemon.inventory import build_inventory
-from daemon.ledger import Ledger
-from daemon.queue.ingest import Queue
 from daemon.reports.audit import audit_statement
 from daemon.reports.lines import ledger_lines
 from daemon.reports.render import render
 from daemon.reports.summary import COLUMNS, summarise
 from daemon.service import Service
-from daemon.settings import BatterySettings, RegionSettings, Settings, SiteSettings
-from daemon.sites import SiteView, build_sites
-from daemon.testing import FakeClock, RecordingExecutor
-from policies import get_policy
+from daemon.settings import BatterySettings, RegionSettings, SiteSettings
+from daemon.testing import FakeClock
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.helpers import append, job_line
+from tests.daemon.sites.site_service import site_service
 
 J_PER_KWH = 3_600_000
 QUEBEC_PV = SiteSettings(pv_kwp=50.0, latitude=46.8, longitude=-71.2, pv_g_per_kwh=40.0)
-
-
-def _service(
-    tmp_path: Path, site: SiteSettings | None, regions: tuple[RegionSettings, ...] = ()
-) -> tuple[Service, RecordingExecutor]:
-    regions = regions or (
-        RegionSettings(name="node", zone="CA-QC", executor="local", gpus=("A100-80GB",), site=site),
-    )
-    settings = Settings(state_dir=tmp_path, regions=regions, policy={"name": "run-now"})
-    ledger = Ledger.open(tmp_path / "ledger.db")
-    executor = RecordingExecutor("local")
-    service = Service(
-        settings=settings, ledger=ledger, queue=Queue(tmp_path, ledger, known_regions=["node"]),
-        executors={"local": executor}, inventory=build_inventory(regions),
-        intensity=EmbeddedIntensity(), policy=get_policy("run-now"),
-        sites=SiteView(build_sites(regions)),
-    )  # fmt: skip
-    return service, executor
 
 
 def _run_one(service: Service, clock: FakeClock) -> dict[str, object]:
@@ -63,7 +40,7 @@ def _run_one(service: Service, clock: FakeClock) -> dict[str, object]:
 
 def test_a_job_in_the_sun_is_covered_by_pv_and_charged_at_its_factor(tmp_path: Path) -> None:
     clock = FakeClock(datetime(2024, 6, 1, 16, tzinfo=UTC))  # around noon in Quebec
-    service, _ = _service(tmp_path, QUEBEC_PV)
+    service, _ = site_service(tmp_path, QUEBEC_PV)
     outcome = _run_one(service, clock)
     energy = float(outcome["energy_j"])
     assert outcome["site_pv_j"] == pytest.approx(energy)  # 50 kWp covers one A100
@@ -90,8 +67,8 @@ def test_a_job_in_the_sun_is_covered_by_pv_and_charged_at_its_factor(tmp_path: P
 
 def test_at_night_the_site_changes_nothing(tmp_path: Path) -> None:
     night = datetime(2024, 6, 1, 5, tzinfo=UTC)  # 01:00 in Quebec
-    with_site, _ = _service(tmp_path / "a", QUEBEC_PV)
-    without, _ = _service(tmp_path / "b", None)
+    with_site, _ = site_service(tmp_path / "a", QUEBEC_PV)
+    without, _ = site_service(tmp_path / "b", None)
     a = _run_one(with_site, FakeClock(night))
     b = _run_one(without, FakeClock(night))
     assert a["site_pv_j"] == 0.0 and a["site_grid_j"] == pytest.approx(a["energy_j"])
@@ -145,7 +122,7 @@ def test_status_says_how_much_of_a_jobs_energy_the_site_covered(
 ) -> None:
     """``carbond status`` printed a job's grams at a site with no word of why they were so
     low; it now shows the on-site share and the energy by source, as ``--json`` has it."""
-    service, _ = _service(tmp_path, QUEBEC_PV)
+    service, _ = site_service(tmp_path, QUEBEC_PV)
     outcome = _run_one(service, FakeClock(datetime(2024, 6, 1, 16, tzinfo=UTC)))
     service.ledger.close()
     capsys.readouterr()
@@ -154,7 +131,7 @@ def test_status_says_how_much_of_a_jobs_energy_the_site_covered(
     shown = f"on site: 100.0% of {kwh:.4g} kWh (PV 100.0%, battery 0.0%), the rest from the grid"
     assert shown in capsys.readouterr().out
     night = tmp_path / "night"
-    service, _ = _service(night, None)
+    service, _ = site_service(night, None)
     _run_one(service, FakeClock(datetime(2024, 6, 1, 5, tzinfo=UTC)))
     service.ledger.close()
     capsys.readouterr()
@@ -175,7 +152,7 @@ def test_the_battery_carries_each_live_job_from_its_start_to_its_end(tmp_path: P
             name="node", zone="CA-QC", executor="local", gpus=("A100-80GB",) * 2, site=site
         ),
     )
-    service, _ = _service(tmp_path, None, regions)
+    service, _ = site_service(tmp_path, None, regions)
     clock = FakeClock(datetime(2024, 6, 1, 5, tzinfo=UTC))
     service.start(clock())
     append(service.queue.path, job_line(id="long", model="llama-3.1-8b", requests=2000))
@@ -213,7 +190,7 @@ def test_a_job_started_live_draws_the_battery_at_its_own_load(tmp_path: Path) ->
             name="node", zone="CA-QC", executor="local", gpus=("A100-80GB",) * gpus, site=site
         ),
     )
-    service, _ = _service(tmp_path, None, regions)
+    service, _ = site_service(tmp_path, None, regions)
     clock = FakeClock(datetime(2024, 6, 1, 5, tzinfo=UTC))  # night: the battery only
     service.start(clock())
     line = job_line(id="a", model="llama-3.1-8b", requests=2000, batch_size=8, tensor_parallel=4)
@@ -242,7 +219,7 @@ def test_the_battery_charges_in_the_sun_while_no_job_waits(tmp_path: Path) -> No
     battery = BatterySettings(capacity_kwh=5.0, charge_power_w=5000.0, discharge_power_w=5000.0,
                               round_trip_efficiency=1.0, min_soc=0.2, initial_soc=0.2)  # fmt: skip
     site = QUEBEC_PV.model_copy(update={"battery": battery})
-    service, _ = _service(tmp_path, site)
+    service, _ = site_service(tmp_path, site)
     clock = FakeClock(datetime(2024, 6, 1, 12, tzinfo=UTC))  # 08:00 in Quebec
     service.start(clock())
     while clock() < datetime(2024, 6, 2, 3, tzinfo=UTC):  # 23:00 in Quebec: dark

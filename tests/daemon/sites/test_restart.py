@@ -16,7 +16,7 @@ from daemon.testing import FakeClock
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.helpers import append, job_line
-from tests.daemon.sites.test_outcomes import _service
+from tests.daemon.sites.site_service import site_service
 
 NIGHT = datetime(2024, 6, 1, 5, tzinfo=UTC)  # 01:00 in Quebec: no PV, the battery serves
 BATTERY = BatterySettings(capacity_kwh=2.0, charge_power_w=1000, discharge_power_w=1000,
@@ -28,7 +28,7 @@ def test_a_restart_resumes_the_battery_from_its_last_charge(tmp_path: Path) -> N
     """A restart reset the battery to ``initial_soc``: the charge a night's jobs had drawn
     came back, and the next jobs were planned and accounted on energy the site did not have."""
     clock = FakeClock(NIGHT)
-    first, _ = _service(tmp_path, SITE)
+    first, _ = site_service(tmp_path, SITE)
     first.start(clock())
     append(first.queue.path, job_line(id="a", model="llama-3.1-8b", requests=4096, batch_size=8))
     first.tick(clock())
@@ -52,7 +52,7 @@ def test_a_restart_resumes_the_battery_from_its_last_charge(tmp_path: Path) -> N
     assert saved["batteries"]["node"]["soc"] == pytest.approx(drawn)
     first.ledger.close()
 
-    second, _ = _service(tmp_path, SITE)
+    second, _ = site_service(tmp_path, SITE)
     with capture_logs() as logs:
         second.start(clock())
     assert second.sites is not None and second.sites.soc("node") == pytest.approx(drawn)
@@ -66,7 +66,7 @@ def test_an_unreadable_state_file_starts_from_initial_soc_and_says_so(
     tmp_path: Path, body: str
 ) -> None:
     (tmp_path / SITES_NAME).write_text(body)
-    service, _ = _service(tmp_path, SITE)
+    service, _ = site_service(tmp_path, SITE)
     with capture_logs() as logs:
         service.start(NIGHT + timedelta(hours=1))
     assert service.sites is not None and service.sites.soc("node") == 0.9
@@ -83,7 +83,7 @@ def test_a_saved_round_far_from_the_start_keeps_the_charge_but_not_the_gap(
     stayed put until then. Either is taken as the charge at the start, advanced from there."""
     entry = {"soc": 0.5, "at": at, "running_w": 300.0, "nominal_w": 300.0}
     (tmp_path / SITES_NAME).write_text(json.dumps({"batteries": {"node": entry}}))
-    service, _ = _service(tmp_path, SITE)
+    service, _ = site_service(tmp_path, SITE)
     service.start(NIGHT)
     assert service.sites is not None and service.sites.soc("node") == 0.5
     gpu = DEFAULT_GPU_CATALOG.get("A100-80GB")
@@ -112,7 +112,7 @@ def test_a_restart_mid_day_resumes_from_when_the_jobs_were_launched(tmp_path: Pa
     does."""
     job = job_line(id="a", model="llama-3.1-8b", requests=200_000, batch_size=8)
     clock = FakeClock(NOON)
-    first, _ = _service(tmp_path / "live", SUNNY)
+    first, _ = site_service(tmp_path / "live", SUNNY)
     first.launch_clock = lambda: clock() + timedelta(seconds=PLAN_S)
     first.start(clock())
     append(first.queue.path, job)
@@ -128,14 +128,14 @@ def test_a_restart_mid_day_resumes_from_when_the_jobs_were_launched(tmp_path: Pa
     first.ledger.close()
 
     clock.advance(3000)  # down for 50 minutes; the job runs on
-    second, _ = _service(tmp_path / "live", SUNNY)
+    second, _ = site_service(tmp_path / "live", SUNNY)
     second.start(clock())
     second.tick(clock())
     assert second.sites is not None
 
     # the same job launched at the same time by a round then, and no restart
     truth_clock = FakeClock(NOON)
-    truth, _ = _service(tmp_path / "truth", SUNNY)
+    truth, _ = site_service(tmp_path / "truth", SUNNY)
     truth.start(truth_clock())
     truth.tick(truth_clock())  # the round before: nothing runs
     truth_clock.advance(PLAN_S)
