@@ -16,7 +16,6 @@ ROOT = TESTS.parent
 STILL_TO_MOVE = frozenset({
     "tests/daemon/cli/test_gpus_learned.py",
     "tests/daemon/doctor/test_ledger_note.py",
-    "tests/policies/test_optimum.py",
     "tests/slurm/test_accounting_on_slurm.py",
     "tests/slurm/test_cancel_on_slurm.py",
     "tests/slurm/test_capacity_on_slurm.py",

@@ -3,7 +3,6 @@ where capacity does not bind, and it tightens what capacity forces."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import timedelta
 
 import numpy as np
@@ -11,104 +10,26 @@ import pytest
 
 from policies.bound import _capacity, _cells, _costs, _rows_of, lower_bound
 from policies.estimates import estimate_matrix
-from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
-from policies.scoring import make_pools, mean_intensities
-from policies.types import Device, JobSpec
-from tests.policies.conftest import NOW, FakeForecast, devices, forecast, job
-
-GRID_S = 300.0
-
-
-def _cluster(seed: int, size: int = 1) -> tuple[list[Device], dict[str, FakeForecast]]:
-    rng = np.random.default_rng(seed)
-    devs = devices("qc", "CA-QC", "T4", size) + devices("ca", "US-CAL-CISO", "RTX6000-Ada", size)
-    return devs, {
-        "CA-QC": forecast("CA-QC", list(rng.uniform(20, 200, 12))),
-        "US-CAL-CISO": forecast("US-CAL-CISO", list(rng.uniform(50, 500, 12))),
-    }
-
-
-def _jobs(
-    seed: int, n: int, requests: tuple[int, int] = (1024, 3072),
-    hours_range: tuple[float, float] = (1.0, 2.5),
-) -> list[JobSpec]:  # fmt: skip
-    rng = np.random.default_rng(seed + 100)
-    out = []
-    for i in range(n):
-        arrival = NOW + timedelta(seconds=GRID_S * int(rng.integers(0, 6)))
-        hours = float(rng.uniform(*hours_range))
-        spec = job(f"j{i}", regions=("qc", "ca"), requests=int(rng.integers(*requests)),
-                   submitted=arrival)  # fmt: skip
-        out.append(
-            JobSpec(
-                spec.job_id,
-                spec.model,
-                spec.workload,
-                arrival,
-                arrival + timedelta(hours=hours),
-                regions=spec.regions,
-            )
-        )
-    return out
-
-
-def _options(
-    jobs: list[JobSpec], devs: list[Device], fcs: dict[str, FakeForecast], step_s: float
-) -> list[list[tuple[int, float, float, float]]]:
-    """Every (pool, start, end, grams) of every job on a grid of ``step_s`` seconds."""
-    pools = make_pools(devs)
-    duration, energy, ok = estimate_matrix(jobs, pools)
-    out = []
-    for j, spec in enumerate(jobs):
-        options = []
-        assert spec.deadline is not None
-        for p, pool in enumerate(pools):
-            if not ok[j, p]:
-                continue
-            d, e = float(duration[j, p]), float(energy[j, p])
-            series = fcs[pool.zone]
-            t = (spec.submitted_at - NOW).total_seconds()
-            while t + d <= (spec.deadline - NOW).total_seconds():
-                mean = float(mean_intensities(series.values_g_per_kwh, 3600, 0.0,
-                                              np.array([t]), np.array([d]))[0])  # fmt: skip
-                grams = operational_g(e, mean, pool.pue) + embodied_g(
-                    d, pool.gpu.embodied_g, DEFAULT_LIFETIME_YEARS
-                )
-                options.append((p, t, t + d, float(grams)))
-                t += step_s
-        out.append(options)
-    return out
-
-
-def _fits(chosen: list[tuple[int, float, float, float]], sizes: list[int]) -> bool:
-    """Whether the runs keep within each pool's devices at every instant."""
-    for p, size in enumerate(sizes):
-        runs = sorted((s, e) for q, s, e, _ in chosen if q == p)
-        for instant, _ in runs:
-            if sum(s <= instant < e for s, e in runs) > size:
-                return False
-    return True
-
-
-def _brute_force(
-    jobs: list[JobSpec], devs: list[Device], fcs: dict[str, FakeForecast], step_s: float
-) -> float:
-    sizes = [pool.size for pool in make_pools(devs)]
-    best = np.inf
-    for combo in itertools.product(*_options(jobs, devs, fcs, step_s)):
-        grams = sum(c[3] for c in combo)
-        if grams < best and _fits(list(combo), sizes):
-            best = grams
-    return float(best)
+from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
+from policies.scoring import make_pools
+from policies.types import JobSpec
+from tests.policies.brute_force import (
+    GRID_S,
+    brute_force,
+    small_cluster,
+    small_jobs,
+    start_options,
+)
+from tests.policies.conftest import NOW, devices, forecast, job
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_the_bound_is_never_above_the_brute_force_optimum(seed: int) -> None:
     """Three jobs on one T4 and one RTX 6000 Ada, random intensities: the LP bound is at most
     the best schedule found by trying every pool and every start on a 5-minute grid."""
-    devs, fcs = _cluster(seed)
-    jobs = _jobs(seed, 3)
-    optimum = _brute_force(jobs, devs, fcs, GRID_S)
+    devs, fcs = small_cluster(seed)
+    jobs = small_jobs(seed, 3)
+    optimum = brute_force(jobs, devs, fcs, GRID_S)
     bound = lower_bound(jobs, devs, fcs)
     assert bound.jobs == 3 and not bound.unschedulable
     assert np.isfinite(optimum)
@@ -121,9 +42,9 @@ def test_the_bound_is_never_above_the_brute_force_optimum_with_long_runs(seed: i
     """Runs of 35-80 minutes (several 15-minute slots, so the rows for runs that cover a slot
     boundary from every start bind) within 2-3 h: still at most the best schedule found on a
     10-minute grid."""
-    devs, fcs = _cluster(seed)
-    jobs = _jobs(seed, 3, requests=(5000, 9000), hours_range=(2.0, 3.0))
-    optimum = _brute_force(jobs, devs, fcs, 2 * GRID_S)
+    devs, fcs = small_cluster(seed)
+    jobs = small_jobs(seed, 3, requests=(5000, 9000), hours_range=(2.0, 3.0))
+    optimum = brute_force(jobs, devs, fcs, 2 * GRID_S)
     bound = lower_bound(jobs, devs, fcs)
     assert bound.jobs == 3 and np.isfinite(optimum)
     assert bound.total_g <= optimum * (1 + 1e-9)
@@ -133,9 +54,9 @@ def test_the_bound_is_never_above_the_brute_force_optimum_with_long_runs(seed: i
 def test_without_contention_the_bound_is_each_jobs_best_start() -> None:
     """With a device per job nothing competes: the bound is the sum of each job's cheapest
     start over continuous time, which a fine grid approaches from above."""
-    devs, fcs = _cluster(7, size=4)
-    jobs = _jobs(7, 3)
-    singles = sum(min(o[3] for o in opts) for opts in _options(jobs, devs, fcs, 10.0))
+    devs, fcs = small_cluster(7, size=4)
+    jobs = small_jobs(7, 3)
+    singles = sum(min(o[3] for o in opts) for opts in start_options(jobs, devs, fcs, 10.0))
     bound = lower_bound(jobs, devs, fcs)
     assert bound.total_g <= singles * (1 + 1e-9)
     assert bound.total_g == pytest.approx(singles, rel=2e-3)
@@ -151,14 +72,14 @@ def test_capacity_raises_the_bound() -> None:
         JobSpec(f"j{i}", s.model, s.workload, NOW, NOW + timedelta(hours=1), regions=("qc", "ca"))
         for i, s in enumerate(job(f"j{i}", requests=2048) for i in range(6))
     ]
-    alone = sum(min(o[3] for o in opts) for opts in _options(jobs, devs, fcs, 60.0))
+    alone = sum(min(o[3] for o in opts) for opts in start_options(jobs, devs, fcs, 60.0))
     bound = lower_bound(jobs, devs, fcs)
     assert bound.total_g > 1.5 * alone
 
 
 def test_windows_give_a_lower_bound_too() -> None:
-    devs, fcs = _cluster(3)
-    jobs = _jobs(3, 6)
+    devs, fcs = small_cluster(3)
+    jobs = small_jobs(3, 6)
     whole = lower_bound(jobs, devs, fcs)
     windowed = lower_bound(jobs, devs, fcs, window_s=900.0)
     assert windowed.windows > 1 and whole.windows == 1
@@ -170,9 +91,9 @@ def test_windows_give_a_lower_bound_too() -> None:
 def test_a_window_of_no_length_is_refused(window_s: float) -> None:
     """Arrival / 0 would put every job in one meaningless window (NaN and infinities cast to
     one integer), so 0 read as "one LP" by accident."""
-    devs, fcs = _cluster(3)
+    devs, fcs = small_cluster(3)
     with pytest.raises(ValueError, match="window_s must be more than 0"):
-        lower_bound(_jobs(3, 6), devs, fcs, window_s=window_s)
+        lower_bound(small_jobs(3, 6), devs, fcs, window_s=window_s)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -181,8 +102,8 @@ def test_the_whole_spans_dual_tightens_the_windows(seed: int) -> None:
     windows: each window counts the devices again for its own jobs only, so the windows' sum is
     loose (30-73 % of the one LP); the whole span's Lagrangian dual climbs to 92-99 % of it,
     never above it."""
-    devs, fcs = _cluster(seed)
-    jobs = _jobs(seed, 12)
+    devs, fcs = small_cluster(seed)
+    jobs = small_jobs(seed, 12)
     whole = lower_bound(jobs, devs, fcs)
     windowed = lower_bound(jobs, devs, fcs, window_s=GRID_S)
     assert windowed.windows > 1 and windowed.windows_g is not None
@@ -193,8 +114,8 @@ def test_the_whole_spans_dual_tightens_the_windows(seed: int) -> None:
 
 
 def test_a_span_too_large_for_the_dual_keeps_the_windows_sum() -> None:
-    devs, fcs = _cluster(0)
-    jobs = _jobs(0, 12)
+    devs, fcs = small_cluster(0)
+    jobs = small_jobs(0, 12)
     windowed = lower_bound(jobs, devs, fcs, window_s=GRID_S, max_dual_cells=10)
     assert windowed.windows > 1 and windowed.variables > 10
     assert windowed.dual_g is None and windowed.dual_steps == 0
@@ -203,19 +124,19 @@ def test_a_span_too_large_for_the_dual_keeps_the_windows_sum() -> None:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_windows_with_the_dual_stay_below_the_brute_force_optimum(seed: int) -> None:
-    devs, fcs = _cluster(seed)
-    jobs = _jobs(seed, 3, requests=(5000, 9000), hours_range=(2.0, 3.0))
-    optimum = _brute_force(jobs, devs, fcs, 2 * GRID_S)
+    devs, fcs = small_cluster(seed)
+    jobs = small_jobs(seed, 3, requests=(5000, 9000), hours_range=(2.0, 3.0))
+    optimum = brute_force(jobs, devs, fcs, 2 * GRID_S)
     windowed = lower_bound(jobs, devs, fcs, window_s=GRID_S)
     assert windowed.windows > 1 and windowed.dual_g is not None
     assert windowed.total_g <= optimum * (1 + 1e-9)
 
 
 def test_a_job_that_cannot_meet_its_deadline_is_left_out() -> None:
-    devs, fcs = _cluster(1)
+    devs, fcs = small_cluster(1)
     probe = job("x")
     late = JobSpec("late", probe.model, probe.workload, NOW, NOW + timedelta(seconds=1))
-    bound = lower_bound([late, *_jobs(1, 2)], devs, fcs)
+    bound = lower_bound([late, *small_jobs(1, 2)], devs, fcs)
     assert bound.unschedulable == ("late",) and bound.jobs == 2
 
 
@@ -223,8 +144,8 @@ def test_a_job_that_cannot_meet_its_deadline_is_left_out() -> None:
 def test_a_windows_capacity_rows_read_from_the_whole_spans_are_its_own(seed: int) -> None:
     """With the whole span's dual, each window's LP reads its rows from the whole span's
     (built once): the same matrix and right-hand side, row for row, as built for the window."""
-    devs, fcs = _cluster(seed, size=2)
-    jobs = _jobs(seed, 14)
+    devs, fcs = small_cluster(seed, size=2)
+    jobs = small_jobs(seed, 14)
     pools = make_pools(devs)
     estimates = estimate_matrix(jobs, pools)
     cells = _costs(jobs, pools, fcs, NOW, _cells(jobs, pools, NOW, GRID_S, estimates),
