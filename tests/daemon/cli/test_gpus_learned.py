@@ -17,8 +17,14 @@ import pytest
 from daemon.cli import gpus_learned, main
 from daemon.learning.checkpoint import restore
 from daemon.ledger import Ledger
-from tests.daemon.learning.test_checkpoint import CONFIG as FOLD_CONFIG
-from tests.daemon.learning.test_checkpoint import INVENTORY, T0, _from_scratch, _record, _run
+from tests.daemon.learning.measured_runs import CONFIG as FOLD_CONFIG
+from tests.daemon.learning.measured_runs import (
+    INVENTORY,
+    T0,
+    fold_from_scratch,
+    record_run,
+    sample_run,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = """
@@ -58,7 +64,7 @@ def _expected(ledger: Ledger) -> list[dict[str, object]]:
     """Every key a fold of every measured run from scratch learns, each (model, GPU type)
     before its runtimes and precisions (the test module's inventory and thresholds are this
     config's)."""
-    learned, _ = _from_scratch(ledger)
+    learned, _ = fold_from_scratch(ledger)
     rows = []
     for f in learned.factors.values():
         level = learned.level(f.model, f.gpu, f.runtime, f.precision)
@@ -86,8 +92,8 @@ def test_the_factors_a_restart_would_fold_while_the_daemon_holds_the_ledger(
     state.mkdir()
     ledger = Ledger.open(state / "ledger.db")  # the daemon's, open (with its WAL) throughout
     for n in range(9):
-        _record(ledger, f"j{n}", _run(n))
-    _record(ledger, "elsewhere", _run(9, gpu="H100"))  # a type no region has: not folded
+        record_run(ledger, f"j{n}", sample_run(n))
+    record_run(ledger, "elsewhere", sample_run(9, gpu="H100"))  # a type no region has: not folded
     payload = _learned(capsys, config, state)
     assert payload["factors"] == _expected(ledger)
     assert [(r["model"], r["gpu"], r["runtime"], r["precision"], r["samples"], r["uses"])
@@ -111,7 +117,7 @@ def test_the_factors_a_restart_would_fold_while_the_daemon_holds_the_ledger(
     stored = ledger.recalibration_checkpoint()
     assert stored is not None
     for n in range(10, 14):
-        _record(ledger, f"j{n}", _run(n, minute=60 + n))
+        record_run(ledger, f"j{n}", sample_run(n, minute=60 + n))
     payload = _learned(capsys, config, state)
     assert payload["from_checkpoint"] is True
     assert payload["runs"] == 13
@@ -135,7 +141,7 @@ def test_in_use_follows_the_configured_thresholds(
     state.mkdir()
     with Ledger.open(state / "ledger.db") as ledger:
         for n in range(4):
-            _record(ledger, f"j{n}", _run(n))
+            record_run(ledger, f"j{n}", sample_run(n))
     config.write_text(CONFIG.replace("min_samples = 2", "min_samples = 3"))
     assert all(row["in_use"] is False for row in _learned(capsys, config, state)["factors"])
     assert {row["uses"] for row in _learned(capsys, config, state)["factors"]} == {"none"}
@@ -153,13 +159,15 @@ def test_runs_counts_only_the_runs_that_taught(
     state.mkdir()
     with Ledger.open(state / "ledger.db") as ledger:
         for n in range(6):
-            _record(ledger, f"j{n}", _run(n) if n % 3 else replace(_run(n), energy_j=0.0))
+            record_run(
+                ledger, f"j{n}", sample_run(n) if n % 3 else replace(sample_run(n), energy_j=0.0)
+            )
         payload = _learned(capsys, config, state)
         assert payload["runs"] == sum(r["samples"] for r in _coarse(payload)) == 4
         assert payload["measured_rows"] == 6
         restore(ledger, INVENTORY, FOLD_CONFIG, T0 + timedelta(hours=1))
-        _record(ledger, "j6", replace(_run(6, minute=70), energy_j=0.0))
-        _record(ledger, "j7", _run(7, minute=71))
+        record_run(ledger, "j6", replace(sample_run(6, minute=70), energy_j=0.0))
+        record_run(ledger, "j7", sample_run(7, minute=71))
         payload = _learned(capsys, config, state)
         assert payload["from_checkpoint"] is True
         assert payload["runs"] == sum(r["samples"] for r in _coarse(payload)) == 5
@@ -199,8 +207,8 @@ def test_each_runtime_and_precision_shows_the_level_it_uses(
     state.mkdir()
     with Ledger.open(state / "ledger.db") as ledger:
         for n in (0, 3, 6):
-            _record(ledger, f"j{n}", _run(n))
-        _record(ledger, "v", replace(_run(9), runtime="vllm"))
+            record_run(ledger, f"j{n}", sample_run(n))
+        record_run(ledger, "v", replace(sample_run(9), runtime="vllm"))
         payload = _learned(capsys, config, state)
         assert payload["factors"] == _expected(ledger)
     rows = [(r["runtime"], r["precision"], r["samples"], r["in_use"], r["uses"])

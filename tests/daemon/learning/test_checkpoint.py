@@ -11,8 +11,8 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -31,76 +31,30 @@ from daemon.learning.checkpoint import (
     peek,
     restore,
 )
-from daemon.learning.factors import Learning, measured_history
 from daemon.ledger import SCHEMA_VERSION, Ledger
-from daemon.queue.line import JobRequest, parse_line
 from daemon.settings import RegionSettings
 from policies import Alternative, Decision
 from policies.footprint import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig
-from tests.daemon.helpers import job_line
+from tests.daemon.learning.measured_runs import (
+    CONFIG,
+    INVENTORY,
+    MODELS,
+    REGION,
+    T0,
+    Run,
+    fold_from_scratch,
+    job_request,
+    record_run,
+    sample_run,
+)
 from tests.daemon.ledger.test_store import UNDO_VERSION_7, UNDO_VERSION_10, UNDO_VERSION_12
 from tests.fuzzing import examples
 
 REPO = Path(__file__).resolve().parents[3]
-T0 = datetime(2024, 6, 1, tzinfo=UTC)
-MODELS = ("llama-3.1-8b", "llama-3.2-3b", "llama-3.2-1b")
 GPUS = ("A100-80GB", "T4", "H100")  # H100 is in no inventory below: its runs are skipped
-REGION = RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("A100-80GB", "T4"))
-INVENTORY = build_inventory((REGION,))
-CONFIG = RecalibrationConfig(min_samples=2, min_measured_s=0.0)
 SIMULATED_INVENTORY_REGION = REGION.model_copy(update={"name": "sim", "executor": "simulated"})
 SIMULATED_INVENTORY = build_inventory((SIMULATED_INVENTORY_REGION,))
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """One finished job with a measured outcome: its request, GPU type, measurement, final
-    state, and when its outcome was recorded (minutes after T0: may go back)."""
-
-    model: str
-    requests: int
-    gpu: str
-    energy_j: float
-    duration_s: float
-    state: str
-    minute: int
-    runtime: str = "hf-eager"
-    precision: str = "fp16"
-
-
-def _request(job_id: str, run: Run) -> JobRequest:
-    line = job_line(id=job_id, model=run.model, requests=run.requests, batch_size=8,
-                    runtime=run.runtime, precision=run.precision)  # fmt: skip
-    request = parse_line(line.strip(), T0)
-    assert isinstance(request, JobRequest)
-    return request
-
-
-def _record(ledger: Ledger, job_id: str, run: Run) -> None:
-    """``run`` as the daemon leaves it: the job, a decision on its GPU type, its moves to a
-    final state and its outcome row in the same transaction."""
-    at = T0 + timedelta(minutes=run.minute)
-    plan = Alternative(("qc/0",), "qc", run.gpu, at, run.duration_s, run.energy_j, 30.0, 1, 0.1)
-    with ledger.transaction():
-        ledger.add_job(_request(job_id, run), 1000, 1000, "queue.jsonl:1", at)
-        ledger.record_decision(Decision(job_id, "start", "start: now", "test", plan, plan), at)
-        ledger.transition(job_id, "running", at, "dispatched")
-        ledger.transition(job_id, run.state, at, "ended")
-        ledger.record_outcome(job_id, at, measured_energy_j=run.energy_j,
-                              duration_s=run.duration_s)  # fmt: skip
-
-
-def _from_scratch(
-    ledger: Ledger,
-    inventory: Sequence[InventoryGpu] = INVENTORY,
-    config: RecalibrationConfig = CONFIG,
-) -> tuple[Recalibration, int]:
-    """What a restart learned before checkpoints: every measured run folded from scratch (the
-    factors, and how many runs :meth:`Learning.relearn` folded)."""
-    learning = Learning(Recalibration(config))
-    runs = learning.relearn(measured_history(ledger, inventory))
-    return learning.recalibration, runs
 
 
 def _assert_marks_true(ledger: Ledger) -> None:
@@ -128,12 +82,6 @@ def _assert_same(folded: Folded, expected: tuple[Recalibration, int]) -> None:
     assert folded.runs == runs
 
 
-def _run(n: int, *, minute: int | None = None, gpu: str = "A100-80GB", state: str = "succeeded",
-         requests: int = 512) -> Run:  # fmt: skip
-    return Run(MODELS[n % 3], requests + n, gpu, 4e4 * (1 + n % 7) / 4, 300.0 + 17 * (n % 11),
-               state, n if minute is None else minute)  # fmt: skip
-
-
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
     return Ledger.open(tmp_path / "ledger.db", durable=False)
@@ -141,7 +89,7 @@ def ledger(tmp_path: Path) -> Ledger:
 
 def _ledger_with(ledger: Ledger, runs: int, first: int = 0) -> Ledger:
     for n in range(first, first + runs):
-        _record(ledger, f"j{n}", _run(n))
+        record_run(ledger, f"j{n}", sample_run(n))
     return ledger
 
 
@@ -181,18 +129,18 @@ def test_restarts_at_random_points_learn_what_a_fold_from_scratch_learns(
             if step == "run":
                 assert isinstance(arg, Run)
                 minute += arg.minute
-                _record(ledger, f"j{n}", replace(arg, minute=minute))
+                record_run(ledger, f"j{n}", replace(arg, minute=minute))
             elif step == "restart":
                 folded = restore(ledger, INVENTORY, CONFIG, T0)
                 event(f"restart: {'resumed' if folded.from_checkpoint else 'from scratch'}")
-                _assert_same(folded, _from_scratch(ledger))
+                _assert_same(folded, fold_from_scratch(ledger))
                 _assert_marks_true(ledger)
             else:
                 assert isinstance(arg, int)
                 advance(ledger, INVENTORY, CONFIG, T0, limit=arg)
                 _assert_marks_true(ledger)
-        _assert_same(restore(ledger, INVENTORY, CONFIG, T0), _from_scratch(ledger))
-        _assert_same(restore(ledger, INVENTORY, CONFIG, T0), _from_scratch(ledger))  # again
+        _assert_same(restore(ledger, INVENTORY, CONFIG, T0), fold_from_scratch(ledger))
+        _assert_same(restore(ledger, INVENTORY, CONFIG, T0), fold_from_scratch(ledger))  # again
 
 
 def test_a_restart_folds_only_the_runs_since_the_checkpoint(ledger: Ledger) -> None:
@@ -203,7 +151,7 @@ def test_a_restart_folds_only_the_runs_since_the_checkpoint(ledger: Ledger) -> N
     _ledger_with(ledger, 5, first=20)
     again = restore(ledger, INVENTORY, CONFIG, T0)
     assert (again.from_checkpoint, again.tail_rows, again.tail_runs) == (True, 5, 5)
-    _assert_same(again, _from_scratch(ledger))
+    _assert_same(again, fold_from_scratch(ledger))
     stored = ledger.recalibration_checkpoint()
     assert stored is not None and stored.runs_folded == again.runs == 25
     _assert_marks_true(ledger)
@@ -214,7 +162,7 @@ def test_a_restart_without_new_runs_reads_no_row_and_writes_nothing(ledger: Ledg
     restore(ledger, INVENTORY, CONFIG, T0)
     again = restore(ledger, INVENTORY, CONFIG, T0)
     assert (again.from_checkpoint, again.tail_rows, again.written) == (True, 0, False)
-    _assert_same(again, _from_scratch(ledger))
+    _assert_same(again, fold_from_scratch(ledger))
 
 
 def test_a_ledger_without_measured_runs_keeps_no_checkpoint(ledger: Ledger) -> None:
@@ -233,7 +181,7 @@ def test_a_start_after_jobs_nothing_measured_moves_the_checkpoint_marks_on(ledge
     before = ledger.recalibration_checkpoint()
     for n in range(3):  # queued and never run: no outcome
         with ledger.transaction():
-            ledger.add_job(_request(f"q{n}", _run(n)), 1000, 1000, "queue.jsonl:1", T0)
+            ledger.add_job(job_request(f"q{n}", sample_run(n)), 1000, 1000, "queue.jsonl:1", T0)
     inputs = FoldInputs.of(CONFIG, INVENTORY)
     assert not checkpoint_due(ledger, inputs, every=1)  # 3 transitions since: not 10
     folded = restore(ledger, INVENTORY, CONFIG, T0)
@@ -245,7 +193,7 @@ def test_a_start_after_jobs_nothing_measured_moves_the_checkpoint_marks_on(ledge
     _assert_marks_true(ledger)
     for n in range(3, 13):
         with ledger.transaction():
-            ledger.add_job(_request(f"q{n}", _run(n)), 1000, 1000, "queue.jsonl:1", T0)
+            ledger.add_job(job_request(f"q{n}", sample_run(n)), 1000, 1000, "queue.jsonl:1", T0)
     assert checkpoint_due(ledger, inputs, every=1)  # 10 transitions since
 
 
@@ -253,7 +201,7 @@ def test_a_checkpoint_that_cannot_be_written_still_learns_from_scratch(tmp_path:
     path = tmp_path / "ledger.db"
     with Ledger.open(path) as ledger:
         _ledger_with(ledger, 7)
-        expected = _from_scratch(ledger)
+        expected = fold_from_scratch(ledger)
     with Ledger.open_readonly(path) as reader, capture_logs() as events:
         folded = restore(reader, INVENTORY, CONFIG, T0)
     _assert_same(folded, expected)
@@ -305,10 +253,10 @@ def test_changed_inputs_fold_from_scratch(
     folded = restore(ledger, inventory, config, T0, inputs=inputs)
     assert folded.discarded is not None and folded.discarded.startswith(reason)
     assert not folded.from_checkpoint and folded.tail_rows == 15
-    _assert_same(folded, _from_scratch(ledger, inventory, config))
+    _assert_same(folded, fold_from_scratch(ledger, inventory, config))
     again = restore(ledger, inventory, config, T0, inputs=inputs)  # the new one is used
     assert (again.from_checkpoint, again.discarded) == (True, None)
-    _assert_same(again, _from_scratch(ledger, inventory, config))
+    _assert_same(again, fold_from_scratch(ledger, inventory, config))
 
 
 def test_the_code_digest_reads_every_source_it_names() -> None:
@@ -362,10 +310,10 @@ def test_a_checkpoint_whose_values_do_not_read_folds_from_scratch(
     assert due == ("checkpoint_factors" not in statement)
     peeked = peek(ledger, INVENTORY, CONFIG)
     assert peeked.discarded is not None and reason in peeked.discarded
-    _assert_same(peeked, _from_scratch(ledger))
+    _assert_same(peeked, fold_from_scratch(ledger))
     folded = restore(ledger, INVENTORY, CONFIG, T0)
     assert folded.discarded == peeked.discarded and folded.written
-    _assert_same(folded, _from_scratch(ledger))
+    _assert_same(folded, fold_from_scratch(ledger))
     again = restore(ledger, INVENTORY, CONFIG, T0)  # replaced by a readable one
     assert (again.from_checkpoint, again.discarded) == (True, None)
 
@@ -388,7 +336,7 @@ def test_a_replaced_outcome_row_folds_from_scratch(ledger: Ledger) -> None:
                               duration_s=900.0)  # fmt: skip
     folded = restore(ledger, INVENTORY, CONFIG, T0)
     assert folded.discarded is not None and "outcome rows" in folded.discarded
-    _assert_same(folded, _from_scratch(ledger))
+    _assert_same(folded, fold_from_scratch(ledger))
 
 
 def test_a_replaced_outcome_row_sorting_before_the_watermark_folds_from_scratch(
@@ -401,15 +349,15 @@ def test_a_replaced_outcome_row_sorting_before_the_watermark_folds_from_scratch(
                               duration_s=900.0)  # fmt: skip
     folded = restore(ledger, INVENTORY, CONFIG, T0)
     assert folded.discarded is not None and "outcome rows" in folded.discarded
-    _assert_same(folded, _from_scratch(ledger))
+    _assert_same(folded, fold_from_scratch(ledger))
 
 
 def test_a_run_recorded_before_the_watermark_folds_from_scratch(ledger: Ledger) -> None:
     _checkpointed(ledger)
-    _record(ledger, "late", _run(40, minute=4))  # the clock stepped back
+    record_run(ledger, "late", sample_run(40, minute=4))  # the clock stepped back
     folded = restore(ledger, INVENTORY, CONFIG, T0)
     assert folded.discarded is not None and "outcome rows" in folded.discarded
-    _assert_same(folded, _from_scratch(ledger))
+    _assert_same(folded, fold_from_scratch(ledger))
 
 
 def test_removed_rows_fold_from_scratch(ledger: Ledger) -> None:
@@ -417,7 +365,7 @@ def test_removed_rows_fold_from_scratch(ledger: Ledger) -> None:
     _sql(ledger, "DELETE FROM outcomes WHERE job_id = 'j2'")
     folded = restore(ledger, INVENTORY, CONFIG, T0)
     assert folded.discarded is not None and "outcome rows" in folded.discarded
-    _assert_same(folded, _from_scratch(ledger))
+    _assert_same(folded, fold_from_scratch(ledger))
 
 
 def test_a_folded_job_whose_state_changed_folds_from_scratch(ledger: Ledger) -> None:
@@ -425,20 +373,20 @@ def test_a_folded_job_whose_state_changed_folds_from_scratch(ledger: Ledger) -> 
     _sql(ledger, "UPDATE jobs SET state = 'failed' WHERE job_id = 'j4'")  # no transition
     folded = restore(ledger, INVENTORY, CONFIG, T0)
     assert folded.discarded is not None and "succeeded jobs" in folded.discarded
-    _assert_same(folded, _from_scratch(ledger))
+    _assert_same(folded, fold_from_scratch(ledger))
 
 
 def test_a_failed_folded_row_that_succeeded_since_folds_from_scratch(ledger: Ledger) -> None:
     """A measured run of a failed job is up to the watermark but taught nothing; moved to
     ``succeeded`` with a transition (the succeeded count agrees), it must be folded."""
-    _record(ledger, "f", _run(3, state="failed"))
+    record_run(ledger, "f", sample_run(3, state="failed"))
     _checkpointed(ledger)
     _sql(ledger, "UPDATE jobs SET state = 'succeeded' WHERE job_id = 'f'",
          "INSERT INTO transitions (job_id, from_state, to_state, at, reason)"
          " VALUES ('f', 'failed', 'succeeded', '2024-06-01T01:00:00+00:00', 'edited')")  # fmt: skip
     folded = restore(ledger, INVENTORY, CONFIG, T0)
     assert folded.discarded is not None and "new transitions" in folded.discarded
-    _assert_same(folded, _from_scratch(ledger))
+    _assert_same(folded, fold_from_scratch(ledger))
 
 
 def test_a_new_decision_of_a_folded_job_folds_from_scratch(ledger: Ledger) -> None:
@@ -449,21 +397,21 @@ def test_a_new_decision_of_a_folded_job_folds_from_scratch(ledger: Ledger) -> No
         ledger.record_decision(Decision("j5", "start", "again", "test", plan, plan), T0)
     folded = restore(ledger, INVENTORY, CONFIG, T0)
     assert folded.discarded is not None and "new decisions" in folded.discarded
-    _assert_same(folded, _from_scratch(ledger))
+    _assert_same(folded, fold_from_scratch(ledger))
 
 
 def test_runs_since_do_not_discard_the_checkpoint(ledger: Ledger) -> None:
     """New jobs of every kind after the watermark (failed, unmeasured, decided, waiting)."""
     _checkpointed(ledger)
-    _record(ledger, "failed", _run(30, state="failed"))
+    record_run(ledger, "failed", sample_run(30, state="failed"))
     _ledger_with(ledger, 4, first=31)
     plan = Alternative(("qc/1",), "qc", "T4", T0, 60.0, 3.6e5, 30.0, 1.0, 0.1)
     with ledger.transaction():
-        ledger.add_job(_request("waiting", _run(50)), 1000, 1000, "queue.jsonl:1", T0)
+        ledger.add_job(job_request("waiting", sample_run(50)), 1000, 1000, "queue.jsonl:1", T0)
         ledger.record_decision(Decision("waiting", "hold", "later", "test", plan, plan), T0)
     folded = restore(ledger, INVENTORY, CONFIG, T0)
     assert (folded.from_checkpoint, folded.discarded, folded.tail_rows) == (True, None, 4)
-    _assert_same(folded, _from_scratch(ledger))
+    _assert_same(folded, fold_from_scratch(ledger))
 
 
 # -- a running daemon's checkpoints --------------------------------------------------------
@@ -484,7 +432,7 @@ def test_checkpoints_while_running_fold_at_most_the_limit_and_catch_up(ledger: L
     assert checkpoint_due(ledger, changed, every=5)  # a reload changed the settings
     restart = restore(ledger, INVENTORY, CONFIG, T0)
     assert (restart.from_checkpoint, restart.tail_rows) == (True, 2)
-    _assert_same(restart, _from_scratch(ledger))
+    _assert_same(restart, fold_from_scratch(ledger))
 
 
 def test_the_checkpoint_moves_past_measured_runs_of_failed_jobs(ledger: Ledger) -> None:
@@ -492,7 +440,7 @@ def test_the_checkpoint_moves_past_measured_runs_of_failed_jobs(ledger: Ledger) 
     not due again at each round."""
     inputs = FoldInputs.of(CONFIG, INVENTORY)
     for n in range(6):
-        _record(ledger, f"f{n}", _run(n, state="failed"))
+        record_run(ledger, f"f{n}", sample_run(n, state="failed"))
     assert checkpoint_due(ledger, inputs, every=4)
     folded = advance(ledger, INVENTORY, CONFIG, T0, limit=4)
     assert (folded.runs, folded.tail_rows, folded.written) == (0, 0, True)
@@ -501,7 +449,7 @@ def test_the_checkpoint_moves_past_measured_runs_of_failed_jobs(ledger: Ledger) 
     assert checkpoint_due(ledger, inputs, every=4)
     folded = advance(ledger, INVENTORY, CONFIG, T0, limit=4)  # 2 failed, 2 succeeded
     assert (folded.runs, folded.tail_rows) == (2, 2)
-    _assert_same(restore(ledger, INVENTORY, CONFIG, T0), _from_scratch(ledger))
+    _assert_same(restore(ledger, INVENTORY, CONFIG, T0), fold_from_scratch(ledger))
 
 
 # -- schema 6 and kills --------------------------------------------------------------------
@@ -511,7 +459,7 @@ def test_a_schema_6_ledger_migrates_and_learns_the_same(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     with Ledger.open(path) as ledger:
         _ledger_with(ledger, 9)
-        expected = _from_scratch(ledger)
+        expected = fold_from_scratch(ledger)
     db = sqlite3.connect(path)  # as an older carbond left it
     db.executescript(UNDO_VERSION_7 + "DELETE FROM schema_migrations WHERE version > 6;"
                      "PRAGMA user_version = 6;")  # fmt: skip
@@ -529,15 +477,15 @@ def test_a_checkpoint_of_factors_not_yet_in_use_resumes_their_median(ledger: Led
     # only the factor would resume a median from one point, not from the runs it folded
     config = RecalibrationConfig(min_samples=3, min_measured_s=3000.0)
     for n in range(4):
-        _record(ledger, f"j{n}", replace(_run(n, minute=n), model=MODELS[n % 2]))
+        record_run(ledger, f"j{n}", replace(sample_run(n, minute=n), model=MODELS[n % 2]))
     first = restore(ledger, INVENTORY, config, T0)
     assert first.written and not any(first.recalibration.in_use(*key)
                                      for key in first.recalibration.factors)  # fmt: skip
     for n in range(4, 12):
-        _record(ledger, f"j{n}", replace(_run(n, minute=n), model=MODELS[n % 2]))
+        record_run(ledger, f"j{n}", replace(sample_run(n, minute=n), model=MODELS[n % 2]))
     resumed = restore(ledger, INVENTORY, config, T0)
     assert resumed.from_checkpoint
-    _assert_same(resumed, _from_scratch(ledger, INVENTORY, config))
+    _assert_same(resumed, fold_from_scratch(ledger, INVENTORY, config))
 
 
 def test_a_schema_9_checkpoint_is_dropped_and_folded_again(tmp_path: Path) -> None:
@@ -545,7 +493,7 @@ def test_a_schema_9_checkpoint_is_dropped_and_folded_again(tmp_path: Path) -> No
     with Ledger.open(path) as ledger:
         _ledger_with(ledger, 9)
         restore(ledger, INVENTORY, CONFIG, T0)
-        expected = _from_scratch(ledger)
+        expected = fold_from_scratch(ledger)
     db = sqlite3.connect(path)  # as carbond 9 left it: its checkpoint's factors are means
     db.executescript(UNDO_VERSION_10 + "DELETE FROM schema_migrations WHERE version > 9;"
                      "PRAGMA user_version = 9;")  # fmt: skip
@@ -564,10 +512,12 @@ def test_a_schema_11_checkpoint_of_pairs_only_is_dropped_and_folded_again(tmp_pa
     path = tmp_path / "ledger.db"
     with Ledger.open(path) as ledger:
         for n in range(9):
-            _record(ledger, f"j{n}", replace(_run(n), runtime="vllm" if n % 2 else "hf-eager"))
+            record_run(
+                ledger, f"j{n}", replace(sample_run(n), runtime="vllm" if n % 2 else "hf-eager")
+            )
         restore(ledger, INVENTORY, CONFIG, T0)
         stored = ledger.recalibration_checkpoint()
-        expected = _from_scratch(ledger)
+        expected = fold_from_scratch(ledger)
     assert stored is not None and {f.runtime for f in stored.factors} == {"", "hf-eager", "vllm"}
     db = sqlite3.connect(path)  # as carbond 11 left it: a row per pair
     db.executescript(UNDO_VERSION_12 + "DELETE FROM schema_migrations WHERE version > 11;"
@@ -592,7 +542,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from daemon.learning.checkpoint import restore
 from daemon.ledger import Ledger
-from tests.daemon.learning.test_checkpoint import CONFIG, INVENTORY
+from tests.daemon.learning.measured_runs import CONFIG, INVENTORY
 with Ledger.open(Path(sys.argv[1])) as ledger:
     restore(ledger, INVENTORY, CONFIG, datetime(2024, 6, 1, tzinfo=UTC))
 print("not killed")
@@ -618,7 +568,7 @@ def test_a_kill_while_writing_the_checkpoint_changes_nothing_learned(
         assert ledger.recalibration_checkpoint() == before  # rolled back: the previous one
         folded = restore(ledger, INVENTORY, CONFIG, T0)
         assert folded.from_checkpoint == checkpointed
-        _assert_same(folded, _from_scratch(ledger))
+        _assert_same(folded, fold_from_scratch(ledger))
 
 
 def test_the_simulated_executors_runs_teach_only_its_gpus_of_their_type(
@@ -628,7 +578,7 @@ def test_the_simulated_executors_runs_teach_only_its_gpus_of_their_type(
     # switched to real GPUs of the same types, same state dir: the restart planned the real
     # GPUs on the factors the simulation taught (and kept them in the checkpoint)
     for n in range(9):
-        _record(ledger, f"sim{n}" if n < 6 else f"real{n}", _run(n))
+        record_run(ledger, f"sim{n}" if n < 6 else f"real{n}", sample_run(n))
     _sql(ledger, "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
                  " launched_at) SELECT job_id, CASE WHEN job_id LIKE 'sim%' THEN 'simulated'"
                  " ELSE 'local' END, '[\"qc/0\"]', '[0]', recorded_at FROM outcomes")  # fmt: skip
@@ -637,7 +587,7 @@ def test_the_simulated_executors_runs_teach_only_its_gpus_of_their_type(
     real = restore(ledger, INVENTORY, CONFIG, T0)
     assert real.discarded == "inventory GPU types changed between real and simulated GPUs"
     assert real.runs == 3  # the real runs only
-    assert real.recalibration == _from_scratch(ledger, INVENTORY, CONFIG)[0]
+    assert real.recalibration == fold_from_scratch(ledger, INVENTORY, CONFIG)[0]
     both = build_inventory((REGION, SIMULATED_INVENTORY_REGION))
     assert restore(ledger, both, CONFIG, T0).runs == 3  # real evidence wins
 
@@ -652,13 +602,13 @@ def test_a_daemon_with_simulated_and_real_gpus_of_a_type_learns_from_the_real_ru
         simulated = n % 3 != 2
         run = Run(MODELS[0], 512 + n, "A100-80GB", (3.0 if simulated else 1.1) * 4e4,
                   300.0 + n, "succeeded", n)  # fmt: skip
-        _record(ledger, f"sim{n}" if simulated else f"real{n}", run)
+        record_run(ledger, f"sim{n}" if simulated else f"real{n}", run)
     _sql(ledger, "INSERT INTO runs (job_id, executor, device_ids_json, gpu_indices_json,"
                  " launched_at) SELECT job_id, CASE WHEN job_id LIKE 'sim%' THEN 'simulated'"
                  " ELSE 'local' END, '[\"qc/0\"]', '[0]', recorded_at FROM outcomes")  # fmt: skip
     both = build_inventory((REGION, SIMULATED_INVENTORY_REGION))
     mixed = restore(ledger, both, CONFIG, T0)
-    real_only = _from_scratch(ledger, INVENTORY, CONFIG)[0]
+    real_only = fold_from_scratch(ledger, INVENTORY, CONFIG)[0]
     assert mixed.runs == 3
     assert mixed.recalibration.get(MODELS[0], "A100-80GB").samples == 3
     assert mixed.recalibration.factors == real_only.factors
