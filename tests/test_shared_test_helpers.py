@@ -14,7 +14,6 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 STILL_TO_MOVE = frozenset({
-    "tests/daemon/doctor/test_ledger_note.py",
     "tests/slurm/test_accounting_on_slurm.py",
     "tests/slurm/test_cancel_on_slurm.py",
     "tests/slurm/test_capacity_on_slurm.py",

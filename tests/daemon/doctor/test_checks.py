@@ -22,26 +22,7 @@ from daemon.doctor.checks import run_checks
 from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.metrics.prometheus import Metrics
 from daemon.queue.ingest import Queue
-
-CONFIG = """
-state_dir = "{state}"
-[policy]
-name = "{policy}"
-[[regions]]
-name = "qc"
-zone = "CA-QC"
-executor = "local"
-gpus = ["T4"]
-"""
-
-
-def _setup(tmp_path: Path, policy: str = "run-now") -> tuple[Path, Path]:
-    state = tmp_path / "state"
-    with Ledger.open(state / "ledger.db") as ledger:
-        Queue(state, ledger).prepare()
-    config = tmp_path / "carbond.toml"
-    config.write_text(CONFIG.format(state=state, policy=policy))
-    return state, config
+from tests.daemon.doctor.doctor_setup import CONFIG, healthy_setup, run_doctor
 
 
 def _carbond(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -57,14 +38,8 @@ def _carbond(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _doctor(config: Path) -> tuple[int, dict[str, str]]:
-    checks = run_checks(config, datetime.now(UTC))
-    code = 1 if any(c.status == "fail" for c in checks) else 0
-    return code, {c.name: f"{c.status}: {c.detail}" for c in checks}
-
-
 def test_a_healthy_setup_passes(tmp_path: Path) -> None:
-    _, config = _setup(tmp_path)
+    _, config = healthy_setup(tmp_path)
 
     done = _carbond("doctor", "--config", str(config), "--json")
 
@@ -94,7 +69,7 @@ def test_the_token_line_says_whether_the_unit_s_credential_could_be_seen(
     """The install guide writes the token to the unit's credential file, then runs doctor from
     a shell, where no $CREDENTIALS_DIRECTORY exists: doctor said "token NOT set (live API
     unused)", as if the file were empty, though the daemon would get the token."""
-    _, config = _setup(tmp_path)
+    _, config = healthy_setup(tmp_path)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     monkeypatch.delenv("CARBOND_ELECTRICITYMAPS__TOKEN", raising=False)
     if credential is not None:
@@ -103,7 +78,7 @@ def test_the_token_line_says_whether_the_unit_s_credential_could_be_seen(
         (creds / "electricitymaps__token").write_text(credential)
         monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
 
-    _, checks = _doctor(config)
+    _, checks = run_doctor(config)
 
     assert says in checks["signals"]
     assert "s3cret" not in checks["signals"]
@@ -182,10 +157,10 @@ def test_each_problem_fails_its_line(
     check: str,
     words: str,
 ) -> None:
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     breakage(state, config)
 
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
 
     assert code == 1
     assert checks[check].startswith("fail: ") and words in checks[check], checks[check]
@@ -194,7 +169,7 @@ def test_each_problem_fails_its_line(
 
 
 def test_human_output_is_one_line_per_check_and_failure_exits_1(tmp_path: Path) -> None:
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     os.chmod(state, 0o777)
 
     done = _carbond("doctor", "--config", str(config))
@@ -207,7 +182,7 @@ def test_human_output_is_one_line_per_check_and_failure_exits_1(tmp_path: Path) 
 
 def test_a_fifo_queue_fails_without_hanging(tmp_path: Path) -> None:
     """Doctor hung forever opening it (issue 13, defect 7): a process, so a hang is a timeout."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     (state / "queue.jsonl").unlink()
     os.mkfifo(state / "queue.jsonl")
     done = subprocess.run([sys.executable, "-m", "daemon", "doctor", "--config", str(config)],
@@ -220,7 +195,7 @@ def test_a_fifo_queue_fails_without_hanging(tmp_path: Path) -> None:
 def test_a_fifo_site_csv_fails_without_hanging(tmp_path: Path) -> None:
     """A ``pv_csv`` naming a FIFO hung doctor (and `carbond run` at start, or the running
     daemon at a reload) forever, opening it for a writer that never came."""
-    _, config = _setup(tmp_path)
+    _, config = healthy_setup(tmp_path)
     os.mkfifo(tmp_path / "pv.csv")
     config.write_text(config.read_text() + f"[regions.site]\npv_csv = '{tmp_path / 'pv.csv'}'\n")
     done = subprocess.run([sys.executable, "-m", "daemon", "doctor", "--config", str(config)],
@@ -245,12 +220,12 @@ def test_a_site_that_carbond_run_refuses_fails_the_config_check(
 ) -> None:
     """The settings load, but `carbond run` builds the sites and refuses one whose measured
     CSV cannot be read: doctor says so instead of passing."""
-    _, config = _setup(tmp_path)
+    _, config = healthy_setup(tmp_path)
     latin1 = tmp_path / "latin1.csv"
     latin1.write_bytes(b"datetime,power_w,note\n2023-06-05T00:00Z,1,caf\xe9\n")
     body = site.format(missing=tmp_path / "missing.csv", latin1=latin1)
     config.write_text(config.read_text() + "[regions.site]\n" + body)
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
     assert code == 1
     assert checks["config"].startswith("fail: ")
     assert re.search(message, checks["config"]), checks["config"]
@@ -295,14 +270,14 @@ def test_the_slurm_line_asks_each_partition_as_the_daemon_would(
     """Doctor passed a Slurm region whose partition does not exist or whose Slurm cannot be
     reached (the daemon then starts it without GPUs), and its nvml line said the region would
     get simulated stand-ins."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text(f"#!/bin/sh\n{scontrol}\n")
     (bin_dir / "scontrol").chmod(0o755)
     config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition=partition))
 
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
 
     assert checks["slurm"].startswith(f"{status}: ") and words in checks["slurm"], checks
     assert code == (1 if status == "fail" else 0)
@@ -314,7 +289,7 @@ def test_a_discovered_region_is_not_warned_as_a_region_without_gpus(tmp_path: Pa
     "discover"`` region) above its table, then passed the slurm line with the GPUs Slurm
     has: the operator read that the regions had no GPUs. Their GPUs are asked on the slurm
     line only; nothing is warned."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text(f"#!/bin/sh\ncat {RECORDED_NODES}\n")
@@ -322,7 +297,7 @@ def test_a_discovered_region_is_not_warned_as_a_region_without_gpus(tmp_path: Pa
     config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition="alpha"))
 
     with capture_logs() as logs:
-        code, checks = _doctor(config)
+        code, checks = run_doctor(config)
 
     assert code == 0 and checks["gpus"].startswith("pass: ") and checks["slurm"].startswith("pass")
     assert [e for e in logs if e["event"] == "region_without_gpus"] == []
@@ -332,7 +307,7 @@ def test_the_slurm_line_notes_a_partition_that_is_not_up(tmp_path: Path) -> None
     """A partition an operator set down passed doctor without a word (its nodes have their
     GPUs), though ``carbond run`` plans no job onto it while it is down: the slurm line
     still passes, noting it."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     partitions = RECORDED_NODES.parent / "scontrol_show_partition_down.txt"
@@ -343,7 +318,7 @@ def test_the_slurm_line_notes_a_partition_that_is_not_up(tmp_path: Path) -> None
     (bin_dir / "scontrol").chmod(0o755)
     config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition="alpha"))
 
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
 
     assert code == 0
     assert checks["slurm"] == (
@@ -353,8 +328,8 @@ def test_the_slurm_line_notes_a_partition_that_is_not_up(tmp_path: Path) -> None
 
 
 def test_without_slurm_regions_the_slurm_line_is_skipped(tmp_path: Path) -> None:
-    _, config = _setup(tmp_path)
-    assert _doctor(config)[1]["slurm"].startswith("skip: no region runs on Slurm")
+    _, config = healthy_setup(tmp_path)
+    assert run_doctor(config)[1]["slurm"].startswith("skip: no region runs on Slurm")
 
 
 def test_a_missing_state_dir_that_run_would_create_passes(tmp_path: Path) -> None:
@@ -383,7 +358,7 @@ def test_a_missing_state_dir_below_an_unwritable_parent_fails(tmp_path: Path) ->
     config = tmp_path / "carbond.toml"
     config.write_text(CONFIG.format(state=parent / "state", policy="run-now"))
 
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
 
     assert code == 1 and checks["state_dir"].startswith(
         f"fail: {parent / 'state'} does not exist and uid {os.geteuid()} cannot create it "
@@ -398,7 +373,7 @@ def test_a_missing_state_dir_below_an_unsafe_parent_fails(tmp_path: Path) -> Non
     config = tmp_path / "carbond.toml"
     config.write_text(CONFIG.format(state=parent / "state", policy="run-now"))
 
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
 
     assert code == 1 and checks["state_dir"].startswith("fail: ")
     assert "writable by group or others and not sticky" in checks["state_dir"]
@@ -406,12 +381,12 @@ def test_a_missing_state_dir_below_an_unsafe_parent_fails(tmp_path: Path) -> Non
 
 def test_a_ledger_path_that_is_not_a_file_is_named_so_not_missing(tmp_path: Path) -> None:
     # It said "no ledger (has `carbond run` started with this state_dir?)": the daemon had.
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     for leftover in state.glob("ledger.db*"):
         leftover.unlink()
     (state / "ledger.db").mkdir()
 
-    _, checks = _doctor(config)
+    _, checks = run_doctor(config)
 
     said = f"{state / 'ledger.db'}: not a regular file, so not a ledger (move it aside)"
     assert checks["ledger"] == f"fail: {said}"
@@ -426,10 +401,10 @@ def test_a_ledger_path_that_is_not_a_file_is_named_so_not_missing(tmp_path: Path
 def test_an_unreadable_health_file_is_named_so_not_missing(tmp_path: Path, content: str) -> None:
     """A garbage ``health.json`` read as "no health.json yet (the daemon has not run here)",
     and one whose ``updated_at`` had no UTC offset ended doctor in a ``TypeError`` traceback."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     (state / "health.json").write_text(content)
 
-    _, checks = _doctor(config)
+    _, checks = run_doctor(config)
 
     assert checks["health"].startswith(f"fail: {state / 'health.json'} cannot be read as")
 
@@ -437,7 +412,7 @@ def test_an_unreadable_health_file_is_named_so_not_missing(tmp_path: Path, conte
 def test_a_newer_ledger_whose_tables_changed_fails_as_newer(tmp_path: Path) -> None:
     """The jobs were counted before the version was read: a later schema without the
     ``transitions`` table failed as "no such table" instead of saying to upgrade carbond."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     db = sqlite3.connect(state / "ledger.db")
     db.executescript(
         "DROP TABLE transitions;"
@@ -445,7 +420,7 @@ def test_a_newer_ledger_whose_tables_changed_fails_as_newer(tmp_path: Path) -> N
     )
     db.close()
 
-    _, checks = _doctor(config)
+    _, checks = run_doctor(config)
 
     assert checks["ledger"] == (
         f"fail: {state / 'ledger.db'}: schema v{SCHEMA_VERSION + 1} is newer than this carbond "
@@ -464,7 +439,7 @@ def test_the_queue_backlog_is_what_the_daemon_would_still_read(
     said the whole queue was not ingested, though the daemon knows the copy by its bytes (the
     CRC-32 before the offset) and goes on from the offset; a file truncated in place showed no
     backlog, though the daemon reads it again from the start. None: all of the file is new."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     queue = state / "queue.jsonl"
     line = b'{"id": "a", "model": "llama-3.2-1b", "command": ["true"]}\n'
     queue.write_bytes(line * 3)
@@ -484,7 +459,7 @@ def test_the_queue_backlog_is_what_the_daemon_would_still_read(
         os.chmod(copy, 0o600)
         os.replace(copy, queue)
 
-    _, checks = _doctor(config)
+    _, checks = run_doctor(config)
 
     expected = len(data) if backlog is None else backlog
     assert f"{len(data)} bytes, {expected} byte(s) not ingested yet" in checks["queue"]
@@ -496,7 +471,7 @@ def test_a_file_name_another_user_chose_cannot_drive_the_operators_terminal(
     """Anyone may create files in ``queue.d`` (1733): one named with an escape sequence was
     printed raw in the queue line of the doctor that root ran (a retitled or cleared screen,
     a line that reads PASS)."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     (state / "queue.d" / "\x1b[2J\x1b[32mPASS\r.jsonl").write_text("")
 
     done = _carbond("doctor", "--config", str(config))
@@ -509,14 +484,14 @@ def test_a_file_name_another_user_chose_cannot_drive_the_operators_terminal(
 def test_a_pid_reused_since_the_daemon_stopped_is_not_taken_for_it(tmp_path: Path) -> None:
     """After a crash or a reboot the pid in ``health.json`` belongs to some other process:
     doctor took it for the daemon and failed, "pid N last wrote health.json ... ago: stuck"."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     other = subprocess.Popen(["sleep", "60"])  # alive, and no ledger open
     try:
         (state / "health.json").write_text(json.dumps(
             {"updated_at": "2026-01-01T00:00:00+00:00", "pid": other.pid, "problems": {}}
         ))  # fmt: skip
 
-        _, checks = _doctor(config)
+        _, checks = run_doctor(config)
     finally:
         other.kill()
         other.wait()
@@ -531,7 +506,7 @@ def test_a_health_file_from_the_future_says_the_clock_stepped_back(
     """After the clock stepped back an hour, ``health.json``'s ``updated_at`` is in the
     future: doctor said "wrote health.json -3600 s ago" and passed a daemon that had not
     written it since (stuck), until the clock caught up an hour later."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     holder = "import sys, time; f = open(sys.argv[1]); print(flush=True); time.sleep(60)"
     argv = [sys.executable, "-c", holder, str(state / "ledger.db")] if alive else ["true"]
     with subprocess.Popen(argv, stdout=subprocess.PIPE) as process:
@@ -545,7 +520,7 @@ def test_a_health_file_from_the_future_says_the_clock_stepped_back(
                 {"updated_at": written, "pid": process.pid, "problems": {}}
             ))  # fmt: skip
 
-            code, checks = _doctor(config)
+            code, checks = run_doctor(config)
         finally:
             process.kill()
 
@@ -563,7 +538,7 @@ def test_the_config_line_names_the_default_file_it_read(
 ) -> None:
     """On a server, ``carbond doctor`` with no ``--config`` reads /etc/carbond/carbond.toml,
     and its config line said it had read "defaults and environment"."""
-    _, config = _setup(tmp_path)
+    _, config = healthy_setup(tmp_path)
     monkeypatch.delenv("CARBOND_CONFIG", raising=False)
     monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", config)
 
@@ -577,10 +552,10 @@ def test_the_policy_check_says_when_the_forecast_ends_before_the_look_ahead(
 ) -> None:
     """A 4 h forecast under carbon-window's 24 h look-ahead passed without a word, the planner
     seeing the forecast's last value, flat, past its end: the policy line now says so."""
-    _, config = _setup(tmp_path, policy="carbon-window")
-    assert "note" not in _doctor(config)[1]["policy"]
+    _, config = healthy_setup(tmp_path, policy="carbon-window")
+    assert "note" not in run_doctor(config)[1]["policy"]
     config.write_text(config.read_text() + "\n[intensity]\nhorizon_s = 14400\n")
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
     assert code == 0
     assert checks["policy"] == (
         "pass: carbon-window; note: it looks 24 h ahead, the forecast reaches 4 h "
@@ -591,7 +566,7 @@ def test_the_policy_check_says_when_the_forecast_ends_before_the_look_ahead(
 def test_the_metrics_port_is_free_served_by_carbond_or_refused(tmp_path: Path) -> None:
     """A metrics port another program holds passed doctor, then stopped ``carbond run`` at
     start; one a running carbond serves is no problem."""
-    _, config = _setup(tmp_path)
+    _, config = healthy_setup(tmp_path)
     text = config.read_text()
     held = socket.socket()
     held.bind(("127.0.0.1", 0))
@@ -599,23 +574,24 @@ def test_the_metrics_port_is_free_served_by_carbond_or_refused(tmp_path: Path) -
     port = held.getsockname()[1]
     config.write_text(f"{text}[metrics]\nport = {port}\n")
     with held:
-        code, checks = _doctor(config)
+        code, checks = run_doctor(config)
         assert code == 1
         assert checks["metrics"].startswith(f"fail: 127.0.0.1:{port}: cannot listen (")
     with Metrics() as metrics:
         metrics.start(port)
         assert (
-            _doctor(config)[1]["metrics"] == f"pass: 127.0.0.1:{port}: served by a running carbond"
+            run_doctor(config)[1]["metrics"]
+            == f"pass: 127.0.0.1:{port}: served by a running carbond"
         )
-    assert _doctor(config)[1]["metrics"] == f"pass: 127.0.0.1:{port} is free"
+    assert run_doctor(config)[1]["metrics"] == f"pass: 127.0.0.1:{port} is free"
     config.write_text(f"{text}[metrics]\nport = 0\n")
-    assert _doctor(config)[1]["metrics"] == "skip: metrics.port = 0: no endpoint"
+    assert run_doctor(config)[1]["metrics"] == "skip: metrics.port = 0: no endpoint"
 
 
 def test_a_cache_dir_the_daemon_cannot_write_fails_the_signals_check(tmp_path: Path) -> None:
     """``signals.cache_dir`` that cannot be written passed doctor; the daemon then ran without
     a cache (no intensity history across restarts), saying so only in its log."""
-    _, config = _setup(tmp_path)
+    _, config = healthy_setup(tmp_path)
     text = config.read_text()
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -626,12 +602,12 @@ def test_a_cache_dir_the_daemon_cannot_write_fails_the_signals_check(tmp_path: P
                             f"{uid} cannot create it"),
     ):  # fmt: skip
         config.write_text(f'{text}[signals]\ncache_dir = "{cache_dir}"\n')
-        code, checks = _doctor(config)
+        code, checks = run_doctor(config)
         assert code == 1
         assert checks["signals"].startswith("fail: ")
         assert f"{problem}: the daemon runs without a cache" in checks["signals"]
     config.write_text(f'{text}[signals]\ncache_dir = "{tmp_path / "new" / "cache"}"\n')
-    assert _doctor(config)[1]["signals"].startswith("pass: ")
+    assert run_doctor(config)[1]["signals"].startswith("pass: ")
 
 
 def test_carbond_help_names_every_check_doctor_runs(tmp_path: Path) -> None:
@@ -662,12 +638,12 @@ def test_a_relative_cache_dir_is_a_config_problem(
     """A relative ``signals.cache_dir`` (or an empty one, the working directory) passed
     doctor, checked where doctor ran; the daemon, run from / by systemd, looked for it there
     (``/cache``, read-only under ``ProtectSystem=strict``) and ran without a cache."""
-    _, config = _setup(tmp_path)
+    _, config = healthy_setup(tmp_path)
     monkeypatch.chdir(tmp_path)  # where doctor would have found ./cache writable
     text = config.read_text()
     config.write_text(f'{text}[signals]\ncache_dir = "{value}"\n')
     line = len(text.splitlines()) + 2
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
     assert code == 1
     assert checks["config"] == f"fail: {config}:{line}: signals.cache_dir: {problem}"
 
@@ -676,7 +652,7 @@ def test_a_discovering_region_leaves_no_log_line_beside_the_report(tmp_path: Pat
     """The gpus check built the inventory without discovery, so a ``gpus = "discover"``
     region logged ``region_without_gpus`` on stderr (a JSON warning that it has no GPU) while
     the nvml line said it discovers a simulated A100-80GB and the check passed."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     config.write_text(
         f'state_dir = "{state}"\n[gpu]\nbackend = "simulated"\n'
         '[[regions]]\nname = "a"\nzone = "DE"\ngpus = "discover"\n'
@@ -705,7 +681,7 @@ def test_a_relative_slurm_bin_dir_is_a_config_problem(
     ``bin`` named ``/bin/scontrol``, not the ``./bin/scontrol`` beside the config, and doctor's
     slurm line reported what another Slurm (or none) said. It is a config problem at its line,
     as a relative ``signals.cache_dir`` is."""
-    state, config = _setup(tmp_path)
+    state, config = healthy_setup(tmp_path)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text(f"#!/bin/sh\ncat {RECORDED_NODES}\n")
@@ -713,6 +689,6 @@ def test_a_relative_slurm_bin_dir_is_a_config_problem(
     monkeypatch.chdir(tmp_path)  # where doctor found ./bin/scontrol
     config.write_text(SLURM_CONFIG.format(state=state, bin=value, partition="alpha"))
     line = SLURM_CONFIG.splitlines().index('bin_dir = "{bin}"') + 1
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
     assert code == 1
     assert checks["config"].startswith(f"fail: {config}:{line}: executors.slurm.bin_dir: {problem}")
