@@ -1,5 +1,8 @@
-"""Watching Slurm jobs (:mod:`daemon.executors.slurm.watching`) when one job's stored data
-cannot be read: that job is set aside and named once, every other job is still followed."""
+"""Watching Slurm jobs (:mod:`daemon.executors.slurm.watching`) when one job's sacct rows
+cannot be read (cut short, a field that is no number or no time, a fragment of a line): that
+job's end is read from what can be, or waited for, and named once; every other job's end is
+read whole. The run-token and squeue cases are in test_slurm_watching_tokens.py and
+test_slurm_watching_squeue.py."""
 
 from __future__ import annotations
 
@@ -11,14 +14,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.executors.base import RunHandle
-from daemon.executors.errors import EndNotRecordedError, ExecutorUnavailableError
+from daemon.executors.errors import EndNotRecordedError
 from daemon.executors.slurm.queries import Token
 from daemon.executors.slurm.runner import CommandResult
-from policies import Device
-from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import (
-    RECORDED,
     T0,
     FakeSlurm,
     _executor,
@@ -26,36 +25,6 @@ from tests.daemon.executors.fake_slurm import (
 )
 
 ONE_S = timedelta(seconds=1)  # FakeSlurm's jobs start 1 s after T0
-
-
-def test_one_unreadable_run_token_sets_that_job_aside_and_the_others_are_still_followed(
-    tmp_path: Path,
-) -> None:
-    """A run token the ledger holds that is not a Slurm token (hand-edited, truncated) failed
-    the whole poll (``job bad: unreadable slurm run token``, ``executor_poll_failed`` every
-    round), so no other Slurm job was seen to end, and every held job's watch failed the
-    same way. Now that job is named once (``slurm_run_token_unreadable``) and left as it is;
-    the others are asked about and their ends read."""
-    slurm = FakeSlurm()
-    executor = _executor(slurm)
-    good = executor.launch(_spec(tmp_path), T0)
-    bad = RunHandle("bad", "slurm", '{"slurm_id": 7', T0, uid=0)
-    held = executor.hold(replace(_spec(tmp_path), job_id="later"), T0 + timedelta(hours=1),
-                         "", T0)  # fmt: skip
-    later = RunHandle("later", "slurm", held.token, T0, uid=0)
-    slurm.jobs[Token.decode("j1", good.token).slurm_id].state = "GONE"  # ended
-
-    with capture_logs() as logs:
-        [status] = executor.poll([bad, good], T0 + timedelta(minutes=1))
-        assert executor.poll([bad], T0 + timedelta(minutes=2)) == []
-        slurm.calls.clear()
-        ended = executor.ended_held([bad, later], T0 + timedelta(minutes=3))
-
-    assert (status.job_id, status.succeeded) == ("j1", True)
-    assert ended == {}  # "later" is still pending in Slurm: asked, and not ended
-    assert [c[0] for c in slurm.calls] == ["squeue"]
-    named = [e for e in logs if e["event"] == "slurm_run_token_unreadable"]
-    assert [(e["job_id"], e["field"]) for e in named] == [("bad", "token")]  # once
 
 
 def test_one_unreadable_sacct_energy_records_that_end_without_energy_and_the_others_whole(
@@ -165,141 +134,6 @@ def test_a_cut_short_sacct_answer_of_a_job_looked_up_by_name_decides_nothing(
     with pytest.raises(EndNotRecordedError, match="cut short"):
         executor.release(_spec(tmp_path), "", T0 + timedelta(minutes=1))
     assert len(slurm.jobs) == 1
-
-
-def test_a_job_with_an_unreadable_run_token_is_cancelled_by_name_and_ended_once_gone(
-    tmp_path: Path,
-) -> None:
-    """``carbond cancel`` of a job whose run token cannot be read failed every reconcile
-    (``job_cancel_failed``: unreadable slurm run token) and the job stayed running for good.
-    Its Slurm job is now found by name among its owner's jobs and cancelled; the next poll
-    that finds none of that name waiting or running ends the job, saying what is unknown."""
-    slurm = FakeSlurm()
-    executor = _executor(slurm)
-    good = executor.launch(_spec(tmp_path), T0)
-    other = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)
-    job = slurm.jobs[Token.decode("j1", good.token).slurm_id]
-    bad = replace(good, token='{"slurm_id": 7', uid=0)
-
-    with capture_logs() as logs:
-        executor.cancel(bad, T0 + timedelta(minutes=1))
-    assert job.state == "CANCELLED"
-    assert slurm.jobs[Token.decode("j2", other.token).slurm_id].state == "RUNNING"
-    [named] = [e for e in logs if e["event"] == "slurm_job_cancelled_by_name"]
-    assert (named["job_id"], named["slurm_id"]) == ("j1", Token.decode("j1", good.token).slurm_id)
-
-    job.state = "COMPLETING"  # its processes still being killed
-    assert executor.poll([bad, other], T0 + timedelta(minutes=2)) == []
-    job.state = "GONE"
-    [end] = executor.poll([bad, other], T0 + timedelta(minutes=3))
-    assert (end.job_id, end.exit_code, end.energy_j) == ("j1", None, None)
-    assert "run token is unreadable" in end.reason and "carbond-j1" in end.reason
-    assert executor.poll([bad, other], T0 + timedelta(minutes=4)) == []  # ended once
-
-
-def test_a_held_job_with_an_unreadable_run_token_is_withdrawn_and_moved_by_name(
-    tmp_path: Path,
-) -> None:
-    """A held job whose run token cannot be read could be neither moved nor taken back
-    (``job_hold_failed`` / ``job_withdraw_failed``: unreadable slurm run token, every
-    round), so a cancelled or expired planned job stayed held in Slurm and would start there
-    at its planned time. Its Slurm job is now found by name among its owner's jobs: a hold
-    moves it and hands back a readable token; a withdrawal cancels it."""
-    slurm = FakeSlurm()
-    executor = _executor(slurm)
-    spec = _spec(tmp_path)
-    token = executor.hold(spec, T0 + timedelta(hours=1), "", T0).token
-    job = slurm.jobs[Token.decode("j1", token).slurm_id]
-
-    moved = executor.hold(spec, T0 + timedelta(hours=2), '{"slurm_id": 7', T0)
-    assert moved.token == token and job.state == "PENDING"  # the same job, its token again
-    assert executor.withdraw("j1", '{"slurm_id": 7', T0, uid=0) is None
-    assert job.state == "CANCELLED" and len(slurm.jobs) == 1  # taken back, none submitted
-
-
-def test_one_cut_short_or_unreadably_timed_squeue_row_affects_that_job_only(
-    tmp_path: Path,
-) -> None:
-    """A squeue row with the wrong number of fields, or a time that is no time, failed the
-    parse of the whole answer (``executor_poll_failed``: squeue: expected 7 fields), so no job
-    of the cluster was seen to end, nor a pending one taken back. Now each is named once
-    while it lasts (``slurm_squeue_unreadable``): a job whose row is cut short is unknown this
-    poll (not ended, not taken back, sacct not asked); one whose time cannot be read is
-    followed by its state; the others end as Slurm recorded them."""
-    slurm = FakeSlurm()
-    executor = _executor(slurm, pending_grace_s=0.0)
-    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2, 3)]
-    jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
-    jobs[0].state, jobs[0].reason, jobs[0].queue_cut = "PENDING", "Resources", True  # overdue
-    jobs[1].start = "2026-12-04T2x"
-    jobs[2].state = "GONE"
-    now = T0 + timedelta(minutes=1)
-
-    with capture_logs() as logs:
-        slurm.calls.clear()
-        [end] = executor.poll(handles, now)
-        assert executor.poll(handles[:2], now + timedelta(minutes=1)) == []  # still cut short
-        asked = [c for c in slurm.calls if c[0] == "sacct"]
-        jobs[0].queue_cut = False
-        [taken] = executor.poll(handles[:2], now + timedelta(minutes=2))
-
-    assert (end.job_id, end.succeeded, end.reason) == ("j3", True, "slurm COMPLETED")
-    assert [c[-1] for c in asked] == [f"--jobs={Token.decode('j3', handles[2].token).slurm_id}"]
-    assert (taken.job_id, jobs[0].state) == ("j1", "CANCELLED")  # read again: taken back
-    named = [e for e in logs if e["event"] == "slurm_squeue_unreadable"]
-    ids = [Token.decode(h.job_id, h.token).slurm_id for h in handles]
-    assert [e["slurm_id"] for e in named] == ids[:2]  # once each
-    assert named[0]["fields"][0].startswith("row of 2 '|'-separated fields, not 7")
-    assert named[1]["fields"] == ["StartTime '2026-12-04T2x'"]
-
-
-def test_a_held_job_whose_squeue_row_is_cut_short_is_not_taken_as_started(
-    tmp_path: Path,
-) -> None:
-    """A held job's squeue row cut short failed its move or withdrawal as if Slurm had refused
-    it; read as a row of no known state it would be taken as started by Slurm (its withdrawal
-    skipped: it would then start at its planned time). Now nothing is decided on it: the step
-    waits for a later round (:class:`ExecutorUnavailableError`), the job left held."""
-    slurm = FakeSlurm()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
-    job = slurm.jobs[Token.decode("j1", held.token).slurm_id]
-    job.queue_cut = True
-
-    for step in (
-        lambda: executor.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, T0),
-        lambda: executor.release(_spec(tmp_path), held.token, T0),
-        lambda: executor.withdraw("j1", held.token, T0, uid=0),
-    ):
-        with pytest.raises(ExecutorUnavailableError, match="squeue printed its row cut short"):
-            step()
-    assert (job.state, job.held, len(slurm.jobs)) == ("PENDING", False, 1)
-    job.queue_cut = False
-    assert executor.withdraw("j1", held.token, T0, uid=0) is None
-    assert job.state == "CANCELLED"
-
-
-def test_one_unreadable_running_row_counts_only_that_job_s_gpus(tmp_path: Path) -> None:
-    """Another user's running job whose squeue row could not be read made every GPU of the
-    cluster unavailable (``slurm_unreachable``: squeue: expected 6 fields). Now that job's
-    GPUs alone are not counted (named once, ``slurm_running_unreadable``); the others' are."""
-    slurm = FakeSlurm()
-    executor = _executor(slurm)
-    first = (RECORDED / "squeue_running_beta.txt").read_text().splitlines()[0]
-    slurm.running_beta = first + "\n91|carbond-slurm-other|n2|N/A|cpu=1\n"
-    devices = [Device(f"pace/{i}", "pace", "Z", DEFAULT_GPU_CATALOG.get("L4")) for i in (0, 1)]
-
-    with capture_logs() as logs:
-        marked = {m: executor.available(devices, T0 + timedelta(minutes=m)) for m in (0, 1)}
-
-    for m, pace in marked.items():  # root's job (no end: an hour on) counted; the cut one not
-        assert all(d.available for d in pace)
-        assert [d.busy_until for d in pace] == [T0 + timedelta(hours=1, minutes=m), None]
-    named = [e for e in logs if e["event"] == "slurm_running_unreadable"]
-    assert [(e["slurm_id"], e["fields"][0][:39]) for e in named] == [
-        ("91", "row of 5 '|'-separated fields, not 6: '")
-    ]
-    assert not [e for e in logs if e["event"] == "slurm_unreachable"]
 
 
 def test_an_unreadable_sacct_row_is_named_per_cluster_and_again_for_a_later_job_of_its_id(
