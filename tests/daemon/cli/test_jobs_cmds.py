@@ -1,15 +1,13 @@
-"""``carbond submit | jobs | status | cancel | export`` through the real parser."""
+"""``carbond jobs | status | cancel | export`` through the real parser, and a job attributed
+to the user who wrote it (``carbond submit`` itself is tested in test_submit_cmd.py)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pwd
-import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,219 +17,17 @@ from pathlib import Path
 import pytest
 
 from daemon.assemble import build_service
-from daemon.cli import main
 from daemon.cli.job_rows import user_name
 from daemon.executors.local import LocalExecutor
 from daemon.intensity.providers import StaticIntensity
 from daemon.ledger import Ledger
-from daemon.queue.line import JobRequest, parse_line
 from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.cli.cli_run import run_cli
 from tests.daemon.helpers import PAPER_REGIONS, append, job_line, job_request, make_service
 from tests.daemon.users import cli_as
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _queue_lines(state: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in (state / "queue.jsonl").read_text().splitlines()]
-
-
-def test_submit_appends_one_normalised_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = _run(
-        capsys, "submit", "--state-dir", str(tmp_path), "--json", "--model", "llama-1b",
-        "--requests", "8", "--deadline", "+8h", "--region", "qc", "--tag", "a", "--tag", "b",
-        "--", "python", "-c", "print('--')",
-    )  # fmt: skip
-    assert code == 0
-    payload = json.loads(out)
-    [line] = _queue_lines(tmp_path)
-    assert line["id"] == payload["job_id"]
-    python = shutil.which("python")
-    expected = os.path.abspath(python) if python else "python"  # resolved on the caller's PATH
-    assert line["command"] == [expected, "-c", "print('--')"]
-    # named by the word written, as the same line written by hand is (the path is for running)
-    raw = parse_line(json.dumps({"model": "llama-1b", "command": ["python"]}), datetime.now(UTC))
-    assert line["name"] == raw.name == "python"  # type: ignore[union-attr]
-    assert line["cwd"] == os.getcwd()  # the job starts where submit ran
-    assert line["tags"] == ["a", "b"]
-    assert line["deadline"] == payload["deadline"]  # relative deadlines become absolute
-    assert "user" not in line
-
-
-def test_submit_from_a_file_or_stdin_with_flags_on_top(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    job = tmp_path / "job.json"
-    job.write_text(json.dumps({"id": "f1", "model": "llama-1b", "command": ["true"],
-                               "user": "root", "requests": 2}))  # fmt: skip
-    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", str(job),
-                "--requests", "5")[0] == 0  # fmt: skip
-    monkeypatch.setattr(sys, "stdin", io.StringIO('{"id": "s1", "params_b": 3, "command": ["x"]}'))
-    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", "-")[0] == 0
-    lines = _queue_lines(tmp_path)
-    assert [(x["id"], x["requests"]) for x in lines] == [("f1", 5), ("s1", None)]
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--model", "gpt-17", "--", "x"], "field 'model': unknown model"),
-        (["--model", "llama-1b"], "field 'command': Field required"),
-        (["--model", "llama-1b", "--batch-size", "0", "--", "x"], "field 'batch_size'"),
-        (["--model", "llama-1b", "--deadline", "soon", "--", "x"], "field 'deadline'"),
-        (["--file", "/nonexistent.json"], "/nonexistent.json"),
-    ],
-)
-def test_submit_refuses_bad_jobs_with_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
-) -> None:
-    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), *argv)
-    assert code == 2
-    assert message in err
-    assert err.count("\n") == 1
-    assert not (tmp_path / "queue.jsonl").exists()
-
-
-def test_a_bad_field_of_a_job_file_names_the_file_and_its_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``submit --file job.json`` with ``"requests": "many"`` said ``invalid job: field
-    'requests': ...``, the same as a bad ``--requests`` flag: which of the two, and where in
-    the file, was left to guess. A field the file gives (and no flag replaces) is named with
-    the file and the line that sets it; a flag's stays as it was."""
-    job = tmp_path / "job.json"
-    job.write_text('{\n  "model": "llama-1b",\n  "command": ["true"],\n  "requests": "many",\n'
-                   '  "tags": ["a", 7]\n}\n')  # fmt: skip
-    code, out, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", str(job))
-    assert (code, out) == (2, "")
-    assert err == (f"carbond: error: invalid job: {job}:4: field 'requests': Input should be a "
-                   f"valid integer; {job}:5: field "
-                   "'tags.1': Input should be a valid string\n")  # fmt: skip
-    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", str(job),
-                        "--requests", "0", "--tag", "b")  # fmt: skip
-    assert code == 2
-    assert err == ("carbond: error: invalid job: field 'requests': Input should be greater than "
-                   "or equal to 1\n")  # fmt: skip
-    monkeypatch.setattr(sys, "stdin", io.StringIO('{"model": "llama-1b", "command": "true"}'))
-    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", "-")
-    assert code == 2 and err.startswith("carbond: error: invalid job: stdin:1: field 'command'")
-    assert not (tmp_path / "queue.jsonl").exists()
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b'\xff{"model": "llama-1b"}', "not UTF-8 text (byte 0)"),
-        (b'{"requests": ' + b"9" * 5000 + b"}", "not acceptable JSON: Exceeds the limit"),
-        (b"[" * 100_000 + b"]" * 100_000, "not acceptable JSON: nested too deeply"),
-    ],
-    ids=["not-utf8", "huge-integer", "deep"],
-)
-def test_submit_file_json_cannot_read_is_one_line_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
-) -> None:
-    """--file with such content was a traceback (UnicodeDecodeError, ValueError,
-    RecursionError) and exit 1."""
-    job = tmp_path / "job.json"
-    job.write_bytes(content)
-    code, out, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", str(job),
-                          "--", "/bin/true")  # fmt: skip
-    assert (code, out) == (2, "")
-    assert err.startswith(f"carbond: error: {job}: {message}") and err.count("\n") == 1
-    assert not (tmp_path / "queue.jsonl").exists()
-
-
-def test_submit_records_the_working_directory(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "here" / "sub").mkdir(parents=True)
-    monkeypatch.chdir(tmp_path / "here")
-    base = ("submit", "--state-dir", str(tmp_path), "--model", "llama-1b")
-    assert _run(capsys, *base, "--", "/bin/true")[0] == 0
-    assert _run(capsys, *base, "--cwd", "sub", "--", "/bin/true")[0] == 0
-    job = tmp_path / "job.json"
-    job.write_text(json.dumps({"model": "llama-1b", "command": ["/bin/true"], "cwd": "/srv"}))
-    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--file", str(job))[0] == 0
-    cwds = [line["cwd"] for line in _queue_lines(tmp_path)]
-    assert cwds == [str(tmp_path / "here"), str(tmp_path / "here" / "sub"), "/srv"]
-
-
-def test_submit_refuses_a_working_directory_it_cannot_enter(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--model", "llama-1b",
-                        "--cwd", str(tmp_path / "gone"), "--", "/bin/true")  # fmt: skip
-    assert code == 2
-    assert err == (
-        f"carbond: error: --cwd: working directory {tmp_path / 'gone'}: No such file or directory\n"
-    )
-    assert not (tmp_path / "queue.jsonl").exists()
-
-
-def test_submit_warns_about_a_program_not_on_the_path(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--model", "llama-1b",
-                        "--", "carbond-no-such-program", "x")  # fmt: skip
-    assert code == 0
-    assert "warning: 'carbond-no-such-program' is not on your PATH" in err
-    assert _queue_lines(tmp_path)[0]["command"] == ["carbond-no-such-program", "x"]
-
-
-def _readme_submit_example() -> list[str]:
-    """The README's own ``carbond submit ... -- python serve_batch.py`` line, as argv."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    [line] = [x for x in readme.splitlines() if "carbond submit" in x and "serve_batch.py" in x]
-    argv = shlex.split(line.strip())
-    assert argv[:2] == ["carbond", "submit"], line
-    return argv[1:]
-
-
-def test_the_readme_submit_example_runs_as_written(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A user in their project directory, their venv's ``python`` on PATH, submits the README's
-    line; the daemon (local executor, real processes) runs it there, with that python."""
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "serve_batch.py").write_text(
-        "import pathlib, sys\npathlib.Path('served.txt').write_text(sys.prefix)\n"
-    )
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin")
-    state = tmp_path / "state"
-    state.mkdir()
-    config = tmp_path / "carbond.toml"  # the daemon's, as /etc/carbond/carbond.toml would be
-    config.write_text(f'state_dir = "{state}"\n[[regions]]\nname = "ciso"\n'
-                      'zone = "US-CAL-CISO"\ngpus = ["RTX6000-Ada", "RTX6000-Ada"]\n')  # fmt: skip
-    monkeypatch.setenv("CARBOND_CONFIG", str(config))
-    argv = _readme_submit_example()
-    code, _, err = _run(capsys, *argv[:1], "--id", "readme", *argv[1:])
-    assert (code, err) == (0, ""), err
-
-    settings = Settings(state_dir=state, regions=PAPER_REGIONS[1:2], policy={"name": "run-now"})
-    executor = LocalExecutor(log_dir=state / "logs", grace_s=1.0)
-    with Ledger.open(state / "ledger.db") as ledger:
-        service = build_service(settings, ledger, {"local": executor}, intensity=StaticIntensity())
-        service.start(datetime.now(UTC))
-        for _ in range(200):  # real processes: tick until the job has ended (at most ~10 s)
-            service.tick(datetime.now(UTC))
-            if ledger.job_state("readme") not in {"queued", "planned", "running"}:
-                break
-            time.sleep(0.05)
-        assert ledger.job_state("readme") == "succeeded", (
-            state / "logs" / "readme.err"
-        ).read_text()
-    assert (project / "served.txt").read_text() == sys.prefix  # here, with the submitter's python
 
 
 def test_jobs_status_cancel_against_a_running_service(
@@ -241,14 +37,14 @@ def test_jobs_status_cancel_against_a_running_service(
     service = make_service(tmp_path, executor)
     service.start(clock())
     for job_id in ("a", "b"):
-        assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", job_id,
+        assert run_cli(capsys, "submit", "--state-dir", str(tmp_path), "--id", job_id,
                     "--model", "llama-1b", "--", "true")[0] == 0  # fmt: skip
     service.tick(clock())
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
+    code, out, _ = run_cli(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
     assert code == 0
     assert {(j["job_id"], j["state"]) for j in json.loads(out)} == {("a", "running"),
                                                                     ("b", "running")}  # fmt: skip
-    code, out, _ = _run(capsys, "status", "a", "--state-dir", str(tmp_path), "--json")
+    code, out, _ = run_cli(capsys, "status", "a", "--state-dir", str(tmp_path), "--json")
     status = json.loads(out)
     assert status["decision"]["action"] == "start"
     assert status["decision"]["reason"].startswith("fastest free fitting device")
@@ -256,27 +52,27 @@ def test_jobs_status_cancel_against_a_running_service(
     assert status["decision"]["run_now_total_g"] == status["decision"]["expected_total_g"]
     assert [t["to"] for t in status["transitions"]] == ["queued", "running"]
 
-    assert _run(capsys, "cancel", "a", "--state-dir", str(tmp_path))[0] == 0
+    assert run_cli(capsys, "cancel", "a", "--state-dir", str(tmp_path))[0] == 0
     service.ingest(clock())  # read, not acted on yet: the job still runs
-    code, out, _ = _run(capsys, "status", "a", "--state-dir", str(tmp_path))
+    code, out, _ = run_cli(capsys, "status", "a", "--state-dir", str(tmp_path))
     assert code == 0 and out.splitlines()[0].startswith("a (a): running, user ")
     assert ", cancel requested at " + clock().isoformat() in out.splitlines()[0]
     service.tick(clock.advance(5))
     assert executor.cancels == ["a"]
     assert service.ledger.job_state("a") == "cancelled"
-    code, _, err = _run(capsys, "cancel", "a", "--state-dir", str(tmp_path))
+    code, _, err = run_cli(capsys, "cancel", "a", "--state-dir", str(tmp_path))
     # was 'job a is already cancelled' ('... is already succeeded' for a job that ran)
     assert (code, err) == (
         2,
         "carbond: error: job a has already ended (cancelled): nothing to cancel\n",
     )
-    code, _, err = _run(capsys, "status", "zzz", "--state-dir", str(tmp_path))
+    code, _, err = run_cli(capsys, "status", "zzz", "--state-dir", str(tmp_path))
     assert (code, "unknown job 'zzz'" in err) == (2, True)  # bad input: exit 2 (issue 14 item 13)
 
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--state", "cancelled")
+    code, out, _ = run_cli(capsys, "jobs", "--state-dir", str(tmp_path), "--state", "cancelled")
     assert code == 0 and "a" in out
     export = tmp_path / "decisions.json"
-    assert _run(capsys, "export", "decisions", str(export), "--state-dir", str(tmp_path))[0] == 0
+    assert run_cli(capsys, "export", "decisions", str(export), "--state-dir", str(tmp_path))[0] == 0
     assert {row["job_id"] for row in json.loads(export.read_text())} == {"a", "b"}
 
 
@@ -290,22 +86,22 @@ def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
     if ledger:
         make_service(tmp_path, executor).close()
     for job_id in ("a", "b"):
-        assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", job_id,
+        assert run_cli(capsys, "submit", "--state-dir", str(tmp_path), "--id", job_id,
                     "--model", "llama-1b", "--", "true")[0] == 0  # fmt: skip
-    code, out, err = _run(capsys, "cancel", "a", "--state-dir", str(tmp_path), "--json")
+    code, out, err = run_cli(capsys, "cancel", "a", "--state-dir", str(tmp_path), "--json")
     assert code == 0, err
     assert json.loads(out) == {"job_id": "a", "cancel_requested": True, "state": None,
                                "queue_file": str(tmp_path / "queue.jsonl")}  # fmt: skip
-    code, _, err = _run(capsys, "cancel", "zzz", "--state-dir", str(tmp_path))
+    code, _, err = run_cli(capsys, "cancel", "zzz", "--state-dir", str(tmp_path))
     assert (code, "unknown job 'zzz'" in err) == (2, True)
-    code, out, err = _run(capsys, "status", "b", "--state-dir", str(tmp_path), "--json")
+    code, out, err = run_cli(capsys, "status", "b", "--state-dir", str(tmp_path), "--json")
     assert code == 0, err  # not "unknown job": it is there, waiting for the daemon
     assert json.loads(out) == {"job_id": "b", "state": "submitted", "cancel_requested": False,
                                "queue_file": str(tmp_path / "queue.jsonl")}  # fmt: skip
     # a's cancel waits in the same file, after its line: status says so
-    code, out, err = _run(capsys, "status", "a", "--state-dir", str(tmp_path), "--json")
+    code, out, err = run_cli(capsys, "status", "a", "--state-dir", str(tmp_path), "--json")
     assert (code, json.loads(out)["cancel_requested"]) == (0, True), err
-    code, out, _ = _run(capsys, "status", "a", "--state-dir", str(tmp_path))
+    code, out, _ = run_cli(capsys, "status", "a", "--state-dir", str(tmp_path))
     assert out == (f"a: submitted to {tmp_path / 'queue.jsonl'}, not read by the daemon yet; "
                    "cancel requested (it will be cancelled before it starts)\n")  # fmt: skip
     service = make_service(tmp_path, executor)
@@ -313,21 +109,21 @@ def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
     service.tick(clock())
     assert service.ledger.job_state("a") == "cancelled"
     assert [launch.job_id for launch in executor.launches] == ["b"]
-    code, out, _ = _run(capsys, "status", "b", "--state-dir", str(tmp_path), "--json")
+    code, out, _ = run_cli(capsys, "status", "b", "--state-dir", str(tmp_path), "--json")
     assert (code, json.loads(out)["state"]) == (0, "running")  # read now: the ledger's
     # a line the daemon read and rejected is not a job waiting to be read: nothing to cancel
     append(service.queue.path, '{"id": "bad", "model": "llama-1b", "command": "true"}\n')
     service.tick(clock())
-    code, _, err = _run(capsys, "cancel", "bad", "--state-dir", str(tmp_path))
+    code, _, err = run_cli(capsys, "cancel", "bad", "--state-dir", str(tmp_path))
     assert (code, "'bad' was never queued: its line was rejected (queue.jsonl line 4" in err) == (
         2, True)  # fmt: skip
-    code, out, _ = _run(capsys, "status", "bad", "--state-dir", str(tmp_path))
+    code, out, _ = run_cli(capsys, "status", "bad", "--state-dir", str(tmp_path))
     assert code == 2 and out.startswith("bad: rejected (queue.jsonl line 4): ")
     # nor after a copy of the state dir (the same bytes, another inode: the daemon reads on)
     copy = service.queue.path.with_name("queue.copy")
     shutil.copy2(service.queue.path, copy)
     copy.replace(service.queue.path)
-    code, _, err = _run(capsys, "cancel", "bad", "--state-dir", str(tmp_path))
+    code, _, err = run_cli(capsys, "cancel", "bad", "--state-dir", str(tmp_path))
     assert (code, "'bad' was never queued: its line was rejected (queue.jsonl line 4" in err) == (
         2, True)  # fmt: skip
     service.close()
@@ -341,16 +137,16 @@ def test_another_user_sees_a_job_in_jobs_and_status_alike_but_cannot_cancel_it(
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
     service = make_service(tmp_path, executor)
     service.start(clock())
-    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "mine",
+    assert run_cli(capsys, "submit", "--state-dir", str(tmp_path), "--id", "mine",
                 "--model", "llama-1b", "--", "/bin/echo", "hi")[0] == 0  # fmt: skip
     service.tick(clock())
     queue = (tmp_path / "queue.jsonl").read_bytes()
     monkeypatch.setattr(os, "getuid", lambda: 4242)
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
+    code, out, _ = run_cli(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
     assert code == 0 and [j["job_id"] for j in json.loads(out)] == ["mine"]
-    code, out, _ = _run(capsys, "status", "mine", "--state-dir", str(tmp_path), "--json")
+    code, out, _ = run_cli(capsys, "status", "mine", "--state-dir", str(tmp_path), "--json")
     assert code == 0 and json.loads(out)["command"] == ["/bin/echo", "hi"]
-    code, out, err = _run(capsys, "cancel", "mine", "--state-dir", str(tmp_path))
+    code, out, err = run_cli(capsys, "cancel", "mine", "--state-dir", str(tmp_path))
     assert (code, out) == (2, "")
     assert err == f"carbond: error: job mine belongs to {user_name(os.geteuid())}, not to you\n"
     assert (tmp_path / "queue.jsonl").read_bytes() == queue
@@ -358,50 +154,10 @@ def test_another_user_sees_a_job_in_jobs_and_status_alike_but_cannot_cancel_it(
     service.close()
 
 
-def test_submit_to_a_missing_state_dir_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A wrong --state-dir is bad input, exit 2, as ``jobs``, ``status``, ``export`` and
-    ``report`` answer it (docs/daemon.md, Exit codes); ``submit`` and ``cancel`` exited 1, a
-    runtime failure, so a script could not tell a typo from a full disk."""
-    missing = str(tmp_path / "nope")
-    code, _, err = _run(capsys, "submit", "--state-dir", missing, "--model", "llama-1b", "--",
-                        "true")  # fmt: skip
-    assert code == 2
-    assert err.startswith(f"carbond: error: {missing}: no such state directory (is the daemon")
-    assert err.count("\n") == 1
-    assert _run(capsys, "cancel", "j1", "--state-dir", missing)[0] == 2
-    assert _run(capsys, "status", "j1", "--state-dir", missing)[0] == 2
-    assert not Path(missing).exists()
-
-
-def test_submit_before_a_daemon_set_up_the_state_dir_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A user's first `carbond submit` into a state dir no daemon has started in yet (made by
-    hand, no `queue.d`) said `...queue.d/UID.jsonl: cannot open the queue for appending: [Errno
-    2] No such file or directory: ...`, exit 1, as for a full disk. It says that the spool
-    directory is missing and why, exit 2, and creates nothing."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to give the state dir to another uid")
-    state = tmp_path / "state"
-    state.mkdir()
-    os.chown(state, 4242, 4242)  # the daemon's, not the caller's: the caller's spool file then
-    code, out, err = _run(capsys, "submit", "--state-dir", str(state), "--model", "llama-1b",
-                          "--", "/bin/true")  # fmt: skip
-    assert (code, out) == (2, "")
-    assert err == (
-        f"carbond: error: {state / 'queue.d'}: no such directory: no daemon has set up {state} "
-        "yet (`carbond run` creates queue.d at its start, the unit's tmpfiles at install); "
-        "nothing appended\n"
-    )
-    assert list(state.iterdir()) == []
-
-
 def test_jobs_without_a_ledger_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(capsys, "jobs", "--state-dir", str(tmp_path))
+    code, _, err = run_cli(capsys, "jobs", "--state-dir", str(tmp_path))
     assert code == 2  # a state_dir without a ledger: bad input, as for `carbond report`
     assert "no ledger" in err
 
@@ -487,46 +243,6 @@ def test_a_users_job_runs_with_that_users_uid(open_dir: Path) -> None:
     assert (state / "logs" / "whoami.out").read_text().strip() == str(user.pw_uid)
 
 
-@pytest.mark.parametrize("deadline", ["+9999999d", "+99999999999d", "0001-01-01T00:00:00+14:00"])
-def test_submit_with_a_deadline_past_the_calendar_is_a_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], deadline: str
-) -> None:
-    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--model", "llama-1b",
-                        "--deadline", deadline, "--", "true")  # fmt: skip
-    assert code == 2
-    assert err.startswith("carbond: error: invalid job: field 'deadline': ")
-    assert err.count("\n") == 1
-    assert not (tmp_path / "queue.jsonl").exists()
-
-
-def test_submit_refuses_an_id_that_exists_and_says_whose(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """It printed "submitted" with exit 0 while the job was not theirs (issue 13, defect 8)."""
-    clock = FakeClock()
-    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
-    service.start(clock())
-    fields = {"input_tokens": 1, "output_tokens": 1, "batch_size": 1, "command": ["true"]}
-    request = JobRequest.from_json({"id": "taken", "name": "t", **fields})
-    service.ledger.add_job(request, 4242, 4242, "queue.d/4242.jsonl:1", clock())
-    assert _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "mine", "--model",
-                "llama-1b", "--", "true")[0] == 0  # fmt: skip
-    service.tick(clock())
-    before = (tmp_path / "queue.jsonl").read_bytes()
-    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "taken",
-                        "--model", "llama-1b", "--", "true")  # fmt: skip
-    assert code == 2
-    assert err == (
-        "carbond: error: job id 'taken' already exists and belongs to uid 4242; "
-        "choose another --id\n"
-    )
-    code, _, err = _run(capsys, "submit", "--state-dir", str(tmp_path), "--id", "mine",
-                        "--model", "llama-1b", "--", "true")  # fmt: skip
-    assert code == 2
-    assert "job id 'mine' already exists: it is yours (running)" in err
-    assert (tmp_path / "queue.jsonl").read_bytes() == before  # nothing appended
-
-
 def test_status_shows_ones_own_rejected_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -536,14 +252,14 @@ def test_status_shows_ones_own_rejected_lines(
     with (tmp_path / "queue.jsonl").open("a") as queue:
         queue.write('{"id": "bad1", "model": "llama-1b", "command": ["true"], "batch_size": 0}\n')
     service.tick(clock())
-    code, out, _ = _run(capsys, "status", "bad1", "--state-dir", str(tmp_path), "--json")
+    code, out, _ = run_cli(capsys, "status", "bad1", "--state-dir", str(tmp_path), "--json")
     assert code == 2
     payload = json.loads(out)
     assert payload["state"] == "rejected"
     [line] = payload["rejected_lines"]
     assert line["file"] == "queue.jsonl" and line["line_no"] == 1
     assert "field 'batch_size'" in line["reason"]
-    code, out, _ = _run(capsys, "status", "bad1", "--state-dir", str(tmp_path))
+    code, out, _ = run_cli(capsys, "status", "bad1", "--state-dir", str(tmp_path))
     assert code == 2
     assert out.startswith("bad1: rejected (queue.jsonl line 1): line 1: field 'batch_size'")
 
@@ -561,13 +277,13 @@ def test_cancel_of_a_rejected_line_says_it_was_rejected(
     append(queue, '{"id": "bad1", "model": "llama-1b", "command": ["true"], "batch_size": 0}\n')
     service.tick(clock())
     before = queue.read_bytes()
-    code, out, err = _run(capsys, "cancel", "bad1", "--state-dir", str(tmp_path))
+    code, out, err = run_cli(capsys, "cancel", "bad1", "--state-dir", str(tmp_path))
     assert (code, out) == (2, "")
     assert err == ("carbond: error: job 'bad1' was never queued: its line was rejected "
                    "(queue.jsonl line 1: line 1: field 'batch_size': Input should be greater "
                    "than or equal to 1); nothing to cancel\n")  # fmt: skip
     assert queue.read_bytes() == before
-    code, _, err = _run(capsys, "cancel", "nosuch", "--state-dir", str(tmp_path))
+    code, _, err = run_cli(capsys, "cancel", "nosuch", "--state-dir", str(tmp_path))
     assert code == 2 and "neither the ledger nor" in err
     service.close()
 
@@ -580,34 +296,34 @@ def test_jobs_shows_a_page_with_totals_and_streams_json(
     append(service.queue.path, "".join(job_line(id=f"j{k:03d}") for k in range(120)))
     service.ingest(FakeClock()())
     state = ("--state-dir", str(tmp_path))
-    code, out, _ = _run(capsys, "jobs", *state)
+    code, out, _ = run_cli(capsys, "jobs", *state)
     assert code == 0
     assert "j049" in out and "j050" not in out
     assert "jobs 1-50 of 120 (queued 120)" in out and "more: --offset 50" in out
-    code, out, _ = _run(capsys, "jobs", *state, "--offset", "100", "--limit", "50")
+    code, out, _ = run_cli(capsys, "jobs", *state, "--offset", "100", "--limit", "50")
     assert "j100" in out and "j119" in out and "j099" not in out and "more:" not in out
     assert "jobs 101-120 of 120" in out
-    code, out, _ = _run(capsys, "jobs", *state, "--json")
+    code, out, _ = run_cli(capsys, "jobs", *state, "--json")
     assert [row["job_id"] for row in json.loads(out)] == [f"j{k:03d}" for k in range(120)]
-    code, out, _ = _run(capsys, "jobs", *state, "--json", "--limit", "3", "--offset", "10")
+    code, out, _ = run_cli(capsys, "jobs", *state, "--json", "--limit", "3", "--offset", "10")
     assert [row["job_id"] for row in json.loads(out)] == ["j010", "j011", "j012"]
-    code, out, _ = _run(capsys, "jobs", *state, "--json", "--state", "running")
+    code, out, _ = run_cli(capsys, "jobs", *state, "--json", "--state", "running")
     assert json.loads(out) == []
-    code, out, _ = _run(capsys, "jobs", *state, "--json", "--limit", "0")
+    code, out, _ = run_cli(capsys, "jobs", *state, "--json", "--limit", "0")
     assert json.loads(out) == []
-    code, out, _ = _run(capsys, "jobs", *state, "--limit", "0")  # was a page of 50
+    code, out, _ = run_cli(capsys, "jobs", *state, "--limit", "0")  # was a page of 50
     assert code == 0 and "j000" not in out and "more:" not in out
     assert "120 jobs (queued 120), none shown: --limit 0" in out and "total over 120 jobs" in out
-    code, _, err = _run(capsys, "jobs", *state, "--offset", "-1")
+    code, _, err = run_cli(capsys, "jobs", *state, "--offset", "-1")
     assert code == 2 and "negative" in err
-    code, out, _ = _run(capsys, "jobs", *state, "--offset", "500")
+    code, out, _ = run_cli(capsys, "jobs", *state, "--offset", "500")
     assert code == 0 and "no jobs from --offset 500: 120 in all (queued 120)" in out
     huge = str(10**21)  # past SQLite's 64-bit integers: an OverflowError traceback before
-    code, out, _ = _run(capsys, "jobs", *state, "--limit", huge)
+    code, out, _ = run_cli(capsys, "jobs", *state, "--limit", huge)
     assert code == 0 and "jobs 1-120 of 120" in out
-    code, out, _ = _run(capsys, "jobs", *state, "--offset", huge)
+    code, out, _ = run_cli(capsys, "jobs", *state, "--offset", huge)
     assert code == 0 and "no jobs from --offset" in out
-    code, out, _ = _run(capsys, "jobs", *state, "--json", "--limit", huge, "--offset", "118")
+    code, out, _ = run_cli(capsys, "jobs", *state, "--json", "--limit", huge, "--offset", "118")
     assert [row["job_id"] for row in json.loads(out)] == ["j118", "j119"]
 
 
@@ -624,13 +340,13 @@ def test_a_job_name_is_shown_as_text_never_as_markup_or_terminal_codes(
         append(service.queue.path, job_line(id=job_id, name=name))
     service.tick(FakeClock()())
     service.ledger.close()
-    code, out, err = _run(capsys, "jobs", "--state-dir", str(tmp_path))
+    code, out, err = run_cli(capsys, "jobs", "--state-dir", str(tmp_path))
     assert (code, err) == (0, "")
     assert "[/bold]" in out and "[red]x[/red]" in out and "a\\x1b]0;owned\\x07b" in out
-    code, out, _ = _run(capsys, "status", "m2", "--state-dir", str(tmp_path))
+    code, out, _ = run_cli(capsys, "status", "m2", "--state-dir", str(tmp_path))
     assert code == 0 and out.startswith("m2 (a\\x1b]0;owned\\x07b): ")
     assert "\x1b" not in out and "\x07" not in out
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
+    code, out, _ = run_cli(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
     assert {job["job_id"]: job["name"] for job in json.loads(out)} == names  # as stored
 
 
@@ -652,7 +368,7 @@ def test_a_run_reason_from_a_jobs_argv_never_drives_the_terminal(
                 break
             time.sleep(0.05)
         assert ledger.job_state("esc") == "failed"
-    code, out, _ = _run(capsys, "status", "esc", "--state-dir", str(state))
+    code, out, _ = run_cli(capsys, "status", "esc", "--state-dir", str(state))
     assert code == 0 and "command not found: /no\\x1b]0;owned\\x07such" in out
     assert "\x1b" not in out and "\x07" not in out
     # the job's reason (its failed transition) says which command, not just "exit code 127"
@@ -671,7 +387,7 @@ def test_status_says_an_estimated_energy_is_estimated(
     service.tick(clock.advance(3600))
     assert service.ledger.outcome("a")["energy_method"] == "estimated"  # type: ignore[index]
     service.ledger.close()
-    code, out, _ = _run(capsys, "status", "a", "--state-dir", str(tmp_path))
+    code, out, _ = run_cli(capsys, "status", "a", "--state-dir", str(tmp_path))
     [line] = [line for line in out.splitlines() if line.startswith("outcome:")]
     assert code == 0 and " g energy estimated, predicted " in line and "measured" not in line
 
@@ -689,11 +405,11 @@ def test_status_says_a_held_job_has_not_started(
         ledger.add_run("held", "slurm", ["qc/0"], [0], 60.0, at)
         ledger.set_run_token("held", '{"slurm_id": "34", "cluster": null, "region": "qc"}')
 
-    code, out, _ = _run(capsys, "status", "held", "--state-dir", str(tmp_path))
+    code, out, _ = run_cli(capsys, "status", "held", "--state-dir", str(tmp_path))
     [line] = [line for line in out.splitlines() if line.startswith("run:")]
     assert code == 0
     assert line == "run: slurm on qc/0, held there for its planned start (not started yet)"
-    code, out, _ = _run(capsys, "status", "held", "--state-dir", str(tmp_path), "--json")
+    code, out, _ = run_cli(capsys, "status", "held", "--state-dir", str(tmp_path), "--json")
     assert json.loads(out)["run"]["started_at"] is None
 
 
@@ -703,8 +419,8 @@ def test_an_empty_ledger_says_there_are_no_jobs(
     """A fresh ledger's ``carbond jobs`` said 'no jobs from --offset 0: 0 in all (none)', an
     offset the operator never gave."""
     Ledger.open(tmp_path / "ledger.db").close()
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path))
+    code, out, _ = run_cli(capsys, "jobs", "--state-dir", str(tmp_path))
     assert code == 0 and out.splitlines()[-2] == "no jobs yet"
-    code, out, _ = _run(capsys, "jobs", "--state", "queued", "--state", "failed",
+    code, out, _ = run_cli(capsys, "jobs", "--state", "queued", "--state", "failed",
                         "--state-dir", str(tmp_path))  # fmt: skip
     assert code == 0 and out.splitlines()[-2] == "no queued, failed jobs"
