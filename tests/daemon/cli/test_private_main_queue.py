@@ -18,7 +18,7 @@ from daemon.ledger import Ledger
 from daemon.queue import QUEUE_NAME
 from daemon.queue.ingest import Queue
 from daemon.settings import load_settings
-from tests.daemon.doctor.test_checks import _doctor
+from tests.daemon.doctor.doctor_setup import run_doctor
 
 CONFIG = """
 state_dir = "{state}"
@@ -71,7 +71,7 @@ def test_the_daemon_creates_queue_jsonl_private_when_the_ledger_is(
     out, err = capsys.readouterr()
     assert json.loads(queue.read_text())["id"] == json.loads(out)["job_id"]
     assert _mode(queue) == mode and err == ""
-    assert _doctor(config)[1]["queue"].startswith("pass: ")
+    assert run_doctor(config)[1]["queue"].startswith("pass: ")
 
 
 def test_an_existing_readable_queue_jsonl_keeps_its_mode_and_doctor_names_it(
@@ -82,7 +82,7 @@ def test_an_existing_readable_queue_jsonl_keeps_its_mode_and_doctor_names_it(
     config, _ = _daemon_started(tmp_path, True)
 
     assert _mode(queue) == "0644"
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
     assert code == 1
     assert checks["queue"].startswith("fail: ")
     assert checks["queue"].endswith(
@@ -90,4 +90,4 @@ def test_an_existing_readable_queue_jsonl_keeps_its_mode_and_doctor_names_it(
         f"every job queued there shows its argv and cwd; `chmod 600 {queue}` makes it private"
     )
     queue.chmod(0o600)
-    assert _doctor(config)[1]["queue"].startswith("pass: ")
+    assert run_doctor(config)[1]["queue"].startswith("pass: ")

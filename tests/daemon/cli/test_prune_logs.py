@@ -18,7 +18,7 @@ from daemon.executors.local import LocalExecutor
 from daemon.executors.logprune import job_of_log_file
 from daemon.ledger import Ledger
 from daemon.testing import FakeClock
-from tests.daemon.endings.test_lost_gpu_stops import STUBBORN, _wait_until
+from tests.daemon.endings.stubborn_jobs import STUBBORN, wait_until
 from tests.daemon.helpers import append, job_line, job_request
 from tests.daemon.measurement.test_jobs import build
 
@@ -116,7 +116,7 @@ def test_prune_logs_keeps_the_files_of_a_run_still_being_stopped(
     ticks = process_start_ticks(pid)
     args = ["prune-logs", "--state-dir", str(tmp_path), "--days", "0", "--json"]
     try:
-        _wait_until(ready.exists, "the job did not start")
+        wait_until(ready.exists, "the job did not start")
         monitor.sampler.sample_once()
         backend.lose(run.gpu_indices[0])
         clock.advance(1)

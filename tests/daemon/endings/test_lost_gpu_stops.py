@@ -14,21 +14,9 @@ from pathlib import Path
 from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
 from daemon.testing import FakeClock
+from tests.daemon.endings.stubborn_jobs import STUBBORN, wait_until
 from tests.daemon.helpers import append, job_line
 from tests.daemon.measurement.test_jobs import build
-
-STUBBORN = (
-    "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-    "pathlib.Path(sys.argv[1]).touch(); time.sleep(60)"
-)
-
-
-def _wait_until(done: object, what: str) -> None:
-    for _ in range(500):
-        if callable(done) and done():
-            return
-        time.sleep(0.01)
-    raise AssertionError(what)
 
 
 def test_a_restart_within_the_grace_goes_on_stopping_a_lost_gpus_job(tmp_path: Path) -> None:
@@ -50,7 +38,7 @@ def test_a_restart_within_the_grace_goes_on_stopping_a_lost_gpus_job(tmp_path: P
     pid = json.loads(run.token)["pid"]
     ticks = process_start_ticks(pid)
     try:
-        _wait_until(ready.exists, "the job did not start")
+        wait_until(ready.exists, "the job did not start")
         monitor.sampler.sample_once()
         backend.lose(run.gpu_indices[0])
         clock.advance(1)
@@ -102,7 +90,7 @@ def test_a_job_that_failed_on_its_own_before_its_gpu_was_lost_keeps_its_exit_cod
     run = service.ledger.run("broken")
     assert run is not None and run.gpu_indices is not None
     status = tmp_path / "logs" / "broken.status.json"
-    _wait_until(status.exists, "the job did not end")
+    wait_until(status.exists, "the job did not end")
     monitor.sampler.sample_once()
     backend.lose(run.gpu_indices[0])
     clock.advance(1)
@@ -136,7 +124,7 @@ def test_a_restart_within_the_grace_of_an_owners_cancel_does_not_start_a_new_gra
     pid = json.loads(run.token)["pid"]
     ticks = process_start_ticks(pid)
     try:
-        _wait_until(ready.exists, "the job did not start")
+        wait_until(ready.exists, "the job did not start")
         append(first.queue.path, json.dumps({"cancel": "stubborn"}) + "\n")
         first.tick(clock.advance(1))  # the cancel sent: SIGTERM, ignored
         assert first.ledger.cancel_sent_at("stubborn") == clock()
@@ -192,7 +180,7 @@ def test_a_daemon_killed_between_a_lost_gpus_stop_and_its_jobs_end_ends_it_at_re
     pid = json.loads(run.token)["pid"]
     ticks = process_start_ticks(pid)
     try:
-        _wait_until(ready.exists, "the job did not start")
+        wait_until(ready.exists, "the job did not start")
         lost_at = clock.advance(1)
         # what check_gpus does first for a lost GPU's running job; then the daemon dies
         first._endings.stops.stop(run, lost_at, "GPU 0 lost: fell off the bus")
