@@ -2,5 +2,5 @@
 (:mod:`.checks`), the running daemon's health file and its disk (:mod:`.running_daemon`), the
 job wrapper and the job limits it would set (:mod:`.wrapper`), and what ``carbond run`` sets up
 beside the state dir: the metrics port, the intensity cache directory, a Slurm region's
-partition (:mod:`.service`).
+partition (:mod:`.service`), and users' spool files in ``queue.d`` (:mod:`.spool`).
 """

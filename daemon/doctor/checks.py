@@ -7,7 +7,8 @@ their devices), ``nvml`` (through the GPU backend when this build has one), ``sl
 zone's intensity source, whether an Electricity Maps token is set, never its value, and
 whether a configured ``signals.cache_dir`` can be written),
 ``metrics`` (the endpoint's port is free, or served by a running carbond),
-``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines),
+``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines,
+spool files: :mod:`daemon.doctor.spool`),
 ``wrapper`` (the job wrapper starts under ``python -I``; each ``[executors.local.limits]``
 value within the daemon's hard limit), ``cgroup`` (whether local jobs get cgroups of their
 own: :mod:`daemon.doctor.cgroup`) and ``health`` (the running daemon's
@@ -37,12 +38,12 @@ from daemon.doctor.service import (
     metrics_port_status,
     partition_note,
 )
+from daemon.doctor.spool import spool_problems
 from daemon.doctor.wrapper import describe_wrapper
 from daemon.errors import DaemonError
 from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
-from daemon.queue.files import spool_name_problem
 from daemon.queue.resume import resume
 from daemon.settings import ConfigError, Settings, config_path, load_settings
 from daemon.sites import SiteConfigError, sites_of
@@ -304,8 +305,11 @@ def _check_queue(settings: Settings) -> Check:
     queue = settings.state_dir / QUEUE_NAME
     try:
         st = os.lstat(queue)
-    except FileNotFoundError:
-        return Check("queue", "pass", f"{queue} not created yet (`carbond run` creates it)")
+    except FileNotFoundError:  # users' spool files may be there already (tmpfiles' queue.d)
+        detail = f"{queue} not created yet (`carbond run` creates it)"
+        if problems := _spool_problems(settings):
+            return Check("queue", "fail", f"{detail}; " + "; ".join(problems))
+        return Check("queue", "pass", detail)
     if not stat.S_ISREG(st.st_mode):
         kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
         return Check("queue", "fail", f"{queue} is {kind} ({stat.filemode(st.st_mode)}): "
@@ -327,7 +331,7 @@ def _check_queue(settings: Settings) -> Check:
         with Ledger.open_readonly(ledger_path) as ledger:
             record = ledger.queue_files().get(QUEUE_NAME)
         backlog = f"{st.st_size - _ingested_bytes(queue, record)} byte(s) not ingested yet"
-    problems += _spool_problems(settings.state_dir / SPOOL_DIR)
+    problems += _spool_problems(settings)
     detail = f"{queue}: {st.st_size} bytes, {backlog}, {_count_rejected(settings)} rejected line(s)"
     if problems:
         return Check("queue", "fail", f"{detail}; " + "; ".join(problems))
@@ -352,22 +356,8 @@ def _last_byte(path: Path) -> bytes:
         os.close(fd)
 
 
-def _spool_problems(spool: Path) -> list[str]:
-    """Spool files the daemon ignores: planted under another user's name, or not files."""
-    if not spool.is_dir():
-        return []
-    problems = []
-    for path in sorted(spool.glob("*.jsonl")):
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        rel = f"{SPOOL_DIR}/{path.name}"
-        if not stat.S_ISREG(st.st_mode):
-            problems.append(f"{rel} is not a regular file: ignored")
-        elif (problem := spool_name_problem(rel, st.st_uid)) is not None:
-            problems.append(problem)
-    return problems
+def _spool_problems(settings: Settings) -> list[str]:
+    return spool_problems(settings.state_dir / SPOOL_DIR, private=settings.ledger.private)
 
 
 def _count_rejected(settings: Settings) -> int:
