@@ -3,9 +3,16 @@
 carbond keeps every job's files in ``state_dir/logs`` (:mod:`daemon.executors.jobfiles`:
 ``<id>.out``, ``.err``, ``.spec.json``, ``.status.json``, ``.started.<n>``, and a ``.<name>.tmp``
 a crash left) and never removes them. A job's files may go once the job is final in the ledger
-(nothing reads them again: a final job is never launched nor adopted again, and its id is
-never reused) and none of them was written since the cutoff. Files of jobs that are not final,
-or that the ledger does not know (a ledger restored from an older backup), are left alone.
+and its run is no longer being stopped, and none of them was written since the cutoff. A final
+job is never launched nor adopted again and its id is never reused, but a lost GPU's job is
+recorded ``failed`` at once while its run is still being stopped
+(:mod:`daemon.endings.stopping`: the ledger's ``runs.stopping``, resumed by a restarted
+daemon): its wrapper runs on, writing its ``.out``/``.err`` and at its end ``.status.json``,
+and the executor polls the run (reading that ``.status.json``) until it is gone. Only then
+does nothing read or write them again. Which jobs qualify is the caller's ``ended_at``
+(``carbond prune-logs`` reads the job states and the runs being stopped from one snapshot of
+the ledger). Files of jobs that are not final, whose run is still being stopped, or that the
+ledger does not know (a ledger restored from an older backup), are left alone.
 """
 
 from __future__ import annotations
@@ -51,8 +58,9 @@ def prune_logs(
 ) -> PrunedLogs:
     """Remove the files in ``log_dir`` of every job that ended before ``cutoff`` and whose
     files are all older than it. ``ended_at(job_id)`` is when the job reached its final state,
-    None while it is not final; it raises ``LookupError`` for a job the ledger does not know.
-    A missing ``log_dir`` (no job ran yet) has nothing to remove.
+    None while it is not final or its run is still being stopped; it raises ``LookupError``
+    for a job the ledger does not know. A missing ``log_dir`` (no job ran yet) has nothing
+    to remove.
 
     Raises:
         OSError: ``log_dir`` cannot be listed, or a file cannot be removed.
