@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    subparsers.help = f"one of: {', '.join(subparsers.choices)} (carbond COMMAND --help says more)"
     return parser
 
 

@@ -45,6 +45,7 @@ def _when(text: str) -> datetime:
 
 
 _HOURS = number_within(0.01, MAX_HORIZON_S / 3600)  # a forecast horizon, as [intensity] horizon_s
+_HOURS_RANGE = f"0.01 to {MAX_HORIZON_S / 3600:g}"
 
 
 def register(subparsers: Any) -> None:
@@ -58,7 +59,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--zone", required=True, help="Electricity Maps zone key, e.g. CA-QC")
     p.add_argument(
-        "--forecast-hours", type=_HOURS, metavar="H", help="also print the next H hours (<= 720)"
+        "--forecast-hours",
+        type=_HOURS,
+        metavar="H",
+        help=f"also print the next H hours, {_HOURS_RANGE}",
     )
     p.add_argument(
         "--step-minutes",
@@ -106,14 +110,14 @@ def register(subparsers: Any) -> None:
         type=_HOURS,
         default=48.0,
         metavar="H",
-        help="hours ahead to score (default 48)",
+        help=f"hours ahead to score, {_HOURS_RANGE} (default 48)",
     )
     b.add_argument(
         "--every-hours",
         type=number_within(0.25, 8760),
         default=6.0,
         metavar="H",
-        help="hours between forecasts issued (default 6)",
+        help="hours between forecasts issued, 0.25 to 8760 (default 6)",
     )
     b.add_argument(
         "--forecasters",
@@ -127,6 +131,7 @@ def register(subparsers: Any) -> None:
     b.add_argument("--plot", type=Path, metavar="PNG", help="also draw MAPE by lead time")
     b.add_argument("--json", action="store_true", help="machine-readable output")
     b.set_defaults(func=_backtest)
+    fsub.help = f"one of: {', '.join(fsub.choices)} (carbond forecast SUBCOMMAND --help says more)"
 
 
 def _reading_dict(r: IntensityReading) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--days",
         type=number_within(0, 36_500, "days"),
         required=True,
-        help="keep the files of jobs that ended more recently than this",
+        help="keep the files of jobs that ended more recently than this, 0 to 36500",
     )
     prune.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     prune.set_defaults(func=_prune)

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,14 +42,58 @@ def test_every_subcommand_help_says_what_it_does() -> None:
 
 
 def test_every_option_and_argument_has_a_help_text() -> None:
+    """The ``COMMAND`` and ``forecast``'s ``SUBCOMMAND`` positionals included: they had none
+    (``carbond --help`` showed a bare ``COMMAND``)."""
+    parser = build_parser()
     missing = [
         f"{name} {action.option_strings or action.dest}"
-        for name, sub in _subcommands(build_parser())
+        for name, sub in [("carbond", parser), *_subcommands(parser)]
         for action in sub._actions
-        if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction)
-        and not action.help
+        if not isinstance(action, argparse._HelpAction) and not action.help
     ]
     assert missing == []
+
+
+def test_a_command_positional_help_lists_its_choices() -> None:
+    parser = build_parser()
+    for name, sub in [("carbond", parser), *_subcommands(parser)]:
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                assert f"one of: {', '.join(action.choices)} (" in (action.help or ""), name
+
+
+def _range_of(action: argparse.Action) -> str | None:
+    """``LOW to HIGH`` that a bounded number option accepts, as its type says when it
+    refuses a value (``'nan': a number from 0.01 to 720``); None for other options."""
+    if not callable(action.type):
+        return None
+    try:
+        action.type("nan")
+    except argparse.ArgumentTypeError as exc:
+        found = re.search(r" from (\S+) to (\S+)$", str(exc))
+        return None if found is None else f"{found[1]} to {found[2]}"
+    except (ValueError, TypeError):
+        return None
+    return None
+
+
+def test_a_bounded_number_option_says_its_range() -> None:
+    """``intensity --forecast-hours`` said ``<= 720`` though it refuses under 0.01 as
+    docs/signals.md says (``0.01 to 720``); ``forecast backtest --horizon-hours`` and
+    ``--every-hours`` and ``prune-logs --days`` said no range at all."""
+    ranges = {
+        f"{name} {action.option_strings[0]}": (found, action.help or "")
+        for name, sub in _subcommands(build_parser())
+        for action in sub._actions
+        if action.option_strings and (found := _range_of(action)) is not None
+    }
+    assert "carbond intensity --forecast-hours" in ranges
+    assert [option for option, (found, text) in ranges.items() if found not in text] == []
+    signals = " ".join((ROOT / "docs" / "signals.md").read_text(encoding="utf-8").split())
+    for option in ("--forecast-hours", "--horizon-hours", "--every-hours"):
+        command = "intensity" if option == "--forecast-hours" else "forecast backtest"
+        said = re.escape(ranges[f"carbond {command} {option}"][0])
+        assert re.search(f"`{option}` [^`]{{0,20}}{said}", signals), option
 
 
 def test_submit_field_help_states_the_daemons_default() -> None:
