@@ -20,12 +20,14 @@ import sys
 from pathlib import Path
 from typing import Final, Literal
 
+from daemon.doctor.acl import acl_overrides_others
 from daemon.doctor.running_daemon import running_pid
 from daemon.executors.wrapper import JOB_LIMITS
 from daemon.settings import Settings, config_problem
 
 __all__ = [
     "SHARED_LINK",
+    "acl_not_judged",
     "blocked_for_others",
     "describe_wrapper",
     "hard_limits",
@@ -86,6 +88,10 @@ def describe_wrapper(
             problems.append(message)
         else:
             detail += f"; note: {message} (fine while {shared_link} is not this carbond)"
+    elif (acl := acl_not_judged(python)) is not None:
+        detail += (f"; note: ACLs present on {acl} (its mode does not say who may use it: "
+                   f"`getfacl {acl}`): whether other users can run {python} is not "
+                   "judged")  # fmt: skip
     if problems:
         return "fail", "; ".join([*problems, detail])
     return "pass", detail
@@ -103,19 +109,41 @@ def blocked_for_others(executable: str) -> str | None:
     """What keeps a user other than the owner (and not in its group) from running
     ``executable``, by its mode bits: ``DIR is not searchable by others (drwx------)`` for the
     first directory on its path, as given or with every link resolved, without ``o+x``, or
-    ``FILE is not executable by others (-rwxr-x---)``; None when nothing does (ACLs are not
-    read). A job's argv does not need it (the wrapper runs as root); every user's CLI does."""
+    ``FILE is not executable by others (-rwxr-x---)``; None when nothing does. A path whose
+    POSIX ACL names users or groups its mode does not speak for is not judged here (None):
+    :func:`acl_not_judged` names it. A job's argv does not need it (the wrapper runs as
+    root); every user's CLI does."""
+    for path, what in _on_the_way(executable):
+        if (why := _not_for_others(path, what)) is not None and not acl_overrides_others(
+            path, os.X_OK
+        ):
+            return why
+    return None
+
+
+def acl_not_judged(executable: str) -> Path | None:
+    """The first directory or file on the way to ``executable`` whose POSIX ACL grants or
+    denies named users or groups other than what its mode gives others (``getfacl``): whether
+    the users who run carbond can pass it is not judged. None when there is none."""
+    return next(
+        (path for path, _ in _on_the_way(executable) if acl_overrides_others(path, os.X_OK)),
+        None,
+    )
+
+
+def _on_the_way(executable: str) -> list[tuple[Path, str]]:
+    """Each directory a user passes to run ``executable`` (its path as given, then with every
+    link resolved), ``searchable``, then the file itself, ``executable``."""
     given = Path(os.path.abspath(executable))
     resolved = Path(os.path.realpath(executable))
     seen: set[Path] = set()
+    way = []
     for path in (given, resolved):
         for directory in reversed(path.parents):
-            if directory in seen:
-                continue
-            seen.add(directory)
-            if (why := _not_for_others(directory, "searchable")) is not None:
-                return why
-    return _not_for_others(resolved, "executable")
+            if directory not in seen:
+                seen.add(directory)
+                way.append((directory, "searchable"))
+    return [*way, (resolved, "executable")]
 
 
 def _not_for_others(path: Path, what: str) -> str | None:
