@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from daemon.executors.slurm.commands import SACCT_FIELDS
+from daemon.executors.slurm.counts import COUNT, read_count
 from daemon.executors.slurm.parse import (
     LOST,
     NO_VAL64,
@@ -39,9 +40,9 @@ from daemon.executors.slurm.parse import (
 __all__ = ["FIELDS", "LOST", "AcctRow", "energy_j", "parse_sacct", "row_of", "rows_of"]
 
 FIELDS = len(SACCT_FIELDS)  # JobID|State|...|ConsumedEnergyRaw|AllocTRES
-_EXIT = re.compile(r"^(\d+):(\d+)$")
-_GPUS = re.compile(r"(?:^|,)gres/gpu=(\d+)(?=,|$)")  # untyped: every type's together
-_TYPED_GPUS = re.compile(r"(?:^|,)gres/gpu:[^=,]+=(\d+)(?=,|$)")  # gres/gpu:t4=2
+_EXIT = re.compile(rf"^({COUNT}):({COUNT})$")
+_GPUS = re.compile(rf"(?:^|,)gres/gpu=({COUNT})(?=,|$)")  # untyped: every type's together
+_TYPED_GPUS = re.compile(rf"(?:^|,)gres/gpu:[^=,]+=({COUNT})(?=,|$)")  # gres/gpu:t4=2
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ def parse_sacct(stdout: str) -> list[AcctRow]:
                 slurm_id=slurm_id,
                 step=step,
                 state=state_word.strip(),
-                by_uid=int(by) if by.strip().isdigit() else None,
+                by_uid=read_count(by.strip()),
                 exit_code=code if sig == 0 else None,
                 signal=sig or None,
                 start=times[0],

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from daemon.executors.errors import ExecutorError
+from daemon.executors.slurm.counts import COUNT, read_count
 
 __all__ = [
     "LOST",
@@ -153,7 +154,7 @@ def parse_sbatch(stdout: str) -> tuple[str, str | None]:
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
     last = lines[-1] if lines else ""
     slurm_id, _, cluster = last.partition(";")
-    if not slurm_id.isdigit():
+    if read_count(slurm_id) is None:
         raise SlurmOutputError(f"sbatch: no job id in its answer {stdout.strip()!r}")
     return slurm_id, cluster or None
 
@@ -256,10 +257,11 @@ def _gres(text: str) -> tuple[GresCount, ...]:
     found = []
     for item in re.sub(r"\([^)]*\)", "", text).split(","):
         parts = item.strip().split(":")
-        if not parts[0] or parts[0] == "null" or not parts[-1].isdigit():
+        count = read_count(parts[-1])
+        if not parts[0] or parts[0] == "null" or count is None:
             continue
         kind = parts[1] if len(parts) == 3 else ""
-        found.append(GresCount(parts[0], kind, int(parts[-1])))
+        found.append(GresCount(parts[0], kind, count))
     return tuple(found)
 
 
@@ -307,7 +309,7 @@ def gpu_count(text: str, gres: str = "gpu") -> int:
     ``gres/gpu:t4:2``, ``gres/gpu=2``; ``N/A``: none)."""
     total = 0
     for item in text.split(","):
-        m = re.search(rf"(?:^|[:/]){re.escape(gres)}(?::[^:=,]+)?[:=](\d+)$", item.strip())
+        m = re.search(rf"(?:^|[:/]){re.escape(gres)}(?::[^:=,]+)?[:=]({COUNT})$", item.strip())
         if m is not None:
             total += int(m.group(1))
     return total
@@ -319,12 +321,12 @@ def allocated_count(tres: str, gres: str = "gpu") -> int:
     total, typed = None, 0
     for item in tres.split(","):
         key, _, value = item.strip().partition("=")
-        if not value.isdigit():
+        if (count := read_count(value)) is None:
             continue
         if key == f"gres/{gres}":
-            total = int(value)
+            total = count
         elif key.startswith(f"gres/{gres}:"):
-            typed += int(value)
+            typed += count
     return total if total is not None else typed
 
 
@@ -375,10 +377,11 @@ def expand_hostlist(text: str) -> tuple[str, ...]:
             continue
         for part in ranges.split(","):
             lo, _, hi = part.partition("-")
-            if not lo.isdigit() or (hi and not hi.isdigit()):
+            first, last = read_count(lo), read_count(hi or lo)
+            if first is None or last is None:
                 raise SlurmOutputError(f"unreadable host list {text!r}")
             width = len(lo)
-            for n in range(int(lo), int(hi or lo) + 1):
+            for n in range(first, last + 1):
                 names.append(f"{prefix}{n:0{width}d}{suffix}")
     if text.count("[") != text.count("]"):
         raise SlurmOutputError(f"unreadable host list {text!r}")

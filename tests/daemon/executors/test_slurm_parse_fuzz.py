@@ -1,0 +1,95 @@
+"""Fuzzing the Slurm parsers: whatever ``squeue``, ``sacct``, ``scontrol`` and ``sbatch``
+print (odd fields, wrong field counts, a last line cut short, any text), each answer reads as
+rows or raises ``SlurmOutputError`` naming the command, never another exception nor a hang;
+one odd line of a listing is kept to its own row, every other line reads as it would alone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from daemon.executors.slurm.acct import parse_sacct
+from daemon.executors.slurm.parse import (
+    GresCount,
+    SlurmOutputError,
+    allocated_count,
+    expand_hostlist,
+    gpu_count,
+    parse_nodes,
+    parse_sbatch,
+)
+from tests.fuzzing import examples
+
+_times = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1)).map(
+    lambda t: t.strftime("%Y-%m-%dT%H:%M:%S")
+)
+_digits = st.one_of(
+    st.integers(0, 10**6).map(str), st.integers(0, 2**64).map(str),
+    st.sampled_from(["²", "٣", "1" * 5000, "0" * 30 + "1", "-1", "", " 2"]),
+)  # fmt: skip
+_odd = st.text(max_size=12).filter(lambda s: "\n" not in s and "\r" not in s)
+_hostlist = st.one_of(
+    st.sampled_from(["n1", "n[1-3,5],gpu7", "n[01-02]", "(null)", "None", "", "n[", "n[1-",
+                     "n[a-b]", "n[2-1]", "n[1-99999999999999]", "a[0-70000],b[0-70000]"]),
+    st.builds(lambda p, lo, hi: f"{p}[{lo}-{hi}]", st.sampled_from(["n", "gpu", ""]), _digits,
+              _digits),
+    _odd,
+)  # fmt: skip
+_tres = st.one_of(
+    st.builds(lambda k, n: f"cpu=1,{k}={n},mem=1G",
+              st.sampled_from(["gres/gpu", "gres/gpu:t4", "gres/shard", "gres:gpu"]), _digits),
+    st.sampled_from(["N/A", "", "gres:gpu:2", "gres/gpu:t4:2", "gres/gpu=2,gres/gpu:t4=2"]),
+    st.builds(lambda n: f"gres:gpu:{n}", _digits),
+    _odd,
+)  # fmt: skip
+_state = st.sampled_from(["RUNNING", "PENDING", "COMPLETED", "FAILED", "CANCELLED by 1000",
+                          "CANCELLED by ²", "REQUEUED", "TIMEOUT", ""])  # fmt: skip
+_field = {
+    "id": st.one_of(_digits, st.sampled_from(["7.batch", "7.extern", "7.0", "12_3"])),
+    "time": st.one_of(_times, st.sampled_from(["N/A", "Unknown", "NONE", "", "2026-13-01T00:00:00",
+                                                "99999-01-01T00:00:00"]), _odd),
+    "exit": st.one_of(st.builds(lambda a, b: f"{a}:{b}", _digits, _digits), _odd),
+    "energy": st.one_of(_digits, st.sampled_from(["nan", "inf", "-5", "1e308", "0"]), _odd),
+}  # fmt: skip
+
+
+@settings(max_examples=examples(0.5))
+@given(st.one_of(_tres, st.text(max_size=30)), st.sampled_from(["gpu", "shard"]))
+@example("gres/gpu=²", "gpu")
+@example("gres:gpu:" + "1" * 5000, "gpu")
+def test_any_gres_or_tres_text_is_a_count(text: str, gres: str) -> None:
+    assert gpu_count(text, gres) >= 0
+    assert allocated_count(text, gres) >= 0
+
+
+@settings(max_examples=examples(0.5))
+@given(st.one_of(st.builds(lambda i, c: f"{i};{c}\n", _digits, _odd), st.text(max_size=30)))
+@example("²\n")
+def test_any_sbatch_answer_is_a_job_id_or_the_slurm_error(text: str) -> None:
+    try:
+        slurm_id, _ = parse_sbatch(text)
+    except SlurmOutputError as exc:
+        assert str(exc).startswith("sbatch: ")
+        return
+    assert int(slurm_id) >= 0 and slurm_id.isascii()
+
+
+def test_a_count_int_cannot_read_is_unknown_not_a_value_error() -> None:
+    """``²`` passed the parsers' ``str.isdigit`` and ``int`` refused it; 5,000 digits passed
+    it too and ``int`` refuses past 4,300: a ``ValueError`` out of the poll, not a row. Such a
+    count is now not read (the field unknown, the rest of its row read)."""
+    big = "1" * 5000
+    row = parse_sacct(f"5|CANCELLED by ²|{big}:0|N/A|N/A|n1|alpha|1|gres/gpu={big}\n")[0]
+    assert (row.state, row.by_uid, row.exit_code, row.gpus) == ("CANCELLED", None, None, None)
+    assert row.unreadable == (f"ExitCode '{big}:0'",) and row.energy_j == 1.0
+    nodes = parse_nodes(f"NodeName=n1 Gres=gpu:t4:²,shard:4\nNodeName=n2 Gres=gpu:{big}\n")
+    assert [n.gres for n in nodes] == [(GresCount("shard", "", 4),), ()]
+    assert allocated_count("gres/gpu=²,gres/gpu:t4=2") == 2
+    assert gpu_count(f"gres:gpu:{big},gres:gpu:٣,gres:gpu:1") == 1
+    with pytest.raises(SlurmOutputError, match="unreadable host list"):
+        expand_hostlist("n[²]")
+    with pytest.raises(SlurmOutputError, match="no job id"):
+        parse_sbatch("²\n")
