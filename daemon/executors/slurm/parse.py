@@ -33,6 +33,7 @@ from daemon.executors.slurm.counts import COUNT, read_count
 
 __all__ = [
     "LOST",
+    "MAX_HOSTS",
     "NO_VAL64",
     "GresCount",
     "NodeRow",
@@ -60,6 +61,7 @@ __all__ = [
 _UNREACHABLE = ("unable to contact slurm controller", "can't be reached now", "socket timed out")
 NO_VAL64 = 2**63  # Slurm's "no value" markers are at the top of the 64-bit range
 LOST = "row"  # how a lost row's ``unreadable`` begins (sacct's too)
+MAX_HOSTS = 65_536  # the most hosts a host list expands to: past any job's (or cluster's) nodes
 
 
 class SlurmOutputError(ExecutorError):
@@ -367,8 +369,11 @@ def expand_hostlist(text: str) -> tuple[str, ...]:
     """``n[1-3,5],gpu7`` -> ``n1 n2 n3 n5 gpu7`` (zero padding kept: ``n[01-02]``).
 
     Raises:
-        SlurmOutputError: an unbalanced bracket or a bad range.
+        SlurmOutputError: an unbalanced bracket, a bad range, or more than
+            :data:`MAX_HOSTS` hosts (``n[1-99999999999]`` would take all memory).
     """
+    if text.count("[") != text.count("]"):
+        raise SlurmOutputError(f"unreadable host list {text!r}")
     names: list[str] = []
     for m in re.finditer(r"([^,\[]+)(?:\[([^\]]*)\])?([^,\[]*)", text):
         prefix, ranges, suffix = m.group(1), m.group(2), m.group(3)
@@ -380,9 +385,9 @@ def expand_hostlist(text: str) -> tuple[str, ...]:
             first, last = read_count(lo), read_count(hi or lo)
             if first is None or last is None:
                 raise SlurmOutputError(f"unreadable host list {text!r}")
+            if len(names) + last - first >= MAX_HOSTS:
+                raise SlurmOutputError(f"host list {text!r}: more than {MAX_HOSTS:,} hosts")
             width = len(lo)
             for n in range(first, last + 1):
                 names.append(f"{prefix}{n:0{width}d}{suffix}")
-    if text.count("[") != text.count("]"):
-        raise SlurmOutputError(f"unreadable host list {text!r}")
     return tuple(n for n in names if n and n not in {"(null)", "None"})

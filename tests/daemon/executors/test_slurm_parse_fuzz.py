@@ -93,3 +93,18 @@ def test_a_count_int_cannot_read_is_unknown_not_a_value_error() -> None:
         expand_hostlist("n[²]")
     with pytest.raises(SlurmOutputError, match="no job id"):
         parse_sbatch("²\n")
+
+
+@settings(max_examples=examples(0.5))
+@given(st.one_of(_hostlist, st.text(max_size=30)))
+@example("n[²]")
+@example("n[" + "1" * 5000 + "]")
+@example("n[1-99999999999999]")
+@example("a[1-40000],b[1-40000]")
+def test_any_host_list_expands_or_fails_with_the_slurm_error(text: str) -> None:
+    try:
+        hosts = expand_hostlist(text)
+    except SlurmOutputError as exc:
+        assert repr(text) in str(exc)
+        return
+    assert all(hosts) and len(hosts) <= 65_536  # MAX_HOSTS
