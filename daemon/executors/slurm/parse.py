@@ -245,8 +245,9 @@ def _pairs(line: str) -> dict[str, str]:
     """``Key=value`` pairs of an ``scontrol --oneliner`` line; ``Reason`` keeps its spaces."""
     matches = list(_PAIR.finditer(line))
     pairs: dict[str, str] = {}
-    for m, nxt in zip(matches, [*matches[1:], None], strict=True):
-        value = line[m.end() : nxt.start() if nxt else len(line)].strip()
+    for k, m in enumerate(matches):  # none on a line without pairs ("No nodes in the system")
+        end = matches[k + 1].start() if k + 1 < len(matches) else len(line)
+        value = line[m.end() : end].strip()
         pairs.setdefault(m.group(1), value)
         if m.group(1) == "Reason":  # free text to the end of the line
             pairs["Reason"] = line[m.end() :].strip()

@@ -5,6 +5,7 @@ one odd line of a listing is kept to its own row, every other line reads as it w
 
 from __future__ import annotations
 
+import string
 from datetime import datetime
 
 import pytest
@@ -19,6 +20,7 @@ from daemon.executors.slurm.parse import (
     expand_hostlist,
     gpu_count,
     parse_nodes,
+    parse_partitions,
     parse_sbatch,
 )
 from tests.fuzzing import examples
@@ -108,3 +110,35 @@ def test_any_host_list_expands_or_fails_with_the_slurm_error(text: str) -> None:
         assert repr(text) in str(exc)
         return
     assert all(hosts) and len(hosts) <= 65_536  # MAX_HOSTS
+
+
+_free_text = st.text(st.characters(blacklist_characters="\n\r", blacklist_categories=["Cs"]),
+                     max_size=30)  # fmt: skip
+_node_name = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=6)
+
+
+@st.composite
+def _node_line(draw: st.DrawFn) -> tuple[str, str, str]:
+    """A ``scontrol show node`` line: its name, the free text of its ``Reason`` (an
+    operator's words, any character but a newline), the line."""
+    name, reason = draw(_node_name), draw(_free_text)
+    gres = draw(st.one_of(_tres, st.sampled_from(["gpu:t4:2(S:0)", "(null)", "gpu:2,shard:4"])))
+    state = draw(st.sampled_from(["IDLE", "IDLE+DRAIN", "DOWN+NOT_RESPONDING", "MIXED"]))
+    line = f"NodeName={name} Arch=x86_64 Gres={gres.replace(' ', '')} State={state} "
+    line += f"Partitions=alpha,beta Reason={reason}"
+    return name, reason.strip(), line
+
+
+@settings(max_examples=examples(0.5))
+@given(st.lists(st.one_of(_odd, _node_line().map(lambda n: n[2])), max_size=5))
+@example(["No nodes in the system"])
+def test_any_scontrol_answer_reads_or_names_the_line(lines: list[str]) -> None:
+    """A line with no ``Key=value`` (``No partitions in the system``) raised ``ValueError``
+    (``zip() argument 2 is longer``), not the error naming the line."""
+    text = "\n".join(lines) + "\n"
+    for parse, command in ((parse_nodes, "scontrol show node"),
+                           (parse_partitions, "scontrol show partition")):  # fmt: skip
+        try:
+            parse(text)
+        except SlurmOutputError as exc:
+            assert str(exc).startswith(command + ": no ")
