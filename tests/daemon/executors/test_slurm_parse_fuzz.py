@@ -6,13 +6,14 @@ one odd line of a listing is kept to its own row, every other line reads as it w
 from __future__ import annotations
 
 import string
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from daemon.executors.slurm.acct import parse_sacct
+from daemon.executors.slurm.acct import FIELDS, parse_sacct
 from daemon.executors.slurm.parse import (
     GresCount,
     SlurmOutputError,
@@ -21,7 +22,9 @@ from daemon.executors.slurm.parse import (
     gpu_count,
     parse_nodes,
     parse_partitions,
+    parse_running,
     parse_sbatch,
+    parse_squeue,
 )
 from tests.fuzzing import examples
 
@@ -142,3 +145,96 @@ def test_any_scontrol_answer_reads_or_names_the_line(lines: list[str]) -> None:
             parse(text)
         except SlurmOutputError as exc:
             assert str(exc).startswith(command + ": no ")
+
+
+@settings(max_examples=examples(0.5))
+@given(st.lists(_node_line(), max_size=5), st.booleans())
+@example([("n1", "a\x0cb", "NodeName=n1 State=IDLE+DRAIN Reason=a\x0cb")], True)
+@example([("n1", "a\u2028b", "NodeName=n1 State=IDLE+DRAIN Reason=a\u2028b")], True)
+def test_every_node_line_reads_whatever_its_reason_says(
+    nodes: list[tuple[str, str, str]], ended: bool
+) -> None:
+    text = "\n".join(line for _, _, line in nodes) + ("\n" if ended else "")
+    rows = parse_nodes(text)
+    assert [(r.name, r.reason) for r in rows] == [(n, why) for n, why, _ in nodes]
+    assert all(g.count >= 0 for r in rows for g in r.gres)
+
+
+def _field_text(draw: st.DrawFn, kind: str) -> str:
+    strategy = {"state": _state, "hosts": _hostlist, "tres": _tres}.get(kind, _field.get(kind))
+    return draw(st.one_of(strategy, _odd) if strategy is not None else _odd)
+
+
+_SQUEUE = ("id", "state", "reason", "time", "time", "hosts", "partition")
+_RUNNING = ("id", "user", "hosts", "tres", "tres", "time")
+_SACCT = ("id", "state", "exit", "time", "time", "hosts", "partition", "energy", "tres")
+assert len(_SACCT) == FIELDS
+
+
+@st.composite
+def _listing(draw: st.DrawFn, kinds: tuple[str, ...]) -> list[str]:
+    """Lines of a ``|``-separated listing: mostly whole rows of odd fields, now and then one
+    with a field too few or too many, a ``CLUSTER:`` banner or a blank line."""
+    lines = []
+    for _ in range(draw(st.integers(0, 6))):
+        pick = draw(st.integers(0, 12))
+        if pick == 0:
+            lines.append(draw(st.sampled_from(["CLUSTER: west", "", "   "])))
+            continue
+        fields = [_field_text(draw, kind).replace("|", "") for kind in kinds]
+        if pick == 1:
+            fields = fields[: draw(st.integers(1, len(fields) - 1))]
+        elif pick == 2:
+            fields.append(draw(_odd).replace("|", ""))
+        lines.append("|".join(fields))
+    return lines
+
+
+def _alone(parse: object, line: str) -> list[object]:
+    return parse(line + "\n")  # type: ignore[operator, no-any-return]
+
+
+def _check_listing(parse: object, lines: list[str], ended: bool) -> list[object]:
+    """``parse`` of the lines (the last without its newline unless ``ended``): one row per
+    data line, each but a cut-short last one the row it reads as alone."""
+    text = "\n".join(lines) + ("\n" if ended else "")
+    rows = parse(text)  # type: ignore[operator]
+    data = [line for line in lines if line.strip() and not line.startswith("CLUSTER:")]
+    assert len(rows) == len(data)
+    for k, (row, line) in enumerate(zip(rows, data, strict=True)):
+        if k == len(data) - 1 and not ended and text.endswith(line):
+            assert row.unreadable, row  # cut short: named as such
+            continue
+        # sacct: which run of its job a row belongs to needs the rows around it
+        mine = replace(row, run=0) if hasattr(row, "run") else row  # type: ignore[type-var]
+        assert [mine] == _alone(parse, line), line
+    return rows  # type: ignore[no-any-return]
+
+
+@settings(max_examples=examples(0.5))
+@given(_listing(_SQUEUE), st.booleans())
+def test_any_squeue_answer_reads_row_by_row(lines: list[str], ended: bool) -> None:
+    _check_listing(parse_squeue, lines, ended)
+
+
+@settings(max_examples=examples(0.5))
+@given(_listing(_RUNNING), st.booleans(), st.sampled_from(["gpu", "shard"]))
+def test_any_running_jobs_answer_reads_row_by_row(lines: list[str], ended: bool, gres: str) -> None:
+    rows = _check_listing(lambda text: parse_running(text, gres), lines, ended)
+    for row in rows:
+        assert row.gpus_per_node >= 0  # type: ignore[attr-defined]
+
+
+@settings(max_examples=examples(0.5))
+@given(_listing(_SACCT), st.booleans())
+def test_any_sacct_answer_reads_row_by_row(lines: list[str], ended: bool) -> None:
+    rows = _check_listing(parse_sacct, lines, ended)
+    for row in rows:
+        assert row.gpus is None or row.gpus >= 0  # type: ignore[attr-defined]
+        assert row.energy_j is None or row.energy_j > 0  # type: ignore[attr-defined]
+
+
+def test_a_good_squeue_row_reads_whole() -> None:
+    """A sanity anchor for the strategies above: a row of good fields reads whole."""
+    row = parse_squeue("5|RUNNING|None|2026-12-04T21:10:45|N/A|n1|alpha\n")[0]
+    assert row.start == datetime(2026, 12, 4, 21, 10, 45, tzinfo=UTC) and not row.unreadable
