@@ -145,7 +145,10 @@ def _parse_time(text: str, where: str) -> datetime:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:
         raise SolarInputError(f"{where}: datetime: not ISO 8601: {text!r}") from exc
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+14:00 is in year 0 in UTC
+        raise SolarInputError(f"{where}: datetime: out of range in UTC: {text!r}") from exc
 
 
 def _open_regular(path: Path) -> TextIO:
