@@ -212,4 +212,11 @@ def load_power_csv(path: Path) -> PowerSeries:
             )
         if step != int(step):
             raise SolarInputError(f"{where}: rows must be a whole number of seconds apart")
+    try:  # the series ends a step after its last row: users of it take that end
+        times[-1] + timedelta(seconds=step)
+    except OverflowError:
+        raise SolarInputError(
+            f"{path}:{rows[-1][0]}: datetime: {times[-1].isoformat()}: its step of {step:g} s "
+            "ends past the year 9999"
+        ) from None
     return PowerSeries(times[0], int(step), np.array(values), path.name)
