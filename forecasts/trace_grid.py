@@ -17,6 +17,8 @@ from forecasts.trace_rows import DataIssue, TraceRows
 __all__ = ["MAX_TRACE_POINTS", "fill_gaps", "to_series"]
 
 MAX_TRACE_POINTS: Final = 5_000_000  # 570 years hourly, 9.5 minutely; 40 MB of float64
+# A series ends a step after its last point (IntensitySeries.end): not past datetime's range.
+_LAST_END_S: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
 def _step(path: str, zone: str, diffs: FloatArray, issues: list[DataIssue]) -> float:
@@ -90,6 +92,11 @@ def to_series(
             f"one; at most {MAX_TRACE_POINTS} (rows far apart in time?)",
         )  # fmt: skip
     slots = np.floor(slots_f).astype(np.int64)
+    if origin + (int(slots[-1]) + 1) * step_s > _LAST_END_S:  # was an OverflowError at .end
+        raise TraceFormatError(
+            path, int(lines[-1]), None,
+            f"zone {zone}: this row's {step_s} s step ends past the year 9999",
+        )  # fmt: skip
     out = np.full(int(slots[-1]) + 1, np.nan)
     flags = np.zeros(len(out), dtype=np.bool_)
     out[slots] = values  # later rows overwrite earlier duplicates

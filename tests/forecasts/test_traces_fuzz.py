@@ -10,7 +10,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from forecasts import MAX_INTENSITY_G_PER_KWH, TraceFormatError, read_trace
@@ -86,12 +86,21 @@ def _read(data: bytes, suffix: str) -> None:
             return
         for series in result.series.values():
             assert 0 < len(series) <= MAX_TRACE_POINTS
+            assert series.end > series.start  # its last point's end is a time
             values = series.values_g_per_kwh
             assert all(math.isnan(v) or 0 <= v <= MAX_INTENSITY_G_PER_KWH for v in values)
 
 
 @settings(max_examples=examples(0.35))
 @given(_csv(), st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]))
+@example(
+    "datetime,zone,carbon_intensity_g_per_kwh\n9999-12-31T22:00Z,XX,5\n9999-12-31T23:00Z,XX,5\n",
+    "utf-8",
+)  # the end of its last hour: year 10000
+@example(
+    "datetime,zone,carbon_intensity_g_per_kwh\n0001-01-01T00:00Z,XX,5\n9000-01-01T00:00Z,XX,5\n",
+    "utf-8",
+)  # a step of 9,000 years, two of them
 def test_any_csv_in_the_three_formats_reads_or_fails_with_its_error(text: str, enc: str) -> None:
     _read(text.encode(enc, errors="replace"), ".csv")
 
