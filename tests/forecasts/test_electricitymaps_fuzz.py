@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import requests
@@ -146,3 +146,35 @@ def test_any_response_is_a_value_or_a_provider_error(
         else list(value.values_g_per_kwh)  # type: ignore[union-attr]
     )
     assert all(math.isnan(v) or (math.isfinite(v) and v >= 0) for v in figures)
+
+
+@settings(max_examples=examples(0.3))
+@given(
+    st.sampled_from(["history", "forecast"]),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                 timezones=st.just(UTC)),
+    st.lists(st.floats(0, 2000), min_size=1, max_size=30).flatmap(
+        lambda v: st.tuples(st.just(v), st.permutations(range(len(v))))),
+    st.lists(st.integers(-840, 840), min_size=30, max_size=30),
+)  # fmt: skip
+def test_hourly_points_in_any_order_and_offset_read_as_one_series(
+    endpoint: str, start: datetime, drawn: tuple[list[float], list[int]], offsets: list[int]
+) -> None:
+    """The provider's points out of time order, each time in its own UTC offset, read as the
+    same series as in order: every hour at its place, none lost or moved."""
+    values, order = drawn
+    start = start.replace(minute=0, second=0, microsecond=0)
+    points = []
+    for k in order:
+        at = (start + timedelta(hours=k)).astimezone(timezone(timedelta(minutes=offsets[k])))
+        points.append({"carbonIntensity": values[k], "datetime": at.isoformat()})
+    key = "history" if endpoint == "history" else "forecast"
+    body = json.dumps({"zone": "DE", key: points}).encode()
+    client = ElectricityMapsClient(
+        _FakeSession(200, {"Content-Type": "application/json"}, body),
+        base_url="https://em.test/v3", token=TOKEN, max_retries=1, sleep=lambda _: None,
+        clock=lambda: datetime(2024, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    series = client.history("DE") if endpoint == "history" else client.forecast("DE")
+    assert series.start == start and series.step_s == 3600
+    assert list(series.values_g_per_kwh) == values
