@@ -61,7 +61,7 @@ _field = {
 }  # fmt: skip
 
 
-@settings(max_examples=examples(0.5))
+@settings(max_examples=examples(0.25))
 @given(st.one_of(_tres, st.text(max_size=30)), st.sampled_from(["gpu", "shard"]))
 @example("gres/gpu=²", "gpu")
 @example("gres:gpu:" + "1" * 5000, "gpu")
@@ -70,7 +70,7 @@ def test_any_gres_or_tres_text_is_a_count(text: str, gres: str) -> None:
     assert allocated_count(text, gres) >= 0
 
 
-@settings(max_examples=examples(0.5))
+@settings(max_examples=examples(0.25))
 @given(st.one_of(st.builds(lambda i, c: f"{i};{c}\n", _digits, _odd), st.text(max_size=30)))
 @example("²\n")
 def test_any_sbatch_answer_is_a_job_id_or_the_slurm_error(text: str) -> None:
@@ -100,7 +100,7 @@ def test_a_count_int_cannot_read_is_unknown_not_a_value_error() -> None:
         parse_sbatch("²\n")
 
 
-@settings(max_examples=examples(0.5))
+@settings(max_examples=examples(0.25))
 @given(st.one_of(_hostlist, st.text(max_size=30)))
 @example("n[²]")
 @example("n[" + "1" * 5000 + "]")
@@ -132,7 +132,7 @@ def _node_line(draw: st.DrawFn) -> tuple[str, str, str]:
     return name, reason.strip(), line
 
 
-@settings(max_examples=examples(0.5))
+@settings(max_examples=examples(0.25))
 @given(st.lists(st.one_of(_odd, _node_line().map(lambda n: n[2])), max_size=5))
 @example(["No nodes in the system"])
 def test_any_scontrol_answer_reads_or_names_the_line(lines: list[str]) -> None:
@@ -147,7 +147,7 @@ def test_any_scontrol_answer_reads_or_names_the_line(lines: list[str]) -> None:
             assert str(exc).startswith(command + ": no ")
 
 
-@settings(max_examples=examples(0.5))
+@settings(max_examples=examples(0.25))
 @given(st.lists(_node_line(), max_size=5), st.booleans())
 @example([("n1", "a\x0cb", "NodeName=n1 State=IDLE+DRAIN Reason=a\x0cb")], True)
 @example([("n1", "a\u2028b", "NodeName=n1 State=IDLE+DRAIN Reason=a\u2028b")], True)
@@ -211,13 +211,13 @@ def _check_listing(parse: object, lines: list[str], ended: bool) -> list[object]
     return rows  # type: ignore[no-any-return]
 
 
-@settings(max_examples=examples(0.5))
+@settings(max_examples=examples(0.25))
 @given(_listing(_SQUEUE), st.booleans())
 def test_any_squeue_answer_reads_row_by_row(lines: list[str], ended: bool) -> None:
     _check_listing(parse_squeue, lines, ended)
 
 
-@settings(max_examples=examples(0.5))
+@settings(max_examples=examples(0.25))
 @given(_listing(_RUNNING), st.booleans(), st.sampled_from(["gpu", "shard"]))
 def test_any_running_jobs_answer_reads_row_by_row(lines: list[str], ended: bool, gres: str) -> None:
     rows = _check_listing(lambda text: parse_running(text, gres), lines, ended)
@@ -225,7 +225,7 @@ def test_any_running_jobs_answer_reads_row_by_row(lines: list[str], ended: bool,
         assert row.gpus_per_node >= 0  # type: ignore[attr-defined]
 
 
-@settings(max_examples=examples(0.5))
+@settings(max_examples=examples(0.25))
 @given(_listing(_SACCT), st.booleans())
 def test_any_sacct_answer_reads_row_by_row(lines: list[str], ended: bool) -> None:
     rows = _check_listing(parse_sacct, lines, ended)
