@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 import requests
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from forecasts.electricitymaps_http import ElectricityMapsHttp
@@ -52,12 +52,32 @@ _M = TypeVar("_M", bound="BaseModel")
 _CAMEL = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
 # A JSON number: not ``true`` (read as 1.0) nor the string ``"300"`` (lax mode takes both).
 _Number = Annotated[float, Field(strict=True)]
+_LAST_HOUR: Final = datetime(9999, 12, 31, 22, tzinfo=UTC)  # its hour ends within datetime's range
+
+
+def _in_utc(t: datetime) -> datetime:
+    """``t`` in UTC, whose hour ends before the calendar does (0001-01-01T00:00+14:00 is in
+    year 0 in UTC; an hour from 9999-12-31T23:00Z ends in year 10000).
+
+    Raises:
+        ValueError: out of range (pydantic names the field).
+    """
+    try:
+        utc = t.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range in UTC") from None
+    if utc > _LAST_HOUR:
+        raise ValueError("its hour ends past the year 9999")
+    return utc
+
+
+_Time = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class _Point(BaseModel):
     model_config = _CAMEL
     carbon_intensity: _Number
-    datetime: AwareDatetime
+    datetime: _Time
     is_estimated: bool | None = None
     emission_factor_type: str | None = None
 
@@ -81,7 +101,7 @@ class _PastRange(BaseModel):
 class _ForecastPoint(BaseModel):
     model_config = _CAMEL
     carbon_intensity: _Number
-    datetime: AwareDatetime
+    datetime: _Time
 
 
 class _Forecast(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 import urllib3
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from forecasts import ElectricityMapsClient, ProviderError
@@ -34,6 +34,17 @@ _json = st.recursive(
 )  # fmt: skip
 _time = st.one_of(
     st.datetimes(timezones=st.just(UTC)).map(lambda t: t.isoformat().replace("+00:00", "Z")),
+    st.datetimes(
+        timezones=st.builds(lambda m: timezone(timedelta(minutes=m)), st.integers(-1439, 1439))
+    ).map(datetime.isoformat),
+    st.sampled_from(
+        [
+            "0001-01-01T00:00:00+14:00",
+            "9999-12-31T23:00:00-14:00",
+            "9999-12-31T23:00:00Z",
+            "0001-01-01T00:00:00Z",
+        ]
+    ),
     st.datetimes().map(datetime.isoformat),
     st.text(max_size=25),
     _json,
@@ -115,6 +126,18 @@ _headers = st.dictionaries(
     _headers,
     _body(),
 )
+@example(
+    "history",
+    200,
+    {},
+    b'{"zone": "DE", "history": [{"carbonIntensity": 1, "datetime": "0001-01-01T00:00:00+14:00"}]}',
+)  # year 0 in UTC: was OverflowError
+@example(
+    "forecast",
+    200,
+    {},
+    b'{"zone": "DE", "forecast": [{"carbonIntensity": 1, "datetime": "9999-12-31T23:00:00Z"}]}',
+)  # its hour ends in year 10000
 def test_any_response_is_a_value_or_a_provider_error(
     endpoint: str, status: int, headers: dict[str, str], body: bytes
 ) -> None:
@@ -140,6 +163,7 @@ def test_any_response_is_a_value_or_a_provider_error(
         assert TOKEN not in repr(exc.args)
         return
     assert status == 200
+    assert getattr(value, "end", value.fetched_at) is not None  # a series' end is a time
     figures = (
         [value.intensity_g_per_kwh]
         if hasattr(value, "intensity_g_per_kwh")
