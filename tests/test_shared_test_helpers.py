@@ -13,16 +13,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-STILL_TO_MOVE = frozenset({
-    "tests/slurm/test_accounting_on_slurm.py",
-    "tests/slurm/test_cancel_on_slurm.py",
-    "tests/slurm/test_capacity_on_slurm.py",
-    "tests/slurm/test_held_on_slurm.py",
-    "tests/slurm/test_learning_on_slurm.py",
-    "tests/slurm/test_logs_on_slurm.py",
-    "tests/slurm/test_requeued_on_slurm.py",
-    "tests/slurm/test_restart_on_slurm.py",
-})  # fmt: skip
+STILL_TO_MOVE: frozenset[str] = frozenset()
 
 
 def _private_imports(path: Path) -> list[str]:

@@ -22,17 +22,17 @@ from daemon.executors.base import LaunchSpec
 from daemon.executors.errors import ExecutorUnavailableError
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from tests.slurm import localcluster
-from tests.slurm.cluster import SlurmCluster
-from tests.slurm.test_carbond_on_slurm import (
-    _append,
-    _Forecast,
-    _ids,
-    _line,
-    _squeue,
-    _tick,
-    _until,
+from tests.slurm.carbond_jobs import (
+    MovableForecast,
+    append_queue,
+    queue_line,
+    squeue_jobs,
+    tick,
+    tick_until,
+    unique_ids,
 )
-from tests.slurm.test_carbond_on_slurm import service as _service
+from tests.slurm.carbond_jobs import service as _service
+from tests.slurm.cluster import SlurmCluster
 
 service = _service  # the fixture: a service in-process (jobs owned by root), on the real Slurm
 
@@ -98,19 +98,22 @@ def test_a_hung_slurmdbd_delays_only_the_ends_that_need_sacct(
 
 
 def test_a_planned_job_is_handed_to_slurm_while_slurmdbd_hangs(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     """A job never handed over is looked up by name in squeue only: its hand-over needs no
     sacct, so a hung slurmdbd (10 s per sacct, then an accounting outage) does not stop it."""
     daemon, forecast = service
-    [job] = _ids("nodbd")
+    [job] = unique_ids("nodbd")
     now = datetime.now(UTC)
     forecast.dip = ("CA-QC", now + timedelta(hours=1), now + timedelta(hours=2), 10.0)
     with _slurmdbd_hung(slurm_cluster):
-        _append(daemon.settings.state_dir,
-                [_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
-        [row] = _until(
-            slurm_cluster, daemon, "the job held in squeue", lambda: _squeue(slurm_cluster, [job])
+        append_queue(daemon.settings.state_dir,
+                     [queue_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
+        [row] = tick_until(
+            slurm_cluster,
+            daemon,
+            "the job held in squeue",
+            lambda: squeue_jobs(slurm_cluster, [job]),
         )
         assert (row["state"], row["reason"], row["partition"]) == ("PENDING", "BeginTime", "alpha")
         run = daemon.ledger.run(job)
@@ -119,19 +122,21 @@ def test_a_planned_job_is_handed_to_slurm_while_slurmdbd_hangs(
 
 
 def test_a_release_waiting_for_sacct_says_so_and_is_logged_once(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     """A held job an admin cancelled in Slurm while slurmdbd hangs, then planned to start
     now: whether it ever ran waits for sacct, so the job is queued again each round (its Slurm
     job kept), saying it waits for Slurm's accounting (not that Slurm cannot be reached),
     logged once."""
     daemon, forecast = service
-    [job] = _ids("acct")
+    [job] = unique_ids("acct")
     now = datetime.now(UTC)
     forecast.dip = ("CA-QC", now + timedelta(hours=1), now + timedelta(hours=2), 10.0)
-    _append(daemon.settings.state_dir,
-            [_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
-    [row] = _until(slurm_cluster, daemon, "the job held", lambda: _squeue(slurm_cluster, [job]))
+    append_queue(daemon.settings.state_dir,
+                 [queue_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
+    [row] = tick_until(
+        slurm_cluster, daemon, "the job held", lambda: squeue_jobs(slurm_cluster, [job])
+    )
     with _slurmdbd_hung(slurm_cluster), capture_logs() as logs:
         slurm_cluster.run(["scancel", row["id"]])
         forecast.dip = ("CA-QC", now - timedelta(hours=1), now + timedelta(hours=2), 10.0)
@@ -141,7 +146,7 @@ def test_a_release_waiting_for_sacct_says_so_and_is_logged_once(
                     if t.reason.startswith("requeued")]  # fmt: skip
 
         def requeued_thrice() -> bool:
-            _tick(daemon)
+            tick(daemon)
             return len(requeues()) >= 3
 
         slurm_cluster.wait_until(requeued_thrice, timeout_s=50, what="three release rounds")
@@ -154,7 +159,7 @@ def test_a_release_waiting_for_sacct_says_so_and_is_logged_once(
     assert [e["event"] for e in logs].count("job_release_failed") == 1
     run = daemon.ledger.run(job)  # its Slurm job kept: never resubmitted meanwhile
     assert run is not None and f'"{row["id"]}"' in (run.token or "")
-    assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]
+    assert [r["id"] for r in squeue_jobs(slurm_cluster, [job])] == [row["id"]]
 
 
 def test_a_held_job_without_slurm_id_released_while_slurmdbd_hangs_waits_not_fails(
@@ -179,4 +184,4 @@ def test_a_held_job_without_slurm_id_released_while_slurmdbd_hangs_waits_not_fai
             now = datetime.now(UTC) + timedelta(seconds=wait_s)
             with pytest.raises(ExecutorUnavailableError, match="cannot tell whether"):
                 executor.release(spec, "", now)
-    assert _squeue(slurm_cluster, [job]) == []  # nothing submitted while unknown
+    assert squeue_jobs(slurm_cluster, [job]) == []  # nothing submitted while unknown

@@ -19,24 +19,24 @@ from structlog.testing import capture_logs
 
 from daemon.assemble import Daemon, build_daemon
 from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
-from tests.slurm.cluster import SlurmCluster
-from tests.slurm.test_carbond_on_slurm import (
+from tests.slurm.carbond_jobs import (
     CONFIG,
     FINAL,
-    _append,
-    _Daemon,
-    _Forecast,
-    _ids,
-    _jobs,
-    _line,
-    _outcomes,
-    _settled,
-    _squeue,
-    _until,
-    _wait,
+    CarbondProcess,
+    MovableForecast,
+    append_queue,
     daemon_cli_cancel,
+    ledger_outcomes,
+    ledger_states,
+    queue_line,
+    settled,
+    squeue_jobs,
+    tick_until,
+    unique_ids,
+    wait_for,
 )
-from tests.slurm.test_carbond_on_slurm import service as _service
+from tests.slurm.carbond_jobs import service as _service
+from tests.slurm.cluster import SlurmCluster
 
 service = _service  # the fixture: the same service in-process, against the same real Slurm
 
@@ -49,7 +49,7 @@ def _hog(cluster: SlurmCluster, *options: str) -> int:
     """Another user's job filling partition alpha (``options``: what it holds), running."""
     hog = cluster.sbatch("-p", "alpha", "--time=10", *options, wrap="sleep 600",
                          user=cluster.other_user)  # fmt: skip
-    _wait(cluster, "the other user's job running", lambda: cluster.job_state(hog) == "RUNNING")
+    wait_for(cluster, "the other user's job running", lambda: cluster.job_state(hog) == "RUNNING")
     return hog
 
 
@@ -57,39 +57,41 @@ def _hog(cluster: SlurmCluster, *options: str) -> int:
 def test_a_held_job_whose_token_was_never_recorded_is_cancelled_in_slurm(
     tmp_path: Path, slurm_cluster: SlurmCluster, slurm_started_it: bool
 ) -> None:
-    _settled(slurm_cluster)
+    settled(slurm_cluster)
     hog = _hog(slurm_cluster, "--gres=gpu:2")  # so the job is planned for after it: held
-    carbond = _Daemon(tmp_path, slurm_cluster, HOLDING)
+    carbond = CarbondProcess(tmp_path, slurm_cluster, HOLDING)
     carbond.env["CARBOND_KILL_AT"] = "hold_handed"  # sbatch done, the token not recorded
     carbond.start()
-    [job] = _ids("held")
-    _append(carbond.state, [_line(job, ["sleep", "60"], deadline="+3h", regions=["qc"])])
+    [job] = unique_ids("held")
+    append_queue(carbond.state, [queue_line(job, ["sleep", "60"], deadline="+3h", regions=["qc"])])
     try:
         assert carbond.proc is not None and carbond.proc.wait(timeout=30) == -9
     finally:
         if carbond.proc is not None and carbond.proc.poll() is None:
             carbond.kill()
-    [row] = _squeue(slurm_cluster, [job])
+    [row] = squeue_jobs(slurm_cluster, [job])
     assert (row["state"], row["reason"]) == ("PENDING", "BeginTime")
     if slurm_started_it:  # its planned start came while carbond was down
         slurm_cluster.run(["scancel", str(hog)])
         slurm_cluster.run(["scontrol", "update", f"JobId={row['id']}", "StartTime=now"])
-        _wait(slurm_cluster, "Slurm to start it",
-              lambda: _squeue(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+        wait_for(slurm_cluster, "Slurm to start it",
+                 lambda: squeue_jobs(slurm_cluster, [job], "RUNNING"))  # fmt: skip
 
-    _append(carbond.state, [json.dumps({"cancel": job}) + "\n"])
+    append_queue(carbond.state, [json.dumps({"cancel": job}) + "\n"])
     del carbond.env["CARBOND_KILL_AT"]
     carbond.start()
     try:
-        _wait(slurm_cluster, "the job final", lambda: _jobs(carbond.state).get(job) in FINAL)
+        wait_for(
+            slurm_cluster, "the job final", lambda: ledger_states(carbond.state).get(job) in FINAL
+        )
     finally:
         carbond.kill()
-    assert _jobs(carbond.state)[job] == "cancelled"
-    assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]  # never resubmitted
-    _wait(slurm_cluster, "sacct to have the job's end",
-          lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
+    assert ledger_states(carbond.state)[job] == "cancelled"
+    assert [r["id"] for r in squeue_jobs(slurm_cluster, [job])] == [row["id"]]  # never resubmitted
+    wait_for(slurm_cluster, "sacct to have the job's end",
+             lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
     [run] = slurm_cluster.sacct(int(row["id"]), ("JobID", "Start"))[:1]
-    outcome = _outcomes(carbond.state).get(job)
+    outcome = ledger_outcomes(carbond.state).get(job)
     if slurm_started_it:  # recorded as running, then cancelled, with what Slurm measured
         assert outcome is not None and outcome["energy_method"] == "slurm-sacct"
         assert outcome["measured_energy_j"] > 0
@@ -98,18 +100,20 @@ def test_a_held_job_whose_token_was_never_recorded_is_cancelled_in_slurm(
 
 
 def test_a_released_job_cancelled_while_slurm_keeps_it_pending_is_charged_nothing(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     daemon, _ = service
     _hog(slurm_cluster, "--cpus-per-task=8")  # no GPU taken: carbond releases the job to n1
-    [job] = _ids("pending")
-    _append(daemon.settings.state_dir,
-            [_line(job, ["sleep", "5"], deadline="+1h", regions=["qc"])])  # fmt: skip
-    [row] = _until(slurm_cluster, daemon, "the job released, pending for CPUs",
-                   lambda: _squeue(slurm_cluster, [job], "PENDING"))  # fmt: skip
+    [job] = unique_ids("pending")
+    append_queue(daemon.settings.state_dir,
+                 [queue_line(job, ["sleep", "5"], deadline="+1h", regions=["qc"])])  # fmt: skip
+    [row] = tick_until(slurm_cluster, daemon, "the job released, pending for CPUs",
+                       lambda: squeue_jobs(slurm_cluster, [job], "PENDING"))  # fmt: skip
     assert daemon.ledger.job(job).state == "running"
     daemon_cli_cancel(daemon, job)
-    _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
+    tick_until(
+        slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL
+    )
     assert daemon.ledger.job(job).state == "cancelled"
     assert slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED")
     outcome = daemon.ledger.outcome(job)
@@ -118,19 +122,21 @@ def test_a_released_job_cancelled_while_slurm_keeps_it_pending_is_charged_nothin
 
 
 def test_a_released_job_slurm_keeps_pending_past_its_deadline_is_expired_never_run(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     daemon, _ = service  # pending_grace_s = 60: the deadline comes first
     hog = _hog(slurm_cluster, "--cpus-per-task=8")  # no GPU taken: carbond releases the job
-    [job] = _ids("late")
-    _append(daemon.settings.state_dir,
-            [_line(job, ["sleep", "5"], deadline="+15s", regions=["qc"])])  # fmt: skip
-    [row] = _until(slurm_cluster, daemon, "the job released, pending for CPUs",
-                   lambda: _squeue(slurm_cluster, [job], "PENDING"))  # fmt: skip
+    [job] = unique_ids("late")
+    append_queue(daemon.settings.state_dir,
+                 [queue_line(job, ["sleep", "5"], deadline="+15s", regions=["qc"])])  # fmt: skip
+    [row] = tick_until(slurm_cluster, daemon, "the job released, pending for CPUs",
+                       lambda: squeue_jobs(slurm_cluster, [job], "PENDING"))  # fmt: skip
     assert daemon.ledger.job(job).state == "running"
     deadline = daemon.ledger.job(job).deadline
     assert deadline is not None
-    _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
+    tick_until(
+        slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL
+    )
     assert daemon.ledger.job(job).state == "expired"
     assert daemon.ledger.outcome(job) is None
     *_, requeued, expired = daemon.ledger.transitions(job)
@@ -138,25 +144,27 @@ def test_a_released_job_slurm_keeps_pending_past_its_deadline_is_expired_never_r
     assert ended - deadline < timedelta(seconds=10), (ended, deadline)
     assert requeued.at == ended  # expired in the round that took it back, never queued meanwhile
     slurm_cluster.run(["scancel", str(hog)])  # the CPUs free: a job left pending would start
-    _wait(slurm_cluster, "sacct to have the job's end",
-          lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
+    wait_for(slurm_cluster, "sacct to have the job's end",
+             lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
     [run] = slurm_cluster.sacct(int(row["id"]), ("JobID", "Start"))[:1]
     assert run["Start"] in ("None", "Unknown")  # never ran, late or at all
 
 
 def test_a_job_that_failed_on_its_own_before_its_owners_cancel_is_recorded_failed(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     daemon, _ = service
-    [job] = _ids("exit3")
-    _append(daemon.settings.state_dir,
-            [_line(job, ["sh", "-c", "sleep 1; exit 3"], deadline="+1h")])  # fmt: skip
-    [row] = _until(slurm_cluster, daemon, "the job running",
-                   lambda: _squeue(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+    [job] = unique_ids("exit3")
+    append_queue(daemon.settings.state_dir,
+                 [queue_line(job, ["sh", "-c", "sleep 1; exit 3"], deadline="+1h")])  # fmt: skip
+    [row] = tick_until(slurm_cluster, daemon, "the job running",
+                       lambda: squeue_jobs(slurm_cluster, [job], "RUNNING"))  # fmt: skip
     slurm_cluster.wait_for_job_end(int(row["id"]))  # carbond has not looked since
     time.sleep(1.1)  # past the second sacct's whole-second End may hide
     daemon_cli_cancel(daemon, job)
-    _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
+    tick_until(
+        slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL
+    )
     assert daemon.ledger.job(job).state == "failed"
     assert daemon.ledger.transitions(job)[-1].reason == "exit code 3"
     outcome = daemon.ledger.outcome(job)
@@ -164,19 +172,19 @@ def test_a_job_that_failed_on_its_own_before_its_owners_cancel_is_recorded_faile
 
 
 def test_a_running_job_its_owner_scancels_in_slurm_is_cancelled_not_failed(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     daemon, _ = service
-    [job] = _ids("ownscancel")
-    _append(daemon.settings.state_dir,
-            [_line(job, ["sleep", "60"], deadline="+20m", regions=["qc"])])  # fmt: skip
-    [row] = _until(slurm_cluster, daemon, "the job running in Slurm",
-                   lambda: _squeue(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+    [job] = unique_ids("ownscancel")
+    append_queue(daemon.settings.state_dir,
+                 [queue_line(job, ["sleep", "60"], deadline="+20m", regions=["qc"])])  # fmt: skip
+    [row] = tick_until(slurm_cluster, daemon, "the job running in Slurm",
+                       lambda: squeue_jobs(slurm_cluster, [job], "RUNNING"))  # fmt: skip
     assert daemon.ledger.job(job).state == "running"
 
     slurm_cluster.run(["scancel", row["id"]])  # its owner (root, who wrote the queue line)
-    _until(slurm_cluster, daemon, "the job final",
-           lambda: daemon.ledger.job(job).state != "running")  # fmt: skip
+    tick_until(slurm_cluster, daemon, "the job final",
+               lambda: daemon.ledger.job(job).state != "running")  # fmt: skip
 
     assert daemon.ledger.job(job).state == "cancelled"
     assert daemon.ledger.transitions(job)[-1].reason == (
@@ -185,26 +193,28 @@ def test_a_running_job_its_owner_scancels_in_slurm_is_cancelled_not_failed(
 
 
 def test_a_running_job_whose_run_token_is_unreadable_is_cancelled_by_name(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     """``carbond cancel`` of a job whose ledger run token cannot be read (hand-edited) failed
     every reconcile (``job_cancel_failed``); its Slurm job is now found by name among its
     owner's jobs and cancelled, and the job ends ``cancelled`` once squeue has it no more."""
     daemon, _ = service
-    [job] = _ids("badtoken")
-    _append(daemon.settings.state_dir,
-            [_line(job, ["sleep", "60"], deadline="+20m", regions=["qc"])])  # fmt: skip
-    [row] = _until(slurm_cluster, daemon, "the job running in Slurm",
-                   lambda: _squeue(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+    [job] = unique_ids("badtoken")
+    append_queue(daemon.settings.state_dir,
+                 [queue_line(job, ["sleep", "60"], deadline="+20m", regions=["qc"])])  # fmt: skip
+    [row] = tick_until(slurm_cluster, daemon, "the job running in Slurm",
+                       lambda: squeue_jobs(slurm_cluster, [job], "RUNNING"))  # fmt: skip
     with daemon.ledger.transaction():
         daemon.ledger.set_run_token(job, '{"slurm_id": ')  # cut short
 
     daemon_cli_cancel(daemon, job)
-    _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
+    tick_until(
+        slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL
+    )
 
     assert daemon.ledger.job(job).state == "cancelled"
-    _wait(slurm_cluster, "sacct to have the job's end",
-          lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
+    wait_for(slurm_cluster, "sacct to have the job's end",
+             lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
 
 
 def _cutting_bin(where: Path) -> tuple[Path, Path]:
@@ -238,7 +248,7 @@ def test_a_cancel_by_name_whose_squeue_row_is_cut_short_is_sent_once_the_row_rea
     each reconcile; once the row reads whole the Slurm job is cancelled and the job ends
     ``cancelled``."""
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
-    _settled(slurm_cluster)
+    settled(slurm_cluster)
     bin_dir, cut = _cutting_bin(tmp_path / "bin")
     regions = (RegionSettings(name="qc", zone="CA-QC", executor="slurm",
                               slurm=SlurmRegionSettings(partition="alpha")),)  # fmt: skip
@@ -248,14 +258,16 @@ def test_a_cancel_by_name_whose_squeue_row_is_cut_short_is_sent_once_the_row_rea
         intervals={"refresh_s": 0.01},
         executors={"slurm": {"pending_grace_s": 60, "bin_dir": str(bin_dir)}},
     )  # fmt: skip
-    daemon = build_daemon(settings, intensity=_Forecast({"CA-QC": 100.0}))
+    daemon = build_daemon(settings, intensity=MovableForecast({"CA-QC": 100.0}))
     daemon.service.start(datetime.now(UTC))
     try:
-        [job] = _ids("cutcancel")
-        _append(daemon.settings.state_dir,
-                [_line(job, ["sleep", "300"], deadline="+20m", regions=["qc"])])  # fmt: skip
-        [row] = _until(slurm_cluster, daemon, "the job running in Slurm",
-                       lambda: _squeue(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+        [job] = unique_ids("cutcancel")
+        append_queue(
+            daemon.settings.state_dir,
+            [queue_line(job, ["sleep", "300"], deadline="+20m", regions=["qc"])],
+        )
+        [row] = tick_until(slurm_cluster, daemon, "the job running in Slurm",
+                           lambda: squeue_jobs(slurm_cluster, [job], "RUNNING"))  # fmt: skip
         with daemon.ledger.transaction():
             daemon.ledger.set_run_token(job, '{"slurm_id": ')  # cut short
         cut.write_text(row["id"] + "\n")
@@ -266,16 +278,16 @@ def test_a_cancel_by_name_whose_squeue_row_is_cut_short_is_sent_once_the_row_rea
                 daemon.service.tick(datetime.now(UTC))
                 time.sleep(0.3)
             assert daemon.ledger.job(job).state == "running"  # not taken as gone
-            assert [r["state"] for r in _squeue(slurm_cluster, [job])] == ["RUNNING"]
+            assert [r["state"] for r in squeue_jobs(slurm_cluster, [job])] == ["RUNNING"]
             cut.write_text("")
-            _until(slurm_cluster, daemon, "the job final",
-                   lambda: daemon.ledger.job(job).state in FINAL)  # fmt: skip
+            tick_until(slurm_cluster, daemon, "the job final",
+                       lambda: daemon.ledger.job(job).state in FINAL)  # fmt: skip
         assert daemon.ledger.job(job).state == "cancelled"
     finally:
         daemon.close()
 
-    _wait(slurm_cluster, "sacct to have the job's end",
-          lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
+    wait_for(slurm_cluster, "sacct to have the job's end",
+             lambda: slurm_cluster.job_state(int(row["id"])).startswith("CANCELLED"))  # fmt: skip
     failed = [e for e in logs if e["event"] == "job_cancel_failed"]
     assert len(failed) == 1 and "cut short" in failed[0]["error"]  # once, however many rounds
     by_name = [e for e in logs if e["event"] == "slurm_job_cancelled_by_name"]

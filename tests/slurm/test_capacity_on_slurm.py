@@ -17,17 +17,17 @@ from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from daemon.ledger import TransitionRecord
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.slurm.cluster import SlurmCluster
-from tests.slurm.test_carbond_on_slurm import (
+from tests.slurm.carbond_jobs import (
     FINAL,
-    _append,
-    _Forecast,
-    _ids,
-    _line,
-    _tick,
-    _until,
+    MovableForecast,
+    append_queue,
+    queue_line,
+    tick,
+    tick_until,
+    unique_ids,
 )
-from tests.slurm.test_carbond_on_slurm import service as _service
+from tests.slurm.carbond_jobs import service as _service
+from tests.slurm.cluster import SlurmCluster
 
 service = _service  # the fixture: the service in-process, against the same real Slurm
 
@@ -106,7 +106,7 @@ def test_a_gpu_another_user_holds_is_busy_however_they_asked_for_it(
 
 @pytest.mark.parametrize("state", ["DOWN", "INACTIVE"])
 def test_a_partition_not_up_is_not_planned_onto(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster, state: str
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster, state: str
 ) -> None:
     """An operator set partition alpha (region ``qc``, the cleaner one) ``State=DOWN`` in
     Slurm (``sinfo``: ``down``), its node idle: carbond still planned onto it and handed the
@@ -117,14 +117,14 @@ def test_a_partition_not_up_is_not_planned_onto(
     (not handed over), and runs there once the partition is up again."""
     daemon, _ = service
     slurm_cluster.run(["scontrol", "update", "PartitionName=alpha", f"State={state}"])
-    anywhere, only_qc = _ids("anywhere", "onlyqc")
+    anywhere, only_qc = unique_ids("anywhere", "onlyqc")
     with capture_logs() as logs:
-        _append(daemon.settings.state_dir,
-                [_line(anywhere, ["true"], deadline="+1h"),
-                 _line(only_qc, ["true"], deadline="+1h", regions=["qc"])])  # fmt: skip
-        _until(slurm_cluster, daemon, "the job free to go anywhere final",
-               lambda: daemon.ledger.job(anywhere).state in FINAL)  # fmt: skip
-        _tick(daemon)
+        append_queue(daemon.settings.state_dir,
+                     [queue_line(anywhere, ["true"], deadline="+1h"),
+                      queue_line(only_qc, ["true"], deadline="+1h", regions=["qc"])])  # fmt: skip
+        tick_until(slurm_cluster, daemon, "the job free to go anywhere final",
+                   lambda: daemon.ledger.job(anywhere).state in FINAL)  # fmt: skip
+        tick(daemon)
 
         assert daemon.ledger.job(anywhere).state == "succeeded"
         ran = slurm_cluster.wait_until(lambda: _sacct_rows(slurm_cluster, anywhere),
@@ -134,8 +134,8 @@ def test_a_partition_not_up_is_not_planned_onto(
         assert _sacct_rows(slurm_cluster, only_qc) == []  # never handed to the down partition
 
         slurm_cluster.run(["scontrol", "update", "PartitionName=alpha", "State=UP"])
-        _until(slurm_cluster, daemon, "the qc job final",
-               lambda: daemon.ledger.job(only_qc).state in FINAL)  # fmt: skip
+        tick_until(slurm_cluster, daemon, "the qc job final",
+                   lambda: daemon.ledger.job(only_qc).state in FINAL)  # fmt: skip
 
     assert daemon.ledger.job(only_qc).state == "succeeded"
     said = [(e["event"], e.get("state")) for e in logs
@@ -244,7 +244,7 @@ def test_a_partition_set_down_while_its_states_are_kept_is_noticed_by_a_job_pend
 
 
 def test_a_partition_drained_while_its_states_are_kept_makes_a_launch_there_wait_not_fail(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     """Partition states all up are kept a minute. An operator sets alpha ``State=DRAIN``
     within it, and a job that may only run in ``qc`` arrives: carbond, its kept state saying
@@ -253,19 +253,21 @@ def test_a_partition_drained_while_its_states_are_kept_makes_a_launch_there_wait
     DRAIN, so the job waits queued, its reason saying why, is not handed to alpha again
     while it is drained, and runs there once it is up."""
     daemon, _ = service
-    warm, job = _ids("warm", "drained")
-    _append(daemon.settings.state_dir, [_line(warm, ["true"], deadline="+1h", regions=["qc"])])
-    _until(slurm_cluster, daemon, "a first job in qc final",
-           lambda: daemon.ledger.job(warm).state in FINAL)  # fmt: skip
+    warm, job = unique_ids("warm", "drained")
+    append_queue(
+        daemon.settings.state_dir, [queue_line(warm, ["true"], deadline="+1h", regions=["qc"])]
+    )
+    tick_until(slurm_cluster, daemon, "a first job in qc final",
+               lambda: daemon.ledger.job(warm).state in FINAL)  # fmt: skip
     assert daemon.ledger.job(warm).state == "succeeded"  # alpha read UP: kept for the minute
     slurm_cluster.run(["scontrol", "update", "PartitionName=alpha", "State=DRAIN"])
     try:
-        _append(daemon.settings.state_dir,
-                [_line(job, ["true"], deadline="+1h", regions=["qc"])])  # fmt: skip
-        refused = _until(slurm_cluster, daemon, "the launch to be refused",
-                         lambda: _after_running(daemon, job))  # fmt: skip
-        _tick(daemon)  # alpha read again: qc unavailable, the job not handed over
-        _tick(daemon)
+        append_queue(daemon.settings.state_dir,
+                     [queue_line(job, ["true"], deadline="+1h", regions=["qc"])])  # fmt: skip
+        refused = tick_until(slurm_cluster, daemon, "the launch to be refused",
+                             lambda: _after_running(daemon, job))  # fmt: skip
+        tick(daemon)  # alpha read again: qc unavailable, the job not handed over
+        tick(daemon)
         waiting = daemon.ledger.job(job).state
         attempts = [t.to_state for t in daemon.ledger.transitions(job)].count("running")
     finally:
@@ -276,7 +278,9 @@ def test_a_partition_drained_while_its_states_are_kept_makes_a_launch_there_wait
                                      " sbatch refused it: ")  # fmt: skip
     assert "partition alpha is DRAIN now: the job waits, planned again" in refused.reason
     assert (waiting, attempts) == ("queued", 1)
-    _until(slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL)
+    tick_until(
+        slurm_cluster, daemon, "the job final", lambda: daemon.ledger.job(job).state in FINAL
+    )
     assert daemon.ledger.job(job).state == "succeeded"
 
 

@@ -15,9 +15,16 @@ from daemon.assemble import Daemon
 from daemon.executors.base import EndedUnstarted, LaunchSpec, RunHandle
 from daemon.executors.errors import HeldJobEndedError
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
+from tests.slurm.carbond_jobs import (
+    MovableForecast,
+    append_queue,
+    queue_line,
+    squeue_jobs,
+    tick_until,
+    unique_ids,
+)
+from tests.slurm.carbond_jobs import service as _service
 from tests.slurm.cluster import SlurmCluster
-from tests.slurm.test_carbond_on_slurm import _append, _Forecast, _ids, _line, _squeue, _until
-from tests.slurm.test_carbond_on_slurm import service as _service
 
 service = _service  # the fixture: a service in-process (jobs owned by root), on the real Slurm
 
@@ -56,21 +63,21 @@ def test_a_held_job_cancelled_pending_in_slurm_is_reported_ended_unstarted(
     )
     with pytest.raises(HeldJobEndedError, match=f"Slurm job {slurm_id} ended before it started"):
         executor.release(spec, held.token, now)
-    assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [slurm_id]  # none submitted
+    assert [r["id"] for r in squeue_jobs(slurm_cluster, [job])] == [slurm_id]  # none submitted
 
 
 @pytest.mark.parametrize("then", ["moved", "released"])
 def test_a_planned_job_its_owner_cancels_in_slurm_is_cancelled_without_a_run(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster, then: str
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster, then: str
 ) -> None:
     daemon, forecast = service
-    [job] = _ids("scancelled")
+    [job] = unique_ids("scancelled")
     now = datetime.now(UTC)
     forecast.dip = ("CA-QC", now + timedelta(hours=1), now + timedelta(hours=2), 10.0)
-    _append(daemon.settings.state_dir,
-            [_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
-    [row] = _until(slurm_cluster, daemon, "the job held in squeue",
-                   lambda: _squeue(slurm_cluster, [job], "PENDING"))  # fmt: skip
+    append_queue(daemon.settings.state_dir,
+                 [queue_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
+    [row] = tick_until(slurm_cluster, daemon, "the job held in squeue",
+                       lambda: squeue_jobs(slurm_cluster, [job], "PENDING"))  # fmt: skip
     assert daemon.ledger.job(job).state == "planned"
     slurm_cluster.run(["scancel", row["id"]])  # its owner (root, who wrote the queue line)
     slurm_cluster.wait_until(
@@ -82,8 +89,8 @@ def test_a_planned_job_its_owner_cancels_in_slurm_is_cancelled_without_a_run(
     else:  # the cleanest time is now: carbond releases it
         forecast.dip = ("CA-QC", now - timedelta(hours=1), now + timedelta(hours=3), 1.0)
 
-    _until(slurm_cluster, daemon, "the job final",
-           lambda: daemon.ledger.job(job).state not in ("queued", "planned"))  # fmt: skip
+    tick_until(slurm_cluster, daemon, "the job final",
+               lambda: daemon.ledger.job(job).state not in ("queued", "planned"))  # fmt: skip
 
     record = daemon.ledger.job(job)
     assert record.state == "cancelled"  # never "running", nor "failed" with 0 J
@@ -97,7 +104,7 @@ def test_a_planned_job_its_owner_cancels_in_slurm_is_cancelled_without_a_run(
             last.to_state,
         ]
     assert daemon.ledger.run(job) is None and daemon.ledger.outcome(job) is None
-    assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]  # not resubmitted
+    assert [r["id"] for r in squeue_jobs(slurm_cluster, [job])] == [row["id"]]  # not resubmitted
 
 
 @pytest.mark.parametrize("by_owner", [True, False], ids=["owner", "admin"])
@@ -133,16 +140,16 @@ def test_held_jobs_slurm_ended_unstarted_are_told_between_plans(
 
 
 def test_a_held_job_its_owner_cancels_in_slurm_ends_while_its_plan_stays_the_same(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     daemon, forecast = service
-    [job] = _ids("watched")
+    [job] = unique_ids("watched")
     now = datetime.now(UTC)
     forecast.dip = ("CA-QC", now + timedelta(hours=1), now + timedelta(hours=2), 10.0)
-    _append(daemon.settings.state_dir,
-            [_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
-    [row] = _until(slurm_cluster, daemon, "the job held in squeue",
-                   lambda: _squeue(slurm_cluster, [job], "PENDING"))  # fmt: skip
+    append_queue(daemon.settings.state_dir,
+                 [queue_line(job, ["sleep", "1"], deadline="+3h", regions=["qc"])])  # fmt: skip
+    [row] = tick_until(slurm_cluster, daemon, "the job held in squeue",
+                       lambda: squeue_jobs(slurm_cluster, [job], "PENDING"))  # fmt: skip
     assert daemon.ledger.job(job).state == "planned"
     slurm_cluster.run(["scancel", row["id"]])  # its owner (root, who wrote the queue line)
     slurm_cluster.wait_until(
@@ -151,15 +158,15 @@ def test_a_held_job_its_owner_cancels_in_slurm_ends_while_its_plan_stays_the_sam
     )
 
     # the same forecast: the plan does not move, yet the next rounds see the cancel
-    _until(slurm_cluster, daemon, "the job final",
-           lambda: daemon.ledger.job(job).state not in ("queued", "planned"))  # fmt: skip
+    tick_until(slurm_cluster, daemon, "the job final",
+               lambda: daemon.ledger.job(job).state not in ("queued", "planned"))  # fmt: skip
 
     assert daemon.ledger.job(job).state == "cancelled"
     assert daemon.ledger.transitions(job)[-1].reason == (
         "ended in its executor by its owner before it started (slurm CANCELLED by uid 0)"
     )
     assert daemon.ledger.run(job) is None and daemon.ledger.outcome(job) is None
-    assert [r["id"] for r in _squeue(slurm_cluster, [job])] == [row["id"]]  # not resubmitted
+    assert [r["id"] for r in squeue_jobs(slurm_cluster, [job])] == [row["id"]]  # not resubmitted
 
 
 def test_a_held_job_whose_run_token_is_unreadable_is_moved_released_and_withdrawn_by_name(
@@ -194,7 +201,7 @@ def test_a_held_job_whose_run_token_is_unreadable_is_moved_released_and_withdraw
     jobs = [s.job_id for s in specs.values()]
 
     def start(slurm_id: str) -> datetime:  # squeue's start (its local time: only differences)
-        row = next(r for r in _squeue(slurm_cluster, jobs) if r["id"] == slurm_id)
+        row = next(r for r in squeue_jobs(slurm_cluster, jobs) if r["id"] == slurm_id)
         return datetime.strptime(row["start"], "%Y-%m-%dT%H:%M:%S")
 
     planned = start(ids["moved"])
@@ -212,7 +219,7 @@ def test_a_held_job_whose_run_token_is_unreadable_is_moved_released_and_withdraw
         lambda: slurm_cluster.job_state(int(ids["withdrawn"])).startswith("CANCELLED"),
         what="the withdrawn job cancelled",
     )
-    states = {r["id"]: (r["state"], r["reason"]) for r in _squeue(slurm_cluster, jobs)}
+    states = {r["id"]: (r["state"], r["reason"]) for r in squeue_jobs(slurm_cluster, jobs)}
     assert [states.get(d) for d in decoys] == [("PENDING", "BeginTime")] * 2  # others' untouched
 
 
@@ -255,5 +262,5 @@ def test_a_held_job_s_start_its_owner_moves_in_slurm_is_logged_once_per_change(
     assert moved_to(later) == [(planned.isoformat(), later.isoformat())]
     assert moved_to(latest) == [(planned.isoformat(), latest.isoformat())]
     assert moved_to(planned) == []  # back to the plan
-    [row] = _squeue(slurm_cluster, [job], "PENDING")  # still held, where its owner put it
+    [row] = squeue_jobs(slurm_cluster, [job], "PENDING")  # still held, where its owner put it
     assert (row["id"], row["start"]) == (slurm_id, planned.strftime("%Y-%m-%dT%H:%M:%S"))

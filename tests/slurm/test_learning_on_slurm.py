@@ -28,8 +28,15 @@ from daemon.queue.line import JobRequest, parse_line
 from daemon.settings import RegionSettings, load_settings
 from policies.candidates import estimate_on
 from policies.footprint import Estimate
+from tests.slurm.carbond_jobs import (
+    MovableForecast,
+    append_queue,
+    queue_line,
+    settled,
+    tick_until,
+    unique_ids,
+)
 from tests.slurm.cluster import SlurmCluster
-from tests.slurm.test_carbond_on_slurm import _append, _Forecast, _ids, _line, _settled, _until
 
 pytestmark = pytest.mark.slurm
 
@@ -72,7 +79,7 @@ def _raw_estimate() -> Estimate:
 @contextmanager
 def _carbond(config: Path) -> Iterator[Daemon]:
     """The daemon of ``config`` (the TOML file), started; closed on leaving."""
-    daemon = build_daemon(load_settings(config), intensity=_Forecast({"CA-QC": 100.0}))
+    daemon = build_daemon(load_settings(config), intensity=MovableForecast({"CA-QC": 100.0}))
     try:
         daemon.service.start(datetime.now(UTC))
         yield daemon
@@ -83,11 +90,12 @@ def _carbond(config: Path) -> Iterator[Daemon]:
 def _decided(cluster: SlurmCluster, daemon: Daemon, job_id: str) -> tuple[float, float]:
     """Submit ``job_id`` (a long sleep) and wait for its decision: its expected energy (J) and
     duration (s)."""
-    _append(
-        daemon.settings.state_dir, [_line(job_id, ["sleep", "60"], model=MODEL, requests=REQUESTS)]
+    append_queue(
+        daemon.settings.state_dir,
+        [queue_line(job_id, ["sleep", "60"], model=MODEL, requests=REQUESTS)],
     )
-    decision = _until(cluster, daemon, f"{job_id}'s decision",
-                      lambda: daemon.ledger.latest_decision(job_id))  # fmt: skip
+    decision = tick_until(cluster, daemon, f"{job_id}'s decision",
+                          lambda: daemon.ledger.latest_decision(job_id))  # fmt: skip
     assert decision.gpu == GPU
     return decision.expected_energy_j, decision.expected_duration_s
 
@@ -102,20 +110,20 @@ def test_a_slurm_only_daemon_plans_with_what_sacct_measured_and_relearns_it_on_r
     slurm_cluster.set_watts("n1", watts)
     config = tmp_path / "carbond.toml"
     config.write_text(CONFIG.format(state=tmp_path / "state", min_measured_s=MIN_MEASURED_S))
-    _settled(slurm_cluster)
-    learning_ids = _ids("learn0", "learn1", "learn2")
-    later, after_restart = _ids("later", "restarted")
+    settled(slurm_cluster)
+    learning_ids = unique_ids("learn0", "learn1", "learn2")
+    later, after_restart = unique_ids("later", "restarted")
 
     with _carbond(config) as daemon:
         assert {g.device.gpu.name for g in daemon.service.inventory} == {GPU}
-        _append(daemon.settings.state_dir, [
-            _line(i, ["sleep", f"{raw.duration_s:.2f}"], model=MODEL, requests=REQUESTS,
-                  regions=["qc"])
+        append_queue(daemon.settings.state_dir, [
+            queue_line(i, ["sleep", f"{raw.duration_s:.2f}"], model=MODEL, requests=REQUESTS,
+                       regions=["qc"])
             for i in learning_ids
         ])  # fmt: skip
-        _until(slurm_cluster, daemon, "the 3 learning jobs to succeed",
-               lambda: all(daemon.ledger.job(i).state == "succeeded"
-                           for i in learning_ids))  # fmt: skip
+        tick_until(slurm_cluster, daemon, "the 3 learning jobs to succeed",
+                   lambda: all(daemon.ledger.job(i).state == "succeeded"
+                               for i in learning_ids))  # fmt: skip
         for job_id in learning_ids:
             outcome = daemon.ledger.outcome(job_id)
             decision = daemon.ledger.latest_decision(job_id)

@@ -16,9 +16,16 @@ import pytest
 from daemon.assemble import Daemon
 from daemon.executors.base import LaunchSpec, RunHandle
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
+from tests.slurm.carbond_jobs import (
+    FINAL,
+    MovableForecast,
+    append_queue,
+    queue_line,
+    tick_until,
+    unique_ids,
+)
+from tests.slurm.carbond_jobs import service as _service
 from tests.slurm.cluster import SlurmCluster
-from tests.slurm.test_carbond_on_slurm import FINAL, _append, _Forecast, _ids, _line, _until
-from tests.slurm.test_carbond_on_slurm import service as _service
 
 service = _service  # the fixture: the service in-process, against the same real Slurm
 
@@ -128,7 +135,7 @@ def test_a_held_job_slurm_starts_on_its_own_gets_its_removed_output_files_back(
 
 
 def test_a_job_whose_command_is_not_found_says_so_as_a_local_job_does(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     """A Slurm job whose command its ``PATH`` does not have failed ``exit code 127: slurm
     FAILED`` (Slurm records only the exit code), where the local executor says ``exit code
@@ -136,13 +143,21 @@ def test_a_job_whose_command_is_not_found_says_so_as_a_local_job_does(
     and says so on its ``.err``, which carbond reads back: the same words. A job whose own
     command exits 127 is not said to be not found."""
     daemon, _ = service
-    missing, own = _ids("missing", "own127")
+    missing, own = unique_ids("missing", "own127")
     command = f"vllm-{missing}"  # on no PATH
-    _append(daemon.settings.state_dir,
-            [_line(missing, [command, "serve"], deadline="+1h", regions=["qc"]),
-             _line(own, ["sh", "-c", "exit 127"], deadline="+1h", regions=["qc"])])  # fmt: skip
-    _until(slurm_cluster, daemon, "both jobs final",
-           lambda: all(daemon.ledger.job(j).state in FINAL for j in (missing, own)))  # fmt: skip
+    append_queue(
+        daemon.settings.state_dir,
+        [
+            queue_line(missing, [command, "serve"], deadline="+1h", regions=["qc"]),
+            queue_line(own, ["sh", "-c", "exit 127"], deadline="+1h", regions=["qc"]),
+        ],
+    )
+    tick_until(
+        slurm_cluster,
+        daemon,
+        "both jobs final",
+        lambda: all(daemon.ledger.job(j).state in FINAL for j in (missing, own)),
+    )
 
     assert [daemon.ledger.job(j).state for j in (missing, own)] == ["failed", "failed"]
     reasons = [daemon.ledger.transitions(j)[-1].reason for j in (missing, own)]
@@ -153,7 +168,7 @@ def test_a_job_whose_command_is_not_found_says_so_as_a_local_job_does(
 
 
 def test_a_job_whose_command_cannot_be_executed_says_why_as_a_local_job_does(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster, tmp_path: Path
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster, tmp_path: Path
 ) -> None:
     """A Slurm job whose command exists but cannot be executed (a file without execute
     permission, a directory) failed ``exit code 126: slurm FAILED``, where the local executor
@@ -161,17 +176,21 @@ def test_a_job_whose_command_cannot_be_executed_says_why_as_a_local_job_does(
     and exits 126; carbond reads it back. A job whose own command exits 126 is not said to be
     unrunnable."""
     daemon, _ = service
-    plain, folder, own = _ids("plain", "folder", "own126")
+    plain, folder, own = unique_ids("plain", "folder", "own126")
     tool = tmp_path / f"tool-{plain}"
     tool.write_text("#!/bin/sh\necho ran\n")
     tool.chmod(0o644)  # readable, not executable (root included)
-    _append(daemon.settings.state_dir,
-            [_line(plain, [str(tool), "serve"], deadline="+1h", regions=["qc"]),
-             _line(folder, [str(tmp_path)], deadline="+1h", regions=["qc"]),
-             _line(own, ["sh", "-c", "exit 126"], deadline="+1h", regions=["qc"])])  # fmt: skip
+    append_queue(
+        daemon.settings.state_dir,
+        [
+            queue_line(plain, [str(tool), "serve"], deadline="+1h", regions=["qc"]),
+            queue_line(folder, [str(tmp_path)], deadline="+1h", regions=["qc"]),
+            queue_line(own, ["sh", "-c", "exit 126"], deadline="+1h", regions=["qc"]),
+        ],
+    )
     jobs = (plain, folder, own)
-    _until(slurm_cluster, daemon, "the three jobs final",
-           lambda: all(daemon.ledger.job(j).state in FINAL for j in jobs))  # fmt: skip
+    tick_until(slurm_cluster, daemon, "the three jobs final",
+               lambda: all(daemon.ledger.job(j).state in FINAL for j in jobs))  # fmt: skip
 
     assert [daemon.ledger.job(j).state for j in jobs] == ["failed"] * 3
     reasons = [daemon.ledger.transitions(j)[-1].reason for j in jobs]
@@ -187,21 +206,23 @@ def test_a_job_whose_command_cannot_be_executed_says_why_as_a_local_job_does(
 
 
 def test_a_job_whose_command_has_no_interpreter_says_cannot_start_not_slurm_failed(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster, tmp_path: Path
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster, tmp_path: Path
 ) -> None:
     """A Slurm job whose command is an executable script with a ``#!`` interpreter that does
     not exist passes the batch script's check; its ``exec`` fails, and dash exits 127 with
     ``.../slurm_script: N: exec: FILE: not found`` on the ``.err``. carbond said ``exit code
     127: slurm FAILED``; it now reads the shell's words back."""
     daemon, _ = service
-    [job] = _ids("nointerp")
+    [job] = unique_ids("nointerp")
     tool = tmp_path / f"tool-{job}"
     tool.write_text("#!/nonexistent/python3\nprint(1)\n")
     tool.chmod(0o755)
-    _append(daemon.settings.state_dir,
-            [_line(job, [str(tool), "serve"], deadline="+1h", regions=["qc"])])  # fmt: skip
-    _until(slurm_cluster, daemon, "the job final",
-           lambda: daemon.ledger.job(job).state in FINAL)  # fmt: skip
+    append_queue(
+        daemon.settings.state_dir,
+        [queue_line(job, [str(tool), "serve"], deadline="+1h", regions=["qc"])],
+    )
+    tick_until(slurm_cluster, daemon, "the job final",
+               lambda: daemon.ledger.job(job).state in FINAL)  # fmt: skip
 
     assert daemon.ledger.job(job).state == "failed"
     assert daemon.ledger.transitions(job)[-1].reason == (

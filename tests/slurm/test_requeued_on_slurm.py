@@ -16,10 +16,16 @@ import pytest
 from daemon.assemble import Daemon
 from daemon.executors.base import LaunchSpec, NotStarted
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
+from tests.slurm.carbond_jobs import (
+    MovableForecast,
+    append_queue,
+    queue_line,
+    squeue_jobs,
+    tick_until,
+    unique_ids,
+)
+from tests.slurm.carbond_jobs import service as _service
 from tests.slurm.cluster import SlurmCluster
-from tests.slurm.test_carbond_on_slurm import _append, _Forecast, _ids, _line, _until
-from tests.slurm.test_carbond_on_slurm import _squeue as _carbond_jobs
-from tests.slurm.test_carbond_on_slurm import service as _service
 
 service = _service  # the fixture: a service in-process (jobs owned by root), on the real Slurm
 
@@ -65,19 +71,19 @@ def test_a_job_requeued_after_it_ran_is_taken_back_saying_it_ran(
 
 
 def test_a_job_requeued_after_it_ran_that_runs_again_is_charged_the_energy_of_both_runs(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     """Its outcome took the energy of its last run only (plain ``sacct`` shows no other): the
     run Slurm requeued went uncounted. sacct ``--duplicates`` keeps that run's rows; carbond
     now charges the sum and its reason says so."""
     daemon, forecast = service
-    [job] = _ids("rerun")
+    [job] = unique_ids("rerun")
     now = datetime.now(UTC)
     forecast.dip = ("CA-QC", now - timedelta(hours=1), now + timedelta(hours=3), 1.0)  # now
-    _append(daemon.settings.state_dir,
-            [_line(job, ["sleep", "4"], deadline="+3h", regions=["qc"])])  # fmt: skip
-    [row] = _until(slurm_cluster, daemon, "the job to run",
-                   lambda: _carbond_jobs(slurm_cluster, [job], "RUNNING"))  # fmt: skip
+    append_queue(daemon.settings.state_dir,
+                 [queue_line(job, ["sleep", "4"], deadline="+3h", regions=["qc"])])  # fmt: skip
+    [row] = tick_until(slurm_cluster, daemon, "the job to run",
+                       lambda: squeue_jobs(slurm_cluster, [job], "RUNNING"))  # fmt: skip
     time.sleep(2)  # its first run draws for a while
     slurm_cluster.run(["scontrol", "update", f"JobId={row['id']}", "Requeue=1"])  # an admin's
     slurm_cluster.run(["scontrol", "requeue", row["id"]])
@@ -89,8 +95,8 @@ def test_a_job_requeued_after_it_ran_that_runs_again_is_charged_the_energy_of_bo
     time.sleep(1.1)
     slurm_cluster.run(["scontrol", "update", f"JobId={row['id']}", "StartTime=now"])  # again
 
-    _until(slurm_cluster, daemon, "the job final",
-           lambda: daemon.ledger.job(job).state in ("succeeded", "failed"))  # fmt: skip
+    tick_until(slurm_cluster, daemon, "the job final",
+               lambda: daemon.ledger.job(job).state in ("succeeded", "failed"))  # fmt: skip
 
     assert daemon.ledger.job(job).state == "succeeded"
     batches = [r for r in slurm_cluster.run(

@@ -13,9 +13,16 @@ import pytest
 from daemon.assemble import Daemon, build_daemon
 from daemon.executors.slurm import SlurmExecutor
 from daemon.settings import RegionSettings, Settings
+from tests.slurm.carbond_jobs import (
+    MovableForecast,
+    append_queue,
+    queue_line,
+    squeue_jobs,
+    tick_until,
+    unique_ids,
+)
+from tests.slurm.carbond_jobs import service as _service
 from tests.slurm.cluster import SlurmCluster
-from tests.slurm.test_carbond_on_slurm import _append, _Forecast, _ids, _line, _squeue, _until
-from tests.slurm.test_carbond_on_slurm import service as _service
 
 service = _service  # the fixture: a service in-process (jobs owned by root), on the real Slurm
 
@@ -31,20 +38,20 @@ def _without_slurm(state_dir: Path) -> Daemon:
 
 
 def test_jobs_on_slurm_are_followed_to_their_end_after_a_restart_without_slurm_regions(
-    service: tuple[Daemon, _Forecast], slurm_cluster: SlurmCluster
+    service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     daemon, forecast = service
-    running, held = _ids("follow", "heldover")
+    running, held = unique_ids("follow", "heldover")
     now = datetime.now(UTC)
     forecast.dip = ("CA-QC", now + timedelta(hours=1), now + timedelta(hours=2), 10.0)
-    _append(daemon.settings.state_dir, [
-        _line(running, ["sleep", "4"], regions=["qc"]),
-        _line(held, ["sleep", "1"], deadline="+3h"),  # may run anywhere
+    append_queue(daemon.settings.state_dir, [
+        queue_line(running, ["sleep", "4"], regions=["qc"]),
+        queue_line(held, ["sleep", "1"], deadline="+3h"),  # may run anywhere
     ])  # fmt: skip
-    [row] = _until(slurm_cluster, daemon, "the job running in Slurm",
-                   lambda: _squeue(slurm_cluster, [running], "RUNNING"))  # fmt: skip
-    [kept] = _until(slurm_cluster, daemon, "the planned job held in Slurm",
-                    lambda: _squeue(slurm_cluster, [held], "PENDING"))  # fmt: skip
+    [row] = tick_until(slurm_cluster, daemon, "the job running in Slurm",
+                       lambda: squeue_jobs(slurm_cluster, [running], "RUNNING"))  # fmt: skip
+    [kept] = tick_until(slurm_cluster, daemon, "the planned job held in Slurm",
+                        lambda: squeue_jobs(slurm_cluster, [held], "PENDING"))  # fmt: skip
     state_dir = daemon.settings.state_dir
     daemon.close()
 
@@ -52,8 +59,8 @@ def test_jobs_on_slurm_are_followed_to_their_end_after_a_restart_without_slurm_r
     try:
         assert isinstance(again.executors["slurm"], SlurmExecutor)  # no region: follows only
         again.service.start(datetime.now(UTC))
-        _until(slurm_cluster, again, "both final",
-               lambda: {again.ledger.job(j).state for j in (running, held)}.isdisjoint(
+        tick_until(slurm_cluster, again, "both final",
+                   lambda: {again.ledger.job(j).state for j in (running, held)}.isdisjoint(
                    ("queued", "planned", "running")))  # fmt: skip
         assert again.ledger.job(running).state == "succeeded"  # its end read from sacct
         assert again.ledger.job(held).state == "succeeded", again.ledger.transitions(held)
@@ -66,7 +73,7 @@ def test_jobs_on_slurm_are_followed_to_their_end_after_a_restart_without_slurm_r
         run = again.ledger.run(held)
         assert run is not None and run.executor == "simulated"
         assert slurm_cluster.job_state(int(kept["id"])).startswith("CANCELLED")  # withdrawn
-        assert [r["id"] for r in _squeue(slurm_cluster, [running, held])] == sorted(
+        assert [r["id"] for r in squeue_jobs(slurm_cluster, [running, held])] == sorted(
             [row["id"], kept["id"]], key=int
         )  # nothing submitted again
     finally:
