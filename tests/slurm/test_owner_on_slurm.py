@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.executors.base import LaunchSpec, NotStarted, RunHandle
+from daemon.executors.base import Held, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import LaunchRefusedError
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from tests.slurm.cluster import SlurmCluster
@@ -146,14 +146,16 @@ def test_a_root_job_held_before_root_jobs_were_turned_off_is_cancelled_not_left_
         assert row["NodeList"] == "None assigned"  # never ran
 
 
+@pytest.mark.parametrize("step", ["hold", "watch"])
 def test_a_root_job_slurm_started_at_its_planned_start_before_a_restart_is_cancelled(
-    slurm_cluster: SlurmCluster, executor: SlurmExecutor, tmp_path: Path
+    slurm_cluster: SlurmCluster, executor: SlurmExecutor, tmp_path: Path, step: str
 ) -> None:
     # held by a daemon that allowed root's jobs; Slurm starts it at its --begin while no
     # daemon looks; the one restarted with allow_root_jobs = false hands it over again (its
-    # first round's hold): it cancels it running, answers it started at Slurm's start, and
-    # its end, read from sacct, fails with the refusal's words (it reported it started and
-    # left it running as root)
+    # first round's hold) or watches it between plans: it cancels it running, answers it
+    # started at Slurm's start, and its end, read from sacct, fails with the refusal's words
+    # (the hold reported it started and left it running as root; the watching left it
+    # running until the next hold, release or withdrawal)
     refusing = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(),
                              known_gpus=["T4"], allow_root_jobs=False)  # fmt: skip
     refusing.discover("qc")
@@ -166,7 +168,12 @@ def test_a_root_job_slurm_started_at_its_planned_start_before_a_restart_is_cance
                              what="Slurm to start it at its planned start")  # fmt: skip
 
     later = datetime.now(UTC)
-    again = refusing.hold(spec, later + timedelta(hours=1), held.token, later)
+    if step == "hold":
+        again = refusing.hold(spec, later + timedelta(hours=1), held.token, later)
+    else:
+        watched = RunHandle(spec.job_id, "slurm", held.token, now, uid=0)
+        [again] = refusing.ended_held([watched], later).values()
+        assert isinstance(again, Held)
 
     assert again.token == held.token and again.ended is None and again.started_at is not None
     slurm_cluster.wait_until(lambda: slurm_cluster.job_state(slurm_id).startswith("CANCELLED"),

@@ -3,11 +3,11 @@ before ``sbatch`` (:func:`refusal`), and one a daemon that allowed them left hel
 (submitted ``--begin``, then a restart turned the setting off) is cancelled there as soon as
 this daemon sees it (:func:`cancel_refused`), moved or watched, not only at its release: left
 held, Slurm would start it as root at its planned time if carbond's release round came late;
-one Slurm starts between carbond's look and its hold is cancelled running, and its brief run
-recorded (its end read from sacct like any run's, failed with the refusal's words).
-One a release refuses (root's, or its output files cannot be made) is held before it is
-cancelled (:func:`cancel_unreleased`): its planned start has come, so Slurm may start it
-between carbond's look and the cancel."""
+one Slurm starts between carbond's look and its hold, or already started at its planned
+start, is cancelled running, and its brief run recorded (its end read from sacct like any
+run's, failed with the refusal's words). One a release refuses (root's, or its output files
+cannot be made) is held before it is cancelled (:func:`cancel_unreleased`): its planned
+start has come, so Slurm may start it between carbond's look and the cancel."""
 
 from __future__ import annotations
 
@@ -195,9 +195,13 @@ def cancel_held_root(
     q: SlurmQueries, held: Sequence[RunHandle], allow_root: bool, *, own: OwnGpus,
     notes: Notes, now: datetime,
 ) -> dict[str, Held]:  # fmt: skip
-    """Of the held jobs ``held``, those of root's that Slurm still has waiting, cancelled
-    (:func:`cancel_refused`: ended, or started when Slurm started it before the hold) when
-    root's jobs are not allowed; by job id.
+    """Of the held jobs ``held``, those of root's, cancelled when root's jobs are not allowed;
+    by job id. One Slurm still has waiting is held then cancelled (:func:`cancel_refused`:
+    ended, or started when Slurm started it before the hold); one Slurm already started at
+    its planned start (while no daemon looked, or before this look) is cancelled running
+    (:func:`cancel_started`) and answered started at squeue's start: its run is followed to
+    its end like any, sacct's times and energy recorded, the end failed with the refusal's
+    words (until 2026-12-07 it ran on as root until the next hold, release or withdrawal).
 
     Raises:
         ExecutorError: Slurm cannot be asked, or a row of such a job cannot be read (the
@@ -214,10 +218,11 @@ def cancel_held_root(
             continue
         row = known(current, by_id(q.squeue(current.cluster, [current.slurm_id]))
                     .get(current.slurm_id))  # fmt: skip
-        waiting = row is not None and row.state in WAITING
-        if (
-            waiting
-            and (end := cancel_refused(q, current, why, own=own, notes=notes, now=now)) is not None
-        ):
+        if row is None or is_ended(row.state):  # ended: the watching reads how
+            continue
+        if row.state not in WAITING:  # Slurm started it: cancelled running, its run recorded
+            started = row.start or now
+            out[handle.job_id] = cancel_started(q, current, why, started, own=own, notes=notes)
+        elif (end := cancel_refused(q, current, why, own=own, notes=notes, now=now)) is not None:
             out[handle.job_id] = end
     return out

@@ -274,17 +274,18 @@ def test_a_refused_root_job_slurm_starts_as_a_new_plan_moves_it_is_cancelled_run
     )
 
 
-@pytest.mark.parametrize("step", ["hold", "release"])
+@pytest.mark.parametrize("step", ["hold", "release", "watch"])
 def test_a_refused_root_job_slurm_started_at_its_planned_start_before_a_restart_is_cancelled(
     tmp_path: Path, step: str
 ) -> None:
     """A root job held by a daemon that allowed root's jobs, which Slurm started on its own
     at its planned start while the daemon was down; the one restarted with
     ``allow_root_jobs = false`` hands it over again (its first planning round's hold, or the
-    release of a start that has come): the job was reported started (``row.state not in
-    WAITING`` is checked before the refusal) and ran on as root. It is now cancelled running
-    and reported started at Slurm's start, its run recorded; its end, read by the poll from
-    sacct with its energy, fails with the refusal's words."""
+    release of a start that has come), or watches it between plans: the job was reported
+    started (``row.state not in WAITING`` is checked before the refusal) and ran on as root;
+    the watching left it running until the next hold, release or withdrawal. It is now
+    cancelled running and reported started at Slurm's start, its run recorded; its end, read
+    by the poll from sacct with its energy, fails with the refusal's words."""
     slurm = FakeSlurm()
     held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     [job] = slurm.jobs.values()
@@ -296,9 +297,14 @@ def test_a_refused_root_job_slurm_started_at_its_planned_start_before_a_restart_
         if step == "hold":
             again = refusing.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, now)
             token, started = again.token, again.started_at
-        else:
+        elif step == "release":
             handle = refusing.release(_spec(tmp_path), held.token, now)
             token, started = handle.token, handle.started_at
+        else:
+            watched = RunHandle("j1", "slurm", held.token, T0, uid=0)
+            [seen] = refusing.ended_held([watched], now).values()
+            assert isinstance(seen, Held)
+            token, started = seen.token, seen.started_at
 
     assert (token, started) == (held.token, T0 + timedelta(seconds=1))  # its start in Slurm
     assert job.state == "CANCELLED"
