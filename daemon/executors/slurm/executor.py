@@ -369,10 +369,17 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         return Token(slurm_id, cluster or target.cluster, spec.region)
 
     def _move(self, spec: LaunchSpec, current: Token, start: datetime | None) -> Token:
-        """Update the pending job in place; resubmit when it changes cluster or GRES name."""
+        """Update the pending job in place; resubmit when it changes cluster, partition (Slurm
+        sets a partition's ``DefMemPerGPU``/``DefCpuPerGPU`` only at submission:
+        ``tests/slurm/test_moves_on_slurm.py``) or GRES name."""
         target = self._q.target(spec.region)
         old = self._targets.get(current.region)
-        if old is None or old.cluster != target.cluster or old.gres != target.gres:
+        if (
+            old is None
+            or old.cluster != target.cluster
+            or old.partition != target.partition
+            or old.gres != target.gres
+        ):
             self._q.scancel(current)
             self._own_gpus.forget(current.cluster, current.slurm_id)
             return self._submit(spec, start)

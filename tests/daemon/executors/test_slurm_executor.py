@@ -31,9 +31,13 @@ from tests.daemon.executors.fake_slurm import (
 )
 
 
-def test_a_planned_job_is_submitted_held_then_moved_in_place_then_released(
+def test_a_planned_job_is_submitted_held_then_moved_in_place_or_resubmitted_then_released(
     tmp_path: Path,
 ) -> None:
+    """Moved within its partition, the held job is updated in place (the same Slurm job);
+    moved to another partition it is cancelled and submitted there afresh, so that it gets
+    that partition's defaults (``DefMemPerGPU``, ``DefCpuPerGPU``), which Slurm sets only at
+    submission (``tests/slurm/test_moves_on_slurm.py``)."""
     slurm = FakeSlurm()
     executor = _executor(slurm)
     start = T0 + timedelta(hours=1)
@@ -46,13 +50,21 @@ def test_a_planned_job_is_submitted_held_then_moved_in_place_then_released(
     assert (tmp_path / "logs" / "j1.out").exists()  # made for the job's user before sbatch
 
     later = start + timedelta(hours=1)
-    moved = executor.hold(_spec(tmp_path, "pace", "pace/1"), later, held.token, T0)
+    moved = executor.hold(_spec(tmp_path, "qc", "qc/1"), later, held.token, T0)
     assert list(slurm.jobs) == [slurm_id]  # the same Slurm job
-    assert (job.partition, job.start) == ("beta", slurm_time(later))
+    assert (job.partition, job.start) == ("alpha", slurm_time(later))
 
-    handle = executor.release(_spec(tmp_path, "pace", "pace/1"), moved.token, T0)
-    assert job.state == "RUNNING" and handle.executor == "slurm"
-    job.state, job.energy = "GONE", "812"
+    elsewhere = executor.hold(_spec(tmp_path, "pace", "pace/1"), later, moved.token, T0)
+    [(new_id, new)] = [(i, j) for i, j in slurm.jobs.items() if i != slurm_id]
+    assert job.state == "CANCELLED" and elsewhere.token != moved.token
+    assert (new.name, new.partition, new.start, new.node) == (
+        "carbond-j1", "beta", slurm_time(later), "n2",
+    )  # fmt: skip
+
+    handle = executor.release(_spec(tmp_path, "pace", "pace/1"), elsewhere.token, T0)
+    assert list(slurm.jobs) == [slurm_id, new_id]  # released in place: the same partition
+    assert new.state == "RUNNING" and handle.executor == "slurm"
+    new.state, new.energy = "GONE", "812"
     [status] = executor.poll([handle], T0 + timedelta(minutes=1))
     assert status.succeeded and status.energy_j == 812.0
     assert status.started_at == datetime(2026, 12, 4, 21, 0, 1, tzinfo=UTC)
