@@ -76,7 +76,7 @@ def test_a_cut_short_squeue_row_or_unreadable_time_is_kept_to_its_row() -> None:
     assert queue["6"].lost and not is_ended(queue["6"].state)  # state unknown, not ended
 
 
-def test_sacct_rows_split_steps_exit_codes_and_cancelling_uid() -> None:
+def test_sacct_rows_split_steps_exit_codes_cancelling_uid_and_gpus() -> None:
     rows = parse_sacct(_read("sacct_mixed.txt"))
     by = {(r.slurm_id, r.step): r for r in rows}
     assert by[("3", "")].state == "FAILED" and by[("3", "")].exit_code == 3
@@ -84,12 +84,20 @@ def test_sacct_rows_split_steps_exit_codes_and_cancelling_uid() -> None:
     assert (cancelled.state, cancelled.by_uid) == ("CANCELLED", 0)
     assert by[("4", "batch")].signal == 15 and by[("4", "batch")].exit_code is None
     assert by[("6", "")].start is None and by[("6", "")].energy_j is None  # pending: 0 J
+    # AllocTRES: the GPUs each run was given (its --gres=gpu:N), on the job row and its batch
+    # step; none printed for the job that never ran
+    assert {key: r.gpus for key, r in by.items() if key[0] in ("1", "7", "8")} == {
+        ("1", ""): 1, ("1", "batch"): 1, ("7", ""): 2, ("7", "batch"): 2, ("8", ""): 2,
+        ("8", "batch"): 2,
+    }  # fmt: skip
+    assert by[("6", "")].gpus is None
+    assert all(r.unreadable == () for r in rows)
 
 
 def test_energy_is_the_batch_step_s_joules_and_none_without_accounting() -> None:
     rows = parse_sacct(_read("sacct_mixed.txt"))
-    assert energy_j(rows, "1") == 298.0  # 2 s on the 150 W fake meter
-    assert energy_j(rows, "2") == 401.0  # 2 s at 200 W
+    assert energy_j(rows, "1") == 300.0  # 2 s on the 150 W fake meter
+    assert energy_j(rows, "2") == 400.0  # 2 s at 200 W
     assert energy_j(rows, "3") is None  # ran for no time: 0 J reads as unmeasured
     no_energy = "9|COMPLETED|0:0|2026-12-04T21:10:32|2026-12-04T21:10:34|n1|alpha||\n"
     assert energy_j(parse_sacct(no_energy), "9") is None
@@ -115,12 +123,12 @@ def test_energy_with_srun_steps_is_the_batch_step_s_not_the_job_row_s_sum_of_ste
 def test_an_unreadable_exit_code_or_energy_is_unknown_and_named_not_the_whole_answer() -> None:
     """One row's odd ExitCode or ConsumedEnergyRaw failed the parse of every row."""
     text = _read("sacct_mixed.txt").replace("1|COMPLETED|0:0|", "1|COMPLETED|0:x|", 1)
-    text = text.replace("||298|", "||29 8|")
+    text = text.replace("||300|", "||30 0|")
     rows = {(r.slurm_id, r.step): r for r in parse_sacct(text)}
     assert rows[("1", "")].exit_code is None and rows[("1", "")].unreadable == ("ExitCode '0:x'",)
-    assert rows[("1", "batch")].unreadable == ("ConsumedEnergyRaw '29 8'",)
+    assert rows[("1", "batch")].unreadable == ("ConsumedEnergyRaw '30 0'",)
     assert energy_j(list(rows.values()), "1") is None  # not the other steps' joules instead
-    assert energy_j(list(rows.values()), "2") == 401.0 and rows[("2", "")].unreadable == ()
+    assert energy_j(list(rows.values()), "2") == 400.0 and rows[("2", "")].unreadable == ()
 
 
 def test_a_cut_short_row_or_unreadable_time_is_kept_to_its_row_not_the_whole_answer() -> None:
@@ -130,17 +138,17 @@ def test_a_cut_short_row_or_unreadable_time_is_kept_to_its_row_not_the_whole_ans
     text = _read("sacct_mixed.txt")
     first = next(line for line in text.splitlines() if line.startswith("1|"))
     text = text.replace(first, first[:25], 1)
-    text = text.replace("2|COMPLETED|0:0|2026-12-04T21:10:", "2|COMPLETED|0:0|2026-12-04T25:10:")
+    text = text.replace("2|COMPLETED|0:0|2026-12-07T11:36:", "2|COMPLETED|0:0|2026-12-07T25:36:")
     rows = {(r.slurm_id, r.step): r for r in parse_sacct(text)}
     lost = rows[("1", "")]
     assert lost.lost and lost.state == "" and lost.start_unknown
     assert lost.unreadable[0].startswith("row of 4 '|'-separated fields, not 9: '1|COMPLETED")
-    assert energy_j(list(rows.values()), "1") == 298.0  # its batch step's, read whole
+    assert energy_j(list(rows.values()), "1") == 300.0  # its batch step's, read whole
     odd = rows[("2", "")]
     assert (odd.state, odd.start, odd.start_unknown) == ("COMPLETED", None, True)
-    assert odd.unreadable[0].startswith("Start '2026-12-04T25:10:") and odd.end is not None
+    assert odd.unreadable[0].startswith("Start '2026-12-07T25:36:") and odd.end is not None
     assert rows[("3", "")].unreadable == () and rows[("3", "")].exit_code == 3
-    assert energy_j(list(rows.values()), "2") == 401.0  # its energy is still read
+    assert energy_j(list(rows.values()), "2") == 400.0  # its energy is still read
 
 
 def test_a_job_whose_start_cannot_be_read_ended_unstarted_only_without_a_node() -> None:

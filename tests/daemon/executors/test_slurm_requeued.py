@@ -28,10 +28,11 @@ def test_the_recorded_sacct_of_every_run_tells_a_requeued_run_from_one_that_neve
     the pending record, no node assigned, is not one."""
     rows = parse_sacct((RECORDED / "sacct_requeued_every_run.txt").read_text())
 
-    assert ran_before("2", rows) == (
-        "ran from 2026-12-07T04:39:12+00:00 to 2026-12-07T04:39:15+00:00 on n1 (REQUEUED)"
+    assert ran_before("9", rows) == (
+        "ran from 2026-12-07T11:36:27+00:00 to 2026-12-07T11:36:31+00:00 on n1 (REQUEUED)"
     )
-    assert ran_before("2", rows[2:]) is None  # the pending record alone: it never ran
+    assert ran_before("9", rows[2:]) is None  # the pending record alone: it never ran
+    assert [r.gpus for r in rows] == [1, 1, None]  # AllocTRES: the run's GPU; none pending
     assert ran_before("3", rows) is None
 
 
@@ -93,25 +94,26 @@ def test_the_service_records_a_job_slurm_requeued_as_taken_back_before_it_ran_ag
 
 def test_the_end_of_a_job_that_ran_twice_counts_the_energy_of_both_runs() -> None:
     """``sacct --duplicates`` of a job requeued 2 s after it started, then run again to its
-    end (recorded on the local cluster): its outcome's energy was the last run's alone (599
-    J, plain sacct shows no other); it is now both runs' (902 J), the reason saying so."""
+    end (recorded on the local cluster): its outcome's energy was the last run's alone (603
+    J, plain sacct shows no other); it is now both runs' (925 J), the reason saying so."""
     rows = parse_sacct((RECORDED / "sacct_requeued_ran_again.txt").read_text())
-    handle = RunHandle("j9", "slurm", "", T0, uid=0)
+    handle = RunHandle("j10", "slurm", "", T0, uid=0)
 
-    status = ended(handle, "9", rows, T0 + timedelta(hours=1))
+    status = ended(handle, "10", rows, T0 + timedelta(hours=1))
 
     assert status is not None and status.exit_code == 0
-    assert status.energy_j == 303 + 599
-    assert status.started_at is not None and f"{status.started_at:%H:%M:%S}" == "05:41:01"
+    assert status.energy_j == 322 + 603
+    assert status.started_at is not None and f"{status.started_at:%H:%M:%S}" == "11:36:40"
     assert status.reason == (
-        "slurm COMPLETED; energy 902 J over its 2 runs: 599 J of the last, and of each Slurm "
-        "requeued before (ran from 2026-12-07T05:40:57+00:00 to 2026-12-07T05:40:59+00:00 on "
-        "n1 (REQUEUED): 303 J)"
+        "slurm COMPLETED; energy 925 J over its 2 runs: 603 J of the last, and of each Slurm "
+        "requeued before (ran from 2026-12-07T11:36:37+00:00 to 2026-12-07T11:36:39+00:00 on "
+        "n1 (REQUEUED): 322 J)"
     )
     assert status.earlier_runs_s == 2 + 1  # its first run's 2 s, plus sacct's whole second
-    assert ended(handle, "9", rows[2:], T0 + timedelta(hours=1)) == replace(
-        status, energy_j=599, reason="slurm COMPLETED", earlier_runs_s=0.0
+    assert ended(handle, "10", rows[2:], T0 + timedelta(hours=1)) == replace(
+        status, energy_j=603, reason="slurm COMPLETED", earlier_runs_s=0.0
     )  # one run: as before
+    assert [r.gpus for r in rows] == [1, 1, 1, 1]  # AllocTRES: each run's one GPU
 
 
 def test_a_job_slurm_requeued_and_ran_again_is_charged_both_runs_by_the_executor(
@@ -168,18 +170,18 @@ class _RanAgain(FakeSlurm):
     def _sacct(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
         [slurm_id] = self.jobs
         text = (RECORDED / "sacct_requeued_ran_again.txt").read_text()
-        text = re.sub(r"^9(?=[|.])", slurm_id, text, flags=re.MULTILINE)
-        text = text.replace("2026-12-07T05:", "2026-12-04T22:")  # after its release at T0
-        start = datetime(2026, 12, 4, 22, 40, 57) - timedelta(seconds=self.first_s)
-        text = text.replace("|2026-12-04T22:40:57|", f"|{start:%Y-%m-%dT%H:%M:%S}|")
-        return CommandResult(0, text.replace("||303", f"||{150 * (self.first_s + 2)}"), "")
+        text = re.sub(r"^10(?=[|.])", slurm_id, text, flags=re.MULTILINE)
+        text = text.replace("2026-12-07T11:", "2026-12-04T22:")  # after its release at T0
+        start = datetime(2026, 12, 4, 22, 36, 37) - timedelta(seconds=self.first_s)
+        text = text.replace("|2026-12-04T22:36:37|", f"|{start:%Y-%m-%dT%H:%M:%S}|")
+        return CommandResult(0, text.replace("||322", f"||{150 * (self.first_s + 2)}"), "")
 
 
 def test_a_long_run_slurm_requeued_keeps_its_measured_energy_in_the_outcome(
     tmp_path: Path,
 ) -> None:
     """A job that ran an hour, was requeued and ran again for 4 s: its energy over both runs
-    (540,300 J + 599 J) is far more than its T4 could draw in the last run's 4 s, so the
+    (540,300 J + 603 J) is far more than its T4 could draw in the last run's 4 s, so the
     plausibility check (on the last run's length only) set it aside for the estimate
     (``job_energy_implausible``), undoing the sum; it is now checked against both runs' time
     and kept, measured."""
@@ -198,6 +200,6 @@ def test_a_long_run_slurm_requeued_keeps_its_measured_energy_in_the_outcome(
     outcome = daemon.ledger.outcome("j9")
     daemon.close()
     assert outcome is not None and outcome["energy_method"] == "slurm-sacct"
-    assert outcome["measured_energy_j"] == outcome["energy_j"] == 150 * 3602 + 599
+    assert outcome["measured_energy_j"] == outcome["energy_j"] == 150 * 3602 + 603
     assert outcome["duration_s"] == 4  # its times stay the last run's
     assert not [e for e in logs if e["event"] == "job_energy_implausible"]
