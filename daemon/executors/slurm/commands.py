@@ -55,7 +55,8 @@ CANNOT_START = "carbond: cannot start: "
 # the file exec would run (a name with a slash as it is; else what command -v finds, and where
 # it finds nothing, as dash does for a file without execute permission, the first file of that
 # name on PATH), then 127 when there is none, 126 for a directory or a file the job's user
-# cannot execute; a builtin (echo) passes, exec finds it on PATH.
+# cannot execute (saying so of a file on a noexec mount, as findmnt shows it: dash's [ -x ] is
+# false there whatever the mode); a builtin (echo) passes, exec finds it on PATH.
 _RUNNABLE = f"""\
 carbond_runnable() (
   case $1 in
@@ -75,7 +76,11 @@ carbond_runnable() (
   fi
   if [ -d "$found" ]; then printf '{CANNOT_START}%s: a directory\\n' "$found" >&2; exit 126; fi
   if [ ! -x "$found" ]; then
-    printf '{CANNOT_START}%s: not executable (no execute permission)\\n' "$found" >&2; exit 126
+    case ,$(findmnt -n -o OPTIONS -T "$found" 2>/dev/null), in
+      *,noexec,*) why='its file system is mounted noexec' ;;
+      *) why='no execute permission' ;;
+    esac
+    printf '{CANNOT_START}%s: not executable (%s)\\n' "$found" "$why" >&2; exit 126
   fi
 )"""
 # squeue --format: id, state, reason, start (expected or actual), end, nodes, partition. Never
@@ -164,9 +169,10 @@ def batch_script(sub: Submission) -> str:
     A command the job's ``PATH`` does not have (``command -v``, what ``exec`` looks up) ends
     it with exit code 127 and the line ``carbond: command not found: NAME`` as the last of its
     ``.err`` (:data:`NOT_FOUND`); one found but not executable (a directory, a file without
-    execute permission for the job's user) with exit code 126 and ``carbond: cannot start:
-    FILE: WHY`` (:data:`CANNOT_START`). carbond reads that line back for its reason
-    (:func:`~daemon.executors.slurm.joblogs.cannot_run`): Slurm records only the exit code.
+    execute permission for the job's user, one on a ``noexec`` mount) with exit code 126 and
+    ``carbond: cannot start: FILE: WHY`` (:data:`CANNOT_START`). carbond reads that line back
+    for its reason (:func:`~daemon.executors.slurm.joblogs.cannot_run`): Slurm records only
+    the exit code.
 
     The ``cd`` is needed because ``--chdir`` is not enough: when the job's user cannot enter
     that directory, slurmstepd only logs ``couldn't chdir ... going to /tmp instead`` and runs
