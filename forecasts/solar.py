@@ -40,6 +40,7 @@ import numpy.typing as npt
 from forecasts.errors import SolarInputError
 
 __all__ = [
+    "MAX_POWER_W",
     "PowerSeries",
     "PvArray",
     "SolarInputError",

@@ -1,10 +1,7 @@
 """A helper two test modules share lives in a helper module (or is public where it is), not
 as an underscored name one test module reaches into another for: renaming a private helper
 in its own file must not break a test elsewhere (``test_site_fields_docs.py`` imported
-``_cluster`` from ``test_sites.py``; it now comes from ``site_cluster.py``).
-
-The modules below did so when this check came; each is to move its helpers out, and leaves
-the list when it does (the check fails while a listed module no longer needs its entry)."""
+``_cluster`` from ``test_sites.py``; it now comes from ``site_cluster.py``)."""
 
 from __future__ import annotations
 
@@ -13,7 +10,6 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-STILL_TO_MOVE: frozenset[str] = frozenset()
 
 
 def _private_imports(path: Path) -> list[str]:
@@ -33,7 +29,4 @@ def test_no_test_module_imports_another_test_modules_private_helpers() -> None:
         for path in sorted(TESTS.rglob("*.py"))
         if (names := _private_imports(path))
     }
-    new = {path: names for path, names in reaching.items() if path not in STILL_TO_MOVE}
-    assert not new, f"move these helpers to a helper module (or make them public): {new}"
-    moved = sorted(STILL_TO_MOVE - reaching.keys())
-    assert not moved, f"these no longer import private helpers: drop them from the list: {moved}"
+    assert not reaching, f"move these helpers to a helper module (or make them public): {reaching}"

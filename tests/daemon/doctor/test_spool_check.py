@@ -18,7 +18,7 @@ from daemon.queue import QUEUE_NAME, SPOOL_DIR
 from daemon.queue.files import append_line
 from daemon.queue.ingest import Queue
 from daemon.settings import load_settings
-from tests.daemon.doctor.test_checks import _doctor
+from tests.daemon.doctor.doctor_setup import run_doctor
 
 CONFIG = """
 state_dir = "{state}"
@@ -71,7 +71,7 @@ def test_a_spool_file_others_can_read_fails_the_queue_line_when_private(tmp_path
     config, spool = _config(tmp_path, private=True)
     path = _spool_file(spool, f"{UID}.jsonl")
 
-    code, checks = _doctor(config)
+    code, checks = run_doctor(config)
 
     assert code == 1
     assert checks["queue"].startswith("fail: ")
@@ -82,14 +82,14 @@ def test_a_spool_file_others_can_read_fails_the_queue_line_when_private(tmp_path
         "before keeps it)"
     ), checks["queue"]
     path.chmod(0o600)
-    assert _doctor(config)[1]["queue"].startswith("pass: ")
+    assert run_doctor(config)[1]["queue"].startswith("pass: ")
 
 
 def test_a_readable_spool_file_passes_when_the_ledger_is_not_private(tmp_path: Path) -> None:
     config, spool = _config(tmp_path, private=False)
     _spool_file(spool, f"{UID}.jsonl")
 
-    assert _doctor(config)[1]["queue"].startswith("pass: ")
+    assert run_doctor(config)[1]["queue"].startswith("pass: ")
 
 
 def test_many_readable_spool_files_are_counted_past_the_first_three(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_many_readable_spool_files_are_counted_past_the_first_three(tmp_path: Pa
         _spool_file(spool, name)
     (spool / names[1]).chmod(0o600)  # private already: not counted
 
-    queue = _doctor(config)[1]["queue"]
+    queue = run_doctor(config)[1]["queue"]
 
     assert "4 spool file(s) readable by other users" in queue, queue
     shown = sorted(n for n in names if n != names[1])
@@ -115,7 +115,7 @@ def test_spool_files_are_checked_before_queue_jsonl_exists(tmp_path: Path) -> No
     (spool.parent / QUEUE_NAME).unlink()
     _spool_file(spool, f"{UID}.jsonl")
 
-    queue = _doctor(config)[1]["queue"]
+    queue = run_doctor(config)[1]["queue"]
 
     assert queue.startswith("fail: ") and "not created yet" in queue
     assert f"{SPOOL_DIR}/{UID}.jsonl (owner {_owner()}, mode 0644)" in queue
@@ -127,7 +127,7 @@ def test_a_symlink_in_queue_d_is_not_followed(tmp_path: Path) -> None:
     target.write_text("{}\n")
     (spool / f"{UID}.jsonl").symlink_to(target)
 
-    queue = _doctor(config)[1]["queue"]
+    queue = run_doctor(config)[1]["queue"]
 
     assert "is not a regular file: ignored" in queue and "readable by other users" not in queue
 
@@ -137,6 +137,6 @@ def test_a_planted_spool_file_is_named_as_planted_not_counted_readable(tmp_path:
     config, spool = _config(tmp_path, private=True)
     _spool_file(spool, f"{UID + 1}.jsonl")
 
-    queue = _doctor(config)[1]["queue"]
+    queue = run_doctor(config)[1]["queue"]
 
     assert "named for uid" in queue and "readable by other users" not in queue, queue

@@ -5,7 +5,6 @@ or the field — never another exception."""
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from daemon.settings import ConfigError, Settings, load_settings
+from tests.daemon.settings.toml_values import toml_value
 from tests.fuzzing import examples
 
 _scalar = st.one_of(
@@ -60,33 +60,12 @@ def _config(draw: st.DrawFn) -> dict[str, Any]:
     return tree
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return (
-            "nan"
-            if math.isnan(value)
-            else ("inf" if value > 0 else "-inf")
-            if math.isinf(value)
-            else repr(value)
-        )
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return '"' + "".join(c if c.isprintable() and c not in '"\\' else f"\\u{ord(c):04x}"
-                         for c in str(value)) + '"'  # fmt: skip
-
-
 def _key(name: str) -> str:
     return '"' + name + '"'
 
 
 def _toml(tree: dict[str, Any]) -> str:
-    return "".join(f"{_key(k)} = {_toml_value(v)}\n" for k, v in tree.items())
+    return "".join(f"{_key(k)} = {toml_value(v)}\n" for k, v in tree.items())
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from daemon.settings import ConfigError, Settings, load_settings
 from daemon.sites import SiteConfigError, sites_of
-from tests.daemon.settings.test_fuzz import _toml_value
+from tests.daemon.settings.toml_values import toml_value
 from tests.fuzzing import examples
 
 _edge = st.one_of(
@@ -84,7 +84,7 @@ def _emit(path: str, tree: dict[str, Any], out: list[str], quoted: bool, array: 
         ):
             tables.append((name, value))
         else:
-            out.append(f"{_key(name, quoted)} = {_toml_value(value)}")
+            out.append(f"{_key(name, quoted)} = {toml_value(value)}")
     for name, value in tables:
         inner = f"{path}.{_key(name, quoted)}" if path else _key(name, quoted)
         for item in value if isinstance(value, list) else [value]:
