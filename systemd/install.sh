@@ -58,6 +58,11 @@ if [ "$python" = yes ]; then
     fi
     "$py" -m venv "$destdir$prefix"
     "$destdir$prefix/bin/pip" install --quiet "$source"
+    # pip keeps an installed carbond of the wheel's version ("Requirement already satisfied"):
+    # an upgrade to a new wheel of the same version would leave the old code in place.
+    if [ -n "$wheel" ]; then
+        "$destdir$prefix/bin/pip" install --quiet --force-reinstall --no-deps "$wheel"
+    fi
 fi
 install -d "$destdir/usr/local/bin"
 ln -sf "$prefix/bin/carbond" "$destdir/usr/local/bin/carbond"
