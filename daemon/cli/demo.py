@@ -112,6 +112,9 @@ class DemoResult:
     simulated_s: float
     ticks: int
     state_dir: Path
+    # the state dirs of the policy's run and of the run-now baseline (one: run-now's own),
+    # each one `carbond jobs --state-dir` reads
+    run_dirs: tuple[Path, ...]
 
     @property
     def total_g(self) -> float:
@@ -166,13 +169,15 @@ def run_demo(
     name, jobs, simulated_s, ticks = _simulate(
         state_dir / policy, policy, tick_s, max_simulated_s, progress
     )
+    run_dirs: tuple[Path, ...] = (state_dir / policy,)
     if name == "run-now":
         baseline = jobs
     else:
-        baseline = _simulate(state_dir / "run-now", "run-now", tick_s, max_simulated_s, progress)[1]
+        run_dirs += (state_dir / "run-now",)
+        baseline = _simulate(run_dirs[-1], "run-now", tick_s, max_simulated_s, progress)[1]
     run_now_g = {job.job_id: job.expected_total_g for job in baseline}
     jobs = tuple(replace(job, run_now_total_g=run_now_g.get(job.job_id)) for job in jobs)
-    return DemoResult(name, jobs, simulated_s, ticks, state_dir)
+    return DemoResult(name, jobs, simulated_s, ticks, state_dir, run_dirs)
 
 
 def refuse_used_state_dir(state_dir: Path, policy: str) -> None:

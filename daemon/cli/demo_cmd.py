@@ -72,10 +72,11 @@ def _demo(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="carbond-demo-") as tmp:
             result = _run(args, Path(tmp))
     wall_s = time.monotonic() - started
+    kept = args.state_dir is not None  # else the temporary directory is gone by now
     if args.json:
-        print_json(_payload(result, wall_s))
+        print_json(_payload(result, wall_s, kept=kept))
     else:
-        print_demo(result, wall_s)
+        print_demo(result, wall_s, kept=kept)
     return 0 if all(j.state == "succeeded" for j in result.jobs) else 1
 
 
@@ -100,13 +101,14 @@ def _offset(at: Any) -> str:
     return f"+{hours:.1f} h"
 
 
-def _payload(result: DemoResult, wall_s: float) -> dict[str, Any]:
+def _payload(result: DemoResult, wall_s: float, *, kept: bool) -> dict[str, Any]:
     return {
         "policy": result.policy,
         "start": DEMO_START.isoformat(),
         "simulated_s": result.simulated_s,
         "ticks": result.ticks,
         "wall_s": round(wall_s, 3),
+        "state_dirs": [str(path) for path in result.run_dirs] if kept else None,
         "regions": [{"name": r.name, "zone": r.zone, "gpus": list(r.gpus)} for r in DEMO_REGIONS],
         "jobs": [
             {
@@ -131,8 +133,18 @@ def _payload(result: DemoResult, wall_s: float) -> dict[str, Any]:
     }
 
 
-def print_demo(result: DemoResult, wall_s: float) -> None:
-    """What `carbond demo` prints (docs/operations.md shows it; a test keeps the two equal)."""
+def _where(result: DemoResult, kept: bool) -> str:
+    """Where the runs' state is: each ledger's own dir (`carbond jobs --state-dir` reads it,
+    not their parent), or that it was a temporary directory, removed by now."""
+    if not kept:
+        return "state in a temporary directory, removed (--state-dir DIR keeps it)"
+    where = f"state in {result.run_dirs[0]}"
+    return where + "".join(f", the baseline's in {path}" for path in result.run_dirs[1:])
+
+
+def print_demo(result: DemoResult, wall_s: float, *, kept: bool = True) -> None:
+    """What `carbond demo` prints (docs/operations.md shows it; a test keeps the two equal);
+    ``kept``: whether its state dir is still there (``--state-dir``)."""
     regions = ", ".join(f"{r.name} = {r.zone} ({len(r.gpus)}x {r.gpus[0]})" for r in DEMO_REGIONS)
     print(f"carbond demo: the daemon's Service with policy {result.policy!r}, simulated GPUs and "
           "the embedded diurnal intensity (LCA average signal)")  # fmt: skip
@@ -140,7 +152,7 @@ def print_demo(result: DemoResult, wall_s: float) -> None:
     hours = result.simulated_s / 3600
     print(
         f"  {hours:.1f} simulated hours from {DEMO_START:%Y-%m-%d %H:%M} UTC in {result.ticks} "
-        f"ticks, {wall_s:.1f} s wall; state in {result.state_dir}"
+        f"ticks, {wall_s:.1f} s wall; {_where(result, kept)}"
     )
     print_table(
         "Jobs: each decision and its outcome (grams: expected gCO2e, operational + embodied)",

@@ -67,6 +67,37 @@ def test_the_command_prints_json_and_keeps_its_state_dir(tmp_path: Path) -> None
     assert [r["zone"] for r in payload["regions"]] == ["CA-QC", "US-CAL-CISO", "US-NW-PACE"]
     assert (tmp_path / "run-now" / "ledger.db").is_file()
     assert (tmp_path / "run-now" / "queue.jsonl").is_file()
+    assert payload["state_dirs"] == [str(tmp_path / "run-now")]  # the ledger's, not its parent
+
+
+def test_without_a_state_dir_the_demo_says_its_state_is_gone() -> None:
+    """Without --state-dir the demo ran in a temporary directory, removed before it printed
+    "state in /tmp/carbond-demo-...": a path that `carbond jobs --state-dir` then found
+    without a ledger. It says the state was temporary and how to keep it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon", "demo", "--policy", "run-now"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    header = done.stdout.splitlines()[2]
+    assert header.endswith(
+        " s wall; state in a temporary directory, removed (--state-dir DIR keeps it)"
+    ), header
+    assert "carbond-demo-" not in done.stdout
+
+
+def test_the_state_line_names_each_run_s_ledger_dir(
+    demo: DemoResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --state-dir DIR the line named DIR, which holds no ledger (each run's is in
+    DIR/<policy>/): `carbond jobs --state-dir DIR` said "no ledger"."""
+    print_demo(demo, 0.0)
+    header = capsys.readouterr().out.splitlines()[2]
+
+    carbon, baseline = demo.state_dir / "carbon-window", demo.state_dir / "run-now"
+    assert header.endswith(f" s wall; state in {carbon}, the baseline's in {baseline}"), header
+    assert (carbon / "ledger.db").is_file() and (baseline / "ledger.db").is_file()
 
 
 def test_a_state_dir_an_earlier_demo_used_is_refused(
@@ -97,7 +128,7 @@ def test_a_state_dir_an_earlier_demo_used_is_refused(
 
 
 OPERATIONS = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
-_VOLATILE = re.compile(r"\d+\.\d s wall; state in \S+")
+_VOLATILE = re.compile(r"\d+\.\d s wall")
 
 
 def _demo_block(text: str) -> tuple[int, int]:
@@ -108,7 +139,7 @@ def _demo_block(text: str) -> tuple[int, int]:
 
 
 def _normalised(text: str) -> list[str]:
-    return [_VOLATILE.sub("<wall> s wall; state in <dir>", line).rstrip()
+    return [_VOLATILE.sub("<wall> s wall", line).rstrip()
             for line in text.splitlines()]  # fmt: skip
 
 
@@ -120,7 +151,7 @@ def test_the_operations_guide_shows_what_make_demo_prints(
     guide's block from this run instead of comparing."""
     print_demo(demo, 0.0)
     printed = capsys.readouterr().out
-    printed = _VOLATILE.sub("1.2 s wall; state in demo-out/state", printed)
+    printed = _VOLATILE.sub("1.2 s wall", printed.replace(str(demo.state_dir), "demo-out/state"))
     text = OPERATIONS.read_text(encoding="utf-8")
     start, end = _demo_block(text)
     if os.environ.get("CARBOND_UPDATE_DOCS") == "1":
