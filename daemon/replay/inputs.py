@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from daemon.replay.cluster import Cluster, load_cluster
 from daemon.replay.driver import ReplaySetup
@@ -22,6 +23,7 @@ from daemon.replay.signals import (
     read_intensity,
     refuse_gaps,
 )
+from daemon.replay.trace_kind import looks_like
 from daemon.replay.traces import TRACE_FORMATS, RequestTrace, read_requests
 from daemon.replay.workload import WorkloadOptions, build_jobs
 from daemon.settings.sections import MAX_INTERVAL_S
@@ -42,6 +44,8 @@ __all__ = [
     "parse_time",
     "read_inputs",
 ]
+
+_T = TypeVar("_T")
 
 JOBS_FORMATS = (*TRACE_FORMATS, "ledger")  # ledger: an operator's own jobs (ledger_jobs)
 
@@ -250,17 +254,38 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
     traces: list[RequestTrace] = []
     if inputs.jobs_format == "ledger":
         span_s = inputs.days * 86400.0
-        ledgers = [jobs_from_ledger(path, inputs.start, span_s, notes) for path in inputs.jobs]
+        ledgers = [
+            _hinted(path, "ledger", partial(jobs_from_ledger, path, inputs.start, span_s, notes))
+            for path in inputs.jobs
+        ]
         for path, ledger in zip(inputs.jobs, ledgers, strict=True):
             note_unfit(path, ledger, cluster.devices(), notes)
         ledger_jobs = distinct_ids(ledgers)
         ledger_jobs.sort(key=lambda job: (job.submitted_at, job.job_id))
     else:
-        traces = [read_requests(path, inputs.jobs_format) for path in inputs.jobs]
+        fmt = inputs.jobs_format
+        traces = [_hinted(path, fmt, partial(read_requests, path, fmt)) for path in inputs.jobs]
         notes += [note for trace in traces for note in trace.notes]
     return ReadInputs(
         inputs, cluster, tuple(files), series, tuple(traces), tuple(ledger_jobs), tuple(notes)
     )
+
+
+def _hinted(path: Path, fmt: str, read: Callable[[], _T]) -> _T:
+    """``read()`` of the ``--jobs`` file ``path``; its error, where the file looks like
+    another ``--jobs-format`` than ``fmt``, says which (an Azure CSV read as the default
+    ``carbond`` was "no good row (... not JSON ...)" and nothing more).
+
+    Raises:
+        ReplayInputError: what ``read`` raised, with the hint.
+    """
+    try:
+        return read()
+    except ReplayInputError as exc:
+        hint = looks_like(path, fmt)
+        if hint is None:
+            raise
+        raise ReplayInputError(f"{exc}; {hint}") from exc
 
 
 def build_setup(read: ReadInputs, slack_s: float) -> ReplaySetup:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
+from daemon.ledger import Ledger
 
 
 def _replay(trace: Path, cluster: Path, intensity: list[Path], *extra: str) -> list[str]:
@@ -43,3 +44,60 @@ def test_a_zone_without_intensity_names_its_regions_and_the_cluster_file(
         "carbond: error: no intensity for zone(s) CA-QX (region quebec), US-CAL-CISO (regions "
         f"california, la) of cluster file {cluster_file} in the --intensity files (found: CA-QC)"
     ]
+
+
+def _jobs_error(
+    jobs: Path,
+    fmt: str | None,
+    cluster: Path,
+    intensity: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    args = _replay(jobs, cluster, intensity)
+    args[args.index("--jobs-format") : args.index("--jobs-format") + 2] = (
+        [] if fmt is None else ["--jobs-format", fmt]
+    )
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_a_jobs_file_read_in_another_format_names_the_one_it_looks_like(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Azure CSV of docs/policies.md without `--jobs-format azure` (the default is carbond's
+    JSON lines) was "no good row (N bad; FILE:1: not JSON (Expecting value); row skipped)",
+    and an operator's ledger.db without `--jobs-format ledger` "not UTF-8 text": neither said
+    which format the file is."""
+    err = _jobs_error(trace, None, cluster_file, intensity_files, capsys)
+    assert err.startswith(f"carbond: error: {trace}: no good row (")
+    assert err.endswith(
+        "; it looks like an Azure trace's CSV (TIMESTAMP,ContextTokens,GeneratedTokens): give "
+        "--jobs-format azure"
+    ), err
+
+    ledger = trace.with_name("ledger.db")
+    Ledger.open(ledger).close()
+    err = _jobs_error(ledger, None, cluster_file, intensity_files, capsys)
+    assert err == (
+        f"carbond: error: {ledger}: not UTF-8 text; it looks like a SQLite database, as a "
+        "carbond ledger.db is: give --jobs-format ledger"
+    )
+
+    err = _jobs_error(trace, "ledger", cluster_file, intensity_files, capsys)
+    assert err.endswith("; it looks like an Azure trace's CSV (TIMESTAMP,ContextTokens,"
+                        "GeneratedTokens): give --jobs-format azure"), err  # fmt: skip
+
+
+def test_a_bad_file_of_the_format_it_looks_like_gets_no_hint(
+    tmp_path: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """An Azure CSV read as azure whose rows are all bad is that file's error alone."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\nnot a time,1,1\n", encoding="utf-8")
+    err = _jobs_error(bad, "azure", cluster_file, intensity_files, capsys)
+    assert (
+        err.startswith(f"carbond: error: {bad}: no good row (1 bad; ") and "looks like" not in err
+    )
