@@ -2,7 +2,8 @@
 
 Checks, in order: ``config`` (the settings load and every region's site builds: its measured
 CSVs read, its zone its own), ``state_dir``, ``ledger``, ``policy``, ``gpus`` (regions and
-their devices), ``nvml`` (through the GPU backend when this build has one), ``slurm`` (each
+their devices; two local regions on one GPU: :mod:`daemon.doctor.local_gpus`), ``nvml``
+(through the GPU backend when this build has one), ``slurm`` (each
 ``executor = "slurm"`` region's partition asked as ``carbond run`` asks it), ``signals`` (each
 zone's intensity source, whether an Electricity Maps token is set, never its value, and
 whether a configured ``signals.cache_dir`` can be written),
@@ -31,6 +32,7 @@ from typing import Literal
 
 from daemon.assemble import build_slurm_executor
 from daemon.doctor.cgroup import describe_cgroup
+from daemon.doctor.local_gpus import shared_local_gpus
 from daemon.doctor.running_daemon import describe_health
 from daemon.doctor.service import (
     cache_dir_problem,
@@ -209,6 +211,8 @@ def _check_gpus(settings: Settings) -> Check:
         declared = [r for r in settings.regions if r.name in empty and r.gpus != "discover"]
         if declared or _gpu_module() is None:
             return Check("gpus", "fail", f"{detail}; no GPU in: {', '.join(empty)}")
+    if shared := shared_local_gpus(settings.regions):
+        return Check("gpus", "fail", f"{detail}; {shared}")
     return Check("gpus", "pass", detail)
 
 

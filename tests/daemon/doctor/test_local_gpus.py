@@ -1,0 +1,74 @@
+"""``carbond doctor``'s ``gpus`` line fails when two local regions claim one GPU of this node."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.doctor.checks import run_checks
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _gpus_line(tmp_path: Path, regions: str) -> tuple[str, str]:
+    config = tmp_path / "carbond.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n[metrics]\nport = 0\n{regions}')
+    [gpus] = [c for c in run_checks(config, datetime.now(UTC)) if c.name == "gpus"]
+    return gpus.status, gpus.detail
+
+
+def _region(name: str, zone: str, gpus: str, executor: str = "local") -> str:
+    return (
+        f'[[regions]]\nname = "{name}"\nzone = "{zone}"\nexecutor = "{executor}"\ngpus = {gpus}\n'
+    )
+
+
+def test_the_example_config_s_two_local_regions_fail_on_their_shared_gpu(tmp_path: Path) -> None:
+    """systemd/carbond.example.toml (what install.sh puts in /etc/carbond) declares qc's T4
+    and ciso's two RTX 6000 Ada, both local, from CUDA index 0: the daemon would plan three
+    GPUs and run qc's jobs and ciso's first GPU's on this node's GPU 0 at once. doctor
+    passed it."""
+    status, detail = _example_gpus_line(tmp_path)
+
+    assert status == "fail"
+    assert "local regions claim the same GPU of this node (list position = CUDA index): " in detail
+    assert "GPU 0: qc, ciso; " in detail and "GPU 1" not in detail
+
+
+def _example_gpus_line(tmp_path: Path) -> tuple[str, str]:
+    example = ROOT / "systemd" / "carbond.example.toml"
+    checks = run_checks(example, datetime.now(UTC), state_dir=tmp_path / "state")
+    [gpus] = [c for c in checks if c.name == "gpus"]
+    return gpus.status, gpus.detail
+
+
+@pytest.mark.parametrize(
+    ("regions", "shared"),
+    [
+        (_region("a", "CA-QC", '["T4"]') + _region("b", "DE", '["T4", "L4"]'), "GPU 0: a, b"),
+        (_region("a", "CA-QC", '"discover"') + _region("b", "DE", '["T4"]'),
+         "local regions a (discover: every GPU of this node) and b claim the same GPUs"),
+    ],
+)  # fmt: skip
+def test_local_regions_sharing_a_gpu_fail(tmp_path: Path, regions: str, shared: str) -> None:
+    status, detail = _gpus_line(tmp_path, regions)
+
+    assert status == "fail" and shared in detail, detail
+    assert detail.endswith("give each GPU of this node to one local region (a region elsewhere "
+                           "runs on slurm)")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "regions",
+    [
+        _region("a", "CA-QC", '["T4"]'),
+        _region("a", "CA-QC", '["T4", "T4"]'),
+        _region("a", "CA-QC", '["T4"]') + _region("b", "DE", '["L4"]', executor="simulated"),
+    ],
+)
+def test_one_local_region_or_others_elsewhere_pass(tmp_path: Path, regions: str) -> None:
+    status, detail = _gpus_line(tmp_path, regions)
+
+    assert status == "pass", detail
