@@ -94,9 +94,10 @@ def note_unfit(
             unfit.setdefault(problem, []).append(job.job_id)
     for problem, ids in unfit.items():
         named = ", ".join(ids[:MAX_IDS_NAMED]) + (", ..." if len(ids) > MAX_IDS_NAMED else "")
+        them = "them" if len(ids) > 1 else "it"  # "1 of 5 jobs (d): ...: rejects it"
         notes.append(
             f"{path}: {len(ids):,} of {len(jobs):,} jobs ({named}): {problem}: every policy "
-            "rejects them"
+            f"rejects {them}"
         )
 
 

@@ -131,7 +131,7 @@ def test_jobs_no_gpu_of_the_cluster_can_run_are_named_in_a_note(
         f"carbond: note: {path}: 2 of 5 jobs (b, e): no available GPU in region(s) paris, tokyo "
         "(GPUs are in california, quebec): every policy rejects them",
         f"carbond: note: {path}: 1 of 5 jobs (d): no available A100-40GB GPU (there are "
-        "RTX6000-Ada, T4): every policy rejects them",
+        "RTX6000-Ada, T4): every policy rejects it",  # one job: "it" (was "them")
     ]
 
 
