@@ -181,7 +181,9 @@ def _tres(gpus: int, *, job: bool = False) -> str:
     return ("billing=1," if job else "") + f"cpu=1,gres/gpu={gpus},mem=100M,node=1"
 
 
-def _executor(slurm: FakeSlurm, **kw: float) -> SlurmExecutor:
+def slurm_executor(slurm: FakeSlurm, **kw: float) -> SlurmExecutor:
+    """A Slurm executor on ``slurm``: region ``qc`` on partition alpha (two T4s), ``pace`` on
+    beta (two L4s)."""
     executor = SlurmExecutor(
         {"qc": Target("alpha"), "pace": Target("beta")},
         runner=slurm,
@@ -193,7 +195,8 @@ def _executor(slurm: FakeSlurm, **kw: float) -> SlurmExecutor:
     return executor
 
 
-def _spec(tmp_path: Path, region: str = "qc", device: str = "qc/0") -> LaunchSpec:
+def launch_spec(tmp_path: Path, region: str = "qc", device: str = "qc/0") -> LaunchSpec:
+    """Job ``j1`` (``sleep 1``, about 4 s, root's) on ``device`` of ``region``."""
     return LaunchSpec(
         job_id="j1", argv=("sleep", "1"), uid=0, gid=0, gpu_indices=(0,),
         log_dir=tmp_path / "logs", expected_duration_s=4.0, region=region,

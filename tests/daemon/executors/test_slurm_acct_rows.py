@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from daemon.executors.slurm import CommandResult
 from daemon.executors.slurm.acct import parse_sacct
 from daemon.executors.slurm.queries import Token
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
 
 
 @dataclass
@@ -47,8 +47,8 @@ def test_a_readable_sacct_row_wins_over_a_cut_short_fragment_of_its_id_printed_f
     do: the job ends as Slurm recorded it (its energy too, the fragment not named in its
     reason), and one still running in sacct is not given up."""
     slurm = _FragmentFirst()
-    executor = _executor(slurm)
-    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
+    executor = slurm_executor(slurm)
+    handles = [executor.launch(replace(launch_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
     ids = [Token.decode(h.job_id, h.token).slurm_id for h in handles]
     for slurm_id in ids:
         slurm.jobs[slurm_id].state, slurm.jobs[slurm_id].energy = "GONE", "300"
@@ -108,8 +108,8 @@ def test_a_job_whose_sacct_answer_is_cut_in_its_last_field_ends_at_the_next_poll
     waits for the next poll's whole answer, the cut row named once
     (``slurm_sacct_unreadable``) with its line and field."""
     slurm = _CutAtItsEnd()
-    executor = _executor(slurm)
-    handle = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm)
+    handle = executor.launch(launch_spec(tmp_path), T0)
     [job] = slurm.jobs.values()
     job.state, job.energy = "GONE", "300"
 
@@ -131,8 +131,8 @@ def test_a_batch_step_row_cut_short_too_long_ends_the_job_as_its_job_row_says(
     job for ever, nor fail it: it ends as its whole job row says, the cut row left out and
     named."""
     slurm = _CutAtItsEnd()
-    executor = _executor(slurm, cut_short_limit_s=60)
-    handle = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm, cut_short_limit_s=60)
+    handle = executor.launch(launch_spec(tmp_path), T0)
     [job] = slurm.jobs.values()
     job.state = "GONE"
     assert executor.poll([handle], T0 + timedelta(minutes=1)) == []

@@ -19,7 +19,7 @@ from daemon.executors.slurm import SlurmExecutor, Target
 from daemon.executors.slurm.queries import Token
 from daemon.service.plan_round import _devices
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
 from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 
 _ALLOC = "cpu=1,mem=100M,node=1,billing=1,gres/gpu={n}"
@@ -83,13 +83,13 @@ def test_the_gpus_a_job_held_are_read_from_sacct_at_its_end_not_only_at_planning
     read only from a round's squeue. Its end now reads it from the sacct row the poll reads
     anyway (AllocTRES gres/gpu), for the executor that launched it and for a restarted one."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    handle = replace(executor.launch(_spec(tmp_path), T0), gpus=1)
+    executor = slurm_executor(slurm)
+    handle = replace(executor.launch(launch_spec(tmp_path), T0), gpus=1)
     [job] = slurm.jobs.values()
     job.gpus, job.state = 2, "GONE"  # ran on two GPUs, ended: only sacct has it
 
     [status] = executor.poll([handle], T0 + timedelta(minutes=1))
-    [again] = _executor(slurm).poll([handle], T0 + timedelta(minutes=1))  # restarted
+    [again] = slurm_executor(slurm).poll([handle], T0 + timedelta(minutes=1))  # restarted
 
     assert status.gpus == again.gpus == 2
     assert (
@@ -101,7 +101,7 @@ def test_the_gpus_a_job_held_are_read_from_sacct_at_its_end_not_only_at_planning
         )
     )
     job.gpus = 1
-    [planned] = _executor(slurm).poll([handle], T0 + timedelta(minutes=1))
+    [planned] = slurm_executor(slurm).poll([handle], T0 + timedelta(minutes=1))
     assert planned.gpus is None and planned.reason == "slurm COMPLETED"  # as planned
 
 
@@ -112,9 +112,11 @@ def test_a_job_taken_back_or_withdrawn_is_forgotten_by_the_gpus_followed(
     a job taken back (pending past pending_grace_s) or withdrawn (held, planned elsewhere)
     stayed in memory for as long as the daemon ran."""
     slurm = FakeSlurm()
-    executor = _executor(slurm, pending_grace_s=60)
-    released = executor.launch(_spec(tmp_path), T0)
-    held = executor.hold(replace(_spec(tmp_path), job_id="j2"), T0 + timedelta(hours=1), "", T0)
+    executor = slurm_executor(slurm, pending_grace_s=60)
+    released = executor.launch(launch_spec(tmp_path), T0)
+    held = executor.hold(
+        replace(launch_spec(tmp_path), job_id="j2"), T0 + timedelta(hours=1), "", T0
+    )
     slurm.jobs["100"].state, slurm.jobs["100"].reason = "PENDING", "Resources"
 
     [taken] = executor.poll([replace(released, gpus=1)], T0 + timedelta(seconds=90))
@@ -132,9 +134,9 @@ def test_no_gpus_followed_outlive_a_held_job_slurm_ended_or_carbond_refused(
     new plan, and one carbond cancelled refusing it (a root job when root's are no longer
     allowed: watched, or at its release) stayed in memory for as long as the daemon ran."""
     slurm = FakeSlurm()
-    allowing = _executor(slurm)
+    allowing = slurm_executor(slurm)
     later = T0 + timedelta(hours=1)
-    held = {job_id: allowing.hold(replace(_spec(tmp_path), job_id=job_id), later, "", T0)
+    held = {job_id: allowing.hold(replace(launch_spec(tmp_path), job_id=job_id), later, "", T0)
             for job_id in ("j1", "j2", "j3", "j4")}  # Slurm jobs 100..103  # fmt: skip
     for slurm_id in ("100", "101"):  # their owner cancels them while they wait
         slurm.jobs[slurm_id].state, slurm.jobs[slurm_id].unstarted = "CANCELLED", True
@@ -149,9 +151,9 @@ def test_no_gpus_followed_outlive_a_held_job_slurm_ended_or_carbond_refused(
     at = T0 + timedelta(minutes=1)
 
     ended = refusing.ended_held([handles[0], handles[2]], at)  # j1 ended, j3 refused
-    moved = refusing.hold(replace(_spec(tmp_path), job_id="j2"), later, held["j2"].token, at)
+    moved = refusing.hold(replace(launch_spec(tmp_path), job_id="j2"), later, held["j2"].token, at)
     with pytest.raises(ExecutorError, match="refusing to run a job as root"):
-        refusing.release(replace(_spec(tmp_path), job_id="j4"), held["j4"].token, later)
+        refusing.release(replace(launch_spec(tmp_path), job_id="j4"), held["j4"].token, later)
 
     assert ended["j1"].reason == "slurm CANCELLED by uid 0" and ended["j3"].refused
     assert moved.ended is not None and not moved.ended.refused
@@ -167,9 +169,11 @@ def test_a_held_job_resubmitted_to_another_cluster_leaves_no_gpus_followed(
     executor = SlurmExecutor({"qc": Target("alpha"), "far": Target("beta", cluster="west")},
                              runner=slurm, known_gpus=DEFAULT_GPU_CATALOG.names())  # fmt: skip
     later = T0 + timedelta(hours=1)
-    held = executor.hold(_spec(tmp_path), later, "", T0)  # Slurm job 100
+    held = executor.hold(launch_spec(tmp_path), later, "", T0)  # Slurm job 100
 
-    moved = executor.hold(_spec(tmp_path, region="far", device="far/0"), later, held.token, T0)
+    moved = executor.hold(
+        launch_spec(tmp_path, region="far", device="far/0"), later, held.token, T0
+    )
 
     assert slurm.jobs["100"].state == "CANCELLED"
     assert Token.decode("j1", moved.token) == Token("101", "west", "far")
@@ -183,8 +187,8 @@ def test_a_held_job_s_start_moved_outside_carbond_is_logged_once_per_change(
     logged; it is now, once per change, by the watching between plans; a start that is
     Slurm's estimate (the job waiting ``Resources`` past its begin) is no such change."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    executor = slurm_executor(slurm)
+    held = executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     handle = RunHandle("j1", "slurm", held.token, T0, uid=0)
     [job] = slurm.jobs.values()
 

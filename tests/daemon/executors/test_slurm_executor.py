@@ -25,9 +25,9 @@ from tests.daemon.executors.fake_slurm import (
     RECORDED,
     T0,
     FakeSlurm,
-    _executor,
     _Job,
-    _spec,
+    launch_spec,
+    slurm_executor,
 )
 
 
@@ -39,9 +39,9 @@ def test_a_planned_job_is_submitted_held_then_moved_in_place_or_resubmitted_then
     that partition's defaults (``DefMemPerGPU``, ``DefCpuPerGPU``), which Slurm sets only at
     submission (``tests/slurm/test_moves_on_slurm.py``)."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     start = T0 + timedelta(hours=1)
-    held = executor.hold(_spec(tmp_path), start, "", T0)
+    held = executor.hold(launch_spec(tmp_path), start, "", T0)
     [(slurm_id, job)] = slurm.jobs.items()
     assert held.started_at is None
     assert (job.name, job.partition, job.start, job.node) == (
@@ -50,18 +50,18 @@ def test_a_planned_job_is_submitted_held_then_moved_in_place_or_resubmitted_then
     assert (tmp_path / "logs" / "j1.out").exists()  # made for the job's user before sbatch
 
     later = start + timedelta(hours=1)
-    moved = executor.hold(_spec(tmp_path, "qc", "qc/1"), later, held.token, T0)
+    moved = executor.hold(launch_spec(tmp_path, "qc", "qc/1"), later, held.token, T0)
     assert list(slurm.jobs) == [slurm_id]  # the same Slurm job
     assert (job.partition, job.start) == ("alpha", slurm_time(later))
 
-    elsewhere = executor.hold(_spec(tmp_path, "pace", "pace/1"), later, moved.token, T0)
+    elsewhere = executor.hold(launch_spec(tmp_path, "pace", "pace/1"), later, moved.token, T0)
     [(new_id, new)] = [(i, j) for i, j in slurm.jobs.items() if i != slurm_id]
     assert job.state == "CANCELLED" and elsewhere.token != moved.token
     assert (new.name, new.partition, new.start, new.node) == (
         "carbond-j1", "beta", slurm_time(later), "n2",
     )  # fmt: skip
 
-    handle = executor.release(_spec(tmp_path, "pace", "pace/1"), elsewhere.token, T0)
+    handle = executor.release(launch_spec(tmp_path, "pace", "pace/1"), elsewhere.token, T0)
     assert list(slurm.jobs) == [slurm_id, new_id]  # released in place: the same partition
     assert new.state == "RUNNING" and handle.executor == "slurm"
     new.state, new.energy = "GONE", "812"
@@ -80,8 +80,8 @@ def test_on_a_node_with_gpus_of_two_types_a_job_asks_for_the_planned_type(
                              known_gpus=DEFAULT_GPU_CATALOG.names())  # fmt: skip
     assert executor.discover("qc") == [(0, "A100-80GB"), (1, "T4")]
 
-    held = executor.hold(_spec(tmp_path, "qc", "qc/1"), T0 + timedelta(hours=1), "", T0)
-    executor.release(_spec(tmp_path, "qc", "qc/0"), held.token, T0)
+    held = executor.hold(launch_spec(tmp_path, "qc", "qc/1"), T0 + timedelta(hours=1), "", T0)
+    executor.release(launch_spec(tmp_path, "qc", "qc/0"), held.token, T0)
 
     [sbatch] = [c for c in slurm.calls if c[0] == "sbatch"]
     [update] = [c for c in slurm.calls if "update" in c]
@@ -91,11 +91,11 @@ def test_on_a_node_with_gpus_of_two_types_a_job_asks_for_the_planned_type(
 
 def test_a_job_slurm_already_started_is_reported_not_moved(tmp_path: Path) -> None:
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), T0 + timedelta(minutes=5), "", T0)
+    executor = slurm_executor(slurm)
+    held = executor.hold(launch_spec(tmp_path), T0 + timedelta(minutes=5), "", T0)
     job = next(iter(slurm.jobs.values()))
     job.state, job.start = "RUNNING", "2026-12-04T21:05:00"
-    again = executor.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, T0)
+    again = executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=2), held.token, T0)
     assert again.started_at == T0 + timedelta(minutes=5)
     assert executor.withdraw("j1", held.token, T0, uid=0) == Held(
         held.token, T0 + timedelta(minutes=5)
@@ -111,23 +111,23 @@ def test_a_held_job_gone_from_squeue_waits_for_its_end_in_sacct_before_anything_
     its end read later) even when its owner had cancelled it pending. Now nothing is decided
     for up to a minute; then it is taken as started, as before."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    executor = slurm_executor(slurm)
+    held = executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     job = next(iter(slurm.jobs.values()))
     job.state = "CANCELLED"  # squeue has the cancel; sacct not yet
     slurm.dbd_down = True
 
     for at in (T0, T0 + timedelta(seconds=30)):
         with pytest.raises(EndNotRecordedError, match="sacct has no end of it yet"):
-            executor.release(_spec(tmp_path), held.token, at)
+            executor.release(launch_spec(tmp_path), held.token, at)
         with pytest.raises(EndNotRecordedError):
-            executor.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, at)
+            executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=2), held.token, at)
         with pytest.raises(EndNotRecordedError):
             executor.withdraw("j1", held.token, at, uid=0)
     assert len(slurm.jobs) == 1  # nothing submitted again
 
     late = T0 + timedelta(seconds=61)  # bounded: then taken as started, as before
-    taken = executor.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, late)
+    taken = executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=2), held.token, late)
     assert taken.started_at is not None and taken.ended is None
 
 
@@ -135,8 +135,8 @@ def test_withdraw_holds_then_cancels_and_finds_an_unrecorded_submission_by_name(
     tmp_path: Path,
 ) -> None:
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)  # token lost in a crash
+    executor = slurm_executor(slurm)
+    executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)  # token lost in a crash
     assert executor.withdraw("j1", "", T0, uid=0) is None
     job = next(iter(slurm.jobs.values()))
     assert job.held and job.state == "CANCELLED"
@@ -149,8 +149,8 @@ def test_a_released_job_left_pending_past_the_grace_is_taken_back_unstarted(
     tmp_path: Path,
 ) -> None:
     slurm = FakeSlurm()
-    executor = _executor(slurm, pending_grace_s=60)
-    handle = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm, pending_grace_s=60)
+    handle = executor.launch(launch_spec(tmp_path), T0)
     job = next(iter(slurm.jobs.values()))
     job.state, job.reason = "PENDING", "Resources"
     assert executor.poll([handle], T0 + timedelta(seconds=30)) == []
@@ -164,8 +164,10 @@ def test_a_released_job_still_pending_at_its_deadline_is_taken_back_within_the_g
     tmp_path: Path,
 ) -> None:
     slurm = FakeSlurm()
-    executor = _executor(slurm)  # pending_grace_s 300 s
-    handle = replace(executor.launch(_spec(tmp_path), T0), deadline=T0 + timedelta(seconds=60))
+    executor = slurm_executor(slurm)  # pending_grace_s 300 s
+    handle = replace(
+        executor.launch(launch_spec(tmp_path), T0), deadline=T0 + timedelta(seconds=60)
+    )
     job = next(iter(slurm.jobs.values()))
     job.state, job.reason = "PENDING", "Resources"  # another user's job fills the node
     assert executor.poll([handle], T0 + timedelta(seconds=59)) == []
@@ -177,16 +179,16 @@ def test_a_released_job_still_pending_at_its_deadline_is_taken_back_within_the_g
     )
     assert job.held and job.state == "CANCELLED"
 
-    running = replace(executor.launch(_spec(tmp_path), T0), deadline=T0)  # started in time
+    running = replace(executor.launch(launch_spec(tmp_path), T0), deadline=T0)  # started in time
     assert executor.poll([running], T0 + timedelta(seconds=60)) == []  # runs to its end
 
 
 def test_without_slurmdbd_a_job_past_its_deadline_is_still_taken_back(tmp_path: Path) -> None:
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    done = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm)
+    done = executor.launch(launch_spec(tmp_path), T0)
     next(iter(slurm.jobs.values())).state = "COMPLETED"  # ended: its end is sacct's
-    late = replace(executor.launch(replace(_spec(tmp_path), job_id="j2"), T0),
+    late = replace(executor.launch(replace(launch_spec(tmp_path), job_id="j2"), T0),
                    deadline=T0 + timedelta(seconds=60))  # fmt: skip
     pending = slurm.jobs[Token.decode("j2", late.token).slurm_id]
     pending.state, pending.reason = "PENDING", "Resources"
@@ -205,8 +207,8 @@ def test_adopt_keeps_running_jobs_recovers_ended_ones_and_finds_unrecorded_ones(
     tmp_path: Path,
 ) -> None:
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    running = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm)
+    running = executor.launch(launch_spec(tmp_path), T0)
     ended = executor.launch(LaunchSpec("j2", ("true",), 0, 0, (1,), tmp_path, region="qc"), T0)
     slurm.jobs[ended.token.split('"')[3]].state = "GONE"
     lost = RunHandle("j3", "slurm", "", T0, uid=0)
@@ -222,7 +224,7 @@ def test_adopt_keeps_running_jobs_recovers_ended_ones_and_finds_unrecorded_ones(
 
 def test_capacity_marks_down_nodes_and_gpus_others_hold(tmp_path: Path) -> None:
     slurm = FakeSlurm()
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     slurm.nodes = (RECORDED / "scontrol_nodes_drained.txt").read_text()  # n1 drained
     # root's --gres=gpu:1 (no end: an hour assumed) and another user's --gpus=1, both on n2
     slurm.running_beta = (RECORDED / "squeue_running_beta.txt").read_text().splitlines()[0]
@@ -251,7 +253,7 @@ def test_sbatch_refusal_and_unknown_gres_types_are_clear_errors(tmp_path: Path) 
 
     executor = SlurmExecutor({"qc": Target("alpha")}, runner=refuse, known_gpus=["T4"])
     with pytest.raises(ExecutorError, match=r"j1: sbatch refused it: .*invalid partition"):
-        executor.launch(_spec(tmp_path), T0)
+        executor.launch(launch_spec(tmp_path), T0)
     strange = SlurmExecutor({"qc": Target("alpha")}, runner=FakeSlurm(), known_gpus=["A100"])
     with pytest.raises(ExecutorError, match=r"GRES type 't4'.*gpu_types"):
         strange.discover("qc")

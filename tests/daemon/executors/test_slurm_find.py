@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from daemon.executors.base import RunHandle
 from daemon.executors.errors import AnswerUnreadableError
 from daemon.executors.slurm.queries import Token
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
 
 
 def test_a_job_found_by_name_whose_squeue_row_is_cut_short_is_looked_up_again_later(
@@ -27,16 +27,16 @@ def test_a_job_found_by_name_whose_squeue_row_is_cut_short_is_looked_up_again_la
     reads whole the job is found in its own region. A job cancelled by name is not taken as
     gone while its row is cut short, and the other jobs of the poll are still followed."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    executor.launch(_spec(tmp_path), T0)  # its token lost in a crash
-    other = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)
+    executor = slurm_executor(slurm)
+    executor.launch(launch_spec(tmp_path), T0)  # its token lost in a crash
+    other = executor.launch(replace(launch_spec(tmp_path), job_id="j2"), T0)
     [job, job2] = slurm.jobs.values()
     tokenless = RunHandle("j1", "slurm", "", T0, uid=0)
     job.queue_cut = True
 
     assert executor.adopt([tokenless], T0 + timedelta(minutes=1)) == []  # asked again later
     with pytest.raises(AnswerUnreadableError, match="squeue printed a row of carbond-j1 cut"):
-        executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0 + timedelta(minutes=1))
+        executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0 + timedelta(minutes=1))
     assert len(slurm.jobs) == 2  # nothing submitted again
 
     bad = RunHandle("j1", "slurm", '{"slurm_id": 7', T0, uid=0)
@@ -61,9 +61,9 @@ def test_one_job_whose_lookup_by_name_is_undecided_does_not_hold_up_the_others_a
     until that one's row read whole. That job alone is now left for the next call, named once
     (``slurm_adopt_deferred``); the others are adopted."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     for job_id in ("j1", "j2"):
-        executor.launch(replace(_spec(tmp_path), job_id=job_id), T0)  # tokens lost in a crash
+        executor.launch(replace(launch_spec(tmp_path), job_id=job_id), T0)  # tokens lost in a crash
     [job, _] = slurm.jobs.values()
     job.queue_cut = True
     tokenless = [RunHandle(j, "slurm", "", T0, uid=0) for j in ("j1", "j2")]
@@ -87,8 +87,8 @@ def test_a_job_found_by_name_in_a_partition_no_region_names_takes_the_first_regi
     for a cluster whose regions are ``qc`` then ``pace``): the regions were gathered by
     cluster in a dict that kept each cluster's last."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    executor.launch(_spec(tmp_path), T0)  # its token lost in a crash
+    executor = slurm_executor(slurm)
+    executor.launch(launch_spec(tmp_path), T0)  # its token lost in a crash
     [job] = slurm.jobs.values()
     job.state, job.partition = "RUNNING", "debug"
     [adopted] = executor.adopt([RunHandle("j1", "slurm", "", T0, uid=0)], T0 + timedelta(minutes=1))

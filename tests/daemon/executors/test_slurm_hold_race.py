@@ -28,7 +28,7 @@ from daemon.settings import (
     SlurmRegionSettings,
 )
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
 from tests.daemon.executors.slurm_daemon import Dip
 from tests.daemon.helpers import job_request
 
@@ -60,11 +60,11 @@ def test_a_release_refused_holds_the_job_before_it_cancels_it(tmp_path: Path) ->
     start (its ``BeginTime`` come: Slurm may start it any moment): carbond cancelled it with
     ``scancel`` alone, so Slurm could start it as root in between; it is now held first."""
     slurm = FakeSlurm()
-    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = _refusing(slurm)
 
     with pytest.raises(ExecutorError, match=r"as root; its held Slurm job 100 is cancelled$"):
-        refusing.release(_spec(tmp_path), held.token, T0 + timedelta(hours=1))
+        refusing.release(launch_spec(tmp_path), held.token, T0 + timedelta(hours=1))
 
     [job] = slurm.jobs.values()
     assert job.held and job.state == "CANCELLED"
@@ -80,12 +80,12 @@ def test_a_release_refused_where_slurm_started_the_job_first_has_its_run_recorde
     cancelled running and answered started (its token, squeue's start); the poll reads its
     end from sacct (times and energy), failed with the refusal's words."""
     slurm = _StartsAfterLook()
-    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = _refusing(slurm)
     slurm.armed = True
 
     with capture_logs() as logs:
-        handle = refusing.release(_spec(tmp_path), held.token, T0 + timedelta(hours=1))
+        handle = refusing.release(launch_spec(tmp_path), held.token, T0 + timedelta(hours=1))
 
     assert (handle.token, handle.started_at) == (held.token, T0 + timedelta(seconds=1))
     [job] = slurm.jobs.values()
@@ -107,8 +107,8 @@ def test_a_job_slurm_starts_as_carbond_takes_it_back_is_left_running(tmp_path: P
     poll's ``squeue``: the hold succeeded, so carbond cancelled the running job and planned
     it again as ``never started``; it now sees it running after the hold and leaves it."""
     slurm = _StartsAfterLook()
-    executor = _executor(slurm, pending_grace_s=60)
-    handle = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm, pending_grace_s=60)
+    handle = executor.launch(launch_spec(tmp_path), T0)
     [job] = slurm.jobs.values()
     job.state, job.reason = "PENDING", "Resources"
     slurm.armed = True
@@ -124,8 +124,8 @@ def test_a_held_job_slurm_starts_as_carbond_withdraws_it_is_reported_started(
     between carbond's look and its hold was cancelled running and reported withdrawn; it is
     now reported started (its token and start), as one Slurm started before the look."""
     slurm = _StartsAfterLook()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    executor = slurm_executor(slurm)
+    held = executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     slurm.armed = True
 
     started = executor.withdraw("j1", held.token, T0 + timedelta(hours=1), uid=0)
@@ -141,8 +141,8 @@ def test_a_job_found_started_after_carbond_s_hold_is_not_left_held(tmp_path: Pat
     again were it requeued); one carbond finds started after its hold (a take-back, a
     withdrawal) had its hold left on; it is lifted (``scontrol release``)."""
     slurm = _StartsAfterLook()
-    executor = _executor(slurm, pending_grace_s=60)
-    handle = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm, pending_grace_s=60)
+    handle = executor.launch(launch_spec(tmp_path), T0)
     [job] = slurm.jobs.values()
     job.state, job.reason = "PENDING", "Resources"
     slurm.armed = True
@@ -219,7 +219,7 @@ def test_a_refused_root_job_slurm_starts_at_its_hold_is_cancelled_running(
     recorded as the run it was, and its end, read by the poll, fails with the refusal's
     words saying it had started."""
     slurm = _StartsAfterLook()
-    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = _refusing(slurm)
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         with ledger.transaction():
@@ -256,11 +256,11 @@ def test_a_refused_root_job_slurm_starts_as_a_new_plan_moves_it_is_cancelled_run
     the job ran on as root; it is now cancelled and reported started (its run recorded), its
     end, read by the poll, refused, saying so."""
     slurm = _StartsAfterLook()
-    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = _refusing(slurm)
     slurm.armed = True
 
-    again = refusing.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token,
+    again = refusing.hold(launch_spec(tmp_path), T0 + timedelta(hours=2), held.token,
                           T0 + timedelta(minutes=1))  # fmt: skip
 
     assert again == Held(held.token, T0 + timedelta(seconds=1))  # its start in Slurm
@@ -287,7 +287,7 @@ def test_a_refused_root_job_slurm_started_at_its_planned_start_before_a_restart_
     cancelled running and reported started at Slurm's start, its run recorded; its end, read
     by the poll from sacct with its energy, fails with the refusal's words."""
     slurm = FakeSlurm()
-    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     [job] = slurm.jobs.values()
     job.state, job.reason, job.start = "RUNNING", "None", slurm.ran[0]  # its start came
     refusing = _refusing(slurm)
@@ -295,10 +295,10 @@ def test_a_refused_root_job_slurm_started_at_its_planned_start_before_a_restart_
 
     with capture_logs() as logs:
         if step == "hold":
-            again = refusing.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, now)
+            again = refusing.hold(launch_spec(tmp_path), T0 + timedelta(hours=2), held.token, now)
             token, started = again.token, again.started_at
         elif step == "release":
-            handle = refusing.release(_spec(tmp_path), held.token, now)
+            handle = refusing.release(launch_spec(tmp_path), held.token, now)
             token, started = handle.token, handle.started_at
         else:
             watched = RunHandle("j1", "slurm", held.token, T0, uid=0)
@@ -330,7 +330,7 @@ def test_a_refused_root_job_slurm_started_is_cancelled_when_withdrawn(
     and ran on as root. It is now cancelled running and reported started, its run recorded,
     its end failing with the refusal's words."""
     slurm = _StartsAfterLook()
-    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     [job] = slurm.jobs.values()
     if raced:
         slurm.armed = True

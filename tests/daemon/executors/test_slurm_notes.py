@@ -15,7 +15,7 @@ from daemon.executors.base import RunHandle
 from daemon.executors.errors import EndNotRecordedError
 from daemon.executors.slurm.queries import Token
 from daemon.settings import load_settings
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
 
 
 def test_each_executor_logs_a_lasting_condition_once_and_a_restarted_one_once_more(
@@ -26,8 +26,8 @@ def test_each_executor_logs_a_lasting_condition_once_and_a_restarted_one_once_mo
     none of it, so it logs each once more, and its ten-minute count for the cut-short row
     starts afresh."""
     slurm = FakeSlurm()
-    first = _executor(slurm)
-    handle = first.launch(_spec(tmp_path), T0)
+    first = slurm_executor(slurm)
+    handle = first.launch(launch_spec(tmp_path), T0)
     job = slurm.jobs[Token.decode("j1", handle.token).slurm_id]
     job.state, job.cut = "GONE", True
     later = T0 + timedelta(minutes=9)
@@ -39,7 +39,7 @@ def test_each_executor_logs_a_lasting_condition_once_and_a_restarted_one_once_mo
             slurm.dbd_down = False
             assert first.poll([handle], at + timedelta(seconds=5)) == []
         assert first.poll([handle], T0 + timedelta(minutes=2)) == []
-        restarted = _executor(slurm)
+        restarted = slurm_executor(slurm)
         assert restarted.poll([handle], later) == []
         assert restarted.poll([handle], later + timedelta(minutes=9)) == []  # 9 min of 10
         [given_up] = restarted.poll([handle], later + timedelta(minutes=10))
@@ -94,8 +94,8 @@ def test_held_jobs_of_one_slurm_id_on_two_clusters_each_wait_their_own_minute_fo
     of its own, and an end read for either cleared the other's wait. Each now waits its own
     minute, kept by cluster and id."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    executor = slurm_executor(slurm)
+    held = executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     slurm_id = Token.decode("j1", held.token).slurm_id
     west = Token(slurm_id, "west", "pace").encode()
     slurm.jobs[slurm_id].state, slurm.dbd_down = "CANCELLED", True  # no end in sacct yet

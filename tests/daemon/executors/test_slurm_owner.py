@@ -23,7 +23,7 @@ from daemon.executors.slurm.executor import SlurmExecutor
 from daemon.ledger import Ledger
 from daemon.settings import load_settings
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
 from tests.daemon.helpers import job_request
 
 
@@ -40,9 +40,9 @@ def _uid_without_user() -> int:
 
 def test_an_owner_with_no_passwd_entry_is_neither_launched_nor_held(tmp_path: Path) -> None:
     slurm = FakeSlurm()
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     uid = _uid_without_user()
-    spec = replace(_spec(tmp_path), uid=uid, gid=uid)
+    spec = replace(launch_spec(tmp_path), uid=uid, gid=uid)
 
     with pytest.raises(LaunchRefusedError, match=rf"uid {uid}, has no user on this host"):
         executor.launch(spec, T0)
@@ -72,7 +72,7 @@ def test_a_root_job_is_refused_before_sbatch_unless_root_jobs_are_allowed(tmp_pa
     )
     refusing = build_slurm_executor(load_settings(config, state_dir=tmp_path))
     assert refusing is not None
-    spec = replace(_spec(tmp_path), uid=0, gid=0)
+    spec = replace(launch_spec(tmp_path), uid=0, gid=0)
 
     with pytest.raises(LaunchRefusedError, match=r"^job j1: refusing to run a job as root$"):
         refusing.launch(spec, T0)
@@ -81,7 +81,7 @@ def test_a_root_job_is_refused_before_sbatch_unless_root_jobs_are_allowed(tmp_pa
     assert "sbatch" not in (called.read_text() if called.exists() else "")
 
     slurm = FakeSlurm()  # the default: root's job is submitted
-    _executor(slurm).launch(spec, T0)
+    slurm_executor(slurm).launch(spec, T0)
     assert [job.name for job in slurm.jobs.values()] == ["carbond-j1"]
 
 
@@ -93,14 +93,14 @@ def test_a_root_job_held_before_root_jobs_were_turned_off_is_cancelled_at_releas
     Slurm job is cancelled (left held, Slurm would start it at its planned time) and the
     release fails naming why."""
     slurm = FakeSlurm()
-    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     restarted = SlurmExecutor(
         {"qc": Target("alpha")}, runner=slurm, known_gpus=DEFAULT_GPU_CATALOG.names(),
         allow_root_jobs=False,
     )  # fmt: skip
 
     with pytest.raises(ExecutorError, match=r"run a job as root; its held Slurm job 100 is canc"):
-        restarted.release(_spec(tmp_path), held.token, T0 + timedelta(hours=1))
+        restarted.release(launch_spec(tmp_path), held.token, T0 + timedelta(hours=1))
 
     [job] = slurm.jobs.values()
     assert job.state == "CANCELLED" and job.start != "now"  # never released
@@ -115,11 +115,11 @@ def test_a_root_job_held_before_root_jobs_were_turned_off_is_cancelled_when_firs
     plans (the service's held jobs, the job failing with the refusal's words) or moved by a
     new plan (not moved); another user's held job is left alone."""
     slurm = FakeSlurm()
-    allowing = _executor(slurm)
+    allowing = slurm_executor(slurm)
     later = T0 + timedelta(hours=1)
-    watched = allowing.hold(_spec(tmp_path), later, "", T0)  # Slurm job 100, root's
-    moved = allowing.hold(replace(_spec(tmp_path), job_id="j2"), later, "", T0)  # 101
-    users = replace(_spec(tmp_path), job_id="j3", uid=1000, gid=1000)
+    watched = allowing.hold(launch_spec(tmp_path), later, "", T0)  # Slurm job 100, root's
+    moved = allowing.hold(replace(launch_spec(tmp_path), job_id="j2"), later, "", T0)  # 101
+    users = replace(launch_spec(tmp_path), job_id="j3", uid=1000, gid=1000)
     user_held = allowing.hold(users, later, "", T0)  # 102
     restarted = SlurmExecutor(
         {"qc": Target("alpha"), "pace": Target("beta")}, runner=slurm,
@@ -148,7 +148,7 @@ def test_a_root_job_held_before_root_jobs_were_turned_off_is_cancelled_when_firs
     assert slurm.jobs["102"].state == "PENDING" and not slurm.jobs["102"].held
     assert not [c for c in slurm.calls[calls:] if "update" in c]
 
-    again = restarted.hold(replace(_spec(tmp_path), job_id="j2"), later + timedelta(hours=1),
+    again = restarted.hold(replace(launch_spec(tmp_path), job_id="j2"), later + timedelta(hours=1),
                            moved.token, T0 + timedelta(minutes=2))  # fmt: skip
 
     assert again == Held(moved.token, ended=EndedUnstarted(
@@ -182,7 +182,7 @@ def test_a_refused_root_job_whose_hold_keeps_failing_is_named_once_then_cancelle
     failure is now named (``slurm_held_job_hold_failed``, once), and after three the job is
     cancelled without a hold and fails with the refusal's words."""
     slurm = _HoldFails()
-    held = _executor(slurm).hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = SlurmExecutor({"qc": Target("alpha")}, runner=slurm,
                              known_gpus=DEFAULT_GPU_CATALOG.names(),
                              allow_root_jobs=False)  # fmt: skip

@@ -16,7 +16,7 @@ from daemon.executors.slurm import CommandResult
 from daemon.executors.slurm.parse import SlurmOutputError, parse_partitions
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, launch_spec, slurm_executor
 
 DOWN = (RECORDED / "states" / "scontrol_show_partition_down.txt").read_text()
 
@@ -41,7 +41,7 @@ def test_a_partition_not_up_makes_its_region_unavailable_logged_once_while_it_la
     up (also when it is gone from Slurm), named once (``slurm_partition_unavailable``) and
     again when its state changes; ``slurm_partition_up`` once it is back."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     up = slurm.partitions
 
     with capture_logs() as logs:
@@ -74,7 +74,7 @@ def test_partition_states_all_up_are_read_once_a_minute_not_every_round(
     up they are now kept for ``partitions_ttl_s`` (60 s); one not up is read every round, so
     its return is noticed at once."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     before = _reads(slurm)
 
     for seconds in (0, 30, 59):
@@ -100,9 +100,9 @@ def test_a_sign_that_a_partition_went_down_has_its_state_read_at_the_next_round(
     ``PartitionDown`` (a poll's squeue), or an ``sbatch`` Slurm refused, has them read again
     at the next round, so the region is not planned onto meanwhile."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     executor.available(_devices(), T0)
-    handle = executor.launch(_spec(tmp_path), T0)
+    handle = executor.launch(launch_spec(tmp_path), T0)
     [job] = slurm.jobs.values()
     slurm.partitions = DOWN
     assert all(d.available for d in executor.available(_devices(), T0 + timedelta(seconds=1)))
@@ -114,11 +114,11 @@ def test_a_sign_that_a_partition_went_down_has_its_state_read_at_the_next_round(
     assert [d.available for d in marked] == [False, False, True, True]
 
     refusing = _SbatchRefused(partitions=slurm.partitions)
-    executor = _executor(refusing)
+    executor = slurm_executor(refusing)
     executor.available(_devices(), T0)
     reads = _reads(refusing)
     with pytest.raises(ExecutorError, match="sbatch refused it"):
-        executor.launch(_spec(tmp_path), T0 + timedelta(seconds=1))
+        executor.launch(launch_spec(tmp_path), T0 + timedelta(seconds=1))
     executor.available(_devices(), T0 + timedelta(seconds=2))
     assert _reads(refusing) == reads + 2  # at once, for the refusal; then the next round
 
@@ -142,7 +142,7 @@ def test_an_sbatch_refused_for_its_partition_makes_the_job_wait_not_fail(tmp_pat
     job's own (an account Slurm does not know) on an UP partition still fails it."""
     drained = _SbatchRefused(partitions=DOWN)
     with pytest.raises(RegionClosedError) as raised:
-        _executor(drained).launch(_spec(tmp_path), T0)
+        slurm_executor(drained).launch(launch_spec(tmp_path), T0)
     assert str(raised.value) == (
         "job j1: sbatch refused it: sbatch: error: Batch job submission failed: Required "
         "partition not available (inactive or drain); partition alpha is DOWN now: the job "
@@ -150,8 +150,8 @@ def test_an_sbatch_refused_for_its_partition_makes_the_job_wait_not_fail(tmp_pat
     )
     up_again = _SbatchRefused()  # the operator set it UP between the sbatch and the read
     with pytest.raises(RegionClosedError, match="partition alpha is not available now"):
-        _executor(up_again).launch(_spec(tmp_path), T0)
+        slurm_executor(up_again).launch(launch_spec(tmp_path), T0)
     own_fault = _SbatchRefused(said="Invalid account or account/partition combination")
     with pytest.raises(ExecutorError) as failed:
-        _executor(own_fault).launch(_spec(tmp_path), T0)
+        slurm_executor(own_fault).launch(launch_spec(tmp_path), T0)
     assert not isinstance(failed.value, RegionClosedError)

@@ -12,7 +12,7 @@ import pytest
 
 from daemon.cli import main
 from daemon.executors.errors import ExecutorError
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
 from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 
 
@@ -23,13 +23,13 @@ def test_a_held_job_whose_log_dir_cannot_be_made_again_fails_with_its_slurm_job_
     replaced by a file), the job fails naming why, and its held Slurm job is cancelled, not
     left to start at its planned time while carbond records it failed."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    executor = slurm_executor(slurm)
+    held = executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     shutil.rmtree(tmp_path / "logs")
     (tmp_path / "logs").write_text("not a directory\n")
 
     with pytest.raises(ExecutorError, match=r"cannot prepare .*logs.* Slurm job 100 is cancel"):
-        executor.release(_spec(tmp_path), held.token, T0)
+        executor.release(launch_spec(tmp_path), held.token, T0)
 
     [job] = slurm.jobs.values()
     assert job.state == "CANCELLED" and job.start != "now"  # never released

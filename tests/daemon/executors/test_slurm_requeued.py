@@ -18,7 +18,7 @@ from daemon.executors.slurm import CommandResult
 from daemon.executors.slurm.acct import parse_sacct
 from daemon.executors.slurm.commands import SACCT_FIELDS
 from daemon.executors.slurm.ends import ended, ran_before
-from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, launch_spec, slurm_executor
 from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 
 
@@ -43,8 +43,8 @@ def test_a_job_slurm_requeued_after_it_ran_is_taken_back_saying_it_ran(tmp_path:
     the run, read from ``sacct --duplicates``. A job that never ran still says ``never
     started``, and so does one whose runs sacct cannot tell now (slurmdbd down)."""
     slurm = FakeSlurm()
-    executor = _executor(slurm, pending_grace_s=60)
-    requeued, never, unknown = (executor.launch(_spec(tmp_path), T0) for _ in range(3))
+    executor = slurm_executor(slurm, pending_grace_s=60)
+    requeued, never, unknown = (executor.launch(launch_spec(tmp_path), T0) for _ in range(3))
     for job in slurm.jobs.values():
         job.state, job.reason = "PENDING", "BeginTime"
     slurm.jobs["100"].requeued = (("2026-12-04T21:00:01", "2026-12-04T21:00:30"),)
@@ -122,8 +122,8 @@ def test_a_job_slurm_requeued_and_ran_again_is_charged_both_runs_by_the_executor
     """The executor's poll asks sacct with ``--duplicates`` (one sacct per cluster, as
     before), so the run Slurm requeued (400 J) adds to the last run's (250 J)."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    handle = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm)
+    handle = executor.launch(launch_spec(tmp_path), T0)
     [job] = slurm.jobs.values()
     job.requeued = (("2026-12-04T20:59:01", "2026-12-04T20:59:30"),)
     job.state, job.energy = "GONE", "250"  # ran again, completed, left squeue
@@ -141,8 +141,8 @@ def test_one_sacct_per_poll_reads_the_ends_and_the_earlier_runs_of_the_jobs_take
     """Each take-back ran its own ``sacct --duplicates`` after the poll's ``sacct``; the
     poll's one query (``--duplicates``) now covers the jobs it takes back too."""
     slurm = FakeSlurm()
-    executor = _executor(slurm, pending_grace_s=60)
-    handles = [executor.launch(_spec(tmp_path), T0) for _ in range(3)]
+    executor = slurm_executor(slurm, pending_grace_s=60)
+    handles = [executor.launch(launch_spec(tmp_path), T0) for _ in range(3)]
     for job in list(slurm.jobs.values())[:2]:  # requeued after they ran, pending again
         job.state, job.reason = "PENDING", "BeginTime"
         job.requeued = (("2026-12-04T21:00:01", "2026-12-04T21:00:30"),)

@@ -25,8 +25,8 @@ from tests.daemon.executors.fake_slurm import (
     RECORDED,
     T0,
     FakeSlurm,
-    _executor,
-    _spec,
+    launch_spec,
+    slurm_executor,
 )
 
 
@@ -38,9 +38,9 @@ def test_a_stopped_controller_is_asked_once_a_round_then_only_pinged_until_it_an
     tmp_path: Path,
 ) -> None:
     slurm = FakeSlurm()
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     devices = [Device(f"qc/{i}", "qc", "Z", DEFAULT_GPU_CATALOG.get("T4")) for i in range(2)]
-    handle = executor.launch(_spec(tmp_path), T0)
+    handle = executor.launch(launch_spec(tmp_path), T0)
     slurm.stopped, slurm.calls = True, []  # slurmctld stopped: 9-18 s per command for real
 
     # one round (one `now`): the first command finds it down; nothing else is run
@@ -48,7 +48,7 @@ def test_a_stopped_controller_is_asked_once_a_round_then_only_pinged_until_it_an
     for ask in (
         lambda: executor.poll([handle], T0),
         lambda: executor.cancel(handle, T0),
-        lambda: executor.launch(replace(_spec(tmp_path), job_id="j2"), T0),
+        lambda: executor.launch(replace(launch_spec(tmp_path), job_id="j2"), T0),
     ):
         with pytest.raises(SlurmUnavailableError, match="unreachable"):
             ask()
@@ -81,13 +81,13 @@ def test_a_hung_slurmdbd_delays_only_the_ends_that_need_sacct(tmp_path: Path) ->
     cluster: the poll raised, and every later Slurm command of the round (and of the next
     10-120 s) was 'not run: Slurm unreachable', so no held job moved and no job launched."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    done = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm)
+    done = executor.launch(launch_spec(tmp_path), T0)
     next(iter(slurm.jobs.values())).state = "GONE"  # ended: its end is sacct's
     slurm.dbd_hung, slurm.calls = True, []
 
     assert executor.poll([done], T0) == []  # its end waits
-    launched = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)  # the controller is
+    launched = executor.launch(replace(launch_spec(tmp_path), job_id="j2"), T0)  # the controller is
     assert executor.poll([launched], T0) == []  # asked as usual: j2 submitted, seen running
     [(key, message)] = executor.problems().items()
     assert key == "slurmdbd" and "accounting unreachable (sacct: no answer within 10 s)" in message
@@ -101,7 +101,7 @@ def test_a_hung_slurmdbd_delays_only_the_ends_that_need_sacct(tmp_path: Path) ->
 
 def test_a_timed_out_command_starts_an_outage_too(tmp_path: Path) -> None:
     slurm = FakeSlurm()
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     slurm.down, slurm.calls = True, []  # the controller accepts but never answers
     with pytest.raises(SlurmUnavailableError, match="no answer within 30 s"):
         executor.cancel(RunHandle("j1", "slurm", Token("100", None, "qc").encode(), T0), T0)
@@ -121,7 +121,7 @@ def test_an_sbatch_that_cannot_contact_the_controller_is_unavailable_not_refused
 
     executor = SlurmExecutor({"qc": Target("alpha")}, runner=lost, known_gpus=["T4"])
     with pytest.raises(ExecutorUnavailableError):  # the service requeues it; it does not fail
-        executor.launch(_spec(tmp_path), T0)
+        executor.launch(launch_spec(tmp_path), T0)
 
 
 @dataclass
@@ -152,7 +152,7 @@ def test_an_sbatch_slurm_may_have_acted_on_is_unconfirmed_not_just_unavailable(
     tmp_path: Path, stderr: str, unconfirmed: bool
 ) -> None:
     slurm = _SbatchFails(stderr=stderr)
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     with pytest.raises(ExecutorUnavailableError) as caught:
-        executor.launch(_spec(tmp_path), T0)
+        executor.launch(launch_spec(tmp_path), T0)
     assert isinstance(caught.value, LaunchUnconfirmedError) is unconfirmed

@@ -11,7 +11,7 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from daemon.executors.slurm.queries import Token
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _executor, _spec
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
 
 ONE_S = timedelta(seconds=1)  # FakeSlurm's jobs start 1 s after T0
 
@@ -24,8 +24,8 @@ def test_a_job_that_failed_at_once_waits_for_sacct_to_record_its_end_and_exit_co
     poll's time, and recorded ``slurm FAILED; end unknown`` instead of its real exit code 126.
     Its end now waits for the next poll, which reads the End and 126 sacct recorded."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    handle = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm)
+    handle = executor.launch(launch_spec(tmp_path), T0)
     job = slurm.jobs[Token.decode(handle.job_id, handle.token).slurm_id]
     job.state, job.job_end, job.ran = "FAILED", "Unknown", ("2026-12-04T21:00:01", "Unknown")
 
@@ -48,8 +48,8 @@ def test_a_job_whose_end_sacct_never_records_ends_after_the_cut_short_limit(
     poll that found it ended, the reason saying what sacct never recorded; a job whose End
     sacct printed but cannot be read is not waited for (unknown for good)."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
+    executor = slurm_executor(slurm)
+    handles = [executor.launch(replace(launch_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
     jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
     jobs[0].state, jobs[0].exit, jobs[0].job_end = "FAILED", "", "Unknown"
     jobs[0].ran = ("2026-12-04T21:00:01", "Unknown")

@@ -20,8 +20,8 @@ from daemon.executors.slurm.runner import CommandResult
 from tests.daemon.executors.fake_slurm import (
     T0,
     FakeSlurm,
-    _executor,
-    _spec,
+    launch_spec,
+    slurm_executor,
 )
 
 ONE_S = timedelta(seconds=1)  # FakeSlurm's jobs start 1 s after T0
@@ -35,9 +35,9 @@ def test_one_unreadable_sacct_energy_records_that_end_without_energy_and_the_oth
     that job ends with its energy unknown, the reason naming the field; the others keep
     theirs."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    odd = executor.launch(_spec(tmp_path), T0)
-    fine = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)
+    executor = slurm_executor(slurm)
+    odd = executor.launch(launch_spec(tmp_path), T0)
+    fine = executor.launch(replace(launch_spec(tmp_path), job_id="j2"), T0)
     for handle, energy in ((odd, "12.5kJ"), (fine, "300")):
         job = slurm.jobs[Token.decode(handle.job_id, handle.token).slurm_id]
         job.state, job.energy = "GONE", energy
@@ -60,9 +60,9 @@ def test_a_completed_job_whose_exit_code_cannot_be_read_succeeds_saying_so(
     reason naming the unreadable field and where its exit code came from; a ``FAILED`` job
     with an unreadable ``ExitCode`` still fails, its exit code unknown."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    odd = executor.launch(_spec(tmp_path), T0)
-    failed = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)
+    executor = slurm_executor(slurm)
+    odd = executor.launch(launch_spec(tmp_path), T0)
+    failed = executor.launch(replace(launch_spec(tmp_path), job_id="j2"), T0)
     for handle, state in ((odd, "GONE"), (failed, "FAILED")):
         job = slurm.jobs[Token.decode(handle.job_id, handle.token).slurm_id]
         job.state, job.exit = state, "0:x"
@@ -88,8 +88,10 @@ def test_one_cut_short_or_unreadably_timed_sacct_row_affects_that_job_only(
     time for its End and at its launch for its Start (the reason naming both); the others
     end as Slurm recorded them."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2, 3)]
+    executor = slurm_executor(slurm)
+    handles = [
+        executor.launch(replace(launch_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2, 3)
+    ]
     jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
     for job in jobs:
         job.state = "GONE"
@@ -126,13 +128,13 @@ def test_a_cut_short_sacct_answer_of_a_job_looked_up_by_name_decides_nothing(
     had refused it. Whether an earlier submission ran is not known then: it now waits for a
     later round (:class:`EndNotRecordedError`), nothing submitted again."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    executor.launch(_spec(tmp_path), T0)  # its token lost in a crash
+    executor = slurm_executor(slurm)
+    executor.launch(launch_spec(tmp_path), T0)  # its token lost in a crash
     [job] = slurm.jobs.values()
     job.state, job.cut = "GONE", True
 
     with pytest.raises(EndNotRecordedError, match="cut short"):
-        executor.release(_spec(tmp_path), "", T0 + timedelta(minutes=1))
+        executor.release(launch_spec(tmp_path), "", T0 + timedelta(minutes=1))
     assert len(slurm.jobs) == 1
 
 
@@ -144,8 +146,8 @@ def test_an_unreadable_sacct_row_is_named_per_cluster_and_again_for_a_later_job_
     cluster rebuilt) was never named, nor a later job reusing an id, and the set grew for the
     daemon's life. It is now kept by (cluster, id) and dropped when the job ends."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    first = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm)
+    first = executor.launch(launch_spec(tmp_path), T0)
     slurm_id = Token.decode("j1", first.token).slurm_id
     west = replace(first, job_id="j2", token=Token(slurm_id, "west", "pace").encode())
     job = slurm.jobs[slurm_id]
@@ -169,8 +171,8 @@ def test_a_job_whose_sacct_end_cannot_be_read_ends_at_its_batch_step_s_end(
     stretched to hours. It now ends at its batch step's End where that is readable, to the
     second; only without one at the poll's time; the reason says which."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
+    executor = slurm_executor(slurm)
+    handles = [executor.launch(replace(launch_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
     jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
     for job in jobs:
         job.state, job.job_end = "GONE", "yesterday"
@@ -198,8 +200,8 @@ def test_a_job_whose_sacct_row_stays_cut_short_ends_failed_after_ten_minutes(
     been cut short for ten minutes, at the first poll that found it so, the reason naming the
     row; one whose row reads whole meanwhile ends as Slurm recorded it."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
+    executor = slurm_executor(slurm)
+    handles = [executor.launch(replace(launch_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
     jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
     for job in jobs:
         job.state, job.cut = "GONE", True
@@ -236,8 +238,8 @@ def test_a_job_whose_sacct_start_cannot_be_read_started_at_its_batch_step_s_star
     batch step's Start where that is readable; only without one at its release; the reason
     says which."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
+    executor = slurm_executor(slurm)
+    handles = [executor.launch(replace(launch_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2)]
     jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
     for job in jobs:
         job.state, job.job_start = "GONE", "2026-12-04T21:00:0x"
@@ -282,9 +284,9 @@ def test_a_sacct_fragment_a_readable_row_of_its_id_replaced_is_not_named_unreada
     it. Only what stays unreadable once the readable row wins is named: here the other job's
     fragment of its batch step, which no readable row replaced."""
     slurm = _Fragments()
-    executor = _executor(slurm)
-    whole = executor.launch(_spec(tmp_path), T0)
-    cut = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)
+    executor = slurm_executor(slurm)
+    whole = executor.launch(launch_spec(tmp_path), T0)
+    cut = executor.launch(replace(launch_spec(tmp_path), job_id="j2"), T0)
     whole_id, cut_id = (Token.decode("", h.token).slurm_id for h in (whole, cut))
     for slurm_id in (whole_id, cut_id):
         slurm.jobs[slurm_id].state = "GONE"

@@ -20,8 +20,8 @@ from tests.daemon.executors.fake_slurm import (
     RECORDED,
     T0,
     FakeSlurm,
-    _executor,
-    _spec,
+    launch_spec,
+    slurm_executor,
 )
 
 
@@ -35,8 +35,10 @@ def test_one_cut_short_or_unreadably_timed_squeue_row_affects_that_job_only(
     poll (not ended, not taken back, sacct not asked); one whose time cannot be read is
     followed by its state; the others end as Slurm recorded them."""
     slurm = FakeSlurm()
-    executor = _executor(slurm, pending_grace_s=0.0)
-    handles = [executor.launch(replace(_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2, 3)]
+    executor = slurm_executor(slurm, pending_grace_s=0.0)
+    handles = [
+        executor.launch(replace(launch_spec(tmp_path), job_id=f"j{n}"), T0) for n in (1, 2, 3)
+    ]
     jobs = [slurm.jobs[Token.decode(h.job_id, h.token).slurm_id] for h in handles]
     jobs[0].state, jobs[0].reason, jobs[0].queue_cut = "PENDING", "Resources", True  # overdue
     jobs[1].start = "2026-12-04T2x"
@@ -69,14 +71,14 @@ def test_a_held_job_whose_squeue_row_is_cut_short_is_not_taken_as_started(
     skipped: it would then start at its planned time). Now nothing is decided on it: the step
     waits for a later round (:class:`ExecutorUnavailableError`), the job left held."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
+    executor = slurm_executor(slurm)
+    held = executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     job = slurm.jobs[Token.decode("j1", held.token).slurm_id]
     job.queue_cut = True
 
     for step in (
-        lambda: executor.hold(_spec(tmp_path), T0 + timedelta(hours=2), held.token, T0),
-        lambda: executor.release(_spec(tmp_path), held.token, T0),
+        lambda: executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=2), held.token, T0),
+        lambda: executor.release(launch_spec(tmp_path), held.token, T0),
         lambda: executor.withdraw("j1", held.token, T0, uid=0),
     ):
         with pytest.raises(ExecutorUnavailableError, match="squeue printed its row cut short"):
@@ -92,7 +94,7 @@ def test_one_unreadable_running_row_counts_only_that_job_s_gpus(tmp_path: Path) 
     cluster unavailable (``slurm_unreachable``: squeue: expected 6 fields). Now that job's
     GPUs alone are not counted (named once, ``slurm_running_unreadable``); the others' are."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
+    executor = slurm_executor(slurm)
     first = (RECORDED / "squeue_running_beta.txt").read_text().splitlines()[0]
     slurm.running_beta = first + "\n91|carbond-slurm-other|n2|N/A|cpu=1\n"
     devices = [Device(f"pace/{i}", "pace", "Z", DEFAULT_GPU_CATALOG.get("L4")) for i in (0, 1)]

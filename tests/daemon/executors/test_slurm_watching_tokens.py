@@ -15,8 +15,8 @@ from daemon.executors.slurm.queries import Token
 from tests.daemon.executors.fake_slurm import (
     T0,
     FakeSlurm,
-    _executor,
-    _spec,
+    launch_spec,
+    slurm_executor,
 )
 
 
@@ -29,10 +29,10 @@ def test_one_unreadable_run_token_sets_that_job_aside_and_the_others_are_still_f
     same way. Now that job is named once (``slurm_run_token_unreadable``) and left as it is;
     the others are asked about and their ends read."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    good = executor.launch(_spec(tmp_path), T0)
+    executor = slurm_executor(slurm)
+    good = executor.launch(launch_spec(tmp_path), T0)
     bad = RunHandle("bad", "slurm", '{"slurm_id": 7', T0, uid=0)
-    held = executor.hold(replace(_spec(tmp_path), job_id="later"), T0 + timedelta(hours=1),
+    held = executor.hold(replace(launch_spec(tmp_path), job_id="later"), T0 + timedelta(hours=1),
                          "", T0)  # fmt: skip
     later = RunHandle("later", "slurm", held.token, T0, uid=0)
     slurm.jobs[Token.decode("j1", good.token).slurm_id].state = "GONE"  # ended
@@ -58,9 +58,9 @@ def test_a_job_with_an_unreadable_run_token_is_cancelled_by_name_and_ended_once_
     Its Slurm job is now found by name among its owner's jobs and cancelled; the next poll
     that finds none of that name waiting or running ends the job, saying what is unknown."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    good = executor.launch(_spec(tmp_path), T0)
-    other = executor.launch(replace(_spec(tmp_path), job_id="j2"), T0)
+    executor = slurm_executor(slurm)
+    good = executor.launch(launch_spec(tmp_path), T0)
+    other = executor.launch(replace(launch_spec(tmp_path), job_id="j2"), T0)
     job = slurm.jobs[Token.decode("j1", good.token).slurm_id]
     bad = replace(good, token='{"slurm_id": 7', uid=0)
 
@@ -89,8 +89,8 @@ def test_a_held_job_with_an_unreadable_run_token_is_withdrawn_and_moved_by_name(
     at its planned time. Its Slurm job is now found by name among its owner's jobs: a hold
     moves it and hands back a readable token; a withdrawal cancels it."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    spec = _spec(tmp_path)
+    executor = slurm_executor(slurm)
+    spec = launch_spec(tmp_path)
     token = executor.hold(spec, T0 + timedelta(hours=1), "", T0).token
     job = slurm.jobs[Token.decode("j1", token).slurm_id]
 
