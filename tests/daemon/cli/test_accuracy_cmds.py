@@ -7,13 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.daemon.cli.cli_run import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +21,7 @@ VLLM = ("estimate", "--model", "llama-3.1-8b", "--gpu", "H100", "--runtime", "vl
 
 
 def test_estimate_reports_an_interval(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *VLLM, "--requests", "320", "--json")
+    code, out, _ = run_cli(capsys, *VLLM, "--requests", "320", "--json")
     data = json.loads(out)
     assert code == 0 and data["calibration"] == "H100-SXM"
     assert data["interval_basis"] == "pooled"  # the V1 engine is a transfer: the wide band
@@ -39,13 +33,13 @@ def test_estimate_reports_an_interval(capsys: pytest.CaptureFixture[str]) -> Non
 def test_estimate_interval_for_a_gpu_without_its_own_fit(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, _ = run(capsys, *VLLM[:4], "B200", *VLLM[5:], "--json")
+    code, out, _ = run_cli(capsys, *VLLM[:4], "B200", *VLLM[5:], "--json")
     data = json.loads(out)
     assert code == 0 and (data["calibration"], data["interval_basis"]) == ("pooled", "pooled")
 
 
 def test_estimate_table_shows_the_interval(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *VLLM)
+    code, out, _ = run_cli(capsys, *VLLM)
     assert code == 0 and "10-90 % interval" in out and "H100-SXM fit, pooled residuals" in out
 
 
@@ -56,7 +50,7 @@ def test_per_prompt_estimates(capsys: pytest.CaptureFixture[str], tmp_path: Path
         "\n"
         '{"prompt_tokens": 100, "completion_tokens": 500, "text": "ignored"}\n'
     )
-    code, out, _ = run(capsys, *VLLM, "--prompts", str(prompts), "--json")
+    code, out, _ = run_cli(capsys, *VLLM, "--prompts", str(prompts), "--json")
     data = json.loads(out)
     assert code == 0
     short, long = data["prompts"]
@@ -67,7 +61,7 @@ def test_per_prompt_estimates(capsys: pytest.CaptureFixture[str], tmp_path: Path
         assert row["total_g"] == pytest.approx(row["operational_g"] + row["embodied_g"])
     assert data["total"]["energy_j"] == pytest.approx(short["energy_j"] + long["energy_j"])
     out_file = tmp_path / "estimates.jsonl"
-    code, table, _ = run(capsys, *VLLM, "--prompts", str(prompts), "--out", str(out_file))
+    code, table, _ = run_cli(capsys, *VLLM, "--prompts", str(prompts), "--out", str(out_file))
     assert code == 0 and "total over 2 prompts" in table
     written = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert written == data["prompts"]
@@ -104,7 +98,7 @@ def test_bad_prompt_files_exit_2_naming_the_line(
 ) -> None:
     prompts = tmp_path / "p.jsonl"
     prompts.write_text(content)
-    code, out, err = run(capsys, *VLLM, "--prompts", str(prompts))
+    code, out, err = run_cli(capsys, *VLLM, "--prompts", str(prompts))
     assert code == 2 and out == ""
     assert needle in err and len(err.strip().splitlines()) == 1
 
@@ -126,7 +120,7 @@ def test_unreadable_prompt_lines_exit_2_not_a_traceback(
     a traceback (UnicodeDecodeError, ValueError, RecursionError) or named pydantic's class."""
     prompts = tmp_path / "p.jsonl"
     prompts.write_bytes(content)
-    code, out, err = run(capsys, *VLLM, "--prompts", str(prompts))
+    code, out, err = run_cli(capsys, *VLLM, "--prompts", str(prompts))
     assert code == 2 and out == ""
     assert f"{prompts}{needle}" in err and len(err.strip().splitlines()) == 1
 
@@ -146,7 +140,7 @@ def test_out_never_writes_through_a_planted_temporary_name(
     kept.write_text("old\n")
     kept.chmod(0o640)
     for out_file in (tmp_path / "est.jsonl", kept):
-        code, _, err = run(capsys, *VLLM, "--prompts", str(prompts), "--out", str(out_file))
+        code, _, err = run_cli(capsys, *VLLM, "--prompts", str(prompts), "--out", str(out_file))
         assert code == 0, err
         assert not out_file.is_symlink() and json.loads(out_file.read_text())["id"] == "1"
     assert victim.read_text() == "precious\n"
@@ -163,7 +157,7 @@ def test_an_out_file_that_cannot_be_written_is_a_runtime_failure_naming_it(
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"input_tokens": 10, "output_tokens": 5}\n')
     target = tmp_path / name
-    code, out, err = run(capsys, *VLLM, "--prompts", str(prompts), "--out", str(target))
+    code, out, err = run_cli(capsys, *VLLM, "--prompts", str(prompts), "--out", str(target))
     reason = "No such file or directory" if name != "." else "Is a directory"
     assert (code, out) == (1, "")
     assert err == f"carbond: error: {target}: cannot write: {reason}\n"
@@ -172,7 +166,7 @@ def test_an_out_file_that_cannot_be_written_is_a_runtime_failure_naming_it(
 def test_out_without_prompts_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """``--out`` without ``--prompts`` printed the estimate and wrote nothing, exit 0."""
     out_file = tmp_path / "estimates.jsonl"
-    code, out, err = run(capsys, *VLLM, "--out", str(out_file))
+    code, out, err = run_cli(capsys, *VLLM, "--out", str(out_file))
     assert code == 2 and out == "" and "--out" in err and "--prompts" in err
     assert not out_file.exists()
 
@@ -191,7 +185,9 @@ def test_workload_options_with_prompts_are_refused(
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"input_tokens": 10, "output_tokens": 5}\n')
     out_file = tmp_path / "estimates.jsonl"
-    code, out, err = run(capsys, *VLLM, "--prompts", str(prompts), "--out", str(out_file), *extra)
+    code, out, err = run_cli(
+        capsys, *VLLM, "--prompts", str(prompts), "--out", str(out_file), *extra
+    )
     assert (code, out) == (2, "") and err.count("\n") == 1
     assert all(opt in err for opt in extra if opt.startswith("--")) and "--prompts" in err
     assert not out_file.exists()
@@ -199,14 +195,14 @@ def test_workload_options_with_prompts_are_refused(
 
 def test_estimate_token_defaults_are_kept(capsys: pytest.CaptureFixture[str]) -> None:
     """Without --input-tokens/--output-tokens the estimate prices 128 -> 150 tokens."""
-    code, out, _ = run(capsys, *VLLM, "--json")
+    code, out, _ = run_cli(capsys, *VLLM, "--json")
     assert code == 0
     data = json.loads(out)
     assert (data["input_tokens"], data["output_tokens"]) == (128, 150)
 
 
 def test_missing_prompt_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = run(capsys, *VLLM, "--prompts", str(tmp_path / "absent.jsonl"))
+    code, _, err = run_cli(capsys, *VLLM, "--prompts", str(tmp_path / "absent.jsonl"))
     assert code == 2 and "absent.jsonl" in err
 
 
@@ -214,7 +210,7 @@ ADVISE = ("advise", "--model", "llama-3.1-8b", "--gpus", "H100,A100-40GB")
 
 
 def test_advise_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *ADVISE, "--max-latency-s", "5", "--json")
+    code, out, _ = run_cli(capsys, *ADVISE, "--max-latency-s", "5", "--json")
     data = json.loads(out)
     assert code == 0
     best = data["recommendation"]
@@ -227,12 +223,12 @@ def test_advise_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_advise_table_and_given_intensities(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *ADVISE, "--zones", "HERE=10,THERE=900", "--precisions", "bf16")
+    code, out, _ = run_cli(capsys, *ADVISE, "--zones", "HERE=10,THERE=900", "--precisions", "bf16")
     assert code == 0 and "HERE" in out and "what each choice saves" in out
 
 
 def test_advise_nothing_meets_the_bound_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *ADVISE, "--max-latency-s", "0.001", "--json")
+    code, out, _ = run_cli(capsys, *ADVISE, "--max-latency-s", "0.001", "--json")
     assert code == 1 and json.loads(out)["recommendation"] is None
 
 
@@ -260,7 +256,7 @@ def test_advise_nothing_meets_the_bound_exits_1(capsys: pytest.CaptureFixture[st
 def test_advise_bad_arguments_exit_2(
     capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], needle: str
 ) -> None:
-    code, out, err = run(capsys, *ADVISE, *argv)
+    code, out, err = run_cli(capsys, *ADVISE, *argv)
     assert code == 2 and out == ""
     assert needle in err and len(err.strip().splitlines()) == 1
 
@@ -272,6 +268,6 @@ def test_the_total_over_one_prompt_is_singular(
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('{"id": "only", "input_tokens": 100, "output_tokens": 50}\n')
 
-    code, table, _ = run(capsys, *VLLM, "--prompts", str(prompts))
+    code, table, _ = run_cli(capsys, *VLLM, "--prompts", str(prompts))
 
     assert code == 0 and "\ntotal over 1 prompt: " in table

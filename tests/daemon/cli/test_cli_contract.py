@@ -19,13 +19,8 @@ import pytest
 from daemon.cli import build_parser, joined_past_spans, main
 from daemon.ledger import Ledger
 from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.cli.cli_run import run_cli
 from tests.daemon.helpers import append, job_line, make_service
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -55,7 +50,7 @@ def test_jobs_shows_deadline_measured_and_saved_with_totals(
         b = ledger.outcome("b") or {}
     expected = sum(d.expected_total_g or 0.0 for d in decisions if d is not None)
     b_total, b_run_now = b.get("total_g"), b.get("run_now_total_g")
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--json")
+    code, out, _ = run_cli(capsys, "jobs", "--state-dir", str(state), "--json")
     assert code == 0
     rows = {row["job_id"]: row for row in json.loads(out)}
     assert rows["a"]["deadline"] == deadline.isoformat()  # type: ignore[union-attr]
@@ -67,7 +62,7 @@ def test_jobs_shows_deadline_measured_and_saved_with_totals(
     assert rows["b"]["saved_g"] == pytest.approx(b_run_now - b_total)
     assert (rows["huge"]["measured_total_g"], rows["huge"]["saved_g"]) == (None, None)
 
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(state))
+    code, out, _ = run_cli(capsys, "jobs", "--state-dir", str(state))
     header = next(line for line in out.splitlines() if "job_id" in line)
     for column in ("deadline", "expected_total_g", "measured_total_g", "saved_g"):
         assert column in header
@@ -97,7 +92,7 @@ def test_jobs_totals_never_show_a_few_milligrams_as_zero(
     service.ledger.close()
     with Ledger.open_readonly(tmp_path / "ledger.db") as ledger:
         totals = ledger.grams_totals()
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(tmp_path))
+    code, out, _ = run_cli(capsys, "jobs", "--state-dir", str(tmp_path))
     assert code == 0
     line = out.splitlines()[-1]
     shown = re.fullmatch(r"total over 1 job: expected (\S+) g; measured (\S+) g over 1 "
@@ -112,28 +107,32 @@ def test_jobs_totals_never_show_a_few_milligrams_as_zero(
 def test_jobs_state_rejected_lists_ones_own_refused_lines(
     state: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--state", "rejected", "--json")
+    code, out, _ = run_cli(
+        capsys, "jobs", "--state-dir", str(state), "--state", "rejected", "--json"
+    )
     assert code == 0
     [row] = json.loads(out)
     assert row["uid"] == os.getuid() and row["line_no"] == 3
     assert "field 'command': must be an argv list" in row["reason"]
 
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--state", "rejected")
+    code, out, _ = run_cli(capsys, "jobs", "--state-dir", str(state), "--state", "rejected")
     assert "bad" in out and "must be an argv list" in out
     # oldest first, paged as jobs are (--offset was ignored, --limit kept the last lines)
     with (state / "rejected.jsonl").open("a") as records:
         for k in range(2):
             records.write(json.dumps({"uid": os.getuid(), "line_no": 10 + k, "reason": "r"}) + "\n")
     base = ["jobs", "--state-dir", str(state), "--state", "rejected", "--json"]
-    code, out, _ = _run(capsys, *base, "--limit", "2")
+    code, out, _ = run_cli(capsys, *base, "--limit", "2")
     assert [r["line_no"] for r in json.loads(out)] == [3, 10]
-    code, out, _ = _run(capsys, *base, "--offset", "1")
+    code, out, _ = run_cli(capsys, *base, "--offset", "1")
     assert [r["line_no"] for r in json.loads(out)] == [10, 11]
-    code, out, _ = _run(capsys, *base, "--offset", "2", "--limit", "5")
+    code, out, _ = run_cli(capsys, *base, "--offset", "2", "--limit", "5")
     assert [r["line_no"] for r in json.loads(out)] == [11]
 
     monkeypatch.setattr(os, "getuid", lambda: 4242)  # someone else sees none of them
-    code, out, _ = _run(capsys, "jobs", "--state-dir", str(state), "--state", "rejected", "--json")
+    code, out, _ = run_cli(
+        capsys, "jobs", "--state-dir", str(state), "--state", "rejected", "--json"
+    )
     assert (code, json.loads(out)) == (0, [])
 
 
@@ -157,7 +156,7 @@ def test_bad_input_exits_2_in_one_line(
     argv = [a.format(state=state) for a in argv]
     if argv[0] not in ("intensity",):
         argv += ["--state-dir", str(state)]
-    code, out, err = _run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 2, err
     assert out == ""
     assert err.startswith("carbond: error: ") and err.count("\n") == 1
@@ -189,7 +188,7 @@ def test_an_export_that_cannot_be_written_names_the_target(
     state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = state / "missing" / "jobs.csv"
-    code, _, err = _run(capsys, "export", "jobs", str(target), "--state-dir", str(state))
+    code, _, err = run_cli(capsys, "export", "jobs", str(target), "--state-dir", str(state))
     assert code == 1
     assert err == f"carbond: error: {target}: cannot write: No such file or directory\n"
 
@@ -198,7 +197,7 @@ def test_a_codecarbon_export_that_cannot_be_written_names_the_target(
     state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = state / "missing" / "emissions.csv"
-    code, _, err = _run(capsys, "export", "--format", "codecarbon", str(target),
+    code, _, err = run_cli(capsys, "export", "--format", "codecarbon", str(target),
                         "--state-dir", str(state))  # fmt: skip
     assert code == 1
     assert err == f"carbond: error: {target}: cannot write: No such file or directory\n"
@@ -208,7 +207,7 @@ def test_a_codecarbon_export_that_cannot_be_written_names_the_target(
 def test_a_state_dir_without_a_ledger_is_bad_input_everywhere(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    code, out, err = _run(capsys, *command.split(), "--state-dir", str(tmp_path))
+    code, out, err = run_cli(capsys, *command.split(), "--state-dir", str(tmp_path))
     assert (code, out) == (2, "")
     assert "no ledger" in err and err.count("\n") == 1
 
@@ -371,7 +370,7 @@ def test_a_table_title_quoting_a_path_is_shown_as_written(
     its path ended in a rich ``MarkupError`` traceback, and ``[bold]`` vanished from it."""
     odd = state.parent / "carbond[" / "x][bold]"  # .../carbond[/x][bold]
     shutil.copytree(state, odd)
-    code, out, err = _run(capsys, "jobs", "--state-dir", str(odd), "--state", "rejected")
+    code, out, err = run_cli(capsys, "jobs", "--state-dir", str(odd), "--state", "rejected")
     assert code == 0, err
     # the title wraps at the table's width: compared without the spaces and line breaks
     assert f"rejectedlines({odd / 'rejected.jsonl'})" in "".join(out.split())
@@ -444,7 +443,7 @@ def test_a_bound_window_without_the_bound_is_refused(capsys: pytest.CaptureFixtu
     """``--bound-window`` shapes ``--bound``'s LP: given alone it was ignored, the replays run
     and printed with no bound and no word, as if the window had been solved; now it fails at
     once, before any input is read (the files here do not exist), in one line, exit 2."""
-    code, out, err = _run(capsys, "replay", "--jobs", "t.csv", "--cluster", "c.toml",
+    code, out, err = run_cli(capsys, "replay", "--jobs", "t.csv", "--cluster", "c.toml",
                           "--intensity", "i.csv", "--start", "2023-06-05",
                           "--bound-window", "2h")  # fmt: skip
     assert (code, out) == (2, "")
@@ -456,7 +455,7 @@ def test_paper_figures_that_cannot_be_written_name_the_folder(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    code, out, err = _run(capsys, "paper", "--out", str(blocker / "figures"))
+    code, out, err = run_cli(capsys, "paper", "--out", str(blocker / "figures"))
     assert (code, out) == (1, "")
     assert err == f"carbond: error: {blocker / 'figures'}: cannot write: Not a directory\n"
 
@@ -481,7 +480,7 @@ def test_an_error_line_never_drives_the_terminal(
     """An error quoting what a user or a file wrote (here a path with an escape sequence and a
     line break) printed it raw: the terminal of whoever ran the command obeyed it."""
     target = tmp_path / "no\x1b[2Jdir\nfake" / "x.csv"
-    code, _, err = _run(capsys, "report", "--state-dir", str(tmp_path), "-o", str(target))
+    code, _, err = run_cli(capsys, "report", "--state-dir", str(tmp_path), "-o", str(target))
     assert code != 0
     assert err.startswith("carbond: error: ")
     assert "\x1b" not in err

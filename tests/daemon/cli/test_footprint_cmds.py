@@ -8,13 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.daemon.cli.cli_run import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +18,7 @@ def _no_site_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_gpus_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "gpus", "--json")
+    code, out, _ = run_cli(capsys, "gpus", "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
     for field in ("name", "memory_gb", "tdp_w", "idle_w", "embodied_kg", "embodied_method"):
@@ -45,7 +39,7 @@ def test_gpus_json_shows_every_field_a_catalog_override_sets(
 
     config = tmp_path / "carbond.toml"
     config.write_text("[catalog.gpus.L4]\ninterconnect_gb_s = 50.0\nint8_tops = 400.0\n")
-    code, out, _ = run(capsys, "gpus", "--json", "--config", str(config))
+    code, out, _ = run_cli(capsys, "gpus", "--json", "--config", str(config))
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
     missing = [f for f in GpuOverride.model_fields if f not in rows["L4"]]
@@ -55,7 +49,7 @@ def test_gpus_json_shows_every_field_a_catalog_override_sets(
 
 
 def test_gpus_table(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "gpus")
+    code, out, _ = run_cli(capsys, "gpus")
     assert code == 0 and "RTX6000-Ada" in out and "paper-table-1" in out
 
 
@@ -64,11 +58,11 @@ def test_config_overrides_embodied_carbon(
 ) -> None:
     config = tmp_path / "carbond.toml"
     config.write_text("[catalog.gpus.L4]\nembodied_kg = 12.5\n[catalog.act]\nfab_yield = 0.5\n")
-    code, out, _ = run(capsys, "gpus", "--json", "--config", str(config))
+    code, out, _ = run_cli(capsys, "gpus", "--json", "--config", str(config))
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
     assert (rows["L4"]["embodied_kg"], rows["L4"]["embodied_method"]) == (12.5, "config")
-    code, base, _ = run(capsys, "gpus", "--json")
+    code, base, _ = run_cli(capsys, "gpus", "--json")
     base_rows = {row["name"]: row for row in json.loads(base)}
     assert rows["H100-SXM"]["embodied_kg"] > base_rows["H100-SXM"]["embodied_kg"]
 
@@ -78,7 +72,7 @@ ESTIMATE = ("estimate", "--model", "llama-1b", "--gpu", "t4", "--batch-size", "4
 
 
 def test_estimate_json_fields(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *ESTIMATE, "--zone", "US-CAL-CISO", "--json")
+    code, out, _ = run_cli(capsys, *ESTIMATE, "--zone", "US-CAL-CISO", "--json")
     assert code == 0
     data = json.loads(out)
     for field in ("fits", "duration_s", "energy_j", "mean_power_w", "intensity_g_per_kwh",
@@ -96,13 +90,13 @@ def test_estimate_names_the_zone_as_carbond_intensity_does(
 ) -> None:
     """A zone typed in lower case is the zone `carbond intensity` calls CA-QC; estimate echoed
     it as typed (``"zone": "ca-qc"``), so rows did not group with the others."""
-    _, out, _ = run(capsys, *ESTIMATE, "--zone", " ca-qc", "--json")
+    _, out, _ = run_cli(capsys, *ESTIMATE, "--zone", " ca-qc", "--json")
     assert json.loads(out)["zone"] == "CA-QC"
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"input_tokens": 10, "output_tokens": 5}\n')
-    _, out, _ = run(capsys, *ESTIMATE, "--zone", "ca-qc", "--prompts", str(prompts), "--json")
+    _, out, _ = run_cli(capsys, *ESTIMATE, "--zone", "ca-qc", "--prompts", str(prompts), "--json")
     assert json.loads(out)["zone"] == "CA-QC"
-    _, out, _ = run(capsys, "advise", "--model", "llama-1b", "--gpus", "t4", "--zones", "ca-qc",
+    _, out, _ = run_cli(capsys, "advise", "--model", "llama-1b", "--gpus", "t4", "--zones", "ca-qc",
                     "--json")  # fmt: skip
     assert json.loads(out)["recommendation"]["zone"] == "CA-QC"
 
@@ -112,23 +106,23 @@ def test_estimate_labels_the_static_figure_as_carbond_intensity_does(
 ) -> None:
     """`carbond intensity --zone DE` says ``"source": "static-annual"``, estimate said
     ``static-annual-average`` for the same figure, so the two did not match up."""
-    _, out, _ = run(
+    _, out, _ = run_cli(
         capsys, "intensity", "--zone", "DE", "--offline", "--cache-dir", str(tmp_path), "--json"
     )  # no history here: the static figure
     intensity = json.loads(out)
     assert intensity["rung"] == "static"
-    _, out, _ = run(capsys, *ESTIMATE, "--zone", "DE", "--json")
+    _, out, _ = run_cli(capsys, *ESTIMATE, "--zone", "DE", "--json")
     estimate = json.loads(out)
     assert estimate["intensity_source"] == intensity["source"]
     assert estimate["intensity_g_per_kwh"] == intensity["intensity_g_per_kwh"]
-    _, out, _ = run(capsys, "advise", "--model", "llama-1b", "--gpus", "T4", "--zones", "DE",
+    _, out, _ = run_cli(capsys, "advise", "--model", "llama-1b", "--gpus", "T4", "--zones", "DE",
                     "--json")  # fmt: skip
     assert json.loads(out)["intensity_source"].startswith(intensity["source"] + " ")
 
 
 def test_estimate_intensity_and_pue_scale_operational(capsys: pytest.CaptureFixture[str]) -> None:
-    _, a, _ = run(capsys, *ESTIMATE, "--intensity", "100", "--json")
-    _, b, _ = run(capsys, *ESTIMATE, "--intensity", "100", "--pue", "1.5", "--json")
+    _, a, _ = run_cli(capsys, *ESTIMATE, "--intensity", "100", "--json")
+    _, b, _ = run_cli(capsys, *ESTIMATE, "--intensity", "100", "--pue", "1.5", "--json")
     one, two = json.loads(a), json.loads(b)
     assert two["operational_g"] == pytest.approx(1.5 * one["operational_g"])
     assert two["embodied_g"] == pytest.approx(one["embodied_g"])
@@ -148,7 +142,7 @@ def test_estimate_in_a_configured_zone_uses_its_regions_pue(
     given = ("--config", str(config), "--json")
 
     def pue(*argv: str) -> float:
-        code, out, err = run(capsys, *ESTIMATE, *given, *argv)
+        code, out, err = run_cli(capsys, *ESTIMATE, *given, *argv)
         assert code == 0, err
         return float(json.loads(out)["pue"])
 
@@ -156,7 +150,7 @@ def test_estimate_in_a_configured_zone_uses_its_regions_pue(
     assert pue("--zone", "CA-QC", "--pue", "1.05") == 1.05
     assert pue("--zone", "GB") == 1.1  # no region there
     assert pue("--intensity", "100") == 1.1
-    code, out, err = run(capsys, *ESTIMATE, *given, "--zone", "DE")
+    code, out, err = run_cli(capsys, *ESTIMATE, *given, "--zone", "DE")
     assert (code, out) == (2, "")
     assert err == (
         "carbond: error: --zone DE: its regions have different PUEs (de1 1.2, de2 1.4): "
@@ -180,7 +174,7 @@ def test_advise_prices_each_configured_zone_at_its_regions_pue(
             "--precisions", "fp16", "--config", str(config), "--json")  # fmt: skip
 
     def operational(*more: str) -> dict[str, float]:
-        code, out, err = run(capsys, *argv, *more)
+        code, out, err = run_cli(capsys, *argv, *more)
         assert code == 0, err
         advice = json.loads(out)
         rows = [advice["recommendation"], *advice["runners_up"]]
@@ -191,7 +185,7 @@ def test_advise_prices_each_configured_zone_at_its_regions_pue(
     assert per_pue["CA-QC"] == pytest.approx(per_pue["GB"] * 1.5 / 1.1)
     given = operational("--zones", "ca-qc,GB", "--pue", "1.05")
     assert given["CA-QC"] == pytest.approx(given["GB"])
-    code, out, err = run(capsys, *argv, "--zones", "GB,DE")
+    code, out, err = run_cli(capsys, *argv, "--zones", "GB,DE")
     assert (code, out) == (2, "")
     assert err == (
         "carbond: error: --zones DE: its regions have different PUEs (de1 1.2, de2 1.4): "
@@ -202,21 +196,21 @@ def test_advise_prices_each_configured_zone_at_its_regions_pue(
 def test_estimate_out_of_memory_is_an_answer_not_an_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, _ = run(capsys, "estimate", "--model", "llama-3.1-70b", "--gpu", "T4",
+    code, out, _ = run_cli(capsys, "estimate", "--model", "llama-3.1-70b", "--gpu", "T4",
                        "--zone", "CA-QC", "--json")  # fmt: skip
     data = json.loads(out)
     assert code == 0 and data["fits"] is False and "out of memory" in data["reason"]
     assert data["total_g"] is None
     # the same keys in the same order as a fitting estimate's (prefill_s, decode_s and
     # embodied_share were missing, a KeyError for a script reading them)
-    _, fitting, _ = run(capsys, "estimate", "--model", "llama-1b", "--gpu", "T4",
+    _, fitting, _ = run_cli(capsys, "estimate", "--model", "llama-1b", "--gpu", "T4",
                         "--zone", "CA-QC", "--json")  # fmt: skip
     assert list(data) == list(json.loads(fitting))
     assert data["prefill_energy_j"] is None
 
 
 def test_estimate_json_gives_each_phase_energy(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "estimate", "--model", "llama-1b", "--gpu", "T4",
+    code, out, _ = run_cli(capsys, "estimate", "--model", "llama-1b", "--gpu", "T4",
                        "--zone", "CA-QC", "--json")  # fmt: skip
     data = json.loads(out)
     assert code == 0 and data["prefill_energy_j"] > 0 and data["decode_energy_j"] > 0
@@ -224,7 +218,7 @@ def test_estimate_json_gives_each_phase_energy(capsys: pytest.CaptureFixture[str
 
 
 def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "estimate", "--params-b", "13", "--gpu", "h100",
+    code, out, _ = run_cli(capsys, "estimate", "--params-b", "13", "--gpu", "h100",
                        "--intensity", "50", "--json", "--runtime", "vllm")  # fmt: skip
     assert code == 0 and json.loads(out)["model"] == "custom-13b"
 
@@ -275,7 +269,7 @@ def test_estimate_unknown_model_by_params(capsys: pytest.CaptureFixture[str]) ->
 def test_bad_arguments_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], needle: str
 ) -> None:
-    code, out, err = run(capsys, "estimate", *argv)
+    code, out, err = run_cli(capsys, "estimate", *argv)
     assert code == 2
     assert out == ""
     lines = err.strip().splitlines()
@@ -319,7 +313,7 @@ def test_workload_errors_name_the_flag_typed(
     """``estimate --batch-size 0`` said 'batch_size must be >= 1, got 0' and ``advise
     --max-latency 0`` 'max_latency_s must be positive': the workload's field names, not the
     flags the user typed. The one error line names the flag and no internal field."""
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 2 and out == ""
     line = err.strip()
     assert len(line.splitlines()) == 1 and line.startswith(f"carbond: error: {flag}")
@@ -340,7 +334,7 @@ def test_installed_command_never_prints_a_traceback() -> None:
 def test_paper_json_reproduces_every_takeaway_but_the_documented_3b_one(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, out, _ = run(capsys, "paper", "--json", "--out", str(tmp_path))
+    code, out, _ = run_cli(capsys, "paper", "--json", "--out", str(tmp_path))
     assert code == 0
     data = json.loads(out)
     missed = [t["claim"] for t in data["takeaways"] if not t["holds"]]
@@ -376,19 +370,19 @@ def test_paper_keeps_the_papers_gpus_whatever_the_sites_catalog_says(
     applied to the paper's reproduction, unsaid: every embodied figure and the share rows
     moved, and the findings were judged on GPUs that are not the paper's. The paper keeps
     its Table 1 and says which overrides it left out."""
-    code, out, _ = run(capsys, "paper", "--json")
+    code, out, _ = run_cli(capsys, "paper", "--json")
     assert code == 0
     paper = json.loads(out)
     config = tmp_path / "carbond.toml"
     config.write_text("[catalog.gpus.T4]\nembodied_kg = 100.0\n[catalog.gpus.L4]\ntdp_w = 80\n")
-    code, out, _ = run(capsys, "paper", "--json", "--config", str(config))
+    code, out, _ = run_cli(capsys, "paper", "--json", "--config", str(config))
     assert code == 0
     site = json.loads(out)
     assert site["cells"] == paper["cells"] and site["takeaways"] == paper["takeaways"]
     assert paper["notes"] == []
     [note] = site["notes"]
     assert "overrides of T4 are not applied" in note and "L4" not in note
-    code, out, _ = run(capsys, "paper", "--config", str(config))
+    code, out, _ = run_cli(capsys, "paper", "--config", str(config))
     assert code == 0 and "note: the site's [catalog] overrides of T4 are not applied" in out
 
 
@@ -398,10 +392,10 @@ def test_paper_says_when_its_findings_are_judged_outside_the_papers_setup(
     """``--precision fp16`` judged every finding ("same direction": yes / NO) on weights the
     paper's setup does not have (fp32 for 1B and 3B), and nothing in the table or the JSON
     said so: its NO rows read as the paper's findings failing."""
-    code, out, _ = run(capsys, "paper", "--json")
+    code, out, _ = run_cli(capsys, "paper", "--json")
     assert code == 0
     assert json.loads(out)["paper_setup"] is True
-    code, out, _ = run(capsys, "paper", "--json", "--precision", "fp16")
+    code, out, _ = run_cli(capsys, "paper", "--json", "--precision", "fp16")
     assert code == 0
     data = json.loads(out)
     assert data["paper_setup"] is False
@@ -410,7 +404,7 @@ def test_paper_says_when_its_findings_are_judged_outside_the_papers_setup(
         "weights llama-1b fp16, llama-3b fp16, llama-7b fp16: not the paper's setup "
         "(llama-1b fp32, llama-3b fp32, llama-7b fp16)"
     )
-    code, out, _ = run(capsys, "paper", "--precision", "fp16")
+    code, out, _ = run_cli(capsys, "paper", "--precision", "fp16")
     assert code == 0
     assert "findings vs carbond's model at --precision fp16, not the paper's setup" in out
     assert f"note: {note}" in out
@@ -421,14 +415,14 @@ def test_paper_writes_no_figure_when_one_of_them_cannot_be_written(
 ) -> None:
     """A folder under the second figure's name failed with "[Errno 21] Is a directory" after
     the first figure had replaced the previous run's, leaving figures of two runs."""
-    code, out, _ = run(capsys, "paper", "--json", "--out", str(tmp_path))
+    code, out, _ = run_cli(capsys, "paper", "--json", "--out", str(tmp_path))
     assert code == 0
     first, second, *others = (Path(f) for f in json.loads(out)["figures"])
     previous = first.read_bytes()
     first.write_bytes(b"the previous run's figure")
     second.unlink()
     second.mkdir()
-    code, out, err = run(capsys, "paper", "--json", "--out", str(tmp_path))
+    code, out, err = run_cli(capsys, "paper", "--json", "--out", str(tmp_path))
     assert (code, out) == (1, "")
     assert err == f"carbond: error: {second}: cannot write: Is a directory\n"
     assert first.read_bytes() == b"the previous run's figure" != previous
@@ -440,7 +434,7 @@ def test_paper_writes_no_figure_when_one_of_them_cannot_be_written(
 def test_paper_with_bad_input_creates_no_out_folder(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, out, err = run(capsys, "paper", "--precision", "fp7", "--out", str(tmp_path / "new"))
+    code, out, err = run_cli(capsys, "paper", "--precision", "fp7", "--out", str(tmp_path / "new"))
     assert (code, out) == (2, "")
     assert "unknown precision 'fp7'" in err
     assert not (tmp_path / "new").exists()
@@ -451,6 +445,6 @@ def test_invalid_config_exits_2_naming_file_and_field(
 ) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('default_pue = 0.2\n[gpu]\nbackend = "quantum"\n')
-    code, _, err = run(capsys, "gpus", "--config", str(config))
+    code, _, err = run_cli(capsys, "gpus", "--config", str(config))
     assert code == 2
     assert str(config) in err and "default_pue" in err and "gpu.backend" in err

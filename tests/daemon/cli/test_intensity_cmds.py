@@ -128,6 +128,9 @@ def fake_em(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_FakeElectricityMa
         thread.join(timeout=5)
 
 
+# Not tests/daemon/cli/cli_run.run_cli on purpose: these tests read `intensity --json`'s object
+# (an empty dict where stdout is no JSON object, as on a one-line error) and must never see a
+# traceback, whichever rung answered.
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
