@@ -46,10 +46,13 @@ class Dip:
         return IntensityReading(zone, now, self._at(now), "test")
 
 
-def slurm_daemon(tmp_path: Path, slurm: FakeSlurm, forecast: Dip) -> Daemon:
+def slurm_daemon(
+    tmp_path: Path, slurm: FakeSlurm, forecast: Dip, *, allow_root: bool = True
+) -> Daemon:
     """A daemon with state in ``tmp_path``, the carbon-window policy, ``forecast`` as its
     intensity (6 h ahead in 15 min steps) and one region ``qc`` (zone CA-QC) whose executor is
-    Slurm partition ``alpha`` over ``slurm``."""
+    Slurm partition ``alpha`` over ``slurm``, submitting root's jobs unless not ``allow_root``
+    (its ``allow_root_jobs``)."""
     region = RegionSettings(name="qc", zone="CA-QC", executor="slurm",
                             slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
     settings = Settings(
@@ -59,5 +62,6 @@ def slurm_daemon(tmp_path: Path, slurm: FakeSlurm, forecast: Dip) -> Daemon:
         intensity=IntensitySettings(source="static", horizon_s=6 * 3600, step_s=900),
     )
     executor = SlurmExecutor({"qc": Target("alpha")}, runner=slurm,
-                             known_gpus=DEFAULT_GPU_CATALOG.names())  # fmt: skip
+                             known_gpus=DEFAULT_GPU_CATALOG.names(),
+                             allow_root_jobs=allow_root)  # fmt: skip
     return build_daemon(settings, executors={"slurm": executor}, intensity=forecast)

@@ -14,22 +14,14 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.assemble import Daemon, build_daemon
 from daemon.executors.base import Held, RunHandle
 from daemon.executors.errors import ExecutorError
 from daemon.executors.held import HeldJobs
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
 from daemon.ledger import Ledger
-from daemon.settings import (
-    IntensitySettings,
-    PolicySettings,
-    RegionSettings,
-    Settings,
-    SlurmRegionSettings,
-)
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
-from tests.daemon.executors.slurm_daemon import Dip
+from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 from tests.daemon.helpers import job_request
 
 
@@ -152,21 +144,6 @@ def test_a_job_found_started_after_carbond_s_hold_is_not_left_held(tmp_path: Pat
     assert [c[1] for c in slurm.calls if c[0] == "scontrol"][-2:] == ["hold", "release"]
 
 
-def _daemon(tmp_path: Path, slurm: FakeSlurm, *, allow_root: bool) -> Daemon:
-    """carbond on ``slurm`` (region qc, partition alpha), its cleanest hour two hours on."""
-    region = RegionSettings(name="qc", zone="CA-QC", executor="slurm",
-                            slurm=SlurmRegionSettings(partition="alpha"))  # fmt: skip
-    settings = Settings(
-        state_dir=tmp_path, regions=(region,), policy=PolicySettings(name="carbon-window"),
-        intensity=IntensitySettings(source="static", horizon_s=6 * 3600, step_s=900),
-    )  # fmt: skip
-    executor = SlurmExecutor({"qc": Target("alpha")}, runner=slurm,
-                             known_gpus=DEFAULT_GPU_CATALOG.names(),
-                             allow_root_jobs=allow_root)  # fmt: skip
-    intensity = Dip(T0 + timedelta(hours=2))
-    return build_daemon(settings, executors={"slurm": executor}, intensity=intensity)
-
-
 def test_a_refused_root_job_slurm_starts_at_its_hold_has_its_run_recorded(
     tmp_path: Path,
 ) -> None:
@@ -180,14 +157,14 @@ def test_a_refused_root_job_slurm_starts_at_its_hold_has_its_run_recorded(
     line = {"id": "j1", "model": "llama-1b", "requests": 4, "command": ["sleep", "60"],
             "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
     (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")  # root's: tests run as root
-    allowing = _daemon(tmp_path, slurm, allow_root=True)
+    allowing = slurm_daemon(tmp_path, slurm, Dip(T0 + timedelta(hours=2)), allow_root=True)
     allowing.service.start(T0)
     allowing.service.tick(T0)
     [job] = slurm.jobs.values()
     assert allowing.ledger.job("j1").state == "planned" and job.state == "PENDING"
     allowing.close()
 
-    restarted = _daemon(tmp_path, slurm, allow_root=False)
+    restarted = slurm_daemon(tmp_path, slurm, Dip(T0 + timedelta(hours=2)), allow_root=False)
     service, ledger = restarted.service, restarted.ledger
     service.start(T0 + timedelta(minutes=1))
     slurm.armed = True  # Slurm starts it right after carbond's next look
