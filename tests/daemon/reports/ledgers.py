@@ -1,6 +1,6 @@
-"""Ledgers the report tests build on: the rows a carbond of ledger schema 1 recorded
-(``V1_ROWS``) and a copy of a ledger with each finished job many times over
-(``ledger_copies``)."""
+"""Ledgers the report tests build on: one a carbond of ledger schema 1 recorded, migrated
+(``migrated_v1_ledger``, its rows ``V1_ROWS``), and a copy of a ledger with each finished job
+many times over (``ledger_copies``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from daemon.ledger import MIGRATIONS
+from daemon.ledger import MIGRATIONS, Ledger
 
 # Two outcomes as a carbond of ledger schema 1 recorded them: a job its GPU meter followed
 # (method, energy and grams) and one nothing metered (a Slurm job: the prediction only).
@@ -35,6 +35,18 @@ INSERT INTO outcomes (job_id, started_at, finished_at, duration_s, gpus, pue,
      '2026-05-31T11:00:00+00:00');
 INSERT INTO schema_migrations VALUES (1, '{MIGRATIONS[0][1]}', '2026-05-31T09:00:00Z');
 """
+
+
+def migrated_v1_ledger(state: Path) -> None:
+    """A ledger at ``state`` with ``V1_ROWS`` as a carbond of ledger schema 1 wrote them, then
+    migrated as the daemon does when it starts."""
+    db = sqlite3.connect(state / "ledger.db")
+    db.executescript(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at TEXT NOT NULL);\n" + MIGRATIONS[0][2] + V1_ROWS
+    )
+    db.close()
+    Ledger.open(state / "ledger.db").close()
 
 
 def ledger_copies(state: Path, into: Path, copies: int) -> int:

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.ledger import MIGRATIONS, Ledger
 from daemon.reports.codecarbon import codecarbon_csv
 from daemon.reports.lines import JobLine
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
 from tests.daemon.reports.conftest import Run
-from tests.daemon.reports.ledgers import V1_ROWS
+from tests.daemon.reports.ledgers import migrated_v1_ledger
 
 # CodeCarbon 2.x ``EmissionsData`` field order (codecarbon/output_methods/emissions_data.py),
 # the header its file output writes to emissions.csv: the contract, written out by hand.
@@ -270,13 +269,7 @@ def test_what_a_schema_1_ledger_did_not_record_is_exported_empty_not_zero(
     metered, the prediction only; migrated, it exported as 0.0 kg from 0.0 kWh (a dashboard
     summing emissions.csv counted it as free), and every schema-1 row's region was ``?``.
     Unknown figures are empty, as ``carbond report`` counts that job under ``no grams``."""
-    db = sqlite3.connect(tmp_path / "ledger.db")
-    db.executescript(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-        "description TEXT NOT NULL, applied_at TEXT NOT NULL);\n" + MIGRATIONS[0][2] + V1_ROWS
-    )
-    db.close()
-    Ledger.open(tmp_path / "ledger.db").close()  # migrated, as the daemon does when it starts
+    migrated_v1_ledger(tmp_path)  # a schema-1 ledger, migrated as the daemon does
 
     out = carbond("export", "--state-dir", str(tmp_path), "--format", "codecarbon", "-")
     rows = {row["run_id"]: row for row in csv.DictReader(io.StringIO(out))}

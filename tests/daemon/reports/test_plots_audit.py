@@ -278,16 +278,9 @@ def test_a_zone_schema_1_did_not_record_is_unknown_not_a_question_mark_or_a_neig
     first. Every zone of the region's month is listed, a missing one as ``unknown`` (explained
     under the table), as the report says ``unknown`` of an energy method it lacks; CodeCarbon's
     export leaves it empty, as before."""
-    from daemon.ledger.schema import MIGRATIONS
-    from tests.daemon.reports.ledgers import V1_ROWS
+    from tests.daemon.reports.ledgers import migrated_v1_ledger
 
-    db = sqlite3.connect(tmp_path / "ledger.db")
-    db.executescript(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-        "description TEXT NOT NULL, applied_at TEXT NOT NULL);\n" + MIGRATIONS[0][2] + V1_ROWS
-    )
-    db.close()
-    Ledger.open(tmp_path / "ledger.db").close()  # migrated, as the daemon does when it starts
+    migrated_v1_ledger(tmp_path)  # a schema-1 ledger, migrated as the daemon does
 
     def factors() -> list[list[str]]:
         text = carbond("report", "--state-dir", str(tmp_path), "--audit")
