@@ -8,7 +8,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.cli.cli_run import run_cli
 from tests.daemon.helpers import PAPER_REGIONS, append, job_line, job_request, make_service
-from tests.daemon.users import cli_as
+from tests.daemon.users import cli_as, open_dir
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -182,11 +181,10 @@ def _as_user(user: pwd.struct_passwd, argv: list[str]) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A directory other users can traverse (pytest's own tmp dirs are 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="carbond-uid-"))
-    path.chmod(0o755)
+@pytest.fixture(name="open_dir")
+def open_dir_fixture() -> Iterator[Path]:
+    """``users.open_dir``'s directory other users can traverse, removed after the test."""
+    path = open_dir()
     yield path
     shutil.rmtree(path)
 
