@@ -4,27 +4,13 @@ its copy never runs; also after a restart."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from daemon.ledger import Ledger
-from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
-
-CISO_ONLY = (
-    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",)),
-)
-LONG = {"model": "llama-3b", "requests": 2000, "deadline": "+36h"}
-
-
-def _run(ledger: Ledger, job_id: str) -> tuple[tuple[str, ...], datetime, datetime]:
-    stored = ledger.counterfactual(job_id)
-    assert stored is not None
-    start = datetime.fromisoformat(stored["start"])
-    return tuple(stored["device_ids"]), start, start + timedelta(seconds=stored["duration_s"])
+from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY, LONG, counterfactual_run
 
 
 @pytest.mark.parametrize("restart", ["none", "running", "ended"])
@@ -43,12 +29,12 @@ def test_a_counterfactual_starting_at_or_after_its_deadline_holds_no_gpu(
     append(service.queue.path, job_line(id="x", **LONG))
     service.tick(clock())
     assert service.ledger.job("x").state == "planned"
-    _, _, x_end = _run(service.ledger, "x")
+    _, _, x_end = counterfactual_run(service.ledger, "x")
     clock.advance(60)
     due = "+1h" if deadline == "+1h" else x_end.isoformat()
     append(service.queue.path, job_line(id="a", deadline=due))
     service.tick(clock())
-    a_devices, a_start, a_end = _run(service.ledger, "a")
+    a_devices, a_start, a_end = counterfactual_run(service.ledger, "a")
     a_deadline = service.ledger.job("a").deadline
     assert a_devices == ("ciso/0",) and a_deadline is not None and a_start >= a_deadline
     assert a_start == x_end and a_end > a_start
@@ -64,5 +50,5 @@ def test_a_counterfactual_starting_at_or_after_its_deadline_holds_no_gpu(
     clock.advance(300)
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     assert b_devices == ("ciso/0",) and b_start == x_end

@@ -12,27 +12,12 @@ from pathlib import Path
 import pytest
 
 from daemon.executors.base import RunHandle
-from daemon.ledger import Ledger
 from daemon.run_now_busy import Cut, ending_cut, held_until
-from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
+from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY, LONG, REGIONS, counterfactual_run
 
-# One RTX 6000 Ada (fastest, in dirty California) and one T4 (in clean Quebec).
-REGIONS = (
-    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",)),
-    RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("T4",)),
-)
-CISO_ONLY = REGIONS[:1]
-LONG = {"model": "llama-3b", "requests": 2000, "deadline": "+36h"}
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
-
-
-def _run(ledger: Ledger, job_id: str) -> tuple[tuple[str, ...], datetime, datetime]:
-    stored = ledger.counterfactual(job_id)
-    assert stored is not None
-    start = datetime.fromisoformat(stored["start"])
-    return tuple(stored["device_ids"]), start, start + timedelta(seconds=stored["duration_s"])
 
 
 def _cancel(path: Path, job_id: str) -> None:
@@ -69,8 +54,8 @@ def test_a_running_jobs_cancel_or_failure_frees_the_gpu_its_counterfactual_held(
     clock.advance(300)
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())
-    a_devices, _, a_end = _run(service.ledger, "a")
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    a_devices, _, a_end = counterfactual_run(service.ledger, "a")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     assert a_devices == ("ciso/0",) and a_end > clock() + timedelta(hours=1)
     assert b_devices == a_devices and b_start < clock() + timedelta(hours=1)
 
@@ -107,7 +92,7 @@ def test_a_cancel_read_frees_the_gpu_its_counterfactual_held_before_the_job_ends
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())
     assert {j.job_id: j.state for j in service.ledger.jobs()} == {"a": "running", "b": "planned"}
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     assert b_devices == ("ciso/0",) and b_start < clock() + timedelta(hours=1)
 
 
@@ -126,8 +111,8 @@ def test_a_waiting_jobs_cancel_frees_the_gpu_its_counterfactual_held(tmp_path: P
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())
     assert service.ledger.job("a").state == "cancelled"
-    _, _, a_end = _run(service.ledger, "a")
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    _, _, a_end = counterfactual_run(service.ledger, "a")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     assert b_devices == ("ciso/0",) and b_start < a_end - timedelta(hours=1)
 
 
@@ -208,7 +193,7 @@ def test_an_expired_jobs_counterfactual_run_still_holds_its_gpu_after_a_restart(
     clock.advance(60)
     append(service.queue.path, job_line(id="a", model="llama-3b", requests=2000, deadline="+4h"))
     service.tick(clock())
-    _, a_start, a_end = _run(service.ledger, "a")
+    _, a_start, a_end = counterfactual_run(service.ledger, "a")
     deadline = service.ledger.job("a").deadline
     assert deadline is not None and a_start < deadline < a_end
     clock.advance(3 * 3600)  # 03:01
@@ -228,5 +213,5 @@ def test_an_expired_jobs_counterfactual_run_still_holds_its_gpu_after_a_restart(
     assert {j.job_id: j.state for j in service.ledger.jobs()} == {
         "x": "running", "a": "expired", "b": "planned"
     }  # fmt: skip
-    _, b_start, _ = _run(service.ledger, "b")
+    _, b_start, _ = counterfactual_run(service.ledger, "b")
     assert b_start >= a_end

@@ -4,30 +4,17 @@ round does not get that GPU then, also after a restart."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from daemon.ledger import Ledger
-from daemon.settings import PolicySettings, RegionSettings
+from daemon.settings import PolicySettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
-
-# One RTX 6000 Ada (fastest, in dirty California) and one T4 (in clean Quebec).
-REGIONS = (
-    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",)),
-    RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("T4",)),
-)
-LONG = {"model": "llama-3b", "requests": 2000, "deadline": "+36h"}
-
-
-def _run(ledger: Ledger, job_id: str) -> tuple[tuple[str, ...], datetime, datetime]:
-    stored = ledger.counterfactual(job_id)
-    assert stored is not None
-    start = datetime.fromisoformat(stored["start"])
-    return tuple(stored["device_ids"]), start, start + timedelta(seconds=stored["duration_s"])
+from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY, LONG, REGIONS, counterfactual_run
 
 
 @pytest.mark.parametrize("restart", [False, True])
@@ -51,14 +38,11 @@ def test_a_later_arrival_does_not_get_a_gpu_an_earlier_counterfactual_holds(
     clock.advance(600)
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())
-    a_devices, _, a_end = _run(service.ledger, "a")
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    a_devices, _, a_end = counterfactual_run(service.ledger, "a")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     assert a_devices == ("ciso/0",) and a_end > clock() + timedelta(hours=1)
     assert b_start > clock()  # every GPU is held: a's real run, a's counterfactual run
     assert b_devices != a_devices or b_start >= a_end
-
-
-CISO_ONLY = REGIONS[:1]
 
 
 def _latest(ledger: Ledger, job_id: str) -> tuple[str, float | None]:
@@ -120,8 +104,8 @@ def test_a_succeeded_jobs_counterfactual_run_ends_where_its_priced_window_ends(
                                         regions=["ciso"]))  # fmt: skip
     service.tick(clock())
     assert [launch.job_id for launch in executor.launches] == ["x", "a"]
-    x_devices, _, x_end = _run(service.ledger, "x")
-    a_devices, a_start, a_end = _run(service.ledger, "a")
+    x_devices, _, x_end = counterfactual_run(service.ledger, "x")
+    a_devices, a_start, a_end = counterfactual_run(service.ledger, "a")
     assert x_devices == a_devices == ("ciso/0",) and a_start >= x_end
     executor.finish("a", clock.advance(1800))
     service.tick(clock())
@@ -137,7 +121,7 @@ def test_a_succeeded_jobs_counterfactual_run_ends_where_its_priced_window_ends(
     append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000,
                                         regions=["ciso"], deadline="+36h"))  # fmt: skip
     service.tick(clock())
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     scaled_end = a_start + (a_end - a_start) * scale
     assert b_devices == ("ciso/0",)
     assert scaled_end <= b_start < scaled_end + timedelta(minutes=15)  # its slot
@@ -161,7 +145,7 @@ def test_a_succeeded_jobs_counterfactual_run_outlasting_its_prediction_is_held_a
     append(service.queue.path, job_line(id="y", model="llama-3b", requests=2000,
                                         regions=["qc"], deadline="+36h"))  # fmt: skip
     service.tick(clock())
-    _, a_start, a_end = _run(service.ledger, "a")
+    _, a_start, a_end = counterfactual_run(service.ledger, "a")
     a_launched = clock()
     predicted_s = (a_end - a_start).total_seconds()
     while clock() < a_launched + timedelta(seconds=3 * predicted_s):  # "a" runs on, rounds go
@@ -177,7 +161,7 @@ def test_a_succeeded_jobs_counterfactual_run_outlasting_its_prediction_is_held_a
     append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000,
                                         regions=["ciso"], deadline="+36h"))  # fmt: skip
     service.tick(clock())
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     scaled_end = a_start + (a_end - a_start) * scale
     assert clock() < scaled_end and b_devices == ("ciso/0",)
     assert scaled_end <= b_start < scaled_end + timedelta(minutes=15)  # its slot
@@ -197,7 +181,7 @@ def test_a_waiting_jobs_counterfactual_run_holds_its_gpu_after_a_restart_outside
     append(service.queue.path, job_line(id="w", **LONG))
     service.tick(clock())
     assert service.ledger.job("w").state == "planned"
-    _, _, w_end = _run(service.ledger, "w")
+    _, _, w_end = counterfactual_run(service.ledger, "w")
     service.ledger.close()
     service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
     window = PolicySettings(name="carbon-window", plan_window=1)
@@ -208,7 +192,7 @@ def test_a_waiting_jobs_counterfactual_run_holds_its_gpu_after_a_restart_outside
     append(service.queue.path, job_line(id="b", priority=5, **LONG))
     service.tick(clock())
     assert {r["job_id"] for r in service.ledger.rows("decisions")[decided:]} == {"b"}
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     assert b_devices == ("ciso/0",) and b_start == w_end
 
 

@@ -16,17 +16,9 @@ from daemon.executors.base import LaunchSpec, RunHandle
 from daemon.executors.errors import JobNotRunnableError
 from daemon.executors.local import LocalExecutor
 from daemon.executors.wrapper import EXIT_NOT_RUNNABLE
-from daemon.ledger import Ledger
-from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
-
-# One RTX 6000 Ada (fastest, in dirty California) and one T4 (in clean Quebec).
-REGIONS = (
-    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",)),
-    RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("T4",)),
-)
-LONG = {"model": "llama-3b", "requests": 2000, "deadline": "+36h"}
+from tests.daemon.run_now_busy.counterfactuals import LONG, REGIONS, counterfactual_run
 
 
 class _Refusing(RecordingExecutor):
@@ -42,13 +34,6 @@ class _Refusing(RecordingExecutor):
         if self.own:
             raise JobNotRunnableError(f"job {spec.job_id}: empty command")
         raise DaemonError(f"job {spec.job_id}: cannot start in /var/lib/carbond/logs: disk full")
-
-
-def _run(ledger: Ledger, job_id: str) -> tuple[tuple[str, ...], datetime, datetime]:
-    stored = ledger.counterfactual(job_id)
-    assert stored is not None
-    start = datetime.fromisoformat(stored["start"])
-    return tuple(stored["device_ids"]), start, start + timedelta(seconds=stored["duration_s"])
 
 
 @pytest.mark.parametrize("restart", [False, True])
@@ -76,8 +61,8 @@ def test_a_launch_failing_on_its_own_frees_the_gpu_its_counterfactual_held(
     clock.advance(600)
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())
-    a_devices, _, a_end = _run(service.ledger, "a")
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    a_devices, _, a_end = counterfactual_run(service.ledger, "a")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     assert a_devices == ("ciso/0",) and a_end > clock() + timedelta(hours=1)
     if own:
         assert b_devices == a_devices and b_start < clock() + timedelta(hours=1)

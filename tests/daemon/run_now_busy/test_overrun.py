@@ -9,27 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from daemon.ledger import Ledger, RunRecord
+from daemon.ledger import RunRecord
 from daemon.run_now_busy import RunNowBusy
-from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import Alternative, Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.helpers import append, job_line, make_service
-
-# One RTX 6000 Ada (fastest, in dirty California) and one T4 (in clean Quebec).
-REGIONS = (
-    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",)),
-    RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("T4",)),
-)
-LONG = {"model": "llama-3b", "requests": 2000, "deadline": "+36h"}
-
-
-def _run(ledger: Ledger, job_id: str) -> tuple[tuple[str, ...], datetime, datetime]:
-    stored = ledger.counterfactual(job_id)
-    assert stored is not None
-    start = datetime.fromisoformat(stored["start"])
-    return tuple(stored["device_ids"]), start, start + timedelta(seconds=stored["duration_s"])
+from tests.daemon.run_now_busy.counterfactuals import LONG, REGIONS, counterfactual_run
 
 
 @pytest.mark.parametrize("restart", [False, True])
@@ -54,8 +40,8 @@ def test_a_running_jobs_counterfactual_holds_its_gpu_while_it_overruns(
                                         regions=["qc"], deadline="+36h"))  # fmt: skip
     service.tick(clock())
     assert [launch.job_id for launch in executor.launches] == ["x", "a"]
-    _, _, x_end = _run(service.ledger, "x")
-    a_devices, a_start, a_end = _run(service.ledger, "a")
+    _, _, x_end = counterfactual_run(service.ledger, "x")
+    a_devices, a_start, a_end = counterfactual_run(service.ledger, "a")
     assert a_devices == ("ciso/0",) and a_start >= x_end
     a_launched = clock()
     predicted_s = service.ledger.run("a").expected_duration_s
@@ -71,7 +57,7 @@ def test_a_running_jobs_counterfactual_holds_its_gpu_while_it_overruns(
                                         regions=["ciso"], deadline="+36h"))  # fmt: skip
     service.tick(clock())
     assert service.ledger.job("a").state == "running"
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     so_far = (clock() - a_launched).total_seconds() / predicted_s
     assert so_far >= 2
     held_to = a_start + (a_end - a_start) * so_far
@@ -123,7 +109,7 @@ def test_a_copy_held_while_its_job_overran_is_not_cut_back_when_the_job_fails(
                                         regions=["qc"], deadline="+36h"))  # fmt: skip
     service.tick(clock())
     assert [launch.job_id for launch in executor.launches] == ["x", "a"]
-    _, a_start, a_end = _run(service.ledger, "a")
+    _, a_start, a_end = counterfactual_run(service.ledger, "a")
     a_launched = clock()
     predicted_s = service.ledger.run("a").expected_duration_s
     while clock() < a_launched + timedelta(seconds=2 * predicted_s):
@@ -141,5 +127,5 @@ def test_a_copy_held_while_its_job_overran_is_not_cut_back_when_the_job_fails(
     append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000,
                                         regions=["ciso"], deadline="+36h"))  # fmt: skip
     service.tick(clock())
-    b_devices, b_start, _ = _run(service.ledger, "b")
+    b_devices, b_start, _ = counterfactual_run(service.ledger, "b")
     assert b_devices == ("ciso/0",) and b_start >= held_to

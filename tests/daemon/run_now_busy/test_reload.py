@@ -14,10 +14,10 @@ from daemon.ledger import DecisionRecord, LatestPlan
 from daemon.settings import RegionSettings, Settings
 from daemon.testing import FakeClock
 from tests.daemon.helpers import append, job_line
+from tests.daemon.run_now_busy.counterfactuals import LONG
 
 # One T4: the jobs wait for it, each with its run-now copy recorded at its first decision.
 REGION = RegionSettings(name="qc", zone="CA-QC", executor="simulated", gpus=("T4",))
-LONG = {"model": "llama-3b", "requests": 2000, "deadline": "+36h"}
 
 
 def test_a_reload_reads_no_waiting_jobs_copy_or_decision_back_one_by_one(

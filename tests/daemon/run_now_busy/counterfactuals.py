@@ -1,0 +1,26 @@
+"""What the run-now counterfactual tests plan on: the two regions (``REGIONS``, ``CISO_ONLY``),
+a long job's fields (``LONG``), and a job's recorded counterfactual run
+(``counterfactual_run``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from daemon.ledger import Ledger
+from daemon.settings import RegionSettings
+
+# One RTX 6000 Ada (fastest, in dirty California) and one T4 (in clean Quebec).
+REGIONS = (
+    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",)),
+    RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("T4",)),
+)
+CISO_ONLY = REGIONS[:1]
+LONG = {"model": "llama-3b", "requests": 2000, "deadline": "+36h"}
+
+
+def counterfactual_run(ledger: Ledger, job_id: str) -> tuple[tuple[str, ...], datetime, datetime]:
+    """``job_id``'s recorded run-now counterfactual run: its devices, start and end."""
+    stored = ledger.counterfactual(job_id)
+    assert stored is not None
+    start = datetime.fromisoformat(stored["start"])
+    return tuple(stored["device_ids"]), start, start + timedelta(seconds=stored["duration_s"])
