@@ -18,20 +18,8 @@ from daemon.ledger import Ledger
 from daemon.queue import QUEUE_NAME
 from daemon.queue.ingest import Queue
 from daemon.settings import load_settings
+from tests.daemon.cli.private_config import write_config
 from tests.daemon.doctor.doctor_setup import run_doctor
-
-CONFIG = """
-state_dir = "{state}"
-[policy]
-name = "run-now"
-[ledger]
-private = {private}
-[[regions]]
-name = "qc"
-zone = "CA-QC"
-executor = "simulated"
-gpus = ["T4"]
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +33,7 @@ def _daemon_started(tmp_path: Path, private: bool) -> tuple[Path, Path]:
     """``(config, queue.jsonl)`` of a state dir the daemon of that config set up (its queue
     built from the config as ``carbond run`` builds it, and prepared as at its start)."""
     state = tmp_path / "state"
-    config = tmp_path / "carbond.toml"
-    config.write_text(CONFIG.format(state=state, private=str(private).lower()))
+    config = write_config(tmp_path, state, private)
     settings = load_settings(config)
     with Ledger.open(state / "ledger.db") as ledger:
         Queue.from_settings(settings, ledger).prepare()

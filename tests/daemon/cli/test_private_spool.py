@@ -17,19 +17,7 @@ from daemon.cli import main
 from daemon.ledger import Ledger
 from daemon.queue import SPOOL_DIR
 from daemon.queue.ingest import Queue
-
-CONFIG = """
-state_dir = "{state}"
-[policy]
-name = "run-now"
-[ledger]
-private = {private}
-[[regions]]
-name = "qc"
-zone = "CA-QC"
-executor = "simulated"
-gpus = ["T4"]
-"""
+from tests.daemon.cli.private_config import write_config
 
 
 @pytest.fixture(autouse=True)
@@ -46,8 +34,7 @@ def _setup(tmp_path: Path, private: bool) -> tuple[Path, Path]:
     with Ledger.open(state / "ledger.db") as ledger:
         Queue(state, ledger).prepare()
     (state / "queue.jsonl").chmod(0o664)  # as another user's queue.jsonl would be to them
-    config = tmp_path / "carbond.toml"
-    config.write_text(CONFIG.format(state=state, private=str(private).lower()))
+    config = write_config(tmp_path, state, private)
     return config, state / SPOOL_DIR / f"{os.getuid()}.jsonl"
 
 
