@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +67,15 @@ def make_service(
         intensity=EmbeddedIntensity(),
         policy=get_policy(policy),
     )
+
+
+def backtest_trace(path: Path, start: datetime) -> Path:
+    """``path``: 20 days of hourly intensity for zone ``XX`` from ``start`` (the columns
+    ``datetime,zone,carbon_intensity_g_per_kwh``), a daily ramp from 200 g/kWh towards 280 with
+    a little fixed noise: enough for ``carbond forecast backtest`` to score every horizon."""
+    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
+    for k in range(24 * 20):
+        value = 200 + 80 * ((k % 24) / 24) + (k * 7919 % 13)
+        lines.append(f"{(start + timedelta(hours=k)).isoformat()},XX,{value}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

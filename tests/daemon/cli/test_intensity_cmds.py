@@ -24,6 +24,7 @@ from structlog.testing import capture_logs
 from daemon.cli import main
 from daemon.intensity.signals import refresh_signals
 from forecasts import SignalChain
+from tests.daemon.helpers import backtest_trace
 
 TOKEN = "cli-test-token"
 
@@ -242,13 +243,7 @@ def test_the_table_names_the_zone_as_its_row_does(
 def test_backtest_command_on_a_small_trace(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    start = datetime(2023, 1, 1, tzinfo=UTC)
-    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
-    for k in range(24 * 20):
-        value = 200 + 80 * ((k % 24) / 24) + (k * 7919 % 13)
-        lines.append(f"{(start + timedelta(hours=k)).isoformat()},XX,{value}")
-    trace = tmp_path / "t.csv"
-    trace.write_text("\n".join(lines) + "\n")
+    trace = backtest_trace(tmp_path / "t.csv", datetime(2023, 1, 1, tzinfo=UTC))
     code, result, _ = _run(
         capsys, "forecast", "backtest", "--trace", str(trace), "--zone", "XX", "--json"
     )
@@ -383,13 +378,7 @@ def test_backtest_says_at_which_horizon_it_chose(
     ``--horizon-hours 6`` it is made at 6 h, yet the table said ``(lowest MAE at 24 h)``, a
     horizon not even scored, and ``--help`` said "at the horizon" (48 h by default, where it
     is not made). Both now say the horizon it was made at, and ``--json`` gives it."""
-    start = datetime(2023, 1, 1, tzinfo=UTC)
-    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
-    for k in range(24 * 20):
-        value = 200 + 80 * ((k % 24) / 24) + (k * 7919 % 13)
-        lines.append(f"{(start + timedelta(hours=k)).isoformat()},XX,{value}")
-    trace = tmp_path / "t.csv"
-    trace.write_text("\n".join(lines) + "\n")
+    trace = backtest_trace(tmp_path / "t.csv", datetime(2023, 1, 1, tzinfo=UTC))
     argv = ["forecast", "backtest", "--trace", str(trace), "--zone", "XX", "--horizon-hours",
             horizon]  # fmt: skip
     code, result, _ = _run(capsys, *argv, "--json")

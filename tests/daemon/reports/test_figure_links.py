@@ -6,12 +6,13 @@ link) planted at it had root overwrite the file it named."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from daemon.cli import main
+from tests.daemon.helpers import backtest_trace
 from tests.daemon.reports.conftest import Run
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -52,13 +53,7 @@ def test_report_plot_replaces_a_planted_link(
 def test_backtest_plot_replaces_a_planted_link(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
 ) -> None:
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    lines = ["datetime,zone,carbon_intensity_g_per_kwh"]
-    for k in range(24 * 20):
-        value = 200 + 80 * ((k % 24) / 24) + (k * 7919 % 13)
-        lines.append(f"{(start + timedelta(hours=k)).isoformat()},XX,{value}")
-    trace = tmp_path / "t.csv"
-    trace.write_text("\n".join(lines) + "\n")
+    trace = backtest_trace(tmp_path / "t.csv", datetime(2024, 1, 1, tzinfo=UTC))
     folder = tmp_path / "shared"
     folder.mkdir()
     path, victim = _plant(folder, "mape.png", how)
