@@ -1,5 +1,5 @@
 """Helpers for tests that run real jobs through the local executor: a job's launch spec, waiting
-for its end, for a pid file, for a process to be gone."""
+for its end, for a pid file, for a process to be gone, and a monotonic clock advanced by hand."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FakeMonotonic:
+    """A monotonic clock the test advances by hand (``t``, from 1000.0 s)."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
 
 
 def job_spec(tmp_path: Path, job_id: str, *argv: str, **kw: object) -> LaunchSpec:

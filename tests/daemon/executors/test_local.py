@@ -20,19 +20,9 @@ from daemon.executors.base import ExitStatus, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import ExecutorError, LaunchRefusedError
 from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
-from tests.daemon.executors.local_jobs import NOW, job_spec, wait_ended
+from tests.daemon.executors.local_jobs import NOW, FakeMonotonic, job_spec, wait_ended
 
 PY = sys.executable
-
-
-class FakeMonotonic:
-    """A monotonic clock the test advances by hand."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture

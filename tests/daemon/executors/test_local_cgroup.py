@@ -20,7 +20,14 @@ from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup_jobs import JobCgroups
 from tests.daemon.executors.cgroup_subtree import cgroup_subtree
-from tests.daemon.executors.local_jobs import NOW, gone, job_spec, read_pid, wait_ended
+from tests.daemon.executors.local_jobs import (
+    NOW,
+    FakeMonotonic,
+    gone,
+    job_spec,
+    read_pid,
+    wait_ended,
+)
 from tests.daemon.users import local_user
 
 PY = sys.executable
@@ -40,14 +47,6 @@ SETSID_SLEEPER = (
     "    time.sleep(0.01)\n"
     "time.sleep(float(sys.argv[2]))\n"
 )
-
-
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture

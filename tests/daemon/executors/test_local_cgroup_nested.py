@@ -21,8 +21,14 @@ from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup_jobs import JobCgroups
 from tests.daemon.executors.cgroup_subtree import cgroup_subtree
-from tests.daemon.executors.local_jobs import NOW, gone, job_spec, read_pid, wait_ended
-from tests.daemon.executors.test_local_cgroup import FakeMonotonic
+from tests.daemon.executors.local_jobs import (
+    NOW,
+    FakeMonotonic,
+    gone,
+    job_spec,
+    read_pid,
+    wait_ended,
+)
 
 # The job (argv: its cgroup, a pid file, "ignore"|"default" for the child's SIGTERM, how long
 # the job sleeps) makes <its cgroup>/inner and forks a child that leaves its session, moves
