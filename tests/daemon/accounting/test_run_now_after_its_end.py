@@ -12,16 +12,10 @@ from pathlib import Path
 import pytest
 
 from daemon.intensity.providers import EmbeddedIntensity
-from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from policies.footprint.outcome import time_weighted_intensity
 from tests.daemon.helpers import append, job_line, make_service
-
-# One RTX 6000 Ada (fastest, in dirty California) and one T4 (in clean Quebec).
-REGIONS = (
-    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",)),
-    RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("T4",)),
-)
+from tests.daemon.run_now_busy.counterfactuals import REGIONS
 
 
 @pytest.mark.parametrize("k", [1.0, 2.0])

@@ -18,15 +18,12 @@ from daemon.ledger import Ledger
 from daemon.metrics.prometheus import Metrics
 from daemon.queue.ingest import Queue
 from daemon.service import Service
-from daemon.settings import RegionSettings, Settings
+from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import get_policy
 from tests.daemon.helpers import append, job_line
+from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY, LONG
 
-CISO_ONLY = (
-    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",)),
-)
-LONG = {"model": "llama-3b", "requests": 2000, "deadline": "+36h"}
 CW = (("policy", "carbon-window"),)
 
 

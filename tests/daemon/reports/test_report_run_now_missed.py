@@ -12,15 +12,10 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import Ledger
-from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
 from tests.daemon.reports.conftest import Run
-
-CISO_ONLY = (
-    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",)),
-)
-LONG = {"model": "llama-3b", "requests": 2000, "deadline": "+36h"}
+from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY, LONG
 
 
 @pytest.mark.parametrize("restart", [False, True])

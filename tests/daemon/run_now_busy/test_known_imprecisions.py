@@ -14,13 +14,10 @@ from pathlib import Path
 import pytest
 
 from daemon.service import Service
-from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
+from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY
 
-CISO_ONLY = (
-    RegionSettings(name="ciso", zone="US-CAL-CISO", executor="local", gpus=("RTX6000-Ada",)),
-)
 JOBS = ("j0", "j1", "j2")
 
 
