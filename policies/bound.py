@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from policies.bound_rows import BoundCells, capacity_rows, rows_of
 from policies.errors import PoliciesError
 from policies.estimates import EstimateCache, estimate_matrix
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
@@ -106,20 +107,6 @@ class LowerBound:
     windows_g: float | None = None
     dual_g: float | None = None
     dual_steps: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Cells:
-    """The LP's variables: one per (job, pool, start slot), with the start interval."""
-
-    job: IntArray
-    pool: IntArray
-    slot: IntArray
-    lo_s: FloatArray  # earliest start in the slot, seconds after the origin
-    hi_s: FloatArray  # latest start in the slot
-    duration_s: FloatArray
-    cost_g: FloatArray
-    gpus: FloatArray
 
 
 def _cells(
@@ -204,7 +191,7 @@ def _costs(
     jobs: Sequence[JobSpec], pools: Sequence[Pool], actuals: Mapping[str, ZoneIntensity],
     origin: datetime, cells: tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray],
     estimates: tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]], lifetime_years: float,
-) -> _Cells:  # fmt: skip
+) -> BoundCells:  # fmt: skip
     job, pool, slot, lo, hi = cells
     duration, energy, _ = estimates
     d = duration[job, pool]
@@ -215,94 +202,11 @@ def _costs(
         return _least_mean_intensity(series, origin, lo[rows], hi[rows], d[rows])
 
     cost = cell_grams(pools, actuals, pool, d, energy[job, pool], gpus, lifetime_years, least)
-    return _Cells(job, pool, slot, lo, hi, d, cost, gpus)
-
-
-def _overlap(start: FloatArray, d: FloatArray, w0: FloatArray, w1: FloatArray) -> FloatArray:
-    result: FloatArray = np.maximum(np.minimum(start + d, w1) - np.maximum(start, w0), 0.0)
-    return result
-
-
-def _covered(
-    lo: FloatArray, hi: FloatArray, d: FloatArray, slot_s: float
-) -> tuple[IntArray, IntArray]:
-    """(cell, slot boundary) pairs where the run covers the boundary ``u`` from every start its
-    slot allows (``hi <= u`` and ``u < lo + d``): per pool and boundary, those runs' devices are
-    at most the pool's, whatever their starts."""
-    first = np.ceil(hi / slot_s).astype(np.int64)
-    end = np.ceil((lo + d) / slot_s - 1e-9).astype(np.int64)  # one past the last (fewer: valid)
-    counts = np.maximum(end - first, 0)
-    col = np.repeat(np.arange(len(lo)), counts)
-    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    return col, np.repeat(first, counts) + within
-
-
-def _capacity(
-    cells: _Cells, index: IntArray, sizes: IntArray, slot_s: float,
-    window_lengths: Sequence[int],
-) -> tuple[csr_matrix, FloatArray]:  # fmt: skip
-    """The capacity rows ``A @ x <= b`` over the cells ``index`` (module docstring)."""
-    from scipy.sparse import coo_matrix
-
-    pool = cells.pool[index]
-    slot = cells.slot[index]
-    lo, hi, d, gpus = (
-        cells.lo_s[index],
-        cells.hi_s[index],
-        cells.duration_s[index],
-        cells.gpus[index],
-    )
-    span = math.ceil(float(d.max()) / slot_s) + 1
-    cols: list[IntArray] = []
-    vals: list[FloatArray] = []
-    rhs: list[FloatArray] = []
-    keys: list[IntArray] = []
-    n_pools = len(sizes)
-    base = int(slot.min()) - max(window_lengths)
-    n_windows = int(slot.max()) + span + 1 - base
-    for li, length in enumerate(window_lengths):
-        for shift in range(-length + 1, span + 1):
-            w = slot + shift
-            w0 = (w * slot_s).astype(np.float64)
-            w1 = w0 + length * slot_s
-            least = np.minimum(_overlap(lo, d, w0, w1), _overlap(hi, d, w0, w1)) * gpus
-            used = least > 0
-            if not used.any():
-                continue
-            key = (li * n_pools + pool[used]) * n_windows + (w[used] - base)
-            keys.append(key)
-            cols.append(np.nonzero(used)[0])
-            vals.append(least[used])
-            rhs.append((sizes[pool[used]] * (length * slot_s)).astype(np.float64))
-    col, u = _covered(lo, hi, d, slot_s)
-    keys.append((len(window_lengths) * n_pools + pool[col]) * n_windows + (u - base))
-    cols.append(col)
-    vals.append(gpus[col])
-    rhs.append(sizes[pool[col]].astype(np.float64))
-    key_all = np.concatenate(keys)
-    unique, row = np.unique(key_all, return_inverse=True)
-    b_ub = np.zeros(len(unique))
-    b_ub[row] = np.concatenate(rhs)
-    a_ub = coo_matrix(
-        (np.concatenate(vals), (row, np.concatenate(cols))), shape=(len(unique), len(index))
-    ).tocsr()
-    return a_ub, b_ub
-
-
-def _rows_of(
-    whole: tuple[csr_matrix, FloatArray], index: IntArray
-) -> tuple[csr_matrix, FloatArray]:
-    """:func:`_capacity` over the cells ``index`` read from its rows over all the cells: a
-    cell's coefficients do not depend on the others, so these are the same rows, in the same
-    order (those with no coefficient among ``index`` left out)."""
-    a_ub, b_ub = whole
-    columns = a_ub[:, index]
-    kept = np.diff(columns.indptr) > 0
-    return columns[kept], b_ub[kept]
+    return BoundCells(job, pool, slot, lo, hi, d, cost, gpus)
 
 
 def _solve(
-    cells: _Cells, index: IntArray, sizes: IntArray, slot_s: float,
+    cells: BoundCells, index: IntArray, sizes: IntArray, slot_s: float,
     window_lengths: Sequence[int], whole: tuple[csr_matrix, FloatArray] | None = None,
 ) -> tuple[float, int, int]:  # fmt: skip
     """The LP over the cells ``index``: (optimum, variables, constraints); ``whole``: the
@@ -314,9 +218,9 @@ def _solve(
     if n == 0:
         return 0.0, 0, 0
     if whole is None:
-        a_ub, b_ub = _capacity(cells, index, sizes, slot_s, window_lengths)
+        a_ub, b_ub = capacity_rows(cells, index, sizes, slot_s, window_lengths)
     else:
-        a_ub, b_ub = _rows_of(whole, index)
+        a_ub, b_ub = rows_of(whole, index)
     _, job_row = np.unique(cells.job[index], return_inverse=True)
     n_jobs = int(job_row.max()) + 1
     a_eq = coo_matrix((np.ones(n), (job_row, np.arange(n))), shape=(n_jobs, n)).tocsr()
@@ -394,7 +298,7 @@ def lower_bound(
     windows = np.unique(group[cells.job])
     whole = None  # the whole span's rows, for its dual: each window's are read from them
     if len(windows) > 1 and len(cells.job) <= max_dual_cells:
-        whole = _capacity(cells, np.arange(len(cells.job)), sizes, slot_s, window_lengths)
+        whole = capacity_rows(cells, np.arange(len(cells.job)), sizes, slot_s, window_lengths)
     for w in windows:
         index = np.nonzero(group[cells.job] == w)[0]
         value, n_vars, n_rows = _solve(cells, index, sizes, slot_s, window_lengths, whole)

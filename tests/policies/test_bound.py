@@ -8,7 +8,8 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from policies.bound import _capacity, _cells, _costs, _rows_of, lower_bound
+from policies.bound import _cells, _costs, lower_bound
+from policies.bound_rows import capacity_rows, rows_of
 from policies.estimates import estimate_matrix
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.scoring import make_pools
@@ -152,12 +153,12 @@ def test_a_windows_capacity_rows_read_from_the_whole_spans_are_its_own(seed: int
                    estimates, DEFAULT_LIFETIME_YEARS)  # fmt: skip
     sizes = np.array([pool.size for pool in pools], dtype=np.int64)
     lengths = (1, 2, 4, 8)
-    whole = _capacity(cells, np.arange(len(cells.job)), sizes, GRID_S, lengths)
+    whole = capacity_rows(cells, np.arange(len(cells.job)), sizes, GRID_S, lengths)
     rows = []
     for window in (cells.job < 3, (cells.job >= 3) & (cells.job < 11), cells.job >= 11):
         index = np.nonzero(window)[0]
-        own_a, own_b = _capacity(cells, index, sizes, GRID_S, lengths)
-        read_a, read_b = _rows_of(whole, index)
+        own_a, own_b = capacity_rows(cells, index, sizes, GRID_S, lengths)
+        read_a, read_b = rows_of(whole, index)
         assert own_a.shape == read_a.shape
         assert np.array_equal(own_a.toarray(), read_a.toarray())
         assert np.array_equal(own_b, read_b)
