@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.gpu import fake_nvml
-from daemon.gpu.fake_nvml import FakeNvml, NVMLError
+from daemon.gpu import fake_nvml, fake_nvml_errors
+from daemon.gpu.fake_nvml import FakeNvml
+from daemon.gpu.fake_nvml_errors import NVMLError
 from tests.daemon.gpu.conftest import FakeClock, fake_gpu, make_nvml
 
 FUNCTIONS = [
@@ -62,10 +63,10 @@ def test_fake_has_the_real_function_names(real: object, name: str, clock: FakeCl
 
 @pytest.mark.parametrize(("klass", "code"), ERRORS)
 def test_error_classes_and_codes_match_the_real_ones(real: object, klass: str, code: str) -> None:
-    assert getattr(fake_nvml, code) == getattr(real, code)
-    error = NVMLError(getattr(fake_nvml, code))
+    assert getattr(fake_nvml_errors, code) == getattr(real, code)
+    error = NVMLError(getattr(fake_nvml_errors, code))
     assert type(error).__name__ == klass
-    assert isinstance(error, getattr(fake_nvml, klass))
+    assert isinstance(error, getattr(fake_nvml_errors, klass))
     assert error.value == getattr(real, code)
     assert str(error) == str(getattr(real, klass)())
 
@@ -86,7 +87,7 @@ def test_units_are_nvmls(clock: FakeClock) -> None:
 
 
 def test_calls_before_init_raise_uninitialized(clock: FakeClock) -> None:
-    with pytest.raises(fake_nvml.NVMLError_Uninitialized):
+    with pytest.raises(fake_nvml_errors.NVMLError_Uninitialized):
         make_nvml(clock).nvmlDeviceGetCount()
 
 
@@ -108,20 +109,20 @@ def test_unsupported_counter_lost_gpu_and_denied_queries(clock: FakeClock) -> No
     nvml = make_nvml(clock, *gpus)
     nvml.nvmlInit()
     h0, h1, h2 = (nvml.nvmlDeviceGetHandleByIndex(i) for i in range(3))
-    with pytest.raises(fake_nvml.NVMLError_NotSupported):
+    with pytest.raises(fake_nvml_errors.NVMLError_NotSupported):
         nvml.nvmlDeviceGetTotalEnergyConsumption(h0)
     assert nvml.nvmlDeviceGetPowerUsage(h1) == 100_000
     clock.advance(1.0)
-    with pytest.raises(fake_nvml.NVMLError_GpuIsLost):
+    with pytest.raises(fake_nvml_errors.NVMLError_GpuIsLost):
         nvml.nvmlDeviceGetPowerUsage(h1)
-    with pytest.raises(fake_nvml.NVMLError_NoPermission):
+    with pytest.raises(fake_nvml_errors.NVMLError_NoPermission):
         nvml.nvmlDeviceGetPowerUsage(h2)
 
 
 def test_driver_not_loaded(clock: FakeClock) -> None:
     nvml = make_nvml(clock)
     nvml.driver_loaded = False
-    with pytest.raises(fake_nvml.NVMLError_DriverNotLoaded):
+    with pytest.raises(fake_nvml_errors.NVMLError_DriverNotLoaded):
         nvml.nvmlInit()
 
 
@@ -131,7 +132,7 @@ def test_every_real_error_class_is_in_the_fake_and_behaves_alike(
     names = [n for n in dir(real) if n.startswith("NVMLError_")]
     assert len(names) >= 30
     for name in names:
-        real_class, fake_class = getattr(real, name), getattr(fake_nvml, name)
+        real_class, fake_class = getattr(real, name), getattr(fake_nvml_errors, name)
         assert getattr(make_nvml(clock), name) is fake_class
         # pynvml's classes are built without arguments (``raise NVMLError_GpuIsLost()``)
         real_error, fake_error = real_class(), fake_class()
@@ -147,7 +148,7 @@ def test_a_function_the_driver_lacks_raises_function_not_found(clock: FakeClock)
     nvml = FakeNvml([fake_gpu(clock)], clock, missing_functions={"nvmlDeviceGetMigMode"})
     nvml.nvmlInit()
     handle = nvml.nvmlDeviceGetHandleByIndex(0)
-    with pytest.raises(fake_nvml.NVMLError_FunctionNotFound):
+    with pytest.raises(fake_nvml_errors.NVMLError_FunctionNotFound):
         nvml.nvmlDeviceGetMigMode(handle)
 
 
@@ -157,10 +158,10 @@ def test_a_mig_enabled_gpu_answers_as_nvml_documents(clock: FakeClock) -> None:
         nvml = FakeNvml([gpu], clock, privileged=privileged)
         nvml.nvmlInit()
         handle = nvml.nvmlDeviceGetHandleByIndex(0)
-        with pytest.raises(fake_nvml.NVMLError_NotSupported):
+        with pytest.raises(fake_nvml_errors.NVMLError_NotSupported):
             nvml.nvmlDeviceGetUtilizationRates(handle)
         if privileged:
             assert nvml.nvmlDeviceGetMemoryInfo(handle).total == gpu.memory_total_bytes
         else:
-            with pytest.raises(fake_nvml.NVMLError_NoPermission):
+            with pytest.raises(fake_nvml_errors.NVMLError_NoPermission):
                 nvml.nvmlDeviceGetMemoryInfo(handle)

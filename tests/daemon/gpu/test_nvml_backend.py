@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from daemon.gpu import fake_nvml
+from daemon.gpu import fake_nvml, fake_nvml_errors
 from daemon.gpu.errors import (
     GpuError,
     GpuLostError,
@@ -16,7 +16,7 @@ from daemon.gpu.errors import (
     GpuPermissionError,
     NvmlUnavailableError,
 )
-from daemon.gpu.fake_nvml import NVMLError
+from daemon.gpu.fake_nvml_errors import NVMLError
 from daemon.gpu.nvml import NvmlBackend, _translate, load_pynvml
 from tests.daemon.gpu.conftest import FakeClock, fake_gpu, make_nvml
 
@@ -86,16 +86,16 @@ def test_the_counter_is_read_only_where_supported(clock: FakeClock) -> None:
 @pytest.mark.parametrize(
     ("code", "error"),
     [
-        (fake_nvml.NVML_ERROR_NOT_SUPPORTED, GpuNotSupportedError),
-        (fake_nvml.NVML_ERROR_FUNCTION_NOT_FOUND, GpuNotSupportedError),
-        (fake_nvml.NVML_ERROR_GPU_IS_LOST, GpuLostError),
-        (fake_nvml.NVML_ERROR_RESET_REQUIRED, GpuLostError),
-        (fake_nvml.NVML_ERROR_NO_PERMISSION, GpuPermissionError),
-        (fake_nvml.NVML_ERROR_DRIVER_NOT_LOADED, NvmlUnavailableError),
-        (fake_nvml.NVML_ERROR_LIBRARY_NOT_FOUND, NvmlUnavailableError),
-        (fake_nvml.NVML_ERROR_UNINITIALIZED, NvmlUnavailableError),
-        (fake_nvml.NVML_ERROR_TIMEOUT, GpuError),
-        (fake_nvml.NVML_ERROR_UNKNOWN, GpuError),
+        (fake_nvml_errors.NVML_ERROR_NOT_SUPPORTED, GpuNotSupportedError),
+        (fake_nvml_errors.NVML_ERROR_FUNCTION_NOT_FOUND, GpuNotSupportedError),
+        (fake_nvml_errors.NVML_ERROR_GPU_IS_LOST, GpuLostError),
+        (fake_nvml_errors.NVML_ERROR_RESET_REQUIRED, GpuLostError),
+        (fake_nvml_errors.NVML_ERROR_NO_PERMISSION, GpuPermissionError),
+        (fake_nvml_errors.NVML_ERROR_DRIVER_NOT_LOADED, NvmlUnavailableError),
+        (fake_nvml_errors.NVML_ERROR_LIBRARY_NOT_FOUND, NvmlUnavailableError),
+        (fake_nvml_errors.NVML_ERROR_UNINITIALIZED, NvmlUnavailableError),
+        (fake_nvml_errors.NVML_ERROR_TIMEOUT, GpuError),
+        (fake_nvml_errors.NVML_ERROR_UNKNOWN, GpuError),
     ],
 )
 def test_nvml_errors_are_translated(code: int, error: type[GpuError]) -> None:
@@ -112,7 +112,7 @@ def test_a_lost_gpu_raises_gpu_lost_with_its_index(clock: FakeClock) -> None:
     with pytest.raises(GpuLostError, match=r"GPU 1.*GPU is lost") as caught:
         backend.read(1)
     assert caught.value.index == 1
-    assert isinstance(caught.value.__cause__, fake_nvml.NVMLError_GpuIsLost)
+    assert isinstance(caught.value.__cause__, fake_nvml_errors.NVMLError_GpuIsLost)
     assert backend.read(0).power_w == 100.0  # the other device is fine
 
 
@@ -221,8 +221,8 @@ def test_a_mig_enabled_gpu_read_without_root(clock: FakeClock) -> None:
     ("refused", "how"),
     [
         ({"nvmlDeviceGetHandleByIndex"}, None),  # NO_PERMISSION: counted, not ours to talk to
-        (set(), fake_nvml.NVML_ERROR_GPU_IS_LOST),
-        (set(), fake_nvml.NVML_ERROR_INSUFFICIENT_POWER),
+        (set(), fake_nvml_errors.NVML_ERROR_GPU_IS_LOST),
+        (set(), fake_nvml_errors.NVML_ERROR_INSUFFICIENT_POWER),
     ],
 )
 def test_a_device_that_cannot_be_described_is_skipped_not_fatal(
@@ -257,7 +257,7 @@ def test_a_discovery_that_fails_shuts_nvml_down_and_a_later_start_tries_again(
     count = nvml.nvmlDeviceGetCount
 
     def unloaded() -> int:  # the driver went away between nvmlInit and the count
-        raise NVMLError(fake_nvml.NVML_ERROR_DRIVER_NOT_LOADED)
+        raise NVMLError(fake_nvml_errors.NVML_ERROR_DRIVER_NOT_LOADED)
 
     nvml.nvmlDeviceGetCount = unloaded  # type: ignore[method-assign]
     backend = NvmlBackend(nvml, clock=clock)
