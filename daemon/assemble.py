@@ -1,9 +1,10 @@
 """The composition root: the daemon's object graph for ``carbond run``, ``carbond demo`` and
 replay, built once from the settings.
 
-:func:`build_service` wires the service (queue, inventory, intensity source, policy) around a
-ledger and executors the caller owns; :func:`build_daemon` is the whole daemon: it also opens the
-ledger, chooses the executors and GPU discovery, and starts the GPU measurement.
+:func:`build_daemon` is the whole daemon: it opens the ledger, chooses the executors and GPU
+discovery, wires the service around them (:func:`daemon.assemble_service.build_service`: queue,
+inventory, intensity source, policy) and starts the GPU measurement; :func:`rebuild_service`
+wires a new service on SIGHUP.
 
 Nothing here starts a thread or opens a socket; the ledger's SQLite file and (when a region
 discovers its GPUs) the GPU backend are opened, and :meth:`Daemon.close` releases them.
@@ -14,11 +15,12 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
 
+from daemon.assemble_service import build_service, configure_learning
 from daemon.catalog import gpu_catalog
 from daemon.errors import DaemonError
 from daemon.executors.base import Executor
@@ -26,23 +28,17 @@ from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup import job_cgroups
 from daemon.executors.simulated import SimulatedExecutor
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
-from daemon.intensity.providers import IntensityProvider, build_intensity
-from daemon.intensity.signals import build_signal_chain
-from daemon.inventory import Discover, build_inventory
-from daemon.learning.factors import Learning, refold_changed
+from daemon.intensity.providers import IntensityProvider
+from daemon.inventory import Discover
+from daemon.learning.factors import refold_changed
 from daemon.ledger import Ledger
 from daemon.measurement import JobMeasurement, start_measurement
 from daemon.metrics.sink import MetricsSink
-from daemon.planning import build_policy
-from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
-from daemon.sites import SiteView, sites_of
 from daemon.statedir import LEDGER_NAME  # re-exported: older imports of it from here
 from daemon.states import WAITING_STATES
 from daemon.supervision.loop import Intervals
-from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
-from policies.footprint.recalibration import Recalibration
 
 __all__ = [
     "LEDGER_NAME",
@@ -50,7 +46,6 @@ __all__ = [
     "Daemon",
     "build_daemon",
     "build_executors",
-    "build_service",
     "build_slurm_executor",
     "gpu_discovery",
     "intervals_of",
@@ -61,80 +56,6 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 LOG_DIR_NAME = "logs"  # the service puts every job's log_dir here
-
-
-def build_service(
-    settings: Settings,
-    ledger: Ledger,
-    executors: Mapping[str, Executor],
-    *,
-    discover: Discover | None = None,
-    intensity: IntensityProvider | None = None,
-    metrics: MetricsSink | None = None,
-    catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
-    measurement: JobMeasurement | None = None,
-    learning: Learning | None = None,
-) -> Service:
-    """The service for ``settings``: queue in ``state_dir``, GPUs of ``regions`` (``discover``
-    finds those declared ``"discover"``), ``intensity`` or the configured source (``chain``:
-    the :mod:`forecasts` fallback chain from ``[electricitymaps]`` and ``[signals]``, closed by
-    ``Service.close()``), and the configured policy (``run-now`` when its name is not
-    registered). ``measurement`` meters jobs on this node's GPUs (:mod:`daemon.measurement`);
-    ``learning`` holds the recalibration factors learned so far (:mod:`daemon.learning.factors`).
-
-    Raises:
-        UnknownGpuError: a GPU name the catalog does not know.
-        PoliciesError: the policy rejects its parameters.
-        DaemonError: a region names an executor that is not in ``executors``; a region's site
-            cannot be built (:class:`~daemon.sites.SiteConfigError`).
-    """
-    missing = sorted({r.executor for r in settings.regions} - set(executors))
-    if missing:
-        known = ", ".join(sorted(executors)) or "none"
-        raise DaemonError(f"regions use executor(s) {', '.join(missing)} but only {known} exist")
-    on_close: list[Callable[[], None]] = []
-    if intensity is None and settings.intensity.source == "chain":
-        wiring = build_signal_chain(settings)
-        for note in wiring.notes:
-            log.info("intensity_chain", note=note)
-        intensity, on_close = wiring.chain, [wiring.close]
-    try:
-        return Service(
-            settings=settings,
-            ledger=ledger,
-            queue=Queue.from_settings(settings, ledger),
-            executors=executors,
-            inventory=build_inventory(settings.regions, catalog, discover),
-            intensity=intensity or build_intensity(settings.intensity.source),
-            policy=build_policy(
-                settings.policy.name, settings.policy.params, settings.lifetime_years
-            ),
-            metrics=metrics,
-            on_close=on_close,
-            measurement=measurement,
-            sites=SiteView(sites_of(settings)),
-            learning=_configure_learning(learning or Learning(), settings),
-            catalog=catalog,
-        )
-    except BaseException:  # a reload that cannot be wired: its chain's HTTP session too
-        for close in on_close:
-            close()
-        raise
-
-
-def _configure_learning(learning: Learning, settings: Settings) -> Learning:
-    """``learning``, its factors judged from now on by the evidence ``settings.recalibration``
-    asks for (``min_samples``, ``min_measured_s``) before the planner uses them; what it
-    learned is kept. Whether a factor is in use is decided each time it is read, so a reload
-    that lowers a threshold applies at the next plan. Returns ``learning``."""
-    wanted = settings.recalibration
-    config = replace(
-        learning.recalibration.config,
-        min_samples=wanted.min_samples,
-        min_measured_s=wanted.min_measured_s,
-    )
-    learning.recalibration = Recalibration(config, learning.recalibration.factors)
-    return learning
 
 
 def build_executors(settings: Settings, follow: Collection[str] = ()) -> dict[str, Executor]:
@@ -395,7 +316,7 @@ def build_daemon(
             sample=gpu_clock is None,
         )
         if measurement is not None:  # its learning is the service's from now on
-            _configure_learning(measurement.learning, settings)
+            configure_learning(measurement.learning, settings)
         service.measurement = measurement
         service.launch_clock = launch_clock
     except BaseException:

@@ -171,7 +171,7 @@ class EmbeddedIntensity:
 
 def build_intensity(source: str) -> IntensityProvider:
     """The offline provider named ``static`` or ``embedded`` (the ``chain`` needs the settings:
-    :func:`daemon.assemble.build_service` builds it).
+    :func:`daemon.assemble_service.build_service` builds it).
 
     Raises:
         ValueError: an unknown source name.

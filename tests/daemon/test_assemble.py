@@ -174,13 +174,13 @@ def test_a_service_that_cannot_be_built_closes_the_chain_it_opened(
 ) -> None:
     """A reload whose new config is valid but cannot be wired (a site's CSV that cannot be
     read) left the new intensity chain's HTTP session open for the garbage collector."""
-    from daemon import assemble
+    from daemon import assemble_service
     from daemon.errors import DaemonError
     from daemon.ledger import Ledger
     from daemon.settings import SiteSettings
 
     closed: list[bool] = []
-    real = assemble.build_signal_chain
+    real = assemble_service.build_signal_chain
 
     class Spy:  # the wiring as built, its close() recorded
         def __init__(self, settings: Settings) -> None:
@@ -192,14 +192,14 @@ def test_a_service_that_cannot_be_built_closes_the_chain_it_opened(
 
     spy = Spy
 
-    monkeypatch.setattr(assemble, "build_signal_chain", spy)
+    monkeypatch.setattr(assemble_service, "build_signal_chain", spy)
     site = SiteSettings(pv_csv=tmp_path / "missing.csv")
     region = RegionSettings(name="solar", zone="DE", executor="simulated", gpus=["T4"], site=site)
     settings = Settings(state_dir=tmp_path, regions=(region,))
     ledger = Ledger.open(tmp_path / "ledger.db")
     try:
         with pytest.raises(DaemonError, match=r"missing\.csv"):
-            assemble.build_service(settings, ledger, build_executors(settings))
+            assemble_service.build_service(settings, ledger, build_executors(settings))
     finally:
         ledger.close()
     assert closed == [True]

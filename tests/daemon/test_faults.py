@@ -23,7 +23,7 @@ import pytest
 import requests
 from structlog.testing import capture_logs
 
-from daemon.assemble import build_service
+from daemon.assemble_service import build_service
 from daemon.doctor.checks import Check, run_checks
 from daemon.errors import DaemonError
 from daemon.ledger import Ledger

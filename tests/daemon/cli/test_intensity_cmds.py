@@ -484,7 +484,7 @@ def test_a_token_is_used_without_its_surrounding_whitespace(
 def test_the_daemon_logs_failed_provider_calls_without_the_token(
     fake_em: type[_FakeElectricityMaps], tmp_path: Path
 ) -> None:
-    from daemon.assemble import build_service
+    from daemon.assemble_service import build_service
     from daemon.ledger import Ledger
     from daemon.settings import RegionSettings, load_settings
     from daemon.testing import RecordingExecutor

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.assemble import build_service
+from daemon.assemble_service import build_service
 from daemon.cli.job_rows import user_name
 from daemon.executors.local import LocalExecutor
 from daemon.intensity.providers import StaticIntensity

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.assemble import _configure_learning
+from daemon.assemble_service import configure_learning
 from daemon.gpu import GpuMonitor, SimulatedGpuBackend
 from daemon.gpu.factory import simulated_spec
 from daemon.intensity.providers import EmbeddedIntensity
@@ -168,7 +168,7 @@ def test_a_running_service_checkpoints_and_a_restart_resumes_from_it(tmp_path: P
     assert stored is not None and stored.runs_folded == 6  # at the 3rd and 6th run
     reloaded = Settings(state_dir=tmp_path, regions=(HPC,),
                         recalibration=RecalibrationSettings(min_samples=5))  # fmt: skip
-    _configure_learning(service.learning, reloaded)  # what SIGHUP does to the live factors
+    configure_learning(service.learning, reloaded)  # what SIGHUP does to the live factors
     _run(service, clock, "j7")
     stored = service.ledger.recalibration_checkpoint()
     config = service.learning.recalibration.config
@@ -179,7 +179,7 @@ def test_a_running_service_checkpoints_and_a_restart_resumes_from_it(tmp_path: P
     service.close()
 
     restarted = _service(tmp_path, [_sacct(1.3 * power_w)])
-    _configure_learning(restarted.learning, reloaded)
+    configure_learning(restarted.learning, reloaded)
     with capture_logs() as events:
         restarted.start(clock())
     (loaded,) = [e for e in events if e["event"] == "recalibration_checkpoint_loaded"]

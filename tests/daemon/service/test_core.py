@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.assemble import build_service
+from daemon.assemble_service import build_service
 from daemon.cli import main
 from daemon.errors import DaemonError
 from daemon.executors.base import ExitStatus
