@@ -56,7 +56,7 @@ from daemon.settings.sections import (
     SignalsSettings,
     SimulatedExecutorSettings,
     SlurmExecutorSettings,
-    _errors_at,
+    errors_at,
 )
 from daemon.settings.toml_lines import syntax_problem
 from policies.footprint import MAX_LIFETIME_YEARS, MIN_LIFETIME_YEARS
@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
-        allow_inf_nan=False,  # as every section's (sections._Section)
+        allow_inf_nan=False,  # as every section's (sections.Section)
     )
     # Set per load by load_settings(); pydantic-settings reads them through the source hook.
     _toml_path: ClassVar[Path | None] = None
@@ -165,7 +165,7 @@ class Settings(BaseSettings):
             if (first := names.index(name)) < i
         ]
         if repeats:  # each at the entry that names it again, not at the first [[regions]]
-            raise _errors_at(repeats)
+            raise errors_at(repeats)
         return regions
 
     @classmethod

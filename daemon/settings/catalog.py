@@ -7,14 +7,14 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from daemon.settings.sections import _error_at, _errors_at, _known_gpu, _Section
+from daemon.settings.sections import Section, error_at, errors_at, known_gpu
 from policies.footprint.embodied import DEFAULT_ACT
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG
 
 __all__ = ["ACT_PARAMETERS", "CatalogSettings", "GpuOverride"]
 
 
-class GpuOverride(_Section):
+class GpuOverride(Section):
     """The fields of one GPU a site replaces (``[catalog.gpus.NAME]``), as
     :class:`policies.footprint.GpuSpec` names them: sizes and rates above 0, powers,
     interconnect and embodied carbon not below (a negative figure charged negative grams), a
@@ -53,7 +53,7 @@ class GpuOverride(_Section):
 ACT_PARAMETERS = ("fab_intensity_g_per_kwh", "fab_yield", "mpa_g_per_cm2", "packaging_g")
 
 
-class CatalogSettings(_Section):
+class CatalogSettings(Section):
     """Site overrides of the GPU catalog.
 
     ``act`` replaces ACT-model parameters (``fab_intensity_g_per_kwh``, ``fab_yield``,
@@ -78,7 +78,7 @@ class CatalogSettings(_Section):
             elif number < 0:
                 problems.append(((name,), f"must not be negative, got {number:g}", number))
         if problems:
-            raise _errors_at(problems)
+            raise errors_at(problems)
         return value
 
     @field_validator("gpus")
@@ -86,9 +86,9 @@ class CatalogSettings(_Section):
     def _known_gpus(cls, value: dict[str, GpuOverride]) -> dict[str, GpuOverride]:
         for name, override in value.items():
             try:
-                _known_gpu(name)
+                known_gpu(name)
             except ValueError as exc:  # at its own table's line, not the first [catalog.gpus.X]'s
-                raise _error_at((name,), str(exc), name) from exc
+                raise error_at((name,), str(exc), name) from exc
             _idle_below_tdp(name, override)
         return value
 
@@ -107,4 +107,4 @@ def _idle_below_tdp(name: str, override: GpuOverride) -> None:
     tdp_note = " (the catalog's)" if override.tdp_w is None else ""
     message = (f"idle_w {idle:g} W{idle_note} is above tdp_w {tdp:g} W{tdp_note}: a GPU idles "
                "below its full power")  # fmt: skip
-    raise _error_at((name, field), message, getattr(override, field))
+    raise error_at((name, field), message, getattr(override, field))

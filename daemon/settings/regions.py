@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from daemon.settings.sections import _error_at, _Section
+from daemon.settings.sections import Section, error_at
 
 __all__ = [
     "BatterySettings",
@@ -34,7 +34,7 @@ _MAX_BATTERY_KWH = 1e9
 _MAX_G_PER_KWH = 10_000.0
 
 
-class SlurmRegionSettings(_Section):
+class SlurmRegionSettings(Section):
     """Where a region's jobs go in Slurm (``[regions.slurm]`` of an ``executor = "slurm"``
     region): ``sbatch --partition``, ``--clusters`` (``cluster``), ``--account``, ``--qos``;
     ``gres`` is the GRES name of its GPUs (``--gres=<gres>:N``); ``gpu_types`` maps a GRES type
@@ -59,7 +59,7 @@ class SlurmRegionSettings(_Section):
         return value
 
 
-class BatterySettings(_Section):
+class BatterySettings(Section):
     """An on-site battery, charged from the site's PV only (``policies.footprint.site.Battery``)."""
 
     capacity_kwh: float = Field(gt=0, le=_MAX_BATTERY_KWH)
@@ -74,11 +74,11 @@ class BatterySettings(_Section):
         if self.initial_soc < self.min_soc:  # at the line that set initial_soc, else min_soc's
             field = "initial_soc" if "initial_soc" in self.model_fields_set else "min_soc"
             message = f"initial_soc {self.initial_soc} is below min_soc {self.min_soc}"
-            raise _error_at((field,), message, getattr(self, field))
+            raise error_at((field,), message, getattr(self, field))
         return self
 
 
-class SiteSettings(_Section):
+class SiteSettings(Section):
     """A region's on-site energy: PV (modelled with pvlib from ``pv_kwp`` and where and how the
     array sits, or measured: ``pv_csv``; not both), an optional battery and the site's other load
     (``other_load_w`` constant, or ``other_load_csv``). CSVs are ``datetime,power_w``.
@@ -105,17 +105,17 @@ class SiteSettings(_Section):
         # each at the line of the key that makes it a problem, not the [regions.site] header
         if self.pv_kwp > 0 and self.pv_csv is not None:  # the CSV would win
             message = "pv_kwp and pv_csv both set: give one of them"
-            raise _error_at(("pv_csv",), message, str(self.pv_csv))
+            raise error_at(("pv_csv",), message, str(self.pv_csv))
         if self.pv_kwp > 0 and None in (self.latitude, self.longitude):
             message = "pv_kwp needs latitude and longitude (or a measured pv_csv instead)"
-            raise _error_at(("pv_kwp",), message, self.pv_kwp)
+            raise error_at(("pv_kwp",), message, self.pv_kwp)
         if self.other_load_w > 0 and self.other_load_csv is not None:  # the CSV would win
             message = "other_load_w and other_load_csv both set: give one of them"
-            raise _error_at(("other_load_csv",), message, str(self.other_load_csv))
+            raise error_at(("other_load_csv",), message, str(self.other_load_csv))
         return self
 
 
-class RegionSettings(_Section):
+class RegionSettings(Section):
     """One region: where GPUs are, which grid feeds them, how jobs start there.
 
     ``gpus`` is ``"discover"`` (NVML finds this node's GPUs; for a Slurm region, the nodes of
@@ -145,10 +145,10 @@ class RegionSettings(_Section):
                 f'region {self.name}: executor = "slurm" needs a [regions.slurm] table '
                 "with at least a partition"
             )
-            raise _error_at(("executor",), message, self.executor)
+            raise error_at(("executor",), message, self.executor)
         if self.executor != "slurm" and self.slurm is not None:
             message = f'region {self.name}: a [regions.slurm] table needs executor = "slurm"'
-            raise _error_at(("slurm",), message, self.slurm.partition)
+            raise error_at(("slurm",), message, self.slurm.partition)
         return self
 
     @field_validator("gpus", mode="before")
@@ -180,7 +180,7 @@ class RegionSettings(_Section):
         return value
 
 
-class _GpuCount(_Section):
+class _GpuCount(Section):
     """``{ type = "T4", count = 4 }``: ``count`` GPUs of one catalog type."""
 
     type: str = Field(min_length=1)

@@ -44,9 +44,13 @@ __all__ = [
     "PolicySettings",
     "QueueSettings",
     "RecalibrationSettings",
+    "Section",
     "SignalsSettings",
     "SimulatedExecutorSettings",
     "SlurmExecutorSettings",
+    "error_at",
+    "errors_at",
+    "known_gpu",
 ]
 
 
@@ -63,7 +67,10 @@ MIN_HORIZON_S = 3_600
 MIN_STEP_S = 60
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """The base of every settings section (here, :mod:`daemon.settings.regions` and
+    :mod:`daemon.settings.catalog`): frozen, unknown keys refused."""
+
     # no inf or nan in a float setting: each is a size, rate or duration that must be finite
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -71,7 +78,7 @@ class _Section(BaseModel):
 _EM_DEFAULT_URL = "https://api.electricitymaps.com/v3"
 
 
-class ElectricityMapsSettings(_Section):
+class ElectricityMapsSettings(Section):
     """Electricity Maps v3 API access."""
 
     base_url: str = _EM_DEFAULT_URL
@@ -110,7 +117,7 @@ class ElectricityMapsSettings(_Section):
         return value
 
 
-class SignalsSettings(_Section):
+class SignalsSettings(Section):
     """The intensity fallback chain: cache, freshness and forecaster re-scoring."""
 
     cache_dir: Path | None = None  # default <state_dir>/cache/intensity
@@ -140,7 +147,7 @@ class SignalsSettings(_Section):
         return value
 
 
-class GpuSettings(_Section):
+class GpuSettings(Section):
     """How carbond finds and measures GPUs.
 
     ``backend``: ``nvml`` (real GPUs; fails if NVML is unusable), ``simulated`` (the devices in
@@ -162,11 +169,11 @@ class GpuSettings(_Section):
     def _known_gpus(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         """A name the catalog does not know passed ``doctor`` and stopped ``carbond run``."""
         for name in value:
-            _known_gpu(name)
+            known_gpu(name)
         return value
 
 
-def _known_gpu(name: str) -> None:
+def known_gpu(name: str) -> None:
     """Raises ValueError (a settings problem) when the GPU catalog does not know ``name``."""
     try:
         DEFAULT_GPU_CATALOG.get(name)
@@ -174,15 +181,15 @@ def _known_gpu(name: str) -> None:
         raise ValueError(str(exc)) from exc
 
 
-def _error_at(loc: tuple[str, ...], message: str, value: object) -> ValidationError:
+def error_at(loc: tuple[str, ...], message: str, value: object) -> ValidationError:
     """A settings problem at ``loc`` below the field being validated (pydantic prefixes the
     field's own location), so that its line is the file's line of that key or table."""
-    return _errors_at([(loc, message, value)])
+    return errors_at([(loc, message, value)])
 
 
-def _errors_at(problems: Sequence[tuple[tuple[int | str, ...], str, object]]) -> ValidationError:
+def errors_at(problems: Sequence[tuple[tuple[int | str, ...], str, object]]) -> ValidationError:
     """Settings problems, each ``(loc, message, value)`` at its ``loc`` below the field being
-    validated, as :func:`_error_at`'s."""
+    validated, as :func:`error_at`'s."""
     return ValidationError.from_exception_data(
         "Settings",
         [
@@ -196,7 +203,7 @@ def _errors_at(problems: Sequence[tuple[tuple[int | str, ...], str, object]]) ->
     )
 
 
-class PolicySettings(_Section):
+class PolicySettings(Section):
     """Which registered policy plans, and its keyword parameters.
 
     An unregistered name (a typo such as ``carbon-windw``) or a parameter the policy refuses is
@@ -218,13 +225,13 @@ class PolicySettings(_Section):
         try:
             get_policy(self.name, **self.params)
         except UnknownPolicyError as exc:
-            raise _error_at(("name",), str(exc), self.name) from exc
+            raise error_at(("name",), str(exc), self.name) from exc
         except (PoliciesError, TypeError, ValueError) as exc:
-            raise _error_at(("params",), str(exc), self.params) from exc
+            raise error_at(("params",), str(exc), self.params) from exc
         return self
 
 
-class IntervalSettings(_Section):
+class IntervalSettings(Section):
     """How often the service loop fires each step, in seconds."""
 
     ingest_s: float = Field(default=2.0, gt=0, le=2.0)
@@ -233,7 +240,7 @@ class IntervalSettings(_Section):
     reconcile_s: float = Field(default=5.0, gt=0, le=MAX_INTERVAL_S)
 
 
-class IntensitySettings(_Section):
+class IntensitySettings(Section):
     """Where the service's intensity forecasts come from, and their grid.
 
     ``chain``: the fallback chain of :mod:`forecasts` (Electricity Maps when a token is set,
@@ -272,7 +279,7 @@ class IntensitySettings(_Section):
         return value
 
 
-class QueueSettings(_Section):
+class QueueSettings(Section):
     """The queue file and its compaction; how many of each user's spool files are read."""
 
     max_line_bytes: int = Field(default=65_536, ge=256)
@@ -281,13 +288,13 @@ class QueueSettings(_Section):
     max_files_per_user: int = Field(default=32, ge=1, le=1_000_000)
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     """The Prometheus endpoint, served on 127.0.0.1 only."""
 
     port: int = Field(default=9464, ge=0, le=65535, description="0 turns the endpoint off")
 
 
-class LocalExecutorSettings(_Section):
+class LocalExecutorSettings(Section):
     """Jobs as local process groups (``executor = "local"`` in a region)."""
 
     grace_s: float = Field(
@@ -309,7 +316,7 @@ class LocalExecutorSettings(_Section):
         return value
 
 
-class SimulatedExecutorSettings(_Section):
+class SimulatedExecutorSettings(Section):
     """Process-free jobs for replay and the demo (``executor = "simulated"``)."""
 
     truth_factor: float = Field(default=1.0, gt=0)
@@ -318,7 +325,7 @@ class SimulatedExecutorSettings(_Section):
     seed: int = 0
 
 
-class SlurmExecutorSettings(_Section):
+class SlurmExecutorSettings(Section):
     """How carbond talks to Slurm (``executor = "slurm"`` regions; each region's partition is
     in its ``[regions.slurm]`` table).
 
@@ -361,7 +368,7 @@ class SlurmExecutorSettings(_Section):
         return value
 
 
-class ExecutorSettings(_Section):
+class ExecutorSettings(Section):
     """Per-executor options."""
 
     local: LocalExecutorSettings = LocalExecutorSettings()
@@ -369,7 +376,7 @@ class ExecutorSettings(_Section):
     slurm: SlurmExecutorSettings = SlurmExecutorSettings()
 
 
-class LedgerSettings(_Section):
+class LedgerSettings(Section):
     """Who may open the ledger (docs/operations.md, "Who can read the ledger").
 
     ``private = false`` (the default): ``ledger.db`` and its ``-wal``/``-shm`` are readable by
@@ -382,14 +389,14 @@ class LedgerSettings(_Section):
     private: bool = False
 
 
-class LogSettings(_Section):
+class LogSettings(Section):
     """Log level and format (``auto``: JSON unless stderr is a terminal)."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class RecalibrationSettings(_Section):
+class RecalibrationSettings(Section):
     """How much measured evidence a (model, GPU type, runtime, precision), or its coarser
     (model, GPU type), needs before the planner uses the factors learned from it (docs/gpus.md,
     "Recalibration"): at least ``min_samples`` succeeded measured runs that together cover
