@@ -6,9 +6,9 @@ or ``--config`` / ``CARBOND_CONFIG``) > secret files in ``$CREDENTIALS_DIRECTORY
 ``LoadCredential=``; a file named ``electricitymaps__token`` fills ``electricitymaps.token``).
 Tokens are ``SecretStr`` and are never logged.
 
-The sections live in :mod:`daemon.settings.sections`, :mod:`daemon.settings.regions` and
-:mod:`daemon.settings.catalog` (re-exported here); a bad value becomes one line naming its file
-or variable (:mod:`daemon.settings.problems`).
+The sections live in :mod:`daemon.settings.sections`, :mod:`daemon.settings.regions`,
+:mod:`daemon.settings.executors` and :mod:`daemon.settings.catalog` (re-exported here); a bad
+value becomes one line naming its file or variable (:mod:`daemon.settings.problems`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ from pydantic_settings import (
 
 from daemon.errors import UsageError
 from daemon.settings.catalog import CatalogSettings
+from daemon.settings.executors import (
+    ExecutorSettings,
+    LocalExecutorSettings,
+    SimulatedExecutorSettings,
+    SlurmExecutorSettings,
+)
 from daemon.settings.problems import problem_line, unparsable_line
 from daemon.settings.regions import (
     BatterySettings,
@@ -42,20 +48,16 @@ from daemon.settings.regions import (
 )
 from daemon.settings.sections import (
     ElectricityMapsSettings,
-    ExecutorSettings,
     GpuSettings,
     IntensitySettings,
     IntervalSettings,
     LedgerSettings,
-    LocalExecutorSettings,
     LogSettings,
     MetricsSettings,
     PolicySettings,
     QueueSettings,
     RecalibrationSettings,
     SignalsSettings,
-    SimulatedExecutorSettings,
-    SlurmExecutorSettings,
     errors_at,
 )
 from daemon.settings.toml_lines import syntax_problem

@@ -1,5 +1,5 @@
 """``[executors.local.limits]``: the resource limits each local job runs under (a section of
-:class:`~daemon.settings.sections.LocalExecutorSettings`; set by the job wrapper,
+:class:`~daemon.settings.executors.LocalExecutorSettings`; set by the job wrapper,
 :data:`daemon.executors.wrapper.JOB_LIMITS`)."""
 
 from __future__ import annotations

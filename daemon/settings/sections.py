@@ -1,7 +1,9 @@
-"""The settings tree's sections other than the regions' (:mod:`daemon.settings.regions`) and
-the catalog overrides' (:mod:`daemon.settings.catalog`): API access, signals, GPUs, policy,
-intervals, intensity, queue, metrics, executors, logging and recalibration. Every section is
-frozen and refuses unknown keys."""
+"""The settings tree's sections other than the regions' (:mod:`daemon.settings.regions`), the
+catalog overrides' (:mod:`daemon.settings.catalog`) and the executors'
+(:mod:`daemon.settings.executors`): API access, signals, GPUs, policy, intervals, intensity,
+queue, metrics, ledger, logging and recalibration; and what every section shares
+(:class:`Section`, the bounds on durations and problems located below a field). Every section
+is frozen and refuses unknown keys."""
 
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from daemon.settings.job_limits import JobLimitsSettings
 from forecasts.urls import is_loopback, without_userinfo
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION
@@ -32,13 +33,10 @@ __all__ = [
     "MAX_HORIZON_S",
     "MAX_INTERVAL_S",
     "ElectricityMapsSettings",
-    "ExecutorSettings",
     "GpuSettings",
     "IntensitySettings",
     "IntervalSettings",
-    "JobLimitsSettings",
     "LedgerSettings",
-    "LocalExecutorSettings",
     "LogSettings",
     "MetricsSettings",
     "PolicySettings",
@@ -46,8 +44,6 @@ __all__ = [
     "RecalibrationSettings",
     "Section",
     "SignalsSettings",
-    "SimulatedExecutorSettings",
-    "SlurmExecutorSettings",
     "error_at",
     "errors_at",
     "known_gpu",
@@ -292,88 +288,6 @@ class MetricsSettings(Section):
     """The Prometheus endpoint, served on 127.0.0.1 only."""
 
     port: int = Field(default=9464, ge=0, le=65535, description="0 turns the endpoint off")
-
-
-class LocalExecutorSettings(Section):
-    """Jobs as local process groups (``executor = "local"`` in a region)."""
-
-    grace_s: float = Field(
-        default=30.0, gt=0, le=MAX_DURATION_S, description="SIGTERM to SIGKILL on cancel"
-    )
-    allow_root_jobs: bool = True
-    limits: JobLimitsSettings = JobLimitsSettings()
-    cgroup: str = Field(
-        default="auto",
-        description='"auto" (the cgroup v2 subtree systemd delegates: Delegate=yes), "off", '
-        "or the absolute path of a cgroup the daemon may write: each job gets one of its own",
-    )
-
-    @field_validator("cgroup")
-    @classmethod
-    def _cgroup_setting(cls, value: str) -> str:
-        if value not in ("auto", "off") and not value.startswith("/"):
-            raise ValueError(f'{value!r}: "auto", "off" or an absolute path to a cgroup')
-        return value
-
-
-class SimulatedExecutorSettings(Section):
-    """Process-free jobs for replay and the demo (``executor = "simulated"``)."""
-
-    truth_factor: float = Field(default=1.0, gt=0)
-    noise_sigma: float = Field(default=0.0, ge=0)
-    failure_rate: float = Field(default=0.0, ge=0, le=1)
-    seed: int = 0
-
-
-class SlurmExecutorSettings(Section):
-    """How carbond talks to Slurm (``executor = "slurm"`` regions; each region's partition is
-    in its ``[regions.slurm]`` table).
-
-    ``bin_dir``: where ``sbatch``, ``squeue``, ``sacct``, ``scancel``, ``scontrol`` are, an
-    absolute path (left out: ``PATH``); ``command_timeout_s``: the most one Slurm command may take;
-    ``accounting_timeout_s``: the most one ``sacct`` may take (a hung slurmdbd then delays
-    only the ends that need it); ``pending_grace_s``: how long a released job may stay pending
-    (the partition busy with others' work) before carbond takes it back and plans it again;
-    ``cut_short_limit_s``: how long a job gone from ``squeue`` may keep a cut-short ``sacct``
-    row (its state unknown) before it ends ``failed``, or an ended one without the ``End``
-    or exit code sacct has not recorded yet (counted in memory: afresh on restart);
-    ``allow_root_jobs``: whether a job submitted by root (uid 0) is submitted to Slurm, where
-    it runs as root (as ``executors.local.allow_root_jobs`` for local jobs).
-    """
-
-    bin_dir: Path | None = None
-    command_timeout_s: float = Field(default=30.0, gt=0, le=MAX_DURATION_S)
-    accounting_timeout_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
-    pending_grace_s: float = Field(default=300.0, gt=0, le=MAX_DURATION_S)
-    cut_short_limit_s: float = Field(default=600.0, gt=0, le=MAX_DURATION_S)
-    allow_root_jobs: bool = True
-
-    @field_validator("bin_dir", mode="before")
-    @classmethod
-    def _bin_dir_given(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():  # Path("") is the working directory
-            raise ValueError("must not be empty (leave it out to find the Slurm commands on PATH)")
-        return value
-
-    @field_validator("bin_dir")
-    @classmethod
-    def _absolute_bin_dir(cls, value: Path | None) -> Path | None:
-        # As signals.cache_dir: the daemon runs from / (systemd), so a relative directory
-        # named another one there than in the shell where doctor found scontrol in it.
-        if value is not None and not value.is_absolute():
-            raise ValueError(
-                f"must be an absolute path, got {str(value)!r}: the daemon runs from /, where "
-                "a relative one names another directory"
-            )
-        return value
-
-
-class ExecutorSettings(Section):
-    """Per-executor options."""
-
-    local: LocalExecutorSettings = LocalExecutorSettings()
-    simulated: SimulatedExecutorSettings = SimulatedExecutorSettings()
-    slurm: SlurmExecutorSettings = SlurmExecutorSettings()
 
 
 class LedgerSettings(Section):

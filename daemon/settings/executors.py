@@ -1,0 +1,103 @@
+"""The ``[executors]`` section: how jobs start in the regions that name each executor
+(``executors.local``, with its ``limits``: :mod:`daemon.settings.job_limits`;
+``executors.simulated``; ``executors.slurm``, each region's partition being in its
+``[regions.slurm]`` table)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from daemon.settings.job_limits import JobLimitsSettings
+from daemon.settings.sections import MAX_DURATION_S, Section
+
+__all__ = [
+    "ExecutorSettings",
+    "LocalExecutorSettings",
+    "SimulatedExecutorSettings",
+    "SlurmExecutorSettings",
+]
+
+
+class LocalExecutorSettings(Section):
+    """Jobs as local process groups (``executor = "local"`` in a region)."""
+
+    grace_s: float = Field(
+        default=30.0, gt=0, le=MAX_DURATION_S, description="SIGTERM to SIGKILL on cancel"
+    )
+    allow_root_jobs: bool = True
+    limits: JobLimitsSettings = JobLimitsSettings()
+    cgroup: str = Field(
+        default="auto",
+        description='"auto" (the cgroup v2 subtree systemd delegates: Delegate=yes), "off", '
+        "or the absolute path of a cgroup the daemon may write: each job gets one of its own",
+    )
+
+    @field_validator("cgroup")
+    @classmethod
+    def _cgroup_setting(cls, value: str) -> str:
+        if value not in ("auto", "off") and not value.startswith("/"):
+            raise ValueError(f'{value!r}: "auto", "off" or an absolute path to a cgroup')
+        return value
+
+
+class SimulatedExecutorSettings(Section):
+    """Process-free jobs for replay and the demo (``executor = "simulated"``)."""
+
+    truth_factor: float = Field(default=1.0, gt=0)
+    noise_sigma: float = Field(default=0.0, ge=0)
+    failure_rate: float = Field(default=0.0, ge=0, le=1)
+    seed: int = 0
+
+
+class SlurmExecutorSettings(Section):
+    """How carbond talks to Slurm (``executor = "slurm"`` regions; each region's partition is
+    in its ``[regions.slurm]`` table).
+
+    ``bin_dir``: where ``sbatch``, ``squeue``, ``sacct``, ``scancel``, ``scontrol`` are, an
+    absolute path (left out: ``PATH``); ``command_timeout_s``: the most one Slurm command may take;
+    ``accounting_timeout_s``: the most one ``sacct`` may take (a hung slurmdbd then delays
+    only the ends that need it); ``pending_grace_s``: how long a released job may stay pending
+    (the partition busy with others' work) before carbond takes it back and plans it again;
+    ``cut_short_limit_s``: how long a job gone from ``squeue`` may keep a cut-short ``sacct``
+    row (its state unknown) before it ends ``failed``, or an ended one without the ``End``
+    or exit code sacct has not recorded yet (counted in memory: afresh on restart);
+    ``allow_root_jobs``: whether a job submitted by root (uid 0) is submitted to Slurm, where
+    it runs as root (as ``executors.local.allow_root_jobs`` for local jobs).
+    """
+
+    bin_dir: Path | None = None
+    command_timeout_s: float = Field(default=30.0, gt=0, le=MAX_DURATION_S)
+    accounting_timeout_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
+    pending_grace_s: float = Field(default=300.0, gt=0, le=MAX_DURATION_S)
+    cut_short_limit_s: float = Field(default=600.0, gt=0, le=MAX_DURATION_S)
+    allow_root_jobs: bool = True
+
+    @field_validator("bin_dir", mode="before")
+    @classmethod
+    def _bin_dir_given(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():  # Path("") is the working directory
+            raise ValueError("must not be empty (leave it out to find the Slurm commands on PATH)")
+        return value
+
+    @field_validator("bin_dir")
+    @classmethod
+    def _absolute_bin_dir(cls, value: Path | None) -> Path | None:
+        # As signals.cache_dir: the daemon runs from / (systemd), so a relative directory
+        # named another one there than in the shell where doctor found scontrol in it.
+        if value is not None and not value.is_absolute():
+            raise ValueError(
+                f"must be an absolute path, got {str(value)!r}: the daemon runs from /, where "
+                "a relative one names another directory"
+            )
+        return value
+
+
+class ExecutorSettings(Section):
+    """Per-executor options."""
+
+    local: LocalExecutorSettings = LocalExecutorSettings()
+    simulated: SimulatedExecutorSettings = SimulatedExecutorSettings()
+    slurm: SlurmExecutorSettings = SlurmExecutorSettings()
