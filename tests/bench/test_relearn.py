@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.bench_relearn import REGIONS, TEMPLATE, build_ledger, main
+from bench.bench_relearn import main
+from bench.relearn_ledger import REGIONS, TEMPLATE, build_ledger
 from daemon.inventory import build_inventory
 from daemon.learning.factors import measured_history
 from daemon.ledger import Ledger
