@@ -65,12 +65,19 @@ from policies.types import Device, JobSpec, ZoneIntensity
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
-__all__ = ["BoundError", "BoundInfeasibleError", "LowerBound", "cell_grams", "lower_bound"]
+__all__ = [
+    "NO_DEADLINE_S",
+    "BoundError",
+    "BoundInfeasibleError",
+    "LowerBound",
+    "cell_grams",
+    "lower_bound",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-_NO_DEADLINE_S = 2 * 86400.0  # a job without a deadline may start this long after arrival
+NO_DEADLINE_S = 2 * 86400.0  # a job without a deadline may start this long after arrival
 # HiGHS's default (presolve, then dual simplex) ended "model status Unknown" on one day-window
 # of the June week at 12 h slack (53,861 variables); without presolve it solved in about the
 # same time, the interior point method in 4x. So each LP is tried in this order.
@@ -119,7 +126,7 @@ def _cells(
     longest = np.where(ok, duration, 0.0).max(axis=1, initial=0.0)
     deadline = np.array(
         [
-            arrival[i] + _NO_DEADLINE_S + longest[i]
+            arrival[i] + NO_DEADLINE_S + longest[i]
             if j.deadline is None
             else (j.deadline - origin).total_seconds()
             for i, j in enumerate(jobs)

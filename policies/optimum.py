@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from policies.bound import _NO_DEADLINE_S, BoundError, cell_grams
+from policies.bound import NO_DEADLINE_S, BoundError, cell_grams
 from policies.estimates import EstimateCache, estimate_matrix
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
 from policies.scoring import Pool, make_pools, mean_intensities, seconds_to_deadline
@@ -105,7 +105,7 @@ def _starts(
     deadline = seconds_to_deadline(jobs, origin)
     jj, pp = np.nonzero(ok)
     earliest = np.ceil(arrival[jj] / grid_s - 1e-9).astype(np.int64)
-    latest_s = np.minimum(deadline[jj], arrival[jj] + _NO_DEADLINE_S) - duration[jj, pp]
+    latest_s = np.minimum(deadline[jj], arrival[jj] + NO_DEADLINE_S) - duration[jj, pp]
     latest = np.floor(latest_s / grid_s + 1e-9).astype(np.int64)
     counts = np.maximum(latest - earliest + 1, 0)
     job = np.repeat(jj, counts)

@@ -21,7 +21,6 @@ STILL_TO_MOVE = frozenset({
     "policies/incremental.py",
     "policies/local_search.py",
     "policies/lookahead.py",
-    "policies/optimum.py",
 })  # fmt: skip
 
 
