@@ -29,7 +29,7 @@ from policies.footprint.power import DEFAULT_POWER, PowerCurve, PowerModel, Stud
 from policies.footprint.runtimes import RuntimeProfile
 from policies.footprint.workload import Workload
 
-__all__ = ["Estimate", "estimate", "memory_required_gb"]
+__all__ = ["Estimate", "estimate", "matmul_peak_flops", "memory_required_gb"]
 
 _GB: Final = 1e9
 _TFLOPS: Final = 1e12
@@ -84,7 +84,7 @@ class Estimate:
         return self.energy_j / self.workload.request_count
 
 
-def _peak_flops(gpu: GpuSpec, precision: str) -> float:
+def matmul_peak_flops(gpu: GpuSpec, precision: str) -> float:
     """Peak FLOP/s for matmuls with weights at ``precision``.
 
     fp32 runs on CUDA cores (PyTorch leaves TF32 off for matmuls by default). Half precision and
@@ -179,7 +179,7 @@ def _batch_phases(
     weights = model.weight_bytes(workload.precision) / g
     kv_token = model.kv_bytes_per_token(_activation_precision(workload.precision)) / g
     q_dim = model.attention_heads * model.head_dim
-    peak = _peak_flops(gpu, workload.precision)
+    peak = matmul_peak_flops(gpu, workload.precision)
     host_s = model.layers * runtime.per_layer_overhead_s + runtime.per_step_overhead_s
 
     def comm_s(tokens: int) -> float:

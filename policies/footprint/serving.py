@@ -31,7 +31,7 @@ from typing import Final
 from policies.fast_init import fast_init
 from policies.footprint.estimator import (
     Estimate,
-    _peak_flops,  # one rule for which tensor-core rate a precision gets
+    matmul_peak_flops,  # one rule for which tensor-core rate a precision gets
     memory_required_gb,
 )
 from policies.footprint.gpus import GpuSpec
@@ -117,7 +117,7 @@ def steady_state(
     weights = model.weight_bytes(workload.precision) / g
     kv_token = model.kv_bytes_per_token(kv_precision) / g
     q_dim = model.attention_heads * model.head_dim
-    peak = _peak_flops(gpu, workload.precision)
+    peak = matmul_peak_flops(gpu, workload.precision)
     context = n_in + n_out / 2.0
     prefill_tokens = b * n_in / n_out
     decode_flops = (2.0 * model.params * b + 4.0 * model.layers * b * context * q_dim) / g
