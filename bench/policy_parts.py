@@ -28,7 +28,7 @@ _PARTS: tuple[Part, ...] = (
     (incremental, "score", "new jobs' cells"),
     (incremental, "score_cells_now", "slot 0"),
     (incremental, "regret_rows", "regrets"),
-    (incremental, "_order", "order"),
+    (incremental, "planning_order", "order"),
     (incremental, "CapacityTimeline", "capacity"),
     (incremental, "_given_cells", "plans handed back"),
     (incremental, "assign", "greedy"),

@@ -43,7 +43,7 @@ _PARTS: tuple[Part, ...] = (
     (incremental, "now_means", "slot 0 means"),
     (incremental, "score_cells_now", "slot 0 cells"),
     (incremental, "horizon_means", "horizon means"),
-    (incremental, "_order", "order"),
+    (incremental, "planning_order", "order"),
     (incremental, "CapacityTimeline", "capacity"),
     (incremental, "_given_cells", "plans handed back"),
     (incremental, "assign", "greedy"),

@@ -60,9 +60,9 @@ from policies.near_ties import TOLERANCE as _TOLERANCE
 from policies.now_cells import regret_rows, score_cells_now
 from policies.planner import (
     WindowParameters,
-    _allowed,
-    _order,
+    allowed_pairs,
     planned_cells,
+    planning_order,
 )
 from policies.scoring import (
     CostCube,
@@ -84,7 +84,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 
 class _OrderKeys:
-    """Per kept row, what the planning order (``planner._order``) reads of its job: the
+    """Per kept row, what the planning order (``planner.planning_order``) reads of its job: the
     deadline in whole microseconds from the epoch, the submission timestamp and the negated
     priority, so that a round computes the seconds to each deadline in one array pass (the
     same value as ``timedelta.total_seconds``: an exact integer divided once)."""
@@ -112,7 +112,7 @@ class _OrderKeys:
     def of(
         self, index: IntArray, now: datetime
     ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
-        """``planner._order``'s keys of the rows ``index`` at ``now``."""
+        """``planner.planning_order``'s keys of the rows ``index`` at ``now``."""
         left_us = self.deadline_us[index] - _microseconds(now)
         deadline: FloatArray = np.where(self.dated[index], left_us / 1e6, np.inf)
         return deadline, self.submitted[index], self.priority[index]
@@ -200,7 +200,7 @@ class PlanState:
         rows = self._rows
         regret = regret_rows(index, rows.energy, rows.ok, rows.allowed, rows.embodied,
                              horizon_means(pools, forecasts, grid), pue)  # fmt: skip
-        order = _order(jobs, duration, ok, now, params, regret, self._keys.of(index, now))
+        order = planning_order(jobs, duration, ok, now, params, regret, self._keys.of(index, now))
         longest = np.where(ok, duration, 0.0).max(initial=0.0)
         capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
         fit: BoolArray = np.any(ok, axis=1)
@@ -320,7 +320,7 @@ class PlanState:
             chunk = new[first : first + params.chunk_jobs]
             some = [jobs[j] for j in chunk]
             estimates = estimate_matrix(some, pools, cache, recalibration)
-            allowed = _allowed(some, pools, estimates[2], params.home_only)
+            allowed = allowed_pairs(some, pools, estimates[2], params.home_only)
             cube = score(some, pools, forecasts, grid, estimates=estimates, mask_latest=False,
                          **scoring)  # type: ignore[arg-type]  # fmt: skip
             self._store(index[chunk], cube, allowed)

@@ -63,7 +63,7 @@ from policies.types import Decision, Device, JobSpec, ZoneIntensity
 if TYPE_CHECKING:
     from policies.incremental import PlanState
 
-__all__ = ["WindowParameters", "plan_window", "planned_cells"]
+__all__ = ["WindowParameters", "allowed_pairs", "plan_window", "planned_cells", "planning_order"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -142,7 +142,7 @@ def _joint(params: WindowParameters, cells: int) -> bool:
     return params.lookahead and cells <= 4 * params.lookahead_max_cells
 
 
-def _allowed(
+def allowed_pairs(
     jobs: Sequence[JobSpec], pools: Sequence[Pool], ok: npt.NDArray[np.bool_], home_only: bool
 ) -> npt.NDArray[np.bool_]:
     """The (job, pool) pairs a job may be planned on: admissible, and its home under
@@ -168,7 +168,7 @@ def _regret(typical: FloatArray) -> FloatArray:
     return result
 
 
-def _order(
+def planning_order(
     jobs: Sequence[JobSpec], duration: FloatArray, ok: npt.NDArray[np.bool_], now: datetime,
     params: WindowParameters, regret: FloatArray,
     keys: tuple[FloatArray, FloatArray, npt.NDArray[np.int64]] | None = None,
@@ -306,9 +306,10 @@ def plan_window(
             policy, now, jobs, devices, forecasts, params, cache, recalibration, round_s
         )
     duration, energy, ok = estimate_matrix(jobs, pools, cache, recalibration)
-    allowed = _allowed(jobs, pools, ok, params.home_only)
+    allowed = allowed_pairs(jobs, pools, ok, params.home_only)
     typical = typical_g(jobs, pools, forecasts, grid, (duration, energy, ok), params.lifetime_years)
-    order = _order(jobs, duration, ok, now, params, _regret(np.where(allowed, typical, np.inf)))
+    regret = _regret(np.where(allowed, typical, np.inf))
+    order = planning_order(jobs, duration, ok, now, params, regret)
     longest = np.where(ok, duration, 0.0).max(initial=0.0)
     capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
     taken: set[str] = set()

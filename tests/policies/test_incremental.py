@@ -21,7 +21,7 @@ import pytest
 from policies import get_policy, with_recalibration
 from policies.estimates import estimate_matrix
 from policies.footprint.recalibration import Recalibration, RecalibrationFactor
-from policies.planner import WindowParameters, _order, _regret, plan_window
+from policies.planner import WindowParameters, _regret, plan_window, planning_order
 from policies.scoring import make_pools
 from policies.types import Decision
 from tests.policies.conftest import NOW
@@ -171,7 +171,7 @@ def test_a_recalibrated_copy_plans_on_its_own_factors() -> None:
 @pytest.mark.parametrize("minutes", [3, 10_000], ids=["ties", "few ties"])
 @pytest.mark.parametrize("seed", range(5))
 def test_the_planning_order_is_the_tuple_sort(seed: int, minutes: int) -> None:
-    """``_order`` sorts by arrays (``np.lexsort``, the ids only where the other keys tie);
+    """``planning_order`` sorts by arrays (``np.lexsort``, the ids only where the other keys tie);
     the reference is Python's tuple sort."""
     w = world(seed, n_devices=6, n_jobs=80)
     rng = np.random.default_rng(seed)
@@ -198,7 +198,7 @@ def test_the_planning_order_is_the_tuple_sort(seed: int, minutes: int) -> None:
         key=lambda j: (-jobs[j].priority, bool(relaxed[j]), loss[j], latest[j],
                        jobs[j].submitted_at, jobs[j].job_id),
     )  # fmt: skip
-    assert _order(jobs, duration, ok, now, params, regret.astype(np.float64)) == expected
+    assert planning_order(jobs, duration, ok, now, params, regret.astype(np.float64)) == expected
 
 
 def test_a_queue_with_a_repeated_id_is_planned_in_full() -> None:

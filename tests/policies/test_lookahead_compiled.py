@@ -21,8 +21,8 @@ from policies.lookahead import preferred_cells
 from policies.near_ties import earliest_near
 from policies.planner import (
     WindowParameters,
-    _allowed,
     _rounding,
+    allowed_pairs,
     planned_cells,
 )
 from policies.run_now_claims import run_now_cells
@@ -185,7 +185,7 @@ def _tick(
     grid = SlotGrid.aligned(now, params.slot_s, 24)
     pools = make_pools(w.devices)
     duration, energy, ok = estimate_matrix(w.jobs, pools)
-    allowed = _allowed(w.jobs, pools, ok, params.home_only)
+    allowed = allowed_pairs(w.jobs, pools, ok, params.home_only)
     longest = np.where(ok, duration, 0.0).max(initial=0.0)
     capacity = CapacityTimeline(pools, grid, int(np.ceil(longest / params.slot_s)) + 1)
     cube = score(
