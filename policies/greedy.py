@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.capacity import CapacityTimeline
-from policies.greedy_kernels import _assign, _assign_weighted
+from policies.greedy_kernels import assign_kernel, assign_weighted_kernel
 from policies.near_ties import WEIGHT_TOLERANCE
 
 __all__ = ["NOTE_HOME", "NOTE_LATE", "NOTE_NONE", "GreedyInputs", "assign", "assign_weighted"]
@@ -105,7 +105,7 @@ def assign(
     # per job inside the loop took most of its time); the order of equal bounds does not
     # matter: a tie goes to the first cell whatever the visiting order.
     by_lower = np.argsort(inputs.lower[rows], axis=1)
-    _assign(
+    assign_kernel(
         rows, by_lower, inputs.cost, inputs.cost_now,
         inputs.intensity_g_per_kwh, inputs.intensity_now,
         inputs.energy_j, inputs.pue, inputs.embodied_g, inputs.lower, inputs.latest_start_s,
@@ -146,7 +146,7 @@ def assign_weighted(
     note = np.zeros(n, dtype=np.int8)
     c = capacity.kernel_arrays()
     row = np.empty((inputs.cost.shape[1], c.count))  # one job's free costs, reused
-    _assign_weighted(
+    assign_weighted_kernel(
         np.ascontiguousarray(rows, dtype=np.int64), inputs.cost, inputs.cost_now,
         inputs.intensity_g_per_kwh, inputs.intensity_now, inputs.energy_j, inputs.pue,
         inputs.embodied_g, inputs.allowed, inputs.admissible, inputs.duration_s, inputs.left_s,

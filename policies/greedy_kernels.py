@@ -1,6 +1,6 @@
 """The compiled greedy's kernels (:mod:`policies.greedy` calls them; read its docstring), and
-the look-ahead's local search (``_moves``, :func:`policies.local_search._improve` calls it), which
-takes the greedy's near-ties (``_earliest_in_row``).
+the look-ahead's local search (``moves_kernel``, :func:`policies.local_search._improve` calls
+it), which takes the greedy's near-ties (``_earliest_in_row``).
 
 Every numba kernel that calls another lives in this one module with it: numba's on-disk cache
 (``cache=True``, :mod:`policies.compiled`) tracks only the file of the function it compiles,
@@ -19,6 +19,8 @@ import numpy as np
 
 from policies.compiled import compiled
 from policies.footprint.accounting import J_PER_KWH
+
+__all__ = ["assign_kernel", "assign_weighted_kernel", "moves_kernel"]
 
 
 @compiled
@@ -204,8 +206,8 @@ def _earliest_in_row(row, best, count, tolerance):  # type: ignore[no-untyped-de
 
 
 @compiled
-def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower, latest, allowed,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
-            admissible, duration_s, left_s, gpus, offsets, hi, step, count, busy, levels,
+def assign_kernel(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower, latest,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+            allowed, admissible, duration_s, left_s, gpus, offsets, hi, step, count, busy, levels,
             level_of, widths, size, load, used, full, min_busy, first_open, herd, min_saving,
             tolerance, margin, kept_pool, kept_slot, replan, out_pool, out_slot,
             out_note):  # fmt: skip
@@ -271,7 +273,7 @@ def _assign(rows, by_lower, cost, cost0, inten, inten0, energy, pue, emb, lower,
 
 
 @compiled
-def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed, admissible,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+def assign_weighted_kernel(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed, admissible,  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
                      duration_s, left_s, gpus, weights, offsets, hi, step, count, busy, levels,
                      level_of, widths, size, load, used, full, min_busy, first_open, herd,
                      min_saving, tolerance, weight_tie, margin, row, out_pool, out_slot,
@@ -329,7 +331,7 @@ def _assign_weighted(rows, cost, cost0, inten, inten0, energy, pue, emb, allowed
 
 
 @compiled
-def _moves(cost, ends, gpus, busy, size, min_saving, passes, pool, slot, tolerance):  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
+def moves_kernel(cost, ends, gpus, busy, size, min_saving, passes, pool, slot, tolerance):  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
     """:func:`policies.local_search._improve`'s passes over the movable jobs (row ``m``: its cost
     ``(P, S)``, the ends of its runs, its devices; its cell in ``pool[m], slot[m]``, updated in
     place) on ``busy``, the devices in use per (pool, instant), updated in place. Returns the

@@ -2,7 +2,7 @@
 
 :func:`policies.lookahead.plan_round` improves the greedy's plan and the LP-rounded plan with
 it (docs/policies.md, "Look-ahead over capacity"). Its loop is compiled
-(:func:`policies.greedy_kernels._moves`, beside the greedy kernel it calls: numba's cache
+(:func:`policies.greedy_kernels.moves_kernel`, beside the greedy kernel it calls: numba's cache
 checks only a kernel's own file); ``tests/policies/test_lookahead_compiled.py`` holds it to
 the NumPy reference it replaced.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.capacity import CapacityTimeline, _coverage
-from policies.greedy_kernels import _moves
+from policies.greedy_kernels import moves_kernel
 from policies.near_ties import TOLERANCE as _TOLERANCE
 
 FloatArray = npt.NDArray[np.float64]
@@ -34,7 +34,7 @@ def _improve(
     the free cells within ``_TOLERANCE`` (relative) of the cheapest such cell, a job's target is the
     earliest start, then the first pool (:func:`policies.near_ties.earliest_near`), and it
     moves there when that is cheaper than its own cell by more than the tolerance
-    (:func:`policies.greedy_kernels._moves`, compiled), so float noise neither picks a later
+    (:func:`policies.greedy_kernels.moves_kernel`, compiled), so float noise neither picks a later
     slot nor makes a move.
     """
     n_pools, n_slots = cost.shape[1:]
@@ -53,7 +53,7 @@ def _improve(
         capacity, starts.ravel(), np.repeat(duration_s[jobs], n_slots, axis=1).ravel()
     )
     moves = int(
-        _moves(
+        moves_kernel(
             np.ascontiguousarray(cost[jobs]), ends.reshape(len(jobs), n_pools, n_slots),
             np.ascontiguousarray(gpus[jobs], dtype=np.int64), capacity.busy.copy(),
             capacity.size, float(min_saving), passes, pool, slot, _TOLERANCE,

@@ -59,5 +59,6 @@ def test_every_kernel_calls_only_kernels_of_its_own_module() -> None:
 def test_the_check_sees_the_calls_between_kernels() -> None:
     """It finds the greedy's calls (so an empty list above is not a check that saw nothing)."""
     calls = set(_calls())
-    assert ("policies.greedy_kernels._assign", "policies.greedy_kernels._feasible") in calls
-    assert ("policies.greedy_kernels._assign_weighted", "policies.greedy_kernels._rescue") in calls
+    assert ("policies.greedy_kernels.assign_kernel", "policies.greedy_kernels._feasible") in calls
+    weighted = "policies.greedy_kernels.assign_weighted_kernel"
+    assert (weighted, "policies.greedy_kernels._rescue") in calls

@@ -11,7 +11,8 @@ _CHECK = """
 from daemon.settings import Settings
 from daemon.supervision.warmup import warm_planner
 from policies import capacity, greedy, means, now_cells, round_alternatives, scoring
-loops = {"greedy._assign": greedy._assign, "means._pool_means": means._pool_means,
+loops = {"greedy.assign_kernel": greedy.assign_kernel,
+         "means._pool_means": means._pool_means,
          "scoring._cells": scoring._cells, "capacity._build": capacity._build,
          "now_cells._score": now_cells._score,
          "round_alternatives._first_ready": round_alternatives._first_ready}
