@@ -26,7 +26,7 @@ import numpy.typing as npt
 from policies.compiled import compiled
 from policies.scoring import Pool, SlotGrid
 
-__all__ = ["CapacityTimeline", "KernelArrays"]
+__all__ = ["CapacityTimeline", "KernelArrays", "covered_instants"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -174,7 +174,7 @@ class CapacityTimeline:
         self._first_open[pool] = self._open_from(pool)
 
 
-def _coverage(
+def covered_instants(
     capacity: CapacityTimeline, slot: IntArray, duration_s: FloatArray
 ) -> tuple[IntArray, IntArray]:
     """(first, one past the last) instant each run covers (as ``CapacityTimeline.reserve``)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from policies.capacity import CapacityTimeline, _coverage
+from policies.capacity import CapacityTimeline, covered_instants
 from policies.greedy_kernels import moves_kernel
 from policies.near_ties import TOLERANCE as _TOLERANCE
 
@@ -49,7 +49,7 @@ def _improve(
     pool = np.array([cells[i][1] for i in movable], dtype=np.int64)
     slot = np.array([cells[i][2] for i in movable], dtype=np.int64)
     starts = np.broadcast_to(np.arange(n_slots), (len(jobs), n_pools, n_slots))
-    _, ends = _coverage(  # (M, P, S): one past the last instant each cell's run covers
+    _, ends = covered_instants(  # (M, P, S): one past the last instant each cell's run covers
         capacity, starts.ravel(), np.repeat(duration_s[jobs], n_slots, axis=1).ravel()
     )
     moves = int(

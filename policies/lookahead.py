@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from policies.capacity import CapacityTimeline, _coverage
+from policies.capacity import CapacityTimeline, covered_instants
 from policies.errors import PoliciesError
 from policies.local_search import _improve
 from policies.near_ties import TOLERANCE as _TOLERANCE
@@ -84,7 +84,7 @@ def preferred_cells(
         return np.zeros(cost.shape)
     job, pool, slot = (a.astype(np.int64) for a in np.nonzero(cells))
     n = len(job)
-    first, end = _coverage(capacity, slot, duration_s[job, pool])
+    first, end = covered_instants(capacity, slot, duration_s[job, pool])
     counts = end - first
     col = np.repeat(np.arange(n), counts)
     instant = np.repeat(first, counts) + (

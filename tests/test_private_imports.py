@@ -16,7 +16,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("daemon", "policies", "forecasts", "bench")
 STILL_TO_MOVE = frozenset({
-    "policies/local_search.py",
     "policies/lookahead.py",
 })  # fmt: skip
 

@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pytest
 
 from policies import get_policy
-from policies.capacity import CapacityTimeline, _coverage
+from policies.capacity import CapacityTimeline, covered_instants
 from policies.estimates import estimate_matrix
 from policies.greedy_reference import Tick, choose
 from policies.local_search import _improve
@@ -52,7 +52,7 @@ def _improve_reference(
     ends = {}
     for i in movable:
         k = cells[i][0]
-        _, end = _coverage(capacity, slots.ravel(), np.repeat(duration_s[k], n_slots))
+        _, end = covered_instants(capacity, slots.ravel(), np.repeat(duration_s[k], n_slots))
         ends[i] = end.reshape(n_pools, n_slots)
     width = max(int((end - slots).max(initial=1)) for end in ends.values())
     inside = {
@@ -137,7 +137,7 @@ def _busy(
     busy = capacity.busy.copy()
     for cells, sign in ((before, -1), (after, 1)):
         for k, p, s, _ in cells:
-            _, end = _coverage(capacity, np.array([s]), np.array([duration[k, p]]))
+            _, end = covered_instants(capacity, np.array([s]), np.array([duration[k, p]]))
             busy[p, s : int(end[0])] += sign * int(gpus[k])
     return busy
 
@@ -157,7 +157,7 @@ def test_the_local_search_puts_no_run_where_its_devices_are_not_free(
     assert (busy <= np.maximum(capacity.size[:, None], capacity.busy)).all()
     moved = [a for a, b in zip(cells, before, strict=True) if a != b]
     for k, p, s, _ in moved:
-        _, end = _coverage(capacity, np.array([s]), np.array([duration[k, p]]))
+        _, end = covered_instants(capacity, np.array([s]), np.array([duration[k, p]]))
         assert (busy[p, s : int(end[0])] <= capacity.size[p]).all()
 
 
