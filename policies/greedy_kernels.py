@@ -1,5 +1,5 @@
 """The compiled greedy's kernels (:mod:`policies.greedy` calls them; read its docstring), and
-the look-ahead's local search (``moves_kernel``, :func:`policies.local_search._improve` calls
+the look-ahead's local search (``moves_kernel``, :func:`policies.local_search.improve` calls
 it), which takes the greedy's near-ties (``_earliest_in_row``).
 
 Every numba kernel that calls another lives in this one module with it: numba's on-disk cache
@@ -332,7 +332,7 @@ def assign_weighted_kernel(rows, cost, cost0, inten, inten0, energy, pue, emb, a
 
 @compiled
 def moves_kernel(cost, ends, gpus, busy, size, min_saving, passes, pool, slot, tolerance):  # type: ignore[no-untyped-def]  # noqa: C901, PLR0912
-    """:func:`policies.local_search._improve`'s passes over the movable jobs (row ``m``: its cost
+    """:func:`policies.local_search.improve`'s passes over the movable jobs (row ``m``: its cost
     ``(P, S)``, the ends of its runs, its devices; its cell in ``pool[m], slot[m]``, updated in
     place) on ``busy``, the devices in use per (pool, instant), updated in place. Returns the
     moves.

@@ -16,11 +16,13 @@ from policies.capacity import CapacityTimeline, covered_instants
 from policies.greedy_kernels import moves_kernel
 from policies.near_ties import TOLERANCE as _TOLERANCE
 
+__all__ = ["improve"]
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def _improve(
+def improve(
     cost: FloatArray, duration_s: FloatArray, gpus: IntArray, capacity: CapacityTimeline,
     cells: list[tuple[int, int, int, str]], min_saving: float, passes: int = 2,
 ) -> int:  # fmt: skip

@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 from policies.capacity import CapacityTimeline, covered_instants
 from policies.errors import PoliciesError
-from policies.local_search import _improve
+from policies.local_search import improve
 from policies.near_ties import TOLERANCE as _TOLERANCE
 
 if TYPE_CHECKING:
@@ -281,13 +281,13 @@ def _plan_level(
     ):
         return greedy
     plans = [greedy]
-    moves = _improve(cost, duration_s, gpus, working, cells, min_saving)
+    moves = improve(cost, duration_s, gpus, working, cells, min_saving)
     if moves:
         plans.append(plan(cells, "greedy", moves))
     rounded = _lp_rounded(cost, duration_s, gpus, capacity, order, rounding, members, max_cells)
     if rounded is not None:
         cells, working = rounded
-        moves = _improve(cost, duration_s, gpus, working, cells, min_saving)
+        moves = improve(cost, duration_s, gpus, working, cells, min_saving)
         plans.append(plan(cells, "lp", moves))
     best = min(plans, key=lambda x: (x.unsafe, x.planned_g))
     if best.unsafe == greedy.unsafe and best.planned_g >= greedy.planned_g * (1.0 - _TOLERANCE):

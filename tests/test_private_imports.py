@@ -4,9 +4,7 @@ Renaming a private helper in its own file must not break another module
 (``policies/incremental.py`` imported ``planner._allowed`` and ``planner._order``).
 
 Tests may still reach a module's private names (white-box tests of its helpers); this check
-covers ``daemon``, ``policies``, ``forecasts`` and ``bench``. The modules below did so when
-this check came; each leaves the list when it stops (the check fails while a listed module no
-longer needs its entry)."""
+covers ``daemon``, ``policies``, ``forecasts`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -15,9 +13,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("daemon", "policies", "forecasts", "bench")
-STILL_TO_MOVE = frozenset({
-    "policies/lookahead.py",
-})  # fmt: skip
 
 
 def _private(name: str) -> bool:
@@ -69,10 +64,7 @@ def test_no_product_module_uses_another_modules_private_names() -> None:
         for path in sorted((ROOT / top).rglob("*.py"))
         if (names := private_uses(path))
     }
-    new = {path: names for path, names in reaching.items() if path not in STILL_TO_MOVE}
-    assert not new, f"make these public where they are defined (or move them): {new}"
-    moved = sorted(STILL_TO_MOVE - reaching.keys())
-    assert not moved, f"these no longer use private names: drop them from the list: {moved}"
+    assert not reaching, f"make these public where they are defined (or move them): {reaching}"
 
 
 def test_the_scan_sees_both_ways_of_reaching_a_private_name(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The look-ahead's compiled loops decide as the NumPy references, bit for bit: its rounding
 (``greedy_reference.choose`` job after job, with and without the LP's weights) and the local
-search after it (``local_search._improve``)."""
+search after it (``local_search.improve``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from policies import get_policy
 from policies.capacity import CapacityTimeline, covered_instants
 from policies.estimates import estimate_matrix
 from policies.greedy_reference import Tick, choose
-from policies.local_search import _improve
+from policies.local_search import improve
 from policies.lookahead import preferred_cells
 from policies.near_ties import earliest_near
 from policies.planner import (
@@ -39,7 +39,7 @@ def _improve_reference(
     cost: FloatArray, duration_s: FloatArray, gpus: IntArray, capacity: CapacityTimeline,
     cells: Cells, min_saving: float, passes: int = 2,
 ) -> int:  # fmt: skip
-    """``local_search._improve`` as NumPy expressions per job (before it was compiled)."""
+    """``local_search.improve`` as NumPy expressions per job (before it was compiled)."""
     n_pools, n_slots = cost.shape[1:]
     slots = np.broadcast_to(np.arange(n_slots), (n_pools, n_slots))
     least = cost.reshape(len(cost), -1).min(axis=1, initial=np.inf)
@@ -124,7 +124,7 @@ def test_the_compiled_local_search_moves_as_the_reference(seed: int, min_saving:
     expected = list(cells)
     moves = _improve_reference(cost, duration, gpus, copy.deepcopy(capacity), expected,
                                min_saving)  # fmt: skip
-    assert _improve(cost, duration, gpus, capacity, cells, min_saving) == moves
+    assert improve(cost, duration, gpus, capacity, cells, min_saving) == moves
     assert cells == expected
     assert (capacity.busy == busy).all()
 
@@ -152,7 +152,7 @@ def test_the_local_search_puts_no_run_where_its_devices_are_not_free(
     only devices free for the whole run."""
     cost, duration, gpus, capacity, cells = _instance(seed)
     before = list(cells)
-    _improve(cost, duration, gpus, capacity, cells, min_saving)
+    improve(cost, duration, gpus, capacity, cells, min_saving)
     busy = _busy(capacity, duration, gpus, before, cells)
     assert (busy <= np.maximum(capacity.size[:, None], capacity.busy)).all()
     moved = [a for a, b in zip(cells, before, strict=True) if a != b]
@@ -166,7 +166,7 @@ def test_some_instances_move_jobs() -> None:
     moved = 0
     for seed in range(60):
         cost, duration, gpus, capacity, cells = _instance(seed)
-        moved += _improve(cost, duration, gpus, capacity, cells, 0.0) > 0
+        moved += improve(cost, duration, gpus, capacity, cells, 0.0) > 0
     assert moved >= 20
 
 

@@ -15,7 +15,7 @@ from policies import get_policy
 from policies.capacity import CapacityTimeline
 from policies.estimates import estimate_matrix
 from policies.greedy_reference import Tick, choose
-from policies.local_search import _improve
+from policies.local_search import improve
 from policies.near_ties import earliest_near
 from policies.planner import (
     WindowParameters,
@@ -117,7 +117,7 @@ def test_the_fast_path_takes_the_near_ties_the_full_replan_takes(seed: int, poli
 
 
 def _moved(value: float, min_saving: float, busy_h: int, slot: int) -> tuple[str, datetime]:
-    """carbon-lookahead's single-job moves (:func:`policies.local_search._improve`) for a job
+    """carbon-lookahead's single-job moves (:func:`policies.local_search.improve`) for a job
     that the rounding left in a dirty zone at ``slot``, while the flat clean zone's GPU is busy
     for ``busy_h`` hours: the region and start of the cell it ends on."""
     params = WindowParameters(lookahead=True)
@@ -134,7 +134,7 @@ def _moved(value: float, min_saving: float, busy_h: int, slot: int) -> tuple[str
     dirty = [p.region for p in pools].index("pl")
     capacity.reserve(dirty, slot, float(duration[0, dirty]), 1)
     cells = [(0, dirty, slot, "rounded")]
-    _improve(cost, duration, np.ones(1, dtype=np.int64), capacity, cells, min_saving)
+    improve(cost, duration, np.ones(1, dtype=np.int64), capacity, cells, min_saving)
     ((_, p, s, _),) = cells
     return pools[p].region, grid.time(s)
 
