@@ -2,6 +2,7 @@
 
 from daemon.ledger.accounting import missed_by_run_now
 from daemon.ledger.decisions import alternative_json
+from daemon.ledger.errors import LedgerError, UnknownJobError
 from daemon.ledger.export import export_table
 from daemon.ledger.measured import MeasuredRun
 from daemon.ledger.records import (
@@ -17,7 +18,7 @@ from daemon.ledger.records import (
 )
 from daemon.ledger.run_batches import RunEnd, RunStart
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
-from daemon.ledger.store import EXPORTABLE, Ledger, LedgerError, UnknownJobError
+from daemon.ledger.store import EXPORTABLE, Ledger
 
 __all__ = [
     "EXPORTABLE",

@@ -19,7 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol, TextIO, TypeVar
 
-from daemon.ledger.store import Ledger, LedgerError
+from daemon.ledger.errors import LedgerError
+from daemon.ledger.store import Ledger
 
 __all__ = [
     "EXPORT_SUFFIXES",

@@ -28,7 +28,7 @@ from daemon.ledger.values import dt, json_tuple, ts
 if TYPE_CHECKING:
     from daemon.ledger.kept import KeptRows
 
-__all__ = ["Runs", "run_record"]
+__all__ = ["Runs"]
 
 
 class Runs(Connection):

@@ -16,7 +16,7 @@ from typing import Any
 
 from daemon.ledger.accounting import Accounting, period_where
 from daemon.ledger.checkpoint import Checkpoints
-from daemon.ledger.decisions import Decisions, alternative_json
+from daemon.ledger.decisions import Decisions
 from daemon.ledger.errors import LedgerError, UnknownJobError
 from daemon.ledger.kept import KeptRows, integer
 from daemon.ledger.measured import MeasuredRuns
@@ -31,7 +31,7 @@ from daemon.ledger.waiting_jobs import WaitingJobs
 from daemon.queue.line import JobRequest
 from daemon.states import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, check_transition
 
-__all__ = ["EXPORTABLE", "Ledger", "LedgerError", "UnknownJobError", "alternative_json"]
+__all__ = ["EXPORTABLE", "Ledger"]
 
 
 class Ledger(
