@@ -59,7 +59,8 @@ from policies.errors import PoliciesError
 from policies.estimates import EstimateCache, estimate_matrix
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
 from policies.lagrangian import lagrangian_bound
-from policies.scoring import Pool, make_pools, mean_intensities
+from policies.means import mean_intensities
+from policies.scoring import Pool, make_pools
 from policies.types import Device, JobSpec, ZoneIntensity
 
 if TYPE_CHECKING:

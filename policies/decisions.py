@@ -30,7 +30,6 @@ __all__ = [
     "priced_at",
     "ready_devices",
     "run_now_alternative",
-    "slot_at",
 ]
 
 FloatArray = npt.NDArray[np.float64]

@@ -31,7 +31,8 @@ import numpy.typing as npt
 from policies.bound import NO_DEADLINE_S, BoundError, cell_grams
 from policies.estimates import EstimateCache, estimate_matrix
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS
-from policies.scoring import Pool, make_pools, mean_intensities, seconds_to_deadline
+from policies.means import mean_intensities
+from policies.scoring import Pool, make_pools, seconds_to_deadline
 from policies.types import Device, JobSpec, ZoneIntensity
 
 __all__ = ["GRID_S", "IntegerOptimum", "OptimalStart", "integer_optimum"]

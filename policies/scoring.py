@@ -34,7 +34,7 @@ from policies.footprint.accounting import (
 )
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.recalibration import Recalibration
-from policies.means import ZoneSeries, mean_intensities, pool_means
+from policies.means import ZoneSeries, pool_means
 from policies.types import Device, JobSpec, ZoneIntensity
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "SlotGrid",
     "horizon_means",
     "make_pools",
-    "mean_intensities",
     "now_means",
     "score",
     "seconds_to_deadline",

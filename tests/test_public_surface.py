@@ -93,8 +93,6 @@ def test_the_scan_finds_the_packages(package: str) -> None:
 STILL_RE_EXPORTING = {
     "daemon/assemble.py": {"LEDGER_NAME"},
     "daemon/replay/traces.py": {"MAX_REQUESTS", "MAX_TOKENS"},
-    "policies/decisions.py": {"slot_at"},
-    "policies/scoring.py": {"mean_intensities"},
     "forecasts/solar.py": {"SolarInputError"},
     "forecasts/traces.py": {"MAX_TRACE_POINTS", "TRACE_FORMATS", "DataIssue", "fill_gaps",
                             "open_text"},

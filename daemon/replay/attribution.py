@@ -13,7 +13,7 @@ from daemon.replay.driver import PolicyRun, ReplaySetup
 from daemon.replay.ledger_jobs import count_unfit
 from policies.bound import BoundInfeasibleError, lower_bound
 from policies.footprint.accounting import operational_g
-from policies.scoring import mean_intensities
+from policies.means import mean_intensities
 
 __all__ = ["split_savings", "temporal_potential"]
 

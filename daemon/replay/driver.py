@@ -38,7 +38,7 @@ from forecasts import IntensitySeries
 from policies import JobSpec, Policy, get_policy
 from policies.fast_init import fast_init
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, operational_g
-from policies.scoring import mean_intensities
+from policies.means import mean_intensities
 
 __all__ = ["JobOutcome", "PolicyRun", "ReplaySetup", "replay_policy"]
 

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.footprint.site import SiteFlows, dispatch, split_jobs
-from policies.scoring import mean_intensities
+from policies.means import mean_intensities
 
 if TYPE_CHECKING:  # the driver imports this module
     from daemon.replay.driver import JobOutcome, ReplaySetup

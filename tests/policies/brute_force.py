@@ -11,7 +11,8 @@ import numpy as np
 
 from policies.estimates import estimate_matrix
 from policies.footprint.accounting import DEFAULT_LIFETIME_YEARS, embodied_g, operational_g
-from policies.scoring import make_pools, mean_intensities
+from policies.means import mean_intensities
+from policies.scoring import make_pools
 from policies.types import Device, JobSpec
 from tests.policies.conftest import NOW, FakeForecast, devices, forecast, job
 

@@ -10,12 +10,12 @@ import pytest
 
 from policies.candidates import estimate_on
 from policies.estimates import estimate_matrix
+from policies.means import mean_intensities
 from policies.placement import mean_intensity_g_per_kwh, place
 from policies.scoring import (
     MissingForecastError,
     SlotGrid,
     make_pools,
-    mean_intensities,
     score,
     typical_g,
 )
