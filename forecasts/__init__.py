@@ -50,8 +50,10 @@ from forecasts.series import (
     check_same_kind,
 )
 from forecasts.static import STATIC_ANNUAL_INTENSITY, UnknownZoneError, static_annual_intensity
+from forecasts.trace_grid import fill_gaps
 from forecasts.trace_provider import TraceProvider
-from forecasts.traces import DataIssue, TraceReadResult, fill_gaps, read_trace
+from forecasts.trace_rows import DataIssue
+from forecasts.traces import TraceReadResult, read_trace
 
 __all__ = [
     "BACKTEST_HORIZONS_H",

@@ -43,7 +43,6 @@ __all__ = [
     "MAX_POWER_W",
     "PowerSeries",
     "PvArray",
-    "SolarInputError",
     "clear_sky_pv",
     "load_power_csv",
 ]

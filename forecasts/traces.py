@@ -28,18 +28,10 @@ from pathlib import Path
 
 from forecasts.errors import TraceFormatError
 from forecasts.series import IntensitySeries, SignalKind
-from forecasts.trace_grid import MAX_TRACE_POINTS, fill_gaps, to_series
-from forecasts.trace_rows import TRACE_FORMATS, BadRows, DataIssue, open_text, read_rows
+from forecasts.trace_grid import fill_gaps, to_series
+from forecasts.trace_rows import BadRows, DataIssue, read_rows
 
-__all__ = [
-    "MAX_TRACE_POINTS",
-    "TRACE_FORMATS",
-    "DataIssue",
-    "TraceReadResult",
-    "fill_gaps",
-    "open_text",
-    "read_trace",
-]
+__all__ = ["TraceReadResult", "read_trace"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,9 +93,6 @@ def test_the_scan_finds_the_packages(package: str) -> None:
 STILL_RE_EXPORTING = {
     "daemon/assemble.py": {"LEDGER_NAME"},
     "daemon/replay/traces.py": {"MAX_REQUESTS", "MAX_TOKENS"},
-    "forecasts/solar.py": {"SolarInputError"},
-    "forecasts/traces.py": {"MAX_TRACE_POINTS", "TRACE_FORMATS", "DataIssue", "fill_gaps",
-                            "open_text"},
     "daemon/cli/job_rows.py": {"user_name"},
     "daemon/cli/replay_cmd.py": {"mark_front", "pareto"},
     "daemon/executors/slurm/acct.py": {"LOST"},

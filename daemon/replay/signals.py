@@ -31,7 +31,8 @@ from forecasts import (
     read_trace,
     score_recent,
 )
-from forecasts.traces import MAX_TRACE_POINTS, DataIssue
+from forecasts.trace_grid import MAX_TRACE_POINTS
+from forecasts.trace_rows import DataIssue
 
 __all__ = [
     "DEFAULT_FORECASTER",

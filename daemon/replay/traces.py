@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from daemon.queue.line import MAX_REQUESTS, MAX_TOKENS
 from daemon.replay.errors import ReplayInputError
-from forecasts.traces import open_text
+from forecasts.trace_rows import open_text
 
 __all__ = [
     "MAX_REQUESTS",

@@ -14,7 +14,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from forecasts import MAX_INTENSITY_G_PER_KWH, TraceFormatError, read_trace
-from forecasts.traces import MAX_TRACE_POINTS, TRACE_FORMATS
+from forecasts.trace_grid import MAX_TRACE_POINTS
+from forecasts.trace_rows import TRACE_FORMATS
 from tests.fuzzing import examples
 
 HEADERS = [
