@@ -36,12 +36,11 @@ from daemon.measurement import JobMeasurement, start_measurement
 from daemon.metrics.sink import MetricsSink
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
-from daemon.statedir import LEDGER_NAME  # re-exported: older imports of it from here
+from daemon.statedir import LEDGER_NAME
 from daemon.states import WAITING_STATES
 from daemon.supervision.loop import Intervals
 
 __all__ = [
-    "LEDGER_NAME",
     "LOG_DIR_NAME",
     "Daemon",
     "build_daemon",

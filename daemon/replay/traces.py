@@ -34,13 +34,11 @@ from typing import Final, Literal, TypeGuard
 import numpy as np
 import numpy.typing as npt
 
-from daemon.queue.line import MAX_REQUESTS, MAX_TOKENS
 from daemon.replay.errors import ReplayInputError
 from forecasts.trace_rows import open_text
+from policies.footprint.workload import MAX_REQUESTS, MAX_TOKENS
 
 __all__ = [
-    "MAX_REQUESTS",
-    "MAX_TOKENS",
     "TRACE_FORMATS",
     "IntArray",
     "RequestTrace",

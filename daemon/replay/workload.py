@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from daemon.replay.errors import ReplayInputError
-from daemon.replay.traces import MAX_REQUESTS, IntArray, RequestTrace
+from daemon.replay.traces import IntArray, RequestTrace
 from policies import JobSpec
 from policies.errors import PoliciesError
 from policies.footprint import (
@@ -43,6 +43,7 @@ from policies.footprint import (
     estimate_interval,
     get_runtime,
 )
+from policies.footprint.workload import MAX_REQUESTS
 
 __all__ = ["WorkloadOptions", "build_jobs", "tile"]
 

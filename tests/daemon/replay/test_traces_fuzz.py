@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.replay.errors import ReplayInputError
-from daemon.replay.traces import MAX_REQUESTS, MAX_TOKENS, TRACE_FORMATS, read_requests
+from daemon.replay.traces import TRACE_FORMATS, read_requests
+from policies.footprint.workload import MAX_REQUESTS, MAX_TOKENS
 from tests.fuzzing import examples
 
 _FIELDS = {
