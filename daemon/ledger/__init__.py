@@ -18,7 +18,8 @@ from daemon.ledger.records import (
 )
 from daemon.ledger.run_batches import RunEnd, RunStart
 from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
-from daemon.ledger.store import EXPORTABLE, Ledger
+from daemon.ledger.store import Ledger
+from daemon.ledger.table_rows import EXPORTABLE
 
 __all__ = [
     "EXPORTABLE",

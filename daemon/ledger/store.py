@@ -14,10 +14,10 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from daemon.ledger.accounting import Accounting, period_where
+from daemon.ledger.accounting import Accounting
 from daemon.ledger.checkpoint import Checkpoints
 from daemon.ledger.decisions import Decisions
-from daemon.ledger.errors import LedgerError, UnknownJobError
+from daemon.ledger.errors import UnknownJobError
 from daemon.ledger.kept import KeptRows, integer
 from daemon.ledger.measured import MeasuredRuns
 from daemon.ledger.outcomes import Outcomes
@@ -26,12 +26,13 @@ from daemon.ledger.records import JobRecord, TransitionRecord
 from daemon.ledger.run_batches import RunBatches
 from daemon.ledger.spec_json import plain_spec_json
 from daemon.ledger.stopping import StoppingRuns
+from daemon.ledger.table_rows import TableRows
 from daemon.ledger.values import dt, req_dt, ts
 from daemon.ledger.waiting_jobs import WaitingJobs
 from daemon.queue.line import JobRequest
 from daemon.states import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, check_transition
 
-__all__ = ["EXPORTABLE", "Ledger"]
+__all__ = ["Ledger"]
 
 
 class Ledger(
@@ -44,6 +45,7 @@ class Ledger(
     Checkpoints,
     Accounting,
     QueueState,
+    TableRows,
 ):
     """The daemon's database: jobs, transitions, decisions, runs, outcomes, intensity samples
     and queue offsets (see :mod:`daemon.ledger.schema`)."""
@@ -350,50 +352,10 @@ class Ledger(
             self._requests = {}
         self._requests[spec_json] = request
 
-    # -- export -----------------------------------------------------------------------------
-
-    def rows(self, table: str) -> list[dict[str, Any]]:
-        """Every row of ``table`` as dicts.
-
-        Raises:
-            LedgerError: not a ledger table.
-        """
-        columns, rows = self.table_rows(table)
-        return [dict(zip(columns, row, strict=True)) for row in rows]
-
-    def table_rows(
-        self, table: str, since: datetime | None = None, until: datetime | None = None
-    ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
-        """``table``'s column names (an empty table has them too) and its rows, read one at
-        a time as they are iterated (an export of a large table holds one row at a time).
-
-        With ``since`` or ``until``, the rows of the period ``[since, until)`` as ``carbond
-        report`` counts it: a job's rows (jobs, transitions, decisions, runs, outcomes) when
-        the job finished in it (its outcome's ``finished_at``), a sample when its ``at`` is in
-        it; open ends are unbounded.
-
-        Raises:
-            LedgerError: not a ledger table; SQLite failed, here or while iterating.
-        """
-        if table not in EXPORTABLE:
-            raise LedgerError(f"cannot export {table!r} (tables: {', '.join(EXPORTABLE)})")
-        where, params = "", list[Any]()
-        if since is not None or until is not None:
-            if table == "intensity_samples":
-                where, params = period_where("at", since, until)
-                where = " WHERE 1 = 1" + where
-            else:
-                inner, params = period_where("finished_at", since, until)
-                where = f" WHERE job_id IN (SELECT job_id FROM outcomes WHERE 1 = 1{inner})"
-        cursor = self._exec(f"SELECT * FROM {table}{where}", params)
-        cursor.row_factory = None  # plain tuples
-        return [d[0] for d in cursor.description], self._iterate(cursor)
-
 
 _JOB_COLUMNS = ("job_id", "uid", "gid", "name", "priority", "submitted_at", "deadline",
                 "spec_json", "source", "updated_at")  # fmt: skip
 _UNSET_JOB_COLUMNS = {"state": "queued", "cancel_requested_at": None}
-EXPORTABLE = ("jobs", "transitions", "decisions", "runs", "outcomes", "intensity_samples")
 
 
 _REQUESTS_KEPT = 20_000
