@@ -1,5 +1,6 @@
-"""The ledger's connection: opening, migrating, transactions (its errors:
-:mod:`daemon.ledger.errors`; how values are stored in its columns: :mod:`daemon.ledger.values`)."""
+"""The ledger's connection: opening, transactions (its migrations: :mod:`daemon.ledger.migrations`;
+its errors: :mod:`daemon.ledger.errors`; how values are stored in its columns:
+:mod:`daemon.ledger.values`)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
-from daemon import killpoints
 from daemon.ledger.errors import LedgerError, LockWaitStoppedError
+from daemon.ledger.migrations import migrate, refuse_foreign
 from daemon.ledger.readonly import FileState, changed_under, file_state, missing_ledger, not_yours
-from daemon.ledger.schema import MIGRATIONS, SCHEMA_VERSION
+from daemon.ledger.schema import SCHEMA_VERSION
 
 __all__ = ["BUSY_TIMEOUT_S", "Connection"]
 
@@ -34,27 +35,6 @@ def _busy(exc: sqlite3.Error) -> bool:
     """Whether ``exc`` is SQLITE_BUSY (any extended code): another connection's lock."""
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _refuse_foreign(path: Path, done: dict[int, str]) -> None:
-    """Refuse a ledger whose migration N is not this carbond's migration N (another build,
-    a fork, a development branch that numbered its migrations otherwise): its tables are not
-    the ones this carbond's later migrations and queries expect.
-
-    Raises:
-        LedgerError: naming the first migration that differs, both descriptions.
-    """
-    for version, description, _ in MIGRATIONS:
-        if version in done and done[version] != description:
-            raise LedgerError(
-                f"{path}: migration {version} of this ledger is {done[version]!r}, not this "
-                f"carbond's {description!r}: another build of carbond wrote it (a fork or a "
-                "development branch); open it with that build, or start from a new state_dir"
-            )
 
 
 class Connection:
@@ -145,7 +125,7 @@ class Connection:
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"{path}: cannot open the ledger: {exc}") from exc
         ledger = cls(path, db)
-        ledger._migrate()
+        migrate(db, path)
         return ledger
 
     @classmethod
@@ -168,7 +148,7 @@ class Connection:
             done = dict(db.execute("SELECT version, description FROM schema_migrations"))
         except sqlite3.Error as exc:
             raise LedgerError(f"{path}: cannot read the ledger: {exc}") from exc
-        _refuse_foreign(path, done)
+        refuse_foreign(path, done)
         version = max(done, default=None)
         ledger = cls(path, db)
         ledger._unlocked_file = unlocked
@@ -206,38 +186,6 @@ class Connection:
                 raise LedgerError(problem)
 
     # -- plumbing ---------------------------------------------------------------------------
-
-    def _migrate(self) -> None:
-        try:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            done = dict(
-                self._db.execute("SELECT version, description FROM schema_migrations").fetchall()
-            )
-            if done and max(done) > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"{self.path}: schema version {max(done)} is newer than this carbond "
-                    f"({SCHEMA_VERSION}); upgrade carbond"
-                )
-            _refuse_foreign(self.path, done)
-            for version, description, script in MIGRATIONS:
-                if version in done:
-                    continue
-                self._db.executescript(
-                    "BEGIN IMMEDIATE;\n"
-                    + script
-                    + "\nINSERT INTO schema_migrations VALUES "
-                    + f"({version}, {_quote(description)}, strftime('%Y-%m-%dT%H:%M:%SZ'));\n"
-                    + f"PRAGMA user_version = {version};"
-                )
-                killpoints.reached("migration")
-                self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise LedgerError(f"{self.path}: migration failed: {exc}") from exc
 
     def schema_version(self) -> int:
         """The highest applied migration."""
