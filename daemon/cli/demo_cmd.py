@@ -45,8 +45,9 @@ def register(subparsers: Any) -> None:
         "--state-dir",
         type=Path,
         default=None,
-        help="keep each run's queue, ledger and logs in DIR/<policy>/ and DIR/run-now/ "
-        "(default: a temporary directory, removed)",
+        help="keep each run's queue files and ledger in DIR/<policy>/ and DIR/run-now/, "
+        "for carbond jobs, status and report (no job logs: the simulated executor writes "
+        "none; default: a temporary directory, removed)",
     )
     demo.add_argument("--policy", default="carbon-window", help="planner (default carbon-window)")
     demo.add_argument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli import build_parser
 from daemon.cli.demo import DEMO_JOBS, DemoResult, run_demo
 from daemon.cli.demo_cmd import print_demo
 from daemon.errors import UsageError
@@ -98,6 +100,25 @@ def test_the_state_line_names_each_run_s_ledger_dir(
     carbon, baseline = demo.state_dir / "carbon-window", demo.state_dir / "run-now"
     assert header.endswith(f" s wall; state in {carbon}, the baseline's in {baseline}"), header
     assert (carbon / "ledger.db").is_file() and (baseline / "ledger.db").is_file()
+
+
+def test_the_state_dir_help_names_only_what_a_demo_keeps(demo: DemoResult) -> None:
+    """`--state-dir`'s help said each run's "queue, ledger and logs" stay in DIR/<policy>/;
+    a demo leaves its queue files and ledger there but no logs/ (the simulated executor writes
+    no job files, and the daemon's log events go to stderr), so a user went looking for logs
+    that never were. Each thing the help names is in the fixture's kept state dir."""
+    sub = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices["demo"]
+    text = next(a.help or "" for a in sub._actions if "--state-dir" in a.option_strings)
+    says = re.search(r"keep each run's (.+?) in DIR/", text)
+    assert says, text
+    kept = {p.name for p in (demo.state_dir / "carbon-window").iterdir()}
+    named = {"queue": "queue.jsonl", "ledger": "ledger.db", "logs": "logs"}
+    promised = [word for word in named if re.search(rf"\b{word}\b", says.group(1))]
+    assert promised, text
+    missing = [f"{word} ({named[word]})" for word in promised if named[word] not in kept]
+    assert missing == [], f"--state-dir's help names {missing}, not kept in {sorted(kept)}"
 
 
 def test_a_state_dir_an_earlier_demo_used_is_refused(
