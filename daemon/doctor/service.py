@@ -27,8 +27,9 @@ _PROBE_TIMEOUT_S = 2.0
 
 def metrics_port_status(settings: Settings) -> tuple[Literal["pass", "fail", "skip"], str]:
     """``("pass" | "fail" | "skip", detail)`` for ``metrics.port``: free, served by a running
-    carbond (its ``/metrics`` has carbond's series), or held by something else, which stops
-    ``carbond run`` at start."""
+    carbond (its ``/metrics`` has carbond's series), or held by something else: ``carbond run``
+    then logs ``metrics_unavailable`` and runs without ``/metrics`` (until 2026-12-07 this
+    detail still said it would stop at start, as it once did)."""
     port = settings.metrics.port
     if not port:
         return "skip", "metrics.port = 0: no endpoint"
@@ -43,7 +44,8 @@ def metrics_port_status(settings: Settings) -> tuple[Literal["pass", "fail", "sk
             return "pass", f"{address}: served by a running carbond"
         return "fail", (
             f"{address}: cannot listen ({exc.strerror}); another program holds it: "
-            "`carbond run` would stop at start (set metrics.port, or 0 for no endpoint)"
+            "`carbond run` would run without /metrics (it logs metrics_unavailable; set "
+            "metrics.port to a free port, or 0 for no endpoint)"
         )
     return "pass", f"{address} is free"
 

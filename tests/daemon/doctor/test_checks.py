@@ -563,6 +563,25 @@ def test_the_policy_check_says_when_the_forecast_ends_before_the_look_ahead(
     )
 
 
+def test_a_held_metrics_port_says_the_daemon_runs_without_metrics(tmp_path: Path) -> None:
+    """Doctor's failing ``metrics`` line said `carbond run` "would stop at start", but the
+    daemon logs ``metrics_unavailable`` and runs on without ``/metrics``
+    (tests/daemon/cli/test_run_metrics_port.py; docs/operations.md's doctor table): an operator
+    reading doctor believed a squatter on the port kept the scheduler down."""
+    _, config = healthy_setup(tmp_path)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        config.write_text(f"{config.read_text()}[metrics]\nport = {port}\n")
+        code, checks = run_doctor(config)
+    assert code == 1
+    detail = checks["metrics"]
+    assert detail.startswith(f"fail: 127.0.0.1:{port}: cannot listen (")
+    assert "stop at start" not in detail
+    assert "run without /metrics" in detail and "metrics_unavailable" in detail
+
+
 def test_the_metrics_port_is_free_served_by_carbond_or_refused(tmp_path: Path) -> None:
     """A metrics port another program holds passed doctor, then stopped ``carbond run`` at
     start; one a running carbond serves is no problem."""
