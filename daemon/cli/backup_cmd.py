@@ -49,6 +49,6 @@ def _backup(args: argparse.Namespace) -> int:
     else:
         print(
             f"backed up {done.source} to {done.path}: {done.size_bytes} bytes, schema "
-            f"v{done.schema_version}, {done.jobs} jobs"
+            f"v{done.schema_version}, {done.jobs} job{'' if done.jobs == 1 else 's'}"
         )
     return 0

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from daemon.cli import main
 from daemon.ledger import Ledger
 from daemon.ledger.backup import backup_ledger
+from tests.daemon.helpers import job_request
 
 # A writer as the daemon is one: its own process, a job and its first transition per commit.
 WRITER = """
@@ -92,6 +94,19 @@ def test_carbond_backup_prints_what_it_wrote(
     assert sorted(p.name for p in state.iterdir()) == ["ledger.db"]  # no -wal, -shm left
     assert main(["backup", "--state-dir", str(state), str(backup)]) == 0
     assert capsys.readouterr().out.startswith(f"backed up {state / 'ledger.db'} to {backup}: ")
+
+
+def test_carbond_backup_counts_one_job_in_the_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed "1 jobs"."""
+    state = tmp_path / "state"
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    with Ledger.open(state / "ledger.db") as ledger, ledger.transaction():
+        ledger.add_job(job_request("j1", now), 1000, 1000, "queue.jsonl:1", now)
+
+    assert main(["backup", "--state-dir", str(state), str(tmp_path / "b.db")]) == 0
+    assert capsys.readouterr().out.endswith(", 1 job\n")
 
 
 @pytest.mark.parametrize(
