@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from daemon.executors.errors import (
     AnswerUnreadableError,
@@ -21,6 +22,7 @@ from daemon.executors.errors import (
 )
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.acct import AcctRow, parse_sacct
+from daemon.executors.slurm.counts import read_count
 from daemon.executors.slurm.parse import (
     NodeRow,
     QueueRow,
@@ -36,6 +38,7 @@ from daemon.executors.slurm.states import WAITING, is_ended
 
 __all__ = ["SlurmQueries", "Token", "known", "said"]
 
+_Row = TypeVar("_Row", QueueRow, AcctRow)
 _UNKNOWN_ID = "Invalid job id specified"  # squeue of one id Slurm does not (or no longer) know
 
 
@@ -134,8 +137,10 @@ class SlurmQueries:
         ``uid`` (the job's owner: any user may name a job ``carbond-<id>``), the newest job
         still waiting or running in ``squeue``, else (only when it ``may_have_ended``: it may
         have been submitted before) the newest that ran in ``sacct`` (earlier submissions
-        taken back unstarted are ignored). Without ``may_have_ended`` no ``sacct`` runs, so
-        a job never submitted is found missing while slurmdbd is down or hung.
+        taken back unstarted are ignored); a job of that name whose id is no count (an array
+        task ``12_3``) is not carbond's submission and is passed over. Without
+        ``may_have_ended`` no ``sacct`` runs, so a job never submitted is found missing while
+        slurmdbd is down or hung.
 
         Raises:
             ExecutorError: no readable token and no owner to look the job up by.
@@ -163,8 +168,7 @@ class SlurmQueries:
                     f"({lost[0][:120]}): which Slurm job is its newest, and in which partition, "
                     "is not known; asked again next round"
                 )
-            if rows:
-                row = max(rows, key=lambda r: int(r.slurm_id))
+            if (row := _newest(rows)) is not None:
                 region = self.region_of(row.partition, cluster) or first
                 return Token(row.slurm_id, cluster, region), row
             if not may_have_ended:
@@ -178,8 +182,7 @@ class SlurmQueries:
                 )
             # ran (a Start, or one unreadable): not a submission taken back unstarted
             acct = [r for r in answer if not r.step and (r.start is not None or r.start_unknown)]
-            if acct:
-                last = max(acct, key=lambda r: int(r.slurm_id))
+            if (last := _newest(acct)) is not None:
                 region = self.region_of(last.partition, cluster) or first
                 return Token(last.slurm_id, cluster, region), None
         return None
@@ -290,3 +293,13 @@ def said(result: CommandResult) -> str:
     """The last line Slurm printed (stderr first), or the exit status."""
     text = (result.stderr or result.stdout).strip()
     return text.splitlines()[-1] if text else f"exit status {result.returncode}"
+
+
+def _newest(rows: Sequence[_Row]) -> _Row | None:
+    """The row of the newest of carbond's submissions among ``rows`` (its highest Slurm id),
+    or None when none is one. A row whose id is not a count (an array task ``12_3``, a pending
+    array ``12_[3-5]``, a heterogeneous job's ``12+0``) is no submission of carbond's, whose
+    ``sbatch`` answers a count (:func:`~daemon.executors.slurm.parse.parse_sbatch`): it is
+    another job that took the name ``carbond-<id>``, and is passed over."""
+    counted = [(n, row) for row in rows if (n := read_count(row.slurm_id)) is not None]
+    return max(counted, key=lambda pair: pair[0])[1] if counted else None

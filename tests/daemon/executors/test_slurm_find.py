@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.executors.base import RunHandle
+from daemon.executors.base import ExitStatus, NotStarted, RunHandle
 from daemon.executors.errors import AnswerUnreadableError
 from daemon.executors.slurm.queries import Token
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
+from tests.daemon.executors.fake_slurm import T0, FakeSlurm, _Job, launch_spec, slurm_executor
 
 
 def test_a_job_found_by_name_whose_squeue_row_is_cut_short_is_looked_up_again_later(
@@ -94,3 +94,33 @@ def test_a_job_found_by_name_in_a_partition_no_region_names_takes_the_first_regi
     [adopted] = executor.adopt([RunHandle("j1", "slurm", "", T0, uid=0)], T0 + timedelta(minutes=1))
     assert isinstance(adopted, RunHandle)
     assert Token.decode("j1", adopted.token).region == "qc"
+
+
+def test_an_array_job_of_the_same_name_is_passed_over_when_a_job_is_found_by_name(
+    tmp_path: Path,
+) -> None:
+    """A user's array job named ``carbond-<id>`` was taken for carbond's newest submission
+    of that name: ``int`` reads a task's id ``101_3`` as 1013 (its ``_`` a digit separator),
+    so adoption followed the user's task (and its region, exit code) instead of carbond's
+    job ``100``, and a pending array's ``102_[4-5]`` raised ``ValueError``. Such a row is no
+    submission of carbond's (sbatch answers it a count): carbond's own job is found, in
+    squeue and, once it ended, in sacct; a name only an array job has is not found."""
+    slurm = FakeSlurm()
+    executor = slurm_executor(slurm)
+    executor.launch(launch_spec(tmp_path), T0)  # its token lost in a crash
+    slurm.jobs["101_3"] = _Job("carbond-j1", "beta", state="RUNNING", reason="None", exit="1:0")
+    slurm.jobs["102_[4-5]"] = _Job("carbond-j3", "beta")  # only a user's array job is named so
+    tokenless = RunHandle("j1", "slurm", "", T0, uid=0)
+    later = T0 + timedelta(minutes=1)
+
+    [adopted] = executor.adopt([tokenless], later)
+    assert isinstance(adopted, RunHandle)
+    token = Token.decode("j1", adopted.token)
+    assert (token.slurm_id, token.region) == ("100", "qc")
+
+    slurm.jobs["100"].state = slurm.jobs["101_3"].state = "GONE"  # both ended: sacct's alone
+    [ended] = executor.adopt([tokenless], later)
+    assert isinstance(ended, ExitStatus) and ended.exit_code == 0  # carbond's, not the array's
+
+    [never] = executor.adopt([RunHandle("j3", "slurm", "", T0, uid=0)], later)
+    assert isinstance(never, NotStarted)
