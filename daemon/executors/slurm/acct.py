@@ -28,14 +28,8 @@ from datetime import datetime
 
 from daemon.executors.slurm.commands import SACCT_FIELDS
 from daemon.executors.slurm.counts import COUNT, read_count
-from daemon.executors.slurm.parse import (
-    LOST,
-    NO_VAL64,
-    cut_last,
-    cut_why,
-    data_lines,
-    parse_time,
-)
+from daemon.executors.slurm.listing import LOST, cut_last, cut_why, data_lines
+from daemon.executors.slurm.parse import NO_VAL64, parse_time
 
 __all__ = ["FIELDS", "LOST", "AcctRow", "energy_j", "parse_sacct", "row_of", "rows_of"]
 

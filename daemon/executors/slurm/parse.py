@@ -24,15 +24,14 @@ they could not read.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from daemon.executors.errors import ExecutorError
 from daemon.executors.slurm.counts import COUNT, read_count
+from daemon.executors.slurm.listing import LOST, cut_last, cut_why, data_lines
 
 __all__ = [
-    "LOST",
     "MAX_HOSTS",
     "NO_VAL64",
     "GresCount",
@@ -42,9 +41,6 @@ __all__ = [
     "SlurmOutputError",
     "allocated_count",
     "by_id",
-    "cut_last",
-    "cut_why",
-    "data_lines",
     "expand_hostlist",
     "gpu_count",
     "parse_nodes",
@@ -60,7 +56,6 @@ __all__ = [
 # be reached now"; a controller that accepts but does not answer: "Socket timed out").
 _UNREACHABLE = ("unable to contact slurm controller", "can't be reached now", "socket timed out")
 NO_VAL64 = 2**63  # Slurm's "no value" markers are at the top of the 64-bit range
-LOST = "row"  # how a lost row's ``unreadable`` begins (sacct's too)
 MAX_HOSTS = 65_536  # the most hosts a host list expands to: past any job's (or cluster's) nodes
 
 
@@ -161,21 +156,6 @@ def parse_sbatch(stdout: str) -> tuple[str, str | None]:
     return slurm_id, cluster or None
 
 
-def cut_last(stdout: str, lines: list[str]) -> bool:
-    """Whether ``stdout`` (a Slurm listing, its :func:`data_lines` ``lines``) ends inside
-    its last line: Slurm ends every line with a newline, so one without it was cut short,
-    maybe inside its last field, with every field there."""
-    ended = stdout.endswith(("\n", "\r"))
-    return bool(lines) and not ended and _lines(stdout)[-1] == lines[-1]
-
-
-def cut_why(command: str, stdout: str, field: str, line: str) -> str:
-    """How a last line :func:`cut_last` found is named in its lost row's ``unreadable``."""
-    return (f"{LOST} cut short: {command}'s answer ends inside its line "
-            f"{len(_lines(stdout))}, with no end of line, so its last field ({field}) "
-            f"may be cut: {line[:200]!r}")  # fmt: skip
-
-
 def _lost(line: str, count: int) -> tuple[str, str] | None:
     """``(slurm id, why)`` of a ``|``-separated line without ``count`` fields; None when it
     has them."""
@@ -193,25 +173,6 @@ def _time(name: str, text: str, bad: list[str]) -> datetime | None:
     except ValueError:
         bad.append(f"{name} {text.strip()!r}")
         return None
-
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def _lines(stdout: str) -> list[str]:
-    """``stdout``'s lines, split where Slurm ends them only: ``str.splitlines`` also splits
-    at form feeds, ``\\x1c``-``\\x1e``, ``\\x85`` and U+2028/9, which free text (a node's
-    ``Reason``) may hold, and one line read as two is a lost row or a listing refused."""
-    lines = _LINE_END.split(stdout)
-    return lines[:-1] if lines[-1] == "" else lines
-
-
-def data_lines(stdout: str) -> Iterator[str]:
-    """The non-blank lines of a Slurm listing, without the ``CLUSTER: name`` banners ``-M``
-    adds."""
-    for line in _lines(stdout):
-        if line.strip() and not line.startswith("CLUSTER:"):
-            yield line
 
 
 def parse_squeue(stdout: str) -> list[QueueRow]:
