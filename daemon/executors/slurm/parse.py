@@ -342,7 +342,8 @@ def expand_hostlist(text: str) -> tuple[str, ...]:
     """``n[1-3,5],gpu7`` -> ``n1 n2 n3 n5 gpu7`` (zero padding kept: ``n[01-02]``).
 
     Raises:
-        SlurmOutputError: an unbalanced bracket, a bad range, or more than
+        SlurmOutputError: an unbalanced bracket, a bad range (one that runs down, too:
+            ``n[2-1]``), or more than
             :data:`MAX_HOSTS` hosts (``n[1-99999999999]`` would take all memory).
     """
     if text.count("[") != text.count("]"):
@@ -358,6 +359,8 @@ def expand_hostlist(text: str) -> tuple[str, ...]:
             first, last = read_count(lo), read_count(hi or lo)
             if first is None or last is None:
                 raise SlurmOutputError(f"unreadable host list {text!r}")
+            if last < first:  # Slurm prints ranges upward: n[2-1] would expand to no host
+                raise SlurmOutputError(f"unreadable host list {text!r}: range {part!r} runs down")
             if len(names) + last - first >= MAX_HOSTS:
                 raise SlurmOutputError(f"host list {text!r}: more than {MAX_HOSTS:,} hosts")
             width = len(lo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -255,6 +256,17 @@ def test_gpu_count(text: str, expected: int) -> None:
 )
 def test_expand_hostlist(text: str, expected: tuple[str, ...]) -> None:
     assert expand_hostlist(text) == expected
+
+
+@pytest.mark.parametrize("text", ["n[2-1]", "n[1-3,9-8]", "n1,gpu[10-09]"])
+def test_a_host_range_that_runs_down_is_an_unreadable_host_list(text: str) -> None:
+    """``n[2-1]`` expanded to no host without a word (``range(2, 2)``): a running job's row
+    read as a job on no node, whole, with nothing unreadable named. It is now an unreadable
+    host list, as other malformed ones are, which a running row names (its NodeList)."""
+    with pytest.raises(SlurmOutputError, match=rf"host list {re.escape(repr(text))}"):
+        expand_hostlist(text)
+    [row] = parse_running(f"7|alice|{text}|gres/gpu:1|cpu=1|2026-12-04T22:00:00\n", "gpu")
+    assert row.nodes == () and row.unreadable == (f"NodeList {text!r}",)
 
 
 def test_a_bad_host_list_or_time_is_an_error_naming_it() -> None:
