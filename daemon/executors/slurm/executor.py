@@ -59,7 +59,7 @@ from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import QueueRow, parse_sbatch
 from daemon.executors.slurm.partitions import PARTITIONS_TTL_S, PartitionStates, closed_now
 from daemon.executors.slurm.queries import SlurmQueries, Token, said
-from daemon.executors.slurm.reach import Reach
+from daemon.executors.slurm.reach import Reach, problems
 from daemon.executors.slurm.reading import LOST_LIMIT_S
 from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
 from daemon.executors.slurm.states import WAITING, is_ended
@@ -133,23 +133,8 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         return "slurm"
 
     def problems(self) -> dict[str, str]:
-        """Each cluster whose controller does not answer now (``slurm``: the local one,
-        ``slurm:<cluster>``), with what its first failing command said, and each whose
-        ``sacct`` got no answer in time (``slurmdbd``, ``slurmdbd:<cluster>``); empty when all
-        do."""
-        problems = {}
-        for cluster, outage in self._reach.outages().items():
-            regions = ", ".join(r for r, t in self._targets.items() if t.cluster == cluster)
-            problems["slurm" + (f":{cluster}" if cluster else "")] = (
-                f"controller unreachable ({outage.message}); the jobs of region(s) {regions} "
-                "wait, none fails"
-            )
-        for cluster, outage in self._reach.accounting().items():
-            problems["slurmdbd" + (f":{cluster}" if cluster else "")] = (
-                f"accounting unreachable ({outage.message}); the ends of jobs that left squeue "
-                f"wait (sacct asked again {outage.retry_s:g} s after the last try), none fails"
-            )
-        return problems
+        """:func:`~daemon.executors.slurm.reach.problems` of this executor's clusters."""
+        return problems(self._reach, {r: t.cluster for r, t in self._targets.items()})
 
     # -- submitting -------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ so a launch is requeued and a poll or cancel retried.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,6 +58,7 @@ __all__ = [
     "Reach",
     "controller_up",
     "no_answer",
+    "problems",
     "unreachable",
 ]
 
@@ -234,3 +235,23 @@ def controller_up(returncode: int, stdout: str) -> bool:
     """Whether ``scontrol ping`` found a controller answering (``Slurmctld(primary) at vm is
     UP``; it exits 1 when one is DOWN, and a backup may be the one answering)."""
     return returncode == 0 or " is UP" in stdout
+
+
+def problems(reach: Reach, clusters: Mapping[str, str | None]) -> dict[str, str]:
+    """Each cluster whose controller does not answer now (``slurm``: the local one,
+    ``slurm:<cluster>``), with what its first failing command said, and each whose
+    ``sacct`` got no answer in time (``slurmdbd``, ``slurmdbd:<cluster>``); empty when all
+    do. ``clusters``: each region's cluster (None: the local one)."""
+    problems = {}
+    for cluster, outage in reach.outages().items():
+        regions = ", ".join(r for r, c in clusters.items() if c == cluster)
+        problems["slurm" + (f":{cluster}" if cluster else "")] = (
+            f"controller unreachable ({outage.message}); the jobs of region(s) {regions} "
+            "wait, none fails"
+        )
+    for cluster, outage in reach.accounting().items():
+        problems["slurmdbd" + (f":{cluster}" if cluster else "")] = (
+            f"accounting unreachable ({outage.message}); the ends of jobs that left squeue "
+            f"wait (sacct asked again {outage.retry_s:g} s after the last try), none fails"
+        )
+    return problems
