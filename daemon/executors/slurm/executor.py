@@ -190,7 +190,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             if refused is None:
                 raise ExecutorError(f"{why}; its Slurm job {current.slurm_id} cannot be held")
             return refused
-        moved = self._move(spec, current, start)
+        moved = self._move(spec, current, start, now)
+        if isinstance(moved, Held):  # Slurm started it as carbond took it back to resubmit
+            return moved
         self._held_specs[spec.job_id], self._notes.begins[spec.job_id] = spec, start
         return Held(moved.encode())
 
@@ -269,7 +271,10 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             if refused.started_at is None:  # held or ended before it started
                 raise ExecutorError(refused.ended.reason if refused.ended else str(exc)) from exc
             return RunHandle(spec.job_id, self.name, refused.token, refused.started_at)
-        return RunHandle(spec.job_id, self.name, self._move(spec, current, None).encode(), now)
+        moved = self._move(spec, current, None, now)
+        if isinstance(moved, Held):  # Slurm started it as carbond took it back to resubmit
+            return RunHandle(spec.job_id, self.name, moved.token, moved.started_at or now)
+        return RunHandle(spec.job_id, self.name, moved.encode(), now)
 
     def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
         """Hold and cancel the held job (looked up by name among the jobs of its owner ``uid``
@@ -353,10 +358,15 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
                  begin=begin.isoformat() if begin else "now")  # fmt: skip
         return Token(slurm_id, cluster or target.cluster, spec.region)
 
-    def _move(self, spec: LaunchSpec, current: Token, start: datetime | None) -> Token:
+    def _move(
+        self, spec: LaunchSpec, current: Token, start: datetime | None, now: datetime
+    ) -> Token | Held:
         """Update the pending job in place; resubmit when it changes cluster, partition (Slurm
         sets a partition's ``DefMemPerGPU``/``DefCpuPerGPU`` only at submission:
-        ``tests/slurm/test_moves_on_slurm.py``) or GRES name."""
+        ``tests/slurm/test_moves_on_slurm.py``) or GRES name, once held and cancelled
+        (:meth:`~.queries.SlurmQueries.hold_cancel`): its token. One Slurm started (or that
+        ended) between carbond's look and its hold is not resubmitted but answered started
+        where it runs (:meth:`_started`)."""
         target = self._q.target(spec.region)
         old = self._targets.get(current.region)
         if (
@@ -365,7 +375,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             or old.partition != target.partition
             or old.gres != target.gres
         ):
-            self._q.scancel(current)
+            cancelled, row = self._q.hold_cancel(current)
+            if not cancelled:
+                return self._started(spec.job_id, spec.uid, current, row, now, raced=True)
             self._own_gpus.forget(current.cluster, current.slurm_id)
             return self._submit(spec, start)
         layout, gpus = self._layout.get(spec.region), submission.gpus(spec)

@@ -252,6 +252,22 @@ class SlurmQueries:
             self.run(cmd.unhold_argv(scontrol, cluster, slurm_id))  # started: left as it was
         return held, row
 
+    def hold_cancel(self, current: Token) -> tuple[bool, QueueRow | None]:
+        """Take the waiting job ``current`` back: ``scontrol hold`` it, then ``scancel`` it
+        unless Slurm started it (or it ended) in between, as its row after the hold tells
+        (:meth:`hold`). Whether it was cancelled, and that row (None: gone from squeue); a
+        job whose hold Slurm refused while it still waits is cancelled all the same.
+
+        Raises:
+            AnswerUnreadableError: its row after the hold was cut short.
+            ExecutorError: squeue or scancel failed.
+        """
+        held, row = self.hold(current)
+        if not held and (row is None or row.state not in WAITING):
+            return False, row
+        self.scancel(current)
+        return True, row
+
     def scancel(self, token: Token) -> None:
         """``scancel`` the job (one already ending is fine)."""
         result = self.run(cmd.scancel_argv(self.tool("scancel"), token.cluster, token.slurm_id))

@@ -175,6 +175,22 @@ class FakeSlurm:
         return CommandResult(0, "", "")
 
 
+@dataclass
+class StartsAfterLook(FakeSlurm):
+    """Once armed, Slurm starts the job right after its next ``squeue`` answer (its
+    ``BeginTime`` came, or resources freed), before carbond's next command."""
+
+    armed: bool = False
+
+    def _squeue(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
+        answer = super()._squeue(argv, opts)
+        if self.armed and "Format" not in opts:
+            self.armed = False
+            for job in self.jobs.values():
+                job.state, job.reason, job.start = "RUNNING", "None", self.ran[0]
+        return answer
+
+
 def _tres(gpus: int, *, job: bool = False) -> str:
     """sacct's AllocTRES of a run on ``gpus`` GPUs, as the local cluster prints it (a job row
     has ``billing``, its steps not)."""

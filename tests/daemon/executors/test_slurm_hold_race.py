@@ -6,8 +6,6 @@ that succeeds does not prove the job has not started; only its row after the hol
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,28 +15,18 @@ from structlog.testing import capture_logs
 from daemon.executors.base import Held, RunHandle
 from daemon.executors.errors import ExecutorError
 from daemon.executors.held import HeldJobs
-from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
+from daemon.executors.slurm import SlurmExecutor, Target
 from daemon.ledger import Ledger
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
+from tests.daemon.executors.fake_slurm import (
+    T0,
+    FakeSlurm,
+    StartsAfterLook,
+    launch_spec,
+    slurm_executor,
+)
 from tests.daemon.executors.slurm_daemon import Dip, slurm_daemon
 from tests.daemon.helpers import job_request
-
-
-@dataclass
-class _StartsAfterLook(FakeSlurm):
-    """Once armed, Slurm starts the job right after its next ``squeue`` answer (its
-    ``BeginTime`` came, or resources freed), before carbond's next command."""
-
-    armed: bool = False
-
-    def _squeue(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
-        answer = super()._squeue(argv, opts)
-        if self.armed and "Format" not in opts:
-            self.armed = False
-            for job in self.jobs.values():
-                job.state, job.reason, job.start = "RUNNING", "None", self.ran[0]
-        return answer
 
 
 def _refusing(slurm: FakeSlurm) -> SlurmExecutor:
@@ -71,7 +59,7 @@ def test_a_release_refused_where_slurm_started_the_job_first_has_its_run_recorde
     recorded, the seconds it ran as root and their energy never read from sacct. It is now
     cancelled running and answered started (its token, squeue's start); the poll reads its
     end from sacct (times and energy), failed with the refusal's words."""
-    slurm = _StartsAfterLook()
+    slurm = StartsAfterLook()
     held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = _refusing(slurm)
     slurm.armed = True
@@ -98,7 +86,7 @@ def test_a_job_slurm_starts_as_carbond_takes_it_back_is_left_running(tmp_path: P
     """A released job pending past ``pending_grace_s`` that Slurm starts right after the
     poll's ``squeue``: the hold succeeded, so carbond cancelled the running job and planned
     it again as ``never started``; it now sees it running after the hold and leaves it."""
-    slurm = _StartsAfterLook()
+    slurm = StartsAfterLook()
     executor = slurm_executor(slurm, pending_grace_s=60)
     handle = executor.launch(launch_spec(tmp_path), T0)
     [job] = slurm.jobs.values()
@@ -115,7 +103,7 @@ def test_a_held_job_slurm_starts_as_carbond_withdraws_it_is_reported_started(
     """A held job carbond withdraws (planned elsewhere) that Slurm starts at its planned time
     between carbond's look and its hold was cancelled running and reported withdrawn; it is
     now reported started (its token and start), as one Slurm started before the look."""
-    slurm = _StartsAfterLook()
+    slurm = StartsAfterLook()
     executor = slurm_executor(slurm)
     held = executor.hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     slurm.armed = True
@@ -132,7 +120,7 @@ def test_a_job_found_started_after_carbond_s_hold_is_not_left_held(tmp_path: Pat
     """Slurm holds a job it started too (reason ``JobHeldAdmin`` while it runs, and held
     again were it requeued); one carbond finds started after its hold (a take-back, a
     withdrawal) had its hold left on; it is lifted (``scontrol release``)."""
-    slurm = _StartsAfterLook()
+    slurm = StartsAfterLook()
     executor = slurm_executor(slurm, pending_grace_s=60)
     handle = executor.launch(launch_spec(tmp_path), T0)
     [job] = slurm.jobs.values()
@@ -153,7 +141,7 @@ def test_a_refused_root_job_slurm_starts_at_its_hold_has_its_run_recorded(
     energy never read from sacct. Its run is now recorded like any cancelled run: ``running``
     once carbond knows Slurm started it, then ended from sacct (its start, end and
     ``ConsumedEnergyRaw``), failed with the refusal's words."""
-    slurm = _StartsAfterLook()
+    slurm = StartsAfterLook()
     line = {"id": "j1", "model": "llama-1b", "requests": 4, "command": ["sleep", "60"],
             "deadline": (T0 + timedelta(hours=5)).isoformat()}  # fmt: skip
     (tmp_path / "queue.jsonl").write_text(json.dumps(line) + "\n")  # root's: tests run as root
@@ -195,7 +183,7 @@ def test_a_refused_root_job_slurm_starts_at_its_hold_is_cancelled_running(
     must not run, so it is cancelled anyway (``slurm_held_job_refused``, ``started`` true),
     recorded as the run it was, and its end, read by the poll, fails with the refusal's
     words saying it had started."""
-    slurm = _StartsAfterLook()
+    slurm = StartsAfterLook()
     held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = _refusing(slurm)
     with Ledger.open(tmp_path / "ledger.db") as ledger:
@@ -232,7 +220,7 @@ def test_a_refused_root_job_slurm_starts_as_a_new_plan_moves_it_is_cancelled_run
     """The same race when a new plan moves the job: the move failed (``cannot be held``) and
     the job ran on as root; it is now cancelled and reported started (its run recorded), its
     end, read by the poll, refused, saying so."""
-    slurm = _StartsAfterLook()
+    slurm = StartsAfterLook()
     held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     refusing = _refusing(slurm)
     slurm.armed = True
@@ -306,7 +294,7 @@ def test_a_refused_root_job_slurm_started_is_cancelled_when_withdrawn(
     start while no daemon looked) or between that look and its hold: it was reported started
     and ran on as root. It is now cancelled running and reported started, its run recorded,
     its end failing with the refusal's words."""
-    slurm = _StartsAfterLook()
+    slurm = StartsAfterLook()
     held = slurm_executor(slurm).hold(launch_spec(tmp_path), T0 + timedelta(hours=1), "", T0)
     [job] = slurm.jobs.values()
     if raced:
