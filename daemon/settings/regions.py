@@ -56,7 +56,29 @@ class SlurmRegionSettings(Section):
         for option in value:
             if not option.startswith("-") or "\n" in option:
                 raise ValueError(f"each sbatch option must be one whole option, got {option!r}")
+            if _sets_gpus(option):
+                raise ValueError(
+                    f"{option!r} sets the job's GPUs, which carbond asks itself (--gres from "
+                    "its plan, updated in place when a plan moves the job; Slurm refuses the "
+                    "job, or that update, with both): leave it out"
+                )
         return value
+
+
+# sbatch's options that set a job's GPUs: carbond's own --gres=<gres>:N is the job's request
+_GPU_OPTIONS = ("--gpus", "--gpus-per-node", "--gpus-per-socket", "--gpus-per-task", "--gres")
+
+
+def _sets_gpus(option: str) -> bool:
+    """Whether ``option`` asks GPUs: one of :data:`_GPU_OPTIONS`, or a ``--gpus-per-``
+    abbreviation of one (sbatch takes any unambiguous prefix), or ``-G`` (``-G2``; after
+    flags that take no value, ``-vG2``)."""
+    name = re.split(r"[=\s]", option, maxsplit=1)[0]
+    if name.startswith("--"):
+        return name in _GPU_OPTIONS or (
+            name.startswith("--gpus-per-") and any(o.startswith(name) for o in _GPU_OPTIONS)
+        )
+    return re.match(r"-[HIkOQsuVvW]*G", name) is not None
 
 
 class BatterySettings(Section):

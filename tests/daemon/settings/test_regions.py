@@ -221,3 +221,42 @@ def test_a_problem_between_fields_is_named_at_the_key_that_makes_it(
         load_settings(config)
     assert len(info.value.problems) == 1
     assert info.value.problems[0].startswith(f"{config}:{problem}")
+
+
+_SLURM_REGION = '[[regions]]\nname = "b"\nzone = "FR"\nexecutor = "slurm"\n\n[regions.slurm]\n'
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["--gpus=2", "--gpus-per-node=1", "--gpus-per-n=1", "--gres=gpu:2", "-G2", "-G 2", "-vG1"],
+)
+def test_an_sbatch_option_that_asks_gpus_is_refused_at_its_line(
+    tmp_path: Path, option: str
+) -> None:
+    """A region whose ``sbatch_options`` asked GPUs as well (``--gpus=2``) loaded, and then
+    Slurm refused its jobs (a typed ``--gres`` with an untyped ``--gpus``), or refused the
+    ``scontrol update ... Gres=`` of a new plan, so the job's start was not moved. Such an
+    option is a settings problem now, at its line, saying why."""
+    config = tmp_path / "gpus.toml"
+    config.write_text(
+        f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = ["--mem=4G", "{option}"]\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [
+        f"{config}:8: regions.b.slurm.sbatch_options: {option!r} sets the job's GPUs, which "
+        "carbond asks itself (--gres from its plan, updated in place when a plan moves the "
+        "job; Slurm refuses the job, or that update, with both): leave it out"
+    ]
+
+
+def test_sbatch_options_about_gpus_that_ask_none_are_kept(tmp_path: Path) -> None:
+    """Options that only qualify the GPUs carbond asks (binding, memory or CPUs per GPU) or
+    merely start like one (``--gres-flags``) are passed as they were."""
+    options = ("--gres-flags=enforce-binding", "--gpu-bind=closest", "--mem-per-gpu=8G",
+               "--cpus-per-gpu=4", "--gpu-freq=high", "-v")  # fmt: skip
+    config = tmp_path / "kept.toml"
+    listed = ", ".join(f'"{o}"' for o in options)
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = [{listed}]\n')
+    [region] = load_settings(config).regions
+    assert region.slurm is not None and region.slurm.sbatch_options == options
