@@ -61,11 +61,12 @@ def cannot_run(log_dir: Path, job_id: str, exit_code: int | None) -> str | None:
     """Why job ``job_id`` could not run its command, as its batch script said on the last
     line of its ``.err`` before it exited: ``command not found: NAME`` for exit code 127
     (:func:`not_found`), ``cannot start: FILE: WHY`` for 126, the command found but not
-    executable (:data:`~daemon.executors.slurm.commands.CANNOT_START`), as the local
-    executor says; ``cannot start: FILE: WHY`` too where the script's own ``exec`` of it
-    failed (:func:`exec_failed`: its ``#!`` interpreter missing, a ``noexec`` mount); None for
-    another code, or where the script did not say so (the job's own command exited 126 or
-    127)."""
+    executable (:data:`~daemon.executors.slurm.commands.CANNOT_START`: a directory, no
+    execute permission, or a file on a ``noexec`` mount, which the script's check names), as
+    the local executor says; ``cannot start: FILE: WHY`` too where the script's own ``exec``
+    of it failed after that check passed (:func:`exec_failed`: its ``#!`` interpreter
+    missing, a binary of another format); None for another code, or where the script did
+    not say so (the job's own command exited 126 or 127)."""
     if exit_code == 127:
         return not_found(log_dir, job_id) or exec_failed(log_dir, job_id)
     if exit_code == 126:
