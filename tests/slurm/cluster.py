@@ -10,6 +10,7 @@ leftovers.
 
 from __future__ import annotations
 
+import math
 import os
 import pwd
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -150,6 +152,17 @@ class SlurmCluster:
         """``scontrol``'s ``State=`` of ``node``: ``IDLE``, ``MIXED``, ``DOWN+NOT_RESPONDING``..."""
         out = self.run(["scontrol", "show", "node", node, "-o"]).stdout
         return next(f for f in out.split() if f.startswith("State=")).removeprefix("State=")
+
+    def slurmd_up_s(self, node: str) -> float:
+        """Seconds since ``node``'s slurmd started, as slurmctld has it (``SlurmdStartTime``,
+        whole seconds, in this process's time zone); infinite while it has none."""
+        out = self.run(["scontrol", "show", "node", node, "-o"]).stdout
+        start = next((f for f in out.split() if f.startswith("SlurmdStartTime=")), "=None")
+        try:
+            at = datetime.strptime(start.split("=", 1)[1], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            return math.inf
+        return (datetime.now() - at).total_seconds()  # scontrol prints local time
 
     # -- levers --------------------------------------------------------------------------------
 

@@ -101,7 +101,7 @@ def test_a_planned_job_is_handed_to_slurm_while_slurmdbd_hangs(
     service: tuple[Daemon, MovableForecast], slurm_cluster: SlurmCluster
 ) -> None:
     """A job never handed over is looked up by name in squeue only: its hand-over needs no
-    sacct, so a hung slurmdbd (10 s per sacct, then an accounting outage) does not stop it."""
+    sacct, so a hung slurmdbd (2 s per sacct here, then an accounting outage) does not stop it."""
     daemon, forecast = service
     [job] = unique_ids("nodbd")
     now = datetime.now(UTC)

@@ -33,10 +33,12 @@ def _job_defaults(cluster: SlurmCluster) -> str:
     return next(f for f in out.split() if f.startswith("JobDefaults="))
 
 
-@pytest.fixture
-def alpha_gpu_defaults(slurm_cluster: SlurmCluster) -> Iterator[None]:
+@pytest.fixture(scope="module")
+def alpha_gpu_defaults(_slurm_cluster_session: SlurmCluster) -> Iterator[None]:
     """Partition alpha with per-GPU defaults (beta without), from its ``slurm.conf`` line
-    re-read by ``scontrol reconfigure``; the file restored and re-read after."""
+    re-read by ``scontrol reconfigure``, once for this module's tests (the fixture's reset
+    between them leaves partitions' defaults alone); the file restored and re-read after."""
+    slurm_cluster = _slurm_cluster_session
     conf = slurm_cluster.slurm_conf
     original = conf.read_text()
     [line] = [x for x in original.splitlines() if x.startswith("PartitionName=alpha ")]
