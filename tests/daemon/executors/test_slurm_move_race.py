@@ -10,7 +10,13 @@ from pathlib import Path
 
 from daemon.executors.base import Held
 from daemon.executors.slurm.queries import Token
-from tests.daemon.executors.fake_slurm import T0, FakeSlurm, StartsAfterLook, _executor, _spec
+from tests.daemon.executors.fake_slurm import (
+    T0,
+    FakeSlurm,
+    StartsAfterLook,
+    launch_spec,
+    slurm_executor,
+)
 
 _PLANNED = T0 + timedelta(hours=1)
 _STARTED = T0 + timedelta(seconds=1)  # the fake's start of a run (its ``ran``)
@@ -22,10 +28,10 @@ def test_a_held_job_moved_to_another_partition_is_held_before_it_is_cancelled(
     """The resubmit cancelled the waiting job with ``scancel`` alone, so Slurm could start it
     in between; it is now held first, then cancelled, and submitted in its new partition."""
     slurm = FakeSlurm()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), _PLANNED, "", T0)
+    executor = slurm_executor(slurm)
+    held = executor.hold(launch_spec(tmp_path), _PLANNED, "", T0)
 
-    moved = executor.hold(_spec(tmp_path, "pace", "pace/0"), _PLANNED, held.token, T0)
+    moved = executor.hold(launch_spec(tmp_path, "pace", "pace/0"), _PLANNED, held.token, T0)
 
     old, new = slurm.jobs.values()
     assert old.held and old.state == "CANCELLED"
@@ -41,11 +47,11 @@ def test_a_held_job_slurm_starts_as_a_new_plan_moves_it_elsewhere_is_reported_st
     again in the new partition. It is now answered started where it runs (its token, squeue's
     start), left running, no second job submitted."""
     slurm = StartsAfterLook()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), _PLANNED, "", T0)
+    executor = slurm_executor(slurm)
+    held = executor.hold(launch_spec(tmp_path), _PLANNED, "", T0)
     slurm.armed = True
 
-    again = executor.hold(_spec(tmp_path, "pace", "pace/0"), _PLANNED, held.token, _PLANNED)
+    again = executor.hold(launch_spec(tmp_path, "pace", "pace/0"), _PLANNED, held.token, _PLANNED)
 
     assert again == Held(held.token, _STARTED)
     [job] = slurm.jobs.values()
@@ -58,11 +64,11 @@ def test_a_held_job_slurm_starts_as_it_is_released_elsewhere_is_followed_where_i
     """The same race when the job is released into another partition: its run is followed
     (its token and start), not cancelled and submitted there afresh."""
     slurm = StartsAfterLook()
-    executor = _executor(slurm)
-    held = executor.hold(_spec(tmp_path), _PLANNED, "", T0)
+    executor = slurm_executor(slurm)
+    held = executor.hold(launch_spec(tmp_path), _PLANNED, "", T0)
     slurm.armed = True
 
-    handle = executor.release(_spec(tmp_path, "pace", "pace/0"), held.token, _PLANNED)
+    handle = executor.release(launch_spec(tmp_path, "pace", "pace/0"), held.token, _PLANNED)
 
     assert (handle.token, handle.started_at) == (held.token, _STARTED)
     [job] = slurm.jobs.values()
