@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 from daemon.cli.context import open_ledger, settings_from
-from daemon.cli.job_rows import user_name
 from daemon.cli.output import print_json
 from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import rejected_naming
@@ -17,6 +16,7 @@ from daemon.cli.unread import unread_job_file, unread_job_files
 from daemon.errors import UsageError
 from daemon.ledger import JobRecord, UnknownJobError
 from daemon.queue import REJECTED_NAME, append_line, submit_target
+from daemon.reports.lines import user_name
 from daemon.statedir import LEDGER_NAME
 from daemon.states import FINAL_STATES
 

@@ -11,7 +11,7 @@ from daemon.ledger import JobRecord, Ledger
 from daemon.reports.lines import user_name  # cached: `jobs --json` asks once per row
 from daemon.states import ACTIVE_STATES
 
-__all__ = ["deadline_missed", "job_row", "user_name"]
+__all__ = ["deadline_missed", "job_row"]
 
 
 def job_row(ledger: Ledger, job: JobRecord, now: datetime) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from daemon.cli.cancel_cmd import cancel_job
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
-from daemon.cli.job_rows import job_row, user_name
+from daemon.cli.job_rows import job_row
 from daemon.cli.output import (
     clean_json,
     held_stdout,
@@ -35,6 +35,7 @@ from daemon.errors import UsageError
 from daemon.ledger import Ledger, LedgerError
 from daemon.queue import REJECTED_NAME, new_job_id
 from daemon.queue.line import InvalidLineError, JobRequest, parse_line
+from daemon.reports.lines import user_name
 from daemon.reports.render import unsigned_zero
 from daemon.settings import Settings, config_path
 from daemon.statedir import LEDGER_NAME

@@ -12,12 +12,13 @@ from typing import Any, Final
 
 from daemon.accounting import is_measured
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
-from daemon.cli.job_rows import job_row, user_name
+from daemon.cli.job_rows import job_row
 from daemon.cli.output import held_stdout, print_json, print_table, printable
 from daemon.cli.rejected import rejected_naming
 from daemon.cli.unread import unread_job_anywhere
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME, UnreadLines
+from daemon.reports.lines import user_name
 from daemon.reports.render import unsigned_zero
 from daemon.statedir import LEDGER_NAME
 from daemon.states import ACTIVE_STATES

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import cancel_cmd, main
-from daemon.cli.job_rows import user_name
+from daemon.reports.lines import user_name
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import job_line, make_service
 from tests.daemon.users import user_with_uid

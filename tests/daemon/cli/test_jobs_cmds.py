@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from daemon.assemble_service import build_service
-from daemon.cli.job_rows import user_name
 from daemon.executors.local import LocalExecutor
 from daemon.intensity.providers import StaticIntensity
 from daemon.ledger import Ledger
+from daemon.reports.lines import user_name
 from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.cli.cli_run import run_cli
