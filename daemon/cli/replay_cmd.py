@@ -50,13 +50,13 @@ from daemon.replay.report import (
     write_jobs_csv,
     write_optimum_csv,
 )
-from daemon.reports.pareto import mark_front, pareto
+from daemon.reports.pareto import mark_front
 from daemon.reports.render import unsigned_zero
 from policies import policy_names
 from policies.bound import BoundInfeasibleError, LowerBound
 from policies.optimum import IntegerOptimum
 
-__all__ = ["mark_front", "pareto", "register"]
+__all__ = ["register"]
 
 DEFAULT_POLICIES = "run-now,lowest-energy,spatial,wait-awhile,carbon-window,oracle"
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.cli.replay_cmd import mark_front
 from daemon.replay import driver
 from daemon.replay.driver import PolicyRun, replay_policy
 from daemon.replay.inputs import (
@@ -24,6 +23,7 @@ from daemon.replay.inputs import (
     parse_duration_s,
 )
 from daemon.replay.report import summarise
+from daemon.reports.pareto import mark_front
 from tests.daemon.replay.conftest import START, replay_inputs, write_azure, write_intensity
 from tests.daemon.replay.replay_argv import input_options
 

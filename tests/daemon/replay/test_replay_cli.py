@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main, replay_cmd
-from daemon.cli.replay_cmd import mark_front
 from daemon.replay import inputs as inputs_module
 from daemon.replay.inputs import (
     PolicySpec,
 )
+from daemon.reports.pareto import mark_front
 from tests.daemon.replay.conftest import START
 from tests.daemon.replay.replay_argv import input_options
 
