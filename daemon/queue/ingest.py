@@ -34,7 +34,7 @@ from daemon.queue.reasons import over_limit_record
 from daemon.queue.spool import list_spool
 from daemon.settings import Settings
 
-__all__ = ["IngestResult", "Queue"]
+__all__ = ["Queue"]
 
 log = structlog.get_logger(__name__)
 

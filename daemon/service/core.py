@@ -27,7 +27,8 @@ from daemon.learning.factors import Learning
 from daemon.ledger import JobRecord, Ledger
 from daemon.measurement import JobMeasurement
 from daemon.metrics.sink import MetricsSink, NullMetrics
-from daemon.queue.ingest import IngestResult, Queue
+from daemon.queue.ingest import Queue
+from daemon.queue.reader import IngestResult
 from daemon.run_now_busy import Cut
 from daemon.service import gpus, problems, refresh, succession, unstarted
 from daemon.service.checkpointing import LearningCheckpoint
