@@ -92,7 +92,6 @@ def test_the_scan_finds_the_packages(package: str) -> None:
 # a listed entry is not needed).
 STILL_RE_EXPORTING = {
     "daemon/executors/slurm/acct.py": {"LOST"},
-    "daemon/queue/line.py": {"MAX_REQUESTS", "MAX_TOKENS", "InvalidLineError"},
     "daemon/replay/report.py": {
         "Solved", "bound_row", "no_bound_row", "optimum_row", "plot_runs", "plot_sites",
         "require_exact_runs", "solve_bound", "solve_optimum", "split_savings", "summarise",

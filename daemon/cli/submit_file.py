@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import UsageError
-from daemon.queue.line import InvalidLineError, json_value
+from daemon.queue.line import json_value
+from daemon.queue.reasons import InvalidLineError
 
 __all__ = ["name_file_fields", "read_job_file"]
 

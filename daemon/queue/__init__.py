@@ -49,11 +49,11 @@ from daemon.queue.files import (
 )
 from daemon.queue.line import (
     CancelRequest,
-    InvalidLineError,
     JobRequest,
     parse_deadline,
     parse_line,
 )
+from daemon.queue.reasons import InvalidLineError
 from daemon.queue.unread_lines import UnreadLines, has_job_line, unread_lines
 
 __all__ = [

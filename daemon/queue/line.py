@@ -35,10 +35,7 @@ from policies.footprint import (
 from policies.footprint.models import precision_bytes
 
 __all__ = [
-    "MAX_REQUESTS",
-    "MAX_TOKENS",
     "CancelRequest",
-    "InvalidLineError",
     "JobRequest",
     "json_value",
     "parse_deadline",

@@ -21,8 +21,8 @@ import structlog
 from daemon import killpoints
 from daemon.ledger import Ledger, LedgerError, QueueFileRecord
 from daemon.queue.files import OwnerUnknown, attribution, new_job_id, write_rejections
-from daemon.queue.line import CancelRequest, InvalidLineError, JobRequest, parse_line
-from daemon.queue.reasons import failure_fields, rejection
+from daemon.queue.line import CancelRequest, JobRequest, parse_line
+from daemon.queue.reasons import InvalidLineError, failure_fields, rejection
 from daemon.queue.resume import resume
 
 __all__ = ["FileReader", "IngestResult"]

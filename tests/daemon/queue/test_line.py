@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from daemon.queue.line import (
     CancelRequest,
-    InvalidLineError,
     JobRequest,
     parse_deadline,
     parse_line,
 )
+from daemon.queue.reasons import InvalidLineError
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 GOOD: dict[str, Any] = {"model": "llama-1b", "command": ["python", "run.py"]}
