@@ -86,17 +86,11 @@ def test_the_scan_finds_the_packages(package: str) -> None:
     assert _module_file(package) == ROOT / package / "__init__.py"
 
 
-# Modules whose __all__ still offers names defined elsewhere (those in or imported from
-# daemon/cli, daemon/queue and daemon/executors wait for the work going on there): each leaves
-# the list when its importers take the names from where they are defined (the check fails while
-# a listed entry is not needed).
+# Modules whose __all__ still offers names defined elsewhere (daemon/executors/slurm waits for
+# the work going on there): each leaves the list when its importers take the names from where
+# they are defined (the check fails while a listed entry is not needed).
 STILL_RE_EXPORTING = {
     "daemon/executors/slurm/acct.py": {"LOST"},
-    "daemon/replay/report.py": {
-        "Solved", "bound_row", "no_bound_row", "optimum_row", "plot_runs", "plot_sites",
-        "require_exact_runs", "solve_bound", "solve_optimum", "split_savings", "summarise",
-        "temporal_potential",
-    },
 }  # fmt: skip
 
 

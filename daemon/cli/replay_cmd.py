@@ -21,6 +21,7 @@ from daemon.cli.replay_common import (
     quiet_logs,
 )
 from daemon.errors import UsageError
+from daemon.replay.attribution import split_savings, temporal_potential
 from daemon.replay.driver import PolicyRun, ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
@@ -34,22 +35,18 @@ from daemon.replay.inputs import (
 )
 from daemon.replay.ledger_jobs import count_unfit
 from daemon.replay.parallel import Replays, beside
-from daemon.replay.report import (
+from daemon.replay.plots import plot_runs, plot_sites
+from daemon.replay.report import write_jobs_csv, write_optimum_csv
+from daemon.replay.solvers import (
     Solved,
     bound_row,
     no_bound_row,
     optimum_row,
-    plot_runs,
-    plot_sites,
     require_exact_runs,
     solve_bound,
     solve_optimum,
-    split_savings,
-    summarise,
-    temporal_potential,
-    write_jobs_csv,
-    write_optimum_csv,
 )
+from daemon.replay.summary import summarise
 from daemon.reports.pareto import mark_front
 from daemon.reports.render import unsigned_zero
 from policies import policy_names

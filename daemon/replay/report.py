@@ -1,6 +1,6 @@
-"""Replay results: the per-job CSVs (``--out``); the summaries (:mod:`daemon.replay.summary`),
-savings split (:mod:`daemon.replay.attribution`), solver rows (:mod:`daemon.replay.solvers`) and
-figures (:mod:`daemon.replay.plots`) are re-exported here for the callers that import them from it.
+"""Replay results: the per-job CSVs (``--out``). The summaries are in
+:mod:`daemon.replay.summary`, the savings split in :mod:`daemon.replay.attribution`, the solver
+rows in :mod:`daemon.replay.solvers` and the figures in :mod:`daemon.replay.plots`.
 """
 
 from __future__ import annotations
@@ -12,36 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from daemon.ledger.export import csv_cell, write_replacing
-from daemon.replay.attribution import split_savings, temporal_potential
 from daemon.replay.driver import JobOutcome, PolicyRun
-from daemon.replay.plots import plot_runs, plot_sites
-from daemon.replay.solvers import (
-    Solved,
-    bound_row,
-    no_bound_row,
-    optimum_row,
-    require_exact_runs,
-    solve_bound,
-    solve_optimum,
-)
-from daemon.replay.summary import run_label, summarise
+from daemon.replay.summary import run_label
 from policies.optimum import IntegerOptimum
 
 __all__ = [
     "CSV_FIELDS",
     "OPTIMUM_CSV_FIELDS",
-    "Solved",
-    "bound_row",
-    "no_bound_row",
-    "optimum_row",
-    "plot_runs",
-    "plot_sites",
-    "require_exact_runs",
-    "solve_bound",
-    "solve_optimum",
-    "split_savings",
-    "summarise",
-    "temporal_potential",
     "write_jobs_csv",
     "write_optimum_csv",
 ]

@@ -12,8 +12,8 @@ import pytest
 
 from daemon.replay.driver import ReplaySetup, replay_policy
 from daemon.replay.inputs import load_setup, parse_duration_s
-from daemon.replay.report import optimum_row, solve_optimum, summarise
-from daemon.replay.solvers import on_grid
+from daemon.replay.solvers import on_grid, optimum_row, solve_optimum
+from daemon.replay.summary import summarise
 from policies.optimum import GRID_S
 from tests.daemon.replay.conftest import START, replay_inputs, write_azure, write_intensity
 

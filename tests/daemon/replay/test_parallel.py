@@ -20,7 +20,7 @@ from daemon.replay.driver import ReplaySetup, replay_policy
 from daemon.replay.errors import ReplayError
 from daemon.replay.inputs import PolicySpec, load_setup
 from daemon.replay.parallel import Replays, beside, replay_all
-from daemon.replay.report import solve_bound
+from daemon.replay.solvers import solve_bound
 from policies import PoliciesError
 from tests.daemon.replay.conftest import replay_inputs
 

@@ -22,7 +22,7 @@ from daemon.replay.inputs import (
     load_setup,
     parse_duration_s,
 )
-from daemon.replay.report import summarise
+from daemon.replay.summary import summarise
 from daemon.reports.pareto import mark_front
 from tests.daemon.replay.conftest import START, replay_inputs, write_azure, write_intensity
 from tests.daemon.replay.replay_argv import input_options

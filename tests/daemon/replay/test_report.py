@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from daemon.replay.attribution import split_savings
 from daemon.replay.driver import JobOutcome, PolicyRun, replay_policy
 from daemon.replay.inputs import ReplayInputs, load_setup, parse_duration_s, parse_time
-from daemon.replay.report import Solved, bound_row, optimum_row, split_savings, summarise
+from daemon.replay.solvers import Solved, bound_row, optimum_row
+from daemon.replay.summary import summarise
 from policies.bound import LowerBound
 from policies.optimum import IntegerOptimum
 from tests.daemon.replay.conftest import START, replay_inputs

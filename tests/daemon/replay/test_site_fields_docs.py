@@ -8,7 +8,7 @@ from pathlib import Path
 
 from daemon.replay.driver import replay_policy
 from daemon.replay.inputs import ReplayInputs, load_setup, parse_duration_s
-from daemon.replay.report import summarise
+from daemon.replay.summary import summarise
 from tests.daemon.replay.conftest import START
 from tests.daemon.replay.site_cluster import BATTERY, SITE_PV, site_cluster
 

@@ -16,8 +16,8 @@ from daemon.cli import main
 from daemon.replay.driver import ReplaySetup, replay_policy
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import ReplayInputs, load_setup, parse_duration_s
-from daemon.replay.report import summarise
 from daemon.replay.sites import account_sites
+from daemon.replay.summary import summarise
 from daemon.reports.summary import ReportRow
 from tests.daemon.replay.conftest import CLUSTER, START, write_azure
 from tests.daemon.replay.site_cluster import BATTERY, SITE_PV, site_cluster
