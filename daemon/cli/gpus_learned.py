@@ -57,7 +57,7 @@ def learned_payload(settings: Settings) -> dict[str, Any]:
         UsageError: no ledger in the state dir.
         LedgerError: it cannot be read.
     """
-    wanted = settings.recalibration  # as daemon.assemble configures the service's Learning
+    wanted = settings.recalibration  # as assemble_service.configure_learning does the Learning's
     config = replace(DEFAULT_RECALIBRATION, min_samples=wanted.min_samples,
                      min_measured_s=wanted.min_measured_s)  # fmt: skip
     # GPUs discovered first (NVML, Slurm's partitions: seconds): the ledger is open only for
