@@ -14,7 +14,7 @@ import structlog
 
 from daemon.ledger import DecisionRecord, JobRecord, LatestPlan, Ledger
 from daemon.logs import dropped
-from daemon.queue.line import JobRequest
+from daemon.queue.job_request import JobRequest
 from policies import Decision, Device, JobSpec, PlannedStart, PoliciesError, Policy, get_policy
 from policies.candidates import UNFIT, fit_problem
 from policies.footprint import DEFAULT_MODEL_CATALOG, ModelSpec, Workload

@@ -34,7 +34,8 @@ from daemon.cli.submit_file import name_file_fields, read_job_file
 from daemon.errors import UsageError
 from daemon.ledger import Ledger, LedgerError
 from daemon.queue import REJECTED_NAME, new_job_id
-from daemon.queue.line import JobRequest, parse_line
+from daemon.queue.job_request import JobRequest
+from daemon.queue.line import parse_line
 from daemon.queue.reasons import InvalidLineError
 from daemon.reports.lines import user_name
 from daemon.reports.render import unsigned_zero

@@ -23,7 +23,7 @@ from daemon.executors import jobfiles
 from daemon.executors.workdir import workdir_problem
 from daemon.inventory import build_inventory
 from daemon.planning import request_spec
-from daemon.queue.line import JobRequest
+from daemon.queue.job_request import JobRequest
 from daemon.settings import Settings
 from policies import Device
 from policies.candidates import device_groups, estimate_on, unfit_reason

@@ -72,7 +72,7 @@ folded in one round (~0.15-0.5 s of CPU on the dev VM, bench/RESULTS.md)."""
 # recalibration): request parsing, the planner's view of a job, the history reader, this module.
 _DAEMON_DIR = Path(__file__).resolve().parents[1]
 _DAEMON_SOURCES = ("learning/factors.py", "learning/checkpoint.py", "planning.py",
-                   "ledger/measured.py", "queue/line.py")  # fmt: skip
+                   "ledger/measured.py", "queue/line.py", "queue/job_request.py")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

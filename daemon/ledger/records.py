@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from daemon.queue.line import JobRequest
+from daemon.queue.job_request import JobRequest
 from policies.fast_init import fast_init
 
 __all__ = [

@@ -11,7 +11,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from daemon.isotime import isoformat
-from daemon.queue.line import JobRequest
+from daemon.queue.job_request import JobRequest
 
 __all__ = ["plain_spec_json"]
 

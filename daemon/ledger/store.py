@@ -29,7 +29,7 @@ from daemon.ledger.stopping import StoppingRuns
 from daemon.ledger.table_rows import TableRows
 from daemon.ledger.values import dt, req_dt, ts
 from daemon.ledger.waiting_jobs import WaitingJobs
-from daemon.queue.line import JobRequest
+from daemon.queue.job_request import JobRequest
 from daemon.states import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, check_transition
 
 __all__ = ["Ledger"]

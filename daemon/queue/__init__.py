@@ -1,8 +1,9 @@
 """The queue: one line's validation (:mod:`.line`), appending under a lock (:mod:`.files`),
 exactly-once ingestion (:mod:`.ingest`), safe compaction (:mod:`.compaction`).
 
-This package's root re-exports only what needs no ledger (:mod:`.line`, :mod:`.files`), since the
-ledger stores :class:`~daemon.queue.line.JobRequest`; the ingestion side is
+This package's root re-exports only what needs no ledger (:mod:`.line` and the requests of
+:mod:`.job_request`, :mod:`.files`), since the ledger stores
+:class:`~daemon.queue.job_request.JobRequest`; the ingestion side is
 ``from daemon.queue.ingest import Queue``.
 
 Layout in ``state_dir``::
@@ -47,12 +48,8 @@ from daemon.queue.files import (
     new_job_id,
     submit_target,
 )
-from daemon.queue.line import (
-    CancelRequest,
-    JobRequest,
-    parse_deadline,
-    parse_line,
-)
+from daemon.queue.job_request import CancelRequest, JobRequest
+from daemon.queue.line import parse_deadline, parse_line
 from daemon.queue.reasons import InvalidLineError
 from daemon.queue.unread_lines import UnreadLines, has_job_line, unread_lines
 

@@ -24,7 +24,7 @@ from daemon.intensity.providers import IntensityReading
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue
-from daemon.queue.line import JobRequest
+from daemon.queue.job_request import JobRequest
 from daemon.replay.cluster import Cluster
 from daemon.replay.signals import ReplaySignals
 from daemon.service import Service

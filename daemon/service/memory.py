@@ -12,7 +12,7 @@ from datetime import datetime
 
 from daemon.busy import BusyDevices
 from daemon.planning import Seen
-from daemon.queue.line import JobRequest
+from daemon.queue.job_request import JobRequest
 from daemon.run_now_busy import RunNowBusy
 from policies import Alternative, JobSpec, ZoneIntensity
 

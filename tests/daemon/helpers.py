@@ -11,7 +11,8 @@ from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue
-from daemon.queue.line import JobRequest, parse_line
+from daemon.queue.job_request import JobRequest
+from daemon.queue.line import parse_line
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
 from daemon.testing import RecordingExecutor

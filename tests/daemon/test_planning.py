@@ -21,7 +21,8 @@ from daemon.planning import (
     waiting_for_capacity,
     with_plan,
 )
-from daemon.queue.line import JobRequest, parse_line
+from daemon.queue.job_request import JobRequest
+from daemon.queue.line import parse_line
 from daemon.states import InvalidTransitionError
 from policies import Alternative, Decision, Device, PlannedStart
 from policies.candidates import unfit_reason

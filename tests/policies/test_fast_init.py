@@ -23,7 +23,7 @@ PER_JOB = {
     "daemon.endings.finishing": ["_Ending"],
     "daemon.ledger.records": ["DecisionRecord", "JobRecord", "RunRecord", "StartedRun"],
     "daemon.ledger.run_batches": ["RunEnd", "RunStart"],
-    "daemon.queue.line": ["JobRequest"],
+    "daemon.queue.job_request": ["JobRequest"],
     "daemon.replay.driver": ["JobOutcome"],
     "daemon.replay.harness": ["Run"],
     "daemon.run_now_busy": ["Cut"],

@@ -24,7 +24,8 @@ import pytest
 from daemon.assemble import Daemon, build_daemon
 from daemon.inventory import build_inventory
 from daemon.planning import request_spec
-from daemon.queue.line import JobRequest, parse_line
+from daemon.queue.job_request import JobRequest
+from daemon.queue.line import parse_line
 from daemon.settings import RegionSettings, load_settings
 from policies.candidates import estimate_on
 from policies.footprint import Estimate

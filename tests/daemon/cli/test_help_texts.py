@@ -14,7 +14,8 @@ from pathlib import Path
 
 from daemon.cli import build_parser, main
 from daemon.cli.jobs_cmds import _FIELDS
-from daemon.queue.line import JobRequest, parse_line
+from daemon.queue.job_request import JobRequest
+from daemon.queue.line import parse_line
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -19,7 +19,8 @@ from daemon.assemble_service import build_service
 from daemon.executors.local import LocalExecutor
 from daemon.intensity.providers import StaticIntensity
 from daemon.ledger import Ledger
-from daemon.queue.line import JobRequest, parse_line
+from daemon.queue.job_request import JobRequest
+from daemon.queue.line import parse_line
 from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.cli.cli_run import run_cli

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning.factors import Learning, measured_history
 from daemon.ledger import Ledger
-from daemon.queue.line import JobRequest, parse_line
+from daemon.queue.job_request import JobRequest
+from daemon.queue.line import parse_line
 from daemon.settings import RegionSettings
 from policies import Alternative, Decision
 from policies.footprint.recalibration import Recalibration, RecalibrationConfig

@@ -278,7 +278,8 @@ def test_active_runs_read_by_position_are_the_records_read_by_name(tmp_path: Pat
     field by field and type by type, in the same order, as ``run_record`` of the named row."""
     from daemon.ledger.run_rows import active_run_record, run_record
     from daemon.ledger.values import dt
-    from daemon.queue.line import JobRequest, parse_line
+    from daemon.queue.job_request import JobRequest
+    from daemon.queue.line import parse_line
     from tests.daemon.helpers import job_line
 
     path = tmp_path / "l.db"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from daemon.ledger import Ledger
 from daemon.ledger.spec_json import plain_spec_json
-from daemon.queue.line import JobRequest
+from daemon.queue.job_request import JobRequest
 from tests.daemon.helpers import job_request
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

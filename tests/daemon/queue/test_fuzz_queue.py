@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from daemon.ledger import Ledger
 from daemon.queue import SPOOL_DIR
 from daemon.queue.ingest import Queue
-from daemon.queue.line import CancelRequest, JobRequest, parse_line
+from daemon.queue.job_request import CancelRequest, JobRequest
+from daemon.queue.line import parse_line
 from daemon.queue.reasons import InvalidLineError
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)

@@ -13,12 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.queue.line import (
-    CancelRequest,
-    JobRequest,
-    parse_deadline,
-    parse_line,
-)
+from daemon.queue.job_request import CancelRequest, JobRequest
+from daemon.queue.line import parse_deadline, parse_line
 from daemon.queue.reasons import InvalidLineError
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)

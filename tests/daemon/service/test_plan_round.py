@@ -9,7 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.queue.line import JobRequest, parse_line
+from daemon.queue.job_request import JobRequest
+from daemon.queue.line import parse_line
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import Decision, JobSpec, PlannedStart, Policy
 from tests.daemon.helpers import append, job_line, make_service
