@@ -30,9 +30,8 @@ from daemon.queue.files import (
     RETIRED_DIR,
     SPOOL_DIR,
     attribution,
-    rejection_record,
-    write_rejections,
 )
+from daemon.queue.rejected import rejection_record, write_rejections
 
 __all__ = ["Compactor"]
 

@@ -1,5 +1,6 @@
-"""The queue files' writer side and shared pieces: names, appending under ``flock``,
-attribution of a file's lines to its owner, the rejected-lines file.
+"""The queue files' writer side and shared pieces: names, appending whole lines under
+``flock``, attribution of a file's lines to its owner. The rejected-lines file is
+:mod:`daemon.queue.rejected`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import stat
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,9 @@ __all__ = [
     "append_submission",
     "attribution",
     "new_job_id",
-    "rejection_record",
     "spool_name_problem",
     "submit_target",
-    "write_rejections",
+    "write_whole_line",
 ]
 
 QUEUE_NAME = "queue.jsonl"
@@ -217,7 +216,7 @@ def append_line(
                 continue
             if current != os.fstat(fd).st_ino:
                 continue  # compacted while we waited: append to the new file
-            _write_whole_line(fd, data)
+            write_whole_line(fd, data)
             return
         except OSError as exc:
             raise QueueError(f"{path}: cannot append: {exc.strerror or exc}") from exc
@@ -250,7 +249,7 @@ class _NotYoursError(QueueError):
     """The file at a submit target is not the submitter's own (planted by someone else)."""
 
 
-def _write_whole_line(fd: int, data: bytes) -> None:
+def write_whole_line(fd: int, data: bytes) -> None:
     """Append ``data`` (one line) to ``fd`` (locked, O_APPEND) on a fresh line, fsync'd; on
     failure leave no partial line behind that a later line could merge into."""
     size = os.fstat(fd).st_size
@@ -346,58 +345,3 @@ def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str | OwnerUn
         f"{rel}: no passwd entry for its owner uid {st.st_uid} (a user database outage?), so "
         "its jobs' group is unknown; its lines wait and are read once the lookup succeeds",
     )
-
-
-def rejection_record(
-    rel: str, raw: bytes, line_no: int, offset: int, uid: int | None, now: datetime, reason: str
-) -> dict[str, Any]:
-    """One ``rejected.jsonl`` record: where the line was, why, whose, the id it named (when it
-    can be read: for ``carbond status``) and its first 4,096 bytes."""
-    return {
-        "file": rel, "line_no": line_no, "offset": offset, "reason": reason, "uid": uid,
-        "rejected_at": now.isoformat(), "job_id": _claimed_id(raw),
-        "line": raw[:4096].decode("utf-8", errors="replace"),
-    }  # fmt: skip
-
-
-def _claimed_id(raw: bytes) -> str | None:
-    if len(raw) > 65_536:
-        return None
-    try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    job_id = obj.get("id", obj.get("cancel")) if isinstance(obj, dict) else None
-    return job_id[:64] if isinstance(job_id, str) else None
-
-
-def write_rejections(
-    state_dir: Path, rejections: list[dict[str, Any]], source: os.stat_result | None = None
-) -> None:
-    """Append ``rejections`` to ``rejected.jsonl`` and fsync, on a fresh line; a write that
-    fails part-way (disk full) is cut back off, so the records written again on the retry are
-    not glued to a torn one (which would make them unreadable).
-
-    ``rejected.jsonl`` is readable by every user (``carbond jobs --state rejected`` reads each
-    user's own records from it), so the text of a line is copied there only from a ``source``
-    file every user may read too; a line from a private file (a 0600 spool file) gets
-    ``"line": null``, its file, line number, offset and reason kept.
-
-    Raises:
-        QueueError: the file cannot be written.
-    """
-    if not rejections:
-        return
-    if source is not None and not source.st_mode & stat.S_IROTH:
-        rejections = [{**r, "line": None} for r in rejections]
-    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejections).encode()
-    path = state_dir / REJECTED_NAME
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o644)
-        try:
-            _write_whole_line(fd, data)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise QueueError(f"{path}: cannot record rejected lines: {exc}") from exc

@@ -27,10 +27,10 @@ from daemon.queue.files import (
     SPOOL_DIR,
     QueueError,
     spool_name_problem,
-    write_rejections,
 )
 from daemon.queue.reader import FileReader, IngestResult
 from daemon.queue.reasons import over_limit_record
+from daemon.queue.rejected import write_rejections
 from daemon.queue.spool import list_spool
 from daemon.settings import Settings
 

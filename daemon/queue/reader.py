@@ -20,10 +20,11 @@ import structlog
 
 from daemon import killpoints
 from daemon.ledger import Ledger, LedgerError, QueueFileRecord
-from daemon.queue.files import OwnerUnknown, attribution, new_job_id, write_rejections
+from daemon.queue.files import OwnerUnknown, attribution, new_job_id
 from daemon.queue.job_request import CancelRequest, JobRequest
 from daemon.queue.line import parse_line
 from daemon.queue.reasons import InvalidLineError, failure_fields, rejection
+from daemon.queue.rejected import write_rejections
 from daemon.queue.resume import resume
 
 __all__ = ["FileReader", "IngestResult"]

@@ -18,7 +18,8 @@ import structlog
 from pydantic import ValidationError
 
 from daemon.errors import DaemonError
-from daemon.queue.files import SPOOL_DIR, rejection_record
+from daemon.queue.files import SPOOL_DIR
+from daemon.queue.rejected import rejection_record
 from policies.errors import PoliciesError
 
 __all__ = [

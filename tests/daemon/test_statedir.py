@@ -16,7 +16,7 @@ import pytest
 
 from daemon.executors.jobfiles import open_log, write_private
 from daemon.queue import QueueError
-from daemon.queue.files import write_rejections
+from daemon.queue.rejected import write_rejections
 from daemon.statedir import (
     LEDGER_NAME,
     UnsafeStateDirError,
