@@ -293,12 +293,15 @@ def _write_json(ledger: Ledger, states: Sequence[str], limit: int | None, offset
 
 
 def _grams_line(totals: dict[str, float]) -> str:
-    """The totals under the table, over every job matching the states (not just those shown)."""
+    """The totals under the table, over every job matching the states (not just those shown):
+    the measured grams are those of the jobs that ran, and the jobs that ended without a run
+    (rejected, expired, cancelled before their start) are counted apart, not left out."""
     jobs = "job" if totals["jobs"] == 1 else "jobs"
     return (
         f"total over {totals['jobs']:,.0f} {jobs}: expected {_grams(totals['expected_total_g'])} "
         f"g; measured {_grams(totals['measured_total_g'])} g over {totals['finished']:,.0f} "
-        f"finished, saved {_grams(totals['saved_g'])} g against running each at once (run-now)"
+        f"run, {totals['ended_without_run']:,.0f} ended without a run, saved "
+        f"{_grams(totals['saved_g'])} g against running each at once (run-now)"
     )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.ledger.base import Connection
 from daemon.ledger.values import ts
+from daemon.states import FINAL_STATES
 
 if TYPE_CHECKING:
     from daemon.ledger.run_batches import RunEnd
@@ -54,15 +55,20 @@ class Outcomes(Connection):
         """Totals over the jobs in ``states`` (all when empty): ``jobs``; ``expected_total_g``
         (their latest decisions' expected grams); ``finished`` and ``measured_total_g`` (jobs
         with an outcome's grams); ``saved_g`` (run-now counterfactual minus real grams, over
-        the finished jobs that have both)."""
+        the finished jobs that have both); ``ended_without_run`` (jobs in a final state that
+        never launched: rejected, expired, cancelled before their start)."""
         where = f"WHERE j.state IN ({','.join('?' * len(states))})" if states else ""
+        final = ",".join(f"'{s}'" for s in sorted(FINAL_STATES))
         row = self._exec(
             "SELECT count(*), coalesce(sum(d.expected_total_g), 0), count(o.total_g),"
-            " coalesce(sum(o.total_g), 0), coalesce(sum(o.run_now_total_g - o.total_g), 0)"
+            " coalesce(sum(o.total_g), 0), coalesce(sum(o.run_now_total_g - o.total_g), 0),"
+            f" coalesce(sum(j.state IN ({final}) AND o.job_id IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM runs r WHERE r.job_id = j.job_id)), 0)"
             " FROM jobs j LEFT JOIN outcomes o ON o.job_id = j.job_id"
             " LEFT JOIN decisions d ON d.seq ="
             " (SELECT max(seq) FROM decisions WHERE job_id = j.job_id) " + where,
             list(states),
         ).fetchone()
-        names = ("jobs", "expected_total_g", "finished", "measured_total_g", "saved_g")
+        names = ("jobs", "expected_total_g", "finished", "measured_total_g", "saved_g",
+                 "ended_without_run")  # fmt: skip
         return {name: float(value) for name, value in zip(names, row, strict=True)}
