@@ -182,7 +182,8 @@ def _report(args: argparse.Namespace) -> int:
                 "until": (until or now).isoformat(),
                 "counted": "the jobs that finished in [since, until), UTC, each in full in "
                 f"the period it finished{day}",
-                "running_at_until": ledger.running_at(until or now),
+                # a future end: what will run then is not known, what runs now is
+                **_running(ledger, until, now),
                 "expired_unstarted": ledger.expired_unstarted(since, until),
                 "run_now_missed": ledger.run_now_missed(since, until),
                 "ledger": str(settings.state_dir / LEDGER_NAME),
@@ -210,6 +211,15 @@ def _report(args: argparse.Namespace) -> int:
             return 0
         write(stdout)
     return 0
+
+
+def _running(ledger: Ledger, until: datetime | None, now: datetime) -> dict[str, int | None]:
+    """``running_at_until``: the jobs running at the period's end, when it is not ahead;
+    for a period that ends in the future, ``running_now`` instead (the jobs running now were
+    counted as running at that end, which nothing knows yet)."""
+    if until is not None and until > now:
+        return {"running_at_until": None, "running_now": ledger.running_at(now)}
+    return {"running_at_until": ledger.running_at(until or now)}
 
 
 def _one_file(first: Path, second: Path) -> bool:

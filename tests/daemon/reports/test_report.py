@@ -353,6 +353,30 @@ def test_the_report_says_what_it_counted_and_what_was_running_at_its_end(
     )
 
 
+def test_a_period_ending_ahead_says_what_runs_now_not_at_its_end(
+    tmp_path: Path, carbond: Run
+) -> None:
+    """``report --until`` a time ahead counted the jobs running now as ``running_at_until``:
+    as if known to run still at that end. It now says ``running_now`` for such a period."""
+    clock = FakeClock()
+    executor = RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    append(service.queue.path, job_line(id="long"))
+    for _ in range(3):
+        service.tick(clock.advance(600))
+    assert service.ledger.counts_by_state() == {"running": 1}
+    service.close()
+    service.ledger.close()
+    args = ("report", "--state-dir", str(tmp_path), "--json")
+    ahead = json.loads(carbond(*args, "--until", "2999-01-01T00:00Z"))
+    assert (ahead["running_at_until"], ahead["running_now"]) == (None, 1)
+    text = carbond("report", "--state-dir", str(tmp_path), "--until", "2999-01-01T00:00Z")
+    assert "running_now: 1" in text and "running_at_until" not in text
+    past = json.loads(carbond(*args))  # up to now: as before
+    assert past["running_at_until"] == 1 and "running_now" not in past
+
+
 def test_a_piped_or_written_table_is_plain_ascii(
     demo_state: Path, carbond: Run, tmp_path: Path
 ) -> None:
