@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -239,6 +241,7 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
             f"--start {inputs.start.date()} --days {inputs.days:g}: the replay and the two "
             "weeks before it must fall within years 1 to 9999"
         )
+    _refuse_unreadable(inputs)
     cluster: Cluster = load_cluster(inputs.cluster)
     notes: list[str] = []
     files: list[tuple[dict[str, IntensitySeries], list[Gap]]] = []
@@ -269,6 +272,40 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
     return ReadInputs(
         inputs, cluster, tuple(files), series, tuple(traces), tuple(ledger_jobs), tuple(notes)
     )
+
+
+def _refuse_unreadable(inputs: ReplayInputs) -> None:
+    """Refuse every input file that cannot be opened, all named in one error, before any is
+    read: a missing ``--jobs`` file was named only after the cluster and every intensity file
+    had been read and checked, and a second missing file only on the next run.
+
+    Raises:
+        ReplayInputError: ``OPTION PATH: cannot read (why)`` for each, joined by ``; ``.
+    """
+    named = [("--cluster", inputs.cluster)]
+    named += [("--intensity", path) for path in inputs.intensity]
+    named += [("--jobs", path) for path in inputs.jobs]
+    problems = []
+    for option, path in named:
+        why = _unreadable(path)
+        if why is not None:
+            problems.append(f"{option} {path}: cannot read ({why})")
+    if problems:
+        raise ReplayInputError("; ".join(problems))
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be opened for reading (None: it can); a FIFO is not waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            return "a directory, not a file"
+    finally:
+        os.close(fd)
+    return None
 
 
 def _hinted(path: Path, fmt: str, read: Callable[[], _T]) -> _T:

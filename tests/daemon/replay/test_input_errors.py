@@ -101,3 +101,22 @@ def test_a_bad_file_of_the_format_it_looks_like_gets_no_hint(
     assert (
         err.startswith(f"carbond: error: {bad}: no good row (1 bad; ") and "looks like" not in err
     )
+
+
+def test_every_missing_input_file_is_named_at_once(
+    tmp_path: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A missing ``--jobs`` file was named only after the cluster and intensity files had been
+    read and checked (a mistyped zone failed first), and a second missing file only on the
+    next run: every file that cannot be opened is now named in one line, before any is read."""
+    jobs, intensity = tmp_path / "nojobs.csv", tmp_path / "nointensity.csv"
+    text = cluster_file.read_text(encoding="utf-8")
+    cluster_file.write_text(text.replace('zone = "CA-QC"', 'zone = "CA-QX"'), encoding="utf-8")
+    assert main(_replay(jobs, cluster_file, [*intensity_files, intensity, tmp_path])) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"carbond: error: --intensity {intensity}: cannot read (No such file or directory); "
+        f"--intensity {tmp_path}: cannot read (a directory, not a file); "
+        f"--jobs {jobs}: cannot read (No such file or directory)"
+    ]
