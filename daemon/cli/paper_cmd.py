@@ -171,6 +171,11 @@ def _write_figure(
         raise DaemonError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
+# One number format per column (print_table's own, 4 significant digits and one decimal from
+# 100 on, put "9" above "12.11" and "137.0" under "92.46"): latency 2 decimals, energy per
+# prompt 1, mg per prompt 2; tokens/s 1 decimal, J/token 4, µg per token 3.
+
+
 def _print_tables(rows: list[dict[str, Any]]) -> None:
     zones = list(dict.fromkeys(r["zone"] for r in rows))
     for model in dict.fromkeys(r["model"] for r in rows):
@@ -187,10 +192,11 @@ def _print_tables(rows: list[dict[str, Any]]) -> None:
                     table.append([gpu, batch, "OOM", "OOM", *(["OOM"] * len(zones))])
                     continue
                 grams = [
-                    f"{per_zone[z]['total_g'] * 1000:.3g} ({per_zone[z]['embodied_share']:.0%})"
+                    f"{per_zone[z]['total_g'] * 1000:,.2f} ({per_zone[z]['embodied_share']:.0%})"
                     for z in zones
                 ]
-                table.append([gpu, batch, first["latency_s"], first["energy_per_prompt_j"], *grams])
+                table.append([gpu, batch, f"{first['latency_s']:,.2f}",
+                              f"{first['energy_per_prompt_j']:,.1f}", *grams])  # fmt: skip
         print_table(
             f"{model}: per prompt, {PAPER_INPUT_TOKENS} -> {PAPER_OUTPUT_TOKENS} tokens, hf-eager, "
             f"{next(r['precision'] for r in rows if r['model'] == model)}",
@@ -209,9 +215,9 @@ def _print_phase_tables(rows: list[dict[str, Any]]) -> None:
             if not r["fits"]:
                 table.append([r["gpu"], r["batch_size"], "OOM", "OOM", "OOM"])
                 continue
-            grams = f"{r['total_g_per_token'] * 1e6:.3g} ({r['embodied_share']:.0%})"
-            table.append([r["gpu"], r["batch_size"], r["throughput_tokens_per_s"],
-                          r["energy_per_token_j"], grams])  # fmt: skip
+            grams = f"{r['total_g_per_token'] * 1e6:,.3f} ({r['embodied_share']:.0%})"
+            table.append([r["gpu"], r["batch_size"], f"{r['throughput_tokens_per_s']:,.1f}",
+                          f"{r['energy_per_token_j']:,.4f}", grams])  # fmt: skip
         tokens = "prompt tokens" if phase == "prefill" else "generated tokens"
         print_table(
             f"{mine[0]['model']} {phase}: per {tokens[:-1]}, {PAPER_INPUT_TOKENS} -> "

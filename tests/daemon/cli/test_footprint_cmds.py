@@ -448,3 +448,24 @@ def test_invalid_config_exits_2_naming_file_and_field(
     code, _, err = run_cli(capsys, "gpus", "--config", str(config))
     assert code == 2
     assert str(config) in err and "default_pue" in err and "gpu.backend" in err
+
+
+def test_paper_tables_write_each_number_column_in_one_format(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The tables wrote each number to 4 significant digits (one decimal from 100 on): one
+    column read "9" above "10.02", "137.0" beside "92.46", "25" under "0.903". Every number
+    column now keeps one count of decimals."""
+    code, out, _ = run_cli(capsys, "paper")
+    assert code == 0
+    tables = 0
+    for block in out.split("+\n| GPU ")[1:]:
+        body = block.split("\n+")[0].splitlines()[2:]  # below the heading, to the table's end
+        rows = [line.split("|")[1:-1] for line in body]
+        tables += 1
+        for column in range(2, len(rows[0])):  # after GPU and batch: the numbers
+            cells = [row[column].split()[0] for row in rows if row[column].strip() != "OOM"]
+            assert cells and all(re.fullmatch(r"[\d,]+(\.\d+)?", cell) for cell in cells), cells
+            decimals = {len(cell.partition(".")[2]) for cell in cells}
+            assert len(decimals) == 1, (column, cells)
+    assert tables == 3 + 2  # per prompt per model; llama-1b prefill and decode
