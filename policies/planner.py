@@ -257,7 +257,7 @@ def _decide(tick: Tick, j: int, p: int, s: int, note: str, policy: str, limit: i
     if s > 0:
         latest_txt = latest_text(cube.grid.start, float(cube.latest_start_s[j, p]))
         start_txt = plan.start.isoformat(timespec="minutes")
-        reason = hold_reason(plan, start_txt, quoted, latest_txt)
+        reason = hold_reason(plan, start_txt, quoted, latest_txt, job)
         return Decision(job.job_id, "hold", reason, policy, plan, run_now)
     need = job.workload.tensor_parallel
     free = free_devices(cube.pools[p], tick.now, tick.taken)

@@ -137,7 +137,7 @@ def _hold(
     start = rows.start_txt.get(s)
     if start is None:
         start = rows.start_txt[s] = plan.start.isoformat(timespec="minutes")
-    reason = hold_reason(plan, start, quoted, latest_txt)
+    reason = hold_reason(plan, start, quoted, latest_txt, job)
     return new_decision(job.job_id, "hold", reason, policy, plan, run_now)
 
 
@@ -156,14 +156,13 @@ def saving_keys(plan_g: FloatArray, run_now_g: FloatArray) -> list[float | None]
     their grams (``total_g``; NaN for no run-now), computed for all at once: None where it
     quotes nothing (no run-now, or run-now's grams not above 0), else the share as
     ``format(x, ".0%")`` rounds it (``x * 100`` rounded half to even: ``np.rint``, the same
-    double arithmetic), a negative zero as 0.5 (it reads "0% above"). Equal keys read the same
-    text; NaN equals no key, itself included."""
+    double arithmetic); None too where it rounds to 0% of either sign (not quoted). Equal keys
+    read the same text; NaN equals no key, itself included."""
     if not len(plan_g):
         return []
     with np.errstate(all="ignore"):  # inf and NaN figures read as their texts
         percent = np.rint((1 - plan_g / run_now_g) * 100)
-    percent = np.where((percent == 0) & np.signbit(percent), 0.5, percent)  # 0% above: own key
-    quoted = (run_now_g > 0).tolist()
+    quoted = ((run_now_g > 0) & (percent != 0)).tolist()  # a 0% share is not quoted
     return [key if q else None for key, q in zip(percent.tolist(), quoted, strict=True)]
 
 

@@ -113,6 +113,9 @@ def _quoted_share(decision: Decision) -> None:
         return
     share = re.search(r"\((\d+)% (below|above) run-now\)", decision.reason)
     if run_now is not None and run_now.total_g > 0:
+        if f"{1 - chosen.total_g / run_now.total_g:.0%}" in ("0%", "-0%"):
+            assert share is None, decision.reason  # a 0% share is not quoted
+            return
         assert share is not None, decision.reason
         signed = ("-" if share.group(2) == "above" else "") + f"{share.group(1)}%"
         assert signed.replace("-0%", "0%") == (

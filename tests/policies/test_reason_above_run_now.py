@@ -45,6 +45,6 @@ def _alt(total_g: float) -> Alternative:
 def test_the_share_reads_below_or_above() -> None:
     assert saving(_alt(10.0), _alt(100.0)) == " (90% below run-now)"
     assert saving(_alt(250.0), _alt(100.0)) == " (150% above run-now)"
-    assert saving(_alt(100.4), _alt(100.0)) == " (0% above run-now)"  # more, by less than 0.5%
-    assert saving(_alt(99.6), _alt(100.0)) == " (0% below run-now)"
+    assert saving(_alt(100.4), _alt(100.0)) == ""  # a 0% share is not quoted (either sign)
+    assert saving(_alt(99.6), _alt(100.0)) == ""
     assert saving(_alt(1.0), None) == ""

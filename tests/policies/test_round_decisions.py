@@ -57,9 +57,10 @@ def test_savings_read_as_saving_one_by_one(cells: list[tuple[float, ...]]) -> No
             assert by_key.setdefault(key, text) == text
 
 
-def test_a_share_that_rounds_to_zero_keeps_its_sign() -> None:
-    plans = [_alt(100.4, 0.0), _alt(99.6, 0.0), _alt(100.0, 0.0)]
+def test_a_share_that_rounds_to_zero_is_not_quoted() -> None:
+    """It read "(0% above run-now)" (a negative zero, its own key): neither sign is quoted."""
+    plans = [_alt(100.4, 0.0), _alt(99.6, 0.0), _alt(100.0, 0.0), _alt(98.0, 0.0)]
     texts: dict[float, str] = {}
-    got = savings(plans, [_alt(100.0, 0.0)] * 3, texts)
-    assert got == [" (0% above run-now)", " (0% below run-now)", " (0% below run-now)"]
-    assert _keys(plans, [_alt(100.0, 0.0)] * 3) == [0.5, 0.0, 0.0]  # "0% above": its own key
+    got = savings(plans, [_alt(100.0, 0.0)] * 4, texts)
+    assert got == ["", "", "", " (2% below run-now)"]
+    assert _keys(plans, [_alt(100.0, 0.0)] * 4) == [None, None, None, 2.0]

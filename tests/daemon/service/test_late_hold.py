@@ -46,3 +46,27 @@ def test_a_hold_past_its_latest_safe_start_says_it_starts_when_a_gpu_frees(
     started = service.ledger.latest_decision("next")
     assert started is not None and started.planned_start == clock() < planned
     assert "past its latest safe start: the earliest devices that end in time" in started.reason
+
+
+def test_a_held_job_without_a_deadline_quotes_no_latest_safe_start(tmp_path: Path) -> None:
+    """A job with no deadline behind a long run read "planned past its latest safe start T",
+    T the round's own slot (before it was submitted, as its latest start is "now"), every
+    round. It says it has no deadline, through the rounds that keep its plan too."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor, regions=ONE_T4, policy="carbon-window")
+    service.start(clock())
+    append(service.queue.path, job_line(id="long", requests=400, priority=5))
+    assert service.tick(clock()).started == ("long",)
+    append(service.queue.path, job_line(id="next"))
+    reasons = set()
+    for _ in range(4):
+        service.tick(clock.advance(60))
+        held = service.ledger.latest_decision("next")
+        assert held is not None and held.action == "hold", held
+        reasons.add(held.reason)
+    for reason in reasons:
+        assert "latest safe start" not in reason, reason
+        assert reason.endswith(
+            "; no deadline, so no later start is planned: starts on the first suitable GPU that "
+            "frees"
+        ), reason
