@@ -7,11 +7,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from daemon.cli.unread import UnreadJob
 from daemon.ledger import JobRecord, Ledger
 from daemon.reports.lines import user_name  # cached: `jobs --json` asks once per row
 from daemon.states import ACTIVE_STATES
 
-__all__ = ["deadline_missed", "job_row"]
+__all__ = ["SUBMITTED", "deadline_missed", "job_row", "unread_row"]
+
+SUBMITTED = "submitted"  # a job line the daemon has not read yet (as `carbond status` says)
 
 
 def job_row(ledger: Ledger, job: JobRecord, now: datetime) -> dict[str, Any]:
@@ -45,6 +48,34 @@ def job_row(ledger: Ledger, job: JobRecord, now: datetime) -> dict[str, Any]:
         "energy_method": outcome.get("energy_method"),
         "run_now_realised_g": run_now,
         "saved_g": run_now - measured if run_now is not None and measured is not None else None,
+    }
+
+
+def unread_row(job: UnreadJob, now: datetime) -> dict[str, Any]:
+    """A job line the daemon has not read yet as :func:`job_row`'s row (state ``submitted``,
+    nothing planned or measured; ``submitted_at`` unknown until the daemon reads it), with
+    its ``queue_file`` and whether a cancel line for it follows there."""
+    request = job.request
+    return {
+        "job_id": request.job_id,
+        "name": request.name,
+        "state": SUBMITTED,
+        "user": user_name(job.uid),
+        "uid": job.uid,
+        "submitted_at": None,
+        "deadline": request.deadline.isoformat() if request.deadline else None,
+        "deadline_missed": None if request.deadline is None else request.deadline < now,
+        "region": None,
+        "gpu": None,
+        "planned_start": None,
+        "expected_total_g": None,
+        "run_now_total_g": None,
+        "measured_total_g": None,
+        "energy_method": None,
+        "run_now_realised_g": None,
+        "saved_g": None,
+        "queue_file": str(job.queue_file),
+        "cancel_requested": job.cancel,
     }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from daemon.cli.cancel_cmd import cancel_job
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
-from daemon.cli.job_rows import job_row
+from daemon.cli.job_rows import SUBMITTED, job_row, unread_row
 from daemon.cli.output import (
     clean_json,
     held_stdout,
@@ -31,6 +31,7 @@ from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
 from daemon.cli.submit_file import name_file_fields, read_job_file
+from daemon.cli.unread import unread_jobs
 from daemon.errors import UsageError
 from daemon.ledger import Ledger, LedgerError
 from daemon.queue import REJECTED_NAME, new_job_id
@@ -99,13 +100,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="list jobs from the ledger",
         description="List every user's jobs from the ledger, oldest first: a page of "
         f"{PAGE} with deadline, region, GPU, planned start, expected, measured and saved grams "
-        "(gCO2e), then the counts per state and the totals over every matching job.",
+        "(gCO2e), then the counts per state and the totals over every matching job. Jobs "
+        "submitted that the daemon has not read yet (it is down) follow, as 'submitted': "
+        "yours, or everyone's for root, as `carbond status` finds them.",
     )
     add_ledger_options(jobs)
     jobs.add_argument(
-        "--state", choices=(*STATES, REJECTED), action="append",
-        help="only jobs in this state (repeatable: --state queued --state running); 'rejected': "
-        "your queue lines the daemon refused, with the reason",
+        "--state", choices=(SUBMITTED, *STATES, REJECTED), action="append",
+        help="only jobs in this state (repeatable: --state queued --state running); "
+        "'submitted': not read by the daemon yet; 'rejected': your queue lines the daemon "
+        "refused, with the reason",
     )  # fmt: skip
     jobs.add_argument(
         "--limit", type=int, default=None,
@@ -240,11 +244,35 @@ def _jobs(args: argparse.Namespace) -> int:
         if not states:
             return 0
     with held_stdout(), _open(args) as ledger:  # closed before stdout is written (a pager)
+        unread = _unread(args, ledger, states)
         if args.json:
-            _write_json(ledger, states, limit, offset)
+            _write_json(ledger, states, limit, offset, unread)
         else:
-            _print_page(ledger, states, PAGE if limit is None else limit, offset)
+            _print_page(ledger, states, PAGE if limit is None else limit, offset, unread)
     return 0
+
+
+def _unread(
+    args: argparse.Namespace, ledger: Ledger, states: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The rows of the jobs submitted that the daemon has not read yet (``submitted``, after
+    the ledger's: the daemon reads them next), where ``carbond status`` finds them; none when
+    ``--state`` leaves them out. An id the ledger already has is not a job (the daemon drops
+    its line)."""
+    if states and SUBMITTED not in states:
+        return []
+    state_dir, now = settings_from(args).state_dir, datetime.now(UTC)
+    return [
+        unread_row(job, now)
+        for job in unread_jobs(state_dir, os.getuid(), now)
+        if ledger.job_owner(str(job.request.job_id)) is None
+    ]
+
+
+def _ledger_states(states: Sequence[str]) -> list[str] | None:
+    """The ledger states ``--state`` asks for ([]: all), None for ``--state submitted`` alone."""
+    kept = [s for s in states if s != SUBMITTED]
+    return None if states and not kept else kept
 
 
 # -- jobs: paging and streaming (constant memory whatever the ledger holds) ----------------
@@ -254,17 +282,29 @@ _JOB_COLUMNS = ("job_id", "name", "state", "user", "region", "gpu", "planned_sta
                 "expected_total_g", "measured_total_g", "saved_g")  # fmt: skip
 
 
-def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) -> None:
+def _print_page(
+    ledger: Ledger, states: Sequence[str], limit: int, offset: int, unread: list[dict[str, Any]]
+) -> None:
     """One page as a table, then the totals: how many match, by state, how to see more, and
-    the grams over every matching job."""
-    now = datetime.now(UTC)
-    rows = [job_row(ledger, job, now) for job in ledger.iter_jobs(states, limit, offset)]
+    the grams over every matching job (the ledger's; ``unread``, the jobs not read yet, are
+    listed after its jobs and counted as ``submitted``)."""
+    now, kept = datetime.now(UTC), _ledger_states(states)
+    rows = (
+        []
+        if kept is None
+        else [job_row(ledger, j, now) for j in ledger.iter_jobs(kept, limit, offset)]
+    )
+    counts = {} if kept is None else ledger.counts_by_state()
+    shown = {s: n for s, n in counts.items() if not kept or s in kept}
+    in_ledger = sum(shown.values())
+    first = max(0, offset - in_ledger)
+    rows += unread[first : first + limit - len(rows)]
     for row in rows:  # the table marks a missed deadline in its cell
         if row["deadline_missed"]:
             row["deadline"] = f"{row['deadline']} (missed)"
     print_table("jobs", _JOB_COLUMNS, [[row[c] for c in _JOB_COLUMNS] for row in rows])
-    counts = ledger.counts_by_state()
-    shown = {s: n for s, n in counts.items() if not states or s in states}
+    if unread:
+        shown[SUBMITTED] = len(unread)
     total = sum(shown.values())
     by_state = ", ".join(f"{s} {n:,}" for s, n in sorted(shown.items()))
     if rows:
@@ -277,16 +317,31 @@ def _print_page(ledger: Ledger, states: Sequence[str], limit: int, offset: int) 
         print(f"no jobs from --offset {offset:,}: {total:,} in all ({by_state or 'none'})")
     if limit and offset + len(rows) < total:
         print(f"more: --offset {offset + len(rows)} (--limit N for a bigger page, --json for all)")
-    print(_grams_line(ledger.grams_totals(states)))
+    if kept is not None:
+        print(_grams_line(ledger.grams_totals(kept)))
 
 
-def _write_json(ledger: Ledger, states: Sequence[str], limit: int | None, offset: int) -> None:
+def _write_json(
+    ledger: Ledger,
+    states: Sequence[str],
+    limit: int | None,
+    offset: int,
+    unread: list[dict[str, Any]],
+) -> None:
     """A JSON array written one job at a time (into :func:`held_stdout`'s file: no job list is
-    held in memory)."""
-    out, now = sys.stdout, datetime.now(UTC)
-    separator = "[\n  "
-    for job in ledger.iter_jobs(states, limit, offset):
+    held in memory), the ledger's jobs, then those not read yet (``unread``)."""
+    out, now, kept = sys.stdout, datetime.now(UTC), _ledger_states(states)
+    separator, written = "[\n  ", 0
+    for job in [] if kept is None else ledger.iter_jobs(kept, limit, offset):
         out.write(separator + json.dumps(clean_json(job_row(ledger, job, now)), default=str))
+        separator, written = ",\n  ", written + 1
+    if kept is None:
+        in_ledger = 0
+    else:
+        in_ledger = sum(n for s, n in ledger.counts_by_state().items() if not kept or s in kept)
+    first = max(0, offset - in_ledger)
+    for row in unread[first : None if limit is None else first + limit - written]:
+        out.write(separator + json.dumps(clean_json(row), default=str))
         separator = ",\n  "
     out.write("[]\n" if separator.startswith("[") else "\n]\n")
     out.flush()

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from daemon.errors import UsageError
@@ -20,10 +23,19 @@ from daemon.queue import (
     unread_lines,
 )
 from daemon.queue.files import attribution
+from daemon.queue.line import InvalidLineError, JobRequest, parse_line
 from daemon.queue.resume import resume
+from daemon.queue.unread_lines import unread_job_lines
 from daemon.statedir import LEDGER_NAME
 
-__all__ = ["unread_job", "unread_job_anywhere", "unread_job_file", "unread_job_files"]
+__all__ = [
+    "UnreadJob",
+    "unread_job",
+    "unread_job_anywhere",
+    "unread_job_file",
+    "unread_job_files",
+    "unread_jobs",
+]
 
 
 def unread_job_file(state_dir: Path, job_id: str, uid: int) -> Path | None:
@@ -78,16 +90,50 @@ def unread_job_anywhere(
     return path, owner, _unread_lines(state_dir, path, job_id, _offsets(state_dir))
 
 
-def unread_job_files(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:
-    """Every queue file the daemon reads (``queue.jsonl`` and the spool files it attributes
-    to their owners) that holds a job line with ``job_id`` it has not read yet, each with its
-    owner's uid, whose job that line is.
+@dataclass(frozen=True, slots=True)
+class UnreadJob:
+    """A job line the daemon has not read yet, as ``carbond status ID`` finds one."""
+
+    request: JobRequest
+    queue_file: Path
+    uid: int  # the file's owner: whose job it is
+    cancel: bool  # a cancel line for it follows in that file
+
+
+def unread_jobs(state_dir: Path, uid: int, now: datetime) -> list[UnreadJob]:
+    """The valid job lines the daemon has not read yet where ``carbond status`` looks for
+    one: the caller's own queue file, root's every queue file the daemon reads; in file order
+    (lines the daemon will reject are not jobs: ``--state rejected`` lists them once read).
 
     Raises:
-        QueueError: the state dir or one of the files cannot be read.
+        QueueError: the state dir or a file cannot be read.
         LedgerError: the ledger cannot be read.
     """
     offsets = _offsets(state_dir)
+    if uid == 0:
+        files = _read_files(state_dir)
+    else:
+        target = submit_target(state_dir, uid)
+        files = [(target, uid)]
+    found = []
+    for path, owner in files:
+        for raw, cancel in unread_job_lines(path, _unread_from(offsets, state_dir, path)):
+            try:
+                request = parse_line(raw, now)
+            except InvalidLineError:
+                continue
+            if isinstance(request, JobRequest) and request.job_id:
+                found.append(UnreadJob(request, path, owner, cancel))
+    return found
+
+
+def _read_files(state_dir: Path) -> list[tuple[Path, int]]:
+    """Every queue file the daemon reads (``queue.jsonl`` and the spool files it attributes
+    to their owners), each with its owner's uid.
+
+    Raises:
+        QueueError: the state dir or one of the files cannot be read.
+    """
     names = [QUEUE_NAME]
     spool = state_dir / SPOOL_DIR
     try:
@@ -105,9 +151,25 @@ def unread_job_files(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:
             raise QueueError(f"{path}: cannot read: {exc.strerror}") from exc
         if not stat.S_ISREG(st.st_mode) or isinstance(attribution(rel, st), str):
             continue  # the daemon never reads its lines: not a job
-        if _unread_lines(state_dir, path, job_id, offsets).job:
-            found.append((path, st.st_uid))
+        found.append((path, st.st_uid))
     return found
+
+
+def unread_job_files(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:
+    """Every queue file the daemon reads (``queue.jsonl`` and the spool files it attributes
+    to their owners) that holds a job line with ``job_id`` it has not read yet, each with its
+    owner's uid, whose job that line is.
+
+    Raises:
+        QueueError: the state dir or one of the files cannot be read.
+        LedgerError: the ledger cannot be read.
+    """
+    offsets = _offsets(state_dir)
+    return [
+        (path, owner)
+        for path, owner in _read_files(state_dir)
+        if _unread_lines(state_dir, path, job_id, offsets).job
+    ]
 
 
 def _offsets(state_dir: Path) -> dict[str, QueueFileRecord]:
@@ -119,9 +181,16 @@ def _offsets(state_dir: Path) -> dict[str, QueueFileRecord]:
         return ledger.queue_files()
 
 
+def _unread_from(
+    offsets: dict[str, QueueFileRecord], state_dir: Path, path: Path
+) -> Callable[[int, os.stat_result], int]:
+    """Where the daemon goes on reading ``path`` (also past a copy of the state dir)."""
+    record = offsets.get(str(path.relative_to(state_dir)))
+    return lambda fd, st: resume(fd, st, record).offset
+
+
 def _unread_lines(
     state_dir: Path, path: Path, job_id: str, offsets: dict[str, QueueFileRecord]
 ) -> UnreadLines:
-    record = offsets.get(str(path.relative_to(state_dir)))
     # from where the daemon goes on reading: also past a copy of the state dir (same bytes)
-    return unread_lines(path, job_id, lambda fd, st: resume(fd, st, record).offset)
+    return unread_lines(path, job_id, _unread_from(offsets, state_dir, path))

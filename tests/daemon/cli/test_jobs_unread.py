@@ -1,0 +1,76 @@
+"""``carbond jobs`` lists the jobs submitted while the daemon is down (their lines not read
+yet), as ``carbond status ID`` finds each of them: it listed the ledger's alone, so a job just
+submitted was in ``status`` but missing from ``jobs``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.cli.cli_run import run_cli
+from tests.daemon.helpers import append, job_line, make_service
+
+
+def _jobs(capsys: pytest.CaptureFixture[str], state: Path, *extra: str) -> tuple[int, str]:
+    code, out, err = run_cli(capsys, "jobs", "--state-dir", str(state), *extra)
+    assert code == 0, err
+    return code, out
+
+
+def _status(capsys: pytest.CaptureFixture[str], state: Path, job_id: str) -> tuple[int, str]:
+    code, out, err = run_cli(capsys, "status", job_id, "--state-dir", str(state), "--json")
+    assert code == 0, err
+    return code, out
+
+
+def test_jobs_lists_the_jobs_the_daemon_has_not_read_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    append(service.queue.path, job_line(id="old"))
+    service.tick(clock.advance(60))
+    service.close()  # the daemon is down from here on
+    service.ledger.close()
+    queue = tmp_path / "queue.jsonl"
+    for job_id, extra in (("new1", ["--deadline", "+8h"]), ("new2", [])):
+        assert run_cli(capsys, "submit", "--state-dir", str(tmp_path), "--id", job_id,
+                       "--model", "llama-1b", *extra, "--", "true")[0] == 0  # fmt: skip
+    assert run_cli(capsys, "cancel", "new2", "--state-dir", str(tmp_path))[0] == 0
+    append(queue, job_line(id="old"))  # a duplicate of a ledger job's id: dropped, not a job
+    append(queue, "not json")  # rejected once read: not a job either
+
+    _, out = _jobs(capsys, tmp_path, "--json")
+    rows = {row["job_id"]: row for row in json.loads(out)}
+    assert list(rows) == ["old", "new1", "new2"]  # the ledger's, then the unread in file order
+    assert rows["old"]["state"] != "submitted"
+    for job_id, cancel in (("new1", False), ("new2", True)):
+        row = rows[job_id]
+        assert (row["state"], row["queue_file"], row["cancel_requested"]) == (
+            "submitted", str(queue), cancel)  # fmt: skip
+        _, out = _status(capsys, tmp_path, job_id)
+        assert json.loads(out)["state"] == row["state"]  # the same word as status
+    assert rows["new1"]["deadline"] is not None and rows["new2"]["deadline"] is None
+
+    _, out = _jobs(capsys, tmp_path)
+    table = [line for line in out.splitlines() if line.startswith("| new")]
+    assert len(table) == 2 and all("| submitted " in line for line in table), out
+    assert "jobs 1-3 of 3 (" in out and "submitted 2" in out, out
+
+    _, out = _jobs(capsys, tmp_path, "--state", "submitted", "--json")
+    assert [row["job_id"] for row in json.loads(out)] == ["new1", "new2"]
+    _, out = _jobs(capsys, tmp_path, "--state", "submitted")
+    assert "jobs 1-2 of 2 (submitted 2)" in out and "| old " not in out, out
+    _, out = _jobs(capsys, tmp_path, "--state", rows["old"]["state"], "--json")
+    assert [row["job_id"] for row in json.loads(out)] == ["old"]
+    # paged as one list: the ledger's jobs first
+    _, out = _jobs(capsys, tmp_path, "--offset", "1", "--limit", "1", "--json")
+    assert [row["job_id"] for row in json.loads(out)] == ["new1"]
+    _, out = _jobs(capsys, tmp_path, "--offset", "2", "--limit", "5")
+    assert [line.split("|")[1].strip() for line in out.splitlines()
+            if line.startswith("| new")] == ["new2"]  # fmt: skip
+    assert "jobs 3-3 of 3" in out, out
