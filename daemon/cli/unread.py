@@ -23,7 +23,9 @@ from daemon.queue import (
     unread_lines,
 )
 from daemon.queue.files import attribution
-from daemon.queue.line import InvalidLineError, JobRequest, parse_line
+from daemon.queue.job_request import JobRequest
+from daemon.queue.line import parse_line
+from daemon.queue.reasons import InvalidLineError
 from daemon.queue.resume import resume
 from daemon.queue.unread_lines import unread_job_lines
 from daemon.statedir import LEDGER_NAME
