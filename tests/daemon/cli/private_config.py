@@ -1,5 +1,6 @@
-"""The config the private-queue tests (``test_private_main_queue.py``, ``test_private_spool.py``)
-run under: run-now, one simulated T4 in Quebec, ``[ledger] private`` as the test asks."""
+"""The config the private-queue tests (``test_private_main_queue.py``, ``test_private_spool.py``,
+doctor's ``test_spool_check.py``) run under: run-now, one simulated T4 in Quebec, ``[ledger]
+private`` as the test asks."""
 
 from __future__ import annotations
 

@@ -18,20 +18,9 @@ from daemon.queue import QUEUE_NAME, SPOOL_DIR
 from daemon.queue.files import append_line
 from daemon.queue.ingest import Queue
 from daemon.settings import load_settings
+from tests.daemon.cli.private_config import write_config
 from tests.daemon.doctor.doctor_setup import run_doctor
 
-CONFIG = """
-state_dir = "{state}"
-[policy]
-name = "run-now"
-[ledger]
-private = {private}
-[[regions]]
-name = "qc"
-zone = "CA-QC"
-executor = "simulated"
-gpus = ["T4"]
-"""
 UID = os.getuid()
 LINE = {"model": "llama-1b", "argv": ["/bin/true", "--secret"]}
 
@@ -46,8 +35,7 @@ def _usual_umask() -> Iterator[None]:
 def _config(tmp_path: Path, private: bool) -> tuple[Path, Path]:
     """``(config, queue.d)`` of a state dir its daemon set up (queue built from the config)."""
     state = tmp_path / "state"
-    config = tmp_path / "carbond.toml"
-    config.write_text(CONFIG.format(state=state, private=str(private).lower()))
+    config = write_config(tmp_path, state, private)
     with Ledger.open(state / "ledger.db") as ledger:
         Queue.from_settings(load_settings(config), ledger).prepare()
     return config, state / SPOOL_DIR
