@@ -102,3 +102,31 @@ def test_a_held_job_moved_to_another_partition_gets_that_partition_s_share(
     assert status.succeeded
     slurm_id = int(Token.decode(job, handle.token).slurm_id)
     assert _alloc_tres(slurm_cluster, slurm_id) == expected
+
+
+def test_a_held_job_whose_request_becomes_typed_is_resubmitted_at_its_new_start(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Held before its region's GPUs were known (``--gres=gpu:1``), then moved once they are
+    (``gpu:t4:1``): Slurm 22.05 refuses that ``scontrol update`` whole ("with and without
+    type identification"), its start included; carbond submits it afresh instead."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    executor = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(),
+                             known_gpus=["T4"])  # fmt: skip
+    job = f"typed-{uuid.uuid4().hex[:8]}"
+    spec = LaunchSpec(job, ("true",), 0, 0, (0,), tmp_path, region="qc", device_ids=("qc/0",))
+    now = datetime.now(UTC).replace(microsecond=0)
+    held = executor.hold(spec, now + timedelta(hours=1), "", now)
+    executor.discover("qc")
+
+    later = now + timedelta(hours=2)
+    moved = executor.hold(spec, later, held.token, now)
+
+    old, new = (Token.decode(job, t.token).slurm_id for t in (held, moved))
+    out = slurm_cluster.run(["squeue", "--noheader", "--states=all", "--jobs", f"{old},{new}",
+                             "--format=%i|%T|%S|%b"]).stdout  # fmt: skip
+    rows = {r.split("|")[0]: r.split("|")[1:] for r in out.split()}
+    assert rows[old][0] == "CANCELLED" and old != new
+    start = later.astimezone().replace(tzinfo=None).isoformat()
+    assert rows[new] == ["PENDING", start, "gres:gpu:t4:1"]
+    slurm_cluster.run(["scancel", new])

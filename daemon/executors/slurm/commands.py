@@ -25,6 +25,7 @@ __all__ = [
     "SACCT_FIELDS",
     "SQUEUE_FORMAT",
     "SQUEUE_JOBS_FORMAT",
+    "TYPEDNESS_REFUSED",
     "Submission",
     "Target",
     "batch_script",
@@ -47,6 +48,10 @@ __all__ = [
 ]
 
 JOB_NAME_PREFIX = "carbond-"
+# scontrol update's refusal (Slurm 22.05) of a GRES request typed where the job's was untyped,
+# or the reverse ("Invalid GRES specification (with and without type identification) for job
+# N"): nothing of that update is applied, its start included
+TYPEDNESS_REFUSED = "with and without type identification"
 # what the batch script prints (then the command) when the job's PATH has no such command
 NOT_FOUND = "carbond: command not found: "
 # ... (then the file and why) when the command is found but cannot be executed: exit 126

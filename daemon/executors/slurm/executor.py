@@ -363,7 +363,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
     ) -> Token | Held:
         """Update the pending job in place; resubmit when it changes cluster, partition (Slurm
         sets a partition's ``DefMemPerGPU``/``DefCpuPerGPU`` only at submission:
-        ``tests/slurm/test_moves_on_slurm.py``) or GRES name, once held and cancelled
+        ``tests/slurm/test_moves_on_slurm.py``) or GRES name, or when Slurm refuses the update
+        for changing a typed GPU request to an untyped one or back
+        (:data:`~.commands.TYPEDNESS_REFUSED`), once held and cancelled
         (:meth:`~.queries.SlurmQueries.hold_cancel`): its token. One Slurm started (or that
         ended) between carbond's look and its hold is not resubmitted but answered started
         where it runs (:meth:`_started`)."""
@@ -375,16 +377,16 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
             or old.partition != target.partition
             or old.gres != target.gres
         ):
-            cancelled, row = self._q.hold_cancel(current)
-            if not cancelled:
-                return self._started(spec.job_id, spec.uid, current, row, now, raced=True)
-            self._own_gpus.forget(current.cluster, current.slurm_id)
-            return self._submit(spec, start)
+            return self._resubmit(spec, current, start, now)
         layout, gpus = self._layout.get(spec.region), submission.gpus(spec)
         gres = cmd.gres_request(target.gres, submission.gres_type(layout, spec), gpus)
         argv = cmd.update_argv(self._tool("scontrol"), target, current.slurm_id, start=start,
                                node=submission.node(layout, spec), gres=gres)  # fmt: skip
         result = self._run(argv)
+        if not result.ok and cmd.TYPEDNESS_REFUSED in result.stderr:  # nothing of it moved
+            log.info("slurm_job_resubmitted_gres_type", job_id=spec.job_id,
+                     slurm_id=current.slurm_id, gres=gres)  # fmt: skip
+            return self._resubmit(spec, current, start, now)
         if not result.ok:
             raise ExecutorError(
                 f"job {spec.job_id}: scontrol update of Slurm job {current.slurm_id} failed: "
@@ -395,3 +397,13 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         log.info("slurm_job_moved", job_id=spec.job_id, slurm_id=current.slurm_id,
                  partition=target.partition, start=when)  # fmt: skip
         return Token(current.slurm_id, current.cluster, spec.region)
+
+    def _resubmit(
+        self, spec: LaunchSpec, current: Token, start: datetime | None, now: datetime
+    ) -> Token | Held:
+        """Hold and cancel ``current``, then submit ``spec`` afresh (:meth:`_move`)."""
+        cancelled, row = self._q.hold_cancel(current)
+        if not cancelled:
+            return self._started(spec.job_id, spec.uid, current, row, now, raced=True)
+        self._own_gpus.forget(current.cluster, current.slurm_id)
+        return self._submit(spec, start)

@@ -44,6 +44,7 @@ class _Job:
     requeued: tuple[tuple[str, str], ...] = ()  # runs Slurm started, then requeued: Start, End
     gpus: int = 1  # the GPUs Slurm gives it (sacct's AllocTRES gres/gpu): its --gres's count
     unstarted: bool = False  # ended before it ever started (its owner's scancel while pending)
+    gres: str = "gpu:1"  # its GRES request (--gres, then scontrol update's Gres=)
 
 
 @dataclass
@@ -98,9 +99,10 @@ class FakeSlurm:
     def _sbatch(self, argv: Sequence[str], opts: dict[str, str]) -> CommandResult:
         slurm_id = str(100 + len(self.jobs))
         begin = opts.get("begin")
+        gres = opts.get("gres", "gpu:1")
         job = _Job(opts["job-name"], opts["partition"], start=begin or "N/A",
-                   node=opts.get("nodelist", ""),
-                   gpus=int(opts.get("gres", "gpu:1").rsplit(":", 1)[-1]))  # fmt: skip
+                   node=opts.get("nodelist", ""), gpus=int(gres.rsplit(":", 1)[-1]),
+                   gres=gres)  # fmt: skip
         if begin is None:
             job.state, job.reason = "RUNNING", "None"
         self.jobs[slurm_id] = job
@@ -169,7 +171,11 @@ class FakeSlurm:
     def _update(self, argv: Sequence[str]) -> CommandResult:
         fields = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("--"))
         job = self.jobs[fields["JobId"]]
-        job.partition, job.start = fields["Partition"], fields["StartTime"]
+        gres = fields.get("Gres", job.gres)
+        if gres.count(":") != job.gres.count(":"):  # typed to untyped or back: all refused
+            return CommandResult(1, "", "Invalid GRES specification (with and without type "
+                                 f"identification) for job {fields['JobId']}\n")  # fmt: skip
+        job.partition, job.start, job.gres = fields["Partition"], fields["StartTime"], gres
         if fields["StartTime"] == "now":  # Slurm starts it and prints its real start
             job.state, job.reason, job.start = "RUNNING", "None", self.ran[0]
         return CommandResult(0, "", "")
