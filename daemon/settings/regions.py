@@ -71,9 +71,11 @@ _GPU_OPTIONS = ("--gpus", "--gpus-per-node", "--gpus-per-socket", "--gpus-per-ta
 
 def _sets_gpus(option: str) -> bool:
     """Whether ``option`` asks GPUs: one of :data:`_GPU_OPTIONS`, or a ``--gpus-per-``
-    abbreviation of one (sbatch takes any unambiguous prefix), or ``-G`` (``-G2``; after
-    flags that take no value, ``-vG2``)."""
+    abbreviation of one (sbatch takes any unambiguous prefix), a ``--tres-per-task`` that
+    names ``gres/gpu``, or ``-G`` (``-G2``; after flags that take no value, ``-vG2``)."""
     name = re.split(r"[=\s]", option, maxsplit=1)[0]
+    if name.startswith("--tres-p") and "--tres-per-task".startswith(name):  # sbatch after 22.05
+        return "gres/gpu" in option
     if name.startswith("--"):
         return name in _GPU_OPTIONS or (
             name.startswith("--gpus-per-") and any(o.startswith(name) for o in _GPU_OPTIONS)

@@ -228,8 +228,9 @@ _SLURM_REGION = '[[regions]]\nname = "b"\nzone = "FR"\nexecutor = "slurm"\n\n[re
 
 @pytest.mark.parametrize(
     "option",
-    ["--gpus=2", "--gpus-per-node=1", "--gpus-per-n=1", "--gres=gpu:2", "-G2", "-G 2", "-vG1"],
-)
+    ["--gpus=2", "--gpus-per-node=1", "--gpus-per-n=1", "--gres=gpu:2", "-G2", "-G 2", "-vG1",
+     "--tres-per-task=gres/gpu:1", "--tres-per-t=cpu:2,gres/gpu:t4:1"],
+)  # fmt: skip
 def test_an_sbatch_option_that_asks_gpus_is_refused_at_its_line(
     tmp_path: Path, option: str
 ) -> None:
@@ -254,7 +255,8 @@ def test_sbatch_options_about_gpus_that_ask_none_are_kept(tmp_path: Path) -> Non
     """Options that only qualify the GPUs carbond asks (binding, memory or CPUs per GPU) or
     merely start like one (``--gres-flags``) are passed as they were."""
     options = ("--gres-flags=enforce-binding", "--gpu-bind=closest", "--mem-per-gpu=8G",
-               "--cpus-per-gpu=4", "--gpu-freq=high", "-v")  # fmt: skip
+               "--cpus-per-gpu=4", "--gpu-freq=high", "-v", "--tres-per-task=cpu:4",
+               "--acctg-freq=30", "-Aresearch")  # fmt: skip
     config = tmp_path / "kept.toml"
     listed = ", ".join(f'"{o}"' for o in options)
     config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = [{listed}]\n')
