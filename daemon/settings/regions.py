@@ -62,6 +62,12 @@ class SlurmRegionSettings(Section):
                     "its plan, updated in place when a plan moves the job; Slurm refuses the "
                     "job, or that update, with both): leave it out"
                 )
+            if _makes_array(option):
+                raise ValueError(
+                    f"{option!r} would make carbond's job a job array: carbond submits one "
+                    "Slurm job per request and follows it by its id or name, which array "
+                    "tasks are not found by: leave it out"
+                )
         return value
 
 
@@ -81,6 +87,15 @@ def _sets_gpus(option: str) -> bool:
             name.startswith("--gpus-per-") and any(o.startswith(name) for o in _GPU_OPTIONS)
         )
     return re.match(r"-[HIkOQsuVvW]*G", name) is not None
+
+
+def _makes_array(option: str) -> bool:
+    """Whether ``option`` is ``--array`` (or a prefix of it sbatch takes: ``--ar``) or
+    ``-a`` (``-a0-3``; after flags that take no value, ``-va0-3``)."""
+    name = re.split(r"[=\s]", option, maxsplit=1)[0]
+    if name.startswith("--"):
+        return len(name) > len("--a") and "--array".startswith(name)
+    return re.match(r"-[HIkOQsuVvW]*a", name) is not None
 
 
 class BatterySettings(Section):

@@ -251,6 +251,24 @@ def test_an_sbatch_option_that_asks_gpus_is_refused_at_its_line(
     ]
 
 
+@pytest.mark.parametrize("option", ["--array=0-3", "--array 0-3", "--ar=1,2", "-a0-3", "-va1"])
+def test_an_sbatch_option_that_makes_an_array_is_refused_at_its_line(
+    tmp_path: Path, option: str
+) -> None:
+    """A region whose ``sbatch_options`` gave ``--array`` loaded, and then each carbond job
+    was submitted as a job array, whose tasks carbond's lookup by id or name does not find.
+    Such an option is a settings problem now, at its line, saying why."""
+    config = tmp_path / "array.toml"
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = ["{option}"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [
+        f"{config}:8: regions.b.slurm.sbatch_options: {option!r} would make carbond's job a "
+        "job array: carbond submits one Slurm job per request and follows it by its id or "
+        "name, which array tasks are not found by: leave it out"
+    ]
+
+
 def test_sbatch_options_about_gpus_that_ask_none_are_kept(tmp_path: Path) -> None:
     """Options that only qualify the GPUs carbond asks (binding, memory or CPUs per GPU) or
     merely start like one (``--gres-flags``) are passed as they were."""
