@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -243,8 +244,15 @@ def _jobs(args: argparse.Namespace) -> int:
         _rejected(args, limit, offset, show_jobs=bool(states))
         if not states:
             return 0
-    with held_stdout(), _open(args) as ledger:  # closed before stdout is written (a pager)
-        unread = _unread(args, ledger, states)
+    state_dir = settings_from(args).state_dir
+    no_ledger = not (state_dir / LEDGER_NAME).is_file() and state_dir.is_dir()
+    unread = _unread(args, None, states) if no_ledger else []  # no daemon has started yet
+    if unread:  # else no ledger is the error _open gives
+        stderr_line("carbond: note: no ledger yet: no daemon has read the queue; the jobs "
+                    "listed are the submitted lines it will read")  # fmt: skip
+    # the ledger is closed before stdout is written (a pager)
+    with held_stdout(), nullcontext(None) if unread else _open(args) as ledger:
+        unread = unread or _unread(args, ledger, states)
         if args.json:
             _write_json(ledger, states, limit, offset, unread)
         else:
@@ -253,19 +261,19 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _unread(
-    args: argparse.Namespace, ledger: Ledger, states: Sequence[str]
+    args: argparse.Namespace, ledger: Ledger | None, states: Sequence[str]
 ) -> list[dict[str, Any]]:
     """The rows of the jobs submitted that the daemon has not read yet (``submitted``, after
     the ledger's: the daemon reads them next), where ``carbond status`` finds them; none when
     ``--state`` leaves them out. An id the ledger already has is not a job (the daemon drops
-    its line)."""
+    its line); with no ledger (no daemon has started) every one is."""
     if states and SUBMITTED not in states:
         return []
     state_dir, now = settings_from(args).state_dir, datetime.now(UTC)
     return [
         unread_row(job, now)
         for job in unread_jobs(state_dir, os.getuid(), now)
-        if ledger.job_owner(str(job.request.job_id)) is None
+        if ledger is None or ledger.job_owner(str(job.request.job_id)) is None
     ]
 
 
@@ -283,18 +291,23 @@ _JOB_COLUMNS = ("job_id", "name", "state", "user", "region", "gpu", "planned_sta
 
 
 def _print_page(
-    ledger: Ledger, states: Sequence[str], limit: int, offset: int, unread: list[dict[str, Any]]
+    ledger: Ledger | None,
+    states: Sequence[str],
+    limit: int,
+    offset: int,
+    unread: list[dict[str, Any]],
 ) -> None:
     """One page as a table, then the totals: how many match, by state, how to see more, and
     the grams over every matching job (the ledger's; ``unread``, the jobs not read yet, are
-    listed after its jobs and counted as ``submitted``)."""
-    now, kept = datetime.now(UTC), _ledger_states(states)
+    listed after its jobs and counted as ``submitted``; no ledger: those alone, no grams)."""
+    now = datetime.now(UTC)
+    kept = None if ledger is None else _ledger_states(states)
     rows = (
         []
-        if kept is None
+        if ledger is None or kept is None
         else [job_row(ledger, j, now) for j in ledger.iter_jobs(kept, limit, offset)]
     )
-    counts = {} if kept is None else ledger.counts_by_state()
+    counts = {} if ledger is None or kept is None else ledger.counts_by_state()
     shown = {s: n for s, n in counts.items() if not kept or s in kept}
     in_ledger = sum(shown.values())
     first = max(0, offset - in_ledger)
@@ -317,27 +330,28 @@ def _print_page(
         print(f"no jobs from --offset {offset:,}: {total:,} in all ({by_state or 'none'})")
     if limit and offset + len(rows) < total:
         print(f"more: --offset {offset + len(rows)} (--limit N for a bigger page, --json for all)")
-    if kept is not None:
+    if ledger is not None and kept is not None:
         print(_grams_line(ledger.grams_totals(kept)))
 
 
 def _write_json(
-    ledger: Ledger,
+    ledger: Ledger | None,
     states: Sequence[str],
     limit: int | None,
     offset: int,
     unread: list[dict[str, Any]],
 ) -> None:
     """A JSON array written one job at a time (into :func:`held_stdout`'s file: no job list is
-    held in memory), the ledger's jobs, then those not read yet (``unread``)."""
-    out, now, kept = sys.stdout, datetime.now(UTC), _ledger_states(states)
+    held in memory), the ledger's jobs, then those not read yet (``unread``; no ledger: those
+    alone)."""
+    out, now = sys.stdout, datetime.now(UTC)
+    kept = None if ledger is None else _ledger_states(states)
     separator, written = "[\n  ", 0
-    for job in [] if kept is None else ledger.iter_jobs(kept, limit, offset):
-        out.write(separator + json.dumps(clean_json(job_row(ledger, job, now)), default=str))
-        separator, written = ",\n  ", written + 1
-    if kept is None:
-        in_ledger = 0
-    else:
+    in_ledger = 0
+    if ledger is not None and kept is not None:
+        for job in ledger.iter_jobs(kept, limit, offset):
+            out.write(separator + json.dumps(clean_json(job_row(ledger, job, now)), default=str))
+            separator, written = ",\n  ", written + 1
         in_ledger = sum(n for s, n in ledger.counts_by_state().items() if not kept or s in kept)
     first = max(0, offset - in_ledger)
     for row in unread[first : None if limit is None else first + limit - written]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.statedir import LEDGER_NAME
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.cli.cli_run import run_cli
 from tests.daemon.helpers import append, job_line, make_service
@@ -74,3 +75,32 @@ def test_jobs_lists_the_jobs_the_daemon_has_not_read_yet(
     assert [line.split("|")[1].strip() for line in out.splitlines()
             if line.startswith("| new")] == ["new2"]  # fmt: skip
     assert "jobs 3-3 of 3" in out, out
+
+
+def test_jobs_lists_the_unread_jobs_before_any_daemon_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No ledger at all (no daemon has started with this state dir): ``jobs`` exited 2 'no
+    ledger' though ``status ID`` found each job submitted; it lists them now, saying why on
+    stderr, and keeps the error where there is nothing unread to list."""
+    state = str(tmp_path)
+    code, _, err = run_cli(capsys, "jobs", "--state-dir", state)
+    assert code == 2 and "no ledger" in err, err  # nothing submitted: as before
+    for job_id in ("a1", "a2"):
+        assert run_cli(capsys, "submit", "--state-dir", state, "--id", job_id,
+                       "--model", "llama-1b", "--", "true")[0] == 0  # fmt: skip
+    assert not (tmp_path / LEDGER_NAME).exists()
+
+    code, out, err = run_cli(capsys, "jobs", "--state-dir", state, "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [(r["job_id"], r["state"]) for r in rows] == [("a1", "submitted"), ("a2", "submitted")]
+    assert "no daemon has read the queue" in err, err
+    code, out, err = run_cli(capsys, "jobs", "--state-dir", state)
+    assert code == 0, err
+    assert "jobs 1-2 of 2 (submitted 2)" in out and "total over" not in out, out
+    code, out, _ = run_cli(capsys, "jobs", "--state-dir", state, "--offset", "1", "--json")
+    assert code == 0 and [r["job_id"] for r in json.loads(out)] == ["a2"]
+
+    code, _, err = run_cli(capsys, "jobs", "--state-dir", state, "--state", "running")
+    assert code == 2 and "no ledger" in err, err  # none of the states asked for is unread
