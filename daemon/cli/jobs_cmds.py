@@ -30,7 +30,7 @@ from daemon.cli.output import (
 )
 from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
-from daemon.cli.submit_checks import resolve_program, submit_warnings, workdir
+from daemon.cli.submit_checks import resolve_program, submit_warnings, unread_duplicate, workdir
 from daemon.cli.submit_file import name_file_fields, read_job_file
 from daemon.cli.unread import unread_jobs
 from daemon.errors import UsageError
@@ -157,6 +157,8 @@ def _submit(args: argparse.Namespace) -> int:
     if parsed.job_id:
         _refuse_existing_id(settings, parsed.job_id, os.getuid())
     request = parsed if parsed.job_id else parsed.with_id(new_job_id())
+    if parsed.job_id:
+        warnings += unread_duplicate(settings.state_dir, parsed.job_id, os.getuid())
     warnings += submit_warnings(settings, request, datetime.now(UTC), config_path(args.config))
     target = append_own_line(settings, request.to_json())
     if args.json:

@@ -4,7 +4,8 @@ It fills in the job's working directory (:func:`workdir`) and resolves a bare pr
 caller's ``PATH`` (:func:`resolve_program`). It warns at once, instead of letting the daemon fail
 the job later (:func:`submit_warnings`), about a deadline already past, a config with no region
 at all (no daemon of it can run the job), a job that fits none of the configured GPUs (with the
-numbers), or a deadline the fastest configured GPU cannot meet.
+numbers), or a deadline the fastest configured GPU cannot meet, and about an ``--id`` an
+unread line of the caller's queue file already has (:func:`unread_duplicate`).
 Warnings only: the line is still appended (the configuration may change before the daemon
 plans it)."""
 
@@ -18,17 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from daemon.catalog import gpu_catalog
+from daemon.cli.unread import unread_job
 from daemon.errors import UsageError
 from daemon.executors import jobfiles
 from daemon.executors.workdir import workdir_problem
 from daemon.inventory import build_inventory
+from daemon.ledger import LedgerError
 from daemon.planning import request_spec
+from daemon.queue import QueueError
 from daemon.queue.job_request import JobRequest
 from daemon.settings import Settings
 from policies import Device
 from policies.candidates import device_groups, estimate_on, unfit_reason
 
-__all__ = ["resolve_program", "submit_warnings", "workdir"]
+__all__ = ["resolve_program", "submit_warnings", "unread_duplicate", "workdir"]
 
 
 def submit_warnings(
@@ -77,6 +81,25 @@ def submit_warnings(
                 "miss it"
             )
     return warnings
+
+
+def unread_duplicate(state_dir: Path, job_id: str, uid: int) -> list[str]:
+    """A warning when the caller's queue file already holds a job line with ``job_id`` that
+    the daemon has not read yet: it reads that one and ignores the new line (the same id again
+    is, by design, a resubmission). None when the file cannot be read: the append says why."""
+    try:
+        found = unread_job(state_dir, job_id, uid)
+    except (QueueError, LedgerError):
+        return []
+    if found is None:
+        return []
+    path, lines = found
+    cancel = "; a cancel for it follows there too" if lines.cancel else ""
+    return [
+        f"an unread line of {path} already has id {job_id!r}: the daemon will read that job "
+        f"and ignore this one (a resubmission){cancel}; see `carbond status {job_id}`, or "
+        "choose another --id"
+    ]
 
 
 def _devices(settings: Settings, regions: Sequence[str], need: int) -> tuple[list[Device], str]:

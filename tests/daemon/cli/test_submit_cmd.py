@@ -302,3 +302,31 @@ def test_submit_refuses_an_id_that_exists_and_says_whose(
     assert code == 2
     assert "job id 'mine' already exists: it is yours (running)" in err
     assert (tmp_path / "queue.jsonl").read_bytes() == before  # nothing appended
+
+
+def test_submit_warns_when_an_unread_line_already_has_the_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--id X`` again while the first line with X is still unread (the daemon is down): the
+    second line was appended silently, and the daemon ignores it; submit says so now (stderr
+    and ``--json``'s ``warnings``), still appending it and exiting 0 (a resubmission)."""
+    state = str(tmp_path)
+    submit = ("submit", "--state-dir", state, "--model", "llama-1b")
+    code, _, err = run_cli(capsys, *submit, "--id", "dup", "--", "true")
+    assert code == 0 and "already has id" not in err, err
+    code, out, err = run_cli(capsys, *submit, "--id", "other", "--json", "--", "true")
+    assert code == 0, err  # another id: nothing to say about it
+    assert not [w for w in json.loads(out)["warnings"] if "already has id" in w]
+
+    code, out, err = run_cli(capsys, *submit, "--id", "dup", "--json", "--", "false")
+    assert code == 0, err
+    [warning] = [w for w in json.loads(out)["warnings"] if "already has id" in w]
+    queue = tmp_path / "queue.jsonl"
+    assert f"an unread line of {queue} already has id 'dup'" in warning
+    assert "ignore this one" in warning
+    assert "already has id 'dup'" in err and "warning:" in err, err
+    assert [line["id"] for line in _queue_lines(tmp_path)] == ["dup", "other", "dup"]
+
+    assert run_cli(capsys, "cancel", "dup", "--state-dir", state)[0] == 0
+    code, _, err = run_cli(capsys, *submit, "--id", "dup", "--", "true")
+    assert code == 0 and "a cancel for it follows there too" in err, err
