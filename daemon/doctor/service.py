@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Literal
 
+from daemon.doctor.port_holder import describe_holder, port_holder
 from daemon.errors import DaemonError
 from daemon.executors.slurm import SlurmExecutor
 from daemon.ledger.privacy import open_to_others
@@ -27,7 +28,9 @@ _PROBE_TIMEOUT_S = 2.0
 
 def metrics_port_status(settings: Settings) -> tuple[Literal["pass", "fail", "skip"], str]:
     """``("pass" | "fail" | "skip", detail)`` for ``metrics.port``: free, served by a running
-    carbond (its ``/metrics`` has carbond's series), or held by something else: ``carbond run``
+    carbond (its ``/metrics`` has carbond's series), or held by something else, named where
+    ``/proc`` says (:mod:`daemon.doctor.port_holder`: the pid and its name; another user's
+    process to root alone, else its uid; until 2026-12-07 only "another program"): ``carbond run``
     then logs ``metrics_unavailable`` and runs without ``/metrics`` (until 2026-12-07 this
     detail still said it would stop at start, as it once did)."""
     port = settings.metrics.port
@@ -43,7 +46,7 @@ def metrics_port_status(settings: Settings) -> tuple[Literal["pass", "fail", "sk
         if _serves_carbond(port):
             return "pass", f"{address}: served by a running carbond"
         return "fail", (
-            f"{address}: cannot listen ({exc.strerror}); another program holds it: "
+            f"{address}: cannot listen ({exc.strerror}); {describe_holder(port_holder(port))}: "
             "`carbond run` would run without /metrics (it logs metrics_unavailable; set "
             "metrics.port to a free port, or 0 for no endpoint)"
         )
