@@ -37,6 +37,7 @@ from daemon.settings import (
     SlurmRegionSettings,
     config_path,
     load_settings,
+    refuse_shared_local_gpus,
 )
 from daemon.statedir import LEDGER_NAME, ensure_safe_state_dir, lock_state_dir
 from daemon.supervision.loop import Intervals, ServiceLoop, Steps
@@ -82,11 +83,19 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     overrides = _overrides(args)
-    settings = load_settings(args.config, **overrides)
+    settings = _load(args.config, overrides)
     if problem := missing_regions(settings, config_path(args.config)):
         raise UsageError(problem)
     _configure_logging(settings)
-    return run_daemon(settings, lambda: load_settings(args.config, **overrides))
+    return run_daemon(settings, lambda: _load(args.config, overrides))
+
+
+def _load(config: Path | None, overrides: dict[str, Any]) -> Settings:
+    """The settings, at start and on each SIGHUP: ``load_settings`` and what only a daemon
+    that starts jobs refuses (two local regions on one GPU of this node: ConfigError)."""
+    settings = load_settings(config, **overrides)
+    refuse_shared_local_gpus(settings)
+    return settings
 
 
 def missing_regions(settings: Settings, config: Path | None) -> str | None:

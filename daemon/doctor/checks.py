@@ -1,8 +1,9 @@
 """``carbond doctor``'s checks: each returns one pass/fail/skip line, nothing raises.
 
-Checks, in order: ``config`` (the settings load and every region's site builds: its measured
-CSVs read, its zone its own), ``state_dir``, ``ledger``, ``policy``, ``gpus`` (regions and
-their devices; two local regions on one GPU: :mod:`daemon.doctor.local_gpus`), ``nvml``
+Checks, in order: ``config`` (the settings load, as ``carbond run`` loads them: no two local
+regions on one GPU of this node, :mod:`daemon.settings.local_gpus`; and every region's site
+builds: its measured CSVs read, its zone its own), ``state_dir``, ``ledger``, ``policy``,
+``gpus`` (regions and their devices), ``nvml``
 (through the GPU backend when this build has one), ``slurm`` (each
 ``executor = "slurm"`` region's partition asked as ``carbond run`` asks it), ``signals`` (each
 zone's intensity source, whether an Electricity Maps token is set, never its value, and
@@ -32,7 +33,6 @@ from typing import Literal
 
 from daemon.assemble import build_slurm_executor
 from daemon.doctor.cgroup import describe_cgroup
-from daemon.doctor.local_gpus import shared_local_gpus
 from daemon.doctor.running_daemon import describe_health
 from daemon.doctor.service import (
     cache_dir_problem,
@@ -47,7 +47,13 @@ from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
 from daemon.queue.resume import resume
-from daemon.settings import ConfigError, Settings, config_path, load_settings
+from daemon.settings import (
+    ConfigError,
+    Settings,
+    config_path,
+    load_settings,
+    refuse_shared_local_gpus,
+)
 from daemon.sites import SiteConfigError, sites_of
 from daemon.statedir import LEDGER_NAME, state_dir_problems
 from forecasts import ForecastsError, SeriesCache, SignalChain
@@ -74,6 +80,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
     """Every check, for the settings ``config`` (and ``overrides``) would give."""
     try:
         settings = load_settings(config, **overrides)
+        refuse_shared_local_gpus(settings)  # as `carbond run` refuses them
     except ConfigError as exc:
         skipped = "needs a valid config"
         names = ("state_dir", "ledger", "policy", "gpus", "nvml", "slurm", "signals", "metrics",
@@ -211,8 +218,6 @@ def _check_gpus(settings: Settings) -> Check:
         declared = [r for r in settings.regions if r.name in empty and r.gpus != "discover"]
         if declared or _gpu_module() is None:
             return Check("gpus", "fail", f"{detail}; no GPU in: {', '.join(empty)}")
-    if shared := shared_local_gpus(settings.regions):
-        return Check("gpus", "fail", f"{detail}; {shared}")
     return Check("gpus", "pass", detail)
 
 

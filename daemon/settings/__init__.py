@@ -36,6 +36,7 @@ from daemon.settings.executors import (
     SimulatedExecutorSettings,
     SlurmExecutorSettings,
 )
+from daemon.settings.local_gpus import shared_local_gpus
 from daemon.settings.problems import problem_line, unparsable_line
 from daemon.settings.regions import (
     BatterySettings,
@@ -90,6 +91,7 @@ __all__ = [
     "config_path",
     "config_problem",
     "load_settings",
+    "refuse_shared_local_gpus",
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/carbond/carbond.toml")
@@ -332,3 +334,19 @@ def config_problem(settings: Settings, loc: tuple[int | str, ...], message: str)
     path, text = settings._source, settings._source_text
     where = str(path) if path is not None else "settings"
     return problem_line(loc, message, where, Settings, text, region_names(_parsed(text)))
+
+
+def refuse_shared_local_gpus(settings: Settings) -> None:
+    """Refuse ``settings`` whose ``local`` regions claim one GPU of this node
+    (:mod:`daemon.settings.local_gpus`): what ``carbond run`` checks at start and on SIGHUP,
+    and ``carbond doctor``'s config line with it. Only there: the other commands start no
+    process, and read local regions as places to price and plan (``estimate --zone``,
+    ``submit``'s fit check).
+
+    Raises:
+        ConfigError: one line naming the file, the second local region's ``[[regions]]`` line
+            (or its ``CARBOND_REGIONS``) and why.
+    """
+    if (found := shared_local_gpus(settings.regions)) is not None:
+        position, why = found
+        raise ConfigError([config_problem(settings, ("regions", position), why)])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,36 @@ def test_run_without_regions_refuses_to_start(
         "carbond.example.toml\n"
     )
     assert not (tmp_path / "ledger.db").exists()  # refused before touching the state dir
+
+
+def test_run_refuses_two_local_regions_on_one_gpu_of_this_node(tmp_path: Path) -> None:
+    """``carbond run`` started them, planning qc's T4 and ca's first GPU as two while both
+    regions' jobs ran on this node's GPU 0 at once; doctor alone said so. It now refuses the
+    config at the second local region's ``[[regions]]`` line, before the state dir."""
+    config = _config(
+        tmp_path,
+        REGION + '[[regions]]\nname = "sim"\nzone = "DE"\nexecutor = "simulated"\n'
+        'gpus = ["T4"]\n[[regions]]\nname = "ca"\nzone = "US-CAL-CISO"\n'
+        'gpus = ["RTX6000-Ada", "RTX6000-Ada"]\n',
+    )
+    line = config.read_text().splitlines().index('name = "ca"')  # the [[regions]] above it
+    # a process, so that a daemon that starts fails the test instead of running on
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "NOTIFY_SOCKET": ""},
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"carbond: error: invalid configuration:\n  {config}:{line}: regions.ca: local regions "
+        "claim the same GPU of this node (list position = CUDA index): GPU 0: qc, ca; each job "
+        "of either would run on it, two at once, planned and charged as separate GPUs: give "
+        "each GPU of this node to one local region (a region elsewhere runs on slurm)\n"
+    )
+    assert not (tmp_path / "ledger.db").exists()
 
 
 def test_a_reload_without_regions_is_refused_too() -> None:

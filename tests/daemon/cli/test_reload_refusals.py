@@ -46,6 +46,17 @@ gpus = ["T4"]
 [regions.site]
 pv_csv = "{csv}"
 """
+TWO_LOCAL_REGIONS = """
+[[regions]]
+name = "a"
+zone = "DE"
+executor = "local"
+gpus = ["T4"]
+[[regions]]
+name = "b"
+zone = "FR"
+gpus = ["L4"]
+"""
 SLURM_REGION = """
 [[regions]]
 name = "cluster"
@@ -67,13 +78,23 @@ DEADLINE_S = 300.0
 
 
 def _wait_for(
-    log: Path, event: str, count: int, timeout_s: float = DEADLINE_S
+    log: Path,
+    event: str,
+    count: int,
+    timeout_s: float = DEADLINE_S,
+    *,
+    taken_instead: str | None = None,
 ) -> list[dict[str, Any]]:
+    """The first ``count`` ``event`` lines of ``log``, waiting for them; fails at once when
+    ``taken_instead`` (the event of what should not happen) is logged."""
     end = time.monotonic() + timeout_s
     while True:
-        found = [e for e in _events(log) if e["event"] == event]
+        events = _events(log)
+        found = [e for e in events if e["event"] == event]
         if len(found) >= count:
             return found
+        if taken_instead is not None and any(e["event"] == taken_instead for e in events):
+            raise AssertionError(f"{taken_instead} instead of {event} in {log.read_text()}")
         if time.monotonic() > end:
             raise AssertionError(f"no {count}x {event} in {log.read_text()}")
         time.sleep(0.05)
@@ -107,6 +128,18 @@ def test_a_reload_the_running_daemon_cannot_wire_is_rejected_saying_why(tmp_path
             "regions cluster: a region on Slurm is set up when carbond starts; "
             "restart carbond to add one"
         ]
+
+        # two local regions on this node's GPU 0 (b's executor the default): a reload took them
+        config.write_text(CONFIG.format(state=tmp_path / "state") + TWO_LOCAL_REGIONS)
+        proc.send_signal(signal.SIGHUP)
+        third = _wait_for(log, "reload_rejected", 3, taken_instead="reload_settings")[2]
+        line = config.read_text().splitlines().index('name = "b"')  # b's [[regions]] above
+        assert third["problems"] == [
+            f"{config}:{line}: regions.b: local regions claim the same GPU of this node (list "
+            "position = CUDA index): GPU 0: a, b; each job of either would run on it, two at "
+            "once, planned and charged as separate GPUs: give each GPU of this node to one "
+            "local region (a region elsewhere runs on slurm)"
+        ]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=DEADLINE_S) == 0
     finally:
@@ -115,6 +148,7 @@ def test_a_reload_the_running_daemon_cannot_wire_is_rejected_saying_why(tmp_path
             proc.wait()
     events = [e["event"] for e in _events(log)]
     assert "reload_failed" not in events and "reload_applied" not in events
+    assert "reload_settings" not in events
     assert "Traceback" not in log.read_text()
 
 

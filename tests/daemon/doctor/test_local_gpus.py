@@ -1,4 +1,5 @@
-"""``carbond doctor``'s ``gpus`` line fails when two local regions claim one GPU of this node."""
+"""``carbond doctor``'s ``config`` line fails when two local regions claim one GPU of this node
+(as ``carbond run`` refuses them), and its ``gpus`` line passes one local region."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ from daemon.doctor.checks import run_checks
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _gpus_line(tmp_path: Path, regions: str) -> tuple[str, str]:
+def _config(tmp_path: Path, regions: str) -> Path:
     config = tmp_path / "carbond.toml"
     config.write_text(f'state_dir = "{tmp_path / "state"}"\n[metrics]\nport = 0\n{regions}')
-    [gpus] = [c for c in run_checks(config, datetime.now(UTC)) if c.name == "gpus"]
-    return gpus.status, gpus.detail
+    return config
+
+
+def _line(tmp_path: Path, regions: str, name: str) -> tuple[str, str]:
+    checks = run_checks(_config(tmp_path, regions), datetime.now(UTC))
+    [line] = [c for c in checks if c.name == name]
+    return line.status, line.detail
 
 
 def _region(name: str, zone: str, gpus: str, executor: str = "local") -> str:
@@ -50,12 +56,21 @@ def _example_gpus_line(tmp_path: Path) -> tuple[str, str]:
          "local regions a (discover: every GPU of this node) and b claim the same GPUs"),
     ],
 )  # fmt: skip
-def test_local_regions_sharing_a_gpu_fail(tmp_path: Path, regions: str, shared: str) -> None:
-    status, detail = _gpus_line(tmp_path, regions)
+def test_local_regions_sharing_a_gpu_fail_the_config_as_carbond_run_refuses_it(
+    tmp_path: Path, regions: str, shared: str
+) -> None:
+    """Doctor's gpus line failed them while ``carbond run`` started them: the config line now
+    fails with run's own refusal, at the second region's ``[[regions]]`` line."""
+    status, detail = _line(tmp_path, regions, "config")
 
-    assert status == "fail" and shared in detail, detail
+    text = (tmp_path / "carbond.toml").read_text().splitlines()
+    second = text.index('name = "b"')  # b's [[regions]], the line above (1-based)
+    assert status == "fail", detail
+    assert detail.startswith(f"{tmp_path / 'carbond.toml'}:{second}: regions.b: "), detail
+    assert shared in detail
     assert detail.endswith("give each GPU of this node to one local region (a region elsewhere "
                            "runs on slurm)")  # fmt: skip
+    assert _line(tmp_path, regions, "gpus") == ("skip", "needs a valid config")
 
 
 @pytest.mark.parametrize(
@@ -67,6 +82,6 @@ def test_local_regions_sharing_a_gpu_fail(tmp_path: Path, regions: str, shared: 
     ],
 )
 def test_one_local_region_or_others_elsewhere_pass(tmp_path: Path, regions: str) -> None:
-    status, detail = _gpus_line(tmp_path, regions)
-
-    assert status == "pass", detail
+    for name in ("config", "gpus"):
+        status, detail = _line(tmp_path, regions, name)
+        assert status == "pass", detail
