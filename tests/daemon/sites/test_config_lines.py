@@ -16,6 +16,7 @@ from daemon.replay.errors import ReplayInputError
 from daemon.settings import load_settings
 from daemon.sites import SiteConfigError, sites_of
 
+# sf simulated: two local regions would share this node's GPU 0, which `carbond run` refuses
 CONFIG = """state_dir = "{state}"
 
 [[regions]]
@@ -27,6 +28,7 @@ gpus = ["T4"]
 name = "sf"
 zone = "US-CAL-CISO"
 gpus = ["T4"]
+executor = "simulated"
 
 [regions.site]
 other_load_w = 100.0
