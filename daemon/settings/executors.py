@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from daemon.settings.job_limits import JobLimitsSettings
-from daemon.settings.sections import MAX_DURATION_S, Section
+from daemon.settings.sections import MAX_DURATION_S, Section, absolute_dir, path_given
 
 __all__ = [
     "ExecutorSettings",
@@ -78,21 +78,12 @@ class SlurmExecutorSettings(Section):
     @field_validator("bin_dir", mode="before")
     @classmethod
     def _bin_dir_given(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():  # Path("") is the working directory
-            raise ValueError("must not be empty (leave it out to find the Slurm commands on PATH)")
-        return value
+        return path_given(value, "leave it out to find the Slurm commands on PATH")
 
     @field_validator("bin_dir")
     @classmethod
     def _absolute_bin_dir(cls, value: Path | None) -> Path | None:
-        # As signals.cache_dir: the daemon runs from / (systemd), so a relative directory
-        # named another one there than in the shell where doctor found scontrol in it.
-        if value is not None and not value.is_absolute():
-            raise ValueError(
-                f"must be an absolute path, got {str(value)!r}: the daemon runs from /, where "
-                "a relative one names another directory"
-            )
-        return value
+        return absolute_dir(value)  # where doctor found scontrol, the daemon must too
 
 
 class ExecutorSettings(Section):

@@ -44,9 +44,11 @@ __all__ = [
     "RecalibrationSettings",
     "Section",
     "SignalsSettings",
+    "absolute_dir",
     "error_at",
     "errors_at",
     "known_gpu",
+    "path_given",
 ]
 
 
@@ -126,21 +128,12 @@ class SignalsSettings(Section):
     @field_validator("cache_dir", mode="before")
     @classmethod
     def _cache_dir_given(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():  # Path("") is the working directory
-            raise ValueError("must not be empty (leave it out for <state_dir>/cache/intensity)")
-        return value
+        return path_given(value, "leave it out for <state_dir>/cache/intensity")
 
     @field_validator("cache_dir")
     @classmethod
     def _absolute_cache_dir(cls, value: Path | None) -> Path | None:
-        # The daemon runs from / (systemd): a relative directory named another one there than
-        # in the shell where doctor checked it could be written.
-        if value is not None and not value.is_absolute():
-            raise ValueError(
-                f"must be an absolute path, got {str(value)!r}: the daemon runs from /, where "
-                "a relative one names another directory"
-            )
-        return value
+        return absolute_dir(value)
 
 
 class GpuSettings(Section):
@@ -167,6 +160,25 @@ class GpuSettings(Section):
         for name in value:
             known_gpu(name)
         return value
+
+
+def path_given(value: Any, hint: str) -> Any:
+    """``value`` unless it is an empty or blank string (``Path("")`` is the working directory):
+    then a ValueError saying it must not be empty (``hint``: what to do instead)."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(f"must not be empty ({hint})")
+    return value
+
+
+def absolute_dir(value: Path | None) -> Path | None:
+    """``value`` unless it is relative: the daemon runs from / (systemd), so a relative
+    directory names another one there than in the shell where doctor checked it."""
+    if value is not None and not value.is_absolute():
+        raise ValueError(
+            f"must be an absolute path, got {str(value)!r}: the daemon runs from /, where "
+            "a relative one names another directory"
+        )
+    return value
 
 
 def known_gpu(name: str) -> None:
