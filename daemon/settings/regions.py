@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from daemon.settings.sbatch_options import refusal
 from daemon.settings.sections import Section, error_at
 
 __all__ = [
@@ -40,7 +41,8 @@ class SlurmRegionSettings(Section):
     ``gres`` is the GRES name of its GPUs (``--gres=<gres>:N``); ``gpu_types`` maps a GRES type
     (``t4`` in ``gpu:t4:2``) to a GPU catalog name where the names differ by more than case;
     ``sbatch_options`` are passed to ``sbatch`` as they are (each one whole option, e.g.
-    ``"--mem=16G"``)."""
+    ``"--mem=16G"``), after carbond's own; one that would replace what carbond sets or
+    relies on is refused (:mod:`daemon.settings.sbatch_options`)."""
 
     partition: str = Field(min_length=1, pattern=_SLURM_NAME)
     cluster: str | None = Field(default=None, pattern=_SLURM_NAME)
@@ -52,50 +54,12 @@ class SlurmRegionSettings(Section):
 
     @field_validator("sbatch_options")
     @classmethod
-    def _whole_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _whole_options(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        account, qos = info.data.get("account") is not None, info.data.get("qos") is not None
         for option in value:
-            if not option.startswith("-") or "\n" in option:
-                raise ValueError(f"each sbatch option must be one whole option, got {option!r}")
-            if _sets_gpus(option):
-                raise ValueError(
-                    f"{option!r} sets the job's GPUs, which carbond asks itself (--gres from "
-                    "its plan, updated in place when a plan moves the job; Slurm refuses the "
-                    "job, or that update, with both): leave it out"
-                )
-            if _makes_array(option):
-                raise ValueError(
-                    f"{option!r} would make carbond's job a job array: carbond submits one "
-                    "Slurm job per request and follows it by its id or name, which array "
-                    "tasks are not found by: leave it out"
-                )
+            if (why := refusal(option, account=account, qos=qos)) is not None:
+                raise ValueError(why)
         return value
-
-
-# sbatch's options that set a job's GPUs: carbond's own --gres=<gres>:N is the job's request
-_GPU_OPTIONS = ("--gpus", "--gpus-per-node", "--gpus-per-socket", "--gpus-per-task", "--gres")
-
-
-def _sets_gpus(option: str) -> bool:
-    """Whether ``option`` asks GPUs: one of :data:`_GPU_OPTIONS`, or a ``--gpus-per-``
-    abbreviation of one (sbatch takes any unambiguous prefix), a ``--tres-per-task`` that
-    names ``gres/gpu``, or ``-G`` (``-G2``; after flags that take no value, ``-vG2``)."""
-    name = re.split(r"[=\s]", option, maxsplit=1)[0]
-    if name.startswith("--tres-p") and "--tres-per-task".startswith(name):  # sbatch after 22.05
-        return "gres/gpu" in option
-    if name.startswith("--"):
-        return name in _GPU_OPTIONS or (
-            name.startswith("--gpus-per-") and any(o.startswith(name) for o in _GPU_OPTIONS)
-        )
-    return re.match(r"-[HIkOQsuVvW]*G", name) is not None
-
-
-def _makes_array(option: str) -> bool:
-    """Whether ``option`` is ``--array`` (or a prefix of it sbatch takes: ``--ar``) or
-    ``-a`` (``-a0-3``; after flags that take no value, ``-va0-3``)."""
-    name = re.split(r"[=\s]", option, maxsplit=1)[0]
-    if name.startswith("--"):
-        return len(name) > len("--a") and "--array".startswith(name)
-    return re.match(r"-[HIkOQsuVvW]*a", name) is not None
 
 
 class BatterySettings(Section):

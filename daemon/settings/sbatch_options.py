@@ -1,0 +1,172 @@
+"""Which ``sbatch_options`` of a ``[regions.slurm]`` table carbond refuses, and why.
+
+carbond's own ``sbatch`` options come first and a region's ``sbatch_options`` after them
+(``daemon.executors.slurm.commands.sbatch_argv``), so sbatch takes the region's where both
+give one: such an option would replace what carbond sets (its job name, start, output files,
+partition, node...) or change what carbond relies on from sbatch (an answer that is the job's
+id, a job that starts when released). It is refused when the config is read, in each spelling
+sbatch reads: long (``--begin=now``, ``--begin now``), an abbreviation sbatch takes
+(``--beg``), short (``-bnow``, ``-b now``) or after short flags that take no value
+(``-vHb``). What sbatch 22.05 takes was read from its own answers (``sbatch --p``: "ambiguous;
+possibilities: '--parsable' '--partition' ..."); no sbatch option that carbond lets through is
+the abbreviation of one it refuses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["refusal"]
+
+# sbatch's short options that take no value (Slurm 22.05's, and salloc's -I and -u): in one
+# word (``-vH``) the letter after one of them is another option; after any other letter the
+# rest of the word is that option's value (``-Jname-H`` is a job named ``name-H``)
+_NO_VALUE = frozenset("HIkOQsuVvWh")
+# sbatch's options that set a job's GPUs: carbond's own --gres=<gres>:N is the job's request
+_GPU_OPTIONS = ("--gpus", "--gpus-per-node", "--gpus-per-socket", "--gpus-per-task", "--gres")
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """An sbatch option carbond refuses: its long name, short letter (empty: none), why, and
+    whether carbond sets it itself (else carbond's jobs cannot be submitted with it)."""
+
+    long: str
+    short: str
+    why: str
+    sets: bool = True
+
+
+_REFUSED = (
+    _Refused("parsable", "", "its answer is read as the job's Slurm id"),
+    _Refused("job-name", "J", "carbond-<job id>, by which a restarted carbond finds the job"),
+    _Refused("begin", "b", "the job's planned start, moved by each new plan"),
+    _Refused("output", "o", "the job's .out in carbond's log dir, read back for why it exited"),
+    _Refused("error", "e", "the job's .err in carbond's log dir, read back for why it exited"),
+    _Refused("partition", "p", "from partition in this table"),
+    _Refused("clusters", "M", "from cluster in this table"),
+    _Refused("cluster", "", "from cluster in this table"),
+    _Refused("nodes", "N", "one node: a job's planned GPUs are on one node"),
+    _Refused("nodelist", "w", "the node of the job's planned GPUs"),
+    _Refused("nodefile", "F", "the node of the job's planned GPUs, as --nodelist"),
+    _Refused("chdir", "D", "the job's own working directory"),
+    _Refused("export", "", "ALL: the environment carbond builds for the job"),
+    _Refused("comment", "", "the job's name, shown in squeue"),
+    _Refused("hold", "H", "a held job does not start when carbond releases it", sets=False),
+    _Refused("wait", "W", "sbatch would not answer until the job ended", sets=False),
+    _Refused("quiet", "Q", "sbatch would not print the job's id", sets=False),
+    _Refused("test-only", "", "sbatch would submit no job", sets=False),
+    _Refused("help", "h", "sbatch would submit no job", sets=False),
+    _Refused("usage", "", "sbatch would submit no job", sets=False),
+    _Refused("version", "V", "sbatch would submit no job", sets=False),
+    _Refused("wrap", "", "the job is carbond's batch script, on sbatch's input", sets=False),
+    _Refused("uid", "", "sbatch runs as the job's owner, whose job it is", sets=False),
+    _Refused("gid", "", "sbatch runs as the job's owner, whose job it is", sets=False),
+    _Refused(
+        "dependency",
+        "d",
+        "a released job would wait for it, pending, and be taken back and planned again",
+        sets=False,
+    ),
+)
+# carbond sets these only where the table sets them (account, qos): refused only then
+_FROM_TABLE = (_Refused("account", "A", "from account in this table"),
+               _Refused("qos", "q", "from qos in this table"))  # fmt: skip
+
+
+def refusal(option: str, *, account: bool = False, qos: bool = False) -> str | None:
+    """Why ``option`` (one of a region's ``sbatch_options``) is refused, or None when sbatch
+    may have it. ``account``, ``qos``: whether the table sets them (then ``--account``,
+    ``--qos`` would replace them)."""
+    name = re.split(r"[=\s]", option, maxsplit=1)[0]
+    if not option.startswith("-") or "\n" in option or name == "-":
+        return f"each sbatch option must be one whole option, got {option!r}"
+    if name == "--":
+        return (
+            "'--' ends sbatch's options: the options after it would be read as the batch "
+            "script and its arguments: leave it out"
+        )
+    if _sets_gpus(name, option):
+        return (
+            f"{option!r} sets the job's GPUs, which carbond asks itself (--gres from its "
+            "plan, updated in place when a plan moves the job; Slurm refuses the job, or that "
+            "update, with both): leave it out"
+        )
+    if _makes_array(name):
+        return (
+            f"{option!r} would make carbond's job a job array: carbond submits one Slurm job "
+            "per request and follows it by its id or name, which array tasks are not found "
+            "by: leave it out"
+        )
+    return _carbonds(option, name, account=account, qos=qos)
+
+
+def _carbonds(option: str, name: str, *, account: bool, qos: bool) -> str | None:
+    """Why ``option`` (its word up to ``=`` or a space: ``name``) is refused as one of
+    :data:`_REFUSED` (or of :data:`_FROM_TABLE` where the table sets it), or None."""
+    refused = _REFUSED + tuple(r for r, on in zip(_FROM_TABLE, (account, qos), strict=True) if on)
+    found = _refused_in(name, refused)
+    if not found:
+        return None
+    if len(found) > 1:  # an abbreviation of more than one: sbatch refuses it as ambiguous
+        return (
+            f"{option!r} abbreviates more than one sbatch option ("
+            f"{', '.join(_spelled(r) for r in found)}), and carbond refuses "
+            f"{_spelled(found[0])}: leave it out"
+        )
+    [one] = found
+    what = "which carbond sets itself" if one.sets else "which carbond's jobs cannot take"
+    verb = "abbreviates" if name.startswith("--") and name != f"--{one.long}" else "gives"
+    return f"{option!r} {verb} sbatch's {_spelled(one)}, {what} ({one.why}): leave it out"
+
+
+def _refused_in(name: str, refused: tuple[_Refused, ...]) -> list[_Refused]:
+    """The refused options ``name`` (an option word up to its ``=`` or space) gives: a long
+    name or a prefix of one (sbatch takes any unambiguous prefix), or the first short letter
+    sbatch reads in it (:func:`_letters`) that is refused."""
+    if name.startswith("--"):
+        given = name[2:]
+        if not given:
+            return []
+        exact = [r for r in refused if r.long == given]
+        return exact or [r for r in refused if r.long.startswith(given)]
+    by_letter = {r.short: r for r in refused if r.short}
+    return [by_letter[letter] for letter in _letters(name) if letter in by_letter][:1]
+
+
+def _letters(name: str) -> str:
+    """The short options sbatch reads in ``name`` (``-vJx``: ``vJ``): each letter up to and
+    with the first that takes a value (the rest of the word is that value)."""
+    letters = ""
+    for letter in name[1:]:
+        letters += letter
+        if letter not in _NO_VALUE:
+            break
+    return letters
+
+
+def _spelled(refused: _Refused) -> str:
+    return f"--{refused.long} (-{refused.short})" if refused.short else f"--{refused.long}"
+
+
+def _sets_gpus(name: str, option: str) -> bool:
+    """Whether ``option`` (its word up to ``=`` or a space: ``name``) asks GPUs: one of
+    :data:`_GPU_OPTIONS`, or a ``--gpus-per-`` abbreviation of one (sbatch takes any
+    unambiguous prefix), a ``--tres-per-task`` that names ``gres/gpu``, or ``-G`` (``-G2``;
+    after flags that take no value, ``-vG2``)."""
+    if name.startswith("--tres-p") and "--tres-per-task".startswith(name):  # sbatch after 22.05
+        return "gres/gpu" in option
+    if name.startswith("--"):
+        return name in _GPU_OPTIONS or (
+            name.startswith("--gpus-per-") and any(o.startswith(name) for o in _GPU_OPTIONS)
+        )
+    return "G" in _letters(name)
+
+
+def _makes_array(name: str) -> bool:
+    """Whether the option word ``name`` is ``--array`` (or a prefix of it sbatch takes:
+    ``--ar``) or ``-a`` (``-a0-3``; after flags that take no value, ``-va0-3``)."""
+    if name.startswith("--"):
+        return len(name) > len("--a") and "--array".startswith(name)
+    return "a" in _letters(name)

@@ -1,0 +1,169 @@
+"""A Slurm region's ``sbatch_options``: what would replace carbond's own sbatch options, or
+what carbond relies on from sbatch, is refused at its line; the rest is kept as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.settings import ConfigError, load_settings
+
+_SLURM_REGION = '[[regions]]\nname = "b"\nzone = "FR"\nexecutor = "slurm"\n\n[regions.slurm]\n'
+
+
+def _problems(tmp_path: Path, table: str) -> list[str]:
+    config = tmp_path / "sbatch.toml"
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\n{table}')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    return [p.removeprefix(f"{config}:") for p in info.value.problems]
+
+
+# (option, the sbatch option it gives, why)
+_SETS = [
+    ("--job-name=mine", "--job-name (-J)", "carbond-<job id>, by which a restarted carbond "
+     "finds the job"),
+    ("-Jmine", "--job-name (-J)", "carbond-<job id>, by which a restarted carbond finds the job"),
+    ("-J mine", "--job-name (-J)", "carbond-<job id>, by which a restarted carbond finds the "
+     "job"),
+    ("--begin=now+1hour", "--begin (-b)", "the job's planned start, moved by each new plan"),
+    ("--begin now", "--begin (-b)", "the job's planned start, moved by each new plan"),
+    ("-bnow", "--begin (-b)", "the job's planned start, moved by each new plan"),
+    ("--output=/tmp/x.out", "--output (-o)", "the job's .out in carbond's log dir, read back "
+     "for why it exited"),
+    ("-o/tmp/x", "--output (-o)", "the job's .out in carbond's log dir, read back for why it "
+     "exited"),
+    ("--error=/dev/null", "--error (-e)", "the job's .err in carbond's log dir, read back for "
+     "why it exited"),
+    ("-vve /dev/null", "--error (-e)", "the job's .err in carbond's log dir, read back for why "
+     "it exited"),
+    ("--partition=debug", "--partition (-p)", "from partition in this table"),
+    ("-pdebug", "--partition (-p)", "from partition in this table"),
+    ("--clusters=other", "--clusters (-M)", "from cluster in this table"),
+    ("-M other", "--clusters (-M)", "from cluster in this table"),
+    ("--cluster=other", "--cluster", "from cluster in this table"),
+    ("--nodes=2", "--nodes (-N)", "one node: a job's planned GPUs are on one node"),
+    ("-N2", "--nodes (-N)", "one node: a job's planned GPUs are on one node"),
+    ("--nodelist=n9", "--nodelist (-w)", "the node of the job's planned GPUs"),
+    ("-wn9", "--nodelist (-w)", "the node of the job's planned GPUs"),
+    ("-F/tmp/nodes", "--nodefile (-F)", "the node of the job's planned GPUs, as --nodelist"),
+    ("--chdir=/tmp", "--chdir (-D)", "the job's own working directory"),
+    ("-D/tmp", "--chdir (-D)", "the job's own working directory"),
+    ("--export=NONE", "--export", "ALL: the environment carbond builds for the job"),
+    ("--comment=x", "--comment", "the job's name, shown in squeue"),
+    ("--parsable", "--parsable", "its answer is read as the job's Slurm id"),
+]  # fmt: skip
+_CANNOT = [
+    ("--hold", "--hold (-H)", "a held job does not start when carbond releases it"),
+    ("-H", "--hold (-H)", "a held job does not start when carbond releases it"),
+    ("-vH", "--hold (-H)", "a held job does not start when carbond releases it"),
+    ("-vHbnow", "--hold (-H)", "a held job does not start when carbond releases it"),
+    ("--wait", "--wait (-W)", "sbatch would not answer until the job ended"),
+    ("-W", "--wait (-W)", "sbatch would not answer until the job ended"),
+    ("--quiet", "--quiet (-Q)", "sbatch would not print the job's id"),
+    ("-kQ", "--quiet (-Q)", "sbatch would not print the job's id"),
+    ("--test-only", "--test-only", "sbatch would submit no job"),
+    ("--version", "--version (-V)", "sbatch would submit no job"),
+    ("-h", "--help (-h)", "sbatch would submit no job"),
+    ("--usage", "--usage", "sbatch would submit no job"),
+    ("--wrap=hostname", "--wrap", "the job is carbond's batch script, on sbatch's input"),
+    ("--uid=0", "--uid", "sbatch runs as the job's owner, whose job it is"),
+    ("--gid 0", "--gid", "sbatch runs as the job's owner, whose job it is"),
+    ("--dependency=afterok:7", "--dependency (-d)", "a released job would wait for it, "
+     "pending, and be taken back and planned again"),
+    ("-dafterok:7", "--dependency (-d)", "a released job would wait for it, pending, and be "
+     "taken back and planned again"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("option", "gives", "why"), _SETS)
+def test_an_option_carbond_sets_is_refused_at_its_line(
+    tmp_path: Path, option: str, gives: str, why: str
+) -> None:
+    """carbond's sbatch options come first, a region's after them, and sbatch takes the last:
+    ``--job-name`` renamed the job (a restarted carbond no longer found it), ``--begin``
+    started it before its plan, ``--output`` lost the log carbond reads back... Such an
+    option is a settings problem now, at its line, naming it and why."""
+    assert _problems(tmp_path, f'sbatch_options = ["--mem=4G", "{option}"]\n') == [
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's {gives}, which "
+        f"carbond sets itself ({why}): leave it out"
+    ]
+
+
+@pytest.mark.parametrize(("option", "gives", "why"), _CANNOT)
+def test_an_option_carbond_cannot_submit_with_is_refused_at_its_line(
+    tmp_path: Path, option: str, gives: str, why: str
+) -> None:
+    """``--wait`` kept sbatch from answering until the job ended (carbond's submission timed
+    out, the job unconfirmed), ``--hold`` kept a released job from ever starting, ``--quiet``
+    left carbond without the job's id...: refused at its line, naming it and why."""
+    assert _problems(tmp_path, f'sbatch_options = ["{option}"]\n') == [
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's {gives}, which "
+        f"carbond's jobs cannot take ({why}): leave it out"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "gives"),
+    [("--job=x", "--job-name (-J)"), ("--beg=now", "--begin (-b)"), ("--out=x", "--output (-o)"),
+     ("--part=debug", "--partition (-p)"), ("--pars", "--parsable"), ("--ho", "--hold (-H)"),
+     ("--wr=true", "--wrap"), ("--dep afterok:7", "--dependency (-d)")],
+)  # fmt: skip
+def test_an_abbreviation_sbatch_takes_is_refused_as_its_option(
+    tmp_path: Path, option: str, gives: str
+) -> None:
+    """sbatch takes any unambiguous prefix of a long option (``--part`` is ``--partition``)."""
+    [problem] = _problems(tmp_path, f'sbatch_options = ["{option}"]\n')
+    assert problem.startswith(
+        f"8: regions.b.slurm.sbatch_options: {option!r} abbreviates sbatch's {gives}, which "
+    )
+
+
+def test_an_ambiguous_abbreviation_of_a_refused_option_is_refused(tmp_path: Path) -> None:
+    """``--pa`` is ``--parsable`` or ``--partition`` (sbatch refuses it as ambiguous)."""
+    assert _problems(tmp_path, 'sbatch_options = ["--pa=debug"]\n') == [
+        "8: regions.b.slurm.sbatch_options: '--pa=debug' abbreviates more than one sbatch "
+        "option (--parsable, --partition (-p)), and carbond refuses --parsable: leave it out"
+    ]
+
+
+def test_double_dash_that_ends_sbatchs_options_is_refused(tmp_path: Path) -> None:
+    """After ``--`` sbatch reads the next option as the batch script's file."""
+    assert _problems(tmp_path, 'sbatch_options = ["--", "--mem=4G"]\n') == [
+        "8: regions.b.slurm.sbatch_options: '--' ends sbatch's options: the options after it "
+        "would be read as the batch script and its arguments: leave it out"
+    ]
+
+
+def test_account_and_qos_are_refused_only_where_the_table_sets_them(tmp_path: Path) -> None:
+    """carbond gives ``--account``/``--qos`` only from the table's own ``account``/``qos``:
+    with them set, the option would replace them; without, it is the region's to give."""
+    assert _problems(tmp_path, 'account = "a"\nqos = "q"\nsbatch_options = ["-Ab"]\n') == [
+        "10: regions.b.slurm.sbatch_options: '-Ab' gives sbatch's --account (-A), which "
+        "carbond sets itself (from account in this table): leave it out"
+    ]
+    assert _problems(tmp_path, 'qos = "q"\nsbatch_options = ["--qos=high"]\n') == [
+        "9: regions.b.slurm.sbatch_options: '--qos=high' gives sbatch's --qos (-q), which "
+        "carbond sets itself (from qos in this table): leave it out"
+    ]
+    config = tmp_path / "own.toml"
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = ["-Ab", "-qhigh"]\n')
+    [region] = load_settings(config).regions
+    assert region.slurm is not None and region.slurm.sbatch_options == ("-Ab", "-qhigh")
+
+
+def test_options_carbond_neither_sets_nor_relies_on_are_kept(tmp_path: Path) -> None:
+    """A time limit, a requeue policy (docs/slurm.md: a requeued job is taken back), a
+    reservation, a deadline, a signal, and options that only start like a refused one
+    (``--wait-all-nodes``, ``--exclude``, ``--export-file``) are kept as they were."""
+    options = ("--time=04:00:00", "-t60", "--requeue", "--no-requeue", "--reservation=maint",
+               "--deadline=now+2hours", "--signal=B:USR1@60", "--exclusive", "--exclude=n3",
+               "--wait-all-nodes=1", "--time-min=30", "-vk", "--mem=4G", "-c4", "--nice=10",
+               "--open-mode=append", "--use-min-nodes", "--constraint=ib", "-i/dev/null",
+               "--export-file=/etc/job.env", "-vc2")  # fmt: skip
+    config = tmp_path / "kept.toml"
+    listed = ", ".join(f'"{o}"' for o in options)
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = [{listed}]\n')
+    [region] = load_settings(config).regions
+    assert region.slurm is not None and region.slurm.sbatch_options == options
