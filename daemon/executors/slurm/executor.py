@@ -23,14 +23,14 @@ The run token is ``{"slurm_id", "cluster", "region"}``. Commands run through an 
 :class:`~daemon.executors.slurm.runner.Runner`, wrapped in a
 :class:`~daemon.executors.slurm.reach.Reach` so that a controller that does not answer is not
 asked again every call (:meth:`SlurmExecutor.problems` reports it); ``sbatch`` runs as the
-job's owner. What is read from Slurm and ``scancel`` are in :mod:`~.queries`.
+job's owner. What is read from Slurm and ``scancel`` are in :mod:`~.queries`; ``sbatch``, the
+in-place move of a pending job and its resubmission in :mod:`~.submitting`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 
 import structlog
@@ -39,30 +39,27 @@ from daemon.executors.base import EndedUnstarted, Held, LaunchSpec, RunHandle
 from daemon.executors.errors import (
     ExecutorError,
     HeldJobEndedError,
-    LaunchUnconfirmedError,
-    RegionClosedError,
 )
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm import jobenv, joblogs, submission
+from daemon.executors.slurm import joblogs
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owners import (
     cancel_held_root,
     cancel_refused,
-    cancel_started,
     cancel_unreleased,
     refusal,
     refuse_root,
 )
 from daemon.executors.slurm.owngpus import OwnGpus
-from daemon.executors.slurm.parse import QueueRow, parse_sbatch
-from daemon.executors.slurm.partitions import PARTITIONS_TTL_S, PartitionStates, closed_now
-from daemon.executors.slurm.queries import SlurmQueries, Token, said
+from daemon.executors.slurm.partitions import PARTITIONS_TTL_S, PartitionStates
+from daemon.executors.slurm.queries import SlurmQueries
 from daemon.executors.slurm.reach import Reach, problems
 from daemon.executors.slurm.reading import LOST_LIMIT_S
-from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
-from daemon.executors.slurm.states import WAITING, is_ended
+from daemon.executors.slurm.runner import Runner
+from daemon.executors.slurm.states import WAITING
+from daemon.executors.slurm.submitting import SlurmSubmitting
 from daemon.executors.slurm.watching import SlurmWatching
 
 __all__ = ["SlurmExecutor"]
@@ -70,7 +67,7 @@ __all__ = ["SlurmExecutor"]
 log = structlog.get_logger(__name__)
 
 
-class SlurmExecutor(SlurmDiscovery, SlurmWatching):
+class SlurmExecutor(SlurmDiscovery, SlurmWatching, SlurmSubmitting):
     """Jobs as Slurm batch jobs. Not thread-safe: the service calls it from one thread.
 
     Args:
@@ -298,112 +295,3 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching):
         self._own_gpus.forget(current.cluster, current.slurm_id)
         log.info("slurm_job_withdrawn", job_id=job_id, slurm_id=current.slurm_id)
         return None
-
-    def _started(
-        self, job_id: str, uid: int | None, current: Token, row: QueueRow | None,
-        now: datetime, *, raced: bool = False,
-    ) -> Held:  # fmt: skip
-        """The held job ``current`` that Slurm started (``row``: squeue's after it), answered
-        started: its token and start (squeue's, else ``now``). One carbond now refuses
-        (root's, root's jobs not allowed) that still runs is cancelled first
-        (:func:`~daemon.executors.slurm.owners.cancel_started`; ``raced``: Slurm started it
-        between carbond's look and its hold), not left to run on as root: its run is
-        recorded and its end fails with the refusal's words."""
-        started = (row.start if row else None) or now
-        why = refusal(job_id, uid, self._allow_root)
-        if why is None or row is None or is_ended(row.state):
-            return Held(current.encode(), started)
-        return cancel_started(self._q, current, why, started, own=self._own_gpus,
-                              notes=self._notes, raced=raced)  # fmt: skip
-
-    def _submit(self, spec: LaunchSpec, begin: datetime | None) -> Token:
-        submission.check(spec, self._targets, self._allow_root)
-        target = self._q.target(spec.region)
-        home = jobenv.home(spec.uid)
-        joblogs.prepare(spec)
-        layout, gpus = self._layout.get(spec.region), submission.gpus(spec)
-        sub = cmd.Submission(
-            job_id=spec.job_id,
-            argv=spec.argv,
-            gpus=gpus,
-            log_dir=spec.log_dir,
-            chdir=Path(spec.cwd) if spec.cwd else home,
-            begin=begin,
-            node=submission.node(layout, spec),
-            comment=spec.name,
-            env=jobenv.job_env(spec, home),
-            gres_type=submission.gres_type(layout, spec),
-        )
-        argv = cmd.sbatch_argv(self._tool("sbatch"), target, sub)
-        try:
-            result = self._run(argv, stdin=cmd.batch_script(sub), uid=spec.uid, gid=spec.gid)
-        except SlurmNoAnswerError as exc:  # Slurm may have it: found by name, not resubmitted
-            raise LaunchUnconfirmedError(
-                f"job {spec.job_id}: sbatch got no answer ({exc}); Slurm may have the job, "
-                f"so it is looked up by its name {cmd.job_name(spec.job_id)} before any new "
-                "submission"
-            ) from exc
-        if not result.ok:  # the partition may be down: its state read again next round
-            self._partitions.changed(target.cluster)
-            refused = f"job {spec.job_id}: sbatch refused it: {said(result)}"
-            read = partial(self._q.partitions, target.cluster)
-            if (closed := closed_now(target.partition, result.stderr, read)) is not None:
-                raise RegionClosedError(f"{refused}; {closed}: the job waits, planned again")
-            raise ExecutorError(refused)
-        slurm_id, cluster = parse_sbatch(result.stdout)
-        self._mine.add(slurm_id)
-        self._own_gpus.plan(cluster or target.cluster, slurm_id, spec.job_id, gpus)
-        log.info("slurm_job_submitted", job_id=spec.job_id, slurm_id=slurm_id,
-                 partition=target.partition, node=sub.node,
-                 begin=begin.isoformat() if begin else "now")  # fmt: skip
-        return Token(slurm_id, cluster or target.cluster, spec.region)
-
-    def _move(
-        self, spec: LaunchSpec, current: Token, start: datetime | None, now: datetime
-    ) -> Token | Held:
-        """Update the pending job in place; resubmit when it changes cluster, partition (Slurm
-        sets a partition's ``DefMemPerGPU``/``DefCpuPerGPU`` only at submission:
-        ``tests/slurm/test_moves_on_slurm.py``) or GRES name, or when Slurm refuses the update
-        for changing a typed GPU request to an untyped one or back
-        (:data:`~.commands.TYPEDNESS_REFUSED`), once held and cancelled
-        (:meth:`~.queries.SlurmQueries.hold_cancel`): its token. One Slurm started (or that
-        ended) between carbond's look and its hold is not resubmitted but answered started
-        where it runs (:meth:`_started`)."""
-        target = self._q.target(spec.region)
-        old = self._targets.get(current.region)
-        if (
-            old is None
-            or old.cluster != target.cluster
-            or old.partition != target.partition
-            or old.gres != target.gres
-        ):
-            return self._resubmit(spec, current, start, now)
-        layout, gpus = self._layout.get(spec.region), submission.gpus(spec)
-        gres = cmd.gres_request(target.gres, submission.gres_type(layout, spec), gpus)
-        argv = cmd.update_argv(self._tool("scontrol"), target, current.slurm_id, start=start,
-                               node=submission.node(layout, spec), gres=gres)  # fmt: skip
-        result = self._run(argv)
-        if not result.ok and cmd.TYPEDNESS_REFUSED in result.stderr:  # nothing of it moved
-            log.info("slurm_job_resubmitted_gres_type", job_id=spec.job_id,
-                     slurm_id=current.slurm_id, gres=gres)  # fmt: skip
-            return self._resubmit(spec, current, start, now)
-        if not result.ok:
-            raise ExecutorError(
-                f"job {spec.job_id}: scontrol update of Slurm job {current.slurm_id} failed: "
-                f"{said(result)}"
-            )
-        self._own_gpus.plan(current.cluster, current.slurm_id, spec.job_id, gpus)
-        when = start.isoformat() if start else "now"
-        log.info("slurm_job_moved", job_id=spec.job_id, slurm_id=current.slurm_id,
-                 partition=target.partition, start=when)  # fmt: skip
-        return Token(current.slurm_id, current.cluster, spec.region)
-
-    def _resubmit(
-        self, spec: LaunchSpec, current: Token, start: datetime | None, now: datetime
-    ) -> Token | Held:
-        """Hold and cancel ``current``, then submit ``spec`` afresh (:meth:`_move`)."""
-        cancelled, row = self._q.hold_cancel(current)
-        if not cancelled:
-            return self._started(spec.job_id, spec.uid, current, row, now, raced=True)
-        self._own_gpus.forget(current.cluster, current.slurm_id)
-        return self._submit(spec, start)
