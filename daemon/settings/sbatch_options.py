@@ -23,6 +23,9 @@ __all__ = ["refusal"]
 # word (``-vH``) the letter after one of them is another option; after any other letter the
 # rest of the word is that option's value (``-Jname-H`` is a job named ``name-H``)
 _NO_VALUE = frozenset("HIkOQsuVvWh")
+# a control character: an argv word cannot hold NUL (the launch would raise), and no option
+# of sbatch's takes a newline, tab or escape
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # sbatch's options that set a job's GPUs: carbond's own --gres=<gres>:N is the job's request
 _GPU_OPTIONS = ("--gpus", "--gpus-per-node", "--gpus-per-socket", "--gpus-per-task", "--gres")
 
@@ -79,13 +82,16 @@ def refusal(option: str, *, account: bool = False, qos: bool = False) -> str | N
     """Why ``option`` (one of a region's ``sbatch_options``) is refused, or None when sbatch
     may have it. ``account``, ``qos``: whether the table sets them (then ``--account``,
     ``--qos`` would replace them)."""
-    name = re.split(r"[=\s]", option, maxsplit=1)[0]
-    if not option.startswith("-") or "\n" in option or name == "-":
-        return f"each sbatch option must be one whole option, got {option!r}"
-    if name == "--":
+    if option == "--":
         return (
             "'--' ends sbatch's options: the options after it would be read as the batch "
             "script and its arguments: leave it out"
+        )
+    name = re.split(r"[=\s]", option, maxsplit=1)[0]
+    if not option.startswith("-") or name in ("-", "--") or _CONTROL.search(option):
+        return (
+            "each sbatch option must be one whole option, with no control character, got "
+            f"{option!r}"
         )
     if _sets_gpus(name, option):
         return (

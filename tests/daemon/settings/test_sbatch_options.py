@@ -3,11 +3,16 @@ what carbond relies on from sbatch, is refused at its line; the rest is kept as 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from daemon.settings import ConfigError, load_settings
+from tests.daemon.settings.toml_values import toml_value
+from tests.fuzzing import examples
 
 _SLURM_REGION = '[[regions]]\nname = "b"\nzone = "FR"\nexecutor = "slurm"\n\n[regions.slurm]\n'
 
@@ -167,3 +172,64 @@ def test_options_carbond_neither_sets_nor_relies_on_are_kept(tmp_path: Path) -> 
     config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = [{listed}]\n')
     [region] = load_settings(config).regions
     assert region.slurm is not None and region.slurm.sbatch_options == options
+
+
+@pytest.mark.parametrize(
+    "escaped", ["--mem=4G\\u0000", "--mail-user=a\\tb", "--mem=4G\\r", "-\\u001b[0m", "-", "--=x",
+                "-- x"],
+)  # fmt: skip
+def test_an_option_that_is_no_whole_option_is_refused_at_its_line(
+    tmp_path: Path, escaped: str
+) -> None:
+    """A NUL in an option loaded, and then every launch in the region raised ``ValueError:
+    embedded null byte`` from the sbatch argv (no argv word can hold one); a tab, carriage
+    return or escape is no part of an sbatch option either, nor a bare ``-`` (sbatch reads it
+    as the script's file) or an option without a name (``--=x``)."""
+    option = escaped.encode().decode("unicode_escape")
+    assert _problems(tmp_path, f'sbatch_options = ["--mem=4G", "{escaped}"]\n') == [
+        "8: regions.b.slurm.sbatch_options: each sbatch option must be one whole option, with "
+        f"no control character, got {option!r}"
+    ]
+
+
+# sbatch's long names, refused and kept, some a prefix of another
+_NAMES = ["array", "account", "begin", "chdir", "clusters", "comment", "dependency", "error",
+          "export", "export-file", "gpus", "gpus-per-node", "gres", "gres-flags", "hold",
+          "job-name", "mem", "nodelist", "nodes", "output", "parsable", "partition", "qos",
+          "quiet", "requeue", "reservation", "test-only", "time", "tres-per-task", "uid", "wait",
+          "wait-all-nodes", "wrap"]  # fmt: skip
+_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)  # TOML has no surrogates
+_option_text = st.one_of(
+    _text,
+    st.builds(lambda name, cut, sep, value: "--" + name[: max(1, len(name) - cut)] + sep + value,
+              st.sampled_from(_NAMES), st.integers(0, 12), st.sampled_from(["", "=", " ", "\t"]),
+              _text),
+    st.builds(lambda letters, value: "-" + letters + value,
+              st.text(alphabet="aAbDdeFGHhJkMNOopQqsVvWwxtc-", min_size=1, max_size=4),
+              _text),
+)  # fmt: skip
+
+
+@settings(max_examples=examples(0.3), deadline=None)
+@given(_option_text, st.booleans())
+@example("--mem=4G\x00", False)  # loaded, then each launch raised ValueError
+@example("--acc=b", True)
+def test_any_sbatch_option_loads_or_is_refused_in_one_line(option: str, account: bool) -> None:
+    """Whatever one ``sbatch_options`` entry holds, the config loads with it as it was (an
+    argv word a launch can pass: it starts with ``-`` and holds no NUL) or fails with one
+    ``ConfigError`` problem at its line, naming the field and the option — never another
+    exception."""
+    table = ('account = "a"\n' if account else "") + f"sbatch_options = [{toml_value(option)}]\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "fuzz.toml"
+        config.write_text(f'{_SLURM_REGION}partition = "gpu"\n{table}')
+        try:
+            [region] = load_settings(config).regions
+        except ConfigError as exc:
+            [problem] = exc.problems
+            line = 9 if account else 8
+            assert problem.startswith(f"{config}:{line}: regions.b.slurm.sbatch_options: ")
+            assert "\n" not in problem and repr(option) in problem
+            return
+    assert region.slurm is not None and region.slurm.sbatch_options == (option,)
+    assert option.startswith("-") and "\x00" not in option

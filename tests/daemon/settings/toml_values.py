@@ -12,7 +12,7 @@ __all__ = ["toml_value"]
 
 def toml_value(value: Any) -> str:
     """``value`` as a TOML value: floats' nan/inf spelled as TOML does, strings quoted with
-    every unprintable character escaped."""
+    every unprintable character escaped (:func:`_escaped`)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -29,5 +29,11 @@ def toml_value(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return '"' + "".join(c if c.isprintable() and c not in '"\\' else f"\\u{ord(c):04x}"
+    return '"' + "".join(c if c.isprintable() and c not in '"\\' else _escaped(c)
                          for c in str(value)) + '"'  # fmt: skip
+
+
+def _escaped(c: str) -> str:
+    """``c`` as a TOML escape: ``\\uXXXX``, or ``\\UXXXXXXXX`` past the BMP (``\\u12544``
+    would read as U+1254 then ``4``)."""
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
