@@ -26,6 +26,7 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor
 from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup import job_cgroups
+from daemon.executors.local_cgroup_caps import JobCaps
 from daemon.executors.simulated import SimulatedExecutor
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from daemon.intensity.providers import IntensityProvider
@@ -35,7 +36,7 @@ from daemon.ledger import Ledger
 from daemon.measurement import JobMeasurement, start_measurement
 from daemon.metrics.sink import MetricsSink
 from daemon.service import Service
-from daemon.settings import RegionSettings, Settings
+from daemon.settings import LocalExecutorSettings, RegionSettings, Settings
 from daemon.statedir import LEDGER_NAME
 from daemon.states import WAITING_STATES
 from daemon.supervision.loop import Intervals
@@ -48,6 +49,7 @@ __all__ = [
     "build_slurm_executor",
     "gpu_discovery",
     "intervals_of",
+    "job_caps",
     "rebuild_service",
     "with_slurm_discovery",
 ]
@@ -74,7 +76,7 @@ def build_executors(settings: Settings, follow: Collection[str] = ()) -> dict[st
             allow_root_jobs=local.allow_root_jobs,
             log_dir=settings.state_dir / LOG_DIR_NAME,
             job_limits=local.limits.as_rlimits(),
-            cgroups=job_cgroups(local.cgroup) if runs_local else None,
+            cgroups=job_cgroups(local.cgroup, caps=job_caps(local)) if runs_local else None,
         ),
         "simulated": SimulatedExecutor(
             truth_factor=sim.truth_factor,
@@ -84,6 +86,11 @@ def build_executors(settings: Settings, follow: Collection[str] = ()) -> dict[st
             min_duration_s=_SIMULATED_MIN_DURATION_S,
         ),
     }
+
+
+def job_caps(local: LocalExecutorSettings) -> JobCaps:
+    """The caps of each local job's cgroup that ``[executors.local]`` sets."""
+    return JobCaps(local.memory_max_bytes, local.memory_high_bytes, local.pids_max)
 
 
 def _unfinished_on(ledger: Ledger) -> set[str]:

@@ -3,7 +3,11 @@
 The running daemon's view decides (:func:`daemon.executors.local_cgroup.probe` on its
 ``/proc/PID/cgroup`` and ``/proc/PID/mountinfo``: doctor runs in another cgroup, and under
 ``ProtectControlGroups=`` in another mount view). Without a running daemon, only an explicit
-``executors.local.cgroup`` path can be checked (as doctor sees it).
+``executors.local.cgroup`` path can be checked (as doctor sees it). The per-job caps
+(``executors.local.memory_max_bytes``, ``memory_high_bytes``, ``pids_max``) are named with
+the subtree; a cap whose controller the subtree does not enable for the jobs' cgroups (or,
+without a running daemon, cannot: :func:`daemon.executors.local_cgroup_caps.unavailable`),
+or that has no subtree to go in, fails the check: the jobs would run without it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Literal
 
 from daemon.doctor.running_daemon import effective_uid, still_the_daemon
 from daemon.executors.local_cgroup import AUTO, OFF, probe, shared_with_jobs
+from daemon.executors.local_cgroup_caps import JobCaps, unavailable
 from daemon.settings import Settings
 from daemon.supervision.health import HEALTH_NAME, read_health
 
@@ -27,10 +32,15 @@ _WITHOUT += "outlives the job's stop"
 def describe_cgroup(settings: Settings) -> tuple[Status, str]:
     """``(status, detail)``: PASS with the subtree the jobs' cgroups go in; SKIP when off,
     or on "auto" without one (the daemon runs jobs as before) or without a running daemon
-    to ask; FAIL when an explicit ``executors.local.cgroup`` path is unusable. Never
-    raises."""
-    setting = settings.executors.local.cgroup
+    to ask; FAIL when an explicit ``executors.local.cgroup`` path is unusable, or when a
+    per-job cap is set that jobs would run without. Never raises."""
+    local = settings.executors.local
+    setting = local.cgroup
+    caps = JobCaps(local.memory_max_bytes, local.memory_high_bytes, local.pids_max)
+    uncapped = "; ".join(f"{caps.settings_of(c)} is not applied" for c in caps.controllers())
     if setting == OFF:
+        if uncapped:
+            return "fail", f'off (executors.local.cgroup = "off"): {uncapped}; {_WITHOUT}'
         return "skip", f'off (executors.local.cgroup = "off"): {_WITHOUT}'
     pid = _running_daemon(settings.state_dir)
     if pid is None and setting == AUTO:
@@ -50,8 +60,17 @@ def describe_cgroup(settings: Settings) -> tuple[Status, str]:
         whose = f"daemon pid {pid}"
     if found.path is not None:
         detail = f"each local job in a cgroup of its own under {found.reason} ({whose})"
+        problems = unavailable(found.path, caps, enabled=pid is not None)
+        applied = caps.without(problems)
+        if applied.files():
+            detail += f", capped at {applied.describe()}"
+        buts = [f"{why}: jobs run without it" for why in problems.values()]
         note = shared_with_jobs(uid)  # a daemon not root: its jobs own their cgroups
-        return "pass", f"{detail}; but {note}" if note else detail
+        buts += [note] if note else []
+        but = "; ".join(buts)
+        return ("fail" if problems else "pass"), f"{detail}; but {but}" if but else detail
+    if uncapped:
+        return "fail", f"{found.reason} ({whose}): {uncapped}; {_WITHOUT}"
     status: Status = "skip" if setting == AUTO else "fail"
     return status, f"{found.reason} ({whose}): {_WITHOUT}"
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import structlog
 
+from daemon.executors.local_cgroup_caps import JobCaps, enable
 from daemon.executors.local_cgroup_jobs import JobCgroups, read_procs
 
 __all__ = [
@@ -246,14 +247,19 @@ def _whose(st: os.stat_result, own: set[int]) -> str:
 def job_cgroups(
     setting: str = AUTO,
     *,
+    caps: JobCaps | None = None,
     proc_cgroup: Path = Path("/proc/self/cgroup"),
     mountinfo: Path = Path("/proc/self/mountinfo"),
 ) -> JobCgroups | None:
     """The jobs' cgroups for ``[executors.local] cgroup`` = ``setting`` (:func:`probe`), this
-    process moved to the subtree's leaf :data:`DAEMON_LEAF` if it is in the subtree's top;
-    None, jobs then followed by their session only, when there is no usable subtree or the
-    daemon cannot leave its top. Says which once: ``local_cgroups_enabled`` or
-    ``local_cgroups_unavailable`` (with the reason)."""
+    process moved to the subtree's leaf :data:`DAEMON_LEAF` if it is in the subtree's top,
+    and the controllers ``caps`` need enabled for the jobs' cgroups
+    (:func:`~daemon.executors.local_cgroup_caps.enable`); None, jobs then followed by their
+    session only, when there is no usable subtree or the daemon cannot leave its top. Says
+    which once: ``local_cgroups_enabled`` (with the caps each job gets) or
+    ``local_cgroups_unavailable`` (with the reason); and ``local_cgroup_caps_unavailable``,
+    a warning, for each cap set that jobs will run without, with why."""
+    caps = caps if caps is not None else JobCaps()
     found = probe(setting, proc_cgroup=proc_cgroup, mountinfo=mountinfo)
     if found.path is not None and str(os.getpid()) in read_procs(found.path):
         try:
@@ -269,11 +275,27 @@ def job_cgroups(
             effect="local jobs are followed by their session only: a process that leaves it "
             "(setsid) outlives the job's stop",
         )
+        for controller in caps.controllers():
+            _caps_unavailable(caps, controller, f"jobs get no cgroup: {found.reason}")
         return None
+    problems = enable(found.path, caps)
+    for controller, reason in problems.items():
+        _caps_unavailable(caps, controller, reason)
+    applied = caps.without(problems)
     note = shared_with_jobs(os.geteuid())
     log.info("local_cgroups_enabled", cgroup=str(found.path), how=found.reason,
-             **({"note": note} if note else {}))  # fmt: skip
-    return JobCgroups(found.path)
+             caps=applied.describe(), **({"note": note} if note else {}))  # fmt: skip
+    return JobCgroups(found.path, caps=applied)
+
+
+def _caps_unavailable(caps: JobCaps, controller: str, reason: str) -> None:
+    log.warning(
+        "local_cgroup_caps_unavailable",
+        settings=caps.settings_of(controller),
+        reason=reason,
+        effect=f"local jobs run without a {controller} cap of their own: a runaway one is "
+        "stopped only at the unit's (MemoryMax=, TasksMax=), with every other job",
+    )
 
 
 def shared_with_jobs(uid: int | None) -> str | None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from daemon.executors.local_cgroup_caps import JobCaps
 from daemon.executors.pidsignal import signal_if
 
 __all__ = ["JobCgroups", "read_procs"]
@@ -30,6 +31,20 @@ def read_procs(cgroup: Path) -> list[str]:
     return (cgroup / "cgroup.procs").read_text(encoding="ascii").split()
 
 
+def _write_control(path: Path, value: int) -> None:
+    """Write ``value`` to the control file ``path``, never making it (``O_CREAT``): a
+    controller not enabled has no such file, and its cap is then not applied.
+
+    Raises:
+        OSError: it is missing, or the kernel refused the value.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, str(value).encode("ascii"))
+    finally:
+        os.close(fd)
+
+
 class JobCgroups:
     """The jobs' cgroups under ``root`` (a :func:`probe` path): ``job-<id>`` each.
 
@@ -38,6 +53,9 @@ class JobCgroups:
         kill_file: whether to use ``cgroup.kill`` where the kernel has it (False: the SIGKILL
             loop every kernel supports, as on one before 5.14).
         monotonic: the clock for the wait for a killed cgroup to empty.
+        caps: written to each job's cgroup as it is made (``memory.max``, ``memory.high``,
+            ``pids.max``): only those whose controller the subtree enables
+            (:func:`daemon.executors.local_cgroup_caps.enable`).
     """
 
     def __init__(
@@ -46,8 +64,10 @@ class JobCgroups:
         *,
         kill_file: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
+        caps: JobCaps | None = None,
     ) -> None:
         self.root = root
+        self.caps = caps if caps is not None else JobCaps()
         self._kill_file = kill_file
         self._monotonic = monotonic
 
@@ -73,15 +93,23 @@ class JobCgroups:
     def create(self, job_id: str) -> Path:
         """A new, empty cgroup for job ``job_id`` (one left by an earlier attempt is killed
         and removed first), root's and 0755: its control files are root's, 0644 or tighter,
-        so the job (its user) cannot move itself out nor make sub-cgroups.
+        so the job (its user) cannot move itself out nor make sub-cgroups; with :attr:`caps`
+        written to it, before any process is in it.
 
         Raises:
-            OSError: it cannot be made (or the earlier one not removed).
+            OSError: it cannot be made (or the earlier one not removed), or a cap not written
+                (the caller removes it).
         """
         path = self.path_of(job_id)
         if path.exists() and not self.remove(job_id):
             raise OSError(errno.EBUSY, "an earlier attempt's cgroup is still in use", str(path))
         path.mkdir(mode=0o755)
+        for name, value in self.caps.files().items():
+            try:
+                _write_control(path / name, value)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot set its cap {name} = {value}: {exc.strerror}",
+                              str(path / name)) from exc  # fmt: skip
         return path
 
     def members(self, job_id: str) -> list[int]:

@@ -8,10 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from daemon.settings.job_limits import JobLimitsSettings
-from daemon.settings.sections import MAX_DURATION_S, Section, absolute_dir, path_given
+from daemon.settings.sections import (
+    MAX_DURATION_S,
+    Section,
+    absolute_dir,
+    error_at,
+    path_given,
+)
 
 __all__ = [
     "ExecutorSettings",
@@ -21,8 +27,20 @@ __all__ = [
 ]
 
 
+MIN_MEMORY_CAP_BYTES = 1 << 20  # 1 MiB: below it no job (nor its wrapper) can start
+MIN_PIDS_CAP = 2  # the job's wrapper and the job's first process count
+MAX_PIDS_CAP = 4_194_304  # the kernel's PID_MAX_LIMIT: pids.max refuses more
+
+
 class LocalExecutorSettings(Section):
-    """Jobs as local process groups (``executor = "local"`` in a region)."""
+    """Jobs as local process groups (``executor = "local"`` in a region).
+
+    ``memory_max_bytes``, ``memory_high_bytes``, ``pids_max``: caps written to each job's own
+    cgroup (``memory.max``, ``memory.high``, ``pids.max``) before its wrapper joins it, so a
+    runaway job is stopped at its cgroup (the OOM killer, a refused fork), not the whole unit;
+    left out (None): no cap. Only where jobs get cgroups (``cgroup``) and the subtree's
+    ``memory``/``pids`` controller can be enabled: :mod:`daemon.executors.local_cgroup_caps`.
+    """
 
     grace_s: float = Field(
         default=30.0, gt=0, le=MAX_DURATION_S, description="SIGTERM to SIGKILL on cancel"
@@ -34,6 +52,39 @@ class LocalExecutorSettings(Section):
         description='"auto" (the cgroup v2 subtree systemd delegates: Delegate=yes), "off", '
         "or the absolute path of a cgroup the daemon may write: each job gets one of its own",
     )
+
+    memory_max_bytes: int | None = None
+    memory_high_bytes: int | None = None
+    pids_max: int | None = None
+
+    @field_validator("memory_max_bytes", "memory_high_bytes", "pids_max", mode="before")
+    @classmethod
+    def _cap(cls, value: Any, info: ValidationInfo) -> Any:
+        """One problem naming what is wanted: a whole number (of bytes), at least the floor."""
+        pids = info.field_name == "pids_max"
+        least, most = (MIN_PIDS_CAP, MAX_PIDS_CAP) if pids else (MIN_MEMORY_CAP_BYTES, None)
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < least
+            or (most is not None and value > most)
+        ):
+            what = "a whole number" if pids else "a whole number of bytes"
+            span = f"from {least} to {most}" if most is not None else f"of at least {least}"
+            raise ValueError(f"must be {what} {span} (leave it out for no cap), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _high_below_max(self) -> LocalExecutorSettings:
+        high, top = self.memory_high_bytes, self.memory_max_bytes
+        if high is not None and top is not None and high > top:
+            raise error_at(
+                ("memory_high_bytes",),
+                f"{high} is above memory_max_bytes ({top}): memory.high throttles a job "
+                "before memory.max, so it must not be higher",
+                high,
+            )
+        return self
 
     @field_validator("cgroup")
     @classmethod

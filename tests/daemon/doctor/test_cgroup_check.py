@@ -9,6 +9,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from daemon.doctor.cgroup import describe_cgroup
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
@@ -97,3 +99,41 @@ def test_a_daemon_running_as_its_own_user_is_judged_as_that_user(tmp_path: Path)
                            "as its user, who owns their cgroups, so a job's process may move "
                            "itself out of its cgroup, or kill or freeze it; a job's stop "
                            "reaches only what stays in its cgroup"), detail  # fmt: skip
+
+
+def _capped(tmp_path: Path, cgroup: str, **caps: int) -> Settings:
+    return Settings(state_dir=tmp_path, executors={"local": {"cgroup": cgroup, **caps}})
+
+
+def test_a_cap_whose_controller_the_subtree_lacks_fails(tmp_path: Path) -> None:
+    """The subtree's parent does not hand it the pids controller: the jobs would run without
+    executors.local.pids_max. doctor passed it as "each local job in a cgroup of its own"."""
+    with cgroup_subtree() as (path, _):
+        inner = path / "carbond"  # its parent enables no controller for it
+        inner.mkdir()
+        status, detail = describe_cgroup(_capped(tmp_path, str(inner), pids_max=64))
+    assert status == "fail", detail
+    assert f"each local job in a cgroup of its own under {inner}" in detail
+    assert detail.endswith(
+        f"; but executors.local.pids_max: the pids controller is not available in {inner} "
+        "(its cgroup.controllers lacks it: the cgroup above does not hand it down; systemd's "
+        "Delegate=yes does, a hybrid hierarchy keeps it on cgroup v1): jobs run without it"
+    ), detail
+
+
+def test_a_cap_its_subtree_can_enable_is_named(tmp_path: Path) -> None:
+    with cgroup_subtree() as (path, _):
+        if "pids" not in (path / "cgroup.controllers").read_text().split():
+            pytest.skip("the cgroup2 hierarchy here has no pids controller")
+        (path / "cgroup.subtree_control").write_text("+pids")
+        inner = path / "carbond"
+        inner.mkdir()
+        status, detail = describe_cgroup(_capped(tmp_path, str(inner), pids_max=64))
+    assert status == "pass", detail
+    assert "capped at pids.max 64" in detail
+
+
+def test_caps_with_the_cgroups_off_fail(tmp_path: Path) -> None:
+    status, detail = describe_cgroup(_capped(tmp_path, "off", memory_max_bytes=1 << 30))
+    assert status == "fail", detail
+    assert "executors.local.memory_max_bytes is not applied" in detail

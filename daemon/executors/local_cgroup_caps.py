@@ -1,0 +1,126 @@
+"""Per-job caps in the jobs' cgroups (``[executors.local] memory_max_bytes``,
+``memory_high_bytes``, ``pids_max``): each written to a job's own cgroup (``memory.max``,
+``memory.high``, ``pids.max``) when it is made, before the job's wrapper joins it, so that a
+runaway job (a leak, a fork bomb) is stopped at its own cgroup, not at the unit's, which
+every other job shares.
+
+A cgroup has those files only where its parent enables the ``memory`` or ``pids`` controller
+for its children (the parent's ``cgroup.subtree_control``), which it can only if the cgroup
+above it hands it down (the parent's ``cgroup.controllers``: systemd's ``Delegate=yes`` does;
+a hybrid hierarchy keeps both on cgroup v1). The daemon enables them in its subtree at start
+(:func:`enable`); :func:`unavailable` says, for doctor too, which cap cannot be applied and
+why. The jobs' cgroups themselves: :mod:`daemon.executors.local_cgroup_jobs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["SETTING_OF", "JobCaps", "enable", "unavailable"]
+
+# Each cap's control file: its controller and the setting that gives it.
+_CONTROLLER_OF = {"memory.max": "memory", "memory.high": "memory", "pids.max": "pids"}
+SETTING_OF = {
+    "memory.max": "executors.local.memory_max_bytes",
+    "memory.high": "executors.local.memory_high_bytes",
+    "pids.max": "executors.local.pids_max",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JobCaps:
+    """The caps of each job's cgroup; None: no cap (the kernel's ``max``)."""
+
+    memory_max_bytes: int | None = None
+    memory_high_bytes: int | None = None
+    pids_max: int | None = None
+
+    def files(self) -> dict[str, int]:
+        """The control file of each cap set, with its value, in the order to write them."""
+        values = {
+            "memory.max": self.memory_max_bytes,
+            "memory.high": self.memory_high_bytes,
+            "pids.max": self.pids_max,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+    def controllers(self) -> list[str]:
+        """The controllers the caps set need, sorted."""
+        return sorted({_CONTROLLER_OF[name] for name in self.files()})
+
+    def without(self, controllers: Collection[str]) -> JobCaps:
+        """These caps less those of ``controllers``."""
+        gone = set(controllers)
+        return replace(
+            self,
+            memory_max_bytes=None if "memory" in gone else self.memory_max_bytes,
+            memory_high_bytes=None if "memory" in gone else self.memory_high_bytes,
+            pids_max=None if "pids" in gone else self.pids_max,
+        )
+
+    def describe(self) -> str:
+        """``memory.max 1073741824, pids.max 4096``; ``none`` when no cap is set."""
+        return ", ".join(f"{name} {value}" for name, value in self.files().items()) or "none"
+
+    def settings_of(self, controller: str) -> str:
+        """The settings of the caps set that need ``controller``, joined by ``and``."""
+        names = [SETTING_OF[f] for f in self.files() if _CONTROLLER_OF[f] == controller]
+        return " and ".join(names)
+
+
+def _listed(path: Path) -> set[str]:
+    """The controllers a ``cgroup.controllers`` or ``cgroup.subtree_control`` file lists.
+
+    Raises:
+        OSError: it cannot be read.
+    """
+    return set(path.read_text(encoding="ascii").split())
+
+
+def unavailable(subtree: Path, caps: JobCaps, *, enabled: bool) -> dict[str, str]:
+    """Controller by controller, why the caps that need it cannot be applied to the jobs'
+    cgroups under ``subtree``: it is not in the subtree's ``cgroup.controllers`` (the cgroup
+    above does not hand it down), or, with ``enabled``, not in its ``cgroup.subtree_control``
+    (not enabled for the jobs' cgroups: the daemon does that at start). Empty: every cap
+    applies. Never raises."""
+    problems: dict[str, str] = {}
+    for controller in caps.controllers():
+        which = caps.settings_of(controller)
+        try:
+            if controller not in _listed(subtree / "cgroup.controllers"):
+                problems[controller] = (
+                    f"{which}: the {controller} controller is not available in {subtree} (its "
+                    "cgroup.controllers lacks it: the cgroup above does not hand it down; "
+                    "systemd's Delegate=yes does, a hybrid hierarchy keeps it on cgroup v1)"
+                )
+            elif enabled and controller not in _listed(subtree / "cgroup.subtree_control"):
+                problems[controller] = (
+                    f"{which}: the {controller} controller is not enabled for the jobs' "
+                    f"cgroups ({subtree}/cgroup.subtree_control lacks it; the daemon enables "
+                    "it at start: restart it)"
+                )
+        except OSError as exc:
+            problems[controller] = f"{which}: cannot read {exc.filename}: {exc.strerror}"
+    return problems
+
+
+def enable(subtree: Path, caps: JobCaps) -> dict[str, str]:
+    """Enable in ``subtree``'s ``cgroup.subtree_control`` each controller ``caps`` need and
+    it has not enabled yet (the subtree holds no process: the daemon is in its leaf); the
+    problems of those that cannot be, as :func:`unavailable`'s. Never raises."""
+    problems = unavailable(subtree, caps, enabled=False)
+    control = subtree / "cgroup.subtree_control"
+    for controller in caps.controllers():
+        if controller in problems:
+            continue
+        try:
+            if controller not in _listed(control):
+                control.write_text(f"+{controller}", encoding="ascii")
+        except OSError as exc:
+            problems[controller] = (
+                f"{caps.settings_of(controller)}: cannot enable the {controller} controller "
+                f"in {control}: {exc.strerror or exc}"
+            )
+    return problems

@@ -1,0 +1,145 @@
+"""Per-job caps in the jobs' cgroups (``[executors.local] memory_max_bytes``,
+``memory_high_bytes``, ``pids_max``), on a real cgroup v2 subtree the tests make: a job that
+forks without end is stopped at its own ``pids.max``; a cap whose controller the subtree
+cannot hand to the jobs' cgroups is said at start, never dropped silently. The cases that
+need the controller itself skip where the cgroup2 hierarchy does not have it (a hybrid host
+keeps ``memory`` and ``pids`` on cgroup v1)."""
+
+from __future__ import annotations
+
+import errno
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.executors.errors import ExecutorError
+from daemon.executors.local import LocalExecutor
+from daemon.executors.local_cgroup import job_cgroups
+from daemon.executors.local_cgroup_caps import JobCaps
+from daemon.executors.local_cgroup_jobs import JobCgroups
+from tests.daemon.executors.cgroup_subtree import cgroup_subtree
+from tests.daemon.executors.local_jobs import NOW, job_spec, wait_ended
+
+PY = sys.executable
+
+# Forks children that sleep until it has 100 of them or a fork fails; prints how many it
+# made and the failure's errno, then exits 0 (its children are the cgroup's to end).
+FORKER = (
+    "import os, sys, time\n"
+    "made, err = 0, 0\n"
+    "while made < 100:\n"
+    "    try:\n"
+    "        pid = os.fork()\n"
+    "    except OSError as exc:\n"
+    "        err = exc.errno\n"
+    "        break\n"
+    "    if pid == 0:\n"
+    "        time.sleep(60)\n"
+    "        os._exit(0)\n"
+    "    made += 1\n"
+    "print(made, err, flush=True)\n"
+)
+
+
+@contextmanager
+def _inner(controllers: tuple[str, ...] = ()) -> Iterator[Path]:
+    """A cgroup under a new test subtree, as the daemon's subtree, whose parent enables
+    ``controllers`` for it (skipped where the hierarchy does not have one); none enabled
+    otherwise, as on a host whose unit is not given them."""
+    with cgroup_subtree() as (path, _):
+        have = (path / "cgroup.controllers").read_text().split()
+        missing = [c for c in controllers if c not in have]
+        if missing:
+            pytest.skip(f"the cgroup2 hierarchy here has no {', '.join(missing)} controller "
+                        f"(cgroup.controllers: {' '.join(have) or 'none'})")  # fmt: skip
+        for controller in controllers:
+            (path / "cgroup.subtree_control").write_text(f"+{controller}")
+        inner = path / "carbond"
+        inner.mkdir()
+        yield inner
+
+
+def test_a_fork_bomb_is_stopped_at_its_own_pids_max(tmp_path: Path) -> None:
+    """pids.max = 20 on the job's cgroup: its forks fail (EAGAIN) once 20 processes, the
+    wrapper and the job counted, are in it; the daemon and other jobs are untouched."""
+    with _inner(("pids",)) as subtree:
+        cgroups = job_cgroups(str(subtree), caps=JobCaps(pids_max=20))
+        assert cgroups is not None and cgroups.caps == JobCaps(pids_max=20)
+        executor = LocalExecutor(cgroups=cgroups)
+        handle = executor.launch(job_spec(tmp_path, "bomb", PY, "-c", FORKER), NOW)
+        assert (subtree / "job-bomb" / "pids.max").read_text().strip() == "20"
+        status = wait_ended(executor, handle)
+    assert status.exit_code == 0, status
+    made, err = (int(word) for word in (tmp_path / "logs" / "bomb.out").read_text().split())
+    assert err == errno.EAGAIN
+    assert 0 < made <= 20 - 2  # the wrapper and the job itself hold two of the 20
+
+
+def test_memory_caps_are_written_before_the_job_joins(tmp_path: Path) -> None:
+    caps = JobCaps(memory_max_bytes=256 << 20, memory_high_bytes=192 << 20)
+    with _inner(("memory",)) as subtree:
+        cgroups = job_cgroups(str(subtree), caps=caps)
+        assert cgroups is not None and cgroups.caps == caps
+        executor = LocalExecutor(cgroups=cgroups)
+        code = "print(open('/proc/self/cgroup').read().strip())"
+        handle = executor.launch(job_spec(tmp_path, "mem", PY, "-c", code), NOW)
+        job = subtree / "job-mem"
+        written = [(job / name).read_text().strip() for name in ("memory.max", "memory.high")]
+        status = wait_ended(executor, handle)
+    assert status.exit_code == 0, status
+    assert written == [str(256 << 20), str(192 << 20)]
+    assert (tmp_path / "logs" / "mem.out").read_text().strip().endswith("/carbond/job-mem")
+
+
+def test_a_cap_whose_controller_the_subtree_lacks_is_said_at_start(tmp_path: Path) -> None:
+    """The subtree's parent does not hand it the pids controller (a unit without
+    Delegate=yes, a hybrid host): the jobs get their cgroups, without that cap, and the
+    daemon says so once at start, naming the setting and why."""
+    with _inner() as subtree, capture_logs() as events:
+        cgroups = job_cgroups(str(subtree), caps=JobCaps(pids_max=20))
+        assert cgroups is not None
+        assert cgroups.caps == JobCaps()
+        executor = LocalExecutor(cgroups=cgroups)
+        handle = executor.launch(job_spec(tmp_path, "j", PY, "-c", "pass"), NOW)
+        status = wait_ended(executor, handle)
+    assert status.exit_code == 0, status
+    (warning,) = (e for e in events if e["event"] == "local_cgroup_caps_unavailable")
+    assert warning["log_level"] == "warning"
+    assert warning["settings"] == "executors.local.pids_max"
+    assert warning["reason"].startswith(
+        f"executors.local.pids_max: the pids controller is not available in {subtree} "
+        "(its cgroup.controllers lacks it"
+    ), warning
+    (enabled,) = (e for e in events if e["event"] == "local_cgroups_enabled")
+    assert enabled["caps"] == "none"
+
+
+def test_caps_without_a_subtree_are_said_at_start(tmp_path: Path) -> None:
+    with capture_logs() as events:
+        assert job_cgroups("off", caps=JobCaps(memory_max_bytes=1 << 30, pids_max=64)) is None
+    said = {e["settings"]: e["reason"] for e in events
+            if e["event"] == "local_cgroup_caps_unavailable"}  # fmt: skip
+    assert said == {
+        "executors.local.memory_max_bytes": "jobs get no cgroup: off in the settings "
+        "(executors.local.cgroup)",
+        "executors.local.pids_max": "jobs get no cgroup: off in the settings "
+        "(executors.local.cgroup)",
+    }
+
+
+def test_a_cap_that_cannot_be_written_fails_the_launch_not_silently(tmp_path: Path) -> None:
+    """A cgroup without the cap's control file (its controller not enabled): the job does
+    not run without its cap; its launch fails naming the file, and its cgroup is removed."""
+    with _inner() as subtree:
+        executor = LocalExecutor(cgroups=JobCgroups(subtree, caps=JobCaps(pids_max=20)))
+        with pytest.raises(ExecutorError) as info:
+            executor.launch(job_spec(tmp_path, "j", PY, "-c", "pass"), NOW)
+        left = sorted(p.name for p in subtree.iterdir() if p.is_dir())
+    assert "cannot set its cap pids.max = 20: No such file or directory" in str(info.value)
+    assert str(subtree / "job-j" / "pids.max") in str(info.value)
+    assert left == []
+    assert not (tmp_path / "logs" / "j.spec.json").exists()  # nothing for a wrapper to run
