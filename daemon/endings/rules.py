@@ -93,7 +93,14 @@ def _failure(status: ExitStatus) -> str:
     """The reason of a run that failed: its exit code, signal, or the executor's words (also
     for a job its executor refused as submitted: ``not_runnable``). An exit code of 126 or
     127 keeps the executor's words after it (``exit code 127: command not found: vllm``):
-    the code alone does not say which command."""
+    the code alone does not say which command. The OOM killer's part, where the executor saw
+    it (``out_of_memory``), follows (``killed by signal 9; out of memory: ...``): a SIGKILL
+    alone does not say who sent it."""
+    failure = _failure_alone(status)
+    return f"{failure}; {status.out_of_memory}" if status.out_of_memory else failure
+
+
+def _failure_alone(status: ExitStatus) -> str:
     if status.not_runnable and status.reason:
         return status.reason
     if status.exit_code is not None:

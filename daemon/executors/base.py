@@ -122,7 +122,10 @@ class ExitStatus:
     of its GRES); its GPU-hours are charged for those (None: as planned). ``earlier_runs_s``:
     the seconds the earlier runs ``energy_j`` also covers ran (Slurm: a job requeued after it
     started, measured over every run; each run's Start to End plus a second, sacct's times
-    being whole seconds), so its energy is checked against them too; 0: its run's alone."""
+    being whole seconds), so its energy is checked against them too; 0: its run's alone.
+    ``out_of_memory``: how the OOM killer ended processes of the run, in words, where its
+    executor saw it (the local executor: its cgroup's ``memory.events``); a failure's reason
+    says it after its exit code or signal. Empty: it did not, or the executor cannot tell."""
 
     job_id: str
     finished_at: datetime
@@ -137,6 +140,7 @@ class ExitStatus:
     not_runnable: bool = False
     gpus: int | None = None
     earlier_runs_s: float = 0.0
+    out_of_memory: str = ""
 
     def __post_init__(self) -> None:
         # The reason quotes what the job or its wrapper wrote (a status file's JSON may hold

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -200,7 +201,7 @@ class LocalExecutor:
         child = self._children.get(token.pid)
         recorded = jobfiles.read_status(handle.job_id, token.status_file, now)
         if recorded is not None:
-            self._end_cgroup(handle.job_id)
+            recorded = self._ended(handle.job_id, recorded)
             self._reap(token.pid)
             return recorded
         if self._alive(token):
@@ -209,9 +210,10 @@ class LocalExecutor:
             handle.job_id, token.status_file, now
         )  # written just before exit
         if recorded is not None:
-            self._end_cgroup(handle.job_id)
+            recorded = self._ended(handle.job_id, recorded)
             self._reap(token.pid)
             return recorded
+        oom = self.cgroups.out_of_memory(handle.job_id) if self.cgroups is not None else ""
         self._end_cgroup(handle.job_id)
         if child is not None:  # our wrapper died alone (the OOM killer): the job it left
             # would run on, on a GPU now free. Not reaped yet, the wrapper holds its pid, so
@@ -222,14 +224,18 @@ class LocalExecutor:
             for member in jobfiles.job_members(token.pid, handle.job_id):
                 signal_if(member, signal.SIGKILL, _job_member(token.pid, handle.job_id))
         killed = handle.job_id in self._kill_at
+        reason = (
+            "killed after the grace period"
+            if killed
+            else "the job's wrapper ended without recording a status"
+        )
         return ExitStatus(
             handle.job_id,
             now,
             exit_code=None,
             signal=int(signal.SIGKILL) if killed else None,
-            reason="killed after the grace period"
-            if killed
-            else "the job's wrapper ended without recording a status",
+            reason=f"{reason}; {oom}" if oom else reason,
+            out_of_memory=oom,
         )
 
     def _end_cgroup(self, job_id: str) -> None:
@@ -237,6 +243,17 @@ class LocalExecutor:
         and remove the cgroup; one not empty yet is retried at each poll."""
         if self.cgroups is not None and not self.cgroups.remove(job_id):
             self._unremoved.add(job_id)
+
+    def _ended(self, job_id: str, status: ExitStatus) -> ExitStatus:
+        """:meth:`_end_cgroup`, and ``status`` with what the OOM killer did in the job's
+        cgroup, read before it is removed, in its ``reason`` and ``out_of_memory``: a job
+        killed at its ``memory.max`` says so, not just ``killed by SIGKILL``."""
+        oom = self.cgroups.out_of_memory(job_id) if self.cgroups is not None else ""
+        self._end_cgroup(job_id)
+        if not oom:
+            return status
+        reason = f"{status.reason}; {oom}" if status.reason else oom
+        return replace(status, reason=reason, out_of_memory=oom)
 
     def sweep(self, followed: Collection[str]) -> None:
         """At start: kill and remove each job's cgroup whose job is not one of ``followed``

@@ -9,7 +9,8 @@ for its children (the parent's ``cgroup.subtree_control``), which it can only if
 above it hands it down (the parent's ``cgroup.controllers``: systemd's ``Delegate=yes`` does;
 a hybrid hierarchy keeps both on cgroup v1). The daemon enables them in its subtree at start
 (:func:`enable`); :func:`unavailable` says, for doctor too, which cap cannot be applied and
-why. The jobs' cgroups themselves: :mod:`daemon.executors.local_cgroup_jobs`.
+why; :func:`out_of_memory`, what the OOM killer did in a job's cgroup, for its end's
+reason. The jobs' cgroups themselves: :mod:`daemon.executors.local_cgroup_jobs`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-__all__ = ["SETTING_OF", "JobCaps", "enable", "unavailable"]
+__all__ = ["SETTING_OF", "JobCaps", "enable", "out_of_memory", "unavailable"]
 
 # Each cap's control file: its controller and the setting that gives it.
 _CONTROLLER_OF = {"memory.max": "memory", "memory.high": "memory", "pids.max": "pids"}
@@ -124,3 +125,37 @@ def enable(subtree: Path, caps: JobCaps) -> dict[str, str]:
                 f"in {control}: {exc.strerror or exc}"
             )
     return problems
+
+
+def out_of_memory(cgroup: Path) -> str:
+    """In words, how the OOM killer ended processes in ``cgroup`` and the cgroups under it
+    (its ``memory.events``: ``oom_kill``, processes killed; ``oom``, times its own
+    ``memory.max`` was reached with nothing left to reclaim), for the job's end; "" when it
+    did not, or the cgroup has no ``memory`` controller (nothing counted). Never raises."""
+    try:
+        events = _counts((cgroup / "memory.events").read_text(encoding="ascii"))
+    except OSError:  # no memory controller for it, or removed
+        return ""
+    kills = events.get("oom_kill", 0)
+    if kills <= 0:
+        return ""
+    who = "1 of its processes" if kills == 1 else f"{kills} of its processes"
+    if events.get("oom", 0) <= 0:
+        return (f"out of memory: the OOM killer killed {who}, the node or the carbond unit "
+                "being out of memory (not its own memory.max)")  # fmt: skip
+    try:
+        cap = (cgroup / "memory.max").read_text(encoding="ascii").strip()
+    except OSError:
+        cap = "unknown"
+    return (f"out of memory: the OOM killer killed {who} at its cgroup's memory.max ({cap} "
+            "bytes, executors.local.memory_max_bytes)")  # fmt: skip
+
+
+def _counts(text: str) -> dict[str, int]:
+    """A flat-keyed cgroup file (``oom 1`` a line) as counts; a line not so is skipped."""
+    counts = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            counts[key] = int(value)
+    return counts

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.executors.local_cgroup_caps import JobCaps
+from daemon.executors.local_cgroup_caps import JobCaps, out_of_memory
 from daemon.executors.pidsignal import signal_if
 
 __all__ = ["JobCgroups", "read_procs"]
@@ -111,6 +111,15 @@ class JobCgroups:
                 raise OSError(exc.errno, f"cannot set its cap {name} = {value}: {exc.strerror}",
                               str(path / name)) from exc  # fmt: skip
         return path
+
+    def out_of_memory(self, job_id: str) -> str:
+        """What the OOM killer did in job ``job_id``'s cgroup, in words ("": nothing, or it
+        has no cgroup): :func:`~daemon.executors.local_cgroup_caps.out_of_memory`. Read it
+        before :meth:`remove`."""
+        try:
+            return out_of_memory(self.path_of(job_id))
+        except ValueError:  # no such cgroup name
+            return ""
 
     def members(self, job_id: str) -> list[int]:
         """The pids in job ``job_id``'s cgroup and in the cgroups a root job made under it

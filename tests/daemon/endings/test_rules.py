@@ -11,6 +11,7 @@ from daemon.executors.base import ExitStatus, NotStarted, RunHandle
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 ASKED = NOW - timedelta(seconds=5)  # the owner's cancel request, read before the run ended
+OOM = "out of memory: the OOM killer killed 1 of its processes at its cgroup's memory.max"
 
 
 @pytest.mark.parametrize(
@@ -63,6 +64,19 @@ ASKED = NOW - timedelta(seconds=5)  # the owner's cancel request, read before th
         (ExitStatus("j", NOW, 127), None, ("failed", "exit code 127")),  # no words
         (ExitStatus("j", NOW, 2, None, "1 process(es) ..."), None, ("failed", "exit code 2")),
         (ExitStatus("j", NOW, None), None, ("failed", "outcome unknown")),
+        # the OOM killer at the job's own memory cap (the local executor's cgroup): said, not
+        # just "killed by signal 9", which any SIGKILL is
+        (
+            ExitStatus("j", NOW, None, 9, "killed by SIGKILL; " + OOM, out_of_memory=OOM),
+            None,
+            ("failed", f"killed by signal 9; {OOM}"),
+        ),
+        (  # a child killed, the job failing after it
+            ExitStatus("j", NOW, 1, None, OOM, out_of_memory=OOM),
+            None,
+            ("failed", f"exit code 1; {OOM}"),
+        ),
+        (ExitStatus("j", NOW, 0, None, OOM, out_of_memory=OOM), None, ("succeeded", "exit code 0")),
         # its owner's own scancel of the Slurm job (not carbond cancel): cancelled, not failed
         (
             ExitStatus(

@@ -8,6 +8,7 @@ keeps ``memory`` and ``pids`` on cgroup v1)."""
 from __future__ import annotations
 
 import errno
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from daemon.endings.rules import final_state
 from daemon.executors.errors import ExecutorError
 from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup import job_cgroups
@@ -143,3 +145,61 @@ def test_a_cap_that_cannot_be_written_fails_the_launch_not_silently(tmp_path: Pa
     assert str(subtree / "job-j" / "pids.max") in str(info.value)
     assert left == []
     assert not (tmp_path / "logs" / "j.spec.json").exists()  # nothing for a wrapper to run
+
+
+# Allocates and touches 512 MiB, far past its cap; prints "survived" if it was not killed.
+HOG = "b = b'x' * (512 << 20)\nprint('survived', flush=True)\n"
+
+
+def test_a_job_killed_at_its_memory_max_says_so(tmp_path: Path) -> None:
+    """The OOM killer in the job's cgroup ended it: its end said only "killed by SIGKILL",
+    which any SIGKILL is. It now says the job ran out of memory at its cap."""
+    with _inner(("memory",)) as subtree:
+        swap = subtree / "memory.swap.max"
+        if swap.exists():  # else the cap is met by swapping, not by the OOM killer
+            swap.write_text("0")
+        cgroups = job_cgroups(str(subtree), caps=JobCaps(memory_max_bytes=64 << 20))
+        assert cgroups is not None
+        executor = LocalExecutor(cgroups=cgroups)
+        handle = executor.launch(job_spec(tmp_path, "hog", PY, "-c", HOG), NOW)
+        status = wait_ended(executor, handle)
+    assert status.signal == signal.SIGKILL, status
+    assert status.out_of_memory == (
+        f"out of memory: the OOM killer killed 1 of its processes at its cgroup's memory.max "
+        f"({64 << 20} bytes, executors.local.memory_max_bytes)"
+    )
+    assert status.reason == f"killed by SIGKILL; {status.out_of_memory}"
+    assert final_state(status, cancel_requested_at=None) == (
+        "failed",
+        f"killed by signal 9; {status.out_of_memory}",
+    )
+
+
+def _events(tmp_path: Path, events: str, memory_max: str = "67108864\n") -> Path:
+    """A directory with a cgroup's memory.events and memory.max as the kernel writes them
+    (cgroup2 here may have no memory controller: its files cannot be made by hand)."""
+    cgroup = tmp_path / "job-x"
+    cgroup.mkdir()
+    (cgroup / "memory.events").write_text(events)
+    (cgroup / "memory.max").write_text(memory_max)
+    return cgroup
+
+
+def test_the_oom_killer_at_the_jobs_own_cap_is_told_from_memory_events(tmp_path: Path) -> None:
+    cgroup = _events(tmp_path, "low 0\nhigh 0\nmax 31\noom 2\noom_kill 2\noom_group_kill 0\n")
+    assert JobCgroups(tmp_path).out_of_memory("x") == (
+        "out of memory: the OOM killer killed 2 of its processes at its cgroup's memory.max "
+        "(67108864 bytes, executors.local.memory_max_bytes)"
+    )
+    # killed, its own cap never reached: the node or the unit ran out
+    (cgroup / "memory.events").write_text("low 0\nhigh 0\nmax 0\noom 0\noom_kill 1\n")
+    assert JobCgroups(tmp_path).out_of_memory("x") == (
+        "out of memory: the OOM killer killed 1 of its processes, the node or the carbond unit "
+        "being out of memory (not its own memory.max)"
+    )
+
+
+def test_no_oom_kill_or_no_memory_controller_says_nothing(tmp_path: Path) -> None:
+    _events(tmp_path, "low 0\nhigh 0\nmax 4\noom 0\noom_kill 0\n")
+    assert JobCgroups(tmp_path).out_of_memory("x") == ""
+    assert JobCgroups(tmp_path).out_of_memory("no-such-job") == ""
