@@ -213,8 +213,14 @@ class LocalExecutor:
             recorded = self._ended(handle.job_id, recorded)
             self._reap(token.pid)
             return recorded
-        oom = self.cgroups.out_of_memory(handle.job_id) if self.cgroups is not None else ""
-        self._end_cgroup(handle.job_id)
+        killed = handle.job_id in self._kill_at
+        reason = (
+            "killed after the grace period"
+            if killed
+            else "the job's wrapper ended without recording a status"
+        )
+        signalled = int(signal.SIGKILL) if killed else None
+        ended = self._ended(handle.job_id, ExitStatus(handle.job_id, now, None, signalled, reason))
         if child is not None:  # our wrapper died alone (the OOM killer): the job it left
             # would run on, on a GPU now free. Not reaped yet, the wrapper holds its pid, so
             # the session of that id is the job's; then it is reaped.
@@ -223,20 +229,7 @@ class LocalExecutor:
         else:  # adopted: the pid may name a later session by now; only the job's processes
             for member in jobfiles.job_members(token.pid, handle.job_id):
                 signal_if(member, signal.SIGKILL, _job_member(token.pid, handle.job_id))
-        killed = handle.job_id in self._kill_at
-        reason = (
-            "killed after the grace period"
-            if killed
-            else "the job's wrapper ended without recording a status"
-        )
-        return ExitStatus(
-            handle.job_id,
-            now,
-            exit_code=None,
-            signal=int(signal.SIGKILL) if killed else None,
-            reason=f"{reason}; {oom}" if oom else reason,
-            out_of_memory=oom,
-        )
+        return ended
 
     def _end_cgroup(self, job_id: str) -> None:
         """The job ended: kill what it left in its cgroup (a process that left its session)
@@ -245,14 +238,18 @@ class LocalExecutor:
             self._unremoved.add(job_id)
 
     def _ended(self, job_id: str, status: ExitStatus) -> ExitStatus:
-        """:meth:`_end_cgroup`, and ``status`` with what the OOM killer did in the job's
-        cgroup, read before it is removed, in its ``reason`` and ``out_of_memory``: a job
-        killed at its ``memory.max`` says so, not just ``killed by SIGKILL``."""
-        oom = self.cgroups.out_of_memory(job_id) if self.cgroups is not None else ""
+        """:meth:`_end_cgroup`, and ``status`` with what its caps did in the job's cgroup,
+        read before it is removed, in its ``reason``: the OOM killer (also its
+        ``out_of_memory``: a job killed at its ``memory.max`` says so, not just ``killed by
+        SIGKILL``) and the forks ``pids.max`` refused (a fork bomb's)."""
+        oom = forks = ""
+        if self.cgroups is not None:
+            oom, forks = self.cgroups.out_of_memory(job_id), self.cgroups.forks_refused(job_id)
         self._end_cgroup(job_id)
-        if not oom:
+        notes = "; ".join(note for note in (oom, forks) if note)
+        if not notes:
             return status
-        reason = f"{status.reason}; {oom}" if status.reason else oom
+        reason = f"{status.reason}; {notes}" if status.reason else notes
         return replace(status, reason=reason, out_of_memory=oom)
 
     def sweep(self, followed: Collection[str]) -> None:

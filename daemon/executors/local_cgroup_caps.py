@@ -9,8 +9,9 @@ for its children (the parent's ``cgroup.subtree_control``), which it can only if
 above it hands it down (the parent's ``cgroup.controllers``: systemd's ``Delegate=yes`` does;
 a hybrid hierarchy keeps both on cgroup v1). The daemon enables them in its subtree at start
 (:func:`enable`); :func:`unavailable` says, for doctor too, which cap cannot be applied and
-why; :func:`out_of_memory`, what the OOM killer did in a job's cgroup, for its end's
-reason. The jobs' cgroups themselves: :mod:`daemon.executors.local_cgroup_jobs`.
+why; :func:`out_of_memory` and :func:`forks_refused`, what the OOM killer and ``pids.max``
+did in a job's cgroup, for its end's reason. The jobs' cgroups themselves:
+:mod:`daemon.executors.local_cgroup_jobs`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-__all__ = ["SETTING_OF", "JobCaps", "enable", "out_of_memory", "unavailable"]
+__all__ = ["SETTING_OF", "JobCaps", "enable", "forks_refused", "out_of_memory", "unavailable"]
 
 # Each cap's control file: its controller and the setting that gives it.
 _CONTROLLER_OF = {"memory.max": "memory", "memory.high": "memory", "pids.max": "pids"}
@@ -149,6 +150,25 @@ def out_of_memory(cgroup: Path) -> str:
         cap = "unknown"
     return (f"out of memory: the OOM killer killed {who} at its cgroup's memory.max ({cap} "
             "bytes, executors.local.memory_max_bytes)")  # fmt: skip
+
+
+def forks_refused(cgroup: Path) -> str:
+    """In words, how many forks (and new threads) ``cgroup``'s ``pids.max`` refused (its
+    ``pids.events``: ``max``; a fork bomb's), for the job's end; "" when none was, or the
+    cgroup has no ``pids`` controller. Never raises."""
+    try:
+        refused = _counts((cgroup / "pids.events").read_text(encoding="ascii")).get("max", 0)
+    except OSError:  # no pids controller for it, or removed
+        return ""
+    if refused <= 0:
+        return ""
+    try:
+        cap = (cgroup / "pids.max").read_text(encoding="ascii").strip()
+    except OSError:
+        cap = "unknown"
+    forks = "1 fork" if refused == 1 else f"{refused} forks"
+    return (f"out of tasks: its cgroup's pids.max ({cap}, executors.local.pids_max) refused "
+            f"{forks}")  # fmt: skip
 
 
 def _counts(text: str) -> dict[str, int]:

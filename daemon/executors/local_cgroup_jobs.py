@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.executors.local_cgroup_caps import JobCaps, out_of_memory
+from daemon.executors.local_cgroup_caps import JobCaps, forks_refused, out_of_memory
 from daemon.executors.pidsignal import signal_if
 
 __all__ = ["JobCgroups", "read_procs"]
@@ -118,6 +118,15 @@ class JobCgroups:
         before :meth:`remove`."""
         try:
             return out_of_memory(self.path_of(job_id))
+        except ValueError:  # no such cgroup name
+            return ""
+
+    def forks_refused(self, job_id: str) -> str:
+        """The forks job ``job_id``'s ``pids.max`` refused, in words ("": none, or it has no
+        cgroup): :func:`~daemon.executors.local_cgroup_caps.forks_refused`. Read it before
+        :meth:`remove`."""
+        try:
+            return forks_refused(self.path_of(job_id))
         except ValueError:  # no such cgroup name
             return ""
 

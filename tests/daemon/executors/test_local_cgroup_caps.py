@@ -79,6 +79,9 @@ def test_a_fork_bomb_is_stopped_at_its_own_pids_max(tmp_path: Path) -> None:
     made, err = (int(word) for word in (tmp_path / "logs" / "bomb.out").read_text().split())
     assert err == errno.EAGAIN
     assert 0 < made <= 20 - 2  # the wrapper and the job itself hold two of the 20
+    # its end says why its forks failed
+    cap = "out of tasks: its cgroup's pids.max (20, executors.local.pids_max) refused "
+    assert cap in status.reason, status
 
 
 def test_memory_caps_are_written_before_the_job_joins(tmp_path: Path) -> None:
@@ -203,3 +206,19 @@ def test_no_oom_kill_or_no_memory_controller_says_nothing(tmp_path: Path) -> Non
     _events(tmp_path, "low 0\nhigh 0\nmax 4\noom 0\noom_kill 0\n")
     assert JobCgroups(tmp_path).out_of_memory("x") == ""
     assert JobCgroups(tmp_path).out_of_memory("no-such-job") == ""
+
+
+def test_the_forks_pids_max_refused_are_told_from_pids_events(tmp_path: Path) -> None:
+    """A fork bomb held at its pids.max ran on, each fork failing: its end said nothing of
+    the cap. pids.events' ``max`` counts the refusals (a directory with the kernel's files:
+    cgroup2 here may have no pids controller)."""
+    cgroup = tmp_path / "job-x"
+    cgroup.mkdir()
+    (cgroup / "pids.max").write_text("20\n")
+    (cgroup / "pids.events").write_text("max 1234\n")
+    assert JobCgroups(tmp_path).forks_refused("x") == (
+        "out of tasks: its cgroup's pids.max (20, executors.local.pids_max) refused 1234 forks"
+    )
+    (cgroup / "pids.events").write_text("max 0\n")
+    assert JobCgroups(tmp_path).forks_refused("x") == ""
+    assert JobCgroups(tmp_path).forks_refused("no-such-job") == ""
