@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.cli.context import open_ledger, settings_from
 from daemon.cli.output import print_json
 from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import rejected_naming
-from daemon.cli.unread import unread_job_file, unread_job_files
+from daemon.cli.unread import line_rules, unread_job_file, unread_job_files
 from daemon.errors import UsageError
 from daemon.ledger import JobRecord, UnknownJobError
 from daemon.queue import REJECTED_NAME, append_line, submit_target
 from daemon.reports.lines import user_name
+from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 from daemon.states import FINAL_STATES
 
@@ -30,7 +32,7 @@ def cancel_job(args: argparse.Namespace) -> int:
     job = _ledger_job(settings.state_dir, args.job_id)
     other: tuple[Path, int] | None = None  # root: another user's queue file holding the job
     if job is None:  # not ingested yet (the daemon may be down): still in a queue file?
-        other = _unread(settings.state_dir, args.job_id, uid)
+        other = _unread(settings, args.job_id, uid)
         job_id, state = args.job_id, None
     else:
         if uid not in (job.uid, 0):
@@ -57,7 +59,7 @@ def cancel_job(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unread(state_dir: Path, job_id: str, uid: int) -> tuple[Path, int] | None:
+def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | None:
     """Where the caller's cancel of ``job_id``, which the daemon has not read, must go: None
     for the caller's own queue file (the job's line is there); for root, the file of another
     user that holds it, with its owner (the daemon reads a file in order, so the cancel must
@@ -67,7 +69,8 @@ def _unread(state_dir: Path, job_id: str, uid: int) -> tuple[Path, int] | None:
         UsageError: no queue file the caller may cancel in holds it unread, or several users'
             files do (root: whose job is meant is not known).
     """
-    if unread_job_file(state_dir, job_id, uid) is not None:
+    state_dir, now, rules = settings.state_dir, datetime.now(UTC), line_rules(settings)
+    if unread_job_file(state_dir, job_id, uid, now=now, rules=rules) is not None:
         return None
     rejected = rejected_naming(state_dir / REJECTED_NAME, job_id, uid)
     if rejected:  # its line is in a queue file all the same: say why it is no job
@@ -79,7 +82,7 @@ def _unread(state_dir: Path, job_id: str, uid: int) -> tuple[Path, int] | None:
     if uid != 0:
         raise UsageError(f"unknown job {job_id!r}: neither the ledger nor your queue "
                          f"file {submit_target(state_dir, uid)} has it")  # fmt: skip
-    found = unread_job_files(state_dir, job_id)
+    found = unread_job_files(state_dir, job_id, now=now, rules=rules)
     if not found:
         raise UsageError(f"unknown job {job_id!r}: neither the ledger nor any queue file has it")
     if len(found) > 1:

@@ -32,7 +32,7 @@ from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.submit_checks import resolve_program, submit_warnings, unread_duplicate, workdir
 from daemon.cli.submit_file import name_file_fields, read_job_file
-from daemon.cli.unread import unread_jobs
+from daemon.cli.unread import line_rules, unread_jobs
 from daemon.errors import UsageError
 from daemon.ledger import Ledger, LedgerError
 from daemon.queue import REJECTED_NAME, new_job_id
@@ -158,7 +158,7 @@ def _submit(args: argparse.Namespace) -> int:
         _refuse_existing_id(settings, parsed.job_id, os.getuid())
     request = parsed if parsed.job_id else parsed.with_id(new_job_id())
     if parsed.job_id:
-        warnings += unread_duplicate(settings.state_dir, parsed.job_id, os.getuid())
+        warnings += unread_duplicate(settings, parsed.job_id, os.getuid(), datetime.now(UTC))
     warnings += submit_warnings(settings, request, datetime.now(UTC), config_path(args.config))
     target = append_own_line(settings, request.to_json())
     if args.json:
@@ -271,10 +271,10 @@ def _unread(
     its line); with no ledger (no daemon has started) every one is."""
     if states and SUBMITTED not in states:
         return []
-    state_dir, now = settings_from(args).state_dir, datetime.now(UTC)
+    settings, now = settings_from(args), datetime.now(UTC)
     return [
         unread_row(job, now)
-        for job in unread_jobs(state_dir, os.getuid(), now)
+        for job in unread_jobs(settings.state_dir, os.getuid(), now=now, rules=line_rules(settings))
         if ledger is None or ledger.job_owner(str(job.request.job_id)) is None
     ]
 

@@ -15,11 +15,12 @@ from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row
 from daemon.cli.output import held_stdout, print_json, print_table, printable
 from daemon.cli.rejected import rejected_naming
-from daemon.cli.unread import unread_job_anywhere
+from daemon.cli.unread import line_rules, unread_job_anywhere
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME, UnreadLines
 from daemon.reports.lines import user_name
 from daemon.reports.render import unsigned_zero
+from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 from daemon.states import ACTIVE_STATES
 
@@ -47,7 +48,7 @@ def _status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     rejected = rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id, os.getuid())
     state_dir = settings.state_dir
-    if not (state_dir / LEDGER_NAME).is_file() and (unread := _unread(state_dir, args.job_id)):
+    if not (state_dir / LEDGER_NAME).is_file() and (unread := _unread(settings, args.job_id)):
         return _print_unread(args, unread)  # no daemon has started yet
     # What it prints is held until the ledger is closed (held_stdout): a daemon started during
     # the read fails the command at its close (daemon/ledger/readonly.py), with nothing printed.
@@ -55,7 +56,7 @@ def _status(args: argparse.Namespace) -> int:
         try:
             job = ledger.job(args.job_id)
         except UnknownJobError:
-            if unread := _unread(state_dir, args.job_id):
+            if unread := _unread(settings, args.job_id):
                 return _print_unread(args, unread)
             if not rejected:
                 raise
@@ -91,11 +92,15 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unread(state_dir: Path, job_id: str) -> tuple[Path, int, UnreadLines] | None:
+def _unread(settings: Settings, job_id: str) -> tuple[Path, int, UnreadLines] | None:
     """The caller's queue file (root: any user's) if it holds ``job_id``'s line, not read
     yet, with its owner and whether a cancel line follows it (None without a state dir:
     open_ledger says what is wrong)."""
-    return unread_job_anywhere(state_dir, job_id, os.getuid()) if state_dir.is_dir() else None
+    state_dir = settings.state_dir
+    if not state_dir.is_dir():
+        return None
+    now, rules = datetime.now(UTC), line_rules(settings)
+    return unread_job_anywhere(state_dir, job_id, os.getuid(), now=now, rules=rules)
 
 
 def _print_unread(args: argparse.Namespace, unread: tuple[Path, int, UnreadLines]) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.catalog import gpu_catalog
-from daemon.cli.unread import unread_job
+from daemon.cli.unread import line_rules, unread_job
 from daemon.errors import UsageError
 from daemon.executors import jobfiles
 from daemon.executors.workdir import workdir_problem
@@ -83,12 +83,13 @@ def submit_warnings(
     return warnings
 
 
-def unread_duplicate(state_dir: Path, job_id: str, uid: int) -> list[str]:
+def unread_duplicate(settings: Settings, job_id: str, uid: int, now: datetime) -> list[str]:
     """A warning when the caller's queue file already holds a job line with ``job_id`` that
-    the daemon has not read yet: it reads that one and ignores the new line (the same id again
-    is, by design, a resubmission). None when the file cannot be read: the append says why."""
+    the daemon has not read yet and will accept (read at ``now``): it reads that one and
+    ignores the new line (the same id again is, by design, a resubmission); a line it will
+    reject takes no id. None when the file cannot be read: the append says why."""
     try:
-        found = unread_job(state_dir, job_id, uid)
+        found = unread_job(settings.state_dir, job_id, uid, now=now, rules=line_rules(settings))
     except (QueueError, LedgerError):
         return []
     if found is None:

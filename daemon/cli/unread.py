@@ -24,14 +24,14 @@ from daemon.queue import (
 )
 from daemon.queue.files import attribution
 from daemon.queue.job_request import JobRequest
-from daemon.queue.line import parse_line
-from daemon.queue.reasons import InvalidLineError
 from daemon.queue.resume import resume
-from daemon.queue.unread_lines import unread_job_lines
+from daemon.queue.unread_lines import LineRules, UnreadStart, unread_job_lines
+from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 
 __all__ = [
     "UnreadJob",
+    "line_rules",
     "unread_job",
     "unread_job_anywhere",
     "unread_job_file",
@@ -40,19 +40,31 @@ __all__ = [
 ]
 
 
-def unread_job_file(state_dir: Path, job_id: str, uid: int) -> Path | None:
+def line_rules(settings: Settings) -> LineRules:
+    """The daemon's rules for a line under ``settings`` (as :meth:`Queue.from_settings
+    <daemon.queue.ingest.Queue.from_settings>` reads them): what it will accept."""
+    known = tuple(region.name for region in settings.regions) or None
+    return LineRules(settings.queue.max_line_bytes, known)
+
+
+def unread_job_file(
+    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
+) -> Path | None:
     """The queue file of ``uid`` (where ``carbond submit`` appends for them) if it holds a job
-    line with ``job_id`` that the daemon has not read yet, else None.
+    line with ``job_id`` that the daemon has not read yet and will accept (``rules``, at
+    ``now``), else None.
 
     Raises:
         QueueError: the state dir or the file cannot be read.
         LedgerError: the ledger cannot be read.
     """
-    found = unread_job(state_dir, job_id, uid)
+    found = unread_job(state_dir, job_id, uid, now=now, rules=rules)
     return None if found is None else found[0]
 
 
-def unread_job(state_dir: Path, job_id: str, uid: int) -> tuple[Path, UnreadLines] | None:
+def unread_job(
+    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
+) -> tuple[Path, UnreadLines] | None:
     """:func:`unread_job_file`, with whether a cancel line for the job follows its line there
     (``carbond cancel`` before the daemon read either).
 
@@ -61,12 +73,12 @@ def unread_job(state_dir: Path, job_id: str, uid: int) -> tuple[Path, UnreadLine
         LedgerError: the ledger cannot be read.
     """
     target = submit_target(state_dir, uid)
-    lines = _unread_lines(state_dir, target, job_id, _offsets(state_dir))
+    lines = _unread_lines(state_dir, target, job_id, _offsets(state_dir), now, rules)
     return (target, lines) if lines.job else None
 
 
 def unread_job_anywhere(
-    state_dir: Path, job_id: str, uid: int
+    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
 ) -> tuple[Path, int, UnreadLines] | None:
     """:func:`unread_job` with the file's owner; for root, when its own file does not hold the
     job, the one other queue file that does (``carbond status``, as root's ``cancel`` finds it).
@@ -76,12 +88,12 @@ def unread_job_anywhere(
         QueueError: the state dir or a file cannot be read.
         LedgerError: the ledger cannot be read.
     """
-    own = unread_job(state_dir, job_id, uid)
+    own = unread_job(state_dir, job_id, uid, now=now, rules=rules)
     if own is not None:
         return own[0], uid, own[1]
     if uid != 0:
         return None
-    found = unread_job_files(state_dir, job_id)
+    found = unread_job_files(state_dir, job_id, now=now, rules=rules)
     if len(found) > 1:
         files = ", ".join(f"{path} (uid {owner})" for path, owner in found)
         raise UsageError(f"job {job_id!r} is unread in several users' queue files ({files}): "
@@ -89,7 +101,7 @@ def unread_job_anywhere(
     if not found:
         return None
     path, owner = found[0]
-    return path, owner, _unread_lines(state_dir, path, job_id, _offsets(state_dir))
+    return path, owner, _unread_lines(state_dir, path, job_id, _offsets(state_dir), now, rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +114,11 @@ class UnreadJob:
     cancel: bool  # a cancel line for it follows in that file
 
 
-def unread_jobs(state_dir: Path, uid: int, now: datetime) -> list[UnreadJob]:
-    """The valid job lines the daemon has not read yet where ``carbond status`` looks for
-    one: the caller's own queue file, root's every queue file the daemon reads; in file order
-    (lines the daemon will reject are not jobs: ``--state rejected`` lists them once read).
+def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -> list[UnreadJob]:
+    """The job lines the daemon has not read yet, and will accept (``rules``, at ``now``),
+    where ``carbond status`` looks for one: the caller's own queue file, root's every queue
+    file the daemon reads; in file order. Lines the daemon will reject are not jobs: ``--state
+    rejected`` lists them once read.
 
     Raises:
         QueueError: the state dir or a file cannot be read.
@@ -117,16 +130,11 @@ def unread_jobs(state_dir: Path, uid: int, now: datetime) -> list[UnreadJob]:
     else:
         target = submit_target(state_dir, uid)
         files = [(target, uid)]
-    found = []
-    for path, owner in files:
-        for raw, cancel in unread_job_lines(path, _unread_from(offsets, state_dir, path)):
-            try:
-                request = parse_line(raw, now)
-            except InvalidLineError:
-                continue
-            if isinstance(request, JobRequest) and request.job_id:
-                found.append(UnreadJob(request, path, owner, cancel))
-    return found
+    return [
+        UnreadJob(line.request, path, owner, line.cancel)
+        for path, owner in files
+        for line in unread_job_lines(path, now, _unread_from(offsets, state_dir, path), rules)
+    ]
 
 
 def _read_files(state_dir: Path) -> list[tuple[Path, int]]:
@@ -157,10 +165,12 @@ def _read_files(state_dir: Path) -> list[tuple[Path, int]]:
     return found
 
 
-def unread_job_files(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:
+def unread_job_files(
+    state_dir: Path, job_id: str, *, now: datetime, rules: LineRules
+) -> list[tuple[Path, int]]:
     """Every queue file the daemon reads (``queue.jsonl`` and the spool files it attributes
-    to their owners) that holds a job line with ``job_id`` it has not read yet, each with its
-    owner's uid, whose job that line is.
+    to their owners) that holds a job line with ``job_id`` it has not read yet and will
+    accept (``rules``, at ``now``), each with its owner's uid, whose job that line is.
 
     Raises:
         QueueError: the state dir or one of the files cannot be read.
@@ -170,7 +180,7 @@ def unread_job_files(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:
     return [
         (path, owner)
         for path, owner in _read_files(state_dir)
-        if _unread_lines(state_dir, path, job_id, offsets).job
+        if _unread_lines(state_dir, path, job_id, offsets, now, rules).job
     ]
 
 
@@ -185,14 +195,27 @@ def _offsets(state_dir: Path) -> dict[str, QueueFileRecord]:
 
 def _unread_from(
     offsets: dict[str, QueueFileRecord], state_dir: Path, path: Path
-) -> Callable[[int, os.stat_result], int]:
-    """Where the daemon goes on reading ``path`` (also past a copy of the state dir)."""
+) -> Callable[[int, os.stat_result], UnreadStart]:
+    """Where the daemon goes on reading ``path`` (also past a copy of the state dir), and its
+    count of the lines before that."""
     record = offsets.get(str(path.relative_to(state_dir)))
-    return lambda fd, st: resume(fd, st, record).offset
+
+    def start(fd: int, st: os.stat_result) -> UnreadStart:
+        offset = resume(fd, st, record).offset
+        if record is None or offset != record.byte_offset or offset == 0:
+            return UnreadStart(offset)  # read again from the start (or never read)
+        return UnreadStart(offset, record.line_no, record.skipping)
+
+    return start
 
 
 def _unread_lines(
-    state_dir: Path, path: Path, job_id: str, offsets: dict[str, QueueFileRecord]
+    state_dir: Path,
+    path: Path,
+    job_id: str,
+    offsets: dict[str, QueueFileRecord],
+    now: datetime,
+    rules: LineRules,
 ) -> UnreadLines:
     # from where the daemon goes on reading: also past a copy of the state dir (same bytes)
-    return unread_lines(path, job_id, _unread_from(offsets, state_dir, path))
+    return unread_lines(path, job_id, now, _unread_from(offsets, state_dir, path), rules)

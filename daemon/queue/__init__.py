@@ -51,7 +51,7 @@ from daemon.queue.files import (
 from daemon.queue.job_request import CancelRequest, JobRequest
 from daemon.queue.line import parse_deadline, parse_line
 from daemon.queue.reasons import InvalidLineError
-from daemon.queue.unread_lines import UnreadLines, has_job_line, unread_lines
+from daemon.queue.unread_lines import LineRules, UnreadLines, has_job_line, unread_lines
 
 __all__ = [
     "QUEUE_NAME",
@@ -61,6 +61,7 @@ __all__ = [
     "CancelRequest",
     "InvalidLineError",
     "JobRequest",
+    "LineRules",
     "QueueError",
     "UnreadLines",
     "append_line",

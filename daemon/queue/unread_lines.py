@@ -1,5 +1,8 @@
-"""A job's lines in a queue file that the daemon has not read yet: its job line, and a cancel
-line for it after that (``carbond status`` and ``cancel`` of a job still unread)."""
+"""The lines of a queue file that the daemon has not read yet, as it will treat them: a job's
+line and a cancel line for it after that (``carbond status`` and ``cancel`` of a job still
+unread), every job line to come (``carbond jobs``). Each line is judged by the daemon's own
+rules (:class:`LineRules`: its parser, :func:`daemon.queue.line.parse_line`, and its line
+length): a line it will reject holds no job."""
 
 from __future__ import annotations
 
@@ -9,13 +12,58 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from daemon.queue.files import QueueError
+from daemon.queue.job_request import CancelRequest, JobRequest
+from daemon.queue.line import parse_line
+from daemon.queue.reasons import InvalidLineError
 
-__all__ = ["UnreadLines", "has_job_line", "unread_job_lines", "unread_lines"]
+__all__ = [
+    "LineRules",
+    "UnreadFrom",
+    "UnreadJobLine",
+    "UnreadLines",
+    "UnreadStart",
+    "has_job_line",
+    "unread_job_lines",
+    "unread_lines",
+]
 
-UnreadFrom = Callable[[int, os.stat_result], int]
+
+@dataclass(frozen=True, slots=True)
+class UnreadStart:
+    """Where the daemon goes on reading a file: ``offset`` in bytes, ``line_no`` lines before
+    it, ``skipping``: inside an over-long line it rejected (the rest, to its newline, is no
+    line of its own)."""
+
+    offset: int = 0
+    line_no: int = 0
+    skipping: bool = False
+
+
+UnreadFrom = Callable[[int, os.stat_result], UnreadStart]
+
+
+@dataclass(frozen=True, slots=True)
+class LineRules:
+    """What the daemon accepts of a line (:class:`daemon.queue.reader.FileReader`'s checks):
+    at most ``max_line_bytes`` with its newline, every region it names among
+    ``known_regions`` (None: any), and whatever else :func:`parse_line` checks."""
+
+    max_line_bytes: int = 65_536
+    known_regions: tuple[str, ...] | None = None
+
+    def accept(self, raw: bytes, now: datetime) -> JobRequest | CancelRequest | None:
+        """``raw`` (a line without its newline) as the daemon will read it at ``now``; None
+        when it will reject it."""
+        if len(raw) + 1 > self.max_line_bytes:
+            return None
+        try:
+            return parse_line(raw, now, self.known_regions)
+        except InvalidLineError:
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,73 +74,93 @@ class UnreadLines:
     cancel: bool  # a cancel line for it after its job line (the daemon reads both in order)
 
 
-def has_job_line(path: Path, job_id: str, unread_from: UnreadFrom | None = None) -> bool:
+@dataclass(frozen=True, slots=True)
+class UnreadJobLine:
+    """A job line the daemon will accept when it reads it: the request (``job_id`` None: the
+    daemon gives it a new id then), its line number in the file, and whether a cancel line for
+    its id follows it there."""
+
+    request: JobRequest
+    line_no: int
+    cancel: bool
+
+
+def has_job_line(
+    path: Path,
+    job_id: str,
+    now: datetime,
+    unread_from: UnreadFrom | None = None,
+    rules: LineRules = LineRules(),
+) -> bool:
     """Whether the queue file ``path`` holds a job line with ``job_id`` that the daemon has not
-    read (:func:`unread_lines`).
+    read and will accept (:func:`unread_lines`).
 
     Raises:
         QueueError: the file exists but cannot be read.
     """
-    return unread_lines(path, job_id, unread_from).job
+    return unread_lines(path, job_id, now, unread_from, rules).job
 
 
-def unread_lines(path: Path, job_id: str, unread_from: UnreadFrom | None = None) -> UnreadLines:
-    """The lines for ``job_id`` in the queue file ``path`` that the daemon has not read: from
-    the offset ``unread_from(fd, stat)`` gives for the open file (the ingest's own rule,
-    :func:`daemon.queue.resume.resume`; None: from its start).
+def unread_lines(
+    path: Path,
+    job_id: str,
+    now: datetime,
+    unread_from: UnreadFrom | None = None,
+    rules: LineRules = LineRules(),
+) -> UnreadLines:
+    """The lines for ``job_id`` in the queue file ``path`` that the daemon has not read and
+    will accept (``rules``, at ``now``): from where ``unread_from(fd, stat)`` says for the open
+    file (the ingest's own rule, :func:`daemon.queue.resume.resume`; None: from its start).
 
     Raises:
         QueueError: the file exists but cannot be read.
     """
     needle = json.dumps(job_id).encode()
     job = False
-    for raw in _unread_raw(path, unread_from):
-        if needle not in raw:
+    for _, raw in _unread_raw(path, unread_from):
+        if needle not in raw:  # most lines: not parsed
             continue
-        record = _record(raw)
-        if record is None:
-            continue
+        parsed = rules.accept(raw.rstrip(b"\r\n"), now)
         if not job:
-            job = record.get("id") == job_id
-        elif record == {"cancel": job_id}:
+            job = isinstance(parsed, JobRequest) and parsed.job_id == job_id
+        elif isinstance(parsed, CancelRequest) and parsed.job_id == job_id:
             return UnreadLines(job=True, cancel=True)
     return UnreadLines(job=job, cancel=False)
 
 
-def unread_job_lines(path: Path, unread_from: UnreadFrom | None = None) -> list[tuple[bytes, bool]]:
-    """Every job line with an id in the queue file ``path`` that the daemon has not read
-    (:func:`unread_lines`' part of the file), in order, each with whether a cancel line for
-    its id follows it there (``carbond jobs`` lists them as submitted).
+def unread_job_lines(
+    path: Path,
+    now: datetime,
+    unread_from: UnreadFrom | None = None,
+    rules: LineRules = LineRules(),
+) -> list[UnreadJobLine]:
+    """Every job line of the queue file ``path`` that the daemon has not read and will accept
+    (``rules``, at ``now``; :func:`unread_lines`' part of the file), in order: the first with
+    each id (a later one is a duplicate it drops), each with whether a cancel line for its id
+    follows it there (``carbond jobs`` lists them as submitted).
 
     Raises:
         QueueError: the file exists but cannot be read.
     """
-    found: list[tuple[bytes, bool]] = []
+    found: list[UnreadJobLine] = []
     at: dict[str, int] = {}  # an id's first job line: the one the daemon takes
-    for raw in _unread_raw(path, unread_from):
-        record = _record(raw)
-        if record is None:
-            continue
-        job_id, cancel = record.get("id"), record.get("cancel")
-        if isinstance(job_id, str) and "cancel" not in record and job_id not in at:
-            at[job_id] = len(found)
-            found.append((raw.rstrip(b"\r\n"), False))
-        elif isinstance(cancel, str) and len(record) == 1 and cancel in at:
-            found[at[cancel]] = (found[at[cancel]][0], True)
+    for line_no, raw in _unread_raw(path, unread_from):
+        parsed = rules.accept(raw.rstrip(b"\r\n"), now)
+        if isinstance(parsed, JobRequest):
+            if parsed.job_id is None or parsed.job_id in at:
+                continue
+            at[parsed.job_id] = len(found)
+            found.append(UnreadJobLine(parsed, line_no, cancel=False))
+        elif isinstance(parsed, CancelRequest) and parsed.job_id in at:
+            first = found[at[parsed.job_id]]
+            found[at[parsed.job_id]] = UnreadJobLine(first.request, first.line_no, cancel=True)
     return found
 
 
-def _record(raw: bytes) -> dict[str, object] | None:
-    try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _unread_raw(path: Path, unread_from: UnreadFrom | None) -> Iterator[bytes]:
-    """The raw lines of ``path`` from where the daemon goes on reading (none: no such file,
-    a symlink or not a regular file, which the daemon never reads).
+def _unread_raw(path: Path, unread_from: UnreadFrom | None) -> Iterator[tuple[int, bytes]]:
+    """The raw lines of ``path`` from where the daemon goes on reading, each with its line
+    number as the daemon counts them (none: no such file, a symlink or not a regular file,
+    which the daemon never reads).
 
     Raises:
         QueueError: the file exists but cannot be read.
@@ -109,6 +177,15 @@ def _unread_raw(path: Path, unread_from: UnreadFrom | None) -> Iterator[bytes]:
         os.close(fd)
         return
     with os.fdopen(fd, "rb") as handle:
+        start = UnreadStart()
         if unread_from is not None:
-            handle.seek(unread_from(handle.fileno(), os.fstat(handle.fileno())))
-        yield from handle
+            start = unread_from(handle.fileno(), os.fstat(handle.fileno()))
+            handle.seek(start.offset)
+        line_no, skipping = start.line_no, start.skipping
+        for raw in handle:
+            if skipping:  # the rest of an over-long line, rejected already
+                skipping = False
+                continue
+            line_no += 1
+            if raw.strip():
+                yield line_no, raw

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,8 +123,8 @@ def test_roots_cancel_never_creates_the_file_of_a_user_whose_file_went_away(
     path = _spool_file(tmp_path, ALICE, job_line(id="theirs"))
     found = cancel_cmd.unread_job_files
 
-    def then_removed(state_dir: Path, job_id: str) -> list[tuple[Path, int]]:
-        files = found(state_dir, job_id)  # the real lookup, then the owner removes the file
+    def then_removed(state_dir: Path, job_id: str, **when: Any) -> list[tuple[Path, int]]:
+        files = found(state_dir, job_id, **when)  # the real lookup, then the owner removes the file
         path.unlink()
         return files
 

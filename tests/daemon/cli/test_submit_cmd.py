@@ -330,3 +330,34 @@ def test_submit_warns_when_an_unread_line_already_has_the_id(
     assert run_cli(capsys, "cancel", "dup", "--state-dir", state)[0] == 0
     code, _, err = run_cli(capsys, *submit, "--id", "dup", "--", "true")
     assert code == 0 and "a cancel for it follows there too" in err, err
+
+
+def test_an_unread_line_the_daemon_will_reject_takes_no_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hand-written line with id X that the daemon will reject (here its command is a shell
+    string) counted as X's job line: ``submit --id X`` warned that the daemon would read that
+    job and ignore this one, and ``status X`` said X was submitted, though the daemon rejects
+    that line and takes the new one. Unread lines are now judged by the daemon's own parser:
+    no warning, and ``status`` finds the valid line."""
+    state = str(tmp_path)
+    queue = tmp_path / "queue.jsonl"
+    submit = ("submit", "--state-dir", state, "--model", "llama-1b")
+    assert run_cli(capsys, *submit, "--id", "first", "--", "true")[0] == 0  # sets up the file
+    with queue.open("a") as handle:
+        handle.write(json.dumps({"id": "dup", "model": "llama-1b", "command": "true"}) + "\n")
+    code, _, err = run_cli(capsys, "status", "dup", "--state-dir", state)
+    assert code == 2, err  # no job: only a line the daemon will reject has that id
+
+    code, out, err = run_cli(capsys, *submit, "--id", "dup", "--json", "--", "true")
+    assert code == 0, err
+    assert not [w for w in json.loads(out)["warnings"] if "already has id" in w], out
+    assert "already has id" not in err, err
+    code, out, err = run_cli(capsys, "status", "dup", "--state-dir", state, "--json")
+    assert code == 0 and json.loads(out)["state"] == "submitted", err
+    code, out, err = run_cli(capsys, "jobs", "--state-dir", state, "--json")
+    assert code == 0, err
+    assert [r["job_id"] for r in json.loads(out)] == ["first", "dup"]
+
+    code, out, err = run_cli(capsys, *submit, "--id", "dup", "--json", "--", "true")
+    assert code == 0 and [w for w in json.loads(out)["warnings"] if "already has id" in w], out

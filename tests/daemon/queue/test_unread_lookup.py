@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.queue import UnreadLines, has_job_line, unread_lines
+
+NOW = datetime(2026, 12, 7, tzinfo=UTC)
 
 
 def _job(job_id: str) -> str:
@@ -24,7 +27,9 @@ def test_a_fifo_swapped_in_for_a_queue_file_does_not_hang_the_lookup(tmp_path: P
     fifo = tmp_path / "1001.jsonl"
     os.mkfifo(fifo)
     answer: list[bool] = []
-    lookup = threading.Thread(target=lambda: answer.append(has_job_line(fifo, "j1")), daemon=True)
+    lookup = threading.Thread(
+        target=lambda: answer.append(has_job_line(fifo, "j1", NOW)), daemon=True
+    )
     lookup.start()
     lookup.join(timeout=5)
     hung = lookup.is_alive()
@@ -43,16 +48,16 @@ def test_a_symlink_swapped_in_for_a_queue_file_is_not_followed(tmp_path: Path) -
     link = tmp_path / "1001.jsonl"
     link.symlink_to(elsewhere)
 
-    assert has_job_line(elsewhere, "j1")
-    assert not has_job_line(link, "j1")
+    assert has_job_line(elsewhere, "j1", NOW)
+    assert not has_job_line(link, "j1", NOW)
 
 
 def test_a_cancel_counts_only_after_the_jobs_own_line(tmp_path: Path) -> None:
     """The daemon reads in order: a cancel line before the job's line cancels nothing."""
     queue = tmp_path / "queue.jsonl"
-    queue.write_text('{"cancel": "j1"}\n{"id": "j1", "command": "true"}\n{"cancel": "j2"}\n')
-    assert unread_lines(queue, "j1") == UnreadLines(job=True, cancel=False)
+    queue.write_text('{"cancel": "j1"}\n' + _job("j1") + '{"cancel": "j2"}\n')
+    assert unread_lines(queue, "j1", NOW) == UnreadLines(job=True, cancel=False)
     with queue.open("a") as handle:
         handle.write('{"cancel":"j1"}\n')
-    assert unread_lines(queue, "j1") == UnreadLines(job=True, cancel=True)
-    assert unread_lines(queue, "j2") == UnreadLines(job=False, cancel=False)
+    assert unread_lines(queue, "j1", NOW) == UnreadLines(job=True, cancel=True)
+    assert unread_lines(queue, "j2", NOW) == UnreadLines(job=False, cancel=False)
