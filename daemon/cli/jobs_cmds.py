@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from daemon.cli.cancel_cmd import cancel_job
@@ -103,7 +104,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         f"{PAGE} with deadline, region, GPU, planned start, expected, measured and saved grams "
         "(gCO2e), then the counts per state and the totals over every matching job. Jobs "
         "submitted that the daemon has not read yet (it is down) follow, as 'submitted': "
-        "yours, or everyone's for root, as `carbond status` finds them.",
+        "yours, or everyone's for root, as `carbond status` finds them; a line without an id "
+        "as '(new id) FILE:LINE' (the daemon gives it one when it reads it).",
     )
     add_ledger_options(jobs)
     jobs.add_argument(
@@ -275,7 +277,9 @@ def _unread(
     return [
         unread_row(job, now)
         for job in unread_jobs(settings.state_dir, os.getuid(), now=now, rules=line_rules(settings))
-        if ledger is None or ledger.job_owner(str(job.request.job_id)) is None
+        if ledger is None
+        or job.request.job_id is None  # a new id when read: never the ledger's
+        or ledger.job_owner(job.request.job_id) is None
     ]
 
 
@@ -317,6 +321,8 @@ def _print_page(
     for row in rows:  # the table marks a missed deadline in its cell
         if row["deadline_missed"]:
             row["deadline"] = f"{row['deadline']} (missed)"
+        if row["job_id"] is None:  # an unread line without an id: where it is
+            row["job_id"] = f"(new id) {Path(row['queue_file']).name}:{row['line_no']}"
     print_table("jobs", _JOB_COLUMNS, [[row[c] for c in _JOB_COLUMNS] for row in rows])
     if unread:
         shown[SUBMITTED] = len(unread)

@@ -106,10 +106,12 @@ def unread_job_anywhere(
 
 @dataclass(frozen=True, slots=True)
 class UnreadJob:
-    """A job line the daemon has not read yet, as ``carbond status ID`` finds one."""
+    """A job line the daemon has not read yet, as ``carbond status ID`` finds one
+    (``request.job_id`` None: the daemon gives it a new id when it reads it)."""
 
     request: JobRequest
     queue_file: Path
+    line_no: int  # its line in ``queue_file``, as the daemon counts them
     uid: int  # the file's owner: whose job it is
     cancel: bool  # a cancel line for it follows in that file
 
@@ -117,7 +119,8 @@ class UnreadJob:
 def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -> list[UnreadJob]:
     """The job lines the daemon has not read yet, and will accept (``rules``, at ``now``),
     where ``carbond status`` looks for one: the caller's own queue file, root's every queue
-    file the daemon reads; in file order. Lines the daemon will reject are not jobs: ``--state
+    file the daemon reads; in file order, also those without an id (the daemon gives each a
+    new one when it reads it). Lines the daemon will reject are not jobs: ``--state
     rejected`` lists them once read.
 
     Raises:
@@ -131,7 +134,7 @@ def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -
         target = submit_target(state_dir, uid)
         files = [(target, uid)]
     return [
-        UnreadJob(line.request, path, owner, line.cancel)
+        UnreadJob(line.request, path, line.line_no, owner, line.cancel)
         for path, owner in files
         for line in unread_job_lines(path, now, _unread_from(offsets, state_dir, path), rules)
     ]

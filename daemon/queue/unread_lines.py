@@ -135,9 +135,10 @@ def unread_job_lines(
     rules: LineRules = LineRules(),
 ) -> list[UnreadJobLine]:
     """Every job line of the queue file ``path`` that the daemon has not read and will accept
-    (``rules``, at ``now``; :func:`unread_lines`' part of the file), in order: the first with
-    each id (a later one is a duplicate it drops), each with whether a cancel line for its id
-    follows it there (``carbond jobs`` lists them as submitted).
+    (``rules``, at ``now``; :func:`unread_lines`' part of the file), in order: every one
+    without an id (the daemon gives each a new id when it reads it) and the first with each id
+    (a later one is a duplicate it drops), each with whether a cancel line for its id follows
+    it there (``carbond jobs`` lists them as submitted).
 
     Raises:
         QueueError: the file exists but cannot be read.
@@ -147,9 +148,10 @@ def unread_job_lines(
     for line_no, raw in _unread_raw(path, unread_from):
         parsed = rules.accept(raw.rstrip(b"\r\n"), now)
         if isinstance(parsed, JobRequest):
-            if parsed.job_id is None or parsed.job_id in at:
-                continue
-            at[parsed.job_id] = len(found)
+            if parsed.job_id in at:
+                continue  # a duplicate: dropped
+            if parsed.job_id is not None:
+                at[parsed.job_id] = len(found)
             found.append(UnreadJobLine(parsed, line_no, cancel=False))
         elif isinstance(parsed, CancelRequest) and parsed.job_id in at:
             first = found[at[parsed.job_id]]

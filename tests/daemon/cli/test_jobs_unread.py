@@ -104,3 +104,44 @@ def test_jobs_lists_the_unread_jobs_before_any_daemon_started(
 
     code, _, err = run_cli(capsys, "jobs", "--state-dir", state, "--state", "running")
     assert code == 2 and "no ledger" in err, err  # none of the states asked for is unread
+
+
+def test_jobs_lists_an_unread_line_without_an_id_as_the_daemon_will_take_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A raw line without an ``id`` is a job to the daemon (it gives it a new id when it
+    reads it), but ``jobs`` listed only unread lines with an id: a job written by hand while
+    the daemon was down was missing until it was read. It is listed now as ``submitted``,
+    without an id yet (``--json``: null), by where it is (file and line as the daemon counts
+    them), and read by the daemon it is the one new job; a line it will reject is not."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    queue = service.queue.path
+    append(queue, job_line(id="read"))
+    service.tick(clock.advance(60))
+    service.close()  # the daemon is down from here on
+    service.ledger.close()
+    append(queue, "\n")  # a blank line: counted, as the daemon counts lines
+    append(queue, job_line(name="by-hand"))
+    append(queue, job_line(name="broken", command="true"))  # rejected once read: no job
+
+    _, out = _jobs(capsys, tmp_path, "--json")
+    rows = json.loads(out)
+    assert [(r["job_id"], r["state"]) for r in rows][1:] == [(None, "submitted")]
+    assert (rows[1]["name"], rows[1]["queue_file"], rows[1]["line_no"]) == (
+        "by-hand", str(queue), 3)  # fmt: skip
+    _, out = _jobs(capsys, tmp_path)
+    [line] = [line for line in out.splitlines() if "by-hand" in line]
+    assert "(new id) queue.jsonl:3" in line and "| submitted " in line, out
+    assert "jobs 1-2 of 2 (" in out, out
+
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    service.tick(clock.advance(60))
+    [new] = [j for j in service.ledger.jobs() if j.name == "by-hand"]
+    assert new.source == "queue.jsonl:3"  # the line `jobs` named
+    service.close()
+    service.ledger.close()
+    _, out = _jobs(capsys, tmp_path, "--json")
+    assert [r["job_id"] for r in json.loads(out)] == ["read", new.job_id]  # listed once
