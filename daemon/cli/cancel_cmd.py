@@ -9,7 +9,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from daemon.cli.context import open_ledger, settings_from
+from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.output import print_json
 from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import rejected_naming
@@ -22,10 +22,25 @@ from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 from daemon.states import FINAL_STATES
 
-__all__ = ["cancel_job"]
+__all__ = ["register"]
 
 
-def cancel_job(args: argparse.Namespace) -> int:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``cancel``."""
+    cancel = subparsers.add_parser(
+        "cancel",
+        help="ask the daemon to cancel a job of yours",
+        description="Append a cancel line for a job of yours (root: anyone's) to the queue; "
+        "the daemon acts on it: a waiting job is cancelled before it starts, a running one "
+        "gets SIGTERM, then SIGKILL after executors.local.grace_s (default 30 s; Slurm: "
+        "scancel). Works while the daemon is down, also for a job it has not read yet.",
+    )
+    add_ledger_options(cancel)
+    cancel.add_argument("job_id", metavar="ID", help="the job's id (carbond jobs)")
+    cancel.set_defaults(func=_cancel)
+
+
+def _cancel(args: argparse.Namespace) -> int:
     """``carbond cancel ID``: append the cancel line where the daemon reads it after the job's."""
     settings = settings_from(args)
     uid = os.getuid()

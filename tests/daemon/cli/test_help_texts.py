@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.cli import build_parser, main
-from daemon.cli.jobs_cmds import _FIELDS
+from daemon.cli.submit_cmd import _FIELDS
 from daemon.queue.job_request import JobRequest
 from daemon.queue.line import parse_line
 
