@@ -5,7 +5,8 @@ Linux only, read from ``/proc``: the sockets bound to the port (``/proc/net/tcp`
 on 127.0.0.1 or a wildcard address, which also keeps 127.0.0.1 from being bound) give their
 owner's uid and inode; the process whose ``/proc/PID/fd`` links to ``socket:[INODE]`` holds
 it. Another user's fds are readable by root alone: for anyone else, the socket's uid is what
-can be said.
+can be said. A socket bound but neither listening nor connected is in no ``/proc/net`` table:
+the kernel's ``sock_diag`` netlink dump of bound-only sockets (Linux 6.9 on) names it.
 """
 
 from __future__ import annotations
@@ -84,7 +85,63 @@ def _bound_sockets(port: int, proc: Path) -> list[tuple[int, int]]:
                 found.append((fields[3] != "0A", int(fields[9]), int(fields[7])))
             except ValueError:
                 continue
-    return [(inode, uid) for _, inode, uid in sorted(found) if inode]
+    bound = [(inode, uid) for _, inode, uid in sorted(found) if inode]
+    return bound + [s for s in _bound_only_sockets(port) if s not in bound]
+
+
+_NETLINK_SOCK_DIAG = 4  # linux/netlink.h
+_SOCK_DIAG_BY_FAMILY = 20  # linux/sock_diag.h
+_NLM_F_DUMP_REQUEST = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_TCP_BOUND_INACTIVE = 13  # the state inet_diag dumps bound-only sockets under (Linux 6.9)
+_HEADER = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
+_REQUEST = struct.Struct("=BBBxI48x")  # inet_diag_req_v2: family, protocol, ext, states, id
+# inet_diag_msg: family, state, timer, retrans; id: sport (big-endian), dport, src, dst,
+# interface, cookie; expires, rqueue, wqueue, uid, inode
+_MESSAGE = struct.Struct("=4x2s2x16s16x4x8x12xII")
+
+
+def _bound_only_sockets(port: int) -> list[tuple[int, int]]:
+    """``(inode, uid)`` of each TCP socket bound to ``port`` on 127.0.0.1 or a wildcard
+    address but neither listening nor connected (none where the kernel cannot say: before
+    Linux 6.9, or without netlink)."""
+    found = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for sport, address, uid, inode in _dump_bound_only(family):
+            if sport == port and inode and _diag_address(address, family) in _LOOPBACK:
+                found.append((inode, uid))
+    return found
+
+
+def _dump_bound_only(family: int) -> list[tuple[int, bytes, int, int]]:
+    """The kernel's bound-only TCP sockets of ``family``: ``(port, address, uid, inode)``."""
+    request = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 1 << _TCP_BOUND_INACTIVE)
+    header = _HEADER.pack(_HEADER.size + len(request), _SOCK_DIAG_BY_FAMILY,
+                          _NLM_F_DUMP_REQUEST, 1, 0)  # fmt: skip
+    found: list[tuple[int, bytes, int, int]] = []
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
+            nl.settimeout(2.0)
+            nl.sendto(header + request, (0, 0))
+            while True:
+                data, at = nl.recv(1 << 16), 0
+                if not data:
+                    return found
+                while at + _HEADER.size <= len(data):
+                    length, kind = _HEADER.unpack_from(data, at)[:2]
+                    if kind in (_NLMSG_DONE, _NLMSG_ERROR) or length < _HEADER.size:
+                        return found
+                    if length >= _HEADER.size + _MESSAGE.size:
+                        sport, address, uid, inode = _MESSAGE.unpack_from(data, at + _HEADER.size)
+                        found.append((int.from_bytes(sport, "big"), address, uid, inode))
+                    at += (length + 3) & ~3
+    except OSError:  # no netlink here (a sandbox), or it timed out: what was found
+        return found
+
+
+def _diag_address(raw: bytes, family: int) -> str:
+    """inet_diag's address: network byte order, IPv4 in the first 4 of 16 bytes."""
+    return socket.inet_ntop(family, raw[:4] if family == socket.AF_INET else raw)
 
 
 def _address(text: str, family: int) -> str:

@@ -5,6 +5,7 @@ only "another program holds it", so the operator was sent to a check that could 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,17 +25,18 @@ if uid >= 0:
     os.setuid(uid)  # another user's process
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
-sock.listen()
+if sys.argv[2] == "listen":
+    sock.listen()
 print(sock.getsockname()[1], flush=True)
 sys.stdin.read()  # held until the test closes stdin
 """
 
 
 @contextmanager
-def _held_port(uid: int = -1) -> Iterator[tuple[int, int]]:
-    """A child process holding a listening port on 127.0.0.1: ``(port, pid)``."""
+def _held_port(uid: int = -1, *, listen: bool = True) -> Iterator[tuple[int, int]]:
+    """A child process holding a port on 127.0.0.1, listening or only bound: ``(port, pid)``."""
     with subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(uid)],
+        [sys.executable, "-c", _HOLDER, str(uid), "listen" if listen else "bind"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     ) as child:  # fmt: skip
         assert child.stdin is not None and child.stdout is not None
@@ -66,3 +68,18 @@ def test_doctor_as_root_names_another_users_process_and_its_user(tmp_path: Path)
     with _held_port(uid=65534) as (port, pid):
         detail = _metrics_line(tmp_path, port)
     assert f"pid {pid} (port-squatter, " in detail and "uid 65534)" in detail, detail
+
+
+def _kernel() -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", os.uname().release)[:2])
+
+
+@pytest.mark.skipif(_kernel() < (6, 9), reason="Linux dumps bound-only sockets from 6.9 on")
+def test_doctor_names_the_process_of_a_socket_bound_but_not_listening(tmp_path: Path) -> None:
+    """A socket bound to the port without ``listen()`` keeps the daemon from binding it just
+    the same, but no ``/proc/net/tcp`` line shows it: doctor said "another program holds it".
+    The kernel's dump of bound-only sockets (netlink ``sock_diag``) names it now."""
+    with _held_port(listen=False) as (port, pid):
+        detail = _metrics_line(tmp_path, port)
+    assert detail.startswith(f"fail: 127.0.0.1:{port}: cannot listen (")
+    assert f"pid {pid} (port-squatter, " in detail and "holds it" in detail, detail
