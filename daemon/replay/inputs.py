@@ -295,17 +295,27 @@ def _refuse_unreadable(inputs: ReplayInputs) -> None:
 
 
 def _unreadable(path: Path) -> str | None:
-    """Why ``path`` cannot be opened for reading (None: it can); a FIFO is not waited on."""
+    """Why ``path`` cannot be opened for reading as a file (None: it can). A FIFO is not
+    waited on, and refused: reading it later blocked until something wrote to it (for ever
+    with no writer), and a file is read more than once (a wrong format's hint reads it again)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         return exc.strerror or str(exc)
     try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            return "a directory, not a file"
+        mode = os.fstat(fd).st_mode
     finally:
         os.close(fd)
+    if stat.S_ISDIR(mode):
+        return "a directory, not a file"
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "special file")
+        return f"a {kind}, not a regular file: save it to a file first"
     return None
+
+
+_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+          stat.S_IFBLK: "block device"}  # fmt: skip
 
 
 def _hinted(path: Path, fmt: str, read: Callable[[], _T]) -> _T:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,31 @@ def test_every_missing_input_file_is_named_at_once(
         f"--intensity {tmp_path}: cannot read (a directory, not a file); "
         f"--jobs {jobs}: cannot read (No such file or directory)"
     ]
+
+
+def test_a_fifo_given_as_jobs_is_refused_not_waited_on(
+    tmp_path: Path, cluster_file: Path, intensity_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """``--jobs FIFO`` with nothing writing to it: the up-front check opened it without
+    blocking, but reading the trace then opened it again plainly and hung until something
+    wrote to the FIFO (for ever with no writer). A FIFO is refused now, named in one line."""
+    fifo = tmp_path / "jobs.csv"
+    os.mkfifo(fifo)
+    answer: list[int] = []
+    replay = threading.Thread(
+        target=lambda: answer.append(main(_replay(fifo, cluster_file, intensity_files))),
+        daemon=True,
+    )
+    replay.start()
+    replay.join(timeout=30)
+    hung = replay.is_alive()
+    if hung:  # release the blocked reader before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        replay.join(timeout=30)
+    assert not hung
+    err = capsys.readouterr().err.strip().splitlines()
+    assert answer == [2] and err == [
+        f"carbond: error: --jobs {fifo}: cannot read (a FIFO, not a regular file: save it to a "
+        "file first)"
+    ], err
