@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import Ledger
-from tests.daemon.test_end_to_end import GARBAGE, RAW_APPENDER, SUBMITTER
+from tests.daemon.submitters import GARBAGE, RAW_APPENDER, SUBMITTER
 
 REPO = Path(__file__).resolve().parents[2]
 JOBS_PER_SUBMITTER = 50

@@ -20,7 +20,7 @@ from daemon.executors.local import LocalExecutor
 from daemon.ledger import Ledger, LedgerError, UnknownJobError
 from daemon.testing import FakeClock
 from tests.daemon.killharness import FINAL, REPO, STARTUP_S, Session
-from tests.daemon.measurement.test_jobs import build
+from tests.daemon.measurement.measured_service import build
 
 REACH_TWICE = (
     "from daemon import killpoints\n"
@@ -189,7 +189,7 @@ from pathlib import Path
 from daemon.executors.local import LocalExecutor
 from daemon.testing import FakeClock
 from tests.daemon.helpers import append, job_line
-from tests.daemon.measurement.test_jobs import build
+from tests.daemon.measurement.measured_service import build
 state, ready = Path(sys.argv[1]), Path(sys.argv[2])
 clock = FakeClock()
 executor = LocalExecutor(grace_s=10.0, log_dir=state / "logs", monotonic=lambda: 1000.0)

@@ -20,7 +20,7 @@ from daemon.ledger import Ledger
 from daemon.testing import FakeClock
 from tests.daemon.endings.stubborn_jobs import STUBBORN, wait_until
 from tests.daemon.helpers import append, job_line, job_request
-from tests.daemon.measurement.test_jobs import build
+from tests.daemon.measurement.measured_service import build
 
 NOW = datetime.now(UTC)
 LONG_AGO = NOW - timedelta(days=30)

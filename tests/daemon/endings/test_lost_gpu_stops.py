@@ -16,7 +16,7 @@ from daemon.executors.local import LocalExecutor
 from daemon.testing import FakeClock
 from tests.daemon.endings.stubborn_jobs import STUBBORN, wait_until
 from tests.daemon.helpers import append, job_line
-from tests.daemon.measurement.test_jobs import build
+from tests.daemon.measurement.measured_service import build
 
 
 def test_a_restart_within_the_grace_goes_on_stopping_a_lost_gpus_job(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ from tests.daemon.learning.measured_runs import (
     record_run,
     sample_run,
 )
-from tests.daemon.ledger.test_store import UNDO_VERSION_7, UNDO_VERSION_10, UNDO_VERSION_12
+from tests.daemon.ledger.undo_migrations import UNDO_VERSION_7, UNDO_VERSION_10, UNDO_VERSION_12
 from tests.fuzzing import examples
 
 REPO = Path(__file__).resolve().parents[3]

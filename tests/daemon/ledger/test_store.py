@@ -33,6 +33,7 @@ from daemon.states import (
 )
 from policies import Alternative, Decision
 from tests.daemon.helpers import job_request
+from tests.daemon.ledger.undo_migrations import UNDO_VERSION_7
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -133,54 +134,6 @@ def test_counts_by_state_follow_every_change_and_rollback(tmp_path: Path, ledger
     assert ledger.counts_by_state() == {"planned": 1, "queued": 2, "succeeded": 1}
     with Ledger.open_readonly(tmp_path / "ledger.db") as reader:
         assert reader.counts_by_state() == ledger.counts_by_state()
-
-
-UNDO_VERSION_12 = """
-DROP TABLE recalibration_checkpoint_factors;
-CREATE TABLE recalibration_checkpoint_factors (
-    model TEXT NOT NULL,
-    gpu TEXT NOT NULL,
-    samples INTEGER NOT NULL,
-    energy_log REAL NOT NULL,
-    duration_log REAL NOT NULL,
-    measured_s REAL NOT NULL,
-    early_json TEXT,
-    PRIMARY KEY (model, gpu)
-);
-"""
-UNDO_VERSION_11 = (
-    UNDO_VERSION_12
-    + """
-ALTER TABLE runs DROP COLUMN stopping;
-"""
-)
-UNDO_VERSION_10 = (
-    UNDO_VERSION_11
-    + """
-ALTER TABLE recalibration_checkpoint_factors DROP COLUMN early_json;
-"""
-)
-UNDO_VERSION_9 = (
-    UNDO_VERSION_10
-    + """
-ALTER TABLE runs DROP COLUMN cancel_sent_at;
-ALTER TABLE jobs DROP COLUMN cancel_requested_by;
-"""
-)
-UNDO_VERSION_8 = (
-    UNDO_VERSION_9
-    + """
-ALTER TABLE queue_files DROP COLUMN prefix_crc;
-"""
-)
-UNDO_VERSION_7 = (
-    UNDO_VERSION_8
-    + """
-DROP TABLE recalibration_checkpoint;
-DROP TABLE recalibration_checkpoint_factors;
-DROP INDEX outcomes_measured;
-"""
-)
 
 
 def test_counts_by_state_of_a_ledger_that_kept_them_by_triggers(tmp_path: Path) -> None:

@@ -16,56 +16,16 @@ import pytest
 from daemon.assemble import Daemon, rebuild_service
 from daemon.cli import main
 from daemon.doctor.checks import run_checks
-from daemon.executors.base import Executor
 from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
-from daemon.gpu import GpuMonitor, SimulatedGpuBackend
-from daemon.gpu.factory import simulated_spec
 from daemon.gpu.fake_nvml import FakeNvml
-from daemon.intensity.providers import EmbeddedIntensity
 from daemon.inventory import build_inventory
-from daemon.ledger import Ledger
-from daemon.measurement import JobMeasurement, start_measurement
-from daemon.queue.ingest import Queue
-from daemon.service import Service
-from daemon.settings import GpuSettings, RegionSettings, Settings
+from daemon.measurement import start_measurement
+from daemon.settings import RegionSettings, Settings
 from daemon.testing import FakeClock, RecordingExecutor
-from policies import get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.helpers import append, job_line
-
-REGIONS = (RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("A100-80GB",) * 2),)
-A100 = DEFAULT_GPU_CATALOG.get("A100-80GB")
-
-
-def build(
-    tmp_path: Path,
-    clock: FakeClock,
-    executor: Executor,
-    factor: float = 1.0,
-    policy: str = "run-now",
-) -> tuple[Service, SimulatedGpuBackend, GpuMonitor]:
-    monotonic_s = clock.monotonic()
-
-    backend = SimulatedGpuBackend(
-        [simulated_spec(A100)] * 2, true_power_factor=factor, clock=monotonic_s
-    )
-    backend.start()
-    monitor = GpuMonitor(backend, GpuSettings(), clock=monotonic_s, sample=False)
-    settings = Settings(state_dir=tmp_path, regions=REGIONS, policy={"name": policy})
-    ledger = Ledger.open(tmp_path / "ledger.db")
-    service = Service(
-        settings=settings,
-        ledger=ledger,
-        queue=Queue(tmp_path, ledger, known_regions=["qc"]),
-        executors={executor.name: executor},
-        inventory=build_inventory(REGIONS),
-        intensity=EmbeddedIntensity(),
-        policy=get_policy(policy),
-        measurement=JobMeasurement(monitor, lifetime_years=5.0, index_of={"qc/0": 0, "qc/1": 1}),
-    )
-    service.start(clock())
-    return service, backend, monitor
+from tests.daemon.measurement.measured_service import REGIONS, build
 
 
 def test_outcome_rows_carry_measured_energy_and_grams(

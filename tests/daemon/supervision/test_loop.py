@@ -19,37 +19,10 @@ from daemon.settings import PolicySettings, Settings
 from daemon.supervision.loop import STEP_NAMES, Intervals, ServiceLoop
 from daemon.supervision.sdnotify import Notifier
 from daemon.supervision.warmup import PlannerWarmup
+from tests.daemon.supervision.recording_steps import AllowanceSteps, RecordingSteps
 
 FAST = Intervals(ingest_s=0.05, refresh_intensity_s=0.05, plan_s=0.05, reconcile_s=0.05)
 PINNED = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class RecordingSteps:
-    """Records each step call with its thread; ``on`` lets a test act inside a step."""
-
-    def __init__(self, label: str = "a") -> None:
-        self.label = label
-        self.calls: list[tuple[str, datetime, str]] = []
-        self.on: Callable[[str], None] = lambda step: None
-        self.fail: set[str] = set()
-
-    def _record(self, step: str, now: datetime) -> None:
-        self.calls.append((step, now, threading.current_thread().name))
-        self.on(step)
-        if step in self.fail:
-            raise RuntimeError(f"{step} broke")
-
-    def ingest(self, now: datetime) -> None:
-        self._record("ingest", now)
-
-    def refresh_intensity(self, now: datetime) -> None:
-        self._record("refresh_intensity", now)
-
-    def plan(self, now: datetime) -> None:
-        self._record("plan", now)
-
-    def reconcile(self, now: datetime) -> None:
-        self._record("reconcile", now)
 
 
 class RecordingSink:
@@ -274,17 +247,6 @@ def test_an_ingest_that_accepts_jobs_plans_at_once() -> None:
     assert "plan" in after_start, "a plan must follow an ingest that accepted jobs"
     first_ingest = after_start.index("ingest")
     assert after_start[first_ingest + 1] == "plan"
-
-
-class AllowanceSteps(RecordingSteps):
-    """Also records what the loop says before each step: how long it may take."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.allowances: list[tuple[str, float]] = []
-
-    def before_step(self, step: str, now: datetime, allowance_s: float) -> None:
-        self.allowances.append((step, allowance_s))
 
 
 @pytest.mark.parametrize(("environ", "allowance_s"),

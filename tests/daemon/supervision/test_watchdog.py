@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from daemon.supervision.loop import Intervals, ServiceLoop
 from daemon.supervision.sdnotify import Notifier
 from daemon.supervision.watchdog import StepWatchdog
-from tests.daemon.supervision.test_loop import AllowanceSteps, RecordingSteps
+from tests.daemon.supervision.recording_steps import AllowanceSteps, RecordingSteps
 
 WATCHDOG_S = 1.0  # WatchdogSec: systemd restarts a daemon silent for this long
 ENVIRON_USEC = str(int(WATCHDOG_S * 1_000_000))
