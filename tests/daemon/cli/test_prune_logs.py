@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,12 +12,11 @@ import pytest
 
 from daemon.cli import main
 from daemon.executors.jobfiles import process_start_ticks
-from daemon.executors.local import LocalExecutor
 from daemon.executors.logprune import job_of_log_file
 from daemon.ledger import Ledger
 from daemon.testing import FakeClock
-from tests.daemon.endings.stubborn_jobs import STUBBORN, wait_until
-from tests.daemon.helpers import append, job_line, job_request
+from tests.daemon.endings.stubborn_jobs import graced_executor, started_stubborn
+from tests.daemon.helpers import job_request
 from tests.daemon.measurement.measured_service import build
 
 NOW = datetime.now(UTC)
@@ -104,48 +101,37 @@ def test_prune_logs_keeps_the_files_of_a_run_still_being_stopped(
     spec, its start claim), the end its wrapper then recorded left alone in logs/. They stay
     until the run is gone, decided from one read of the ledger."""
     clock, mono = FakeClock(), [1000.0]
-    executor = LocalExecutor(grace_s=10.0, log_dir=tmp_path / "logs", monotonic=lambda: mono[0])
+    executor = graced_executor(tmp_path, mono)
     service, backend, monitor = build(tmp_path, clock, executor)
-    ready = tmp_path / "ready"
-    command = [sys.executable, "-c", STUBBORN, str(ready)]
-    append(service.queue.path, job_line(id="stubborn", command=command))
-    service.tick(clock())
-    run = service.ledger.run("stubborn")
-    assert run is not None and run.token is not None and run.gpu_indices is not None
-    pid = json.loads(run.token)["pid"]
-    ticks = process_start_ticks(pid)
     args = ["prune-logs", "--state-dir", str(tmp_path), "--days", "0", "--json"]
     try:
-        wait_until(ready.exists, "the job did not start")
-        monitor.sampler.sample_once()
-        backend.lose(run.gpu_indices[0])
-        clock.advance(1)
-        monitor.sampler.sample_once()
-        service.tick(clock())  # SIGTERM sent (ignored), the job recorded failed
-        assert service.ledger.job("stubborn").state == "failed"
-        assert [s.run.job_id for s in service.ledger.stopping_runs()] == ["stubborn"]
-        before = sorted(p.name for p in (tmp_path / "logs").iterdir())
+        with started_stubborn(service, executor, clock, tmp_path) as job:
+            assert job.run.gpu_indices is not None
+            monitor.sampler.sample_once()
+            backend.lose(job.run.gpu_indices[0])
+            clock.advance(1)
+            monitor.sampler.sample_once()
+            service.tick(clock())  # SIGTERM sent (ignored), the job recorded failed
+            assert service.ledger.job("stubborn").state == "failed"
+            assert [s.run.job_id for s in service.ledger.stopping_runs()] == ["stubborn"]
+            before = sorted(p.name for p in (tmp_path / "logs").iterdir())
 
-        assert main(args) == 0
+            assert main(args) == 0
 
-        done = json.loads(capsys.readouterr().out)
-        assert (done["jobs"], done["files"], done["kept_jobs"]) == ([], 0, 1)
-        assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == before
-        assert process_start_ticks(pid) == ticks  # still running: its files are in use
+            done = json.loads(capsys.readouterr().out)
+            assert (done["jobs"], done["files"], done["kept_jobs"]) == ([], 0, 1)
+            assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == before
+            assert process_start_ticks(job.pid) == job.ticks  # still running: its files are in use
 
-        mono[0] += 11.0  # the grace is over: SIGKILL, then the run is gone
-        for _ in range(200):
-            service.tick(clock.advance(0.01))
-            if not service.ledger.stopping_runs():
-                break
-            time.sleep(0.02)
-        assert service.ledger.stopping_runs() == []
-        assert main(args) == 0
-        assert json.loads(capsys.readouterr().out)["jobs"] == ["stubborn"]
-        assert not [p for p in (tmp_path / "logs").iterdir() if p.name.startswith("stubborn")]
+            mono[0] += 11.0  # the grace is over: SIGKILL, then the run is gone
+            for _ in range(200):
+                service.tick(clock.advance(0.01))
+                if not service.ledger.stopping_runs():
+                    break
+                time.sleep(0.02)
+            assert service.ledger.stopping_runs() == []
+            assert main(args) == 0
+            assert json.loads(capsys.readouterr().out)["jobs"] == ["stubborn"]
+            assert not [p for p in (tmp_path / "logs").iterdir() if p.name.startswith("stubborn")]
     finally:
-        if process_start_ticks(pid) == ticks:
-            os.killpg(pid, signal.SIGKILL)
-        if pid in executor._children:  # reaped here when the test failed before the poll did
-            executor._children[pid].wait(timeout=5)
         service.ledger.close()

@@ -4,10 +4,7 @@ GPU lost mid-job fails that job with a clear reason and the daemon goes on."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from daemon.measurement import start_measurement
 from daemon.settings import RegionSettings, Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from policies.footprint import DEFAULT_GPU_CATALOG
+from tests.daemon.endings.stubborn_jobs import graced_executor, started_stubborn
 from tests.daemon.helpers import append, job_line
 from tests.daemon.measurement.measured_service import REGIONS, build
 
@@ -128,45 +126,27 @@ def test_a_job_on_a_lost_gpu_that_ignores_sigterm_is_killed_after_the_grace(
     the grace), and its wrapper stayed a zombie of the daemon. Its run is now polled until
     it is gone: SIGKILL after the grace, the wrapper reaped; the job stays ``failed``."""
     clock, grace = FakeClock(), [1000.0]
-    executor = LocalExecutor(grace_s=10.0, log_dir=tmp_path / "logs", monotonic=lambda: grace[0])
+    executor = graced_executor(tmp_path, grace)
     service, backend, monitor = build(tmp_path, clock, executor)
-    ready = tmp_path / "ready"
-    code = (
-        "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"
-    )
-    append(service.queue.path, job_line(id="stubborn", command=[sys.executable, "-c", code]))
-    service.tick(clock())
-    run = service.ledger.run("stubborn")
-    assert run is not None and run.token is not None and run.gpu_indices is not None
-    pid = json.loads(run.token)["pid"]
-    ticks = process_start_ticks(pid)
-    try:
-        for _ in range(500):
-            if ready.exists():
-                break
-            time.sleep(0.01)
-        assert ready.exists()
+    with started_stubborn(service, executor, clock, tmp_path) as job:
+        assert job.run.gpu_indices is not None
         monitor.sampler.sample_once()
-        backend.lose(run.gpu_indices[0])
+        backend.lose(job.run.gpu_indices[0])
         clock.advance(1)
         monitor.sampler.sample_once()
         service.tick(clock())
         assert service.ledger.job("stubborn").state == "failed"
-        assert process_start_ticks(pid) == ticks  # SIGTERM ignored: still running
+        assert process_start_ticks(job.pid) == job.ticks  # SIGTERM ignored: still running
         grace[0] += 11.0  # past the grace: the next rounds kill it and reap its wrapper
         for _ in range(200):
             service.tick(clock.advance(1))
-            if pid not in executor._children:
+            if job.pid not in executor._children:
                 break
             time.sleep(0.02)
-        assert process_start_ticks(pid) is None  # gone, not a zombie
-        assert pid not in executor._children
+        assert process_start_ticks(job.pid) is None  # gone, not a zombie
+        assert job.pid not in executor._children
         assert service.ledger.job("stubborn").state == "failed"
         assert "GPU" in service.ledger.transitions("stubborn")[-1].reason
-    finally:
-        if process_start_ticks(pid) == ticks:
-            os.killpg(pid, signal.SIGKILL)
 
 
 def test_a_job_that_ran_to_its_end_before_its_gpu_was_lost_succeeded(tmp_path: Path) -> None:
@@ -203,31 +183,16 @@ def test_a_reload_does_not_forget_the_runs_of_a_lost_gpu_it_is_still_stopping(
     their end (and the cancels it had sent) were forgotten, so a job ignoring SIGTERM got no
     SIGKILL after the grace and ran on, untracked. The new service takes them over."""
     clock, grace = FakeClock(), [1000.0]
-    executor = LocalExecutor(grace_s=10.0, log_dir=tmp_path / "logs", monotonic=lambda: grace[0])
+    executor = graced_executor(tmp_path, grace)
     first, backend, monitor = build(tmp_path, clock, executor)
     settings = Settings(state_dir=tmp_path, regions=REGIONS, policy={"name": "run-now"},
                         intensity={"source": "static"})  # fmt: skip
     daemon = Daemon(settings, first.ledger, {"local": executor}, first,
                     measurement=first.measurement)  # fmt: skip
-    ready = tmp_path / "ready"
-    code = (
-        "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"
-    )
-    append(first.queue.path, job_line(id="stubborn", command=[sys.executable, "-c", code]))
-    first.tick(clock())
-    run = first.ledger.run("stubborn")
-    assert run is not None and run.token is not None and run.gpu_indices is not None
-    pid = json.loads(run.token)["pid"]
-    ticks = process_start_ticks(pid)
-    try:
-        for _ in range(500):
-            if ready.exists():
-                break
-            time.sleep(0.01)
-        assert ready.exists()
+    with started_stubborn(first, executor, clock, tmp_path) as job:
+        assert job.run.gpu_indices is not None
         monitor.sampler.sample_once()
-        backend.lose(run.gpu_indices[0])
+        backend.lose(job.run.gpu_indices[0])
         clock.advance(1)
         monitor.sampler.sample_once()
         first.tick(clock())
@@ -236,14 +201,11 @@ def test_a_reload_does_not_forget_the_runs_of_a_lost_gpu_it_is_still_stopping(
         grace[0] += 11.0
         for _ in range(200):
             service.tick(clock.advance(1))
-            if pid not in executor._children:
+            if job.pid not in executor._children:
                 break
             time.sleep(0.02)
-        assert process_start_ticks(pid) is None  # killed after the grace, and reaped
-        assert pid not in executor._children
-    finally:
-        if process_start_ticks(pid) == ticks:
-            os.killpg(pid, signal.SIGKILL)
+        assert process_start_ticks(job.pid) is None  # killed after the grace, and reaped
+        assert job.pid not in executor._children
 
 
 @pytest.mark.parametrize("policy", ["run-now", "spatial", "carbon-window"])
