@@ -189,7 +189,7 @@ from pathlib import Path
 from daemon.executors.local import LocalExecutor
 from daemon.testing import FakeClock
 from tests.daemon.helpers import append, job_line
-from tests.daemon.measurement.measured_service import build
+from tests.daemon.measurement.measured_service import build, lose_gpu
 state, ready = Path(sys.argv[1]), Path(sys.argv[2])
 clock = FakeClock()
 executor = LocalExecutor(grace_s=10.0, log_dir=state / "logs", monotonic=lambda: 1000.0)
@@ -203,10 +203,7 @@ run = service.ledger.run("stubborn")
 (state / "pid").write_text(str(json.loads(run.token)["pid"]))
 while not ready.exists():
     time.sleep(0.01)
-monitor.sampler.sample_once()
-backend.lose(run.gpu_indices[0])
-clock.advance(1)
-monitor.sampler.sample_once()
+lose_gpu(backend, monitor, clock, run.gpu_indices[0])
 service.tick(clock())
 print("not killed", flush=True)
 """

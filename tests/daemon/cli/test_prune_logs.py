@@ -17,7 +17,7 @@ from daemon.ledger import Ledger
 from daemon.testing import FakeClock
 from tests.daemon.endings.stubborn_jobs import graced_executor, started_stubborn
 from tests.daemon.helpers import job_request
-from tests.daemon.measurement.measured_service import build
+from tests.daemon.measurement.measured_service import build, lose_gpu
 
 NOW = datetime.now(UTC)
 LONG_AGO = NOW - timedelta(days=30)
@@ -107,10 +107,7 @@ def test_prune_logs_keeps_the_files_of_a_run_still_being_stopped(
     try:
         with started_stubborn(service, executor, clock, tmp_path) as job:
             assert job.run.gpu_indices is not None
-            monitor.sampler.sample_once()
-            backend.lose(job.run.gpu_indices[0])
-            clock.advance(1)
-            monitor.sampler.sample_once()
+            lose_gpu(backend, monitor, clock, job.run.gpu_indices[0])
             service.tick(clock())  # SIGTERM sent (ignored), the job recorded failed
             assert service.ledger.job("stubborn").state == "failed"
             assert [s.run.job_id for s in service.ledger.stopping_runs()] == ["stubborn"]

@@ -14,7 +14,7 @@ from daemon.executors.local import LocalExecutor
 from daemon.testing import FakeClock
 from tests.daemon.endings.stubborn_jobs import graced_executor, started_stubborn, wait_until
 from tests.daemon.helpers import append, job_line
-from tests.daemon.measurement.measured_service import build
+from tests.daemon.measurement.measured_service import build, lose_gpu
 
 
 def test_a_restart_within_the_grace_goes_on_stopping_a_lost_gpus_job(tmp_path: Path) -> None:
@@ -27,10 +27,7 @@ def test_a_restart_within_the_grace_goes_on_stopping_a_lost_gpus_job(tmp_path: P
     first, backend, monitor = build(tmp_path, clock, first_executor)
     with started_stubborn(first, first_executor, clock, tmp_path) as job:
         assert job.run.gpu_indices is not None
-        monitor.sampler.sample_once()
-        backend.lose(job.run.gpu_indices[0])
-        clock.advance(1)
-        monitor.sampler.sample_once()
+        lose_gpu(backend, monitor, clock, job.run.gpu_indices[0])
         first.tick(clock())  # SIGTERM sent (ignored), the job recorded failed
         assert first.ledger.job("stubborn").state == "failed"
         first.ledger.close()  # the daemon dies within the grace
@@ -73,10 +70,7 @@ def test_a_job_that_failed_on_its_own_before_its_gpu_was_lost_keeps_its_exit_cod
     assert run is not None and run.gpu_indices is not None
     status = tmp_path / "logs" / "broken.status.json"
     wait_until(status.exists, "the job did not end")
-    monitor.sampler.sample_once()
-    backend.lose(run.gpu_indices[0])
-    clock.advance(1)
-    monitor.sampler.sample_once()
+    lose_gpu(backend, monitor, clock, run.gpu_indices[0])
     service.tick(clock())
     assert service.ledger.job("broken").state == "failed"
     assert service.ledger.transitions("broken")[-1].reason == "exit code 3"

@@ -19,7 +19,7 @@ from daemon.testing import FakeClock
 from policies import get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG
 
-__all__ = ["A100", "REGIONS", "build"]
+__all__ = ["A100", "REGIONS", "build", "lose_gpu"]
 
 REGIONS = (RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("A100-80GB",) * 2),)
 A100 = DEFAULT_GPU_CATALOG.get("A100-80GB")
@@ -55,3 +55,14 @@ def build(
     )
     service.start(clock())
     return service, backend, monitor
+
+
+def lose_gpu(
+    backend: SimulatedGpuBackend, monitor: GpuMonitor, clock: FakeClock, index: int
+) -> None:
+    """GPU ``index`` falls off the bus between two samples one second apart (``clock`` moved
+    on by 1 s): the monitor has seen the loss, the service acts on it at its next tick."""
+    monitor.sampler.sample_once()
+    backend.lose(index)
+    clock.advance(1)
+    monitor.sampler.sample_once()

@@ -23,7 +23,7 @@ from daemon.testing import FakeClock, RecordingExecutor
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.endings.stubborn_jobs import graced_executor, started_stubborn
 from tests.daemon.helpers import append, job_line
-from tests.daemon.measurement.measured_service import REGIONS, build
+from tests.daemon.measurement.measured_service import REGIONS, build, lose_gpu
 
 
 def test_outcome_rows_carry_measured_energy_and_grams(
@@ -83,10 +83,7 @@ def test_a_gpu_lost_mid_job_fails_it_and_the_daemon_goes_on(tmp_path: Path) -> N
     lost_job = next(job for job, run in runs.items() if run and run.gpu_indices == (1,))
     kept_job = "a" if lost_job == "b" else "b"
     clock.advance(60)
-    monitor.sampler.sample_once()
-    backend.lose(1)
-    clock.advance(1)
-    monitor.sampler.sample_once()  # the sampler thread notices
+    lose_gpu(backend, monitor, clock, 1)
     service.tick(clock())
     job = service.ledger.job(lost_job)
     assert job.state == "failed"
@@ -130,10 +127,7 @@ def test_a_job_on_a_lost_gpu_that_ignores_sigterm_is_killed_after_the_grace(
     service, backend, monitor = build(tmp_path, clock, executor)
     with started_stubborn(service, executor, clock, tmp_path) as job:
         assert job.run.gpu_indices is not None
-        monitor.sampler.sample_once()
-        backend.lose(job.run.gpu_indices[0])
-        clock.advance(1)
-        monitor.sampler.sample_once()
+        lose_gpu(backend, monitor, clock, job.run.gpu_indices[0])
         service.tick(clock())
         assert service.ledger.job("stubborn").state == "failed"
         assert process_start_ticks(job.pid) == job.ticks  # SIGTERM ignored: still running
@@ -167,10 +161,7 @@ def test_a_job_that_ran_to_its_end_before_its_gpu_was_lost_succeeded(tmp_path: P
             break
         time.sleep(0.01)
     assert status.exists()  # it ended
-    monitor.sampler.sample_once()
-    backend.lose(run.gpu_indices[0])
-    clock.advance(1)
-    monitor.sampler.sample_once()
+    lose_gpu(backend, monitor, clock, run.gpu_indices[0])
     service.tick(clock())
     assert service.ledger.job("done").state == "succeeded"
     assert service.ledger.transitions("done")[-1].reason == "exit code 0"
@@ -191,10 +182,7 @@ def test_a_reload_does_not_forget_the_runs_of_a_lost_gpu_it_is_still_stopping(
                     measurement=first.measurement)  # fmt: skip
     with started_stubborn(first, executor, clock, tmp_path) as job:
         assert job.run.gpu_indices is not None
-        monitor.sampler.sample_once()
-        backend.lose(job.run.gpu_indices[0])
-        clock.advance(1)
-        monitor.sampler.sample_once()
+        lose_gpu(backend, monitor, clock, job.run.gpu_indices[0])
         first.tick(clock())
         assert first.ledger.job("stubborn").state == "failed"
         service = rebuild_service(daemon, settings, None)  # SIGHUP within the grace
