@@ -4,18 +4,14 @@ left open) never holds back the daemon's WAL checkpoints."""
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
+from tests.daemon.pager import output_under_a_writing_daemon
 
-ROOT = Path(__file__).resolve().parents[3]
 JOBS = 600  # each command's output well past a pipe's 64 KiB and stdout's buffer
 
 
@@ -50,31 +46,5 @@ def test_output_nobody_reads_yet_does_not_hold_the_ledger_open(
     blocked on the full pipe inside a read transaction, which kept the daemon's
     ``wal_checkpoint`` from resetting the WAL (it grew) for as long as the pager stayed open.
     Now the output is read whole and the ledger closed before the first byte is written."""
-    daemon = sqlite3.connect(state / "ledger.db", isolation_level=None)  # the daemon's
-    try:
-        assert daemon.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
-        daemon.execute("PRAGMA wal_autocheckpoint=0")
-        daemon.execute("CREATE TABLE IF NOT EXISTS daemon_writes (n INTEGER)")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        command = subprocess.Popen(
-            [sys.executable, "-m", "daemon", *argv, "--state-dir", str(state),
-             "--config", str(state / "carbond.toml")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=state, bufsize=0,
-        )  # fmt: skip
-        try:
-            assert command.stdout is not None
-            head = command.stdout.read(1)  # the pager shows its first page, and waits
-            assert head and head.startswith(first), command.communicate()[1]
-            daemon.execute("INSERT INTO daemon_writes VALUES (1)")  # the daemon goes on
-            daemon.execute("PRAGMA busy_timeout=200")
-            busy, _, _ = daemon.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            assert busy == 0  # no reader left in the WAL
-            rest, err = command.communicate(timeout=60)
-            assert command.returncode == 0, err
-        finally:
-            if command.poll() is None:
-                command.kill()
-            command.communicate()  # closes its pipes
-    finally:
-        daemon.close()
-    assert (head + rest).count(count) == JOBS  # every job
+    output = output_under_a_writing_daemon(state, argv, first)
+    assert output.count(count) == JOBS  # every job
