@@ -104,26 +104,25 @@ def _wait_for(session: Session, job_id: str, states: set[str]) -> str:
     return state
 
 
-def test_a_cancel_the_killed_daemon_had_sent_is_sent_again_after_a_restart(
-    tmp_path: Path,
-) -> None:
+def _cancelled_across_a_restart(tmp_path: Path, job_id: str, trap: str) -> Session:
+    """Job ``job_id`` (a shell that runs ``trap``, says so in a file, then sleeps) running
+    under a daemon killed at ``cancel_sent``, once it sent the owner's cancel; a restarted
+    daemon ends it ``cancelled``. The session, both daemons gone."""
     session = Session(tmp_path, seed=0)
-    # ignores SIGTERM (once it says so in `ready`): only the SIGKILL after the grace period
-    # (2 s) ends it
     ready = tmp_path / "ready"
-    line = {"id": "c1", "model": "llama-1b", "requests": 1,
-            "command": ["sh", "-c", f"trap '' TERM; touch {ready}; sleep 600"]}  # fmt: skip
+    line = {"id": job_id, "model": "llama-1b", "requests": 1,
+            "command": ["sh", "-c", f"{trap}; touch {ready}; sleep 600"]}  # fmt: skip
     queue = session.state / "queue.jsonl"
     queue.write_text(json.dumps(line) + "\n")
     daemon = session._start("cancel_sent")
     try:
-        _wait_for(session, "c1", {"running"})
+        _wait_for(session, job_id, {"running"})
         end = time.monotonic() + STARTUP_S
         while not ready.exists():
             assert time.monotonic() < end, "the job did not start"
             time.sleep(0.05)
         with queue.open("a") as out:
-            out.write(json.dumps({"cancel": "c1"}) + "\n")
+            out.write(json.dumps({"cancel": job_id}) + "\n")
         assert daemon.wait(timeout=STARTUP_S) == -signal.SIGKILL  # its SIGTERM sent, then died
     finally:
         if daemon.poll() is None:
@@ -131,10 +130,18 @@ def test_a_cancel_the_killed_daemon_had_sent_is_sent_again_after_a_restart(
             daemon.wait()
     daemon = session._start(None)
     try:
-        assert _wait_for(session, "c1", FINAL) == "cancelled"
+        assert _wait_for(session, job_id, FINAL) == "cancelled"
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
+    return session
+
+
+def test_a_cancel_the_killed_daemon_had_sent_is_sent_again_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # ignores SIGTERM: only the SIGKILL after the grace period (2 s) ends it
+    session = _cancelled_across_a_restart(tmp_path, "c1", "trap '' TERM")
     with Ledger.open_readonly(session.state / "ledger.db") as ledger:
         run = ledger.run("c1")
         assert run is not None and run.signal == signal.SIGKILL  # after the grace period
@@ -147,32 +154,7 @@ def test_a_job_that_exits_0_on_the_cancel_a_killed_daemon_sent_is_cancelled_afte
     """The daemon sent the owner's cancel and died; the job trapped SIGTERM and exited 0.
     Only the dead daemon had known the cancel was sent: the restarted one recorded the job
     ``succeeded``, as if it had run to its end. The send is recorded in the ledger now."""
-    session = Session(tmp_path, seed=0)
-    ready = tmp_path / "ready"
-    line = {"id": "c0", "model": "llama-1b", "requests": 1,
-            "command": ["sh", "-c", f"trap 'exit 0' TERM; touch {ready}; sleep 600"]}  # fmt: skip
-    queue = session.state / "queue.jsonl"
-    queue.write_text(json.dumps(line) + "\n")
-    daemon = session._start("cancel_sent")
-    try:
-        _wait_for(session, "c0", {"running"})
-        end = time.monotonic() + STARTUP_S
-        while not ready.exists():
-            assert time.monotonic() < end, "the job did not start"
-            time.sleep(0.05)
-        with queue.open("a") as out:
-            out.write(json.dumps({"cancel": "c0"}) + "\n")
-        assert daemon.wait(timeout=STARTUP_S) == -signal.SIGKILL  # its SIGTERM sent, then died
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-    daemon = session._start(None)
-    try:
-        assert _wait_for(session, "c0", FINAL) == "cancelled"
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=30)
+    session = _cancelled_across_a_restart(tmp_path, "c0", "trap 'exit 0' TERM")
     with Ledger.open_readonly(session.state / "ledger.db") as ledger:
         run = ledger.run("c0")
         assert run is not None and run.exit_code == 0
@@ -180,7 +162,7 @@ def test_a_job_that_exits_0_on_the_cancel_a_killed_daemon_sent_is_cancelled_afte
         assert reason == "cancelled by its owner while running (it exited 0)"
 
 
-# A daemon measuring two simulated A100s (tests/daemon/measurement/test_jobs.py) runs a job
+# A daemon measuring two simulated A100s (tests/daemon/measurement/measured_service.py) runs a job
 # that ignores SIGTERM, loses its GPU and is killed where check_gpus has recorded the run's stop
 # and sent SIGTERM, before the job's end is recorded.
 LOSE_A_GPU = """
