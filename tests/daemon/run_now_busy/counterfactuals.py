@@ -1,13 +1,17 @@
 """What the run-now counterfactual tests plan on: the two regions (``REGIONS``, ``CISO_ONLY``),
-a long job's fields (``LONG``), and a job's recorded counterfactual run
-(``counterfactual_run``)."""
+a long job's fields (``LONG``), a job's recorded counterfactual run (``counterfactual_run``),
+and the carbon-window service they plan with (``carbon_window_service``)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from daemon.ledger import Ledger
+from daemon.service import Service
 from daemon.settings import RegionSettings
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import make_service
 
 # One RTX 6000 Ada (fastest, in dirty California) and one T4 (in clean Quebec).
 REGIONS = (
@@ -24,3 +28,16 @@ def counterfactual_run(ledger: Ledger, job_id: str) -> tuple[tuple[str, ...], da
     assert stored is not None
     start = datetime.fromisoformat(stored["start"])
     return tuple(stored["device_ids"]), start, start + timedelta(seconds=stored["duration_s"])
+
+
+def carbon_window_service(
+    state: Path,
+    executor: RecordingExecutor,
+    clock: FakeClock,
+    regions: tuple[RegionSettings, ...] = REGIONS,
+) -> Service:
+    """A carbon-window service over ``regions`` in ``state``, started at ``clock()`` (a
+    restart when ``state`` already holds a ledger)."""
+    service = make_service(state, executor, policy="carbon-window", regions=regions)
+    service.start(clock())
+    return service

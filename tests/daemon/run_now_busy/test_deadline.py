@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 
 from daemon.testing import FakeClock, RecordingExecutor
-from tests.daemon.helpers import append, job_line, make_service
-from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY, LONG, counterfactual_run
+from tests.daemon.helpers import append, job_line
+from tests.daemon.run_now_busy.counterfactuals import (
+    CISO_ONLY,
+    LONG,
+    carbon_window_service,
+    counterfactual_run,
+)
 
 
 @pytest.mark.parametrize("restart", ["none", "running", "ended"])
@@ -24,8 +29,7 @@ def test_a_counterfactual_starting_at_or_after_its_deadline_holds_no_gpu(
     arriving 5 to 10 min later (after a restart too, "a" running or ended), waits for "x"'s copy
     only; it used to wait for "a"'s copy too, a run run-now never starts."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock, CISO_ONLY)
     append(service.queue.path, job_line(id="x", **LONG))
     service.tick(clock())
     assert service.ledger.job("x").state == "planned"
@@ -45,8 +49,7 @@ def test_a_counterfactual_starting_at_or_after_its_deadline_holds_no_gpu(
         assert service.ledger.job("a").state == "succeeded"
     if restart != "none":
         service.ledger.close()
-        service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
-        service.start(clock())
+        service = carbon_window_service(tmp_path, executor, clock, CISO_ONLY)
     clock.advance(300)
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())

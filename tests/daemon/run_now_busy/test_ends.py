@@ -14,8 +14,13 @@ import pytest
 from daemon.executors.base import RunHandle
 from daemon.run_now_busy import Cut, ending_cut, held_until
 from daemon.testing import FakeClock, RecordingExecutor
-from tests.daemon.helpers import append, job_line, make_service
-from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY, LONG, REGIONS, counterfactual_run
+from tests.daemon.helpers import append, job_line
+from tests.daemon.run_now_busy.counterfactuals import (
+    CISO_ONLY,
+    LONG,
+    carbon_window_service,
+    counterfactual_run,
+)
 
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
@@ -35,8 +40,7 @@ def test_a_running_jobs_cancel_or_failure_frees_the_gpu_its_counterfactual_held(
     (failed) then too, so the fast GPU is free to "b"'s counterfactual. It used to wait the
     whole 3 h for a run that never happened (or take the slow GPU)."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock)
     append(service.queue.path, job_line(id="a", **LONG))
     service.tick(clock())
     assert executor.launches[0].job_id == "a"
@@ -49,8 +53,7 @@ def test_a_running_jobs_cancel_or_failure_frees_the_gpu_its_counterfactual_held(
     assert {j.job_id: j.state for j in service.ledger.jobs()} == {"a": how}
     if restart:
         service.ledger.close()
-        service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-        service.start(clock())
+        service = carbon_window_service(tmp_path, executor, clock)
     clock.advance(300)
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())
@@ -76,8 +79,7 @@ def test_a_cancel_read_frees_the_gpu_its_counterfactual_held_before_the_job_ends
     arriving then gets the fast GPU in its counterfactual; it used to wait for "a" to end,
     and a restart learned "a"'s counterfactual run whole."""
     clock, executor = FakeClock(), _Stubborn(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock)
     append(service.queue.path, job_line(id="a", **LONG))
     service.tick(clock())
     clock.advance(300)
@@ -86,8 +88,7 @@ def test_a_cancel_read_frees_the_gpu_its_counterfactual_held_before_the_job_ends
     assert executor.cancels == ["a"]
     if restart:
         service.ledger.close()
-        service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-        service.start(clock())
+        service = carbon_window_service(tmp_path, executor, clock)
     clock.advance(300)
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())
@@ -101,8 +102,7 @@ def test_a_waiting_jobs_cancel_frees_the_gpu_its_counterfactual_held(tmp_path: P
     for ~2.5 h. Its owner cancels it 10 min later: run-now's copy, started at once, is
     cancelled then too. "b", arriving then, used to wait for the rest of that run."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock, CISO_ONLY)
     append(service.queue.path, job_line(id="a", **LONG))
     service.tick(clock())
     assert service.ledger.job("a").state == "planned"
@@ -186,8 +186,7 @@ def test_an_expired_jobs_counterfactual_run_still_holds_its_gpu_after_a_restart(
     has no outcome) or across it (the daemon down at the deadline: its first round expires
     "a" before planning it) used to forget that run, and "b" was counted on the GPU at once."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock, CISO_ONLY)
     append(service.queue.path, job_line(id="x", model="llama-3b", requests=2000))
     service.tick(clock())
     clock.advance(60)
@@ -205,8 +204,7 @@ def test_an_expired_jobs_counterfactual_run_still_holds_its_gpu_after_a_restart(
         assert service.ledger.job("a").state == "expired"
     if restart != "none":
         service.ledger.close()
-        service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
-        service.start(clock())
+        service = carbon_window_service(tmp_path, executor, clock, CISO_ONLY)
     clock.advance(1800)  # 04:31
     append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000))
     service.tick(clock())

@@ -14,7 +14,13 @@ from daemon.ledger import Ledger
 from daemon.settings import PolicySettings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
-from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY, LONG, REGIONS, counterfactual_run
+from tests.daemon.run_now_busy.counterfactuals import (
+    CISO_ONLY,
+    LONG,
+    REGIONS,
+    carbon_window_service,
+    counterfactual_run,
+)
 
 
 @pytest.mark.parametrize("restart", [False, True])
@@ -25,16 +31,14 @@ def test_a_later_arrival_does_not_get_a_gpu_an_earlier_counterfactual_holds(
     it fits now for ~3 h. "b" arrives 10 min later: under run-now it waits for that run to
     end. It used to be counted on that GPU at once, the saving shown too small."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock)
     append(service.queue.path, job_line(id="a", **LONG))
     service.tick(clock())
     assert {j.job_id: j.state for j in service.ledger.jobs()} == {"a": "running"}
     assert executor.launches[0].job_id == "a"
     if restart:
         service.ledger.close()
-        service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-        service.start(clock())
+        service = carbon_window_service(tmp_path, executor, clock)
     clock.advance(600)
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())
@@ -59,20 +63,16 @@ def test_a_held_jobs_reason_does_not_wait_for_its_own_counterfactual_run(
     now, as for the same job arriving then on an idle cluster. It used to wait for "a"'s own
     counterfactual run to end, 2 h later: one reason went from 22 % to 38 % below run-now."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path / "a", executor, policy="carbon-window", regions=CISO_ONLY)
-    service.start(clock())
+    service = carbon_window_service(tmp_path / "a", executor, clock, CISO_ONLY)
     append(service.queue.path, job_line(id="a", **LONG))
     service.tick(clock())
     assert {j.job_id: j.state for j in service.ledger.jobs()} == {"a": "planned"}
     if restart:
         service.ledger.close()
-        service = make_service(tmp_path / "a", executor, policy="carbon-window",
-                               regions=CISO_ONLY)  # fmt: skip
-        service.start(clock())
+        service = carbon_window_service(tmp_path / "a", executor, clock, CISO_ONLY)
     clock.advance(1800)
     service.tick(clock())
-    fresh = make_service(tmp_path / "b", executor, policy="carbon-window", regions=CISO_ONLY)
-    fresh.start(clock())
+    fresh = carbon_window_service(tmp_path / "b", executor, clock, CISO_ONLY)
     append(fresh.queue.path, job_line(id="a", **LONG))
     fresh.tick(clock())
     (reason, run_now_g), (want_reason, want_g) = (
@@ -95,8 +95,7 @@ def test_a_succeeded_jobs_counterfactual_run_ends_where_its_priced_window_ends(
     ended and waits for "a"'s copy, outlasting "a" (also after a restart), then starts: it
     used to wait for the whole predicted copy, the GPU held ~2 h past run-now's end."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock)
     append(service.queue.path, job_line(id="x", **LONG))
     service.tick(clock())
     clock.advance(60)
@@ -115,8 +114,7 @@ def test_a_succeeded_jobs_counterfactual_run_ends_where_its_priced_window_ends(
     assert 0.1 < scale < 0.5
     if restart:
         service.ledger.close()
-        service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-        service.start(clock())
+        service = carbon_window_service(tmp_path, executor, clock)
     clock.advance(600)
     append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000,
                                         regions=["ciso"], deadline="+36h"))  # fmt: skip
@@ -135,8 +133,7 @@ def test_a_succeeded_jobs_counterfactual_run_outlasting_its_prediction_is_held_a
     going by "y", waiting for the busy T4) let it go. "b", arriving 10 min after "a" ended,
     waits for that copy's scaled end; it used to get the GPU at once."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock)
     append(service.queue.path, job_line(id="x", **LONG))
     service.tick(clock())
     clock.advance(60)
@@ -176,8 +173,7 @@ def test_a_waiting_jobs_counterfactual_run_holds_its_gpu_after_a_restart_outside
     before, holds the GPU, and "b"'s counterfactual waits for it. It used to be counted on
     the GPU at once, as if "w"'s copy had vanished with the restart."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock, CISO_ONLY)
     append(service.queue.path, job_line(id="w", **LONG))
     service.tick(clock())
     assert service.ledger.job("w").state == "planned"

@@ -16,7 +16,7 @@ import pytest
 from daemon.service import Service
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import append, job_line, make_service
-from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY
+from tests.daemon.run_now_busy.counterfactuals import CISO_ONLY, carbon_window_service
 
 JOBS = ("j0", "j1", "j2")
 
@@ -74,8 +74,7 @@ def test_a_copy_waits_for_a_held_jobs_copy_as_long_as_that_job_really_ran(
     from then on: daemon/run_now_busy/), and "b"'s copy, recorded with its first decision,
     overlaps it by 2 h 20 min."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=CISO_ONLY)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock, CISO_ONLY)
     append(service.queue.path, job_line(id="a", model="llama-3b", requests=2000,
                                         deadline="+30h"))  # fmt: skip
     service.tick(clock())

@@ -17,8 +17,12 @@ from daemon.executors.errors import JobNotRunnableError
 from daemon.executors.local import LocalExecutor
 from daemon.executors.wrapper import EXIT_NOT_RUNNABLE
 from daemon.testing import FakeClock, RecordingExecutor
-from tests.daemon.helpers import append, job_line, make_service
-from tests.daemon.run_now_busy.counterfactuals import LONG, REGIONS, counterfactual_run
+from tests.daemon.helpers import append, job_line
+from tests.daemon.run_now_busy.counterfactuals import (
+    LONG,
+    carbon_window_service,
+    counterfactual_run,
+)
 
 
 class _Refusing(RecordingExecutor):
@@ -47,8 +51,7 @@ def test_a_launch_failing_on_its_own_frees_the_gpu_its_counterfactual_held(
     once, so "b"'s copy gets the fast GPU then; it used to wait the whole 3 h for a run that
     could never start. A refusal that is carbond's fault keeps "a"'s copy whole, "b" waits."""
     clock, executor = FakeClock(), _Refusing(own)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock)
     append(service.queue.path, job_line(id="a", **LONG))
     service.tick(clock())
     assert service.ledger.job("a").state == "failed"
@@ -56,8 +59,7 @@ def test_a_launch_failing_on_its_own_frees_the_gpu_its_counterfactual_held(
     assert reason.startswith("launch failed: job a: ")
     if restart:
         service.ledger.close()
-        service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-        service.start(clock())
+        service = carbon_window_service(tmp_path, executor, clock)
     clock.advance(600)
     append(service.queue.path, job_line(id="b", **LONG))
     service.tick(clock())

@@ -14,8 +14,12 @@ from daemon.run_now_busy import RunNowBusy
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import Alternative, Device
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.helpers import append, job_line, make_service
-from tests.daemon.run_now_busy.counterfactuals import LONG, REGIONS, counterfactual_run
+from tests.daemon.helpers import append, job_line
+from tests.daemon.run_now_busy.counterfactuals import (
+    LONG,
+    carbon_window_service,
+    counterfactual_run,
+)
 
 
 @pytest.mark.parametrize("restart", [False, True])
@@ -29,8 +33,7 @@ def test_a_running_jobs_counterfactual_holds_its_gpu_while_it_overruns(
     as long a share of its own duration, so it still holds the GPU, and "b"'s copy waits for
     it. It used to be let go at its predicted end, "b"'s copy counted on the GPU at once."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock)
     append(service.queue.path, job_line(id="x", **LONG))
     service.tick(clock())
     clock.advance(60)
@@ -51,8 +54,7 @@ def test_a_running_jobs_counterfactual_holds_its_gpu_while_it_overruns(
     assert clock() > a_end  # its copy's predicted end has passed
     if restart:
         service.ledger.close()
-        service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-        service.start(clock())
+        service = carbon_window_service(tmp_path, executor, clock)
     append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000,
                                         regions=["ciso"], deadline="+36h"))  # fmt: skip
     service.tick(clock())
@@ -98,8 +100,7 @@ def test_a_copy_held_while_its_job_overran_is_not_cut_back_when_the_job_fails(
     its whole run"; lost: after a restart, learned whole), "b"'s copy counted on the GPU at
     once, though it waited for that copy while "a" ran."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock)
     append(service.queue.path, job_line(id="x", **LONG))
     service.tick(clock())
     clock.advance(60)
@@ -122,8 +123,7 @@ def test_a_copy_held_while_its_job_overran_is_not_cut_back_when_the_job_fails(
     assert held_to > clock() + timedelta(hours=1)
     if restart:
         service.ledger.close()
-        service = make_service(tmp_path, executor, policy="carbon-window", regions=REGIONS)
-        service.start(clock())
+        service = carbon_window_service(tmp_path, executor, clock)
     append(service.queue.path, job_line(id="b", model="llama-3b", requests=2000,
                                         regions=["ciso"], deadline="+36h"))  # fmt: skip
     service.tick(clock())

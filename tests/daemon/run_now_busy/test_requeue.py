@@ -11,7 +11,8 @@ from pathlib import Path
 from daemon.executors.base import ExitStatus, NotStarted, RunHandle
 from daemon.settings import RegionSettings
 from daemon.testing import FakeClock, RecordingExecutor
-from tests.daemon.helpers import append, job_line, make_service
+from tests.daemon.helpers import append, job_line
+from tests.daemon.run_now_busy.counterfactuals import carbon_window_service
 
 QC_ONLY = (RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("T4",)),)
 LONG = {"model": "llama-3b", "requests": 2000, "regions": ["qc"]}
@@ -41,8 +42,7 @@ def test_a_job_taken_back_past_its_deadline_lets_its_kept_copy_go(tmp_path: Path
     once. Its copy used to stay kept for ever (nothing let it go: it held no GPU, and its job
     neither ran nor ended through an executor's end), one entry per such job."""
     clock, executor = FakeClock(), _TakesBack()
-    service = make_service(tmp_path, executor, policy="carbon-window", regions=QC_ONLY)
-    service.start(clock())
+    service = carbon_window_service(tmp_path, executor, clock, QC_ONLY)
     append(service.queue.path, job_line(id="w", **LONG))
     service.tick(clock())
     append(service.queue.path, job_line(id="a", deadline="+12h", **LONG))
