@@ -20,6 +20,7 @@ from tests.daemon.run_now_busy.counterfactuals import (
     REGIONS,
     carbon_window_service,
     counterfactual_run,
+    x_then_a,
 )
 
 
@@ -96,12 +97,7 @@ def test_a_succeeded_jobs_counterfactual_run_ends_where_its_priced_window_ends(
     used to wait for the whole predicted copy, the GPU held ~2 h past run-now's end."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
     service = carbon_window_service(tmp_path, executor, clock)
-    append(service.queue.path, job_line(id="x", **LONG))
-    service.tick(clock())
-    clock.advance(60)
-    append(service.queue.path, job_line(id="a", model="llama-3b", requests=2000,
-                                        regions=["ciso"]))  # fmt: skip
-    service.tick(clock())
+    x_then_a(service, clock, with_y=False)
     assert [launch.job_id for launch in executor.launches] == ["x", "a"]
     x_devices, _, x_end = counterfactual_run(service.ledger, "x")
     a_devices, a_start, a_end = counterfactual_run(service.ledger, "a")
@@ -134,14 +130,7 @@ def test_a_succeeded_jobs_counterfactual_run_outlasting_its_prediction_is_held_a
     waits for that copy's scaled end; it used to get the GPU at once."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
     service = carbon_window_service(tmp_path, executor, clock)
-    append(service.queue.path, job_line(id="x", **LONG))
-    service.tick(clock())
-    clock.advance(60)
-    append(service.queue.path, job_line(id="a", model="llama-3b", requests=2000,
-                                        regions=["ciso"]))  # fmt: skip
-    append(service.queue.path, job_line(id="y", model="llama-3b", requests=2000,
-                                        regions=["qc"], deadline="+36h"))  # fmt: skip
-    service.tick(clock())
+    x_then_a(service, clock, with_y=True)
     _, a_start, a_end = counterfactual_run(service.ledger, "a")
     a_launched = clock()
     predicted_s = (a_end - a_start).total_seconds()

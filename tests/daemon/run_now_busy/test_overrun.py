@@ -16,9 +16,9 @@ from policies import Alternative, Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.helpers import append, job_line
 from tests.daemon.run_now_busy.counterfactuals import (
-    LONG,
     carbon_window_service,
     counterfactual_run,
+    x_then_a,
 )
 
 
@@ -34,14 +34,7 @@ def test_a_running_jobs_counterfactual_holds_its_gpu_while_it_overruns(
     it. It used to be let go at its predicted end, "b"'s copy counted on the GPU at once."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
     service = carbon_window_service(tmp_path, executor, clock)
-    append(service.queue.path, job_line(id="x", **LONG))
-    service.tick(clock())
-    clock.advance(60)
-    append(service.queue.path, job_line(id="a", model="llama-3b", requests=2000,
-                                        regions=["ciso"]))  # fmt: skip
-    append(service.queue.path, job_line(id="y", model="llama-3b", requests=2000,
-                                        regions=["qc"], deadline="+36h"))  # fmt: skip
-    service.tick(clock())
+    x_then_a(service, clock, with_y=True)
     assert [launch.job_id for launch in executor.launches] == ["x", "a"]
     _, _, x_end = counterfactual_run(service.ledger, "x")
     a_devices, a_start, a_end = counterfactual_run(service.ledger, "a")
@@ -101,14 +94,7 @@ def test_a_copy_held_while_its_job_overran_is_not_cut_back_when_the_job_fails(
     once, though it waited for that copy while "a" ran."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
     service = carbon_window_service(tmp_path, executor, clock)
-    append(service.queue.path, job_line(id="x", **LONG))
-    service.tick(clock())
-    clock.advance(60)
-    append(service.queue.path, job_line(id="a", model="llama-3b", requests=2000,
-                                        regions=["ciso"]))  # fmt: skip
-    append(service.queue.path, job_line(id="y", model="llama-3b", requests=2000,
-                                        regions=["qc"], deadline="+36h"))  # fmt: skip
-    service.tick(clock())
+    x_then_a(service, clock, with_y=True)
     assert [launch.job_id for launch in executor.launches] == ["x", "a"]
     _, a_start, a_end = counterfactual_run(service.ledger, "a")
     a_launched = clock()
