@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +102,10 @@ def _wait_for(
         time.sleep(0.05)
 
 
-def test_a_reload_the_running_daemon_cannot_wire_is_rejected_saying_why(tmp_path: Path) -> None:
-    config = tmp_path / "carbond.toml"
-    config.write_text(CONFIG.format(state=tmp_path / "state"))
-    log = tmp_path / "daemon.log"
+@contextmanager
+def _carbond_run(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``carbond run --config CONFIG`` (no systemd to notify) writing its output to ``log``;
+    killed on the way out unless it has ended."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "daemon", "run", "--config", str(config)],
@@ -112,6 +114,18 @@ def test_a_reload_the_running_daemon_cannot_wire_is_rejected_saying_why(tmp_path
             stderr=out,
         )
     try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_reload_the_running_daemon_cannot_wire_is_rejected_saying_why(tmp_path: Path) -> None:
+    config = tmp_path / "carbond.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"))
+    log = tmp_path / "daemon.log"
+    with _carbond_run(config, log) as proc:
         _wait_for(log, "daemon_ready", 1)
         missing = tmp_path / "no-such-pv.csv"
         config.write_text(config.read_text() + SITE_WITH_A_MISSING_CSV.format(csv=missing))
@@ -142,10 +156,6 @@ def test_a_reload_the_running_daemon_cannot_wire_is_rejected_saying_why(tmp_path
         ]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=DEADLINE_S) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     events = [e["event"] for e in _events(log)]
     assert "reload_failed" not in events and "reload_applied" not in events
     assert "reload_settings" not in events
@@ -205,14 +215,7 @@ def test_a_reload_that_adds_gpus_carbond_meters_says_they_are_not_metered(
     config = tmp_path / "carbond.toml"
     config.write_text(CONFIG.format(state=tmp_path / "state"))
     log = tmp_path / "daemon.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run", "--config", str(config)],
-            env={**os.environ, "NOTIFY_SOCKET": ""},
-            stdout=out,
-            stderr=out,
-        )
-    try:
+    with _carbond_run(config, log) as proc:
         _wait_for(log, "daemon_ready", 1)
         proc.send_signal(signal.SIGHUP)  # the same GPUs: nothing to say
         _wait_for(log, "reload_applied", 1)
@@ -224,10 +227,6 @@ def test_a_reload_that_adds_gpus_carbond_meters_says_they_are_not_metered(
         _wait_for(log, "reload_applied", 2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=DEADLINE_S) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     events = _events(log)
     started = next(e for e in events if e["event"] == "gpu_measurement_on")
     assert started["gpus"] == ["qc/0"]
