@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.assemble import build_daemon, rebuild_service
+from daemon.assemble import Daemon, build_daemon, rebuild_service
 from daemon.cli.demo import DEMO_START, demo_settings
 from daemon.queue import QUEUE_NAME, append_line
-from daemon.settings import RegionSettings
+from daemon.settings import RegionSettings, Settings
 from daemon.testing import FakeClock
 from policies import Decision, Device, JobSpec, Policy, ZoneIntensity
 from policies.footprint import DEFAULT_MODEL_CATALOG
@@ -92,18 +92,24 @@ class _SlowPolicy:
         return decisions
 
 
+def _one_simulated_t4(tmp_path: Path) -> tuple[Settings, FakeClock, Daemon]:
+    """The demo's run-now settings with one simulated T4 in Quebec, a fake clock at the
+    demo's start, and a daemon whose GPUs and launches follow that clock (not started)."""
+    base = demo_settings(tmp_path, "run-now")
+    settings = base.model_copy(update={
+        "regions": (RegionSettings(name="qc", zone="CA-QC", executor="simulated", gpus=("T4",)),),
+    })  # fmt: skip
+    clock = FakeClock(DEMO_START)
+    return settings, clock, build_daemon(settings, gpu_clock=clock.monotonic(), launch_clock=clock)
+
+
 def test_a_live_launch_starts_when_planning_is_done_not_when_the_round_began(
     tmp_path: Path,
 ) -> None:
     # carbond run: a first plan took 25 s, and a simulated job estimated at 2.7 s had ended
     # before it was launched: the next reconcile found it ended 1 ms after its meter started,
     # and the recalibration learned 0.25 (the clip) for energy and duration from that one run
-    base = demo_settings(tmp_path, "run-now")
-    settings = base.model_copy(update={
-        "regions": (RegionSettings(name="qc", zone="CA-QC", executor="simulated", gpus=("T4",)),),
-    })  # fmt: skip
-    clock = FakeClock(DEMO_START)
-    daemon = build_daemon(settings, gpu_clock=clock.monotonic(), launch_clock=clock)
+    settings, clock, daemon = _one_simulated_t4(tmp_path)
     try:
         service = daemon.service
         service.policy = _SlowPolicy(service.policy, clock.advance, 25.0)
@@ -140,12 +146,7 @@ def test_a_sub_second_job_lasts_its_estimate_and_teaches_no_factor(tmp_path: Pat
     # carbond run: jobs estimated at 0.18 s lasted the simulated executor's 1 s floor, so each
     # measured 5.5 times its estimated time and energy, and the pair learned factors of 4 (the
     # clip) that its longer jobs were planned with once it had enough evidence
-    base = demo_settings(tmp_path, "run-now")
-    settings = base.model_copy(update={
-        "regions": (RegionSettings(name="qc", zone="CA-QC", executor="simulated", gpus=("T4",)),),
-    })  # fmt: skip
-    clock = FakeClock(DEMO_START)
-    daemon = build_daemon(settings, gpu_clock=clock.monotonic(), launch_clock=clock)
+    _, clock, daemon = _one_simulated_t4(tmp_path)
     jobs = [f"tiny{n}" for n in range(3)]
     try:
         service = daemon.service
@@ -181,12 +182,7 @@ def test_a_launch_carries_the_raw_estimate_of_the_factor_its_runtime_was_planned
     # the pair (llama-1b, T4) learned durations 2x the estimate from eager runs, its vLLM runs
     # 1x: a vLLM job is planned on vLLM's factor (1), but its launch divided the planned
     # duration by the pair's (2), so the simulated executor ran it for half its estimate
-    base = demo_settings(tmp_path, "run-now")
-    settings = base.model_copy(update={
-        "regions": (RegionSettings(name="qc", zone="CA-QC", executor="simulated", gpus=("T4",)),),
-    })  # fmt: skip
-    clock = FakeClock(DEMO_START)
-    daemon = build_daemon(settings, gpu_clock=clock.monotonic(), launch_clock=clock)
+    _, clock, daemon = _one_simulated_t4(tmp_path)
     try:
         service = daemon.service
         service.start(clock())
