@@ -44,6 +44,18 @@ def _ledger(path: Path) -> Path:
     return path
 
 
+def _ledger_with_a_job_for_paris(path: Path) -> Path:
+    """A ledger at ``path`` of four jobs any GPU can run (j0..j3) and one, "x", only for the
+    region "paris", which the tests' cluster lacks; 10 min apart."""
+    job = {"model": "llama-1b", "input_tokens": 500, "output_tokens": 100, "deadline": "+6h"}
+    jobs = [{**job, "id": f"j{k}"} for k in range(4)] + [{**job, "id": "x", "regions": ["paris"]}]
+    with Ledger.open(path) as ledger:
+        for k, line in enumerate(jobs):
+            at = LIVE + timedelta(seconds=600 * k)
+            ledger.add_job(_request(line, 600 * k), 1000, 1000, "queue.jsonl", at)
+    return path
+
+
 def test_ledger_jobs_keep_their_own_model_offsets_and_deadlines(tmp_path: Path) -> None:
     path = _ledger(tmp_path / "ledger.db")
     notes: list[str] = []
@@ -142,13 +154,7 @@ def test_tune_does_not_hold_a_job_no_gpu_can_run_against_every_setting(
     """A ledger job whose region the cluster lacks is rejected by every setting, run-now too;
     tune marked each one "no: 1 rejected" and its front was empty, nothing to choose from.
     Such jobs no longer exclude a setting (a rejection beyond them still does)."""
-    path = tmp_path / "ledger.db"
-    job = {"model": "llama-1b", "input_tokens": 500, "output_tokens": 100, "deadline": "+6h"}
-    jobs = [{**job, "id": f"j{k}"} for k in range(4)] + [{**job, "id": "x", "regions": ["paris"]}]
-    with Ledger.open(path) as ledger:
-        for k, line in enumerate(jobs):
-            at = LIVE + timedelta(seconds=600 * k)
-            ledger.add_job(_request(line, 600 * k), 1000, 1000, "queue.jsonl", at)
+    path = _ledger_with_a_job_for_paris(tmp_path / "ledger.db")
     argv = ["tune", "--jobs", str(path), "--jobs-format", "ledger",
             "--cluster", str(cluster_file), "--start", START.date().isoformat(), "--days", "1",
             "--tick", "300", "--forecaster", "seasonal-24h", "--grid", "min_saving=0,0.5",
@@ -169,13 +175,7 @@ def test_a_job_no_gpu_can_run_leaves_the_gap_to_the_bound(
     gap_to_bound was None all the same ("-" in the table), as for a policy that rejected a job
     the bound placed, and the note said "1 jobs cannot meet their deadline even alone"; its
     temporal-only potential (run-now's placements, shifted in time) was None as well."""
-    path = tmp_path / "ledger.db"
-    job = {"model": "llama-1b", "input_tokens": 500, "output_tokens": 100, "deadline": "+6h"}
-    jobs = [{**job, "id": f"j{k}"} for k in range(4)] + [{**job, "id": "x", "regions": ["paris"]}]
-    with Ledger.open(path) as ledger:
-        for k, line in enumerate(jobs):
-            at = LIVE + timedelta(seconds=600 * k)
-            ledger.add_job(_request(line, 600 * k), 1000, 1000, "queue.jsonl", at)
+    path = _ledger_with_a_job_for_paris(tmp_path / "ledger.db")
     argv = ["replay", "--jobs", str(path), "--jobs-format", "ledger",
             "--cluster", str(cluster_file), "--start", START.date().isoformat(), "--days", "1",
             "--tick", "300", "--forecaster", "seasonal-24h", "--policy", "run-now,carbon-window",
