@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from structlog.testing import capture_logs
+
+from daemon.errors import DaemonError
 from daemon.executors.base import Held, LaunchSpec, RunHandle
 from daemon.executors.held import HeldJobs
 from daemon.inventory import InventoryGpu
@@ -39,6 +42,19 @@ class _Reserving:
         raise AssertionError("not released here")
 
     def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
+        return None
+
+
+class _FailingWithdrawals(_Reserving):
+    """A withdrawal raises ``error`` (as the executor translates Slurm's) while it is set."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+    def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
+        if self.error:
+            raise DaemonError(self.error)
         return None
 
 
@@ -86,23 +102,11 @@ def test_a_hand_over_failing_the_same_way_every_round_is_logged_once(tmp_path: P
     """A daemon started without ``SLURM_CONF`` logged ``job_withdraw_failed`` ("Could not
     establish a configuration source") for each job every round; it is logged once per job and
     error, again when the error changes or after a success."""
-    from structlog.testing import capture_logs
-
-    from daemon.errors import DaemonError
-
-    class _Failing(_Reserving):
-        error = "Could not establish a configuration source"
-
-        def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
-            if self.error:
-                raise DaemonError(self.error)
-            return None
-
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         with ledger.transaction():
             ledger.add_job(job_request("j", T0), 0, 0, "queue.jsonl:1", T0)
             ledger.add_run("j", "fake", ("qc/0",), (0,), 60.0, T0)
-        executor = _Failing()
+        executor = _FailingWithdrawals("Could not establish a configuration source")
         held = HeldJobs(ledger, {"fake": executor})  # type: ignore[dict-item]
         with capture_logs() as logs:
             for minute in range(5):
@@ -123,22 +127,10 @@ def test_a_failure_is_logged_again_after_a_successful_hold_in_between(tmp_path: 
     failure in a later outage: the hold did not clear the ``job_withdraw_failed`` it had
     logged, so the second outage's was not logged at all. Any answer from the executor about
     the job now ends what was logged of it."""
-    from structlog.testing import capture_logs
-
-    from daemon.errors import DaemonError
-
-    class _Flaky(_Reserving):
-        error = ""
-
-        def withdraw(self, job_id: str, token: str, now: datetime, *, uid: int) -> Held | None:
-            if self.error:
-                raise DaemonError(self.error)
-            return None
-
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         with ledger.transaction():
             ledger.add_job(job_request("j", T0), 0, 0, "queue.jsonl:1", T0)
-        executor = _Flaky()
+        executor = _FailingWithdrawals("")
         held = HeldJobs(ledger, {"fake": executor})  # type: ignore[dict-item]
         t4 = DEFAULT_GPU_CATALOG.get("T4")
         by_device = {"qc/0": InventoryGpu(Device("qc/0", "qc", "CA-QC", t4), 0, "fake")}
