@@ -25,6 +25,23 @@ NOW = datetime(2026, 3, 2, tzinfo=UTC)
 MODELS = ("llama-3.2-1b", "llama-2-7b", "llama-3.2-3b", "llama-3.1-8b")
 
 
+def _jobs_and_report_show_nothing_saved(
+    state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``carbond jobs --json`` and ``report --by job --json`` over ``state`` (no config file)
+    show exactly 0 saved for every job, and in the report's totals."""
+    monkeypatch.setenv("CARBOND_STATE_DIR", str(state))
+    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
+    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", state / "absent.toml")
+    capsys.readouterr()
+    assert main(["jobs", "--json"]) == 0
+    assert {row["saved_g"] for row in json.loads(capsys.readouterr().out)} == {0.0}
+    assert main(["report", "--by", "job", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {row["saved_kg"] for row in report["rows"]} == {0.0}
+    assert report["totals"]["saved_kg"] == 0.0
+
+
 @pytest.mark.parametrize("lag_ms", [0, 250])
 def test_jobs_run_where_and_when_run_now_would_have_saved_exactly_nothing(
     tmp_path: Path,
@@ -67,18 +84,9 @@ def test_jobs_run_where_and_when_run_now_would_have_saved_exactly_nothing(
     assert service.ledger.grams_totals([])["saved_g"] == 0
     service.ledger.close()
 
-    monkeypatch.setenv("CARBOND_STATE_DIR", str(tmp_path))
-    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
-    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
-    capsys.readouterr()
-    assert main(["jobs", "--json"]) == 0
-    assert {row["saved_g"] for row in json.loads(capsys.readouterr().out)} == {0.0}
+    _jobs_and_report_show_nothing_saved(tmp_path, monkeypatch, capsys)
     assert main(["jobs"]) == 0
     assert "saved 0.00 g" in capsys.readouterr().out
-    assert main(["report", "--by", "job", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert {row["saved_kg"] for row in report["rows"]} == {0.0}
-    assert report["totals"]["saved_kg"] == 0.0
 
 
 def test_a_counterfactual_elsewhere_or_later_is_not_the_run() -> None:
@@ -183,16 +191,7 @@ def test_a_run_on_a_sibling_gpu_of_run_nows_copy_saved_exactly_nothing(
         assert outcome["total_g"] is not None
         assert outcome["run_now_total_g"] == outcome["total_g"], job_id
     service.ledger.close()
-    monkeypatch.setenv("CARBOND_STATE_DIR", str(tmp_path))
-    monkeypatch.delenv("CARBOND_CONFIG", raising=False)
-    monkeypatch.setattr("daemon.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
-    capsys.readouterr()
-    assert main(["jobs", "--json"]) == 0
-    assert {row["saved_g"] for row in json.loads(capsys.readouterr().out)} == {0.0}
-    assert main(["report", "--by", "job", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert {row["saved_kg"] for row in report["rows"]} == {0.0}
-    assert report["totals"]["saved_kg"] == 0.0
+    _jobs_and_report_show_nothing_saved(tmp_path, monkeypatch, capsys)
 
 
 def test_a_copy_in_another_region_or_of_another_type_or_size_is_not_the_run() -> None:
