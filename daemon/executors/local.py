@@ -322,8 +322,8 @@ class LocalExecutor:
         for handle in handles:
             if not handle.token:
                 recovered = recover(self._log_dir, self.name, handle, now)
-                if isinstance(recovered, ExitStatus):  # never started, or ended meanwhile
-                    self._end_cgroup(handle.job_id)
+                if isinstance(recovered, ExitStatus):  # never started, or ended meanwhile:
+                    recovered = self._ended(handle.job_id, recovered)  # with what its caps did
                 adopted.append(recovered)
                 continue
             token = Token.decode(handle)

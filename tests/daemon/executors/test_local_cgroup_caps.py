@@ -18,6 +18,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.endings.rules import final_state
+from daemon.executors.base import ExitStatus, RunHandle
 from daemon.executors.errors import ExecutorError
 from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup import job_cgroups
@@ -222,3 +223,32 @@ def test_the_forks_pids_max_refused_are_told_from_pids_events(tmp_path: Path) ->
     (cgroup / "pids.events").write_text("max 0\n")
     assert JobCgroups(tmp_path).forks_refused("x") == ""
     assert JobCgroups(tmp_path).forks_refused("no-such-job") == ""
+
+
+def test_a_job_found_ended_after_a_restart_without_its_token_says_it_ran_out_of_memory(
+    tmp_path: Path,
+) -> None:
+    """The daemon stopped before recording the run's token and the job ended meanwhile,
+    killed at its memory.max: the next daemon found its end by its files (``adopt`` of a
+    tokenless run) and removed its cgroup without reading memory.events and pids.events, so
+    its end said nothing of either (a directory with the kernel's files stands for the
+    cgroup: cgroup2 here may have neither controller)."""
+    before = LocalExecutor()
+    handle = before.launch(job_spec(tmp_path, "lost", PY, "-c", "raise SystemExit(3)"), NOW)
+    assert wait_ended(before, handle).exit_code == 3
+    cgroup = _events(tmp_path, "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n")
+    (cgroup / "pids.max").write_text("20\n")
+    (cgroup / "pids.events").write_text("max 7\n")
+    cgroup.rename(tmp_path / "job-lost")
+    after = LocalExecutor(log_dir=tmp_path / "logs", cgroups=JobCgroups(tmp_path))
+
+    (status,) = after.adopt([RunHandle("lost", "local", "", NOW)], NOW)
+
+    assert isinstance(status, ExitStatus) and status.exit_code == 3, status
+    oom = (
+        "out of memory: the OOM killer killed 1 of its processes at its cgroup's memory.max "
+        "(67108864 bytes, executors.local.memory_max_bytes)"
+    )
+    assert status.out_of_memory == oom
+    forks = "out of tasks: its cgroup's pids.max (20, executors.local.pids_max) refused 7 forks"
+    assert status.reason == f"{oom}; {forks}", status
