@@ -90,7 +90,12 @@ def build_executors(settings: Settings, follow: Collection[str] = ()) -> dict[st
 
 def job_caps(local: LocalExecutorSettings) -> JobCaps:
     """The caps of each local job's cgroup that ``[executors.local]`` sets."""
-    return JobCaps(local.memory_max_bytes, local.memory_high_bytes, local.pids_max)
+    return JobCaps.of_settings(
+        memory_max_bytes=local.memory_max_bytes,
+        memory_high_bytes=local.memory_high_bytes,
+        memory_swap_max_bytes=local.memory_swap_max_bytes,
+        pids_max=local.pids_max,
+    )
 
 
 def _unfinished_on(ledger: Ledger) -> set[str]:

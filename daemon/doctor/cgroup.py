@@ -4,10 +4,12 @@ The running daemon's view decides (:func:`daemon.executors.local_cgroup.probe` o
 ``/proc/PID/cgroup`` and ``/proc/PID/mountinfo``: doctor runs in another cgroup, and under
 ``ProtectControlGroups=`` in another mount view). Without a running daemon, only an explicit
 ``executors.local.cgroup`` path can be checked (as doctor sees it). The per-job caps
-(``executors.local.memory_max_bytes``, ``memory_high_bytes``, ``pids_max``) are named with
-the subtree; a cap whose controller the subtree does not enable for the jobs' cgroups (or,
-without a running daemon, cannot: :func:`daemon.executors.local_cgroup_caps.unavailable`),
-or that has no subtree to go in, fails the check: the jobs would run without it.
+(``executors.local.memory_max_bytes``, ``memory_high_bytes``, ``memory_swap_max_bytes``,
+``pids_max``) are named with the subtree; a cap whose controller the subtree does not enable
+for the jobs' cgroups (or, without a running daemon, cannot:
+:func:`daemon.executors.local_cgroup_caps.unavailable`; a swap cap, also where the kernel
+does not account swap), or that has no subtree to go in, fails the check: the jobs would run
+without it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ def describe_cgroup(settings: Settings) -> tuple[Status, str]:
     per-job cap is set that jobs would run without. Never raises."""
     local = settings.executors.local
     setting = local.cgroup
-    caps = JobCaps(local.memory_max_bytes, local.memory_high_bytes, local.pids_max)
+    caps = JobCaps.of_settings(
+        memory_max_bytes=local.memory_max_bytes,
+        memory_high_bytes=local.memory_high_bytes,
+        memory_swap_max_bytes=local.memory_swap_max_bytes,
+        pids_max=local.pids_max,
+    )
     uncapped = "; ".join(f"{caps.settings_of(c)} is not applied" for c in caps.controllers())
     if setting == OFF:
         if uncapped:

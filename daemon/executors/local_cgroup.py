@@ -32,7 +32,7 @@ from pathlib import Path
 
 import structlog
 
-from daemon.executors.local_cgroup_caps import JobCaps, enable
+from daemon.executors.local_cgroup_caps import SWAP, JobCaps, enable
 from daemon.executors.local_cgroup_jobs import JobCgroups, read_procs
 
 __all__ = [
@@ -289,12 +289,18 @@ def job_cgroups(
 
 
 def _caps_unavailable(caps: JobCaps, controller: str, reason: str) -> None:
+    effect = (
+        "local jobs may swap past their memory.max: a leaking one slows every job on the "
+        "node before the OOM killer stops it"
+        if controller == SWAP
+        else f"local jobs run without a {controller} cap of their own: a runaway one is "
+        "stopped only at the unit's (MemoryMax=, TasksMax=), with every other job"
+    )
     log.warning(
         "local_cgroup_caps_unavailable",
         settings=caps.settings_of(controller),
         reason=reason,
-        effect=f"local jobs run without a {controller} cap of their own: a runaway one is "
-        "stopped only at the unit's (MemoryMax=, TasksMax=), with every other job",
+        effect=effect,
     )
 
 

@@ -1,8 +1,8 @@
 """Per-job caps in the jobs' cgroups (``[executors.local] memory_max_bytes``,
-``memory_high_bytes``, ``pids_max``): each written to a job's own cgroup (``memory.max``,
-``memory.high``, ``pids.max``) when it is made, before the job's wrapper joins it, so that a
-runaway job (a leak, a fork bomb) is stopped at its own cgroup, not at the unit's, which
-every other job shares.
+``memory_high_bytes``, ``memory_swap_max_bytes``, ``pids_max``): each written to a job's own
+cgroup (``memory.max``, ``memory.high``, ``memory.swap.max``, ``pids.max``) when it is made,
+before the job's wrapper joins it, so that a runaway job (a leak, a fork bomb) is stopped at
+its own cgroup, not at the unit's, which every other job shares.
 
 A cgroup has those files only where its parent enables the ``memory`` or ``pids`` controller
 for its children (the parent's ``cgroup.subtree_control``), which it can only if the cgroup
@@ -10,8 +10,10 @@ above it hands it down (the parent's ``cgroup.controllers``: systemd's ``Delegat
 a hybrid hierarchy keeps both on cgroup v1). The daemon enables them in its subtree at start
 (:func:`enable`); :func:`unavailable` says, for doctor too, which cap cannot be applied and
 why; :func:`out_of_memory` and :func:`forks_refused`, what the OOM killer and ``pids.max``
-did in a job's cgroup, for its end's reason. The jobs' cgroups themselves:
-:mod:`daemon.executors.local_cgroup_jobs`.
+did in a job's cgroup, for its end's reason. With swap on, ``memory.max`` bounds a job's
+RAM only: :meth:`JobCaps.of_settings` gives ``memory.swap.max`` 0 where ``memory_max_bytes``
+is set and ``memory_swap_max_bytes`` is not, so that the cap bounds RAM and swap together.
+The jobs' cgroups themselves: :mod:`daemon.executors.local_cgroup_jobs`.
 """
 
 from __future__ import annotations
@@ -20,30 +22,76 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-__all__ = ["SETTING_OF", "JobCaps", "enable", "forks_refused", "out_of_memory", "unavailable"]
+__all__ = [
+    "SETTING_OF",
+    "SWAP",
+    "JobCaps",
+    "enable",
+    "forks_refused",
+    "out_of_memory",
+    "unavailable",
+]
 
 # Each cap's control file: its controller and the setting that gives it.
-_CONTROLLER_OF = {"memory.max": "memory", "memory.high": "memory", "pids.max": "pids"}
+_CONTROLLER_OF = {
+    "memory.max": "memory",
+    "memory.high": "memory",
+    "memory.swap.max": "memory",
+    "pids.max": "pids",
+}
 SETTING_OF = {
     "memory.max": "executors.local.memory_max_bytes",
     "memory.high": "executors.local.memory_high_bytes",
+    "memory.swap.max": "executors.local.memory_swap_max_bytes",
     "pids.max": "executors.local.pids_max",
 }
+# The key of :func:`unavailable`'s problem with ``memory.swap.max`` alone: the memory
+# controller is there, but the kernel does not account swap to cgroups (``swapaccount=0``).
+SWAP = "swap"
 
 
 @dataclass(frozen=True, slots=True)
 class JobCaps:
-    """The caps of each job's cgroup; None: no cap (the kernel's ``max``)."""
+    """The caps of each job's cgroup; None: no cap (the kernel's ``max``).
+
+    ``swap_from_memory_max``: ``memory_swap_max_bytes`` is :meth:`of_settings`' default, not
+    set: it is named as ``memory_max_bytes``'s, which brought it."""
 
     memory_max_bytes: int | None = None
     memory_high_bytes: int | None = None
     pids_max: int | None = None
+    memory_swap_max_bytes: int | None = None
+    swap_from_memory_max: bool = False
+
+    @classmethod
+    def of_settings(
+        cls,
+        *,
+        memory_max_bytes: int | None,
+        memory_high_bytes: int | None,
+        memory_swap_max_bytes: int | None,
+        pids_max: int | None,
+    ) -> JobCaps:
+        """The caps ``[executors.local]`` sets: ``memory_swap_max_bytes`` left out where
+        ``memory_max_bytes`` is set is 0, so that ``memory.max`` bounds the job's RAM and
+        swap together (with swap on, ``memory.max`` alone bounds its RAM: a leak goes on
+        into swap, slowing every job on the node, and meets the OOM killer only once swap is
+        full too)."""
+        default = memory_swap_max_bytes is None and memory_max_bytes is not None
+        return cls(
+            memory_max_bytes=memory_max_bytes,
+            memory_high_bytes=memory_high_bytes,
+            pids_max=pids_max,
+            memory_swap_max_bytes=0 if default else memory_swap_max_bytes,
+            swap_from_memory_max=default,
+        )
 
     def files(self) -> dict[str, int]:
         """The control file of each cap set, with its value, in the order to write them."""
         values = {
             "memory.max": self.memory_max_bytes,
             "memory.high": self.memory_high_bytes,
+            "memory.swap.max": self.memory_swap_max_bytes,
             "pids.max": self.pids_max,
         }
         return {name: value for name, value in values.items() if value is not None}
@@ -53,12 +101,15 @@ class JobCaps:
         return sorted({_CONTROLLER_OF[name] for name in self.files()})
 
     def without(self, controllers: Collection[str]) -> JobCaps:
-        """These caps less those of ``controllers``."""
+        """These caps less those of ``controllers`` (:data:`SWAP`: ``memory.swap.max``)."""
         gone = set(controllers)
+        no_swap = bool(gone & {"memory", SWAP})
         return replace(
             self,
             memory_max_bytes=None if "memory" in gone else self.memory_max_bytes,
             memory_high_bytes=None if "memory" in gone else self.memory_high_bytes,
+            memory_swap_max_bytes=None if no_swap else self.memory_swap_max_bytes,
+            swap_from_memory_max=self.swap_from_memory_max and not no_swap,
             pids_max=None if "pids" in gone else self.pids_max,
         )
 
@@ -67,8 +118,17 @@ class JobCaps:
         return ", ".join(f"{name} {value}" for name, value in self.files().items()) or "none"
 
     def settings_of(self, controller: str) -> str:
-        """The settings of the caps set that need ``controller``, joined by ``and``."""
-        names = [SETTING_OF[f] for f in self.files() if _CONTROLLER_OF[f] == controller]
+        """The settings of the caps set that need ``controller`` (:data:`SWAP`: that of
+        ``memory.swap.max``), joined by ``and``."""
+        names: list[str] = []
+        for name in self.files():
+            if controller == SWAP and name != "memory.swap.max":
+                continue
+            if controller != SWAP and _CONTROLLER_OF[name] != controller:
+                continue
+            by = "memory.max" if name == "memory.swap.max" and self.swap_from_memory_max else name
+            if SETTING_OF[by] not in names:  # by memory.max: the default memory_max_bytes brings
+                names.append(SETTING_OF[by])
         return " and ".join(names)
 
 
@@ -85,8 +145,11 @@ def unavailable(subtree: Path, caps: JobCaps, *, enabled: bool) -> dict[str, str
     """Controller by controller, why the caps that need it cannot be applied to the jobs'
     cgroups under ``subtree``: it is not in the subtree's ``cgroup.controllers`` (the cgroup
     above does not hand it down), or, with ``enabled``, not in its ``cgroup.subtree_control``
-    (not enabled for the jobs' cgroups: the daemon does that at start). Empty: every cap
-    applies. Never raises."""
+    (not enabled for the jobs' cgroups: the daemon does that at start). Under :data:`SWAP`,
+    why ``memory_swap_max_bytes`` cannot be (the subtree has the memory controller but no
+    ``memory.swap.max``: the kernel does not account swap to cgroups, ``swapaccount=0``),
+    its default (:meth:`JobCaps.of_settings`) too: ``memory.max`` then bounds RAM only.
+    Empty: every cap applies. Never raises."""
     problems: dict[str, str] = {}
     for controller in caps.controllers():
         which = caps.settings_of(controller)
@@ -105,6 +168,13 @@ def unavailable(subtree: Path, caps: JobCaps, *, enabled: bool) -> dict[str, str
                 )
         except OSError as exc:
             problems[controller] = f"{which}: cannot read {exc.filename}: {exc.strerror}"
+    swap_asked = caps.memory_swap_max_bytes is not None and "memory" not in problems
+    if swap_asked and not (subtree / "memory.swap.max").exists():
+        problems[SWAP] = (
+            f"{caps.settings_of(SWAP)}: {subtree} has no memory.swap.max: the kernel "
+            "does not account swap to cgroups (booted with swapaccount=0): a job's "
+            "memory.max bounds its RAM only"
+        )
     return problems
 
 

@@ -35,11 +35,14 @@ MAX_PIDS_CAP = 4_194_304  # the kernel's PID_MAX_LIMIT: pids.max refuses more
 class LocalExecutorSettings(Section):
     """Jobs as local process groups (``executor = "local"`` in a region).
 
-    ``memory_max_bytes``, ``memory_high_bytes``, ``pids_max``: caps written to each job's own
-    cgroup (``memory.max``, ``memory.high``, ``pids.max``) before its wrapper joins it, so a
-    runaway job is stopped at its cgroup (the OOM killer, a refused fork), not the whole unit;
-    left out (None): no cap. Only where jobs get cgroups (``cgroup``) and the subtree's
-    ``memory``/``pids`` controller can be enabled: :mod:`daemon.executors.local_cgroup_caps`.
+    ``memory_max_bytes``, ``memory_high_bytes``, ``memory_swap_max_bytes``, ``pids_max``: caps
+    written to each job's own cgroup (``memory.max``, ``memory.high``, ``memory.swap.max``,
+    ``pids.max``) before its wrapper joins it, so a runaway job is stopped at its cgroup (the
+    OOM killer, a refused fork), not the whole unit; left out (None): no cap, but
+    ``memory_swap_max_bytes`` is 0 where ``memory_max_bytes`` is set (no swap past it:
+    :meth:`daemon.executors.local_cgroup_caps.JobCaps.of_settings`). Only where jobs get
+    cgroups (``cgroup``) and the subtree's ``memory``/``pids`` controller can be enabled:
+    :mod:`daemon.executors.local_cgroup_caps`.
     """
 
     grace_s: float = Field(
@@ -55,14 +58,19 @@ class LocalExecutorSettings(Section):
 
     memory_max_bytes: int | None = None
     memory_high_bytes: int | None = None
+    memory_swap_max_bytes: int | None = None
     pids_max: int | None = None
 
-    @field_validator("memory_max_bytes", "memory_high_bytes", "pids_max", mode="before")
+    @field_validator(
+        "memory_max_bytes", "memory_high_bytes", "memory_swap_max_bytes", "pids_max", mode="before"
+    )
     @classmethod
     def _cap(cls, value: Any, info: ValidationInfo) -> Any:
         """One problem naming what is wanted: a whole number (of bytes), at least the floor."""
         pids = info.field_name == "pids_max"
         least, most = (MIN_PIDS_CAP, MAX_PIDS_CAP) if pids else (MIN_MEMORY_CAP_BYTES, None)
+        swap = info.field_name == "memory_swap_max_bytes"
+        least = 0 if swap else least  # 0: no swap at all
         if value is not None and (
             isinstance(value, bool)
             or not isinstance(value, int)
@@ -71,7 +79,8 @@ class LocalExecutorSettings(Section):
         ):
             what = "a whole number" if pids else "a whole number of bytes"
             span = f"from {least} to {most}" if most is not None else f"of at least {least}"
-            raise ValueError(f"must be {what} {span} (leave it out for no cap), got {value!r}")
+            hint = "0: no swap" if swap else "leave it out for no cap"
+            raise ValueError(f"must be {what} {span} ({hint}), got {value!r}")
         return value
 
     @model_validator(mode="after")

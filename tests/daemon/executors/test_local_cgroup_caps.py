@@ -22,7 +22,7 @@ from daemon.executors.base import ExitStatus, RunHandle
 from daemon.executors.errors import ExecutorError
 from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup import job_cgroups
-from daemon.executors.local_cgroup_caps import JobCaps
+from daemon.executors.local_cgroup_caps import JobCaps, unavailable
 from daemon.executors.local_cgroup_jobs import JobCgroups
 from tests.daemon.executors.cgroup_subtree import cgroup_subtree
 from tests.daemon.executors.local_jobs import NOW, job_spec, wait_ended
@@ -86,18 +86,24 @@ def test_a_fork_bomb_is_stopped_at_its_own_pids_max(tmp_path: Path) -> None:
 
 
 def test_memory_caps_are_written_before_the_job_joins(tmp_path: Path) -> None:
-    caps = JobCaps(memory_max_bytes=256 << 20, memory_high_bytes=192 << 20)
+    """memory_swap_max_bytes left out: memory.swap.max 0, so the job cannot swap past its
+    memory.max (where the kernel accounts swap: else said at start, and not written)."""
+    caps = JobCaps.of_settings(memory_max_bytes=256 << 20, memory_high_bytes=192 << 20,
+                               memory_swap_max_bytes=None, pids_max=None)  # fmt: skip
     with _inner(("memory",)) as subtree:
+        accounted = (subtree / "memory.swap.max").exists()
         cgroups = job_cgroups(str(subtree), caps=caps)
-        assert cgroups is not None and cgroups.caps == caps
+        assert cgroups is not None
+        assert cgroups.caps == (caps if accounted else caps.without(["swap"]))
         executor = LocalExecutor(cgroups=cgroups)
         code = "print(open('/proc/self/cgroup').read().strip())"
         handle = executor.launch(job_spec(tmp_path, "mem", PY, "-c", code), NOW)
         job = subtree / "job-mem"
-        written = [(job / name).read_text().strip() for name in ("memory.max", "memory.high")]
+        names = ("memory.max", "memory.high", "memory.swap.max")
+        written = [(job / name).read_text().strip() for name in names if (job / name).exists()]
         status = wait_ended(executor, handle)
     assert status.exit_code == 0, status
-    assert written == [str(256 << 20), str(192 << 20)]
+    assert written == [str(256 << 20), str(192 << 20), "0"][: 3 if accounted else 2]
     assert (tmp_path / "logs" / "mem.out").read_text().strip().endswith("/carbond/job-mem")
 
 
@@ -159,10 +165,9 @@ def test_a_job_killed_at_its_memory_max_says_so(tmp_path: Path) -> None:
     """The OOM killer in the job's cgroup ended it: its end said only "killed by SIGKILL",
     which any SIGKILL is. It now says the job ran out of memory at its cap."""
     with _inner(("memory",)) as subtree:
-        swap = subtree / "memory.swap.max"
-        if swap.exists():  # else the cap is met by swapping, not by the OOM killer
-            swap.write_text("0")
-        cgroups = job_cgroups(str(subtree), caps=JobCaps(memory_max_bytes=64 << 20))
+        caps = JobCaps.of_settings(memory_max_bytes=64 << 20, memory_high_bytes=None,
+                                   memory_swap_max_bytes=None, pids_max=None)  # fmt: skip
+        cgroups = job_cgroups(str(subtree), caps=caps)  # memory.swap.max 0: no swapping
         assert cgroups is not None
         executor = LocalExecutor(cgroups=cgroups)
         handle = executor.launch(job_spec(tmp_path, "hog", PY, "-c", HOG), NOW)
@@ -177,6 +182,44 @@ def test_a_job_killed_at_its_memory_max_says_so(tmp_path: Path) -> None:
         "failed",
         f"killed by signal 9; {status.out_of_memory}",
     )
+
+
+def _memory_subtree(tmp_path: Path, *, swap_accounted: bool) -> Path:
+    """A directory with the files of a subtree whose parent hands it the memory controller
+    (and enables it for its children), with ``memory.swap.max`` where the kernel accounts
+    swap (cgroup2 here may have no memory controller: its files cannot be made by hand)."""
+    subtree = tmp_path / "subtree"
+    subtree.mkdir(parents=True)
+    (subtree / "cgroup.controllers").write_text("memory\n")
+    (subtree / "cgroup.subtree_control").write_text("memory\n")
+    if swap_accounted:
+        (subtree / "memory.swap.max").write_text("max\n")
+    return subtree
+
+
+def test_no_swap_accounting_is_said_naming_the_setting_that_asked_for_it(tmp_path: Path) -> None:
+    """A kernel booted with swapaccount=0 has no memory.swap.max: every launch would fail
+    writing it. It is said as the one cap not applied (the memory caps still are), naming
+    memory_max_bytes when its default asked for it, memory_swap_max_bytes when set."""
+    defaulted = JobCaps.of_settings(memory_max_bytes=1 << 30, memory_high_bytes=None,
+                                    memory_swap_max_bytes=None, pids_max=None)  # fmt: skip
+    assert defaulted.files() == {"memory.max": 1 << 30, "memory.swap.max": 0}
+    subtree = _memory_subtree(tmp_path, swap_accounted=False)
+    why = (f"{subtree} has no memory.swap.max: the kernel does not account swap to cgroups "
+           "(booted with swapaccount=0): a job's memory.max bounds its RAM only")  # fmt: skip
+    problems = unavailable(subtree, defaulted, enabled=True)
+    assert problems == {"swap": f"executors.local.memory_max_bytes: {why}"}
+    assert defaulted.without(problems).files() == {"memory.max": 1 << 30}
+    assert defaulted.settings_of("memory") == "executors.local.memory_max_bytes"
+    capped = JobCaps.of_settings(memory_max_bytes=None, memory_high_bytes=None,
+                                 memory_swap_max_bytes=1 << 20, pids_max=None)  # fmt: skip
+    assert unavailable(subtree, capped, enabled=True) == {
+        "swap": f"executors.local.memory_swap_max_bytes: {why}"
+    }
+    assert capped.without(["swap"]).files() == {}
+    accounted = _memory_subtree(tmp_path / "ok", swap_accounted=True)
+    assert unavailable(accounted, defaulted, enabled=True) == {}
+    assert unavailable(accounted, capped, enabled=True) == {}
 
 
 def _events(tmp_path: Path, events: str, memory_max: str = "67108864\n") -> Path:
