@@ -44,7 +44,7 @@ def describe_cgroup(settings: Settings) -> tuple[Status, str]:
         memory_swap_max_bytes=local.memory_swap_max_bytes,
         pids_max=local.pids_max,
     )
-    uncapped = "; ".join(f"{caps.settings_of(c)} is not applied" for c in caps.controllers())
+    uncapped = "; ".join(_not_applied(caps.settings_of(c)) for c in caps.controllers())
     if setting == OFF:
         if uncapped:
             return "fail", f'off (executors.local.cgroup = "off"): {uncapped}; {_WITHOUT}'
@@ -80,6 +80,11 @@ def describe_cgroup(settings: Settings) -> tuple[Status, str]:
         return "fail", f"{found.reason} ({whose}): {uncapped}; {_WITHOUT}"
     status: Status = "skip" if setting == AUTO else "fail"
     return status, f"{found.reason} ({whose}): {_WITHOUT}"
+
+
+def _not_applied(settings: str) -> str:
+    """``"A is not applied"``, ``"A and B are not applied"`` (:meth:`JobCaps.settings_of`)."""
+    return f"{settings} {'are' if ' and ' in settings else 'is'} not applied"
 
 
 def _running_daemon(state_dir: Path) -> int | None:

@@ -137,3 +137,12 @@ def test_caps_with_the_cgroups_off_fail(tmp_path: Path) -> None:
     status, detail = describe_cgroup(_capped(tmp_path, "off", memory_max_bytes=1 << 30))
     assert status == "fail", detail
     assert "executors.local.memory_max_bytes is not applied" in detail
+
+
+def test_two_caps_of_one_controller_not_applied_read_as_two(tmp_path: Path) -> None:
+    config = _capped(tmp_path, "off", memory_max_bytes=1 << 30, memory_high_bytes=1 << 29)
+    status, detail = describe_cgroup(config)
+    assert status == "fail", detail
+    assert (
+        "executors.local.memory_max_bytes and executors.local.memory_high_bytes are not applied"
+    ) in detail
