@@ -13,7 +13,12 @@ from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.output import print_json
 from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import rejected_naming
-from daemon.cli.unread import line_rules, unread_job_file, unread_job_files
+from daemon.cli.unread import (
+    line_rules,
+    unread_job_file,
+    unread_job_files,
+    unread_rejected_line,
+)
 from daemon.errors import UsageError
 from daemon.ledger import JobRecord, UnknownJobError
 from daemon.queue import REJECTED_NAME, append_line, submit_target
@@ -94,11 +99,17 @@ def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | Non
         raise UsageError(
             f"job {job_id!r} was never queued: its line was rejected ({where}); nothing to cancel"
         )
-    if uid != 0:
-        raise UsageError(f"unknown job {job_id!r}: neither the ledger nor your queue "
-                         f"file {submit_target(state_dir, uid)} has it")  # fmt: skip
-    found = unread_job_files(state_dir, job_id, now=now, rules=rules)
+    found = unread_job_files(state_dir, job_id, now=now, rules=rules) if uid == 0 else []
     if not found:
+        bad = unread_rejected_line(state_dir, job_id, uid, now=now, rules=rules)
+        if bad is not None:  # its line is there, but no job: say so, and why
+            path, line = bad
+            raise UsageError(f"job {job_id!r} will never be queued: its line {path}:"
+                             f"{line.line_no}, not read yet, will be rejected by the daemon "
+                             f"({line.reason}); nothing to cancel")  # fmt: skip
+        if uid != 0:
+            raise UsageError(f"unknown job {job_id!r}: neither the ledger nor your queue "
+                             f"file {submit_target(state_dir, uid)} has it")  # fmt: skip
         raise UsageError(f"unknown job {job_id!r}: neither the ledger nor any queue file has it")
     if len(found) > 1:
         files = ", ".join(f"{path} ({user_name(owner)})" for path, owner in found)

@@ -25,7 +25,13 @@ from daemon.queue import (
 from daemon.queue.files import attribution
 from daemon.queue.job_request import JobRequest
 from daemon.queue.resume import resume
-from daemon.queue.unread_lines import LineRules, UnreadStart, unread_job_lines
+from daemon.queue.unread_lines import (
+    LineRules,
+    RejectedLine,
+    UnreadStart,
+    rejected_job_line,
+    unread_job_lines,
+)
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 
@@ -37,6 +43,7 @@ __all__ = [
     "unread_job_file",
     "unread_job_files",
     "unread_jobs",
+    "unread_rejected_line",
 ]
 
 
@@ -138,6 +145,28 @@ def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -
         for path, owner in files
         for line in unread_job_lines(path, now, _unread_from(offsets, state_dir, path), rules)
     ]
+
+
+def unread_rejected_line(
+    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
+) -> tuple[Path, RejectedLine] | None:
+    """A line asking for ``job_id`` that the daemon has not read yet and will reject
+    (``rules``, at ``now``), with why, where ``carbond cancel`` looks for the job: the
+    caller's own queue file, root's also every queue file the daemon reads.
+
+    Raises:
+        QueueError: the state dir or a file cannot be read.
+        LedgerError: the ledger cannot be read.
+    """
+    offsets = _offsets(state_dir)
+    files = [submit_target(state_dir, uid)]
+    if uid == 0:
+        files += [path for path, _ in _read_files(state_dir) if path not in files]
+    for path in files:
+        found = rejected_job_line(path, job_id, now, _unread_from(offsets, state_dir, path), rules)
+        if found is not None:
+            return path, found
+    return None
 
 
 def _read_files(state_dir: Path) -> list[tuple[Path, int]]:

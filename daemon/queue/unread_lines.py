@@ -22,11 +22,13 @@ from daemon.queue.reasons import InvalidLineError
 
 __all__ = [
     "LineRules",
+    "RejectedLine",
     "UnreadFrom",
     "UnreadJobLine",
     "UnreadLines",
     "UnreadStart",
     "has_job_line",
+    "rejected_job_line",
     "unread_job_lines",
     "unread_lines",
 ]
@@ -58,12 +60,18 @@ class LineRules:
     def accept(self, raw: bytes, now: datetime) -> JobRequest | CancelRequest | None:
         """``raw`` (a line without its newline) as the daemon will read it at ``now``; None
         when it will reject it."""
+        judged = self.judge(raw, now)
+        return None if isinstance(judged, str) else judged
+
+    def judge(self, raw: bytes, now: datetime) -> JobRequest | CancelRequest | str:
+        """:meth:`accept`, with why the daemon will reject ``raw`` in place of None: its
+        rejection reason, less the ``line N:`` it starts with."""
         if len(raw) + 1 > self.max_line_bytes:
-            return None
+            return f"longer than {self.max_line_bytes} bytes"
         try:
             return parse_line(raw, now, self.known_regions)
-        except InvalidLineError:
-            return None
+        except InvalidLineError as exc:
+            return str(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,15 @@ class UnreadJobLine:
     request: JobRequest
     line_no: int
     cancel: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedLine:
+    """A line the daemon has not read yet and will reject: its line number in the file and
+    why (the daemon's reason, less its ``line N:``)."""
+
+    line_no: int
+    reason: str
 
 
 def has_job_line(
@@ -126,6 +143,42 @@ def unread_lines(
         elif isinstance(parsed, CancelRequest) and parsed.job_id == job_id:
             return UnreadLines(job=True, cancel=True)
     return UnreadLines(job=job, cancel=False)
+
+
+def rejected_job_line(
+    path: Path,
+    job_id: str,
+    now: datetime,
+    unread_from: UnreadFrom | None = None,
+    rules: LineRules = LineRules(),
+) -> RejectedLine | None:
+    """The first line of ``path`` the daemon has not read that asks for ``job_id`` (its
+    ``id``) and that it will reject (``rules``, at ``now``), with why; None: there is none.
+
+    Raises:
+        QueueError: the file exists but cannot be read.
+    """
+    needle = json.dumps(job_id).encode()
+    for line_no, raw in _unread_raw(path, unread_from):
+        if needle not in raw:  # most lines: not parsed
+            continue
+        line = raw.rstrip(b"\r\n")
+        if _claimed_id(line) != job_id:
+            continue
+        judged = rules.judge(line, now)
+        if isinstance(judged, str):
+            return RejectedLine(line_no, judged)
+    return None
+
+
+def _claimed_id(line: bytes) -> str | None:
+    """The ``id`` a line asks for, if it is a JSON object that names one."""
+    try:  # whatever a user wrote: deep nesting, huge numbers
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    value = record.get("id") if isinstance(record, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def unread_job_lines(
