@@ -30,7 +30,7 @@ from daemon.queue.unread_lines import (
     RejectedLine,
     UnreadStart,
     rejected_job_line,
-    unread_job_lines,
+    unread_files_job_lines,
 )
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
@@ -126,9 +126,10 @@ class UnreadJob:
 def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -> list[UnreadJob]:
     """The job lines the daemon has not read yet, and will accept (``rules``, at ``now``),
     where ``carbond status`` looks for one: the caller's own queue file, root's every queue
-    file the daemon reads; in file order, also those without an id (the daemon gives each a
-    new one when it reads it). Lines the daemon will reject are not jobs: ``--state
-    rejected`` lists them once read.
+    file the daemon reads; in the order it reads them, also those without an id (the daemon
+    gives each a new one when it reads it), an id once: the first line with it, in any of
+    these files (it drops or rejects a later one). Lines the daemon will reject are not jobs:
+    ``--state rejected`` lists them once read.
 
     Raises:
         QueueError: the state dir or a file cannot be read.
@@ -140,10 +141,11 @@ def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -
     else:
         target = submit_target(state_dir, uid)
         files = [(target, uid)]
+    # as the daemon reads them: one id is one job, whichever file holds it first
+    reads = [(path, owner, _unread_from(offsets, state_dir, path)) for path, owner in files]
     return [
         UnreadJob(line.request, path, line.line_no, owner, line.cancel)
-        for path, owner in files
-        for line in unread_job_lines(path, now, _unread_from(offsets, state_dir, path), rules)
+        for path, owner, line in unread_files_job_lines(reads, now, rules)
     ]
 
 

@@ -10,7 +10,7 @@ import errno
 import json
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ __all__ = [
     "UnreadStart",
     "has_job_line",
     "rejected_job_line",
+    "unread_files_job_lines",
     "unread_job_lines",
     "unread_lines",
 ]
@@ -196,19 +197,43 @@ def unread_job_lines(
     Raises:
         QueueError: the file exists but cannot be read.
     """
-    found: list[UnreadJobLine] = []
+    owner = 0  # one file: every line is its owner's, whoever that is
+    return [line for _, _, line in unread_files_job_lines([(path, owner, unread_from)], now, rules)]
+
+
+def unread_files_job_lines(
+    files: Sequence[tuple[Path, int, UnreadFrom | None]],
+    now: datetime,
+    rules: LineRules = LineRules(),
+) -> list[tuple[Path, int, UnreadJobLine]]:
+    """:func:`unread_job_lines` of several queue files, each with its owner's uid and where
+    the daemon goes on reading it, in the order the daemon reads them (``queue.jsonl``, then
+    the spool files by name: :meth:`daemon.queue.ingest.Queue.ingest`), as it takes their
+    lines: the first job line with an id, in any of them, is the job; a later one with that id
+    it drops (the same owner's) or rejects (another user's). A job's cancel is one that
+    follows its line, in its file or a later one of its owner or of root (the daemon rejects
+    another user's). Each with its file and owner.
+
+    Raises:
+        QueueError: a file exists but cannot be read.
+    """
+    found: list[tuple[Path, int, UnreadJobLine]] = []
     at: dict[str, int] = {}  # an id's first job line: the one the daemon takes
-    for line_no, raw in _unread_raw(path, unread_from):
-        parsed = rules.accept(raw.rstrip(b"\r\n"), now)
-        if isinstance(parsed, JobRequest):
-            if parsed.job_id in at:
-                continue  # a duplicate: dropped
-            if parsed.job_id is not None:
-                at[parsed.job_id] = len(found)
-            found.append(UnreadJobLine(parsed, line_no, cancel=False))
-        elif isinstance(parsed, CancelRequest) and parsed.job_id in at:
-            first = found[at[parsed.job_id]]
-            found[at[parsed.job_id]] = UnreadJobLine(first.request, first.line_no, cancel=True)
+    for path, owner, unread_from in files:
+        for line_no, raw in _unread_raw(path, unread_from):
+            parsed = rules.accept(raw.rstrip(b"\r\n"), now)
+            if isinstance(parsed, JobRequest):
+                if parsed.job_id in at:
+                    continue  # a duplicate, or another user's id: not a job
+                if parsed.job_id is not None:
+                    at[parsed.job_id] = len(found)
+                found.append((path, owner, UnreadJobLine(parsed, line_no, cancel=False)))
+            elif isinstance(parsed, CancelRequest) and parsed.job_id in at:
+                where, whose, first = found[at[parsed.job_id]]
+                if owner in (whose, 0):  # another user's cancel is rejected
+                    found[at[parsed.job_id]] = (
+                        where, whose, UnreadJobLine(first.request, first.line_no, cancel=True)
+                    )  # fmt: skip
     return found
 
 
