@@ -54,8 +54,9 @@ def job_row(ledger: Ledger, job: JobRecord, now: datetime) -> dict[str, Any]:
 def unread_row(job: UnreadJob, now: datetime) -> dict[str, Any]:
     """A job line the daemon has not read yet as :func:`job_row`'s row (state ``submitted``,
     nothing planned or measured; ``submitted_at`` unknown until the daemon reads it), with
-    its ``queue_file``, its ``line_no`` there and whether a cancel line for it follows there;
-    ``job_id`` None for a line without one (the daemon gives it a new id when it reads it)."""
+    its ``queue_file``, its ``line_no`` there, whether a cancel line for it follows there and
+    whether its line still waits for its newline (``newline_pending``); ``job_id`` None for a
+    line without one (the daemon gives it a new id when it reads it)."""
     request = job.request
     return {
         "job_id": request.job_id,
@@ -78,6 +79,7 @@ def unread_row(job: UnreadJob, now: datetime) -> dict[str, Any]:
         "queue_file": str(job.queue_file),
         "line_no": job.line_no,
         "cancel_requested": job.cancel,
+        "newline_pending": not job.ended,
     }
 
 

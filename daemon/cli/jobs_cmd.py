@@ -159,6 +159,8 @@ def _print_page(
     for row in rows:  # the table marks a missed deadline in its cell
         if row["deadline_missed"]:
             row["deadline"] = f"{row['deadline']} (missed)"
+        if row.get("newline_pending"):  # read once its line ends
+            row["state"] = f"{row['state']} (no newline yet)"
         if row["job_id"] is None:  # an unread line without an id: where it is
             row["job_id"] = f"(new id) {Path(row['queue_file']).name}:{row['line_no']}"
     print_table("jobs", _JOB_COLUMNS, [[row[c] for c in _JOB_COLUMNS] for row in rows])

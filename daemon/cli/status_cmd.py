@@ -111,13 +111,21 @@ def _print_unread(args: argparse.Namespace, unread: tuple[Path, int, UnreadLines
     whose = f" ({user_name(owner)}'s)" if owner != os.getuid() else ""
     if args.json:
         print_json({"job_id": args.job_id, "state": "submitted", "queue_file": str(queue_file),
-                    "cancel_requested": lines.cancel})  # fmt: skip
+                    "cancel_requested": lines.cancel,
+                    "newline_pending": not lines.ended})  # fmt: skip
+    elif not lines.ended:
+        print(f"{args.job_id}: submitted to {queue_file}{whose}, not read by the daemon yet: "
+              f"{_NO_NEWLINE}")  # fmt: skip
     elif lines.cancel:
         print(f"{args.job_id}: submitted to {queue_file}{whose}, not read by the daemon yet; "
               "cancel requested (it will be cancelled before it starts)")  # fmt: skip
     else:
         print(f"{args.job_id}: submitted to {queue_file}{whose}, not read by the daemon yet")
     return 0
+
+
+_NO_NEWLINE = ("its line has no newline yet, and the daemon reads a line once it ends (the next "
+               "`carbond submit` or `cancel` to that file ends it first)")  # fmt: skip
 
 
 def _print_rejected(args: argparse.Namespace, rejected: list[dict[str, Any]]) -> int:

@@ -96,9 +96,11 @@ def unread_duplicate(settings: Settings, job_id: str, uid: int, now: datetime) -
         return []
     path, lines = found
     cancel = "; a cancel for it follows there too" if lines.cancel else ""
+    # that line has no newline yet: this submit's line starts with one, which ends it
+    ends = "" if lines.ended else " (its line had no newline: this submit ends it)"
     return [
-        f"an unread line of {path} already has id {job_id!r}: the daemon will read that job "
-        f"and ignore this one (a resubmission){cancel}; see `carbond status {job_id}`, or "
+        f"an unread line of {path} already has id {job_id!r}{ends}: the daemon will read that "
+        f"job and ignore this one (a resubmission){cancel}; see `carbond status {job_id}`, or "
         "choose another --id"
     ]
 

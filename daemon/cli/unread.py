@@ -121,6 +121,7 @@ class UnreadJob:
     line_no: int  # its line in ``queue_file``, as the daemon counts them
     uid: int  # the file's owner: whose job it is
     cancel: bool  # a cancel line for it follows in that file
+    ended: bool = True  # False: its line has no newline yet (UnreadLines.ended)
 
 
 def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -> list[UnreadJob]:
@@ -144,7 +145,7 @@ def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -
     # as the daemon reads them: one id is one job, whichever file holds it first
     reads = [(path, owner, _unread_from(offsets, state_dir, path)) for path, owner in files]
     return [
-        UnreadJob(line.request, path, line.line_no, owner, line.cancel)
+        UnreadJob(line.request, path, line.line_no, owner, line.cancel, line.ended)
         for path, owner, line in unread_files_job_lines(reads, now, rules)
     ]
 

@@ -11,7 +11,7 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -81,17 +81,22 @@ class UnreadLines:
 
     job: bool  # its job line
     cancel: bool  # a cancel line for it after its job line (the daemon reads both in order)
+    # False: the job's line is the file's last and has no newline yet: the daemon reads it once
+    # it ends (a line appended by `carbond submit` or `cancel` ends it first)
+    ended: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class UnreadJobLine:
     """A job line the daemon will accept when it reads it: the request (``job_id`` None: the
-    daemon gives it a new id then), its line number in the file, and whether a cancel line for
-    its id follows it there."""
+    daemon gives it a new id then), its line number in the file, whether a cancel line for
+    its id follows it there, and whether it has its newline (False: the file's last line,
+    unfinished, which the daemon reads once it ends: :attr:`UnreadLines.ended`)."""
 
     request: JobRequest
     line_no: int
     cancel: bool
+    ended: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +146,13 @@ def unread_lines(
         parsed = rules.accept(raw.rstrip(b"\r\n"), now)
         if not job:
             job = isinstance(parsed, JobRequest) and parsed.job_id == job_id
-        elif isinstance(parsed, CancelRequest) and parsed.job_id == job_id:
+            if job and not raw.endswith(b"\n"):  # the last line: nothing follows it
+                return UnreadLines(job=True, cancel=False, ended=False)
+        elif (
+            isinstance(parsed, CancelRequest)
+            and parsed.job_id == job_id
+            and raw.endswith(b"\n")  # unfinished, the daemon has not read it: no cancel yet
+        ):
             return UnreadLines(job=True, cancel=True)
     return UnreadLines(job=job, cancel=False)
 
@@ -217,24 +228,48 @@ def unread_files_job_lines(
     Raises:
         QueueError: a file exists but cannot be read.
     """
-    found: list[tuple[Path, int, UnreadJobLine]] = []
-    at: dict[str, int] = {}  # an id's first job line: the one the daemon takes
+    taken = _Taken()
+    unfinished: list[tuple[Path, int, UnreadJobLine]] = []  # read once they end: after these
     for path, owner, unread_from in files:
         for line_no, raw in _unread_raw(path, unread_from):
             parsed = rules.accept(raw.rstrip(b"\r\n"), now)
-            if isinstance(parsed, JobRequest):
-                if parsed.job_id in at:
-                    continue  # a duplicate, or another user's id: not a job
-                if parsed.job_id is not None:
-                    at[parsed.job_id] = len(found)
-                found.append((path, owner, UnreadJobLine(parsed, line_no, cancel=False)))
-            elif isinstance(parsed, CancelRequest) and parsed.job_id in at:
-                where, whose, first = found[at[parsed.job_id]]
-                if owner in (whose, 0):  # another user's cancel is rejected
-                    found[at[parsed.job_id]] = (
-                        where, whose, UnreadJobLine(first.request, first.line_no, cancel=True)
-                    )  # fmt: skip
-    return found
+            if not raw.endswith(b"\n"):  # a file's last line: the daemon waits for its end
+                if isinstance(parsed, JobRequest):
+                    unfinished.append((path, owner, UnreadJobLine(parsed, line_no, False, False)))
+            elif isinstance(parsed, JobRequest):
+                taken.job(path, owner, UnreadJobLine(parsed, line_no, cancel=False))
+            elif isinstance(parsed, CancelRequest):
+                taken.cancel(parsed.job_id, owner)
+    for path, owner, line in unfinished:  # once ended: an id taken by then is no job
+        taken.job(path, owner, line)
+    return taken.found
+
+
+@dataclass(slots=True)
+class _Taken:
+    """The job lines the daemon takes, in the order it reads them."""
+
+    found: list[tuple[Path, int, UnreadJobLine]] = field(default_factory=list)
+    at: dict[str, int] = field(default_factory=dict)  # an id's job line: the one it takes
+
+    def job(self, path: Path, owner: int, line: UnreadJobLine) -> None:
+        """A job line of ``owner``'s file ``path``: taken, unless its id is (a duplicate, or
+        another user's id: either way no job)."""
+        job_id = line.request.job_id
+        if job_id in self.at:
+            return
+        if job_id is not None:
+            self.at[job_id] = len(self.found)
+        self.found.append((path, owner, line))
+
+    def cancel(self, job_id: str, owner: int) -> None:
+        """A cancel line of ``owner``'s file: it cancels a job taken before it, of ``owner``
+        or by root (the daemon rejects another user's, and one of a job it has not read)."""
+        if job_id not in self.at:
+            return
+        path, whose, line = self.found[self.at[job_id]]
+        if owner in (whose, 0):
+            self.found[self.at[job_id]] = (path, whose, replace(line, cancel=True))
 
 
 def _unread_raw(path: Path, unread_from: UnreadFrom | None) -> Iterator[tuple[int, bytes]]:

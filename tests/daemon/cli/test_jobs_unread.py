@@ -145,3 +145,40 @@ def test_jobs_lists_an_unread_line_without_an_id_as_the_daemon_will_take_it(
     service.ledger.close()
     _, out = _jobs(capsys, tmp_path, "--json")
     assert [r["job_id"] for r in json.loads(out)] == ["read", new.job_id]  # listed once
+
+
+def test_an_unfinished_last_line_is_listed_as_pending_its_newline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job line without its newline (a writer that has not finished it) was listed by
+    ``jobs`` and ``status`` as any job submitted, though the daemon waits for the line's end
+    and leaves it unread meanwhile. Both say now that it waits for its newline (``--json``:
+    ``newline_pending``); ``submit``'s duplicate warning says its line ends that one, which
+    the daemon then reads as the job."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    queue = service.queue.path
+    append(queue, job_line(id="whole", name="whole"))
+    append(queue, job_line(id="half", name="first").rstrip("\n"))
+
+    _, out = _jobs(capsys, tmp_path, "--state", "submitted", "--json")
+    assert [(r["job_id"], r["newline_pending"]) for r in json.loads(out)] == [
+        ("whole", False), ("half", True)]  # fmt: skip
+    _, out = _jobs(capsys, tmp_path, "--state", "submitted")
+    [row] = [line for line in out.splitlines() if line.startswith("| half ")]
+    assert "| submitted (no newline yet) " in row, out
+    _, out = _status(capsys, tmp_path, "half")
+    assert json.loads(out)["newline_pending"] is True
+    code, out, _ = run_cli(capsys, "status", "half", "--state-dir", str(tmp_path))
+    assert code == 0 and "its line has no newline yet" in out, out
+    service.tick(clock.advance(60))  # the daemon reads the whole line, and waits for the other
+    assert service.ledger.job_owner("whole") is not None
+    assert service.ledger.job_owner("half") is None
+
+    code, _, err = run_cli(capsys, "submit", "--state-dir", str(tmp_path), "--id", "half",
+                           "--name", "second", "--model", "llama-1b", "--", "true")  # fmt: skip
+    assert code == 0 and "(its line had no newline: this submit ends it)" in err, err
+    service.tick(clock.advance(60))
+    assert service.ledger.job("half").name == "first"  # the line it ended is the job
+    service.close()

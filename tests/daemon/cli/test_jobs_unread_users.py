@@ -90,3 +90,30 @@ def test_roots_jobs_shows_a_cancel_in_a_later_file_of_the_jobs_owner(
     service.tick(clock())
     assert service.ledger.job_state("hers") == "cancelled"
     service.close()
+
+
+def test_an_unfinished_line_does_not_hold_its_id_against_a_later_files_whole_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alice's line with id ``same`` has no newline yet: the daemon leaves it unread and takes
+    Bob's whole line with that id, read after hers. ``jobs`` lists Bob's as the job, not
+    Alice's unfinished one (which the daemon rejects once it ends: the id is Bob's then)."""
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    service.close()
+    service.ledger.close()
+    _spool_file(tmp_path, ALICE, job_line(id="same", name="hers").rstrip("\n"))
+    _spool_file(tmp_path, BOB, job_line(id="same", name="his"))
+
+    code, out, err = run_cli(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [(r["job_id"], r["name"], r["newline_pending"]) for r in rows] == [
+        ("same", "his", False)]  # fmt: skip
+
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    service.tick(clock())
+    assert (service.ledger.job("same").name, service.ledger.job("same").uid) == ("his", BOB)
+    service.close()

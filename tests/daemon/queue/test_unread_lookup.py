@@ -61,3 +61,16 @@ def test_a_cancel_counts_only_after_the_jobs_own_line(tmp_path: Path) -> None:
         handle.write('{"cancel":"j1"}\n')
     assert unread_lines(queue, "j1", NOW) == UnreadLines(job=True, cancel=True)
     assert unread_lines(queue, "j2", NOW) == UnreadLines(job=False, cancel=False)
+
+
+def test_an_unfinished_last_line_is_pending_and_an_unfinished_cancel_is_none_yet(
+    tmp_path: Path,
+) -> None:
+    """The daemon reads a line once it ends: a job line without its newline yet was counted
+    as any other (no sign it waits), and a cancel line without one as a cancel."""
+    queue = tmp_path / "queue.jsonl"
+    queue.write_text(_job("j1") + _job("j2").rstrip("\n"))
+    assert unread_lines(queue, "j2", NOW) == UnreadLines(job=True, cancel=False, ended=False)
+    assert unread_lines(queue, "j1", NOW) == UnreadLines(job=True, cancel=False)
+    queue.write_text(_job("j1") + '{"cancel": "j1"}')
+    assert unread_lines(queue, "j1", NOW) == UnreadLines(job=True, cancel=False)
