@@ -12,16 +12,21 @@ from daemon.ledger import JobRecord, Ledger
 from daemon.reports.lines import user_name  # cached: `jobs --json` asks once per row
 from daemon.states import ACTIVE_STATES
 
-__all__ = ["SUBMITTED", "deadline_missed", "job_row", "unread_row"]
+__all__ = ["SUBMITTED", "deadline_missed", "job_row", "short_reason", "unread_row"]
 
 SUBMITTED = "submitted"  # a job line the daemon has not read yet (as `carbond status` says)
+# the states a job ends in without doing its work: their transition's reason says why
+_ENDED_SHORT = frozenset({"failed", "cancelled", "expired"})
+_REASON_CHARS = 48  # of a reason in the `carbond jobs` table (--json: all of it)
 
 
 def job_row(ledger: Ledger, job: JobRecord, now: datetime) -> dict[str, Any]:
     """``job`` as a row at ``now``: ids, owner, times, whether it missed its deadline, where
     it runs, expected and measured grams; ``run_now_total_g`` is the counterfactual as stored
     at submission, ``run_now_realised_g`` the same as the run turned out (rescaled and
-    re-priced: the figure ``saved_g`` subtracts the measured grams from)."""
+    re-priced: the figure ``saved_g`` subtracts the measured grams from); ``reason``: why a
+    failed, cancelled or expired job ended so (its last transition's: the exit code or
+    signal, an OOM kill, a refused fork, a Slurm failure, who cancelled it), else None."""
     decision = ledger.latest_decision(job.job_id)
     outcome = ledger.outcome(job.job_id) or {}
     measured, run_now = outcome.get("total_g"), outcome.get("run_now_total_g")
@@ -48,7 +53,22 @@ def job_row(ledger: Ledger, job: JobRecord, now: datetime) -> dict[str, Any]:
         "energy_method": outcome.get("energy_method"),
         "run_now_realised_g": run_now,
         "saved_g": run_now - measured if run_now is not None and measured is not None else None,
+        "reason": _end_reason(ledger, job),
     }
+
+
+def _end_reason(ledger: Ledger, job: JobRecord) -> str | None:
+    if job.state not in _ENDED_SHORT:
+        return None
+    ended = [t for t in ledger.transitions(job.job_id) if t.to_state == job.state]
+    return ended[-1].reason if ended else None
+
+
+def short_reason(reason: str | None) -> str | None:
+    """``reason`` cut to fit a table cell, ``...`` marking the cut (the whole: ``--json``)."""
+    if reason is None or len(reason) <= _REASON_CHARS:
+        return reason
+    return reason[: _REASON_CHARS - 3].rstrip() + "..."
 
 
 def unread_row(job: UnreadJob, now: datetime) -> dict[str, Any]:
@@ -76,6 +96,7 @@ def unread_row(job: UnreadJob, now: datetime) -> dict[str, Any]:
         "energy_method": None,
         "run_now_realised_g": None,
         "saved_g": None,
+        "reason": None,
         "queue_file": str(job.queue_file),
         "line_no": job.line_no,
         "cancel_requested": job.cancel,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.context import add_ledger_options, open_ledger, settings_from
-from daemon.cli.job_rows import SUBMITTED, job_row, unread_row
+from daemon.cli.job_rows import SUBMITTED, job_row, short_reason, unread_row
 from daemon.cli.output import clean_json, held_stdout, print_json, print_table, stderr_line
 from daemon.cli.rejected import REJECTED, claimed_id, rejected_lines
 from daemon.cli.unread import line_rules, unread_jobs
@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="list jobs from the ledger",
         description="List every user's jobs from the ledger, oldest first: a page of "
         f"{PAGE} with deadline, region, GPU, planned start, expected, measured and saved grams "
-        "(gCO2e), then the counts per state and the totals over every matching job. Jobs "
+        "(gCO2e) and why a failed, cancelled or expired job ended so, then the counts per "
+        "state and the totals over every matching job. Jobs "
         "submitted that the daemon has not read yet (it is down) follow, as 'submitted': "
         "yours, or everyone's for root, as `carbond status` finds them; a line without an id "
         "as '(new id) FILE:LINE' (the daemon gives it one when it reads it).",
@@ -131,7 +132,7 @@ def _ledger_states(states: Sequence[str]) -> list[str] | None:
 # -- jobs: paging and streaming (constant memory whatever the ledger holds) ----------------
 
 _JOB_COLUMNS = ("job_id", "name", "state", "user", "region", "gpu", "planned_start", "deadline",
-                "expected_total_g", "measured_total_g", "saved_g")  # fmt: skip
+                "expected_total_g", "measured_total_g", "saved_g", "reason")  # fmt: skip
 
 
 def _print_page(
@@ -157,6 +158,7 @@ def _print_page(
     first = max(0, offset - in_ledger)
     rows += unread[first : first + limit - len(rows)]
     for row in rows:  # the table marks a missed deadline in its cell
+        row["reason"] = short_reason(row["reason"])  # why it failed, ...: --json has it all
         if row["deadline_missed"]:
             row["deadline"] = f"{row['deadline']} (missed)"
         if row.get("newline_pending"):  # read once its line ends
