@@ -254,7 +254,7 @@ def write_whole_line(fd: int, data: bytes) -> None:
     failure leave no partial line behind that a later line could merge into."""
     size = os.fstat(fd).st_size
     if size and os.pread(fd, 1, size - 1) != b"\n":
-        data = b"\n" + data  # an unfinished line before ours: end it, it will be rejected
+        data = b"\n" + data  # an unfinished line before ours: end it (read as it stands then)
     written = 0
     try:
         while written < len(data):
