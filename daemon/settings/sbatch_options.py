@@ -1,4 +1,5 @@
-"""Which ``sbatch_options`` of a ``[regions.slurm]`` table carbond refuses, and why.
+"""Which ``sbatch_options`` of a ``[regions.slurm]`` table carbond refuses, and why; and
+which sbatch option one gives (:func:`gives`: the Slurm executor reads a reservation so).
 
 carbond's own ``sbatch`` options come first and a region's ``sbatch_options`` after them
 (``daemon.executors.slurm.commands.sbatch_argv``), so sbatch takes the region's where both
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["refusal"]
+__all__ = ["gives", "refusal"]
 
 # sbatch's short options that take no value (Slurm 22.05's, and salloc's -I and -u): in one
 # word (``-vH``) the letter after one of them is another option; after any other letter the
@@ -28,6 +29,9 @@ _NO_VALUE = frozenset("HIkOQsuVvWh")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # sbatch's options that set a job's GPUs: carbond's own --gres=<gres>:N is the job's request
 _GPU_OPTIONS = ("--gpus", "--gpus-per-node", "--gpus-per-socket", "--gpus-per-task", "--gres")
+# the shortest abbreviation sbatch 22.05 takes of each long option :func:`gives` is asked
+# about (``sbatch --re``: "ambiguous; possibilities: '--reboot' '--requeue' '--reservation'")
+_SHORTEST = {"reservation": "res"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +91,7 @@ def refusal(option: str, *, account: bool = False, qos: bool = False) -> str | N
             "'--' ends sbatch's options: the options after it would be read as the batch "
             "script and its arguments: leave it out"
         )
-    name = re.split(r"[=\s]", option, maxsplit=1)[0]
+    name = _name(option)
     if not option.startswith("-") or name in ("-", "--") or _CONTROL.search(option):
         return (
             "each sbatch option must be one whole option, with no control character, got "
@@ -106,6 +110,21 @@ def refusal(option: str, *, account: bool = False, qos: bool = False) -> str | N
             "by: leave it out"
         )
     return _carbonds(option, name, account=account, qos=qos)
+
+
+def gives(option: str, long: str) -> bool:
+    """Whether ``option`` (one of a region's ``sbatch_options``, as the config took it) gives
+    sbatch's ``--<long>`` (one of :data:`_SHORTEST`): spelled whole or as an abbreviation
+    sbatch takes (``--res=maint`` gives ``--reservation``; ``--re`` is ambiguous), its value
+    after ``=`` (or a space, as :func:`refusal` reads it)."""
+    name = _name(option)
+    return name.startswith(f"--{_SHORTEST[long]}") and f"--{long}".startswith(name)
+
+
+def _name(option: str) -> str:
+    """The option word of ``option``: up to its ``=`` or a space (``--begin`` of
+    ``--begin=now``), the one place an sbatch option is split from its value."""
+    return re.split(r"[=\s]", option, maxsplit=1)[0]
 
 
 def _carbonds(option: str, name: str, *, account: bool, qos: bool) -> str | None:

@@ -24,6 +24,7 @@ from daemon.executors.slurm.parse import RunningRow
 from daemon.executors.slurm.partitions import PartitionStates
 from daemon.executors.slurm.queries import SlurmQueries
 from daemon.executors.slurm.reach import Reach
+from daemon.settings.sbatch_options import gives
 from policies import Device
 
 __all__ = ["SlurmDiscovery"]
@@ -202,6 +203,7 @@ class SlurmDiscovery:
 
 
 def _into_reservation(target: cmd.Target) -> bool:
-    """Whether ``target``'s jobs are submitted into a reservation (``--reservation=NAME`` in
-    its ``sbatch_options``)."""
-    return any(o.startswith("--reservation") for o in target.sbatch_options)
+    """Whether ``target``'s jobs are submitted into a reservation: ``--reservation=NAME`` in
+    its ``sbatch_options``, or an abbreviation sbatch takes (``--res=NAME``), read as the
+    config read it (:func:`daemon.settings.sbatch_options.gives`)."""
+    return any(gives(o, "reservation") for o in target.sbatch_options)
