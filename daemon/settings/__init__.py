@@ -48,6 +48,7 @@ from daemon.settings.regions import (
     site_csvs_under,
 )
 from daemon.settings.sections import (
+    ConfigPath,
     ElectricityMapsSettings,
     GpuSettings,
     IntensitySettings,
@@ -123,7 +124,7 @@ class Settings(BaseSettings):
     _source: Path | None = PrivateAttr(default=None)
     _source_text: str | None = PrivateAttr(default=None)
 
-    state_dir: Path = Path("/var/lib/carbond")
+    state_dir: ConfigPath = Path("/var/lib/carbond")
     default_pue: float = Field(default=1.0, ge=1.0, le=3.0)
     lifetime_years: float = Field(default=5.0, ge=MIN_LIFETIME_YEARS, le=MAX_LIFETIME_YEARS)
     electricitymaps: ElectricityMapsSettings = ElectricityMapsSettings()

@@ -13,6 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from daemon.settings.job_limits import JobLimitsSettings
 from daemon.settings.sections import (
     MAX_DURATION_S,
+    ConfigPath,
     Section,
     absolute_dir,
     error_at,
@@ -128,7 +129,7 @@ class SlurmExecutorSettings(Section):
     it runs as root (as ``executors.local.allow_root_jobs`` for local jobs).
     """
 
-    bin_dir: Path | None = None
+    bin_dir: ConfigPath | None = None
     command_timeout_s: float = Field(default=30.0, gt=0, le=MAX_DURATION_S)
     accounting_timeout_s: float = Field(default=10.0, gt=0, le=MAX_DURATION_S)
     pending_grace_s: float = Field(default=300.0, gt=0, le=MAX_DURATION_S)

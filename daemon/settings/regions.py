@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from daemon.settings.sbatch_options import refusal
-from daemon.settings.sections import Section, error_at
+from daemon.settings.sections import ConfigPath, Section, error_at
 
 __all__ = [
     "BatterySettings",
@@ -95,9 +95,9 @@ class SiteSettings(Section):
     tilt_deg: float = Field(default=20.0, ge=0, le=90)
     azimuth_deg: float = Field(default=180.0, ge=0, le=360)
     losses: float = Field(default=0.14, ge=0, lt=1)
-    pv_csv: Path | None = None
+    pv_csv: ConfigPath | None = None
     other_load_w: float = Field(default=0.0, ge=0, le=_MAX_SITE_W)
-    other_load_csv: Path | None = None
+    other_load_csv: ConfigPath | None = None
     pv_g_per_kwh: float = Field(default=41.0, ge=0, le=_MAX_G_PER_KWH)
     battery_g_per_kwh: float = Field(default=41.0, ge=0, le=_MAX_G_PER_KWH)
     battery: BatterySettings | None = None

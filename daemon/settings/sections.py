@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_DURATION_S",
     "MAX_HORIZON_S",
     "MAX_INTERVAL_S",
+    "ConfigPath",
     "ElectricityMapsSettings",
     "GpuSettings",
     "IntensitySettings",
@@ -118,7 +120,7 @@ class ElectricityMapsSettings(Section):
 class SignalsSettings(Section):
     """The intensity fallback chain: cache, freshness and forecaster re-scoring."""
 
-    cache_dir: Path | None = None  # default <state_dir>/cache/intensity
+    cache_dir: ConfigPath | None = None  # default <state_dir>/cache/intensity
     cache_max_points: int = Field(default=60 * 24, ge=24)
     live_max_age_s: float = Field(default=900.0, gt=0, le=MAX_DURATION_S)
     cache_max_age_s: float = Field(default=3 * 3600.0, gt=0, le=MAX_DURATION_S)
@@ -160,6 +162,20 @@ class GpuSettings(Section):
         for name in value:
             known_gpu(name)
         return value
+
+
+def _no_nul(value: Any) -> Any:
+    """``value`` unless it is text holding a NUL, which no file name can: each look at such a
+    path, or command line naming it, raises (``embedded null byte``)."""
+    if isinstance(value, str) and "\0" in value:
+        raise ValueError(f"must not hold a NUL character (no path can), got {value!r}")
+    return value
+
+
+ConfigPath = Annotated[Path, BeforeValidator(_no_nul)]
+"""A path setting: one holding a NUL is refused at its line (before, ``carbond run`` and
+``doctor`` stopped with a traceback: the state dir's first ``lstat``, Slurm's ``bin_dir`` in
+each command's argv)."""
 
 
 def path_given(value: Any, hint: str) -> Any:
