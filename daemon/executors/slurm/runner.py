@@ -111,6 +111,10 @@ class SubprocessRunner:
     ) -> CommandResult:
         """Run ``argv``; as ``uid``/``gid`` when given and different from the daemon's.
 
+        ``stdin`` goes in as UTF-8 and what the command prints is read as UTF-8, with a byte
+        that is none (a node's ``Reason`` an admin typed in Latin-1) read as U+FFFD: the
+        commands run with ``LANG=C.UTF-8``, whatever the daemon's own locale.
+
         Raises:
             SlurmNoAnswerError: the command timed out.
             SlurmUnavailableError: the command is missing or could not start.
@@ -123,7 +127,8 @@ class SubprocessRunner:
                 list(argv),
                 input=stdin,
                 capture_output=True,
-                text=True,
+                encoding="utf-8",
+                errors="replace",
                 timeout=timeout_s,
                 env=self._env,
                 cwd="/",

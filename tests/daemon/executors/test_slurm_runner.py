@@ -1,0 +1,58 @@
+"""The real runner (:class:`SubprocessRunner`) under the Slurm executor, its commands small
+scripts in a ``bin_dir`` that print what the local cluster printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
+from policies import Device
+from policies.footprint import DEFAULT_GPU_CATALOG
+from tests.daemon.executors.fake_slurm import RECORDED, T0
+
+_PARTITIONS = RECORDED / "states" / "scontrol_show_partition_down.txt"
+
+
+def _bin_dir(tmp_path: Path, nodes: bytes) -> Path:
+    """A ``bin_dir`` whose ``scontrol`` prints ``nodes`` (``show node``) and both partitions
+    up (``show partition``), and whose ``squeue`` lists no running job."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "nodes.txt").write_bytes(nodes)
+    (tmp_path / "partitions.txt").write_text(_PARTITIONS.read_text().replace("DOWN", "UP"))
+    (bin_dir / "scontrol").write_text(
+        f'#!/bin/sh\ncase "$*" in *partition*) cat {tmp_path}/partitions.txt ;;\n'
+        f"*) cat {tmp_path}/nodes.txt ;; esac\n"
+    )
+    (bin_dir / "squeue").write_text("#!/bin/sh\nexit 0\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return bin_dir
+
+
+def test_a_node_reason_not_in_utf8_is_read_and_planning_goes_on(tmp_path: Path) -> None:
+    """An admin drained n1 with a reason typed in Latin-1 (``Wartung für``: byte 0xFC): the
+    runner decoded scontrol's answer strictly, ``UnicodeDecodeError`` (a ValueError) escaped
+    every executor call, and every planning round failed while the node kept that reason.
+    A byte that is no UTF-8 is read as U+FFFD; the drained node's GPUs are unavailable and
+    the other node's available, as with any other reason."""
+    recorded = (RECORDED / "scontrol_nodes_drained.txt").read_bytes()
+    nodes = recorded.replace(b"Reason=disk check by ops", "Reason=Wartung für".encode("latin-1"))
+    assert nodes != recorded
+    executor = SlurmExecutor(
+        {"qc": Target("alpha"), "pace": Target("beta")},
+        runner=SubprocessRunner(),
+        known_gpus=DEFAULT_GPU_CATALOG.names(),
+        bin_dir=_bin_dir(tmp_path, nodes),
+    )
+    assert executor.discover("qc") == [(0, "T4"), (1, "T4")]
+    assert executor.discover("pace") == [(0, "L4"), (1, "L4")]
+    devices = [
+        Device(f"{region}/{i}", region, "Z", DEFAULT_GPU_CATALOG.get(gpu))
+        for region, gpu in (("qc", "T4"), ("pace", "L4"))
+        for i in range(2)
+    ]
+    marked = {d.device_id: d.available for d in executor.available(devices, T0)}
+    assert marked == {"qc/0": False, "qc/1": False, "pace/0": True, "pace/1": True}
+    answer = SubprocessRunner()([str(tmp_path / "bin" / "scontrol"), "show", "node"])
+    assert "Reason=Wartung f\ufffdr" in answer.stdout
