@@ -118,6 +118,7 @@ class SubprocessRunner:
         Raises:
             SlurmNoAnswerError: the command timed out.
             SlurmUnavailableError: the command is missing or could not start.
+            ExecutorError: no command can be run with these words (a NUL in one): it is not.
         """
         switch = uid is not None and uid != os.geteuid()
         accounting = os.path.basename(argv[0]) == "sacct"
@@ -142,4 +143,6 @@ class SubprocessRunner:
             raise SlurmNoAnswerError(f"{argv[0]}: no answer within {timeout_s:g} s") from exc
         except OSError as exc:
             raise SlurmUnavailableError(f"{argv[0]}: cannot run: {exc}") from exc
+        except ValueError as exc:  # "embedded null byte": nothing ran, nor would it again
+            raise ExecutorError(f"{argv[0]!r}: cannot run it with these words: {exc}") from exc
         return CommandResult(done.returncode, done.stdout, done.stderr)

@@ -3,12 +3,16 @@ scripts in a ``bin_dir`` that print what the local cluster printed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from daemon.executors.errors import ExecutorError
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
-from tests.daemon.executors.fake_slurm import RECORDED, T0
+from tests.daemon.executors.fake_slurm import RECORDED, T0, launch_spec
 
 _PARTITIONS = RECORDED / "states" / "scontrol_show_partition_down.txt"
 
@@ -56,3 +60,29 @@ def test_a_node_reason_not_in_utf8_is_read_and_planning_goes_on(tmp_path: Path) 
     assert marked == {"qc/0": False, "qc/1": False, "pace/0": True, "pace/1": True}
     answer = SubprocessRunner()([str(tmp_path / "bin" / "scontrol"), "show", "node"])
     assert "Reason=Wartung f\ufffdr" in answer.stdout
+
+
+def test_a_word_no_command_can_take_fails_that_launch_as_an_executor_error(
+    tmp_path: Path,
+) -> None:
+    """A NUL in a word of sbatch's argv (the job's working directory, ``--chdir``) made
+    ``subprocess`` raise ``ValueError: embedded null byte``, none of the executor's errors,
+    out of the launch and the round: nothing ran, and nothing would the next time. It is an
+    :class:`ExecutorError` naming the command and why, for the service to fail that job."""
+    recorded = (RECORDED / "scontrol_nodes_drained.txt").read_bytes()
+    bin_dir = _bin_dir(tmp_path, recorded.replace(b"MIXED+DRAIN", b"IDLE"))
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\ntouch {tmp_path}/submitted\necho 7\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    executor = SlurmExecutor(
+        {"qc": Target("alpha")},
+        runner=SubprocessRunner(),
+        known_gpus=DEFAULT_GPU_CATALOG.names(),
+        bin_dir=bin_dir,
+    )
+    assert executor.discover("qc") == [(0, "T4"), (1, "T4")]
+    spec = replace(launch_spec(tmp_path), cwd=f"{tmp_path}/a\0b")
+    with pytest.raises(ExecutorError, match=r"sbatch'?: cannot run it .*embedded null byte"):
+        executor.launch(spec, T0)
+    assert not (tmp_path / "submitted").exists()
+    handle = executor.launch(replace(spec, cwd=str(tmp_path)), T0)  # the same job, runnable
+    assert '"7"' in handle.token and (tmp_path / "submitted").exists()
