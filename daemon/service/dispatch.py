@@ -204,7 +204,8 @@ class Dispatch:
         self, item: Launch, log_dir: Path, now: datetime, learned: Recalibration | None
     ) -> RunHandle | None:
         """Launch (or release, when its executor holds it) one recorded run; None when it
-        did not start (requeued: the executor cannot be reached; failed: it refused) or may
+        did not start (requeued: the executor cannot be reached; failed: it refused, or its
+        argv, environment or a path could not be used: ``ValueError``) or may
         have (:class:`LaunchUnconfirmedError`: its run stays without a token, and the next
         reconcile asks the executor, as after a crash mid-launch, whether it started)."""
         job, executor = item.job, item.executor
@@ -232,6 +233,9 @@ class Dispatch:
                                     f"launch failed: {exc}", not_runnable=True), now)  # fmt: skip
         except (DaemonError, OSError) as exc:
             self._finish(ExitStatus(job.job_id, now, None, None, f"launch failed: {exc}"), now)
+        except ValueError as exc:  # subprocess's, os's: a word no argv, env or path can hold
+            why = f"launch failed: {executor.name} cannot start it with what it was given: {exc}"
+            self._finish(ExitStatus(job.job_id, now, None, None, why), now)
         return None
 
     def _unreleased(
