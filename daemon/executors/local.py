@@ -113,7 +113,8 @@ class LocalExecutor:
         Raises:
             LaunchRefusedError: another user's job while not root, or a root job when not
                 allowed; :class:`JobNotRunnableError` (a fault of the job's own): bad job
-                id, empty argv, or a working directory the user cannot enter.
+                id, empty argv, a NUL in its argv, environment or working directory, or a
+                working directory the user cannot enter.
             ExecutorError: the log directory or the wrapper could not be set up.
         """
         self._check(spec)
@@ -159,6 +160,10 @@ class LocalExecutor:
             raise JobNotRunnableError(f"job {spec.job_id!r}: id unusable as a file name")
         if not spec.argv:
             raise JobNotRunnableError(f"job {spec.job_id}: empty command")
+        if (where := _nul_in(spec)) is not None:
+            raise JobNotRunnableError(
+                f"job {spec.job_id}: its {where} holds a NUL, which no process can be given"
+            )
         if spec.uid == 0 and not self._allow_root:
             raise LaunchRefusedError(f"job {spec.job_id}: refusing to run a job as root")
         euid = os.geteuid()
@@ -375,3 +380,16 @@ def _make_log_dir(log_dir: Path) -> None:
     except FileExistsError:
         return
     os.chmod(log_dir, 0o751)
+
+
+def _nul_in(spec: LaunchSpec) -> str | None:
+    """Which of ``spec``'s command line, environment and working directory holds a NUL (the
+    wrapper's ``Popen``, the working directory's ``open``, raise ``ValueError`` on one), or
+    None."""
+    if any("\0" in word for word in spec.argv):
+        return "command line"
+    if any("\0" in text for item in spec.env.items() for text in item):
+        return "environment"
+    if spec.cwd is not None and "\0" in spec.cwd:
+        return "working directory"
+    return None
