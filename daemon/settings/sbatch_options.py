@@ -109,7 +109,14 @@ def refusal(option: str, *, account: bool = False, qos: bool = False) -> str | N
             "per request and follows it by its id or name, which array tasks are not found "
             "by: leave it out"
         )
-    return _carbonds(option, name, account=account, qos=qos)
+    refused = _carbonds(option, name, account=account, qos=qos)
+    if refused is None and name.startswith("--") and option[len(name) :][:1].isspace():
+        value = option[len(name) :].strip()
+        return (
+            f"sbatch reads {option!r} as one word, an option it does not know, and refuses "
+            f"every job of this region: write it {name}={value}"
+        )
+    return refused
 
 
 def gives(option: str, long: str) -> bool:

@@ -174,6 +174,22 @@ def test_options_carbond_neither_sets_nor_relies_on_are_kept(tmp_path: Path) -> 
     assert region.slurm is not None and region.slurm.sbatch_options == options
 
 
+def test_a_long_option_and_its_value_in_one_entry_split_by_a_space_is_refused(
+    tmp_path: Path,
+) -> None:
+    """``"--mem 4G"`` loaded, and sbatch (22.05) refuses that argv word as an option it does
+    not know (``unrecognized option '--mem 4G'``): every launch in the region failed. A
+    value with spaces after ``=`` is one option (``--comment=a b`` is kept)."""
+    assert _problems(tmp_path, 'sbatch_options = ["--mem 4G"]\n') == [
+        "8: regions.b.slurm.sbatch_options: sbatch reads '--mem 4G' as one word, an option it "
+        "does not know, and refuses every job of this region: write it --mem=4G"
+    ]
+    config = tmp_path / "kept.toml"
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = ["--mail-user=a b"]\n')
+    [region] = load_settings(config).regions
+    assert region.slurm is not None and region.slurm.sbatch_options == ("--mail-user=a b",)
+
+
 @pytest.mark.parametrize(
     "escaped", ["--mem=4G\\u0000", "--mail-user=a\\tb", "--mem=4G\\r", "-\\u001b[0m", "-", "--=x",
                 "-- x"],
