@@ -17,7 +17,7 @@ from daemon.cli.unread import (
     line_rules,
     unread_job_file,
     unread_job_files,
-    unread_rejected_line,
+    will_be_rejected,
 )
 from daemon.errors import UsageError
 from daemon.ledger import JobRecord, UnknownJobError
@@ -101,12 +101,9 @@ def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | Non
         )
     found = unread_job_files(state_dir, job_id, now=now, rules=rules) if uid == 0 else []
     if not found:
-        bad = unread_rejected_line(state_dir, job_id, uid, now=now, rules=rules)
-        if bad is not None:  # its line is there, but no job: say so, and why
-            path, line = bad
-            raise UsageError(f"job {job_id!r} will never be queued: its line {path}:"
-                             f"{line.line_no}, not read yet, will be rejected by the daemon "
-                             f"({line.reason}); nothing to cancel")  # fmt: skip
+        doomed = will_be_rejected(state_dir, job_id, uid, now=now, rules=rules)
+        if doomed is not None:  # its line is there, but no job: say so, and why
+            raise UsageError(f"job {job_id!r} will never be queued: {doomed}; nothing to cancel")
         if uid != 0:
             raise UsageError(f"unknown job {job_id!r}: neither the ledger nor your queue "
                              f"file {submit_target(state_dir, uid)} has it")  # fmt: skip

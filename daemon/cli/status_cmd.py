@@ -1,5 +1,5 @@
 """``carbond status ID``: one job's decision and alternatives, run, outcome and transitions,
-and the caller's queue lines naming it that the daemon rejected."""
+and the caller's queue lines naming it that the daemon rejected (or will: not read yet)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row
 from daemon.cli.output import held_stdout, print_json, print_table, printable
 from daemon.cli.rejected import rejected_naming
-from daemon.cli.unread import line_rules, unread_job_anywhere
+from daemon.cli.unread import line_rules, unread_job_anywhere, will_be_rejected
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME, UnreadLines
 from daemon.reports.lines import user_name
@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Show one job (anyone's): its state, the policy's latest decision and "
         "reason, where and when it was planned, expected vs run-now grams (gCO2e), the "
         "alternatives considered, every transition, the run and the outcome; also your queue "
-        "lines for that id the daemon rejected. Exit 2 for an unknown id.",
+        "lines for that id the daemon rejected, or has not read yet and will reject. Exit 2 "
+        "for an unknown id.",
     )
     add_ledger_options(status)
     status.add_argument("job_id", metavar="ID", help="the job's id (carbond jobs)")
@@ -48,8 +49,11 @@ def _status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     rejected = rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id, os.getuid())
     state_dir = settings.state_dir
-    if not (state_dir / LEDGER_NAME).is_file() and (unread := _unread(settings, args.job_id)):
-        return _print_unread(args, unread)  # no daemon has started yet
+    if not (state_dir / LEDGER_NAME).is_file() and state_dir.is_dir():
+        if unread := _unread(settings, args.job_id):
+            return _print_unread(args, unread)  # no daemon has started yet
+        if doomed := _doomed(settings, args.job_id):
+            return _print_doomed(args, doomed)
     # What it prints is held until the ledger is closed (held_stdout): a daemon started during
     # the read fails the command at its close (daemon/ledger/readonly.py), with nothing printed.
     with held_stdout(), open_ledger(state_dir) as ledger:
@@ -58,9 +62,11 @@ def _status(args: argparse.Namespace) -> int:
         except UnknownJobError:
             if unread := _unread(settings, args.job_id):
                 return _print_unread(args, unread)
-            if not rejected:
-                raise
-            return _print_rejected(args, rejected)
+            if rejected:
+                return _print_rejected(args, rejected)
+            if doomed := _doomed(settings, args.job_id):
+                return _print_doomed(args, doomed)
+            raise
         payload = job_row(ledger, job, datetime.now(UTC))
         decision = ledger.latest_decision(job.job_id)
         run = ledger.run(job.job_id)
@@ -101,6 +107,24 @@ def _unread(settings: Settings, job_id: str) -> tuple[Path, int, UnreadLines] | 
         return None
     now, rules = datetime.now(UTC), line_rules(settings)
     return unread_job_anywhere(state_dir, job_id, os.getuid(), now=now, rules=rules)
+
+
+def _doomed(settings: Settings, job_id: str) -> str | None:
+    """Why the caller's (root: any user's) unread line for ``job_id`` will be rejected, when
+    that is the only line asking for it: as ``carbond cancel`` says it."""
+    now, rules = datetime.now(UTC), line_rules(settings)
+    return will_be_rejected(settings.state_dir, job_id, os.getuid(), now=now, rules=rules)
+
+
+def _print_doomed(args: argparse.Namespace, why: str) -> int:
+    """No such job, and none to come: its only line, not read yet, will be rejected (exit 2,
+    as for any unknown job id)."""
+    if args.json:
+        print_json({"job_id": args.job_id, "state": "rejected", "read": False,
+                    "reason": why})  # fmt: skip
+    else:
+        print(f"{args.job_id}: will never be queued: {printable(why)}")
+    return 2
 
 
 def _print_unread(args: argparse.Namespace, unread: tuple[Path, int, UnreadLines]) -> int:

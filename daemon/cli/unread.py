@@ -44,6 +44,7 @@ __all__ = [
     "unread_job_files",
     "unread_jobs",
     "unread_rejected_line",
+    "will_be_rejected",
 ]
 
 
@@ -170,6 +171,25 @@ def unread_rejected_line(
         if found is not None:
             return path, found
     return None
+
+
+def will_be_rejected(
+    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
+) -> str | None:
+    """Why ``job_id`` will never be a job though a line asks for it (``carbond cancel`` and
+    ``status`` say it alike): ``its line FILE:LINE, not read yet, will be rejected by the
+    daemon (REASON)``, the first such line :func:`unread_rejected_line` finds; None: none.
+
+    Raises:
+        QueueError: the state dir or a file cannot be read.
+        LedgerError: the ledger cannot be read.
+    """
+    found = unread_rejected_line(state_dir, job_id, uid, now=now, rules=rules)
+    if found is None:
+        return None
+    path, line = found
+    return (f"its line {path}:{line.line_no}, not read yet, will be rejected by the daemon "
+            f"({line.reason})")  # fmt: skip
 
 
 def _read_files(state_dir: Path) -> list[tuple[Path, int]]:

@@ -48,3 +48,47 @@ def test_cancel_names_the_unread_line_the_daemon_will_reject_and_why(
     reason = record["reason"].removeprefix("line 2: ")
     assert "field 'batch_size'" in reason
     assert refused.endswith(f"will be rejected by the daemon ({reason}); nothing to cancel\n")
+
+
+def test_status_names_the_unread_line_the_daemon_will_reject_as_cancel_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the daemon down, ``carbond status bad`` of an id whose only line the daemon will
+    reject said `unknown job 'bad'`, while ``cancel`` names that line and why. It now says
+    the same as cancel (exit 2, as for an unknown id), also with no ledger yet and in
+    ``--json``; the daemon then rejects that line for that reason."""
+    queue, state = tmp_path / "queue.jsonl", ("--state-dir", str(tmp_path))
+    append(queue, job_line(id="early", batch_size=0))
+    code, out, err = run_cli(capsys, "status", "early", *state)  # no daemon has started yet
+    assert (code, err) == (2, "")
+    assert out.startswith(f"early: will never be queued: its line {queue}:1, not read yet, ")
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    service.tick(clock())
+    service.close()  # the daemon is down from here on
+    service.ledger.close()
+    append(queue, job_line(id="bad", batch_size=0))
+    capsys.readouterr()  # the daemon's log of line 1
+
+    code, out, err = run_cli(capsys, "status", "bad", *state)
+    _, cancel_err = run_cli(capsys, "cancel", "bad", *state)[1:]
+    assert (code, err) == (2, "")
+    why = cancel_err.removeprefix("carbond: error: job 'bad' will never be queued: ")
+    assert out == "bad: will never be queued: " + why.replace("; nothing to cancel", "")
+    assert out.startswith(f"bad: will never be queued: its line {queue}:2, not read yet, ")
+    code, out, _ = run_cli(capsys, "status", "bad", *state, "--json")
+    shown = json.loads(out)
+    assert (code, shown["state"], shown["read"]) == (2, "rejected", False)
+    code, _, err = run_cli(capsys, "status", "nosuch", *state)
+    assert code == 2 and "unknown job 'nosuch'" in err  # no line at all: as before
+
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    service.tick(clock())
+    service.close()
+    records = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["file"], r["line_no"]) for r in records] == [("queue.jsonl", 1), ("queue.jsonl", 2)]
+    reason = records[1]["reason"].removeprefix("line 2: ")
+    assert "field 'batch_size'" in reason
+    assert shown["reason"].endswith(f"will be rejected by the daemon ({reason})")
