@@ -13,12 +13,7 @@ from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.output import print_json
 from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import rejected_naming
-from daemon.cli.unread import (
-    line_rules,
-    unread_job_file,
-    unread_job_files,
-    will_be_rejected,
-)
+from daemon.cli.unread import line_rules, unread_job_taken, will_be_rejected
 from daemon.errors import UsageError
 from daemon.ledger import JobRecord, UnknownJobError
 from daemon.queue import REJECTED_NAME, append_line, submit_target
@@ -83,15 +78,18 @@ def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | Non
     """Where the caller's cancel of ``job_id``, which the daemon has not read, must go: None
     for the caller's own queue file (the job's line is there); for root, the file of another
     user that holds it, with its owner (the daemon reads a file in order, so the cancel must
-    follow the job's line in that same file: it then reads as that user's own cancel).
+    follow the job's line in that same file: it then reads as that user's own cancel). The
+    job's line is the one ``carbond jobs`` and ``status`` show: where several users' files
+    hold the id, the daemon takes the first it reads, and rejects the others.
 
     Raises:
-        UsageError: no queue file the caller may cancel in holds it unread, or several users'
-            files do (root: whose job is meant is not known).
+        UsageError: no queue file the caller may cancel in holds it unread.
     """
     state_dir, now, rules = settings.state_dir, datetime.now(UTC), line_rules(settings)
-    if unread_job_file(state_dir, job_id, uid, now=now, rules=rules) is not None:
-        return None
+    job = unread_job_taken(state_dir, job_id, uid, now=now, rules=rules)
+    if job is not None:
+        own = job.queue_file == submit_target(state_dir, uid)
+        return None if own else (job.queue_file, job.uid)
     rejected = rejected_naming(state_dir / REJECTED_NAME, job_id, uid)
     if rejected:  # its line is in a queue file all the same: say why it is no job
         last = rejected[-1]
@@ -99,20 +97,13 @@ def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | Non
         raise UsageError(
             f"job {job_id!r} was never queued: its line was rejected ({where}); nothing to cancel"
         )
-    found = unread_job_files(state_dir, job_id, now=now, rules=rules) if uid == 0 else []
-    if not found:
-        doomed = will_be_rejected(state_dir, job_id, uid, now=now, rules=rules)
-        if doomed is not None:  # its line is there, but no job: say so, and why
-            raise UsageError(f"job {job_id!r} will never be queued: {doomed}; nothing to cancel")
-        if uid != 0:
-            raise UsageError(f"unknown job {job_id!r}: neither the ledger nor your queue "
-                             f"file {submit_target(state_dir, uid)} has it")  # fmt: skip
-        raise UsageError(f"unknown job {job_id!r}: neither the ledger nor any queue file has it")
-    if len(found) > 1:
-        files = ", ".join(f"{path} ({user_name(owner)})" for path, owner in found)
-        raise UsageError(f"job {job_id!r} is unread in several users' queue files ({files}): "
-                         "cancel it once the daemon has read it")  # fmt: skip
-    return found[0]
+    doomed = will_be_rejected(state_dir, job_id, uid, now=now, rules=rules)
+    if doomed is not None:  # its line is there, but no job: say so, and why
+        raise UsageError(f"job {job_id!r} will never be queued: {doomed}; nothing to cancel")
+    if uid != 0:
+        raise UsageError(f"unknown job {job_id!r}: neither the ledger nor your queue "
+                         f"file {submit_target(state_dir, uid)} has it")  # fmt: skip
+    raise UsageError(f"unknown job {job_id!r}: neither the ledger nor any queue file has it")
 
 
 def _ledger_job(state_dir: Path, job_id: str) -> JobRecord | None:

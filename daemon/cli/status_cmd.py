@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 from daemon.accounting import is_measured
@@ -15,9 +14,9 @@ from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row
 from daemon.cli.output import held_stdout, print_json, print_table, printable
 from daemon.cli.rejected import rejected_naming
-from daemon.cli.unread import line_rules, unread_job_anywhere, will_be_rejected
+from daemon.cli.unread import UnreadJob, line_rules, unread_job_taken, will_be_rejected
 from daemon.ledger import UnknownJobError
-from daemon.queue import REJECTED_NAME, UnreadLines
+from daemon.queue import REJECTED_NAME
 from daemon.reports.lines import user_name
 from daemon.reports.render import unsigned_zero
 from daemon.settings import Settings
@@ -98,15 +97,15 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unread(settings: Settings, job_id: str) -> tuple[Path, int, UnreadLines] | None:
-    """The caller's queue file (root: any user's) if it holds ``job_id``'s line, not read
-    yet, with its owner and whether a cancel line follows it (None without a state dir:
-    open_ledger says what is wrong)."""
+def _unread(settings: Settings, job_id: str) -> UnreadJob | None:
+    """``job_id``'s line, not read yet, as ``carbond jobs`` lists it (the caller's queue file;
+    root: the first of any user's that the daemon reads), with its owner and whether a cancel
+    for it follows (None without a state dir: open_ledger says what is wrong)."""
     state_dir = settings.state_dir
     if not state_dir.is_dir():
         return None
     now, rules = datetime.now(UTC), line_rules(settings)
-    return unread_job_anywhere(state_dir, job_id, os.getuid(), now=now, rules=rules)
+    return unread_job_taken(state_dir, job_id, os.getuid(), now=now, rules=rules)
 
 
 def _doomed(settings: Settings, job_id: str) -> str | None:
@@ -120,27 +119,26 @@ def _print_doomed(args: argparse.Namespace, why: str) -> int:
     """No such job, and none to come: its only line, not read yet, will be rejected (exit 2,
     as for any unknown job id)."""
     if args.json:
-        print_json({"job_id": args.job_id, "state": "rejected", "read": False,
-                    "reason": why})  # fmt: skip
+        print_json({"job_id": args.job_id, "state": "rejected", "read": False, "reason": why})
     else:
         print(f"{args.job_id}: will never be queued: {printable(why)}")
     return 2
 
 
-def _print_unread(args: argparse.Namespace, unread: tuple[Path, int, UnreadLines]) -> int:
+def _print_unread(args: argparse.Namespace, unread: UnreadJob) -> int:
     """The ledger has no such job, but the caller's queue file (root: a user's) holds its
     line, not read yet (the daemon is down, or has not ingested it): say so, and whether its
     cancel is pending there too (exit 0: the job exists)."""
-    queue_file, owner, lines = unread
+    queue_file, owner = unread.queue_file, unread.uid
     whose = f" ({user_name(owner)}'s)" if owner != os.getuid() else ""
     if args.json:
         print_json({"job_id": args.job_id, "state": "submitted", "queue_file": str(queue_file),
-                    "cancel_requested": lines.cancel,
-                    "newline_pending": not lines.ended})  # fmt: skip
-    elif not lines.ended:
+                    "cancel_requested": unread.cancel,
+                    "newline_pending": not unread.ended})  # fmt: skip
+    elif not unread.ended:
         print(f"{args.job_id}: submitted to {queue_file}{whose}, not read by the daemon yet: "
               f"{_NO_NEWLINE}")  # fmt: skip
-    elif lines.cancel:
+    elif unread.cancel:
         print(f"{args.job_id}: submitted to {queue_file}{whose}, not read by the daemon yet; "
               "cancel requested (it will be cancelled before it starts)")  # fmt: skip
     else:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from daemon.errors import UsageError
 from daemon.ledger import Ledger, QueueFileRecord
 from daemon.queue import (
     QUEUE_NAME,
@@ -39,9 +38,7 @@ __all__ = [
     "UnreadJob",
     "line_rules",
     "unread_job",
-    "unread_job_anywhere",
-    "unread_job_file",
-    "unread_job_files",
+    "unread_job_taken",
     "unread_jobs",
     "unread_rejected_line",
     "will_be_rejected",
@@ -53,21 +50,6 @@ def line_rules(settings: Settings) -> LineRules:
     <daemon.queue.ingest.Queue.from_settings>` reads them): what it will accept."""
     known = tuple(region.name for region in settings.regions) or None
     return LineRules(settings.queue.max_line_bytes, known)
-
-
-def unread_job_file(
-    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
-) -> Path | None:
-    """The queue file of ``uid`` (where ``carbond submit`` appends for them) if it holds a job
-    line with ``job_id`` that the daemon has not read yet and will accept (``rules``, at
-    ``now``), else None.
-
-    Raises:
-        QueueError: the state dir or the file cannot be read.
-        LedgerError: the ledger cannot be read.
-    """
-    found = unread_job(state_dir, job_id, uid, now=now, rules=rules)
-    return None if found is None else found[0]
 
 
 def unread_job(
@@ -83,33 +65,6 @@ def unread_job(
     target = submit_target(state_dir, uid)
     lines = _unread_lines(state_dir, target, job_id, _offsets(state_dir), now, rules)
     return (target, lines) if lines.job else None
-
-
-def unread_job_anywhere(
-    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
-) -> tuple[Path, int, UnreadLines] | None:
-    """:func:`unread_job` with the file's owner; for root, when its own file does not hold the
-    job, the one other queue file that does (``carbond status``, as root's ``cancel`` finds it).
-
-    Raises:
-        UsageError: several users' files hold it unread (whose job is meant is not known).
-        QueueError: the state dir or a file cannot be read.
-        LedgerError: the ledger cannot be read.
-    """
-    own = unread_job(state_dir, job_id, uid, now=now, rules=rules)
-    if own is not None:
-        return own[0], uid, own[1]
-    if uid != 0:
-        return None
-    found = unread_job_files(state_dir, job_id, now=now, rules=rules)
-    if len(found) > 1:
-        files = ", ".join(f"{path} (uid {owner})" for path, owner in found)
-        raise UsageError(f"job {job_id!r} is unread in several users' queue files ({files}): "
-                         "which is meant is known once the daemon has read them")  # fmt: skip
-    if not found:
-        return None
-    path, owner = found[0]
-    return path, owner, _unread_lines(state_dir, path, job_id, _offsets(state_dir), now, rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +104,23 @@ def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -
         UnreadJob(line.request, path, line.line_no, owner, line.cancel, line.ended)
         for path, owner, line in unread_files_job_lines(reads, now, rules)
     ]
+
+
+def unread_job_taken(
+    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
+) -> UnreadJob | None:
+    """The line the daemon will take as ``job_id``'s job, of those :func:`unread_jobs` lists
+    (``carbond jobs``): ``carbond status`` shows it and ``carbond cancel`` follows it, so all
+    three agree on which it is (root: the first file the daemon reads that holds it, when
+    several users' do; its cancel counted as the daemon counts it, also from a later file of
+    its owner's); None: no unread line it will accept has that id.
+
+    Raises:
+        QueueError: the state dir or a file cannot be read.
+        LedgerError: the ledger cannot be read.
+    """
+    jobs = unread_jobs(state_dir, uid, now=now, rules=rules)
+    return next((job for job in jobs if job.request.job_id == job_id), None)
 
 
 def unread_rejected_line(
@@ -218,25 +190,6 @@ def _read_files(state_dir: Path) -> list[tuple[Path, int]]:
             continue  # the daemon never reads its lines: not a job
         found.append((path, st.st_uid))
     return found
-
-
-def unread_job_files(
-    state_dir: Path, job_id: str, *, now: datetime, rules: LineRules
-) -> list[tuple[Path, int]]:
-    """Every queue file the daemon reads (``queue.jsonl`` and the spool files it attributes
-    to their owners) that holds a job line with ``job_id`` it has not read yet and will
-    accept (``rules``, at ``now``), each with its owner's uid, whose job that line is.
-
-    Raises:
-        QueueError: the state dir or one of the files cannot be read.
-        LedgerError: the ledger cannot be read.
-    """
-    offsets = _offsets(state_dir)
-    return [
-        (path, owner)
-        for path, owner in _read_files(state_dir)
-        if _unread_lines(state_dir, path, job_id, offsets, now, rules).job
-    ]
 
 
 def _offsets(state_dir: Path) -> dict[str, QueueFileRecord]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from daemon.cli import cancel_cmd, main
+from daemon.cli.unread import UnreadJob
 from daemon.reports.lines import user_name
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import job_line, make_service
@@ -84,21 +85,72 @@ def test_roots_status_finds_another_users_unread_job_as_its_cancel_does(
         "job_id": "theirs", "state": "submitted", "queue_file": str(path),
         "cancel_requested": True, "newline_pending": False,
     }  # fmt: skip
-    bob = _spool_file(tmp_path, BOB, job_line(id="theirs"))
-    assert main(["status", "theirs", "--state-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "unread in several users' queue files" in err and str(bob) in err
+    _spool_file(tmp_path, BOB, job_line(id="theirs"))  # read after Alice's: rejected
+    assert main(["status", "theirs", "--state-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith(f"theirs: submitted to {whose}, ")
 
 
-def test_root_is_refused_a_job_id_unread_in_several_users_files(
+def test_roots_status_cancel_and_jobs_take_the_line_of_an_id_the_daemon_takes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """An id unread in Alice's and Bob's queue files: root's ``status`` and ``cancel``
+    refused it (`unread in several users' queue files`, exit 2) while ``jobs`` listed Alice's
+    line, which the daemon takes (it reads ``queue.d`` by name, and rejects Bob's as another
+    user's id). All three now take Alice's: ``status`` shows her file, ``cancel`` follows her
+    line, and the daemon then cancels her job and rejects Bob's line."""
     alice = _spool_file(tmp_path, ALICE, job_line(id="same"))
     bob = _spool_file(tmp_path, BOB, job_line(id="same"))
-    assert main(["cancel", "same", "--state-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "unread in several users' queue files" in err and str(alice) in err and str(bob) in err
-    assert alice.read_text() == job_line(id="same") and bob.read_text() == job_line(id="same")
+    state = ["--state-dir", str(tmp_path)]
+    assert main(["jobs", *state, "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert (listed["queue_file"], listed["cancel_requested"]) == (str(alice), False)
+    assert main(["status", "same", *state, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["queue_file"] == str(alice)
+    assert main(["cancel", "same", *state, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["queue_file"] == str(alice)
+    assert bob.read_text() == job_line(id="same")
+    assert main(["status", "same", *state, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["queue_file"], shown["cancel_requested"]) == (str(alice), True)
+    assert main(["jobs", *state, "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert (listed["queue_file"], listed["cancel_requested"]) == (str(alice), True)
+
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    service.tick(clock())
+    service.close()
+    job = service.ledger.job("same")
+    assert (job.uid, job.state, executor.launches) == (ALICE, "cancelled", [])
+    [rejected] = [json.loads(r) for r in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert rejected["file"] == f"queue.d/{BOB}.jsonl"
+
+
+def test_roots_status_counts_a_cancel_in_a_later_file_of_the_owner_as_jobs_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alice's job in her ``queue.d/<uid>.1.jsonl``, her cancel of it in her
+    ``queue.d/<uid>.jsonl``, which the daemon reads after it (by name): it cancels the job,
+    and ``jobs`` said so, but root's ``status`` looked for a cancel in the job's own file
+    only and showed none. It now counts it as ``jobs`` does."""
+    _spool_file(tmp_path, ALICE, json.dumps({"cancel": "hers"}) + "\n")
+    first = tmp_path / "queue.d" / f"{ALICE}.1.jsonl"
+    first.write_text(job_line(id="hers"))
+    os.chown(first, ALICE, ALICE)
+    state = ["--state-dir", str(tmp_path)]
+    assert main(["jobs", *state, "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["cancel_requested"] is True
+    assert main(["status", "hers", *state, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cancel_requested"] is True
+
+    clock, executor = FakeClock(), RecordingExecutor()
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    service.tick(clock())
+    service.close()
+    assert service.ledger.job("hers").state == "cancelled"
 
 
 def test_root_does_not_cancel_a_line_the_daemon_never_reads(
@@ -121,14 +173,14 @@ def test_roots_cancel_never_creates_the_file_of_a_user_whose_file_went_away(
     the user's name. The file of another user is now never created: the cancel fails saying
     the file is gone, and leaves nothing."""
     path = _spool_file(tmp_path, ALICE, job_line(id="theirs"))
-    found = cancel_cmd.unread_job_files
+    found = cancel_cmd.unread_job_taken
 
-    def then_removed(state_dir: Path, job_id: str, **when: Any) -> list[tuple[Path, int]]:
-        files = found(state_dir, job_id, **when)  # the real lookup, then the owner removes the file
+    def then_removed(state_dir: Path, job_id: str, uid: int, **when: Any) -> UnreadJob | None:
+        job = found(state_dir, job_id, uid, **when)  # the real lookup, then the owner removes it
         path.unlink()
-        return files
+        return job
 
-    monkeypatch.setattr(cancel_cmd, "unread_job_files", then_removed)
+    monkeypatch.setattr(cancel_cmd, "unread_job_taken", then_removed)
     assert main(["cancel", "theirs", "--state-dir", str(tmp_path)]) == 1
     assert "no longer exists" in capsys.readouterr().err
     assert not path.exists()
