@@ -83,11 +83,15 @@ def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | Non
     hold the id, the daemon takes the first it reads, and rejects the others.
 
     Raises:
-        UsageError: no queue file the caller may cancel in holds it unread.
+        UsageError: no queue file the caller may cancel in holds it unread, or the line the
+            daemon takes for it is another user's.
     """
     state_dir, now, rules = settings.state_dir, datetime.now(UTC), line_rules(settings)
     job = unread_job_taken(state_dir, job_id, uid, now=now, rules=rules)
     if job is not None:
+        if uid not in (job.uid, 0):  # the main queue.jsonl's, read before the caller's file
+            raise UsageError(f"job {job_id} belongs to {user_name(job.uid)}, not to you (its "
+                             f"line {job.queue_file}:{job.line_no}, not read yet)")  # fmt: skip
         own = job.queue_file == submit_target(state_dir, uid)
         return None if own else (job.queue_file, job.uid)
     rejected = rejected_naming(state_dir / REJECTED_NAME, job_id, uid)

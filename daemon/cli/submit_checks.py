@@ -19,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from daemon.catalog import gpu_catalog
-from daemon.cli.unread import line_rules, unread_job
+from daemon.cli.unread import line_rules, unread_job_taken
 from daemon.errors import UsageError
 from daemon.executors import jobfiles
 from daemon.executors.workdir import workdir_problem
 from daemon.inventory import build_inventory
 from daemon.ledger import LedgerError
 from daemon.planning import request_spec
-from daemon.queue import QueueError
+from daemon.queue import QUEUE_NAME, QueueError, submit_target
 from daemon.queue.job_request import JobRequest
+from daemon.reports.lines import user_name
 from daemon.settings import Settings
 from policies import Device
 from policies.candidates import device_groups, estimate_on, unfit_reason
@@ -84,24 +85,33 @@ def submit_warnings(
 
 
 def unread_duplicate(settings: Settings, job_id: str, uid: int, now: datetime) -> list[str]:
-    """A warning when the caller's queue file already holds a job line with ``job_id`` that
-    the daemon has not read yet and will accept (read at ``now``): it reads that one and
-    ignores the new line (the same id again is, by design, a resubmission); a line it will
-    reject takes no id. None when the file cannot be read: the append says why."""
+    """A warning when a job line with ``job_id`` that the daemon has not read yet and will
+    accept (read at ``now``) comes before the new line: in the caller's queue file (it reads
+    that one and ignores the new line: the same id again is, by design, a resubmission), or,
+    for another user, in the main ``queue.jsonl`` where they may read it (the daemon reads
+    it first, and rejects the new line); a line it will reject takes no id. None when a file
+    cannot be read: the append says why."""
+    state_dir = settings.state_dir
     try:
-        found = unread_job(settings.state_dir, job_id, uid, now=now, rules=line_rules(settings))
+        found = unread_job_taken(state_dir, job_id, uid, now=now, rules=line_rules(settings))
+        target = submit_target(state_dir, uid)
     except (QueueError, LedgerError):
         return []
-    if found is None:
-        return []
-    path, lines = found
-    cancel = "; a cancel for it follows there too" if lines.cancel else ""
+    if found is None or found.queue_file not in (target, state_dir / QUEUE_NAME):
+        return []  # root: another user's file, read after root's queue.jsonl
+    if found.uid != uid:
+        return [
+            f"an unread line of {found.queue_file} ({user_name(found.uid)}'s, read before your "
+            f"queue file) already has id {job_id!r}: the daemon will take that job and reject "
+            f"this line (another user's id); choose another --id"
+        ]
+    cancel = "; a cancel for it follows there too" if found.cancel else ""
     # that line has no newline yet: this submit's line starts with one, which ends it
-    ends = "" if lines.ended else " (its line had no newline: this submit ends it)"
+    ends = "" if found.ended else " (its line had no newline: this submit ends it)"
     return [
-        f"an unread line of {path} already has id {job_id!r}{ends}: the daemon will read that "
-        f"job and ignore this one (a resubmission){cancel}; see `carbond status {job_id}`, or "
-        "choose another --id"
+        f"an unread line of {found.queue_file} already has id {job_id!r}{ends}: the daemon "
+        f"will read that job and ignore this one (a resubmission){cancel}; see `carbond "
+        f"status {job_id}`, or choose another --id"
     ]
 
 

@@ -1,7 +1,8 @@
 """A job submitted that the daemon has not read yet (it is down, or has not ingested the line
 yet): its line is still past the ledger's ingestion offset in its queue file. ``carbond
-cancel`` and ``status`` look for it in the caller's own queue file when the ledger has no such
-id; root's also in every other queue file the daemon reads."""
+cancel``, ``status``, ``jobs`` and ``submit`` look for it in the caller's own queue file when
+the ledger has no such id, and in the main ``queue.jsonl`` where they may read it (the daemon
+reads it first); root's in every queue file the daemon reads."""
 
 from __future__ import annotations
 
@@ -17,9 +18,7 @@ from daemon.queue import (
     QUEUE_NAME,
     SPOOL_DIR,
     QueueError,
-    UnreadLines,
     submit_target,
-    unread_lines,
 )
 from daemon.queue.files import attribution
 from daemon.queue.job_request import JobRequest
@@ -37,7 +36,6 @@ from daemon.statedir import LEDGER_NAME
 __all__ = [
     "UnreadJob",
     "line_rules",
-    "unread_job",
     "unread_job_taken",
     "unread_jobs",
     "unread_rejected_line",
@@ -50,21 +48,6 @@ def line_rules(settings: Settings) -> LineRules:
     <daemon.queue.ingest.Queue.from_settings>` reads them): what it will accept."""
     known = tuple(region.name for region in settings.regions) or None
     return LineRules(settings.queue.max_line_bytes, known)
-
-
-def unread_job(
-    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
-) -> tuple[Path, UnreadLines] | None:
-    """:func:`unread_job_file`, with whether a cancel line for the job follows its line there
-    (``carbond cancel`` before the daemon read either).
-
-    Raises:
-        QueueError: the state dir or the file cannot be read.
-        LedgerError: the ledger cannot be read.
-    """
-    target = submit_target(state_dir, uid)
-    lines = _unread_lines(state_dir, target, job_id, _offsets(state_dir), now, rules)
-    return (target, lines) if lines.job else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +68,45 @@ def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -
     where ``carbond status`` looks for one: the caller's own queue file, root's every queue
     file the daemon reads; in the order it reads them, also those without an id (the daemon
     gives each a new one when it reads it), an id once: the first line with it, in any of
-    these files (it drops or rejects a later one). Lines the daemon will reject are not jobs:
-    ``--state rejected`` lists them once read.
+    these files (it drops or rejects a later one; another user's: the main ``queue.jsonl``
+    where the caller may read it, which the daemon reads first). Lines the daemon will
+    reject are not jobs: ``--state rejected`` lists them once read.
 
     Raises:
         QueueError: the state dir or a file cannot be read.
         LedgerError: the ledger cannot be read.
     """
+    taken = _taken_jobs(state_dir, uid, now, rules)
+    return [job for job in taken if uid in (0, job.uid)]
+
+
+def unread_job_taken(
+    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
+) -> UnreadJob | None:
+    """The line the daemon will take as ``job_id``'s job, as :func:`unread_jobs` takes them
+    (``carbond jobs``): ``carbond status`` shows it and ``carbond cancel`` follows it, so all
+    three agree on which it is (root: the first file the daemon reads that holds it, when
+    several users' do; its cancel counted as the daemon counts it, also from a later file of
+    its owner's). For another user, also a line of the main ``queue.jsonl`` where they may
+    read it: another user's there takes the id before theirs. None: no unread line it will
+    accept has that id.
+
+    Raises:
+        QueueError: the state dir or a file cannot be read.
+        LedgerError: the ledger cannot be read.
+    """
+    jobs = _taken_jobs(state_dir, uid, now, rules)
+    return next((job for job in jobs if job.request.job_id == job_id), None)
+
+
+def _taken_jobs(state_dir: Path, uid: int, now: datetime, rules: LineRules) -> list[UnreadJob]:
+    """:func:`unread_jobs`, with those of another user's file read before the caller's."""
     offsets = _offsets(state_dir)
     if uid == 0:
         files = _read_files(state_dir)
     else:
         target = submit_target(state_dir, uid)
-        files = [(target, uid)]
+        files = [*_readable_main(state_dir, target), (target, uid)]
     # as the daemon reads them: one id is one job, whichever file holds it first
     reads = [(path, owner, _unread_from(offsets, state_dir, path)) for path, owner in files]
     return [
@@ -106,21 +115,20 @@ def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -
     ]
 
 
-def unread_job_taken(
-    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
-) -> UnreadJob | None:
-    """The line the daemon will take as ``job_id``'s job, of those :func:`unread_jobs` lists
-    (``carbond jobs``): ``carbond status`` shows it and ``carbond cancel`` follows it, so all
-    three agree on which it is (root: the first file the daemon reads that holds it, when
-    several users' do; its cancel counted as the daemon counts it, also from a later file of
-    its owner's); None: no unread line it will accept has that id.
-
-    Raises:
-        QueueError: the state dir or a file cannot be read.
-        LedgerError: the ledger cannot be read.
-    """
-    jobs = unread_jobs(state_dir, uid, now=now, rules=rules)
-    return next((job for job in jobs if job.request.job_id == job_id), None)
+def _readable_main(state_dir: Path, target: Path) -> list[tuple[Path, int]]:
+    """The main ``queue.jsonl`` with its owner, when it is not ``target`` (the caller's own
+    file), the daemon reads it (the first file it reads) and the caller may: its lines take
+    an id before theirs. Else none (what the caller cannot read, it cannot judge)."""
+    path = state_dir / QUEUE_NAME
+    if path == target:
+        return []
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return []
+    if not stat.S_ISREG(st.st_mode) or isinstance(attribution(QUEUE_NAME, st), str):
+        return []  # the daemon never reads its lines
+    return [(path, st.st_uid)] if os.access(path, os.R_OK) else []
 
 
 def unread_rejected_line(
@@ -215,15 +223,3 @@ def _unread_from(
         return UnreadStart(offset, record.line_no, record.skipping)
 
     return start
-
-
-def _unread_lines(
-    state_dir: Path,
-    path: Path,
-    job_id: str,
-    offsets: dict[str, QueueFileRecord],
-    now: datetime,
-    rules: LineRules,
-) -> UnreadLines:
-    # from where the daemon goes on reading: also past a copy of the state dir (same bytes)
-    return unread_lines(path, job_id, now, _unread_from(offsets, state_dir, path), rules)

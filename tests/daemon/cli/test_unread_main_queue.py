@@ -1,0 +1,78 @@
+"""Another user's ``carbond jobs``, ``status``, ``cancel`` and ``submit`` of lines the daemon
+has not read yet judge them with the main ``queue.jsonl`` where they may read it: the daemon
+reads it first, so a line there takes an id before theirs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from daemon.reports.lines import user_name
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.cli.cli_run import run_cli
+from tests.daemon.helpers import job_line, make_service
+from tests.daemon.users import user_with_uid
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="files owned by another user")
+
+ALICE = 14242  # as tests/daemon/cli/test_cancel_unread.py's: no daemon of hers
+
+
+@pytest.fixture(autouse=True)
+def _owner_has_a_passwd_entry() -> None:
+    user_with_uid(ALICE)
+
+
+def test_a_users_unread_line_whose_id_the_main_queue_takes_first_is_no_job_of_theirs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root's unread ``queue.jsonl`` (world-readable) and Alice's ``queue.d`` file both hold
+    id ``same``: the daemon reads ``queue.jsonl`` first, takes root's, and rejects Alice's as
+    another user's id. Alice's ``jobs`` listed hers as submitted, her ``status`` showed hers,
+    and her ``submit --id same`` gave no warning: they looked in her own file only. They now
+    include ``queue.jsonl`` in the judgement: ``jobs`` lists only ``mine``, ``status`` shows
+    root's line, ``cancel`` refuses it as root's, and ``submit`` warns that the daemon will
+    reject her line, naming ``queue.jsonl``."""
+    queue = tmp_path / "queue.jsonl"
+    queue.write_text(job_line(id="same"))
+    queue.chmod(0o644)
+    spool = tmp_path / "queue.d"
+    spool.mkdir(mode=0o1733)
+    spool.chmod(0o1733)
+    hers = spool / f"{ALICE}.jsonl"
+    hers.write_text(job_line(id="same") + job_line(id="mine"))
+    os.chown(hers, ALICE, ALICE)
+    state = ("--state-dir", str(tmp_path))
+
+    with monkeypatch.context() as alice:
+        alice.setattr(os, "getuid", lambda: ALICE)
+        code, out, _ = run_cli(capsys, "jobs", *state, "--json")
+        assert code == 0 and [j["job_id"] for j in json.loads(out)] == ["mine"]
+        code, out, _ = run_cli(capsys, "status", "same", *state, "--json")
+        assert code == 0 and json.loads(out)["queue_file"] == str(queue)
+        code, out, err = run_cli(capsys, "cancel", "same", *state)
+        assert (code, out) == (2, "")
+        assert err.startswith(f"carbond: error: job same belongs to {user_name(0)}, not to you")
+        code, out, err = run_cli(capsys, "submit", *state, "--id", "same", "--model",
+                                 "llama-1b", "--", "/bin/echo", "hi")  # fmt: skip
+        assert code == 0 and out == f"submitted same to {hers}\n"
+        assert f"an unread line of {queue} ({user_name(0)}'s" in err
+        assert "the daemon will take that job and reject this line" in err
+        code, _, err = run_cli(capsys, "submit", *state, "--id", "mine", "--model",
+                               "llama-1b", "--", "/bin/echo", "hi")  # fmt: skip
+        assert code == 0 and f"an unread line of {hers} already has id 'mine'" in err
+    assert queue.read_text() == job_line(id="same")
+
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    service.tick(clock())
+    service.close()
+    assert (service.ledger.job("same").uid, service.ledger.job("mine").uid) == (0, ALICE)
+    rejected = [json.loads(r) for r in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["file"], r["line_no"]) for r in rejected] == [
+        (f"queue.d/{ALICE}.jsonl", 1), (f"queue.d/{ALICE}.jsonl", 3)
+    ]  # fmt: skip
