@@ -10,13 +10,22 @@ sbatch reads: long (``--begin=now``, ``--begin now``), an abbreviation sbatch ta
 (``--beg``), short (``-bnow``, ``-b now``) or after short flags that take no value
 (``-vHb``). What sbatch 22.05 takes was read from its own answers (``sbatch --p``: "ambiguous;
 possibilities: '--parsable' '--partition' ..."); no sbatch option that carbond lets through is
-the abbreviation of one it refuses.
+the abbreviation of one it refuses. An option that requires a value given none (``--mem``,
+``-t``: :mod:`daemon.settings.sbatch_table`) is refused too: sbatch would take the next word
+of its command line as that value.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from daemon.settings.sbatch_table import (
+    FLAGS_SHORT,
+    LONG_OPTIONS,
+    VALUE_REQUIRED,
+    VALUE_REQUIRED_SHORT,
+)
 
 __all__ = ["gives", "refusal"]
 
@@ -110,13 +119,7 @@ def refusal(option: str, *, account: bool = False, qos: bool = False) -> str | N
             "by: leave it out"
         )
     refused = _carbonds(option, name, account=account, qos=qos)
-    if refused is None and name.startswith("--") and option[len(name) :][:1].isspace():
-        value = option[len(name) :].strip()
-        return (
-            f"sbatch reads {option!r} as one word, an option it does not know, and refuses "
-            f"every job of this region: write it {name}={value}"
-        )
-    return refused
+    return refused if refused is not None else _miswritten(option, name)
 
 
 def gives(option: str, long: str) -> bool:
@@ -126,6 +129,48 @@ def gives(option: str, long: str) -> bool:
     after ``=`` (or a space, as :func:`refusal` reads it)."""
     name = _name(option)
     return name.startswith(f"--{_SHORTEST[long]}") and f"--{long}".startswith(name)
+
+
+def _miswritten(option: str, name: str) -> str | None:
+    """Why ``option`` (its word up to ``=`` or a space: ``name``) does not give sbatch what
+    it reads as: a long option split from its value by a space (sbatch reads the whole word
+    as an option it does not know), or one that requires a value given none (:func:`_bare`)."""
+    if name.startswith("--") and option[len(name) :][:1].isspace():
+        value = option[len(name) :].strip()
+        return (
+            f"sbatch reads {option!r} as one word, an option it does not know, and refuses "
+            f"every job of this region: write it {name}={value}"
+        )
+    return _bare(option) if option == name else None
+
+
+def _bare(option: str) -> str | None:
+    """Why ``option`` (a whole argv word, with no ``=`` or space) is refused as an option
+    that requires a value given without one (``--mem``; ``--wck``, an abbreviation sbatch
+    takes, of ``--wckey``; ``-t``; ``-vt``), or None. sbatch would take the next
+    word of its command line as the value: the next option (``--mem --reservation=x`` is
+    no reservation) or, for the last one, none, and every job of the region refused."""
+    if option.startswith("--"):
+        given = option[2:]
+        found = (
+            [given] if given in LONG_OPTIONS else [o for o in LONG_OPTIONS if o.startswith(given)]
+        )
+        if len(found) != 1 or found[0] not in VALUE_REQUIRED:
+            return None
+        how, spelled = f"--{found[0]}=<value>", f"sbatch's --{found[0]}"
+    else:
+        letters = _letters(option)
+        last = letters[-1]
+        if len(option) != 1 + len(letters) or last not in VALUE_REQUIRED_SHORT:
+            return None
+        if not FLAGS_SHORT.issuperset(letters[:-1]):  # -kt: --no-kill=t; -It: no option
+            return None
+        how, spelled = f"{option}<value>", f"sbatch's -{last}"
+    return (
+        f"{option!r} gives {spelled} without the value it requires: sbatch would take the "
+        "next word of its command line as it (the next option, or none, and every job of "
+        f"this region refused): write it {how}"
+    )
 
 
 def _name(option: str) -> str:

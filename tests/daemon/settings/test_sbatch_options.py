@@ -191,6 +191,41 @@ def test_a_long_option_and_its_value_in_one_entry_split_by_a_space_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("option", "spelled", "how"),
+    [("--mem", "--mem", "--mem=<value>"), ("--wck", "--wckey", "--wckey=<value>"),
+     ("--time", "--time", "--time=<value>"), ("--reservation", "--reservation",
+     "--reservation=<value>"), ("--wait-", "--wait-all-nodes", "--wait-all-nodes=<value>"),
+     ("-t", "-t", "-t<value>"), ("-vt", "-t", "-vt<value>"), ("-c", "-c", "-c<value>"),
+     ("-sOq", "-q", "-sOq<value>")],
+)  # fmt: skip
+def test_an_option_that_requires_a_value_given_none_is_refused_at_its_line(
+    tmp_path: Path, option: str, spelled: str, how: str
+) -> None:
+    """``"--mem"`` alone loaded, and sbatch (22.05: "option '--mem' requires an argument")
+    took the next word of its command line as its value: ``["--mem", "--reservation=x"]``
+    read to carbond as a reservation that sbatch never saw, and a last ``"--mem"`` made
+    every submit fail. Refused at its line, with how to write it."""
+    assert _problems(tmp_path, f'sbatch_options = ["{option}", "--reservation=x"]\n') == [
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's {spelled} without the "
+        "value it requires: sbatch would take the next word of its command line as it (the "
+        f"next option, or none, and every job of this region refused): write it {how}"
+    ]
+
+
+def test_an_option_whose_value_is_optional_or_none_is_kept_bare(tmp_path: Path) -> None:
+    """sbatch takes these alone (``--exclusive[=user]``, ``-k`` is ``--no-kill[=off]``):
+    only a value it requires is refused missing."""
+    options = ("--exclusive", "--nice", "--get-user-env", "--no-kill", "--propagate", "-k",
+               "-vk", "--requeue", "--contiguous", "--use-min-nodes", "-v", "-s", "-O",
+               "--mem=4G", "-t60")  # fmt: skip
+    config = tmp_path / "kept.toml"
+    listed = ", ".join(f'"{o}"' for o in options)
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = [{listed}]\n')
+    [region] = load_settings(config).regions
+    assert region.slurm is not None and region.slurm.sbatch_options == options
+
+
+@pytest.mark.parametrize(
     "escaped", ["--mem=4G\\u0000", "--mail-user=a\\tb", "--mem=4G\\r", "-\\u001b[0m", "-", "--=x",
                 "-- x"],
 )  # fmt: skip
@@ -230,6 +265,8 @@ _option_text = st.one_of(
 @given(_option_text, st.booleans())
 @example("--mem=4G\x00", False)  # loaded, then each launch raised ValueError
 @example("--acc=b", True)
+@example("--mem", False)  # loaded, and sbatch took the next option as its value
+@example("-vt", True)
 def test_any_sbatch_option_loads_or_is_refused_in_one_line(option: str, account: bool) -> None:
     """Whatever one ``sbatch_options`` entry holds, the config loads with it as it was (an
     argv word a launch can pass: it starts with ``-`` and holds no NUL) or fails with one

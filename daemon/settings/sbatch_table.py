@@ -1,0 +1,63 @@
+"""sbatch 22.05's options as its own parser reads them: each long option by whether it takes a
+value (required, optional or none), and the short letters that require one; for
+:mod:`daemon.settings.sbatch_options`, which refuses an option given without the value it
+requires (sbatch would take the next word of its command line as that value).
+
+Read from sbatch 22.05.8 itself (no controller needed: ``SLURM_CONF`` naming a throwaway
+``slurm.conf``, cwd under /tmp, the script on standard input from /dev/null):
+
+- the long names: the possibilities ``sbatch --a`` ... ``sbatch --z`` lists ("option '--a'
+  is ambiguous; possibilities: '--account' '--acctg-freq' '--array'"; ``--j``, ``--k``,
+  ``--l`` are each one option, named by the next step), which hold every ``--x`` name of
+  ``sbatch --help``; no other string of ``libslurmfull.so`` or ``sbatch`` is a long option
+  sbatch takes (each tried as ``sbatch --<string>``: unrecognized, ambiguous or a prefix of
+  a listed one);
+- each name: ``sbatch --<name>`` says "option '--<name>' requires an argument" (required),
+  else ``sbatch --<name>=x`` says "option '--<name>' doesn't allow an argument" (none), else
+  it is optional (``--exclusive[=user]``);
+- each letter a-z, A-Z, 0-9: ``sbatch -<letter>`` says "option requires an argument -- 't'"
+  (required), else ``sbatch -<letter>A`` says it is an invalid option (``-I``, ``-u``), reads
+  ``A`` as the letter's value (``-kA``: "Invalid --no-kill specification") or as the next
+  option (a flag).
+
+Checked 2026-12-07: for every prefix of every long name and every short word of one to three
+letters, sbatch said "requires an argument" exactly where
+:func:`daemon.settings.sbatch_options.refusal` refuses the word alone as missing its value
+(``-V``, ``-h`` aside: sbatch answers and exits, and carbond refuses them anyway).
+"""
+
+from __future__ import annotations
+
+__all__ = ["FLAGS_SHORT", "LONG_OPTIONS", "VALUE_REQUIRED", "VALUE_REQUIRED_SHORT"]
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# long options that require a value: ``--mem`` alone takes the next argv word as it
+VALUE_REQUIRED = _words("""
+    account acctg-freq array batch bb bbf begin chdir cluster cluster-constraint clusters
+    comment constraint container context core-spec cores-per-socket cpu-freq cpus-per-gpu
+    cpus-per-task deadline delay-boot dependency distribution error exclude export
+    export-file extra-node-info gid gpu-bind gpu-freq gpus gpus-per-node gpus-per-socket
+    gpus-per-task gres gres-flags hint input job-name kill-on-invalid-dep licenses
+    mail-type mail-user mcs-label mem mem-bind mem-per-cpu mem-per-gpu mincpus network
+    nodefile nodelist nodes ntasks ntasks-per-core ntasks-per-gpu ntasks-per-node
+    ntasks-per-socket ntasks-per-tres open-mode output partition power prefer priority
+    profile qos reservation signal sockets-per-node switches tasks-per-node thread-spec
+    threads-per-core time time-min tmp uid wait-all-nodes wckey wrap
+""")
+# long options whose value is optional (``--exclusive``, ``--exclusive=user``)
+_VALUE_OPTIONAL = _words("exclusive get-user-env nice no-kill propagate")
+# long options that take no value
+_NO_VALUE = _words("""
+    contiguous help hold ignore-pbs no-requeue overcommit oversubscribe parsable quiet reboot
+    requeue spread-job test-only usage use-min-nodes verbose version wait
+""")
+LONG_OPTIONS = VALUE_REQUIRED | _VALUE_OPTIONAL | _NO_VALUE
+# short options that require a value: ``-t`` alone takes the next argv word as it (``-t60``
+# gives it in the same word)
+VALUE_REQUIRED_SHORT = frozenset("abcdeimnopqtwxABCDFGJLMNS")
+# short options that take no value: in one word (``-vt``) the next letter is another option
+FLAGS_SHORT = frozenset("hsvHOQVW")
