@@ -1,5 +1,5 @@
 """Which ``sbatch_options`` of a ``[regions.slurm]`` table carbond refuses, and why; and
-which sbatch option one gives (:func:`gives`: the Slurm executor reads a reservation so).
+what one gives an sbatch option (:func:`given`: the Slurm executor reads a reservation so).
 
 carbond's own ``sbatch`` options come first and a region's ``sbatch_options`` after them
 (``daemon.executors.slurm.commands.sbatch_argv``), so sbatch takes the region's where both
@@ -27,7 +27,7 @@ from daemon.settings.sbatch_table import (
     VALUE_REQUIRED_SHORT,
 )
 
-__all__ = ["gives", "refusal"]
+__all__ = ["given", "refusal"]
 
 # sbatch's short options that take no value (Slurm 22.05's, and salloc's -I and -u): in one
 # word (``-vH``) the letter after one of them is another option; after any other letter the
@@ -38,7 +38,7 @@ _NO_VALUE = frozenset("HIkOQsuVvWh")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # sbatch's options that set a job's GPUs: carbond's own --gres=<gres>:N is the job's request
 _GPU_OPTIONS = ("--gpus", "--gpus-per-node", "--gpus-per-socket", "--gpus-per-task", "--gres")
-# the shortest abbreviation sbatch 22.05 takes of each long option :func:`gives` is asked
+# the shortest abbreviation sbatch 22.05 takes of each long option :func:`given` is asked
 # about (``sbatch --re``: "ambiguous; possibilities: '--reboot' '--requeue' '--reservation'")
 _SHORTEST = {"reservation": "res"}
 
@@ -122,13 +122,18 @@ def refusal(option: str, *, account: bool = False, qos: bool = False) -> str | N
     return refused if refused is not None else _miswritten(option, name)
 
 
-def gives(option: str, long: str) -> bool:
-    """Whether ``option`` (one of a region's ``sbatch_options``, as the config took it) gives
-    sbatch's ``--<long>`` (one of :data:`_SHORTEST`): spelled whole or as an abbreviation
-    sbatch takes (``--res=maint`` gives ``--reservation``; ``--re`` is ambiguous), its value
-    after ``=`` (or a space, as :func:`refusal` reads it)."""
+def given(option: str, long: str) -> str | None:
+    """The value ``option`` (one of a region's ``sbatch_options``, as the config took it)
+    gives sbatch's ``--<long>`` (one of :data:`_SHORTEST`), or None where it gives none:
+    spelled whole or as an abbreviation sbatch takes (``--res=maint`` gives ``maint``;
+    ``--re`` is ambiguous), its value after ``=`` (or a space, as :func:`refusal` reads it).
+    ``--reservation=`` gives the empty value, which sbatch 22.05 takes and Slurm reads as no
+    reservation (``sbatch --test-only --reservation=`` plans the job outside any, where
+    ``--reservation=nosuch`` is "Requested reservation is invalid")."""
     name = _name(option)
-    return name.startswith(f"--{_SHORTEST[long]}") and f"--{long}".startswith(name)
+    if not (name.startswith(f"--{_SHORTEST[long]}") and f"--{long}".startswith(name)):
+        return None
+    return option[len(name) + 1 :]
 
 
 def _miswritten(option: str, name: str) -> str | None:

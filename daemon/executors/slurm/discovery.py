@@ -24,7 +24,7 @@ from daemon.executors.slurm.parse import RunningRow
 from daemon.executors.slurm.partitions import PartitionStates
 from daemon.executors.slurm.queries import SlurmQueries
 from daemon.executors.slurm.reach import Reach
-from daemon.settings.sbatch_options import gives
+from daemon.settings.sbatch_options import given
 from policies import Device
 
 __all__ = ["SlurmDiscovery"]
@@ -203,7 +203,9 @@ class SlurmDiscovery:
 
 
 def _into_reservation(target: cmd.Target) -> bool:
-    """Whether ``target``'s jobs are submitted into a reservation: ``--reservation=NAME`` in
-    its ``sbatch_options``, or an abbreviation sbatch takes (``--res=NAME``), read as the
-    config read it (:func:`daemon.settings.sbatch_options.gives`)."""
-    return any(gives(o, "reservation") for o in target.sbatch_options)
+    """Whether ``target``'s jobs are submitted into a reservation: the last
+    ``--reservation=NAME`` in its ``sbatch_options`` (sbatch takes the last), or an
+    abbreviation sbatch takes (``--res=NAME``), read as the config read it
+    (:func:`daemon.settings.sbatch_options.given`), names one: ``--reservation=`` is none."""
+    names = [n for o in target.sbatch_options if (n := given(o, "reservation")) is not None]
+    return bool(names) and names[-1] != ""

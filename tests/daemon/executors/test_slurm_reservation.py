@@ -53,3 +53,24 @@ def test_a_region_asking_no_reservation_keeps_off_reserved_nodes(
     """``--re`` is ambiguous to sbatch (``--reboot``, ``--requeue``, ``--reservation``), and
     ``--requeue`` asks no reservation."""
     assert _qc_available(options) == [False, False]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [("--reservation=",), ("--mem=4G", "--res="), ("--reservation=maint", "--reservation=")],
+)
+def test_a_region_whose_last_reservation_is_empty_keeps_off_reserved_nodes(
+    options: tuple[str, ...],
+) -> None:
+    """sbatch 22.05 takes ``--reservation=`` and Slurm reads it as no reservation (``sbatch
+    --test-only --reservation=`` plans the job on any node; ``--reservation=nosuch`` is
+    "Requested reservation is invalid"), the last one given replacing an earlier one; carbond
+    read any ``--reservation=...`` as asking one and planned onto reserved GPUs the jobs
+    could not start on (they waited, ``ReqNodeNotAvail``)."""
+    assert all(refusal(option) is None for option in options)  # loads, as sbatch takes it
+    assert _qc_available(options) == [False, False]
+
+
+def test_a_region_whose_last_reservation_names_one_may_use_reserved_nodes() -> None:
+    """An empty ``--reservation=`` before a named one is replaced by it, as sbatch reads it."""
+    assert _qc_available(("--reservation=", "--res=maint")) == [True, True]
