@@ -4,6 +4,9 @@ Builds a state dir whose ledger holds ``JOBS`` queued jobs, then times, as subpr
 
 - ``carbond jobs`` (the default page with totals) and ``carbond jobs --json`` (every job,
   streamed to /dev/null): wall time and peak RSS of each;
+- with the daemon down and ``JOBS`` job lines unread in ``queue.jsonl`` (no ledger yet):
+  ``carbond jobs``, ``carbond status ID`` of the last line and ``carbond submit --id`` of an
+  id no line has (its duplicate check), each against ``carbond --version`` (start-up alone);
 - the real ``carbond run`` (run-now, 4 simulated GPUs whose jobs outlast the bench, default
   intervals: ingest every 2 s, plan every 30 s) with those jobs waiting: ``SUBMITS`` jobs
   appended to the queue at random moments, each timed until the ledger has it. The documented
@@ -69,11 +72,36 @@ def _build(state: Path) -> None:
             accepted += batch
 
 
-def _timed(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one ``python -m daemon`` run, output discarded."""
+def _unread_state(root: Path) -> Path:
+    """A state dir no daemon has read: ``JOBS`` job lines in its ``queue.jsonl``, no ledger."""
+    state = root / "unread"
+    state.mkdir()
+    (state / "queue.jsonl").write_text(
+        "".join(json.dumps({**LINE, "id": f"u{i}"}) + "\n" for i in range(JOBS))
+    )
+    return state
+
+
+def _unread_lookups(state: Path) -> None:
+    """Print the wall time of each command reading the unread lines of ``state``."""
+    at = ["--state-dir", str(state)]
+    for label, argv in (
+        ("--version (start-up)", ["--version"]),
+        ("jobs", ["jobs", *at]),
+        ("status (its last line)", ["status", *at, f"u{JOBS - 1}"]),
+        ("submit --id (a new id)", ["submit", *at, "--id", "fresh", "--model", "llama-1b",
+                                    "--", "true"]),
+    ):  # fmt: skip
+        wall_s, _ = _timed(argv, stderr=subprocess.DEVNULL)  # its notes: no ledger, regions
+        print(f"{JOBS:,} unread, carbond {label:22s}: {wall_s:5.2f} s")
+
+
+def _timed(argv: list[str], stderr: int | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one ``python -m daemon`` run, output discarded
+    (``stderr`` too with ``subprocess.DEVNULL``)."""
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "daemon", *argv], cwd=REPO,
-                             stdout=subprocess.DEVNULL)  # fmt: skip
+                             stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     assert child.returncode == 0, argv
@@ -128,6 +156,7 @@ def main() -> None:
         for argv in (["jobs"], ["jobs", "--json"]):
             wall_s, rss_mib = _timed([*argv, "--state-dir", str(state)])
             print(f"carbond {' '.join(argv):12s}: {wall_s:5.2f} s, peak RSS {rss_mib:.0f} MiB")
+        _unread_lookups(_unread_state(root))
         delays = _delays(root, state)
         print(f"submit-to-ingest with {JOBS:,} waiting, ingest_s 2.0, {SUBMITS} submits: "
               f"median {statistics.median(delays):.2f} s, max {max(delays):.2f} s")  # fmt: skip

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,8 +25,10 @@ from daemon.queue.resume import resume
 from daemon.queue.unread_lines import (
     LineRules,
     RejectedLine,
+    UnreadFrom,
     UnreadStart,
     rejected_job_line,
+    unread_files_job_line,
     unread_files_job_lines,
 )
 from daemon.settings import Settings
@@ -95,24 +96,33 @@ def unread_job_taken(
         QueueError: the state dir or a file cannot be read.
         LedgerError: the ledger cannot be read.
     """
-    jobs = _taken_jobs(state_dir, uid, now, rules)
-    return next((job for job in jobs if job.request.job_id == job_id), None)
+    found = unread_files_job_line(_reads(state_dir, uid), job_id, now, rules)
+    if found is None:
+        return None
+    path, owner, line = found
+    return UnreadJob(line.request, path, line.line_no, owner, line.cancel, line.ended)
 
 
 def _taken_jobs(state_dir: Path, uid: int, now: datetime, rules: LineRules) -> list[UnreadJob]:
     """:func:`unread_jobs`, with those of another user's file read before the caller's."""
+    return [
+        UnreadJob(line.request, path, line.line_no, owner, line.cancel, line.ended)
+        for path, owner, line in unread_files_job_lines(_reads(state_dir, uid), now, rules)
+    ]
+
+
+def _reads(state_dir: Path, uid: int) -> list[tuple[Path, int, UnreadFrom]]:
+    """The queue files whose unread lines decide ``uid``'s unread jobs, in the order the
+    daemon reads them (one id is one job, whichever file holds it first), each with its
+    owner and where the daemon goes on reading it: root's every file; another user's own
+    file, after the main ``queue.jsonl`` where they may read it."""
     offsets = _offsets(state_dir)
     if uid == 0:
         files = _read_files(state_dir)
     else:
         target = submit_target(state_dir, uid)
         files = [*_readable_main(state_dir, target), (target, uid)]
-    # as the daemon reads them: one id is one job, whichever file holds it first
-    reads = [(path, owner, _unread_from(offsets, state_dir, path)) for path, owner in files]
-    return [
-        UnreadJob(line.request, path, line.line_no, owner, line.cancel, line.ended)
-        for path, owner, line in unread_files_job_lines(reads, now, rules)
-    ]
+    return [(path, owner, _unread_from(offsets, state_dir, path)) for path, owner in files]
 
 
 def _readable_main(state_dir: Path, target: Path) -> list[tuple[Path, int]]:
@@ -209,9 +219,7 @@ def _offsets(state_dir: Path) -> dict[str, QueueFileRecord]:
         return ledger.queue_files()
 
 
-def _unread_from(
-    offsets: dict[str, QueueFileRecord], state_dir: Path, path: Path
-) -> Callable[[int, os.stat_result], UnreadStart]:
+def _unread_from(offsets: dict[str, QueueFileRecord], state_dir: Path, path: Path) -> UnreadFrom:
     """Where the daemon goes on reading ``path`` (also past a copy of the state dir), and its
     count of the lines before that."""
     record = offsets.get(str(path.relative_to(state_dir)))

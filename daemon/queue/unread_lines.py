@@ -29,6 +29,7 @@ __all__ = [
     "UnreadStart",
     "has_job_line",
     "rejected_job_line",
+    "unread_files_job_line",
     "unread_files_job_lines",
     "unread_job_lines",
     "unread_lines",
@@ -228,10 +229,50 @@ def unread_files_job_lines(
     Raises:
         QueueError: a file exists but cannot be read.
     """
+    return _take(files, now, rules, None)
+
+
+def unread_files_job_line(
+    files: Sequence[tuple[Path, int, UnreadFrom | None]],
+    job_id: str,
+    now: datetime,
+    rules: LineRules = LineRules(),
+) -> tuple[Path, int, UnreadJobLine] | None:
+    """The line of ``files`` that the daemon will take as ``job_id``'s job, as
+    :func:`unread_files_job_lines` takes them, with its cancel; None: none it will accept.
+    Only the lines that may name ``job_id`` (:func:`_may_name`) are parsed: the others can
+    neither be its job, nor take its id, nor cancel it, and with 100,000 unread lines
+    parsing each costs seconds (``carbond status``, ``cancel``, ``submit --id``).
+
+    Raises:
+        QueueError: a file exists but cannot be read.
+    """
+    found = _take(files, now, rules, _may_name(job_id))
+    return next((entry for entry in found if entry[2].request.job_id == job_id), None)
+
+
+def _may_name(job_id: str) -> Callable[[bytes], bool]:
+    """Whether a raw line may hold ``job_id`` as a JSON string: it spells it plainly (its
+    JSON form in UTF-8, as the daemon decodes a line), or it has a backslash (an escape such
+    as ``\\u0061`` may spell any character of it). No other line can: it is not parsed."""
+    needle = json.dumps(job_id, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return lambda raw: needle in raw or b"\\" in raw
+
+
+def _take(
+    files: Sequence[tuple[Path, int, UnreadFrom | None]],
+    now: datetime,
+    rules: LineRules,
+    may_name: Callable[[bytes], bool] | None,
+) -> list[tuple[Path, int, UnreadJobLine]]:
+    """:func:`unread_files_job_lines`, parsing only the lines ``may_name`` keeps (None: all;
+    the others are counted, never taken)."""
     taken = _Taken()
     unfinished: list[tuple[Path, int, UnreadJobLine]] = []  # read once they end: after these
     for path, owner, unread_from in files:
         for line_no, raw in _unread_raw(path, unread_from):
+            if may_name is not None and not may_name(raw):
+                continue
             parsed = rules.accept(raw.rstrip(b"\r\n"), now)
             if not raw.endswith(b"\n"):  # a file's last line: the daemon waits for its end
                 if isinstance(parsed, JobRequest):
