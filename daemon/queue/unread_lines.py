@@ -139,10 +139,10 @@ def unread_lines(
     Raises:
         QueueError: the file exists but cannot be read.
     """
-    needle = json.dumps(job_id).encode()
+    may_name = _may_name(job_id)
     job = False
     for _, raw in _unread_raw(path, unread_from):
-        if needle not in raw:  # most lines: not parsed
+        if not may_name(raw):  # most lines: not parsed
             continue
         parsed = rules.accept(raw.rstrip(b"\r\n"), now)
         if not job:
@@ -171,9 +171,9 @@ def rejected_job_line(
     Raises:
         QueueError: the file exists but cannot be read.
     """
-    needle = json.dumps(job_id).encode()
+    may_name = _may_name(job_id)
     for line_no, raw in _unread_raw(path, unread_from):
-        if needle not in raw:  # most lines: not parsed
+        if not may_name(raw):  # most lines: not parsed
             continue
         line = raw.rstrip(b"\r\n")
         if _claimed_id(line) != job_id:

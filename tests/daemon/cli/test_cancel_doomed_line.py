@@ -92,3 +92,33 @@ def test_status_names_the_unread_line_the_daemon_will_reject_as_cancel_does(
     reason = records[1]["reason"].removeprefix("line 2: ")
     assert "field 'batch_size'" in reason
     assert shown["reason"].endswith(f"will be rejected by the daemon ({reason})")
+
+
+def test_a_doomed_line_that_spells_its_id_with_an_escape_is_named_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The only line asking for id ``a`` writes it ``"\\u0061"`` (JSON the daemon reads as
+    ``a``) and will be rejected: ``carbond status a`` and ``cancel a`` looked only at lines
+    holding ``"a"`` as typed, so said `unknown job 'a'`. They now name that line and why, as
+    for one that spells it plainly; the daemon then rejects it as job ``a``'s."""
+    queue, state = tmp_path / "queue.jsonl", ("--state-dir", str(tmp_path))
+    append(queue, job_line(id="ok"))
+    append(queue, job_line(id="a", batch_size=0).replace('"id": "a"', '"id": "\\u0061"'))
+    assert '"\\u0061"' in queue.read_text()
+    before = queue.read_bytes()
+
+    code, out, err = run_cli(capsys, "status", "a", *state)
+    assert (code, err) == (2, "")
+    assert out.startswith(f"a: will never be queued: its line {queue}:2, not read yet, ")
+    code, out, refused = run_cli(capsys, "cancel", "a", *state)
+    assert (code, out, queue.read_bytes()) == (2, "", before)
+    assert refused.startswith(f"carbond: error: job 'a' will never be queued: its line {queue}:2")
+
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    service.tick(clock())
+    service.close()
+    [record] = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert (record["file"], record["line_no"], record["job_id"]) == ("queue.jsonl", 2, "a")
+    assert refused.endswith(f"({record['reason'].removeprefix('line 2: ')}); nothing to cancel\n")

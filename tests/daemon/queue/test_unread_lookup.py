@@ -74,3 +74,12 @@ def test_an_unfinished_last_line_is_pending_and_an_unfinished_cancel_is_none_yet
     assert unread_lines(queue, "j1", NOW) == UnreadLines(job=True, cancel=False)
     queue.write_text(_job("j1") + '{"cancel": "j1"}')
     assert unread_lines(queue, "j1", NOW) == UnreadLines(job=True, cancel=False)
+
+
+def test_a_job_line_that_spells_its_id_with_an_escape_is_its_line(tmp_path: Path) -> None:
+    """``"\\u0061"`` is the JSON of ``a``: the daemon takes that line as job ``a``'s, but the
+    lookup skipped every line not holding ``"a"`` as typed, so it found no job, and took a
+    cancel spelled so for none."""
+    queue = tmp_path / "queue.jsonl"
+    queue.write_text(_job("a").replace('"a"', '"\\u0061"') + '{"cancel": "\\u0061"}\n')
+    assert unread_lines(queue, "a", NOW) == UnreadLines(job=True, cancel=True)
