@@ -9,6 +9,8 @@ why.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pwd
 import shutil
@@ -16,7 +18,7 @@ import site
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -25,19 +27,56 @@ REPO = Path(__file__).resolve().parents[2]
 _PACKAGES = ("daemon", "policies", "forecasts")
 
 
+# useradd checks that the name is free before it locks /etc/passwd: two at once for one name
+# (tests on parallel workers, or in two checkouts) both add it, two lines under one name with
+# different uids. Every useradd of these helpers holds this lock across its check and its add.
+_USERADD_LOCK = Path(tempfile.gettempdir()) / "carbond-tests-useradd.lock"
+
+
+@contextlib.contextmanager
+def _useradd_lock() -> Iterator[None]:
+    with _USERADD_LOCK.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _useradd(argv: Sequence[str], lookup: Callable[[], pwd.struct_passwd]) -> pwd.struct_passwd:
+    """``lookup()``, after running ``useradd argv`` unless it already succeeds; one at a time.
+
+    Raises:
+        KeyError: ``lookup()`` still fails after ``useradd`` (its exit code and stderr said).
+    """
+    if shutil.which("useradd") is None:
+        pytest.skip("useradd is not installed")
+    with _useradd_lock():
+        try:
+            return lookup()
+        except KeyError:
+            pass
+        made = subprocess.run(["useradd", *argv], check=False, capture_output=True, text=True)
+        try:
+            return lookup()
+        except KeyError:
+            raise KeyError(
+                f"useradd {' '.join(argv)} exited {made.returncode}: {made.stderr.strip()}"
+            ) from None
+
+
 def local_user(name: str) -> pwd.struct_passwd:
     """The local user ``name``, created (a system user, no home) when missing; skips unless
-    root with ``useradd``."""
+    root with ``useradd``. Tests that ask for one user at once (``make test``'s workers) get
+    the same user, made once.
+
+    Raises:
+        KeyError: ``useradd`` made no such user (its stderr in the message).
+    """
     if os.geteuid() != 0:
         pytest.skip("needs root to create and become another user")
     try:
         return pwd.getpwnam(name)
     except KeyError:
         pass
-    if shutil.which("useradd") is None:
-        pytest.skip("useradd is not installed")
-    subprocess.run(["useradd", "--system", "--no-create-home", name], check=True)
-    return pwd.getpwnam(name)
+    return _useradd(["--system", "--no-create-home", name], lambda: pwd.getpwnam(name))
 
 
 def user_with_uid(uid: int) -> pwd.struct_passwd:
@@ -45,22 +84,21 @@ def user_with_uid(uid: int) -> pwd.struct_passwd:
     lines only once its owner's passwd lookup succeeds: the jobs' group is the owner's primary
     group): ``uid``'s own, else a system user ``carbond-test-<uid>`` (no home) created with that
     uid. Skips unless root with ``useradd``. Give it a uid no other test uses: the user stays,
-    and a test may expect its made-up uid to have no passwd entry (shown as a number)."""
+    and a test may expect its made-up uid to have no passwd entry (shown as a number).
+
+    Raises:
+        KeyError: ``useradd`` made no user with that uid (its stderr in the message).
+    """
     if os.geteuid() != 0:
         pytest.skip("needs root to create another user")
     try:
         return pwd.getpwuid(uid)
     except KeyError:
         pass
-    if shutil.which("useradd") is None:
-        pytest.skip("useradd is not installed")
     name = f"carbond-test-{uid}"
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--uid", str(uid), name],
-        check=False,
-        capture_output=True,
-    )  # fmt: skip  (a parallel test's may win)
-    return pwd.getpwuid(uid)
+    return _useradd(
+        ["--system", "--no-create-home", "--uid", str(uid), name], lambda: pwd.getpwuid(uid)
+    )
 
 
 def as_user(

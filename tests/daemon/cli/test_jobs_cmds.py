@@ -24,7 +24,7 @@ from daemon.settings import Settings
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.cli.cli_run import run_cli
 from tests.daemon.helpers import PAPER_REGIONS, append, job_line, job_request, make_service
-from tests.daemon.users import cli_as, open_dir
+from tests.daemon.users import cli_as, local_user, open_dir
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -163,16 +163,7 @@ def test_jobs_without_a_ledger_is_a_one_line_error(
 
 
 def _test_user() -> pwd.struct_passwd:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create and become another user")
-    if shutil.which("useradd") is None:
-        pytest.skip("useradd is not installed")
-    name = "carbond-test-user"
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", name], check=True)
-        return pwd.getpwnam(name)
+    return local_user("carbond-test-user")  # also tests/daemon/test_statedir_lock.py's
 
 
 def _as_user(user: pwd.struct_passwd, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
