@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.users import local_user
+from tests.daemon.users import CREATED_UIDS_FROM, local_user, uid_without_user
 
 pytestmark = pytest.mark.root
 
@@ -58,3 +58,22 @@ def test_two_tests_creating_the_same_user_at_once_both_get_it(new_name: str) -> 
         f"{new_name}:x:{got[0].pw_uid}:{got[0].pw_gid}:{got[0].pw_gecos}:{got[0].pw_dir}:"
         f"{got[0].pw_shell}"
     ]  # one user, made once (useradd twice at once adds it twice, with two uids)
+
+
+def test_a_user_made_for_a_made_up_uid_takes_no_uid_another_test_keeps_unused() -> None:
+    """test_owner_lookup.py creates a user for a uid that had none, while a test beside it
+    (test_slurm_owner.py, test_owner_on_slurm.py) may be using "the first uid with no user" as
+    one that has none: they take their uids from apart (until 2026-12-07 both from 54321)."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("userdel") is None:
+        pytest.skip("needs root with useradd/userdel")
+    unused = uid_without_user()
+    made = uid_without_user(CREATED_UIDS_FROM)
+    name = f"carbond-test-{made}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--uid", str(made), name],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        assert uid_without_user() == unused
+        with pytest.raises(KeyError):
+            pwd.getpwuid(unused)
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)

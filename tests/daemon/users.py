@@ -25,6 +25,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 _PACKAGES = ("daemon", "policies", "forecasts")
+# Made-up uids. A test that needs a uid with no passwd entry takes the first free one from
+# UNUSED_UIDS_FROM; a test that creates a user for a made-up uid takes its uid from
+# CREATED_UIDS_FROM, so a test running beside it (``make test``'s workers) never sees its
+# "unused" uid get a user half-way through.
+UNUSED_UIDS_FROM = 54_321
+CREATED_UIDS_FROM = 58_321
+
+
+def uid_without_user(start: int = UNUSED_UIDS_FROM) -> int:
+    """The first uid from ``start`` on with no passwd entry on this host."""
+    uid = start
+    while True:
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
+        uid += 1
 
 
 # useradd checks that the name is free before it locks /etc/passwd: two at once for one name

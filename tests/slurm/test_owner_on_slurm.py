@@ -13,6 +13,7 @@ import pytest
 from daemon.executors.base import Held, LaunchSpec, NotStarted, RunHandle
 from daemon.executors.errors import LaunchRefusedError
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
+from tests.daemon.users import uid_without_user
 from tests.slurm.cluster import SlurmCluster
 
 pytestmark = pytest.mark.slurm
@@ -85,23 +86,12 @@ def test_by_name_the_owners_job_is_found_not_a_newer_one_of_another_user(
     assert _squeue(slurm_cluster, other) == "PENDING|BeginTime"
 
 
-def _uid_without_user() -> int:
-    """A uid with no passwd entry on this host."""
-    uid = 54321
-    while True:
-        try:
-            pwd.getpwuid(uid)
-        except KeyError:
-            return uid
-        uid += 1
-
-
 def test_an_owner_without_a_passwd_entry_is_refused_not_requeued_by_slurm_for_ever(
     slurm_cluster: SlurmCluster, executor: SlurmExecutor, tmp_path: Path
 ) -> None:
     # Slurm takes such a user's sbatch, then slurmctld cannot make its credential
     # (getpwuid failed) and requeues it with a BeginTime 2 minutes on, again and again.
-    uid = _uid_without_user()
+    uid = uid_without_user()
     job = f"nopw-{uuid.uuid4().hex[:8]}"
     spec = LaunchSpec(job, ("true",), uid, uid, (0,), tmp_path, region="qc", device_ids=("qc/0",))
 

@@ -4,7 +4,6 @@ not allowed, is refused before ``sbatch`` (the real cluster's behaviour:
 
 from __future__ import annotations
 
-import pwd
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -25,23 +24,13 @@ from daemon.settings import load_settings
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import T0, FakeSlurm, launch_spec, slurm_executor
 from tests.daemon.helpers import job_request
-
-
-def _uid_without_user() -> int:
-    """A uid with no passwd entry on this host."""
-    uid = 54321
-    while True:
-        try:
-            pwd.getpwuid(uid)
-        except KeyError:
-            return uid
-        uid += 1
+from tests.daemon.users import uid_without_user
 
 
 def test_an_owner_with_no_passwd_entry_is_neither_launched_nor_held(tmp_path: Path) -> None:
     slurm = FakeSlurm()
     executor = slurm_executor(slurm)
-    uid = _uid_without_user()
+    uid = uid_without_user()
     spec = replace(launch_spec(tmp_path), uid=uid, gid=uid)
 
     with pytest.raises(LaunchRefusedError, match=rf"uid {uid}, has no user on this host"):

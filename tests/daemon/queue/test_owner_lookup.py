@@ -18,6 +18,7 @@ from daemon.queue import SPOOL_DIR
 from daemon.queue.ingest import Queue
 from tests.daemon.helpers import append, job_line
 from tests.daemon.queue.conftest import rejections
+from tests.daemon.users import CREATED_UIDS_FROM, uid_without_user
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -29,13 +30,7 @@ def missing_uid() -> Iterator[int]:
     """A uid with no passwd entry now; the user made for it later is removed afterwards."""
     if shutil.which("useradd") is None or shutil.which("userdel") is None:
         pytest.skip("useradd/userdel are not installed")
-    uid = 54_321
-    while True:
-        try:
-            pwd.getpwuid(uid)
-        except KeyError:
-            break
-        uid += 1
+    uid = uid_without_user(CREATED_UIDS_FROM)
     yield uid
     try:
         name = pwd.getpwuid(uid).pw_name
