@@ -26,8 +26,13 @@ demo: $(VENV)/.stamp-base
 	$(BIN)/carbond demo --state-dir demo-out/state
 	$(BIN)/carbond paper --out demo-out
 
+# The suite on TEST_WORKERS pytest-xdist workers (0: in this process, no xdist). `--dist loadgroup`
+# keeps the tests on the one local Slurm cluster (the xdist group `slurm`, tests/conftest.py) on
+# one worker, one at a time; as they mostly wait on Slurm, one worker more than the cores runs the
+# CPU-bound tests beside them.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: $(VENV)/.stamp-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check forecasts policies daemon tests bench

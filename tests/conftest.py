@@ -4,6 +4,12 @@ Profiles (``--hypothesis-profile NAME``): ``ci``, the default, runs each propert
 few seconds at most; ``fuzz`` (``make fuzz``) sets ``CARBOND_FUZZ_EXAMPLES`` examples (default
 17,000), which a test may scale by a weight (cheap properties run more). Every hypothesis test
 is marked ``fuzz`` at collection, and the number of examples run is printed at the end.
+
+``make test`` runs the suite in parallel (pytest-xdist, ``--dist loadgroup``): the tests on the
+one local Slurm cluster (marked ``slurm``, or asking for ``slurm_cluster``), which must all live
+under ``tests/slurm/`` (collection stops saying so otherwise), are one work unit
+(tests/xdist_slurm.py), so they run one after another on one worker while the others run beside
+them; the workers' example counts are summed for the closing line.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ settings.register_profile(
 settings.load_profile("ci")
 
 _EXAMPLES: dict[str, int] = {}
+_EXAMPLES_KEY = "carbond_hypothesis_examples"  # in an xdist worker's ``workeroutput``
+SLURM_TESTS = REPO_ROOT / "tests" / "slurm"  # every test on the shared local Slurm cluster
 
 
 def _counting(nodeid: str, inner: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,14 +54,61 @@ def _counting(nodeid: str, inner: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _on_slurm(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slurm") is not None or "slurm_cluster" in getattr(
+        item, "fixturenames", ()
+    )
+
+
+def slurm_tests_elsewhere(items: list[pytest.Item]) -> list[str]:
+    """The node ids of tests on the local Slurm cluster that are not under ``tests/slurm/``."""
+    return [
+        i.nodeid for i in items if _on_slurm(i) and not i.path.resolve().is_relative_to(SLURM_TESTS)
+    ]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every hypothesis test ``fuzz`` and count the examples it runs."""
+    """Mark every hypothesis test ``fuzz`` and count the examples it runs; refuse a test on the
+    local Slurm cluster outside ``tests/slurm/`` (``make test`` would run it beside them).
+
+    Raises:
+        pytest.UsageError: such a test was collected (named in the message).
+    """
+    if elsewhere := slurm_tests_elsewhere(items):
+        raise pytest.UsageError(
+            f"{', '.join(elsewhere)}: a test on the local Slurm cluster goes under tests/slurm/ "
+            "(make test runs those one at a time, on one worker)"
+        )
     for item in items:
         test = getattr(item, "obj", None)
         if getattr(test, "is_hypothesis_test", False) and test is not None:
             item.add_marker(pytest.mark.fuzz)
             handle = test.hypothesis  # documented: inner_test may be replaced to wrap it
             handle.inner_test = _counting(item.nodeid, handle.inner_test)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own; absent without xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with every test under ``tests/slurm/`` in one work unit."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from tests.xdist_slurm import SlurmGroupScheduling  # imports xdist: only where it runs
+
+    return SlurmGroupScheduling(config, log)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In an xdist worker, hand its example counts to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_EXAMPLES_KEY] = dict(_EXAMPLES)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when the plugin is not installed
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """In the xdist controller, add up the example counts of a worker that finished."""
+    for nodeid, count in getattr(node, "workeroutput", {}).get(_EXAMPLES_KEY, {}).items():
+        _EXAMPLES[nodeid] = _EXAMPLES.get(nodeid, 0) + count
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
