@@ -262,9 +262,12 @@ def test_a_job_is_submitted_as_its_owner_and_runs_as_them(
     handle = executor.launch(spec, datetime.now(UTC))
 
     [row] = squeue_jobs(slurm_cluster, [job])
-    user = slurm_cluster.run(["squeue", "-h", "-j", row["id"], "-o", "%u"]).stdout.strip()
     status = wait_for(slurm_cluster, "the job to end",
                       lambda: executor.poll([handle], datetime.now(UTC)))  # fmt: skip
+    # asked once it has ended, `-t all` (squeue keeps it for MinJobAge): without `-t all` a job
+    # that ended between the two squeues printed no user (a flake, until 2026-12-07)
+    argv = ["squeue", "-h", "-t", "all", "-j", row["id"], "-o", "%u"]
+    user = slurm_cluster.run(argv).stdout.strip()
     assert user == slurm_cluster.user
     assert status[0].succeeded
     assert (logs / f"{job}.out").read_text().split() == [slurm_cluster.user, str(logs.parent)]
