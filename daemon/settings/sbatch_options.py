@@ -29,10 +29,12 @@ from daemon.settings.sbatch_table import (
 
 __all__ = ["given", "refusal"]
 
-# sbatch's short options that take no value (Slurm 22.05's, and salloc's -I and -u): in one
-# word (``-vH``) the letter after one of them is another option; after any other letter the
-# rest of the word is that option's value (``-Jname-H`` is a job named ``name-H``)
-_NO_VALUE = frozenset("HIkOQsuVvWh")
+# sbatch 22.05's short options that take no value: in one word (``-vH``) the letter after one
+# of them is another option; after any other letter the rest of the word is that option's
+# value (``-Jname-H`` is a job named ``name-H``; ``-koff`` is ``--no-kill=off``, as ``-k``'s
+# value is optional and only ever in its own word; ``-kQ`` is "Invalid --no-kill
+# specification", not --quiet). ``-I`` and ``-u`` are salloc's, not sbatch's ("invalid option")
+_NO_VALUE = FLAGS_SHORT
 # a control character: an argv word cannot hold NUL (the launch would raise), and no option
 # of sbatch's takes a newline, tab or escape
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -167,8 +169,6 @@ def _bare(option: str) -> str | None:
         letters = _letters(option)
         last = letters[-1]
         if len(option) != 1 + len(letters) or last not in VALUE_REQUIRED_SHORT:
-            return None
-        if not FLAGS_SHORT.issuperset(letters[:-1]):  # -kt: --no-kill=t; -It: no option
             return None
         how, spelled = f"{option}<value>", f"sbatch's -{last}"
     return (

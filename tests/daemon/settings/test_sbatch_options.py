@@ -67,7 +67,7 @@ _CANNOT = [
     ("--wait", "--wait (-W)", "sbatch would not answer until the job ended"),
     ("-W", "--wait (-W)", "sbatch would not answer until the job ended"),
     ("--quiet", "--quiet (-Q)", "sbatch would not print the job's id"),
-    ("-kQ", "--quiet (-Q)", "sbatch would not print the job's id"),
+    ("-sQ", "--quiet (-Q)", "sbatch would not print the job's id"),
     ("--test-only", "--test-only", "sbatch would submit no job"),
     ("--version", "--version (-V)", "sbatch would submit no job"),
     ("-h", "--help (-h)", "sbatch would submit no job"),
@@ -223,6 +223,17 @@ def test_an_option_whose_value_is_optional_or_none_is_kept_bare(tmp_path: Path) 
     config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = [{listed}]\n')
     [region] = load_settings(config).regions
     assert region.slurm is not None and region.slurm.sbatch_options == options
+
+
+@pytest.mark.parametrize("option", ["-koff", "-kOFF", "-vkoff", "-skoff"])
+def test_no_kills_value_in_its_word_is_kept(tmp_path: Path, option: str) -> None:
+    """sbatch 22.05's ``-k`` takes an optional value in its own word (``-koff`` is
+    ``--no-kill=off``; ``-kA``: "Invalid --no-kill specification"), but was read as a flag:
+    the valid ``-koff`` was refused as giving ``--output (-o)``. Kept as sbatch reads it."""
+    config = tmp_path / "nokill.toml"
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = ["{option}"]\n')
+    [region] = load_settings(config).regions
+    assert region.slurm is not None and region.slurm.sbatch_options == (option,)
 
 
 @pytest.mark.parametrize(
