@@ -5,7 +5,8 @@ regions on one GPU of this node, :mod:`daemon.settings.local_gpus`; and every re
 builds: its measured CSVs read, its zone its own), ``state_dir``, ``ledger``, ``policy``,
 ``gpus`` (regions and their devices), ``nvml``
 (through the GPU backend when this build has one), ``slurm`` (each
-``executor = "slurm"`` region's partition asked as ``carbond run`` asks it), ``signals`` (each
+``executor = "slurm"`` region's partition asked as ``carbond run`` asks it, and its jobs
+tried with ``sbatch --test-only``), ``signals`` (each
 zone's intensity source, whether an Electricity Maps token is set, never its value, and
 whether a configured ``signals.cache_dir`` can be written),
 ``metrics`` (the endpoint's port is free, or served by a running carbond),
@@ -39,6 +40,7 @@ from daemon.doctor.service import (
     ledger_access_note,
     metrics_port_status,
     partition_note,
+    sbatch_problem,
 )
 from daemon.doctor.spool import spool_problems
 from daemon.doctor.wrapper import describe_wrapper
@@ -244,7 +246,8 @@ def _check_slurm(settings: Settings) -> Check:
     """Each ``executor = "slurm"`` region's partition through ``scontrol show node``, as
     ``carbond run`` discovers it (same ``bin_dir``, timeout and ``SLURM_CONF``): fails when
     Slurm does not answer, a GRES type matches no catalog GPU, or the partition has no node
-    with the region's GRES (the daemon would start that region without GPUs)."""
+    with the region's GRES (the daemon would start that region without GPUs); or when sbatch
+    refuses the region's jobs (:func:`~daemon.doctor.service.sbatch_problem`)."""
     executor = build_slurm_executor(settings)
     if executor is None:
         return Check("slurm", "skip", 'no region runs on Slurm (executor = "slurm")')
@@ -261,6 +264,9 @@ def _check_slurm(settings: Settings) -> Check:
             continue
         if not gpus:
             problems.append(f"{where}: no node of the partition has GRES {region.slurm.gres}")
+            continue
+        if refused := sbatch_problem(executor, region.name):
+            problems.append(f"{where}: {refused}")
             continue
         counts = Counter(name for _, name in gpus)
         found.append(f"{where}: " + ", ".join(f"{n}x {name}" for name, n in counts.items())

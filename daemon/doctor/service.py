@@ -1,6 +1,6 @@
 """``carbond doctor``'s look at what ``carbond run`` sets up beside the state dir: the metrics
 endpoint's port (``metrics``), the intensity cache directory (part of ``signals``) and whether
-a Slurm region's partition is up (part of ``slurm``).
+a Slurm region's partition is up and whether sbatch takes its jobs (part of ``slurm``).
 
 Nothing is created and nothing stays bound: the port is bound and released at once, the cache
 directory's writability is judged from it or from its nearest existing parent.
@@ -17,10 +17,17 @@ from typing import Literal
 from daemon.doctor.port_holder import describe_holder, port_holder
 from daemon.errors import DaemonError
 from daemon.executors.slurm import SlurmExecutor
+from daemon.executors.slurm.runner import SlurmUnavailableError
 from daemon.ledger.privacy import open_to_others
 from daemon.settings import Settings
 
-__all__ = ["cache_dir_problem", "ledger_access_note", "metrics_port_status", "partition_note"]
+__all__ = [
+    "cache_dir_problem",
+    "ledger_access_note",
+    "metrics_port_status",
+    "partition_note",
+    "sbatch_problem",
+]
 
 _HOST = "127.0.0.1"  # the endpoint's only address (daemon.metrics.prometheus)
 _PROBE_TIMEOUT_S = 2.0
@@ -82,6 +89,25 @@ def cache_dir_problem(settings: Settings) -> str | None:
     if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
         return f"signals.cache_dir {path} does not exist and uid {uid} cannot create it"
     return None
+
+
+def sbatch_problem(executor: SlurmExecutor, region: str) -> str:
+    """Why sbatch would refuse every job of ``region``, or empty: ``sbatch --test-only``
+    (carbond's own sbatch argv for a one-GPU job of the region, its ``sbatch_options`` last,
+    as this user: :meth:`~daemon.executors.slurm.SlurmExecutor.sbatch_refusal`) refuses
+    it, in sbatch's words: an option this sbatch does not know, an invalid ``--mem=``, a
+    reservation, account, QOS or ``--constraint`` feature the cluster does not have. Empty
+    too when sbatch does not answer (the slurm line says what ``scontrol`` said)."""
+    try:
+        refused = executor.sbatch_refusal(region)
+    except SlurmUnavailableError:
+        return ""
+    if refused is None:
+        return ""
+    return (
+        "sbatch refuses its jobs (`sbatch --test-only` with carbond's options and the "
+        f"region's sbatch_options; every launch would fail): {refused}"
+    )
 
 
 def partition_note(executor: SlurmExecutor, region: str) -> str:

@@ -29,6 +29,7 @@ in-place move of a pending job and its resubmission in :mod:`~.submitting`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from daemon.executors.errors import (
     HeldJobEndedError,
 )
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm import joblogs
+from daemon.executors.slurm import jobenv, joblogs
 from daemon.executors.slurm.capacity import Layout
 from daemon.executors.slurm.discovery import SlurmDiscovery
 from daemon.executors.slurm.notes import Notes
@@ -60,6 +61,7 @@ from daemon.executors.slurm.reading import LOST_LIMIT_S
 from daemon.executors.slurm.runner import Runner
 from daemon.executors.slurm.states import WAITING
 from daemon.executors.slurm.submitting import SlurmSubmitting
+from daemon.executors.slurm.trial import refused, trial
 from daemon.executors.slurm.watching import SlurmWatching
 
 __all__ = ["SlurmExecutor"]
@@ -132,6 +134,21 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching, SlurmSubmitting):
     def problems(self) -> dict[str, str]:
         """:func:`~daemon.executors.slurm.reach.problems` of this executor's clusters."""
         return problems(self._reach, {r: t.cluster for r, t in self._targets.items()})
+
+    def sbatch_refusal(self, region: str) -> str | None:
+        """What ``sbatch --test-only`` says refusing a one-GPU job of ``region`` as carbond
+        submits one (:mod:`~daemon.executors.slurm.trial`; as this process's user, from
+        their home), or None when it would take it. Submits nothing.
+
+        Raises:
+            SlurmUnavailableError: Slurm did not answer (:class:`SlurmNoAnswerError`: in
+                time), or ``sbatch`` cannot run.
+            ExecutorError: ``region`` is no Slurm region.
+        """
+        log_dir = self._log_dir or Path("/")
+        argv, script = trial(self._tool("sbatch"), self._q.target(region), log_dir,
+                             jobenv.home(os.getuid()))  # fmt: skip
+        return refused(self._run(argv, stdin=script))
 
     # -- submitting -------------------------------------------------------------------------
 

@@ -327,6 +327,62 @@ def test_the_slurm_line_notes_a_partition_that_is_not_up(tmp_path: Path) -> None
     )
 
 
+_SBATCH = """#!/bin/sh
+printf '%s\\n' "$@" > {argv}
+cat > {script}
+case "$*" in *--reservation=nosuch*)
+    echo 'allocation failure: Requested reservation is invalid' >&2; exit 1 ;;
+  *--tres-per-task*)
+    echo "sbatch: unrecognized option '--tres-per-task=cpu=1'" >&2
+    echo 'Try "sbatch --help" for more information' >&2; exit 255 ;; esac
+echo 'sbatch: Job 7 to start at 2026-12-07T15:42:28 using 1 processors on nodes n1' >&2
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "words"),
+    [
+        ('["--mem=1G", "--reservation=nosuch"]', "fail", "qc (partition alpha): sbatch refuses "
+         "its jobs (`sbatch --test-only` with carbond's options and the region's "
+         "sbatch_options; every launch would fail): allocation failure: Requested reservation "
+         "is invalid"),
+        ('["--mem=1G", "--tres-per-task=cpu=1"]', "fail", "qc (partition alpha): sbatch "
+         "refuses its jobs (`sbatch --test-only` with carbond's options and the region's "
+         "sbatch_options; every launch would fail): sbatch: unrecognized option "
+         "'--tres-per-task=cpu=1'"),
+        ('["--mem=1G", "--reservation=maint"]', "pass", "qc (partition alpha): 2x T4"),
+    ],
+)  # fmt: skip
+def test_the_slurm_line_asks_sbatch_to_test_the_regions_jobs(
+    tmp_path: Path, options: str, status: str, words: str
+) -> None:
+    """sbatch_options are read at config load against sbatch 22.05's table, but only the
+    cluster knows its reservations, accounts, features and what its own sbatch takes: doctor
+    passed a region whose every launch sbatch then refused. The slurm line now asks
+    ``sbatch --test-only`` with carbond's own argv for a one-GPU job of the region, the
+    region's options last and the batch script on its input, and fails in sbatch's words."""
+    state, config = healthy_setup(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\ncat {RECORDED_NODES}\n")
+    argv, script = tmp_path / "argv", tmp_path / "script"
+    (bin_dir / "sbatch").write_text(_SBATCH.format(argv=argv, script=script))
+    for tool in ("scontrol", "sbatch"):
+        (bin_dir / tool).chmod(0o755)
+    config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition="alpha")
+                      + f"sbatch_options = {options}\n")  # fmt: skip
+
+    code, checks = run_doctor(config)
+
+    assert checks["slurm"] == f"{status}: {words}", checks
+    assert code == (1 if status == "fail" else 0)
+    words_given = argv.read_text().splitlines()
+    assert words_given[0] == "--test-only" and "--gres=gpu:1" in words_given
+    assert "--partition=alpha" in words_given and "--parsable" in words_given
+    assert words_given[-2:] == ["--mem=1G", options.split('"')[3]]  # the region's, last
+    assert script.read_text().startswith("#!/bin/sh\n")  # the batch script, as launches give it
+
+
 def test_without_slurm_regions_the_slurm_line_is_skipped(tmp_path: Path) -> None:
     _, config = healthy_setup(tmp_path)
     assert run_doctor(config)[1]["slurm"].startswith("skip: no region runs on Slurm")
