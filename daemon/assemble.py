@@ -51,6 +51,7 @@ __all__ = [
     "intervals_of",
     "job_caps",
     "rebuild_service",
+    "slurm_path",
     "with_slurm_discovery",
 ]
 
@@ -114,6 +115,13 @@ to 1 s taught its (model, GPU type) energy and time factors of 4 (the clip), whi
 longer jobs were then planned with."""
 
 
+def slurm_path(settings: Settings) -> str:
+    """``PATH`` of the Slurm commands the daemon runs: ``executors.slurm.bin_dir`` first when
+    set (the commands themselves are run from it by their full path)."""
+    bin_dir = settings.executors.slurm.bin_dir
+    return f"{bin_dir}:/usr/bin:/bin" if bin_dir else "/usr/local/bin:/usr/bin:/bin"
+
+
 def build_slurm_executor(settings: Settings, *, follow: bool = False) -> SlurmExecutor | None:
     """The Slurm executor of the ``executor = "slurm"`` regions. Without such regions: None,
     or with ``follow`` (jobs carbond handed to Slurm are not finished yet: a restart whose
@@ -130,7 +138,7 @@ def build_slurm_executor(settings: Settings, *, follow: bool = False) -> SlurmEx
         assert s is not None
         targets[region.name] = Target(s.partition, s.cluster, s.account, s.qos, s.gres,
                                       s.sbatch_options)  # fmt: skip
-    path = f"{cfg.bin_dir}:/usr/bin:/bin" if cfg.bin_dir else "/usr/local/bin:/usr/bin:/bin"
+    path = slurm_path(settings)
     return SlurmExecutor(
         targets,
         runner=SubprocessRunner(

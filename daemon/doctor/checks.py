@@ -40,6 +40,7 @@ from daemon.doctor.service import (
     ledger_access_note,
     metrics_port_status,
     partition_note,
+    sbatch_missing,
     sbatch_problem,
 )
 from daemon.doctor.spool import spool_problems
@@ -247,10 +248,12 @@ def _check_slurm(settings: Settings) -> Check:
     ``carbond run`` discovers it (same ``bin_dir``, timeout and ``SLURM_CONF``): fails when
     Slurm does not answer, a GRES type matches no catalog GPU, or the partition has no node
     with the region's GRES (the daemon would start that region without GPUs); or when sbatch
-    refuses the region's jobs (:func:`~daemon.doctor.service.sbatch_problem`)."""
+    refuses the region's jobs (:func:`~daemon.doctor.service.sbatch_problem`), or cannot run
+    at all (:func:`~daemon.doctor.service.sbatch_missing`)."""
     executor = build_slurm_executor(settings)
     if executor is None:
         return Check("slurm", "skip", 'no region runs on Slurm (executor = "slurm")')
+    missing = sbatch_missing(settings)
     found, problems = [], []
     for region in settings.regions:
         if region.executor != "slurm" or region.slurm is None:
@@ -265,7 +268,7 @@ def _check_slurm(settings: Settings) -> Check:
         if not gpus:
             problems.append(f"{where}: no node of the partition has GRES {region.slurm.gres}")
             continue
-        if refused := sbatch_problem(executor, region.name):
+        if refused := missing or sbatch_problem(executor, region.name):
             problems.append(f"{where}: {refused}")
             continue
         counts = Counter(name for _, name in gpus)

@@ -9,11 +9,13 @@ directory's writability is judged from it or from its nearest existing parent.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import urllib.request
 from pathlib import Path
 from typing import Literal
 
+from daemon.assemble import slurm_path
 from daemon.doctor.port_holder import describe_holder, port_holder
 from daemon.errors import DaemonError
 from daemon.executors.slurm import SlurmExecutor
@@ -26,6 +28,7 @@ __all__ = [
     "ledger_access_note",
     "metrics_port_status",
     "partition_note",
+    "sbatch_missing",
     "sbatch_problem",
 ]
 
@@ -89,6 +92,29 @@ def cache_dir_problem(settings: Settings) -> str | None:
     if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
         return f"signals.cache_dir {path} does not exist and uid {uid} cannot create it"
     return None
+
+
+def sbatch_missing(settings: Settings) -> str:
+    """Why the ``sbatch`` the daemon would launch every Slurm job with cannot run, or empty:
+    ``executors.slurm.bin_dir``'s ``sbatch`` is missing, no file, or not executable by this
+    user (without ``bin_dir``: none on the commands' ``PATH``). ``scontrol`` may answer all the
+    same; until 2026-12-07 the slurm line then passed, and every launch failed."""
+    bin_dir = settings.executors.slurm.bin_dir
+    if bin_dir is None:
+        path = slurm_path(settings)
+        if shutil.which("sbatch", path=path) is None:
+            return f"no executable sbatch on PATH {path}: every launch would fail"
+        return ""
+    sbatch = bin_dir / "sbatch"
+    if not sbatch.exists():
+        why = "is missing"
+    elif not sbatch.is_file():
+        why = "is not a file"
+    elif not os.access(sbatch, os.X_OK):
+        why = f"is not executable by uid {os.geteuid()}"
+    else:
+        return ""
+    return f"sbatch {sbatch} {why} (executors.slurm.bin_dir): every launch would fail"
 
 
 def sbatch_problem(executor: SlurmExecutor, region: str) -> str:

@@ -255,6 +255,12 @@ RECORDED_NODES = (
 )
 
 
+def _sbatch_takes_all(bin_dir: Path) -> None:
+    """An ``sbatch`` in ``bin_dir`` that takes every job ``--test-only`` plans."""
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 'sbatch: Job 7 to start at now' >&2\n")
+    (bin_dir / "sbatch").chmod(0o755)
+
+
 @pytest.mark.parametrize(
     ("scontrol", "partition", "status", "words"),
     [
@@ -275,6 +281,7 @@ def test_the_slurm_line_asks_each_partition_as_the_daemon_would(
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text(f"#!/bin/sh\n{scontrol}\n")
     (bin_dir / "scontrol").chmod(0o755)
+    _sbatch_takes_all(bin_dir)
     config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition=partition))
 
     code, checks = run_doctor(config)
@@ -294,6 +301,7 @@ def test_a_discovered_region_is_not_warned_as_a_region_without_gpus(tmp_path: Pa
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text(f"#!/bin/sh\ncat {RECORDED_NODES}\n")
     (bin_dir / "scontrol").chmod(0o755)
+    _sbatch_takes_all(bin_dir)
     config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition="alpha"))
 
     with capture_logs() as logs:
@@ -316,6 +324,7 @@ def test_the_slurm_line_notes_a_partition_that_is_not_up(tmp_path: Path) -> None
         f"*) cat {RECORDED_NODES} ;; esac\n"
     )
     (bin_dir / "scontrol").chmod(0o755)
+    _sbatch_takes_all(bin_dir)
     config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition="alpha"))
 
     code, checks = run_doctor(config)
@@ -381,6 +390,42 @@ def test_the_slurm_line_asks_sbatch_to_test_the_regions_jobs(
     assert "--partition=alpha" in words_given and "--parsable" in words_given
     assert words_given[-2:] == ["--mem=1G", options.split('"')[3]]  # the region's, last
     assert script.read_text().startswith("#!/bin/sh\n")  # the batch script, as launches give it
+
+
+@pytest.mark.parametrize(
+    ("sbatch", "why"),
+    [
+        (None, "is missing"),
+        ("#!/bin/sh\nexit 0\n", "is not executable by uid"),
+        ("dir", "is not a file"),
+    ],
+)
+def test_the_slurm_line_fails_when_sbatch_cannot_run(
+    tmp_path: Path, sbatch: str | None, why: str
+) -> None:
+    """With ``scontrol`` answering from ``bin_dir`` but no ``sbatch`` there (or one that is
+    not executable), doctor passed the slurm line: its ``sbatch --test-only`` could not run,
+    which it read as an sbatch that does not answer. Every launch would fail; the line now
+    fails naming the path."""
+    state, config = healthy_setup(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\ncat {RECORDED_NODES}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    if sbatch == "dir":
+        (bin_dir / "sbatch").mkdir()
+    elif sbatch is not None:
+        (bin_dir / "sbatch").write_text(sbatch)
+        (bin_dir / "sbatch").chmod(0o644)
+    config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition="alpha"))
+
+    code, checks = run_doctor(config)
+
+    assert code == 1
+    assert checks["slurm"].startswith(
+        f"fail: qc (partition alpha): sbatch {bin_dir / 'sbatch'} {why}"
+    ), checks
+    assert "every launch would fail" in checks["slurm"]
 
 
 def test_without_slurm_regions_the_slurm_line_is_skipped(tmp_path: Path) -> None:
