@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.queue.files import REJECTED_NAME, QueueError, write_whole_line
+from daemon.queue.raw_line import line_object
 
 __all__ = ["rejection_record", "write_rejections"]
 
@@ -30,13 +31,12 @@ def rejection_record(
 
 
 def _claimed_id(raw: bytes) -> str | None:
+    """The id (``id``, or a cancel line's ``cancel``) a line names, read as the daemon reads a
+    line (:func:`~daemon.queue.raw_line.line_object`: UTF-8 only), at most 64 characters."""
     if len(raw) > 65_536:
         return None
-    try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    job_id = obj.get("id", obj.get("cancel")) if isinstance(obj, dict) else None
+    obj = line_object(raw)
+    job_id = obj.get("id", obj.get("cancel")) if obj is not None else None
     return job_id[:64] if isinstance(job_id, str) else None
 
 

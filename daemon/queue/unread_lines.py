@@ -18,6 +18,7 @@ from pathlib import Path
 from daemon.queue.files import QueueError
 from daemon.queue.job_request import CancelRequest, JobRequest
 from daemon.queue.line import parse_line
+from daemon.queue.raw_line import line_object
 from daemon.queue.reasons import InvalidLineError
 
 __all__ = [
@@ -185,12 +186,10 @@ def rejected_job_line(
 
 
 def _claimed_id(line: bytes) -> str | None:
-    """The ``id`` a line asks for, if it is a JSON object that names one."""
-    try:  # whatever a user wrote: deep nesting, huge numbers
-        record = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    value = record.get("id") if isinstance(record, dict) else None
+    """The ``id`` a line asks for, if it is a JSON object that names one, read as the daemon
+    reads it (:func:`~daemon.queue.raw_line.line_object`: UTF-8 only)."""
+    record = line_object(line)
+    value = record.get("id") if record is not None else None
     return value if isinstance(value, str) else None
 
 

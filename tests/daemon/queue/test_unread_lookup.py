@@ -6,10 +6,16 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from daemon.queue import UnreadLines, has_job_line, unread_lines
+from daemon.queue.ingest import Queue
+from daemon.queue.unread_lines import rejected_job_line
+from tests.daemon.queue.conftest import rejections
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 
@@ -83,3 +89,32 @@ def test_a_job_line_that_spells_its_id_with_an_escape_is_its_line(tmp_path: Path
     queue = tmp_path / "queue.jsonl"
     queue.write_text(_job("a").replace('"a"', '"\\u0061"') + '{"cancel": "\\u0061"}\n')
     assert unread_lines(queue, "a", NOW) == UnreadLines(job=True, cancel=True)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        # the BOM json.loads strips from bytes; the daemon reads it as a character: not JSON
+        lambda line: b"\xef\xbb\xbf" + line.encode("utf-8"),
+        # json.loads guesses UTF-16 from bytes; the daemon: UTF-8 with NULs, not JSON (the
+        # backslash passes the lookup's quick filter, which keeps a line that may spell the
+        # id in an escape)
+        lambda line: line.replace("true", "a\\\\b").encode("utf-16-le"),
+    ],
+    ids=["utf-8-bom", "utf-16"],
+)
+def test_a_line_the_daemon_cannot_decode_is_credited_with_no_id(
+    queue: Queue, encoded: Callable[[str], bytes]
+) -> None:
+    """``carbond status``/``cancel`` of a job whose unread line is UTF-16 (or UTF-8 with a
+    BOM) said the line "will be rejected", and the daemon's rejected.jsonl record named the
+    job's id: both read the line with ``json.loads`` on its bytes, which guesses UTF-16/32
+    and strips a BOM, though the daemon decodes a line as UTF-8 only and reads no id from
+    it. Both now read it as the daemon does: no id; a UTF-8 line is still credited."""
+    line = _job("j1").rstrip("\n")
+    queue.path.write_bytes(encoded(line) + b"\n" + _job("j2").replace('"llama-1b"', "7").encode())
+
+    assert rejected_job_line(queue.path, "j1", NOW) is None
+    assert rejected_job_line(queue.path, "j2", NOW) is not None  # read as UTF-8: still its id
+    assert queue.ingest(NOW).rejected == 2
+    assert [r["job_id"] for r in rejections(queue.state_dir)] == [None, "j2"]
