@@ -128,7 +128,10 @@ def _reads(state_dir: Path, uid: int) -> list[tuple[Path, int, UnreadFrom]]:
 def _readable_main(state_dir: Path, target: Path) -> list[tuple[Path, int]]:
     """The main ``queue.jsonl`` with its owner, when it is not ``target`` (the caller's own
     file), the daemon reads it (the first file it reads) and the caller may: its lines take
-    an id before theirs. Else none (what the caller cannot read, it cannot judge)."""
+    an id before theirs. Else none (what the caller cannot read, it cannot judge); none too
+    while its owner's passwd lookup fails: the daemon holds its lines, unread, and reads the
+    caller's meanwhile (:meth:`daemon.queue.reader.FileReader.read`), so theirs take their
+    ids first."""
     path = state_dir / QUEUE_NAME
     if path == target:
         return []
@@ -136,8 +139,8 @@ def _readable_main(state_dir: Path, target: Path) -> list[tuple[Path, int]]:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return []
-    if not stat.S_ISREG(st.st_mode) or isinstance(attribution(QUEUE_NAME, st), str):
-        return []  # the daemon never reads its lines
+    if not stat.S_ISREG(st.st_mode) or not isinstance(attribution(QUEUE_NAME, st), tuple):
+        return []  # the daemon never reads its lines, or not until its owner is known
     return [(path, st.st_uid)] if os.access(path, os.R_OK) else []
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from daemon.queue import QUEUE_NAME
 from daemon.reports.lines import user_name
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.cli.cli_run import run_cli
 from tests.daemon.helpers import job_line, make_service
-from tests.daemon.users import user_with_uid
+from tests.daemon.users import uid_without_user, user_with_uid
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="files owned by another user")
 
@@ -76,3 +77,39 @@ def test_a_users_unread_line_whose_id_the_main_queue_takes_first_is_no_job_of_th
     assert [(r["file"], r["line_no"]) for r in rejected] == [
         (f"queue.d/{ALICE}.jsonl", 1), (f"queue.d/{ALICE}.jsonl", 3)
     ]  # fmt: skip
+
+
+def test_a_main_queue_whose_owner_is_unknown_takes_no_id_before_a_users_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``queue.jsonl``'s owner has no passwd entry (a user database outage): the daemon
+    holds its lines unread until the lookup succeeds and meanwhile reads Alice's file, so her
+    line takes id ``same``. Her ``jobs`` and ``status`` judged hers with ``queue.jsonl``'s
+    line first all the same: ``jobs`` left ``same`` out and ``status`` showed the held
+    line. They now agree with the daemon: her ``same`` is hers, submitted."""
+    queue = tmp_path / "queue.jsonl"
+    queue.write_text(job_line(id="same"))
+    queue.chmod(0o644)
+    os.chown(queue, uid_without_user(), 0)
+    spool = tmp_path / "queue.d"
+    spool.mkdir(mode=0o1733)
+    spool.chmod(0o1733)
+    hers = spool / f"{ALICE}.jsonl"
+    hers.write_text(job_line(id="same"))
+    os.chown(hers, ALICE, ALICE)
+    state = ("--state-dir", str(tmp_path))
+
+    with monkeypatch.context() as alice:
+        alice.setattr(os, "getuid", lambda: ALICE)
+        code, out, _ = run_cli(capsys, "jobs", *state, "--json")
+        assert code == 0 and [j["job_id"] for j in json.loads(out)] == ["same"]
+        code, out, _ = run_cli(capsys, "status", "same", *state, "--json")
+        assert code == 0 and json.loads(out)["queue_file"] == str(hers)
+
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    service = make_service(tmp_path, executor)
+    service.start(clock())
+    service.tick(clock())
+    service.close()
+    assert service.ledger.job("same").uid == ALICE  # the daemon took hers
+    assert QUEUE_NAME not in service.ledger.queue_files()  # and has not read queue.jsonl
