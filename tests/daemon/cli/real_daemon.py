@@ -3,12 +3,14 @@ config, a notify socket read as systemd reads it, and waits on conditions."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -36,11 +38,66 @@ gpus = ["T4", "T4"]
 """
 
 
+# Ports for the daemons' metrics endpoints. ``bind(0)`` and close handed out a port the
+# kernel then gave again to anyone (another xdist worker's free_port(), any outgoing
+# connection) before the daemon bound it. These are below the kernel's ephemeral range, which
+# no bind(0) or connect takes, and each is reserved by an flock on its own file in the temp
+# dir, held for the life of the process that got it: no other worker, nor another checkout's
+# suite, gets it while this one's daemons may still bind it.
+_PORTS = range(24_000, 25_000)
+_PORT_LOCK = os.path.join(tempfile.gettempdir(), "carbond-tests-port-{port}.lock")
+_reserved: list[int] = []  # the lock files' descriptors, open until the process exits
+
+
+def _ephemeral_ports() -> range:
+    """The kernel's range for ``bind(0)`` and outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            low, high = map(int, handle.read().split())
+    except (OSError, ValueError):
+        return range(32_768, 61_000)  # Linux's default
+    return range(low, high + 1)
+
+
 def free_port() -> int:
+    """A port on 127.0.0.1 for a daemon to bind, free now, outside the kernel's ephemeral
+    range and reserved for this process: no other caller of ``free_port()``, in this process
+    or another, gets it (:data:`_PORTS`).
+
+    Raises:
+        AssertionError: every port of :data:`_PORTS` is reserved, held or ephemeral.
+    """
+    ephemeral = _ephemeral_ports()
+    for port in _PORTS:
+        if port in ephemeral:
+            continue
+        try:
+            fd = os.open(_PORT_LOCK.format(port=port), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
+                         0o644)  # fmt: skip
+        except OSError:  # another user's lock file we may not open: theirs
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # reserved by another process, or by this one already
+            os.close(fd)
+            continue
+        if _bindable(port):
+            _reserved.append(fd)
+            return port
+        os.close(fd)
+    raise AssertionError(f"no free port in {_PORTS} outside the ephemeral ports {ephemeral}")
+
+
+def _bindable(port: int) -> bool:
+    """Whether the metrics endpoint could bind ``port`` now (its server sets SO_REUSEADDR: a
+    port in TIME_WAIT is free)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 # A real daemon on a loaded 2-core runner, with a cold numba cache, took over 30 s to be ready

@@ -1,0 +1,41 @@
+"""The metrics ports the real-daemon tests (``test_run_*.py``) give their daemons: the suite
+runs on several pytest-xdist workers, each starting daemons of its own."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.cli.real_daemon import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def test_a_port_given_to_one_worker_is_given_to_no_other_and_no_bind_0() -> None:
+    """``free_port()`` bound port 0 and closed it: the kernel could give the same port to
+    another worker's ``free_port()`` (or to any connection) before this worker's daemon bound
+    it, and one of the two daemons ran without ``/metrics`` (or a test scraped the other's).
+    Now a port is outside the ephemeral range and reserved for the process that got it."""
+    if not EPHEMERAL.exists():
+        pytest.skip(f"no {EPHEMERAL}: not Linux")
+    low, high = map(int, EPHEMERAL.read_text().split())
+    port = free_port()
+    assert not low <= port <= high
+
+    other_worker = subprocess.run(
+        [sys.executable, "-c", "from tests.daemon.cli.real_daemon import free_port; "
+         "print([free_port() for _ in range(20)])"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    theirs = json.loads(other_worker.stdout)
+    assert port not in theirs and len(set(theirs)) == len(theirs)
+    assert free_port() != port  # nor again in this process
+
+    with socket.socket() as daemon:  # still free for this worker's daemon to bind
+        daemon.bind(("127.0.0.1", port))
