@@ -15,7 +15,7 @@ from daemon.doctor.cgroup import describe_cgroup
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 from daemon.supervision.health import HEALTH_NAME, Health
-from tests.daemon.executors.cgroup_subtree import cgroup_subtree
+from tests.daemon.executors.cgroup_subtree import cgroup_subtree, controller_whereabouts
 from tests.daemon.users import local_user
 
 
@@ -124,7 +124,8 @@ def test_a_cap_whose_controller_the_subtree_lacks_fails(tmp_path: Path) -> None:
 def test_a_cap_its_subtree_can_enable_is_named(tmp_path: Path) -> None:
     with cgroup_subtree() as (path, _):
         if "pids" not in (path / "cgroup.controllers").read_text().split():
-            pytest.skip("the cgroup2 hierarchy here has no pids controller")
+            pytest.skip(f"the cgroup2 hierarchy here has no pids controller "
+                        f"({controller_whereabouts('pids')})")  # fmt: skip
         (path / "cgroup.subtree_control").write_text("+pids")
         inner = path / "carbond"
         inner.mkdir()

@@ -43,6 +43,29 @@ def _remove_one(path: Path) -> None:
             time.sleep(0.01)
 
 
+def controller_whereabouts(name: str, proc_cgroups: Path = Path("/proc/cgroups")) -> str:
+    """Where the kernel has controller ``name``, from ``/proc/cgroups`` (its hierarchy: 0 is
+    cgroup v2, or none mounted; another number, a cgroup v1 hierarchy), for a skip that says
+    why a cgroup2 subtree lacks it: ``"pids attached to cgroup v1 hierarchy 8 (/proc/cgroups)"``."""
+    try:
+        text = proc_cgroups.read_text()
+    except OSError as exc:
+        return f"{proc_cgroups} unreadable ({exc.strerror})"
+    for line in text.splitlines():
+        fields = line.split()
+        if line.startswith("#") or len(fields) < 4 or fields[0] != name:
+            continue
+        hierarchy, enabled = fields[1], fields[3]
+        if enabled == "0":
+            where = "disabled in this kernel (cgroup_disable=)"
+        elif hierarchy == "0":
+            where = "on cgroup v2 (or mounted nowhere), not handed down to this subtree"
+        else:
+            where = f"attached to cgroup v1 hierarchy {hierarchy}"
+        return f"{name} {where} ({proc_cgroups})"
+    return f"{name} not in this kernel (not in {proc_cgroups})"
+
+
 @contextlib.contextmanager
 def cgroup_subtree() -> Iterator[tuple[Path, Path]]:
     """``(subtree, mount point)``: a new, empty cgroup at the top of a writable cgroup2

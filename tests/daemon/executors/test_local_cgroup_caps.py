@@ -24,7 +24,7 @@ from daemon.executors.local import LocalExecutor
 from daemon.executors.local_cgroup import job_cgroups
 from daemon.executors.local_cgroup_caps import JobCaps, unavailable
 from daemon.executors.local_cgroup_jobs import JobCgroups
-from tests.daemon.executors.cgroup_subtree import cgroup_subtree
+from tests.daemon.executors.cgroup_subtree import cgroup_subtree, controller_whereabouts
 from tests.daemon.executors.local_jobs import NOW, job_spec, wait_ended
 
 PY = sys.executable
@@ -57,8 +57,9 @@ def _inner(controllers: tuple[str, ...] = ()) -> Iterator[Path]:
         have = (path / "cgroup.controllers").read_text().split()
         missing = [c for c in controllers if c not in have]
         if missing:
+            where = "; ".join(controller_whereabouts(c) for c in missing)
             pytest.skip(f"the cgroup2 hierarchy here has no {', '.join(missing)} controller "
-                        f"(cgroup.controllers: {' '.join(have) or 'none'})")  # fmt: skip
+                        f"(cgroup.controllers: {' '.join(have) or 'none'}; {where})")  # fmt: skip
         for controller in controllers:
             (path / "cgroup.subtree_control").write_text(f"+{controller}")
         inner = path / "carbond"
