@@ -27,6 +27,21 @@ def _owner_has_a_passwd_entry() -> None:
     user_with_uid(ALICE)
 
 
+def _main_and_alices(state_dir: Path, hers_text: str) -> tuple[Path, Path]:
+    """Root's world-readable ``queue.jsonl`` holding job ``same``, and Alice's ``queue.d``
+    file holding ``hers_text``: their paths."""
+    queue = state_dir / "queue.jsonl"
+    queue.write_text(job_line(id="same"))
+    queue.chmod(0o644)
+    spool = state_dir / "queue.d"
+    spool.mkdir(mode=0o1733)
+    spool.chmod(0o1733)
+    hers = spool / f"{ALICE}.jsonl"
+    hers.write_text(hers_text)
+    os.chown(hers, ALICE, ALICE)
+    return queue, hers
+
+
 def test_a_users_unread_line_whose_id_the_main_queue_takes_first_is_no_job_of_theirs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -37,15 +52,7 @@ def test_a_users_unread_line_whose_id_the_main_queue_takes_first_is_no_job_of_th
     include ``queue.jsonl`` in the judgement: ``jobs`` lists only ``mine``, ``status`` shows
     root's line, ``cancel`` refuses it as root's, and ``submit`` warns that the daemon will
     reject her line, naming ``queue.jsonl``."""
-    queue = tmp_path / "queue.jsonl"
-    queue.write_text(job_line(id="same"))
-    queue.chmod(0o644)
-    spool = tmp_path / "queue.d"
-    spool.mkdir(mode=0o1733)
-    spool.chmod(0o1733)
-    hers = spool / f"{ALICE}.jsonl"
-    hers.write_text(job_line(id="same") + job_line(id="mine"))
-    os.chown(hers, ALICE, ALICE)
+    queue, hers = _main_and_alices(tmp_path, job_line(id="same") + job_line(id="mine"))
     state = ("--state-dir", str(tmp_path))
 
     with monkeypatch.context() as alice:
@@ -87,16 +94,8 @@ def test_a_main_queue_whose_owner_is_unknown_takes_no_id_before_a_users_line(
     line takes id ``same``. Her ``jobs`` and ``status`` judged hers with ``queue.jsonl``'s
     line first all the same: ``jobs`` left ``same`` out and ``status`` showed the held
     line. They now agree with the daemon: her ``same`` is hers, submitted."""
-    queue = tmp_path / "queue.jsonl"
-    queue.write_text(job_line(id="same"))
-    queue.chmod(0o644)
+    queue, hers = _main_and_alices(tmp_path, job_line(id="same"))
     os.chown(queue, uid_without_user(), 0)
-    spool = tmp_path / "queue.d"
-    spool.mkdir(mode=0o1733)
-    spool.chmod(0o1733)
-    hers = spool / f"{ALICE}.jsonl"
-    hers.write_text(job_line(id="same"))
-    os.chown(hers, ALICE, ALICE)
     state = ("--state-dir", str(tmp_path))
 
     with monkeypatch.context() as alice:
