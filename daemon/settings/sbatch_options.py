@@ -12,7 +12,8 @@ sbatch reads: long (``--begin=now``, ``--begin now``), an abbreviation sbatch ta
 possibilities: '--parsable' '--partition' ..."); no sbatch option that carbond lets through is
 the abbreviation of one it refuses. An option that requires a value given none (``--mem``,
 ``-t``: :mod:`daemon.settings.sbatch_table`) is refused too: sbatch would take the next word
-of its command line as that value.
+of its command line as that value; and one given an empty value (``--mem=``) where sbatch
+refuses it or Slurm reads it as something other than none (``--input=``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import re
 from dataclasses import dataclass
 
 from daemon.settings.sbatch_table import (
+    EMPTY_MISREAD,
+    EMPTY_REFUSED,
     FLAGS_SHORT,
     LONG_OPTIONS,
     VALUE_REQUIRED,
@@ -141,14 +144,43 @@ def given(option: str, long: str) -> str | None:
 def _miswritten(option: str, name: str) -> str | None:
     """Why ``option`` (its word up to ``=`` or a space: ``name``) does not give sbatch what
     it reads as: a long option split from its value by a space (sbatch reads the whole word
-    as an option it does not know), or one that requires a value given none (:func:`_bare`)."""
+    as an option it does not know), one that requires a value given none (:func:`_bare`), or
+    an empty one (:func:`_empty`)."""
     if name.startswith("--") and option[len(name) :][:1].isspace():
         value = option[len(name) :].strip()
         return (
             f"sbatch reads {option!r} as one word, an option it does not know, and refuses "
             f"every job of this region: write it {name}={value}"
         )
+    if option == f"{name}=":
+        return _empty(option, name)
     return _bare(option) if option == name else None
+
+
+def _empty(option: str, name: str) -> str | None:
+    """Why ``option``, the long option word ``name`` with an empty value (``--mem=``), is
+    refused: sbatch 22.05 refuses the empty value (:data:`EMPTY_REFUSED`: every job of the
+    region would be), or takes it and Slurm reads it as something other than none
+    (:data:`EMPTY_MISREAD`); None where it asks for none (``--reservation=``) or the option's
+    value is optional (``--exclusive=`` is ``--exclusive``)."""
+    long = _long(name[2:]) if name.startswith("--") else None
+    if long in EMPTY_REFUSED:
+        what = "which sbatch refuses, and with it every job of this region"
+    elif long in EMPTY_MISREAD:
+        what = f"which Slurm reads as {EMPTY_MISREAD[long]}"
+    else:
+        return None
+    return (
+        f"{option!r} gives sbatch's --{long} an empty value, {what}: give it a value, or "
+        "leave it out"
+    )
+
+
+def _long(given: str) -> str | None:
+    """The long option sbatch reads ``--<given>`` as: the one so named, else the one it
+    abbreviates; None where it is none of sbatch's, or ambiguous."""
+    found = [given] if given in LONG_OPTIONS else [o for o in LONG_OPTIONS if o.startswith(given)]
+    return found[0] if len(found) == 1 else None
 
 
 def _bare(option: str) -> str | None:
@@ -158,13 +190,10 @@ def _bare(option: str) -> str | None:
     word of its command line as the value: the next option (``--mem --reservation=x`` is
     no reservation) or, for the last one, none, and every job of the region refused."""
     if option.startswith("--"):
-        given = option[2:]
-        found = (
-            [given] if given in LONG_OPTIONS else [o for o in LONG_OPTIONS if o.startswith(given)]
-        )
-        if len(found) != 1 or found[0] not in VALUE_REQUIRED:
+        long = _long(option[2:])
+        if long not in VALUE_REQUIRED:
             return None
-        how, spelled = f"--{found[0]}=<value>", f"sbatch's --{found[0]}"
+        how, spelled = f"--{long}=<value>", f"sbatch's --{long}"
     else:
         letters = _letters(option)
         last = letters[-1]

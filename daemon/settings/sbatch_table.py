@@ -20,6 +20,16 @@ Read from sbatch 22.05.8 itself (no controller needed: ``SLURM_CONF`` naming a t
   ``A`` as the letter's value (``-kA``: "Invalid --no-kill specification") or as the next
   option (a flag).
 
+- each long name that requires a value, given an empty one (``--mem=``): ``sbatch
+  --test-only -p alpha --gres=gpu:t4:1 --<name>=`` on the local cluster (``make slurm-up``),
+  which says "Invalid --mem specification" (or the controller's "allocation failure: ...")
+  for :data:`EMPTY_REFUSED`; the others were submitted for real as a user, held with
+  ``--begin``, and ``scontrol show job`` compared with the same job without the option:
+  :data:`EMPTY_NONE` changed nothing or set the field empty (``Features=``), and
+  :data:`EMPTY_MISREAD` something else (each one's entry says what), run where it matters
+  (``--input=`` gave the job its working directory as standard input: ``cat: -: Is a
+  directory``).
+
 Checked 2026-12-07: for every prefix of every long name and every short word of one to three
 letters, sbatch said "requires an argument" exactly where
 :func:`daemon.settings.sbatch_options.refusal` refuses the word alone as missing its value
@@ -28,7 +38,15 @@ letters, sbatch said "requires an argument" exactly where
 
 from __future__ import annotations
 
-__all__ = ["FLAGS_SHORT", "LONG_OPTIONS", "VALUE_REQUIRED", "VALUE_REQUIRED_SHORT"]
+__all__ = [
+    "EMPTY_MISREAD",
+    "EMPTY_NONE",
+    "EMPTY_REFUSED",
+    "FLAGS_SHORT",
+    "LONG_OPTIONS",
+    "VALUE_REQUIRED",
+    "VALUE_REQUIRED_SHORT",
+]
 
 
 def _words(text: str) -> frozenset[str]:
@@ -47,6 +65,35 @@ VALUE_REQUIRED = _words("""
     ntasks-per-socket ntasks-per-tres open-mode output partition power prefer priority
     profile qos reservation signal sockets-per-node switches tasks-per-node thread-spec
     threads-per-core time time-min tmp uid wait-all-nodes wckey wrap
+""")
+# of VALUE_REQUIRED: those whose empty value (``--mem=``) sbatch 22.05 or its controller
+# refuses, so every job given it is refused ("Invalid --mem specification", "Invalid numeric
+# value "" for --ntasks", "No cluster '' known by database", "Job --batch option is invalid")
+EMPTY_REFUSED = _words("""
+    batch bbf begin cluster clusters cores-per-socket cpu-freq cpus-per-gpu cpus-per-task
+    deadline delay-boot distribution export-file gid gpu-bind gpu-freq gres gres-flags hint
+    kill-on-invalid-dep mail-type mem mem-bind mem-per-cpu mem-per-gpu mincpus nodefile nodes
+    ntasks ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket ntasks-per-tres
+    open-mode partition profile signal sockets-per-node switches tasks-per-node thread-spec
+    threads-per-core time time-min tmp uid wrap
+""")
+# of VALUE_REQUIRED: those whose empty value sbatch 22.05 takes but Slurm reads as something
+# other than none: what it reads
+EMPTY_MISREAD = {
+    "core-spec": "--core-spec=0, no core kept for the system (sbatch says the same "
+    "'Ignoring -S' of both where the cluster does not allow it)",
+    "input": "the job's working directory as its standard input, not /dev/null (the job "
+    "reads a directory: 'cat: -: Is a directory')",
+    "qos": "a QOS named '', not the user's default QOS (sacct shows the job's QOS as "
+    "Unknown where one without --qos has 'normal')",
+}
+# of VALUE_REQUIRED: those whose empty value sbatch 22.05 takes as none (``--reservation=``
+# plans the job outside any reservation; ``--constraint=`` asks no feature)
+EMPTY_NONE = _words("""
+    account acctg-freq array bb chdir cluster-constraint comment constraint container context
+    dependency error exclude export extra-node-info gpus gpus-per-node gpus-per-socket
+    gpus-per-task job-name licenses mail-user mcs-label network nodelist output power prefer
+    priority reservation wait-all-nodes wckey
 """)
 # long options whose value is optional (``--exclusive``, ``--exclusive=user``)
 _VALUE_OPTIONAL = _words("exclusive get-user-env nice no-kill propagate")

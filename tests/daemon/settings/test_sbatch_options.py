@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from daemon.settings import ConfigError, load_settings
+from daemon.settings.sbatch_table import EMPTY_MISREAD, EMPTY_NONE, EMPTY_REFUSED, VALUE_REQUIRED
 from tests.daemon.settings.toml_values import toml_value
 from tests.fuzzing import examples
 
@@ -297,3 +298,65 @@ def test_any_sbatch_option_loads_or_is_refused_in_one_line(option: str, account:
             return
     assert region.slurm is not None and region.slurm.sbatch_options == (option,)
     assert option.startswith("-") and "\x00" not in option
+
+
+@pytest.mark.parametrize(
+    ("option", "spelled"),
+    [("--mem=", "--mem"), ("--time=", "--time"), ("--time-min=", "--time-min"),
+     ("--cpus-per-task=", "--cpus-per-task"), ("--mem-per-c=", "--mem-per-cpu"),
+     ("--signal=", "--signal"), ("--gres-flags=", "--gres-flags"), ("--batch=", "--batch")],
+)  # fmt: skip
+def test_an_empty_value_sbatch_refuses_is_refused_at_its_line(
+    tmp_path: Path, option: str, spelled: str
+) -> None:
+    """``"--mem="`` loaded, and sbatch 22.05 refuses every job given it ("Invalid --mem
+    specification"; "Invalid numeric value "" for --cpus-per-task"; the controller's "Job
+    --batch option is invalid"): every launch in the region failed."""
+    assert _problems(tmp_path, f'sbatch_options = ["{option}"]\n') == [
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's {spelled} an empty "
+        "value, which sbatch refuses, and with it every job of this region: give it a value, "
+        "or leave it out"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "spelled", "reads"),
+    [("--input=", "--input", "the job's working directory as its standard input"),
+     ("--qos=", "--qos", "a QOS named ''"),
+     ("--core-s=", "--core-spec", "--core-spec=0, no core kept for the system")],
+)  # fmt: skip
+def test_an_empty_value_slurm_misreads_is_refused_at_its_line(
+    tmp_path: Path, option: str, spelled: str, reads: str
+) -> None:
+    """sbatch 22.05 takes these empty, and the job then means something else: ``--input=``
+    gives it its working directory as standard input (measured on the local cluster:
+    ``cat: -: Is a directory``), ``--qos=`` no QOS rather than the user's default."""
+    [problem] = _problems(tmp_path, f'sbatch_options = ["{option}"]\n')
+    assert problem.startswith(
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's {spelled} an empty "
+        f"value, which Slurm reads as {reads}"
+    )
+    assert problem.endswith(": give it a value, or leave it out")
+
+
+def test_an_empty_value_sbatch_reads_as_none_is_kept(tmp_path: Path) -> None:
+    """An empty value that asks for none (``--reservation=`` plans the job outside any
+    reservation, ``--constraint=`` asks no feature; sbatch 22.05 on the local cluster), and
+    one of an option whose value is optional (``--exclusive=`` is ``--exclusive``), load."""
+    options = ("--reservation=", "--constraint=", "--exclude=", "--account=", "--priority=",
+               "--wckey=", "--licenses=", "--mail-user=", "--exclusive=", "--nice=",
+               "--res=")  # fmt: skip
+    config = tmp_path / "kept.toml"
+    listed = ", ".join(f'"{o}"' for o in options)
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = [{listed}]\n')
+    [region] = load_settings(config).regions
+    assert region.slurm is not None and region.slurm.sbatch_options == options
+
+
+def test_every_option_that_requires_a_value_says_what_sbatch_does_with_an_empty_one() -> None:
+    """Each of sbatch's options that require a value is in one of the three sets read from
+    sbatch 22.05 (refused empty, misread empty, empty as none), and in one only: a new
+    option added to the table without that reading fails here."""
+    sets = [EMPTY_REFUSED, frozenset(EMPTY_MISREAD), EMPTY_NONE]
+    assert frozenset().union(*sets) == VALUE_REQUIRED
+    assert sum(len(s) for s in sets) == len(VALUE_REQUIRED)
