@@ -16,7 +16,10 @@ cluster raises at once, without running, until the outage's retry time (``RETRY_
 last failure, doubled after each further one up to ``MAX_RETRY_S``); the first command at or
 past it is preceded by ``scontrol ping`` (one connection attempt: milliseconds against a
 stopped controller) and runs only if a controller answers UP. A command that gets an answer
-ends the outage.
+ends the outage. A command whose file this host cannot run (missing under ``bin_dir``, not
+executable: :class:`SlurmCommandMissingError`) asked nothing of Slurm and starts none: it
+would have made the cluster's regions unavailable, their work planned elsewhere, over this
+host's configuration.
 
 ``sacct`` reads slurmdbd, not the controller: one that gets no answer in time (a hung
 slurmdbd) starts an outage of that cluster's *accounting* only (:meth:`Reach.accounting`,
@@ -47,6 +50,7 @@ from daemon.executors.slurm.runner import (
     CommandResult,
     Runner,
     SlurmAccountingError,
+    SlurmCommandMissingError,
     SlurmNoAnswerError,
     SlurmUnavailableError,
 )
@@ -179,6 +183,8 @@ class Reach:
                 raise SlurmUnavailableError(_message(cluster, pinged))
         try:
             result = self._runner(argv, stdin=stdin, uid=uid, gid=gid)
+        except SlurmCommandMissingError:  # this host's bin_dir, not the controller: no outage
+            raise
         except SlurmUnavailableError as exc:
             raise type(exc)(_message(cluster, self._failed(cluster, str(exc)))) from exc
         if unreachable(result.returncode, result.stderr):

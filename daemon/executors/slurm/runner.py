@@ -14,6 +14,7 @@ tool, with the user's limits and accounts. Tests inject a recording fake instead
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ __all__ = [
     "CommandResult",
     "Runner",
     "SlurmAccountingError",
+    "SlurmCommandMissingError",
     "SlurmNoAnswerError",
     "SlurmUnavailableError",
     "SubprocessRunner",
@@ -33,10 +35,21 @@ __all__ = [
 
 _PASSED_ENV = ("SLURM_CONF",)
 _UMASK = 0o077  # sbatch's, which Slurm creates a job's output files with (SLURM_UMASK)
+# exec's errors that say the command's file cannot be run here (missing, no execute
+# permission or mounted noexec, a directory, no program), not that anything was asked
+_UNRUNNABLE = frozenset({errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR, errno.ELOOP})
 
 
 class SlurmUnavailableError(ExecutorUnavailableError):
     """A Slurm command could not run or did not answer in time (Slurm down or missing)."""
+
+
+class SlurmCommandMissingError(SlurmUnavailableError):
+    """A Slurm command's file cannot be run on this host (missing under ``bin_dir``, not
+    executable, no program): this host's configuration, not the cluster being down, so
+    :class:`~daemon.executors.slurm.reach.Reach` starts no outage for it; Slurm was not
+    asked. The message names the path and why (``/opt/slurm/bin/sbatch: No such file or
+    directory``)."""
 
 
 class SlurmNoAnswerError(SlurmUnavailableError):
@@ -117,7 +130,10 @@ class SubprocessRunner:
 
         Raises:
             SlurmNoAnswerError: the command timed out.
-            SlurmUnavailableError: the command is missing or could not start.
+            SlurmCommandMissingError: the command's file cannot be run (missing, not
+                executable).
+            SlurmUnavailableError: the command could not start otherwise (no process left
+                to fork, say).
             ExecutorError: no command can be run with these words (a NUL in one): it is not.
         """
         switch = uid is not None and uid != os.geteuid()
@@ -142,6 +158,8 @@ class SubprocessRunner:
         except subprocess.TimeoutExpired as exc:
             raise SlurmNoAnswerError(f"{argv[0]}: no answer within {timeout_s:g} s") from exc
         except OSError as exc:
+            if exc.errno in _UNRUNNABLE and exc.filename == argv[0]:  # exec's, of argv[0]
+                raise SlurmCommandMissingError(f"{argv[0]}: {exc.strerror}") from exc
             raise SlurmUnavailableError(f"{argv[0]}: cannot run: {exc}") from exc
         except ValueError as exc:  # "embedded null byte": nothing ran, nor would it again
             raise ExecutorError(f"{argv[0]!r}: cannot run it with these words: {exc}") from exc

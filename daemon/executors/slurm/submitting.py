@@ -24,7 +24,7 @@ from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import QueueRow, parse_sbatch
 from daemon.executors.slurm.partitions import PartitionStates, closed_now
 from daemon.executors.slurm.queries import SlurmQueries, Token, said
-from daemon.executors.slurm.runner import Runner, SlurmNoAnswerError
+from daemon.executors.slurm.runner import Runner, SlurmCommandMissingError, SlurmNoAnswerError
 from daemon.executors.slurm.states import is_ended
 
 __all__ = ["SlurmSubmitting"]
@@ -84,6 +84,11 @@ class SlurmSubmitting:
         argv = cmd.sbatch_argv(self._tool("sbatch"), target, sub)
         try:
             result = self._run(argv, stdin=cmd.batch_script(sub), uid=spec.uid, gid=spec.gid)
+        except SlurmCommandMissingError as exc:  # this host's bin_dir: the launch fails
+            raise ExecutorError(
+                f"job {spec.job_id}: cannot run sbatch on this host ({exc}; "
+                "executors.slurm.bin_dir): Slurm was not asked"
+            ) from exc
         except SlurmNoAnswerError as exc:  # Slurm may have it: found by name, not resubmitted
             raise LaunchUnconfirmedError(
                 f"job {spec.job_id}: sbatch got no answer ({exc}); Slurm may have the job, "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.executors.errors import ExecutorError
+from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import SlurmExecutor, SubprocessRunner, Target
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
@@ -86,3 +86,38 @@ def test_a_word_no_command_can_take_fails_that_launch_as_an_executor_error(
     assert not (tmp_path / "submitted").exists()
     handle = executor.launch(replace(spec, cwd=str(tmp_path)), T0)  # the same job, runnable
     assert '"7"' in handle.token and (tmp_path / "submitted").exists()
+
+
+@pytest.mark.parametrize("sbatch", ["missing", "not executable"])
+def test_an_sbatch_this_host_cannot_run_fails_the_launch_and_starts_no_outage(
+    tmp_path: Path, sbatch: str
+) -> None:
+    """``bin_dir`` without ``sbatch`` (or with one not executable): the runner's OSError was
+    taken as the controller being down, so the launch was requeued (``slurm cannot be
+    reached``), ``health.json`` said ``controller unreachable``, and the cluster's regions
+    were made unavailable (their work planned elsewhere) until the next command that ran
+    ended the outage, round after round. It is this host's configuration: the launch fails
+    naming the path, and the cluster, whose ``scontrol`` and ``squeue`` answer, stays up."""
+    recorded = (RECORDED / "scontrol_nodes_drained.txt").read_bytes()
+    bin_dir = _bin_dir(tmp_path, recorded.replace(b"MIXED+DRAIN", b"IDLE"))
+    if sbatch == "not executable":
+        (bin_dir / "sbatch").write_text("#!/bin/sh\necho 7\n")
+        (bin_dir / "sbatch").chmod(0o644)
+    executor = SlurmExecutor(
+        {"qc": Target("alpha")},
+        runner=SubprocessRunner(),
+        known_gpus=DEFAULT_GPU_CATALOG.names(),
+        bin_dir=bin_dir,
+    )
+    assert executor.discover("qc") == [(0, "T4"), (1, "T4")]
+    with pytest.raises(ExecutorError) as info:
+        executor.launch(launch_spec(tmp_path), T0)
+    assert not isinstance(info.value, ExecutorUnavailableError)
+    why = "No such file or directory" if sbatch == "missing" else "Permission denied"
+    assert str(info.value) == (
+        f"job j1: cannot run sbatch on this host ({bin_dir}/sbatch: {why}; "
+        "executors.slurm.bin_dir): Slurm was not asked"
+    )
+    assert executor.problems() == {}
+    devices = [Device(f"qc/{i}", "qc", "Z", DEFAULT_GPU_CATALOG.get("T4")) for i in range(2)]
+    assert all(d.available for d in executor.available(devices, T0))
