@@ -118,21 +118,29 @@ def sbatch_missing(settings: Settings) -> str:
 
 
 def sbatch_problem(executor: SlurmExecutor, region: str) -> str:
-    """Why sbatch would refuse every job of ``region``, or empty: ``sbatch --test-only``
-    (carbond's own sbatch argv for a one-GPU job of the region, its ``sbatch_options`` last,
-    as this user: :meth:`~daemon.executors.slurm.SlurmExecutor.sbatch_refusal`) refuses
-    it, in sbatch's words: an option this sbatch does not know, an invalid ``--mem=``, a
-    reservation, account, QOS or ``--constraint`` feature the cluster does not have. Empty
-    too when sbatch does not answer (the slurm line says what ``scontrol`` said)."""
+    """Why sbatch would refuse the jobs of ``region``, or empty: ``sbatch --test-only``
+    (carbond's own sbatch argv for a one-GPU job of the region, of each GPU type it would
+    ask, its ``sbatch_options`` last, as this user:
+    :meth:`~daemon.executors.slurm.SlurmExecutor.sbatch_refusals`) refuses it, in sbatch's
+    words, naming the type unless every type is refused alike: an option this sbatch does
+    not know, an invalid ``--mem=``, a reservation, account, QOS or ``--constraint`` feature
+    the cluster (or the nodes of that type) does not have. Empty too when sbatch does not
+    answer (the slurm line says what ``scontrol`` said)."""
     try:
-        refused = executor.sbatch_refusal(region)
+        refusals = executor.sbatch_refusals(region)
+        tried = executor.gres_types(region)
     except SlurmUnavailableError:
         return ""
-    if refused is None:
-        return ""
-    return (
-        "sbatch refuses its jobs (`sbatch --test-only` with carbond's options and the "
-        f"region's sbatch_options; every launch would fail): {refused}"
+    if len(refusals) == len(tried) and len({r.said for r in refusals}) == 1:  # all, alike
+        return (
+            "sbatch refuses its jobs (`sbatch --test-only` with carbond's options and the "
+            f"region's sbatch_options; every launch would fail): {refusals[0].said}"
+        )
+    return "; ".join(
+        f"sbatch refuses its jobs on its {r.gres_type or 'untyped'} GPUs (`sbatch --test-only` "
+        f"with carbond's options for them, --gres={r.gres}, and the region's sbatch_options; "
+        f"every launch on them would fail): {r.said}"
+        for r in refusals
     )
 
 

@@ -61,7 +61,7 @@ from daemon.executors.slurm.reading import LOST_LIMIT_S
 from daemon.executors.slurm.runner import Runner
 from daemon.executors.slurm.states import WAITING
 from daemon.executors.slurm.submitting import SlurmSubmitting
-from daemon.executors.slurm.trial import refused, trial
+from daemon.executors.slurm.trial import Refusal, gres_types, refused, trial
 from daemon.executors.slurm.watching import SlurmWatching
 
 __all__ = ["SlurmExecutor"]
@@ -135,20 +135,31 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching, SlurmSubmitting):
         """:func:`~daemon.executors.slurm.reach.problems` of this executor's clusters."""
         return problems(self._reach, {r: t.cluster for r, t in self._targets.items()})
 
-    def sbatch_refusal(self, region: str) -> str | None:
+    def gres_types(self, region: str) -> list[str]:
+        """The GRES types :meth:`sbatch_refusals` tries for ``region`` (``""``: untyped)."""
+        return gres_types(self._layout.get(region))
+
+    def sbatch_refusals(self, region: str) -> list[Refusal]:
         """What ``sbatch --test-only`` says refusing a one-GPU job of ``region`` as carbond
         submits one (:mod:`~daemon.executors.slurm.trial`; as this process's user, from
-        their home), or None when it would take it. Submits nothing.
+        their home): one trial per GRES type its discovered GPUs have, with that typed
+        request (untyped for declared ``gpus`` or untyped GRES); empty when sbatch would take
+        each. Submits nothing.
 
         Raises:
             SlurmUnavailableError: Slurm did not answer (:class:`SlurmNoAnswerError`: in
                 time), or ``sbatch`` cannot run.
             ExecutorError: ``region`` is no Slurm region.
         """
-        log_dir = self._log_dir or Path("/")
-        argv, script = trial(self._tool("sbatch"), self._q.target(region), log_dir,
-                             jobenv.home(os.getuid()))  # fmt: skip
-        return refused(self._run(argv, stdin=script))
+        log_dir, target = self._log_dir or Path("/"), self._q.target(region)
+        refusals = []
+        for gres_type in self.gres_types(region):
+            argv, script = trial(self._tool("sbatch"), target, log_dir,
+                                 jobenv.home(os.getuid()), gres_type)  # fmt: skip
+            if (said := refused(self._run(argv, stdin=script))) is not None:
+                gres = cmd.gres_request(target.gres, gres_type, 1)
+                refusals.append(Refusal(gres_type, gres, said))
+        return refusals
 
     # -- submitting -------------------------------------------------------------------------
 

@@ -386,7 +386,7 @@ def test_the_slurm_line_asks_sbatch_to_test_the_regions_jobs(
     assert checks["slurm"] == f"{status}: {words}", checks
     assert code == (1 if status == "fail" else 0)
     words_given = argv.read_text().splitlines()
-    assert words_given[0] == "--test-only" and "--gres=gpu:1" in words_given
+    assert words_given[0] == "--test-only" and "--gres=gpu:t4:1" in words_given  # as launched
     assert "--partition=alpha" in words_given and "--parsable" in words_given
     assert words_given[-2:] == ["--mem=1G", options.split('"')[3]]  # the region's, last
     assert script.read_text().startswith("#!/bin/sh\n")  # the batch script, as launches give it
@@ -812,3 +812,49 @@ def test_a_relative_slurm_bin_dir_is_a_config_problem(
     code, checks = run_doctor(config)
     assert code == 1
     assert checks["config"].startswith(f"fail: {config}:{line}: executors.slurm.bin_dir: {problem}")
+
+
+_SBATCH_NO_T4 = """#!/bin/sh
+printf '%s\\n' "$*" >> {calls}
+case "$*" in *--gres=gpu:t4:1*)
+    echo 'allocation failure: Requested node configuration is not available' >&2; exit 1 ;;
+esac
+echo 'sbatch: Job 7 to start at 2026-12-07T15:42:28 using 1 processors on nodes n2' >&2
+"""
+
+
+def test_the_slurm_line_tries_a_job_of_each_gpu_type_the_region_would_use(
+    tmp_path: Path,
+) -> None:
+    """A partition with T4s on n1 and L4s on n2, and a ``--constraint`` only n2 meets: the
+    trial asked an untyped ``--gres=gpu:1``, which Slurm placed on n2, so the line passed,
+    and every job carbond planned on the T4s (submitted ``--gres=gpu:t4:1``) was refused.
+    It now tries one job per GPU type, with the typed request the daemon submits, and names
+    the type sbatch refuses."""
+    state, config = healthy_setup(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    nodes = tmp_path / "nodes.txt"
+    nodes.write_text(RECORDED_NODES.read_text().replace("Partitions=beta", "Partitions=alpha"))
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\ncat {nodes}\n")
+    calls = tmp_path / "calls"
+    (bin_dir / "sbatch").write_text(_SBATCH_NO_T4.format(calls=calls))
+    for tool in ("scontrol", "sbatch"):
+        (bin_dir / tool).chmod(0o755)
+    config.write_text(SLURM_CONFIG.format(state=state, bin=bin_dir, partition="alpha")
+                      + 'sbatch_options = ["--constraint=fast"]\n')  # fmt: skip
+
+    code, checks = run_doctor(config)
+
+    assert code == 1
+    assert checks["slurm"] == (
+        "fail: qc (partition alpha): sbatch refuses its jobs on its t4 GPUs (`sbatch "
+        "--test-only` with carbond's options for them, --gres=gpu:t4:1, and the region's "
+        "sbatch_options; every launch on them would fail): allocation failure: Requested node "
+        "configuration is not available"
+    ), checks
+    tried = calls.read_text().splitlines()
+    assert [[w for w in c.split() if w.startswith("--gres")] for c in tried] == [
+        ["--gres=gpu:l4:1"], ["--gres=gpu:t4:1"],
+    ]  # fmt: skip
+    assert all(c.split()[-1] == "--constraint=fast" for c in tried)
