@@ -27,7 +27,13 @@ def site_columns(
     """``columns`` (an ``outcomes`` row) with ``site_pv_j``, ``site_battery_j`` and
     ``site_grid_j`` (facility energy: ``energy_j`` x ``pue``) and, where the realised grid
     intensity is known, ``operational_g`` and ``total_g`` recomputed: grid energy at that
-    intensity, PV and battery energy at ``factors``. Unchanged without an energy."""
+    intensity, PV and battery energy at ``factors``. Unchanged without an energy.
+
+    A run-now copy that costs the run's grams (``run_now_total_g`` equal to ``total_g``: the
+    copy is the run itself, :func:`daemon.accounting.finished.is_the_run`) costs the split's
+    grams too: run-now, on the same GPUs at the same time, would have drawn the same PV and
+    battery energy. Until 2026-12-07 it kept the grid-only grams, and the site's whole offset
+    read as a saving (or, where the grid is cleaner than PV, a loss)."""
     out = dict(columns)
     energy = out.get("energy_j")
     if energy is None:
@@ -43,9 +49,12 @@ def site_columns(
     operational = (
         grid * float(intensity) + pv * factors.pv_g_per_kwh + battery * factors.battery_g_per_kwh
     ) / J_PER_KWH
+    own_copy = out.get("total_g") is not None and out.get("run_now_total_g") == out["total_g"]
     out["operational_g"] = operational
     if out.get("embodied_g") is not None:
         out["total_g"] = operational + float(out["embodied_g"])
+        if own_copy:
+            out["run_now_total_g"] = out["total_g"]
     return _errors(out, operational * J_PER_KWH / facility if facility > 0 else None)
 
 

@@ -86,6 +86,21 @@ def test_at_night_the_site_changes_nothing(tmp_path: Path) -> None:
     without.ledger.close()
 
 
+def test_a_run_that_is_its_own_run_now_copy_saves_nothing_at_a_site(tmp_path: Path) -> None:
+    """Under run-now the counterfactual is the run itself (its devices, its start, its
+    estimate), so it must cost the run's grams. At a site its run-now grams were the grid-only
+    grams from before the split: a job wholly on PV read as saving its whole grid footprint
+    (8.44 g of a 2.56 g job in a replay with a 2 kWp site), the site's PV credited as a saving
+    that run-now, on the same GPU at the same time, would have had too."""
+    service, _ = site_service(tmp_path, QUEBEC_PV)
+    outcome = _run_one(service, FakeClock(datetime(2024, 6, 1, 16, tzinfo=UTC)))
+    assert float(outcome["site_pv_j"]) > 0  # it ran in the sun
+    assert outcome["run_now_total_g"] == outcome["total_g"]
+    _, totals = summarise(ledger_lines(service.ledger), "job")
+    assert totals.saved_kg == 0.0
+    service.ledger.close()
+
+
 def test_site_columns_recompute_the_prediction_errors_of_the_split() -> None:
     """A measured outcome's details hold errors against the grid-only grams; at a site the
     decision priced on-site energy too, so the errors are those of the split's grams."""
