@@ -25,7 +25,12 @@ __all__ = [
 
 
 class UnknownPolicyError(PoliciesError, LookupError):
-    """A policy name that is not registered."""
+    """A policy name (``name``) that is not registered; ``known``: the registered names."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown policy {name!r} (known: {', '.join(known)})")
 
 
 class Policy(Protocol):
@@ -81,8 +86,7 @@ def get_policy(name: str, /, **params: Any) -> Policy:
     try:
         factory = _REGISTRY[name.strip().lower()]
     except KeyError:
-        known = ", ".join(policy_names())
-        raise UnknownPolicyError(f"unknown policy {name!r} (known: {known})") from None
+        raise UnknownPolicyError(name, policy_names()) from None
     if isinstance(factory, type) and is_dataclass(factory):  # its fields are its parameters
         known_params = [f.name for f in fields(factory) if f.init and f.name not in _NOT_PARAMS]
         check_keywords(name, params, known_params)

@@ -6,7 +6,9 @@ exit codes (0 ok, also when the reader of stdout stops early as ``| head`` does;
 failure, also output to a closed or full stdout (``>&-``, ``> /dev/full``), ``--help``'s
 too, an error naming stdout; 2 bad input; 130 interrupted). With stderr closed (``2>&-``) or
 full (``2>/dev/full``) error, note and warning lines are dropped, never written to stdout
-(:func:`daemon.cli.output.stderr_line`); the exit code still says.
+(:func:`daemon.cli.output.stderr_line`); the exit code still says. Under ``--json`` a failure
+also prints one ``{"error": {...}}`` document on stdout, where none of the output was written
+(:mod:`daemon.cli.error_json`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO, cast
+from typing import Any, NoReturn, TextIO, cast
 
-from daemon.cli.output import fail
+from daemon.cli.error_json import asks_json, error_document, usage_document, write_document
+from daemon.cli.output import error_text, fail
 from daemon.errors import DaemonError
 from daemon.logs import configure_logging
 from daemon.package_version import carbond_version
@@ -67,10 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _UsageExit(SystemExit):
+    """argparse's exit 2 for a command line it refused (its usage and error line written to
+    stderr), with what it said: the refusing parser's ``prog``, ``message`` and ``usage``."""
+
+    def __init__(self, prog: str, message: str, usage: str) -> None:
+        super().__init__(2)
+        self.prog, self.message, self.usage = prog, message, usage
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, but ``--help`` output that cannot be written is an error: argparse
     drops a failed write (``carbond --help >&-`` printed the help to stderr instead, and
-    ``> /dev/full`` lost it) and exits 0. Sub-parsers are made of this class too."""
+    ``> /dev/full`` lost it) and exits 0. A refused command line exits 2 as argparse's does,
+    with what was refused (:class:`_UsageExit`), for ``--json``'s error document. Sub-parsers
+    are made of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        try:
+            super().error(message)  # usage and `carbond CMD: error: ...` on stderr, exit 2
+        except SystemExit as exc:
+            if exc.code != 2:  # pragma: no cover - argparse exits 2 for every refusal
+                raise
+        raise _UsageExit(self.prog, message, self.format_usage())
 
     def print_help(self, file: Any = None) -> None:
         if file is not None:  # a caller's own stream: argparse's way
@@ -125,10 +147,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sys.stdout is None:  # `carbond jobs >&-`: fd 1 was closed, Python has no stdout
         _closed_stdout()
     stdout = sys.stdout
-    sys.stdout = cast(TextIO, _NamedStdout(stdout))
+    named = _NamedStdout(stdout)
+    sys.stdout = cast(TextIO, named)
+    words = joined_past_spans(sys.argv[1:] if argv is None else argv)
+    args: argparse.Namespace | None = None
     try:
         # `--help` writes through the named stdout too; a usage error still exits 2 in argparse
-        args = _parse(build_parser(), joined_past_spans(sys.argv[1:] if argv is None else argv))
+        try:
+            args = _parse(build_parser(), words)
+        except _UsageExit as exc:  # argparse's lines are on stderr; under --json, the document
+            if asks_json(words):
+                write_document(usage_document(exc.prog, exc.message, exc.usage))
+            raise
         # Log events go to stderr so stdout holds only the command's output (tables, --json);
         # long-running commands (run, demo, doctor) reconfigure with their own level and format.
         configure_logging(level="WARNING")
@@ -139,7 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_left()
     except Exception as exc:  # every carbond error becomes one line, never a traceback
-        return fail(exc)
+        code = fail(exc)
+        if getattr(args, "json", False) and not named.began:  # nothing of the output written
+            write_document(error_document(exc, error_text(exc), code))
+        return code
     finally:
         sys.stdout = stdout
     return code
@@ -178,8 +211,10 @@ class _NamedStdout:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self.began = False  # whether the command has written any of its output
 
     def write(self, text: str) -> int:
+        self.began = self.began or bool(text)
         try:
             return self._stream.write(text)
         except BrokenPipeError:

@@ -83,8 +83,9 @@ def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | Non
     hold the id, the daemon takes the first it reads, and rejects the others.
 
     Raises:
-        UsageError: no queue file the caller may cancel in holds it unread, or the line the
-            daemon takes for it is another user's.
+        UsageError: the line the daemon takes for it is another user's, or was or will be
+            rejected.
+        UnknownJobError: no queue file the caller may cancel in holds it (exit 2, as before).
     """
     state_dir, now, rules = settings.state_dir, datetime.now(UTC), line_rules(settings)
     job = unread_job_taken(state_dir, job_id, uid, now=now, rules=rules)
@@ -105,9 +106,10 @@ def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | Non
     if doomed is not None:  # its line is there, but no job: say so, and why
         raise UsageError(f"job {job_id!r} will never be queued: {doomed}; nothing to cancel")
     if uid != 0:
-        raise UsageError(f"unknown job {job_id!r}: neither the ledger nor your queue "
-                         f"file {submit_target(state_dir, uid)} has it")  # fmt: skip
-    raise UsageError(f"unknown job {job_id!r}: neither the ledger nor any queue file has it")
+        raise UnknownJobError(job_id, f"unknown job {job_id!r}: neither the ledger nor your "
+                              f"queue file {submit_target(state_dir, uid)} has it")  # fmt: skip
+    raise UnknownJobError(job_id, f"unknown job {job_id!r}: neither the ledger nor any queue "
+                          "file has it")  # fmt: skip
 
 
 def _ledger_job(state_dir: Path, job_id: str) -> JobRecord | None:

@@ -23,8 +23,8 @@ from policies import UnknownPolicyError
 from policies.errors import CatalogError, InvalidWorkloadError
 
 __all__ = [
-    "EXIT_FAILURE", "EXIT_USAGE", "SPOOL_BYTES", "clean_json", "fail", "held_stdout", "note",
-    "print_json", "print_table", "printable", "stderr_line", "writable",
+    "EXIT_FAILURE", "EXIT_USAGE", "SPOOL_BYTES", "clean_json", "error_text", "exit_code", "fail",
+    "held_stdout", "note", "print_json", "print_table", "printable", "stderr_line", "writable",
 ]  # fmt: skip
 
 EXIT_FAILURE = 1
@@ -50,20 +50,28 @@ def fail(exc: BaseException) -> int:
 
     Errors that carbond does not know are re-raised: a bug should show its traceback.
     """
-    if isinstance(exc, _USAGE_ERRORS):
-        code = EXIT_USAGE
-    elif isinstance(exc, DaemonError | ForecastsError | OSError):
-        code = EXIT_FAILURE
-    else:
-        raise exc
-    # a message may quote what a user or a file wrote (a zone name, a path): its control
-    # characters (line breaks too) are escaped; an invalid config is one line per problem
-    if isinstance(exc, ConfigError):
-        text = "invalid configuration:" + "".join(f"\n  {printable(p)}" for p in exc.problems)
-    else:
-        text = printable(str(exc))
-    stderr_line(f"carbond: error: {text}")  # the exit code still says, if the line is lost
+    code = exit_code(exc)
+    stderr_line(f"carbond: error: {error_text(exc)}")  # the exit code still says, if it is lost
     return code
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code of a carbond error: :data:`EXIT_USAGE` for bad input, else
+    :data:`EXIT_FAILURE`. Errors that carbond does not know are re-raised."""
+    if isinstance(exc, _USAGE_ERRORS):
+        return EXIT_USAGE
+    if isinstance(exc, DaemonError | ForecastsError | OSError):
+        return EXIT_FAILURE
+    raise exc
+
+
+def error_text(exc: BaseException) -> str:
+    """What the ``carbond: error:`` line says of ``exc``. A message may quote what a user or a
+    file wrote (a zone name, a path): its control characters (line breaks too) are escaped;
+    an invalid config is one line per problem."""
+    if isinstance(exc, ConfigError):
+        return "invalid configuration:" + "".join(f"\n  {printable(p)}" for p in exc.problems)
+    return printable(str(exc))
 
 
 def note(text: str) -> None:

@@ -15,7 +15,16 @@ from contextlib import contextmanager
 from daemon.errors import UsageError
 from policies.errors import InvalidWorkloadError
 
-__all__ = ["as_flag_error", "flags_named"]
+__all__ = ["FlagError", "as_flag_error", "flags_named"]
+
+
+class FlagError(UsageError):
+    """A workload flag out of range (exit 2): ``field`` the flag (``--batch-size``), ``value``
+    and ``allowed`` as :class:`InvalidWorkloadError` has them."""
+
+    def __init__(self, message: str, *, field: str, value: str | None, allowed: str | None):
+        super().__init__(message)
+        self.field, self.value, self.allowed = field, value, allowed
 
 
 def as_flag_error(exc: InvalidWorkloadError, flags: Mapping[str, str]) -> Exception:
@@ -26,8 +35,10 @@ def as_flag_error(exc: InvalidWorkloadError, flags: Mapping[str, str]) -> Except
     if flag is None:
         return exc
     if exc.allowed is None:  # its message says what is wrong without the field's name
-        return UsageError(f"{flag}: {exc}")
-    return UsageError(f"{flag} must be {exc.allowed}, got {exc.value}")
+        message = f"{flag}: {exc}"
+    else:
+        message = f"{flag} must be {exc.allowed}, got {exc.value}"
+    return FlagError(message, field=flag, value=exc.value, allowed=exc.allowed)
 
 
 @contextmanager
@@ -36,7 +47,7 @@ def flags_named(flags: Mapping[str, str]) -> Iterator[None]:
     flag that gave it) as a :class:`UsageError` naming the flag (:func:`as_flag_error`).
 
     Raises:
-        UsageError: a field that ``flags`` names is out of range.
+        FlagError: a field that ``flags`` names is out of range (a UsageError).
         InvalidWorkloadError: any other workload error, as raised.
     """
     try:

@@ -19,7 +19,11 @@ class LedgerError(DaemonError):
 
 
 class UnknownJobError(LedgerError, LookupError):
-    """No job has that id."""
+    """No job has that id (``job_id``); the message is ``unknown job 'ID'`` unless given."""
+
+    def __init__(self, job_id: str, message: str | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(f"unknown job {job_id!r}" if message is None else message)
 
 
 class LockWaitStoppedError(LedgerError, StoppingError):

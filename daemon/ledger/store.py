@@ -126,7 +126,7 @@ class Ledger(
             return self._job(kept.job)
         row = self._exec("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
-            raise UnknownJobError(f"unknown job {job_id!r}")
+            raise UnknownJobError(job_id)
         return self._job(row)
 
     def jobs(self, states: Sequence[str] = (), limit: int | None = None) -> list[JobRecord]:
@@ -251,7 +251,7 @@ class Ledger(
         """
         row = self._exec("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
-            raise UnknownJobError(f"unknown job {job_id!r}")
+            raise UnknownJobError(job_id)
         return str(row[0])
 
     def transitions(self, job_id: str) -> list[TransitionRecord]:

@@ -37,7 +37,7 @@ from daemon.settings.executors import (
     SlurmExecutorSettings,
 )
 from daemon.settings.local_gpus import shared_local_gpus
-from daemon.settings.problems import problem_line, unparsable_line
+from daemon.settings.problems import NO_FILE, ConfigProblem, problem_line, unparsable_line
 from daemon.settings.regions import (
     BatterySettings,
     RegionSettings,
@@ -224,13 +224,16 @@ class _CredentialsSource(PydanticBaseSettingsSource):
 def _config_path(explicit: Path | None) -> Path | None:
     if explicit is not None:
         if not explicit.is_file():
-            raise ConfigError([f"{explicit}: {_not_a_file(explicit)}"])
+            raise ConfigError(
+                [ConfigProblem(f"{explicit}: {_not_a_file(explicit)}", file=str(explicit))]
+            )
         return explicit
     from_env = os.environ.get("CARBOND_CONFIG")
     if from_env:
         path = Path(from_env)
         if not path.is_file():
-            raise ConfigError([f"{path}: {_not_a_file(path)} (from CARBOND_CONFIG)"])
+            why = f"{_not_a_file(path)} (from CARBOND_CONFIG)"
+            raise ConfigError([ConfigProblem(f"{path}: {why}", file=str(path))])
         return path
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
@@ -268,6 +271,11 @@ def _parsed(text: str | None) -> Any:
         return None
 
 
+def _of_file(text: str, path: Path | None) -> ConfigProblem:
+    """A problem with the whole file ``path`` (None: no file was read), as ``text`` says it."""
+    return ConfigProblem(text, file=None if path is None else str(path))
+
+
 def config_path(explicit: Path | None = None) -> Path | None:
     """The TOML file :func:`load_settings` reads: ``explicit``, else ``$CARBOND_CONFIG``, else
     ``/etc/carbond/carbond.toml`` when it exists; None when there is none.
@@ -295,13 +303,13 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     Settings._toml_path = path
     Settings._secrets_dir = Path(creds) if creds and Path(creds).is_dir() else None
-    where = str(path) if path else "settings"
+    where = str(path) if path else NO_FILE
     text = _text(path)
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
         names = region_names(_parsed(text))
-        problems = [
+        problems: list[str] = [
             problem_line(err["loc"], err["msg"], where, Settings, text, names)
             for err in exc.errors()
         ]
@@ -309,11 +317,11 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     except SettingsError as exc:  # a CARBOND_* variable holding JSON that does not parse
         raise ConfigError([unparsable_line(exc, where, Settings)]) from exc
     except tomllib.TOMLDecodeError as exc:  # a ValueError: named FILE:LINE, as a bad value is
-        raise ConfigError([syntax_problem(exc, where)]) from exc
+        raise ConfigError([_of_file(syntax_problem(exc, where), path)]) from exc
     except UnicodeDecodeError as exc:  # a ValueError too: Python's own words were shown
-        raise ConfigError([f"{where}: not UTF-8 text (byte {exc.start})"]) from exc
+        raise ConfigError([_of_file(f"{where}: not UTF-8 text (byte {exc.start})", path)]) from exc
     except (OSError, ValueError) as exc:  # unreadable file
-        raise ConfigError([f"{where}: {exc}"]) from exc
+        raise ConfigError([_of_file(f"{where}: {exc}", path)]) from exc
     finally:
         Settings._toml_path = None
         Settings._secrets_dir = None
@@ -333,7 +341,7 @@ def config_problem(settings: Settings, loc: tuple[int | str, ...], message: str)
     ``CARBOND_*`` variable that set it, or the file, the line that sets it (as the file read
     then) and the field (a region by its name)."""
     path, text = settings._source, settings._source_text
-    where = str(path) if path is not None else "settings"
+    where = str(path) if path is not None else NO_FILE
     return problem_line(loc, message, where, Settings, text, region_names(_parsed(text)))
 
 

@@ -16,10 +16,34 @@ from daemon.settings.regions import region_field
 from daemon.settings.toml_lines import line_of
 from forecasts.urls import without_userinfo
 
-__all__ = ["problem_line", "unparsable_line"]
+__all__ = ["NO_FILE", "ConfigProblem", "problem_line", "unparsable_line"]
 
 _ENV_PREFIX = "CARBOND_"
 _SHOWN_CHARS = 120
+NO_FILE = "settings"  # what a problem line names where no config file was read
+
+
+class ConfigProblem(str):
+    """One problem line, as :class:`~daemon.settings.ConfigError` shows it (it is that text),
+    that also says where its bad value is, for ``--json``'s error document: the config
+    ``file``, its 1-based ``line`` and the dotted ``field`` (a region by its name); None for
+    what it does not name (a value from a ``CARBOND_*`` variable has no file)."""
+
+    file: str | None
+    line: int | None
+    field: str | None
+
+    def __new__(
+        cls,
+        text: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> ConfigProblem:
+        problem = super().__new__(cls, text)
+        problem.file, problem.line, problem.field = file, line, field
+        return problem
 
 
 def problem_line(
@@ -29,23 +53,27 @@ def problem_line(
     root: type[BaseModel],
     text: str | None = None,
     names: Sequence[str | None] = (),
-) -> str:
+) -> ConfigProblem:
     """One problem line, naming where the bad value came from: the ``CARBOND_*`` variable and
     its value when the environment supplied it (it overrides the file), else the file, and the
     line of the file's ``text`` that sets it (or its nearest enclosing key or table) when given.
     ``names``: the file's region names, by which a region's field is named
-    (:func:`region_field`)."""
+    (:func:`region_field`). ``where`` is :data:`NO_FILE` where no file was read."""
     field = ".".join(str(p) for p in loc) or "<root>"
     message = message.removeprefix("Value error, ")
     found = _from_environment([str(p) for p in loc], root, missing=message == "Field required")
     if found is not None:
-        return f"environment variable {found}: {field}: {message}"
+        return ConfigProblem(f"environment variable {found}: {field}: {message}", field=field)
     field = region_field(loc, names) or field
     line = line_of(text, loc) if text is not None else None
-    return (
+    file = None if where == NO_FILE else where
+    return ConfigProblem(
         f"{where}:{line}: {field}: {message}"
         if line is not None
-        else f"{where}: {field}: {message}"
+        else f"{where}: {field}: {message}",
+        file=file,
+        line=line,
+        field=field,
     )
 
 

@@ -160,7 +160,7 @@ def test_bad_input_exits_2_in_one_line(
         argv += ["--state-dir", str(state)]
     code, out, err = run_cli(capsys, *argv)
     assert code == 2, err
-    assert out == ""
+    assert out == "" if "--json" not in argv else json.loads(out)["error"]["exit_code"] == 2
     assert err.startswith("carbond: error: ") and err.count("\n") == 1
     assert message.format(state=state) in err
 

@@ -151,7 +151,7 @@ def test_estimate_in_a_configured_zone_uses_its_regions_pue(
     assert pue("--zone", "GB") == 1.1  # no region there
     assert pue("--intensity", "100") == 1.1
     code, out, err = run_cli(capsys, *ESTIMATE, *given, "--zone", "DE")
-    assert (code, out) == (2, "")
+    assert (code, json.loads(out)["error"]["kind"]) == (2, "bad_input")  # --json's error
     assert err == (
         "carbond: error: --zone DE: its regions have different PUEs (de1 1.2, de2 1.4): "
         "give --pue\n"
@@ -186,7 +186,7 @@ def test_advise_prices_each_configured_zone_at_its_regions_pue(
     given = operational("--zones", "ca-qc,GB", "--pue", "1.05")
     assert given["CA-QC"] == pytest.approx(given["GB"])
     code, out, err = run_cli(capsys, *argv, "--zones", "GB,DE")
-    assert (code, out) == (2, "")
+    assert (code, json.loads(out)["error"]["kind"]) == (2, "bad_input")  # --json's error
     assert err == (
         "carbond: error: --zones DE: its regions have different PUEs (de1 1.2, de2 1.4): "
         "give --pue\n"
@@ -423,7 +423,7 @@ def test_paper_writes_no_figure_when_one_of_them_cannot_be_written(
     second.unlink()
     second.mkdir()
     code, out, err = run_cli(capsys, "paper", "--json", "--out", str(tmp_path))
-    assert (code, out) == (1, "")
+    assert (code, json.loads(out)["error"]["kind"]) == (1, "daemon")  # no result, the error
     assert err == f"carbond: error: {second}: cannot write: Is a directory\n"
     assert first.read_bytes() == b"the previous run's figure" != previous
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(

@@ -1,0 +1,141 @@
+"""A failed ``--json`` command's one JSON document on stdout, beside the ``carbond: error:``
+line on stderr (README, "Errors under --json")::
+
+    {"error": {"kind": "unknown_job", "message": "unknown job 'nope'", "exit_code": 2,
+               "job_id": "nope"}}
+
+``kind`` names the error's family (:data:`KINDS`), ``message`` is the stderr line's text after
+``carbond: error: ``, ``exit_code`` the process's; the other fields are what the error carries
+(:data:`_FIELDS`). Written only where nothing of the command's output reached stdout: a second
+document after a first, whole or cut short, would leave stdout unparseable either way.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+from typing import Any, Final
+
+from daemon.cli.output import clean_json
+from daemon.errors import DaemonError
+
+__all__ = ["KINDS", "asks_json", "error_document", "kind_of", "usage_document", "write_document"]
+
+# An error's kind: that of the first class of its MRO listed here, by module and name (not
+# imported: `carbond` starts without the modules of errors its command cannot raise).
+KINDS: Final[dict[str, str]] = {
+    "daemon.settings.ConfigError": "config",
+    "daemon.sites.model.SiteConfigError": "site_config",
+    "daemon.ledger.errors.UnknownJobError": "unknown_job",
+    "forecasts.static.UnknownZoneError": "unknown_zone",
+    "policies.errors.UnknownGpuError": "unknown_gpu",
+    "policies.errors.UnknownModelError": "unknown_model",
+    "policies.errors.CatalogError": "unknown_name",
+    "policies.base.UnknownPolicyError": "unknown_policy",
+    "policies.errors.InvalidWorkloadError": "invalid_workload",
+    "daemon.cli.workload_flags.FlagError": "invalid_workload",  # the field named by its flag
+    "forecasts.errors.TraceFormatError": "trace_format",
+    "daemon.replay.errors.ReplayInputError": "replay_input",
+    "daemon.queue.files.MissingStateDirError": "missing_state_dir",
+    "daemon.queue.reasons.InvalidLineError": "invalid_line",
+    "daemon.errors.UsageError": "bad_input",
+    "daemon.ledger.errors.LedgerError": "ledger",
+    "daemon.queue.files.QueueError": "queue",
+    "daemon.statedir.UnsafeStateDirError": "state_dir",
+    "daemon.statedir.StateDirLockedError": "state_dir",
+    "daemon.executors.errors.ExecutorError": "executor",
+    "daemon.gpu.errors.GpuError": "gpu",
+    "daemon.replay.errors.ReplayError": "replay",
+    "daemon.errors.DaemonError": "daemon",
+    "forecasts.errors.RateLimitedError": "rate_limited",
+    "forecasts.errors.ProviderError": "provider",
+    "forecasts.errors.NoSignalError": "no_signal",
+    "forecasts.errors.CacheError": "cache",
+    "forecasts.errors.SolarInputError": "solar_input",
+    "forecasts.errors.SeriesError": "series",
+    "forecasts.errors.ForecastsError": "forecasts",
+    "builtins.OSError": "os",
+}
+
+# The fields a kind's error carries: (name in the document, attribute of the error).
+_FIELDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "site_config": (("region", "region"), ("field", "field"), ("reason", "reason")),
+    "unknown_job": (("job_id", "job_id"),),
+    "unknown_zone": (("zone", "zone"),),
+    "unknown_gpu": (("name", "name"), ("known", "known")),
+    "unknown_model": (("name", "name"), ("known", "known")),
+    "unknown_name": (("name", "name"), ("known", "known")),
+    "unknown_policy": (("name", "name"), ("known", "known")),
+    "invalid_workload": (("field", "field"), ("value", "value"), ("allowed", "allowed")),
+    "trace_format": (("file", "path"), ("line", "line"), ("field", "column")),
+    "rate_limited": (("retry_after_s", "retry_after_s"),),
+    "os": (("file", "filename"),),
+}
+
+
+def kind_of(exc: BaseException) -> str:
+    """The kind of ``exc``, a carbond error (:func:`daemon.cli.output.exit_code` accepts it;
+    anything else: ``error``)."""
+    for cls in type(exc).__mro__:
+        if (kind := KINDS.get(f"{cls.__module__}.{cls.__qualname__}")) is not None:
+            return kind
+    return "error"
+
+
+def error_document(exc: BaseException, message: str, exit_code: int) -> dict[str, Any]:
+    """``{"error": {...}}`` for ``exc``, failed with ``message`` (the error line's text)."""
+    kind = kind_of(exc)
+    body: dict[str, Any] = {"kind": kind, "message": message, "exit_code": exit_code}
+    for name, attribute in _FIELDS.get(kind, ()):
+        body[name] = getattr(exc, attribute, None)
+    if kind == "config":
+        body["problems"] = [
+            {"problem": str(p), "file": getattr(p, "file", None),
+             "line": getattr(p, "line", None), "field": getattr(p, "field", None)}
+            for p in getattr(exc, "problems", ())
+        ]  # fmt: skip
+    elif kind == "os":
+        code = getattr(exc, "errno", None)
+        body["errno"] = errno.errorcode.get(code) if isinstance(code, int) else None
+    return {"error": clean_json(body)}
+
+
+def usage_document(prog: str, message: str, usage: str) -> dict[str, Any]:
+    """``{"error": {...}}`` for argparse's refusal of the command line: ``command`` is the
+    refusing parser's (``jobs``, ``forecast backtest``; empty for ``carbond``'s own) and
+    ``usage`` its usage line."""
+    command = prog.removeprefix("carbond").strip()
+    return {"error": {"kind": "usage", "message": message, "exit_code": 2,
+                      "command": command, "usage": usage.strip()}}  # fmt: skip
+
+
+def asks_json(argv: list[str]) -> bool:
+    """Whether the command line asks for JSON: a ``--json`` before ``--`` (after it, the argv
+    of the job ``submit`` queues). What argparse refused is not parsed, so this is all there
+    is to go by for a usage error: the exact word (argparse also takes ``--js``)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    return "--json" in argv[:end]
+
+
+def write_document(document: dict[str, Any]) -> None:
+    """Write ``document`` to stdout as :func:`daemon.cli.output.print_json` does. A stdout
+    that cannot take it (closed, full, a reader gone) loses it, as stderr loses the error
+    line: fd 1 then points at /dev/null, so the interpreter's last flush does not fail (and
+    print) again; the exit code still says."""
+    try:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        sys.stdout.flush()
+    except (OSError, DaemonError):  # a closed stdout's write is a DaemonError
+        _drop_stdout()
+
+
+def _drop_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout with no fd (a test's capture, a closed fd 1)
+        pass
+    finally:
+        os.close(devnull)
