@@ -36,6 +36,7 @@ def test_a_misspelt_policy_is_refused_in_one_line(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert proc.stdout == ""
+    assert json.loads(proc.stdout)["error"]["name"] == "carbon-windw"  # --json's error document
     assert proc.stderr.startswith("carbond: error: ")
     assert "unknown policy 'carbon-windw' (known: " in proc.stderr
+    assert proc.stderr.count("\n") == 1  # one line, no traceback
