@@ -13,7 +13,9 @@ possibilities: '--parsable' '--partition' ..."); no sbatch option that carbond l
 the abbreviation of one it refuses. An option that requires a value given none (``--mem``,
 ``-t``: :mod:`daemon.settings.sbatch_table`) is refused too: sbatch would take the next word
 of its command line as that value; and one given an empty value (``--mem=``) where sbatch
-refuses it or Slurm reads it as something other than none (``--input=``).
+refuses it or Slurm reads it as something other than none (``--input=``); and a short one
+split from its value by a space (``-t 60``: sbatch gives ``-t`` " 60") where sbatch refuses
+that value or Slurm reads it as other than the value without the space (``-A carbond``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from daemon.settings.sbatch_table import (
     EMPTY_REFUSED,
     FLAGS_SHORT,
     LONG_OPTIONS,
+    SPACED_MISREAD,
+    SPACED_REFUSED,
     VALUE_REQUIRED,
     VALUE_REQUIRED_SHORT,
 )
@@ -144,9 +148,11 @@ def given(option: str, long: str) -> str | None:
 def _miswritten(option: str, name: str) -> str | None:
     """Why ``option`` (its word up to ``=`` or a space: ``name``) does not give sbatch what
     it reads as: a long option split from its value by a space (sbatch reads the whole word
-    as an option it does not know), one that requires a value given none (:func:`_bare`), or
-    an empty one (:func:`_empty`)."""
-    if name.startswith("--") and option[len(name) :][:1].isspace():
+    as an option it does not know), a short one so split (:func:`_spaced`), one that
+    requires a value given none (:func:`_bare`), or an empty one (:func:`_empty`)."""
+    if option[len(name) :][:1].isspace():
+        if not name.startswith("--"):
+            return _spaced(option, name)
         value = option[len(name) :].strip()
         return (
             f"sbatch reads {option!r} as one word, an option it does not know, and refuses "
@@ -155,6 +161,37 @@ def _miswritten(option: str, name: str) -> str | None:
     if option == f"{name}=":
         return _empty(option, name)
     return _bare(option) if option == name else None
+
+
+def _spaced(option: str, name: str) -> str | None:
+    """Why ``option``, the short option word ``name`` and a space after it (``-t 60``), is
+    refused: sbatch 22.05 reads one entry as one argv word, so a letter that takes a value
+    there gets the rest of the word, space and all (" 60"), which sbatch refuses
+    (:data:`SPACED_REFUSED`) or Slurm reads as other than the value without the space
+    (:data:`SPACED_MISREAD`: ``-A carbond``, an account that starts with a space); after a
+    flag (``-v x``) sbatch reads the space as an option letter it does not know. None where
+    sbatch reads the value as without the space (``-c 2``), or the space is inside a value
+    begun in the word (``-Jx y``)."""
+    letters = _letters(name)
+    if len(name) != 1 + len(letters):
+        return None
+    last, value = letters[-1], option[len(name) :]
+    if last in _NO_VALUE:
+        return (
+            f"sbatch reads {option!r} as one word, in which the space after -{last} is an "
+            "option it does not know (\"invalid option -- ' '\"), and refuses every job of "
+            "this region: give each option its own entry, with its value in the same word"
+        )
+    if last in SPACED_REFUSED:
+        what = "which sbatch refuses, and with it every job of this region"
+    elif last in SPACED_MISREAD:
+        what = f"which Slurm reads as {SPACED_MISREAD[last]}"
+    else:
+        return None
+    return (
+        f"{option!r} gives sbatch's -{last} the value {value!r}, its space and all (sbatch "
+        f"reads one entry as one word), {what}: write it {name}{value.lstrip()}"
+    )
 
 
 def _empty(option: str, name: str) -> str | None:

@@ -30,6 +30,15 @@ Read from sbatch 22.05.8 itself (no controller needed: ``SLURM_CONF`` naming a t
   (``--input=`` gave the job its working directory as standard input: ``cat: -: Is a
   directory``).
 
+- each short letter that takes a value in its word (:data:`VALUE_REQUIRED_SHORT`, ``-k``),
+  its value after a space in the same word (``-t 60``: getopt gives ``-t`` the rest of the
+  word, " 60", space and all; after a flag, ``-v x``, the space is read as an option
+  letter: "invalid option -- ' '"): ``sbatch --test-only`` (and ``sbatch -v``'s "defined
+  options") on the local cluster, then, for those it takes, a held submission's ``scontrol
+  show job`` compared with the same job given the value without the space:
+  :data:`SPACED_REFUSED`, :data:`SPACED_MISREAD` (each one's entry says what) and
+  :data:`SPACED_SAME`.
+
 Checked 2026-12-07: for every prefix of every long name and every short word of one to three
 letters, sbatch said "requires an argument" exactly where
 :func:`daemon.settings.sbatch_options.refusal` refuses the word alone as missing its value
@@ -44,6 +53,10 @@ __all__ = [
     "EMPTY_REFUSED",
     "FLAGS_SHORT",
     "LONG_OPTIONS",
+    "SPACED_MISREAD",
+    "SPACED_REFUSED",
+    "SPACED_SAME",
+    "VALUE_OPTIONAL_SHORT",
     "VALUE_REQUIRED",
     "VALUE_REQUIRED_SHORT",
 ]
@@ -106,5 +119,40 @@ LONG_OPTIONS = VALUE_REQUIRED | _VALUE_OPTIONAL | _NO_VALUE
 # short options that require a value: ``-t`` alone takes the next argv word as it (``-t60``
 # gives it in the same word)
 VALUE_REQUIRED_SHORT = frozenset("abcdeimnopqtwxABCDFGJLMNS")
+# short options whose value is optional, and only ever in their own word (``-k``,
+# ``-koff``: --no-kill=off)
+VALUE_OPTIONAL_SHORT = frozenset("k")
+# of VALUE_REQUIRED_SHORT and VALUE_OPTIONAL_SHORT: those whose value after a space in the
+# same word (``-t 60``, a value " 60") sbatch 22.05 or its controller refuses, so every job
+# given it is refused: "Invalid --time specification" (-t), "Invalid --distribution
+# specification" (-m), "Invalid --begin specification" (-b), "Invalid --no-kill
+# specification" (-k), "invalid partition specified:  alpha" (-p), "No cluster ' carbond'
+# known by database" (-M), "Invalid --nodefile node file" (-F), the controller's "Invalid
+# feature specification" (-C), "Invalid license specification" (-L), "Job dependency
+# problem" (-d)
+SPACED_REFUSED = frozenset("bdkmptCFLM")
+# of VALUE_REQUIRED_SHORT: those whose value after a space sbatch 22.05 takes, space and
+# all, and Slurm reads as something other than the value without it: what it reads
+# (``scontrol show job`` of a held job, the local cluster; /tmp/w its working directory)
+SPACED_MISREAD = {
+    "A": "an account whose name starts with a space, which no association has: the job "
+    "is charged to the user's default account (-A carbond: Account=root, where -Acarbond "
+    "gives Account=carbond)",
+    "q": "a QOS whose name starts with a space, not the QOS named (-q normal: QOS=, where "
+    "-qnormal gives QOS=normal)",
+    "i": "a file whose name starts with a space, under the job's working directory (-i "
+    "/dev/null: StdIn=/tmp/w/ /dev/null)",
+    "e": "a file whose name starts with a space, under the job's working directory (-e "
+    "x.err: StdErr=/tmp/w/ x.err)",
+    "o": "a file whose name starts with a space, under the job's working directory (-o "
+    "x.out: StdOut=/tmp/w/ x.out)",
+    "D": "a directory whose name starts with a space, under sbatch's working directory (-D "
+    "/tmp: WorkDir=/tmp/w/ /tmp)",
+    "J": "a job name that starts with a space (-J name: JobName= name)",
+    "G": "a GPU count that starts with a space (-G 1: TresPerJob=gres:gpu: 1)",
+}
+# of VALUE_REQUIRED_SHORT: those whose value after a space sbatch 22.05 reads as without it
+# (a number: -c 2 is cpus-per-task 2; a node list or array range: -x n2 is ExcNodeList=n2)
+SPACED_SAME = frozenset("acnwxBNS")
 # short options that take no value: in one word (``-vt``) the next letter is another option
 FLAGS_SHORT = frozenset("hsvHOQVW")

@@ -11,7 +11,17 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from daemon.settings import ConfigError, load_settings
-from daemon.settings.sbatch_table import EMPTY_MISREAD, EMPTY_NONE, EMPTY_REFUSED, VALUE_REQUIRED
+from daemon.settings.sbatch_table import (
+    EMPTY_MISREAD,
+    EMPTY_NONE,
+    EMPTY_REFUSED,
+    SPACED_MISREAD,
+    SPACED_REFUSED,
+    SPACED_SAME,
+    VALUE_OPTIONAL_SHORT,
+    VALUE_REQUIRED,
+    VALUE_REQUIRED_SHORT,
+)
 from tests.daemon.settings.toml_values import toml_value
 from tests.fuzzing import examples
 
@@ -360,3 +370,81 @@ def test_every_option_that_requires_a_value_says_what_sbatch_does_with_an_empty_
     sets = [EMPTY_REFUSED, frozenset(EMPTY_MISREAD), EMPTY_NONE]
     assert frozenset().union(*sets) == VALUE_REQUIRED
     assert sum(len(s) for s in sets) == len(VALUE_REQUIRED)
+
+
+@pytest.mark.parametrize(
+    ("option", "letter", "value", "how"),
+    [("-t 60", "t", " 60", "-t60"), ("-t ''", "t", " ''", "-t''"), ("-vt 60", "t", " 60", "-vt60"),
+     ("-m block", "m", " block", "-mblock"), ("-C fast", "C", " fast", "-Cfast"),
+     ("-L lic", "L", " lic", "-Llic"), ("-k off", "k", " off", "-koff"),
+     ("-vk  off", "k", "  off", "-vkoff")],
+)  # fmt: skip
+def test_a_short_option_whose_value_sbatch_refuses_after_a_space_is_refused(
+    tmp_path: Path, option: str, letter: str, value: str, how: str
+) -> None:
+    """``"-t 60"`` loaded, and sbatch 22.05 gives ``-t`` the rest of the word, space and all
+    (" 60"), and refuses it ("Invalid --time specification"; ``-k off``: "Invalid --no-kill
+    specification"; ``-C fast``, ``-L lic``: the controller's "Invalid feature/license
+    specification"): every launch in the region failed."""
+    assert _problems(tmp_path, f'sbatch_options = ["{option}"]\n') == [
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's -{letter} the value "
+        f"{value!r}, its space and all (sbatch reads one entry as one word), which sbatch "
+        f"refuses, and with it every job of this region: write it {how}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "letter", "reads"),
+    [("-A carbond", "A", "an account whose name starts with a space"),
+     ("-q normal", "q", "a QOS whose name starts with a space"),
+     ("-i /dev/null", "i", "a file whose name starts with a space"),
+     ("-vi /dev/null", "i", "a file whose name starts with a space")],
+)  # fmt: skip
+def test_a_short_option_whose_value_slurm_misreads_after_a_space_is_refused(
+    tmp_path: Path, option: str, letter: str, reads: str
+) -> None:
+    """sbatch 22.05 takes these, and the job means something else (local cluster, ``scontrol
+    show job``): ``-A carbond`` is charged to the user's default account, ``-q normal`` has
+    no QOS (``QOS=``), ``-i /dev/null`` reads ``<cwd>/ /dev/null``."""
+    [problem] = _problems(tmp_path, f'sbatch_options = ["{option}"]\n')
+    value = option[option.index(" ") :]
+    assert problem.startswith(
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's -{letter} the value "
+        f"{value!r}, its space and all (sbatch reads one entry as one word), which Slurm reads "
+        f"as {reads}"
+    )
+    assert problem.endswith(f": write it {option.replace(' ', '')}")
+
+
+@pytest.mark.parametrize("option", ["-v x", "-s 2", "-O x", "-vs x"])
+def test_a_flag_followed_by_a_space_in_one_entry_is_refused(tmp_path: Path, option: str) -> None:
+    """``"-v x"`` loaded, and sbatch 22.05 reads the space after the flag as an option
+    letter it does not know ("invalid option -- ' '"): every launch in the region failed."""
+    flag = option.split(maxsplit=1)[0][-1]
+    assert _problems(tmp_path, f'sbatch_options = ["{option}"]\n') == [
+        f"8: regions.b.slurm.sbatch_options: sbatch reads {option!r} as one word, in which "
+        f"the space after -{flag} is an option it does not know (\"invalid option -- ' '\"), "
+        "and refuses every job of this region: give each option its own entry, with its "
+        "value in the same word"
+    ]
+
+
+def test_a_short_option_whose_value_sbatch_reads_the_same_after_a_space_is_kept(
+    tmp_path: Path,
+) -> None:
+    """sbatch 22.05 reads these as it reads them without the space (a number: ``-c 2`` is
+    ``cpus-per-task: 2``; a node list: ``-x n2`` excludes n2), so they load as they are."""
+    options = ("-c 2", "-n 2", "-x n2", "-B 1", "-S 1", "-vc 2", "-c  4")
+    config = tmp_path / "kept.toml"
+    listed = ", ".join(f'"{o}"' for o in options)
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = [{listed}]\n')
+    [region] = load_settings(config).regions
+    assert region.slurm is not None and region.slurm.sbatch_options == options
+
+
+def test_every_short_option_with_a_value_says_what_sbatch_does_with_one_after_a_space() -> None:
+    """Each of sbatch's short letters that take a value in their word is in one of the three
+    sets read from sbatch 22.05 (refused, misread, read the same), and in one only."""
+    sets = [SPACED_REFUSED, frozenset(SPACED_MISREAD), SPACED_SAME]
+    assert frozenset().union(*sets) == VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT
+    assert sum(len(s) for s in sets) == len(VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT)
