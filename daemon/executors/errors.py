@@ -10,6 +10,8 @@
           ├── HeldJobEndedError      a held job to release was ended in its scheduler unstarted
           └── ExecutorUnavailableError  the executor's scheduler cannot be reached now
                │                         (e.g. Slurm down): jobs wait, they do not fail
+               ├── CommandMissingError    a command of the executor's cannot be run on this
+               │                          host (its configuration, not the scheduler)
                ├── RegionClosedError      the scheduler refused the job because the region's
                │                          part of it takes no jobs now (a partition drained)
                ├── LaunchUnconfirmedError  it was asked to start a job but did not answer:
@@ -27,6 +29,7 @@ from daemon.executors.base import EndedUnstarted
 
 __all__ = [
     "AnswerUnreadableError",
+    "CommandMissingError",
     "EndNotRecordedError",
     "ExecutorError",
     "ExecutorUnavailableError",
@@ -64,6 +67,16 @@ class HeldJobEndedError(ExecutorError):
 
 class ExecutorUnavailableError(ExecutorError):
     """The executor's scheduler cannot be reached now (e.g. Slurm's controller is down)."""
+
+
+class CommandMissingError(ExecutorUnavailableError):
+    """A command the executor runs cannot be run on this host (Slurm's ``scontrol`` missing
+    under ``bin_dir``, or not executable): this host's configuration (DESIGN.md: bad config
+    is a clear error naming the field), not its scheduler being down; its scheduler was not
+    asked. The message says which command, its path and why, and the setting to fix
+    (``cannot run scontrol on this host (/opt/slurm/bin/scontrol: No such file or
+    directory; executors.slurm.bin_dir)``). What needed it waits, as while the scheduler
+    cannot be reached, and is asked again once it can run."""
 
 
 class RegionClosedError(ExecutorUnavailableError):

@@ -36,6 +36,7 @@ from daemon.errors import DaemonError
 from daemon.executors.base import Executor, ExitStatus, LaunchSpec, Reserving, RunHandle
 from daemon.executors.errors import (
     AnswerUnreadableError,
+    CommandMissingError,
     EndNotRecordedError,
     ExecutorUnavailableError,
     HeldJobEndedError,
@@ -250,13 +251,17 @@ class Dispatch:
         read (:class:`AnswerUnreadableError`: cut short). Logged once per job and error, not
         every round."""
         if isinstance(exc, EndNotRecordedError):
-            reason = f"requeued: waiting for {executor} accounting to record how its job ended"
+            reason = (
+                f"requeued: waiting for {executor} accounting to record how its job ended ({exc})"
+            )
         elif isinstance(exc, AnswerUnreadableError):
-            reason = f"requeued: {executor}'s answer about its job could not be read"
-        else:
+            reason = f"requeued: {executor}'s answer about its job could not be read ({exc})"
+        elif isinstance(exc, CommandMissingError):  # its message is the whole reason
             reason = f"requeued: {_unavailable(executor, exc)}"
+        else:
+            reason = f"requeued: {_unavailable(executor, exc)} ({exc})"
         with self._ledger.transaction():
-            self._ledger.transition(job_id, "queued", now, f"{reason} ({exc})")
+            self._ledger.transition(job_id, "queued", now, reason)
         self._held.failed("job_release_failed", job_id, str(exc), warning=True, executor=executor)
 
 
@@ -264,6 +269,8 @@ def _unavailable(executor: str, exc: ExecutorUnavailableError) -> str:
     """Why a job ``executor`` could not start now waits (its requeue's reason)."""
     if isinstance(exc, RegionClosedError):  # a partition drained: not Slurm unreachable
         return f"{executor} takes no jobs in its region now"
+    if isinstance(exc, CommandMissingError):  # this host's configuration, named in exc
+        return f"{executor} {exc}"
     return f"{executor} cannot be reached"
 
 

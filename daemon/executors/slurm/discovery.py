@@ -15,7 +15,7 @@ from datetime import datetime
 
 import structlog
 
-from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
+from daemon.executors.errors import CommandMissingError, ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
 from daemon.executors.slurm.notes import Notes
@@ -123,7 +123,10 @@ class SlurmDiscovery:
         are those carbond's own jobs hold beyond their plans (their owner changed their GRES:
         :class:`~daemon.executors.slurm.owngpus.OwnGpus`). A region
         Slurm does not answer for is unavailable altogether (``slurm_unreachable``, logged
-        once per cluster and error until Slurm answers it)."""
+        once per cluster and error until Slurm answers it), and so is one whose ``scontrol``
+        this host cannot run: its nodes' states cannot be read, nor its held jobs released
+        (:class:`~daemon.executors.errors.CommandMissingError`, which
+        :class:`~daemon.executors.slurm.reach.Reach` logged and ``health.json`` names)."""
         self._reach.at(now)
         out = list(devices)
         by_cluster: dict[str | None, list[str]] = defaultdict(list)
@@ -136,7 +139,8 @@ class SlurmDiscovery:
                 states = self._partitions.get(cluster, ours, now, self._q.partitions)
                 running = {r: self._q.running(self._targets[r]) for r in regions}
             except ExecutorError as exc:
-                if self._notes.unreachable.get(cluster) != str(exc):  # once per outage and error
+                said = self._notes.unreachable.get(cluster)
+                if not isinstance(exc, CommandMissingError) and said != str(exc):  # once each
                     self._notes.unreachable[cluster] = str(exc)
                     log.error("slurm_unreachable", cluster=cluster, regions=regions,
                               error=str(exc))  # fmt: skip

@@ -19,7 +19,10 @@ stopped controller) and runs only if a controller answers UP. A command that get
 ends the outage. A command whose file this host cannot run (missing under ``bin_dir``, not
 executable: :class:`SlurmCommandMissingError`) asked nothing of Slurm and starts none: it
 would have made the cluster's regions unavailable, their work planned elsewhere, over this
-host's configuration.
+host's configuration. It is remembered instead, by command, until that command runs again
+(:meth:`Reach.missing`; ``slurm_command:<name>`` in :func:`problems`, so ``health.json``
+names the field to fix); a ping whose ``scontrol`` cannot run lets the command run, to
+answer for itself, rather than keep an outage no ping could end.
 
 ``sacct`` reads slurmdbd, not the controller: one that gets no answer in time (a hung
 slurmdbd) starts an outage of that cluster's *accounting* only (:meth:`Reach.accounting`,
@@ -116,6 +119,7 @@ class Reach:
         self._now: datetime | None = None
         self._outages: dict[str | None, Outage] = {}
         self._accounting: dict[str | None, Outage] = {}  # sacct unanswered (slurmdbd hung)
+        self._missing: dict[str, str] = {}  # command name -> why this host cannot run it
 
     def at(self, now: datetime | None) -> None:
         """The time of the executor's current call (None: none, e.g. discovery)."""
@@ -128,6 +132,11 @@ class Reach:
     def accounting(self) -> dict[str | None, Outage]:
         """The clusters whose ``sacct`` got no answer in time, not asked again yet."""
         return dict(self._accounting)
+
+    def missing(self) -> dict[str, str]:
+        """The commands (``scontrol``) this host could not run when last tried, with why
+        (:class:`SlurmCommandMissingError`'s message)."""
+        return dict(self._missing)
 
     def __call__(
         self,
@@ -145,9 +154,17 @@ class Reach:
                 command did not run).
             SlurmAccountingError: ``sacct`` got no answer in time (now, or still: not run).
         """
-        if Path(argv[0]).name == "sacct":
-            return self._sacct(argv, stdin=stdin, uid=uid, gid=gid)
-        return self._run(argv, stdin=stdin, uid=uid, gid=gid)
+        name = Path(argv[0]).name
+        try:
+            if name == "sacct":
+                result = self._sacct(argv, stdin=stdin, uid=uid, gid=gid)
+            else:
+                result = self._run(argv, stdin=stdin, uid=uid, gid=gid)
+        except SlurmCommandMissingError as exc:
+            self._cannot_run(name, exc)
+            raise
+        self._ran(name)
+        return result
 
     def _sacct(
         self, argv: Sequence[str], *, stdin: str, uid: int | None, gid: int | None
@@ -197,11 +214,28 @@ class Reach:
         return result
 
     def _pings(self, cluster: str | None) -> bool:
+        """Whether ``cluster``'s controller answers ``scontrol ping`` (True where this host
+        cannot run ``scontrol``: the command asks, rather than the outage lasting)."""
         try:
             result = self._runner(cmd.ping_argv(self._scontrol, cluster))
+        except SlurmCommandMissingError as exc:
+            self._cannot_run(Path(self._scontrol).name, exc)
+            return True
         except SlurmUnavailableError:
             return False
+        self._ran(Path(self._scontrol).name)
         return controller_up(result.returncode, result.stdout)
+
+    def _cannot_run(self, name: str, exc: SlurmCommandMissingError) -> None:
+        """Remember that this host cannot run the command ``name`` (logged once until it
+        runs again, or says another why)."""
+        if self._missing.get(name) != str(exc):
+            log.error("slurm_command_missing", command=name, error=str(exc))
+        self._missing[name] = str(exc)
+
+    def _ran(self, name: str) -> None:
+        if self._missing.pop(name, None) is not None:
+            log.info("slurm_command_back", command=name)
 
     def _failed(self, cluster: str | None, message: str) -> Outage:
         """Count a failure of ``cluster``'s controller (the first one starts its outage)."""
@@ -245,7 +279,8 @@ def controller_up(returncode: int, stdout: str) -> bool:
 
 def problems(reach: Reach, clusters: Mapping[str, str | None]) -> dict[str, str]:
     """Each cluster whose controller does not answer now (``slurm``: the local one,
-    ``slurm:<cluster>``), with what its first failing command said, and each whose
+    ``slurm:<cluster>``), with what its first failing command said, each command this host
+    could not run when last tried (``slurm_command:<name>``), and each cluster whose
     ``sacct`` got no answer in time (``slurmdbd``, ``slurmdbd:<cluster>``); empty when all
     do. ``clusters``: each region's cluster (None: the local one)."""
     problems = {}
@@ -254,6 +289,11 @@ def problems(reach: Reach, clusters: Mapping[str, str | None]) -> dict[str, str]
         problems["slurm" + (f":{cluster}" if cluster else "")] = (
             f"controller unreachable ({outage.message}); the jobs of region(s) {regions} "
             "wait, none fails"
+        )
+    for name, why in reach.missing().items():
+        problems[f"slurm_command:{name}"] = (
+            f"{why}: what carbond needs it for is not done while it cannot run (Slurm "
+            "itself is not taken for down)"
         )
     for cluster, outage in reach.accounting().items():
         problems["slurmdbd" + (f":{cluster}" if cluster else "")] = (

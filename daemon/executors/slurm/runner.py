@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from daemon.executors.errors import ExecutorError, ExecutorUnavailableError
+from daemon.executors.errors import CommandMissingError, ExecutorError, ExecutorUnavailableError
 
 __all__ = [
     "CommandResult",
@@ -31,6 +31,7 @@ __all__ = [
     "SlurmNoAnswerError",
     "SlurmUnavailableError",
     "SubprocessRunner",
+    "command_missing",
 ]
 
 _PASSED_ENV = ("SLURM_CONF",)
@@ -44,12 +45,21 @@ class SlurmUnavailableError(ExecutorUnavailableError):
     """A Slurm command could not run or did not answer in time (Slurm down or missing)."""
 
 
-class SlurmCommandMissingError(SlurmUnavailableError):
+class SlurmCommandMissingError(SlurmUnavailableError, CommandMissingError):
     """A Slurm command's file cannot be run on this host (missing under ``bin_dir``, not
     executable, no program): this host's configuration, not the cluster being down, so
     :class:`~daemon.executors.slurm.reach.Reach` starts no outage for it; Slurm was not
-    asked. The message names the path and why (``/opt/slurm/bin/sbatch: No such file or
-    directory``)."""
+    asked. The message (:func:`command_missing`) names the command, the path and why, and
+    the field that sets it."""
+
+
+def command_missing(path: str, why: str) -> SlurmCommandMissingError:
+    """The error of the Slurm command at ``path`` that this host cannot run, ``why`` (exec's
+    words): ``cannot run scontrol on this host (/opt/slurm/bin/scontrol: No such file or
+    directory; executors.slurm.bin_dir)``."""
+    return SlurmCommandMissingError(
+        f"cannot run {os.path.basename(path)} on this host ({path}: {why}; executors.slurm.bin_dir)"
+    )
 
 
 class SlurmNoAnswerError(SlurmUnavailableError):
@@ -159,7 +169,7 @@ class SubprocessRunner:
             raise SlurmNoAnswerError(f"{argv[0]}: no answer within {timeout_s:g} s") from exc
         except OSError as exc:
             if exc.errno in _UNRUNNABLE and exc.filename == argv[0]:  # exec's, of argv[0]
-                raise SlurmCommandMissingError(f"{argv[0]}: {exc.strerror}") from exc
+                raise command_missing(argv[0], exc.strerror or str(exc)) from exc
             raise SlurmUnavailableError(f"{argv[0]}: cannot run: {exc}") from exc
         except ValueError as exc:  # "embedded null byte": nothing ran, nor would it again
             raise ExecutorError(f"{argv[0]!r}: cannot run it with these words: {exc}") from exc

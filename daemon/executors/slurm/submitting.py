@@ -85,10 +85,7 @@ class SlurmSubmitting:
         try:
             result = self._run(argv, stdin=cmd.batch_script(sub), uid=spec.uid, gid=spec.gid)
         except SlurmCommandMissingError as exc:  # this host's bin_dir: the launch fails
-            raise ExecutorError(
-                f"job {spec.job_id}: cannot run sbatch on this host ({exc}; "
-                "executors.slurm.bin_dir): Slurm was not asked"
-            ) from exc
+            raise ExecutorError(f"job {spec.job_id}: {exc}: Slurm was not asked") from exc
         except SlurmNoAnswerError as exc:  # Slurm may have it: found by name, not resubmitted
             raise LaunchUnconfirmedError(
                 f"job {spec.job_id}: sbatch got no answer ({exc}); Slurm may have the job, "

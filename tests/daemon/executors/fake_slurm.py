@@ -11,7 +11,11 @@ from pathlib import Path
 
 from daemon.executors.base import LaunchSpec
 from daemon.executors.slurm import CommandResult, SlurmExecutor, Target
-from daemon.executors.slurm.runner import SlurmNoAnswerError, SlurmUnavailableError
+from daemon.executors.slurm.runner import (
+    SlurmNoAnswerError,
+    SlurmUnavailableError,
+    command_missing,
+)
 from policies.footprint import DEFAULT_GPU_CATALOG
 
 RECORDED = Path(__file__).parent / "slurm_outputs"
@@ -57,6 +61,9 @@ class FakeSlurm:
     stopped: bool = False  # slurmctld stopped: every command says it cannot contact it
     dbd_down: bool = False  # slurmdbd stopped: sacct fails (DBD_DOWN), the rest answers
     dbd_hung: bool = False  # slurmdbd hung: sacct times out, the rest answers
+    # commands this host cannot run (not in bin_dir): "scontrol", or "scontrol update" for
+    # only those of its calls with that word (a scontrol gone between two calls of a round)
+    missing: frozenset[str] = frozenset()
     nodes: str = (
         (RECORDED / "scontrol_nodes_drained.txt").read_text().replace("MIXED+DRAIN", "IDLE")
     )
@@ -73,6 +80,8 @@ class FakeSlurm:
         gid: int | None = None,
     ) -> CommandResult:  # fmt: skip
         self.calls.append(tuple(argv))
+        if any(m.split()[0] == argv[0] and set(m.split()[1:]) <= set(argv) for m in self.missing):
+            raise command_missing(argv[0], "No such file or directory")  # as exec's
         if self.down:
             raise SlurmUnavailableError(f"{argv[0]}: no answer within 30 s")
         if "ping" in argv:

@@ -97,7 +97,8 @@ def test_an_sbatch_this_host_cannot_run_fails_the_launch_and_starts_no_outage(
     reached``), ``health.json`` said ``controller unreachable``, and the cluster's regions
     were made unavailable (their work planned elsewhere) until the next command that ran
     ended the outage, round after round. It is this host's configuration: the launch fails
-    naming the path, and the cluster, whose ``scontrol`` and ``squeue`` answer, stays up."""
+    naming the path, and the cluster, whose ``scontrol`` and ``squeue`` answer, stays up;
+    health.json names the command (``slurm_command:sbatch``), not an outage."""
     recorded = (RECORDED / "scontrol_nodes_drained.txt").read_bytes()
     bin_dir = _bin_dir(tmp_path, recorded.replace(b"MIXED+DRAIN", b"IDLE"))
     if sbatch == "not executable":
@@ -118,6 +119,9 @@ def test_an_sbatch_this_host_cannot_run_fails_the_launch_and_starts_no_outage(
         f"job j1: cannot run sbatch on this host ({bin_dir}/sbatch: {why}; "
         "executors.slurm.bin_dir): Slurm was not asked"
     )
-    assert executor.problems() == {}
+    assert list(executor.problems()) == ["slurm_command:sbatch"]  # no outage (slurm)
+    assert executor.problems()["slurm_command:sbatch"].startswith(
+        f"cannot run sbatch on this host ({bin_dir}"
+    )
     devices = [Device(f"qc/{i}", "qc", "Z", DEFAULT_GPU_CATALOG.get("T4")) for i in range(2)]
     assert all(d.available for d in executor.available(devices, T0))

@@ -156,3 +156,29 @@ def test_an_sbatch_slurm_may_have_acted_on_is_unconfirmed_not_just_unavailable(
     with pytest.raises(ExecutorUnavailableError) as caught:
         executor.launch(launch_spec(tmp_path), T0)
     assert isinstance(caught.value, LaunchUnconfirmedError) is unconfirmed
+
+
+def test_an_outage_ends_when_slurm_answers_though_this_host_cannot_run_scontrol_to_ping(
+    tmp_path: Path,
+) -> None:
+    """During an outage each due command is preceded by ``scontrol ping``; where this host
+    could not run ``scontrol`` (gone from ``bin_dir``) the ping counted as the controller
+    still down, so no command ran again and the outage (``slurm``: controller unreachable)
+    never ended, though squeue answered. The command now asks for itself, ends the outage,
+    and the missing scontrol is what health.json names."""
+    slurm = FakeSlurm()
+    executor = slurm_executor(slurm)
+    handle = executor.launch(launch_spec(tmp_path), T0)
+    slurm.stopped = True
+    with pytest.raises(SlurmUnavailableError, match="unreachable"):
+        executor.poll([handle], T0)
+    assert executor.problems().keys() == {"slurm"}
+
+    slurm.stopped, slurm.missing, slurm.calls = False, frozenset({"scontrol"}), []
+    assert executor.poll([handle], T0 + timedelta(seconds=10)) == []  # asked: still running
+    assert _tools(slurm.calls) == ["scontrol ping", "squeue"]
+    assert executor.problems().keys() == {"slurm_command:scontrol"}
+    assert executor.problems()["slurm_command:scontrol"].startswith(
+        "cannot run scontrol on this host (scontrol: No such file or directory; "
+        "executors.slurm.bin_dir)"
+    )
