@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.metrics.prometheus import Metrics
@@ -19,9 +20,9 @@ NAME = re.compile(r"\bcarbond_[a-z0-9_]+")
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> tuple[set[str], set[str]]:
-    """(sample names, metric names as documented: counters with ``_total``) of a live endpoint
-    after one of each observation, so every labelled family has a sample."""
+def families() -> list[Metric]:
+    """The metric families of a live endpoint after one of each observation, so every
+    labelled family has a sample."""
     now = datetime(2026, 3, 2, tzinfo=UTC)
     with Metrics(clock=lambda: now) as metrics:
         port = metrics.start(0)
@@ -35,14 +36,26 @@ def endpoint() -> tuple[set[str], set[str]]:
         metrics.observe_totals({"jobs": 1, "energy_j": 10.0, "measured_energy_j": 5.0,
                                 "total_g": 1.0, "saved_g": 0.5})  # fmt: skip
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(3, 10)).text
-    samples, documented = set(), set()
-    for family in text_string_to_metric_families(text):
-        samples |= {s.name for s in family.samples}
-        if family.name.endswith("_created"):  # prometheus_client's creation times
+    return list(text_string_to_metric_families(text))
+
+
+def _documented(families: list[Metric]) -> dict[str, tuple[str, set[str]]]:
+    """Each metric by its name as documented (counters with ``_total``; not prometheus_client's
+    ``_created`` times): (type, label names)."""
+    found = {}
+    for family in families:
+        if family.name.endswith("_created"):
             continue
         counter = family.type == "counter" and not family.name.endswith("_total")
-        documented.add(family.name + "_total" if counter else family.name)
-    return samples, documented
+        labels = {label for s in family.samples for label in s.labels} - {"quantile"}
+        found[family.name + "_total" if counter else family.name] = (family.type, labels)
+    return found
+
+
+@pytest.fixture(scope="module")
+def endpoint(families: list[Metric]) -> tuple[set[str], set[str]]:
+    """(sample names, metric names as documented)."""
+    return {s.name for f in families for s in f.samples}, set(_documented(families))
 
 
 def _dashboard_exprs() -> list[str]:
@@ -86,3 +99,13 @@ def test_the_alert_rules_use_endpoint_names(endpoint: tuple[set[str], set[str]])
     assert {"CarbondDown", "CarbondSignalStale", "CarbondDeadlineMissed"} <= set(alerts)
     used = {n for expr in exprs for n in NAME.findall(expr)}
     assert used and used <= samples, sorted(used - samples)
+
+
+def test_every_metric_s_type_and_labels_are_the_documented_ones(families: list[Metric]) -> None:
+    """The table's Type and Labels columns: a relabelled family (``zone`` to ``region``) or a
+    gauge turned counter must change the page that alert rules are written from."""
+    page = (REPO / "docs/metrics.md").read_text()
+    rows = re.findall(r"^\| `(carbond_[a-z0-9_]+)` \| (\w+) \|([^|]*)\|", page, re.M)
+    documented = {name: (kind, set(re.findall(r"`(\w+)`", labels))) for name, kind, labels in rows}
+    assert len(documented) == len(rows) > 15
+    assert documented == _documented(families)
