@@ -109,3 +109,19 @@ def test_every_metric_s_type_and_labels_are_the_documented_ones(families: list[M
     documented = {name: (kind, set(re.findall(r"`(\w+)`", labels))) for name, kind, labels in rows}
     assert len(documented) == len(rows) > 15
     assert documented == _documented(families)
+
+
+def test_the_alert_table_shows_each_rule_as_the_file_has_it() -> None:
+    """docs/metrics.md's table of the example alerts: the same alerts, each with the file's
+    expression and ``for`` (``5m`` as ``for 5 min``), so what an operator reads is what fires."""
+    rules = (REPO / "examples/prometheus/carbond-alerts.yml").read_text()
+    in_file = {}
+    for chunk in re.split(r"^\s+- alert: ", rules, flags=re.M)[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        (expr,) = _rule_exprs(chunk)
+        wait = re.search(r"^\s+for: (\d+)m$", chunk, re.M)
+        in_file[name] = (" ".join(expr.split()), f"{wait.group(1)} min" if wait else None)
+    page = (REPO / "docs/metrics.md").read_text()
+    rows = re.findall(r"^\| `(Carbond\w+)` \| `(.+?)`(?: for (\d+ min))? \|", page, re.M)
+    assert {name: (" ".join(expr.split()), wait or None) for name, expr, wait in rows} == in_file
+    assert len(in_file) >= 5
