@@ -8,7 +8,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -16,6 +16,7 @@ import structlog
 from daemon.accounting.methods import ESTIMATED
 from daemon.accounting.realised import realised_from_samples
 from daemon.accounting.run_now_priced import ratio, run_now_intensity_g_per_kwh, run_now_zone
+from daemon.accounting.run_now_site import CopySites, site_blended_g_per_kwh
 from daemon.accounting.unconfigured import reported_energy_columns
 from daemon.accounting.unmetered import measured_energy_bound_j, unmetered_columns
 from daemon.endings.rules import predicted_outcome
@@ -55,6 +56,7 @@ def finished_columns(
     quiet: bool | None = None,
     by_device: Mapping[str, InventoryGpu] | None = None,
     catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
+    sites: CopySites | None = None,
 ) -> dict[str, Any]:
     """The row for ``run`` on ``gpu`` (its first device; None when no longer in the inventory),
     which really started at ``started`` (the executor's word, else the run row's).
@@ -66,7 +68,8 @@ def finished_columns(
     run-now counterfactual is priced at the intensity realised over its own window where
     ``by_device`` (the inventory by device id) knows its zone
     (:mod:`daemon.accounting.run_now_priced`). ``catalog`` (the site's) gives the TDP that
-    bounds the executor's measured energy of a run whose GPU left the inventory.
+    bounds the executor's measured energy of a run whose GPU left the inventory. ``sites``:
+    the sites, for a counterfactual at a region with one (:mod:`daemon.accounting.run_now_site`).
     """
     pue = gpu.device.pue if gpu is not None else None
     columns = predicted_outcome(started, run, decision, status, pue)
@@ -92,7 +95,7 @@ def finished_columns(
         columns |= _no_grams(run, decision, columns)
     if measured.get("energy_j") is not None or gpu is None:
         return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status,
-                              planned=decision.planned_start)  # fmt: skip
+                              planned=decision.planned_start, sites=sites)  # fmt: skip
     zone = gpu.device.zone
     from_samples = realised_from_samples(
         zone, ledger.intensity_samples(zone, *period), started, status.finished_at,
@@ -128,7 +131,7 @@ def finished_columns(
                     intensity=columns.get("realised_intensity_g_per_kwh"))  # fmt: skip
     return _as_turned_out(ledger, columns, recorded, by_device, forecasts, run, started, status,
                           own=from_samples, own_read=True,
-                          planned=decision.planned_start)  # fmt: skip
+                          planned=decision.planned_start, sites=sites)  # fmt: skip
 
 
 def _no_grams(
@@ -163,6 +166,7 @@ def _as_turned_out(
     own: RealisedIntensity | None = None,
     own_read: bool = False,
     planned: datetime | None = None,
+    sites: CopySites | None = None,
 ) -> dict[str, Any]:
     """:func:`like_the_run`, at the intensity realised over the counterfactual's own window
     (its duration scaled as the run's) where its zone is known and has samples: the samples'
@@ -175,7 +179,10 @@ def _as_turned_out(
     stamped by the wall clock a moment after the round's time, run-now's copy at that time;
     on its devices or as many sibling GPUs of its type in its region) costs the run's grams
     exactly: it saved nothing, not the rounding of a rescaled figure nor the intensity of the
-    launch's lag."""
+    launch's lag. At a region with a site (``sites``) the realised intensity is that of a
+    facility kWh there, the grid's blended with the site's PV and battery shares over the
+    window, or, where the site's rounds did not see the window whole, the one it was priced at
+    (:mod:`daemon.accounting.run_now_site`)."""
     if recorded is None or columns.get("run_now_total_g") is None:
         return columns
     total = columns.get("total_g")
@@ -201,10 +208,18 @@ def _as_turned_out(
     if zone is None:
         return like_the_run(columns, recorded)
     scale = ratio(columns.get("duration_s"), columns.get("predicted_duration_s"))
+    window_s = duration_s * (scale or 1.0)
+    region = recorded.get("region")
+    site = (
+        sites.copy_site(region, start, start + timedelta(seconds=window_s))
+        if sites is not None and isinstance(region, str) and 0 < window_s < math.inf
+        else None
+    )
+    if site is not None and site.shares is None:  # what its site covered is not known
+        return like_the_run(columns, recorded)
     samples = ledger.intensity_samples
     intensity = run_now_intensity_g_per_kwh(
-        samples, zone, start, duration_s * (scale or 1.0), status.finished_at,
-        forecasts.get(zone),
+        samples, zone, start, window_s, status.finished_at, forecasts.get(zone),
     )  # fmt: skip
     if intensity is not None and columns.get("zone") == zone:
         if not own_read:  # a metered run: its samples were not read for its own grams
@@ -213,6 +228,8 @@ def _as_turned_out(
         bias = ratio(columns.get("realised_intensity_g_per_kwh"),
                       None if own is None else own.intensity_g_per_kwh)  # fmt: skip
         intensity *= bias or 1.0
+    if intensity is not None and site is not None:
+        intensity = site_blended_g_per_kwh(intensity, site)
     return like_the_run(columns, recorded, intensity)
 
 

@@ -55,9 +55,10 @@ SAVINGS_AGAINST = (
     "as the run turned out (operational grams by the run's energy over the energy predicted, "
     "embodied grams by its duration over the duration predicted) and priced at the intensity "
     "realised over its own window (the ledger's samples up to the job's end, the forecast "
-    "past it); a job that failed or was cancelled saves nothing, nor does one run-now would "
-    "have missed (its counterfactual starting at or after its deadline: run-now expires it "
-    "waiting; counted in run_now_missed)"
+    "past it; at a region with on-site PV or a battery, blended with the shares the site "
+    "covered over it, docs/sites.md); a job that failed or was cancelled saves nothing, nor "
+    "does one run-now would have missed (its counterfactual starting at or after its "
+    "deadline: run-now expires it waiting; counted in run_now_missed)"
 )
 """What a report's savings are against (its ``savings_against``; README "Reports")."""
 

@@ -51,7 +51,7 @@ from daemon.metrics.sink import MetricsSink
 from daemon.planning import spec_or_none
 from daemon.run_now_busy import Cut, run_end_cut
 from daemon.sites import SiteView
-from daemon.sites.outcome import site_columns
+from daemon.sites.outcome import SiteCopies, site_columns
 from policies import Device, JobSpec, ZoneIntensity
 from policies.fast_init import fast_init
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
@@ -266,7 +266,7 @@ class Endings:
                 columns = finished_columns(
                     ledger, gpu, run, started, decision, status, measured, context.forecasts,
                     context.lifetime_years, quiet=estimates_quiet, by_device=context.by_device,
-                    catalog=context.catalog,
+                    catalog=context.catalog, sites=self._site_copies(run, status, ended, context),
                 )  # fmt: skip
                 columns = self._at_site(run, started, status, columns, ended, context)
                 if "run_now_total_g" in columns and (
@@ -319,13 +319,35 @@ class Endings:
         site = sites.sites.get(str(columns.get("region")))
         if site is None:
             return columns
+        self._observe(sites, run, status, ended, context)
+        pv, battery = sites.shares(site.region, started, status.finished_at)
+        return site_columns(columns, pv, battery, site.factors)
+
+    def _site_copies(
+        self, run: RunRecord, status: ExitStatus, ended: set[str], context: EndingContext
+    ) -> SiteCopies | None:
+        """The sites for re-pricing ``run``'s run-now copy: advanced to its end when asked
+        about a copy at a region with a site (None: no site anywhere)."""
+        sites = context.sites
+        if not sites:
+            return None
+        return SiteCopies(sites, lambda: self._observe(sites, run, status, ended, context))
+
+    def _observe(
+        self,
+        sites: SiteView,
+        run: RunRecord,
+        status: ExitStatus,
+        ended: set[str],
+        context: EndingContext,
+    ) -> None:
+        """Advance ``sites`` to ``run``'s end under the GPUs still running then (``ended``:
+        jobs whose end is recorded in the same transaction, their GPUs free)."""
         gone = ended | {run.job_id}  # this run's end is recorded with theirs: all free now
         runs = [r for r in self._ledger.active_runs() if r.job_id not in gone]
         devices = self._busy.devices(context.inventory, runs, status.finished_at,
                                      context.overrun_s)  # fmt: skip
         sites.observe(status.finished_at, devices)
-        pv, battery = sites.shares(site.region, started, status.finished_at)
-        return site_columns(columns, pv, battery, site.factors)
 
 
 @fast_init

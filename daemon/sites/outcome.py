@@ -1,5 +1,6 @@
 """A finished job's outcome at a region with a site: its energy split by source, and grams
-that charge only the grid part at the grid's intensity (pure).
+that charge only the grid part at the grid's intensity (pure); and the sites as a job's ending
+re-prices a run-now copy there (:class:`SiteCopies`).
 
 The shares are :meth:`daemon.sites.SiteView.shares` over the job's run: the PV and battery
 share of GPU energy the service's rounds saw (no meter on the PV or the battery; running GPUs
@@ -10,13 +11,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
+from daemon.accounting.run_now_site import CopySite
+from daemon.sites.view import SiteView
 from policies.footprint.outcome import relative_error
 from policies.footprint.site import SiteFactors
 
-__all__ = ["site_columns"]
+__all__ = ["SiteCopies", "site_columns"]
 
 J_PER_KWH: Final = 3_600_000
 
@@ -56,6 +61,26 @@ def site_columns(
         if own_copy:
             out["run_now_total_g"] = out["total_g"]
     return _errors(out, operational * J_PER_KWH / facility if facility > 0 else None)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteCopies:
+    """The sites of ``view`` as the ending of one job re-prices its run-now copy
+    (:class:`daemon.accounting.run_now_site.CopySites`): ``observe`` advances them to the
+    job's end (as its own split does, :meth:`SiteView.observe`), asked only for a copy at a
+    region with a site."""
+
+    view: SiteView
+    observe: Callable[[], None]
+
+    def copy_site(self, region: str, start: datetime, end: datetime) -> CopySite | None:
+        """The site of ``region`` and its shares over ``[start, end]`` where its rounds saw
+        it whole (None: no site there)."""
+        site = self.view.sites.get(region)
+        if site is None:
+            return None
+        self.observe()
+        return CopySite(site.factors, self.view.seen_shares(region, start, end))
 
 
 def _errors(columns: dict[str, Any], effective: float | None) -> dict[str, Any]:

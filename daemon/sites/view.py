@@ -45,6 +45,7 @@ _MAX_STEP_S = 300.0  # the battery is advanced in steps no longer than this
 _KEEP_S = 7 * 86_400.0  # share history kept for outcomes (jobs longer than a week: partial)
 _SAVE_EVERY_S = 30.0  # sites.json is rewritten at most this often (of the rounds' time)
 _RESUME_S = 86_400.0  # a saved round at most this long before the start is advanced from
+_SEEN_SLACK_S = 1.0  # a window this much past the rounds seen is seen (rounding)
 
 _SITE_ERRORS = (PoliciesError, ForecastsError, ValueError)  # one site's model failing
 
@@ -186,6 +187,21 @@ class SiteView:
         ends = np.array([start.timestamp(), end.timestamp()])
         pv_int, bat_int = np.interp(ends, times, pv), np.interp(ends, times, battery)
         return float(np.diff(pv_int)[0] / span), float(np.diff(bat_int)[0] / span)
+
+    def seen_shares(
+        self, region: str, start: datetime, end: datetime
+    ) -> tuple[float, float] | None:
+        """:meth:`shares` over ``[start, end]`` where the rounds saw it whole (from a round at
+        or before ``start`` to one at or after ``end``, to ``_SEEN_SLACK_S``: a window scaled
+        to a run's end lands on it but for rounding); None where they did not (a window past
+        the last round, or from before the first: what the site covered is not known)."""
+        history = self._shares.get(region)
+        if not history or end <= start:
+            return None
+        first, last = history[0][0], history[-1][0]
+        if first > start.timestamp() + _SEEN_SLACK_S or last < end.timestamp() - _SEEN_SLACK_S:
+            return None
+        return self.shares(region, start, end)
 
     def soc(self, region: str) -> float | None:
         """The battery's state of charge as last advanced (None: no battery)."""

@@ -17,21 +17,25 @@ from policies import get_policy
 
 
 def site_service(
-    tmp_path: Path, site: SiteSettings | None, regions: tuple[RegionSettings, ...] = ()
+    tmp_path: Path,
+    site: SiteSettings | None,
+    regions: tuple[RegionSettings, ...] = (),
+    policy: str = "run-now",
 ) -> tuple[Service, RecordingExecutor]:
-    """A service over a fresh ledger in ``tmp_path``, the run-now policy, embedded intensity
-    and a recording ``local`` executor (returned with it); ``regions``, or by default one
-    region ``node`` (CA-QC, one A100-80GB) at ``site``."""
+    """A service over a fresh ledger in ``tmp_path``, ``policy`` (run-now by default),
+    embedded intensity and a recording ``local`` executor (returned with it); ``regions``, or
+    by default one region ``node`` (CA-QC, one A100-80GB) at ``site``."""
     regions = regions or (
         RegionSettings(name="node", zone="CA-QC", executor="local", gpus=("A100-80GB",), site=site),
     )
-    settings = Settings(state_dir=tmp_path, regions=regions, policy={"name": "run-now"})
+    settings = Settings(state_dir=tmp_path, regions=regions, policy={"name": policy})
     ledger = Ledger.open(tmp_path / "ledger.db")
     executor = RecordingExecutor("local")
     service = Service(
-        settings=settings, ledger=ledger, queue=Queue(tmp_path, ledger, known_regions=["node"]),
+        settings=settings, ledger=ledger,
+        queue=Queue(tmp_path, ledger, known_regions=[r.name for r in regions]),
         executors={"local": executor}, inventory=build_inventory(regions),
-        intensity=EmbeddedIntensity(), policy=get_policy("run-now"),
+        intensity=EmbeddedIntensity(), policy=get_policy(policy),
         sites=SiteView(build_sites(regions)),
     )  # fmt: skip
     return service, executor

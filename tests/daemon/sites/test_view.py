@@ -193,6 +193,23 @@ def test_shares_follow_the_rounds_the_service_saw() -> None:
     assert view.shares("elsewhere", noon, noon + timedelta(hours=1)) == (0.0, 0.0)
 
 
+def test_shares_are_seen_only_over_windows_the_rounds_covered() -> None:
+    """A run-now copy is re-priced on the site's shares only where the rounds saw its window
+    whole: past the last round (or before the first) what the site covered is not known."""
+    view = SiteView({"sf": build_site("sf", "US-CAL-CISO", _site(pv_kwp=6.0))})
+    noon = START + timedelta(hours=20)  # 13:00 PDT
+    busy = _devices(START + timedelta(days=2))
+    for when in (noon, noon + timedelta(hours=1)):
+        view.forecasts(when, busy, _forecasts())
+    hour = noon, noon + timedelta(hours=1)
+    assert view.seen_shares("sf", *hour) == view.shares("sf", *hour)
+    assert view.seen_shares("sf", noon, noon + timedelta(hours=1, seconds=0.5)) is not None
+    assert view.seen_shares("sf", noon, noon + timedelta(hours=1, minutes=1)) is None
+    assert view.seen_shares("sf", noon - timedelta(minutes=1), noon) is None
+    assert view.seen_shares("sf", noon, noon) is None
+    assert view.seen_shares("elsewhere", *hour) is None
+
+
 def test_an_idle_site_keeps_its_battery_charge() -> None:
     battery = {"capacity_kwh": 2.0, "charge_power_w": 1000, "discharge_power_w": 1000,
                "min_soc": 0.1, "initial_soc": 0.9}  # fmt: skip
