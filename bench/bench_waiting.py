@@ -5,8 +5,10 @@ Builds a state dir whose ledger holds ``JOBS`` queued jobs, then times, as subpr
 - ``carbond jobs`` (the default page with totals) and ``carbond jobs --json`` (every job,
   streamed to /dev/null): wall time and peak RSS of each;
 - with the daemon down and ``JOBS`` job lines unread in ``queue.jsonl`` (no ledger yet):
-  ``carbond jobs``, ``carbond status ID`` of the last line and ``carbond submit --id`` of an
-  id no line has (its duplicate check), each against ``carbond --version`` (start-up alone);
+  ``carbond jobs``, ``carbond status ID`` of the last line and of an id no line has (it looks
+  for a job line, then for a line the daemon will reject: exit 2), ``carbond cancel`` of
+  such an id (exit 2) and ``carbond submit --id`` of an id no line has (its duplicate check),
+  each against ``carbond --version`` (start-up alone);
 - the real ``carbond run`` (run-now, 4 simulated GPUs whose jobs outlast the bench, default
   intervals: ingest every 2 s, plan every 30 s) with those jobs waiting: ``SUBMITS`` jobs
   appended to the queue at random moments, each timed until the ledger has it. The documented
@@ -89,22 +91,25 @@ def _unread_lookups(state: Path) -> None:
         ("--version (start-up)", ["--version"]),
         ("jobs", ["jobs", *at]),
         ("status (its last line)", ["status", *at, f"u{JOBS - 1}"]),
+        ("status (an unknown id)", ["status", *at, "nosuch"]),
+        ("cancel (an unknown id)", ["cancel", *at, "nosuch"]),
         ("submit --id (a new id)", ["submit", *at, "--id", "fresh", "--model", "llama-1b",
                                     "--", "true"]),
     ):  # fmt: skip
-        wall_s, _ = _timed(argv, stderr=subprocess.DEVNULL)  # its notes: no ledger, regions
+        code = 2 if "unknown" in label else 0  # no such job
+        wall_s, _ = _timed(argv, stderr=subprocess.DEVNULL, code=code)  # notes: no ledger, ...
         print(f"{JOBS:,} unread, carbond {label:22s}: {wall_s:5.2f} s")
 
 
-def _timed(argv: list[str], stderr: int | None = None) -> tuple[float, float]:
+def _timed(argv: list[str], stderr: int | None = None, code: int = 0) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one ``python -m daemon`` run, output discarded
-    (``stderr`` too with ``subprocess.DEVNULL``)."""
+    (``stderr`` too with ``subprocess.DEVNULL``), which must exit ``code``."""
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "daemon", *argv], cwd=REPO,
                              stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
-    assert child.returncode == 0, argv
+    assert child.returncode == code, argv
     return time.perf_counter() - start, usage.ru_maxrss / 1024
 
 

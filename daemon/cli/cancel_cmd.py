@@ -13,7 +13,7 @@ from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.output import print_json
 from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import rejected_naming
-from daemon.cli.unread import line_rules, unread_job_taken, will_be_rejected
+from daemon.cli.unread import line_rules, unread_lookup
 from daemon.errors import UsageError
 from daemon.ledger import JobRecord, UnknownJobError
 from daemon.queue import REJECTED_NAME, append_line, submit_target
@@ -88,7 +88,8 @@ def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | Non
         UnknownJobError: no queue file the caller may cancel in holds it (exit 2, as before).
     """
     state_dir, now, rules = settings.state_dir, datetime.now(UTC), line_rules(settings)
-    job = unread_job_taken(state_dir, job_id, uid, now=now, rules=rules)
+    found = unread_lookup(state_dir, job_id, uid, now=now, rules=rules)
+    job = found.job
     if job is not None:
         if uid not in (job.uid, 0):  # the main queue.jsonl's, read before the caller's file
             raise UsageError(f"job {job_id} belongs to {user_name(job.uid)}, not to you (its "
@@ -102,9 +103,8 @@ def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | Non
         raise UsageError(
             f"job {job_id!r} was never queued: its line was rejected ({where}); nothing to cancel"
         )
-    doomed = will_be_rejected(state_dir, job_id, uid, now=now, rules=rules)
-    if doomed is not None:  # its line is there, but no job: say so, and why
-        raise UsageError(f"job {job_id!r} will never be queued: {doomed}; nothing to cancel")
+    if found.doomed is not None:  # its line is there, but no job: say so, and why
+        raise UsageError(f"job {job_id!r} will never be queued: {found.doomed}; nothing to cancel")
     if uid != 0:
         raise UnknownJobError(job_id, f"unknown job {job_id!r}: neither the ledger nor your "
                               f"queue file {submit_target(state_dir, uid)} has it")  # fmt: skip

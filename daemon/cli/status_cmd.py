@@ -14,7 +14,7 @@ from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.job_rows import job_row
 from daemon.cli.output import held_stdout, print_json, print_table, printable
 from daemon.cli.rejected import rejected_naming
-from daemon.cli.unread import UnreadJob, line_rules, unread_job_taken, will_be_rejected
+from daemon.cli.unread import UnreadJob, UnreadLookup, line_rules, unread_lookup
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME
 from daemon.reports.lines import user_name
@@ -49,22 +49,24 @@ def _status(args: argparse.Namespace) -> int:
     rejected = rejected_naming(settings.state_dir / REJECTED_NAME, args.job_id, os.getuid())
     state_dir = settings.state_dir
     if not (state_dir / LEDGER_NAME).is_file() and state_dir.is_dir():
-        if unread := _unread(settings, args.job_id):
-            return _print_unread(args, unread)  # no daemon has started yet
-        if doomed := _doomed(settings, args.job_id):
-            return _print_doomed(args, doomed)
+        found = _lookup(settings, args.job_id)  # no daemon has started yet
+        if found.job is not None:
+            return _print_unread(args, found.job)
+        if found.doomed is not None:
+            return _print_doomed(args, found.doomed)
     # What it prints is held until the ledger is closed (held_stdout): a daemon started during
     # the read fails the command at its close (daemon/ledger/readonly.py), with nothing printed.
     with held_stdout(), open_ledger(state_dir) as ledger:
         try:
             job = ledger.job(args.job_id)
         except UnknownJobError:
-            if unread := _unread(settings, args.job_id):
-                return _print_unread(args, unread)
+            found = _lookup(settings, args.job_id)
+            if found.job is not None:
+                return _print_unread(args, found.job)
             if rejected:
                 return _print_rejected(args, rejected)
-            if doomed := _doomed(settings, args.job_id):
-                return _print_doomed(args, doomed)
+            if found.doomed is not None:
+                return _print_doomed(args, found.doomed)
             raise
         payload = job_row(ledger, job, datetime.now(UTC))
         decision = ledger.latest_decision(job.job_id)
@@ -97,22 +99,13 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unread(settings: Settings, job_id: str) -> UnreadJob | None:
+def _lookup(settings: Settings, job_id: str) -> UnreadLookup:
     """``job_id``'s line, not read yet, as ``carbond jobs`` lists it (the caller's queue file;
     root: the first of any user's that the daemon reads), with its owner and whether a cancel
-    for it follows (None without a state dir: open_ledger says what is wrong)."""
-    state_dir = settings.state_dir
-    if not state_dir.is_dir():
-        return None
+    for it follows; else why the caller's (root: any user's) unread line for it will be
+    rejected, as ``carbond cancel`` says it: one pass over the files."""
     now, rules = datetime.now(UTC), line_rules(settings)
-    return unread_job_taken(state_dir, job_id, os.getuid(), now=now, rules=rules)
-
-
-def _doomed(settings: Settings, job_id: str) -> str | None:
-    """Why the caller's (root: any user's) unread line for ``job_id`` will be rejected, when
-    that is the only line asking for it: as ``carbond cancel`` says it."""
-    now, rules = datetime.now(UTC), line_rules(settings)
-    return will_be_rejected(settings.state_dir, job_id, os.getuid(), now=now, rules=rules)
+    return unread_lookup(settings.state_dir, job_id, os.getuid(), now=now, rules=rules)
 
 
 def _print_doomed(args: argparse.Namespace, why: str) -> int:

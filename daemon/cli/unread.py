@@ -26,6 +26,7 @@ from daemon.queue.unread_lines import (
     LineRules,
     RejectedLine,
     UnreadFrom,
+    UnreadJobLine,
     UnreadStart,
     rejected_job_line,
     unread_files_job_line,
@@ -36,11 +37,11 @@ from daemon.statedir import LEDGER_NAME
 
 __all__ = [
     "UnreadJob",
+    "UnreadLookup",
     "line_rules",
     "unread_job_taken",
     "unread_jobs",
-    "unread_rejected_line",
-    "will_be_rejected",
+    "unread_lookup",
 ]
 
 
@@ -96,27 +97,27 @@ def unread_job_taken(
         QueueError: the state dir or a file cannot be read.
         LedgerError: the ledger cannot be read.
     """
-    found = unread_files_job_line(_reads(state_dir, uid), job_id, now, rules)
-    if found is None:
-        return None
-    path, owner, line = found
+    found = unread_files_job_line(_reads(state_dir, uid, _offsets(state_dir)), job_id, now, rules)
+    return None if found is None else _unread_job(*found)
+
+
+def _unread_job(path: Path, owner: int, line: UnreadJobLine) -> UnreadJob:
     return UnreadJob(line.request, path, line.line_no, owner, line.cancel, line.ended)
 
 
 def _taken_jobs(state_dir: Path, uid: int, now: datetime, rules: LineRules) -> list[UnreadJob]:
     """:func:`unread_jobs`, with those of another user's file read before the caller's."""
-    return [
-        UnreadJob(line.request, path, line.line_no, owner, line.cancel, line.ended)
-        for path, owner, line in unread_files_job_lines(_reads(state_dir, uid), now, rules)
-    ]
+    reads = _reads(state_dir, uid, _offsets(state_dir))
+    return [_unread_job(*found) for found in unread_files_job_lines(reads, now, rules)]
 
 
-def _reads(state_dir: Path, uid: int) -> list[tuple[Path, int, UnreadFrom]]:
+def _reads(
+    state_dir: Path, uid: int, offsets: dict[str, QueueFileRecord]
+) -> list[tuple[Path, int, UnreadFrom]]:
     """The queue files whose unread lines decide ``uid``'s unread jobs, in the order the
     daemon reads them (one id is one job, whichever file holds it first), each with its
     owner and where the daemon goes on reading it: root's every file; another user's own
-    file, after the main ``queue.jsonl`` where they may read it."""
-    offsets = _offsets(state_dir)
+    file, after the main ``queue.jsonl`` where they may read it (``offsets``: the ledger's)."""
     if uid == 0:
         files = _read_files(state_dir)
     else:
@@ -144,45 +145,50 @@ def _readable_main(state_dir: Path, target: Path) -> list[tuple[Path, int]]:
     return [(path, st.st_uid)] if os.access(path, os.R_OK) else []
 
 
-def unread_rejected_line(
+@dataclass(frozen=True, slots=True)
+class UnreadLookup:
+    """What the unread queue lines hold for one id the ledger does not have: the line the
+    daemon will take as its job (:func:`unread_job_taken`), and else why a line asking for
+    it is no job: ``its line FILE:LINE, not read yet, will be rejected by the daemon
+    (REASON)`` (``carbond cancel`` and ``status`` say it alike; None: no such line)."""
+
+    job: UnreadJob | None
+    doomed: str | None
+
+
+def unread_lookup(
     state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
-) -> tuple[Path, RejectedLine] | None:
-    """A line asking for ``job_id`` that the daemon has not read yet and will reject
-    (``rules``, at ``now``), with why, where ``carbond cancel`` looks for the job: the
-    caller's own queue file, root's also every queue file the daemon reads.
+) -> UnreadLookup:
+    """``job_id``'s unread job line, as :func:`unread_job_taken` finds it, and the first
+    unread line asking for it that the daemon will reject (``rules``, at ``now``), with why:
+    in the caller's own queue file, root's also in every queue file the daemon reads, in
+    that order. One pass over the files answers both (``carbond status`` and ``cancel`` of
+    an id the ledger does not have: until 2026-12-07 they read the files twice).
 
     Raises:
         QueueError: the state dir or a file cannot be read.
         LedgerError: the ledger cannot be read.
     """
     offsets = _offsets(state_dir)
+    reads = _reads(state_dir, uid, offsets)
+    rejected: dict[Path, RejectedLine] = {}
+    found = unread_files_job_line(reads, job_id, now, rules, rejected)
+    job = None if found is None else _unread_job(*found)
     files = [submit_target(state_dir, uid)]
     if uid == 0:
-        files += [path for path, _ in _read_files(state_dir) if path not in files]
+        files += [path for path, _, _ in reads if path not in files]
+    read = {path for path, _, _ in reads}
     for path in files:
-        found = rejected_job_line(path, job_id, now, _unread_from(offsets, state_dir, path), rules)
-        if found is not None:
-            return path, found
-    return None
-
-
-def will_be_rejected(
-    state_dir: Path, job_id: str, uid: int, *, now: datetime, rules: LineRules
-) -> str | None:
-    """Why ``job_id`` will never be a job though a line asks for it (``carbond cancel`` and
-    ``status`` say it alike): ``its line FILE:LINE, not read yet, will be rejected by the
-    daemon (REASON)``, the first such line :func:`unread_rejected_line` finds; None: none.
-
-    Raises:
-        QueueError: the state dir or a file cannot be read.
-        LedgerError: the ledger cannot be read.
-    """
-    found = unread_rejected_line(state_dir, job_id, uid, now=now, rules=rules)
-    if found is None:
-        return None
-    path, line = found
-    return (f"its line {path}:{line.line_no}, not read yet, will be rejected by the daemon "
-            f"({line.reason})")  # fmt: skip
+        unread_from = _unread_from(offsets, state_dir, path)
+        line = (
+            rejected.get(path)
+            if path in read
+            else rejected_job_line(path, job_id, now, unread_from, rules)
+        )  # root's own file, when the daemon does not read it: looked at alone
+        if line is not None:
+            return UnreadLookup(job, f"its line {path}:{line.line_no}, not read yet, will be "
+                                     f"rejected by the daemon ({line.reason})")  # fmt: skip
+    return UnreadLookup(job, None)
 
 
 def _read_files(state_dir: Path) -> list[tuple[Path, int]]:

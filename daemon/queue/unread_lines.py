@@ -228,7 +228,7 @@ def unread_files_job_lines(
     Raises:
         QueueError: a file exists but cannot be read.
     """
-    return _take(files, now, rules, None)
+    return _take(files, now, rules, None, None)
 
 
 def unread_files_job_line(
@@ -236,6 +236,7 @@ def unread_files_job_line(
     job_id: str,
     now: datetime,
     rules: LineRules = LineRules(),
+    rejected: dict[Path, RejectedLine] | None = None,
 ) -> tuple[Path, int, UnreadJobLine] | None:
     """The line of ``files`` that the daemon will take as ``job_id``'s job, as
     :func:`unread_files_job_lines` takes them, with its cancel; None: none it will accept.
@@ -243,10 +244,23 @@ def unread_files_job_line(
     neither be its job, nor take its id, nor cancel it, and with 100,000 unread lines
     parsing each costs seconds (``carbond status``, ``cancel``, ``submit --id``).
 
+    ``rejected``, when given, gets in the same pass each file's first line asking for
+    ``job_id`` that the daemon will reject, as :func:`rejected_job_line` finds it (so
+    ``carbond status`` and ``cancel`` read the files once, not once more for that).
+
     Raises:
         QueueError: a file exists but cannot be read.
     """
-    found = _take(files, now, rules, _may_name(job_id))
+    doomed: _Doomed | None = None
+    if rejected is not None:
+        first = rejected
+
+        def note(path: Path, line_no: int, line: bytes, reason: str) -> None:
+            if path not in first and _claimed_id(line) == job_id:
+                first[path] = RejectedLine(line_no, reason)
+
+        doomed = note
+    found = _take(files, now, rules, _may_name(job_id), doomed)
     return next((entry for entry in found if entry[2].request.job_id == job_id), None)
 
 
@@ -258,22 +272,31 @@ def _may_name(job_id: str) -> Callable[[bytes], bool]:
     return lambda raw: needle in raw or b"\\" in raw
 
 
+_Doomed = Callable[[Path, int, bytes, str], None]  # (file, line no., line, why rejected)
+
+
 def _take(
     files: Sequence[tuple[Path, int, UnreadFrom | None]],
     now: datetime,
     rules: LineRules,
     may_name: Callable[[bytes], bool] | None,
+    doomed: _Doomed | None,
 ) -> list[tuple[Path, int, UnreadJobLine]]:
     """:func:`unread_files_job_lines`, parsing only the lines ``may_name`` keeps (None: all;
-    the others are counted, never taken)."""
+    the others are counted, never taken); each line the daemon will reject is handed to
+    ``doomed``, when given."""
     taken = _Taken()
     unfinished: list[tuple[Path, int, UnreadJobLine]] = []  # read once they end: after these
     for path, owner, unread_from in files:
         for line_no, raw in _unread_raw(path, unread_from):
             if may_name is not None and not may_name(raw):
                 continue
-            parsed = rules.accept(raw.rstrip(b"\r\n"), now)
-            if not raw.endswith(b"\n"):  # a file's last line: the daemon waits for its end
+            text = raw.rstrip(b"\r\n")
+            parsed = rules.judge(text, now)
+            if isinstance(parsed, str):
+                if doomed is not None:
+                    doomed(path, line_no, text, parsed)
+            elif not raw.endswith(b"\n"):  # a file's last line: the daemon waits for its end
                 if isinstance(parsed, JobRequest):
                     unfinished.append((path, owner, UnreadJobLine(parsed, line_no, False, False)))
             elif isinstance(parsed, JobRequest):

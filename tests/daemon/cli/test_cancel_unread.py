@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from daemon.cli import cancel_cmd, main
-from daemon.cli.unread import UnreadJob
+from daemon.cli.unread import UnreadLookup
 from daemon.reports.lines import user_name
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.helpers import job_line, make_service
@@ -173,14 +173,14 @@ def test_roots_cancel_never_creates_the_file_of_a_user_whose_file_went_away(
     the user's name. The file of another user is now never created: the cancel fails saying
     the file is gone, and leaves nothing."""
     path = _spool_file(tmp_path, ALICE, job_line(id="theirs"))
-    found = cancel_cmd.unread_job_taken
+    found = cancel_cmd.unread_lookup
 
-    def then_removed(state_dir: Path, job_id: str, uid: int, **when: Any) -> UnreadJob | None:
+    def then_removed(state_dir: Path, job_id: str, uid: int, **when: Any) -> UnreadLookup:
         job = found(state_dir, job_id, uid, **when)  # the real lookup, then the owner removes it
         path.unlink()
         return job
 
-    monkeypatch.setattr(cancel_cmd, "unread_job_taken", then_removed)
+    monkeypatch.setattr(cancel_cmd, "unread_lookup", then_removed)
     assert main(["cancel", "theirs", "--state-dir", str(tmp_path)]) == 1
     assert "no longer exists" in capsys.readouterr().err
     assert not path.exists()

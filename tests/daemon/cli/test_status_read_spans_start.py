@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from daemon.cli import main, status_cmd
+from daemon.cli.unread import UnreadLookup
 from daemon.ledger import Ledger
 from tests.daemon.helpers import job_line
 
@@ -58,16 +59,16 @@ def test_status_prints_nothing_when_a_daemon_checkpoints_during_its_read(
             status_cmd, "rejected_naming", lambda *_: [{"file": "queue.jsonl", "line_no": 1,
                                                          "reason": "bad"}]
         )  # fmt: skip
-    unread, started = status_cmd._unread, []
+    lookup, started = status_cmd._lookup, []
 
-    def daemon_starts_then_unread(state_dir: Path, job_id: str) -> Any:
+    def daemon_starts_then_unread(settings: Any, job_id: str) -> UnreadLookup:
         if not started:  # the read has begun (the lookup found no such job): a daemon starts
             subprocess.run([sys.executable, "-c", _DAEMON, str(tmp_path / "ledger.db")],
                            check=True, cwd=ROOT)  # fmt: skip
             started.append(True)
-        return unread(state_dir, job_id) if line == "unread" else None
+        return lookup(settings, job_id) if line == "unread" else UnreadLookup(None, None)
 
-    monkeypatch.setattr(status_cmd, "_unread", daemon_starts_then_unread)
+    monkeypatch.setattr(status_cmd, "_lookup", daemon_starts_then_unread)
     code = main(["status", "fresh", "--state-dir", str(tmp_path)])
     out, err = capsys.readouterr()
     assert (code, out) == (1, "")  # was: "fresh: submitted to ..." (or "rejected ..."), then
