@@ -7,7 +7,6 @@ length): a line it will reject holds no job."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from daemon.queue.files import QueueError
+from daemon.queue.id_filter import may_name
 from daemon.queue.job_request import CancelRequest, JobRequest
 from daemon.queue.line import parse_line
 from daemon.queue.raw_line import line_object
@@ -140,10 +140,10 @@ def unread_lines(
     Raises:
         QueueError: the file exists but cannot be read.
     """
-    may_name = _may_name(job_id)
+    names = may_name(job_id)
     job = False
     for _, raw in _unread_raw(path, unread_from):
-        if not may_name(raw):  # most lines: not parsed
+        if not names(raw):  # most lines: not parsed
             continue
         parsed = rules.accept(raw.rstrip(b"\r\n"), now)
         if not job:
@@ -172,9 +172,9 @@ def rejected_job_line(
     Raises:
         QueueError: the file exists but cannot be read.
     """
-    may_name = _may_name(job_id)
+    names = may_name(job_id)
     for line_no, raw in _unread_raw(path, unread_from):
-        if not may_name(raw):  # most lines: not parsed
+        if not names(raw):  # most lines: not parsed
             continue
         line = raw.rstrip(b"\r\n")
         if _claimed_id(line) != job_id:
@@ -240,9 +240,10 @@ def unread_files_job_line(
 ) -> tuple[Path, int, UnreadJobLine] | None:
     """The line of ``files`` that the daemon will take as ``job_id``'s job, as
     :func:`unread_files_job_lines` takes them, with its cancel; None: none it will accept.
-    Only the lines that may name ``job_id`` (:func:`_may_name`) are parsed: the others can
-    neither be its job, nor take its id, nor cancel it, and with 100,000 unread lines
-    parsing each costs seconds (``carbond status``, ``cancel``, ``submit --id``).
+    Only the lines that may name ``job_id`` (:func:`~daemon.queue.id_filter.may_name`) are
+    parsed: the others can neither be its job, nor take its id, nor cancel it, and with
+    100,000 unread lines parsing each costs seconds (``carbond status``, ``cancel``,
+    ``submit --id``).
 
     ``rejected``, when given, gets in the same pass each file's first line asking for
     ``job_id`` that the daemon will reject, as :func:`rejected_job_line` finds it (so
@@ -260,16 +261,8 @@ def unread_files_job_line(
                 first[path] = RejectedLine(line_no, reason)
 
         doomed = note
-    found = _take(files, now, rules, _may_name(job_id), doomed)
+    found = _take(files, now, rules, may_name(job_id), doomed)
     return next((entry for entry in found if entry[2].request.job_id == job_id), None)
-
-
-def _may_name(job_id: str) -> Callable[[bytes], bool]:
-    """Whether a raw line may hold ``job_id`` as a JSON string: it spells it plainly (its
-    JSON form in UTF-8, as the daemon decodes a line), or it has a backslash (an escape such
-    as ``\\u0061`` may spell any character of it). No other line can: it is not parsed."""
-    needle = json.dumps(job_id, ensure_ascii=False).encode("utf-8", "surrogatepass")
-    return lambda raw: needle in raw or b"\\" in raw
 
 
 _Doomed = Callable[[Path, int, bytes, str], None]  # (file, line no., line, why rejected)
@@ -279,17 +272,17 @@ def _take(
     files: Sequence[tuple[Path, int, UnreadFrom | None]],
     now: datetime,
     rules: LineRules,
-    may_name: Callable[[bytes], bool] | None,
+    names: Callable[[bytes], bool] | None,
     doomed: _Doomed | None,
 ) -> list[tuple[Path, int, UnreadJobLine]]:
-    """:func:`unread_files_job_lines`, parsing only the lines ``may_name`` keeps (None: all;
+    """:func:`unread_files_job_lines`, parsing only the lines ``names`` keeps (None: all;
     the others are counted, never taken); each line the daemon will reject is handed to
     ``doomed``, when given."""
     taken = _Taken()
     unfinished: list[tuple[Path, int, UnreadJobLine]] = []  # read once they end: after these
     for path, owner, unread_from in files:
         for line_no, raw in _unread_raw(path, unread_from):
-            if may_name is not None and not may_name(raw):
+            if names is not None and not names(raw):
                 continue
             text = raw.rstrip(b"\r\n")
             parsed = rules.judge(text, now)

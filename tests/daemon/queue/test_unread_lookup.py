@@ -14,6 +14,7 @@ import pytest
 
 from daemon.queue import UnreadLines, has_job_line, unread_lines
 from daemon.queue.ingest import Queue
+from daemon.queue.raw_line import line_object
 from daemon.queue.unread_lines import rejected_job_line
 from tests.daemon.queue.conftest import rejections
 
@@ -96,9 +97,7 @@ def test_a_job_line_that_spells_its_id_with_an_escape_is_its_line(tmp_path: Path
     [
         # the BOM json.loads strips from bytes; the daemon reads it as a character: not JSON
         lambda line: b"\xef\xbb\xbf" + line.encode("utf-8"),
-        # json.loads guesses UTF-16 from bytes; the daemon: UTF-8 with NULs, not JSON (the
-        # backslash passes the lookup's quick filter, which keeps a line that may spell the
-        # id in an escape)
+        # json.loads guesses UTF-16 from bytes; the daemon: UTF-8 with NULs, not JSON
         lambda line: line.replace("true", "a\\\\b").encode("utf-16-le"),
     ],
     ids=["utf-8-bom", "utf-16"],
@@ -114,6 +113,7 @@ def test_a_line_the_daemon_cannot_decode_is_credited_with_no_id(
     line = _job("j1").rstrip("\n")
     queue.path.write_bytes(encoded(line) + b"\n" + _job("j2").replace('"llama-1b"', "7").encode())
 
+    assert line_object(encoded(line)) is None  # no id: not even past the quick filter
     assert rejected_job_line(queue.path, "j1", NOW) is None
     assert rejected_job_line(queue.path, "j2", NOW) is not None  # read as UTF-8: still its id
     assert queue.ingest(NOW).rejected == 2
