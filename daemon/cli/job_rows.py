@@ -74,9 +74,10 @@ def short_reason(reason: str | None) -> str | None:
 def unread_row(job: UnreadJob, now: datetime) -> dict[str, Any]:
     """A job line the daemon has not read yet as :func:`job_row`'s row (state ``submitted``,
     nothing planned or measured; ``submitted_at`` unknown until the daemon reads it), with
-    its ``queue_file``, its ``line_no`` there, whether a cancel line for it follows there and
-    whether its line still waits for its newline (``newline_pending``); ``job_id`` None for a
-    line without one (the daemon gives it a new id when it reads it)."""
+    its ``queue_file``, its ``line_no`` there, whether a cancel line for it follows there,
+    whether its line still waits for its newline (``newline_pending``) and why the daemon
+    holds its file unread for now (``held``: its owner's passwd lookup fails; else None);
+    ``job_id`` None for a line without one (the daemon gives it a new id when it reads it)."""
     request = job.request
     return {
         "job_id": request.job_id,
@@ -101,6 +102,7 @@ def unread_row(job: UnreadJob, now: datetime) -> dict[str, Any]:
         "line_no": job.line_no,
         "cancel_requested": job.cancel,
         "newline_pending": not job.ended,
+        "held": job.held,
     }
 
 

@@ -163,6 +163,8 @@ def _print_page(
             row["deadline"] = f"{row['deadline']} (missed)"
         if row.get("newline_pending"):  # read once its line ends
             row["state"] = f"{row['state']} (no newline yet)"
+        if row.get("held"):  # its file is read once its owner is known: "held: owner unknown"
+            row["state"] = f"{row['state']} ({row['held'].partition(' (')[0]})"
         if row["job_id"] is None:  # an unread line without an id: where it is
             row["job_id"] = f"(new id) {Path(row['queue_file']).name}:{row['line_no']}"
     print_table("jobs", _JOB_COLUMNS, [[row[c] for c in _JOB_COLUMNS] for row in rows])

@@ -127,7 +127,10 @@ def _print_unread(args: argparse.Namespace, unread: UnreadJob) -> int:
     if args.json:
         print_json({"job_id": args.job_id, "state": "submitted", "queue_file": str(queue_file),
                     "cancel_requested": unread.cancel,
-                    "newline_pending": not unread.ended})  # fmt: skip
+                    "newline_pending": not unread.ended, "held": unread.held})  # fmt: skip
+    elif unread.held is not None:  # its whole file waits: its other states come after that
+        print(f"{args.job_id}: submitted to {queue_file}{whose}, not read by the daemon yet: "
+              f"{unread.held}")  # fmt: skip
     elif not unread.ended:
         print(f"{args.job_id}: submitted to {queue_file}{whose}, not read by the daemon yet: "
               f"{_NO_NEWLINE}")  # fmt: skip

@@ -19,7 +19,7 @@ from daemon.queue import (
     QueueError,
     submit_target,
 )
-from daemon.queue.files import attribution
+from daemon.queue.files import OwnerUnknown, attribution
 from daemon.queue.job_request import JobRequest
 from daemon.queue.resume import resume
 from daemon.queue.unread_lines import (
@@ -63,6 +63,9 @@ class UnreadJob:
     uid: int  # the file's owner: whose job it is
     cancel: bool  # a cancel line for it follows in that file
     ended: bool = True  # False: its line has no newline yet (UnreadLines.ended)
+    # why the daemon holds its file unread for now (its owner's passwd lookup fails: it reads
+    # it once that succeeds, after the others); None: read at its turn
+    held: str | None = None
 
 
 def unread_jobs(state_dir: Path, uid: int, *, now: datetime, rules: LineRules) -> list[UnreadJob]:
@@ -97,36 +100,75 @@ def unread_job_taken(
         QueueError: the state dir or a file cannot be read.
         LedgerError: the ledger cannot be read.
     """
-    found = unread_files_job_line(_reads(state_dir, uid, _offsets(state_dir)), job_id, now, rules)
-    return None if found is None else _unread_job(*found)
-
-
-def _unread_job(path: Path, owner: int, line: UnreadJobLine) -> UnreadJob:
-    return UnreadJob(line.request, path, line.line_no, owner, line.cancel, line.ended)
+    reads = _reads(state_dir, uid, _offsets(state_dir))
+    found = unread_files_job_line(reads.files, job_id, now, rules, held=reads.held)
+    return None if found is None else reads.job(*found)
 
 
 def _taken_jobs(state_dir: Path, uid: int, now: datetime, rules: LineRules) -> list[UnreadJob]:
     """:func:`unread_jobs`, with those of another user's file read before the caller's."""
     reads = _reads(state_dir, uid, _offsets(state_dir))
-    return [_unread_job(*found) for found in unread_files_job_lines(reads, now, rules)]
+    found = unread_files_job_lines(reads.files, now, rules, held=reads.held)
+    return [reads.job(*entry) for entry in found]
 
 
-def _reads(
-    state_dir: Path, uid: int, offsets: dict[str, QueueFileRecord]
-) -> list[tuple[Path, int, UnreadFrom]]:
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """The queue files the daemon reads, in its order, each with its owner and where it goes
+    on reading it; ``held``: those it holds unread for now (their owner's passwd lookup
+    fails), read once it may, after these; ``why``: why, for each held file."""
+
+    files: list[tuple[Path, int, UnreadFrom]]
+    held: list[tuple[Path, int, UnreadFrom]]
+    why: dict[Path, str]
+
+    def job(self, path: Path, owner: int, line: UnreadJobLine) -> UnreadJob:
+        """``line`` of ``owner``'s file ``path`` as an :class:`UnreadJob`."""
+        return UnreadJob(line.request, path, line.line_no, owner, line.cancel, line.ended,
+                         self.why.get(path))  # fmt: skip
+
+
+def _reads(state_dir: Path, uid: int, offsets: dict[str, QueueFileRecord]) -> _Reads:
     """The queue files whose unread lines decide ``uid``'s unread jobs, in the order the
-    daemon reads them (one id is one job, whichever file holds it first), each with its
-    owner and where the daemon goes on reading it: root's every file; another user's own
-    file, after the main ``queue.jsonl`` where they may read it (``offsets``: the ledger's)."""
+    daemon reads them (one id is one job, whichever file holds it first): root's every file;
+    another user's own file, after the main ``queue.jsonl`` where they may read it
+    (``offsets``: the ledger's). A file whose owner's passwd lookup fails is held: the
+    daemon reads nothing of it meanwhile (:meth:`daemon.queue.reader.FileReader.read`), so
+    the others' lines take their ids first."""
     if uid == 0:
         files = _read_files(state_dir)
     else:
         target = submit_target(state_dir, uid)
-        files = [*_readable_main(state_dir, target), (target, uid)]
-    return [(path, owner, _unread_from(offsets, state_dir, path)) for path, owner in files]
+        files = [*_readable_main(state_dir, target), (target, uid, _held(state_dir, target))]
+    reads = _Reads([], [], {})
+    for path, owner, why in files:
+        (reads.files if why is None else reads.held).append(
+            (path, owner, _unread_from(offsets, state_dir, path))
+        )
+        if why is not None:
+            reads.why[path] = why
+    return reads
 
 
-def _readable_main(state_dir: Path, target: Path) -> list[tuple[Path, int]]:
+def _held(state_dir: Path, path: Path) -> str | None:
+    """Why the daemon holds ``path`` unread for now (see :func:`_held_why`); None: it does
+    not (or it is not there)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return _held_why(attribution(str(path.relative_to(state_dir)), st))
+
+
+def _held_why(owner: tuple[int, int] | str | OwnerUnknown) -> str | None:
+    """``held: owner unknown (...)`` for a file whose owner's passwd lookup fails; else None."""
+    if not isinstance(owner, OwnerUnknown):
+        return None
+    return (f"held: owner unknown (uid {owner.uid} has no passwd entry now: the daemon reads "
+            "this file once the lookup succeeds)")  # fmt: skip
+
+
+def _readable_main(state_dir: Path, target: Path) -> list[tuple[Path, int, None]]:
     """The main ``queue.jsonl`` with its owner, when it is not ``target`` (the caller's own
     file), the daemon reads it (the first file it reads) and the caller may: its lines take
     an id before theirs. Else none (what the caller cannot read, it cannot judge); none too
@@ -142,7 +184,7 @@ def _readable_main(state_dir: Path, target: Path) -> list[tuple[Path, int]]:
         return []
     if not stat.S_ISREG(st.st_mode) or not isinstance(attribution(QUEUE_NAME, st), tuple):
         return []  # the daemon never reads its lines, or not until its owner is known
-    return [(path, st.st_uid)] if os.access(path, os.R_OK) else []
+    return [(path, st.st_uid, None)] if os.access(path, os.R_OK) else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +214,12 @@ def unread_lookup(
     offsets = _offsets(state_dir)
     reads = _reads(state_dir, uid, offsets)
     rejected: dict[Path, RejectedLine] = {}
-    found = unread_files_job_line(reads, job_id, now, rules, rejected)
-    job = None if found is None else _unread_job(*found)
+    found = unread_files_job_line(reads.files, job_id, now, rules, rejected, reads.held)
+    job = None if found is None else reads.job(*found)
+    read = [path for path, _, _ in (*reads.files, *reads.held)]
     files = [submit_target(state_dir, uid)]
     if uid == 0:
-        files += [path for path, _, _ in reads if path not in files]
-    read = {path for path, _, _ in reads}
+        files += [path for path in read if path not in files]
     for path in files:
         unread_from = _unread_from(offsets, state_dir, path)
         line = (
@@ -191,9 +233,10 @@ def unread_lookup(
     return UnreadLookup(job, None)
 
 
-def _read_files(state_dir: Path) -> list[tuple[Path, int]]:
+def _read_files(state_dir: Path) -> list[tuple[Path, int, str | None]]:
     """Every queue file the daemon reads (``queue.jsonl`` and the spool files it attributes
-    to their owners), each with its owner's uid.
+    to their owners), each with its owner's uid and why it holds it unread for now, if it
+    does (:func:`_held_why`).
 
     Raises:
         QueueError: the state dir or one of the files cannot be read.
@@ -213,9 +256,10 @@ def _read_files(state_dir: Path) -> list[tuple[Path, int]]:
             continue
         except OSError as exc:
             raise QueueError(f"{path}: cannot read: {exc.strerror}") from exc
-        if not stat.S_ISREG(st.st_mode) or isinstance(attribution(rel, st), str):
+        owner = attribution(rel, st)
+        if not stat.S_ISREG(st.st_mode) or isinstance(owner, str):
             continue  # the daemon never reads its lines: not a job
-        found.append((path, st.st_uid))
+        found.append((path, st.st_uid, _held_why(owner)))
     return found
 
 

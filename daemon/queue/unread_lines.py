@@ -216,6 +216,7 @@ def unread_files_job_lines(
     files: Sequence[tuple[Path, int, UnreadFrom | None]],
     now: datetime,
     rules: LineRules = LineRules(),
+    held: Sequence[tuple[Path, int, UnreadFrom | None]] = (),
 ) -> list[tuple[Path, int, UnreadJobLine]]:
     """:func:`unread_job_lines` of several queue files, each with its owner's uid and where
     the daemon goes on reading it, in the order the daemon reads them (``queue.jsonl``, then
@@ -223,12 +224,14 @@ def unread_files_job_lines(
     lines: the first job line with an id, in any of them, is the job; a later one with that id
     it drops (the same owner's) or rejects (another user's). A job's cancel is one that
     follows its line, in its file or a later one of its owner or of root (the daemon rejects
-    another user's). Each with its file and owner.
+    another user's). Each with its file and owner. ``held``: files the daemon holds unread
+    for now (their owner's passwd lookup fails): their lines come after all of these, as the
+    daemon reads them once it may.
 
     Raises:
         QueueError: a file exists but cannot be read.
     """
-    return _take(files, now, rules, None, None)
+    return _take([files, held], now, rules, None, None)
 
 
 def unread_files_job_line(
@@ -237,6 +240,7 @@ def unread_files_job_line(
     now: datetime,
     rules: LineRules = LineRules(),
     rejected: dict[Path, RejectedLine] | None = None,
+    held: Sequence[tuple[Path, int, UnreadFrom | None]] = (),
 ) -> tuple[Path, int, UnreadJobLine] | None:
     """The line of ``files`` that the daemon will take as ``job_id``'s job, as
     :func:`unread_files_job_lines` takes them, with its cancel; None: none it will accept.
@@ -261,7 +265,7 @@ def unread_files_job_line(
                 first[path] = RejectedLine(line_no, reason)
 
         doomed = note
-    found = _take(files, now, rules, may_name(job_id), doomed)
+    found = _take([files, held], now, rules, may_name(job_id), doomed)
     return next((entry for entry in found if entry[2].request.job_id == job_id), None)
 
 
@@ -269,16 +273,30 @@ _Doomed = Callable[[Path, int, bytes, str], None]  # (file, line no., line, why 
 
 
 def _take(
-    files: Sequence[tuple[Path, int, UnreadFrom | None]],
+    groups: Sequence[Sequence[tuple[Path, int, UnreadFrom | None]]],
     now: datetime,
     rules: LineRules,
     names: Callable[[bytes], bool] | None,
     doomed: _Doomed | None,
 ) -> list[tuple[Path, int, UnreadJobLine]]:
-    """:func:`unread_files_job_lines`, parsing only the lines ``names`` keeps (None: all;
-    the others are counted, never taken); each line the daemon will reject is handed to
-    ``doomed``, when given."""
+    """:func:`unread_files_job_lines` of each group of files in turn (the files read now,
+    then those held), parsing only the lines ``names`` keeps (None: all; the others are
+    counted, never taken); each line the daemon will reject is handed to ``doomed``, when
+    given."""
     taken = _Taken()
+    for files in groups:
+        _take_files(files, now, rules, names, doomed, taken)
+    return taken.found
+
+
+def _take_files(
+    files: Sequence[tuple[Path, int, UnreadFrom | None]],
+    now: datetime,
+    rules: LineRules,
+    names: Callable[[bytes], bool] | None,
+    doomed: _Doomed | None,
+    taken: _Taken,
+) -> None:
     unfinished: list[tuple[Path, int, UnreadJobLine]] = []  # read once they end: after these
     for path, owner, unread_from in files:
         for line_no, raw in _unread_raw(path, unread_from):
@@ -298,7 +316,6 @@ def _take(
                 taken.cancel(parsed.job_id, owner)
     for path, owner, line in unfinished:  # once ended: an id taken by then is no job
         taken.job(path, owner, line)
-    return taken.found
 
 
 @dataclass(slots=True)

@@ -83,7 +83,7 @@ def test_roots_status_finds_another_users_unread_job_as_its_cancel_does(
     assert main(["status", "theirs", "--state-dir", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "job_id": "theirs", "state": "submitted", "queue_file": str(path),
-        "cancel_requested": True, "newline_pending": False,
+        "cancel_requested": True, "newline_pending": False, "held": None,
     }  # fmt: skip
     _spool_file(tmp_path, BOB, job_line(id="theirs"))  # read after Alice's: rejected
     assert main(["status", "theirs", "--state-dir", str(tmp_path)]) == 0

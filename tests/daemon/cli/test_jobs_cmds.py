@@ -97,7 +97,7 @@ def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
     assert code == 0, err  # not "unknown job": it is there, waiting for the daemon
     assert json.loads(out) == {"job_id": "b", "state": "submitted", "cancel_requested": False,
                                "queue_file": str(tmp_path / "queue.jsonl"),
-                               "newline_pending": False}  # fmt: skip
+                               "newline_pending": False, "held": None}  # fmt: skip
     # a's cancel waits in the same file, after its line: status says so
     code, out, err = run_cli(capsys, "status", "a", "--state-dir", str(tmp_path), "--json")
     assert (code, json.loads(out)["cancel_requested"]) == (0, True), err

@@ -1,0 +1,81 @@
+"""Root's ``carbond jobs`` and ``status`` of the unread lines of a queue file whose owner has no
+passwd entry now (an LDAP or sssd outage, a deleted user): the daemon holds that file unread
+until the lookup succeeds, so its lines take their ids after every other file's, and are
+shown as held."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.cli.cli_run import run_cli
+from tests.daemon.helpers import job_line, make_service
+from tests.daemon.users import uid_without_user, user_with_uid
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root lists every user's files")
+
+ALICE = 14242  # as tests/daemon/cli/test_jobs_unread_users.py's
+HELD = "held: owner unknown"
+
+
+def _spool_file(state: Path, uid: int, text: str) -> Path:
+    path = state / "queue.d" / f"{uid}.jsonl"
+    path.write_text(text)
+    os.chown(path, uid, uid)
+    path.chmod(0o644)
+    return path
+
+
+def test_roots_view_holds_an_owner_unknown_files_lines_after_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spool file whose owner has no passwd entry, named before Alice's (``queue.d`` is read
+    by name), holds ``same`` and ``only``; Alice's holds ``same`` too. Root's ``jobs`` listed
+    the held file's lines in their usual place, so its ``same`` took the id and Alice's was
+    left out, though the daemon reads nothing of that file while the lookup fails: it takes
+    Alice's ``same`` and holds ``only``. Now ``jobs`` lists Alice's ``same``, then ``only``
+    marked held (``--json``: ``held``, its reason), ``status`` says why it waits, and the
+    daemon's ledger agrees."""
+    user_with_uid(ALICE)
+    nobody = uid_without_user(1_000_000)  # "1000000.jsonl" sorts before "14242.jsonl"
+    clock = FakeClock()
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    service.close()  # the daemon is down from here on
+    service.ledger.close()
+    held = _spool_file(tmp_path, nobody, job_line(id="same", name="held one")
+                       + job_line(id="only", name="held only"))  # fmt: skip
+    alice = _spool_file(tmp_path, ALICE, job_line(id="same", name="alices"))
+
+    code, out, err = run_cli(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    listed = [(r["job_id"], r["name"], r["uid"], r["queue_file"]) for r in rows]
+    assert listed == [("same", "alices", ALICE, str(alice)), ("only", "held only", nobody,
+                                                               str(held))]  # fmt: skip
+    assert rows[0]["held"] is None
+    assert rows[1]["held"].startswith(HELD) and f"uid {nobody}" in rows[1]["held"]
+    code, out, err = run_cli(capsys, "jobs", "--state-dir", str(tmp_path))
+    assert code == 0, err
+    [only] = [line for line in out.splitlines() if line.startswith("| only ")]
+    assert f"| submitted ({HELD}) |" in only
+
+    code, out, err = run_cli(capsys, "status", "only", "--state-dir", str(tmp_path))
+    assert code == 0, err
+    assert out.startswith(f"only: submitted to {held} ({nobody}'s), not read by the daemon yet: "
+                          f"{HELD}")  # fmt: skip
+    code, out, err = run_cli(capsys, "status", "only", "--state-dir", str(tmp_path), "--json")
+    assert json.loads(out)["held"].startswith(HELD)
+    code, out, err = run_cli(capsys, "status", "same", "--state-dir", str(tmp_path), "--json")
+    assert (json.loads(out)["queue_file"], json.loads(out)["held"]) == (str(alice), None)
+
+    service = make_service(tmp_path, RecordingExecutor(auto_finish=False))
+    service.start(clock())
+    service.tick(clock())
+    taken = [(job.job_id, job.name, job.uid) for job in service.ledger.iter_jobs([])]
+    service.close()
+    assert taken == [("same", "alices", ALICE)]  # "only" waits, unread, as listed
