@@ -57,7 +57,7 @@ class SeriesCache:
         self.max_points = max_points
 
     def _path(self, zone: str, kind: SignalKind, what: str) -> Path:
-        if not _ZONE_RE.match(zone):
+        if not _ZONE_RE.fullmatch(zone):
             raise CacheError(f"zone {zone!r} cannot name a cache file")
         return self.directory / f"{zone}.{kind}.{what}.json"
 
@@ -141,7 +141,7 @@ class SeriesCache:
         mtime of the temporary file this write just created): a writer killed between its
         create and its rename left them. Best effort: a file that cannot go stays."""
         try:
-            names = [n for n in os.listdir(self.directory) if _TMP_RE.match(n)]
+            names = [n for n in os.listdir(self.directory) if _TMP_RE.fullmatch(n)]
         except OSError:
             return
         for name in names:

@@ -156,7 +156,7 @@ class LocalExecutor:
         return RunHandle(spec.job_id, self.name, token.encode(), now)
 
     def _check(self, spec: LaunchSpec) -> None:
-        if not SAFE_ID.match(spec.job_id):
+        if not SAFE_ID.fullmatch(spec.job_id):
             raise JobNotRunnableError(f"job {spec.job_id!r}: id unusable as a file name")
         if not spec.argv:
             raise JobNotRunnableError(f"job {spec.job_id}: empty command")

@@ -55,7 +55,7 @@ def recover(
     If the wrapper holds the claim, the job started: it is found in ``/proc`` or its
     status is read.
     """
-    if log_dir is None or not SAFE_ID.match(handle.job_id):
+    if log_dir is None or not SAFE_ID.fullmatch(handle.job_id):
         return ExitStatus(handle.job_id, now, None, None, "run token lost; no log_dir to look")
     status = log_dir / f"{handle.job_id}.status.json"
     spec_file = log_dir / f"{handle.job_id}.spec.json"

@@ -107,7 +107,7 @@ def _spool_target(spool: Path, uid: int) -> Path:
     except OSError:
         others = []
     for path in others:
-        if _SPOOL_NAME.match(path.name) and _own_spool_file(path, uid) is True:
+        if _SPOOL_NAME.fullmatch(path.name) and _own_spool_file(path, uid) is True:
             return path
     return _unguessable(spool.parent, uid)
 
@@ -145,7 +145,7 @@ def spool_name_problem(rel: str, owner_uid: int) -> str | None:
     """
     if not rel.startswith(f"{SPOOL_DIR}/"):
         return None
-    match = _SPOOL_NAME.match(rel.removeprefix(f"{SPOOL_DIR}/"))
+    match = _SPOOL_NAME.fullmatch(rel.removeprefix(f"{SPOOL_DIR}/"))
     if match is None:
         return f"{rel} is not named <uid>.jsonl; a spool file must be named for its owner"
     if int(match.group(1)) != owner_uid:

@@ -229,7 +229,7 @@ def _parse(
         raise InvalidLineError(f"a line must be a JSON object, got {type(obj).__name__}")
     if "cancel" in obj:
         job_id = obj.get("cancel")
-        if set(obj) != {"cancel"} or not isinstance(job_id, str) or not re.match(_ID, job_id):
+        if set(obj) != {"cancel"} or not isinstance(job_id, str) or not re.fullmatch(_ID, job_id):
             raise InvalidLineError('field \'cancel\': a cancel line is {"cancel": "<job id>"}')
         return CancelRequest(job_id)
     try:

@@ -241,7 +241,7 @@ def region_names(raw: Any) -> list[str | None]:
         name
         if isinstance(entry, dict)
         and isinstance(name := entry.get("name"), str)
-        and re.match(_REGION_NAME, name)
+        and re.fullmatch(_REGION_NAME, name)
         else None
         for entry in regions
     ]

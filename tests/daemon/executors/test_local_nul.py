@@ -34,3 +34,12 @@ def test_a_nul_makes_the_job_not_runnable_at_its_launch(
         executor.launch(spec, NOW)
     handle = executor.launch(job_spec(tmp_path, "job-n", "true"), NOW)  # without: it runs
     assert wait_ended(executor, handle).exit_code == 0
+
+
+def test_an_id_with_a_final_newline_is_no_file_name_for_the_executor(tmp_path: Path) -> None:
+    """``re.match``'s ``$`` also matches before a final newline: ``job-n\\n`` passed the
+    executor's file-name check (its logs would be ``job-n\\n.out``)."""
+    executor = LocalExecutor(log_dir=tmp_path / "logs")
+    with pytest.raises(JobNotRunnableError, match="id unusable as a file name"):
+        executor.launch(job_spec(tmp_path, "job-n\n", "true"), NOW)
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())

@@ -153,6 +153,17 @@ def test_cancel_line() -> None:
     assert parse_line('{"cancel": "j123"}', NOW) == CancelRequest("j123")
 
 
+@pytest.mark.parametrize("job_id", ["j123\n", "j123\r", "", "-j", "j 1", "j" * 65])
+def test_a_cancel_of_an_id_no_job_may_have_is_refused(job_id: str) -> None:
+    """The id a job line may have (pydantic's full match of the pattern) is the only id a
+    cancel line may name: ``re.match``'s ``$`` also matched before a final newline, so
+    ``{"cancel": "j123\\n"}`` was read as a cancel of an id no job can have."""
+    with pytest.raises(InvalidLineError, match="cancel"):
+        parse_line(json.dumps({"cancel": job_id}), NOW)
+    with pytest.raises(InvalidLineError):
+        parse_line(_with(id=job_id), NOW)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

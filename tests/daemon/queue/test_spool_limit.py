@@ -10,6 +10,7 @@ import pytest
 import structlog
 
 from daemon.ledger import Ledger
+from daemon.queue.files import spool_name_problem
 from daemon.queue.ingest import Queue
 from daemon.testing import FakeClock
 from tests.daemon.helpers import job_line
@@ -75,3 +76,11 @@ def test_a_pass_reads_at_most_the_limit_of_one_users_spool_files(
         assert not [e for e in logs if e["event"] == "queue_files_over_limit"]
     assert accepted == {"own", "bob", *(f"a{n}" for n in range(flood))}
     assert len(rejections(tmp_path)) == 1  # told once
+
+
+@pytest.mark.parametrize("name", ["1000.jsonl\n", "1000.ab.jsonl\n"])
+def test_a_spool_name_with_a_final_newline_is_no_spool_file(name: str) -> None:
+    """``re.match``'s ``$`` also matches before a final newline: ``queue.d/1000.jsonl\\n``
+    was read as uid 1000's spool file, a second one beside ``1000.jsonl``."""
+    assert spool_name_problem(f"queue.d/{name}", 1000) is not None
+    assert spool_name_problem(f"queue.d/{name.rstrip()}", 1000) is None
