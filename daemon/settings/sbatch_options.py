@@ -15,7 +15,9 @@ the abbreviation of one it refuses. An option that requires a value given none (
 of its command line as that value; and one given an empty value (``--mem=``) where sbatch
 refuses it or Slurm reads it as something other than none (``--input=``); and a short one
 split from its value by a space (``-t 60``: sbatch gives ``-t`` " 60") where sbatch refuses
-that value or Slurm reads it as other than the value without the space (``-A carbond``).
+that value or Slurm reads it as other than the value without the space (``-A carbond``); and
+a short one given its value after ``=`` (``-t=60``: sbatch gives ``-t`` "=60"), which sbatch
+refuses or Slurm misreads for every letter that takes a value (``-A=b``: an account "=b").
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 from daemon.settings.sbatch_table import (
     EMPTY_MISREAD,
     EMPTY_REFUSED,
+    EQUALS_MISREAD,
+    EQUALS_REFUSED,
     FLAGS_SHORT,
     LONG_OPTIONS,
     SPACED_MISREAD,
@@ -148,8 +152,9 @@ def given(option: str, long: str) -> str | None:
 def _miswritten(option: str, name: str) -> str | None:
     """Why ``option`` (its word up to ``=`` or a space: ``name``) does not give sbatch what
     it reads as: a long option split from its value by a space (sbatch reads the whole word
-    as an option it does not know), a short one so split (:func:`_spaced`), one that
-    requires a value given none (:func:`_bare`), or an empty one (:func:`_empty`)."""
+    as an option it does not know), a short one so split (:func:`_spaced`) or given its
+    value after ``=`` (:func:`_equals`), one that requires a value given none
+    (:func:`_bare`), or an empty one (:func:`_empty`)."""
     if option[len(name) :][:1].isspace():
         if not name.startswith("--"):
             return _spaced(option, name)
@@ -158,6 +163,8 @@ def _miswritten(option: str, name: str) -> str | None:
             f"sbatch reads {option!r} as one word, an option it does not know, and refuses "
             f"every job of this region: write it {name}={value}"
         )
+    if not name.startswith("--") and option[len(name) :][:1] == "=":
+        return _equals(option, name)
     if option == f"{name}=":
         return _empty(option, name)
     return _bare(option) if option == name else None
@@ -191,6 +198,29 @@ def _spaced(option: str, name: str) -> str | None:
     return (
         f"{option!r} gives sbatch's -{last} the value {value!r}, its space and all (sbatch "
         f"reads one entry as one word), {what}: write it {name}{value.lstrip()}"
+    )
+
+
+def _equals(option: str, name: str) -> str | None:
+    """Why ``option``, the short option word ``name`` and ``=`` after it (``-t=60``), is
+    refused: a short option's value follows its letter, so sbatch 22.05 gives the letter the
+    rest of the word, ``=`` and all ("=60"), which it refuses (:data:`EQUALS_REFUSED`) or
+    Slurm reads as other than the value without it (:data:`EQUALS_MISREAD`: ``-A=b``, an
+    account named "=b"). None where the ``=`` is inside a value begun in the word
+    (``-Jx=y``) or follows a flag (``-v=x``)."""
+    letters = _letters(name)
+    last, value = letters[-1], option[len(name) :]
+    if len(name) != 1 + len(letters) or last in _NO_VALUE:
+        return None
+    if last in EQUALS_REFUSED:
+        what = "which sbatch refuses, and with it every job of this region"
+    elif last in EQUALS_MISREAD:
+        what = f"which Slurm reads as {EQUALS_MISREAD[last]}"
+    else:
+        return None
+    return (
+        f"{option!r} gives sbatch's -{last} the value {value!r}, '=' and all (a short "
+        f"option's value follows its letter), {what}: write it {name}{value[1:]}"
     )
 
 

@@ -39,6 +39,12 @@ Read from sbatch 22.05.8 itself (no controller needed: ``SLURM_CONF`` naming a t
   :data:`SPACED_REFUSED`, :data:`SPACED_MISREAD` (each one's entry says what) and
   :data:`SPACED_SAME`.
 
+- each short letter that takes a value in its word, its value after ``=`` (``-t=60``: getopt
+  gives ``-t`` the rest of the word, "=60"): ``sbatch --test-only -p alpha -t=60`` on the
+  local cluster, then, for those it takes, a held submission's ``scontrol show job``
+  compared with the same job given ``-t60``: :data:`EQUALS_REFUSED`, :data:`EQUALS_MISREAD`
+  (none reads the same).
+
 Checked 2026-12-07: for every prefix of every long name and every short word of one to three
 letters, sbatch said "requires an argument" exactly where
 :func:`daemon.settings.sbatch_options.refusal` refuses the word alone as missing its value
@@ -51,6 +57,8 @@ __all__ = [
     "EMPTY_MISREAD",
     "EMPTY_NONE",
     "EMPTY_REFUSED",
+    "EQUALS_MISREAD",
+    "EQUALS_REFUSED",
     "FLAGS_SHORT",
     "LONG_OPTIONS",
     "SPACED_MISREAD",
@@ -154,5 +162,35 @@ SPACED_MISREAD = {
 # of VALUE_REQUIRED_SHORT: those whose value after a space sbatch 22.05 reads as without it
 # (a number: -c 2 is cpus-per-task 2; a node list or array range: -x n2 is ExcNodeList=n2)
 SPACED_SAME = frozenset("acnwxBNS")
+# of VALUE_REQUIRED_SHORT and VALUE_OPTIONAL_SHORT: those whose value after ``=`` in the same
+# word (``-t=60``, a value "=60") sbatch 22.05 or its controller refuses, so every job given it
+# is refused: "Invalid --time specification" (-t), "Invalid numeric value "=2" for
+# --cpus-per-task" (-c; -n, -B, -S alike), ""=1" is not a valid node count" (-N), "Invalid
+# --begin/--distribution/--no-kill specification" (-b, -m, -k), "invalid partition specified:
+# =alpha" (-p), "No cluster '=carbond' known by database" (-M), "Invalid --nodefile node file"
+# (-F), the controller's "Invalid node name specified" (-w, -x), "Invalid job array
+# specification" (-a), "Job dependency problem" (-d), "Invalid feature specification" (-C, with
+# the node's feature as the reference), "Invalid license specification" (-L, a license the
+# cluster has), "Requested node configuration is not available" (-G)
+EQUALS_REFUSED = frozenset("abcdkmnptwxBCFGLMNS")
+# of VALUE_REQUIRED_SHORT: those whose value after ``=`` sbatch 22.05 takes, ``=`` and all,
+# and Slurm reads as something other than the value without it: what it reads (``scontrol
+# show job`` of a held job, the local cluster; /tmp/w sbatch's working directory)
+EQUALS_MISREAD = {
+    "A": "an account whose name starts with '=', which no association has: the job is "
+    "charged to the user's default account (-A=carbond: Account=root, where -Acarbond gives "
+    "Account=carbond)",
+    "q": "a QOS whose name starts with '=', not the QOS named (-q=normal: QOS=, where "
+    "-qnormal gives QOS=normal)",
+    "i": "a file whose name starts with '=', under the job's working directory "
+    "(-i=/dev/null: StdIn=/tmp/w/=/dev/null)",
+    "e": "a file whose name starts with '=', under the job's working directory (-e=x.err: "
+    "StdErr=/tmp/w/=x.err)",
+    "o": "a file whose name starts with '=', under the job's working directory (-o=x.out: "
+    "StdOut=/tmp/w/=x.out)",
+    "D": "a directory whose name starts with '=', under sbatch's working directory (-D=/tmp: "
+    "WorkDir=/tmp/w/=/tmp)",
+    "J": "a job name that starts with '=' (-J=name: JobName==name)",
+}
 # short options that take no value: in one word (``-vt``) the next letter is another option
 FLAGS_SHORT = frozenset("hsvHOQVW")

@@ -15,6 +15,8 @@ from daemon.settings.sbatch_table import (
     EMPTY_MISREAD,
     EMPTY_NONE,
     EMPTY_REFUSED,
+    EQUALS_MISREAD,
+    EQUALS_REFUSED,
     SPACED_MISREAD,
     SPACED_REFUSED,
     SPACED_SAME,
@@ -446,5 +448,56 @@ def test_every_short_option_with_a_value_says_what_sbatch_does_with_one_after_a_
     """Each of sbatch's short letters that take a value in their word is in one of the three
     sets read from sbatch 22.05 (refused, misread, read the same), and in one only."""
     sets = [SPACED_REFUSED, frozenset(SPACED_MISREAD), SPACED_SAME]
+    assert frozenset().union(*sets) == VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT
+    assert sum(len(s) for s in sets) == len(VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT)
+
+
+@pytest.mark.parametrize(
+    ("option", "letter", "value", "how"),
+    [("-t=60", "t", "=60", "-t60"), ("-c=2", "c", "=2", "-c2"), ("-x=n2", "x", "=n2", "-xn2"),
+     ("-vx=n2", "x", "=n2", "-vxn2"), ("-k=off", "k", "=off", "-koff"), ("-C=fast", "C", "=fast",
+     "-Cfast"), ("-m=block", "m", "=block", "-mblock")],
+)  # fmt: skip
+def test_a_short_option_whose_value_sbatch_refuses_after_an_equals_sign_is_refused(
+    tmp_path: Path, option: str, letter: str, value: str, how: str
+) -> None:
+    """``"-t=60"`` loaded, and sbatch 22.05 gives ``-t`` the rest of its word, ``=`` and all
+    ("=60"), and refuses it ("Invalid --time specification"; ``-x=n2``: the controller's
+    "Invalid node name specified"): every launch in the region failed."""
+    assert _problems(tmp_path, f'sbatch_options = ["{option}"]\n') == [
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's -{letter} the value "
+        f"{value!r}, '=' and all (a short option's value follows its letter), which sbatch "
+        f"refuses, and with it every job of this region: write it {how}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "letter", "reads"),
+    [("-A=b", "A", "an account whose name starts with '='"),
+     ("-q=normal", "q", "a QOS whose name starts with '='"),
+     ("-i=/dev/null", "i", "a file whose name starts with '='"),
+     ("-vi=/dev/null", "i", "a file whose name starts with '='")],
+)  # fmt: skip
+def test_a_short_option_whose_value_slurm_misreads_after_an_equals_sign_is_refused(
+    tmp_path: Path, option: str, letter: str, reads: str
+) -> None:
+    """sbatch 22.05 takes these, ``=`` and all, and the job means something else (local
+    cluster, ``scontrol show job``): ``-A=b`` is charged to the user's default account,
+    ``-q=normal`` has no QOS (``QOS=``), ``-i=/dev/null`` reads ``<cwd>/=/dev/null``."""
+    [problem] = _problems(tmp_path, f'sbatch_options = ["{option}"]\n')
+    value = option[option.index("=") :]
+    assert problem.startswith(
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's -{letter} the value "
+        f"{value!r}, '=' and all (a short option's value follows its letter), which Slurm "
+        f"reads as {reads}"
+    )
+    assert problem.endswith(f": write it {option.replace('=', '')}")
+
+
+def test_every_short_option_with_a_value_says_what_sbatch_does_with_an_equals_sign() -> None:
+    """Each of sbatch's short letters that take a value in their word is in one of the two
+    sets read from sbatch 22.05 (refused, misread: none reads ``-c=2`` as ``-c2``), and in
+    one only."""
+    sets = [EQUALS_REFUSED, frozenset(EQUALS_MISREAD)]
     assert frozenset().union(*sets) == VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT
     assert sum(len(s) for s in sets) == len(VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT)
