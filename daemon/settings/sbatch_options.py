@@ -34,6 +34,7 @@ from daemon.settings.sbatch_table import (
     LONG_OPTIONS,
     SPACED_MISREAD,
     SPACED_REFUSED,
+    VALUE_OPTIONAL_SHORT,
     VALUE_REQUIRED,
     VALUE_REQUIRED_SHORT,
 )
@@ -46,6 +47,9 @@ __all__ = ["given", "refusal"]
 # value is optional and only ever in its own word; ``-kQ`` is "Invalid --no-kill
 # specification", not --quiet). ``-I`` and ``-u`` are salloc's, not sbatch's ("invalid option")
 _NO_VALUE = FLAGS_SHORT
+# every short option sbatch 22.05 has: any other character read as one ("-I", the "=" of
+# "-v=x") is "invalid option -- 'I'" (:func:`_unknown`)
+_SHORT = FLAGS_SHORT | VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT
 # a control character: an argv word cannot hold NUL (the launch would raise), and no option
 # of sbatch's takes a newline, tab or escape
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -154,7 +158,11 @@ def _miswritten(option: str, name: str) -> str | None:
     it reads as: a long option split from its value by a space (sbatch reads the whole word
     as an option it does not know), a short one so split (:func:`_spaced`) or given its
     value after ``=`` (:func:`_equals`), one that requires a value given none
-    (:func:`_bare`), or an empty one (:func:`_empty`)."""
+    (:func:`_bare`), or an empty one (:func:`_empty`); or a short option sbatch does not
+    have (:func:`_unknown`)."""
+    unknown = _unknown(option)
+    if unknown is not None:
+        return unknown
     if option[len(name) :][:1].isspace():
         if not name.startswith("--"):
             return _spaced(option, name)
@@ -201,13 +209,27 @@ def _spaced(option: str, name: str) -> str | None:
     )
 
 
+def _unknown(option: str) -> str | None:
+    """Why ``option`` is refused as giving a short option sbatch 22.05 does not have (any
+    character but :data:`_SHORT`'s read as an option letter: ``-I``, ``-vI``, the ``=`` of
+    ``-v=x``), which it refuses ("invalid option -- 'I'"), and with it every job; None for a
+    long option, or a space after flags (:func:`_spaced` says why)."""
+    letter = _letters(option)[-1:] if not option.startswith("--") else ""
+    if not letter or letter in _SHORT or letter.isspace():
+        return None
+    return (
+        f"sbatch reads {letter!r} in {option!r} as a short option, which it does not have "
+        f"(\"invalid option -- '{letter}'\"), and refuses every job of this region: leave it out"
+    )
+
+
 def _equals(option: str, name: str) -> str | None:
     """Why ``option``, the short option word ``name`` and ``=`` after it (``-t=60``), is
     refused: a short option's value follows its letter, so sbatch 22.05 gives the letter the
     rest of the word, ``=`` and all ("=60"), which it refuses (:data:`EQUALS_REFUSED`) or
     Slurm reads as other than the value without it (:data:`EQUALS_MISREAD`: ``-A=b``, an
     account named "=b"). None where the ``=`` is inside a value begun in the word
-    (``-Jx=y``) or follows a flag (``-v=x``)."""
+    (``-Jx=y``) or follows a flag (``-v=x``: :func:`_unknown`)."""
     letters = _letters(name)
     last, value = letters[-1], option[len(name) :]
     if len(name) != 1 + len(letters) or last in _NO_VALUE:

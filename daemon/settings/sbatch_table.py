@@ -18,7 +18,11 @@ Read from sbatch 22.05.8 itself (no controller needed: ``SLURM_CONF`` naming a t
 - each letter a-z, A-Z, 0-9: ``sbatch -<letter>`` says "option requires an argument -- 't'"
   (required), else ``sbatch -<letter>A`` says it is an invalid option (``-I``, ``-u``), reads
   ``A`` as the letter's value (``-kA``: "Invalid --no-kill specification") or as the next
-  option (a flag).
+  option (a flag). The 28 letters and digits not in :data:`FLAGS_SHORT`,
+  :data:`VALUE_REQUIRED_SHORT` or :data:`VALUE_OPTIONAL_SHORT` (``-f``, ``-I``, ``-X``,
+  ``-0``...) are each "invalid option", as is every other printable ASCII character read as
+  an option letter (``-=``, ``-%``, ``-v-``) and a non-ASCII one (``-é``), alone or after a
+  flag (``-vI``).
 
 - each long name that requires a value, given an empty one (``--mem=``): ``sbatch
   --test-only -p alpha --gres=gpu:t4:1 --<name>=`` on the local cluster (``make slurm-up``),

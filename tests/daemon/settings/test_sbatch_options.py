@@ -11,12 +11,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from daemon.settings import ConfigError, load_settings
+from daemon.settings.sbatch_options import refusal
 from daemon.settings.sbatch_table import (
     EMPTY_MISREAD,
     EMPTY_NONE,
     EMPTY_REFUSED,
     EQUALS_MISREAD,
     EQUALS_REFUSED,
+    FLAGS_SHORT,
     SPACED_MISREAD,
     SPACED_REFUSED,
     SPACED_SAME,
@@ -501,3 +503,36 @@ def test_every_short_option_with_a_value_says_what_sbatch_does_with_an_equals_si
     sets = [EQUALS_REFUSED, frozenset(EQUALS_MISREAD)]
     assert frozenset().union(*sets) == VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT
     assert sum(len(s) for s in sets) == len(VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT)
+
+
+@pytest.mark.parametrize(
+    ("option", "letter"),
+    [("-I", "I"), ("-u", "u"), ("-X", "X"), ("-vI", "I"), ("-sOu", "u"), ("-f/tmp/x", "f"),
+     ("-0", "0"), ("-v-", "-"), ("-v=x", "="), ("-s%", "%"), ("-vé", "é")],
+)  # fmt: skip
+def test_a_short_letter_sbatch_does_not_have_is_refused(
+    tmp_path: Path, option: str, letter: str
+) -> None:
+    """``"-I"`` (salloc's, not sbatch's) loaded, and sbatch 22.05 refuses every job given it
+    ("invalid option -- 'I'"); so for each letter a-z, A-Z, 0-9 it does not have, any other
+    character read as an option letter, and one after flags in the same word (``-vI``;
+    ``-v=x``: "invalid option -- '='")."""
+    assert _problems(tmp_path, f'sbatch_options = ["{option}"]\n') == [
+        f"8: regions.b.slurm.sbatch_options: sbatch reads {letter!r} in {option!r} as a short "
+        f"option, which it does not have (\"invalid option -- '{letter}'\"), and refuses every "
+        "job of this region: leave it out"
+    ]
+
+
+def test_every_short_letter_sbatch_has_loads() -> None:
+    """The letters read from sbatch 22.05 as its short options are all still taken (each
+    alone, with a value where it requires one, and after a flag), and no other letter a-z,
+    A-Z, 0-9 is (the test above refuses some; this one pins the known set)."""
+    known = FLAGS_SHORT | VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    assert known == frozenset("abcdehikmnopqstvwxABCDFGHJLMNOQSVW")
+    for letter in letters:
+        value = "1" if letter in VALUE_REQUIRED_SHORT else ""
+        why = refusal(f"-v{letter}{value}")
+        has = why is None or "invalid option" not in why
+        assert has == (letter in known), (letter, why)
