@@ -28,24 +28,16 @@ from dataclasses import dataclass
 from daemon.settings.sbatch_table import (
     EMPTY_MISREAD,
     EMPTY_REFUSED,
-    EQUALS_MISREAD,
-    EQUALS_REFUSED,
     FLAGS_SHORT,
-    LONG_OPTIONS,
-    SPACED_MISREAD,
-    SPACED_REFUSED,
     VALUE_OPTIONAL_SHORT,
     VALUE_REQUIRED,
     VALUE_REQUIRED_SHORT,
 )
+from daemon.settings.sbatch_values import equals, letters, long_name, padded, spaced
 
 __all__ = ["given", "refusal"]
 
-# sbatch 22.05's short options that take no value: in one word (``-vH``) the letter after one
-# of them is another option; after any other letter the rest of the word is that option's
-# value (``-Jname-H`` is a job named ``name-H``; ``-koff`` is ``--no-kill=off``, as ``-k``'s
-# value is optional and only ever in its own word; ``-kQ`` is "Invalid --no-kill
-# specification", not --quiet). ``-I`` and ``-u`` are salloc's, not sbatch's ("invalid option")
+# sbatch 22.05's short options that take no value (:func:`letters` reads a word by them)
 _NO_VALUE = FLAGS_SHORT
 # every short option sbatch 22.05 has: any other character read as one ("-I", the "=" of
 # "-v=x") is "invalid option -- 'I'" (:func:`_unknown`)
@@ -156,93 +148,39 @@ def given(option: str, long: str) -> str | None:
 def _miswritten(option: str, name: str) -> str | None:
     """Why ``option`` (its word up to ``=`` or a space: ``name``) does not give sbatch what
     it reads as: a long option split from its value by a space (sbatch reads the whole word
-    as an option it does not know), a short one so split (:func:`_spaced`) or given its
-    value after ``=`` (:func:`_equals`), one that requires a value given none
-    (:func:`_bare`), or an empty one (:func:`_empty`); or a short option sbatch does not
-    have (:func:`_unknown`)."""
+    as an option it does not know), a short one so split or given its value after ``=``, or
+    any given a value with a space sbatch keeps (:mod:`daemon.settings.sbatch_values`), one
+    that requires a value given none (:func:`_bare`), or an empty one (:func:`_empty`); or
+    a short option sbatch does not have (:func:`_unknown`)."""
     unknown = _unknown(option)
     if unknown is not None:
         return unknown
     if option[len(name) :][:1].isspace():
         if not name.startswith("--"):
-            return _spaced(option, name)
+            return spaced(option, name) or padded(option, name)
         value = option[len(name) :].strip()
         return (
             f"sbatch reads {option!r} as one word, an option it does not know, and refuses "
             f"every job of this region: write it {name}={value}"
         )
     if not name.startswith("--") and option[len(name) :][:1] == "=":
-        return _equals(option, name)
+        return equals(option, name)
     if option == f"{name}=":
         return _empty(option, name)
-    return _bare(option) if option == name else None
-
-
-def _spaced(option: str, name: str) -> str | None:
-    """Why ``option``, the short option word ``name`` and a space after it (``-t 60``), is
-    refused: sbatch 22.05 reads one entry as one argv word, so a letter that takes a value
-    there gets the rest of the word, space and all (" 60"), which sbatch refuses
-    (:data:`SPACED_REFUSED`) or Slurm reads as other than the value without the space
-    (:data:`SPACED_MISREAD`: ``-A carbond``, an account that starts with a space); after a
-    flag (``-v x``) sbatch reads the space as an option letter it does not know. None where
-    sbatch reads the value as without the space (``-c 2``), or the space is inside a value
-    begun in the word (``-Jx y``)."""
-    letters = _letters(name)
-    if len(name) != 1 + len(letters):
-        return None
-    last, value = letters[-1], option[len(name) :]
-    if last in _NO_VALUE:
-        return (
-            f"sbatch reads {option!r} as one word, in which the space after -{last} is an "
-            "option it does not know (\"invalid option -- ' '\"), and refuses every job of "
-            "this region: give each option its own entry, with its value in the same word"
-        )
-    if last in SPACED_REFUSED:
-        what = "which sbatch refuses, and with it every job of this region"
-    elif last in SPACED_MISREAD:
-        what = f"which Slurm reads as {SPACED_MISREAD[last]}"
-    else:
-        return None
-    return (
-        f"{option!r} gives sbatch's -{last} the value {value!r}, its space and all (sbatch "
-        f"reads one entry as one word), {what}: write it {name}{value.lstrip()}"
-    )
+    return _bare(option) if option == name else padded(option, name)
 
 
 def _unknown(option: str) -> str | None:
     """Why ``option`` is refused as giving a short option sbatch 22.05 does not have (any
     character but :data:`_SHORT`'s read as an option letter: ``-I``, ``-vI``, the ``=`` of
     ``-v=x``), which it refuses ("invalid option -- 'I'"), and with it every job; None for a
-    long option, or a space after flags (:func:`_spaced` says why)."""
-    letter = _letters(option)[-1:] if not option.startswith("--") else ""
+    long option, or a space after flags (:func:`~daemon.settings.sbatch_values.spaced` says why)."""
+    letter = letters(option)[-1:] if not option.startswith("--") else ""
     if not letter or letter in _SHORT or letter.isspace():
         return None
     return (
         f"sbatch reads {letter!r} in {option!r} as a short option, which it does not have "
         f"(\"invalid option -- '{letter}'\"), and refuses every job of this region: leave it out"
-    )
-
-
-def _equals(option: str, name: str) -> str | None:
-    """Why ``option``, the short option word ``name`` and ``=`` after it (``-t=60``), is
-    refused: a short option's value follows its letter, so sbatch 22.05 gives the letter the
-    rest of the word, ``=`` and all ("=60"), which it refuses (:data:`EQUALS_REFUSED`) or
-    Slurm reads as other than the value without it (:data:`EQUALS_MISREAD`: ``-A=b``, an
-    account named "=b"). None where the ``=`` is inside a value begun in the word
-    (``-Jx=y``) or follows a flag (``-v=x``: :func:`_unknown`)."""
-    letters = _letters(name)
-    last, value = letters[-1], option[len(name) :]
-    if len(name) != 1 + len(letters) or last in _NO_VALUE:
-        return None
-    if last in EQUALS_REFUSED:
-        what = "which sbatch refuses, and with it every job of this region"
-    elif last in EQUALS_MISREAD:
-        what = f"which Slurm reads as {EQUALS_MISREAD[last]}"
-    else:
-        return None
-    return (
-        f"{option!r} gives sbatch's -{last} the value {value!r}, '=' and all (a short "
-        f"option's value follows its letter), {what}: write it {name}{value[1:]}"
     )
 
 
@@ -252,7 +190,7 @@ def _empty(option: str, name: str) -> str | None:
     region would be), or takes it and Slurm reads it as something other than none
     (:data:`EMPTY_MISREAD`); None where it asks for none (``--reservation=``) or the option's
     value is optional (``--exclusive=`` is ``--exclusive``)."""
-    long = _long(name[2:]) if name.startswith("--") else None
+    long = long_name(name[2:]) if name.startswith("--") else None
     if long in EMPTY_REFUSED:
         what = "which sbatch refuses, and with it every job of this region"
     elif long in EMPTY_MISREAD:
@@ -265,13 +203,6 @@ def _empty(option: str, name: str) -> str | None:
     )
 
 
-def _long(given: str) -> str | None:
-    """The long option sbatch reads ``--<given>`` as: the one so named, else the one it
-    abbreviates; None where it is none of sbatch's, or ambiguous."""
-    found = [given] if given in LONG_OPTIONS else [o for o in LONG_OPTIONS if o.startswith(given)]
-    return found[0] if len(found) == 1 else None
-
-
 def _bare(option: str) -> str | None:
     """Why ``option`` (a whole argv word, with no ``=`` or space) is refused as an option
     that requires a value given without one (``--mem``; ``--wck``, an abbreviation sbatch
@@ -279,14 +210,14 @@ def _bare(option: str) -> str | None:
     word of its command line as the value: the next option (``--mem --reservation=x`` is
     no reservation) or, for the last one, none, and every job of the region refused."""
     if option.startswith("--"):
-        long = _long(option[2:])
+        long = long_name(option[2:])
         if long not in VALUE_REQUIRED:
             return None
         how, spelled = f"--{long}=<value>", f"sbatch's --{long}"
     else:
-        letters = _letters(option)
-        last = letters[-1]
-        if len(option) != 1 + len(letters) or last not in VALUE_REQUIRED_SHORT:
+        read = letters(option)
+        last = read[-1]
+        if len(option) != 1 + len(read) or last not in VALUE_REQUIRED_SHORT:
             return None
         how, spelled = f"{option}<value>", f"sbatch's -{last}"
     return (
@@ -324,7 +255,7 @@ def _carbonds(option: str, name: str, *, account: bool, qos: bool) -> str | None
 def _refused_in(name: str, refused: tuple[_Refused, ...]) -> list[_Refused]:
     """The refused options ``name`` (an option word up to its ``=`` or space) gives: a long
     name or a prefix of one (sbatch takes any unambiguous prefix), or the first short letter
-    sbatch reads in it (:func:`_letters`) that is refused."""
+    sbatch reads in it (:func:`~daemon.settings.sbatch_values.letters`) that is refused."""
     if name.startswith("--"):
         given = name[2:]
         if not given:
@@ -332,18 +263,7 @@ def _refused_in(name: str, refused: tuple[_Refused, ...]) -> list[_Refused]:
         exact = [r for r in refused if r.long == given]
         return exact or [r for r in refused if r.long.startswith(given)]
     by_letter = {r.short: r for r in refused if r.short}
-    return [by_letter[letter] for letter in _letters(name) if letter in by_letter][:1]
-
-
-def _letters(name: str) -> str:
-    """The short options sbatch reads in ``name`` (``-vJx``: ``vJ``): each letter up to and
-    with the first that takes a value (the rest of the word is that value)."""
-    letters = ""
-    for letter in name[1:]:
-        letters += letter
-        if letter not in _NO_VALUE:
-            break
-    return letters
+    return [by_letter[letter] for letter in letters(name) if letter in by_letter][:1]
 
 
 def _spelled(refused: _Refused) -> str:
@@ -361,7 +281,7 @@ def _sets_gpus(name: str, option: str) -> bool:
         return name in _GPU_OPTIONS or (
             name.startswith("--gpus-per-") and any(o.startswith(name) for o in _GPU_OPTIONS)
         )
-    return "G" in _letters(name)
+    return "G" in letters(name)
 
 
 def _makes_array(name: str) -> bool:
@@ -369,4 +289,4 @@ def _makes_array(name: str) -> bool:
     ``--ar``) or ``-a`` (``-a0-3``; after flags that take no value, ``-va0-3``)."""
     if name.startswith("--"):
         return len(name) > len("--a") and "--array".startswith(name)
-    return "a" in _letters(name)
+    return "a" in letters(name)

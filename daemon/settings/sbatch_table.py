@@ -49,6 +49,21 @@ Read from sbatch 22.05.8 itself (no controller needed: ``SLURM_CONF`` naming a t
   compared with the same job given ``-t60``: :data:`EQUALS_REFUSED`, :data:`EQUALS_MISREAD`
   (none reads the same).
 
+- each option that takes a value, given one with a trailing space (``--mem=4G ``, ``-t60 ``),
+  and each long one with a leading space (``--mem= 4G``; a short one's is
+  :data:`SPACED_REFUSED`'s): ``sbatch --test-only`` on the local cluster against the value
+  without the space (and the context the option needs: ``--gpus-per-task`` with ``-n1``,
+  ``--mem-per-gpu`` with ``--gpus=1``, ``--batch`` with ``--constraint``), then, for those it
+  takes, a held submission's ``scontrol show job`` compared, and ``sbatch -v``'s "defined
+  options" where the job does not show the value (``--wckey``, ``--context``: kept with the
+  space, and passed on so; ``--open-mode=append `` read as ``a``; ``--priority= 10`` as 10);
+  ``--export=ALL `` run: the job did not get the submitter's environment.
+  :data:`TRAILING_REFUSED`, :data:`TRAILING_MISREAD`, :data:`TRAILING_SAME`, their
+  ``_SHORT`` twins, :data:`LEADING_REFUSED`, :data:`LEADING_MISREAD`, :data:`LEADING_SAME`;
+  what Slurm reads for each misread: :data:`SPACE_MISREAD`. ``--acctg-freq=energy=30 `` and
+  ``--acctg-freq= energy=30`` are read the same as far as sbatch and the controller show
+  (the step reads the frequency by name, anywhere in the value).
+
 Checked 2026-12-07: for every prefix of every long name and every short word of one to three
 letters, sbatch said "requires an argument" exactly where
 :func:`daemon.settings.sbatch_options.refusal` refuses the word alone as missing its value
@@ -64,10 +79,21 @@ __all__ = [
     "EQUALS_MISREAD",
     "EQUALS_REFUSED",
     "FLAGS_SHORT",
+    "LEADING_MISREAD",
+    "LEADING_REFUSED",
+    "LEADING_SAME",
     "LONG_OPTIONS",
     "SPACED_MISREAD",
     "SPACED_REFUSED",
     "SPACED_SAME",
+    "SPACE_MISREAD",
+    "TRAILING_MISREAD",
+    "TRAILING_MISREAD_SHORT",
+    "TRAILING_REFUSED",
+    "TRAILING_REFUSED_SHORT",
+    "TRAILING_SAME",
+    "TRAILING_SAME_SHORT",
+    "VALUE_OPTIONAL",
     "VALUE_OPTIONAL_SHORT",
     "VALUE_REQUIRED",
     "VALUE_REQUIRED_SHORT",
@@ -121,13 +147,13 @@ EMPTY_NONE = _words("""
     priority reservation wait-all-nodes wckey
 """)
 # long options whose value is optional (``--exclusive``, ``--exclusive=user``)
-_VALUE_OPTIONAL = _words("exclusive get-user-env nice no-kill propagate")
+VALUE_OPTIONAL = _words("exclusive get-user-env nice no-kill propagate")
 # long options that take no value
 _NO_VALUE = _words("""
     contiguous help hold ignore-pbs no-requeue overcommit oversubscribe parsable quiet reboot
     requeue spread-job test-only usage use-min-nodes verbose version wait
 """)
-LONG_OPTIONS = VALUE_REQUIRED | _VALUE_OPTIONAL | _NO_VALUE
+LONG_OPTIONS = VALUE_REQUIRED | VALUE_OPTIONAL | _NO_VALUE
 # short options that require a value: ``-t`` alone takes the next argv word as it (``-t60``
 # gives it in the same word)
 VALUE_REQUIRED_SHORT = frozenset("abcdeimnopqtwxABCDFGJLMNS")
@@ -198,3 +224,87 @@ EQUALS_MISREAD = {
 }
 # short options that take no value: in one word (``-vt``) the next letter is another option
 FLAGS_SHORT = frozenset("hsvHOQVW")
+# of VALUE_REQUIRED and VALUE_OPTIONAL: those whose value with a trailing space (``--mem=4G ``)
+# sbatch 22.05 or its controller refuses ("Invalid --mem specification", "Invalid numeric value
+# "1 " for --ntasks", "invalid partition specified", "Requested reservation is invalid",
+# "Invalid feature specification", "Invalid Trackable RESource (TRES) specification", ...)
+TRAILING_REFUSED = _words("""
+    array batch bbf cluster clusters constraint core-spec cores-per-socket cpus-per-gpu
+    cpus-per-task delay-boot dependency distribution export-file extra-node-info gid gpu-freq
+    gpus gpus-per-node gpus-per-socket gpus-per-task gres gres-flags hint kill-on-invalid-dep
+    licenses mail-type mem mem-bind mem-per-cpu mem-per-gpu mincpus nodefile ntasks
+    ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket ntasks-per-tres partition
+    prefer reservation signal sockets-per-node switches tasks-per-node thread-spec
+    threads-per-core time time-min tmp uid wait-all-nodes exclusive get-user-env no-kill
+    propagate
+""")
+# ... those sbatch takes and Slurm keeps the space in (what it reads: SPACE_MISREAD)
+TRAILING_MISREAD = _words("""
+    account bb chdir cluster-constraint comment container context error export gpu-bind input
+    job-name mail-user mcs-label network output power qos wckey
+""")
+# ... those sbatch reads as without the space (a time, a node list, a keyword it parses)
+TRAILING_SAME = _words("""
+    acctg-freq begin cpu-freq deadline exclude nodelist nodes open-mode priority profile wrap
+    nice
+""")
+# of VALUE_REQUIRED and VALUE_OPTIONAL: those whose value with a leading space (``--time=
+# 60``) sbatch 22.05 or its controller refuses ("Invalid --time specification", "Invalid
+# --begin specification", "unrecognized --cpu-freq argument", ...)
+LEADING_REFUSED = _words("""
+    batch bbf begin cluster clusters constraint cpu-freq deadline delay-boot dependency
+    distribution export-file gpu-bind gpu-freq gres gres-flags hint kill-on-invalid-dep
+    licenses mail-type mem-bind nodefile open-mode partition prefer reservation time time-min
+    exclusive no-kill propagate
+""")
+# ... those sbatch takes and Slurm keeps the space in (what it reads: SPACE_MISREAD)
+LEADING_MISREAD = _words("""
+    account bb chdir cluster-constraint comment container context error export gpus
+    gpus-per-node gpus-per-socket gpus-per-task input job-name mail-user mcs-label network
+    output power qos wckey
+""")
+# ... those sbatch reads as without the space (a number: strtol skips it; a node list)
+LEADING_SAME = _words("""
+    acctg-freq array core-spec cores-per-socket cpus-per-gpu cpus-per-task exclude
+    extra-node-info gid mem mem-per-cpu mem-per-gpu mincpus nodelist nodes ntasks
+    ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket ntasks-per-tres priority
+    profile signal sockets-per-node switches tasks-per-node thread-spec threads-per-core tmp
+    uid wait-all-nodes wrap get-user-env nice
+""")
+# of VALUE_REQUIRED_SHORT and VALUE_OPTIONAL_SHORT, their value with a trailing space
+# (``-t60 ``): refused ("Invalid --time specification", ...), misread (SPACE_MISREAD, by the
+# long name), read the same
+TRAILING_REFUSED_SHORT = frozenset("acdkmnptBCFGLMS")
+TRAILING_MISREAD_SHORT = {"A": "account", "q": "qos", "i": "input", "e": "error",
+                          "o": "output", "D": "chdir", "J": "job-name"}  # fmt: skip
+TRAILING_SAME_SHORT = frozenset("bwxN")
+# what Slurm reads of a value sbatch keeps its space in (``scontrol show job`` of a held job
+# on the local cluster, against the value without the space; /tmp/w sbatch's working dir)
+SPACE_MISREAD = {
+    "account": "an account whose name has the space, which no association has: the job is "
+    "charged to the user's default account (Account=root, where --account=carbond gives "
+    "Account=carbond)",
+    "qos": "a QOS whose name has the space, not the QOS named (QOS=)",
+    "input": "a file whose name has the space (StdIn=/dev/null with it, or /tmp/w/ /dev/null)",
+    "error": "a file whose name has the space (StdErr=/tmp/w/x.err with it)",
+    "output": "a file whose name has the space (StdOut=/tmp/w/x.out with it)",
+    "chdir": "a directory whose name has the space (WorkDir=/tmp with it, or /tmp/w/ /tmp)",
+    "job-name": "a job name that has the space (JobName=name with it)",
+    "bb": "a burst buffer request that has the space (BurstBuffer=x with it)",
+    "cluster-constraint": "a cluster feature that has the space (ClusterFeatures=x with it)",
+    "comment": "a comment that has the space",
+    "container": "a container path that has the space (Container=/tmp with it)",
+    "context": "an SELinux context that has the space (sbatch passes 'x ' on)",
+    "export": "no variable named ALL: the job does not get the submitter's environment "
+    "(run: a variable set at submission is unset in the job)",
+    "gpu-bind": "a GPU binding that has the space (TresBind=gpu:closest with it)",
+    "gpus": "a GPU count that has the space (TresPerJob=gres:gpu: 1)",
+    "gpus-per-node": "a GPU count that has the space (TresPerNode=gres:gpu: 1)",
+    "gpus-per-socket": "a GPU count that has the space (TresPerSocket=gres:gpu: 1)",
+    "gpus-per-task": "a GPU count that has the space (TresPerTask=gres:gpu: 1)",
+    "mail-user": "a mail address that has the space (MailUser=a@b with it)",
+    "mcs-label": "an MCS label that has the space (MCS_label=x with it)",
+    "network": "a network request that has the space (Network=x with it)",
+    "power": "no power flag (Power=, where --power=level gives Power=LEVEL)",
+    "wckey": "a wckey that has the space (sbatch passes 'w ' on)",
+}

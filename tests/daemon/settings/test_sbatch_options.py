@@ -19,9 +19,20 @@ from daemon.settings.sbatch_table import (
     EQUALS_MISREAD,
     EQUALS_REFUSED,
     FLAGS_SHORT,
+    LEADING_MISREAD,
+    LEADING_REFUSED,
+    LEADING_SAME,
+    SPACE_MISREAD,
     SPACED_MISREAD,
     SPACED_REFUSED,
     SPACED_SAME,
+    TRAILING_MISREAD,
+    TRAILING_MISREAD_SHORT,
+    TRAILING_REFUSED,
+    TRAILING_REFUSED_SHORT,
+    TRAILING_SAME,
+    TRAILING_SAME_SHORT,
+    VALUE_OPTIONAL,
     VALUE_OPTIONAL_SHORT,
     VALUE_REQUIRED,
     VALUE_REQUIRED_SHORT,
@@ -536,3 +547,84 @@ def test_every_short_letter_sbatch_has_loads() -> None:
         why = refusal(f"-v{letter}{value}")
         has = why is None or "invalid option" not in why
         assert has == (letter in known), (letter, why)
+
+
+@pytest.mark.parametrize(
+    ("option", "spelled", "value", "where", "how"),
+    [("-t60 ", "-t", "60 ", "trailing", "-t60"), ("-vc2 ", "-c", "2 ", "trailing", "-vc2"),
+     ("-koff ", "-k", "off ", "trailing", "-koff"), ("--mem=4G ", "--mem", "4G ", "trailing",
+     "--mem=4G"), ("--time=60  ", "--time", "60  ", "trailing", "--time=60"),
+     ("--ntasks=1 ", "--ntasks", "1 ", "trailing", "--ntasks=1"), ("--time= 60", "--time",
+     " 60", "leading", "--time=60"), ("--constraint= fast", "--constraint", " fast", "leading",
+     "--constraint=fast"), ("--res=maint ", "--reservation", "maint ", "trailing",
+     "--res=maint")],
+)  # fmt: skip
+def test_a_value_whose_space_sbatch_refuses_is_refused(
+    tmp_path: Path, option: str, spelled: str, value: str, where: str, how: str
+) -> None:
+    """``"-t60 "`` and ``"--mem=4G "`` loaded, and sbatch 22.05 refuses the value with its
+    space ("Invalid --time specification", "Invalid --mem specification"; ``--constraint=
+    fast``: the controller's "Invalid feature specification"): every launch in the region
+    failed."""
+    assert _problems(tmp_path, f'sbatch_options = ["{option}"]\n') == [
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's {spelled} the value "
+        f"{value!r}, its {where} space and all, which sbatch refuses, and with it every job "
+        f"of this region: write it {how}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "spelled", "where", "reads"),
+    [("-Acarbond ", "-A", "trailing", "an account whose name has the space"),
+     ("--account=b ", "--account", "trailing", "an account whose name has the space"),
+     ("--account= b", "--account", "leading", "an account whose name has the space"),
+     ("-qnormal ", "-q", "trailing", "a QOS whose name has the space"),
+     ("-i/dev/null ", "-i", "trailing", "a file whose name has the space"),
+     ("--input= /dev/null", "--input", "leading", "a file whose name has the space"),
+     ("--wckey=w ", "--wckey", "trailing", "a wckey that has the space")],
+)  # fmt: skip
+def test_a_value_whose_space_slurm_misreads_is_refused(
+    tmp_path: Path, option: str, spelled: str, where: str, reads: str
+) -> None:
+    """sbatch 22.05 takes these, space and all, and the job means something else (local
+    cluster, ``scontrol show job`` against the value without the space): ``-Acarbond `` is
+    charged to the user's default account (``Account=root``), ``-qnormal `` has ``QOS=``,
+    ``-i/dev/null `` reads a file ``/dev/null `` that is not there."""
+    [problem] = _problems(tmp_path, f'sbatch_options = ["{option}"]\n')
+    value = option[len(spelled) + (1 if spelled.startswith("--") else 0) :]
+    assert problem.startswith(
+        f"8: regions.b.slurm.sbatch_options: {option!r} gives sbatch's {spelled} the value "
+        f"{value!r}, its {where} space and all, which Slurm reads as {reads}"
+    )
+    assert problem.endswith(f": write it {spelled}{'=' if spelled[1] == '-' else ''}"
+                            f"{value.strip()}")  # fmt: skip
+
+
+def test_a_value_whose_space_sbatch_reads_the_same_is_kept(tmp_path: Path) -> None:
+    """sbatch 22.05 reads these as it reads the value without the space (a number after
+    ``=``: ``--mem= 4G``, ``--cpus-per-task= 2``; a node list: ``-xn2 ``; a keyword it
+    parses: ``--open-mode=append ``, ``--profile=none ``; a time: ``--begin=now ``)."""
+    options = ("--mem= 4G", "--cpus-per-task= 2", "-xn2 ", "--exclude= n2", "--open-mode=append ",
+               "--profile=none ", "--nice= 10", "--signal= USR1@60", "--deadline=now+2hours ",
+               "--cpu-freq=high ", "-c 2")  # fmt: skip
+    config = tmp_path / "kept.toml"
+    listed = ", ".join(f'"{o}"' for o in options)
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = [{listed}]\n')
+    [region] = load_settings(config).regions
+    assert region.slurm is not None and region.slurm.sbatch_options == options
+
+
+def test_every_option_with_a_value_says_what_sbatch_does_with_a_space_around_it() -> None:
+    """Each long option that takes a value is in one of the three sets read from sbatch 22.05
+    for a trailing space (refused, misread, read the same), and in one for a leading one;
+    each short letter that takes a value in its word, for a trailing one; one set each."""
+    long = VALUE_REQUIRED | VALUE_OPTIONAL
+    short = VALUE_REQUIRED_SHORT | VALUE_OPTIONAL_SHORT
+    for sets, every in (
+        ((TRAILING_REFUSED, TRAILING_MISREAD, TRAILING_SAME), long),
+        ((LEADING_REFUSED, LEADING_MISREAD, LEADING_SAME), long),
+        ((TRAILING_REFUSED_SHORT, TRAILING_MISREAD_SHORT, TRAILING_SAME_SHORT), short),
+    ):
+        assert frozenset().union(*sets) == every
+        assert sum(len(s) for s in sets) == len(every)
+    assert frozenset(SPACE_MISREAD) == TRAILING_MISREAD | LEADING_MISREAD
