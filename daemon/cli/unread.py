@@ -22,6 +22,7 @@ from daemon.queue import (
 from daemon.queue.files import OwnerUnknown, attribution
 from daemon.queue.job_request import JobRequest
 from daemon.queue.resume import resume
+from daemon.queue.spool import spool_passes
 from daemon.queue.unread_lines import (
     LineRules,
     RejectedLine,
@@ -49,7 +50,7 @@ def line_rules(settings: Settings) -> LineRules:
     """The daemon's rules for a line under ``settings`` (as :meth:`Queue.from_settings
     <daemon.queue.ingest.Queue.from_settings>` reads them): what it will accept."""
     known = tuple(region.name for region in settings.regions) or None
-    return LineRules(settings.queue.max_line_bytes, known)
+    return LineRules(settings.queue.max_line_bytes, known, settings.queue.max_files_per_user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,8 @@ class UnreadJob:
     cancel: bool  # a cancel line for it follows in that file
     ended: bool = True  # False: its line has no newline yet (UnreadLines.ended)
     # why the daemon holds its file unread for now (its owner's passwd lookup fails: it reads
-    # it once that succeeds, after the others); None: read at its turn
+    # it once that succeeds, after the others; its owner has more spool files than a pass
+    # reads: a later pass reads it); None: read at the next pass
     held: str | None = None
 
 
@@ -100,26 +102,30 @@ def unread_job_taken(
         QueueError: the state dir or a file cannot be read.
         LedgerError: the ledger cannot be read.
     """
-    reads = _reads(state_dir, uid, _offsets(state_dir))
-    found = unread_files_job_line(reads.files, job_id, now, rules, held=reads.held)
+    reads = _reads(state_dir, uid, _offsets(state_dir), rules)
+    found = unread_files_job_line(reads.groups[0], job_id, now, rules, later=reads.groups[1:])
     return None if found is None else reads.job(*found)
 
 
 def _taken_jobs(state_dir: Path, uid: int, now: datetime, rules: LineRules) -> list[UnreadJob]:
     """:func:`unread_jobs`, with those of another user's file read before the caller's."""
-    reads = _reads(state_dir, uid, _offsets(state_dir))
-    found = unread_files_job_lines(reads.files, now, rules, held=reads.held)
+    reads = _reads(state_dir, uid, _offsets(state_dir), rules)
+    found = unread_files_job_lines(reads.groups[0], now, rules, later=reads.groups[1:])
     return [reads.job(*entry) for entry in found]
+
+
+_File = tuple[Path, int, UnreadFrom]  # a queue file, its owner, where the daemon goes on
 
 
 @dataclass(frozen=True, slots=True)
 class _Reads:
-    """The queue files the daemon reads, in its order, each with its owner and where it goes
-    on reading it; ``held``: those it holds unread for now (their owner's passwd lookup
-    fails), read once it may, after these; ``why``: why, for each held file."""
+    """The queue files the daemon reads, each with its owner and where it goes on reading it,
+    in groups it reads one after the other: those of its next pass, of each later pass (a
+    pass reads at most ``queue.max_files_per_user`` of an owner's spool files), then those
+    it holds unread for now (their owner's passwd lookup fails), read once it may, pass by
+    pass alike; ``why``: why, for each file it does not read at its next pass."""
 
-    files: list[tuple[Path, int, UnreadFrom]]
-    held: list[tuple[Path, int, UnreadFrom]]
+    groups: list[list[_File]]
     why: dict[Path, str]
 
     def job(self, path: Path, owner: int, line: UnreadJobLine) -> UnreadJob:
@@ -127,27 +133,55 @@ class _Reads:
         return UnreadJob(line.request, path, line.line_no, owner, line.cancel, line.ended,
                          self.why.get(path))  # fmt: skip
 
+    @property
+    def files(self) -> list[_File]:
+        """Every file, in the order the daemon reads them."""
+        return [file for group in self.groups for file in group]
 
-def _reads(state_dir: Path, uid: int, offsets: dict[str, QueueFileRecord]) -> _Reads:
+
+def _reads(
+    state_dir: Path, uid: int, offsets: dict[str, QueueFileRecord], rules: LineRules
+) -> _Reads:
     """The queue files whose unread lines decide ``uid``'s unread jobs, in the order the
     daemon reads them (one id is one job, whichever file holds it first): root's every file;
     another user's own file, after the main ``queue.jsonl`` where they may read it
-    (``offsets``: the ledger's). A file whose owner's passwd lookup fails is held: the
-    daemon reads nothing of it meanwhile (:meth:`daemon.queue.reader.FileReader.read`), so
-    the others' lines take their ids first."""
+    (``offsets``: the ledger's). A spool file a later pass reads (its owner has more than
+    ``rules.max_files_per_user``: :func:`~daemon.queue.spool.spool_passes`) comes after the
+    files of the passes before; a file whose owner's passwd lookup fails is held: the daemon
+    reads nothing of it meanwhile (:meth:`daemon.queue.reader.FileReader.read`), so the
+    others' lines take their ids first."""
     if uid == 0:
         files = _read_files(state_dir)
     else:
         target = submit_target(state_dir, uid)
         files = [*_readable_main(state_dir, target), (target, uid, _held(state_dir, target))]
-    reads = _Reads([], [], {})
-    for path, owner, why in files:
-        (reads.files if why is None else reads.held).append(
-            (path, owner, _unread_from(offsets, state_dir, path))
-        )
-        if why is not None:
-            reads.why[path] = why
-    return reads
+    passes = spool_passes(state_dir, offsets, rules.max_files_per_user, rules.max_line_bytes)
+    last = max((n for n in passes.first.values() if n is not None), default=1) + 1
+    groups: dict[tuple[bool, int], list[_File]] = {}
+    why: dict[Path, str] = {}
+    for path, owner, unknown in files:  # unknown: why its owner's lookup holds it
+        number = passes.first.get(str(path.relative_to(state_dir)), 1)
+        key = (unknown is not None, last if number is None else number)
+        groups.setdefault(key, []).append((path, owner, _unread_from(offsets, state_dir, path)))
+        if unknown is not None:
+            why[path] = unknown
+        elif number != 1:
+            why[path] = _over_why(
+                number, owner, passes.files.get(owner, 0), rules.max_files_per_user
+            )
+    return _Reads([groups[key] for key in sorted(groups)] or [[]], why)
+
+
+def _over_why(number: int | None, owner: int, files: int, limit: int) -> str:
+    """``held: over queue.max_files_per_user (...)``: why the daemon reads a spool file of
+    ``owner``, who has ``files`` there, at its pass ``number`` (None: at none meanwhile)."""
+    why = (f"held: over queue.max_files_per_user ({limit}): queue.d holds {files} files of uid "
+           f"{owner}, a pass reads {limit} of them, those with lines not read yet first, "
+           "<uid>.jsonl first of these, then by name; ")  # fmt: skip
+    if number is None:
+        return why + ("no pass reads this one while those read before it keep an unfinished "
+                      "last line or a name not their owner's, and so fill every pass")  # fmt: skip
+    return why + f"the daemon reads this one at its pass {number} from now, after the others"
 
 
 def _held(state_dir: Path, path: Path) -> str | None:
@@ -212,11 +246,12 @@ def unread_lookup(
         LedgerError: the ledger cannot be read.
     """
     offsets = _offsets(state_dir)
-    reads = _reads(state_dir, uid, offsets)
+    reads = _reads(state_dir, uid, offsets, rules)
     rejected: dict[Path, RejectedLine] = {}
-    found = unread_files_job_line(reads.files, job_id, now, rules, rejected, reads.held)
+    found = unread_files_job_line(reads.groups[0], job_id, now, rules, rejected,
+                                  reads.groups[1:])  # fmt: skip
     job = None if found is None else reads.job(*found)
-    read = [path for path, _, _ in (*reads.files, *reads.held)]
+    read = [path for path, _, _ in reads.files]
     files = [submit_target(state_dir, uid)]
     if uid == 0:
         files += [path for path in read if path not in files]

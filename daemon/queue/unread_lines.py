@@ -55,10 +55,13 @@ UnreadFrom = Callable[[int, os.stat_result], UnreadStart]
 class LineRules:
     """What the daemon accepts of a line (:class:`daemon.queue.reader.FileReader`'s checks):
     at most ``max_line_bytes`` with its newline, every region it names among
-    ``known_regions`` (None: any), and whatever else :func:`parse_line` checks."""
+    ``known_regions`` (None: any), and whatever else :func:`parse_line` checks; and when it
+    reads it: a pass reads at most ``max_files_per_user`` of one owner's spool files
+    (:mod:`daemon.queue.spool`)."""
 
     max_line_bytes: int = 65_536
     known_regions: tuple[str, ...] | None = None
+    max_files_per_user: int = 32
 
     def accept(self, raw: bytes, now: datetime) -> JobRequest | CancelRequest | None:
         """``raw`` (a line without its newline) as the daemon will read it at ``now``; None
@@ -216,7 +219,7 @@ def unread_files_job_lines(
     files: Sequence[tuple[Path, int, UnreadFrom | None]],
     now: datetime,
     rules: LineRules = LineRules(),
-    held: Sequence[tuple[Path, int, UnreadFrom | None]] = (),
+    later: Sequence[Sequence[tuple[Path, int, UnreadFrom | None]]] = (),
 ) -> list[tuple[Path, int, UnreadJobLine]]:
     """:func:`unread_job_lines` of several queue files, each with its owner's uid and where
     the daemon goes on reading it, in the order the daemon reads them (``queue.jsonl``, then
@@ -224,14 +227,15 @@ def unread_files_job_lines(
     lines: the first job line with an id, in any of them, is the job; a later one with that id
     it drops (the same owner's) or rejects (another user's). A job's cancel is one that
     follows its line, in its file or a later one of its owner or of root (the daemon rejects
-    another user's). Each with its file and owner. ``held``: files the daemon holds unread
-    for now (their owner's passwd lookup fails): their lines come after all of these, as the
-    daemon reads them once it may.
+    another user's). Each with its file and owner. ``later``: groups of files the daemon
+    reads after all of these, each in turn: those a later pass reads (over
+    ``queue.max_files_per_user``: :func:`daemon.queue.spool.spool_passes`), those it holds
+    unread for now (their owner's passwd lookup fails), read once it may.
 
     Raises:
         QueueError: a file exists but cannot be read.
     """
-    return _take([files, held], now, rules, None, None)
+    return _take([files, *later], now, rules, None, None)
 
 
 def unread_files_job_line(
@@ -240,7 +244,7 @@ def unread_files_job_line(
     now: datetime,
     rules: LineRules = LineRules(),
     rejected: dict[Path, RejectedLine] | None = None,
-    held: Sequence[tuple[Path, int, UnreadFrom | None]] = (),
+    later: Sequence[Sequence[tuple[Path, int, UnreadFrom | None]]] = (),
 ) -> tuple[Path, int, UnreadJobLine] | None:
     """The line of ``files`` that the daemon will take as ``job_id``'s job, as
     :func:`unread_files_job_lines` takes them, with its cancel; None: none it will accept.
@@ -265,7 +269,7 @@ def unread_files_job_line(
                 first[path] = RejectedLine(line_no, reason)
 
         doomed = note
-    found = _take([files, held], now, rules, may_name(job_id), doomed)
+    found = _take([files, *later], now, rules, may_name(job_id), doomed)
     return next((entry for entry in found if entry[2].request.job_id == job_id), None)
 
 
@@ -280,7 +284,7 @@ def _take(
     doomed: _Doomed | None,
 ) -> list[tuple[Path, int, UnreadJobLine]]:
     """:func:`unread_files_job_lines` of each group of files in turn (the files read now,
-    then those held), parsing only the lines ``names`` keeps (None: all; the others are
+    then those read later), parsing only the lines ``names`` keeps (None: all; the others are
     counted, never taken); each line the daemon will reject is handed to ``doomed``, when
     given."""
     taken = _Taken()

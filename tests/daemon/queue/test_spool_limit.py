@@ -12,6 +12,7 @@ import structlog
 from daemon.ledger import Ledger
 from daemon.queue.files import spool_name_problem
 from daemon.queue.ingest import Queue
+from daemon.queue.spool import spool_passes
 from daemon.testing import FakeClock
 from tests.daemon.helpers import job_line
 from tests.daemon.queue.conftest import rejections
@@ -76,6 +77,41 @@ def test_a_pass_reads_at_most_the_limit_of_one_users_spool_files(
         assert not [e for e in logs if e["event"] == "queue_files_over_limit"]
     assert accepted == {"own", "bob", *(f"a{n}" for n in range(flood))}
     assert len(rejections(tmp_path)) == 1  # told once
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [(2, {"": 1, ".1": 1, ".2": 2, ".3": 3}), (1, {"": 1, ".1": None, ".2": None, ".3": None})],
+)
+def test_spool_passes_foretells_the_pass_that_first_reads_each_file(
+    tmp_path: Path, ledger: Ledger, limit: int, expected: dict[str, int | None]
+) -> None:
+    """``carbond jobs`` and ``status`` show when the daemon reads a spool file over the limit
+    (:func:`spool_passes`); the daemon's own passes must agree. Alice's ``14242.jsonl`` ends
+    with an unfinished line: once read it still has bytes not ingested, so it keeps its place
+    first in line and one of her slots at every pass; with a limit of one it takes them all
+    and her other files wait (for that line's newline)."""
+    queue = Queue(tmp_path, ledger, compact_min_bytes=10**9, max_files_per_user=limit)
+    queue.prepare()
+    _spool_file(tmp_path, f"{ALICE}.jsonl", ALICE, job_line(id="own") + '{"model": "llama')
+    for n in (1, 2, 3):
+        _spool_file(tmp_path, f"{ALICE}.{n}.jsonl", ALICE, job_line(id=f"a{n}"))
+    _spool_file(tmp_path, f"{BOB}.jsonl", BOB, job_line(id="bob"))
+    foretold = spool_passes(tmp_path, ledger.queue_files(), limit, 65_536)
+    assert foretold.first == {
+        **{f"queue.d/{ALICE}{suffix}.jsonl": n for suffix, n in expected.items()},
+        f"queue.d/{BOB}.jsonl": 1,
+    }
+    assert foretold.files == {ALICE: 4, BOB: 1}
+    jobs = {"own": "", "a1": ".1", "a2": ".2", "a3": ".3"}
+    read: dict[str, int | None] = dict.fromkeys(expected)
+    clock = FakeClock()
+    for number in range(1, 5):
+        for job_id in queue.ingest(clock()).accepted:
+            if job_id in jobs:
+                read[jobs[job_id]] = number
+        clock.advance(2)
+    assert read == expected
 
 
 @pytest.mark.parametrize("name", ["1000.jsonl\n", "1000.ab.jsonl\n"])
