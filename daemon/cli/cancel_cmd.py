@@ -13,7 +13,7 @@ from daemon.cli.context import add_ledger_options, open_ledger, settings_from
 from daemon.cli.output import print_json
 from daemon.cli.own_queue import append_own_line
 from daemon.cli.rejected import rejected_naming
-from daemon.cli.unread import line_rules, unread_lookup
+from daemon.cli.unread import UnreadJob, line_rules, unread_lookup
 from daemon.errors import UsageError
 from daemon.ledger import JobRecord, UnknownJobError
 from daemon.queue import REJECTED_NAME, append_line, submit_target
@@ -46,9 +46,12 @@ def _cancel(args: argparse.Namespace) -> int:
     uid = os.getuid()
     job = _ledger_job(settings.state_dir, args.job_id)
     other: tuple[Path, int] | None = None  # root: another user's queue file holding the job
+    held: str | None = None  # why the daemon holds the job's file unread for now
     if job is None:  # not ingested yet (the daemon may be down): still in a queue file?
-        other = _unread(settings, args.job_id, uid)
-        job_id, state = args.job_id, None
+        unread = _unread(settings, args.job_id, uid)
+        own = unread.queue_file == submit_target(settings.state_dir, uid)
+        other = None if own else (unread.queue_file, unread.uid)
+        job_id, state, held = args.job_id, None, unread.held
     else:
         if uid not in (job.uid, 0):
             raise UsageError(f"job {job.job_id} belongs to {user_name(job.uid)}, not to you")
@@ -64,23 +67,27 @@ def _cancel(args: argparse.Namespace) -> int:
         target = append_own_line(settings, {"cancel": job_id})
     if args.json:
         print_json({"job_id": job_id, "cancel_requested": True, "state": state,
-                    "queue_file": str(target)})  # fmt: skip
+                    "queue_file": str(target), "held": held})  # fmt: skip
     elif state is None:
         where = f"; appended to {user_name(other[1])}'s {target}" if other is not None else ""
-        print(f"cancel requested for {job_id} (not read by the daemon yet: it will be "
+        # held: the cancel waits with its job's line, read when the daemon reads that file
+        wait = "" if held is None else (f"{held}; the cancel follows its line there, so it takes "
+                                        "effect when the daemon reads that file: ")  # fmt: skip
+        print(f"cancel requested for {job_id} (not read by the daemon yet: {wait}it will be "
               f"cancelled before it starts{where})")  # fmt: skip
     else:
         print(f"cancel requested for {job_id} (was {state})")
     return 0
 
 
-def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | None:
-    """Where the caller's cancel of ``job_id``, which the daemon has not read, must go: None
-    for the caller's own queue file (the job's line is there); for root, the file of another
-    user that holds it, with its owner (the daemon reads a file in order, so the cancel must
-    follow the job's line in that same file: it then reads as that user's own cancel). The
-    job's line is the one ``carbond jobs`` and ``status`` show: where several users' files
-    hold the id, the daemon takes the first it reads, and rejects the others.
+def _unread(settings: Settings, job_id: str, uid: int) -> UnreadJob:
+    """The line of ``job_id``, which the daemon has not read, that the caller's cancel must
+    follow: in the caller's own queue file, or, for root, in the file of another user, its
+    owner's (the daemon reads a file in order, so the cancel must follow the job's line in
+    that same file: it then reads as that user's own cancel; it takes effect when the daemon
+    reads that file: later, when it holds the file, ``held``). The job's line is the one
+    ``carbond jobs`` and ``status`` show: where several users' files hold the id, the daemon
+    takes the first it reads, and rejects the others.
 
     Raises:
         UsageError: the line the daemon takes for it is another user's, or was or will be
@@ -94,8 +101,7 @@ def _unread(settings: Settings, job_id: str, uid: int) -> tuple[Path, int] | Non
         if uid not in (job.uid, 0):  # the main queue.jsonl's, read before the caller's file
             raise UsageError(f"job {job_id} belongs to {user_name(job.uid)}, not to you (its "
                              f"line {job.queue_file}:{job.line_no}, not read yet)")  # fmt: skip
-        own = job.queue_file == submit_target(state_dir, uid)
-        return None if own else (job.queue_file, job.uid)
+        return job
     rejected = rejected_naming(state_dir / REJECTED_NAME, job_id, uid)
     if rejected:  # its line is in a queue file all the same: say why it is no job
         last = rejected[-1]

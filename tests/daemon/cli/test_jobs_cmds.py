@@ -90,7 +90,8 @@ def test_cancel_reaches_a_job_the_daemon_has_not_read_yet(
     code, out, err = run_cli(capsys, "cancel", "a", "--state-dir", str(tmp_path), "--json")
     assert code == 0, err
     assert json.loads(out) == {"job_id": "a", "cancel_requested": True, "state": None,
-                               "queue_file": str(tmp_path / "queue.jsonl")}  # fmt: skip
+                               "queue_file": str(tmp_path / "queue.jsonl"),
+                               "held": None}  # fmt: skip
     code, _, err = run_cli(capsys, "cancel", "zzz", "--state-dir", str(tmp_path))
     assert (code, "unknown job 'zzz'" in err) == (2, True)
     code, out, err = run_cli(capsys, "status", "b", "--state-dir", str(tmp_path), "--json")

@@ -89,6 +89,13 @@ def test_roots_view_lists_a_file_over_the_limit_at_the_pass_that_reads_it(
     code, out, err = run_cli(capsys, "status", "x", "--state-dir", str(tmp_path), "--json")
     assert code == 0, err
     assert (json.loads(out)["queue_file"], json.loads(out)["held"]) == (str(bobs), None)
+    code, out, err = run_cli(capsys, "cancel", "a1", "--state-dir", str(tmp_path), "--json")
+    assert (code, json.loads(out)["held"]) == (0, None), err  # read at the next pass
+    # its cancel goes after its line: it takes effect at the pass that reads that file
+    code, out, err = run_cli(capsys, "cancel", "late", "--state-dir", str(tmp_path))
+    assert code == 0, err
+    assert out.startswith(f"cancel requested for late (not read by the daemon yet: {HELD} (")
+    assert "at its pass 2 from now" in out and "it takes effect when the daemon reads" in out
 
     service = make_service(tmp_path, RecordingExecutor(auto_finish=False),
                            max_files_per_user=LIMIT)  # fmt: skip
@@ -99,5 +106,8 @@ def test_roots_view_lists_a_file_over_the_limit_at_the_pass_that_reads_it(
     jobs = {job.job_id: job for job in service.ledger.iter_jobs([])}
     service.close()
     assert sorted(first.accepted) == ["a0", "a1", "x"] and second.accepted == ("late",)
+    assert (first.cancels, second.cancels) == (("a1",), ("late",))
     assert (jobs["x"].uid, jobs["x"].name) == (BOB, "bobs x")
-    assert jobs["late"].cancel_requested_at is None  # its cancel came first: rejected
+    assert jobs["a1"].cancel_requested_at is not None
+    # the first cancel line, read before its job's, was rejected; root's, after it, is not
+    assert jobs["late"].cancel_requested_at is not None

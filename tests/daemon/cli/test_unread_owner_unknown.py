@@ -79,3 +79,26 @@ def test_roots_view_holds_an_owner_unknown_files_lines_after_the_others(
     taken = [(job.job_id, job.name, job.uid) for job in service.ledger.iter_jobs([])]
     service.close()
     assert taken == [("same", "alices", ALICE)]  # "only" waits, unread, as listed
+
+
+def test_roots_cancel_of_a_held_job_says_it_is_held_and_when_it_takes_effect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Root's ``cancel`` of a job in a file held for its owner's passwd lookup appends the
+    cancel after the job's line there, as for any unread job, but said only that it would be
+    cancelled before it starts, as if the daemon read it at its next pass: now it says the
+    job is held, why, and that the cancel takes effect once the daemon reads that file."""
+    nobody = uid_without_user(1_000_000)
+    (tmp_path / "queue.d").mkdir(mode=0o1733)
+    held = _spool_file(tmp_path, nobody, job_line(id="only"))
+
+    code, out, err = run_cli(capsys, "cancel", "only", "--state-dir", str(tmp_path))
+    assert code == 0, err
+    assert out.startswith(f"cancel requested for only (not read by the daemon yet: {HELD} ")
+    assert "it takes effect when the daemon reads that file" in out
+    assert f"uid {nobody} has no passwd entry now" in out and str(held) in out
+    lines = [json.loads(line) for line in held.read_text().splitlines()]
+    assert lines[1:] == [{"cancel": "only"}]  # after its line, in its file
+    code, out, err = run_cli(capsys, "cancel", "only", "--state-dir", str(tmp_path), "--json")
+    assert code == 0, err
+    assert json.loads(out)["held"].startswith(HELD)
