@@ -25,7 +25,7 @@ from daemon.errors import UsageError
 from daemon.ledger import Ledger
 from daemon.queue import REJECTED_NAME
 from daemon.reports.lines import user_name
-from daemon.reports.render import unsigned_zero
+from daemon.reports.render import fixed, unsigned_zero
 from daemon.statedir import LEDGER_NAME
 from daemon.states import STATES
 
@@ -235,7 +235,7 @@ def _grams(value: float) -> str:
     decimals showed as ``0.00`` or ``0.01``."""
     if abs(value) < _NOISE_G or abs(value) >= 0.995:  # below a microgram: sums' float noise
         return unsigned_zero(f"{0.0 if abs(value) < _NOISE_G else value:,.2f}")
-    return f"{value:.3g}"
+    return fixed(value, 3)  # not .3g: below 0.0001 g that wrote 4.13e-05
 
 
 def _rejected(args: argparse.Namespace, limit: int | None, offset: int, *, show_jobs: bool) -> None:

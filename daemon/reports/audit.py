@@ -15,6 +15,7 @@ from typing import Final
 from daemon.catalog import gpu_catalog
 from daemon.ledger.accounting import Accounting
 from daemon.reports.lines import UNKNOWN_ZONE, JobLine, in_order, shown
+from daemon.reports.render import fixed
 from daemon.settings import Settings
 from policies.errors import PoliciesError
 
@@ -58,11 +59,11 @@ def month_of(line: JobLine) -> str:
 
 
 def _kwh(joules: float) -> str:
-    return f"{joules / J_PER_KWH:.6g}"
+    return fixed(joules / J_PER_KWH, 6)
 
 
 def _kg(grams: float) -> str:
-    return f"{grams / 1000:.6g}"
+    return fixed(grams / 1000, 6)
 
 
 def _table(headings: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
@@ -156,9 +157,9 @@ def _embodied_section(lines: Sequence[JobLine], settings: Settings) -> list[str]
         except PoliciesError:
             kg, method = "-", "not in the catalog"
         rows.append([shown(gpu), kg, f"{settings.lifetime_years:g}", method,
-                     f"{sum(line.gpu_hours for line in gl):.4g}",
+                     fixed(sum(line.gpu_hours for line in gl)),
                      _kg(grams) if recorded else "-",
-                     f"{grams / hours:.4g}" if recorded and hours > 0 else "-"])  # fmt: skip
+                     fixed(grams / hours) if recorded and hours > 0 else "-"])  # fmt: skip
     note = (f" {unrecorded} jobs have no embodied grams recorded (\"-\"): for them the "
             "catalog as of now is all there is." if unrecorded else "")  # fmt: skip
     return [

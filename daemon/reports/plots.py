@@ -21,6 +21,7 @@ from daemon.errors import UsageError
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.export import save_figure
 from daemon.reports.lines import JobLine, shown
+from daemon.reports.render import fixed
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -68,7 +69,7 @@ def _emissions(ax: Axes, lines: Sequence[JobLine]) -> None:
     total = sum(operational) + sum(embodied)
     share = sum(embodied) / total if total > 0 else 0.0
     per = "day" if step >= timedelta(days=1) else "hour"
-    ax.set_title(f"Emissions per {per} by end time: {total:.4g} gCO2e, {share:.1%} embodied")
+    ax.set_title(f"Emissions per {per} by end time: {fixed(total)} gCO2e, {share:.1%} embodied")
     ax.set_ylabel("gCO2e")
     _legend(ax, "best")  # a bar per hour or day
     ax.grid(True, axis="y", alpha=0.3)

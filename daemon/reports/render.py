@@ -16,7 +16,8 @@ from daemon.reports.lines import shown
 from daemon.reports.summary import COLUMNS, TOTALS_KEY, ReportRow
 
 __all__ = [
-    "FORMATS", "TABLE_ROWS", "Format", "render", "report_payload", "unsigned_zero", "write_report",
+    "FORMATS", "TABLE_ROWS", "Format", "fixed", "render", "report_payload", "unsigned_zero",
+    "write_report",
 ]  # fmt: skip
 
 Format = Literal["table", "csv", "json", "md"]
@@ -309,7 +310,7 @@ def _cell(name: str, value: Any) -> str:
     if name in ("measured_share", "saved_share", "offset_share"):
         return unsigned_zero(f"{value:.0%}")
     if isinstance(value, float):
-        return _sig(value)
+        return fixed(value)
     return str(value)
 
 
@@ -321,10 +322,16 @@ def unsigned_zero(text: str) -> str:
     return text
 
 
-def _sig(value: float) -> str:
+def fixed(value: float, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits (a whole number's every digit) in fixed
+    notation with thousands separators, trailing zeros dropped: ``12,346``, ``123.5``,
+    ``0.0001235``; ``0`` for zero and ``-`` for a value not finite. Until 2026-12-07 the
+    table and Markdown wrote ``.4g``: a year of GPU-hours read ``1.235e+04``."""
     if value == 0 or not math.isfinite(value):
         return "0" if value == 0 else "-"
-    return f"{value:.4g}"
+    places = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    text = f"{value:,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _clean(value: Any) -> Any:

@@ -12,7 +12,7 @@ import pytest
 
 from daemon.cli.context import open_ledger
 from daemon.reports.lines import ledger_lines
-from daemon.reports.render import render
+from daemon.reports.render import fixed, render
 from daemon.reports.summary import COLUMNS, Grouping, summarise
 from tests.daemon.reports.conftest import Run
 
@@ -46,9 +46,9 @@ def test_no_figure_is_folded_over_two_lines(demo_state: Path, tmp_path: Path, ca
         assert len(lines) == totals["jobs"] + 2, text  # the headings, each job, TOTAL
         headings = [c.strip() for c in lines[0].split("|")[1:-1]]
         total = dict(zip(headings, (c.strip() for c in lines[-1].split("|")[1:-1]), strict=True))
-        assert total["total kgCO2e"] == f"{totals['total_kg']:.4g}"
-        assert total["batt. kWh"] == f"{totals['battery_kwh']:.4g}"
-        assert total["run-now kg"] == f"{totals['run_now_kg']:.4g}"
+        assert total["total kgCO2e"] == fixed(totals["total_kg"])
+        assert total["batt. kWh"] == fixed(totals["battery_kwh"])
+        assert total["run-now kg"] == fixed(totals["run_now_kg"])
 
 
 @pytest.mark.parametrize(("by", "width"), [("region", 80), ("job", 80), ("gpu", 100)])
@@ -69,7 +69,7 @@ def test_a_terminal_table_fits_its_width(
     assert len(table) == len(rows) + 2, text  # the headings, each group, TOTAL: one line each
     headings = [c.strip() for c in table[0].strip("┃").split("┃")]
     total = dict(zip(headings, (c.strip() for c in table[-1].strip("│").split("│")), strict=True))
-    assert total["group"] == "TOTAL" and total["total kgCO2e"] == f"{totals.total_kg:.4g}"
+    assert total["group"] == "TOTAL" and total["total kgCO2e"] == fixed(totals.total_kg)
     left = text.split("left_out: ", 1)[1].split(" (at ", 1)[0].split(", ")
     assert left and not set(left) & set(headings)
     assert len(left) + len(headings) == len(COLUMNS)  # the on-site four too: every column

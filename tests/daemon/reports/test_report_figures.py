@@ -1,0 +1,107 @@
+"""How the report's table, Markdown and audit statement write a figure: fixed notation with
+thousands separators (a year of GPU-hours read ``1.235e+04``); CSV and JSON keep the values
+exact."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from daemon.reports.render import fixed
+from tests.daemon.reports.conftest import Run
+
+# A figure in exponent notation, as ``.4g`` writes one past 9,999 or below 0.0001.
+_EXPONENT = re.compile(r"\d[eE][+-]\d")
+
+
+def _scaled(demo_state: Path, tmp_path: Path) -> str:
+    """A copy of the demo's ledger whose jobs ran 100,000 times as long and drew 10 million
+    times the energy and grams: a big site's year."""
+    shutil.copy(demo_state / "ledger.db", tmp_path / "ledger.db")
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    with db:
+        db.execute(
+            "UPDATE outcomes SET duration_s = duration_s * 1e5,"
+            " measured_energy_j = measured_energy_j * 1e7, operational_g = operational_g * 1e7,"
+            " embodied_g = embodied_g * 1e7, total_g = total_g * 1e7,"
+            " run_now_total_g = run_now_total_g * 1e7"
+        )
+    db.close()
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "text"),
+    [(12345.6, 4, "12,346"), (1234.5, 4, "1,234"), (123.456, 4, "123.5"), (1.5, 4, "1.5"),
+     (0.000123456, 4, "0.0001235"), (4.744e-05, 4, "0.00004744"), (-98765.4, 4, "-98,765"),
+     (9999.6, 4, "10,000"), (0.99996, 4, "1"), (1234567.891, 6, "1,234,568"),
+     (1234.5678, 6, "1,234.57"), (0.0, 4, "0"), (float("nan"), 4, "-")],
+)  # fmt: skip
+def test_fixed_writes_significant_digits_without_an_exponent(
+    value: float, digits: int, text: str
+) -> None:
+    assert fixed(value, digits) == text
+
+
+def test_table_and_markdown_write_large_figures_in_fixed_notation(
+    demo_state: Path, tmp_path: Path, carbond: Run
+) -> None:
+    state = _scaled(demo_state, tmp_path)
+    args = ("report", "--state-dir", state, "--by", "job")
+    totals = json.loads(carbond(*args, "--json"))["totals"]
+    assert totals["gpu_hours"] > 10_000 and totals["total_kg"] > 10_000  # .4g: 1.2e+04
+    for fmt in ("table", "md"):
+        text = carbond(*args, "--format", fmt)
+        lines = [line for line in text.splitlines() if line.startswith("| ")]
+        assert not _EXPONENT.search("\n".join(lines)), text
+        headings = [c.strip() for c in lines[0].split("|")[1:-1]]
+        total = dict(zip(headings, (c.strip() for c in lines[-1].split("|")[1:-1]), strict=True))
+        assert total["GPU-h"] == fixed(totals["gpu_hours"]) and "," in total["GPU-h"]
+        assert total["total kgCO2e"] == fixed(totals["total_kg"])
+    rows = list(csv.DictReader(io.StringIO(carbond(*args, "--format", "csv"))))
+    assert float(rows[-1]["total_kg"]) == totals["total_kg"]  # exact, as stored
+    assert float(rows[-1]["gpu_hours"]) == totals["gpu_hours"]
+
+
+def test_the_audit_statement_writes_large_figures_in_fixed_notation(
+    demo_state: Path, tmp_path: Path, carbond: Run
+) -> None:
+    text = carbond("report", "--state-dir", _scaled(demo_state, tmp_path), "--audit")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert not _EXPONENT.search("\n".join(rows)), text
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    total_g, month = db.execute(
+        "SELECT sum(total_g), substr(min(finished_at), 1, 7) FROM outcomes"
+    ).fetchone()
+    db.close()
+    row = next(line for line in rows if line.startswith(f"| {month} |"))
+    assert row.split("|")[8].strip() == fixed(total_g / 1000, 6)
+
+
+def test_the_emissions_plot_titles_its_total_in_fixed_notation(
+    demo_state: Path, tmp_path: Path
+) -> None:
+    from daemon.ledger import Ledger
+    from daemon.reports.lines import ledger_lines
+    from daemon.reports.plots import report_figure
+
+    _scaled(demo_state, tmp_path)
+    with Ledger.open_readonly(tmp_path / "ledger.db") as ledger:
+        lines = ledger_lines(ledger)
+        figure = report_figure(ledger, lines)
+    try:
+        title = figure.axes[0].get_title()
+        total_g = sum((line.operational_g or 0.0) + (line.embodied_g or 0.0) for line in lines)
+        assert total_g > 10_000 and not _EXPONENT.search(title), title
+        assert f": {fixed(total_g)} gCO2e" in title
+    finally:
+        import matplotlib.pyplot as plt  # after report_figure chose the Agg backend
+
+        plt.close(figure)
