@@ -15,7 +15,7 @@ from typing import Final
 from daemon.catalog import gpu_catalog
 from daemon.ledger.accounting import Accounting
 from daemon.reports.lines import UNKNOWN_ZONE, JobLine, in_order, shown
-from daemon.reports.render import fixed
+from daemon.reports.render import fixed, share
 from daemon.settings import Settings
 from policies.errors import PoliciesError
 
@@ -92,7 +92,7 @@ def _onsite_section(
             site = None if region is None else factors.get(region)
             rows.append([month, shown(region), _kwh(facility), _kwh(pv), _kwh(battery),
                          _kwh(max(facility - pv - battery, 0.0)),
-                         f"{(pv + battery) / facility:.1%}" if facility > 0 else "-",
+                         share((pv + battery) / facility) if facility > 0 else "-",
                          "-" if site is None else f"{site.pv_g_per_kwh:g} / "
                          f"{site.battery_g_per_kwh:g}"])  # fmt: skip
     return [
@@ -245,7 +245,7 @@ def audit_statement(
     for method in sorted({line.energy_method for line in lines}):
         ml = [line for line in lines if line.energy_method == method]
         energy = sum(line.energy_j or 0.0 for line in ml)
-        share = f"{energy / total:.1%}" if total > 0 else "-"
-        split.append([method, len(ml), _kwh(energy), share])
+        part = share(energy / total) if total > 0 else "-"
+        split.append([method, len(ml), _kwh(energy), part])
     out += _table(["energy method", "jobs", "kWh", "share of energy"], split)
     return "\n".join(out)

@@ -16,8 +16,8 @@ from daemon.reports.lines import shown
 from daemon.reports.summary import COLUMNS, TOTALS_KEY, ReportRow
 
 __all__ = [
-    "FORMATS", "TABLE_ROWS", "Format", "fixed", "render", "report_payload", "unsigned_zero",
-    "write_report",
+    "FORMATS", "TABLE_ROWS", "Format", "fixed", "render", "report_payload", "share",
+    "unsigned_zero", "write_report",
 ]  # fmt: skip
 
 Format = Literal["table", "csv", "json", "md"]
@@ -308,10 +308,23 @@ def _cell(name: str, value: Any) -> str:
     if value is None:
         return "-"
     if name in ("measured_share", "saved_share", "offset_share"):
-        return unsigned_zero(f"{value:.0%}")
+        return share(value)
     if isinstance(value, float):
         return fixed(value)
     return str(value)
+
+
+def share(value: float) -> str:
+    """A share as a percent to one decimal (``97.3%``), and to more (four at most) where one
+    would hide it: a nonzero share that reads ``0.0%``, or one short of 100 % that reads
+    ``100.0%`` (``0.004%``, ``99.996%``). Until 2026-12-07 the table and Markdown wrote
+    whole percents: ``measured 100%`` hid some estimated energy and ``saved 0%`` was 0.28 %."""
+    for places in range(1, 5):
+        text = unsigned_zero(f"{value:.{places}%}")
+        figure = abs(float(text[:-1]))
+        if (figure != 0 or value == 0) and (figure != 100 or abs(value) == 1):
+            return text
+    return unsigned_zero(f"{value:.1%}")  # within a millionth of 0 or 100 %: a sum's noise
 
 
 def unsigned_zero(text: str) -> str:

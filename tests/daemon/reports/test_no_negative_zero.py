@@ -37,8 +37,8 @@ def test_a_saving_that_rounds_to_zero_has_no_minus_sign(
     for by in ("region", "job"):
         for fmt in ("table", "md"):
             report = carbond("report", "--state-dir", state, "--by", by, "--format", fmt)
-            assert "-0%" not in report
-            assert " 0% |" in report or " 0% " in report
+            assert "-0.0%" not in report
+            assert " 0.0% |" in report or " 0.0% " in report
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ exact."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.reports.render import fixed
+from daemon.reports.render import fixed, render, share
+from daemon.reports.summary import summarise
 from tests.daemon.reports.conftest import Run
 
 # A figure in exponent notation, as ``.4g`` writes one past 9,999 or below 0.0001.
@@ -105,3 +107,30 @@ def test_the_emissions_plot_titles_its_total_in_fixed_notation(
         import matplotlib.pyplot as plt  # after report_figure chose the Agg backend
 
         plt.close(figure)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.0028, "0.3%"), (0.5, "50.0%"), (1.0, "100.0%"), (0.0, "0.0%"), (-0.0, "0.0%"),
+     (0.99996, "99.996%"), (0.9996, "99.96%"), (0.00004, "0.004%"), (-0.00004, "-0.004%"),
+     (-0.25, "-25.0%"), (-0.9996, "-99.96%"), (1 - 1e-16, "100.0%"), (-1e-14, "0.0%")],
+)  # fmt: skip
+def test_a_share_shows_one_decimal_and_more_where_one_would_hide_it(
+    value: float, text: str
+) -> None:
+    assert share(value) == text
+
+
+@pytest.mark.parametrize("fmt", ["table", "md"])
+def test_shares_in_the_table_and_markdown_hide_no_estimated_energy_nor_saving(fmt: str) -> None:
+    """``measured 100%`` hid the estimated energy of a job in thousands, and ``saved 0%``
+    was a saving of 0.28 %."""
+    _, totals = summarise([], "region")
+    row = dataclasses.replace(
+        totals, key="r1", measured_share=0.99996, saved_share=0.0028, offset_share=0.5
+    )
+    text = render(fmt, [row], dataclasses.replace(row, key="TOTAL"), {})
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    headings = [c.strip() for c in lines[0].split("|")[1:-1]]
+    cells = dict(zip(headings, (c.strip() for c in lines[-1].split("|")[1:-1]), strict=True))
+    assert (cells["measured"], cells["saved"]) == ("99.996%", "0.3%")
