@@ -168,11 +168,12 @@ def test_the_operations_guide_shows_what_make_demo_prints(
     demo: DemoResult, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`make demo` runs `carbond demo --state-dir demo-out/state`; the guide shows its output
-    (piped: tables 200 columns wide) but for the wall time. CARBOND_UPDATE_DOCS=1 rewrites the
-    guide's block from this run instead of comparing."""
+    (piped: tables 200 columns wide) but for the wall time, which it writes ``<wall> s wall``
+    (until 2026-12-07 a made-up ``1.2 s wall`` this test wrote, read as a measurement).
+    CARBOND_UPDATE_DOCS=1 rewrites the guide's block from this run instead of comparing."""
     print_demo(demo, 0.0)
     printed = capsys.readouterr().out
-    printed = _VOLATILE.sub("1.2 s wall", printed.replace(str(demo.state_dir), "demo-out/state"))
+    printed = _VOLATILE.sub("<wall> s wall", printed.replace(str(demo.state_dir), "demo-out/state"))
     text = OPERATIONS.read_text(encoding="utf-8")
     start, end = _demo_block(text)
     if os.environ.get("CARBOND_UPDATE_DOCS") == "1":
@@ -180,6 +181,7 @@ def test_the_operations_guide_shows_what_make_demo_prints(
         text = text[:start] + lines + text[end:]
         OPERATIONS.write_text(text, encoding="utf-8")
         start, end = _demo_block(text)
+    assert not _VOLATILE.search(text[start:end]), "the guide shows a wall time as if measured"
     assert _normalised(text[start:end]) == _normalised(printed), (
         "docs/operations.md's demo output differs from what the demo prints now; rerun this "
         "test with CARBOND_UPDATE_DOCS=1 to rewrite it, then read the prose around it"
