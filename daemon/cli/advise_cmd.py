@@ -25,6 +25,7 @@ from daemon.cli.context import (
 from daemon.cli.output import print_json, print_table
 from daemon.cli.workload_flags import flags_named
 from daemon.errors import UsageError
+from daemon.reports.render import counted
 from forecasts import MAX_INTENSITY_G_PER_KWH, static_annual_intensity
 from policies.footprint import DEFAULT_RUNTIMES, get_runtime
 from policies.footprint.advice import (
@@ -230,5 +231,5 @@ def _print(p: dict[str, Any]) -> None:
             [[f["factor"], f["chosen"], f["alternative"], f["saving_per_1k_tokens_g"],
               f"{f['saving_pct']:.0f}%"] for f in p["factors"]],
         )  # fmt: skip
-    print(f"{p['candidates']} configurations scored, {p['rejected_latency']} over the latency "
-          f"bound, {p['rejected_memory']} out of memory")  # fmt: skip
+    print(f"{counted(p['candidates'], 'configuration')} scored, {p['rejected_latency']} over "
+          f"the latency bound, {p['rejected_memory']} out of memory")  # fmt: skip

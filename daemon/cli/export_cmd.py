@@ -14,6 +14,7 @@ from daemon.cli.report_cmd import add_period_options, period
 from daemon.errors import UsageError
 from daemon.ledger import EXPORTABLE, Ledger, export_table
 from daemon.ledger.export import EXPORT_SUFFIXES
+from daemon.reports.render import counted
 
 __all__ = ["register"]
 
@@ -71,7 +72,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"table": args.table, "path": str(output), "rows": rows})
     else:
-        print(f"wrote {rows} rows of {args.table} to {output}")
+        print(f"wrote {counted(rows, 'row')} of {args.table} to {output}")
     return 0
 
 

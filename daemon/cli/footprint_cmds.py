@@ -23,6 +23,7 @@ from daemon.cli.gpus_live import live_gpus
 from daemon.cli.output import print_json, print_table
 from daemon.cli.workload_flags import flags_named
 from daemon.errors import UsageError
+from daemon.reports.render import counted
 from forecasts import MAX_INTENSITY_G_PER_KWH, static_annual_intensity
 from policies.errors import InvalidWorkloadError
 from policies.footprint import (
@@ -291,7 +292,7 @@ def _estimate_payload(
 def _print_estimate(p: dict[str, Any]) -> None:
     title = (
         f"{p['model']} on {p['gpu']} x{p['gpus']} ({p['runtime']}, {p['precision']}), "
-        f"batch {p['batch_size']}, {p['requests']} requests of {p['input_tokens']} -> "
+        f"batch {p['batch_size']}, {counted(p['requests'], 'request')} of {p['input_tokens']} -> "
         f"{p['output_tokens']} tokens"
     )
     if not p["fits"]:

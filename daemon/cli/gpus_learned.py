@@ -25,6 +25,7 @@ from daemon.cli.output import print_json, print_table
 from daemon.errors import DaemonError
 from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning.checkpoint import peek
+from daemon.reports.render import counted
 from daemon.settings import Settings
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION, RecalibrationFactor
 
@@ -118,7 +119,7 @@ def learned_gpus(args: argparse.Namespace) -> int:
     for region, why in payload["undiscovered"].items():
         print(f"region {region}: GPUs not discovered ({why}); runs on them are not folded")
     print(f"{payload['runs']} of {payload['measured_rows']} measured rows taught the factors; "
-          f"factors in use from {payload['min_samples']} samples covering "
+          f"factors in use from {counted(payload['min_samples'], 'sample')} covering "
           f"{payload['min_measured_s']:g} s")  # fmt: skip
     if not payload["factors"]:
         print("nothing learned")

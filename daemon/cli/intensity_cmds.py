@@ -18,6 +18,7 @@ from daemon.cli.context import add_common_options, number_within, settings_from
 from daemon.cli.output import note, print_json, print_table, writable
 from daemon.errors import UsageError
 from daemon.intensity.signals import build_signal_chain
+from daemon.reports.render import counted
 from daemon.settings.sections import MAX_HORIZON_S, MAX_INTERVAL_S
 from forecasts import (
     BACKTEST_HORIZONS_H,
@@ -283,7 +284,9 @@ def _backtest(args: argparse.Namespace) -> int:
     series = result.zone(args.zone)
     horizon_s = round(args.horizon_hours * 3600)
     horizons = [h for h in BACKTEST_HORIZONS_H if h <= args.horizon_hours]
-    with _spinner(f"backtesting {len(forecasters)} forecasters on {series.zone}", args.json):
+    with _spinner(
+        f"backtesting {counted(len(forecasters), 'forecaster')} on {series.zone}", args.json
+    ):
         try:
             scored = backtest(
                 series,
@@ -316,8 +319,8 @@ def _backtest(args: argparse.Namespace) -> int:
         mark = " *" if f.name == scored.chosen else ""
         rows.append([f.name + mark, *maes, *mapes])
     title = (
-        f"{scored.zone} backtest, {scored.n_issues} issues every {scored.issue_every_s / 3600:g} h "
-        f"({scored.kind}, MAE gCO2e/kWh)"
+        f"{scored.zone} backtest, {counted(scored.n_issues, 'issue')} every "
+        f"{scored.issue_every_s / 3600:g} h ({scored.kind}, MAE gCO2e/kWh)"
     )
     print_table(title, columns, rows)
     at = scored.chosen_at_h

@@ -25,7 +25,7 @@ from daemon.errors import UsageError
 from daemon.ledger import Ledger
 from daemon.queue import REJECTED_NAME
 from daemon.reports.lines import user_name
-from daemon.reports.render import fixed, unsigned_zero
+from daemon.reports.render import counted, fixed, unsigned_zero
 from daemon.statedir import LEDGER_NAME
 from daemon.states import STATES
 
@@ -175,7 +175,7 @@ def _print_page(
     if rows:
         print(f"jobs {offset + 1:,}-{offset + len(rows):,} of {total:,} ({by_state or 'none'})")
     elif limit == 0:  # the totals only, as ``--json --limit 0`` gives no rows
-        print(f"{total:,} jobs ({by_state or 'none'}), none shown: --limit 0")
+        print(f"{counted(total, 'job')} ({by_state or 'none'}), none shown: --limit 0")
     elif total == 0:  # was 'no jobs from --offset 0: 0 in all (none)', no --offset given
         print(f"no {', '.join(states)} jobs" if states else "no jobs yet")
     else:  # an offset past the last job

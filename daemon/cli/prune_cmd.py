@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from daemon.cli.context import add_ledger_options, number_within, open_ledger, settings_from
 from daemon.cli.output import print_json
 from daemon.errors import DaemonError
+from daemon.reports.render import counted
 from daemon.states import FINAL_STATES
 
 __all__ = ["register"]
@@ -66,11 +67,11 @@ def _prune(args: argparse.Namespace) -> int:
         )  # fmt: skip
         return 0
     verb = "would remove" if args.dry_run else "removed"
-    print(f"{log_dir}: {verb} {done.files} files ({done.size_bytes / 2**20:.1f} MiB) of "
-          f"{len(done.jobs)} jobs that ended before {cutoff:%Y-%m-%d %H:%M} UTC; kept the files "
-          f"of {done.kept_jobs} jobs (not final or still being stopped, or ended or written "
-          "since)")  # fmt: skip
+    print(f"{log_dir}: {verb} {counted(done.files, 'file')} ({done.size_bytes / 2**20:.1f} MiB) "
+          f"of {counted(len(done.jobs), 'job')} that ended before {cutoff:%Y-%m-%d %H:%M} UTC; "
+          f"kept the files of {counted(done.kept_jobs, 'job')} (not final or still being "
+          "stopped, or ended or written since)")  # fmt: skip
     if done.unknown_files:
-        print(f"left {len(done.unknown_files)} files of jobs the ledger does not know, e.g. "
-              f"{done.unknown_files[0]}")  # fmt: skip
+        print(f"left {counted(len(done.unknown_files), 'file')} of jobs the ledger does not "
+              f"know, e.g. {done.unknown_files[0]}")  # fmt: skip
     return 0

@@ -15,7 +15,7 @@ from typing import Final
 from daemon.catalog import gpu_catalog
 from daemon.ledger.accounting import Accounting
 from daemon.reports.lines import UNKNOWN_ZONE, JobLine, in_order, shown
-from daemon.reports.render import fixed, share
+from daemon.reports.render import counted, fixed, share
 from daemon.settings import Settings
 from policies.errors import PoliciesError
 
@@ -160,8 +160,14 @@ def _embodied_section(lines: Sequence[JobLine], settings: Settings) -> list[str]
                      fixed(sum(line.gpu_hours for line in gl)),
                      _kg(grams) if recorded else "-",
                      fixed(grams / hours) if recorded and hours > 0 else "-"])  # fmt: skip
-    note = (f" {unrecorded} jobs have no embodied grams recorded (\"-\"): for them the "
-            "catalog as of now is all there is." if unrecorded else "")  # fmt: skip
+    note = (
+        (
+            f" {counted(unrecorded, 'job has', 'jobs have')} no embodied grams recorded "
+            '("-"): for them the catalog as of now is all there is.'
+        )
+        if unrecorded
+        else ""
+    )
     return [
         "The embodied carbon per GPU, lifetime and method are the catalog as of now (this "
         "statement's settings); the embodied kgCO2e and the grams per GPU-hour are those "
@@ -188,8 +194,8 @@ def audit_statement(
         "# Location-based GPU emissions statement (carbond)",
         "",
         f"Period: {period} (UTC), by calendar month. Generated {now.isoformat(timespec='seconds')}"
-        f" from the carbond ledger; {len(lines)} finished jobs, each counted in full in the "
-        "month it finished.",
+        f" from the carbond ledger; {counted(len(lines), 'finished job')}, each counted in full "
+        "in the month it finished.",
         "",
         "## Method",
         "",

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from daemon.ledger.export import save_figure
+from daemon.reports.render import counted
 from forecasts import BacktestResult
 
 __all__ = ["plot_backtest"]
@@ -37,7 +38,7 @@ def plot_backtest(result: BacktestResult, path: Path) -> Path:
     first = result.first_issue.date() if result.first_issue else "?"
     last = result.last_issue.date() if result.last_issue else "?"
     ax.set_title(
-        f"{result.zone} {result.kind} intensity: backtest, {result.n_issues} issues "
+        f"{result.zone} {result.kind} intensity: backtest, {counted(result.n_issues, 'issue')} "
         f"{first}..{last}",
         fontsize=10,
     )

@@ -21,7 +21,7 @@ from daemon.errors import UsageError
 from daemon.ledger.accounting import Accounting
 from daemon.ledger.export import save_figure
 from daemon.reports.lines import JobLine, shown
-from daemon.reports.render import fixed
+from daemon.reports.render import counted, fixed
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -130,8 +130,8 @@ def _energy(ax: Axes, lines: Sequence[JobLine]) -> None:
         _legend(ax, "upper left")  # the points lie along y = x
     ax.set_xlabel("predicted energy (kJ)")
     ax.set_ylabel("measured energy (kJ)")
-    ax.set_title(f"Predicted vs measured energy: {len(measured)} jobs ({skipped} estimated, "
-                 "not shown)")  # fmt: skip
+    ax.set_title(f"Predicted vs measured energy: {counted(len(measured), 'job')} ({skipped} "
+                 "estimated, not shown)")  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)
 
 

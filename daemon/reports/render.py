@@ -16,7 +16,7 @@ from daemon.reports.lines import shown
 from daemon.reports.summary import COLUMNS, TOTALS_KEY, ReportRow
 
 __all__ = [
-    "FORMATS", "TABLE_ROWS", "Format", "fixed", "render", "report_payload", "share",
+    "FORMATS", "TABLE_ROWS", "Format", "counted", "fixed", "render", "report_payload", "share",
     "unsigned_zero", "write_report",
 ]  # fmt: skip
 
@@ -312,6 +312,14 @@ def _cell(name: str, value: Any) -> str:
     if isinstance(value, float):
         return fixed(value)
     return str(value)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` with thousands separators and ``noun`` in the number it takes: ``1 job``,
+    ``2 jobs`` (``plural``: the form for any other count, where adding ``s`` is wrong:
+    ``counted(n, "job has", "jobs have")``). Until 2026-12-07 ``carbond prune-logs`` printed
+    ``of 1 jobs``."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def share(value: float) -> str:

@@ -86,7 +86,8 @@ def test_prune_logs_says_what_it_did(tmp_path: Path, capsys: pytest.CaptureFixtu
     state = _state(tmp_path)
     assert main(["prune-logs", "--state-dir", str(state), "--days", "10"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{state / 'logs'}: removed 6 files (0.0 MiB) of 1 jobs that ended ")
+    assert out[0].startswith(f"{state / 'logs'}: removed 6 files (0.0 MiB) of 1 job that ended ")
+    assert "; kept the files of 3 jobs (not final" in out[0]  # old.busy, recent, running
     assert out[1] == "left 5 files of jobs the ledger does not know, e.g. ghost.err"
     assert main(["prune-logs", "--state-dir", str(tmp_path), "--days", "1"]) == 2
     assert "no ledger" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.reports.render import fixed, render, share
+from daemon.reports.render import counted, fixed, render, share
 from daemon.reports.summary import summarise
 from tests.daemon.reports.conftest import Run
 
@@ -135,3 +135,16 @@ def test_shares_in_the_table_and_markdown_hide_no_estimated_energy_nor_saving(fm
     headings = [c.strip() for c in lines[0].split("|")[1:-1]]
     cells = dict(zip(headings, (c.strip() for c in lines[-1].split("|")[1:-1]), strict=True))
     assert (cells["measured"], cells["saved"]) == ("99.996%", "0.3%")
+
+
+@pytest.mark.parametrize(
+    ("n", "noun", "plural", "text"),
+    [(1, "job", None, "1 job"), (0, "job", None, "0 jobs"), (2, "file", None, "2 files"),
+     (12_345, "row", None, "12,345 rows"), (1, "finished job", None, "1 finished job"),
+     (3, "job has", "jobs have", "3 jobs have"), (1, "job has", "jobs have", "1 job has")],
+)  # fmt: skip
+def test_a_count_names_its_noun_in_the_number_it_takes(
+    n: int, noun: str, plural: str | None, text: str
+) -> None:
+    """``carbond prune-logs`` printed ``of 1 jobs``."""
+    assert counted(n, noun, plural) == text
