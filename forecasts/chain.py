@@ -25,7 +25,7 @@ from forecasts.series import IntensitySeries, SignalKind, check_same_kind
 from forecasts.static import STATIC_KIND, static_annual_intensity
 from forecasts.zone_state import UNSCORED_REL_ERROR, ZoneState, floor_hour
 
-__all__ = ["SignalChain"]
+__all__ = ["STATIC_REL_ERROR", "SignalChain"]
 
 STATIC_REL_ERROR: Final = 0.5  # rough p90 error of an annual mean against hourly values
 
