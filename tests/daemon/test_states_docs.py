@@ -68,3 +68,17 @@ def test_the_diagram_scan_reads_chains_pairs_and_labels() -> None:
         ("running", "failed"), ("queued", "expired"), ("planned", "expired"),
         ("running", "queued"),
     }  # fmt: skip
+
+
+def test_the_flow_diagram_holds_a_job_planned_or_queued() -> None:
+    """The flow diagram at the top of docs/daemon.md drew ``hold -> planned`` alone, though a
+    hold without a chosen start keeps the job ``queued`` or puts it back there
+    (``daemon/planning.py``: ``"planned" if decision.chosen is not None else "queued"``)."""
+    text = PAGE.read_text(encoding="utf-8")
+    flow = re.search(r"^```\n(.*?)^```", text, re.M | re.S)
+    assert flow is not None and text.index(flow.group(0)) < text.index("## ")
+    hold = re.search(r"\bhold -> ([^\n]*)", flow.group(1))
+    assert hold is not None, flow.group(1)
+    targets = set(re.findall(r"\b(\w+)\b", hold.group(1))) & set(STATES)
+    assert targets == {"planned", "queued"}, hold.group(0)
+    assert all(t in TRANSITIONS[s] or t == s for s in ("queued", "planned") for t in targets)
