@@ -24,6 +24,8 @@ Messages never contain the API token.
 
 from __future__ import annotations
 
+from os import PathLike
+
 __all__ = [
     "CacheError",
     "ForecastsError",
@@ -60,7 +62,26 @@ class OutOfRangeError(SeriesError):
 
 
 class SolarInputError(ForecastsError, ValueError):
-    """A bad PV parameter or power CSV (the message names the file, line and field)."""
+    """A bad PV parameter or power CSV: ``FILE:LINE: PROBLEM`` (``FILE: PROBLEM`` without a
+    line, ``PROBLEM`` without a file), composed from the parts, which the error keeps:
+    ``file`` (str), ``line`` (1-based), ``field`` (``datetime``, ``power_w``,
+    ``pv.latitude``), each None where not known. ``problem`` names the field in words where
+    it has one (``power_w: not a number ...``)."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | PathLike[str] | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.field = field
+        self.problem = problem
+        where = "" if self.file is None else self.file if line is None else f"{self.file}:{line}"
+        super().__init__(f"{where}: {problem}" if where else problem)
 
 
 class TraceFormatError(ForecastsError, ValueError):
@@ -70,6 +91,7 @@ class TraceFormatError(ForecastsError, ValueError):
         self.path = path
         self.line = line
         self.column = column
+        self.problem = problem
         where = path
         if line is not None:
             where += f":{line}"

@@ -31,6 +31,7 @@ import stat
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -105,7 +106,9 @@ class PvArray:
         )
         for name, ok in checks:
             if not ok or not math.isfinite(getattr(self, name)):
-                raise SolarInputError(f"pv.{name} out of range: {getattr(self, name)!r}")
+                raise SolarInputError(
+                    f"pv.{name} out of range: {getattr(self, name)!r}", field=f"pv.{name}"
+                )
 
 
 def clear_sky_pv(array: PvArray, start: datetime, step_s: int, count: int) -> PowerSeries:
@@ -140,15 +143,19 @@ def _clear_sky_w(
     return power
 
 
-def _parse_time(text: str, where: str) -> datetime:
+def _parse_time(text: str, path: Path, line: int) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise SolarInputError(f"{where}: datetime: not ISO 8601: {text!r}") from exc
+        raise SolarInputError(
+            f"datetime: not ISO 8601: {text!r}", file=path, line=line, field="datetime"
+        ) from exc
     try:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError as exc:  # 0001-01-01T00:00+14:00 is in year 0 in UTC
-        raise SolarInputError(f"{where}: datetime: out of range in UTC: {text!r}") from exc
+        raise SolarInputError(
+            f"datetime: out of range in UTC: {text!r}", file=path, line=line, field="datetime"
+        ) from exc
 
 
 def _open_regular(path: Path) -> TextIO:
@@ -181,42 +188,47 @@ def load_power_csv(path: Path) -> PowerSeries:
             reader = csv.DictReader(handle)  # skips blank lines: each row keeps its own line
             rows = [(reader.line_num, row) for row in reader]
     except OSError as exc:
-        raise SolarInputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        raise SolarInputError(f"cannot read ({exc.strerror or exc})", file=path) from exc
     except (UnicodeDecodeError, csv.Error) as exc:  # text is decoded in blocks: no line
-        raise SolarInputError(f"{path}: not a UTF-8 CSV file ({exc})") from exc
+        raise SolarInputError(f"not a UTF-8 CSV file ({exc})", file=path) from exc
     if len(rows) < 2 or not {"datetime", "power_w"} <= set(rows[0][1]):
-        raise SolarInputError(f"{path}: need a 'datetime,power_w' header and at least 2 rows")
+        raise SolarInputError("need a 'datetime,power_w' header and at least 2 rows", file=path)
     times, values = [], []
     for line, row in rows:
-        times.append(_parse_time(row["datetime"] or "", f"{path}:{line}"))
+        times.append(_parse_time(row["datetime"] or "", path, line))
         try:
             value = float(row["power_w"] or "")
         except ValueError:
             value = math.nan
         if not (math.isfinite(value) and 0 <= value <= MAX_POWER_W):
             raise SolarInputError(
-                f"{path}:{line}: power_w: not a number from 0 to {MAX_POWER_W:g}: "
-                f"{row['power_w']!r}"
+                f"power_w: not a number from 0 to {MAX_POWER_W:g}: {row['power_w']!r}",
+                file=path,
+                line=line,
+                field="power_w",
             )
         values.append(value)
     step = (times[1] - times[0]).total_seconds()
     for (line, _), (a, b) in zip(rows[1:], itertools.pairwise(times), strict=True):
-        where = f"{path}:{line}: datetime: {b.isoformat()}"
+        at = partial(SolarInputError, file=path, line=line, field="datetime")
+        said = f"datetime: {b.isoformat()}"
         if b <= a:
-            said = "repeats the row above" if b == a else "is before the row above"
-            raise SolarInputError(f"{where} {said} (rows must be in time order, once each)")
+            order = "repeats the row above" if b == a else "is before the row above"
+            raise at(f"{said} {order} (rows must be in time order, once each)")
         if (b - a).total_seconds() != step:
-            raise SolarInputError(
-                f"{where} is {(b - a).total_seconds():g} s after the row above; "
+            raise at(
+                f"{said} is {(b - a).total_seconds():g} s after the row above; "
                 f"rows must be equally spaced ({step:g} s)"
             )
         if step != int(step):
-            raise SolarInputError(f"{where}: rows must be a whole number of seconds apart")
+            raise at(f"{said}: rows must be a whole number of seconds apart")
     try:  # the series ends a step after its last row: users of it take that end
         times[-1] + timedelta(seconds=step)
     except OverflowError:
         raise SolarInputError(
-            f"{path}:{rows[-1][0]}: datetime: {times[-1].isoformat()}: its step of {step:g} s "
-            "ends past the year 9999"
+            f"datetime: {times[-1].isoformat()}: its step of {step:g} s ends past the year 9999",
+            file=path,
+            line=rows[-1][0],
+            field="datetime",
         ) from None
     return PowerSeries(times[0], int(step), np.array(values), path.name)

@@ -6,8 +6,13 @@ line on stderr (README, "Errors under --json")::
 
 ``kind`` names the error's family (:data:`KINDS`), ``message`` is the stderr line's text after
 ``carbond: error: ``, ``exit_code`` the process's; the other fields are what the error carries
-(:data:`_FIELDS`). Written only where nothing of the command's output reached stdout: a second
-document after a first, whole or cut short, would leave stdout unparseable either way.
+(:data:`_FIELDS`). An error raised from one whose kind carries fields has it as ``cause``
+(a replay's cluster file naming its site's bad PV CSV:
+``{"kind": "replay_input", "file": "cluster.toml", ..., "cause": {"kind": "site_config", ...,
+"cause": {"kind": "solar_input", "file": "pv.csv", "line": 3, "field": "power_w"}}}``).
+
+Written only where nothing of the command's output reached stdout: a second document after a
+first, whole or cut short, would leave stdout unparseable either way.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ _FIELDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "unknown_policy": (("name", "name"), ("known", "known")),
     "invalid_workload": (("field", "field"), ("value", "value"), ("allowed", "allowed")),
     "trace_format": (("file", "path"), ("line", "line"), ("field", "column")),
+    "replay_input": (("file", "file"), ("line", "line"), ("field", "field")),
+    "solar_input": (("file", "file"), ("line", "line"), ("field", "field")),
     "rate_limited": (("retry_after_s", "retry_after_s"),),
     "os": (("file", "filename"),),
 }
@@ -86,8 +93,25 @@ def kind_of(exc: BaseException) -> str:
 
 def error_document(exc: BaseException, message: str, exit_code: int) -> dict[str, Any]:
     """``{"error": {...}}`` for ``exc``, failed with ``message`` (the error line's text)."""
+    body: dict[str, Any] = {"kind": kind_of(exc), "message": message, "exit_code": exit_code}
+    body.update(_fields(exc))
+    return {"error": clean_json(body)}
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The errors ``exc`` was raised from (``raise ... from``), nearest first."""
+    chain: list[BaseException] = []
+    cause = exc.__cause__
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__
+    return chain
+
+
+def _fields(exc: BaseException) -> dict[str, Any]:
+    """What ``exc`` carries by its kind, and the nearest cause that carries some, as ``cause``."""
     kind = kind_of(exc)
-    body: dict[str, Any] = {"kind": kind, "message": message, "exit_code": exit_code}
+    body: dict[str, Any] = {}
     for name, attribute in _FIELDS.get(kind, ()):
         body[name] = getattr(exc, attribute, None)
     if kind == "config":
@@ -99,7 +123,15 @@ def error_document(exc: BaseException, message: str, exit_code: int) -> dict[str
     elif kind == "os":
         code = getattr(exc, "errno", None)
         body["errno"] = errno.errorcode.get(code) if isinstance(code, int) else None
-    return {"error": clean_json(body)}
+    cause = next((c for c in _causes(exc) if _carries(c)), None)
+    if cause is not None:
+        body["cause"] = {"kind": kind_of(cause), **_fields(cause)}
+    return body
+
+
+def _carries(exc: BaseException) -> bool:
+    kind = kind_of(exc)
+    return kind in _FIELDS or kind == "config"
 
 
 def usage_document(prog: str, message: str, usage: str) -> dict[str, Any]:

@@ -220,7 +220,9 @@ def _check_bound_options(args: argparse.Namespace) -> None:
     """``--bound-window`` shapes ``--bound``'s LP: alone it is refused, before any input is read
     (until 2026-12-07 it was ignored, the replays printed with no bound and no word)."""
     if args.bound_window is not None and not args.bound:
-        raise ReplayInputError("--bound-window: the windows of --bound's LP; give --bound too")
+        raise ReplayInputError(
+            "--bound-window: the windows of --bound's LP; give --bound too", field="--bound-window"
+        )
 
 
 def _replay_slacks(args: argparse.Namespace) -> tuple[list[float], bool]:
@@ -229,7 +231,9 @@ def _replay_slacks(args: argparse.Namespace) -> tuple[list[float], bool]:
     slacks = parse_slacks(args.slack, several=True)
     own = args.jobs_format == "ledger"
     if own and len(slacks) > 1:
-        raise ReplayInputError("--slack: a ledger's jobs keep their own deadlines (one replay)")
+        raise ReplayInputError(
+            "--slack: a ledger's jobs keep their own deadlines (one replay)", field="--slack"
+        )
     return slacks, own
 
 
@@ -279,7 +283,7 @@ def _pct(value: float | None) -> str:
 def _tune(args: argparse.Namespace) -> int:
     quiet_logs()
     if "," in args.policy:
-        raise ReplayInputError("--policy: tune sweeps one policy")
+        raise ReplayInputError("--policy: tune sweeps one policy", field="--policy")
     base = parse_policies(args.policy)[0]
     grid = parse_grid(args.grid) if args.grid else [{}]
     twice = sorted(set(base.params) & set(grid[0]))  # the grid's value silently won

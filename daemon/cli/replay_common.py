@@ -197,7 +197,7 @@ def check_policies(specs: Sequence[PolicySpec]) -> None:
         try:
             get_policy(spec.name, **spec.params)
         except (PoliciesError, TypeError, ValueError) as exc:  # a policy registered elsewhere
-            raise ReplayInputError(f"--policy {spec.label}: {exc}") from exc
+            raise ReplayInputError(f"--policy {spec.label}: {exc}", field="--policy") from exc
 
 
 def check_grid(base: PolicySpec, grid: Sequence[dict[str, Any]]) -> None:
@@ -214,7 +214,7 @@ def check_grid(base: PolicySpec, grid: Sequence[dict[str, Any]]) -> None:
             get_policy(base.name, **base.params, **setting)
         except (PoliciesError, TypeError, ValueError) as exc:
             named = " ".join(f"{key}={value}" for key, value in setting.items())
-            raise ReplayInputError(f"--grid {named}: {exc}") from exc
+            raise ReplayInputError(f"--grid {named}: {exc}", field="--grid") from exc
 
 
 # The daemon's per-job warnings that a replay's results count: `deadline_missed` is logged for
@@ -255,12 +255,16 @@ def parse_slacks(text: str, *, several: bool) -> list[float]:
     """``--slack``: one duration, or for ``replay`` a comma list of different ones."""
     parts = text.split(",")
     if len(parts) > 1 and not several:
-        raise ReplayInputError("--slack: tune sweeps one slack (replay takes a comma list)")
+        raise ReplayInputError(
+            "--slack: tune sweeps one slack (replay takes a comma list)", field="--slack"
+        )
     try:
         slacks = [parse_duration_s(part) for part in parts]
     except ReplayInputError as exc:
-        raise ReplayInputError(f"--slack: {exc}") from None
+        raise ReplayInputError(f"--slack: {exc}", field="--slack") from None
     for k, slack_s in enumerate(slacks):
         if slack_s in slacks[:k]:
-            raise ReplayInputError(f"--slack: {parts[k]!r} is a slack given before")
+            raise ReplayInputError(
+                f"--slack: {parts[k]!r} is a slack given before", field="--slack"
+            )
     return slacks

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from daemon.replay.errors import ReplayInputError
 from daemon.settings import RegionSettings, SiteSettings
 from daemon.settings.regions import region_field, region_names, regions_listed, site_csvs_under
-from daemon.settings.toml_lines import line_of, syntax_problem
+from daemon.settings.toml_lines import line_of, syntax_parts
 from daemon.sites import Site, SiteConfigError, build_site, build_sites
 from policies import Device
 from policies.errors import UnknownGpuError
@@ -147,10 +147,12 @@ class Cluster:
                     continue
                 last = trace.start + timedelta(seconds=trace.step_s * len(trace.values_w))
                 if trace.start > start or last < need:
+                    key = f"regions.{region.name}.site.{field}"
                     raise ReplayInputError(
-                        f"regions.{region.name}.site.{field}: {path} covers "
+                        f"{key}: {path} covers "
                         f"{trace.start:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}; the replay "
-                        f"needs {start:%Y-%m-%d %H:%M} to {need:%Y-%m-%d %H:%M}{why}"
+                        f"needs {start:%Y-%m-%d %H:%M} to {need:%Y-%m-%d %H:%M}{why}",
+                        field=key,
                     )
 
     def site_notes(self, start: datetime, horizon: timedelta) -> list[str]:
@@ -201,54 +203,56 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         raw = tomllib.loads(text)
         parsed = _ClusterFile.model_validate(raw)
     except OSError as exc:
-        raise ReplayInputError(f"{path}: cannot read cluster file ({exc.strerror})") from exc
+        raise ReplayInputError(f"cannot read cluster file ({exc.strerror})", file=path) from exc
     except UnicodeDecodeError as exc:  # was a traceback (a .gz or binary file named)
-        raise ReplayInputError(f"{path}: not a cluster file (not UTF-8 text)") from exc
+        raise ReplayInputError("not a cluster file (not UTF-8 text)", file=path) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ReplayInputError(syntax_problem(exc, str(path))) from exc
+        line, problem = syntax_parts(exc)
+        raise ReplayInputError(problem, file=path, line=line) from exc
     except ValidationError as exc:
         err = exc.errors()[0]
         where = region_field(err["loc"], region_names(raw))
         msg = err["msg"].removeprefix("Value error, ")
         line = line_of(text, err["loc"])
-        at = str(path) if line is None else f"{path}:{line}"
-        raise ReplayInputError(f"{at}: {where}: {msg}") from exc
+        raise ReplayInputError(f"{where}: {msg}", file=path, line=line, field=where) from exc
     # a site's relative CSV is the cluster file's neighbour, not the working directory's
     parsed = parsed.model_copy(update={"regions": site_csvs_under(parsed.regions, path.parent)})
     names = [r.name for r in parsed.regions]
     for i, name in enumerate(names):
         if name in names[:i]:  # the second one named, at its line
             first = names.index(name)
-            raise ReplayInputError(f"{_at(path, text, i, 'name')}: regions.{i}.name: duplicate "
-                                   f"region name {name!r} (also regions.{first})")  # fmt: skip
+            key = f"regions.{i}.name"
+            raise ReplayInputError(
+                f"{key}: duplicate region name {name!r} (also regions.{first})",
+                file=path, line=_line(text, i, "name"), field=key,
+            )  # fmt: skip
     regions = []
     for i, entry in enumerate(parsed.regions):
+        key, line = f"regions.{entry.name}.gpus", _line(text, i, "gpus")
         if entry.gpus == "discover":
             raise ReplayInputError(
-                f"{_at(path, text, i, 'gpus')}: regions.{entry.name}.gpus: region {entry.name!r} "
-                "discovers its GPUs with NVML; a replay needs them declared (a list of catalog "
-                "names or { type, count } tables)"
-            )
+                f"{key}: region {entry.name!r} discovers its GPUs with NVML; a replay needs "
+                "them declared (a list of catalog names or { type, count } tables)",
+                file=path, line=line, field=key,
+            )  # fmt: skip
         try:
             specs = [catalog.get(name) for name in entry.gpus]
         except UnknownGpuError as exc:
-            at = _at(path, text, i, "gpus")
-            raise ReplayInputError(f"{at}: regions.{entry.name}.gpus: {exc}") from exc
+            raise ReplayInputError(f"{key}: {exc}", file=path, line=line, field=key) from exc
         regions.append(Region(entry.name, entry.zone, entry.pue, _runs(specs), entry.site))
     try:  # measured CSVs readable (read here only), a zone of its own per site
         sites = build_sites(parsed.regions)
     except SiteConfigError as exc:  # at the line of the field at fault, as a bad value
         line = line_of(text, exc.loc(names))
-        at = str(path) if line is None else f"{path}:{line}"
-        raise ReplayInputError(f"{at}: {exc}") from exc
+        key = f"regions.{exc.region}.{exc.field}"
+        raise ReplayInputError(str(exc), file=path, line=line, field=key) from exc
     return Cluster(tuple(regions), sites)
 
 
-def _at(path: Path, text: str, region: int, field: str) -> str:
-    """``FILE:LINE`` of ``regions[region].field`` in the cluster file (``FILE`` alone if the
-    scan cannot place it)."""
-    line = line_of(text, ("regions", region, field))
-    return str(path) if line is None else f"{path}:{line}"
+def _line(text: str, region: int, field: str) -> int | None:
+    """The line of ``regions[region].field`` in the cluster file (None if the scan cannot
+    place it)."""
+    return line_of(text, ("regions", region, field))
 
 
 def _runs(specs: list[GpuSpec]) -> tuple[tuple[GpuSpec, int], ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from os import PathLike
+
 from daemon.errors import DaemonError, UsageError
 
 __all__ = ["ReplayError", "ReplayInputError"]
@@ -12,4 +14,25 @@ class ReplayError(DaemonError):
 
 
 class ReplayInputError(ReplayError, UsageError):
-    """A bad replay input: a trace line, a cluster file field, an option; exit code 2."""
+    """A bad replay input: a trace line, a cluster file field, an option; exit code 2.
+
+    The message is ``FILE:LINE: PROBLEM`` (``FILE: PROBLEM`` without a line, ``PROBLEM``
+    without a file), composed from the parts, which the error keeps: ``file`` (str), ``line``
+    (1-based), ``field`` (a trace's column or JSON field, a cluster file's dotted key, an
+    option as typed, ``--slack``), each None where not known. ``problem`` names the field in
+    words where it has one (``ContextTokens is not an integer: 'x'``)."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | PathLike[str] | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.field = field
+        self.problem = problem
+        where = "" if self.file is None else self.file if line is None else f"{self.file}:{line}"
+        super().__init__(f"{where}: {problem}" if where else problem)

@@ -76,7 +76,7 @@ def parse_time(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ReplayInputError(f"--start: not a time: {text!r}") from None
+        raise ReplayInputError(f"--start: not a time: {text!r}", field="--start") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -118,19 +118,23 @@ def parse_policies(text: str) -> list[PolicySpec]:
     for item in text.split(","):
         name, *pairs = (part.strip() for part in item.split(":"))
         if not name:
-            raise ReplayInputError(f"--policy: empty policy name in {text!r}")
+            raise ReplayInputError(f"--policy: empty policy name in {text!r}", field="--policy")
         params: dict[str, Any] = {}
         for pair in pairs:
             key, sep, value = pair.partition("=")
             key = key.strip()
             if not sep or not key:
-                raise ReplayInputError(f"--policy: expected key=value, got {pair!r}")
+                raise ReplayInputError(
+                    f"--policy: expected key=value, got {pair!r}", field="--policy"
+                )
             if key in params:
-                raise ReplayInputError(f"--policy {item.strip()!r}: {key} given twice")
+                raise ReplayInputError(
+                    f"--policy {item.strip()!r}: {key} given twice", field="--policy"
+                )
             params[key] = _value(value)
         spec = PolicySpec(name, params)
         if any(spec.label == other.label for other in specs):
-            raise ReplayInputError(f"--policy: {spec.label} given twice")
+            raise ReplayInputError(f"--policy: {spec.label} given twice", field="--policy")
         specs.append(spec)
     return specs
 
@@ -153,21 +157,22 @@ def parse_grid(items: Sequence[str]) -> list[dict[str, Any]]:
         key = key.strip()
         options = [_value(v) for v in values.split(",") if v.strip()]
         if not sep or not key or not options:
-            raise ReplayInputError(f"--grid: expected key=v1,v2,..., got {item!r}")
+            raise ReplayInputError(f"--grid: expected key=v1,v2,..., got {item!r}", field="--grid")
         if key in axes:
             raise ReplayInputError(f"--grid: {key} given twice (list its values once: "
-                                   f"{key}=v1,v2,...)")  # fmt: skip
+                                   f"{key}=v1,v2,...)", field="--grid")  # fmt: skip
         seen: list[tuple[bool, Any]] = []  # True == 1, but not as the same setting
         for value in options:
             if (isinstance(value, bool), value) in seen:
-                raise ReplayInputError(f"--grid {item!r}: {value!r} given twice")
+                raise ReplayInputError(f"--grid {item!r}: {value!r} given twice", field="--grid")
             seen.append((isinstance(value, bool), value))
         axes[key] = options
     settings = math.prod(len(options) for options in axes.values())
     if settings > MAX_GRID_SETTINGS:
         sizes = " x ".join(f"{len(options)} {key}" for key, options in axes.items())
         raise ReplayInputError(
-            f"--grid: {sizes} are {settings:,} settings to replay (at most {MAX_GRID_SETTINGS:,})"
+            f"--grid: {sizes} are {settings:,} settings to replay (at most {MAX_GRID_SETTINGS:,})",
+            field="--grid",
         )
     return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
 
@@ -229,9 +234,11 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
     """
     # written so that NaN fails too: `--days nan` used to reach int() and raise ValueError
     if not 0 < inputs.days < math.inf:
-        raise ReplayInputError("--days must be > 0")
+        raise ReplayInputError("--days must be > 0", field="--days")
     if not 0 < inputs.tick_s <= MAX_INTERVAL_S:  # as the daemon's intervals.plan_s
-        raise ReplayInputError(f"--tick must be from 1 to {MAX_INTERVAL_S:g} seconds")
+        raise ReplayInputError(
+            f"--tick must be from 1 to {MAX_INTERVAL_S:g} seconds", field="--tick"
+        )
     # bounded so that a run's simulated length stays a time (1e300 overflowed the clock)
     if not (0 < inputs.truth_factor <= 100 and 0 <= inputs.duration_noise <= 3):
         raise ReplayInputError("--truth-factor must be > 0 and <= 100, --duration-noise 0 to 3")
@@ -332,7 +339,9 @@ def _hinted(path: Path, fmt: str, read: Callable[[], _T]) -> _T:
         hint = looks_like(path, fmt)
         if hint is None:
             raise
-        raise ReplayInputError(f"{exc}; {hint}") from exc
+        raise ReplayInputError(
+            f"{exc.problem}; {hint}", file=exc.file, line=exc.line, field=exc.field
+        ) from exc
 
 
 def build_setup(read: ReadInputs, slack_s: float) -> ReplaySetup:

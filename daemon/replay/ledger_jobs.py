@@ -48,7 +48,7 @@ def jobs_from_ledger(
     except LedgerError as exc:
         raise ReplayInputError(str(exc)) from exc
     if not records:
-        raise ReplayInputError(f"{path}: the ledger holds no job")
+        raise ReplayInputError("the ledger holds no job", file=path)
     records.sort(key=lambda r: (r.submitted_at, r.job_id))
     shift = start - records[0].submitted_at
     jobs = []
@@ -58,7 +58,7 @@ def jobs_from_ledger(
         try:
             spec = job_spec(record)
         except PoliciesError as exc:
-            raise ReplayInputError(f"{path}: job {record.job_id}: {exc}") from exc
+            raise ReplayInputError(f"job {record.job_id}: {exc}", file=path) from exc
         jobs.append(
             replace(
                 spec,

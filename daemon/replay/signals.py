@@ -26,6 +26,7 @@ from forecasts import (
     ForecastsError,
     HistoricalForecasts,
     IntensitySeries,
+    TraceFormatError,
     fill_gaps,
     make_forecaster,
     read_trace,
@@ -98,6 +99,11 @@ def read_intensity(
     """
     try:
         read = read_trace(path)
+    except TraceFormatError as exc:  # its parts kept: the same message, and file, line, column
+        column = "" if exc.column is None else f"column {exc.column!r}: "
+        raise ReplayInputError(
+            column + exc.problem, file=exc.path, line=exc.line, field=exc.column
+        ) from exc
     except ForecastsError as exc:
         raise ReplayInputError(str(exc)) from exc
     filled = {}

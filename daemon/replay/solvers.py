@@ -60,7 +60,9 @@ def require_exact_runs(setup: ReplaySetup, option: str) -> None:
         ReplayInputError: ``setup`` has duration noise.
     """
     if setup.duration_noise > 0:
-        raise ReplayInputError(f"{option}: not defined with --duration-noise (random run times)")
+        raise ReplayInputError(
+            f"{option}: not defined with --duration-noise (random run times)", field=option
+        )
 
 
 def bound_row(solved: Solved[LowerBound], rows: list[dict[str, Any]]) -> dict[str, Any]:

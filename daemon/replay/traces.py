@@ -115,7 +115,7 @@ class _Columns:
             ReplayInputError: no rows.
         """
         if not self.arrival_s:
-            raise ReplayInputError(f"{source}: no requests")
+            raise ReplayInputError("no requests", file=source)
         arrival = np.frombuffer(self.arrival_s, dtype=np.float64)
         order: slice | IntArray = slice(None)  # in order, as traces mostly are: no copies
         if np.any(arrival[1:] < arrival[:-1]):
@@ -136,7 +136,15 @@ class _Columns:
         )
 
 
-def _tokens(value: object, where: str, name: str, least: int = 0, most: int = MAX_TOKENS) -> int:
+At = tuple[Path, int]  # a row's file and line
+
+
+def _bad(at: At, field: str | None, problem: str) -> ReplayInputError:
+    """The error of a bad row at ``at`` (``FILE:LINE: PROBLEM``), ``field`` its column or key."""
+    return ReplayInputError(problem, file=at[0], line=at[1], field=field)
+
+
+def _tokens(value: object, at: At, name: str, least: int = 0, most: int = MAX_TOKENS) -> int:
     """A count from ``least`` to ``most`` (a larger one used to wrap around in the int64
     arrays, or to overflow the deadline's date, with no file or line named). A JSON number
     with no fraction (``1e3``, ``1000.0``) is its integer, as a queue line reads it (until
@@ -146,18 +154,18 @@ def _tokens(value: object, where: str, name: str, least: int = 0, most: int = MA
     try:
         tokens = int(str(value).strip())
     except ValueError:
-        raise ReplayInputError(f"{where}: {name} is not an integer: {value!r}") from None
+        raise _bad(at, name, f"{name} is not an integer: {value!r}") from None
     if tokens < least:
-        raise ReplayInputError(f"{where}: {name} must be >= {least}, got {tokens}")
+        raise _bad(at, name, f"{name} must be >= {least}, got {tokens}")
     if tokens > most:
-        raise ReplayInputError(f"{where}: {name} must be <= {most:,}, got {tokens:,}")
+        raise _bad(at, name, f"{name} must be <= {most:,}, got {tokens:,}")
     return tokens
 
 
 _FRACTION = re.compile(r"[.,](\d+)")  # a second's digits: 7 in Azure's, past what datetime keeps
 
 
-def _azure_time(value: str, where: str) -> float:
+def _azure_time(value: str, at: At) -> float:
     """Unix seconds of a TIMESTAMP: UTC without an offset, converted from its offset with one
     (every row used to be read as UTC, its offset dropped or, after a fraction, the row
     skipped); the fraction's digits are added as written."""
@@ -165,7 +173,7 @@ def _azure_time(value: str, where: str) -> float:
     try:
         stamp = datetime.fromisoformat(text)
     except ValueError:
-        raise ReplayInputError(f"{where}: TIMESTAMP is not a time: {value!r}") from None
+        raise _bad(at, "TIMESTAMP", f"TIMESTAMP is not a time: {value!r}") from None
     base = stamp.replace(microsecond=0, tzinfo=UTC).timestamp()
     offset = stamp.utcoffset()
     if offset is not None:
@@ -185,7 +193,7 @@ def _read_azure(path: Path, skip: Skip) -> Iterator[Row]:
             yield from _azure_rows(path, reader, skip)
         except csv.Error as exc:  # a field past csv's limit (an unclosed quote)
             line = reader.reader.line_num  # the DictReader's own count lags a row on an error
-            raise ReplayInputError(f"{path}:{line}: not CSV ({exc})") from exc
+            raise ReplayInputError(f"not CSV ({exc})", file=path, line=line) from exc
 
 
 def _azure_rows(path: Path, reader: csv.DictReader[str], skip: Skip) -> Iterator[Row]:
@@ -194,26 +202,28 @@ def _azure_rows(path: Path, reader: csv.DictReader[str], skip: Skip) -> Iterator
     reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
     missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(reader.fieldnames)
     if missing:
-        raise ReplayInputError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
+        raise ReplayInputError(f"missing column(s) {', '.join(sorted(missing))}", file=path, line=1)
     for name in ("TIMESTAMP", "ContextTokens", "GeneratedTokens"):  # csv read the last one
         if reader.fieldnames.count(name) > 1:
-            raise ReplayInputError(f"{path}:1: column {name} given twice in the header")
+            raise ReplayInputError(
+                f"column {name} given twice in the header", file=path, line=1, field=name
+            )
     for row in reader:
-        where = f"{path}:{reader.line_num}"  # the file's line: blank lines are not rows
+        at = (path, reader.line_num)  # the file's line: blank lines are not rows
         try:
             # the fields past the header's, under None: an unquoted "1,024" was read as
             # ContextTokens 1, GeneratedTokens 24 (a trailing comma's empty field is read)
             extra = row.pop(None, None) or []  # a list
             if any(value.strip() for value in extra):
                 width = len(reader.fieldnames)
-                raise ReplayInputError(f"{where}: {width + len(extra)} fields, header has {width}")
+                raise _bad(at, None, f"{width + len(extra)} fields, header has {width}")
             cells = sum(value is not None for value in row.values())
             if cells < 3:  # a short row: csv fills the missing columns with None
-                raise ReplayInputError(f"{where}: {cells} of the 3 columns")
+                raise _bad(at, None, f"{cells} of the 3 columns")
             yield (
-                _azure_time(row["TIMESTAMP"], where),
-                _tokens(row["ContextTokens"], where, "ContextTokens"),
-                _tokens(row["GeneratedTokens"], where, "GeneratedTokens"),
+                _azure_time(row["TIMESTAMP"], at),
+                _tokens(row["ContextTokens"], at, "ContextTokens"),
+                _tokens(row["GeneratedTokens"], at, "GeneratedTokens"),
                 1,
             )
         except ReplayInputError as bad:
@@ -221,36 +231,36 @@ def _azure_rows(path: Path, reader: csv.DictReader[str], skip: Skip) -> Iterator
 
 
 def _json_lines(
-    path: Path, skip: Skip, parse: Callable[[dict[str, object], str], Row]
+    path: Path, skip: Skip, parse: Callable[[dict[str, object], At], Row]
 ) -> Iterator[Row]:
-    """``parse(obj, where)`` of each line's JSON object; a bad line is skipped."""
+    """``parse(obj, at)`` of each line's JSON object; a bad line is skipped."""
     with open_text(path) as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
-            where = f"{path}:{line}"
+            at = (path, line)
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                skip(ReplayInputError(f"{where}: not JSON ({exc.msg})"))
+                skip(_bad(at, None, f"not JSON ({exc.msg})"))
                 continue
             except ValueError as exc:  # an integer past Python's 4300 digits (a traceback)
-                skip(ReplayInputError(f"{where}: not JSON ({str(exc).split(';')[0]})"))
+                skip(_bad(at, None, f"not JSON ({str(exc).split(';')[0]})"))
                 continue
             if not isinstance(obj, dict):
-                skip(ReplayInputError(f"{where}: expected a JSON object"))
+                skip(_bad(at, None, "expected a JSON object"))
                 continue
             try:
-                yield parse(obj, where)
+                yield parse(obj, at)
             except ReplayInputError as bad:
                 skip(bad)
 
 
-def _field(obj: dict[str, object], name: str, where: str) -> object:
+def _field(obj: dict[str, object], name: str, at: At) -> object:
     try:
         return obj[name]
     except KeyError:
-        raise ReplayInputError(f"{where}: missing field {name!r}") from None
+        raise _bad(at, name, f"missing field {name!r}") from None
 
 
 # Arrivals as numbers are bounded by the Unix seconds of years 1 to 9999 (an RFC 3339 time's
@@ -264,17 +274,19 @@ def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _mooncake_row(obj: dict[str, object], where: str) -> Row:
-    stamp = _field(obj, "timestamp", where)
+def _mooncake_row(obj: dict[str, object], at: At) -> Row:
+    stamp = _field(obj, "timestamp", at)
     if not (_number(stamp) and -_LAST_S * 1000 <= stamp <= _LAST_S * 1000):
-        raise ReplayInputError(
-            f"{where}: timestamp must be a number of ms up to {_LAST_S * 1000:.3g} in size, "
-            f"got {repr(stamp)[:40]}"
+        raise _bad(
+            at,
+            "timestamp",
+            f"timestamp must be a number of ms up to {_LAST_S * 1000:.3g} in size, "
+            f"got {repr(stamp)[:40]}",
         )
     return (
         float(stamp) / 1000.0,
-        _tokens(_field(obj, "input_length", where), where, "input_length"),
-        _tokens(_field(obj, "output_length", where), where, "output_length"),
+        _tokens(_field(obj, "input_length", at), at, "input_length"),
+        _tokens(_field(obj, "output_length", at), at, "output_length"),
         1,
     )
 
@@ -283,28 +295,30 @@ def _read_mooncake(path: Path, skip: Skip) -> Iterator[Row]:
     return _json_lines(path, skip, _mooncake_row)
 
 
-def _carbond_time(value: object, where: str) -> float:
+def _carbond_time(value: object, at: At) -> float:
     if _number(value):
         if not _FIRST_S <= value <= _LAST_S:
-            raise ReplayInputError(
-                f"{where}: arrival must be Unix seconds of years 1 to 9999, got {repr(value)[:40]}"
+            raise _bad(
+                at,
+                "arrival",
+                f"arrival must be Unix seconds of years 1 to 9999, got {repr(value)[:40]}",
             )
         return float(value)
     try:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
-        raise ReplayInputError(f"{where}: arrival is not RFC 3339 or seconds: {value!r}") from None
+        raise _bad(at, "arrival", f"arrival is not RFC 3339 or seconds: {value!r}") from None
     if parsed.tzinfo is None:
-        raise ReplayInputError(f"{where}: arrival needs a time zone: {value!r}")
+        raise _bad(at, "arrival", f"arrival needs a time zone: {value!r}")
     return parsed.timestamp()
 
 
-def _carbond_row(obj: dict[str, object], where: str) -> Row:
-    arrival = _carbond_time(_field(obj, "arrival", where), where)
-    n_in = _tokens(_field(obj, "input_tokens", where), where, "input_tokens")
+def _carbond_row(obj: dict[str, object], at: At) -> Row:
+    arrival = _carbond_time(_field(obj, "arrival", at), at)
+    n_in = _tokens(_field(obj, "input_tokens", at), at, "input_tokens")
     # a job's output_tokens is kept as it is (a request trace's mean is raised to 1)
-    n_out = _tokens(_field(obj, "output_tokens", where), where, "output_tokens", least=1)
-    requests = _tokens(obj.get("requests", 1), where, "requests", 1, MAX_REQUESTS)
+    n_out = _tokens(_field(obj, "output_tokens", at), at, "output_tokens", least=1)
+    requests = _tokens(obj.get("requests", 1), at, "requests", 1, MAX_REQUESTS)
     return arrival, n_in, n_out, requests
 
 
@@ -338,7 +352,9 @@ def read_requests(path: Path, fmt: str) -> RequestTrace:
         reader = _READERS[fmt]
     except KeyError:
         known = ", ".join(TRACE_FORMATS)
-        raise ReplayInputError(f"unknown jobs format {fmt!r} (known: {known})") from None
+        raise ReplayInputError(
+            f"unknown jobs format {fmt!r} (known: {known})", field="--jobs-format"
+        ) from None
     skipped: list[str] = []
 
     def skip(bad: ReplayInputError) -> None:
@@ -349,13 +365,13 @@ def read_requests(path: Path, fmt: str) -> RequestTrace:
         for row in reader(path, skip):
             columns.add(row)
     except OSError as exc:  # gzip's BadGzipFile too
-        raise ReplayInputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        raise ReplayInputError(f"cannot read ({exc.strerror or exc})", file=path) from exc
     except (EOFError, zlib.error) as exc:  # a .gz cut short or corrupt
-        raise ReplayInputError(f"{path}: cannot read ({exc})") from exc
+        raise ReplayInputError(f"cannot read ({exc})", file=path) from exc
     except UnicodeDecodeError as exc:
-        raise ReplayInputError(f"{path}: not UTF-8 text") from exc
+        raise ReplayInputError("not UTF-8 text", file=path) from exc
     if not columns.arrival_s and skipped:
-        raise ReplayInputError(f"{path}: no good row ({len(skipped)} bad; {skipped[0]})")
+        raise ReplayInputError(f"no good row ({len(skipped)} bad; {skipped[0]})", file=path)
     notes = skipped[:MAX_SKIPPED_LISTED]
     if len(skipped) > MAX_SKIPPED_LISTED:
         notes.append(f"{path}: {len(skipped) - MAX_SKIPPED_LISTED} more bad rows skipped")

@@ -81,7 +81,7 @@ class WorkloadOptions:
             ("batch-size", 1 <= self.batch_size <= MAX_BATCH_SIZE, f"1 to {MAX_BATCH_SIZE:,}"),
         ):  # fmt: skip
             if not ok:
-                raise ReplayInputError(f"--{name} is out of range ({rule})")
+                raise ReplayInputError(f"--{name} is out of range ({rule})", field=f"--{name}")
 
 
 MAX_TILED_REQUESTS = 20_000_000  # ~25x a week of Azure's conversation trace at time scale 1
@@ -112,7 +112,8 @@ def tile(trace: RequestTrace, span_s: float, time_scale: float) -> RequestTrace:
         raise ReplayInputError(
             f"--time-scale {time_scale:g}: the trace repeated over the span would hold "
             f"{kept:,} requests (at most {MAX_TILED_REQUESTS:,}); "
-            "raise --time-scale or shorten --days"
+            "raise --time-scale or shorten --days",
+            field="--time-scale",
         )
     shifts = period * np.arange(copies, dtype=np.float64)
     tiled = (offsets[None, :] + shifts[:, None]).ravel()
@@ -219,11 +220,11 @@ def build_jobs(
     try:  # the catalog's "unknown model 'nope' (known: ...)" did not say which option
         model = DEFAULT_MODEL_CATALOG.get(options.model)
     except PoliciesError as exc:
-        raise ReplayInputError(f"--model {options.model}: {exc}") from exc
+        raise ReplayInputError(f"--model {options.model}: {exc}", field="--model") from exc
     try:
         runtime = get_runtime(options.runtime)
     except PoliciesError as exc:
-        raise ReplayInputError(f"--runtime {options.runtime}: {exc}") from exc
+        raise ReplayInputError(f"--runtime {options.runtime}: {exc}", field="--runtime") from exc
     homes = _homes(regions)
     names = [name for name, _ in regions]
     rows: list[tuple[float, str, Workload]] = []
@@ -259,7 +260,8 @@ def build_jobs(
         except OverflowError:  # was a traceback (--slack 99999999999999d)
             raise ReplayInputError(
                 f"--slack {options.slack_s / 86400:g} days: job {job_id}'s deadline would be "
-                "past year 9999"
+                "past year 9999",
+                field="--slack",
             ) from None
         home = homes[i % len(homes)] if homes else ""
         order = (home, *(name for name in names if name != home)) if home else ()

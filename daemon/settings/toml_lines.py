@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Sequence
 
-__all__ = ["line_of", "syntax_problem"]
+__all__ = ["line_of", "syntax_parts", "syntax_problem"]
 
 _PART = re.compile(r"""\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*""")
 _KEY_LINE = re.compile(
@@ -30,13 +30,20 @@ def syntax_problem(exc: tomllib.TOMLDecodeError, where: str) -> str:
     """A TOML syntax error as a bad value is named, ``FILE:LINE: not valid TOML: WHY (column
     C)`` (``tomllib`` puts the position in its message: ``Invalid value (at line 3, column
     8)``), or ``FILE: not valid TOML: WHY (at the end of the file)``."""
+    line, problem = syntax_parts(exc)
+    return f"{where}: {problem}" if line is None else f"{where}:{line}: {problem}"
+
+
+def syntax_parts(exc: tomllib.TOMLDecodeError) -> tuple[int | None, str]:
+    """:func:`syntax_problem`'s line (None: at the end, or not said) and its text after
+    ``FILE:LINE: ``."""
     message = str(exc)
     if found := _AT.search(message):
         why = message[: found.start()]
-        return f"{where}:{found[1]}: not valid TOML: {why} (column {found[2]})"
+        return int(found[1]), f"not valid TOML: {why} (column {found[2]})"
     if found := _AT_END.search(message):
-        return f"{where}: not valid TOML: {message[: found.start()]} (at the end of the file)"
-    return f"{where}: not valid TOML: {message}"
+        return None, f"not valid TOML: {message[: found.start()]} (at the end of the file)"
+    return None, f"not valid TOML: {message}"
 
 
 def line_of(text: str, loc: Sequence[int | str]) -> int | None:

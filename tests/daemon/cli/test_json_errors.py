@@ -141,7 +141,8 @@ def test_a_runtime_failure_exits_1_as_kind_daemon(
      (FileNotFoundError(2, "No such file or directory", "/x"), "os",
       {"file": "/x", "errno": "ENOENT"}),
      (MissingStateDirError("/s: no such state dir"), "missing_state_dir", {}),
-     (ReplayInputError("t.csv:3: bad"), "replay_input", {}),
+     (ReplayInputError("bad", file="t.csv", line=3, field="x"), "replay_input",
+      {"file": "t.csv", "line": 3, "field": "x"}),
      (DaemonError("x"), "daemon", {})],
 )  # fmt: skip
 def test_the_kinds_commands_here_do_not_reach_carry_their_fields(
