@@ -7,7 +7,6 @@ from pathlib import Path
 
 from daemon.cli.context import add_ledger_options, settings_from
 from daemon.cli.output import print_json
-from daemon.errors import UsageError
 
 __all__ = ["register"]
 
@@ -28,13 +27,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _backup(args: argparse.Namespace) -> int:
     from daemon.ledger.backup import backup_ledger
-    from daemon.ledger.readonly import missing_ledger
+    from daemon.ledger.readonly import missing_ledger_error
     from daemon.statedir import LEDGER_NAME
 
     settings = settings_from(args)
     ledger = settings.state_dir / LEDGER_NAME
     if not ledger.is_file():  # as the commands that read it say (exit 2)
-        raise UsageError(missing_ledger(ledger))
+        raise missing_ledger_error(ledger)
     done = backup_ledger(ledger, args.output)
     if args.json:
         print_json(

@@ -65,15 +65,16 @@ def open_ledger(state_dir: Path) -> Ledger:
     """The ledger in ``state_dir``, read-only.
 
     Raises:
-        UsageError: there is none (a wrong --state-dir or state_dir: exit 2).
+        MissingLedgerError: there is none (a wrong --state-dir or state_dir; a UsageError,
+            exit 2).
         LedgerError: it cannot be read.
     """
     from daemon.ledger import Ledger  # the commands that need no ledger start without sqlite3
-    from daemon.ledger.readonly import missing_ledger
+    from daemon.ledger.readonly import missing_ledger_error
 
     path = state_dir / LEDGER_NAME
     if not path.is_file():
-        raise UsageError(missing_ledger(path))
+        raise missing_ledger_error(path)
     return Ledger.open_readonly(path)
 
 

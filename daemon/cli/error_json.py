@@ -6,8 +6,10 @@ line on stderr (README, "Errors under --json")::
 
 ``kind`` names the error's family (:data:`KINDS`), ``message`` is the stderr line's text after
 ``carbond: error: ``, ``exit_code`` the process's; the other fields are what the error carries
-(:data:`_FIELDS`). An error raised from one whose kind carries fields has it as ``cause``
-(a replay's cluster file naming its site's bad PV CSV:
+(:data:`_FIELDS`). A plain bad input (``UsageError``) raised from an error of a kind of bad input
+(:data:`_INPUT_KINDS`, anywhere down its ``__cause__`` chain: an unknown zone under "no
+intensity signal") is of that kind, with its fields; an error raised from one whose kind
+carries fields has it as ``cause`` (a replay's cluster file naming its site's bad PV CSV:
 ``{"kind": "replay_input", "file": "cluster.toml", ..., "cause": {"kind": "site_config", ...,
 "cause": {"kind": "solar_input", "file": "pv.csv", "line": 3, "field": "power_w"}}}``).
 
@@ -34,6 +36,7 @@ KINDS: Final[dict[str, str]] = {
     "daemon.settings.ConfigError": "config",
     "daemon.sites.model.SiteConfigError": "site_config",
     "daemon.ledger.errors.UnknownJobError": "unknown_job",
+    "daemon.ledger.errors.MissingLedgerError": "missing_ledger",
     "forecasts.static.UnknownZoneError": "unknown_zone",
     "policies.errors.UnknownGpuError": "unknown_gpu",
     "policies.errors.UnknownModelError": "unknown_model",
@@ -78,8 +81,17 @@ _FIELDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "replay_input": (("file", "file"), ("line", "line"), ("field", "field")),
     "solar_input": (("file", "file"), ("line", "line"), ("field", "field")),
     "rate_limited": (("retry_after_s", "retry_after_s"),),
+    "missing_ledger": (("file", "file"), ("state_dir", "state_dir")),
     "os": (("file", "filename"),),
 }
+
+# The kinds of bad input that a plain UsageError raised from one (``raise UsageError(...) from
+# exc``, at any depth) takes, with their fields: the wrapper keeps only its message and exit code.
+_INPUT_KINDS: Final = frozenset({
+    "config", "site_config", "unknown_job", "unknown_zone", "unknown_gpu", "unknown_model",
+    "unknown_name", "unknown_policy", "invalid_workload", "trace_format", "replay_input",
+    "solar_input", "missing_state_dir", "missing_ledger", "invalid_line",
+})  # fmt: skip
 
 
 def kind_of(exc: BaseException) -> str:
@@ -93,6 +105,8 @@ def kind_of(exc: BaseException) -> str:
 
 def error_document(exc: BaseException, message: str, exit_code: int) -> dict[str, Any]:
     """``{"error": {...}}`` for ``exc``, failed with ``message`` (the error line's text)."""
+    if kind_of(exc) == "bad_input":
+        exc = next((c for c in _causes(exc) if kind_of(c) in _INPUT_KINDS), exc)
     body: dict[str, Any] = {"kind": kind_of(exc), "message": message, "exit_code": exit_code}
     body.update(_fields(exc))
     return {"error": clean_json(body)}

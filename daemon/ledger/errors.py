@@ -2,6 +2,7 @@
 
 LedgerError             the ledger cannot be opened, migrated, read or written
  ├── UnknownJobError    no job has that id (also a LookupError)
+ ├── MissingLedgerError no ledger file where a command reads one (also a UsageError)
  └── LockWaitStoppedError
                         a statement stopped waiting for another connection's lock
                         because the daemon is stopping (also a StoppingError)
@@ -9,9 +10,11 @@ LedgerError             the ledger cannot be opened, migrated, read or written
 
 from __future__ import annotations
 
-from daemon.errors import DaemonError, StoppingError
+from pathlib import Path
 
-__all__ = ["LedgerError", "LockWaitStoppedError", "UnknownJobError"]
+from daemon.errors import DaemonError, StoppingError, UsageError
+
+__all__ = ["LedgerError", "LockWaitStoppedError", "MissingLedgerError", "UnknownJobError"]
 
 
 class LedgerError(DaemonError):
@@ -24,6 +27,19 @@ class UnknownJobError(LedgerError, LookupError):
     def __init__(self, job_id: str, message: str | None = None) -> None:
         self.job_id = job_id
         super().__init__(f"unknown job {job_id!r}" if message is None else message)
+
+
+class MissingLedgerError(LedgerError, UsageError):
+    """No ledger at ``file`` (in ``state_dir``) for a command that reads one: a wrong
+    ``--state-dir`` or ``state_dir``, or no ``carbond run`` there yet; bad input, exit 2.
+    ``problem`` is what is there instead (nothing, or not a regular file); the message is
+    ``FILE: PROBLEM``."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.file = str(path)
+        self.state_dir = str(path.parent)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
 
 
 class LockWaitStoppedError(LedgerError, StoppingError):

@@ -9,7 +9,16 @@ import pwd
 import stat
 from pathlib import Path
 
-__all__ = ["FileState", "changed_under", "file_state", "missing_ledger", "not_yours"]
+from daemon.ledger.errors import MissingLedgerError
+
+__all__ = [
+    "FileState",
+    "changed_under",
+    "file_state",
+    "missing_ledger",
+    "missing_ledger_error",
+    "not_yours",
+]
 
 # ``(device, inode, size, mtime_ns)`` of a file.
 FileState = tuple[int, int, int, int]
@@ -17,9 +26,14 @@ FileState = tuple[int, int, int, int]
 
 def missing_ledger(path: Path) -> str:
     """Why there is no ledger file at ``path``: nothing there, or something else is."""
+    return str(missing_ledger_error(path))
+
+
+def missing_ledger_error(path: Path) -> MissingLedgerError:
+    """:func:`missing_ledger` as the error of a command that reads the ledger (bad input)."""
     if os.path.lexists(path):
-        return f"{path}: not a regular file, so not a ledger (move it aside)"
-    return f"{path}: no ledger (has `carbond run` started with this state_dir?)"
+        return MissingLedgerError(path, "not a regular file, so not a ledger (move it aside)")
+    return MissingLedgerError(path, "no ledger (has `carbond run` started with this state_dir?)")
 
 
 def not_yours(path: Path) -> str:

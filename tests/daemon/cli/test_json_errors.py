@@ -39,9 +39,22 @@ def _failed(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[s
 
 
 def test_bad_input_is_kind_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, error, _ = _failed(capsys, "jobs", "--json", "--state-dir", str(tmp_path))
+    code, error, _ = _failed(
+        capsys, "jobs", "--json", "--offset", "-1", "--state-dir", str(tmp_path)
+    )
     assert (code, error["kind"]) == (2, "bad_input")
-    assert "no ledger" in error["message"]
+    assert error["message"] == "--offset must not be negative"
+
+
+def test_no_ledger_is_kind_missing_ledger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, error, _ = _failed(capsys, "jobs", "--json", "--state-dir", str(tmp_path))
+    assert (code, error["kind"]) == (2, "missing_ledger")
+    assert error["message"] == (
+        f"{tmp_path / 'ledger.db'}: no ledger (has `carbond run` started with this state_dir?)"
+    )
+    assert (error["file"], error["state_dir"]) == (str(tmp_path / "ledger.db"), str(tmp_path))
 
 
 def test_without_json_a_failure_is_the_error_line_alone(
@@ -229,5 +242,5 @@ def test_a_real_command_prints_its_error_document(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     error = json.loads(done.stdout)["error"]
-    assert (done.returncode, error["exit_code"], error["kind"]) == (2, 2, "bad_input")
+    assert (done.returncode, error["exit_code"], error["kind"]) == (2, 2, "missing_ledger")
     assert done.stderr == f"carbond: error: {error['message']}\n"
