@@ -21,6 +21,7 @@ from daemon.cli.output import print_json, print_table
 from daemon.cli.prompts import read_prompts
 from daemon.errors import DaemonError
 from daemon.ledger.export import write_replacing
+from daemon.reports.render import fixed
 from policies.footprint import (
     EstimateInterval,
     GpuSpec,
@@ -144,8 +145,8 @@ def estimate_prompts(
     print_table(title, columns, [[r.get(c, "OOM") for c in columns] for r in rows])
     noun = "prompt" if len(fitting) == 1 else "prompts"
     print(f"total over {len(fitting)} {noun}: {total['energy_j']:.1f} J "
-          f"({total['energy_j_p10']:.1f}-{total['energy_j_p90']:.1f}), {total['total_g']:.4g} g "
-          f"({total['total_g_p10']:.4g}-{total['total_g_p90']:.4g})")  # fmt: skip
+          f"({total['energy_j_p10']:.1f}-{total['energy_j_p90']:.1f}), {fixed(total['total_g'])} g "
+          f"({fixed(total['total_g_p10'])}-{fixed(total['total_g_p90'])})")  # fmt: skip
     return 0
 
 

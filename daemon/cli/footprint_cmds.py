@@ -23,7 +23,7 @@ from daemon.cli.gpus_live import live_gpus
 from daemon.cli.output import print_json, print_table
 from daemon.cli.workload_flags import flags_named
 from daemon.errors import UsageError
-from daemon.reports.render import counted
+from daemon.reports.render import counted, fixed
 from forecasts import MAX_INTENSITY_G_PER_KWH, static_annual_intensity
 from policies.errors import InvalidWorkloadError
 from policies.footprint import (
@@ -303,17 +303,17 @@ def _print_estimate(p: dict[str, Any]) -> None:
         ("energy", f"{p['energy_j']:.1f} J ({p['mean_power_w']:.0f} W mean)"),
         ("intensity", f"{p['intensity_g_per_kwh']:g} gCO2e/kWh ({p['intensity_source']}), "
                       f"PUE {p['pue']:g}"),
-        ("operational", f"{p['operational_g']:.5g} g"),
-        ("embodied", f"{p['embodied_g']:.5g} g ({p['embodied_share']:.1%} of total)"),
-        ("total", f"{p['total_g']:.5g} g"),
+        ("operational", f"{fixed(p['operational_g'], 5)} g"),
+        ("embodied", f"{fixed(p['embodied_g'], 5)} g ({p['embodied_share']:.1%} of total)"),
+        ("total", f"{fixed(p['total_g'], 5)} g"),
         ("10-90 % interval", f"{p['energy_j_p10']:.1f}-{p['energy_j_p90']:.1f} J, "
                              f"{p['duration_s_p10']:.3f}-{p['duration_s_p90']:.3f} s, "
-                             f"{p['total_g_p10']:.5g}-{p['total_g_p90']:.5g} g "
+                             f"{fixed(p['total_g_p10'], 5)}-{fixed(p['total_g_p90'], 5)} g "
                              f"({p['calibration']} fit, {p['interval_basis']} residuals)"),
         ("per request", f"{p['per_request']['latency_s']:.3f} s latency, "
                         f"{p['per_request']['energy_j']:.2f} J, "
-                        f"{p['per_request']['total_g']:.5g} g"),
+                        f"{fixed(p['per_request']['total_g'], 5)} g"),
         ("per 1k output tokens", f"{p['per_1k_output_tokens']['energy_j']:.1f} J, "
-                                 f"{p['per_1k_output_tokens']['total_g']:.5g} g (SCI)"),
+                                 f"{fixed(p['per_1k_output_tokens']['total_g'], 5)} g (SCI)"),
     ]  # fmt: skip
     print_table(title, ("quantity", "value"), rows)

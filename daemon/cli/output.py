@@ -17,6 +17,7 @@ from typing import Any, TextIO, cast
 
 from daemon.errors import DaemonError, UsageError
 from daemon.ledger import UnknownJobError
+from daemon.reports.render import fixed
 from daemon.settings import ConfigError
 from forecasts import ForecastsError, TraceFormatError, UnknownZoneError
 from policies import UnknownPolicyError
@@ -220,7 +221,7 @@ def _fmt(cell: object) -> str:
             return "0"
         if abs(cell) >= 100:  # a whole number as below 100 writes it: 300, not 300.0 beside 70
             return f"{cell:,.0f}" if cell.is_integer() else f"{cell:,.1f}"
-        return f"{cell:.4g}"
+        return fixed(cell)  # not .4g: below 0.0001 that wrote 4.13e-05
     if cell is None:
         return "-"
     return str(cell)

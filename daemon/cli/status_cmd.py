@@ -18,7 +18,7 @@ from daemon.cli.unread import UnreadJob, UnreadLookup, line_rules, unread_lookup
 from daemon.ledger import UnknownJobError
 from daemon.queue import REJECTED_NAME
 from daemon.reports.lines import user_name
-from daemon.reports.render import unsigned_zero
+from daemon.reports.render import fixed, unsigned_zero
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 from daemon.states import ACTIVE_STATES
@@ -297,10 +297,10 @@ def _print_on_site(outcome: dict[str, Any]) -> None:
     if facility <= 0:
         return
     print(
-        f"  on site: {(pv + battery) / facility:.1%} of {facility / J_PER_KWH:.4g} kWh "
+        f"  on site: {(pv + battery) / facility:.1%} of {fixed(facility / J_PER_KWH)} kWh "
         f"(PV {pv / facility:.1%}, battery {battery / facility:.1%}), the rest from the grid"
     )
 
 
 def _g(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g} g"
+    return "-" if value is None else f"{fixed(value)} g"  # .4g wrote 4.13e-05, 1.235e+04

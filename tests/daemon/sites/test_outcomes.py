@@ -12,7 +12,7 @@ import pytest
 from daemon.cli import main
 from daemon.reports.audit import audit_statement
 from daemon.reports.lines import ledger_lines
-from daemon.reports.render import render
+from daemon.reports.render import fixed, render
 from daemon.reports.summary import COLUMNS, summarise
 from daemon.service import Service
 from daemon.settings import BatterySettings, RegionSettings, SiteSettings
@@ -143,7 +143,7 @@ def test_status_says_how_much_of_a_jobs_energy_the_site_covered(
     capsys.readouterr()
     assert main(["status", "a", "--state-dir", str(tmp_path)]) == 0
     kwh = float(outcome["energy_j"]) / J_PER_KWH
-    shown = f"on site: 100.0% of {kwh:.4g} kWh (PV 100.0%, battery 0.0%), the rest from the grid"
+    shown = f"on site: 100.0% of {fixed(kwh)} kWh (PV 100.0%, battery 0.0%), the rest from the grid"
     assert shown in capsys.readouterr().out
     night = tmp_path / "night"
     service, _ = site_service(night, None)
