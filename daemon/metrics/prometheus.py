@@ -23,7 +23,7 @@ name                                        type     labels / meaning
 ``intensity_g_per_kwh``                     gauge    ``zone``: latest carbon intensity
 ``intensity_age_seconds``                   gauge    ``zone``: age of that value at scrape time
 ``intensity_rung``                          gauge    ``zone``, ``rung``: 1 for the rung in use
-``intensity_source``                        gauge    ``source``: 1 for ``[intensity] source``
+``intensity_source``                        gauge    ``source``: the configured one only, at 1
 ``step_seconds``                            summary  ``step``: duration of each service step
 ``step_errors_total``                       counter  ``step``: steps that failed (not given up)
 ``ledger_jobs``                             gauge    finished jobs with an outcome in the ledger
@@ -213,7 +213,8 @@ class Metrics:
         self._rungs: dict[str, str] = {}  # zone -> the rung exported
         self._source = Gauge(
             "carbond_intensity_source",
-            "The configured intensity source ([intensity] source): 1 for the one in use",
+            "The configured intensity source ([intensity] source): one series, always 1, "
+            "labelled with it; the other sources have no series",
             ["source"],
             registry=r,
         )
