@@ -19,7 +19,7 @@ from daemon.queue import (
     QueueError,
     submit_target,
 )
-from daemon.queue.files import OwnerUnknown, attribution
+from daemon.queue.files import OwnerUnknown, attribution, state_dir_owner
 from daemon.queue.job_request import JobRequest
 from daemon.queue.resume import resume
 from daemon.queue.spool import spool_passes
@@ -149,12 +149,17 @@ def _reads(
     ``rules.max_files_per_user``: :func:`~daemon.queue.spool.spool_passes`) comes after the
     files of the passes before; a file whose owner's passwd lookup fails is held: the daemon
     reads nothing of it meanwhile (:meth:`daemon.queue.reader.FileReader.read`), so the
-    others' lines take their ids first."""
+    others' lines take their ids first. Whether it holds one is judged for the daemon, which
+    runs as the state dir's owner (:func:`~daemon.queue.files.state_dir_owner`), not for
+    ``uid``: a user without a passwd entry sees their own file held, as a root daemon holds
+    it."""
+    daemon = state_dir_owner(state_dir)
     if uid == 0:
-        files = _read_files(state_dir)
+        files = _read_files(state_dir, daemon)
     else:
         target = submit_target(state_dir, uid)
-        files = [*_readable_main(state_dir, target), (target, uid, _held(state_dir, target))]
+        files = [*_readable_main(state_dir, target, daemon),
+                 (target, uid, _held(state_dir, target, daemon))]  # fmt: skip
     passes = spool_passes(state_dir, offsets, rules.max_files_per_user, rules.max_line_bytes)
     last = max((n for n in passes.first.values() if n is not None), default=1) + 1
     groups: dict[tuple[bool, int], list[_File]] = {}
@@ -184,14 +189,14 @@ def _over_why(number: int | None, owner: int, files: int, limit: int) -> str:
     return why + f"the daemon reads this one at its pass {number} from now, after the others"
 
 
-def _held(state_dir: Path, path: Path) -> str | None:
-    """Why the daemon holds ``path`` unread for now (see :func:`_held_why`); None: it does
-    not (or it is not there)."""
+def _held(state_dir: Path, path: Path, daemon: int) -> str | None:
+    """Why the daemon (uid ``daemon``) holds ``path`` unread for now (see :func:`_held_why`);
+    None: it does not (or it is not there)."""
     try:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return None
-    return _held_why(attribution(str(path.relative_to(state_dir)), st))
+    return _held_why(attribution(str(path.relative_to(state_dir)), st, daemon))
 
 
 def _held_why(owner: tuple[int, int] | str | OwnerUnknown) -> str | None:
@@ -202,7 +207,7 @@ def _held_why(owner: tuple[int, int] | str | OwnerUnknown) -> str | None:
             "this file once the lookup succeeds)")  # fmt: skip
 
 
-def _readable_main(state_dir: Path, target: Path) -> list[tuple[Path, int, None]]:
+def _readable_main(state_dir: Path, target: Path, daemon: int) -> list[tuple[Path, int, None]]:
     """The main ``queue.jsonl`` with its owner, when it is not ``target`` (the caller's own
     file), the daemon reads it (the first file it reads) and the caller may: its lines take
     an id before theirs. Else none (what the caller cannot read, it cannot judge); none too
@@ -216,7 +221,7 @@ def _readable_main(state_dir: Path, target: Path) -> list[tuple[Path, int, None]
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return []
-    if not stat.S_ISREG(st.st_mode) or not isinstance(attribution(QUEUE_NAME, st), tuple):
+    if not stat.S_ISREG(st.st_mode) or not isinstance(attribution(QUEUE_NAME, st, daemon), tuple):
         return []  # the daemon never reads its lines, or not until its owner is known
     return [(path, st.st_uid, None)] if os.access(path, os.R_OK) else []
 
@@ -268,10 +273,10 @@ def unread_lookup(
     return UnreadLookup(job, None)
 
 
-def _read_files(state_dir: Path) -> list[tuple[Path, int, str | None]]:
-    """Every queue file the daemon reads (``queue.jsonl`` and the spool files it attributes
-    to their owners), each with its owner's uid and why it holds it unread for now, if it
-    does (:func:`_held_why`).
+def _read_files(state_dir: Path, daemon: int) -> list[tuple[Path, int, str | None]]:
+    """Every queue file the daemon (uid ``daemon``) reads (``queue.jsonl`` and the spool files
+    it attributes to their owners), each with its owner's uid and why it holds it unread for
+    now, if it does (:func:`_held_why`).
 
     Raises:
         QueueError: the state dir or one of the files cannot be read.
@@ -291,7 +296,7 @@ def _read_files(state_dir: Path) -> list[tuple[Path, int, str | None]]:
             continue
         except OSError as exc:
             raise QueueError(f"{path}: cannot read: {exc.strerror}") from exc
-        owner = attribution(rel, st)
+        owner = attribution(rel, st, daemon)
         if not stat.S_ISREG(st.st_mode) or isinstance(owner, str):
             continue  # the daemon never reads its lines: not a job
         found.append((path, st.st_uid, _held_why(owner)))

@@ -33,6 +33,7 @@ __all__ = [
     "attribution",
     "new_job_id",
     "spool_name_problem",
+    "state_dir_owner",
     "submit_target",
     "write_whole_line",
 ]
@@ -73,19 +74,34 @@ def submit_target(state_dir: Path, uid: int) -> Path:
         MissingStateDirError: the state dir does not exist.
     """
     main = state_dir / QUEUE_NAME
-    if not state_dir.is_dir():
-        raise MissingStateDirError(
-            f"{state_dir}: no such state directory (is the daemon set up? --state-dir)"
-        )
+    owner = state_dir_owner(state_dir)
     try:
         st = os.stat(main, follow_symlinks=False)
     except FileNotFoundError:
-        if state_dir.stat().st_uid == uid:
+        if owner == uid:
             return main
     else:
         if st.st_uid == uid and not st.st_mode & _OTHERS_WRITE:
             return main
     return _spool_target(state_dir / SPOOL_DIR, uid)
+
+
+def state_dir_owner(state_dir: Path) -> int:
+    """The uid that owns ``state_dir``: the uid its daemon runs as (:mod:`daemon.statedir`
+    refuses a state dir of another uid).
+
+    Raises:
+        MissingStateDirError: the state dir does not exist (or cannot be looked at).
+    """
+    try:
+        st = state_dir.stat()
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        raise MissingStateDirError(
+            f"{state_dir}: no such state directory (is the daemon set up? --state-dir)"
+        )
+    return st.st_uid
 
 
 def _spool_target(spool: Path, uid: int) -> Path:
@@ -316,14 +332,21 @@ class OwnerUnknown:
     reason: str
 
 
-def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str | OwnerUnknown:
+def attribution(
+    rel: str, st: os.stat_result, daemon_uid: int | None = None
+) -> tuple[int, int] | str | OwnerUnknown:
     """The (uid, gid) the lines of ``rel`` run as (the gid: the owner's primary group, from
     passwd), why they cannot be attributed, or :class:`OwnerUnknown` when the owner's passwd
     lookup fails (an LDAP or sssd outage, a deleted user).
 
     The file's own group is never used instead: its owner may set it (``chgrp``, a setgid
     directory), so a failed lookup would let them pick the job's group. A daemon that is not
-    root runs jobs as itself, in its own group, so a file of its own uid gets that group."""
+    root runs jobs as itself, in its own group, so a file of its own uid gets that group.
+    ``daemon_uid``: the uid of the daemon that reads ``rel`` (default: this process's
+    effective uid); the CLI judges a file for the daemon (the state dir's owner), not for
+    its caller: a user without a passwd entry is not that daemon. For a file of
+    ``daemon_uid`` in another process, only whether its lines are attributed holds: the gid
+    given is this process's."""
     if st.st_mode & _OTHERS_WRITE:
         return (
             f"{rel} is writable by other users, so its lines cannot be attributed to its "
@@ -338,7 +361,7 @@ def attribution(rel: str, st: os.stat_result) -> tuple[int, int] | str | OwnerUn
         return st.st_uid, pwd.getpwuid(st.st_uid).pw_gid
     except KeyError:
         pass
-    if st.st_uid == os.geteuid() != 0:
+    if st.st_uid == (os.geteuid() if daemon_uid is None else daemon_uid) != 0:
         return st.st_uid, os.getegid()
     return OwnerUnknown(
         st.st_uid,

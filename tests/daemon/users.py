@@ -44,6 +44,13 @@ def uid_without_user(start: int = UNUSED_UIDS_FROM) -> int:
         uid += 1
 
 
+def stand_in(uid: int) -> pwd.struct_passwd:
+    """A passwd record for ``uid``, which has none (:func:`uid_without_user`), to run commands
+    as it with :func:`as_user` and :func:`cli_as`: group ``uid`` too (a number, no group entry),
+    name ``uid-<uid>`` (only skip messages show it). Nothing is added to the user database."""
+    return pwd.struct_passwd((f"uid-{uid}", "x", uid, uid, "", "/", "/bin/sh"))
+
+
 # useradd checks that the name is free before it locks /etc/passwd: two at once for one name
 # (tests on parallel workers, or in two checkouts) both add it, two lines under one name with
 # different uids. Every useradd of these helpers holds this lock across its check and its add.

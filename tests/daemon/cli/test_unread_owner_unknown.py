@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.cli.cli_run import run_cli
 from tests.daemon.helpers import job_line, make_service
-from tests.daemon.users import uid_without_user, user_with_uid
+from tests.daemon.users import cli_as, open_dir, stand_in, uid_without_user, user_with_uid
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root lists every user's files")
 
@@ -102,3 +103,43 @@ def test_roots_cancel_of_a_held_job_says_it_is_held_and_when_it_takes_effect(
     code, out, err = run_cli(capsys, "cancel", "only", "--state-dir", str(tmp_path), "--json")
     assert code == 0, err
     assert json.loads(out)["held"].startswith(HELD)
+
+
+def test_a_users_view_of_their_own_file_is_held_when_the_daemon_holds_it() -> None:
+    """A user whose passwd entry is missing (a real uid, run as it) has job ``mine`` in their
+    spool file. The daemon runs as root (the state dir's owner) and holds the file unread
+    until the lookup succeeds, but their ``jobs`` and ``status`` judged it under their own uid,
+    as if the daemon were theirs (a daemon reads its own uid's file in its own group), and
+    showed ``mine`` as read at the next pass. Now they show it held, as root's view does, and
+    the daemon's ledger agrees."""
+    nobody = uid_without_user(1_000_000)
+    top = open_dir()
+    try:
+        state = top / "state"
+        state.mkdir(mode=0o755)
+        clock = FakeClock()
+        service = make_service(state, RecordingExecutor(auto_finish=False))
+        service.start(clock())
+        service.close()
+        service.ledger.close()
+        mine = _spool_file(state, nobody, job_line(id="mine"))
+        user = stand_in(nobody)
+        cli = cli_as(user, top)
+
+        result = cli.run(user, "jobs", "--state-dir", str(state), "--json")
+        assert result.returncode == 0, result.stderr
+        [row] = json.loads(result.stdout)
+        assert (row["job_id"], row["queue_file"]) == ("mine", str(mine))
+        assert row["held"] is not None and row["held"].startswith(HELD), row["held"]
+        result = cli.run(user, "status", "mine", "--state-dir", str(state))
+        assert result.returncode == 0, result.stderr
+        assert f"not read by the daemon yet: {HELD}" in result.stdout
+
+        service = make_service(state, RecordingExecutor(auto_finish=False))
+        service.start(clock())
+        service.tick(clock())
+        taken = list(service.ledger.iter_jobs([]))
+        service.close()
+        assert taken == []  # "mine" waits, unread, as their view says
+    finally:
+        shutil.rmtree(top)
