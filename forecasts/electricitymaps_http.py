@@ -43,13 +43,20 @@ from forecasts.errors import (
 )
 from forecasts.urls import without_userinfo
 
-__all__ = ["MAX_BODY_BYTES", "ElectricityMapsHttp"]
+__all__ = ["MAX_BODY_BYTES", "ElectricityMapsHttp", "header_safe"]
 
 MAX_REDIRECTS: Final = 3  # same-origin hops followed before giving up
 # A 10-day past-range of 5-minute points is about 1 MB; anything much larger is not an answer.
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 _CHUNK_BYTES: Final = 64 * 1024
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def header_safe(token: str) -> bool:
+    """Whether ``token`` can travel in an HTTP header as sent: printable ASCII only (a curly
+    quote or a euro sign raised ``UnicodeEncodeError`` deep in ``http.client``, which no
+    caller expected; a control character is no token)."""
+    return all(" " <= c <= "~" for c in token)
 
 
 def _retry_after_s(value: str | None, now: datetime) -> float | None:
@@ -114,6 +121,11 @@ class ElectricityMapsHttp:
         """
         url = f"{self._base_url}/{path}"
         what = f"{path.rsplit('/', 1)[-1]} for {zone}"
+        if self._token is not None and not header_safe(self._token):  # never sent, nor shown
+            raise ProviderAuthError(
+                f"{what}: the token has a character an HTTP header cannot carry (printable "
+                "ASCII only): check electricitymaps.token / CARBOND_ELECTRICITYMAPS__TOKEN"
+            )
         retry = _Retry(ProviderServerError(f"{what}: no attempt made"), None)
         for attempt in range(self._max_retries + 1):
             if attempt:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from forecasts.electricitymaps_http import header_safe
 from forecasts.urls import is_loopback, without_userinfo
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION
@@ -113,7 +114,14 @@ class ElectricityMapsSettings(Section):
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if isinstance(value, str):
-            return value.strip() or None
+            value = value.strip() or None
+            # a curly quote pasted with it was taken; every request then raised in
+            # http.client and `carbond intensity` printed a traceback
+            if value is not None and not header_safe(value):
+                raise ValueError(
+                    "must be printable ASCII (it travels in an HTTP header); it has another "
+                    "character (pasted with a curly quote?)"
+                )
         return value
 
 

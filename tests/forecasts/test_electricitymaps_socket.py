@@ -20,6 +20,7 @@ import requests
 from forecasts import (
     ElectricityMapsClient,
     MalformedPayloadError,
+    ProviderAuthError,
     ProviderError,
     ProviderTimeoutError,
 )
@@ -189,3 +190,19 @@ def test_a_password_in_the_base_url_is_never_shown() -> None:
         with pytest.raises(ProviderTimeoutError) as info:
             client.latest("DE")
     assert str(info.value) == f"latest for DE: cannot connect to http://***@127.0.0.1:{port}/v3"
+
+
+@pytest.mark.parametrize("token", ["sk\u2019s3cr3t", "s3cr3t\u20ac"])
+def test_a_token_no_http_header_can_carry_is_an_auth_error_that_does_not_show_it(
+    servers: Callable[[Reply], _Server], token: str
+) -> None:
+    """A token pasted with a curly quote or a euro sign cannot be encoded in a header: the
+    ``UnicodeEncodeError`` from ``http.client`` escaped the client (not a ProviderError), so
+    ``SignalChain.refresh`` raised and ``carbond intensity`` printed a traceback."""
+    server = servers(_ok)
+    client = ElectricityMapsClient(requests.Session(), base_url=server.url, token=token)
+    with client, pytest.raises(ProviderAuthError, match="token") as info:
+        client.latest("DE")
+    assert "s3cr3t" not in str(info.value)
+    assert info.value.__context__ is None  # no UnicodeEncodeError holding the token
+    assert server.tokens == []

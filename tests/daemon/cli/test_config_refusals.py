@@ -192,6 +192,21 @@ def test_a_secret_in_a_variable_is_never_shown(monkeypatch: pytest.MonkeyPatch) 
     assert "12345" not in problem and "<hidden>" in problem
 
 
+@pytest.mark.parametrize("token", ["sk\u2019s3cr3t", "s3cr3t\u20ac", "s3\x01cr3t"])
+def test_a_token_no_http_header_can_carry_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    """A token with a character outside printable ASCII (a curly quote pasted from a page)
+    was taken: every request then failed in ``http.client``, and ``carbond intensity``
+    printed a traceback."""
+    monkeypatch.setenv("CARBOND_ELECTRICITYMAPS__TOKEN", token)
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    [problem] = info.value.problems
+    assert "s3cr3t" not in problem and "<hidden>" in problem
+    assert "printable ASCII" in problem
+
+
 def test_an_empty_state_dir_is_refused_not_read_as_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
