@@ -313,7 +313,8 @@ class SignalChain:
         fetched = provided.fetched_at or issue
         age_s = max(0.0, (now - fetched).total_seconds())
         fresh = (
-            state.live_at is not None
+            not state.forecast_failed  # a refetch that failed: until 2026-12-07 still live
+            and state.live_at is not None
             and (now - state.live_at).total_seconds() <= self.live_max_age_s
             and age_s <= FORECAST_REFETCH_S + self.live_max_age_s
         )

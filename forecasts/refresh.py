@@ -125,10 +125,9 @@ def refresh_forecast(
         until = state.forecast_retry_at.isoformat()
         state.problems.append(f"provider forecast: not retried until {until}")
         return None
+    state.forecast_failed = True  # until the fetch below succeeds
     try:
         state.provider_forecast = provider.forecast(zone, 72)
-        if cache is not None:
-            cache.store_forecast(state.provider_forecast)
     except (ProviderAuthError, ProviderZoneError) as e:
         state.forecast_retry_at = now + timedelta(seconds=FORECAST_BACKOFF_S)
         state.problems.append(f"provider forecast: {e}")
@@ -136,4 +135,11 @@ def refresh_forecast(
     except ForecastsError as e:
         state.problems.append(f"provider forecast: {e}")
         return state.problems[-1]
+    state.forecast_failed = False
+    if cache is not None:
+        try:
+            cache.store_forecast(state.provider_forecast)
+        except ForecastsError as e:
+            state.problems.append(f"provider forecast: {e}")
+            return state.problems[-1]
     return None

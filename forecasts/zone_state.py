@@ -54,6 +54,7 @@ class ZoneState:
     score: BacktestResult | None = None
     scored_at: datetime | None = None
     forecast_retry_at: datetime | None = None
+    forecast_failed: bool = False  # the last /forecast refetch failed (the stored one is old)
     problems: list[str] = field(default_factory=list)
 
     def merge_history(self, series: IntensitySeries) -> None:

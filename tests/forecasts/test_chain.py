@@ -206,9 +206,13 @@ def test_provider_forecast_is_used_and_labelled() -> None:
     assert stale.rung == "cache"
 
 
-def test_a_provider_forecast_that_failed_to_refresh_is_cache_and_says_why() -> None:
+@pytest.mark.parametrize("after", [5 * H, 65 * timedelta(minutes=1)])
+def test_a_provider_forecast_that_failed_to_refresh_is_cache_and_says_why(
+    after: timedelta,
+) -> None:
     """The /forecast refetch failing while /latest answered: the forecast of 5 h ago was
-    labelled ``live``, with no problem."""
+    labelled ``live``, with no problem; one 65 min old still was until 2026-12-07 (the grace
+    of ``live_max_age_s`` past the hourly refetch covered a refetch that had failed)."""
 
     @dataclass
     class FailingForecasts(FakeProvider):
@@ -216,6 +220,7 @@ def test_a_provider_forecast_that_failed_to_refresh_is_cache_and_says_why() -> N
 
         def forecast(self, zone: str, horizon_hours: int | None = None) -> IntensitySeries:
             if self.failing:
+                self.calls.append("forecast")
                 raise ProviderServerError("forecast for DE: HTTP 503 from the provider")
             return super().forecast(zone, horizon_hours)
 
@@ -224,11 +229,12 @@ def test_a_provider_forecast_that_failed_to_refresh_is_cache_and_says_why() -> N
     chain.refresh(["DE"], NOW)
     fresh = chain.forecast("DE", NOW + timedelta(minutes=1), 6 * 3600, 3600)
     assert (fresh.rung, fresh.problem) == ("live", None)
-    provider.failing, later = True, NOW + 5 * H
+    provider.failing, later = True, NOW + after
     provider.latest_at = later.replace(minute=0)
     chain.refresh(["DE"], later)
+    assert provider.calls.count("forecast") == 2  # the refetch was due, and failed
     old = chain.forecast("DE", later, 6 * 3600, 3600)
-    assert (old.forecaster, old.rung, old.age_s) == ("provider", "cache", 5 * 3600)
+    assert (old.forecaster, old.rung, old.age_s) == ("provider", "cache", after.total_seconds())
     assert old.problem == "provider forecast: forecast for DE: HTTP 503 from the provider"
 
 
