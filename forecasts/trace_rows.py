@@ -14,12 +14,20 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final, TextIO, TypeAlias
 
 from forecasts.errors import TraceFormatError
 from forecasts.series import MAX_INTENSITY_G_PER_KWH, SignalKind
 
-__all__ = ["TRACE_FORMATS", "BadRows", "DataIssue", "TraceRows", "open_text", "read_rows"]
+__all__ = [
+    "TRACE_FORMATS",
+    "BadRows",
+    "DataIssue",
+    "TimeNotes",
+    "TraceRows",
+    "open_text",
+    "read_rows",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,9 @@ TRACE_FORMATS: Final[tuple[_Format, ...]] = (
         "minimal", "datetime", "zone", "carbon_intensity_g_per_kwh", None, "is_estimated", False
     ),
 )
+# (zone, "offset" or "naive") -> (first line, number of lines): what read_rows saw of times
+# given with a UTC offset, or naive in a format that does not say UTC
+TimeNotes: TypeAlias = dict[tuple[str, str], tuple[int, int]]
 MAX_BAD_ROWS_LISTED: Final = 20  # bad rows reported one by one; the rest as a count
 _TRUE: Final = {"true", "1", "yes"}
 _FALSE: Final = {"false", "0", "no", ""}
@@ -219,20 +230,28 @@ def _parse_row(
     return secs, note, value, est
 
 
+def _note(notes: TimeNotes, zone: str, note: str, line: int) -> None:
+    """Count ``note`` (none where ``""``) for ``zone``, keeping the first line it was seen."""
+    if note:
+        first, n = notes.get((zone, note), (line, 0))
+        notes[zone, note] = (first, n + 1)
+
+
 def read_rows(
     path: Path,
     kind: SignalKind,
     zones: Collection[str] | None,
     bad: BadRows,
     others: set[str] | None = None,
-) -> tuple[_Format, dict[str, TraceRows], Counter[str]]:
-    """The rows of ``zones`` (all where None) by zone, bad rows to ``bad``, and the zones of
-    the rows left out by ``zones`` added to ``others`` (for an error naming what the file has).
+) -> tuple[_Format, dict[str, TraceRows], TimeNotes]:
+    """The rows of ``zones`` (all where None) by zone, the times noted (offset or naive) by
+    zone with their first line and count, bad rows to ``bad``, and the zones of the rows left
+    out by ``zones`` added to ``others`` (for an error naming what the file has).
     """
     name = str(path)
     wanted = {z.lower() for z in zones} if zones else None
     rows: dict[str, TraceRows] = {}
-    notes: Counter[str] = Counter()
+    notes: TimeNotes = {}
     with _open_text(path) as handle:
         reader = csv.reader(handle)
         try:
@@ -273,7 +292,7 @@ def read_rows(
                 except TraceFormatError as error:  # this row only: the others are kept
                     bad.add(error, zone or None)
                     continue
-                notes[note] += 1
+                _note(notes, zone, note, line)
                 bucket = rows.setdefault(zone, TraceRows())
                 bucket.secs.append(secs)
                 bucket.values.append(value)

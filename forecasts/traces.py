@@ -29,7 +29,7 @@ from pathlib import Path
 from forecasts.errors import TraceFormatError
 from forecasts.series import IntensitySeries, SignalKind
 from forecasts.trace_grid import fill_gaps, to_series
-from forecasts.trace_rows import BadRows, DataIssue, read_rows
+from forecasts.trace_rows import BadRows, DataIssue, TimeNotes, read_rows
 
 __all__ = ["TraceReadResult", "read_trace"]
 
@@ -57,6 +57,23 @@ class TraceReadResult:
         raise TraceFormatError(self.path, None, None, f"no rows for zone {zone!r} (has: {known})")
 
 
+_TIME_NOTES = {
+    "offset": ("non_utc_offset", "with a UTC offset converted to UTC"),
+    "naive": ("naive_time", "without offset taken as UTC"),
+}
+
+
+def _time_issues(name: str, notes: TimeNotes) -> list[DataIssue]:
+    """One issue per zone and note, at its first line, counting the lines (until 2026-12-07
+    one per file with neither zone nor line: ``dst.csv: -: non_utc_offset: ...``)."""
+    issues = []
+    for (zone, note), (first, n) in notes.items():
+        kind, what = _TIME_NOTES[note]
+        times = "time" if n == 1 else "times"
+        issues.append(DataIssue(name, zone, kind, f"{n} {times} {what}", first, n))
+    return issues
+
+
 def read_trace(
     path: str | Path,
     *,
@@ -81,23 +98,7 @@ def read_trace(
     fmt, rows, notes = read_rows(path, kind, zones, bad, others)
     name = str(path)
     issues: list[DataIssue] = bad.summary(name)
-    if notes["offset"]:
-        issues.append(
-            DataIssue(
-                name,
-                None,
-                "non_utc_offset",
-                "times with a UTC offset converted to UTC",
-                None,
-                notes["offset"],
-            )
-        )
-    if notes["naive"]:
-        issues.append(
-            DataIssue(
-                name, None, "naive_time", "times without offset taken as UTC", None, notes["naive"]
-            )
-        )
+    issues.extend(_time_issues(name, notes))
     if not rows:
         if bad.first is not None:
             raise bad.first

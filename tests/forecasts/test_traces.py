@@ -240,3 +240,28 @@ def test_a_row_with_more_fields_than_the_header_is_skipped_and_reported(tmp_path
     assert math.isnan(values[1])
     [bad] = [i for i in result.issues if i.kind == "bad_row"]
     assert str(bad) == f"{tmp_path / 'x.csv'}:3: XX: bad_row: 4 fields, header has 3; row skipped"
+
+
+def test_offset_and_naive_notes_name_zone_first_line_and_count(tmp_path: Path) -> None:
+    # until 2026-12-07 these printed "dst.csv: -: non_utc_offset: ..." (no line, no zone)
+    path = _write(
+        tmp_path,
+        "dst.csv",
+        "datetime,zone,carbon_intensity_g_per_kwh\n"
+        "2023-01-01T00:00:00Z,AA,10\n"
+        "2023-01-01T02:00:00+01:00,BB,11\n"  # line 3: BB's first offset
+        "2023-01-01T01:00:00+00:00,AA,12\n"
+        "2023-01-01T02:00:00,AA,13\n"  # line 5: AA's first naive time
+        "2023-01-01T03:00:00+01:00,AA,14\n"  # line 6: AA's first offset
+        "2023-01-01T04:00:00+01:00,AA,15\n"
+        "2023-01-01T03:00:00,AA,16\n",
+    )
+    notes = {str(i) for i in read_trace(path).issues if i.kind in {"non_utc_offset", "naive_time"}}
+    assert notes == {
+        f"{path}:3: BB: non_utc_offset: 1 time with a UTC offset converted to UTC",
+        f"{path}:6: AA: non_utc_offset: 2 times with a UTC offset converted to UTC",
+        f"{path}:5: AA: naive_time: 2 times without offset taken as UTC",
+    }
+    counts = {(i.zone, i.kind): (i.line, i.count) for i in read_trace(path).issues}
+    assert counts[("AA", "non_utc_offset")] == (6, 2)
+    assert counts[("BB", "non_utc_offset")] == (3, 1)
