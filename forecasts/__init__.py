@@ -29,6 +29,7 @@ from forecasts.errors import (
     RateLimitedError,
     SeriesError,
     TraceFormatError,
+    UnknownForecasterError,
 )
 from forecasts.forecasters import (
     FORECASTERS,
@@ -97,6 +98,7 @@ __all__ = [
     "TraceFormatError",
     "TraceProvider",
     "TraceReadResult",
+    "UnknownForecasterError",
     "UnknownZoneError",
     "VectorForecaster",
     "ZoneForecast",

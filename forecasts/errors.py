@@ -17,6 +17,7 @@ One root, so callers can catch everything this package raises::
      │    ├── ProviderTimeoutError    connect/read timeout or connection refused
      │    └── MalformedPayloadError   non-JSON body, missing field, ``carbonIntensity: null``
      ├── NoSignalError            every rung of the fallback chain failed for a zone
+     ├── UnknownForecasterError   a forecaster name that none has (``name``, ``known``)
      └── UnknownZoneError         (in :mod:`forecasts.static`) a zone no table knows
 
 Messages never contain the API token.
@@ -42,6 +43,7 @@ __all__ = [
     "SeriesError",
     "SolarInputError",
     "TraceFormatError",
+    "UnknownForecasterError",
 ]
 
 
@@ -138,3 +140,12 @@ class MalformedPayloadError(ProviderError):
 
 class NoSignalError(ForecastsError):
     """No rung of the fallback chain (live, cache, history forecast, static) has a value."""
+
+
+class UnknownForecasterError(ForecastsError, LookupError):
+    """A forecaster name (``name``) that no built-in forecaster has; ``known``: their names."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown forecaster {name!r} (known: {', '.join(known)})")

@@ -27,7 +27,7 @@ from typing import Final, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from forecasts.errors import ForecastsError, SeriesError
+from forecasts.errors import ForecastsError, SeriesError, UnknownForecasterError
 from forecasts.series import FloatArray, IntensitySeries, check_same_kind
 
 __all__ = [
@@ -323,10 +323,9 @@ def make_forecaster(name: str) -> VectorForecaster:
     """A built-in forecaster by name (``persistence``, ``seasonal-24h``, ...).
 
     Raises:
-        ForecastsError: no forecaster has that name.
+        UnknownForecasterError: no forecaster has that name.
     """
     try:
         return FORECASTERS[name]()
     except KeyError as e:
-        known = ", ".join(FORECASTERS)
-        raise ForecastsError(f"unknown forecaster {name!r} (known: {known})") from e
+        raise UnknownForecasterError(name, tuple(FORECASTERS)) from e

@@ -11,7 +11,9 @@ line on stderr (README, "Errors under --json")::
 intensity signal") is of that kind, with its fields; an error raised from one whose kind
 carries fields has it as ``cause`` (a replay's cluster file naming its site's bad PV CSV:
 ``{"kind": "replay_input", "file": "cluster.toml", ..., "cause": {"kind": "site_config", ...,
-"cause": {"kind": "solar_input", "file": "pv.csv", "line": 3, "field": "power_w"}}}``).
+"cause": {"kind": "solar_input", "file": "pv.csv", "line": 3, "field": "power_w"}}}``), left
+out where the document already says all it carries with the same values (its own cause, if
+any, in its place).
 
 Written only where nothing of the command's output reached stdout: a second document after a
 first, whole or cut short, would leave stdout unparseable either way.
@@ -38,6 +40,7 @@ KINDS: Final[dict[str, str]] = {
     "daemon.ledger.errors.UnknownJobError": "unknown_job",
     "daemon.ledger.errors.MissingLedgerError": "missing_ledger",
     "forecasts.static.UnknownZoneError": "unknown_zone",
+    "forecasts.errors.UnknownForecasterError": "unknown_forecaster",
     "policies.errors.UnknownGpuError": "unknown_gpu",
     "policies.errors.UnknownModelError": "unknown_model",
     "policies.errors.CatalogError": "unknown_name",
@@ -76,6 +79,7 @@ _FIELDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "unknown_model": (("name", "name"), ("known", "known")),
     "unknown_name": (("name", "name"), ("known", "known")),
     "unknown_policy": (("name", "name"), ("known", "known")),
+    "unknown_forecaster": (("name", "name"), ("known", "known")),
     "invalid_workload": (("field", "field"), ("value", "value"), ("allowed", "allowed")),
     "trace_format": (("file", "path"), ("line", "line"), ("field", "column")),
     "replay_input": (("file", "file"), ("line", "line"), ("field", "field")),
@@ -89,8 +93,8 @@ _FIELDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
 # exc``, at any depth) takes, with their fields: the wrapper keeps only its message and exit code.
 _INPUT_KINDS: Final = frozenset({
     "config", "site_config", "unknown_job", "unknown_zone", "unknown_gpu", "unknown_model",
-    "unknown_name", "unknown_policy", "invalid_workload", "trace_format", "replay_input",
-    "solar_input", "missing_state_dir", "missing_ledger", "invalid_line",
+    "unknown_name", "unknown_policy", "unknown_forecaster", "invalid_workload", "trace_format",
+    "replay_input", "solar_input", "missing_state_dir", "missing_ledger", "invalid_line",
 })  # fmt: skip
 
 
@@ -138,9 +142,20 @@ def _fields(exc: BaseException) -> dict[str, Any]:
         code = getattr(exc, "errno", None)
         body["errno"] = errno.errorcode.get(code) if isinstance(code, int) else None
     cause = next((c for c in _causes(exc) if _carries(c)), None)
-    if cause is not None:
-        body["cause"] = {"kind": kind_of(cause), **_fields(cause)}
+    if cause is not None and (document := _cause_document(body, cause)) is not None:
+        body["cause"] = document
     return body
+
+
+def _cause_document(body: dict[str, Any], cause: BaseException) -> dict[str, Any] | None:
+    """``cause`` as ``body``'s ``cause``, or None where all it carries ``body`` already has
+    with the same values (a replay's ``TraceFormatError`` under its ``ReplayInputError``, same
+    file, line and field); then its own cause, if any, takes its place."""
+    document = {"kind": kind_of(cause), **_fields(cause)}
+    inner: dict[str, Any] | None = document.pop("cause", None)
+    if any(k not in body or body[k] != v for k, v in document.items() if k != "kind"):
+        return document if inner is None else {**document, "cause": inner}
+    return inner
 
 
 def _carries(exc: BaseException) -> bool:

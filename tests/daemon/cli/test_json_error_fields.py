@@ -88,8 +88,9 @@ def test_an_intensity_trace_names_file_line_and_column(
     error = _replay_error(capsys, paths)
     assert error["message"] == f"{paths['intensity']}:2: column {_COLUMN!r}: not a number: 'abc'"
     assert _where(error) == (str(paths["intensity"]), 2, _COLUMN)
-    assert error["cause"] == {"kind": "trace_format", "file": str(paths["intensity"]),
-                              "line": 2, "field": _COLUMN}  # fmt: skip
+    # its cause, the TraceFormatError, says the same file, line and field: left out (until
+    # 2026-12-07 repeated as "cause": {"kind": "trace_format", ...})
+    assert "cause" not in error
 
 
 def test_a_bad_pv_csv_is_the_cause_of_its_cluster_files_error(

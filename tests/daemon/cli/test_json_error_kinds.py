@@ -13,7 +13,8 @@ import pytest
 from daemon.cli import main
 from daemon.cli.error_json import error_document
 from daemon.errors import UsageError
-from forecasts import NoSignalError, UnknownZoneError
+from daemon.replay.errors import ReplayInputError
+from forecasts import FORECASTERS, NoSignalError, TraceFormatError, UnknownZoneError
 from policies.errors import InvalidWorkloadError
 
 
@@ -85,3 +86,41 @@ def test_a_workload_refused_under_a_flag_says_its_field() -> None:
     body = error_document(_raised(UsageError("--gpus 3: gpus must divide"), workload), "m", 2)
     assert body["error"]["kind"] == "invalid_workload"
     assert (body["error"]["field"], body["error"]["value"]) == ("gpus", "3")
+
+
+def test_an_unknown_forecaster_is_unknown_forecaster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # until 2026-12-07 {"kind": "bad_input"} with neither name nor the known ones
+    code, error = _error(capsys, "forecast", "backtest", "--trace", str(tmp_path / "t.csv"),
+                         "--zone", "XX", "--forecasters", "persistence,nope", "--json")  # fmt: skip
+    assert (code, error["kind"], error["name"]) == (2, "unknown_forecaster", "nope")
+    assert error["known"] == list(FORECASTERS)
+    assert error["message"] == f"unknown forecaster 'nope' (known: {', '.join(FORECASTERS)})"
+
+
+def _trace_error(line: int) -> TraceFormatError:
+    return TraceFormatError("t.csv", line, "zone", "empty zone")
+
+
+def test_a_cause_that_repeats_the_outer_fields_is_left_out() -> None:
+    outer = _raised(ReplayInputError("bad", file="t.csv", line=2, field="zone"), _trace_error(2))
+    body = error_document(outer, "m", 2)["error"]
+    assert body == {"kind": "replay_input", "message": "m", "exit_code": 2,
+                    "file": "t.csv", "line": 2, "field": "zone"}  # fmt: skip
+
+
+def test_a_cause_that_adds_a_field_or_a_value_is_kept() -> None:
+    other_line = _raised(ReplayInputError("bad", file="t.csv", line=5, field="zone"),
+                         _trace_error(2))  # fmt: skip
+    assert error_document(other_line, "m", 2)["error"]["cause"] == {
+        "kind": "trace_format", "file": "t.csv", "line": 2, "field": "zone"}  # fmt: skip
+    no_line = _raised(ReplayInputError("bad", file="t.csv"), _trace_error(2))
+    assert error_document(no_line, "m", 2)["error"]["cause"]["line"] == 2
+
+
+def test_a_left_out_cause_still_gives_its_own_cause() -> None:
+    trace = _raised(_trace_error(2), OSError(2, "gone", "pv.csv"))
+    outer = _raised(ReplayInputError("bad", file="t.csv", line=2, field="zone"), trace)
+    body = error_document(outer, "m", 2)["error"]
+    assert body["cause"] == {"kind": "os", "file": "pv.csv", "errno": "ENOENT"}
