@@ -3,6 +3,8 @@ config, a notify socket read as systemd reads it, and waits on conditions."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import fcntl
 import json
 import os
@@ -43,10 +45,14 @@ gpus = ["T4", "T4"]
 # connection) before the daemon bound it. These are below the kernel's ephemeral range, which
 # no bind(0) or connect takes, and each is reserved by an flock on its own file in the temp
 # dir, held for the life of the process that got it: no other worker, nor another checkout's
-# suite, gets it while this one's daemons may still bind it.
+# suite, gets it while this one's daemons may still bind it. The holder removes the file at
+# exit, still holding the lock (until 2026-12-07 the files stayed in /tmp for good); a lock
+# counts only where the path still names the file locked (:func:`locked_where_linked`), so
+# one taken on a file just removed is refused: see :func:`_reserve`.
 _PORTS = range(24_000, 25_000)
 _PORT_LOCK = os.path.join(tempfile.gettempdir(), "carbond-tests-port-{port}.lock")
-_reserved: list[int] = []  # the lock files' descriptors, open until the process exits
+_reserved: list[tuple[str, int]] = []  # the lock files and their descriptors, held till exit
+_OWNER_PID = os.getpid()  # the process whose exit releases them
 
 
 def _ephemeral_ports() -> range:
@@ -71,21 +77,65 @@ def free_port() -> int:
     for port in _PORTS:
         if port in ephemeral:
             continue
-        try:
-            fd = os.open(_PORT_LOCK.format(port=port), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
-                         0o644)  # fmt: skip
-        except OSError:  # another user's lock file we may not open: theirs
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # reserved by another process, or by this one already
-            os.close(fd)
+        path = _PORT_LOCK.format(port=port)
+        fd = _reserve(path)
+        if fd is None:
             continue
         if _bindable(port):
-            _reserved.append(fd)
+            _reserved.append((path, fd))
             return port
-        os.close(fd)
+        _release(path, fd)
     raise AssertionError(f"no free port in {_PORTS} outside the ephemeral ports {ephemeral}")
+
+
+def _reserve(path: str) -> int | None:
+    """``path`` open and flocked by this process, or None where another holds it.
+
+    Race-free with :func:`_release`: a holder removes its file only while holding the lock.
+    A process that opened the file before that removal gets the lock only once the holder has
+    closed it, on a file no longer linked; a third may meanwhile have made ``path`` anew and
+    locked that. Both would think the port theirs, so a lock counts only where ``path`` still
+    names the file locked: of all the files ever at ``path``, only the linked one's lock
+    holds, and only its holder can unlink it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:  # another user's lock file we may not open: theirs
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # reserved by another process, or by this one already
+        os.close(fd)
+        return None
+    if not locked_where_linked(fd, path):  # removed by its last holder after we opened it
+        os.close(fd)
+        return None
+    return fd
+
+
+def _release(path: str, fd: int) -> None:
+    """Remove ``path``, then let go of its lock (the order :func:`_reserve` relies on)."""
+    with contextlib.suppress(OSError):  # gone already, or another user's in a sticky dir
+        os.unlink(path)
+    os.close(fd)
+
+
+@atexit.register
+def _release_all() -> None:
+    """At the exit of the process that reserved the ports (not a forked child's that
+    returns normally: it shares the locks, and would remove its parent's files)."""
+    while _reserved and os.getpid() == _OWNER_PID:
+        _release(*_reserved.pop())
+
+
+def locked_where_linked(fd: int, path: str) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not removed, nor made anew)."""
+    try:
+        linked = os.stat(path)
+    except OSError:
+        return False
+    opened = os.fstat(fd)
+    return (linked.st_dev, linked.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _bindable(port: int) -> bool:
