@@ -4,6 +4,7 @@ daemon's tick loop (see :mod:`daemon.replay`)."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -190,7 +191,7 @@ def _replay(args: argparse.Namespace) -> int:
         if args.out is not None:
             _write_out(args.out, None if own else slack_s, setup, runs, optimum)
     if args.json:
-        print_json(rows)
+        print_json(_with_json_params(rows))
         return 0
     optimum_column = ("gap_to_optimum",) if args.optimum else ()
     columns = ("slack_h", "policy", "total_g", "operational_g", "embodied_g", "energy_kwh",
@@ -270,6 +271,17 @@ def _name(row: dict[str, Any]) -> str:
     return PolicySpec(row["policy"], row["params"]).label
 
 
+def _with_json_params(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` for ``--json``, each parameter that is not a finite number written as
+    ``--policy`` takes it (``"urgent_s": "inf"``): the JSON's cleaning writes such a float as
+    ``null``, which read as the parameter left at its default (until 2026-12-07)."""
+    return [
+        {**row, "params": {key: value if not isinstance(value, float) or math.isfinite(value)
+                           else str(value) for key, value in row["params"].items()}}
+        for row in rows
+    ]  # fmt: skip
+
+
 def _hours(seconds: float | None) -> float | str:
     """A slack in hours for the tables; ``-`` for a ledger's jobs (their own deadlines)."""
     return "-" if seconds is None else seconds / 3600
@@ -327,7 +339,7 @@ def _tune(args: argparse.Namespace) -> int:
                     run_now_g=summary[0]["total_g"])  # fmt: skip
         stderr_line(f"wrote {args.plot}")
     if args.json:
-        print_json(rows)
+        print_json(_with_json_params(rows))
         return 0
     keys = sorted({k for r in rows for k in r["params"]})
     print_table(
