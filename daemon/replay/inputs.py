@@ -21,6 +21,7 @@ from daemon.replay.ledger_jobs import distinct_ids, jobs_from_ledger, note_unfit
 from daemon.replay.signals import (
     Gap,
     ReplaySignals,
+    forecaster_named,
     join_zones,
     read_intensity,
     refuse_gaps,
@@ -248,6 +249,7 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
             f"--start {inputs.start.date()} --days {inputs.days:g}: the replay and the two "
             "weeks before it must fall within years 1 to 9999"
         )
+    forecaster_named(inputs.forecaster)  # before any file is read
     _refuse_unreadable(inputs)
     cluster: Cluster = load_cluster(inputs.cluster)
     notes: list[str] = []

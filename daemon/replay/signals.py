@@ -27,6 +27,7 @@ from forecasts import (
     HistoricalForecasts,
     IntensitySeries,
     TraceFormatError,
+    VectorForecaster,
     fill_gaps,
     make_forecaster,
     read_trace,
@@ -40,6 +41,7 @@ __all__ = [
     "Gap",
     "ReplaySignals",
     "ZoneSeries",
+    "forecaster_named",
     "join_zones",
     "read_intensity",
     "refuse_gaps",
@@ -271,6 +273,19 @@ def _no_intensity(
     )
 
 
+def forecaster_named(name: str) -> VectorForecaster:
+    """``--forecaster``'s forecaster.
+
+    Raises:
+        ReplayInputError: no forecaster has that name (the option and the name in the message:
+            until 2026-12-07 "unknown forecaster 'x'" alone, once the intensity was read).
+    """
+    try:
+        return make_forecaster(name)
+    except ForecastsError as exc:
+        raise ReplayInputError(f"--forecaster {name}: {exc}", field="--forecaster") from exc
+
+
 class ReplaySignals:
     """Realised intensity per zone, and the forecasts a planner could have had at any time.
 
@@ -295,10 +310,7 @@ class ReplaySignals:
         missing = [z for z in zones if z.upper() not in merged]
         if missing:
             raise ReplayInputError(_no_intensity(missing, merged, needed_by or {}, cluster_file))
-        try:
-            make = make_forecaster(forecaster)
-        except ForecastsError as exc:
-            raise ReplayInputError(str(exc)) from exc
+        make = forecaster_named(forecaster)
         self.actuals = {z: merged[z.upper()] for z in zones}
         self._forecasts = {z: HistoricalForecasts(s, make) for z, s in self.actuals.items()}
         self._forecaster = make

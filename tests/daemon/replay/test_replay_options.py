@@ -40,6 +40,9 @@ def test_bad_duration_options_are_rejected(
         (["--slack", "0,4h,"], "--slack: not a duration: ''"),
         (["--slack", "4h,240m"], "--slack: '240m' is a slack given before"),
         (["--start", "yesterday"], "not a time"),
+        # the option named, before any input is read (until 2026-12-07 "unknown forecaster
+        # 'nosuch'" alone, once the intensity files were read)
+        (["--forecaster", "nosuch"], "--forecaster nosuch: unknown forecaster 'nosuch'"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(
