@@ -235,7 +235,9 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
     """
     # written so that NaN fails too: `--days nan` used to reach int() and raise ValueError
     if not 0 < inputs.days < math.inf:
-        raise ReplayInputError("--days must be > 0", field="--days")
+        raise ReplayInputError(
+            f"--days must be > 0 and finite, got {inputs.days:g}", field="--days"
+        )
     if not 0 < inputs.tick_s <= MAX_INTERVAL_S:  # as the daemon's intervals.plan_s
         raise ReplayInputError(
             f"--tick must be from 1 to {MAX_INTERVAL_S:g} seconds", field="--tick"

@@ -58,7 +58,7 @@ def _where(error: dict[str, Any]) -> tuple[object, object, object]:
 
 def test_an_option_is_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     error = _replay_error(capsys, _inputs(tmp_path), "--days", "0")
-    assert error["message"] == "--days must be > 0"
+    assert error["message"] == "--days must be > 0 and finite, got 0"
     assert _where(error) == (None, None, "--days")
 
 

@@ -43,6 +43,9 @@ def test_bad_duration_options_are_rejected(
         # the option named, before any input is read (until 2026-12-07 "unknown forecaster
         # 'nosuch'" alone, once the intensity files were read)
         (["--forecaster", "nosuch"], "--forecaster nosuch: unknown forecaster 'nosuch'"),
+        # inf is more than 0: "--days must be > 0" (until 2026-12-07) did not say what was wrong
+        (["--days", "inf"], "--days must be > 0 and finite, got inf"),
+        (["--days", "nan"], "--days must be > 0 and finite, got nan"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(
