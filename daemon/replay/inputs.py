@@ -147,7 +147,8 @@ def parse_grid(items: Sequence[str]) -> list[dict[str, Any]]:
     """``["herd_penalty=0,0.1", "min_saving=0,0.05"]`` -> every combination.
 
     Raises:
-        ReplayInputError: an item without ``=`` or without values, a key given in two items
+        ReplayInputError: an item without ``=`` or without values, an empty value (``0.1,,0.3``:
+            until 2026-12-07 dropped without a word), a key given in two items
             (the later would silently replace the earlier), a value given twice in one
             (the same setting replayed twice), or more than :data:`MAX_GRID_SETTINGS`
             combinations.
@@ -156,9 +157,12 @@ def parse_grid(items: Sequence[str]) -> list[dict[str, Any]]:
     for item in items:
         key, sep, values = item.partition("=")
         key = key.strip()
-        options = [_value(v) for v in values.split(",") if v.strip()]
-        if not sep or not key or not options:
+        texts = values.split(",")
+        if not sep or not key or not values.strip():
             raise ReplayInputError(f"--grid: expected key=v1,v2,..., got {item!r}", field="--grid")
+        if not all(text.strip() for text in texts):  # was dropped: a setting fewer, no word
+            raise ReplayInputError(f"--grid {item!r}: an empty value", field="--grid")
+        options = [_value(text) for text in texts]
         if key in axes:
             raise ReplayInputError(f"--grid: {key} given twice (list its values once: "
                                    f"{key}=v1,v2,...)", field="--grid")  # fmt: skip

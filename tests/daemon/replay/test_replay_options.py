@@ -82,7 +82,10 @@ def test_policy_specs_and_grids() -> None:
     ("items", "message"),
     [(["guard_s=60", "guard_s=120"], "--grid: guard_s given twice"),
      (["guard_s=60,120,60.0"], "--grid 'guard_s=60,120,60.0': 60.0 given twice"),
-     (["home_only=true,false,true"], "'home_only=true,false,true': True given twice")],
+     (["home_only=true,false,true"], "'home_only=true,false,true': True given twice"),
+     # an empty value was dropped without a word (a setting fewer than the operator typed)
+     (["min_saving=0.1,,0.3"], "--grid 'min_saving=0.1,,0.3': an empty value"),
+     (["min_saving=0.1,"], "--grid 'min_saving=0.1,': an empty value")],
 )  # fmt: skip
 def test_a_grid_names_each_setting_once(items: list[str], message: str) -> None:
     """A key in two ``--grid`` items used to keep only the last item's values (60 was never
