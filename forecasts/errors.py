@@ -31,6 +31,7 @@ __all__ = [
     "CacheError",
     "ForecastsError",
     "KindMismatchError",
+    "LocatedError",
     "MalformedPayloadError",
     "NoSignalError",
     "OutOfRangeError",
@@ -63,12 +64,13 @@ class OutOfRangeError(SeriesError):
     """A time or interval that the series does not cover."""
 
 
-class SolarInputError(ForecastsError, ValueError):
-    """A bad PV parameter or power CSV: ``FILE:LINE: PROBLEM`` (``FILE: PROBLEM`` without a
-    line, ``PROBLEM`` without a file), composed from the parts, which the error keeps:
-    ``file`` (str), ``line`` (1-based), ``field`` (``datetime``, ``power_w``,
-    ``pv.latitude``), each None where not known. ``problem`` names the field in words where
-    it has one (``power_w: not a number ...``)."""
+class LocatedError(Exception):
+    """An error of a bad input whose message is ``FILE:LINE: PROBLEM`` (``FILE: PROBLEM``
+    without a line, ``PROBLEM`` without a file), composed from the parts, which it keeps:
+    ``file`` (str), ``line`` (1-based), ``field``, each None where not known, and
+    ``problem``. A mixin of each package's own input errors (:class:`SolarInputError`,
+    :class:`daemon.replay.errors.ReplayInputError`), under that package's error root; pickled
+    whole (the parts travel in ``__dict__``)."""
 
     def __init__(
         self,
@@ -84,6 +86,14 @@ class SolarInputError(ForecastsError, ValueError):
         self.problem = problem
         where = "" if self.file is None else self.file if line is None else f"{self.file}:{line}"
         super().__init__(f"{where}: {problem}" if where else problem)
+
+
+class SolarInputError(LocatedError, ForecastsError, ValueError):
+    """A bad PV parameter or power CSV: ``FILE:LINE: PROBLEM`` (``FILE: PROBLEM`` without a
+    line, ``PROBLEM`` without a file), composed from the parts, which the error keeps:
+    ``file`` (str), ``line`` (1-based), ``field`` (``datetime``, ``power_w``,
+    ``pv.latitude``), each None where not known. ``problem`` names the field in words where
+    it has one (``power_w: not a number ...``)."""
 
 
 class TraceFormatError(ForecastsError, ValueError):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from os import PathLike
-
 from daemon.errors import DaemonError, UsageError
+from forecasts.errors import LocatedError
 
 __all__ = ["ReplayError", "ReplayInputError"]
 
@@ -13,7 +12,7 @@ class ReplayError(DaemonError):
     """A replay could not run (the message names the file, line or field)."""
 
 
-class ReplayInputError(ReplayError, UsageError):
+class ReplayInputError(LocatedError, ReplayError, UsageError):
     """A bad replay input: a trace line, a cluster file field, an option; exit code 2.
 
     The message is ``FILE:LINE: PROBLEM`` (``FILE: PROBLEM`` without a line, ``PROBLEM``
@@ -21,18 +20,3 @@ class ReplayInputError(ReplayError, UsageError):
     (1-based), ``field`` (a trace's column or JSON field, a cluster file's dotted key, an
     option as typed, ``--slack``), each None where not known. ``problem`` names the field in
     words where it has one (``ContextTokens is not an integer: 'x'``)."""
-
-    def __init__(
-        self,
-        problem: str,
-        *,
-        file: str | PathLike[str] | None = None,
-        line: int | None = None,
-        field: str | None = None,
-    ) -> None:
-        self.file = None if file is None else str(file)
-        self.line = line
-        self.field = field
-        self.problem = problem
-        where = "" if self.file is None else self.file if line is None else f"{self.file}:{line}"
-        super().__init__(f"{where}: {problem}" if where else problem)
